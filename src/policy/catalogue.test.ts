@@ -1,0 +1,177 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { type Eccn, classifyAccelerator } from './classification.ts';
+import { defaultCataloguePath, loadAcceleratorCatalogue, parseAcceleratorCsv, parseCsv, sharedCataloguePath } from './catalogue.ts';
+
+const header =
+  'model,vendor,dense_tops,bit_length,tpp,logic_die_area_mm2,performance_density,dram_bandwidth_gb_s,memory_gb,designed_for_datacenter,note,source';
+
+/** What each row of accelerators.csv must classify as, worked out by hand from the thresholds. */
+const expected: Record<string, { eccn: Eccn; paragraph: string; caseByCase: boolean }> = {
+  'A100 SXM': { eccn: '3A090.a', paragraph: '3A090.a.1', caseByCase: true }, // TPP 4992 ≥ 4800 (and PD 6.04 ≥ 5.92)
+  'H100 SXM': { eccn: '3A090.a', paragraph: '3A090.a.1', caseByCase: true },
+  'H100 PCIe': { eccn: '3A090.a', paragraph: '3A090.a.1', caseByCase: true },
+  'H800 SXM': { eccn: '3A090.a', paragraph: '3A090.a.1', caseByCase: true },
+  H20: { eccn: 'not 3A090', paragraph: 'below 3A090 thresholds', caseByCase: false }, // TPP 2368 < 2400 (b.1), PD 2.91 < 3.2 (b.2)
+  'H200 SXM': { eccn: '3A090.a', paragraph: '3A090.a.1', caseByCase: true }, // TPP 15832 < 21000, 4800 GB/s < 6500
+  'H200 NVL': { eccn: '3A090.a', paragraph: '3A090.a.1', caseByCase: true },
+  'B200 HGX': { eccn: '3A090.a', paragraph: '3A090.a.1', caseByCase: false }, // TPP 36000 ≥ 21000, 8000 GB/s ≥ 6500
+  'AMD MI300X': { eccn: '3A090.a', paragraph: '3A090.a.1', caseByCase: true }, // TPP 20919.2 < 21000
+  'AMD MI325X': { eccn: '3A090.a', paragraph: '3A090.a.1', caseByCase: true }, // 6000 GB/s < 6500
+  'Ascend 910B': { eccn: '3A090.a', paragraph: '3A090.a.1', caseByCase: true },
+  'Ascend 910C': { eccn: '3A090.a', paragraph: '3A090.a.1', caseByCase: true },
+};
+
+/** Half a unit in the last published decimal place: 20.6 -> 0.05, 19.45 -> 0.005, 15832 -> 0.5. */
+function publishedRounding(published: number): number {
+  const decimals = String(published).split('.')[1]?.length ?? 0;
+  return 0.5 * 10 ** -decimals;
+}
+
+describe('the accelerator catalogue (accelerators.csv)', () => {
+  it('loads the copy in this folder by default', async () => {
+    const products = await loadAcceleratorCatalogue();
+    expect(products.map((product) => product.model)).toEqual(Object.keys(expected));
+    expect(products[5]).toEqual({
+      model: 'H200 SXM',
+      vendor: 'NVIDIA',
+      datasheet: { model: 'H200 SXM', denseTops: 1979, bitLength: 8, logicDieAreaMm2: 814, dramBandwidthGbS: 4800, designedForDatacenter: true },
+      publishedTpp: 15832,
+      publishedPerformanceDensity: 19.45,
+      memoryGb: 141,
+      note: 'FP8 dense; the chip of the seed',
+      source: 'H200 datasheet (hpc-datasheet-sc23-h200)',
+      line: 7,
+    });
+  });
+
+  it.skipIf(!existsSync(sharedCataloguePath))('the copy matches shared/data/accelerators.csv', () => {
+    expect(readFileSync(defaultCataloguePath, 'utf8')).toBe(readFileSync(sharedCataloguePath, 'utf8'));
+  });
+
+  it("classifies every row consistently with the file's own TPP and PD columns", async () => {
+    for (const product of await loadAcceleratorCatalogue()) {
+      const result = classifyAccelerator(product.datasheet);
+      const want = expected[product.model];
+      expect(want, `no expectation for ${product.model}`).toBeDefined();
+      expect(Math.abs(result.tpp - product.publishedTpp), `${product.model} TPP ${result.tpp}`).toBeLessThanOrEqual(publishedRounding(product.publishedTpp) + 1e-9);
+      expect(
+        Math.abs(result.performanceDensity - product.publishedPerformanceDensity),
+        `${product.model} PD ${result.performanceDensity}`,
+      ).toBeLessThanOrEqual(publishedRounding(product.publishedPerformanceDensity) + 1e-9);
+      expect({ model: product.model, eccn: result.eccn, paragraph: result.paragraph, caseByCase: result.chinaPolicy.caseByCase }).toEqual({
+        model: product.model,
+        ...want,
+      });
+    }
+  });
+
+  it('says which file could not be read', async () => {
+    await expect(loadAcceleratorCatalogue('/nonexistent/accelerators.csv')).rejects.toThrow(/couldn't read the accelerator catalogue at \/nonexistent\/accelerators.csv/);
+  });
+
+  it('names the file and line of a bad row', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'catalogue-'));
+    try {
+      const path = join(folder, 'bad.csv');
+      writeFileSync(path, `${header}\nX1,V,abc,8,1,1,1,1,1,true,,s\n`);
+      await expect(loadAcceleratorCatalogue(path)).rejects.toThrow(`${path}: couldn't parse the accelerator catalogue: line 2: column dense_tops: "abc" is not a decimal number`);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('parseAcceleratorCsv', () => {
+  const row = (cells: Partial<Record<string, string>> = {}) => {
+    const defaults: Record<string, string> = {
+      model: 'X1',
+      vendor: 'V',
+      dense_tops: '100',
+      bit_length: '8',
+      tpp: '800',
+      logic_die_area_mm2: '400',
+      performance_density: '2',
+      dram_bandwidth_gb_s: '1000',
+      memory_gb: '16',
+      designed_for_datacenter: 'true',
+      note: '',
+      source: 'test',
+    };
+    return header
+      .split(',')
+      .map((name) => cells[name] ?? defaults[name])
+      .join(',');
+  };
+
+  it('reads quoted fields with commas, quotes and line breaks, CRLF line ends and a BOM', () => {
+    const text = `\uFEFF${header}\r\n${row({ model: '"H200, ""SXM"""', note: '"two\r\nlines"' })}\r\n\r\n${row({ model: 'X2' })}`;
+    const products = parseAcceleratorCsv(text);
+    expect(products.map((product) => [product.model, product.note, product.line])).toEqual([
+      ['H200, "SXM"', 'two\nlines', 2],
+      ['X2', '', 5], // the quoted line break moved it down one line, the blank line another
+    ]);
+  });
+
+  it('reports the line of a malformed row', () => {
+    const text = [header, row(), row({ designed_for_datacenter: 'yes' })].join('\n');
+    expect(() => parseAcceleratorCsv(text)).toThrow("couldn't parse the accelerator catalogue: line 3: column designed_for_datacenter: expected true or false, got \"yes\"");
+    expect(() => parseAcceleratorCsv(`${header}\n${row()},extra`)).toThrow('line 2: expected 12 fields, got 13');
+    expect(() => parseAcceleratorCsv(`${header}\n${row({ model: '' })}`)).toThrow('line 2: column model is empty');
+    expect(() => parseAcceleratorCsv(`${header}\n${row({ model: 'A\u0007' })}`)).toThrow('line 2: column model: control character U+0007 at position 1');
+    expect(() => parseAcceleratorCsv(`${header}\n${row({ dense_tops: '-5' })}`)).toThrow('"-5" is not a decimal number');
+    expect(() => parseAcceleratorCsv(`${header}\n${row()}\n"unclosed,${row()}`)).toThrow(
+      "couldn't parse the accelerator catalogue: line 3: a quoted field is not closed before the end of the file",
+    );
+  });
+
+  it('checks the header: missing, unknown and repeated columns', () => {
+    expect(() => parseAcceleratorCsv('')).toThrow('line 1: the file is empty');
+    expect(() => parseAcceleratorCsv(header.replace('tpp,', 'tpps,'))).toThrow('line 1: header columns: missing tpp; unknown tpps');
+    expect(() => parseAcceleratorCsv(header.replace('vendor', 'model'))).toThrow('column "model" appears twice');
+  });
+
+  it('accepts the columns in any order', () => {
+    const names = header.split(',').reverse();
+    const values = row().split(',').reverse();
+    expect(parseAcceleratorCsv(`${names.join(',')}\n${values.join(',')}`)[0]?.datasheet.denseTops).toBe(100);
+  });
+});
+
+describe('parseCsv', () => {
+  const parse = (text: string) => parseCsv(text, { recordsMax: 100 });
+
+  it('reports unterminated quotes, stray quotes and text after a closing quote with their lines', () => {
+    expect(() => parse('a,b\nc,"d\ne')).toThrow('line 2: a quoted field is not closed before the end of the file');
+    expect(() => parse('a,b\nc,d"e')).toThrow('line 2: a quote inside an unquoted field at column 4');
+    expect(() => parse('a\n"x\ny"z,w')).toThrow('line 3: text after a closing quote at column 3');
+    expect(() => parse('a\rb')).toThrow('line 1: a carriage return not followed by a line feed');
+  });
+
+  it('keeps empty fields, including a trailing one', () => {
+    expect(parse('a,,\n,"",b').map((record) => record.fields)).toEqual([
+      ['a', '', ''],
+      ['', '', 'b'],
+    ]);
+  });
+
+  it('stops at the record limit', () => {
+    expect(() => parseCsv('a\nb\nc\n', { recordsMax: 2 })).toThrow('line 3: more than 2 records');
+  });
+
+  it('reads back what a writer that quotes every field wrote (property)', () => {
+    const field = fc.string({ unit: fc.constantFrom('a', 'Z', '中', ',', '"', '\n', '\r\n', ' ', '1'), maxLength: 8 });
+    const table = fc.array(fc.array(field, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 6 });
+    fc.assert(
+      fc.property(table, fc.constantFrom('\n', '\r\n'), (rows, lineEnd) => {
+        const text = rows.map((fields) => fields.map((value) => `"${value.replaceAll('"', '""')}"`).join(',')).join(lineEnd);
+        expect(parse(text).map((record) => record.fields)).toEqual(rows);
+      }),
+      { seed: 4180, numRuns: 1_000 },
+    );
+  });
+});

@@ -1,0 +1,268 @@
+/**
+ * The accelerator catalogue: datasheet figures of real accelerators, from accelerators.csv
+ * (columns and sources described in shared/data/README.md). The demo seeds its products from
+ * it and the classification tests check every row against the file's own TPP and PD columns.
+ *
+ * The file is kept in two places: shared/data/accelerators.csv (the reference data, beside the
+ * repository) and a copy in this folder, which is what we load by default because shared/ is
+ * not present in every deployment. catalogue.test.ts fails when the two differ.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { DomainError } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
+import { normaliseText, textProblem } from '../core/text.ts';
+import type { SingleRateDatasheet } from './classification.ts';
+
+/** The copy shipped with the code. */
+export const defaultCataloguePath = fileURLToPath(new URL('./accelerators.csv', import.meta.url));
+/** The reference file in shared/data, beside the repository (`../shared` from its root); may be absent. */
+export const sharedCataloguePath = fileURLToPath(new URL('../../../shared/data/accelerators.csv', import.meta.url));
+
+/** A catalogue is a few dozen products; a thousand rows means the wrong file. */
+export const catalogueRowsMax = 1_000;
+/** Longest cell (notes and sources are a sentence or two). */
+export const catalogueCellLengthMax = limits.textLengthMax;
+
+export interface AcceleratorProduct {
+  model: string;
+  vendor: string;
+  /** What classifyAccelerator takes. */
+  datasheet: SingleRateDatasheet;
+  /** TPP as the file publishes it (rounded), for cross-checking the computed value. */
+  publishedTpp: number;
+  /** Performance density as the file publishes it (rounded to 1 or 2 decimals). */
+  publishedPerformanceDensity: number;
+  memoryGb: number;
+  note: string;
+  source: string;
+  /** Line of the file where the row starts, for messages. */
+  line: number;
+}
+
+const columns = [
+  'model',
+  'vendor',
+  'dense_tops',
+  'bit_length',
+  'tpp',
+  'logic_die_area_mm2',
+  'performance_density',
+  'dram_bandwidth_gb_s',
+  'memory_gb',
+  'designed_for_datacenter',
+  'note',
+  'source',
+] as const;
+
+type Column = (typeof columns)[number];
+
+/** Reads and parses a catalogue file; the in-repo copy unless told otherwise. */
+export async function loadAcceleratorCatalogue(path: string = defaultCataloguePath): Promise<AcceleratorProduct[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new Error(`couldn't read the accelerator catalogue at ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    return parseAcceleratorCsv(text);
+  } catch (error) {
+    if (error instanceof DomainError) {
+      throw new DomainError(error.code, `${path}: ${error.message}`, { rule: error.rule ?? 'catalogue', details: { ...error.details, path }, cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Parses the catalogue CSV. Throws DomainError('invalid_input') naming the line of the first problem. */
+export function parseAcceleratorCsv(text: string): AcceleratorProduct[] {
+  const records = parseCatalogueRecords(text);
+  const header = records[0];
+  if (header === undefined) throw catalogueError(1, 'the file is empty; expected a header line');
+  const indexOf = headerIndex(header.fields.map((name) => name.trim()));
+  return records.slice(1).map((record) => productFromRecord(record, indexOf));
+}
+
+/** parseCsv, with its errors reworded as catalogue errors (same line, same reason). */
+function parseCatalogueRecords(text: string): CsvRecord[] {
+  try {
+    return parseCsv(text, { recordsMax: catalogueRowsMax + 1 });
+  } catch (error) {
+    if (error instanceof DomainError && error.rule === 'csv') {
+      const { line, reason } = error.details as { line: number; reason: string };
+      throw catalogueError(line, reason);
+    }
+    throw error;
+  }
+}
+
+function headerIndex(header: readonly string[]): Record<Column, number> {
+  const seen = new Map<string, number>();
+  header.forEach((name, index) => {
+    if (seen.has(name)) throw catalogueError(1, `column ${JSON.stringify(name)} appears twice in the header`);
+    seen.set(name, index);
+  });
+  const unknown = header.filter((name) => !(columns as readonly string[]).includes(name));
+  const missing = columns.filter((name) => !seen.has(name));
+  if (unknown.length > 0 || missing.length > 0) {
+    const parts = [missing.length > 0 ? `missing ${missing.join(', ')}` : '', unknown.length > 0 ? `unknown ${unknown.join(', ')}` : ''];
+    throw catalogueError(1, `header columns: ${parts.filter((part) => part !== '').join('; ')}`);
+  }
+  return Object.fromEntries(columns.map((name) => [name, seen.get(name) as number])) as Record<Column, number>;
+}
+
+function productFromRecord(record: CsvRecord, indexOf: Record<Column, number>): AcceleratorProduct {
+  if (record.fields.length !== columns.length) {
+    throw catalogueError(record.line, `expected ${columns.length} fields, got ${record.fields.length}`);
+  }
+  const cell = (column: Column): string => {
+    const value = normaliseText(record.fields[indexOf[column]] as string);
+    const problem = textProblem(value);
+    if (problem !== undefined) throw catalogueError(record.line, `column ${column}: ${problem}`);
+    if (value.length > catalogueCellLengthMax) throw catalogueError(record.line, `column ${column}: longer than ${catalogueCellLengthMax} characters`);
+    return value;
+  };
+  const text = (column: Column): string => {
+    const value = cell(column);
+    if (value === '') throw catalogueError(record.line, `column ${column} is empty`);
+    return value;
+  };
+  const decimal = (column: Column): number => {
+    const value = cell(column);
+    if (!/^[0-9]+(\.[0-9]+)?$/.test(value)) throw catalogueError(record.line, `column ${column}: ${JSON.stringify(value)} is not a decimal number`);
+    return Number(value);
+  };
+  const flag = (column: Column): boolean => {
+    const value = cell(column);
+    if (value !== 'true' && value !== 'false') throw catalogueError(record.line, `column ${column}: expected true or false, got ${JSON.stringify(value)}`);
+    return value === 'true';
+  };
+  const model = text('model');
+  return {
+    model,
+    vendor: text('vendor'),
+    datasheet: {
+      model,
+      denseTops: decimal('dense_tops'),
+      bitLength: decimal('bit_length'),
+      logicDieAreaMm2: decimal('logic_die_area_mm2'),
+      dramBandwidthGbS: decimal('dram_bandwidth_gb_s'),
+      designedForDatacenter: flag('designed_for_datacenter'),
+    },
+    publishedTpp: decimal('tpp'),
+    publishedPerformanceDensity: decimal('performance_density'),
+    memoryGb: decimal('memory_gb'),
+    note: cell('note'),
+    source: text('source'),
+    line: record.line,
+  };
+}
+
+function catalogueError(line: number, message: string): DomainError {
+  return new DomainError('invalid_input', `couldn't parse the accelerator catalogue: line ${line}: ${message}`, { rule: 'catalogue', details: { line } });
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV (RFC 4180): fields separated by commas, records by CRLF or LF; a field in double quotes
+// may hold commas, line breaks and doubled quotes (""). A UTF-8 byte order mark is skipped.
+
+export interface CsvRecord {
+  /** Line on which the record starts (1-based); a quoted line break makes records span lines. */
+  line: number;
+  fields: string[];
+}
+
+/**
+ * Splits CSV text into records. Blank lines are skipped. Throws DomainError('invalid_input')
+ * with the line number on an unterminated quote, text after a closing quote, or more than
+ * `recordsMax` records.
+ */
+export function parseCsv(text: string, options: { recordsMax: number }): CsvRecord[] {
+  const records: CsvRecord[] = [];
+  let line = 1;
+  let position = text.startsWith('\uFEFF') ? 1 : 0;
+  while (position < text.length) {
+    if (text[position] === '\n' || text.startsWith('\r\n', position)) {
+      position += text[position] === '\n' ? 1 : 2;
+      line++;
+      continue;
+    }
+    if (records.length >= options.recordsMax) throw csvError(line, `more than ${options.recordsMax} records`);
+    const record = readRecord(text, position, line);
+    records.push({ line, fields: record.fields });
+    position = record.end;
+    line = record.nextLine;
+  }
+  return records;
+}
+
+/** Reads one record starting at `start`; `end` is just past its line break (or the text). */
+function readRecord(text: string, start: number, startLine: number): { fields: string[]; end: number; nextLine: number } {
+  const fields: string[] = [];
+  let position = start;
+  let line = startLine;
+  for (;;) {
+    const field = text[position] === '"' ? readQuotedField(text, position, line) : readPlainField(text, position, line);
+    fields.push(field.value);
+    position = field.end;
+    line = field.line;
+    if (text[position] === ',') {
+      position++;
+      continue;
+    }
+    if (position >= text.length) return { fields, end: position, nextLine: line };
+    // Only a line break can follow a field here; readPlainField and readQuotedField ensure it.
+    position += text[position] === '\n' ? 1 : 2;
+    return { fields, end: position, nextLine: line + 1 };
+  }
+}
+
+function readPlainField(text: string, start: number, line: number): { value: string; end: number; line: number } {
+  let position = start;
+  while (position < text.length && text[position] !== ',' && text[position] !== '\n' && !text.startsWith('\r\n', position)) {
+    if (text[position] === '"') throw csvError(line, `a quote inside an unquoted field at column ${columnOf(text, position)}; quote the whole field and double the quote`);
+    if (text[position] === '\r') throw csvError(line, `a carriage return not followed by a line feed at column ${columnOf(text, position)}`);
+    position++;
+  }
+  return { value: text.slice(start, position), end: position, line };
+}
+
+function readQuotedField(text: string, start: number, startLine: number): { value: string; end: number; line: number } {
+  let value = '';
+  let position = start + 1;
+  let line = startLine;
+  for (;;) {
+    const quote = text.indexOf('"', position);
+    if (quote === -1) throw csvError(startLine, 'a quoted field is not closed before the end of the file');
+    const chunk = text.slice(position, quote);
+    value += chunk;
+    line += countLineBreaks(chunk);
+    if (text[quote + 1] === '"') {
+      value += '"';
+      position = quote + 2;
+      continue;
+    }
+    const after = quote + 1;
+    const next = text[after];
+    if (after < text.length && next !== ',' && next !== '\n' && !text.startsWith('\r\n', after)) {
+      throw csvError(line, `text after a closing quote at column ${columnOf(text, after)}`);
+    }
+    return { value, end: after, line };
+  }
+}
+
+function countLineBreaks(chunk: string): number {
+  let count = 0;
+  for (const character of chunk) if (character === '\n') count++;
+  return count;
+}
+
+/** 1-based column of a position within its line, for messages. */
+function columnOf(text: string, position: number): number {
+  return position - text.lastIndexOf('\n', position - 1);
+}
+
+function csvError(line: number, message: string): DomainError {
+  return new DomainError('invalid_input', `couldn't parse CSV: line ${line}: ${message}`, { rule: 'csv', details: { line, reason: message } });
+}

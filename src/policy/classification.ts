@@ -1,0 +1,366 @@
+/**
+ * Export classification of an AI accelerator under ECCN 3A090, from its datasheet.
+ *
+ * Source: BIS interim final rule "Implementation of Additional Export Controls: Certain Advanced
+ * Computing Items; Supercomputer and Semiconductor End Use", 88 FR 73458 (25 October 2023), which
+ * rewrote 3A090 in terms of two numbers:
+ *
+ *   TPP (total processing performance) = 2 × MacTOPS × bit length of the operation, taking the
+ *     highest value over the precisions the chip supports, dense (no sparsity). A datasheet's
+ *     "dense TOPS" already counts a multiply-accumulate as two operations, so TPP = dense TOPS ×
+ *     bit length.
+ *   PD (performance density) = TPP / applicable die area in mm² (logic dies only, not memory).
+ *
+ * And the January 2026 licence review policy for China (91 FR 1684): applications are reviewed
+ * case by case when TPP < 21,000 and total DRAM bandwidth < 6,500 GB/s; otherwise a presumption
+ * of denial applies.
+ *
+ * Every comparison is exact. Datasheet numbers are decimals ("1670.5 TFLOPS"); we take each as
+ * the decimal it is written as and compare rationals by cross-multiplying bigints, so a chip at
+ * exactly PD 3.2 is never pushed below the threshold by binary floating point (102.8 × 16 / 514
+ * is 3.1999999999999997 in doubles, exactly 3.2 in fact). Nothing is rounded before comparing;
+ * rounding happens only when a number is shown.
+ */
+import { DomainError, assert } from '../core/errors.ts';
+
+/* 3A090 thresholds, 88 FR 73458 (Oct. 25, 2023), Supplement No. 1 to part 774, ECCN 3A090. */
+
+/** 3A090.a.1: TPP of 4800 or more. */
+export const tppA1Min = 4800;
+/** 3A090.a.2: TPP of 1600 or more and PD of 5.92 or more. */
+export const tppA2Min = 1600;
+export const performanceDensityA2Min = 5.92;
+/** 3A090.b.1: TPP of 2400 or more and less than 4800, and PD of 1.6 or more and less than 5.92. */
+export const tppB1Min = 2400;
+export const tppB1Below = 4800;
+export const performanceDensityB1Min = 1.6;
+export const performanceDensityB1Below = 5.92;
+/** 3A090.b.2: TPP of 1600 or more and PD of 3.2 or more and less than 5.92. */
+export const tppB2Min = 1600;
+export const performanceDensityB2Min = 3.2;
+export const performanceDensityB2Below = 5.92;
+/** Note 2 to 3A090: items not designed or marketed for data centres with TPP below 4800 are outside 3A090. */
+export const tppNonDatacenterBelow = 4800;
+
+/* January 2026 licence review policy for China, 91 FR 1684. */
+
+/** Case-by-case review only below both of these; at or above either, presumption of denial. */
+export const chinaCaseByCaseTppBelow = 21_000;
+export const chinaCaseByCaseDramBandwidthBelowGbS = 6_500;
+
+/** More precisions than any datasheet lists; bounds the work on an API input. */
+export const denseRatesMax = 16;
+/** Bit lengths of real arithmetic formats are 1 to 64; anything above 256 is a typo. */
+export const bitLengthMax = 256;
+
+export interface DenseRate {
+  /** For the reasons only, e.g. "FP8" or "INT8". */
+  precision?: string;
+  /** Dense (not sparse) tera-operations per second at this precision, as the datasheet gives it. */
+  denseTops: number;
+  bitLength: number;
+}
+
+interface DatasheetCommon {
+  /** For error messages only. */
+  model?: string;
+  logicDieAreaMm2: number;
+  dramBandwidthGbS: number;
+  designedForDatacenter: boolean;
+}
+
+/** Datasheet with one dense rate per precision; TPP is the highest over them. */
+export interface MultiRateDatasheet extends DatasheetCommon {
+  denseRates: readonly DenseRate[];
+}
+
+/** Datasheet with the single rate that gives the highest TPP (as in data/accelerators.csv). */
+export interface SingleRateDatasheet extends DatasheetCommon {
+  denseTops: number;
+  bitLength: number;
+}
+
+export type AcceleratorDatasheet = MultiRateDatasheet | SingleRateDatasheet;
+
+export type Eccn = '3A090.a' | '3A090.b' | 'not 3A090';
+export type Paragraph = '3A090.a.1' | '3A090.a.2' | '3A090.b.1' | '3A090.b.2' | 'Note 2 to 3A090' | 'below 3A090 thresholds';
+
+export interface ChinaLicencePolicy {
+  review: 'case-by-case' | 'presumption of denial' | 'not applicable';
+  caseByCase: boolean;
+  reason: string;
+}
+
+export interface Classification {
+  eccn: Eccn;
+  /** The paragraph that decided it; for items outside 3A090, why they are outside. */
+  paragraph: Paragraph;
+  tpp: number;
+  performanceDensity: number;
+  /** The rate that gave the highest TPP. */
+  tppRate: DenseRate;
+  /** The numbers and thresholds behind the decision, one statement each. */
+  reasons: string[];
+  chinaPolicy: ChinaLicencePolicy;
+}
+
+/**
+ * Classifies a datasheet. Throws DomainError('invalid_input') listing every bad field when the
+ * datasheet is not usable (a rate of zero, a negative area, ...).
+ */
+export function classifyAccelerator(datasheet: AcceleratorDatasheet): Classification {
+  const rates = datasheetRates(datasheet);
+  const problems = datasheetProblems(datasheet, rates);
+  if (problems.length > 0) {
+    const subject = datasheet.model === undefined ? 'accelerator' : JSON.stringify(datasheet.model);
+    throw new DomainError('invalid_input', `couldn't classify ${subject}: ${problems.join('; ')}`, {
+      rule: 'classification-input',
+      details: { problems },
+    });
+  }
+  const { rate, tpp } = highestTpp(rates);
+  const area = exactDecimal(datasheet.logicDieAreaMm2);
+  const density = divide(tpp, area);
+  const derivation = [
+    `TPP ${formatExact(tpp)} = ${formatExact(exactDecimal(rate.denseTops))} dense TOPS${rate.precision === undefined ? '' : ` (${rate.precision})`} × bit length ${rate.bitLength}` +
+      (rates.length > 1 ? `, the highest of ${rates.length} precisions` : ''),
+    `performance density = TPP ${formatExact(tpp)} / logic die area ${formatExact(area)} mm² ${isTerminating(density) ? '=' : '≈'} ${formatRounded(density, 2)}`,
+  ];
+  const decision = decideParagraph(tpp, density, datasheet.designedForDatacenter);
+  return {
+    eccn: decision.eccn,
+    paragraph: decision.paragraph,
+    tpp: toNumber(tpp),
+    performanceDensity: toNumber(density),
+    tppRate: rate,
+    reasons: [...derivation, ...decision.reasons],
+    chinaPolicy: chinaLicencePolicy(decision.eccn, tpp, exactDecimal(datasheet.dramBandwidthGbS)),
+  };
+}
+
+function datasheetRates(datasheet: AcceleratorDatasheet): readonly DenseRate[] {
+  if ('denseRates' in datasheet) return datasheet.denseRates;
+  return [{ denseTops: datasheet.denseTops, bitLength: datasheet.bitLength }];
+}
+
+function datasheetProblems(datasheet: AcceleratorDatasheet, rates: readonly DenseRate[]): string[] {
+  const problems: string[] = [];
+  if (rates.length === 0) problems.push('at least one dense rate is needed');
+  if (rates.length > denseRatesMax) problems.push(`at most ${denseRatesMax} dense rates, got ${rates.length}`);
+  rates.slice(0, denseRatesMax).forEach((rate, index) => {
+    const label = rates.length === 1 ? '' : ` of rate ${index + 1}${rate.precision === undefined ? '' : ` (${rate.precision})`}`;
+    if (!isPositiveFinite(rate.denseTops)) problems.push(`dense TOPS${label} must be a positive number, got ${String(rate.denseTops)}`);
+    if (!Number.isInteger(rate.bitLength) || rate.bitLength < 1 || rate.bitLength > bitLengthMax) {
+      problems.push(`bit length${label} must be a whole number from 1 to ${bitLengthMax}, got ${String(rate.bitLength)}`);
+    }
+  });
+  if (!isPositiveFinite(datasheet.logicDieAreaMm2)) problems.push(`logic die area must be a positive number of mm², got ${String(datasheet.logicDieAreaMm2)}`);
+  if (!Number.isFinite(datasheet.dramBandwidthGbS) || datasheet.dramBandwidthGbS < 0) {
+    problems.push(`DRAM bandwidth must be a number of GB/s, zero or more, got ${String(datasheet.dramBandwidthGbS)}`);
+  }
+  if (typeof datasheet.designedForDatacenter !== 'boolean') problems.push('designedForDatacenter must be true or false');
+  return problems;
+}
+
+function isPositiveFinite(value: number): boolean {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0;
+}
+
+function highestTpp(rates: readonly DenseRate[]): { rate: DenseRate; tpp: Rational } {
+  let best: { rate: DenseRate; tpp: Rational } | undefined;
+  for (const rate of rates) {
+    const tpp = multiply(exactDecimal(rate.denseTops), exactDecimal(rate.bitLength));
+    if (best === undefined || compare(tpp, best.tpp) > 0) best = { rate, tpp };
+  }
+  assert(best !== undefined, 'highestTpp needs at least one rate (checked by datasheetProblems)');
+  return best;
+}
+
+interface Decision {
+  eccn: Eccn;
+  paragraph: Paragraph;
+  reasons: string[];
+}
+
+/** The 3A090 decision tree: Note 2 first, then .a before .b, as the list reads. */
+function decideParagraph(tpp: Rational, density: Rational, designedForDatacenter: boolean): Decision {
+  const tppIs = (relation: Relation, threshold: number) => statement('TPP', tpp, relation, threshold);
+  const densityIs = (relation: Relation, threshold: number) => statement('performance density', density, relation, threshold);
+  if (!designedForDatacenter && below(tpp, tppNonDatacenterBelow)) {
+    return {
+      eccn: 'not 3A090',
+      paragraph: 'Note 2 to 3A090',
+      reasons: [`not designed or marketed for data centres and ${tppIs('<', tppNonDatacenterBelow)}: outside 3A090 (Note 2 to 3A090)`],
+    };
+  }
+  if (atLeast(tpp, tppA1Min)) {
+    return { eccn: '3A090.a', paragraph: '3A090.a.1', reasons: [`${tppIs('≥', tppA1Min)}: 3A090.a.1`] };
+  }
+  if (atLeast(tpp, tppA2Min) && atLeast(density, performanceDensityA2Min)) {
+    return {
+      eccn: '3A090.a',
+      paragraph: '3A090.a.2',
+      reasons: [`${tppIs('≥', tppA2Min)} and ${densityIs('≥', performanceDensityA2Min)}: 3A090.a.2`],
+    };
+  }
+  const b1 = atLeast(tpp, tppB1Min) && below(tpp, tppB1Below) && atLeast(density, performanceDensityB1Min) && below(density, performanceDensityB1Below);
+  if (b1) {
+    return {
+      eccn: '3A090.b',
+      paragraph: '3A090.b.1',
+      reasons: [`${rangeStatement('TPP', tpp, tppB1Min, tppB1Below)}, ${rangeStatement('performance density', density, performanceDensityB1Min, performanceDensityB1Below)}: 3A090.b.1`],
+    };
+  }
+  if (atLeast(tpp, tppB2Min) && atLeast(density, performanceDensityB2Min) && below(density, performanceDensityB2Below)) {
+    return {
+      eccn: '3A090.b',
+      paragraph: '3A090.b.2',
+      reasons: [`${tppIs('≥', tppB2Min)} and ${rangeStatement('performance density', density, performanceDensityB2Min, performanceDensityB2Below)}: 3A090.b.2`],
+    };
+  }
+  return { eccn: 'not 3A090', paragraph: 'below 3A090 thresholds', reasons: reasonsBelowThresholds(tpp, density) };
+}
+
+/** For an item outside every paragraph: the first condition of each paragraph that fails. */
+function reasonsBelowThresholds(tpp: Rational, density: Rational): string[] {
+  const failedTpp = (threshold: number) => statement('TPP', tpp, '<', threshold);
+  const failedDensity = (threshold: number) => statement('performance density', density, '<', threshold);
+  const a2 = below(tpp, tppA2Min) ? failedTpp(tppA2Min) : failedDensity(performanceDensityA2Min);
+  // .b.1 can only fail on its lower bounds here: TPP ≥ 4800 or PD ≥ 5.92 would have been .a.
+  const b1 = below(tpp, tppB1Min) ? failedTpp(tppB1Min) : failedDensity(performanceDensityB1Min);
+  const b2 = below(tpp, tppB2Min) ? failedTpp(tppB2Min) : failedDensity(performanceDensityB2Min);
+  return [`3A090.a.1: ${failedTpp(tppA1Min)}`, `3A090.a.2: ${a2}`, `3A090.b.1: ${b1}`, `3A090.b.2: ${b2}`, 'not 3A090: below the thresholds of every paragraph'];
+}
+
+/** January 2026 China policy (91 FR 1684); applies only to items that 3A090 controls. */
+function chinaLicencePolicy(eccn: Eccn, tpp: Rational, dramBandwidthGbS: Rational): ChinaLicencePolicy {
+  if (eccn === 'not 3A090') {
+    return { review: 'not applicable', caseByCase: false, reason: 'not 3A090: the January 2026 China licence policy for 3A090 items does not apply' };
+  }
+  const tppStatement = statement('TPP', tpp, below(tpp, chinaCaseByCaseTppBelow) ? '<' : '≥', chinaCaseByCaseTppBelow);
+  const bandwidthIsBelow = below(dramBandwidthGbS, chinaCaseByCaseDramBandwidthBelowGbS);
+  const bandwidthStatement = `DRAM bandwidth ${formatExact(dramBandwidthGbS)} GB/s ${bandwidthIsBelow ? '<' : '≥'} ${formatThreshold(chinaCaseByCaseDramBandwidthBelowGbS)} GB/s`;
+  if (below(tpp, chinaCaseByCaseTppBelow) && bandwidthIsBelow) {
+    return { review: 'case-by-case', caseByCase: true, reason: `${tppStatement} and ${bandwidthStatement}: case-by-case review (91 FR 1684)` };
+  }
+  const failing = [below(tpp, chinaCaseByCaseTppBelow) ? undefined : tppStatement, bandwidthIsBelow ? undefined : bandwidthStatement].filter((part) => part !== undefined);
+  return { review: 'presumption of denial', caseByCase: false, reason: `${failing.join(' and ')}: presumption of denial (91 FR 1684)` };
+}
+
+type Relation = '≥' | '<';
+
+/** "TPP 2,368 < 2,400", with enough digits that the shown number agrees with the relation. */
+function statement(name: string, value: Rational, relation: Relation, threshold: number): string {
+  return `${name} ${formatDecisive(value, [exactDecimal(threshold)])} ${relation} ${formatThreshold(threshold)}`;
+}
+
+/** "performance density 5.9198 ≥ 1.6 and < 5.92", shown with enough digits for both bounds. */
+function rangeStatement(name: string, value: Rational, min: number, below: number): string {
+  const shown = formatDecisive(value, [exactDecimal(min), exactDecimal(below)]);
+  return `${name} ${shown} ≥ ${formatThreshold(min)} and < ${formatThreshold(below)}`;
+}
+
+function atLeast(value: Rational, threshold: number): boolean {
+  return compare(value, exactDecimal(threshold)) >= 0;
+}
+
+function below(value: Rational, threshold: number): boolean {
+  return compare(value, exactDecimal(threshold)) < 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact arithmetic on non-negative rationals. Small on purpose: the only operations needed are
+// product, quotient and comparison of a handful of datasheet decimals.
+
+interface Rational {
+  numerator: bigint;
+  /** Always positive. */
+  denominator: bigint;
+}
+
+/**
+ * The decimal a finite number is written as: JavaScript prints the shortest decimal that reads
+ * back as the same double, which for a datasheet value is the value as typed ("1670.5").
+ */
+function exactDecimal(value: number): Rational {
+  const match = /^(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(value));
+  assert(match !== null, `exactDecimal needs a finite non-negative number, got ${String(value)}`);
+  const [, integerDigits, fractionDigits = '', exponentText = '0'] = match;
+  const exponent = Number(exponentText) - fractionDigits.length;
+  const digits = BigInt(`${integerDigits}${fractionDigits}`);
+  return exponent >= 0 ? { numerator: digits * 10n ** BigInt(exponent), denominator: 1n } : { numerator: digits, denominator: 10n ** BigInt(-exponent) };
+}
+
+function multiply(left: Rational, right: Rational): Rational {
+  return { numerator: left.numerator * right.numerator, denominator: left.denominator * right.denominator };
+}
+
+function divide(dividend: Rational, divisor: Rational): Rational {
+  assert(divisor.numerator !== 0n, 'divide by zero (die area is checked positive)');
+  return { numerator: dividend.numerator * divisor.denominator, denominator: dividend.denominator * divisor.numerator };
+}
+
+function compare(left: Rational, right: Rational): -1 | 0 | 1 {
+  const difference = left.numerator * right.denominator - right.numerator * left.denominator;
+  return difference < 0n ? -1 : difference > 0n ? 1 : 0;
+}
+
+/** True when the value has a finite decimal expansion (denominator, reduced, is 2^a·5^b). */
+function isTerminating(value: Rational): boolean {
+  let denominator = value.denominator / gcd(value.numerator, value.denominator);
+  for (const factor of [2n, 5n]) while (denominator % factor === 0n) denominator /= factor;
+  return denominator === 1n;
+}
+
+function gcd(left: bigint, right: bigint): bigint {
+  let [a, b] = [left, right];
+  while (b !== 0n) [a, b] = [b, a % b];
+  return a;
+}
+
+/** The value rounded half up to `fractionDigits` places, as a rational with denominator 10^digits. */
+function roundTo(value: Rational, fractionDigits: number): Rational {
+  const scale = 10n ** BigInt(fractionDigits);
+  const scaled = value.numerator * scale * 2n + value.denominator;
+  return { numerator: scaled / (value.denominator * 2n), denominator: scale };
+}
+
+function toNumber(value: Rational): number {
+  return Number(formatRounded(value, 12).replaceAll(',', ''));
+}
+
+/** Largest number of decimals we show; a datasheet has at most a few. */
+const shownFractionDigitsMax = 12;
+
+/** Exact when the value is a terminating decimal with a reasonable number of digits, else rounded. */
+function formatExact(value: Rational): string {
+  for (let digits = 0; digits <= shownFractionDigitsMax; digits++) {
+    if (compare(roundTo(value, digits), value) === 0) return formatRounded(value, digits);
+  }
+  return formatRounded(value, shownFractionDigitsMax);
+}
+
+/**
+ * Two decimals (as datasheets publish PD), or more where two would make the shown number look
+ * equal to the threshold, or on its other side: 5.9199 is shown "5.9199 < 5.92", not "5.92 < 5.92".
+ */
+function formatDecisive(value: Rational, thresholds: readonly Rational[]): string {
+  for (let digits = 2; digits <= shownFractionDigitsMax; digits++) {
+    const shown = roundTo(value, digits);
+    if (thresholds.every((threshold) => compare(shown, threshold) === compare(value, threshold))) return formatRounded(value, digits);
+  }
+  return formatRounded(value, shownFractionDigitsMax);
+}
+
+/** Rounded half up, trailing zeros dropped, thousands separated: 20919.2 -> "20,919.2". */
+function formatRounded(value: Rational, fractionDigits: number): string {
+  const rounded = roundTo(value, fractionDigits);
+  const integerPart = rounded.numerator / rounded.denominator;
+  const fractionPart = (rounded.numerator % rounded.denominator).toString().padStart(fractionDigits, '0').replace(/0+$/, '');
+  const integerText = integerPart.toLocaleString('en-US');
+  return fractionPart.length === 0 ? integerText : `${integerText}.${fractionPart}`;
+}
+
+function formatThreshold(threshold: number): string {
+  return formatExact(exactDecimal(threshold));
+}
