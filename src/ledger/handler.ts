@@ -1,0 +1,78 @@
+/**
+ * The shape every command handler has, and the refusals they share.
+ *
+ * A handler first names the rows it needs (keys), so that the sequencer can load a whole
+ * batch in a few statements; then run() checks the command against the batch's state and
+ * changes it. run() may throw a DomainError at any point: the state is rolled back to
+ * where the command started.
+ */
+import { DomainError, formatUnits } from '../core/errors.ts';
+import type { BatchKeys } from '../store/ledger-tables.ts';
+import type { Actor } from './permissions.ts';
+import type { CommandInput, CommandKind } from './schemas.ts';
+import type { BatchState } from './state.ts';
+
+export interface CommandContext {
+  state: BatchState;
+  actor: Actor;
+  /** The batch's time: every command in a batch happens at the same instant. */
+  at: string;
+  /** The sequence number this command's event gets if it is accepted. */
+  seq: number;
+}
+
+export interface Outcome {
+  /** The main thing the command made or changed (L-7, S-12, ...). */
+  subjectId: string | null;
+  /** Organisations that may read the event besides authorities and auditors. */
+  orgIds: string[];
+  /** What the event records beyond the command's input: made ids, numbers, transitions. */
+  effects: Record<string, unknown>;
+  /** What the caller gets back. */
+  answer: Record<string, unknown>;
+  /** The event records the input without these fields (secrets). */
+  redact?: string[];
+}
+
+export interface Handler<K extends CommandKind> {
+  kind: K;
+  keys(input: CommandInput<K>, keys: BatchKeys, actor: Actor): void;
+  run(context: CommandContext, input: CommandInput<K>): Outcome;
+}
+
+/** Ids made by a command carry its event's sequence number: unique, never reused. */
+export function newId(prefix: string, context: CommandContext): string {
+  return `${prefix}-${context.seq}`;
+}
+
+export const refuse = {
+  notFound(what: string, id: string): DomainError {
+    return new DomainError('not_found', `${what} ${id} was not found`, { details: { [what]: id } });
+  },
+  conflict(rule: string, message: string, details?: Record<string, unknown>): DomainError {
+    return new DomainError('conflict', message, { rule, ...(details ? { details } : {}) });
+  },
+  forbidden(message: string): DomainError {
+    return new DomainError('forbidden', message);
+  },
+  invalid(rule: string, message: string, details?: Record<string, unknown>): DomainError {
+    return new DomainError('invalid_input', message, { rule, ...(details ? { details } : {}) });
+  },
+  licence(rule: string, message: string, details?: Record<string, unknown>): DomainError {
+    return new DomainError('licence_not_valid', message, { rule, ...(details ? { details } : {}) });
+  },
+  units(rule: string, message: string, details: Record<string, unknown>): DomainError {
+    return new DomainError('insufficient_units', message, { rule, details });
+  },
+};
+
+export { formatUnits };
+
+/** Authorities and auditors see everything; everyone else only what names their org. */
+export function seesAll(actor: Actor): boolean {
+  return actor.role === 'authority_admin' || actor.role === 'authority_officer' || actor.role === 'auditor';
+}
+
+export function unique<T>(values: T[]): T[] {
+  return [...new Set(values)];
+}

@@ -1,0 +1,199 @@
+/** Licences: drafted, issued, suspended, reinstated, revoked, surrendered, amended, expired. */
+import { newId, refuse, formatUnits, type CommandContext, type Handler, type Outcome } from '../handler.ts';
+import type { Actor } from '../permissions.ts';
+import type { LicenceCondition, LicencePartyRow, LicenceStatus, PartyRole } from '../rows.ts';
+import type { CommandInput } from '../schemas.ts';
+import type { BatchState, LicenceWithParties } from '../state.ts';
+
+export function licenceOrgIds(licence: LicenceWithParties): string[] {
+  return [...new Set([licence.holder_org_id, ...licence.parties.map((party) => party.org_id)])];
+}
+
+/** The licence, if this actor may see it; unknown and invisible look the same. */
+export function visibleLicence(state: BatchState, actor: Actor, licenceId: string): LicenceWithParties {
+  const licence = state.get('licences', licenceId);
+  if (!licence) throw refuse.notFound('licence', licenceId);
+  const sees = actor.role === 'auditor' || actor.role.startsWith('authority') || licenceOrgIds(licence).includes(actor.orgId);
+  if (!sees) throw refuse.notFound('licence', licenceId);
+  return licence;
+}
+
+/** Only the authority that issued a licence acts on it as authority. */
+function ownLicence(state: BatchState, actor: Actor, licenceId: string): LicenceWithParties {
+  const licence = visibleLicence(state, actor, licenceId);
+  if (licence.authority_org_id !== actor.orgId) {
+    throw refuse.forbidden(`licence ${licence.id} was issued by ${licence.authority_org_id}; only that authority may change it`);
+  }
+  return licence;
+}
+
+function partiesOf(licenceId: string, parties: Array<{ organisationId: string; role: PartyRole }>): LicencePartyRow[] {
+  const seen = new Set<string>();
+  const rows: LicencePartyRow[] = [];
+  for (const party of parties) {
+    const key = `${party.organisationId}/${party.role}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    rows.push({ licence_id: licenceId, org_id: party.organisationId, role: party.role });
+  }
+  return rows;
+}
+
+function checkReferences(state: BatchState, input: { productIds?: string[]; parties?: Array<{ organisationId: string }> }): void {
+  for (const productId of input.productIds ?? []) {
+    if (!state.get('products', productId)) throw refuse.notFound('product', productId);
+  }
+  for (const party of input.parties ?? []) {
+    if (!state.get('organisations', party.organisationId)) throw refuse.notFound('organisation', party.organisationId);
+  }
+}
+
+function snapshot(state: BatchState, licence: LicenceWithParties, seq: number): void {
+  const { allocated_units: _a, shipped_units: _s, ...terms } = licence;
+  state.append('licence_versions', { licence_id: licence.id, version: licence.version, snapshot: terms, seq });
+}
+
+export const licenceCreate: Handler<'licence.create'> = {
+  kind: 'licence.create',
+  keys(input, keys, actor) {
+    keys.organisations.add(input.holderId).add(actor.orgId);
+    for (const party of input.parties) keys.organisations.add(party.organisationId);
+    for (const productId of input.productIds) keys.products.add(productId);
+  },
+  run(context, input) {
+    const { state, actor } = context;
+    const authority = state.get('organisations', actor.orgId);
+    if (!authority?.roles.includes('authority')) throw refuse.forbidden(`organisation ${actor.orgId} is not a licensing authority`);
+    const holder = state.get('organisations', input.holderId);
+    if (!holder) throw refuse.notFound('organisation', input.holderId);
+    checkReferences(state, input);
+    const id = newId('L', context);
+    const licence: LicenceWithParties = {
+      id,
+      version: 1,
+      reference: input.reference,
+      authority_org_id: authority.id,
+      direction: input.direction,
+      holder_org_id: holder.id,
+      product_ids: [...new Set(input.productIds)],
+      origin: input.origin,
+      destination: input.destination,
+      authorised_units: input.authorisedUnits,
+      value_minor: input.valueMinor ?? null,
+      currency: input.currency ?? null,
+      valid_from: input.validFrom,
+      valid_to: input.validTo,
+      conditions: input.conditions as LicenceCondition[],
+      riders: input.riders,
+      status: 'draft',
+      allocated_units: 0,
+      shipped_units: 0,
+      demo: input.demo,
+      created_seq: context.seq,
+      updated_seq: context.seq,
+      parties: partiesOf(id, input.parties),
+    };
+    state.put('licences', licence);
+    state.pushList('replacedPartiesOf', id);
+    snapshot(state, licence, context.seq);
+    return { subjectId: id, orgIds: licenceOrgIds(licence), effects: { licenceId: id, version: 1 }, answer: { licenceId: id, version: 1, status: 'draft' } };
+  },
+};
+
+interface Transition {
+  from: readonly LicenceStatus[];
+  to: LicenceStatus;
+  /** Holder acts (surrender) rather than the issuing authority. */
+  byHolder?: boolean;
+}
+
+function transition<K extends 'licence.issue' | 'licence.suspend' | 'licence.reinstate' | 'licence.revoke' | 'licence.surrender'>(kind: K, rule: Transition): Handler<K> {
+  return {
+    kind,
+    keys(input, keys) {
+      keys.licences.add(input.licenceId);
+    },
+    run(context, input) {
+      const { state, actor } = context;
+      const licence = rule.byHolder ? visibleLicence(state, actor, input.licenceId) : ownLicence(state, actor, input.licenceId);
+      if (rule.byHolder && licence.holder_org_id !== actor.orgId) {
+        throw refuse.forbidden(`only the holder ${licence.holder_org_id} may surrender licence ${licence.id}`);
+      }
+      if (!rule.from.includes(licence.status)) {
+        throw refuse.conflict('licence-status', `couldn't ${kind.slice('licence.'.length)} licence ${licence.id}: it is ${licence.status}, and only a licence that is ${rule.from.join(' or ')} can be`, { status: licence.status });
+      }
+      if (rule.to === 'issued' && licence.valid_to <= context.at) {
+        throw refuse.conflict('licence-validity', `couldn't issue licence ${licence.id}: its validity ended at ${licence.valid_to}`);
+      }
+      state.update('licences', licence, { status: rule.to, updated_seq: context.seq });
+      return statusOutcome(licence, licence.status, rule.to, input.reason);
+    },
+  };
+}
+
+function statusOutcome(licence: LicenceWithParties, from: LicenceStatus, to: LicenceStatus, reason: string | undefined): Outcome {
+  return {
+    subjectId: licence.id,
+    orgIds: licenceOrgIds(licence),
+    effects: { from, to, ...(reason === undefined ? {} : { reason }) },
+    answer: { licenceId: licence.id, status: to },
+  };
+}
+
+export const licenceIssue = transition('licence.issue', { from: ['draft'], to: 'issued' });
+export const licenceSuspend = transition('licence.suspend', { from: ['issued'], to: 'suspended' });
+export const licenceReinstate = transition('licence.reinstate', { from: ['suspended'], to: 'issued' });
+export const licenceRevoke = transition('licence.revoke', { from: ['draft', 'issued', 'suspended', 'exhausted'], to: 'revoked' });
+export const licenceSurrender = transition('licence.surrender', { from: ['issued', 'suspended', 'exhausted'], to: 'surrendered', byHolder: true });
+
+export const licenceAmend: Handler<'licence.amend'> = {
+  kind: 'licence.amend',
+  keys(input, keys) {
+    keys.licences.add(input.licenceId);
+    for (const party of input.parties ?? []) keys.organisations.add(party.organisationId);
+    for (const productId of input.productIds ?? []) keys.products.add(productId);
+  },
+  run(context, input) {
+    const { state, actor } = context;
+    const licence = ownLicence(state, actor, input.licenceId);
+    if (!['draft', 'issued', 'suspended'].includes(licence.status)) {
+      throw refuse.conflict('licence-status', `couldn't amend licence ${licence.id}: it is ${licence.status}`);
+    }
+    checkReferences(state, input);
+    const units = input.authorisedUnits ?? licence.authorised_units;
+    const used = Math.max(licence.allocated_units, licence.shipped_units);
+    if (units < used) {
+      throw refuse.units('invariant-1', `couldn't amend licence ${licence.id} to ${formatUnits(units)} units: ${formatUnits(licence.allocated_units)} are already allocated`, { requestedUnits: units, allocatedUnits: licence.allocated_units });
+    }
+    const validTo = input.validTo ?? licence.valid_to;
+    if (validTo <= licence.valid_from) throw refuse.invalid('licence-validity', `validTo ${validTo} must be after validFrom ${licence.valid_from}`);
+    const parties = input.parties ? partiesOf(licence.id, input.parties) : licence.parties;
+    const amended: LicenceWithParties = {
+      ...licence,
+      version: licence.version + 1,
+      authorised_units: units,
+      valid_to: validTo,
+      product_ids: input.productIds ? [...new Set(input.productIds)] : licence.product_ids,
+      conditions: (input.conditions as LicenceCondition[] | undefined) ?? licence.conditions,
+      riders: input.riders ?? licence.riders,
+      parties,
+      updated_seq: context.seq,
+    };
+    state.put('licences', amended);
+    if (input.parties) state.pushList('replacedPartiesOf', licence.id);
+    snapshot(state, amended, context.seq);
+    return {
+      subjectId: licence.id,
+      orgIds: [...new Set([...licenceOrgIds(licence), ...licenceOrgIds(amended)])],
+      effects: { version: amended.version },
+      answer: { licenceId: licence.id, version: amended.version },
+    };
+  },
+};
+
+/** Used by the sweep: a licence whose validity ended is expired. */
+export function expireLicence(context: CommandContext, licence: LicenceWithParties): void {
+  context.state.update('licences', licence, { status: 'expired', updated_seq: context.seq });
+}
+
+export type LicenceCreateInput = CommandInput<'licence.create'>;

@@ -1,0 +1,226 @@
+/**
+ * Shipments: a two-phase transfer on every covering licence. Booking reserves units on
+ * the export-side and the import-side allocation together (invariant 2), only under
+ * licences that cover it (invariant 3); shipping posts the reservation; cancelling or
+ * expiring releases it.
+ */
+import { newId, refuse, formatUnits, seesAll, type CommandContext, type Handler, type Outcome } from '../handler.ts';
+import type { Actor } from '../permissions.ts';
+import type { AllocationRow, ShipmentRow, ShipmentStatus } from '../rows.ts';
+import type { CommandInput } from '../schemas.ts';
+import type { BatchState, LicenceWithParties } from '../state.ts';
+import { namesRecipient } from './allocations.ts';
+import { attachSerials, manifestKeys } from './manifests.ts';
+
+/** A booking's deadline may lie at most this far ahead. */
+export const bookingDeadlineMaxMs = 365 * 24 * 3600 * 1000;
+
+export function shipmentOrgIds(shipment: ShipmentRow): string[] {
+  return [shipment.exporter_org_id, shipment.recipient_org_id];
+}
+
+export function visibleShipment(state: BatchState, actor: Actor, shipmentId: string): ShipmentRow {
+  const shipment = state.get('shipments', shipmentId);
+  if (!shipment || !(seesAll(actor) || shipmentOrgIds(shipment).includes(actor.orgId))) throw refuse.notFound('shipment', shipmentId);
+  return shipment;
+}
+
+interface Side {
+  allocation: AllocationRow;
+  licence: LicenceWithParties;
+}
+
+function side(state: BatchState, allocationId: string): Side {
+  const allocation = state.get('allocations', allocationId);
+  const licence = allocation && state.get('licences', allocation.licence_id);
+  if (!allocation || !licence) throw refuse.notFound('allocation', allocationId);
+  return { allocation, licence };
+}
+
+/** Invariant 3: the licence is issued, valid now, and names this product, route and recipient. */
+function checkCovers(context: CommandContext, { licence, allocation }: Side, shipment: Pick<ShipmentRow, 'product_id' | 'origin' | 'destination' | 'recipient_org_id' | 'units'>): void {
+  const at = context.at;
+  if (licence.status !== 'issued') throw refuse.licence('licence-status', `licence ${licence.id} is ${licence.status}, not issued`, { licenceId: licence.id, status: licence.status });
+  if (at < licence.valid_from || at >= licence.valid_to) {
+    throw refuse.licence('licence-validity', `licence ${licence.id} is valid from ${licence.valid_from} to ${licence.valid_to}, not at ${at}`, { licenceId: licence.id });
+  }
+  if (!licence.product_ids.includes(shipment.product_id)) throw refuse.licence('licence-product', `licence ${licence.id} does not cover product ${shipment.product_id}`, { licenceId: licence.id });
+  if (licence.origin !== shipment.origin || licence.destination !== shipment.destination) {
+    throw refuse.licence('licence-route', `licence ${licence.id} covers ${licence.origin} → ${licence.destination}, not ${shipment.origin} → ${shipment.destination}`, { licenceId: licence.id });
+  }
+  if (allocation.recipient_org_id !== shipment.recipient_org_id || !namesRecipient(licence, shipment.recipient_org_id)) {
+    throw refuse.licence('licence-recipient', `licence ${licence.id} does not name ${shipment.recipient_org_id} on allocation ${allocation.id}`, { licenceId: licence.id });
+  }
+  if (allocation.period_start !== null && (at.slice(0, 10) < allocation.period_start || at.slice(0, 10) > allocation.period_end!)) {
+    throw refuse.licence('allocation-period', `allocation ${allocation.id} is for ${allocation.period_start} to ${allocation.period_end}`, { allocationId: allocation.id });
+  }
+  for (const condition of licence.conditions) {
+    if (condition.kind === 'max_units_per_shipment' && shipment.units > condition.value!) {
+      throw refuse.licence(condition.id, `licence ${licence.id} condition ${condition.id} allows at most ${formatUnits(condition.value!)} units per shipment; ${formatUnits(shipment.units)} requested`, { licenceId: licence.id });
+    }
+    if (condition.kind === 'end_user_kyc_required' && !context.state.get('organisations', shipment.recipient_org_id)?.kyc_verified) {
+      throw refuse.licence(condition.id, `licence ${licence.id} condition ${condition.id} requires a verified KYC of ${shipment.recipient_org_id}`, { licenceId: licence.id });
+    }
+  }
+}
+
+function checkAvailable({ allocation, licence }: Side, units: number): void {
+  const available = allocation.units - allocation.reserved_units - allocation.shipped_units;
+  if (units > available) {
+    throw refuse.units('invariant-2', `allocation ${allocation.id} of licence ${licence.id} has ${formatUnits(available)} units available; ${formatUnits(units)} requested`, { allocationId: allocation.id, licenceId: licence.id, availableUnits: available, requestedUnits: units });
+  }
+}
+
+export const shipmentBook: Handler<'shipment.book'> = {
+  kind: 'shipment.book',
+  keys(input, keys, actor) {
+    keys.allocations.add(input.exportAllocationId).add(input.importAllocationId);
+    keys.products.add(input.productId);
+    keys.organisations.add(actor.orgId);
+    if (input.serials) manifestKeys(input.serials, keys);
+  },
+  run(context, input) {
+    const { state, actor } = context;
+    const exportSide = side(state, input.exportAllocationId);
+    const importSide = side(state, input.importAllocationId);
+    // An exporter books only on its own export licence, and on import licences that name it.
+    if (exportSide.licence.direction !== 'export' || exportSide.licence.holder_org_id !== actor.orgId) throw refuse.notFound('allocation', input.exportAllocationId);
+    const supplies = importSide.licence.parties.some((party) => party.org_id === actor.orgId && party.role === 'supplier');
+    if (importSide.licence.direction !== 'import' || !(supplies || importSide.licence.holder_org_id === actor.orgId)) throw refuse.notFound('allocation', input.importAllocationId);
+    if (!state.get('products', input.productId)) throw refuse.notFound('product', input.productId);
+    const exporter = state.get('organisations', actor.orgId);
+    const recipientId = importSide.allocation.recipient_org_id;
+    const recipient = state.get('organisations', recipientId);
+    if (!exporter || !recipient) throw refuse.notFound('organisation', exporter ? recipientId : actor.orgId);
+    if (input.deadline <= context.at || Date.parse(input.deadline) - Date.parse(context.at) > bookingDeadlineMaxMs) {
+      throw refuse.invalid('booking-deadline', `deadline ${input.deadline} must be after ${context.at} and within ${bookingDeadlineMaxMs / 86_400_000} days`);
+    }
+    const terms = { product_id: input.productId, origin: exporter.country, destination: recipient.country, recipient_org_id: recipientId, units: input.units };
+    checkCovers(context, exportSide, terms);
+    checkCovers(context, importSide, terms);
+    checkAvailable(exportSide, input.units);
+    checkAvailable(importSide, input.units);
+    const id = newId('S', context);
+    const shipment = state.put('shipments', {
+      id,
+      exporter_org_id: exporter.id,
+      ...terms,
+      export_allocation_id: exportSide.allocation.id,
+      import_allocation_id: importSide.allocation.id,
+      status: 'booked',
+      booked_at: context.at,
+      deadline: input.deadline,
+      reference: input.reference ?? null,
+      serial_count: 0,
+      demo: input.demo,
+      created_seq: context.seq,
+      updated_seq: context.seq,
+    });
+    for (const { allocation } of [exportSide, importSide]) {
+      state.update('allocations', allocation, { reserved_units: allocation.reserved_units + input.units });
+    }
+    if (input.serials) attachSerials(context, shipment, input.serials);
+    return {
+      subjectId: id,
+      orgIds: shipmentOrgIds(shipment),
+      effects: { shipmentId: id, recipientId, origin: terms.origin, destination: terms.destination },
+      answer: { shipmentId: id, status: 'booked', units: input.units, serialCount: state.get('shipments', id)!.serial_count },
+    };
+  },
+};
+
+type Move = 'post' | 'release' | 'none';
+
+interface Step {
+  from: ShipmentStatus;
+  to: ShipmentStatus;
+  /** What happens to the reservation on both allocations. */
+  move: Move;
+  /** Which party acts: the shipment's exporter or recipient (authorities may clear). */
+  by: 'exporter' | 'recipient';
+  custody?: { from: 'licensed' | 'in_transit'; to: 'in_transit' | 'delivered' };
+}
+
+/** Releases or posts the reservation on both allocations; posting also counts on the licence. */
+function moveUnits(context: CommandContext, shipment: ShipmentRow, move: Move): void {
+  const { state } = context;
+  for (const allocationId of [shipment.export_allocation_id, shipment.import_allocation_id]) {
+    const allocation = state.get('allocations', allocationId)!;
+    const reserved = allocation.reserved_units - shipment.units;
+    const shipped = allocation.shipped_units + (move === 'post' ? shipment.units : 0);
+    state.update('allocations', allocation, { reserved_units: reserved, shipped_units: shipped });
+    if (move !== 'post') continue;
+    const licence = state.get('licences', allocation.licence_id)!;
+    const licenceShipped = licence.shipped_units + shipment.units;
+    // A licence whose every unit has shipped is exhausted: nothing more can go under it.
+    const status = licenceShipped === licence.authorised_units && licence.status === 'issued' ? 'exhausted' : licence.status;
+    state.update('licences', licence, { shipped_units: licenceShipped, status, updated_seq: context.seq });
+  }
+}
+
+/** Ends a shipment's manifest: its serials are free to be listed again. */
+function endManifest(context: CommandContext, shipment: ShipmentRow): void {
+  const { state } = context;
+  state.pushList('endedShipments', shipment.id);
+  for (const serial of state.liveSerialsOf(shipment.id)) state.setLive(serial, undefined);
+}
+
+export function applyStep(context: CommandContext, shipment: ShipmentRow, step: Step): Outcome {
+  const { state } = context;
+  if (step.move !== 'none') moveUnits(context, shipment, step.move);
+  state.update('shipments', shipment, { status: step.to, updated_seq: context.seq });
+  if (step.custody) {
+    const { from, to } = step.custody;
+    state.pushList('custodyChanges', { shipment_id: shipment.id, from, to, seq: context.seq });
+    for (const unit of state.unitsOfShipment(shipment.id)) {
+      if (unit.custody === from) state.update('units', unit, { custody: to, updated_seq: context.seq });
+    }
+  }
+  if (!['booked', 'shipped', 'cleared'].includes(step.to)) endManifest(context, shipment);
+  return {
+    subjectId: shipment.id,
+    orgIds: shipmentOrgIds(shipment),
+    effects: { from: step.from, to: step.to, units: shipment.units },
+    answer: { shipmentId: shipment.id, status: step.to },
+  };
+}
+
+function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' | 'shipment.cancel'>(kind: K, rule: Step): Handler<K> {
+  return {
+    kind,
+    keys(input, keys) {
+      keys.shipments.add(input.shipmentId);
+    },
+    run(context, input: CommandInput<K>) {
+      const { state, actor } = context;
+      const shipment = visibleShipment(state, actor, input.shipmentId);
+      const party = rule.by === 'exporter' ? shipment.exporter_org_id : shipment.recipient_org_id;
+      const authorityClears = kind === 'shipment.clear' && actor.role.startsWith('authority');
+      if (party !== actor.orgId && !authorityClears) throw refuse.forbidden(`only the ${rule.by} ${party} may ${kind.slice('shipment.'.length)} shipment ${shipment.id}`);
+      if (shipment.status !== rule.from) {
+        throw refuse.conflict('shipment-status', `couldn't ${kind.slice('shipment.'.length)} shipment ${shipment.id}: it is ${shipment.status}, not ${rule.from}`, { status: shipment.status });
+      }
+      if (kind === 'shipment.ship') checkShippable(context, shipment);
+      return applyStep(context, shipment, rule);
+    },
+  };
+}
+
+/** Shipping needs a full manifest and licences that still cover the shipment. */
+function checkShippable(context: CommandContext, shipment: ShipmentRow): void {
+  if (shipment.serial_count !== shipment.units) {
+    throw refuse.conflict('manifest-complete', `shipment ${shipment.id} lists ${formatUnits(shipment.serial_count)} of its ${formatUnits(shipment.units)} serials; attach the rest before shipping`, { serialCount: shipment.serial_count, units: shipment.units });
+  }
+  for (const allocationId of [shipment.export_allocation_id, shipment.import_allocation_id]) {
+    const licence = side(context.state, allocationId).licence;
+    if (licence.status !== 'issued') throw refuse.licence('licence-status', `licence ${licence.id} is ${licence.status}, not issued`, { licenceId: licence.id });
+    if (context.at >= licence.valid_to) throw refuse.licence('licence-validity', `licence ${licence.id} expired at ${licence.valid_to}`, { licenceId: licence.id });
+  }
+}
+
+export const shipmentShip = step('shipment.ship', { from: 'booked', to: 'shipped', move: 'post', by: 'exporter', custody: { from: 'licensed', to: 'in_transit' } });
+export const shipmentClear = step('shipment.clear', { from: 'shipped', to: 'cleared', move: 'none', by: 'recipient' });
+export const shipmentDeliver = step('shipment.deliver', { from: 'cleared', to: 'delivered', move: 'none', by: 'recipient', custody: { from: 'in_transit', to: 'delivered' } });
+export const shipmentCancel = step('shipment.cancel', { from: 'booked', to: 'cancelled', move: 'release', by: 'exporter' });
+export const expireStep: Step = { from: 'booked', to: 'expired', move: 'release', by: 'exporter' };
+

@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { buildWorld, expectOk, type World } from '../../test/world.ts';
+
+let database: TestDatabase;
+let world: World;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  world = await buildWorld(database.pool);
+});
+afterAll(async () => {
+  await world?.ledger.close();
+  await database?.drop();
+});
+
+const serials = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(6, '0')}`);
+
+describe('ledger', () => {
+  it('books, ships, clears, delivers and deploys a shipment end to end', async () => {
+    const { run, actors, allocations, productId } = world;
+    const booked = await run('shipment.book', {
+      exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId, units: 4,
+      deadline: '2026-03-01T00:00:00Z', serials: serials('SN-A-', 4),
+    }, actors.exporter);
+    const shipmentId = String(booked.shipmentId);
+    expect(booked).toMatchObject({ status: 'booked', units: 4, serialCount: 4 });
+    await run('shipment.ship', { shipmentId }, actors.exporter);
+    await run('shipment.clear', { shipmentId }, actors.alpha);
+    await run('shipment.deliver', { shipmentId }, actors.alpha);
+    const site = String((await run('site.register', { name: 'Ulanqab DC 1', province: 'Inner Mongolia', city: 'Ulanqab', latitude: 41.0, longitude: 113.1, capacityUnits: 10 }, actors.alpha)).siteId);
+    const deployed = await run('units.deploy', { siteId: site, serials: serials('SN-A-', 4) }, actors.alpha);
+    expect(deployed).toMatchObject({ deployed: 4, moved: 0 });
+    const units = await database.pool.query(`SELECT custody, site_id FROM units WHERE serial LIKE 'SN-A-%'`);
+    expect(units.rows).toHaveLength(4);
+    expect(units.rows.every((row) => row.custody === 'deployed' && row.site_id === site)).toBe(true);
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+
+  it('refuses an over-booking naming the rule and the numbers, and changes nothing', async () => {
+    const { ledger, actors, allocations, productId } = world;
+    const before = await database.pool.query('SELECT size FROM log_head');
+    const answer = await ledger.submit('shipment.book', {
+      exportAllocationId: allocations.betaExport, importAllocationId: allocations.betaImport, productId, units: 501, deadline: '2026-03-01T00:00:00Z',
+    }, actors.exporter);
+    expect(answer.ok).toBe(false);
+    if (answer.ok) return;
+    expect(answer.error.code).toBe('insufficient_units');
+    expect(answer.error.rule).toBe('invariant-2');
+    expect(answer.error.message).toMatch(/has 500 units available; 501 requested/);
+    const after = await database.pool.query('SELECT size FROM log_head');
+    expect(after.rows).toEqual(before.rows);
+  });
+
+  it('answers a retried idempotency key with the same answer and refuses a different body', async () => {
+    const { ledger, actors, allocations, productId } = world;
+    const input = { exportAllocationId: allocations.betaExport, importAllocationId: allocations.betaImport, productId, units: 3, deadline: '2026-03-01T00:00:00Z' };
+    const [first, second] = await Promise.all([
+      ledger.submit('shipment.book', input, actors.exporter, 'key-1'),
+      ledger.submit('shipment.book', input, actors.exporter, 'key-1'),
+    ]);
+    const third = await ledger.submit('shipment.book', input, actors.exporter, 'key-1');
+    expect(expectOk(second)).toEqual(expectOk(first));
+    expect(expectOk(third)).toEqual(expectOk(first));
+    expect(third.replayed).toBe(true);
+    const different = await ledger.submit('shipment.book', { ...input, units: 4 }, actors.exporter, 'key-1');
+    expect(different.ok ? 'accepted' : different.error.code).toBe('idempotency_mismatch');
+    const count = await database.pool.query(`SELECT count(*)::int AS n FROM shipments WHERE export_allocation_id = $1`, [allocations.betaExport]);
+    expect(count.rows[0].n).toBe(1);
+  });
+
+  it('refuses a serial that is already in a live shipment', async () => {
+    const { ledger, actors, allocations, productId } = world;
+    const input = { exportAllocationId: allocations.betaExport, importAllocationId: allocations.betaImport, productId, units: 2, deadline: '2026-03-01T00:00:00Z' };
+    expectOk(await ledger.submit('shipment.book', { ...input, serials: ['DUP-1', 'DUP-2'] }, actors.exporter));
+    const answer = await ledger.submit('shipment.book', { ...input, serials: ['DUP-3', 'DUP-2'] }, actors.exporter);
+    expect(answer.ok ? 'accepted' : answer.error.message).toMatch(/serial DUP-2 is already in live shipment S-\d+/);
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+
+  it('expires a booking at its deadline and releases the reservation', async () => {
+    const { run, actors, allocations, productId, clock, ledger } = world;
+    const booked = await run('shipment.book', { exportAllocationId: allocations.betaExport, importAllocationId: allocations.betaImport, productId, units: 7, deadline: '2026-02-10T00:00:00Z' }, actors.exporter);
+    clock.set('2026-02-11T00:00:00Z');
+    const swept = expectOk(await ledger.sweep());
+    expect(swept.expiredShipments).toContain(booked.shipmentId);
+    const row = await database.pool.query('SELECT status FROM shipments WHERE id = $1', [booked.shipmentId]);
+    expect(row.rows[0].status).toBe('expired');
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+});

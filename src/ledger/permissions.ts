@@ -1,0 +1,51 @@
+/**
+ * Who may run which command: one declarative table (STYLE.md habit 6), tested as a full
+ * matrix. Ownership (is this the licence's authority, the shipment's exporter?) is
+ * checked by each handler against the rows; this table is the first gate.
+ */
+import type { CommandKind } from './schemas.ts';
+import type { Role } from './rows.ts';
+
+const authority: Role[] = ['authority_admin', 'authority_officer'];
+
+export const commandRoles: Record<CommandKind, readonly Role[]> = {
+  'organisation.register': ['authority_admin'],
+  'organisation.set_kyc': authority,
+  'product.register': authority,
+  'token.create': ['authority_admin'],
+  'token.revoke': ['authority_admin'],
+  'licence.create': authority,
+  'licence.issue': authority,
+  'licence.suspend': authority,
+  'licence.reinstate': authority,
+  'licence.revoke': authority,
+  'licence.surrender': ['exporter', 'recipient'],
+  'licence.amend': authority,
+  'allocation.create': authority,
+  'allocation.resize': authority,
+  'shipment.book': ['exporter'],
+  'shipment.ship': ['exporter'],
+  'shipment.clear': [...authority, 'recipient'],
+  'shipment.deliver': ['recipient'],
+  'shipment.cancel': ['exporter'],
+  'manifest.attach': ['exporter'],
+  'site.register': ['recipient'],
+  'units.deploy': ['recipient'],
+  'units.decommission': ['recipient'],
+  'units.report_lost': ['recipient'],
+  'ledger.sweep': ['authority_admin'],
+};
+
+/** The actor behind a command: a token, or the ledger itself for timed sweeps. */
+export interface Actor {
+  /** Token id, or 'system'. */
+  id: string;
+  orgId: string;
+  role: Role;
+}
+
+export const systemActor: Actor = { id: 'system', orgId: 'system', role: 'authority_admin' };
+
+export function mayRun(role: Role, kind: CommandKind): boolean {
+  return commandRoles[kind].includes(role);
+}

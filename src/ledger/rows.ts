@@ -1,0 +1,161 @@
+/**
+ * The ledger's state rows, spelled exactly as the database columns so that a batch can
+ * write them with one json_populate_recordset per table. The API presents them in
+ * camelCase (src/server/presenters.ts); nothing else sees these names.
+ */
+export type Role = 'authority_admin' | 'authority_officer' | 'exporter' | 'recipient' | 'auditor';
+export type OrgRole = 'authority' | 'exporter' | 'recipient' | 'auditor';
+export type LicenceStatus = 'draft' | 'issued' | 'suspended' | 'revoked' | 'surrendered' | 'expired' | 'exhausted';
+export type ShipmentStatus = 'booked' | 'shipped' | 'cleared' | 'delivered' | 'cancelled' | 'expired';
+export type Custody = 'licensed' | 'in_transit' | 'delivered' | 'deployed' | 'decommissioned' | 'returned' | 'lost';
+export type PartyRole = 'consignee' | 'end_user' | 'supplier';
+
+export interface OrganisationRow {
+  id: string;
+  name: string;
+  name_romanised: string | null;
+  country: string;
+  roles: OrgRole[];
+  identifiers: Record<string, string>;
+  address: string | null;
+  kyc_verified: boolean;
+  demo: boolean;
+  created_seq: number;
+}
+
+export interface ProductRow {
+  id: string;
+  model: string;
+  vendor: string;
+  parameters: Record<string, unknown>;
+  eccn: string;
+  demo: boolean;
+  created_seq: number;
+}
+
+/** A licence condition that binds; `kind` selects how the ledger enforces it. */
+export interface LicenceCondition {
+  id: string;
+  text: string;
+  kind: 'obligation' | 'max_units_per_shipment' | 'end_user_kyc_required';
+  value?: number;
+}
+
+export interface LicenceParty {
+  org_id: string;
+  role: PartyRole;
+}
+
+export interface LicenceRow {
+  id: string;
+  version: number;
+  reference: string;
+  authority_org_id: string;
+  direction: 'export' | 'import';
+  holder_org_id: string;
+  product_ids: string[];
+  origin: string;
+  destination: string;
+  authorised_units: number;
+  value_minor: number | null;
+  currency: string | null;
+  valid_from: string;
+  valid_to: string;
+  conditions: LicenceCondition[];
+  riders: string[];
+  status: LicenceStatus;
+  allocated_units: number;
+  shipped_units: number;
+  demo: boolean;
+  created_seq: number;
+  updated_seq: number;
+}
+
+export interface AllocationRow {
+  id: string;
+  licence_id: string;
+  recipient_org_id: string;
+  units: number;
+  period_start: string | null;
+  period_end: string | null;
+  reserved_units: number;
+  shipped_units: number;
+  demo: boolean;
+  created_seq: number;
+}
+
+export interface SiteRow {
+  id: string;
+  org_id: string;
+  name: string;
+  province: string;
+  city: string;
+  latitude: number;
+  longitude: number;
+  capacity_units: number;
+  deployed_units: number;
+  demo: boolean;
+  created_seq: number;
+}
+
+export interface ShipmentRow {
+  id: string;
+  exporter_org_id: string;
+  recipient_org_id: string;
+  product_id: string;
+  origin: string;
+  destination: string;
+  export_allocation_id: string;
+  import_allocation_id: string;
+  units: number;
+  status: ShipmentStatus;
+  booked_at: string;
+  deadline: string;
+  reference: string | null;
+  serial_count: number;
+  demo: boolean;
+  created_seq: number;
+  updated_seq: number;
+}
+
+export interface ShipmentSerialRow {
+  shipment_id: string;
+  serial: string;
+  live: boolean;
+}
+
+export interface UnitRow {
+  serial: string;
+  gpu_uuid: string | null;
+  product_id: string;
+  recipient_org_id: string;
+  custody: Custody;
+  shipment_id: string;
+  site_id: string | null;
+  updated_seq: number;
+}
+
+export interface TokenRow {
+  id: string;
+  org_id: string;
+  role: Role;
+  label: string;
+  secret_hash: string; // '\x' + hex, as bytea travels through JSON
+  created_at: string;
+  revoked_at: string | null;
+}
+
+export interface LicenceVersionRow {
+  licence_id: string;
+  version: number;
+  snapshot: unknown;
+  seq: number;
+}
+
+export interface LicencePartyRow {
+  licence_id: string;
+  org_id: string;
+  role: PartyRole;
+}
+
+export const liveShipmentStatuses: readonly ShipmentStatus[] = ['booked', 'shipped', 'cleared'];

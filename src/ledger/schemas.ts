@@ -1,0 +1,181 @@
+/**
+ * The input of every ledger command, as zod schemas: the API validates requests with
+ * them, the OpenAPI document is generated from them, and the ledger checks them again
+ * for callers that do not come through HTTP.
+ */
+import { z } from 'zod';
+import { limits } from '../core/limits.ts';
+
+/** Text that is valid Unicode (no lone surrogates) and free of control characters. */
+const controlCharacters = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
+export const text = (max: number = limits.textLengthMax) =>
+  z
+    .string()
+    .max(max)
+    .refine((value) => value.isWellFormed(), { message: 'must be well-formed Unicode (no lone surrogates)' })
+    .refine((value) => !controlCharacters.test(value), { message: 'must not contain control characters' })
+    .transform((value) => value.normalize('NFC'));
+export const name = () => text().pipe(z.string().trim().min(1, 'must not be empty'));
+
+export const id = z.string().min(1).max(limits.referenceLengthMax).regex(/^[A-Za-z0-9_-]+$/, 'must be an id such as L-7');
+export const country = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code such as CN');
+export const units = z.number().int('must be a whole number').positive('must be at least 1').max(limits.unitsMax);
+export const instant = z.iso.datetime({ offset: true }).transform((value) => new Date(value).toISOString());
+export const day = z.iso.date();
+export const serial = z
+  .string()
+  .min(1)
+  .max(limits.serialLengthMax)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:\/-]*$/, 'must be letters, digits and . _ : / - only');
+export const role = z.enum(['authority_admin', 'authority_officer', 'exporter', 'recipient', 'auditor']);
+
+export const organisationRegister = z.strictObject({
+  name: name(),
+  nameRomanised: name().optional(),
+  country,
+  roles: z.array(z.enum(['authority', 'exporter', 'recipient', 'auditor'])).min(1).max(4),
+  identifiers: z.record(z.string().regex(/^[a-z_]{1,32}$/), text(limits.referenceLengthMax)).default({}),
+  address: text().optional(),
+  demo: z.boolean().default(false),
+});
+
+export const organisationSetKyc = z.strictObject({ organisationId: id, verified: z.boolean() });
+
+export const productRegister = z.strictObject({
+  model: name(),
+  vendor: name(),
+  parameters: z.strictObject({
+    denseTops: z.number().positive().max(1e7),
+    bitLength: z.number().int().positive().max(64),
+    logicDieAreaMm2: z.number().positive().max(1e5),
+    dramBandwidthGbS: z.number().nonnegative().max(1e6),
+    memoryGb: z.number().nonnegative().max(1e5).optional(),
+    designedForDatacenter: z.boolean(),
+  }),
+  demo: z.boolean().default(false),
+});
+
+export const tokenCreate = z.strictObject({ organisationId: id, role, label: name() });
+export const tokenRevoke = z.strictObject({ tokenId: id });
+
+const condition = z.strictObject({
+  id: z.string().regex(/^[a-z0-9-]{1,64}$/, 'must be a short slug such as no-military-end-use'),
+  text: name(),
+  kind: z.enum(['obligation', 'max_units_per_shipment', 'end_user_kyc_required']).default('obligation'),
+  value: units.optional(),
+}).refine((c) => (c.kind === 'max_units_per_shipment') === (c.value !== undefined), {
+  message: 'value is required for max_units_per_shipment and only for it',
+});
+const party = z.strictObject({ organisationId: id, role: z.enum(['consignee', 'end_user', 'supplier']) });
+
+export const licenceCreate = z
+  .strictObject({
+    reference: name().pipe(z.string().max(limits.referenceLengthMax)),
+    direction: z.enum(['export', 'import']),
+    holderId: id,
+    productIds: z.array(id).min(1).max(limits.listItemsMax),
+    origin: country,
+    destination: country,
+    authorisedUnits: units,
+    valueMinor: z.number().int().nonnegative().max(limits.valueMinorMax).optional(),
+    currency: z.string().regex(/^[A-Z]{3}$/).optional(),
+    validFrom: instant,
+    validTo: instant,
+    conditions: z.array(condition).max(limits.listItemsMax).default([]),
+    riders: z.array(name()).max(limits.listItemsMax).default([]),
+    parties: z.array(party).max(limits.listItemsMax).default([]),
+    demo: z.boolean().default(false),
+  })
+  .refine((l) => l.validTo > l.validFrom, { message: 'validTo must be after validFrom', path: ['validTo'] })
+  .refine((l) => (l.valueMinor === undefined) === (l.currency === undefined), { message: 'valueMinor and currency go together', path: ['currency'] });
+
+export const licenceTransition = z.strictObject({ licenceId: id, reason: text().optional() });
+
+export const licenceAmend = z.strictObject({
+  licenceId: id,
+  reason: name(),
+  authorisedUnits: units.optional(),
+  validTo: instant.optional(),
+  productIds: z.array(id).min(1).max(limits.listItemsMax).optional(),
+  conditions: z.array(condition).max(limits.listItemsMax).optional(),
+  riders: z.array(name()).max(limits.listItemsMax).optional(),
+  parties: z.array(party).max(limits.listItemsMax).optional(),
+});
+
+export const allocationCreate = z
+  .strictObject({
+    licenceId: id,
+    recipientId: id,
+    units,
+    periodStart: day.optional(),
+    periodEnd: day.optional(),
+    demo: z.boolean().default(false),
+  })
+  .refine((a) => (a.periodStart === undefined) === (a.periodEnd === undefined), { message: 'periodStart and periodEnd go together', path: ['periodEnd'] })
+  .refine((a) => a.periodEnd === undefined || a.periodEnd >= a.periodStart!, { message: 'periodEnd must not be before periodStart', path: ['periodEnd'] });
+
+export const allocationResize = z.strictObject({ allocationId: id, units });
+
+const manifestEntry = z.union([serial, z.strictObject({ serial, gpuUuid: z.string().regex(/^GPU-[0-9a-fA-F-]{8,60}$/).optional() })]);
+export const manifest = z.array(manifestEntry).min(1).max(limits.shipmentSerialsMax);
+
+export const shipmentBook = z.strictObject({
+  exportAllocationId: id,
+  importAllocationId: id,
+  productId: id,
+  units,
+  deadline: instant,
+  reference: text(limits.referenceLengthMax).optional(),
+  serials: manifest.optional(),
+  demo: z.boolean().default(false),
+});
+
+export const shipmentTransition = z.strictObject({ shipmentId: id, reason: text().optional() });
+export const manifestAttach = z.strictObject({ shipmentId: id, serials: manifest });
+
+export const siteRegister = z.strictObject({
+  name: name(),
+  province: name(),
+  city: name(),
+  latitude: z.number().min(-90).max(90),
+  longitude: z.number().min(-180).max(180),
+  capacityUnits: units,
+  demo: z.boolean().default(false),
+});
+
+const serialList = z.array(serial).min(1).max(limits.deploymentSerialsMax);
+export const unitsDeploy = z.strictObject({ siteId: id, serials: serialList });
+export const unitsEnd = z.strictObject({ serials: serialList, reason: name() });
+export const ledgerSweep = z.strictObject({});
+
+export const commandSchemas = {
+  'organisation.register': organisationRegister,
+  'organisation.set_kyc': organisationSetKyc,
+  'product.register': productRegister,
+  'token.create': tokenCreate,
+  'token.revoke': tokenRevoke,
+  'licence.create': licenceCreate,
+  'licence.issue': licenceTransition,
+  'licence.suspend': licenceTransition,
+  'licence.reinstate': licenceTransition,
+  'licence.revoke': licenceTransition,
+  'licence.surrender': licenceTransition,
+  'licence.amend': licenceAmend,
+  'allocation.create': allocationCreate,
+  'allocation.resize': allocationResize,
+  'shipment.book': shipmentBook,
+  'shipment.ship': shipmentTransition,
+  'shipment.clear': shipmentTransition,
+  'shipment.deliver': shipmentTransition,
+  'shipment.cancel': shipmentTransition,
+  'manifest.attach': manifestAttach,
+  'site.register': siteRegister,
+  'units.deploy': unitsDeploy,
+  'units.decommission': unitsEnd,
+  'units.report_lost': unitsEnd,
+  'ledger.sweep': ledgerSweep,
+} as const;
+
+export type CommandKind = keyof typeof commandSchemas;
+export type CommandInput<K extends CommandKind> = z.output<(typeof commandSchemas)[K]>;
+export type CommandRequest<K extends CommandKind> = z.input<(typeof commandSchemas)[K]>;

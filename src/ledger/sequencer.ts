@@ -1,0 +1,323 @@
+/**
+ * The sequencer: every change to the ledger goes through here.
+ *
+ * Callers submit commands from anywhere; the sequencer takes them off one bounded queue
+ * in arrival order and commits them in batches (group commit): one transaction per
+ * batch holds the state changes, the events and the idempotency answers together. Each
+ * command still gets its own answer: accepted with its ids, or refused with the rule.
+ *
+ * Crash notes, per step of a batch:
+ * - before COMMIT: nothing of the batch exists; no caller was answered; clients retry
+ *   with their idempotency keys.
+ * - COMMIT sent, no reply (connection lost): the outcome is unknown to us, so callers get
+ *   503 'unavailable'; a retry with the same key returns the stored answer if it did commit.
+ * - after COMMIT: everything of the batch is durable; answers go out only now.
+ */
+import { createHash } from 'node:crypto';
+import { DomainError, assert, isDomainError } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Pool, PoolClient } from '../store/pool.ts';
+import {
+  emptyKeys, findIdempotencyAnswers, loadBatchState, lockLogHead, writeBatch,
+  type EventWrite, type IdempotencyWrite, type StoredAnswer,
+} from '../store/ledger-tables.ts';
+import { canonicalBytes, eventBody } from './events.ts';
+import { handlers } from './handlers/index.ts';
+import type { Handler, Outcome } from './handler.ts';
+import { mayRun, type Actor } from './permissions.ts';
+import { commandSchemas, type CommandKind } from './schemas.ts';
+import { BatchState } from './state.ts';
+
+export type Answer =
+  | { ok: true; seq: number; body: Record<string, unknown>; replayed: boolean }
+  | { ok: false; error: DomainError; replayed: boolean };
+
+/** What the transparency log does inside a batch's transaction (issue: tlog). */
+export interface LogAppender {
+  append(client: PoolClient, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<void>;
+}
+
+export interface SequencerOptions {
+  pool: Pool;
+  clock: Clock;
+  logAppender?: LogAppender;
+  batchCommandsMax?: number;
+  queueMax?: number;
+  onError?: (error: unknown, context: string) => void;
+}
+
+interface Pending {
+  kind: CommandKind;
+  input: unknown;
+  actor: Actor;
+  idempotency: { scope: string; key: string; hash: Buffer } | null;
+  serials: number;
+  resolve: (answer: Answer) => void;
+}
+
+export interface SequencerStats {
+  batches: number;
+  commands: number;
+  accepted: number;
+  refused: number;
+  replayed: number;
+  failedBatches: number;
+  queueDepth: number;
+  lastBatchSize: number;
+  commitSecondsTotal: number;
+}
+
+export class Sequencer {
+  private readonly queue: Pending[] = [];
+  private running = false;
+  private closed = false;
+  private idle: Array<() => void> = [];
+  readonly stats: SequencerStats = { batches: 0, commands: 0, accepted: 0, refused: 0, replayed: 0, failedBatches: 0, queueDepth: 0, lastBatchSize: 0, commitSecondsTotal: 0 };
+  private readonly batchMax: number;
+  private readonly queueMax: number;
+
+  constructor(private readonly options: SequencerOptions) {
+    this.batchMax = options.batchCommandsMax ?? limits.batchCommandsMax;
+    this.queueMax = options.queueMax ?? limits.sequencerQueueMax;
+  }
+
+  /**
+   * Checks a command's shape and the actor's role at once (those refusals change nothing
+   * and are not remembered under the idempotency key), then queues it.
+   */
+  submit(kind: CommandKind, rawInput: unknown, actor: Actor, idempotencyKey?: string): Promise<Answer> {
+    const refused = (error: DomainError): Promise<Answer> => Promise.resolve({ ok: false, error, replayed: false });
+    if (this.closed) return refused(new DomainError('unavailable', 'the ledger is shutting down; retry on another server'));
+    if (!mayRun(actor.role, kind)) return refused(new DomainError('forbidden', `a ${actor.role} token may not run ${kind}`));
+    const parsed = commandSchemas[kind].safeParse(rawInput);
+    if (!parsed.success) return refused(invalidInput(kind, parsed.error.issues));
+    if (this.queue.length >= this.queueMax) {
+      return refused(new DomainError('overloaded', `the ledger has ${this.queue.length} commands waiting; retry shortly`, { details: { queueDepth: this.queue.length } }));
+    }
+    const idempotency = idempotencyKey === undefined ? null : { scope: actor.orgId, key: idempotencyKey, hash: requestHash(kind, rawInput) };
+    const serials = countSerials(parsed.data);
+    return new Promise((resolve) => {
+      this.queue.push({ kind, input: parsed.data, actor, idempotency, serials, resolve });
+      this.stats.queueDepth = this.queue.length;
+      if (!this.running) void this.drain();
+    });
+  }
+
+  /** Resolves when every queued command has been answered. */
+  async flush(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return;
+    await new Promise<void>((done) => this.idle.push(done));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flush();
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.takeBatch();
+        await this.commitBatch(batch);
+      }
+    } finally {
+      this.running = false;
+      this.stats.queueDepth = 0;
+      for (const done of this.idle.splice(0)) done();
+    }
+  }
+
+  /** Up to batchCommandsMax commands, and no more serials than one batch should write. */
+  private takeBatch(): Pending[] {
+    let serials = 0;
+    let count = 0;
+    while (count < this.queue.length && count < this.batchMax) {
+      const next = this.queue[count]!;
+      if (count > 0 && serials + next.serials > limits.batchSerialsMax) break;
+      serials += next.serials;
+      count += 1;
+    }
+    const batch = this.queue.splice(0, count);
+    this.stats.queueDepth = this.queue.length;
+    return batch;
+  }
+
+  private async commitBatch(batch: Pending[]): Promise<void> {
+    const started = performance.now();
+    try {
+      const answers = await this.runInTransaction(batch);
+      batch.forEach((pending, index) => pending.resolve(answers[index]!));
+      this.stats.batches += 1;
+      this.stats.lastBatchSize = batch.length;
+      this.stats.commitSecondsTotal += (performance.now() - started) / 1000;
+    } catch (error) {
+      this.stats.failedBatches += 1;
+      if (batch.length > 1 && isConstraintError(error)) {
+        // The database refused something our checks let through (say, a GPU UUID that
+        // another unit already has). Run each command alone so only that one is refused.
+        for (const pending of batch) await this.commitBatch([pending]);
+        return;
+      }
+      const refusal = toRefusal(error);
+      if (refusal.code === 'unavailable') this.options.onError?.(error, `couldn't commit a batch of ${batch.length} commands`);
+      for (const pending of batch) pending.resolve({ ok: false, error: refusal, replayed: false });
+    }
+  }
+
+  private async runInTransaction(batch: Pending[]): Promise<Answer[]> {
+    const client = await this.options.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const answers = await this.runBatch(client, batch);
+      await client.query('COMMIT');
+      return answers;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  private async runBatch(client: PoolClient, batch: Pending[]): Promise<Answer[]> {
+    const size = await lockLogHead(client);
+    const at = this.options.clock.now().toISOString();
+    const stored = await findIdempotencyAnswers(client, batch.flatMap((pending) => (pending.idempotency ? [pending.idempotency] : [])));
+    const keys = emptyKeys();
+    for (const pending of batch) {
+      keys.organisations.add(pending.actor.orgId);
+      (handlers[pending.kind] as Handler<CommandKind>).keys(pending.input as never, keys, pending.actor);
+    }
+    if (keys.dueAt !== null) keys.dueAt = at;
+    const state = new BatchState(await loadBatchState(client, keys));
+    const events: EventWrite[] = [];
+    const remembered: IdempotencyWrite[] = [];
+    const answered = new Map<string, { hash: Buffer; answer: Answer }>();
+    for (const row of stored) answered.set(`${row.scope}\u0000${row.key}`, { hash: row.request_hash, answer: storedToAnswer(row) });
+    const answers = batch.map((pending) => {
+      const key = pending.idempotency && `${pending.idempotency.scope}\u0000${pending.idempotency.key}`;
+      const earlier = key === null ? undefined : answered.get(key);
+      if (earlier) return replay(earlier, pending, this.stats);
+      const answer = this.runOne(state, pending, size + events.length, at, events);
+      if (pending.idempotency && key !== null) {
+        const record = toStored(answer, pending);
+        answered.set(key, { hash: pending.idempotency.hash, answer: record.answer });
+        remembered.push({ scope: pending.idempotency.scope, key: pending.idempotency.key, request_hash: pending.idempotency.hash, status: record.status, response: record.response, created_at: at });
+      }
+      return answer;
+    });
+    await writeBatch(client, {
+      rows: state.changedRows(),
+      endedShipments: state.endedShipments,
+      custodyChanges: state.custodyChanges,
+      replacedPartiesOf: [...new Set(state.replacedPartiesOf)],
+      events,
+      idempotency: remembered,
+      logSizeAfter: size + events.length,
+    });
+    if (this.options.logAppender && events.length > 0) {
+      await this.options.logAppender.append(client, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
+    }
+    return answers;
+  }
+
+  private runOne(state: BatchState, pending: Pending, seq: number, at: string, events: EventWrite[]): Answer {
+    this.stats.commands += 1;
+    const handler = handlers[pending.kind] as Handler<CommandKind>;
+    const context = { state, actor: pending.actor, at, seq };
+    state.begin();
+    let outcome: Outcome;
+    try {
+      outcome = handler.run(context, pending.input as never);
+    } catch (error) {
+      state.rollback();
+      if (!isDomainError(error)) throw error; // a bug: fail the batch loudly
+      this.stats.refused += 1;
+      return { ok: false, error, replayed: false };
+    }
+    const input = redact(pending.input, outcome.redact);
+    const body = eventBody(seq, at, pending.kind, pending.actor, outcome.subjectId, input, outcome.effects);
+    events.push({ seq, at, kind: pending.kind, actor: pending.actor.id, subject_id: outcome.subjectId, org_ids: outcome.orgIds, canonical: canonicalBytes(body) });
+    this.stats.accepted += 1;
+    assert(events.length === seq - events[0]!.seq + 1, 'event sequence numbers are gapless within a batch');
+    return { ok: true, seq, body: { seq, ...outcome.answer }, replayed: false };
+  }
+}
+
+function replay(earlier: { hash: Buffer; answer: Answer }, pending: Pending, stats: SequencerStats): Answer {
+  stats.replayed += 1;
+  if (!earlier.hash.equals(pending.idempotency!.hash)) {
+    return {
+      ok: false,
+      replayed: false,
+      error: new DomainError('idempotency_mismatch', `idempotency key ${pending.idempotency!.key} was used before with a different request; use a new key for a new request`, { rule: 'invariant-6' }),
+    };
+  }
+  return { ...earlier.answer, replayed: true };
+}
+
+/** What is remembered under an idempotency key; secrets are never stored. */
+function toStored(answer: Answer, pending: Pending): { status: number; response: unknown; answer: Answer } {
+  if (!answer.ok) return { status: 0, response: { ok: false, error: answer.error.toJSON() }, answer };
+  if (pending.kind === 'token.create') {
+    const error = new DomainError('conflict', `token ${String(answer.body.tokenId)} was made by the first request with this idempotency key; its secret is shown only once`, { rule: 'invariant-6' });
+    return { status: 0, response: { ok: false, error: error.toJSON() }, answer: { ok: false, error, replayed: true } };
+  }
+  return { status: 1, response: { ok: true, seq: answer.seq, body: answer.body }, answer };
+}
+
+function storedToAnswer(row: StoredAnswer): Answer {
+  const response = row.response as { ok: boolean; seq?: number; body?: Record<string, unknown>; error?: { code: DomainError['code']; message: string; rule?: string; details?: Record<string, unknown> } };
+  if (response.ok) return { ok: true, seq: response.seq!, body: response.body!, replayed: true };
+  const stored = response.error!;
+  return { ok: false, replayed: true, error: new DomainError(stored.code, stored.message, { ...(stored.rule ? { rule: stored.rule } : {}), ...(stored.details ? { details: stored.details } : {}) }) };
+}
+
+export function requestHash(kind: string, rawInput: unknown): Buffer {
+  return createHash('sha256').update(canonicalBytes({ kind, input: rawInput ?? null })).digest();
+}
+
+function redact(input: unknown, fields: string[] | undefined): unknown {
+  if (!fields || typeof input !== 'object' || input === null) return input;
+  const copy: Record<string, unknown> = { ...(input as Record<string, unknown>) };
+  for (const field of fields) delete copy[field];
+  return copy;
+}
+
+function countSerials(input: unknown): number {
+  const serials = (input as { serials?: unknown[] }).serials;
+  return Array.isArray(serials) ? serials.length : 0;
+}
+
+export function invalidInput(kind: string, issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): DomainError {
+  const fields = issues.slice(0, 20).map((issue) => ({ path: issue.path.map(String).join('.') || '(body)', message: issue.message }));
+  const first = fields[0];
+  return new DomainError('invalid_input', `couldn't read the ${kind} request: ${first ? `${first.path}: ${first.message}` : 'invalid'}${fields.length > 1 ? ` (and ${fields.length - 1} more)` : ''}`, { details: { fields } });
+}
+
+function isConstraintError(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('23');
+}
+
+/** Database failures become refusals the caller can act on; bugs stay errors. */
+function toRefusal(error: unknown): DomainError {
+  if (isDomainError(error)) return error;
+  const pgError = error as { code?: string; constraint?: string; message?: string };
+  if (pgError.code === '23505') {
+    return new DomainError('conflict', `the database refused a duplicate (${pgError.constraint ?? 'unique index'}): ${pgError.message ?? ''}`, { rule: pgError.constraint === 'units_gpu_uuid_key' ? 'invariant-4' : 'unique' });
+  }
+  if (pgError.code?.startsWith('23')) {
+    return new DomainError('conflict', `the database refused the change: ${pgError.message ?? pgError.code}`, { rule: pgError.constraint ?? 'database-constraint' });
+  }
+  if (pgError.code === undefined || pgError.code.startsWith('08') || pgError.code.startsWith('57')) {
+    if (error instanceof Error && !('code' in error) && !/connect|terminat|timeout|ECONN/i.test(error.message)) throw error;
+    return new DomainError('unavailable', 'the database did not confirm the change; retry with the same Idempotency-Key to learn the outcome');
+  }
+  throw error;
+}

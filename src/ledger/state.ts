@@ -1,0 +1,196 @@
+/**
+ * A batch's view of the ledger: the rows loaded for it, with every change made by the
+ * batch's commands so far laid over them. Rows are never mutated: update() makes a new
+ * row and remembers the old one, so a refused command is undone exactly, wherever in
+ * its handler the refusal came from.
+ */
+import type { LoadedState, TableName, TableRows, CustodyChange } from '../store/ledger-tables.ts';
+import { liveShipmentStatuses } from './rows.ts';
+import type {
+  AllocationRow, LicencePartyRow, LicenceRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow, TokenRow, UnitRow,
+} from './rows.ts';
+
+export type LicenceWithParties = LicenceRow & { parties: LicencePartyRow[] };
+
+/** Tables the overlay keeps by key; the rest are append-only lists. */
+interface Keyed {
+  organisations: OrganisationRow;
+  products: ProductRow;
+  tokens: TokenRow;
+  licences: LicenceWithParties;
+  allocations: AllocationRow;
+  sites: SiteRow;
+  shipments: ShipmentRow;
+  units: UnitRow;
+}
+type KeyedName = keyof Keyed;
+const keyOf = (table: KeyedName, row: { id?: string; serial?: string }): string => (table === 'units' ? row.serial! : row.id!);
+
+type AppendName = 'licence_versions' | 'shipment_serials';
+
+type UndoStep =
+  | { type: 'row'; table: KeyedName; key: string; previous: Keyed[KeyedName] | undefined; wasDirty: boolean }
+  | { type: 'append'; table: AppendName; length: number }
+  | { type: 'live'; serial: string; previous: string | undefined }
+  | { type: 'list'; name: 'endedShipments' | 'custodyChanges' | 'replacedPartiesOf'; length: number };
+
+export class BatchState {
+  private readonly rows: { [T in KeyedName]: Map<string, Keyed[T]> };
+  private readonly dirty: { [T in KeyedName]: Set<string> };
+  private readonly appended: { licence_versions: TableRows['licence_versions']; shipment_serials: TableRows['shipment_serials'] } = {
+    licence_versions: [],
+    shipment_serials: [],
+  };
+  /** serial -> the live shipment that lists it (from the database, then this batch). */
+  private readonly live = new Map<string, string>();
+  /**
+   * shipment -> serials that were at some point seen with it, for the loaded rows only.
+   * Add-only (undo needs no care): users filter by the row's current value.
+   */
+  private readonly serialsSeenWith = new Map<string, Set<string>>();
+  readonly endedShipments: string[] = [];
+  readonly custodyChanges: CustodyChange[] = [];
+  readonly replacedPartiesOf: string[] = [];
+  private undo: UndoStep[] = [];
+
+  constructor(loaded: LoadedState) {
+    const index = <T extends KeyedName>(table: T, list: Keyed[T][]) => new Map(list.map((row) => [keyOf(table, row), row]));
+    this.rows = {
+      organisations: index('organisations', loaded.organisations),
+      products: index('products', loaded.products),
+      tokens: index('tokens', loaded.tokens),
+      licences: index('licences', loaded.licences),
+      allocations: index('allocations', loaded.allocations),
+      sites: index('sites', loaded.sites),
+      shipments: index('shipments', loaded.shipments),
+      units: index('units', loaded.units),
+    };
+    this.dirty = {
+      organisations: new Set(), products: new Set(), tokens: new Set(), licences: new Set(), allocations: new Set(),
+      sites: new Set(), shipments: new Set(), units: new Set(),
+    };
+    for (const row of loaded.liveSerials) {
+      this.live.set(row.serial, row.shipment_id);
+      this.noteSeen(row.shipment_id, row.serial);
+    }
+    for (const unit of loaded.units) this.noteSeen(unit.shipment_id, unit.serial);
+  }
+
+  private noteSeen(shipmentId: string, serial: string): void {
+    let set = this.serialsSeenWith.get(shipmentId);
+    if (!set) this.serialsSeenWith.set(shipmentId, (set = new Set()));
+    set.add(serial);
+  }
+
+  /** Loaded or new units whose current shipment is this one. */
+  unitsOfShipment(shipmentId: string): UnitRow[] {
+    const units: UnitRow[] = [];
+    for (const serial of this.serialsSeenWith.get(shipmentId) ?? []) {
+      const unit = this.rows.units.get(serial);
+      if (unit && unit.shipment_id === shipmentId) units.push(unit);
+    }
+    return units;
+  }
+
+  /** Serials this batch knows to be live in this shipment. */
+  liveSerialsOf(shipmentId: string): string[] {
+    return [...(this.serialsSeenWith.get(shipmentId) ?? [])].filter((serial) => this.live.get(serial) === shipmentId);
+  }
+
+  get<T extends KeyedName>(table: T, key: string): Keyed[T] | undefined {
+    return this.rows[table].get(key) as Keyed[T] | undefined;
+  }
+
+  /** Rows of a table this batch knows, loaded or made. */
+  all<T extends KeyedName>(table: T): IterableIterator<Keyed[T]> {
+    return this.rows[table].values() as IterableIterator<Keyed[T]>;
+  }
+
+  /** Inserts a new row or replaces one; the old row is kept for undo. */
+  put<T extends KeyedName>(table: T, row: Keyed[T]): Keyed[T] {
+    const key = keyOf(table, row);
+    if (table === 'units') this.noteSeen((row as UnitRow).shipment_id, key);
+    this.undo.push({ type: 'row', table, key, previous: this.rows[table].get(key), wasDirty: this.dirty[table].has(key) });
+    (this.rows[table] as Map<string, Keyed[T]>).set(key, row);
+    this.dirty[table].add(key);
+    return row;
+  }
+
+  update<T extends KeyedName>(table: T, row: Keyed[T], patch: Partial<Keyed[T]>): Keyed[T] {
+    return this.put(table, { ...row, ...patch });
+  }
+
+  append<T extends AppendName>(table: T, row: TableRows[T][number]): void {
+    this.undo.push({ type: 'append', table, length: this.appended[table].length });
+    (this.appended[table] as Array<TableRows[T][number]>).push(row);
+  }
+
+  liveShipmentOf(serial: string): string | undefined {
+    return this.live.get(serial);
+  }
+
+  setLive(serial: string, shipmentId: string | undefined): void {
+    if (shipmentId !== undefined) this.noteSeen(shipmentId, serial);
+    this.undo.push({ type: 'live', serial, previous: this.live.get(serial) });
+    if (shipmentId === undefined) this.live.delete(serial);
+    else this.live.set(serial, shipmentId);
+  }
+
+  pushList<N extends 'endedShipments' | 'custodyChanges' | 'replacedPartiesOf'>(name: N, value: BatchState[N][number]): void {
+    this.undo.push({ type: 'list', name, length: this[name].length });
+    (this[name] as Array<BatchState[N][number]>).push(value);
+  }
+
+  /** Marks where a command starts: rollback() undoes back to here. */
+  begin(): void {
+    this.undo = [];
+  }
+
+  rollback(): void {
+    for (let i = this.undo.length - 1; i >= 0; i -= 1) {
+      const step = this.undo[i]!;
+      if (step.type === 'row') {
+        const rows = this.rows[step.table] as Map<string, unknown>;
+        if (step.previous === undefined) rows.delete(step.key);
+        else rows.set(step.key, step.previous);
+        if (!step.wasDirty) this.dirty[step.table].delete(step.key);
+      } else if (step.type === 'append') {
+        this.appended[step.table].length = step.length;
+      } else if (step.type === 'live') {
+        if (step.previous === undefined) this.live.delete(step.serial);
+        else this.live.set(step.serial, step.previous);
+      } else {
+        this[step.name].length = step.length;
+      }
+    }
+    this.undo = [];
+  }
+
+  /** The rows to write, per table, as the batch left them. */
+  changedRows(): Partial<TableRows> {
+    const pick = <T extends KeyedName>(table: T): Keyed[T][] => [...this.dirty[table]].map((key) => this.rows[table].get(key)!);
+    const licences = pick('licences');
+    const parties: LicencePartyRow[] = [];
+    for (const id of new Set(this.replacedPartiesOf)) parties.push(...this.rows.licences.get(id)!.parties);
+    // A manifest row is live while its shipment is: one added and ended in this batch is not.
+    const manifest = this.appended.shipment_serials.map((row) => ({
+      ...row,
+      live: liveShipmentStatuses.includes(this.rows.shipments.get(row.shipment_id)!.status),
+    }));
+    return {
+      organisations: pick('organisations'),
+      products: pick('products'),
+      tokens: pick('tokens'),
+      licences: licences.map(({ parties: _parties, ...row }) => row),
+      licence_parties: parties,
+      licence_versions: this.appended.licence_versions,
+      allocations: pick('allocations'),
+      sites: pick('sites'),
+      shipments: pick('shipments'),
+      shipment_serials: manifest,
+      units: pick('units'),
+    };
+  }
+}
+
+export type { TableName };

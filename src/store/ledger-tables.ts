@@ -1,0 +1,269 @@
+/**
+ * The ledger's storage surface: load the rows a batch needs, write what it changed.
+ *
+ * Rules of this surface:
+ * - Everything here runs inside the caller's transaction, after lockLogHead(). The lock
+ *   orders all ledger writers (also across processes), so every read here sees every
+ *   batch committed before this one and none that commits after.
+ * - writeBatch writes parents before children (foreign keys are checked per statement)
+ *   and one statement per table: a batch of 2,000 bookings is a handful of statements.
+ * - A crash at any point before COMMIT leaves nothing of the batch; after COMMIT, all of it.
+ */
+import type { PoolClient } from './pool.ts';
+import type {
+  AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow,
+  ShipmentRow, ShipmentSerialRow, SiteRow, TokenRow, UnitRow,
+} from '../ledger/rows.ts';
+
+export interface TableRows {
+  organisations: OrganisationRow[];
+  tokens: TokenRow[];
+  products: ProductRow[];
+  licences: LicenceRow[];
+  licence_parties: LicencePartyRow[];
+  licence_versions: LicenceVersionRow[];
+  allocations: AllocationRow[];
+  sites: SiteRow[];
+  shipments: ShipmentRow[];
+  shipment_serials: ShipmentSerialRow[];
+  units: UnitRow[];
+}
+
+export type TableName = keyof TableRows;
+
+interface TableShape {
+  key: string[];
+  columns: string[];
+  /** Insert-only tables refuse a second write of the same key: that would be a bug. */
+  insertOnly?: boolean;
+}
+
+/** Parents first: the order writeBatch follows. */
+const tables: Record<TableName, TableShape> = {
+  organisations: { key: ['id'], columns: ['id', 'name', 'name_romanised', 'country', 'roles', 'identifiers', 'address', 'kyc_verified', 'demo', 'created_seq'] },
+  tokens: { key: ['id'], columns: ['id', 'org_id', 'role', 'label', 'secret_hash', 'created_at', 'revoked_at'] },
+  products: { key: ['id'], columns: ['id', 'model', 'vendor', 'parameters', 'eccn', 'demo', 'created_seq'] },
+  licences: { key: ['id'], columns: ['id', 'version', 'reference', 'authority_org_id', 'direction', 'holder_org_id', 'product_ids', 'origin', 'destination', 'authorised_units', 'value_minor', 'currency', 'valid_from', 'valid_to', 'conditions', 'riders', 'status', 'allocated_units', 'shipped_units', 'demo', 'created_seq', 'updated_seq'] },
+  licence_parties: { key: ['licence_id', 'org_id', 'role'], columns: ['licence_id', 'org_id', 'role'], insertOnly: true },
+  licence_versions: { key: ['licence_id', 'version'], columns: ['licence_id', 'version', 'snapshot', 'seq'], insertOnly: true },
+  allocations: { key: ['id'], columns: ['id', 'licence_id', 'recipient_org_id', 'units', 'period_start', 'period_end', 'reserved_units', 'shipped_units', 'demo', 'created_seq'] },
+  sites: { key: ['id'], columns: ['id', 'org_id', 'name', 'province', 'city', 'latitude', 'longitude', 'capacity_units', 'deployed_units', 'demo', 'created_seq'] },
+  shipments: { key: ['id'], columns: ['id', 'exporter_org_id', 'recipient_org_id', 'product_id', 'origin', 'destination', 'export_allocation_id', 'import_allocation_id', 'units', 'status', 'booked_at', 'deadline', 'reference', 'serial_count', 'demo', 'created_seq', 'updated_seq'] },
+  shipment_serials: { key: ['shipment_id', 'serial'], columns: ['shipment_id', 'serial', 'live'], insertOnly: true },
+  units: { key: ['serial'], columns: ['serial', 'gpu_uuid', 'product_id', 'recipient_org_id', 'custody', 'shipment_id', 'site_id', 'updated_seq'] },
+};
+
+export const tableOrder = Object.keys(tables) as TableName[];
+
+const upsertSql = new Map<TableName, string>(
+  tableOrder.map((name) => {
+    const shape = tables[name];
+    const columns = shape.columns.join(', ');
+    const updates = shape.columns.filter((column) => !shape.key.includes(column)).map((column) => `${column} = EXCLUDED.${column}`);
+    const conflict = shape.insertOnly || updates.length === 0 ? '' : ` ON CONFLICT (${shape.key.join(', ')}) DO UPDATE SET ${updates.join(', ')}`;
+    return [name, `INSERT INTO ${name} (${columns}) SELECT ${columns} FROM json_populate_recordset(NULL::${name}, $1::json)${conflict}`];
+  }),
+);
+
+/** Takes the ledger's global write lock and returns the log size (the next seq). */
+export async function lockLogHead(client: PoolClient): Promise<number> {
+  const result = await client.query<{ size: number }>('SELECT size FROM log_head WHERE id = 1 FOR UPDATE');
+  const row = result.rows[0];
+  if (!row) throw new Error('log_head row is missing: the database was not migrated');
+  return row.size;
+}
+
+export interface EventWrite {
+  seq: number;
+  at: string;
+  kind: string;
+  actor: string;
+  subject_id: string | null;
+  org_ids: string[];
+  canonical: Buffer;
+}
+
+export interface IdempotencyWrite {
+  scope: string;
+  key: string;
+  request_hash: Buffer;
+  status: number;
+  response: unknown;
+  created_at: string;
+}
+
+/** Set-based changes to every unit of a shipment, which may be 100,000 rows nobody loaded. */
+export interface CustodyChange {
+  shipment_id: string;
+  from: string;
+  to: string;
+  seq: number;
+}
+
+export interface BatchWrites {
+  rows: Partial<TableRows>;
+  /** Shipments that ended (delivered, cancelled, expired): their manifest rows stop being live. */
+  endedShipments: string[];
+  /** Applied after the row writes; the batch's loaded units already carry these changes. */
+  custodyChanges: CustodyChange[];
+  /** Licences whose named parties are rewritten (amendments): old rows go first. */
+  replacedPartiesOf: string[];
+  events: EventWrite[];
+  idempotency: IdempotencyWrite[];
+  logSizeAfter: number;
+}
+
+export async function writeBatch(client: PoolClient, writes: BatchWrites): Promise<void> {
+  if (writes.replacedPartiesOf.length > 0) {
+    await client.query('DELETE FROM licence_parties WHERE licence_id = ANY($1::text[])', [writes.replacedPartiesOf]);
+  }
+  // Before new manifest rows go in: a serial freed in this batch may be listed again.
+  if (writes.endedShipments.length > 0) {
+    await client.query('UPDATE shipment_serials SET live = false WHERE live AND shipment_id = ANY($1::text[])', [writes.endedShipments]);
+  }
+  for (const name of tableOrder) {
+    const rows = writes.rows[name];
+    if (rows === undefined || rows.length === 0) continue;
+    await client.query(upsertSql.get(name)!, [JSON.stringify(rows)]);
+  }
+  for (const change of writes.custodyChanges) {
+    await client.query('UPDATE units SET custody = $3, updated_seq = $4 WHERE shipment_id = $1 AND custody = $2', [change.shipment_id, change.from, change.to, change.seq]);
+  }
+  if (writes.events.length > 0) await insertEvents(client, writes.events);
+  if (writes.idempotency.length > 0) await insertIdempotency(client, writes.idempotency);
+  await client.query('UPDATE log_head SET size = $1 WHERE id = 1', [writes.logSizeAfter]);
+}
+
+async function insertEvents(client: PoolClient, events: EventWrite[]): Promise<void> {
+  // Scalar arrays through unnest: the hottest insert, and bytea needs no text detour.
+  await client.query(
+    `INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
+     SELECT seq, at, kind, actor, subject_id, string_to_array(org_ids, ' '), canonical
+     FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])
+       AS e(seq, at, kind, actor, subject_id, org_ids, canonical)`,
+    [
+      events.map((event) => event.seq),
+      events.map((event) => event.at),
+      events.map((event) => event.kind),
+      events.map((event) => event.actor),
+      events.map((event) => event.subject_id),
+      events.map((event) => event.org_ids.join(' ')),
+      events.map((event) => event.canonical),
+    ],
+  );
+}
+
+async function insertIdempotency(client: PoolClient, entries: IdempotencyWrite[]): Promise<void> {
+  await client.query(
+    `INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int[], $5::jsonb[], $6::timestamptz[])`,
+    [
+      entries.map((entry) => entry.scope),
+      entries.map((entry) => entry.key),
+      entries.map((entry) => entry.request_hash),
+      entries.map((entry) => entry.status),
+      entries.map((entry) => JSON.stringify(entry.response)),
+      entries.map((entry) => entry.created_at),
+    ],
+  );
+}
+
+export interface StoredAnswer {
+  scope: string;
+  key: string;
+  request_hash: Buffer;
+  status: number;
+  response: unknown;
+}
+
+export async function findIdempotencyAnswers(client: PoolClient, keys: Array<{ scope: string; key: string }>): Promise<StoredAnswer[]> {
+  if (keys.length === 0) return [];
+  const result = await client.query<StoredAnswer>(
+    `SELECT i.scope, i.key, i.request_hash, i.status, i.response
+     FROM idempotency_keys i JOIN unnest($1::text[], $2::text[]) AS k(scope, key) ON i.scope = k.scope AND i.key = k.key`,
+    [keys.map((entry) => entry.scope), keys.map((entry) => entry.key)],
+  );
+  return result.rows;
+}
+
+/** What a batch asks to read; every list may be empty. */
+export interface BatchKeys {
+  organisations: Set<string>;
+  products: Set<string>;
+  tokens: Set<string>;
+  licences: Set<string>;
+  allocations: Set<string>;
+  sites: Set<string>;
+  shipments: Set<string>;
+  serials: Set<string>;
+  /** Sweeps: booked shipments and issued licences whose time ran out by this instant. */
+  dueAt: string | null;
+}
+
+export function emptyKeys(): BatchKeys {
+  return {
+    organisations: new Set(), products: new Set(), tokens: new Set(), licences: new Set(), allocations: new Set(),
+    sites: new Set(), shipments: new Set(), serials: new Set(), dueAt: null,
+  };
+}
+
+export interface LoadedState {
+  organisations: OrganisationRow[];
+  products: ProductRow[];
+  tokens: TokenRow[];
+  licences: Array<LicenceRow & { parties: LicencePartyRow[] }>;
+  allocations: AllocationRow[];
+  sites: SiteRow[];
+  shipments: ShipmentRow[];
+  units: UnitRow[];
+  liveSerials: ShipmentSerialRow[];
+}
+
+/** Sweeps take at most this many rows per batch; the next sweep takes the rest. */
+const sweepRowsMax = 1_000;
+
+/**
+ * Loads what the keys name, then what those rows point to: shipments bring their
+ * allocations, allocations their licences. Fixed order, at most a dozen statements.
+ */
+export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promise<LoadedState> {
+  const select = async <T>(sql: string, ids: Iterable<string>): Promise<T[]> => {
+    const list = [...ids];
+    if (list.length === 0) return [];
+    return (await client.query(sql, [list])).rows as T[];
+  };
+  if (keys.dueAt !== null) {
+    const due = await client.query<{ id: string; kind: string }>(
+      `(SELECT id, 'shipment' AS kind FROM shipments WHERE status = 'booked' AND deadline <= $1 ORDER BY deadline LIMIT ${sweepRowsMax})
+       UNION ALL (SELECT id, 'licence' FROM licences WHERE status IN ('issued','suspended') AND valid_to <= $1 LIMIT ${sweepRowsMax})`,
+      [keys.dueAt],
+    );
+    for (const row of due.rows) (row.kind === 'shipment' ? keys.shipments : keys.licences).add(row.id);
+  }
+  const shipments = await select<ShipmentRow>('SELECT * FROM shipments WHERE id = ANY($1)', keys.shipments);
+  for (const shipment of shipments) {
+    keys.allocations.add(shipment.export_allocation_id).add(shipment.import_allocation_id);
+    keys.organisations.add(shipment.recipient_org_id).add(shipment.exporter_org_id);
+  }
+  const allocations = await select<AllocationRow>('SELECT * FROM allocations WHERE id = ANY($1)', keys.allocations);
+  for (const allocation of allocations) {
+    keys.licences.add(allocation.licence_id);
+    keys.organisations.add(allocation.recipient_org_id);
+  }
+  const licences = await select<LicenceRow & { parties: LicencePartyRow[] }>(
+    `SELECT l.*, coalesce((SELECT json_agg(json_build_object('licence_id', p.licence_id, 'org_id', p.org_id, 'role', p.role))
+                           FROM licence_parties p WHERE p.licence_id = l.id), '[]'::json) AS parties
+     FROM licences l WHERE l.id = ANY($1)`,
+    keys.licences,
+  );
+  const serials = [...keys.serials];
+  const [organisations, products, tokens, sites, units, liveSerials] = await Promise.all([
+    select<OrganisationRow>('SELECT * FROM organisations WHERE id = ANY($1)', keys.organisations),
+    select<ProductRow>('SELECT * FROM products WHERE id = ANY($1)', keys.products),
+    select<TokenRow>(`SELECT id, org_id, role, label, '\\x' || encode(secret_hash, 'hex') AS secret_hash, created_at, revoked_at FROM tokens WHERE id = ANY($1)`, keys.tokens),
+    select<SiteRow>('SELECT * FROM sites WHERE id = ANY($1)', keys.sites),
+    select<UnitRow>('SELECT * FROM units WHERE serial = ANY($1)', serials),
+    select<ShipmentSerialRow>('SELECT * FROM shipment_serials WHERE live AND serial = ANY($1)', serials),
+  ]);
+  return { organisations, products, tokens, licences, allocations, sites, shipments, units, liveSerials };
+}

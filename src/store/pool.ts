@@ -1,0 +1,43 @@
+/**
+ * The one way to reach PostgreSQL: a pg.Pool with our type parsers and limits.
+ * int8 (bigint) comes back as a JS bigint only where we ask for it; counts and sequence
+ * numbers we keep below 2^53 are parsed as numbers.
+ */
+import pg from 'pg';
+
+// int8: sequence numbers and counts stay far below 2^53; value_minor is bigint-safe by
+// the limit valueMinorMax. Parse to number, asserting safety.
+pg.types.setTypeParser(20, (text: string) => {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new Error(`int8 value ${text} exceeds 2^53`);
+  return value;
+});
+// date stays a 'YYYY-MM-DD' string: no time-zone shift.
+pg.types.setTypeParser(1082, (text: string) => text);
+// timestamptz becomes an ISO 8601 string in UTC: rows stay plain JSON all the way to
+// the events and the API, with one spelling of time.
+pg.types.setTypeParser(1184, (text: string) => new Date(text).toISOString());
+
+export interface PoolOptions {
+  url: string;
+  /** Connections held at most by this process. */
+  connectionsMax: number;
+  applicationName: string;
+}
+
+export function createPool(options: PoolOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.connectionsMax,
+    application_name: options.applicationName,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
+  });
+  // An idle client that loses its connection must not crash the process; the next
+  // query on the pool gets a fresh connection.
+  pool.on('error', () => {});
+  return pool;
+}
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;

@@ -1,0 +1,74 @@
+/**
+ * A small world for ledger tests: two authorities, an exporter, two recipients, an
+ * auditor, the H200, and an export and an import licence with allocations.
+ */
+import { expect } from 'vitest';
+import { ManualClock } from '../src/core/clock.ts';
+import { makeUscc } from '../src/core/uscc.ts';
+import { Ledger, type Answer } from '../src/ledger/ledger.ts';
+import { systemActor, type Actor } from '../src/ledger/permissions.ts';
+import type { CommandKind, CommandRequest } from '../src/ledger/schemas.ts';
+import type { Pool } from '../src/store/pool.ts';
+
+export interface World {
+  ledger: Ledger;
+  clock: ManualClock;
+  actors: { bis: Actor; mofcom: Actor; exporter: Actor; alpha: Actor; beta: Actor; auditor: Actor };
+  productId: string;
+  exportLicenceId: string;
+  importLicenceId: string;
+  allocations: { alphaExport: string; alphaImport: string; betaExport: string; betaImport: string };
+  run<K extends CommandKind>(kind: K, input: CommandRequest<K>, actor: Actor, key?: string): Promise<Record<string, unknown>>;
+}
+
+export function expectOk(answer: Answer): Record<string, unknown> {
+  if (!answer.ok) expect.fail(`expected the command to be accepted, got ${answer.error.code}: ${answer.error.message}`);
+  return answer.body;
+}
+
+export async function buildWorld(pool: Pool, options: { licenceUnits?: number; allocationUnits?: number } = {}): Promise<World> {
+  const clock = new ManualClock('2026-02-01T00:00:00Z');
+  const ledger = await Ledger.open({ pool, clock });
+  const run = async <K extends CommandKind>(kind: K, input: CommandRequest<K>, actor: Actor, key?: string) => expectOk(await ledger.submit(kind, input, actor, key));
+  const org = async (name: string, country: string, roles: Array<'authority' | 'exporter' | 'recipient' | 'auditor'>, uscc?: string) =>
+    String((await run('organisation.register', { name, country, roles, identifiers: uscc ? { uscc } : {} }, systemActor)).organisationId);
+  const bisOrg = await org('Bureau of Industry and Security', 'US', ['authority']);
+  const mofcomOrg = await org('商务部', 'CN', ['authority'], makeUscc('11100000000019012'));
+  const exporterOrg = await org('Example Accelerators Inc.', 'US', ['exporter']);
+  const alphaOrg = await org('甲云计算有限公司', 'CN', ['recipient'], makeUscc('91110000MA0000001'));
+  const betaOrg = await org('乙智能科技有限公司', 'CN', ['recipient'], makeUscc('91330100MA0000002'));
+  const auditorOrg = await org('Independent Audit LLP', 'GB', ['auditor']);
+  const actors = {
+    bis: { id: 'TOK-bis', orgId: bisOrg, role: 'authority_officer' as const },
+    mofcom: { id: 'TOK-mofcom', orgId: mofcomOrg, role: 'authority_officer' as const },
+    exporter: { id: 'TOK-exp', orgId: exporterOrg, role: 'exporter' as const },
+    alpha: { id: 'TOK-alpha', orgId: alphaOrg, role: 'recipient' as const },
+    beta: { id: 'TOK-beta', orgId: betaOrg, role: 'recipient' as const },
+    auditor: { id: 'TOK-aud', orgId: auditorOrg, role: 'auditor' as const },
+  };
+  const productId = String((await run('product.register', {
+    model: 'H200 SXM', vendor: 'NVIDIA',
+    parameters: { denseTops: 1979, bitLength: 8, logicDieAreaMm2: 814, dramBandwidthGbS: 4800, memoryGb: 141, designedForDatacenter: true },
+  }, actors.bis)).productId);
+  const units = options.licenceUnits ?? 1_000;
+  const common = { productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: units, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z' };
+  const exportLicenceId = String((await run('licence.create', {
+    ...common, reference: 'BIS-2026-0001', direction: 'export', holderId: exporterOrg,
+    parties: [{ organisationId: alphaOrg, role: 'end_user' }, { organisationId: betaOrg, role: 'end_user' }],
+  }, actors.bis)).licenceId);
+  const importLicenceId = String((await run('licence.create', {
+    ...common, reference: 'MOFCOM-2026-0001', direction: 'import', holderId: alphaOrg,
+    parties: [{ organisationId: betaOrg, role: 'consignee' }, { organisationId: exporterOrg, role: 'supplier' }],
+  }, actors.mofcom)).licenceId);
+  await run('licence.issue', { licenceId: exportLicenceId }, actors.bis);
+  await run('licence.issue', { licenceId: importLicenceId }, actors.mofcom);
+  const share = options.allocationUnits ?? Math.floor(units / 2);
+  const allocate = async (licenceId: string, recipientId: string, actor: Actor) => String((await run('allocation.create', { licenceId, recipientId, units: share }, actor)).allocationId);
+  const allocations = {
+    alphaExport: await allocate(exportLicenceId, alphaOrg, actors.bis),
+    alphaImport: await allocate(importLicenceId, alphaOrg, actors.mofcom),
+    betaExport: await allocate(exportLicenceId, betaOrg, actors.bis),
+    betaImport: await allocate(importLicenceId, betaOrg, actors.mofcom),
+  };
+  return { ledger, clock, actors, productId, exportLicenceId, importLicenceId, allocations, run };
+}
