@@ -1,0 +1,110 @@
+/**
+ * The baseline: the same bookings written the way a typical application would, one
+ * transaction per booking on a pool of connections, row locks taken in a fixed order:
+ *
+ *   BEGIN
+ *   SELECT both allocations (with their licences) ORDER BY id FOR UPDATE   -- lock, read
+ *   (check availability and licence status in JavaScript)
+ *   INSERT the shipment; UPDATE both allocations' reserved_units
+ *   SELECT size FROM log_head FOR UPDATE                                   -- gapless seq
+ *   INSERT the event with its RFC 8785 bytes; UPDATE log_head (one statement)
+ *   COMMIT
+ *
+ * log_head is locked as late as possible (the kindest choice for the baseline), but a
+ * gapless sequence still means every booking holds it through its COMMIT and fsync.
+ */
+import canonicalize from 'canonicalize';
+import { randomUUID } from 'node:crypto';
+import type { Pool, PoolClient } from '../src/store/pool.ts';
+import type { BenchWorld, Booking } from './ledger-world.ts';
+
+interface Locked {
+  id: string;
+  units: number;
+  reserved_units: number;
+  shipped_units: number;
+  recipient_org_id: string;
+  status: string;
+  direction: string;
+  holder_org_id: string;
+  valid_from: string;
+  valid_to: string;
+  product_ids: string[];
+  origin: string;
+  destination: string;
+}
+
+const lockSql = `SELECT a.id, a.units, a.reserved_units, a.shipped_units, a.recipient_org_id,
+       l.status, l.direction, l.holder_org_id, l.valid_from, l.valid_to, l.product_ids, l.origin, l.destination
+  FROM allocations a JOIN licences l ON l.id = a.licence_id
+  WHERE a.id IN ($1, $2) ORDER BY a.id FOR UPDATE OF a`;
+
+const insertShipmentSql = `INSERT INTO shipments (id, exporter_org_id, recipient_org_id, product_id, origin, destination,
+  export_allocation_id, import_allocation_id, units, status, booked_at, deadline, serial_count, demo, created_seq, updated_seq)
+  VALUES ($1, $2, $3, $4, 'US', 'CN', $5, $6, $7, 'booked', $8, $9, 0, false, $10, $10)`;
+
+export type BaselineResult = { ok: true } | { ok: false; reason: string };
+
+/** Books one shipment in its own transaction; refusals roll back and say why. */
+export async function bookBaseline(pool: Pool, world: BenchWorld, booking: Booking, deadline: string): Promise<BaselineResult> {
+  const pair = world.pairs[booking.pair]!;
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    const locked = (await client.query<Locked>(lockSql, [pair.exportAllocationId, pair.importAllocationId])).rows;
+    const at = new Date().toISOString();
+    const refusal = checkBooking(locked, world, booking, at);
+    if (refusal !== null) {
+      await client.query('ROLLBACK');
+      return { ok: false, reason: refusal };
+    }
+    const shipmentId = `S-${randomUUID()}`;
+    // created_seq is the event's seq, known only under the log_head lock: patched below.
+    await client.query(insertShipmentSql, [shipmentId, world.exporterOrgId, pair.recipientOrgId, world.productId, pair.exportAllocationId, pair.importAllocationId, booking.units, at, deadline, 0]);
+    await client.query('UPDATE allocations SET reserved_units = reserved_units + $1 WHERE id IN ($2, $3)', [booking.units, pair.exportAllocationId, pair.importAllocationId]);
+    await appendEvent(client, world, booking, pair, shipmentId, at, deadline);
+    await client.query('COMMIT');
+    return { ok: true };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {
+      broken = true;
+    });
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
+function checkBooking(locked: Locked[], world: BenchWorld, booking: Booking, at: string): string | null {
+  if (locked.length !== 2) return 'allocation not found';
+  for (const row of locked) {
+    if (row.status !== 'issued') return `licence is ${row.status}`;
+    if (at < row.valid_from || at >= row.valid_to) return 'licence not valid now';
+    if (!row.product_ids.includes(world.productId)) return 'licence does not cover the product';
+    if (row.direction === 'export' && row.holder_org_id !== world.exporterOrgId) return 'not the exporter of this licence';
+    const available = row.units - row.reserved_units - row.shipped_units;
+    if (booking.units > available) return `allocation ${row.id} has ${available} units available; ${booking.units} requested`;
+  }
+  return null;
+}
+
+async function appendEvent(client: PoolClient, world: BenchWorld, booking: Booking, pair: BenchWorld['pairs'][number], shipmentId: string, at: string, deadline: string): Promise<void> {
+  const seq = Number((await client.query<{ size: number }>('SELECT size FROM log_head WHERE id = 1 FOR UPDATE')).rows[0]!.size);
+  const body = {
+    seq, at, kind: 'shipment.book',
+    actor: { id: world.exporter.id, org: world.exporter.orgId, role: world.exporter.role },
+    subject: shipmentId,
+    input: { exportAllocationId: pair.exportAllocationId, importAllocationId: pair.importAllocationId, productId: world.productId, units: booking.units, deadline, demo: false },
+    effects: { shipmentId, recipientId: pair.recipientOrgId, origin: 'US', destination: 'CN' },
+  };
+  const canonical = Buffer.from(canonicalize(body)!, 'utf8');
+  // One round trip for the rest, since the lock is held until COMMIT: the event, the
+  // shipment's created_seq, and the head.
+  await client.query(
+    `WITH event AS (INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical) VALUES ($1, $2, 'shipment.book', $3, $4, $5, $6)),
+          shipment AS (UPDATE shipments SET created_seq = $1, updated_seq = $1 WHERE id = $4)
+     UPDATE log_head SET size = $1 + 1 WHERE id = 1`,
+    [seq, at, world.exporter.id, shipmentId, [world.exporterOrgId, pair.recipientOrgId], canonical],
+  );
+}
