@@ -1,0 +1,18 @@
+/**
+ * Strict standard base64 (RFC 4648 §4) for the text formats. Buffer.from(text, 'base64')
+ * skips characters it does not know and accepts missing padding, so two different strings
+ * could decode to the same signature or root; a log format must have one spelling per value.
+ */
+const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Decodes canonical base64, or returns undefined (padding bits set, bad characters, no padding). */
+export function decodeBase64Strict(text: string): Buffer | undefined {
+  if (!base64Pattern.test(text)) return undefined;
+  const bytes = Buffer.from(text, 'base64');
+  // Re-encoding catches non-zero padding bits, the last way two spellings can share a value.
+  return bytes.toString('base64') === text ? bytes : undefined;
+}
+
+export function encodeBase64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
