@@ -1,0 +1,133 @@
+/**
+ * The HTTP API: builds a fastify instance around a ledger and a pool; the caller listens
+ * and closes (and owns the ledger and the pool).
+ *
+ * Every request goes: body limit and JSON parsing (UTF-8 and Unicode checked) → bearer
+ * token (cached) → the route's pipeline (commands.ts, queries.ts) → presenters. Every
+ * error, wherever it came from, leaves through the one error handler as problem+json.
+ * Logging is quiet by default (warn): errors and slow requests, never secrets.
+ */
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { DomainError } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { Actor } from '../ledger/permissions.ts';
+import type { Pool } from '../store/pool.ts';
+import { ping } from '../store/read-queries.ts';
+import { TokenVerifier } from './auth.ts';
+import { parseJsonBody } from './body.ts';
+import { registerCommandRoutes } from './commands.ts';
+import { HttpMetrics } from './metrics.ts';
+import { buildOpenApiDocument, renderDocsPage } from './openapi.ts';
+import { fromFrameworkError, internalProblem, problemOf, sendProblem } from './problem.ts';
+import { registerQueryRoutes } from './queries.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The caller, set by the bearer check on every /v1 route that needs one. */
+    actor: Actor | null;
+  }
+}
+
+export interface ServerOptions {
+  ledger: Ledger;
+  pool: Pool;
+  /** A pino logger, or false for none; absent: pino at level 'warn' with secrets redacted. */
+  logger?: Logger | false;
+  /** Serve demo data: every response carries X-Chipledger-Demo: true. */
+  demo?: boolean;
+  /** Largest request body; defaults to limits.requestBodyBytesMax. */
+  bodyLimitBytes?: number;
+}
+
+/** Requests slower than this are logged at warn. */
+export const slowRequestMs = 1_000;
+/** /healthz gives up on the database after this long and answers 503. */
+export const healthCheckTimeoutMs = 2_000;
+
+/** Header values never written to logs. */
+export const redactedPaths = ['req.headers.authorization', 'request.headers.authorization', 'headers.authorization', 'authorization'];
+
+export function defaultLogger(): Logger {
+  return pino({ level: 'warn', redact: { paths: redactedPaths, censor: '[redacted]' } });
+}
+
+export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
+  const bodyLimit = options.bodyLimitBytes ?? limits.requestBodyBytesMax;
+  const common = { bodyLimit, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true };
+  const app = (options.logger === false
+    ? Fastify({ ...common, logger: false })
+    : Fastify({ ...common, loggerInstance: options.logger ?? defaultLogger() })) as unknown as FastifyInstance;
+  const verifier = new TokenVerifier(options.pool);
+  const metrics = new HttpMetrics();
+  const demo = options.demo === true;
+
+  app.decorateRequest('actor', null);
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as Buffer));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+
+  if (demo) {
+    app.addHook('onRequest', async (_request, reply) => {
+      reply.header('x-chipledger-demo', 'true');
+    });
+  }
+  app.addHook('onResponse', async (request, reply) => {
+    const elapsedMs = reply.elapsedTime;
+    metrics.observe(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, elapsedMs / 1000);
+    if (elapsedMs > slowRequestMs) request.log.warn({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, elapsedMs }, 'slow request');
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const refusal = fromFrameworkError(error);
+    if (refusal !== null) return sendProblem(reply, problemOf(refusal, request.url));
+    request.log.error({ err: error, method: request.method, route: request.routeOptions.url }, 'unhandled error while answering a request');
+    return sendProblem(reply, internalProblem(request.url));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problemOf(new DomainError('not_found', `there is no route ${request.method} ${request.url.split('?')[0]}`), request.url)));
+
+  registerPublicRoutes(app, options, metrics, verifier);
+  await app.register(async (scope) => {
+    // Authentication before the body is read: an anonymous 8 MB upload costs us nothing.
+    scope.addHook('onRequest', async (request: FastifyRequest) => {
+      request.actor = await verifier.verify(request.headers.authorization);
+    });
+    registerCommandRoutes(scope, options.ledger, verifier);
+    registerQueryRoutes(scope, { pool: options.pool, demo });
+  });
+  return app;
+}
+
+function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metrics: HttpMetrics, verifier: TokenVerifier): void {
+  const document = buildOpenApiDocument();
+  const documentJson = JSON.stringify(document);
+  const docsPage = renderDocsPage(document);
+  app.get('/v1/openapi.json', async (_request, reply: FastifyReply) => reply.type('application/json').send(documentJson));
+  app.get('/v1/docs', async (_request, reply: FastifyReply) => reply.type('text/html; charset=utf-8').send(docsPage));
+  app.get('/healthz', async (_request, reply: FastifyReply) => {
+    await withTimeout(ping(options.pool), healthCheckTimeoutMs).catch((error: unknown) => {
+      throw new DomainError('unavailable', "the database did not answer the health check", { cause: error });
+    });
+    return reply.send({ status: 'ok' });
+  });
+  app.get('/metrics', async (_request, reply: FastifyReply) => {
+    const pool = options.pool as unknown as { totalCount: number; idleCount: number; waitingCount: number };
+    const text = metrics.render(options.ledger.sequencer.stats, pool, { chipledger_token_cache_entries: verifier.size });
+    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
+  });
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

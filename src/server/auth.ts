@@ -1,0 +1,94 @@
+/**
+ * Bearer tokens: `Authorization: Bearer clt_<tokenId>_<random>`.
+ *
+ * The database keeps only the SHA-256 of each secret (the ledger's token.create shows the
+ * secret once). A request's secret is hashed, its token row found by the id the secret
+ * carries, and the hashes compared in constant time. Unknown, malformed, revoked and
+ * mismatched tokens all get the same answer, so a caller learns nothing about which.
+ *
+ * Verified tokens are cached in memory for tokenCacheTtlMs, keyed by the hash (never the
+ * secret), so the hot path makes no database round trip. The price: a token revoked
+ * through another server process keeps working here for up to tokenCacheTtlMs; a
+ * revocation through this process evicts it at once (forget()).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { DomainError } from '../core/errors.ts';
+import type { Actor } from '../ledger/permissions.ts';
+import { findTokenCredential } from '../store/read-queries.ts';
+import type { Pool } from '../store/pool.ts';
+
+/** How long a verified token is trusted without asking the database again. */
+export const tokenCacheTtlMs = 5_000;
+/** Verified tokens kept at most; the oldest goes first. */
+export const tokenCacheEntriesMax = 10_000;
+/** A secret is about 60 characters; anything far longer is not one of ours. */
+export const bearerLengthMax = 256;
+
+const secretPattern = /^clt_([A-Za-z0-9-]{1,128})_[A-Za-z0-9_-]{16,}$/;
+
+interface CacheEntry {
+  actor: Actor;
+  expiresAtMs: number;
+}
+
+export class TokenVerifier {
+  private readonly cache = new Map<string, CacheEntry>();
+
+  constructor(private readonly pool: Pool, private readonly nowMs: () => number = () => performance.now()) {}
+
+  /** The actor behind an Authorization header; throws 'unauthenticated' otherwise. */
+  async verify(authorization: string | undefined): Promise<Actor> {
+    const secret = bearerSecret(authorization);
+    const hash = createHash('sha256').update(secret).digest();
+    const key = hash.toString('base64');
+    const cached = this.cache.get(key);
+    if (cached !== undefined && cached.expiresAtMs > this.nowMs()) return cached.actor;
+    if (cached !== undefined) this.cache.delete(key);
+    const actor = await this.lookup(secret, hash);
+    this.remember(key, actor);
+    return actor;
+  }
+
+  /** Drops a token from the cache (after this process revoked it). */
+  forget(tokenId: string): void {
+    for (const [key, entry] of this.cache) if (entry.actor.id === tokenId) this.cache.delete(key);
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  private async lookup(secret: string, hash: Buffer): Promise<Actor> {
+    const tokenId = secretPattern.exec(secret)?.[1];
+    if (tokenId === undefined) throw refused();
+    let row;
+    try {
+      row = await findTokenCredential(this.pool, tokenId);
+    } catch (error) {
+      throw new DomainError('unavailable', "couldn't check the bearer token: the database did not answer", { cause: error });
+    }
+    if (row === null || row.revoked_at !== null || row.secret_hash.length !== hash.length || !timingSafeEqual(row.secret_hash, hash)) throw refused();
+    return { id: row.id, orgId: row.org_id, role: row.role };
+  }
+
+  private remember(key: string, actor: Actor): void {
+    if (this.cache.size >= tokenCacheEntriesMax) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    this.cache.set(key, { actor, expiresAtMs: this.nowMs() + tokenCacheTtlMs });
+  }
+}
+
+function bearerSecret(authorization: string | undefined): string {
+  if (authorization === undefined || authorization === '') {
+    throw new DomainError('unauthenticated', 'this request needs a bearer token: send Authorization: Bearer <token>');
+  }
+  const match = /^Bearer +(\S+) *$/i.exec(authorization);
+  if (match === null || match[1]!.length > bearerLengthMax) throw refused();
+  return match[1]!;
+}
+
+function refused(): DomainError {
+  return new DomainError('unauthenticated', 'the bearer token is not valid: it is malformed, unknown or revoked');
+}

@@ -1,0 +1,100 @@
+/**
+ * The state-changing routes: one POST per ledger command, declared in one table. Each
+ * runs the same pipeline: validate the envelope (Idempotency-Key, a JSON object body,
+ * the path id), then the ledger validates the input, authorizes the role and the
+ * tenant, and commits; the answer is presented as it came, or as a problem.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { CommandKind } from '../ledger/schemas.ts';
+import type { TokenVerifier } from './auth.ts';
+import { problemOf, sendProblem } from './problem.ts';
+
+export interface CommandRoute {
+  path: string;
+  kind: CommandKind;
+  /** The input field that the path's :id fills. */
+  idField?: string;
+  /** 201 for commands that make a new thing, 200 for transitions. */
+  creates: boolean;
+  summary: string;
+}
+
+const make = (path: string, kind: CommandKind, summary: string): CommandRoute => ({ path, kind, creates: true, summary });
+const change = (path: string, kind: CommandKind, idField: string | undefined, summary: string): CommandRoute => ({
+  path, kind, creates: false, summary, ...(idField === undefined ? {} : { idField }),
+});
+
+export const commandRoutes: readonly CommandRoute[] = [
+  make('/v1/organisations', 'organisation.register', 'Register an organisation'),
+  change('/v1/organisations/:id/kyc', 'organisation.set_kyc', 'organisationId', "Record an organisation's KYC verification"),
+  make('/v1/products', 'product.register', 'Register a product; its ECCN is derived from its parameters'),
+  make('/v1/tokens', 'token.create', 'Create an API token; the secret is in this answer only'),
+  change('/v1/tokens/:id/revoke', 'token.revoke', 'tokenId', 'Revoke an API token'),
+  make('/v1/licences', 'licence.create', 'Draft a licence'),
+  change('/v1/licences/:id/issue', 'licence.issue', 'licenceId', 'Issue a draft licence'),
+  change('/v1/licences/:id/suspend', 'licence.suspend', 'licenceId', 'Suspend an issued licence'),
+  change('/v1/licences/:id/reinstate', 'licence.reinstate', 'licenceId', 'Reinstate a suspended licence'),
+  change('/v1/licences/:id/revoke', 'licence.revoke', 'licenceId', 'Revoke a licence'),
+  change('/v1/licences/:id/surrender', 'licence.surrender', 'licenceId', 'Surrender a licence (its holder)'),
+  change('/v1/licences/:id/amend', 'licence.amend', 'licenceId', 'Amend a licence; makes a new version'),
+  make('/v1/allocations', 'allocation.create', "Allocate part of a licence's units to a recipient"),
+  change('/v1/allocations/:id/resize', 'allocation.resize', 'allocationId', 'Resize an allocation'),
+  make('/v1/shipments', 'shipment.book', 'Book a shipment, reserving units on the export and the import allocation'),
+  change('/v1/shipments/:id/ship', 'shipment.ship', 'shipmentId', 'Ship a booked shipment'),
+  change('/v1/shipments/:id/clear', 'shipment.clear', 'shipmentId', 'Record import clearance'),
+  change('/v1/shipments/:id/deliver', 'shipment.deliver', 'shipmentId', 'Confirm delivery'),
+  change('/v1/shipments/:id/cancel', 'shipment.cancel', 'shipmentId', 'Cancel a booked shipment, releasing its units'),
+  change('/v1/shipments/:id/manifest', 'manifest.attach', 'shipmentId', "Attach serials to a booked shipment's manifest"),
+  make('/v1/sites', 'site.register', 'Register a data-centre site'),
+  change('/v1/units/deploy', 'units.deploy', undefined, 'Report units deployed at a site'),
+  change('/v1/units/decommission', 'units.decommission', undefined, 'Report units decommissioned'),
+  change('/v1/units/report-lost', 'units.report_lost', undefined, 'Report units lost'),
+  change('/v1/ledger/sweep', 'ledger.sweep', undefined, 'Expire shipments and licences whose time ran out'),
+];
+
+/** Idempotency keys: visible ASCII, bounded. */
+const idempotencyKeyPattern = /^[\x21-\x7E]+$/;
+
+export function idempotencyKeyOf(header: string | string[] | undefined): string {
+  if (header === undefined || header === '') {
+    throw new DomainError('invalid_input', 'every state-changing request needs an Idempotency-Key header (a new random value per request, the same one on retries)', { rule: 'idempotency-key-required' });
+  }
+  if (Array.isArray(header)) throw new DomainError('invalid_input', 'send one Idempotency-Key header, not several', { rule: 'idempotency-key-required' });
+  if (header.length > limits.idempotencyKeyLengthMax || !idempotencyKeyPattern.test(header)) {
+    throw new DomainError('invalid_input', `the Idempotency-Key must be 1 to ${limits.idempotencyKeyLengthMax} visible ASCII characters; got ${header.length} characters`, { rule: 'idempotency-key-length-max', details: { lengthMax: limits.idempotencyKeyLengthMax } });
+  }
+  return header;
+}
+
+/** The command's input: the body object, with the path's id merged in. */
+export function commandInput(route: CommandRoute, body: unknown, pathId: string | undefined): Record<string, unknown> {
+  if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
+    throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: the body must be a JSON object`);
+  }
+  const input = { ...((body ?? {}) as Record<string, unknown>) };
+  if (route.idField === undefined || pathId === undefined) return input;
+  const given = input[route.idField];
+  if (given !== undefined && given !== pathId) {
+    throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: ${route.idField} ${String(given)} in the body differs from ${pathId} in the path`, { details: { fields: [{ path: route.idField, message: 'differs from the path' }] } });
+  }
+  input[route.idField] = pathId;
+  return input;
+}
+
+export function registerCommandRoutes(app: FastifyInstance, ledger: Ledger, verifier: TokenVerifier): void {
+  for (const route of commandRoutes) {
+    app.post(route.path, async (request: FastifyRequest, reply: FastifyReply) => {
+      const actor = request.actor!;
+      const key = idempotencyKeyOf(request.headers['idempotency-key']);
+      const input = commandInput(route, request.body, (request.params as { id?: string }).id);
+      const answer = await ledger.submit(route.kind, input as never, actor, key);
+      if (answer.replayed) reply.header('idempotent-replayed', 'true');
+      if (!answer.ok) return sendProblem(reply, problemOf(answer.error, request.url));
+      if (route.kind === 'token.revoke') verifier.forget(String(input.tokenId));
+      return reply.code(route.creates ? 201 : 200).send(answer.body);
+    });
+  }
+}

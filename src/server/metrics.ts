@@ -1,0 +1,88 @@
+/**
+ * /metrics in the Prometheus text format (0.0.4), written by hand: a request counter by
+ * route, method and status, a latency histogram by route and method, the ledger
+ * sequencer's counters and the pool's gauges. Routes are fastify's templates
+ * ('/v1/shipments/:id'), so the label sets stay bounded.
+ */
+import type { SequencerStats } from '../ledger/sequencer.ts';
+
+export const latencyBucketsSeconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+/** Label sets kept at most; requests beyond it count under route="other". */
+export const metricSeriesMax = 1_000;
+
+interface Histogram {
+  buckets: number[];
+  count: number;
+  sumSeconds: number;
+}
+
+export interface PoolStats {
+  totalCount: number;
+  idleCount: number;
+  waitingCount: number;
+}
+
+export class HttpMetrics {
+  private readonly requests = new Map<string, number>();
+  private readonly latency = new Map<string, Histogram>();
+
+  observe(method: string, route: string, status: number, seconds: number): void {
+    const series = this.latency.size < metricSeriesMax || this.latency.has(`${method} ${route}`) ? route : 'other';
+    const counterKey = `${method}\u0000${series}\u0000${status}`;
+    this.requests.set(counterKey, (this.requests.get(counterKey) ?? 0) + 1);
+    const histogramKey = `${method} ${series}`;
+    let histogram = this.latency.get(histogramKey);
+    if (histogram === undefined) {
+      histogram = { buckets: latencyBucketsSeconds.map(() => 0), count: 0, sumSeconds: 0 };
+      this.latency.set(histogramKey, histogram);
+    }
+    histogram.count += 1;
+    histogram.sumSeconds += seconds;
+    const index = latencyBucketsSeconds.findIndex((bound) => seconds <= bound);
+    if (index >= 0) histogram.buckets[index]! += 1;
+  }
+
+  render(sequencer: SequencerStats, pool: PoolStats, extra: Record<string, number> = {}): string {
+    const lines: string[] = [];
+    lines.push('# HELP chipledger_http_requests_total HTTP requests answered, by route template, method and status.');
+    lines.push('# TYPE chipledger_http_requests_total counter');
+    for (const [key, count] of this.requests) {
+      const [method, route, status] = key.split('\u0000');
+      lines.push(`chipledger_http_requests_total{method="${label(method!)}",route="${label(route!)}",status="${status}"} ${count}`);
+    }
+    lines.push('# HELP chipledger_http_request_duration_seconds Time from request to response, by route template and method.');
+    lines.push('# TYPE chipledger_http_request_duration_seconds histogram');
+    for (const [key, histogram] of this.latency) {
+      const space = key.indexOf(' ');
+      const labels = `method="${label(key.slice(0, space))}",route="${label(key.slice(space + 1))}"`;
+      let cumulative = 0;
+      latencyBucketsSeconds.forEach((bound, index) => {
+        cumulative += histogram.buckets[index]!;
+        lines.push(`chipledger_http_request_duration_seconds_bucket{${labels},le="${bound}"} ${cumulative}`);
+      });
+      lines.push(`chipledger_http_request_duration_seconds_bucket{${labels},le="+Inf"} ${histogram.count}`);
+      lines.push(`chipledger_http_request_duration_seconds_sum{${labels}} ${histogram.sumSeconds}`);
+      lines.push(`chipledger_http_request_duration_seconds_count{${labels}} ${histogram.count}`);
+    }
+    const gauge = (name: string, help: string, value: number) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`);
+    const counter = (name: string, help: string, value: number) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${value}`);
+    counter('chipledger_sequencer_batches_total', 'Batches committed by the ledger sequencer.', sequencer.batches);
+    counter('chipledger_sequencer_commands_total', 'Commands run by the sequencer (accepted or refused).', sequencer.commands);
+    counter('chipledger_sequencer_accepted_total', 'Commands accepted.', sequencer.accepted);
+    counter('chipledger_sequencer_refused_total', 'Commands refused by a rule.', sequencer.refused);
+    counter('chipledger_sequencer_replayed_total', 'Retries answered from an idempotency key.', sequencer.replayed);
+    counter('chipledger_sequencer_failed_batches_total', 'Batches whose transaction failed.', sequencer.failedBatches);
+    counter('chipledger_sequencer_commit_seconds_total', 'Time spent committing batches.', sequencer.commitSecondsTotal);
+    gauge('chipledger_sequencer_queue_depth', 'Commands waiting for the sequencer.', sequencer.queueDepth);
+    gauge('chipledger_sequencer_last_batch_size', 'Commands in the last committed batch.', sequencer.lastBatchSize);
+    gauge('chipledger_pool_connections', 'Database connections held by this process.', pool.totalCount);
+    gauge('chipledger_pool_idle_connections', 'Database connections idle in the pool.', pool.idleCount);
+    gauge('chipledger_pool_waiting_clients', 'Queries waiting for a database connection.', pool.waitingCount);
+    for (const [name, value] of Object.entries(extra)) gauge(name, name.replaceAll('_', ' '), value);
+    return `${lines.join('\n')}\n`;
+  }
+}
+
+function label(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}

@@ -1,0 +1,162 @@
+/**
+ * The OpenAPI 3.1 document, generated from the same tables the routes are registered
+ * from (commandRoutes, queryRoutes) and the ledger's zod schemas, so it cannot drift
+ * from what the server does. /v1/docs renders it as one self-contained HTML page.
+ */
+import { z } from 'zod';
+import { commandRoles } from '../ledger/permissions.ts';
+import { commandSchemas } from '../ledger/schemas.ts';
+import { commandRoutes } from './commands.ts';
+import { errorCodes } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
+import { problemCodes, problemContentType } from './problem.ts';
+import { queryRoutes } from './queries.ts';
+
+type JsonSchema = Record<string, unknown>;
+
+function jsonSchemaOf(schema: z.ZodType): JsonSchema {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  return rest;
+}
+
+/** The body schema without the field the path fills. */
+function withoutField(schema: JsonSchema, field: string | undefined): JsonSchema {
+  if (field === undefined) return schema;
+  const properties = { ...(schema.properties as Record<string, unknown>) };
+  delete properties[field];
+  const required = ((schema.required as string[] | undefined) ?? []).filter((name) => name !== field);
+  return { ...schema, properties, required };
+}
+
+/** '/v1/licences/:id' -> '/v1/licences/{id}' */
+const openApiPath = (path: string): string => path.replace(/:([A-Za-z]+)/g, '{$1}');
+
+const problemRef = { $ref: '#/components/responses/Problem' };
+const errorResponses = (statuses: number[]) => Object.fromEntries(statuses.map((status) => [String(status), problemRef]));
+
+const pathParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string', maxLength: limits.referenceLengthMax } };
+const idempotencyParameter = {
+  name: 'Idempotency-Key', in: 'header', required: true,
+  description: 'A new random value per request, the same on retries. The same key with a different body is refused (422).',
+  schema: { type: 'string', minLength: 1, maxLength: limits.idempotencyKeyLengthMax },
+};
+
+function commandOperation(route: (typeof commandRoutes)[number]) {
+  const roles = commandRoles[route.kind];
+  return {
+    operationId: route.kind.replace(/[._]([a-z])/g, (_match, letter: string) => letter.toUpperCase()),
+    summary: route.summary,
+    description: `Ledger command \`${route.kind}\`. Roles: ${roles.join(', ')}.`,
+    tags: [route.path.split('/')[2]],
+    'x-command': route.kind,
+    'x-roles': roles,
+    parameters: [...(route.path.includes(':id') ? [pathParameter] : []), idempotencyParameter],
+    requestBody: { required: !route.idField, content: { 'application/json': { schema: withoutField(jsonSchemaOf(commandSchemas[route.kind]), route.idField) } } },
+    responses: {
+      [route.creates ? '201' : '200']: {
+        description: 'Accepted: the ledger committed it. A replayed answer carries Idempotent-Replayed: true.',
+        headers: { 'Idempotent-Replayed': { schema: { type: 'string', enum: ['true'] } } },
+        content: { 'application/json': { schema: { type: 'object', properties: { seq: { type: 'integer', description: 'The event sequence number (log leaf index).' } }, required: ['seq'] } } },
+      },
+      ...errorResponses([400, 401, 403, 404, 409, 413, 422, 503]),
+    },
+  };
+}
+
+function queryOperation(route: (typeof queryRoutes)[number]) {
+  const query = jsonSchemaOf(route.query);
+  const properties = (query.properties ?? {}) as Record<string, JsonSchema>;
+  const parameters = [
+    ...(route.path.includes(':id') ? [pathParameter] : []),
+    ...Object.entries(properties).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
+  ];
+  const item = { type: 'object', description: 'A presented row (camelCase); `demo` says whether it is demo data.', properties: { demo: { type: 'boolean' } } };
+  const schema = route.list
+    ? { type: 'object', properties: { items: { type: 'array', items: item }, nextCursor: { type: ['string', 'null'], description: 'Pass as ?cursor= for the next page; null on the last page.' } }, required: ['items', 'nextCursor'] }
+    : item;
+  return {
+    operationId: `get${route.path.replace(/\/v1|:id/g, '').split(/[/-]/).filter(Boolean).map((part) => part[0]!.toUpperCase() + part.slice(1)).join('')}${route.path.endsWith(':id') ? 'ById' : ''}`,
+    summary: route.summary,
+    tags: [route.path.split('/')[2]],
+    parameters,
+    responses: { '200': { description: 'OK', content: { 'application/json': { schema } } }, ...errorResponses([400, 401, 404, 503]) },
+  };
+}
+
+export function buildOpenApiDocument(): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  const add = (path: string, method: string, operation: unknown) => {
+    (paths[openApiPath(path)] ??= {})[method] = operation;
+  };
+  for (const route of commandRoutes) add(route.path, 'post', commandOperation(route));
+  for (const route of queryRoutes) add(route.path, 'get', queryOperation(route));
+  const open = { security: [] as unknown[] };
+  add('/healthz', 'get', { ...open, operationId: 'health', summary: 'Liveness and database check', responses: { '200': { description: 'OK' }, '503': problemRef } });
+  add('/metrics', 'get', { ...open, operationId: 'metrics', summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } });
+  add('/v1/openapi.json', 'get', { ...open, operationId: 'openApi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } });
+  add('/v1/docs', 'get', { ...open, operationId: 'docs', summary: 'Human-readable API reference', responses: { '200': { description: 'HTML' } } });
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'chipledger API',
+      version: '1',
+      description: 'System of record for export-controlled AI accelerators: licences, allocations, shipments, units, sites and the event log.',
+    },
+    jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    servers: [{ url: '/' }],
+    security: [{ bearer: [] }],
+    paths,
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token secret clt_<tokenId>_<random>, bound to one organisation and role.' } },
+      schemas: {
+        Problem: {
+          type: 'object',
+          description: 'RFC 9457 problem details.',
+          properties: {
+            type: { type: 'string', format: 'uri' },
+            title: { type: 'string' },
+            status: { type: 'integer' },
+            detail: { type: 'string' },
+            code: { type: 'string', enum: [...errorCodes, 'internal'] },
+            rule: { type: 'string', description: 'The rule that refused the request, e.g. invariant-2.' },
+            details: { type: 'object', description: 'The numbers behind the refusal.' },
+            instance: { type: 'string' },
+          },
+          required: ['type', 'title', 'status', 'detail', 'code'],
+          'x-status-by-code': Object.fromEntries(Object.entries(problemCodes).map(([code, rule]) => [code, rule.status])),
+        },
+      },
+      responses: { Problem: { description: 'A problem (RFC 9457)', content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } } } },
+    },
+  };
+}
+
+const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
+
+/** One page listing every operation; no scripts, no external assets. */
+export function renderDocsPage(document: Record<string, unknown>): string {
+  const rows: string[] = [];
+  for (const [path, methods] of Object.entries(document.paths as Record<string, Record<string, { summary?: string; 'x-roles'?: string[]; requestBody?: unknown }>>)) {
+    for (const [method, operation] of Object.entries(methods)) {
+      const roles = operation['x-roles'] ? operation['x-roles'].join(', ') : method === 'get' && path.startsWith('/v1/') && !path.endsWith('openapi.json') && !path.endsWith('docs') ? 'any token (tenant-filtered)' : 'public';
+      const body = operation.requestBody ? `<details><summary>body</summary><pre>${escapeHtml(JSON.stringify((operation.requestBody as { content: Record<string, { schema: unknown }> }).content['application/json']?.schema, null, 2))}</pre></details>` : '';
+      rows.push(`<tr><td class="m ${method}">${method.toUpperCase()}</td><td><code>${escapeHtml(path)}</code>${body}</td><td>${escapeHtml(operation.summary ?? '')}</td><td>${escapeHtml(roles)}</td></tr>`);
+    }
+  }
+  const info = document.info as { title: string; description: string };
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(info.title)}</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1d2330}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e3e6ec;padding:.4rem .6rem;text-align:left;vertical-align:top}
+.m{font-weight:600;font-family:monospace}.get{color:#0a6b3d}.post{color:#1849a9}pre{background:#f5f6f8;padding:.5rem;overflow:auto;max-height:24rem}
+</style></head><body>
+<h1>${escapeHtml(info.title)}</h1><p>${escapeHtml(info.description)}</p>
+<p>Authenticate with <code>Authorization: Bearer clt_…</code>. Every state-changing POST needs an <code>Idempotency-Key</code> header.
+Errors are <code>${problemContentType}</code> (RFC 9457) with a stable <code>code</code>. Lists take <code>?limit=</code> (at most ${limits.pageSizeMax}) and <code>?cursor=</code> and answer <code>{ items, nextCursor }</code>.
+The machine-readable document is <a href="/v1/openapi.json">/v1/openapi.json</a>.</p>
+<table><thead><tr><th>method</th><th>path</th><th>what</th><th>who</th></tr></thead><tbody>
+${rows.join('\n')}
+</tbody></table></body></html>
+`;
+}

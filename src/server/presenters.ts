@@ -1,0 +1,201 @@
+/**
+ * How rows look on the wire: camelCase, explicit field by field, so that a new column
+ * never reaches clients by accident. Every presented row says whether it is demo data.
+ */
+import type {
+  AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow,
+} from '../ledger/rows.ts';
+import type { EventRow, LicenceDetail, SerialView, UnitView, UtilisationLicence } from '../store/read-queries.ts';
+
+export function presentOrganisation(row: OrganisationRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    nameRomanised: row.name_romanised,
+    country: row.country,
+    roles: row.roles,
+    identifiers: row.identifiers,
+    address: row.address,
+    kycVerified: row.kyc_verified,
+    demo: row.demo,
+    createdSeq: row.created_seq,
+  };
+}
+
+export function presentProduct(row: ProductRow) {
+  return { id: row.id, model: row.model, vendor: row.vendor, eccn: row.eccn, parameters: row.parameters, demo: row.demo, createdSeq: row.created_seq };
+}
+
+export function presentLicence(row: LicenceRow) {
+  return {
+    id: row.id,
+    version: row.version,
+    reference: row.reference,
+    authorityId: row.authority_org_id,
+    direction: row.direction,
+    holderId: row.holder_org_id,
+    productIds: row.product_ids,
+    origin: row.origin,
+    destination: row.destination,
+    authorisedUnits: row.authorised_units,
+    allocatedUnits: row.allocated_units,
+    shippedUnits: row.shipped_units,
+    valueMinor: row.value_minor,
+    currency: row.currency,
+    validFrom: row.valid_from,
+    validTo: row.valid_to,
+    conditions: row.conditions,
+    riders: row.riders,
+    status: row.status,
+    demo: row.demo,
+    createdSeq: row.created_seq,
+    updatedSeq: row.updated_seq,
+  };
+}
+
+export function presentParty(row: LicencePartyRow) {
+  return { organisationId: row.org_id, role: row.role };
+}
+
+export function presentLicenceDetail(row: LicenceDetail) {
+  return {
+    ...presentLicence(row),
+    parties: row.parties.map(presentParty),
+    allocations: row.allocations.map(presentAllocation),
+    allocationsTruncated: row.allocations_truncated,
+  };
+}
+
+export function presentLicenceVersion(row: LicenceVersionRow) {
+  const demo = (row.snapshot as { demo?: unknown } | null)?.demo === true;
+  return { licenceId: row.licence_id, version: row.version, seq: row.seq, terms: camelKeys(row.snapshot), demo };
+}
+
+/** Snapshots are stored rows of their day: their keys are camelCased generically. */
+function camelKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(camelKeys);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key.replace(/_([a-z])/g, (_match, letter: string) => letter.toUpperCase()), camelKeys(inner)]));
+}
+
+export function presentAllocation(row: AllocationRow) {
+  return {
+    id: row.id,
+    licenceId: row.licence_id,
+    recipientId: row.recipient_org_id,
+    units: row.units,
+    reservedUnits: row.reserved_units,
+    shippedUnits: row.shipped_units,
+    availableUnits: row.units - row.reserved_units - row.shipped_units,
+    periodStart: row.period_start,
+    periodEnd: row.period_end,
+    demo: row.demo,
+    createdSeq: row.created_seq,
+  };
+}
+
+export function presentShipment(row: ShipmentRow) {
+  return {
+    id: row.id,
+    exporterId: row.exporter_org_id,
+    recipientId: row.recipient_org_id,
+    productId: row.product_id,
+    origin: row.origin,
+    destination: row.destination,
+    exportAllocationId: row.export_allocation_id,
+    importAllocationId: row.import_allocation_id,
+    units: row.units,
+    status: row.status,
+    bookedAt: row.booked_at,
+    deadline: row.deadline,
+    reference: row.reference,
+    serialCount: row.serial_count,
+    demo: row.demo,
+    createdSeq: row.created_seq,
+    updatedSeq: row.updated_seq,
+  };
+}
+
+export function presentSerial(row: SerialView) {
+  return { serial: row.serial, live: row.live, gpuUuid: row.gpu_uuid, custody: row.custody, siteId: row.site_id, demo: row.demo };
+}
+
+export function presentUnit(row: UnitView) {
+  return {
+    serial: row.serial,
+    gpuUuid: row.gpu_uuid,
+    productId: row.product_id,
+    recipientId: row.recipient_org_id,
+    custody: row.custody,
+    shipmentId: row.shipment_id,
+    siteId: row.site_id,
+    demo: row.demo,
+    updatedSeq: row.updated_seq,
+  };
+}
+
+export function presentSite(row: SiteRow) {
+  return {
+    id: row.id,
+    organisationId: row.org_id,
+    name: row.name,
+    province: row.province,
+    city: row.city,
+    latitude: row.latitude,
+    longitude: row.longitude,
+    capacityUnits: row.capacity_units,
+    deployedUnits: row.deployed_units,
+    demo: row.demo,
+    createdSeq: row.created_seq,
+  };
+}
+
+/**
+ * An event as the transparency log sees it: its canonical bytes (the leaf, base64) and
+ * the same bytes parsed. The leaf index is the sequence number. Events carry no demo
+ * column; on a demo server every event is demo data.
+ */
+export function presentEvent(row: EventRow, demo: boolean) {
+  return {
+    seq: row.seq,
+    leafIndex: row.seq,
+    at: row.at,
+    kind: row.kind,
+    actor: row.actor,
+    subjectId: row.subject_id,
+    organisationIds: row.org_ids,
+    canonical: row.canonical.toString('base64'),
+    body: JSON.parse(row.canonical.toString('utf8')) as unknown,
+    demo,
+  };
+}
+
+export function presentUtilisation(row: UtilisationLicence) {
+  return {
+    licenceId: row.id,
+    reference: row.reference,
+    direction: row.direction,
+    status: row.status,
+    holderId: row.holder_org_id,
+    authorityId: row.authority_org_id,
+    units: row.authorised_units,
+    allocatedUnits: row.allocated_units,
+    unallocatedUnits: row.authorised_units - row.allocated_units,
+    reservedUnits: row.reserved_units,
+    shippedUnits: row.shipped_units,
+    availableUnits: row.authorised_units - row.reserved_units - row.shipped_units,
+    demo: row.demo,
+    allocations: row.allocations.map((allocation) => ({
+      allocationId: allocation.id,
+      recipientId: allocation.recipient_org_id,
+      units: allocation.units,
+      reservedUnits: allocation.reserved_units,
+      shippedUnits: allocation.shipped_units,
+      availableUnits: allocation.units - allocation.reserved_units - allocation.shipped_units,
+      periodStart: allocation.period_start,
+      periodEnd: allocation.period_end,
+      demo: allocation.demo,
+    })),
+    allocationsTruncated: row.allocations_truncated,
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * RFC 9457 problem details: the one shape of every error the API answers, and the one
+ * table from error code to HTTP status (STYLE.md habit 4). Nothing else in the server
+ * picks a status for an error.
+ */
+import type { FastifyReply } from 'fastify';
+import { DomainError, isDomainError, type ErrorCode } from '../core/errors.ts';
+
+export const problemContentType = 'application/problem+json';
+export const problemTypeBase = 'https://chipledger.dev/problems/';
+
+/** Seconds a client should wait before retrying an overloaded or unavailable server. */
+export const retryAfterSeconds = 1;
+
+interface CodeRule {
+  status: number;
+  title: string;
+}
+
+/**
+ * Every code, its status and its title. invalid_input is always 400 (malformed JSON and
+ * schema refusals alike); licence_not_valid is 409 because the request was fine and the
+ * licence's state refused it.
+ */
+export const problemCodes: Record<ErrorCode | 'internal', CodeRule> = {
+  invalid_input: { status: 400, title: 'Invalid input' },
+  unauthenticated: { status: 401, title: 'Not authenticated' },
+  forbidden: { status: 403, title: 'Forbidden' },
+  not_found: { status: 404, title: 'Not found' },
+  conflict: { status: 409, title: 'Conflict with the current state' },
+  insufficient_units: { status: 409, title: 'Not enough units' },
+  licence_not_valid: { status: 409, title: 'Licence does not cover this' },
+  idempotency_mismatch: { status: 422, title: 'Idempotency key reused with a different request' },
+  payload_too_large: { status: 413, title: 'Payload too large' },
+  overloaded: { status: 503, title: 'Overloaded' },
+  unavailable: { status: 503, title: 'Unavailable' },
+  internal: { status: 500, title: 'Internal server error' },
+};
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode | 'internal';
+  rule?: string;
+  details?: Record<string, unknown>;
+  instance?: string;
+}
+
+export function problemOf(error: DomainError, instance?: string): Problem {
+  const rule = problemCodes[error.code];
+  return {
+    type: `${problemTypeBase}${error.code}`,
+    title: rule.title,
+    status: rule.status,
+    detail: error.message,
+    code: error.code,
+    ...(error.rule === undefined ? {} : { rule: error.rule }),
+    ...(error.details === undefined ? {} : { details: error.details }),
+    ...(instance === undefined ? {} : { instance }),
+  };
+}
+
+/** The plain 500: nothing of the error's internals reaches the client. */
+export function internalProblem(instance?: string): Problem {
+  return {
+    type: `${problemTypeBase}internal`,
+    title: problemCodes.internal.title,
+    status: 500,
+    detail: 'the server failed to answer this request; the failure was logged',
+    code: 'internal',
+    ...(instance === undefined ? {} : { instance }),
+  };
+}
+
+/** Sends a problem with the headers its status needs. */
+export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  if (problem.status === 401) reply.header('www-authenticate', 'Bearer realm="chipledger"');
+  if (problem.status === 503) reply.header('retry-after', String(retryAfterSeconds));
+  return reply.code(problem.status).type(problemContentType).send(problem);
+}
+
+/**
+ * Errors fastify raises before our handler runs (body too large, bad content type):
+ * client errors become DomainErrors by status; anything else is not a client error.
+ */
+export function fromFrameworkError(error: unknown): DomainError | null {
+  if (isDomainError(error)) return error;
+  const candidate = error as { statusCode?: unknown; code?: unknown; message?: unknown };
+  if (typeof candidate.statusCode !== 'number' || candidate.statusCode < 400 || candidate.statusCode >= 500) return null;
+  const message = typeof candidate.message === 'string' ? candidate.message : 'the request was refused';
+  if (candidate.statusCode === 413) return new DomainError('payload_too_large', `the request body is larger than this server accepts: ${message}`, { rule: 'request-body-bytes-max' });
+  if (candidate.statusCode === 415) return new DomainError('invalid_input', 'send the request body as application/json', { rule: 'content-type' });
+  return new DomainError('invalid_input', `couldn't read the request: ${message}`);
+}

@@ -1,0 +1,206 @@
+/**
+ * The read routes, declared in one table. Each runs the same pipeline: validate the
+ * query string (zod, strict: unknown parameters are refused), load through
+ * src/store/read-queries.ts with the caller's tenant filter in SQL, present. A row the
+ * caller may not see answers 404 exactly like an unknown id.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { DomainError } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
+import type { Actor } from '../ledger/permissions.ts';
+import { id as idSchema, serial as serialSchema } from '../ledger/schemas.ts';
+import type { Pool } from '../store/pool.ts';
+import * as read from '../store/read-queries.ts';
+import type { Page, Viewer } from '../store/read-queries.ts';
+import * as present from './presenters.ts';
+
+export interface QueryContext {
+  pool: Pool;
+  demo: boolean;
+}
+
+export interface QueryRoute {
+  path: string;
+  summary: string;
+  /** The query string's schema; lists add limit and cursor. */
+  query: z.ZodObject;
+  /** Lists answer { items, nextCursor }. */
+  list: boolean;
+  run(context: QueryContext, viewer: Viewer, params: Record<string, string>, query: Record<string, unknown>): Promise<unknown>;
+}
+
+const pageQuery = {
+  limit: z.coerce.number().int('must be a whole number').min(1).max(limits.pageSizeMax).default(limits.pageSizeDefault),
+  cursor: z.string().max(512).optional(),
+};
+const licenceStatus = z.enum(['draft', 'issued', 'suspended', 'revoked', 'surrendered', 'expired', 'exhausted']);
+const shipmentStatus = z.enum(['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired']);
+const custody = z.enum(['licensed', 'in_transit', 'delivered', 'deployed', 'decommissioned', 'returned', 'lost']);
+const noQuery = z.strictObject({});
+
+/** Authorities and auditors read everything; a recipient only what is its own. */
+export function viewerOf(actor: Actor): Viewer {
+  const seesAll = actor.role === 'authority_admin' || actor.role === 'authority_officer' || actor.role === 'auditor';
+  return { orgId: seesAll ? null : actor.orgId, allocations: actor.role === 'recipient' ? 'received' : 'related' };
+}
+
+// Cursors are opaque to clients: base64url of the last key of the page.
+export function encodeCursor(key: number | string): string {
+  return Buffer.from(JSON.stringify({ after: key })).toString('base64url');
+}
+
+export function decodeCursor<K extends 'number' | 'string'>(cursor: unknown, type: K): (K extends 'number' ? number : string) | null {
+  if (cursor === undefined) return null;
+  let after: unknown;
+  try {
+    after = (JSON.parse(Buffer.from(String(cursor), 'base64url').toString('utf8')) as { after?: unknown }).after;
+  } catch {
+    after = undefined;
+  }
+  const valid = type === 'number' ? Number.isSafeInteger(after) : typeof after === 'string' && after.length <= limits.referenceLengthMax;
+  if (!valid) throw new DomainError('invalid_input', 'the cursor is not one this API gave out; start again without it', { rule: 'cursor' });
+  return after as K extends 'number' ? number : string;
+}
+
+function pageOf<K extends 'number' | 'string'>(query: Record<string, unknown>, type: K) {
+  return { after: decodeCursor(query.cursor, type), limit: query.limit as number };
+}
+
+function listOf<T, K extends number | string>(page: Page<T, K>, present: (row: T) => unknown): { items: unknown[]; nextCursor: string | null } {
+  return { items: page.rows.map(present), nextCursor: page.nextAfter === null ? null : encodeCursor(page.nextAfter) };
+}
+
+function found<T>(row: T | null, what: string, id: string): T {
+  if (row === null) throw new DomainError('not_found', `${what} ${id} was not found`, { details: { [what]: id } });
+  return row;
+}
+
+/** Path ids are checked like command ids: a malformed one is a 400, not a query. */
+function pathId(params: Record<string, string>, schema: z.ZodType<string> = idSchema): string {
+  const parsed = schema.safeParse(params.id);
+  if (!parsed.success) throw new DomainError('invalid_input', `the id in the path is not valid: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data;
+}
+
+export const queryRoutes: readonly QueryRoute[] = [
+  {
+    path: '/v1/organisations', summary: 'Organisations: its own, and those named with it on its licences', list: true, query: z.strictObject(pageQuery),
+    run: async ({ pool }, viewer, _params, query) => listOf(await read.listOrganisations(pool, viewer, pageOf(query, 'number')), present.presentOrganisation),
+  },
+  {
+    path: '/v1/products', summary: 'The product catalogue with ECCNs', list: true, query: z.strictObject(pageQuery),
+    run: async ({ pool }, _viewer, _params, query) => listOf(await read.listProducts(pool, pageOf(query, 'number')), present.presentProduct),
+  },
+  {
+    path: '/v1/licences', summary: 'Licences the caller holds or is named on', list: true, query: z.strictObject({ ...pageQuery, status: licenceStatus.optional() }),
+    run: async ({ pool }, viewer, _params, query) => listOf(
+      await read.listLicences(pool, viewer, pageOf(query, 'number'), query.status === undefined ? {} : { status: query.status as string }),
+      present.presentLicence,
+    ),
+  },
+  {
+    path: '/v1/licences/:id', summary: 'A licence with its parties and the allocations the caller sees', list: false, query: noQuery,
+    run: async ({ pool }, viewer, params) => {
+      const id = pathId(params);
+      return present.presentLicenceDetail(found(await read.findLicence(pool, viewer, id), 'licence', id));
+    },
+  },
+  {
+    path: '/v1/licences/:id/versions', summary: "A licence's versions: every amendment, nothing overwritten", list: true, query: z.strictObject(pageQuery),
+    run: async ({ pool }, viewer, params, query) => {
+      const id = pathId(params);
+      return listOf(found(await read.listLicenceVersions(pool, viewer, id, pageOf(query, 'number')), 'licence', id), present.presentLicenceVersion);
+    },
+  },
+  {
+    path: '/v1/allocations', summary: 'Allocations the caller receives (recipients), or also those on its licences (exporters)', list: true,
+    query: z.strictObject({ ...pageQuery, licenceId: idSchema.optional() }),
+    run: async ({ pool }, viewer, _params, query) => listOf(
+      await read.listAllocations(pool, viewer, pageOf(query, 'number'), query.licenceId === undefined ? {} : { licenceId: query.licenceId as string }),
+      present.presentAllocation,
+    ),
+  },
+  {
+    path: '/v1/allocations/:id', summary: 'One allocation', list: false, query: noQuery,
+    run: async ({ pool }, viewer, params) => {
+      const id = pathId(params);
+      return present.presentAllocation(found(await read.findAllocation(pool, viewer, id), 'allocation', id));
+    },
+  },
+  {
+    path: '/v1/shipments', summary: 'Shipments the caller exports or receives', list: true, query: z.strictObject({ ...pageQuery, status: shipmentStatus.optional() }),
+    run: async ({ pool }, viewer, _params, query) => listOf(
+      await read.listShipments(pool, viewer, pageOf(query, 'number'), query.status === undefined ? {} : { status: query.status as string }),
+      present.presentShipment,
+    ),
+  },
+  {
+    path: '/v1/shipments/:id', summary: 'One shipment', list: false, query: noQuery,
+    run: async ({ pool }, viewer, params) => {
+      const id = pathId(params);
+      return present.presentShipment(found(await read.findShipment(pool, viewer, id), 'shipment', id));
+    },
+  },
+  {
+    path: '/v1/shipments/:id/serials', summary: "A shipment's serial manifest with each unit's custody", list: true, query: z.strictObject(pageQuery),
+    run: async ({ pool }, viewer, params, query) => {
+      const id = pathId(params);
+      return listOf(found(await read.listShipmentSerials(pool, viewer, id, pageOf(query, 'string')), 'shipment', id), present.presentSerial);
+    },
+  },
+  {
+    path: '/v1/units', summary: 'Units the caller received or exported', list: true,
+    query: z.strictObject({ ...pageQuery, siteId: idSchema.optional(), custody: custody.optional() }),
+    run: async ({ pool }, viewer, _params, query) => listOf(
+      await read.listUnits(pool, viewer, pageOf(query, 'string'), {
+        ...(query.siteId === undefined ? {} : { siteId: query.siteId as string }),
+        ...(query.custody === undefined ? {} : { custody: query.custody as string }),
+      }),
+      present.presentUnit,
+    ),
+  },
+  {
+    path: '/v1/units/:id', summary: 'One unit by serial number', list: false, query: noQuery,
+    run: async ({ pool }, viewer, params) => {
+      const serial = pathId(params, serialSchema);
+      return present.presentUnit(found(await read.findUnit(pool, viewer, serial), 'unit', serial));
+    },
+  },
+  {
+    path: '/v1/sites', summary: "The caller's sites (all sites for authorities and auditors)", list: true, query: z.strictObject(pageQuery),
+    run: async ({ pool }, viewer, _params, query) => listOf(await read.listSites(pool, viewer, pageOf(query, 'number')), present.presentSite),
+  },
+  {
+    path: '/v1/sites/:id', summary: 'One site', list: false, query: noQuery,
+    run: async ({ pool }, viewer, params) => {
+      const id = pathId(params);
+      return present.presentSite(found(await read.findSite(pool, viewer, id), 'site', id));
+    },
+  },
+  {
+    path: '/v1/events', summary: 'Ledger events that name the caller, in log order (leaf index = seq)', list: true, query: z.strictObject(pageQuery),
+    run: async ({ pool, demo }, viewer, _params, query) => listOf(await read.listEvents(pool, viewer, pageOf(query, 'number')), (row) => present.presentEvent(row, demo)),
+  },
+  {
+    path: '/v1/reports/utilisation', summary: 'Per licence and allocation: units, allocated, reserved, shipped, available', list: true, query: z.strictObject(pageQuery),
+    run: async ({ pool }, viewer, _params, query) => listOf(await read.utilisation(pool, viewer, pageOf(query, 'number')), present.presentUtilisation),
+  },
+];
+
+export function registerQueryRoutes(app: FastifyInstance, context: QueryContext): void {
+  for (const route of queryRoutes) {
+    app.get(route.path, async (request: FastifyRequest) => {
+      const viewer = viewerOf(request.actor!);
+      const parsed = route.query.safeParse(request.query ?? {});
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const where = issue?.path.map(String).join('.') || 'query';
+        throw new DomainError('invalid_input', `couldn't read the query string: ${where}: ${issue?.message ?? 'invalid'}`, {
+          details: { fields: parsed.error.issues.slice(0, 20).map((item) => ({ path: item.path.map(String).join('.') || 'query', message: item.message })) },
+        });
+      }
+      return route.run(context, viewer, request.params as Record<string, string>, parsed.data as Record<string, unknown>);
+    });
+  }
+}

@@ -1,0 +1,322 @@
+/**
+ * The read path: what the API lists and shows, straight from the state tables (never a
+ * replay of the log).
+ *
+ * Rules of this surface:
+ * - Tenant filtering happens here, in the WHERE clause of every statement, never after
+ *   the rows came back: a row another tenant may not see is never read into the process.
+ *   A detail query for an invisible row answers null, exactly like an unknown id.
+ * - Pages are keyset pages: rows in a fixed order by a unique key (created_seq for
+ *   ledger rows, which is also the number in their id; seq for events; serial text for
+ *   units and manifests), the next page starts after the last key. Ids such as 'S-123'
+ *   are never compared as text. A page asks for one row more than it returns, to know
+ *   whether another page follows.
+ * - Every statement is bounded by its LIMIT; nothing here reads a whole table into memory.
+ * - Reads run outside the ledger's write lock: they see the last committed batch, whole.
+ */
+import type { Pool } from './pool.ts';
+import type {
+  AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow, Role, ShipmentRow, SiteRow, UnitRow,
+} from '../ledger/rows.ts';
+
+/** Who is reading. */
+export interface Viewer {
+  /** The reader's organisation; null reads every row (authorities and auditors). */
+  orgId: string | null;
+  /**
+   * Which allocations a tenant sees: 'received' only those made to it (recipients: never
+   * another recipient's, even on a licence it holds); 'related' also those on licences
+   * it holds or supplies (exporters).
+   */
+  allocations: 'received' | 'related';
+}
+
+export interface PageRequest<K> {
+  /** The last key of the previous page; null starts at the beginning. */
+  after: K | null;
+  limit: number;
+}
+
+export interface Page<T, K> {
+  rows: T[];
+  /** The key to continue after; null on the last page. */
+  nextAfter: K | null;
+}
+
+/** Rows embedded in a detail view stop here; the list endpoints page through the rest. */
+export const embeddedRowsMax = 500;
+
+export type UnitView = UnitRow & { demo: boolean };
+export type SerialView = { serial: string; live: boolean; gpu_uuid: string | null; custody: string | null; site_id: string | null; demo: boolean };
+export interface EventRow {
+  seq: number;
+  at: string;
+  kind: string;
+  actor: string;
+  subject_id: string | null;
+  org_ids: string[];
+  canonical: Buffer;
+}
+export type LicenceDetail = LicenceRow & { parties: LicencePartyRow[]; allocations: AllocationRow[]; allocations_truncated: boolean };
+export type UtilisationLicence = Pick<LicenceRow, 'id' | 'reference' | 'direction' | 'status' | 'holder_org_id' | 'authority_org_id' | 'authorised_units' | 'allocated_units' | 'shipped_units' | 'demo' | 'created_seq'> & {
+  reserved_units: number;
+  allocations: AllocationRow[];
+  allocations_truncated: boolean;
+};
+
+/** Numbered parameters for one statement. */
+class Statement {
+  readonly params: unknown[] = [];
+  add(value: unknown): string {
+    this.params.push(value);
+    return `$${this.params.length}`;
+  }
+}
+
+// Visibility predicates, one per table. Each takes the statement (to add the org id as a
+// parameter) and the alias of the table in the query.
+const visible = {
+  licence(statement: Statement, viewer: Viewer, alias: string): string {
+    if (viewer.orgId === null) return 'true';
+    const org = statement.add(viewer.orgId);
+    return `(${alias}.holder_org_id = ${org} OR EXISTS (SELECT 1 FROM licence_parties vp WHERE vp.licence_id = ${alias}.id AND vp.org_id = ${org}))`;
+  },
+  allocation(statement: Statement, viewer: Viewer, alias: string): string {
+    if (viewer.orgId === null) return 'true';
+    const org = statement.add(viewer.orgId);
+    if (viewer.allocations === 'received') return `${alias}.recipient_org_id = ${org}`;
+    return `(${alias}.recipient_org_id = ${org}
+      OR EXISTS (SELECT 1 FROM licences vl WHERE vl.id = ${alias}.licence_id AND vl.holder_org_id = ${org})
+      OR EXISTS (SELECT 1 FROM licence_parties vp WHERE vp.licence_id = ${alias}.licence_id AND vp.org_id = ${org} AND vp.role = 'supplier'))`;
+  },
+  shipment(statement: Statement, viewer: Viewer, alias: string): string {
+    if (viewer.orgId === null) return 'true';
+    const org = statement.add(viewer.orgId);
+    return `(${alias}.exporter_org_id = ${org} OR ${alias}.recipient_org_id = ${org})`;
+  },
+  unit(statement: Statement, viewer: Viewer, alias: string): string {
+    if (viewer.orgId === null) return 'true';
+    const org = statement.add(viewer.orgId);
+    return `(${alias}.recipient_org_id = ${org} OR EXISTS (SELECT 1 FROM shipments vs WHERE vs.id = ${alias}.shipment_id AND vs.exporter_org_id = ${org}))`;
+  },
+  site(statement: Statement, viewer: Viewer, alias: string): string {
+    if (viewer.orgId === null) return 'true';
+    return `${alias}.org_id = ${statement.add(viewer.orgId)}`;
+  },
+  event(statement: Statement, viewer: Viewer, alias: string): string {
+    if (viewer.orgId === null) return 'true';
+    return `${alias}.org_ids @> ARRAY[${statement.add(viewer.orgId)}]::text[]`;
+  },
+  /** Its own organisation, and those named with it on a licence it sees (holder, authority, parties). */
+  organisation(statement: Statement, viewer: Viewer, alias: string): string {
+    if (viewer.orgId === null) return 'true';
+    const org = statement.add(viewer.orgId);
+    const licences = `SELECT ol.id, ol.holder_org_id, ol.authority_org_id FROM licences ol
+      WHERE ol.holder_org_id = ${org} OR EXISTS (SELECT 1 FROM licence_parties op WHERE op.licence_id = ol.id AND op.org_id = ${org})`;
+    return `(${alias}.id = ${org} OR ${alias}.id IN (
+      SELECT vl.holder_org_id FROM (${licences}) vl
+      UNION SELECT vl.authority_org_id FROM (${licences}) vl
+      UNION SELECT vp.org_id FROM licence_parties vp WHERE vp.licence_id IN (SELECT vl.id FROM (${licences}) vl)))`;
+  },
+};
+
+async function keysetPage<T, K extends number | string>(
+  pool: Pool, statement: Statement, sql: { from: string; where: string[]; key: string; select?: string }, page: PageRequest<K>, keyOf: (row: T) => K,
+): Promise<Page<T, K>> {
+  const where = [...sql.where];
+  if (page.after !== null) where.push(`${sql.key} > ${statement.add(page.after)}`);
+  const text = `SELECT ${sql.select ?? '*'} FROM ${sql.from} WHERE ${where.join(' AND ')} ORDER BY ${sql.key} LIMIT ${statement.add(page.limit + 1)}`;
+  const rows = (await pool.query(text, statement.params)).rows as T[];
+  const more = rows.length > page.limit;
+  if (more) rows.length = page.limit;
+  const last = rows[rows.length - 1];
+  return { rows, nextAfter: more && last !== undefined ? keyOf(last) : null };
+}
+
+const bySeq = (row: { created_seq: number }): number => row.created_seq;
+
+export function listOrganisations(pool: Pool, viewer: Viewer, page: PageRequest<number>): Promise<Page<OrganisationRow, number>> {
+  const statement = new Statement();
+  return keysetPage<OrganisationRow, number>(pool, statement, { from: 'organisations o', where: [visible.organisation(statement, viewer, 'o')], key: 'o.created_seq' }, page, bySeq);
+}
+
+export function listProducts(pool: Pool, page: PageRequest<number>): Promise<Page<ProductRow, number>> {
+  // The catalogue is public to every token: products carry no tenant data.
+  return keysetPage<ProductRow, number>(pool, new Statement(), { from: 'products p', where: ['true'], key: 'p.created_seq' }, page, bySeq);
+}
+
+export function listLicences(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { status?: string } = {}): Promise<Page<LicenceRow, number>> {
+  const statement = new Statement();
+  const where = [visible.licence(statement, viewer, 'l')];
+  if (filter.status !== undefined) where.push(`l.status = ${statement.add(filter.status)}`);
+  return keysetPage<LicenceRow, number>(pool, statement, { from: 'licences l', where, key: 'l.created_seq' }, page, bySeq);
+}
+
+export async function findLicence(pool: Pool, viewer: Viewer, licenceId: string): Promise<LicenceDetail | null> {
+  const statement = new Statement();
+  const id = statement.add(licenceId);
+  const result = await pool.query<LicenceRow & { parties: LicencePartyRow[] }>(
+    `SELECT l.*, coalesce((SELECT json_agg(json_build_object('licence_id', p.licence_id, 'org_id', p.org_id, 'role', p.role) ORDER BY p.org_id, p.role)
+                           FROM licence_parties p WHERE p.licence_id = l.id), '[]'::json) AS parties
+     FROM licences l WHERE l.id = ${id} AND ${visible.licence(statement, viewer, 'l')}`,
+    statement.params,
+  );
+  const licence = result.rows[0];
+  if (!licence) return null;
+  const allocations = await listAllocations(pool, viewer, { after: null, limit: embeddedRowsMax }, { licenceId });
+  return { ...licence, allocations: allocations.rows, allocations_truncated: allocations.nextAfter !== null };
+}
+
+export async function listLicenceVersions(pool: Pool, viewer: Viewer, licenceId: string, page: PageRequest<number>): Promise<Page<LicenceVersionRow, number> | null> {
+  if (!(await isVisible(pool, 'licence', viewer, licenceId))) return null;
+  const statement = new Statement();
+  return keysetPage(pool, statement, { from: 'licence_versions v', where: [`v.licence_id = ${statement.add(licenceId)}`], key: 'v.version' }, page, (row) => row.version);
+}
+
+export function listAllocations(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { licenceId?: string } = {}): Promise<Page<AllocationRow, number>> {
+  const statement = new Statement();
+  const where = [visible.allocation(statement, viewer, 'a')];
+  if (filter.licenceId !== undefined) where.push(`a.licence_id = ${statement.add(filter.licenceId)}`);
+  return keysetPage<AllocationRow, number>(pool, statement, { from: 'allocations a', where, key: 'a.created_seq' }, page, bySeq);
+}
+
+export async function findAllocation(pool: Pool, viewer: Viewer, allocationId: string): Promise<AllocationRow | null> {
+  const statement = new Statement();
+  const id = statement.add(allocationId);
+  const result = await pool.query<AllocationRow>(`SELECT a.* FROM allocations a WHERE a.id = ${id} AND ${visible.allocation(statement, viewer, 'a')}`, statement.params);
+  return result.rows[0] ?? null;
+}
+
+export function listShipments(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { status?: string } = {}): Promise<Page<ShipmentRow, number>> {
+  const statement = new Statement();
+  const where = [visible.shipment(statement, viewer, 's')];
+  if (filter.status !== undefined) where.push(`s.status = ${statement.add(filter.status)}`);
+  return keysetPage<ShipmentRow, number>(pool, statement, { from: 'shipments s', where, key: 's.created_seq' }, page, bySeq);
+}
+
+export async function findShipment(pool: Pool, viewer: Viewer, shipmentId: string): Promise<ShipmentRow | null> {
+  const statement = new Statement();
+  const id = statement.add(shipmentId);
+  const result = await pool.query<ShipmentRow>(`SELECT s.* FROM shipments s WHERE s.id = ${id} AND ${visible.shipment(statement, viewer, 's')}`, statement.params);
+  return result.rows[0] ?? null;
+}
+
+/** A shipment's manifest with each unit's custody now; null when the shipment is not visible. */
+export async function listShipmentSerials(pool: Pool, viewer: Viewer, shipmentId: string, page: PageRequest<string>): Promise<Page<SerialView, string> | null> {
+  const shipment = await findShipment(pool, viewer, shipmentId);
+  if (!shipment) return null;
+  const statement = new Statement();
+  const demo = statement.add(shipment.demo);
+  return keysetPage(pool, statement, {
+    select: `ss.serial, ss.live, u.gpu_uuid, u.custody, u.site_id, ${demo}::boolean AS demo`,
+    from: 'shipment_serials ss LEFT JOIN units u ON u.serial = ss.serial',
+    where: [`ss.shipment_id = ${statement.add(shipmentId)}`],
+    key: 'ss.serial',
+  }, page, (row: SerialView) => row.serial);
+}
+
+export function listUnits(pool: Pool, viewer: Viewer, page: PageRequest<string>, filter: { siteId?: string; custody?: string } = {}): Promise<Page<UnitView, string>> {
+  const statement = new Statement();
+  const where = [visible.unit(statement, viewer, 'u')];
+  if (filter.siteId !== undefined) where.push(`u.site_id = ${statement.add(filter.siteId)}`);
+  if (filter.custody !== undefined) where.push(`u.custody = ${statement.add(filter.custody)}`);
+  return keysetPage(pool, statement, {
+    select: 'u.*, s.demo',
+    from: 'units u JOIN shipments s ON s.id = u.shipment_id',
+    where,
+    key: 'u.serial',
+  }, page, (row: UnitView) => row.serial);
+}
+
+export async function findUnit(pool: Pool, viewer: Viewer, serial: string): Promise<UnitView | null> {
+  const statement = new Statement();
+  const key = statement.add(serial);
+  const result = await pool.query<UnitView>(
+    `SELECT u.*, s.demo FROM units u JOIN shipments s ON s.id = u.shipment_id WHERE u.serial = ${key} AND ${visible.unit(statement, viewer, 'u')}`,
+    statement.params,
+  );
+  return result.rows[0] ?? null;
+}
+
+export function listSites(pool: Pool, viewer: Viewer, page: PageRequest<number>): Promise<Page<SiteRow, number>> {
+  const statement = new Statement();
+  return keysetPage<SiteRow, number>(pool, statement, { from: 'sites st', where: [visible.site(statement, viewer, 'st')], key: 'st.created_seq' }, page, bySeq);
+}
+
+export async function findSite(pool: Pool, viewer: Viewer, siteId: string): Promise<SiteRow | null> {
+  const statement = new Statement();
+  const id = statement.add(siteId);
+  const result = await pool.query<SiteRow>(`SELECT st.* FROM sites st WHERE st.id = ${id} AND ${visible.site(statement, viewer, 'st')}`, statement.params);
+  return result.rows[0] ?? null;
+}
+
+export function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<number>): Promise<Page<EventRow, number>> {
+  const statement = new Statement();
+  return keysetPage(pool, statement, { from: 'events e', where: [visible.event(statement, viewer, 'e')], key: 'e.seq' }, page, (row: EventRow) => row.seq);
+}
+
+/**
+ * Utilisation per licence (a page of visible licences) with the allocations the viewer
+ * sees on each, at most embeddedRowsMax per licence.
+ */
+export async function utilisation(pool: Pool, viewer: Viewer, page: PageRequest<number>): Promise<Page<UtilisationLicence, number>> {
+  const statement = new Statement();
+  const licences = await keysetPage<Omit<UtilisationLicence, 'allocations' | 'allocations_truncated'>, number>(pool, statement, {
+    select: `l.id, l.reference, l.direction, l.status, l.holder_org_id, l.authority_org_id, l.authorised_units, l.allocated_units, l.shipped_units, l.demo, l.created_seq,
+             coalesce((SELECT sum(ra.reserved_units) FROM allocations ra WHERE ra.licence_id = l.id), 0) AS reserved_units`,
+    from: 'licences l',
+    where: [visible.licence(statement, viewer, 'l')],
+    key: 'l.created_seq',
+  }, page, bySeq);
+  if (licences.rows.length === 0) return { rows: [], nextAfter: licences.nextAfter };
+  const inner = new Statement();
+  const ids = inner.add(licences.rows.map((licence) => licence.id));
+  const allocationRows = (await pool.query<AllocationRow & { position: number }>(
+    `SELECT * FROM (
+       SELECT a.*, row_number() OVER (PARTITION BY a.licence_id ORDER BY a.created_seq) AS position
+       FROM allocations a WHERE a.licence_id = ANY(${ids}::text[]) AND ${visible.allocation(inner, viewer, 'a')}) ranked
+     WHERE position <= ${inner.add(embeddedRowsMax + 1)} ORDER BY created_seq`,
+    inner.params,
+  )).rows;
+  const byLicence = new Map<string, AllocationRow[]>();
+  for (const { position: _position, ...allocation } of allocationRows) {
+    const list = byLicence.get(allocation.licence_id) ?? [];
+    list.push(allocation);
+    byLicence.set(allocation.licence_id, list);
+  }
+  const rows = licences.rows.map((licence) => {
+    const allocations = byLicence.get(licence.id) ?? [];
+    const truncated = allocations.length > embeddedRowsMax;
+    return { ...licence, allocations: truncated ? allocations.slice(0, embeddedRowsMax) : allocations, allocations_truncated: truncated };
+  });
+  return { rows, nextAfter: licences.nextAfter };
+}
+
+type Visible = 'licence' | 'shipment' | 'allocation' | 'site';
+const tableOf: Record<Visible, string> = { licence: 'licences', shipment: 'shipments', allocation: 'allocations', site: 'sites' };
+
+export async function isVisible(pool: Pool, what: Visible, viewer: Viewer, id: string): Promise<boolean> {
+  const statement = new Statement();
+  const key = statement.add(id);
+  const result = await pool.query(`SELECT 1 FROM ${tableOf[what]} t WHERE t.id = ${key} AND ${visible[what](statement, viewer, 't')}`, statement.params);
+  return result.rows.length > 0;
+}
+
+/** The database answers at all: for /healthz. */
+export async function ping(pool: Pool): Promise<void> {
+  await pool.query('SELECT 1');
+}
+
+export interface TokenCredential {
+  id: string;
+  org_id: string;
+  role: Role;
+  secret_hash: Buffer;
+  revoked_at: string | null;
+}
+
+/** A token's stored hash and binding, for the API's bearer check. */
+export async function findTokenCredential(pool: Pool, tokenId: string): Promise<TokenCredential | null> {
+  const result = await pool.query<TokenCredential>('SELECT id, org_id, role, secret_hash, revoked_at FROM tokens WHERE id = $1', [tokenId]);
+  return result.rows[0] ?? null;
+}
