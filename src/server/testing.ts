@@ -25,6 +25,8 @@ export interface ApiWorld {
   betaImportLicenceId: string;
   allocations: World['allocations'] & { exporter2Beta: string; betaImport2: string };
   shipments: { own: string; other: string };
+  /** A deployed unit of each shipment. */
+  units: { own: string; other: string };
   sites: { alpha: string; beta: string };
   /** A fresh serial number, unique in this world. */
   serial(prefix?: string): string;
@@ -107,7 +109,7 @@ export async function buildApiWorld(pool: Pool, options: { demo?: boolean } = {}
   const request = (request: RequestOptions) => inject(app, request);
   return {
     world, app, orgs, exporter2, tokens, exporter2LicenceId, betaImportLicenceId, allocations,
-    shipments: { own: ownShipment.id, other: otherShipment.id }, sites, serial, shipment, request,
+    shipments: { own: ownShipment.id, other: otherShipment.id }, units: { own: ownShipment.serials[0]!, other: otherShipment.serials[0]! }, sites, serial, shipment, request,
   };
 }
 

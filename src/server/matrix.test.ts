@@ -1,0 +1,263 @@
+/**
+ * The full allow/deny matrix: every route × every role (and no token) × a target of the
+ * caller's own tenant and one of another tenant, from one declarative table. Each cell
+ * gets a fresh target where the request would change it, so every allowed cell can
+ * succeed. Then the list endpoints: nobody sees another tenant's rows.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { systemActor } from '../ledger/permissions.ts';
+import { commandRoutes } from './commands.ts';
+import { queryRoutes } from './queries.ts';
+import { buildApiWorld, tokenRoles, type ApiWorld, type TokenRole } from './testing.ts';
+
+let database: TestDatabase;
+let api: ApiWorld;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  api = await buildApiWorld(database.pool);
+});
+afterAll(async () => {
+  await api?.app.close();
+  await api?.world.ledger.close();
+  await database?.drop();
+});
+
+type Role = Exclude<TokenRole, 'none'>;
+type Tenant = 'own' | 'other';
+interface Target {
+  url: string;
+  body?: unknown;
+}
+interface Row {
+  method: 'GET' | 'POST';
+  route: string;
+  target(role: Role, tenant: Tenant): Promise<Target> | Target;
+  /** [own tenant, other tenant] per role; roles left out get 403 on both. Without a token: 401. */
+  expect: Partial<Record<Role, [number, number]>>;
+}
+
+const seesAll = (role: Role) => role === 'authority_admin' || role === 'authority_officer' || role === 'auditor';
+const everyone = (status: number): Row['expect'] => ({ authority_admin: [status, status], authority_officer: [status, status], exporter: [status, status], recipient: [status, status], auditor: [status, status] });
+const tenantRead: Row['expect'] = { authority_admin: [200, 200], authority_officer: [200, 200], auditor: [200, 200], exporter: [200, 404], recipient: [200, 404] };
+const authorities = (own: number, other: number): Row['expect'] => ({ authority_admin: [own, other], authority_officer: [own, other] });
+
+let counter = 0;
+const next = () => ++counter;
+
+// Targets for reads: what "own" and "other" mean for each role.
+const licenceOf = (role: Role, tenant: Tenant): string => {
+  if (tenant === 'own') return role === 'recipient' ? api.world.importLicenceId : api.world.exportLicenceId;
+  return seesAll(role) ? api.world.importLicenceId : api.exporter2LicenceId;
+};
+const allocationOf = (role: Role, tenant: Tenant): string => {
+  if (tenant === 'own') return role === 'recipient' ? api.allocations.alphaImport : api.allocations.alphaExport;
+  // For alpha, beta's allocation on the import licence alpha itself holds: still not alpha's to see.
+  return role === 'exporter' ? api.allocations.exporter2Beta : api.allocations.betaImport;
+};
+
+// Fresh targets for writes.
+interface LicenceSpec {
+  authority: 'bis' | 'mofcom';
+  holder?: string;
+  parties?: Array<{ organisationId: string; role: 'consignee' | 'end_user' | 'supplier' }>;
+  status?: 'draft' | 'issued' | 'suspended';
+}
+async function licence(spec: LicenceSpec): Promise<string> {
+  const { actors, productId, run } = api.world;
+  const export_ = spec.authority === 'bis';
+  const actor = export_ ? actors.bis : actors.mofcom;
+  const id = String((await run('licence.create', {
+    reference: `T-${next()}`, direction: export_ ? 'export' : 'import',
+    holderId: spec.holder ?? (export_ ? api.orgs.exporter : api.orgs.alpha),
+    parties: spec.parties ?? (export_ ? [{ organisationId: api.orgs.alpha, role: 'end_user' }] : [{ organisationId: api.orgs.exporter, role: 'supplier' }]),
+    productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 1_000, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z',
+  }, actor)).licenceId);
+  if (spec.status === 'issued' || spec.status === 'suspended') await run('licence.issue', { licenceId: id }, actor);
+  if (spec.status === 'suspended') await run('licence.suspend', { licenceId: id }, actor);
+  return id;
+}
+const authorityOf = (tenant: Tenant) => (tenant === 'own' ? 'bis' : 'mofcom');
+async function allocation(tenant: Tenant): Promise<string> {
+  const licenceId = await licence({ authority: authorityOf(tenant) });
+  const actor = tenant === 'own' ? api.world.actors.bis : api.world.actors.mofcom;
+  return String((await api.world.run('allocation.create', { licenceId, recipientId: api.orgs.alpha, units: 10 }, actor)).allocationId);
+}
+/** The holder's own licence to surrender, or one held by another tenant. */
+async function surrenderable(role: Role, tenant: Tenant): Promise<string> {
+  if (role === 'recipient') {
+    return tenant === 'own'
+      ? licence({ authority: 'mofcom', holder: api.orgs.alpha, status: 'issued' })
+      : licence({ authority: 'mofcom', holder: api.orgs.beta, parties: [{ organisationId: api.orgs.exporter2, role: 'supplier' }], status: 'issued' });
+  }
+  return tenant === 'own'
+    ? licence({ authority: 'bis', holder: api.orgs.exporter, status: 'issued' })
+    : licence({ authority: 'bis', holder: api.orgs.exporter2, parties: [{ organisationId: api.orgs.beta, role: 'end_user' }], status: 'issued' });
+}
+async function token(tenant: Tenant): Promise<string> {
+  const organisationId = tenant === 'own' ? api.orgs.exporter : api.orgs.exporter2;
+  return String((await api.world.run('token.create', { organisationId, role: 'exporter', label: `t-${next()}` }, systemActor)).tokenId);
+}
+const shipmentIn = async (tenant: Tenant, stage: Parameters<ApiWorld['shipment']>[1]) => api.shipment(tenant, stage);
+
+const deadline = '2026-05-01T00:00:00Z';
+const productBody = () => ({ model: `Test Accelerator ${next()}`, vendor: 'Test', parameters: { denseTops: 100, bitLength: 8, logicDieAreaMm2: 500, dramBandwidthGbS: 1_000, designedForDatacenter: true } });
+const siteBody = () => ({ name: `DC ${next()}`, province: 'Guizhou', city: 'Guiyang', latitude: 26.6, longitude: 106.7, capacityUnits: 100 });
+const endBody = async (tenant: Tenant) => ({ serials: (await shipmentIn(tenant, 'delivered')).serials, reason: 'end of service' });
+
+const table: Row[] = [
+  // Reads: lists (everyone with a token) and details (another tenant's id is a 404).
+  { method: 'GET', route: '/v1/organisations', target: () => ({ url: '/v1/organisations' }), expect: everyone(200) },
+  { method: 'GET', route: '/v1/products', target: () => ({ url: '/v1/products' }), expect: everyone(200) },
+  { method: 'GET', route: '/v1/licences', target: () => ({ url: '/v1/licences' }), expect: everyone(200) },
+  { method: 'GET', route: '/v1/licences/:id', target: (role, tenant) => ({ url: `/v1/licences/${licenceOf(role, tenant)}` }), expect: tenantRead },
+  { method: 'GET', route: '/v1/licences/:id/versions', target: (role, tenant) => ({ url: `/v1/licences/${licenceOf(role, tenant)}/versions` }), expect: tenantRead },
+  { method: 'GET', route: '/v1/allocations', target: () => ({ url: '/v1/allocations' }), expect: everyone(200) },
+  { method: 'GET', route: '/v1/allocations/:id', target: (role, tenant) => ({ url: `/v1/allocations/${allocationOf(role, tenant)}` }), expect: tenantRead },
+  { method: 'GET', route: '/v1/shipments', target: () => ({ url: '/v1/shipments' }), expect: everyone(200) },
+  { method: 'GET', route: '/v1/shipments/:id', target: (_role, tenant) => ({ url: `/v1/shipments/${api.shipments[tenant]}` }), expect: tenantRead },
+  { method: 'GET', route: '/v1/shipments/:id/serials', target: (_role, tenant) => ({ url: `/v1/shipments/${api.shipments[tenant]}/serials` }), expect: tenantRead },
+  { method: 'GET', route: '/v1/units', target: () => ({ url: '/v1/units' }), expect: everyone(200) },
+  { method: 'GET', route: '/v1/units/:id', target: (_role, tenant) => ({ url: `/v1/units/${api.units[tenant]}` }), expect: tenantRead },
+  { method: 'GET', route: '/v1/sites', target: () => ({ url: '/v1/sites' }), expect: everyone(200) },
+  // An exporter owns no site: alpha's and beta's are both another tenant's.
+  { method: 'GET', route: '/v1/sites/:id', target: (_role, tenant) => ({ url: `/v1/sites/${tenant === 'own' ? api.sites.alpha : api.sites.beta}` }), expect: { ...tenantRead, exporter: [404, 404] } },
+  { method: 'GET', route: '/v1/events', target: () => ({ url: '/v1/events' }), expect: everyone(200) },
+  { method: 'GET', route: '/v1/reports/utilisation', target: () => ({ url: '/v1/reports/utilisation' }), expect: everyone(200) },
+
+  // Writes.
+  { method: 'POST', route: '/v1/organisations', target: () => ({ url: '/v1/organisations', body: { name: `Org ${next()}`, country: 'US', roles: ['exporter'] } }), expect: { authority_admin: [201, 201] } },
+  { method: 'POST', route: '/v1/organisations/:id/kyc', target: (_role, tenant) => ({ url: `/v1/organisations/${tenant === 'own' ? api.orgs.alpha : api.orgs.beta}/kyc`, body: { verified: true } }), expect: authorities(200, 200) },
+  { method: 'POST', route: '/v1/products', target: () => ({ url: '/v1/products', body: productBody() }), expect: authorities(201, 201) },
+  { method: 'POST', route: '/v1/tokens', target: (_role, tenant) => ({ url: '/v1/tokens', body: { organisationId: tenant === 'own' ? api.orgs.exporter : api.orgs.exporter2, role: 'exporter', label: `t-${next()}` } }), expect: { authority_admin: [201, 201] } },
+  { method: 'POST', route: '/v1/tokens/:id/revoke', target: async (_role, tenant) => ({ url: `/v1/tokens/${await token(tenant)}/revoke` }), expect: { authority_admin: [200, 200] } },
+  {
+    method: 'POST', route: '/v1/licences',
+    target: (_role, tenant) => ({ url: '/v1/licences', body: { reference: `N-${next()}`, direction: 'export', holderId: tenant === 'own' ? api.orgs.exporter : api.orgs.exporter2, productIds: [api.world.productId], origin: 'US', destination: 'CN', authorisedUnits: 10, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z' } }),
+    expect: authorities(201, 201),
+  },
+  // An authority acts only on licences it issued: another authority's licence is a 403 (it can see it).
+  { method: 'POST', route: '/v1/licences/:id/issue', target: async (_role, tenant) => ({ url: `/v1/licences/${await licence({ authority: authorityOf(tenant) })}/issue` }), expect: authorities(200, 403) },
+  { method: 'POST', route: '/v1/licences/:id/suspend', target: async (_role, tenant) => ({ url: `/v1/licences/${await licence({ authority: authorityOf(tenant), status: 'issued' })}/suspend`, body: { reason: 'investigation' } }), expect: authorities(200, 403) },
+  { method: 'POST', route: '/v1/licences/:id/reinstate', target: async (_role, tenant) => ({ url: `/v1/licences/${await licence({ authority: authorityOf(tenant), status: 'suspended' })}/reinstate` }), expect: authorities(200, 403) },
+  { method: 'POST', route: '/v1/licences/:id/revoke', target: async (_role, tenant) => ({ url: `/v1/licences/${await licence({ authority: authorityOf(tenant), status: 'issued' })}/revoke` }), expect: authorities(200, 403) },
+  { method: 'POST', route: '/v1/licences/:id/surrender', target: async (role, tenant) => ({ url: `/v1/licences/${await surrenderable(role, tenant)}/surrender` }), expect: { exporter: [200, 404], recipient: [200, 404] } },
+  { method: 'POST', route: '/v1/licences/:id/amend', target: async (_role, tenant) => ({ url: `/v1/licences/${await licence({ authority: authorityOf(tenant) })}/amend`, body: { reason: 'more units', authorisedUnits: 2_000 } }), expect: authorities(200, 403) },
+  { method: 'POST', route: '/v1/allocations', target: async (_role, tenant) => ({ url: '/v1/allocations', body: { licenceId: await licence({ authority: authorityOf(tenant) }), recipientId: api.orgs.alpha, units: 5 } }), expect: authorities(201, 403) },
+  { method: 'POST', route: '/v1/allocations/:id/resize', target: async (_role, tenant) => ({ url: `/v1/allocations/${await allocation(tenant)}/resize`, body: { units: 20 } }), expect: authorities(200, 403) },
+  {
+    method: 'POST', route: '/v1/shipments',
+    target: (_role, tenant) => ({
+      url: '/v1/shipments',
+      body: tenant === 'own'
+        ? { exportAllocationId: api.allocations.alphaExport, importAllocationId: api.allocations.alphaImport, productId: api.world.productId, units: 1, deadline }
+        : { exportAllocationId: api.allocations.exporter2Beta, importAllocationId: api.allocations.betaImport2, productId: api.world.productId, units: 1, deadline },
+    }),
+    expect: { exporter: [201, 404] },
+  },
+  { method: 'POST', route: '/v1/shipments/:id/ship', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'booked')).id}/ship` }), expect: { exporter: [200, 404] } },
+  // Authorities clear any shipment (customs); a recipient only its own.
+  { method: 'POST', route: '/v1/shipments/:id/clear', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'shipped')).id}/clear` }), expect: { ...authorities(200, 200), recipient: [200, 404] } },
+  { method: 'POST', route: '/v1/shipments/:id/deliver', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'cleared')).id}/deliver` }), expect: { recipient: [200, 404] } },
+  { method: 'POST', route: '/v1/shipments/:id/cancel', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'booked')).id}/cancel` }), expect: { exporter: [200, 404] } },
+  { method: 'POST', route: '/v1/shipments/:id/manifest', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'empty')).id}/manifest`, body: { serials: [api.serial('MAN')] } }), expect: { exporter: [200, 404] } },
+  { method: 'POST', route: '/v1/sites', target: () => ({ url: '/v1/sites', body: siteBody() }), expect: { recipient: [201, 201] } },
+  {
+    method: 'POST', route: '/v1/units/deploy',
+    target: async (_role, tenant) => ({ url: '/v1/units/deploy', body: { siteId: tenant === 'own' ? api.sites.alpha : api.sites.beta, serials: (await shipmentIn(tenant, 'delivered')).serials } }),
+    expect: { recipient: [200, 404] },
+  },
+  { method: 'POST', route: '/v1/units/decommission', target: async (_role, tenant) => ({ url: '/v1/units/decommission', body: await endBody(tenant) }), expect: { recipient: [200, 404] } },
+  { method: 'POST', route: '/v1/units/report-lost', target: async (_role, tenant) => ({ url: '/v1/units/report-lost', body: await endBody(tenant) }), expect: { recipient: [200, 404] } },
+  { method: 'POST', route: '/v1/ledger/sweep', target: () => ({ url: '/v1/ledger/sweep' }), expect: { authority_admin: [200, 200] } },
+];
+
+describe('allow/deny matrix', () => {
+  it('covers every route of the API', () => {
+    const declared = new Set(table.map((row) => `${row.method} ${row.route}`));
+    const served = [...commandRoutes.map((route) => `POST ${route.path}`), ...queryRoutes.map((route) => `GET ${route.path}`)];
+    expect(served.filter((route) => !declared.has(route))).toEqual([]);
+    expect([...declared].filter((route) => !served.includes(route))).toEqual([]);
+  });
+
+  for (const row of table) {
+    it(`${row.method} ${row.route}`, async () => {
+      const cells = tokenRoles.flatMap((role) => (['own', 'other'] as const).map((tenant) => ({ role, tenant })));
+      const results = await Promise.all(cells.map(async ({ role, tenant }) => {
+        const target = await row.target(role === 'none' ? 'authority_admin' : role, tenant);
+        const response = await api.request({ method: row.method, url: target.url, ...(role === 'none' ? {} : { token: api.tokens[role] }), ...(target.body === undefined ? {} : { body: target.body }) });
+        const expected = role === 'none' ? 401 : (row.expect[role] ?? [403, 403])[tenant === 'own' ? 0 : 1];
+        if (response.statusCode >= 400) {
+          expect(response.headers['content-type'], `${role}/${tenant}`).toMatch(/^application\/problem\+json/);
+          expect(response.json().status).toBe(response.statusCode);
+        }
+        if (response.statusCode === 401) expect(response.headers['www-authenticate']).toMatch(/^Bearer/);
+        return { cell: `${role}/${tenant}`, status: response.statusCode, expected, detail: response.statusCode === expected ? '' : response.body.slice(0, 300) };
+      }));
+      expect(results.filter((result) => result.status !== result.expected)).toEqual([]);
+    });
+  }
+});
+
+describe('tenant isolation in lists', () => {
+  const list = async (url: string, token: string) => {
+    const response = await api.request({ method: 'GET', url: `${url}?limit=500`, token });
+    expect(response.statusCode).toBe(200);
+    return response.json().items as Array<Record<string, unknown>>;
+  };
+
+  it('a recipient never sees another recipient’s allocations, shipments, units or sites', async () => {
+    const { alpha, beta } = api.orgs;
+    for (const [token, self, other] of [[api.tokens.recipient, alpha, beta], [api.tokens.beta, beta, alpha]] as const) {
+      const allocations = await list('/v1/allocations', token);
+      expect(allocations.length).toBeGreaterThan(0);
+      expect(allocations.filter((row) => row.recipientId !== self)).toEqual([]);
+      const shipments = await list('/v1/shipments', token);
+      expect(shipments.length).toBeGreaterThan(0);
+      expect(shipments.filter((row) => row.recipientId !== self)).toEqual([]);
+      const units = await list('/v1/units', token);
+      expect(units.length).toBeGreaterThan(0);
+      expect(units.filter((row) => row.recipientId !== self)).toEqual([]);
+      const sites = await list('/v1/sites', token);
+      expect(sites.length).toBeGreaterThan(0);
+      expect(sites.filter((row) => row.organisationId !== self)).toEqual([]);
+      const events = await list('/v1/events', token);
+      expect(events.filter((row) => !(row.organisationIds as string[]).includes(self))).toEqual([]);
+      const report = await list('/v1/reports/utilisation', token);
+      const reported = report.flatMap((row) => row.allocations as Array<Record<string, unknown>>);
+      expect(reported.filter((row) => row.recipientId === other)).toEqual([]);
+      const licence = (await api.request({ method: 'GET', url: `/v1/licences/${api.world.importLicenceId}`, token })).json();
+      expect((licence.allocations as Array<Record<string, unknown>>).filter((row) => row.recipientId !== self)).toEqual([]);
+    }
+  });
+
+  it('an exporter sees its own shipments only, and authorities and auditors see everything', async () => {
+    const shipments = await list('/v1/shipments', api.tokens.exporter);
+    expect(shipments.filter((row) => row.exporterId !== api.orgs.exporter)).toEqual([]);
+    const total = (await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM shipments')).rows[0]!.n;
+    for (const role of ['authority_admin', 'authority_officer', 'auditor'] as const) {
+      expect((await list('/v1/shipments', api.tokens[role])).length).toBe(Math.min(total, 500));
+    }
+  });
+
+  it('refuses a revoked token at once on the server that revoked it', async () => {
+    const secret = String((await api.world.run('token.create', { organisationId: api.orgs.exporter, role: 'exporter', label: 'short-lived' }, systemActor)).secret);
+    expect((await api.request({ method: 'GET', url: '/v1/shipments', token: secret })).statusCode).toBe(200);
+    const tokenId = secret.split('_')[1]!;
+    expect((await api.request({ method: 'POST', url: `/v1/tokens/${tokenId}/revoke`, token: api.tokens.authority_admin })).statusCode).toBe(200);
+    const refused = await api.request({ method: 'GET', url: '/v1/shipments', token: secret });
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().code).toBe('unauthenticated');
+  });
+
+  it('refuses a well-formed secret with the wrong random part, and a malformed one, alike', async () => {
+    const [prefix, tokenId] = api.tokens.exporter.split('_');
+    const forged = `${prefix}_${tokenId}_${'A'.repeat(43)}`;
+    const answers = await Promise.all([forged, 'clt_nonsense', 'Basic abc', `${api.tokens.exporter}x`].map((secret) => api.request({ method: 'GET', url: '/v1/shipments', token: secret })));
+    for (const answer of answers) {
+      expect(answer.statusCode).toBe(401);
+      expect(answer.json().detail).toBe(answers[0]!.json().detail);
+    }
+  });
+});
