@@ -5,17 +5,26 @@
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Pool } from '../store/pool.ts';
 import { migrate } from '../store/migrate.ts';
-import { Sequencer, type Answer, type LogAppender } from './sequencer.ts';
+import { Sequencer, type Answer } from './sequencer.ts';
+import { TransparencyLog } from './transparency-log.ts';
+import { Checkpointer } from './checkpointer.ts';
+import { checkLogOnStart } from './log-check.ts';
+import { formatKeyId, parseSignerKey } from '../tlog/index.ts';
 import { systemActor, type Actor } from './permissions.ts';
 import type { CommandKind, CommandRequest } from './schemas.ts';
 
 export interface LedgerOptions {
   pool: Pool;
   clock?: Clock;
-  logAppender?: LogAppender;
   /** Expire due shipments and licences this often; absent means the caller sweeps. */
   sweepIntervalMs?: number;
   batchCommandsMax?: number;
+  /**
+   * The log's signing key (C2SP signer key text). With it, checkpoints are signed every
+   * second; without it (tests, read-only tools) none are.
+   */
+  logSignerKey?: string;
+  checkpointIntervalMs?: number;
   onError?: (error: unknown, context: string) => void;
 }
 
@@ -27,21 +36,38 @@ export interface Violation {
 
 export class Ledger {
   readonly sequencer: Sequencer;
+  /** Every committed event is a leaf of this log, written in the event's transaction. */
+  readonly log: TransparencyLog;
+  readonly checkpointer: Checkpointer | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
 
   private constructor(readonly pool: Pool, private readonly options: LedgerOptions) {
+    this.log = new TransparencyLog(pool);
     this.sequencer = new Sequencer({
       pool,
       clock: options.clock ?? systemClock,
-      ...(options.logAppender ? { logAppender: options.logAppender } : {}),
+      logAppender: this.log,
       ...(options.batchCommandsMax ? { batchCommandsMax: options.batchCommandsMax } : {}),
       ...(options.onError ? { onError: options.onError } : {}),
     });
+    if (options.logSignerKey !== undefined) {
+      this.checkpointer = new Checkpointer({
+        pool,
+        signer: parseSignerKey(options.logSignerKey),
+        ...(options.checkpointIntervalMs ? { intervalMs: options.checkpointIntervalMs } : {}),
+        ...(options.onError ? { onError: options.onError } : {}),
+      });
+    }
   }
 
+  /** Migrates, checks the log (refusing a state it cannot prove), then starts. */
   static async open(options: LedgerOptions): Promise<Ledger> {
     await migrate(options.pool);
     const ledger = new Ledger(options.pool, options);
+    const signer = ledger.checkpointer?.signer;
+    if (signer) await registerLogKey(options.pool, signer.verifierKey, signer.keyId);
+    await checkLogOnStart(options.pool, ledger.log, await knownLogKeys(options.pool));
+    ledger.checkpointer?.start();
     if (options.sweepIntervalMs !== undefined) ledger.startSweeping(options.sweepIntervalMs);
     return ledger;
   }
@@ -75,7 +101,20 @@ export class Ledger {
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.sequencer.close();
+    await this.checkpointer?.stop();
   }
+}
+
+/** Log keys ever used here, oldest first: checkpoints signed by any of them stay verifiable. */
+export async function knownLogKeys(pool: Pool): Promise<string[]> {
+  return (await pool.query<{ verifier_key: string }>('SELECT verifier_key FROM tlog_keys ORDER BY first_size, created_at')).rows.map((row) => row.verifier_key);
+}
+
+async function registerLogKey(pool: Pool, verifierKey: string, keyId: number): Promise<void> {
+  await pool.query(
+    `INSERT INTO tlog_keys (key_id, verifier_key, first_size) SELECT $1, $2, size FROM log_head WHERE id = 1 ON CONFLICT DO NOTHING`,
+    [formatKeyId(keyId), verifierKey],
+  );
 }
 
 export type { Answer, Actor };

@@ -20,7 +20,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 import {
   emptyKeys, findIdempotencyAnswers, loadBatchState, lockLogHead, writeBatch,
-  type EventWrite, type IdempotencyWrite, type StoredAnswer,
+  type EventWrite, type IdempotencyWrite, type LogHead, type StoredAnswer,
 } from '../store/ledger-tables.ts';
 import { canonicalBytes, eventBody } from './events.ts';
 import { handlers } from './handlers/index.ts';
@@ -35,7 +35,11 @@ export type Answer =
 
 /** What the transparency log does inside a batch's transaction (issue: tlog). */
 export interface LogAppender {
-  append(client: PoolClient, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<void>;
+  /**
+   * Adds the batch's events as leaves, writing tiles and the new root in the batch's
+   * transaction. `head` is the log as committed before this batch (read under the lock).
+   */
+  append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<void>;
 }
 
 export interface SequencerOptions {
@@ -185,7 +189,8 @@ export class Sequencer {
   }
 
   private async runBatch(client: PoolClient, batch: Pending[]): Promise<Answer[]> {
-    const size = await lockLogHead(client);
+    const head = await lockLogHead(client);
+    const size = head.size;
     const at = this.options.clock.now().toISOString();
     const stored = await findIdempotencyAnswers(client, batch.flatMap((pending) => (pending.idempotency ? [pending.idempotency] : [])));
     const keys = emptyKeys();
@@ -221,7 +226,7 @@ export class Sequencer {
       logSizeAfter: size + events.length,
     });
     if (this.options.logAppender && events.length > 0) {
-      await this.options.logAppender.append(client, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
+      await this.options.logAppender.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
     }
     return answers;
   }

@@ -65,12 +65,19 @@ const upsertSql = new Map<TableName, string>(
   }),
 );
 
-/** Takes the ledger's global write lock and returns the log size (the next seq). */
-export async function lockLogHead(client: PoolClient): Promise<number> {
-  const result = await client.query<{ size: number }>('SELECT size FROM log_head WHERE id = 1 FOR UPDATE');
+export interface LogHead {
+  /** Events so far: the next event's seq. */
+  size: number;
+  /** RFC 6962 root over those events, as the transparency log last wrote it. */
+  root: Buffer;
+}
+
+/** Takes the ledger's global write lock and returns the log's head. */
+export async function lockLogHead(client: PoolClient): Promise<LogHead> {
+  const result = await client.query<LogHead>('SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE');
   const row = result.rows[0];
   if (!row) throw new Error('log_head row is missing: the database was not migrated');
-  return row.size;
+  return row;
 }
 
 export interface EventWrite {

@@ -51,6 +51,7 @@ export {
 export {
   addSignatures,
   computeKeyId,
+  formatKeyId,
   decodeVerifierKey,
   formatVerifierKey,
   generateSignerKey,
@@ -84,3 +85,4 @@ export {
 } from './cosignature.ts';
 export { formatTlogProof, parseTlogProof, verifyTlogProof, type TlogProof, type TlogProofPolicy, type VerifiedTlogProof } from './proof-bundle.ts';
 export { tlogLimits } from './limits.ts';
+export { TreeAuditor, type AuditFailure, type StoredHashLookup } from './audit.ts';

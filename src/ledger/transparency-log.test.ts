@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { buildWorld, type World } from '../../test/world.ts';
+import { formatCheckpoint, generateSignerKey, leafHash, parseSignerKey, signNote, openCheckpoint, parseVerifierKey, rootOf, verifyConsistency, verifyInclusion } from '../tlog/index.ts';
+import { createPool } from '../store/pool.ts';
+import { Ledger } from './ledger.ts';
+import { checkLogOnStart, LogCheckError } from './log-check.ts';
+import { TransparencyLog } from './transparency-log.ts';
+
+let database: TestDatabase;
+let world: World;
+const key = generateSignerKey('log.chipledger.test');
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  world = await buildWorld(database.pool);
+});
+afterAll(async () => {
+  await world?.ledger.close();
+  await database?.drop();
+});
+
+async function leafHashes(): Promise<Buffer[]> {
+  const rows = await database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events ORDER BY seq');
+  return rows.rows.map((row) => leafHash(row.canonical));
+}
+
+async function book(count: number): Promise<void> {
+  const { ledger, actors, allocations, productId } = world;
+  await Promise.all(Array.from({ length: count }, () => ledger.submit('shipment.book', {
+    exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+  }, actors.exporter)));
+}
+
+describe('transparency log over the ledger', () => {
+  it('makes every event a leaf, in commit order, with the root stored beside the head', async () => {
+    await book(300); // crosses a full level-0 tile (256 leaves)
+    const leaves = await leafHashes();
+    const head = (await database.pool.query('SELECT size, root FROM log_head')).rows[0];
+    expect(head.size).toBe(leaves.length);
+    expect(Buffer.from(head.root).equals(rootOf(leaves))).toBe(true);
+    for (const size of [1, 2, 255, 256, 257, leaves.length]) {
+      expect((await world.ledger.log.rootAt(size)).equals(rootOf(leaves.slice(0, size)))).toBe(true);
+    }
+  });
+
+  it('serves inclusion and consistency proofs that verify against independent roots', async () => {
+    const leaves = await leafHashes();
+    const size = leaves.length;
+    for (const index of [0, 1, 100, 255, 256, size - 1]) {
+      const proof = await world.ledger.log.inclusionProof(index, size);
+      expect(verifyInclusion(leaves[index]!, index, size, proof, rootOf(leaves))).toBe(true);
+    }
+    for (const [from, to] of [[1, size], [256, size], [100, 257], [size - 1, size]] as const) {
+      const proof = await world.ledger.log.consistencyProof(from, to);
+      expect(verifyConsistency(from, to, proof, rootOf(leaves.slice(0, from)), rootOf(leaves.slice(0, to)))).toBe(true);
+    }
+  });
+
+  it('keeps one log when two ledgers (processes) append to the same database in turn', async () => {
+    const pool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'second' });
+    const second = await Ledger.open({ pool, clock: world.clock });
+    try {
+      for (let round = 0; round < 3; round += 1) {
+        await book(5);
+        await second.submit('shipment.book', {
+          exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+        }, world.actors.exporter);
+      }
+      const leaves = await leafHashes();
+      const head = (await database.pool.query('SELECT root FROM log_head')).rows[0];
+      expect(Buffer.from(head.root).equals(rootOf(leaves))).toBe(true);
+      expect(world.ledger.log.stats.reloads).toBeGreaterThan(0);
+    } finally {
+      await second.close();
+      await pool.end();
+    }
+  });
+
+  it('signs checkpoints as C2SP signed notes that open with the published verifier key', async () => {
+    const pool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'signer' });
+    const signing = await Ledger.open({ pool, clock: world.clock, logSignerKey: key.signerKey, checkpointIntervalMs: 60_000 });
+    try {
+      const checkpoint = await signing.checkpointer!.checkpointNow();
+      const opened = openCheckpoint(checkpoint!.signed_note, parseVerifierKey(key.verifierKey));
+      const leaves = await leafHashes();
+      expect(opened.checkpoint.origin).toBe('log.chipledger.test');
+      expect(opened.checkpoint.size).toBe(leaves.length);
+      expect(opened.checkpoint.rootHash.equals(rootOf(leaves))).toBe(true);
+    } finally {
+      await signing.close();
+      await pool.end();
+    }
+  });
+
+  it('passes its start-up check on an honest state', async () => {
+    const result = await checkLogOnStart(database.pool, new TransparencyLog(database.pool), [key.verifierKey]);
+    expect(result.checkpoints).toBeGreaterThan(0);
+  });
+});
+
+describe('start-up check against tampering', () => {
+  // Each case changes the stored state inside a transaction, runs the check on that
+  // connection's view, and rolls back, so the cases do not leak into each other.
+  const cases: Array<{ name: string; tamper: string; check: string }> = [
+    { name: 'one stored event', tamper: `UPDATE events SET canonical = canonical || '\\x20'::bytea WHERE seq = (SELECT size - 1 FROM log_head)`, check: 'leaf' },
+    { name: 'one tile hash', tamper: `UPDATE tlog_tiles SET hashes = overlay(hashes placing '\\xff'::bytea from 100 for 1) WHERE level = 0 AND index = 0`, check: 'leaf' },
+    { name: 'one upper tile hash', tamper: `UPDATE tlog_tiles SET hashes = overlay(hashes placing '\\xff'::bytea from 1 for 1) WHERE level = 1 AND index = 0`, check: 'tile' },
+    { name: 'two leaves reordered', tamper: `UPDATE events e SET canonical = o.canonical FROM events o WHERE (e.seq, o.seq) IN ((5, 6), (6, 5))`, check: 'leaf' },
+    { name: 'a truncated log', tamper: `DELETE FROM events WHERE seq = (SELECT size - 1 FROM log_head)`, check: 'events' },
+    { name: 'a head whose root is not the tiles\' root', tamper: `UPDATE log_head SET root = '\\x${'00'.repeat(32)}'::bytea`, check: 'root' },
+    { name: 'a forked checkpoint (same size, other root, validly signed)', tamper: 'FORK', check: 'checkpoint-consistency' },
+    { name: 'one signature byte', tamper: `UPDATE tlog_checkpoints SET signed_note = regexp_replace(signed_note, '— (\\S+) (.)', '— \\1 A') WHERE size = (SELECT max(size) FROM tlog_checkpoints)`, check: 'checkpoint-signature' },
+  ];
+  for (const { name, tamper, check } of cases) {
+    it(`catches ${name}`, async () => {
+      const client = await database.pool.connect();
+      try {
+        await client.query('BEGIN');
+        if (tamper === 'FORK') {
+          const latest = (await client.query('SELECT size FROM tlog_checkpoints ORDER BY size DESC LIMIT 1')).rows[0];
+          const forked = signNote(formatCheckpoint({ origin: 'log.chipledger.test', size: latest.size, rootHash: Buffer.alloc(32, 7), extensions: [] }), parseSignerKey(key.signerKey));
+          await client.query('UPDATE tlog_checkpoints SET signed_note = $1 WHERE size = $2', [forked, latest.size]);
+        } else {
+          await client.query(tamper);
+        }
+        const error = await checkLogOnStart(client as never, new TransparencyLog(client as never), [key.verifierKey]).catch((caught: unknown) => caught);
+        expect(error).toBeInstanceOf(LogCheckError);
+        expect((error as LogCheckError).check).toBe(check);
+      } finally {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+    });
+  }
+});

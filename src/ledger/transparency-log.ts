@@ -1,0 +1,116 @@
+/**
+ * The transparency log over the ledger's events (invariant 5): event seq i is leaf i of an
+ * RFC 6962 tree whose hashes are stored as C2SP tiles, written in the same transaction as
+ * the events themselves.
+ *
+ * In memory we keep only the right edge: the Merkle frontier and the partial tile at each
+ * tile level, so an append costs O(log n) and nothing is recomputed at start. Before every
+ * batch the edge is compared with the head read under the ledger's lock (size and root);
+ * if another process appended, or our last batch rolled back, the edge is reloaded from
+ * the tiles.
+ */
+import {
+  MerkleAppender, leafHash, rootNodes, rootFromNodes, inclusionProofPlan, consistencyProofPlan, planNodes, executePlan,
+  tileHeight, tileWidth,
+} from '../tlog/index.ts';
+import type { Pool, PoolClient } from '../store/pool.ts';
+import type { LogHead } from '../store/ledger-tables.ts';
+import { readTiles, writeRoot, writeTiles, type TileRow } from '../store/tlog-tables.ts';
+import type { LogAppender } from './sequencer.ts';
+import { TileReader } from './tile-reader.ts';
+
+interface EdgeTile {
+  index: number;
+  hashes: Buffer[];
+}
+
+export class TransparencyLog implements LogAppender {
+  readonly tiles: TileReader;
+  private appender = new MerkleAppender();
+  private root: Buffer = this.appender.root();
+  /** Tile level -> the right-most tile at that level that is not full yet. */
+  private edges = new Map<number, EdgeTile>();
+  readonly stats = { leaves: 0, reloads: 0 };
+
+  constructor(private readonly pool: Pool) {
+    this.tiles = new TileReader(pool);
+  }
+
+  get size(): number {
+    return this.appender.size;
+  }
+
+  async append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<void> {
+    if (this.appender.size !== head.size || !this.root.equals(head.root)) await this.reload(client, head);
+    const full: TileRow[] = [];
+    const touched = new Set<number>();
+    for (const leaf of leaves) {
+      if (leaf.seq !== this.appender.size) throw new Error(`assertion failed: leaf ${leaf.seq} appended at log size ${this.appender.size}`);
+      for (const node of this.appender.append(leafHash(leaf.canonical))) {
+        if (node.level % tileHeight !== 0) continue;
+        const level = node.level / tileHeight;
+        const tileIndex = Math.floor(node.index / tileWidth);
+        let edge = this.edges.get(level);
+        if (!edge || edge.index !== tileIndex) this.edges.set(level, (edge = { index: tileIndex, hashes: [] }));
+        edge.hashes.push(node.hash);
+        touched.add(level);
+        if (edge.hashes.length === tileWidth) {
+          full.push({ level, index: edge.index, width: tileWidth, hashes: Buffer.concat(edge.hashes) });
+          this.edges.delete(level);
+        }
+      }
+    }
+    const partial = [...touched].flatMap((level) => {
+      const edge = this.edges.get(level);
+      return edge ? [{ level, index: edge.index, width: edge.hashes.length, hashes: Buffer.concat(edge.hashes) }] : [];
+    });
+    this.root = this.appender.root();
+    this.stats.leaves += leaves.length;
+    await writeTiles(client, [...full, ...partial]);
+    await writeRoot(client, this.root);
+  }
+
+  /** Rebuilds the right edge from the stored tiles at the committed head. */
+  private async reload(client: PoolClient, head: LogHead): Promise<void> {
+    this.stats.reloads += 1;
+    const getNode = await this.tiles.nodeGetter(rootNodes(head.size), client);
+    const appender = MerkleAppender.fromNodes(head.size, getNode);
+    const root = appender.root();
+    if (!root.equals(head.root)) {
+      throw new Error(`transparency log tiles give root ${root.toString('hex')} at size ${head.size}, but the log head records ${head.root.toString('hex')}`);
+    }
+    const edges = new Map<number, EdgeTile>();
+    const wanted: Array<{ level: number; index: number; width: number }> = [];
+    for (let level = 0; Math.floor(head.size / 2 ** (tileHeight * level)) > 0; level += 1) {
+      const count = Math.floor(head.size / 2 ** (tileHeight * level));
+      const width = count % tileWidth;
+      if (width > 0) wanted.push({ level, index: Math.floor(count / tileWidth), width });
+    }
+    const rows = await readTiles(client, wanted);
+    for (const want of wanted) {
+      const row = rows.find((candidate) => candidate.level === want.level && candidate.index === want.index);
+      if (!row || row.width < want.width) throw new Error(`transparency log storage is missing tile ${want.level}/${want.index} of width ${want.width}`);
+      const hashes: Buffer[] = [];
+      for (let i = 0; i < want.width; i += 1) hashes.push(Buffer.from(row.hashes.subarray(i * 32, (i + 1) * 32)));
+      edges.set(want.level, { index: want.index, hashes });
+    }
+    this.appender = appender;
+    this.root = root;
+    this.edges = edges;
+  }
+
+  /** RFC 6962 root at any size the log has reached. */
+  async rootAt(size: number): Promise<Buffer> {
+    return rootFromNodes(size, await this.tiles.nodeGetter(rootNodes(size)));
+  }
+
+  async inclusionProof(index: number, size: number): Promise<Buffer[]> {
+    const plan = inclusionProofPlan(index, size);
+    return executePlan(plan, await this.tiles.nodeGetter(planNodes(plan)));
+  }
+
+  async consistencyProof(oldSize: number, newSize: number): Promise<Buffer[]> {
+    const plan = consistencyProofPlan(oldSize, newSize);
+    return executePlan(plan, await this.tiles.nodeGetter(planNodes(plan)));
+  }
+}

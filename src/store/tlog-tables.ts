@@ -1,0 +1,107 @@
+/**
+ * The transparency log's storage surface.
+ *
+ * Rules of this surface:
+ * - writeTiles runs inside the ledger batch's transaction, after lockLogHead: tiles and
+ *   events commit together or not at all.
+ * - A tile row only grows: a partial tile is rewritten with more hashes until it is full
+ *   (256), then never again. Every width served is a prefix of what is stored.
+ * - Checkpoints are append-only; ON CONFLICT DO NOTHING makes two processes signing the
+ *   same size harmless (the first one stands).
+ */
+import type { Pool, PoolClient } from './pool.ts';
+
+type Queryable = Pool | PoolClient;
+
+export interface TileRow {
+  level: number;
+  index: number;
+  width: number;
+  hashes: Buffer;
+}
+
+export async function readTiles(db: Queryable, tiles: Array<{ level: number; index: number }>): Promise<TileRow[]> {
+  if (tiles.length === 0) return [];
+  const result = await db.query<TileRow>(
+    `SELECT t.level, t.index, t.width, t.hashes FROM tlog_tiles t
+     JOIN unnest($1::smallint[], $2::bigint[]) AS want(level, index) ON t.level = want.level AND t.index = want.index`,
+    [tiles.map((tile) => tile.level), tiles.map((tile) => tile.index)],
+  );
+  return result.rows;
+}
+
+/** Every tile of one level in index order, for audits (a cursor would be kinder past 10^8 leaves). */
+export async function readTileRange(db: Queryable, level: number, fromIndex: number, count: number): Promise<TileRow[]> {
+  const result = await db.query<TileRow>('SELECT level, index, width, hashes FROM tlog_tiles WHERE level = $1 AND index >= $2 ORDER BY index LIMIT $3', [level, fromIndex, count]);
+  return result.rows;
+}
+
+export async function writeTiles(client: PoolClient, tiles: TileRow[]): Promise<void> {
+  if (tiles.length === 0) return;
+  await client.query(
+    `INSERT INTO tlog_tiles (level, index, width, hashes)
+     SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::smallint[], $4::bytea[])
+     ON CONFLICT (level, index) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes
+       WHERE tlog_tiles.width < EXCLUDED.width`,
+    [tiles.map((tile) => tile.level), tiles.map((tile) => tile.index), tiles.map((tile) => tile.width), tiles.map((tile) => tile.hashes)],
+  );
+}
+
+export async function writeRoot(client: PoolClient, root: Buffer): Promise<void> {
+  await client.query('UPDATE log_head SET root = $1 WHERE id = 1', [root]);
+}
+
+export async function readHead(db: Queryable): Promise<{ size: number; root: Buffer }> {
+  const result = await db.query<{ size: number; root: Buffer }>('SELECT size, root FROM log_head WHERE id = 1');
+  return result.rows[0]!;
+}
+
+/** Canonical bytes of events [from, to), in order: the log's entries. */
+export async function readEntries(db: Queryable, from: number, to: number): Promise<Buffer[]> {
+  if (to <= from) return [];
+  const result = await db.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE seq >= $1 AND seq < $2 ORDER BY seq', [from, to]);
+  return result.rows.map((row) => row.canonical);
+}
+
+export interface CheckpointRow {
+  size: number;
+  root: Buffer;
+  key_id: string;
+  signed_note: string;
+  created_at: string;
+}
+
+export async function latestCheckpoint(db: Queryable): Promise<CheckpointRow | undefined> {
+  const result = await db.query<CheckpointRow>('SELECT * FROM tlog_checkpoints ORDER BY size DESC LIMIT 1');
+  return result.rows[0];
+}
+
+export async function listCheckpoints(db: Queryable): Promise<CheckpointRow[]> {
+  return (await db.query<CheckpointRow>('SELECT * FROM tlog_checkpoints ORDER BY size')).rows;
+}
+
+export async function insertCheckpoint(db: Queryable, row: Omit<CheckpointRow, 'created_at'>): Promise<boolean> {
+  const result = await db.query('INSERT INTO tlog_checkpoints (size, root, key_id, signed_note) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING', [row.size, row.root, row.key_id, row.signed_note]);
+  return (result.rowCount ?? 0) > 0;
+}
+
+export interface CosignatureRow {
+  checkpoint_size: number;
+  witness: string;
+  key_id: string;
+  timestamp_s: number;
+  signature_line: string;
+}
+
+export async function insertCosignature(db: Queryable, row: CosignatureRow): Promise<void> {
+  await db.query(
+    `INSERT INTO tlog_cosignatures (checkpoint_size, witness, key_id, timestamp_s, signature_line) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (checkpoint_size, witness, key_id) DO UPDATE SET timestamp_s = EXCLUDED.timestamp_s, signature_line = EXCLUDED.signature_line
+       WHERE tlog_cosignatures.timestamp_s < EXCLUDED.timestamp_s`,
+    [row.checkpoint_size, row.witness, row.key_id, row.timestamp_s, row.signature_line],
+  );
+}
+
+export async function cosignaturesFor(db: Queryable, size: number): Promise<CosignatureRow[]> {
+  return (await db.query<CosignatureRow>('SELECT * FROM tlog_cosignatures WHERE checkpoint_size = $1 ORDER BY witness, key_id', [size])).rows;
+}
