@@ -1,0 +1,170 @@
+/**
+ * Bad input, one table: each request gets a 4xx problem+json whose detail says what was
+ * wrong, and the database is unchanged (log size, every table's rows, every balance).
+ * Refusals by a rule are remembered under their Idempotency-Key (invariant 6: a retry
+ * gets the same answer), so idempotency_keys is the one table allowed to grow.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { limits } from '../core/limits.ts';
+import { buildApiWorld, databaseFootprint, type ApiWorld, type RequestOptions } from './testing.ts';
+
+let database: TestDatabase;
+let api: ApiWorld;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  api = await buildApiWorld(database.pool);
+});
+afterAll(async () => {
+  await api?.app.close();
+  await api?.world.ledger.close();
+  await database?.drop();
+});
+
+interface Case {
+  name: string;
+  /** Runs before the "before" snapshot: state the case needs. */
+  prepare?: () => Promise<void>;
+  request: () => RequestOptions | Promise<RequestOptions>;
+  status: number;
+  code: string;
+  detail: RegExp;
+}
+
+const deadline = '2026-05-01T00:00:00Z';
+const booking = (overrides: Record<string, unknown> = {}) => ({
+  exportAllocationId: api.allocations.alphaExport, importAllocationId: api.allocations.alphaImport, productId: api.world.productId, units: 1, deadline, ...overrides,
+});
+const book = (body: unknown, extra: Partial<RequestOptions> = {}): RequestOptions => ({ method: 'POST', url: '/v1/shipments', token: api.tokens.exporter, body, ...extra });
+const site = (payload: string): RequestOptions => ({ method: 'POST', url: '/v1/sites', token: api.tokens.recipient, payload });
+const siteJson = (name: string) => `{"name":"${name}","province":"Guizhou","city":"Guiyang","latitude":26.6,"longitude":106.7,"capacityUnits":10}`;
+const get = (url: string): RequestOptions => ({ method: 'GET', url, token: api.tokens.exporter });
+
+/** A fresh export licence for the exporter naming alpha, with an allocation to alpha. */
+async function exportAllocation(options: { validTo?: string; suspend?: boolean } = {}): Promise<string> {
+  const { run, actors, productId, clock } = api.world;
+  const now = clock.now();
+  clock.set('2026-01-10T00:00:00Z');
+  const licenceId = String((await run('licence.create', {
+    reference: `BAD-${Math.random()}`, direction: 'export', holderId: api.orgs.exporter, parties: [{ organisationId: api.orgs.alpha, role: 'end_user' }],
+    productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 100, validFrom: '2026-01-01T00:00:00Z', validTo: options.validTo ?? '2027-01-01T00:00:00Z',
+  }, actors.bis)).licenceId);
+  await run('licence.issue', { licenceId }, actors.bis);
+  const allocationId = String((await run('allocation.create', { licenceId, recipientId: api.orgs.alpha, units: 50 }, actors.bis)).allocationId);
+  if (options.suspend) await run('licence.suspend', { licenceId }, actors.bis);
+  clock.set(now);
+  return allocationId;
+}
+
+let suspendedAllocation = '';
+let expiredAllocation = '';
+const reusedKey = 'reused-key-0001';
+
+const cases: Case[] = [
+  // Wrong types and out-of-range quantities.
+  { name: 'units as a string', request: () => book(booking({ units: '5' })), status: 400, code: 'invalid_input', detail: /units: .*number/i },
+  { name: 'zero units', request: () => book(booking({ units: 0 })), status: 400, code: 'invalid_input', detail: /units: must be at least 1/ },
+  { name: 'negative units', request: () => book(booking({ units: -3 })), status: 400, code: 'invalid_input', detail: /units: must be at least 1/ },
+  { name: 'fractional units', request: () => book(booking({ units: 1.5 })), status: 400, code: 'invalid_input', detail: /units: must be a whole number/ },
+  { name: 'units above the named limit', request: () => book(booking({ units: limits.unitsMax + 1 })), status: 400, code: 'invalid_input', detail: /units/ },
+  { name: 'a number too large for JSON doubles', request: () => book(undefined, { payload: JSON.stringify(booking()).replace('"units":1', '"units":1e400') }), status: 400, code: 'invalid_input', detail: /units/ },
+  { name: 'more units than the allocation has', request: () => book(booking({ units: 20_001 })), status: 409, code: 'insufficient_units', detail: /has [\d,]+ units available; 20,001 requested/ },
+  { name: 'an id of the wrong type', request: () => book(booking({ productId: 7 })), status: 400, code: 'invalid_input', detail: /productId/ },
+  { name: 'an unknown field', request: () => book(booking({ priority: 'high' })), status: 400, code: 'invalid_input', detail: /priority/ },
+  { name: 'a __proto__ key', request: () => book(undefined, { payload: JSON.stringify(booking()).replace('{', '{"__proto__":{"admin":true},') }), status: 400, code: 'invalid_input', detail: /__proto__/ },
+  { name: 'a body that is an array', request: () => book([booking()]), status: 400, code: 'invalid_input', detail: /must be a JSON object/ },
+  { name: 'an empty body', request: () => book(undefined, { payload: '' , headers: { 'content-type': 'application/json' } }), status: 400, code: 'invalid_input', detail: /exportAllocationId/ },
+  { name: 'a deadline in the past', request: () => book(booking({ deadline: '2025-01-01T00:00:00Z' })), status: 400, code: 'invalid_input', detail: /deadline .* must be after/ },
+  { name: 'a deadline that is not a date', request: () => book(booking({ deadline: 'next tuesday' })), status: 400, code: 'invalid_input', detail: /deadline/ },
+  { name: 'a site latitude out of range', request: () => site(siteJson('North').replace('26.6', '126.6')), status: 400, code: 'invalid_input', detail: /latitude/ },
+  { name: 'deeply nested JSON', request: () => site(siteJson('x').replace('"x"', `${'['.repeat(50_000)}${']'.repeat(50_000)}`)), status: 400, code: 'invalid_input', detail: /name/ },
+  { name: 'an allocation beyond the licence', request: () => ({ method: 'POST', url: '/v1/allocations', token: api.tokens.authority_admin, body: { licenceId: api.world.exportLicenceId, recipientId: api.orgs.alpha, units: 90_000 } }), status: 409, code: 'insufficient_units', detail: /units unallocated; 90,000 requested/ },
+
+  // Unknown ids and other tenants' ids look the same.
+  { name: 'an unknown allocation', request: () => book(booking({ exportAllocationId: 'A-999999' })), status: 404, code: 'not_found', detail: /allocation A-999999 was not found/ },
+  { name: "another exporter's allocation", request: () => book(booking({ exportAllocationId: api.allocations.exporter2Beta })), status: 404, code: 'not_found', detail: /was not found/ },
+  { name: 'an unknown shipment', request: () => ({ method: 'POST', url: '/v1/shipments/S-999999/ship', token: api.tokens.exporter }), status: 404, code: 'not_found', detail: /shipment S-999999 was not found/ },
+  { name: "another tenant's shipment", request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.other}/cancel`, token: api.tokens.exporter }), status: 404, code: 'not_found', detail: /was not found/ },
+  { name: "another tenant's site", request: () => ({ method: 'GET', url: `/v1/sites/${api.sites.beta}`, token: api.tokens.recipient }), status: 404, code: 'not_found', detail: /site .* was not found/ },
+  { name: 'a malformed path id', request: () => ({ method: 'POST', url: '/v1/shipments/not%20an%20id/ship', token: api.tokens.exporter }), status: 400, code: 'invalid_input', detail: /shipmentId/ },
+  { name: 'a path id contradicted by the body', request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.own}/cancel`, token: api.tokens.exporter, body: { shipmentId: 'S-1' } }), status: 400, code: 'invalid_input', detail: /differs from .* in the path/ },
+  { name: 'an unknown route', request: () => get('/v1/nothing-here'), status: 404, code: 'not_found', detail: /no route GET \/v1\/nothing-here/ },
+
+  // Licences that do not cover the shipment.
+  {
+    name: 'a suspended licence', prepare: async () => { suspendedAllocation = await exportAllocation({ suspend: true }); },
+    request: () => book(booking({ exportAllocationId: suspendedAllocation })), status: 409, code: 'licence_not_valid', detail: /is suspended, not issued/,
+  },
+  {
+    name: 'an expired licence', prepare: async () => { expiredAllocation = await exportAllocation({ validTo: '2026-01-20T00:00:00Z' }); },
+    request: () => book(booking({ exportAllocationId: expiredAllocation })), status: 409, code: 'licence_not_valid', detail: /is valid from .* to 2026-01-20.*, not at/,
+  },
+
+  // Serials (invariant 4).
+  { name: 'a serial twice in one manifest', request: () => book(booking({ units: 2, serials: ['TWICE-1', 'TWICE-1'] })), status: 409, code: 'conflict', detail: /serial TWICE-1 appears twice/ },
+  {
+    name: 'a serial already in a live shipment', prepare: async () => { await api.world.run('shipment.book', { ...booking(), serials: ['LIVE-1'] }, api.world.actors.exporter); },
+    request: () => book(booking({ serials: ['LIVE-1'] })), status: 409, code: 'conflict', detail: /serial LIVE-1 is already in live shipment S-\d+/,
+  },
+  { name: 'a manifest over shipmentSerialsMax', request: () => book(booking({ units: limits.shipmentSerialsMax + 1, serials: Array.from({ length: limits.shipmentSerialsMax + 1 }, (_, index) => `M${index}`) })), status: 400, code: 'invalid_input', detail: /serials/ },
+
+  // Bodies that are not JSON, not UTF-8, not Unicode, too big.
+  { name: 'an oversized body', request: () => book(undefined, { payload: `{"reference":"${'x'.repeat(limits.requestBodyBytesMax)}"}` }), status: 413, code: 'payload_too_large', detail: /larger than this server accepts/ },
+  { name: 'invalid JSON', request: () => book(undefined, { payload: '{"units": 1,' }), status: 400, code: 'invalid_input', detail: /not valid JSON/ },
+  { name: 'invalid UTF-8', request: () => ({ ...site(''), payload: Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]) }), status: 400, code: 'invalid_input', detail: /not valid UTF-8/ },
+  { name: 'a lone surrogate in a value', request: () => site(siteJson('\\ud800 Data Centre')), status: 400, code: 'invalid_input', detail: /lone UTF-16 surrogate/ },
+  { name: 'a lone surrogate in a key', request: () => site(siteJson('DC').replace('{', '{"\\udc00":1,')), status: 400, code: 'invalid_input', detail: /lone UTF-16 surrogate/ },
+  { name: 'a control character', request: () => site(siteJson('DC\\u0001')), status: 400, code: 'invalid_input', detail: /control characters/ },
+  { name: 'a body that is not JSON', request: () => book(undefined, { payload: 'units=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), status: 400, code: 'invalid_input', detail: /application\/json/ },
+
+  // Idempotency keys (invariant 6).
+  { name: 'no Idempotency-Key', request: () => book(booking(), { key: null }), status: 400, code: 'invalid_input', detail: /Idempotency-Key header/ },
+  { name: 'an Idempotency-Key over the limit', request: () => book(booking(), { key: 'k'.repeat(limits.idempotencyKeyLengthMax + 1) }), status: 400, code: 'invalid_input', detail: new RegExp(`1 to ${limits.idempotencyKeyLengthMax} visible ASCII`) },
+  {
+    name: 'the same key with a different body', prepare: async () => { expect((await api.request(book(booking(), { key: reusedKey }))).statusCode).toBe(201); },
+    request: () => book(booking({ units: 2 }), { key: reusedKey }), status: 422, code: 'idempotency_mismatch', detail: /was used before with a different request/,
+  },
+
+  // Query strings.
+  { name: 'a page size of zero', request: () => get('/v1/shipments?limit=0'), status: 400, code: 'invalid_input', detail: /limit/ },
+  { name: 'a page size over pageSizeMax', request: () => get(`/v1/shipments?limit=${limits.pageSizeMax + 1}`), status: 400, code: 'invalid_input', detail: /limit/ },
+  { name: 'a page size that is not a number', request: () => get('/v1/shipments?limit=many'), status: 400, code: 'invalid_input', detail: /limit/ },
+  { name: 'a forged cursor', request: () => get('/v1/shipments?cursor=bm90LWEtY3Vyc29y'), status: 400, code: 'invalid_input', detail: /cursor/ },
+  { name: 'an unknown query parameter', request: () => get('/v1/shipments?sort=desc'), status: 400, code: 'invalid_input', detail: /sort/ },
+  { name: 'an unknown status filter', request: () => get('/v1/shipments?status=lost'), status: 400, code: 'invalid_input', detail: /status/ },
+];
+
+describe('bad input', () => {
+  for (const testCase of cases) {
+    it(`refuses ${testCase.name}`, async () => {
+      await testCase.prepare?.();
+      const { idempotency_keys: _before, ...before } = await databaseFootprint(database.pool);
+      const response = await api.request(await testCase.request());
+      const { idempotency_keys: _after, ...after } = await databaseFootprint(database.pool);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      const problem = response.json();
+      expect({ status: response.statusCode, code: problem.code }, problem.detail).toEqual({ status: testCase.status, code: testCase.code });
+      expect(problem.detail).toMatch(testCase.detail);
+      expect(problem).toMatchObject({ type: `https://chipledger.dev/problems/${testCase.code}`, status: testCase.status });
+      expect(after).toEqual(before);
+    });
+  }
+
+  it('answers a retry with the same key from the stored answer, marked as replayed', async () => {
+    const request = book(booking(), { key: 'retry-key-0001' });
+    const first = await api.request(request);
+    const footprint = await databaseFootprint(database.pool);
+    const second = await api.request(request);
+    expect(first.statusCode).toBe(201);
+    expect(second.statusCode).toBe(201);
+    expect(second.json()).toEqual(first.json());
+    expect(second.headers['idempotent-replayed']).toBe('true');
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    expect(await databaseFootprint(database.pool)).toEqual(footprint);
+  });
+
+  it('never lets a refused request leave the invariants broken', async () => {
+    expect(await api.world.ledger.violations()).toEqual([]);
+  });
+});
