@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { apiToken, formatProblems, readConfig, settings } from './config.ts';
+
+const cwd = '/srv/chipledger';
+
+function problemsOf(env: NodeJS.ProcessEnv, flags = {}): string[] {
+  const result = readConfig(env, flags, cwd);
+  if (result.ok) expect.fail('expected configuration problems');
+  return result.problems;
+}
+
+describe('readConfig', () => {
+  it('has defaults for everything but the token', () => {
+    const result = readConfig({ PATH: '/usr/bin', HOME: '/root' }, {}, cwd);
+    expect(result).toEqual({
+      ok: true,
+      config: {
+        database: { kind: 'embedded', dataDir: '/srv/chipledger/.chipledger/pg' },
+        dataDir: '/srv/chipledger/.chipledger',
+        host: '127.0.0.1',
+        port: 8080,
+        logLevel: 'info',
+        sweepIntervalMs: 5000,
+        api: { url: 'http://127.0.0.1:8080', token: undefined },
+      },
+    });
+  });
+
+  it('reads every variable, and flags win over the environment', () => {
+    const result = readConfig({
+      DATABASE_URL: 'postgres://ledger:secret@db.internal:5432/chipledger',
+      CHIPLEDGER_DATA_DIR: 'var/data',
+      CHIPLEDGER_HOST: '0.0.0.0',
+      CHIPLEDGER_PORT: '9000',
+      CHIPLEDGER_LOG_LEVEL: 'warn',
+      CHIPLEDGER_SWEEP_INTERVAL_MS: '250',
+      CHIPLEDGER_URL: 'https://ledger.example/',
+      CHIPLEDGER_TOKEN: 'clt_TOK-7_abcDEF-_123',
+    }, { port: '9100' }, cwd);
+    expect(result.ok && result.config).toEqual({
+      database: { kind: 'external', url: 'postgres://ledger:secret@db.internal:5432/chipledger' },
+      dataDir: '/srv/chipledger/var/data',
+      host: '0.0.0.0',
+      port: 9100,
+      logLevel: 'warn',
+      sweepIntervalMs: 250,
+      api: { url: 'https://ledger.example', token: 'clt_TOK-7_abcDEF-_123' },
+    });
+  });
+
+  it('points clients at loopback when the server listens on every interface', () => {
+    const result = readConfig({ CHIPLEDGER_HOST: '0.0.0.0', CHIPLEDGER_PORT: '8181' }, {}, cwd);
+    expect(result.ok && result.config.api.url).toBe('http://127.0.0.1:8181');
+  });
+
+  it('lists every problem at once, each naming its source', () => {
+    const problems = problemsOf({
+      DATABASE_URL: 'mysql://root@localhost/db',
+      CHIPLEDGER_PORT: '80800',
+      CHIPLEDGER_LOG_LEVEL: 'verbose',
+      CHIPLEDGER_SWEEP_INTERVAL_MS: '10',
+      CHIPLEDGER_URL: 'ftp://example',
+      CHIPLEDGER_TOKEN: 'Bearer abc',
+      CHIPLEDGER_PROT: '8080',
+      CHIPLEDGER_HOST: 'bad host',
+      CHIPLEDGER_DATA_DIR: ' ',
+    });
+    expect(problems).toHaveLength(9);
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_PROT: unknown setting/);
+    expect(problems.join('\n')).toMatch(/DATABASE_URL: must use postgres:\/\//);
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_PORT: must be from 1 to 65535 \(got "80800"\)/);
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_LOG_LEVEL: must be one of fatal, error/);
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_SWEEP_INTERVAL_MS: must be from 100 to 3600000/);
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_URL: must use http:\/\/ or https:\/\//);
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_TOKEN: must be a chipledger token/);
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_HOST: must be a host name/);
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_DATA_DIR: must not be empty/);
+  });
+
+  it('never echoes secrets back', () => {
+    const problems = problemsOf({ DATABASE_URL: 'mysql://root:hunter2@localhost/db', CHIPLEDGER_TOKEN: 'hunter3 ' });
+    expect(problems.join('\n')).not.toMatch(/hunter/);
+  });
+
+  it('refuses numbers that are not plain whole numbers', () => {
+    for (const port of ['', '8080.5', '-1', '0x50', ' 8080', '0', '1e3']) {
+      expect(problemsOf({ CHIPLEDGER_PORT: port }), port).toHaveLength(1);
+    }
+  });
+
+  it('names the flag when a flag is wrong', () => {
+    expect(problemsOf({ CHIPLEDGER_PORT: '9000' }, { port: 'abc' })).toEqual(['--port: must be a whole number from 1 to 65535 (got "abc")']);
+  });
+
+  it('ignores variables that are not ours', () => {
+    expect(readConfig({ CHIPLEDGERX: '1', TEST_DATABASE_URL: 'x', NODE_ENV: 'test' }, {}, cwd).ok).toBe(true);
+  });
+
+  it('documents every setting it reads', () => {
+    const names = settings.map((setting) => setting.variable);
+    expect(names).toEqual(['DATABASE_URL', 'CHIPLEDGER_DATA_DIR', 'CHIPLEDGER_HOST', 'CHIPLEDGER_PORT', 'CHIPLEDGER_LOG_LEVEL', 'CHIPLEDGER_SWEEP_INTERVAL_MS', 'CHIPLEDGER_URL', 'CHIPLEDGER_TOKEN']);
+    for (const setting of settings) expect(setting.description.length).toBeGreaterThan(10);
+  });
+});
+
+describe('apiToken', () => {
+  it('explains how to get a token when there is none', () => {
+    const result = readConfig({}, {}, cwd);
+    if (!result.ok) expect.fail('defaults must be valid');
+    expect(apiToken(result.config)).toEqual({ ok: false, problem: expect.stringMatching(/CHIPLEDGER_TOKEN is not set.*token create/) });
+  });
+});
+
+describe('formatProblems', () => {
+  it('counts and lists problems', () => {
+    expect(formatProblems(['a', 'b'])).toBe('chipledger: the configuration has 2 problems:\n  - a\n  - b\nRun `chipledger --help` for every setting.');
+  });
+});

@@ -1,0 +1,197 @@
+/**
+ * The CLI's configuration: ONE typed object, read from the environment and a few command-line
+ * flags, checked once at start (STYLE.md habit 5). Every problem is listed at once; a
+ * CHIPLEDGER_* variable we do not know is refused (a typo must not be silently ignored);
+ * nothing is guessed beyond the defaults written below.
+ *
+ * Every setting is declared, with its meaning and default, in `settings`; `chipledger --help`
+ * and README.md's configuration table are written from the same words.
+ */
+import { resolve } from 'node:path';
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof logLevels)[number];
+
+/** Where the ledger's PostgreSQL is: an external server, or one we start under the data dir. */
+export type DatabaseConfig = { kind: 'external'; url: string } | { kind: 'embedded'; dataDir: string };
+
+export interface Config {
+  database: DatabaseConfig;
+  /** Folder for the embedded PostgreSQL and the CLI's lock file. */
+  dataDir: string;
+  /** Address the API listens on. */
+  host: string;
+  port: number;
+  logLevel: LogLevel;
+  /** How often the server expires due shipments and licences. */
+  sweepIntervalMs: number;
+  /** What client commands talk to. */
+  api: { url: string; token: string | undefined };
+}
+
+/** Values given on the command line; they win over the environment. */
+export interface ConfigFlags {
+  port?: string;
+  host?: string;
+}
+
+/** Bounds of the sweep interval: faster is wasted work, slower leaves expired bookings holding units. */
+export const sweepIntervalMsMin = 100;
+export const sweepIntervalMsMax = 3_600_000;
+/** Settings whose values are secret: problems name them without their value. */
+const secretVariables = new Set(['DATABASE_URL', 'CHIPLEDGER_TOKEN']);
+/** Longest URL or path we accept in a setting. */
+const settingLengthMax = 4_096;
+
+interface Setting {
+  variable: string;
+  flag?: keyof ConfigFlags;
+  description: string;
+  defaultText: string;
+}
+
+/** The settings, in the order the help text lists them. */
+export const settings: readonly Setting[] = [
+  { variable: 'DATABASE_URL', description: 'PostgreSQL connection URL (postgres://user:password@host:port/database) of an external server', defaultText: 'none: an embedded PostgreSQL is started under CHIPLEDGER_DATA_DIR' },
+  { variable: 'CHIPLEDGER_DATA_DIR', description: 'folder for the embedded PostgreSQL (pg/) and the lock file that lets admin commands reuse a running server', defaultText: './.chipledger' },
+  { variable: 'CHIPLEDGER_HOST', flag: 'host', description: 'address the API listens on; 0.0.0.0 for every interface', defaultText: '127.0.0.1' },
+  { variable: 'CHIPLEDGER_PORT', flag: 'port', description: 'TCP port of the API; serve fails, naming it, when the port is taken', defaultText: '8080' },
+  { variable: 'CHIPLEDGER_LOG_LEVEL', description: `log level of the server's JSON logs on stderr: ${logLevels.join(', ')}`, defaultText: 'info' },
+  { variable: 'CHIPLEDGER_SWEEP_INTERVAL_MS', description: `how often the server expires shipments past their deadline and licences past their validity (${sweepIntervalMsMin}-${sweepIntervalMsMax})`, defaultText: '5000' },
+  { variable: 'CHIPLEDGER_URL', description: 'base URL of the API for client commands', defaultText: 'http://CHIPLEDGER_HOST:CHIPLEDGER_PORT (127.0.0.1 when the host is 0.0.0.0)' },
+  { variable: 'CHIPLEDGER_TOKEN', description: 'bearer token (clt_...) for client commands; make one with `chipledger token create`', defaultText: 'none; client commands need it' },
+];
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
+
+/** Reads and checks everything; `problems` lists every problem found, each naming its source. */
+export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd: string = process.cwd()): ConfigResult {
+  const problems: string[] = [];
+  const known = new Set(settings.map((setting) => setting.variable));
+  for (const name of Object.keys(env).sort()) {
+    if (name.startsWith('CHIPLEDGER_') && !known.has(name)) {
+      problems.push(`${name}: unknown setting; known CHIPLEDGER_* settings are ${[...known].filter((k) => k.startsWith('CHIPLEDGER_')).join(', ')}`);
+    }
+  }
+  const read = <T>(variable: string, flag: keyof ConfigFlags | undefined, fallback: T, parse: (raw: string) => T | Problem): T => {
+    const fromFlag = flag === undefined ? undefined : flags[flag];
+    const raw = fromFlag ?? env[variable];
+    if (raw === undefined) return fallback;
+    const source = fromFlag === undefined ? variable : `--${flag}`;
+    if (raw.length > settingLengthMax) {
+      problems.push(`${source}: longer than ${settingLengthMax} characters`);
+      return fallback;
+    }
+    const parsed = parse(raw);
+    if (parsed instanceof Problem) {
+      // Secrets (passwords in URLs, tokens) are never echoed back.
+      problems.push(secretVariables.has(variable) ? `${source}: ${parsed.message}` : `${source}: ${parsed.message} (got ${JSON.stringify(raw)})`);
+      return fallback;
+    }
+    return parsed;
+  };
+  const databaseUrl = read<string | undefined>('DATABASE_URL', undefined, undefined, parseDatabaseUrl);
+  const dataDir = resolve(cwd, read('CHIPLEDGER_DATA_DIR', undefined, './.chipledger', parseNonEmpty));
+  const host = read('CHIPLEDGER_HOST', 'host', '127.0.0.1', parseHost);
+  const port = read('CHIPLEDGER_PORT', 'port', 8080, parsePort);
+  const logLevel = read<LogLevel>('CHIPLEDGER_LOG_LEVEL', undefined, 'info', parseLogLevel);
+  const sweepIntervalMs = read('CHIPLEDGER_SWEEP_INTERVAL_MS', undefined, 5_000, parseSweepInterval);
+  const clientHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  const url = read('CHIPLEDGER_URL', undefined, `http://${clientHost.includes(':') ? `[${clientHost}]` : clientHost}:${port}`, parseApiUrl);
+  const token = read<string | undefined>('CHIPLEDGER_TOKEN', undefined, undefined, parseToken);
+  if (problems.length > 0) return { ok: false, problems };
+  return {
+    ok: true,
+    config: {
+      database: databaseUrl === undefined ? { kind: 'embedded', dataDir: resolve(dataDir, 'pg') } : { kind: 'external', url: databaseUrl },
+      dataDir,
+      host,
+      port,
+      logLevel,
+      sweepIntervalMs,
+      api: { url, token },
+    },
+  };
+}
+
+/** Client commands need a token; this is the one place that says so. */
+export function apiToken(config: Config): { ok: true; token: string } | { ok: false; problem: string } {
+  if (config.api.token === undefined) {
+    return { ok: false, problem: 'CHIPLEDGER_TOKEN is not set: client commands need a bearer token (clt_...); `chipledger token create` or `chipledger demo` prints one' };
+  }
+  return { ok: true, token: config.api.token };
+}
+
+/** A human-readable list of every problem, for stderr. */
+export function formatProblems(problems: readonly string[]): string {
+  const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
+  return [`chipledger: the configuration has ${count}:`, ...problems.map((problem) => `  - ${problem}`), 'Run `chipledger --help` for every setting.'].join('\n');
+}
+
+/** The settings as help text. */
+export function describeSettings(): string {
+  return settings
+    .map((setting) => `  ${setting.variable}${setting.flag ? ` (or --${setting.flag})` : ''}\n      ${setting.description}\n      default: ${setting.defaultText}`)
+    .join('\n');
+}
+
+class Problem {
+  constructor(readonly message: string) {}
+}
+
+function parseDatabaseUrl(raw: string): string | Problem {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return new Problem('must be a URL such as postgres://user:password@db.example:5432/chipledger');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') return new Problem(`must use postgres:// or postgresql://, not ${url.protocol}//`);
+  if (url.hostname === '' && !url.searchParams.has('host')) return new Problem('must name a host');
+  return raw;
+}
+
+function parseNonEmpty(raw: string): string | Problem {
+  return raw.trim() === '' ? new Problem('must not be empty') : raw;
+}
+
+function parseHost(raw: string): string | Problem {
+  if (!/^[A-Za-z0-9.:-]+$/.test(raw)) return new Problem('must be a host name or IP address such as 127.0.0.1 or 0.0.0.0');
+  return raw;
+}
+
+function parseInteger(raw: string, min: number, max: number): number | Problem {
+  if (!/^[0-9]+$/.test(raw)) return new Problem(`must be a whole number from ${min} to ${max}`);
+  const value = Number(raw);
+  if (value < min || value > max) return new Problem(`must be from ${min} to ${max}`);
+  return value;
+}
+
+function parsePort(raw: string): number | Problem {
+  return parseInteger(raw, 1, 65_535);
+}
+
+function parseSweepInterval(raw: string): number | Problem {
+  return parseInteger(raw, sweepIntervalMsMin, sweepIntervalMsMax);
+}
+
+function parseLogLevel(raw: string): LogLevel | Problem {
+  return (logLevels as readonly string[]).includes(raw) ? (raw as LogLevel) : new Problem(`must be one of ${logLevels.join(', ')}`);
+}
+
+function parseApiUrl(raw: string): string | Problem {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return new Problem('must be a URL such as http://127.0.0.1:8080');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return new Problem(`must use http:// or https://, not ${url.protocol}//`);
+  if (url.search !== '' || url.hash !== '') return new Problem('must not have a query or fragment');
+  return raw.replace(/\/+$/, '');
+}
+
+function parseToken(raw: string): string | Problem {
+  if (!/^clt_[A-Za-z0-9_-]+$/.test(raw)) return new Problem('must be a chipledger token: clt_ followed by letters, digits, _ and -');
+  return raw;
+}

@@ -1,0 +1,64 @@
+/**
+ * Plain-text tables for client commands. Numbers are right-aligned with thousands separators;
+ * Chinese characters count two columns wide, so names in either script line up.
+ */
+
+export type Row = Record<string, unknown>;
+
+/** The preferred columns that some row has; every scalar column of the first row when none does. */
+export function pickColumns(rows: readonly Row[], preferred: readonly string[]): string[] {
+  const present = preferred.filter((column) => rows.some((row) => row[column] !== undefined));
+  if (present.length > 0) return present;
+  const first = rows[0] ?? {};
+  return Object.keys(first).filter((key) => isScalar(first[key]));
+}
+
+export function renderTable(rows: readonly Row[], columns: readonly string[]): string {
+  if (rows.length === 0) return '(none)';
+  const cells = rows.map((row) => columns.map((column) => formatCell(row[column])));
+  const numeric = columns.map((column) => rows.every((row) => row[column] === undefined || row[column] === null || typeof row[column] === 'number'));
+  const widths = columns.map((column, index) => Math.max(displayWidth(column), ...cells.map((line) => displayWidth(line[index]!))));
+  const pad = (text: string, index: number): string => {
+    const fill = ' '.repeat(widths[index]! - displayWidth(text));
+    return numeric[index] ? fill + text : text + fill;
+  };
+  const header = columns.map((column, index) => pad(column, index)).join('  ');
+  const rule = widths.map((width) => '─'.repeat(width)).join('  ');
+  return [header, rule, ...cells.map((line) => line.map(pad).join('  '))].map((line) => line.trimEnd()).join('\n');
+}
+
+/** One object as `key: value` lines; nested values as indented JSON. */
+export function renderRecord(record: Row): string {
+  const width = Math.max(...Object.keys(record).map((key) => key.length));
+  return Object.entries(record)
+    .map(([key, value]) => {
+      const text = isScalar(value) ? formatCell(value) : JSON.stringify(value, null, 2).replace(/\n/g, `\n${' '.repeat(width + 2)}`);
+      return `${key.padEnd(width)}  ${text}`;
+    })
+    .join('\n');
+}
+
+function isScalar(value: unknown): boolean {
+  return value === null || ['string', 'number', 'boolean'].includes(typeof value);
+}
+
+function formatCell(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value === 'number') return Number.isInteger(value) ? value.toLocaleString('en-US') : value.toLocaleString('en-US', { maximumFractionDigits: 2 });
+  if (typeof value === 'string') return value.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+  if (typeof value === 'boolean') return value ? 'yes' : 'no';
+  return JSON.stringify(value);
+}
+
+/** Columns a string takes on a terminal: East Asian wide and full-width characters take two. */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const character of text) {
+    const code = character.codePointAt(0) ?? 0;
+    const wide = (code >= 0x1100 && code <= 0x115f) || (code >= 0x2e80 && code <= 0xa4cf) || (code >= 0xac00 && code <= 0xd7a3)
+      || (code >= 0xf900 && code <= 0xfaff) || (code >= 0xfe30 && code <= 0xfe4f) || (code >= 0xff00 && code <= 0xff60) || (code >= 0xffe0 && code <= 0xffe6)
+      || (code >= 0x20000 && code <= 0x3fffd);
+    width += wide ? 2 : 1;
+  }
+  return width;
+}

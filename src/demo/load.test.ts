@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { validateUscc } from '../core/uscc.ts';
+import { Ledger } from '../ledger/ledger.ts';
+import { createDemoTokens, demoState, loadDemo, type DemoResult } from './load.ts';
+import * as scenario from './scenario.ts';
+
+describe('the demo', () => {
+  let database: TestDatabase;
+  let ledger: Ledger;
+  let first: DemoResult;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    ledger = await Ledger.open({ pool: database.pool });
+    first = await loadDemo(ledger);
+  }, 120_000);
+
+  afterAll(async () => {
+    await ledger.close();
+    await database.drop();
+  });
+
+  const count = async (sql: string): Promise<number> => (await database.pool.query<{ count: number }>(sql)).rows[0]!.count;
+
+  it('loads the scenario with every invariant holding', async () => {
+    expect(first.loaded).toBe(true);
+    expect(await ledger.violations()).toEqual([]);
+    expect(await demoState(database.pool)).toBe('complete');
+  });
+
+  it('has a shipment in every state, with its manifest', async () => {
+    const rows = (await database.pool.query<{ status: string; count: number; units: number; serials: number }>(
+      'SELECT status, count(*)::int AS count, sum(units)::int AS units, sum(serial_count)::int AS serials FROM shipments GROUP BY status ORDER BY status',
+    )).rows;
+    expect(rows.map((row) => row.status).sort()).toEqual([...scenario.demoStatuses].sort());
+    expect(await count('SELECT count(*)::int AS count FROM units')).toBe(scenario.shipments.reduce((sum, shipment) => sum + shipment.attached, 0));
+    expect(await count('SELECT count(*)::int AS count FROM shipment_serials WHERE live')).toBe(500 + 120 + 400 + 300);
+  });
+
+  it('puts all of it in the event stream, and marks every row as demo', async () => {
+    if (!first.loaded) expect.fail('the first load must load');
+    expect(await count('SELECT count(*)::int AS count FROM events')).toBe(first.events);
+    for (const table of ['organisations', 'products', 'licences', 'allocations', 'sites', 'shipments']) {
+      expect(await count(`SELECT count(*)::int AS count FROM ${table} WHERE NOT demo`), table).toBe(0);
+    }
+  });
+
+  it('follows the seed: 400,000 H200 on both licences, allocated 160k/140k/100k', async () => {
+    const licences = (await database.pool.query<{ direction: string; authorised_units: number; allocated_units: number; status: string }>('SELECT direction, authorised_units, allocated_units, status FROM licences ORDER BY direction')).rows;
+    expect(licences).toEqual([
+      { direction: 'export', authorised_units: 400_000, allocated_units: 400_000, status: 'issued' },
+      { direction: 'import', authorised_units: 400_000, allocated_units: 400_000, status: 'issued' },
+    ]);
+    const identifiers = (await database.pool.query<{ uscc: string | null }>("SELECT identifiers->>'uscc' AS uscc FROM organisations WHERE country = 'CN'")).rows;
+    expect(identifiers).toHaveLength(5);
+    for (const { uscc } of identifiers) expect(validateUscc(uscc ?? '')).toEqual({ ok: true });
+  });
+
+  it('deploys delivered units, decommissions one and loses one', async () => {
+    const custody = Object.fromEntries((await database.pool.query<{ custody: string; count: number }>('SELECT custody, count(*)::int AS count FROM units GROUP BY custody')).rows.map((row) => [row.custody, row.count]));
+    expect(custody).toEqual({ deployed: 1_750, delivered: 49, decommissioned: 1, in_transit: 699, lost: 1, licensed: 620 + 250 + 150 });
+    expect(await count('SELECT sum(deployed_units)::int AS count FROM sites')).toBe(1_750);
+  });
+
+  it('hands out one token per organisation', () => {
+    if (!first.loaded) expect.fail('the first load must load');
+    expect(first.tokens.map((token) => token.role)).toEqual(scenario.organisations.map((org) => org.tokenRole));
+    for (const token of first.tokens) expect(token.secret).toMatch(/^clt_/);
+  });
+
+  it('does not load twice, and makes fresh tokens for the loaded demo', async () => {
+    const events = await count('SELECT count(*)::int AS count FROM events');
+    expect(await loadDemo(ledger)).toEqual({ loaded: false, state: 'complete' });
+    expect(await count('SELECT count(*)::int AS count FROM events')).toBe(events);
+    const [admin] = await createDemoTokens(ledger, 'admin');
+    expect(admin).toMatchObject({ role: 'authority_admin', organisation: '中华人民共和国商务部' });
+    expect(await count('SELECT count(*)::int AS count FROM organisations')).toBe(scenario.organisations.length);
+  });
+});

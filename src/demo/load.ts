@@ -1,0 +1,327 @@
+/**
+ * Loads the demo scenario (scenario.ts) through the ledger, command by command, so all of it is
+ * in the event stream exactly as if people had done it through the API; nothing is written to
+ * the tables directly.
+ *
+ * Loading twice does not duplicate: the loader holds an advisory lock (two processes loading at
+ * once take turns) and skips when demo data is already there. Crash notes: the load is many
+ * commands, each committed on its own; a crash part way leaves a partial demo, which
+ * demoState() reports as 'partial' (the caller says so; nothing is guessed or repaired).
+ */
+import { loadAcceleratorCatalogue } from '../policy/catalogue.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import { systemActor, type Actor } from '../ledger/permissions.ts';
+import type { Role, ShipmentStatus } from '../ledger/rows.ts';
+import type { CommandKind, CommandRequest } from '../ledger/schemas.ts';
+import type { Pool } from '../store/pool.ts';
+import * as scenario from './scenario.ts';
+import type { CompanyKey, DemoShipment, OrgKey } from './scenario.ts';
+
+/** Any constant: the key of the advisory lock the loader holds. */
+const demoLockKey = 7_201_964_012;
+const dayMs = 86_400_000;
+
+export interface DemoToken {
+  organisationId: string;
+  organisation: string;
+  role: Role;
+  tokenId: string;
+  secret: string;
+}
+
+export type DemoState = 'absent' | 'partial' | 'complete';
+
+export type DemoResult =
+  | { loaded: true; tokens: DemoToken[]; shipments: Record<ShipmentStatus, number>; serials: number; events: number }
+  | { loaded: false; state: Exclude<DemoState, 'absent'> };
+
+export interface DemoOptions {
+  now?: () => Date;
+  sleep?: (ms: number) => Promise<void>;
+  /** Progress lines ("registering organisations", ...). */
+  log?: (line: string) => void;
+}
+
+/** A command the demo needs refused: the scenario and the rules disagree, a bug here. */
+export class DemoLoadError extends Error {
+  override name = 'DemoLoadError';
+}
+
+/** Whether the demo is loaded: absent, loaded in full, or cut short by a crash. */
+export async function demoState(pool: Pool): Promise<DemoState> {
+  const orgs = await pool.query<{ count: number }>('SELECT count(*)::int AS count FROM organisations WHERE demo');
+  if (orgs.rows[0]!.count === 0) return 'absent';
+  const statuses = await pool.query<{ status: ShipmentStatus; count: number }>('SELECT status, count(*)::int AS count FROM shipments WHERE demo GROUP BY status');
+  const counted = new Map(statuses.rows.map((row) => [row.status, row.count]));
+  const complete = orgs.rows[0]!.count === scenario.organisations.length
+    && scenario.demoStatuses.every((status) => counted.get(status) === scenario.shipments.filter((shipment) => shipment.status === status).length);
+  return complete ? 'complete' : 'partial';
+}
+
+/** Loads the demo unless it is there already. */
+export async function loadDemo(ledger: Ledger, options: DemoOptions = {}): Promise<DemoResult> {
+  const client = await ledger.pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [demoLockKey]);
+    const state = await demoState(ledger.pool);
+    if (state !== 'absent') return { loaded: false, state };
+    return await new Loader(ledger, options).run();
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [demoLockKey]).catch(() => {});
+    client.release();
+  }
+}
+
+/**
+ * Fresh tokens for demo organisations that are already loaded (their first secrets were shown
+ * once and are gone). `which` picks the administrator only, or one token per organisation.
+ */
+export async function createDemoTokens(ledger: Ledger, which: 'admin' | 'all'): Promise<DemoToken[]> {
+  const rows = (await ledger.pool.query<{ id: string; name: string }>('SELECT id, name FROM organisations WHERE demo ORDER BY created_seq')).rows;
+  const wanted = scenario.organisations.filter((org) => which === 'all' || org.tokenRole === 'authority_admin');
+  const tokens: DemoToken[] = [];
+  for (const org of wanted) {
+    const row = rows.find((candidate) => candidate.name === org.name);
+    if (!row) throw new DemoLoadError(`demo organisation ${org.name} is missing; the demo data is incomplete`);
+    tokens.push(await createToken(ledger, row.id, org.name, org.tokenRole));
+  }
+  return tokens;
+}
+
+async function createToken(ledger: Ledger, organisationId: string, organisation: string, role: Role): Promise<DemoToken> {
+  const body = await submitOk(ledger, 'token.create', { organisationId, role, label: `demo ${role} (${new Date().toISOString().slice(0, 10)})` }, systemActor);
+  return { organisationId, organisation, role, tokenId: String(body.tokenId), secret: String(body.secret) };
+}
+
+async function submitOk<K extends CommandKind>(ledger: Ledger, kind: K, input: CommandRequest<K>, actor: Actor): Promise<Record<string, unknown>> {
+  const answer = await ledger.submit(kind, input, actor);
+  if (!answer.ok) throw new DemoLoadError(`couldn't load the demo: ${kind} was refused (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
+  return answer.body;
+}
+
+/** One load: the ids and actors it made, and the steps in order. */
+class Loader {
+  private readonly now: () => Date;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly log: (line: string) => void;
+  private readonly orgIds = new Map<OrgKey, string>();
+  private readonly actors = new Map<OrgKey, Actor>();
+  private readonly tokens: DemoToken[] = [];
+  private readonly siteIds = new Map<string, string>();
+  private readonly shipmentIds = new Map<string, string>();
+  private readonly allocationIds = new Map<`${'export' | 'import'}:${CompanyKey}`, string>();
+  private productId = '';
+  private firstSeq = -1;
+  private lastSeq = -1;
+
+  constructor(private readonly ledger: Ledger, options: DemoOptions) {
+    this.now = options.now ?? (() => new Date());
+    this.sleep = options.sleep ?? ((ms) => new Promise((done) => setTimeout(done, ms)));
+    this.log = options.log ?? (() => {});
+  }
+
+  async run(): Promise<DemoResult> {
+    await this.organisationsAndTokens();
+    await this.products();
+    await this.licences();
+    await this.sitesOfCompanies();
+    const expiresAt = await this.shipments();
+    await this.deployments();
+    await this.expiry(expiresAt);
+    const shipments = Object.fromEntries(scenario.demoStatuses.map((status) => [status, scenario.shipments.filter((s) => s.status === status).length])) as Record<ShipmentStatus, number>;
+    const serials = scenario.shipments.reduce((sum, shipment) => sum + shipment.attached, 0);
+    return { loaded: true, tokens: this.tokens, shipments, serials, events: this.lastSeq - this.firstSeq + 1 };
+  }
+
+  private async submit<K extends CommandKind>(kind: K, input: CommandRequest<K>, actor: Actor): Promise<Record<string, unknown>> {
+    const answer = await this.ledger.submit(kind, input, actor);
+    if (!answer.ok) throw new DemoLoadError(`couldn't load the demo: ${kind} was refused (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
+    if (this.firstSeq === -1 || answer.seq < this.firstSeq) this.firstSeq = answer.seq;
+    this.lastSeq = Math.max(this.lastSeq, answer.seq);
+    return answer.body;
+  }
+
+  private actor(key: OrgKey): Actor {
+    const actor = this.actors.get(key);
+    if (!actor) throw new Error(`demo actor ${key} is used before its token exists`);
+    return actor;
+  }
+
+  private orgId(key: OrgKey): string {
+    return this.actor(key).orgId;
+  }
+
+  /** Organisations, then one token each: its actor for the rest of the load. */
+  private async organisationsAndTokens(): Promise<void> {
+    this.log('registering organisations and their tokens');
+    const registered = await Promise.all(scenario.organisations.map((org) => this.submit('organisation.register', {
+      name: org.name,
+      ...(org.nameRomanised ? { nameRomanised: org.nameRomanised } : {}),
+      country: org.country,
+      roles: org.roles,
+      identifiers: org.uscc ? { uscc: org.uscc } : {},
+      address: org.address,
+      demo: true,
+    }, systemActor)));
+    scenario.organisations.forEach((org, index) => this.orgIds.set(org.key, String(registered[index]!.organisationId)));
+    const tokens = await Promise.all(scenario.organisations.map((org) => createToken(this.ledger, this.orgIds.get(org.key)!, org.name, org.tokenRole)));
+    scenario.organisations.forEach((org, index) => {
+      const token = tokens[index]!;
+      this.tokens.push(token);
+      this.actors.set(org.key, { id: token.tokenId, orgId: token.organisationId, role: token.role });
+    });
+  }
+
+  private async products(): Promise<void> {
+    this.log('registering the accelerator catalogue');
+    const catalogue = await loadAcceleratorCatalogue();
+    const answers = await Promise.all(catalogue.map((product) => this.submit('product.register', {
+      model: product.model,
+      vendor: product.vendor,
+      parameters: {
+        denseTops: product.datasheet.denseTops,
+        bitLength: product.datasheet.bitLength,
+        logicDieAreaMm2: product.datasheet.logicDieAreaMm2,
+        dramBandwidthGbS: product.datasheet.dramBandwidthGbS,
+        memoryGb: product.memoryGb,
+        designedForDatacenter: product.datasheet.designedForDatacenter,
+      },
+      demo: true,
+    }, this.actor('bis'))));
+    const index = catalogue.findIndex((product) => product.model === scenario.licensedModel);
+    if (index === -1) throw new DemoLoadError(`the accelerator catalogue has no ${scenario.licensedModel}`);
+    this.productId = String(answers[index]!.productId);
+    await Promise.all(scenario.companies.map((company) => this.submit('organisation.set_kyc', { organisationId: this.orgId(company), verified: true }, this.actor('bis'))));
+  }
+
+  /** The two licences of the seed, issued, and the same three allocations on each. */
+  private async licences(): Promise<void> {
+    this.log('issuing the export and import licences and allocating them');
+    const now = this.now().getTime();
+    const common = {
+      productIds: [this.productId],
+      origin: 'US',
+      destination: 'CN',
+      authorisedUnits: scenario.licensedUnits,
+      validFrom: new Date(now - scenario.licenceStartedDaysAgo * dayMs).toISOString(),
+      validTo: new Date(now + (scenario.licenceValidDays - scenario.licenceStartedDaysAgo) * dayMs).toISOString(),
+      demo: true,
+    };
+    const endUsers = scenario.companies.map((company) => ({ organisationId: this.orgId(company), role: 'end_user' as const }));
+    const exportLicence = String((await this.submit('licence.create', {
+      ...common, reference: `BIS-D-${new Date(now).getUTCFullYear()}-H200-0417`, direction: 'export', holderId: this.orgId('exporter'),
+      valueMinor: scenario.licensedUnits * 3_000_000, currency: 'USD',
+      conditions: scenario.exportConditions, riders: scenario.exportRiders,
+      parties: [...endUsers, { organisationId: this.orgId('importer'), role: 'consignee' }],
+    }, this.actor('bis'))).licenceId);
+    const importLicence = String((await this.submit('licence.create', {
+      ...common, reference: `MOFCOM-JK-${new Date(now).getUTCFullYear()}-000128`, direction: 'import', holderId: this.orgId('importer'),
+      conditions: scenario.importConditions, riders: scenario.importRiders,
+      parties: [...endUsers, { organisationId: this.orgId('exporter'), role: 'supplier' }],
+    }, this.actor('mofcom'))).licenceId);
+    await Promise.all([
+      this.submit('licence.issue', { licenceId: exportLicence, reason: 'Approved after case-by-case review.' }, this.actor('bis')),
+      this.submit('licence.issue', { licenceId: importLicence, reason: 'Approved: initial tranche.' }, this.actor('mofcom')),
+    ]);
+    const sides = [['export', exportLicence, 'bis'], ['import', importLicence, 'mofcom']] as const;
+    await Promise.all(sides.flatMap(([direction, licenceId, authority]) => scenario.companies.map(async (company) => {
+      const body = await this.submit('allocation.create', { licenceId, recipientId: this.orgId(company), units: scenario.allocationUnits[company], demo: true }, this.actor(authority));
+      this.allocationIds.set(`${direction}:${company}`, String(body.allocationId));
+    })));
+  }
+
+  private async sitesOfCompanies(): Promise<void> {
+    this.log('registering data centres');
+    await Promise.all(scenario.sites.map(async (site) => {
+      const { key: _key, company, ...fields } = site;
+      const body = await this.submit('site.register', { ...fields, demo: true }, this.actor(company));
+      this.siteIds.set(site.key, String(body.siteId));
+    }));
+  }
+
+  /** Books every shipment, then moves each along to where the scenario leaves it. Returns the expiring deadline. */
+  private async shipments(): Promise<number> {
+    this.log('booking shipments with their serial manifests');
+    const exporter = this.actor('exporter');
+    const deadline = new Date(this.now().getTime() + scenario.bookingDeadlineDays * dayMs).toISOString();
+    let expiresAt = 0;
+    const booked = await Promise.all(scenario.shipments.map((shipment, index) => {
+      const expiring = shipment.status === 'expired';
+      if (expiring) expiresAt = this.now().getTime() + scenario.expiringDeadlineMs;
+      return this.submit('shipment.book', {
+        exportAllocationId: this.allocationIds.get(`export:${shipment.company}`)!,
+        importAllocationId: this.allocationIds.get(`import:${shipment.company}`)!,
+        productId: this.productId,
+        units: shipment.units,
+        deadline: expiring ? new Date(expiresAt).toISOString() : deadline,
+        reference: shipment.reference,
+        ...(shipment.listedAtBooking > 0 ? { serials: manifest(index, 0, shipment.listedAtBooking) } : {}),
+        demo: true,
+      }, exporter);
+    }));
+    scenario.shipments.forEach((shipment, index) => this.shipmentIds.set(shipment.reference, String(booked[index]!.shipmentId)));
+    this.log('moving shipments along: attach, ship, clear, deliver, cancel');
+    await Promise.all(scenario.shipments.map((shipment, index) => this.advance(shipment, index)));
+    return expiresAt;
+  }
+
+  private async advance(shipment: DemoShipment, index: number): Promise<void> {
+    const shipmentId = this.shipmentIds.get(shipment.reference)!;
+    if (shipment.attached > shipment.listedAtBooking) {
+      await this.submit('manifest.attach', { shipmentId, serials: manifest(index, shipment.listedAtBooking, shipment.attached) }, this.actor('exporter'));
+    }
+    const path: Array<[ShipmentStatus, () => Promise<unknown>]> = [
+      ['shipped', () => this.submit('shipment.ship', { shipmentId }, this.actor('exporter'))],
+      ['cleared', () => this.submit('shipment.clear', { shipmentId, reason: 'Customs declaration accepted.' }, this.actor('mofcom'))],
+      ['delivered', () => this.submit('shipment.deliver', { shipmentId }, this.actor(shipment.company))],
+    ];
+    if (shipment.status === 'cancelled') {
+      await this.submit('shipment.cancel', { shipmentId, reason: 'Customer moved the units to a later tranche.' }, this.actor('exporter'));
+      return;
+    }
+    const stops = path.findIndex(([status]) => status === shipment.status);
+    for (const [, step] of path.slice(0, stops + 1)) await step();
+  }
+
+  /** Delivered units go to sites; one is decommissioned; one in transit is reported lost. */
+  private async deployments(): Promise<void> {
+    this.log('reporting deployments');
+    const reports = scenario.shipments.flatMap((shipment, index) => {
+      let position = 0;
+      return (shipment.deployments ?? []).map((deployment) => {
+        const serials = serialRange(index, position, position + deployment.count);
+        position += deployment.count;
+        return { company: shipment.company, siteId: this.siteIds.get(deployment.site)!, serials };
+      });
+    });
+    await Promise.all(reports.map((report) => this.submit('units.deploy', { siteId: report.siteId, serials: report.serials }, this.actor(report.company))));
+    const unitOf = (event: { shipment: string; index: number }) => {
+      const index = scenario.shipments.findIndex((shipment) => shipment.reference === event.shipment);
+      return { company: scenario.shipments[index]!.company, serial: scenario.demoSerial(index, event.index) };
+    };
+    const gone = unitOf(scenario.decommissioned);
+    const missing = unitOf(scenario.lost);
+    await this.submit('units.decommission', { serials: [gone.serial], reason: scenario.decommissioned.reason }, this.actor(gone.company));
+    await this.submit('units.report_lost', { serials: [missing.serial], reason: scenario.lost.reason }, this.actor(missing.company));
+  }
+
+  /** Waits out the short deadline, then sweeps (a running server's own sweep may get there first). */
+  private async expiry(expiresAt: number): Promise<void> {
+    this.log('letting one booking expire');
+    const wait = expiresAt - this.now().getTime() + 50;
+    if (wait > 0) await this.sleep(wait);
+    const answer = await this.ledger.sweep();
+    if (!answer.ok) throw new DemoLoadError(`couldn't load the demo: the expiry sweep was refused: ${answer.error.message}`);
+    this.lastSeq = Math.max(this.lastSeq, answer.seq);
+  }
+}
+
+function serialRange(shipmentIndex: number, from: number, to: number): string[] {
+  const serials: string[] = [];
+  for (let position = from; position < to; position += 1) serials.push(scenario.demoSerial(shipmentIndex, position));
+  return serials;
+}
+
+function manifest(shipmentIndex: number, from: number, to: number): Array<{ serial: string; gpuUuid: string }> {
+  return serialRange(shipmentIndex, from, to).map((serial) => ({ serial, gpuUuid: scenario.demoGpuUuid(serial) }));
+}
