@@ -29,6 +29,9 @@ import { mayRun, type Actor } from './permissions.ts';
 import { commandSchemas, type CommandKind } from './schemas.ts';
 import { BatchState } from './state.ts';
 
+/** A log entry's size limit (C2SP tlog-tiles entry bundles use a 16-bit length). */
+export const eventBytesMax = 65_535;
+
 export type Answer =
   | { ok: true; seq: number; body: Record<string, unknown>; replayed: boolean }
   | { ok: false; error: DomainError; replayed: boolean };
@@ -245,9 +248,16 @@ export class Sequencer {
       this.stats.refused += 1;
       return { ok: false, error, replayed: false };
     }
-    const input = redact(pending.input, outcome.redact);
+    const input = digestSerials(redact(pending.input, outcome.redact));
     const body = eventBody(seq, at, pending.kind, pending.actor, outcome.subjectId, input, outcome.effects);
-    events.push({ seq, at, kind: pending.kind, actor: pending.actor.id, subject_id: outcome.subjectId, org_ids: outcome.orgIds, canonical: canonicalBytes(body) });
+    const canonical = canonicalBytes(body);
+    if (canonical.length > eventBytesMax) {
+      state.rollback();
+      this.stats.refused += 1;
+      const error = new DomainError('payload_too_large', `the ${pending.kind} request would make a log entry of ${canonical.length} bytes; entries are at most ${eventBytesMax} bytes (shorten the texts)`, { rule: 'event-size' });
+      return { ok: false, error, replayed: false };
+    }
+    events.push({ seq, at, kind: pending.kind, actor: pending.actor.id, subject_id: outcome.subjectId, org_ids: outcome.orgIds, canonical });
     this.stats.accepted += 1;
     assert(events.length === seq - events[0]!.seq + 1, 'event sequence numbers are gapless within a batch');
     return { ok: true, seq, body: { seq, ...outcome.answer }, replayed: false };
@@ -285,6 +295,27 @@ function storedToAnswer(row: StoredAnswer): Answer {
 
 export function requestHash(kind: string, rawInput: unknown): Buffer {
   return createHash('sha256').update(canonicalBytes({ kind, input: rawInput ?? null })).digest();
+}
+
+/**
+ * Serial lists (up to 100,000) are recorded in the event by their digest, not in full: a
+ * log entry must stay small (C2SP entry bundles cap an entry at 65,535 bytes), and the
+ * list itself is in the manifest tables, from which anyone can recompute the digest.
+ */
+function digestSerials(input: unknown): unknown {
+  const serials = (input as { serials?: unknown })?.serials;
+  if (!Array.isArray(serials)) return input;
+  const { serials: _list, ...rest } = input as Record<string, unknown>;
+  return { ...rest, serialCount: serials.length, serialsSha256: serialsDigest(serials) };
+}
+
+/** SHA-256 over the sorted lines "serial" or "serial gpuUuid", each ending in a newline. */
+export function serialsDigest(serials: ReadonlyArray<string | { serial: string; gpuUuid?: string | undefined }>): string {
+  const lines = serials.map((entry) => (typeof entry === 'string' ? entry : entry.gpuUuid ? `${entry.serial} ${entry.gpuUuid}` : entry.serial));
+  lines.sort();
+  const hash = createHash('sha256');
+  for (const line of lines) hash.update(`${line}\n`);
+  return hash.digest('hex');
 }
 
 function redact(input: unknown, fields: string[] | undefined): unknown {
