@@ -19,20 +19,36 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-export async function startBenchServer(label: string): Promise<BenchServer> {
+export interface BenchServerOptions {
+  /**
+   * Load pg_stat_statements (a restart of the embedded server) and create it in every
+   * database made here, so a benchmark can read server-side time per statement.
+   */
+  statementStats?: boolean;
+}
+
+export async function startBenchServer(label: string, options: BenchServerOptions = {}): Promise<BenchServer> {
   const external = process.env.BENCH_DATABASE_URL;
-  if (external) return serverAt(external, `external server (BENCH_DATABASE_URL)`, async () => {}, () => null);
+  if (external) return serverAt(external, `external server (BENCH_DATABASE_URL)`, async () => {}, () => null, options);
   const folder = mkdtempSync(join(tmpdir(), `chipledger-bench-${label}-`));
   const dataDir = join(folder, 'pg');
-  const started = await startEmbeddedPostgres({ dataDir, durable: true });
+  let started = await startEmbeddedPostgres({ dataDir, durable: true });
+  if (options.statementStats) {
+    const admin = new pg.Client({ connectionString: started.url });
+    await admin.connect();
+    await admin.query(`ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'`);
+    await admin.end();
+    await started.stop();
+    started = await startEmbeddedPostgres({ dataDir, durable: true });
+  }
   const stop = async () => {
     await started.stop();
     rmSync(folder, { recursive: true, force: true });
   };
-  return serverAt(started.url, `embedded PostgreSQL in ${dataDir} (durable: fsync on)`, stop, () => postmasterPid(dataDir));
+  return serverAt(started.url, `embedded PostgreSQL in ${dataDir} (durable: fsync on)`, stop, () => postmasterPid(dataDir), options);
 }
 
-function serverAt(url: string, description: string, stop: () => Promise<void>, postmaster: () => number | null): BenchServer {
+function serverAt(url: string, description: string, stop: () => Promise<void>, postmaster: () => number | null, options: BenchServerOptions): BenchServer {
   return {
     description,
     async createDatabase(name) {
@@ -46,6 +62,12 @@ function serverAt(url: string, description: string, stop: () => Promise<void>, p
       }
       const target = new URL(url);
       target.pathname = `/${name}`;
+      if (options.statementStats) {
+        const client = new pg.Client({ connectionString: target.toString() });
+        await client.connect();
+        await client.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+        await client.end();
+      }
       return target.toString();
     },
     cpuTicks() {

@@ -16,6 +16,7 @@
  *   --sweep-callers A,B,..  ... and these caller counts (default: --callers)
  *   --sweep-bookings N      bookings per sweep run (30000)
  *   --profile               time every statement the ledger sends; print where a batch goes
+ *   --pg-stats              load pg_stat_statements and print server time per statement
  */
 import { parseArgs } from 'node:util';
 import { Ledger } from '../src/ledger/ledger.ts';
@@ -161,6 +162,20 @@ async function runLedgerLoad(server: BenchServer, bookings: Booking[], callers: 
   return { session, result, checked, before: { batches, commands, commitSecondsTotal } };
 }
 
+/** Server-side time per statement (pg_stat_statements), for the whole ledger database. */
+async function printStatementStats(pool: Pool, bookings: number): Promise<void> {
+  const rows = (await pool.query<{ calls: number; total_ms: number; rows: number; query: string }>(
+    `SELECT calls, total_exec_time AS total_ms, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 80) AS query
+     FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     ORDER BY total_exec_time DESC LIMIT 14`,
+  )).rows;
+  const total = rows.reduce((sum, row) => sum + Number(row.total_ms), 0);
+  console.log(`  pg_stat_statements (server execution time, includes world setup): top statements ${round(total / 1000, 2)} s, ${round((1000 * total) / bookings, 1)} µs per booking`);
+  for (const row of rows) {
+    console.log(`    ${round(Number(row.total_ms), 0).toFixed(0).padStart(7)} ms ${formatCount(Number(row.calls)).padStart(8)} calls ${round((1000 * Number(row.total_ms)) / bookings, 1).toFixed(1).padStart(6)} µs/booking  ${row.query}`);
+  }
+}
+
 /** Books a fresh shipment, then times one manifest.attach of `serials` serials end to end. */
 async function timeManifests(session: LedgerSession, runs: number, serials: number): Promise<number[]> {
   const { ledger, world } = session;
@@ -222,7 +237,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     options: {
       bookings: { type: 'string' }, callers: { type: 'string' }, 'baseline-bookings': { type: 'string' }, 'baseline-connections': { type: 'string' },
       'batch-commands-max': { type: 'string' }, 'manifest-runs': { type: 'string' }, 'manifest-serials': { type: 'string' },
-      sweep: { type: 'string' }, 'sweep-callers': { type: 'string' }, 'sweep-bookings': { type: 'string' }, profile: { type: 'boolean' },
+      sweep: { type: 'string' }, 'sweep-callers': { type: 'string' }, 'sweep-bookings': { type: 'string' }, profile: { type: 'boolean' }, 'pg-stats': { type: 'boolean' },
     },
     strict: true,
   });
@@ -238,15 +253,18 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   const sweepBookings = positive(values['sweep-bookings'], 30_000, 'sweep-bookings');
   const profile = values.profile ?? false;
 
-  const server = await startBenchServer('ledger');
+  const pgStats = values['pg-stats'] ?? false;
+  const server = await startBenchServer('ledger', { statementStats: pgStats });
   try {
     console.log(`ledger benchmark on ${server.description}`);
     console.log(`node ${process.version}; ${callers} concurrent callers; batchCommandsMax ${batchCommandsMax}; workload seed ${workloadSeed}\n`);
-    const bookings = workload(bookingsCount, seededRandom(workloadSeed));
+    // One seeded list; every phase books a prefix of it.
+    const bookings = workload(Math.max(bookingsCount, baselineCount, sweep.length + sweepCallers.length > 0 ? sweepBookings : 0), seededRandom(workloadSeed));
 
-    const { session, result, checked, before } = await runLedgerLoad(server, bookings, callers, { batchCommandsMax, profile, name: 'bench_ledger' });
+    const { session, result, checked, before } = await runLedgerLoad(server, bookings.slice(0, bookingsCount), callers, { batchCommandsMax, profile, name: 'bench_ledger' });
     printLoad(`ledger (sequencer, group commit)`, result, checked);
     printProfile(session, result, before);
+    if (pgStats) await printStatementStats(session.pool, result.bookings);
     let manifestMs: number[] = [];
     let afterManifests = checked;
     try {
