@@ -33,8 +33,15 @@ interface CacheEntry {
 
 export class TokenVerifier {
   private readonly cache = new Map<string, CacheEntry>();
+  private readonly nowMs: () => number;
+  private readonly ttlMs: number;
+  private readonly entriesMax: number;
 
-  constructor(private readonly pool: Pool, private readonly nowMs: () => number = () => performance.now()) {}
+  constructor(private readonly pool: Pool, options: { nowMs?: () => number; ttlMs?: number; entriesMax?: number } = {}) {
+    this.nowMs = options.nowMs ?? (() => performance.now());
+    this.ttlMs = options.ttlMs ?? tokenCacheTtlMs;
+    this.entriesMax = options.entriesMax ?? tokenCacheEntriesMax;
+  }
 
   /** The actor behind an Authorization header; throws 'unauthenticated' otherwise. */
   async verify(authorization: string | undefined): Promise<Actor> {
@@ -72,11 +79,11 @@ export class TokenVerifier {
   }
 
   private remember(key: string, actor: Actor): void {
-    if (this.cache.size >= tokenCacheEntriesMax) {
+    if (this.cache.size >= this.entriesMax) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);
     }
-    this.cache.set(key, { actor, expiresAtMs: this.nowMs() + tokenCacheTtlMs });
+    this.cache.set(key, { actor, expiresAtMs: this.nowMs() + this.ttlMs });
   }
 }
 

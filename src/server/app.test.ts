@@ -1,0 +1,251 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { DomainError, errorCodes } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import { systemActor } from '../ledger/permissions.ts';
+import type { Pool } from '../store/pool.ts';
+import { buildServer } from './app.ts';
+import { TokenVerifier } from './auth.ts';
+import { commandRoutes } from './commands.ts';
+import { problemCodes } from './problem.ts';
+import { queryRoutes } from './queries.ts';
+import { buildApiWorld, inject, type ApiWorld } from './testing.ts';
+
+let database: TestDatabase;
+let api: ApiWorld;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  api = await buildApiWorld(database.pool, { demo: true });
+});
+afterAll(async () => {
+  await api?.app.close();
+  await api?.world.ledger.close();
+  await database?.drop();
+});
+
+/** Follows nextCursor to the end; fails on a repeated key or a page over the limit. */
+async function walk(url: string, token: string, limit: number, keyOf: (item: Record<string, unknown>) => string | number): Promise<Array<string | number>> {
+  const keys: Array<string | number> = [];
+  let cursor: string | null = null;
+  for (let pages = 0; pages < 1_000; pages += 1) {
+    const separator = url.includes('?') ? '&' : '?';
+    const response = await api.request({ method: 'GET', url: `${url}${separator}limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`, token });
+    expect(response.statusCode, response.body).toBe(200);
+    const body = response.json() as { items: Array<Record<string, unknown>>; nextCursor: string | null };
+    expect(body.items.length).toBeLessThanOrEqual(limit);
+    keys.push(...body.items.map(keyOf));
+    cursor = body.nextCursor;
+    if (cursor === null) break;
+    expect(cursor).toMatch(/^[A-Za-z0-9_-]+$/);
+  }
+  expect(new Set(keys).size).toBe(keys.length);
+  return keys;
+}
+
+describe('pagination', () => {
+  beforeAll(async () => {
+    for (let index = 0; index < 23; index += 1) await api.shipment(index % 2 === 0 ? 'own' : 'other', 'booked', 4);
+    const { run, actors, exportLicenceId } = api.world;
+    for (let units = 90_001; units < 90_006; units += 1) await run('licence.amend', { licenceId: exportLicenceId, reason: 'calibration', authorisedUnits: units }, actors.bis);
+  });
+
+  it('walks every page of every list without duplicates, in order, for each role', async () => {
+    const count = async (sql: string, params: unknown[] = []) => (await database.pool.query<{ n: number }>(sql, params)).rows[0]!.n;
+    const bySeq = (item: Record<string, unknown>) => item.createdSeq as number;
+    const admin = await walk('/v1/shipments', api.tokens.authority_admin, 7, bySeq);
+    expect(admin.length).toBe(await count('SELECT count(*)::int AS n FROM shipments'));
+    expect([...admin].sort((a, b) => Number(a) - Number(b))).toEqual(admin);
+    const exporter = await walk('/v1/shipments', api.tokens.exporter, 5, bySeq);
+    expect(exporter.length).toBe(await count('SELECT count(*)::int AS n FROM shipments WHERE exporter_org_id = $1', [api.orgs.exporter]));
+    const units = await walk('/v1/units', api.tokens.recipient, 6, (item) => item.serial as string);
+    expect(units.length).toBe(await count('SELECT count(*)::int AS n FROM units WHERE recipient_org_id = $1', [api.orgs.alpha]));
+    expect([...units].sort()).toEqual(units);
+    const events = await walk('/v1/events', api.tokens.auditor, 9, (item) => item.seq as number);
+    expect(events).toEqual(Array.from({ length: await count('SELECT size::int AS n FROM log_head') }, (_, index) => index));
+    const versions = await walk(`/v1/licences/${api.world.exportLicenceId}/versions`, api.tokens.exporter, 2, (item) => item.version as number);
+    expect(versions).toEqual([1, 2, 3, 4, 5, 6]);
+    const serials = await walk(`/v1/shipments/${api.shipments.own}/serials`, api.tokens.recipient, 2, (item) => item.serial as string);
+    expect(serials.length).toBe(3);
+    for (const url of ['/v1/organisations', '/v1/products', '/v1/licences', '/v1/allocations', '/v1/sites', '/v1/reports/utilisation']) {
+      expect((await walk(url, api.tokens.authority_officer, 2, (item) => String(item.createdSeq ?? item.licenceId))).length).toBeGreaterThan(0);
+    }
+  });
+
+  it('accepts exactly pageSizeMax and defaults to pageSizeDefault', async () => {
+    const full = await api.request({ method: 'GET', url: `/v1/events?limit=${limits.pageSizeMax}`, token: api.tokens.auditor });
+    expect(full.statusCode).toBe(200);
+    expect(full.json().items.length).toBeLessThanOrEqual(limits.pageSizeMax);
+    const plain = await api.request({ method: 'GET', url: '/v1/events', token: api.tokens.auditor });
+    expect(plain.json().items.length).toBe(Math.min(limits.pageSizeDefault, (await database.pool.query('SELECT size FROM log_head')).rows[0].size));
+  });
+});
+
+describe('presentation', () => {
+  it('marks demo data on every row and in a header', async () => {
+    const created = await api.request({ method: 'POST', url: '/v1/sites', token: api.tokens.recipient, body: { name: 'Demo DC', province: 'Gansu', city: 'Qingyang', latitude: 35.7, longitude: 107.6, capacityUnits: 10, demo: true } });
+    expect(created.statusCode).toBe(201);
+    expect(created.headers['x-chipledger-demo']).toBe('true');
+    const sites = (await api.request({ method: 'GET', url: '/v1/sites', token: api.tokens.recipient })).json().items as Array<{ id: string; demo: boolean }>;
+    expect(sites.find((row) => row.id === created.json().siteId)?.demo).toBe(true);
+    expect(sites.every((row) => typeof row.demo === 'boolean')).toBe(true);
+    for (const url of ['/v1/organisations', '/v1/products', '/v1/licences', '/v1/allocations', '/v1/shipments', '/v1/units', '/v1/events', '/v1/reports/utilisation']) {
+      const items = (await api.request({ method: 'GET', url, token: api.tokens.auditor })).json().items as Array<{ demo: unknown }>;
+      expect(items.length, url).toBeGreaterThan(0);
+      expect(items.every((row) => typeof row.demo === 'boolean'), url).toBe(true);
+    }
+  });
+
+  it('shows a licence with its parties, its visible allocations, and events with their canonical bytes', async () => {
+    const licence = (await api.request({ method: 'GET', url: `/v1/licences/${api.world.importLicenceId}`, token: api.tokens.authority_officer })).json();
+    expect(licence).toMatchObject({ id: api.world.importLicenceId, direction: 'import', holderId: api.orgs.alpha });
+    expect(licence.parties).toEqual(expect.arrayContaining([{ organisationId: api.orgs.beta, role: 'consignee' }]));
+    expect(licence.allocations.map((row: { recipientId: string }) => row.recipientId).sort()).toEqual([api.orgs.alpha, api.orgs.beta].sort());
+    const event = (await api.request({ method: 'GET', url: '/v1/events?limit=1', token: api.tokens.auditor })).json().items[0];
+    expect(event.leafIndex).toBe(event.seq);
+    expect(JSON.parse(Buffer.from(event.canonical, 'base64').toString('utf8'))).toEqual(event.body);
+    expect(Object.keys(licence).every((key) => !key.includes('_'))).toBe(true);
+  });
+
+  it('returns a token secret once, and a retry of the same request is told so', async () => {
+    const request = { method: 'POST' as const, url: '/v1/tokens', token: api.tokens.authority_admin, key: 'token-key-1', body: { organisationId: api.orgs.exporter, role: 'exporter', label: 'ci' } };
+    const first = await api.request(request);
+    expect(first.statusCode).toBe(201);
+    expect(first.json().secret).toMatch(/^clt_TOK-\d+_/);
+    const retry = await api.request(request);
+    expect(retry.statusCode).toBe(409);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(retry.body).not.toContain(first.json().secret);
+    expect((await api.request({ method: 'GET', url: '/v1/shipments', token: first.json().secret })).statusCode).toBe(200);
+  });
+});
+
+describe('problems', () => {
+  it('maps every error code to one status', () => {
+    for (const code of errorCodes) expect(problemCodes[code].status).toBeGreaterThanOrEqual(400);
+    expect(problemCodes.idempotency_mismatch.status).toBe(422);
+    expect(problemCodes.payload_too_large.status).toBe(413);
+  });
+
+  it('answers overloaded and unavailable with 503 and Retry-After', async () => {
+    for (const code of ['overloaded', 'unavailable'] as const) {
+      const ledger = { submit: async () => ({ ok: false, replayed: false, error: new DomainError(code, `the ledger is ${code}`) }), sequencer: api.world.ledger.sequencer } as unknown as Ledger;
+      const app = await buildServer({ ledger, pool: database.pool, logger: false });
+      const response = await inject(app, { method: 'POST', url: '/v1/ledger/sweep', token: api.tokens.authority_admin });
+      expect(response.statusCode).toBe(503);
+      expect(response.headers['retry-after']).toBe('1');
+      expect(response.json()).toMatchObject({ code, status: 503, title: problemCodes[code].title });
+      await app.close();
+    }
+  });
+
+  it('answers an unknown failure with a plain 500, logs it, and never logs the token', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, new Writable({ write(chunk, _encoding, done) { lines.push(String(chunk)); done(); } }));
+    const failing = new Proxy(database.pool, {
+      get(target, property, receiver) {
+        if (property !== 'query') return Reflect.get(target, property, receiver);
+        return (text: string, ...rest: unknown[]) => (String(text).includes('FROM products') ? Promise.reject(new Error('disk on fire at /var/lib/secret')) : (target.query as (...args: unknown[]) => unknown)(text, ...rest));
+      },
+    }) as Pool;
+    const app = await buildServer({ ledger: api.world.ledger, pool: failing, logger });
+    const response = await inject(app, { method: 'GET', url: '/v1/products', token: api.tokens.auditor });
+    expect(response.statusCode).toBe(500);
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(response.json()).toMatchObject({ code: 'internal', status: 500 });
+    expect(response.body).not.toContain('fire');
+    expect(lines.join('')).toContain('disk on fire');
+    expect(lines.join('')).not.toContain(api.tokens.auditor);
+    await app.close();
+  });
+
+  it('reports an unreachable database on /healthz as 503', async () => {
+    const broken = { query: () => Promise.reject(new Error('connection refused')) } as unknown as Pool;
+    const app = await buildServer({ ledger: api.world.ledger, pool: broken, logger: false });
+    const response = await inject(app, { method: 'GET', url: '/healthz' });
+    expect(response.statusCode).toBe(503);
+    expect(response.json().code).toBe('unavailable');
+    await app.close();
+    expect((await api.request({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
+  });
+});
+
+describe('documents', () => {
+  it('serves an OpenAPI 3.1 document with every route, the problem schema and bearer auth', async () => {
+    const response = await api.request({ method: 'GET', url: '/v1/openapi.json' });
+    expect(response.statusCode).toBe(200);
+    const document = response.json();
+    expect(document.openapi).toBe('3.1.0');
+    expect(document.info.title).toBeTruthy();
+    expect(document.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });
+    expect(document.components.schemas.Problem.required).toEqual(expect.arrayContaining(['type', 'title', 'status', 'detail', 'code']));
+    const path = (route: string) => route.replace(/:([A-Za-z]+)/g, '{$1}');
+    for (const route of commandRoutes) {
+      const operation = document.paths[path(route.path)]?.post;
+      expect(operation, route.path).toBeDefined();
+      expect(operation.parameters.some((parameter: { name: string }) => parameter.name === 'Idempotency-Key')).toBe(true);
+      const schema = operation.requestBody.content['application/json'].schema;
+      expect(schema.type).toBe('object');
+      if (route.idField) expect(schema.properties[route.idField]).toBeUndefined();
+    }
+    for (const route of queryRoutes) expect(document.paths[path(route.path)]?.get, route.path).toBeDefined();
+    expect(document.paths['/v1/shipments'].post.requestBody.content['application/json'].schema.properties.units).toMatchObject({ type: 'integer' });
+    const operationIds = Object.values(document.paths).flatMap((methods) => Object.values(methods as Record<string, { operationId: string }>).map((operation) => operation.operationId));
+    expect(new Set(operationIds).size).toBe(operationIds.length);
+  });
+
+  it('serves a self-contained docs page listing the operations', async () => {
+    const response = await api.request({ method: 'GET', url: '/v1/docs' });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^text\/html/);
+    for (const route of commandRoutes) expect(response.body).toContain(route.path.replace(/:([A-Za-z]+)/g, '{$1}'));
+    expect(response.body).not.toMatch(/<script|<link|https?:\/\/(?!chipledger\.dev)/);
+  });
+
+  it('exposes Prometheus metrics for requests, the sequencer and the pool', async () => {
+    await api.request({ method: 'GET', url: '/v1/shipments', token: api.tokens.exporter });
+    const response = await api.request({ method: 'GET', url: '/metrics' });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(response.body).toMatch(/chipledger_http_requests_total\{method="GET",route="\/v1\/shipments",status="200"\} \d+/);
+    expect(response.body).toMatch(/chipledger_http_request_duration_seconds_bucket\{method="GET",route="\/v1\/shipments",le="\+Inf"\} \d+/);
+    expect(response.body).toMatch(/chipledger_sequencer_batches_total \d+/);
+    expect(response.body).toMatch(/chipledger_pool_connections \d+/);
+    for (const line of response.body.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [\d.e+-]+)$/);
+  });
+});
+
+describe('token cache', () => {
+  it('trusts a verified token for its TTL, then asks the database again', async () => {
+    let now = 0;
+    let lookups = 0;
+    const counting = new Proxy(database.pool, {
+      get(target, property, receiver) {
+        if (property !== 'query') return Reflect.get(target, property, receiver);
+        return (...args: unknown[]) => {
+          lookups += 1;
+          return (target.query as (...inner: unknown[]) => unknown)(...args);
+        };
+      },
+    }) as Pool;
+    const secret = String((await api.world.run('token.create', { organisationId: api.orgs.alpha, role: 'recipient', label: 'cache' }, systemActor)).secret);
+    const verifier = new TokenVerifier(counting, { nowMs: () => now, ttlMs: 5_000, entriesMax: 2 });
+    const actor = await verifier.verify(`Bearer ${secret}`);
+    expect(actor).toMatchObject({ orgId: api.orgs.alpha, role: 'recipient' });
+    await verifier.verify(`Bearer ${secret}`);
+    expect(lookups).toBe(1);
+    // Revoked by another process: still trusted within the TTL, refused after it.
+    await api.world.run('token.revoke', { tokenId: actor.id }, systemActor);
+    now = 4_999;
+    await expect(verifier.verify(`Bearer ${secret}`)).resolves.toMatchObject({ id: actor.id });
+    now = 5_001;
+    await expect(verifier.verify(`Bearer ${secret}`)).rejects.toMatchObject({ code: 'unauthenticated' });
+    // Bounded: the oldest entry goes first.
+    for (const role of ['exporter', 'auditor'] as const) await verifier.verify(`Bearer ${api.tokens[role]}`);
+    await verifier.verify(`Bearer ${api.tokens.recipient}`);
+    expect(verifier.size).toBe(2);
+  });
+});

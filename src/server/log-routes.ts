@@ -1,0 +1,183 @@
+/**
+ * The transparency log over HTTP, in the public formats so that any standard verifier
+ * works: the verifier key, the signed checkpoint (with witness cosignatures), C2SP
+ * tlog-tiles hash tiles and entry bundles, RFC 9162 proofs, and C2SP tlog-proof bundles.
+ *
+ * The tree's hashes are public: they reveal nothing of the events. Entry bundles carry the
+ * events themselves, so they follow the usual read rules: only roles that see every event
+ * (authorities, auditors) may fetch them.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { DomainError } from '../core/errors.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import {
+  cosignaturesOf, formatKeyId, formatTlogProof, openCheckpoint, parseCosignatureVerifierKey, parseNote, parseTilePath, parseVerifierKey,
+  tileHeight, tileWidth, type CosignatureVerifier, type NoteVerifier,
+} from '../tlog/index.ts';
+import type { Pool } from '../store/pool.ts';
+import { cosignaturesFor, insertCosignature, latestCheckpoint, readEntries, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
+import type { TokenVerifier } from './auth.ts';
+
+export interface LogRouteOptions {
+  ledger: Ledger;
+  pool: Pool;
+  verifier: TokenVerifier;
+  /** Witness verifier keys (C2SP cosignature/v1) whose cosignatures this log stores. */
+  witnessKeys: readonly string[];
+}
+
+/** Largest note a witness may post: a checkpoint with a few dozen signature lines. */
+export const cosignatureBodyBytesMax = 16 * 1024;
+/** Tiles never change once full: let caches keep them. */
+const immutable = 'public, max-age=31536000, immutable';
+
+const textPlain = 'text/plain; charset=utf-8';
+const index = z.coerce.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+function logSigner(ledger: Ledger) {
+  const signer = ledger.checkpointer?.signer;
+  if (!signer) throw new DomainError('not_found', 'this server has no log signing key configured, so it publishes no checkpoints');
+  return signer;
+}
+
+function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
+  const parsed = schema.safeParse(query);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new DomainError('invalid_input', `couldn't read the query: ${issue.path.join('.') || '(query)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+async function checkpointWithCosignatures(pool: Pool): Promise<{ row: CheckpointRow; note: string }> {
+  const row = await latestCheckpoint(pool);
+  if (!row) throw new DomainError('not_found', 'no checkpoint has been signed yet; try again in a second');
+  const lines = (await cosignaturesFor(pool, row.size)).map((cosignature) => cosignature.signature_line);
+  return { row, note: row.signed_note + lines.join('') };
+}
+
+/** Registers the routes in their own scope, which also reads text/plain (cosigned notes). */
+export async function registerLogRoutes(app: FastifyInstance, options: LogRouteOptions): Promise<void> {
+  await app.register(async (scope) => {
+    scope.addContentTypeParser('text/plain', { parseAs: 'string', bodyLimit: cosignatureBodyBytesMax }, (_request, body, done) => done(null, body));
+    logRoutes(scope, options);
+  });
+}
+
+function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
+  const { ledger, pool } = options;
+  const witnesses: CosignatureVerifier[] = options.witnessKeys.map((key) => parseCosignatureVerifierKey(key));
+
+  app.get('/v1/log/key', async (_request, reply) => reply.type(textPlain).send(`${logSigner(ledger).verifierKey}\n`));
+
+  app.get('/v1/log/checkpoint', async (_request, reply) => {
+    const { note } = await checkpointWithCosignatures(pool);
+    return reply.type(textPlain).header('cache-control', 'no-cache').send(note);
+  });
+
+  app.get('/v1/log/tile/*', async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
+    const parsed = parseTilePath(`tile/${request.params['*']}`);
+    if (!parsed) throw new DomainError('not_found', `tile/${request.params['*']} is not a C2SP tlog-tiles path`);
+    const { level, index: tileIndex, width } = parsed.tile;
+    const size = (await readHead(pool)).size;
+    if (parsed.kind === 'entries') return sendEntries(request, reply, options, tileIndex, width, size);
+    // Serve only what the tree has: a partial tile of exactly the width it has now or had.
+    const hashesAtLevel = Math.floor(size / 2 ** (tileHeight * level));
+    if (tileIndex * tileWidth + width > hashesAtLevel) throw new DomainError('not_found', `the log (size ${size}) has no tile ${request.params['*']} yet`);
+    const data = await ledger.log.tiles.tile(level, tileIndex, width);
+    if (!data) throw new DomainError('not_found', `tile ${request.params['*']} is not stored`);
+    if (width === tileWidth) reply.header('cache-control', immutable);
+    return reply.type('application/octet-stream').send(data);
+  });
+
+  app.get('/v1/log/proof/inclusion', async (request, reply) => {
+    const query = parseQuery(z.strictObject({ index, size: index }), request.query);
+    await checkTreeSize(pool, query.size, 'size');
+    if (query.index >= query.size) throw new DomainError('invalid_input', `index ${query.index} is not in a tree of size ${query.size}`);
+    const hashes = await ledger.log.inclusionProof(query.index, query.size);
+    return reply.send({ index: query.index, size: query.size, hashes: hashes.map((hash) => hash.toString('base64')) });
+  });
+
+  app.get('/v1/log/proof/consistency', async (request, reply) => {
+    const query = parseQuery(z.strictObject({ from: index, to: index }), request.query);
+    await checkTreeSize(pool, query.to, 'to');
+    if (query.from > query.to) throw new DomainError('invalid_input', `from ${query.from} is after to ${query.to}`);
+    const hashes = await ledger.log.consistencyProof(query.from, query.to);
+    return reply.send({ from: query.from, to: query.to, hashes: hashes.map((hash) => hash.toString('base64')) });
+  });
+
+  // A C2SP tlog-proof bundle for one event: verifiable offline with the log's key alone.
+  app.get('/v1/log/events/:seq/proof', async (request: FastifyRequest<{ Params: { seq: string } }>, reply) => {
+    const seq = parseQuery(index, request.params.seq);
+    const { row, note } = await checkpointWithCosignatures(pool);
+    if (seq >= row.size) throw new DomainError('not_found', `event ${seq} is not yet covered by a checkpoint (size ${row.size}); try again in a second`);
+    const proof = await ledger.log.inclusionProof(seq, row.size);
+    return reply.type(textPlain).send(formatTlogProof({ index: seq, inclusionProof: proof, checkpointNote: note }));
+  });
+
+  app.post('/v1/log/cosignatures', { bodyLimit: cosignatureBodyBytesMax }, async (request, reply) => {
+    const body = request.body;
+    if (typeof body !== 'string') throw new DomainError('invalid_input', 'send the cosigned checkpoint as text/plain');
+    const stored = await storeCosignatures(pool, logSigner(ledger), witnesses, body);
+    return reply.code(201).send({ stored });
+  });
+}
+
+async function checkTreeSize(pool: Pool, size: number, name: string): Promise<void> {
+  const head = await readHead(pool);
+  if (size > head.size) throw new DomainError('invalid_input', `${name} ${size} is beyond the log's size ${head.size}`);
+}
+
+async function sendEntries(request: FastifyRequest, reply: FastifyReply, options: LogRouteOptions, tileIndex: number, width: number, size: number): Promise<FastifyReply> {
+  const actor = await options.verifier.verify(request.headers.authorization);
+  if (!['authority_admin', 'authority_officer', 'auditor'].includes(actor.role)) {
+    throw new DomainError('forbidden', 'entry bundles hold every event; only authorities and auditors may read them (others read their own events at /v1/events)');
+  }
+  const first = tileIndex * tileWidth;
+  if (first + width > size) throw new DomainError('not_found', `the log (size ${size}) has no entry bundle ${tileIndex} of width ${width} yet`);
+  const entries = await readEntries(options.pool, first, first + width);
+  // C2SP tlog-tiles entry bundle: each entry as a big-endian uint16 length and the bytes.
+  const parts: Buffer[] = [];
+  for (const entry of entries) {
+    const length = Buffer.alloc(2);
+    length.writeUInt16BE(entry.length);
+    parts.push(length, entry);
+  }
+  if (width === tileWidth) reply.header('cache-control', 'private, max-age=31536000, immutable');
+  return reply.type('application/octet-stream').send(Buffer.concat(parts));
+}
+
+/**
+ * Stores the cosignatures a witness added to one of our checkpoints. The note must be a
+ * checkpoint we signed (same text, our signature valid); each witness line is verified
+ * against the configured witness keys; unknown lines are ignored, a forged one refused.
+ */
+async function storeCosignatures(pool: Pool, signer: { verifierKey: string }, witnesses: readonly CosignatureVerifier[], note: string): Promise<number> {
+  const logVerifier = parseVerifierKey(signer.verifierKey);
+  let opened;
+  try {
+    opened = openCheckpoint(note, logVerifier, witnesses as readonly NoteVerifier[]);
+  } catch (error) {
+    throw new DomainError('invalid_input', `couldn't accept the cosignatures: ${(error as Error).message}`, { cause: error });
+  }
+  const size = opened.checkpoint.size;
+  const ours = (await pool.query<{ signed_note: string }>('SELECT signed_note FROM tlog_checkpoints WHERE size = $1', [size])).rows[0];
+  if (!ours || parseNote(ours.signed_note).text !== opened.note.text) {
+    throw new DomainError('not_found', `this log never signed that checkpoint of size ${size}`);
+  }
+  const verified = cosignaturesOf(opened.note, witnesses);
+  if (verified.length === 0) throw new DomainError('forbidden', 'the note carries no valid cosignature of a configured witness');
+  for (const cosignature of verified) {
+    const line = opened.note.verified.find((signature) => signature.name === cosignature.name && signature.keyId === cosignature.keyId)!.line;
+    await insertCosignature(pool, {
+      checkpoint_size: size,
+      witness: cosignature.name,
+      key_id: formatKeyId(cosignature.keyId),
+      timestamp_s: cosignature.timestampSeconds,
+      signature_line: `${line}\n`,
+    });
+  }
+  return verified.length;
+}
+
