@@ -1,0 +1,337 @@
+/**
+ * A plain in-memory model of the ledger's shipment flow, written from DESIGN.md and the
+ * refusal rules, independent of the ledger's code: maps of licences, allocations,
+ * shipments, units and sites, and one function per command that either refuses with
+ * an error code or changes the maps. The model test runs the same commands against the
+ * real ledger and this model and compares every answer and the final balances.
+ *
+ * Ids are predicted, not read back: the ledger names what a command makes after the
+ * sequence number of its event (S-12), and every accepted command takes the next one.
+ */
+import type { ErrorCode } from '../../src/core/errors.ts';
+import type { Custody, LicenceStatus, ShipmentStatus } from '../../src/ledger/rows.ts';
+
+export class ModelRefusal extends Error {
+  constructor(readonly code: ErrorCode, reason: string) {
+    super(reason);
+  }
+}
+
+const refuse = (code: ErrorCode, reason: string): never => {
+  throw new ModelRefusal(code, reason);
+};
+
+export interface ModelLicence {
+  id: string;
+  authorityOrgId: string;
+  direction: 'export' | 'import';
+  authorisedUnits: number;
+  allocatedUnits: number;
+  shippedUnits: number;
+  status: LicenceStatus;
+  validFromMs: number;
+  validToMs: number;
+}
+
+export interface ModelAllocation {
+  id: string;
+  licenceId: string;
+  recipientOrgId: string;
+  units: number;
+  reservedUnits: number;
+  shippedUnits: number;
+}
+
+export interface ModelShipment {
+  id: string;
+  exportAllocationId: string;
+  importAllocationId: string;
+  recipientOrgId: string;
+  units: number;
+  status: ShipmentStatus;
+  deadlineMs: number;
+  serialCount: number;
+}
+
+export interface ModelUnit {
+  serial: string;
+  custody: Custody;
+  shipmentId: string;
+  siteId: string | null;
+  recipientOrgId: string;
+}
+
+export interface ModelSite {
+  id: string;
+  orgId: string;
+  capacityUnits: number;
+  deployedUnits: number;
+}
+
+const dayMs = 86_400_000;
+const bookingDeadlineMaxMs = 365 * dayMs;
+const reshippable: readonly Custody[] = ['licensed', 'returned'];
+
+/** What a command answered: the fields of the body the model predicts, or a refusal code. */
+export type Outcome = { ok: true; body: Record<string, unknown> } | { ok: false; code: ErrorCode; reason: string };
+
+export class LedgerModel {
+  readonly licences = new Map<string, ModelLicence>();
+  readonly allocations = new Map<string, ModelAllocation>();
+  readonly shipments = new Map<string, ModelShipment>();
+  readonly units = new Map<string, ModelUnit>();
+  readonly sites = new Map<string, ModelSite>();
+  /** serial -> the live (booked, shipped, cleared) shipment that lists it. */
+  readonly live = new Map<string, string>();
+  /** The next event's sequence number: the id suffix of whatever the next accepted command makes. */
+  seq: number;
+  nowMs: number;
+
+  private readonly productId: string;
+
+  constructor(options: { seq: number; nowMs: number; productId: string }) {
+    this.seq = options.seq;
+    this.nowMs = options.nowMs;
+    this.productId = options.productId;
+  }
+
+  /** Runs one command against the model: refusals change nothing; acceptances take a seq. */
+  apply(run: () => Record<string, unknown>): Outcome {
+    const snapshot = this.snapshot();
+    try {
+      const body = run();
+      this.seq += 1;
+      return { ok: true, body };
+    } catch (error) {
+      if (!(error instanceof ModelRefusal)) throw error;
+      this.restore(snapshot);
+      return { ok: false, code: error.code, reason: error.message };
+    }
+  }
+
+  book(input: { exportAllocationId: string; importAllocationId: string; productId: string; units: number; deadlineMs: number; serials?: string[] }): Record<string, unknown> {
+    const exportSide = this.side(input.exportAllocationId);
+    const importSide = this.side(input.importAllocationId);
+    // The exporter holds the export licence and supplies under the import licence: any
+    // allocation on the wrong side is invisible to it.
+    if (exportSide.licence.direction !== 'export') refuse('not_found', 'export allocation is on an import licence');
+    if (importSide.licence.direction !== 'import') refuse('not_found', 'import allocation is on an export licence');
+    if (input.productId !== this.productId) refuse('not_found', 'unknown product');
+    if (input.deadlineMs <= this.nowMs || input.deadlineMs - this.nowMs > bookingDeadlineMaxMs) refuse('invalid_input', 'deadline out of range');
+    const recipientOrgId = importSide.allocation.recipientOrgId;
+    for (const { licence, allocation } of [exportSide, importSide]) {
+      if (licence.status !== 'issued') refuse('licence_not_valid', `licence ${licence.id} is ${licence.status}`);
+      if (this.nowMs < licence.validFromMs || this.nowMs >= licence.validToMs) refuse('licence_not_valid', `licence ${licence.id} is not valid now`);
+      if (allocation.recipientOrgId !== recipientOrgId) refuse('licence_not_valid', `allocation ${allocation.id} is for another recipient`);
+    }
+    for (const { allocation } of [exportSide, importSide]) {
+      if (input.units > allocation.units - allocation.reservedUnits - allocation.shippedUnits) refuse('insufficient_units', `allocation ${allocation.id} has too few units`);
+    }
+    const shipment: ModelShipment = {
+      id: `S-${this.seq}`, exportAllocationId: exportSide.allocation.id, importAllocationId: importSide.allocation.id, recipientOrgId,
+      units: input.units, status: 'booked', deadlineMs: input.deadlineMs, serialCount: 0,
+    };
+    this.shipments.set(shipment.id, shipment);
+    for (const { allocation } of [exportSide, importSide]) allocation.reservedUnits += input.units;
+    if (input.serials) this.attachSerials(shipment, input.serials);
+    return { shipmentId: shipment.id, status: 'booked', units: input.units, serialCount: shipment.serialCount };
+  }
+
+  attach(input: { shipmentId: string; serials: string[] }): Record<string, unknown> {
+    const shipment = this.shipments.get(input.shipmentId) ?? refuse('not_found', 'unknown shipment');
+    if (shipment.status !== 'booked') refuse('conflict', `shipment is ${shipment.status}`);
+    this.attachSerials(shipment, input.serials);
+    return { shipmentId: shipment.id, added: input.serials.length, serialCount: shipment.serialCount };
+  }
+
+  private attachSerials(shipment: ModelShipment, serials: string[]): void {
+    if (serials.length > shipment.units - shipment.serialCount) refuse('conflict', 'manifest larger than the room left');
+    const seen = new Set<string>();
+    for (const serial of serials) {
+      if (seen.has(serial)) refuse('conflict', `serial ${serial} twice in the manifest`);
+      seen.add(serial);
+      if (this.live.has(serial)) refuse('conflict', `serial ${serial} is in live shipment ${this.live.get(serial)}`);
+      const unit = this.units.get(serial);
+      if (unit && !reshippable.includes(unit.custody)) refuse('conflict', `serial ${serial} is ${unit.custody}`);
+    }
+    for (const serial of serials) {
+      this.units.set(serial, { serial, custody: 'licensed', shipmentId: shipment.id, siteId: null, recipientOrgId: shipment.recipientOrgId });
+      this.live.set(serial, shipment.id);
+    }
+    shipment.serialCount += serials.length;
+  }
+
+  ship(shipmentId: string): Record<string, unknown> {
+    const shipment = this.shipments.get(shipmentId) ?? refuse('not_found', 'unknown shipment');
+    if (shipment.status !== 'booked') refuse('conflict', `shipment is ${shipment.status}`);
+    if (shipment.serialCount !== shipment.units) refuse('conflict', 'manifest incomplete');
+    for (const allocationId of [shipment.exportAllocationId, shipment.importAllocationId]) {
+      const licence = this.side(allocationId).licence;
+      if (licence.status !== 'issued') refuse('licence_not_valid', `licence ${licence.id} is ${licence.status}`);
+      if (this.nowMs >= licence.validToMs) refuse('licence_not_valid', `licence ${licence.id} expired`);
+    }
+    for (const allocationId of [shipment.exportAllocationId, shipment.importAllocationId]) {
+      const { allocation, licence } = this.side(allocationId);
+      allocation.reservedUnits -= shipment.units;
+      allocation.shippedUnits += shipment.units;
+      licence.shippedUnits += shipment.units;
+      if (licence.shippedUnits === licence.authorisedUnits && licence.status === 'issued') licence.status = 'exhausted';
+    }
+    return this.step(shipment, 'shipped', { from: 'licensed', to: 'in_transit' });
+  }
+
+  /** Clear and deliver: the recipient acts; any other recipient cannot see the shipment. */
+  receive(shipmentId: string, actorOrgId: string, to: 'cleared' | 'delivered'): Record<string, unknown> {
+    const shipment = this.shipments.get(shipmentId) ?? refuse('not_found', 'unknown shipment');
+    if (shipment.recipientOrgId !== actorOrgId) refuse('not_found', 'shipment of another recipient');
+    const from = to === 'cleared' ? 'shipped' : 'cleared';
+    if (shipment.status !== from) refuse('conflict', `shipment is ${shipment.status}`);
+    return this.step(shipment, to, to === 'delivered' ? { from: 'in_transit', to: 'delivered' } : undefined);
+  }
+
+  cancel(shipmentId: string): Record<string, unknown> {
+    const shipment = this.shipments.get(shipmentId) ?? refuse('not_found', 'unknown shipment');
+    if (shipment.status !== 'booked') refuse('conflict', `shipment is ${shipment.status}`);
+    this.release(shipment);
+    return this.step(shipment, 'cancelled');
+  }
+
+  sweep(): Record<string, unknown> {
+    const expiredShipments: string[] = [];
+    const expiredLicences: string[] = [];
+    for (const shipment of this.shipments.values()) {
+      if (shipment.status !== 'booked' || shipment.deadlineMs > this.nowMs) continue;
+      this.release(shipment);
+      this.step(shipment, 'expired');
+      expiredShipments.push(shipment.id);
+    }
+    for (const licence of this.licences.values()) {
+      if ((licence.status !== 'issued' && licence.status !== 'suspended') || licence.validToMs > this.nowMs) continue;
+      licence.status = 'expired';
+      expiredLicences.push(licence.id);
+    }
+    return { expiredShipments: expiredShipments.sort(), expiredLicences: expiredLicences.sort() };
+  }
+
+  allocate(input: { licenceId: string; recipientOrgId: string; units: number }, actorOrgId: string): Record<string, unknown> {
+    const licence = this.licences.get(input.licenceId) ?? refuse('not_found', 'unknown licence');
+    if (licence.authorityOrgId !== actorOrgId) refuse('forbidden', 'another authority');
+    if (licence.status !== 'draft' && licence.status !== 'issued') refuse('conflict', `licence is ${licence.status}`);
+    if (input.units > licence.authorisedUnits - licence.allocatedUnits) refuse('insufficient_units', 'licence has too few units unallocated');
+    const allocation: ModelAllocation = { id: `A-${this.seq}`, licenceId: licence.id, recipientOrgId: input.recipientOrgId, units: input.units, reservedUnits: 0, shippedUnits: 0 };
+    this.allocations.set(allocation.id, allocation);
+    licence.allocatedUnits += input.units;
+    return { allocationId: allocation.id, units: input.units };
+  }
+
+  resize(input: { allocationId: string; units: number }, actorOrgId: string): Record<string, unknown> {
+    const { allocation, licence } = this.side(input.allocationId);
+    if (licence.authorityOrgId !== actorOrgId) refuse('forbidden', 'another authority');
+    if (input.units < allocation.reservedUnits + allocation.shippedUnits) refuse('insufficient_units', 'below what is reserved or shipped');
+    const allocated = licence.allocatedUnits - allocation.units + input.units;
+    if (allocated > licence.authorisedUnits) refuse('insufficient_units', 'above what the licence has unallocated');
+    allocation.units = input.units;
+    licence.allocatedUnits = allocated;
+    return { allocationId: allocation.id, units: input.units };
+  }
+
+  licenceStatus(licenceId: string, action: 'suspend' | 'reinstate' | 'revoke', actorOrgId: string): Record<string, unknown> {
+    const licence = this.licences.get(licenceId) ?? refuse('not_found', 'unknown licence');
+    if (licence.authorityOrgId !== actorOrgId) refuse('forbidden', 'another authority');
+    const rules: Record<typeof action, { from: LicenceStatus[]; to: LicenceStatus }> = {
+      suspend: { from: ['issued'], to: 'suspended' },
+      reinstate: { from: ['suspended'], to: 'issued' },
+      revoke: { from: ['draft', 'issued', 'suspended', 'exhausted'], to: 'revoked' },
+    };
+    const rule = rules[action];
+    if (!rule.from.includes(licence.status)) refuse('conflict', `licence is ${licence.status}`);
+    if (rule.to === 'issued' && licence.validToMs <= this.nowMs) refuse('conflict', 'licence validity ended');
+    licence.status = rule.to;
+    return { licenceId: licence.id, status: rule.to };
+  }
+
+  deploy(input: { siteId: string; serials: string[] }, actorOrgId: string): Record<string, unknown> {
+    const site = this.sites.get(input.siteId);
+    if (!site || site.orgId !== actorOrgId) refuse('not_found', 'unknown site');
+    const units = this.ownUnits(input.serials, actorOrgId);
+    for (const unit of units) {
+      if (unit.siteId === site!.id) refuse('conflict', `unit ${unit.serial} is already there`);
+      if (unit.custody !== 'delivered' && unit.custody !== 'deployed') refuse('conflict', `unit ${unit.serial} is ${unit.custody}`);
+    }
+    if (site!.deployedUnits + units.length > site!.capacityUnits) refuse('insufficient_units', 'site is full');
+    let moved = 0;
+    for (const unit of units) {
+      if (unit.siteId !== null) {
+        this.sites.get(unit.siteId)!.deployedUnits -= 1;
+        moved += 1;
+      }
+      unit.custody = 'deployed';
+      unit.siteId = site!.id;
+    }
+    site!.deployedUnits += units.length;
+    return { siteId: site!.id, deployed: units.length, moved };
+  }
+
+  decommission(serials: string[], actorOrgId: string): Record<string, unknown> {
+    const units = this.ownUnits(serials, actorOrgId);
+    for (const unit of units) {
+      if (unit.custody !== 'delivered' && unit.custody !== 'deployed') refuse('conflict', `unit ${unit.serial} is ${unit.custody}`);
+    }
+    for (const unit of units) {
+      if (unit.siteId !== null) this.sites.get(unit.siteId)!.deployedUnits -= 1;
+      unit.custody = 'decommissioned';
+      unit.siteId = null;
+    }
+    return { count: units.length, custody: 'decommissioned' };
+  }
+
+  private ownUnits(serials: string[], actorOrgId: string): ModelUnit[] {
+    const seen = new Set<string>();
+    return serials.map((serial) => {
+      if (seen.has(serial)) refuse('conflict', `serial ${serial} listed twice`);
+      seen.add(serial);
+      const unit = this.units.get(serial);
+      if (!unit || unit.recipientOrgId !== actorOrgId) return refuse('not_found', `unit ${serial} unknown`);
+      return unit;
+    });
+  }
+
+  private side(allocationId: string): { allocation: ModelAllocation; licence: ModelLicence } {
+    const allocation = this.allocations.get(allocationId) ?? refuse('not_found', `unknown allocation ${allocationId}`);
+    return { allocation, licence: this.licences.get(allocation.licenceId)! };
+  }
+
+  private release(shipment: ModelShipment): void {
+    for (const allocationId of [shipment.exportAllocationId, shipment.importAllocationId]) this.side(allocationId).allocation.reservedUnits -= shipment.units;
+  }
+
+  /** Moves a shipment on; custody follows for its units; a dead shipment frees its serials. */
+  private step(shipment: ModelShipment, to: ShipmentStatus, custody?: { from: Custody; to: Custody }): Record<string, unknown> {
+    shipment.status = to;
+    if (custody) {
+      for (const unit of this.units.values()) {
+        if (unit.shipmentId === shipment.id && unit.custody === custody.from) unit.custody = custody.to;
+      }
+    }
+    if (!['booked', 'shipped', 'cleared'].includes(to)) {
+      for (const [serial, shipmentId] of [...this.live]) if (shipmentId === shipment.id) this.live.delete(serial);
+    }
+    return { shipmentId: shipment.id, status: to };
+  }
+
+  private snapshot(): string {
+    return JSON.stringify({
+      licences: [...this.licences], allocations: [...this.allocations], shipments: [...this.shipments],
+      units: [...this.units], sites: [...this.sites], live: [...this.live],
+    });
+  }
+
+  private restore(snapshot: string): void {
+    const saved = JSON.parse(snapshot) as Record<'licences' | 'allocations' | 'shipments' | 'units' | 'sites' | 'live', Array<[string, never]>>;
+    for (const name of ['licences', 'allocations', 'shipments', 'units', 'sites', 'live'] as const) {
+      const map = this[name] as Map<string, unknown>;
+      map.clear();
+      for (const [key, value] of saved[name]) map.set(key, value);
+    }
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Many fresh worlds, fast: buildWorld runs once into a template database, and each
+ * fresh world is a copy of it (CREATE DATABASE ... TEMPLATE), opened with its own pool,
+ * ledger and clock. Ids are the same in every copy: the ledger names rows after their
+ * event's sequence number, and the copies share their history.
+ */
+import { inject } from 'vitest';
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import { ManualClock } from '../../src/core/clock.ts';
+import { Ledger } from '../../src/ledger/ledger.ts';
+import type { Actor } from '../../src/ledger/permissions.ts';
+import type { CommandKind, CommandRequest } from '../../src/ledger/schemas.ts';
+import { createPool, type Pool } from '../../src/store/pool.ts';
+import { migrate } from '../../src/store/migrate.ts';
+import { buildWorld, expectOk, type World } from '../world.ts';
+
+export interface FreshWorld {
+  world: World;
+  pool: Pool;
+  url: string;
+  drop(): Promise<void>;
+}
+
+export interface WorldTemplate {
+  fresh(): Promise<FreshWorld>;
+  drop(): Promise<void>;
+}
+
+/** buildWorld's clock starts here; copies start from the same instant. */
+const worldStart = '2026-02-01T00:00:00Z';
+
+async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: inject('databaseUrl') });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function urlOf(name: string): string {
+  const url = new URL(inject('databaseUrl'));
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export async function createWorldTemplate(options: Parameters<typeof buildWorld>[1] & { prepare?: (world: World) => Promise<void> } = {}): Promise<WorldTemplate> {
+  const templateName = `tpl_${randomBytes(6).toString('hex')}`;
+  await admin((client) => client.query(`CREATE DATABASE ${templateName}`));
+  const templatePool = createPool({ url: urlOf(templateName), connectionsMax: 4, applicationName: 'chipledger-test-template' });
+  let shape: Omit<World, 'ledger' | 'clock' | 'run'>;
+  try {
+    await migrate(templatePool);
+    const built = await buildWorld(templatePool, options);
+    await options.prepare?.(built);
+    await built.ledger.close();
+    const { ledger: _ledger, clock: _clock, run: _run, ...rest } = built;
+    shape = rest;
+  } finally {
+    await templatePool.end();
+  }
+  return {
+    async fresh() {
+      const name = `t_${randomBytes(6).toString('hex')}`;
+      await admin((client) => client.query(`CREATE DATABASE ${name} TEMPLATE ${templateName}`));
+      const url = urlOf(name);
+      const pool = createPool({ url, connectionsMax: 10, applicationName: 'chipledger-test' });
+      const clock = new ManualClock(worldStart);
+      const ledger = await Ledger.open({ pool, clock });
+      const run = async <K extends CommandKind>(kind: K, input: CommandRequest<K>, actor: Actor, key?: string) => expectOk(await ledger.submit(kind, input, actor, key));
+      return {
+        world: { ...shape, ledger, clock, run },
+        pool,
+        url,
+        async drop() {
+          // A stuck sequencer never flushes: give it a moment, then drop regardless.
+          await Promise.race([ledger.close(), new Promise((done) => setTimeout(done, 1_000))]);
+          await pool.end();
+          await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+        },
+      };
+    },
+    async drop() {
+      await admin((client) => client.query(`DROP DATABASE IF EXISTS ${templateName} WITH (FORCE)`));
+    },
+  };
+}
