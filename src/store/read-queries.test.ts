@@ -46,7 +46,7 @@ async function all<T, K extends number | string>(fetch: (page: read.PageRequest<
 
 describe('read queries', () => {
   it('pages shipments by creation order across id digit boundaries, without gaps or repeats', async () => {
-    const rows = await all((page) => read.listShipments(database.pool, everything, page), 7);
+    const rows = await all((page: read.PageRequest<number>) => read.listShipments(database.pool, everything, page), 7);
     expect(rows.map((row) => row.id)).toEqual(shipmentIds);
     expect(shipmentIds.some((id) => Number(id.slice(2)) >= 100)).toBe(true);
   });
@@ -54,10 +54,10 @@ describe('read queries', () => {
   it('filters by tenant in SQL: a recipient sees its own rows only, an unknown and an invisible id look alike', async () => {
     const alpha = world.actors.alpha.orgId;
     const beta = world.actors.beta.orgId;
-    const shipments = await all((page) => read.listShipments(database.pool, recipient(alpha), page), 10);
+    const shipments = await all((page: read.PageRequest<number>) => read.listShipments(database.pool, recipient(alpha), page), 10);
     expect(shipments.length).toBe(60);
     expect(shipments.every((row) => row.recipient_org_id === alpha)).toBe(true);
-    const allocations = await all((page) => read.listAllocations(database.pool, recipient(alpha), page), 10);
+    const allocations = await all((page: read.PageRequest<number>) => read.listAllocations(database.pool, recipient(alpha), page), 10);
     expect(allocations.map((row) => row.id).sort()).toEqual([world.allocations.alphaExport, world.allocations.alphaImport].sort());
     // Alpha holds the import licence, yet beta's allocation on it stays beta's.
     expect(await read.findAllocation(database.pool, recipient(alpha), world.allocations.betaImport)).toBeNull();
@@ -67,24 +67,24 @@ describe('read queries', () => {
     expect(await read.findShipment(database.pool, recipient(alpha), 'S-999999')).toBeNull();
     expect(await read.findShipment(database.pool, recipient(beta), betaShipment)).not.toBeNull();
     expect(await read.listShipmentSerials(database.pool, recipient(alpha), betaShipment, { after: null, limit: 10 })).toBeNull();
-    const units = await all((page) => read.listUnits(database.pool, recipient(beta), page), 9);
+    const units = await all((page: read.PageRequest<string>) => read.listUnits(database.pool, recipient(beta), page), 9);
     expect(units.length).toBe(60);
     expect(units.every((row) => row.recipient_org_id === beta)).toBe(true);
     expect([...units.map((row) => row.serial)].sort()).toEqual(units.map((row) => row.serial));
-    const events = await all((page) => read.listEvents(database.pool, recipient(beta), page), 25);
+    const events = await all((page: read.PageRequest<number>) => read.listEvents(database.pool, recipient(beta), page), 25);
     expect(events.every((row) => row.org_ids.includes(beta))).toBe(true);
     expect(events.some((row) => row.kind === 'shipment.book')).toBe(true);
   });
 
   it('reports utilisation per licence and allocation', async () => {
-    const rows = await all((page) => read.utilisation(database.pool, everything, page), 1);
+    const rows = await all((page: read.PageRequest<number>) => read.utilisation(database.pool, everything, page), 1);
     const exportLicence = rows.find((row) => row.id === world.exportLicenceId)!;
     expect(exportLicence.allocated_units).toBe(10_000);
     expect(exportLicence.reserved_units + exportLicence.shipped_units).toBe(180);
     const alphaExport = exportLicence.allocations.find((row) => row.id === world.allocations.alphaExport)!;
     expect(alphaExport.reserved_units + alphaExport.shipped_units).toBe(120);
     expect(alphaExport.shipped_units).toBe(2);
-    const forAlpha = await all((page) => read.utilisation(database.pool, recipient(world.actors.alpha.orgId), page), 5);
+    const forAlpha = await all((page: read.PageRequest<number>) => read.utilisation(database.pool, recipient(world.actors.alpha.orgId), page), 5);
     expect(forAlpha.flatMap((row) => row.allocations).every((row) => row.recipient_org_id === world.actors.alpha.orgId)).toBe(true);
   });
 
