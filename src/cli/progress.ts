@@ -43,9 +43,9 @@ export function createProgress(label: string, total: number, unit: string, strea
       done = total;
       if (interactive) {
         draw();
-        stream.write(note ? ` ${note}\n` : '\n');
+        stream.write(note ? `; ${note}\n` : '\n');
       } else {
-        stream.write(`${label}: ${total.toLocaleString('en-US')} ${unit}${note ? ` ${note}` : ''}\n`);
+        stream.write(`${label.trim()}: ${total.toLocaleString('en-US')} ${unit}${note ? `; ${note}` : ''}\n`);
       }
     },
   };

@@ -53,14 +53,9 @@ export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): Serial
   const firstLineOfUuid = new Map<string, number>();
   let columns: 1 | 2 | undefined;
   let line = 0;
-  let start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
-  while (start < bytes.length) {
+  for (const { text, end } of linesOf(bytes)) {
     line += 1;
-    let end = bytes.indexOf(0x0a, start);
-    if (end === -1) end = bytes.length;
-    const text = decodeLine(bytes.subarray(start, end > start && bytes[end - 1] === 0x0d ? end - 1 : end));
-    start = end + 1;
-    if (line % 4096 === 0) options.onProgress?.(Math.min(start, bytes.length));
+    if (line % 4096 === 0) options.onProgress?.(end);
     if (text === undefined) {
       problems.push({ line, message: 'is not valid UTF-8' });
       continue;
@@ -94,11 +89,36 @@ export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): Serial
   }
   options.onProgress?.(bytes.length);
   if (columns === undefined) problems.push({ line: 1, message: 'the file is empty; expected the header "serial" or "serial,gpu_uuid"' });
-  else if (entries.length === 0 && problems.length === 0) problems.push({ line, message: 'the file lists no serials after its header' });
+  else if (entries.length === 0 && problems.length === 0) problems.push({ line: 1, message: 'the file lists no serials after its header' });
   return { entries, problems };
 }
 
-function decodeLine(bytes: Uint8Array): string | undefined {
+/**
+ * The file's lines (LF or CRLF), each decoded, or undefined where a line is not valid UTF-8.
+ * The whole file is decoded at once; only a file with a bad byte is decoded line by line, to
+ * find which lines are bad.
+ */
+function* linesOf(bytes: Uint8Array): Generator<{ text: string | undefined; end: number }> {
+  const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  const whole = decode(bytes.subarray(start));
+  if (whole === '') return;
+  if (whole !== undefined) {
+    let offset = start;
+    for (const text of whole.split('\n')) {
+      offset += text.length + 1; // progress in characters: close enough to bytes for a bar
+      yield { text: text.endsWith('\r') ? text.slice(0, -1) : text, end: Math.min(offset, bytes.length) };
+    }
+    return;
+  }
+  for (let position = start; position <= bytes.length;) {
+    let end = bytes.indexOf(0x0a, position);
+    if (end === -1) end = bytes.length;
+    yield { text: decode(bytes.subarray(position, end > position && bytes[end - 1] === 0x0d ? end - 1 : end)), end };
+    position = end + 1;
+  }
+}
+
+function decode(bytes: Uint8Array): string | undefined {
   try {
     return utf8.decode(bytes);
   } catch {
@@ -111,14 +131,14 @@ function checkHeader(text: string, line: number, problems: CsvProblem[]): 1 | 2 
   const names = splitFields(text).map((name) => name.trim().toLowerCase());
   if (names.length === 1 && names[0] === 'serial') return 1;
   if (names.length === 2 && names[0] === 'serial' && names[1] === 'gpu_uuid') return 2;
-  problems.push({ line, message: `the header must be "serial" or "serial,gpu_uuid"; got ${JSON.stringify(printable(text))}` });
+  problems.push({ line, message: `the header must be "serial" or "serial,gpu_uuid"; got ${quoted(text)}` });
   return names.length >= 2 ? 2 : 1;
 }
 
 function checkRow(text: string, columns: 1 | 2, line: number, problems: CsvProblem[]): SerialEntry | undefined {
   const fields = splitFields(text).map((field) => unquote(field.trim()));
   if (fields.length !== columns) {
-    problems.push({ line, message: `has ${fields.length} fields; the header has ${columns} (${columns === 1 ? 'serial' : 'serial,gpu_uuid'})` });
+    problems.push({ line, message: `has ${fields.length} field${fields.length === 1 ? '' : 's'}; the header has ${columns} (${columns === 1 ? 'serial' : 'serial,gpu_uuid'})` });
     return undefined;
   }
   const serial = fields[0]!;
@@ -130,7 +150,7 @@ function checkRow(text: string, columns: 1 | 2, line: number, problems: CsvProbl
   const gpuUuid = fields[1];
   if (gpuUuid === undefined || gpuUuid === '') return { serial };
   if (gpuUuid.length > limits.serialLengthMax || !gpuUuidPattern.test(gpuUuid)) {
-    problems.push({ line, message: `GPU UUID ${JSON.stringify(printable(gpuUuid))} is not of the form GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)` });
+    problems.push({ line, message: `GPU UUID ${quoted(gpuUuid)} is not of the form GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)` });
     return undefined;
   }
   return { serial, gpuUuid };
@@ -139,11 +159,11 @@ function checkRow(text: string, columns: 1 | 2, line: number, problems: CsvProbl
 /** Why a serial is not acceptable, or undefined: the API's rules, said with the offending character. */
 export function problemOfSerial(serial: string): string | undefined {
   if (serial === '') return 'the serial is empty';
-  if (serial.length > limits.serialLengthMax) return `serial ${JSON.stringify(printable(serial.slice(0, 20)))}… is ${serial.length} characters long; at most ${limits.serialLengthMax}`;
+  if (serial.length > limits.serialLengthMax) return `serial ${quoted(serial.slice(0, 20))}… is ${serial.length} characters long; at most ${limits.serialLengthMax}`;
   if (serialPattern.test(serial)) return undefined;
-  if (!/^[A-Za-z0-9]/.test(serial)) return `serial ${JSON.stringify(printable(serial))} must start with a letter or digit`;
-  const bad = [...serial].find((character) => !/[A-Za-z0-9._:/-]/.test(character)) ?? '';
-  return `serial ${JSON.stringify(printable(serial))} has the character ${describeCharacter(bad)}; only letters, digits and . _ : / - are allowed`;
+  const bad = [...serial].find((character) => !/[A-Za-z0-9._:/-]/.test(character));
+  if (bad === undefined) return `serial ${quoted(serial)} must start with a letter or digit`;
+  return `serial ${quoted(serial)} has the character ${describeCharacter(bad)}; only letters, digits and . _ : / - are allowed`;
 }
 
 function splitFields(text: string): string[] {
@@ -159,9 +179,9 @@ function describeCharacter(character: string): string {
   return /^[\p{L}\p{N}\p{P}\p{S}]$/u.test(character) ? `${JSON.stringify(character)} (${code})` : code;
 }
 
-/** Control characters shown as escapes, so a message never moves the terminal's cursor. */
-function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+/** In double quotes, control characters escaped, so a message never moves the terminal's cursor. */
+function quoted(text: string): string {
+  return JSON.stringify(text).replace(/[\u007f-\u009f]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** The problems as lines for stderr: the first problemsShownMax, then a count of the rest. */

@@ -7,7 +7,7 @@ export type Row = Record<string, unknown>;
 
 /** The preferred columns that some row has; every scalar column of the first row when none does. */
 export function pickColumns(rows: readonly Row[], preferred: readonly string[]): string[] {
-  const present = preferred.filter((column) => rows.some((row) => row[column] !== undefined));
+  const present = preferred.filter((column) => rows.some((row) => row[column] !== undefined && row[column] !== null));
   if (present.length > 0) return present;
   const first = rows[0] ?? {};
   return Object.keys(first).filter((key) => isScalar(first[key]));

@@ -47,14 +47,24 @@ export class DemoLoadError extends Error {
   override name = 'DemoLoadError';
 }
 
-/** Whether the demo is loaded: absent, loaded in full, or cut short by a crash. */
+/**
+ * Whether the demo is loaded: absent, loaded in full, or cut short by a crash. "In full" is
+ * judged by what only the loader makes and what people using the demo cannot undo: all its
+ * organisations, sites and shipments, the expired shipment and the decommissioned and lost
+ * units (the last steps of the load).
+ */
 export async function demoState(pool: Pool): Promise<DemoState> {
-  const orgs = await pool.query<{ count: number }>('SELECT count(*)::int AS count FROM organisations WHERE demo');
-  if (orgs.rows[0]!.count === 0) return 'absent';
-  const statuses = await pool.query<{ status: ShipmentStatus; count: number }>('SELECT status, count(*)::int AS count FROM shipments WHERE demo GROUP BY status');
-  const counted = new Map(statuses.rows.map((row) => [row.status, row.count]));
-  const complete = orgs.rows[0]!.count === scenario.organisations.length
-    && scenario.demoStatuses.every((status) => counted.get(status) === scenario.shipments.filter((shipment) => shipment.status === status).length);
+  const { rows } = await pool.query<{ organisations: number; sites: number; shipments: number; expired: number; ended: number }>(`
+    SELECT (SELECT count(*)::int FROM organisations WHERE demo) AS organisations,
+           (SELECT count(*)::int FROM sites WHERE demo) AS sites,
+           (SELECT count(*)::int FROM shipments WHERE demo) AS shipments,
+           (SELECT count(*)::int FROM shipments WHERE demo AND status = 'expired') AS expired,
+           (SELECT count(DISTINCT u.custody)::int FROM units u JOIN shipments s ON s.id = u.shipment_id
+             WHERE s.demo AND u.custody IN ('decommissioned', 'lost')) AS ended`);
+  const found = rows[0]!;
+  if (found.organisations === 0) return 'absent';
+  const complete = found.organisations === scenario.organisations.length && found.sites === scenario.sites.length
+    && found.shipments === scenario.shipments.length && found.expired >= 1 && found.ended === 2;
   return complete ? 'complete' : 'partial';
 }
 

@@ -1,0 +1,96 @@
+/**
+ * Admin commands: they reach the database directly (embedded or DATABASE_URL) and act through
+ * the ledger as the system actor, so everything they change is in the event stream too.
+ */
+import { Ledger } from '../ledger/ledger.ts';
+import { systemActor } from '../ledger/permissions.ts';
+import { role as roleSchema } from '../ledger/schemas.ts';
+import { migrate } from '../store/migrate.ts';
+import { createDemoTokens, loadDemo, type DemoToken } from '../demo/load.ts';
+import type { Config } from './config.ts';
+import { openDatabase, type Database } from './database.ts';
+import { Failure, type Output } from './output.ts';
+import { renderTable } from './table.ts';
+
+/** Admin commands run a handful of statements at a time. */
+const adminConnectionsMax = 4;
+
+async function withDatabase<T>(config: Config, name: string, run: (database: Database) => Promise<T>): Promise<T> {
+  const database = await openDatabase(config, { exclusive: false, connectionsMax: adminConnectionsMax, applicationName: `chipledger-${name}` });
+  try {
+    return await run(database);
+  } finally {
+    await database.close();
+  }
+}
+
+async function withLedger<T>(config: Config, name: string, run: (ledger: Ledger) => Promise<T>): Promise<T> {
+  return withDatabase(config, name, async (database) => {
+    const ledger = await Ledger.open({ pool: database.pool });
+    try {
+      return await run(ledger);
+    } finally {
+      await ledger.close();
+    }
+  });
+}
+
+export async function migrateCommand(config: Config, output: Output): Promise<number> {
+  const applied = await withDatabase(config, 'migrate', (database) => migrate(database.pool));
+  output.out(applied.length === 0 ? 'The database is up to date; no migration to apply.' : `Applied ${applied.length} migration(s): ${applied.join(', ')}`);
+  return 0;
+}
+
+export async function demoCommand(config: Config, output: Output): Promise<number> {
+  return withLedger(config, 'demo', async (ledger) => {
+    const result = await loadDemo(ledger, { log: (line) => output.err(`demo: ${line}`) });
+    if (!result.loaded && result.state === 'partial') {
+      throw new Failure('the demo data in this database is incomplete (an earlier load was interrupted); load the demo into an empty database instead');
+    }
+    let tokens: DemoToken[];
+    if (result.loaded) {
+      const counts = Object.entries(result.shipments).map(([status, count]) => `${count} ${status}`).join(', ');
+      output.out(`Loaded the demo: ${result.events.toLocaleString('en-US')} events; shipments ${counts}; ${result.serials.toLocaleString('en-US')} serials.`);
+      tokens = result.tokens;
+    } else {
+      output.out('The demo data is already loaded; nothing was added. New tokens for its organisations:');
+      tokens = await createDemoTokens(ledger, 'all');
+    }
+    printTokens(tokens, output);
+    return 0;
+  });
+}
+
+function printTokens(tokens: readonly DemoToken[], output: Output): void {
+  output.out('Tokens (shown once; keep them):');
+  output.out(renderTable(tokens.map((token) => ({ organisation: `${token.organisationId} ${token.organisation}`, role: token.role, token: token.secret })), ['organisation', 'role', 'token']));
+}
+
+export interface TokenCreateOptions {
+  org: string;
+  role: string;
+  label: string;
+}
+
+export async function tokenCreateCommand(config: Config, options: TokenCreateOptions, output: Output): Promise<number> {
+  const role = roleSchema.safeParse(options.role);
+  if (!role.success) throw new Failure(`--role must be one of ${roleSchema.options.join(', ')}; got ${JSON.stringify(options.role)}`, 2);
+  return withLedger(config, 'token', async (ledger) => {
+    const answer = await ledger.submit('token.create', { organisationId: options.org, role: role.data, label: options.label }, systemActor);
+    if (!answer.ok) throw new Failure(`couldn't create the token (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
+    output.out(`Token ${String(answer.body.tokenId)} for ${options.org} as ${role.data} ("${options.label}"); the secret is shown once:`);
+    output.out(String(answer.body.secret));
+    return 0;
+  });
+}
+
+export async function checkCommand(config: Config, output: Output): Promise<number> {
+  const violations = await withLedger(config, 'check', (ledger) => ledger.violations());
+  if (violations.length === 0) {
+    output.out('Every invariant holds: no violations.');
+    return 0;
+  }
+  output.out(`${violations.length} invariant violation(s):`);
+  output.out(renderTable(violations.map((violation) => ({ ...violation })), ['invariant', 'subject', 'detail']));
+  return 1;
+}

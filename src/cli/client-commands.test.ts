@@ -1,0 +1,89 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { deployCommand, manifestImportCommand, parseDeadline, utilisationRows } from './client-commands.ts';
+import { ApiClient } from './http.ts';
+import { Failure, type Output } from './output.ts';
+
+const folder = mkdtempSync(join(tmpdir(), 'chipledger-cli-'));
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
+
+function recorder(): { output: Output; out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, output: { out: (line) => out.push(line), err: (line) => err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } } };
+}
+
+function client(answer: unknown): { client: ApiClient; requests: Array<{ url: string; body: unknown; key: string | undefined }> } {
+  const requests: Array<{ url: string; body: unknown; key: string | undefined }> = [];
+  const fetch = (async (input: URL | string, init?: RequestInit) => {
+    const text = init?.body instanceof ReadableStream ? await new Response(init.body).text() : String(init?.body ?? '');
+    requests.push({ url: String(input), body: JSON.parse(text) as unknown, key: (init?.headers as Record<string, string>)['idempotency-key'] });
+    return new Response(JSON.stringify(answer), { status: 200, headers: { 'content-type': 'application/json' } });
+  }) as typeof globalThis.fetch;
+  return { client: new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch }), requests };
+}
+
+describe('manifest import', () => {
+  it('reports every bad line by number and sends nothing', async () => {
+    const file = join(folder, 'bad.csv');
+    writeFileSync(file, 'serial,gpu_uuid\nSN1,\nSN 2,\nSN1,\nSN3,GPU-x\n');
+    const { client: api, requests } = client({});
+    const { output, err } = recorder();
+    await expect(manifestImportCommand(api, 'S-7', file, output)).rejects.toThrow(new Failure(`${file} was not imported`));
+    expect(requests).toEqual([]);
+    expect(err.join('\n')).toContain(`${file}: 3 bad lines; nothing was imported`);
+    expect(err.join('\n')).toContain(`${file}:3: serial "SN 2" has the character U+0020`);
+    expect(err.join('\n')).toContain(`${file}:4: serial SN1 is listed twice (first on line 2)`);
+    expect(err.join('\n')).toContain(`${file}:5: GPU UUID "GPU-x" is not of the form`);
+  });
+
+  it('uploads a good file in one POST with an idempotency key', async () => {
+    const file = join(folder, 'good.csv');
+    writeFileSync(file, 'serial,gpu_uuid\nSN1,GPU-12345678-aaaa-bbbb-cccc-123456789012\nSN2,\n');
+    const { client: api, requests } = client({ shipmentId: 'S-7', added: 2, serialCount: 2 });
+    const { output, out } = recorder();
+    expect(await manifestImportCommand(api, 'S-7', file, output)).toBe(0);
+    expect(requests).toEqual([{ url: 'http://ledger.test/v1/shipments/S-7/manifest', body: { serials: [{ serial: 'SN1', gpuUuid: 'GPU-12345678-aaaa-bbbb-cccc-123456789012' }, 'SN2'] }, key: expect.any(String) }]);
+    expect(out).toEqual(['Attached 2 serials to shipment S-7 (2 listed in all).']);
+  });
+
+  it('names a missing file', async () => {
+    const { client: api } = client({});
+    await expect(manifestImportCommand(api, 'S-7', join(folder, 'nope.csv'), recorder().output)).rejects.toThrow(/couldn't read .*nope.csv: no such file/);
+  });
+});
+
+describe('deploy', () => {
+  it('sends the serials to the site', async () => {
+    const file = join(folder, 'deploy.csv');
+    writeFileSync(file, 'serial\nSN1\nSN2\n');
+    const { client: api, requests } = client({ siteId: 'SITE-3', deployed: 2, moved: 0 });
+    const { output, out } = recorder();
+    await deployCommand(api, 'SITE-3', file, output);
+    expect(requests.map((request) => request.body)).toEqual([{ siteId: 'SITE-3', serials: ['SN1', 'SN2'] }]);
+    expect(out).toEqual(['Reported 2 units at site SITE-3.']);
+  });
+});
+
+describe('parseDeadline', () => {
+  const now = new Date('2026-03-01T00:00:00Z');
+  it('takes spans and ISO times', () => {
+    expect(parseDeadline('30d', now)).toBe('2026-03-31T00:00:00.000Z');
+    expect(parseDeadline('12h', now)).toBe('2026-03-01T12:00:00.000Z');
+    expect(parseDeadline('2026-04-01T10:00:00+08:00', now)).toBe('2026-04-01T02:00:00.000Z');
+    for (const bad of ['tomorrow', '0d', '2026-04-01', '30 d']) expect(() => parseDeadline(bad, now)).toThrow(Failure);
+  });
+});
+
+describe('utilisationRows', () => {
+  it('lists each licence, then its allocations with the recipient name', () => {
+    const rows = utilisationRows([{ licenceId: 'L-1', direction: 'export', reference: 'BIS-1', status: 'issued', units: 1000, allocatedUnits: 600, reservedUnits: 100, shippedUnits: 150, availableUnits: 750,
+      allocations: [{ allocationId: 'A-2', recipientId: 'ORG-4', units: 600, reservedUnits: 100, shippedUnits: 150, availableUnits: 350 }] }], new Map([['ORG-4', 'Yunchuan']]));
+    expect(rows).toEqual([
+      { licence: 'L-1 (export)', reference: 'BIS-1', status: 'issued', units: 1000, allocated: 600, reserved: 100, shipped: 150, available: 750, 'used %': 25 },
+      { licence: '  └ A-2', reference: 'for ORG-4 Yunchuan', status: undefined, units: 600, allocated: undefined, reserved: 100, shipped: 150, available: 350, 'used %': 41.7 },
+    ]);
+  });
+});

@@ -1,0 +1,208 @@
+/**
+ * Client commands: thin over the HTTP API (src/server), with CHIPLEDGER_URL and CHIPLEDGER_TOKEN.
+ * Lists print one page as a table (or --json); bulk files are checked whole before anything is
+ * sent, and sent in one request, since a manifest is all or nothing.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { limits } from '../core/limits.ts';
+import { apiToken, type Config } from './config.ts';
+import { ApiClient } from './http.ts';
+import { Failure, type Output } from './output.ts';
+import { createProgress } from './progress.ts';
+import { checkSerialCsv, formatCsvProblems, serialCsvBytesMax, type SerialEntry } from './serials-csv.ts';
+import { pickColumns, renderRecord, renderTable, type Row } from './table.ts';
+
+/** Pages the utilisation report follows at most (each up to pageSizeMax licences). */
+export const reportPagesMax = 20;
+
+interface Page {
+  items: Row[];
+  nextCursor: string | null;
+}
+
+export interface ListOptions {
+  status?: string;
+  limit?: string;
+  cursor?: string;
+  json?: boolean;
+}
+
+export function clientFor(config: Config): ApiClient {
+  const token = apiToken(config);
+  if (!token.ok) throw new Failure(token.problem, 2);
+  return new ApiClient({ baseUrl: config.api.url, token: token.token });
+}
+
+const path = (...parts: string[]): string => parts.map((part) => `/${encodeURIComponent(part)}`).join('');
+
+export async function listCommand(client: ApiClient, resource: 'licences' | 'allocations' | 'shipments', preferred: readonly string[], options: ListOptions, output: Output): Promise<number> {
+  const page = await client.get<Page>(`/v1/${resource}`, { status: options.status, limit: options.limit, cursor: options.cursor });
+  if (options.json) {
+    output.out(JSON.stringify(page, null, 2));
+    return 0;
+  }
+  output.out(renderTable(page.items, pickColumns(page.items, preferred)));
+  if (page.nextCursor !== null) output.err(`(more: add --cursor ${page.nextCursor})`);
+  return 0;
+}
+
+export async function showCommand(client: ApiClient, resource: 'licences' | 'shipments', id: string, options: { json?: boolean }, output: Output): Promise<number> {
+  const record = await client.get<Row>(`/v1/${resource}${path(id)}`);
+  output.out(options.json ? JSON.stringify(record, null, 2) : renderRecord(record));
+  return 0;
+}
+
+export const columns = {
+  licences: ['id', 'reference', 'direction', 'status', 'authorisedUnits', 'allocatedUnits', 'shippedUnits', 'validTo', 'demo'],
+  allocations: ['id', 'licenceId', 'recipientId', 'units', 'reservedUnits', 'shippedUnits', 'availableUnits', 'periodStart', 'periodEnd'],
+  shipments: ['id', 'reference', 'status', 'recipientId', 'productId', 'units', 'serialCount', 'deadline'],
+} as const;
+
+export interface BookOptions {
+  exportAllocation: string;
+  importAllocation: string;
+  product: string;
+  units: string;
+  deadline: string;
+  reference?: string;
+}
+
+export async function bookCommand(client: ApiClient, options: BookOptions, output: Output, now: () => Date = () => new Date()): Promise<number> {
+  if (!/^[1-9][0-9]*$/.test(options.units)) throw new Failure(`--units must be a whole number of at least 1; got ${JSON.stringify(options.units)}`, 2);
+  const body = await client.post<Row>('/v1/shipments', {
+    exportAllocationId: options.exportAllocation,
+    importAllocationId: options.importAllocation,
+    productId: options.product,
+    units: Number(options.units),
+    deadline: parseDeadline(options.deadline, now()),
+    ...(options.reference === undefined ? {} : { reference: options.reference }),
+  });
+  output.out(`Booked shipment ${String(body.shipmentId)}: ${Number(body.units).toLocaleString('en-US')} units reserved on both licences.`);
+  return 0;
+}
+
+/** An ISO 8601 time with offset, or a span from now: 30d, 12h, 90m. */
+export function parseDeadline(text: string, now: Date): string {
+  const span = /^([1-9][0-9]{0,4})([dhm])$/.exec(text);
+  if (span) {
+    const unitMs = { d: 86_400_000, h: 3_600_000, m: 60_000 }[span[2] as 'd' | 'h' | 'm'];
+    return new Date(now.getTime() + Number(span[1]) * unitMs).toISOString();
+  }
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && !Number.isNaN(Date.parse(text))) return new Date(text).toISOString();
+  throw new Failure(`--deadline must be a time such as 2026-12-31T18:00:00Z, or a span from now such as 30d, 12h or 90m; got ${JSON.stringify(text)}`, 2);
+}
+
+export async function transitionCommand(client: ApiClient, step: 'ship' | 'clear' | 'deliver' | 'cancel', id: string, options: { reason?: string }, output: Output): Promise<number> {
+  const body = await client.post<Row>(`/v1/shipments${path(id)}/${step}`, options.reason === undefined ? {} : { reason: options.reason });
+  output.out(`Shipment ${String(body.shipmentId ?? id)} is now ${String(body.status ?? step)}.`);
+  return 0;
+}
+
+/** Reads and checks a serial CSV; on any bad line prints them all and fails, having sent nothing. */
+export async function readSerialFile(file: string, serialsMax: number, output: Output): Promise<SerialEntry[]> {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch (error) {
+    throw new Failure(`couldn't read ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+  if (size > serialCsvBytesMax) throw new Failure(`${file} is ${size.toLocaleString('en-US')} bytes; a serial file may have at most ${serialCsvBytesMax.toLocaleString('en-US')}`);
+  const bytes = await readFile(file);
+  const progress = createProgress('checking ', bytes.length, 'bytes', output.errStream);
+  const checked = checkSerialCsv(bytes, { serialsMax, onProgress: (done) => progress.update(done) });
+  progress.finish(checked.problems.length === 0 ? `${checked.entries.length.toLocaleString('en-US')} serials, no problems` : '');
+  if (checked.problems.length > 0) {
+    output.err(formatCsvProblems(file, checked.problems));
+    throw new Failure(`${file} was not imported`);
+  }
+  return checked.entries;
+}
+
+/** Posts a bulk body, with an upload bar and a note while the server checks and commits it. */
+async function upload(client: ApiClient, route: string, body: unknown, output: Output): Promise<Row> {
+  let bar: ReturnType<typeof createProgress> | undefined;
+  const answer = await client.post<Row>(route, body, {
+    onUpload: (sent, total) => {
+      bar ??= createProgress('uploading', total, 'bytes', output.errStream);
+      bar.update(sent);
+      if (sent === total) bar.finish('waiting for the ledger to check and commit');
+    },
+  });
+  bar?.finish();
+  return answer;
+}
+
+export async function manifestImportCommand(client: ApiClient, shipmentId: string, file: string, output: Output): Promise<number> {
+  const entries = await readSerialFile(file, limits.shipmentSerialsMax, output);
+  const serials = entries.map((entry) => (entry.gpuUuid === undefined ? entry.serial : { serial: entry.serial, gpuUuid: entry.gpuUuid }));
+  const body = await upload(client, `/v1/shipments${path(shipmentId)}/manifest`, { serials }, output);
+  output.out(`Attached ${Number(body.added ?? entries.length).toLocaleString('en-US')} serials to shipment ${shipmentId}${body.serialCount === undefined ? '' : ` (${Number(body.serialCount).toLocaleString('en-US')} listed in all)`}.`);
+  return 0;
+}
+
+export async function deployCommand(client: ApiClient, siteId: string, file: string, output: Output): Promise<number> {
+  const entries = await readSerialFile(file, limits.deploymentSerialsMax, output);
+  const body = await upload(client, '/v1/units/deploy', { siteId, serials: entries.map((entry) => entry.serial) }, output);
+  output.out(`Reported ${Number(body.deployed ?? entries.length).toLocaleString('en-US')} units at site ${siteId}${Number(body.moved) > 0 ? ` (${Number(body.moved).toLocaleString('en-US')} moved from other sites)` : ''}.`);
+  return 0;
+}
+
+interface UtilisationLicence extends Row {
+  licenceId: string;
+  allocations?: Row[];
+}
+
+/** Every page of the utilisation report, as one table: a licence, then its allocations. */
+export async function utilisationCommand(client: ApiClient, options: { json?: boolean }, output: Output): Promise<number> {
+  const licences: UtilisationLicence[] = [];
+  let cursor: string | undefined;
+  for (let pages = 0; pages < reportPagesMax; pages += 1) {
+    const page = await client.get<{ items: UtilisationLicence[]; nextCursor: string | null }>('/v1/reports/utilisation', { limit: limits.pageSizeMax, cursor });
+    licences.push(...page.items);
+    if (page.nextCursor === null) break;
+    cursor = page.nextCursor;
+    if (pages === reportPagesMax - 1) output.err(`(stopped after ${reportPagesMax} pages; use the API for the rest)`);
+  }
+  if (options.json) {
+    output.out(JSON.stringify(licences, null, 2));
+    return 0;
+  }
+  // Names make the table readable; without them (an old server, a refusal) ids will do.
+  const names = await client.get<Page>('/v1/organisations', { limit: limits.pageSizeMax }).then(
+    (page) => new Map(page.items.map((org) => [String(org.id), String(org.nameRomanised ?? org.name)])),
+    () => new Map<string, string>(),
+  );
+  output.out(renderTable(utilisationRows(licences, names), ['licence', 'reference', 'status', 'units', 'allocated', 'reserved', 'shipped', 'available', 'used %']));
+  return 0;
+}
+
+export function utilisationRows(licences: readonly UtilisationLicence[], names: ReadonlyMap<string, string> = new Map()): Row[] {
+  const usedPercent = (row: Row, units: unknown): number | undefined => {
+    const total = Number(units);
+    return total > 0 ? Math.round(((Number(row.reservedUnits ?? 0) + Number(row.shippedUnits ?? 0)) / total) * 1000) / 10 : undefined;
+  };
+  return licences.flatMap((licence) => [
+    {
+      licence: `${licence.licenceId} (${String(licence.direction ?? '')})`,
+      reference: licence.reference,
+      status: licence.status,
+      units: licence.units,
+      allocated: licence.allocatedUnits,
+      reserved: licence.reservedUnits,
+      shipped: licence.shippedUnits,
+      available: licence.availableUnits,
+      'used %': usedPercent(licence, licence.units),
+    },
+    ...(licence.allocations ?? []).map((allocation) => ({
+      licence: `  └ ${String(allocation.allocationId)}`,
+      reference: `for ${String(allocation.recipientId)}${names.has(String(allocation.recipientId)) ? ` ${names.get(String(allocation.recipientId))}` : ''}`,
+      status: undefined,
+      units: allocation.units,
+      allocated: undefined,
+      reserved: allocation.reservedUnits,
+      shipped: allocation.shippedUnits,
+      available: allocation.availableUnits,
+      'used %': usedPercent(allocation, allocation.units),
+    })),
+  ]);
+}

