@@ -22,6 +22,7 @@ import { HttpMetrics } from './metrics.ts';
 import { buildOpenApiDocument, renderDocsPage } from './openapi.ts';
 import { fromFrameworkError, internalProblem, problemOf, sendProblem } from './problem.ts';
 import { registerQueryRoutes } from './queries.ts';
+import { registerLogRoutes } from './log-routes.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -39,6 +40,8 @@ export interface ServerOptions {
   demo?: boolean;
   /** Largest request body; defaults to limits.requestBodyBytesMax. */
   bodyLimitBytes?: number;
+  /** Witness verifier keys whose cosignatures of our checkpoints are stored and served. */
+  witnessKeys?: readonly string[];
 }
 
 /** Requests slower than this are logged at warn. */
@@ -94,6 +97,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     sendProblem(reply, problemOf(new DomainError('not_found', `there is no route ${request.method} ${request.url.split('?')[0]}`), request.url)));
 
   registerPublicRoutes(app, options, metrics, verifier);
+  await registerLogRoutes(app, { ledger: options.ledger, pool: options.pool, verifier, witnessKeys: options.witnessKeys ?? [] });
   await app.register(async (scope) => {
     // Authentication before the body is read: an anonymous 8 MB upload costs us nothing.
     scope.addHook('onRequest', async (request: FastifyRequest) => {

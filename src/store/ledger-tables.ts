@@ -263,14 +263,13 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
      FROM licences l WHERE l.id = ANY($1)`,
     keys.licences,
   );
+  // One client runs one query at a time: these go in sequence.
   const serials = [...keys.serials];
-  const [organisations, products, tokens, sites, units, liveSerials] = await Promise.all([
-    select<OrganisationRow>('SELECT * FROM organisations WHERE id = ANY($1)', keys.organisations),
-    select<ProductRow>('SELECT * FROM products WHERE id = ANY($1)', keys.products),
-    select<TokenRow>(`SELECT id, org_id, role, label, '\\x' || encode(secret_hash, 'hex') AS secret_hash, created_at, revoked_at FROM tokens WHERE id = ANY($1)`, keys.tokens),
-    select<SiteRow>('SELECT * FROM sites WHERE id = ANY($1)', keys.sites),
-    select<UnitRow>('SELECT * FROM units WHERE serial = ANY($1)', serials),
-    select<ShipmentSerialRow>('SELECT * FROM shipment_serials WHERE live AND serial = ANY($1)', serials),
-  ]);
+  const organisations = await select<OrganisationRow>('SELECT * FROM organisations WHERE id = ANY($1)', keys.organisations);
+  const products = await select<ProductRow>('SELECT * FROM products WHERE id = ANY($1)', keys.products);
+  const tokens = await select<TokenRow>(`SELECT id, org_id, role, label, '\\x' || encode(secret_hash, 'hex') AS secret_hash, created_at, revoked_at FROM tokens WHERE id = ANY($1)`, keys.tokens);
+  const sites = await select<SiteRow>('SELECT * FROM sites WHERE id = ANY($1)', keys.sites);
+  const units = await select<UnitRow>('SELECT * FROM units WHERE serial = ANY($1)', serials);
+  const liveSerials = await select<ShipmentSerialRow>('SELECT * FROM shipment_serials WHERE live AND serial = ANY($1)', serials);
   return { organisations, products, tokens, licences, allocations, sites, shipments, units, liveSerials };
 }

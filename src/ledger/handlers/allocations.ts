@@ -1,7 +1,17 @@
 /** Allocations: slices of a licence's units for one recipient (invariant 1). */
 import { newId, refuse, formatUnits, type Handler } from '../handler.ts';
 import type { LicenceWithParties } from '../state.ts';
-import { licenceOrgIds, visibleLicence } from './licences.ts';
+import { visibleLicence } from './licences.ts';
+
+/**
+ * Who reads an allocation's events besides authorities: its recipient, and the exporters
+ * that ship under it (the export licence's holder, the import licence's suppliers); never
+ * another recipient, even one that holds or is named on the same licence.
+ */
+export function allocationOrgIds(licence: LicenceWithParties, recipientId: string): string[] {
+  const exporters = licence.direction === 'export' ? [licence.holder_org_id] : licence.parties.filter((party) => party.role === 'supplier').map((party) => party.org_id);
+  return [...new Set([recipientId, ...exporters])];
+}
 
 /** A licence names a recipient as its holder, consignee or end user. */
 export function namesRecipient(licence: LicenceWithParties, orgId: string): boolean {
@@ -47,7 +57,7 @@ export const allocationCreate: Handler<'allocation.create'> = {
     state.update('licences', licence, { allocated_units: licence.allocated_units + input.units, updated_seq: context.seq });
     return {
       subjectId: id,
-      orgIds: [...new Set([recipient.id, licence.holder_org_id])],
+      orgIds: allocationOrgIds(licence, recipient.id),
       effects: { allocationId: id, licenceAllocatedUnits: licence.allocated_units + input.units },
       answer: { allocationId: id, units: input.units },
     };
@@ -78,7 +88,7 @@ export const allocationResize: Handler<'allocation.resize'> = {
     state.update('licences', licence, { allocated_units: allocated, updated_seq: context.seq });
     return {
       subjectId: allocation.id,
-      orgIds: [...new Set([allocation.recipient_org_id, ...licenceOrgIds(licence)])],
+      orgIds: allocationOrgIds(licence, allocation.recipient_org_id),
       effects: { from: allocation.units, to: input.units },
       answer: { allocationId: allocation.id, units: input.units },
     };

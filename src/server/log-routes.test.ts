@@ -1,0 +1,143 @@
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { buildWorld, type World } from '../../test/world.ts';
+import { Ledger } from '../ledger/ledger.ts';
+import { systemActor } from '../ledger/permissions.ts';
+import { createPool, type Pool } from '../store/pool.ts';
+import {
+  cosignCheckpoint, generateCosignerKey, generateSignerKey, leafHash, openCheckpoint, parseCosignatureVerifierKey, parseCosignerKey,
+  parseVerifierKey, rootOf, verifyConsistency, verifyInclusion, verifyTlogProof,
+} from '../tlog/index.ts';
+import { buildServer } from './app.ts';
+
+let database: TestDatabase;
+let world: World;
+let pool: Pool;
+let ledger: Ledger;
+let app: FastifyInstance;
+const logKey = generateSignerKey('log.chipledger.test');
+const witness = generateCosignerKey('witness.example');
+const stranger = generateCosignerKey('witness.example');
+const tokens: Record<string, string> = {};
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  world = await buildWorld(database.pool);
+  pool = createPool({ url: database.url, connectionsMax: 8, applicationName: 'log-routes' });
+  ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: logKey.signerKey, checkpointIntervalMs: 3_600_000 });
+  for (const [name, actor] of [['auditor', world.actors.auditor], ['recipient', world.actors.alpha]] as const) {
+    const answer = await ledger.submit('token.create', { organisationId: actor.orgId, role: actor.role, label: name }, systemActor);
+    tokens[name] = String(answer.ok && answer.body.secret);
+  }
+  await Promise.all(Array.from({ length: 260 }, () => ledger.submit('shipment.book', {
+    exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+  }, world.actors.exporter)));
+  await ledger.checkpointer!.checkpointNow();
+  app = await buildServer({ ledger, pool, logger: false, witnessKeys: [witness.verifierKey] });
+});
+afterAll(async () => {
+  await app?.close();
+  await ledger?.close();
+  await pool?.end();
+  await world?.ledger.close();
+  await database?.drop();
+});
+
+async function leaves(): Promise<Buffer[]> {
+  return (await database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events ORDER BY seq')).rows.map((row) => leafHash(row.canonical));
+}
+
+const get = (url: string, token?: string) => app.inject({ method: 'GET', url, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
+
+describe('log HTTP API', () => {
+  it('publishes the verifier key and a checkpoint that opens with it', async () => {
+    const key = await get('/v1/log/key');
+    expect(key.body).toBe(`${logKey.verifierKey}\n`);
+    const checkpoint = await get('/v1/log/checkpoint');
+    expect(checkpoint.statusCode).toBe(200);
+    const opened = openCheckpoint(checkpoint.body, parseVerifierKey(key.body.trim()));
+    const all = await leaves();
+    expect(opened.checkpoint.size).toBe(all.length);
+    expect(opened.checkpoint.rootHash.equals(rootOf(all))).toBe(true);
+  });
+
+  it('serves C2SP hash tiles: full ones immutable, partial ones at their exact width', async () => {
+    const all = await leaves();
+    const full = await get('/v1/log/tile/0/000');
+    expect(full.statusCode).toBe(200);
+    expect(full.headers['cache-control']).toContain('immutable');
+    expect(full.rawPayload.equals(Buffer.concat(all.slice(0, 256)))).toBe(true);
+    const width = all.length - 256;
+    const partial = await get(`/v1/log/tile/0/001.p/${width}`);
+    expect(partial.rawPayload.equals(Buffer.concat(all.slice(256)))).toBe(true);
+    expect((await get('/v1/log/tile/0/001')).statusCode).toBe(404); // not full yet
+    expect((await get(`/v1/log/tile/0/001.p/${width + 1}`)).statusCode).toBe(404);
+    expect((await get('/v1/log/tile/1/000.p/1')).rawPayload.equals(rootOf(all.slice(0, 256)))).toBe(true);
+    expect((await get('/v1/log/tile/0/01')).statusCode).toBe(404); // not the canonical spelling
+  });
+
+  it('serves entry bundles to authorities and auditors only', async () => {
+    expect((await get('/v1/log/tile/entries/000')).statusCode).toBe(401);
+    expect((await get('/v1/log/tile/entries/000', tokens.recipient)).statusCode).toBe(403);
+    const bundle = await get('/v1/log/tile/entries/000', tokens.auditor);
+    expect(bundle.statusCode).toBe(200);
+    const entries: Buffer[] = [];
+    for (let offset = 0; offset < bundle.rawPayload.length;) {
+      const length = bundle.rawPayload.readUInt16BE(offset);
+      entries.push(bundle.rawPayload.subarray(offset + 2, offset + 2 + length));
+      offset += 2 + length;
+    }
+    const all = await leaves();
+    expect(entries.map((entry) => leafHash(entry))).toEqual(all.slice(0, 256));
+  });
+
+  it('answers inclusion and consistency proofs that verify', async () => {
+    const all = await leaves();
+    const size = all.length;
+    const inclusion = (await get(`/v1/log/proof/inclusion?index=3&size=${size}`)).json();
+    expect(verifyInclusion(all[3]!, 3, size, inclusion.hashes.map((hash: string) => Buffer.from(hash, 'base64')), rootOf(all))).toBe(true);
+    const consistency = (await get(`/v1/log/proof/consistency?from=10&to=${size}`)).json();
+    expect(verifyConsistency(10, size, consistency.hashes.map((hash: string) => Buffer.from(hash, 'base64')), rootOf(all.slice(0, 10)), rootOf(all))).toBe(true);
+  });
+
+  it.each([
+    ['/v1/log/proof/inclusion?index=5&size=5', 400],
+    ['/v1/log/proof/inclusion?index=1&size=999999', 400],
+    ['/v1/log/proof/inclusion?index=-1&size=5', 400],
+    ['/v1/log/proof/inclusion?index=x&size=5', 400],
+    ['/v1/log/proof/consistency?from=9&to=5', 400],
+    ['/v1/log/proof/consistency?from=1', 400],
+    ['/v1/log/events/999999/proof', 404],
+  ])('refuses %s with a problem', async (url, status) => {
+    const response = await get(url);
+    expect(response.statusCode).toBe(status);
+    expect(response.headers['content-type']).toContain('application/problem+json');
+  });
+
+  it('gives a C2SP tlog-proof bundle per event that verifies offline', async () => {
+    const response = await get('/v1/log/events/42/proof');
+    expect(response.statusCode).toBe(200);
+    const all = await leaves();
+    const verified = verifyTlogProof(response.body, all[42]!, parseVerifierKey(logKey.verifierKey));
+    expect(verified.index).toBe(42);
+    expect(() => verifyTlogProof(response.body, all[41]!, parseVerifierKey(logKey.verifierKey))).toThrow();
+  });
+
+  it('stores a configured witness cosignature, refuses a forged one, and serves it with the checkpoint', async () => {
+    const checkpoint = (await get('/v1/log/checkpoint')).body;
+    const forged = cosignCheckpoint(checkpoint, parseCosignerKey(stranger.signerKey), 1_800_000_000);
+    const refused = await app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload: forged, headers: { 'content-type': 'text/plain' } });
+    expect(refused.statusCode).toBe(403);
+    const cosigned = cosignCheckpoint(checkpoint, parseCosignerKey(witness.signerKey), 1_800_000_000);
+    const stored = await app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload: cosigned, headers: { 'content-type': 'text/plain' } });
+    expect(stored.statusCode).toBe(201);
+    const served = (await get('/v1/log/checkpoint')).body;
+    const opened = openCheckpoint(served, parseVerifierKey(logKey.verifierKey), [parseCosignatureVerifierKey(witness.verifierKey)]);
+    expect(opened.note.verified.map((signature) => signature.name)).toContain('witness.example');
+    const tampered = cosigned.replace(/\n\d+\n/, '\n1\n');
+    const bad = await app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload: tampered, headers: { 'content-type': 'text/plain' } });
+    expect(bad.statusCode).toBeGreaterThanOrEqual(400);
+    expect(bad.statusCode).toBeLessThan(500);
+  });
+});
