@@ -122,7 +122,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('deploy' as const), recipient: who, sitePick: pick, serials: serials(3) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('decommission' as const), recipient: who, serials: serials(2) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('replay' as const), pick, changed: sometimes(4) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('replay' as const), pick, changed: sometimes(4) }) },
   { weight: 10, arbitrary: fc.record({ kind: fc.constant('progress' as const), at: pick, choice: fc.nat(999) }) },
 );
 
