@@ -61,6 +61,8 @@ interface Pending {
   idempotency: { scope: string; key: string; hash: Buffer } | null;
   serials: number;
   resolve: (answer: Answer) => void;
+  /** A bug, not a refusal: the caller answers 500 and the error is logged. */
+  reject: (error: unknown) => void;
 }
 
 export interface SequencerStats {
@@ -104,8 +106,8 @@ export class Sequencer {
     }
     const idempotency = idempotencyKey === undefined ? null : { scope: actor.orgId, key: idempotencyKey, hash: requestHash(kind, rawInput) };
     const serials = countSerials(parsed.data);
-    return new Promise((resolve) => {
-      this.queue.push({ kind, input: parsed.data, actor, idempotency, serials, resolve });
+    return new Promise((resolve, reject) => {
+      this.queue.push({ kind, input: parsed.data, actor, idempotency, serials, resolve, reject });
       this.stats.queueDepth = this.queue.length;
       if (!this.running) void this.drain();
     });
@@ -126,6 +128,9 @@ export class Sequencer {
     this.running = true;
     try {
       while (this.queue.length > 0) {
+        // Callers answered by the last batch submit their next command within a turn of
+        // the event loop: wait for them, so batches stay full instead of alternating halves.
+        if (this.queue.length < this.batchMax) await new Promise((resume) => setImmediate(resume));
         const batch = this.takeBatch();
         await this.commitBatch(batch);
       }
@@ -167,7 +172,16 @@ export class Sequencer {
         for (const pending of batch) await this.commitBatch([pending]);
         return;
       }
-      const refusal = toRefusal(error);
+      let refusal: DomainError;
+      try {
+        refusal = toRefusal(error);
+      } catch {
+        // A bug in a handler or the store: nothing of the batch was committed. Every caller
+        // of the batch hears of it (500), and the sequencer goes on with the next batch.
+        this.options.onError?.(error, `a batch of ${batch.length} commands failed`);
+        for (const pending of batch) pending.reject(error);
+        return;
+      }
       if (refusal.code === 'unavailable') this.options.onError?.(error, `couldn't commit a batch of ${batch.length} commands`);
       for (const pending of batch) pending.resolve({ ok: false, error: refusal, replayed: false });
     }

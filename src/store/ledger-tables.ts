@@ -72,6 +72,34 @@ export interface LogHead {
   root: Buffer;
 }
 
+/**
+ * Manifests write up to 100,000 rows to two tables. Scalar arrays through unnest cost
+ * about a third less than JSON for them (bench/experiments/manifest-sql.ts); small writes
+ * keep the generic path.
+ */
+const bulkRowsMin = 256;
+
+const bulkWriters: Partial<{ [T in TableName]: (client: PoolClient, rows: TableRows[T]) => Promise<void> }> = {
+  shipment_serials: async (client, rows) => {
+    await client.query(
+      'INSERT INTO shipment_serials (shipment_id, serial, live) SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[])',
+      [rows.map((row) => row.shipment_id), rows.map((row) => row.serial), rows.map((row) => row.live)],
+    );
+  },
+  units: async (client, rows) => {
+    await client.query(
+      `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])
+       ON CONFLICT (serial) DO UPDATE SET gpu_uuid = EXCLUDED.gpu_uuid, product_id = EXCLUDED.product_id, recipient_org_id = EXCLUDED.recipient_org_id,
+         custody = EXCLUDED.custody, shipment_id = EXCLUDED.shipment_id, site_id = EXCLUDED.site_id, updated_seq = EXCLUDED.updated_seq`,
+      [
+        rows.map((row) => row.serial), rows.map((row) => row.gpu_uuid), rows.map((row) => row.product_id), rows.map((row) => row.recipient_org_id),
+        rows.map((row) => row.custody), rows.map((row) => row.shipment_id), rows.map((row) => row.site_id), rows.map((row) => row.updated_seq),
+      ],
+    );
+  },
+};
+
 /** Takes the ledger's global write lock and returns the log's head. */
 export async function lockLogHead(client: PoolClient): Promise<LogHead> {
   const result = await client.query<LogHead>('SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE');
@@ -131,7 +159,9 @@ export async function writeBatch(client: PoolClient, writes: BatchWrites): Promi
   for (const name of tableOrder) {
     const rows = writes.rows[name];
     if (rows === undefined || rows.length === 0) continue;
-    await client.query(upsertSql.get(name)!, [JSON.stringify(rows)]);
+    const bulk = bulkWriters[name];
+    if (bulk && rows.length >= bulkRowsMin) await bulk(client, rows as never);
+    else await client.query(upsertSql.get(name)!, [JSON.stringify(rows)]);
   }
   for (const change of writes.custodyChanges) {
     await client.query('UPDATE units SET custody = $3, updated_seq = $4 WHERE shipment_id = $1 AND custody = $2', [change.shipment_id, change.from, change.to, change.seq]);
@@ -158,6 +188,12 @@ async function insertEvents(client: PoolClient, events: EventWrite[]): Promise<v
       events.map((event) => event.canonical),
     ],
   );
+  const readers = events.flatMap((event) => [...new Set(event.org_ids)].map((orgId) => [orgId, event.seq] as const));
+  if (readers.length === 0) return;
+  await client.query('INSERT INTO event_readers (org_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[])', [
+    readers.map(([orgId]) => orgId),
+    readers.map(([, seq]) => seq),
+  ]);
 }
 
 async function insertIdempotency(client: PoolClient, entries: IdempotencyWrite[]): Promise<void> {
@@ -268,8 +304,11 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
   const organisations = await select<OrganisationRow>('SELECT * FROM organisations WHERE id = ANY($1)', keys.organisations);
   const products = await select<ProductRow>('SELECT * FROM products WHERE id = ANY($1)', keys.products);
   const tokens = await select<TokenRow>(`SELECT id, org_id, role, label, '\\x' || encode(secret_hash, 'hex') AS secret_hash, created_at, revoked_at FROM tokens WHERE id = ANY($1)`, keys.tokens);
+  // JOIN unnest plans as a hash join: three times faster than = ANY for 100,000 serials.
+  const units = await select<UnitRow>('SELECT u.* FROM units u JOIN unnest($1::text[]) AS k(serial) ON u.serial = k.serial', serials);
+  const liveSerials = await select<ShipmentSerialRow>('SELECT s.* FROM shipment_serials s JOIN unnest($1::text[]) AS k(serial) ON s.serial = k.serial WHERE s.live', serials);
+  // A unit's current site comes with it: moving or retiring it changes that site's count.
+  for (const unit of units) if (unit.site_id !== null) keys.sites.add(unit.site_id);
   const sites = await select<SiteRow>('SELECT * FROM sites WHERE id = ANY($1)', keys.sites);
-  const units = await select<UnitRow>('SELECT * FROM units WHERE serial = ANY($1)', serials);
-  const liveSerials = await select<ShipmentSerialRow>('SELECT * FROM shipment_serials WHERE live AND serial = ANY($1)', serials);
   return { organisations, products, tokens, licences, allocations, sites, shipments, units, liveSerials };
 }

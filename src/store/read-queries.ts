@@ -105,7 +105,7 @@ const visible = {
   },
   event(statement: Statement, viewer: Viewer, alias: string): string {
     if (viewer.orgId === null) return 'true';
-    return `${alias}.org_ids @> ARRAY[${statement.add(viewer.orgId)}]::text[]`;
+    return `${alias}.seq IN (SELECT r.seq FROM event_readers r WHERE r.org_id = ${statement.add(viewer.orgId)})`;
   },
   /** Its own organisation, and those named with it on a licence it sees (holder, authority, parties). */
   organisation(statement: Statement, viewer: Viewer, alias: string): string {
