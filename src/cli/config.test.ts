@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { generateCosignerKey, generateSignerKey } from '../tlog/index.ts';
 import { apiToken, formatProblems, readConfig, settings } from './config.ts';
 
 const cwd = '/srv/chipledger';
+const witness = generateCosignerKey('witness.example');
+const signer = generateSignerKey('log.example');
 
 function problemsOf(env: NodeJS.ProcessEnv, flags = {}): string[] {
   const result = readConfig(env, flags, cwd);
@@ -22,6 +25,7 @@ describe('readConfig', () => {
         logLevel: 'info',
         sweepIntervalMs: 5000,
         api: { url: 'http://127.0.0.1:8080', token: undefined },
+        log: { keyFile: undefined, signerKey: undefined, witnessKeys: [] },
       },
     });
   });
@@ -36,6 +40,8 @@ describe('readConfig', () => {
       CHIPLEDGER_SWEEP_INTERVAL_MS: '250',
       CHIPLEDGER_URL: 'https://ledger.example/',
       CHIPLEDGER_TOKEN: 'clt_TOK-7_abcDEF-_123',
+      CHIPLEDGER_LOG_KEY_FILE: 'keys/log.key',
+      CHIPLEDGER_LOG_WITNESSES: ` ${witness.verifierKey} ,`,
     }, { port: '9100' }, cwd);
     expect(result.ok && result.config).toEqual({
       database: { kind: 'external', url: 'postgres://ledger:secret@db.internal:5432/chipledger' },
@@ -45,6 +51,7 @@ describe('readConfig', () => {
       logLevel: 'warn',
       sweepIntervalMs: 250,
       api: { url: 'https://ledger.example', token: 'clt_TOK-7_abcDEF-_123' },
+      log: { keyFile: '/srv/chipledger/keys/log.key', signerKey: undefined, witnessKeys: [witness.verifierKey] },
     });
   });
 
@@ -98,8 +105,20 @@ describe('readConfig', () => {
 
   it('documents every setting it reads', () => {
     const names = settings.map((setting) => setting.variable);
-    expect(names).toEqual(['DATABASE_URL', 'CHIPLEDGER_DATA_DIR', 'CHIPLEDGER_HOST', 'CHIPLEDGER_PORT', 'CHIPLEDGER_LOG_LEVEL', 'CHIPLEDGER_SWEEP_INTERVAL_MS', 'CHIPLEDGER_URL', 'CHIPLEDGER_TOKEN']);
+    expect(names).toEqual(['DATABASE_URL', 'CHIPLEDGER_DATA_DIR', 'CHIPLEDGER_HOST', 'CHIPLEDGER_PORT', 'CHIPLEDGER_LOG_LEVEL', 'CHIPLEDGER_SWEEP_INTERVAL_MS', 'CHIPLEDGER_URL', 'CHIPLEDGER_TOKEN', 'CHIPLEDGER_LOG_KEY_FILE', 'CHIPLEDGER_LOG_SIGNER_KEY', 'CHIPLEDGER_LOG_WITNESSES']);
     for (const setting of settings) expect(setting.description.length).toBeGreaterThan(10);
+  });
+});
+
+describe('log key settings', () => {
+  it('takes a signer key text, and refuses a bad key, a bad witness key, or two sources at once', () => {
+    const ok = readConfig({ CHIPLEDGER_LOG_SIGNER_KEY: signer.signerKey }, {}, cwd);
+    expect(ok.ok && ok.config.log.signerKey).toBe(signer.signerKey);
+    const problems = problemsOf({ CHIPLEDGER_LOG_SIGNER_KEY: 'PRIVATE+KEY+nope', CHIPLEDGER_LOG_WITNESSES: 'bad-key', CHIPLEDGER_LOG_KEY_FILE: 'x.key' });
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_LOG_SIGNER_KEY: must be a C2SP Ed25519 signer key/);
+    expect(problems.join('\n')).not.toContain('PRIVATE+KEY+nope');
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_LOG_WITNESSES: each entry must be a witness verifier key/);
+    expect(problemsOf({ CHIPLEDGER_LOG_SIGNER_KEY: signer.signerKey, CHIPLEDGER_LOG_KEY_FILE: 'x.key' }).join('\n')).toMatch(/set one of them, not both/);
   });
 });
 

@@ -8,6 +8,7 @@
  * and README.md's configuration table are written from the same words.
  */
 import { resolve } from 'node:path';
+import { parseCosignatureVerifierKey, parseSignerKey } from '../tlog/index.ts';
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
@@ -27,6 +28,8 @@ export interface Config {
   sweepIntervalMs: number;
   /** What client commands talk to. */
   api: { url: string; token: string | undefined };
+  /** The transparency log's signing key and the witnesses whose cosignatures it keeps. */
+  log: { keyFile: string | undefined; signerKey: string | undefined; witnessKeys: string[] };
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -39,7 +42,7 @@ export interface ConfigFlags {
 export const sweepIntervalMsMin = 100;
 export const sweepIntervalMsMax = 3_600_000;
 /** Settings whose values are secret: problems name them without their value. */
-const secretVariables = new Set(['DATABASE_URL', 'CHIPLEDGER_TOKEN']);
+const secretVariables = new Set(['DATABASE_URL', 'CHIPLEDGER_TOKEN', 'CHIPLEDGER_LOG_SIGNER_KEY']);
 /** Longest URL or path we accept in a setting. */
 const settingLengthMax = 4_096;
 
@@ -60,6 +63,9 @@ export const settings: readonly Setting[] = [
   { variable: 'CHIPLEDGER_SWEEP_INTERVAL_MS', description: `how often the server expires shipments past their deadline and licences past their validity (${sweepIntervalMsMin}-${sweepIntervalMsMax})`, defaultText: '5000' },
   { variable: 'CHIPLEDGER_URL', description: 'base URL of the API for client commands', defaultText: 'http://CHIPLEDGER_HOST:CHIPLEDGER_PORT (127.0.0.1 when the host is 0.0.0.0)' },
   { variable: 'CHIPLEDGER_TOKEN', description: 'bearer token (clt_...) for client commands; make one with `chipledger token create`', defaultText: 'none; client commands need it' },
+  { variable: 'CHIPLEDGER_LOG_KEY_FILE', description: 'file holding the transparency log\'s signing key (C2SP signer key; mode 0600); make one with `chipledger log keygen`', defaultText: 'none: serve refuses to start without a log key, except with --demo (which keeps a demo key in CHIPLEDGER_DATA_DIR)' },
+  { variable: 'CHIPLEDGER_LOG_SIGNER_KEY', description: 'the log\'s signing key itself (PRIVATE+KEY+...), for secret managers; instead of CHIPLEDGER_LOG_KEY_FILE', defaultText: 'none' },
+  { variable: 'CHIPLEDGER_LOG_WITNESSES', description: 'comma-separated witness verifier keys (C2SP cosignature/v1) whose cosignatures of our checkpoints are kept and served', defaultText: 'none' },
 ];
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
@@ -99,6 +105,10 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
   const clientHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const url = read('CHIPLEDGER_URL', undefined, `http://${clientHost.includes(':') ? `[${clientHost}]` : clientHost}:${port}`, parseApiUrl);
   const token = read<string | undefined>('CHIPLEDGER_TOKEN', undefined, undefined, parseToken);
+  const keyFile = read<string | undefined>('CHIPLEDGER_LOG_KEY_FILE', undefined, undefined, (raw) => resolve(cwd, raw));
+  const signerKey = read<string | undefined>('CHIPLEDGER_LOG_SIGNER_KEY', undefined, undefined, parseSignerKeyText);
+  const witnessKeys = read<string[]>('CHIPLEDGER_LOG_WITNESSES', undefined, [], parseWitnessKeys);
+  if (keyFile !== undefined && signerKey !== undefined) problems.push('CHIPLEDGER_LOG_KEY_FILE and CHIPLEDGER_LOG_SIGNER_KEY: set one of them, not both');
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,
@@ -110,6 +120,7 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
       logLevel,
       sweepIntervalMs,
       api: { url, token },
+      log: { keyFile, signerKey, witnessKeys },
     },
   };
 }
@@ -189,6 +200,27 @@ function parseApiUrl(raw: string): string | Problem {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return new Problem(`must use http:// or https://, not ${url.protocol}//`);
   if (url.search !== '' || url.hash !== '') return new Problem('must not have a query or fragment');
   return raw.replace(/\/+$/, '');
+}
+
+function parseSignerKeyText(raw: string): string | Problem {
+  try {
+    parseSignerKey(raw.trim());
+    return raw.trim();
+  } catch (error) {
+    return new Problem(`must be a C2SP Ed25519 signer key (PRIVATE+KEY+name+id+key): ${(error as Error).message}`);
+  }
+}
+
+function parseWitnessKeys(raw: string): string[] | Problem {
+  const keys = raw.split(',').map((key) => key.trim()).filter((key) => key !== '');
+  for (const key of keys) {
+    try {
+      parseCosignatureVerifierKey(key);
+    } catch (error) {
+      return new Problem(`each entry must be a witness verifier key (name+id+key, type cosignature/v1): ${(error as Error).message}`);
+    }
+  }
+  return keys;
 }
 
 function parseToken(raw: string): string | Problem {

@@ -14,6 +14,7 @@ import { createDemoTokens, demoState, loadDemo, type DemoToken } from '../demo/l
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { Failure, type Output } from './output.ts';
+import { loadLogSignerKey } from './log-key.ts';
 
 /** The whole shutdown may take this long; then we exit non-zero rather than hang. */
 export const shutdownTimeoutMs = 30_000;
@@ -33,14 +34,16 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
   const resources: { database?: Database; ledger?: Ledger; close?: () => Promise<void> } = {};
   try {
     resources.database = await openDatabase(config, { exclusive: true, connectionsMax: serveConnectionsMax, applicationName: 'chipledger-serve', log: (line) => logger.debug({ postgres: line.trim() }, 'postgres') });
+    const logSignerKey = await loadLogSignerKey(config, options.demo, output);
     resources.ledger = await Ledger.open({
       pool: resources.database.pool,
       sweepIntervalMs: config.sweepIntervalMs,
+      logSignerKey,
       onError: (error, context) => logger.error({ err: error }, context),
     });
     const adminToken = options.demo ? await prepareDemo(resources.ledger, output) : undefined;
     const { buildServer } = await import('../server/app.ts');
-    const app = await buildServer({ ledger: resources.ledger, pool: resources.database.pool, logger, demo: options.demo });
+    const app = await buildServer({ ledger: resources.ledger, pool: resources.database.pool, logger, demo: options.demo, witnessKeys: config.log.witnessKeys });
     resources.close = () => app.close();
     await listen(app, config);
     const url = `http://${displayHost(config.host)}:${config.port}`;
