@@ -1,0 +1,207 @@
+/**
+ * The log's HTTP surface as a client sees it (C2SP tlog-tiles paths, RFC 9162 proofs, C2SP
+ * tlog-proof bundles). Every answer is checked for shape here (a tile is width × 32 bytes,
+ * an entry bundle holds exactly `width` entries, a proof is base64 of 32-byte hashes), so the
+ * verifiers behind it only ever see well-formed data and report disagreements, not crashes.
+ * Every error names the URL and what the server said.
+ */
+import { entriesPath, hashSize, tilePath } from '../../tlog/index.ts';
+
+/** How long one request may take: a full tile or entry bundle is at most ~16 MiB. */
+export const logRequestTimeoutMs = 30_000;
+/** Pause before the one retry of a GET after a network error (GETs are safe to repeat). */
+export const logRetryDelayMs = 300;
+/** Largest answer read: an entry bundle of 256 entries of at most 65,535 bytes each. */
+export const logResponseBytesMax = 256 * (2 + 65_535);
+
+/** The server could not be reached, or answered with an error status or a malformed body. */
+export class LogFetchError extends Error {
+  constructor(
+    readonly url: string,
+    readonly status: number | undefined,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'LogFetchError';
+  }
+}
+
+/** What the verifiers need from a log; LogClient fetches it, tests may hand in tampered data. */
+export interface LogSource {
+  /** Where the data comes from, for messages. */
+  readonly description: string;
+  checkpoint(): Promise<string>;
+  /** A hash tile: width × 32 bytes. */
+  tile(level: number, index: number, width: number): Promise<Buffer>;
+  /** The entries of the bundle beside level-0 tile `index`: exactly `width` of them. */
+  entries(index: number, width: number): Promise<Buffer[]>;
+  consistencyProof(from: number, to: number): Promise<Buffer[]>;
+}
+
+export interface LogClientOptions {
+  /** The server's base URL, e.g. http://127.0.0.1:8080 (the /v1/log paths are added). */
+  baseUrl: string;
+  /** Bearer token: needed for entry bundles (authority or auditor) and for events. */
+  token?: string;
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** A page of GET /v1/events, as far as `log prove` reads it. */
+interface EventPage {
+  items: Array<{ seq: number; canonical: string }>;
+}
+
+export class LogClient implements LogSource {
+  private readonly fetch: typeof fetch;
+  private readonly base: string;
+
+  constructor(private readonly options: LogClientOptions) {
+    this.fetch = options.fetch ?? globalThis.fetch;
+    this.base = options.baseUrl.replace(/\/+$/, '');
+  }
+
+  get description(): string {
+    return this.base;
+  }
+
+  get hasToken(): boolean {
+    return this.options.token !== undefined && this.options.token !== '';
+  }
+
+  async verifierKey(): Promise<string> {
+    return (await this.text('/v1/log/key')).trim();
+  }
+
+  async checkpoint(): Promise<string> {
+    return this.text('/v1/log/checkpoint');
+  }
+
+  async tile(level: number, index: number, width: number): Promise<Buffer> {
+    const path = `/v1/log/${tilePath(level, index, width)}`;
+    const bytes = await this.bytes(path, false);
+    if (bytes.length !== width * hashSize) throw new LogFetchError(this.url(path), 200, `GET ${this.url(path)}: expected ${width * hashSize} bytes (${width} hashes), got ${bytes.length}`);
+    return bytes;
+  }
+
+  async entries(index: number, width: number): Promise<Buffer[]> {
+    const path = `/v1/log/${entriesPath(index, width)}`;
+    const bytes = await this.bytes(path, true);
+    const entries = parseEntryBundle(bytes);
+    if (entries === undefined || entries.length !== width) {
+      throw new LogFetchError(this.url(path), 200, `GET ${this.url(path)}: not an entry bundle of ${width} entries (${entries === undefined ? 'malformed' : `${entries.length} entries`})`);
+    }
+    return entries;
+  }
+
+  async inclusionProof(index: number, size: number): Promise<Buffer[]> {
+    return this.proof(`/v1/log/proof/inclusion?index=${index}&size=${size}`);
+  }
+
+  async consistencyProof(from: number, to: number): Promise<Buffer[]> {
+    return this.proof(`/v1/log/proof/consistency?from=${from}&to=${to}`);
+  }
+
+  /** The C2SP tlog-proof bundle of event `seq`. */
+  async eventProof(seq: number): Promise<string> {
+    return this.text(`/v1/log/events/${seq}/proof`);
+  }
+
+  /**
+   * The canonical bytes of event `seq` through GET /v1/events (the caller's own events),
+   * or undefined when the token does not see it. The page starts right before `seq`; the
+   * cursor is base64url of {"after": key}, the API's keyset position.
+   */
+  async event(seq: number): Promise<Buffer | undefined> {
+    const cursor = seq === 0 ? '' : `&cursor=${Buffer.from(JSON.stringify({ after: seq - 1 })).toString('base64url')}`;
+    const path = `/v1/events?limit=1${cursor}`;
+    const page = JSON.parse((await this.bytes(path, true)).toString('utf8')) as EventPage;
+    const item = page.items?.[0];
+    return item !== undefined && item.seq === seq ? Buffer.from(item.canonical, 'base64') : undefined;
+  }
+
+  /** POST a cosigned checkpoint; returns how many cosignatures the log stored. */
+  async postCosignature(note: string): Promise<number> {
+    const url = this.url('/v1/log/cosignatures');
+    const response = await this.send(url, { method: 'POST', body: note, headers: { 'content-type': 'text/plain; charset=utf-8' } }, false);
+    const body = JSON.parse((await readBody(url, response)).toString('utf8')) as { stored?: number };
+    return body.stored ?? 0;
+  }
+
+  private url(path: string): string {
+    return `${this.base}${path}`;
+  }
+
+  private async proof(path: string): Promise<Buffer[]> {
+    const body = JSON.parse((await this.bytes(path, false)).toString('utf8')) as { hashes?: unknown };
+    const hashes = Array.isArray(body.hashes) ? body.hashes : undefined;
+    const decoded = hashes?.map((hash) => (typeof hash === 'string' ? Buffer.from(hash, 'base64') : Buffer.alloc(0)));
+    if (decoded === undefined || decoded.some((hash) => hash.length !== hashSize)) {
+      throw new LogFetchError(this.url(path), 200, `GET ${this.url(path)}: the answer is not a list of base64 SHA-256 hashes`);
+    }
+    return decoded;
+  }
+
+  private async text(path: string): Promise<string> {
+    return (await this.bytes(path, false)).toString('utf8');
+  }
+
+  private async bytes(path: string, authorized: boolean): Promise<Buffer> {
+    const url = this.url(path);
+    return readBody(url, await this.send(url, { method: 'GET' }, authorized));
+  }
+
+  private async send(url: string, init: RequestInit, authorized: boolean): Promise<Response> {
+    const headers: Record<string, string> = { ...(init.headers as Record<string, string> | undefined) };
+    if (authorized && this.hasToken) headers.authorization = `Bearer ${this.options.token}`;
+    const attempt = () => this.fetch(url, { ...init, headers, signal: AbortSignal.timeout(this.options.timeoutMs ?? logRequestTimeoutMs) });
+    try {
+      return await attempt();
+    } catch (first) {
+      if (init.method !== 'GET') throw networkError(url, init.method ?? 'GET', first);
+      await new Promise((done) => setTimeout(done, logRetryDelayMs));
+      try {
+        return await attempt();
+      } catch (second) {
+        throw networkError(url, 'GET', second);
+      }
+    }
+  }
+}
+
+function networkError(url: string, method: string, error: unknown): LogFetchError {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const why = (error as Error).name === 'TimeoutError' ? 'no answer in time' : (cause?.code ?? cause?.message ?? (error as Error).message);
+  return new LogFetchError(url, undefined, `couldn't reach ${url} (${method}): ${why}`, { cause: error });
+}
+
+/** The body of a 2xx answer, or a LogFetchError with the status and the server's detail. */
+async function readBody(url: string, response: Response): Promise<Buffer> {
+  const declared = Number(response.headers.get('content-length') ?? 0);
+  if (declared > logResponseBytesMax) throw new LogFetchError(url, response.status, `GET ${url}: the answer is ${declared} bytes, more than ${logResponseBytesMax}`);
+  const body = Buffer.from(await response.arrayBuffer());
+  if (response.ok) return body;
+  let detail = body.toString('utf8').slice(0, 300);
+  try {
+    const problem = JSON.parse(detail) as { detail?: string; title?: string };
+    detail = problem.detail ?? problem.title ?? detail;
+  } catch {
+    // Not a problem document: the raw text (cut) is the best we have.
+  }
+  throw new LogFetchError(url, response.status, `${url} answered ${response.status}: ${detail}`);
+}
+
+/** C2SP tlog-tiles entry bundle: each entry as a big-endian uint16 length, then its bytes. */
+export function parseEntryBundle(bytes: Buffer): Buffer[] | undefined {
+  const entries: Buffer[] = [];
+  let offset = 0;
+  while (offset < bytes.length) {
+    if (offset + 2 > bytes.length) return undefined;
+    const length = bytes.readUInt16BE(offset);
+    if (offset + 2 + length > bytes.length) return undefined;
+    entries.push(bytes.subarray(offset + 2, offset + 2 + length));
+    offset += 2 + length;
+  }
+  return entries;
+}

@@ -1,0 +1,310 @@
+/**
+ * `chipledger log …`: the transparency log from the outside. Key generation for the log and
+ * for witnesses, a full verification (`verify`), an offline-verifiable proof for one event
+ * (`prove`), a monitor that follows the checkpoint (`monitor`), and a simple witness
+ * (`witness`). Only the public HTTP surface is used, so these work against any deployment.
+ *
+ * Results go to stdout, progress, alerts and failures to stderr; a failed check throws a
+ * Failure (exit 1), a usage problem exits 2, both through the program's one error report.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { isDomainError } from '../../core/errors.ts';
+import {
+  cosignCheckpoint, generateCosignerKey, generateSignerKey, leafHash, parseCosignerKey, parseNote, parseTlogProof, parseVerifierKey,
+  tileWidth, verifyTlogProof, type Cosigner, type Ed25519NoteVerifier,
+} from '../../tlog/index.ts';
+import { Failure, processOutput, type Output } from '../output.ts';
+import { createProgress } from '../progress.ts';
+import { LogClient, LogFetchError } from './client.ts';
+import { followStep } from './follow.ts';
+import { readState, savedFrom, writeState, type SavedCheckpoint } from './state.ts';
+import { verifyLog, type ProgressSink } from './verify.ts';
+
+/** Progress bars appear from this many tiles or entries on (about 8,000 leaves). */
+export const progressItemsMin = 32;
+/** Default pause between two checkpoint fetches of `log monitor`. */
+export const monitorIntervalMsDefault = 5_000;
+
+export interface LogCommandDeps {
+  output: Output;
+  fetch?: typeof fetch;
+  /** Milliseconds since the epoch: the witness's cosignature time. */
+  now: () => number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+const defaultDeps: LogCommandDeps = {
+  output: processOutput,
+  now: Date.now,
+  sleep: (ms) => new Promise((done) => setTimeout(done, ms)),
+};
+
+interface KeyOptions {
+  key?: string;
+  keyFile?: string;
+}
+
+interface ServerOptions {
+  url: string;
+  token?: string;
+}
+
+function usage(message: string): Failure {
+  return new Failure(`chipledger: ${message}`, 2);
+}
+
+/** Operating errors of these commands become Failures with the message people need. */
+async function guard(run: () => Promise<number>): Promise<number> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof LogFetchError) throw new Failure(error.message);
+    if (isDomainError(error)) throw new Failure(error.message);
+    throw error;
+  }
+}
+
+function clientOf(options: ServerOptions, deps: LogCommandDeps): LogClient {
+  if (!/^https?:\/\//.test(options.url)) throw usage(`--url must be an http(s) URL, got "${options.url}"`);
+  return new LogClient({ baseUrl: options.url, ...(options.token ? { token: options.token } : {}), ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+}
+
+async function verifierOf(options: KeyOptions, flag = '--key'): Promise<Ed25519NoteVerifier> {
+  if ((options.key === undefined) === (options.keyFile === undefined)) throw usage(`give the log's verifier key with ${flag} KEY or ${flag}-file FILE (one of them)`);
+  const text = options.key ?? (await readText(options.keyFile!, 'the verifier key file'));
+  try {
+    return parseVerifierKey(text.trim());
+  } catch (error) {
+    throw usage(`${flag}: ${(error as Error).message}`);
+  }
+}
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    throw new Failure(`couldn't read ${what} ${path}: ${(error as Error).message}`);
+  }
+}
+
+function wholeNumber(text: string | undefined, flag: string, fallback: number | undefined, min = 0): number | undefined {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min) throw usage(`${flag} must be a whole number of at least ${min}, got "${text}"`);
+  return value;
+}
+
+function progressSink(output: Output): ProgressSink {
+  return {
+    start(label, total, unit) {
+      if (total < progressItemsMin) return { update() {}, finish() {} };
+      return createProgress(`  ${label}`, total, unit, output.errStream);
+    },
+  };
+}
+
+/** Writes a secret key file readable by its owner only; never replaces an existing file. */
+async function writeKeyFile(path: string, text: string): Promise<void> {
+  try {
+    await writeFile(path, `${text}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Failure(`${path} exists; refusing to overwrite a key (move it away first)`);
+    throw new Failure(`couldn't write the key file ${path}: ${(error as Error).message}`);
+  }
+}
+
+export async function keygenCommand(options: { origin: string; out: string }, kind: 'log' | 'witness', deps: LogCommandDeps = defaultDeps): Promise<number> {
+  return guard(async () => {
+    const keys = kind === 'log' ? generateSignerKey(options.origin) : generateCosignerKey(options.origin);
+    await writeKeyFile(options.out, keys.signerKey);
+    deps.output.err(`wrote the ${kind === 'log' ? 'log signing' : 'witness cosigning'} key to ${options.out} (mode 0600); its verifier key:`);
+    deps.output.out(keys.verifierKey);
+    return 0;
+  });
+}
+
+export interface VerifyCommandOptions extends KeyOptions, ServerOptions {
+  state?: string;
+}
+
+export async function verifyCommand(options: VerifyCommandOptions, deps: LogCommandDeps = defaultDeps): Promise<number> {
+  return guard(async () => {
+    const verifier = await verifierOf(options);
+    const client = clientOf(options, deps);
+    const saved = options.state ? await readState(options.state) : undefined;
+    const report = await verifyLog(client, { verifier, saved, checkEntries: client.hasToken, progress: progressSink(deps.output) });
+    if (report.failures.length > 0) {
+      for (const failure of report.failures) deps.output.err(`FAILED [${failure.kind}] ${failure.message}`);
+      throw new Failure(`log verify: ${report.failures.length} problem(s) in the log at ${client.description}${options.state ? `; ${options.state} was not updated` : ''}`);
+    }
+    const checkpoint = report.checkpoint!;
+    if (options.state) await writeState(options.state, savedFrom(checkpoint, report.note!));
+    const entries = client.hasToken ? `${report.entriesChecked.toLocaleString('en-US')} entries hashed` : 'entries NOT checked (no token: hash tiles only)';
+    const consistency = !saved ? (options.state ? 'no earlier checkpoint saved' : 'no --state') : saved.size === checkpoint.size ? `same as saved size ${saved.size}` : `consistent with saved size ${saved.size}`;
+    deps.output.out(`ok: ${checkpoint.origin} size ${checkpoint.size} root ${checkpoint.rootHash.toString('hex')}: signature ok, ${report.tilesChecked} hash tiles ok, ${entries}; ${consistency}${options.state ? `; saved to ${options.state}` : ''}`);
+    return 0;
+  });
+}
+
+/** The event's bytes: from a file, from GET /v1/events, or from its entry bundle. */
+async function eventBytes(client: LogClient, seq: number, proofText: string, eventFile: string | undefined): Promise<Buffer> {
+  if (eventFile !== undefined) {
+    try {
+      return await readFile(eventFile);
+    } catch (error) {
+      throw new Failure(`couldn't read the event file ${eventFile}: ${(error as Error).message}`);
+    }
+  }
+  if (!client.hasToken) throw usage('give --token (to fetch the event) or --event-file FILE (its canonical bytes) to check the proof against the event');
+  const listed = await client.event(seq);
+  if (listed) return listed;
+  const size = parseNoteSize(parseTlogProof(proofText).checkpointNote);
+  const tileIndex = Math.floor(seq / tileWidth);
+  try {
+    const entries = await client.entries(tileIndex, Math.min(tileWidth, size - tileIndex * tileWidth));
+    return entries[seq - tileIndex * tileWidth]!;
+  } catch (error) {
+    if (error instanceof LogFetchError && (error.status === 401 || error.status === 403)) {
+      throw new Failure(`event ${seq} is not visible to this token (not in its /v1/events, and it may not read entry bundles)`);
+    }
+    throw error;
+  }
+}
+
+function parseNoteSize(note: string): number {
+  const lines = parseNote(note).text.split('\n');
+  return Number(lines[1]);
+}
+
+export async function proveCommand(seqText: string, options: KeyOptions & ServerOptions & { out?: string; eventFile?: string }, deps: LogCommandDeps = defaultDeps): Promise<number> {
+  return guard(async () => {
+    const seq = wholeNumber(seqText, 'EVENT_SEQ', undefined)!;
+    const verifier = await verifierOf(options);
+    const client = clientOf(options, deps);
+    const text = await client.eventProof(seq);
+    const event = await eventBytes(client, seq, text, options.eventFile);
+    let verified;
+    try {
+      verified = verifyTlogProof(text, leafHash(event), verifier);
+    } catch (error) {
+      throw new Failure(`the proof for event ${seq} does not verify: ${(error as Error).message}`);
+    }
+    if (verified.index !== seq) throw new Failure(`the server answered a proof for entry ${verified.index}, not event ${seq}`);
+    const summary = `ok: event ${seq} is entry ${seq} of ${verified.checkpoint.origin} at size ${verified.checkpoint.size} (root ${verified.checkpoint.rootHash.toString('hex')}); the proof verifies offline with the log key`;
+    if (options.out) {
+      await writeFile(options.out, text);
+      deps.output.out(`${summary}; saved to ${options.out}`);
+    } else {
+      deps.output.out(text.trimEnd());
+      deps.output.err(summary);
+    }
+    return 0;
+  });
+}
+
+export interface MonitorOptions extends KeyOptions, ServerOptions {
+  state: string;
+  intervalMs?: string;
+  maxRounds?: string;
+  keepGoing?: boolean;
+}
+
+export async function monitorCommand(options: MonitorOptions, deps: LogCommandDeps = defaultDeps): Promise<number> {
+  return guard(async () => {
+    const verifier = await verifierOf(options);
+    const client = clientOf(options, deps);
+    const intervalMs = wholeNumber(options.intervalMs, '--interval-ms', monitorIntervalMsDefault, 1)!;
+    const maxRounds = wholeNumber(options.maxRounds, '--max-rounds', undefined, 1);
+    let last = await readState(options.state);
+    let alerts = 0;
+    // Runs until interrupted, or for --max-rounds checkpoint fetches.
+    for (let round = 0; maxRounds === undefined || round < maxRounds; round += 1) {
+      if (round > 0) await deps.sleep(intervalMs);
+      const step = await followStep(client, verifier, last);
+      if (step.kind === 'unreachable') {
+        deps.output.err(`warning: ${step.message}; trying again in ${intervalMs} ms`);
+      } else if (step.kind === 'alert') {
+        alerts += 1;
+        deps.output.err(`ALERT [${step.failure.kind}] ${client.description}: ${step.failure.message}`);
+        if (!options.keepGoing) throw new Failure(`log monitor stopped on an alert; ${options.state} still holds the last consistent checkpoint (size ${last?.size ?? 0})`);
+      } else if (step.change !== 'same') {
+        last = savedFrom(step.checkpoint, step.note);
+        await writeState(options.state, last);
+        deps.output.out(`${new Date(deps.now()).toISOString()} ${step.change === 'first' ? 'first checkpoint' : 'consistent'}: size ${step.checkpoint.size} root ${step.checkpoint.rootHash.toString('hex')}`);
+      }
+    }
+    if (alerts > 0) throw new Failure(`log monitor raised ${alerts} alert(s)`);
+    return 0;
+  });
+}
+
+export interface WitnessOptions extends ServerOptions {
+  logKey?: string;
+  logKeyFile?: string;
+  witnessKeyFile: string;
+  state: string;
+}
+
+/** The served note without any line of ours: a re-cosigning replaces our older cosignature. */
+function withoutCosignatureOf(note: string, cosigner: Cosigner): string {
+  const parsed = parseNote(note);
+  const others = parsed.signatures.filter((signature) => signature.name !== cosigner.name || signature.keyId !== cosigner.keyId);
+  return `${parsed.text}\n${others.map((signature) => `${signature.line}\n`).join('')}`;
+}
+
+export async function witnessCommand(options: WitnessOptions, deps: LogCommandDeps = defaultDeps): Promise<number> {
+  return guard(async () => {
+    const verifier = await verifierOf({ key: options.logKey, keyFile: options.logKeyFile }, '--log-key');
+    const client = clientOf(options, deps);
+    let cosigner: Cosigner;
+    try {
+      cosigner = parseCosignerKey((await readText(options.witnessKeyFile, 'the witness key file')).trim());
+    } catch (error) {
+      if (error instanceof Failure) throw error;
+      throw usage(`--witness-key-file: ${(error as Error).message}`);
+    }
+    const last: SavedCheckpoint | undefined = await readState(options.state);
+    const step = await followStep(client, verifier, last);
+    if (step.kind === 'unreachable') throw new Failure(step.message);
+    if (step.kind === 'alert') throw new Failure(`refusing to cosign: [${step.failure.kind}] ${step.failure.message}`);
+    const cosigned = cosignCheckpoint(withoutCosignatureOf(step.note, cosigner), cosigner, Math.floor(deps.now() / 1000));
+    // Saved before the cosignature leaves: after a crash here the witness still refuses
+    // anything inconsistent with what it may already have published.
+    await writeState(options.state, savedFrom(step.checkpoint, step.note));
+    const stored = await client.postCosignature(cosigned);
+    deps.output.out(`cosigned ${step.checkpoint.origin} size ${step.checkpoint.size} root ${step.checkpoint.rootHash.toString('hex')} as ${cosigner.name} (${step.change === 'first' ? 'first checkpoint seen' : step.change === 'same' ? 'same as last time' : `consistent with size ${last!.size}`}); the log stored ${stored} cosignature(s)`);
+    return 0;
+  });
+}
+
+/** Adds `log` and its subcommands to the program. */
+export function registerLogCommands(program: Command, overrides: Partial<LogCommandDeps> = {}): Command {
+  const deps: LogCommandDeps = { ...defaultDeps, ...overrides };
+  const log = program.command('log').description('the transparency log: keys, verification, proofs, monitoring, witnessing (public HTTP endpoints)');
+  const keyOptions = (command: Command) => command.option('--key <verifierKey>', "the log's verifier key, name+hexid+base64").option('--key-file <file>', 'read the verifier key from a file');
+  log.command('keygen').description('create the log signing key (Ed25519); writes it with mode 0600 and prints the verifier key')
+    .requiredOption('--origin <name>', "the log's origin, e.g. chipledger.example/log").requiredOption('--out <file>', 'where to write the signer key (must not exist)')
+    .action(async (options: { origin: string; out: string }) => void (await keygenCommand(options, 'log', deps)));
+  log.command('cosigner-keygen').description('create a witness cosigning key (C2SP tlog-cosignature, Ed25519)')
+    .requiredOption('--name <name>', "the witness's name, e.g. witness.example.org").requiredOption('--out <file>', 'where to write the key (must not exist)')
+    .action(async (options: { name: string; out: string }) => void (await keygenCommand({ origin: options.name, out: options.out }, 'witness', deps)));
+  keyOptions(log.command('verify').description('verify the checkpoint signature, every hash tile and (with a token) every entry; check consistency with --state')
+    .requiredOption('--url <url>', 'the server, e.g. http://127.0.0.1:8080').option('--state <file>', 'the checkpoint saved by the last run; updated on success')
+    .option('--token <token>', 'authority or auditor token: also fetch and hash every entry'))
+    .action(async (options: VerifyCommandOptions) => void (await verifyCommand(options, deps)));
+  keyOptions(log.command('prove <eventSeq>').description("fetch an event's C2SP tlog-proof and verify it offline against the event")
+    .requiredOption('--url <url>', 'the server').option('--token <token>', 'a token that sees the event').option('--event-file <file>', "the event's canonical bytes instead of fetching them")
+    .option('--out <file>', 'save the proof here instead of printing it'))
+    .action(async (seq: string, options: KeyOptions & ServerOptions & { out?: string; eventFile?: string }) => void (await proveCommand(seq, options, deps)));
+  keyOptions(log.command('monitor').description('follow the checkpoint; alert on a signature, consistency, truncation or fork failure')
+    .requiredOption('--url <url>', 'the server').requiredOption('--state <file>', 'the last consistent checkpoint, kept between runs')
+    .option('--interval-ms <ms>', `between checkpoint fetches (default ${monitorIntervalMsDefault})`).option('--max-rounds <n>', 'stop after this many fetches (default: until interrupted)')
+    .option('--keep-going', 'keep following after an alert (exit 1 at the end)'))
+    .action(async (options: MonitorOptions) => void (await monitorCommand(options, deps)));
+  log.command('witness').description('cosign the newest checkpoint if it is consistent with the last one cosigned, and send the cosignature to the log')
+    .requiredOption('--url <url>', 'the server').option('--log-key <verifierKey>', "the log's verifier key").option('--log-key-file <file>', 'read it from a file')
+    .requiredOption('--witness-key-file <file>', 'the witness key from log cosigner-keygen').requiredOption('--state <file>', 'the last cosigned checkpoint')
+    .action(async (options: WitnessOptions) => void (await witnessCommand(options, deps)));
+  return log;
+}

@@ -1,0 +1,92 @@
+/**
+ * The checkpoint a verifier, monitor or witness saw last, kept in a small JSON file between
+ * runs: the next run must find the log consistent with it. Written to a temporary file and
+ * renamed, so a crash mid-write leaves the old state, never half of a new one.
+ */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { openCheckpoint, parseCheckpoint, parseNote, type Checkpoint, type NoteVerifier } from '../../tlog/index.ts';
+import { Failure } from '../output.ts';
+
+/** A checkpoint as remembered: the tree head and the signed note it came in. */
+export interface SavedCheckpoint {
+  readonly origin: string;
+  readonly size: number;
+  readonly rootHash: Buffer;
+  /** The signed note as served; evidence if the log later contradicts it. */
+  readonly note: string;
+}
+
+interface StateFile {
+  version: 1;
+  origin: string;
+  size: number;
+  rootHash: string;
+  checkpoint: string;
+  savedAt: string;
+}
+
+/** Largest state file read: one checkpoint note with cosignatures. */
+const stateBytesMax = 1024 * 1024;
+
+export function savedFrom(checkpoint: Checkpoint, note: string): SavedCheckpoint {
+  return { origin: checkpoint.origin, size: checkpoint.size, rootHash: checkpoint.rootHash, note };
+}
+
+/** The saved checkpoint, or undefined when the file does not exist yet (first run). */
+export async function readState(path: string): Promise<SavedCheckpoint | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Failure(`couldn't read the state file ${path}: ${(error as Error).message}`);
+  }
+  if (text.length > stateBytesMax) throw new Failure(`the state file ${path} is larger than ${stateBytesMax} bytes; it is not one of ours`);
+  let parsed: Partial<StateFile>;
+  try {
+    parsed = JSON.parse(text) as Partial<StateFile>;
+  } catch (error) {
+    throw new Failure(`the state file ${path} is not JSON: ${(error as Error).message}`);
+  }
+  const rootHash = typeof parsed.rootHash === 'string' ? Buffer.from(parsed.rootHash, 'base64') : Buffer.alloc(0);
+  const valid = parsed.version === 1 && typeof parsed.origin === 'string' && Number.isSafeInteger(parsed.size) && (parsed.size ?? -1) >= 0
+    && rootHash.length === 32 && typeof parsed.checkpoint === 'string';
+  if (!valid) throw new Failure(`the state file ${path} is not a saved checkpoint (version 1 with origin, size, rootHash, checkpoint)`);
+  return { origin: parsed.origin!, size: parsed.size!, rootHash, note: parsed.checkpoint! };
+}
+
+export async function writeState(path: string, saved: SavedCheckpoint, now: Date = new Date()): Promise<void> {
+  const file: StateFile = {
+    version: 1,
+    origin: saved.origin,
+    size: saved.size,
+    rootHash: saved.rootHash.toString('base64'),
+    checkpoint: saved.note,
+    savedAt: now.toISOString(),
+  };
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o644 });
+  await rename(temporary, path);
+}
+
+/**
+ * Whether the saved note is a checkpoint of this size and root signed by the log key: then
+ * a contradiction with it is proof against the log, not only against our file.
+ */
+export function savedNoteIsSigned(saved: SavedCheckpoint, verifier: NoteVerifier): boolean {
+  try {
+    const { checkpoint } = openCheckpoint(saved.note, verifier);
+    return checkpoint.size === saved.size && checkpoint.rootHash.equals(saved.rootHash);
+  } catch {
+    return false;
+  }
+}
+
+/** The checkpoint text of a note, for messages; undefined if it is not one. */
+export function checkpointOfNote(note: string): Checkpoint | undefined {
+  try {
+    return parseCheckpoint(parseNote(note).text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { emptyRoot, generateSignerKey, parseSignerKey, parseVerifierKey, rootOf, signCheckpoint } from '../../tlog/index.ts';
+import { flipped, memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
+import { followStep } from './follow.ts';
+import type { SavedCheckpoint } from './state.ts';
+import { verifyLog } from './verify.ts';
+
+const key = generateSignerKey('log.verify.test');
+const verifier = parseVerifierKey(key.verifierKey);
+// 600 entries: two full level-0 tiles, a partial one, and a level-1 tile of width 2.
+const entries = syntheticEntries(600);
+
+function fresh(): MemoryLog {
+  return memoryLog(entries.map((entry) => Buffer.from(entry)), key.signerKey);
+}
+
+function savedAt(size: number, rootHash: Buffer = rootOf(fresh().leaves.slice(0, size)), signerKey = key.signerKey): SavedCheckpoint {
+  const checkpoint = { origin: 'log.verify.test', size, rootHash, extensions: [] };
+  return { origin: checkpoint.origin, size, rootHash, note: signCheckpoint(checkpoint, parseSignerKey(signerKey)) };
+}
+
+async function failuresOf(log: MemoryLog, saved?: SavedCheckpoint, checkEntries = true) {
+  const report = await verifyLog(log, { verifier, saved, checkEntries });
+  return report.failures;
+}
+
+describe('log verify over fetched data', () => {
+  it('passes an untouched log, hashing every entry and checking consistency with a saved checkpoint', async () => {
+    const report = await verifyLog(fresh(), { verifier, saved: savedAt(300), checkEntries: true });
+    expect(report.failures).toEqual([]);
+    expect(report.entriesChecked).toBe(600);
+    expect(report.tilesChecked).toBe(4); // 0/000, 0/001, 0/002.p/88, 1/000.p/2
+  });
+
+  it('names a changed entry by index', async () => {
+    const log = fresh();
+    log.entryList[37] = flipped(log.entryList[37]!, 10);
+    const failures = await failuresOf(log);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]!.kind).toBe('entry');
+    expect(failures[0]!.message).toContain('entry 37 ');
+  });
+
+  it('tells a reordering from a change', async () => {
+    const log = fresh();
+    [log.entryList[300], log.entryList[301]] = [log.entryList[301]!, log.entryList[300]!];
+    const failures = await failuresOf(log);
+    expect(failures[0]!.kind).toBe('order');
+    expect(failures[0]!.message).toContain('entry 300 is out of order');
+    expect(failures[0]!.message).toContain('index 301');
+  });
+
+  it('names a full tile that disagrees with the level above, without entries too', async () => {
+    const log = fresh();
+    log.tiles.set('0/1', flipped(log.tiles.get('0/1')!, 5 * 32));
+    for (const checkEntries of [true, false]) {
+      const failures = await failuresOf(log, undefined, checkEntries);
+      expect(failures.map((failure) => failure.kind)).toEqual(['tile']);
+      expect(failures[0]!.message).toContain('tile tile/0/001');
+    }
+  });
+
+  it('names the right edge when a partial tile changes', async () => {
+    const log = fresh();
+    log.tiles.set('0/2', flipped(log.tiles.get('0/2')!, 0));
+    const failures = await failuresOf(log, undefined, false);
+    expect(failures.map((failure) => failure.kind)).toEqual(['root']);
+    expect(failures[0]!.message).toContain('tile/0/002.p/88');
+  });
+
+  it('refuses a checkpoint with one changed signature byte and checks nothing else', async () => {
+    const log = fresh();
+    const at = log.note.lastIndexOf(' ') + 5;
+    log.note = `${log.note.slice(0, at)}${log.note[at] === 'A' ? 'B' : 'A'}${log.note.slice(at + 1)}`;
+    const report = await verifyLog(log, { verifier, checkEntries: true });
+    expect(report.failures.map((failure) => failure.kind)).toEqual(['signature']);
+    expect(report.tilesChecked).toBe(0);
+  });
+
+  it('catches truncation: a saved checkpoint larger than the log', async () => {
+    const failures = await failuresOf(fresh(), savedAt(700, Buffer.alloc(32, 7)));
+    expect(failures[0]!.kind).toBe('truncation');
+    expect(failures[0]!.message).toContain('smaller than the checkpoint of size 700');
+  });
+
+  it('catches a fork at the same size, and says when both notes are signed', async () => {
+    const other = generateSignerKey('log.verify.test');
+    const signedFork = await failuresOf(fresh(), savedAt(600, Buffer.alloc(32, 1)));
+    expect(signedFork[0]!.kind).toBe('fork');
+    expect(signedFork[0]!.message).toContain('two checkpoints of size 600');
+    expect(signedFork[0]!.message).toContain('both checkpoints are signed');
+    const unsigned = await failuresOf(fresh(), savedAt(600, Buffer.alloc(32, 1), other.signerKey));
+    expect(unsigned[0]!.message).not.toContain('both checkpoints are signed');
+  });
+
+  it('catches a fork below the current size from the tiles and from the proof', async () => {
+    const failures = await failuresOf(fresh(), savedAt(300, Buffer.alloc(32, 2)));
+    expect(failures.map((failure) => failure.kind)).toEqual(['fork', 'consistency']);
+    expect(failures[0]!.message).toContain('at size 300');
+  });
+
+  it("refuses the server's consistency proof when it does not verify", async () => {
+    const log = fresh();
+    log.proofOverride = () => [Buffer.alloc(32, 3)];
+    const failures = await failuresOf(log, savedAt(300));
+    expect(failures.map((failure) => failure.kind)).toEqual(['consistency']);
+  });
+
+  it('reports a tile it could not fetch', async () => {
+    const log = fresh();
+    log.tiles.delete('1/0');
+    const failures = await failuresOf(log);
+    expect(failures.map((failure) => failure.kind)).toEqual(['fetch']);
+    expect(failures[0]!.message).toContain('tile/1/000.p/2');
+  });
+});
+
+describe('following a log (monitor and witness)', () => {
+  it('accepts the first checkpoint, the same one, and a consistent larger one', async () => {
+    expect((await followStep(fresh(), verifier, undefined)).kind).toBe('ok');
+    expect(await followStep(fresh(), verifier, savedAt(600))).toMatchObject({ kind: 'ok', change: 'same' });
+    expect(await followStep(fresh(), verifier, savedAt(1))).toMatchObject({ kind: 'ok', change: 'grew' });
+    expect(await followStep(fresh(), verifier, savedAt(0, emptyRoot))).toMatchObject({ kind: 'ok', change: 'grew' });
+  });
+
+  it('alerts on an inconsistent, truncated, forked or unsigned checkpoint', async () => {
+    expect(await followStep(fresh(), verifier, savedAt(256, Buffer.alloc(32, 4)))).toMatchObject({ kind: 'alert', failure: { kind: 'consistency' } });
+    expect(await followStep(fresh(), verifier, savedAt(601, Buffer.alloc(32, 4)))).toMatchObject({ kind: 'alert', failure: { kind: 'truncation' } });
+    expect(await followStep(fresh(), verifier, savedAt(600, Buffer.alloc(32, 4)))).toMatchObject({ kind: 'alert', failure: { kind: 'fork' } });
+    const stranger = parseVerifierKey(generateSignerKey('log.verify.test').verifierKey);
+    expect(await followStep(fresh(), stranger, undefined)).toMatchObject({ kind: 'alert', failure: { kind: 'signature' } });
+  });
+});

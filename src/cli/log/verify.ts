@@ -1,0 +1,239 @@
+/**
+ * `chipledger log verify`: everything a log's data can be checked for, from the outside.
+ *
+ * 1. The checkpoint is signed by the log key (nothing else is trusted before that).
+ * 2. It is consistent with the checkpoint saved by the last run: not smaller (truncation),
+ *    not the same size with another root (fork), and for a larger size both the old root
+ *    recomputed from the tiles and the server's consistency proof agree.
+ * 3. Every hash tile agrees with the level above, and the tiles give the signed root.
+ * 4. With a token that may read entry bundles: every entry is hashed and the whole tree
+ *    recomputed with TreeAuditor against the tiles and the signed roots.
+ * The functions take a LogSource, so tests feed tampered data through the same path.
+ */
+import {
+  TreeAuditor, leafHash, openCheckpoint, rootFromNodes, tilePath, tileWidth, verifyConsistency,
+  type Checkpoint, type NoteVerifier, type Tile,
+} from '../../tlog/index.ts';
+import { LogFetchError, type LogSource } from './client.ts';
+import { savedNoteIsSigned, type SavedCheckpoint } from './state.ts';
+import { TileSet, auditTiles, failuresReportedMax, findLeaf, tilesOfTree, type VerifyFailure } from './tiles.ts';
+
+/** Requests in flight at once while fetching tiles; entry bundles are fetched this far ahead. */
+export const fetchConcurrencyMax = 8;
+
+export interface ProgressSink {
+  start(label: string, total: number, unit: string): { update(done: number): void; finish(note?: string): void };
+}
+
+export interface VerifyOptions {
+  verifier: NoteVerifier;
+  saved?: SavedCheckpoint | undefined;
+  /** Fetch and hash every entry (needs an authority or auditor token). */
+  checkEntries: boolean;
+  progress?: ProgressSink;
+}
+
+export interface VerifyReport {
+  checkpoint: Checkpoint | undefined;
+  note: string | undefined;
+  failures: VerifyFailure[];
+  tilesChecked: number;
+  entriesChecked: number;
+  /** Whether the saved checkpoint was compared (state given and the new one verified). */
+  comparedWithSaved: boolean;
+}
+
+const noProgress: ProgressSink = { start: () => ({ update() {}, finish() {} }) };
+
+function describeFetch(error: unknown, what: string): VerifyFailure {
+  if (error instanceof LogFetchError) return { kind: 'fetch', message: `couldn't fetch ${what}: ${error.message}` };
+  throw error;
+}
+
+/** Step 1: the signed checkpoint, or the failure that stops everything. */
+export function openServedCheckpoint(note: string, verifier: NoteVerifier): { checkpoint: Checkpoint } | { failure: VerifyFailure } {
+  try {
+    return { checkpoint: openCheckpoint(note, verifier).checkpoint };
+  } catch (error) {
+    return { failure: { kind: 'signature', message: `the checkpoint does not verify with the log key ${verifier.name}: ${(error as Error).message}` } };
+  }
+}
+
+/**
+ * Step 2a, before any data: a log only grows, and one size has one root. The saved note's
+ * signature tells whether the contradiction is proven against the log (both signed).
+ */
+export function compareWithSaved(saved: SavedCheckpoint, checkpoint: Checkpoint, verifier: NoteVerifier): VerifyFailure | undefined {
+  const proven = savedNoteIsSigned(saved, verifier) ? `; both checkpoints are signed by ${verifier.name}: keep the saved note as evidence` : '';
+  if (checkpoint.size < saved.size) {
+    return { kind: 'truncation', message: `truncation: the log now signs size ${checkpoint.size}, smaller than the checkpoint of size ${saved.size} saved earlier; a log never shrinks${proven}` };
+  }
+  if (checkpoint.size === saved.size && !checkpoint.rootHash.equals(saved.rootHash)) {
+    return {
+      kind: 'fork',
+      message: `fork: two checkpoints of size ${saved.size} with different roots: ${checkpoint.rootHash.toString('hex')} now, ${saved.rootHash.toString('hex')} saved earlier${proven}`,
+    };
+  }
+  return undefined;
+}
+
+/** Step 2b, for a larger size: the old root from the data and the server's proof must both agree. */
+export function checkGrowth(saved: SavedCheckpoint, checkpoint: Checkpoint, tiles: TileSet | undefined, proof: Buffer[] | undefined): VerifyFailure[] {
+  const failures: VerifyFailure[] = [];
+  if (tiles !== undefined) {
+    const oldRoot = rootFromNodes(saved.size, tiles.getNode);
+    if (!oldRoot.equals(saved.rootHash)) {
+      failures.push({
+        kind: 'fork',
+        message: `fork: the log's tiles give root ${oldRoot.toString('hex')} at size ${saved.size}, but the checkpoint of size ${saved.size} saved earlier signs ${saved.rootHash.toString('hex')}: the log was rewritten after it`,
+      });
+    }
+  }
+  if (proof !== undefined && !verifyConsistency(saved.size, checkpoint.size, proof, saved.rootHash, checkpoint.rootHash)) {
+    failures.push({ kind: 'consistency', message: `the server's consistency proof from size ${saved.size} to ${checkpoint.size} does not verify against the saved and the new root` });
+  }
+  return failures;
+}
+
+/** Runs up to `concurrency` tasks at a time, in order of the list. */
+async function eachLimited<T>(items: readonly T[], concurrency: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (let index = next++; index < items.length; index = next++) await task(items[index]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}
+
+/** Step 3's input: every hash tile of the tree at `size`. */
+export async function fetchTiles(source: LogSource, size: number, progress: ProgressSink): Promise<{ tiles: TileSet } | { failure: VerifyFailure }> {
+  const wanted = tilesOfTree(size);
+  const tiles = new TileSet(size);
+  const bar = progress.start('hash tiles', wanted.length, 'tiles');
+  let done = 0;
+  let failure: VerifyFailure | undefined;
+  await eachLimited(wanted, fetchConcurrencyMax, async (tile: Tile) => {
+    if (failure) return;
+    try {
+      tiles.add(tile, await source.tile(tile.level, tile.index, tile.width));
+    } catch (error) {
+      failure ??= describeFetch(error, `tile ${tilePath(tile.level, tile.index, tile.width)}`);
+    }
+    bar.update((done += 1));
+  });
+  bar.finish();
+  return failure ? { failure } : { tiles };
+}
+
+/**
+ * Step 4: every entry through TreeAuditor, bundle by bundle, fetched a few bundles ahead.
+ * On a leaf that disagrees, the level-0 tiles are searched for its hash: found elsewhere
+ * means the entries were reordered, not found means the entry was changed.
+ */
+export async function auditEntries(source: LogSource, tiles: TileSet, roots: ReadonlyMap<number, Buffer>, progress: ProgressSink): Promise<{ failures: VerifyFailure[]; entries: number }> {
+  const size = tiles.size;
+  const auditor = new TreeAuditor(tiles.lookup, roots);
+  const bundles = Math.ceil(size / tileWidth);
+  const bar = progress.start('entries', size, 'entries');
+  const fetchBundle = (index: number) => source.entries(index, Math.min(tileWidth, size - index * tileWidth));
+  const ahead: Array<Promise<Buffer[]>> = [];
+  for (let index = 0; index < Math.min(bundles, fetchConcurrencyMax); index += 1) ahead.push(fetchBundle(index));
+  for (let index = 0; index < bundles; index += 1) {
+    let entries: Buffer[];
+    try {
+      entries = await ahead[index]!;
+    } catch (error) {
+      ahead.slice(index + 1).forEach((pending) => pending.catch(() => {}));
+      return { failures: [describeFetch(error, `entry bundle ${index}`)], entries: auditor.size };
+    }
+    if (index + fetchConcurrencyMax < bundles) ahead.push(fetchBundle(index + fetchConcurrencyMax));
+    auditor.addEntries(entries);
+    bar.update(auditor.size);
+    if (auditor.failure) {
+      ahead.slice(index + 1).forEach((pending) => pending.catch(() => {}));
+      return { failures: [explainAuditFailure(auditor.failure, index * tileWidth, entries, tiles, roots)], entries: auditor.size };
+    }
+  }
+  bar.finish();
+  const failure = auditor.finish();
+  return { failures: failure ? [explainAuditFailure(failure, size, [], tiles, roots)] : [], entries: auditor.size };
+}
+
+function explainAuditFailure(failure: { kind: string; message: string }, first: number, entries: Buffer[], tiles: TileSet, roots: ReadonlyMap<number, Buffer>): VerifyFailure {
+  if (failure.kind === 'tile') return { kind: 'tile', message: `recomputed from the entries, ${failure.message}` };
+  if (failure.kind === 'checkpoint') {
+    // TreeAuditor checks the roots in size order: the signed size is the largest one.
+    const atSize = Number(/at size (\d+)/.exec(failure.message)?.[1] ?? Number.NaN);
+    const atSaved = atSize !== Math.max(...roots.keys());
+    return atSaved ? { kind: 'fork', message: `fork: recomputed from the entries, ${failure.message}` } : { kind: 'root', message: `recomputed from the entries, ${failure.message}` };
+  }
+  for (let offset = 0; offset < entries.length; offset += 1) {
+    const index = first + offset;
+    const leaf = leafHash(entries[offset]!);
+    const stored = tiles.lookup(0, index);
+    if (stored !== undefined && stored.equals(leaf)) continue;
+    const elsewhere = findLeaf(tiles, leaf);
+    const tile = tilePath(0, Math.floor(index / tileWidth));
+    if (elsewhere !== undefined) {
+      return { kind: 'order', message: `entry ${index} is out of order: its bytes are the entry the log committed at index ${elsewhere} (${tile} stores a different hash at ${index}); entries were reordered` };
+    }
+    return {
+      kind: 'entry',
+      message: `entry ${index} (event seq ${index}) was changed: its bytes hash to ${leaf.toString('hex')}, but ${tile} (covered by the signed root) stores ${stored?.toString('hex') ?? 'nothing'} at position ${index % tileWidth}`,
+    };
+  }
+  return { kind: 'entry', message: failure.message };
+}
+
+/** The whole verification; the report lists every failure found (at most failuresReportedMax). */
+export async function verifyLog(source: LogSource, options: VerifyOptions): Promise<VerifyReport> {
+  const progress = options.progress ?? noProgress;
+  const report: VerifyReport = { checkpoint: undefined, note: undefined, failures: [], tilesChecked: 0, entriesChecked: 0, comparedWithSaved: false };
+  try {
+    report.note = await source.checkpoint();
+  } catch (error) {
+    report.failures.push(describeFetch(error, 'the checkpoint'));
+    return report;
+  }
+  const opened = openServedCheckpoint(report.note, options.verifier);
+  if ('failure' in opened) {
+    report.failures.push(opened.failure);
+    return report;
+  }
+  const checkpoint = (report.checkpoint = opened.checkpoint);
+  const saved = options.saved;
+  if (saved) {
+    report.comparedWithSaved = true;
+    const contradiction = compareWithSaved(saved, checkpoint, options.verifier);
+    if (contradiction) report.failures.push(contradiction);
+  }
+  const fetched = await fetchTiles(source, checkpoint.size, progress);
+  if ('failure' in fetched) {
+    report.failures.push(fetched.failure);
+    return report;
+  }
+  report.tilesChecked = tilesOfTree(checkpoint.size).length;
+  const tileFailures = auditTiles(fetched.tiles, checkpoint.rootHash);
+  report.failures.push(...tileFailures);
+  let growthFailures: VerifyFailure[] = [];
+  if (saved && saved.size < checkpoint.size) {
+    let proof: Buffer[] | undefined;
+    try {
+      proof = await source.consistencyProof(saved.size, checkpoint.size);
+    } catch (error) {
+      report.failures.push(describeFetch(error, `the consistency proof from ${saved.size} to ${checkpoint.size}`));
+    }
+    growthFailures = checkGrowth(saved, checkpoint, tileFailures.length === 0 ? fetched.tiles : undefined, proof);
+    report.failures.push(...growthFailures);
+  }
+  // Entries are checked against tiles the signed root vouches for; tiles already proven wrong
+  // would only turn one failure into hundreds.
+  if (options.checkEntries && tileFailures.length === 0) {
+    const roots = new Map<number, Buffer>([[checkpoint.size, checkpoint.rootHash]]);
+    if (saved && saved.size < checkpoint.size && !growthFailures.some((failure) => failure.kind === 'fork')) roots.set(saved.size, saved.rootHash);
+    const audited = await auditEntries(source, fetched.tiles, roots, progress);
+    report.entriesChecked = audited.entries;
+    report.failures.push(...audited.failures);
+  }
+  report.failures.splice(failuresReportedMax);
+  return report;
+}
