@@ -19,7 +19,7 @@ import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 import {
-  emptyKeys, findIdempotencyAnswers, loadBatchState, lockLogHead, writeBatch,
+  beginBatch, commitBatch, emptyKeys, findIdempotencyAnswers, loadBatchState, writeBatch,
   type EventWrite, type IdempotencyWrite, type LogHead, type StoredAnswer,
 } from '../store/ledger-tables.ts';
 import { canonicalBytes, eventBody } from './events.ts';
@@ -39,16 +39,17 @@ export type Answer =
 /** What the transparency log does inside a batch's transaction (issue: tlog). */
 export interface LogAppender {
   /**
-   * Adds the batch's events as leaves, writing tiles and the new root in the batch's
-   * transaction. `head` is the log as committed before this batch (read under the lock).
+   * Adds the batch's events as leaves, writing tiles in the batch's transaction, and
+   * returns the new root (which the batch's commit stores with the new size). `head` is
+   * the log as committed before this batch (read under the lock).
    */
-  append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<void>;
+  append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<Buffer>;
 }
 
 export interface SequencerOptions {
   pool: Pool;
   clock: Clock;
-  logAppender?: LogAppender;
+  logAppender: LogAppender;
   batchCommandsMax?: number;
   queueMax?: number;
   onError?: (error: unknown, context: string) => void;
@@ -191,9 +192,9 @@ export class Sequencer {
     const client = await this.options.pool.connect();
     let broken = false;
     try {
-      await client.query('BEGIN');
-      const answers = await this.runBatch(client, batch);
-      await client.query('COMMIT');
+      const head = await beginBatch(client);
+      const { answers, headAfter } = await this.runBatch(client, batch, head);
+      await commitBatch(client, headAfter);
       return answers;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {
@@ -205,8 +206,7 @@ export class Sequencer {
     }
   }
 
-  private async runBatch(client: PoolClient, batch: Pending[]): Promise<Answer[]> {
-    const head = await lockLogHead(client);
+  private async runBatch(client: PoolClient, batch: Pending[], head: LogHead): Promise<{ answers: Answer[]; headAfter: LogHead }> {
     const size = head.size;
     const at = this.options.clock.now().toISOString();
     const stored = await findIdempotencyAnswers(client, batch.flatMap((pending) => (pending.idempotency ? [pending.idempotency] : [])));
@@ -240,12 +240,10 @@ export class Sequencer {
       replacedPartiesOf: [...new Set(state.replacedPartiesOf)],
       events,
       idempotency: remembered,
-      logSizeAfter: size + events.length,
     });
-    if (this.options.logAppender && events.length > 0) {
-      await this.options.logAppender.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
-    }
-    return answers;
+    if (events.length === 0) return { answers, headAfter: head };
+    const root = await this.options.logAppender.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
+    return { answers, headAfter: { size: size + events.length, root } };
   }
 
   private runOne(state: BatchState, pending: Pending, seq: number, at: string, events: EventWrite[]): Answer {

@@ -15,7 +15,7 @@ import {
 } from '../tlog/index.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 import type { LogHead } from '../store/ledger-tables.ts';
-import { readTiles, writeRoot, writeTiles, type TileRow } from '../store/tlog-tables.ts';
+import { readTiles, writeTiles, type TileRow } from '../store/tlog-tables.ts';
 import type { LogAppender } from './sequencer.ts';
 import { TileReader } from './tile-reader.ts';
 
@@ -40,7 +40,7 @@ export class TransparencyLog implements LogAppender {
     return this.appender.size;
   }
 
-  async append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<void> {
+  async append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<Buffer> {
     if (this.appender.size !== head.size || !this.root.equals(head.root)) await this.reload(client, head);
     const full: TileRow[] = [];
     const touched = new Set<number>();
@@ -67,7 +67,7 @@ export class TransparencyLog implements LogAppender {
     this.root = this.appender.root();
     this.stats.leaves += leaves.length;
     await writeTiles(client, [...full, ...partial]);
-    await writeRoot(client, this.root);
+    return this.root;
   }
 
   /** Rebuilds the right edge from the stored tiles at the committed head. */

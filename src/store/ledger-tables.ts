@@ -2,7 +2,7 @@
  * The ledger's storage surface: load the rows a batch needs, write what it changed.
  *
  * Rules of this surface:
- * - Everything here runs inside the caller's transaction, after lockLogHead(). The lock
+ * - Everything here runs inside the caller's transaction, after beginBatch(). The lock
  *   orders all ledger writers (also across processes), so every read here sees every
  *   batch committed before this one and none that commits after.
  * - writeBatch writes parents before children (foreign keys are checked per statement)
@@ -100,12 +100,26 @@ const bulkWriters: Partial<{ [T in TableName]: (client: PoolClient, rows: TableR
   },
 };
 
-/** Takes the ledger's global write lock and returns the log's head. */
-export async function lockLogHead(client: PoolClient): Promise<LogHead> {
-  const result = await client.query<LogHead>('SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE');
-  const row = result.rows[0];
+/**
+ * Opens a batch's transaction and takes the ledger's global write lock, in one round trip.
+ * The lock orders every writer, also across processes; statements after it see every
+ * batch committed before.
+ */
+export async function beginBatch(client: PoolClient): Promise<LogHead> {
+  const results = (await client.query('BEGIN; SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE')) as unknown as Array<{ rows: LogHead[] }>;
+  const row = results[1]?.rows[0];
   if (!row) throw new Error('log_head row is missing: the database was not migrated');
   return row;
+}
+
+/**
+ * Records the new head and commits, in one round trip. The values are our own numbers and
+ * hex (no caller text), so they can be written into the statement.
+ * Crash note: if the connection drops here, the outcome is unknown until the next read.
+ */
+export async function commitBatch(client: PoolClient, head: LogHead): Promise<void> {
+  if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
+  await client.query(`UPDATE log_head SET size = ${head.size}, root = '\\x${head.root.toString('hex')}'::bytea WHERE id = 1; COMMIT`);
 }
 
 export interface EventWrite {
@@ -145,7 +159,6 @@ export interface BatchWrites {
   replacedPartiesOf: string[];
   events: EventWrite[];
   idempotency: IdempotencyWrite[];
-  logSizeAfter: number;
 }
 
 export async function writeBatch(client: PoolClient, writes: BatchWrites): Promise<void> {
@@ -168,7 +181,6 @@ export async function writeBatch(client: PoolClient, writes: BatchWrites): Promi
   }
   if (writes.events.length > 0) await insertEvents(client, writes.events);
   if (writes.idempotency.length > 0) await insertIdempotency(client, writes.idempotency);
-  await client.query('UPDATE log_head SET size = $1 WHERE id = 1', [writes.logSizeAfter]);
 }
 
 async function insertEvents(client: PoolClient, events: EventWrite[]): Promise<void> {

@@ -2,7 +2,7 @@
  * The transparency log's storage surface.
  *
  * Rules of this surface:
- * - writeTiles runs inside the ledger batch's transaction, after lockLogHead: tiles and
+ * - writeTiles runs inside the ledger batch's transaction, after beginBatch: tiles and
  *   events commit together or not at all.
  * - A tile row only grows: a partial tile is rewritten with more hashes until it is full
  *   (256), then never again. Every width served is a prefix of what is stored.
@@ -45,10 +45,6 @@ export async function writeTiles(client: PoolClient, tiles: TileRow[]): Promise<
        WHERE tlog_tiles.width < EXCLUDED.width`,
     [tiles.map((tile) => tile.level), tiles.map((tile) => tile.index), tiles.map((tile) => tile.width), tiles.map((tile) => tile.hashes)],
   );
-}
-
-export async function writeRoot(client: PoolClient, root: Buffer): Promise<void> {
-  await client.query('UPDATE log_head SET root = $1 WHERE id = 1', [root]);
 }
 
 export async function readHead(db: Queryable): Promise<{ size: number; root: Buffer }> {
