@@ -9,7 +9,7 @@
  *   and one statement per table: a batch of 2,000 bookings is a handful of statements.
  * - A crash at any point before COMMIT leaves nothing of the batch; after COMMIT, all of it.
  */
-import type { PoolClient } from './pool.ts';
+import { prepared, type PoolClient } from './pool.ts';
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow,
   ShipmentRow, ShipmentSerialRow, SiteRow, TokenRow, UnitRow,
@@ -174,7 +174,7 @@ export async function writeBatch(client: PoolClient, writes: BatchWrites): Promi
     if (rows === undefined || rows.length === 0) continue;
     const bulk = bulkWriters[name];
     if (bulk && rows.length >= bulkRowsMin) await bulk(client, rows as never);
-    else await client.query(upsertSql.get(name)!, [JSON.stringify(rows)]);
+    else await client.query(prepared(upsertSql.get(name)!, [JSON.stringify(rows)]));
   }
   for (const change of writes.custodyChanges) {
     await client.query('UPDATE units SET custody = $3, updated_seq = $4 WHERE shipment_id = $1 AND custody = $2', [change.shipment_id, change.from, change.to, change.seq]);
@@ -185,7 +185,7 @@ export async function writeBatch(client: PoolClient, writes: BatchWrites): Promi
 
 async function insertEvents(client: PoolClient, events: EventWrite[]): Promise<void> {
   // Scalar arrays through unnest: the hottest insert, and bytea needs no text detour.
-  await client.query(
+  await client.query(prepared(
     `INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
      SELECT seq, at, kind, actor, subject_id, string_to_array(org_ids, ' '), canonical
      FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])
@@ -199,13 +199,13 @@ async function insertEvents(client: PoolClient, events: EventWrite[]): Promise<v
       events.map((event) => event.org_ids.join(' ')),
       events.map((event) => event.canonical),
     ],
-  );
+  ));
   const readers = events.flatMap((event) => [...new Set(event.org_ids)].map((orgId) => [orgId, event.seq] as const));
   if (readers.length === 0) return;
-  await client.query('INSERT INTO event_readers (org_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[])', [
+  await client.query(prepared('INSERT INTO event_readers (org_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[])', [
     readers.map(([orgId]) => orgId),
     readers.map(([, seq]) => seq),
-  ]);
+  ]));
 }
 
 async function insertIdempotency(client: PoolClient, entries: IdempotencyWrite[]): Promise<void> {
@@ -285,7 +285,7 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
   const select = async <T>(sql: string, ids: Iterable<string>): Promise<T[]> => {
     const list = [...ids];
     if (list.length === 0) return [];
-    return (await client.query(sql, [list])).rows as T[];
+    return (await client.query(prepared(sql, [list]))).rows as T[];
   };
   if (keys.dueAt !== null) {
     const due = await client.query<{ id: string; kind: string }>(

@@ -3,6 +3,7 @@
  * int8 (bigint) comes back as a JS bigint only where we ask for it; counts and sequence
  * numbers we keep below 2^53 are parsed as numbers.
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 
 // int8: sequence numbers and counts stay far below 2^53; value_minor is bigint-safe by
@@ -38,6 +39,20 @@ export function createPool(options: PoolOptions): pg.Pool {
   pool.on('error', () => {});
   return pool;
 }
+
+/**
+ * A named (server-side prepared) form of a statement: each connection parses and plans it
+ * once, which matters for the few statements every ledger batch sends.
+ */
+export function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  let name = preparedNames.get(text);
+  if (name === undefined) {
+    name = `cl_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
+    preparedNames.set(text, name);
+  }
+  return { name, text, values };
+}
+const preparedNames = new Map<string, string>();
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;

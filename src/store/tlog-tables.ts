@@ -9,7 +9,7 @@
  * - Checkpoints are append-only; ON CONFLICT DO NOTHING makes two processes signing the
  *   same size harmless (the first one stands).
  */
-import type { Pool, PoolClient } from './pool.ts';
+import { prepared, type Pool, type PoolClient } from './pool.ts';
 
 type Queryable = Pool | PoolClient;
 
@@ -38,13 +38,13 @@ export async function readTileRange(db: Queryable, level: number, fromIndex: num
 
 export async function writeTiles(client: PoolClient, tiles: TileRow[]): Promise<void> {
   if (tiles.length === 0) return;
-  await client.query(
+  await client.query(prepared(
     `INSERT INTO tlog_tiles (level, index, width, hashes)
      SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::smallint[], $4::bytea[])
      ON CONFLICT (level, index) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes
        WHERE tlog_tiles.width < EXCLUDED.width`,
     [tiles.map((tile) => tile.level), tiles.map((tile) => tile.index), tiles.map((tile) => tile.width), tiles.map((tile) => tile.hashes)],
-  );
+  ));
 }
 
 export async function readHead(db: Queryable): Promise<{ size: number; root: Buffer }> {
