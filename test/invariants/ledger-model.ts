@@ -140,6 +140,7 @@ export class LedgerModel {
   attach(input: { shipmentId: string; serials: string[] }): Record<string, unknown> {
     const shipment = this.shipments.get(input.shipmentId) ?? refuse('not_found', 'unknown shipment');
     if (shipment.status !== 'booked') refuse('conflict', `shipment is ${shipment.status}`);
+    if (shipment.deadlineMs <= this.nowMs) refuse('conflict', 'booking deadline passed');
     this.attachSerials(shipment, input.serials);
     return { shipmentId: shipment.id, added: input.serials.length, serialCount: shipment.serialCount };
   }
@@ -164,6 +165,7 @@ export class LedgerModel {
   ship(shipmentId: string): Record<string, unknown> {
     const shipment = this.shipments.get(shipmentId) ?? refuse('not_found', 'unknown shipment');
     if (shipment.status !== 'booked') refuse('conflict', `shipment is ${shipment.status}`);
+    if (shipment.deadlineMs <= this.nowMs) refuse('conflict', 'booking deadline passed');
     if (shipment.serialCount !== shipment.units) refuse('conflict', 'manifest incomplete');
     for (const allocationId of [shipment.exportAllocationId, shipment.importAllocationId]) {
       const licence = this.side(allocationId).licence;

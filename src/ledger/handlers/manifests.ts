@@ -6,7 +6,7 @@
 import { refuse, formatUnits, type CommandContext, type Handler } from '../handler.ts';
 import type { ShipmentRow } from '../rows.ts';
 import type { BatchKeys } from '../../store/ledger-tables.ts';
-import { shipmentOrgIds, visibleShipment } from './shipments.ts';
+import { checkDeadline, shipmentOrgIds, visibleShipment } from './shipments.ts';
 
 export type ManifestEntry = string | { serial: string; gpuUuid?: string | undefined };
 
@@ -77,6 +77,7 @@ export const manifestAttach: Handler<'manifest.attach'> = {
     const shipment = visibleShipment(context.state, context.actor, input.shipmentId);
     if (shipment.exporter_org_id !== context.actor.orgId) throw refuse.forbidden(`only the exporter ${shipment.exporter_org_id} may attach serials to shipment ${shipment.id}`);
     if (shipment.status !== 'booked') throw refuse.conflict('shipment-status', `couldn't attach serials to shipment ${shipment.id}: it is ${shipment.status}, not booked`);
+    checkDeadline(context, shipment, 'attach serials to');
     const added = attachSerials(context, shipment, input.serials);
     const serialCount = shipment.serial_count + added;
     return {

@@ -206,8 +206,19 @@ function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' 
   };
 }
 
-/** Shipping needs a full manifest and licences that still cover the shipment. */
+/**
+ * A booking past its deadline is expired in all but name (the sweep may not have run yet):
+ * its reservation can no longer be posted or added to.
+ */
+export function checkDeadline(context: CommandContext, shipment: ShipmentRow, doing: string): void {
+  if (shipment.deadline <= context.at) {
+    throw refuse.conflict('booking-deadline', `couldn't ${doing} shipment ${shipment.id}: its booking deadline ${shipment.deadline} has passed`, { deadline: shipment.deadline });
+  }
+}
+
+/** Shipping needs a live booking, a full manifest and licences that still cover the shipment. */
 function checkShippable(context: CommandContext, shipment: ShipmentRow): void {
+  checkDeadline(context, shipment, 'ship');
   if (shipment.serial_count !== shipment.units) {
     throw refuse.conflict('manifest-complete', `shipment ${shipment.id} lists ${formatUnits(shipment.serial_count)} of its ${formatUnits(shipment.units)} serials; attach the rest before shipping`, { serialCount: shipment.serial_count, units: shipment.units });
   }
