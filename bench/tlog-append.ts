@@ -1,0 +1,174 @@
+/**
+ * The tlog benchmark's write side: synthetic ~300-byte events appended through the real
+ * write path (writeBatch inserts the events and bumps log_head, TransparencyLog.append
+ * hashes the leaves and writes the tiles and root, one transaction per batch, as the
+ * sequencer does), with a Checkpointer signing at its 1 s interval to measure checkpoint
+ * lag; and, for reference, bookings end to end through the ledger with and without the log.
+ */
+import { Checkpointer, checkpointIntervalMs } from '../src/ledger/checkpointer.ts';
+import { Ledger, type Answer } from '../src/ledger/ledger.ts';
+import type { Actor } from '../src/ledger/permissions.ts';
+import type { CommandRequest } from '../src/ledger/schemas.ts';
+import { Sequencer } from '../src/ledger/sequencer.ts';
+import { TransparencyLog } from '../src/ledger/transparency-log.ts';
+import { systemClock } from '../src/core/clock.ts';
+import { beginBatch, commitBatch, writeBatch, type EventWrite } from '../src/store/ledger-tables.ts';
+import { migrate } from '../src/store/migrate.ts';
+import type { Pool } from '../src/store/pool.ts';
+import type { CheckpointRow } from '../src/store/tlog-tables.ts';
+import { parseSignerKey } from '../src/tlog/index.ts';
+import { buildBenchWorld, workload } from './ledger-world.ts';
+import { QueryTimer } from './query-timer.ts';
+import { percentile, seededRandom } from './stats.ts';
+
+/** Bytes of every synthetic entry: about a real shipment.book event. */
+export const entryBytes = 300;
+const entryAt = '2026-02-01T00:00:00.000Z';
+
+/** Writes synthetic entry `index` (exactly entryBytes of JSON) into target at offset. */
+export function writeEntry(target: Buffer, offset: number, index: number): void {
+  const head = `{"seq":${index},"at":"${entryAt}","kind":"shipment.book","actor":"TOK-bench-exporter","subjectId":"SHP-${index}","input":{"units":1},"pad":"`;
+  const written = target.write(head, offset, 'latin1');
+  target.fill(0x78, offset + written, offset + entryBytes - 2); // 'x'
+  target.write('"}', offset + entryBytes - 2, 'latin1');
+}
+
+export function entry(index: number): Buffer {
+  const bytes = Buffer.allocUnsafe(entryBytes);
+  writeEntry(bytes, 0, index);
+  return bytes;
+}
+
+/** Records when each checkpoint was signed. */
+class TimedCheckpointer extends Checkpointer {
+  readonly signed: Array<{ size: number; atMs: number }> = [];
+
+  override async checkpointNow(): Promise<CheckpointRow | undefined> {
+    const row = await super.checkpointNow();
+    if (row) this.signed.push({ size: row.size, atMs: performance.now() });
+    return row;
+  }
+}
+
+export interface AppendResult {
+  leaves: number;
+  batches: number;
+  seconds: number;
+  leavesPerSecond: number;
+  /** Milliseconds per batch: event rows (writeBatch), the log's append, COMMIT; and the SQL inside append. */
+  perBatchMs: { events: number; logAppend: number; logAppendSql: number; commit: number };
+  checkpointLagMs: { p50: number; p99: number; max: number; checkpoints: number };
+  /** The append loop's statements, slowest first, in ms per batch (send to reply). */
+  statements: Array<{ statement: string; msPerBatch: number }>;
+}
+
+/**
+ * Appends `leaves` synthetic events in batches of `batchLeaves`, one durable transaction
+ * each, while the checkpointer signs every second. Lag of a batch: from its COMMIT to the
+ * first checkpoint signed at or beyond its size.
+ */
+export async function sustainedAppends(pool: Pool, signerKey: string, leaves: number, batchLeaves: number, onProgress: (done: number) => void): Promise<AppendResult> {
+  const timer = new QueryTimer();
+  timer.attach(pool); // before the first connection: the timer wraps clients as they connect
+  await migrate(pool);
+  const log = new TransparencyLog(pool);
+  const checkpointer = new TimedCheckpointer({ pool, signer: parseSignerKey(signerKey), intervalMs: checkpointIntervalMs });
+  const commits: Array<{ size: number; atMs: number }> = [];
+  const spent = { events: 0, logAppend: 0, commit: 0 };
+  checkpointer.start();
+  const started = performance.now();
+  const client = await pool.connect();
+  try {
+    for (let first = 0; first < leaves; first += batchLeaves) {
+      const count = Math.min(batchLeaves, leaves - first);
+      const events: EventWrite[] = Array.from({ length: count }, (_, offset) => ({
+        seq: first + offset, at: entryAt, kind: 'shipment.book', actor: 'TOK-bench-exporter', subject_id: `SHP-${first + offset}`, org_ids: ['ORG-1'], canonical: entry(first + offset),
+      }));
+      // The sequencer's steps: BEGIN with the lock, the rows, the leaves, head + COMMIT.
+      const head = await beginBatch(client);
+      const t0 = performance.now();
+      await writeBatch(client, { rows: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events, idempotency: [] });
+      const t1 = performance.now();
+      const root = await log.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
+      const t2 = performance.now();
+      await commitBatch(client, { size: head.size + count, root });
+      const t3 = performance.now();
+      spent.events += t1 - t0;
+      spent.logAppend += t2 - t1;
+      spent.commit += t3 - t2;
+      commits.push({ size: head.size + count, atMs: t3 });
+      onProgress(head.size + count);
+    }
+  } finally {
+    client.release();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  // Wait for a checkpoint over the last batch (at most two intervals), then stop signing.
+  for (let waited = 0; waited < 2 * checkpointIntervalMs && (checkpointer.signed.at(-1)?.size ?? 0) < leaves; waited += 50) await new Promise((done) => setTimeout(done, 50));
+  await checkpointer.stop();
+  const sql = timer.report().filter((timing) => /tlog_tiles/.test(timing.statement)).reduce((sum, timing) => sum + timing.totalMs, 0);
+  return {
+    leaves, batches: commits.length, seconds, leavesPerSecond: leaves / seconds,
+    perBatchMs: { events: spent.events / commits.length, logAppend: spent.logAppend / commits.length, logAppendSql: sql / commits.length, commit: spent.commit / commits.length },
+    checkpointLagMs: lagOf(commits, checkpointer.signed),
+    statements: timer.report().slice(0, 6).map((timing) => ({ statement: timing.statement, msPerBatch: timing.totalMs / commits.length })),
+  };
+}
+
+function lagOf(commits: Array<{ size: number; atMs: number }>, signed: Array<{ size: number; atMs: number }>): AppendResult['checkpointLagMs'] {
+  const lags: number[] = [];
+  let next = 0;
+  for (const commit of commits) {
+    while (next < signed.length && (signed[next]!.size < commit.size || signed[next]!.atMs < commit.atMs)) next += 1;
+    if (next < signed.length) lags.push(signed[next]!.atMs - commit.atMs);
+  }
+  const sorted = Float64Array.from(lags).sort();
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] ?? Number.NaN, checkpoints: new Set(signed.map((row) => row.size)).size };
+}
+
+export interface EndToEndResult {
+  bookings: number;
+  withLogEventsPerSecond: number;
+  withoutLogEventsPerSecond: number;
+}
+
+type BookOne = (input: CommandRequest<'shipment.book'>, actor: Actor) => Promise<Answer>;
+
+async function bookAll(book: BookOne, world: Awaited<ReturnType<typeof buildBenchWorld>>, bookings: number, callers: number): Promise<number> {
+  const list = workload(bookings, seededRandom(20_260_201));
+  const deadline = new Date(Date.now() + 30 * 24 * 3600 * 1000).toISOString();
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: callers }, async () => {
+    for (let index = next++; index < list.length; index = next++) {
+      const pair = world.pairs[list[index]!.pair]!;
+      const answer = await book({ exportAllocationId: pair.exportAllocationId, importAllocationId: pair.importAllocationId, productId: world.productId, units: list[index]!.units, deadline }, world.exporter);
+      if (!answer.ok) throw new Error(`booking refused: ${answer.error.message}`);
+    }
+  }));
+  return bookings / ((performance.now() - started) / 1000);
+}
+
+/** Bookings through the ledger (log in the batch) and through a sequencer with no log appender. */
+export async function endToEnd(withLog: Pool, withoutLog: Pool, signerKey: string, bookings: number, callers: number): Promise<EndToEndResult> {
+  const ledger = await Ledger.open({ pool: withLog, logSignerKey: signerKey });
+  let withLogRate: number;
+  try {
+    const world = await buildBenchWorld(ledger);
+    withLogRate = await bookAll((input, actor) => ledger.submit('shipment.book', input, actor), world, bookings, callers);
+  } finally {
+    await ledger.close();
+  }
+  // The same ledger batches without the log: its world is built through a Ledger, then the
+  // bookings go through a bare Sequencer that appends no leaves.
+  const setup = await Ledger.open({ pool: withoutLog });
+  const world = await buildBenchWorld(setup);
+  await setup.close();
+  const sequencer = new Sequencer({ pool: withoutLog, clock: systemClock, logAppender: { append: async (_client, head) => head.root } });
+  try {
+    const withoutLogRate = await bookAll((input, actor) => sequencer.submit('shipment.book', input, actor), world, bookings, callers);
+    return { bookings, withLogEventsPerSecond: withLogRate, withoutLogEventsPerSecond: withoutLogRate };
+  } finally {
+    await sequencer.close();
+  }
+}

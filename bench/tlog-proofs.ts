@@ -1,0 +1,92 @@
+/**
+ * Proof latency over HTTP against the real server: inclusion and consistency proofs at the
+ * log's full size, one request at a time on a keep-alive connection, timed at the client.
+ * Cold: each request's leaf lies in a level-0 tile no earlier request touched, so its tile
+ * comes from PostgreSQL; warm: the same requests again, full tiles now cached (the partial
+ * tiles of the right edge are read on every request by design). Every proof is verified
+ * (outside the timing) against the signed root.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import { buildServer } from '../src/server/app.ts';
+import type { Ledger } from '../src/ledger/ledger.ts';
+import type { Pool } from '../src/store/pool.ts';
+import { leafHash, rootFromNodes, tileWidth, verifyConsistency, verifyInclusion, type NodeGetter } from '../src/tlog/index.ts';
+import { entry } from './tlog-append.ts';
+import { percentile, seededRandom } from './stats.ts';
+
+export interface LatencyResult {
+  requests: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export interface ProofResult {
+  size: number;
+  inclusionCold: LatencyResult;
+  inclusionWarm: LatencyResult;
+  consistencyCold: LatencyResult;
+  consistencyWarm: LatencyResult;
+}
+
+/** `count` leaf indexes in distinct full level-0 tiles other than tile 0 (a seeded shuffle), each at a random offset. */
+function spreadIndexes(size: number, count: number, random: () => number): number[] {
+  const tiles = Math.floor(size / tileWidth);
+  const order = Array.from({ length: tiles - 1 }, (_, index) => index + 1);
+  for (let i = order.length - 1; i > 0; i -= 1) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order.slice(0, Math.min(count, order.length)).map((tile) => tile * tileWidth + Math.floor(random() * tileWidth));
+}
+
+async function timeRequests(base: string, paths: string[], check: (path: string, hashes: Buffer[]) => void): Promise<LatencyResult> {
+  const latencies = new Float64Array(paths.length);
+  const answers: Array<{ path: string; hashes: string[] }> = [];
+  for (let i = 0; i < paths.length; i += 1) {
+    const started = performance.now();
+    const response = await fetch(`${base}${paths[i]}`);
+    const body = (await response.json()) as { hashes: string[] };
+    latencies[i] = performance.now() - started;
+    if (!response.ok) throw new Error(`GET ${paths[i]} answered ${response.status}: ${JSON.stringify(body)}`);
+    answers.push({ path: paths[i]!, hashes: body.hashes });
+  }
+  for (const answer of answers) check(answer.path, answer.hashes.map((hash) => Buffer.from(hash, 'base64')));
+  latencies.sort();
+  return { requests: paths.length, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), maxMs: latencies[latencies.length - 1] ?? Number.NaN };
+}
+
+/**
+ * Runs the four phases against a server over `ledger`. `getNode` answers tree nodes from
+ * memory (the audit's tiles), to compute the old roots consistency proofs are checked with.
+ */
+export async function proofLatency(ledger: Ledger, pool: Pool, size: number, root: Buffer, getNode: NodeGetter, requests: number): Promise<ProofResult> {
+  const app: FastifyInstance = await buildServer({ ledger, pool, logger: false });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  try {
+    const random = seededRandom(6962);
+    // Disjoint tiles for the two kinds, so the consistency proofs start cold too.
+    const indexes = spreadIndexes(size, 2 * requests, random);
+    const inclusion = indexes.slice(0, requests).map((index) => `/v1/log/proof/inclusion?index=${index}&size=${size}`);
+    const consistency = indexes.slice(requests).map((from) => `/v1/log/proof/consistency?from=${from}&to=${size}`);
+    const checkInclusion = (path: string, hashes: Buffer[]) => {
+      const index = Number(/index=(\d+)/.exec(path)![1]);
+      if (!verifyInclusion(leafHash(entry(index)), index, size, hashes, root)) throw new Error(`the inclusion proof at ${path} does not verify`);
+    };
+    const checkConsistency = (path: string, hashes: Buffer[]) => {
+      const from = Number(/from=(\d+)/.exec(path)![1]);
+      if (!verifyConsistency(from, size, hashes, rootFromNodes(from, getNode), root)) throw new Error(`the consistency proof at ${path} does not verify`);
+    };
+    // One request first so connection set-up is not in the cold figures.
+    await (await fetch(`${base}/v1/log/proof/inclusion?index=0&size=${size}`)).arrayBuffer();
+    const inclusionCold = await timeRequests(base, inclusion, checkInclusion);
+    const inclusionWarm = await timeRequests(base, inclusion, checkInclusion);
+    const consistencyCold = await timeRequests(base, consistency, checkConsistency);
+    const consistencyWarm = await timeRequests(base, consistency, checkConsistency);
+    return { size, inclusionCold, inclusionWarm, consistencyCold, consistencyWarm };
+  } finally {
+    await app.close();
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * `npm run bench -- tlog`: the transparency log at a million leaves, on one durable
+ * embedded PostgreSQL (or BENCH_DATABASE_URL).
+ *
+ * (a) sustained appends: 1,000,000 synthetic ~300-byte events in batches of 2,048 through
+ *     the real write path (events and tiles in one transaction per batch), leaves/s, with
+ *     the Checkpointer at its 1 s interval measuring checkpoint lag; for reference, bookings
+ *     end to end through the ledger with and without the log in the batch;
+ * (b) proof latency at that size over HTTP (real server), cold and warm tile cache;
+ * (c) a full audit of it (auditStoredLog, and TreeAuditor alone in memory) as a ratio to
+ *     raw SHA-256 over the same inputs.
+ * Goals (issue 3): 100,000 leaves/s; proofs p99 < 5 ms; audit ≥ 50% of raw hashing speed.
+ *
+ * Options: --leaves N (1000000), --batch-leaves N (2048), --proof-requests N (1000),
+ *          --bookings N (10000; 0 skips the end-to-end reference), --callers N (64)
+ */
+import { parseArgs } from 'node:util';
+import { Ledger } from '../src/ledger/ledger.ts';
+import { createPool } from '../src/store/pool.ts';
+import { readHead } from '../src/store/tlog-tables.ts';
+import { generateSignerKey } from '../src/tlog/index.ts';
+import { startBenchServer } from './database.ts';
+import { formatCount, round } from './stats.ts';
+import { auditComparison, loadTiles } from './tlog-audit.ts';
+import { endToEnd, entryBytes, sustainedAppends } from './tlog-append.ts';
+import { proofLatency, type LatencyResult } from './tlog-proofs.ts';
+
+function whole(text: string | undefined, fallback: number, name: string, min = 1): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be a whole number of at least ${min}, got "${text}"`);
+  return value;
+}
+
+function latencyLine(name: string, result: LatencyResult): string {
+  return `  ${name.padEnd(18)} ${formatCount(result.requests).padStart(6)} requests: p50 ${round(result.p50Ms, 2).toFixed(2)} ms, p99 ${round(result.p99Ms, 2).toFixed(2)} ms, max ${round(result.maxMs, 1)} ms`;
+}
+
+const latencyJson = (result: LatencyResult) => ({ p50Ms: round(result.p50Ms, 3), p99Ms: round(result.p99Ms, 3), maxMs: round(result.maxMs, 2) });
+
+export async function run(args: string[]): Promise<Record<string, unknown>> {
+  const { values } = parseArgs({
+    args,
+    options: { leaves: { type: 'string' }, 'batch-leaves': { type: 'string' }, 'proof-requests': { type: 'string' }, bookings: { type: 'string' }, callers: { type: 'string' } },
+    strict: true,
+  });
+  const leaves = whole(values.leaves, 1_000_000, 'leaves', 1_024);
+  const batchLeaves = whole(values['batch-leaves'], 2_048, 'batch-leaves');
+  const proofRequests = whole(values['proof-requests'], 1_000, 'proof-requests');
+  const bookings = whole(values.bookings, 10_000, 'bookings', 0);
+  const callers = whole(values.callers, 64, 'callers');
+  const key = generateSignerKey('bench.chipledger/log');
+  const server = await startBenchServer('tlog');
+  try {
+    console.log(`tlog benchmark on ${server.description}`);
+    console.log(`node ${process.version}; ${formatCount(leaves)} leaves of ${entryBytes} bytes in batches of ${formatCount(batchLeaves)}\n`);
+    const pool = createPool({ url: await server.createDatabase('bench_tlog'), connectionsMax: 8, applicationName: 'chipledger-bench-tlog' });
+    try {
+      let reported = 0;
+      const append = await sustainedAppends(pool, key.signerKey, leaves, batchLeaves, (done) => {
+        if (done - reported >= 100_000 || done === leaves) {
+          reported = done;
+          process.stderr.write(`  appended ${formatCount(done)}\n`);
+        }
+      });
+      const batch = append.perBatchMs;
+      console.log('(a) sustained appends (events + tiles + root in one durable transaction per batch)');
+      console.log(`  ${formatCount(append.leaves)} leaves in ${round(append.seconds, 1)} s: ${formatCount(append.leavesPerSecond)} leaves/s (goal 100,000)`);
+      console.log(`  per batch of ${formatCount(batchLeaves)}: events insert ${round(batch.events, 1)} ms, log append ${round(batch.logAppend, 1)} ms (of which tiles+root SQL ${round(batch.logAppendSql, 1)} ms, hashing and tile building ${round(batch.logAppend - batch.logAppendSql, 1)} ms), COMMIT ${round(batch.commit, 1)} ms`);
+      for (const timing of append.statements) console.log(`    ${round(timing.msPerBatch, 2).toFixed(2).padStart(8)} ms/batch  ${timing.statement}`);
+      console.log(`  checkpoint lag (COMMIT to a signed checkpoint covering it, 1 s interval): p50 ${formatCount(append.checkpointLagMs.p50)} ms, p99 ${formatCount(append.checkpointLagMs.p99)} ms, max ${formatCount(append.checkpointLagMs.max)} ms over ${append.checkpointLagMs.checkpoints} checkpoints`);
+
+      let ledgerFigures: Awaited<ReturnType<typeof endToEnd>> | null = null;
+      if (bookings > 0) {
+        const withLog = createPool({ url: await server.createDatabase('bench_tlog_ledger'), connectionsMax: 8, applicationName: 'chipledger-bench-tlog-ledger' });
+        const withoutLog = createPool({ url: await server.createDatabase('bench_tlog_nolog'), connectionsMax: 8, applicationName: 'chipledger-bench-tlog-nolog' });
+        try {
+          ledgerFigures = await endToEnd(withLog, withoutLog, key.signerKey, bookings, callers);
+        } finally {
+          await withLog.end();
+          await withoutLog.end();
+        }
+        console.log(`  reference, ${formatCount(bookings)} bookings through the ledger (${callers} callers): ${formatCount(ledgerFigures.withLogEventsPerSecond)} events/s with the log in the batch, ${formatCount(ledgerFigures.withoutLogEventsPerSecond)} without`);
+      }
+
+      const head = await readHead(pool);
+      let started = performance.now();
+      const ledger = await Ledger.open({ pool, logSignerKey: key.signerKey, checkpointIntervalMs: 3_600_000 });
+      const startupSeconds = (performance.now() - started) / 1000;
+      let proofs;
+      let audit;
+      try {
+        await ledger.checkpointer!.checkpointNow();
+        started = performance.now();
+        const tiles = await loadTiles(pool, head.size);
+        const tileLoadSeconds = (performance.now() - started) / 1000;
+        proofs = await proofLatency(ledger, pool, head.size, head.root, tiles.getNode, proofRequests);
+        console.log(`\n(b) proofs over HTTP at ${formatCount(head.size)} leaves (one request at a time, keep-alive; every proof verified)`);
+        for (const [name, result] of [['inclusion cold', proofs.inclusionCold], ['inclusion warm', proofs.inclusionWarm], ['consistency cold', proofs.consistencyCold], ['consistency warm', proofs.consistencyWarm]] as const) console.log(latencyLine(name, result));
+        audit = await auditComparison(pool, head.size, head.root, tiles);
+        console.log(`\n(c) full audit of ${formatCount(head.size)} leaves against raw SHA-256 (crypto.hash one-shot) over the same ${formatCount(audit.rawHashes)} leaf and node inputs`);
+        console.log(`  raw hashing: ${round(audit.rawSeconds, 2)} s (${formatCount(audit.rawHashesPerSecond)} hashes/s), best of 3`);
+        console.log(`  TreeAuditor in memory: ${round(audit.memorySeconds, 2)} s, best of 3: ${round(100 * audit.ratioMemory, 1)}% of raw speed (goal 50%)`);
+        console.log(`  auditStoredLog (events and tiles from PostgreSQL): ${round(audit.storedSeconds, 2)} s: ${round(100 * audit.ratioStored, 1)}% of raw speed`);
+        console.log(`  start-up check (Ledger.open: migrations, key, full audit, root): ${round(startupSeconds, 2)} s; loading all tiles: ${round(tileLoadSeconds, 2)} s`);
+      } finally {
+        await ledger.close();
+      }
+      const worstP99 = Math.max(proofs.inclusionCold.p99Ms, proofs.inclusionWarm.p99Ms, proofs.consistencyCold.p99Ms, proofs.consistencyWarm.p99Ms);
+      const goals = { appends100kPerSecond: append.leavesPerSecond >= 100_000, proofsP99Under5ms: worstP99 < 5, auditAtLeastHalfRaw: audit.ratioMemory >= 0.5, storedAuditAtLeastHalfRaw: audit.ratioStored >= 0.5 };
+      console.log(`\nsummary: ${formatCount(append.leavesPerSecond)} leaves/s appended (goal 100,000); worst proof p99 ${round(worstP99, 2)} ms (goal < 5); audit ${round(100 * audit.ratioMemory, 1)}% in memory, ${round(100 * audit.ratioStored, 1)}% from PostgreSQL of raw SHA-256 (goal 50%)`);
+      return {
+        bench: 'tlog',
+        leaves: head.size,
+        entryBytes,
+        batchLeaves,
+        appendLeavesPerSecond: Math.round(append.leavesPerSecond),
+        appendSeconds: round(append.seconds, 2),
+        appendStatementsMsPerBatch: Object.fromEntries(append.statements.map((timing) => [timing.statement.slice(0, 40), round(timing.msPerBatch, 2)])),
+        appendPerBatchMs: { events: round(batch.events, 2), logAppend: round(batch.logAppend, 2), logAppendSql: round(batch.logAppendSql, 2), commit: round(batch.commit, 2) },
+        checkpointLagMs: { p50: Math.round(append.checkpointLagMs.p50), p99: Math.round(append.checkpointLagMs.p99), max: Math.round(append.checkpointLagMs.max), checkpoints: append.checkpointLagMs.checkpoints },
+        ledgerBookings: bookings,
+        ledgerEventsPerSecondWithLog: ledgerFigures ? Math.round(ledgerFigures.withLogEventsPerSecond) : null,
+        ledgerEventsPerSecondWithoutLog: ledgerFigures ? Math.round(ledgerFigures.withoutLogEventsPerSecond) : null,
+        proofRequests,
+        inclusionCold: latencyJson(proofs.inclusionCold),
+        inclusionWarm: latencyJson(proofs.inclusionWarm),
+        consistencyCold: latencyJson(proofs.consistencyCold),
+        consistencyWarm: latencyJson(proofs.consistencyWarm),
+        startupCheckSeconds: round(startupSeconds, 2),
+        auditStoredSeconds: round(audit.storedSeconds, 2),
+        auditMemorySeconds: round(audit.memorySeconds, 2),
+        rawHashSeconds: round(audit.rawSeconds, 3),
+        rawHashes: audit.rawHashes,
+        rawHashesPerSecond: Math.round(audit.rawHashesPerSecond),
+        auditRatioMemory: round(audit.ratioMemory, 3),
+        auditRatioStored: round(audit.ratioStored, 3),
+        goals,
+      };
+    } finally {
+      await pool.end();
+    }
+  } finally {
+    await server.stop();
+  }
+}
