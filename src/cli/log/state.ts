@@ -4,7 +4,7 @@
  * renamed, so a crash mid-write leaves the old state, never half of a new one.
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import { openCheckpoint, parseCheckpoint, parseNote, type Checkpoint, type NoteVerifier } from '../../tlog/index.ts';
+import { openCheckpoint, type Checkpoint, type NoteVerifier } from '../../tlog/index.ts';
 import { Failure } from '../output.ts';
 
 /** A checkpoint as remembered: the tree head and the signed note it came in. */
@@ -79,14 +79,5 @@ export function savedNoteIsSigned(saved: SavedCheckpoint, verifier: NoteVerifier
     return checkpoint.size === saved.size && checkpoint.rootHash.equals(saved.rootHash);
   } catch {
     return false;
-  }
-}
-
-/** The checkpoint text of a note, for messages; undefined if it is not one. */
-export function checkpointOfNote(note: string): Checkpoint | undefined {
-  try {
-    return parseCheckpoint(parseNote(note).text);
-  } catch {
-    return undefined;
   }
 }
