@@ -25,7 +25,7 @@ describe('readConfig', () => {
         logLevel: 'info',
         sweepIntervalMs: 5000,
         api: { url: 'http://127.0.0.1:8080', token: undefined },
-        log: { keyFile: undefined, signerKey: undefined, witnessKeys: [] },
+        log: { keyFile: undefined, signerKey: undefined, previousKeyFile: undefined, witnessKeys: [] },
       },
     });
   });
@@ -51,7 +51,7 @@ describe('readConfig', () => {
       logLevel: 'warn',
       sweepIntervalMs: 250,
       api: { url: 'https://ledger.example', token: 'clt_TOK-7_abcDEF-_123' },
-      log: { keyFile: '/srv/chipledger/keys/log.key', signerKey: undefined, witnessKeys: [witness.verifierKey] },
+      log: { keyFile: '/srv/chipledger/keys/log.key', signerKey: undefined, previousKeyFile: undefined, witnessKeys: [witness.verifierKey] },
     });
   });
 
@@ -105,7 +105,7 @@ describe('readConfig', () => {
 
   it('documents every setting it reads', () => {
     const names = settings.map((setting) => setting.variable);
-    expect(names).toEqual(['DATABASE_URL', 'CHIPLEDGER_DATA_DIR', 'CHIPLEDGER_HOST', 'CHIPLEDGER_PORT', 'CHIPLEDGER_LOG_LEVEL', 'CHIPLEDGER_SWEEP_INTERVAL_MS', 'CHIPLEDGER_URL', 'CHIPLEDGER_TOKEN', 'CHIPLEDGER_LOG_KEY_FILE', 'CHIPLEDGER_LOG_SIGNER_KEY', 'CHIPLEDGER_LOG_WITNESSES']);
+    expect(names).toEqual(['DATABASE_URL', 'CHIPLEDGER_DATA_DIR', 'CHIPLEDGER_HOST', 'CHIPLEDGER_PORT', 'CHIPLEDGER_LOG_LEVEL', 'CHIPLEDGER_SWEEP_INTERVAL_MS', 'CHIPLEDGER_URL', 'CHIPLEDGER_TOKEN', 'CHIPLEDGER_LOG_KEY_FILE', 'CHIPLEDGER_LOG_SIGNER_KEY', 'CHIPLEDGER_LOG_PREVIOUS_KEY_FILE', 'CHIPLEDGER_LOG_WITNESSES']);
     for (const setting of settings) expect(setting.description.length).toBeGreaterThan(10);
   });
 });

@@ -29,7 +29,7 @@ export interface Config {
   /** What client commands talk to. */
   api: { url: string; token: string | undefined };
   /** The transparency log's signing key and the witnesses whose cosignatures it keeps. */
-  log: { keyFile: string | undefined; signerKey: string | undefined; witnessKeys: string[] };
+  log: { keyFile: string | undefined; signerKey: string | undefined; previousKeyFile: string | undefined; witnessKeys: string[] };
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -65,6 +65,7 @@ export const settings: readonly Setting[] = [
   { variable: 'CHIPLEDGER_TOKEN', description: 'bearer token (clt_...) for client commands; make one with `chipledger token create`', defaultText: 'none; client commands need it' },
   { variable: 'CHIPLEDGER_LOG_KEY_FILE', description: 'file holding the transparency log\'s signing key (C2SP signer key; mode 0600); make one with `chipledger log keygen`', defaultText: 'none: serve refuses to start without a log key, except with --demo (which keeps a demo key in CHIPLEDGER_DATA_DIR)' },
   { variable: 'CHIPLEDGER_LOG_SIGNER_KEY', description: 'the log\'s signing key itself (PRIVATE+KEY+...), for secret managers; instead of CHIPLEDGER_LOG_KEY_FILE', defaultText: 'none' },
+  { variable: 'CHIPLEDGER_LOG_PREVIOUS_KEY_FILE', description: 'to rotate the log key: the file of the key that signed so far; the server announces the new key in a checkpoint both keys sign', defaultText: 'none' },
   { variable: 'CHIPLEDGER_LOG_WITNESSES', description: 'comma-separated witness verifier keys (C2SP cosignature/v1) whose cosignatures of our checkpoints are kept and served', defaultText: 'none' },
 ];
 
@@ -107,6 +108,7 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
   const token = read<string | undefined>('CHIPLEDGER_TOKEN', undefined, undefined, parseToken);
   const keyFile = read<string | undefined>('CHIPLEDGER_LOG_KEY_FILE', undefined, undefined, (raw) => resolve(cwd, raw));
   const signerKey = read<string | undefined>('CHIPLEDGER_LOG_SIGNER_KEY', undefined, undefined, parseSignerKeyText);
+  const previousKeyFile = read<string | undefined>('CHIPLEDGER_LOG_PREVIOUS_KEY_FILE', undefined, undefined, (raw) => resolve(cwd, raw));
   const witnessKeys = read<string[]>('CHIPLEDGER_LOG_WITNESSES', undefined, [], parseWitnessKeys);
   if (keyFile !== undefined && signerKey !== undefined) problems.push('CHIPLEDGER_LOG_KEY_FILE and CHIPLEDGER_LOG_SIGNER_KEY: set one of them, not both');
   if (problems.length > 0) return { ok: false, problems };
@@ -120,7 +122,7 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
       logLevel,
       sweepIntervalMs,
       api: { url, token },
-      log: { keyFile, signerKey, witnessKeys },
+      log: { keyFile, signerKey, previousKeyFile, witnessKeys },
     },
   };
 }

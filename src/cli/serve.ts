@@ -14,7 +14,7 @@ import { createDemoTokens, demoState, loadDemo, type DemoToken } from '../demo/l
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { Failure, type Output } from './output.ts';
-import { loadLogSignerKey } from './log-key.ts';
+import { loadLogSignerKey, readKeyFile } from './log-key.ts';
 
 /** The whole shutdown may take this long; then we exit non-zero rather than hang. */
 export const shutdownTimeoutMs = 30_000;
@@ -39,6 +39,7 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
       pool: resources.database.pool,
       sweepIntervalMs: config.sweepIntervalMs,
       logSignerKey,
+      ...(config.log.previousKeyFile ? { logPreviousSignerKey: readKeyFile(config.log.previousKeyFile) } : {}),
       onError: (error, context) => logger.error({ err: error }, context),
     });
     const adminToken = options.demo ? await prepareDemo(resources.ledger, output) : undefined;

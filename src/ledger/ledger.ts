@@ -9,7 +9,9 @@ import { Sequencer, type Answer } from './sequencer.ts';
 import { TransparencyLog } from './transparency-log.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { checkLogOnStart } from './log-check.ts';
-import { formatKeyId, parseSignerKey } from '../tlog/index.ts';
+import { parseSignerKey } from '../tlog/index.ts';
+import { listLogKeys } from '../store/tlog-tables.ts';
+import { adoptLogKey } from './log-keys.ts';
 import { systemActor, type Actor } from './permissions.ts';
 import type { CommandKind, CommandRequest } from './schemas.ts';
 
@@ -24,6 +26,8 @@ export interface LedgerOptions {
    * second; without it (tests, read-only tools) none are.
    */
   logSignerKey?: string;
+  /** The key that signed the log so far, when logSignerKey is a new one to rotate to. */
+  logPreviousSignerKey?: string;
   checkpointIntervalMs?: number;
   onError?: (error: unknown, context: string) => void;
 }
@@ -65,7 +69,7 @@ export class Ledger {
     await migrate(options.pool);
     const ledger = new Ledger(options.pool, options);
     const signer = ledger.checkpointer?.signer;
-    if (signer) await registerLogKey(options.pool, signer.verifierKey, signer.keyId);
+    if (signer) await adoptLogKey(options.pool, signer, options.logPreviousSignerKey);
     await checkLogOnStart(options.pool, ledger.log, await knownLogKeys(options.pool));
     ledger.checkpointer?.start();
     if (options.sweepIntervalMs !== undefined) ledger.startSweeping(options.sweepIntervalMs);
@@ -107,14 +111,7 @@ export class Ledger {
 
 /** Log keys ever used here, oldest first: checkpoints signed by any of them stay verifiable. */
 export async function knownLogKeys(pool: Pool): Promise<string[]> {
-  return (await pool.query<{ verifier_key: string }>('SELECT verifier_key FROM tlog_keys ORDER BY first_size, created_at')).rows.map((row) => row.verifier_key);
-}
-
-async function registerLogKey(pool: Pool, verifierKey: string, keyId: number): Promise<void> {
-  await pool.query(
-    `INSERT INTO tlog_keys (key_id, verifier_key, first_size) SELECT $1, $2, size FROM log_head WHERE id = 1 ON CONFLICT DO NOTHING`,
-    [formatKeyId(keyId), verifierKey],
-  );
+  return (await listLogKeys(pool)).map((row) => row.verifier_key);
 }
 
 export type { Answer, Actor };

@@ -3,7 +3,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, type World } from '../../test/world.ts';
 import { formatCheckpoint, generateSignerKey, leafHash, parseSignerKey, signNote, openCheckpoint, parseVerifierKey, rootOf, verifyConsistency, verifyInclusion } from '../tlog/index.ts';
 import { createPool } from '../store/pool.ts';
-import { Ledger } from './ledger.ts';
+import { knownLogKeys, Ledger } from './ledger.ts';
 import { checkLogOnStart, LogCheckError } from './log-check.ts';
 import { TransparencyLog } from './transparency-log.ts';
 
@@ -99,6 +99,33 @@ describe('transparency log over the ledger', () => {
   });
 });
 
+describe('log key rotation', () => {
+  it('refuses a new key without the old one, announces it with both, and never lets the old one sign again', async () => {
+    const next = generateSignerKey('log.chipledger.test');
+    const open = (signerKey: string, previous?: string) => {
+      const pool = createPool({ url: database.url, connectionsMax: 2, applicationName: 'rotation' });
+      return Ledger.open({ pool, clock: world.clock, logSignerKey: signerKey, ...(previous ? { logPreviousSignerKey: previous } : {}), checkpointIntervalMs: 3_600_000 })
+        .finally(() => undefined)
+        .then(async (ledger) => ({ ledger, pool }), async (error: unknown) => {
+          await pool.end();
+          throw error;
+        });
+    };
+    await expect(open(next.signerKey)).rejects.toThrow(/to rotate to the new key, also configure the current one/);
+    const rotated = await open(next.signerKey, key.signerKey);
+    await rotated.ledger.close();
+    await rotated.pool.end();
+    const announcement = (await database.pool.query(`SELECT signed_note FROM tlog_checkpoints WHERE signed_note LIKE '%key-rotation%'`)).rows[0].signed_note as string;
+    const byOld = openCheckpoint(announcement, parseVerifierKey(key.verifierKey));
+    const byNew = openCheckpoint(announcement, parseVerifierKey(next.verifierKey));
+    expect(byOld.checkpoint.extensions).toEqual([`chipledger.dev/key-rotation ${next.verifierKey}`]);
+    expect(byNew.checkpoint.rootHash.equals(byOld.checkpoint.rootHash)).toBe(true);
+    await expect(open(key.signerKey)).rejects.toThrow(/retired key cannot sign again/);
+    const result = await checkLogOnStart(database.pool, new TransparencyLog(database.pool), [key.verifierKey, next.verifierKey]);
+    expect(result.checkpoints).toBeGreaterThan(1);
+  });
+});
+
 describe('start-up check against tampering', () => {
   // Each case changes the stored state inside a transaction, runs the check on that
   // connection's view, and rolls back, so the cases do not leak into each other.
@@ -124,7 +151,7 @@ describe('start-up check against tampering', () => {
         } else {
           await client.query(tamper);
         }
-        const error = await checkLogOnStart(client as never, new TransparencyLog(client as never), [key.verifierKey]).catch((caught: unknown) => caught);
+        const error = await checkLogOnStart(client as never, new TransparencyLog(client as never), [key.verifierKey, ...(await knownLogKeys(client as never))]).catch((caught: unknown) => caught);
         expect(error).toBeInstanceOf(LogCheckError);
         expect((error as LogCheckError).check).toBe(check);
       } finally {

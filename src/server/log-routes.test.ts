@@ -54,6 +54,7 @@ describe('log HTTP API', () => {
   it('publishes the verifier key and a checkpoint that opens with it', async () => {
     const key = await get('/v1/log/key');
     expect(key.body).toBe(`${logKey.verifierKey}\n`);
+    expect((await get('/v1/log/keys')).json()).toEqual({ keys: [{ verifierKey: logKey.verifierKey, firstSize: expect.any(Number), announcement: null }] });
     const checkpoint = await get('/v1/log/checkpoint');
     expect(checkpoint.statusCode).toBe(200);
     const opened = openCheckpoint(checkpoint.body, parseVerifierKey(key.body.trim()));

@@ -16,7 +16,7 @@ import {
   tileHeight, tileWidth, type CosignatureVerifier, type NoteVerifier,
 } from '../tlog/index.ts';
 import type { Pool } from '../store/pool.ts';
-import { cosignaturesFor, insertCosignature, latestCheckpoint, readEntries, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
+import { cosignaturesFor, insertCosignature, latestCheckpoint, listLogKeys, readEntries, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
 import type { TokenVerifier } from './auth.ts';
 
 export interface LogRouteOptions {
@@ -70,6 +70,22 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   const witnesses: CosignatureVerifier[] = options.witnessKeys.map((key) => parseCosignatureVerifierKey(key));
 
   app.get('/v1/log/key', async (_request, reply) => reply.type(textPlain).send(`${logSigner(ledger).verifierKey}\n`));
+
+  // Every key the log was signed with, oldest first, each new one with the checkpoint that
+  // announced it (signed by the key before it): how a verifier follows a rotation.
+  app.get('/v1/log/keys', async (_request, reply) => {
+    const keys = await listLogKeys(pool);
+    const announcements = await pool.query<{ size: number; key_id: string; signed_note: string }>(
+      'SELECT size, key_id, signed_note FROM tlog_checkpoints WHERE (size, key_id) IN (SELECT announced_size, key_id FROM tlog_keys WHERE announced_size IS NOT NULL)',
+    );
+    return reply.send({
+      keys: keys.map((key) => ({
+        verifierKey: key.verifier_key,
+        firstSize: key.first_size,
+        announcement: announcements.rows.find((row) => row.key_id === key.key_id && row.size === key.announced_size)?.signed_note ?? null,
+      })),
+    });
+  });
 
   app.get('/v1/log/checkpoint', async (_request, reply) => {
     const { note } = await checkpointWithCosignatures(pool);
@@ -162,8 +178,8 @@ async function storeCosignatures(pool: Pool, signer: { verifierKey: string }, wi
     throw new DomainError('invalid_input', `couldn't accept the cosignatures: ${(error as Error).message}`, { cause: error });
   }
   const size = opened.checkpoint.size;
-  const ours = (await pool.query<{ signed_note: string }>('SELECT signed_note FROM tlog_checkpoints WHERE size = $1', [size])).rows[0];
-  if (!ours || parseNote(ours.signed_note).text !== opened.note.text) {
+  const ours = (await pool.query<{ signed_note: string }>('SELECT signed_note FROM tlog_checkpoints WHERE size = $1', [size])).rows;
+  if (!ours.some((row) => parseNote(row.signed_note).text === opened.note.text)) {
     throw new DomainError('not_found', `this log never signed that checkpoint of size ${size}`);
   }
   const verified = cosignaturesOf(opened.note, witnesses);

@@ -7,7 +7,8 @@
  * - A tile row only grows: a partial tile is rewritten with more hashes until it is full
  *   (256), then never again. Every width served is a prefix of what is stored.
  * - Checkpoints are append-only; ON CONFLICT DO NOTHING makes two processes signing the
- *   same size harmless (the first one stands).
+ *   same size with the same key harmless (the first one stands). A size may hold one
+ *   checkpoint per key (rotation); a trigger refuses two roots for one size (a fork).
  */
 import { prepared, type Pool, type PoolClient } from './pool.ts';
 
@@ -68,16 +69,16 @@ export interface CheckpointRow {
 }
 
 export async function latestCheckpoint(db: Queryable): Promise<CheckpointRow | undefined> {
-  const result = await db.query<CheckpointRow>('SELECT * FROM tlog_checkpoints ORDER BY size DESC LIMIT 1');
+  const result = await db.query<CheckpointRow>('SELECT * FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1');
   return result.rows[0];
 }
 
 export async function listCheckpoints(db: Queryable): Promise<CheckpointRow[]> {
-  return (await db.query<CheckpointRow>('SELECT * FROM tlog_checkpoints ORDER BY size')).rows;
+  return (await db.query<CheckpointRow>('SELECT * FROM tlog_checkpoints ORDER BY size, created_at')).rows;
 }
 
 export async function insertCheckpoint(db: Queryable, row: Omit<CheckpointRow, 'created_at'>): Promise<boolean> {
-  const result = await db.query('INSERT INTO tlog_checkpoints (size, root, key_id, signed_note) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING', [row.size, row.root, row.key_id, row.signed_note]);
+  const result = await db.query('INSERT INTO tlog_checkpoints (size, root, key_id, signed_note) VALUES ($1, $2, $3, $4) ON CONFLICT (size, key_id) DO NOTHING', [row.size, row.root, row.key_id, row.signed_note]);
   return (result.rowCount ?? 0) > 0;
 }
 
@@ -100,4 +101,20 @@ export async function insertCosignature(db: Queryable, row: CosignatureRow): Pro
 
 export async function cosignaturesFor(db: Queryable, size: number): Promise<CosignatureRow[]> {
   return (await db.query<CosignatureRow>('SELECT * FROM tlog_cosignatures WHERE checkpoint_size = $1 ORDER BY witness, key_id', [size])).rows;
+}
+
+export interface LogKeyRow {
+  key_id: string;
+  verifier_key: string;
+  first_size: number;
+  announced_size: number | null;
+}
+
+/** Every log key, in the order they were used. */
+export async function listLogKeys(db: Queryable): Promise<LogKeyRow[]> {
+  return (await db.query<LogKeyRow>('SELECT key_id, verifier_key, first_size, announced_size FROM tlog_keys ORDER BY first_size, created_at')).rows;
+}
+
+export async function insertLogKey(db: Queryable, row: LogKeyRow): Promise<void> {
+  await db.query('INSERT INTO tlog_keys (key_id, verifier_key, first_size, announced_size) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [row.key_id, row.verifier_key, row.first_size, row.announced_size]);
 }
