@@ -33,6 +33,7 @@ export const commandRoles: Record<CommandKind, readonly Role[]> = {
   'units.deploy': ['recipient'],
   'units.decommission': ['recipient'],
   'units.report_lost': ['recipient'],
+  'units.return': ['recipient'],
   'ledger.sweep': ['authority_admin'],
 };
 

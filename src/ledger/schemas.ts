@@ -173,6 +173,7 @@ export const commandSchemas = {
   'units.deploy': unitsDeploy,
   'units.decommission': unitsEnd,
   'units.report_lost': unitsEnd,
+  'units.return': unitsEnd,
   'ledger.sweep': ledgerSweep,
 } as const;
 

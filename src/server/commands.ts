@@ -52,6 +52,7 @@ export const commandRoutes: readonly CommandRoute[] = [
   change('/v1/units/deploy', 'units.deploy', undefined, 'Report units deployed at a site'),
   change('/v1/units/decommission', 'units.decommission', undefined, 'Report units decommissioned'),
   change('/v1/units/report-lost', 'units.report_lost', undefined, 'Report units lost'),
+  change('/v1/units/return', 'units.return', undefined, 'Report units returned to the exporter (they may be shipped again)'),
   change('/v1/ledger/sweep', 'ledger.sweep', undefined, 'Expire shipments and licences whose time ran out'),
 ];
 

@@ -7,7 +7,7 @@ import { manifestAttach } from './manifests.ts';
 import { organisationRegister, organisationSetKyc, productRegister, tokenCreate, tokenRevoke } from './organisations.ts';
 import { shipmentBook, shipmentCancel, shipmentClear, shipmentDeliver, shipmentShip } from './shipments.ts';
 import { ledgerSweep } from './sweep.ts';
-import { siteRegister, unitsDecommission, unitsDeploy, unitsReportLost } from './units.ts';
+import { siteRegister, unitsDecommission, unitsDeploy, unitsReportLost, unitsReturn } from './units.ts';
 
 export const handlers: { [K in CommandKind]: Handler<K> } = {
   'organisation.register': organisationRegister,
@@ -34,5 +34,6 @@ export const handlers: { [K in CommandKind]: Handler<K> } = {
   'units.deploy': unitsDeploy,
   'units.decommission': unitsDecommission,
   'units.report_lost': unitsReportLost,
+  'units.return': unitsReturn,
   'ledger.sweep': ledgerSweep,
 };

@@ -92,7 +92,7 @@ export const unitsDeploy: Handler<'units.deploy'> = {
   },
 };
 
-function ending<K extends 'units.decommission' | 'units.report_lost'>(kind: K, to: Custody, from: readonly Custody[]): Handler<K> {
+function ending<K extends 'units.decommission' | 'units.report_lost' | 'units.return'>(kind: K, to: Custody, from: readonly Custody[]): Handler<K> {
   return {
     kind,
     keys(input, keys) {
@@ -118,3 +118,5 @@ function ending<K extends 'units.decommission' | 'units.report_lost'>(kind: K, t
 
 export const unitsDecommission = ending('units.decommission', 'decommissioned', ['delivered', 'deployed']);
 export const unitsReportLost = ending('units.report_lost', 'lost', ['in_transit', 'delivered', 'deployed']);
+/** Returned units go back to the exporter's side: they may be listed in a new shipment. */
+export const unitsReturn = ending('units.return', 'returned', ['delivered', 'deployed']);
