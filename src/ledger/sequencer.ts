@@ -342,9 +342,15 @@ function countSerials(input: unknown): number {
   return Array.isArray(serials) ? serials.length : 0;
 }
 
-export function invalidInput(kind: string, issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): DomainError {
+export function invalidInput(kind: string, issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code?: string; origin?: string }>): DomainError {
   const fields = issues.slice(0, 20).map((issue) => ({ path: issue.path.map(String).join('.') || '(body)', message: issue.message }));
   const first = fields[0];
+  // A list over its named bound (a manifest over shipmentSerialsMax) is a limit hit: 413.
+  const overList = issues.find((issue) => issue.code === 'too_big' && issue.origin === 'array');
+  if (overList) {
+    const path = overList.path.map(String).join('.');
+    return new DomainError('payload_too_large', `couldn't take the ${kind} request: ${path}: ${overList.message}`, { rule: 'list-length-max', details: { fields } });
+  }
   return new DomainError('invalid_input', `couldn't read the ${kind} request: ${first ? `${first.path}: ${first.message}` : 'invalid'}${fields.length > 1 ? ` (and ${fields.length - 1} more)` : ''}`, { details: { fields } });
 }
 

@@ -107,7 +107,7 @@ const cases: Case[] = [
     name: 'a serial already in a live shipment', prepare: async () => { await api.world.run('shipment.book', { ...booking(), serials: ['LIVE-1'] }, api.world.actors.exporter); },
     request: () => book(booking({ serials: ['LIVE-1'] })), status: 409, code: 'conflict', detail: /serial LIVE-1 is already in live shipment S-\d+/,
   },
-  { name: 'a manifest over shipmentSerialsMax', request: () => book(booking({ units: limits.shipmentSerialsMax + 1, serials: Array.from({ length: limits.shipmentSerialsMax + 1 }, (_, index) => `M${index}`) })), status: 400, code: 'invalid_input', detail: /serials/ },
+  { name: 'a manifest over shipmentSerialsMax', request: () => book(booking({ units: limits.shipmentSerialsMax + 1, serials: Array.from({ length: limits.shipmentSerialsMax + 1 }, (_, index) => `M${index}`) })), status: 413, code: 'payload_too_large', detail: /serials/ },
 
   // Bodies that are not JSON, not UTF-8, not Unicode, too big.
   { name: 'an oversized body', request: () => book(undefined, { payload: `{"reference":"${'x'.repeat(limits.requestBodyBytesMax)}"}` }), status: 413, code: 'payload_too_large', detail: /larger than this server accepts/ },
