@@ -9,8 +9,7 @@
  */
 import { limits } from '../core/limits.ts';
 
-/** Largest file we read: 100,000 lines of a 64-character serial and a 64-character UUID, with room. */
-export const serialCsvBytesMax = 16 * 1024 * 1024;
+export const serialCsvBytesMax = limits.serialCsvBytesMax;
 /** Problems printed for one file; the rest are counted. */
 export const problemsShownMax = 50;
 

@@ -33,6 +33,26 @@ export const limits = {
   csvLinesMax: 100_001,
   /** Sites per recipient, units moved in one deployment report. */
   deploymentSerialsMax: 100_000,
+  /** Verified bearer tokens are cached this long; a token revoked through another server process works until then. */
+  tokenCacheTtlMs: 5_000,
+  /** Verified tokens kept in the cache. */
+  tokenCacheEntriesMax: 10_000,
+  /** Longest Authorization header value read. */
+  bearerLengthMax: 256,
+  /** Largest cosigned checkpoint a witness may post. */
+  cosignatureBodyBytesMax: 16 * 1024,
+  /** Distinct label sets per metric. */
+  metricSeriesMax: 1_000,
+  /** Full log tiles kept in memory (8 KiB each). */
+  tileCacheEntriesMax: 4_096,
+  /** How far ahead a booking deadline may lie. */
+  bookingDeadlineMaxMs: 365 * 24 * 3600 * 1000,
+  /** Checkpoints are signed at most this often, and at most this far behind the newest event. */
+  checkpointIntervalMs: 1_000,
+  /** Bytes of one log entry (C2SP entry bundles use a 16-bit length). */
+  eventBytesMax: 65_535,
+  /** Largest serial CSV file the CLI reads. */
+  serialCsvBytesMax: 16 * 1024 * 1024,
 } as const;
 
 export type Limits = typeof limits;

@@ -4,11 +4,12 @@
  * one each; the table keeps the first checkpoint of each size, and a process skips signing
  * when another signed within the interval.
  */
+import { limits } from '../core/limits.ts';
 import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
 import { insertCheckpoint, latestCheckpoint, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
 import type { Pool } from '../store/pool.ts';
 
-export const checkpointIntervalMs = 1_000;
+export const checkpointIntervalMs = limits.checkpointIntervalMs;
 
 export interface CheckpointerOptions {
   pool: Pool;

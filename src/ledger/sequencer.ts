@@ -29,8 +29,7 @@ import { mayRun, type Actor } from './permissions.ts';
 import { commandSchemas, type CommandKind } from './schemas.ts';
 import { BatchState } from './state.ts';
 
-/** A log entry's size limit (C2SP tlog-tiles entry bundles use a 16-bit length). */
-export const eventBytesMax = 65_535;
+export const eventBytesMax = limits.eventBytesMax;
 
 export type Answer =
   | { ok: true; seq: number; body: Record<string, unknown>; replayed: boolean }

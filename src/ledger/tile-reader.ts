@@ -3,12 +3,12 @@
  * reached. Full tiles never change, so they are cached (bounded); partial tiles are read
  * again whenever a wider one is needed.
  */
+import { limits } from '../core/limits.ts';
 import { tileForNode, nodeFromTile, type NodeGetter, type NodeId } from '../tlog/index.ts';
 import { readTiles, type TileRow } from '../store/tlog-tables.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 
-/** Full tiles kept in memory: 4,096 × 8 KiB = 32 MiB at most. */
-export const tileCacheEntriesMax = 4_096;
+export const tileCacheEntriesMax = limits.tileCacheEntriesMax;
 
 const tileKey = (level: number, index: number): string => `${level}/${index}`;
 

@@ -11,18 +11,16 @@
  * through another server process keeps working here for up to tokenCacheTtlMs; a
  * revocation through this process evicts it at once (forget()).
  */
+import { limits } from '../core/limits.ts';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { DomainError } from '../core/errors.ts';
 import type { Actor } from '../ledger/permissions.ts';
 import { findTokenCredential } from '../store/read-queries.ts';
 import type { Pool } from '../store/pool.ts';
 
-/** How long a verified token is trusted without asking the database again. */
-export const tokenCacheTtlMs = 5_000;
-/** Verified tokens kept at most; the oldest goes first. */
-export const tokenCacheEntriesMax = 10_000;
-/** A secret is about 60 characters; anything far longer is not one of ours. */
-export const bearerLengthMax = 256;
+export const tokenCacheTtlMs = limits.tokenCacheTtlMs;
+export const tokenCacheEntriesMax = limits.tokenCacheEntriesMax;
+export const bearerLengthMax = limits.bearerLengthMax;
 
 const secretPattern = /^clt_([A-Za-z0-9-]{1,128})_[A-Za-z0-9_-]{16,}$/;
 

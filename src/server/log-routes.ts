@@ -7,6 +7,7 @@
  * events themselves, so they follow the usual read rules: only roles that see every event
  * (authorities, auditors) may fetch them.
  */
+import { limits } from '../core/limits.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { DomainError } from '../core/errors.ts';
@@ -27,8 +28,7 @@ export interface LogRouteOptions {
   witnessKeys: readonly string[];
 }
 
-/** Largest note a witness may post: a checkpoint with a few dozen signature lines. */
-export const cosignatureBodyBytesMax = 16 * 1024;
+export const cosignatureBodyBytesMax = limits.cosignatureBodyBytesMax;
 /** Tiles never change once full: let caches keep them. */
 const immutable = 'public, max-age=31536000, immutable';
 

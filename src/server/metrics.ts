@@ -4,11 +4,11 @@
  * sequencer's counters and the pool's gauges. Routes are fastify's templates
  * ('/v1/shipments/:id'), so the label sets stay bounded.
  */
+import { limits } from '../core/limits.ts';
 import type { SequencerStats } from '../ledger/sequencer.ts';
 
 export const latencyBucketsSeconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
-/** Label sets kept at most; requests beyond it count under route="other". */
-export const metricSeriesMax = 1_000;
+export const metricSeriesMax = limits.metricSeriesMax;
 
 interface Histogram {
   buckets: number[];

@@ -4,6 +4,7 @@
  * licences that cover it (invariant 3); shipping posts the reservation; cancelling or
  * expiring releases it.
  */
+import { limits } from '../../core/limits.ts';
 import { newId, refuse, formatUnits, seesAll, type CommandContext, type Handler, type Outcome } from '../handler.ts';
 import type { Actor } from '../permissions.ts';
 import type { AllocationRow, ShipmentRow, ShipmentStatus } from '../rows.ts';
@@ -12,8 +13,7 @@ import type { BatchState, LicenceWithParties } from '../state.ts';
 import { namesRecipient } from './allocations.ts';
 import { attachSerials, manifestKeys } from './manifests.ts';
 
-/** A booking's deadline may lie at most this far ahead. */
-export const bookingDeadlineMaxMs = 365 * 24 * 3600 * 1000;
+export const bookingDeadlineMaxMs = limits.bookingDeadlineMaxMs;
 
 export function shipmentOrgIds(shipment: ShipmentRow): string[] {
   return [shipment.exporter_org_id, shipment.recipient_org_id];
