@@ -28,6 +28,8 @@ export interface ProofResult {
   inclusionWarm: LatencyResult;
   consistencyCold: LatencyResult;
   consistencyWarm: LatencyResult;
+  /** The same warm inclusion proofs without HTTP: ledger.log.inclusionProof in this process. */
+  inclusionInProcess: LatencyResult;
 }
 
 /** `count` leaf indexes in distinct full level-0 tiles other than tile 0 (a seeded shuffle), each at a random offset. */
@@ -55,6 +57,17 @@ async function timeRequests(base: string, paths: string[], check: (path: string,
   for (const answer of answers) check(answer.path, answer.hashes.map((hash) => Buffer.from(hash, 'base64')));
   latencies.sort();
   return { requests: paths.length, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), maxMs: latencies[latencies.length - 1] ?? Number.NaN };
+}
+
+async function timeInProcess(ledger: Ledger, indexes: number[], size: number): Promise<LatencyResult> {
+  const latencies = new Float64Array(indexes.length);
+  for (let i = 0; i < indexes.length; i += 1) {
+    const started = performance.now();
+    await ledger.log.inclusionProof(indexes[i]!, size);
+    latencies[i] = performance.now() - started;
+  }
+  latencies.sort();
+  return { requests: indexes.length, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), maxMs: latencies[latencies.length - 1] ?? Number.NaN };
 }
 
 /**
@@ -85,7 +98,8 @@ export async function proofLatency(ledger: Ledger, pool: Pool, size: number, roo
     const inclusionWarm = await timeRequests(base, inclusion, checkInclusion);
     const consistencyCold = await timeRequests(base, consistency, checkConsistency);
     const consistencyWarm = await timeRequests(base, consistency, checkConsistency);
-    return { size, inclusionCold, inclusionWarm, consistencyCold, consistencyWarm };
+    const inclusionInProcess = await timeInProcess(ledger, indexes.slice(0, requests), size);
+    return { size, inclusionCold, inclusionWarm, consistencyCold, consistencyWarm, inclusionInProcess };
   } finally {
     await app.close();
   }
