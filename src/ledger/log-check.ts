@@ -10,7 +10,7 @@
  * - the head's root is the root of the tiles.
  * Each failure says which of these broke (LogCheckError.check) and where.
  */
-import { openCheckpoint, parseVerifierKey, type Ed25519NoteVerifier } from '../tlog/index.ts';
+import { openCheckpoint, parseNote, parseVerifierKey, type Ed25519NoteVerifier } from '../tlog/index.ts';
 import { auditStoredLog } from './log-audit.ts';
 import type { Pool } from '../store/pool.ts';
 import { listCheckpoints, readHead } from '../store/tlog-tables.ts';
@@ -31,13 +31,11 @@ export async function checkLogOnStart(pool: Pool, log: TransparencyLog, verifier
   }
   const leaves = (await pool.query<{ leaves: number | null }>('SELECT max(index * 256 + width) AS leaves FROM tlog_tiles WHERE level = 0')).rows[0]!.leaves ?? 0;
   if (leaves !== head.size) throw new LogCheckError('tiles', `level-0 tiles hold ${leaves} leaf hashes but the log has ${head.size} events`);
-  const verifiers = verifierKeys.map((key) => parseVerifierKey(key));
+  const verifiers = [...new Set(verifierKeys)].map((key) => parseVerifierKey(key));
   const roots = new Map<number, Buffer>();
   const checkpoints = await listCheckpoints(pool);
   for (const row of checkpoints) {
-    const verifier = verifiers.find((candidate) => row.signed_note.includes(`— ${candidate.name} `) && noteSignedBy(row.signed_note, candidate));
-    if (!verifier) throw new LogCheckError('checkpoint-signature', `checkpoint ${row.size} carries no valid signature of a known log key`);
-    const { size, rootHash } = openCheckpoint(row.signed_note, verifier).checkpoint;
+    const { size, rootHash } = openWithKnownKeys(row.signed_note, row.size, verifiers);
     if (size !== row.size || size > head.size) throw new LogCheckError('checkpoint-size', `checkpoint row ${row.size} signs size ${size}; the log has ${head.size}`);
     roots.set(size, rootHash);
   }
@@ -53,11 +51,17 @@ export async function checkLogOnStart(pool: Pool, log: TransparencyLog, verifier
   return { size: head.size, checkpoints: checkpoints.length };
 }
 
-function noteSignedBy(note: string, verifier: Ed25519NoteVerifier): boolean {
+/**
+ * Opens a checkpoint with every log key ever used: one must have signed it, and a
+ * signature line of any known key that does not verify refuses the whole note.
+ */
+function openWithKnownKeys(note: string, size: number, verifiers: readonly Ed25519NoteVerifier[]): { size: number; rootHash: Buffer } {
   try {
-    openCheckpoint(note, verifier);
-    return true;
-  } catch {
-    return false;
+    const lines = parseNote(note).signatures;
+    const signer = verifiers.find((candidate) => lines.some((line) => line.name === candidate.name && line.keyId === candidate.keyId));
+    if (!signer) throw new Error('it carries no signature of a known log key');
+    return openCheckpoint(note, signer, verifiers.filter((other) => other !== signer)).checkpoint;
+  } catch (error) {
+    throw new LogCheckError('checkpoint-signature', `checkpoint ${size}: ${(error as Error).message}`);
   }
 }

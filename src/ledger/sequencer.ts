@@ -80,6 +80,10 @@ export interface SequencerStats {
 export class Sequencer {
   private readonly queue: Pending[] = [];
   private running = false;
+  /** Set while the loop waits for the queue to fill; submit() wakes it. */
+  private filling: { target: number; wake: () => void } | null = null;
+  /** Commands in the last batch: the next one waits (briefly) to be as full. */
+  private lastBatchSize = 1;
   private closed = false;
   private idle: Array<() => void> = [];
   readonly stats: SequencerStats = { batches: 0, commands: 0, accepted: 0, refused: 0, replayed: 0, failedBatches: 0, queueDepth: 0, lastBatchSize: 0, commitSecondsTotal: 0 };
@@ -108,6 +112,7 @@ export class Sequencer {
     const serials = countSerials(parsed.data);
     return new Promise((resolve, reject) => {
       this.queue.push({ kind, input: parsed.data, actor, idempotency, serials, resolve, reject });
+      if (this.filling && this.queue.length >= this.filling.target) this.filling.wake();
       this.stats.queueDepth = this.queue.length;
       if (!this.running) void this.drain();
     });
@@ -128,9 +133,7 @@ export class Sequencer {
     this.running = true;
     try {
       while (this.queue.length > 0) {
-        // Callers answered by the last batch submit their next command within a turn of
-        // the event loop: wait for them, so batches stay full instead of alternating halves.
-        if (this.queue.length < this.batchMax) await new Promise((resume) => setImmediate(resume));
+        await this.waitToFill();
         const batch = this.takeBatch();
         await this.commitBatch(batch);
       }
@@ -139,6 +142,25 @@ export class Sequencer {
       this.stats.queueDepth = 0;
       for (const done of this.idle.splice(0)) done();
     }
+  }
+
+  /**
+   * Group commit works when batches are full. Callers answered by the last batch send their
+   * next command a moment later (a turn of the event loop in-process, a network round trip
+   * over HTTP); without waiting, they split into two half batches that alternate, each
+   * paying the whole commit. So wait until the queue is as long as the last batch was, for
+   * at most limits.batchFillWaitMs.
+   */
+  private async waitToFill(): Promise<void> {
+    const target = Math.min(this.batchMax, this.lastBatchSize);
+    if (this.queue.length >= target || this.closed) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((wake) => {
+      this.filling = { target, wake };
+      timer = setTimeout(wake, limits.batchFillWaitMs);
+    });
+    clearTimeout(timer);
+    this.filling = null;
   }
 
   /** Up to batchCommandsMax commands, and no more serials than one batch should write. */
@@ -153,6 +175,7 @@ export class Sequencer {
     }
     const batch = this.queue.splice(0, count);
     this.stats.queueDepth = this.queue.length;
+    this.lastBatchSize = batch.length;
     return batch;
   }
 
