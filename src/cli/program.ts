@@ -14,6 +14,7 @@ import { DataDirInUse } from './database.ts';
 import { ApiError, NetworkError, formatApiError } from './http.ts';
 import { Failure, processOutput, type Output } from './output.ts';
 import { serve } from './serve.ts';
+import { registerLogCommands } from './log/commands.ts';
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, output: Output = processOutput): Promise<number> {
   let exitCode = 0;
@@ -68,6 +69,7 @@ function buildProgram(config: (flags?: ConfigFlags) => Config, run: Runner, outp
   program.command('check').description('re-check every invariant from the database; exit 1 if any is violated')
     .action(run(async () => checkCommand(config(), output)));
 
+  registerLogCommands(program, { output });
   addClientCommands(program, config, run, output);
   return program;
 }
