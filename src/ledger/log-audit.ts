@@ -30,11 +30,27 @@ export async function auditStoredLog(db: Pool | PoolClient, size: number, roots:
     return row.hashes.subarray(offset * 32, offset * 32 + 32);
   };
   const auditor = new TreeAuditor(stored, roots);
-  for (let firstTile = 0; firstTile * tileWidth < size && !auditor.failure; firstTile += auditTilesPerChunk) {
-    const rows = await readTileRange(db, 0, firstTile, auditTilesPerChunk);
-    level0 = new Map(rows.map((row) => [row.index, row]));
+  const fetchChunk = async (firstTile: number) => {
     const from = firstTile * tileWidth;
-    auditor.addEntries(await readEntries(db, from, Math.min(size, from + auditTilesPerChunk * tileWidth)));
+    const rows = await readTileRange(db, 0, firstTile, auditTilesPerChunk);
+    return { rows, entries: await readEntries(db, from, Math.min(size, from + auditTilesPerChunk * tileWidth)) };
+  };
+  // On a pool the next chunk is read while this one is hashed; one client reads in turn.
+  const prefetch = isPool(db);
+  let next = size > 0 ? fetchChunk(0) : undefined;
+  for (let firstTile = 0; next && !auditor.failure; firstTile += auditTilesPerChunk) {
+    const chunk = await next;
+    const following = firstTile + auditTilesPerChunk;
+    next = following * tileWidth < size ? (prefetch ? fetchChunk(following) : undefined) : undefined;
+    level0 = new Map(chunk.rows.map((row) => [row.index, row]));
+    auditor.addEntries(chunk.entries);
+    if (!prefetch && following * tileWidth < size) next = fetchChunk(following);
   }
+  // Stopped at a failure with a read still in flight: its outcome no longer matters.
+  next?.catch(() => {});
   return { size, hashes: auditor.hashes, failure: auditor.finish() };
+}
+
+function isPool(db: Pool | PoolClient): db is Pool {
+  return 'totalCount' in db;
 }

@@ -1,7 +1,8 @@
 /**
  * Reads tree nodes out of stored tiles, for roots and proofs at any size the log has
- * reached. Full tiles never change, so they are cached (bounded); partial tiles are read
- * again whenever a wider one is needed.
+ * reached. A stored tile only grows and its first W hashes never change, so every tile
+ * read is cached (bounded) and read again only when a wider one is needed; so is every
+ * node computed inside a tile (a complete subtree's hash never changes either).
  */
 import { limits } from '../core/limits.ts';
 import { tileForNode, nodeFromTile, type NodeGetter, type NodeId } from '../tlog/index.ts';
@@ -9,11 +10,14 @@ import { readTiles, type TileRow } from '../store/tlog-tables.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 
 export const tileCacheEntriesMax = limits.tileCacheEntriesMax;
+/** Computed inner nodes kept: 64 Ki × 32 bytes = 2 MiB of hashes. */
+export const nodeCacheEntriesMax = 65_536;
 
 const tileKey = (level: number, index: number): string => `${level}/${index}`;
 
 export class TileReader {
   private readonly cache = new Map<string, TileRow>();
+  private readonly nodes = new Map<string, Buffer>();
 
   constructor(private readonly db: Pool | PoolClient) {}
 
@@ -32,7 +36,7 @@ export class TileReader {
     const local = new Map<string, TileRow>();
     for (const row of fetched) {
       local.set(tileKey(row.level, row.index), row);
-      if (row.width === 256) this.remember(row);
+      this.remember(row);
     }
     for (const [key, want] of needed) {
       const row = local.get(key);
@@ -41,10 +45,16 @@ export class TileReader {
       }
     }
     return (level, index) => {
+      const nodeKey = `${level}:${index}`;
+      const known = this.nodes.get(nodeKey);
+      if (known) return known;
       const tile = tileForNode(level, index);
       const key = tileKey(tile.level, tile.index);
       const row = local.get(key) ?? this.cache.get(key)!;
-      return nodeFromTile(tile, row.hashes.subarray(0, tile.width * 32), level, index);
+      const hash = nodeFromTile(tile, row.hashes.subarray(0, tile.width * 32), level, index);
+      if (this.nodes.size >= nodeCacheEntriesMax) this.nodes.delete(this.nodes.keys().next().value!);
+      this.nodes.set(nodeKey, hash);
+      return hash;
     };
   }
 
@@ -52,16 +62,21 @@ export class TileReader {
   async tile(level: number, index: number, width: number): Promise<Buffer | undefined> {
     const key = tileKey(level, index);
     let row = this.cache.get(key);
-    if (!row) {
+    if (!row || row.width < width) {
       row = (await readTiles(this.db, [{ level, index }]))[0];
-      if (row && row.width === 256) this.remember(row);
+      if (row) this.remember(row);
     }
     if (!row || row.width < width) return undefined;
     return row.hashes.subarray(0, width * 32);
   }
 
+  /** Keeps the widest copy of each tile; the oldest entry goes when the cache is full. */
   private remember(row: TileRow): void {
+    const key = tileKey(row.level, row.index);
+    const known = this.cache.get(key);
+    if (known && known.width >= row.width) return;
+    this.cache.delete(key);
     if (this.cache.size >= tileCacheEntriesMax) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(tileKey(row.level, row.index), row);
+    this.cache.set(key, row);
   }
 }

@@ -67,6 +67,7 @@ export async function registerLogRoutes(app: FastifyInstance, options: LogRouteO
 
 function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   const { ledger, pool } = options;
+  const checkTreeSize = treeSizeChecker(pool);
   const witnesses: CosignatureVerifier[] = options.witnessKeys.map((key) => parseCosignatureVerifierKey(key));
 
   app.get('/v1/log/key', async (_request, reply) => reply.type(textPlain).send(`${logSigner(ledger).verifierKey}\n`));
@@ -109,7 +110,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
 
   app.get('/v1/log/proof/inclusion', async (request, reply) => {
     const query = parseQuery(z.strictObject({ index, size: index }), request.query);
-    await checkTreeSize(pool, query.size, 'size');
+    await checkTreeSize(query.size, 'size');
     if (query.index >= query.size) throw new DomainError('invalid_input', `index ${query.index} is not in a tree of size ${query.size}`);
     const hashes = await ledger.log.inclusionProof(query.index, query.size);
     return reply.send({ index: query.index, size: query.size, hashes: hashes.map((hash) => hash.toString('base64')) });
@@ -117,7 +118,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
 
   app.get('/v1/log/proof/consistency', async (request, reply) => {
     const query = parseQuery(z.strictObject({ from: index, to: index }), request.query);
-    await checkTreeSize(pool, query.to, 'to');
+    await checkTreeSize(query.to, 'to');
     if (query.from > query.to) throw new DomainError('invalid_input', `from ${query.from} is after to ${query.to}`);
     const hashes = await ledger.log.consistencyProof(query.from, query.to);
     return reply.send({ from: query.from, to: query.to, hashes: hashes.map((hash) => hash.toString('base64')) });
@@ -140,9 +141,21 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   });
 }
 
-async function checkTreeSize(pool: Pool, size: number, name: string): Promise<void> {
-  const head = await readHead(pool);
-  if (size > head.size) throw new DomainError('invalid_input', `${name} ${size} is beyond the log's size ${head.size}`);
+/** A committed size is re-read at most this often: committed sizes only grow. */
+const headCacheMs = 250;
+
+/**
+ * Checks a requested tree size against the committed log. A size within the last size read
+ * (less than headCacheMs ago) needs no query; a larger one reads the head again.
+ */
+function treeSizeChecker(pool: Pool): (size: number, name: string) => Promise<void> {
+  let cached = { size: -1, atMs: 0 };
+  return async (size, name) => {
+    if (size <= cached.size && performance.now() - cached.atMs < headCacheMs) return;
+    const head = await readHead(pool);
+    cached = { size: head.size, atMs: performance.now() };
+    if (size > head.size) throw new DomainError('invalid_input', `${name} ${size} is beyond the log's size ${head.size}`);
+  };
 }
 
 async function sendEntries(request: FastifyRequest, reply: FastifyReply, options: LogRouteOptions, tileIndex: number, width: number, size: number): Promise<FastifyReply> {
