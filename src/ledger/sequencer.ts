@@ -18,8 +18,9 @@ import { DomainError, assert, isDomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
+import type { TileRow } from '../store/tlog-tables.ts';
 import {
-  beginBatch, commitBatch, emptyKeys, findIdempotencyAnswers, loadBatchState, writeBatch,
+  beginBatch, emptyKeys, findIdempotencyAnswers, loadBatchState, writeBatchAndCommit,
   type EventWrite, type IdempotencyWrite, type LogHead, type StoredAnswer,
 } from '../store/ledger-tables.ts';
 import { canonicalBytes, eventBody } from './events.ts';
@@ -38,11 +39,11 @@ export type Answer =
 /** What the transparency log does inside a batch's transaction (issue: tlog). */
 export interface LogAppender {
   /**
-   * Adds the batch's events as leaves, writing tiles in the batch's transaction, and
-   * returns the new root (which the batch's commit stores with the new size). `head` is
-   * the log as committed before this batch (read under the lock).
+   * Adds the batch's events as leaves and returns the tiles to write and the new root; the
+   * batch writes both in its transaction, with its events. `head` is the log as committed
+   * before this batch (read under the lock); the client is for reloading the right edge.
    */
-  append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<Buffer>;
+  append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[] }>;
 }
 
 export interface SequencerOptions {
@@ -215,9 +216,7 @@ export class Sequencer {
     let broken = false;
     try {
       const head = await beginBatch(client);
-      const { answers, headAfter } = await this.runBatch(client, batch, head);
-      await commitBatch(client, headAfter);
-      return answers;
+      return await this.runBatch(client, batch, head);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {
         broken = true;
@@ -228,7 +227,8 @@ export class Sequencer {
     }
   }
 
-  private async runBatch(client: PoolClient, batch: Pending[], head: LogHead): Promise<{ answers: Answer[]; headAfter: LogHead }> {
+  /** Checks and applies the batch, then writes and commits it; answers go out after. */
+  private async runBatch(client: PoolClient, batch: Pending[], head: LogHead): Promise<Answer[]> {
     const size = head.size;
     const at = this.options.clock.now().toISOString();
     const stored = await findIdempotencyAnswers(client, batch.flatMap((pending) => (pending.idempotency ? [pending.idempotency] : [])));
@@ -255,17 +255,18 @@ export class Sequencer {
       }
       return answer;
     });
-    await writeBatch(client, {
+    const writes = {
       rows: state.changedRows(),
       endedShipments: state.endedShipments,
       custodyChanges: state.custodyChanges,
       replacedPartiesOf: [...new Set(state.replacedPartiesOf)],
       events,
       idempotency: remembered,
-    });
-    if (events.length === 0) return { answers, headAfter: head };
-    const root = await this.options.logAppender.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
-    return { answers, headAfter: { size: size + events.length, root } };
+    };
+    const leaves = events.map((event) => ({ seq: event.seq, canonical: event.canonical }));
+    const log = events.length === 0 ? { root: head.root, tiles: [] } : await this.options.logAppender.append(client, head, leaves);
+    await writeBatchAndCommit(client, writes, log.tiles, { size: size + events.length, root: log.root });
+    return answers;
   }
 
   private runOne(state: BatchState, pending: Pending, seq: number, at: string, events: EventWrite[]): Answer {

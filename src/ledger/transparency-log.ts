@@ -3,7 +3,8 @@
  * RFC 6962 tree whose hashes are stored as C2SP tiles, written in the same transaction as
  * the events themselves.
  *
- * In memory we keep only the right edge: the Merkle frontier and the partial tile at each
+ * The tiles are written by the batch (store/ledger-tables.ts writeBatchAndCommit) with
+ * the events, in one transaction. In memory we keep only the right edge: the Merkle frontier and the partial tile at each
  * tile level, so an append costs O(log n) and nothing is recomputed at start. Before every
  * batch the edge is compared with the head read under the ledger's lock (size and root);
  * if another process appended, or our last batch rolled back, the edge is reloaded from
@@ -15,7 +16,7 @@ import {
 } from '../tlog/index.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 import type { LogHead } from '../store/ledger-tables.ts';
-import { readTiles, writeTiles, type TileRow } from '../store/tlog-tables.ts';
+import { readTiles, type TileRow } from '../store/tlog-tables.ts';
 import type { LogAppender } from './sequencer.ts';
 import { TileReader } from './tile-reader.ts';
 
@@ -40,7 +41,7 @@ export class TransparencyLog implements LogAppender {
     return this.appender.size;
   }
 
-  async append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<Buffer> {
+  async append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[] }> {
     if (this.appender.size !== head.size || !this.root.equals(head.root)) await this.reload(client, head);
     const full: TileRow[] = [];
     const touched = new Set<number>();
@@ -66,8 +67,7 @@ export class TransparencyLog implements LogAppender {
     });
     this.root = this.appender.root();
     this.stats.leaves += leaves.length;
-    await writeTiles(client, [...full, ...partial]);
-    return this.root;
+    return { root: this.root, tiles: [...full, ...partial] };
   }
 
   /** Rebuilds the right edge from the stored tiles at the committed head. */

@@ -5,11 +5,13 @@
  * - Everything here runs inside the caller's transaction, after beginBatch(). The lock
  *   orders all ledger writers (also across processes), so every read here sees every
  *   batch committed before this one and none that commits after.
- * - writeBatch writes parents before children (foreign keys are checked per statement)
- *   and one statement per table: a batch of 2,000 bookings is a handful of statements.
+ * - writeBatchAndCommit writes parents before children, one statement per table, and sends
+ *   them together: a batch of 2,000 bookings is two or three round trips.
  * - A crash at any point before COMMIT leaves nothing of the batch; after COMMIT, all of it.
  */
+import pg from 'pg';
 import { prepared, type PoolClient } from './pool.ts';
+import type { TileRow } from './tlog-tables.ts';
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow,
   ShipmentRow, ShipmentSerialRow, SiteRow, TokenRow, UnitRow,
@@ -79,25 +81,21 @@ export interface LogHead {
  */
 const bulkRowsMin = 256;
 
-const bulkWriters: Partial<{ [T in TableName]: (client: PoolClient, rows: TableRows[T]) => Promise<void> }> = {
-  shipment_serials: async (client, rows) => {
-    await client.query(
-      'INSERT INTO shipment_serials (shipment_id, serial, live) SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[])',
-      [rows.map((row) => row.shipment_id), rows.map((row) => row.serial), rows.map((row) => row.live)],
-    );
-  },
-  units: async (client, rows) => {
-    await client.query(
-      `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
+const bulkWriters: Partial<{ [T in TableName]: (rows: TableRows[T]) => Step }> = {
+  shipment_serials: (rows) => ({
+    text: 'INSERT INTO shipment_serials (shipment_id, serial, live) SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[])',
+    values: [rows.map((row) => row.shipment_id), rows.map((row) => row.serial), rows.map((row) => row.live)],
+  }),
+  units: (rows) => ({
+    text: `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])
        ON CONFLICT (serial) DO UPDATE SET gpu_uuid = EXCLUDED.gpu_uuid, product_id = EXCLUDED.product_id, recipient_org_id = EXCLUDED.recipient_org_id,
          custody = EXCLUDED.custody, shipment_id = EXCLUDED.shipment_id, site_id = EXCLUDED.site_id, updated_seq = EXCLUDED.updated_seq`,
-      [
-        rows.map((row) => row.serial), rows.map((row) => row.gpu_uuid), rows.map((row) => row.product_id), rows.map((row) => row.recipient_org_id),
-        rows.map((row) => row.custody), rows.map((row) => row.shipment_id), rows.map((row) => row.site_id), rows.map((row) => row.updated_seq),
-      ],
-    );
-  },
+    values: [
+      rows.map((row) => row.serial), rows.map((row) => row.gpu_uuid), rows.map((row) => row.product_id), rows.map((row) => row.recipient_org_id),
+      rows.map((row) => row.custody), rows.map((row) => row.shipment_id), rows.map((row) => row.site_id), rows.map((row) => row.updated_seq),
+    ],
+  }),
 };
 
 /**
@@ -110,16 +108,6 @@ export async function beginBatch(client: PoolClient): Promise<LogHead> {
   const row = results[1]?.rows[0];
   if (!row) throw new Error('log_head row is missing: the database was not migrated');
   return row;
-}
-
-/**
- * Records the new head and commits, in one round trip. The values are our own numbers and
- * hex (no caller text), so they can be written into the statement.
- * Crash note: if the connection drops here, the outcome is unknown until the next read.
- */
-export async function commitBatch(client: PoolClient, head: LogHead): Promise<void> {
-  if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
-  await client.query(`UPDATE log_head SET size = ${head.size}, root = '\\x${head.root.toString('hex')}'::bytea WHERE id = 1; COMMIT`);
 }
 
 export interface EventWrite {
@@ -161,66 +149,103 @@ export interface BatchWrites {
   idempotency: IdempotencyWrite[];
 }
 
-export async function writeBatch(client: PoolClient, writes: BatchWrites): Promise<void> {
+/**
+ * Writes a batch and commits it, in as few round trips as the data allows: every step
+ * whose data is small goes into one multi-statement text, with the values as escaped
+ * literals (pg.escapeLiteral; JSON for rows, hex for bytes). Only bulk rows (manifests of
+ * thousands of serials) travel as parameters, in statements of their own. Steps keep their
+ * order: parents before children, freed serials before new manifest rows, custody changes
+ * after the rows, and the head update and COMMIT last.
+ *
+ * Crash note: a failure in any statement aborts the transaction (the caller rolls back);
+ * a connection lost during the final text leaves the outcome unknown until the next read.
+ */
+export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, tiles: TileRow[], head: LogHead): Promise<void> {
+  if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
+  const steps: Step[] = [];
   if (writes.replacedPartiesOf.length > 0) {
-    await client.query('DELETE FROM licence_parties WHERE licence_id = ANY($1::text[])', [writes.replacedPartiesOf]);
+    steps.push(inline(`DELETE FROM licence_parties WHERE licence_id IN (SELECT json_array_elements_text(${json(writes.replacedPartiesOf)}))`));
   }
   // Before new manifest rows go in: a serial freed in this batch may be listed again.
   if (writes.endedShipments.length > 0) {
-    await client.query('UPDATE shipment_serials SET live = false WHERE live AND shipment_id = ANY($1::text[])', [writes.endedShipments]);
+    steps.push(inline(`UPDATE shipment_serials SET live = false WHERE live AND shipment_id IN (SELECT json_array_elements_text(${json(writes.endedShipments)}))`));
   }
   for (const name of tableOrder) {
     const rows = writes.rows[name];
     if (rows === undefined || rows.length === 0) continue;
     const bulk = bulkWriters[name];
-    if (bulk && rows.length >= bulkRowsMin) await bulk(client, rows as never);
-    else await client.query(prepared(upsertSql.get(name)!, [JSON.stringify(rows)]));
+    steps.push(bulk && rows.length >= bulkRowsMin ? bulk(rows as never) : inline(upsertSql.get(name)!.replace('$1', json(rows))));
   }
   for (const change of writes.custodyChanges) {
-    await client.query('UPDATE units SET custody = $3, updated_seq = $4 WHERE shipment_id = $1 AND custody = $2', [change.shipment_id, change.from, change.to, change.seq]);
+    steps.push(inline(`UPDATE units SET custody = ${pg.escapeLiteral(change.to)}, updated_seq = ${integer(change.seq)} WHERE shipment_id = ${pg.escapeLiteral(change.shipment_id)} AND custody = ${pg.escapeLiteral(change.from)}`));
   }
-  if (writes.events.length > 0) await insertEvents(client, writes.events);
-  if (writes.idempotency.length > 0) await insertIdempotency(client, writes.idempotency);
+  steps.push(...eventSteps(writes.events));
+  if (writes.idempotency.length > 0) steps.push(idempotencyStep(writes.idempotency));
+  if (tiles.length > 0) steps.push(tileStep(tiles));
+  steps.push(inline(`UPDATE log_head SET size = ${integer(head.size)}, root = ${bytes(head.root)} WHERE id = 1`), inline('COMMIT'));
+  await runSteps(client, steps);
 }
 
-async function insertEvents(client: PoolClient, events: EventWrite[]): Promise<void> {
-  // Scalar arrays through unnest: the hottest insert, and bytea needs no text detour.
-  await client.query(prepared(
-    `INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
-     SELECT seq, at, kind, actor, subject_id, string_to_array(org_ids, ' '), canonical
-     FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])
-       AS e(seq, at, kind, actor, subject_id, org_ids, canonical)`,
-    [
-      events.map((event) => event.seq),
-      events.map((event) => event.at),
-      events.map((event) => event.kind),
-      events.map((event) => event.actor),
-      events.map((event) => event.subject_id),
-      events.map((event) => event.org_ids.join(' ')),
-      events.map((event) => event.canonical),
-    ],
-  ));
-  const readers = events.flatMap((event) => [...new Set(event.org_ids)].map((orgId) => [orgId, event.seq] as const));
-  if (readers.length === 0) return;
-  await client.query(prepared('INSERT INTO event_readers (org_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[])', [
-    readers.map(([orgId]) => orgId),
-    readers.map(([, seq]) => seq),
-  ]));
+function eventSteps(events: EventWrite[]): Step[] {
+  if (events.length === 0) return [];
+  const rows = events.map((event) => ({ ...event, canonical: event.canonical.toString('hex') }));
+  const readers = events.flatMap((event) => [...new Set(event.org_ids)].map((orgId) => ({ org_id: orgId, seq: event.seq })));
+  return [
+    inline(`INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
+      SELECT seq, at, kind, actor, subject_id, org_ids, decode(canonical, 'hex')
+      FROM json_to_recordset(${json(rows)}) AS e(seq bigint, at timestamptz, kind text, actor text, subject_id text, org_ids text[], canonical text)`),
+    ...(readers.length === 0 ? [] : [inline(`INSERT INTO event_readers (org_id, seq) SELECT org_id, seq FROM json_to_recordset(${json(readers)}) AS r(org_id text, seq bigint)`)]),
+  ];
 }
 
-async function insertIdempotency(client: PoolClient, entries: IdempotencyWrite[]): Promise<void> {
-  await client.query(
-    `INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int[], $5::jsonb[], $6::timestamptz[])`,
-    [
-      entries.map((entry) => entry.scope),
-      entries.map((entry) => entry.key),
-      entries.map((entry) => entry.request_hash),
-      entries.map((entry) => entry.status),
-      entries.map((entry) => JSON.stringify(entry.response)),
-      entries.map((entry) => entry.created_at),
-    ],
-  );
+function idempotencyStep(entries: IdempotencyWrite[]): Step {
+  const rows = entries.map((entry) => ({ ...entry, request_hash: entry.request_hash.toString('hex') }));
+  return inline(`INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at)
+    SELECT scope, key, decode(request_hash, 'hex'), status, response, created_at
+    FROM json_to_recordset(${json(rows)}) AS i(scope text, key text, request_hash text, status int, response jsonb, created_at timestamptz)`);
+}
+
+function tileStep(tiles: TileRow[]): Step {
+  const rows = tiles.map((tile) => ({ level: tile.level, index: tile.index, width: tile.width, hashes: tile.hashes.toString('hex') }));
+  return inline(`INSERT INTO tlog_tiles (level, index, width, hashes)
+    SELECT level, index, width, decode(hashes, 'hex') FROM json_to_recordset(${json(rows)}) AS t(level smallint, index bigint, width smallint, hashes text)
+    ON CONFLICT (level, index) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes WHERE tlog_tiles.width < EXCLUDED.width`);
+}
+
+/** One statement: inline text (joined with its neighbours into one round trip), or parameterised. */
+interface Step {
+  text: string;
+  values?: unknown[];
+}
+
+const inline = (text: string): Step => ({ text });
+
+async function runSteps(client: PoolClient, steps: Step[]): Promise<void> {
+  let pending: string[] = [];
+  for (const step of steps) {
+    if (step.values === undefined) {
+      pending.push(step.text);
+      continue;
+    }
+    if (pending.length > 0) await client.query(pending.join(';\n'));
+    pending = [];
+    await client.query(prepared(step.text, step.values));
+  }
+  if (pending.length > 0) await client.query(pending.join(';\n'));
+}
+
+/** A JSON value as an escaped SQL literal of type json. */
+function json(value: unknown): string {
+  return `${pg.escapeLiteral(JSON.stringify(value))}::json`;
+}
+
+function integer(value: number): string {
+  if (!Number.isSafeInteger(value)) throw new Error(`assertion failed: ${value} is not a safe integer`);
+  return String(value);
+}
+
+function bytes(value: Buffer): string {
+  return `'\\x${value.toString('hex')}'::bytea`;
 }
 
 export interface StoredAnswer {
