@@ -188,13 +188,35 @@ export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrite
 
 function eventSteps(events: EventWrite[]): Step[] {
   if (events.length === 0) return [];
-  const rows = events.map((event) => ({ ...event, canonical: event.canonical.toString('hex') }));
   const readers = events.flatMap((event) => [...new Set(event.org_ids)].map((orgId) => ({ org_id: orgId, seq: event.seq })));
+  // Thousands of events as one JSON literal cost PostgreSQL far more than typed arrays do
+  // (bench/tlog-append.ts: 150 µs against 15 µs an event): big batches send parameters.
+  if (events.length >= bulkRowsMin) return bulkEventSteps(events, readers);
+  const rows = events.map((event) => ({ ...event, canonical: event.canonical.toString('hex') }));
   return [
     inline(`INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
       SELECT seq, at, kind, actor, subject_id, org_ids, decode(canonical, 'hex')
       FROM json_to_recordset(${json(rows)}) AS e(seq bigint, at timestamptz, kind text, actor text, subject_id text, org_ids text[], canonical text)`),
     ...(readers.length === 0 ? [] : [inline(`INSERT INTO event_readers (org_id, seq) SELECT org_id, seq FROM json_to_recordset(${json(readers)}) AS r(org_id text, seq bigint)`)]),
+  ];
+}
+
+function bulkEventSteps(events: EventWrite[], readers: Array<{ org_id: string; seq: number }>): Step[] {
+  return [
+    {
+      text: `INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
+        SELECT seq, at, kind, actor, subject_id, string_to_array(org_ids, ' '), canonical
+        FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])
+          AS e(seq, at, kind, actor, subject_id, org_ids, canonical)`,
+      values: [
+        events.map((event) => event.seq), events.map((event) => event.at), events.map((event) => event.kind), events.map((event) => event.actor),
+        events.map((event) => event.subject_id), events.map((event) => event.org_ids.join(' ')), events.map((event) => event.canonical),
+      ],
+    },
+    ...(readers.length === 0 ? [] : [{
+      text: 'INSERT INTO event_readers (org_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[])',
+      values: [readers.map((reader) => reader.org_id), readers.map((reader) => reader.seq)],
+    }]),
   ];
 }
 
