@@ -13,7 +13,6 @@
  *   503 'unavailable'; a retry with the same key returns the stored answer if it did commit.
  * - after COMMIT: everything of the batch is durable; answers go out only now.
  */
-import { createHash } from 'node:crypto';
 import { DomainError, assert, isDomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
@@ -21,9 +20,11 @@ import type { Pool, PoolClient } from '../store/pool.ts';
 import type { TileRow } from '../store/tlog-tables.ts';
 import {
   beginBatch, emptyKeys, findIdempotencyAnswers, loadBatchState, writeBatchAndCommit,
-  type EventWrite, type IdempotencyWrite, type LogHead, type StoredAnswer,
+  type EventWrite, type IdempotencyWrite, type LogHead,
 } from '../store/ledger-tables.ts';
-import { canonicalBytes, eventBody } from './events.ts';
+import { canonicalBytes, digestSerials, eventBody, redact } from './events.ts';
+import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
+import { invalidInput, isConstraintError, toRefusal } from './refusals.ts';
 import { handlers } from './handlers/index.ts';
 import type { Handler, Outcome } from './handler.ts';
 import { mayRun, type Actor } from './permissions.ts';
@@ -246,10 +247,13 @@ export class Sequencer {
     const answers = batch.map((pending) => {
       const key = pending.idempotency && `${pending.idempotency.scope}\u0000${pending.idempotency.key}`;
       const earlier = key === null ? undefined : answered.get(key);
-      if (earlier) return replay(earlier, pending, this.stats);
+      if (earlier) {
+        this.stats.replayed += 1;
+        return replay(earlier, pending.idempotency!);
+      }
       const answer = this.runOne(state, pending, size + events.length, at, events);
       if (pending.idempotency && key !== null) {
-        const record = toStored(answer, pending);
+        const record = toStored(answer, pending.kind);
         answered.set(key, { hash: pending.idempotency.hash, answer: record.answer });
         remembered.push({ scope: pending.idempotency.scope, key: pending.idempotency.key, request_hash: pending.idempotency.hash, status: record.status, response: record.response, created_at: at });
       }
@@ -299,102 +303,8 @@ export class Sequencer {
   }
 }
 
-function replay(earlier: { hash: Buffer; answer: Answer }, pending: Pending, stats: SequencerStats): Answer {
-  stats.replayed += 1;
-  if (!earlier.hash.equals(pending.idempotency!.hash)) {
-    return {
-      ok: false,
-      replayed: false,
-      error: new DomainError('idempotency_mismatch', `idempotency key ${pending.idempotency!.key} was used before with a different request; use a new key for a new request`, { rule: 'invariant-6' }),
-    };
-  }
-  return { ...earlier.answer, replayed: true };
-}
-
-/** What is remembered under an idempotency key; secrets are never stored. */
-function toStored(answer: Answer, pending: Pending): { status: number; response: unknown; answer: Answer } {
-  if (!answer.ok) return { status: 0, response: { ok: false, error: answer.error.toJSON() }, answer };
-  if (pending.kind === 'token.create') {
-    const error = new DomainError('conflict', `token ${String(answer.body.tokenId)} was made by the first request with this idempotency key; its secret is shown only once`, { rule: 'invariant-6' });
-    return { status: 0, response: { ok: false, error: error.toJSON() }, answer: { ok: false, error, replayed: true } };
-  }
-  return { status: 1, response: { ok: true, seq: answer.seq, body: answer.body }, answer };
-}
-
-function storedToAnswer(row: StoredAnswer): Answer {
-  const response = row.response as { ok: boolean; seq?: number; body?: Record<string, unknown>; error?: { code: DomainError['code']; message: string; rule?: string; details?: Record<string, unknown> } };
-  if (response.ok) return { ok: true, seq: response.seq!, body: response.body!, replayed: true };
-  const stored = response.error!;
-  return { ok: false, replayed: true, error: new DomainError(stored.code, stored.message, { ...(stored.rule ? { rule: stored.rule } : {}), ...(stored.details ? { details: stored.details } : {}) }) };
-}
-
-export function requestHash(kind: string, rawInput: unknown): Buffer {
-  return createHash('sha256').update(canonicalBytes({ kind, input: rawInput ?? null })).digest();
-}
-
-/**
- * Serial lists (up to 100,000) are recorded in the event by their digest, not in full: a
- * log entry must stay small (C2SP entry bundles cap an entry at 65,535 bytes), and the
- * list itself is in the manifest tables, from which anyone can recompute the digest.
- */
-function digestSerials(input: unknown): unknown {
-  const serials = (input as { serials?: unknown })?.serials;
-  if (!Array.isArray(serials)) return input;
-  const { serials: _list, ...rest } = input as Record<string, unknown>;
-  return { ...rest, serialCount: serials.length, serialsSha256: serialsDigest(serials) };
-}
-
-/** SHA-256 over the sorted lines "serial" or "serial gpuUuid", each ending in a newline. */
-export function serialsDigest(serials: ReadonlyArray<string | { serial: string; gpuUuid?: string | undefined }>): string {
-  const lines = serials.map((entry) => (typeof entry === 'string' ? entry : entry.gpuUuid ? `${entry.serial} ${entry.gpuUuid}` : entry.serial));
-  lines.sort();
-  const hash = createHash('sha256');
-  for (const line of lines) hash.update(`${line}\n`);
-  return hash.digest('hex');
-}
-
-function redact(input: unknown, fields: string[] | undefined): unknown {
-  if (!fields || typeof input !== 'object' || input === null) return input;
-  const copy: Record<string, unknown> = { ...(input as Record<string, unknown>) };
-  for (const field of fields) delete copy[field];
-  return copy;
-}
-
 function countSerials(input: unknown): number {
   const serials = (input as { serials?: unknown[] }).serials;
   return Array.isArray(serials) ? serials.length : 0;
 }
 
-export function invalidInput(kind: string, issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code?: string; origin?: string }>): DomainError {
-  const fields = issues.slice(0, 20).map((issue) => ({ path: issue.path.map(String).join('.') || '(body)', message: issue.message }));
-  const first = fields[0];
-  // A list over its named bound (a manifest over shipmentSerialsMax) is a limit hit: 413.
-  const overList = issues.find((issue) => issue.code === 'too_big' && issue.origin === 'array');
-  if (overList) {
-    const path = overList.path.map(String).join('.');
-    return new DomainError('payload_too_large', `couldn't take the ${kind} request: ${path}: ${overList.message}`, { rule: 'list-length-max', details: { fields } });
-  }
-  return new DomainError('invalid_input', `couldn't read the ${kind} request: ${first ? `${first.path}: ${first.message}` : 'invalid'}${fields.length > 1 ? ` (and ${fields.length - 1} more)` : ''}`, { details: { fields } });
-}
-
-function isConstraintError(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && code.startsWith('23');
-}
-
-/** Database failures become refusals the caller can act on; bugs stay errors. */
-function toRefusal(error: unknown): DomainError {
-  if (isDomainError(error)) return error;
-  const pgError = error as { code?: string; constraint?: string; message?: string };
-  if (pgError.code === '23505') {
-    return new DomainError('conflict', `the database refused a duplicate (${pgError.constraint ?? 'unique index'}): ${pgError.message ?? ''}`, { rule: pgError.constraint === 'units_gpu_uuid_key' ? 'invariant-4' : 'unique' });
-  }
-  if (pgError.code?.startsWith('23')) {
-    return new DomainError('conflict', `the database refused the change: ${pgError.message ?? pgError.code}`, { rule: pgError.constraint ?? 'database-constraint' });
-  }
-  if (pgError.code === undefined || pgError.code.startsWith('08') || pgError.code.startsWith('57')) {
-    if (error instanceof Error && !('code' in error) && !/connect|terminat|timeout|ECONN/i.test(error.message)) throw error;
-    return new DomainError('unavailable', 'the database did not confirm the change; retry with the same Idempotency-Key to learn the outcome');
-  }
-  throw error;
-}

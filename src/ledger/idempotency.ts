@@ -1,0 +1,46 @@
+/**
+ * Invariant 6: a retried request with the same idempotency key gets the same answer and
+ * changes nothing twice; the same key with another request is refused. Keys are scoped to
+ * the caller's organisation and stored with the batch that answered them.
+ */
+import { createHash } from 'node:crypto';
+import { DomainError } from '../core/errors.ts';
+import type { StoredAnswer } from '../store/ledger-tables.ts';
+import { canonicalBytes } from './events.ts';
+import type { CommandKind } from './schemas.ts';
+import type { Answer } from './sequencer.ts';
+
+/** SHA-256 of the request as sent (kind and raw input, RFC 8785): what "the same request" means. */
+export function requestHash(kind: string, rawInput: unknown): Buffer {
+  return createHash('sha256').update(canonicalBytes({ kind, input: rawInput ?? null })).digest();
+}
+
+/** The answer to a key seen before: the same one, or a refusal if the request differs. */
+export function replay(earlier: { hash: Buffer; answer: Answer }, key: { key: string; hash: Buffer }): Answer {
+  if (!earlier.hash.equals(key.hash)) {
+    return {
+      ok: false,
+      replayed: false,
+      error: new DomainError('idempotency_mismatch', `idempotency key ${key.key} was used before with a different request; use a new key for a new request`, { rule: 'invariant-6' }),
+    };
+  }
+  return { ...earlier.answer, replayed: true };
+}
+
+/** What is remembered under an idempotency key; secrets are never stored. */
+export function toStored(answer: Answer, kind: CommandKind): { status: number; response: unknown; answer: Answer } {
+  if (!answer.ok) return { status: 0, response: { ok: false, error: answer.error.toJSON() }, answer };
+  if (kind === 'token.create') {
+    const error = new DomainError('conflict', `token ${String(answer.body.tokenId)} was made by the first request with this idempotency key; its secret is shown only once`, { rule: 'invariant-6' });
+    return { status: 0, response: { ok: false, error: error.toJSON() }, answer: { ok: false, error, replayed: true } };
+  }
+  return { status: 1, response: { ok: true, seq: answer.seq, body: answer.body }, answer };
+}
+
+export function storedToAnswer(row: StoredAnswer): Answer {
+  const response = row.response as { ok: boolean; seq?: number; body?: Record<string, unknown>; error?: { code: DomainError['code']; message: string; rule?: string; details?: Record<string, unknown> } };
+  if (response.ok) return { ok: true, seq: response.seq!, body: response.body!, replayed: true };
+  const stored = response.error!;
+  return { ok: false, replayed: true, error: new DomainError(stored.code, stored.message, { ...(stored.rule ? { rule: stored.rule } : {}), ...(stored.details ? { details: stored.details } : {}) }) };
+}
+

@@ -1,0 +1,40 @@
+/**
+ * Turning what went wrong into the refusal a caller can act on: schema problems (with
+ * every field), limits hit (413), and database refusals. Anything else is a bug and is
+ * rethrown.
+ */
+import { DomainError, isDomainError } from '../core/errors.ts';
+
+export function invalidInput(kind: string, issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code?: string; origin?: string }>): DomainError {
+  const fields = issues.slice(0, 20).map((issue) => ({ path: issue.path.map(String).join('.') || '(body)', message: issue.message }));
+  const first = fields[0];
+  // A list over its named bound (a manifest over shipmentSerialsMax) is a limit hit: 413.
+  const overList = issues.find((issue) => issue.code === 'too_big' && issue.origin === 'array');
+  if (overList) {
+    const path = overList.path.map(String).join('.');
+    return new DomainError('payload_too_large', `couldn't take the ${kind} request: ${path}: ${overList.message}`, { rule: 'list-length-max', details: { fields } });
+  }
+  return new DomainError('invalid_input', `couldn't read the ${kind} request: ${first ? `${first.path}: ${first.message}` : 'invalid'}${fields.length > 1 ? ` (and ${fields.length - 1} more)` : ''}`, { details: { fields } });
+}
+
+export function isConstraintError(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('23');
+}
+
+/** Database failures become refusals the caller can act on; bugs stay errors. */
+export function toRefusal(error: unknown): DomainError {
+  if (isDomainError(error)) return error;
+  const pgError = error as { code?: string; constraint?: string; message?: string };
+  if (pgError.code === '23505') {
+    return new DomainError('conflict', `the database refused a duplicate (${pgError.constraint ?? 'unique index'}): ${pgError.message ?? ''}`, { rule: pgError.constraint === 'units_gpu_uuid_key' ? 'invariant-4' : 'unique' });
+  }
+  if (pgError.code?.startsWith('23')) {
+    return new DomainError('conflict', `the database refused the change: ${pgError.message ?? pgError.code}`, { rule: pgError.constraint ?? 'database-constraint' });
+  }
+  if (pgError.code === undefined || pgError.code.startsWith('08') || pgError.code.startsWith('57')) {
+    if (error instanceof Error && !('code' in error) && !/connect|terminat|timeout|ECONN/i.test(error.message)) throw error;
+    return new DomainError('unavailable', 'the database did not confirm the change; retry with the same Idempotency-Key to learn the outcome');
+  }
+  throw error;
+}
