@@ -18,10 +18,8 @@ import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 import type { TileRow } from '../store/tlog-tables.ts';
-import {
-  beginBatch, emptyKeys, findIdempotencyAnswers, loadBatchState, writeBatchAndCommit,
-  type EventWrite, type IdempotencyWrite, type LogHead,
-} from '../store/ledger-tables.ts';
+import { beginBatch, emptyKeys, findIdempotencyAnswers, loadBatchState, type LogHead } from '../store/ledger-tables.ts';
+import { writeBatchAndCommit, type EventWrite, type IdempotencyWrite } from '../store/batch-writes.ts';
 import { canonicalBytes, digestSerials, eventBody, redact } from './events.ts';
 import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
 import { invalidInput, isConstraintError, toRefusal } from './refusals.ts';

@@ -4,7 +4,8 @@
  * row and remembers the old one, so a refused command is undone exactly, wherever in
  * its handler the refusal came from.
  */
-import type { LoadedState, TableName, TableRows, CustodyChange } from '../store/ledger-tables.ts';
+import type { LoadedState, TableName, TableRows } from '../store/ledger-tables.ts';
+import type { CustodyChange } from '../store/batch-writes.ts';
 import { liveShipmentStatuses } from './rows.ts';
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow, TokenRow, UnitRow,

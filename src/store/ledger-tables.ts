@@ -9,9 +9,7 @@
  *   them together: a batch of 2,000 bookings is two or three round trips.
  * - A crash at any point before COMMIT leaves nothing of the batch; after COMMIT, all of it.
  */
-import pg from 'pg';
 import { prepared, type PoolClient } from './pool.ts';
-import type { TileRow } from './tlog-tables.ts';
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow,
   ShipmentRow, ShipmentSerialRow, SiteRow, TokenRow, UnitRow,
@@ -33,15 +31,15 @@ export interface TableRows {
 
 export type TableName = keyof TableRows;
 
-interface TableShape {
+export interface TableShape {
   key: string[];
   columns: string[];
   /** Insert-only tables refuse a second write of the same key: that would be a bug. */
   insertOnly?: boolean;
 }
 
-/** Parents first: the order writeBatch follows. */
-const tables: Record<TableName, TableShape> = {
+/** Parents first: the order batch-writes.ts follows. */
+export const tables: Record<TableName, TableShape> = {
   organisations: { key: ['id'], columns: ['id', 'name', 'name_romanised', 'country', 'roles', 'identifiers', 'address', 'kyc_verified', 'demo', 'created_seq'] },
   tokens: { key: ['id'], columns: ['id', 'org_id', 'role', 'label', 'secret_hash', 'created_at', 'revoked_at'] },
   products: { key: ['id'], columns: ['id', 'model', 'vendor', 'parameters', 'eccn', 'demo', 'created_seq'] },
@@ -57,46 +55,12 @@ const tables: Record<TableName, TableShape> = {
 
 export const tableOrder = Object.keys(tables) as TableName[];
 
-const upsertSql = new Map<TableName, string>(
-  tableOrder.map((name) => {
-    const shape = tables[name];
-    const columns = shape.columns.join(', ');
-    const updates = shape.columns.filter((column) => !shape.key.includes(column)).map((column) => `${column} = EXCLUDED.${column}`);
-    const conflict = shape.insertOnly || updates.length === 0 ? '' : ` ON CONFLICT (${shape.key.join(', ')}) DO UPDATE SET ${updates.join(', ')}`;
-    return [name, `INSERT INTO ${name} (${columns}) SELECT ${columns} FROM json_populate_recordset(NULL::${name}, $1::json)${conflict}`];
-  }),
-);
-
 export interface LogHead {
   /** Events so far: the next event's seq. */
   size: number;
   /** RFC 6962 root over those events, as the transparency log last wrote it. */
   root: Buffer;
 }
-
-/**
- * Manifests write up to 100,000 rows to two tables. Scalar arrays through unnest cost
- * about a third less than JSON for them (bench/experiments/manifest-sql.ts); small writes
- * keep the generic path.
- */
-const bulkRowsMin = 256;
-
-const bulkWriters: Partial<{ [T in TableName]: (rows: TableRows[T]) => Step }> = {
-  shipment_serials: (rows) => ({
-    text: 'INSERT INTO shipment_serials (shipment_id, serial, live) SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[])',
-    values: [rows.map((row) => row.shipment_id), rows.map((row) => row.serial), rows.map((row) => row.live)],
-  }),
-  units: (rows) => ({
-    text: `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])
-       ON CONFLICT (serial) DO UPDATE SET gpu_uuid = EXCLUDED.gpu_uuid, product_id = EXCLUDED.product_id, recipient_org_id = EXCLUDED.recipient_org_id,
-         custody = EXCLUDED.custody, shipment_id = EXCLUDED.shipment_id, site_id = EXCLUDED.site_id, updated_seq = EXCLUDED.updated_seq`,
-    values: [
-      rows.map((row) => row.serial), rows.map((row) => row.gpu_uuid), rows.map((row) => row.product_id), rows.map((row) => row.recipient_org_id),
-      rows.map((row) => row.custody), rows.map((row) => row.shipment_id), rows.map((row) => row.site_id), rows.map((row) => row.updated_seq),
-    ],
-  }),
-};
 
 /**
  * Opens a batch's transaction and takes the ledger's global write lock, in one round trip.
@@ -108,166 +72,6 @@ export async function beginBatch(client: PoolClient): Promise<LogHead> {
   const row = results[1]?.rows[0];
   if (!row) throw new Error('log_head row is missing: the database was not migrated');
   return row;
-}
-
-export interface EventWrite {
-  seq: number;
-  at: string;
-  kind: string;
-  actor: string;
-  subject_id: string | null;
-  org_ids: string[];
-  canonical: Buffer;
-}
-
-export interface IdempotencyWrite {
-  scope: string;
-  key: string;
-  request_hash: Buffer;
-  status: number;
-  response: unknown;
-  created_at: string;
-}
-
-/** Set-based changes to every unit of a shipment, which may be 100,000 rows nobody loaded. */
-export interface CustodyChange {
-  shipment_id: string;
-  from: string;
-  to: string;
-  seq: number;
-}
-
-export interface BatchWrites {
-  rows: Partial<TableRows>;
-  /** Shipments that ended (delivered, cancelled, expired): their manifest rows stop being live. */
-  endedShipments: string[];
-  /** Applied after the row writes; the batch's loaded units already carry these changes. */
-  custodyChanges: CustodyChange[];
-  /** Licences whose named parties are rewritten (amendments): old rows go first. */
-  replacedPartiesOf: string[];
-  events: EventWrite[];
-  idempotency: IdempotencyWrite[];
-}
-
-/**
- * Writes a batch and commits it, in as few round trips as the data allows: every step
- * whose data is small goes into one multi-statement text, with the values as escaped
- * literals (pg.escapeLiteral; JSON for rows, hex for bytes). Only bulk rows (manifests of
- * thousands of serials) travel as parameters, in statements of their own. Steps keep their
- * order: parents before children, freed serials before new manifest rows, custody changes
- * after the rows, and the head update and COMMIT last.
- *
- * Crash note: a failure in any statement aborts the transaction (the caller rolls back);
- * a connection lost during the final text leaves the outcome unknown until the next read.
- */
-export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, tiles: TileRow[], head: LogHead): Promise<void> {
-  if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
-  const steps: Step[] = [];
-  if (writes.replacedPartiesOf.length > 0) {
-    steps.push(inline(`DELETE FROM licence_parties WHERE licence_id IN (SELECT json_array_elements_text(${json(writes.replacedPartiesOf)}))`));
-  }
-  // Before new manifest rows go in: a serial freed in this batch may be listed again.
-  if (writes.endedShipments.length > 0) {
-    steps.push(inline(`UPDATE shipment_serials SET live = false WHERE live AND shipment_id IN (SELECT json_array_elements_text(${json(writes.endedShipments)}))`));
-  }
-  for (const name of tableOrder) {
-    const rows = writes.rows[name];
-    if (rows === undefined || rows.length === 0) continue;
-    const bulk = bulkWriters[name];
-    steps.push(bulk && rows.length >= bulkRowsMin ? bulk(rows as never) : inline(upsertSql.get(name)!.replace('$1', json(rows))));
-  }
-  for (const change of writes.custodyChanges) {
-    steps.push(inline(`UPDATE units SET custody = ${pg.escapeLiteral(change.to)}, updated_seq = ${integer(change.seq)} WHERE shipment_id = ${pg.escapeLiteral(change.shipment_id)} AND custody = ${pg.escapeLiteral(change.from)}`));
-  }
-  steps.push(...eventSteps(writes.events));
-  if (writes.idempotency.length > 0) steps.push(idempotencyStep(writes.idempotency));
-  if (tiles.length > 0) steps.push(tileStep(tiles));
-  steps.push(inline(`UPDATE log_head SET size = ${integer(head.size)}, root = ${bytes(head.root)} WHERE id = 1`), inline('COMMIT'));
-  await runSteps(client, steps);
-}
-
-function eventSteps(events: EventWrite[]): Step[] {
-  if (events.length === 0) return [];
-  const readers = events.flatMap((event) => [...new Set(event.org_ids)].map((orgId) => ({ org_id: orgId, seq: event.seq })));
-  // Thousands of events as one JSON literal cost PostgreSQL far more than typed arrays do
-  // (bench/tlog-append.ts: 150 µs against 15 µs an event): big batches send parameters.
-  if (events.length >= bulkRowsMin) return bulkEventSteps(events, readers);
-  const rows = events.map((event) => ({ ...event, canonical: event.canonical.toString('hex') }));
-  return [
-    inline(`INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
-      SELECT seq, at, kind, actor, subject_id, org_ids, decode(canonical, 'hex')
-      FROM json_to_recordset(${json(rows)}) AS e(seq bigint, at timestamptz, kind text, actor text, subject_id text, org_ids text[], canonical text)`),
-    ...(readers.length === 0 ? [] : [inline(`INSERT INTO event_readers (org_id, seq) SELECT org_id, seq FROM json_to_recordset(${json(readers)}) AS r(org_id text, seq bigint)`)]),
-  ];
-}
-
-function bulkEventSteps(events: EventWrite[], readers: Array<{ org_id: string; seq: number }>): Step[] {
-  return [
-    {
-      text: `INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
-        SELECT seq, at, kind, actor, subject_id, string_to_array(org_ids, ' '), canonical
-        FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])
-          AS e(seq, at, kind, actor, subject_id, org_ids, canonical)`,
-      values: [
-        events.map((event) => event.seq), events.map((event) => event.at), events.map((event) => event.kind), events.map((event) => event.actor),
-        events.map((event) => event.subject_id), events.map((event) => event.org_ids.join(' ')), events.map((event) => event.canonical),
-      ],
-    },
-    ...(readers.length === 0 ? [] : [{
-      text: 'INSERT INTO event_readers (org_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[])',
-      values: [readers.map((reader) => reader.org_id), readers.map((reader) => reader.seq)],
-    }]),
-  ];
-}
-
-function idempotencyStep(entries: IdempotencyWrite[]): Step {
-  const rows = entries.map((entry) => ({ ...entry, request_hash: entry.request_hash.toString('hex') }));
-  return inline(`INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at)
-    SELECT scope, key, decode(request_hash, 'hex'), status, response, created_at
-    FROM json_to_recordset(${json(rows)}) AS i(scope text, key text, request_hash text, status int, response jsonb, created_at timestamptz)`);
-}
-
-function tileStep(tiles: TileRow[]): Step {
-  const rows = tiles.map((tile) => ({ level: tile.level, index: tile.index, width: tile.width, hashes: tile.hashes.toString('hex') }));
-  return inline(`INSERT INTO tlog_tiles (level, index, width, hashes)
-    SELECT level, index, width, decode(hashes, 'hex') FROM json_to_recordset(${json(rows)}) AS t(level smallint, index bigint, width smallint, hashes text)
-    ON CONFLICT (level, index) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes WHERE tlog_tiles.width < EXCLUDED.width`);
-}
-
-/** One statement: inline text (joined with its neighbours into one round trip), or parameterised. */
-interface Step {
-  text: string;
-  values?: unknown[];
-}
-
-const inline = (text: string): Step => ({ text });
-
-async function runSteps(client: PoolClient, steps: Step[]): Promise<void> {
-  let pending: string[] = [];
-  for (const step of steps) {
-    if (step.values === undefined) {
-      pending.push(step.text);
-      continue;
-    }
-    if (pending.length > 0) await client.query(pending.join(';\n'));
-    pending = [];
-    await client.query(prepared(step.text, step.values));
-  }
-  if (pending.length > 0) await client.query(pending.join(';\n'));
-}
-
-/** A JSON value as an escaped SQL literal of type json. */
-function json(value: unknown): string {
-  return `${pg.escapeLiteral(JSON.stringify(value))}::json`;
-}
-
-function integer(value: number): string {
-  if (!Number.isSafeInteger(value)) throw new Error(`assertion failed: ${value} is not a safe integer`);
-  return String(value);
-}
-
-function bytes(value: Buffer): string {
-  return `'\\x${value.toString('hex')}'::bytea`;
 }
 
 export interface StoredAnswer {
