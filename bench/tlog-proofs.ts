@@ -1,15 +1,14 @@
 /**
- * Proof latency over HTTP against the real server: inclusion and consistency proofs at the
+ * Proof latency over HTTP against the real server (its own process): inclusion and consistency proofs at the
  * log's full size, one request at a time on a keep-alive connection, timed at the client.
  * Cold: each request's leaf lies in a level-0 tile no earlier request touched, so its tile
  * comes from PostgreSQL; warm: the same requests again, full tiles now cached (the partial
  * tiles of the right edge are read on every request by design). Every proof is verified
  * (outside the timing) against the signed root.
  */
-import type { FastifyInstance } from 'fastify';
-import type { AddressInfo } from 'node:net';
-import { buildServer } from '../src/server/app.ts';
+import { Agent, request } from 'node:http';
 import type { Ledger } from '../src/ledger/ledger.ts';
+import { startServerProcess } from './http-server.ts';
 import type { Pool } from '../src/store/pool.ts';
 import { leafHash, rootFromNodes, tileWidth, verifyConsistency, verifyInclusion, type NodeGetter } from '../src/tlog/index.ts';
 import { entry } from './tlog-append.ts';
@@ -43,16 +42,31 @@ function spreadIndexes(size: number, count: number, random: () => number): numbe
   return order.slice(0, Math.min(count, order.length)).map((tile) => tile * tileWidth + Math.floor(random() * tileWidth));
 }
 
+/** One keep-alive connection: the client's cost per request stays small and steady. */
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+function get(base: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { agent }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      response.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 async function timeRequests(base: string, paths: string[], check: (path: string, hashes: Buffer[]) => void): Promise<LatencyResult> {
   const latencies = new Float64Array(paths.length);
   const answers: Array<{ path: string; hashes: string[] }> = [];
   for (let i = 0; i < paths.length; i += 1) {
     const started = performance.now();
-    const response = await fetch(`${base}${paths[i]}`);
-    const body = (await response.json()) as { hashes: string[] };
+    const response = await get(base, paths[i]!);
     latencies[i] = performance.now() - started;
-    if (!response.ok) throw new Error(`GET ${paths[i]} answered ${response.status}: ${JSON.stringify(body)}`);
-    answers.push({ path: paths[i]!, hashes: body.hashes });
+    if (response.status !== 200) throw new Error(`GET ${paths[i]} answered ${response.status}: ${response.body}`);
+    answers.push({ path: paths[i]!, hashes: (JSON.parse(response.body) as { hashes: string[] }).hashes });
   }
   for (const answer of answers) check(answer.path, answer.hashes.map((hash) => Buffer.from(hash, 'base64')));
   latencies.sort();
@@ -71,13 +85,15 @@ async function timeInProcess(ledger: Ledger, indexes: number[], size: number): P
 }
 
 /**
- * Runs the four phases against a server over `ledger`. `getNode` answers tree nodes from
- * memory (the audit's tiles), to compute the old roots consistency proofs are checked with.
+ * Runs the four phases against the real server (`chipledger serve`, in a process of its
+ * own, so the client's heap and event loop do not land in its figures). `getNode` answers
+ * tree nodes from memory (the audit's tiles), to compute the old roots consistency proofs
+ * are checked with; `ledger` gives the in-process figure for comparison.
  */
-export async function proofLatency(ledger: Ledger, pool: Pool, size: number, root: Buffer, getNode: NodeGetter, requests: number): Promise<ProofResult> {
-  const app: FastifyInstance = await buildServer({ ledger, pool, logger: false });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+export async function proofLatency(ledger: Ledger, pool: Pool, size: number, root: Buffer, getNode: NodeGetter, requests: number, signerKey: string): Promise<ProofResult> {
+  const databaseUrl = (pool as unknown as { options: { connectionString: string } }).options.connectionString;
+  const server = await startServerProcess({ databaseUrl, logSignerKey: signerKey, logLevel: 'warn' });
+  const base = server.url;
   try {
     const random = seededRandom(6962);
     // Disjoint tiles for the two kinds, so the consistency proofs start cold too.
@@ -93,14 +109,16 @@ export async function proofLatency(ledger: Ledger, pool: Pool, size: number, roo
       if (!verifyConsistency(from, size, hashes, rootFromNodes(from, getNode), root)) throw new Error(`the consistency proof at ${path} does not verify`);
     };
     // One request first so connection set-up is not in the cold figures.
-    await (await fetch(`${base}/v1/log/proof/inclusion?index=0&size=${size}`)).arrayBuffer();
+    await get(base, `/v1/log/proof/inclusion?index=0&size=${size}`);
     const inclusionCold = await timeRequests(base, inclusion, checkInclusion);
     const inclusionWarm = await timeRequests(base, inclusion, checkInclusion);
     const consistencyCold = await timeRequests(base, consistency, checkConsistency);
     const consistencyWarm = await timeRequests(base, consistency, checkConsistency);
+    // In this process the tiles are not cached yet: one untimed pass, then the timed one.
+    await timeInProcess(ledger, indexes.slice(0, requests), size);
     const inclusionInProcess = await timeInProcess(ledger, indexes.slice(0, requests), size);
     return { size, inclusionCold, inclusionWarm, consistencyCold, consistencyWarm, inclusionInProcess };
   } finally {
-    await app.close();
+    await server.stop();
   }
 }

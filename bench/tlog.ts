@@ -94,7 +94,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
         started = performance.now();
         const tiles = await loadTiles(pool, head.size);
         const tileLoadSeconds = (performance.now() - started) / 1000;
-        proofs = await proofLatency(ledger, pool, head.size, head.root, tiles.getNode, proofRequests);
+        proofs = await proofLatency(ledger, pool, head.size, head.root, tiles.getNode, proofRequests, key.signerKey);
         console.log(`\n(b) proofs over HTTP at ${formatCount(head.size)} leaves (one request at a time, keep-alive; every proof verified)`);
         for (const [name, result] of [['inclusion cold', proofs.inclusionCold], ['inclusion warm', proofs.inclusionWarm], ['consistency cold', proofs.consistencyCold], ['consistency warm', proofs.consistencyWarm], ['inclusion, no HTTP', proofs.inclusionInProcess]] as const) console.log(latencyLine(name, result));
         audit = await auditComparison(pool, head.size, head.root, tiles);
