@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, expectOk, type World } from '../../test/world.ts';
+import { systemActor } from './permissions.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -108,5 +109,21 @@ describe('unit custody', () => {
     const again = await book(['RET-1']);
     expect(again.serialCount).toBe(1);
     expect(await world.ledger.violations()).toEqual([]);
+  });
+});
+
+describe('tokens', () => {
+  it('lets an authority admin make and revoke authority tokens of its own organisation only', async () => {
+    const { ledger, actors } = world;
+    const bisAdmin = { ...actors.bis, role: 'authority_admin' as const };
+    const own = await ledger.submit('token.create', { organisationId: actors.bis.orgId, role: 'authority_officer', label: 'officer' }, bisAdmin);
+    expect(own.ok).toBe(true);
+    const other = await ledger.submit('token.create', { organisationId: actors.mofcom.orgId, role: 'authority_admin', label: 'takeover' }, bisAdmin);
+    expect(other.ok ? 'accepted' : other.error.code).toBe('forbidden');
+    const exporter = await ledger.submit('token.create', { organisationId: actors.exporter.orgId, role: 'exporter', label: 'exp' }, bisAdmin);
+    expect(exporter.ok).toBe(true);
+    const mofcomToken = expectOk(await ledger.submit('token.create', { organisationId: actors.mofcom.orgId, role: 'authority_officer', label: 'm' }, systemActor));
+    const revoke = await ledger.submit('token.revoke', { tokenId: String(mofcomToken.tokenId) }, bisAdmin);
+    expect(revoke.ok ? 'accepted' : revoke.error.code).toBe('forbidden');
   });
 });

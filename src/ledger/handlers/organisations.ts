@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { validateUscc } from '../../core/uscc.ts';
 import { classifyAccelerator } from '../../policy/classification.ts';
 import { newId, refuse, type Handler } from '../handler.ts';
+import { systemActor } from '../permissions.ts';
 
 export const organisationRegister: Handler<'organisation.register'> = {
   kind: 'organisation.register',
@@ -85,6 +86,9 @@ export const tokenCreate: Handler<'token.create'> = {
     if (!org.roles.includes(needs[input.role])) {
       throw refuse.conflict('token-role', `organisation ${org.id} is not an ${needs[input.role]}, so it cannot hold a ${input.role} token`);
     }
+    if (input.role.startsWith('authority') && org.id !== context.actor.orgId && context.actor.id !== systemActor.id) {
+      throw refuse.forbidden(`an authority admin makes authority tokens for its own organisation only; ${org.id}'s are made by the operator (chipledger token create)`);
+    }
     const id = newId('TOK', context);
     const secret = `${tokenSecretPrefix}${id}_${randomBytes(32).toString('base64url')}`;
     context.state.put('tokens', {
@@ -110,6 +114,9 @@ export const tokenRevoke: Handler<'token.revoke'> = {
   run(context, input) {
     const token = context.state.get('tokens', input.tokenId);
     if (!token) throw refuse.notFound('token', input.tokenId);
+    if (token.role.startsWith('authority') && token.org_id !== context.actor.orgId && context.actor.id !== systemActor.id) {
+      throw refuse.forbidden(`an authority admin revokes authority tokens of its own organisation only; ${token.id} belongs to ${token.org_id}`);
+    }
     if (token.revoked_at !== null) throw refuse.conflict('token-status', `token ${token.id} was already revoked at ${token.revoked_at}`);
     context.state.update('tokens', token, { revoked_at: context.at });
     return { subjectId: token.id, orgIds: [token.org_id], effects: {}, answer: { tokenId: token.id, revokedAt: context.at } };
