@@ -1,16 +1,6 @@
 /** Small numeric helpers the benchmarks share: seeded randomness, percentiles, medians. */
 
-/** mulberry32: a tiny seeded generator, so every run books the same workload. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../src/core/random.ts';
 
 /** The p-th percentile (0..100) by nearest rank of values already sorted ascending. */
 export function percentile(sorted: ArrayLike<number>, p: number): number {

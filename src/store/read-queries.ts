@@ -14,6 +14,7 @@
  * - Every statement is bounded by its LIMIT; nothing here reads a whole table into memory.
  * - Reads run outside the ledger's write lock: they see the last committed batch, whole.
  */
+import type { EventWrite } from './batch-writes.ts';
 import type { Pool } from './pool.ts';
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow, Role, ShipmentRow, SiteRow, UnitRow,
@@ -48,15 +49,8 @@ export const embeddedRowsMax = 500;
 
 export type UnitView = UnitRow & { demo: boolean };
 export type SerialView = { serial: string; live: boolean; gpu_uuid: string | null; custody: string | null; site_id: string | null; demo: boolean };
-export interface EventRow {
-  seq: number;
-  at: string;
-  kind: string;
-  actor: string;
-  subject_id: string | null;
-  org_ids: string[];
-  canonical: Buffer;
-}
+/** An event as stored: the same columns the batch writes. */
+export type EventRow = EventWrite;
 export type LicenceDetail = LicenceRow & { parties: LicencePartyRow[]; allocations: AllocationRow[]; allocations_truncated: boolean };
 export type UtilisationLicence = Pick<LicenceRow, 'id' | 'reference' | 'direction' | 'status' | 'holder_org_id' | 'authority_org_id' | 'authorised_units' | 'allocated_units' | 'shipped_units' | 'demo' | 'created_seq'> & {
   reserved_units: number;

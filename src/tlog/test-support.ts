@@ -19,17 +19,9 @@ export function toHex(hashes: readonly Uint8Array[]): string[] {
   return hashes.map((hash) => Buffer.from(hash).toString('hex'));
 }
 
-/** mulberry32: a tiny seeded generator, good enough to make distinct test leaves. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../core/random.ts';
+
+export { seededRandom };
 
 /** `count` leaf hashes of seeded random data of 0..63 bytes each. */
 export function seededLeafHashes(seed: number, count: number): Buffer[] {
