@@ -127,3 +127,19 @@ describe('tokens', () => {
     expect(revoke.ok ? 'accepted' : revoke.error.code).toBe('forbidden');
   });
 });
+
+describe('an unreachable database', () => {
+  it('answers 503-style unavailable, not a crash, and the ledger recovers with the database', async () => {
+    const { Sequencer } = await import('./sequencer.ts');
+    const { createPool } = await import('../store/pool.ts');
+    const { findFreePort } = await import('../store/embedded.ts');
+    const nowhere = createPool({ url: `postgres://chipledger:x@127.0.0.1:${await findFreePort()}/none`, connectionsMax: 1, applicationName: 'unreachable' });
+    const sequencer = new Sequencer({ pool: nowhere, clock: world.clock, logAppender: world.ledger.log });
+    const answer = await sequencer.submit('site.register', { name: 'X', province: 'Y', city: 'Z', latitude: 1, longitude: 1, capacityUnits: 1 }, world.actors.alpha);
+    expect(answer.ok ? 'accepted' : answer.error.code).toBe('unavailable');
+    await sequencer.close();
+    await nowhere.end();
+    const after = await world.ledger.submit('site.register', { name: 'X', province: 'Y', city: 'Z', latitude: 1, longitude: 1, capacityUnits: 1 }, world.actors.alpha);
+    expect(after.ok).toBe(true);
+  });
+});

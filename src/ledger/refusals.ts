@@ -17,6 +17,9 @@ export function invalidInput(kind: string, issues: ReadonlyArray<{ path: Propert
   return new DomainError('invalid_input', `couldn't read the ${kind} request: ${first ? `${first.path}: ${first.message}` : 'invalid'}${fields.length > 1 ? ` (and ${fields.length - 1} more)` : ''}`, { details: { fields } });
 }
 
+/** Socket errors from Node: the database is unreachable, which the caller may retry. */
+const networkErrorCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
 export function isConstraintError(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' && code.startsWith('23');
@@ -32,7 +35,7 @@ export function toRefusal(error: unknown): DomainError {
   if (pgError.code?.startsWith('23')) {
     return new DomainError('conflict', `the database refused the change: ${pgError.message ?? pgError.code}`, { rule: pgError.constraint ?? 'database-constraint' });
   }
-  if (pgError.code === undefined || pgError.code.startsWith('08') || pgError.code.startsWith('57')) {
+  if (pgError.code === undefined || pgError.code.startsWith('08') || pgError.code.startsWith('57') || networkErrorCodes.has(pgError.code)) {
     if (error instanceof Error && !('code' in error) && !/connect|terminat|timeout|ECONN/i.test(error.message)) throw error;
     return new DomainError('unavailable', 'the database did not confirm the change; retry with the same Idempotency-Key to learn the outcome');
   }
