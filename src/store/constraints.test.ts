@@ -1,0 +1,114 @@
+/**
+ * The database holds the invariants on its own: each case here writes around the ledger's
+ * code, straight into the tables, and must be refused by a constraint or trigger.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { buildWorld, type World } from '../../test/world.ts';
+
+let database: TestDatabase;
+let world: World;
+let shipmentId: string;
+let emptyShipmentId: string;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  world = await buildWorld(database.pool);
+  const booked = await world.run('shipment.book', {
+    exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId,
+    units: 2, deadline: '2026-03-01T00:00:00Z', serials: ['DB-1', 'DB-2'],
+  }, world.actors.exporter);
+  shipmentId = String(booked.shipmentId);
+  emptyShipmentId = String((await world.run('shipment.book', {
+    exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId,
+    units: 2, deadline: '2026-03-01T00:00:00Z',
+  }, world.actors.exporter)).shipmentId);
+});
+afterAll(async () => {
+  await world?.ledger.close();
+  await database?.drop();
+});
+
+/** Runs `sql` in a transaction that is always rolled back; returns the error it raised. */
+async function refusal(sql: string, values: unknown[] = []): Promise<{ code: string; message: string } | undefined> {
+  const client = await database.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(sql, values);
+    await client.query('SET CONSTRAINTS ALL IMMEDIATE');
+    return undefined;
+  } catch (error) {
+    return { code: (error as { code: string }).code, message: (error as Error).message };
+  } finally {
+    await client.query('ROLLBACK');
+    client.release();
+  }
+}
+
+const shipmentColumns = 'id, exporter_org_id, recipient_org_id, product_id, origin, destination, export_allocation_id, import_allocation_id, units, status, booked_at, deadline, created_seq, updated_seq';
+function insertShipment(overrides: Record<string, string> = {}): [string, unknown[]] {
+  const values = {
+    id: 'S-X', exporter_org_id: world.actors.exporter.orgId, recipient_org_id: world.actors.alpha.orgId, product_id: world.productId,
+    origin: 'US', destination: 'CN', export_allocation_id: world.allocations.alphaExport, import_allocation_id: world.allocations.alphaImport,
+    units: '1', status: 'booked', booked_at: '2026-02-02T00:00:00Z', deadline: '2026-03-01T00:00:00Z', created_seq: '999999', updated_seq: '999999', ...overrides,
+  };
+  const list = shipmentColumns.split(', ');
+  return [`INSERT INTO shipments (${shipmentColumns}) VALUES (${list.map((_, i) => `$${i + 1}`).join(', ')})`, list.map((column) => values[column as keyof typeof values])];
+}
+
+describe('database constraints, written around the ledger', () => {
+  it.each([
+    ['invariant 1: a licence allocated beyond its units', () => [`UPDATE licences SET allocated_units = authorised_units + 1 WHERE id = $1`, [world.exportLicenceId]], '23514'],
+    ['invariant 1: an allocation the licence does not count', () => [`INSERT INTO allocations (id, licence_id, recipient_org_id, units, created_seq) VALUES ('A-X', $1, $2, 1, 999999)`, [world.exportLicenceId, world.actors.alpha.orgId]], '23514'],
+    ['invariant 2: reserved and shipped beyond the allocation', () => [`UPDATE allocations SET reserved_units = units + 1 WHERE id = $1`, [world.allocations.alphaExport]], '23514'],
+    ['invariant 2: a negative reservation', () => [`UPDATE allocations SET reserved_units = -1 WHERE id = $1`, [world.allocations.alphaExport]], '23514'],
+    ['invariant 2: a shipment without an import-side allocation', () => insertShipment({ import_allocation_id: 'A-NOPE' }), '23503'],
+    ['invariant 3: a shipment under a licence that is not issued', () => [`UPDATE licences SET status = 'suspended' WHERE id = $1; `.trim(), [world.importLicenceId]], 'setup'],
+    ['invariant 3: a shipment on the wrong route', () => insertShipment({ destination: 'RU' }), '23514'],
+    ['invariant 3: a shipment outside the licence validity', () => insertShipment({ booked_at: '2028-01-01T00:00:00Z', deadline: '2028-02-01T00:00:00Z' }), '23514'],
+    ['invariant 3: a shipment for a recipient the allocation is not for', () => insertShipment({ recipient_org_id: world.actors.beta.orgId }), '23514'],
+    ['invariant 3: an export allocation used as the import side', () => insertShipment({ export_allocation_id: world.allocations.alphaImport, import_allocation_id: world.allocations.alphaExport }), '23514'],
+    ['invariant 4: a serial live in two shipments', () => [`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ($1, 'DB-1', true)`, [emptyShipmentId]], '23505'],
+    ['invariant 4: a manifest row for no shipment', () => [`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ('S-NOPE', 'DB-9', true)`, []], '23503'],
+    ['invariant 4: a deployed unit without a site', () => [`UPDATE units SET custody = 'deployed' WHERE serial = 'DB-1'`, []], '23514'],
+    ['invariant 4: a unit at a site that does not exist', () => [`UPDATE units SET custody = 'deployed', site_id = 'SITE-NOPE' WHERE serial = 'DB-1'`, []], '23503'],
+    ['invariant 6: one idempotency key answered twice', () => [`INSERT INTO idempotency_keys SELECT 'o', 'k', '\\x00', 0, '{}', now() FROM generate_series(1, 2)`, []], '23505'],
+    ['the record only grows: deleting a shipment', () => [`DELETE FROM shipments WHERE id = $1`, [shipmentId]], '23001'],
+  ] as Array<[string, () => [string, unknown[]], string]>)('refuses %s', async (_name, make, code) => {
+    const [sql, values] = make();
+    if (code === 'setup') {
+      // A suspended licence: the shipment insert after it must be refused.
+      const [insert, insertValues] = insertShipment();
+      const client = await database.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query(sql, values);
+        const error = await client.query(insert, insertValues).then(() => undefined, (caught: { code: string }) => caught);
+        expect(error?.code).toBe('23514');
+      } finally {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+      return;
+    }
+    const error = await refusal(sql, values);
+    expect(error?.code, error?.message ?? 'the database accepted it').toBe(code);
+  });
+
+  it('accepts a well-formed shipment row (so the refusals above are about the rule, not the row)', async () => {
+    const [sql, values] = insertShipment();
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(sql, values);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+
+  it('refuses two checkpoint roots for one size (a fork)', async () => {
+    const error = await refusal(`INSERT INTO tlog_checkpoints (size, root, key_id, signed_note) VALUES (1, $1, 'a', 'x'), (1, $2, 'b', 'y')`, [Buffer.alloc(32, 1), Buffer.alloc(32, 2)]);
+    expect(error?.code).toBe('23514');
+  });
+});
