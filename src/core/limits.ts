@@ -16,7 +16,7 @@ export const limits = {
   /** Commands the sequencer commits in one transaction. */
   batchCommandsMax: 2_048,
   /** How long the sequencer waits for a batch to fill to the size of the last one. */
-  batchFillWaitMs: 2,
+  batchFillWaitMs: 5,
   /** Serials written in one batch (manifests are big; a batch stops growing here). */
   batchSerialsMax: 200_000,
   /** Commands waiting for the sequencer before callers get 503 + Retry-After. */

@@ -82,8 +82,11 @@ export class Sequencer {
   private running = false;
   /** Set while the loop waits for the queue to fill; submit() wakes it. */
   private filling: { target: number; wake: () => void } | null = null;
-  /** Commands in the last batch: the next one waits (briefly) to be as full. */
-  private lastBatchSize = 1;
+  /**
+   * Callers in flight at the end of the last batch: those it answered (who send again
+   * shortly) and those already waiting. The next batch waits (briefly) to hold them all.
+   */
+  private fillTarget = 1;
   private closed = false;
   private idle: Array<() => void> = [];
   readonly stats: SequencerStats = { batches: 0, commands: 0, accepted: 0, refused: 0, replayed: 0, failedBatches: 0, queueDepth: 0, lastBatchSize: 0, commitSecondsTotal: 0 };
@@ -136,6 +139,7 @@ export class Sequencer {
         await this.waitToFill();
         const batch = this.takeBatch();
         await this.commitBatch(batch);
+        this.fillTarget = batch.length + this.queue.length;
       }
     } finally {
       this.running = false;
@@ -148,11 +152,11 @@ export class Sequencer {
    * Group commit works when batches are full. Callers answered by the last batch send their
    * next command a moment later (a turn of the event loop in-process, a network round trip
    * over HTTP); without waiting, they split into two half batches that alternate, each
-   * paying the whole commit. So wait until the queue is as long as the last batch was, for
-   * at most limits.batchFillWaitMs.
+   * paying the whole commit. So wait until every caller in flight at the end of the last
+   * batch is queued again, for at most limits.batchFillWaitMs.
    */
   private async waitToFill(): Promise<void> {
-    const target = Math.min(this.batchMax, this.lastBatchSize);
+    const target = Math.min(this.batchMax, this.fillTarget);
     if (this.queue.length >= target || this.closed) return;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((wake) => {
@@ -175,7 +179,6 @@ export class Sequencer {
     }
     const batch = this.queue.splice(0, count);
     this.stats.queueDepth = this.queue.length;
-    this.lastBatchSize = batch.length;
     return batch;
   }
 
