@@ -249,3 +249,17 @@ describe('token cache', () => {
     expect(verifier.size).toBe(2);
   });
 });
+
+describe('history of one record', () => {
+  it('lists the events of one shipment, in order, and only to those who may see it', async () => {
+    const shipment = await api.shipment('own', 'delivered');
+    const answer = await api.request({ method: 'GET', url: `/v1/events?subjectId=${shipment.id}`, token: api.tokens.exporter });
+    expect(answer.statusCode).toBe(200);
+    const kinds = (answer.json() as { items: Array<{ kind: string; subjectId: string }> }).items.map((item) => item.kind);
+    expect(kinds).toEqual(['shipment.book', 'shipment.ship', 'shipment.clear', 'shipment.deliver']);
+    const stranger = await api.request({ method: 'GET', url: `/v1/events?subjectId=${shipment.id}`, token: api.tokens.beta });
+    expect((stranger.json() as { items: unknown[] }).items).toEqual([]);
+    const bad = await api.request({ method: 'GET', url: '/v1/events?subjectId=%00', token: api.tokens.exporter });
+    expect(bad.statusCode).toBe(400);
+  });
+});

@@ -179,8 +179,12 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/events', summary: 'Ledger events that name the caller, in log order (leaf index = seq)', list: true, query: z.strictObject(pageQuery),
-    run: async ({ pool, demo }, viewer, _params, query) => listOf(await read.listEvents(pool, viewer, pageOf(query, 'number')), (row) => present.presentEvent(row, demo)),
+    path: '/v1/events', summary: 'Ledger events that name the caller, in log order (leaf index = seq); subjectId gives one record\'s history (e.g. S-12)', list: true,
+    query: z.strictObject({ ...pageQuery, subjectId: idSchema.optional() }),
+    run: async ({ pool, demo }, viewer, _params, query) => listOf(
+      await read.listEvents(pool, viewer, pageOf(query, 'number'), query.subjectId === undefined ? {} : { subjectId: query.subjectId as string }),
+      (row) => present.presentEvent(row, demo),
+    ),
   },
   {
     path: '/v1/reports/utilisation', summary: 'Per licence and allocation: units, allocated, reserved, shipped, available', list: true, query: z.strictObject(pageQuery),

@@ -244,9 +244,11 @@ export async function findSite(pool: Pool, viewer: Viewer, siteId: string): Prom
   return result.rows[0] ?? null;
 }
 
-export function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<number>): Promise<Page<EventRow, number>> {
+export function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { subjectId?: string } = {}): Promise<Page<EventRow, number>> {
   const statement = new Statement();
-  return keysetPage(pool, statement, { from: 'events e', where: [visible.event(statement, viewer, 'e')], key: 'e.seq' }, page, (row: EventRow) => row.seq);
+  const where = [visible.event(statement, viewer, 'e')];
+  if (filter.subjectId !== undefined) where.push(`e.subject_id = ${statement.add(filter.subjectId)}`);
+  return keysetPage(pool, statement, { from: 'events e', where, key: 'e.seq' }, page, (row: EventRow) => row.seq);
 }
 
 /**
