@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { isDomainError } from '../core/errors.ts';
 import { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { generateSignerKey, parseSignerKey, parseVerifierKey } from './note.ts';
-import { hex } from './test-support.ts';
+import { hex, reason } from './test-support.ts';
 
-function reason(action: () => unknown): string | undefined {
-  try {
-    action();
-  } catch (error) {
-    if (isDomainError(error)) return String(error.details?.['reason']);
-    throw error;
-  }
-  return undefined;
-}
 
 const root8 = hex('5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328');
 const checkpoint: Checkpoint = { origin: 'chipledger.example/log', size: 8, rootHash: root8, extensions: [] };

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { isDomainError } from '../core/errors.ts';
 import { openCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.ts';
 import {
   cosignCheckpoint,
@@ -11,17 +10,8 @@ import {
   parseCosignerKey,
 } from './cosignature.ts';
 import { computeKeyId, decodeVerifierKey, formatVerifierKey, generateSignerKey, parseNote, parseSignerKey, parseVerifierKey } from './note.ts';
-import { flipBit, hex } from './test-support.ts';
+import { flipBit, hex, reason } from './test-support.ts';
 
-function reason(action: () => unknown): string | undefined {
-  try {
-    action();
-  } catch (error) {
-    if (isDomainError(error)) return String(error.details?.['reason']);
-    throw error;
-  }
-  return undefined;
-}
 
 const checkpoint: Checkpoint = {
   origin: 'chipledger.example/log',

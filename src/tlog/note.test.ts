@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { isDomainError } from '../core/errors.ts';
 import {
   addSignatures,
   computeKeyId,
@@ -12,7 +11,7 @@ import {
   signNote,
   type NoteSigner,
 } from './note.ts';
-import { flipBit } from './test-support.ts';
+import { flipBit, reason } from './test-support.ts';
 
 // Published in data/tlog-vectors.md (Go golang.org/x/mod/sumdb/note).
 const peterVerifierKey = 'PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW';
@@ -25,15 +24,6 @@ const enochLine = '— EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2
 const peter = parseVerifierKey(peterVerifierKey);
 const enoch = parseVerifierKey(enochVerifierKey);
 
-function reason(action: () => unknown): string | undefined {
-  try {
-    action();
-  } catch (error) {
-    if (isDomainError(error)) return String(error.details?.['reason']);
-    throw error;
-  }
-  return undefined;
-}
 
 describe('published signed-note vectors', () => {
   it('signs the text exactly as Go does', () => {

@@ -1,22 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { isDomainError } from '../core/errors.ts';
 import { signCheckpoint } from './checkpoint.ts';
 import { cosignCheckpoint, generateCosignerKey, parseCosignatureVerifierKey, parseCosignerKey } from './cosignature.ts';
 import { generateSignerKey, parseSignerKey, parseVerifierKey } from './note.ts';
 import { inclusionProof, nodeGetterFromLeaves } from './proof.ts';
 import { formatTlogProof, parseTlogProof, verifyTlogProof } from './proof-bundle.ts';
-import { flipBit, seededLeafHashes } from './test-support.ts';
+import { flipBit, reason, seededLeafHashes } from './test-support.ts';
 import { rootOf } from './tree.ts';
 
-function reason(action: () => unknown): string | undefined {
-  try {
-    action();
-  } catch (error) {
-    if (isDomainError(error)) return String(error.details?.['reason']);
-    throw error;
-  }
-  return undefined;
-}
 
 // The example of c2sp.org/tlog-proof (its signatures are elided, so only the head parses).
 const specExample = `c2sp.org/tlog-proof@v1

@@ -2,6 +2,8 @@
  * Shared by the tlog tests only: the published 8-leaf inputs and a seeded random source, so
  * every "random" test replays the same way.
  */
+import { isDomainError } from '../core/errors.ts';
+import { seededRandom } from '../core/random.ts';
 import { leafHash } from './hash.ts';
 
 /** Leaf inputs of the 8-leaf tree in data/tlog-vectors.md (transparency-dev/merkle tests). */
@@ -18,8 +20,6 @@ export function hex(text: string): Buffer {
 export function toHex(hashes: readonly Uint8Array[]): string[] {
   return hashes.map((hash) => Buffer.from(hash).toString('hex'));
 }
-
-import { seededRandom } from '../core/random.ts';
 
 export { seededRandom };
 
@@ -40,4 +40,15 @@ export function flipBit(bytes: Uint8Array, bit = 0): Buffer {
   const copy = Buffer.from(bytes);
   copy[Math.floor(bit / 8) % copy.length]! ^= 1 << (bit % 8);
   return copy;
+}
+
+/** The reason a refusal names (details.reason of the DomainError), or undefined if none was thrown. */
+export function reason(action: () => unknown): string | undefined {
+  try {
+    action();
+  } catch (error) {
+    if (isDomainError(error)) return String(error.details?.['reason']);
+    throw error;
+  }
+  return undefined;
 }
