@@ -12,7 +12,7 @@
  */
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embedded.ts';
+import { isProcessAlive, startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embedded.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import type { Config } from './config.ts';
 
@@ -99,8 +99,8 @@ function takeLock(lockPath: string): LockContent | null {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = readLock(lockPath);
-    if (holder !== null && holder.url !== '' && isAlive(holder.pid)) return holder;
-    if (holder !== null && holder.url === '' && isAlive(holder.pid)) throw new Error(`chipledger process ${holder.pid} is starting the embedded PostgreSQL in ${lockPath}; try again in a moment`);
+    if (holder !== null && holder.url !== '' && isProcessAlive(holder.pid)) return holder;
+    if (holder !== null && holder.url === '' && isProcessAlive(holder.pid)) throw new Error(`chipledger process ${holder.pid} is starting the embedded PostgreSQL in ${lockPath}; try again in a moment`);
     rmSync(lockPath, { force: true }); // left by a process that is gone
   }
   throw new Error(`couldn't take the lock ${lockPath}: another chipledger process keeps taking it`);
@@ -131,15 +131,6 @@ function writeLock(lockPath: string, content: LockContent): void {
   }
 }
 
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Stops PostgreSQL and waits until its postmaster.pid is gone. A Ctrl-C in a terminal reaches
@@ -160,5 +151,5 @@ async function stopEmbedded(embedded: EmbeddedDatabase, dataDir: string): Promis
 function postmasterRunning(pidFile: string): boolean {
   if (!existsSync(pidFile)) return false;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  return isAlive(pid);
+  return isProcessAlive(pid);
 }

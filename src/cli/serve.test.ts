@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findFreePort } from '../store/embedded.ts';
+import { findFreePort, isProcessAlive } from '../store/embedded.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-serve-'));
@@ -43,14 +43,6 @@ async function waitFor<T>(what: string, read: () => T | undefined, exited: Promi
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('chipledger serve --demo', () => {
   it('serves the demo with an admin token, and stops cleanly on SIGTERM', async () => {
@@ -75,7 +67,7 @@ describe('chipledger serve --demo', () => {
     }
     expect(await server.exit, log()).toEqual({ code: 0, signal: null });
     const pidFile = join(dataDir, 'pg', 'postmaster.pid');
-    if (existsSync(pidFile)) expect(isAlive(Number(readFileSync(pidFile, 'utf8').split('\n')[0])), 'postgres still running').toBe(false);
+    if (existsSync(pidFile)) expect(isProcessAlive(Number(readFileSync(pidFile, 'utf8').split('\n')[0])), 'postgres still running').toBe(false);
     expect(existsSync(join(dataDir, 'chipledger.lock'))).toBe(false);
   }, 240_000);
 

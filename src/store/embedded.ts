@@ -90,19 +90,21 @@ async function stopOrphan(dataDir: string): Promise<void> {
   const pidFile = resolve(dataDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  if (!isProcessAlive(pid)) return;
   process.kill(pid, 'SIGINT'); // fast shutdown: aborts sessions, keeps committed data
-  for (let waited = 0; waited < 10_000 && isAlive(pid); waited += 50) {
+  for (let waited = 0; waited < 10_000 && isProcessAlive(pid); waited += 50) {
     await new Promise((done) => setTimeout(done, 50));
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, but belongs to another user). */
+export function isProcessAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
