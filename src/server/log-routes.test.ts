@@ -116,6 +116,14 @@ describe('log HTTP API', () => {
     expect(response.headers['content-type']).toContain('application/problem+json');
   });
 
+  it('documents every log route in the OpenAPI document, as public', async () => {
+    const paths = (await get('/v1/openapi.json')).json().paths as Record<string, Record<string, { security?: unknown[] }>>;
+    for (const path of ['/v1/log/key', '/v1/log/keys', '/v1/log/checkpoint', '/v1/log/tile/{path}', '/v1/log/proof/inclusion', '/v1/log/proof/consistency', '/v1/log/events/{seq}/proof']) {
+      expect(paths[path]?.get?.security, path).toEqual([]);
+    }
+    expect(paths['/v1/log/cosignatures']?.post).toBeDefined();
+  });
+
   it('gives a C2SP tlog-proof bundle per event that verifies offline', async () => {
     const response = await get('/v1/log/events/42/proof');
     expect(response.statusCode).toBe(200);

@@ -83,6 +83,28 @@ function queryOperation(route: (typeof queryRoutes)[number]) {
   };
 }
 
+/** The transparency log's public endpoints (src/server/log-routes.ts), in the standard formats. */
+function addLogOperations(add: (path: string, method: string, operation: unknown) => void, open: { security: unknown[] }): void {
+  const text = (description: string) => ({ description, content: { 'text/plain': { schema: { type: 'string' } } } });
+  const bytes = (description: string) => ({ description, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } });
+  const integer = (name: string, description: string) => ({ name, in: 'query', required: true, description, schema: { type: 'integer', minimum: 0 } });
+  const proof = { type: 'object', properties: { hashes: { type: 'array', items: { type: 'string', contentEncoding: 'base64' } } }, required: ['hashes'] };
+  const errors = errorResponses([400, 404]);
+  add('/v1/log/key', 'get', { ...open, operationId: 'logKey', tags: ['log'], summary: "The log's verifier key (C2SP signed-note format name+hexid+base64)", responses: { '200': text('one line'), ...errors } });
+  add('/v1/log/keys', 'get', { ...open, operationId: 'logKeys', tags: ['log'], summary: 'Every key the log used, each new one with the checkpoint that announced it', responses: { '200': { description: 'OK', content: { 'application/json': { schema: { type: 'object' } } } } } });
+  add('/v1/log/checkpoint', 'get', { ...open, operationId: 'logCheckpoint', tags: ['log'], summary: 'The newest C2SP tlog-checkpoint as a signed note, with witness cosignatures', responses: { '200': text('signed note'), ...errors } });
+  add('/v1/log/tile/{path}', 'get', {
+    ...open, operationId: 'logTile', tags: ['log'],
+    summary: 'C2SP tlog-tiles: hash tiles <L>/<N>[.p/<W>] (public) and entry bundles entries/<N>[.p/<W>] (authorities and auditors, bearer token)',
+    parameters: [{ name: 'path', in: 'path', required: true, description: 'e.g. 0/x001/234 or entries/000.p/17', schema: { type: 'string' } }],
+    responses: { '200': bytes('tile or entry bundle'), ...errorResponses([401, 403, 404]) },
+  });
+  add('/v1/log/proof/inclusion', 'get', { ...open, operationId: 'logInclusionProof', tags: ['log'], summary: 'RFC 9162 inclusion proof', parameters: [integer('index', 'leaf index (= event seq)'), integer('size', 'tree size')], responses: { '200': { description: 'OK', content: { 'application/json': { schema: proof } } }, ...errors } });
+  add('/v1/log/proof/consistency', 'get', { ...open, operationId: 'logConsistencyProof', tags: ['log'], summary: 'RFC 9162 consistency proof', parameters: [integer('from', 'old tree size'), integer('to', 'new tree size')], responses: { '200': { description: 'OK', content: { 'application/json': { schema: proof } } }, ...errors } });
+  add('/v1/log/events/{seq}/proof', 'get', { ...open, operationId: 'logEventProof', tags: ['log'], summary: 'C2SP tlog-proof bundle for one event, verifiable offline', parameters: [{ name: 'seq', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }], responses: { '200': text('c2sp.org/tlog-proof@v1'), ...errors } });
+  add('/v1/log/cosignatures', 'post', { ...open, operationId: 'logCosign', tags: ['log'], summary: "A witness posts one of our checkpoints with its cosignature (C2SP tlog-cosignature)", requestBody: { required: true, content: { 'text/plain': { schema: { type: 'string' } } } }, responses: { '201': { description: 'stored' }, ...errorResponses([400, 403, 404]) } });
+}
+
 export function buildOpenApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   const add = (path: string, method: string, operation: unknown) => {
@@ -95,6 +117,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
   add('/metrics', 'get', { ...open, operationId: 'metrics', summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } });
   add('/v1/openapi.json', 'get', { ...open, operationId: 'openApi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } });
   add('/v1/docs', 'get', { ...open, operationId: 'docs', summary: 'Human-readable API reference', responses: { '200': { description: 'HTML' } } });
+  addLogOperations(add, open);
   return {
     openapi: '3.1.0',
     info: {
@@ -136,10 +159,12 @@ const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (character
 /** One page listing every operation; no scripts, no external assets. */
 export function renderDocsPage(document: Record<string, unknown>): string {
   const rows: string[] = [];
-  for (const [path, methods] of Object.entries(document.paths as Record<string, Record<string, { summary?: string; 'x-roles'?: string[]; requestBody?: unknown }>>)) {
+  for (const [path, methods] of Object.entries(document.paths as Record<string, Record<string, { summary?: string; 'x-roles'?: string[]; requestBody?: unknown; security?: unknown[] }>>)) {
     for (const [method, operation] of Object.entries(methods)) {
-      const roles = operation['x-roles'] ? operation['x-roles'].join(', ') : method === 'get' && path.startsWith('/v1/') && !path.endsWith('openapi.json') && !path.endsWith('docs') ? 'any token (tenant-filtered)' : 'public';
-      const body = operation.requestBody ? `<details><summary>body</summary><pre>${escapeHtml(JSON.stringify((operation.requestBody as { content: Record<string, { schema: unknown }> }).content['application/json']?.schema, null, 2))}</pre></details>` : '';
+      const roles = operation['x-roles'] ? operation['x-roles'].join(', ') : operation.security?.length === 0 ? 'public' : 'any token (tenant-filtered)';
+      const content = (operation.requestBody as { content?: Record<string, { schema?: unknown }> } | undefined)?.content ?? {};
+      const schema = content['application/json']?.schema ?? Object.values(content)[0]?.schema;
+      const body = schema === undefined ? '' : `<details><summary>body</summary><pre>${escapeHtml(JSON.stringify(schema, null, 2))}</pre></details>`;
       rows.push(`<tr><td class="m ${method}">${method.toUpperCase()}</td><td><code>${escapeHtml(path)}</code>${body}</td><td>${escapeHtml(operation.summary ?? '')}</td><td>${escapeHtml(roles)}</td></tr>`);
     }
   }
