@@ -123,7 +123,18 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
   });
   app.get('/metrics', async (_request, reply: FastifyReply) => {
     const pool = options.pool as unknown as { totalCount: number; idleCount: number; waitingCount: number };
-    const text = metrics.render(options.ledger.sequencer.stats, pool, { chipledger_token_cache_entries: verifier.size });
+    const { log, checkpointer } = options.ledger;
+    const text = metrics.render(options.ledger.sequencer.stats, pool, {
+      chipledger_token_cache_entries: verifier.size,
+      chipledger_log_size: log.size,
+      chipledger_log_leaves_appended: log.stats.leaves,
+      chipledger_log_edge_reloads: log.stats.reloads,
+      ...(checkpointer ? {
+        chipledger_checkpoints_signed: checkpointer.stats.signed,
+        chipledger_checkpoint_size: checkpointer.stats.lastSize,
+        chipledger_checkpoint_age_seconds: checkpointer.stats.lastSignedAtMs === 0 ? 0 : (Date.now() - checkpointer.stats.lastSignedAtMs) / 1000,
+      } : {}),
+    });
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
   });
 }

@@ -116,6 +116,12 @@ describe('log HTTP API', () => {
     expect(response.headers['content-type']).toContain('application/problem+json');
   });
 
+  it('reports the log in /metrics', async () => {
+    const text = (await get('/metrics')).body;
+    expect(text).toMatch(/^chipledger_log_size \d+$/m);
+    expect(text).toMatch(/^chipledger_checkpoints_signed [1-9]\d*$/m);
+  });
+
   it('documents every log route in the OpenAPI document, as public', async () => {
     const paths = (await get('/v1/openapi.json')).json().paths as Record<string, Record<string, { security?: unknown[] }>>;
     for (const path of ['/v1/log/key', '/v1/log/keys', '/v1/log/checkpoint', '/v1/log/tile/{path}', '/v1/log/proof/inclusion', '/v1/log/proof/consistency', '/v1/log/events/{seq}/proof']) {
