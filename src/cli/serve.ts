@@ -8,7 +8,7 @@
  * the lock. Every acknowledged command was committed before its answer went out.
  */
 import { createServer } from 'node:net';
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import { Ledger } from '../ledger/ledger.ts';
 import { createDemoTokens, demoState, loadDemo, type DemoToken } from '../demo/load.ts';
 import type { Config } from './config.ts';

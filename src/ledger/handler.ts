@@ -72,7 +72,3 @@ export { formatUnits };
 export function seesAll(actor: Actor): boolean {
   return actor.role === 'authority_admin' || actor.role === 'authority_officer' || actor.role === 'auditor';
 }
-
-export function unique<T>(values: T[]): T[] {
-  return [...new Set(values)];
-}

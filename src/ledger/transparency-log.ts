@@ -33,7 +33,7 @@ export class TransparencyLog implements LogAppender {
   private edges = new Map<number, EdgeTile>();
   readonly stats = { leaves: 0, reloads: 0 };
 
-  constructor(private readonly pool: Pool) {
+  constructor(pool: Pool) {
     this.tiles = new TileReader(pool);
   }
 
