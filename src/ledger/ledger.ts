@@ -12,6 +12,7 @@ import { checkLogOnStart } from './log-check.ts';
 import { parseSignerKey } from '../tlog/index.ts';
 import { listLogKeys } from '../store/tlog-tables.ts';
 import { adoptLogKey } from './log-keys.ts';
+import { nothingDueRule } from './handlers/sweep.ts';
 import { systemActor, type Actor } from './permissions.ts';
 import type { CommandKind, CommandRequest } from './schemas.ts';
 
@@ -89,7 +90,7 @@ export class Ledger {
     this.sweepTimer = setInterval(() => {
       this.sweep().then(
         (answer) => {
-          if (!answer.ok && answer.error.code !== 'unavailable') this.options.onError?.(answer.error, 'the expiry sweep was refused');
+          if (!answer.ok && answer.error.code !== 'unavailable' && answer.error.rule !== nothingDueRule) this.options.onError?.(answer.error, 'the expiry sweep was refused');
         },
         (error: unknown) => this.options.onError?.(error, 'the expiry sweep failed'),
       );

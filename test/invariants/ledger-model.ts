@@ -212,6 +212,7 @@ export class LedgerModel {
       licence.status = 'expired';
       expiredLicences.push(licence.id);
     }
+    if (expiredShipments.length === 0 && expiredLicences.length === 0) refuse('conflict', 'nothing is due');
     return { expiredShipments: expiredShipments.sort(), expiredLicences: expiredLicences.sort() };
   }
 

@@ -1,9 +1,13 @@
 /**
  * The timed sweep: booked shipments past their deadline expire (their reservation is
  * released) and licences past their validity expire. Servers submit it every few
- * seconds; it is an ordinary command, so it is logged and ordered like any other.
+ * seconds; it is an ordinary command, so it is logged and ordered like any other, and
+ * a sweep that finds nothing due is refused, writing nothing.
  */
-import type { Handler } from '../handler.ts';
+import { refuse, type Handler } from '../handler.ts';
+
+/** The rule of a sweep that found nothing to expire (and so wrote nothing). */
+export const nothingDueRule = 'sweep-nothing-due';
 import { expireLicence, licenceOrgIds } from './licences.ts';
 import { applyStep, expireStep } from './shipments.ts';
 
@@ -29,6 +33,8 @@ export const ledgerSweep: Handler<'ledger.sweep'> = {
       expiredLicences.push(licence.id);
       for (const orgId of licenceOrgIds(licence)) orgIds.add(orgId);
     }
+    // Nothing due is not a change: no event, so a sweep every few seconds leaves the log quiet.
+    if (expiredShipments.length === 0 && expiredLicences.length === 0) throw refuse.conflict(nothingDueRule, 'nothing is due: no booking is past its deadline and no licence past its validity');
     return {
       subjectId: null,
       orgIds: [...orgIds],
