@@ -10,6 +10,8 @@ import { insertCheckpoint, latestCheckpoint, readHead, type CheckpointRow } from
 import type { Pool } from '../store/pool.ts';
 
 export const checkpointIntervalMs = limits.checkpointIntervalMs;
+/** Another process's checkpoint younger than this share of the interval makes a tick skip. */
+const recentSigningShare = 0.8;
 
 export interface CheckpointerOptions {
   pool: Pool;
@@ -32,9 +34,23 @@ export class Checkpointer {
   start(): void {
     const interval = this.options.intervalMs ?? checkpointIntervalMs;
     this.timer = setInterval(() => {
-      this.signing = this.checkpointNow().catch((error: unknown) => this.options.onError?.(error, "couldn't sign a checkpoint"));
+      this.signing = this.tick(interval).catch((error: unknown) => this.options.onError?.(error, "couldn't sign a checkpoint"));
     }, interval);
     this.timer.unref();
+  }
+
+  /**
+   * The timer's turn: sign unless any process signed within most of the interval (by the
+   * database's clock, which all processes share). Each signer ticks every interval, so the
+   * newest event is covered within about one interval while one of them runs.
+   */
+  private async tick(intervalMs: number): Promise<void> {
+    const recent = await this.options.pool.query<{ age_ms: number }>(
+      'SELECT (extract(epoch FROM clock_timestamp() - max(created_at)) * 1000)::float8 AS age_ms FROM tlog_checkpoints',
+    );
+    const ageMs = recent.rows[0]?.age_ms;
+    if (ageMs !== null && ageMs !== undefined && ageMs < intervalMs * recentSigningShare) return;
+    await this.checkpointNow();
   }
 
   async stop(): Promise<void> {
@@ -42,7 +58,7 @@ export class Checkpointer {
     await this.signing;
   }
 
-  /** Signs the current head if no checkpoint covers it yet; returns the newest checkpoint. */
+  /** Signs the current head now if no checkpoint covers it yet; returns the newest checkpoint. */
   async checkpointNow(): Promise<CheckpointRow | undefined> {
     const { pool, signer } = this.options;
     const [head, latest] = await Promise.all([readHead(pool), latestCheckpoint(pool)]);
