@@ -167,9 +167,14 @@ export class BatchState {
     this.undo = [];
   }
 
+  /** Rows of one table this batch changed, as it left them. */
+  dirtyRows<T extends KeyedName>(table: T): Array<Keyed[T]> {
+    return [...this.dirty[table]].map((key) => this.rows[table].get(key)!);
+  }
+
   /** The rows to write, per table, as the batch left them. */
   changedRows(): Partial<TableRows> {
-    const pick = <T extends KeyedName>(table: T): Keyed[T][] => [...this.dirty[table]].map((key) => this.rows[table].get(key)!);
+    const pick = <T extends KeyedName>(table: T): Keyed[T][] => this.dirtyRows(table);
     const licences = pick('licences');
     const parties: LicencePartyRow[] = [];
     for (const id of new Set(this.replacedPartiesOf)) parties.push(...this.rows.licences.get(id)!.parties);

@@ -134,7 +134,12 @@ export async function auditEntries(source: LogSource, tiles: TileSet, roots: Rea
   const auditor = new TreeAuditor(tiles.lookup, roots);
   const bundles = Math.ceil(size / tileWidth);
   const bar = progress.start('entries', size, 'entries');
-  const fetchBundle = (index: number) => source.entries(index, Math.min(tileWidth, size - index * tileWidth));
+  const fetchBundle = (index: number) => {
+    const fetched = source.entries(index, Math.min(tileWidth, size - index * tileWidth));
+    // Awaited in order below; a later bundle may fail first, while an earlier one is awaited.
+    fetched.catch(() => {});
+    return fetched;
+  };
   const ahead: Array<Promise<Buffer[]>> = [];
   for (let index = 0; index < Math.min(bundles, fetchConcurrencyMax); index += 1) ahead.push(fetchBundle(index));
   for (let index = 0; index < bundles; index += 1) {
@@ -142,14 +147,12 @@ export async function auditEntries(source: LogSource, tiles: TileSet, roots: Rea
     try {
       entries = await ahead[index]!;
     } catch (error) {
-      ahead.slice(index + 1).forEach((pending) => pending.catch(() => {}));
       return { failures: [describeFetch(error, `entry bundle ${index}`)], entries: auditor.size };
     }
     if (index + fetchConcurrencyMax < bundles) ahead.push(fetchBundle(index + fetchConcurrencyMax));
     auditor.addEntries(entries);
     bar.update(auditor.size);
     if (auditor.failure) {
-      ahead.slice(index + 1).forEach((pending) => pending.catch(() => {}));
       return { failures: [explainAuditFailure(auditor.failure, index * tileWidth, entries, tiles, roots)], entries: auditor.size };
     }
   }

@@ -1,0 +1,129 @@
+/**
+ * Rows of the ledger's small, hot tables, kept across batches together with the log head
+ * they belong to, so that a batch whose rows are all here needs no reads at all: the
+ * sequencer applies it at once and sends its writes and COMMIT in one round trip, guarded
+ * by the head (store/batch-writes.ts expectHead). If anything else wrote in between,
+ * another process or a batch of ours that failed, the guard refuses the whole batch and
+ * the sequencer runs it again the classic way, loading under the lock.
+ *
+ * What makes this safe is that every change to these tables goes through a batch, and
+ * every batch that changes a row appends an event and so moves the head: a cache that
+ * matches the head matches the tables. Rows here are never mutated (BatchState makes new
+ * rows), so sharing them with batches is safe.
+ *
+ * Tables left out on purpose: units and manifest rows (a shipment may have 100,000 of
+ * them, and handlers also change them set-based in SQL), tokens (read by auth, rare
+ * here). Batches that need those, or the sweep (which queries by time), load classically.
+ */
+import { limits } from '../core/limits.ts';
+import type { BatchKeys, LoadedState, LogHead } from '../store/ledger-tables.ts';
+import type { BatchState, LicenceWithParties } from './state.ts';
+import type { AllocationRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow } from './rows.ts';
+
+interface Cached {
+  organisations: OrganisationRow;
+  products: ProductRow;
+  licences: LicenceWithParties;
+  allocations: AllocationRow;
+  sites: SiteRow;
+  shipments: ShipmentRow;
+}
+type CachedName = keyof Cached;
+const cachedTables: CachedName[] = ['organisations', 'products', 'licences', 'allocations', 'sites', 'shipments'];
+
+export class RowCache {
+  /** The head the rows are current at: after the last batch applied, committed or in flight. */
+  private current: LogHead | null = null;
+  /** Counts clear() calls: a batch applied across one must not be sent. */
+  private cleared = 0;
+  private readonly rows: { [T in CachedName]: Map<string, Cached[T]> } = {
+    organisations: new Map(), products: new Map(), licences: new Map(), allocations: new Map(), sites: new Map(), shipments: new Map(),
+  };
+
+  constructor(private readonly rowsMax: number = limits.rowCacheRowsPerTableMax) {}
+
+  get head(): LogHead | null {
+    return this.current;
+  }
+
+  get generation(): number {
+    return this.cleared;
+  }
+
+  /** Forgets everything: after a failed batch, or when another writer moved the head. */
+  clear(): void {
+    this.cleared += 1;
+    this.current = null;
+    for (const table of cachedTables) this.rows[table].clear();
+  }
+
+  /**
+   * The rows a batch with these keys would load, taken from here, expanded the way
+   * loadBatchState expands them (shipments bring their allocations and organisations,
+   * allocations their licences and recipients); null if any is missing or the keys ask
+   * for something this cache does not keep.
+   */
+  lookup(keys: BatchKeys): LoadedState | null {
+    if (this.current === null || keys.dueAt !== null || keys.serials.size > 0 || keys.tokens.size > 0) return null;
+    const shipments: ShipmentRow[] = [];
+    const allocationIds = new Set(keys.allocations);
+    const organisationIds = new Set(keys.organisations);
+    for (const id of keys.shipments) {
+      const shipment = this.rows.shipments.get(id);
+      if (!shipment) return null;
+      shipments.push(shipment);
+      allocationIds.add(shipment.export_allocation_id).add(shipment.import_allocation_id);
+      organisationIds.add(shipment.recipient_org_id).add(shipment.exporter_org_id);
+    }
+    const allocations: AllocationRow[] = [];
+    const licenceIds = new Set(keys.licences);
+    for (const id of allocationIds) {
+      const allocation = this.rows.allocations.get(id);
+      if (!allocation) return null;
+      allocations.push(allocation);
+      licenceIds.add(allocation.licence_id);
+      organisationIds.add(allocation.recipient_org_id);
+    }
+    const licences = this.pick('licences', licenceIds);
+    const organisations = this.pick('organisations', organisationIds);
+    const products = this.pick('products', keys.products);
+    const sites = this.pick('sites', keys.sites);
+    if (!licences || !organisations || !products || !sites) return null;
+    return { organisations, products, tokens: [], licences, allocations, sites, shipments, units: [], liveSerials: [] };
+  }
+
+  /** Rows a classic batch loaded under the lock at `head`, before it changed anything. */
+  remember(loaded: LoadedState, head: LogHead): void {
+    if (this.current === null || this.current.size !== head.size || !this.current.root.equals(head.root)) this.clear();
+    for (const table of cachedTables) {
+      for (const row of loaded[table] as Array<Cached[CachedName]>) this.put(table, row);
+    }
+    this.current = head;
+  }
+
+  /** A batch's changes, laid over the cache as it applies: `head` is the head after it. */
+  advance(state: BatchState, head: LogHead): void {
+    for (const table of cachedTables) {
+      for (const row of state.dirtyRows(table) as Array<Cached[CachedName]>) this.put(table, row);
+    }
+    this.current = head;
+  }
+
+  private pick<T extends CachedName>(table: T, ids: Iterable<string>): Array<Cached[T]> | null {
+    const found: Array<Cached[T]> = [];
+    for (const id of ids) {
+      const row = this.rows[table].get(id);
+      if (!row) return null;
+      found.push(row);
+    }
+    return found;
+  }
+
+  private put<T extends CachedName>(table: T, row: Cached[T]): void {
+    const rows = this.rows[table];
+    // Re-inserting moves the row to the end: the first key is the least recently written.
+    rows.delete(row.id);
+    rows.set(row.id, row);
+    if (rows.size > this.rowsMax) rows.delete(rows.keys().next().value!);
+  }
+}
