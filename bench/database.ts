@@ -37,6 +37,9 @@ export async function startBenchServer(label: string, options: BenchServerOption
     const admin = new pg.Client({ connectionString: started.url });
     await admin.connect();
     await admin.query(`ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'`);
+    // Planning time too, and statements run inside functions and triggers (nested).
+    await admin.query(`ALTER SYSTEM SET pg_stat_statements.track_planning = on`);
+    await admin.query(`ALTER SYSTEM SET pg_stat_statements.track = 'all'`);
     await admin.end();
     await started.stop();
     started = await startEmbeddedPostgres({ dataDir, durable: true });

@@ -17,11 +17,6 @@ export const limits = {
   batchCommandsMax: 2_048,
   /** How long the sequencer waits for a batch to fill to the size of the last one. */
   batchFillWaitMs: 5,
-  /**
-   * Batches in flight at once: one committing, the next applied and waiting for the
-   * ledger's lock (sequencer.ts). 1 turns pipelining off.
-   */
-  pipelineDepth: 2,
   /** Rows per table the sequencer keeps between batches (ledger/row-cache.ts). */
   rowCacheRowsPerTableMax: 20_000,
   /** Serials written in one batch (manifests are big; a batch stops growing here). */

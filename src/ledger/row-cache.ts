@@ -1,10 +1,8 @@
 /**
  * Rows of the ledger's small, hot tables, kept across batches together with the log head
- * they belong to, so that a batch whose rows are all here needs no reads at all: the
- * sequencer applies it at once and sends its writes and COMMIT in one round trip, guarded
- * by the head (store/batch-writes.ts expectHead). If anything else wrote in between,
- * another process or a batch of ours that failed, the guard refuses the whole batch and
- * the sequencer runs it again the classic way, loading under the lock.
+ * they belong to. A batch that finds, under the ledger's lock, the head our last batch
+ * committed knows nobody else wrote since; if every row it needs is here, it reads
+ * nothing (sequencer.ts). Any other head, or a batch that failed, clears the cache.
  *
  * What makes this safe is that every change to these tables goes through a batch, and
  * every batch that changes a row appends an event and so moves the head: a cache that
@@ -32,10 +30,8 @@ type CachedName = keyof Cached;
 const cachedTables: CachedName[] = ['organisations', 'products', 'licences', 'allocations', 'sites', 'shipments'];
 
 export class RowCache {
-  /** The head the rows are current at: after the last batch applied, committed or in flight. */
+  /** The head the rows are current at: after our last committed batch. */
   private current: LogHead | null = null;
-  /** Counts clear() calls: a batch applied across one must not be sent. */
-  private cleared = 0;
   private readonly rows: { [T in CachedName]: Map<string, Cached[T]> } = {
     organisations: new Map(), products: new Map(), licences: new Map(), allocations: new Map(), sites: new Map(), shipments: new Map(),
   };
@@ -46,13 +42,8 @@ export class RowCache {
     return this.current;
   }
 
-  get generation(): number {
-    return this.cleared;
-  }
-
   /** Forgets everything: after a failed batch, or when another writer moved the head. */
   clear(): void {
-    this.cleared += 1;
     this.current = null;
     for (const table of cachedTables) this.rows[table].clear();
   }
@@ -101,7 +92,7 @@ export class RowCache {
     this.current = head;
   }
 
-  /** A batch's changes, laid over the cache as it applies: `head` is the head after it. */
+  /** A committed batch's changes: `head` is the head after it. */
   advance(state: BatchState, head: LogHead): void {
     for (const table of cachedTables) {
       for (const row of state.dirtyRows(table) as Array<Cached[CachedName]>) this.put(table, row);

@@ -41,12 +41,8 @@ export class TransparencyLog implements LogAppender {
     return this.appender.size;
   }
 
-  isAt(head: LogHead): boolean {
-    return this.appender.size === head.size && this.root.equals(head.root);
-  }
-
   async append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[] }> {
-    if (!this.isAt(head)) await this.reload(client, head);
+    if (this.appender.size !== head.size || !this.root.equals(head.root)) await this.reload(client, head);
     const full: TileRow[] = [];
     const touched = new Set<number>();
     for (const leaf of leaves) {

@@ -89,20 +89,12 @@ export interface BatchWrites {
  * order: parents before children, freed serials before new manifest rows, custody changes
  * after the rows, and the head update and COMMIT last.
  *
- * Without `expect` the transaction is open already (beginBatch); with it, the text opens
- * it and checks the head first: see RowCache.
- *
  * Crash note: a failure in any statement aborts the transaction (the caller rolls back);
  * a connection lost during the final text leaves the outcome unknown until the next read.
  */
-export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, tiles: TileRow[], head: LogHead, expect?: LogHead): Promise<void> {
-  for (const each of expect ? [head, expect] : [head]) {
-    if (!Number.isSafeInteger(each.size) || each.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
-  }
+export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, tiles: TileRow[], head: LogHead): Promise<void> {
+  if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
   const steps: Step[] = [];
-  // A batch applied from the row cache opens its own transaction, guarded by the head it
-  // was applied at (migration 008): a different head refuses it with SQLSTATE CLH01.
-  if (expect) steps.push(inline(`BEGIN; SELECT ledger_expect_head(${integer(expect.size)}, ${bytes(expect.root)})`));
   if (writes.replacedPartiesOf.length > 0) {
     steps.push(inline(`DELETE FROM licence_parties WHERE licence_id IN (SELECT json_array_elements_text(${json(writes.replacedPartiesOf)}))`));
   }
@@ -195,9 +187,6 @@ async function runSteps(client: PoolClient, steps: Step[]): Promise<void> {
   }
   if (pending.length > 0) await client.query(pending.join(';\n'));
 }
-
-/** The guard's refusal: the head moved since the batch was applied (migration 008). */
-export const headMovedCode = 'CLH01';
 
 /** A JSON value as an escaped SQL literal of type json. */
 function json(value: unknown): string {

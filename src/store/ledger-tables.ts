@@ -9,6 +9,7 @@
  *   them together: a batch of 2,000 bookings is two or three round trips.
  * - A crash at any point before COMMIT leaves nothing of the batch; after COMMIT, all of it.
  */
+import pg from 'pg';
 import { prepared, type PoolClient } from './pool.ts';
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow,
@@ -62,18 +63,6 @@ export interface LogHead {
   root: Buffer;
 }
 
-/**
- * Opens a batch's transaction and takes the ledger's global write lock, in one round trip.
- * The lock orders every writer, also across processes; statements after it see every
- * batch committed before.
- */
-export async function beginBatch(client: PoolClient): Promise<LogHead> {
-  const results = (await client.query('BEGIN; SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE')) as unknown as Array<{ rows: LogHead[] }>;
-  const row = results[1]?.rows[0];
-  if (!row) throw new Error('log_head row is missing: the database was not migrated');
-  return row;
-}
-
 export interface StoredAnswer {
   scope: string;
   key: string;
@@ -82,14 +71,21 @@ export interface StoredAnswer {
   response: unknown;
 }
 
-export async function findIdempotencyAnswers(client: PoolClient, keys: Array<{ scope: string; key: string }>): Promise<StoredAnswer[]> {
-  if (keys.length === 0) return [];
-  const result = await client.query<StoredAnswer>(
-    `SELECT i.scope, i.key, i.request_hash, i.status, i.response
-     FROM idempotency_keys i JOIN unnest($1::text[], $2::text[]) AS k(scope, key) ON i.scope = k.scope AND i.key = k.key`,
-    [keys.map((entry) => entry.scope), keys.map((entry) => entry.key)],
-  );
-  return result.rows;
+/**
+ * Opens a batch's transaction, takes the ledger's global write lock and finds the answers
+ * stored under the batch's idempotency keys, in one round trip. The lock orders every
+ * writer, also across processes; statements after it see every batch committed before.
+ * The keys travel as one JSON literal (pg.escapeLiteral), like the batch's writes.
+ */
+export async function beginBatch(client: PoolClient, keys: Array<{ scope: string; key: string }> = []): Promise<{ head: LogHead; stored: StoredAnswer[] }> {
+  const lookup = keys.length === 0 ? '' : `;
+    SELECT i.scope, i.key, i.request_hash, i.status, i.response
+    FROM idempotency_keys i JOIN json_to_recordset(${pg.escapeLiteral(JSON.stringify(keys.map(({ scope, key }) => ({ scope, key }))))}::json) AS k(scope text, key text)
+      ON i.scope = k.scope AND i.key = k.key`;
+  const results = (await client.query(`BEGIN; SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
+  const head = results[1]?.rows[0] as LogHead | undefined;
+  if (!head) throw new Error('log_head row is missing: the database was not migrated');
+  return { head, stored: (results[2]?.rows ?? []) as StoredAnswer[] };
 }
 
 /** What a batch asks to read; every list may be empty. */

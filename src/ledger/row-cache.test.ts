@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../core/clock.ts';
+import { createPool, type Pool } from '../store/pool.ts';
+import { emptyKeys, type LoadedState, type LogHead } from '../store/ledger-tables.ts';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { buildWorld, expectOk, type World } from '../../test/world.ts';
+import { Ledger } from './ledger.ts';
+import { RowCache } from './row-cache.ts';
+import { BatchState } from './state.ts';
+import type { AllocationRow, LicenceRow, OrganisationRow, ShipmentRow } from './rows.ts';
+
+const head = (size: number): LogHead => ({ size, root: Buffer.alloc(32, size) });
+const allocation = (id: string, licenceId: string, recipient: string) => ({ id, licence_id: licenceId, recipient_org_id: recipient, units: 10, reserved_units: 0 }) as unknown as AllocationRow;
+const licence = (id: string) => ({ id, parties: [] }) as unknown as LicenceRow & { parties: [] };
+const organisation = (id: string) => ({ id }) as unknown as OrganisationRow;
+const shipment = (id: string) => ({ id, export_allocation_id: 'A-1', import_allocation_id: 'A-2', recipient_org_id: 'O-r', exporter_org_id: 'O-x' }) as unknown as ShipmentRow;
+
+function loaded(parts: Partial<LoadedState>): LoadedState {
+  return { organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [], units: [], liveSerials: [], ...parts };
+}
+
+describe('RowCache', () => {
+  const full = loaded({
+    organisations: [organisation('O-r'), organisation('O-x')],
+    licences: [licence('L-1'), licence('L-2')],
+    allocations: [allocation('A-1', 'L-1', 'O-r'), allocation('A-2', 'L-2', 'O-r')],
+    shipments: [shipment('S-1')],
+  });
+
+  it('holds nothing until it knows the head its rows belong to', () => {
+    const keys = emptyKeys();
+    expect(new RowCache().lookup(keys)).toBeNull();
+  });
+
+  it('expands a shipment to its allocations, their licences and the organisations, as the loader does', () => {
+    const cache = new RowCache();
+    cache.remember(full, head(5));
+    const keys = emptyKeys();
+    keys.shipments.add('S-1');
+    const found = cache.lookup(keys)!;
+    expect(found.allocations.map((row) => row.id).sort()).toEqual(['A-1', 'A-2']);
+    expect(found.licences.map((row) => row.id).sort()).toEqual(['L-1', 'L-2']);
+    expect(found.organisations.map((row) => row.id).sort()).toEqual(['O-r', 'O-x']);
+  });
+
+  it('answers null when one row is missing, or the keys ask for what it does not keep', () => {
+    const cache = new RowCache();
+    cache.remember(full, head(5));
+    const missing = emptyKeys();
+    missing.allocations.add('A-9');
+    expect(cache.lookup(missing)).toBeNull();
+    for (const ask of [(keys: ReturnType<typeof emptyKeys>) => keys.serials.add('SN-1'), (keys: ReturnType<typeof emptyKeys>) => keys.tokens.add('TOK-1'), (keys: ReturnType<typeof emptyKeys>) => { keys.dueAt = '2026-01-01T00:00:00Z'; }]) {
+      const keys = emptyKeys();
+      ask(keys);
+      expect(cache.lookup(keys)).toBeNull();
+    }
+  });
+
+  it('starts over when rows come from another head than its own', () => {
+    const cache = new RowCache();
+    cache.remember(full, head(5));
+    cache.remember(loaded({ organisations: [organisation('O-r')] }), head(9));
+    const keys = emptyKeys();
+    keys.organisations.add('O-x');
+    expect(cache.lookup(keys)).toBeNull();
+    expect(cache.head?.size).toBe(9);
+  });
+
+  it('lays a batch\'s changed rows over the cache and moves to the head after it', () => {
+    const cache = new RowCache();
+    cache.remember(full, head(5));
+    const state = new BatchState(full);
+    state.update('allocations', state.get('allocations', 'A-1')!, { reserved_units: 7 });
+    cache.advance(state, head(6));
+    const keys = emptyKeys();
+    keys.allocations.add('A-1');
+    expect(cache.lookup(keys)!.allocations[0]!.reserved_units).toBe(7);
+    expect(cache.head?.size).toBe(6);
+  });
+
+  it('keeps at most its bound of rows per table, dropping the least recently written', () => {
+    const cache = new RowCache(2);
+    cache.remember(loaded({ organisations: [organisation('O-1'), organisation('O-2'), organisation('O-3')] }), head(1));
+    const keys = (id: string) => {
+      const set = emptyKeys();
+      set.organisations.add(id);
+      return set;
+    };
+    expect(cache.lookup(keys('O-1'))).toBeNull();
+    expect(cache.lookup(keys('O-3'))).not.toBeNull();
+  });
+});
+
+describe('the sequencer with its row cache', () => {
+  let database: TestDatabase;
+  let world: World;
+  let otherPool: Pool;
+  let other: Ledger;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    world = await buildWorld(database.pool);
+    otherPool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'chipledger-test-other-writer' });
+    other = await Ledger.open({ pool: otherPool, clock: new ManualClock('2026-02-01T00:00:00Z') });
+  });
+  afterAll(async () => {
+    await other?.close();
+    await otherPool?.end();
+    await world?.ledger.close();
+    await database?.drop();
+  });
+
+  const booking = (units: number) => ({ exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units, deadline: '2026-03-01T00:00:00Z' });
+
+  it('reads nothing for a batch whose rows it holds', async () => {
+    await world.run('shipment.book', booking(1), world.actors.exporter);
+    const before = world.ledger.sequencer.stats.cachedBatches;
+    await world.run('shipment.book', booking(1), world.actors.exporter);
+    expect(world.ledger.sequencer.stats.cachedBatches).toBe(before + 1);
+  });
+
+  it('never answers from rows another writer has changed since', async () => {
+    // Alpha's allocations hold 500; 2 are booked above. The other writer takes all but 5.
+    expectOk(await other.submit('shipment.book', booking(493), world.actors.exporter));
+    const refused = await world.ledger.submit('shipment.book', booking(6), world.actors.exporter);
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) expect(refused.error.message).toMatch(/has 5 units available; 6 requested/);
+
+    // A licence the other writer suspends is suspended here at once.
+    expectOk(await other.submit('licence.suspend', { licenceId: world.importLicenceId }, world.actors.mofcom));
+    const suspended = await world.ledger.submit('shipment.book', booking(1), world.actors.exporter);
+    expect(suspended.ok).toBe(false);
+    if (!suspended.ok) expect(suspended.error.code).not.toBe('conflict'); // refused by the rule, not by the database
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+});
