@@ -12,8 +12,8 @@ import { startEmbeddedPostgres } from '../src/store/embedded.ts';
 export interface BenchServer {
   /** Where it runs, for the report. */
   description: string;
-  /** Makes an empty database and returns its URL. */
-  createDatabase(name: string): Promise<string>;
+  /** Makes an empty database, or a copy of `template` (which nobody may be connected to), and returns its URL. */
+  createDatabase(name: string, template?: string): Promise<string>;
   /** CPU seconds used so far by the server's processes, by pid; empty for an external server. */
   cpuTicks(): Map<number, number>;
   stop(): Promise<void>;
@@ -54,12 +54,12 @@ export async function startBenchServer(label: string, options: BenchServerOption
 function serverAt(url: string, description: string, stop: () => Promise<void>, postmaster: () => number | null, options: BenchServerOptions): BenchServer {
   return {
     description,
-    async createDatabase(name) {
+    async createDatabase(name, template) {
       const admin = new pg.Client({ connectionString: url });
       await admin.connect();
       try {
         await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await admin.query(`CREATE DATABASE ${name}`);
+        await admin.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
       } finally {
         await admin.end();
       }

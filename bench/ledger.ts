@@ -10,6 +10,8 @@
  *   --baseline-bookings N   baseline bookings (10000); 0 skips the baseline
  *   --baseline-connections N  pool size of the baseline (64)
  *   --batch-commands-max N  the sequencer's batch bound (the ledger's default)
+ *   --skip-floor            skip the floor (the run's SQL replayed without JavaScript; bench/ledger-floor.ts)
+ *   --row-cache-rows N      rows per table the sequencer keeps between batches (the ledger's default); 0 reads every batch's rows
  *   --manifest-runs N       timed 100,000-serial imports, median reported (3); 0 skips
  *   --manifest-serials N    serials per import (100000)
  *   --sweep A,B,..          extra runs on fresh databases with these batchCommandsMax values
@@ -26,6 +28,7 @@ import { cpuSecondsBetween, startBenchServer, type BenchServer } from './databas
 import { bookBaseline } from './ledger-baseline.ts';
 import { buildBenchWorld, workload, type BenchWorld, type Booking } from './ledger-world.ts';
 import { QueryTimer } from './query-timer.ts';
+import { StatementRecorder, replayEventsOnly, replaySegments, replayStatements, type FloorResult, type Recorded } from './ledger-floor.ts';
 import { formatCount, median, percentile, round, seededRandom } from './stats.ts';
 
 const workloadSeed = 20_260_201;
@@ -109,18 +112,51 @@ interface LedgerSession {
   ledger: Ledger;
   world: BenchWorld;
   timer: QueryTimer | null;
+  /** With a floor: what the ledger sends is recorded, and a copy of the database as it was before the load waits at floorUrl. */
+  floor: { recorder: StatementRecorder; url: string } | null;
   close(): Promise<void>;
 }
 
-async function openLedger(server: BenchServer, name: string, options: { batchCommandsMax?: number; profile?: boolean }): Promise<LedgerSession> {
-  const pool = createPool({ url: await server.createDatabase(name), connectionsMax: 8, applicationName: `chipledger-bench-${name}` });
+interface SessionOptions {
+  batchCommandsMax?: number;
+  rowCacheRows?: number;
+  profile?: boolean;
+  floor?: boolean;
+}
+
+function ledgerOptions(options: SessionOptions) {
+  return {
+    ...(options.batchCommandsMax ? { batchCommandsMax: options.batchCommandsMax } : {}),
+    ...(options.rowCacheRows !== undefined ? { rowCacheRows: options.rowCacheRows } : {}),
+  };
+}
+
+async function openLedger(server: BenchServer, name: string, options: SessionOptions): Promise<LedgerSession> {
+  let prebuilt: BenchWorld | null = null;
+  let floor: LedgerSession['floor'] = null;
+  let url: string;
+  if (options.floor) {
+    // The world is built once, then copied: one copy for the ledger, one for the replay.
+    const worldUrl = await server.createDatabase(`${name}_world`);
+    const setupPool = createPool({ url: worldUrl, connectionsMax: 2, applicationName: `chipledger-bench-${name}-world` });
+    const setup = await Ledger.open({ pool: setupPool });
+    prebuilt = await buildBenchWorld(setup);
+    await setup.close();
+    await setupPool.end();
+    url = await server.createDatabase(name, `${name}_world`);
+    floor = { recorder: new StatementRecorder(), url: await server.createDatabase(`${name}_floor`, `${name}_world`) };
+  } else {
+    url = await server.createDatabase(name);
+  }
+  const pool = createPool({ url, connectionsMax: 8, applicationName: `chipledger-bench-${name}` });
   const timer = options.profile ? new QueryTimer() : null;
   timer?.attach(pool);
-  const ledger = await Ledger.open({ pool, ...(options.batchCommandsMax ? { batchCommandsMax: options.batchCommandsMax } : {}) });
-  const world = await buildBenchWorld(ledger);
+  floor?.recorder.attach(pool);
+  const ledger = await Ledger.open({ pool, ...ledgerOptions(options) });
+  const world = prebuilt ?? (await buildBenchWorld(ledger));
   timer?.reset();
   return {
-    pool, ledger, world, timer,
+    pool, ledger, world, timer, floor,
     async close() {
       await ledger.close();
       await pool.end();
@@ -154,12 +190,26 @@ function printProfile(session: LedgerSession, result: LoadResult, before: Sequen
 
 type SequencerCounts = { batches: number; commands: number; commitSecondsTotal: number };
 
-async function runLedgerLoad(server: BenchServer, bookings: Booking[], callers: number, options: { batchCommandsMax?: number; profile?: boolean; name: string }): Promise<{ session: LedgerSession; result: LoadResult; checked: CheckResult; before: SequencerCounts }> {
+interface Floors {
+  replay: FloorResult;
+  eventsOnly: FloorResult;
+}
+
+async function runLedgerLoad(server: BenchServer, bookings: Booking[], callers: number, options: SessionOptions & { name: string }): Promise<{ session: LedgerSession; result: LoadResult; checked: CheckResult; before: SequencerCounts; floors: Floors | null }> {
   const session = await openLedger(server, options.name, options);
   const { batches, commands, commitSecondsTotal } = session.ledger.sequencer.stats;
+  const sizeBefore = Number((await session.pool.query<{ size: number }>('SELECT size FROM log_head')).rows[0]!.size);
+  session.floor?.recorder.start();
   const result = await drive(server, bookings, callers, ledgerBooker(session.ledger, session.world));
+  const statements = session.floor?.recorder.take() ?? [];
   const checked = await check(session.pool);
-  return { session, result, checked, before: { batches, commands, commitSecondsTotal } };
+  let floors: Floors | null = null;
+  if (session.floor) {
+    const replay = await replayStatements(session.floor.url, statements, result.bookings);
+    const batchSize = Math.max(1, Math.round((session.ledger.sequencer.stats.commands - commands) / (session.ledger.sequencer.stats.batches - batches)));
+    floors = { replay, eventsOnly: await replayEventsOnly(session.pool, sizeBefore, session.floor.url, batchSize) };
+  }
+  return { session, result, checked, before: { batches, commands, commitSecondsTotal }, floors };
 }
 
 /** Server-side time per statement (pg_stat_statements), for the whole ledger database. */
@@ -178,17 +228,23 @@ async function printStatementStats(pool: Pool, bookings: number): Promise<void> 
   }
 }
 
-/** Books a fresh shipment, then times one manifest.attach of `serials` serials end to end. */
-async function timeManifests(session: LedgerSession, runs: number, serials: number): Promise<number[]> {
+/**
+ * Books a fresh shipment, then times one manifest.attach of `serials` serials end to end,
+ * `runs` times. With a floor, each run's statements are replayed on the copy afterwards
+ * (the booking untimed, the attach timed): the same SQL with no JavaScript.
+ */
+async function timeManifests(session: LedgerSession, runs: number, serials: number): Promise<{ timings: number[]; floorMs: number[] }> {
   const { ledger, world } = session;
   const pair = world.pairs[0]!;
   const deadline = new Date(Date.now() + bookingDeadlineMs).toISOString();
   const timings: number[] = [];
+  const segments: Recorded[][] = [];
   for (let run = 0; run < runs; run += 1) {
     const booked = await ledger.submit('shipment.book', {
       exportAllocationId: pair.exportAllocationId, importAllocationId: pair.importAllocationId, productId: world.productId, units: serials, deadline,
     }, world.exporter);
     if (!booked.ok) throw new Error(`couldn't book the manifest shipment: ${booked.error.message}`);
+    const bookingStatements = session.floor?.recorder.take() ?? [];
     const list = Array.from({ length: serials }, (_, index) => `MB${run}-SN-${String(index).padStart(6, '0')}`);
     const started = performance.now();
     const attached = await ledger.submit('manifest.attach', { shipmentId: String(booked.body.shipmentId), serials: list }, world.exporter);
@@ -196,8 +252,11 @@ async function timeManifests(session: LedgerSession, runs: number, serials: numb
     if (!attached.ok) throw new Error(`the manifest import was refused: ${attached.error.message}`);
     if (attached.body.serialCount !== serials) throw new Error(`the manifest import recorded ${String(attached.body.serialCount)} serials, not ${serials}`);
     timings.push(ms);
+    segments.push(bookingStatements, session.floor?.recorder.take() ?? []);
   }
-  return timings;
+  if (!session.floor) return { timings, floorMs: [] };
+  const replayed = await replaySegments(session.floor.url, segments);
+  return { timings, floorMs: replayed.filter((_, index) => index % 2 === 1) };
 }
 
 async function runBaseline(server: BenchServer, bookings: Booking[], callers: number, connections: number): Promise<{ result: LoadResult; checked: CheckResult }> {
@@ -238,7 +297,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     args,
     options: {
       bookings: { type: 'string' }, callers: { type: 'string' }, 'baseline-bookings': { type: 'string' }, 'baseline-connections': { type: 'string' },
-      'batch-commands-max': { type: 'string' }, 'manifest-runs': { type: 'string' }, 'manifest-serials': { type: 'string' },
+      'batch-commands-max': { type: 'string' }, 'row-cache-rows': { type: 'string' }, 'skip-floor': { type: 'boolean' }, 'manifest-runs': { type: 'string' }, 'manifest-serials': { type: 'string' },
       sweep: { type: 'string' }, 'sweep-callers': { type: 'string' }, 'sweep-bookings': { type: 'string' }, profile: { type: 'boolean' }, 'pg-stats': { type: 'boolean' },
     },
     strict: true,
@@ -248,6 +307,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   const baselineCount = positive(values['baseline-bookings'], 10_000, 'baseline-bookings', true);
   const baselineConnections = positive(values['baseline-connections'], 64, 'baseline-connections');
   const batchCommandsMax = positive(values['batch-commands-max'], limits.batchCommandsMax, 'batch-commands-max');
+  const rowCacheRows = positive(values['row-cache-rows'], limits.rowCacheRowsPerTableMax, 'row-cache-rows', true);
   const manifestRuns = positive(values['manifest-runs'], 3, 'manifest-runs', true);
   const manifestSerials = positive(values['manifest-serials'], limits.shipmentSerialsMax, 'manifest-serials');
   const sweep = numberList(values.sweep);
@@ -259,23 +319,29 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   const server = await startBenchServer('ledger', { statementStats: pgStats });
   try {
     console.log(`ledger benchmark on ${server.description}`);
-    console.log(`node ${process.version}; ${callers} concurrent callers; batchCommandsMax ${batchCommandsMax}; workload seed ${workloadSeed}\n`);
+    console.log(`node ${process.version}; ${callers} concurrent callers; batchCommandsMax ${batchCommandsMax}; row cache ${rowCacheRows} rows a table; workload seed ${workloadSeed}\n`);
     // One seeded list; every phase books a prefix of it.
     const bookings = workload(Math.max(bookingsCount, baselineCount, sweep.length + sweepCallers.length > 0 ? sweepBookings : 0), seededRandom(workloadSeed));
 
-    const { session, result, checked, before } = await runLedgerLoad(server, bookings.slice(0, bookingsCount), callers, { batchCommandsMax, profile, name: 'bench_ledger' });
+    const { session, result, checked, before, floors } = await runLedgerLoad(server, bookings.slice(0, bookingsCount), callers, { batchCommandsMax, rowCacheRows, profile, floor: !values['skip-floor'], name: 'bench_ledger' });
     printLoad(`ledger (sequencer, group commit)`, result, checked);
+    if (floors) {
+      console.log(`  floor, the same SQL without JavaScript: the ledger's ${formatCount(floors.replay.statements)} statements replayed in order on a copy of the database as it was before the run, one connection: ${round(floors.replay.seconds, 2)} s, ${formatCount(floors.replay.bookingsPerSecond)} bookings/s; the ledger reached ${round((100 * result.perSecond) / floors.replay.bookingsPerSecond, 0)}% of it`);
+      console.log(`  floor, events only: the run's ${formatCount(result.accepted)} event rows (seq, canonical bytes; primary key only), one durable INSERT per ${formatCount(Math.round(result.accepted / floors.eventsOnly.statements))}: ${round(floors.eventsOnly.seconds, 2)} s, ${formatCount(floors.eventsOnly.bookingsPerSecond)} events/s`);
+    }
     printProfile(session, result, before);
     if (pgStats) await printStatementStats(session.pool, result.bookings);
     let manifestMs: number[] = [];
+    let manifestFloorMs: number[] = [];
     let afterManifests = checked;
     try {
       if (manifestRuns > 0) {
         session.timer?.reset();
-        manifestMs = await timeManifests(session, manifestRuns, manifestSerials);
+        ({ timings: manifestMs, floorMs: manifestFloorMs } = await timeManifests(session, manifestRuns, manifestSerials));
         afterManifests = await check(session.pool);
         console.log(`\nmanifest import: ${formatCount(manifestSerials)} serials in one manifest.attach, end to end`);
         console.log(`  runs: ${manifestMs.map((ms) => `${round(ms, 0)} ms`).join(', ')}; median ${round(median(manifestMs), 0)} ms; invariant violations after: ${afterManifests.violations}`);
+        if (manifestFloorMs.length > 0) console.log(`  floor, the same SQL without JavaScript (replayed on the copy): ${manifestFloorMs.map((ms) => `${round(ms, 0)} ms`).join(', ')}; median ${round(median(manifestFloorMs), 0)} ms`);
         if (session.timer) {
           for (const timing of session.timer.report().slice(0, 8)) console.log(`    ${round(timing.totalMs / manifestRuns, 1).toFixed(1).padStart(8)} ms/import ${timing.statement}`);
         }
@@ -294,7 +360,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     const sweepResults: Array<{ batchCommandsMax: number; callers: number; bookingsPerSecond: number; p50Ms: number; p99Ms: number; violations: number }> = [];
     for (const sweepCallerCount of sweepCallers.length > 0 ? sweepCallers : sweep.length > 0 ? [callers] : []) {
       for (const size of sweep.length > 0 ? sweep : [batchCommandsMax]) {
-        const sweepRun = await runLedgerLoad(server, bookings.slice(0, sweepBookings), sweepCallerCount, { batchCommandsMax: size, name: 'bench_sweep' });
+        const sweepRun = await runLedgerLoad(server, bookings.slice(0, sweepBookings), sweepCallerCount, { batchCommandsMax: size, rowCacheRows, name: 'bench_sweep' });
         await sweepRun.session.close();
         const { result: r, checked: c } = sweepRun;
         sweepResults.push({ batchCommandsMax: size, callers: sweepCallerCount, bookingsPerSecond: Math.round(r.perSecond), p50Ms: round(r.p50Ms, 2), p99Ms: round(r.p99Ms, 2), violations: c.violations + (c.shipmentRows === r.accepted ? 0 : 1) });
@@ -318,6 +384,9 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       callers,
       batchCommandsMax,
       bookingsPerSecond: Math.round(result.perSecond),
+      floorBookingsPerSecond: floors ? Math.round(floors.replay.bookingsPerSecond) : null,
+      ledgerToFloor: floors ? round(result.perSecond / floors.replay.bookingsPerSecond, 2) : null,
+      eventsOnlyFloorPerSecond: floors ? Math.round(floors.eventsOnly.bookingsPerSecond) : null,
       p50Ms: round(result.p50Ms, 2),
       p99Ms: round(result.p99Ms, 2),
       accepted: result.accepted,
@@ -330,6 +399,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       manifestSerials,
       manifest100kMs: manifestMs.length > 0 ? Math.round(median(manifestMs)) : null,
       manifestRunsMs: manifestMs.map((ms) => Math.round(ms)),
+      manifestFloorMs: manifestFloorMs.length > 0 ? Math.round(median(manifestFloorMs)) : null,
       ...(sweepResults.length > 0 ? { sweep: sweepResults } : {}),
       goals: {
         bookingsPerSecond20k: result.perSecond >= 20_000,

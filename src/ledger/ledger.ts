@@ -22,6 +22,8 @@ export interface LedgerOptions {
   /** Expire due shipments and licences this often; absent means the caller sweeps. */
   sweepIntervalMs?: number;
   batchCommandsMax?: number;
+  /** Rows per table the sequencer keeps between batches; 0 turns the row cache off. */
+  rowCacheRows?: number;
   /**
    * The log's signing key (C2SP signer key text). With it, checkpoints are signed every
    * second; without it (tests, read-only tools) none are.
@@ -53,6 +55,7 @@ export class Ledger {
       clock: options.clock ?? systemClock,
       logAppender: this.log,
       ...(options.batchCommandsMax ? { batchCommandsMax: options.batchCommandsMax } : {}),
+      ...(options.rowCacheRows !== undefined ? { rowCacheRows: options.rowCacheRows } : {}),
       ...(options.onError ? { onError: options.onError } : {}),
     });
     if (options.logSignerKey !== undefined) {

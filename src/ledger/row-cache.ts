@@ -36,6 +36,7 @@ export class RowCache {
     organisations: new Map(), products: new Map(), licences: new Map(), allocations: new Map(), sites: new Map(), shipments: new Map(),
   };
 
+  /** rowsMax 0 keeps nothing: every lookup misses. */
   constructor(private readonly rowsMax: number = limits.rowCacheRowsPerTableMax) {}
 
   get head(): LogHead | null {
@@ -55,7 +56,7 @@ export class RowCache {
    * for something this cache does not keep.
    */
   lookup(keys: BatchKeys): LoadedState | null {
-    if (this.current === null || keys.dueAt !== null || keys.serials.size > 0 || keys.tokens.size > 0) return null;
+    if (this.current === null || this.rowsMax === 0 || keys.dueAt !== null || keys.serials.size > 0 || keys.tokens.size > 0) return null;
     const shipments: ShipmentRow[] = [];
     const allocationIds = new Set(keys.allocations);
     const organisationIds = new Set(keys.organisations);

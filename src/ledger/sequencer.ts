@@ -56,6 +56,8 @@ export interface SequencerOptions {
   logAppender: LogAppender;
   batchCommandsMax?: number;
   queueMax?: number;
+  /** Rows per table kept between batches (limits.rowCacheRowsPerTableMax); 0 reads every batch's rows. */
+  rowCacheRows?: number;
   onError?: (error: unknown, context: string) => void;
 }
 
@@ -111,13 +113,14 @@ export class Sequencer {
   };
   private readonly batchMax: number;
   private readonly queueMax: number;
-  private readonly cache = new RowCache();
+  private readonly cache: RowCache;
   /** The head our last committed batch left; another head at the lock means another writer. */
   private lastCommitted: LogHead | null = null;
 
   constructor(private readonly options: SequencerOptions) {
     this.batchMax = options.batchCommandsMax ?? limits.batchCommandsMax;
     this.queueMax = options.queueMax ?? limits.sequencerQueueMax;
+    this.cache = new RowCache(options.rowCacheRows ?? limits.rowCacheRowsPerTableMax);
   }
 
   /**
