@@ -33,7 +33,7 @@ function whole(text: string | undefined, fallback: number, name: string, min = 1
 }
 
 function latencyLine(name: string, result: LatencyResult): string {
-  return `  ${name.padEnd(18)} ${formatCount(result.requests).padStart(6)} requests: p50 ${round(result.p50Ms, 2).toFixed(2)} ms, p99 ${round(result.p99Ms, 2).toFixed(2)} ms, max ${round(result.maxMs, 1)} ms`;
+  return `  ${name.padEnd(24)} ${formatCount(result.requests).padStart(6)} requests: p50 ${round(result.p50Ms, 2).toFixed(2)} ms, p99 ${round(result.p99Ms, 2).toFixed(2)} ms, max ${round(result.maxMs, 1)} ms`;
 }
 
 const latencyJson = (result: LatencyResult) => ({ p50Ms: round(result.p50Ms, 3), p99Ms: round(result.p99Ms, 3), maxMs: round(result.maxMs, 2) });
@@ -96,7 +96,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
         const tileLoadSeconds = (performance.now() - started) / 1000;
         proofs = await proofLatency(ledger, pool, head.size, head.root, tiles.getNode, proofRequests, key.signerKey);
         console.log(`\n(b) proofs over HTTP at ${formatCount(head.size)} leaves (one request at a time, keep-alive; every proof verified)`);
-        for (const [name, result] of [['inclusion cold', proofs.inclusionCold], ['inclusion warm', proofs.inclusionWarm], ['consistency cold', proofs.consistencyCold], ['consistency warm', proofs.consistencyWarm], ['inclusion, no HTTP', proofs.inclusionInProcess]] as const) console.log(latencyLine(name, result));
+        for (const [name, result] of [['inclusion cold', proofs.inclusionCold], ['inclusion warm', proofs.inclusionWarm], ['consistency cold', proofs.consistencyCold], ['consistency warm', proofs.consistencyWarm], ['inclusion, no HTTP', proofs.inclusionInProcess], ['inclusion cold, no HTTP', proofs.inclusionInProcessCold], ['GET /v1/log/key (floor)', proofs.keyReference]] as const) console.log(latencyLine(name, result));
         audit = await auditComparison(pool, head.size, head.root, tiles);
         console.log(`\n(c) full audit of ${formatCount(head.size)} leaves against raw SHA-256 (crypto.hash one-shot) over the same ${formatCount(audit.rawHashes)} leaf and node inputs`);
         console.log(`  raw hashing: ${round(audit.rawSeconds, 2)} s (${formatCount(audit.rawHashesPerSecond)} hashes/s), best of 3`);
@@ -128,6 +128,8 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
         consistencyCold: latencyJson(proofs.consistencyCold),
         consistencyWarm: latencyJson(proofs.consistencyWarm),
         inclusionWarmNoHttp: latencyJson(proofs.inclusionInProcess),
+        inclusionColdNoHttp: latencyJson(proofs.inclusionInProcessCold),
+        keyReference: latencyJson(proofs.keyReference),
         startupCheckSeconds: round(startupSeconds, 2),
         auditStoredSeconds: round(audit.storedSeconds, 2),
         auditMemorySeconds: round(audit.memorySeconds, 2),

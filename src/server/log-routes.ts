@@ -141,19 +141,18 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   });
 }
 
-/** A committed size is re-read at most this often: committed sizes only grow. */
-const headCacheMs = 250;
-
 /**
- * Checks a requested tree size against the committed log. A size within the last size read
- * (less than headCacheMs ago) needs no query; a larger one reads the head again.
+ * Checks a requested tree size against the committed log. Committed sizes only grow, so a
+ * size within the largest one read so far needs no query; only a larger one reads the head
+ * again (proofs at the newest size are the common case, and a query each would be most of
+ * their latency).
  */
 function treeSizeChecker(pool: Pool): (size: number, name: string) => Promise<void> {
-  let cached = { size: -1, atMs: 0 };
+  let largest = -1;
   return async (size, name) => {
-    if (size <= cached.size && performance.now() - cached.atMs < headCacheMs) return;
+    if (size <= largest) return;
     const head = await readHead(pool);
-    cached = { size: head.size, atMs: performance.now() };
+    largest = Math.max(largest, head.size);
     if (size > head.size) throw new DomainError('invalid_input', `${name} ${size} is beyond the log's size ${head.size}`);
   };
 }

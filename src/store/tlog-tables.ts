@@ -23,6 +23,12 @@ export interface TileRow {
 
 export async function readTiles(db: Queryable, tiles: Array<{ level: number; index: number }>): Promise<TileRow[]> {
   if (tiles.length === 0) return [];
+  // One tile is the common case (a proof whose leaf tile is not cached yet): a prepared
+  // primary-key lookup, planned once per connection.
+  if (tiles.length === 1) {
+    const [tile] = tiles;
+    return (await db.query<TileRow>(prepared('SELECT level, index, width, hashes FROM tlog_tiles WHERE level = $1 AND index = $2', [tile!.level, tile!.index]))).rows;
+  }
   const result = await db.query<TileRow>(
     `SELECT t.level, t.index, t.width, t.hashes FROM tlog_tiles t
      JOIN unnest($1::smallint[], $2::bigint[]) AS want(level, index) ON t.level = want.level AND t.index = want.index`,
