@@ -186,6 +186,10 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     const commitMs = (metricsAfter.commitSeconds - metricsBefore.commitSeconds) * 1000;
     const serverSideMs = ((metricsAfter.bookSeconds - metricsBefore.bookSeconds) * 1000) / (metricsAfter.bookCount - metricsBefore.bookCount);
     const cores = availableParallelism();
+    // The CPU ceiling: were every core busy with nothing but these three processes, at
+    // the CPU each booking cost in this run, this many bookings a second would fit.
+    const cpuPerBooking = (serverCpu + postgresCpu + load.clientCpuSeconds) / load.requests;
+    const cpuCeiling = cores / cpuPerBooking;
 
     console.log(`POST /v1/shipments, ${connections} connections`);
     console.log(`  ${formatCount(load.requests)} bookings in ${round(load.seconds, 2)} s: ${formatCount(load.perSecond)} bookings/s`);
@@ -194,6 +198,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     console.log(`  server side: ${round(serverSideMs, 2)} ms mean per booking inside Fastify; sequencer ${formatCount(batches)} batches, ${round(commands / batches, 1)} commands per batch, ${round(commitMs / batches, 2)} ms per batch, inside batches ${round((100 * commitMs) / 1000 / load.seconds, 1)}% of the wall time`);
     console.log(`  CPU over ${round(load.seconds, 2)} s wall (${cores} cores = ${round(cores * load.seconds, 1)} core-s): server ${round(serverCpu, 2)} s, postgres ${round(postgresCpu, 2)} s, load generator ${round(load.clientCpuSeconds, 2)} s`);
     console.log(`    per booking: server ${round((1000 * serverCpu) / load.requests, 3)} ms, postgres ${round((1000 * postgresCpu) / load.requests, 3)} ms, load generator ${round((1000 * load.clientCpuSeconds) / load.requests, 3)} ms`);
+    console.log(`  CPU ceiling: ${cores} cores ÷ ${round(1000 * cpuPerBooking, 3)} ms of CPU per booking = ${formatCount(cpuCeiling)} bookings/s with every core busy; the run used ${round((100 * load.perSecond) / cpuCeiling, 0)}% of it`);
     console.log(`  sockets opened by the client: ${socketsOpened} (keep-alive holds when this is ${connections})`);
     if (statements) {
       const total = statements.reduce((sum, row) => sum + row.totalMs, 0);
@@ -240,6 +245,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       commandsPerBatch: round(commands / batches, 1),
       batchMs: round(commitMs / batches, 2),
       cpuSeconds: { server: round(serverCpu, 2), postgres: round(postgresCpu, 2), loadGenerator: round(load.clientCpuSeconds, 2) },
+      cpuCeilingBookingsPerSecond: Math.round(cpuCeiling),
       reads: reads ? { count: reads.requests, perSecond: Math.round(reads.perSecond), p50Ms: round(reads.p50Ms, 2), p99Ms: round(reads.p99Ms, 2), serverCpuMsPerRead: round((1000 * readsServerCpu) / reads.requests, 3), non200: non200Reads } : null,
       shipmentRows: checked.shipmentRows,
       violations,

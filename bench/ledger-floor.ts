@@ -48,7 +48,7 @@ export type { Recorded };
 export interface FloorResult {
   statements: number;
   seconds: number;
-  bookingsPerSecond: number;
+  perSecond: number;
 }
 
 /** Replays the statements in order on one connection to `url`; `bookings` is how many bookings they made. */
@@ -59,7 +59,7 @@ export async function replayStatements(url: string, statements: Recorded[], book
     const started = performance.now();
     for (const statement of statements) await client.query(statement as never);
     const seconds = (performance.now() - started) / 1000;
-    return { statements: statements.length, seconds, bookingsPerSecond: bookings / seconds };
+    return { statements: statements.length, seconds, perSecond: bookings / seconds };
   } finally {
     await client.end();
   }
@@ -85,7 +85,7 @@ export async function replayEventsOnly(sourcePool: Pool, fromSeq: number, url: s
       await client.query('INSERT INTO floor_events (seq, canonical) SELECT * FROM unnest($1::bigint[], $2::bytea[])', [chunk.map((event) => event.seq), chunk.map((event) => event.canonical)]);
     }
     const seconds = (performance.now() - started) / 1000;
-    return { statements: Math.ceil(events.length / batch), seconds, bookingsPerSecond: events.length / seconds };
+    return { statements: Math.ceil(events.length / batch), seconds, perSecond: events.length / seconds };
   } finally {
     await client.end();
   }

@@ -326,8 +326,8 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     const { session, result, checked, before, floors } = await runLedgerLoad(server, bookings.slice(0, bookingsCount), callers, { batchCommandsMax, rowCacheRows, profile, floor: !values['skip-floor'], name: 'bench_ledger' });
     printLoad(`ledger (sequencer, group commit)`, result, checked);
     if (floors) {
-      console.log(`  floor, the same SQL without JavaScript: the ledger's ${formatCount(floors.replay.statements)} statements replayed in order on a copy of the database as it was before the run, one connection: ${round(floors.replay.seconds, 2)} s, ${formatCount(floors.replay.bookingsPerSecond)} bookings/s; the ledger reached ${round((100 * result.perSecond) / floors.replay.bookingsPerSecond, 0)}% of it`);
-      console.log(`  floor, events only: the run's ${formatCount(result.accepted)} event rows (seq, canonical bytes; primary key only), one durable INSERT per ${formatCount(Math.round(result.accepted / floors.eventsOnly.statements))}: ${round(floors.eventsOnly.seconds, 2)} s, ${formatCount(floors.eventsOnly.bookingsPerSecond)} events/s`);
+      console.log(`  floor, the same SQL without JavaScript: the ledger's ${formatCount(floors.replay.statements)} statements replayed in order on a copy of the database as it was before the run, one connection: ${round(floors.replay.seconds, 2)} s, ${formatCount(floors.replay.perSecond)} bookings/s; the ledger reached ${round((100 * result.perSecond) / floors.replay.perSecond, 0)}% of it`);
+      console.log(`  floor, events only: the run's ${formatCount(result.accepted)} event rows (seq, canonical bytes; primary key only), one durable INSERT per ${formatCount(Math.round(result.accepted / floors.eventsOnly.statements))}: ${round(floors.eventsOnly.seconds, 2)} s, ${formatCount(floors.eventsOnly.perSecond)} events/s`);
     }
     printProfile(session, result, before);
     if (pgStats) await printStatementStats(session.pool, result.bookings);
@@ -384,9 +384,9 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       callers,
       batchCommandsMax,
       bookingsPerSecond: Math.round(result.perSecond),
-      floorBookingsPerSecond: floors ? Math.round(floors.replay.bookingsPerSecond) : null,
-      ledgerToFloor: floors ? round(result.perSecond / floors.replay.bookingsPerSecond, 2) : null,
-      eventsOnlyFloorPerSecond: floors ? Math.round(floors.eventsOnly.bookingsPerSecond) : null,
+      floorBookingsPerSecond: floors ? Math.round(floors.replay.perSecond) : null,
+      ledgerToFloor: floors ? round(result.perSecond / floors.replay.perSecond, 2) : null,
+      eventsOnlyFloorPerSecond: floors ? Math.round(floors.eventsOnly.perSecond) : null,
       p50Ms: round(result.p50Ms, 2),
       p99Ms: round(result.p99Ms, 2),
       accepted: result.accepted,

@@ -19,6 +19,7 @@ import { Ledger } from '../src/ledger/ledger.ts';
 import { createPool } from '../src/store/pool.ts';
 import { readHead } from '../src/store/tlog-tables.ts';
 import { generateSignerKey } from '../src/tlog/index.ts';
+import { replayEventsOnly } from './ledger-floor.ts';
 import { startBenchServer } from './database.ts';
 import { formatCount, round } from './stats.ts';
 import { auditComparison, loadTiles } from './tlog-audit.ts';
@@ -68,6 +69,9 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       console.log(`  ${formatCount(append.leaves)} leaves in ${round(append.seconds, 1)} s: ${formatCount(append.leavesPerSecond)} leaves/s (goal 100,000)`);
       console.log(`  per batch of ${formatCount(batchLeaves)}: log append (hashing, tile building) ${round(batch.logAppend, 1)} ms; event rows, tiles, head and COMMIT ${round(batch.writeAndCommit, 1)} ms`);
       for (const timing of append.statements) console.log(`    ${round(timing.msPerBatch, 2).toFixed(2).padStart(8)} ms/batch  ${timing.statement}`);
+      // The floor: the same event rows alone (seq and bytes, primary key only), same batches.
+      const eventsOnly = await replayEventsOnly(pool, 0, await server.createDatabase('bench_tlog_floor'), batchLeaves);
+      console.log(`  floor, the event rows alone (seq and canonical bytes into a table with only its primary key), one durable INSERT per ${formatCount(batchLeaves)}: ${formatCount(eventsOnly.perSecond)} rows/s; the log with its event rows reached ${round((100 * append.leavesPerSecond) / eventsOnly.perSecond, 0)}% of it`);
       console.log(`  checkpoint lag (COMMIT to a signed checkpoint covering it, 1 s interval): p50 ${formatCount(append.checkpointLagMs.p50)} ms, p99 ${formatCount(append.checkpointLagMs.p99)} ms, max ${formatCount(append.checkpointLagMs.max)} ms over ${append.checkpointLagMs.checkpoints} checkpoints`);
 
       let ledgerFigures: Awaited<ReturnType<typeof endToEnd>> | null = null;
@@ -115,6 +119,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
         entryBytes,
         batchLeaves,
         appendLeavesPerSecond: Math.round(append.leavesPerSecond),
+        eventRowsFloorPerSecond: Math.round(eventsOnly.perSecond),
         appendSeconds: round(append.seconds, 2),
         appendStatementsMsPerBatch: Object.fromEntries(append.statements.map((timing) => [timing.statement.slice(0, 40), round(timing.msPerBatch, 2)])),
         appendPerBatchMs: { logAppend: round(batch.logAppend, 2), writeAndCommit: round(batch.writeAndCommit, 2) },
