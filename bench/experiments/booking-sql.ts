@@ -36,39 +36,23 @@ try {
   const columns = 'id, exporter_org_id, recipient_org_id, product_id, origin, destination, export_allocation_id, import_allocation_id, units, status, booked_at, deadline, reference, serial_count, demo, created_seq, updated_seq';
   const jsonInsert = `INSERT INTO shipments (${columns}) SELECT ${columns} FROM json_populate_recordset(NULL::shipments, $1::json)`;
   const insertShipments = (c: PoolClient) => c.query(jsonInsert, [JSON.stringify(shipments())]);
-  const lit = (v: unknown) => (v === null ? 'NULL' : typeof v === 'string' ? `'${v}'` : String(v));
-  const insertShipmentsValues = (c: PoolClient) => c.query(`INSERT INTO shipments (${columns}) VALUES ${shipments().map((row) => `(${Object.values(row).map(lit).join(', ')})`).join(', ')}`);
-  const insertShipmentsUnnest = (c: PoolClient) => {
-    const rows = shipments();
-    const col = (name: keyof (typeof rows)[number]) => rows.map((row) => row[name]);
-    return c.query(`INSERT INTO shipments (${columns}) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::text[], $14::int[], $15::boolean[], $16::bigint[], $17::bigint[])`,
-      [col('id'), col('exporter_org_id'), col('recipient_org_id'), col('product_id'), col('origin'), col('destination'), col('export_allocation_id'), col('import_allocation_id'), col('units'), col('status'), col('booked_at'), col('deadline'), col('reference'), col('serial_count'), col('demo'), col('created_seq'), col('updated_seq')]);
-  };
-  const events = () => Array.from({ length: rowsPerBatch }, () => {
-    serial += 1;
-    return { seq: 10_000_000 + serial, subject: `S-X${serial}`, canonical: Buffer.alloc(420, 97) };
-  });
-  const insertEvents = (c: PoolClient) => {
-    const rows = events();
-    return c.query(
-      `INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
-       SELECT seq, $2, 'shipment.book', 'TOK-x', subject_id, ARRAY[$3, $4], canonical FROM unnest($1::bigint[], $5::text[], $6::bytea[]) AS e(seq, subject_id, canonical)`,
-      [rows.map((row) => row.seq), at, world.exporterOrgId, world.pairs[0]!.recipientOrgId, rows.map((row) => row.subject), rows.map((row) => row.canonical)],
-    );
-  };
-
   type Variant = { name: string; setup?: string[]; run(client: PoolClient): Promise<unknown> };
-  const secondary = 'shipments_due, shipments_export_allocation, shipments_import_allocation, shipments_created, shipments_exporter_created, shipments_recipient_created';
+  const updates = columns.split(', ').filter((column) => column !== 'id').map((column) => `${column} = EXCLUDED.${column}`).join(', ');
+  const upsertShipments = (c: PoolClient) => c.query(`${jsonInsert} ON CONFLICT (id) DO UPDATE SET ${updates}`, [JSON.stringify(shipments())]);
+  const allocationRows = (await pool.query('SELECT * FROM allocations')).rows as Array<Record<string, unknown>>;
+  const allocationColumns = Object.keys(allocationRows[0]!);
+  const allocationList = allocationColumns.join(', ');
+  const bump = () => JSON.stringify(allocationRows.map((row) => ({ ...row, reserved_units: Number(row.reserved_units) + 1 })));
+  const upsertAllocations = (c: PoolClient) => c.query(`INSERT INTO allocations (${allocationList}) SELECT ${allocationList} FROM json_populate_recordset(NULL::allocations, $1::json) ON CONFLICT (id) DO UPDATE SET ${allocationColumns.filter((column) => column !== 'id').map((column) => `${column} = EXCLUDED.${column}`).join(', ')}`, [bump()]);
+  const updateAllocations = (c: PoolClient) => c.query(`UPDATE allocations t SET (${allocationColumns.filter((column) => column !== 'id').join(', ')}) = (${allocationColumns.filter((column) => column !== 'id').map((column) => `r.${column}`).join(', ')}) FROM json_populate_recordset(NULL::allocations, $1::json) r WHERE t.id = r.id`, [bump()]);
   const variants: Variant[] = [
     { name: 'round trip: SELECT 1', run: (c) => c.query('SELECT 1') },
-    { name: `shipments: ${rowsPerBatch} rows via json_populate_recordset (plain INSERT)`, run: insertShipments },
-    { name: '  same, statement trigger shipments_licences_valid disabled', setup: ['ALTER TABLE shipments DISABLE TRIGGER shipments_licences_valid'], run: insertShipments },
-    { name: '  same, the six secondary indexes dropped', setup: [`DROP INDEX ${secondary}`], run: insertShipments },
-    { name: '  same, trigger off and secondary indexes dropped', setup: ['ALTER TABLE shipments DISABLE TRIGGER shipments_licences_valid', `DROP INDEX ${secondary}`], run: insertShipments },
-    { name: `shipments as multi-row VALUES literal`, run: insertShipmentsValues },
-    { name: `shipments via unnest typed arrays`, run: insertShipmentsUnnest },
-    { name: `  VALUES, trigger off and secondary indexes dropped`, setup: ['ALTER TABLE shipments DISABLE TRIGGER shipments_licences_valid', `DROP INDEX ${secondary}`], run: insertShipmentsValues },
-    { name: `events: ${rowsPerBatch} rows (420-byte canonical) via unnest`, run: insertEvents },
+    { name: `shipments: ${rowsPerBatch} rows, plain INSERT`, run: insertShipments },
+    { name: `shipments: ${rowsPerBatch} rows, INSERT ... ON CONFLICT DO UPDATE (the ledger today)`, run: upsertShipments },
+    { name: `allocations: ${allocationRows.length} rows, INSERT ... ON CONFLICT DO UPDATE (the ledger today)`, run: upsertAllocations },
+    { name: `allocations: ${allocationRows.length} rows, UPDATE ... FROM json_populate_recordset`, run: updateAllocations },
+    { name: `shipments: ${rowsPerBatch} rows, plain INSERT (again)`, run: insertShipments },
+    { name: `shipments: ${rowsPerBatch} rows, ON CONFLICT (again)`, run: upsertShipments },
   ];
 
   const client = await pool.connect();
