@@ -17,6 +17,8 @@ export const limits = {
   batchCommandsMax: 2_048,
   /** How long the sequencer waits for a batch to fill to the size of the last one. */
   batchFillWaitMs: 5,
+  /** Logs of at least this many entries are audited with the hashing in a worker thread (ledger/log-audit.ts). */
+  auditWorkerEntriesMin: 100_000,
   /** Rows per table the sequencer keeps between batches (ledger/row-cache.ts). */
   rowCacheRowsPerTableMax: 20_000,
   /** Serials written in one batch (manifests are big; a batch stops growing here). */

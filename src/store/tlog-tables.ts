@@ -61,9 +61,49 @@ export async function readHead(db: Queryable): Promise<{ size: number; root: Buf
 
 /** Canonical bytes of events [from, to), in order: the log's entries. */
 export async function readEntries(db: Queryable, from: number, to: number): Promise<Buffer[]> {
-  if (to <= from) return [];
-  const result = await db.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE seq >= $1 AND seq < $2 ORDER BY seq', [from, to]);
-  return result.rows.map((row) => row.canonical);
+  return unpackEntries(await readEntriesPacked(db, from, to));
+}
+
+/**
+ * Entries as one buffer: each one's length (4 bytes, big-endian), then its bytes. The
+ * buffer is not a slice of a shared pool, so it can be moved to another thread.
+ */
+export interface PackedEntries {
+  bytes: Buffer;
+  count: number;
+}
+
+/**
+ * Text, not binary, results on purpose: node-postgres decodes binary fields as UTF-8 text
+ * too, so bytes that are not valid UTF-8 (a tampered event) would come back changed, even
+ * as the original. Hex is exact. (One aggregated value per chunk, string_agg, measured
+ * three times slower: the driver copies a large message many times as it arrives.)
+ */
+export async function readEntriesPacked(db: Queryable, from: number, to: number): Promise<PackedEntries> {
+  if (to <= from) return { bytes: Buffer.alloc(0), count: 0 };
+  const rows = (await db.query<[Buffer]>({ ...prepared('SELECT canonical FROM events WHERE seq >= $1 AND seq < $2 ORDER BY seq', [from, to]), rowMode: 'array' })).rows;
+  let total = 0;
+  for (const row of rows) total += 4 + row[0].length;
+  const bytes = Buffer.allocUnsafeSlow(total);
+  let offset = 0;
+  for (const [entry] of rows) {
+    offset = bytes.writeUInt32BE(entry.length, offset);
+    offset += entry.copy(bytes, offset);
+  }
+  return { bytes, count: rows.length };
+}
+
+export function unpackEntries(packed: { bytes: Uint8Array; count: number }): Buffer[] {
+  const view = Buffer.from(packed.bytes.buffer, packed.bytes.byteOffset, packed.bytes.byteLength);
+  const entries: Buffer[] = new Array(packed.count);
+  let offset = 0;
+  for (let i = 0; i < packed.count; i += 1) {
+    const length = view.readUInt32BE(offset);
+    entries[i] = view.subarray(offset + 4, offset + 4 + length);
+    offset += 4 + length;
+  }
+  if (offset !== view.length) throw new Error(`assertion failed: ${packed.count} packed entries end at byte ${offset} of ${view.length}`);
+  return entries;
 }
 
 export interface CheckpointRow {

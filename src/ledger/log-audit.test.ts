@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { buildWorld, type World } from '../../test/world.ts';
+import { readEntries, readHead } from '../store/tlog-tables.ts';
+import { systemActor } from './permissions.ts';
+import { auditStoredLog, type AuditResult } from './log-audit.ts';
+
+let database: TestDatabase;
+let world: World;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  world = await buildWorld(database.pool, { licenceUnits: 100_000, allocationUnits: 50_000 });
+  const { ledger, actors, allocations, productId } = world;
+  // Past two chunks of the audit (64 tiles each would be 16,384 entries: too slow here), so
+  // a few full tiles, a partial one, and an upper tile.
+  await Promise.all(Array.from({ length: 700 }, () => ledger.submit('shipment.book', {
+    exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+  }, actors.exporter)));
+});
+afterAll(async () => {
+  await world?.ledger.close();
+  await database?.drop();
+});
+
+/** The audit both ways: hashed here, and hashed in the worker thread. */
+async function bothWays(): Promise<[AuditResult, AuditResult]> {
+  const head = await readHead(database.pool);
+  const roots = new Map([[head.size, head.root]]);
+  return [
+    await auditStoredLog(database.pool, head.size, roots, { workerFromEntries: Number.MAX_SAFE_INTEGER }),
+    await auditStoredLog(database.pool, head.size, roots, { workerFromEntries: 0 }),
+  ];
+}
+
+describe('auditStoredLog in a worker thread', () => {
+  it('finds an honest log honest, with the same count of hashes as in this thread', async () => {
+    const [here, worker] = await bothWays();
+    expect(here.failure).toBeUndefined();
+    expect(worker).toEqual(here);
+    expect(worker.hashes).toBeGreaterThan(700);
+  });
+
+  for (const [name, change] of [
+    ['a changed event', 'UPDATE events SET canonical = set_byte(canonical, 30, get_byte(canonical, 30) # 1) WHERE seq = 600'],
+    ['a changed level-0 tile hash', 'UPDATE tlog_tiles SET hashes = set_byte(hashes, 64, get_byte(hashes, 64) # 1) WHERE level = 0 AND index = 1'],
+    ['a changed level-1 tile hash', 'UPDATE tlog_tiles SET hashes = set_byte(hashes, 0, get_byte(hashes, 0) # 1) WHERE level = 1 AND index = 0'],
+  ] as const) {
+    it(`names ${name} exactly as the audit in this thread does`, async () => {
+      await database.pool.query(change);
+      try {
+        const [here, worker] = await bothWays();
+        expect(here.failure).toBeDefined();
+        expect(worker).toEqual(here);
+      } finally {
+        await database.pool.query(change); // the same flip again undoes it
+      }
+    });
+  }
+
+  it('reads stored bytes exactly: a byte that is not UTF-8 where the event had U+FFFD is caught', async () => {
+    // Decoding stored bytes as UTF-8 (what node-postgres does with binary results) would
+    // turn the lone 0xFF back into EF BF BD, the original: that audit would pass.
+    const registered = await world.ledger.submit('organisation.register', { name: 'Replacement \uFFFD Holdings', country: 'GB', roles: ['auditor'], identifiers: {} }, systemActor);
+    expect(registered.ok).toBe(true);
+    const seq = Number(registered.ok && registered.body.seq);
+    const change = `UPDATE events SET canonical = overlay(canonical PLACING '\\xff'::bytea FROM position('\\xefbfbd'::bytea IN canonical) FOR 3) WHERE seq = ${seq}`;
+    const original = (await readEntries(database.pool, seq, seq + 1))[0]!;
+    await database.pool.query(change);
+    try {
+      const stored = (await readEntries(database.pool, seq, seq + 1))[0]!;
+      expect(stored.length).toBe(original.length - 2);
+      const [here, worker] = await bothWays();
+      expect(here.failure?.message).toMatch(new RegExp(`entry ${seq} hashes to`));
+      expect(worker).toEqual(here);
+    } finally {
+      await database.pool.query(`UPDATE events SET canonical = '\\x${original.toString('hex')}'::bytea WHERE seq = ${seq}`);
+    }
+  });
+});
