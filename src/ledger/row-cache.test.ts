@@ -78,6 +78,18 @@ describe('RowCache', () => {
     expect(cache.head?.size).toBe(6);
   });
 
+  it('keeps rows frozen, nested values too, so no batch can change one in place', () => {
+    const cache = new RowCache();
+    const row = { ...organisation('O-f'), identifiers: { uscc: 'X' }, roles: ['recipient'] } as unknown as OrganisationRow;
+    cache.remember(loaded({ organisations: [row] }), head(1));
+    const keys = emptyKeys();
+    keys.organisations.add('O-f');
+    const kept = cache.lookup(keys)!.organisations[0] as unknown as { name: string; identifiers: { uscc: string }; roles: string[] };
+    expect(() => { kept.name = 'changed'; }).toThrow(TypeError);
+    expect(() => { kept.identifiers.uscc = 'Y'; }).toThrow(TypeError);
+    expect(() => kept.roles.push('exporter')).toThrow(TypeError);
+  });
+
   it('keeps at most its bound of rows per table, dropping the least recently written', () => {
     const cache = new RowCache(2);
     cache.remember(loaded({ organisations: [organisation('O-1'), organisation('O-2'), organisation('O-3')] }), head(1));

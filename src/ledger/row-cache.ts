@@ -112,10 +112,20 @@ export class RowCache {
   }
 
   private put<T extends CachedName>(table: T, row: Cached[T]): void {
+    // Frozen, nested values too: a handler that changed a row in place instead of through
+    // BatchState.update would otherwise change it for every later batch (and its undo
+    // could not restore it). Frozen, that is a TypeError at the line that tried.
+    deepFreeze(row);
     const rows = this.rows[table];
     // Re-inserting moves the row to the end: the first key is the least recently written.
     rows.delete(row.id);
     rows.set(row.id, row);
     if (rows.size > this.rowsMax) rows.delete(rows.keys().next().value!);
   }
+}
+
+function deepFreeze(value: unknown): void {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const inner of Object.values(value)) deepFreeze(inner);
 }
