@@ -6,8 +6,8 @@
  *
  * What makes this safe is that every change to these tables goes through a batch, and
  * every batch that changes a row appends an event and so moves the head: a cache that
- * matches the head matches the tables. Rows here are never mutated (BatchState makes new
- * rows), so sharing them with batches is safe.
+ * matches the head matches the tables. Rows here are never changed in place (BatchState
+ * makes new rows, and the cache freezes what it keeps), so sharing them with batches is safe.
  *
  * Tables left out on purpose: units and manifest rows (a shipment may have 100,000 of
  * them, and handlers also change them set-based in SQL), tokens (read by auth, rare
