@@ -213,6 +213,7 @@ describe('documents', () => {
     expect(response.body).toMatch(/chipledger_http_requests_total\{method="GET",route="\/v1\/shipments",status="200"\} \d+/);
     expect(response.body).toMatch(/chipledger_http_request_duration_seconds_bucket\{method="GET",route="\/v1\/shipments",le="\+Inf"\} \d+/);
     expect(response.body).toMatch(/chipledger_sequencer_batches_total \d+/);
+    expect(response.body).toMatch(/chipledger_sequencer_cached_batches_total \d+/);
     expect(response.body).toMatch(/chipledger_pool_connections \d+/);
     for (const line of response.body.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [\d.e+-]+)$/);
   });
