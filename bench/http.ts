@@ -128,7 +128,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     const { signerKey } = generateSignerKey('chipledger.bench/log');
     server = await startServerProcess({ databaseUrl: url, logSignerKey: signerKey, ...(profileDir ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}) });
     console.log(`server: chipledger serve, pid ${server.pid}, ${server.url} (separate Node process, log level warn)`);
-    console.log(`node ${process.version}; ${connections} keep-alive connections (node:http Agent); warm-up ${formatCount(warmupCount)}, timed ${formatCount(bookingsCount)} bookings; workload seed ${workloadSeed}\n`);
+    console.log(`node ${process.version}; ${connections} keep-alive connections (plain HTTP/1.1 over TCP sockets, bench/http-load.ts); warm-up ${formatCount(warmupCount)}, timed ${formatCount(bookingsCount)} bookings; workload seed ${workloadSeed}\n`);
 
     client = new HttpLoadClient(server.url, connections);
     const bookings = workload(warmupCount + bookingsCount, seededRandom(workloadSeed));
