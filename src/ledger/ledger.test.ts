@@ -142,4 +142,19 @@ describe('an unreachable database', () => {
     const after = await world.ledger.submit('site.register', { name: 'X', province: 'Y', city: 'Z', latitude: 1, longitude: 1, capacityUnits: 1 }, world.actors.alpha);
     expect(after.ok).toBe(true);
   });
+
+  it('stores texts exactly, whatever quoting they would need in SQL', async () => {
+    // batch-writes.ts sends rows as dollar-quoted JSON ($cl$ … $cl$), escaping instead when a
+    // value holds the tag: both ways must give back the very same text.
+    for (const name of ["O'Brien \\ \"Quotes\" $$ $1 ;-- 数据中心 😀", 'Tagged $cl$ Holdings $cl$::json']) {
+      const registered = await world.ledger.submit('organisation.register', { name, country: 'GB', roles: ['auditor'], identifiers: {} }, systemActor);
+      expect(registered.ok).toBe(true);
+      if (!registered.ok) continue;
+      const id = String(registered.body.organisationId);
+      const row = await database.pool.query<{ name: string }>('SELECT name FROM organisations WHERE id = $1', [id]);
+      expect(row.rows[0]!.name).toBe(name);
+      const event = await database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE seq = $1', [Number(registered.body.seq)]);
+      expect(event.rows[0]!.canonical.toString('utf8')).toContain(JSON.stringify(name).slice(1, -1));
+    }
+  });
 });

@@ -84,7 +84,7 @@ export interface BatchWrites {
 /**
  * Writes a batch and commits it, in as few round trips as the data allows: every step
  * whose data is small goes into one multi-statement text, with the values as escaped
- * literals (pg.escapeLiteral; JSON for rows, hex for bytes). Only bulk rows (manifests of
+ * literals (JSON for rows, dollar-quoted; hex for bytes). Only bulk rows (manifests of
  * thousands of serials) travel as parameters, in statements of their own. Steps keep their
  * order: parents before children, freed serials before new manifest rows, custody changes
  * after the rows, and the head update and COMMIT last.
@@ -106,7 +106,9 @@ export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrite
     const rows = writes.rows[name];
     if (rows === undefined || rows.length === 0) continue;
     const bulk = bulkWriters[name];
-    steps.push(bulk && rows.length >= bulkRowsMin ? bulk(rows as never) : inline(upsertSql.get(name)!.replace('$1', json(rows))));
+    // The rows go in through a function: a replacement string would read "$$", "$&" and
+    // "$'" inside the row text as patterns (a name holding "$$" was stored with one "$").
+    steps.push(bulk && rows.length >= bulkRowsMin ? bulk(rows as never) : inline(upsertSql.get(name)!.replace('$1', () => json(rows))));
   }
   for (const change of writes.custodyChanges) {
     steps.push(inline(`UPDATE units SET custody = ${pg.escapeLiteral(change.to)}, updated_seq = ${integer(change.seq)} WHERE shipment_id = ${pg.escapeLiteral(change.shipment_id)} AND custody = ${pg.escapeLiteral(change.from)}`));
@@ -188,9 +190,15 @@ async function runSteps(client: PoolClient, steps: Step[]): Promise<void> {
   if (pending.length > 0) await client.query(pending.join(';\n'));
 }
 
-/** A JSON value as an escaped SQL literal of type json. */
+const dollarTag = '$cl$';
+
+/** A JSON value as an SQL literal of type json. */
 function json(value: unknown): string {
-  return `${pg.escapeLiteral(JSON.stringify(value))}::json`;
+  const text = JSON.stringify(value);
+  // Dollar quoting passes the text as it is, so nothing has to be escaped: pg.escapeLiteral
+  // walks every character in JavaScript, about 1.5% of the server's CPU under load. The
+  // tag must not occur in the text; if a value holds it, escape the usual way.
+  return text.includes(dollarTag) ? `${pg.escapeLiteral(text)}::json` : `${dollarTag}${text}${dollarTag}::json`;
 }
 
 function integer(value: number): string {
