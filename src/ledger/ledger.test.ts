@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, expectOk, type World } from '../../test/world.ts';
@@ -143,6 +144,9 @@ describe('an unreachable database', () => {
     expect(after.ok).toBe(true);
   });
 
+});
+
+describe('texts that need quoting in SQL', () => {
   it('stores texts exactly, whatever quoting they would need in SQL', async () => {
     // batch-writes.ts sends rows as dollar-quoted JSON ($cl$ … $cl$), escaping instead when a
     // value holds the tag: both ways must give back the very same text.
@@ -156,5 +160,21 @@ describe('an unreachable database', () => {
       const event = await database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE seq = $1', [Number(registered.body.seq)]);
       expect(event.rows[0]!.canonical.toString('utf8')).toContain(JSON.stringify(name).slice(1, -1));
     }
+  });
+
+  it('stores any acceptable name exactly as its event records it (property)', async () => {
+    const awkward = fc.constantFrom('$$', "$'", '$&', '$`', '$cl$', '$1', "'", "''", '\\', '"', '\n', ';', '--', '\u00e9', 'e\u0301', '😀', '数据');
+    const piece = fc.oneof(awkward, fc.string({ unit: 'grapheme', maxLength: 6 }));
+    const acceptable = fc.array(piece, { minLength: 1, maxLength: 8 }).map((pieces) => pieces.join(''))
+      .filter((value) => value.trim() !== '' && !/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/.test(value));
+    await fc.assert(fc.asyncProperty(acceptable, async (name) => {
+      const answer = await world.ledger.submit('organisation.register', { name, country: 'GB', roles: ['auditor'], identifiers: {} }, systemActor);
+      expect(answer.ok).toBe(true);
+      if (!answer.ok) return;
+      const stored = (await database.pool.query<{ name: string }>('SELECT name FROM organisations WHERE id = $1', [String(answer.body.organisationId)])).rows[0]!.name;
+      expect(stored).toBe(name.normalize('NFC').trim());
+      const event = (await database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE seq = $1', [Number(answer.body.seq)])).rows[0]!;
+      expect(JSON.stringify(JSON.parse(event.canonical.toString('utf8')))).toContain(JSON.stringify(stored));
+    }), { numRuns: 60 });
   });
 });
