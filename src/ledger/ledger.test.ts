@@ -143,7 +143,6 @@ describe('an unreachable database', () => {
     const after = await world.ledger.submit('site.register', { name: 'X', province: 'Y', city: 'Z', latitude: 1, longitude: 1, capacityUnits: 1 }, world.actors.alpha);
     expect(after.ok).toBe(true);
   });
-
 });
 
 describe('texts that need quoting in SQL', () => {
