@@ -10,9 +10,10 @@
  */
 import { Worker } from 'node:worker_threads';
 import { limits } from '../core/limits.ts';
-import { TreeAuditor, tileHeight, tileWidth, type AuditFailure } from '../tlog/index.ts';
+import { tileHeight, tileWidth, type AuditFailure } from '../tlog/index.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
-import { readEntriesPacked, readTileRange, unpackEntries, type TileRow } from '../store/tlog-tables.ts';
+import { readEntriesPacked, readTileRange, type TileRow } from '../store/tlog-tables.ts';
+import { ChunkAuditor } from './chunk-auditor.ts';
 import type { AuditWorkerData, AuditWorkerReply, AuditWorkerRequest } from './log-audit-worker.ts';
 
 /** Level-0 tiles per round trip: 64 × 256 = 16,384 entries. */
@@ -73,28 +74,18 @@ interface Hasher {
 }
 
 class LocalHasher implements Hasher {
-  private level0 = new Map<number, TileRow>();
-  private readonly auditor: TreeAuditor;
+  private readonly auditor: ChunkAuditor;
 
-  constructor(upperRows: TileRow[], roots: ReadonlyMap<number, Buffer>) {
-    const upper = new Map(upperRows.map((row) => [`${row.level}/${row.index}`, row]));
-    this.auditor = new TreeAuditor((tileLevel, index) => {
-      const tileIndex = Math.floor(index / tileWidth);
-      const row = tileLevel === 0 ? this.level0.get(tileIndex) : upper.get(`${tileLevel}/${tileIndex}`);
-      const offset = index - tileIndex * tileWidth;
-      if (!row || offset >= row.width) return undefined;
-      return row.hashes.subarray(offset * 32, offset * 32 + 32);
-    }, roots);
+  constructor(upper: TileRow[], roots: ReadonlyMap<number, Buffer>) {
+    this.auditor = new ChunkAuditor(upper, roots);
   }
 
   async add(chunk: Chunk): Promise<boolean> {
-    this.level0 = new Map(chunk.rows.map((row) => [row.index, row]));
-    this.auditor.addEntries(unpackEntries(chunk));
-    return this.auditor.failure !== undefined;
+    return this.auditor.add(chunk.rows, chunk);
   }
 
   async finish(): Promise<{ hashes: number; failure: AuditFailure | undefined }> {
-    return { hashes: this.auditor.hashes, failure: this.auditor.finish() };
+    return this.auditor.finish();
   }
 
   async close(): Promise<void> {}
@@ -123,14 +114,13 @@ class WorkerHasher implements Hasher {
   static async start(upper: TileRow[], roots: ReadonlyMap<number, Buffer>): Promise<WorkerHasher> {
     const workerData: AuditWorkerData = {
       roots: [...roots],
-      upper: upper.map((row) => ({ level: row.level, index: row.index, width: row.width, hashes: row.hashes })),
+      upper,
     };
     return new WorkerHasher(new Worker(new URL('./log-audit-worker.mjs', import.meta.url), { workerData }));
   }
 
   async add(chunk: Chunk): Promise<boolean> {
-    const tiles = chunk.rows.map((row) => ({ level: row.level, index: row.index, width: row.width, hashes: row.hashes }));
-    this.acks.push(this.send({ type: 'chunk', tiles, bytes: chunk.bytes, count: chunk.count }, [chunk.bytes.buffer as ArrayBuffer]));
+    this.acks.push(this.send({ type: 'chunk', tiles: chunk.rows, bytes: chunk.bytes, count: chunk.count }, [chunk.bytes.buffer as ArrayBuffer]));
     if (this.acks.length < WorkerHasher.inFlightMax) return false;
     const reply = await this.acks.shift()!;
     return reply.type === 'ack' && reply.failed;
