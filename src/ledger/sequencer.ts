@@ -266,7 +266,8 @@ export class Sequencer {
       const applied = await this.apply(client, batch, new BatchState(loaded), head, stored, at);
       await writeBatchAndCommit(client, applied.writes, applied.tiles, applied.head);
       this.lastCommitted = applied.head;
-      this.cache.remember(loaded, head);
+      // Rows that came from the cache are in it already; only rows read now are new to it.
+      if (!cached) this.cache.remember(loaded, head);
       this.cache.advance(applied.state, applied.head);
       return applied.answers;
     } catch (error) {
