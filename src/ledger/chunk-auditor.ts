@@ -3,7 +3,7 @@
  * chunk by chunk each chunk's level-0 tiles with its packed entries. The same code runs in
  * this thread for small logs and in the audit worker for big ones (log-audit.ts).
  */
-import { TreeAuditor, tileWidth, type AuditFailure } from '../tlog/index.ts';
+import { TreeAuditor, innerNodeOffset, innerNodesBytes, tileWidth, type AuditFailure } from '../tlog/index.ts';
 import { unpackEntries } from '../store/tlog-tables.ts';
 
 export interface AuditTile {
@@ -13,12 +13,24 @@ export interface AuditTile {
   hashes: Uint8Array;
 }
 
+export interface ChunkResult {
+  /** The audit has failed (see finish). */
+  failed: boolean;
+  /**
+   * With keepInnerNodes: the inner nodes (innerNodesOf's layout) of each of the chunk's
+   * tiles, innerNodesBytes apiece, in the order the tiles came; only full tiles' are whole.
+   */
+  inner: Buffer | undefined;
+}
+
 export class ChunkAuditor {
   private level0 = new Map<number, AuditTile>();
+  private tiles: readonly AuditTile[] = [];
+  private inner: Buffer | undefined;
   private readonly upper: Map<string, AuditTile>;
   private readonly auditor: TreeAuditor;
 
-  constructor(upper: readonly AuditTile[], roots: ReadonlyMap<number, Buffer>) {
+  constructor(upper: readonly AuditTile[], roots: ReadonlyMap<number, Buffer>, private readonly keepInnerNodes = false) {
     this.upper = new Map(upper.map((tile) => [`${tile.level}/${tile.index}`, tile]));
     this.auditor = new TreeAuditor((tileLevel, index) => {
       const tileIndex = Math.floor(index / tileWidth);
@@ -26,14 +38,23 @@ export class ChunkAuditor {
       const offset = index - tileIndex * tileWidth;
       if (!tile || offset >= tile.width) return undefined;
       return Buffer.from(tile.hashes.buffer, tile.hashes.byteOffset + offset * 32, 32);
-    }, roots);
+    }, roots, keepInnerNodes ? (level, index, hash) => this.keepInner(level, index, hash) : undefined);
   }
 
-  /** The next chunk's level-0 tiles and entries; true once the audit has failed. */
-  add(tiles: readonly AuditTile[], entries: { bytes: Uint8Array; count: number }): boolean {
+  /** The next chunk's level-0 tiles and entries. */
+  add(tiles: readonly AuditTile[], entries: { bytes: Uint8Array; count: number }): ChunkResult {
     this.level0 = new Map(tiles.map((tile) => [tile.index, tile]));
+    this.tiles = tiles;
+    this.inner = this.keepInnerNodes ? Buffer.alloc(tiles.length * innerNodesBytes) : undefined;
     this.auditor.addEntries(unpackEntries(entries));
-    return this.auditor.failure !== undefined;
+    return { failed: this.auditor.failure !== undefined, inner: this.inner };
+  }
+
+  private keepInner(level: number, index: number, hash: Buffer): void {
+    const tileIndex = Math.floor(index / (tileWidth >> level));
+    const slot = tileIndex - (this.tiles[0]?.index ?? 0);
+    if (this.tiles[slot]?.index !== tileIndex) return;
+    hash.copy(this.inner!, slot * innerNodesBytes + innerNodeOffset(level, index - tileIndex * (tileWidth >> level)));
   }
 
   finish(): { hashes: number; failure: AuditFailure | undefined } {

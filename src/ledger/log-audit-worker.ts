@@ -11,6 +11,8 @@ export interface AuditWorkerData {
   roots: Array<[number, Uint8Array]>;
   /** Tiles above level 0 (few): the worker keeps them for the whole audit. */
   upper: AuditTile[];
+  /** Send back each chunk's inner nodes (ChunkAuditor's keepInnerNodes). */
+  keepInnerNodes: boolean;
 }
 
 export type AuditWorkerRequest =
@@ -18,12 +20,12 @@ export type AuditWorkerRequest =
   | { type: 'finish' };
 
 export type AuditWorkerReply =
-  | { type: 'ack'; failed: boolean }
+  | { type: 'ack'; failed: boolean; inner: Uint8Array | undefined }
   | { type: 'done'; hashes: number; failure: { kind: 'leaf' | 'tile' | 'checkpoint'; message: string } | undefined };
 
 const port = parentPort!;
 const data = workerData as AuditWorkerData;
-const auditor = new ChunkAuditor(data.upper, new Map(data.roots.map(([size, root]) => [size, Buffer.from(root)])));
+const auditor = new ChunkAuditor(data.upper, new Map(data.roots.map(([size, root]) => [size, Buffer.from(root)])), data.keepInnerNodes);
 
 port.on('message', (message: AuditWorkerRequest) => {
   if (message.type === 'finish') {
@@ -31,5 +33,7 @@ port.on('message', (message: AuditWorkerRequest) => {
     port.postMessage({ type: 'done', hashes, failure: failure && { kind: failure.kind, message: failure.message } } satisfies AuditWorkerReply);
     return;
   }
-  port.postMessage({ type: 'ack', failed: auditor.add(message.tiles, message) } satisfies AuditWorkerReply);
+  const { failed, inner } = auditor.add(message.tiles, message);
+  // The inner nodes' buffer is the chunk's own (Buffer.alloc): moved, not copied.
+  port.postMessage({ type: 'ack', failed, inner } satisfies AuditWorkerReply, inner ? [inner.buffer as ArrayBuffer] : []);
 });

@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, type World } from '../../test/world.ts';
 import { readEntries, readHead } from '../store/tlog-tables.ts';
+import { innerNodesOf } from '../tlog/index.ts';
 import { systemActor } from './permissions.ts';
 import { auditStoredLog, type AuditResult } from './log-audit.ts';
+import { checkLogOnStart } from './log-check.ts';
+import { TransparencyLog } from './transparency-log.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -75,6 +78,56 @@ describe('auditStoredLog in a worker thread', () => {
       expect(worker).toEqual(here);
     } finally {
       await database.pool.query(`UPDATE events SET canonical = '\\x${original.toString('hex')}'::bytea WHERE seq = ${seq}`);
+    }
+  });
+});
+
+describe('tiles the audit proved, kept for proofs', () => {
+  const names = (result: AuditResult) => result.verifiedTiles.map((tile) => `${tile.level}/${tile.index}`);
+
+  it('keeps every upper tile and the newest level-0 tiles, within keepTilesMax, both ways', async () => {
+    const head = await readHead(database.pool);
+    const roots = new Map([[head.size, head.root]]);
+    for (const workerFromEntries of [Number.MAX_SAFE_INTEGER, 0]) {
+      const audit = (keepTilesMax?: number) => auditStoredLog(database.pool, head.size, roots, { workerFromEntries, ...(keepTilesMax === undefined ? {} : { keepTilesMax }) });
+      const all = await audit(100);
+      expect(names(all)).toEqual(['1/0', '0/0', '0/1', '0/2']);
+      // The full level-0 tiles come with the inner nodes the audit computed, exactly.
+      for (const tile of all.verifiedTiles) {
+        expect(tile.inner?.equals(innerNodesOf(tile.hashes)) ?? 'none', `${tile.level}/${tile.index}`).toBe(tile.level === 0 && tile.width === 256 ? true : 'none');
+      }
+      expect(names(await audit(2))).toEqual(['1/0', '0/2']);
+      expect(names(await audit())).toEqual([]);
+    }
+  });
+
+  it('keeps nothing when the audit fails', async () => {
+    const change = 'UPDATE tlog_tiles SET hashes = set_byte(hashes, 64, get_byte(hashes, 64) # 1) WHERE level = 0 AND index = 1';
+    const head = await readHead(database.pool);
+    await database.pool.query(change);
+    try {
+      const result = await auditStoredLog(database.pool, head.size, new Map([[head.size, head.root]]), { keepTilesMax: 100 });
+      expect(result.failure).toBeDefined();
+      expect(result.verifiedTiles).toEqual([]);
+    } finally {
+      await database.pool.query(change);
+    }
+  });
+
+  it('lets proofs after the start-up check read no tile from PostgreSQL', async () => {
+    const { size } = await readHead(database.pool);
+    const checked = new TransparencyLog(database.pool);
+    await checkLogOnStart(database.pool, checked, []);
+    const query = vi.spyOn(database.pool, 'query');
+    try {
+      await checked.inclusionProof(300, size);
+      await checked.consistencyProof(10, size);
+      expect(query).not.toHaveBeenCalled();
+      // A log that skipped the check reads its tiles: the spy sees queries when there are any.
+      await new TransparencyLog(database.pool).inclusionProof(300, size);
+      expect(query).toHaveBeenCalled();
+    } finally {
+      query.mockRestore();
     }
   });
 });

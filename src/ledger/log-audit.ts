@@ -7,14 +7,19 @@
  * the next chunks: reading a million events from PostgreSQL costs about as much as hashing
  * them, and the two then overlap. A small one is hashed here, since starting the worker
  * (loading its TypeScript) costs more than it saves.
+ *
+ * At start the server keeps what the audit proved (keepTilesMax): the newest tiles, each
+ * full level-0 one with the inner nodes the audit computed on the way. Proofs over them
+ * then read no tile from PostgreSQL and hash nothing.
  */
 import { Worker } from 'node:worker_threads';
 import { limits } from '../core/limits.ts';
-import { tileHeight, tileWidth, type AuditFailure } from '../tlog/index.ts';
+import { innerNodesBytes, tileHeight, tileWidth, type AuditFailure } from '../tlog/index.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 import { readEntriesPacked, readTileRange, type TileRow } from '../store/tlog-tables.ts';
 import { ChunkAuditor } from './chunk-auditor.ts';
 import type { AuditWorkerData, AuditWorkerReply, AuditWorkerRequest } from './log-audit-worker.ts';
+import type { CachedTile } from './tile-reader.ts';
 
 /** Level-0 tiles per round trip: 64 × 256 = 16,384 entries. */
 export const auditTilesPerChunk = 64;
@@ -23,15 +28,22 @@ export interface AuditResult {
   size: number;
   hashes: number;
   failure: AuditFailure | undefined;
+  /**
+   * Tiles the audit read and proved, kept as `keepTilesMax` asks: every tile above level 0
+   * and the newest level-0 ones. Empty when the audit failed.
+   */
+  verifiedTiles: CachedTile[];
 }
 
 export interface AuditOptions {
   /** Logs of at least this many entries are hashed in a worker thread (limits.auditWorkerEntriesMin). */
   workerFromEntries?: number;
+  /** Keep at most this many of the tiles read, for verifiedTiles (default: none). */
+  keepTilesMax?: number;
 }
 
 interface Chunk {
-  rows: TileRow[];
+  rows: CachedTile[];
   bytes: Buffer;
   count: number;
 }
@@ -44,7 +56,11 @@ export async function auditStoredLog(db: Pool | PoolClient, size: number, roots:
     const rows = await readTileRange(db, 0, firstTile, auditTilesPerChunk);
     return { rows, ...(await readEntriesPacked(db, from, Math.min(size, from + auditTilesPerChunk * tileWidth))) };
   };
-  const hasher = size >= (options.workerFromEntries ?? limits.auditWorkerEntriesMin) ? await WorkerHasher.start(upper, roots) : new LocalHasher(upper, roots);
+  const keepLevel0Max = Math.max(0, (options.keepTilesMax ?? 0) - upper.length);
+  const kept: CachedTile[] = [];
+  // Kept level-0 tiles also keep the inner nodes the audit computes: proofs then hash nothing.
+  const keepInner = keepLevel0Max > 0;
+  const hasher = size >= (options.workerFromEntries ?? limits.auditWorkerEntriesMin) ? await WorkerHasher.start(upper, roots, keepInner) : new LocalHasher(upper, roots, keepInner);
   try {
     // On a pool the next chunk is read while this one is hashed; one client reads in turn.
     const prefetch = isPool(db);
@@ -54,13 +70,18 @@ export async function auditStoredLog(db: Pool | PoolClient, size: number, roots:
       const following = firstTile + auditTilesPerChunk;
       const more = following * tileWidth < size;
       next = more && prefetch ? fetchChunk(following) : undefined;
+      if (keepLevel0Max > 0) {
+        kept.push(...chunk.rows);
+        if (kept.length > keepLevel0Max) kept.splice(0, kept.length - keepLevel0Max);
+      }
       if (await hasher.add(chunk)) break;
       if (more && !prefetch) next = fetchChunk(following);
     }
     // Stopped at a failure with a read still in flight: its outcome no longer matters.
     next?.catch(() => {});
     const { hashes, failure } = await hasher.finish();
-    return { size, hashes, failure };
+    const verifiedTiles = failure || options.keepTilesMax === undefined ? [] : [...upper.slice(0, options.keepTilesMax), ...kept];
+    return { size, hashes, failure, verifiedTiles };
   } finally {
     await hasher.close();
   }
@@ -73,15 +94,26 @@ interface Hasher {
   close(): Promise<void>;
 }
 
+/** Gives each full tile of a chunk its inner nodes, from ChunkAuditor's buffer for the chunk. */
+function attachInner(rows: CachedTile[], inner: Uint8Array | undefined): void {
+  if (!inner) return;
+  const buffer = Buffer.from(inner.buffer, inner.byteOffset, inner.byteLength);
+  rows.forEach((row, slot) => {
+    if (row.width === tileWidth) row.inner = buffer.subarray(slot * innerNodesBytes, (slot + 1) * innerNodesBytes);
+  });
+}
+
 class LocalHasher implements Hasher {
   private readonly auditor: ChunkAuditor;
 
-  constructor(upper: TileRow[], roots: ReadonlyMap<number, Buffer>) {
-    this.auditor = new ChunkAuditor(upper, roots);
+  constructor(upper: TileRow[], roots: ReadonlyMap<number, Buffer>, keepInner: boolean) {
+    this.auditor = new ChunkAuditor(upper, roots, keepInner);
   }
 
   async add(chunk: Chunk): Promise<boolean> {
-    return this.auditor.add(chunk.rows, chunk);
+    const { failed, inner } = this.auditor.add(chunk.rows, chunk);
+    attachInner(chunk.rows, inner);
+    return failed;
   }
 
   async finish(): Promise<{ hashes: number; failure: AuditFailure | undefined }> {
@@ -111,16 +143,20 @@ class WorkerHasher implements Hasher {
     worker.on('exit', (code) => fail(new Error(`the log audit worker stopped (exit code ${code}) before it answered`)));
   }
 
-  static async start(upper: TileRow[], roots: ReadonlyMap<number, Buffer>): Promise<WorkerHasher> {
+  static async start(upper: TileRow[], roots: ReadonlyMap<number, Buffer>, keepInnerNodes: boolean): Promise<WorkerHasher> {
     const workerData: AuditWorkerData = {
       roots: [...roots],
       upper,
+      keepInnerNodes,
     };
     return new WorkerHasher(new Worker(new URL('./log-audit-worker.mjs', import.meta.url), { workerData }));
   }
 
   async add(chunk: Chunk): Promise<boolean> {
-    this.acks.push(this.send({ type: 'chunk', tiles: chunk.rows, bytes: chunk.bytes, count: chunk.count }, [chunk.bytes.buffer as ArrayBuffer]));
+    this.acks.push(this.send({ type: 'chunk', tiles: chunk.rows, bytes: chunk.bytes, count: chunk.count }, [chunk.bytes.buffer as ArrayBuffer]).then((reply) => {
+      if (reply.type === 'ack') attachInner(chunk.rows, reply.inner);
+      return reply;
+    }));
     if (this.acks.length < WorkerHasher.inFlightMax) return false;
     const reply = await this.acks.shift()!;
     return reply.type === 'ack' && reply.failed;

@@ -14,6 +14,7 @@ import { openCheckpoint, parseNote, parseVerifierKey, type Ed25519NoteVerifier }
 import { auditStoredLog } from './log-audit.ts';
 import type { Pool } from '../store/pool.ts';
 import { listCheckpoints, readHead } from '../store/tlog-tables.ts';
+import { tileCacheEntriesMax } from './tile-reader.ts';
 import type { TransparencyLog } from './transparency-log.ts';
 
 export class LogCheckError extends Error {
@@ -41,13 +42,16 @@ export async function checkLogOnStart(pool: Pool, log: TransparencyLog, verifier
   }
   // One pass over every entry and stored hash: a changed event, tile hash, reordering or
   // a checkpoint that disagrees with the log (a fork) stops the start here.
-  const audit = await auditStoredLog(pool, head.size, roots);
+  // The tiles it proves are kept for proofs (as many as the tile cache holds): a proof then
+  // needs no tile read from PostgreSQL, which is most of a cold proof's time.
+  const audit = await auditStoredLog(pool, head.size, roots, { keepTilesMax: tileCacheEntriesMax });
   if (audit.failure) {
     throw new LogCheckError(audit.failure.kind === 'checkpoint' ? 'checkpoint-consistency' : audit.failure.kind, audit.failure.message);
   }
   // The audit proved the tiles; the head must name their root.
   const root = await log.rootAt(head.size);
   if (!root.equals(head.root)) throw new LogCheckError('root', `tiles give root ${root.toString('hex')} at size ${head.size}, the head records ${head.root.toString('hex')}`);
+  log.tiles.adopt(audit.verifiedTiles);
   return { size: head.size, checkpoints: checkpoints.length };
 }
 

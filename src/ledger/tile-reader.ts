@@ -2,21 +2,29 @@
  * Reads tree nodes out of stored tiles, for roots and proofs at any size the log has
  * reached. A stored tile only grows and its first W hashes never change, so every tile
  * read is cached (bounded) and read again only when a wider one is needed; so is every
- * node computed inside a tile (a complete subtree's hash never changes either).
+ * node computed inside a tile (a complete subtree's hash never changes either): for a full
+ * tile all its inner nodes at once, in one buffer. At start the cache is filled with the
+ * tiles the start-up check proved, inner nodes included (adopt), so proofs over the newest
+ * tileCacheEntriesMax tiles neither read PostgreSQL nor hash.
  */
 import { limits } from '../core/limits.ts';
-import { tileForNode, nodeFromTile, type NodeGetter, type NodeId } from '../tlog/index.ts';
+import { hashSize, innerNodeOffset, innerNodesOf, tileForNode, nodeFromTile, tileHeight, tileWidth, type NodeGetter, type NodeId } from '../tlog/index.ts';
 import { readTiles, type TileRow } from '../store/tlog-tables.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 
 export const tileCacheEntriesMax = limits.tileCacheEntriesMax;
-/** Computed inner nodes kept: 64 Ki × 32 bytes = 2 MiB of hashes. */
+/** Inner nodes kept for partial tiles: 64 Ki × 32 bytes = 2 MiB of hashes. */
 export const nodeCacheEntriesMax = 65_536;
 
 const tileKey = (level: number, index: number): string => `${level}/${index}`;
 
+/** A cached tile; a full one carries its inner nodes (innerNodesOf) once a proof needed one, or from the start-up audit. */
+export interface CachedTile extends TileRow {
+  inner?: Buffer;
+}
+
 export class TileReader {
-  private readonly cache = new Map<string, TileRow>();
+  private readonly cache = new Map<string, CachedTile>();
   private readonly nodes = new Map<string, Buffer>();
 
   constructor(private readonly db: Pool | PoolClient) {}
@@ -33,7 +41,7 @@ export class TileReader {
       if (!want || want.width < tile.width) needed.set(key, { level: tile.level, index: tile.index, width: tile.width });
     }
     const fetched = await readTiles(db, [...needed.values()]);
-    const local = new Map<string, TileRow>();
+    const local = new Map<string, CachedTile>();
     for (const row of fetched) {
       local.set(tileKey(row.level, row.index), row);
       this.remember(row);
@@ -45,12 +53,20 @@ export class TileReader {
       }
     }
     return (level, index) => {
-      const nodeKey = `${level}:${index}`;
-      const known = this.nodes.get(nodeKey);
-      if (known) return known;
       const tile = tileForNode(level, index);
       const key = tileKey(tile.level, tile.index);
       const row = local.get(key) ?? this.cache.get(key)!;
+      const height = level - tile.level * tileHeight;
+      const offset = index * 2 ** height - tile.index * tileWidth;
+      if (height === 0) return row.hashes.subarray(offset * hashSize, (offset + 1) * hashSize);
+      if (row.width === tileWidth) {
+        row.inner ??= innerNodesOf(row.hashes);
+        const at = innerNodeOffset(height, offset >> height);
+        return row.inner.subarray(at, at + hashSize);
+      }
+      const nodeKey = `${level}:${index}`;
+      const known = this.nodes.get(nodeKey);
+      if (known) return known;
       const hash = nodeFromTile(tile, row.hashes.subarray(0, tile.width * 32), level, index);
       if (this.nodes.size >= nodeCacheEntriesMax) this.nodes.delete(this.nodes.keys().next().value!);
       this.nodes.set(nodeKey, hash);
@@ -58,20 +74,25 @@ export class TileReader {
     };
   }
 
-  /** The stored bytes of one tile, cut to `width` hashes; undefined if it is not that wide yet. */
-  async tile(level: number, index: number, width: number): Promise<Buffer | undefined> {
-    const key = tileKey(level, index);
-    let row = this.cache.get(key);
-    if (!row || row.width < width) {
-      row = (await readTiles(this.db, [{ level, index }]))[0];
-      if (row) this.remember(row);
-    }
+  /**
+   * The bytes of one tile as stored now, cut to `width` hashes; undefined if it is not that
+   * wide yet. Always read from PostgreSQL, never from the cache: what the server serves as
+   * a tile is what it stores, so a tile changed under a running server is caught by
+   * `chipledger log verify`, while proofs come from the copies the start-up check proved.
+   */
+  async storedTile(level: number, index: number, width: number): Promise<Buffer | undefined> {
+    const row = (await readTiles(this.db, [{ level, index }]))[0];
     if (!row || row.width < width) return undefined;
     return row.hashes.subarray(0, width * 32);
   }
 
+  /** Takes tiles already read and proved elsewhere (the start-up audit), oldest first. */
+  adopt(rows: readonly CachedTile[]): void {
+    for (const row of rows) this.remember(row);
+  }
+
   /** Keeps the widest copy of each tile; the oldest entry goes when the cache is full. */
-  private remember(row: TileRow): void {
+  private remember(row: CachedTile): void {
     const key = tileKey(row.level, row.index);
     const known = this.cache.get(key);
     if (known && known.width >= row.width) return;

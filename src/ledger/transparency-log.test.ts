@@ -57,6 +57,21 @@ describe('transparency log over the ledger', () => {
     }
   });
 
+  it('answers every proof over a full tile from its inner nodes, each node right', async () => {
+    // Every inner node of the first (full) tile is used by some proof here, both through a
+    // log that computes them now and through one that has them cached from the first pass.
+    const leaves = await leafHashes();
+    for (const size of [256, 257, leaves.length]) {
+      const root = rootOf(leaves.slice(0, size));
+      for (let index = 0; index < size; index += 1) {
+        expect(verifyInclusion(leaves[index]!, index, size, await world.ledger.log.inclusionProof(index, size), root)).toBe(true);
+      }
+      for (let from = 1; from < size; from += 1) {
+        expect(verifyConsistency(from, size, await world.ledger.log.consistencyProof(from, size), rootOf(leaves.slice(0, from)), root)).toBe(true);
+      }
+    }
+  });
+
   it('keeps one log when two ledgers (processes) append to the same database in turn', async () => {
     const pool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'second' });
     const second = await Ledger.open({ pool, clock: world.clock });

@@ -2,8 +2,8 @@
  * The transparency log's storage surface.
  *
  * Rules of this surface:
- * - writeTiles runs inside the ledger batch's transaction, after beginBatch: tiles and
- *   events commit together or not at all.
+ * - Tiles are written inside the ledger batch's transaction (store/batch-writes.ts):
+ *   tiles and events commit together or not at all.
  * - A tile row only grows: a partial tile is rewritten with more hashes until it is full
  *   (256), then never again. Every width served is a prefix of what is stored.
  * - Checkpoints are append-only; ON CONFLICT DO NOTHING makes two processes signing the
@@ -41,17 +41,6 @@ export async function readTiles(db: Queryable, tiles: Array<{ level: number; ind
 export async function readTileRange(db: Queryable, level: number, fromIndex: number, count: number): Promise<TileRow[]> {
   const result = await db.query<TileRow>('SELECT level, index, width, hashes FROM tlog_tiles WHERE level = $1 AND index >= $2 ORDER BY index LIMIT $3', [level, fromIndex, count]);
   return result.rows;
-}
-
-export async function writeTiles(client: PoolClient, tiles: TileRow[]): Promise<void> {
-  if (tiles.length === 0) return;
-  await client.query(prepared(
-    `INSERT INTO tlog_tiles (level, index, width, hashes)
-     SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::smallint[], $4::bytea[])
-     ON CONFLICT (level, index) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes
-       WHERE tlog_tiles.width < EXCLUDED.width`,
-    [tiles.map((tile) => tile.level), tiles.map((tile) => tile.index), tiles.map((tile) => tile.width), tiles.map((tile) => tile.hashes)],
-  ));
 }
 
 export async function readHead(db: Queryable): Promise<{ size: number; root: Buffer }> {

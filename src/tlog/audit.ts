@@ -20,14 +20,21 @@ export interface AuditFailure {
 /** Stored hash at tree level 8 × tileLevel, index; undefined when the store lacks it. */
 export type StoredHashLookup = (tileLevel: number, index: number) => Buffer | undefined;
 
+/** Told each node the audit computed inside a level-0 tile (tree levels 1 to 7), once it is complete. */
+export type InnerNodeSink = (level: number, index: number, hash: Buffer) => void;
+
 export class TreeAuditor {
   private readonly appender = new MerkleAppender();
   private readonly rootsWanted: Map<number, Buffer>;
   failure: AuditFailure | undefined;
   hashes = 0;
 
-  /** `roots`: size -> root that must hold there (checkpoints, the head). */
-  constructor(private readonly stored: StoredHashLookup, roots: ReadonlyMap<number, Buffer>) {
+  /**
+   * `roots`: size -> root that must hold there (checkpoints, the head). `innerNodes`, if
+   * given, receives the nodes inside level-0 tiles that the audit computes anyway, for a
+   * caller that keeps them (proofs then need no hashing).
+   */
+  constructor(private readonly stored: StoredHashLookup, roots: ReadonlyMap<number, Buffer>, private readonly innerNodes?: InnerNodeSink) {
     this.rootsWanted = new Map(roots);
     if (this.rootsWanted.has(0)) this.checkRoot();
   }
@@ -43,7 +50,10 @@ export class TreeAuditor {
       const nodes = this.appender.append(leafHash(entry));
       this.hashes += nodes.length;
       for (const node of nodes) {
-        if (node.level % tileHeight !== 0) continue;
+        if (node.level % tileHeight !== 0) {
+          if (node.level < tileHeight) this.innerNodes?.(node.level, node.index, node.hash);
+          continue;
+        }
         const tileLevel = node.level / tileHeight;
         const stored = this.stored(tileLevel, node.index);
         if (stored === undefined || !stored.equals(node.hash)) {

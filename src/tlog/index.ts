@@ -20,6 +20,9 @@ export {
 export {
   entriesPath,
   formatTileIndex,
+  innerNodeOffset,
+  innerNodesBytes,
+  innerNodesOf,
   newTiles,
   nodeFromTile,
   parseTilePath,
@@ -85,4 +88,4 @@ export {
 } from './cosignature.ts';
 export { formatTlogProof, parseTlogProof, verifyTlogProof, type TlogProof, type TlogProofPolicy, type VerifiedTlogProof } from './proof-bundle.ts';
 export { tlogLimits } from './limits.ts';
-export { TreeAuditor, type AuditFailure, type StoredHashLookup } from './audit.ts';
+export { TreeAuditor, type AuditFailure, type InnerNodeSink, type StoredHashLookup } from './audit.ts';

@@ -5,6 +5,9 @@ import { seededLeafHashes } from './test-support.ts';
 import {
   entriesPath,
   formatTileIndex,
+  innerNodeOffset,
+  innerNodesBytes,
+  innerNodesOf,
   newTiles,
   nodeFromTile,
   parseTilePath,
@@ -92,6 +95,21 @@ describe('tile arithmetic', () => {
       expect(data.length).toBe(tile.width * hashSize);
       expect(nodeFromTile(tile, data, level, index).equals(getNode(level, index)), `node ${level}/${index}`).toBe(true);
     }
+  });
+
+  it('lays out every inner node of a full tile where innerNodeOffset says, at tile levels 0 and 1', () => {
+    for (const tile of [{ level: 0, index: 3, width: 256 }, { level: 1, index: 0, width: 256 }]) {
+      const inner = innerNodesOf(tileData(tile, getNode));
+      expect(inner.length).toBe(innerNodesBytes);
+      for (let height = 1; height < 8; height += 1) {
+        for (let position = 0; position < 256 >> height; position += 1) {
+          const at = innerNodeOffset(height, position);
+          const node = getNode(tile.level * 8 + height, tile.index * (256 >> height) + position);
+          expect(inner.subarray(at, at + hashSize).equals(node), `tile ${tile.level}/${tile.index} node ${height}/${position}`).toBe(true);
+        }
+      }
+    }
+    expect(() => innerNodesOf(Buffer.alloc(255 * hashSize))).toThrow(/full tile/);
   });
 
   it('refuses to compute a node outside the tile it is given', () => {

@@ -120,6 +120,41 @@ export function nodeFromTile(tile: Tile, data: Uint8Array, level: number, index:
   return hashes[0]!;
 }
 
+/**
+ * The inner nodes of a full tile: every node above its own 256 hashes and below the next
+ * tile level (heights 1 to 7 inside the tile: 128 + 64 + … + 2 = 254 hashes), laid out
+ * height by height, each height left to right, in one buffer of innerNodesBytes. With it a
+ * proof reads any node inside the tile without hashing.
+ */
+export const innerNodesBytes = (tileWidth - 2) * hashSize;
+
+const innerHeightOffsets = Array.from({ length: tileHeight }, (_, height) => {
+  let nodes = 0;
+  for (let below = 1; below < height; below += 1) nodes += tileWidth >> below;
+  return nodes * hashSize;
+});
+
+/** Where the node `position` (from the left) at `height` (1..7) inside a tile sits in its inner-nodes buffer. */
+export function innerNodeOffset(height: number, position: number): number {
+  return innerHeightOffsets[height]! + position * hashSize;
+}
+
+/** The inner nodes of a full tile from its hashes (254 node hashes). */
+export function innerNodesOf(hashes: Uint8Array): Buffer {
+  assert(hashes.length === tileWidth * hashSize, `a full tile is ${tileWidth * hashSize} bytes, got ${hashes.length}`);
+  const inner = Buffer.allocUnsafe(innerNodesBytes);
+  let below: Uint8Array = hashes;
+  for (let height = 1; height < tileHeight; height += 1) {
+    for (let position = 0; position < tileWidth >> height; position += 1) {
+      const left = below.subarray(2 * position * hashSize, (2 * position + 1) * hashSize);
+      const right = below.subarray((2 * position + 1) * hashSize, (2 * position + 2) * hashSize);
+      nodeHash(left, right).copy(inner, innerNodeOffset(height, position));
+    }
+    below = inner.subarray(innerNodeOffset(height, 0));
+  }
+  return inner;
+}
+
 /** The bytes of a tile: the hashes at tree level 8 × tile.level, read through getNode. */
 export function tileData(tile: Tile, getNode: NodeGetter): Buffer {
   const data = Buffer.allocUnsafe(tile.width * hashSize);

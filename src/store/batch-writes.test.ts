@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { syntheticEntries } from '../../test/tlog/memory-log.ts';
+import { auditStoredLog } from '../ledger/log-audit.ts';
+import { TransparencyLog } from '../ledger/transparency-log.ts';
+import { leafHash, nodeGetterFromLeaves, rootOf, tileData } from '../tlog/index.ts';
+import { writeBatchAndCommit } from './batch-writes.ts';
+import { beginBatch } from './ledger-tables.ts';
+import { readHead, readTileRange } from './tlog-tables.ts';
+
+let database: TestDatabase;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(async () => {
+  await database?.drop();
+});
+
+/** Appends entries as one batch the way the sequencer does: hashed into tiles, then written with the events and committed. */
+async function appendBatch(log: TransparencyLog, entries: Buffer[]): Promise<void> {
+  const client = await database.pool.connect();
+  try {
+    const { head } = await beginBatch(client);
+    const events = entries.map((canonical, offset) => ({
+      seq: head.size + offset, at: '2026-02-01T00:00:00.000Z', kind: 'test.entry', actor: 'TOK-test', subject_id: null, org_ids: [], canonical,
+    }));
+    const appended = await log.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
+    await writeBatchAndCommit(client, { rows: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events, idempotency: [] }, appended.tiles, { size: head.size + entries.length, root: appended.root });
+  } finally {
+    client.release();
+  }
+}
+
+describe('tile writes', () => {
+  it('stores the same tiles whether a batch sends them as hex in its text or as one binary parameter', async () => {
+    // 600 leaves in one batch: two full level-0 tiles and a partial one (over 16 KiB of
+    // hashes: binary); then batches of 7 (hex) that grow the partial tiles and fill one.
+    const entries = syntheticEntries(900, 60, 'w');
+    const log = new TransparencyLog(database.pool);
+    await appendBatch(log, entries.slice(0, 600));
+    for (let from = 600; from < entries.length; from += 7) await appendBatch(log, entries.slice(from, from + 7));
+
+    const leaves = entries.map((entry) => leafHash(entry));
+    const getNode = nodeGetterFromLeaves(leaves);
+    const head = await readHead(database.pool);
+    expect(head.size).toBe(900);
+    expect(head.root.equals(rootOf(leaves))).toBe(true);
+    const stored = [...(await readTileRange(database.pool, 0, 0, 10)), ...(await readTileRange(database.pool, 1, 0, 10))];
+    expect(stored.map((tile) => `${tile.level}/${tile.index}/${tile.width}`)).toEqual(['0/0/256', '0/1/256', '0/2/256', '0/3/132', '1/0/3']);
+    for (const tile of stored) expect(tile.hashes.equals(tileData(tile, getNode)), `tile ${tile.level}/${tile.index}`).toBe(true);
+    expect((await auditStoredLog(database.pool, head.size, new Map([[head.size, head.root]]))).failure).toBeUndefined();
+  });
+});
