@@ -4,7 +4,7 @@
  * anyone from the event's JSON alone.
  */
 import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
+import { canonicalJson } from '../core/canonical-json.ts';
 import type { Actor } from './permissions.ts';
 
 export interface EventBody {
@@ -22,9 +22,7 @@ export function eventBody(seq: number, at: string, kind: string, actor: Actor, s
 }
 
 export function canonicalBytes(value: unknown): Buffer {
-  const text = canonicalize(value);
-  if (text === undefined) throw new Error('event body has no JSON form');
-  return Buffer.from(text, 'utf8');
+  return Buffer.from(canonicalJson(value), 'utf8');
 }
 
 /**

@@ -3,7 +3,7 @@
  * changes nothing twice; the same key with another request is refused. Keys are scoped to
  * the caller's organisation and stored with the batch that answered them.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { DomainError } from '../core/errors.ts';
 import type { StoredAnswer } from '../store/ledger-tables.ts';
 import { canonicalBytes } from './events.ts';
@@ -12,7 +12,7 @@ import type { Answer } from './sequencer.ts';
 
 /** SHA-256 of the request as sent (kind and raw input, RFC 8785): what "the same request" means. */
 export function requestHash(kind: string, rawInput: unknown): Buffer {
-  return createHash('sha256').update(canonicalBytes({ kind, input: rawInput ?? null })).digest();
+  return hash('sha256', canonicalBytes({ kind, input: rawInput ?? null }), 'buffer');
 }
 
 /** The answer to a key seen before: the same one, or a refusal if the request differs. */

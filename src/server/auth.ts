@@ -12,7 +12,7 @@
  * revocation through this process evicts it at once (forget()).
  */
 import { limits } from '../core/limits.ts';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash as oneShotHash, timingSafeEqual } from 'node:crypto';
 import { DomainError } from '../core/errors.ts';
 import type { Actor } from '../ledger/permissions.ts';
 import { findTokenCredential } from '../store/read-queries.ts';
@@ -44,7 +44,7 @@ export class TokenVerifier {
   /** The actor behind an Authorization header; throws 'unauthenticated' otherwise. */
   async verify(authorization: string | undefined): Promise<Actor> {
     const secret = bearerSecret(authorization);
-    const hash = createHash('sha256').update(secret).digest();
+    const hash = oneShotHash('sha256', secret, 'buffer');
     const key = hash.toString('base64');
     const cached = this.cache.get(key);
     if (cached !== undefined && cached.expiresAtMs > this.nowMs()) return cached.actor;
