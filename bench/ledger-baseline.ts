@@ -13,8 +13,8 @@
  * log_head is locked as late as possible (the kindest choice for the baseline), but a
  * gapless sequence still means every booking holds it through its COMMIT and fsync.
  */
+import canonicalize from 'canonicalize';
 import { randomUUID } from 'node:crypto';
-import { canonicalBytes } from '../src/ledger/events.ts';
 import type { Pool, PoolClient } from '../src/store/pool.ts';
 import type { BenchWorld, Booking } from './ledger-world.ts';
 
@@ -98,7 +98,7 @@ async function appendEvent(client: PoolClient, world: BenchWorld, booking: Booki
     input: { exportAllocationId: pair.exportAllocationId, importAllocationId: pair.importAllocationId, productId: world.productId, units: booking.units, deadline, demo: false },
     effects: { shipmentId, recipientId: pair.recipientOrgId, origin: 'US', destination: 'CN' },
   };
-  const canonical = canonicalBytes(body);
+  const canonical = Buffer.from(canonicalize(body)!, 'utf8');
   // One round trip for the rest, since the lock is held until COMMIT: the event, the
   // shipment's created_seq, and the head.
   await client.query(

@@ -4,7 +4,7 @@
  * anyone from the event's JSON alone.
  */
 import { createHash } from 'node:crypto';
-import { canonicalJson } from '../core/canonical-json.ts';
+import canonicalize from 'canonicalize';
 import type { Actor } from './permissions.ts';
 
 export interface EventBody {
@@ -22,7 +22,9 @@ export function eventBody(seq: number, at: string, kind: string, actor: Actor, s
 }
 
 export function canonicalBytes(value: unknown): Buffer {
-  return Buffer.from(canonicalJson(value), 'utf8');
+  const text = canonicalize(value);
+  if (text === undefined) throw new Error('event body has no JSON form');
+  return Buffer.from(text, 'utf8');
 }
 
 /**
