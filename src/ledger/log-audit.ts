@@ -29,8 +29,8 @@ export interface AuditResult {
   hashes: number;
   failure: AuditFailure | undefined;
   /**
-   * Tiles the audit read and proved, kept as `keepTilesMax` asks: every tile above level 0
-   * and the newest level-0 ones. Empty when the audit failed.
+   * Tiles the audit read and proved, kept as `keepTilesMax` asks: the newest level-0 ones,
+   * oldest first, then every tile above level 0. Empty when the audit failed.
    */
   verifiedTiles: CachedTile[];
 }
@@ -80,7 +80,9 @@ export async function auditStoredLog(db: Pool | PoolClient, size: number, roots:
     // Stopped at a failure with a read still in flight: its outcome no longer matters.
     next?.catch(() => {});
     const { hashes, failure } = await hasher.finish();
-    const verifiedTiles = failure || options.keepTilesMax === undefined ? [] : [...upper.slice(0, options.keepTilesMax), ...kept];
+    // Upper tiles last: a full tile cache drops its oldest entries first, and every proof
+    // needs the upper tiles.
+    const verifiedTiles = failure || options.keepTilesMax === undefined ? [] : [...kept, ...upper.slice(0, options.keepTilesMax)];
     return { size, hashes, failure, verifiedTiles };
   } finally {
     await hasher.close();
