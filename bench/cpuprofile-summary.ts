@@ -1,7 +1,8 @@
 /**
  * Summarises a V8 .cpuprofile (from `node --cpu-prof`): self time by function and by
- * source (our files by path, dependencies by package), so a profile of a benchmark can
- * be quoted in a report without opening DevTools.
+ * source (our files by path, dependencies by package), and total time by function (itself
+ * and everything it called), so a profile of a benchmark can be quoted in a report
+ * without opening DevTools.
  *
  *   node --import tsx bench/cpuprofile-summary.ts PROFILE.cpuprofile [top]
  */
@@ -50,6 +51,20 @@ function main(path: string, top: number): void {
     byFunction.set(name, (byFunction.get(name) ?? 0) + micros);
     bySource.set(source, (bySource.get(source) ?? 0) + micros);
   }
+  // Total time: each sample counts once for every distinct function on its stack.
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const nameOf = (id: number) => {
+    const frame = byId.get(id)!.callFrame;
+    return `${frame.functionName || '(anonymous)'}  ${sourceOf(frame.url)}${frame.url ? `:${frame.lineNumber + 1}` : ''}`;
+  };
+  const totalByFunction = new Map<string, number>();
+  for (const [id, micros] of selfMicros) {
+    const names = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) names.add(nameOf(at));
+    for (const name of names) totalByFunction.set(name, (totalByFunction.get(name) ?? 0) + micros);
+  }
+  for (const name of ['(root)  (native/runtime)', '(idle)  (native/runtime)', '(program)  (native/runtime)', '(garbage collector)  (native/runtime)']) totalByFunction.delete(name);
   const print = (title: string, map: Map<string, number>) => {
     console.log(`\n${title}`);
     for (const [name, micros] of [...map].sort((a, b) => b[1] - a[1]).slice(0, top)) {
@@ -59,6 +74,7 @@ function main(path: string, top: number): void {
   console.log(`profile ${path}: ${(total / 1e6).toFixed(2)} s wall`);
   print('self time by source', bySource);
   print('self time by function', byFunction);
+  print('total time by function (with what it called)', totalByFunction);
 }
 
 main(process.argv[2] ?? '', Number(process.argv[3] ?? 30));
