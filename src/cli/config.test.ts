@@ -24,6 +24,7 @@ describe('readConfig', () => {
         port: 8080,
         logLevel: 'info',
         sweepIntervalMs: 5000,
+        proofCacheTiles: 4096,
         api: { url: 'http://127.0.0.1:8080', token: undefined },
         log: { keyFile: undefined, signerKey: undefined, previousKeyFile: undefined, witnessKeys: [] },
       },
@@ -38,6 +39,7 @@ describe('readConfig', () => {
       CHIPLEDGER_PORT: '9000',
       CHIPLEDGER_LOG_LEVEL: 'warn',
       CHIPLEDGER_SWEEP_INTERVAL_MS: '250',
+      CHIPLEDGER_PROOF_CACHE_TILES: '16384',
       CHIPLEDGER_URL: 'https://ledger.example/',
       CHIPLEDGER_TOKEN: 'clt_TOK-7_abcDEF-_123',
       CHIPLEDGER_LOG_KEY_FILE: 'keys/log.key',
@@ -50,6 +52,7 @@ describe('readConfig', () => {
       port: 9100,
       logLevel: 'warn',
       sweepIntervalMs: 250,
+      proofCacheTiles: 16384,
       api: { url: 'https://ledger.example', token: 'clt_TOK-7_abcDEF-_123' },
       log: { keyFile: '/srv/chipledger/keys/log.key', signerKey: undefined, previousKeyFile: undefined, witnessKeys: [witness.verifierKey] },
     });
@@ -71,8 +74,10 @@ describe('readConfig', () => {
       CHIPLEDGER_PROT: '8080',
       CHIPLEDGER_HOST: 'bad host',
       CHIPLEDGER_DATA_DIR: ' ',
+      CHIPLEDGER_PROOF_CACHE_TILES: '10',
     });
-    expect(problems).toHaveLength(9);
+    expect(problems).toHaveLength(10);
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_PROOF_CACHE_TILES: must be from 64 to 1048576/);
     expect(problems.join('\n')).toMatch(/CHIPLEDGER_PROT: unknown setting/);
     expect(problems.join('\n')).toMatch(/DATABASE_URL: must use postgres:\/\//);
     expect(problems.join('\n')).toMatch(/CHIPLEDGER_PORT: must be from 1 to 65535 \(got "80800"\)/);
@@ -105,7 +110,7 @@ describe('readConfig', () => {
 
   it('documents every setting it reads', () => {
     const names = settings.map((setting) => setting.variable);
-    expect(names).toEqual(['DATABASE_URL', 'CHIPLEDGER_DATA_DIR', 'CHIPLEDGER_HOST', 'CHIPLEDGER_PORT', 'CHIPLEDGER_LOG_LEVEL', 'CHIPLEDGER_SWEEP_INTERVAL_MS', 'CHIPLEDGER_URL', 'CHIPLEDGER_TOKEN', 'CHIPLEDGER_LOG_KEY_FILE', 'CHIPLEDGER_LOG_SIGNER_KEY', 'CHIPLEDGER_LOG_PREVIOUS_KEY_FILE', 'CHIPLEDGER_LOG_WITNESSES']);
+    expect(names).toEqual(['DATABASE_URL', 'CHIPLEDGER_DATA_DIR', 'CHIPLEDGER_HOST', 'CHIPLEDGER_PORT', 'CHIPLEDGER_LOG_LEVEL', 'CHIPLEDGER_SWEEP_INTERVAL_MS', 'CHIPLEDGER_PROOF_CACHE_TILES', 'CHIPLEDGER_URL', 'CHIPLEDGER_TOKEN', 'CHIPLEDGER_LOG_KEY_FILE', 'CHIPLEDGER_LOG_SIGNER_KEY', 'CHIPLEDGER_LOG_PREVIOUS_KEY_FILE', 'CHIPLEDGER_LOG_WITNESSES']);
     for (const setting of settings) expect(setting.description.length).toBeGreaterThan(10);
   });
 });

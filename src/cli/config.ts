@@ -8,6 +8,7 @@
  * and README.md's configuration table are written from the same words.
  */
 import { resolve } from 'node:path';
+import { limits } from '../core/limits.ts';
 import { parseCosignatureVerifierKey, parseSignerKey } from '../tlog/index.ts';
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -26,6 +27,8 @@ export interface Config {
   logLevel: LogLevel;
   /** How often the server expires due shipments and licences. */
   sweepIntervalMs: number;
+  /** Log tiles the server keeps in memory for proofs (the newest ones). */
+  proofCacheTiles: number;
   /** What client commands talk to. */
   api: { url: string; token: string | undefined };
   /** The transparency log's signing key and the witnesses whose cosignatures it keeps. */
@@ -41,6 +44,12 @@ export interface ConfigFlags {
 /** Bounds of the sweep interval: faster is wasted work, slower leaves expired bookings holding units. */
 export const sweepIntervalMsMin = 100;
 export const sweepIntervalMsMax = 3_600_000;
+/**
+ * Bounds of the proof cache: at 16 KiB a tile (its hashes and inner nodes), 64 tiles is
+ * 1 MiB and 1,048,576 tiles 16 GiB; each tile covers 256 events.
+ */
+export const proofCacheTilesMin = 64;
+export const proofCacheTilesMax = 1_048_576;
 /** Settings whose values are secret: problems name them without their value. */
 const secretVariables = new Set(['DATABASE_URL', 'CHIPLEDGER_TOKEN', 'CHIPLEDGER_LOG_SIGNER_KEY']);
 /** Longest URL or path we accept in a setting. */
@@ -61,6 +70,7 @@ export const settings: readonly Setting[] = [
   { variable: 'CHIPLEDGER_PORT', flag: 'port', description: 'TCP port of the API; serve fails, naming it, when the port is taken', defaultText: '8080' },
   { variable: 'CHIPLEDGER_LOG_LEVEL', description: `log level of the server's JSON logs on stderr: ${logLevels.join(', ')}`, defaultText: 'info' },
   { variable: 'CHIPLEDGER_SWEEP_INTERVAL_MS', description: `how often the server expires shipments past their deadline and licences past their validity (${sweepIntervalMsMin}-${sweepIntervalMsMax})`, defaultText: '5000' },
+  { variable: 'CHIPLEDGER_PROOF_CACHE_TILES', description: `transparency-log tiles the server keeps in memory for proofs, the newest first, 16 KiB each; a tile covers 256 events, so the default keeps about the newest million events. Proofs over older events read a tile from PostgreSQL (${proofCacheTilesMin}-${proofCacheTilesMax})`, defaultText: '4096' },
   { variable: 'CHIPLEDGER_URL', description: 'base URL of the API for client commands', defaultText: 'http://CHIPLEDGER_HOST:CHIPLEDGER_PORT (127.0.0.1 when the host is 0.0.0.0)' },
   { variable: 'CHIPLEDGER_TOKEN', description: 'bearer token (clt_...) for client commands; make one with `chipledger token create`', defaultText: 'none; client commands need it' },
   { variable: 'CHIPLEDGER_LOG_KEY_FILE', description: 'file holding the transparency log\'s signing key (C2SP signer key; mode 0600); make one with `chipledger log keygen`', defaultText: 'none: serve refuses to start without a log key, except with --demo (which keeps a demo key in CHIPLEDGER_DATA_DIR)' },
@@ -103,6 +113,7 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
   const port = read('CHIPLEDGER_PORT', 'port', 8080, parsePort);
   const logLevel = read<LogLevel>('CHIPLEDGER_LOG_LEVEL', undefined, 'info', parseLogLevel);
   const sweepIntervalMs = read('CHIPLEDGER_SWEEP_INTERVAL_MS', undefined, 5_000, parseSweepInterval);
+  const proofCacheTiles = read('CHIPLEDGER_PROOF_CACHE_TILES', undefined, limits.tileCacheEntriesMax, (raw) => parseInteger(raw, proofCacheTilesMin, proofCacheTilesMax));
   const clientHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const url = read('CHIPLEDGER_URL', undefined, `http://${clientHost.includes(':') ? `[${clientHost}]` : clientHost}:${port}`, parseApiUrl);
   const token = read<string | undefined>('CHIPLEDGER_TOKEN', undefined, undefined, parseToken);
@@ -121,6 +132,7 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
       port,
       logLevel,
       sweepIntervalMs,
+      proofCacheTiles,
       api: { url, token },
       log: { keyFile, signerKey, previousKeyFile, witnessKeys },
     },

@@ -38,6 +38,7 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
     resources.ledger = await Ledger.open({
       pool: resources.database.pool,
       sweepIntervalMs: config.sweepIntervalMs,
+      proofCacheTiles: config.proofCacheTiles,
       logSignerKey,
       ...(config.log.previousKeyFile ? { logPreviousSignerKey: readKeyFile(config.log.previousKeyFile) } : {}),
       onError: (error, context) => logger.error({ err: error }, context),

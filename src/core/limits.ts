@@ -49,7 +49,7 @@ export const limits = {
   cosignatureBodyBytesMax: 16 * 1024,
   /** Distinct label sets per metric. */
   metricSeriesMax: 1_000,
-  /** Full log tiles kept in memory (8 KiB each; 16 KiB once a proof has used its inner nodes). */
+  /** Log tiles kept in memory for proofs, 16 KiB each with their inner nodes (the default of CHIPLEDGER_PROOF_CACHE_TILES). */
   tileCacheEntriesMax: 4_096,
   /** How far ahead a booking deadline may lie. */
   bookingDeadlineMaxMs: 365 * 24 * 3600 * 1000,

@@ -24,6 +24,8 @@ export interface LedgerOptions {
   batchCommandsMax?: number;
   /** Rows per table the sequencer keeps between batches; 0 turns the row cache off. */
   rowCacheRows?: number;
+  /** Log tiles kept in memory for proofs (limits.tileCacheEntriesMax by default). */
+  proofCacheTiles?: number;
   /**
    * The log's signing key (C2SP signer key text). With it, checkpoints are signed every
    * second; without it (tests, read-only tools) none are.
@@ -49,7 +51,7 @@ export class Ledger {
   private sweepTimer: NodeJS.Timeout | undefined;
 
   private constructor(readonly pool: Pool, private readonly options: LedgerOptions) {
-    this.log = new TransparencyLog(pool);
+    this.log = new TransparencyLog(pool, options.proofCacheTiles);
     this.sequencer = new Sequencer({
       pool,
       clock: options.clock ?? systemClock,

@@ -130,4 +130,19 @@ describe('tiles the audit proved, kept for proofs', () => {
       query.mockRestore();
     }
   });
+
+  it('keeps only as many tiles as its cache holds: the newest level-0 ones and the upper ones', async () => {
+    const { size } = await readHead(database.pool);
+    const small = new TransparencyLog(database.pool, 2); // tile 0/2 (the partial, newest) and 1/0
+    await checkLogOnStart(database.pool, small, []);
+    const query = vi.spyOn(database.pool, 'query');
+    try {
+      await small.inclusionProof(600, size);
+      expect(query).not.toHaveBeenCalled();
+      await small.inclusionProof(300, size); // tile 0/1 was not kept
+      expect(query).toHaveBeenCalledTimes(1);
+    } finally {
+      query.mockRestore();
+    }
+  });
 });

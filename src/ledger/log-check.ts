@@ -14,7 +14,6 @@ import { openCheckpoint, parseNote, parseVerifierKey, type Ed25519NoteVerifier }
 import { auditStoredLog } from './log-audit.ts';
 import type { Pool } from '../store/pool.ts';
 import { listCheckpoints, readHead } from '../store/tlog-tables.ts';
-import { tileCacheEntriesMax } from './tile-reader.ts';
 import type { TransparencyLog } from './transparency-log.ts';
 
 export class LogCheckError extends Error {
@@ -44,7 +43,7 @@ export async function checkLogOnStart(pool: Pool, log: TransparencyLog, verifier
   // a checkpoint that disagrees with the log (a fork) stops the start here.
   // The tiles it proves are kept for proofs (as many as the tile cache holds): a proof then
   // needs no tile read from PostgreSQL, which is most of a cold proof's time.
-  const audit = await auditStoredLog(pool, head.size, roots, { keepTilesMax: tileCacheEntriesMax });
+  const audit = await auditStoredLog(pool, head.size, roots, { keepTilesMax: log.tiles.entriesMax });
   if (audit.failure) {
     throw new LogCheckError(audit.failure.kind === 'checkpoint' ? 'checkpoint-consistency' : audit.failure.kind, audit.failure.message);
   }

@@ -27,22 +27,27 @@ export class TileReader {
   private readonly cache = new Map<string, CachedTile>();
   private readonly nodes = new Map<string, Buffer>();
 
-  constructor(private readonly db: Pool | PoolClient) {}
+  /** `entriesMax`: tiles kept (16 KiB each with their inner nodes); limits.tileCacheEntriesMax by default. */
+  constructor(private readonly db: Pool | PoolClient, readonly entriesMax: number = tileCacheEntriesMax) {}
 
   /** Fetches what these nodes need (one query at most) and returns a getter over them. */
   async nodeGetter(nodes: readonly NodeId[], db: Pool | PoolClient = this.db): Promise<NodeGetter> {
+    // The rows this getter reads, held here: remembering a fetched tile may push a cached
+    // one this proof also needs out of a full cache.
+    const local = new Map<string, CachedTile>();
     const needed = new Map<string, { level: number; index: number; width: number }>();
     for (const node of nodes) {
       const tile = tileForNode(node.level, node.index);
       const key = tileKey(tile.level, tile.index);
       const known = this.cache.get(key);
-      if (known && known.width >= tile.width) continue;
+      if (known && known.width >= tile.width) {
+        local.set(key, known);
+        continue;
+      }
       const want = needed.get(key);
       if (!want || want.width < tile.width) needed.set(key, { level: tile.level, index: tile.index, width: tile.width });
     }
-    const fetched = await readTiles(db, [...needed.values()]);
-    const local = new Map<string, CachedTile>();
-    for (const row of fetched) {
+    for (const row of await readTiles(db, [...needed.values()])) {
       local.set(tileKey(row.level, row.index), row);
       this.remember(row);
     }
@@ -55,7 +60,8 @@ export class TileReader {
     return (level, index) => {
       const tile = tileForNode(level, index);
       const key = tileKey(tile.level, tile.index);
-      const row = local.get(key) ?? this.cache.get(key)!;
+      const row = local.get(key);
+      if (!row) throw new Error(`assertion failed: node ${level}/${index} was not among the nodes this getter was made for`);
       const height = level - tile.level * tileHeight;
       const offset = index * 2 ** height - tile.index * tileWidth;
       if (height === 0) return row.hashes.subarray(offset * hashSize, (offset + 1) * hashSize);
@@ -97,7 +103,7 @@ export class TileReader {
     const known = this.cache.get(key);
     if (known && known.width >= row.width) return;
     this.cache.delete(key);
-    if (this.cache.size >= tileCacheEntriesMax) this.cache.delete(this.cache.keys().next().value!);
+    if (this.cache.size >= this.entriesMax) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(key, row);
   }
 }

@@ -33,8 +33,9 @@ export class TransparencyLog implements LogAppender {
   private edges = new Map<number, EdgeTile>();
   readonly stats = { leaves: 0, reloads: 0 };
 
-  constructor(pool: Pool) {
-    this.tiles = new TileReader(pool);
+  /** `cacheTiles`: log tiles kept in memory for proofs (TileReader). */
+  constructor(pool: Pool, cacheTiles?: number) {
+    this.tiles = new TileReader(pool, cacheTiles);
   }
 
   get size(): number {
