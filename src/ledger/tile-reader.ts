@@ -5,7 +5,7 @@
  * node computed inside a tile (a complete subtree's hash never changes either): for a full
  * tile all its inner nodes at once, in one buffer. At start the cache is filled with the
  * tiles the start-up check proved, inner nodes included (adopt), so proofs over the newest
- * tileCacheEntriesMax tiles neither read PostgreSQL nor hash.
+ * entriesMax tiles (CHIPLEDGER_PROOF_CACHE_TILES) neither read PostgreSQL nor hash.
  */
 import { limits } from '../core/limits.ts';
 import { hashSize, innerNodeOffset, innerNodesOf, tileForNode, nodeFromTile, tileHeight, tileWidth, type NodeGetter, type NodeId } from '../tlog/index.ts';
