@@ -5,6 +5,8 @@ import { emptyKeys, type LoadedState, type LogHead } from '../store/ledger-table
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, expectOk, type World } from '../../test/world.ts';
 import { Ledger } from './ledger.ts';
+import { checkLogOnStart } from './log-check.ts';
+import { TransparencyLog } from './transparency-log.ts';
 import { RowCache } from './row-cache.ts';
 import { BatchState } from './state.ts';
 import type { AllocationRow, LicenceRow, OrganisationRow, ShipmentRow } from './rows.ts';
@@ -131,10 +133,35 @@ describe('the sequencer with its row cache', () => {
     expect(world.ledger.sequencer.stats.cachedBatches).toBe(before + 1);
   });
 
+  it('applies a batch while its lock is being taken when its rows are cached and nobody else wrote', async () => {
+    await world.run('shipment.book', booking(1), world.actors.exporter);
+    const before = world.ledger.sequencer.stats.aheadBatches;
+    await world.run('shipment.book', booking(1), world.actors.exporter);
+    expect(world.ledger.sequencer.stats.aheadBatches).toBe(before + 1);
+  });
+
+  it('answers a retried idempotency key from the database, not from the batch it applied ahead', async () => {
+    const stats = world.ledger.sequencer.stats;
+    const first = await world.ledger.submit('shipment.book', booking(1), world.actors.exporter, 'retry-while-ahead');
+    expectOk(first);
+    await world.run('shipment.book', booking(1), world.actors.exporter);
+    const ahead = stats.aheadBatches;
+    const again = await world.ledger.submit('shipment.book', booking(1), world.actors.exporter, 'retry-while-ahead');
+    expect(again).toEqual({ ...first, replayed: true });
+    expect(stats.aheadBatches).toBe(ahead); // the guess booked it a second time: dropped
+    // The log had taken the dropped guess's leaf; the next batch must still append at the
+    // true head, with the root the tiles prove.
+    expectOk(await world.ledger.submit('shipment.book', booking(1), world.actors.exporter));
+    await checkLogOnStart(database.pool, new TransparencyLog(database.pool), []);
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+
   it('never answers from rows another writer has changed since', async () => {
-    // Alpha's allocations hold 500; 2 are booked above. The other writer takes all but 5.
-    expectOk(await other.submit('shipment.book', booking(493), world.actors.exporter));
+    // Alpha's allocations hold 500; 7 are booked above. The other writer takes all but 5.
+    expectOk(await other.submit('shipment.book', booking(488), world.actors.exporter));
+    const ahead = world.ledger.sequencer.stats.aheadBatches;
     const refused = await world.ledger.submit('shipment.book', booking(6), world.actors.exporter);
+    expect(world.ledger.sequencer.stats.aheadBatches).toBe(ahead); // applied ahead on stale rows, then dropped
     expect(refused.ok).toBe(false);
     if (!refused.ok) expect(refused.error.message).toMatch(/has 5 units available; 6 requested/);
 

@@ -73,6 +73,7 @@ export class HttpMetrics {
     counter('chipledger_sequencer_replayed_total', 'Retries answered from an idempotency key.', sequencer.replayed);
     counter('chipledger_sequencer_failed_batches_total', 'Batches whose transaction failed.', sequencer.failedBatches);
     counter('chipledger_sequencer_cached_batches_total', 'Batches that read no rows: the row cache held them all.', sequencer.cachedBatches);
+    counter('chipledger_sequencer_ahead_batches_total', 'Batches applied while their lock was being taken (a right guess: nobody else wrote, no key seen before).', sequencer.aheadBatches);
     counter('chipledger_sequencer_commit_seconds_total', 'Time spent committing batches.', sequencer.commitSecondsTotal);
     gauge('chipledger_sequencer_queue_depth', 'Commands waiting for the sequencer.', sequencer.queueDepth);
     gauge('chipledger_sequencer_last_batch_size', 'Commands in the last committed batch.', sequencer.lastBatchSize);
