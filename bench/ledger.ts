@@ -188,7 +188,7 @@ function printProfile(session: LedgerSession, result: LoadResult, before: Sequen
   }
 }
 
-type SequencerCounts = { batches: number; commands: number; commitSecondsTotal: number };
+type SequencerCounts = { batches: number; commands: number; commitSecondsTotal: number; cachedBatches: number; aheadBatches: number };
 
 interface Floors {
   replay: FloorResult;
@@ -197,7 +197,7 @@ interface Floors {
 
 async function runLedgerLoad(server: BenchServer, bookings: Booking[], callers: number, options: SessionOptions & { name: string }): Promise<{ session: LedgerSession; result: LoadResult; checked: CheckResult; before: SequencerCounts; floors: Floors | null }> {
   const session = await openLedger(server, options.name, options);
-  const { batches, commands, commitSecondsTotal } = session.ledger.sequencer.stats;
+  const { batches, commands, commitSecondsTotal, cachedBatches, aheadBatches } = session.ledger.sequencer.stats;
   const sizeBefore = Number((await session.pool.query<{ size: number }>('SELECT size FROM log_head')).rows[0]!.size);
   session.floor?.recorder.start();
   const result = await drive(server, bookings, callers, ledgerBooker(session.ledger, session.world));
@@ -209,7 +209,7 @@ async function runLedgerLoad(server: BenchServer, bookings: Booking[], callers: 
     const batchSize = Math.max(1, Math.round((session.ledger.sequencer.stats.commands - commands) / (session.ledger.sequencer.stats.batches - batches)));
     floors = { replay, eventsOnly: await replayEventsOnly(session.pool, sizeBefore, session.floor.url, batchSize) };
   }
-  return { session, result, checked, before: { batches, commands, commitSecondsTotal }, floors };
+  return { session, result, checked, before: { batches, commands, commitSecondsTotal, cachedBatches, aheadBatches }, floors };
 }
 
 /** Server-side time per statement (pg_stat_statements), for the whole ledger database. */
@@ -325,6 +325,8 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
 
     const { session, result, checked, before, floors } = await runLedgerLoad(server, bookings.slice(0, bookingsCount), callers, { batchCommandsMax, rowCacheRows, profile, floor: !values['skip-floor'], name: 'bench_ledger' });
     printLoad(`ledger (sequencer, group commit)`, result, checked);
+    const after = session.ledger.sequencer.stats;
+    console.log(`  batches: ${formatCount(after.batches - before.batches)}, of which ${formatCount(after.cachedBatches - before.cachedBatches)} read no rows and ${formatCount(after.aheadBatches - before.aheadBatches)} were applied while their lock was taken`);
     if (floors) {
       console.log(`  floor, the same SQL without JavaScript: the ledger's ${formatCount(floors.replay.statements)} statements replayed in order on a copy of the database as it was before the run, one connection: ${round(floors.replay.seconds, 2)} s, ${formatCount(floors.replay.perSecond)} bookings/s; the ledger reached ${round((100 * result.perSecond) / floors.replay.perSecond, 0)}% of it`);
       console.log(`  floor, events only: the run's ${formatCount(result.accepted)} event rows (seq, canonical bytes; primary key only), one durable INSERT per ${formatCount(Math.round(result.accepted / floors.eventsOnly.statements))}: ${round(floors.eventsOnly.seconds, 2)} s, ${formatCount(floors.eventsOnly.perSecond)} events/s`);
