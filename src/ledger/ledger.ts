@@ -76,7 +76,7 @@ export class Ledger {
     const ledger = new Ledger(options.pool, options);
     const signer = ledger.checkpointer?.signer;
     if (signer) await adoptLogKey(options.pool, signer, options.logPreviousSignerKey);
-    await checkLogOnStart(options.pool, ledger.log, await knownLogKeys(options.pool));
+    ledger.sequencer.stats.logSize = (await checkLogOnStart(options.pool, ledger.log, await knownLogKeys(options.pool))).size;
     ledger.checkpointer?.start();
     if (options.sweepIntervalMs !== undefined) ledger.startSweeping(options.sweepIntervalMs);
     return ledger;

@@ -95,6 +95,8 @@ export interface SequencerStats {
   aheadBatches: number;
   queueDepth: number;
   lastBatchSize: number;
+  /** Events in the log as of our last commit (or the start-up check): what this server last saw committed. */
+  logSize: number;
   commitSecondsTotal: number;
 }
 
@@ -111,7 +113,7 @@ export class Sequencer {
   private closed = false;
   private idle: Array<() => void> = [];
   readonly stats: SequencerStats = {
-    batches: 0, commands: 0, accepted: 0, refused: 0, replayed: 0, failedBatches: 0, cachedBatches: 0, aheadBatches: 0, queueDepth: 0, lastBatchSize: 0, commitSecondsTotal: 0,
+    batches: 0, commands: 0, accepted: 0, refused: 0, replayed: 0, failedBatches: 0, cachedBatches: 0, aheadBatches: 0, queueDepth: 0, lastBatchSize: 0, logSize: 0, commitSecondsTotal: 0,
   };
   private readonly batchMax: number;
   private readonly queueMax: number;
@@ -288,6 +290,7 @@ export class Sequencer {
       if (cached) this.stats.cachedBatches += 1;
       await writeBatchAndCommit(client, applied.writes, applied.tiles, applied.head);
       this.lastCommitted = applied.head;
+      this.stats.logSize = applied.head.size;
       this.cache.advance(applied.state, applied.head);
       return applied.answers;
     } catch (error) {

@@ -126,7 +126,9 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
     const { log, checkpointer } = options.ledger;
     const text = metrics.render(options.ledger.sequencer.stats, pool, {
       chipledger_token_cache_entries: verifier.size,
-      chipledger_log_size: log.size,
+      // Committed events, not the log's in-memory appender: that one runs ahead of the
+      // database while a batch is applied and before it commits.
+      chipledger_log_size: options.ledger.sequencer.stats.logSize,
       chipledger_log_leaves_appended: log.stats.leaves,
       chipledger_log_edge_reloads: log.stats.reloads,
       ...(checkpointer ? {

@@ -118,7 +118,17 @@ describe('log HTTP API', () => {
 
   it('reports the log in /metrics', async () => {
     const text = (await get('/metrics')).body;
-    expect(text).toMatch(/^chipledger_log_size \d+$/m);
+    const { size } = (await database.pool.query<{ size: number }>('SELECT size FROM log_head')).rows[0]!;
+    expect(text).toMatch(new RegExp(`^chipledger_log_size ${size}$`, 'm'));
+    // A server that has not written yet reports the size its start-up check proved.
+    const fresh = await Ledger.open({ pool, clock: world.clock, checkpointIntervalMs: 3_600_000 });
+    const freshApp = await buildServer({ ledger: fresh, pool, logger: false });
+    try {
+      expect((await freshApp.inject({ method: 'GET', url: '/metrics' })).body).toMatch(new RegExp(`^chipledger_log_size ${size}$`, 'm'));
+    } finally {
+      await freshApp.close();
+      await fresh.close();
+    }
     expect(text).toMatch(/^chipledger_checkpoints_signed [1-9]\d*$/m);
   });
 
