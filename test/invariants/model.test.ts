@@ -9,12 +9,17 @@
  * commands, and a command may act on what an earlier one of its group made (its id is
  * predicted by the model). The sequencer keeps submission order; so does the model.
  *
+ * Each group goes to one of two ledgers on the same database (two servers): a ledger must
+ * see what the other wrote although it caches rows and applies batches ahead of its lock,
+ * and a key one of them answered is replayed by the other.
+ *
  * Reproduce a failure with MODEL_SEED=<seed> (and MODEL_PATH=<path>) from its report.
  */
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Answer } from '../../src/ledger/ledger.ts';
+import { Ledger, type Answer } from '../../src/ledger/ledger.ts';
+import { createPool } from '../../src/store/pool.ts';
 import { systemActor, type Actor } from '../../src/ledger/permissions.ts';
 import type { ShipmentStatus } from '../../src/ledger/rows.ts';
 import type { CommandKind } from '../../src/ledger/schemas.ts';
@@ -55,7 +60,9 @@ type Command =
   /** The next natural step of a live shipment: attach the rest of its manifest, ship, clear or deliver. */
   | { kind: 'progress'; at: Pick; choice: number };
 
-type Step = { kind: 'advance'; ms: number } | { kind: 'group'; commands: Command[] };
+/** Which of the two ledgers on the database takes a group. */
+type Writer = 0 | 1;
+type Step = { kind: 'advance'; ms: number } | { kind: 'group'; commands: Command[]; writer?: Writer };
 
 const pick: fc.Arbitrary<Pick> = fc.oneof(
   { weight: 12, arbitrary: fc.integer({ min: 0, max: 3 }) },
@@ -127,7 +134,15 @@ const command: fc.Arbitrary<Command> = fc.oneof(
 );
 
 const step: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 6, arbitrary: fc.array(command, { minLength: 1, maxLength: 4 }).map((commands) => ({ kind: 'group' as const, commands })) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('group' as const),
+      commands: fc.array(command, { minLength: 1, maxLength: 4 }),
+      // Mostly the first ledger, so runs of its batches hit its caches between switches.
+      writer: fc.oneof({ weight: 3, arbitrary: fc.constant<Writer>(0) }, { weight: 1, arbitrary: fc.constant<Writer>(1) }),
+    }),
+  },
   { weight: 2, arbitrary: fc.constantFrom(hourMs, hourMs, dayMs, dayMs, 4 * dayMs, 25 * dayMs, 150 * dayMs).map((ms) => ({ kind: 'advance' as const, ms })) },
 );
 const scenario = fc.array(step, { minLength: 12, maxLength: 18 });
@@ -143,6 +158,7 @@ const tour: Step[] = [
   { kind: 'group', commands: [book(0, 'fit', { fit: 2, at: 0 }, 20 * dayMs, true), book(1, 3, null, hourMs), { kind: 'allocate', direction: 'export', recipient: 0, units: 5, wrongAuthority: false }] },
   { kind: 'group', commands: [{ kind: 'resize', allocationPick: 0, units: 12, wrongAuthority: false }, { kind: 'attach', shipmentPick: { fit: true, at: 0 }, serials: { fit: 2, at: 5 } }] },
   { kind: 'group', commands: [{ kind: 'ship', shipmentPick: { fit: true, at: 1 }, keyed: true }, { kind: 'replay', pick: 0, changed: false }, { kind: 'replay', pick: 1, changed: true }] },
+  { kind: 'group', writer: 1, commands: [{ kind: 'replay', pick: 0, changed: false }, book(1, 1, null, dayMs)] },
   { kind: 'group', commands: [{ kind: 'clear', shipmentPick: { fit: true, at: 0 }, otherRecipient: false }, { kind: 'deliver', shipmentPick: { fit: true, at: 0 }, otherRecipient: false }] },
   { kind: 'group', commands: [{ kind: 'deploy', recipient: 0, sitePick: 2, serials: { fit: 2, at: 0 } }] },
   { kind: 'group', commands: [{ kind: 'deploy', recipient: 0, sitePick: 1, serials: { fit: 1, at: 0 } }, { kind: 'decommission', recipient: 0, serials: { fit: 1, at: 1 } }] },
@@ -175,7 +191,7 @@ class Run {
   private keys = 0;
   readonly log: string[] = [];
 
-  constructor(readonly world: World, seq: number, private readonly sites: string[]) {
+  constructor(readonly world: World, seq: number, private readonly sites: string[], private readonly ledgers: readonly Ledger[] = [world.ledger]) {
     this.model = new LedgerModel({ seq, nowMs: world.clock.now().getTime(), productId: world.productId });
   }
 
@@ -341,7 +357,9 @@ class Run {
   }
 
   /** Submits a group at once, in order; then compares every answer with the model's. */
-  async runGroup(commands: Command[]): Promise<void> {
+  async runGroup(commands: Command[], writer: Writer = 0): Promise<void> {
+    const ledger = this.ledgers[writer] ?? this.world.ledger;
+    if (writer !== 0) this.log.push(`(the second ledger takes this group)`);
     const submissions: Submission[] = [];
     const promises: Array<Promise<Answer>> = [];
     const entries: Array<{ submission: Submission; answer: Answer | undefined } | undefined> = [];
@@ -349,7 +367,7 @@ class Run {
       const submission = this.resolve(generated);
       if (submission === null) continue;
       submissions.push(submission);
-      promises.push(this.world.ledger.submit(submission.kind, submission.input as never, submission.actor, submission.key));
+      promises.push(ledger.submit(submission.kind, submission.input as never, submission.actor, submission.key));
       const entry = submission.key !== undefined && submission.original === undefined ? { submission, answer: undefined } : undefined;
       if (entry) this.keyed.push(entry);
       entries.push(entry);
@@ -439,10 +457,12 @@ async function worldTemplate(): Promise<WorldTemplate> {
 async function runScenario(steps: Step[]): Promise<void> {
   const fresh = await (await worldTemplate()).fresh();
   const { world, pool } = fresh;
+  const secondPool = createPool({ url: fresh.url, connectionsMax: 4, applicationName: 'chipledger-test-second-ledger' });
+  const second = await Ledger.open({ pool: secondPool, clock: world.clock });
   try {
     const size = Number((await pool.query('SELECT size FROM log_head')).rows[0].size);
     const sites = (await pool.query<{ id: string }>('SELECT id FROM sites ORDER BY created_seq')).rows.map((row) => row.id);
-    const run = new Run(world, size, sites);
+    const run = new Run(world, size, sites, [world.ledger, second]);
     await loadModel(run.model, pool);
     for (const next of steps) {
       if (next.kind === 'advance') {
@@ -451,10 +471,12 @@ async function runScenario(steps: Step[]): Promise<void> {
         run.log.push(`(clock +${next.ms / hourMs} h)`);
         continue;
       }
-      await run.runGroup(next.commands);
+      await run.runGroup(next.commands, next.writer);
     }
     await compareBalances(run, pool);
   } finally {
+    await second.close();
+    await secondPool.end();
     await fresh.drop();
   }
 }
