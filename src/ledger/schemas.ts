@@ -17,7 +17,7 @@ export const text = (max: number = limits.textLengthMax) =>
     .transform((value) => value.normalize('NFC'));
 export const name = () => text().pipe(z.string().trim().min(1, 'must not be empty'));
 
-export const id = z.string().min(1).max(limits.referenceLengthMax).regex(/^[A-Za-z0-9_-]+$/, 'must be an id such as L-7');
+export const id = z.string().min(1).max(limits.referenceLengthMax).regex(/^[A-Za-z0-9_-]+$/, 'must be an id such as L-7 or S-12 (letters, digits, - and _)');
 export const country = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code such as CN');
 export const units = z.number().int('must be a whole number').positive('must be at least 1').max(limits.unitsMax);
 export const instant = z.iso.datetime({ offset: true }).transform((value) => new Date(value).toISOString());

@@ -136,7 +136,7 @@ export class Sequencer {
   submit(kind: CommandKind, rawInput: unknown, actor: Actor, idempotencyKey?: string): Promise<Answer> {
     const refused = (error: DomainError): Promise<Answer> => Promise.resolve({ ok: false, error, replayed: false });
     if (this.closed) return refused(new DomainError('unavailable', 'the ledger is shutting down; retry on another server'));
-    if (!mayRun(actor.role, kind)) return refused(new DomainError('forbidden', `a ${actor.role} token may not run ${kind}`));
+    if (!mayRun(actor.role, kind)) return refused(new DomainError('forbidden', `${/^[aeiou]/.test(actor.role) ? 'an' : 'a'} ${actor.role} token may not run ${kind}`));
     const parsed = commandSchemas[kind].safeParse(rawInput);
     if (!parsed.success) return refused(invalidInput(kind, parsed.error.issues));
     if (this.queue.length >= this.queueMax) {
