@@ -52,3 +52,18 @@ describe('tile writes', () => {
     expect((await auditStoredLog(database.pool, head.size, new Map([[head.size, head.root]]))).failure).toBeUndefined();
   });
 });
+
+describe('event writes', () => {
+  it('stores every event byte for byte, whether a batch sends them as one binary parameter or inline', async () => {
+    // Lengths from 1 to over 1,000 bytes and every byte value, so a wrong start or length
+    // in the binary path shows; 300 events go the bulk way, then 9 the inline way.
+    const entries = Array.from({ length: 309 }, (_, index) => Buffer.from(Array.from({ length: 1 + ((index * 37) % 1100) }, (_, at) => (index + at * 7) % 256)));
+    const before = (await readHead(database.pool)).size;
+    const log = new TransparencyLog(database.pool);
+    await appendBatch(log, entries.slice(0, 300));
+    await appendBatch(log, entries.slice(300));
+    const stored = (await database.pool.query<{ seq: number; canonical: Buffer }>('SELECT seq, canonical FROM events WHERE seq >= $1 ORDER BY seq', [before])).rows;
+    expect(stored.map((row) => row.seq)).toEqual(entries.map((_, offset) => before + offset));
+    for (const [offset, row] of stored.entries()) expect(row.canonical.equals(entries[offset]!), `event ${row.seq}`).toBe(true);
+  });
+});
