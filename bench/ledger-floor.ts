@@ -14,9 +14,21 @@
  */
 import pg from 'pg';
 import type { Pool, PoolClient } from '../src/store/pool.ts';
-import { packed } from '../src/store/batch-writes.ts';
+import { copyIn, copyStatement, encodeCopyBinary } from '../src/store/copy-binary.ts';
 
-type Recorded = string | { name?: string; text: string; values?: unknown[] };
+/** A statement as sent: text, a parameterised query, or a COPY with the bytes it streamed. */
+type Recorded = string | { name?: string; text: string; values?: unknown[] } | { copy: string; chunks: Buffer[] };
+
+/** A COPY … FROM STDIN query is a writable stream: keep what is written to it. */
+function recordCopy(query: { text: string; write: (chunk: Buffer, ...rest: unknown[]) => boolean }): Recorded {
+  const recorded = { copy: query.text, chunks: [] as Buffer[] };
+  const write = query.write.bind(query);
+  query.write = (chunk, ...rest) => {
+    recorded.chunks.push(Buffer.from(chunk));
+    return write(chunk, ...rest);
+  };
+  return recorded;
+}
 
 export class StatementRecorder {
   private readonly statements: Recorded[] = [];
@@ -27,7 +39,11 @@ export class StatementRecorder {
     pool.on('connect', (client: PoolClient) => {
       const original = client.query.bind(client) as (...args: unknown[]) => unknown;
       (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-        if (this.recording) this.statements.push(args.length > 1 && typeof args[0] === 'string' ? { text: args[0], values: args[1] as unknown[] } : (args[0] as Recorded));
+        if (this.recording) {
+          const query = args[0] as { text?: string; write?: unknown };
+          if (typeof query === 'object' && typeof query.write === 'function') this.statements.push(recordCopy(query as never));
+          else this.statements.push(args.length > 1 && typeof args[0] === 'string' ? { text: args[0], values: args[1] as unknown[] } : (args[0] as Recorded));
+        }
         return original(...args);
       };
     });
@@ -58,7 +74,10 @@ export async function replayStatements(url: string, statements: Recorded[], book
   await client.connect();
   try {
     const started = performance.now();
-    for (const statement of statements) await client.query(statement as never);
+    for (const statement of statements) {
+      if (typeof statement === 'object' && 'copy' in statement) await copyIn(client, statement.copy, Buffer.concat(statement.chunks));
+      else await client.query(statement as never);
+    }
     const seconds = (performance.now() - started) / 1000;
     return { statements: statements.length, seconds, perSecond: bookings / seconds };
   } finally {
@@ -80,13 +99,12 @@ export async function replayEventsOnly(sourcePool: Pool, fromSeq: number, url: s
   await client.connect();
   try {
     await client.query('CREATE TABLE floor_events (seq bigint PRIMARY KEY, canonical bytea NOT NULL)');
+    const columns = [{ name: 'seq', type: 'int8' }, { name: 'canonical', type: 'bytea' }] as const;
     const started = performance.now();
     for (let offset = 0; offset < events.length; offset += batch) {
       const chunk = events.slice(offset, offset + batch);
-      // The cheapest way we know to send them: one binary parameter (see store/batch-writes.ts).
-      const canonical = packed(chunk.map((event) => event.canonical));
-      await client.query('INSERT INTO floor_events (seq, canonical) SELECT seq, substring($2::bytea FROM start FOR length) FROM unnest($1::bigint[], $3::int[], $4::int[]) AS e(seq, start, length)',
-        [chunk.map((event) => event.seq), canonical.bytes, canonical.starts, canonical.lengths]);
+      // The cheapest way we know to send them: COPY in the binary format, as the ledger does.
+      await copyIn(client, copyStatement('floor_events', columns), encodeCopyBinary(columns, chunk.map((event) => [event.seq, event.canonical])));
     }
     const seconds = (performance.now() - started) / 1000;
     return { statements: Math.ceil(events.length / batch), seconds, perSecond: events.length / seconds };

@@ -39,12 +39,12 @@ export class QueryTimer {
     (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
       const started = performance.now();
       const result = original(...args);
-      if (result instanceof Promise) {
-        const label = shapeOf(args[0]);
-        result.then(
-          () => this.note(label, performance.now() - started),
-          () => this.note(label, performance.now() - started),
-        );
+      const label = shapeOf(args[0]);
+      const done = () => this.note(label, performance.now() - started);
+      if (result instanceof Promise) result.then(done, done);
+      // COPY … FROM STDIN: a stream that finishes when PostgreSQL has taken every row.
+      else if (typeof (result as { once?: unknown })?.once === 'function') {
+        (result as NodeJS.EventEmitter).once('finish', done).once('error', done);
       }
       return result;
     };

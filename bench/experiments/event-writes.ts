@@ -1,10 +1,11 @@
 /**
  * The event rows of a 2,048-event batch (about 300 bytes of canonical JSON each), written
- * two ways, in turn batch by batch on fresh databases of one durable embedded PostgreSQL:
- * - canonical bytes as a bytea[] parameter, which node-postgres sends as hex text that
- *   PostgreSQL parses back, element by element;
- * - canonical bytes as one binary parameter, each event's bytes cut out of it in SQL (as
- *   store/batch-writes.ts sends tiles).
+ * three ways, in turn batch by batch on fresh databases of one durable embedded PostgreSQL:
+ * - INSERT from unnest(arrays) with the canonical bytes as a bytea[] parameter, which
+ *   node-postgres sends as hex text that PostgreSQL parses back, element by element;
+ * - the same with the canonical bytes as one binary parameter, each event's bytes cut out
+ *   of it in SQL (as store/batch-writes.ts sends tiles);
+ * - COPY in the binary format (store/copy-binary.ts), as store/batch-writes.ts sends them.
  * Each way once into the real events table (with its indexes and event_readers) and once
  * into a table with only (seq, canonical) and its primary key: the benchmark's floor. Not
  * part of `npm run bench`.
@@ -12,6 +13,7 @@
  *   node --import tsx bench/experiments/event-writes.ts [batches]
  */
 import { packed } from '../../src/store/batch-writes.ts';
+import { copyIn, copyStatement, encodeCopyBinary, type CopyColumn } from '../../src/store/copy-binary.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { createPool, type PoolClient } from '../../src/store/pool.ts';
 import { startBenchServer } from '../database.ts';
@@ -35,6 +37,13 @@ function batchOf(index: number): Batch {
 const fullColumns = (batch: Batch) => [batch.seqs, batch.seqs.map(() => at), batch.seqs.map(() => 'shipment.book'), batch.seqs.map(() => 'TOK-bench'), batch.seqs.map((seq) => `S-${seq}`), batch.seqs.map(() => 'ORG-1')];
 const readers = (client: PoolClient, batch: Batch) => client.query('INSERT INTO event_readers (org_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[])', [batch.seqs.map(() => 'ORG-1'), batch.seqs]);
 
+const eventColumns: CopyColumn[] = [
+  { name: 'seq', type: 'int8' }, { name: 'at', type: 'timestamptz' }, { name: 'kind', type: 'text' }, { name: 'actor', type: 'text' },
+  { name: 'subject_id', type: 'text' }, { name: 'org_ids', type: 'text[]' }, { name: 'canonical', type: 'bytea' },
+];
+const readerColumns: CopyColumn[] = [{ name: 'org_id', type: 'text' }, { name: 'seq', type: 'int8' }];
+const floorColumns: CopyColumn[] = [{ name: 'seq', type: 'int8' }, { name: 'canonical', type: 'bytea' }];
+
 const ways: Record<string, { table: 'events' | 'floor'; write: (client: PoolClient, batch: Batch) => Promise<unknown> }> = {
   'events, bytea[] (hex text)': {
     table: 'events',
@@ -57,6 +66,13 @@ const ways: Record<string, { table: 'events' | 'floor'; write: (client: PoolClie
       await readers(client, batch);
     },
   },
+  'events, COPY binary': {
+    table: 'events',
+    write: async (client, batch) => {
+      await copyIn(client, copyStatement('events', eventColumns), encodeCopyBinary(eventColumns, batch.seqs.map((seq, i) => [seq, at, 'shipment.book', 'TOK-bench', `S-${seq}`, ['ORG-1'], batch.canonicals[i]!])));
+      await copyIn(client, copyStatement('event_readers', readerColumns), encodeCopyBinary(readerColumns, batch.seqs.map((seq) => ['ORG-1', seq])));
+    },
+  },
   'floor, bytea[] (hex text)': {
     table: 'floor',
     write: (client, batch) => client.query('INSERT INTO floor_events (seq, canonical) SELECT * FROM unnest($1::bigint[], $2::bytea[])', [batch.seqs, batch.canonicals]),
@@ -67,6 +83,10 @@ const ways: Record<string, { table: 'events' | 'floor'; write: (client: PoolClie
       const { bytes, starts, lengths } = packed(batch.canonicals);
       return client.query('INSERT INTO floor_events (seq, canonical) SELECT seq, substring($2::bytea FROM start FOR length) FROM unnest($1::bigint[], $3::int[], $4::int[]) AS e(seq, start, length)', [batch.seqs, bytes, starts, lengths]);
     },
+  },
+  'floor, COPY binary': {
+    table: 'floor',
+    write: (client, batch) => copyIn(client, copyStatement('floor_events', floorColumns), encodeCopyBinary(floorColumns, batch.seqs.map((seq, i) => [seq, batch.canonicals[i]!]))),
   },
 };
 

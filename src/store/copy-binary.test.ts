@@ -1,0 +1,91 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { copyIn, copyStatement, encodeCopyBinary, type CopyColumn, type CopyValue } from './copy-binary.ts';
+
+let database: TestDatabase;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  await database.pool.query(`CREATE TABLE copy_probe (
+    n int, a smallint, b integer, c bigint, d boolean, e text, f text[], g bytea, h timestamptz,
+    CHECK (b IS NULL OR b <> 13)
+  )`);
+});
+afterAll(async () => {
+  await database?.drop();
+});
+
+const columns: CopyColumn[] = [
+  { name: 'n', type: 'int4' }, { name: 'a', type: 'int2' }, { name: 'b', type: 'int4' }, { name: 'c', type: 'int8' }, { name: 'd', type: 'bool' },
+  { name: 'e', type: 'text' }, { name: 'f', type: 'text[]' }, { name: 'g', type: 'bytea' }, { name: 'h', type: 'timestamptz' },
+];
+
+/** Text PostgreSQL accepts: no NUL, and well-formed Unicode. */
+const pgText = fc.string({ unit: 'grapheme', maxLength: 20 }).filter((value) => !value.includes('\u0000'));
+const row = (n: number) => fc.tuple(
+  fc.constant(n),
+  fc.option(fc.integer({ min: -32_768, max: 32_767 })),
+  fc.option(fc.integer({ min: -2_147_483_648, max: 2_147_483_647 }).filter((value) => value !== 13)),
+  fc.option(fc.integer({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER })),
+  fc.option(fc.boolean()),
+  fc.option(pgText),
+  fc.option(fc.array(pgText, { maxLength: 4 })),
+  fc.option(fc.uint8Array({ maxLength: 600 }).map((bytes) => Buffer.from(bytes))),
+  fc.option(fc.date({ min: new Date('1900-01-01T00:00:00Z'), max: new Date('2200-01-01T00:00:00Z'), noInvalidDate: true }).map((date) => date.toISOString())),
+);
+
+async function copied(rows: CopyValue[][]): Promise<CopyValue[][]> {
+  const client = await database.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('TRUNCATE copy_probe');
+    await copyIn(client, copyStatement('copy_probe', columns), encodeCopyBinary(columns, rows));
+    const stored = await client.query<Record<string, CopyValue>>('SELECT * FROM copy_probe ORDER BY n');
+    // Arrays count from 1 in SQL, as text input makes them (org_ids[1] must mean the first).
+    const lowerBounds = await client.query<{ lower: number | null }>('SELECT DISTINCT array_lower(f, 1) AS lower FROM copy_probe WHERE cardinality(f) > 0');
+    expect(lowerBounds.rows.map((bound) => bound.lower).filter((lower) => lower !== 1)).toEqual([]);
+    await client.query('ROLLBACK');
+    return stored.rows.map((stored) => columns.map((column) => stored[column.name]!));
+  } finally {
+    client.release();
+  }
+}
+
+describe('COPY in the binary format', () => {
+  it('stores every value as given: integers at their limits, NULLs, any Unicode, empty arrays and strings, every byte, times before 2000', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 30 }).chain((count) => fc.tuple(...Array.from({ length: count }, (_, n) => row(n)))), async (rows) => {
+      const written = rows.map((values) => [...values] as CopyValue[]);
+      expect(await copied(written)).toEqual(written);
+    }), { numRuns: 40 });
+  });
+
+  it('rejects a row the table refuses with PostgreSQL error, and the connection goes on after ROLLBACK', async () => {
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const rows = [[1, null, 12, null, null, null, null, null, null], [2, null, 13, null, null, null, null, null, null]];
+      await expect(copyIn(client, copyStatement('copy_probe', columns), encodeCopyBinary(columns, rows))).rejects.toMatchObject({ code: '23514' });
+      await client.query('ROLLBACK');
+      expect((await client.query('SELECT count(*)::int AS n FROM copy_probe')).rows[0].n).toBe(0);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('refuses values it cannot send exactly, naming the column and row', () => {
+    const bad: Array<[CopyColumn, CopyValue, RegExp]> = [
+      [{ name: 'a', type: 'int2' }, 40_000, /a in row 0 does not fit int2/],
+      [{ name: 'b', type: 'int4' }, 2 ** 31, /does not fit int4/],
+      [{ name: 'c', type: 'int8' }, 2 ** 53, /not a safe integer/],
+      [{ name: 'c', type: 'int8' }, 1.5, /not a safe integer/],
+      [{ name: 'e', type: 'text' }, 7, /not a string/],
+      [{ name: 'g', type: 'bytea' }, 'abc', /not a Buffer/],
+      [{ name: 'h', type: 'timestamptz' }, '2026-02-01T00:00:00.123456Z', /as toISOString writes it/],
+      [{ name: 'h', type: 'timestamptz' }, '2026-02-01', /as toISOString writes it/],
+      [{ name: 'f', type: 'text[]' }, ['a', 7 as unknown as string], /element that is not a string/],
+    ];
+    for (const [column, value, message] of bad) expect(() => encodeCopyBinary([column], [[value]])).toThrow(message);
+    expect(() => encodeCopyBinary(columns, [[1]])).toThrow(/row 0 has 1 values for 9 columns/);
+  });
+});
