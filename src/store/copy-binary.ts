@@ -53,6 +53,11 @@ class CopyWriter {
     this.buffer = grown;
   }
 
+  byte(value: number): void {
+    this.room(1);
+    this.at = this.buffer.writeUInt8(value, this.at);
+  }
+
   int16(value: number): void {
     this.room(2);
     this.at = this.buffer.writeInt16BE(value, this.at);
@@ -63,9 +68,12 @@ class CopyWriter {
     this.at = this.buffer.writeInt32BE(value, this.at);
   }
 
-  int64(value: bigint): void {
+  /** A safe integer as int64, without a BigInt: the high and the low 32 bits. */
+  int64(value: number): void {
     this.room(8);
-    this.at = this.buffer.writeBigInt64BE(value, this.at);
+    const high = Math.floor(value / 0x1_0000_0000);
+    this.buffer.writeInt32BE(high, this.at);
+    this.at = this.buffer.writeUInt32BE(value - high * 0x1_0000_0000, this.at + 4);
   }
 
   bytes(value: Buffer): void {
@@ -73,12 +81,23 @@ class CopyWriter {
     this.at += value.copy(this.buffer, this.at);
   }
 
-  /** A UTF-8 string with its length in front. */
+  /** A UTF-8 string with its length in front, in one pass (a UTF-16 unit is at most 3 bytes). */
   text(value: string): void {
-    const length = Buffer.byteLength(value, 'utf8');
-    this.int32(length);
-    this.room(length);
-    this.at += this.buffer.write(value, this.at, 'utf8');
+    this.room(4 + 3 * value.length);
+    const start = this.at + 4;
+    const length = this.buffer.write(value, start, 'utf8');
+    this.buffer.writeInt32BE(length, this.at);
+    this.at = start + length;
+  }
+
+  /** Writes a length now and sets it later, once what follows is written. */
+  lengthSlot(): number {
+    this.int32(0);
+    return this.at;
+  }
+
+  fillLength(slotEnd: number): void {
+    this.buffer.writeInt32BE(this.at - slotEnd, slotEnd - 4);
   }
 
   done(): Buffer {
@@ -88,6 +107,22 @@ class CopyWriter {
 
 function fail(column: CopyColumn, row: number, why: string): never {
   throw new Error(`assertion failed: COPY value for ${column.name} in row ${row} ${why}`);
+}
+
+/**
+ * Microseconds since 2000 for the time strings we store. A batch's events share one
+ * time, so the last one is kept: checking the spelling costs more than the rest of a row.
+ */
+let lastTime = { text: '', micros: 0 };
+function microsSince2000(column: CopyColumn, value: unknown, row: number): number {
+  if (value === lastTime.text) return lastTime.micros;
+  // Only the one spelling we store (Date#toISOString): anything finer than a
+  // millisecond would be cut off by Date.parse without a word.
+  if (typeof value !== 'string') fail(column, row, `is not an ISO 8601 string: ${String(value)}`);
+  const ms = Date.parse(value);
+  if (!Number.isFinite(ms) || new Date(ms).toISOString() !== value) fail(column, row, `is not a UTC time as toISOString writes it: ${value}`);
+  lastTime = { text: value, micros: (ms - postgresEpochMs) * 1000 };
+  return lastTime.micros;
 }
 
 function writeValue(writer: CopyWriter, column: CopyColumn, value: CopyValue, row: number): void {
@@ -110,14 +145,14 @@ function writeValue(writer: CopyWriter, column: CopyColumn, value: CopyValue, ro
         writer.int32(value);
       } else {
         writer.int32(8);
-        writer.int64(BigInt(value));
+        writer.int64(value);
       }
       return;
     }
     case 'bool':
       if (typeof value !== 'boolean') fail(column, row, `is not a boolean: ${String(value)}`);
       writer.int32(1);
-      writer.bytes(Buffer.of(value ? 1 : 0));
+      writer.byte(value ? 1 : 0);
       return;
     case 'text':
       if (typeof value !== 'string') fail(column, row, `is not a string: ${String(value)}`);
@@ -128,35 +163,25 @@ function writeValue(writer: CopyWriter, column: CopyColumn, value: CopyValue, ro
       writer.int32(value.length);
       writer.bytes(value);
       return;
-    case 'timestamptz': {
-      // Only the one spelling we store (Date#toISOString): anything finer than a
-      // millisecond would be cut off by Date.parse without a word.
-      if (typeof value !== 'string') fail(column, row, `is not an ISO 8601 string: ${String(value)}`);
-      const ms = Date.parse(value);
-      if (!Number.isFinite(ms) || new Date(ms).toISOString() !== value) fail(column, row, `is not a UTC time as toISOString writes it: ${value}`);
+    case 'timestamptz':
       writer.int32(8);
-      writer.int64(BigInt(ms - postgresEpochMs) * 1000n);
+      writer.int64(microsSince2000(column, value, row));
       return;
-    }
     case 'text[]': {
       if (!Array.isArray(value)) fail(column, row, 'is not an array of strings');
-      const elements = value.map((element) => {
-        if (typeof element !== 'string') fail(column, row, 'holds an element that is not a string');
-        return Buffer.from(element, 'utf8');
-      });
-      const dimensions = elements.length === 0 ? 0 : 1;
-      writer.int32(12 + 8 * dimensions + elements.reduce((sum, element) => sum + 4 + element.length, 0));
-      writer.int32(dimensions);
+      const slot = writer.lengthSlot();
+      writer.int32(value.length === 0 ? 0 : 1); // dimensions
       writer.int32(0); // no NULL elements
       writer.int32(textOid);
-      if (dimensions === 1) {
-        writer.int32(elements.length);
+      if (value.length > 0) {
+        writer.int32(value.length);
         writer.int32(1); // lower bound
       }
-      for (const element of elements) {
-        writer.int32(element.length);
-        writer.bytes(element);
+      for (const element of value) {
+        if (typeof element !== 'string') fail(column, row, 'holds an element that is not a string');
+        writer.text(element);
       }
+      writer.fillLength(slot);
       return;
     }
   }
