@@ -111,6 +111,23 @@ describe('unit custody', () => {
     expect(again.serialCount).toBe(1);
     expect(await world.ledger.violations()).toEqual([]);
   });
+
+  it('lists returned and new units together in a manifest big enough to go by COPY', async () => {
+    const { run, actors, allocations, productId, ledger } = world;
+    const book = (list: string[]) => run('shipment.book', { exportAllocationId: allocations.betaExport, importAllocationId: allocations.betaImport, productId, units: list.length, deadline: '2026-03-01T00:00:00Z', serials: list }, actors.exporter);
+    const first = String((await book(serials('BIG-OLD-', 60))).shipmentId);
+    await run('shipment.ship', { shipmentId: first }, actors.exporter);
+    await run('shipment.clear', { shipmentId: first }, actors.beta);
+    await run('shipment.deliver', { shipmentId: first }, actors.beta);
+    await run('units.return', { serials: serials('BIG-OLD-', 60), reason: 'RMA' }, actors.beta);
+    // 60 units that have rows (returned: updated in place) and 300 that have none (new: COPY).
+    const second = String((await book([...serials('BIG-OLD-', 60), ...serials('BIG-NEW-', 300)])).shipmentId);
+    const units = await ledger.pool.query<{ shipment_id: string; custody: string; n: number }>(
+      "SELECT shipment_id, custody, count(*)::int AS n FROM units WHERE serial LIKE 'BIG-%' GROUP BY 1, 2",
+    );
+    expect(units.rows).toEqual([{ shipment_id: second, custody: 'licensed', n: 360 }]);
+    expect(await ledger.violations()).toEqual([]);
+  });
 });
 
 describe('tokens', () => {

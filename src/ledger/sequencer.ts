@@ -349,6 +349,7 @@ export class Sequencer {
     });
     const writes: BatchWrites = {
       rows: state.changedRows(),
+      newUnits: state.newUnits(),
       endedShipments: state.endedShipments,
       custodyChanges: state.custodyChanges,
       replacedPartiesOf: [...new Set(state.replacedPartiesOf)],

@@ -49,6 +49,8 @@ export class BatchState {
    * Add-only (undo needs no care): users filter by the row's current value.
    */
   private readonly serialsSeenWith = new Map<string, Set<string>>();
+  /** Serials whose unit row the database holds (loaded under the batch's lock). */
+  private readonly storedUnits: Set<string>;
   readonly endedShipments: string[] = [];
   readonly custodyChanges: CustodyChange[] = [];
   readonly replacedPartiesOf: string[] = [];
@@ -75,6 +77,7 @@ export class BatchState {
       this.noteSeen(row.shipment_id, row.serial);
     }
     for (const unit of loaded.units) this.noteSeen(unit.shipment_id, unit.serial);
+    this.storedUnits = new Set(loaded.units.map((unit) => unit.serial));
   }
 
   private noteSeen(shipmentId: string, serial: string): void {
@@ -172,7 +175,16 @@ export class BatchState {
     return [...this.dirty[table]].map((key) => this.rows[table].get(key)!);
   }
 
-  /** The rows to write, per table, as the batch left them. */
+  /**
+   * Units this batch made: no row has their serial yet. The loader reads every unit a
+   * batch names, under the lock, so a serial not among them has no row (a manifest's
+   * 100,000 new units can go by COPY, which cannot upsert).
+   */
+  newUnits(): UnitRow[] {
+    return this.dirtyRows('units').filter((unit) => !this.storedUnits.has(unit.serial));
+  }
+
+  /** The rows to write, per table, as the batch left them; units the batch made are in newUnits(). */
   changedRows(): Partial<TableRows> {
     const pick = <T extends KeyedName>(table: T): Keyed[T][] => this.dirtyRows(table);
     const licences = pick('licences');
@@ -194,7 +206,7 @@ export class BatchState {
       sites: pick('sites'),
       shipments: pick('shipments'),
       shipment_serials: manifest,
-      units: pick('units'),
+      units: pick('units').filter((unit) => this.storedUnits.has(unit.serial)),
     };
   }
 }

@@ -67,3 +67,24 @@ describe('event writes', () => {
     for (const [offset, row] of stored.entries()) expect(row.canonical.equals(entries[offset]!), `event ${row.seq}`).toBe(true);
   });
 });
+
+describe('unit writes', () => {
+  it('checks what new units name whether they go by COPY (a manifest) or inline, and writes none of a refused batch', async () => {
+    const head = await readHead(database.pool);
+    for (const count of [300, 3]) {
+      const newUnits = Array.from({ length: count }, (_, index) => ({
+        serial: `NOREF-${count}-${index}`, gpu_uuid: null, product_id: 'PRD-none', recipient_org_id: 'ORG-none', custody: 'licensed' as const, shipment_id: 'S-none', site_id: null, updated_seq: 1,
+      }));
+      const client = await database.pool.connect();
+      try {
+        await client.query('BEGIN');
+        const writes = { rows: {}, newUnits, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events: [], idempotency: [] };
+        await expect(writeBatchAndCommit(client, writes, [], head), `${count} units`).rejects.toMatchObject({ code: '23503', message: expect.stringMatching(/unit NOREF-.* names a product, organisation, shipment or site that does not exist/) });
+        await client.query('ROLLBACK');
+      } finally {
+        client.release();
+      }
+    }
+    expect((await database.pool.query('SELECT count(*)::int AS n FROM units')).rows[0].n).toBe(0);
+  });
+});

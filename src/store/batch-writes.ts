@@ -8,6 +8,7 @@ import { copyIn, copyStatement, encodeCopyBinary, type CopyColumn, type CopyValu
 import { prepared, type PoolClient } from './pool.ts';
 import { tableOrder, tables, type LogHead, type TableName, type TableRows } from './ledger-tables.ts';
 import type { TileRow } from './tlog-tables.ts';
+import type { UnitRow } from '../ledger/rows.ts';
 
 const upsertSql = new Map<TableName, string>(
   tableOrder.map((name) => {
@@ -79,7 +80,10 @@ export interface CustodyChange {
 }
 
 export interface BatchWrites {
+  /** Rows to upsert, per table. */
   rows: Partial<TableRows>;
+  /** Units the batch made, whose serials have no row yet (written after rows.units). */
+  newUnits?: UnitRow[];
   /** Shipments that ended (delivered, cancelled, expired): their manifest rows stop being live. */
   endedShipments: string[];
   /** Applied after the row writes; the batch's loaded units already carry these changes. */
@@ -119,6 +123,9 @@ export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrite
     // "$'" inside the row text as patterns (a name holding "$$" was stored with one "$").
     steps.push(bulk && rows.length >= bulkRowsMin ? bulk(rows as never) : inline(upsertSql.get(name)!.replace('$1', () => json(rows))));
   }
+  const newUnits = writes.newUnits ?? [];
+  if (newUnits.length >= bulkRowsMin) steps.push(copy('units', unitColumns, newUnits.map((unit) => unitColumns.map((column) => unit[column.name as keyof UnitRow])), 80 * newUnits.length));
+  else if (newUnits.length > 0) steps.push(inline(upsertSql.get('units')!.replace('$1', () => json(newUnits))));
   for (const change of writes.custodyChanges) {
     steps.push(inline(`UPDATE units SET custody = ${pg.escapeLiteral(change.to)}, updated_seq = ${integer(change.seq)} WHERE shipment_id = ${pg.escapeLiteral(change.shipment_id)} AND custody = ${pg.escapeLiteral(change.from)}`));
   }
@@ -145,6 +152,10 @@ function eventSteps(events: EventWrite[]): Step[] {
 }
 
 const serialColumns: CopyColumn[] = [{ name: 'shipment_id', type: 'text' }, { name: 'serial', type: 'text' }, { name: 'live', type: 'bool' }];
+const unitColumns: CopyColumn[] = [
+  { name: 'serial', type: 'text' }, { name: 'gpu_uuid', type: 'text' }, { name: 'product_id', type: 'text' }, { name: 'recipient_org_id', type: 'text' },
+  { name: 'custody', type: 'text' }, { name: 'shipment_id', type: 'text' }, { name: 'site_id', type: 'text' }, { name: 'updated_seq', type: 'int8' },
+];
 const eventColumns: CopyColumn[] = [
   { name: 'seq', type: 'int8' }, { name: 'at', type: 'timestamptz' }, { name: 'kind', type: 'text' }, { name: 'actor', type: 'text' },
   { name: 'subject_id', type: 'text' }, { name: 'org_ids', type: 'text[]' }, { name: 'canonical', type: 'bytea' },
