@@ -5,7 +5,9 @@
  *
  *   node --import tsx test/tlog/append-child.ts <database URL> '<config JSON>'
  *
- * Lines: {"type":"ready"} once open, then {"type":"ack","id":"SHP-…"} per accepted booking.
+ * Lines: {"type":"ready"} once open, then {"type":"ack","id":"SHP-…","batch":N} per accepted
+ * booking, N the size of the last batch committed (batches of 256 events and more write
+ * their events by COPY).
  * Stdout to a pipe is written synchronously on Linux, so a printed line survives a kill -9.
  */
 import { ManualClock } from '../../src/core/clock.ts';
@@ -45,7 +47,7 @@ async function worker(): Promise<never> {
       process.stderr.write(`booking refused: ${answer.error.code}: ${answer.error.message}\n`);
       process.exit(1);
     }
-    process.stdout.write(`${JSON.stringify({ type: 'ack', id: String(answer.body.shipmentId) })}\n`);
+    process.stdout.write(`${JSON.stringify({ type: 'ack', id: String(answer.body.shipmentId), batch: ledger.sequencer.stats.lastBatchSize })}\n`);
   }
 }
 

@@ -55,13 +55,14 @@ interface Published {
 }
 
 /** Runs the child until `acks` bookings are acknowledged, collects the checkpoints, kills it. */
-async function runAndKill(acks: number): Promise<{ ids: string[]; published: Published[] }> {
+async function runAndKill(acks: number, workers: number): Promise<{ ids: string[]; published: Published[]; biggestBatch: number }> {
   const config: AppendChildConfig = {
     clock: worldClock, signerKey: logKey.signerKey, exporter: world.actors.exporter, productId: world.productId,
-    exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, workers: 16,
+    exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, workers,
   };
   const child = spawn(process.execPath, ['--import', 'tsx', childPath, database.url, JSON.stringify(config)], { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   const ids: string[] = [];
+  let biggestBatch = 0;
   let stderr = '';
   let buffered = '';
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
@@ -70,9 +71,10 @@ async function runAndKill(acks: number): Promise<{ ids: string[]; published: Pub
     child.stdout.on('data', (chunk: string) => {
       buffered += chunk;
       for (let end = buffered.indexOf('\n'); end >= 0; end = buffered.indexOf('\n')) {
-        const line = JSON.parse(buffered.slice(0, end)) as { type: string; id?: string };
+        const line = JSON.parse(buffered.slice(0, end)) as { type: string; id?: string; batch?: number };
         buffered = buffered.slice(end + 1);
         if (line.type === 'ack') ids.push(line.id!);
+        biggestBatch = Math.max(biggestBatch, line.batch ?? 0);
       }
       if (ids.length >= acks) resolve();
     });
@@ -85,7 +87,7 @@ async function runAndKill(acks: number): Promise<{ ids: string[]; published: Pub
   const published = (await database.pool.query<Published>('SELECT size, signed_note AS note FROM tlog_checkpoints ORDER BY size')).rows;
   child.kill('SIGKILL');
   expect(await exited).toBe('SIGKILL');
-  return { ids: [...ids], published };
+  return { ids: [...ids], published, biggestBatch };
 }
 
 /** The restart and every check of invariant 5. */
@@ -132,10 +134,12 @@ async function verifyOverHttp(ledger: Ledger, pool: ReturnType<typeof createPool
 describe('kill -9 during sustained appends, then restart', () => {
   const acknowledged: string[] = [];
   const published: Published[] = [];
-  for (const [round, acks] of [[1, 150], [2, 400], [3, 700]] as const) {
-    it(`keeps every acknowledged event and every published checkpoint after a kill at ${acks} acknowledgements (round ${round})`, async () => {
-      const run = await runAndKill(acks);
+  // The last round has enough callers for batches of hundreds of events, which go by COPY.
+  for (const [round, acks, workers] of [[1, 150, 16], [2, 400, 16], [3, 700, 16], [4, 3000, 600]] as const) {
+    it(`keeps every acknowledged event and every published checkpoint after a kill at ${acks} acknowledgements from ${workers} callers (round ${round})`, async () => {
+      const run = await runAndKill(acks, workers);
       expect(run.ids.length).toBeGreaterThanOrEqual(acks);
+      if (workers > 256) expect(run.biggestBatch, 'a batch big enough to write its events by COPY').toBeGreaterThanOrEqual(256);
       acknowledged.push(...run.ids);
       published.push(...run.published.filter((checkpoint) => !published.some((seen) => seen.size === checkpoint.size)));
       expect(published.length).toBeGreaterThan(0);
