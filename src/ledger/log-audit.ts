@@ -15,7 +15,7 @@
 import { Worker } from 'node:worker_threads';
 import { limits } from '../core/limits.ts';
 import { innerNodesBytes, tileHeight, tileWidth, type AuditFailure } from '../tlog/index.ts';
-import type { Pool, PoolClient } from '../store/pool.ts';
+import { isPool, type Pool, type PoolClient } from '../store/pool.ts';
 import { readEntriesPacked, readTileRange, type TileRow } from '../store/tlog-tables.ts';
 import { ChunkAuditor } from './chunk-auditor.ts';
 import type { AuditWorkerData, AuditWorkerReply, AuditWorkerRequest } from './log-audit-worker.ts';
@@ -182,8 +182,4 @@ class WorkerHasher implements Hasher {
     this.worker.postMessage(message, transfer);
     return reply;
   }
-}
-
-function isPool(db: Pool | PoolClient): db is Pool {
-  return 'totalCount' in db;
 }

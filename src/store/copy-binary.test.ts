@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { copyIn, copyStatement, encodeCopyBinary, type CopyColumn, type CopyValue } from './copy-binary.ts';
+import { copyIn, copyOut, copyStatement, encodeCopyBinary, readValuesOfOneColumn, type CopyColumn, type CopyValue } from './copy-binary.ts';
 
 let database: TestDatabase;
 
@@ -87,5 +87,25 @@ describe('COPY in the binary format', () => {
     ];
     for (const [column, value, message] of bad) expect(() => encodeCopyBinary([column], [[value]])).toThrow(message);
     expect(() => encodeCopyBinary(columns, [[1]])).toThrow(/row 0 has 1 values for 9 columns/);
+  });
+
+  it('reads one column back exactly, as each value\'s length then its bytes, and refuses output it does not expect', async () => {
+    const values = [Buffer.alloc(0), Buffer.from([0xff, 0x00, 0xef, 0xbf, 0xbd]), Buffer.alloc(70_000, 7)];
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await copyIn(client, copyStatement('copy_probe', columns), encodeCopyBinary(columns, values.map((g, n) => [n, null, null, null, null, null, null, g, null])));
+      const read = readValuesOfOneColumn(await copyOut(client, 'COPY (SELECT g FROM copy_probe ORDER BY n) TO STDOUT (FORMAT binary)'));
+      expect(read.count).toBe(3);
+      expect(read.bytes).toEqual(Buffer.concat(values.flatMap((value) => [Buffer.from(Uint32Array.of(value.length).buffer).reverse(), value])));
+      const twoColumns = await copyOut(client, 'COPY (SELECT n, g FROM copy_probe) TO STDOUT (FORMAT binary)');
+      expect(() => readValuesOfOneColumn(twoColumns)).toThrow(/has 2 fields, not 1/);
+      const withNull = await copyOut(client, 'COPY (SELECT e FROM copy_probe) TO STDOUT (FORMAT binary)');
+      expect(() => readValuesOfOneColumn(withNull)).toThrow(/is NULL/);
+      expect(() => readValuesOfOneColumn(Buffer.from('n\tg\n1\t\\x00\n'))).toThrow(/binary signature/);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
   });
 });

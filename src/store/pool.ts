@@ -54,5 +54,10 @@ export function prepared(text: string, values: unknown[]): pg.QueryConfig {
 }
 const preparedNames = new Map<string, string>();
 
+/** A pool, not one of its clients: a pool can run queries side by side. */
+export function isPool(db: pg.Pool | pg.PoolClient): db is pg.Pool {
+  return 'totalCount' in db;
+}
+
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
