@@ -14,6 +14,7 @@
  */
 import pg from 'pg';
 import type { Pool, PoolClient } from '../src/store/pool.ts';
+import { bulkRowsMin, packed } from '../src/store/batch-writes.ts';
 import { copyIn, copyStatement, encodeCopyBinary } from '../src/store/copy-binary.ts';
 
 /** A statement as sent: text, a parameterised query, or a COPY with the bytes it streamed. */
@@ -103,8 +104,16 @@ export async function replayEventsOnly(sourcePool: Pool, fromSeq: number, url: s
     const started = performance.now();
     for (let offset = 0; offset < events.length; offset += batch) {
       const chunk = events.slice(offset, offset + batch);
-      // The cheapest way we know to send them: COPY in the binary format, as the ledger does.
-      await copyIn(client, copyStatement('floor_events', columns), encodeCopyBinary(columns, chunk.map((event) => [event.seq, event.canonical])));
+      // The cheapest way we know at this size, as the ledger chooses: COPY in the binary
+      // format for big batches; for small ones, whose COPY would cost more than it saves,
+      // one INSERT with the bytes as one binary parameter.
+      if (chunk.length >= bulkRowsMin) {
+        await copyIn(client, copyStatement('floor_events', columns), encodeCopyBinary(columns, chunk.map((event) => [event.seq, event.canonical])));
+      } else {
+        const canonical = packed(chunk.map((event) => event.canonical));
+        await client.query('INSERT INTO floor_events (seq, canonical) SELECT seq, substring($2::bytea FROM start FOR length) FROM unnest($1::bigint[], $3::int[], $4::int[]) AS e(seq, start, length)',
+          [chunk.map((event) => event.seq), canonical.bytes, canonical.starts, canonical.lengths]);
+      }
     }
     const seconds = (performance.now() - started) / 1000;
     return { statements: Math.ceil(events.length / batch), seconds, perSecond: events.length / seconds };

@@ -71,7 +71,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       for (const timing of append.statements) console.log(`    ${round(timing.msPerBatch, 2).toFixed(2).padStart(8)} ms/batch  ${timing.statement}`);
       // The floor: the same event rows alone (seq and bytes, primary key only), same batches.
       const eventsOnly = await replayEventsOnly(pool, 0, await server.createDatabase('bench_tlog_floor'), batchLeaves);
-      console.log(`  floor, the event rows alone (seq and canonical bytes into a table with only its primary key), one durable INSERT per ${formatCount(batchLeaves)}: ${formatCount(eventsOnly.perSecond)} rows/s; the log with its event rows reached ${round((100 * append.leavesPerSecond) / eventsOnly.perSecond, 0)}% of it`);
+      console.log(`  floor, the event rows alone (seq and canonical bytes into a table with only its primary key), one durable transaction per ${formatCount(batchLeaves)}: ${formatCount(eventsOnly.perSecond)} rows/s; the log with its event rows reached ${round((100 * append.leavesPerSecond) / eventsOnly.perSecond, 0)}% of it`);
       console.log(`  checkpoint lag (COMMIT to a signed checkpoint covering it, 1 s interval): p50 ${formatCount(append.checkpointLagMs.p50)} ms, p99 ${formatCount(append.checkpointLagMs.p99)} ms, max ${formatCount(append.checkpointLagMs.max)} ms over ${append.checkpointLagMs.checkpoints} checkpoints`);
 
       let ledgerFigures: Awaited<ReturnType<typeof endToEnd>> | null = null;

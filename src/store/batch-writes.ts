@@ -28,7 +28,7 @@ const upsertSql = new Map<TableName, string>(
  * of about 64 bookings whose events went by COPY (from 16 events) ran at 5,100–5,400
  * bookings/s against 5,900–6,200 (`npm run bench -- ledger --bookings 40000`, two pairs).
  */
-const bulkRowsMin = 256;
+export const bulkRowsMin = 256;
 
 /**
  * From this many bytes of tile hashes (two full tiles) a batch sends them as one binary
