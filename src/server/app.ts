@@ -124,19 +124,22 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
   app.get('/metrics', async (_request, reply: FastifyReply) => {
     const pool = options.pool as unknown as { totalCount: number; idleCount: number; waitingCount: number };
     const { log, checkpointer } = options.ledger;
-    const text = metrics.render(options.ledger.sequencer.stats, pool, {
-      chipledger_token_cache_entries: verifier.size,
+    const text = metrics.render(options.ledger.sequencer.stats, pool, [
+      { name: 'chipledger_token_cache_entries', type: 'gauge', help: 'Bearer tokens whose verification this process holds in memory.', value: verifier.size },
       // Committed events, not the log's in-memory appender: that one runs ahead of the
       // database while a batch is applied and before it commits.
-      chipledger_log_size: options.ledger.sequencer.stats.logSize,
-      chipledger_log_leaves_appended: log.stats.leaves,
-      chipledger_log_edge_reloads: log.stats.reloads,
-      ...(checkpointer ? {
-        chipledger_checkpoints_signed: checkpointer.stats.signed,
-        chipledger_checkpoint_size: checkpointer.stats.lastSize,
-        chipledger_checkpoint_age_seconds: checkpointer.stats.lastSignedAtMs === 0 ? 0 : (Date.now() - checkpointer.stats.lastSignedAtMs) / 1000,
-      } : {}),
-    });
+      { name: 'chipledger_log_size', type: 'gauge', help: 'Events in the transparency log, as committed: the size the start-up check proved, then each commit\'s.', value: options.ledger.sequencer.stats.logSize },
+      { name: 'chipledger_log_leaves_appended_total', type: 'counter', help: 'Leaves this process appended to the transparency log.', value: log.stats.leaves },
+      { name: 'chipledger_log_edge_reloads_total', type: 'counter', help: 'Times the log rebuilt its right edge from stored tiles: at its first append, after another process wrote, or after a failed batch.', value: log.stats.reloads },
+      ...(checkpointer ? [
+        { name: 'chipledger_checkpoints_signed_total', type: 'counter', help: 'Checkpoints this process signed.', value: checkpointer.stats.signed },
+        { name: 'chipledger_checkpoint_size', type: 'gauge', help: 'Size of the last checkpoint this process signed.', value: checkpointer.stats.lastSize },
+        {
+          name: 'chipledger_checkpoint_age_seconds', type: 'gauge', help: 'Seconds since this process last signed a checkpoint (0 before the first).',
+          value: checkpointer.stats.lastSignedAtMs === 0 ? 0 : (Date.now() - checkpointer.stats.lastSignedAtMs) / 1000,
+        },
+      ] as const : []),
+    ]);
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
   });
 }

@@ -129,7 +129,12 @@ describe('log HTTP API', () => {
       await freshApp.close();
       await fresh.close();
     }
-    expect(text).toMatch(/^chipledger_checkpoints_signed [1-9]\d*$/m);
+    expect(text).toMatch(/^chipledger_checkpoints_signed_total [1-9]\d*$/m);
+    // Every family says what it counts in a sentence, and counters end in _total.
+    const helps = [...text.matchAll(/^# HELP (\w+) (.*)$/gm)];
+    expect(helps.length).toBeGreaterThan(20);
+    for (const [, name, help] of helps) expect(help, name).toMatch(/^[A-Z].*\.$/);
+    for (const [, name] of text.matchAll(/^# TYPE (\w+) counter$/gm)) expect(name).toMatch(/_total$/);
   });
 
   it('documents every log route in the OpenAPI document, as public', async () => {

@@ -42,7 +42,7 @@ export class HttpMetrics {
     if (index >= 0) histogram.buckets[index]! += 1;
   }
 
-  render(sequencer: SequencerStats, pool: PoolStats, extra: Record<string, number> = {}): string {
+  render(sequencer: SequencerStats, pool: PoolStats, extra: readonly ExtraMetric[] = []): string {
     const lines: string[] = [];
     lines.push('# HELP chipledger_http_requests_total HTTP requests answered, by route template, method and status.');
     lines.push('# TYPE chipledger_http_requests_total counter');
@@ -80,9 +80,17 @@ export class HttpMetrics {
     gauge('chipledger_pool_connections', 'Database connections held by this process.', pool.totalCount);
     gauge('chipledger_pool_idle_connections', 'Database connections idle in the pool.', pool.idleCount);
     gauge('chipledger_pool_waiting_clients', 'Queries waiting for a database connection.', pool.waitingCount);
-    for (const [name, value] of Object.entries(extra)) gauge(name, name.replaceAll('_', ' '), value);
+    for (const metric of extra) (metric.type === 'counter' ? counter : gauge)(metric.name, metric.help, metric.value);
     return `${lines.join('\n')}\n`;
   }
+}
+
+/** A metric of another part (the log, the checkpointer, the token cache), with its own help text. */
+export interface ExtraMetric {
+  name: string;
+  type: 'counter' | 'gauge';
+  help: string;
+  value: number;
 }
 
 function label(value: string): string {
