@@ -162,7 +162,7 @@ function valueFor(field: string): fc.Arbitrary<unknown> {
   return likely === undefined ? anyValue() : fc.oneof({ weight: 30, arbitrary: likely }, { weight: 1, arbitrary: anyValue() });
 }
 
-
+/** The tokens of the world whose role may run `kind` (every token without one). */
 function tokensFor(kind: CommandKind | undefined): string[] {
   const byRole: Array<[Role, string]> = [
     ['authority_admin', api.tokens.authority_admin], ['authority_officer', api.tokens.authority_officer], ['exporter', api.tokens.exporter],
@@ -178,6 +178,7 @@ const tokenOf = (kind?: CommandKind): fc.Arbitrary<string | undefined> => fc.one
   { weight: 1, arbitrary: fc.constantFrom(undefined, 'clt_forged_0000', `${api.tokens.exporter.slice(0, -1)}A`) },
 );
 
+/** Mostly an id of the kind the path names (its second segment), now and then any string. */
 const pathId = (path: string): fc.Arbitrary<string> => fc.oneof(
   { weight: 8, arbitrary: ids(path.split('/')[2]) },
   { weight: 1, arbitrary: fc.string({ maxLength: 12 }) },
