@@ -4,7 +4,8 @@
  * Node process (test/support/load-client.ts). Both book on the same allocations until
  * they run out. Afterwards: no over-allocation, every sequence number was given once
  * across both writers, the events are gapless, the reservations equal the sum of what
- * both writers were told they booked, and ledger_violations() is empty.
+ * both writers were told they booked, and ledger_violations() is empty. Last, both
+ * attach big manifests (sent by COPY) that share serials, at once: one gets in whole.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -195,4 +196,49 @@ describe('a second writer in another process', () => {
     await checkBooks(pool, sizeBefore, all);
     expect(switches(all), 'the two processes never interleaved').toBeGreaterThan(10);
   }, 120_000);
+});
+
+describe('manifests from two writers', () => {
+  let fresh: FreshWorld;
+  beforeAll(async () => {
+    fresh = await template.fresh();
+  });
+  afterAll(async () => {
+    await fresh?.drop();
+  });
+
+  it('lets one of two manifests that share serials in, whole, and refuses the other by the rule, with big manifests sent by COPY', async () => {
+    const { world, pool, url } = fresh;
+    const otherPool = createPool({ url, connectionsMax: 4, applicationName: 'chipledger-test-second' });
+    const other = await Ledger.open({ pool: otherPool, clock: new ManualClock(worldClock) });
+    const serials = (prefix: string, count: number) => Array.from({ length: count }, (_, index) => `${prefix}-${String(index).padStart(5, '0')}`);
+    const book = async (ledger: Ledger, pair: number) => {
+      const answer = await ledger.submit('shipment.book', { ...pairsOf(world)[pair]!, productId: world.productId, units: 350, deadline: '2026-03-01T00:00:00Z' }, world.actors.exporter);
+      if (!answer.ok) throw new Error(answer.error.message);
+      return String(answer.body.shipmentId);
+    };
+    try {
+      for (let round = 0; round < 3; round += 1) {
+        const [mine, theirs] = [await book(world.ledger, 0), await book(other, 1)];
+        const shared = serials(`SHARED${round}`, 300);
+        // 350 serials each, 300 of them the same: new units and manifest rows go by COPY.
+        const [first, second] = await answerWithin(Promise.all([
+          world.ledger.submit('manifest.attach', { shipmentId: mine, serials: [...shared, ...serials(`MINE${round}`, 50)] }, world.actors.exporter),
+          other.submit('manifest.attach', { shipmentId: theirs, serials: [...serials(`THEIRS${round}`, 50), ...shared] }, world.actors.exporter),
+        ]), 30_000);
+        const answers = [first, second];
+        expect(answers.filter((answer) => answer.ok).length, `round ${round}: ${JSON.stringify(answers)}`).toBe(1);
+        const refused = answers.find((answer) => !answer.ok)!;
+        expect(refused.ok ? '' : `${refused.error.code}: ${refused.error.message}`).toMatch(/^conflict: serial SHARED\d-\d+ is already in live shipment S-\d+$/);
+        const winner = first.ok ? mine : theirs;
+        const units = await pool.query<{ shipment_id: string; n: number }>('SELECT shipment_id, count(*)::int AS n FROM units WHERE serial LIKE $1 OR serial LIKE $2 OR serial LIKE $3 GROUP BY 1', [`SHARED${round}-%`, `MINE${round}-%`, `THEIRS${round}-%`]);
+        expect(units.rows).toEqual([{ shipment_id: winner, n: 350 }]);
+      }
+      expect(await violations(pool)).toEqual([]);
+      await checkEventsGapless(pool);
+    } finally {
+      await other.close();
+      await otherPool.end();
+    }
+  }, 90_000);
 });
