@@ -54,9 +54,9 @@ describe('tile writes', () => {
 });
 
 describe('event writes', () => {
-  it('stores every event byte for byte, whether a batch sends them as one binary parameter or inline', async () => {
-    // Lengths from 1 to over 1,000 bytes and every byte value, so a wrong start or length
-    // in the binary path shows; 300 events go the bulk way, then 9 the inline way.
+  it('stores every event byte for byte, whether a batch sends them by COPY or inline', async () => {
+    // Lengths from 1 to over 1,000 bytes and every byte value, so a wrong length in the
+    // COPY encoding shows; 300 events go by COPY, then 9 inline.
     const entries = Array.from({ length: 309 }, (_, index) => Buffer.from(Array.from({ length: 1 + ((index * 37) % 1100) }, (_, at) => (index + at * 7) % 256)));
     const before = (await readHead(database.pool)).size;
     const log = new TransparencyLog(database.pool);
