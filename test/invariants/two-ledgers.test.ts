@@ -121,17 +121,23 @@ function switches(bookings: Booked[]): number {
   return count;
 }
 
-describe('two writers on one database', () => {
-  let fresh: FreshWorld;
+/** A fresh copy of the template world for the enclosing describe block, dropped after it. */
+function freshWorldPerDescribe(): () => FreshWorld {
+  let fresh: FreshWorld | undefined;
   beforeAll(async () => {
     fresh = await template.fresh();
   });
   afterAll(async () => {
     await fresh?.drop();
   });
+  return () => fresh!;
+}
+
+describe('two writers on one database', () => {
+  const freshWorld = freshWorldPerDescribe();
 
   it('two Ledger instances on separate pools never over-allocate nor reuse a sequence number', async () => {
-    const { world, pool, url } = fresh;
+    const { world, pool, url } = freshWorld();
     const otherPool = createPool({ url, connectionsMax: 10, applicationName: 'chipledger-test-second' });
     const other = await Ledger.open({ pool: otherPool, clock: new ManualClock(worldClock) });
     try {
@@ -160,16 +166,10 @@ describe('two writers on one database', () => {
 });
 
 describe('a second writer in another process', () => {
-  let fresh: FreshWorld;
-  beforeAll(async () => {
-    fresh = await template.fresh();
-  });
-  afterAll(async () => {
-    await fresh?.drop();
-  });
+  const freshWorld = freshWorldPerDescribe();
 
   it('this process and a child process never over-allocate nor reuse a sequence number', async () => {
-    const { world, pool, url } = fresh;
+    const { world, pool, url } = freshWorld();
     const sizeBefore = Number((await pool.query('SELECT size FROM log_head')).rows[0].size);
     const config: LoadConfig = {
       clock: worldClock, exporter: world.actors.exporter, productId: world.productId, pairs: pairsOf(world),
@@ -199,16 +199,10 @@ describe('a second writer in another process', () => {
 });
 
 describe('manifests from two writers', () => {
-  let fresh: FreshWorld;
-  beforeAll(async () => {
-    fresh = await template.fresh();
-  });
-  afterAll(async () => {
-    await fresh?.drop();
-  });
+  const freshWorld = freshWorldPerDescribe();
 
   it('lets one of two manifests that share serials in, whole, and refuses the other by the rule, with big manifests sent by COPY', async () => {
-    const { world, pool, url } = fresh;
+    const { world, pool, url } = freshWorld();
     const otherPool = createPool({ url, connectionsMax: 4, applicationName: 'chipledger-test-second' });
     const other = await Ledger.open({ pool: otherPool, clock: new ManualClock(worldClock) });
     const serials = (prefix: string, count: number) => Array.from({ length: count }, (_, index) => `${prefix}-${String(index).padStart(5, '0')}`);
