@@ -133,13 +133,19 @@ function freshWorldPerDescribe(): () => FreshWorld {
   return () => fresh!;
 }
 
+/** A second Ledger on the same database through a pool of its own, as another server process has. */
+async function secondLedger(url: string): Promise<{ ledger: Ledger; close(): Promise<void> }> {
+  const pool = createPool({ url, connectionsMax: 10, applicationName: 'chipledger-test-second' });
+  const ledger = await Ledger.open({ pool, clock: new ManualClock(worldClock) });
+  return { ledger, close: async () => { await ledger.close(); await pool.end(); } };
+}
+
 describe('two writers on one database', () => {
   const freshWorld = freshWorldPerDescribe();
 
   it('two Ledger instances on separate pools never over-allocate nor reuse a sequence number', async () => {
     const { world, pool, url } = freshWorld();
-    const otherPool = createPool({ url, connectionsMax: 10, applicationName: 'chipledger-test-second' });
-    const other = await Ledger.open({ pool: otherPool, clock: new ManualClock(worldClock) });
+    const { ledger: other, close } = await secondLedger(url);
     try {
       const sizeBefore = Number((await pool.query('SELECT size FROM log_head')).rows[0].size);
       const [first, second] = await answerWithin(Promise.all([
@@ -159,8 +165,7 @@ describe('two writers on one database', () => {
       await checkBooks(pool, sizeBefore, distinct);
       expect(switches(all), 'the two writers never interleaved').toBeGreaterThan(10);
     } finally {
-      await other.close();
-      await otherPool.end();
+      await close();
     }
   }, 90_000);
 });
@@ -203,8 +208,7 @@ describe('manifests from two writers', () => {
 
   it('lets one of two manifests that share serials in, whole, and refuses the other by the rule, with big manifests sent by COPY', async () => {
     const { world, pool, url } = freshWorld();
-    const otherPool = createPool({ url, connectionsMax: 4, applicationName: 'chipledger-test-second' });
-    const other = await Ledger.open({ pool: otherPool, clock: new ManualClock(worldClock) });
+    const { ledger: other, close } = await secondLedger(url);
     const serials = (prefix: string, count: number) => Array.from({ length: count }, (_, index) => `${prefix}-${String(index).padStart(5, '0')}`);
     const book = async (ledger: Ledger, pair: number) => {
       const answer = await ledger.submit('shipment.book', { ...pairsOf(world)[pair]!, productId: world.productId, units: 350, deadline: '2026-03-01T00:00:00Z' }, world.actors.exporter);
@@ -231,8 +235,7 @@ describe('manifests from two writers', () => {
       expect(await violations(pool)).toEqual([]);
       await checkEventsGapless(pool);
     } finally {
-      await other.close();
-      await otherPool.end();
+      await close();
     }
   }, 90_000);
 });
