@@ -92,7 +92,7 @@ export async function sustainedAppends(pool: Pool, signerKey: string, leaves: nu
       const t0 = performance.now();
       const appended = await log.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
       const t1 = performance.now();
-      await writeBatchAndCommit(client, { rows: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events, idempotency: [] }, appended.tiles, { size: head.size + count, root: appended.root });
+      await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events, idempotency: [] }, appended.tiles, { size: head.size + count, root: appended.root });
       const t3 = performance.now();
       spent.logAppend += t1 - t0;
       spent.commit += t3 - t1;

@@ -348,8 +348,7 @@ export class Sequencer {
       return answer;
     });
     const writes: BatchWrites = {
-      rows: state.changedRows(),
-      newUnits: state.newUnits(),
+      ...state.changedRows(),
       endedShipments: state.endedShipments,
       custodyChanges: state.custodyChanges,
       replacedPartiesOf: [...new Set(state.replacedPartiesOf)],

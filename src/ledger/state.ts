@@ -49,8 +49,11 @@ export class BatchState {
    * Add-only (undo needs no care): users filter by the row's current value.
    */
   private readonly serialsSeenWith = new Map<string, Set<string>>();
-  /** Serials whose unit row the database holds (loaded under the batch's lock). */
-  private readonly storedUnits: Set<string>;
+  /**
+   * Keys whose rows the database holds: those loaded under the batch's lock (or taken from
+   * the row cache, which holds committed rows of the head the lock returned).
+   */
+  private readonly stored: { [T in KeyedName]: Set<string> };
   readonly endedShipments: string[] = [];
   readonly custodyChanges: CustodyChange[] = [];
   readonly replacedPartiesOf: string[] = [];
@@ -77,7 +80,11 @@ export class BatchState {
       this.noteSeen(row.shipment_id, row.serial);
     }
     for (const unit of loaded.units) this.noteSeen(unit.shipment_id, unit.serial);
-    this.storedUnits = new Set(loaded.units.map((unit) => unit.serial));
+    this.stored = {
+      organisations: new Set(this.rows.organisations.keys()), products: new Set(this.rows.products.keys()), tokens: new Set(this.rows.tokens.keys()),
+      licences: new Set(this.rows.licences.keys()), allocations: new Set(this.rows.allocations.keys()), sites: new Set(this.rows.sites.keys()),
+      shipments: new Set(this.rows.shipments.keys()), units: new Set(this.rows.units.keys()),
+    };
   }
 
   private noteSeen(shipmentId: string, serial: string): void {
@@ -176,18 +183,29 @@ export class BatchState {
   }
 
   /**
-   * Units this batch made: no row has their serial yet. The loader reads every unit a
-   * batch names, under the lock, so a serial not among them has no row (a manifest's
-   * 100,000 new units can go by COPY, which cannot upsert).
+   * The rows to write, per table, as the batch left them, in two parts:
+   * - inserted: rows the batch made. No row has their key yet: new ids are never reused, and
+   *   the loader reads every row (and every unit serial) a batch names under the lock. They
+   *   go in by plain INSERT or COPY: cheaper than an upsert, and a wrong guess fails on the
+   *   primary key instead of overwriting a row.
+   * - updated: rows that exist, changed by the batch (written as upserts).
    */
-  newUnits(): UnitRow[] {
-    return this.dirtyRows('units').filter((unit) => !this.storedUnits.has(unit.serial));
-  }
-
-  /** The rows to write, per table, as the batch left them; units the batch made are in newUnits(). */
-  changedRows(): Partial<TableRows> {
-    const pick = <T extends KeyedName>(table: T): Keyed[T][] => this.dirtyRows(table);
-    const licences = pick('licences');
+  changedRows(): { inserted: Partial<TableRows>; updated: Partial<TableRows> } {
+    const split = <T extends KeyedName>(table: T): [Keyed[T][], Keyed[T][]] => {
+      const made: Keyed[T][] = [];
+      const changed: Keyed[T][] = [];
+      for (const row of this.dirtyRows(table)) (this.stored[table].has(keyOf(table, row)) ? changed : made).push(row);
+      return [made, changed];
+    };
+    const [organisations, changedOrganisations] = split('organisations');
+    const [products, changedProducts] = split('products');
+    const [tokens, changedTokens] = split('tokens');
+    const [licences, changedLicences] = split('licences');
+    const [allocations, changedAllocations] = split('allocations');
+    const [sites, changedSites] = split('sites');
+    const [shipments, changedShipments] = split('shipments');
+    const [units, changedUnits] = split('units');
+    const withoutParties = (rows: LicenceWithParties[]) => rows.map(({ parties: _parties, ...row }) => row);
     const parties: LicencePartyRow[] = [];
     for (const id of new Set(this.replacedPartiesOf)) parties.push(...this.rows.licences.get(id)!.parties);
     // A manifest row is live while its shipment is: one added and ended in this batch is not.
@@ -196,17 +214,14 @@ export class BatchState {
       live: liveShipmentStatuses.includes(this.rows.shipments.get(row.shipment_id)!.status),
     }));
     return {
-      organisations: pick('organisations'),
-      products: pick('products'),
-      tokens: pick('tokens'),
-      licences: licences.map(({ parties: _parties, ...row }) => row),
-      licence_parties: parties,
-      licence_versions: this.appended.licence_versions,
-      allocations: pick('allocations'),
-      sites: pick('sites'),
-      shipments: pick('shipments'),
-      shipment_serials: manifest,
-      units: pick('units').filter((unit) => this.storedUnits.has(unit.serial)),
+      inserted: {
+        organisations, products, tokens, licences: withoutParties(licences), licence_parties: parties, licence_versions: this.appended.licence_versions,
+        allocations, sites, shipments, shipment_serials: manifest, units,
+      },
+      updated: {
+        organisations: changedOrganisations, products: changedProducts, tokens: changedTokens, licences: withoutParties(changedLicences),
+        allocations: changedAllocations, sites: changedSites, shipments: changedShipments, units: changedUnits,
+      },
     };
   }
 }

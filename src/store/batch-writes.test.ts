@@ -26,7 +26,7 @@ async function appendBatch(log: TransparencyLog, entries: Buffer[]): Promise<voi
       seq: head.size + offset, at: '2026-02-01T00:00:00.000Z', kind: 'test.entry', actor: 'TOK-test', subject_id: null, org_ids: [], canonical,
     }));
     const appended = await log.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
-    await writeBatchAndCommit(client, { rows: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events, idempotency: [] }, appended.tiles, { size: head.size + entries.length, root: appended.root });
+    await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events, idempotency: [] }, appended.tiles, { size: head.size + entries.length, root: appended.root });
   } finally {
     client.release();
   }
@@ -78,7 +78,7 @@ describe('unit writes', () => {
       const client = await database.pool.connect();
       try {
         await client.query('BEGIN');
-        const writes = { rows: {}, newUnits, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events: [], idempotency: [] };
+        const writes = { inserted: { units: newUnits }, updated: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events: [], idempotency: [] };
         await expect(writeBatchAndCommit(client, writes, [], head), `${count} units`).rejects.toMatchObject({ code: '23503', message: expect.stringMatching(/unit NOREF-.* names a product, organisation, shipment or site that does not exist/) });
         await client.query('ROLLBACK');
       } finally {

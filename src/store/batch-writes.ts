@@ -10,13 +10,15 @@ import { tableOrder, tables, type LogHead, type TableName, type TableRows } from
 import type { TileRow } from './tlog-tables.ts';
 import type { UnitRow } from '../ledger/rows.ts';
 
-const upsertSql = new Map<TableName, string>(
+/** Per table: a plain INSERT for rows the batch made, and an upsert for rows that exist. */
+const writeSql = new Map<TableName, { insert: string; upsert: string }>(
   tableOrder.map((name) => {
     const shape = tables[name];
     const columns = shape.columns.join(', ');
+    const insert = `INSERT INTO ${name} (${columns}) SELECT ${columns} FROM json_populate_recordset(NULL::${name}, $1::json)`;
     const updates = shape.columns.filter((column) => !shape.key.includes(column)).map((column) => `${column} = EXCLUDED.${column}`);
     const conflict = shape.insertOnly || updates.length === 0 ? '' : ` ON CONFLICT (${shape.key.join(', ')}) DO UPDATE SET ${updates.join(', ')}`;
-    return [name, `INSERT INTO ${name} (${columns}) SELECT ${columns} FROM json_populate_recordset(NULL::${name}, $1::json)${conflict}`];
+    return [name, { insert, upsert: `${insert}${conflict}` }];
   }),
 );
 
@@ -40,9 +42,14 @@ export const bulkRowsMin = 256;
  */
 const binaryTileBytesMin = 16 * 1024;
 
-const bulkWriters: Partial<{ [T in TableName]: (rows: TableRows[T]) => Step }> = {
-  // Manifest rows are always new (a serial freed and listed again gets a row of its new shipment).
+/** Bulk rows the batch made: COPY (store/copy-binary.ts). */
+const bulkInserts: Partial<{ [T in TableName]: (rows: TableRows[T]) => Step }> = {
   shipment_serials: (rows) => copy('shipment_serials', serialColumns, rows.map((row) => [row.shipment_id, row.serial, row.live]), 40 * rows.length),
+  units: (rows) => copy('units', unitColumns, rows.map((unit) => unitColumns.map((column) => unit[column.name as keyof UnitRow])), 80 * rows.length),
+};
+
+/** Bulk rows that exist (units returned and listed again): scalar arrays through unnest. */
+const bulkUpserts: Partial<{ [T in TableName]: (rows: TableRows[T]) => Step }> = {
   units: (rows) => ({
     text: `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])
@@ -83,10 +90,10 @@ export interface CustodyChange {
 }
 
 export interface BatchWrites {
-  /** Rows to upsert, per table. */
-  rows: Partial<TableRows>;
-  /** Units the batch made, whose serials have no row yet (written after rows.units). */
-  newUnits?: UnitRow[];
+  /** Rows the batch made, per table: no row has their key yet (plain INSERT or COPY). */
+  inserted: Partial<TableRows>;
+  /** Rows that exist, changed by the batch, per table (upserts). */
+  updated: Partial<TableRows>;
   /** Shipments that ended (delivered, cancelled, expired): their manifest rows stop being live. */
   endedShipments: string[];
   /** Applied after the row writes; the batch's loaded units already carry these changes. */
@@ -119,16 +126,13 @@ export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrite
     steps.push(inline(`UPDATE shipment_serials SET live = false WHERE live AND shipment_id IN (SELECT json_array_elements_text(${json(writes.endedShipments)}))`));
   }
   for (const name of tableOrder) {
-    const rows = writes.rows[name];
-    if (rows === undefined || rows.length === 0) continue;
-    const bulk = bulkWriters[name];
-    // The rows go in through a function: a replacement string would read "$$", "$&" and
-    // "$'" inside the row text as patterns (a name holding "$$" was stored with one "$").
-    steps.push(bulk && rows.length >= bulkRowsMin ? bulk(rows as never) : inline(upsertSql.get(name)!.replace('$1', () => json(rows))));
+    for (const [rows, bulk, sql] of [[writes.inserted[name], bulkInserts[name], writeSql.get(name)!.insert], [writes.updated[name], bulkUpserts[name], writeSql.get(name)!.upsert]] as const) {
+      if (rows === undefined || rows.length === 0) continue;
+      // The rows go in through a function: a replacement string would read "$$", "$&" and
+      // "$'" inside the row text as patterns (a name holding "$$" was stored with one "$").
+      steps.push(bulk && rows.length >= bulkRowsMin ? bulk(rows as never) : inline(sql.replace('$1', () => json(rows))));
+    }
   }
-  const newUnits = writes.newUnits ?? [];
-  if (newUnits.length >= bulkRowsMin) steps.push(copy('units', unitColumns, newUnits.map((unit) => unitColumns.map((column) => unit[column.name as keyof UnitRow])), 80 * newUnits.length));
-  else if (newUnits.length > 0) steps.push(inline(upsertSql.get('units')!.replace('$1', () => json(newUnits))));
   for (const change of writes.custodyChanges) {
     steps.push(inline(`UPDATE units SET custody = ${pg.escapeLiteral(change.to)}, updated_seq = ${integer(change.seq)} WHERE shipment_id = ${pg.escapeLiteral(change.shipment_id)} AND custody = ${pg.escapeLiteral(change.from)}`));
   }
