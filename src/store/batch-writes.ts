@@ -107,10 +107,11 @@ export interface BatchWrites {
 /**
  * Writes a batch and commits it, in as few round trips as the data allows: every step
  * whose data is small goes into one multi-statement text, with the values as escaped
- * literals (JSON for rows, dollar-quoted; hex for bytes). Only bulk rows (manifests of
- * thousands of serials) travel as parameters, in statements of their own. Steps keep their
- * order: parents before children, freed serials before new manifest rows, custody changes
- * after the rows, and the head update and COMMIT last.
+ * literals (JSON for rows, dollar-quoted; hex for bytes). Only bulk rows (from
+ * bulkRowsMin: big batches' events, manifests of thousands of serials) travel in statements
+ * of their own, by COPY or as parameters. Steps keep their order: parents before children,
+ * freed serials before new manifest rows, custody changes after the rows, and the head
+ * update and COMMIT last.
  *
  * Crash note: a failure in any statement aborts the transaction (the caller rolls back);
  * a connection lost during the final text leaves the outcome unknown until the next read.
