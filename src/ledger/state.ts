@@ -80,11 +80,8 @@ export class BatchState {
       this.noteSeen(row.shipment_id, row.serial);
     }
     for (const unit of loaded.units) this.noteSeen(unit.shipment_id, unit.serial);
-    this.stored = {
-      organisations: new Set(this.rows.organisations.keys()), products: new Set(this.rows.products.keys()), tokens: new Set(this.rows.tokens.keys()),
-      licences: new Set(this.rows.licences.keys()), allocations: new Set(this.rows.allocations.keys()), sites: new Set(this.rows.sites.keys()),
-      shipments: new Set(this.rows.shipments.keys()), units: new Set(this.rows.units.keys()),
-    };
+    // Taken before any command runs: the rows loaded so far are the ones the database holds.
+    this.stored = Object.fromEntries(Object.entries(this.rows).map(([table, rows]) => [table, new Set(rows.keys())])) as BatchState['stored'];
   }
 
   private noteSeen(shipmentId: string, serial: string): void {
