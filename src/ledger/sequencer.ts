@@ -23,7 +23,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 import type { TileRow } from '../store/tlog-tables.ts';
 import { beginBatch, emptyKeys, loadBatchState, type BatchKeys, type LoadedState, type LogHead, type StoredAnswer } from '../store/ledger-tables.ts';
-import { writeBatchAndCommit, type BatchWrites, type EventWrite, type IdempotencyWrite } from '../store/batch-writes.ts';
+import { bulkRowsMin, writeBatchAndCommit, type BatchWrites, type EventWrite, type IdempotencyWrite, type LogWrite } from '../store/batch-writes.ts';
 import { canonicalBytes, digestSerials, eventBody, redact } from './events.ts';
 import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
 import { invalidInput, isConstraintError, toRefusal } from './refusals.ts';
@@ -48,6 +48,11 @@ export interface LogAppender {
    * before this batch (read under the lock); the client is for reloading the right edge.
    */
   append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[] }>;
+  /**
+   * Makes ready to append at `head` (reading from the client if it must), so that a later
+   * append reads nothing: a big batch appends while its events are being sent on the client.
+   */
+  prepare(client: PoolClient, head: LogHead): Promise<void>;
 }
 
 export interface SequencerOptions {
@@ -61,13 +66,12 @@ export interface SequencerOptions {
   onError?: (error: unknown, context: string) => void;
 }
 
-/** A batch applied, ready to write: what it answers, writes and makes the log. */
+/** A batch applied, ready to write: what it answers and writes, and its leaves in the log. */
 interface Applied {
   answers: Answer[];
   writes: BatchWrites;
-  tiles: TileRow[];
-  /** The log head after the batch. */
-  head: LogHead;
+  /** The tiles and the head after the batch, or the function that appends the leaves and returns them. */
+  log: LogWrite | (() => Promise<LogWrite>);
   state: BatchState;
 }
 
@@ -288,10 +292,10 @@ export class Sequencer {
         if (!cached) this.cache.remember(loaded, head);
       }
       if (cached) this.stats.cachedBatches += 1;
-      await writeBatchAndCommit(client, applied.writes, applied.tiles, applied.head);
-      this.lastCommitted = applied.head;
-      this.stats.logSize = applied.head.size;
-      this.cache.advance(applied.state, applied.head);
+      const committed = await writeBatchAndCommit(client, applied.writes, applied.log);
+      this.lastCommitted = committed;
+      this.stats.logSize = committed.size;
+      this.cache.advance(applied.state, committed);
       return applied.answers;
     } catch (error) {
       this.cache.clear();
@@ -326,8 +330,8 @@ export class Sequencer {
   }
 
   /**
-   * Checks and applies the batch against `state` (rows as of `head`), then appends its
-   * events to the log. Writes nothing: the caller writes and commits.
+   * Checks and applies the batch against `state` (rows as of `head`); a small batch also
+   * appends its events to the log now. Writes nothing: the caller writes and commits.
    */
   private async apply(client: PoolClient, batch: Pending[], state: BatchState, head: LogHead, stored: StoredAnswer[], at: string): Promise<Applied> {
     const size = head.size;
@@ -355,9 +359,18 @@ export class Sequencer {
       events,
       idempotency: remembered,
     };
-    const leaves = events.map((event) => ({ seq: event.seq, canonical: event.canonical }));
-    const log = events.length === 0 ? { root: head.root, tiles: [] } : await this.options.logAppender.append(client, head, leaves);
-    return { answers, writes, tiles: log.tiles, head: { size: size + events.length, root: log.root }, state };
+    const appendLeaves = async (): Promise<LogWrite> => {
+      if (events.length === 0) return { tiles: [], head };
+      const leaves = events.map((event) => ({ seq: event.seq, canonical: event.canonical }));
+      const log = await this.options.logAppender.append(client, head, leaves);
+      return { tiles: log.tiles, head: { size: size + events.length, root: log.root } };
+    };
+    // A big batch's events go by COPY in statements of their own: its leaves are hashed
+    // while those travel (store/batch-writes.ts). A small batch sends everything in one
+    // text, so it hashes now, which for a batch applied ahead is while the lock is taken.
+    if (events.length < bulkRowsMin) return { answers, writes, log: await appendLeaves(), state };
+    await this.options.logAppender.prepare(client, head);
+    return { answers, writes, log: appendLeaves, state };
   }
 
   private runOne(state: BatchState, pending: Pending, seq: number, at: string, events: EventWrite[]): Answer {

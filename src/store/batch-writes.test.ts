@@ -4,11 +4,13 @@ import { syntheticEntries } from '../../test/tlog/memory-log.ts';
 import { auditStoredLog } from '../ledger/log-audit.ts';
 import { TransparencyLog } from '../ledger/transparency-log.ts';
 import { leafHash, nodeGetterFromLeaves, rootOf, tileData } from '../tlog/index.ts';
-import { writeBatchAndCommit } from './batch-writes.ts';
+import { bulkRowsMin, writeBatchAndCommit, type BatchWrites } from './batch-writes.ts';
 import { beginBatch } from './ledger-tables.ts';
 import { readHead, readTileRange } from './tlog-tables.ts';
 
 let database: TestDatabase;
+
+const noWrites: BatchWrites = { inserted: {}, updated: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events: [], idempotency: [] };
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -17,7 +19,10 @@ afterAll(async () => {
   await database?.drop();
 });
 
-/** Appends entries as one batch the way the sequencer does: hashed into tiles, then written with the events and committed. */
+/**
+ * Appends entries as one batch the way the sequencer does: written with the events and
+ * committed, the leaves hashed into tiles while the events travel (a big batch) or first.
+ */
 async function appendBatch(log: TransparencyLog, entries: Buffer[]): Promise<void> {
   const client = await database.pool.connect();
   try {
@@ -25,8 +30,16 @@ async function appendBatch(log: TransparencyLog, entries: Buffer[]): Promise<voi
     const events = entries.map((canonical, offset) => ({
       seq: head.size + offset, at: '2026-02-01T00:00:00.000Z', kind: 'test.entry', actor: 'TOK-test', subject_id: null, org_ids: [], canonical,
     }));
-    const appended = await log.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
-    await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events, idempotency: [] }, appended.tiles, { size: head.size + entries.length, root: appended.root });
+    const appendLeaves = async () => {
+      const appended = await log.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
+      return { tiles: appended.tiles, head: { size: head.size + entries.length, root: appended.root } };
+    };
+    if (entries.length < bulkRowsMin) {
+      await writeBatchAndCommit(client, { ...noWrites, events }, await appendLeaves());
+    } else {
+      await log.prepare(client, head); // a reload reads tiles on this client: not while the events are being sent
+      await writeBatchAndCommit(client, { ...noWrites, events }, appendLeaves);
+    }
   } finally {
     client.release();
   }
@@ -78,13 +91,40 @@ describe('unit writes', () => {
       const client = await database.pool.connect();
       try {
         await client.query('BEGIN');
-        const writes = { inserted: { units: newUnits }, updated: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events: [], idempotency: [] };
-        await expect(writeBatchAndCommit(client, writes, [], head), `${count} units`).rejects.toMatchObject({ code: '23503', message: expect.stringMatching(/unit NOREF-.* names a product, organisation, shipment or site that does not exist/) });
+        const writes = { ...noWrites, inserted: { units: newUnits } };
+        // The head and COMMIT are queued behind the refused COPY; the refusal is what comes back.
+        await expect(writeBatchAndCommit(client, writes, async () => ({ tiles: [], head })), `${count} units`).rejects.toMatchObject({ code: '23503', message: expect.stringMatching(/unit NOREF-.* names a product, organisation, shipment or site that does not exist/) });
         await client.query('ROLLBACK');
       } finally {
         client.release();
       }
     }
     expect((await database.pool.query('SELECT count(*)::int AS n FROM units')).rows[0].n).toBe(0);
+  });
+});
+
+describe('a log that fails while the events travel', () => {
+  it('commits nothing of the batch, and the connection goes on after ROLLBACK', async () => {
+    const before = await readHead(database.pool);
+    const events = syntheticEntries(400, 80, 'f').map((canonical, offset) => ({
+      seq: before.size + offset, at: '2026-02-01T00:00:00.000Z', kind: 'test.entry', actor: 'TOK-test', subject_id: null, org_ids: ['ORG-1'], canonical,
+    }));
+    const client = await database.pool.connect();
+    try {
+      await beginBatch(client);
+      const failing = async (): Promise<never> => {
+        await new Promise((resume) => setTimeout(resume, 5)); // the COPY is under way
+        throw new Error('the log could not append');
+      };
+      await expect(writeBatchAndCommit(client, { ...noWrites, events }, failing)).rejects.toThrow('the log could not append');
+      await client.query('ROLLBACK');
+      expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      client.release();
+    }
+    const after = await readHead(database.pool);
+    expect(after.size).toBe(before.size);
+    const stored = await database.pool.query('SELECT count(*)::int AS n FROM events WHERE seq >= $1', [before.size]);
+    expect(stored.rows[0].n).toBe(0);
   });
 });

@@ -89,6 +89,12 @@ export interface CustodyChange {
   seq: number;
 }
 
+/** The log's part of a batch: the tiles its leaves made and the head after it. */
+export interface LogWrite {
+  tiles: TileRow[];
+  head: LogHead;
+}
+
 export interface BatchWrites {
   /** Rows the batch made, per table: no row has their key yet (plain INSERT or COPY). */
   inserted: Partial<TableRows>;
@@ -110,14 +116,33 @@ export interface BatchWrites {
  * literals (JSON for rows, dollar-quoted; hex for bytes). Only bulk rows (from
  * bulkRowsMin: big batches' events, manifests of thousands of serials) travel in statements
  * of their own, by COPY or as parameters. Steps keep their order: parents before children,
- * freed serials before new manifest rows, custody changes after the rows, and the head
- * update and COMMIT last.
+ * freed serials before new manifest rows, custody changes after the rows, and the tiles,
+ * head update and COMMIT last.
+ *
+ * `log` may be a function: it is called once the row steps are on their way, so a big
+ * batch's leaves are hashed while PostgreSQL writes its events (the tiles and the new root
+ * are needed only at the end).
+ *
+ * Returns the head it committed.
  *
  * Crash note: a failure in any statement aborts the transaction (the caller rolls back);
  * a connection lost during the final text leaves the outcome unknown until the next read.
  */
-export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, tiles: TileRow[], head: LogHead): Promise<void> {
+export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, log: LogWrite | (() => Promise<LogWrite>)): Promise<LogHead> {
+  const sender = new StepSender(client);
+  for (const step of rowSteps(writes)) sender.add(step);
+  // What is queued above travels and runs in PostgreSQL while the log hashes its leaves.
+  const { tiles, head } = typeof log === 'function' ? await log() : log;
   if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
+  if (tiles.length > 0) sender.add(tileStep(tiles));
+  sender.add(inline(`UPDATE log_head SET size = ${integer(head.size)}, root = ${bytes(head.root)} WHERE id = 1`));
+  sender.add(inline('COMMIT'));
+  await sender.done();
+  return head;
+}
+
+/** The batch's row changes, events and idempotency answers, in the order they must run. */
+function rowSteps(writes: BatchWrites): Step[] {
   const steps: Step[] = [];
   if (writes.replacedPartiesOf.length > 0) {
     steps.push(inline(`DELETE FROM licence_parties WHERE licence_id IN (SELECT json_array_elements_text(${json(writes.replacedPartiesOf)}))`));
@@ -139,9 +164,7 @@ export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrite
   }
   steps.push(...eventSteps(writes.events));
   if (writes.idempotency.length > 0) steps.push(idempotencyStep(writes.idempotency));
-  if (tiles.length > 0) steps.push(tileStep(tiles));
-  steps.push(inline(`UPDATE log_head SET size = ${integer(head.size)}, root = ${bytes(head.root)} WHERE id = 1`), inline('COMMIT'));
-  await runSteps(client, steps);
+  return steps;
 }
 
 function eventSteps(events: EventWrite[]): Step[] {
@@ -235,19 +258,49 @@ const copy = (table: string, columns: readonly CopyColumn[], rows: ReadonlyArray
   text: copyStatement(table, columns), copyData: encodeCopyBinary(columns, rows, sizeHint),
 });
 
-async function runSteps(client: PoolClient, steps: Step[]): Promise<void> {
-  let pending: string[] = [];
-  for (const step of steps) {
+/**
+ * Sends steps in order without making the caller wait for each: inline texts are joined
+ * into one round trip, and every other step (COPY, parameters) goes on a chain that sends
+ * it when the one before has answered, so PostgreSQL works through them while the caller
+ * goes on (the log hashing its leaves). node-postgres would queue a busy client's queries
+ * itself, but that is deprecated (gone in pg 9). After a failure nothing more is sent;
+ * done() sends what is left and throws the first failure.
+ */
+class StepSender {
+  private texts: string[] = [];
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(private readonly client: PoolClient) {}
+
+  add(step: Step): void {
     if (step.values === undefined && step.copyData === undefined) {
-      pending.push(step.text);
-      continue;
+      this.texts.push(step.text);
+      return;
     }
-    if (pending.length > 0) await client.query(pending.join(';\n'));
-    pending = [];
-    if (step.copyData !== undefined) await copyIn(client, step.text, step.copyData);
-    else await client.query(prepared(step.text, step.values!));
+    this.sendTexts();
+    const { text, values, copyData } = step;
+    this.send(copyData !== undefined ? () => copyIn(this.client, text, copyData) : () => this.client.query(prepared(text, values!)));
   }
-  if (pending.length > 0) await client.query(pending.join(';\n'));
+
+  async done(): Promise<void> {
+    this.sendTexts();
+    await this.chain;
+  }
+
+  private sendTexts(): void {
+    if (this.texts.length === 0) return;
+    const text = this.texts.join(';\n');
+    this.texts = [];
+    this.send(() => this.client.query(text));
+  }
+
+  private send(step: () => Promise<unknown>): void {
+    this.chain = this.chain.then(async () => {
+      await step();
+    });
+    // Awaited in done(); a failure before then must not count as unhandled.
+    this.chain.catch(() => {});
+  }
 }
 
 const dollarTag = '$cl$';
