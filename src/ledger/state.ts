@@ -33,7 +33,17 @@ type UndoStep =
   | { type: 'row'; table: KeyedName; key: string; previous: Keyed[KeyedName] | undefined; wasDirty: boolean }
   | { type: 'append'; table: AppendName; length: number }
   | { type: 'live'; serial: string; previous: string | undefined }
-  | { type: 'list'; name: 'endedShipments' | 'custodyChanges' | 'replacedPartiesOf'; length: number };
+  | { type: 'list'; name: 'endedShipments' | 'custodyChanges' | 'replacedPartiesOf'; length: number }
+  | { type: 'listing'; appended: number; serials: string[]; previousUnits: Array<UnitRow | undefined>; wasDirty: boolean[]; previousLive: Array<string | undefined> };
+
+/**
+ * Units listed in a live shipment one by one (ManifestListing#add), with one undo step for
+ * all of them: a manifest lists up to 100,000.
+ */
+export interface ManifestListing {
+  /** Puts the unit row, appends its live manifest row, and makes its serial live in the shipment. */
+  add(unit: UnitRow): void;
+}
 
 export class BatchState {
   private readonly rows: { [T in KeyedName]: Map<string, Keyed[T]> };
@@ -144,6 +154,40 @@ export class BatchState {
     else this.live.set(serial, shipmentId);
   }
 
+  /**
+   * Lists units in a live shipment: for each, what put, append('shipment_serials') and
+   * setLive would do, without an undo step and two index updates per serial each. A
+   * 100,000-serial manifest spent 390 ms in those calls, most of it making and collecting
+   * their undo steps; rollback() undoes the units listed so far.
+   */
+  listing(shipmentId: string): ManifestListing {
+    const step: Extract<UndoStep, { type: 'listing' }> = {
+      type: 'listing', appended: this.appended.shipment_serials.length, serials: [], previousUnits: [], wasDirty: [], previousLive: [],
+    };
+    this.undo.push(step);
+    let seen = this.serialsSeenWith.get(shipmentId);
+    if (!seen) this.serialsSeenWith.set(shipmentId, (seen = new Set()));
+    const { units } = this.rows;
+    const dirty = this.dirty.units;
+    const { live } = this;
+    const manifest = this.appended.shipment_serials;
+    return {
+      add(unit: UnitRow): void {
+        if (unit.shipment_id !== shipmentId) throw new Error(`assertion failed: unit ${unit.serial} is listed in shipment ${shipmentId} but names ${unit.shipment_id}`);
+        const serial = unit.serial;
+        step.serials.push(serial);
+        step.previousUnits.push(units.get(serial));
+        step.wasDirty.push(dirty.has(serial));
+        step.previousLive.push(live.get(serial));
+        units.set(serial, unit);
+        dirty.add(serial);
+        live.set(serial, shipmentId);
+        seen.add(serial);
+        manifest.push({ shipment_id: shipmentId, serial, live: true });
+      },
+    };
+  }
+
   pushList<N extends 'endedShipments' | 'custodyChanges' | 'replacedPartiesOf'>(name: N, value: BatchState[N][number]): void {
     this.undo.push({ type: 'list', name, length: this[name].length });
     (this[name] as Array<BatchState[N][number]>).push(value);
@@ -164,6 +208,18 @@ export class BatchState {
         if (!step.wasDirty) this.dirty[step.table].delete(step.key);
       } else if (step.type === 'append') {
         this.appended[step.table].length = step.length;
+      } else if (step.type === 'listing') {
+        for (let at = step.serials.length - 1; at >= 0; at -= 1) {
+          const serial = step.serials[at]!;
+          const previous = step.previousUnits[at];
+          if (previous === undefined) this.rows.units.delete(serial);
+          else this.rows.units.set(serial, previous);
+          if (!step.wasDirty[at]) this.dirty.units.delete(serial);
+          const live = step.previousLive[at];
+          if (live === undefined) this.live.delete(serial);
+          else this.live.set(serial, live);
+        }
+        this.appended.shipment_serials.length = step.appended;
       } else if (step.type === 'live') {
         if (step.previous === undefined) this.live.delete(step.serial);
         else this.live.set(step.serial, step.previous);
@@ -206,10 +262,12 @@ export class BatchState {
     const parties: LicencePartyRow[] = [];
     for (const id of new Set(this.replacedPartiesOf)) parties.push(...this.rows.licences.get(id)!.parties);
     // A manifest row is live while its shipment is: one added and ended in this batch is not.
-    const manifest = this.appended.shipment_serials.map((row) => ({
-      ...row,
-      live: liveShipmentStatuses.includes(this.rows.shipments.get(row.shipment_id)!.status),
-    }));
+    const liveNow = new Map<string, boolean>();
+    const manifest = this.appended.shipment_serials.map((row) => {
+      let live = liveNow.get(row.shipment_id);
+      if (live === undefined) liveNow.set(row.shipment_id, (live = liveShipmentStatuses.includes(this.rows.shipments.get(row.shipment_id)!.status)));
+      return row.live === live ? row : { ...row, live };
+    });
     return {
       inserted: {
         organisations, products, tokens, licences: withoutParties(licences), licence_parties: parties, licence_versions: this.appended.licence_versions,

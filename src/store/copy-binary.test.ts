@@ -60,6 +60,12 @@ describe('COPY in the binary format', () => {
     }), { numRuns: 40 });
   });
 
+  it('stores strings either side of the short-ASCII path: 64 and 65 characters, and non-ASCII at the start, middle and end', async () => {
+    const texts = ['x'.repeat(64), 'y'.repeat(65), `${'a'.repeat(63)}é`, `é${'b'.repeat(10)}`, `SN-${'0'.repeat(20)}\u4e2d${'1'.repeat(20)}`, 'H200 😀', ''];
+    const written = texts.map((text, n): CopyValue[] => [n, null, null, null, null, text, [text, 'ORG-1'], null, null]);
+    expect(await copied(written)).toEqual(written);
+  });
+
   it('rejects a row the table refuses with PostgreSQL error, and the connection goes on after ROLLBACK', async () => {
     const client = await database.pool.connect();
     try {

@@ -19,51 +19,52 @@ export function manifestKeys(entries: ManifestEntry[], keys: BatchKeys): void {
 /** Units that may be listed again: never shipped, or shipped and returned. */
 const reshippable = new Set(['licensed', 'returned']);
 
+/**
+ * Lists the serials in the shipment, checking each as it goes; a refusal undoes those
+ * listed before it (the command's rollback). Each serial is looked up once: a serial this
+ * command already listed is live in this shipment with a unit of this command's seq.
+ */
 export function attachSerials(context: CommandContext, shipment: ShipmentRow, entries: ManifestEntry[]): number {
-  const { state } = context;
+  const { state, seq } = context;
   const room = shipment.units - shipment.serial_count;
   if (entries.length > room) {
     throw refuse.conflict('manifest-size', `shipment ${shipment.id} has room for ${formatUnits(room)} more serials; ${formatUnits(entries.length)} given`, { room, given: entries.length });
   }
-  const seen = new Set<string>();
   const uuids = new Set<string>();
+  const listing = state.listing(shipment.id);
   entries.forEach((entry, index) => {
     const serial = serialOf(entry);
-    if (seen.has(serial)) throw refuse.conflict('invariant-4', `serial ${serial} appears twice in the manifest (entry ${index + 1})`, { serial, entry: index + 1 });
-    seen.add(serial);
-    const gpuUuid = typeof entry === 'string' ? undefined : entry.gpuUuid;
-    if (gpuUuid !== undefined) {
-      if (uuids.has(gpuUuid)) throw refuse.conflict('invariant-4', `GPU UUID ${gpuUuid} appears twice in the manifest`, { gpuUuid });
-      uuids.add(gpuUuid);
-    }
-    const live = state.liveShipmentOf(serial);
-    if (live !== undefined) throw refuse.conflict('invariant-4', `serial ${serial} is already in live shipment ${live}`, { serial, shipmentId: live });
     const unit = state.get('units', serial);
+    const live = state.liveShipmentOf(serial);
+    if (live !== undefined) {
+      if (live === shipment.id && unit?.shipment_id === shipment.id && unit.updated_seq === seq) {
+        throw refuse.conflict('invariant-4', `serial ${serial} appears twice in the manifest (entry ${index + 1})`, { serial, entry: index + 1 });
+      }
+      throw refuse.conflict('invariant-4', `serial ${serial} is already in live shipment ${live}`, { serial, shipmentId: live });
+    }
     if (unit && !reshippable.has(unit.custody)) {
       throw refuse.conflict('invariant-4', `serial ${serial} is ${unit.custody}${unit.site_id ? ` at site ${unit.site_id}` : ''}; it cannot be listed in a shipment`, { serial, custody: unit.custody });
     }
-  });
-  // All checked: now change state. (A GPU UUID clash with another unit is left to the
-  // database's unique index: it is not knowable without loading every unit.)
-  for (const entry of entries) {
-    const serial = serialOf(entry);
-    const existing = state.get('units', serial);
-    const gpuUuid = (typeof entry === 'string' ? undefined : entry.gpuUuid) ?? existing?.gpu_uuid ?? null;
-    state.put('units', {
+    const given = typeof entry === 'string' ? undefined : entry.gpuUuid;
+    if (given !== undefined) {
+      if (uuids.has(given)) throw refuse.conflict('invariant-4', `GPU UUID ${given} appears twice in the manifest`, { gpuUuid: given });
+      uuids.add(given);
+    }
+    // A GPU UUID clash with another unit is left to the database's unique index: it is not
+    // knowable without loading every unit.
+    listing.add({
       serial,
-      gpu_uuid: gpuUuid,
+      gpu_uuid: given ?? unit?.gpu_uuid ?? null,
       product_id: shipment.product_id,
       recipient_org_id: shipment.recipient_org_id,
       custody: 'licensed',
       shipment_id: shipment.id,
       site_id: null,
-      updated_seq: context.seq,
+      updated_seq: seq,
     });
-    state.append('shipment_serials', { shipment_id: shipment.id, serial, live: true });
-    state.setLive(serial, shipment.id);
-  }
+  });
   const current = state.get('shipments', shipment.id)!;
-  state.update('shipments', current, { serial_count: current.serial_count + entries.length, updated_seq: context.seq });
+  state.update('shipments', current, { serial_count: current.serial_count + entries.length, updated_seq: seq });
   return entries.length;
 }
 
