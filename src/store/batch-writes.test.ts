@@ -104,16 +104,22 @@ describe('unit writes', () => {
 });
 
 describe('a log that fails while the events travel', () => {
-  it('commits nothing of the batch, and the connection goes on after ROLLBACK', async () => {
+  // The caller rolls back as soon as writeBatchAndCommit throws: a step still queued to be
+  // sent after that would run outside the transaction and stay written.
+  it.each([
+    ['at once', 0],
+    ['while the first COPY is under way', 1],
+    ['after the COPYs', 40],
+  ])('commits nothing of the batch when it fails %s, and the connection goes on after ROLLBACK', async (_when, afterMs) => {
     const before = await readHead(database.pool);
-    const events = syntheticEntries(400, 80, 'f').map((canonical, offset) => ({
-      seq: before.size + offset, at: '2026-02-01T00:00:00.000Z', kind: 'test.entry', actor: 'TOK-test', subject_id: null, org_ids: ['ORG-1'], canonical,
+    const events = syntheticEntries(400, 80, `f${afterMs}`).map((canonical, offset) => ({
+      seq: before.size + offset, at: '2026-02-01T00:00:00.000Z', kind: 'test.entry', actor: 'TOK-test', subject_id: `SUBJ-${afterMs}`, org_ids: ['ORG-1', 'ORG-2'], canonical,
     }));
     const client = await database.pool.connect();
     try {
       await beginBatch(client);
       const failing = async (): Promise<never> => {
-        await new Promise((resume) => setTimeout(resume, 5)); // the COPY is under way
+        if (afterMs > 0) await new Promise((resume) => setTimeout(resume, afterMs));
         throw new Error('the log could not append');
       };
       await expect(writeBatchAndCommit(client, { ...noWrites, events }, failing)).rejects.toThrow('the log could not append');
@@ -124,7 +130,7 @@ describe('a log that fails while the events travel', () => {
     }
     const after = await readHead(database.pool);
     expect(after.size).toBe(before.size);
-    const stored = await database.pool.query('SELECT count(*)::int AS n FROM events WHERE seq >= $1', [before.size]);
-    expect(stored.rows[0].n).toBe(0);
+    const stored = await database.pool.query('SELECT (SELECT count(*)::int FROM events WHERE seq >= $1) AS events, (SELECT count(*)::int FROM event_readers WHERE seq >= $1) AS readers', [before.size]);
+    expect(stored.rows[0]).toEqual({ events: 0, readers: 0 });
   });
 });

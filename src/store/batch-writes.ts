@@ -131,14 +131,23 @@ export interface BatchWrites {
 export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, log: LogWrite | (() => Promise<LogWrite>)): Promise<LogHead> {
   const sender = new StepSender(client);
   for (const step of rowSteps(writes)) sender.add(step);
-  // What is queued above travels and runs in PostgreSQL while the log hashes its leaves.
-  const { tiles, head } = typeof log === 'function' ? await log() : log;
-  if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
-  if (tiles.length > 0) sender.add(tileStep(tiles));
-  sender.add(inline(`UPDATE log_head SET size = ${integer(head.size)}, root = ${bytes(head.root)} WHERE id = 1`));
+  let written: LogWrite;
+  try {
+    // What is queued above travels and runs in PostgreSQL while the log hashes its leaves.
+    written = typeof log === 'function' ? await log() : log;
+    const { head } = written;
+    if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
+  } catch (error) {
+    // The caller rolls back when this throws: nothing queued may reach PostgreSQL after that,
+    // where it would run outside the transaction and stay written.
+    await sender.abandon();
+    throw error;
+  }
+  if (written.tiles.length > 0) sender.add(tileStep(written.tiles));
+  sender.add(inline(`UPDATE log_head SET size = ${integer(written.head.size)}, root = ${bytes(written.head.root)} WHERE id = 1`));
   sender.add(inline('COMMIT'));
   await sender.done();
-  return head;
+  return written.head;
 }
 
 /** The batch's row changes, events and idempotency answers, in the order they must run. */
@@ -264,11 +273,13 @@ const copy = (table: string, columns: readonly CopyColumn[], rows: ReadonlyArray
  * it when the one before has answered, so PostgreSQL works through them while the caller
  * goes on (the log hashing its leaves). node-postgres would queue a busy client's queries
  * itself, but that is deprecated (gone in pg 9). After a failure nothing more is sent;
- * done() sends what is left and throws the first failure.
+ * done() sends what is left and throws the first failure. abandon() sends nothing more and
+ * returns once the step in flight has answered: then the client is free for ROLLBACK.
  */
 class StepSender {
   private texts: string[] = [];
   private chain: Promise<void> = Promise.resolve();
+  private abandoned = false;
 
   constructor(private readonly client: PoolClient) {}
 
@@ -287,6 +298,11 @@ class StepSender {
     await this.chain;
   }
 
+  async abandon(): Promise<void> {
+    this.abandoned = true;
+    await this.chain.catch(() => {});
+  }
+
   private sendTexts(): void {
     if (this.texts.length === 0) return;
     const text = this.texts.join(';\n');
@@ -296,7 +312,7 @@ class StepSender {
 
   private send(step: () => Promise<unknown>): void {
     this.chain = this.chain.then(async () => {
-      await step();
+      if (!this.abandoned) await step();
     });
     // Awaited in done(); a failure before then must not count as unhandled.
     this.chain.catch(() => {});
