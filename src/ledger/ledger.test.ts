@@ -162,6 +162,47 @@ describe('an unreachable database', () => {
   });
 });
 
+describe('a log that fails in a big batch', () => {
+  it('writes nothing of the batch (its rows go out while the log hashes), and the next batch goes in', async () => {
+    const { Sequencer } = await import('./sequencer.ts');
+    const log = world.ledger.log;
+    let failures = 0;
+    const sequencer = new Sequencer({
+      pool: database.pool, clock: world.clock,
+      logAppender: {
+        prepare: (client, head) => log.prepare(client, head),
+        append: async (client, head, leaves) => {
+          if (failures === 0 && leaves.length >= 256) {
+            failures += 1;
+            throw new Error('the log failed on purpose');
+          }
+          return log.append(client, head, leaves);
+        },
+      },
+    });
+    const counts = async () => (await database.pool.query(
+      `SELECT (SELECT size FROM log_head)::int AS head, (SELECT count(*)::int FROM events) AS events,
+              (SELECT count(*)::int FROM event_readers) AS readers, (SELECT count(*)::int FROM sites) AS sites`,
+    )).rows[0];
+    const register = (round: string) => Promise.allSettled(Array.from({ length: 300 }, (_, index) => sequencer.submit('site.register', {
+      name: `Failing log DC ${round}-${index}`, province: 'Gansu', city: 'Qingyang', latitude: 35.7, longitude: 107.6, capacityUnits: 10,
+    }, world.actors.alpha)));
+    try {
+      const before = await counts();
+      const failed = await register('a');
+      expect(failed.every((outcome) => outcome.status === 'rejected')).toBe(true);
+      expect(failures).toBe(1);
+      expect(await counts()).toEqual(before);
+      const accepted = await register('b');
+      expect(accepted.every((outcome) => outcome.status === 'fulfilled' && outcome.value.ok)).toBe(true);
+      expect(await counts()).toEqual({ head: before.head + 300, events: before.events + 300, readers: before.readers + 300, sites: before.sites + 300 });
+      expect(await world.ledger.violations()).toEqual([]);
+    } finally {
+      await sequencer.close();
+    }
+  });
+});
+
 describe('texts that need quoting in SQL', () => {
   it('stores texts exactly, whatever quoting they would need in SQL', async () => {
     // batch-writes.ts sends rows as dollar-quoted JSON ($cl$ … $cl$), escaping instead when a
