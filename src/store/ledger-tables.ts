@@ -121,6 +121,22 @@ export interface LoadedState {
   liveSerials: ShipmentSerialRow[];
 }
 
+/**
+ * A text[] parameter written once and sent to several queries: node-postgres escapes every
+ * element of an array parameter again for each query it is sent with (33 ms for a manifest's
+ * 100,000 serials, against 16 ms to write the literal once). Serials (ledger/schemas.ts) hold
+ * no quote or backslash, so each goes between quotes as it is; a list holding either is
+ * left to node-postgres.
+ */
+class TextArrayParameter {
+  constructor(readonly value: string | string[], readonly length: number) {}
+}
+
+function textArrayParameter(values: string[]): TextArrayParameter {
+  const plain = values.every((value) => !value.includes('"') && !value.includes('\\'));
+  return new TextArrayParameter(plain && values.length > 0 ? `{"${values.join('","')}"}` : values, values.length);
+}
+
 /** Sweeps take at most this many rows per batch; the next sweep takes the rest. */
 const sweepRowsMax = 1_000;
 
@@ -129,10 +145,10 @@ const sweepRowsMax = 1_000;
  * allocations, allocations their licences. Fixed order, at most a dozen statements.
  */
 export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promise<LoadedState> {
-  const select = async <T>(sql: string, ids: Iterable<string>): Promise<T[]> => {
-    const list = [...ids];
+  const select = async <T>(sql: string, ids: Iterable<string> | TextArrayParameter): Promise<T[]> => {
+    const list = ids instanceof TextArrayParameter ? ids : [...ids];
     if (list.length === 0) return [];
-    return (await client.query(prepared(sql, [list]))).rows as T[];
+    return (await client.query(prepared(sql, [list instanceof TextArrayParameter ? list.value : list]))).rows as T[];
   };
   if (keys.dueAt !== null) {
     const due = await client.query<{ id: string; kind: string }>(
@@ -159,7 +175,7 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
     keys.licences,
   );
   // One client runs one query at a time: these go in sequence.
-  const serials = [...keys.serials];
+  const serials = textArrayParameter([...keys.serials]);
   const organisations = await select<OrganisationRow>('SELECT * FROM organisations WHERE id = ANY($1)', keys.organisations);
   const products = await select<ProductRow>('SELECT * FROM products WHERE id = ANY($1)', keys.products);
   const tokens = await select<TokenRow>(`SELECT id, org_id, role, label, '\\x' || encode(secret_hash, 'hex') AS secret_hash, created_at, revoked_at FROM tokens WHERE id = ANY($1)`, keys.tokens);
