@@ -97,9 +97,16 @@ const visible = {
     if (viewer.orgId === null) return 'true';
     return `${alias}.org_id = ${statement.add(viewer.orgId)}`;
   },
-  event(statement: Statement, viewer: Viewer, alias: string): string {
+  /**
+   * `after`: the page's cursor. PostgreSQL does not carry the page's `seq > after` into the
+   * subquery, so without it a page deep in a big tenant's log walks every reader row before
+   * the cursor: 28 ms at event 900,000 of 1,000,000 for a tenant that reads a quarter of
+   * them, 0.16 ms with it (bench/experiments/event-reads.ts).
+   */
+  event(statement: Statement, viewer: Viewer, alias: string, after: number | null): string {
     if (viewer.orgId === null) return 'true';
-    return `${alias}.seq IN (SELECT r.seq FROM event_readers r WHERE r.org_id = ${statement.add(viewer.orgId)})`;
+    const from = after === null ? '' : ` AND r.seq > ${statement.add(after)}`;
+    return `${alias}.seq IN (SELECT r.seq FROM event_readers r WHERE r.org_id = ${statement.add(viewer.orgId)}${from})`;
   },
   /** Its own organisation, and those named with it on a licence it sees (holder, authority, parties). */
   organisation(statement: Statement, viewer: Viewer, alias: string): string {
@@ -246,7 +253,7 @@ export async function findSite(pool: Pool, viewer: Viewer, siteId: string): Prom
 
 export function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { subjectId?: string } = {}): Promise<Page<EventRow, number>> {
   const statement = new Statement();
-  const where = [visible.event(statement, viewer, 'e')];
+  const where = [visible.event(statement, viewer, 'e', page.after)];
   if (filter.subjectId !== undefined) where.push(`e.subject_id = ${statement.add(filter.subjectId)}`);
   return keysetPage(pool, statement, { from: 'events e', where, key: 'e.seq' }, page, (row: EventRow) => row.seq);
 }
