@@ -85,6 +85,36 @@ describe('read queries', () => {
     }
   });
 
+  it('pages units for each tenant, with and without filters, exactly as the visibility rule reads them', async () => {
+    const truth = async (orgId: string | null, custody?: string) => (await database.pool.query<{ serial: string }>(
+      `SELECT u.serial FROM units u WHERE ($1::text IS NULL OR u.recipient_org_id = $1 OR EXISTS (SELECT 1 FROM shipments s WHERE s.id = u.shipment_id AND s.exporter_org_id = $1))
+         AND ($2::text IS NULL OR u.custody = $2) ORDER BY u.serial`,
+      [orgId, custody ?? null],
+    )).rows.map((row) => row.serial);
+    const viewers: Viewer[] = [recipient(world.actors.alpha.orgId), recipient(world.actors.beta.orgId), exporter(world.actors.exporter.orgId), everything, recipient('ORG-nobody')];
+    for (const viewer of viewers) {
+      for (const custody of [undefined, 'in_transit']) {
+        const paged = await all((page: read.PageRequest<string>) => read.listUnits(database.pool, viewer, page, custody === undefined ? {} : { custody }), 7);
+        expect(paged.map((row) => row.serial), `${viewer.orgId} ${custody}`).toEqual(await truth(viewer.orgId, custody));
+        expect(paged.every((row) => row.demo === false)).toBe(true);
+      }
+    }
+    expect((await truth(world.actors.exporter.orgId)).length).toBe(180);
+    expect((await truth(world.actors.alpha.orgId, 'in_transit')).length).toBe(2);
+    // An organisation that both exported a unit and receives it sees it once.
+    const exporterId = world.actors.exporter.orgId;
+    const { rows: [unit] } = await database.pool.query<{ recipient_org_id: string }>("SELECT recipient_org_id FROM units WHERE serial = 'RQ-5-a'");
+    await database.pool.query("UPDATE units SET recipient_org_id = $1 WHERE serial = 'RQ-5-a'", [exporterId]);
+    try {
+      for (const pageSize of [7, 500]) {
+        const paged = await all((page: read.PageRequest<string>) => read.listUnits(database.pool, exporter(exporterId), page), pageSize);
+        expect(paged.map((row) => row.serial), `pages of ${pageSize}`).toEqual(await truth(exporterId));
+      }
+    } finally {
+      await database.pool.query("UPDATE units SET recipient_org_id = $1 WHERE serial = 'RQ-5-a'", [unit!.recipient_org_id]);
+    }
+  });
+
   it('reports utilisation per licence and allocation', async () => {
     const rows = await all((page: read.PageRequest<number>) => read.utilisation(database.pool, everything, page), 1);
     const exportLicence = rows.find((row) => row.id === world.exportLicenceId)!;

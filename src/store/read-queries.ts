@@ -127,9 +127,13 @@ async function keysetPage<T, K extends number | string>(
   const where = [...sql.where];
   if (page.after !== null) where.push(`${sql.key} > ${statement.add(page.after)}`);
   const text = `SELECT ${sql.select ?? '*'} FROM ${sql.from} WHERE ${where.join(' AND ')} ORDER BY ${sql.key} LIMIT ${statement.add(page.limit + 1)}`;
-  const rows = (await pool.query(text, statement.params)).rows as T[];
-  const more = rows.length > page.limit;
-  if (more) rows.length = page.limit;
+  return pageOf((await pool.query(text, statement.params)).rows as T[], page.limit, keyOf);
+}
+
+/** A page from up to limit + 1 rows in key order: the extra row says there is more. */
+function pageOf<T, K>(rows: T[], limit: number, keyOf: (row: T) => K): Page<T, K> {
+  const more = rows.length > limit;
+  if (more) rows.length = limit;
   const last = rows[rows.length - 1];
   return { rows, nextAfter: more && last !== undefined ? keyOf(last) : null };
 }
@@ -216,17 +220,43 @@ export async function listShipmentSerials(pool: Pool, viewer: Viewer, shipmentId
   }, page, (row: SerialView) => row.serial);
 }
 
-export function listUnits(pool: Pool, viewer: Viewer, page: PageRequest<string>, filter: { siteId?: string; custody?: string } = {}): Promise<Page<UnitView, string>> {
+/**
+ * A page of units. A tenant's page is the first rows of two ordered streams, each with its
+ * own cursor and limit: the units it receives (by the (recipient, serial) index), and the
+ * units of shipments it exported, other than those (only when it exported any). With the
+ * two as one OR (visible.unit), PostgreSQL walked the units in serial order testing each:
+ * 103 ms for the first page of a recipient with 100 of 400,000 units, against 1 ms for a
+ * recipient with a third of them (bench/experiments/tenant-pages.ts).
+ */
+export async function listUnits(pool: Pool, viewer: Viewer, page: PageRequest<string>, filter: { siteId?: string; custody?: string } = {}): Promise<Page<UnitView, string>> {
   const statement = new Statement();
-  const where = [visible.unit(statement, viewer, 'u')];
-  if (filter.siteId !== undefined) where.push(`u.site_id = ${statement.add(filter.siteId)}`);
-  if (filter.custody !== undefined) where.push(`u.custody = ${statement.add(filter.custody)}`);
-  return keysetPage(pool, statement, {
-    select: 'u.*, s.demo',
-    from: 'units u JOIN shipments s ON s.id = u.shipment_id',
-    where,
-    key: 'u.serial',
-  }, page, (row: UnitView) => row.serial);
+  const after = page.after === null ? null : statement.add(page.after);
+  const siteId = filter.siteId === undefined ? null : statement.add(filter.siteId);
+  const custody = filter.custody === undefined ? null : statement.add(filter.custody);
+  const limit = statement.add(page.limit + 1);
+  const conditions = (alias: string): string[] => [
+    ...(after === null ? [] : [`${alias}.serial > ${after}`]),
+    ...(siteId === null ? [] : [`${alias}.site_id = ${siteId}`]),
+    ...(custody === null ? [] : [`${alias}.custody = ${custody}`]),
+  ];
+  const stream = (alias: string, where: string[]) =>
+    `(SELECT ${alias}.*, ${alias}s.demo FROM units ${alias} JOIN shipments ${alias}s ON ${alias}s.id = ${alias}.shipment_id
+      WHERE ${[...where, ...conditions(alias)].join(' AND ')} ORDER BY ${alias}.serial LIMIT ${limit})`;
+  let text: string;
+  if (viewer.orgId === null) {
+    text = stream('u', ['true']);
+  } else {
+    const org = statement.add(viewer.orgId);
+    const received = stream('r', [`r.recipient_org_id = ${org}`]);
+    const exported = stream('x', [
+      // Uncorrelated, so evaluated once: an organisation that exported nothing skips this stream.
+      `EXISTS (SELECT 1 FROM shipments e WHERE e.exporter_org_id = ${org})`,
+      `xs.exporter_org_id = ${org}`,
+      `x.recipient_org_id <> ${org}`,
+    ]);
+    text = `SELECT * FROM (${received} UNION ALL ${exported}) u ORDER BY u.serial LIMIT ${limit}`;
+  }
+  return pageOf((await pool.query<UnitView>(text, statement.params)).rows, page.limit, (row) => row.serial);
 }
 
 export async function findUnit(pool: Pool, viewer: Viewer, serial: string): Promise<UnitView | null> {

@@ -1,0 +1,61 @@
+/**
+ * How tenants' pages of shipments and units read at the seed's scale: 40,000 shipments of 10
+ * units (400,000 units), one exporter, three recipients with a third each and a small one
+ * with 10 shipments. Rows are written straight into the tables with triggers off (this reads,
+ * it does not test the write path). A page of 100, first and deep, median of 21.
+ * Not part of `npm run bench`.
+ *
+ *   node --import tsx bench/experiments/tenant-pages.ts
+ */
+import { migrate } from '../../src/store/migrate.ts';
+import { createPool } from '../../src/store/pool.ts';
+import { listShipments, listUnits, type Page, type PageRequest, type Viewer } from '../../src/store/read-queries.ts';
+import { startBenchServer } from '../database.ts';
+import { median } from '../stats.ts';
+
+const shipments = 40_000;
+const unitsPerShipment = 10;
+
+const server = await startBenchServer('tenant-pages');
+try {
+  const pool = createPool({ url: await server.createDatabase('tenant_pages'), connectionsMax: 2, applicationName: 'tenant-pages' });
+  await migrate(pool);
+  const client = await pool.connect();
+  await client.query('SET session_replication_role = replica'); // no triggers: rows straight in
+  // Recipient by shipment number: the small recipient has every 4,000th, the rest go round.
+  const recipientOf = `CASE WHEN i % 4000 = 0 THEN 'ORG-SMALL' ELSE 'ORG-R' || (i % 3 + 1) END`;
+  await client.query(`INSERT INTO shipments (id, exporter_org_id, recipient_org_id, product_id, origin, destination, export_allocation_id, import_allocation_id,
+      units, status, booked_at, deadline, reference, serial_count, demo, created_seq, updated_seq)
+    SELECT 'S-' || i, 'ORG-EXP', ${recipientOf}, 'PRD-1', 'US', 'CN', 'A-1', 'A-2', ${unitsPerShipment}, 'delivered',
+      '2026-02-01T00:00:00Z', '2026-06-01T00:00:00Z', NULL, ${unitsPerShipment}, false, i, i
+    FROM generate_series(1, ${shipments}) AS i`);
+  await client.query(`INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
+    SELECT 'SN-' || lpad(((i - 1) * ${unitsPerShipment} + j)::text, 7, '0'), NULL, 'PRD-1', ${recipientOf}, 'delivered', 'S-' || i, NULL, i
+    FROM generate_series(1, ${shipments}) AS i, generate_series(1, ${unitsPerShipment}) AS j`);
+  await client.query('VACUUM ANALYZE');
+  client.release();
+  const viewers: Record<string, Viewer> = {
+    'a recipient (a third)': { orgId: 'ORG-R1', allocations: 'received' },
+    'a small recipient (10 shipments)': { orgId: 'ORG-SMALL', allocations: 'received' },
+    'the exporter (everything)': { orgId: 'ORG-EXP', allocations: 'related' },
+  };
+  const time = async <K>(name: string, read: (page: PageRequest<K>) => Promise<Page<unknown, K>>, after: K | null) => {
+    const times: number[] = [];
+    let rows = 0;
+    for (let run = 0; run < 21; run += 1) {
+      const started = performance.now();
+      rows = (await read({ after, limit: 100 })).rows.length;
+      times.push(performance.now() - started);
+    }
+    console.log(`${name.padEnd(64)} ${String(rows).padStart(3)} rows, median ${median(times).toFixed(2)} ms`);
+  };
+  for (const [who, viewer] of Object.entries(viewers)) {
+    await time<number>(`shipments, ${who}, first page`, (page) => listShipments(pool, viewer, page), null);
+    await time<number>(`shipments, ${who}, after shipment 36,000`, (page) => listShipments(pool, viewer, page), 36_000);
+    await time<string>(`units, ${who}, first page`, (page) => listUnits(pool, viewer, page), null);
+    await time<string>(`units, ${who}, after SN-0360000`, (page) => listUnits(pool, viewer, page), 'SN-0360000');
+  }
+  await pool.end();
+} finally {
+  await server.stop();
+}
