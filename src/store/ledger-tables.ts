@@ -179,8 +179,15 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
   const organisations = await select<OrganisationRow>('SELECT * FROM organisations WHERE id = ANY($1)', keys.organisations);
   const products = await select<ProductRow>('SELECT * FROM products WHERE id = ANY($1)', keys.products);
   const tokens = await select<TokenRow>(`SELECT id, org_id, role, label, '\\x' || encode(secret_hash, 'hex') AS secret_hash, created_at, revoked_at FROM tokens WHERE id = ANY($1)`, keys.tokens);
-  // JOIN unnest plans as a hash join: three times faster than = ANY for 100,000 serials.
-  const units = await select<UnitRow>('SELECT u.* FROM units u JOIN unnest($1::text[]) AS k(serial) ON u.serial = k.serial', serials);
+  // 100,000 serials, as the tables grow (bench/experiments/serial-lookups.ts):
+  // - units by = ANY: the planner probes the primary key for each serial, 207–441 ms from
+  //   400,000 to 4,000,000 units. Joined to unnest, it read every unit instead (hash or merge
+  //   join): 302, 689 and 2,015 ms.
+  // - live manifest rows by a join to unnest: it hashes only the live rows (those of
+  //   shipments under way; a partial index holds them), 106 ms with none and 371 ms with
+  //   1,000,000; = ANY takes 180–230 ms at either. Live rows are bounded by the units in
+  //   transit, and at the seed's scale (400,000 in all) the join is the quicker.
+  const units = await select<UnitRow>('SELECT u.* FROM units u WHERE u.serial = ANY($1::text[])', serials);
   const liveSerials = await select<ShipmentSerialRow>('SELECT s.* FROM shipment_serials s JOIN unnest($1::text[]) AS k(serial) ON s.serial = k.serial WHERE s.live', serials);
   // A unit's current site comes with it: moving or retiring it changes that site's count.
   for (const unit of units) if (unit.site_id !== null) keys.sites.add(unit.site_id);

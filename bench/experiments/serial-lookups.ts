@@ -1,0 +1,60 @@
+/**
+ * The two look-ups a 100,000-serial manifest makes before it writes (store/ledger-tables.ts
+ * loadBatchState: the units those serials already have, and which of them are live in a
+ * shipment), as the units table grows. The new serials fall between existing ones, as
+ * serials of several makers would. Rows are written straight into the tables with triggers
+ * off. Median of 3 after a warm-up. Not part of `npm run bench`.
+ *
+ *   node --import tsx bench/experiments/serial-lookups.ts
+ */
+import { migrate } from '../../src/store/migrate.ts';
+import { createPool } from '../../src/store/pool.ts';
+import { startBenchServer } from '../database.ts';
+import { median } from '../stats.ts';
+
+const lookedUp = 100_000;
+const sizes = [400_000, 2_000_000, 4_000_000];
+/** From this size on, this many manifest rows are live (a large fleet in transit). */
+const liveRows = 1_000_000;
+
+const ways: Array<[string, string]> = [
+  ['units, JOIN unnest (hash or merge join)', 'SELECT u.* FROM units u JOIN unnest($1::text[]) AS k(serial) ON u.serial = k.serial'],
+  ['units, = ANY (index probes)', 'SELECT u.* FROM units u WHERE u.serial = ANY($1::text[])'],
+  ['live rows, JOIN unnest (hash of live rows)', 'SELECT s.* FROM shipment_serials s JOIN unnest($1::text[]) AS k(serial) ON s.serial = k.serial WHERE s.live'],
+  ['live rows, = ANY (index probes)', 'SELECT s.* FROM shipment_serials s WHERE s.live AND s.serial = ANY($1::text[])'],
+];
+
+const server = await startBenchServer('serial-lookups');
+try {
+  const pool = createPool({ url: await server.createDatabase('serial_lookups'), connectionsMax: 1, applicationName: 'serial-lookups' });
+  await migrate(pool);
+  const client = await pool.connect();
+  await client.query('SET session_replication_role = replica'); // no triggers: rows straight in
+  let have = 0;
+  for (const size of sizes) {
+    await client.query(`INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
+      SELECT 'SN-' || lpad(i::text, 8, '0'), NULL, 'PRD-1', 'ORG-1', 'delivered', 'S-1', NULL, 1 FROM generate_series(${have + 1}, ${size}) AS i`);
+    await client.query(`INSERT INTO shipment_serials (shipment_id, serial, live)
+      SELECT 'S-1', 'SN-' || lpad(i::text, 8, '0'), i <= ${liveRows} AND ${size} >= 2000000 FROM generate_series(${have + 1}, ${size}) AS i`);
+    if (size >= 2_000_000) await client.query(`UPDATE shipment_serials SET live = true WHERE NOT live AND serial <= 'SN-${String(liveRows).padStart(8, '0')}'`);
+    have = size;
+    await client.query('VACUUM ANALYZE');
+    const step = Math.floor(size / lookedUp);
+    const serials = Array.from({ length: lookedUp }, (_, i) => `SN-${String(i * step).padStart(8, '0')}X`);
+    const live = Number((await client.query('SELECT count(*) AS n FROM shipment_serials WHERE live')).rows[0].n);
+    for (const [name, sql] of ways) {
+      await client.query(sql, [serials]);
+      const times: number[] = [];
+      for (let run = 0; run < 3; run += 1) {
+        const started = performance.now();
+        await client.query(sql, [serials]);
+        times.push(performance.now() - started);
+      }
+      console.log(`${size.toLocaleString('en-US').padStart(9)} units, ${live.toLocaleString('en-US').padStart(9)} live: ${name.padEnd(44)} ${median(times).toFixed(0).padStart(5)} ms`);
+    }
+  }
+  client.release();
+  await pool.end();
+} finally {
+  await server.stop();
+}
