@@ -62,14 +62,14 @@ describe('checkSerialCsv', () => {
     expect(result.problems).toEqual([{ line: 5, message: 'more than 3 serials; one upload holds at most that many' }]);
   });
 
-  it('checks a 100,000-serial file quickly', () => {
+  // How fast is for bench/, not for a test: this one only checks a file at the manifest limit.
+  it('checks a 100,000-serial file (the manifest limit) in full', () => {
     const lines = ['serial,gpu_uuid'];
     for (let index = 0; index < 100_000; index += 1) lines.push(`1654${String(index).padStart(9, '0')},GPU-${index.toString(16).padStart(8, '0')}-0000-0000-0000-000000000000`);
-    const started = performance.now();
     const result = check(lines.join('\n'));
     expect(result.problems).toEqual([]);
     expect(result.entries).toHaveLength(100_000);
-    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(result.entries.at(-1)).toEqual({ serial: '1654000099999', gpuUuid: 'GPU-0001869f-0000-0000-0000-000000000000' });
   });
 });
 
