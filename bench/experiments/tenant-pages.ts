@@ -1,6 +1,6 @@
 /**
  * How pages of shipments and units read at the seed's scale: 40,000 shipments of 10 units
- * (400,000 units; 10 shipments booked, the rest delivered; 40 units lost), one exporter,
+ * (400,000 units; 10 shipments booked, 10 cancelled, the rest delivered; 40 units lost), one exporter,
  * three recipients with a third each and a small one with 10 shipments, and an authority.
  * Rows are written straight into the tables with triggers off (this reads, it does not test
  * the write path). A page of 100, first and deep, with and without filters, median of 21.
@@ -27,7 +27,7 @@ try {
   const recipientOf = `CASE WHEN i % 4000 = 0 THEN 'ORG-SMALL' ELSE 'ORG-R' || (i % 3 + 1) END`;
   await client.query(`INSERT INTO shipments (id, exporter_org_id, recipient_org_id, product_id, origin, destination, export_allocation_id, import_allocation_id,
       units, status, booked_at, deadline, reference, serial_count, demo, created_seq, updated_seq)
-    SELECT 'S-' || i, 'ORG-EXP', ${recipientOf}, 'PRD-1', 'US', 'CN', 'A-1', 'A-2', ${unitsPerShipment}, CASE WHEN i % 4000 = 1 THEN 'booked' ELSE 'delivered' END,
+    SELECT 'S-' || i, 'ORG-EXP', ${recipientOf}, 'PRD-1', 'US', 'CN', 'A-1', 'A-2', ${unitsPerShipment}, CASE WHEN i % 4000 = 1 THEN 'booked' WHEN i % 4000 = 2 THEN 'cancelled' ELSE 'delivered' END,
       '2026-02-01T00:00:00Z', '2026-06-01T00:00:00Z', NULL, ${unitsPerShipment}, false, i, i
     FROM generate_series(1, ${shipments}) AS i`);
   await client.query(`INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
@@ -56,6 +56,7 @@ try {
     await time<number>(`shipments, ${who}, first page`, (page) => listShipments(pool, viewer, page), null);
     await time<number>(`shipments, ${who}, after shipment 36,000`, (page) => listShipments(pool, viewer, page), 36_000);
     await time<number>(`booked shipments (10 of 40,000), ${who}, first page`, (page) => listShipments(pool, viewer, page, { status: 'booked' }), null);
+    await time<number>(`cancelled shipments (10 of 40,000), ${who}, first page`, (page) => listShipments(pool, viewer, page, { status: 'cancelled' }), null);
     await time<string>(`deployed units (none), ${who}, first page`, (page) => listUnits(pool, viewer, page, { custody: 'deployed' }), null);
     await time<string>(`lost units (40 of 400,000), ${who}, first page`, (page) => listUnits(pool, viewer, page, { custody: 'lost' }), null);
     await time<string>(`units, ${who}, first page`, (page) => listUnits(pool, viewer, page), null);
