@@ -1,6 +1,6 @@
 /**
  * How pages of shipments and units read at the seed's scale: 40,000 shipments of 10 units
- * (400,000 units; 10 shipments booked, 10 cancelled, the rest delivered; 40 units lost), one exporter,
+ * (400,000 units; 10 shipments booked, 10 cancelled, the rest delivered; 40,000 units deployed at one site, 40 lost), one exporter,
  * three recipients with a third each and a small one with 10 shipments, and an authority.
  * Rows are written straight into the tables with triggers off (this reads, it does not test
  * the write path). A page of 100, first and deep, with and without filters, median of 21.
@@ -32,7 +32,8 @@ try {
     FROM generate_series(1, ${shipments}) AS i`);
   await client.query(`INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
     SELECT 'SN-' || lpad(((i - 1) * ${unitsPerShipment} + j)::text, 7, '0'), NULL, 'PRD-1', ${recipientOf},
-      CASE WHEN i % 997 = 0 AND j = 1 THEN 'lost' ELSE 'delivered' END, 'S-' || i, NULL, i
+      CASE WHEN i % 997 = 0 AND j = 1 THEN 'lost' WHEN i % 10 = 5 THEN 'deployed' ELSE 'delivered' END, 'S-' || i,
+      CASE WHEN i % 997 = 0 AND j = 1 THEN NULL WHEN i % 10 = 5 THEN 'SITE-BIG' END, i
     FROM generate_series(1, ${shipments}) AS i, generate_series(1, ${unitsPerShipment}) AS j`);
   await client.query('VACUUM ANALYZE');
   client.release();
@@ -57,7 +58,9 @@ try {
     await time<number>(`shipments, ${who}, after shipment 36,000`, (page) => listShipments(pool, viewer, page), 36_000);
     await time<number>(`booked shipments (10 of 40,000), ${who}, first page`, (page) => listShipments(pool, viewer, page, { status: 'booked' }), null);
     await time<number>(`cancelled shipments (10 of 40,000), ${who}, first page`, (page) => listShipments(pool, viewer, page, { status: 'cancelled' }), null);
-    await time<string>(`deployed units (none), ${who}, first page`, (page) => listUnits(pool, viewer, page, { custody: 'deployed' }), null);
+    await time<string>(`units at a site (40,000), ${who}, first page`, (page) => listUnits(pool, viewer, page, { siteId: 'SITE-BIG' }), null);
+    await time<string>(`units at a site (40,000), ${who}, after SN-0360000`, (page) => listUnits(pool, viewer, page, { siteId: 'SITE-BIG' }), 'SN-0360000');
+    await time<string>(`decommissioned units (none), ${who}, first page`, (page) => listUnits(pool, viewer, page, { custody: 'decommissioned' }), null);
     await time<string>(`lost units (40 of 400,000), ${who}, first page`, (page) => listUnits(pool, viewer, page, { custody: 'lost' }), null);
     await time<string>(`units, ${who}, first page`, (page) => listUnits(pool, viewer, page), null);
     await time<string>(`units, ${who}, after SN-0360000`, (page) => listUnits(pool, viewer, page), 'SN-0360000');
