@@ -1,9 +1,11 @@
 /**
  * How pages of shipments and units read at the seed's scale: 40,000 shipments of 10 units
- * (400,000 units; 10 shipments booked, 10 cancelled, the rest delivered; 40,000 units deployed at one site, 40 lost), one exporter,
- * three recipients with a third each and a small one with 10 shipments, and an authority.
- * Rows are written straight into the tables with triggers off (this reads, it does not test
- * the write path). A page of 100, first and deep, with and without filters, median of 21.
+ * (400,000 units; 10 shipments booked, 10 cancelled, the rest delivered; 40,000 units
+ * deployed at one site, 40 lost). Readers: an authority, an exporter with nearly all of it
+ * and a small one with 10 shipments, three recipients with a third each and a small one
+ * with 10 shipments. Rows are written straight into the tables with triggers off (this
+ * reads, it does not test the write path). A page of 100, first and deep, with and without
+ * filters, median of 21.
  * Not part of `npm run bench`.
  *
  *   node --import tsx bench/experiments/tenant-pages.ts
@@ -27,7 +29,7 @@ try {
   const recipientOf = `CASE WHEN i % 4000 = 0 THEN 'ORG-SMALL' ELSE 'ORG-R' || (i % 3 + 1) END`;
   await client.query(`INSERT INTO shipments (id, exporter_org_id, recipient_org_id, product_id, origin, destination, export_allocation_id, import_allocation_id,
       units, status, booked_at, deadline, reference, serial_count, demo, created_seq, updated_seq)
-    SELECT 'S-' || i, 'ORG-EXP', ${recipientOf}, 'PRD-1', 'US', 'CN', 'A-1', 'A-2', ${unitsPerShipment}, CASE WHEN i % 4000 = 1 THEN 'booked' WHEN i % 4000 = 2 THEN 'cancelled' ELSE 'delivered' END,
+    SELECT 'S-' || i, CASE WHEN i % 4000 = 3 THEN 'ORG-EXP-SMALL' ELSE 'ORG-EXP' END, ${recipientOf}, 'PRD-1', 'US', 'CN', 'A-1', 'A-2', ${unitsPerShipment}, CASE WHEN i % 4000 = 1 THEN 'booked' WHEN i % 4000 = 2 THEN 'cancelled' ELSE 'delivered' END,
       '2026-02-01T00:00:00Z', '2026-06-01T00:00:00Z', NULL, ${unitsPerShipment}, false, i, i
     FROM generate_series(1, ${shipments}) AS i`);
   await client.query(`INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
@@ -42,6 +44,7 @@ try {
     'a recipient (a third)': { orgId: 'ORG-R1', allocations: 'received' },
     'a small recipient (10 shipments)': { orgId: 'ORG-SMALL', allocations: 'received' },
     'the exporter (everything)': { orgId: 'ORG-EXP', allocations: 'related' },
+    'a small exporter (10 shipments)': { orgId: 'ORG-EXP-SMALL', allocations: 'related' },
   };
   const time = async <K>(name: string, read: (page: PageRequest<K>) => Promise<Page<unknown, K>>, after: K | null) => {
     const times: number[] = [];
