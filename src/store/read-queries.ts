@@ -67,6 +67,15 @@ class Statement {
   }
 }
 
+/**
+ * Who sees a unit: the organisation that receives it, and the exporter of its shipment.
+ * visible.unit joins the two with OR; listUnits reads them as two streams.
+ */
+const unitReaders = {
+  received: (alias: string, org: string): string => `${alias}.recipient_org_id = ${org}`,
+  exported: (alias: string, org: string): string => `EXISTS (SELECT 1 FROM shipments vs WHERE vs.id = ${alias}.shipment_id AND vs.exporter_org_id = ${org})`,
+};
+
 // Visibility predicates, one per table. Each takes the statement (to add the org id as a
 // parameter) and the alias of the table in the query.
 const visible = {
@@ -91,7 +100,7 @@ const visible = {
   unit(statement: Statement, viewer: Viewer, alias: string): string {
     if (viewer.orgId === null) return 'true';
     const org = statement.add(viewer.orgId);
-    return `(${alias}.recipient_org_id = ${org} OR EXISTS (SELECT 1 FROM shipments vs WHERE vs.id = ${alias}.shipment_id AND vs.exporter_org_id = ${org}))`;
+    return `(${unitReaders.received(alias, org)} OR ${unitReaders.exported(alias, org)})`;
   },
   site(statement: Statement, viewer: Viewer, alias: string): string {
     if (viewer.orgId === null) return 'true';
@@ -247,12 +256,12 @@ export async function listUnits(pool: Pool, viewer: Viewer, page: PageRequest<st
     text = stream('u', ['true']);
   } else {
     const org = statement.add(viewer.orgId);
-    const received = stream('r', [`r.recipient_org_id = ${org}`]);
+    const received = stream('r', [unitReaders.received('r', org)]);
     const exported = stream('x', [
       // Uncorrelated, so evaluated once: an organisation that exported nothing skips this stream.
       `EXISTS (SELECT 1 FROM shipments e WHERE e.exporter_org_id = ${org})`,
-      `xs.exporter_org_id = ${org}`,
-      `x.recipient_org_id <> ${org}`,
+      unitReaders.exported('x', org),
+      `NOT ${unitReaders.received('x', org)}`,
     ]);
     text = `SELECT * FROM (${received} UNION ALL ${exported}) u ORDER BY u.serial LIMIT ${limit}`;
   }
