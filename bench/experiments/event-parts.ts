@@ -9,11 +9,12 @@
  *   node --import tsx bench/experiments/event-parts.ts [batches]
  *
  * Variants:
- * - as stored: the events table with its subject index, and one event_readers row per event;
+ * - as stored: the events table with its subject index, and a reader set (migration 012) per
+ *   organisation and batch, as store/batch-writes.ts writes them;
+ * - a reader row per event: the layout before migration 012, one (org_id, seq) row per event
+ *   and organisation;
  * - org_ids as text: the array column as plain text (is array input the cost?);
  * - hash subject index: the subject index as a hash index instead of a B-tree;
- * - readers per batch: one row per organisation and batch holding the batch's seqs as an
- *   array, instead of a row per event and organisation;
  * - no readers: the events alone, with their subject index;
  * - no readers, no subject index: the events table with its primary key only.
  */
@@ -21,6 +22,7 @@ import { copyIn, copyStatement, encodeCopyBinary, type CopyColumn, type CopyValu
 import { migrate } from '../../src/store/migrate.ts';
 import { createPool, type PoolClient } from '../../src/store/pool.ts';
 import { startBenchServer } from '../database.ts';
+import { readerSetsOf } from '../../src/store/reader-sets.ts';
 import { percentile } from '../stats.ts';
 import { entry } from '../tlog-append.ts';
 
@@ -33,7 +35,8 @@ const eventColumns: CopyColumn[] = [
   { name: 'subject_id', type: 'text' }, { name: 'org_ids', type: 'text[]' }, { name: 'canonical', type: 'bytea' },
 ];
 const textOrgColumns = eventColumns.map((column): CopyColumn => (column.name === 'org_ids' ? { name: 'org_ids', type: 'text' } : column));
-const readerColumns: CopyColumn[] = [{ name: 'org_id', type: 'text' }, { name: 'seq', type: 'int8' }];
+const readerSetColumns: CopyColumn[] = [{ name: 'org_id', type: 'text' }, { name: 'first_seq', type: 'int8' }, { name: 'last_seq', type: 'int8' }, { name: 'offsets', type: 'int2[]' }];
+const readerRowColumns: CopyColumn[] = [{ name: 'org_id', type: 'text' }, { name: 'seq', type: 'int8' }];
 
 interface Batch {
   seqs: number[];
@@ -43,24 +46,22 @@ interface Batch {
 const eventRows = (batch: Batch, orgs: CopyValue): CopyValue[][] => batch.seqs.map((seq, i) => [seq, at, 'shipment.book', 'TOK-bench', `SHP-${seq}`, orgs, batch.canonicals[i]!]);
 const copyEvents = (client: PoolClient, batch: Batch, columns = eventColumns, orgs: CopyValue = ['ORG-1']) =>
   copyIn(client, copyStatement('events', columns), encodeCopyBinary(columns, eventRows(batch, orgs)));
-const copyReaders = (client: PoolClient, batch: Batch) => copyIn(client, copyStatement('event_readers', readerColumns), encodeCopyBinary(readerColumns, batch.seqs.map((seq) => ['ORG-1', seq])));
-const readerSets = 'CREATE TABLE event_reader_sets (org_id text NOT NULL, first_seq bigint NOT NULL, last_seq bigint NOT NULL, seqs bigint[] NOT NULL, PRIMARY KEY (org_id, first_seq))';
+const copyReaderSets = (client: PoolClient, batch: Batch) => {
+  const sets = readerSetsOf(batch.seqs.map((seq) => ({ seq, org_ids: ['ORG-1'] })));
+  return copyIn(client, copyStatement('event_reader_sets', readerSetColumns), encodeCopyBinary(readerSetColumns, sets.map((set) => [set.org_id, set.first_seq, set.last_seq, set.offsets])));
+};
+const readerRows = 'CREATE TABLE event_readers (org_id text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (org_id, seq))';
+const copyReaderRows = (client: PoolClient, batch: Batch) => copyIn(client, copyStatement('event_readers', readerRowColumns), encodeCopyBinary(readerRowColumns, batch.seqs.map((seq) => ['ORG-1', seq])));
 const hashSubjectIndex = 'DROP INDEX events_subject; CREATE INDEX events_subject ON events USING hash (subject_id)';
 
 const variants: Record<string, { setup?: string; write: (client: PoolClient, batch: Batch) => Promise<void> }> = {
-  'as stored': { write: async (client, batch) => { await copyEvents(client, batch); await copyReaders(client, batch); } },
+  'as stored': { write: async (client, batch) => { await copyEvents(client, batch); await copyReaderSets(client, batch); } },
+  'a reader row per event': { setup: readerRows, write: async (client, batch) => { await copyEvents(client, batch); await copyReaderRows(client, batch); } },
   'org_ids as text': {
     setup: 'ALTER TABLE events ALTER COLUMN org_ids TYPE text',
-    write: async (client, batch) => { await copyEvents(client, batch, textOrgColumns, 'ORG-1'); await copyReaders(client, batch); },
+    write: async (client, batch) => { await copyEvents(client, batch, textOrgColumns, 'ORG-1'); await copyReaderSets(client, batch); },
   },
-  'hash subject index': { setup: hashSubjectIndex, write: async (client, batch) => { await copyEvents(client, batch); await copyReaders(client, batch); } },
-  'readers per batch': {
-    setup: readerSets,
-    write: async (client, batch) => {
-      await copyEvents(client, batch);
-      await client.query('INSERT INTO event_reader_sets (org_id, first_seq, last_seq, seqs) VALUES ($1, $2, $3, $4::bigint[])', ['ORG-1', batch.seqs[0], batch.seqs.at(-1), batch.seqs]);
-    },
-  },
+  'hash subject index': { setup: hashSubjectIndex, write: async (client, batch) => { await copyEvents(client, batch); await copyReaderSets(client, batch); } },
   'no readers': { write: async (client, batch) => { await copyEvents(client, batch); } },
   'no readers, no subject index': { setup: 'DROP INDEX events_subject', write: async (client, batch) => { await copyEvents(client, batch); } },
 };

@@ -6,7 +6,7 @@
  * - the same with the canonical bytes as one binary parameter, each event's bytes cut out
  *   of it in SQL (as store/batch-writes.ts sends tiles);
  * - COPY in the binary format (store/copy-binary.ts), as store/batch-writes.ts sends them.
- * Each way once into the real events table (with its indexes and event_readers) and once
+ * Each way once into the real events table (with its indexes and reader sets) and once
  * into a table with only (seq, canonical) and its primary key: the benchmark's floor. Not
  * part of `npm run bench`.
  *
@@ -35,13 +35,15 @@ function batchOf(index: number): Batch {
 }
 
 const fullColumns = (batch: Batch) => [batch.seqs, batch.seqs.map(() => at), batch.seqs.map(() => 'shipment.book'), batch.seqs.map(() => 'TOK-bench'), batch.seqs.map((seq) => `S-${seq}`), batch.seqs.map(() => 'ORG-1')];
-const readers = (client: PoolClient, batch: Batch) => client.query('INSERT INTO event_readers (org_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[])', [batch.seqs.map(() => 'ORG-1'), batch.seqs]);
+/** The batch's one reader set (every event is ORG-1's), by parameters. */
+const readers = (client: PoolClient, batch: Batch) => client.query('INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) VALUES ($1, $2, $3, $4::int2[])',
+  ['ORG-1', batch.seqs[0], batch.seqs.at(-1), batch.seqs.map((seq) => seq - batch.seqs[0]!)]);
 
 const eventColumns: CopyColumn[] = [
   { name: 'seq', type: 'int8' }, { name: 'at', type: 'timestamptz' }, { name: 'kind', type: 'text' }, { name: 'actor', type: 'text' },
   { name: 'subject_id', type: 'text' }, { name: 'org_ids', type: 'text[]' }, { name: 'canonical', type: 'bytea' },
 ];
-const readerColumns: CopyColumn[] = [{ name: 'org_id', type: 'text' }, { name: 'seq', type: 'int8' }];
+const readerColumns: CopyColumn[] = [{ name: 'org_id', type: 'text' }, { name: 'first_seq', type: 'int8' }, { name: 'last_seq', type: 'int8' }, { name: 'offsets', type: 'int2[]' }];
 const floorColumns: CopyColumn[] = [{ name: 'seq', type: 'int8' }, { name: 'canonical', type: 'bytea' }];
 
 const ways: Record<string, { table: 'events' | 'floor'; write: (client: PoolClient, batch: Batch) => Promise<unknown> }> = {
@@ -70,7 +72,7 @@ const ways: Record<string, { table: 'events' | 'floor'; write: (client: PoolClie
     table: 'events',
     write: async (client, batch) => {
       await copyIn(client, copyStatement('events', eventColumns), encodeCopyBinary(eventColumns, batch.seqs.map((seq, i) => [seq, at, 'shipment.book', 'TOK-bench', `S-${seq}`, ['ORG-1'], batch.canonicals[i]!])));
-      await copyIn(client, copyStatement('event_readers', readerColumns), encodeCopyBinary(readerColumns, batch.seqs.map((seq) => ['ORG-1', seq])));
+      await copyIn(client, copyStatement('event_reader_sets', readerColumns), encodeCopyBinary(readerColumns, [['ORG-1', batch.seqs[0]!, batch.seqs.at(-1)!, batch.seqs.map((seq) => seq - batch.seqs[0]!)]]));
     },
   },
   'floor, bytea[] (hex text)': {

@@ -130,7 +130,7 @@ describe('a log that fails while the events travel', () => {
     }
     const after = await readHead(database.pool);
     expect(after.size).toBe(before.size);
-    const stored = await database.pool.query('SELECT (SELECT count(*)::int FROM events WHERE seq >= $1) AS events, (SELECT count(*)::int FROM event_readers WHERE seq >= $1) AS readers', [before.size]);
+    const stored = await database.pool.query('SELECT (SELECT count(*)::int FROM events WHERE seq >= $1) AS events, (SELECT count(*)::int FROM event_reader_sets WHERE last_seq >= $1) AS readers', [before.size]);
     expect(stored.rows[0]).toEqual({ events: 0, readers: 0 });
   });
 });

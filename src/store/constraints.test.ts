@@ -107,6 +107,18 @@ describe('database constraints, written around the ledger', () => {
     }
   });
 
+  it('refuses a reader set that misstates its run: offsets from 0 to its span, at most 2,048, within int2', async () => {
+    const insert = (first: number, last: number, offsets: string) => refusal(`INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) VALUES ('ORG-X', ${first}, ${last}, '${offsets}'::int2[])`);
+    expect(await insert(100, 104, '{0,2,4}')).toBeUndefined(); // well formed: the cases below are about one rule each
+    for (const [first, last, offsets] of [
+      [100, 104, '{1,2,4}'], [100, 104, '{0,2,3}'], [100, 104, '{}'], [100, 99, '{0}'], [-1, 0, '{0,1}'],
+      [0, 40_000, '{0,32767}'], [0, 2_048, `{${Array.from({ length: 2_049 }, (_, index) => index).join(',')}}`], [100, 101, '{{0},{1}}'],
+    ] as const) {
+      const error = await insert(first, last, offsets);
+      expect(error?.code, `${first}..${last} ${offsets.slice(0, 20)}: ${error?.message ?? 'accepted'}`).toBe('23514');
+    }
+  });
+
   it('refuses two checkpoint roots for one size (a fork)', async () => {
     const error = await refusal(`INSERT INTO tlog_checkpoints (size, root, key_id, signed_note) VALUES (1, $1, 'a', 'x'), (1, $2, 'b', 'y')`, [Buffer.alloc(32, 1), Buffer.alloc(32, 2)]);
     expect(error?.code).toBe('23514');

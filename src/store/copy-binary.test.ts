@@ -8,7 +8,7 @@ let database: TestDatabase;
 beforeAll(async () => {
   database = await createTestDatabase();
   await database.pool.query(`CREATE TABLE copy_probe (
-    n int, a smallint, b integer, c bigint, d boolean, e text, f text[], g bytea, h timestamptz,
+    n int, a smallint, b integer, c bigint, d boolean, e text, f text[], g bytea, h timestamptz, i smallint[],
     CHECK (b IS NULL OR b <> 13)
   )`);
 });
@@ -19,6 +19,7 @@ afterAll(async () => {
 const columns: CopyColumn[] = [
   { name: 'n', type: 'int4' }, { name: 'a', type: 'int2' }, { name: 'b', type: 'int4' }, { name: 'c', type: 'int8' }, { name: 'd', type: 'bool' },
   { name: 'e', type: 'text' }, { name: 'f', type: 'text[]' }, { name: 'g', type: 'bytea' }, { name: 'h', type: 'timestamptz' },
+  { name: 'i', type: 'int2[]' },
 ];
 
 /** Text PostgreSQL accepts: no NUL, and well-formed Unicode. */
@@ -33,6 +34,7 @@ const row = (n: number) => fc.tuple(
   fc.option(fc.array(pgText, { maxLength: 4 })),
   fc.option(fc.uint8Array({ maxLength: 600 }).map((bytes) => Buffer.from(bytes))),
   fc.option(fc.date({ min: new Date('1900-01-01T00:00:00Z'), max: new Date('2200-01-01T00:00:00Z'), noInvalidDate: true }).map((date) => date.toISOString())),
+  fc.option(fc.array(fc.integer({ min: -32_768, max: 32_767 }), { maxLength: 6 })),
 );
 
 async function copied(rows: CopyValue[][]): Promise<CopyValue[][]> {
@@ -43,7 +45,8 @@ async function copied(rows: CopyValue[][]): Promise<CopyValue[][]> {
     await copyIn(client, copyStatement('copy_probe', columns), encodeCopyBinary(columns, rows));
     const stored = await client.query<Record<string, CopyValue>>('SELECT * FROM copy_probe ORDER BY n');
     // Arrays count from 1 in SQL, as text input makes them (org_ids[1] must mean the first).
-    const lowerBounds = await client.query<{ lower: number | null }>('SELECT DISTINCT array_lower(f, 1) AS lower FROM copy_probe WHERE cardinality(f) > 0');
+    const lowerBounds = await client.query<{ lower: number | null }>(`SELECT DISTINCT array_lower(f, 1) AS lower FROM copy_probe WHERE cardinality(f) > 0
+      UNION SELECT DISTINCT array_lower(i, 1) FROM copy_probe WHERE cardinality(i) > 0`);
     expect(lowerBounds.rows.map((bound) => bound.lower).filter((lower) => lower !== 1)).toEqual([]);
     await client.query('ROLLBACK');
     return stored.rows.map((stored) => columns.map((column) => stored[column.name]!));
@@ -62,7 +65,7 @@ describe('COPY in the binary format', () => {
 
   it('stores strings either side of the short-ASCII path: 64 and 65 characters, and non-ASCII at the start, middle and end', async () => {
     const texts = ['x'.repeat(64), 'y'.repeat(65), `${'a'.repeat(63)}é`, `é${'b'.repeat(10)}`, `SN-${'0'.repeat(20)}\u4e2d${'1'.repeat(20)}`, 'H200 😀', ''];
-    const written = texts.map((text, n): CopyValue[] => [n, null, null, null, null, text, [text, 'ORG-1'], null, null]);
+    const written = texts.map((text, n): CopyValue[] => [n, null, null, null, null, text, [text, 'ORG-1'], null, null, null]);
     expect(await copied(written)).toEqual(written);
   });
 
@@ -70,7 +73,7 @@ describe('COPY in the binary format', () => {
     const client = await database.pool.connect();
     try {
       await client.query('BEGIN');
-      const rows = [[1, null, 12, null, null, null, null, null, null], [2, null, 13, null, null, null, null, null, null]];
+      const rows = [[1, null, 12, null, null, null, null, null, null, null], [2, null, 13, null, null, null, null, null, null, null]];
       await expect(copyIn(client, copyStatement('copy_probe', columns), encodeCopyBinary(columns, rows))).rejects.toMatchObject({ code: '23514' });
       await client.query('ROLLBACK');
       expect((await client.query('SELECT count(*)::int AS n FROM copy_probe')).rows[0].n).toBe(0);
@@ -90,9 +93,12 @@ describe('COPY in the binary format', () => {
       [{ name: 'h', type: 'timestamptz' }, '2026-02-01T00:00:00.123456Z', /as toISOString writes it/],
       [{ name: 'h', type: 'timestamptz' }, '2026-02-01', /as toISOString writes it/],
       [{ name: 'f', type: 'text[]' }, ['a', 7 as unknown as string], /element that is not a string/],
+      [{ name: 'i', type: 'int2[]' }, [1, 32_768], /element that does not fit int2: 32768/],
+      [{ name: 'i', type: 'int2[]' }, [0.5], /element that does not fit int2: 0.5/],
+      [{ name: 'i', type: 'int2[]' }, 'abc', /not an array of integers/],
     ];
     for (const [column, value, message] of bad) expect(() => encodeCopyBinary([column], [[value]])).toThrow(message);
-    expect(() => encodeCopyBinary(columns, [[1]])).toThrow(/row 0 has 1 values for 9 columns/);
+    expect(() => encodeCopyBinary(columns, [[1]])).toThrow(/row 0 has 1 values for 10 columns/);
   });
 
   it('reads one column back exactly, as each value\'s length then its bytes, and refuses output it does not expect', async () => {
@@ -100,7 +106,7 @@ describe('COPY in the binary format', () => {
     const client = await database.pool.connect();
     try {
       await client.query('BEGIN');
-      await copyIn(client, copyStatement('copy_probe', columns), encodeCopyBinary(columns, values.map((g, n) => [n, null, null, null, null, null, null, g, null])));
+      await copyIn(client, copyStatement('copy_probe', columns), encodeCopyBinary(columns, values.map((g, n) => [n, null, null, null, null, null, null, g, null, null])));
       const read = readValuesOfOneColumn(await copyOut(client, 'COPY (SELECT g FROM copy_probe ORDER BY n) TO STDOUT (FORMAT binary)'));
       expect(read.count).toBe(3);
       expect(read.bytes).toEqual(Buffer.concat(values.flatMap((value) => [Buffer.from(Uint32Array.of(value.length).buffer).reverse(), value])));

@@ -28,8 +28,8 @@ import { Readable } from 'node:stream';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type pg from 'pg';
 
-export type CopyType = 'int2' | 'int4' | 'int8' | 'bool' | 'text' | 'text[]' | 'bytea' | 'timestamptz';
-export type CopyValue = number | string | boolean | Buffer | readonly string[] | null;
+export type CopyType = 'int2' | 'int4' | 'int8' | 'bool' | 'text' | 'text[]' | 'int2[]' | 'bytea' | 'timestamptz';
+export type CopyValue = number | string | boolean | Buffer | readonly string[] | readonly number[] | null;
 
 export interface CopyColumn {
   name: string;
@@ -40,6 +40,7 @@ export interface CopyColumn {
 const asciiCopyMax = 64;
 const signature = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const textOid = 25;
+const int2Oid = 21;
 /** PostgreSQL counts timestamps in microseconds from 2000-01-01 UTC. */
 const postgresEpochMs = Date.UTC(2000, 0, 1);
 
@@ -195,14 +196,7 @@ function writeValue(writer: CopyWriter, column: CopyColumn, value: CopyValue, ro
       return;
     case 'text[]': {
       if (!Array.isArray(value)) fail(column, row, 'is not an array of strings');
-      const slot = writer.lengthSlot();
-      writer.int32(value.length === 0 ? 0 : 1); // dimensions
-      writer.int32(0); // no NULL elements
-      writer.int32(textOid);
-      if (value.length > 0) {
-        writer.int32(value.length);
-        writer.int32(1); // lower bound
-      }
+      const slot = arrayHeader(writer, textOid, value.length);
       for (const element of value) {
         if (typeof element !== 'string') fail(column, row, 'holds an element that is not a string');
         writer.text(element);
@@ -210,7 +204,31 @@ function writeValue(writer: CopyWriter, column: CopyColumn, value: CopyValue, ro
       writer.fillLength(slot);
       return;
     }
+    case 'int2[]': {
+      if (!Array.isArray(value)) fail(column, row, 'is not an array of integers');
+      const slot = arrayHeader(writer, int2Oid, value.length);
+      for (const element of value) {
+        if (typeof element !== 'number' || !Number.isInteger(element) || element < -32_768 || element > 32_767) fail(column, row, `holds an element that does not fit int2: ${String(element)}`);
+        writer.int32(2);
+        writer.int16(element);
+      }
+      writer.fillLength(slot);
+      return;
+    }
   }
+}
+
+/** A one-dimensional array's header (no NULL elements); answers the slot its length fills. */
+function arrayHeader(writer: CopyWriter, elementOid: number, length: number): number {
+  const slot = writer.lengthSlot();
+  writer.int32(length === 0 ? 0 : 1); // dimensions
+  writer.int32(0); // no NULL elements
+  writer.int32(elementOid);
+  if (length > 0) {
+    writer.int32(length);
+    writer.int32(1); // lower bound
+  }
+  return slot;
 }
 
 /** The COPY BINARY bytes of rows, each a value per column in column order. */
