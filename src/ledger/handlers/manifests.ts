@@ -61,7 +61,7 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
       shipment_id: shipment.id,
       site_id: null,
       updated_seq: seq,
-    });
+    }, unit);
   });
   const current = state.get('shipments', shipment.id)!;
   state.update('shipments', current, { serial_count: current.serial_count + entries.length, updated_seq: seq });
