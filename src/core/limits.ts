@@ -5,6 +5,12 @@
 export const limits = {
   /** Largest JSON request body the API accepts. A 100,000-serial manifest is about 2.5 MB. */
   requestBodyBytesMax: 8 * 1024 * 1024,
+  /**
+   * Request bodies one server process holds at once, from the moment it accepts their
+   * headers until it has answered: without a bound, a few hundred concurrent 8 MB uploads
+   * would take the process's memory. Past it, 503 + Retry-After.
+   */
+  requestBodiesInFlightBytesMax: 256 * 1024 * 1024,
   /** Serials in one shipment manifest. */
   shipmentSerialsMax: 100_000,
   /** Length of one serial number or GPU UUID. */

@@ -16,6 +16,7 @@ import type { Actor } from '../ledger/permissions.ts';
 import type { Pool } from '../store/pool.ts';
 import { ping } from '../store/read-queries.ts';
 import { TokenVerifier } from './auth.ts';
+import { BodyBudget } from './body-budget.ts';
 import { parseJsonBody } from './body.ts';
 import { registerCommandRoutes } from './commands.ts';
 import { HttpMetrics } from './metrics.ts';
@@ -40,6 +41,8 @@ export interface ServerOptions {
   demo?: boolean;
   /** Largest request body; defaults to limits.requestBodyBytesMax. */
   bodyLimitBytes?: number;
+  /** Request bodies held at once; defaults to limits.requestBodiesInFlightBytesMax. */
+  bodiesInFlightBytesMax?: number;
   /** Witness verifier keys whose cosignatures of our checkpoints are stored and served. */
   witnessKeys?: readonly string[];
 }
@@ -63,6 +66,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     ? Fastify({ ...common, logger: false })
     : Fastify({ ...common, loggerInstance: options.logger ?? defaultLogger() })) as unknown as FastifyInstance;
   const verifier = new TokenVerifier(options.pool);
+  const bodies = new BodyBudget(options.bodiesInFlightBytesMax ?? limits.requestBodiesInFlightBytesMax);
   const metrics = new HttpMetrics();
   const demo = options.demo === true;
 
@@ -100,8 +104,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await registerLogRoutes(app, { ledger: options.ledger, pool: options.pool, verifier, witnessKeys: options.witnessKeys ?? [] });
   await app.register(async (scope) => {
     // Authentication before the body is read: an anonymous 8 MB upload costs us nothing.
-    scope.addHook('onRequest', async (request: FastifyRequest) => {
+    // Then the body's room among those held at once, also before it is read.
+    scope.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
       request.actor = await verifier.verify(request.headers.authorization);
+      bodies.reserve(request, reply, bodyLimit);
     });
     registerCommandRoutes(scope, options.ledger, verifier);
     registerQueryRoutes(scope, { pool: options.pool, demo });
