@@ -66,23 +66,17 @@ async function upload(bytes: number): Promise<Answer> {
   return answer;
 }
 
-/** Sends whole uploads until one is refused for want of room (the held one's headers must arrive first). */
-async function untilRefused(): Promise<Answer> {
+/**
+ * Sends whole uploads until one is answered as wanted: the held upload's headers reach the
+ * server a moment after it was started, and its room comes back a moment after it ended.
+ */
+async function uploadUntil(wanted: 'refused' | 'accepted'): Promise<Answer> {
   for (let attempt = 0; attempt < 200; attempt += 1) {
     const answer = await upload(bodyBytes);
-    if (answer.status === 503) return answer;
+    if ((answer.status === 503) === (wanted === 'refused')) return answer;
     await new Promise((resume) => setTimeout(resume, 10));
   }
-  throw new Error('no upload was refused while another held the room');
-}
-
-async function untilAccepted(): Promise<Answer> {
-  for (let attempt = 0; attempt < 200; attempt += 1) {
-    const answer = await upload(bodyBytes);
-    if (answer.status !== 503) return answer;
-    await new Promise((resume) => setTimeout(resume, 10));
-  }
-  throw new Error('the room never came back');
+  throw new Error(wanted === 'refused' ? 'no upload was refused while another held the room' : 'the room never came back');
 }
 
 describe('request bodies in flight', () => {
@@ -90,21 +84,21 @@ describe('request bodies in flight', () => {
     const first = await upload(bodyBytes);
     expect(first.status, first.body).toBe(400); // the room is there: the route itself answers
     const held = startUpload(bodyBytes);
-    const refused = await untilRefused();
+    const refused = await uploadUntil('refused');
     expect(refused.retryAfter).toBeDefined();
     expect(JSON.parse(refused.body)).toMatchObject({ status: 503, code: 'overloaded', rule: 'request-bodies-in-flight' });
     const read = await fetch(`http://127.0.0.1:${port}/v1/shipments`, { headers: { authorization: `Bearer ${api.tokens.recipient}` } });
     expect(read.status).toBe(200);
     held.request.end(`"name":"${'x'.repeat(bodyBytes - 11)}"}`);
     expect((await held.answer).status).toBe(400);
-    expect((await untilAccepted()).status).toBe(400);
+    expect((await uploadUntil('accepted')).status).toBe(400);
   });
 
   it('gives the room back when a client goes away in the middle of its body', async () => {
     const held = startUpload(bodyBytes);
     held.answer.catch(() => {}); // the socket is destroyed on purpose
-    await untilRefused();
+    await uploadUntil('refused');
     held.request.destroy();
-    expect((await untilAccepted()).status).toBe(400);
+    expect((await uploadUntil('accepted')).status).toBe(400);
   });
 });
