@@ -101,6 +101,35 @@ describe('read queries', () => {
     expect(await all((page: read.PageRequest<number>) => read.listEvents(database.pool, recipient('ORG-nobody'), page), 7)).toEqual([]);
   });
 
+  it('has the full re-check hold the reader sets to the events: a set that shows a tenant an event not naming it, misses a reader, or lists one twice', async () => {
+    expect(await world.ledger.violations()).toEqual([]);
+    const alpha = world.actors.alpha.orgId;
+    const { rows: [foreign] } = await database.pool.query<{ seq: number }>('SELECT seq FROM events WHERE NOT ($1 = ANY (org_ids)) ORDER BY seq DESC LIMIT 1', [alpha]);
+    const { rows: [own] } = await database.pool.query<{ seq: number }>('SELECT seq FROM events WHERE $1 = ANY (org_ids) ORDER BY seq DESC LIMIT 1', [alpha]);
+    // One inside a set (not its last), so a second set can list it under another key.
+    const { rows: [inner] } = await database.pool.query<{ seq: number }>(`SELECT e.seq FROM events e WHERE $1 = ANY (e.org_ids)
+      AND NOT EXISTS (SELECT 1 FROM event_reader_sets r WHERE r.org_id = $1 AND r.last_seq = e.seq) ORDER BY e.seq LIMIT 1`, [alpha]);
+    const tampered = async (sql: string, values: unknown[]) => {
+      const client = await database.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query(sql, values);
+        return (await client.query<{ invariant: string; subject: string; detail: string }>('SELECT * FROM ledger_violations()')).rows;
+      } finally {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+    };
+    const insertSet = 'INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) VALUES ($1, $2, $2, \'{0}\')';
+    expect(await tampered(insertSet, [alpha, foreign!.seq])).toEqual([
+      { invariant: 'event-readers', subject: String(foreign!.seq), detail: `a reader set of ${alpha} lists it, but the event does not name ${alpha}` },
+    ]);
+    expect(await tampered(insertSet, [alpha, inner!.seq])).toEqual([{ invariant: 'event-readers', subject: String(inner!.seq), detail: `reader sets of ${alpha} list it 2 times` }]);
+    expect(await tampered('DELETE FROM event_reader_sets WHERE org_id = $1 AND last_seq = $2', [alpha, own!.seq])).toContainEqual(
+      { invariant: 'event-readers', subject: String(own!.seq), detail: `the event names ${alpha}, but no reader set of ${alpha} lists it` },
+    );
+  });
+
   it('answers a subject\'s history to its readers only: every event of the subject that names the viewer', async () => {
     const subjects = (await database.pool.query<{ subject_id: string }>('SELECT DISTINCT subject_id FROM events WHERE subject_id IS NOT NULL ORDER BY subject_id')).rows.map((row) => row.subject_id);
     expect(subjects.length).toBeGreaterThan(10);
