@@ -145,6 +145,19 @@ describe('read queries', () => {
     expect(seen).toBeGreaterThan(20);
   });
 
+  it('answers no for a subject\'s event when the viewer\'s next reader set starts further beyond it than an int2 offset reaches', async () => {
+    const { rows: [first] } = await database.pool.query<{ seq: number; subject_id: string }>('SELECT seq, subject_id FROM events WHERE subject_id IS NOT NULL ORDER BY seq LIMIT 1');
+    // A set 40,000 seqs on: the event's offset in it would not fit int2.
+    const far = first!.seq + 40_000;
+    await database.pool.query("INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) VALUES ('ORG-FAR', $1, $1, '{0}')", [far]);
+    try {
+      const page = await read.listEvents(database.pool, recipient('ORG-FAR'), { after: null, limit: 10 }, { subjectId: first!.subject_id });
+      expect(page.rows).toEqual([]);
+    } finally {
+      await database.pool.query("DELETE FROM event_reader_sets WHERE org_id = 'ORG-FAR'");
+    }
+  });
+
   it('pages units for each tenant, with and without filters, exactly as the visibility rule reads them', async () => {
     const truth = async (orgId: string | null, custody?: string) => (await database.pool.query<{ serial: string }>(
       `SELECT u.serial FROM units u WHERE ($1::text IS NULL OR u.recipient_org_id = $1 OR EXISTS (SELECT 1 FROM shipments s WHERE s.id = u.shipment_id AND s.exporter_org_id = $1))

@@ -110,7 +110,8 @@ const visible = {
    * One event at a time (a subject's few events): its seq must be among the offsets of the
    * one reader set of the viewer's organisation that can hold it, the first to end at or
    * after it (an organisation's sets never overlap; migration 012). LIMIT 1 keeps that a
-   * single index probe. A page of a tenant's whole stream starts from its sets instead
+   * single index probe. The offset is compared as bigint: that set may start far beyond
+   * the event, and a cast to int2 would then fail instead of answering no. A page of a tenant's whole stream starts from its sets instead
    * (eventsOfReader).
    */
   event(statement: Statement, viewer: Viewer, alias: string): string {
@@ -118,7 +119,7 @@ const visible = {
     return `EXISTS (SELECT 1 FROM (
       SELECT r.first_seq, r.offsets FROM event_reader_sets r
       WHERE r.org_id = ${statement.add(viewer.orgId)} AND r.last_seq >= ${alias}.seq ORDER BY r.last_seq LIMIT 1) r
-      WHERE r.first_seq <= ${alias}.seq AND (${alias}.seq - r.first_seq)::int2 = ANY (r.offsets))`;
+      WHERE r.first_seq <= ${alias}.seq AND ${alias}.seq - r.first_seq = ANY (r.offsets))`;
   },
   /** Its own organisation, and those named with it on a licence it sees (holder, authority, parties). */
   organisation(statement: Statement, viewer: Viewer, alias: string): string {
