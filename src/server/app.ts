@@ -100,7 +100,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, problemOf(new DomainError('not_found', `there is no route ${request.method} ${request.url.split('?')[0]}`), request.url)));
 
-  registerPublicRoutes(app, options, metrics, verifier);
+  registerPublicRoutes(app, options, metrics, verifier, bodies);
   await registerLogRoutes(app, { ledger: options.ledger, pool: options.pool, verifier, witnessKeys: options.witnessKeys ?? [] });
   await app.register(async (scope) => {
     // Authentication before the body is read: an anonymous 8 MB upload costs us nothing.
@@ -115,7 +115,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   return app;
 }
 
-function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metrics: HttpMetrics, verifier: TokenVerifier): void {
+function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metrics: HttpMetrics, verifier: TokenVerifier, bodies: BodyBudget): void {
   const document = buildOpenApiDocument();
   const documentJson = JSON.stringify(document);
   const docsPage = renderDocsPage(document);
@@ -132,6 +132,8 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
     const { log, checkpointer } = options.ledger;
     const text = metrics.render(options.ledger.sequencer.stats, pool, [
       { name: 'chipledger_token_cache_entries', type: 'gauge', help: 'Bearer tokens whose verification this process holds in memory.', value: verifier.size },
+      { name: 'chipledger_http_request_bodies_in_flight_bytes', type: 'gauge', help: 'Bytes of request bodies this process has room reserved for: accepted, not yet answered.', value: bodies.reserved },
+      { name: 'chipledger_http_request_bodies_in_flight_bytes_max', type: 'gauge', help: 'The bound on those bytes; past it a request gets 503 before its body is read.', value: bodies.bytesMax },
       // Committed events, not the log's in-memory appender: that one runs ahead of the
       // database while a batch is applied and before it commits.
       { name: 'chipledger_log_size', type: 'gauge', help: 'Events in the transparency log, as committed: the size the start-up check proved, then each commit\'s.', value: options.ledger.sequencer.stats.logSize },

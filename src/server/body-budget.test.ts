@@ -79,6 +79,13 @@ async function uploadUntil(wanted: 'refused' | 'accepted'): Promise<Answer> {
   throw new Error(wanted === 'refused' ? 'no upload was refused while another held the room' : 'the room never came back');
 }
 
+/** The two gauges /metrics gives for the bound. */
+async function inFlightGauges(): Promise<{ bytes: number; bytesMax: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+  return { bytes: gauge('chipledger_http_request_bodies_in_flight_bytes'), bytesMax: gauge('chipledger_http_request_bodies_in_flight_bytes_max') };
+}
+
 describe('request bodies in flight', () => {
   it('refuses a body that does not fit beside one still arriving, reads bodies again once it is answered, and never refuses a GET', async () => {
     const first = await upload(bodyBytes);
@@ -89,9 +96,13 @@ describe('request bodies in flight', () => {
     expect(JSON.parse(refused.body)).toMatchObject({ status: 503, code: 'overloaded', rule: 'request-bodies-in-flight' });
     const read = await fetch(`http://127.0.0.1:${port}/v1/shipments`, { headers: { authorization: `Bearer ${api.tokens.recipient}` } });
     expect(read.status).toBe(200);
+    expect(await inFlightGauges()).toEqual({ bytes: bodyBytes, bytesMax: budgetBytes });
     held.request.end(`"name":"${'x'.repeat(bodyBytes - 11)}"}`);
     expect((await held.answer).status).toBe(400);
     expect((await uploadUntil('accepted')).status).toBe(400);
+    // The room comes back as the server closes its response, a moment after the client read it.
+    for (let attempt = 0; attempt < 100 && (await inFlightGauges()).bytes !== 0; attempt += 1) await new Promise((resume) => setTimeout(resume, 10));
+    expect(await inFlightGauges()).toEqual({ bytes: 0, bytesMax: budgetBytes });
   });
 
   it('gives the room back when a client goes away in the middle of its body', async () => {
