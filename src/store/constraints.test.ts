@@ -107,6 +107,26 @@ describe('database constraints, written around the ledger', () => {
     }
   });
 
+  it('checks invariant 3 for every row of a many-row insert, and names the row that breaks it', async () => {
+    // Rows that share their allocations, product, parties and route are checked as a group
+    // (migration 014): the one booked outside the licences' validity must still be found.
+    const rows: Array<Record<string, string>> = [
+      { id: 'S-X1' }, { id: 'S-X2', booked_at: '2026-02-03T00:00:00Z' }, { id: 'S-X3', booked_at: '2028-01-01T00:00:00Z', deadline: '2028-02-01T00:00:00Z' },
+      { id: 'S-X4', recipient_org_id: world.actors.beta.orgId, export_allocation_id: world.allocations.betaExport, import_allocation_id: world.allocations.betaImport },
+    ];
+    const insertMany = (many: Array<Record<string, string>>) => {
+      const [text, first] = insertShipment(many[0]);
+      const width = first.length;
+      const values = many.flatMap((overrides) => insertShipment(overrides)[1]);
+      const tuples = many.map((_, row) => `(${Array.from({ length: width }, (_, column) => `$${row * width + column + 1}`).join(', ')})`);
+      return refusal(`${text.slice(0, text.indexOf(' VALUES '))} VALUES ${tuples.join(', ')}`, values);
+    };
+    const error = await insertMany(rows);
+    expect(error?.code).toBe('23514');
+    expect(error?.message).toMatch(/^invariant 3: shipment S-X3 booked under licences/);
+    expect(await insertMany(rows.filter((row) => row.id !== 'S-X3'))).toBeUndefined();
+  });
+
   it('refuses a reader set that misstates its run: offsets from 0 to its span, at most 2,048, within int2', async () => {
     const insert = (first: number, last: number, offsets: string) => refusal(`INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) VALUES ('ORG-X', ${first}, ${last}, '${offsets}'::int2[])`);
     expect(await insert(100, 104, '{0,2,4}')).toBeUndefined(); // well formed: the cases below are about one rule each
