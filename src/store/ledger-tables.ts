@@ -188,7 +188,13 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
   //   1,000,000; = ANY takes 180–230 ms at either. Live rows are bounded by the units in
   //   transit, and at the seed's scale (400,000 in all) the join is the quicker.
   const units = await select<UnitRow>('SELECT u.* FROM units u WHERE u.serial = ANY($1::text[])', serials);
-  const liveSerials = await select<ShipmentSerialRow>('SELECT s.* FROM shipment_serials s JOIN unnest($1::text[]) AS k(serial) ON s.serial = k.serial WHERE s.live', serials);
+  // Only a serial with a unit row can be in a manifest: a manifest row and its unit are
+  // written together (ledger/state.ts, ManifestListing), units are never deleted, and the
+  // full re-check holds it (ledger_violations). So a manifest of new serials, the common
+  // case, skips this look-up (74–106 ms for 100,000). Were a unit row missing all the same,
+  // the unique index on live serials would still refuse a second live listing.
+  const unitSerials = textArrayParameter(units.map((unit) => unit.serial));
+  const liveSerials = await select<ShipmentSerialRow>('SELECT s.* FROM shipment_serials s JOIN unnest($1::text[]) AS k(serial) ON s.serial = k.serial WHERE s.live', unitSerials);
   // A unit's current site comes with it: moving or retiring it changes that site's count.
   for (const unit of units) if (unit.site_id !== null) keys.sites.add(unit.site_id);
   const sites = await select<SiteRow>('SELECT * FROM sites WHERE id = ANY($1)', keys.sites);

@@ -101,7 +101,7 @@ describe('read queries', () => {
     expect(await all((page: read.PageRequest<number>) => read.listEvents(database.pool, recipient('ORG-nobody'), page), 7)).toEqual([]);
   });
 
-  it('has the full re-check hold the reader sets to the events: a set that shows a tenant an event not naming it, misses a reader, or lists one twice', async () => {
+  it('has the full re-check hold the reader sets to the events (a set that shows a tenant an event not naming it, misses a reader, or lists one twice) and manifests to units', async () => {
     expect(await world.ledger.violations()).toEqual([]);
     const alpha = world.actors.alpha.orgId;
     const { rows: [foreign] } = await database.pool.query<{ seq: number }>('SELECT seq FROM events WHERE NOT ($1 = ANY (org_ids)) ORDER BY seq DESC LIMIT 1', [alpha]);
@@ -125,6 +125,11 @@ describe('read queries', () => {
       { invariant: 'event-readers', subject: String(foreign!.seq), detail: `a reader set of ${alpha} lists it, but the event does not name ${alpha}` },
     ]);
     expect(await tampered(insertSet, [alpha, inner!.seq])).toEqual([{ invariant: 'event-readers', subject: String(inner!.seq), detail: `reader sets of ${alpha} list it 2 times` }]);
+    // A manifest row whose serial has no unit (the batch loader relies on there being one).
+    const { rows: [listed] } = await database.pool.query<{ shipment_id: string }>("SELECT shipment_id FROM shipment_serials WHERE serial = 'RQ-5-a'");
+    expect(await tampered("UPDATE units SET serial = 'RQ-5-a-moved' WHERE serial = 'RQ-5-a'", [])).toEqual([
+      { invariant: 'invariant-4', subject: listed!.shipment_id, detail: 'serial RQ-5-a is in the manifest but has no unit' },
+    ]);
     expect(await tampered('DELETE FROM event_reader_sets WHERE org_id = $1 AND last_seq = $2', [alpha, own!.seq])).toContainEqual(
       { invariant: 'event-readers', subject: String(own!.seq), detail: `the event names ${alpha}, but no reader set of ${alpha} lists it` },
     );

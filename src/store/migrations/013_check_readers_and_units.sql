@@ -1,8 +1,10 @@
--- The full re-check (`chipledger check`, and every test that ends with it) now also holds the
--- reader sets of 012 to the events: each (organisation, event) an event names is listed by
--- exactly one reader set, and the sets list nothing else. A set that listed an event for an
--- organisation it does not name would show that event to that tenant. The rest of the
--- function is as 001 wrote it.
+-- The full re-check (`chipledger check`, and every test that ends with it) now also holds
+-- - the reader sets of 012 to the events: each (organisation, event) an event names is
+--   listed by exactly one reader set, and the sets list nothing else. A set that listed an
+--   event for an organisation it does not name would show that event to that tenant.
+-- - every manifest row to a unit row of its serial: the batch loader looks for live
+--   manifest rows only among serials that have a unit (store/ledger-tables.ts).
+-- The rest of the function is as 001 wrote it.
 CREATE OR REPLACE FUNCTION ledger_violations() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
   SELECT 'invariant-1', l.id, format('allocations %s, recorded %s, authorised %s', coalesce(s.total, 0), l.allocated_units, l.authorised_units)
   FROM licences l LEFT JOIN (SELECT licence_id, sum(units) AS total FROM allocations GROUP BY licence_id) s ON s.licence_id = l.id
@@ -42,6 +44,9 @@ CREATE OR REPLACE FUNCTION ledger_violations() RETURNS TABLE (invariant text, su
   SELECT 'invariant-5', 'events', format('log size %s, events %s, max seq %s', h.size, e.n, e.max_seq)
   FROM log_head h, (SELECT count(*) AS n, coalesce(max(seq), -1) AS max_seq FROM events) e
   WHERE h.size <> e.n OR e.max_seq <> h.size - 1
+  UNION ALL
+  SELECT 'invariant-4', ss.shipment_id, format('serial %s is in the manifest but has no unit', ss.serial)
+  FROM shipment_serials ss WHERE NOT EXISTS (SELECT 1 FROM units u WHERE u.serial = ss.serial)
   UNION ALL
   -- The reader sets list exactly the readers each event names (events.org_ids), once each.
   SELECT 'event-readers', coalesce(n.seq, i.seq)::text,
