@@ -7,7 +7,7 @@
  *   (check availability and licence status in JavaScript)
  *   INSERT the shipment; UPDATE both allocations' reserved_units
  *   SELECT size FROM log_head FOR UPDATE                                   -- gapless seq
- *   INSERT the event with its RFC 8785 bytes; UPDATE log_head (one statement)
+ *   INSERT the event with its RFC 8785 bytes and its readers; UPDATE log_head (one statement)
  *   COMMIT
  *
  * log_head is locked as late as possible (the kindest choice for the baseline), but a
@@ -99,10 +99,12 @@ async function appendEvent(client: PoolClient, world: BenchWorld, booking: Booki
     effects: { shipmentId, recipientId: pair.recipientOrgId, origin: 'US', destination: 'CN' },
   };
   const canonical = Buffer.from(canonicalize(body)!, 'utf8');
-  // One round trip for the rest, since the lock is held until COMMIT: the event, the
-  // shipment's created_seq, and the head.
+  // One round trip for the rest, since the lock is held until COMMIT: the event, who may
+  // read it (a reader set per organisation, as the ledger writes for a one-event batch),
+  // the shipment's created_seq, and the head.
   await client.query(
     `WITH event AS (INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical) VALUES ($1, $2, 'shipment.book', $3, $4, $5, $6)),
+          readers AS (INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) SELECT DISTINCT org, $1::bigint, $1::bigint, '{0}'::int2[] FROM unnest($5::text[]) AS org),
           shipment AS (UPDATE shipments SET created_seq = $1, updated_seq = $1 WHERE id = $4)
      UPDATE log_head SET size = $1 + 1 WHERE id = 1`,
     [seq, at, world.exporter.id, shipmentId, [world.exporterOrgId, pair.recipientOrgId], canonical],
