@@ -5,6 +5,9 @@
 -- validity holds for every shipment of the group exactly when it holds for the first and
 -- the last booked. It refuses exactly what 007 refused. When a group fails, the check of
 -- 007 runs row by row to name the shipment and the rule, as before.
+-- The two queries differ in their first lines only, and stay two: one query grouping by
+-- `CASE WHEN by_row THEN id END` in a loop was planned again on every call, 3.6–4.1 µs a
+-- booking against 2.2 µs (npm run bench -- ledger --pg-stats).
 CREATE OR REPLACE FUNCTION shipments_check_licences() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE bad record;
 BEGIN
