@@ -14,6 +14,8 @@ import { buildApiWorld, type ApiWorld } from './testing.ts';
 
 const budgetBytes = 4_096;
 const bodyBytes = 3_000;
+/** The largest body the test server accepts: what a body sent in chunks reserves. */
+const bodyLimitBytes = 3_500;
 
 let database: TestDatabase;
 let api: ApiWorld;
@@ -23,7 +25,7 @@ let port: number;
 beforeAll(async () => {
   database = await createTestDatabase();
   api = await buildApiWorld(database.pool);
-  server = await buildServer({ ledger: api.world.ledger, pool: database.pool, logger: false, bodiesInFlightBytesMax: budgetBytes });
+  server = await buildServer({ ledger: api.world.ledger, pool: database.pool, logger: false, bodiesInFlightBytesMax: budgetBytes, bodyLimitBytes });
   await server.listen({ host: '127.0.0.1', port: 0 });
   port = (server.server.address() as AddressInfo).port;
 });
@@ -39,11 +41,17 @@ interface Answer {
   retryAfter: string | undefined;
 }
 
-/** Starts a POST that declares a body of `bytes` and sends only its first byte. */
-function startUpload(bytes: number): { request: ClientRequest; answer: Promise<Answer> } {
+/**
+ * Starts a POST that declares a body of `bytes` (or none: sent in chunks) and sends only its
+ * first byte.
+ */
+function startUpload(bytes: number | 'chunked'): { request: ClientRequest; answer: Promise<Answer> } {
   const request = httpRequest({
     host: '127.0.0.1', port, method: 'POST', path: '/v1/sites',
-    headers: { authorization: `Bearer ${api.tokens.recipient}`, 'content-type': 'application/json', 'content-length': String(bytes), 'idempotency-key': `budget-${Math.random()}` },
+    headers: {
+      authorization: `Bearer ${api.tokens.recipient}`, 'content-type': 'application/json', 'idempotency-key': `budget-${Math.random()}`,
+      ...(bytes === 'chunked' ? {} : { 'content-length': String(bytes) }),
+    },
   });
   const answer = new Promise<Answer>((resolve, reject) => {
     request.on('response', (response: IncomingMessage) => {
@@ -105,10 +113,11 @@ describe('request bodies in flight', () => {
     expect(await inFlightGauges()).toEqual({ bytes: 0, bytesMax: budgetBytes });
   });
 
-  it('gives the room back when a client goes away in the middle of its body', async () => {
-    const held = startUpload(bodyBytes);
+  it('holds the largest body the server accepts for a body sent in chunks, and gives the room back when a client goes away in the middle of its body', async () => {
+    const held = startUpload('chunked');
     held.answer.catch(() => {}); // the socket is destroyed on purpose
     await uploadUntil('refused');
+    expect((await inFlightGauges()).bytes).toBe(bodyLimitBytes);
     held.request.destroy();
     expect((await uploadUntil('accepted')).status).toBe(400);
   });
