@@ -31,11 +31,8 @@ export class BodyBudget {
       });
     }
     this.reservedBytes += bytes;
-    let released = false;
-    // 'close' fires once the response is finished, or when the connection went away first.
+    // 'close' fires once: when the response has finished, or when the connection went away first.
     reply.raw.once('close', () => {
-      if (released) return;
-      released = true;
       this.reservedBytes -= bytes;
     });
   }
