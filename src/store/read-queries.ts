@@ -111,8 +111,8 @@ const visible = {
    * one reader set of the viewer's organisation that can hold it, the first to end at or
    * after it (an organisation's sets never overlap; migration 012). LIMIT 1 keeps that a
    * single index probe. The offset is compared as bigint: that set may start far beyond
-   * the event, and a cast to int2 would then fail instead of answering no. A page of a tenant's whole stream starts from its sets instead
-   * (eventsOfReader).
+   * the event, and a cast to int2 would then fail instead of answering no. A page of a
+   * tenant's whole stream starts from its sets instead (eventsOfReader).
    */
   event(statement: Statement, viewer: Viewer, alias: string): string {
     if (viewer.orgId === null) return 'true';

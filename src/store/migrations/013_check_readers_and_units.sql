@@ -6,6 +6,8 @@
 --   manifest rows only among serials that have a unit (store/ledger-tables.ts).
 -- The rest of the function is as 001 wrote it.
 CREATE OR REPLACE FUNCTION ledger_violations() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
+  -- Every (organisation, seq) the reader sets list, expanded once for the two checks at the end.
+  WITH listed AS (SELECT r.org_id, r.first_seq + d.delta AS seq FROM event_reader_sets r CROSS JOIN LATERAL unnest(r.offsets) AS d(delta))
   SELECT 'invariant-1', l.id, format('allocations %s, recorded %s, authorised %s', coalesce(s.total, 0), l.allocated_units, l.authorised_units)
   FROM licences l LEFT JOIN (SELECT licence_id, sum(units) AS total FROM allocations GROUP BY licence_id) s ON s.licence_id = l.id
   WHERE coalesce(s.total, 0) <> l.allocated_units OR coalesce(s.total, 0) > l.authorised_units
@@ -53,11 +55,11 @@ CREATE OR REPLACE FUNCTION ledger_violations() RETURNS TABLE (invariant text, su
          CASE WHEN i.seq IS NULL THEN format('the event names %s, but no reader set of %s lists it', n.org_id, n.org_id)
               ELSE format('a reader set of %s lists it, but the event does not name %s', i.org_id, i.org_id) END
   FROM (SELECT DISTINCT o.org_id, e.seq FROM events e CROSS JOIN LATERAL unnest(e.org_ids) AS o(org_id)) n
-  FULL JOIN (SELECT r.org_id, r.first_seq + d.delta AS seq FROM event_reader_sets r CROSS JOIN LATERAL unnest(r.offsets) AS d(delta)) i
+  FULL JOIN listed i
     ON i.org_id = n.org_id AND i.seq = n.seq
   WHERE n.seq IS NULL OR i.seq IS NULL
   UNION ALL
   SELECT 'event-readers', listed.seq::text, format('reader sets of %s list it %s times', listed.org_id, count(*))
-  FROM (SELECT r.org_id, r.first_seq + d.delta AS seq FROM event_reader_sets r CROSS JOIN LATERAL unnest(r.offsets) AS d(delta)) listed
+  FROM listed
   GROUP BY listed.org_id, listed.seq HAVING count(*) > 1
 $$;
