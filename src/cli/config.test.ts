@@ -125,6 +125,14 @@ describe('log key settings', () => {
     expect(problems.join('\n')).toMatch(/CHIPLEDGER_LOG_WITNESSES: each entry must be a witness verifier key/);
     expect(problemsOf({ CHIPLEDGER_LOG_SIGNER_KEY: signer.signerKey, CHIPLEDGER_LOG_KEY_FILE: 'x.key' }).join('\n')).toMatch(/set one of them, not both/);
   });
+
+  it('refuses a witness key listed twice (every cosignature POST would fail otherwise)', () => {
+    const problems = problemsOf({ CHIPLEDGER_LOG_WITNESSES: `${witness.verifierKey}, ${witness.verifierKey}` });
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_LOG_WITNESSES: lists the witness key witness\.example\+[0-9a-f]{8} more than once/);
+    const other = generateCosignerKey('witness.other');
+    const ok = readConfig({ CHIPLEDGER_LOG_WITNESSES: `${witness.verifierKey},${other.verifierKey}` }, {}, cwd);
+    expect(ok.ok && ok.config.log.witnessKeys).toEqual([witness.verifierKey, other.verifierKey]);
+  });
 });
 
 describe('apiToken', () => {

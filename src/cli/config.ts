@@ -9,7 +9,7 @@
  */
 import { resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
-import { parseCosignatureVerifierKey, parseSignerKey } from '../tlog/index.ts';
+import { formatKeyId, parseCosignatureVerifierKey, parseSignerKey } from '../tlog/index.ts';
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
@@ -225,14 +225,23 @@ function parseSignerKeyText(raw: string): string | Problem {
   }
 }
 
+/**
+ * Witness keys, each once: a witness is told apart by its name and key id, and two entries
+ * for one (the same key listed twice) would leave it unclear which verifies its lines.
+ */
 function parseWitnessKeys(raw: string): string[] | Problem {
   const keys = raw.split(',').map((key) => key.trim()).filter((key) => key !== '');
+  const seen = new Set<string>();
   for (const key of keys) {
+    let witness;
     try {
-      parseCosignatureVerifierKey(key);
+      witness = parseCosignatureVerifierKey(key);
     } catch (error) {
       return new Problem(`each entry must be a witness verifier key (name+id+key, type cosignature/v1): ${(error as Error).message}`);
     }
+    const identity = `${witness.name}+${formatKeyId(witness.keyId)}`;
+    if (seen.has(identity)) return new Problem(`lists the witness key ${identity} more than once; list each witness once`);
+    seen.add(identity);
   }
   return keys;
 }

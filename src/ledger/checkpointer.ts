@@ -3,10 +3,15 @@
  * behind the newest event, about once a second while events arrive, and none while none do.
  * Several server processes may run one each; the table keeps the first checkpoint of each
  * size, and a process skips signing when another signed within most of its tick.
+ *
+ * A retired key never signs again: each signing re-reads the log's current key under the
+ * log signing lock (the lock a rotation takes too), and a signer whose key was replaced,
+ * by a rotation in any process, refuses and stops ticking.
  */
 import { limits } from '../core/limits.ts';
 import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
-import { insertCheckpoint, latestCheckpoint, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
+import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
+import { LogKeyError } from './log-keys.ts';
 import type { Pool } from '../store/pool.ts';
 
 export const checkpointIntervalMs = limits.checkpointIntervalMs;
@@ -31,10 +36,14 @@ export interface CheckpointerOptions {
   onError?: (error: unknown, context: string) => void;
 }
 
+type SigningOutcome = { kind: 'retired'; replacedBy: string } | { kind: 'covered' } | { kind: 'signed'; size: number };
+
 export class Checkpointer {
   private timer: NodeJS.Timeout | undefined;
   private signing: Promise<unknown> = Promise.resolve();
   readonly stats = { signed: 0, lastSize: 0, lastSignedAtMs: 0 };
+  /** Set once this signer found its key replaced: it never signs again. */
+  private retiredBy: string | undefined;
 
   constructor(private readonly options: CheckpointerOptions) {}
 
@@ -69,17 +78,37 @@ export class Checkpointer {
     await this.signing;
   }
 
-  /** Signs the current head now if no checkpoint covers it yet; returns the newest checkpoint. */
+  /**
+   * Signs the current head now if no checkpoint covers it yet; returns the newest checkpoint.
+   * Throws LogKeyError (and stops the timer) when the log's key is no longer this signer's.
+   */
   async checkpointNow(): Promise<CheckpointRow | undefined> {
     const { pool, signer } = this.options;
-    const [head, latest] = await Promise.all([readHead(pool), latestCheckpoint(pool)]);
-    if (latest && latest.size >= head.size) return latest;
-    const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [] });
-    const note = signNote(text, signer);
-    await insertCheckpoint(pool, { size: head.size, root: head.root, key_id: formatKeyId(signer.keyId), signed_note: note });
+    if (this.retiredBy !== undefined) throw this.retiredError(this.retiredBy);
+    const signed = await inLogSigningTransaction(pool, async (client): Promise<SigningOutcome> => {
+      // Under the lock a rotation takes: the key read here stays current until commit.
+      const current = await currentLogKey(client);
+      if (current?.verifier_key !== signer.verifierKey) return { kind: 'retired', replacedBy: current?.verifier_key ?? '(no key recorded)' };
+      const head = await readHead(client);
+      const latest = await latestCheckpoint(client);
+      if (latest && latest.size >= head.size) return { kind: 'covered' };
+      const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [] });
+      await insertCheckpoint(client, { size: head.size, root: head.root, key_id: formatKeyId(signer.keyId), signed_note: signNote(text, signer) });
+      return { kind: 'signed', size: head.size };
+    });
+    if (signed.kind === 'retired') {
+      this.retiredBy = signed.replacedBy;
+      if (this.timer) clearInterval(this.timer);
+      throw this.retiredError(signed.replacedBy);
+    }
+    if (signed.kind === 'covered') return latestCheckpoint(pool);
     this.stats.signed += 1;
-    this.stats.lastSize = head.size;
+    this.stats.lastSize = signed.size;
     this.stats.lastSignedAtMs = Date.now();
     return latestCheckpoint(pool);
+  }
+
+  private retiredError(replacedBy: string): LogKeyError {
+    return new LogKeyError(`the log key ${this.options.signer.verifierKey} is no longer the log's key (now ${replacedBy}); this process stopped signing checkpoints, since a retired key never signs again`);
   }
 }

@@ -29,23 +29,46 @@ export function canonicalBytes(value: unknown): Buffer {
 
 /**
  * Serial lists (up to 100,000) are recorded in the event by their digest, not in full: a
- * log entry must stay small (C2SP entry bundles cap an entry at 65,535 bytes), and the
- * list itself is in the manifest tables, from which anyone can recompute the digest.
+ * log entry must stay small (C2SP entry bundles cap an entry at 65,535 bytes). The lines
+ * the digest covers are stored beside the event (event_serials, migration 017) and served
+ * as they were hashed (GET /v1/events/:seq/serials), so anyone who may read the event can
+ * recompute its digest: which units a manifest listed, which were reported lost.
  */
-export function digestSerials(input: unknown): unknown {
+export function recordSerials(input: unknown): { input: unknown; lines: string[] | null } {
   const serials = (input as { serials?: unknown })?.serials;
-  if (!Array.isArray(serials)) return input;
+  if (!Array.isArray(serials)) return { input, lines: null };
   const { serials: _list, ...rest } = input as Record<string, unknown>;
-  return { ...rest, serialCount: serials.length, serialsSha256: serialsDigest(serials) };
+  const lines = serialLines(serials);
+  return { input: { ...rest, serialCount: serials.length, serialsSha256: linesDigest(lines) }, lines };
 }
 
-/** SHA-256 over the sorted lines "serial" or "serial gpuUuid", each ending in a newline. */
-export function serialsDigest(serials: ReadonlyArray<string | { serial: string; gpuUuid?: string | undefined }>): string {
+type SerialEntry = string | { serial: string; gpuUuid?: string | undefined };
+
+/**
+ * The lines a serial list is recorded as, sorted: "serial", or "serial gpuUuid" when the
+ * entry gave a GPU UUID. Serials and UUIDs are ASCII (ledger/schemas.ts), so JavaScript's
+ * sort and PostgreSQL's C collation order them alike.
+ */
+export function serialLines(serials: ReadonlyArray<SerialEntry>): string[] {
   const lines = serials.map((entry) => (typeof entry === 'string' ? entry : entry.gpuUuid ? `${entry.serial} ${entry.gpuUuid}` : entry.serial));
-  lines.sort();
+  return lines.sort();
+}
+
+/** SHA-256 over the lines, each ending in a newline: the bytes GET /v1/events/:seq/serials serves. */
+export function linesDigest(lines: readonly string[]): string {
   const hash = createHash('sha256');
   for (const line of lines) hash.update(`${line}\n`);
   return hash.digest('hex');
+}
+
+/** The digest of a serial list as its event records it. */
+export function serialsDigest(serials: ReadonlyArray<SerialEntry>): string {
+  return linesDigest(serialLines(serials));
+}
+
+/** The input as an event records it: its serial list by digest (recordSerials). */
+export function digestSerials(input: unknown): unknown {
+  return recordSerials(input).input;
 }
 
 /** The input as recorded: without the fields a handler marks secret. */

@@ -17,21 +17,32 @@ export interface CommandContext {
   actor: Actor;
   /** The batch's time: every command in a batch happens at the same instant. */
   at: string;
-  /** The sequence number this command's event gets if it is accepted. */
+  /** The sequence number this command's (first) event gets if it is accepted. */
   seq: number;
 }
 
-export interface Outcome {
+/** One event of a command: what it is about, who may read it, and what it records. */
+export interface EventPart {
   /** The main thing the command made or changed (L-7, S-12, ...). */
   subjectId: string | null;
   /** Organisations that may read the event besides authorities and auditors. */
   orgIds: string[];
   /** What the event records beyond the command's input: made ids, numbers, transitions. */
   effects: Record<string, unknown>;
+}
+
+/** A command's first event (the outcome's own part), its answer, and any further events. */
+export interface Outcome extends EventPart {
   /** What the caller gets back. */
   answer: Record<string, unknown>;
-  /** The event records the input without these fields (secrets). */
+  /** The events record the input without these fields (secrets). */
   redact?: string[];
+  /**
+   * Further events of the same command, at the seqs right after the first (context.seq + 1,
+   * + 2, ...), in this order. For a command that changes records of several tenants at
+   * once (the sweep): one event per record, each read only by that record's parties.
+   */
+  moreEvents?: EventPart[];
 }
 
 export interface Handler<K extends CommandKind> {

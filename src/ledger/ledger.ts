@@ -70,13 +70,17 @@ export class Ledger {
     }
   }
 
-  /** Migrates, checks the log (refusing a state it cannot prove), then starts. */
+  /**
+   * Migrates, checks the log (refusing a state it cannot prove), then adopts the signing key
+   * and starts. The check comes first: adopting a new key signs the head with the old and the
+   * new key, which must never happen over a state the check has not proved.
+   */
   static async open(options: LedgerOptions): Promise<Ledger> {
     await migrate(options.pool);
     const ledger = new Ledger(options.pool, options);
+    ledger.sequencer.stats.logSize = (await checkLogOnStart(options.pool, ledger.log)).size;
     const signer = ledger.checkpointer?.signer;
     if (signer) await adoptLogKey(options.pool, signer, options.logPreviousSignerKey);
-    ledger.sequencer.stats.logSize = (await checkLogOnStart(options.pool, ledger.log, await knownLogKeys(options.pool))).size;
     ledger.checkpointer?.start();
     if (options.sweepIntervalMs !== undefined) ledger.startSweeping(options.sweepIntervalMs);
     return ledger;

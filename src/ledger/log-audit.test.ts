@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, type World } from '../../test/world.ts';
+import { untriggered } from '../../test/support/tamper.ts';
 import { readEntries, readHead } from '../store/tlog-tables.ts';
 import { innerNodesOf } from '../tlog/index.ts';
 import { systemActor } from './permissions.ts';
@@ -46,8 +47,8 @@ describe('auditStoredLog in a worker thread', () => {
 
   for (const [name, change] of [
     ['a changed event', 'UPDATE events SET canonical = set_byte(canonical, 30, get_byte(canonical, 30) # 1) WHERE seq = 600'],
-    ['a changed level-0 tile hash', 'UPDATE tlog_tiles SET hashes = set_byte(hashes, 64, get_byte(hashes, 64) # 1) WHERE level = 0 AND index = 1'],
-    ['a changed level-1 tile hash', 'UPDATE tlog_tiles SET hashes = set_byte(hashes, 0, get_byte(hashes, 0) # 1) WHERE level = 1 AND index = 0'],
+    ['a changed level-0 tile hash', untriggered('UPDATE tlog_tiles SET hashes = set_byte(hashes, 64, get_byte(hashes, 64) # 1) WHERE level = 0 AND index = 1')],
+    ['a changed level-1 tile hash', untriggered('UPDATE tlog_tiles SET hashes = set_byte(hashes, 0, get_byte(hashes, 0) # 1) WHERE level = 1 AND index = 0')],
   ] as const) {
     it(`names ${name} exactly as the audit in this thread does`, async () => {
       await database.pool.query(change);
@@ -102,7 +103,7 @@ describe('tiles the audit proved, kept for proofs', () => {
   });
 
   it('keeps nothing when the audit fails', async () => {
-    const change = 'UPDATE tlog_tiles SET hashes = set_byte(hashes, 64, get_byte(hashes, 64) # 1) WHERE level = 0 AND index = 1';
+    const change = untriggered('UPDATE tlog_tiles SET hashes = set_byte(hashes, 64, get_byte(hashes, 64) # 1) WHERE level = 0 AND index = 1');
     const head = await readHead(database.pool);
     await database.pool.query(change);
     try {

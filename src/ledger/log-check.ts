@@ -1,19 +1,25 @@
 /**
  * The start-up check: a log refuses to run on a state it cannot prove. Before a server
- * takes writes it checks that
+ * takes writes (and before it adopts a new key) it checks that
  * - the events are exactly 0..size-1 (no gap, nothing beyond the head),
- * - the level-0 tiles cover exactly `size` leaves,
+ * - the level-0 tiles cover exactly `size` leaves, and no tile at any level holds a hash
+ *   beyond the tree of that size (a stray the writers would never overwrite),
+ * - the key chain holds: the first recorded key (one of `trustedKeys`, when given) and
+ *   each later key announced at its first size by a checkpoint that the key before it and
+ *   the new key both signed,
+ * - every checkpoint row is signed by the key valid at its size, records the root its note
+ *   signs, agrees with every other row of its size, and its root is the root of the
+ *   entries at its size (so each is consistent with every earlier one: no fork),
  * - every event hashes to its stored leaf and every stored tile hash to the tiles below
  *   (one full pass: a changed event, tile hash or order is found here),
- * - every checkpoint is signed by a known log key and its root is the root of the
- *   entries at its size (so each is consistent with every earlier one: no fork),
  * - the head's root is the root of the tiles.
  * Each failure says which of these broke (LogCheckError.check) and where.
  */
-import { openCheckpoint, parseNote, parseVerifierKey, type Ed25519NoteVerifier } from '../tlog/index.ts';
+import { formatKeyId, openCheckpoint, parseVerifierKey, tileHeight, tilePath, tileWidth, type Checkpoint, type Ed25519NoteVerifier, type OpenedCheckpoint } from '../tlog/index.ts';
 import { auditStoredLog } from './log-audit.ts';
+import { keyRotationExtension } from './log-keys.ts';
 import type { Pool } from '../store/pool.ts';
-import { listCheckpoints, readHead } from '../store/tlog-tables.ts';
+import { listCheckpoints, listLogKeys, readHead, tilesBeyondTree, type CheckpointRow, type LogKeyRow } from '../store/tlog-tables.ts';
 import type { TransparencyLog } from './transparency-log.ts';
 
 export class LogCheckError extends Error {
@@ -23,22 +29,18 @@ export class LogCheckError extends Error {
   }
 }
 
-export async function checkLogOnStart(pool: Pool, log: TransparencyLog, verifierKeys: readonly string[]): Promise<{ size: number; checkpoints: number }> {
+export async function checkLogOnStart(pool: Pool, log: TransparencyLog, trustedKeys: readonly string[] = []): Promise<{ size: number; checkpoints: number }> {
   const head = await readHead(pool);
   const events = (await pool.query<{ n: number; max: number | null; min: number | null }>('SELECT count(*)::bigint AS n, max(seq) AS max, min(seq) AS min FROM events')).rows[0]!;
   if (events.n !== head.size || (head.size > 0 && (events.min !== 0 || events.max !== head.size - 1))) {
     throw new LogCheckError('events', `the head says ${head.size} events, the table holds ${events.n} (seq ${events.min ?? '-'}..${events.max ?? '-'})`);
   }
-  const leaves = (await pool.query<{ leaves: number | null }>('SELECT max(index * 256 + width) AS leaves FROM tlog_tiles WHERE level = 0')).rows[0]!.leaves ?? 0;
-  if (leaves !== head.size) throw new LogCheckError('tiles', `level-0 tiles hold ${leaves} leaf hashes but the log has ${head.size} events`);
-  const verifiers = [...new Set(verifierKeys)].map((key) => parseVerifierKey(key));
-  const roots = new Map<number, Buffer>();
+  await checkTileExtent(pool, head.size);
+  const chain = keyChain(await listLogKeys(pool), trustedKeys);
   const checkpoints = await listCheckpoints(pool);
-  for (const row of checkpoints) {
-    const { size, rootHash } = openWithKnownKeys(row.signed_note, row.size, verifiers);
-    if (size !== row.size || size > head.size) throw new LogCheckError('checkpoint-size', `checkpoint row ${row.size} signs size ${size}; the log has ${head.size}`);
-    roots.set(size, rootHash);
-  }
+  const roots = new Map<number, Buffer>();
+  const opened = checkpoints.map((row) => openCheckpointRow(row, chain, head.size, roots));
+  checkAnnouncements(chain, checkpoints, opened);
   // One pass over every entry and stored hash: a changed event, tile hash, reordering or
   // a checkpoint that disagrees with the log (a fork) stops the start here.
   // The tiles it proves are kept for proofs (as many as the tile cache holds): a proof then
@@ -55,16 +57,114 @@ export async function checkLogOnStart(pool: Pool, log: TransparencyLog, verifier
 }
 
 /**
- * Opens a checkpoint with every log key ever used: one must have signed it, and a
- * signature line of any known key that does not verify refuses the whole note.
+ * Level-0 tiles must cover exactly `size` leaves, and no tile row at any level may reach
+ * past the hashes the tree has there: the audit compares only the hashes the tree has, and
+ * the writers never overwrite a row wider than what they write, so a stray would be served.
  */
-function openWithKnownKeys(note: string, size: number, verifiers: readonly Ed25519NoteVerifier[]): { size: number; rootHash: Buffer } {
-  try {
-    const lines = parseNote(note).signatures;
-    const signer = verifiers.find((candidate) => lines.some((line) => line.name === candidate.name && line.keyId === candidate.keyId));
-    if (!signer) throw new Error('it carries no signature of a known log key');
-    return openCheckpoint(note, signer, verifiers.filter((other) => other !== signer)).checkpoint;
-  } catch (error) {
-    throw new LogCheckError('checkpoint-signature', `checkpoint ${size}: ${(error as Error).message}`);
+async function checkTileExtent(pool: Pool, size: number): Promise<void> {
+  const leaves = (await pool.query<{ leaves: number | null }>('SELECT max(index * 256 + width) AS leaves FROM tlog_tiles WHERE level = 0')).rows[0]!.leaves ?? 0;
+  if (leaves !== size) throw new LogCheckError('tiles', `level-0 tiles hold ${leaves} leaf hashes but the log has ${size} events`);
+  const [stray] = await tilesBeyondTree(pool, size, 1);
+  if (stray) {
+    const hashesAtLevel = Math.floor(size / 2 ** (tileHeight * stray.level));
+    throw new LogCheckError('tiles', `tile ${tilePath(stray.level, stray.index, stray.width)} holds hashes up to ${stray.index * tileWidth + stray.width}, but the tree of size ${size} has ${hashesAtLevel} at level ${stray.level}`);
   }
+}
+
+interface ChainKey {
+  row: LogKeyRow;
+  verifier: Ed25519NoteVerifier;
+  /** The sizes this key may sign: from its first size to the next key's first size. */
+  firstSize: number;
+  lastSize: number;
+}
+
+/** The recorded keys as a chain: well-formed, one origin, each after the first announced. */
+function keyChain(rows: readonly LogKeyRow[], trustedKeys: readonly string[]): ChainKey[] {
+  const chain = rows.map((row, at) => {
+    let verifier: Ed25519NoteVerifier;
+    try {
+      verifier = parseVerifierKey(row.verifier_key);
+    } catch (error) {
+      throw new LogCheckError('key-chain', `log key ${row.key_id} is not a verifier key: ${(error as Error).message}`);
+    }
+    if (formatKeyId(verifier.keyId) !== row.key_id) throw new LogCheckError('key-chain', `log key ${row.verifier_key} is recorded under key id ${row.key_id}`);
+    const next = rows[at + 1];
+    return { row, verifier, firstSize: row.first_size, lastSize: next ? next.first_size : Number.MAX_SAFE_INTEGER };
+  });
+  const [first] = chain;
+  if (first && trustedKeys.length > 0 && !trustedKeys.includes(first.row.verifier_key)) {
+    throw new LogCheckError('key-chain', `the log's first key is ${first.row.verifier_key}, not one of the trusted keys`);
+  }
+  chain.forEach((key, at) => {
+    if (key.verifier.name !== first!.verifier.name) throw new LogCheckError('key-chain', `log key ${key.row.verifier_key} is for origin ${key.verifier.name}, not ${first!.verifier.name}`);
+    if (at === 0 && key.row.announced_size !== null) throw new LogCheckError('key-chain', `the log's first key ${key.row.verifier_key} claims an announcement at size ${key.row.announced_size}, but no key came before it`);
+    if (at > 0 && key.row.announced_size !== key.row.first_size) {
+      throw new LogCheckError('key-chain', `log key ${key.row.verifier_key} (from size ${key.row.first_size}) was never announced by the key before it (announced size ${key.row.announced_size ?? 'none'})`);
+    }
+  });
+  return chain;
+}
+
+interface OpenedRow {
+  checkpoint: Checkpoint;
+  /** Chain positions of the log keys whose signatures on the note verified. */
+  signedBy: Set<number>;
+}
+
+/**
+ * One checkpoint row: signed by the key valid at its size (and every other log key's line
+ * on it verifies), its root column is the root it signs, and one root per size.
+ */
+function openCheckpointRow(row: CheckpointRow, chain: readonly ChainKey[], headSize: number, roots: Map<number, Buffer>): OpenedRow {
+  const at = chain.findIndex((key) => key.row.key_id === row.key_id);
+  const key = chain[at];
+  if (!key) throw new LogCheckError('checkpoint-signature', `checkpoint ${row.size} names key id ${row.key_id}, which is not a log key`);
+  if (row.size < key.firstSize || row.size > key.lastSize) {
+    throw new LogCheckError('key-chain', `checkpoint ${row.size} is by ${key.row.verifier_key}, which signs sizes ${key.firstSize} to ${key.lastSize === Number.MAX_SAFE_INTEGER ? 'now' : key.lastSize} only`);
+  }
+  let opened: OpenedCheckpoint;
+  try {
+    opened = openCheckpoint(row.signed_note, key.verifier, chain.filter((other) => other !== key).map((other) => other.verifier));
+  } catch (error) {
+    throw new LogCheckError('checkpoint-signature', `checkpoint ${row.size}: ${(error as Error).message}`);
+  }
+  const { size, rootHash } = opened.checkpoint;
+  if (size !== row.size || size > headSize) throw new LogCheckError('checkpoint-size', `checkpoint row ${row.size} signs size ${size}; the log has ${headSize}`);
+  if (!rootHash.equals(row.root)) {
+    throw new LogCheckError('checkpoint-consistency', `checkpoint ${size} by ${row.key_id} signs root ${rootHash.toString('hex')} but records ${row.root.toString('hex')}`);
+  }
+  const earlier = roots.get(size);
+  if (earlier && !earlier.equals(rootHash)) {
+    throw new LogCheckError('checkpoint-consistency', `two checkpoints of size ${size} sign different roots, ${earlier.toString('hex')} and ${rootHash.toString('hex')} (a fork)`);
+  }
+  roots.set(size, rootHash);
+  const signedBy = new Set(chain.flatMap((candidate, position) => (opened.note.verified.some((line) => line.name === candidate.verifier.name && line.keyId === candidate.verifier.keyId) ? [position] : [])));
+  return { checkpoint: opened.checkpoint, signedBy };
+}
+
+/**
+ * Each key after the first was announced at its first size by a checkpoint of its own row
+ * that the key before it and it both signed, naming it in the rotation line; and no other
+ * checkpoint carries a rotation line.
+ */
+function checkAnnouncements(chain: readonly ChainKey[], rows: readonly CheckpointRow[], opened: readonly OpenedRow[]): void {
+  rows.forEach((row, index) => {
+    const rotation = opened[index]!.checkpoint.extensions.filter((line) => line.startsWith(`${keyRotationExtension} `));
+    const announces = chain.findIndex((key, at) => at > 0 && key.row.key_id === row.key_id && key.row.announced_size === row.size);
+    if (rotation.length > 0 && announces < 0) throw new LogCheckError('key-chain', `checkpoint ${row.size} by ${row.key_id} announces a key, but it is no key's announcement`);
+  });
+  chain.forEach((key, at) => {
+    if (at === 0) return;
+    const index = rows.findIndex((row) => row.key_id === key.row.key_id && row.size === key.row.announced_size);
+    if (index < 0) throw new LogCheckError('key-chain', `log key ${key.row.verifier_key} has no announcement checkpoint at size ${key.row.announced_size}`);
+    const { checkpoint, signedBy } = opened[index]!;
+    if (!signedBy.has(at - 1) || !signedBy.has(at)) {
+      throw new LogCheckError('key-chain', `the announcement of ${key.row.verifier_key} at size ${checkpoint.size} is not signed by both it and the key before it, ${chain[at - 1]!.row.verifier_key}`);
+    }
+    const expected = `${keyRotationExtension} ${key.row.verifier_key}`;
+    if (checkpoint.extensions.length !== 1 || checkpoint.extensions[0] !== expected) {
+      throw new LogCheckError('key-chain', `the announcement at size ${checkpoint.size} does not name ${key.row.verifier_key} in its rotation line`);
+    }
+  });
 }

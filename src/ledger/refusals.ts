@@ -20,9 +20,15 @@ export function invalidInput(kind: string, issues: ReadonlyArray<{ path: Propert
 /** Socket errors from Node: the database is unreachable, which the caller may retry. */
 const networkErrorCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
+/**
+ * The database refused what a command wrote: a constraint (class 23), or a value it cannot
+ * hold (class 22: a date out of its range, text it cannot store) that our checks let
+ * through. Either is the command's fault, not the batch's: the sequencer runs the batch's
+ * commands one by one, so only the command that wrote it is refused.
+ */
 export function isConstraintError(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && code.startsWith('23');
+  return typeof code === 'string' && (code.startsWith('23') || code.startsWith('22'));
 }
 
 /** Database failures become refusals the caller can act on; bugs stay errors. */
@@ -34,6 +40,9 @@ export function toRefusal(error: unknown): DomainError {
   }
   if (pgError.code?.startsWith('23')) {
     return new DomainError('conflict', `the database refused the change: ${pgError.message ?? pgError.code}`, { rule: pgError.constraint ?? 'database-constraint' });
+  }
+  if (pgError.code?.startsWith('22')) {
+    return new DomainError('invalid_input', `the database refused a value in the request: ${pgError.message ?? pgError.code}`, { rule: 'database-value' });
   }
   if (pgError.code === undefined || pgError.code.startsWith('08') || pgError.code.startsWith('57') || networkErrorCodes.has(pgError.code)) {
     if (error instanceof Error && !('code' in error) && !/connect|terminat|timeout|ECONN/i.test(error.message)) throw error;

@@ -18,7 +18,8 @@ export interface OrganisationRow {
   roles: OrgRole[];
   identifiers: Record<string, string>;
   address: string | null;
-  kyc_verified: boolean;
+  /** The authority organisations that have verified this organisation's KYC, each for its own licences. */
+  kyc_verified_by: string[];
   demo: boolean;
   created_seq: number;
 }

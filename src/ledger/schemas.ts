@@ -6,7 +6,11 @@
 import { z } from 'zod';
 import { limits } from '../core/limits.ts';
 
-/** Text that is valid Unicode (no lone surrogates) and free of control characters. */
+/**
+ * Text that is valid Unicode (no lone surrogates) and free of control characters, stored
+ * in NFC. The length is checked again after normalising: NFC can lengthen a text (U+0344
+ * becomes two code points), and the database's CHECK on the stored length would refuse it.
+ */
 const controlCharacters = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
 export const text = (max: number = limits.textLengthMax) =>
   z
@@ -14,14 +18,24 @@ export const text = (max: number = limits.textLengthMax) =>
     .max(max)
     .refine((value) => value.isWellFormed(), { message: 'must be well-formed Unicode (no lone surrogates)' })
     .refine((value) => !controlCharacters.test(value), { message: 'must not contain control characters' })
-    .transform((value) => value.normalize('NFC'));
+    .transform((value) => value.normalize('NFC'))
+    .pipe(z.string().max(max, `must be at most ${max} characters once normalised to NFC`));
 export const name = () => text().pipe(z.string().trim().min(1, 'must not be empty'));
 
 export const id = z.string().min(1).max(limits.referenceLengthMax).regex(/^[A-Za-z0-9_-]+$/, 'must be an id such as L-7 or S-12 (letters, digits, - and _)');
 export const country = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code such as CN');
 export const units = z.number().int('must be a whole number').positive('must be at least 1').max(limits.unitsMax);
-export const instant = z.iso.datetime({ offset: true }).transform((value) => new Date(value).toISOString());
-export const day = z.iso.date();
+/**
+ * Instants and days from year 1 to 9999, in UTC. PostgreSQL has no year 0 (a date such as
+ * 0001-01-01T00:30:00+01:00 is in it once in UTC) and JavaScript writes years past 9999
+ * with a sign; either would reach the database as a value it refuses.
+ */
+const fourDigitYear = /^(?!0000)\d{4}-/;
+export const instant = z.iso
+  .datetime({ offset: true })
+  .transform((value) => new Date(value).toISOString())
+  .refine((value) => fourDigitYear.test(value), { message: 'must be between the years 1 and 9999 in UTC' });
+export const day = z.iso.date().refine((value) => fourDigitYear.test(value), { message: 'must be between the years 1 and 9999' });
 export const serial = z
   .string()
   .min(1)

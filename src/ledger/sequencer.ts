@@ -24,7 +24,7 @@ import type { Pool, PoolClient } from '../store/pool.ts';
 import type { TileRow } from '../store/tlog-tables.ts';
 import { beginBatch, emptyKeys, loadBatchState, type BatchKeys, type LoadedState, type LogHead, type StoredAnswer } from '../store/ledger-tables.ts';
 import { bulkRowsMin, writeBatchAndCommit, type BatchWrites, type EventWrite, type IdempotencyWrite, type LogWrite } from '../store/batch-writes.ts';
-import { canonicalBytes, digestSerials, eventBody, redact } from './events.ts';
+import { canonicalBytes, eventBody, recordSerials, redact } from './events.ts';
 import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
 import { invalidInput, isConstraintError, toRefusal } from './refusals.ts';
 import { handlers } from './handlers/index.ts';
@@ -385,16 +385,25 @@ export class Sequencer {
       if (!isDomainError(error)) throw error; // a bug: fail the batch loudly
       return { ok: false, error, replayed: false };
     }
-    const input = digestSerials(redact(pending.input, outcome.redact));
-    const body = eventBody(seq, at, pending.kind, pending.actor, outcome.subjectId, input, outcome.effects);
-    const canonical = canonicalBytes(body);
-    if (canonical.length > eventBytesMax) {
-      state.rollback();
-      const error = new DomainError('payload_too_large', `the ${pending.kind} request would make a log entry of ${canonical.length} bytes; entries are at most ${eventBytesMax} bytes (shorten the texts)`, { rule: 'event-size' });
-      return { ok: false, error, replayed: false };
+    // One event per part, at consecutive seqs from the command's own: each is a leaf of the
+    // log and is read by its own part's organisations. Nothing is pushed until every part
+    // fits, so a refused command leaves no event behind. Every part records the command's
+    // input, so each stores the serial lines its digest covers.
+    const recorded = recordSerials(redact(pending.input, outcome.redact));
+    const made: EventWrite[] = [];
+    for (const part of [outcome, ...(outcome.moreEvents ?? [])]) {
+      const partSeq = seq + made.length;
+      const canonical = canonicalBytes(eventBody(partSeq, at, pending.kind, pending.actor, part.subjectId, recorded.input, part.effects));
+      if (canonical.length > eventBytesMax) {
+        state.rollback();
+        const error = new DomainError('payload_too_large', `the ${pending.kind} request would make a log entry of ${canonical.length} bytes; entries are at most ${eventBytesMax} bytes (shorten the texts)`, { rule: 'event-size' });
+        return { ok: false, error, replayed: false };
+      }
+      made.push({ seq: partSeq, at, kind: pending.kind, actor: pending.actor.id, subject_id: part.subjectId, org_ids: part.orgIds, canonical, serial_lines: recorded.lines });
     }
-    events.push({ seq, at, kind: pending.kind, actor: pending.actor.id, subject_id: outcome.subjectId, org_ids: outcome.orgIds, canonical });
-    assert(events.length === seq - events[0]!.seq + 1, 'event sequence numbers are gapless within a batch');
+    events.push(...made);
+    assert(events[events.length - 1]!.seq - events[0]!.seq + 1 === events.length, 'event sequence numbers are gapless within a batch');
+    // The answer names the command's first event.
     return { ok: true, seq, body: { seq, ...outcome.answer }, replayed: false };
   }
 }

@@ -86,17 +86,33 @@ describe('pagination', () => {
 
 describe('presentation', () => {
   it('marks demo data on every row and in a header', async () => {
-    const created = await api.request({ method: 'POST', url: '/v1/sites', token: api.tokens.recipient, body: { name: 'Demo DC', province: 'Gansu', city: 'Qingyang', latitude: 35.7, longitude: 107.6, capacityUnits: 10, demo: true } });
-    expect(created.statusCode).toBe(201);
-    expect(created.headers['x-chipledger-demo']).toBe('true');
-    const sites = (await api.request({ method: 'GET', url: '/v1/sites', token: api.tokens.recipient })).json().items as Array<{ id: string; demo: boolean }>;
-    expect(sites.find((row) => row.id === created.json().siteId)?.demo).toBe(true);
+    // Rows are marked as demo by the loader, which submits to the ledger directly.
+    const site = { name: 'Demo DC', province: 'Gansu', city: 'Qingyang', latitude: 35.7, longitude: 107.6, capacityUnits: 10 };
+    const siteId = String((await api.world.run('site.register', { ...site, demo: true }, api.world.actors.alpha)).siteId);
+    const listed = await api.request({ method: 'GET', url: '/v1/sites', token: api.tokens.recipient });
+    expect(listed.headers['x-chipledger-demo']).toBe('true');
+    const sites = listed.json().items as Array<{ id: string; demo: boolean }>;
+    expect(sites.find((row) => row.id === siteId)?.demo).toBe(true);
     expect(sites.every((row) => typeof row.demo === 'boolean')).toBe(true);
     for (const url of ['/v1/organisations', '/v1/products', '/v1/licences', '/v1/allocations', '/v1/shipments', '/v1/units', '/v1/events', '/v1/reports/utilisation']) {
       const items = (await api.request({ method: 'GET', url, token: api.tokens.auditor })).json().items as Array<{ demo: unknown }>;
       expect(items.length, url).toBeGreaterThan(0);
       expect(items.every((row) => typeof row.demo === 'boolean'), url).toBe(true);
     }
+  });
+
+  it('lets no client of the API mark its records as demo data', async () => {
+    const site = { name: 'Not Demo DC', province: 'Gansu', city: 'Qingyang', latitude: 35.7, longitude: 107.6, capacityUnits: 10 };
+    for (const demo of [true, false]) {
+      const refused = await api.request({ method: 'POST', url: '/v1/sites', token: api.tokens.recipient, body: { ...site, demo } });
+      expect(refused.statusCode).toBe(400);
+      expect(refused.json().detail).toMatch(/demo is set by the demo loader only/);
+    }
+    const document = (await api.request({ method: 'GET', url: '/v1/openapi.json' })).json();
+    const bodies = Object.values(document.paths as Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties?: object } }> } }>>)
+      .flatMap((methods) => Object.values(methods)).flatMap((operation) => Object.values(operation.requestBody?.content ?? {}));
+    expect(bodies.length).toBeGreaterThan(10);
+    expect(bodies.filter((body) => 'demo' in (body.schema.properties ?? {}))).toEqual([]);
   });
 
   it('shows a licence with its parties, its visible allocations, and events with their canonical bytes', async () => {

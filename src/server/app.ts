@@ -24,6 +24,7 @@ import { buildOpenApiDocument, renderDocsPage } from './openapi.ts';
 import { fromFrameworkError, internalProblem, problemOf, sendProblem } from './problem.ts';
 import { registerQueryRoutes } from './queries.ts';
 import { registerLogRoutes } from './log-routes.ts';
+import { registerEventSerialsRoute } from './event-serials.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -47,6 +48,9 @@ export interface ServerOptions {
   witnessKeys?: readonly string[];
 }
 
+/** The longest path parameter the router passes on: the longest id (serials are shorter). */
+export const pathParameterLengthMax = Math.max(limits.referenceLengthMax, limits.serialLengthMax);
+
 /** Requests slower than this are logged at warn. */
 export const slowRequestMs = 1_000;
 /** /healthz gives up on the database after this long and answers 503. */
@@ -61,7 +65,16 @@ export function defaultLogger(): Logger {
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimitBytes ?? limits.requestBodyBytesMax;
-  const common = { bodyLimit, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true };
+  const common = {
+    bodyLimit, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true,
+    // A path parameter is an id or a serial: fastify's default (100) refused ids of 101 to
+    // 128 characters that the schemas and the OpenAPI document accept.
+    routerOptions: { maxParamLength: pathParameterLengthMax },
+    // Errors the router raises before any route runs (a malformed percent-escape, a path
+    // parameter too long) leave as problem+json like every other error.
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) =>
+      sendProblem(reply, fromFrameworkError(error) === null ? internalProblem(request.url) : problemOf(fromFrameworkError(error)!, request.url)),
+  };
   const app = (options.logger === false
     ? Fastify({ ...common, logger: false })
     : Fastify({ ...common, loggerInstance: options.logger ?? defaultLogger() })) as unknown as FastifyInstance;
@@ -111,6 +124,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     });
     registerCommandRoutes(scope, options.ledger, verifier);
     registerQueryRoutes(scope, { pool: options.pool, demo });
+    registerEventSerialsRoute(scope, options.pool);
   });
   return app;
 }

@@ -57,6 +57,9 @@ async function exportAllocation(options: { validTo?: string; suspend?: boolean }
   return allocationId;
 }
 
+/** A cursor as the API writes them, around any key. */
+const cursor = (after: unknown): string => Buffer.from(JSON.stringify({ after })).toString('base64url');
+
 let suspendedAllocation = '';
 let expiredAllocation = '';
 const reusedKey = 'reused-key-0001';
@@ -131,7 +134,23 @@ const cases: Case[] = [
   { name: 'a page size over pageSizeMax', request: () => get(`/v1/shipments?limit=${limits.pageSizeMax + 1}`), status: 400, code: 'invalid_input', detail: /limit/ },
   { name: 'a page size that is not a number', request: () => get('/v1/shipments?limit=many'), status: 400, code: 'invalid_input', detail: /limit/ },
   { name: 'a forged cursor', request: () => get('/v1/shipments?cursor=bm90LWEtY3Vyc29y'), status: 400, code: 'invalid_input', detail: /cursor/ },
+  { name: 'a cursor past a version number', request: () => get(`/v1/licences/${api.world.exportLicenceId}/versions?cursor=${cursor(2 ** 31)}`), status: 400, code: 'invalid_input', detail: /cursor/ },
+  { name: 'a negative cursor', request: () => get(`/v1/shipments?cursor=${cursor(-(2 ** 53 - 1))}`), status: 400, code: 'invalid_input', detail: /cursor/ },
+  { name: 'a cursor holding a NUL', request: () => get(`/v1/units?cursor=${cursor('\u0000')}`), status: 400, code: 'invalid_input', detail: /cursor/ },
+  { name: 'a cursor of a serial page that is not a serial', request: () => get(`/v1/shipments/${api.shipments.own}/serials?cursor=${cursor('a b')}`), status: 400, code: 'invalid_input', detail: /cursor/ },
   { name: 'an unknown query parameter', request: () => get('/v1/shipments?sort=desc'), status: 400, code: 'invalid_input', detail: /sort/ },
+
+  // Paths the router refuses before any route runs.
+  { name: 'a malformed percent-escape in the path', request: () => get('/v1/shipments/%E0%A4%A'), status: 400, code: 'invalid_input', detail: /not a valid URL/ },
+  { name: 'a path id longer than any id', request: () => ({ method: 'POST', url: `/v1/shipments/${'S'.repeat(limits.referenceLengthMax + 1)}/ship`, token: api.tokens.exporter }), status: 400, code: 'invalid_input', detail: /longer than any/ },
+  { name: 'a path id as long as the longest id', request: () => get(`/v1/shipments/${'S'.repeat(limits.referenceLengthMax)}`), status: 404, code: 'not_found', detail: /was not found/ },
+
+  // Values our checks must stop before the database does.
+  { name: 'a date in year 0', request: () => book(booking({ deadline: '0000-06-01T00:00:00Z' })), status: 400, code: 'invalid_input', detail: /deadline: must be between the years 1 and 9999/ },
+  { name: 'a date that is in year 0 in UTC', request: () => book(booking({ deadline: '0001-01-01T00:30:00+01:00' })), status: 400, code: 'invalid_input', detail: /deadline: must be between the years 1 and 9999/ },
+  { name: 'a date past year 9999 in UTC', request: () => book(booking({ deadline: '9999-12-31T23:00:00-05:00' })), status: 400, code: 'invalid_input', detail: /deadline: must be between the years 1 and 9999/ },
+  { name: 'a tranche starting in year 0', request: () => ({ method: 'POST', url: '/v1/allocations', token: api.tokens.authority_admin, body: { licenceId: api.world.exportLicenceId, recipientId: api.orgs.alpha, units: 1, periodStart: '0000-01-01', periodEnd: '2026-12-31' } }), status: 400, code: 'invalid_input', detail: /periodStart: must be between the years 1 and 9999/ },
+  { name: 'a name that NFC makes too long', request: () => site(siteJson('\u0344'.repeat(limits.textLengthMax))), status: 400, code: 'invalid_input', detail: /name: must be at most [\d,]+ characters once normalised to NFC/ },
   { name: 'an unknown status filter', request: () => get('/v1/shipments?status=lost'), status: 400, code: 'invalid_input', detail: /status/ },
 ];
 

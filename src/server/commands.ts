@@ -70,12 +70,24 @@ export function idempotencyKeyOf(header: string | string[] | undefined): string 
   return header;
 }
 
+/**
+ * Input fields that only the demo loader sets, through the ledger directly: `demo` marks
+ * rows as demo data (the API then labels them so, and `chipledger demo` counts them to
+ * tell a loaded demo from a partial one). A client of the API may not mark its records.
+ */
+export const loaderOnlyFields: readonly string[] = ['demo'];
+
 /** The command's input: the body object, with the path's id merged in. */
 export function commandInput(route: CommandRoute, body: unknown, pathId: string | undefined): Record<string, unknown> {
   if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
     throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: the body must be a JSON object`);
   }
   const input = { ...((body ?? {}) as Record<string, unknown>) };
+  for (const field of loaderOnlyFields) {
+    if (Object.hasOwn(input, field)) {
+      throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: ${field} is set by the demo loader only, not through the API`, { details: { fields: [{ path: field, message: 'not accepted through the API' }] } });
+    }
+  }
   if (route.idField === undefined || pathId === undefined) return input;
   const given = input[route.idField];
   if (given !== undefined && given !== pathId) {

@@ -78,6 +78,18 @@ describe('log HTTP API', () => {
     expect((await get('/v1/log/tile/0/01')).statusCode).toBe(404); // not the canonical spelling
   });
 
+  it('serves partial tiles as immutable too, and each tile under its one raw spelling only', async () => {
+    const width = (await leaves()).length - 256;
+    expect((await get(`/v1/log/tile/0/001.p/${width}`)).headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect((await get('/v1/log/tile/1/000.p/1')).headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect((await get('/v1/log/tile/entries/001.p/1', tokens.auditor)).headers['cache-control']).toBe('private, max-age=31536000, immutable');
+    for (const url of ['/v1/log/tile/0/%30%30%30', `/v1/log/tile/0/%30%30%31.p/${width}`, `/v1/log/tile/0/001.p/${String(width).slice(0, -1)}%3${width % 10}`, '/v1/log/tile/%30/000', '/v1/log/tile/entries/%30%30%30']) {
+      const response = await get(url, tokens.auditor);
+      expect(response.statusCode, url).toBe(404);
+      expect(response.headers['cache-control'], url).toBeUndefined();
+    }
+  });
+
   it('serves entry bundles to authorities and auditors only', async () => {
     expect((await get('/v1/log/tile/entries/000')).statusCode).toBe(401);
     expect((await get('/v1/log/tile/entries/000', tokens.recipient)).statusCode).toBe(403);
@@ -110,6 +122,22 @@ describe('log HTTP API', () => {
     ['/v1/log/proof/consistency?from=9&to=5', 400],
     ['/v1/log/proof/consistency?from=1', 400],
     ['/v1/log/events/999999/proof', 404],
+    // Only the canonical decimal spelling: Number() would read each of these as a number.
+    ['/v1/log/events//proof', 400],
+    ['/v1/log/events/%20/proof', 400],
+    ['/v1/log/events/01/proof', 400],
+    ['/v1/log/events/0x2/proof', 400],
+    ['/v1/log/events/1e0/proof', 400],
+    ['/v1/log/events/99999999999999999999/proof', 400],
+    ['/v1/log/proof/inclusion?index=&size=5', 400],
+    ['/v1/log/proof/inclusion?index=%20&size=5', 400],
+    ['/v1/log/proof/inclusion?index=0x2&size=5', 400],
+    ['/v1/log/proof/inclusion?index=1e0&size=5', 400],
+    ['/v1/log/proof/inclusion?index=1&size=05', 400],
+    ['/v1/log/proof/inclusion?index=1.0&size=5', 400],
+    ['/v1/log/proof/inclusion?index=1&index=2&size=5', 400],
+    ['/v1/log/proof/consistency?from=&to=5', 400],
+    ['/v1/log/proof/consistency?from=+1&to=5', 400],
   ])('refuses %s with a problem', async (url, status) => {
     const response = await get(url);
     expect(response.statusCode).toBe(status);

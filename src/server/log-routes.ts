@@ -29,11 +29,23 @@ export interface LogRouteOptions {
 }
 
 export const cosignatureBodyBytesMax = limits.cosignatureBodyBytesMax;
-/** Tiles never change once full: let caches keep them. */
+/**
+ * A tile path names fixed content, partial ones too (the log only grows, and a partial tile
+ * of width W always holds the same W hashes): C2SP tlog-tiles says caching SHOULD be long-lived.
+ */
 const immutable = 'public, max-age=31536000, immutable';
 
 const textPlain = 'text/plain; charset=utf-8';
-const index = z.coerce.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const tilePrefix = '/v1/log/tile/';
+/**
+ * A tree index or size in its one canonical spelling: decimal digits, no sign, no leading
+ * zero, no space, not empty (Number() would read '', ' ', '0x2' and '1e0' as numbers).
+ */
+const index = z.string()
+  .regex(/^(0|[1-9][0-9]*)$/, 'must be a decimal number without sign or leading zeros')
+  .max(16, 'must be at most 2^53 - 1')
+  .transform(Number)
+  .refine((value) => Number.isSafeInteger(value), 'must be at most 2^53 - 1');
 // Built once: building this schema costs about 40 µs, parsing with it under 1 µs, and
 // proofs are the hottest public reads.
 const inclusionQuery = z.strictObject({ index, size: index });
@@ -54,11 +66,29 @@ function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T>
   return parsed.data;
 }
 
-async function checkpointWithCosignatures(pool: Pool): Promise<{ row: CheckpointRow; note: string }> {
+/**
+ * The newest checkpoint with the cosignatures made over its own text (one size may hold two
+ * texts after a key rotation). Each stored line is verified again over the served text, by a
+ * configured witness: a line that does not verify is left off, so the served note always opens.
+ */
+async function checkpointWithCosignatures(pool: Pool, witnesses: readonly CosignatureVerifier[]): Promise<{ row: CheckpointRow; note: string }> {
   const row = await latestCheckpoint(pool);
   if (!row) throw new DomainError('not_found', 'no checkpoint has been signed yet; try again in a second');
-  const lines = (await cosignaturesFor(pool, row.size)).map((cosignature) => cosignature.signature_line);
+  const text = Buffer.from(parseNote(row.signed_note).text, 'utf8');
+  const lines = (await cosignaturesFor(pool, row)).map((cosignature) => cosignature.signature_line).filter((line) => verifiesOver(text, line, witnesses));
   return { row, note: row.signed_note + lines.join('') };
+}
+
+/** Whether a stored cosignature line (`— name base64\n`) is a configured witness's valid signature over `text`. */
+function verifiesOver(text: Buffer, line: string, witnesses: readonly CosignatureVerifier[]): boolean {
+  let signature;
+  try {
+    [signature] = parseNote(`x\n\n${line}`).signatures;
+  } catch {
+    return false;
+  }
+  const witness = witnesses.find((candidate) => candidate.name === signature!.name && candidate.keyId === signature!.keyId);
+  return witness !== undefined && witness.verify(text, signature!.signature);
 }
 
 /** Registers the routes in their own scope, which also reads text/plain (cosigned notes). */
@@ -93,12 +123,15 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   });
 
   app.get('/v1/log/checkpoint', async (_request, reply) => {
-    const { note } = await checkpointWithCosignatures(pool);
+    const { note } = await checkpointWithCosignatures(pool, witnesses);
     return reply.type(textPlain).header('cache-control', 'no-cache').send(note);
   });
 
   app.get('/v1/log/tile/*', async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
-    const parsed = parseTilePath(`tile/${request.params['*']}`);
+    // The path as sent, not as decoded: '%30%30%30' decodes to '000', and a second URL for one
+    // tile would split caches. Only the canonical spelling is served.
+    const rawPath = request.url.split('?', 1)[0]!;
+    const parsed = rawPath.startsWith(tilePrefix) ? parseTilePath(`tile/${rawPath.slice(tilePrefix.length)}`) : undefined;
     if (!parsed) throw new DomainError('not_found', `tile/${request.params['*']} is not a C2SP tlog-tiles path`);
     const { level, index: tileIndex, width } = parsed.tile;
     const size = (await readHead(pool)).size;
@@ -108,7 +141,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     if (tileIndex * tileWidth + width > hashesAtLevel) throw new DomainError('not_found', `the log (size ${size}) has no tile ${request.params['*']} yet`);
     const data = await ledger.log.tiles.storedTile(level, tileIndex, width);
     if (!data) throw new DomainError('not_found', `tile ${request.params['*']} is not stored`);
-    if (width === tileWidth) reply.header('cache-control', immutable);
+    reply.header('cache-control', immutable);
     return reply.type('application/octet-stream').send(data);
   });
 
@@ -131,7 +164,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   // A C2SP tlog-proof bundle for one event: verifiable offline with the log's key alone.
   app.get('/v1/log/events/:seq/proof', async (request: FastifyRequest<{ Params: { seq: string } }>, reply) => {
     const seq = parseQuery(index, request.params.seq);
-    const { row, note } = await checkpointWithCosignatures(pool);
+    const { row, note } = await checkpointWithCosignatures(pool, witnesses);
     if (seq >= row.size) throw new DomainError('not_found', `event ${seq} is not yet covered by a checkpoint (size ${row.size}); try again in a second`);
     const proof = await ledger.log.inclusionProof(seq, row.size);
     return reply.type(textPlain).send(formatTlogProof({ index: seq, inclusionProof: proof, checkpointNote: note }));
@@ -176,7 +209,8 @@ async function sendEntries(request: FastifyRequest, reply: FastifyReply, options
     length.writeUInt16BE(entry.length);
     parts.push(length, entry);
   }
-  if (width === tileWidth) reply.header('cache-control', 'private, max-age=31536000, immutable');
+  // Partial bundles too: the entries of a bundle of width W never change.
+  reply.header('cache-control', 'private, max-age=31536000, immutable');
   return reply.type('application/octet-stream').send(Buffer.concat(parts));
 }
 
@@ -194,16 +228,19 @@ async function storeCosignatures(pool: Pool, signer: { verifierKey: string }, wi
     throw new DomainError('invalid_input', `couldn't accept the cosignatures: ${(error as Error).message}`, { cause: error });
   }
   const size = opened.checkpoint.size;
-  const ours = (await pool.query<{ signed_note: string }>('SELECT signed_note FROM tlog_checkpoints WHERE size = $1', [size])).rows;
-  if (!ours.some((row) => parseNote(row.signed_note).text === opened.note.text)) {
+  const ours = (await pool.query<{ key_id: string; signed_note: string }>('SELECT key_id, signed_note FROM tlog_checkpoints WHERE size = $1', [size])).rows;
+  // The cosignature is over this text: it belongs to the checkpoint rows with this text only.
+  const cosigned = ours.filter((row) => parseNote(row.signed_note).text === opened.note.text);
+  if (cosigned.length === 0) {
     throw new DomainError('not_found', `this log never signed that checkpoint of size ${size}`);
   }
   const verified = cosignaturesOf(opened.note, witnesses);
   if (verified.length === 0) throw new DomainError('forbidden', 'the note carries no valid cosignature of a configured witness');
-  for (const cosignature of verified) {
+  for (const [cosignature, checkpoint] of verified.flatMap((one) => cosigned.map((row) => [one, row] as const))) {
     const line = opened.note.verified.find((signature) => signature.name === cosignature.name && signature.keyId === cosignature.keyId)!.line;
     await insertCosignature(pool, {
       checkpoint_size: size,
+      checkpoint_key_id: checkpoint.key_id,
       witness: cosignature.name,
       key_id: formatKeyId(cosignature.keyId),
       timestamp_s: cosignature.timestampSeconds,

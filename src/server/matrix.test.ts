@@ -157,8 +157,10 @@ const table: Row[] = [
     expect: { exporter: [201, 404] },
   },
   { method: 'POST', route: '/v1/shipments/:id/ship', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'booked')).id}/ship` }), expect: { exporter: [200, 404] } },
-  // Authorities clear any shipment (customs); a recipient only its own.
-  { method: 'POST', route: '/v1/shipments/:id/clear', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'shipped')).id}/clear` }), expect: { ...authorities(200, 200), recipient: [200, 404] } },
+  // Only the authority of a shipment's import licence records its clearance (customs): the
+  // tokens here are BIS's, and both shipments clear under MOFCOM's licences
+  // (handlers/shipments-ship-covers.test.ts has MOFCOM clear). A recipient clears its own.
+  { method: 'POST', route: '/v1/shipments/:id/clear', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'shipped')).id}/clear` }), expect: { ...authorities(403, 403), recipient: [200, 404] } },
   { method: 'POST', route: '/v1/shipments/:id/deliver', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'cleared')).id}/deliver` }), expect: { recipient: [200, 404] } },
   { method: 'POST', route: '/v1/shipments/:id/cancel', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'booked')).id}/cancel` }), expect: { exporter: [200, 404] } },
   { method: 'POST', route: '/v1/shipments/:id/manifest', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'empty')).id}/manifest`, body: { serials: [api.serial('MAN')] } }), expect: { exporter: [200, 404] } },

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { commandRoles } from '../ledger/permissions.ts';
 import { commandSchemas } from '../ledger/schemas.ts';
-import { commandRoutes } from './commands.ts';
+import { commandRoutes, loaderOnlyFields } from './commands.ts';
 import { errorCodes } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { problemCodes, problemContentType } from './problem.ts';
@@ -19,13 +19,18 @@ function jsonSchemaOf(schema: z.ZodType): JsonSchema {
   return rest;
 }
 
-/** The body schema without the field the path fills. */
-function withoutField(schema: JsonSchema, field: string | undefined): JsonSchema {
-  if (field === undefined) return schema;
+/** The body schema without the fields a client does not send (the path's id, loader-only fields). */
+function withoutFields(schema: JsonSchema, fields: ReadonlyArray<string | undefined>): JsonSchema {
   const properties = { ...(schema.properties as Record<string, unknown>) };
-  delete properties[field];
-  const required = ((schema.required as string[] | undefined) ?? []).filter((name) => name !== field);
+  for (const field of fields) if (field !== undefined) delete properties[field];
+  const required = ((schema.required as string[] | undefined) ?? []).filter((name) => name in properties);
   return { ...schema, properties, required };
+}
+
+function bodyOf(route: (typeof commandRoutes)[number]) {
+  const schema = withoutFields(jsonSchemaOf(commandSchemas[route.kind]), [route.idField, ...loaderOnlyFields]);
+  // A body is required when it has required fields; a sweep or a transition may send none.
+  return { required: (schema.required as string[]).length > 0, content: { 'application/json': { schema } } };
 }
 
 /** '/v1/licences/:id' -> '/v1/licences/{id}' */
@@ -51,7 +56,7 @@ function commandOperation(route: (typeof commandRoutes)[number]) {
     'x-command': route.kind,
     'x-roles': roles,
     parameters: [...(route.path.includes(':id') ? [pathParameter] : []), idempotencyParameter],
-    requestBody: { required: !route.idField, content: { 'application/json': { schema: withoutField(jsonSchemaOf(commandSchemas[route.kind]), route.idField) } } },
+    requestBody: bodyOf(route),
     responses: {
       [route.creates ? '201' : '200']: {
         description: 'Accepted: the ledger committed it. A replayed answer carries Idempotent-Replayed: true.',
@@ -118,6 +123,12 @@ export function buildOpenApiDocument(): Record<string, unknown> {
   add('/v1/openapi.json', 'get', { ...open, operationId: 'openApi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } });
   add('/v1/docs', 'get', { ...open, operationId: 'docs', summary: 'Human-readable API reference', responses: { '200': { description: 'HTML' } } });
   addLogOperations(add, open);
+  add('/v1/events/{seq}/serials', 'get', {
+    operationId: 'eventSerials', tags: ['events'],
+    summary: 'The serial list an event records by its digest (input.serialsSha256): one line per entry, "serial" or "serial gpuUuid", sorted, each ending in a newline; its SHA-256 is the digest',
+    parameters: [{ name: 'seq', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+    responses: { '200': { description: 'OK', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses([400, 401, 404]) },
+  });
   return {
     openapi: '3.1.0',
     info: {

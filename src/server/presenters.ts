@@ -3,9 +3,9 @@
  * never reaches clients by accident. Every presented row says whether it is demo data.
  */
 import type {
-  AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow,
+  AllocationRow, LicencePartyRow, LicenceVersionRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow,
 } from '../ledger/rows.ts';
-import type { EventRow, LicenceDetail, SerialView, UnitView, UtilisationLicence } from '../store/read-queries.ts';
+import type { EventRow, LicenceDetail, LicenceView, SerialView, UnitView, UtilisationLicence } from '../store/read-queries.ts';
 
 export function presentOrganisation(row: OrganisationRow) {
   return {
@@ -16,7 +16,7 @@ export function presentOrganisation(row: OrganisationRow) {
     roles: row.roles,
     identifiers: row.identifiers,
     address: row.address,
-    kycVerified: row.kyc_verified,
+    kycVerifiedBy: row.kyc_verified_by,
     demo: row.demo,
     createdSeq: row.created_seq,
   };
@@ -26,7 +26,11 @@ export function presentProduct(row: ProductRow) {
   return { id: row.id, model: row.model, vendor: row.vendor, eccn: row.eccn, parameters: row.parameters, demo: row.demo, createdSeq: row.created_seq };
 }
 
-export function presentLicence(row: LicenceRow) {
+/**
+ * allocatedUnits and shippedUnits reach as far as totalsScope says: the whole licence, or
+ * (for a recipient) only the allocations made to the viewer.
+ */
+export function presentLicence(row: LicenceView) {
   return {
     id: row.id,
     version: row.version,
@@ -40,6 +44,7 @@ export function presentLicence(row: LicenceRow) {
     authorisedUnits: row.authorised_units,
     allocatedUnits: row.allocated_units,
     shippedUnits: row.shipped_units,
+    totalsScope: row.totals_scope,
     valueMinor: row.value_minor,
     currency: row.currency,
     validFrom: row.valid_from,
@@ -170,7 +175,16 @@ export function presentEvent(row: EventRow, demo: boolean) {
   };
 }
 
+/**
+ * A licence's utilisation. With totalsScope 'licence' the figures are the licence's: what is
+ * unallocated, and what is still available of its units. With 'own_allocations' (a
+ * recipient) they are sums over the viewer's own allocations: what is available is what
+ * remains on those, and what is unallocated on the licence is not the viewer's to know
+ * (it would give away the other recipients' allocations), so it is null.
+ */
 export function presentUtilisation(row: UtilisationLicence) {
+  const wholeLicence = row.totals_scope === 'licence';
+  const used = row.reserved_units + row.shipped_units;
   return {
     licenceId: row.id,
     reference: row.reference,
@@ -179,11 +193,12 @@ export function presentUtilisation(row: UtilisationLicence) {
     holderId: row.holder_org_id,
     authorityId: row.authority_org_id,
     units: row.authorised_units,
+    totalsScope: row.totals_scope,
     allocatedUnits: row.allocated_units,
-    unallocatedUnits: row.authorised_units - row.allocated_units,
+    unallocatedUnits: wholeLicence ? row.authorised_units - row.allocated_units : null,
     reservedUnits: row.reserved_units,
     shippedUnits: row.shipped_units,
-    availableUnits: row.authorised_units - row.reserved_units - row.shipped_units,
+    availableUnits: (wholeLicence ? row.authorised_units : row.allocated_units) - used,
     demo: row.demo,
     allocations: row.allocations.map((allocation) => ({
       allocationId: allocation.id,

@@ -92,5 +92,7 @@ export function fromFrameworkError(error: unknown): DomainError | null {
   const message = typeof candidate.message === 'string' ? candidate.message : 'the request was refused';
   if (candidate.statusCode === 413) return new DomainError('payload_too_large', `the request body is larger than this server accepts: ${message}`, { rule: 'request-body-bytes-max' });
   if (candidate.statusCode === 415) return new DomainError('invalid_input', 'send the request body as application/json', { rule: 'content-type' });
+  if (candidate.code === 'FST_ERR_MAX_PARAM_LENGTH') return new DomainError('invalid_input', 'an id in the path is longer than any this API gives out', { rule: 'path-parameter-length' });
+  if (candidate.code === 'FST_ERR_BAD_URL') return new DomainError('invalid_input', 'the path is not a valid URL: a percent-escape in it is malformed', { rule: 'url' });
   return new DomainError('invalid_input', `couldn't read the request: ${message}`);
 }

@@ -50,7 +50,20 @@ export function encodeCursor(key: number | string): string {
   return Buffer.from(JSON.stringify({ after: key })).toString('base64url');
 }
 
-export function decodeCursor<K extends 'number' | 'string'>(cursor: unknown, type: K): (K extends 'number' ? number : string) | null {
+/**
+ * The largest number a cursor may carry: keys are sequence numbers (bigint, but never past
+ * JavaScript's safe integers) or, for `versionKeyMax`, licence versions (integer). A larger
+ * one would reach PostgreSQL as an out-of-range parameter: a 500 instead of a 400.
+ */
+const seqKeyMax = Number.MAX_SAFE_INTEGER;
+export const versionKeyMax = 2_147_483_647;
+
+/**
+ * A page's cursor back to the key it ends at. Only keys this API could have given out pass:
+ * whole numbers from 0 to `numberMax`, or serials (so no NUL, which PostgreSQL refuses
+ * in text, and nothing longer than a serial).
+ */
+export function decodeCursor<K extends 'number' | 'string'>(cursor: unknown, type: K, numberMax = seqKeyMax): (K extends 'number' ? number : string) | null {
   if (cursor === undefined) return null;
   let after: unknown;
   try {
@@ -58,13 +71,15 @@ export function decodeCursor<K extends 'number' | 'string'>(cursor: unknown, typ
   } catch {
     after = undefined;
   }
-  const valid = type === 'number' ? Number.isSafeInteger(after) : typeof after === 'string' && after.length <= limits.referenceLengthMax;
+  const valid = type === 'number'
+    ? Number.isSafeInteger(after) && (after as number) >= 0 && (after as number) <= numberMax
+    : serialSchema.safeParse(after).success;
   if (!valid) throw new DomainError('invalid_input', 'the cursor is not one this API gave out; start again without it', { rule: 'cursor' });
   return after as K extends 'number' ? number : string;
 }
 
-function pageOf<K extends 'number' | 'string'>(query: Record<string, unknown>, type: K) {
-  return { after: decodeCursor(query.cursor, type), limit: query.limit as number };
+function pageOf<K extends 'number' | 'string'>(query: Record<string, unknown>, type: K, numberMax?: number) {
+  return { after: decodeCursor(query.cursor, type, numberMax), limit: query.limit as number };
 }
 
 function listOf<T, K extends number | string>(page: Page<T, K>, present: (row: T) => unknown): { items: unknown[]; nextCursor: string | null } {
@@ -110,7 +125,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     path: '/v1/licences/:id/versions', summary: "A licence's versions: every amendment, nothing overwritten", list: true, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, params, query) => {
       const id = pathId(params);
-      return listOf(found(await read.listLicenceVersions(pool, viewer, id, pageOf(query, 'number')), 'licence', id), present.presentLicenceVersion);
+      return listOf(found(await read.listLicenceVersions(pool, viewer, id, pageOf(query, 'number', versionKeyMax)), 'licence', id), present.presentLicenceVersion);
     },
   },
   {

@@ -126,7 +126,7 @@ export function inject(app: FastifyInstance, options: RequestOptions): Promise<L
 
 /** Database row counts and the log size: "nothing changed" means these are equal. */
 export async function databaseFootprint(pool: Pool): Promise<Record<string, number>> {
-  const tables = ['organisations', 'tokens', 'products', 'licences', 'licence_parties', 'licence_versions', 'allocations', 'sites', 'shipments', 'shipment_serials', 'units', 'events', 'idempotency_keys'];
+  const tables = ['organisations', 'tokens', 'products', 'licences', 'licence_parties', 'licence_versions', 'allocations', 'sites', 'shipments', 'shipment_serials', 'units', 'events', 'event_serials', 'idempotency_keys'];
   const counts = await pool.query<Record<string, number>>(`SELECT ${tables.map((table) => `(SELECT count(*)::int FROM ${table}) AS ${table}`).join(', ')},
     (SELECT size FROM log_head) AS log_size,
     (SELECT coalesce(sum(reserved_units + shipped_units), 0)::int FROM allocations) AS allocation_use,

@@ -127,6 +127,77 @@ describe('database constraints, written around the ledger', () => {
     expect(await insertMany(rows.filter((row) => row.id !== 'S-X3'))).toBeUndefined();
   });
 
+  /** Runs `setup` then inserts the shipment rows, in a transaction that is always rolled back. */
+  async function insertAfter(setup: Array<[string, unknown[]]>, rows: Array<Record<string, string>>) {
+    const [text, first] = insertShipment(rows[0]);
+    const width = first.length;
+    const tuples = rows.map((_, row) => `(${Array.from({ length: width }, (_, column) => `$${row * width + column + 1}`).join(', ')})`);
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      for (const [sql, values] of setup) await client.query(sql, values);
+      await client.query(`${text.slice(0, text.indexOf(' VALUES '))} VALUES ${tuples.join(', ')}`, rows.flatMap((overrides) => insertShipment(overrides)[1]));
+      return undefined;
+    } catch (error) {
+      return { code: (error as { code: string }).code, message: (error as Error).message };
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  }
+  const conditions = (licenceId: string, list: unknown[]): [string, unknown[]] => ['UPDATE licences SET conditions = $2::jsonb WHERE id = $1', [licenceId, JSON.stringify(list)]];
+  const invariant3 = (id: string, rule: string) => new RegExp(`^invariant 3: shipment ${id} booked under licences .* that do not cover it \\(${rule}\\)$`);
+
+  it('refuses a shipment booked outside its allocation\'s period, and names the rule (migration 015)', async () => {
+    const period: [string, unknown[]] = [`UPDATE allocations SET period_start = '2026-03-01', period_end = '2026-03-31' WHERE id = $1`, [world.allocations.alphaImport]];
+    const before = await insertAfter([period], [{ booked_at: '2026-02-28T23:59:59Z' }]);
+    expect(before?.code, before?.message ?? 'the database accepted it').toBe('23514');
+    expect(before?.message).toMatch(invariant3('S-X', 'allocation-period'));
+    const after = await insertAfter([period], [{ booked_at: '2026-04-01T00:00:00Z', deadline: '2026-04-02T00:00:00Z' }]);
+    expect(after?.message ?? 'the database accepted it').toMatch(invariant3('S-X', 'allocation-period'));
+    // The period's dates are inclusive, in UTC, whatever the session's time zone.
+    expect(await insertAfter([['SET LOCAL TIME ZONE \'Asia/Shanghai\'', []], period], [
+      { id: 'S-X1', booked_at: '2026-03-01T00:00:00Z', deadline: '2026-04-02T00:00:00Z' }, { id: 'S-X2', booked_at: '2026-03-31T23:59:59Z', deadline: '2026-04-02T00:00:00Z' },
+    ])).toBeUndefined();
+    // In a group, a row inside the period does not hide the one outside it.
+    const group = await insertAfter([period], [{ id: 'S-X1', booked_at: '2026-03-05T00:00:00Z', deadline: '2026-04-02T00:00:00Z' }, { id: 'S-X2', booked_at: '2026-02-02T00:00:00Z' }]);
+    expect(group?.message ?? 'the database accepted it').toMatch(invariant3('S-X2', 'allocation-period'));
+  });
+
+  it('refuses a shipment above a max_units_per_shipment condition, and names it (migration 015)', async () => {
+    const cap = conditions(world.importLicenceId, [{ id: 'cap', text: 'At most 5 units a shipment', kind: 'max_units_per_shipment', value: 5 }]);
+    const over = await insertAfter([cap], [{ id: 'S-X1', units: '5' }, { id: 'S-X2', units: '6' }]);
+    expect(over?.code, over?.message ?? 'the database accepted it').toBe('23514');
+    expect(over?.message).toMatch(invariant3('S-X2', 'max_units_per_shipment'));
+    expect(await insertAfter([cap], [{ id: 'S-X1', units: '5' }, { id: 'S-X2', units: '1' }])).toBeUndefined();
+  });
+
+  it("refuses a shipment under end_user_kyc_required unless the licence's own authority verified the recipient (migration 015)", async () => {
+    const kyc = conditions(world.exportLicenceId, [{ id: 'kyc', text: 'KYC of each end user', kind: 'end_user_kyc_required' }]);
+    const verifiedBy = (orgIds: string[]): [string, unknown[]] => ['UPDATE organisations SET kyc_verified_by = $2 WHERE id = $1', [world.actors.alpha.orgId, orgIds]];
+    for (const setup of [[kyc], [kyc, verifiedBy([world.actors.mofcom.orgId])]]) {
+      const error = await insertAfter(setup, [{}]);
+      expect(error?.code, error?.message ?? 'the database accepted it').toBe('23514');
+      expect(error?.message).toMatch(invariant3('S-X', 'end_user_kyc_required'));
+    }
+    expect(await insertAfter([kyc, verifiedBy([world.actors.bis.orgId])], [{}])).toBeUndefined();
+  });
+
+  it('refuses a shipment to a recipient a licence names only as a supplier, or not at all (migration 015)', async () => {
+    // The export licence names alpha and beta as end users; the import licence is alpha's and names beta as a consignee.
+    const role = (licenceId: string, orgId: string, to: string): [string, unknown[]] => ['UPDATE licence_parties SET role = $3 WHERE licence_id = $1 AND org_id = $2', [licenceId, orgId, to]];
+    const exportSide = await insertAfter([role(world.exportLicenceId, world.actors.alpha.orgId, 'supplier')], [{}]);
+    expect(exportSide?.code, exportSide?.message ?? 'the database accepted it').toBe('23514');
+    expect(exportSide?.message).toMatch(invariant3('S-X', 'licence-recipient'));
+    const beta = { recipient_org_id: world.actors.beta.orgId, export_allocation_id: world.allocations.betaExport, import_allocation_id: world.allocations.betaImport };
+    expect(await insertAfter([], [beta])).toBeUndefined();
+    const importSide = await insertAfter([role(world.importLicenceId, world.actors.beta.orgId, 'supplier')], [beta]);
+    expect(importSide?.message ?? 'the database accepted it').toMatch(invariant3('S-X', 'licence-recipient'));
+    // An import licence names its holder as the recipient without a party row: alpha's own.
+    expect((await database.pool.query('SELECT count(*)::int AS n FROM licence_parties WHERE licence_id = $1 AND org_id = $2', [world.importLicenceId, world.actors.alpha.orgId])).rows[0].n).toBe(0);
+    expect(await insertAfter([], [{}])).toBeUndefined();
+  });
+
   it('refuses a reader set that misstates its run: offsets from 0 to its span, at most 2,048, within int2', async () => {
     const insert = (first: number, last: number, offsets: string) => refusal(`INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) VALUES ('ORG-X', ${first}, ${last}, '${offsets}'::int2[])`);
     expect(await insert(100, 104, '{0,2,4}')).toBeUndefined(); // well formed: the cases below are about one rule each
@@ -137,6 +208,18 @@ describe('database constraints, written around the ledger', () => {
       const error = await insert(first, last, offsets);
       expect(error?.code, `${first}..${last} ${offsets.slice(0, 20)}: ${error?.message ?? 'accepted'}`).toBe('23514');
     }
+  });
+
+  it('keeps stored tiles append-only: no hash changed, no tile narrowed, none deleted (migration 018)', async () => {
+    const tile = "(SELECT 1 FROM tlog_tiles WHERE level = 0 AND index = 0)";
+    expect(await refusal(`SELECT 1 WHERE EXISTS ${tile}`)).toBeUndefined();
+    const changed = await refusal(`UPDATE tlog_tiles SET hashes = set_byte(hashes, 0, get_byte(hashes, 0) # 1) WHERE level = 0 AND index = 0`);
+    expect(changed).toMatchObject({ code: '23514', message: expect.stringMatching(/tile 0\/0 holds \d+ hashes; a write of \d+ hashes would change or drop some of them/) });
+    const narrowed = await refusal(`UPDATE tlog_tiles SET width = width - 1, hashes = substring(hashes FROM 1 FOR 32 * (width - 1)) WHERE level = 0 AND index = 0 AND width > 1`);
+    expect(narrowed?.code).toBe('23514');
+    expect((await refusal('DELETE FROM tlog_tiles WHERE level = 0 AND index = 0'))?.code).toBe('23001');
+    // Growing in place is what every batch does: the hashes kept, one more after them.
+    expect(await refusal(`UPDATE tlog_tiles SET width = width + 1, hashes = hashes || decode(repeat('ab', 32), 'hex') WHERE level = 0 AND index = 0 AND width < 256`)).toBeUndefined();
   });
 
   it('refuses two checkpoint roots for one size (a fork)', async () => {

@@ -41,7 +41,7 @@ export interface TableShape {
 
 /** Parents first: the order batch-writes.ts follows. */
 export const tables: Record<TableName, TableShape> = {
-  organisations: { key: ['id'], columns: ['id', 'name', 'name_romanised', 'country', 'roles', 'identifiers', 'address', 'kyc_verified', 'demo', 'created_seq'] },
+  organisations: { key: ['id'], columns: ['id', 'name', 'name_romanised', 'country', 'roles', 'identifiers', 'address', 'kyc_verified_by', 'demo', 'created_seq'] },
   tokens: { key: ['id'], columns: ['id', 'org_id', 'role', 'label', 'secret_hash', 'created_at', 'revoked_at'] },
   products: { key: ['id'], columns: ['id', 'model', 'vendor', 'parameters', 'eccn', 'demo', 'created_seq'] },
   licences: { key: ['id'], columns: ['id', 'version', 'reference', 'authority_org_id', 'direction', 'holder_org_id', 'product_ids', 'origin', 'destination', 'authorised_units', 'value_minor', 'currency', 'valid_from', 'valid_to', 'conditions', 'riders', 'status', 'allocated_units', 'shipped_units', 'demo', 'created_seq', 'updated_seq'] },
@@ -141,8 +141,9 @@ function textArrayParameter(values: string[]): TextArrayParameter {
 const sweepRowsMax = 1_000;
 
 /**
- * Loads what the keys name, then what those rows point to: shipments bring their
- * allocations, allocations their licences. Fixed order, at most a dozen statements.
+ * Loads what the keys name, then what those rows point to: units bring the shipment that
+ * last held them, shipments their allocations, allocations their licences. Fixed order, at
+ * most a dozen statements.
  */
 export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promise<LoadedState> {
   const select = async <T>(sql: string, ids: Iterable<string> | TextArrayParameter): Promise<T[]> => {
@@ -158,6 +159,17 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
     );
     for (const row of due.rows) (row.kind === 'shipment' ? keys.shipments : keys.licences).add(row.id);
   }
+  // 100,000 serials, as the tables grow (bench/experiments/serial-lookups.ts): by = ANY the
+  // planner probes the primary key for each serial, 207–441 ms from 400,000 to 4,000,000
+  // units. Joined to unnest, it read every unit instead (hash or merge join): 302, 689 and
+  // 2,015 ms.
+  const serials = textArrayParameter([...keys.serials]);
+  const units = await select<UnitRow>('SELECT u.* FROM units u WHERE u.serial = ANY($1::text[])', serials);
+  // A unit belongs to the exporter of the shipment that last held it: listing it again is
+  // that exporter's alone (ledger/handlers/manifests.ts), so that shipment comes with it,
+  // and with its allocations like any other (a sweep in the batch may expire it). Units
+  // before shipments for that; the distinct ids are few, and new serials bring none.
+  for (const unit of units) keys.shipments.add(unit.shipment_id);
   const shipments = await select<ShipmentRow>('SELECT * FROM shipments WHERE id = ANY($1)', keys.shipments);
   for (const shipment of shipments) {
     keys.allocations.add(shipment.export_allocation_id).add(shipment.import_allocation_id);
@@ -174,20 +186,16 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
      FROM licences l WHERE l.id = ANY($1)`,
     keys.licences,
   );
-  // One client runs one query at a time: these go in sequence.
-  const serials = textArrayParameter([...keys.serials]);
+  // One client runs one query at a time: these go in sequence. A token's organisation
+  // comes with it: revoking a token is checked against that organisation's jurisdiction.
+  const tokens = await select<TokenRow>(`SELECT id, org_id, role, label, '\\x' || encode(secret_hash, 'hex') AS secret_hash, created_at, revoked_at FROM tokens WHERE id = ANY($1)`, keys.tokens);
+  for (const token of tokens) keys.organisations.add(token.org_id);
   const organisations = await select<OrganisationRow>('SELECT * FROM organisations WHERE id = ANY($1)', keys.organisations);
   const products = await select<ProductRow>('SELECT * FROM products WHERE id = ANY($1)', keys.products);
-  const tokens = await select<TokenRow>(`SELECT id, org_id, role, label, '\\x' || encode(secret_hash, 'hex') AS secret_hash, created_at, revoked_at FROM tokens WHERE id = ANY($1)`, keys.tokens);
-  // 100,000 serials, as the tables grow (bench/experiments/serial-lookups.ts):
-  // - units by = ANY: the planner probes the primary key for each serial, 207–441 ms from
-  //   400,000 to 4,000,000 units. Joined to unnest, it read every unit instead (hash or merge
-  //   join): 302, 689 and 2,015 ms.
-  // - live manifest rows by a join to unnest: it hashes only the live rows (those of
-  //   shipments under way; a partial index holds them), 106 ms with none and 371 ms with
-  //   1,000,000; = ANY takes 180–230 ms at either. Live rows are bounded by the units in
-  //   transit, and at the seed's scale (400,000 in all) the join is the quicker.
-  const units = await select<UnitRow>('SELECT u.* FROM units u WHERE u.serial = ANY($1::text[])', serials);
+  // Live manifest rows of 100,000 serials by a join to unnest: it hashes only the live rows
+  // (those of shipments under way; a partial index holds them), 106 ms with none and 371 ms
+  // with 1,000,000; = ANY takes 180–230 ms at either. Live rows are bounded by the units in
+  // transit, and at the seed's scale (400,000 in all) the join is the quicker.
   // Only a serial with a unit row can be in a manifest: a manifest row and its unit are
   // written together (ledger/state.ts, ManifestListing), units are never deleted, and the
   // full re-check holds it (ledger_violations). So a manifest of new serials, the common

@@ -1,3 +1,4 @@
+import canonicalize from 'canonicalize';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { listMigrations, migrate } from './migrate.ts';
@@ -37,6 +38,47 @@ describe('migrate', () => {
       expect(after).toEqual(before);
       expect((await client.query("SELECT count(*)::int AS n FROM event_reader_sets WHERE org_id = 'ORG-DENSE'")).rows[0].n).toBe(3);
       expect((await client.query("SELECT to_regclass('event_readers') AS gone")).rows[0].gone).toBeNull();
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+  it('rebuilds KYC per authority from the set_kyc events, last word per authority (migration 015, on the tables as 014 left them)', async () => {
+    const perAuthority = listMigrations().find((migration) => migration.version === 15)!;
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // Back to the one flag of 001, with organisations, tokens and events as the ledger wrote them.
+      await client.query('ALTER TABLE organisations DROP COLUMN kyc_verified_by');
+      await client.query('ALTER TABLE organisations ADD COLUMN kyc_verified boolean NOT NULL DEFAULT false');
+      await client.query(`INSERT INTO organisations (id, name, country, roles, kyc_verified, created_seq) VALUES
+        ('ORG-BIS', 'BIS', 'US', '{authority}', false, 1), ('ORG-MOF', 'MOFCOM', 'CN', '{authority}', false, 2),
+        ('ORG-A', 'A', 'CN', '{recipient}', false, 3), ('ORG-B', 'B', 'CN', '{recipient}', true, 4), ('ORG-C', 'C', 'CN', '{recipient}', true, 5),
+        ('ORG-D', 'D', 'CN', '{recipient}', true, 6), ('ORG-E', 'E', 'CN', '{recipient}', false, 7)`);
+      await client.query(`INSERT INTO tokens (id, org_id, role, label, secret_hash, created_at) VALUES
+        ('TOK-B', 'ORG-BIS', 'authority_officer', 'b', decode(repeat('01', 32), 'hex'), now()), ('TOK-M', 'ORG-MOF', 'authority_admin', 'm', decode(repeat('02', 32), 'hex'), now())`);
+      const actors = { 'TOK-B': 'ORG-BIS', 'TOK-M': 'ORG-MOF', 'TOK-gone': 'ORG-MOF', system: 'system' } as const;
+      const event = (seq: number, actor: keyof typeof actors, organisationId: string, verified: boolean, kind = 'organisation.set_kyc') => {
+        const body = { seq, at: '2026-02-01T00:00:00.000Z', kind, actor: { id: actor, org: actors[actor], role: 'authority_officer' }, subject: organisationId, input: { organisationId, verified }, effects: {} };
+        return [seq, body.at, kind, actor, organisationId, [organisationId], Buffer.from(canonicalize(body)!, 'utf8')];
+      };
+      const events = [
+        event(1_000_001, 'TOK-B', 'ORG-A', true), event(1_000_003, 'TOK-M', 'ORG-A', false), event(1_000_002, 'TOK-M', 'ORG-A', true), // A: BIS's stands
+        event(1_000_004, 'TOK-B', 'ORG-B', true), event(1_000_005, 'TOK-B', 'ORG-B', false), event(1_000_006, 'TOK-gone', 'ORG-B', true), // B: MOFCOM's, by a token with no row
+        event(1_000_007, 'system', 'ORG-C', true), // C: the operator is no authority
+        event(1_000_009, 'TOK-B', 'ORG-D', true), event(1_000_008, 'TOK-M', 'ORG-D', true), // D: both
+        event(1_000_010, 'TOK-B', 'ORG-E', true, 'organisation.register'), // E: not a set_kyc event
+      ];
+      for (const values of events) {
+        await client.query('INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical) VALUES ($1, $2, $3, $4, $5, $6, $7)', values);
+      }
+      await client.query(perAuthority.sql);
+      const after = await client.query(`SELECT id, kyc_verified_by FROM organisations WHERE id LIKE 'ORG-_' OR id IN ('ORG-BIS', 'ORG-MOF') ORDER BY id`);
+      expect(Object.fromEntries(after.rows.map((row) => [row.id, row.kyc_verified_by]))).toEqual({
+        'ORG-A': ['ORG-BIS'], 'ORG-B': ['ORG-MOF'], 'ORG-BIS': [], 'ORG-C': [], 'ORG-D': ['ORG-BIS', 'ORG-MOF'], 'ORG-E': [], 'ORG-MOF': [],
+      });
+      const column = await client.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'organisations' AND column_name = 'kyc_verified'");
+      expect(column.rows[0].n).toBe(0);
     } finally {
       await client.query('ROLLBACK');
       client.release();

@@ -51,9 +51,18 @@ export type UnitView = UnitRow & { demo: boolean };
 export type SerialView = { serial: string; live: boolean; gpu_uuid: string | null; custody: string | null; site_id: string | null; demo: boolean };
 /** An event as stored: the same columns the batch writes. */
 export type EventRow = EventWrite;
-export type LicenceDetail = LicenceRow & { parties: LicencePartyRow[]; allocations: AllocationRow[]; allocations_truncated: boolean };
+/**
+ * How far a licence's totals reach for this viewer (licenceTotals): 'licence' for a viewer
+ * that sees every allocation of the licence, 'own_allocations' for one that sees only the
+ * allocations made to it (a recipient), whose totals are sums over those.
+ */
+export type TotalsScope = 'licence' | 'own_allocations';
+/** A licence as a viewer reads it: allocated_units and shipped_units are as far as totals_scope reaches. */
+export type LicenceView = LicenceRow & { totals_scope: TotalsScope };
+export type LicenceDetail = LicenceView & { parties: LicencePartyRow[]; allocations: AllocationRow[]; allocations_truncated: boolean };
 export type UtilisationLicence = Pick<LicenceRow, 'id' | 'reference' | 'direction' | 'status' | 'holder_org_id' | 'authority_org_id' | 'authorised_units' | 'allocated_units' | 'shipped_units' | 'demo' | 'created_seq'> & {
   reserved_units: number;
+  totals_scope: TotalsScope;
   allocations: AllocationRow[];
   allocations_truncated: boolean;
 };
@@ -163,19 +172,72 @@ export function listProducts(pool: Pool, page: PageRequest<number>): Promise<Pag
   return keysetPage<ProductRow, number>(pool, new Statement(), { from: 'products p', where: ['true'], key: 'p.created_seq' }, page, bySeq);
 }
 
-export function listLicences(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { status?: string } = {}): Promise<Page<LicenceRow, number>> {
+/** A licence's columns but its totals, which licenceTotals() gives per viewer. */
+const licenceTermColumns = [
+  'id', 'version', 'reference', 'authority_org_id', 'direction', 'holder_org_id', 'product_ids', 'origin', 'destination', 'authorised_units',
+  'value_minor', 'currency', 'valid_from', 'valid_to', 'conditions', 'riders', 'status', 'demo', 'created_seq', 'updated_seq',
+] as const satisfies ReadonlyArray<keyof LicenceRow>;
+// A column added to LicenceRow fails the type check here until it is listed above (or is a total).
+const licenceColumnsListed: Exclude<keyof LicenceRow, (typeof licenceTermColumns)[number] | 'allocated_units' | 'shipped_units'> extends never ? true : never = true;
+void licenceColumnsListed;
+
+/**
+ * A licence's totals as the viewer may know them, as SQL expressions over the licence
+ * `alias`. Tenants get sums over the allocations of the licence they see
+ * (visible.allocation): a recipient sees only its own, even on a licence it holds, and the
+ * licence-wide figures would give away the other recipients' allocations and shipments by
+ * subtraction. Where a tenant sees every allocation (an exporter on a licence it holds or
+ * supplies) the sums are the licence-wide figures, which the database holds equal to the
+ * licence's columns (invariants 1 and 2); authorities and auditors read those columns.
+ * The scope follows from who the viewer is, never from the rows, so that it cannot tell a
+ * recipient whether other allocations exist.
+ */
+function licenceTotals(statement: Statement, viewer: Viewer, alias: string, totals: readonly LicenceTotal[]): string {
+  const columns = totals.map((total) => `${licenceTotal(statement, viewer, alias, total)} AS ${total}`);
+  const scope = viewer.orgId === null ? `'licence'` : totalsScope(statement, { ...viewer, orgId: viewer.orgId }, alias);
+  return [...columns, `${scope} AS totals_scope`].join(', ');
+}
+
+type LicenceTotal = 'allocated_units' | 'reserved_units' | 'shipped_units';
+/** The allocations' column that each total sums. */
+const summedColumn: Record<LicenceTotal, string> = { allocated_units: 'units', reserved_units: 'reserved_units', shipped_units: 'shipped_units' };
+
+function licenceTotal(statement: Statement, viewer: Viewer, alias: string, total: LicenceTotal): string {
+  // The licence keeps allocated and shipped units itself; reserved units are only on its allocations.
+  if (viewer.orgId === null && total !== 'reserved_units') return `${alias}.${total}`;
+  const where = [`ta.licence_id = ${alias}.id`];
+  if (viewer.orgId !== null) where.push(visible.allocation(statement, viewer, 'ta'));
+  return `coalesce((SELECT sum(ta.${summedColumn[total]}) FROM allocations ta WHERE ${where.join(' AND ')}), 0)`;
+}
+
+/** Whether a tenant sees every allocation of the licence: where visible.allocation shows a 'related' viewer all of them. */
+function totalsScope(statement: Statement, viewer: Viewer & { orgId: string }, alias: string): string {
+  if (viewer.allocations === 'received') return `'own_allocations'`;
+  const org = statement.add(viewer.orgId);
+  return `CASE WHEN ${alias}.holder_org_id = ${org}
+    OR EXISTS (SELECT 1 FROM licence_parties tp WHERE tp.licence_id = ${alias}.id AND tp.org_id = ${org} AND tp.role = 'supplier')
+    THEN 'licence' ELSE 'own_allocations' END`;
+}
+
+/** A licence's columns with its totals as the viewer may know them (licenceTotals). */
+function licenceViewColumns(statement: Statement, viewer: Viewer, alias: string): string {
+  return [...licenceTermColumns.map((column) => `${alias}.${column}`), licenceTotals(statement, viewer, alias, ['allocated_units', 'shipped_units'])].join(', ');
+}
+
+export function listLicences(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { status?: string } = {}): Promise<Page<LicenceView, number>> {
   const statement = new Statement();
   const where = [visible.licence(statement, viewer, 'l')];
   if (filter.status !== undefined) where.push(`l.status = ${statement.add(filter.status)}`);
-  return keysetPage<LicenceRow, number>(pool, statement, { from: 'licences l', where, key: 'l.created_seq' }, page, bySeq);
+  return keysetPage<LicenceView, number>(pool, statement, { select: licenceViewColumns(statement, viewer, 'l'), from: 'licences l', where, key: 'l.created_seq' }, page, bySeq);
 }
 
 export async function findLicence(pool: Pool, viewer: Viewer, licenceId: string): Promise<LicenceDetail | null> {
   const statement = new Statement();
   const id = statement.add(licenceId);
-  const result = await pool.query<LicenceRow & { parties: LicencePartyRow[] }>(
-    `SELECT l.*, coalesce((SELECT json_agg(json_build_object('licence_id', p.licence_id, 'org_id', p.org_id, 'role', p.role) ORDER BY p.org_id, p.role)
-                           FROM licence_parties p WHERE p.licence_id = l.id), '[]'::json) AS parties
+  const result = await pool.query<LicenceView & { parties: LicencePartyRow[] }>(
+    `SELECT ${licenceViewColumns(statement, viewer, 'l')},
+            coalesce((SELECT json_agg(json_build_object('licence_id', p.licence_id, 'org_id', p.org_id, 'role', p.role) ORDER BY p.org_id, p.role)
+                      FROM licence_parties p WHERE p.licence_id = l.id), '[]'::json) AS parties
      FROM licences l WHERE l.id = ${id} AND ${visible.licence(statement, viewer, 'l')}`,
     statement.params,
   );
@@ -325,13 +387,14 @@ async function eventsOfReader(pool: Pool, orgId: string, page: PageRequest<numbe
 
 /**
  * Utilisation per licence (a page of visible licences) with the allocations the viewer
- * sees on each, at most embeddedRowsMax per licence.
+ * sees on each, at most embeddedRowsMax per licence; the licence's totals are as far as the
+ * viewer may know them (licenceTotals).
  */
 export async function utilisation(pool: Pool, viewer: Viewer, page: PageRequest<number>): Promise<Page<UtilisationLicence, number>> {
   const statement = new Statement();
   const licences = await keysetPage<Omit<UtilisationLicence, 'allocations' | 'allocations_truncated'>, number>(pool, statement, {
-    select: `l.id, l.reference, l.direction, l.status, l.holder_org_id, l.authority_org_id, l.authorised_units, l.allocated_units, l.shipped_units, l.demo, l.created_seq,
-             coalesce((SELECT sum(ra.reserved_units) FROM allocations ra WHERE ra.licence_id = l.id), 0) AS reserved_units`,
+    select: `l.id, l.reference, l.direction, l.status, l.holder_org_id, l.authority_org_id, l.authorised_units, l.demo, l.created_seq,
+             ${licenceTotals(statement, viewer, 'l', ['allocated_units', 'reserved_units', 'shipped_units'])}`,
     from: 'licences l',
     where: [visible.licence(statement, viewer, 'l')],
     key: 'l.created_seq',

@@ -9,6 +9,11 @@
  * - Checkpoints are append-only; ON CONFLICT DO NOTHING makes two processes signing the
  *   same size with the same key harmless (the first one stands). A size may hold one
  *   checkpoint per key (rotation); a trigger refuses two roots for one size (a fork).
+ * - Signing a checkpoint and adopting a key happen inside inLogSigningTransaction, which
+ *   serializes them across processes: a signer re-reads the current key there, so once a
+ *   rotation commits, the retired key cannot sign again (not even in another process).
+ * - A cosignature belongs to one checkpoint row (size, key id), since one size may hold
+ *   two checkpoint texts after a rotation and a cosignature is over one text.
  */
 import { copyOut, readValuesOfOneColumn } from './copy-binary.ts';
 import { isPool, prepared, type Pool, type PoolClient } from './pool.ts';
@@ -41,6 +46,44 @@ export async function readTiles(db: Queryable, tiles: Array<{ level: number; ind
 /** Every tile of one level in index order, for audits (a cursor would be kinder past 10^8 leaves). */
 export async function readTileRange(db: Queryable, level: number, fromIndex: number, count: number): Promise<TileRow[]> {
   const result = await db.query<TileRow>('SELECT level, index, width, hashes FROM tlog_tiles WHERE level = $1 AND index >= $2 ORDER BY index LIMIT $3', [level, fromIndex, count]);
+  return result.rows;
+}
+
+/** Any constant: the key of the transaction lock that checkpoint signing and key rotation hold. */
+const logSigningLockKey = 7_201_964_016;
+
+/**
+ * Runs `work` in a transaction that holds the log signing lock (one at a time across every
+ * process). A crash anywhere inside rolls all of it back: no checkpoint or key half written.
+ */
+export async function inLogSigningTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [logSigningLockKey]);
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Tile rows holding hashes the tree of `size` does not have: at level L the tree has
+ * floor(size / 256^L) hashes, so a row with index * 256 + width beyond that (or any row at a
+ * level above the tree) is a stray. At most `rowsMax`, lowest level first.
+ */
+export async function tilesBeyondTree(db: Queryable, size: number, rowsMax: number): Promise<Array<{ level: number; index: number; width: number }>> {
+  const result = await db.query<{ level: number; index: number; width: number }>(
+    `SELECT level, index, width FROM tlog_tiles
+     WHERE index * 256 + width > div($1::numeric, power(256::numeric, level))
+     ORDER BY level, index LIMIT $2`,
+    [size, rowsMax],
+  );
   return result.rows;
 }
 
@@ -118,6 +161,8 @@ export async function insertCheckpoint(db: Queryable, row: Omit<CheckpointRow, '
 
 export interface CosignatureRow {
   checkpoint_size: number;
+  /** With checkpoint_size, the checkpoint row (and so the text) this cosignature is over. */
+  checkpoint_key_id: string;
   witness: string;
   key_id: string;
   timestamp_s: number;
@@ -126,15 +171,19 @@ export interface CosignatureRow {
 
 export async function insertCosignature(db: Queryable, row: CosignatureRow): Promise<void> {
   await db.query(
-    `INSERT INTO tlog_cosignatures (checkpoint_size, witness, key_id, timestamp_s, signature_line) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (checkpoint_size, witness, key_id) DO UPDATE SET timestamp_s = EXCLUDED.timestamp_s, signature_line = EXCLUDED.signature_line
+    `INSERT INTO tlog_cosignatures (checkpoint_size, checkpoint_key_id, witness, key_id, timestamp_s, signature_line) VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (checkpoint_size, checkpoint_key_id, witness, key_id) DO UPDATE SET timestamp_s = EXCLUDED.timestamp_s, signature_line = EXCLUDED.signature_line
        WHERE tlog_cosignatures.timestamp_s < EXCLUDED.timestamp_s`,
-    [row.checkpoint_size, row.witness, row.key_id, row.timestamp_s, row.signature_line],
+    [row.checkpoint_size, row.checkpoint_key_id, row.witness, row.key_id, row.timestamp_s, row.signature_line],
   );
 }
 
-export async function cosignaturesFor(db: Queryable, size: number): Promise<CosignatureRow[]> {
-  return (await db.query<CosignatureRow>('SELECT * FROM tlog_cosignatures WHERE checkpoint_size = $1 ORDER BY witness, key_id', [size])).rows;
+/** The cosignatures over one checkpoint row (its size and the key id that signed it). */
+export async function cosignaturesFor(db: Queryable, checkpoint: { size: number; key_id: string }): Promise<CosignatureRow[]> {
+  return (await db.query<CosignatureRow>(
+    'SELECT * FROM tlog_cosignatures WHERE checkpoint_size = $1 AND checkpoint_key_id = $2 ORDER BY witness, key_id',
+    [checkpoint.size, checkpoint.key_id],
+  )).rows;
 }
 
 export interface LogKeyRow {
@@ -147,6 +196,11 @@ export interface LogKeyRow {
 /** Every log key, in the order they were used. */
 export async function listLogKeys(db: Queryable): Promise<LogKeyRow[]> {
   return (await db.query<LogKeyRow>('SELECT key_id, verifier_key, first_size, announced_size FROM tlog_keys ORDER BY first_size, created_at')).rows;
+}
+
+/** The key that signs now: the newest one; undefined before the log first signed. */
+export async function currentLogKey(db: Queryable): Promise<LogKeyRow | undefined> {
+  return (await listLogKeys(db)).at(-1);
 }
 
 export async function insertLogKey(db: Queryable, row: LogKeyRow): Promise<void> {

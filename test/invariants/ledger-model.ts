@@ -213,6 +213,8 @@ export class LedgerModel {
       expiredLicences.push(licence.id);
     }
     if (expiredShipments.length === 0 && expiredLicences.length === 0) refuse('conflict', 'nothing is due');
+    // One event per expired record (each with its own readers); apply() counts the last.
+    this.seq += expiredShipments.length + expiredLicences.length - 1;
     return { expiredShipments: expiredShipments.sort(), expiredLicences: expiredLicences.sort() };
   }
 
@@ -230,6 +232,8 @@ export class LedgerModel {
   resize(input: { allocationId: string; units: number }, actorOrgId: string): Record<string, unknown> {
     const { allocation, licence } = this.side(input.allocationId);
     if (licence.authorityOrgId !== actorOrgId) refuse('forbidden', 'another authority');
+    // Growing hands out units: only a draft or issued licence does. Shrinking always may.
+    if (input.units > allocation.units && licence.status !== 'draft' && licence.status !== 'issued') refuse('conflict', `licence is ${licence.status}`);
     if (input.units < allocation.reservedUnits + allocation.shippedUnits) refuse('insufficient_units', 'below what is reserved or shipped');
     const allocated = licence.allocatedUnits - allocation.units + input.units;
     if (allocated > licence.authorisedUnits) refuse('insufficient_units', 'above what the licence has unallocated');

@@ -19,6 +19,7 @@ import {
   generateCosignerKey, generateSignerKey, leafHash, openCheckpoint, parseCosignatureVerifierKey, parseSignerKey, parseVerifierKey, signCheckpoint, verifyTlogProof,
 } from '../../src/tlog/index.ts';
 import { captured, startHarness, type Harness, type LogServer } from './harness.ts';
+import { untriggered } from '../support/tamper.ts';
 
 const logKey = generateSignerKey('log.cli.test');
 const witnessKey = generateCosignerKey('witness.cli.test');
@@ -120,7 +121,7 @@ describe('log verify catches tampering and names it', () => {
     }
   }
   const flipEvent = "UPDATE events SET canonical = set_byte(canonical, 20, get_byte(canonical, 20) # 1) WHERE seq = 37";
-  const flipTile = 'UPDATE tlog_tiles SET hashes = set_byte(hashes, 160, get_byte(hashes, 160) # 1) WHERE level = 0 AND index = 0';
+  const flipTile = untriggered('UPDATE tlog_tiles SET hashes = set_byte(hashes, 160, get_byte(hashes, 160) # 1) WHERE level = 0 AND index = 0');
   const swap = 'UPDATE events e SET canonical = o.canonical FROM events o WHERE (e.seq, o.seq) IN ((40, 41), (41, 40))';
 
   it('one stored event changed', async () => {
@@ -181,8 +182,8 @@ describe('log verify catches tampering and names it', () => {
     } finally {
       await pool.query('INSERT INTO tlog_checkpoints (size, root, key_id, signed_note, created_at) VALUES ($1, $2, $3, $4, $5)', [row.size, row.root, row.key_id, row.signed_note, row.created_at]);
       for (const cosignature of cosignatures) {
-        await pool.query('INSERT INTO tlog_cosignatures (checkpoint_size, witness, key_id, timestamp_s, signature_line, received_at) VALUES ($1, $2, $3, $4, $5, $6)',
-          [cosignature.checkpoint_size, cosignature.witness, cosignature.key_id, cosignature.timestamp_s, cosignature.signature_line, cosignature.received_at]);
+        await pool.query('INSERT INTO tlog_cosignatures (checkpoint_size, checkpoint_key_id, witness, key_id, timestamp_s, signature_line, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+          [cosignature.checkpoint_size, cosignature.checkpoint_key_id, cosignature.witness, cosignature.key_id, cosignature.timestamp_s, cosignature.signature_line, cosignature.received_at]);
       }
     }
   });

@@ -18,6 +18,13 @@ export function namesRecipient(licence: LicenceWithParties, orgId: string): bool
   return licence.holder_org_id === orgId || licence.parties.some((party) => party.org_id === orgId && party.role !== 'supplier');
 }
 
+/** Units are handed out only under a licence that is being prepared or is in force. */
+function checkAllocatable(licence: LicenceWithParties, doing: string): void {
+  if (licence.status !== 'draft' && licence.status !== 'issued') {
+    throw refuse.conflict('licence-status', `couldn't ${doing}: licence ${licence.id} is ${licence.status}; only a draft or issued licence hands out units`, { licenceId: licence.id, status: licence.status });
+  }
+}
+
 export const allocationCreate: Handler<'allocation.create'> = {
   kind: 'allocation.create',
   keys(input, keys) {
@@ -28,9 +35,7 @@ export const allocationCreate: Handler<'allocation.create'> = {
     const { state, actor } = context;
     const licence = visibleLicence(state, actor, input.licenceId);
     if (licence.authority_org_id !== actor.orgId) throw refuse.forbidden(`only ${licence.authority_org_id}, which issued licence ${licence.id}, may allocate it`);
-    if (licence.status !== 'draft' && licence.status !== 'issued') {
-      throw refuse.conflict('licence-status', `couldn't allocate licence ${licence.id}: it is ${licence.status}`);
-    }
+    checkAllocatable(licence, `allocate ${formatUnits(input.units)} units to ${input.recipientId}`);
     const recipient = state.get('organisations', input.recipientId);
     if (!recipient) throw refuse.notFound('organisation', input.recipientId);
     if (!recipient.roles.includes('recipient')) throw refuse.conflict('allocation-recipient', `organisation ${recipient.id} is not a recipient`);
@@ -58,7 +63,9 @@ export const allocationCreate: Handler<'allocation.create'> = {
     return {
       subjectId: id,
       orgIds: allocationOrgIds(licence, recipient.id),
-      effects: { allocationId: id, licenceAllocatedUnits: licence.allocated_units + input.units },
+      // Not the licence's new total: the recipient reads this event, and the total less its
+      // own units would tell it what the licence's other recipients were given.
+      effects: { allocationId: id },
       answer: { allocationId: id, units: input.units },
     };
   },
@@ -75,6 +82,11 @@ export const allocationResize: Handler<'allocation.resize'> = {
     if (!allocation) throw refuse.notFound('allocation', input.allocationId);
     const licence = visibleLicence(state, actor, allocation.licence_id);
     if (licence.authority_org_id !== actor.orgId) throw refuse.forbidden(`only ${licence.authority_org_id} may resize allocations of licence ${licence.id}`);
+    // Growing hands out more units, so it needs the licence status that creating an
+    // allocation needs. Shrinking stays allowed in any status: it only gives units back to
+    // the licence (a suspended or revoked licence's authority must be able to claw back
+    // what nobody has reserved), and the reserved and shipped floor below still holds.
+    if (input.units > allocation.units) checkAllocatable(licence, `grow allocation ${allocation.id} to ${formatUnits(input.units)} units`);
     const used = allocation.reserved_units + allocation.shipped_units;
     if (input.units < used) {
       throw refuse.units('invariant-2', `allocation ${allocation.id} has ${formatUnits(used)} units reserved or shipped; it cannot shrink to ${formatUnits(input.units)}`, { usedUnits: used, requestedUnits: input.units });

@@ -27,6 +27,16 @@ function ownLicence(state: BatchState, actor: Actor, licenceId: string): Licence
   return licence;
 }
 
+/**
+ * A licence whose every authorised unit has shipped is exhausted: nothing more can go
+ * under it. Only an issued licence turns exhausted; a suspended, revoked or expired one
+ * keeps the status its authority gave it. Shipping (units posted) and amending (units
+ * cut to what has shipped) both decide it here, so the two can never disagree.
+ */
+export function statusAfterUse(status: LicenceStatus, shippedUnits: number, authorisedUnits: number): LicenceStatus {
+  return shippedUnits === authorisedUnits && status === 'issued' ? 'exhausted' : status;
+}
+
 function partiesOf(licenceId: string, parties: Array<{ organisationId: string; role: PartyRole }>): LicencePartyRow[] {
   const seen = new Set<string>();
   const rows: LicencePartyRow[] = [];
@@ -125,8 +135,11 @@ function transition<K extends 'licence.issue' | 'licence.suspend' | 'licence.rei
       if (rule.to === 'issued' && licence.valid_to <= context.at) {
         throw refuse.conflict('licence-validity', `couldn't issue licence ${licence.id}: its validity ended at ${licence.valid_to}`);
       }
-      state.update('licences', licence, { status: rule.to, updated_seq: context.seq });
-      return statusOutcome(licence, licence.status, rule.to, input.reason);
+      // A licence reinstated with every unit shipped (amended down while suspended) has
+      // nothing left to give: it is exhausted, by the rule shipping and amending apply.
+      const to = rule.to === 'issued' ? statusAfterUse('issued', licence.shipped_units, licence.authorised_units) : rule.to;
+      state.update('licences', licence, { status: to, updated_seq: context.seq });
+      return statusOutcome(licence, licence.status, to, input.reason);
     },
   };
 }
@@ -172,6 +185,7 @@ export const licenceAmend: Handler<'licence.amend'> = {
       ...licence,
       version: licence.version + 1,
       authorised_units: units,
+      status: statusAfterUse(licence.status, licence.shipped_units, units),
       valid_to: validTo,
       product_ids: input.productIds ? [...new Set(input.productIds)] : licence.product_ids,
       conditions: (input.conditions as LicenceCondition[] | undefined) ?? licence.conditions,
@@ -185,8 +199,11 @@ export const licenceAmend: Handler<'licence.amend'> = {
     return {
       subjectId: licence.id,
       orgIds: [...new Set([...licenceOrgIds(licence), ...licenceOrgIds(amended)])],
-      effects: { version: amended.version },
-      answer: { licenceId: licence.id, version: amended.version },
+      // statusFrom and statusTo are always recorded, equal when the amendment kept the
+      // status: cutting the units to what has shipped exhausts the licence, and the log
+      // must say so in the event that did it.
+      effects: { version: amended.version, statusFrom: licence.status, statusTo: amended.status },
+      answer: { licenceId: licence.id, version: amended.version, status: amended.status },
     };
   },
 };

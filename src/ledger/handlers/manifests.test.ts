@@ -9,12 +9,25 @@ const shipment: ShipmentRow = {
   export_allocation_id: 'A-1', import_allocation_id: 'A-2', units: 10, status: 'booked', booked_at: '2026-02-01T00:00:00.000Z',
   deadline: '2026-06-01T00:00:00.000Z', reference: null, serial_count: 0, demo: false, created_seq: 1, updated_seq: 1,
 };
+/** The delivered shipment the units came in, and one of another exporter (ORG-3) to another recipient. */
+const earlier: ShipmentRow = { ...shipment, id: 'S-0', status: 'delivered', serial_count: 10, created_seq: 0, updated_seq: 2 };
+const theirs: ShipmentRow = { ...shipment, id: 'S-9', exporter_org_id: 'ORG-3', recipient_org_id: 'ORG-4', status: 'delivered', serial_count: 10, created_seq: 0, updated_seq: 2 };
 const returned: UnitRow = { serial: 'BACK-1', gpu_uuid: 'GPU-7', product_id: 'PRD-1', recipient_org_id: 'ORG-2', custody: 'returned', shipment_id: 'S-0', site_id: null, updated_seq: 3 };
 const deployed: UnitRow = { serial: 'DEPLOYED-1', gpu_uuid: null, product_id: 'PRD-1', recipient_org_id: 'ORG-2', custody: 'deployed', shipment_id: 'S-0', site_id: 'SITE-1', updated_seq: 3 };
+/** A returned unit without a GPU UUID, and one of another product. */
+const unknownUuid: UnitRow = { ...returned, serial: 'BACK-2', gpu_uuid: null };
+const otherProduct: UnitRow = { ...returned, serial: 'BACK-H20', gpu_uuid: 'GPU-8', product_id: 'PRD-H20' };
+/** ORG-3's units: returned by ORG-4, deployed at ORG-4's site, live in ORG-3's shipment S-8. */
+const theirReturned: UnitRow = { ...returned, serial: 'THEIRS-1', gpu_uuid: null, recipient_org_id: 'ORG-4', shipment_id: 'S-9' };
+const theirDeployed: UnitRow = { ...deployed, serial: 'THEIRS-2', recipient_org_id: 'ORG-4', shipment_id: 'S-9', site_id: 'SITE-22' };
+const theirLive: ShipmentRow = { ...theirs, id: 'S-8', status: 'shipped', serial_count: 1 };
+const theirListed: UnitRow = { ...returned, serial: 'THEIRS-3', gpu_uuid: null, recipient_org_id: 'ORG-4', custody: 'in_transit', shipment_id: 'S-8' };
 
 function freshState(): BatchState {
+  // As store/ledger-tables.ts loads them: each unit with the shipment that last held it.
   const loaded: LoadedState = {
-    organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment], units: [returned, deployed], liveSerials: [],
+    organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, earlier, theirs, theirLive],
+    units: [returned, deployed, unknownUuid, otherProduct, theirReturned, theirDeployed, theirListed], liveSerials: [{ shipment_id: 'S-8', serial: 'THEIRS-3', live: true }],
   };
   return new BatchState(loaded);
 }
@@ -89,5 +102,69 @@ describe('attaching a manifest to a batch', () => {
     expect(written(state)).toEqual({ newUnits: [], changedUnits: [], manifest: [], serialCount: 0 });
     expect(state.get('units', 'BACK-1')).toBe(returned);
     expect(state.liveShipmentOf('BACK-1')).toBeUndefined();
+  });
+});
+
+/** Refuses the manifest and leaves the batch as it was: nothing written, the unit untouched. */
+function expectRefusedUntouched(state: BatchState, entries: ManifestEntry[], message: string, unit: UnitRow): void {
+  expect(attach(state, 5, entries)).toBe(message);
+  expect(written(state)).toEqual({ newUnits: [], changedUnits: [], manifest: [], serialCount: 0 });
+  expect(state.get('units', unit.serial)).toBe(unit);
+}
+
+describe('a unit listed again stays what and whose it was', () => {
+  it('refuses a unit whose last shipment was another exporter’s, returned or left licensed, after listing others', () => {
+    const state = freshState();
+    expectRefusedUntouched(state, ['NEW-1', 'THEIRS-1'], 'serial THEIRS-1 is not available to list in a shipment', theirReturned);
+    const licensed: UnitRow = { ...theirReturned, custody: 'licensed' };
+    const cancelled = new BatchState({
+      organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, { ...theirs, status: 'cancelled' }], units: [licensed], liveSerials: [],
+    });
+    expectRefusedUntouched(cancelled, [licensed.serial], `serial ${licensed.serial} is not available to list in a shipment`, licensed);
+  });
+
+  it('refuses a unit of another product, keeping its product', () => {
+    expectRefusedUntouched(freshState(), ['NEW-1', 'BACK-H20'], 'serial BACK-H20 is a unit of product PRD-H20; shipment S-1 is of product PRD-1', otherProduct);
+  });
+
+  it('refuses a GPU UUID other than the unit’s, and takes the same one', () => {
+    const state = freshState();
+    expectRefusedUntouched(state, [{ serial: 'BACK-1', gpuUuid: 'GPU-70' }], 'serial BACK-1 has GPU UUID GPU-7; GPU-70 given', returned);
+    expect(attach(state, 6, [{ serial: 'BACK-1', gpuUuid: 'GPU-7' }])).toBe('listed 1');
+    expect(written(state).changedUnits).toEqual(['BACK-1:licensed:S-1:GPU-7']);
+  });
+
+  it('lists the exporter’s own returned unit again, to another recipient, and gives a unit without a GPU UUID one', () => {
+    const state = freshState();
+    const elsewhere: ShipmentRow = { ...shipment, id: 'S-2', recipient_org_id: 'ORG-5' };
+    state.put('shipments', elsewhere);
+    state.begin();
+    expect(attachSerials({ state, actor: { id: 'TOK-1', orgId: 'ORG-1', role: 'exporter' }, at: '2026-02-02T00:00:00.000Z', seq: 5 }, elsewhere, ['BACK-1', { serial: 'BACK-2', gpuUuid: 'GPU-2' }])).toBe(2);
+    expect([state.get('units', 'BACK-1'), state.get('units', 'BACK-2')].map((unit) => `${unit!.serial}:${unit!.recipient_org_id}:${unit!.shipment_id}:${unit!.gpu_uuid}`))
+      .toEqual(['BACK-1:ORG-5:S-2:GPU-7', 'BACK-2:ORG-5:S-2:GPU-2']);
+  });
+});
+
+describe('refusals for another tenant’s serial', () => {
+  it('say the same, naming neither shipment nor site nor custody, whether the serial is returned, deployed or live', () => {
+    const refusals = ['THEIRS-1', 'THEIRS-2', 'THEIRS-3'].map((serial) => {
+      const state = freshState();
+      state.begin();
+      try {
+        attachSerials({ state, actor: { id: 'TOK-1', orgId: 'ORG-1', role: 'exporter' }, at: '2026-02-02T00:00:00.000Z', seq: 5 }, shipment, [serial]);
+        return 'accepted';
+      } catch (error) {
+        return JSON.stringify(error).replaceAll(serial, '<serial>');
+      }
+    });
+    expect(refusals).toEqual(Array(3).fill(JSON.stringify({ code: 'conflict', message: 'serial <serial> is not available to list in a shipment', rule: 'unit-owner', details: { serial: '<serial>' } })));
+    for (const refusal of refusals) expect(refusal).not.toMatch(/S-[089]|SITE-22|deployed|returned|in_transit/);
+  });
+
+  it('still name the shipment and the site to the unit’s own exporter', () => {
+    const state = freshState();
+    expect(attach(state, 5, ['DEPLOYED-1'])).toBe('serial DEPLOYED-1 is deployed at site SITE-1; it cannot be listed in a shipment');
+    expect(attach(state, 6, ['NEW-1'])).toBe('listed 1');
+    expect(attach(state, 7, ['NEW-1'])).toBe('serial NEW-1 is already in live shipment S-1');
   });
 });

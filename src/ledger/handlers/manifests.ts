@@ -1,10 +1,12 @@
 /**
  * Serial manifests: which physical units travel in a shipment (invariant 4: a serial is
  * in at most one live shipment). A manifest is all or nothing: one bad serial refuses
- * the whole list, naming it.
+ * the whole list, naming it, except where naming more would tell of another tenant.
  */
+import { assert, type DomainError } from '../../core/errors.ts';
 import { refuse, formatUnits, type CommandContext, type Handler } from '../handler.ts';
-import type { ShipmentRow } from '../rows.ts';
+import type { ShipmentRow, UnitRow } from '../rows.ts';
+import type { BatchState } from '../state.ts';
 import type { BatchKeys } from '../../store/ledger-tables.ts';
 import { checkDeadline, shipmentOrgIds, visibleShipment } from './shipments.ts';
 
@@ -18,6 +20,45 @@ export function manifestKeys(entries: ManifestEntry[], keys: BatchKeys): void {
 
 /** Units that may be listed again: never shipped, or shipped and returned. */
 const reshippable = new Set(['licensed', 'returned']);
+
+/**
+ * The one refusal for a serial that another exporter's shipment holds or last held, whatever
+ * its state: the same words and rule whether it is live, deployed, returned or left licensed,
+ * so that it tells nothing of another tenant's shipments, sites or custody.
+ */
+function notAvailable(serial: string): DomainError {
+  return refuse.conflict('unit-owner', `serial ${serial} is not available to list in a shipment`, { serial });
+}
+
+/**
+ * Checks that a serial may be listed in the shipment; `unit` is the batch's row for it and
+ * `live` the live shipment that lists it, if any. A unit stays with the exporter whose
+ * shipment last held it (returned units go back to that exporter's side, and a cancelled
+ * or expired booking leaves its units licensed under it): another exporter listing it would
+ * take it over, its row rewritten to a shipment its first exporter and recipient cannot see.
+ * It also keeps what it physically is: its product and, once known, its GPU UUID.
+ */
+function checkListable(state: BatchState, shipment: ShipmentRow, serial: string, unit: UnitRow | undefined, live: string | undefined, given: string | undefined): void {
+  const exporter = shipment.exporter_org_id;
+  if (live !== undefined) {
+    // A listing of this batch or of the database: its shipment came with the unit.
+    if (state.get('shipments', live)?.exporter_org_id !== exporter) throw notAvailable(serial);
+    throw refuse.conflict('invariant-4', `serial ${serial} is already in live shipment ${live}`, { serial, shipmentId: live });
+  }
+  if (unit === undefined) return;
+  const previous = state.get('shipments', unit.shipment_id);
+  assert(previous !== undefined, `unit ${serial} names shipment ${unit.shipment_id}, which the batch did not load (store/ledger-tables.ts loads it with the unit)`);
+  if (previous.exporter_org_id !== exporter) throw notAvailable(serial);
+  if (!reshippable.has(unit.custody)) {
+    throw refuse.conflict('invariant-4', `serial ${serial} is ${unit.custody}${unit.site_id ? ` at site ${unit.site_id}` : ''}; it cannot be listed in a shipment`, { serial, custody: unit.custody });
+  }
+  if (unit.product_id !== shipment.product_id) {
+    throw refuse.conflict('unit-product', `serial ${serial} is a unit of product ${unit.product_id}; shipment ${shipment.id} is of product ${shipment.product_id}`, { serial, productId: unit.product_id });
+  }
+  if (given !== undefined && unit.gpu_uuid !== null && given !== unit.gpu_uuid) {
+    throw refuse.conflict('unit-gpu-uuid', `serial ${serial} has GPU UUID ${unit.gpu_uuid}; ${given} given`, { serial, gpuUuid: unit.gpu_uuid, given });
+  }
+}
 
 /**
  * Lists the serials in the shipment, checking each as it goes; a refusal undoes those
@@ -36,16 +77,11 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
     const serial = serialOf(entry);
     const unit = state.get('units', serial);
     const live = state.liveShipmentOf(serial);
-    if (live !== undefined) {
-      if (live === shipment.id && unit?.shipment_id === shipment.id && unit.updated_seq === seq) {
-        throw refuse.conflict('invariant-4', `serial ${serial} appears twice in the manifest (entry ${index + 1})`, { serial, entry: index + 1 });
-      }
-      throw refuse.conflict('invariant-4', `serial ${serial} is already in live shipment ${live}`, { serial, shipmentId: live });
-    }
-    if (unit && !reshippable.has(unit.custody)) {
-      throw refuse.conflict('invariant-4', `serial ${serial} is ${unit.custody}${unit.site_id ? ` at site ${unit.site_id}` : ''}; it cannot be listed in a shipment`, { serial, custody: unit.custody });
+    if (live === shipment.id && unit?.shipment_id === shipment.id && unit.updated_seq === seq) {
+      throw refuse.conflict('invariant-4', `serial ${serial} appears twice in the manifest (entry ${index + 1})`, { serial, entry: index + 1 });
     }
     const given = typeof entry === 'string' ? undefined : entry.gpuUuid;
+    checkListable(state, shipment, serial, unit, live, given);
     if (given !== undefined) {
       if (uuids.has(given)) throw refuse.conflict('invariant-4', `GPU UUID ${given} appears twice in the manifest`, { gpuUuid: given });
       uuids.add(given);

@@ -2,8 +2,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { validateUscc } from '../../core/uscc.ts';
 import { classifyAccelerator } from '../../policy/classification.ts';
-import { newId, refuse, type Handler } from '../handler.ts';
+import { newId, refuse, type CommandContext, type Handler } from '../handler.ts';
 import { systemActor } from '../permissions.ts';
+import type { OrganisationRow, Role } from '../rows.ts';
 
 export const organisationRegister: Handler<'organisation.register'> = {
   kind: 'organisation.register',
@@ -26,7 +27,7 @@ export const organisationRegister: Handler<'organisation.register'> = {
       roles: [...new Set(input.roles)],
       identifiers: input.identifiers,
       address: input.address ?? null,
-      kyc_verified: false,
+      kyc_verified_by: [],
       demo: input.demo,
       created_seq: context.seq,
     });
@@ -34,16 +35,33 @@ export const organisationRegister: Handler<'organisation.register'> = {
   },
 };
 
+/**
+ * KYC is recorded per authority: each authority vouches for its own review, and a licence's
+ * end_user_kyc_required condition counts only its own authority's (shipments.ts). So one
+ * authority can neither satisfy nor withdraw the review another authority's licence requires.
+ */
 export const organisationSetKyc: Handler<'organisation.set_kyc'> = {
   kind: 'organisation.set_kyc',
   keys(input, keys) {
     keys.organisations.add(input.organisationId);
   },
   run(context, input) {
-    const org = context.state.get('organisations', input.organisationId);
+    const { state, actor } = context;
+    const org = state.get('organisations', input.organisationId);
     if (!org) throw refuse.notFound('organisation', input.organisationId);
-    context.state.update('organisations', org, { kyc_verified: input.verified });
-    return { subjectId: org.id, orgIds: [org.id], effects: {}, answer: { organisationId: org.id, kycVerified: input.verified } };
+    const authority = state.get('organisations', actor.orgId);
+    if (!authority?.roles.includes('authority')) {
+      throw refuse.forbidden(`KYC is recorded by an authority for its own licences; ${actor.orgId} is not an authority organisation`);
+    }
+    const others = org.kyc_verified_by.filter((id) => id !== authority.id);
+    const verifiedBy = input.verified ? [...others, authority.id].sort() : others;
+    state.update('organisations', org, { kyc_verified_by: verifiedBy });
+    return {
+      subjectId: org.id,
+      orgIds: [org.id],
+      effects: { authorityId: authority.id },
+      answer: { organisationId: org.id, authorityId: authority.id, kycVerified: input.verified, kycVerifiedBy: verifiedBy },
+    };
   },
 };
 
@@ -74,6 +92,31 @@ export function hashTokenSecret(secret: string): Buffer {
   return createHash('sha256').update(secret).digest();
 }
 
+/**
+ * Who may hold whose keys: an authority admin makes and revokes authority tokens of its own
+ * organisation only, and exporter, recipient and auditor tokens only for organisations in
+ * its own jurisdiction (the country of its organisation); otherwise one authority could
+ * mint a token for a party another authority regulates, and act as that party. The
+ * operator (the system actor: `chipledger token create`) may do either for anyone.
+ */
+function checkTokenJurisdiction(context: CommandContext, role: Role, target: OrganisationRow | string, doing: 'makes' | 'revokes'): void {
+  const { actor, state } = context;
+  if (actor.id === systemActor.id) return;
+  const targetId = typeof target === 'string' ? target : target.id;
+  const operator = doing === 'makes' ? 'chipledger token create' : 'the operator';
+  if (role.startsWith('authority')) {
+    if (targetId !== actor.orgId) throw refuse.forbidden(`an authority admin ${doing} authority tokens of its own organisation only; ${targetId}'s are the operator's (${operator})`);
+    return;
+  }
+  const own = state.get('organisations', actor.orgId);
+  const org = typeof target === 'string' ? state.get('organisations', target) : target;
+  // Fail closed: without both rows the jurisdiction cannot be compared.
+  if (!own || !org) throw refuse.forbidden(`an authority admin ${doing} ${role} tokens only for organisations of its own jurisdiction; couldn't compare ${actor.orgId} with ${targetId}`);
+  if (org.country !== own.country) {
+    throw refuse.forbidden(`an authority admin ${doing} ${role} tokens only for organisations of its own jurisdiction (${own.country}); ${org.id} is in ${org.country}`);
+  }
+}
+
 export const tokenCreate: Handler<'token.create'> = {
   kind: 'token.create',
   keys(input, keys) {
@@ -86,9 +129,7 @@ export const tokenCreate: Handler<'token.create'> = {
     if (!org.roles.includes(needs[input.role])) {
       throw refuse.conflict('token-role', `organisation ${org.id} is not an ${needs[input.role]}, so it cannot hold a ${input.role} token`);
     }
-    if (input.role.startsWith('authority') && org.id !== context.actor.orgId && context.actor.id !== systemActor.id) {
-      throw refuse.forbidden(`an authority admin makes authority tokens for its own organisation only; ${org.id}'s are made by the operator (chipledger token create)`);
-    }
+    checkTokenJurisdiction(context, input.role, org, 'makes');
     const id = newId('TOK', context);
     const secret = `${tokenSecretPrefix}${id}_${randomBytes(32).toString('base64url')}`;
     context.state.put('tokens', {
@@ -114,9 +155,7 @@ export const tokenRevoke: Handler<'token.revoke'> = {
   run(context, input) {
     const token = context.state.get('tokens', input.tokenId);
     if (!token) throw refuse.notFound('token', input.tokenId);
-    if (token.role.startsWith('authority') && token.org_id !== context.actor.orgId && context.actor.id !== systemActor.id) {
-      throw refuse.forbidden(`an authority admin revokes authority tokens of its own organisation only; ${token.id} belongs to ${token.org_id}`);
-    }
+    checkTokenJurisdiction(context, token.role, token.org_id, 'revokes');
     if (token.revoked_at !== null) throw refuse.conflict('token-status', `token ${token.id} was already revoked at ${token.revoked_at}`);
     context.state.update('tokens', token, { revoked_at: context.at });
     return { subjectId: token.id, orgIds: [token.org_id], effects: {}, answer: { tokenId: token.id, revokedAt: context.at } };

@@ -11,6 +11,7 @@ import type { AllocationRow, ShipmentRow, ShipmentStatus } from '../rows.ts';
 import type { CommandInput } from '../schemas.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
 import { namesRecipient } from './allocations.ts';
+import { statusAfterUse } from './licences.ts';
 import { attachSerials, manifestKeys } from './manifests.ts';
 
 export const bookingDeadlineMaxMs = limits.bookingDeadlineMaxMs;
@@ -37,7 +38,12 @@ function side(state: BatchState, allocationId: string): Side {
   return { allocation, licence };
 }
 
-/** Invariant 3: the licence is issued, valid now, and names this product, route and recipient. */
+/**
+ * Invariant 3: the licence is issued, valid now, and names this product, route and
+ * recipient, within its conditions. Booking and shipping both run it (a licence may be
+ * suspended or amended between the two); the allocation's period is booking's alone
+ * (checkBookingPeriod).
+ */
 function checkCovers(context: CommandContext, { licence, allocation }: Side, shipment: Pick<ShipmentRow, 'product_id' | 'origin' | 'destination' | 'recipient_org_id' | 'units'>): void {
   const at = context.at;
   if (licence.status !== 'issued') throw refuse.licence('licence-status', `licence ${licence.id} is ${licence.status}, not issued`, { licenceId: licence.id, status: licence.status });
@@ -51,16 +57,25 @@ function checkCovers(context: CommandContext, { licence, allocation }: Side, shi
   if (allocation.recipient_org_id !== shipment.recipient_org_id || !namesRecipient(licence, shipment.recipient_org_id)) {
     throw refuse.licence('licence-recipient', `licence ${licence.id} does not name ${shipment.recipient_org_id} on allocation ${allocation.id}`, { licenceId: licence.id });
   }
-  if (allocation.period_start !== null && (at.slice(0, 10) < allocation.period_start || at.slice(0, 10) > allocation.period_end!)) {
-    throw refuse.licence('allocation-period', `allocation ${allocation.id} is for ${allocation.period_start} to ${allocation.period_end}`, { allocationId: allocation.id });
-  }
   for (const condition of licence.conditions) {
     if (condition.kind === 'max_units_per_shipment' && shipment.units > condition.value!) {
       throw refuse.licence(condition.id, `licence ${licence.id} condition ${condition.id} allows at most ${formatUnits(condition.value!)} units per shipment; ${formatUnits(shipment.units)} requested`, { licenceId: licence.id });
     }
-    if (condition.kind === 'end_user_kyc_required' && !context.state.get('organisations', shipment.recipient_org_id)?.kyc_verified) {
+    if (condition.kind === 'end_user_kyc_required' && !context.state.get('organisations', shipment.recipient_org_id)?.kyc_verified_by.includes(licence.authority_org_id)) {
       throw refuse.licence(condition.id, `licence ${licence.id} condition ${condition.id} requires a verified KYC of ${shipment.recipient_org_id}`, { licenceId: licence.id });
     }
+  }
+}
+
+/**
+ * A tranche's period bounds when its units may be booked, not when they may leave: a
+ * booking made inside the period reserved them, and it may ship after the period ends
+ * (until its deadline). So shipping does not run this.
+ */
+function checkBookingPeriod(context: CommandContext, { allocation }: Side): void {
+  const day = context.at.slice(0, 10);
+  if (allocation.period_start !== null && (day < allocation.period_start || day > allocation.period_end!)) {
+    throw refuse.licence('allocation-period', `allocation ${allocation.id} is for ${allocation.period_start} to ${allocation.period_end}`, { allocationId: allocation.id });
   }
 }
 
@@ -96,8 +111,10 @@ export const shipmentBook: Handler<'shipment.book'> = {
       throw refuse.invalid('booking-deadline', `deadline ${input.deadline} must be after ${context.at} and within ${bookingDeadlineMaxMs / 86_400_000} days`);
     }
     const terms = { product_id: input.productId, origin: exporter.country, destination: recipient.country, recipient_org_id: recipientId, units: input.units };
-    checkCovers(context, exportSide, terms);
-    checkCovers(context, importSide, terms);
+    for (const covering of [exportSide, importSide]) {
+      checkCovers(context, covering, terms);
+      checkBookingPeriod(context, covering);
+    }
     checkAvailable(exportSide, input.units);
     checkAvailable(importSide, input.units);
     const id = newId('S', context);
@@ -136,14 +153,18 @@ interface Step {
   to: ShipmentStatus;
   /** What happens to the reservation on both allocations. */
   move: Move;
-  /** Which party acts: the shipment's exporter or recipient (authorities may clear). */
+  /** Which party acts: the shipment's exporter or recipient (the import licence's authority may also clear). */
   by: 'exporter' | 'recipient';
   custody?: { from: 'licensed' | 'in_transit'; to: 'in_transit' | 'delivered' };
 }
 
-/** Releases or posts the reservation on both allocations; posting also counts on the licence. */
-function moveUnits(context: CommandContext, shipment: ShipmentRow, move: Move): void {
+/**
+ * Releases or posts the reservation on both allocations; posting also counts on the
+ * licence, which may exhaust it (statusAfterUse). Returns the licences it exhausted.
+ */
+function moveUnits(context: CommandContext, shipment: ShipmentRow, move: Move): string[] {
   const { state } = context;
+  const exhausted: string[] = [];
   for (const allocationId of [shipment.export_allocation_id, shipment.import_allocation_id]) {
     const allocation = state.get('allocations', allocationId)!;
     const reserved = allocation.reserved_units - shipment.units;
@@ -152,10 +173,11 @@ function moveUnits(context: CommandContext, shipment: ShipmentRow, move: Move): 
     if (move !== 'post') continue;
     const licence = state.get('licences', allocation.licence_id)!;
     const licenceShipped = licence.shipped_units + shipment.units;
-    // A licence whose every unit has shipped is exhausted: nothing more can go under it.
-    const status = licenceShipped === licence.authorised_units && licence.status === 'issued' ? 'exhausted' : licence.status;
+    const status = statusAfterUse(licence.status, licenceShipped, licence.authorised_units);
+    if (status !== licence.status) exhausted.push(licence.id);
     state.update('licences', licence, { shipped_units: licenceShipped, status, updated_seq: context.seq });
   }
+  return exhausted;
 }
 
 /** Ends a shipment's manifest: its serials are free to be listed again. */
@@ -165,9 +187,15 @@ function endManifest(context: CommandContext, shipment: ShipmentRow): void {
   for (const serial of state.liveSerialsOf(shipment.id)) state.setLive(serial, undefined);
 }
 
+/**
+ * Moves a shipment one step. The event's effects are { from, to, units }; a step that
+ * posts units (shipping) adds licencesExhausted, always present there: the ids of the
+ * licences this shipment used up (statusAfterUse), empty when none. A licence's status
+ * never changes without an event that says so.
+ */
 export function applyStep(context: CommandContext, shipment: ShipmentRow, step: Step): Outcome {
   const { state } = context;
-  if (step.move !== 'none') moveUnits(context, shipment, step.move);
+  const exhausted = step.move === 'none' ? [] : moveUnits(context, shipment, step.move);
   state.update('shipments', shipment, { status: step.to, updated_seq: context.seq });
   if (step.custody) {
     const { from, to } = step.custody;
@@ -180,9 +208,24 @@ export function applyStep(context: CommandContext, shipment: ShipmentRow, step: 
   return {
     subjectId: shipment.id,
     orgIds: shipmentOrgIds(shipment),
-    effects: { from: step.from, to: step.to, units: shipment.units },
+    effects: { from: step.from, to: step.to, units: shipment.units, ...(step.move === 'post' ? { licencesExhausted: exhausted } : {}) },
     answer: { shipmentId: shipment.id, status: step.to },
   };
+}
+
+/**
+ * Clearance is the import side's act: besides the recipient, only the authority that
+ * issued the import licence behind the shipment may record it, not any authority (the
+ * exporting country's, say). The loader brings a shipment's allocations and their
+ * licences (store/ledger-tables.ts), so the licence is in the batch.
+ */
+function clearsAsAuthority(context: CommandContext, shipment: ShipmentRow): boolean {
+  const { actor, state } = context;
+  return actor.role.startsWith('authority') && importAuthorityId(state, shipment) === actor.orgId;
+}
+
+function importAuthorityId(state: BatchState, shipment: ShipmentRow): string {
+  return side(state, shipment.import_allocation_id).licence.authority_org_id;
 }
 
 function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' | 'shipment.cancel'>(kind: K, rule: Step): Handler<K> {
@@ -195,8 +238,10 @@ function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' 
       const { state, actor } = context;
       const shipment = visibleShipment(state, actor, input.shipmentId);
       const party = rule.by === 'exporter' ? shipment.exporter_org_id : shipment.recipient_org_id;
-      const authorityClears = kind === 'shipment.clear' && actor.role.startsWith('authority');
-      if (party !== actor.orgId && !authorityClears) throw refuse.forbidden(`only the ${rule.by} ${party} may ${kind.slice('shipment.'.length)} shipment ${shipment.id}`);
+      if (party !== actor.orgId && !(kind === 'shipment.clear' && clearsAsAuthority(context, shipment))) {
+        const orAuthority = kind === 'shipment.clear' ? ` or ${importAuthorityId(state, shipment)}, the authority of its import licence,` : '';
+        throw refuse.forbidden(`only the ${rule.by} ${party}${orAuthority} may ${kind.slice('shipment.'.length)} shipment ${shipment.id}`);
+      }
       if (shipment.status !== rule.from) {
         throw refuse.conflict('shipment-status', `couldn't ${kind.slice('shipment.'.length)} shipment ${shipment.id}: it is ${shipment.status}, not ${rule.from}`, { status: shipment.status });
       }
@@ -216,16 +261,20 @@ export function checkDeadline(context: CommandContext, shipment: ShipmentRow, do
   }
 }
 
-/** Shipping needs a live booking, a full manifest and licences that still cover the shipment. */
+/**
+ * Shipping needs a live booking, a full manifest and licences that still cover the
+ * shipment (invariant 3 holds when the units leave, not only when they were booked: a
+ * licence may have been suspended, or amended to drop the product or add a condition, in
+ * between). Availability is not checked again: the booking already reserved the units.
+ * Nor is the allocation's period (checkBookingPeriod).
+ */
 function checkShippable(context: CommandContext, shipment: ShipmentRow): void {
   checkDeadline(context, shipment, 'ship');
   if (shipment.serial_count !== shipment.units) {
     throw refuse.conflict('manifest-complete', `shipment ${shipment.id} lists ${formatUnits(shipment.serial_count)} of its ${formatUnits(shipment.units)} serials; attach the rest before shipping`, { serialCount: shipment.serial_count, units: shipment.units });
   }
   for (const allocationId of [shipment.export_allocation_id, shipment.import_allocation_id]) {
-    const licence = side(context.state, allocationId).licence;
-    if (licence.status !== 'issued') throw refuse.licence('licence-status', `licence ${licence.id} is ${licence.status}, not issued`, { licenceId: licence.id });
-    if (context.at >= licence.valid_to) throw refuse.licence('licence-validity', `licence ${licence.id} expired at ${licence.valid_to}`, { licenceId: licence.id });
+    checkCovers(context, side(context.state, allocationId), shipment);
   }
 }
 

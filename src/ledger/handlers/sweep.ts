@@ -3,8 +3,13 @@
  * released) and licences past their validity expire. Servers submit it every few
  * seconds; it is an ordinary command, so it is logged and ordered like any other, and
  * a sweep that finds nothing due is refused, writing nothing.
+ *
+ * One sweep expires records of many tenants, so it writes one event per expired record,
+ * each read only by that record's parties: a recipient must not learn from the log that
+ * another recipient's booking expired. Only the caller (the system or an authority admin)
+ * gets the whole lists, in the answer.
  */
-import { refuse, type Handler } from '../handler.ts';
+import { refuse, type CommandContext, type EventPart, type Handler } from '../handler.ts';
 
 /** The rule of a sweep that found nothing to expire (and so wrote nothing). */
 export const nothingDueRule = 'sweep-nothing-due';
@@ -20,26 +25,26 @@ export const ledgerSweep: Handler<'ledger.sweep'> = {
     const { state, at } = context;
     const expiredShipments: string[] = [];
     const expiredLicences: string[] = [];
-    const orgIds = new Set<string>();
+    const parts: EventPart[] = [];
+    // The sequencer gives the parts consecutive seqs from context.seq, in order: each
+    // record's updated_seq names the event that expired it.
+    const partContext = (): CommandContext => ({ ...context, seq: context.seq + parts.length });
     for (const shipment of [...state.all('shipments')]) {
       if (shipment.status !== 'booked' || shipment.deadline > at) continue;
-      applyStep(context, shipment, expireStep);
+      const step = applyStep(partContext(), shipment, expireStep);
+      parts.push({ subjectId: step.subjectId, orgIds: step.orgIds, effects: { shipmentId: shipment.id, ...step.effects } });
       expiredShipments.push(shipment.id);
-      orgIds.add(shipment.exporter_org_id).add(shipment.recipient_org_id);
     }
     for (const licence of [...state.all('licences')]) {
       if ((licence.status !== 'issued' && licence.status !== 'suspended') || licence.valid_to > at) continue;
-      expireLicence(context, licence);
+      const from = licence.status;
+      expireLicence(partContext(), licence);
+      parts.push({ subjectId: licence.id, orgIds: licenceOrgIds(licence), effects: { licenceId: licence.id, from, to: 'expired' } });
       expiredLicences.push(licence.id);
-      for (const orgId of licenceOrgIds(licence)) orgIds.add(orgId);
     }
     // Nothing due is not a change: no event, so a sweep every few seconds leaves the log quiet.
-    if (expiredShipments.length === 0 && expiredLicences.length === 0) throw refuse.conflict(nothingDueRule, 'nothing is due: no booking is past its deadline and no licence past its validity');
-    return {
-      subjectId: null,
-      orgIds: [...orgIds],
-      effects: { expiredShipments, expiredLicences },
-      answer: { expiredShipments, expiredLicences },
-    };
+    const [first, ...more] = parts;
+    if (!first) throw refuse.conflict(nothingDueRule, 'nothing is due: no booking is past its deadline and no licence past its validity');
+    return { ...first, moreEvents: more, answer: { expiredShipments, expiredLicences } };
   },
 };

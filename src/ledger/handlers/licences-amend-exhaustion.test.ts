@@ -1,0 +1,97 @@
+/**
+ * Amending a licence's units down to what has shipped exhausts it by the rule shipping
+ * uses (statusAfterUse), and the amendment's event says the status changed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
+import { buildWorld, expectOk, type World } from '../../../test/world.ts';
+import type { Answer } from '../ledger.ts';
+import { statusAfterUse } from './licences.ts';
+
+let database: TestDatabase;
+let world: World;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  world = await buildWorld(database.pool);
+});
+afterAll(async () => {
+  await world?.ledger.close();
+  await database?.drop();
+});
+
+async function eventEffects(answer: Answer): Promise<Record<string, unknown>> {
+  if (!answer.ok) expect.fail(`expected the command to be accepted, got ${answer.error.code}: ${answer.error.message}`);
+  const row = await database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE seq = $1', [answer.seq]);
+  return JSON.parse(row.rows[0]!.canonical.toString('utf8')).effects;
+}
+
+async function licenceRow(licenceId: string): Promise<{ status: string; authorised_units: number; shipped_units: number }> {
+  return (await database.pool.query('SELECT status, authorised_units, shipped_units FROM licences WHERE id = $1', [licenceId])).rows[0];
+}
+
+describe('statusAfterUse', () => {
+  it('exhausts only an issued licence whose every unit has shipped', () => {
+    expect(statusAfterUse('issued', 5, 5)).toBe('exhausted');
+    expect(statusAfterUse('issued', 4, 5)).toBe('issued');
+    expect(statusAfterUse('suspended', 5, 5)).toBe('suspended');
+    expect(statusAfterUse('revoked', 5, 5)).toBe('revoked');
+  });
+});
+
+/** A fresh export and import licence of 10 units each, 3 allocated to alpha and shipped. */
+async function shippedPair(): Promise<{ exportLicenceId: string; importLicenceId: string }> {
+  const { run, actors, productId } = world;
+  const common = { productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 10, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z' };
+  const reference = ++counter;
+  const exportLicenceId = String((await run('licence.create', {
+    ...common, reference: `BIS-X-${reference}`, direction: 'export', holderId: actors.exporter.orgId, parties: [{ organisationId: actors.alpha.orgId, role: 'end_user' }],
+  }, actors.bis)).licenceId);
+  const importLicenceId = String((await run('licence.create', {
+    ...common, reference: `MOFCOM-X-${reference}`, direction: 'import', holderId: actors.alpha.orgId, parties: [{ organisationId: actors.exporter.orgId, role: 'supplier' }],
+  }, actors.mofcom)).licenceId);
+  await run('licence.issue', { licenceId: exportLicenceId }, actors.bis);
+  await run('licence.issue', { licenceId: importLicenceId }, actors.mofcom);
+  const exportAllocationId = String((await run('allocation.create', { licenceId: exportLicenceId, recipientId: actors.alpha.orgId, units: 3 }, actors.bis)).allocationId);
+  const importAllocationId = String((await run('allocation.create', { licenceId: importLicenceId, recipientId: actors.alpha.orgId, units: 3 }, actors.mofcom)).allocationId);
+  const booked = await run('shipment.book', {
+    exportAllocationId, importAllocationId, productId, units: 3, deadline: '2026-03-01T00:00:00Z', serials: [1, 2, 3].map((i) => `AMX-${reference}-${i}`),
+  }, actors.exporter);
+  await run('shipment.ship', { shipmentId: String(booked.shipmentId) }, actors.exporter);
+  return { exportLicenceId, importLicenceId };
+}
+let counter = 0;
+
+describe('licence.amend and exhaustion', () => {
+  it('records an unchanged status on an ordinary amendment', async () => {
+    const { exportLicenceId } = await shippedPair();
+    const answer = await world.ledger.submit('licence.amend', { licenceId: exportLicenceId, reason: 'more units', authorisedUnits: 12 }, world.actors.bis);
+    expect(expectOk(answer)).toMatchObject({ licenceId: exportLicenceId, status: 'issued' });
+    expect(await eventEffects(answer)).toMatchObject({ statusFrom: 'issued', statusTo: 'issued' });
+    expect(await licenceRow(exportLicenceId)).toMatchObject({ status: 'issued', authorised_units: 12 });
+  });
+
+  it('exhausts a licence amended down to exactly the units shipped, and says so in the event', async () => {
+    const { importLicenceId } = await shippedPair();
+    expect(await licenceRow(importLicenceId)).toMatchObject({ status: 'issued', shipped_units: 3 });
+    const answer = await world.ledger.submit('licence.amend', { licenceId: importLicenceId, reason: 'calibration', authorisedUnits: 3 }, world.actors.mofcom);
+    expect(expectOk(answer)).toMatchObject({ licenceId: importLicenceId, status: 'exhausted' });
+    expect(await eventEffects(answer)).toMatchObject({ statusFrom: 'issued', statusTo: 'exhausted' });
+    expect(await licenceRow(importLicenceId)).toMatchObject({ status: 'exhausted', authorised_units: 3, shipped_units: 3 });
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+
+  it('keeps a suspended licence suspended when amended down to the units shipped (the rule exhausts only issued ones)', async () => {
+    const { exportLicenceId } = await shippedPair();
+    await world.run('licence.suspend', { licenceId: exportLicenceId }, world.actors.bis);
+    const answer = await world.ledger.submit('licence.amend', { licenceId: exportLicenceId, reason: 'calibration', authorisedUnits: 3 }, world.actors.bis);
+    expect(expectOk(answer)).toMatchObject({ status: 'suspended' });
+    expect(await eventEffects(answer)).toMatchObject({ statusFrom: 'suspended', statusTo: 'suspended' });
+    // Reinstated with nothing left to ship, it is exhausted rather than issued.
+    const reinstated = await world.ledger.submit('licence.reinstate', { licenceId: exportLicenceId }, world.actors.bis);
+    expect(expectOk(reinstated)).toMatchObject({ status: 'exhausted' });
+    expect(await eventEffects(reinstated)).toMatchObject({ from: 'suspended', to: 'exhausted' });
+    expect(await licenceRow(exportLicenceId)).toMatchObject({ status: 'exhausted' });
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+});

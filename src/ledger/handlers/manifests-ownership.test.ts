@@ -1,0 +1,179 @@
+/**
+ * Who may list a unit again, through the ledger and the database: a unit that has a row
+ * stays with the exporter whose shipment last held it, keeps its product and its GPU UUID,
+ * and a refusal for a serial of another tenant says nothing about where that serial is.
+ * Two exporters (src/server/testing.ts): the exporter ships to alpha, exporter2 to beta.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
+import { expectOk } from '../../../test/world.ts';
+import { buildApiWorld, type ApiWorld } from '../../server/testing.ts';
+import { emptyKeys, loadBatchState, type BatchKeys } from '../../store/ledger-tables.ts';
+import { systemActor, type Actor } from '../permissions.ts';
+import type { Answer } from '../sequencer.ts';
+
+let database: TestDatabase;
+let api: ApiWorld;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  api = await buildApiWorld(database.pool);
+});
+afterAll(async () => {
+  await api?.app.close();
+  await api?.world.ledger.close();
+  await database?.drop();
+});
+
+type Entry = string | { serial: string; gpuUuid: string };
+
+/** Books a one-unit-per-entry shipment with a manifest: the exporter's to alpha, or exporter2's to beta. */
+function book(side: 'own' | 'other', serials: Entry[]): Promise<Answer> {
+  const own = side === 'own';
+  return api.world.ledger.submit('shipment.book', {
+    exportAllocationId: own ? api.allocations.alphaExport : api.allocations.exporter2Beta,
+    importAllocationId: own ? api.allocations.alphaImport : api.allocations.betaImport2,
+    productId: api.world.productId, units: serials.length, deadline: '2026-06-01T00:00:00Z', serials,
+  }, own ? api.world.actors.exporter : api.exporter2);
+}
+
+function refusal(answer: Answer): { rule: string | undefined; message: string; details: unknown } {
+  if (answer.ok) expect.fail(`expected a refusal, got ${JSON.stringify(answer.body)}`);
+  return { rule: answer.error.rule, message: answer.error.message, details: answer.error.details };
+}
+
+async function unitRow(serial: string) {
+  const result = await database.pool.query('SELECT product_id, recipient_org_id, shipment_id, custody, gpu_uuid FROM units WHERE serial = $1', [serial]);
+  return result.rows[0];
+}
+
+/** What GET /v1/units/<serial> answers the exporter and recipient alpha. */
+async function unitStatuses(serial: string): Promise<number[]> {
+  const statuses: number[] = [];
+  for (const token of [api.tokens.exporter, api.tokens.recipient]) statuses.push((await api.request({ method: 'GET', url: `/v1/units/${serial}`, token })).statusCode);
+  return statuses;
+}
+
+const cancel = (shipmentId: string, actor: Actor) => api.world.run('shipment.cancel', { shipmentId }, actor);
+
+describe('re-listing a unit that has a row', () => {
+  it('refuses another exporter a unit returned from the exporter’s shipment, and lets the exporter list it again', async () => {
+    const delivered = await api.shipment('own', 'delivered', 1);
+    const serial = delivered.serials[0]!;
+    await api.world.run('units.return', { serials: [serial], reason: 'faulty HBM stack' }, api.world.actors.alpha);
+    const before = await unitRow(serial);
+
+    const taken = refusal(await book('other', [serial]));
+    expect(taken).toEqual({ rule: 'unit-owner', message: `serial ${serial} is not available to list in a shipment`, details: { serial } });
+    expect(await unitRow(serial)).toEqual(before);
+    expect(await unitStatuses(serial)).toEqual([200, 200]);
+
+    const again = expectOk(await book('own', [serial]));
+    expect(await unitRow(serial)).toMatchObject({ shipment_id: again.shipmentId, custody: 'licensed', product_id: api.world.productId });
+    expect(await api.world.ledger.violations()).toEqual([]);
+  });
+
+  it('refuses another exporter a unit left licensed by the exporter’s cancelled shipment', async () => {
+    const serial = api.serial('CANCELLED');
+    const booked = expectOk(await book('own', [serial]));
+    await cancel(String(booked.shipmentId), api.world.actors.exporter);
+
+    expect(refusal(await book('other', [serial]))).toMatchObject({ rule: 'unit-owner', message: `serial ${serial} is not available to list in a shipment` });
+    expect(await unitRow(serial)).toMatchObject({ shipment_id: booked.shipmentId, recipient_org_id: api.orgs.alpha });
+    expect(await unitStatuses(serial)).toEqual([200, 200]);
+    expectOk(await book('own', [serial]));
+  });
+
+  it('keeps a unit’s GPU UUID: another one is refused, the same or none is taken, and a unit without one may be given one', async () => {
+    const known = api.serial('UUID');
+    const unknown = api.serial('NOUUID');
+    const first = expectOk(await book('own', [{ serial: known, gpuUuid: 'GPU-0a0a0a0a-0001' }, unknown]));
+    await cancel(String(first.shipmentId), api.world.actors.exporter);
+
+    const changed = refusal(await book('own', [{ serial: known, gpuUuid: 'GPU-0b0b0b0b-0002' }]));
+    expect(changed.rule).toBe('unit-gpu-uuid');
+    expect(changed.message).toMatch(new RegExp(`serial ${known} has GPU UUID GPU-0a0a0a0a-0001; GPU-0b0b0b0b-0002 given`));
+    expect(await unitRow(known)).toMatchObject({ gpu_uuid: 'GPU-0a0a0a0a-0001' });
+
+    const second = expectOk(await book('own', [{ serial: known, gpuUuid: 'GPU-0a0a0a0a-0001' }, { serial: unknown, gpuUuid: 'GPU-0c0c0c0c-0003' }]));
+    expect(await unitRow(known)).toMatchObject({ gpu_uuid: 'GPU-0a0a0a0a-0001', shipment_id: second.shipmentId });
+    expect(await unitRow(unknown)).toMatchObject({ gpu_uuid: 'GPU-0c0c0c0c-0003', shipment_id: second.shipmentId });
+    expect(await api.world.ledger.violations()).toEqual([]);
+  });
+});
+
+describe('refusals for a serial of another tenant', () => {
+  it('name neither the live shipment nor the site, and the unit’s own exporter still hears both', async () => {
+    const booked = await api.shipment('own', 'booked', 1);
+    const live = booked.serials[0]!;
+    const deployed = api.units.own;
+
+    for (const serial of [live, deployed]) {
+      const { rule, message, details } = refusal(await book('other', [serial]));
+      expect({ rule, message, details }).toEqual({ rule: 'unit-owner', message: `serial ${serial} is not available to list in a shipment`, details: { serial } });
+      expect(message).not.toContain(booked.id);
+      expect(message).not.toContain(api.shipments.own);
+      expect(message).not.toContain(api.sites.alpha);
+    }
+    expect(refusal(await book('own', [live])).message).toBe(`serial ${live} is already in live shipment ${booked.id}`);
+    expect(refusal(await book('own', [deployed])).message).toBe(`serial ${deployed} is deployed at site ${api.sites.alpha}; it cannot be listed in a shipment`);
+  });
+
+  it('are the same whether the serial is live, deployed or returned elsewhere, through the API too', async () => {
+    const returned = (await api.shipment('own', 'delivered', 1)).serials[0]!;
+    await api.world.run('units.return', { serials: [returned], reason: 'faulty HBM stack' }, api.world.actors.alpha);
+    const live = (await api.shipment('own', 'shipped', 1)).serials[0]!;
+    const bodies: unknown[] = [];
+    for (const serial of [returned, live, api.units.own]) {
+      const response = await api.request({
+        method: 'POST', url: '/v1/shipments', token: await exporter2Token(),
+        body: { exportAllocationId: api.allocations.exporter2Beta, importAllocationId: api.allocations.betaImport2, productId: api.world.productId, units: 1, deadline: '2026-06-01T00:00:00Z', serials: [serial] },
+      });
+      expect(response.statusCode).toBe(409);
+      const body = response.json() as Record<string, unknown>;
+      bodies.push({ ...body, detail: String(body.detail).replace(serial, '<serial>'), ...(body.details ? { details: '<details>' } : {}) });
+      expect(response.body).not.toMatch(/S-\d|SITE-/);
+    }
+    expect(bodies[1]).toEqual(bodies[0]);
+    expect(bodies[2]).toEqual(bodies[0]);
+  });
+});
+
+describe('the batch loader', () => {
+  /** Loads a batch's rows for these serials, counting the statements it sends. */
+  async function load(serials: string[]): Promise<{ statements: number; loaded: Awaited<ReturnType<typeof loadBatchState>> }> {
+    const client = await database.pool.connect();
+    let statements = 0;
+    const query = client.query.bind(client);
+    client.query = ((...args: Parameters<typeof query>) => {
+      statements += 1;
+      return query(...args);
+    }) as typeof client.query;
+    try {
+      const keys: BatchKeys = emptyKeys();
+      for (const serial of serials) keys.serials.add(serial);
+      return { loaded: await loadBatchState(client, keys), statements };
+    } finally {
+      client.query = query;
+      client.release();
+    }
+  }
+
+  it('brings each unit’s last shipment once, with its allocations, and nothing for new serials', async () => {
+    const own = await api.shipment('own', 'delivered', 3);
+    const fresh = await load(Array.from({ length: 1_000 }, () => api.serial('FRESH')));
+    expect(fresh.statements).toBe(1);
+    expect(fresh.loaded.shipments).toEqual([]);
+
+    const { loaded } = await load([...own.serials, api.units.other, api.serial('FRESH')]);
+    expect(loaded.shipments.map((shipment) => shipment.id).sort()).toEqual([own.id, api.shipments.other].sort());
+    expect(loaded.allocations.map((allocation) => allocation.id).sort())
+      .toEqual([api.allocations.alphaExport, api.allocations.alphaImport, api.allocations.exporter2Beta, api.allocations.betaImport2].sort());
+  });
+});
+
+let exporter2Secret: string | undefined;
+async function exporter2Token(): Promise<string> {
+  exporter2Secret ??= String((await api.world.run('token.create', { organisationId: api.orgs.exporter2, role: 'exporter', label: 'exporter2 test token' }, systemActor)).secret);
+  return exporter2Secret;
+}

@@ -1,0 +1,192 @@
+/**
+ * Shipping re-checks invariant 3 (both licences still cover the shipment when it leaves),
+ * only the import licence's authority (or the recipient) records clearance, and the ship
+ * event says which licences it exhausted.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
+import { buildWorld, expectOk, type World } from '../../../test/world.ts';
+import type { Answer } from '../ledger.ts';
+
+let database: TestDatabase;
+let world: World;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  world = await buildWorld(database.pool);
+});
+afterAll(async () => {
+  await world?.ledger.close();
+  await database?.drop();
+});
+
+let counter = 0;
+const next = () => ++counter;
+
+interface Pair {
+  exportLicenceId: string;
+  importLicenceId: string;
+  exportAllocationId: string;
+  importAllocationId: string;
+}
+
+/**
+ * A fresh export (BIS) and import (MOFCOM) licence for alpha, issued and allocated in
+ * full, so that amending them touches no other test.
+ */
+async function freshPair(options: { units?: number; period?: { periodStart: string; periodEnd: string } } = {}): Promise<Pair> {
+  const { run, actors, productId } = world;
+  const units = options.units ?? 100;
+  const common = { productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: units, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z' };
+  const exportLicenceId = String((await run('licence.create', {
+    ...common, reference: `BIS-T-${next()}`, direction: 'export', holderId: actors.exporter.orgId, parties: [{ organisationId: actors.alpha.orgId, role: 'end_user' }],
+  }, actors.bis)).licenceId);
+  const importLicenceId = String((await run('licence.create', {
+    ...common, reference: `MOFCOM-T-${next()}`, direction: 'import', holderId: actors.alpha.orgId, parties: [{ organisationId: actors.exporter.orgId, role: 'supplier' }],
+  }, actors.mofcom)).licenceId);
+  await run('licence.issue', { licenceId: exportLicenceId }, actors.bis);
+  await run('licence.issue', { licenceId: importLicenceId }, actors.mofcom);
+  const allocate = async (licenceId: string, actor: typeof actors.bis) =>
+    String((await run('allocation.create', { licenceId, recipientId: actors.alpha.orgId, units, ...options.period }, actor)).allocationId);
+  return { exportLicenceId, importLicenceId, exportAllocationId: await allocate(exportLicenceId, actors.bis), importAllocationId: await allocate(importLicenceId, actors.mofcom) };
+}
+
+/** Books `units` with a full manifest under the pair; returns the shipment id. */
+async function book(pair: Pair, units: number): Promise<string> {
+  const serials = Array.from({ length: units }, (_, i) => `COV-${next()}-${i}`);
+  const at = world.clock.now().getTime();
+  const deadline = new Date(at + 30 * 86_400_000).toISOString();
+  return String((await world.run('shipment.book', {
+    exportAllocationId: pair.exportAllocationId, importAllocationId: pair.importAllocationId, productId: world.productId, units, deadline, serials,
+  }, world.actors.exporter)).shipmentId);
+}
+
+function refusal(answer: Answer): { code: string; rule: string | undefined; message: string } | 'accepted' {
+  return answer.ok ? 'accepted' : { code: answer.error.code, rule: answer.error.rule, message: answer.error.message };
+}
+
+async function shipmentStatus(shipmentId: string): Promise<string> {
+  return (await database.pool.query<{ status: string }>('SELECT status FROM shipments WHERE id = $1', [shipmentId])).rows[0]!.status;
+}
+
+/** The effects the event of an accepted command recorded. */
+async function eventEffects(answer: Answer): Promise<Record<string, unknown>> {
+  if (!answer.ok) expect.fail(`expected the command to be accepted, got ${answer.error.code}: ${answer.error.message}`);
+  const row = await database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE seq = $1', [answer.seq]);
+  return JSON.parse(row.rows[0]!.canonical.toString('utf8')).effects;
+}
+
+describe('shipping re-checks what the licences cover (invariant 3)', () => {
+  it('ships a booking whose licences still cover it, recording that it exhausted none', async () => {
+    const pair = await freshPair();
+    const shipmentId = await book(pair, 5);
+    const shipped = await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter);
+    expect(expectOk(shipped)).toMatchObject({ shipmentId, status: 'shipped' });
+    expect(await eventEffects(shipped)).toEqual({ from: 'booked', to: 'shipped', units: 5, licencesExhausted: [] });
+  });
+
+  it('refuses to ship more units than a condition added after booking allows', async () => {
+    const pair = await freshPair();
+    const shipmentId = await book(pair, 5);
+    await world.run('licence.amend', {
+      licenceId: pair.exportLicenceId, reason: 'cap per shipment',
+      conditions: [{ id: 'max-two', text: 'At most two units per shipment.', kind: 'max_units_per_shipment', value: 2 }],
+    }, world.actors.bis);
+    const answer = await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter);
+    expect(refusal(answer)).toMatchObject({ code: 'licence_not_valid', rule: 'max-two', message: expect.stringMatching(new RegExp(`licence ${pair.exportLicenceId} condition max-two allows at most 2 units per shipment`)) });
+    expect(await shipmentStatus(shipmentId)).toBe('booked');
+  });
+
+  it('refuses to ship a product the licence no longer names', async () => {
+    const pair = await freshPair();
+    const shipmentId = await book(pair, 3);
+    const otherProduct = String((await world.run('product.register', {
+      model: `Other Accelerator ${next()}`, vendor: 'Test',
+      parameters: { denseTops: 100, bitLength: 8, logicDieAreaMm2: 500, dramBandwidthGbS: 1_000, designedForDatacenter: true },
+    }, world.actors.bis)).productId);
+    await world.run('licence.amend', { licenceId: pair.importLicenceId, reason: 'product withdrawn', productIds: [otherProduct] }, world.actors.mofcom);
+    const answer = await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter);
+    expect(refusal(answer)).toMatchObject({ code: 'licence_not_valid', rule: 'licence-product', message: expect.stringContaining(`licence ${pair.importLicenceId} does not cover product ${world.productId}`) });
+    expect(await shipmentStatus(shipmentId)).toBe('booked');
+  });
+
+  it('refuses to ship to a recipient the licence no longer names', async () => {
+    const pair = await freshPair();
+    const shipmentId = await book(pair, 3);
+    await world.run('licence.amend', { licenceId: pair.exportLicenceId, reason: 'end user removed', parties: [] }, world.actors.bis);
+    const answer = await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter);
+    expect(refusal(answer)).toMatchObject({ code: 'licence_not_valid', rule: 'licence-recipient', message: expect.stringContaining(`licence ${pair.exportLicenceId} does not name ${world.actors.alpha.orgId}`) });
+  });
+
+  it('refuses to ship to an end user without the KYC a condition added after booking requires, and ships once it is recorded', async () => {
+    const pair = await freshPair();
+    const shipmentId = await book(pair, 3);
+    await world.run('licence.amend', {
+      licenceId: pair.exportLicenceId, reason: 'KYC required',
+      conditions: [{ id: 'end-user-kyc', text: 'End users must pass KYC.', kind: 'end_user_kyc_required' }],
+    }, world.actors.bis);
+    const answer = await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter);
+    expect(refusal(answer)).toMatchObject({ code: 'licence_not_valid', rule: 'end-user-kyc', message: expect.stringContaining(`licence ${pair.exportLicenceId} condition end-user-kyc`) });
+    await world.run('organisation.set_kyc', { organisationId: world.actors.alpha.orgId, verified: true }, world.actors.bis);
+    expectOk(await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter));
+    await world.run('organisation.set_kyc', { organisationId: world.actors.alpha.orgId, verified: false }, world.actors.bis);
+  });
+
+  it('refuses to ship under a suspended licence', async () => {
+    const pair = await freshPair();
+    const shipmentId = await book(pair, 2);
+    await world.run('licence.suspend', { licenceId: pair.importLicenceId }, world.actors.mofcom);
+    expect(refusal(await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter))).toMatchObject({ code: 'licence_not_valid', rule: 'licence-status' });
+  });
+
+  it('ships a booking made inside its allocation period after the period ended (the period is a booking rule)', async () => {
+    const today = world.clock.now().toISOString().slice(0, 10);
+    const pair = await freshPair({ period: { periodStart: today, periodEnd: today } });
+    const shipmentId = await book(pair, 2);
+    world.clock.advanceMs(3 * 86_400_000);
+    // Booking now is outside the period…
+    const late = await world.ledger.submit('shipment.book', {
+      exportAllocationId: pair.exportAllocationId, importAllocationId: pair.importAllocationId, productId: world.productId, units: 1,
+      deadline: new Date(world.clock.now().getTime() + 86_400_000).toISOString(),
+    }, world.actors.exporter);
+    expect(refusal(late)).toMatchObject({ rule: 'allocation-period' });
+    // …but what was booked inside it still ships.
+    expectOk(await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter));
+  });
+});
+
+describe('clearance', () => {
+  it('lets the recipient clear its own shipment', async () => {
+    const shipmentId = await book(await freshPair(), 1);
+    await world.run('shipment.ship', { shipmentId }, world.actors.exporter);
+    expect(expectOk(await world.ledger.submit('shipment.clear', { shipmentId }, world.actors.alpha))).toMatchObject({ status: 'cleared' });
+  });
+
+  it('lets the authority of the import licence clear it, and refuses another authority', async () => {
+    const shipmentId = await book(await freshPair(), 1);
+    await world.run('shipment.ship', { shipmentId }, world.actors.exporter);
+    const byExportAuthority = await world.ledger.submit('shipment.clear', { shipmentId }, world.actors.bis);
+    expect(refusal(byExportAuthority)).toMatchObject({ code: 'forbidden', message: expect.stringContaining(`only the recipient ${world.actors.alpha.orgId} or ${world.actors.mofcom.orgId}, the authority of its import licence, may clear`) });
+    expect(await shipmentStatus(shipmentId)).toBe('shipped');
+    expect(expectOk(await world.ledger.submit('shipment.clear', { shipmentId }, world.actors.mofcom))).toMatchObject({ status: 'cleared' });
+  });
+
+  it('refuses another recipient', async () => {
+    const shipmentId = await book(await freshPair(), 1);
+    await world.run('shipment.ship', { shipmentId }, world.actors.exporter);
+    expect(refusal(await world.ledger.submit('shipment.clear', { shipmentId }, world.actors.beta))).toMatchObject({ code: 'not_found' });
+  });
+});
+
+describe('licence exhaustion by shipping', () => {
+  it('names in the ship event every licence the shipment exhausted', async () => {
+    const pair = await freshPair({ units: 4 });
+    const shipmentId = await book(pair, 4);
+    const effects = await eventEffects(await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter));
+    expect(effects).toMatchObject({ from: 'booked', to: 'shipped', units: 4 });
+    expect([...(effects.licencesExhausted as string[])].sort()).toEqual([pair.exportLicenceId, pair.importLicenceId].sort());
+    const rows = await database.pool.query('SELECT id, status FROM licences WHERE id = ANY($1) ORDER BY id', [[pair.exportLicenceId, pair.importLicenceId]]);
+    expect(rows.rows.map((row) => row.status)).toEqual(['exhausted', 'exhausted']);
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+});

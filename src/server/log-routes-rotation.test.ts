@@ -1,0 +1,98 @@
+/**
+ * Cosignatures across a key rotation: one size then holds two checkpoint texts (the old
+ * key's and the announcement), and a cosignature is served only with the text it was made
+ * over, so the served checkpoint and proof bundles always open with the witness keys.
+ */
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { buildWorld, type World } from '../../test/world.ts';
+import { Ledger } from '../ledger/ledger.ts';
+import { createPool, type Pool } from '../store/pool.ts';
+import {
+  cosignCheckpoint, formatKeyId, generateCosignerKey, generateSignerKey, leafHash, openCheckpoint, parseCosignatureVerifierKey, parseCosignerKey,
+  parseNote, parseSignerKey, parseVerifierKey, verifyTlogProof,
+} from '../tlog/index.ts';
+import { buildServer } from './app.ts';
+
+let database: TestDatabase;
+let world: World;
+const pools: Pool[] = [];
+const ledgers: Ledger[] = [];
+const apps: FastifyInstance[] = [];
+const oldKey = generateSignerKey('log.chipledger.test');
+const newKey = generateSignerKey('log.chipledger.test');
+const witness = generateCosignerKey('witness.example');
+const witnesses = [parseCosignatureVerifierKey(witness.verifierKey)];
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  world = await buildWorld(database.pool);
+  await Promise.all(Array.from({ length: 20 }, () => world.ledger.submit('shipment.book', {
+    exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+  }, world.actors.exporter)));
+});
+afterAll(async () => {
+  for (const app of apps) await app.close();
+  for (const ledger of ledgers) await ledger.close();
+  for (const pool of pools) await pool.end();
+  await world?.ledger.close();
+  await database?.drop();
+});
+
+async function serve(signerKey: string, previous?: string): Promise<{ ledger: Ledger; app: FastifyInstance }> {
+  const pool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'log-rotation' });
+  pools.push(pool);
+  const ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: signerKey, ...(previous ? { logPreviousSignerKey: previous } : {}), checkpointIntervalMs: 3_600_000 });
+  ledgers.push(ledger);
+  const app = await buildServer({ ledger, pool, logger: false, witnessKeys: [witness.verifierKey] });
+  apps.push(app);
+  return { ledger, app };
+}
+
+const post = (app: FastifyInstance, note: string) => app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload: note, headers: { 'content-type': 'text/plain' } });
+
+describe('cosignatures after a key rotation', () => {
+  it('serves with each checkpoint only the cosignatures made over its own text', async () => {
+    const before = await serve(oldKey.signerKey);
+    await before.ledger.checkpointer!.checkpointNow();
+    const oldText = (await before.app.inject({ method: 'GET', url: '/v1/log/checkpoint' })).body;
+    expect((await post(before.app, cosignCheckpoint(oldText, parseCosignerKey(witness.signerKey), 1_800_000_000))).statusCode).toBe(201);
+
+    // Rotation at the same size: the announcement is a second text of that size.
+    const after = await serve(newKey.signerKey, oldKey.signerKey);
+    const announcement = (await after.app.inject({ method: 'GET', url: '/v1/log/checkpoint' })).body;
+    expect(parseNote(announcement).text).toMatch(/chipledger\.dev\/key-rotation/);
+    expect(openCheckpoint(announcement, parseVerifierKey(oldKey.verifierKey)).checkpoint.size).toBe(openCheckpoint(oldText, parseVerifierKey(oldKey.verifierKey)).checkpoint.size);
+    // The witness line over the old text is not served with the announcement: the note opens.
+    const opened = openCheckpoint(announcement, parseVerifierKey(newKey.verifierKey), witnesses);
+    expect(opened.note.verified.map((signature) => signature.name)).toEqual([newKey.verifierKey.split('+')[0]]);
+    const bundle = (await after.app.inject({ method: 'GET', url: '/v1/log/events/3/proof' })).body;
+    const leaf = leafHash((await database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE seq = 3')).rows[0]!.canonical);
+    expect(verifyTlogProof(bundle, leaf, parseVerifierKey(newKey.verifierKey), { witnesses, witnessQuorum: 0 }).index).toBe(3);
+
+    // The witness cosigns the announcement too: now it is served with it, and counts.
+    expect((await post(after.app, cosignCheckpoint(announcement, parseCosignerKey(witness.signerKey), 1_800_000_100))).statusCode).toBe(201);
+    const cosigned = (await after.app.inject({ method: 'GET', url: '/v1/log/checkpoint' })).body;
+    expect(openCheckpoint(cosigned, parseVerifierKey(newKey.verifierKey), witnesses).note.verified.map((signature) => signature.name)).toContain('witness.example');
+    const quorum = (await after.app.inject({ method: 'GET', url: '/v1/log/events/3/proof' })).body;
+    expect(verifyTlogProof(quorum, leaf, parseVerifierKey(newKey.verifierKey), { witnesses, witnessQuorum: 1 }).index).toBe(3);
+  });
+
+  it('leaves off a stored line that does not verify over the served text', async () => {
+    const after = apps.at(-1)!;
+    const served = (await after.inject({ method: 'GET', url: '/v1/log/checkpoint' })).body;
+    const size = openCheckpoint(served, parseVerifierKey(newKey.verifierKey)).checkpoint.size;
+    // A line made over another text, stored against the served checkpoint row (as a row
+    // carried over by the migration from a size with two texts could be).
+    const otherText = `log.chipledger.test\n${size}\n${Buffer.alloc(32, 3).toString('base64')}\n`;
+    const line = cosignCheckpoint(`${otherText}\n— x AAAAAAAA\n`, parseCosignerKey(witness.signerKey), 1_800_000_200).split('\n').at(-2)!;
+    await database.pool.query(
+      `UPDATE tlog_cosignatures SET signature_line = $1, timestamp_s = 1800000200 WHERE checkpoint_size = $2 AND checkpoint_key_id = $3`,
+      [`${line}\n`, size, formatKeyId(parseSignerKey(newKey.signerKey).keyId)],
+    );
+    const guarded = (await after.inject({ method: 'GET', url: '/v1/log/checkpoint' })).body;
+    expect(guarded).not.toContain(line);
+    expect(openCheckpoint(guarded, parseVerifierKey(newKey.verifierKey), witnesses).note.verified.map((signature) => signature.name)).not.toContain('witness.example');
+  });
+});
