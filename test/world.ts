@@ -2,13 +2,14 @@
  * A small world for ledger tests: two authorities, an exporter, two recipients, an
  * auditor, the H200, and an export and an import licence with allocations.
  */
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { ManualClock } from '../src/core/clock.ts';
 import { makeUscc } from '../src/core/uscc.ts';
 import { Ledger, type Answer } from '../src/ledger/ledger.ts';
 import { systemActor, type Actor } from '../src/ledger/permissions.ts';
 import type { CommandKind, CommandRequest } from '../src/ledger/schemas.ts';
 import type { Pool } from '../src/store/pool.ts';
+import { createTestDatabase, type TestDatabase } from './database.ts';
 
 export interface World {
   ledger: Ledger;
@@ -71,4 +72,22 @@ export async function buildWorld(pool: Pool, options: { licenceUnits?: number; a
     betaImport: await allocate(importLicenceId, betaOrg, actors.mofcom),
   };
   return { ledger, clock, actors, productId, exportLicenceId, importLicenceId, allocations, run };
+}
+
+/**
+ * A fresh database and world for one test file: made before its first test, closed after
+ * its last. `ready` hands them to the file, which keeps them in variables of its own.
+ */
+export function worldPerFile(ready: (world: World, database: TestDatabase) => void, options: Parameters<typeof buildWorld>[1] = {}): void {
+  let database: TestDatabase | undefined;
+  let world: World | undefined;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    world = await buildWorld(database.pool, options);
+    ready(world, database);
+  });
+  afterAll(async () => {
+    await world?.ledger.close();
+    await database?.drop();
+  });
 }

@@ -9,11 +9,10 @@
  *
  *   node --import tsx bench/experiments/manifest-copy.ts [runs]
  */
-import { Ledger } from '../../src/ledger/ledger.ts';
 import { copyIn, copyStatement, encodeCopyBinary, type CopyColumn } from '../../src/store/copy-binary.ts';
-import { createPool, type PoolClient } from '../../src/store/pool.ts';
+import type { PoolClient } from '../../src/store/pool.ts';
 import { startBenchServer } from '../database.ts';
-import { buildBenchWorld } from '../ledger-world.ts';
+import { bookManifestShipment } from './manifest-shipment.ts';
 import { median, round } from '../stats.ts';
 
 const serialsCount = 100_000;
@@ -27,19 +26,8 @@ const serialColumns: CopyColumn[] = [{ name: 'shipment_id', type: 'text' }, { na
 
 const server = await startBenchServer('manifest-copy');
 try {
-  const pool = createPool({ url: await server.createDatabase('bench_manifest_copy'), connectionsMax: 2, applicationName: 'chipledger-bench-manifest-copy' });
-  const ledger = await Ledger.open({ pool });
-  const world = await buildBenchWorld(ledger);
-  const pair = world.pairs[0]!;
-  const booked = await ledger.submit('shipment.book', {
-    exportAllocationId: pair.exportAllocationId, importAllocationId: pair.importAllocationId, productId: world.productId, units: serialsCount,
-    deadline: new Date(Date.now() + 86_400_000).toISOString(),
-  }, world.exporter);
-  if (!booked.ok) throw new Error(booked.error.message);
-  await ledger.close();
-  const shipmentId = String(booked.body.shipmentId);
-  const serials = Array.from({ length: serialsCount }, (_, index) => `EXP-SN-${String(index).padStart(6, '0')}`);
-  const units = encodeCopyBinary(unitColumns, serials.map((serial) => [serial, null, world.productId, pair.recipientOrgId, 'licensed', shipmentId, null, 1]));
+  const { pool, productId, recipientOrgId, shipmentId, serials } = await bookManifestShipment(server, 'manifest-copy', serialsCount);
+  const units = encodeCopyBinary(unitColumns, serials.map((serial) => [serial, null, productId, recipientOrgId, 'licensed', shipmentId, null, 1]));
   const rows = encodeCopyBinary(serialColumns, serials.map((serial) => [shipmentId, serial, true]));
   const copyUnits = (c: PoolClient) => copyIn(c, copyStatement('units', unitColumns), units);
   const copyRows = (c: PoolClient) => copyIn(c, copyStatement('shipment_serials', serialColumns), rows);

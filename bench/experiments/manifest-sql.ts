@@ -6,10 +6,9 @@
  *
  *   node --import tsx bench/experiments/manifest-sql.ts [runs]
  */
-import { Ledger } from '../../src/ledger/ledger.ts';
-import { createPool, type PoolClient } from '../../src/store/pool.ts';
+import type { PoolClient } from '../../src/store/pool.ts';
 import { startBenchServer } from '../database.ts';
-import { buildBenchWorld } from '../ledger-world.ts';
+import { bookManifestShipment } from './manifest-shipment.ts';
 import { median, round } from '../stats.ts';
 
 const serialsCount = 100_000;
@@ -17,19 +16,8 @@ const runs = Number(process.argv[2] ?? 3);
 
 const server = await startBenchServer('manifest-sql');
 try {
-  const pool = createPool({ url: await server.createDatabase('bench_manifest_sql'), connectionsMax: 2, applicationName: 'chipledger-bench-manifest-sql' });
-  const ledger = await Ledger.open({ pool });
-  const world = await buildBenchWorld(ledger);
-  const pair = world.pairs[0]!;
-  const booked = await ledger.submit('shipment.book', {
-    exportAllocationId: pair.exportAllocationId, importAllocationId: pair.importAllocationId, productId: world.productId, units: serialsCount,
-    deadline: new Date(Date.now() + 86_400_000).toISOString(),
-  }, world.exporter);
-  if (!booked.ok) throw new Error(booked.error.message);
-  await ledger.close();
-  const shipmentId = String(booked.body.shipmentId);
-  const serials = Array.from({ length: serialsCount }, (_, index) => `EXP-SN-${String(index).padStart(6, '0')}`);
-  const unitRows = serials.map((serial) => ({ serial, gpu_uuid: null, product_id: world.productId, recipient_org_id: pair.recipientOrgId, custody: 'licensed', shipment_id: shipmentId, site_id: null, updated_seq: 1 }));
+  const { pool, productId, recipientOrgId, shipmentId, serials } = await bookManifestShipment(server, 'manifest-sql', serialsCount);
+  const unitRows = serials.map((serial) => ({ serial, gpu_uuid: null, product_id: productId, recipient_org_id: recipientOrgId, custody: 'licensed', shipment_id: shipmentId, site_id: null, updated_seq: 1 }));
   const manifestRows = serials.map((serial) => ({ shipment_id: shipmentId, serial, live: true }));
   const unitColumns = 'serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq';
   const unitUpdates = 'gpu_uuid = EXCLUDED.gpu_uuid, product_id = EXCLUDED.product_id, recipient_org_id = EXCLUDED.recipient_org_id, custody = EXCLUDED.custody, shipment_id = EXCLUDED.shipment_id, site_id = EXCLUDED.site_id, updated_seq = EXCLUDED.updated_seq';
@@ -38,11 +26,11 @@ try {
   const variants: Variant[] = [
     { name: 'node: JSON.stringify of 100k unit rows + 100k manifest rows', run: async () => [JSON.stringify(unitRows), JSON.stringify(manifestRows)] },
     { name: 'today: units upsert via json_populate_recordset (JSON built in the timing)', run: (c) => c.query(`INSERT INTO units (${unitColumns}) SELECT ${unitColumns} FROM json_populate_recordset(NULL::units, $1::json) ON CONFLICT (serial) DO UPDATE SET ${unitUpdates}`, [JSON.stringify(unitRows)]) },
-    { name: 'units upsert via unnest(text[]), constants as parameters', run: (c) => c.query(`INSERT INTO units (${unitColumns}) SELECT s, NULL, $2, $3, 'licensed', $4, NULL, $5 FROM unnest($1::text[]) AS s ON CONFLICT (serial) DO UPDATE SET ${unitUpdates}`, [serials, world.productId, pair.recipientOrgId, shipmentId, 1]) },
-    { name: 'units plain insert via unnest(text[]) (no ON CONFLICT: all new)', run: (c) => c.query(`INSERT INTO units (${unitColumns}) SELECT s, NULL, $2, $3, 'licensed', $4, NULL, $5 FROM unnest($1::text[]) AS s`, [serials, world.productId, pair.recipientOrgId, shipmentId, 1]) },
+    { name: 'units upsert via unnest(text[]), constants as parameters', run: (c) => c.query(`INSERT INTO units (${unitColumns}) SELECT s, NULL, $2, $3, 'licensed', $4, NULL, $5 FROM unnest($1::text[]) AS s ON CONFLICT (serial) DO UPDATE SET ${unitUpdates}`, [serials, productId, recipientOrgId, shipmentId, 1]) },
+    { name: 'units plain insert via unnest(text[]) (no ON CONFLICT: all new)', run: (c) => c.query(`INSERT INTO units (${unitColumns}) SELECT s, NULL, $2, $3, 'licensed', $4, NULL, $5 FROM unnest($1::text[]) AS s`, [serials, productId, recipientOrgId, shipmentId, 1]) },
     { name: 'units plain insert via unnest, foreign-key triggers off (lower bound)', run: async (c) => {
       await c.query('SET LOCAL session_replication_role = replica');
-      return c.query(`INSERT INTO units (${unitColumns}) SELECT s, NULL, $2, $3, 'licensed', $4, NULL, $5 FROM unnest($1::text[]) AS s`, [serials, world.productId, pair.recipientOrgId, shipmentId, 1]);
+      return c.query(`INSERT INTO units (${unitColumns}) SELECT s, NULL, $2, $3, 'licensed', $4, NULL, $5 FROM unnest($1::text[]) AS s`, [serials, productId, recipientOrgId, shipmentId, 1]);
     } },
     { name: 'today: shipment_serials via json_populate_recordset', run: (c) => c.query('INSERT INTO shipment_serials (shipment_id, serial, live) SELECT shipment_id, serial, live FROM json_populate_recordset(NULL::shipment_serials, $1::json)', [JSON.stringify(manifestRows)]) },
     { name: 'shipment_serials via unnest(text[])', run: (c) => c.query('INSERT INTO shipment_serials (shipment_id, serial, live) SELECT $2, s, true FROM unnest($1::text[]) AS s', [serials, shipmentId]) },

@@ -3,22 +3,17 @@
  * the digest covers, to the event's readers only, and held to the digest by the re-check.
  */
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../test/database.ts';
 import { systemActor } from '../ledger/permissions.ts';
-import { buildApiWorld, type ApiWorld } from './testing.ts';
+import { apiWorldPerFile, type ApiWorld } from './testing.ts';
 
 let database: TestDatabase;
 let api: ApiWorld;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  api = await buildApiWorld(database.pool);
-});
-afterAll(async () => {
-  await api?.app.close();
-  await api?.world.ledger.close();
-  await database?.drop();
+apiWorldPerFile((made, madeDatabase) => {
+  api = made;
+  database = madeDatabase;
 });
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');

@@ -4,10 +4,12 @@
  * real bearer tokens for every role, and a request helper over fastify's inject.
  */
 import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll } from 'vitest';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { systemActor, type Actor } from '../ledger/permissions.ts';
 import type { Role } from '../ledger/rows.ts';
 import type { Pool } from '../store/pool.ts';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, type World } from '../../test/world.ts';
 import { buildServer } from './app.ts';
 
@@ -133,4 +135,23 @@ export async function databaseFootprint(pool: Pool): Promise<Record<string, numb
     (SELECT string_agg(id || ':' || status, ',' ORDER BY id) FROM licences) AS licence_states,
     (SELECT string_agg(id || ':' || status || ':' || serial_count, ',' ORDER BY id) FROM shipments) AS shipment_states`);
   return counts.rows[0]!;
+}
+
+/**
+ * A fresh database and API world for one test file: made before its first test, closed
+ * after its last. `ready` hands them to the file, which keeps them in variables of its own.
+ */
+export function apiWorldPerFile(ready: (api: ApiWorld, database: TestDatabase) => void, options: Parameters<typeof buildApiWorld>[1] = {}): void {
+  let database: TestDatabase | undefined;
+  let api: ApiWorld | undefined;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    api = await buildApiWorld(database.pool, options);
+    ready(api, database);
+  });
+  afterAll(async () => {
+    await api?.app.close();
+    await api?.world.ledger.close();
+    await database?.drop();
+  });
 }

@@ -2,20 +2,16 @@
  * Growing an allocation hands out units, so it needs the licence status that creating
  * one needs; shrinking gives units back and is allowed in any status.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
-import { buildWorld, expectOk, type World } from '../../../test/world.ts';
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../../test/database.ts';
+import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 
 let database: TestDatabase;
 let world: World;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  world = await buildWorld(database.pool);
-});
-afterAll(async () => {
-  await world?.ledger.close();
-  await database?.drop();
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
 });
 
 let counter = 0;

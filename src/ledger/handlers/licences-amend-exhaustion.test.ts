@@ -2,22 +2,18 @@
  * Amending a licence's units down to what has shipped exhausts it by the rule shipping
  * uses (statusAfterUse), and the amendment's event says the status changed.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
-import { buildWorld, expectOk, type World } from '../../../test/world.ts';
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../../test/database.ts';
+import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 import type { Answer } from '../ledger.ts';
 import { statusAfterUse } from './licences.ts';
 
 let database: TestDatabase;
 let world: World;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  world = await buildWorld(database.pool);
-});
-afterAll(async () => {
-  await world?.ledger.close();
-  await database?.drop();
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
 });
 
 async function eventEffects(answer: Answer): Promise<Record<string, unknown>> {

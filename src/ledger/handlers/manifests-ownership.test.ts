@@ -4,10 +4,10 @@
  * and a refusal for a serial of another tenant says nothing about where that serial is.
  * Two exporters (src/server/testing.ts): the exporter ships to alpha, exporter2 to beta.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../../test/database.ts';
 import { expectOk } from '../../../test/world.ts';
-import { buildApiWorld, type ApiWorld } from '../../server/testing.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../server/testing.ts';
 import { emptyKeys, loadBatchState, type BatchKeys } from '../../store/ledger-tables.ts';
 import { systemActor, type Actor } from '../permissions.ts';
 import type { Answer } from '../sequencer.ts';
@@ -15,14 +15,9 @@ import type { Answer } from '../sequencer.ts';
 let database: TestDatabase;
 let api: ApiWorld;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  api = await buildApiWorld(database.pool);
-});
-afterAll(async () => {
-  await api?.app.close();
-  await api?.world.ledger.close();
-  await database?.drop();
+apiWorldPerFile((made, madeDatabase) => {
+  api = made;
+  database = madeDatabase;
 });
 
 type Entry = string | { serial: string; gpuUuid: string };

@@ -3,21 +3,17 @@
  * only the import licence's authority (or the recipient) records clearance, and the ship
  * event says which licences it exhausted.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
-import { buildWorld, expectOk, type World } from '../../../test/world.ts';
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../../test/database.ts';
+import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 import type { Answer } from '../ledger.ts';
 
 let database: TestDatabase;
 let world: World;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  world = await buildWorld(database.pool);
-});
-afterAll(async () => {
-  await world?.ledger.close();
-  await database?.drop();
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
 });
 
 let counter = 0;

@@ -2,21 +2,16 @@
  * The sweep expires records of several tenants in one command: each expired record gets
  * an event of its own, read only by that record's parties, and the log stays gapless.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
-import { buildApiWorld, type ApiWorld } from '../../server/testing.ts';
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../../test/database.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../server/testing.ts';
 
 let database: TestDatabase;
 let api: ApiWorld;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  api = await buildApiWorld(database.pool);
-});
-afterAll(async () => {
-  await api?.app.close();
-  await api?.world.ledger.close();
-  await database?.drop();
+apiWorldPerFile((made, madeDatabase) => {
+  api = made;
+  database = madeDatabase;
 });
 
 interface EventItem {
