@@ -210,6 +210,23 @@ describe('database constraints, written around the ledger', () => {
     }
   });
 
+  it('keeps a unit what it is: its product, its GPU UUID once known, and custody it can leave a shipment from (migration 019)', async () => {
+    const otherProduct = String((await world.run('product.register', {
+      model: 'Constraint Test Accelerator', vendor: 'Test', parameters: { denseTops: 100, bitLength: 8, logicDieAreaMm2: 500, dramBandwidthGbS: 1_000, designedForDatacenter: true },
+    }, world.actors.bis)).productId);
+    expect(await refusal(`UPDATE units SET product_id = $1 WHERE serial = 'DB-1'`, [otherProduct])).toMatchObject({ code: '23514', message: expect.stringMatching(/unit DB-1 is a unit of product .*; it cannot become one of/) });
+    // A GPU UUID may be learnt once, then never changes.
+    expect(await refusal(`UPDATE units SET gpu_uuid = 'GPU-00000000-0001' WHERE serial = 'DB-1'`)).toBeUndefined();
+    expect(await refusal(`UPDATE units SET gpu_uuid = 'GPU-00000000-0001' WHERE serial = 'DB-1'; UPDATE units SET gpu_uuid = 'GPU-00000000-0002' WHERE serial = 'DB-1'`))
+      .toMatchObject({ code: '23514', message: expect.stringMatching(/has GPU UUID GPU-00000000-0001; it cannot change/) });
+    // Moving to another shipment of the same exporter: from licensed, yes; from in transit, no.
+    expect(await refusal(`UPDATE units SET shipment_id = $1 WHERE serial = 'DB-1'`, [emptyShipmentId])).toBeUndefined();
+    expect(await refusal(`UPDATE units SET custody = 'in_transit' WHERE serial = 'DB-1'; UPDATE units SET shipment_id = '${emptyShipmentId}' WHERE serial = 'DB-1'`))
+      .toMatchObject({ code: '23514', message: expect.stringMatching(/unit DB-1 is in_transit; it cannot be listed in another shipment/) });
+    // Custody changes alone (shipping a shipment) are not this trigger's business.
+    expect(await refusal(`UPDATE units SET custody = 'in_transit' WHERE shipment_id = $1`, [shipmentId])).toBeUndefined();
+  });
+
   it('keeps stored tiles append-only: no hash changed, no tile narrowed, none deleted (migration 018)', async () => {
     const tile = "(SELECT 1 FROM tlog_tiles WHERE level = 0 AND index = 0)";
     expect(await refusal(`SELECT 1 WHERE EXISTS ${tile}`)).toBeUndefined();

@@ -79,6 +79,22 @@ describe('re-listing a unit that has a row', () => {
     expectOk(await book('own', [serial]));
   });
 
+  it('is refused by the database too: a unit row rewritten to another exporter’s shipment (migration 019)', async () => {
+    const serial = api.serial('DB-OWNER');
+    const booked = expectOk(await book('own', [serial]));
+    await cancel(String(booked.shipmentId), api.world.actors.exporter);
+    const others = expectOk(await book('other', [api.serial('DB-OTHER')]));
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await expect(client.query('UPDATE units SET shipment_id = $1 WHERE serial = $2', [others.shipmentId, serial]))
+        .rejects.toMatchObject({ code: '23514', message: expect.stringMatching(new RegExp(`unit ${serial} was last shipped by ${api.orgs.exporter}; shipment ${String(others.shipmentId)} is not that exporter's`)) });
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+
   it('keeps a unit’s GPU UUID: another one is refused, the same or none is taken, and a unit without one may be given one', async () => {
     const known = api.serial('UUID');
     const unknown = api.serial('NOUUID');
