@@ -2,7 +2,9 @@
  * Admin commands: they reach the database directly (embedded or DATABASE_URL) and act through
  * the ledger as the system actor, so everything they change is in the event stream too.
  */
-import { Ledger } from '../ledger/ledger.ts';
+import { Ledger, type Violation } from '../ledger/ledger.ts';
+import { checkLogOnStart, LogCheckError } from '../ledger/log-check.ts';
+import { TransparencyLog } from '../ledger/transparency-log.ts';
 import { systemActor } from '../ledger/permissions.ts';
 import { role as roleSchema } from '../ledger/schemas.ts';
 import { migrate } from '../store/migrate.ts';
@@ -84,8 +86,25 @@ export async function tokenCreateCommand(config: Config, options: TokenCreateOpt
   });
 }
 
+/**
+ * The full re-check, as one list: every invariant the database can re-derive
+ * (ledger_violations()), and the transparency log's start-up check (invariant 5: every event
+ * a leaf, every stored hash and checkpoint consistent). A log that fails its check is a
+ * violation to list beside the others, not a reason to stop before listing them. It writes
+ * nothing but migrations a newer chipledger brings, and takes no writes itself.
+ */
 export async function checkCommand(config: Config, output: Output): Promise<number> {
-  const violations = await withLedger(config, 'check', (ledger) => ledger.violations());
+  const violations = await withDatabase(config, 'check', async (database) => {
+    await migrate(database.pool);
+    const found = (await database.pool.query<Violation>('SELECT * FROM ledger_violations()')).rows;
+    try {
+      await checkLogOnStart(database.pool, new TransparencyLog(database.pool));
+    } catch (error) {
+      if (!(error instanceof LogCheckError)) throw error;
+      found.push({ invariant: 'invariant-5', subject: `log: ${error.check}`, detail: error.message });
+    }
+    return found;
+  });
   if (violations.length === 0) {
     output.out('Every invariant holds: no violations.');
     return 0;

@@ -3,8 +3,15 @@
  * 413, 429 or 503; tests touch each of them.
  */
 export const limits = {
-  /** Largest JSON request body the API accepts. A 100,000-serial manifest is about 2.5 MB. */
+  /** Largest JSON request body the API accepts, except on the routes that carry serials. */
   requestBodyBytesMax: 8 * 1024 * 1024,
+  /**
+   * Largest body of a route that carries a serial list (a booking's or a manifest's, units
+   * deployed, returned, ended). A 100,000-entry manifest at the longest serial and GPU UUID
+   * is about 15.5 MB of JSON (`{"serial":"…64…","gpuUuid":"GPU-…60…"},` is 155 bytes);
+   * the rest is room for indentation. With short serials it is about 2.5 MB.
+   */
+  serialListBodyBytesMax: 24 * 1024 * 1024,
   /**
    * Request bodies one server process holds at once, from the moment it accepts their
    * headers until it has answered: without a bound, a few hundred concurrent 8 MB uploads

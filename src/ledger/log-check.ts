@@ -18,7 +18,7 @@
 import { formatKeyId, openCheckpoint, parseVerifierKey, tileHeight, tilePath, tileWidth, type Checkpoint, type Ed25519NoteVerifier, type OpenedCheckpoint } from '../tlog/index.ts';
 import { auditStoredLog } from './log-audit.ts';
 import { keyRotationExtension } from './log-keys.ts';
-import type { Pool } from '../store/pool.ts';
+import { isPool, type Pool, type PoolClient } from '../store/pool.ts';
 import { listCheckpoints, listLogKeys, readHead, tilesBeyondTree, type CheckpointRow, type LogKeyRow } from '../store/tlog-tables.ts';
 import type { TransparencyLog } from './transparency-log.ts';
 
@@ -29,15 +29,41 @@ export class LogCheckError extends Error {
   }
 }
 
-export async function checkLogOnStart(pool: Pool, log: TransparencyLog, trustedKeys: readonly string[] = []): Promise<{ size: number; checkpoints: number }> {
-  const head = await readHead(pool);
-  const events = (await pool.query<{ n: number; max: number | null; min: number | null }>('SELECT count(*)::bigint AS n, max(seq) AS max, min(seq) AS min FROM events')).rows[0]!;
+/**
+ * Runs the check on one snapshot of the database: another server may be writing while this
+ * one starts (several share a database), and reads taken at different moments disagree (a
+ * head of N beside N + k events, a tile widened past it, a checkpoint signed after it). So
+ * every read is on one connection in one REPEATABLE READ, READ ONLY transaction; what was
+ * committed after it began is the next writer's business, not this check's. The audit then
+ * reads its chunks in turn (no prefetch on a single connection). Given a client instead of
+ * a pool, the check reads in whatever transaction that client is in.
+ */
+export async function checkLogOnStart(db: Pool | PoolClient, log: TransparencyLog, trustedKeys: readonly string[] = []): Promise<{ size: number; checkpoints: number }> {
+  // A client is already in the transaction its caller chose (a test's view of a tampered state).
+  if (!isPool(db)) return checkSnapshot(db, log, trustedKeys);
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const result = await checkSnapshot(client, log, trustedKeys);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+async function checkSnapshot(db: PoolClient, log: TransparencyLog, trustedKeys: readonly string[]): Promise<{ size: number; checkpoints: number }> {
+  const head = await readHead(db);
+  const events = (await db.query<{ n: number; max: number | null; min: number | null }>('SELECT count(*)::bigint AS n, max(seq) AS max, min(seq) AS min FROM events')).rows[0]!;
   if (events.n !== head.size || (head.size > 0 && (events.min !== 0 || events.max !== head.size - 1))) {
     throw new LogCheckError('events', `the head says ${head.size} events, the table holds ${events.n} (seq ${events.min ?? '-'}..${events.max ?? '-'})`);
   }
-  await checkTileExtent(pool, head.size);
-  const chain = keyChain(await listLogKeys(pool), trustedKeys);
-  const checkpoints = await listCheckpoints(pool);
+  await checkTileExtent(db, head.size);
+  const chain = keyChain(await listLogKeys(db), trustedKeys);
+  const checkpoints = await listCheckpoints(db);
   const roots = new Map<number, Buffer>();
   const opened = checkpoints.map((row) => openCheckpointRow(row, chain, head.size, roots));
   checkAnnouncements(chain, checkpoints, opened);
@@ -45,7 +71,7 @@ export async function checkLogOnStart(pool: Pool, log: TransparencyLog, trustedK
   // a checkpoint that disagrees with the log (a fork) stops the start here.
   // The tiles it proves are kept for proofs (as many as the tile cache holds): a proof then
   // needs no tile read from PostgreSQL, which is most of a cold proof's time.
-  const audit = await auditStoredLog(pool, head.size, roots, { keepTilesMax: log.tiles.entriesMax });
+  const audit = await auditStoredLog(db, head.size, roots, { keepTilesMax: log.tiles.entriesMax });
   if (audit.failure) {
     throw new LogCheckError(audit.failure.kind === 'checkpoint' ? 'checkpoint-consistency' : audit.failure.kind, audit.failure.message);
   }
@@ -61,13 +87,13 @@ export async function checkLogOnStart(pool: Pool, log: TransparencyLog, trustedK
  * past the hashes the tree has there: the audit compares only the hashes the tree has, and
  * the writers never overwrite a row wider than what they write, so a stray would be served.
  */
-async function checkTileExtent(pool: Pool, size: number): Promise<void> {
-  const leaves = (await pool.query<{ leaves: number | null }>('SELECT max(index * 256 + width) AS leaves FROM tlog_tiles WHERE level = 0')).rows[0]!.leaves ?? 0;
+async function checkTileExtent(db: PoolClient, size: number): Promise<void> {
+  const leaves = (await db.query<{ leaves: number | null }>('SELECT max(index * 256 + width) AS leaves FROM tlog_tiles WHERE level = 0')).rows[0]!.leaves ?? 0;
   if (leaves !== size) throw new LogCheckError('tiles', `level-0 tiles hold ${leaves} leaf hashes but the log has ${size} events`);
-  const [stray] = await tilesBeyondTree(pool, size, 1);
+  const [stray] = await tilesBeyondTree(db, size, 1);
   if (stray) {
     const hashesAtLevel = Math.floor(size / 2 ** (tileHeight * stray.level));
-    throw new LogCheckError('tiles', `tile ${tilePath(stray.level, stray.index, stray.width)} holds hashes up to ${stray.index * tileWidth + stray.width}, but the tree of size ${size} has ${hashesAtLevel} at level ${stray.level}`);
+    throw new LogCheckError('tiles', `${tilePath(stray.level, stray.index, stray.width)} holds hashes up to ${stray.index * tileWidth + stray.width}, but the tree of size ${size} has ${hashesAtLevel} at level ${stray.level}`);
   }
 }
 

@@ -191,3 +191,24 @@ describe('start-up check: two checkpoints of one size (a rotation makes them)', 
     expect((await checkLogOnStart(database.pool, new TransparencyLog(database.pool))).checkpoints).toBeGreaterThanOrEqual(3);
   });
 });
+
+describe('start-up check beside a writer', () => {
+  it('proves one moment of the log while another ledger keeps committing, and starts', async () => {
+    let stop = false;
+    const writer = (async () => {
+      while (!stop) await book(16);
+    })();
+    try {
+      await new Promise((done) => setTimeout(done, 200));
+      for (let attempt = 0; attempt < 5; attempt += 1) {
+        const before = (await readHead(database.pool)).size;
+        const result = await checkLogOnStart(database.pool, new TransparencyLog(database.pool));
+        expect(result.size).toBeGreaterThanOrEqual(before);
+      }
+    } finally {
+      stop = true;
+      await writer;
+    }
+    expect((await readHead(database.pool)).size).toBeGreaterThan(300);
+  });
+});

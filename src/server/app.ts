@@ -120,7 +120,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     // Then the body's room among those held at once, also before it is read.
     scope.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
       request.actor = await verifier.verify(request.headers.authorization);
-      bodies.reserve(request, reply, bodyLimit);
+      bodies.reserve(request, reply, request.routeOptions.bodyLimit ?? bodyLimit);
     });
     registerCommandRoutes(scope, options.ledger, verifier);
     registerQueryRoutes(scope, { pool: options.pool, demo });

@@ -97,9 +97,16 @@ export function commandInput(route: CommandRoute, body: unknown, pathId: string 
   return input;
 }
 
+/**
+ * Commands whose input carries a serial list (up to 100,000 entries) take a larger body
+ * (limits.serialListBodyBytesMax); every other route keeps the server's body limit.
+ */
+const serialListCommands: ReadonlySet<CommandKind> = new Set(['shipment.book', 'manifest.attach', 'units.deploy', 'units.decommission', 'units.report_lost', 'units.return']);
+
 export function registerCommandRoutes(app: FastifyInstance, ledger: Ledger, verifier: TokenVerifier): void {
   for (const route of commandRoutes) {
-    app.post(route.path, async (request: FastifyRequest, reply: FastifyReply) => {
+    const options = serialListCommands.has(route.kind) ? { bodyLimit: limits.serialListBodyBytesMax } : {};
+    app.post(route.path, options, async (request: FastifyRequest, reply: FastifyReply) => {
       const actor = request.actor!;
       const key = idempotencyKeyOf(request.headers['idempotency-key']);
       const input = commandInput(route, request.body, (request.params as { id?: string }).id);
