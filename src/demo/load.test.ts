@@ -78,3 +78,26 @@ describe('the demo', () => {
     expect(await count('SELECT count(*)::int AS count FROM organisations')).toBe(scenario.organisations.length);
   });
 });
+
+describe('the demo beside a server that sweeps', () => {
+  it('loads when the server\'s own sweep expires the short booking before the loader\'s sweep does', async () => {
+    const database = await createTestDatabase();
+    const ledger = await Ledger.open({ pool: database.pool });
+    try {
+      // While the loader waits out the short deadline, a running server's timer sweeps: the
+      // loader's own sweep then finds nothing due.
+      const sleep = async (ms: number) => {
+        await new Promise((done) => setTimeout(done, ms));
+        const swept = await ledger.sweep();
+        expect(swept.ok).toBe(true);
+      };
+      const result = await loadDemo(ledger, { sleep });
+      expect(result.loaded).toBe(true);
+      expect(await demoState(database.pool)).toBe('complete');
+      expect(await ledger.violations()).toEqual([]);
+    } finally {
+      await ledger.close();
+      await database.drop();
+    }
+  }, 120_000);
+});
