@@ -227,6 +227,21 @@ describe('database constraints, written around the ledger', () => {
     expect(await refusal(`UPDATE units SET custody = 'in_transit' WHERE shipment_id = $1`, [shipmentId])).toBeUndefined();
   });
 
+  it('finds a booked shipment changed afterwards around the ledger, against the terms no amendment can change (017)', async () => {
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // The booking trigger fires on INSERT only: an UPDATE goes past it, the re-check does not.
+      await client.query(`UPDATE shipments SET recipient_org_id = $1, destination = 'GB' WHERE id = $2`, [world.actors.beta.orgId, shipmentId]);
+      const found = (await client.query<{ invariant: string; subject: string; detail: string }>("SELECT * FROM ledger_violations() WHERE invariant = 'invariant-3'")).rows;
+      expect(found).toEqual([{ invariant: 'invariant-3', subject: shipmentId, detail: expect.stringMatching(new RegExp(`shipment .* → ${world.actors.beta.orgId}, US to GB`)) }]);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+    expect((await database.pool.query("SELECT * FROM ledger_violations() WHERE invariant = 'invariant-3'")).rows).toEqual([]);
+  });
+
   it('keeps stored tiles append-only: no hash changed, no tile narrowed, none deleted (migration 018)', async () => {
     const tile = "(SELECT 1 FROM tlog_tiles WHERE level = 0 AND index = 0)";
     expect(await refusal(`SELECT 1 WHERE EXISTS ${tile}`)).toBeUndefined();

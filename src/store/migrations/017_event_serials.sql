@@ -21,12 +21,19 @@ CREATE TABLE event_serials_from (
 );
 INSERT INTO event_serials_from SELECT 1, size FROM log_head;
 
--- The full re-check (ledger_violations, as 013 left it) now also holds the lists to their
--- events: every event from event_serials_from on that records a serial digest has its
--- lines, the lines hash to that digest (SHA-256 over each line and a newline), and no lines
--- are stored for an event without a digest. Only events whose bytes hold the digest's key
--- are parsed as JSON: a byte search first, so a million bookings without serials cost
--- little.
+-- The full re-check (ledger_violations, as 013 left it) now also holds
+-- - the lists to their events: every event from event_serials_from on that records a serial
+--   digest has its lines, the lines hash to that digest (SHA-256 over each line and a
+--   newline), and no lines are stored for an event without a digest. Only events whose
+--   bytes hold the digest's key are parsed as JSON: a byte search first, so a million
+--   bookings without serials cost little.
+-- - every shipment to what invariant 3 says of it that no later change can make untrue:
+--   its export allocation is on an export licence its exporter holds, its import allocation
+--   on an import licence, both allocations are for its recipient, and both licences cover
+--   its route. The trigger of 015 checks all of invariant 3 when a shipment is booked; a row
+--   changed afterwards (by hand, around the ledger) was not checked again by anything.
+--   What an amendment may change later (products, parties, conditions, validity) is left
+--   out: a shipment booked under the licence as it then was stays covered.
 CREATE OR REPLACE FUNCTION ledger_violations() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
   -- Every (organisation, seq) the reader sets list, expanded once for the two checks at the end.
   WITH listed AS (SELECT r.org_id, r.first_seq + d.delta AS seq FROM event_reader_sets r CROSS JOIN LATERAL unnest(r.offsets) AS d(delta))
@@ -84,6 +91,15 @@ CREATE OR REPLACE FUNCTION ledger_violations() RETURNS TABLE (invariant text, su
   SELECT 'event-readers', listed.seq::text, format('reader sets of %s list it %s times', listed.org_id, count(*))
   FROM listed
   GROUP BY listed.org_id, listed.seq HAVING count(*) > 1
+  UNION ALL
+  SELECT 'invariant-3', s.id, format('export allocation %s (licence %s, %s, held by %s), import allocation %s (licence %s, %s); shipment %s → %s, %s to %s',
+         ea.id, el.id, el.direction, el.holder_org_id, ia.id, il.id, il.direction, s.exporter_org_id, s.recipient_org_id, s.origin, s.destination)
+  FROM shipments s
+  JOIN allocations ea ON ea.id = s.export_allocation_id JOIN licences el ON el.id = ea.licence_id
+  JOIN allocations ia ON ia.id = s.import_allocation_id JOIN licences il ON il.id = ia.licence_id
+  WHERE el.direction <> 'export' OR el.holder_org_id <> s.exporter_org_id OR il.direction <> 'import'
+     OR ea.recipient_org_id <> s.recipient_org_id OR ia.recipient_org_id <> s.recipient_org_id
+     OR el.origin <> s.origin OR el.destination <> s.destination OR il.origin <> s.origin OR il.destination <> s.destination
   UNION ALL
   SELECT 'event-serials', d.seq::text,
          CASE WHEN s.seq IS NULL THEN 'the event records a serial digest, but its lines are not stored'
