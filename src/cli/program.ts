@@ -1,7 +1,11 @@
 /**
  * The `chipledger` command (entry point: main.ts): the wiring of commands to their modules, and the one place that
  * turns failures into messages and exit codes (0 ok, 1 refused or failed, 2 usage or
- * configuration). Configuration is read and checked before any command runs.
+ * configuration). Configuration is read and checked, with the command's flags, before any command runs.
+ *
+ * Operating errors (a database that cannot be reached, a schema from a newer chipledger, a
+ * transparency log that fails its start-up check) are said in one paragraph without a stack;
+ * anything else is a bug and is printed with its stack. No message ever holds a password.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { checkCommand, demoCommand, migrateCommand, tokenCreateCommand } from './admin.ts';
@@ -11,6 +15,9 @@ import {
 } from './client-commands.ts';
 import { describeSettings, formatProblems, readConfig, type Config, type ConfigFlags } from './config.ts';
 import { DataDirInUse } from './database.ts';
+import { DemoLoadError } from '../demo/load.ts';
+import { LogCheckError } from '../ledger/log-check.ts';
+import { MigrationRefused } from '../store/migrate.ts';
 import { ApiError, NetworkError, formatApiError } from './http.ts';
 import { Failure, processOutput, type Output } from './output.ts';
 import { serve } from './serve.ts';
@@ -18,9 +25,12 @@ import { registerLogCommands } from './log/commands.ts';
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, output: Output = processOutput): Promise<number> {
   let exitCode = 0;
+  /** The configuration last checked: failures say which database they were about. */
+  let checked: Config | undefined;
   const config = (flags: ConfigFlags = {}): Config => {
     const result = readConfig(env, flags);
     if (!result.ok) throw new Failure(formatProblems(result.problems), 2);
+    checked = result.config;
     return result.config;
   };
   const run: Runner = (action) => async (...args) => {
@@ -28,12 +38,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   };
   const program = buildProgram(config, run, output);
   // Every command starts from a valid configuration, whatever it needs of it; help does not.
-  program.hook('preAction', () => void config());
+  // The command's own flags (serve's --port and --host, the only ones that are settings) win
+  // over the environment here too, so a flag can stand in for a bad variable.
+  program.hook('preAction', (_program, command) => void config(flagsOf(command.opts())));
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return exitCode;
   } catch (error) {
-    return report(error, output);
+    return reportFailure(error, output, checked);
   }
 }
 
@@ -122,8 +134,8 @@ function flagsOf(options: { port?: string; host?: string }): ConfigFlags {
   return { ...(options.port === undefined ? {} : { port: options.port }), ...(options.host === undefined ? {} : { host: options.host }) };
 }
 
-/** The one place failures become messages and exit codes. */
-function report(error: unknown, output: Output): number {
+/** The one place failures become messages and exit codes; `config` names the database in connection failures. */
+export function reportFailure(error: unknown, output: Output, config?: Config): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
   if (error instanceof Failure) {
     output.err(error.exitCode === 2 && error.message.startsWith('chipledger:') ? error.message : `chipledger: ${error.message}`);
@@ -133,8 +145,9 @@ function report(error: unknown, output: Output): number {
     output.err(formatApiError(error));
     return 1;
   }
-  if (error instanceof NetworkError || error instanceof DataDirInUse) {
-    output.err(`chipledger: ${error.message}`);
+  const operating = describeOperatingError(error, config);
+  if (operating !== undefined) {
+    output.err(`chipledger: ${operating}`);
     return 1;
   }
   // Not an operating error we know: a bug or an unexpected state. Show everything.
@@ -142,3 +155,102 @@ function report(error: unknown, output: Output): number {
   return 1;
 }
 
+/**
+ * database.ts throws this one as a plain Error; it is an operating error (other chipledger
+ * processes keep taking the data dir's lock), known here by its words until it gets a type.
+ */
+/** The message for an operating error, or undefined for anything else (a bug). */
+function describeOperatingError(error: unknown, config: Config | undefined): string | undefined {
+  if (error instanceof NetworkError || error instanceof DataDirInUse || error instanceof MigrationRefused || error instanceof DemoLoadError) return error.message;
+  if (error instanceof LogCheckError) {
+    // The message names the check (error.check) and where it failed.
+    return `${error.message}. chipledger refuses to run on a transparency log it cannot prove, so it stopped before taking any command; `
+      + 'a database restored from an older backup, or changed by hand, can cause this';
+  }
+  return describeConnectionError(error, config);
+}
+
+/** Why a connection failed, by the code node gave it (a system error). */
+const systemConnectionProblems: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'the connection was refused; is PostgreSQL running there, and are the host and port right?',
+  ENOTFOUND: 'the host name is not known; check the host',
+  EAI_AGAIN: 'the host name could not be looked up (the DNS server did not answer); try again, or check the host',
+  ETIMEDOUT: 'no answer in time; check the host, the port and any firewall between',
+  EHOSTUNREACH: 'the host cannot be reached from here; check the host and the network',
+  ENETUNREACH: 'the network of the host cannot be reached from here; check the host and the network',
+};
+/** Why PostgreSQL refused a connection, by its SQLSTATE; its own words come first. */
+const serverConnectionProblems: Readonly<Record<string, string>> = {
+  '28P01': 'check the user and password',
+  '28000': "check the user and the server's access rules (pg_hba.conf)",
+  '3D000': 'create the database (createdb) or correct its name',
+  '57P03': 'try again in a moment',
+};
+/** What pg-pool and pg say, without a code, when connectionTimeoutMillis runs out. */
+const connectTimeoutMessages = new Set(['timeout exceeded when trying to connect', 'Connection terminated due to connection timeout']);
+/** Query parameters of DATABASE_URL that name files pg reads when it connects. */
+const sslFileParameters = ['sslcert', 'sslkey', 'sslrootcert'] as const;
+
+function describeConnectionError(error: unknown, config: Config | undefined): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const code = connectionErrorCode(error);
+  const where = databaseDescription(config);
+  const sslFile = config?.database.kind === 'external' ? sslFileOf(config.database.url, error) : undefined;
+  if (sslFile !== undefined) return `couldn't connect to ${where}: couldn't read its ${sslFile.parameter} file ${sslFile.path} (${code ?? error.message}); correct the path in DATABASE_URL`;
+  if (code === 'ENOENT' && (error as NodeJS.ErrnoException).syscall === 'connect') {
+    return `couldn't connect to ${where}: there is no PostgreSQL socket at ${String((error as { address?: unknown }).address ?? 'the socket path')} (ENOENT); is PostgreSQL running there?`;
+  }
+  if (code === undefined) return undefined;
+  if (Object.hasOwn(systemConnectionProblems, code)) {
+    const host = (error as { hostname?: unknown }).hostname;
+    const problem = code === 'ENOTFOUND' && typeof host === 'string' ? `the host name ${host} is not known; check the host` : systemConnectionProblems[code];
+    return `couldn't connect to ${where}: ${problem} (${code})`;
+  }
+  // PostgreSQL's own words name the user or the database, never the password.
+  if (Object.hasOwn(serverConnectionProblems, code)) return `couldn't connect to ${where}: ${error.message} (${code}); ${serverConnectionProblems[code]}`;
+  return undefined;
+}
+
+function connectionErrorCode(error: Error): string | undefined {
+  if (connectTimeoutMessages.has(error.message)) return 'ETIMEDOUT';
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  // net.connect to a name with several addresses fails with an AggregateError of each attempt.
+  const first = error instanceof AggregateError ? (error.errors[0] as { code?: unknown } | undefined)?.code : undefined;
+  return typeof first === 'string' ? first : undefined;
+}
+
+function databaseDescription(config: Config | undefined): string {
+  if (config === undefined) return 'PostgreSQL';
+  if (config.database.kind === 'embedded') return `the embedded PostgreSQL in ${config.database.dataDir}`;
+  return `the PostgreSQL of DATABASE_URL (${withoutPassword(config.database.url)})`;
+}
+
+/** DATABASE_URL to show: the password gone, from the userinfo and from any *password* parameter. */
+export function withoutPassword(databaseUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    return 'not a URL';
+  }
+  url.password = '';
+  for (const name of [...url.searchParams.keys()]) {
+    if (/password/i.test(name)) url.searchParams.set(name, '(hidden)');
+  }
+  return url.toString();
+}
+
+/** The ssl file parameter of DATABASE_URL that `error` failed to read, if that is what it is. */
+function sslFileOf(databaseUrl: string, error: Error): { parameter: string; path: string } | undefined {
+  const path = (error as NodeJS.ErrnoException).path;
+  if (path === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    return undefined;
+  }
+  const parameter = sslFileParameters.find((name) => url.searchParams.get(name) === path);
+  return parameter === undefined ? undefined : { parameter, path };
+}

@@ -52,6 +52,30 @@ describe('checkSerialCsv', () => {
     expect(check('serial\n\n').problems).toEqual([{ line: 1, message: 'the file lists no serials after its header' }]);
   });
 
+  it('reads a fully quoted file, header included (R write.csv, Python QUOTE_ALL)', () => {
+    const result = check('"serial","gpu_uuid"\r\n"SN001","GPU-12345678-aaaa-bbbb-cccc-123456789012"\r\n"SN002",""\r\n');
+    expect(result.problems).toEqual([]);
+    expect(result.entries).toEqual([{ serial: 'SN001', gpuUuid: 'GPU-12345678-aaaa-bbbb-cccc-123456789012' }, { serial: 'SN002' }]);
+    expect(check('\uFEFF "Serial" \nSN001\n')).toEqual({ entries: [{ serial: 'SN001' }], problems: [] });
+  });
+
+  it('refuses files joined together: a repeated header line, and a byte order mark past the start', () => {
+    const joined = 'serial\nSN1\n\uFEFFserial\nSN2\n';
+    expect(check(joined).problems).toEqual([{ line: 3, message: 'has a byte order mark (U+FEFF) that is not at the start of the file (were files joined together?); remove it' }]);
+    const repeated = check('serial,gpu_uuid\nSN1,\n"serial","GPU_UUID"\nSN2,\nserial,gpu_uuid\n');
+    expect(repeated.problems).toEqual([
+      { line: 3, message: 'repeats the header "serial,gpu_uuid" (were files joined together?); a file has one header, on its first line' },
+      { line: 5, message: 'repeats the header "serial,gpu_uuid" (were files joined together?); a file has one header, on its first line' },
+    ]);
+    expect(check('serial\nSN1\nSerial\n').problems.map((problem) => problem.line)).toEqual([3]);
+    // A second mark on the first line, or one alone on a line, is no more a part of the data.
+    expect(check('\uFEFF\uFEFFserial\nSN1\n').problems.map((problem) => problem.line)).toEqual([1]);
+    expect(check('serial\nSN1\n\uFEFF\nSN2\n').problems.map((problem) => problem.line)).toEqual([3]);
+    // Also where a bad byte elsewhere makes each line be decoded on its own.
+    const withBadByte = Buffer.concat([Buffer.from('serial\nSN1\n\uFEFFserial\nSN2\n'), Buffer.from([0xc3, 0x28, 0x0a])]);
+    expect(check(withBadByte).problems.map((problem) => problem.line)).toEqual([3, 5]);
+  });
+
   it('finds duplicate GPU UUIDs', () => {
     const uuid = 'GPU-12345678-aaaa-bbbb-cccc-123456789012';
     expect(check(`serial,gpu_uuid\nA1,${uuid}\nA2,${uuid}\n`).problems).toEqual([{ line: 3, message: `GPU UUID ${uuid} is listed twice (first on line 2)` }]);

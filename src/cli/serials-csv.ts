@@ -4,8 +4,12 @@
  * line, by line number) and nothing of it is imported.
  *
  * Format: a header `serial` or `serial,gpu_uuid`, then one unit per line. Lines end with LF or
- * CRLF; a UTF-8 byte order mark is skipped; blank lines are skipped; a field may be wrapped in
- * double quotes (spreadsheets do that), but serials never contain commas or quotes.
+ * CRLF; a UTF-8 byte order mark at the very start is skipped; blank lines are skipped; a field,
+ * header names included, may be wrapped in double quotes (spreadsheets, R and Python's
+ * QUOTE_ALL do that), but serials never contain commas or quotes.
+ *
+ * Files joined together (`cat a.csv b.csv`) are refused where the second one starts: a line that
+ * repeats the header, or a byte order mark anywhere but at the start, is a bad line, never a unit.
  */
 import { limits } from '../core/limits.ts';
 
@@ -16,6 +20,8 @@ export const problemsShownMax = 50;
 /** The same rules as the API's schema (src/ledger/schemas.ts), so the server never disagrees. */
 const serialPattern = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/;
 const gpuUuidPattern = /^GPU-[0-9a-fA-F-]{8,60}$/;
+const headerNames = { 1: ['serial'], 2: ['serial', 'gpu_uuid'] } as const;
+const byteOrderMark = '\uFEFF';
 
 export interface SerialEntry {
   serial: string;
@@ -39,7 +45,9 @@ export interface CheckOptions {
   onProgress?: (bytesDone: number) => void;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps every U+FEFF in the text: the one at the start is skipped by linesOf, and any
+// other (a second mark, or one at the start of a line decoded alone) is a bad line, not nothing.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Checks a whole file; `entries` is only meaningful when `problems` is empty. */
 export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): SerialCsv {
@@ -59,11 +67,21 @@ export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): Serial
       problems.push({ line, message: 'is not valid UTF-8' });
       continue;
     }
+    if (text.includes(byteOrderMark)) {
+      // JavaScript's trim() drops U+FEFF, so without this `\uFEFFserial` would pass as the unit "serial".
+      problems.push({ line, message: 'has a byte order mark (U+FEFF) that is not at the start of the file (were files joined together?); remove it' });
+      columns ??= checkHeader(text.replaceAll(byteOrderMark, ''), line, problems);
+      continue;
+    }
     if (columns === undefined) {
       columns = checkHeader(text, line, problems);
       continue;
     }
     if (text.trim() === '') continue;
+    if (isHeader(text, columns)) {
+      problems.push({ line, message: `repeats the header ${quoted(headerNames[columns].join(','))} (were files joined together?); a file has one header, on its first line` });
+      continue;
+    }
     const entry = checkRow(text, columns, line, problems);
     if (entry === undefined) continue;
     const earlier = firstLineOfSerial.get(entry.serial);
@@ -127,11 +145,21 @@ function decode(bytes: Uint8Array): string | undefined {
 
 /** The header decides whether lines carry a GPU UUID; a bad header is reported, and lines are still checked. */
 function checkHeader(text: string, line: number, problems: CsvProblem[]): 1 | 2 {
-  const names = splitFields(text).map((name) => name.trim().toLowerCase());
+  const names = namesOf(text);
   if (names.length === 1 && names[0] === 'serial') return 1;
   if (names.length === 2 && names[0] === 'serial' && names[1] === 'gpu_uuid') return 2;
   problems.push({ line, message: `the header must be "serial" or "serial,gpu_uuid"; got ${quoted(text)}` });
   return names.length >= 2 ? 2 : 1;
+}
+
+/** Header names as written: trimmed, unquoted, in lower case. */
+function namesOf(text: string): string[] {
+  return splitFields(text).map((name) => unquote(name.trim()).trim().toLowerCase());
+}
+
+function isHeader(text: string, columns: 1 | 2): boolean {
+  const names = namesOf(text);
+  return names.length === columns && names.every((name, index) => name === headerNames[columns][index]);
 }
 
 function checkRow(text: string, columns: 1 | 2, line: number, problems: CsvProblem[]): SerialEntry | undefined {

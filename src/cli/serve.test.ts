@@ -8,7 +8,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findFreePort, isProcessAlive } from '../store/embedded.ts';
+import { findFreePort } from '../store/embedded.ts';
+import { isProcessAlive } from '../store/processes.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-serve-'));

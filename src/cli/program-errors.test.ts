@@ -1,0 +1,165 @@
+/**
+ * Operating errors, through the command line's entry function as people meet them: each is one
+ * paragraph on stderr with exit code 1, names DATABASE_URL (without its password) or the
+ * embedded data dir, and carries no stack trace. A bug still shows its stack.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { DemoLoadError } from '../demo/load.ts';
+import { findFreePort } from '../store/embedded.ts';
+import type { Output } from './output.ts';
+import { main, reportFailure, withoutPassword } from './program.ts';
+
+const folder = mkdtempSync(join(tmpdir(), 'chipledger-program-'));
+const password = 'pw-never-shown-7f3a';
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(async () => {
+  await database?.drop();
+  rmSync(folder, { recursive: true, force: true });
+});
+
+function recorder(): { output: Output; out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, output: { out: (line) => out.push(line), err: (line) => err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } } };
+}
+
+/** Runs `chipledger ARGS` in this process with only the given settings. */
+async function run(args: string[], env: Record<string, string>): Promise<{ code: number; stderr: string }> {
+  const { output, err } = recorder();
+  const code = await main(args, { CHIPLEDGER_DATA_DIR: join(folder, 'data'), ...env }, output);
+  return { code, stderr: err.join('\n') };
+}
+
+/** One paragraph, exit 1, no stack, no password. */
+function expectOperatingError(result: { code: number; stderr: string }, secret = password): string {
+  expect(result.code).toBe(1);
+  expect(result.stderr).not.toContain('unexpected error');
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+  expect(result.stderr.split('\n')).toHaveLength(1);
+  expect(result.stderr).not.toContain(secret);
+  return result.stderr;
+}
+
+function urlWith(change: (url: URL) => void): string {
+  const url = new URL(database.url);
+  change(url);
+  return url.toString();
+}
+
+/** A server that answers every connection as PostgreSQL does while it starts: FATAL 57P03. */
+async function startingPostgres(): Promise<{ port: number; server: Server }> {
+  const field = (type: string, value: string) => Buffer.from(`${type}${value}\0`, 'utf8');
+  const body = Buffer.concat([field('S', 'FATAL'), field('V', 'FATAL'), field('C', '57P03'), field('M', 'the database system is starting up'), Buffer.from([0])]);
+  const head = Buffer.alloc(5);
+  head.write('E', 0);
+  head.writeInt32BE(body.length + 4, 1);
+  const server = createServer((socket) => socket.once('data', () => socket.end(Buffer.concat([head, body]))));
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const address = server.address();
+  return { port: typeof address === 'object' && address !== null ? address.port : 0, server };
+}
+
+describe('operating errors of admin commands', () => {
+  it('a refused connection names DATABASE_URL without its password', async () => {
+    const port = await findFreePort();
+    const message = expectOperatingError(await run(['migrate'], { DATABASE_URL: `postgres://ledger:${password}@127.0.0.1:${port}/chipledger` }));
+    expect(message).toBe(`chipledger: couldn't connect to the PostgreSQL of DATABASE_URL (postgres://ledger@127.0.0.1:${port}/chipledger): the connection was refused; is PostgreSQL running there, and are the host and port right? (ECONNREFUSED)`);
+  });
+
+  it('an unknown host', async () => {
+    const message = expectOperatingError(await run(['check'], { DATABASE_URL: `postgres://ledger:${password}@no-such-host.invalid:5432/chipledger` }));
+    expect(message).toMatch(/^chipledger: couldn't connect to the PostgreSQL of DATABASE_URL \(postgres:\/\/ledger@no-such-host\.invalid:5432\/chipledger\): the host name .* \((ENOTFOUND|EAI_AGAIN)\)$/);
+  });
+
+  it('an ssl file that is not there', async () => {
+    const message = expectOperatingError(await run(['migrate'], { DATABASE_URL: `postgres://ledger:${password}@127.0.0.1:5432/chipledger?sslcert=/nonexistent/client.crt&sslpassword=${password}` }));
+    expect(message).toMatch(/^chipledger: couldn't connect to the PostgreSQL of DATABASE_URL \(postgres:\/\/ledger@127\.0\.0\.1:5432\/chipledger\?sslcert=.*\): couldn't read its sslcert file \/nonexistent\/client\.crt \(ENOENT\); correct the path in DATABASE_URL$/);
+  });
+
+  it('a wrong password (28P01), a missing database (3D000), a server that is starting (57P03)', async () => {
+    const wrong = expectOperatingError(await run(['migrate'], { DATABASE_URL: urlWith((url) => (url.password = password)) }));
+    expect(wrong).toMatch(/^chipledger: couldn't connect to the PostgreSQL of DATABASE_URL \(postgres:\/\/\w+@[^)]+\): password authentication failed for user "\w+" \(28P01\); check the user and password$/);
+
+    const missing = expectOperatingError(await run(['migrate'], { DATABASE_URL: urlWith((url) => (url.pathname = '/no_such_database')) }), new URL(database.url).password);
+    expect(missing).toMatch(/: database "no_such_database" does not exist \(3D000\); create the database \(createdb\) or correct its name$/);
+
+    const { port, server } = await startingPostgres();
+    try {
+      const starting = expectOperatingError(await run(['migrate'], { DATABASE_URL: `postgres://ledger:${password}@127.0.0.1:${port}/chipledger` }));
+      expect(starting).toBe(`chipledger: couldn't connect to the PostgreSQL of DATABASE_URL (postgres://ledger@127.0.0.1:${port}/chipledger): the database system is starting up (57P03); try again in a moment`);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a database migrated by a newer chipledger', async () => {
+    await database.pool.query("INSERT INTO schema_migrations (version, name, checksum) VALUES (999, '999_future.sql', 'x')");
+    try {
+      const message = expectOperatingError(await run(['migrate'], { DATABASE_URL: database.url }), new URL(database.url).password);
+      expect(message).toMatch(/^chipledger: the database was migrated by a newer chipledger: it has migration 999 \(999_future\.sql\), which this build does not know .*; run the newer chipledger against this database$/);
+    } finally {
+      await database.pool.query('DELETE FROM schema_migrations WHERE version = 999');
+    }
+  });
+
+  it('a transparency log that fails its start-up check', async () => {
+    // An event the log's head does not count: the "events" check.
+    await database.pool.query(`INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
+      VALUES (0, now(), 'organisation.register', 'system', 'ORG-X', '{ORG-X}', '\\x7b7d'::bytea)`);
+    try {
+      const message = expectOperatingError(await run(['token', 'create', '--org', 'ORG-X', '--role', 'auditor', '--label', 'audit desk'], { DATABASE_URL: database.url }), new URL(database.url).password);
+      expect(message).toMatch(/^chipledger: transparency log check "events" failed: .*\. chipledger refuses to run on a transparency log it cannot prove, so it stopped before taking any command; /);
+    } finally {
+      await database.pool.query('DELETE FROM events WHERE seq = 0');
+    }
+  });
+
+  it('another chipledger starting the embedded PostgreSQL', async () => {
+    const dataDir = join(folder, 'starting');
+    mkdirSync(dataDir);
+    // A live process that holds the lock with no URL yet: one that is starting PostgreSQL.
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(dataDir, 'chipledger.lock'), JSON.stringify({ pid: other.pid, startTime: null, url: '', lends: true, command: 'chipledger-serve' }));
+      const message = expectOperatingError(await run(['migrate'], { CHIPLEDGER_DATA_DIR: dataDir }));
+      expect(message).toMatch(new RegExp(`^chipledger: chipledger process ${other.pid} is starting the embedded PostgreSQL .*; try again in a moment$`));
+    } finally {
+      other.kill();
+    }
+  });
+});
+
+describe('reportFailure', () => {
+  it('says a demo load error by its message, and shows a bug with its stack', () => {
+    const demo = recorder();
+    expect(reportFailure(new DemoLoadError("couldn't load the demo: licence.issue was refused"), demo.output)).toBe(1);
+    expect(demo.err).toEqual(["chipledger: couldn't load the demo: licence.issue was refused"]);
+
+    const bug = recorder();
+    expect(reportFailure(new TypeError("Cannot read properties of undefined (reading 'seq')"), bug.output)).toBe(1);
+    expect(bug.err.join('\n')).toMatch(/^chipledger: unexpected error: TypeError: Cannot read properties of undefined \(reading 'seq'\)\n\s+at /);
+  });
+
+  it('an ENOENT that is not a DATABASE_URL ssl file is no connection error', () => {
+    const other = recorder();
+    const error = Object.assign(new Error("ENOENT: no such file or directory, open '/elsewhere'"), { code: 'ENOENT', syscall: 'open', path: '/elsewhere' });
+    reportFailure(error, other.output);
+    expect(other.err.join('\n')).toContain('unexpected error');
+  });
+});
+
+describe('withoutPassword', () => {
+  it('drops the password from the user part and from any password parameter', () => {
+    expect(withoutPassword(`postgresql://ledger:${password}@db.internal:5432/chipledger?sslmode=require&sslpassword=${password}`))
+      .toBe('postgresql://ledger@db.internal:5432/chipledger?sslmode=require&sslpassword=%28hidden%29');
+  });
+});
