@@ -54,7 +54,9 @@ export function presentLicence(row: LicenceView) {
     status: row.status,
     demo: row.demo,
     createdSeq: row.created_seq,
-    updatedSeq: row.updated_seq,
+    // A licence's row changes with every allocation and shipment under it: to a viewer who
+    // sees only its own allocations, when it last changed would tell of the others' activity.
+    updatedSeq: row.totals_scope === 'licence' ? row.updated_seq : null,
   };
 }
 
