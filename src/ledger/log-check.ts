@@ -18,7 +18,7 @@
 import { formatKeyId, openCheckpoint, parseVerifierKey, tileHeight, tilePath, tileWidth, type Checkpoint, type Ed25519NoteVerifier, type OpenedCheckpoint } from '../tlog/index.ts';
 import { auditStoredLog } from './log-audit.ts';
 import { keyRotationExtension } from './log-keys.ts';
-import { isPool, type Pool, type PoolClient } from '../store/pool.ts';
+import { inTransaction, isPool, type Pool, type PoolClient } from '../store/pool.ts';
 import { listCheckpoints, listLogKeys, readHead, tilesBeyondTree, type CheckpointRow, type LogKeyRow } from '../store/tlog-tables.ts';
 import type { TransparencyLog } from './transparency-log.ts';
 
@@ -41,18 +41,7 @@ export class LogCheckError extends Error {
 export async function checkLogOnStart(db: Pool | PoolClient, log: TransparencyLog, trustedKeys: readonly string[] = []): Promise<{ size: number; checkpoints: number }> {
   // A client is already in the transaction its caller chose (a test's view of a tampered state).
   if (!isPool(db)) return checkSnapshot(db, log, trustedKeys);
-  const client = await db.connect();
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const result = await checkSnapshot(client, log, trustedKeys);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  return inTransaction(db, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', (client) => checkSnapshot(client, log, trustedKeys));
 }
 
 async function checkSnapshot(db: PoolClient, log: TransparencyLog, trustedKeys: readonly string[]): Promise<{ size: number; checkpoints: number }> {

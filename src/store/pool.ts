@@ -59,5 +59,25 @@ export function isPool(db: pg.Pool | pg.PoolClient): db is pg.Pool {
   return 'totalCount' in db;
 }
 
+/**
+ * Runs `work` on one connection inside a transaction opened by `begin` (BEGIN with its
+ * isolation level, say), commits, and returns what it returned; rolls back and rethrows
+ * on any failure, and always gives the connection back.
+ */
+export async function inTransaction<T>(pool: pg.Pool, begin: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query(begin);
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;

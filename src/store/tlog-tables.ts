@@ -16,7 +16,7 @@
  *   two checkpoint texts after a rotation and a cosignature is over one text.
  */
 import { copyOut, readValuesOfOneColumn } from './copy-binary.ts';
-import { isPool, prepared, type Pool, type PoolClient } from './pool.ts';
+import { inTransaction, isPool, prepared, type Pool, type PoolClient } from './pool.ts';
 
 type Queryable = Pool | PoolClient;
 
@@ -56,20 +56,11 @@ const logSigningLockKey = 7_201_964_016;
  * Runs `work` in a transaction that holds the log signing lock (one at a time across every
  * process). A crash anywhere inside rolls all of it back: no checkpoint or key half written.
  */
-export async function inLogSigningTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+export function inLogSigningTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  return inTransaction(pool, 'BEGIN', async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [logSigningLockKey]);
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+    return work(client);
+  });
 }
 
 /**
