@@ -161,7 +161,17 @@ describe('log verify catches tampering and names it', () => {
   it('two leaves reordered', async () => {
     await tampered(swap, swap, async (url) => {
       const { lines } = await verifyFails(url, { token: harness.tokens.auditor });
-      expect(lines).toEqual([expect.stringMatching(/^FAILED \[order\] entry 40 is out of order: its bytes are the entry the log committed at index 41/)]);
+      expect(lines).toEqual([expect.stringMatching(/^FAILED \[order\] entry 40 is out of order: its bytes are the entry the log committed at index 41 .*; entries were reordered$/)]);
+    });
+  });
+
+  it('one leaf overwritten with a copy of another: named a copy, not a reordering', async () => {
+    const original = (await harness.database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE seq = 40')).rows[0]!.canonical;
+    const copy = 'UPDATE events SET canonical = (SELECT canonical FROM events WHERE seq = 41) WHERE seq = 40';
+    const restore = `UPDATE events SET canonical = '\\x${original.toString('hex')}'::bytea WHERE seq = 40`;
+    await tampered(copy, restore, async (url) => {
+      const { lines } = await verifyFails(url, { token: harness.tokens.auditor });
+      expect(lines).toEqual([expect.stringMatching(/^FAILED \[order\] entry 40 is out of order: .*; entry 40 was overwritten with a copy of entry 41$/)]);
     });
   });
 

@@ -127,7 +127,8 @@ export async function fetchTiles(source: LogSource, size: number, progress: Prog
 /**
  * Step 4: every entry through TreeAuditor, bundle by bundle, fetched a few bundles ahead.
  * On a leaf that disagrees, the level-0 tiles are searched for its hash: found elsewhere
- * means the entries were reordered, not found means the entry was changed.
+ * means the entries were reordered (or one overwritten with a copy of another), not found
+ * means the entry was changed.
  */
 export async function auditEntries(source: LogSource, tiles: TileSet, roots: ReadonlyMap<number, Buffer>, progress: ProgressSink): Promise<{ failures: VerifyFailure[]; entries: number }> {
   const size = tiles.size;
@@ -177,7 +178,12 @@ function explainAuditFailure(failure: { kind: string; message: string }, first: 
     const elsewhere = findLeaf(tiles, leaf);
     const tile = tilePath(0, Math.floor(index / tileWidth));
     if (elsewhere !== undefined) {
-      return { kind: 'order', message: `entry ${index} is out of order: its bytes are the entry the log committed at index ${elsewhere} (${tile} stores a different hash at ${index}); entries were reordered` };
+      // Its bytes belong at another index. Where that index is in hand too, its own entry
+      // tells a swap (different bytes there) from a copy (the same bytes in both places).
+      const there = entries[elsewhere - first];
+      const how = there === undefined ? 'entries were reordered, or one was overwritten with a copy of another'
+        : there.equals(entries[offset]!) ? `entry ${index} was overwritten with a copy of entry ${elsewhere}` : 'entries were reordered';
+      return { kind: 'order', message: `entry ${index} is out of order: its bytes are the entry the log committed at index ${elsewhere} (${tile} stores a different hash at ${index}); ${how}` };
     }
     return {
       kind: 'entry',
