@@ -153,6 +153,20 @@ describe('a batch the database refuses as a whole', () => {
   });
 });
 
+describe('products', () => {
+  it('classifies a product by the highest TPP over every dense rate it registers, whatever rate comes first', async () => {
+    // H100 SXM: FP32 alone would give TPP 2,144 (not 3A090); FP8 gives 15,832 (3A090.a.1).
+    const parameters = { logicDieAreaMm2: 814, dramBandwidthGbS: 3_350, designedForDatacenter: true };
+    const rates = [{ precision: 'FP32', denseTops: 67, bitLength: 32 }, { precision: 'FP16', denseTops: 989.5, bitLength: 16 }, { precision: 'FP8', denseTops: 1_979, bitLength: 8 }];
+    const product = await world.run('product.register', { model: 'H100 SXM (all rates)', vendor: 'NVIDIA', parameters: { ...parameters, denseRates: rates } }, world.actors.bis);
+    expect(product).toMatchObject({ eccn: '3A090.a', paragraph: '3A090.a.1', tpp: 15_832 });
+    const refused = await world.ledger.submit('product.register', { model: 'H100 SXM (both forms)', vendor: 'NVIDIA', parameters: { ...parameters, denseRates: rates, denseTops: 67, bitLength: 32 } }, world.actors.bis);
+    expect(refused.ok ? 'accepted' : refused.error.message).toMatch(/give either denseRates or denseTops with bitLength, not both/);
+    const half = await world.ledger.submit('product.register', { model: 'H100 SXM (no bit length)', vendor: 'NVIDIA', parameters: { ...parameters, denseTops: 67 } }, world.actors.bis);
+    expect(half.ok ? 'accepted' : half.error.message).toMatch(/give denseRates, or denseTops with its bitLength/);
+  });
+});
+
 describe('tokens', () => {
   it('lets an authority admin make and revoke authority tokens of its own organisation only', async () => {
     const { ledger, actors } = world;

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { limits } from '../core/limits.ts';
+import { denseRatesMax } from '../policy/classification.ts';
 
 /**
  * Text that is valid Unicode (no lone surrogates) and free of control characters, stored
@@ -55,17 +56,31 @@ export const organisationRegister = z.strictObject({
 
 export const organisationSetKyc = z.strictObject({ organisationId: id, verified: z.boolean() });
 
+const denseTops = z.number().positive().max(1e7);
+const bitLength = z.number().int().positive().max(64);
+
+/**
+ * A datasheet gives a dense rate per precision (FP8, FP16, INT8…), and TPP is the highest
+ * over them (policy/classification.ts): registering all of them lets the ledger pick it,
+ * instead of trusting the registrant to send the one that decides. The single-rate form
+ * (denseTops with its bitLength) stays for datasheets that give the decisive rate alone.
+ */
+const denseRate = z.strictObject({ precision: text(32).optional(), denseTops, bitLength });
+
 export const productRegister = z.strictObject({
   model: name(),
   vendor: name(),
   parameters: z.strictObject({
-    denseTops: z.number().positive().max(1e7),
-    bitLength: z.number().int().positive().max(64),
+    denseRates: z.array(denseRate).min(1).max(denseRatesMax).optional(),
+    denseTops: denseTops.optional(),
+    bitLength: bitLength.optional(),
     logicDieAreaMm2: z.number().positive().max(1e5),
     dramBandwidthGbS: z.number().nonnegative().max(1e6),
     memoryGb: z.number().nonnegative().max(1e5).optional(),
     designedForDatacenter: z.boolean(),
-  }),
+  })
+    .refine((p) => p.denseRates === undefined || (p.denseTops === undefined && p.bitLength === undefined), { message: 'give either denseRates or denseTops with bitLength, not both', path: ['denseRates'] })
+    .refine((p) => p.denseRates !== undefined || (p.denseTops !== undefined && p.bitLength !== undefined), { message: 'give denseRates, or denseTops with its bitLength', path: ['denseTops'] }),
   demo: z.boolean().default(false),
 });
 

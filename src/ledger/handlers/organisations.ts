@@ -69,7 +69,10 @@ export const productRegister: Handler<'product.register'> = {
   kind: 'product.register',
   keys() {},
   run(context, input) {
-    const classification = classifyAccelerator({ model: input.model, ...input.parameters });
+    const { denseRates, denseTops, bitLength, ...common } = input.parameters;
+    // The schema gives one form or the other (ledger/schemas.ts).
+    const rates = denseRates ?? [{ denseTops: denseTops!, bitLength: bitLength! }];
+    const classification = classifyAccelerator({ model: input.model, ...common, denseRates: rates });
     const id = newId('PRD', context);
     context.state.put('products', {
       id,
