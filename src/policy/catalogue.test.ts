@@ -124,6 +124,10 @@ describe('parseAcceleratorCsv', () => {
     expect(() => parseAcceleratorCsv(`${header}\n${row({ model: '' })}`)).toThrow('line 2: column model is empty');
     expect(() => parseAcceleratorCsv(`${header}\n${row({ model: 'A\u0007' })}`)).toThrow('line 2: column model: control character U+0007 at position 1');
     expect(() => parseAcceleratorCsv(`${header}\n${row({ dense_tops: '-5' })}`)).toThrow('"-5" is not a decimal number');
+    // Values that parse as numbers but classify nothing are refused at their line.
+    expect(() => parseAcceleratorCsv(`${header}\n${row({ memory_gb: '9'.repeat(400) })}`)).toThrow('line 2: column memory_gb: 99999999999999999999… is too large');
+    expect(() => parseAcceleratorCsv(`${header}\n${row({ logic_die_area_mm2: '0' })}`)).toThrow('line 2: column logic_die_area_mm2: must be above 0');
+    expect(() => parseAcceleratorCsv(`${header}\n${row({ bit_length: '08.0' })}`)).toThrow('line 2: column bit_length: "08.0" is not a bit length from 1 to 64');
     expect(() => parseAcceleratorCsv(`${header}\n${row()}\n"unclosed,${row()}`)).toThrow(
       "couldn't parse the accelerator catalogue: line 3: a quoted field is not closed before the end of the file",
     );

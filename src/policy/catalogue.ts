@@ -23,6 +23,8 @@ export const sharedCataloguePath = fileURLToPath(new URL('../../../shared/data/a
 export const catalogueRowsMax = 1_000;
 /** Longest cell (notes and sources are a sentence or two). */
 export const catalogueCellLengthMax = limits.textLengthMax;
+/** The widest arithmetic format a datasheet rate is given in (FP64); the product schema's bound too. */
+const bitLengthMaxOfFormats = 64;
 
 export interface AcceleratorProduct {
   model: string;
@@ -131,6 +133,20 @@ function productFromRecord(record: CsvRecord, indexOf: Record<Column, number>): 
   const decimal = (column: Column): number => {
     const value = cell(column);
     if (!/^[0-9]+(\.[0-9]+)?$/.test(value)) throw catalogueError(record.line, `column ${column}: ${JSON.stringify(value)} is not a decimal number`);
+    const number = Number(value);
+    // Hundreds of digits read as Infinity: refused here, where the line is known.
+    if (!Number.isFinite(number)) throw catalogueError(record.line, `column ${column}: ${value.slice(0, 20)}… is too large`);
+    return number;
+  };
+  /** A datasheet figure: above zero (a die of no area, a chip of no rate, classify nothing). */
+  const positive = (column: Column): number => {
+    const number = decimal(column);
+    if (number <= 0) throw catalogueError(record.line, `column ${column}: must be above 0`);
+    return number;
+  };
+  const bits = (column: Column): number => {
+    const value = cell(column);
+    if (!/^[1-9][0-9]?$/.test(value) || Number(value) > bitLengthMaxOfFormats) throw catalogueError(record.line, `column ${column}: ${JSON.stringify(value)} is not a bit length from 1 to ${bitLengthMaxOfFormats}`);
     return Number(value);
   };
   const flag = (column: Column): boolean => {
@@ -144,9 +160,9 @@ function productFromRecord(record: CsvRecord, indexOf: Record<Column, number>): 
     vendor: text('vendor'),
     datasheet: {
       model,
-      denseTops: decimal('dense_tops'),
-      bitLength: decimal('bit_length'),
-      logicDieAreaMm2: decimal('logic_die_area_mm2'),
+      denseTops: positive('dense_tops'),
+      bitLength: bits('bit_length'),
+      logicDieAreaMm2: positive('logic_die_area_mm2'),
       dramBandwidthGbS: decimal('dram_bandwidth_gb_s'),
       designedForDatacenter: flag('designed_for_datacenter'),
     },
