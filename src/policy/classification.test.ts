@@ -90,6 +90,12 @@ describe('classifyAccelerator: 3A090 paragraphs (88 FR 73458)', () => {
     expect(result.reasons).toContain('TPP 2,959.92 ≥ 2,400 and < 4,800, performance density 5.9198 ≥ 1.6 and < 5.92: 3A090.b.1');
   });
 
+  it('writes "=" for a density only where the two decimals shown are all of it', () => {
+    // 4,735.2 / 800 = 5.919 exactly: a terminating decimal, but not 5.92.
+    expect(classifyAccelerator(chip(591.9, 8, 800)).reasons[1]).toBe('performance density = TPP 4,735.2 / logic die area 800 mm² ≈ 5.92');
+    expect(classifyAccelerator(chip(400, 8, 1000)).reasons[1]).toBe('performance density = TPP 3,200 / logic die area 1,000 mm² = 3.2');
+  });
+
   it('Note 2: not designed for data centres and TPP < 4,800 is outside 3A090, even at a high PD', () => {
     const gaming = classifyAccelerator(chip(400, 8, 300, { designedForDatacenter: false })); // TPP 3200, PD 10.67
     expect(gaming).toMatchObject({ eccn: 'not 3A090', paragraph: 'Note 2 to 3A090' });

@@ -124,7 +124,8 @@ export function classifyAccelerator(datasheet: AcceleratorDatasheet): Classifica
   const derivation = [
     `TPP ${formatExact(tpp)} = ${formatExact(exactDecimal(rate.denseTops))} dense TOPS${rate.precision === undefined ? '' : ` (${rate.precision})`} × bit length ${rate.bitLength}` +
       (rates.length > 1 ? `, the highest of ${rates.length} precisions` : ''),
-    `performance density = TPP ${formatExact(tpp)} / logic die area ${formatExact(area)} mm² ${isTerminating(density) ? '=' : '≈'} ${formatRounded(density, 2)}`,
+    // '=' only where the two decimals shown are the whole value (5.919 shown as 5.92 is '≈').
+    `performance density = TPP ${formatExact(tpp)} / logic die area ${formatExact(area)} mm² ${compare(roundTo(density, 2), density) === 0 ? '=' : '≈'} ${formatRounded(density, 2)}`,
   ];
   const decision = decideParagraph(tpp, density, datasheet.designedForDatacenter);
   return {
@@ -303,19 +304,6 @@ function divide(dividend: Rational, divisor: Rational): Rational {
 function compare(left: Rational, right: Rational): -1 | 0 | 1 {
   const difference = left.numerator * right.denominator - right.numerator * left.denominator;
   return difference < 0n ? -1 : difference > 0n ? 1 : 0;
-}
-
-/** True when the value has a finite decimal expansion (denominator, reduced, is 2^a·5^b). */
-function isTerminating(value: Rational): boolean {
-  let denominator = value.denominator / gcd(value.numerator, value.denominator);
-  for (const factor of [2n, 5n]) while (denominator % factor === 0n) denominator /= factor;
-  return denominator === 1n;
-}
-
-function gcd(left: bigint, right: bigint): bigint {
-  let [a, b] = [left, right];
-  while (b !== 0n) [a, b] = [b, a % b];
-  return a;
 }
 
 /** The value rounded half up to `fractionDigits` places, as a rational with denominator 10^digits. */
