@@ -15,7 +15,7 @@
  * - Reads run outside the ledger's write lock: they see the last committed batch, whole.
  */
 import type { EventWrite } from './batch-writes.ts';
-import type { Pool } from './pool.ts';
+import { inTransaction, type Pool, type PoolClient } from './pool.ts';
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow, Role, ShipmentRow, SiteRow, UnitRow,
 } from '../ledger/rows.ts';
@@ -143,8 +143,20 @@ const visible = {
   },
 };
 
+/** A pool, or one connection inside a snapshot (readSnapshot) for reads that must agree. */
+type Reader = Pool | PoolClient;
+
+/**
+ * Runs reads that must see one committed state (a licence's totals and its allocations) on
+ * one connection in a REPEATABLE READ, READ ONLY transaction: a batch committing between two
+ * statements on the pool would make the answer disagree with itself.
+ */
+function readSnapshot<T>(pool: Pool, read: (reader: Reader) => Promise<T>): Promise<T> {
+  return inTransaction(pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', read);
+}
+
 async function keysetPage<T, K extends number | string>(
-  pool: Pool, statement: Statement, sql: { from: string; where: string[]; key: string; select?: string }, page: PageRequest<K>, keyOf: (row: T) => K,
+  pool: Reader, statement: Statement, sql: { from: string; where: string[]; key: string; select?: string }, page: PageRequest<K>, keyOf: (row: T) => K,
 ): Promise<Page<T, K>> {
   const where = [...sql.where];
   if (page.after !== null) where.push(`${sql.key} > ${statement.add(page.after)}`);
@@ -231,7 +243,11 @@ export function listLicences(pool: Pool, viewer: Viewer, page: PageRequest<numbe
   return keysetPage<LicenceView, number>(pool, statement, { select: licenceViewColumns(statement, viewer, 'l'), from: 'licences l', where, key: 'l.created_seq' }, page, bySeq);
 }
 
-export async function findLicence(pool: Pool, viewer: Viewer, licenceId: string): Promise<LicenceDetail | null> {
+export function findLicence(pool: Pool, viewer: Viewer, licenceId: string): Promise<LicenceDetail | null> {
+  return readSnapshot(pool, (reader) => findLicenceIn(reader, viewer, licenceId));
+}
+
+async function findLicenceIn(pool: Reader, viewer: Viewer, licenceId: string): Promise<LicenceDetail | null> {
   const statement = new Statement();
   const id = statement.add(licenceId);
   const result = await pool.query<LicenceView & { parties: LicencePartyRow[] }>(
@@ -253,7 +269,7 @@ export async function listLicenceVersions(pool: Pool, viewer: Viewer, licenceId:
   return keysetPage(pool, statement, { from: 'licence_versions v', where: [`v.licence_id = ${statement.add(licenceId)}`], key: 'v.version' }, page, (row) => row.version);
 }
 
-export function listAllocations(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { licenceId?: string } = {}): Promise<Page<AllocationRow, number>> {
+export function listAllocations(pool: Reader, viewer: Viewer, page: PageRequest<number>, filter: { licenceId?: string } = {}): Promise<Page<AllocationRow, number>> {
   const statement = new Statement();
   const where = [visible.allocation(statement, viewer, 'a')];
   if (filter.licenceId !== undefined) where.push(`a.licence_id = ${statement.add(filter.licenceId)}`);
@@ -281,7 +297,10 @@ export async function findShipment(pool: Pool, viewer: Viewer, shipmentId: strin
   return result.rows[0] ?? null;
 }
 
-/** A shipment's manifest with each unit's custody now; null when the shipment is not visible. */
+/**
+ * A shipment's manifest with each unit's custody now, while the unit is still this
+ * shipment's (null fields once it has moved on); null when the shipment is not visible.
+ */
 export async function listShipmentSerials(pool: Pool, viewer: Viewer, shipmentId: string, page: PageRequest<string>): Promise<Page<SerialView, string> | null> {
   const shipment = await findShipment(pool, viewer, shipmentId);
   if (!shipment) return null;
@@ -289,7 +308,10 @@ export async function listShipmentSerials(pool: Pool, viewer: Viewer, shipmentId
   const demo = statement.add(shipment.demo);
   return keysetPage(pool, statement, {
     select: `ss.serial, ss.live, u.gpu_uuid, u.custody, u.site_id, ${demo}::boolean AS demo`,
-    from: 'shipment_serials ss LEFT JOIN units u ON u.serial = ss.serial',
+    // A unit's state shows only while it is still this shipment's: listed again after a
+    // cancellation or a return, it may have gone to another recipient, whose custody, site
+    // and GPU UUID are not this shipment's parties' to see.
+    from: 'shipment_serials ss LEFT JOIN units u ON u.serial = ss.serial AND u.shipment_id = ss.shipment_id',
     where: [`ss.shipment_id = ${statement.add(shipmentId)}`],
     key: 'ss.serial',
   }, page, (row: SerialView) => row.serial);
@@ -390,7 +412,11 @@ async function eventsOfReader(pool: Pool, orgId: string, page: PageRequest<numbe
  * sees on each, at most embeddedRowsMax per licence; the licence's totals are as far as the
  * viewer may know them (licenceTotals).
  */
-export async function utilisation(pool: Pool, viewer: Viewer, page: PageRequest<number>): Promise<Page<UtilisationLicence, number>> {
+export function utilisation(pool: Pool, viewer: Viewer, page: PageRequest<number>): Promise<Page<UtilisationLicence, number>> {
+  return readSnapshot(pool, (reader) => utilisationIn(reader, viewer, page));
+}
+
+async function utilisationIn(pool: Reader, viewer: Viewer, page: PageRequest<number>): Promise<Page<UtilisationLicence, number>> {
   const statement = new Statement();
   const licences = await keysetPage<Omit<UtilisationLicence, 'allocations' | 'allocations_truncated'>, number>(pool, statement, {
     select: `l.id, l.reference, l.direction, l.status, l.holder_org_id, l.authority_org_id, l.authorised_units, l.demo, l.created_seq,

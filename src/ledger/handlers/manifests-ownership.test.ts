@@ -113,6 +113,24 @@ describe('re-listing a unit that has a row', () => {
   });
 });
 
+describe('a unit listed again for another recipient', () => {
+  it('leaves its first shipment\'s manifest with the serial only: not where it went, nor what it became', async () => {
+    const { run, actors, allocations, productId } = api.world;
+    const serial = api.serial('MOVED');
+    const first = String(expectOk(await book('own', [serial])).shipmentId);
+    await cancel(first, actors.exporter);
+    const second = String((await run('shipment.book', { exportAllocationId: allocations.betaExport, importAllocationId: allocations.betaImport, productId, units: 1, deadline: '2026-06-01T00:00:00Z', serials: [{ serial, gpuUuid: 'GPU-5eca1000-0001' }] }, actors.exporter)).shipmentId);
+    await run('shipment.ship', { shipmentId: second }, actors.exporter);
+    await run('shipment.clear', { shipmentId: second }, actors.beta);
+    await run('shipment.deliver', { shipmentId: second }, actors.beta);
+    await run('units.deploy', { siteId: api.sites.beta, serials: [serial] }, actors.beta);
+    const seen = await api.request({ method: 'GET', url: `/v1/shipments/${first}/serials`, token: api.tokens.recipient });
+    expect(seen.json().items).toEqual([{ serial, live: false, gpuUuid: null, custody: null, siteId: null, demo: false }]);
+    const now = await api.request({ method: 'GET', url: `/v1/shipments/${second}/serials`, token: api.tokens.beta });
+    expect(now.json().items).toEqual([expect.objectContaining({ serial, live: false, gpuUuid: 'GPU-5eca1000-0001', custody: 'deployed', siteId: api.sites.beta })]);
+  });
+});
+
 describe('refusals for a serial of another tenant', () => {
   it('name neither the live shipment nor the site, and the unit’s own exporter still hears both', async () => {
     const booked = await api.shipment('own', 'booked', 1);
