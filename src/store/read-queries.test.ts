@@ -211,3 +211,32 @@ describe('read queries', () => {
     await expect(read.ping(database.pool)).resolves.toBeUndefined();
   });
 });
+
+describe('a licence read beside a writer', () => {
+  it('answers its totals and its allocations from one committed state, even when a batch commits between the two reads', async () => {
+    const { run, actors, exportLicenceId, allocations } = world;
+    // A pool whose connections commit a change to the licence's allocations (alpha's shrinks
+    // by a unit) right after the read's first statement.
+    let reads = 0;
+    let alphaUnits = (await database.pool.query<{ units: number }>('SELECT units FROM allocations WHERE id = $1', [allocations.alphaExport])).rows[0]!.units;
+    const interleaving = {
+      connect: async () => {
+        const client = await database.pool.connect();
+        const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+        (client as unknown as { query: typeof query }).query = async (...args: unknown[]) => {
+          const result = await query(...args);
+          const text = typeof args[0] === 'string' ? args[0] : '';
+          if (!text.startsWith('BEGIN') && (reads += 1) === 1) await run('allocation.resize', { allocationId: allocations.alphaExport, units: (alphaUnits -= 1) }, actors.bis);
+          return result;
+        };
+        return client;
+      },
+    };
+    for (const read_ of [() => read.findLicence(interleaving as never, everything, exportLicenceId), async () => (await read.utilisation(interleaving as never, everything, { after: null, limit: 100 })).rows.find((row) => row.id === exportLicenceId)!]) {
+      reads = 0;
+      const licence = (await read_())!;
+      expect(reads).toBeGreaterThan(1);
+      expect(licence.allocations.reduce((sum, allocation) => sum + allocation.units, 0)).toBe(licence.allocated_units);
+    }
+  });
+});
