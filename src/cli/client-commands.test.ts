@@ -86,4 +86,9 @@ describe('utilisationRows', () => {
       { licence: '  └ A-2', reference: 'for ORG-4 Yunchuan', status: undefined, units: 600, allocated: undefined, reserved: 100, shipped: 150, available: 350, 'used %': 41.7 },
     ]);
   });
+
+  it('shows a recipient its use as a share of its own allocations, and says so', () => {
+    const [row] = utilisationRows([{ licenceId: 'L-7', direction: 'export', reference: 'BIS-7', status: 'issued', units: 100_000, totalsScope: 'own_allocations', allocatedUnits: 20_000, unallocatedUnits: null, reservedUnits: 5_000, shippedUnits: 15_000, availableUnits: 0, allocations: [] }]);
+    expect(row).toMatchObject({ licence: 'L-7 (export; own allocations)', units: 100_000, allocated: 20_000, available: 0, 'used %': 100 });
+  });
 });

@@ -181,9 +181,12 @@ export function utilisationRows(licences: readonly UtilisationLicence[], names: 
     const total = Number(units);
     return total > 0 ? Math.round(((Number(row.reservedUnits ?? 0) + Number(row.shippedUnits ?? 0)) / total) * 1000) / 10 : undefined;
   };
-  return licences.flatMap((licence) => [
-    {
-      licence: `${licence.licenceId} (${String(licence.direction ?? '')})`,
+  return licences.flatMap((licence) => {
+    // A recipient's figures are sums over its own allocations (the API's totalsScope): its
+    // use is a share of what it was allocated, not of the licence's units.
+    const own = licence.totalsScope === 'own_allocations';
+    return [{
+      licence: `${licence.licenceId} (${String(licence.direction ?? '')}${own ? '; own allocations' : ''})`,
       reference: licence.reference,
       status: licence.status,
       units: licence.units,
@@ -191,7 +194,7 @@ export function utilisationRows(licences: readonly UtilisationLicence[], names: 
       reserved: licence.reservedUnits,
       shipped: licence.shippedUnits,
       available: licence.availableUnits,
-      'used %': usedPercent(licence, licence.units),
+      'used %': usedPercent(licence, own ? licence.allocatedUnits : licence.units),
     },
     ...(licence.allocations ?? []).map((allocation) => ({
       licence: `  └ ${String(allocation.allocationId)}`,
@@ -203,6 +206,6 @@ export function utilisationRows(licences: readonly UtilisationLicence[], names: 
       shipped: allocation.shippedUnits,
       available: allocation.availableUnits,
       'used %': usedPercent(allocation, allocation.units),
-    })),
-  ]);
+    }))];
+  });
 }
