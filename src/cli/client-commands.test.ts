@@ -87,6 +87,11 @@ describe('utilisationRows', () => {
     ]);
   });
 
+  it('says when a licence has more allocations than the report embeds', () => {
+    const rows = utilisationRows([{ licenceId: 'L-9', direction: 'import', reference: 'MOFCOM-9', status: 'issued', units: 10, allocationsTruncated: true, allocations: [{ allocationId: 'A-1', recipientId: 'ORG-4', units: 1 }] }]);
+    expect(rows.at(-1)).toEqual({ licence: '  └ …', reference: 'more allocations than shown: GET /v1/allocations?licenceId=L-9' });
+  });
+
   it('shows a recipient its use as a share of its own allocations, and says so', () => {
     const [row] = utilisationRows([{ licenceId: 'L-7', direction: 'export', reference: 'BIS-7', status: 'issued', units: 100_000, totalsScope: 'own_allocations', allocatedUnits: 20_000, unallocatedUnits: null, reservedUnits: 5_000, shippedUnits: 15_000, availableUnits: 0, allocations: [] }]);
     expect(row).toMatchObject({ licence: 'L-7 (export; own allocations)', units: 100_000, allocated: 20_000, available: 0, 'used %': 100 });

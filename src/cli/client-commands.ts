@@ -206,6 +206,10 @@ export function utilisationRows(licences: readonly UtilisationLicence[], names: 
       shipped: allocation.shippedUnits,
       available: allocation.availableUnits,
       'used %': usedPercent(allocation, allocation.units),
-    }))];
+    })),
+    // The report embeds a licence's first allocations only (the API says when there are more).
+    ...(licence.allocationsTruncated === true
+      ? [{ licence: '  └ …', reference: `more allocations than shown: GET /v1/allocations?licenceId=${licence.licenceId}` }]
+      : [])];
   });
 }

@@ -50,15 +50,29 @@ function formatCell(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** Columns a string takes on a terminal: East Asian wide and full-width characters take two. */
+/**
+ * Columns a string takes on a terminal, counted per grapheme (what the user sees as one
+ * character): combining marks, variation selectors and joiners add nothing to the one they
+ * belong to; a grapheme of format characters alone (a zero-width space) takes none; an emoji
+ * and an East Asian wide or full-width character take two.
+ */
 export function displayWidth(text: string): number {
   let width = 0;
-  for (const character of text) {
-    const code = character.codePointAt(0) ?? 0;
-    const wide = (code >= 0x1100 && code <= 0x115f) || (code >= 0x2e80 && code <= 0xa4cf) || (code >= 0xac00 && code <= 0xd7a3)
-      || (code >= 0xf900 && code <= 0xfaff) || (code >= 0xfe30 && code <= 0xfe4f) || (code >= 0xff00 && code <= 0xff60) || (code >= 0xffe0 && code <= 0xffe6)
-      || (code >= 0x20000 && code <= 0x3fffd);
-    width += wide ? 2 : 1;
-  }
+  for (const { segment } of graphemes.segment(text)) width += graphemeWidth(segment);
   return width;
+}
+
+const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' });
+const zeroWidth = /^[\p{Cf}\p{Mn}\p{Me}]+$/u;
+const pictographic = /\p{Extended_Pictographic}/u;
+
+function graphemeWidth(grapheme: string): number {
+  if (zeroWidth.test(grapheme)) return 0;
+  const code = grapheme.codePointAt(0) ?? 0;
+  // Emoji shown as emoji: the pictographs from U+1F000 on, or any with the emoji selector U+FE0F.
+  if (pictographic.test(grapheme) && (code >= 0x1f000 || grapheme.includes('\ufe0f'))) return 2;
+  const wide = (code >= 0x1100 && code <= 0x115f) || (code >= 0x2e80 && code <= 0xa4cf) || (code >= 0xac00 && code <= 0xd7a3)
+    || (code >= 0xf900 && code <= 0xfaff) || (code >= 0xfe30 && code <= 0xfe4f) || (code >= 0xff00 && code <= 0xff60) || (code >= 0xffe0 && code <= 0xffe6)
+    || (code >= 0x20000 && code <= 0x3fffd);
+  return wide ? 2 : 1;
 }

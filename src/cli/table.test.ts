@@ -1,0 +1,25 @@
+/**
+ * Tables line up on a terminal whatever script a name is in: widths are counted per
+ * character as the user sees it, not per code unit or code point.
+ */
+import { describe, expect, it } from 'vitest';
+import { displayWidth, renderTable } from './table.ts';
+
+describe('displayWidth', () => {
+  it('counts East Asian characters and emoji two columns, combining marks and zero-width characters none', () => {
+    expect(displayWidth('Yunchuan')).toBe(8);
+    expect(displayWidth('北京字节跳动')).toBe(12);
+    expect(displayWidth('北京字节跳动🚀')).toBe(14);
+    expect(displayWidth('a\u200bb\u0301c')).toBe(3); // a zero-width space, b with a combining acute
+    expect(displayWidth('❤️')).toBe(2); // heart with the emoji selector
+    expect(displayWidth('❤')).toBe(1); // without it, a text symbol
+    expect(displayWidth('👩‍💻')).toBe(2); // one grapheme joined from two emoji
+  });
+
+  it('lines a table up by those widths', () => {
+    const table = renderTable([{ name: '北京字节跳动🚀', units: 5 }, { name: 'a\u200bb\u0301c', units: 10 }], ['name', 'units']);
+    const lines = table.split('\n');
+    // 14 columns of name, two of gap, five of units: every line as wide as the header.
+    expect(lines.map((line) => displayWidth(line))).toEqual([21, 21, 21, 21]);
+  });
+});
