@@ -72,8 +72,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     routerOptions: { maxParamLength: pathParameterLengthMax },
     // Errors the router raises before any route runs (a malformed percent-escape, a path
     // parameter too long) leave as problem+json like every other error.
-    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) =>
-      sendProblem(reply, fromFrameworkError(error) === null ? internalProblem(request.url) : problemOf(fromFrameworkError(error)!, request.url)),
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
+      const refusal = fromFrameworkError(error);
+      return sendProblem(reply, refusal === null ? internalProblem(request.url) : problemOf(refusal, request.url));
+    },
   };
   const app = (options.logger === false
     ? Fastify({ ...common, logger: false })
