@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { commandRoles } from '../ledger/permissions.ts';
-import { commandSchemas } from '../ledger/schemas.ts';
+import { commandSchemas, serial as serialSchema } from '../ledger/schemas.ts';
 import { commandRoutes, loaderOnlyFields } from './commands.ts';
 import { errorCodes } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
@@ -40,6 +40,8 @@ const problemRef = { $ref: '#/components/responses/Problem' };
 const errorResponses = (statuses: number[]) => Object.fromEntries(statuses.map((status) => [String(status), problemRef]));
 
 const pathParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string', maxLength: limits.referenceLengthMax } };
+/** A unit is named by its serial (which may hold '/', sent as %2F), not by an id. */
+const serialPathParameter = { ...pathParameter, description: 'the serial number', schema: jsonSchemaOf(serialSchema) };
 const idempotencyParameter = {
   name: 'Idempotency-Key', in: 'header', required: true,
   description: 'A new random value per request, the same on retries. The same key with a different body is refused (422).',
@@ -72,7 +74,7 @@ function queryOperation(route: (typeof queryRoutes)[number]) {
   const query = jsonSchemaOf(route.query);
   const properties = (query.properties ?? {}) as Record<string, JsonSchema>;
   const parameters = [
-    ...(route.path.includes(':id') ? [pathParameter] : []),
+    ...(route.path.includes(':id') ? [route.path === '/v1/units/:id' ? serialPathParameter : pathParameter] : []),
     ...Object.entries(properties).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
   ];
   const item = { type: 'object', description: 'A presented row (camelCase); `demo` says whether it is demo data.', properties: { demo: { type: 'boolean' } } };
@@ -127,7 +129,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
     operationId: 'eventSerials', tags: ['events'],
     summary: 'The serial list an event records by its digest (input.serialsSha256): one line per entry, "serial" or "serial gpuUuid", sorted, each ending in a newline; its SHA-256 is the digest',
     parameters: [{ name: 'seq', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
-    responses: { '200': { description: 'OK', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses([400, 401, 404]) },
+    responses: { '200': { description: 'OK', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses([400, 401, 404, 503]) },
   });
   return {
     openapi: '3.1.0',
