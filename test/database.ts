@@ -2,7 +2,7 @@
  * Gives each test file its own migrated database on the run's PostgreSQL, so files can
  * run in parallel without seeing each other's rows.
  */
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { createPool, type Pool } from '../src/store/pool.ts';
@@ -36,4 +36,23 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await cleanup.end();
     },
   };
+}
+
+/**
+ * A fresh database and what `make` builds on it, for one test file: made before its first
+ * test, closed (then the database dropped) after its last. `ready` hands both to the file,
+ * which keeps them in variables of its own.
+ */
+export function databasePerFile<T>(make: (pool: Pool) => Promise<T>, close: (made: T) => Promise<void>, ready: (made: T, database: TestDatabase) => void): void {
+  let database: TestDatabase | undefined;
+  let made: T | undefined;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    made = await make(database.pool);
+    ready(made, database);
+  });
+  afterAll(async () => {
+    if (made !== undefined) await close(made);
+    await database?.drop();
+  });
 }

@@ -2,14 +2,14 @@
  * A small world for ledger tests: two authorities, an exporter, two recipients, an
  * auditor, the H200, and an export and an import licence with allocations.
  */
-import { afterAll, beforeAll, expect } from 'vitest';
+import { expect } from 'vitest';
 import { ManualClock } from '../src/core/clock.ts';
 import { makeUscc } from '../src/core/uscc.ts';
 import { Ledger, type Answer } from '../src/ledger/ledger.ts';
 import { systemActor, type Actor } from '../src/ledger/permissions.ts';
 import type { CommandKind, CommandRequest } from '../src/ledger/schemas.ts';
 import type { Pool } from '../src/store/pool.ts';
-import { createTestDatabase, type TestDatabase } from './database.ts';
+import { databasePerFile, type TestDatabase } from './database.ts';
 
 export interface World {
   ledger: Ledger;
@@ -74,20 +74,16 @@ export async function buildWorld(pool: Pool, options: { licenceUnits?: number; a
   return { ledger, clock, actors, productId, exportLicenceId, importLicenceId, allocations, run };
 }
 
-/**
- * A fresh database and world for one test file: made before its first test, closed after
- * its last. `ready` hands them to the file, which keeps them in variables of its own.
- */
+/** A fresh database and world for one test file (databasePerFile). */
 export function worldPerFile(ready: (world: World, database: TestDatabase) => void, options: Parameters<typeof buildWorld>[1] = {}): void {
-  let database: TestDatabase | undefined;
-  let world: World | undefined;
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    world = await buildWorld(database.pool, options);
-    ready(world, database);
-  });
-  afterAll(async () => {
-    await world?.ledger.close();
-    await database?.drop();
-  });
+  databasePerFile((pool) => buildWorld(pool, options), (world) => world.ledger.close(), ready);
+}
+
+/** Books `count` one-unit shipments for alpha at once (one batch when the queue is empty), each one accepted. */
+export async function bookMany(world: World, count: number): Promise<void> {
+  const { ledger, actors, allocations, productId } = world;
+  const answers = await Promise.all(Array.from({ length: count }, () => ledger.submit('shipment.book', {
+    exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+  }, actors.exporter)));
+  expect(answers.filter((answer) => !answer.ok)).toEqual([]);
 }

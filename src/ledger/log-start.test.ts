@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { buildWorld, type World } from '../../test/world.ts';
+import { bookMany, buildWorld, type World } from '../../test/world.ts';
 import { createPool, type PoolClient } from '../store/pool.ts';
 import { listLogKeys, readHead } from '../store/tlog-tables.ts';
 import { formatCheckpoint, formatKeyId, generateSignerKey, parseSignerKey, signNote } from '../tlog/index.ts';
@@ -29,13 +29,7 @@ afterAll(async () => {
   await database?.drop();
 });
 
-async function book(count: number): Promise<void> {
-  const { ledger, actors, allocations, productId } = world;
-  const answers = await Promise.all(Array.from({ length: count }, () => ledger.submit('shipment.book', {
-    exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId, units: 1, deadline: '2026-06-01T00:00:00Z',
-  }, actors.exporter)));
-  expect(answers.filter((answer) => !answer.ok)).toEqual([]);
-}
+const book = (count: number): Promise<void> => bookMany(world, count);
 
 /** A second process on the same database, signing with `signerKey`. */
 async function open(signerKey: string, previous?: string): Promise<Ledger> {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { buildWorld, type World } from '../../test/world.ts';
+import { bookMany, buildWorld, type World } from '../../test/world.ts';
 import { untriggered } from '../../test/support/tamper.ts';
 import { formatCheckpoint, generateSignerKey, leafHash, parseSignerKey, signNote, openCheckpoint, parseVerifierKey, rootOf, verifyConsistency, verifyInclusion } from '../tlog/index.ts';
 import { createPool } from '../store/pool.ts';
@@ -26,14 +26,7 @@ async function leafHashes(): Promise<Buffer[]> {
   return rows.rows.map((row) => leafHash(row.canonical));
 }
 
-/** Books `count` shipments at once (one batch when the queue is empty), each one accepted. */
-async function book(count: number): Promise<void> {
-  const { ledger, actors, allocations, productId } = world;
-  const answers = await Promise.all(Array.from({ length: count }, () => ledger.submit('shipment.book', {
-    exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId, units: 1, deadline: '2026-06-01T00:00:00Z',
-  }, actors.exporter)));
-  expect(answers.filter((answer) => !answer.ok)).toEqual([]);
-}
+const book = (count: number): Promise<void> => bookMany(world, count);
 
 describe('transparency log over the ledger', () => {
   it('makes every event a leaf, in commit order, with the root stored beside the head', async () => {

@@ -4,12 +4,11 @@
  * real bearer tokens for every role, and a request helper over fastify's inject.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll } from 'vitest';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { systemActor, type Actor } from '../ledger/permissions.ts';
 import type { Role } from '../ledger/rows.ts';
 import type { Pool } from '../store/pool.ts';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { databasePerFile, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, type World } from '../../test/world.ts';
 import { buildServer } from './app.ts';
 
@@ -137,21 +136,10 @@ export async function databaseFootprint(pool: Pool): Promise<Record<string, numb
   return counts.rows[0]!;
 }
 
-/**
- * A fresh database and API world for one test file: made before its first test, closed
- * after its last. `ready` hands them to the file, which keeps them in variables of its own.
- */
+/** A fresh database and API world for one test file (databasePerFile). */
 export function apiWorldPerFile(ready: (api: ApiWorld, database: TestDatabase) => void, options: Parameters<typeof buildApiWorld>[1] = {}): void {
-  let database: TestDatabase | undefined;
-  let api: ApiWorld | undefined;
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    api = await buildApiWorld(database.pool, options);
-    ready(api, database);
-  });
-  afterAll(async () => {
-    await api?.app.close();
-    await api?.world.ledger.close();
-    await database?.drop();
-  });
+  databasePerFile((pool) => buildApiWorld(pool, options), async (api) => {
+    await api.app.close();
+    await api.world.ledger.close();
+  }, ready);
 }
