@@ -29,11 +29,15 @@ afterAll(async () => {
   await database?.drop();
 });
 
-/** Runs `sql` in a transaction that is always rolled back; returns the error it raised. */
-async function refusal(sql: string, values: unknown[] = []): Promise<{ code: string; message: string } | undefined> {
+/**
+ * Runs `setup` then `sql` in a transaction that is always rolled back; returns the error
+ * either raised.
+ */
+async function refusal(sql: string, values: unknown[] = [], setup: Array<[string, unknown[]]> = []): Promise<{ code: string; message: string } | undefined> {
   const client = await database.pool.connect();
   try {
     await client.query('BEGIN');
+    for (const [text, setupValues] of setup) await client.query(text, setupValues);
     await client.query(sql, values);
     await client.query('SET CONSTRAINTS ALL IMMEDIATE');
     return undefined;
@@ -132,18 +136,7 @@ describe('database constraints, written around the ledger', () => {
     const [text, first] = insertShipment(rows[0]);
     const width = first.length;
     const tuples = rows.map((_, row) => `(${Array.from({ length: width }, (_, column) => `$${row * width + column + 1}`).join(', ')})`);
-    const client = await database.pool.connect();
-    try {
-      await client.query('BEGIN');
-      for (const [sql, values] of setup) await client.query(sql, values);
-      await client.query(`${text.slice(0, text.indexOf(' VALUES '))} VALUES ${tuples.join(', ')}`, rows.flatMap((overrides) => insertShipment(overrides)[1]));
-      return undefined;
-    } catch (error) {
-      return { code: (error as { code: string }).code, message: (error as Error).message };
-    } finally {
-      await client.query('ROLLBACK');
-      client.release();
-    }
+    return refusal(`${text.slice(0, text.indexOf(' VALUES '))} VALUES ${tuples.join(', ')}`, rows.flatMap((overrides) => insertShipment(overrides)[1]), setup);
   }
   const conditions = (licenceId: string, list: unknown[]): [string, unknown[]] => ['UPDATE licences SET conditions = $2::jsonb WHERE id = $1', [licenceId, JSON.stringify(list)]];
   const invariant3 = (id: string, rule: string) => new RegExp(`^invariant 3: shipment ${id} booked under licences .* that do not cover it \\(${rule}\\)$`);
