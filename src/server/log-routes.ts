@@ -70,13 +70,23 @@ function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T>
  * The newest checkpoint with the cosignatures made over its own text (one size may hold two
  * texts after a key rotation). Each stored line is verified again over the served text, by a
  * configured witness: a line that does not verify is left off, so the served note always opens.
+ * The note served last is kept: every proof bundle carries the checkpoint, and until a new
+ * checkpoint is signed or a witness adds a line, the same rows give the same note, so the
+ * signatures are not verified again per request.
  */
-async function checkpointWithCosignatures(pool: Pool, witnesses: readonly CosignatureVerifier[]): Promise<{ row: CheckpointRow; note: string }> {
-  const row = await latestCheckpoint(pool);
-  if (!row) throw new DomainError('not_found', 'no checkpoint has been signed yet; try again in a second');
-  const text = Buffer.from(parseNote(row.signed_note).text, 'utf8');
-  const lines = (await cosignaturesFor(pool, row)).map((cosignature) => cosignature.signature_line).filter((line) => verifiesOver(text, line, witnesses));
-  return { row, note: row.signed_note + lines.join('') };
+function checkpointServer(pool: Pool, witnesses: readonly CosignatureVerifier[]): () => Promise<{ row: CheckpointRow; note: string }> {
+  let last: { rows: string; row: CheckpointRow; note: string } | undefined;
+  return async () => {
+    const row = await latestCheckpoint(pool);
+    if (!row) throw new DomainError('not_found', 'no checkpoint has been signed yet; try again in a second');
+    const stored = (await cosignaturesFor(pool, row)).map((cosignature) => cosignature.signature_line);
+    const rows = [row.size, row.key_id, row.signed_note, ...stored].join('\n');
+    if (last?.rows !== rows) {
+      const text = Buffer.from(parseNote(row.signed_note).text, 'utf8');
+      last = { rows, row, note: row.signed_note + stored.filter((line) => verifiesOver(text, line, witnesses)).join('') };
+    }
+    return { row: last.row, note: last.note };
+  };
 }
 
 /** Whether a stored cosignature line (`— name base64\n`) is a configured witness's valid signature over `text`. */
@@ -103,6 +113,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   const { ledger, pool } = options;
   const checkTreeSize = treeSizeChecker(pool);
   const witnesses: CosignatureVerifier[] = options.witnessKeys.map((key) => parseCosignatureVerifierKey(key));
+  const checkpointWithCosignatures = checkpointServer(pool, witnesses);
 
   app.get('/v1/log/key', async (_request, reply) => reply.type(textPlain).send(`${logSigner(ledger).verifierKey}\n`));
 
@@ -123,7 +134,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   });
 
   app.get('/v1/log/checkpoint', async (_request, reply) => {
-    const { note } = await checkpointWithCosignatures(pool, witnesses);
+    const { note } = await checkpointWithCosignatures();
     return reply.type(textPlain).header('cache-control', 'no-cache').send(note);
   });
 
@@ -164,7 +175,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   // A C2SP tlog-proof bundle for one event: verifiable offline with the log's key alone.
   app.get('/v1/log/events/:seq/proof', async (request: FastifyRequest<{ Params: { seq: string } }>, reply) => {
     const seq = parseQuery(index, request.params.seq);
-    const { row, note } = await checkpointWithCosignatures(pool, witnesses);
+    const { row, note } = await checkpointWithCosignatures();
     if (seq >= row.size) throw new DomainError('not_found', `event ${seq} is not yet covered by a checkpoint (size ${row.size}); try again in a second`);
     const proof = await ledger.log.inclusionProof(seq, row.size);
     return reply.type(textPlain).send(formatTlogProof({ index: seq, inclusionProof: proof, checkpointNote: note }));
