@@ -66,11 +66,6 @@ export function serialsDigest(serials: ReadonlyArray<SerialEntry>): string {
   return linesDigest(serialLines(serials));
 }
 
-/** The input as an event records it: its serial list by digest (recordSerials). */
-export function digestSerials(input: unknown): unknown {
-  return recordSerials(input).input;
-}
-
 /** The input as recorded: without the fields a handler marks secret. */
 export function redact(input: unknown, fields: string[] | undefined): unknown {
   if (!fields || typeof input !== 'object' || input === null) return input;
