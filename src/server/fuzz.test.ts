@@ -294,9 +294,11 @@ describe('random requests against every route', () => {
       expect(retry.json(), where).toEqual(first.json());
     }), settings);
     // The generator must keep reaching the ledger: if a schema change made every request
-    // fail parsing, this test would pass while testing nothing. (Measured: about 13%
-    // accepted and 40% refused by a rule, with the defaults.)
-    expect(share((key) => / 20[01] $/.test(key)), 'share of commands accepted').toBeGreaterThan(0.05);
+    // fail parsing, this test would pass while testing nothing. The floors sit far below
+    // what random seeds give, so that only such a change trips them: over 20 seeds with
+    // the defaults, 5.75–10% were accepted (median 8%) and 32–41% refused by a rule.
+    // (A floor of 5% once failed CI on a seed that got 4.75%.)
+    expect(share((key) => / 20[01] $/.test(key)), 'share of commands accepted').toBeGreaterThan(0.02);
     expect(share((key) => / (404|409|422) /.test(key)), 'share refused by a ledger rule').toBeGreaterThan(0.15);
   }, 120_000);
 
