@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { Validator } from '@seriousme/openapi-schema-validator';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
@@ -12,6 +13,7 @@ import { TokenVerifier } from './auth.ts';
 import { commandRoutes } from './commands.ts';
 import { problemCodes } from './problem.ts';
 import { queryRoutes } from './queries.ts';
+import { answerChecker } from './openapi-check.ts';
 import { buildApiWorld, inject, type ApiWorld } from './testing.ts';
 
 let database: TestDatabase;
@@ -211,6 +213,38 @@ describe('documents', () => {
     expect(document.paths['/v1/shipments'].post.requestBody.content['application/json'].schema.properties.units).toMatchObject({ type: 'integer' });
     const operationIds = Object.values(document.paths).flatMap((methods) => Object.values(methods as Record<string, { operationId: string }>).map((operation) => operation.operationId));
     expect(new Set(operationIds).size).toBe(operationIds.length);
+  });
+
+  it('is a valid OpenAPI 3.1 document by the specification\'s own JSON Schema', async () => {
+    const document = (await api.request({ method: 'GET', url: '/v1/openapi.json' })).json();
+    const result = await new Validator().validate(document);
+    expect(result.errors).toBeUndefined();
+    expect(result.valid).toBe(true);
+  });
+
+  it('describes every answer field by field, so the check each API test runs can fail', async () => {
+    const document = (await api.request({ method: 'GET', url: '/v1/openapi.json' })).json();
+    const checker = answerChecker(document);
+    const real = await api.request({ method: 'GET', url: `/v1/shipments/${api.shipments.own}`, token: api.tokens.exporter });
+    expect(checker.problemWith('GET', `/v1/shipments/${api.shipments.own}`, real)).toBeNull();
+    const answering = (statusCode: number, body: unknown, contentType = 'application/json') =>
+      ({ statusCode, headers: { 'content-type': contentType }, body: JSON.stringify(body), json: () => body }) as unknown as typeof real;
+    const shipment = real.json();
+    const { units: _units, ...missing } = shipment;
+    const cases: Array<[string, ReturnType<typeof answering>, RegExp]> = [
+      ['a field the document does not list', answering(200, { ...shipment, secretColumn: 1 }), /must NOT have additional properties/],
+      ['a field missing', answering(200, missing), /must have required property 'units'/],
+      ['a number as text', answering(200, { ...shipment, units: '5' }), /\/units must be integer/],
+      ['a status outside its enum', answering(200, { ...shipment, status: 'lost' }), /\/status must be equal to one of the allowed values/],
+      ['a status the operation does not list', answering(418, {}), /lists no 418 answer/],
+      ['another content type', answering(200, shipment, 'text/html'), /answered text\/html/],
+    ];
+    for (const [what, response, message] of cases) expect(checker.problemWith('GET', `/v1/shipments/${api.shipments.own}`, response), what).toMatch(message);
+    // A command's answer: the committed event's seq and what it made.
+    expect(checker.problemWith('POST', '/v1/shipments', answering(201, { seq: 7, shipmentId: 'S-7', status: 'booked', units: 2, serialCount: 0 }))).toBeNull();
+    expect(checker.problemWith('POST', '/v1/shipments', answering(201, { seq: 7, shipmentId: 'S-7', status: 'shipped', units: 2, serialCount: 0 }))).toMatch(/status must be equal to constant/);
+    // A problem answer is checked against the problem schema.
+    expect(checker.problemWith('POST', '/v1/shipments', answering(409, { title: 'x' }, 'application/problem+json'))).toMatch(/must have required property 'status'/);
   });
 
   it('serves a self-contained docs page listing the operations', async () => {

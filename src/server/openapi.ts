@@ -1,7 +1,8 @@
 /**
  * The OpenAPI 3.1 document, generated from the same tables the routes are registered
- * from (commandRoutes, queryRoutes) and the ledger's zod schemas, so it cannot drift
- * from what the server does. /v1/docs renders it as one self-contained HTML page.
+ * from (commandRoutes, queryRoutes), the ledger's zod schemas for what comes in and
+ * src/server/wire.ts for what goes out, so it cannot drift from what the server does.
+ * /v1/docs renders it as one self-contained HTML page.
  */
 import { z } from 'zod';
 import { commandRoles } from '../ledger/permissions.ts';
@@ -11,13 +12,17 @@ import { errorCodes } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { problemCodes, problemContentType } from './problem.ts';
 import { queryRoutes } from './queries.ts';
+import { commandAnswers, resources } from './wire.ts';
 
 type JsonSchema = Record<string, unknown>;
 
-function jsonSchemaOf(schema: z.ZodType): JsonSchema {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+/** A zod schema as JSON Schema: as a client sends it (input) or as the server answers (output). */
+function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output' = 'input'): JsonSchema {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
   return rest;
 }
+
+const resourceRef = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 
 /** The body schema without the fields a client does not send (the path's id, loader-only fields). */
 function withoutFields(schema: JsonSchema, fields: ReadonlyArray<string | undefined>): JsonSchema {
@@ -63,7 +68,7 @@ function commandOperation(route: (typeof commandRoutes)[number]) {
       [route.creates ? '201' : '200']: {
         description: 'Accepted: the ledger committed it. A replayed answer carries Idempotent-Replayed: true.',
         headers: { 'Idempotent-Replayed': { schema: { type: 'string', enum: ['true'] } } },
-        content: { 'application/json': { schema: { type: 'object', properties: { seq: { type: 'integer', description: 'The event sequence number (log leaf index).' } }, required: ['seq'] } } },
+        content: { 'application/json': { schema: jsonSchemaOf(commandAnswers[route.kind], 'output') } },
       },
       ...errorResponses([400, 401, 403, 404, 409, 413, 422, 503]),
     },
@@ -77,9 +82,14 @@ function queryOperation(route: (typeof queryRoutes)[number]) {
     ...(route.path.includes(':id') ? [route.path === '/v1/units/:id' ? serialPathParameter : pathParameter] : []),
     ...Object.entries(properties).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
   ];
-  const item = { type: 'object', description: 'A presented row (camelCase); `demo` says whether it is demo data.', properties: { demo: { type: 'boolean' } } };
+  const item = resourceRef(route.item);
   const schema = route.list
-    ? { type: 'object', properties: { items: { type: 'array', items: item }, nextCursor: { type: ['string', 'null'], description: 'Pass as ?cursor= for the next page; null on the last page.' } }, required: ['items', 'nextCursor'] }
+    ? {
+      type: 'object',
+      properties: { items: { type: 'array', items: item }, nextCursor: { type: ['string', 'null'], description: 'Pass as ?cursor= for the next page; null on the last page.' } },
+      required: ['items', 'nextCursor'],
+      additionalProperties: false,
+    }
     : item;
   return {
     operationId: `get${route.path.replace(/\/v1|:id/g, '').split(/[/-]/).filter(Boolean).map((part) => part[0]!.toUpperCase() + part.slice(1)).join('')}${route.path.endsWith(':id') ? 'ById' : ''}`,
@@ -145,6 +155,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token secret clt_<tokenId>_<random>, bound to one organisation and role.' } },
       schemas: {
+        ...Object.fromEntries(Object.entries(resources).map(([name, schema]) => [name, jsonSchemaOf(schema, 'output')])),
         Problem: {
           type: 'object',
           description: 'RFC 9457 problem details.',

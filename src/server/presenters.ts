@@ -1,13 +1,16 @@
 /**
  * How rows look on the wire: camelCase, explicit field by field, so that a new column
  * never reaches clients by accident. Every presented row says whether it is demo data.
+ * Each presenter returns its type from src/server/wire.ts, the schema the OpenAPI
+ * document publishes: a field missing from either side does not compile.
  */
 import type {
   AllocationRow, LicencePartyRow, LicenceVersionRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow,
 } from '../ledger/rows.ts';
 import type { EventRow, LicenceDetail, LicenceView, SerialView, UnitView, UtilisationLicence } from '../store/read-queries.ts';
+import type * as wire from './wire.ts';
 
-export function presentOrganisation(row: OrganisationRow) {
+export function presentOrganisation(row: OrganisationRow): wire.Organisation {
   return {
     id: row.id,
     name: row.name,
@@ -22,7 +25,7 @@ export function presentOrganisation(row: OrganisationRow) {
   };
 }
 
-export function presentProduct(row: ProductRow) {
+export function presentProduct(row: ProductRow): wire.Product {
   return { id: row.id, model: row.model, vendor: row.vendor, eccn: row.eccn, parameters: row.parameters, demo: row.demo, createdSeq: row.created_seq };
 }
 
@@ -30,7 +33,7 @@ export function presentProduct(row: ProductRow) {
  * allocatedUnits and shippedUnits reach as far as totalsScope says: the whole licence, or
  * (for a recipient) only the allocations made to the viewer.
  */
-export function presentLicence(row: LicenceView) {
+export function presentLicence(row: LicenceView): wire.Licence {
   return {
     id: row.id,
     version: row.version,
@@ -60,11 +63,11 @@ export function presentLicence(row: LicenceView) {
   };
 }
 
-export function presentParty(row: LicencePartyRow) {
+export function presentParty(row: LicencePartyRow): wire.Party {
   return { organisationId: row.org_id, role: row.role };
 }
 
-export function presentLicenceDetail(row: LicenceDetail) {
+export function presentLicenceDetail(row: LicenceDetail): wire.LicenceDetailWire {
   return {
     ...presentLicence(row),
     parties: row.parties.map(presentParty),
@@ -73,7 +76,7 @@ export function presentLicenceDetail(row: LicenceDetail) {
   };
 }
 
-export function presentLicenceVersion(row: LicenceVersionRow) {
+export function presentLicenceVersion(row: LicenceVersionRow): wire.LicenceVersion {
   const demo = (row.snapshot as { demo?: unknown } | null)?.demo === true;
   return { licenceId: row.licence_id, version: row.version, seq: row.seq, terms: camelKeys(row.snapshot), demo };
 }
@@ -85,7 +88,7 @@ function camelKeys(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key.replace(/_([a-z])/g, (_match, letter: string) => letter.toUpperCase()), camelKeys(inner)]));
 }
 
-export function presentAllocation(row: AllocationRow) {
+export function presentAllocation(row: AllocationRow): wire.Allocation {
   return {
     id: row.id,
     licenceId: row.licence_id,
@@ -101,7 +104,7 @@ export function presentAllocation(row: AllocationRow) {
   };
 }
 
-export function presentShipment(row: ShipmentRow) {
+export function presentShipment(row: ShipmentRow): wire.Shipment {
   return {
     id: row.id,
     exporterId: row.exporter_org_id,
@@ -123,11 +126,11 @@ export function presentShipment(row: ShipmentRow) {
   };
 }
 
-export function presentSerial(row: SerialView) {
+export function presentSerial(row: SerialView): wire.Serial {
   return { serial: row.serial, live: row.live, gpuUuid: row.gpu_uuid, custody: row.custody, siteId: row.site_id, demo: row.demo };
 }
 
-export function presentUnit(row: UnitView) {
+export function presentUnit(row: UnitView): wire.Unit {
   return {
     serial: row.serial,
     gpuUuid: row.gpu_uuid,
@@ -141,7 +144,7 @@ export function presentUnit(row: UnitView) {
   };
 }
 
-export function presentSite(row: SiteRow) {
+export function presentSite(row: SiteRow): wire.Site {
   return {
     id: row.id,
     organisationId: row.org_id,
@@ -162,7 +165,7 @@ export function presentSite(row: SiteRow) {
  * the same bytes parsed. The leaf index is the sequence number. Events carry no demo
  * column; on a demo server every event is demo data.
  */
-export function presentEvent(row: EventRow, demo: boolean) {
+export function presentEvent(row: EventRow, demo: boolean): wire.Event {
   return {
     seq: row.seq,
     leafIndex: row.seq,
@@ -184,7 +187,7 @@ export function presentEvent(row: EventRow, demo: boolean) {
  * remains on those, and what is unallocated on the licence is not the viewer's to know
  * (it would give away the other recipients' allocations), so it is null.
  */
-export function presentUtilisation(row: UtilisationLicence) {
+export function presentUtilisation(row: UtilisationLicence): wire.Utilisation {
   const wholeLicence = row.totals_scope === 'licence';
   const used = row.reserved_units + row.shipped_units;
   return {

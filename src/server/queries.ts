@@ -14,6 +14,7 @@ import type { Pool } from '../store/pool.ts';
 import * as read from '../store/read-queries.ts';
 import type { Page, Viewer } from '../store/read-queries.ts';
 import * as present from './presenters.ts';
+import type * as wire from './wire.ts';
 
 export interface QueryContext {
   pool: Pool;
@@ -27,6 +28,8 @@ export interface QueryRoute {
   query: z.ZodObject;
   /** Lists answer { items, nextCursor }. */
   list: boolean;
+  /** What it answers (a list: each item), by its schema's name in src/server/wire.ts. */
+  item: wire.ResourceName;
   run(context: QueryContext, viewer: Viewer, params: Record<string, string>, query: Record<string, unknown>): Promise<unknown>;
 }
 
@@ -100,36 +103,36 @@ function pathId(params: Record<string, string>, schema: z.ZodType<string> = idSc
 
 export const queryRoutes: readonly QueryRoute[] = [
   {
-    path: '/v1/organisations', summary: 'Organisations: its own, and those named with it on its licences', list: true, query: z.strictObject(pageQuery),
+    path: '/v1/organisations', item: 'Organisation', summary: 'Organisations: its own, and those named with it on its licences', list: true, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, _params, query) => listOf(await read.listOrganisations(pool, viewer, pageOf(query, 'number')), present.presentOrganisation),
   },
   {
-    path: '/v1/products', summary: 'The product catalogue with ECCNs', list: true, query: z.strictObject(pageQuery),
+    path: '/v1/products', item: 'Product', summary: 'The product catalogue with ECCNs', list: true, query: z.strictObject(pageQuery),
     run: async ({ pool }, _viewer, _params, query) => listOf(await read.listProducts(pool, pageOf(query, 'number')), present.presentProduct),
   },
   {
-    path: '/v1/licences', summary: 'Licences the caller holds or is named on', list: true, query: z.strictObject({ ...pageQuery, status: licenceStatus.optional() }),
+    path: '/v1/licences', item: 'Licence', summary: 'Licences the caller holds or is named on', list: true, query: z.strictObject({ ...pageQuery, status: licenceStatus.optional() }),
     run: async ({ pool }, viewer, _params, query) => listOf(
       await read.listLicences(pool, viewer, pageOf(query, 'number'), query.status === undefined ? {} : { status: query.status as string }),
       present.presentLicence,
     ),
   },
   {
-    path: '/v1/licences/:id', summary: 'A licence with its parties and the allocations the caller sees', list: false, query: noQuery,
+    path: '/v1/licences/:id', item: 'LicenceDetail', summary: 'A licence with its parties and the allocations the caller sees', list: false, query: noQuery,
     run: async ({ pool }, viewer, params) => {
       const id = pathId(params);
       return present.presentLicenceDetail(found(await read.findLicence(pool, viewer, id), 'licence', id));
     },
   },
   {
-    path: '/v1/licences/:id/versions', summary: "A licence's versions: every amendment, nothing overwritten", list: true, query: z.strictObject(pageQuery),
+    path: '/v1/licences/:id/versions', item: 'LicenceVersion', summary: "A licence's versions: every amendment, nothing overwritten", list: true, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, params, query) => {
       const id = pathId(params);
       return listOf(found(await read.listLicenceVersions(pool, viewer, id, pageOf(query, 'number', versionKeyMax)), 'licence', id), present.presentLicenceVersion);
     },
   },
   {
-    path: '/v1/allocations', summary: 'Allocations the caller receives (recipients), or also those on its licences (exporters)', list: true,
+    path: '/v1/allocations', item: 'Allocation', summary: 'Allocations the caller receives (recipients), or also those on its licences (exporters)', list: true,
     query: z.strictObject({ ...pageQuery, licenceId: idSchema.optional() }),
     run: async ({ pool }, viewer, _params, query) => listOf(
       await read.listAllocations(pool, viewer, pageOf(query, 'number'), query.licenceId === undefined ? {} : { licenceId: query.licenceId as string }),
@@ -137,35 +140,35 @@ export const queryRoutes: readonly QueryRoute[] = [
     ),
   },
   {
-    path: '/v1/allocations/:id', summary: 'One allocation', list: false, query: noQuery,
+    path: '/v1/allocations/:id', item: 'Allocation', summary: 'One allocation', list: false, query: noQuery,
     run: async ({ pool }, viewer, params) => {
       const id = pathId(params);
       return present.presentAllocation(found(await read.findAllocation(pool, viewer, id), 'allocation', id));
     },
   },
   {
-    path: '/v1/shipments', summary: 'Shipments the caller exports or receives', list: true, query: z.strictObject({ ...pageQuery, status: shipmentStatus.optional() }),
+    path: '/v1/shipments', item: 'Shipment', summary: 'Shipments the caller exports or receives', list: true, query: z.strictObject({ ...pageQuery, status: shipmentStatus.optional() }),
     run: async ({ pool }, viewer, _params, query) => listOf(
       await read.listShipments(pool, viewer, pageOf(query, 'number'), query.status === undefined ? {} : { status: query.status as string }),
       present.presentShipment,
     ),
   },
   {
-    path: '/v1/shipments/:id', summary: 'One shipment', list: false, query: noQuery,
+    path: '/v1/shipments/:id', item: 'Shipment', summary: 'One shipment', list: false, query: noQuery,
     run: async ({ pool }, viewer, params) => {
       const id = pathId(params);
       return present.presentShipment(found(await read.findShipment(pool, viewer, id), 'shipment', id));
     },
   },
   {
-    path: '/v1/shipments/:id/serials', summary: "A shipment's serial manifest with each unit's custody", list: true, query: z.strictObject(pageQuery),
+    path: '/v1/shipments/:id/serials', item: 'Serial', summary: "A shipment's serial manifest with each unit's custody", list: true, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, params, query) => {
       const id = pathId(params);
       return listOf(found(await read.listShipmentSerials(pool, viewer, id, pageOf(query, 'string')), 'shipment', id), present.presentSerial);
     },
   },
   {
-    path: '/v1/units', summary: 'Units the caller received or exported', list: true,
+    path: '/v1/units', item: 'Unit', summary: 'Units the caller received or exported', list: true,
     query: z.strictObject({ ...pageQuery, siteId: idSchema.optional(), custody: custody.optional() }),
     run: async ({ pool }, viewer, _params, query) => listOf(
       await read.listUnits(pool, viewer, pageOf(query, 'string'), {
@@ -176,25 +179,25 @@ export const queryRoutes: readonly QueryRoute[] = [
     ),
   },
   {
-    path: '/v1/units/:id', summary: 'One unit by serial number', list: false, query: noQuery,
+    path: '/v1/units/:id', item: 'Unit', summary: 'One unit by serial number', list: false, query: noQuery,
     run: async ({ pool }, viewer, params) => {
       const serial = pathId(params, serialSchema);
       return present.presentUnit(found(await read.findUnit(pool, viewer, serial), 'unit', serial));
     },
   },
   {
-    path: '/v1/sites', summary: "The caller's sites (all sites for authorities and auditors)", list: true, query: z.strictObject(pageQuery),
+    path: '/v1/sites', item: 'Site', summary: "The caller's sites (all sites for authorities and auditors)", list: true, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, _params, query) => listOf(await read.listSites(pool, viewer, pageOf(query, 'number')), present.presentSite),
   },
   {
-    path: '/v1/sites/:id', summary: 'One site', list: false, query: noQuery,
+    path: '/v1/sites/:id', item: 'Site', summary: 'One site', list: false, query: noQuery,
     run: async ({ pool }, viewer, params) => {
       const id = pathId(params);
       return present.presentSite(found(await read.findSite(pool, viewer, id), 'site', id));
     },
   },
   {
-    path: '/v1/events', summary: 'Ledger events that name the caller, in log order (leaf index = seq); subjectId gives one record\'s history (e.g. S-12)', list: true,
+    path: '/v1/events', item: 'Event', summary: 'Ledger events that name the caller, in log order (leaf index = seq); subjectId gives one record\'s history (e.g. S-12)', list: true,
     query: z.strictObject({ ...pageQuery, subjectId: idSchema.optional() }),
     run: async ({ pool, demo }, viewer, _params, query) => listOf(
       await read.listEvents(pool, viewer, pageOf(query, 'number'), query.subjectId === undefined ? {} : { subjectId: query.subjectId as string }),
@@ -202,7 +205,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     ),
   },
   {
-    path: '/v1/reports/utilisation', summary: 'Per licence and allocation: units, allocated, reserved, shipped, available', list: true, query: z.strictObject(pageQuery),
+    path: '/v1/reports/utilisation', item: 'Utilisation', summary: 'Per licence and allocation: units, allocated, reserved, shipped, available', list: true, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, _params, query) => listOf(await read.utilisation(pool, viewer, pageOf(query, 'number')), present.presentUtilisation),
   },
 ];

@@ -11,6 +11,7 @@ import type { Pool } from '../store/pool.ts';
 import { databasePerFile, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, type World } from '../../test/world.ts';
 import { buildServer } from './app.ts';
+import { answerChecker, type AnswerChecker } from './openapi-check.ts';
 
 export type TokenRole = Role | 'none';
 export const tokenRoles: readonly TokenRole[] = ['authority_admin', 'authority_officer', 'exporter', 'recipient', 'auditor', 'none'];
@@ -107,13 +108,27 @@ export async function buildApiWorld(pool: Pool, options: { demo?: boolean } = {}
     beta: await token(orgs.beta, 'recipient'),
   };
   const app = await buildServer({ ledger: world.ledger, pool, logger: false, ...(options.demo ? { demo: true } : {}) });
-  const request = (request: RequestOptions) => inject(app, request);
+  const request = checkedAgainstDocument(app);
   return {
     world, app, orgs, exporter2, tokens, exporter2LicenceId, betaImportLicenceId, allocations,
     shipments: { own: ownShipment.id, other: otherShipment.id }, units: { own: ownShipment.serials[0]!, other: otherShipment.serials[0]! }, sites, serial, shipment, request,
   };
 }
 
+/**
+ * inject, with every answer checked against the server's own OpenAPI document: a status
+ * it does not list, or a body that does not match its schema, fails the test that sent it.
+ */
+export function checkedAgainstDocument(app: FastifyInstance): (options: RequestOptions) => Promise<LightMyRequestResponse> {
+  let checker: AnswerChecker | undefined;
+  return async (options) => {
+    const response = await inject(app, options);
+    checker ??= answerChecker((await app.inject({ method: 'GET', url: '/v1/openapi.json' })).json());
+    const problem = checker.problemWith(options.method, options.url, response);
+    if (problem !== null) throw new Error(`the answer does not match the OpenAPI document: ${problem}`);
+    return response;
+  };
+}
 
 export function inject(app: FastifyInstance, options: RequestOptions): Promise<LightMyRequestResponse> {
   const headers: Record<string, string> = { ...(options.headers ?? {}) };

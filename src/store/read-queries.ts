@@ -17,7 +17,7 @@
 import type { EventWrite } from './batch-writes.ts';
 import { inTransaction, type Pool, type PoolClient } from './pool.ts';
 import type {
-  AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow, Role, ShipmentRow, SiteRow, UnitRow,
+  AllocationRow, Custody, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow, Role, ShipmentRow, SiteRow, UnitRow,
 } from '../ledger/rows.ts';
 
 /** Who is reading. */
@@ -48,7 +48,7 @@ export interface Page<T, K> {
 export const embeddedRowsMax = 500;
 
 export type UnitView = UnitRow & { demo: boolean };
-export type SerialView = { serial: string; live: boolean; gpu_uuid: string | null; custody: string | null; site_id: string | null; demo: boolean };
+export type SerialView = { serial: string; live: boolean; gpu_uuid: string | null; custody: Custody | null; site_id: string | null; demo: boolean };
 /** An event as stored: the same columns the batch writes. */
 export type EventRow = EventWrite;
 /**

@@ -1,0 +1,267 @@
+/**
+ * What the API answers, field by field: one schema per presented record and one per
+ * command's answer. The OpenAPI document is generated from these (src/server/openapi.ts),
+ * the presenters are typed by them (a missing or extra field does not compile), and the
+ * tests validate real answers against the generated document, so a client generated from
+ * it reads what the server sends.
+ *
+ * Every object is strict: the document says `additionalProperties: false`, which is what
+ * lets a client rely on the fields it lists and nothing else.
+ */
+import { z } from 'zod';
+import type { CommandKind } from '../ledger/schemas.ts';
+
+const seq = z.number().int().min(0).describe('An event sequence number (= log leaf index).');
+const instant = z.string().describe('An instant, ISO 8601 in UTC (2026-02-01T00:00:00.000Z).');
+const day = z.string().describe('A calendar day, YYYY-MM-DD.');
+const count = z.number().int().min(0);
+const demo = z.boolean().describe('Demo data (loaded by `chipledger demo`), not a real record.');
+
+const licenceStatus = z.enum(['draft', 'issued', 'suspended', 'revoked', 'surrendered', 'expired', 'exhausted']);
+const shipmentStatus = z.enum(['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired']);
+const custody = z.enum(['licensed', 'in_transit', 'delivered', 'deployed', 'decommissioned', 'returned', 'lost']);
+const totalsScope = z.enum(['licence', 'own_allocations'])
+  .describe("How far the totals reach: the whole licence, or (for a recipient) only the viewer's own allocations.");
+
+export const organisation = z.strictObject({
+  id: z.string(),
+  name: z.string(),
+  nameRomanised: z.string().nullable(),
+  country: z.string(),
+  roles: z.array(z.enum(['authority', 'exporter', 'recipient', 'auditor'])),
+  identifiers: z.record(z.string(), z.string()).describe('duns, uscc (the Unified Social Credit Code), ...'),
+  address: z.string().nullable(),
+  kycVerifiedBy: z.array(z.string()).describe('The authorities that verified this organisation.'),
+  demo,
+  createdSeq: seq,
+});
+
+export const product = z.strictObject({
+  id: z.string(),
+  model: z.string(),
+  vendor: z.string(),
+  eccn: z.string().describe('The export control classification derived from the parameters (3A090.a, 4A090, EAR99, ...).'),
+  parameters: z.record(z.string(), z.unknown()).describe('The datasheet figures as registered, with tpp, performanceDensity and the classification.'),
+  demo,
+  createdSeq: seq,
+});
+
+const condition = z.strictObject({
+  id: z.string(),
+  text: z.string(),
+  kind: z.enum(['obligation', 'max_units_per_shipment', 'end_user_kyc_required']),
+  value: z.number().int().optional(),
+});
+
+export const licence = z.strictObject({
+  id: z.string(),
+  version: z.number().int().min(1),
+  reference: z.string(),
+  authorityId: z.string(),
+  direction: z.enum(['export', 'import']),
+  holderId: z.string(),
+  productIds: z.array(z.string()),
+  origin: z.string(),
+  destination: z.string(),
+  authorisedUnits: count,
+  allocatedUnits: count,
+  shippedUnits: count,
+  totalsScope,
+  valueMinor: z.number().int().nullable(),
+  currency: z.string().nullable(),
+  validFrom: instant,
+  validTo: instant,
+  conditions: z.array(condition),
+  riders: z.array(z.string()),
+  status: licenceStatus,
+  demo,
+  createdSeq: seq,
+  updatedSeq: seq.nullable().describe('When the licence last changed; null when the totals are only the viewer\'s own.'),
+});
+
+export const party = z.strictObject({ organisationId: z.string(), role: z.enum(['consignee', 'end_user', 'supplier']) });
+
+export const allocation = z.strictObject({
+  id: z.string(),
+  licenceId: z.string(),
+  recipientId: z.string(),
+  units: count,
+  reservedUnits: count,
+  shippedUnits: count,
+  availableUnits: count,
+  periodStart: day.nullable(),
+  periodEnd: day.nullable(),
+  demo,
+  createdSeq: seq,
+});
+
+export const licenceDetail = z.strictObject({
+  ...licence.shape,
+  parties: z.array(party),
+  allocations: z.array(allocation).describe('The allocations the caller sees, at most a page of them.'),
+  allocationsTruncated: z.boolean(),
+});
+
+export const licenceVersion = z.strictObject({
+  licenceId: z.string(),
+  version: z.number().int().min(1),
+  seq,
+  terms: z.unknown().describe("The licence's terms as this version set them (keys camelCased)."),
+  demo,
+});
+
+export const shipment = z.strictObject({
+  id: z.string(),
+  exporterId: z.string(),
+  recipientId: z.string(),
+  productId: z.string(),
+  origin: z.string(),
+  destination: z.string(),
+  exportAllocationId: z.string(),
+  importAllocationId: z.string(),
+  units: count,
+  status: shipmentStatus,
+  bookedAt: instant,
+  deadline: instant,
+  reference: z.string().nullable(),
+  serialCount: count,
+  demo,
+  createdSeq: seq,
+  updatedSeq: seq,
+});
+
+export const serial = z.strictObject({
+  serial: z.string(),
+  live: z.boolean().describe('Whether the serial is still on this manifest (false once the shipment ended and freed it).'),
+  gpuUuid: z.string().nullable(),
+  custody: custody.nullable().describe("The unit's custody while this shipment holds it; null once another shipment does."),
+  siteId: z.string().nullable(),
+  demo,
+});
+
+export const unit = z.strictObject({
+  serial: z.string(),
+  gpuUuid: z.string().nullable(),
+  productId: z.string(),
+  recipientId: z.string(),
+  custody,
+  shipmentId: z.string(),
+  siteId: z.string().nullable(),
+  demo,
+  updatedSeq: seq,
+});
+
+export const site = z.strictObject({
+  id: z.string(),
+  organisationId: z.string(),
+  name: z.string(),
+  province: z.string(),
+  city: z.string(),
+  latitude: z.number(),
+  longitude: z.number(),
+  capacityUnits: count,
+  deployedUnits: count,
+  demo,
+  createdSeq: seq,
+});
+
+export const event = z.strictObject({
+  seq,
+  leafIndex: seq,
+  at: instant,
+  kind: z.string().describe('The command that made it, e.g. shipment.book.'),
+  actor: z.string().describe('The token that ran the command.'),
+  subjectId: z.string().nullable(),
+  organisationIds: z.array(z.string()),
+  canonical: z.string().describe("The event's canonical bytes (RFC 8785), base64: the log's leaf."),
+  body: z.unknown().describe('The same bytes, parsed.'),
+  demo,
+});
+
+const utilisationAllocation = z.strictObject({
+  allocationId: z.string(),
+  recipientId: z.string(),
+  units: count,
+  reservedUnits: count,
+  shippedUnits: count,
+  availableUnits: count,
+  periodStart: day.nullable(),
+  periodEnd: day.nullable(),
+  demo,
+});
+
+export const utilisation = z.strictObject({
+  licenceId: z.string(),
+  reference: z.string(),
+  direction: z.enum(['export', 'import']),
+  status: licenceStatus,
+  holderId: z.string(),
+  authorityId: z.string(),
+  units: count,
+  totalsScope,
+  allocatedUnits: count,
+  unallocatedUnits: count.nullable(),
+  reservedUnits: count,
+  shippedUnits: count,
+  availableUnits: count,
+  demo,
+  allocations: z.array(utilisationAllocation),
+  allocationsTruncated: z.boolean(),
+});
+
+// The commands' answers: the event's seq and what the command made or changed.
+
+const answer = <S extends z.ZodRawShape>(shape: S) => z.strictObject({ seq, ...shape });
+const licenceStatusAnswer = answer({ licenceId: z.string(), status: licenceStatus });
+const shipmentStatusAnswer = answer({ shipmentId: z.string(), status: shipmentStatus });
+const unitsEndAnswer = answer({ count, custody });
+
+export const commandAnswers = {
+  'organisation.register': answer({ organisationId: z.string() }),
+  'organisation.set_kyc': answer({ organisationId: z.string(), authorityId: z.string(), kycVerified: z.boolean(), kycVerifiedBy: z.array(z.string()) }),
+  'product.register': answer({ productId: z.string(), eccn: z.string(), paragraph: z.string(), tpp: z.number() }),
+  'token.create': answer({ tokenId: z.string(), secret: z.string().describe('The bearer secret: shown in this answer only, stored hashed.') }),
+  'token.revoke': answer({ tokenId: z.string(), revokedAt: instant }),
+  'licence.create': answer({ licenceId: z.string(), version: z.literal(1), status: z.literal('draft') }),
+  'licence.issue': licenceStatusAnswer,
+  'licence.suspend': licenceStatusAnswer,
+  'licence.reinstate': licenceStatusAnswer,
+  'licence.revoke': licenceStatusAnswer,
+  'licence.surrender': licenceStatusAnswer,
+  'licence.amend': answer({ licenceId: z.string(), version: z.number().int().min(2), status: licenceStatus }),
+  'allocation.create': answer({ allocationId: z.string(), units: count }),
+  'allocation.resize': answer({ allocationId: z.string(), units: count }),
+  'shipment.book': answer({ shipmentId: z.string(), status: z.literal('booked'), units: count, serialCount: count }),
+  'shipment.ship': shipmentStatusAnswer,
+  'shipment.clear': shipmentStatusAnswer,
+  'shipment.deliver': shipmentStatusAnswer,
+  'shipment.cancel': shipmentStatusAnswer,
+  'manifest.attach': answer({ shipmentId: z.string(), added: count, serialCount: count }),
+  'site.register': answer({ siteId: z.string() }),
+  'units.deploy': answer({ siteId: z.string(), deployed: count, moved: count.describe('Of those, units moved here from another site.') }),
+  'units.decommission': unitsEndAnswer,
+  'units.report_lost': unitsEndAnswer,
+  'units.return': unitsEndAnswer,
+  'ledger.sweep': answer({ expiredShipments: z.array(z.string()), expiredLicences: z.array(z.string()) }),
+} satisfies Record<CommandKind, z.ZodType>;
+
+/** The records the read routes answer, by the name the OpenAPI document gives them. */
+export const resources = {
+  Organisation: organisation, Product: product, Licence: licence, LicenceDetail: licenceDetail, LicenceVersion: licenceVersion,
+  Allocation: allocation, Shipment: shipment, Serial: serial, Unit: unit, Site: site, Event: event, Utilisation: utilisation,
+} satisfies Record<string, z.ZodType>;
+export type ResourceName = keyof typeof resources;
+
+export type Organisation = z.output<typeof organisation>;
+export type Product = z.output<typeof product>;
+export type Licence = z.output<typeof licence>;
+export type Party = z.output<typeof party>;
+export type LicenceDetailWire = z.output<typeof licenceDetail>;
+export type LicenceVersion = z.output<typeof licenceVersion>;
+export type Allocation = z.output<typeof allocation>;
+export type Shipment = z.output<typeof shipment>;
+export type Serial = z.output<typeof serial>;
+export type Unit = z.output<typeof unit>;
+export type Site = z.output<typeof site>;
+export type Event = z.output<typeof event>;
+export type Utilisation = z.output<typeof utilisation>;
