@@ -10,6 +10,7 @@ import {
   parseVerifierKey, rootOf, verifyConsistency, verifyInclusion, verifyTlogProof,
 } from '../tlog/index.ts';
 import { buildServer } from './app.ts';
+import { checkedAgainstDocument } from './testing.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -48,7 +49,10 @@ async function leaves(): Promise<Buffer[]> {
   return (await database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events ORDER BY seq')).rows.map((row) => leafHash(row.canonical));
 }
 
-const get = (url: string, token?: string) => app.inject({ method: 'GET', url, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
+/** A GET whose answer is checked against the OpenAPI document (a status or body it does not describe fails). */
+let checked: ReturnType<typeof checkedAgainstDocument> | undefined;
+const get = (url: string, token?: string) => (checked ??= checkedAgainstDocument(app))({ method: 'GET', url, ...(token ? { token } : {}) });
+const post = (note: string) => (checked ??= checkedAgainstDocument(app))({ method: 'POST', url: '/v1/log/cosignatures', payload: note, key: null, headers: { 'content-type': 'text/plain' } });
 
 describe('log HTTP API', () => {
   it('publishes the verifier key and a checkpoint that opens with it', async () => {
@@ -185,16 +189,16 @@ describe('log HTTP API', () => {
   it('stores a configured witness cosignature, refuses a forged one, and serves it with the checkpoint', async () => {
     const checkpoint = (await get('/v1/log/checkpoint')).body;
     const forged = cosignCheckpoint(checkpoint, parseCosignerKey(stranger.signerKey), 1_800_000_000);
-    const refused = await app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload: forged, headers: { 'content-type': 'text/plain' } });
+    const refused = await post(forged);
     expect(refused.statusCode).toBe(403);
     const cosigned = cosignCheckpoint(checkpoint, parseCosignerKey(witness.signerKey), 1_800_000_000);
-    const stored = await app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload: cosigned, headers: { 'content-type': 'text/plain' } });
+    const stored = await post(cosigned);
     expect(stored.statusCode).toBe(201);
     const served = (await get('/v1/log/checkpoint')).body;
     const opened = openCheckpoint(served, parseVerifierKey(logKey.verifierKey), [parseCosignatureVerifierKey(witness.verifierKey)]);
     expect(opened.note.verified.map((signature) => signature.name)).toContain('witness.example');
     const tampered = cosigned.replace(/\n\d+\n/, '\n1\n');
-    const bad = await app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload: tampered, headers: { 'content-type': 'text/plain' } });
+    const bad = await post(tampered);
     expect(bad.statusCode).toBeGreaterThanOrEqual(400);
     expect(bad.statusCode).toBeLessThan(500);
   });

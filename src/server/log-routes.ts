@@ -19,6 +19,7 @@ import {
 import type { Pool } from '../store/pool.ts';
 import { cosignaturesFor, insertCosignature, latestCheckpoint, listLogKeys, readEntries, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
 import type { TokenVerifier } from './auth.ts';
+import type * as wire from './wire.ts';
 
 export interface LogRouteOptions {
   ledger: Ledger;
@@ -130,7 +131,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
         firstSize: key.first_size,
         announcement: announcements.rows.find((row) => row.key_id === key.key_id && row.size === key.announced_size)?.signed_note ?? null,
       })),
-    });
+    } satisfies z.output<typeof wire.logKeys>);
   });
 
   app.get('/v1/log/checkpoint', async (_request, reply) => {
@@ -161,7 +162,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     await checkTreeSize(query.size, 'size');
     if (query.index >= query.size) throw new DomainError('invalid_input', `index ${query.index} is not in a tree of size ${query.size}`);
     const hashes = await ledger.log.inclusionProof(query.index, query.size);
-    return reply.send({ index: query.index, size: query.size, hashes: hashes.map((hash) => hash.toString('base64')) });
+    return reply.send({ index: query.index, size: query.size, hashes: hashes.map((hash) => hash.toString('base64')) } satisfies z.output<typeof wire.inclusionProof>);
   });
 
   app.get('/v1/log/proof/consistency', async (request, reply) => {
@@ -169,7 +170,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     await checkTreeSize(query.to, 'to');
     if (query.from > query.to) throw new DomainError('invalid_input', `from ${query.from} is after to ${query.to}`);
     const hashes = await ledger.log.consistencyProof(query.from, query.to);
-    return reply.send({ from: query.from, to: query.to, hashes: hashes.map((hash) => hash.toString('base64')) });
+    return reply.send({ from: query.from, to: query.to, hashes: hashes.map((hash) => hash.toString('base64')) } satisfies z.output<typeof wire.consistencyProof>);
   });
 
   // A C2SP tlog-proof bundle for one event: verifiable offline with the log's key alone.
@@ -185,7 +186,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     const body = request.body;
     if (typeof body !== 'string') throw new DomainError('invalid_input', 'send the cosigned checkpoint as text/plain');
     const stored = await storeCosignatures(pool, logSigner(ledger), witnesses, body);
-    return reply.code(201).send({ stored });
+    return reply.code(201).send({ stored } satisfies z.output<typeof wire.cosignaturesStored>);
   });
 }
 

@@ -245,10 +245,25 @@ export const commandAnswers = {
   'ledger.sweep': answer({ expiredShipments: z.array(z.string()), expiredLicences: z.array(z.string()) }),
 } satisfies Record<CommandKind, z.ZodType>;
 
+// The transparency log's JSON answers (the rest are its standard text and binary formats).
+
+const base64Hash = z.string().describe('A SHA-256 hash, base64.');
+export const logKeys = z.strictObject({
+  keys: z.array(z.strictObject({
+    verifierKey: z.string().describe('name+hexid+base64 (C2SP signed-note verifier key).'),
+    firstSize: count.describe('The tree size of the first checkpoint signed with this key.'),
+    announcement: z.string().nullable().describe('The checkpoint, signed with the key before, that announced this one; null for the first key.'),
+  })),
+});
+export const inclusionProof = z.strictObject({ index: count, size: count, hashes: z.array(base64Hash) });
+export const consistencyProof = z.strictObject({ from: count, to: count, hashes: z.array(base64Hash) });
+export const cosignaturesStored = z.strictObject({ stored: count.describe('Cosignatures stored from this note (already known ones are not counted again).') });
+
 /** The records the read routes answer, by the name the OpenAPI document gives them. */
 export const resources = {
   Organisation: organisation, Product: product, Licence: licence, LicenceDetail: licenceDetail, LicenceVersion: licenceVersion,
   Allocation: allocation, Shipment: shipment, Serial: serial, Unit: unit, Site: site, Event: event, Utilisation: utilisation,
+  LogKeys: logKeys, InclusionProof: inclusionProof, ConsistencyProof: consistencyProof, CosignaturesStored: cosignaturesStored,
 } satisfies Record<string, z.ZodType>;
 export type ResourceName = keyof typeof resources;
 
