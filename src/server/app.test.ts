@@ -252,6 +252,11 @@ describe('documents', () => {
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toMatch(/^text\/html/);
     for (const route of commandRoutes) expect(response.body).toContain(route.path.replace(/:([A-Za-z]+)/g, '{$1}'));
+    // What each operation answers is written out, named schemas in place.
+    const answers = [...response.body.matchAll(/<summary>answer<\/summary><pre>([^<]*)<\/pre>/g)].map((match) => match[1]!);
+    expect(answers.length).toBe(commandRoutes.length + queryRoutes.length + 4); // and the log's keys, proofs and cosignatures
+    expect(answers.some((answer) => answer.includes('&#34;nextCursor&#34;') && answer.includes('&#34;serialCount&#34;'))).toBe(true);
+    expect(answers.join('')).not.toContain('$ref');
     expect(response.body).not.toMatch(/<script|<link|https?:\/\/(?!chipledger\.dev)/);
   });
 

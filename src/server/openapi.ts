@@ -180,7 +180,19 @@ export function buildOpenApiDocument(): Record<string, unknown> {
 
 const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
 
-/** One page listing every operation; no scripts, no external assets. */
+/** An operation's JSON answer on success, with a named schema written out in place. */
+function answerSchemaOf(document: Record<string, unknown>, operation: { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }> }): unknown {
+  const success = Object.entries(operation.responses ?? {}).find(([status]) => status.startsWith('2'))?.[1];
+  const schema = success?.content?.['application/json']?.schema;
+  if (schema === undefined) return undefined;
+  const schemas = (document.components as { schemas: Record<string, unknown> }).schemas;
+  return JSON.parse(JSON.stringify(schema), (_key, value: unknown) => {
+    const ref = (value as { $ref?: unknown } | null)?.$ref;
+    return typeof ref === 'string' && ref.startsWith('#/components/schemas/') ? schemas[ref.slice('#/components/schemas/'.length)] : value;
+  });
+}
+
+/** One page listing every operation, with what it takes and answers; no scripts, no external assets. */
 export function renderDocsPage(document: Record<string, unknown>): string {
   const rows: string[] = [];
   for (const [path, methods] of Object.entries(document.paths as Record<string, Record<string, { summary?: string; 'x-roles'?: string[]; requestBody?: unknown; security?: unknown[] }>>)) {
@@ -189,7 +201,9 @@ export function renderDocsPage(document: Record<string, unknown>): string {
       const content = (operation.requestBody as { content?: Record<string, { schema?: unknown }> } | undefined)?.content ?? {};
       const schema = content['application/json']?.schema ?? Object.values(content)[0]?.schema;
       const body = schema === undefined ? '' : `<details><summary>body</summary><pre>${escapeHtml(JSON.stringify(schema, null, 2))}</pre></details>`;
-      rows.push(`<tr><td class="m ${method}">${method.toUpperCase()}</td><td><code>${escapeHtml(path)}</code>${body}</td><td>${escapeHtml(operation.summary ?? '')}</td><td>${escapeHtml(roles)}</td></tr>`);
+      const answer = answerSchemaOf(document, operation as { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }> });
+      const answered = answer === undefined ? '' : `<details><summary>answer</summary><pre>${escapeHtml(JSON.stringify(answer, null, 2))}</pre></details>`;
+      rows.push(`<tr><td class="m ${method}">${method.toUpperCase()}</td><td><code>${escapeHtml(path)}</code>${body}${answered}</td><td>${escapeHtml(operation.summary ?? '')}</td><td>${escapeHtml(roles)}</td></tr>`);
     }
   }
   const info = document.info as { title: string; description: string };
