@@ -49,6 +49,24 @@ describe('manifest import', () => {
     expect(out).toEqual(['Attached 2 serials to shipment S-7 (2 listed in all).']);
   });
 
+  it('ends the upload bar on a terminal when the upload fails, so the error starts on its own line', async () => {
+    const file = join(folder, 'big.csv');
+    writeFileSync(file, `serial\n${Array.from({ length: 10_000 }, (_, index) => `SN${String(index).padStart(8, '0')}`).join('\n')}\n`);
+    // Takes the first 64 KiB chunk of the body, then the connection breaks, twice.
+    const fetch = (async (_input: URL | string, init?: RequestInit) => {
+      await (init!.body as ReadableStream<Uint8Array>).getReader().read();
+      throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } });
+    }) as typeof globalThis.fetch;
+    const api = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch, retryDelayMs: 1 });
+    const written: string[] = [];
+    const output: Output = { out: () => {}, err: (line) => void written.push(`${line}\n`), errStream: { isTTY: true, write: (text) => written.push(text) > 0 } };
+    await expect(manifestImportCommand(api, 'S-7', file, output)).rejects.toThrow(/couldn't reach http:\/\/ledger\.test .*ECONNRESET/);
+    // The bar stops where the upload stopped (half of it sent), and its line is ended.
+    const upload = written.join('').split('\n').filter((line) => line.includes('uploading'));
+    expect(upload).toEqual([expect.stringMatching(/^\ruploading [█░]+  50% 65,536\/130,013 bytes$/)]);
+    expect(written.at(-1)).toBe('\n');
+  });
+
   it('names a missing file', async () => {
     const { client: api } = client({});
     await expect(manifestImportCommand(api, 'S-7', join(folder, 'nope.csv'), recorder().output)).rejects.toThrow(/couldn't read .*nope.csv: no such file/);
@@ -74,6 +92,14 @@ describe('parseDeadline', () => {
     expect(parseDeadline('12h', now)).toBe('2026-03-01T12:00:00.000Z');
     expect(parseDeadline('2026-04-01T10:00:00+08:00', now)).toBe('2026-04-01T02:00:00.000Z');
     for (const bad of ['tomorrow', '0d', '2026-04-01', '30 d']) expect(() => parseDeadline(bad, now)).toThrow(Failure);
+  });
+
+  it('refuses a day its month does not have, instead of rolling it into the next month', () => {
+    for (const bad of ['2026-02-29T18:00:00Z', '2026-02-30T18:00:00Z', '2026-04-31T00:00:00+08:00', '2026-00-10T00:00:00Z']) {
+      expect(() => parseDeadline(bad, now), bad).toThrow(Failure);
+    }
+    expect(parseDeadline('2028-02-29T18:00:00Z', now)).toBe('2028-02-29T18:00:00.000Z'); // a leap year
+    expect(parseDeadline('2026-12-31T23:00:00-05:00', now)).toBe('2027-01-01T04:00:00.000Z');
   });
 });
 

@@ -33,9 +33,21 @@ export function clientFor(config: Config): ApiClient {
   return new ApiClient({ baseUrl: config.api.url, token: token.token });
 }
 
-const path = (...parts: string[]): string => parts.map((part) => `/${encodeURIComponent(part)}`).join('');
+/**
+ * URL path segments for ids. encodeURIComponent leaves "." and ".." as they are, and URLs
+ * resolve those (escaped as %2E too), so `shipments cancel ..` would POST to /v1/cancel:
+ * refused here instead, like an empty id.
+ */
+const path = (...parts: string[]): string => parts.map((part) => {
+  if (part === '' || part === '.' || part === '..') throw new Failure(`${JSON.stringify(part)} is not an id (ids look like L-7 or S-12)`, 2);
+  return `/${encodeURIComponent(part)}`;
+}).join('');
 
 export async function listCommand(client: ApiClient, resource: 'licences' | 'allocations' | 'shipments', preferred: readonly string[], options: ListOptions, output: Output): Promise<number> {
+  // A usage error (exit 2), like a bad --units, not a refusal by the server (exit 1).
+  if (options.limit !== undefined && !(/^[1-9][0-9]{0,5}$/.test(options.limit) && Number(options.limit) <= limits.pageSizeMax)) {
+    throw new Failure(`--limit must be a whole number from 1 to ${limits.pageSizeMax}; got ${JSON.stringify(options.limit)}`, 2);
+  }
   const page = await client.get<Page>(`/v1/${resource}`, { status: options.status, limit: options.limit, cursor: options.cursor });
   if (options.json) {
     output.out(JSON.stringify(page, null, 2));
@@ -88,8 +100,14 @@ export function parseDeadline(text: string, now: Date): string {
     const unitMs = { d: 86_400_000, h: 3_600_000, m: 60_000 }[span[2] as 'd' | 'h' | 'm'];
     return new Date(now.getTime() + Number(span[1]) * unitMs).toISOString();
   }
-  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && !Number.isNaN(Date.parse(text))) return new Date(text).toISOString();
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && !Number.isNaN(Date.parse(text)) && dayExists(text)) return new Date(text).toISOString();
   throw new Failure(`--deadline must be a time such as 2026-12-31T18:00:00Z, or a span from now such as 30d, 12h or 90m; got ${JSON.stringify(text)}`, 2);
+}
+
+/** Whether the date's day is in its month: Date.parse takes 2026-02-30 for 2 March, which would book another deadline than the one typed. */
+function dayExists(text: string): boolean {
+  const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+  return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
 export async function transitionCommand(client: ApiClient, step: 'ship' | 'clear' | 'deliver' | 'cancel', id: string, options: { reason?: string }, output: Output): Promise<number> {
@@ -107,7 +125,13 @@ export async function readSerialFile(file: string, serialsMax: number, output: O
     throw new Failure(`couldn't read ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
   }
   if (size > serialCsvBytesMax) throw new Failure(`${file} is ${size.toLocaleString('en-US')} bytes; a serial file may have at most ${serialCsvBytesMax.toLocaleString('en-US')}`);
-  const bytes = await readFile(file);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (error) {
+    // A folder, a file we may not read: said in one line, like a missing file.
+    throw new Failure(`couldn't read ${file}: ${(error as Error).message}`);
+  }
   const progress = createProgress('checking ', bytes.length, 'bytes', output.errStream);
   const checked = checkSerialCsv(bytes, { serialsMax, onProgress: (done) => progress.update(done) });
   progress.finish(checked.problems.length === 0 ? `${checked.entries.length.toLocaleString('en-US')} serials, no problems` : '');
@@ -121,21 +145,25 @@ export async function readSerialFile(file: string, serialsMax: number, output: O
 /** Posts a bulk body, with an upload bar and a note while the server checks and commits it. */
 async function upload(client: ApiClient, route: string, body: unknown, output: Output): Promise<Row> {
   let bar: ReturnType<typeof createProgress> | undefined;
-  const answer = await client.post<Row>(route, body, {
-    onUpload: (sent, total) => {
-      bar ??= createProgress('uploading', total, 'bytes', output.errStream);
-      bar.update(sent);
-      if (sent === total) bar.finish('waiting for the ledger to check and commit');
-    },
-  });
-  bar?.finish();
-  return answer;
+  try {
+    return await client.post<Row>(route, body, {
+      onUpload: (sent, total) => {
+        bar ??= createProgress('uploading', total, 'bytes', output.errStream);
+        bar.update(sent);
+        if (sent === total) bar.finish('waiting for the ledger to check and commit');
+      },
+    });
+  } finally {
+    // A failed upload ends the bar's line, so the error that follows starts on a line of its own.
+    bar?.abandon();
+  }
 }
 
 export async function manifestImportCommand(client: ApiClient, shipmentId: string, file: string, output: Output): Promise<number> {
+  const route = `/v1/shipments${path(shipmentId)}/manifest`; // a bad id is said before the file is read
   const entries = await readSerialFile(file, limits.shipmentSerialsMax, output);
   const serials = entries.map((entry) => (entry.gpuUuid === undefined ? entry.serial : { serial: entry.serial, gpuUuid: entry.gpuUuid }));
-  const body = await upload(client, `/v1/shipments${path(shipmentId)}/manifest`, { serials }, output);
+  const body = await upload(client, route, { serials }, output);
   output.out(`Attached ${Number(body.added ?? entries.length).toLocaleString('en-US')} serials to shipment ${shipmentId}${body.serialCount === undefined ? '' : ` (${Number(body.serialCount).toLocaleString('en-US')} listed in all)`}.`);
   return 0;
 }

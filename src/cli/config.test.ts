@@ -94,6 +94,14 @@ describe('readConfig', () => {
     expect(problems.join('\n')).not.toMatch(/hunter/);
   });
 
+  it('refuses a user name or password in CHIPLEDGER_URL, and never echoes the password', () => {
+    // fetch refuses such a URL with an error that quotes it whole, so a client command would print it.
+    expect(problemsOf({ CHIPLEDGER_URL: 'https://bob:hunter4@ledger.example' })).toEqual([
+      'CHIPLEDGER_URL: must not hold a user name or password; client commands authenticate with CHIPLEDGER_TOKEN (got "https://bob:(hidden)@ledger.example/")',
+    ]);
+    expect(problemsOf({ CHIPLEDGER_URL: 'ftp://bob:hunter5@ledger.example' }).join('\n')).not.toMatch(/hunter/);
+  });
+
   it('refuses numbers that are not plain whole numbers', () => {
     for (const port of ['', '8080.5', '-1', '0x50', ' 8080', '0', '1e3']) {
       expect(problemsOf({ CHIPLEDGER_PORT: port }), port).toHaveLength(1);

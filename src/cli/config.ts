@@ -102,7 +102,7 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
     const parsed = parse(raw);
     if (parsed instanceof Problem) {
       // Secrets (passwords in URLs, tokens) are never echoed back.
-      problems.push(secretVariables.has(variable) ? `${source}: ${parsed.message}` : `${source}: ${parsed.message} (got ${JSON.stringify(raw)})`);
+      problems.push(secretVariables.has(variable) ? `${source}: ${parsed.message}` : `${source}: ${parsed.message} (got ${JSON.stringify(withoutUrlPassword(raw))})`);
       return fallback;
     }
     return parsed;
@@ -160,6 +160,18 @@ export function describeSettings(): string {
     .join('\n');
 }
 
+/** A setting's value as echoed in a problem: a password in a URL (a mistake, but a secret all the same) is hidden. */
+function withoutUrlPassword(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password === '') return raw;
+    url.password = '(hidden)';
+    return url.toString();
+  } catch {
+    return raw;
+  }
+}
+
 class Problem {
   constructor(readonly message: string) {}
 }
@@ -213,6 +225,8 @@ function parseApiUrl(raw: string): string | Problem {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return new Problem(`must use http:// or https://, not ${url.protocol}//`);
   if (url.search !== '' || url.hash !== '') return new Problem('must not have a query or fragment');
+  // fetch refuses such a URL, and its error (printed) would carry the password.
+  if (url.username !== '' || url.password !== '') return new Problem('must not hold a user name or password; client commands authenticate with CHIPLEDGER_TOKEN');
   return raw.replace(/\/+$/, '');
 }
 

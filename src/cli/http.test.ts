@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiClient, ApiError, NetworkError, formatApiError } from './http.ts';
+import { ApiClient, ApiError, NetworkError, UnexpectedAnswerError, formatApiError } from './http.ts';
 
 interface Call {
   url: string;
@@ -62,6 +62,21 @@ describe('ApiClient', () => {
       '  rule: invariant-2',
       '  details: {"availableUnits":1200}',
     ].join('\n'));
+  });
+
+  it('says so when a success is not JSON (CHIPLEDGER_URL pointing at another web server)', async () => {
+    const html = new Response('<html>welcome</html>', { status: 200, headers: { 'content-type': 'text/html' } });
+    const { fetch } = fakeFetch([html, new Response('', { status: 200 })]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch });
+    await expect(client.get('/v1/licences')).rejects.toThrow(new UnexpectedAnswerError('http://ledger.test answered GET /v1/licences with 200 and text/html, not a JSON object; is CHIPLEDGER_URL the chipledger API?'));
+    await expect(client.post('/v1/shipments', {})).rejects.toThrow(UnexpectedAnswerError);
+  });
+
+  it('names a connection lost while the answer was read as a network error', async () => {
+    const broken = new Response(new ReadableStream({ pull: (controller) => controller.error(Object.assign(new TypeError('terminated'), { cause: { code: 'ECONNRESET' } })) }), { status: 200, headers: { 'content-type': 'application/json' } });
+    const { fetch } = fakeFetch([broken]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch });
+    await expect(client.get('/v1/licences')).rejects.toThrow(new NetworkError('lost the connection to http://ledger.test while reading the answer to GET /v1/licences: ECONNRESET'));
   });
 
   it('reports upload progress to the end', async () => {

@@ -41,6 +41,17 @@ export class NetworkError extends Error {
   }
 }
 
+/**
+ * The server answered with a success status but not with JSON: CHIPLEDGER_URL points at
+ * something else (another web server, a proxy's page), not at the chipledger API.
+ */
+export class UnexpectedAnswerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnexpectedAnswerError';
+  }
+}
+
 export interface ClientOptions {
   baseUrl: string;
   token: string;
@@ -97,7 +108,7 @@ export class ApiClient {
         throw new NetworkError(`couldn't reach ${url.origin} for ${method} ${url.pathname} (tried twice): ${describeNetworkError(second)}`, { cause: first });
       }
     }
-    return readResponse<T>(response);
+    return readResponse<T>(method, url, response);
   }
 }
 
@@ -115,11 +126,18 @@ function streamOf(bytes: Buffer, onUpload: (sent: number, total: number) => void
       controller.enqueue(chunk);
       onUpload(offset, bytes.length);
     },
-  });
+  }, { highWaterMark: 0 }); // no chunk read ahead: the progress counts what the connection took, not what waits for it
 }
 
-async function readResponse<T>(response: Response): Promise<T> {
-  const text = await response.text();
+async function readResponse<T>(method: string, url: URL, response: Response): Promise<T> {
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (error) {
+    // The connection broke, or the time ran out, while the answer was coming. Not retried:
+    // a POST may have been done, and rerunning the command is the user's call.
+    throw new NetworkError(`lost the connection to ${url.origin} while reading the answer to ${method} ${url.pathname}: ${describeNetworkError(error)}`, { cause: error });
+  }
   const type = response.headers.get('content-type') ?? '';
   let parsed: unknown;
   if (type.includes('json') && text !== '') {
@@ -129,7 +147,10 @@ async function readResponse<T>(response: Response): Promise<T> {
       parsed = undefined;
     }
   }
-  if (response.ok) return parsed as T;
+  if (response.ok) {
+    if (typeof parsed === 'object' && parsed !== null) return parsed as T;
+    throw new UnexpectedAnswerError(`${url.origin} answered ${method} ${url.pathname} with ${response.status} and ${type === '' ? 'no content type' : type}, not a JSON object; is CHIPLEDGER_URL the chipledger API?`);
+  }
   const problem: ProblemDetails = typeof parsed === 'object' && parsed !== null
     ? (parsed as ProblemDetails)
     : { status: response.status, title: response.statusText, detail: text.slice(0, 500) || undefined };

@@ -18,7 +18,7 @@ import { DataDirInUse } from './database.ts';
 import { DemoLoadError } from '../demo/load.ts';
 import { LogCheckError } from '../ledger/log-check.ts';
 import { MigrationRefused } from '../store/migrate.ts';
-import { ApiError, NetworkError, formatApiError } from './http.ts';
+import { ApiError, NetworkError, UnexpectedAnswerError, formatApiError } from './http.ts';
 import { Failure, processOutput, type Output } from './output.ts';
 import { serve } from './serve.ts';
 import { registerLogCommands } from './log/commands.ts';
@@ -161,7 +161,7 @@ export function reportFailure(error: unknown, output: Output, config?: Config): 
  */
 /** The message for an operating error, or undefined for anything else (a bug). */
 function describeOperatingError(error: unknown, config: Config | undefined): string | undefined {
-  if (error instanceof NetworkError || error instanceof DataDirInUse || error instanceof MigrationRefused || error instanceof DemoLoadError) return error.message;
+  if (error instanceof NetworkError || error instanceof UnexpectedAnswerError || error instanceof DataDirInUse || error instanceof MigrationRefused || error instanceof DemoLoadError) return error.message;
   if (error instanceof LogCheckError) {
     // The message names the check (error.check) and where it failed.
     return `${error.message}. chipledger refuses to run on a transparency log it cannot prove, so it stopped before taking any command; `

@@ -10,6 +10,12 @@ export interface Progress {
   update(done: number): void;
   /** Ends the phase: a full bar on a terminal, a single summary line elsewhere. */
   finish(note?: string): void;
+  /**
+   * Ends an unfinished phase that failed: on a terminal, ends the bar's line where it stands
+   * (no full bar, which would claim it was all done); elsewhere nothing was written. After
+   * finish, nothing.
+   */
+  abandon(): void;
 }
 
 export interface ProgressStream {
@@ -22,10 +28,12 @@ export function createProgress(label: string, total: number, unit: string, strea
   let lastDrawMs = -Infinity;
   let done = 0;
   let finished = false;
+  let drawn = false;
   const draw = (): void => {
     const fraction = total > 0 ? Math.min(1, done / total) : 1;
     const filled = Math.round(fraction * barWidth);
     const bar = `${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)}`;
+    drawn = true;
     stream.write(`\r${label} ${bar} ${String(Math.floor(fraction * 100)).padStart(3)}% ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} ${unit}`);
   };
   return {
@@ -47,6 +55,11 @@ export function createProgress(label: string, total: number, unit: string, strea
       } else {
         stream.write(`${label.trim()}: ${total.toLocaleString('en-US')} ${unit}${note ? `; ${note}` : ''}\n`);
       }
+    },
+    abandon() {
+      if (finished) return;
+      finished = true;
+      if (interactive && drawn) stream.write('\n');
     },
   };
 }

@@ -52,6 +52,12 @@ describe('checkSerialCsv', () => {
     expect(check('serial\n\n').problems).toEqual([{ line: 1, message: 'the file lists no serials after its header' }]);
   });
 
+  it('skips blank lines before the header too, and keeps counting them in line numbers', () => {
+    expect(check('\r\n \nserial\nSN001\n')).toEqual({ entries: [{ serial: 'SN001' }], problems: [] });
+    expect(check('\uFEFF\nserial\nSN 1\n').problems).toEqual([{ line: 3, message: expect.stringContaining('U+0020') }]);
+    expect(check('\n\n').problems).toEqual([{ line: 1, message: 'the file is empty; expected the header "serial" or "serial,gpu_uuid"' }]);
+  });
+
   it('reads a fully quoted file, header included (R write.csv, Python QUOTE_ALL)', () => {
     const result = check('"serial","gpu_uuid"\r\n"SN001","GPU-12345678-aaaa-bbbb-cccc-123456789012"\r\n"SN002",""\r\n');
     expect(result.problems).toEqual([]);

@@ -73,11 +73,13 @@ export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): Serial
       columns ??= checkHeader(text.replaceAll(byteOrderMark, ''), line, problems);
       continue;
     }
+    // Blank lines are skipped everywhere, also before the header (a line an export tool or an
+    // editor left at the top): the header is the first line with something on it.
+    if (text.trim() === '') continue;
     if (columns === undefined) {
       columns = checkHeader(text, line, problems);
       continue;
     }
-    if (text.trim() === '') continue;
     if (isHeader(text, columns)) {
       problems.push({ line, message: `repeats the header ${quoted(headerNames[columns].join(','))} (were files joined together?); a file has one header, on its first line` });
       continue;

@@ -3,7 +3,7 @@
  * character as the user sees it, not per code unit or code point.
  */
 import { describe, expect, it } from 'vitest';
-import { displayWidth, renderTable } from './table.ts';
+import { displayWidth, renderRecord, renderTable } from './table.ts';
 
 describe('displayWidth', () => {
   it('counts East Asian characters and emoji two columns, combining marks and zero-width characters none', () => {
@@ -14,6 +14,8 @@ describe('displayWidth', () => {
     expect(displayWidth('❤️')).toBe(2); // heart with the emoji selector
     expect(displayWidth('❤')).toBe(1); // without it, a text symbol
     expect(displayWidth('👩‍💻')).toBe(2); // one grapheme joined from two emoji
+    expect(displayWidth('☕⌚⚡')).toBe(6); // emoji by default below U+1F000, no selector needed
+    expect(displayWidth('🇨🇳')).toBe(2); // a flag: two regional indicators, one grapheme
   });
 
   it('lines a table up by those widths', () => {
@@ -21,5 +23,14 @@ describe('displayWidth', () => {
     const lines = table.split('\n');
     // 14 columns of name, two of gap, five of units: every line as wide as the header.
     expect(lines.map((line) => displayWidth(line))).toEqual([21, 21, 21, 21]);
+  });
+});
+
+describe('renderRecord and headers', () => {
+  it('let no control character of a key reach the terminal, and align keys by their width', () => {
+    const shown = renderRecord({ 'status\u001b[2J': 'issued', 名称: 'x', id: 'L-1' });
+    expect(shown).not.toContain('\u001b');
+    expect(shown.split('\n')).toEqual(['status [2J  issued', `名称${' '.repeat(8)}x`, `id${' '.repeat(10)}L-1`]);
+    expect(renderTable([{ 'a\u0007': 1 }], ['a\u0007'])).not.toContain('\u0007');
   });
 });

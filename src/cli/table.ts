@@ -17,23 +17,26 @@ export function renderTable(rows: readonly Row[], columns: readonly string[]): s
   if (rows.length === 0) return '(none)';
   const cells = rows.map((row) => columns.map((column) => formatCell(row[column])));
   const numeric = columns.map((column) => rows.every((row) => row[column] === undefined || row[column] === null || typeof row[column] === 'number'));
-  const widths = columns.map((column, index) => Math.max(displayWidth(column), ...cells.map((line) => displayWidth(line[index]!))));
+  const widths = columns.map((column, index) => Math.max(displayWidth(formatCell(column)), ...cells.map((line) => displayWidth(line[index]!))));
   const pad = (text: string, index: number): string => {
     const fill = ' '.repeat(widths[index]! - displayWidth(text));
     return numeric[index] ? fill + text : text + fill;
   };
-  const header = columns.map((column, index) => pad(column, index)).join('  ');
+  const header = columns.map((column, index) => pad(formatCell(column), index)).join('  ');
   const rule = widths.map((width) => '─'.repeat(width)).join('  ');
   return [header, rule, ...cells.map((line) => line.map(pad).join('  '))].map((line) => line.trimEnd()).join('\n');
 }
 
 /** One object as `key: value` lines; nested values as indented JSON. */
 export function renderRecord(record: Row): string {
-  const width = Math.max(...Object.keys(record).map((key) => key.length));
-  return Object.entries(record)
-    .map(([key, value]) => {
+  // Keys come from the server as values do: control characters in them must not reach the
+  // terminal either, and a wide character in one must not shift the values.
+  const keys = Object.keys(record).map((key) => formatCell(key));
+  const width = Math.max(0, ...keys.map((key) => displayWidth(key)));
+  return Object.values(record)
+    .map((value, index) => {
       const text = isScalar(value) ? formatCell(value) : JSON.stringify(value, null, 2).replace(/\n/g, `\n${' '.repeat(width + 2)}`);
-      return `${key.padEnd(width)}  ${text}`;
+      return `${keys[index]!}${' '.repeat(width - displayWidth(keys[index]!))}  ${text}`;
     })
     .join('\n');
 }
@@ -65,12 +68,17 @@ export function displayWidth(text: string): number {
 const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' });
 const zeroWidth = /^[\p{Cf}\p{Mn}\p{Me}]+$/u;
 const pictographic = /\p{Extended_Pictographic}/u;
+/** Shown as emoji by default (☕, ⌚, ⚡): terminals give them two columns without any selector. */
+const emojiByDefault = /^\p{Emoji_Presentation}/u;
+/** A flag is a pair of regional indicators, two columns; neither is Extended_Pictographic. */
+const regionalIndicator = /^\p{Regional_Indicator}/u;
 
 function graphemeWidth(grapheme: string): number {
   if (zeroWidth.test(grapheme)) return 0;
   const code = grapheme.codePointAt(0) ?? 0;
   // Emoji shown as emoji: the pictographs from U+1F000 on, or any with the emoji selector U+FE0F.
   if (pictographic.test(grapheme) && (code >= 0x1f000 || grapheme.includes('\ufe0f'))) return 2;
+  if (emojiByDefault.test(grapheme) || regionalIndicator.test(grapheme)) return 2;
   const wide = (code >= 0x1100 && code <= 0x115f) || (code >= 0x2e80 && code <= 0xa4cf) || (code >= 0xac00 && code <= 0xd7a3)
     || (code >= 0xf900 && code <= 0xfaff) || (code >= 0xfe30 && code <= 0xfe4f) || (code >= 0xff00 && code <= 0xff60) || (code >= 0xffe0 && code <= 0xffe6)
     || (code >= 0x20000 && code <= 0x3fffd);

@@ -116,7 +116,7 @@ export class LogClient implements LogSource {
   async event(seq: number): Promise<Buffer | undefined> {
     const cursor = seq === 0 ? '' : `&cursor=${Buffer.from(JSON.stringify({ after: seq - 1 })).toString('base64url')}`;
     const path = `/v1/events?limit=1${cursor}`;
-    const page = JSON.parse((await this.bytes(path, true)).toString('utf8')) as EventPage;
+    const page = parseJson<EventPage>(this.url(path), await this.bytes(path, true));
     const item = page.items?.[0];
     return item !== undefined && item.seq === seq ? Buffer.from(item.canonical, 'base64') : undefined;
   }
@@ -125,7 +125,7 @@ export class LogClient implements LogSource {
   async postCosignature(note: string): Promise<number> {
     const url = this.url('/v1/log/cosignatures');
     const response = await this.send(url, { method: 'POST', body: note, headers: { 'content-type': 'text/plain; charset=utf-8' } }, false);
-    const body = JSON.parse((await readBody(url, response)).toString('utf8')) as { stored?: number };
+    const body = parseJson<{ stored?: number }>(url, await readBody(url, response, 'POST'));
     return body.stored ?? 0;
   }
 
@@ -134,7 +134,7 @@ export class LogClient implements LogSource {
   }
 
   private async proof(path: string): Promise<Buffer[]> {
-    const body = JSON.parse((await this.bytes(path, false)).toString('utf8')) as { hashes?: unknown };
+    const body = parseJson<{ hashes?: unknown }>(this.url(path), await this.bytes(path, false));
     const hashes = Array.isArray(body.hashes) ? body.hashes : undefined;
     const decoded = hashes?.map((hash) => (typeof hash === 'string' ? Buffer.from(hash, 'base64') : Buffer.alloc(0)));
     if (decoded === undefined || decoded.some((hash) => hash.length !== hashSize)) {
@@ -176,11 +176,31 @@ function networkError(url: string, method: string, error: unknown): LogFetchErro
   return new LogFetchError(url, undefined, `couldn't reach ${url} (${method}): ${why}`, { cause: error });
 }
 
+/**
+ * A JSON answer of a 2xx status. Anything else (an HTML page from a proxy, or a --url that is
+ * not a chipledger server) is a LogFetchError naming the URL, never a parser's stack trace.
+ */
+function parseJson<T>(url: string, body: Buffer): T {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as unknown;
+    if (typeof parsed === 'object' && parsed !== null) return parsed as T;
+  } catch {
+    // Said below.
+  }
+  throw new LogFetchError(url, 200, `${url} answered with something that is not a JSON object (${JSON.stringify(body.subarray(0, 60).toString('utf8'))}…); is --url a chipledger server?`);
+}
+
 /** The body of a 2xx answer, or a LogFetchError with the status and the server's detail. */
-async function readBody(url: string, response: Response): Promise<Buffer> {
+async function readBody(url: string, response: Response, method = 'GET'): Promise<Buffer> {
   const declared = Number(response.headers.get('content-length') ?? 0);
   if (declared > logResponseBytesMax) throw new LogFetchError(url, response.status, `GET ${url}: the answer is ${declared} bytes, more than ${logResponseBytesMax}`);
-  const body = Buffer.from(await response.arrayBuffer());
+  let body: Buffer;
+  try {
+    body = Buffer.from(await response.arrayBuffer());
+  } catch (error) {
+    // The connection broke, or the time ran out, while the body was coming.
+    throw networkError(url, method, error);
+  }
   if (response.ok) return body;
   let detail = body.toString('utf8').slice(0, 300);
   try {

@@ -18,7 +18,7 @@ import { Failure, processOutput, type Output } from '../output.ts';
 import { createProgress } from '../progress.ts';
 import { LogClient, LogFetchError } from './client.ts';
 import { followStep } from './follow.ts';
-import { readState, savedFrom, writeState, type SavedCheckpoint } from './state.ts';
+import { assertStateOfLog, readState, savedFrom, writeState, type SavedCheckpoint } from './state.ts';
 import { verifyLog, type ProgressSink } from './verify.ts';
 
 /** Progress bars appear from this many tiles or entries on (about 8,000 leaves). */
@@ -67,6 +67,8 @@ async function guard(run: () => Promise<number>): Promise<number> {
 
 function clientOf(options: ServerOptions, deps: LogCommandDeps): LogClient {
   if (!/^https?:\/\//.test(options.url)) throw usage(`--url must be an http(s) URL, got "${options.url}"`);
+  // fetch refuses such a URL, and every message would then print it, password included.
+  if (/^https?:\/\/[^/?#]*@/.test(options.url)) throw usage('--url must not hold a user name or password; give a token with --token');
   return new LogClient({ baseUrl: options.url, ...(options.token ? { token: options.token } : {}), ...(deps.fetch ? { fetch: deps.fetch } : {}) });
 }
 
@@ -98,7 +100,7 @@ function wholeNumber(text: string | undefined, flag: string, fallback: number | 
 function progressSink(output: Output): ProgressSink {
   return {
     start(label, total, unit) {
-      if (total < progressItemsMin) return { update() {}, finish() {} };
+      if (total < progressItemsMin) return { update() {}, finish() {}, abandon() {} };
       return createProgress(`  ${label}`, total, unit, output.errStream);
     },
   };
@@ -133,10 +135,15 @@ export async function verifyCommand(options: VerifyCommandOptions, deps: LogComm
     const verifier = await verifierOf(options);
     const client = clientOf(options, deps);
     const saved = options.state ? await readState(options.state) : undefined;
+    if (options.state) assertStateOfLog(options.state, saved, verifier.name);
     const report = await verifyLog(client, { verifier, saved, checkEntries: client.hasToken, progress: progressSink(deps.output) });
     if (report.failures.length > 0) {
       for (const failure of report.failures) deps.output.err(`FAILED [${failure.kind}] ${failure.message}`);
-      throw new Failure(`log verify: ${report.failures.length} problem(s) in the log at ${client.description}${options.state ? `; ${options.state} was not updated` : ''}`);
+      const kept = options.state ? `; ${options.state} was not updated` : '';
+      // Only fetches failed: no check failed, the data was not there to check. An operator
+      // must not take a network problem for tampering, nor the reverse.
+      if (report.failures.every((failure) => failure.kind === 'fetch')) throw new Failure(`log verify couldn't read what it needs from the log at ${client.description}: it is NOT verified, and no check failed${kept}`);
+      throw new Failure(`log verify: ${report.failures.length} problem(s) in the log at ${client.description}${kept}`);
     }
     const checkpoint = report.checkpoint!;
     if (options.state) await writeState(options.state, savedFrom(checkpoint, report.note!));
@@ -193,7 +200,11 @@ export async function proveCommand(seqText: string, options: KeyOptions & Server
     if (verified.index !== seq) throw new Failure(`the server answered a proof for entry ${verified.index}, not event ${seq}`);
     const summary = `ok: event ${seq} is entry ${seq} of ${verified.checkpoint.origin} at size ${verified.checkpoint.size} (root ${verified.checkpoint.rootHash.toString('hex')}); the proof verifies offline with the log key`;
     if (options.out) {
-      await writeFile(options.out, text);
+      try {
+        await writeFile(options.out, text);
+      } catch (error) {
+        throw new Failure(`couldn't save the proof to ${options.out}: ${(error as Error).message}`);
+      }
       deps.output.out(`${summary}; saved to ${options.out}`);
     } else {
       deps.output.out(text.trimEnd());
@@ -217,14 +228,20 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
     const intervalMs = wholeNumber(options.intervalMs, '--interval-ms', monitorIntervalMsDefault, 1)!;
     const maxRounds = wholeNumber(options.maxRounds, '--max-rounds', undefined, 1);
     let last = await readState(options.state);
+    assertStateOfLog(options.state, last, verifier.name);
     let alerts = 0;
+    let reached = 0;
     // Runs until interrupted, or for --max-rounds checkpoint fetches.
     for (let round = 0; maxRounds === undefined || round < maxRounds; round += 1) {
       if (round > 0) await deps.sleep(intervalMs);
       const step = await followStep(client, verifier, last);
       if (step.kind === 'unreachable') {
-        deps.output.err(`warning: ${step.message}; trying again in ${intervalMs} ms`);
-      } else if (step.kind === 'alert') {
+        const again = maxRounds === undefined || round + 1 < maxRounds;
+        deps.output.err(`warning: ${step.message}${again ? `; trying again in ${intervalMs} ms` : ''}`);
+        continue;
+      }
+      reached += 1;
+      if (step.kind === 'alert') {
         alerts += 1;
         deps.output.err(`ALERT [${step.failure.kind}] ${client.description}: ${step.failure.message}`);
         if (!options.keepGoing) throw new Failure(`log monitor stopped on an alert; ${options.state} still holds the last consistent checkpoint (size ${last?.size ?? 0})`);
@@ -235,6 +252,8 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
       }
     }
     if (alerts > 0) throw new Failure(`log monitor raised ${alerts} alert(s)`);
+    // A bounded run (cron) that never reached the log checked nothing: that is no success.
+    if (reached === 0) throw new Failure(`log monitor couldn't reach the log at ${client.description} in any of its ${maxRounds} round(s); nothing was checked`);
     return 0;
   });
 }
@@ -265,6 +284,7 @@ export async function witnessCommand(options: WitnessOptions, deps: LogCommandDe
       throw usage(`--witness-key-file: ${(error as Error).message}`);
     }
     const last: SavedCheckpoint | undefined = await readState(options.state);
+    assertStateOfLog(options.state, last, verifier.name);
     const step = await followStep(client, verifier, last);
     if (step.kind === 'unreachable') throw new Failure(step.message);
     if (step.kind === 'alert') throw new Failure(`refusing to cosign: [${step.failure.kind}] ${step.failure.message}`);

@@ -1,9 +1,12 @@
 /**
  * The checkpoint a verifier, monitor or witness saw last, kept in a small JSON file between
- * runs: the next run must find the log consistent with it. Written to a temporary file and
- * renamed, so a crash mid-write leaves the old state, never half of a new one.
+ * runs: the next run must find the log consistent with it. Written to a temporary file,
+ * flushed to disk, and renamed (the folder flushed too), so a crash mid-write leaves the old
+ * state, never half of a new one, and a state a witness saved before it cosigned is still
+ * there after a power loss.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { openCheckpoint, type Checkpoint, type NoteVerifier } from '../../tlog/index.ts';
 import { Failure } from '../output.ts';
 
@@ -65,8 +68,49 @@ export async function writeState(path: string, saved: SavedCheckpoint, now: Date
     savedAt: now.toISOString(),
   };
   const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o644 });
-  await rename(temporary, path);
+  try {
+    // Crash here: the temporary file may be partial; the state file is untouched.
+    const handle = await open(temporary, 'w', 0o644);
+    try {
+      await handle.writeFile(`${JSON.stringify(file, null, 2)}\n`);
+      // Without this, a rename can reach the disk before the data does: a power loss would
+      // leave an empty state file, and a witness would forget what it already cosigned.
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, path);
+    await syncFolder(dirname(path));
+  } catch (error) {
+    await rm(temporary, { force: true }).catch(() => {});
+    // An operating error (a missing folder, no permission, a full disk): said, not a stack.
+    throw new Failure(`couldn't save the checkpoint to the state file ${path}: ${(error as Error).message}`);
+  }
+}
+
+/** Makes a rename in `folder` durable; where a folder cannot be opened for that (Windows), the rename stands as is. */
+async function syncFolder(folder: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(folder, 'r');
+  } catch {
+    return;
+  }
+  try {
+    await handle.sync().catch(() => {});
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Refuses a state file saved for another log: comparing its sizes and roots with this log's would raise false alarms. */
+export function assertStateOfLog(path: string, saved: SavedCheckpoint | undefined, origin: string): void {
+  if (saved === undefined || saved.origin === origin) return;
+  throw new Failure(
+    `the state file ${path} holds a checkpoint of the log ${JSON.stringify(saved.origin)}, not of ${JSON.stringify(origin)} (the log of the verifier key given); `
+    + 'give this log its own state file (a new path starts afresh)',
+    2,
+  );
 }
 
 /**

@@ -22,7 +22,7 @@ import { TileSet, auditTiles, failuresReportedMax, findLeaf, tilesOfTree, type V
 export const fetchConcurrencyMax = 8;
 
 export interface ProgressSink {
-  start(label: string, total: number, unit: string): { update(done: number): void; finish(note?: string): void };
+  start(label: string, total: number, unit: string): { update(done: number): void; finish(note?: string): void; abandon(): void };
 }
 
 export interface VerifyOptions {
@@ -43,7 +43,7 @@ export interface VerifyReport {
   comparedWithSaved: boolean;
 }
 
-const noProgress: ProgressSink = { start: () => ({ update() {}, finish() {} }) };
+const noProgress: ProgressSink = { start: () => ({ update() {}, finish() {}, abandon() {} }) };
 
 function describeFetch(error: unknown, what: string): VerifyFailure {
   if (error instanceof LogFetchError) return { kind: 'fetch', message: `couldn't fetch ${what}: ${error.message}` };
@@ -120,7 +120,9 @@ export async function fetchTiles(source: LogSource, size: number, progress: Prog
     }
     bar.update((done += 1));
   });
-  bar.finish();
+  // A failed fetch leaves the bar where it stood: a full bar would say every tile came.
+  if (failure) bar.abandon();
+  else bar.finish();
   return failure ? { failure } : { tiles };
 }
 
@@ -148,12 +150,14 @@ export async function auditEntries(source: LogSource, tiles: TileSet, roots: Rea
     try {
       entries = await ahead[index]!;
     } catch (error) {
+      bar.abandon(); // the failure is printed next, on a line of its own
       return { failures: [describeFetch(error, `entry bundle ${index}`)], entries: auditor.size };
     }
     if (index + fetchConcurrencyMax < bundles) ahead.push(fetchBundle(index + fetchConcurrencyMax));
     auditor.addEntries(entries);
     bar.update(auditor.size);
     if (auditor.failure) {
+      bar.abandon();
       return { failures: [explainAuditFailure(auditor.failure, index * tileWidth, entries, tiles, roots)], entries: auditor.size };
     }
   }

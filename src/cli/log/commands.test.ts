@@ -1,0 +1,168 @@
+/**
+ * The log commands' operating errors, over a fake HTTP server that serves an in-memory log:
+ * each is a Failure with a message (exit 1, or 2 for a usage mistake), never a stack trace,
+ * and a state file of another log is refused before it can raise a false alarm.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  consistencyProofFromLeaves, formatTlogProof, generateCosignerKey, generateSignerKey, inclusionProofFromLeaves, newTiles, tilePath,
+} from '../../tlog/index.ts';
+import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
+import { Failure, type Output } from '../output.ts';
+import { monitorCommand, proveCommand, verifyCommand, witnessCommand, type LogCommandDeps } from './commands.ts';
+import { readState, writeState } from './state.ts';
+
+const folder = mkdtempSync(join(tmpdir(), 'chipledger-log-commands-'));
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
+const file = (name: string) => join(folder, name);
+
+const logKey = generateSignerKey('log.commands.test');
+const otherLogKey = generateSignerKey('other.log.test');
+const witnessKey = generateCosignerKey('witness.commands.test');
+writeFileSync(file('witness.key'), `${witnessKey.signerKey}\n`, { mode: 0o600 });
+const url = 'http://log.test';
+
+/** A fetch that serves `log` at http://log.test as the server does; `override` answers first where it likes. */
+function serving(log: MemoryLog, override: (path: string) => Response | undefined = () => undefined): { fetch: typeof fetch; paths: string[] } {
+  const paths: string[] = [];
+  const tiles = new Map(newTiles(0, log.leaves.length).map((tile) => [`/v1/log/${tilePath(tile.level, tile.index, tile.width)}`, log.tiles.get(`${tile.level}/${tile.index}`)!.subarray(0, tile.width * 32)]));
+  const fetch = (async (input: URL | string) => {
+    const target = new URL(String(input));
+    const path = target.pathname;
+    paths.push(`${path}${target.search}`);
+    const answer = override(path);
+    if (answer) return answer;
+    if (path === '/v1/log/checkpoint') return new Response(log.note, { headers: { 'content-type': 'text/plain' } });
+    const tile = tiles.get(path);
+    if (tile) return new Response(tile, { headers: { 'content-type': 'application/octet-stream' } });
+    if (path === '/v1/log/proof/consistency') {
+      const hashes = consistencyProofFromLeaves(Number(target.searchParams.get('from')), log.leaves.slice(0, Number(target.searchParams.get('to'))));
+      return Response.json({ hashes: hashes.map((hash) => Buffer.from(hash).toString('base64')) });
+    }
+    const proof = /^\/v1\/log\/events\/(\d+)\/proof$/.exec(path);
+    if (proof) {
+      const index = Number(proof[1]);
+      return new Response(formatTlogProof({ index, inclusionProof: inclusionProofFromLeaves(index, log.leaves).map((hash) => Buffer.from(hash)), checkpointNote: log.note }));
+    }
+    if (path === '/v1/log/cosignatures') return Response.json({ stored: 1 });
+    return Response.json({ title: 'Not found' }, { status: 404 });
+  }) as typeof globalThis.fetch;
+  return { fetch, paths };
+}
+
+function deps(fetch: typeof globalThis.fetch): LogCommandDeps & { out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const output: Output = { out: (line) => void out.push(line), err: (line) => void err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } };
+  return { output, fetch, now: () => Date.parse('2026-02-01T00:00:00Z'), sleep: async () => {}, out, err };
+}
+
+async function failureOf(run: Promise<number>): Promise<Failure> {
+  try {
+    await run;
+  } catch (error) {
+    if (error instanceof Failure) return error;
+    throw error;
+  }
+  throw new Error('expected the command to fail');
+}
+
+const entries = syntheticEntries(300);
+const log = () => memoryLog(entries.slice(), logKey.signerKey);
+
+describe('state files', () => {
+  it('a state file that cannot be written is a Failure naming it, and no temporary file is left', async () => {
+    const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey, state: file('no-such-folder/verify.state') }, deps(serving(log()).fetch)));
+    expect(failure.exitCode).toBe(1);
+    expect(failure.message).toMatch(/^couldn't save the checkpoint to the state file .*no-such-folder\/verify\.state: ENOENT/);
+    // A folder where the file should go: the temporary file is written, the rename fails.
+    const blocked = file('blocked.state');
+    mkdirSync(join(blocked, 'inside'), { recursive: true });
+    const served = log();
+    const refused = await writeState(blocked, { origin: served.signed.origin, size: served.signed.size, rootHash: served.signed.rootHash, note: served.note }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(Failure);
+    expect((refused as Failure).message).toMatch(/^couldn't save the checkpoint to the state file .*blocked\.state: /);
+    expect(readdirSync(folder).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it("refuses a state file of another log (exit 2) in verify, monitor and witness, before raising any alarm", async () => {
+    const other = memoryLog(syntheticEntries(300, 120, 'other'), otherLogKey.signerKey);
+    await writeState(file('other.state'), { origin: other.signed.origin, size: other.signed.size, rootHash: other.signed.rootHash, note: other.note });
+    const expected = `the state file ${file('other.state')} holds a checkpoint of the log "other.log.test", not of "log.commands.test" (the log of the verifier key given); give this log its own state file (a new path starts afresh)`;
+    const { fetch, paths } = serving(log());
+    const runs = [
+      verifyCommand({ url, key: logKey.verifierKey, state: file('other.state') }, deps(fetch)),
+      monitorCommand({ url, key: logKey.verifierKey, state: file('other.state'), maxRounds: '1' }, deps(fetch)),
+      witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: file('witness.key'), state: file('other.state') }, deps(fetch)),
+    ];
+    for (const run of runs) {
+      const failure = await failureOf(run);
+      expect(failure.message).toBe(expected);
+      expect(failure.exitCode).toBe(2);
+    }
+    expect(paths).toEqual([]);
+    expect((await readState(file('other.state')))!.origin).toBe('other.log.test'); // untouched
+  });
+});
+
+describe('answers that are not what a log serves', () => {
+  it('a consistency proof that is not JSON is a fetch failure naming the URL, not a parser crash', async () => {
+    const served = log();
+    await writeState(file('grown.state'), { origin: served.signed.origin, size: 100, rootHash: memoryLog(entries.slice(0, 100), logKey.signerKey).signed.rootHash, note: '' });
+    const html = () => new Response('<html>Bad gateway</html>', { status: 200, headers: { 'content-type': 'text/html' } });
+    const run = deps(serving(served, (path) => (path === '/v1/log/proof/consistency' ? html() : undefined)).fetch);
+    const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey, state: file('grown.state') }, run));
+    expect(failure.message).toBe(`log verify couldn't read what it needs from the log at http://log.test: it is NOT verified, and no check failed; ${file('grown.state')} was not updated`);
+    expect(run.err).toContainEqual(expect.stringMatching(/^FAILED \[fetch\] couldn't fetch the consistency proof from 100 to 300: http:\/\/log\.test\/v1\/log\/proof\/consistency\?from=100&to=300 answered with something that is not a JSON object \("<html>Bad gateway<\/html>"…\); is --url a chipledger server\?$/));
+  });
+
+  it("the witness names a cosignature answer that is not JSON", async () => {
+    const run = deps(serving(log(), (path) => (path === '/v1/log/cosignatures' ? new Response('OK', { status: 200 }) : undefined)).fetch);
+    const failure = await failureOf(witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: file('witness.key'), state: file('witness.state') }, run));
+    expect(failure.message).toBe('http://log.test/v1/log/cosignatures answered with something that is not a JSON object ("OK"…); is --url a chipledger server?');
+  });
+
+  it('--url with a password is refused as a usage error without printing the password', async () => {
+    const failure = await failureOf(verifyCommand({ url: 'https://auditor:hunter6@log.test', key: logKey.verifierKey }, deps(serving(log()).fetch)));
+    expect(failure.exitCode).toBe(2);
+    expect(failure.message).not.toContain('hunter6');
+    expect(failure.message).toBe('chipledger: --url must not hold a user name or password; give a token with --token');
+  });
+});
+
+describe('log prove --out', () => {
+  it('a proof that cannot be saved is a Failure naming the file', async () => {
+    writeFileSync(file('event-7.json'), entries[7]!);
+    const failure = await failureOf(proveCommand('7', { url, key: logKey.verifierKey, eventFile: file('event-7.json'), out: file('no-such-folder/7.proof') }, deps(serving(log()).fetch)));
+    expect(failure.message).toMatch(/^couldn't save the proof to .*no-such-folder\/7\.proof: ENOENT/);
+    const saved = deps(serving(log()).fetch);
+    await proveCommand('7', { url, key: logKey.verifierKey, eventFile: file('event-7.json'), out: file('7.proof') }, saved);
+    expect(existsSync(file('7.proof'))).toBe(true);
+  });
+});
+
+describe('log monitor on an unreachable log', () => {
+  it('a bounded run that never reached the log fails, and does not promise a retry after its last round', async () => {
+    const down = (async () => {
+      throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
+    }) as typeof globalThis.fetch;
+    const run = deps(down);
+    const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('monitor.state'), maxRounds: '2', intervalMs: '10' }, run));
+    expect(failure.message).toBe("log monitor couldn't reach the log at http://log.test in any of its 2 round(s); nothing was checked");
+    expect(run.err).toEqual([
+      "warning: couldn't reach http://log.test/v1/log/checkpoint (GET): ECONNREFUSED; trying again in 10 ms",
+      "warning: couldn't reach http://log.test/v1/log/checkpoint (GET): ECONNREFUSED",
+    ]);
+    // Reached once, then down: it did check something, so the run stands.
+    let calls = 0;
+    const served = serving(log());
+    const flaky = (async (input: URL | string, init?: RequestInit) => {
+      calls += 1;
+      return calls === 1 ? served.fetch(input, init) : down(input, init);
+    }) as typeof globalThis.fetch;
+    expect(await monitorCommand({ url, key: logKey.verifierKey, state: file('monitor.state'), maxRounds: '2', intervalMs: '1' }, deps(flaky))).toBe(0);
+  });
+});

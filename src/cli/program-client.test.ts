@@ -1,0 +1,86 @@
+/**
+ * Client commands through the command line's entry function, against a small HTTP server that
+ * records what it is asked: usage errors exit 2 before any request, and a server that is not
+ * the chipledger API, or a file that is not a file, is one line on stderr with exit 1, no stack.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Output } from './output.ts';
+import { main } from './program.ts';
+
+const folder = mkdtempSync(join(tmpdir(), 'chipledger-program-client-'));
+const requests: string[] = [];
+/** What the server answers to every request: a web server that is not ours, by default. */
+let answer = { status: 200, type: 'text/html', body: '<html><body>It works!</body></html>' };
+let server: Server;
+let url: string;
+
+beforeAll(async () => {
+  server = createServer((request, response) => {
+    requests.push(`${request.method} ${request.url}`);
+    request.resume();
+    request.on('end', () => response.writeHead(answer.status, { 'content-type': answer.type }).end(answer.body));
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const address = server.address();
+  url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+});
+afterAll(async () => {
+  await new Promise((done) => server.close(done));
+  rmSync(folder, { recursive: true, force: true });
+});
+beforeEach(() => {
+  requests.length = 0;
+  answer = { status: 200, type: 'text/html', body: '<html><body>It works!</body></html>' };
+});
+
+async function run(args: string[]): Promise<{ code: number; stderr: string; stdout: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const output: Output = { out: (line) => out.push(line), err: (line) => err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } };
+  const code = await main(args, { CHIPLEDGER_DATA_DIR: join(folder, 'data'), CHIPLEDGER_URL: url, CHIPLEDGER_TOKEN: 'clt_test' }, output);
+  return { code, stderr: err.join('\n'), stdout: out.join('\n') };
+}
+
+function expectOneLine(result: { code: number; stderr: string }, code: number): string {
+  expect(result.code).toBe(code);
+  expect(result.stderr).not.toContain('unexpected error');
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+  expect(result.stderr.split('\n')).toHaveLength(1);
+  return result.stderr;
+}
+
+describe('client commands', () => {
+  it('say when CHIPLEDGER_URL answers with something other than the API', async () => {
+    for (const args of [['licences', 'list'], ['shipments', 'show', 'S-1'], ['report', 'utilisation']]) {
+      const message = expectOneLine(await run(args), 1);
+      expect(message).toMatch(/^chipledger: http:\/\/127\.0\.0\.1:\d+ answered GET \/v1\/\S+ with 200 and text\/html, not a JSON object; is CHIPLEDGER_URL the chipledger API\?$/);
+    }
+  });
+
+  it('refuse "." and ".." as ids (a URL resolves them) before any request', async () => {
+    for (const args of [['shipments', 'cancel', '..'], ['shipments', 'show', '.'], ['licences', 'show', '..'], ['manifest', 'import', '..', join(folder, 'x.csv')]]) {
+      expect(expectOneLine(await run(args), 2)).toMatch(/^chipledger: "\.\.?" is not an id/);
+    }
+    expect(requests).toEqual([]);
+  });
+
+  it('refuse a --limit that is not a page size as a usage error, before any request', async () => {
+    for (const limit of ['abc', '0', '501', '1e2']) {
+      expect(expectOneLine(await run(['shipments', 'list', '--limit', limit]), 2)).toBe(`chipledger: --limit must be a whole number from 1 to 500; got "${limit}"`);
+    }
+    expect(requests).toEqual([]);
+    answer = { status: 200, type: 'application/json', body: JSON.stringify({ items: [{ id: 'S-1', status: 'booked' }], nextCursor: null }) };
+    expect((await run(['shipments', 'list', '--limit', '500'])).code).toBe(0);
+    expect(requests).toEqual(['GET /v1/shipments?limit=500']);
+  });
+
+  it('name a serial file that cannot be read (a folder) in one line', async () => {
+    const message = expectOneLine(await run(['manifest', 'import', 'S-1', folder]), 1);
+    expect(message).toBe(`chipledger: couldn't read ${folder}: EISDIR: illegal operation on a directory, read`);
+    expect(requests).toEqual([]);
+  });
+});
