@@ -40,8 +40,10 @@ type SigningOutcome = { kind: 'retired'; replacedBy: string } | { kind: 'covered
 
 export class Checkpointer {
   private timer: NodeJS.Timeout | undefined;
-  private signing: Promise<unknown> = Promise.resolve();
-  readonly stats = { signed: 0, lastSize: 0, lastSignedAtMs: 0 };
+  /** The tick in flight, if any: at most one at a time. */
+  private signing: Promise<unknown> | undefined;
+  /** skippedTicks: timer turns that found the tick before them still running (a slow or unreachable database, a held lock). */
+  readonly stats = { signed: 0, lastSize: 0, lastSignedAtMs: 0, skippedTicks: 0 };
   /** Set once this signer found its key replaced: it never signs again. */
   private retiredBy: string | undefined;
 
@@ -54,7 +56,21 @@ export class Checkpointer {
   start(): void {
     const period = tickPeriodMs(this.options.intervalMs ?? checkpointIntervalMs);
     this.timer = setInterval(() => {
-      this.signing = this.tick(period).catch((error: unknown) => this.options.onError?.(error, "couldn't sign a checkpoint"));
+      // One tick at a time. While the database is slow or unreachable (connecting waits up to
+      // its timeout) or another process holds the signing lock, a tick outlasts the period;
+      // starting one every period anyway piled them up, each holding or waiting for one of
+      // the pool's connections, until the sequencer could get none and stop() waited only
+      // for the newest. The tick in flight signs the head it finds under the lock, and the
+      // first tick after it whatever came since, so skipping loses nothing.
+      if (this.signing) {
+        this.stats.skippedTicks += 1;
+        return;
+      }
+      this.signing = this.tick(period)
+        .catch((error: unknown) => this.options.onError?.(error, "couldn't sign a checkpoint"))
+        .finally(() => {
+          this.signing = undefined;
+        });
     }, period);
     this.timer.unref();
   }

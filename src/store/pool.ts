@@ -37,6 +37,13 @@ export function createPool(options: PoolOptions): pg.Pool {
   // An idle client that loses its connection must not crash the process; the next
   // query on the pool gets a fresh connection.
   pool.on('error', () => {});
+  // Nor may a client that is checked out: pg-pool listens for a client's errors only while
+  // it is idle, and a connection lost in the middle of a ledger batch (the server killed
+  // the backend, a failover) is also emitted as an 'error' event on the client, which
+  // without a listener crashed the process with every queued command unanswered. The
+  // query in flight fails on its own, as does any later one on that client (not
+  // queryable), and release() drops it from the pool.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 

@@ -1,0 +1,67 @@
+/**
+ * The checkpoint signer when the database does not answer in time: here another process
+ * holds the log signing lock (a key rotation, a stuck signer), which keeps a tick waiting as
+ * a slow or unreachable database does. The signer shares its pool with the sequencer, so
+ * it may hold one connection at most, must resume once the lock is free, and stop() must
+ * leave nothing of it running.
+ */
+import { describe, expect, it } from 'vitest';
+import { worldPerFile, expectOk, type World } from '../../test/world.ts';
+import type { TestDatabase } from '../../test/database.ts';
+import { createPool } from '../store/pool.ts';
+import { inLogSigningTransaction } from '../store/tlog-tables.ts';
+import { generateSignerKey } from '../tlog/index.ts';
+import { Ledger } from './ledger.ts';
+
+let world: World;
+let database: TestDatabase;
+worldPerFile((made, made2) => {
+  world = made;
+  database = made2;
+});
+
+/** Waits for `condition`, polling; the test's timeout bounds it. */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resume) => setTimeout(resume, 5));
+}
+
+describe('the checkpoint signer while the signing lock is held elsewhere', () => {
+  it('waits with one connection, leaves the rest to the sequencer, signs once the lock is free, and stops clean', async () => {
+    const pool = createPool({ url: database.url, connectionsMax: 3, applicationName: 'checkpointer-faults' });
+    const ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: generateSignerKey('log.chipledger.test').signerKey, checkpointIntervalMs: 20 });
+    const checkpointer = ledger.checkpointer!;
+    let release!: () => void;
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    const holder = inLogSigningTransaction(database.pool, () => {
+      held();
+      return new Promise<void>((resolve) => (release = resolve));
+    });
+    try {
+      await holding;
+      const signedBefore = checkpointer.stats.signed;
+      // Several ticks come due while the first waits for the lock. Before the fix each
+      // started anyway: every connection of the pool waited on the lock and more callers
+      // queued for one (the loop then ends on the second condition and the checks fail).
+      const inUse = () => pool.totalCount - pool.idleCount;
+      await until(() => checkpointer.stats.skippedTicks >= 3 || inUse() > 1 || pool.waitingCount > 0);
+      expect({ inUse: inUse(), waitingForOne: pool.waitingCount }).toEqual({ inUse: 1, waitingForOne: 0 });
+      // The sequencer still gets a connection while the signer waits.
+      const booked = expectOk(await ledger.submit('shipment.book', {
+        exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+      }, world.actors.exporter));
+      release();
+      await holder;
+      await until(() => checkpointer.stats.signed > signedBefore);
+      expect(checkpointer.stats.lastSize).toBeGreaterThan(Number(booked.seq));
+      await ledger.close();
+      // stop() waited for the tick in flight, and no other was left running.
+      expect({ idle: pool.idleCount, waitingForOne: pool.waitingCount }).toEqual({ idle: pool.totalCount, waitingForOne: 0 });
+    } finally {
+      release?.();
+      await holder.catch(() => {});
+      await ledger.close();
+      await pool.end();
+    }
+  });
+});

@@ -1,0 +1,187 @@
+/**
+ * The write path when PostgreSQL misbehaves in the middle of a batch. Faults are injected by
+ * triggers that fire once per arming (a sequence, which a rollback does not undo, counts the
+ * shots): the batch's own backend is terminated while its events are written, or at COMMIT
+ * (a deferred trigger); and a COMMIT that succeeded loses its reply. After each: every caller
+ * has an answer, retries with the same keys apply nothing twice, the next batch continues the
+ * log at the head (gapless seq, no stale cached rows), and the log still proves.
+ */
+import { describe, expect, it } from 'vitest';
+import { worldPerFile, expectOk, type World } from '../../test/world.ts';
+import type { TestDatabase } from '../../test/database.ts';
+import { createPool, type PoolClient } from '../store/pool.ts';
+import { Ledger, type Answer } from './ledger.ts';
+
+let world: World;
+let database: TestDatabase;
+worldPerFile((made, made2) => {
+  world = made;
+  database = made2;
+});
+
+const faults = {
+  /** The batch's backend dies while its events are written: before COMMIT. */
+  events: 'AFTER INSERT ON events FOR EACH STATEMENT',
+  /** It dies at COMMIT, in a deferred trigger: the client has sent COMMIT and hears nothing back. */
+  commit: 'AFTER UPDATE ON log_head DEFERRABLE INITIALLY DEFERRED FOR EACH ROW',
+} as const;
+type Fault = keyof typeof faults;
+
+async function installFaults(): Promise<void> {
+  await database.pool.query(`CREATE FUNCTION test_fault_kill() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF nextval('test_fault_' || TG_ARGV[0]) = 1 THEN
+        PERFORM pg_terminate_backend(pg_backend_pid());
+        PERFORM pg_sleep(60); -- the termination interrupts it
+      END IF;
+      RETURN NULL;
+    END $$`);
+  for (const [fault, when] of Object.entries(faults)) {
+    await database.pool.query(`CREATE SEQUENCE test_fault_${fault} START 2`);
+    await database.pool.query(`CREATE ${fault === 'commit' ? 'CONSTRAINT ' : ''}TRIGGER test_fault_${fault} ${when} EXECUTE FUNCTION test_fault_kill('${fault}')`);
+  }
+}
+
+/** The next batch that reaches the fault's point loses its connection there; later ones pass. */
+async function arm(fault: Fault): Promise<void> {
+  await database.pool.query(`SELECT setval('test_fault_${fault}', 1, false)`);
+}
+
+const book = (key?: string): Promise<Answer> => world.ledger.submit('shipment.book', {
+  exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+}, world.actors.exporter, key);
+
+async function committed(): Promise<{ shipments: number; reserved: number; size: number }> {
+  const row = (await database.pool.query<{ shipments: number; reserved: number; size: number }>(`SELECT
+    (SELECT count(*)::int FROM shipments WHERE export_allocation_id = $1) AS shipments,
+    (SELECT reserved_units FROM allocations WHERE id = $1) AS reserved,
+    (SELECT size FROM log_head) AS size`, [world.allocations.alphaExport])).rows[0]!;
+  return row;
+}
+
+/** Every invariant holds, and a second process starting on the database proves the log. */
+async function expectSound(): Promise<void> {
+  expect(await world.ledger.violations()).toEqual([]);
+  const pool = createPool({ url: database.url, connectionsMax: 2, applicationName: 'sequencer-faults-check' });
+  try {
+    const fresh = await Ledger.open({ pool, clock: world.clock });
+    await fresh.close();
+  } finally {
+    await pool.end();
+  }
+}
+
+/**
+ * Sends `count` keyed bookings at once with the fault armed, then the same again: each
+ * first answer is accepted or 'unavailable' (never a hang, never a 500), each retry is
+ * accepted, and one booking per key is committed.
+ */
+async function bookThroughFault(fault: Fault | null, count: number, keyPrefix: string): Promise<void> {
+  // Twice without a fault: the second batch reads its rows from the row cache, applied ahead.
+  expectOk(await book());
+  expectOk(await book());
+  const before = await committed();
+  if (fault) await arm(fault);
+  const keys = Array.from({ length: count }, (_, index) => `${keyPrefix}-${index}`);
+  const first = await Promise.all(keys.map((key) => book(key)));
+  expect(first.filter((answer) => !answer.ok && answer.error.code !== 'unavailable')).toEqual([]);
+  expect(first.some((answer) => !answer.ok)).toBe(true);
+  const retried = await Promise.all(keys.map((key) => book(key)));
+  for (const [index, answer] of retried.entries()) {
+    const body = expectOk(answer);
+    if (first[index]!.ok) expect({ body, replayed: answer.replayed }).toEqual({ body: expectOk(first[index]!), replayed: true });
+  }
+  const seqs = retried.map((answer) => (answer.ok ? answer.seq : -1)).sort((a, b) => a - b);
+  expect(new Set(seqs).size).toBe(count);
+  expect(seqs[0]).toBeGreaterThanOrEqual(before.size);
+  // One booking per key: nothing the failed batch did survives in the rows, the row cache or the log.
+  const after = await committed();
+  expect({ shipments: after.shipments - before.shipments, reserved: after.reserved - before.reserved }).toEqual({ shipments: count, reserved: count });
+  const next = expectOk(await book());
+  expect(next.seq).toBe(after.size);
+  await expectSound();
+}
+
+describe('the sequencer when a batch loses its connection', () => {
+  it('keeps a checked-out connection\'s loss from crashing the process', async () => {
+    // pg emits a lost connection as an 'error' event on the client, which pg-pool listens
+    // for only while the client is idle: without a listener of ours, emit() throws, from a
+    // socket callback, and the process dies with every queued command unanswered.
+    const client = await database.pool.connect();
+    try {
+      expect(() => client.emit('error', new Error('Connection terminated unexpectedly'))).not.toThrow();
+    } finally {
+      client.release(true);
+    }
+  });
+
+  it('answers every caller and continues at the head when the backend dies while the events are written', async () => {
+    await installFaults();
+    await bookThroughFault('events', 5, 'events-small');
+  });
+
+  it('does the same for a batch big enough to send its events by COPY', async () => {
+    await bookThroughFault('events', 300, 'events-copy');
+  });
+
+  it('does the same when the backend dies at COMMIT', async () => {
+    await bookThroughFault('commit', 5, 'commit');
+  });
+});
+
+describe('the sequencer when a COMMIT succeeds but its reply is lost', () => {
+  it('answers unavailable, then learns the truth: the retried keys get the committed answers and the next batch follows them', async () => {
+    const pool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'sequencer-faults-commit' });
+    let loseNextCommitReply = false;
+    // The sequencer connects without a callback; pool.query (migrations, checks) with one.
+    const connect = pool.connect.bind(pool) as (...args: unknown[]) => Promise<PoolClient> | undefined;
+    (pool as { connect: (...args: unknown[]) => unknown }).connect = (...args: unknown[]) => {
+      if (args.length > 0) return connect(...args);
+      return connect()!.then((client) => {
+        if (loseNextCommitReply) loseCommitReply(client, () => (loseNextCommitReply = false));
+        return client;
+      });
+    };
+    const ledger = await Ledger.open({ pool, clock: world.clock });
+    try {
+      const input = { exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z' };
+      const submit = (key?: string) => ledger.submit('shipment.book', input, world.actors.exporter, key);
+      expectOk(await submit());
+      expectOk(await submit()); // the row cache now holds the allocations
+      const before = await committed();
+      loseNextCommitReply = true;
+      const lost = await submit('lost-reply');
+      expect(lost.ok ? 'accepted' : lost.error.code).toBe('unavailable');
+      expect(loseNextCommitReply).toBe(false);
+      // It did commit.
+      const after = await committed();
+      expect(after).toEqual({ shipments: before.shipments + 1, reserved: before.reserved + 1, size: before.size + 1 });
+      const retried = await submit('lost-reply');
+      expect({ seq: expectOk(retried).seq, replayed: retried.replayed }).toEqual({ seq: before.size, replayed: true });
+      // The next batch reads the head again rather than assume the batch rolled back: it
+      // takes the next seq and books from the committed reservation.
+      const next = await submit();
+      expect(expectOk(next).seq).toBe(after.size);
+      expect((await committed()).reserved).toBe(after.reserved + 1);
+      await expectSound();
+    } finally {
+      await ledger.close();
+      await pool.end();
+    }
+  });
+});
+
+/** Lets the client's next text that ends in COMMIT run, then cuts the connection before the reply is read. */
+function loseCommitReply(client: PoolClient, fired: () => void): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const result = query(...args);
+    const text = args[0];
+    if (typeof text !== 'string' || !text.endsWith('COMMIT')) return result;
+    fired();
+    return result.then(() => {
+      (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      throw new Error('Connection terminated unexpectedly');
+    });
+  };
+}
