@@ -28,6 +28,13 @@ export const limits = {
   valueMinorMax: Number.MAX_SAFE_INTEGER,
   /** Commands the sequencer commits in one transaction. */
   batchCommandsMax: 2_048,
+  /**
+   * How long a batch waits for the ledger's head lock before its callers get 503. Batches
+   * hold it for milliseconds (a 100,000-serial manifest, about two seconds); a wait this
+   * long means another writer hangs, holding it, and callers should hear of it rather
+   * than wait with it.
+   */
+  headLockWaitMsMax: 30_000,
   /** How long the sequencer waits for a batch to fill to the size of the last one. */
   batchFillWaitMs: 5,
   /** Logs of at least this many entries are audited with the hashing in a worker thread (ledger/log-audit.ts). */

@@ -24,6 +24,8 @@ export interface LedgerOptions {
   batchCommandsMax?: number;
   /** Rows per table the sequencer keeps between batches; 0 turns the row cache off. */
   rowCacheRows?: number;
+  /** How long a batch waits for the head lock before its callers get 503 (limits.headLockWaitMsMax). */
+  headLockWaitMs?: number;
   /** Log tiles kept in memory for proofs (limits.tileCacheEntriesMax by default). */
   proofCacheTiles?: number;
   /**
@@ -58,6 +60,7 @@ export class Ledger {
       logAppender: this.log,
       ...(options.batchCommandsMax ? { batchCommandsMax: options.batchCommandsMax } : {}),
       ...(options.rowCacheRows !== undefined ? { rowCacheRows: options.rowCacheRows } : {}),
+      ...(options.headLockWaitMs !== undefined ? { headLockWaitMs: options.headLockWaitMs } : {}),
       ...(options.onError ? { onError: options.onError } : {}),
     });
     if (options.logSignerKey !== undefined) {

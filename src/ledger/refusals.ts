@@ -17,6 +17,19 @@ export function invalidInput(kind: string, issues: ReadonlyArray<{ path: Propert
   return new DomainError('invalid_input', `couldn't read the ${kind} request: ${first ? `${first.path}: ${first.message}` : 'invalid'}${fields.length > 1 ? ` (and ${fields.length - 1} more)` : ''}`, { details: { fields } });
 }
 
+/**
+ * PostgreSQL errors that say "not now" rather than "not this": nothing was committed, and
+ * the same command may succeed when sent again.
+ * - 08: the connection failed; 57: an operator or shutdown cancelled it (57P01, 57014);
+ * - 53: out of resources (53100 disk full, 53200 out of memory, 53300 too many connections);
+ * - 55P03: a lock not had in time (the head lock's wait bound, or an operator's lock_timeout);
+ * - 40: the transaction was rolled back (40001 serialization failure, 40P01 deadlock);
+ * - 25P03: the session idled in its transaction past idle_in_transaction_session_timeout.
+ */
+function isTransientDatabaseError(code: string): boolean {
+  return code.startsWith('08') || code.startsWith('57') || code.startsWith('53') || code.startsWith('40') || code === '55P03' || code === '25P03';
+}
+
 /** Socket errors from Node: the database is unreachable, which the caller may retry. */
 const networkErrorCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
@@ -44,7 +57,7 @@ export function toRefusal(error: unknown): DomainError {
   if (pgError.code?.startsWith('22')) {
     return new DomainError('invalid_input', `the database refused a value in the request: ${pgError.message ?? pgError.code}`, { rule: 'database-value' });
   }
-  if (pgError.code === undefined || pgError.code.startsWith('08') || pgError.code.startsWith('57') || networkErrorCodes.has(pgError.code)) {
+  if (pgError.code === undefined || isTransientDatabaseError(pgError.code) || networkErrorCodes.has(pgError.code)) {
     if (error instanceof Error && !('code' in error) && !/connect|terminat|timeout|ECONN/i.test(error.message)) throw error;
     return new DomainError('unavailable', 'the database did not confirm the change; retry with the same Idempotency-Key to learn the outcome');
   }

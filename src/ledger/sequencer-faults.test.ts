@@ -185,3 +185,27 @@ function loseCommitReply(client: PoolClient, fired: () => void): void {
     });
   };
 }
+
+describe('the sequencer when another writer holds the head lock', () => {
+  it('answers unavailable once its wait bound passes, and books the same key once the lock is free', async () => {
+    const holder = await database.pool.connect();
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, headLockWaitMs: 200 });
+    try {
+      const before = await committed();
+      // Another process's batch that hangs holding the lock.
+      await holder.query('BEGIN; SELECT size FROM log_head WHERE id = 1 FOR UPDATE');
+      const input = { exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z' };
+      const waited = await ledger.submit('shipment.book', input, world.actors.exporter, 'held-lock');
+      expect(waited.ok ? 'accepted' : waited.error.code).toBe('unavailable');
+      expect(await committed()).toEqual(before);
+      await holder.query('ROLLBACK');
+      const retried = await ledger.submit('shipment.book', input, world.actors.exporter, 'held-lock');
+      expect({ seq: expectOk(retried).seq, replayed: retried.replayed }).toEqual({ seq: before.size, replayed: false });
+      await expectSound();
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      holder.release();
+      await ledger.close();
+    }
+  });
+});

@@ -63,6 +63,8 @@ export interface SequencerOptions {
   queueMax?: number;
   /** Rows per table kept between batches (limits.rowCacheRowsPerTableMax); 0 reads every batch's rows. */
   rowCacheRows?: number;
+  /** How long a batch waits for the head lock (limits.headLockWaitMsMax). */
+  headLockWaitMs?: number;
   onError?: (error: unknown, context: string) => void;
 }
 
@@ -271,7 +273,7 @@ export class Sequencer {
     const client = await this.options.pool.connect();
     let broken = false;
     try {
-      const beginning = beginBatch(client, batch.flatMap((pending) => (pending.idempotency ? [pending.idempotency] : [])));
+      const beginning = beginBatch(client, batch.flatMap((pending) => (pending.idempotency ? [pending.idempotency] : [])), this.options.headLockWaitMs);
       // Awaited below; until then a failure must not count as unhandled.
       beginning.catch(() => {});
       const keys = batchKeys(batch);

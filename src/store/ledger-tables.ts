@@ -10,6 +10,7 @@
  * - A crash at any point before COMMIT leaves nothing of the batch; after COMMIT, all of it.
  */
 import pg from 'pg';
+import { limits } from '../core/limits.ts';
 import { prepared, type PoolClient } from './pool.ts';
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow,
@@ -77,15 +78,17 @@ export interface StoredAnswer {
  * writer, also across processes; statements after it see every batch committed before.
  * The keys travel as one JSON literal (pg.escapeLiteral), like the batch's writes.
  */
-export async function beginBatch(client: PoolClient, keys: Array<{ scope: string; key: string }> = []): Promise<{ head: LogHead; stored: StoredAnswer[] }> {
+export async function beginBatch(client: PoolClient, keys: Array<{ scope: string; key: string }> = [], lockWaitMs: number = limits.headLockWaitMsMax): Promise<{ head: LogHead; stored: StoredAnswer[] }> {
   const lookup = keys.length === 0 ? '' : `;
     SELECT i.scope, i.key, i.request_hash, i.status, i.response
     FROM idempotency_keys i JOIN json_to_recordset(${pg.escapeLiteral(JSON.stringify(keys.map(({ scope, key }) => ({ scope, key }))))}::json) AS k(scope text, key text)
       ON i.scope = k.scope AND i.key = k.key`;
-  const results = (await client.query(`BEGIN; SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
-  const head = results[1]?.rows[0] as LogHead | undefined;
+  // The wait for the lock is bounded (in the same round trip): a writer that hangs holding
+  // it gets our callers a 503 (lock_not_available, refusals.ts) instead of no answer at all.
+  const results = (await client.query(`BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(lockWaitMs))}; SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
+  const head = results[2]?.rows[0] as LogHead | undefined;
   if (!head) throw new Error('log_head row is missing: the database was not migrated');
-  return { head, stored: (results[2]?.rows ?? []) as StoredAnswer[] };
+  return { head, stored: (results[3]?.rows ?? []) as StoredAnswer[] };
 }
 
 /** What a batch asks to read; every list may be empty. */
