@@ -64,6 +64,17 @@ describe('ApiClient', () => {
     ].join('\n'));
   });
 
+  it('prints no control characters a server sent: an escape sequence must not reach the terminal', async () => {
+    const hostile = { title: 'Bad\u001b]0;owned\u0007', status: 400, code: 'x\u001b[2J', detail: 'line\u001b[1A\rover', 'evil\u001bkey': 'v\u009b31m' };
+    const { fetch } = fakeFetch([json(400, hostile, 'application/problem+json'), new Response('proxy \u001b[31mdown', { status: 502, headers: { 'content-type': 'text/html' } })]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch });
+    for (let answer = 0; answer < 2; answer += 1) {
+      const printed = formatApiError(await client.get('/v1/licences').catch((caught: unknown) => caught) as ApiError);
+      expect(printed).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      expect(printed).toMatch(answer === 0 ? /error: 400 Bad .*\n {2}line .*over\n {2}evil key: v 31m/ : /proxy  \[31mdown/);
+    }
+  });
+
   it('says so when a success is not JSON (CHIPLEDGER_URL pointing at another web server)', async () => {
     const html = new Response('<html>welcome</html>', { status: 200, headers: { 'content-type': 'text/html' } });
     const { fetch } = fakeFetch([html, new Response('', { status: 200 })]);

@@ -164,16 +164,25 @@ function describeNetworkError(error: unknown): string {
 }
 
 /** An API error as lines for stderr: status, code, the server's detail, the rule and the numbers. */
+/**
+ * Text from the server, made safe for a terminal: control characters (escape sequences
+ * that could move the cursor, recolour or retitle the terminal, or hide what came before)
+ * become spaces. The problem's parts are what reaches the user, also from a hostile server
+ * or a proxy's error page.
+ */
+const printable = (text: string): string => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+
 export function formatApiError(error: ApiError): string {
   const { problem } = error;
-  const head = `error: ${error.status}${problem.title ? ` ${problem.title}` : ''}${problem.code ? ` (${problem.code})` : ''}`;
+  const text = (value: unknown) => printable(typeof value === 'string' ? value : JSON.stringify(value) ?? String(value));
+  const head = `error: ${error.status}${problem.title ? ` ${text(problem.title)}` : ''}${problem.code ? ` (${text(problem.code)})` : ''}`;
   const lines = [head];
-  if (problem.detail) lines.push(`  ${problem.detail}`);
-  if (problem.rule) lines.push(`  rule: ${problem.rule}`);
+  if (problem.detail) lines.push(`  ${text(problem.detail)}`);
+  if (problem.rule) lines.push(`  rule: ${text(problem.rule)}`);
   const known = new Set(['type', 'title', 'status', 'detail', 'code', 'rule', 'instance']);
   for (const [name, value] of Object.entries(problem)) {
     if (known.has(name) || value === undefined) continue;
-    lines.push(`  ${name}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
+    lines.push(`  ${printable(name)}: ${text(value)}`);
   }
   return lines.join('\n');
 }
