@@ -190,14 +190,38 @@ function parseJson<T>(url: string, body: Buffer): T {
   throw new LogFetchError(url, 200, `${url} answered with something that is not a JSON object (${JSON.stringify(body.subarray(0, 60).toString('utf8'))}…); is --url a chipledger server?`);
 }
 
+class TooLargeError extends Error {}
+
+/**
+ * The body, read up to `max` bytes: an answer sent without a Content-Length (chunked) is
+ * cut off at the bound instead of read into memory whole, however long a server sends.
+ */
+async function boundedBody(response: Response, max: number): Promise<Buffer> {
+  if (response.body === null) return Buffer.alloc(0);
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks, length);
+    length += value.byteLength;
+    if (length > max) {
+      await reader.cancel().catch(() => {});
+      throw new TooLargeError();
+    }
+    chunks.push(value);
+  }
+}
+
 /** The body of a 2xx answer, or a LogFetchError with the status and the server's detail. */
 async function readBody(url: string, response: Response, method = 'GET'): Promise<Buffer> {
   const declared = Number(response.headers.get('content-length') ?? 0);
   if (declared > logResponseBytesMax) throw new LogFetchError(url, response.status, `GET ${url}: the answer is ${declared} bytes, more than ${logResponseBytesMax}`);
   let body: Buffer;
   try {
-    body = Buffer.from(await response.arrayBuffer());
+    body = await boundedBody(response, logResponseBytesMax);
   } catch (error) {
+    if (error instanceof TooLargeError) throw new LogFetchError(url, response.status, `GET ${url}: the answer is more than ${logResponseBytesMax} bytes`);
     // The connection broke, or the time ran out, while the body was coming.
     throw networkError(url, method, error);
   }

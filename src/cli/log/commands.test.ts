@@ -13,6 +13,7 @@ import {
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { Failure, type Output } from '../output.ts';
 import { monitorCommand, proveCommand, verifyCommand, witnessCommand, type LogCommandDeps } from './commands.ts';
+import { logResponseBytesMax } from './client.ts';
 import { readState, writeState } from './state.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-log-commands-'));
@@ -123,6 +124,21 @@ describe('answers that are not what a log serves', () => {
     const run = deps(serving(log(), (path) => (path === '/v1/log/cosignatures' ? new Response('OK', { status: 200 }) : undefined)).fetch);
     const failure = await failureOf(witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: file('witness.key'), state: file('witness.state') }, run));
     expect(failure.message).toBe('http://log.test/v1/log/cosignatures answered with something that is not a JSON object ("OK"…); is --url a chipledger server?');
+  });
+
+  it('a checkpoint sent without a length is read only up to the bound, then refused', async () => {
+    let pulled = 0;
+    const endless = () => new Response(new ReadableStream({
+      pull(controller) {
+        pulled += 64 * 1024;
+        controller.enqueue(new Uint8Array(64 * 1024).fill(0x61));
+      },
+    }), { status: 200, headers: { 'content-type': 'text/plain' } });
+    const run = deps(serving(log(), (path) => (path === '/v1/log/checkpoint' ? endless() : undefined)).fetch);
+    const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey }, run));
+    expect(run.err.join('\n')).toContain(`the answer is more than ${logResponseBytesMax} bytes`);
+    expect(failure.exitCode).toBe(1);
+    expect(pulled).toBeLessThan(logResponseBytesMax + 4 * 64 * 1024);
   });
 
   it('--url with a password is refused as a usage error without printing the password', async () => {
