@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deployCommand, manifestImportCommand, parseDeadline, utilisationRows } from './client-commands.ts';
+import { deployCommand, manifestImportCommand, parseDeadline, utilisationCommand, utilisationRows } from './client-commands.ts';
 import { ApiClient } from './http.ts';
 import { Failure, type Output } from './output.ts';
 
@@ -100,6 +100,25 @@ describe('parseDeadline', () => {
     }
     expect(parseDeadline('2028-02-29T18:00:00Z', now)).toBe('2028-02-29T18:00:00.000Z'); // a leap year
     expect(parseDeadline('2026-12-31T23:00:00-05:00', now)).toBe('2027-01-01T04:00:00.000Z');
+  });
+});
+
+describe('report utilisation', () => {
+  it('names recipients from every page of organisations, not only the first', async () => {
+    const pages: Record<string, unknown> = {
+      '/v1/reports/utilisation': { items: [{ licenceId: 'L-1', direction: 'import', reference: 'MOFCOM-1', status: 'issued', units: 10, allocations: [{ allocationId: 'A-2', recipientId: 'ORG-900', units: 4 }] }], nextCursor: null },
+      '/v1/organisations': { items: [{ id: 'ORG-1', name: 'First' }], nextCursor: 'page-2' },
+      '/v1/organisations?page-2': { items: [{ id: 'ORG-900', name: '第九百', nameRomanised: 'Nine Hundred Ltd' }], nextCursor: null },
+    };
+    const fetch = (async (input: URL | string) => {
+      const url = new URL(String(input));
+      const cursor = url.searchParams.get('cursor');
+      const answer = pages[`${url.pathname}${cursor === null ? '' : `?${cursor}`}`];
+      return new Response(JSON.stringify(answer), { status: answer === undefined ? 404 : 200, headers: { 'content-type': 'application/json' } });
+    }) as typeof globalThis.fetch;
+    const { output, out } = recorder();
+    expect(await utilisationCommand(new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch }), {}, output)).toBe(0);
+    expect(out.join('\n')).toContain('for ORG-900 Nine Hundred Ltd');
   });
 });
 

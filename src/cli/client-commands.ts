@@ -180,24 +180,31 @@ interface UtilisationLicence extends Row {
   allocations?: Row[];
 }
 
-/** Every page of the utilisation report, as one table: a licence, then its allocations. */
-export async function utilisationCommand(client: ApiClient, options: { json?: boolean }, output: Output): Promise<number> {
-  const licences: UtilisationLicence[] = [];
+/** The items of every page of a list, up to reportPagesMax pages (then `stopped` is called). */
+async function allPages<T>(client: ApiClient, path: string, stopped: () => void): Promise<T[]> {
+  const items: T[] = [];
   let cursor: string | undefined;
   for (let pages = 0; pages < reportPagesMax; pages += 1) {
-    const page = await client.get<{ items: UtilisationLicence[]; nextCursor: string | null }>('/v1/reports/utilisation', { limit: limits.pageSizeMax, cursor });
-    licences.push(...page.items);
-    if (page.nextCursor === null) break;
+    const page = await client.get<{ items: T[]; nextCursor: string | null }>(path, { limit: limits.pageSizeMax, cursor });
+    items.push(...page.items);
+    if (page.nextCursor === null) return items;
     cursor = page.nextCursor;
-    if (pages === reportPagesMax - 1) output.err(`(stopped after ${reportPagesMax} pages; use the API for the rest)`);
   }
+  stopped();
+  return items;
+}
+
+/** Every page of the utilisation report, as one table: a licence, then its allocations. */
+export async function utilisationCommand(client: ApiClient, options: { json?: boolean }, output: Output): Promise<number> {
+  const licences = await allPages<UtilisationLicence>(client, '/v1/reports/utilisation', () => output.err(`(stopped after ${reportPagesMax} pages; use the API for the rest)`));
   if (options.json) {
     output.out(JSON.stringify(licences, null, 2));
     return 0;
   }
   // Names make the table readable; without them (an old server, a refusal) ids will do.
-  const names = await client.get<Page>('/v1/organisations', { limit: limits.pageSizeMax }).then(
-    (page) => new Map(page.items.map((org) => [String(org.id), String(org.nameRomanised ?? org.name)])),
+  // Every page of them: a recipient past the first page would be shown by id alone.
+  const names = await allPages<Row>(client, '/v1/organisations', () => {}).then(
+    (organisations) => new Map(organisations.map((org) => [String(org.id), String(org.nameRomanised ?? org.name)])),
     () => new Map<string, string>(),
   );
   output.out(renderTable(utilisationRows(licences, names), ['licence', 'reference', 'status', 'units', 'allocated', 'reserved', 'shipped', 'available', 'used %']));
