@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, type World } from '../../test/world.ts';
@@ -182,14 +183,17 @@ describe('read queries', () => {
     // An organisation that both exported a unit and receives it sees it once.
     const exporterId = world.actors.exporter.orgId;
     const { rows: [unit] } = await database.pool.query<{ recipient_org_id: string }>("SELECT recipient_org_id FROM units WHERE serial = 'RQ-5-a'");
-    await database.pool.query("UPDATE units SET recipient_org_id = $1 WHERE serial = 'RQ-5-a'", [exporterId]);
+    // (The ledger makes such a unit only through a shipment to itself; here the row is
+    // changed in place, past the trigger of migration 020 that allows that only.)
+    const unguarded = (statement: string) => `ALTER TABLE units DISABLE TRIGGER units_site_and_recipient; ${statement}; ALTER TABLE units ENABLE TRIGGER units_site_and_recipient`;
+    await database.pool.query(unguarded(`UPDATE units SET recipient_org_id = ${pg.escapeLiteral(exporterId)} WHERE serial = 'RQ-5-a'`));
     try {
       for (const pageSize of [7, 500]) {
         const paged = await all((page: read.PageRequest<string>) => read.listUnits(database.pool, exporter(exporterId), page), pageSize);
         expect(paged.map((row) => row.serial), `pages of ${pageSize}`).toEqual(await truth(exporterId));
       }
     } finally {
-      await database.pool.query("UPDATE units SET recipient_org_id = $1 WHERE serial = 'RQ-5-a'", [unit!.recipient_org_id]);
+      await database.pool.query(unguarded(`UPDATE units SET recipient_org_id = ${pg.escapeLiteral(unit!.recipient_org_id)} WHERE serial = 'RQ-5-a'`));
     }
   });
 

@@ -1,0 +1,219 @@
+/**
+ * More of the database's own hold on the invariants (constraints.test.ts has the first
+ * cases), each written around the ledger's code, each against one clause of a trigger or
+ * of the re-check that the cases there do not isolate: a rule whose clause could be
+ * dropped with every test still passing holds nothing. Each statement runs in a
+ * transaction that is always rolled back.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { buildWorld, type World } from '../../test/world.ts';
+
+let database: TestDatabase;
+let world: World;
+/** An issued import licence of 100 units, 10 of them allocated to alpha: room to spare. */
+let roomyLicenceId: string;
+let roomyAllocationId: string;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  world = await buildWorld(database.pool);
+  const { run, actors, productId } = world;
+  roomyLicenceId = String((await run('licence.create', {
+    reference: 'MOFCOM-ROOMY', direction: 'import', holderId: actors.alpha.orgId, parties: [{ organisationId: actors.exporter.orgId, role: 'supplier' }],
+    productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 100, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z',
+  }, actors.mofcom)).licenceId);
+  await run('licence.issue', { licenceId: roomyLicenceId }, actors.mofcom);
+  roomyAllocationId = String((await run('allocation.create', { licenceId: roomyLicenceId, recipientId: actors.alpha.orgId, units: 10 }, actors.mofcom)).allocationId);
+  // Two units listed in a live shipment of the exporter's: MORE-1 and MORE-2.
+  await run('shipment.book', {
+    exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId,
+    units: 2, deadline: '2026-03-01T00:00:00Z', serials: ['MORE-1', 'MORE-2'],
+  }, actors.exporter);
+});
+afterAll(async () => {
+  await world?.ledger.close();
+  await database?.drop();
+});
+
+type Statement = [string, unknown[]?];
+
+/** Runs the statements in order in a transaction that is always rolled back; returns the first error, if any. */
+async function refusal(...statements: Statement[]): Promise<{ code: string; message: string } | undefined> {
+  const client = await database.pool.connect();
+  try {
+    await client.query('BEGIN');
+    for (const [text, values] of statements) await client.query(text, values ?? []);
+    return undefined;
+  } catch (error) {
+    return { code: (error as { code: string }).code, message: (error as Error).message };
+  } finally {
+    await client.query('ROLLBACK');
+    client.release();
+  }
+}
+
+/** The re-check's rows for one invariant after the statements, in a transaction that is always rolled back. */
+async function violationsAfter(invariant: string, ...statements: Statement[]): Promise<Array<{ subject: string; detail: string }>> {
+  const client = await database.pool.connect();
+  try {
+    await client.query('BEGIN');
+    for (const [text, values] of statements) await client.query(text, values ?? []);
+    return (await client.query<{ subject: string; detail: string }>('SELECT subject, detail FROM ledger_violations() WHERE invariant = $1 ORDER BY subject', [invariant])).rows;
+  } finally {
+    await client.query('ROLLBACK');
+    client.release();
+  }
+}
+
+const shipmentColumns = ['id', 'exporter_org_id', 'recipient_org_id', 'product_id', 'origin', 'destination', 'export_allocation_id', 'import_allocation_id', 'units', 'status', 'booked_at', 'deadline', 'created_seq', 'updated_seq'];
+
+/** One INSERT of well-formed shipment rows for alpha, each with its overrides. */
+function insertShipments(rows: Array<Record<string, string>>): Statement {
+  const values = rows.flatMap((overrides) => {
+    const row: Record<string, string> = {
+      id: 'S-Y', exporter_org_id: world.actors.exporter.orgId, recipient_org_id: world.actors.alpha.orgId, product_id: world.productId,
+      origin: 'US', destination: 'CN', export_allocation_id: world.allocations.alphaExport, import_allocation_id: world.allocations.alphaImport,
+      units: '1', status: 'booked', booked_at: '2026-02-02T00:00:00Z', deadline: '2026-03-01T00:00:00Z', created_seq: '999999', updated_seq: '999999', ...overrides,
+    };
+    return shipmentColumns.map((column) => row[column]);
+  });
+  const tuples = rows.map((_, row) => `(${shipmentColumns.map((_, column) => `$${row * shipmentColumns.length + column + 1}`).join(', ')})`);
+  return [`INSERT INTO shipments (${shipmentColumns.join(', ')}) VALUES ${tuples.join(', ')}`, values];
+}
+
+describe('invariant 1: the licence records the true sum of its allocations', () => {
+  it('refuses an allocation the licence does not count, on a licence with room to spare', async () => {
+    // constraints.test.ts does this on a full licence, where the sum also passes the authorised units.
+    const error = await refusal([`INSERT INTO allocations (id, licence_id, recipient_org_id, units, created_seq) VALUES ('A-Y', $1, $2, 1, 999999)`, [roomyLicenceId, world.actors.alpha.orgId]]);
+    expect(error?.code, error?.message ?? 'the database accepted it').toBe('23514');
+    expect(error?.message).toMatch(/^invariant 1: licence .* allocations sum to 11 but the licence records 10/);
+  });
+
+  it('refuses an allocation grown or shrunk without its licence, and takes both changed together', async () => {
+    for (const delta of [1, -1]) {
+      const error = await refusal(['UPDATE allocations SET units = units + $2 WHERE id = $1', [roomyAllocationId, delta]]);
+      expect(error?.code, error?.message ?? `the database accepted ${delta}`).toBe('23514');
+    }
+    expect(await refusal(
+      ['UPDATE licences SET allocated_units = allocated_units + 5 WHERE id = $1', [roomyLicenceId]],
+      ['UPDATE allocations SET units = units + 5 WHERE id = $1', [roomyAllocationId]],
+    )).toBeUndefined();
+  });
+});
+
+describe('invariant 2: the re-check finds balances that the shipments do not explain', () => {
+  it('finds a reservation, or a shipped count, that no shipment accounts for', async () => {
+    expect(await violationsAfter('invariant-2')).toEqual([]);
+    const reserved = await violationsAfter('invariant-2', ['UPDATE allocations SET reserved_units = reserved_units + 1 WHERE id = $1', [world.allocations.alphaImport]]);
+    expect(reserved).toEqual([{ subject: world.allocations.alphaImport, detail: expect.stringMatching(/^reserved 3 \(shipments say 2\)/) }]);
+    const released = await violationsAfter('invariant-2', ['UPDATE allocations SET reserved_units = reserved_units - 2 WHERE id = $1', [world.allocations.alphaExport]]);
+    expect(released.map((row) => row.subject)).toEqual([world.allocations.alphaExport]);
+    // Shipped on the allocation and its licence alike: the allocation is still out of step with its shipments.
+    const shipped = await violationsAfter('invariant-2',
+      ['UPDATE allocations SET shipped_units = shipped_units + 1 WHERE id = $1', [world.allocations.alphaExport]],
+      ['UPDATE licences SET shipped_units = shipped_units + 1 WHERE id = $1', [world.exportLicenceId]]);
+    expect(shipped.map((row) => row.subject)).toEqual([world.allocations.alphaExport]);
+  });
+});
+
+describe('invariant 3: the booking trigger checks each side, and every row of a group', () => {
+  it('refuses a shipment under a suspended export licence, as under a suspended import licence', async () => {
+    for (const licenceId of [world.exportLicenceId, world.importLicenceId]) {
+      const error = await refusal([`UPDATE licences SET status = 'suspended' WHERE id = $1`, [licenceId]], insertShipments([{}]));
+      expect(error?.code, error?.message ?? `the database accepted a shipment under suspended ${licenceId}`).toBe('23514');
+    }
+    expect(await refusal(insertShipments([{}]))).toBeUndefined();
+  });
+
+  it("refuses a row booked before one licence's validity, in a group whose other row is within it", async () => {
+    for (const licenceId of [world.exportLicenceId, world.importLicenceId]) {
+      const error = await refusal(
+        [`UPDATE licences SET valid_from = '2026-02-01T00:00:00Z' WHERE id = $1`, [licenceId]],
+        insertShipments([{ id: 'S-Y1', booked_at: '2026-01-15T00:00:00Z' }, { id: 'S-Y2', booked_at: '2026-02-02T00:00:00Z' }]),
+      );
+      expect(error?.code, error?.message ?? `the database accepted it (${licenceId})`).toBe('23514');
+      expect(error?.message).toMatch(/^invariant 3: shipment S-Y1 booked under licences .* \(licence\)$/);
+    }
+  });
+});
+
+describe("invariant 4: a unit stays on its exporter's side", () => {
+  it("refuses a unit moved to a shipment of another exporter, even from custody 'licensed'", async () => {
+    const emptyShipmentId = String((await world.run('shipment.book', {
+      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId,
+      units: 1, deadline: '2026-03-01T00:00:00Z',
+    }, world.actors.exporter)).shipmentId);
+    const move: Statement = [`UPDATE units SET shipment_id = $1 WHERE serial = 'MORE-1'`, [emptyShipmentId]];
+    expect(await refusal(move)).toBeUndefined(); // the same exporter's: allowed
+    // The shipment row is made another organisation's (an UPDATE, which the booking trigger does not see).
+    const error = await refusal([`UPDATE shipments SET exporter_org_id = $2 WHERE id = $1`, [emptyShipmentId, world.actors.auditor.orgId]], move);
+    expect(error?.code, error?.message ?? 'the database accepted it').toBe('23514');
+    expect(error?.message).toMatch(/^unit MORE-1 was last shipped by .*; shipment .* is not that exporter's$/);
+  });
+});
+
+describe('invariant 4: where a unit is deployed, and whose it is (migration 020)', () => {
+  it('deploys a unit only from delivered or deployed, only at a site of its recipient, and keeps its recipient', async () => {
+    const { run, actors, productId } = world;
+    const shipmentId = String((await run('shipment.book', {
+      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId,
+      units: 3, deadline: '2026-03-01T00:00:00Z', serials: ['DEP-1', 'DEP-2', 'DEP-3'],
+    }, actors.exporter)).shipmentId);
+    await run('shipment.ship', { shipmentId }, actors.exporter);
+    await run('shipment.clear', { shipmentId }, actors.mofcom);
+    await run('shipment.deliver', { shipmentId }, actors.alpha);
+    const site = { province: 'Guizhou', city: 'Gui\'an', latitude: 26.4, longitude: 106.6, capacityUnits: 10 };
+    const alphaSite = String((await run('site.register', { ...site, name: 'Alpha DC' }, actors.alpha)).siteId);
+    const betaSite = String((await run('site.register', { ...site, name: 'Beta DC' }, actors.beta)).siteId);
+    await run('units.deploy', { siteId: alphaSite, serials: ['DEP-1'] }, actors.alpha);
+    const deploy = (serial: string, siteId: string): Statement => [`UPDATE units SET custody = 'deployed', site_id = $2 WHERE serial = $1`, [serial, siteId]];
+    const refused = async (why: RegExp, ...statements: Statement[]) => {
+      const error = await refusal(...statements);
+      expect(error?.code, error?.message ?? `the database accepted ${JSON.stringify(statements)}`).toBe('23514');
+      expect(error?.message).toMatch(why);
+    };
+
+    expect(await refusal(deploy('DEP-2', alphaSite))).toBeUndefined(); // delivered, to its recipient's site
+    expect(await refusal([`UPDATE units SET updated_seq = 999999 WHERE serial = 'DEP-1'`])).toBeUndefined(); // a deployed unit's other columns may change
+    await refused(/^unit DEP-2 is .*'s; site .* is not$/, deploy('DEP-2', betaSite));
+    await refused(/^unit DEP-1 is .*'s; site .* is not$/, deploy('DEP-1', betaSite)); // a move to another's site
+    await refused(/^unit MORE-1 is licensed; only delivered or deployed units can be deployed$/, deploy('MORE-1', alphaSite));
+    await refused(/violates check constraint "units_check"/, [`UPDATE units SET custody = 'deployed' WHERE serial = 'DEP-3'`]); // 001's
+    await refused(/violates check constraint "units_check"/, [`UPDATE units SET site_id = NULL WHERE serial = 'DEP-1'`]);
+    // Handed to another recipient: refused, also together with a site of that recipient.
+    await refused(/^unit DEP-3 is .*'s; it goes to another recipient only in a shipment to that recipient$/, [`UPDATE units SET recipient_org_id = $1 WHERE serial = 'DEP-3'`, [actors.beta.orgId]]);
+    await refused(/another recipient/, [`UPDATE units SET recipient_org_id = $1, site_id = $2 WHERE serial = 'DEP-1'`, [actors.beta.orgId, betaSite]]);
+  });
+
+  it('takes a new unit only as licensed, and an upsert of a deployed unit as the update it is', async () => {
+    const columns = 'serial, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq';
+    const shipmentId = (await database.pool.query<{ shipment_id: string }>(`SELECT shipment_id FROM units WHERE serial = 'MORE-1'`)).rows[0]!.shipment_id;
+    const unit = (serial: string, custody: string, siteId: string | null) => [serial, world.productId, world.actors.alpha.orgId, custody, shipmentId, siteId, 999999];
+    const siteId = (await database.pool.query<{ id: string }>(`SELECT id FROM sites WHERE org_id = $1 LIMIT 1`, [world.actors.alpha.orgId])).rows[0]!.id;
+    const error = await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, unit('NEW-1', 'deployed', siteId)]);
+    expect(error?.code, error?.message ?? 'the database accepted it').toBe('23514');
+    expect(error?.message).toBe("unit NEW-1 enters the ledger deployed; a unit enters on a manifest, licensed");
+    expect(await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, unit('NEW-2', 'licensed', null)])).toBeUndefined();
+    // The batch writes changed units by upsert: the row of a deployed unit proposed again is an update, not a new unit.
+    const deployed = (await database.pool.query<{ serial: string; shipment_id: string; site_id: string }>(`SELECT serial, shipment_id, site_id FROM units WHERE custody = 'deployed' LIMIT 1`)).rows[0]!;
+    expect(await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, 'deployed', $4, $5, 999999)
+      ON CONFLICT (serial) DO UPDATE SET custody = EXCLUDED.custody, site_id = EXCLUDED.site_id, updated_seq = EXCLUDED.updated_seq`,
+    [deployed.serial, world.productId, world.actors.alpha.orgId, deployed.shipment_id, deployed.site_id]])).toBeUndefined();
+  });
+});
+
+describe('invariant 4: what migration 020 lets through', () => {
+  it('a returned unit listed again by its exporter in a shipment to another recipient, which becomes its recipient', async () => {
+    const { run, actors, productId } = world;
+    // DEP-3: delivered to alpha by the first test of the block above.
+    await run('units.return', { serials: ['DEP-3'], reason: 'sold on' }, actors.alpha);
+    const shipmentId = String((await run('shipment.book', {
+      exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId,
+      units: 1, deadline: '2026-03-01T00:00:00Z', serials: ['DEP-3'],
+    }, actors.exporter)).shipmentId);
+    const unit = (await database.pool.query(`SELECT recipient_org_id, shipment_id, custody FROM units WHERE serial = 'DEP-3'`)).rows[0];
+    expect(unit).toEqual({ recipient_org_id: actors.beta.orgId, shipment_id: shipmentId, custody: 'licensed' });
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+});
