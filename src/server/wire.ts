@@ -178,17 +178,9 @@ export const event = z.strictObject({
   demo,
 });
 
-const utilisationAllocation = z.strictObject({
-  allocationId: z.string(),
-  recipientId: z.string(),
-  units: count,
-  reservedUnits: count,
-  shippedUnits: count,
-  availableUnits: count,
-  periodStart: day.nullable(),
-  periodEnd: day.nullable(),
-  demo,
-});
+/** An allocation's figures in the utilisation report: named allocationId, without its licence (the row's) and seq. */
+const { id: _id, licenceId: _licenceId, createdSeq: _createdSeq, ...allocationFigures } = allocation.shape;
+const utilisationAllocation = z.strictObject({ allocationId: z.string(), ...allocationFigures });
 
 export const utilisation = z.strictObject({
   licenceId: z.string(),

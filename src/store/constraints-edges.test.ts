@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { firstRefusal, insertShipments as insertRows, type Statement } from '../../test/support/rolled-back.ts';
 import { buildWorld, type World } from '../../test/world.ts';
 
 let database: TestDatabase;
@@ -36,22 +37,7 @@ afterAll(async () => {
   await database?.drop();
 });
 
-type Statement = [string, unknown[]?];
-
-/** Runs the statements in order in a transaction that is always rolled back; returns the first error, if any. */
-async function refusal(...statements: Statement[]): Promise<{ code: string; message: string } | undefined> {
-  const client = await database.pool.connect();
-  try {
-    await client.query('BEGIN');
-    for (const [text, values] of statements) await client.query(text, values ?? []);
-    return undefined;
-  } catch (error) {
-    return { code: (error as { code: string }).code, message: (error as Error).message };
-  } finally {
-    await client.query('ROLLBACK');
-    client.release();
-  }
-}
+const refusal = (...statements: Statement[]) => firstRefusal(database.pool, ...statements);
 
 /** The re-check's rows for one invariant after the statements, in a transaction that is always rolled back. */
 async function violationsAfter(invariant: string, ...statements: Statement[]): Promise<Array<{ subject: string; detail: string }>> {
@@ -66,21 +52,7 @@ async function violationsAfter(invariant: string, ...statements: Statement[]): P
   }
 }
 
-const shipmentColumns = ['id', 'exporter_org_id', 'recipient_org_id', 'product_id', 'origin', 'destination', 'export_allocation_id', 'import_allocation_id', 'units', 'status', 'booked_at', 'deadline', 'created_seq', 'updated_seq'];
-
-/** One INSERT of well-formed shipment rows for alpha, each with its overrides. */
-function insertShipments(rows: Array<Record<string, string>>): Statement {
-  const values = rows.flatMap((overrides) => {
-    const row: Record<string, string> = {
-      id: 'S-Y', exporter_org_id: world.actors.exporter.orgId, recipient_org_id: world.actors.alpha.orgId, product_id: world.productId,
-      origin: 'US', destination: 'CN', export_allocation_id: world.allocations.alphaExport, import_allocation_id: world.allocations.alphaImport,
-      units: '1', status: 'booked', booked_at: '2026-02-02T00:00:00Z', deadline: '2026-03-01T00:00:00Z', created_seq: '999999', updated_seq: '999999', ...overrides,
-    };
-    return shipmentColumns.map((column) => row[column]);
-  });
-  const tuples = rows.map((_, row) => `(${shipmentColumns.map((_, column) => `$${row * shipmentColumns.length + column + 1}`).join(', ')})`);
-  return [`INSERT INTO shipments (${shipmentColumns.join(', ')}) VALUES ${tuples.join(', ')}`, values];
-}
+const insertShipments = (rows: Array<Record<string, string>>): Statement => insertRows(world, rows.map((row) => ({ id: 'S-Y', ...row })));
 
 describe('invariant 1: the licence records the true sum of its allocations', () => {
   it('refuses an allocation the licence does not count, on a licence with room to spare', async () => {

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { firstRefusal, insertShipments, type Statement } from '../../test/support/rolled-back.ts';
 import { buildWorld, type World } from '../../test/world.ts';
 
 let database: TestDatabase;
@@ -29,36 +30,9 @@ afterAll(async () => {
   await database?.drop();
 });
 
-/**
- * Runs `setup` then `sql` in a transaction that is always rolled back; returns the error
- * either raised.
- */
-async function refusal(sql: string, values: unknown[] = [], setup: Array<[string, unknown[]]> = []): Promise<{ code: string; message: string } | undefined> {
-  const client = await database.pool.connect();
-  try {
-    await client.query('BEGIN');
-    for (const [text, setupValues] of setup) await client.query(text, setupValues);
-    await client.query(sql, values);
-    await client.query('SET CONSTRAINTS ALL IMMEDIATE');
-    return undefined;
-  } catch (error) {
-    return { code: (error as { code: string }).code, message: (error as Error).message };
-  } finally {
-    await client.query('ROLLBACK');
-    client.release();
-  }
-}
-
-const shipmentColumns = 'id, exporter_org_id, recipient_org_id, product_id, origin, destination, export_allocation_id, import_allocation_id, units, status, booked_at, deadline, created_seq, updated_seq';
-function insertShipment(overrides: Record<string, string> = {}): [string, unknown[]] {
-  const values = {
-    id: 'S-X', exporter_org_id: world.actors.exporter.orgId, recipient_org_id: world.actors.alpha.orgId, product_id: world.productId,
-    origin: 'US', destination: 'CN', export_allocation_id: world.allocations.alphaExport, import_allocation_id: world.allocations.alphaImport,
-    units: '1', status: 'booked', booked_at: '2026-02-02T00:00:00Z', deadline: '2026-03-01T00:00:00Z', created_seq: '999999', updated_seq: '999999', ...overrides,
-  };
-  const list = shipmentColumns.split(', ');
-  return [`INSERT INTO shipments (${shipmentColumns}) VALUES (${list.map((_, i) => `$${i + 1}`).join(', ')})`, list.map((column) => values[column as keyof typeof values])];
-}
+/** Runs `setup` then `sql` in a transaction that is always rolled back; returns the error either raised. */
+const refusal = (sql: string, values: unknown[] = [], setup: Statement[] = []) => firstRefusal(database.pool, ...setup, [sql, values]);
+const insertShipment = (overrides: Record<string, string> = {}) => insertShipments(world, [overrides]);
 
 describe('database constraints, written around the ledger', () => {
   it.each([
@@ -118,13 +92,7 @@ describe('database constraints, written around the ledger', () => {
       { id: 'S-X1' }, { id: 'S-X2', booked_at: '2026-02-03T00:00:00Z' }, { id: 'S-X3', booked_at: '2028-01-01T00:00:00Z', deadline: '2028-02-01T00:00:00Z' },
       { id: 'S-X4', recipient_org_id: world.actors.beta.orgId, export_allocation_id: world.allocations.betaExport, import_allocation_id: world.allocations.betaImport },
     ];
-    const insertMany = (many: Array<Record<string, string>>) => {
-      const [text, first] = insertShipment(many[0]);
-      const width = first.length;
-      const values = many.flatMap((overrides) => insertShipment(overrides)[1]);
-      const tuples = many.map((_, row) => `(${Array.from({ length: width }, (_, column) => `$${row * width + column + 1}`).join(', ')})`);
-      return refusal(`${text.slice(0, text.indexOf(' VALUES '))} VALUES ${tuples.join(', ')}`, values);
-    };
+    const insertMany = (many: Array<Record<string, string>>) => refusal(...insertShipments(world, many));
     const error = await insertMany(rows);
     expect(error?.code).toBe('23514');
     expect(error?.message).toMatch(/^invariant 3: shipment S-X3 booked under licences/);
@@ -132,11 +100,8 @@ describe('database constraints, written around the ledger', () => {
   });
 
   /** Runs `setup` then inserts the shipment rows, in a transaction that is always rolled back. */
-  async function insertAfter(setup: Array<[string, unknown[]]>, rows: Array<Record<string, string>>) {
-    const [text, first] = insertShipment(rows[0]);
-    const width = first.length;
-    const tuples = rows.map((_, row) => `(${Array.from({ length: width }, (_, column) => `$${row * width + column + 1}`).join(', ')})`);
-    return refusal(`${text.slice(0, text.indexOf(' VALUES '))} VALUES ${tuples.join(', ')}`, rows.flatMap((overrides) => insertShipment(overrides)[1]), setup);
+  function insertAfter(setup: Statement[], rows: Array<Record<string, string>>) {
+    return refusal(...insertShipments(world, rows), setup);
   }
   const conditions = (licenceId: string, list: unknown[]): [string, unknown[]] => ['UPDATE licences SET conditions = $2::jsonb WHERE id = $1', [licenceId, JSON.stringify(list)]];
   const invariant3 = (id: string, rule: string) => new RegExp(`^invariant 3: shipment ${id} booked under licences .* that do not cover it \\(${rule}\\)$`);

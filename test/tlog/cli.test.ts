@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keygenCommand, monitorCommand, proveCommand, registerLogCommands, verifyCommand, witnessCommand } from '../../src/cli/log/commands.ts';
 import { readState, writeState } from '../../src/cli/log/state.ts';
-import { Failure } from '../../src/cli/output.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
 import { LogCheckError } from '../../src/ledger/log-check.ts';
 import { createPool } from '../../src/store/pool.ts';
@@ -20,6 +19,7 @@ import {
 } from '../../src/tlog/index.ts';
 import { captured, startHarness, type Harness, type LogServer } from './harness.ts';
 import { untriggered } from '../support/tamper.ts';
+import { failureOf } from '../support/failure.ts';
 
 const logKey = generateSignerKey('log.cli.test');
 const witnessKey = generateCosignerKey('witness.cli.test');
@@ -39,15 +39,6 @@ const file = (name: string) => join(folder, name);
 /** The stored canonical bytes of one event. */
 const canonical = async (seq: number) => (await harness.database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE seq = $1', [seq])).rows[0]!.canonical;
 
-async function failureOf(run: Promise<number>): Promise<Failure> {
-  try {
-    await run;
-  } catch (error) {
-    if (error instanceof Failure) return error;
-    throw error;
-  }
-  throw new Error('expected the command to fail');
-}
 
 async function verify(url: string, options: { state?: string; token?: string } = {}) {
   const capture = captured();

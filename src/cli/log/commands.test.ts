@@ -15,6 +15,7 @@ import { Failure, type Output } from '../output.ts';
 import { monitorCommand, proveCommand, verifyCommand, witnessCommand, type LogCommandDeps } from './commands.ts';
 import { logResponseBytesMax } from './client.ts';
 import { readState, writeState } from './state.ts';
+import { failureOf } from '../../../test/support/failure.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-log-commands-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
@@ -61,15 +62,6 @@ function deps(fetch: typeof globalThis.fetch): LogCommandDeps & { out: string[];
   return { output, fetch, now: () => Date.parse('2026-02-01T00:00:00Z'), sleep: async () => {}, out, err };
 }
 
-async function failureOf(run: Promise<number>): Promise<Failure> {
-  try {
-    await run;
-  } catch (error) {
-    if (error instanceof Failure) return error;
-    throw error;
-  }
-  throw new Error('expected the command to fail');
-}
 
 const entries = syntheticEntries(300);
 const log = () => memoryLog(entries.slice(), logKey.signerKey);
