@@ -150,12 +150,48 @@ describe('invariant 4: where a unit is deployed, and whose it is (migration 020)
     expect(await refusal([`UPDATE units SET updated_seq = 999999 WHERE serial = 'DEP-1'`])).toBeUndefined(); // a deployed unit's other columns may change
     await refused(/^unit DEP-2 is .*'s; site .* is not$/, deploy('DEP-2', betaSite));
     await refused(/^unit DEP-1 is .*'s; site .* is not$/, deploy('DEP-1', betaSite)); // a move to another's site
-    await refused(/^unit MORE-1 is licensed; only delivered or deployed units can be deployed$/, deploy('MORE-1', alphaSite));
+    await refused(/^unit MORE-1 is licensed \(shipment S-\d+ booked\); only delivered or deployed units can be deployed$/, deploy('MORE-1', alphaSite));
+    // Nor in two steps: custody set to delivered first, while the shipment is still booked.
+    await refused(/^unit MORE-1 is delivered \(shipment S-\d+ booked\)/, [`UPDATE units SET custody = 'delivered' WHERE serial = 'MORE-1'`], deploy('MORE-1', alphaSite));
+    // The rows above the unit keep what these rules read.
+    await refused(/^site .* belongs to its organisation; it cannot change hands$/, [`UPDATE sites SET org_id = $2 WHERE id = $1`, [alphaSite, actors.beta.orgId]]);
+    await refused(/^shipment .* belongs to its recipient; it cannot change hands$/, [`UPDATE shipments SET recipient_org_id = $2 WHERE id = $1`, [shipmentId, actors.beta.orgId]]);
     await refused(/violates check constraint "units_check"/, [`UPDATE units SET custody = 'deployed' WHERE serial = 'DEP-3'`]); // 001's
     await refused(/violates check constraint "units_check"/, [`UPDATE units SET site_id = NULL WHERE serial = 'DEP-1'`]);
     // Handed to another recipient: refused, also together with a site of that recipient.
     await refused(/^unit DEP-3 is .*'s; it goes to another recipient only in a shipment to that recipient$/, [`UPDATE units SET recipient_org_id = $1 WHERE serial = 'DEP-3'`, [actors.beta.orgId]]);
     await refused(/another recipient/, [`UPDATE units SET recipient_org_id = $1, site_id = $2 WHERE serial = 'DEP-1'`, [actors.beta.orgId, betaSite]]);
+  });
+
+  it('deploys a unit whose shipment is delivered in the same transaction (one batch delivers and deploys)', async () => {
+    const { run, actors, productId } = world;
+    const shipmentId = String((await run('shipment.book', {
+      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId,
+      units: 1, deadline: '2026-03-01T00:00:00Z', serials: ['TRN-1'],
+    }, actors.exporter)).shipmentId);
+    await run('shipment.ship', { shipmentId }, actors.exporter);
+    await run('shipment.clear', { shipmentId }, actors.mofcom);
+    const siteId = (await database.pool.query<{ id: string }>(`SELECT id FROM sites WHERE org_id = $1 LIMIT 1`, [actors.alpha.orgId])).rows[0]!.id;
+    const deployTransit: Statement = [`UPDATE units SET custody = 'deployed', site_id = $1 WHERE serial = 'TRN-1'`, [siteId]];
+    expect((await refusal(deployTransit))?.message).toMatch(/^unit TRN-1 is in_transit \(shipment S-\d+ cleared\)/);
+    expect(await refusal([`UPDATE shipments SET status = 'delivered' WHERE id = $1`, [shipmentId]], deployTransit)).toBeUndefined();
+  });
+
+  it('is re-checked in full: ledger_violations finds a unit that breaks these rules with the triggers off', async () => {
+    const off = (statement: string) => `ALTER TABLE units DISABLE TRIGGER USER; ${statement}; ALTER TABLE units ENABLE TRIGGER USER`;
+    const betaSite = (await database.pool.query<{ id: string }>(`SELECT id FROM sites WHERE org_id = $1 LIMIT 1`, [world.actors.beta.orgId])).rows[0]!.id;
+    expect(await violationsAfter('invariant-4')).toEqual([]);
+    // (The two sites' deployed counts are off too, which 017's check reports about the sites.)
+    const moved = await violationsAfter('invariant-4', [off(`UPDATE units SET site_id = '${betaSite}' WHERE serial = 'DEP-1'`)]);
+    expect(moved.filter((row) => !row.subject.startsWith('SITE-'))).toEqual([
+      { subject: 'DEP-1', detail: expect.stringMatching(/^deployed at site .* of .*, but the unit is .*'s$/) },
+    ]);
+    expect(await violationsAfter('invariant-4', [off(`UPDATE units SET recipient_org_id = '${world.actors.beta.orgId}' WHERE serial = 'MORE-2'`)])).toEqual([
+      { subject: 'MORE-2', detail: expect.stringMatching(/^the unit is .*'s, but its shipment S-\d+ is for /) },
+    ]);
+    expect(await violationsAfter('invariant-4', [off(`UPDATE units SET custody = 'delivered' WHERE serial = 'MORE-2'`)])).toEqual([
+      { subject: 'MORE-2', detail: expect.stringMatching(/^the unit is delivered, but its shipment S-\d+ is booked$/) },
+    ]);
   });
 
   it('takes a new unit only as licensed, and an upsert of a deployed unit as the update it is', async () => {
