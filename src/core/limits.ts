@@ -35,6 +35,12 @@ export const limits = {
    * than wait with it.
    */
   headLockWaitMsMax: 30_000,
+  /**
+   * How long a checkpoint signing waits for the signing lock, and for each of its
+   * statements, before it gives up until the next tick: one signing runs at a time, so one
+   * that never ended would stop the log's checkpoints for good.
+   */
+  checkpointSigningWaitMsMax: 10_000,
   /** How long the sequencer waits for a batch to fill to the size of the last one. */
   batchFillWaitMs: 5,
   /** Logs of at least this many entries are audited with the hashing in a worker thread (ledger/log-audit.ts). */

@@ -10,7 +10,8 @@ import { worldPerFile, expectOk, type World } from '../../test/world.ts';
 import type { TestDatabase } from '../../test/database.ts';
 import { createPool } from '../store/pool.ts';
 import { inLogSigningTransaction } from '../store/tlog-tables.ts';
-import { generateSignerKey } from '../tlog/index.ts';
+import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
+import { Checkpointer } from './checkpointer.ts';
 import { Ledger } from './ledger.ts';
 
 let world: World;
@@ -20,6 +21,9 @@ worldPerFile((made, made2) => {
   database = made2;
 });
 
+/** The log's key: both tests sign the one log of this file's database. */
+const logKey = generateSignerKey('log.chipledger.test').signerKey;
+
 /** Waits for `condition`, polling; the test's timeout bounds it. */
 async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resume) => setTimeout(resume, 5));
@@ -28,7 +32,7 @@ async function until(condition: () => boolean): Promise<void> {
 describe('the checkpoint signer while the signing lock is held elsewhere', () => {
   it('waits with one connection, leaves the rest to the sequencer, signs once the lock is free, and stops clean', async () => {
     const pool = createPool({ url: database.url, connectionsMax: 3, applicationName: 'checkpointer-faults' });
-    const ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: generateSignerKey('log.chipledger.test').signerKey, checkpointIntervalMs: 20 });
+    const ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 20 });
     const checkpointer = ledger.checkpointer!;
     let release!: () => void;
     let held!: () => void;
@@ -62,6 +66,42 @@ describe('the checkpoint signer while the signing lock is held elsewhere', () =>
       await holder.catch(() => {});
       await ledger.close();
       await pool.end();
+    }
+  });
+});
+
+describe('the checkpoint signer while the signing lock is held for good', () => {
+  it('gives up each signing after its wait bound, so that a stuck holder does not stop it for ever, and signs once the lock is free', async () => {
+    const key = logKey;
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: key, checkpointIntervalMs: 3_600_000 });
+    const errors: unknown[] = [];
+    const checkpointer = new Checkpointer({ pool: database.pool, signer: parseSignerKey(key), intervalMs: 20, signingWaitMs: 100, onError: (error) => errors.push(error) });
+    let release!: () => void;
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    const holder = inLogSigningTransaction(database.pool, () => {
+      held();
+      return new Promise<void>((resolve) => (release = resolve));
+    });
+    try {
+      await holding;
+      expectOk(await ledger.submit('shipment.book', {
+        exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+      }, world.actors.exporter));
+      const signedBefore = checkpointer.stats.signed;
+      checkpointer.start();
+      // Without the bound the first signing waits for the lock as long as it is held: no error, ever.
+      await until(() => errors.length >= 2);
+      // The lock's wait bound or the statement's, whichever PostgreSQL checks first.
+      expect(['55P03', '57014']).toContain((errors[0] as { code?: string }).code);
+      release();
+      await holder;
+      await until(() => checkpointer.stats.signed > signedBefore);
+    } finally {
+      release?.();
+      await holder.catch(() => {});
+      await checkpointer.stop();
+      await ledger.close();
     }
   });
 });

@@ -33,6 +33,8 @@ export interface CheckpointerOptions {
   pool: Pool;
   signer: Ed25519NoteSigner;
   intervalMs?: number;
+  /** How long a signing waits for the lock and for each statement (limits.checkpointSigningWaitMsMax). */
+  signingWaitMs?: number;
   onError?: (error: unknown, context: string) => void;
 }
 
@@ -114,7 +116,7 @@ export class Checkpointer {
       const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [] });
       await insertCheckpoint(client, { size: head.size, root: head.root, key_id: formatKeyId(signer.keyId), signed_note: signNote(text, signer) });
       return { kind: 'signed', size: head.size };
-    });
+    }, this.options.signingWaitMs ?? limits.checkpointSigningWaitMsMax);
     if (signed.kind === 'retired') {
       this.retiredBy = signed.replacedBy;
       if (this.timer) clearInterval(this.timer);

@@ -9,6 +9,7 @@ import {
   cosignCheckpoint, generateCosignerKey, generateSignerKey, leafHash, openCheckpoint, parseCosignatureVerifierKey, parseCosignerKey,
   parseVerifierKey, rootOf, verifyConsistency, verifyInclusion, verifyTlogProof,
 } from '../tlog/index.ts';
+import { limits } from '../core/limits.ts';
 import { buildServer } from './app.ts';
 import { checkedAgainstDocument } from './testing.ts';
 
@@ -162,6 +163,7 @@ describe('log HTTP API', () => {
       await fresh.close();
     }
     expect(text).toMatch(/^chipledger_checkpoints_signed_total [1-9]\d*$/m);
+    expect(text).toMatch(/^chipledger_checkpoint_ticks_skipped_total \d+$/m);
     // Every family says what it counts in a sentence, and counters end in _total.
     const helps = [...text.matchAll(/^# HELP (\w+) (.*)$/gm)];
     expect(helps.length).toBeGreaterThan(20);
@@ -184,6 +186,12 @@ describe('log HTTP API', () => {
     const verified = verifyTlogProof(response.body, all[42]!, parseVerifierKey(logKey.verifierKey));
     expect(verified.index).toBe(42);
     expect(() => verifyTlogProof(response.body, all[41]!, parseVerifierKey(logKey.verifierKey))).toThrow();
+  });
+
+  it('refuses a cosignature body over its limit with 413, as the document says', async () => {
+    const refused = await post(`${'x'.repeat(limits.cosignatureBodyBytesMax)}\n`);
+    expect(refused.statusCode).toBe(413);
+    expect(refused.json().code).toBe('payload_too_large');
   });
 
   it('stores a configured witness cosignature, refuses a forged one, and serves it with the checkpoint', async () => {

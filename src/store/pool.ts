@@ -33,6 +33,10 @@ export function createPool(options: PoolOptions): pg.Pool {
     application_name: options.applicationName,
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 10_000,
+    // TCP keepalive: a connection whose peer vanished (a failover, a cut network) fails
+    // instead of leaving its query waiting for ever.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   });
   // An idle client that loses its connection must not crash the process; the next
   // query on the pool gets a fresh connection.

@@ -56,8 +56,11 @@ const logSigningLockKey = 7_201_964_016;
  * Runs `work` in a transaction that holds the log signing lock (one at a time across every
  * process). A crash anywhere inside rolls all of it back: no checkpoint or key half written.
  */
-export function inLogSigningTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+export function inLogSigningTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, waitMs?: number): Promise<T> {
   return inTransaction(pool, 'BEGIN', async (client) => {
+    // Bounded for a caller that must not wait indefinitely (the checkpointer: a tick that
+    // never ended would stop all signing): for the lock, and for each statement.
+    if (waitMs !== undefined) await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(waitMs))}; SET LOCAL statement_timeout = ${Math.max(1, Math.trunc(waitMs))}`);
     await client.query('SELECT pg_advisory_xact_lock($1)', [logSigningLockKey]);
     return work(client);
   });
