@@ -163,7 +163,6 @@ function describeNetworkError(error: unknown): string {
   return cause?.code ?? cause?.message ?? (error as Error).message ?? String(error);
 }
 
-/** An API error as lines for stderr: status, code, the server's detail, the rule and the numbers. */
 /**
  * Text from the server, made safe for a terminal: control characters (escape sequences
  * that could move the cursor, recolour or retitle the terminal, or hide what came before)
@@ -172,6 +171,7 @@ function describeNetworkError(error: unknown): string {
  */
 const printable = (text: string): string => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
 
+/** An API error as lines for stderr: status, code, the server's detail, the rule and the numbers. */
 export function formatApiError(error: ApiError): string {
   const { problem } = error;
   const text = (value: unknown) => printable(typeof value === 'string' ? value : JSON.stringify(value) ?? String(value));

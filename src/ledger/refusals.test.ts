@@ -13,6 +13,6 @@ describe('toRefusal', () => {
   it('refuses the command for what it wrote, and rethrows the rest as bugs', () => {
     expect(toRefusal(databaseError('23505')).code).toBe('conflict');
     expect(toRefusal(databaseError('22008')).code).toBe('invalid_input');
-    for (const code of ['42P01', '42703', 'XX000', '55000']) expect(() => toRefusal(databaseError(code)), code).toThrow(`database error ${code}`);
+    for (const code of ['42P01', '42703', 'XX000', '55000', '53400']) expect(() => toRefusal(databaseError(code)), code).toThrow(`database error ${code}`);
   });
 });

@@ -21,13 +21,14 @@ export function invalidInput(kind: string, issues: ReadonlyArray<{ path: Propert
  * PostgreSQL errors that say "not now" rather than "not this": nothing was committed, and
  * the same command may succeed when sent again.
  * - 08: the connection failed; 57: an operator or shutdown cancelled it (57P01, 57014);
- * - 53: out of resources (53100 disk full, 53200 out of memory, 53300 too many connections);
+ * - 53100 disk full, 53200 out of memory, 53300 too many connections (not the rest of class
+ *   53: 53400, a configured limit such as temp_file_limit, fails the same command again);
  * - 55P03: a lock not had in time (the head lock's wait bound, or an operator's lock_timeout);
  * - 40: the transaction was rolled back (40001 serialization failure, 40P01 deadlock);
  * - 25P03: the session idled in its transaction past idle_in_transaction_session_timeout.
  */
 function isTransientDatabaseError(code: string): boolean {
-  return code.startsWith('08') || code.startsWith('57') || code.startsWith('53') || code.startsWith('40') || code === '55P03' || code === '25P03';
+  return code.startsWith('08') || code.startsWith('57') || code.startsWith('40') || ['53100', '53200', '53300', '55P03', '25P03'].includes(code);
 }
 
 /** Socket errors from Node: the database is unreachable, which the caller may retry. */

@@ -106,20 +106,21 @@ function addLogOperations(add: (path: string, method: string, operation: unknown
   const bytes = (description: string) => ({ description, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } });
   const integer = (name: string, description: string) => ({ name, in: 'query', required: true, description, schema: { type: 'integer', minimum: 0 } });
   const json = (name: string) => ({ description: 'OK', content: { 'application/json': { schema: resourceRef(name) } } });
-  const errors = errorResponses([400, 404]);
+  // 503: the database did not answer (as on every route that reads it).
+  const errors = errorResponses([400, 404, 503]);
   add('/v1/log/key', 'get', { ...open, operationId: 'logKey', tags: ['log'], summary: "The log's verifier key (C2SP signed-note format name+hexid+base64)", responses: { '200': text('one line'), ...errors } });
-  add('/v1/log/keys', 'get', { ...open, operationId: 'logKeys', tags: ['log'], summary: 'Every key the log used, each new one with the checkpoint that announced it', responses: { '200': json('LogKeys') } });
+  add('/v1/log/keys', 'get', { ...open, operationId: 'logKeys', tags: ['log'], summary: 'Every key the log used, each new one with the checkpoint that announced it', responses: { '200': json('LogKeys'), ...errorResponses([503]) } });
   add('/v1/log/checkpoint', 'get', { ...open, operationId: 'logCheckpoint', tags: ['log'], summary: 'The newest C2SP tlog-checkpoint as a signed note, with witness cosignatures', responses: { '200': text('signed note'), ...errors } });
   add('/v1/log/tile/{path}', 'get', {
     ...open, operationId: 'logTile', tags: ['log'],
     summary: 'C2SP tlog-tiles: hash tiles <L>/<N>[.p/<W>] (public) and entry bundles entries/<N>[.p/<W>] (authorities and auditors, bearer token)',
     parameters: [{ name: 'path', in: 'path', required: true, description: 'e.g. 0/x001/234 or entries/000.p/17', schema: { type: 'string' } }],
-    responses: { '200': bytes('tile or entry bundle'), ...errorResponses([401, 403, 404]) },
+    responses: { '200': bytes('tile or entry bundle'), ...errorResponses([400, 401, 403, 404, 503]) },
   });
   add('/v1/log/proof/inclusion', 'get', { ...open, operationId: 'logInclusionProof', tags: ['log'], summary: 'RFC 9162 inclusion proof', parameters: [integer('index', 'leaf index (= event seq)'), integer('size', 'tree size')], responses: { '200': json('InclusionProof'), ...errors } });
   add('/v1/log/proof/consistency', 'get', { ...open, operationId: 'logConsistencyProof', tags: ['log'], summary: 'RFC 9162 consistency proof', parameters: [integer('from', 'old tree size'), integer('to', 'new tree size')], responses: { '200': json('ConsistencyProof'), ...errors } });
   add('/v1/log/events/{seq}/proof', 'get', { ...open, operationId: 'logEventProof', tags: ['log'], summary: 'C2SP tlog-proof bundle for one event, verifiable offline', parameters: [{ name: 'seq', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }], responses: { '200': text('c2sp.org/tlog-proof@v1'), ...errors } });
-  add('/v1/log/cosignatures', 'post', { ...open, operationId: 'logCosign', tags: ['log'], summary: "A witness posts one of our checkpoints with its cosignature (C2SP tlog-cosignature)", requestBody: { required: true, content: { 'text/plain': { schema: { type: 'string' } } } }, responses: { '201': { ...json('CosignaturesStored'), description: 'stored' }, ...errorResponses([400, 403, 404]) } });
+  add('/v1/log/cosignatures', 'post', { ...open, operationId: 'logCosign', tags: ['log'], summary: "A witness posts one of our checkpoints with its cosignature (C2SP tlog-cosignature)", requestBody: { required: true, content: { 'text/plain': { schema: { type: 'string' } } } }, responses: { '201': { ...json('CosignaturesStored'), description: 'stored' }, ...errorResponses([400, 403, 404, 413, 503]) } });
 }
 
 export function buildOpenApiDocument(): Record<string, unknown> {

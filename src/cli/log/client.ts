@@ -216,12 +216,12 @@ async function boundedBody(response: Response, max: number): Promise<Buffer> {
 /** The body of a 2xx answer, or a LogFetchError with the status and the server's detail. */
 async function readBody(url: string, response: Response, method = 'GET'): Promise<Buffer> {
   const declared = Number(response.headers.get('content-length') ?? 0);
-  if (declared > logResponseBytesMax) throw new LogFetchError(url, response.status, `GET ${url}: the answer is ${declared} bytes, more than ${logResponseBytesMax}`);
+  if (declared > logResponseBytesMax) throw new LogFetchError(url, response.status, `${method} ${url}: the answer is ${declared} bytes, more than ${logResponseBytesMax}`);
   let body: Buffer;
   try {
     body = await boundedBody(response, logResponseBytesMax);
   } catch (error) {
-    if (error instanceof TooLargeError) throw new LogFetchError(url, response.status, `GET ${url}: the answer is more than ${logResponseBytesMax} bytes`);
+    if (error instanceof TooLargeError) throw new LogFetchError(url, response.status, `${method} ${url}: the answer is more than ${logResponseBytesMax} bytes`);
     // The connection broke, or the time ran out, while the body was coming.
     throw networkError(url, method, error);
   }
