@@ -150,9 +150,9 @@ describe('invariant 4: where a unit is deployed, and whose it is (migration 020)
     expect(await refusal([`UPDATE units SET updated_seq = 999999 WHERE serial = 'DEP-1'`])).toBeUndefined(); // a deployed unit's other columns may change
     await refused(/^unit DEP-2 is .*'s; site .* is not$/, deploy('DEP-2', betaSite));
     await refused(/^unit DEP-1 is .*'s; site .* is not$/, deploy('DEP-1', betaSite)); // a move to another's site
-    await refused(/^unit MORE-1 is licensed \(shipment S-\d+ booked\); only delivered or deployed units can be deployed$/, deploy('MORE-1', alphaSite));
+    await refused(/^unit MORE-1 is at site SITE-\d+, but its shipment S-\d+ is booked; only delivered units can be deployed$/, deploy('MORE-1', alphaSite));
     // Nor in two steps: custody set to delivered first, while the shipment is still booked.
-    await refused(/^unit MORE-1 is delivered \(shipment S-\d+ booked\)/, [`UPDATE units SET custody = 'delivered' WHERE serial = 'MORE-1'`], deploy('MORE-1', alphaSite));
+    await refused(/^unit MORE-1 is at site SITE-\d+, but its shipment S-\d+ is booked/, [`UPDATE units SET custody = 'delivered' WHERE serial = 'MORE-1'`], deploy('MORE-1', alphaSite));
     // The rows above the unit keep what these rules read.
     await refused(/^site .* belongs to its organisation; it cannot change hands$/, [`UPDATE sites SET org_id = $2 WHERE id = $1`, [alphaSite, actors.beta.orgId]]);
     await refused(/^shipment .* belongs to its recipient; it cannot change hands$/, [`UPDATE shipments SET recipient_org_id = $2 WHERE id = $1`, [shipmentId, actors.beta.orgId]]);
@@ -173,7 +173,7 @@ describe('invariant 4: where a unit is deployed, and whose it is (migration 020)
     await run('shipment.clear', { shipmentId }, actors.mofcom);
     const siteId = (await database.pool.query<{ id: string }>(`SELECT id FROM sites WHERE org_id = $1 LIMIT 1`, [actors.alpha.orgId])).rows[0]!.id;
     const deployTransit: Statement = [`UPDATE units SET custody = 'deployed', site_id = $1 WHERE serial = 'TRN-1'`, [siteId]];
-    expect((await refusal(deployTransit))?.message).toMatch(/^unit TRN-1 is in_transit \(shipment S-\d+ cleared\)/);
+    expect((await refusal(deployTransit))?.message).toMatch(/^unit TRN-1 is at site SITE-\d+, but its shipment S-\d+ is cleared/);
     expect(await refusal([`UPDATE shipments SET status = 'delivered' WHERE id = $1`, [shipmentId]], deployTransit)).toBeUndefined();
   });
 

@@ -86,13 +86,14 @@ describe('state files', () => {
     await writeState(file('other.state'), { origin: other.signed.origin, size: other.signed.size, rootHash: other.signed.rootHash, note: other.note });
     const expected = `the state file ${file('other.state')} holds a checkpoint of the log "other.log.test", not of "log.commands.test" (the log of the verifier key given); give this log its own state file (a new path starts afresh)`;
     const { fetch, paths } = serving(log());
+    // Started one at a time: a command started before its failure is awaited rejects unhandled.
     const runs = [
-      verifyCommand({ url, key: logKey.verifierKey, state: file('other.state') }, deps(fetch)),
-      monitorCommand({ url, key: logKey.verifierKey, state: file('other.state'), maxRounds: '1' }, deps(fetch)),
-      witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: file('witness.key'), state: file('other.state') }, deps(fetch)),
+      () => verifyCommand({ url, key: logKey.verifierKey, state: file('other.state') }, deps(fetch)),
+      () => monitorCommand({ url, key: logKey.verifierKey, state: file('other.state'), maxRounds: '1' }, deps(fetch)),
+      () => witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: file('witness.key'), state: file('other.state') }, deps(fetch)),
     ];
     for (const run of runs) {
-      const failure = await failureOf(run);
+      const failure = await failureOf(run());
       expect(failure.message).toBe(expected);
       expect(failure.exitCode).toBe(2);
     }

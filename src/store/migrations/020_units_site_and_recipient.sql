@@ -4,48 +4,52 @@
 -- at another organisation's site, or deploy a unit still in transit. (That a unit is
 -- deployed exactly when it is at a site is the CHECK of 001.)
 --
--- 1. A unit comes to a site only once its shipment is delivered, never from an end state,
---    and only to a site of its recipient. Judged by the shipment, not by the unit's old
---    custody: a batch may deliver a shipment and deploy its units at once, and writes the
---    unit's row once, in its end state (shipments are written before units).
--- 2. Its recipient changes only when it is listed in another shipment, to that shipment's
---    recipient (a returned unit shipped again).
---
--- As in 019, a row trigger whose WHEN the executor evaluates without calling the function:
--- the custody updates of shipping, clearing and delivering change neither column and pay a
--- comparison a row; deploying a unit pays two primary-key look-ups.
-CREATE FUNCTION units_site_and_recipient() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE site_owner text; shipment_recipient text; shipment_status text;
+-- 1. A unit is at a site only once its shipment is delivered, and only at a site of its
+--    recipient. Judged by the shipment, not by the unit's old custody: a batch may deliver
+--    a shipment and deploy its units at once, and writes the unit's row once, in its end
+--    state (shipments are written before units). Checked once a statement, over its
+--    transition table (which 004's reference check already captures): a row trigger cost a
+--    deployment of 100,000 units 1.15 s more (11 µs a unit, bench/experiments/
+--    deploy-trigger.ts); this costs shipping a scan of its rows, which all fail the first
+--    test (no site). What it does not see: a unit taken from an end state (decommissioned,
+--    lost) back to a site by hand; the code refuses that, and no invariant depends on it.
+CREATE FUNCTION units_check_sites() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE bad record;
 BEGIN
-  IF NEW.site_id IS NOT NULL AND NEW.site_id IS DISTINCT FROM OLD.site_id THEN
-    SELECT org_id INTO site_owner FROM sites WHERE id = NEW.site_id;
-    -- A site that does not exist is the reference check's to name (004, after the statement).
-    IF NOT FOUND THEN
-      RETURN NEW;
-    END IF;
-    SELECT status INTO shipment_status FROM shipments WHERE id = NEW.shipment_id;
-    IF shipment_status IS DISTINCT FROM 'delivered' OR OLD.custody IN ('licensed', 'returned', 'decommissioned', 'lost') THEN
-      RAISE EXCEPTION 'unit % is % (shipment % %); only delivered or deployed units can be deployed', OLD.serial, OLD.custody, NEW.shipment_id, shipment_status
-        USING ERRCODE = 'check_violation', CONSTRAINT = 'units_site_and_recipient';
-    END IF;
-    IF site_owner IS DISTINCT FROM NEW.recipient_org_id THEN
-      RAISE EXCEPTION 'unit % is %''s; site % is not', NEW.serial, NEW.recipient_org_id, NEW.site_id
-        USING ERRCODE = 'check_violation', CONSTRAINT = 'units_site_and_recipient';
-    END IF;
+  SELECT n.serial, n.recipient_org_id, n.shipment_id, n.site_id, s.status, st.org_id AS site_owner INTO bad
+  FROM new_units n JOIN sites st ON st.id = n.site_id JOIN shipments s ON s.id = n.shipment_id
+  WHERE n.site_id IS NOT NULL AND (s.status <> 'delivered' OR st.org_id <> n.recipient_org_id)
+  LIMIT 1;
+  IF NOT FOUND THEN
+    RETURN NULL;
   END IF;
-  IF NEW.recipient_org_id IS DISTINCT FROM OLD.recipient_org_id THEN
-    SELECT recipient_org_id INTO shipment_recipient FROM shipments WHERE id = NEW.shipment_id;
-    IF NEW.shipment_id = OLD.shipment_id OR shipment_recipient IS DISTINCT FROM NEW.recipient_org_id THEN
-      RAISE EXCEPTION 'unit % is %''s; it goes to another recipient only in a shipment to that recipient', OLD.serial, OLD.recipient_org_id
-        USING ERRCODE = 'check_violation', CONSTRAINT = 'units_site_and_recipient';
-    END IF;
+  IF bad.status <> 'delivered' THEN
+    RAISE EXCEPTION 'unit % is at site %, but its shipment % is %; only delivered units can be deployed', bad.serial, bad.site_id, bad.shipment_id, bad.status
+      USING ERRCODE = 'check_violation', CONSTRAINT = 'units_check_sites';
+  END IF;
+  RAISE EXCEPTION 'unit % is %''s; site % is not', bad.serial, bad.recipient_org_id, bad.site_id
+    USING ERRCODE = 'check_violation', CONSTRAINT = 'units_check_sites';
+END $$;
+CREATE TRIGGER units_sites_update AFTER UPDATE ON units
+  REFERENCING NEW TABLE AS new_units FOR EACH STATEMENT EXECUTE FUNCTION units_check_sites();
+
+-- 2. A unit's recipient changes only when it is listed in another shipment, to that
+--    shipment's recipient (a returned unit shipped again). A row trigger whose WHEN the
+--    executor evaluates without calling the function, as in 019: only a unit listed again
+--    for another recipient (rare) runs it.
+CREATE FUNCTION units_keep_recipient() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE shipment_recipient text;
+BEGIN
+  SELECT recipient_org_id INTO shipment_recipient FROM shipments WHERE id = NEW.shipment_id;
+  IF NEW.shipment_id = OLD.shipment_id OR shipment_recipient IS DISTINCT FROM NEW.recipient_org_id THEN
+    RAISE EXCEPTION 'unit % is %''s; it goes to another recipient only in a shipment to that recipient', OLD.serial, OLD.recipient_org_id
+      USING ERRCODE = 'check_violation', CONSTRAINT = 'units_keep_recipient';
   END IF;
   RETURN NEW;
 END $$;
-CREATE TRIGGER units_site_and_recipient BEFORE UPDATE ON units FOR EACH ROW
-  WHEN ((NEW.site_id IS NOT NULL AND NEW.site_id IS DISTINCT FROM OLD.site_id)
-        OR NEW.recipient_org_id IS DISTINCT FROM OLD.recipient_org_id)
-  EXECUTE FUNCTION units_site_and_recipient();
+CREATE TRIGGER units_keep_recipient BEFORE UPDATE ON units FOR EACH ROW
+  WHEN (NEW.recipient_org_id IS DISTINCT FROM OLD.recipient_org_id)
+  EXECUTE FUNCTION units_keep_recipient();
 
 -- 3. A unit enters the ledger on a manifest, licensed: never straight onto a site. An AFTER
 --    trigger: a BEFORE INSERT one would also fire for the rows of an upsert that end as

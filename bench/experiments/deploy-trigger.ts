@@ -1,0 +1,53 @@
+/**
+ * What migration 020's unit triggers cost a deployment: 100,000 delivered units deployed
+ * at one site in one units.deploy, end to end, with the triggers as written and with them
+ * dropped, in turn on fresh databases of one durable embedded PostgreSQL (medians). (The
+ * first version of 020 checked each row in a row trigger: 4,723 against 3,571 ms.)
+ * Not part of `npm run bench`.
+ *
+ *   node --import tsx bench/experiments/deploy-trigger.ts [runs per side]
+ */
+import { Ledger } from '../../src/ledger/ledger.ts';
+import type { Actor } from '../../src/ledger/permissions.ts';
+import { startBenchServer } from '../database.ts';
+import { median } from '../stats.ts';
+import { bookManifestShipment } from './manifest-shipment.ts';
+
+const runs = Number(process.argv[2] ?? 3);
+const units = 100_000;
+const server = await startBenchServer('deploy-trigger');
+const timings: Record<'with' | 'without', number[]> = { with: [], without: [] };
+/** Shipping the same units: a custody update of 100,000 rows, which the statement trigger scans. */
+const shipTimings: Record<'with' | 'without', number[]> = { with: [], without: [] };
+try {
+  for (let run = 0; run < runs; run += 1) {
+    for (const side of ['with', 'without'] as const) {
+      const shipment = await bookManifestShipment(server, `deploy-${side}-${run}`, units);
+      if (side === 'without') await shipment.pool.query('DROP TRIGGER units_sites_update ON units; DROP TRIGGER units_keep_recipient ON units');
+      const ledger = await Ledger.open({ pool: shipment.pool });
+      const recipient: Actor = { id: 'TOK-bench-recipient', orgId: shipment.recipientOrgId, role: 'recipient' };
+      const exporter: Actor = { id: 'TOK-bench-exporter', orgId: (await shipment.pool.query<{ exporter_org_id: string }>('SELECT exporter_org_id FROM shipments WHERE id = $1', [shipment.shipmentId])).rows[0]!.exporter_org_id, role: 'exporter' };
+      const step = async (kind: Parameters<Ledger['submit']>[0], input: Record<string, unknown>, actor: Actor) => {
+        const answer = await ledger.submit(kind, input as never, actor);
+        if (!answer.ok) throw new Error(`${kind}: ${answer.error.message}`);
+        return answer.body;
+      };
+      await step('manifest.attach', { shipmentId: shipment.shipmentId, serials: shipment.serials }, exporter);
+      const shipStarted = performance.now();
+      await step('shipment.ship', { shipmentId: shipment.shipmentId }, exporter);
+      shipTimings[side].push(performance.now() - shipStarted);
+      await step('shipment.clear', { shipmentId: shipment.shipmentId }, recipient);
+      await step('shipment.deliver', { shipmentId: shipment.shipmentId }, recipient);
+      const site = await step('site.register', { name: 'Bench DC', province: 'Guizhou', city: 'Gui\'an', latitude: 26.4, longitude: 106.6, capacityUnits: units }, recipient);
+      const started = performance.now();
+      await step('units.deploy', { siteId: String(site.siteId), serials: shipment.serials }, recipient);
+      timings[side].push(performance.now() - started);
+      console.log(`run ${run + 1}, triggers ${side === 'with' ? 'as written' : 'dropped'}: deploy ${Math.round(timings[side].at(-1)!)} ms, ship ${Math.round(shipTimings[side].at(-1)!)} ms`);
+      await ledger.close();
+      await shipment.pool.end();
+    }
+  }
+  console.log(`100,000 units, median of ${runs}: deployed with the triggers ${Math.round(median(timings.with))} ms, without ${Math.round(median(timings.without))} ms; shipped with ${Math.round(median(shipTimings.with))} ms, without ${Math.round(median(shipTimings.without))} ms`);
+} finally {
+  await server.stop();
+}
