@@ -72,10 +72,9 @@ describe('the checkpoint signer while the signing lock is held elsewhere', () =>
 
 describe('the checkpoint signer while the signing lock is held for good', () => {
   it('gives up each signing after its wait bound, so that a stuck holder does not stop it for ever, and signs once the lock is free', async () => {
-    const key = logKey;
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: key, checkpointIntervalMs: 3_600_000 });
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
     const errors: unknown[] = [];
-    const checkpointer = new Checkpointer({ pool: database.pool, signer: parseSignerKey(key), intervalMs: 20, signingWaitMs: 100, onError: (error) => errors.push(error) });
+    const checkpointer = new Checkpointer({ pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 20, signingWaitMs: 100, onError: (error) => errors.push(error) });
     let release!: () => void;
     let held!: () => void;
     const holding = new Promise<void>((resolve) => (held = resolve));
