@@ -104,3 +104,30 @@ describe('the checkpoint signer while the signing lock is held for good', () => 
     }
   });
 });
+
+describe('the checkpoint signer while its table is locked elsewhere', () => {
+  it('gives up each tick after its wait bound, also the recency check before the signing, and signs once the lock is free', async () => {
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const errors: unknown[] = [];
+    const checkpointer = new Checkpointer({ pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 20, signingWaitMs: 100, onError: (error) => errors.push(error) });
+    const holder = await database.pool.connect();
+    try {
+      expectOk(await ledger.submit('shipment.book', {
+        exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+      }, world.actors.exporter));
+      // A VACUUM FULL, a DDL or an idle transaction's LOCK: every read of the table waits.
+      await holder.query('BEGIN; LOCK TABLE tlog_checkpoints IN ACCESS EXCLUSIVE MODE');
+      const signedBefore = checkpointer.stats.signed;
+      checkpointer.start();
+      await until(() => errors.length >= 2);
+      expect(['55P03', '57014']).toContain((errors[0] as { code?: string }).code);
+      await holder.query('ROLLBACK');
+      await until(() => checkpointer.stats.signed > signedBefore);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      holder.release();
+      await checkpointer.stop();
+      await ledger.close();
+    }
+  });
+});

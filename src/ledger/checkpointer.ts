@@ -38,7 +38,8 @@ export interface CheckpointerOptions {
   onError?: (error: unknown, context: string) => void;
 }
 
-type SigningOutcome = { kind: 'retired'; replacedBy: string } | { kind: 'covered' } | { kind: 'signed'; size: number };
+/** What a signing found; the newest checkpoint is read in the same bounded transaction. */
+type SigningOutcome = { kind: 'retired'; replacedBy: string } | { kind: 'covered'; latest: CheckpointRow } | { kind: 'signed'; size: number; latest: CheckpointRow | undefined };
 
 export class Checkpointer {
   private timer: NodeJS.Timeout | undefined;
@@ -86,10 +87,13 @@ export class Checkpointer {
     // The newest checkpoint is the largest (sizes only grow; at one size, a rotation's
     // announcement comes last): found through the primary key. max(created_at) scanned the
     // whole table, which grows by about a row a second under traffic, on every tick.
-    const recent = await this.options.pool.query<{ age_ms: number }>(
-      'SELECT (extract(epoch FROM clock_timestamp() - created_at) * 1000)::float8 AS age_ms FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1',
-    );
-    const ageMs = recent.rows[0]?.age_ms;
+    // Bounded like the signing (a table lock held elsewhere would keep it waiting, and every
+    // later tick skipped): one round trip, in its own short transaction.
+    const waitMs = Math.max(1, Math.trunc(this.signingWaitMs));
+    const results = (await this.options.pool.query(`BEGIN READ ONLY; SET LOCAL lock_timeout = ${waitMs}; SET LOCAL statement_timeout = ${waitMs};
+      SELECT (extract(epoch FROM clock_timestamp() - created_at) * 1000)::float8 AS age_ms FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1;
+      COMMIT`)) as unknown as Array<{ rows: Array<{ age_ms: number | null }> }>;
+    const ageMs = results[3]?.rows[0]?.age_ms;
     if (ageMs !== null && ageMs !== undefined && ageMs < periodMs * recentSigningShare) return;
     await this.checkpointNow();
   }
@@ -112,21 +116,25 @@ export class Checkpointer {
       if (current?.verifier_key !== signer.verifierKey) return { kind: 'retired', replacedBy: current?.verifier_key ?? '(no key recorded)' };
       const head = await readHead(client);
       const latest = await latestCheckpoint(client);
-      if (latest && latest.size >= head.size) return { kind: 'covered' };
+      if (latest && latest.size >= head.size) return { kind: 'covered', latest };
       const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [] });
       await insertCheckpoint(client, { size: head.size, root: head.root, key_id: formatKeyId(signer.keyId), signed_note: signNote(text, signer) });
-      return { kind: 'signed', size: head.size };
-    }, this.options.signingWaitMs ?? limits.checkpointSigningWaitMsMax);
+      return { kind: 'signed', size: head.size, latest: await latestCheckpoint(client) };
+    }, this.signingWaitMs);
     if (signed.kind === 'retired') {
       this.retiredBy = signed.replacedBy;
       if (this.timer) clearInterval(this.timer);
       throw this.retiredError(signed.replacedBy);
     }
-    if (signed.kind === 'covered') return latestCheckpoint(pool);
+    if (signed.kind === 'covered') return signed.latest;
     this.stats.signed += 1;
     this.stats.lastSize = signed.size;
     this.stats.lastSignedAtMs = Date.now();
-    return latestCheckpoint(pool);
+    return signed.latest;
+  }
+
+  private get signingWaitMs(): number {
+    return this.options.signingWaitMs ?? limits.checkpointSigningWaitMsMax;
   }
 
   private retiredError(replacedBy: string): LogKeyError {
