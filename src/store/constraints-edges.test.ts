@@ -163,6 +163,17 @@ describe('invariant 4: where a unit is deployed, and whose it is (migration 020)
     await refused(/another recipient/, [`UPDATE units SET recipient_org_id = $1, site_id = $2 WHERE serial = 'DEP-1'`, [actors.beta.orgId, betaSite]]);
   });
 
+  it('keeps an ended shipment ended', async () => {
+    const ended = (await database.pool.query<{ id: string; status: string }>(`SELECT DISTINCT ON (status) id, status FROM shipments WHERE status IN ('delivered', 'cancelled') ORDER BY status, id`)).rows;
+    expect(ended.map((row) => row.status)).toContain('delivered');
+    for (const { id, status } of ended) {
+      for (const to of ['booked', 'shipped', 'cleared']) {
+        const error = await refusal([`UPDATE shipments SET status = $2 WHERE id = $1`, [id, to]]);
+        expect(error?.message, `${status} → ${to}`).toBe(`shipment ${id} is ${status}; it cannot become ${to}`);
+      }
+    }
+  });
+
   it('deploys a unit whose shipment is delivered in the same transaction (one batch delivers and deploys)', async () => {
     const { run, actors, productId } = world;
     const shipmentId = String((await run('shipment.book', {
@@ -194,15 +205,17 @@ describe('invariant 4: where a unit is deployed, and whose it is (migration 020)
     ]);
   });
 
-  it('takes a new unit only as licensed, and an upsert of a deployed unit as the update it is', async () => {
+  it('takes a new unit at a site only as its shipment and recipient allow, one in transit as a batch writes it, and an upsert of a deployed unit as the update it is', async () => {
     const columns = 'serial, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq';
     const shipmentId = (await database.pool.query<{ shipment_id: string }>(`SELECT shipment_id FROM units WHERE serial = 'MORE-1'`)).rows[0]!.shipment_id;
     const unit = (serial: string, custody: string, siteId: string | null) => [serial, world.productId, world.actors.alpha.orgId, custody, shipmentId, siteId, 999999];
     const siteId = (await database.pool.query<{ id: string }>(`SELECT id FROM sites WHERE org_id = $1 LIMIT 1`, [world.actors.alpha.orgId])).rows[0]!.id;
     const error = await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, unit('NEW-1', 'deployed', siteId)]);
     expect(error?.code, error?.message ?? 'the database accepted it').toBe('23514');
-    expect(error?.message).toBe("unit NEW-1 enters the ledger deployed; a unit enters on a manifest, licensed");
+    expect(error?.message).toMatch(/^unit NEW-1 is at site SITE-\d+, but its shipment S-\d+ is booked; only delivered units can be deployed$/);
     expect(await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, unit('NEW-2', 'licensed', null)])).toBeUndefined();
+    // A batch that lists new serials and ships their shipment writes the new units in transit.
+    expect(await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, unit('NEW-3', 'in_transit', null)])).toBeUndefined();
     // The batch writes changed units by upsert: the row of a deployed unit proposed again is an update, not a new unit.
     const deployed = (await database.pool.query<{ serial: string; shipment_id: string; site_id: string }>(`SELECT serial, shipment_id, site_id FROM units WHERE custody = 'deployed' LIMIT 1`)).rows[0]!;
     expect(await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, 'deployed', $4, $5, 999999)

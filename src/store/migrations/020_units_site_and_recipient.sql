@@ -51,19 +51,13 @@ CREATE TRIGGER units_keep_recipient BEFORE UPDATE ON units FOR EACH ROW
   WHEN (NEW.recipient_org_id IS DISTINCT FROM OLD.recipient_org_id)
   EXECUTE FUNCTION units_keep_recipient();
 
--- 3. A unit enters the ledger on a manifest, licensed: never straight onto a site. An AFTER
---    trigger: a BEFORE INSERT one would also fire for the rows of an upsert that end as
---    updates (the batch writes changed units by INSERT ... ON CONFLICT DO UPDATE).
-CREATE FUNCTION units_enter_licensed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION 'unit % enters the ledger %; a unit enters on a manifest, licensed', NEW.serial, NEW.custody
-    USING ERRCODE = 'check_violation', CONSTRAINT = 'units_enter_licensed';
-END $$;
-CREATE TRIGGER units_enter_licensed AFTER INSERT ON units FOR EACH ROW
-  WHEN (NEW.custody <> 'licensed')
-  EXECUTE FUNCTION units_enter_licensed();
+-- 3. The same for a unit written new by a batch, which writes it in its end state: one
+--    listed and shipped in one batch is inserted in transit (so not "enters licensed"),
+--    and none may be inserted at a site its shipment and recipient do not allow.
+CREATE TRIGGER units_sites_insert AFTER INSERT ON units
+  REFERENCING NEW TABLE AS new_units FOR EACH STATEMENT EXECUTE FUNCTION units_check_sites();
 
--- 4. The rows above a unit keep what these rules read: a site never changes owner, and a
+-- 4. The rows above a unit keep what these rules read: a site never changes owner, a
 --    shipment never changes recipient (the ledger sets both once). Otherwise a site handed
 --    to another organisation would carry the units deployed there with it, unchecked.
 CREATE FUNCTION keep_owner() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -77,6 +71,18 @@ CREATE TRIGGER sites_keep_owner BEFORE UPDATE ON sites FOR EACH ROW
 CREATE TRIGGER shipments_keep_recipient BEFORE UPDATE ON shipments FOR EACH ROW
   WHEN (NEW.recipient_org_id IS DISTINCT FROM OLD.recipient_org_id)
   EXECUTE FUNCTION keep_owner('shipment', 'its recipient');
+-- And a shipment that ended stays ended (delivered, cancelled and expired are terminal in
+-- every handler): a delivered shipment taken back to cleared would leave its deployed
+-- units at sites their shipment no longer allows, and a cancelled one booked again would
+-- hold units no allocation reserves.
+CREATE FUNCTION shipments_stay_ended() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'shipment % is %; it cannot become %', OLD.id, OLD.status, NEW.status
+    USING ERRCODE = 'check_violation', CONSTRAINT = 'shipments_stay_ended';
+END $$;
+CREATE TRIGGER shipments_stay_ended BEFORE UPDATE ON shipments FOR EACH ROW
+  WHEN (OLD.status IN ('delivered', 'cancelled', 'expired') AND NEW.status IS DISTINCT FROM OLD.status)
+  EXECUTE FUNCTION shipments_stay_ended();
 
 -- 5. The full re-check (ledger_violations, as 017 left it) also finds a unit that breaks
 --    these rules, however it came to: one already so before this migration, or one changed
