@@ -70,64 +70,63 @@ describe('the checkpoint signer while the signing lock is held elsewhere', () =>
   });
 });
 
-describe('the checkpoint signer while the signing lock is held for good', () => {
-  it('gives up each signing after its wait bound, so that a stuck holder does not stop it for ever, and signs once the lock is free', async () => {
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
-    const errors: unknown[] = [];
-    const checkpointer = new Checkpointer({ pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 20, signingWaitMs: 100, onError: (error) => errors.push(error) });
-    let release!: () => void;
-    let held!: () => void;
-    const holding = new Promise<void>((resolve) => (held = resolve));
-    const holder = inLogSigningTransaction(database.pool, () => {
-      held();
-      return new Promise<void>((resolve) => (release = resolve));
-    });
-    try {
-      await holding;
-      expectOk(await ledger.submit('shipment.book', {
-        exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
-      }, world.actors.exporter));
-      const signedBefore = checkpointer.stats.signed;
-      checkpointer.start();
-      // Without the bound the first signing waits for the lock as long as it is held: no error, ever.
-      await until(() => errors.length >= 2);
-      // The lock's wait bound or the statement's, whichever PostgreSQL checks first.
-      expect(['55P03', '57014']).toContain((errors[0] as { code?: string }).code);
-      release();
-      await holder;
-      await until(() => checkpointer.stats.signed > signedBefore);
-    } finally {
-      release?.();
-      await holder.catch(() => {});
-      await checkpointer.stop();
-      await ledger.close();
-    }
-  });
-});
+/**
+ * A signer with a 100 ms wait bound, while `hold` keeps something it needs locked: each tick
+ * must fail in its bound (a lock or statement timeout), over and over rather than once and
+ * then never again, and sign once `hold`'s release has run.
+ */
+async function signsThrough(hold: () => Promise<() => Promise<void>>): Promise<void> {
+  const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+  const errors: unknown[] = [];
+  const checkpointer = new Checkpointer({ pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 20, signingWaitMs: 100, onError: (error) => errors.push(error) });
+  let release: (() => Promise<void>) | undefined;
+  try {
+    expectOk(await ledger.submit('shipment.book', {
+      exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+    }, world.actors.exporter));
+    release = await hold();
+    const signedBefore = checkpointer.stats.signed;
+    checkpointer.start();
+    // Without the bound the first tick waits as long as the lock is held: no error, ever.
+    await until(() => errors.length >= 2);
+    // The lock's wait bound or the statement's, whichever PostgreSQL checks first.
+    expect(['55P03', '57014']).toContain((errors[0] as { code?: string }).code);
+    await release();
+    release = undefined;
+    await until(() => checkpointer.stats.signed > signedBefore);
+  } finally {
+    await release?.();
+    await checkpointer.stop();
+    await ledger.close();
+  }
+}
 
-describe('the checkpoint signer while its table is locked elsewhere', () => {
-  it('gives up each tick after its wait bound, also the recency check before the signing, and signs once the lock is free', async () => {
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
-    const errors: unknown[] = [];
-    const checkpointer = new Checkpointer({ pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 20, signingWaitMs: 100, onError: (error) => errors.push(error) });
-    const holder = await database.pool.connect();
-    try {
-      expectOk(await ledger.submit('shipment.book', {
-        exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
-      }, world.actors.exporter));
-      // A VACUUM FULL, a DDL or an idle transaction's LOCK: every read of the table waits.
+describe('the checkpoint signer while what it needs is locked for good', () => {
+  it('gives up each signing after its wait bound when the signing lock is held, and signs once it is free', async () => {
+    await signsThrough(async () => {
+      let release!: () => void;
+      let held!: () => void;
+      const holding = new Promise<void>((resolve) => (held = resolve));
+      const holder = inLogSigningTransaction(database.pool, () => {
+        held();
+        return new Promise<void>((resolve) => (release = resolve));
+      });
+      await holding;
+      return async () => {
+        release();
+        await holder;
+      };
+    });
+  });
+
+  it('does the same when its table is locked (a VACUUM FULL, a DDL, an idle transaction\'s LOCK): the recency check before the signing is bounded too', async () => {
+    await signsThrough(async () => {
+      const holder = await database.pool.connect();
       await holder.query('BEGIN; LOCK TABLE tlog_checkpoints IN ACCESS EXCLUSIVE MODE');
-      const signedBefore = checkpointer.stats.signed;
-      checkpointer.start();
-      await until(() => errors.length >= 2);
-      expect(['55P03', '57014']).toContain((errors[0] as { code?: string }).code);
-      await holder.query('ROLLBACK');
-      await until(() => checkpointer.stats.signed > signedBefore);
-    } finally {
-      await holder.query('ROLLBACK').catch(() => {});
-      holder.release();
-      await checkpointer.stop();
-      await ledger.close();
-    }
+      return async () => {
+        await holder.query('ROLLBACK');
+        holder.release();
+      };
+    });
   });
 });
