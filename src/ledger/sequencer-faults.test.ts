@@ -209,3 +209,22 @@ describe('the sequencer when another writer holds the head lock', () => {
     }
   });
 });
+
+describe('a command the database refuses on its own', () => {
+  it('is remembered under its idempotency key like any refusal: a retry replays it (invariant 6)', async () => {
+    const input = (serial: string) => ({
+      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+      serials: [{ serial, gpuUuid: 'GPU-1dec0000-0001' }],
+    });
+    expectOk(await world.ledger.submit('shipment.book', input('UUID-FIRST'), world.actors.exporter));
+    // Another unit with the same GPU UUID: only the database's unique index knows (no unit is loaded to compare).
+    const refused = await world.ledger.submit('shipment.book', input('UUID-SECOND'), world.actors.exporter, 'uuid-clash');
+    expect(refused.ok ? 'accepted' : refused.error.code).toBe('conflict');
+    const retried = await world.ledger.submit('shipment.book', input('UUID-SECOND'), world.actors.exporter, 'uuid-clash');
+    expect(retried).toMatchObject({ ok: false, replayed: true, error: { code: 'conflict', message: refused.ok ? '' : refused.error.message } });
+    // The same key with another body is refused as for any remembered key.
+    const other = await world.ledger.submit('shipment.book', input('UUID-THIRD'), world.actors.exporter, 'uuid-clash');
+    expect(other.ok ? 'accepted' : other.error.code).toBe('idempotency_mismatch');
+    await expectSound();
+  });
+});

@@ -255,7 +255,39 @@ export class Sequencer {
         return;
       }
       if (refusal.code === 'unavailable') this.options.onError?.(error, `couldn't commit a batch of ${batch.length} commands`);
+      if (batch.length === 1 && isConstraintError(error) && batch[0]!.idempotency) {
+        batch[0]!.resolve(await this.rememberRefusal(batch[0]!, refusal));
+        return;
+      }
       for (const pending of batch) pending.resolve({ ok: false, error: refusal, replayed: false });
+    }
+  }
+
+  /**
+   * A command the database refused on its own (its batch split down to it) is remembered
+   * under its idempotency key, as a refusal of our checks is in its batch: a retry gets the
+   * same answer (invariant 6), not a second try that may pass once the state has changed.
+   * Nothing else of it exists to write. Another request that stored this key first wins, and
+   * its answer is replayed; if the database cannot take the row now, the refusal goes out
+   * unremembered, as an unavailable one would.
+   */
+  private async rememberRefusal(pending: Pending, refusal: DomainError): Promise<Answer> {
+    const answer: Answer = { ok: false, error: refusal, replayed: false };
+    const { scope, key, hash } = pending.idempotency!;
+    const record = toStored(answer, pending.kind);
+    try {
+      const stored = await this.options.pool.query<StoredAnswer>(
+        `WITH inserted AS (
+           INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (scope, key) DO NOTHING RETURNING 1)
+         SELECT scope, key, request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`,
+        [scope, key, hash, record.status, JSON.stringify(record.response), this.options.clock.now().toISOString()],
+      );
+      const earlier = stored.rows[0];
+      return earlier === undefined ? answer : replay({ hash: earlier.request_hash, answer: storedToAnswer(earlier) }, pending.idempotency!);
+    } catch (error) {
+      this.options.onError?.(error, `couldn't remember the refusal of ${pending.kind} under its idempotency key`);
+      return answer;
     }
   }
 
