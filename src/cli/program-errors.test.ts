@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { DemoLoadError } from '../demo/load.ts';
+import { LogKeyError } from '../ledger/log-keys.ts';
 import { findFreePort } from '../store/embedded.ts';
 import type { Output } from './output.ts';
 import { main, reportFailure, withoutPassword } from './program.ts';
@@ -147,6 +148,12 @@ describe('reportFailure', () => {
     const bug = recorder();
     expect(reportFailure(new TypeError("Cannot read properties of undefined (reading 'seq')"), bug.output)).toBe(1);
     expect(bug.err.join('\n')).toMatch(/^chipledger: unexpected error: TypeError: Cannot read properties of undefined \(reading 'seq'\)\n\s+at /);
+  });
+
+  it('says a log key that is not the log\'s in one line: the message says what to configure', () => {
+    const key = recorder();
+    expect(reportFailure(new LogKeyError('this log is signed by a+1+x, not by the configured key b+2+y; to rotate to the new key, also configure the current one'), key.output)).toBe(1);
+    expect(key.err).toEqual(['chipledger: this log is signed by a+1+x, not by the configured key b+2+y; to rotate to the new key, also configure the current one']);
   });
 
   it('an ENOENT that is not a DATABASE_URL ssl file is no connection error', () => {

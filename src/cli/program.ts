@@ -17,6 +17,7 @@ import { describeSettings, formatProblems, readConfig, type Config, type ConfigF
 import { DataDirInUse } from './database.ts';
 import { DemoLoadError } from '../demo/load.ts';
 import { LogCheckError } from '../ledger/log-check.ts';
+import { LogKeyError } from '../ledger/log-keys.ts';
 import { MigrationRefused } from '../store/migrate.ts';
 import { ApiError, NetworkError, UnexpectedAnswerError, formatApiError } from './http.ts';
 import { Failure, processOutput, type Output } from './output.ts';
@@ -155,13 +156,11 @@ export function reportFailure(error: unknown, output: Output, config?: Config): 
   return 1;
 }
 
-/**
- * database.ts throws this one as a plain Error; it is an operating error (other chipledger
- * processes keep taking the data dir's lock), known here by its words until it gets a type.
- */
 /** The message for an operating error, or undefined for anything else (a bug). */
 function describeOperatingError(error: unknown, config: Config | undefined): string | undefined {
-  if (error instanceof NetworkError || error instanceof UnexpectedAnswerError || error instanceof DataDirInUse || error instanceof MigrationRefused || error instanceof DemoLoadError) return error.message;
+  // LogKeyError: a log key that is not the log's (say, one made anew without the previous
+  // key configured to announce it); its message says what to configure.
+  if (error instanceof NetworkError || error instanceof UnexpectedAnswerError || error instanceof DataDirInUse || error instanceof MigrationRefused || error instanceof DemoLoadError || error instanceof LogKeyError) return error.message;
   if (error instanceof LogCheckError) {
     // The message names the check (error.check) and where it failed.
     return `${error.message}. chipledger refuses to run on a transparency log it cannot prove, so it stopped before taking any command; `

@@ -45,6 +45,19 @@ export function isConstraintError(error: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('23') || code.startsWith('22'));
 }
 
+/**
+ * Tables and constraints of the log and of the write path's own bookkeeping: a refusal there
+ * (a tile that would change, a seq already taken, a key already stored) is no fault of the
+ * command's, and must not be remembered as its answer.
+ */
+const bookkeeping = /^(tlog_|log_head|events|event_serials|event_reader_sets|idempotency_keys)/;
+
+/** Whether a constraint error is about what the command wrote (its rows), not the write path's bookkeeping. */
+export function isCommandsOwnRefusal(error: unknown): boolean {
+  const { table, constraint } = error as { table?: unknown; constraint?: unknown };
+  return ![table, constraint].some((name) => typeof name === 'string' && bookkeeping.test(name));
+}
+
 /** Database failures become refusals the caller can act on; bugs stay errors. */
 export function toRefusal(error: unknown): DomainError {
   if (isDomainError(error)) return error;

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { worldPerFile, expectOk, type World } from '../../test/world.ts';
 import type { TestDatabase } from '../../test/database.ts';
 import { createPool, type PoolClient } from '../store/pool.ts';
+import { requestHash } from './idempotency.ts';
 import { Ledger, type Answer } from './ledger.ts';
 
 let world: World;
@@ -226,5 +227,74 @@ describe('a command the database refuses on its own', () => {
     const other = await world.ledger.submit('shipment.book', input('UUID-THIRD'), world.actors.exporter, 'uuid-clash');
     expect(other.ok ? 'accepted' : other.error.code).toBe('idempotency_mismatch');
     await expectSound();
+  });
+});
+
+describe('a refusal the write path must not remember as the command\'s answer', () => {
+  const clash = (serial: string, gpuUuid: string) => ({
+    exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+    serials: [{ serial, gpuUuid }],
+  });
+  /** A one-shot fault: the next `when` on `table` raises `errcode` (with `constraint`, if any); later ones pass. */
+  async function oneShot(name: string, when: string, errcode: string, constraint?: string): Promise<void> {
+    await database.pool.query(`CREATE SEQUENCE test_shot_${name} START 1`);
+    await database.pool.query(`CREATE FUNCTION test_shot_${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('test_shot_${name}') = 1 THEN
+          RAISE EXCEPTION 'injected fault' USING ERRCODE = '${errcode}'${constraint ? `, CONSTRAINT = '${constraint}'` : ''};
+        END IF;
+        RETURN NULL;
+      END $$`);
+    await database.pool.query(`CREATE TRIGGER test_shot_${name} ${when} EXECUTE FUNCTION test_shot_${name}()`);
+  }
+
+  it('a fault of the log\'s own tables (a tile write refused) is not stored: the retry with the same key runs again', async () => {
+    await oneShot('tiles', 'AFTER INSERT OR UPDATE ON tlog_tiles FOR EACH STATEMENT', '23514', 'tlog_tiles_only_grow');
+    const input = clash('TILE-FAULT-1', 'GPU-7a1e0000-0001');
+    const first = await world.ledger.submit('shipment.book', input, world.actors.exporter, 'tile-fault');
+    expect(first.ok ? 'accepted' : first.error.code).toBe('conflict');
+    const retried = await world.ledger.submit('shipment.book', input, world.actors.exporter, 'tile-fault');
+    expect({ ok: retried.ok, replayed: retried.replayed }).toEqual({ ok: true, replayed: false });
+    await expectSound();
+  });
+
+  it('a refusal that cannot be stored goes out as unavailable, and the retry stores and then replays it', async () => {
+    expectOk(await world.ledger.submit('shipment.book', clash('STORE-FAULT-1', 'GPU-5a0e0000-0001'), world.actors.exporter));
+    await oneShot('keys', 'BEFORE INSERT ON idempotency_keys FOR EACH STATEMENT', 'XX001');
+    const input = clash('STORE-FAULT-2', 'GPU-5a0e0000-0001');
+    const answers = [];
+    for (let attempt = 0; attempt < 3; attempt += 1) answers.push(await world.ledger.submit('shipment.book', input, world.actors.exporter, 'store-fault'));
+    expect(answers.map((answer) => [answer.ok ? 'accepted' : answer.error.code, answer.replayed])).toEqual([['unavailable', false], ['conflict', false], ['conflict', true]]);
+    await expectSound();
+  });
+});
+
+describe('a database refusal racing another process for the same key', () => {
+  it('replays the answer the other process stored first, never its own (one key, one answer)', async () => {
+    const input = {
+      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+      serials: [{ serial: 'RACE-2', gpuUuid: 'GPU-9ace0000-0001' }],
+    };
+    expectOk(await world.ledger.submit('shipment.book', { ...input, serials: [{ serial: 'RACE-1', gpuUuid: 'GPU-9ace0000-0001' }] }, world.actors.exporter));
+    // Another process's batch has stored an answer under the key and not yet committed.
+    const holder = await database.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, 'race-key', $2, 1, $3, now())`,
+        [world.actors.exporter.orgId, requestHash('shipment.book', input), JSON.stringify({ ok: true, seq: 4242, body: { seq: 4242, shipmentId: 'S-4242' } })]);
+      const pending = world.ledger.submit('shipment.book', input, world.actors.exporter, 'race-key');
+      // Our refusal's row now waits on theirs.
+      for (;;) {
+        const waiting = await database.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO idempotency_keys%'`);
+        if (waiting.rowCount! > 0) break;
+        await new Promise((resume) => setTimeout(resume, 5));
+      }
+      await holder.query('COMMIT');
+      const first = await pending;
+      expect(first).toMatchObject({ ok: true, seq: 4242, replayed: true });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      holder.release();
+    }
   });
 });

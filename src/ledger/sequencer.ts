@@ -20,13 +20,13 @@
 import { DomainError, assert, isDomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
-import type { Pool, PoolClient } from '../store/pool.ts';
+import { inTransaction, type Pool, type PoolClient } from '../store/pool.ts';
 import type { TileRow } from '../store/tlog-tables.ts';
 import { beginBatch, emptyKeys, loadBatchState, type BatchKeys, type LoadedState, type LogHead, type StoredAnswer } from '../store/ledger-tables.ts';
 import { bulkRowsMin, writeBatchAndCommit, type BatchWrites, type EventWrite, type IdempotencyWrite, type LogWrite } from '../store/batch-writes.ts';
 import { canonicalBytes, eventBody, recordSerials, redact } from './events.ts';
 import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
-import { invalidInput, isConstraintError, toRefusal } from './refusals.ts';
+import { invalidInput, isCommandsOwnRefusal, isConstraintError, toRefusal } from './refusals.ts';
 import { handlers } from './handlers/index.ts';
 import type { Handler, Outcome } from './handler.ts';
 import { mayRun, type Actor } from './permissions.ts';
@@ -255,7 +255,7 @@ export class Sequencer {
         return;
       }
       if (refusal.code === 'unavailable') this.options.onError?.(error, `couldn't commit a batch of ${batch.length} commands`);
-      if (batch.length === 1 && isConstraintError(error) && batch[0]!.idempotency) {
+      if (batch.length === 1 && isConstraintError(error) && isCommandsOwnRefusal(error) && batch[0]!.idempotency) {
         batch[0]!.resolve(await this.rememberRefusal(batch[0]!, refusal));
         return;
       }
@@ -267,27 +267,34 @@ export class Sequencer {
    * A command the database refused on its own (its batch split down to it) is remembered
    * under its idempotency key, as a refusal of our checks is in its batch: a retry gets the
    * same answer (invariant 6), not a second try that may pass once the state has changed.
-   * Nothing else of it exists to write. Another request that stored this key first wins, and
-   * its answer is replayed; if the database cannot take the row now, the refusal goes out
-   * unremembered, as an unavailable one would.
+   * Nothing else of it exists to write.
+   * - Under the head lock, like every batch: another process's batch holding this key is
+   *   then committed or gone, never in flight, so the insert and the read after it (its own
+   *   statement, so its own snapshot) see the one answer stored. That earlier answer wins
+   *   and is replayed.
+   * - If the row cannot be stored, the caller hears 'unavailable' (retry with the same key):
+   *   a final-looking refusal that was not remembered could be followed by an acceptance.
    */
   private async rememberRefusal(pending: Pending, refusal: DomainError): Promise<Answer> {
     const answer: Answer = { ok: false, error: refusal, replayed: false };
     const { scope, key, hash } = pending.idempotency!;
     const record = toStored(answer, pending.kind);
+    const lockWaitMs = Math.max(1, Math.trunc(this.options.headLockWaitMs ?? limits.headLockWaitMsMax));
     try {
-      const stored = await this.options.pool.query<StoredAnswer>(
-        `WITH inserted AS (
-           INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (scope, key) DO NOTHING RETURNING 1)
-         SELECT scope, key, request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM inserted)`,
-        [scope, key, hash, record.status, JSON.stringify(record.response), this.options.clock.now().toISOString()],
-      );
-      const earlier = stored.rows[0];
+      const earlier = await inTransaction(this.options.pool, 'BEGIN', async (client) => {
+        await client.query(`SET LOCAL lock_timeout = ${lockWaitMs}; SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE`);
+        const inserted = await client.query(
+          `INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (scope, key) DO NOTHING`,
+          [scope, key, hash, record.status, JSON.stringify(record.response), this.options.clock.now().toISOString()],
+        );
+        if (inserted.rowCount === 1) return undefined;
+        return (await client.query<StoredAnswer>('SELECT scope, key, request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2', [scope, key])).rows[0];
+      });
       return earlier === undefined ? answer : replay({ hash: earlier.request_hash, answer: storedToAnswer(earlier) }, pending.idempotency!);
     } catch (error) {
       this.options.onError?.(error, `couldn't remember the refusal of ${pending.kind} under its idempotency key`);
-      return answer;
+      return { ok: false, error: new DomainError('unavailable', 'the database did not confirm the answer; retry with the same Idempotency-Key'), replayed: false };
     }
   }
 
