@@ -29,20 +29,29 @@ async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resume) => setTimeout(resume, 5));
 }
 
+/** Takes the log signing lock in another transaction, as another process would; returns its release. */
+async function holdSigningLock(): Promise<() => Promise<void>> {
+  let release!: () => void;
+  let held!: () => void;
+  const holding = new Promise<void>((resolve) => (held = resolve));
+  const holder = inLogSigningTransaction(database.pool, () => {
+    held();
+    return new Promise<void>((resolve) => (release = resolve));
+  });
+  await holding;
+  return async () => {
+    release();
+    await holder;
+  };
+}
+
 describe('the checkpoint signer while the signing lock is held elsewhere', () => {
   it('waits with one connection, leaves the rest to the sequencer, signs once the lock is free, and stops clean', async () => {
     const pool = createPool({ url: database.url, connectionsMax: 3, applicationName: 'checkpointer-faults' });
     const ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 20 });
     const checkpointer = ledger.checkpointer!;
-    let release!: () => void;
-    let held!: () => void;
-    const holding = new Promise<void>((resolve) => (held = resolve));
-    const holder = inLogSigningTransaction(database.pool, () => {
-      held();
-      return new Promise<void>((resolve) => (release = resolve));
-    });
+    let release: (() => Promise<void>) | undefined = await holdSigningLock();
     try {
-      await holding;
       const signedBefore = checkpointer.stats.signed;
       // Several ticks come due while the first waits for the lock. Before the fix each
       // started anyway: every connection of the pool waited on the lock and more callers
@@ -54,16 +63,15 @@ describe('the checkpoint signer while the signing lock is held elsewhere', () =>
       const booked = expectOk(await ledger.submit('shipment.book', {
         exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
       }, world.actors.exporter));
-      release();
-      await holder;
+      await release();
+      release = undefined;
       await until(() => checkpointer.stats.signed > signedBefore);
       expect(checkpointer.stats.lastSize).toBeGreaterThan(Number(booked.seq));
       await ledger.close();
       // stop() waited for the tick in flight, and no other was left running.
       expect({ idle: pool.idleCount, waitingForOne: pool.waitingCount }).toEqual({ idle: pool.totalCount, waitingForOne: 0 });
     } finally {
-      release?.();
-      await holder.catch(() => {});
+      await release?.();
       await ledger.close();
       await pool.end();
     }
@@ -103,20 +111,7 @@ async function signsThrough(hold: () => Promise<() => Promise<void>>): Promise<v
 
 describe('the checkpoint signer while what it needs is locked for good', () => {
   it('gives up each signing after its wait bound when the signing lock is held, and signs once it is free', async () => {
-    await signsThrough(async () => {
-      let release!: () => void;
-      let held!: () => void;
-      const holding = new Promise<void>((resolve) => (held = resolve));
-      const holder = inLogSigningTransaction(database.pool, () => {
-        held();
-        return new Promise<void>((resolve) => (release = resolve));
-      });
-      await holding;
-      return async () => {
-        release();
-        await holder;
-      };
-    });
+    await signsThrough(holdSigningLock);
   });
 
   it('does the same when its table is locked (a VACUUM FULL, a DDL, an idle transaction\'s LOCK): the recency check before the signing is bounded too', async () => {
