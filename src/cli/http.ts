@@ -5,6 +5,7 @@
  * into readable errors.
  */
 import { randomUUID } from 'node:crypto';
+import { printable } from './output.ts';
 
 /** How long one request may take, including a 100,000-serial manifest being checked and committed. */
 export const requestTimeoutMs = 120_000;
@@ -162,14 +163,6 @@ function describeNetworkError(error: unknown): string {
   if ((error as Error).name === 'TimeoutError') return `no answer within ${requestTimeoutMs / 1000} s`;
   return cause?.code ?? cause?.message ?? (error as Error).message ?? String(error);
 }
-
-/**
- * Text from the server, made safe for a terminal: control characters (escape sequences
- * that could move the cursor, recolour or retitle the terminal, or hide what came before)
- * become spaces. The problem's parts are what reaches the user, also from a hostile server
- * or a proxy's error page.
- */
-const printable = (text: string): string => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
 
 /** An API error as lines for stderr: status, code, the server's detail, the rule and the numbers. */
 export function formatApiError(error: ApiError): string {

@@ -22,3 +22,13 @@ export class Failure extends Error {
     this.name = 'Failure';
   }
 }
+
+/**
+ * Text from a server, made safe for a terminal: control characters (escape sequences that
+ * could move the cursor, recolour or retitle the terminal, or hide what came before) become
+ * spaces. Everything a server sends that reaches the user goes through this, also from a
+ * hostile server or a proxy's error page.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+}

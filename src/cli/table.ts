@@ -2,6 +2,7 @@
  * Plain-text tables for client commands. Numbers are right-aligned with thousands separators;
  * Chinese characters count two columns wide, so names in either script line up.
  */
+import { printable } from './output.ts';
 
 export type Row = Record<string, unknown>;
 
@@ -48,7 +49,7 @@ function isScalar(value: unknown): boolean {
 function formatCell(value: unknown): string {
   if (value === undefined || value === null) return '';
   if (typeof value === 'number') return Number.isInteger(value) ? value.toLocaleString('en-US') : value.toLocaleString('en-US', { maximumFractionDigits: 2 });
-  if (typeof value === 'string') return value.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+  if (typeof value === 'string') return printable(value);
   if (typeof value === 'boolean') return value ? 'yes' : 'no';
   return JSON.stringify(value);
 }

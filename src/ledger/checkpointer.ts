@@ -10,7 +10,7 @@
  */
 import { limits } from '../core/limits.ts';
 import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
-import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
+import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, newestCheckpointAgeMs, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
 import { LogKeyError } from './log-keys.ts';
 import type { Pool } from '../store/pool.ts';
 
@@ -84,17 +84,10 @@ export class Checkpointer {
    * newest event is covered within the interval while one of them runs.
    */
   private async tick(periodMs: number): Promise<void> {
-    // The newest checkpoint is the largest (sizes only grow; at one size, a rotation's
-    // announcement comes last): found through the primary key. max(created_at) scanned the
-    // whole table, which grows by about a row a second under traffic, on every tick.
-    // Bounded like the signing (a table lock held elsewhere would keep it waiting, and every
-    // later tick skipped): one round trip, in its own short transaction.
-    const waitMs = Math.max(1, Math.trunc(this.signingWaitMs));
-    const results = (await this.options.pool.query(`BEGIN READ ONLY; SET LOCAL lock_timeout = ${waitMs}; SET LOCAL statement_timeout = ${waitMs};
-      SELECT (extract(epoch FROM clock_timestamp() - created_at) * 1000)::float8 AS age_ms FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1;
-      COMMIT`)) as unknown as Array<{ rows: Array<{ age_ms: number | null }> }>;
-    const ageMs = results[3]?.rows[0]?.age_ms;
-    if (ageMs !== null && ageMs !== undefined && ageMs < periodMs * recentSigningShare) return;
+    // Bounded like the signing: a table lock held elsewhere would keep it waiting, and every
+    // later tick skipped.
+    const ageMs = await newestCheckpointAgeMs(this.options.pool, this.signingWaitMs);
+    if (ageMs !== undefined && ageMs < periodMs * recentSigningShare) return;
     await this.checkpointNow();
   }
 

@@ -20,9 +20,9 @@
 import { DomainError, assert, isDomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
-import { inTransaction, type Pool, type PoolClient } from '../store/pool.ts';
+import type { Pool, PoolClient } from '../store/pool.ts';
 import type { TileRow } from '../store/tlog-tables.ts';
-import { beginBatch, emptyKeys, loadBatchState, type BatchKeys, type LoadedState, type LogHead, type StoredAnswer } from '../store/ledger-tables.ts';
+import { beginBatch, emptyKeys, loadBatchState, rememberAnswer, type BatchKeys, type LoadedState, type LogHead, type StoredAnswer } from '../store/ledger-tables.ts';
 import { bulkRowsMin, writeBatchAndCommit, type BatchWrites, type EventWrite, type IdempotencyWrite, type LogWrite } from '../store/batch-writes.ts';
 import { canonicalBytes, eventBody, recordSerials, redact } from './events.ts';
 import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
@@ -268,10 +268,8 @@ export class Sequencer {
    * under its idempotency key, as a refusal of our checks is in its batch: a retry gets the
    * same answer (invariant 6), not a second try that may pass once the state has changed.
    * Nothing else of it exists to write.
-   * - Under the head lock, like every batch: another process's batch holding this key is
-   *   then committed or gone, never in flight, so the insert and the read after it (its own
-   *   statement, so its own snapshot) see the one answer stored. That earlier answer wins
-   *   and is replayed.
+   * - Stored under the head lock (store/ledger-tables.ts rememberAnswer): an answer another
+   *   process stored first under the key wins and is replayed.
    * - If the row cannot be stored, the caller hears 'unavailable' (retry with the same key):
    *   a final-looking refusal that was not remembered could be followed by an acceptance.
    */
@@ -279,18 +277,10 @@ export class Sequencer {
     const answer: Answer = { ok: false, error: refusal, replayed: false };
     const { scope, key, hash } = pending.idempotency!;
     const record = toStored(answer, pending.kind);
-    const lockWaitMs = Math.max(1, Math.trunc(this.options.headLockWaitMs ?? limits.headLockWaitMsMax));
     try {
-      const earlier = await inTransaction(this.options.pool, 'BEGIN', async (client) => {
-        await client.query(`SET LOCAL lock_timeout = ${lockWaitMs}; SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE`);
-        const inserted = await client.query(
-          `INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (scope, key) DO NOTHING`,
-          [scope, key, hash, record.status, JSON.stringify(record.response), this.options.clock.now().toISOString()],
-        );
-        if (inserted.rowCount === 1) return undefined;
-        return (await client.query<StoredAnswer>('SELECT scope, key, request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2', [scope, key])).rows[0];
-      });
+      const earlier = await rememberAnswer(this.options.pool, {
+        scope, key, request_hash: hash, status: record.status, response: record.response, created_at: this.options.clock.now().toISOString(),
+      }, this.options.headLockWaitMs);
       return earlier === undefined ? answer : replay({ hash: earlier.request_hash, answer: storedToAnswer(earlier) }, pending.idempotency!);
     } catch (error) {
       this.options.onError?.(error, `couldn't remember the refusal of ${pending.kind} under its idempotency key`);

@@ -11,7 +11,8 @@
  */
 import pg from 'pg';
 import { limits } from '../core/limits.ts';
-import { prepared, type PoolClient } from './pool.ts';
+import { inTransaction, prepared, waitBoundsSql, type Pool, type PoolClient } from './pool.ts';
+import type { IdempotencyWrite } from './batch-writes.ts';
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow,
   ShipmentRow, ShipmentSerialRow, SiteRow, TokenRow, UnitRow,
@@ -85,10 +86,29 @@ export async function beginBatch(client: PoolClient, keys: Array<{ scope: string
       ON i.scope = k.scope AND i.key = k.key`;
   // The wait for the lock is bounded (in the same round trip): a writer that hangs holding
   // it gets our callers a 503 (lock_not_available, refusals.ts) instead of no answer at all.
-  const results = (await client.query(`BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(lockWaitMs))}; SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
+  const results = (await client.query(`BEGIN; ${waitBoundsSql(lockWaitMs, 'locks')}; SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
   const head = results[2]?.rows[0] as LogHead | undefined;
   if (!head) throw new Error('log_head row is missing: the database was not migrated');
   return { head, stored: (results[3]?.rows ?? []) as StoredAnswer[] };
+}
+
+/**
+ * Stores one idempotency answer outside a batch, under the head lock as every batch writes
+ * its answers: another process's batch holding the same key is then committed or gone,
+ * never in flight. Returns undefined when this answer was stored, or the answer stored
+ * before it under the key (read in its own statement, so that it sees that commit).
+ */
+export function rememberAnswer(pool: Pool, row: IdempotencyWrite, lockWaitMs: number = limits.headLockWaitMsMax): Promise<StoredAnswer | undefined> {
+  return inTransaction(pool, 'BEGIN', async (client) => {
+    await client.query(`${waitBoundsSql(lockWaitMs, 'locks')}; SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE`);
+    const inserted = await client.query(
+      `INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (scope, key) DO NOTHING`,
+      [row.scope, row.key, row.request_hash, row.status, JSON.stringify(row.response), row.created_at],
+    );
+    if (inserted.rowCount === 1) return undefined;
+    return (await client.query<StoredAnswer>('SELECT scope, key, request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2', [row.scope, row.key])).rows[0];
+  });
 }
 
 /** What a batch asks to read; every list may be empty. */

@@ -92,3 +92,13 @@ export async function inTransaction<T>(pool: pg.Pool, begin: string, work: (clie
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
+
+/**
+ * SET LOCAL statements that bound, for the rest of the transaction, how long it waits for
+ * a lock and (with 'statements') how long each statement may run, in ms. At least 1 ms:
+ * PostgreSQL reads 0 as no bound at all.
+ */
+export function waitBoundsSql(waitMs: number, bound: 'locks' | 'locks and statements'): string {
+  const ms = Math.max(1, Math.trunc(waitMs));
+  return `SET LOCAL lock_timeout = ${ms}${bound === 'locks' ? '' : `; SET LOCAL statement_timeout = ${ms}`}`;
+}

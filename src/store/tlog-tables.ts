@@ -16,7 +16,7 @@
  *   two checkpoint texts after a rotation and a cosignature is over one text.
  */
 import { copyOut, readValuesOfOneColumn } from './copy-binary.ts';
-import { inTransaction, isPool, prepared, type Pool, type PoolClient } from './pool.ts';
+import { inTransaction, isPool, prepared, waitBoundsSql, type Pool, type PoolClient } from './pool.ts';
 
 type Queryable = Pool | PoolClient;
 
@@ -60,7 +60,7 @@ export function inLogSigningTransaction<T>(pool: Pool, work: (client: PoolClient
   return inTransaction(pool, 'BEGIN', async (client) => {
     // Bounded for a caller that must not wait indefinitely (the checkpointer: a tick that
     // never ended would stop all signing): for the lock, and for each statement.
-    if (waitMs !== undefined) await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(waitMs))}; SET LOCAL statement_timeout = ${Math.max(1, Math.trunc(waitMs))}`);
+    if (waitMs !== undefined) await client.query(waitBoundsSql(waitMs, 'locks and statements'));
     await client.query('SELECT pg_advisory_xact_lock($1)', [logSigningLockKey]);
     return work(client);
   });
@@ -98,6 +98,20 @@ export async function readEntries(db: Queryable, from: number, to: number): Prom
 export interface PackedEntries {
   bytes: Buffer;
   count: number;
+}
+
+/**
+ * Milliseconds since the newest checkpoint was stored, by the database's clock (which every
+ * process shares), or undefined before the first. The newest is the largest (sizes only
+ * grow; at one size, a rotation's announcement comes last), found through the primary key:
+ * max(created_at) scanned the whole table, which grows by about a row a second. Waits at
+ * most `waitMs` for a lock and the statement, in one round trip.
+ */
+export async function newestCheckpointAgeMs(pool: Pool, waitMs: number): Promise<number | undefined> {
+  const results = (await pool.query(`BEGIN READ ONLY; ${waitBoundsSql(waitMs, 'locks and statements')};
+    SELECT (extract(epoch FROM clock_timestamp() - created_at) * 1000)::float8 AS age_ms FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1;
+    COMMIT`)) as unknown as Array<{ rows: Array<{ age_ms: number | null }> }>;
+  return results.at(-2)?.rows[0]?.age_ms ?? undefined;
 }
 
 /**
