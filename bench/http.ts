@@ -43,7 +43,7 @@ interface Metrics {
   batches: number;
   commands: number;
   commitSeconds: number;
-  /** Batches that read no rows (the row cache), and of those, batches applied while their lock was taken. */
+  /** Batches that read no rows (the row cache), and of those, batches sent ahead (applied before their lock, one round trip). */
   cachedBatches: number;
   aheadBatches: number;
   /** Server-side time of POST /v1/shipments (Fastify's reply.elapsedTime), sum and count. */
@@ -200,7 +200,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     console.log(`  ${formatCount(load.requests)} bookings in ${round(load.seconds, 2)} s: ${formatCount(load.perSecond)} bookings/s`);
     console.log(`  latency (client, request to last byte): p50 ${round(load.p50Ms, 2)} ms, p90 ${round(load.p90Ms, 2)} ms, p99 ${round(load.p99Ms, 2)} ms, max ${round(load.maxMs, 1)} ms`);
     console.log(`  answers: ${statusText(load.statuses)}${load.firstUnexpected ? `; first unexpected: ${load.firstUnexpected}` : ''}`);
-    console.log(`  server side: ${round(serverSideMs, 2)} ms mean per booking inside Fastify; sequencer ${formatCount(batches)} batches, ${round(commands / batches, 1)} commands per batch, ${round(commitMs / batches, 2)} ms per batch, inside batches ${round((100 * commitMs) / 1000 / load.seconds, 1)}% of the wall time; ${formatCount(metricsAfter.cachedBatches - metricsBefore.cachedBatches)} read no rows, ${formatCount(metricsAfter.aheadBatches - metricsBefore.aheadBatches)} applied while their lock was taken`);
+    console.log(`  server side: ${round(serverSideMs, 2)} ms mean per booking inside Fastify; sequencer ${formatCount(batches)} batches, ${round(commands / batches, 1)} commands per batch, ${round(commitMs / batches, 2)} ms per batch, inside batches ${round((100 * commitMs) / 1000 / load.seconds, 1)}% of the wall time; ${formatCount(metricsAfter.cachedBatches - metricsBefore.cachedBatches)} read no rows, ${formatCount(metricsAfter.aheadBatches - metricsBefore.aheadBatches)} sent ahead`);
     console.log(`  CPU over ${round(load.seconds, 2)} s wall (${cores} cores = ${round(cores * load.seconds, 1)} core-s): server ${round(serverCpu, 2)} s, postgres ${round(postgresCpu, 2)} s, load generator ${round(load.clientCpuSeconds, 2)} s`);
     console.log(`    per booking: server ${round((1000 * serverCpu) / load.requests, 3)} ms, postgres ${round((1000 * postgresCpu) / load.requests, 3)} ms, load generator ${round((1000 * load.clientCpuSeconds) / load.requests, 3)} ms`);
     console.log(`  CPU ceiling: ${cores} cores ÷ ${round(1000 * cpuPerBooking, 3)} ms of CPU per booking = ${formatCount(cpuCeiling)} bookings/s with every core busy; the run used ${round((100 * load.perSecond) / cpuCeiling, 0)}% of it`);

@@ -326,7 +326,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     const { session, result, checked, before, floors } = await runLedgerLoad(server, bookings.slice(0, bookingsCount), callers, { batchCommandsMax, rowCacheRows, profile, floor: !values['skip-floor'], name: 'bench_ledger' });
     printLoad(`ledger (sequencer, group commit)`, result, checked);
     const after = session.ledger.sequencer.stats;
-    console.log(`  batches: ${formatCount(after.batches - before.batches)}, of which ${formatCount(after.cachedBatches - before.cachedBatches)} read no rows and ${formatCount(after.aheadBatches - before.aheadBatches)} were applied while their lock was taken`);
+    console.log(`  batches: ${formatCount(after.batches - before.batches)}, of which ${formatCount(after.cachedBatches - before.cachedBatches)} read no rows and ${formatCount(after.aheadBatches - before.aheadBatches)} were sent ahead`);
     if (floors) {
       console.log(`  floor, the same SQL without JavaScript: the ledger's ${formatCount(floors.replay.statements)} statements replayed in order on a copy of the database as it was before the run, one connection: ${round(floors.replay.seconds, 2)} s, ${formatCount(floors.replay.perSecond)} bookings/s; the ledger reached ${round((100 * result.perSecond) / floors.replay.perSecond, 0)}% of it`);
       console.log(`  floor, events only: the run's ${formatCount(result.accepted)} event rows (seq, canonical bytes; primary key only), one durable transaction per ${formatCount(Math.round(result.accepted / floors.eventsOnly.statements))}: ${round(floors.eventsOnly.seconds, 2)} s, ${formatCount(floors.eventsOnly.perSecond)} events/s`);

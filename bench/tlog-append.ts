@@ -13,11 +13,11 @@ import type { CommandRequest } from '../src/ledger/schemas.ts';
 import { Sequencer } from '../src/ledger/sequencer.ts';
 import { TransparencyLog } from '../src/ledger/transparency-log.ts';
 import { systemClock } from '../src/core/clock.ts';
-import { beginBatch } from '../src/store/ledger-tables.ts';
+import { openAtHeadSql, type LogHead } from '../src/store/ledger-tables.ts';
 import { writeBatchAndCommit, type EventWrite } from '../src/store/batch-writes.ts';
 import { migrate } from '../src/store/migrate.ts';
 import type { Pool } from '../src/store/pool.ts';
-import type { CheckpointRow } from '../src/store/tlog-tables.ts';
+import { readHead, type CheckpointRow } from '../src/store/tlog-tables.ts';
 import { parseSignerKey } from '../src/tlog/index.ts';
 import { buildBenchWorld, workload } from './ledger-world.ts';
 import { QueryTimer } from './query-timer.ts';
@@ -60,7 +60,7 @@ export interface AppendResult {
   /**
    * Milliseconds per batch: the log's hashing and tile building (append, while the event rows
    * travel: wall time, with the turns it gives the event loop), and the whole write from
-   * after the lock to COMMIT, the append included.
+   * opening (the lock at the expected head) to COMMIT, the append included.
    */
   perBatchMs: { logAppend: number; writeAndCommit: number };
   checkpointLagMs: { p50: number; p99: number; max: number; checkpoints: number };
@@ -89,30 +89,34 @@ export async function sustainedAppends(pool: Pool, signerKey: string, leaves: nu
   checkpointer.start();
   const started = performance.now();
   const client = await pool.connect();
+  // The only writer: every batch goes at the head the last one left, as the sequencer sends
+  // a batch ahead (one round trip that takes the lock at the expected head, writes, commits).
+  let head: LogHead = await readHead(client);
   try {
     for (let first = 0; first < leaves; first += batchLeaves) {
       const count = Math.min(batchLeaves, leaves - first);
       const events: EventWrite[] = Array.from({ length: count }, (_, offset) => ({
         seq: first + offset, at: entryAt, kind: 'shipment.book', actor: 'TOK-bench-exporter', subject_id: `SHP-${first + offset}`, org_ids: ['ORG-1'], canonical: entry(first + offset),
       }));
-      // The sequencer's steps for a big batch: BEGIN with the lock, then the event rows sent,
-      // the leaves hashed into tiles while they travel, and the tiles, head and COMMIT.
-      const { head } = await beginBatch(client);
+      // The sequencer's steps for a big batch sent ahead: the opening that takes the lock at
+      // the expected head, then the event rows sent, the leaves hashed into tiles while they
+      // travel, and the tiles, head and COMMIT.
       const t0 = performance.now();
       await log.prepare(client, head);
+      const at = head;
       let hashed = 0;
       const appendLeaves = async () => {
         const started = performance.now();
-        const appended = await log.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
+        const appended = await log.append(client, at, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
         hashed = performance.now() - started;
-        return { tiles: appended.tiles, head: { size: head.size + count, root: appended.root } };
+        return { tiles: appended.tiles, head: { size: at.size + count, root: appended.root } };
       };
-      await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events, idempotency: [] }, appendLeaves);
+      head = await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events, idempotency: [] }, appendLeaves, openAtHeadSql(at));
       const t3 = performance.now();
       spent.logAppend += hashed;
       spent.commit += t3 - t0;
-      commits.push({ size: head.size + count, atMs: t3 });
-      onProgress(head.size + count);
+      commits.push({ size: head.size, atMs: t3 });
+      onProgress(head.size);
     }
   } finally {
     client.release();
@@ -131,11 +135,13 @@ export async function sustainedAppends(pool: Pool, signerKey: string, leaves: nu
   };
 }
 
-/** Statement timings per batch; the head update inlines its numbers, so its texts are merged. */
+/** Statement timings per batch; the opening and the head update inline their numbers, so their texts are merged. */
 function statementsPerBatch(timer: QueryTimer, batches: number): AppendResult['statements'] {
   const merged = new Map<string, number>();
   for (const timing of timer.report()) {
-    const statement = timing.statement.replace(/size = \d+, root = '[^']*'?.*/, 'size = …, root = … ; COMMIT');
+    const statement = timing.statement
+      .replace(/size = \d+, root = '[^']*'?.*/, 'size = …, root = … ; COMMIT')
+      .replace(/ledger_lock_expected_head\(\d+, '[^']*'?.*/, 'ledger_lock_expected_head(…)');
     merged.set(statement, (merged.get(statement) ?? 0) + timing.totalMs);
   }
   return [...merged].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([statement, totalMs]) => ({ statement, msPerBatch: totalMs / batches }));

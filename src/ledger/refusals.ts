@@ -3,7 +3,9 @@
  * every field), limits hit (413), and database refusals. Anything else is a bug and is
  * rethrown.
  */
+import pg from 'pg';
 import { DomainError, isDomainError } from '../core/errors.ts';
+import { headMovedCode } from '../store/ledger-tables.ts';
 
 export function invalidInput(kind: string, issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code?: string; origin?: string }>): DomainError {
   const fields = issues.slice(0, 20).map((issue) => ({ path: issue.path.map(String).join('.') || '(body)', message: issue.message }));
@@ -62,6 +64,10 @@ export function isCommandsOwnRefusal(error: unknown): boolean {
 export function toRefusal(error: unknown): DomainError {
   if (isDomainError(error)) return error;
   const pgError = error as { code?: string; constraint?: string; message?: string };
+  if (pgError.code === headMovedCode) {
+    // A batch sent ahead whose rollback could not be confirmed: nothing of it committed.
+    return new DomainError('unavailable', 'another writer moved the ledger while the batch was on its way; retry with the same Idempotency-Key');
+  }
   if (pgError.code === '23505') {
     return new DomainError('conflict', `the database refused a duplicate (${pgError.constraint ?? 'unique index'}): ${pgError.message ?? ''}`, { rule: pgError.constraint === 'units_gpu_uuid_key' ? 'invariant-4' : 'unique' });
   }
@@ -76,4 +82,30 @@ export function toRefusal(error: unknown): DomainError {
     return new DomainError('unavailable', 'the database did not confirm the change; retry with the same Idempotency-Key to learn the outcome');
   }
   throw error;
+}
+
+/**
+ * Whether a failure of a transaction's text proves that it did not commit: the server
+ * reported it, at ERROR level, in a session that lives on. Such an error ends the
+ * statement and skips the rest of the text, COMMIT included (an error at COMMIT rolls
+ * back), and nothing after a COMMIT that went through can raise one. Anything else leaves
+ * the outcome open: the connection lost (FATAL, or a socket error), or the client giving up
+ * on a reply the server may still send (node-postgres's query_timeout, a value it cannot
+ * parse), after which even a ROLLBACK succeeds, committed or not. `sessionLives`: a ROLLBACK
+ * in the same session succeeded, which also covers a server whose messages are translated
+ * (pg reports the severity as the server words it).
+ */
+export function provesNoCommit(error: unknown, sessionLives: boolean): boolean {
+  return error instanceof pg.DatabaseError && (error.severity === 'ERROR' || sessionLives);
+}
+
+/**
+ * Whether a batch sent ahead failed because its guess was wrong or a row was refused (the
+ * head moved, a key was stored before, a constraint or value our checks let through):
+ * the classic way runs it again from the database's rows and answers each command. Other
+ * failures that prove no commit (a lock not had in time, the database out of connections)
+ * are answered as they are: running again would only wait for them a second time.
+ */
+export function isWorthRunningAgain(error: unknown): boolean {
+  return (error as { code?: unknown }).code === headMovedCode || isConstraintError(error);
 }

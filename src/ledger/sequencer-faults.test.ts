@@ -78,7 +78,7 @@ async function expectSound(): Promise<void> {
  * accepted, and one booking per key is committed.
  */
 async function bookThroughFault(fault: Fault | null, count: number, keyPrefix: string): Promise<void> {
-  // Twice without a fault: the second batch reads its rows from the row cache, applied ahead.
+  // Twice without a fault: the row cache then holds the rows, so the next batch is sent ahead.
   expectOk(await book());
   expectOk(await book());
   const before = await committed();
@@ -131,19 +131,33 @@ describe('the sequencer when a batch loses its connection', () => {
 });
 
 describe('the sequencer when a COMMIT succeeds but its reply is lost', () => {
-  it('answers unavailable, then learns the truth: the retried keys get the committed answers and the next batch follows them', async () => {
+  // Sent ahead: the batch's one text opens, writes and commits. The classic way (no row
+  // cache) takes the lock in a round trip of its own first. A client that gives up on the
+  // reply (node-postgres's query_timeout) keeps its connection: a ROLLBACK after it
+  // succeeds, and must not be taken for proof that the batch did not commit.
+  it.each([
+    ['sent ahead', undefined, true, 'connection lost'],
+    ['the classic way', 0, false, 'connection lost'],
+    ['sent ahead, the client giving up on the reply', undefined, true, 'client gave up'],
+  ] as const)('answers unavailable (%s), then learns the truth: the retried keys get the committed answers and the next batch follows them', async (way, rowCacheRows, oneRoundTrip, how) => {
     const pool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'sequencer-faults-commit' });
     let loseNextCommitReply = false;
+    let lostText = '';
     // The sequencer connects without a callback; pool.query (migrations, checks) with one.
     const connect = pool.connect.bind(pool) as (...args: unknown[]) => Promise<PoolClient> | undefined;
     (pool as { connect: (...args: unknown[]) => unknown }).connect = (...args: unknown[]) => {
       if (args.length > 0) return connect(...args);
       return connect()!.then((client) => {
-        if (loseNextCommitReply) loseCommitReply(client, () => (loseNextCommitReply = false));
+        if (loseNextCommitReply) {
+          loseCommitReply(client, how, (text) => {
+            loseNextCommitReply = false;
+            lostText = text;
+          });
+        }
         return client;
       });
     };
-    const ledger = await Ledger.open({ pool, clock: world.clock });
+    const ledger = await Ledger.open({ pool, clock: world.clock, ...(rowCacheRows === undefined ? {} : { rowCacheRows }) });
     try {
       const input = { exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z' };
       const submit = (key?: string) => ledger.submit('shipment.book', input, world.actors.exporter, key);
@@ -151,13 +165,15 @@ describe('the sequencer when a COMMIT succeeds but its reply is lost', () => {
       expectOk(await submit()); // the row cache now holds the allocations
       const before = await committed();
       loseNextCommitReply = true;
-      const lost = await submit('lost-reply');
+      const key = `lost-reply-${way}`;
+      const lost = await submit(key);
       expect(lost.ok ? 'accepted' : lost.error.code).toBe('unavailable');
       expect(loseNextCommitReply).toBe(false);
+      expect(lostText.startsWith('BEGIN;') && lostText.includes('ledger_lock_expected_head')).toBe(oneRoundTrip);
       // It did commit.
       const after = await committed();
       expect(after).toEqual({ shipments: before.shipments + 1, reserved: before.reserved + 1, size: before.size + 1 });
-      const retried = await submit('lost-reply');
+      const retried = await submit(key);
       expect({ seq: expectOk(retried).seq, replayed: retried.replayed }).toEqual({ seq: before.size, replayed: true });
       // The next batch reads the head again rather than assume the batch rolled back: it
       // takes the next seq and books from the committed reservation.
@@ -172,15 +188,22 @@ describe('the sequencer when a COMMIT succeeds but its reply is lost', () => {
   });
 });
 
-/** Lets the client's next text that ends in COMMIT run, then cuts the connection before the reply is read. */
-function loseCommitReply(client: PoolClient, fired: () => void): void {
+/**
+ * Lets the client's next text that ends in COMMIT run, then fails it as if its reply were
+ * lost: the connection cut before the reply is read, or the client giving up on it while
+ * the connection lives on (once: the client goes back to the pool).
+ */
+function loseCommitReply(client: PoolClient, how: 'connection lost' | 'client gave up', fired: (text: string) => void): void {
   const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  let done = false;
   (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
     const result = query(...args);
     const text = args[0];
-    if (typeof text !== 'string' || !text.endsWith('COMMIT')) return result;
-    fired();
+    if (done || typeof text !== 'string' || !text.endsWith('COMMIT')) return result;
+    done = true;
+    fired(text);
     return result.then(() => {
+      if (how === 'client gave up') throw new Error('Query read timeout');
       (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
       throw new Error('Connection terminated unexpectedly');
     });

@@ -10,6 +10,11 @@
  * our last batch committed (no other process wrote since) and the row cache holds every
  * row it needs (ledger/row-cache.ts); then it reads nothing.
  *
+ * One round trip: while this process is the only writer and the rows are cached, a batch
+ * is applied in memory before its lock and sent whole, in one text that takes the lock and
+ * goes on only at the head it was applied at (sendAhead). At any other head it rolls back
+ * and runs again the classic way: lock and read, apply, write and commit.
+ *
  * Crash notes, per step of a batch:
  * - before COMMIT: nothing of the batch exists; no caller was answered; clients retry
  *   with their idempotency keys.
@@ -22,11 +27,11 @@ import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 import type { TileRow } from '../store/tlog-tables.ts';
-import { beginBatch, emptyKeys, loadBatchState, rememberAnswer, type BatchKeys, type LoadedState, type LogHead, type StoredAnswer } from '../store/ledger-tables.ts';
+import { beginBatch, emptyKeys, loadBatchState, openAtHeadSql, rememberAnswer, type BatchKeys, type LogHead, type StoredAnswer } from '../store/ledger-tables.ts';
 import { bulkRowsMin, writeBatchAndCommit, type BatchWrites, type EventWrite, type IdempotencyWrite, type LogWrite } from '../store/batch-writes.ts';
 import { canonicalBytes, eventBody, recordSerials, redact } from './events.ts';
 import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
-import { invalidInput, isCommandsOwnRefusal, isConstraintError, toRefusal } from './refusals.ts';
+import { invalidInput, isCommandsOwnRefusal, isConstraintError, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
 import { handlers } from './handlers/index.ts';
 import type { Handler, Outcome } from './handler.ts';
 import { mayRun, type Actor } from './permissions.ts';
@@ -45,7 +50,9 @@ export interface LogAppender {
   /**
    * Adds the batch's events as leaves and returns the tiles to write and the new root; the
    * batch writes both in its transaction, with its events. `head` is the log as committed
-   * before this batch (read under the lock); the client is for reloading the right edge.
+   * before this batch: read under the lock, or, for a batch sent ahead, the head our last
+   * batch committed, which the batch's opening checks. The client is for reloading the
+   * right edge.
    */
   append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[] }>;
   /**
@@ -97,8 +104,10 @@ export interface SequencerStats {
   failedBatches: number;
   /** Batches that read nothing: every row came from the row cache. */
   cachedBatches: number;
-  /** Of those, batches applied while their lock was being taken (Sequencer.applyAhead). */
+  /** Of those, batches sent ahead that committed: applied before their lock, one round trip (Sequencer.sendAhead). */
   aheadBatches: number;
+  /** Batches sent ahead that rolled back on a wrong guess (another writer, a key stored before, a refused row) and ran the classic way. */
+  aheadMisses: number;
   queueDepth: number;
   lastBatchSize: number;
   /** Events in the log as of our last commit (or the start-up check): what this server last saw committed. */
@@ -119,14 +128,14 @@ export class Sequencer {
   private closed = false;
   private idle: Array<() => void> = [];
   readonly stats: SequencerStats = {
-    batches: 0, commands: 0, accepted: 0, refused: 0, replayed: 0, failedBatches: 0, cachedBatches: 0, aheadBatches: 0, queueDepth: 0, lastBatchSize: 0, logSize: 0, commitSecondsTotal: 0,
+    batches: 0, commands: 0, accepted: 0, refused: 0, replayed: 0, failedBatches: 0, cachedBatches: 0, aheadBatches: 0, aheadMisses: 0, queueDepth: 0, lastBatchSize: 0, logSize: 0, commitSecondsTotal: 0,
   };
   private readonly batchMax: number;
   private readonly queueMax: number;
   private readonly cache: RowCache;
   /** The head our last committed batch left; another head at the lock means another writer. */
   private lastCommitted: LogHead | null = null;
-  /** The last batch found the head it expected: applying the next one ahead is likely right. */
+  /** The last batch found the head it expected: sending the next one ahead is likely right. */
   private aheadWorthTrying = false;
 
   constructor(private readonly options: SequencerOptions) {
@@ -222,7 +231,7 @@ export class Sequencer {
   private async commitBatch(batch: Pending[]): Promise<void> {
     const started = performance.now();
     try {
-      const answers = await this.runInTransaction(batch);
+      const answers = (await this.sendAhead(batch)) ?? (await this.runInTransaction(batch));
       this.countAnswers(answers);
       batch.forEach((pending, index) => pending.resolve(answers[index]!));
       this.stats.batches += 1;
@@ -298,39 +307,83 @@ export class Sequencer {
     }
   }
 
+  /**
+   * The batch in one round trip, when the last batch found the head it expected (no other
+   * writer), every row it needs is cached, and it sweeps nothing: applied in memory to the
+   * cached rows, then sent with its opening (store/ledger-tables.ts openAtHeadSql), which
+   * takes the lock and goes on only at the head our last batch committed, and with its
+   * writes and COMMIT. The classic way (runInTransaction) costs a round trip more: it
+   * takes the lock and looks up the idempotency keys before it writes.
+   *
+   * Returns null, having committed nothing, when the batch must go the classic way: rows
+   * not cached, or the guess did not hold (another writer moved the head; a key was stored
+   * before, which its insert meets on the primary key; the database refused a row), which
+   * the classic way runs again from the database's rows. Anything else that failed is
+   * thrown and answered as the classic way answers it: 'unavailable' when the outcome is
+   * unknown (the connection lost, maybe after COMMIT) or the database is not there (no
+   * connection, the lock not had in time), a bug as a bug.
+   */
+  private async sendAhead(batch: Pending[]): Promise<Answer[] | null> {
+    const head = this.lastCommitted;
+    if (!this.aheadWorthTrying || head === null) return null;
+    const keys = batchKeys(batch);
+    const rows = keys.dueAt === null ? this.cache.lookup(keys) : null;
+    if (!rows) return null;
+    const client = await this.options.pool.connect();
+    let applied: Applied;
+    try {
+      applied = await this.apply(client, batch, new BatchState(rows), head, [], this.options.clock.now().toISOString());
+    } catch {
+      // Nothing was sent. The classic way applies it again, from the database's rows, and
+      // meets the bug there, where it is answered.
+      client.release();
+      this.cache.clear();
+      this.aheadWorthTrying = false;
+      return null;
+    }
+    let committed: LogHead;
+    try {
+      committed = await writeBatchAndCommit(client, applied.writes, applied.log, openAtHeadSql(head, this.options.headLockWaitMs));
+    } catch (error) {
+      // The rows and the log's edge may now hold what never committed.
+      this.cache.clear();
+      this.aheadWorthTrying = false;
+      const sessionLives = await client.query('ROLLBACK').then(() => true, () => false);
+      client.release(!sessionLives);
+      // Nothing after COMMIT is inside this try: only what the text did can fail here.
+      if (provesNoCommit(error, sessionLives) && isWorthRunningAgain(error)) {
+        this.stats.aheadMisses += 1;
+        return null;
+      }
+      throw error;
+    }
+    client.release();
+    this.lastCommitted = committed;
+    this.stats.logSize = committed.size;
+    this.cache.advance(applied.state, committed);
+    this.stats.cachedBatches += 1;
+    this.stats.aheadBatches += 1;
+    return applied.answers;
+  }
+
   private async runInTransaction(batch: Pending[]): Promise<Answer[]> {
     const client = await this.options.pool.connect();
     let broken = false;
     try {
-      const beginning = beginBatch(client, batch.flatMap((pending) => (pending.idempotency ? [pending.idempotency] : [])), this.options.headLockWaitMs);
-      // Awaited below; until then a failure must not count as unhandled.
-      beginning.catch(() => {});
       const keys = batchKeys(batch);
-      const guess = await this.applyAhead(client, batch, keys, beginning);
-      const { head, stored } = await beginning;
+      const { head, stored } = await beginBatch(client, batch.flatMap((pending) => (pending.idempotency ? [pending.idempotency] : [])), this.options.headLockWaitMs);
       // Nobody else wrote since our last commit: the cached rows are the rows.
       const alone = this.lastCommitted !== null && sameHead(this.lastCommitted, head);
       this.aheadWorthTrying = alone;
       if (!alone) this.cache.clear();
-      let applied: Applied;
-      let cached: LoadedState | null = null;
-      if (guess && alone && stored.length === 0) {
-        // What the lines below would compute: the same rows, head and answers. Its time was
-        // read after our last commit and nobody committed since, so event times still rise
-        // in commit order.
-        applied = guess.applied;
-        cached = guess.rows;
-        this.stats.aheadBatches += 1;
-      } else {
-        // The batch's time is read under the lock: event times rise in commit order.
-        const at = this.options.clock.now().toISOString();
-        if (keys.dueAt !== null) keys.dueAt = at;
-        cached = alone ? this.cache.lookup(keys) : null;
-        const loaded = cached ?? (await loadBatchState(client, keys));
-        applied = await this.apply(client, batch, new BatchState(loaded), head, stored, at);
-        if (!cached) this.cache.remember(loaded, head);
-      }
+      // The batch's time is read under the lock: event times rise in commit order.
+      const at = this.options.clock.now().toISOString();
+      if (keys.dueAt !== null) keys.dueAt = at;
+      const cached = alone ? this.cache.lookup(keys) : null;
+      const loaded = cached ?? (await loadBatchState(client, keys));
+      const applied = await this.apply(client, batch, new BatchState(loaded), head, stored, at);
       if (cached) this.stats.cachedBatches += 1;
+      else this.cache.remember(loaded, head);
       const committed = await writeBatchAndCommit(client, applied.writes, applied.log);
       this.lastCommitted = committed;
       this.stats.logSize = committed.size;
@@ -344,27 +397,6 @@ export class Sequencer {
       throw error;
     } finally {
       client.release(broken);
-    }
-  }
-
-  /**
-   * While PostgreSQL takes the lock and looks up the idempotency keys (one round trip),
-   * applies the batch to the cached rows as if nobody else wrote since our last commit
-   * and no key was seen before: the usual case, and then exactly what runInTransaction
-   * would compute once the answer is in (same rows, head and no stored answers).
-   * The caller keeps it only if both turn out true. Tried only when every row is cached
-   * and the last batch found the head it left (another writer makes the guess wrong).
-   */
-  private async applyAhead(client: PoolClient, batch: Pending[], keys: BatchKeys, beginning: Promise<unknown>): Promise<{ applied: Applied; rows: LoadedState } | null> {
-    const head = this.lastCommitted;
-    // A sweep (keys.dueAt) reads due rows from the database: the cache never holds them all.
-    const rows = this.aheadWorthTrying && head !== null && keys.dueAt === null ? this.cache.lookup(keys) : null;
-    if (!rows || !head) return null;
-    try {
-      return { applied: await this.apply(client, batch, new BatchState(rows), head, [], this.options.clock.now().toISOString()), rows };
-    } catch (error) {
-      await beginning.catch(() => {}); // the transaction is rolled back by the caller
-      throw error;
     }
   }
 
@@ -406,7 +438,7 @@ export class Sequencer {
     };
     // A big batch's events go by COPY in statements of their own: its leaves are hashed
     // while those travel (store/batch-writes.ts). A small batch sends everything in one
-    // text, so it hashes now, which for a batch applied ahead is while the lock is taken.
+    // text, so it hashes now, before that text is sent.
     if (events.length < bulkRowsMin) return { answers, writes, log: await appendLeaves(), state };
     await this.options.logAppender.prepare(client, head);
     return { answers, writes, log: appendLeaves, state };

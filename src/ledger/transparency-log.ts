@@ -3,12 +3,13 @@
  * RFC 6962 tree whose hashes are stored as C2SP tiles, written in the same transaction as
  * the events themselves.
  *
- * The tiles are written by the batch (store/ledger-tables.ts writeBatchAndCommit) with
- * the events, in one transaction. In memory we keep only the right edge: the Merkle frontier and the partial tile at each
- * tile level, so an append costs O(log n) and nothing is recomputed at start. Before every
- * batch the edge is compared with the head read under the ledger's lock (size and root);
- * if another process appended, or our last batch rolled back, the edge is reloaded from
- * the tiles.
+ * The tiles are written by the batch (store/batch-writes.ts writeBatchAndCommit) with
+ * the events, in one transaction. In memory we keep only the right edge: the Merkle
+ * frontier and the partial tile at each tile level, so an append costs O(log n) and
+ * nothing is recomputed at start. Before every batch the edge is compared with the head
+ * the batch is applied at (size and root: read under the ledger's lock, or, for a batch
+ * sent ahead, the one its opening checks); if another process appended, or our last batch
+ * rolled back, the edge is reloaded from the tiles.
  */
 import {
   MerkleAppender, leafHash, rootNodes, rootFromNodes, inclusionProofPlan, consistencyProofPlan, planNodes, executePlan,

@@ -73,7 +73,8 @@ export class HttpMetrics {
     counter('chipledger_sequencer_replayed_total', 'Retries answered from an idempotency key.', sequencer.replayed);
     counter('chipledger_sequencer_failed_batches_total', 'Batches whose transaction failed.', sequencer.failedBatches);
     counter('chipledger_sequencer_cached_batches_total', 'Batches that read no rows: the row cache held them all.', sequencer.cachedBatches);
-    counter('chipledger_sequencer_ahead_batches_total', 'Batches applied while their lock was being taken (a right guess: nobody else wrote, no key seen before).', sequencer.aheadBatches);
+    counter('chipledger_sequencer_ahead_batches_total', 'Batches sent ahead that committed: applied to cached rows before their lock, written in one round trip at the head they expected.', sequencer.aheadBatches);
+    counter('chipledger_sequencer_ahead_misses_total', 'Batches sent ahead that rolled back on a wrong guess (another writer moved the head, a key was stored before, a row was refused) and ran again the classic way.', sequencer.aheadMisses);
     counter('chipledger_sequencer_commit_seconds_total', 'Time spent committing batches.', sequencer.commitSecondsTotal);
     gauge('chipledger_sequencer_queue_depth', 'Commands waiting for the sequencer.', sequencer.queueDepth);
     gauge('chipledger_sequencer_last_batch_size', 'Commands in the last committed batch.', sequencer.lastBatchSize);

@@ -1,7 +1,8 @@
 /**
  * How a ledger batch reaches PostgreSQL: every table it changed, its events, idempotency
  * answers, log tiles and the new head, then COMMIT, in as few round trips as the data allows.
- * Runs inside the batch's transaction, after beginBatch (store/ledger-tables.ts).
+ * Runs inside the batch's transaction: after beginBatch (store/ledger-tables.ts), or
+ * opening it with openAtHeadSql in the same round trip.
  */
 import pg from 'pg';
 import { copyIn, copyStatement, encodeCopyBinary, type CopyColumn, type CopyValue } from './copy-binary.ts';
@@ -126,13 +127,17 @@ export interface BatchWrites {
  * batch's leaves are hashed while PostgreSQL writes its events (the tiles and the new root
  * are needed only at the end).
  *
+ * `opening`: statements that go first, in the same round trip: a batch sent ahead opens its
+ * transaction there (store/ledger-tables.ts openAtHeadSql), so it is one round trip in all.
+ *
  * Returns the head it committed.
  *
  * Crash note: a failure in any statement aborts the transaction (the caller rolls back);
  * a connection lost during the final text leaves the outcome unknown until the next read.
  */
-export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, log: LogWrite | (() => Promise<LogWrite>)): Promise<LogHead> {
+export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, log: LogWrite | (() => Promise<LogWrite>), opening?: string): Promise<LogHead> {
   const sender = new StepSender(client);
+  if (opening !== undefined) sender.add(inline(opening));
   for (const step of rowSteps(writes)) sender.add(step);
   let written: LogWrite;
   try {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, type World } from '../../test/world.ts';
-import { emptyKeys, loadBatchState } from './ledger-tables.ts';
+import { emptyKeys, headMovedCode, loadBatchState, openAtHeadSql, type LogHead } from './ledger-tables.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -40,5 +40,51 @@ describe('loading the units a batch names', () => {
     expect(await loadSerials([...serials, 'NOT-THERE'])).toEqual(expected);
     expect(await loadSerials([...serials, 'quote"d', 'back\\slash', '{brace}', 'a,b', ''])).toEqual(expected);
     expect(await loadSerials([])).toEqual({ units: [], live: [] });
+  });
+});
+
+describe('the opening of a batch sent ahead (migration 021)', () => {
+  async function head(): Promise<LogHead> {
+    const row = (await database.pool.query<{ size: string; root: Buffer }>('SELECT size, root FROM log_head')).rows[0]!;
+    return { size: Number(row.size), root: row.root };
+  }
+
+  /** Runs the opening and a marker statement in one text, as a batch sends them, then rolls back. */
+  async function open(at: LogHead): Promise<{ marked: boolean } | { code: string; message: string }> {
+    const client = await database.pool.connect();
+    try {
+      await client.query(`${openAtHeadSql(at)}; CREATE TEMP TABLE opened_marker (x int) ON COMMIT DROP`);
+      const marked = (await client.query("SELECT to_regclass('pg_temp.opened_marker') IS NOT NULL AS marked")).rows[0].marked as boolean;
+      return { marked };
+    } catch (error) {
+      const { code, message } = error as { code: string; message: string };
+      return { code, message };
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  }
+
+  it('goes on at the head it names and holds the lock', async () => {
+    expect(await open(await head())).toEqual({ marked: true });
+    const client = await database.pool.connect();
+    try {
+      await client.query(openAtHeadSql(await head()));
+      const other = await database.pool.query('SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE NOWAIT').then(() => 'locked it too', (error: { code: string }) => error.code);
+      expect(other).toBe('55P03');
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+
+  it('stops the whole text at any other size or root, with its own code', async () => {
+    const at = await head();
+    const otherRoot = Buffer.from(at.root);
+    otherRoot.writeUInt8(otherRoot.readUInt8(31) ^ 1, 31);
+    expect(await open({ size: at.size + 1, root: at.root })).toEqual({ code: headMovedCode, message: `the log head is at size ${at.size}, not the ${at.size + 1} this batch was applied at` });
+    expect(await open({ size: at.size, root: otherRoot })).toMatchObject({ code: headMovedCode });
+    expect(() => openAtHeadSql({ size: 1.5, root: at.root })).toThrow(/safe integer/);
+    expect(() => openAtHeadSql({ size: 1, root: Buffer.alloc(31) })).toThrow(/32-byte root/);
   });
 });

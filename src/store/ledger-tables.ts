@@ -2,7 +2,8 @@
  * The ledger's storage surface: load the rows a batch needs, write what it changed.
  *
  * Rules of this surface:
- * - Everything here runs inside the caller's transaction, after beginBatch(). The lock
+ * - Everything here runs inside the caller's transaction, after beginBatch() (or the
+ *   opening of a batch sent ahead, openAtHeadSql, which reads nothing back). The lock
  *   orders all ledger writers (also across processes), so every read here sees every
  *   batch committed before this one and none that commits after.
  * - writeBatchAndCommit writes parents before children, one statement per table, and sends
@@ -90,6 +91,21 @@ export async function beginBatch(client: PoolClient, keys: Array<{ scope: string
   const head = results[2]?.rows[0] as LogHead | undefined;
   if (!head) throw new Error('log_head row is missing: the database was not migrated');
   return { head, stored: (results[3]?.rows ?? []) as StoredAnswer[] };
+}
+
+/** SQLSTATE of ledger_lock_expected_head (migration 021) when the head is not the expected one. */
+export const headMovedCode = 'CLH01';
+
+/**
+ * The first statements of a batch sent ahead (ledger/sequencer.ts): they open its
+ * transaction and take the ledger's lock like beginBatch, but read nothing back. The batch
+ * goes on only at the head it was applied at; at any other the function raises headMovedCode
+ * and nothing of the batch runs. Its idempotency keys are not looked up: the batch inserts
+ * each, so a key stored before fails it on the primary key instead.
+ */
+export function openAtHeadSql(head: LogHead, lockWaitMs: number = limits.headLockWaitMsMax): string {
+  if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
+  return `BEGIN; ${waitBoundsSql(lockWaitMs, 'locks')}; SELECT ledger_lock_expected_head(${head.size}, '\\x${head.root.toString('hex')}'::bytea)`;
 }
 
 /**
