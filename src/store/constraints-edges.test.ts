@@ -238,3 +238,37 @@ describe('invariant 4: what migration 020 lets through', () => {
     expect(await world.ledger.violations()).toEqual([]);
   });
 });
+
+describe('units in an end state, and the rows the ledger never deletes (migration 022)', () => {
+  it('refuses any change to a decommissioned or lost unit, and any delete of units, manifest lines or licences', async () => {
+    const { run, actors, productId } = world;
+    const shipmentId = String((await run('shipment.book', {
+      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId,
+      units: 3, deadline: '2026-03-01T00:00:00Z', serials: ['END-1', 'END-2', 'END-3'],
+    }, actors.exporter)).shipmentId);
+    await run('shipment.ship', { shipmentId }, actors.exporter);
+    await run('shipment.clear', { shipmentId }, actors.mofcom);
+    await run('shipment.deliver', { shipmentId }, actors.alpha);
+    await run('units.decommission', { serials: ['END-1'], reason: 'end of life' }, actors.alpha);
+    await run('units.report_lost', { serials: ['END-2'], reason: 'not found at audit' }, actors.alpha);
+    const siteId = String((await run('site.register', { name: 'End DC', province: 'Guizhou', city: 'Gui\'an', latitude: 26.4, longitude: 106.6, capacityUnits: 10 }, actors.alpha)).siteId);
+    const refused = async (why: RegExp, code: string, statement: Statement) => {
+      const error = await refusal(statement);
+      expect(error?.code, error?.message ?? `the database accepted ${statement[0]}`).toBe(code);
+      expect(error?.message).toMatch(why);
+    };
+    for (const [serial, custody] of [['END-1', 'decommissioned'], ['END-2', 'lost']] as const) {
+      const why = new RegExp(`^unit ${serial} is ${custody}; a decommissioned or lost unit never changes again$`);
+      await refused(why, '23514', [`UPDATE units SET custody = 'deployed', site_id = $2 WHERE serial = $1`, [serial, siteId]]);
+      await refused(why, '23514', [`UPDATE units SET custody = 'delivered' WHERE serial = $1`, [serial]]);
+      await refused(why, '23514', [`UPDATE units SET updated_seq = updated_seq + 1 WHERE serial = $1`, [serial]]);
+    }
+    // A unit still in use changes as before: deployed from delivered.
+    expect(await refusal([`UPDATE units SET custody = 'deployed', site_id = $1 WHERE serial = 'END-3'`, [siteId]])).toBeUndefined();
+    for (const table of ['units', 'shipment_serials', 'licences', 'licence_versions']) {
+      await refused(new RegExp(`^the ledger only grows: ${table} rows are never deleted$`), '23001', [`DELETE FROM ${table}`]);
+      await refused(new RegExp(`^the ledger only grows: ${table} rows are never deleted$`), '23001', [`TRUNCATE ${table} CASCADE`]);
+    }
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+});
