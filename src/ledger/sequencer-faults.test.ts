@@ -232,6 +232,28 @@ describe('the sequencer when another writer holds the head lock', () => {
       await ledger.close();
     }
   });
+
+  it('answers the commands still queued at once when it shuts down and the lock does not come, instead of one wait per batch', async () => {
+    const holder = await database.pool.connect();
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, headLockWaitMs: 200, batchCommandsMax: 1 });
+    try {
+      const before = await committed();
+      const failedBefore = ledger.sequencer.stats.failedBatches;
+      await holder.query('BEGIN; SELECT size FROM log_head WHERE id = 1 FOR UPDATE');
+      const input = { exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z' };
+      const answers = Promise.all(Array.from({ length: 4 }, (_, index) => ledger.submit('shipment.book', input, world.actors.exporter, `closing-${index}`)));
+      await ledger.close();
+      expect((await answers).map((answer) => (answer.ok ? 'accepted' : answer.error.code))).toEqual(['unavailable', 'unavailable', 'unavailable', 'unavailable']);
+      // One batch of one command waited for the lock; the other three were not tried.
+      expect(ledger.sequencer.stats.failedBatches - failedBefore).toBe(1);
+      await holder.query('ROLLBACK');
+      expect(await committed()).toEqual(before);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      holder.release();
+      await ledger.close();
+    }
+  });
 });
 
 describe('a command the database refuses on its own', () => {

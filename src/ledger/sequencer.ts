@@ -137,6 +137,8 @@ export class Sequencer {
   private lastCommitted: LogHead | null = null;
   /** The last batch found the head it expected: sending the next one ahead is likely right. */
   private aheadWorthTrying = false;
+  /** The last batch was answered 'unavailable': the database (or its lock) did not answer. */
+  private unavailable = false;
 
   constructor(private readonly options: SequencerOptions) {
     this.batchMax = options.batchCommandsMax ?? limits.batchCommandsMax;
@@ -186,12 +188,24 @@ export class Sequencer {
         const batch = this.takeBatch();
         await this.commitBatch(batch);
         this.fillTarget = batch.length + this.queue.length;
+        if (this.closed && this.unavailable) this.answerQueueUnavailable();
       }
     } finally {
       this.running = false;
       this.stats.queueDepth = 0;
       for (const done of this.idle.splice(0)) done();
     }
+  }
+
+  /**
+   * Shutting down, and the last batch could not reach the database (or the ledger's lock):
+   * the commands still queued are answered at once, to retry on another server, instead of
+   * each batch waiting out the same bounds (a connection's, the lock's) before close() returns.
+   */
+  private answerQueueUnavailable(): void {
+    const error = new DomainError('unavailable', 'the ledger is shutting down and the database did not answer; retry on another server with the same Idempotency-Key');
+    for (const pending of this.queue.splice(0)) pending.resolve({ ok: false, error, replayed: false });
+    this.stats.queueDepth = 0;
   }
 
   /**
@@ -232,6 +246,7 @@ export class Sequencer {
     const started = performance.now();
     try {
       const answers = (await this.sendAhead(batch)) ?? (await this.runInTransaction(batch));
+      this.unavailable = false;
       this.countAnswers(answers);
       batch.forEach((pending, index) => pending.resolve(answers[index]!));
       this.stats.batches += 1;
@@ -263,7 +278,8 @@ export class Sequencer {
         for (const pending of batch) pending.reject(error);
         return;
       }
-      if (refusal.code === 'unavailable') this.options.onError?.(error, `couldn't commit a batch of ${batch.length} commands`);
+      this.unavailable = refusal.code === 'unavailable';
+      if (this.unavailable) this.options.onError?.(error, `couldn't commit a batch of ${batch.length} commands`);
       if (batch.length === 1 && isConstraintError(error) && isCommandsOwnRefusal(error) && batch[0]!.idempotency) {
         batch[0]!.resolve(await this.rememberRefusal(batch[0]!, refusal));
         return;
