@@ -203,9 +203,13 @@ export class Sequencer {
    * each batch waiting out the same bounds (a connection's, the lock's) before close() returns.
    */
   private answerQueueUnavailable(): void {
-    const error = new DomainError('unavailable', 'the ledger is shutting down and the database did not answer; retry on another server with the same Idempotency-Key');
-    for (const pending of this.queue.splice(0)) pending.resolve({ ok: false, error, replayed: false });
+    this.answerUnavailable(this.queue.splice(0));
     this.stats.queueDepth = 0;
+  }
+
+  private answerUnavailable(commands: Pending[]): void {
+    const error = new DomainError('unavailable', 'the ledger is shutting down and could not commit the batch before this one; retry on another server with the same Idempotency-Key');
+    for (const pending of commands) pending.resolve({ ok: false, error, replayed: false });
   }
 
   /**
@@ -244,6 +248,7 @@ export class Sequencer {
 
   private async commitBatch(batch: Pending[]): Promise<void> {
     const started = performance.now();
+    this.unavailable = false;
     try {
       const answers = (await this.sendAhead(batch)) ?? (await this.runInTransaction(batch));
       this.unavailable = false;
@@ -265,7 +270,8 @@ export class Sequencer {
         // behind one such pair).
         const middle = Math.ceil(batch.length / 2);
         await this.commitBatch(batch.slice(0, middle));
-        await this.commitBatch(batch.slice(middle));
+        if (this.closed && this.unavailable) this.answerUnavailable(batch.slice(middle));
+        else await this.commitBatch(batch.slice(middle));
         return;
       }
       let refusal: DomainError;

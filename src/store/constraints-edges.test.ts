@@ -262,6 +262,10 @@ describe('units in an end state, and the rows the ledger never deletes (migratio
       await refused(why, '23514', [`UPDATE units SET custody = 'deployed', site_id = $2 WHERE serial = $1`, [serial, siteId]]);
       await refused(why, '23514', [`UPDATE units SET custody = 'delivered' WHERE serial = $1`, [serial]]);
       await refused(why, '23514', [`UPDATE units SET updated_seq = updated_seq + 1 WHERE serial = $1`, [serial]]);
+      // The way a batch writes a unit it changed: an upsert, which is an update here.
+      await refused(why, '23514', [`INSERT INTO units (serial, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
+        SELECT serial, product_id, recipient_org_id, 'delivered', shipment_id, NULL, updated_seq + 1 FROM units WHERE serial = $1
+        ON CONFLICT (serial) DO UPDATE SET custody = EXCLUDED.custody, updated_seq = EXCLUDED.updated_seq`, [serial]]);
     }
     // A unit still in use changes as before: deployed from delivered.
     expect(await refusal([`UPDATE units SET custody = 'deployed', site_id = $1 WHERE serial = 'END-3'`, [siteId]])).toBeUndefined();
