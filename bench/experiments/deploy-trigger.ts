@@ -1,11 +1,11 @@
 /**
- * What migration 020's unit triggers cost a deployment: 100,000 delivered units deployed
+ * What a migration's unit triggers cost a deployment: 100,000 delivered units deployed
  * at one site in one units.deploy, end to end, with the triggers as written and with them
  * dropped, in turn on fresh databases of one durable embedded PostgreSQL (medians). (The
  * first version of 020 checked each row in a row trigger: 4,723 against 3,571 ms.)
  * Not part of `npm run bench`.
  *
- *   node --import tsx bench/experiments/deploy-trigger.ts [runs per side]
+ *   node --import tsx bench/experiments/deploy-trigger.ts [runs per side] [020|022]
  */
 import { Ledger } from '../../src/ledger/ledger.ts';
 import type { Actor } from '../../src/ledger/permissions.ts';
@@ -14,6 +14,13 @@ import { median } from '../stats.ts';
 import { bookManifestShipment } from './manifest-shipment.ts';
 
 const runs = Number(process.argv[2] ?? 3);
+/** The triggers dropped on the 'without' side, by migration. */
+const dropped: Record<string, string> = {
+  '020': 'DROP TRIGGER units_sites_update ON units; DROP TRIGGER units_sites_insert ON units; DROP TRIGGER units_keep_recipient ON units',
+  '022': 'DROP TRIGGER units_keep_end_state ON units',
+};
+const migration = process.argv[3] ?? '020';
+if (!(migration in dropped)) throw new Error(`which migration's triggers: one of ${Object.keys(dropped).join(', ')}, not "${migration}"`);
 const units = 100_000;
 const server = await startBenchServer('deploy-trigger');
 const timings: Record<'with' | 'without', number[]> = { with: [], without: [] };
@@ -24,7 +31,7 @@ try {
   for (let run = 0; run < runs; run += 1) {
     for (const side of ['with', 'without'] as const) {
       const shipment = await bookManifestShipment(server, `deploy-${side}-${run}`, units);
-      if (side === 'without') await shipment.pool.query('DROP TRIGGER units_sites_update ON units; DROP TRIGGER units_sites_insert ON units; DROP TRIGGER units_keep_recipient ON units');
+      if (side === 'without') await shipment.pool.query(dropped[migration]!);
       const ledger = await Ledger.open({ pool: shipment.pool });
       const recipient: Actor = { id: 'TOK-bench-recipient', orgId: shipment.recipientOrgId, role: 'recipient' };
       const exporter: Actor = { id: 'TOK-bench-exporter', orgId: (await shipment.pool.query<{ exporter_org_id: string }>('SELECT exporter_org_id FROM shipments WHERE id = $1', [shipment.shipmentId])).rows[0]!.exporter_org_id, role: 'exporter' };
