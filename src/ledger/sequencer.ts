@@ -251,7 +251,6 @@ export class Sequencer {
     this.unavailable = false;
     try {
       const answers = (await this.sendAhead(batch)) ?? (await this.runInTransaction(batch));
-      this.unavailable = false;
       this.countAnswers(answers);
       batch.forEach((pending, index) => pending.resolve(answers[index]!));
       this.stats.batches += 1;
@@ -354,6 +353,8 @@ export class Sequencer {
     const client = await this.options.pool.connect();
     let applied: Applied;
     try {
+      // Its time is read after our last commit, and the opening lets it commit only if
+      // nobody committed since: event times still rise in commit order.
       applied = await this.apply(client, batch, new BatchState(rows), head, [], this.options.clock.now().toISOString());
     } catch {
       // Nothing was sent. The classic way applies it again, from the database's rows, and
