@@ -54,6 +54,19 @@ async function violationsAfter(invariant: string, ...statements: Statement[]): P
 
 const insertShipments = (rows: Array<Record<string, string>>): Statement => insertRows(world, rows.map((row) => ({ id: 'S-Y', ...row })));
 
+/** A shipment of these serials to alpha, booked, shipped, cleared and delivered through the ledger; its id. */
+async function deliveredTo(serials: string[]): Promise<string> {
+  const { run, actors, productId } = world;
+  const shipmentId = String((await run('shipment.book', {
+    exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId,
+    units: serials.length, deadline: '2026-03-01T00:00:00Z', serials,
+  }, actors.exporter)).shipmentId);
+  await run('shipment.ship', { shipmentId }, actors.exporter);
+  await run('shipment.clear', { shipmentId }, actors.mofcom);
+  await run('shipment.deliver', { shipmentId }, actors.alpha);
+  return shipmentId;
+}
+
 describe('invariant 1: the licence records the true sum of its allocations', () => {
   it('refuses an allocation the licence does not count, on a licence with room to spare', async () => {
     // constraints.test.ts does this on a full licence, where the sum also passes the authorised units.
@@ -127,14 +140,8 @@ describe("invariant 4: a unit stays on its exporter's side", () => {
 
 describe('invariant 4: where a unit is deployed, and whose it is (migration 020)', () => {
   it('deploys a unit only from delivered or deployed, only at a site of its recipient, and keeps its recipient', async () => {
-    const { run, actors, productId } = world;
-    const shipmentId = String((await run('shipment.book', {
-      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId,
-      units: 3, deadline: '2026-03-01T00:00:00Z', serials: ['DEP-1', 'DEP-2', 'DEP-3'],
-    }, actors.exporter)).shipmentId);
-    await run('shipment.ship', { shipmentId }, actors.exporter);
-    await run('shipment.clear', { shipmentId }, actors.mofcom);
-    await run('shipment.deliver', { shipmentId }, actors.alpha);
+    const { run, actors } = world;
+    const shipmentId = await deliveredTo(['DEP-1', 'DEP-2', 'DEP-3']);
     const site = { province: 'Guizhou', city: 'Gui\'an', latitude: 26.4, longitude: 106.6, capacityUnits: 10 };
     const alphaSite = String((await run('site.register', { ...site, name: 'Alpha DC' }, actors.alpha)).siteId);
     const betaSite = String((await run('site.register', { ...site, name: 'Beta DC' }, actors.beta)).siteId);
@@ -241,14 +248,8 @@ describe('invariant 4: what migration 020 lets through', () => {
 
 describe('units in an end state, and the rows the ledger never deletes (migration 022)', () => {
   it('refuses any change to a decommissioned or lost unit, and any delete of units, manifest lines or licences', async () => {
-    const { run, actors, productId } = world;
-    const shipmentId = String((await run('shipment.book', {
-      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId,
-      units: 3, deadline: '2026-03-01T00:00:00Z', serials: ['END-1', 'END-2', 'END-3'],
-    }, actors.exporter)).shipmentId);
-    await run('shipment.ship', { shipmentId }, actors.exporter);
-    await run('shipment.clear', { shipmentId }, actors.mofcom);
-    await run('shipment.deliver', { shipmentId }, actors.alpha);
+    const { run, actors } = world;
+    await deliveredTo(['END-1', 'END-2', 'END-3']);
     await run('units.decommission', { serials: ['END-1'], reason: 'end of life' }, actors.alpha);
     await run('units.report_lost', { serials: ['END-2'], reason: 'not found at audit' }, actors.alpha);
     const siteId = String((await run('site.register', { name: 'End DC', province: 'Guizhou', city: 'Gui\'an', latitude: 26.4, longitude: 106.6, capacityUnits: 10 }, actors.alpha)).siteId);
