@@ -8,7 +8,7 @@ import pg from 'pg';
 import { copyIn, copyStatement, encodeCopyBinary, type CopyColumn, type CopyValue } from './copy-binary.ts';
 import { prepared, type PoolClient } from './pool.ts';
 import { readerSetsOf, type ReaderSetRow } from './reader-sets.ts';
-import { tableOrder, tables, type LogHead, type TableName, type TableRows } from './ledger-tables.ts';
+import { assertLogHead, tableOrder, tables, type LogHead, type TableName, type TableRows } from './ledger-tables.ts';
 import type { TileRow } from './tlog-tables.ts';
 import type { UnitRow } from '../ledger/rows.ts';
 
@@ -144,7 +144,7 @@ export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrite
     // What is queued above travels and runs in PostgreSQL while the log hashes its leaves.
     written = typeof log === 'function' ? await log() : log;
     const { head } = written;
-    if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
+    assertLogHead(head);
   } catch (error) {
     // The caller rolls back when this throws: nothing queued may reach PostgreSQL after that,
     // where it would run outside the transaction and stay written.

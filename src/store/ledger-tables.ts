@@ -93,6 +93,11 @@ export async function beginBatch(client: PoolClient, keys: Array<{ scope: string
   return { head, stored: (results[3]?.rows ?? []) as StoredAnswer[] };
 }
 
+/** A head about to be written into SQL text: a safe integer size and a 32-byte root, or a bug. */
+export function assertLogHead(head: LogHead): void {
+  if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
+}
+
 /** SQLSTATE of ledger_lock_expected_head (migration 021) when the head is not the expected one. */
 export const headMovedCode = 'CLH01';
 
@@ -104,7 +109,7 @@ export const headMovedCode = 'CLH01';
  * each, so a key stored before fails it on the primary key instead.
  */
 export function openAtHeadSql(head: LogHead, lockWaitMs: number = limits.headLockWaitMsMax): string {
-  if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
+  assertLogHead(head);
   return `BEGIN; ${waitBoundsSql(lockWaitMs, 'locks')}; SELECT ledger_lock_expected_head(${head.size}, '\\x${head.root.toString('hex')}'::bytea)`;
 }
 
