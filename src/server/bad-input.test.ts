@@ -76,6 +76,8 @@ const cases: Case[] = [
   { name: 'an id of the wrong type', request: () => book(booking({ productId: 7 })), status: 400, code: 'invalid_input', detail: /productId/ },
   { name: 'an unknown field', request: () => book(booking({ priority: 'high' })), status: 400, code: 'invalid_input', detail: /priority/ },
   { name: 'a __proto__ key', request: () => book(undefined, { payload: JSON.stringify(booking()).replace('{', '{"__proto__":{"admin":true},') }), status: 400, code: 'invalid_input', detail: /__proto__/ },
+  { name: 'an identifier named __proto__', request: () => ({ method: 'POST', url: '/v1/organisations', token: api.tokens.authority_admin, payload: '{"name":"Proto Holdings","country":"GB","roles":["auditor"],"identifiers":{"__proto__":"X","duns":"123456789"}}' }), status: 400, code: 'invalid_input', detail: /key named __proto__/ },
+  { name: 'an identifier named __proto__ spelled with escapes', request: () => ({ method: 'POST', url: '/v1/organisations', token: api.tokens.authority_admin, payload: '{"name":"Proto Holdings","country":"GB","roles":["auditor"],"identifiers":{"\\u005f_proto__":"X"}}' }), status: 400, code: 'invalid_input', detail: /key named __proto__/ },
   { name: 'a body that is an array', request: () => book([booking()]), status: 400, code: 'invalid_input', detail: /must be a JSON object/ },
   { name: 'an empty body', request: () => book(undefined, { payload: '' , headers: { 'content-type': 'application/json' } }), status: 400, code: 'invalid_input', detail: /exportAllocationId/ },
   { name: 'a deadline in the past', request: () => book(booking({ deadline: '2025-01-01T00:00:00Z' })), status: 400, code: 'invalid_input', detail: /deadline .* must be after/ },
@@ -92,6 +94,7 @@ const cases: Case[] = [
   { name: "another tenant's site", request: () => ({ method: 'GET', url: `/v1/sites/${api.sites.beta}`, token: api.tokens.recipient }), status: 404, code: 'not_found', detail: /site .* was not found/ },
   { name: 'a malformed path id', request: () => ({ method: 'POST', url: '/v1/shipments/not%20an%20id/ship', token: api.tokens.exporter }), status: 400, code: 'invalid_input', detail: /shipmentId/ },
   { name: 'a path id contradicted by the body', request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.own}/cancel`, token: api.tokens.exporter, body: { shipmentId: 'S-1' } }), status: 400, code: 'invalid_input', detail: /differs from .* in the path/ },
+  { name: 'a body id that is an object with its own toString', request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.own}/cancel`, token: api.tokens.exporter, body: { shipmentId: { toString: 1 } } }), status: 400, code: 'invalid_input', detail: /shipmentId \{"toString":1\} in the body differs/ },
   { name: 'an unknown route', request: () => get('/v1/nothing-here'), status: 404, code: 'not_found', detail: /no route GET \/v1\/nothing-here/ },
 
   // Licences that do not cover the shipment.
@@ -165,7 +168,7 @@ describe('bad input', () => {
       const { idempotency_keys: _before, ...before } = await databaseFootprint(database.pool);
       const response = await api.request(await testCase.request());
       const { idempotency_keys: _after, ...after } = await databaseFootprint(database.pool);
-      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.headers['content-type'], response.body).toMatch(/^application\/problem\+json/);
       const problem = response.json();
       expect({ status: response.statusCode, code: problem.code }, problem.detail).toEqual({ status: testCase.status, code: testCase.code });
       expect(problem.detail).toMatch(testCase.detail);

@@ -8,6 +8,8 @@ import { DomainError } from '../core/errors.ts';
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 /** A \uD800-\uDFFF escape: the only way JSON text can carry a lone surrogate. */
 const surrogateEscape = /\\u[dD][89a-fA-F]/;
+/** Text that may hold a key named __proto__, spelled out or with escapes. */
+const mayNameProto = /__proto__|\\u/;
 
 /** An empty body is no body; anything else must be JSON. */
 export function parseJsonBody(body: Buffer): unknown {
@@ -24,12 +26,16 @@ export function parseJsonBody(body: Buffer): unknown {
   } catch (error) {
     throw new DomainError('invalid_input', `couldn't read the request body: it is not valid JSON (${(error as Error).message})`, { rule: 'json' });
   }
-  if (surrogateEscape.test(text)) assertWellFormed(value);
+  if (surrogateEscape.test(text) || mayNameProto.test(text)) assertCleanValue(value);
   return value;
 }
 
-/** Walks the value without recursion (depth is the client's choice) and refuses lone surrogates. */
-function assertWellFormed(root: unknown): void {
+/**
+ * Walks the value without recursion (depth is the client's choice) and refuses lone
+ * surrogates and keys named __proto__: zod drops such a key from a record without a word,
+ * so the command stored would differ from the one sent.
+ */
+function assertCleanValue(root: unknown): void {
   const stack: unknown[] = [root];
   while (stack.length > 0) {
     const value = stack.pop();
@@ -40,6 +46,7 @@ function assertWellFormed(root: unknown): void {
     } else if (value !== null && typeof value === 'object') {
       for (const [key, item] of Object.entries(value)) {
         if (!key.isWellFormed()) throw loneSurrogate();
+        if (key === '__proto__') throw new DomainError('invalid_input', "couldn't read the request body: it has a key named __proto__, which no field of this API takes", { rule: 'json' });
         stack.push(item);
       }
     }

@@ -77,6 +77,9 @@ export function idempotencyKeyOf(header: string | string[] | undefined): string 
  */
 export const loaderOnlyFields: readonly string[] = ['demo'];
 
+/** How much of a contradicting body id a refusal quotes. */
+const givenIdQuotedMax = 64;
+
 /** The command's input: the body object, with the path's id merged in. */
 export function commandInput(route: CommandRoute, body: unknown, pathId: string | undefined): Record<string, unknown> {
   if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
@@ -91,7 +94,10 @@ export function commandInput(route: CommandRoute, body: unknown, pathId: string 
   if (route.idField === undefined || pathId === undefined) return input;
   const given = input[route.idField];
   if (given !== undefined && given !== pathId) {
-    throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: ${route.idField} ${String(given)} in the body differs from ${pathId} in the path`, { details: { fields: [{ path: route.idField, message: 'differs from the path' }] } });
+    // The body is any JSON: String() throws on an object like {"toString":1}, so the value is
+    // quoted as JSON, cut short.
+    const quoted = JSON.stringify(given).slice(0, givenIdQuotedMax);
+    throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: ${route.idField} ${quoted} in the body differs from ${pathId} in the path`, { details: { fields: [{ path: route.idField, message: 'differs from the path' }] } });
   }
   input[route.idField] = pathId;
   return input;

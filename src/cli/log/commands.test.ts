@@ -12,7 +12,7 @@ import {
 } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { Failure, type Output } from '../output.ts';
-import { monitorCommand, proveCommand, verifyCommand, witnessCommand, type LogCommandDeps } from './commands.ts';
+import { monitorCommand, monitorUnprovenRoundsMax, proveCommand, verifyCommand, witnessCommand, type LogCommandDeps } from './commands.ts';
 import { logResponseBytesMax } from './client.ts';
 import { readState, writeState } from './state.ts';
 import { failureOf } from '../../../test/support/failure.ts';
@@ -173,5 +173,43 @@ describe('log monitor on an unreachable log', () => {
       return calls === 1 ? served.fetch(input, init) : down(input, init);
     }) as typeof globalThis.fetch;
     expect(await monitorCommand({ url, key: logKey.verifierKey, state: file('monitor.state'), maxRounds: '2', intervalMs: '1' }, deps(flaky))).toBe(0);
+  });
+});
+
+describe('log monitor on a log that withholds its consistency proofs', () => {
+  /** A state file at 256 entries of the same log that now serves 300. */
+  async function savedAt256(name: string): Promise<string> {
+    const earlier = memoryLog(entries.slice(0, 256), logKey.signerKey);
+    await writeState(file(name), { origin: earlier.signed.origin, size: earlier.signed.size, rootHash: earlier.signed.rootHash, note: earlier.note });
+    return file(name);
+  }
+  const proofAnswer = (answer: () => Response) => (path: string) => (path === '/v1/log/proof/consistency' ? answer() : undefined);
+
+  it('alerts at once when the proof is refused (4xx) or is no proof, and keeps the last consistent checkpoint', async () => {
+    for (const [name, answer] of [
+      ['refused', () => Response.json({ title: 'Not found' }, { status: 404 })],
+      ['garbled', () => Response.json({ hashes: ['AAAA'] })],
+    ] as const) {
+      const state = await savedAt256(`withheld-${name}.state`);
+      const run = deps(serving(log(), proofAnswer(answer)).fetch);
+      const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: '3', intervalMs: '1' }, run));
+      expect(failure.message).toMatch(/^log monitor stopped on an alert/);
+      expect(run.err[0]).toMatch(/^ALERT \[consistency\] http:\/\/log\.test: unproven: the log signed a checkpoint of size 300 but gave no proof that it extends the one of size 256/);
+      expect((await readState(state))!.size).toBe(256);
+    }
+  });
+
+  it(`warns while the proof fails with a 5xx, and alerts after ${monitorUnprovenRoundsMax} such rounds in a row`, async () => {
+    const unavailable = () => Response.json({ title: 'Unavailable' }, { status: 503 });
+    const short = deps(serving(log(), proofAnswer(unavailable)).fetch);
+    const state = await savedAt256('withheld-5xx.state');
+    // One round short of the bound: warnings only (and nothing was checked).
+    await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: String(monitorUnprovenRoundsMax - 1), intervalMs: '1' }, short));
+    expect(short.err.filter((line) => line.startsWith('ALERT'))).toEqual([]);
+    const long = deps(serving(log(), proofAnswer(unavailable)).fetch);
+    const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: String(monitorUnprovenRoundsMax + 1), intervalMs: '1' }, long));
+    expect(failure.message).toMatch(/^log monitor stopped on an alert/);
+    expect(long.err.at(-1)).toMatch(new RegExp(`^ALERT \\[consistency\\] http://log\\.test: unproven: ${monitorUnprovenRoundsMax} rounds in a row the log served a signed checkpoint of size 300`));
+    expect((await readState(state))!.size).toBe(256);
   });
 });

@@ -25,6 +25,12 @@ import { verifyLog, type ProgressSink } from './verify.ts';
 export const progressItemsMin = 32;
 /** Default pause between two checkpoint fetches of `log monitor`. */
 export const monitorIntervalMsDefault = 5_000;
+/**
+ * Rounds in a row in which the monitor read a bigger signed checkpoint but could not fetch
+ * the proof that it extends the last one, before that is an alert: a log can be down for a
+ * round or two, but one that serves checkpoints and fails only the proofs is dodging them.
+ */
+export const monitorUnprovenRoundsMax = 3;
 
 export interface LogCommandDeps {
   output: Output;
@@ -231,10 +237,16 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
     assertStateOfLog(options.state, last, verifier.name);
     let alerts = 0;
     let reached = 0;
+    let unprovenRounds = 0;
     // Runs until interrupted, or for --max-rounds checkpoint fetches.
     for (let round = 0; maxRounds === undefined || round < maxRounds; round += 1) {
       if (round > 0) await deps.sleep(intervalMs);
-      const step = await followStep(client, verifier, last);
+      let step = await followStep(client, verifier, last);
+      unprovenRounds = step.kind === 'unreachable' && step.unprovenSize !== undefined ? unprovenRounds + 1 : 0;
+      if (step.kind === 'unreachable' && unprovenRounds >= monitorUnprovenRoundsMax) {
+        step = { kind: 'alert', failure: { kind: 'consistency', message: `unproven: ${unprovenRounds} rounds in a row the log served a signed checkpoint of size ${step.unprovenSize} but no proof that it extends the one of size ${last?.size ?? 0} seen before (last: ${step.message})` } };
+        unprovenRounds = 0;
+      }
       if (step.kind === 'unreachable') {
         const again = maxRounds === undefined || round + 1 < maxRounds;
         deps.output.err(`warning: ${step.message}${again ? `; trying again in ${intervalMs} ms` : ''}`);

@@ -14,8 +14,12 @@ export type FollowStep =
   | { kind: 'ok'; checkpoint: Checkpoint; note: string; change: 'first' | 'same' | 'grew' }
   /** The log contradicted itself or the saved checkpoint: alert, and do not move on. */
   | { kind: 'alert'; failure: VerifyFailure }
-  /** The log could not be read this time (network, 5xx): nothing is known either way. */
-  | { kind: 'unreachable'; message: string };
+  /**
+   * The log could not be read this time (network, 5xx): nothing is known either way.
+   * `unprovenSize`: the signed checkpoint was read, but not the proof that it extends the
+   * last one (a log that keeps failing only there is dodging the check).
+   */
+  | { kind: 'unreachable'; message: string; unprovenSize?: number };
 
 export async function followStep(source: LogSource, verifier: NoteVerifier, last: SavedCheckpoint | undefined): Promise<FollowStep> {
   let note: string;
@@ -36,8 +40,14 @@ export async function followStep(source: LogSource, verifier: NoteVerifier, last
   try {
     proof = last.size === 0 ? [] : await source.consistencyProof(last.size, checkpoint.size);
   } catch (error) {
-    if (error instanceof LogFetchError) return { kind: 'unreachable', message: error.message };
-    throw error;
+    if (!(error instanceof LogFetchError)) throw error;
+    // The log signed this size, and the proof route reads the committed head, so it owes the
+    // proof: a refusal (4xx) or an answer that is no proof (a 200 not parsed) is the log
+    // contradicting itself, as a split view would. Only the network or a 5xx says nothing.
+    if (error.status !== undefined && error.status < 500) {
+      return { kind: 'alert', failure: { kind: 'consistency', message: `unproven: the log signed a checkpoint of size ${checkpoint.size} but gave no proof that it extends the one of size ${last.size} seen before (${error.message})` } };
+    }
+    return { kind: 'unreachable', message: error.message, unprovenSize: checkpoint.size };
   }
   const oldRoot = last.size === 0 ? emptyRoot : last.rootHash;
   if (last.size === 0 && !last.rootHash.equals(emptyRoot)) {
