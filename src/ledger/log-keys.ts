@@ -5,12 +5,11 @@
  * old and the new key both sign and whose extension line names the new verifier key. A
  * verifier that trusts the old key follows that checkpoint to the new one.
  */
-import { formatCheckpoint, formatKeyId, parseSignerKey, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
+import { formatCheckpoint, formatKeyId, keyRotationExtension, parseSignerKey, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
 import type { Pool } from '../store/pool.ts';
 import { inLogSigningTransaction, insertCheckpoint, insertLogKey, listLogKeys, readHead } from '../store/tlog-tables.ts';
 
-/** The checkpoint extension line that announces a new key: `<this> <verifier key>`. */
-export const keyRotationExtension = 'chipledger.dev/key-rotation';
+export { keyRotationExtension };
 
 export class LogKeyError extends Error {
   override name = 'LogKeyError';

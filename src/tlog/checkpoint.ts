@@ -9,6 +9,13 @@ import { hashSize } from './hash.ts';
 import { tlogLimits } from './limits.ts';
 import { openNote, signNote, type NoteSigner, type NoteVerifier, type OpenedNote } from './note.ts';
 
+/**
+ * The extension line by which a log announces a new signing key: `<this> <verifier key>`,
+ * the only extension of a checkpoint signed by the old key and the new one. A verifier that
+ * trusts the old key follows it to the new one.
+ */
+export const keyRotationExtension = 'chipledger.dev/key-rotation';
+
 export interface Checkpoint {
   /** The log's identity, e.g. "chipledger.example/log"; the log's key name equals it. */
   readonly origin: string;

@@ -73,7 +73,7 @@ export {
   type OpenedNote,
   type ParsedNote,
 } from './note.ts';
-export { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint, type OpenedCheckpoint } from './checkpoint.ts';
+export { formatCheckpoint, keyRotationExtension, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint, type OpenedCheckpoint } from './checkpoint.ts';
 export {
   cosignCheckpoint,
   cosignatureMessage,

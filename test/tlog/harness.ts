@@ -26,8 +26,12 @@ export interface Harness {
   world: World;
   tokens: { auditor: string; recipient: string };
   book(count: number): Promise<void>;
-  /** A Ledger with the signing key and a server over it; signs a checkpoint of the current head. */
-  serve(): Promise<LogServer>;
+  /**
+   * A Ledger with the signing key and a server over it; signs a checkpoint of the current
+   * head. `keys` replaces the harness's key: a new key with the current one as previous
+   * rotates the log's key.
+   */
+  serve(keys?: { signerKey: string; previousSignerKey?: string }): Promise<LogServer>;
   close(): Promise<void>;
 }
 
@@ -48,9 +52,11 @@ export async function startHarness(options: { signerKey: string; witnessKeys: st
   };
   await book(options.events);
   const servers: LogServer[] = [];
-  const serve = async (): Promise<LogServer> => {
+  const serve = async (keys: { signerKey: string; previousSignerKey?: string } = { signerKey: options.signerKey }): Promise<LogServer> => {
     const pool = createPool({ url: database.url, connectionsMax: 6, applicationName: 'log-cli-server' });
-    const ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: options.signerKey, checkpointIntervalMs: 3_600_000 });
+    const ledger = await Ledger.open({
+      pool, clock: world.clock, logSignerKey: keys.signerKey, ...(keys.previousSignerKey ? { logPreviousSignerKey: keys.previousSignerKey } : {}), checkpointIntervalMs: 3_600_000,
+    });
     await ledger.checkpointer!.checkpointNow();
     const app = await buildServer({ ledger, pool, logger: false, witnessKeys: options.witnessKeys });
     await app.listen({ host: '127.0.0.1', port: 0 });

@@ -7,7 +7,7 @@ import {
   consistencyProofFromLeaves, leafHash, newTiles, nodeGetterFromLeaves, parseSignerKey, rootOf, signCheckpoint, tileData, tileWidth,
   type Checkpoint,
 } from '../../src/tlog/index.ts';
-import { LogFetchError, type LogSource } from '../../src/cli/log/client.ts';
+import { LogFetchError, type LogKeyEntry, type LogSource } from '../../src/cli/log/client.ts';
 
 export interface MemoryLog extends LogSource {
   entryList: Buffer[];
@@ -18,6 +18,8 @@ export interface MemoryLog extends LogSource {
   signed: Checkpoint;
   /** Replaces the consistency proofs served (tampering with the server's answers). */
   proofOverride?: (from: number, to: number) => Buffer[];
+  /** The key list served: the signing key alone unless a test rotates it. */
+  keyList: LogKeyEntry[];
 }
 
 /** Deterministic entries of about `bytes` bytes each. */
@@ -39,6 +41,7 @@ export function memoryLog(entries: Buffer[], signerKey: string): MemoryLog {
     tiles,
     signed: checkpoint,
     note: signCheckpoint(checkpoint, signer),
+    keyList: [{ verifierKey: signer.verifierKey, firstSize: 0, announcement: null }],
     async checkpoint() {
       return log.note;
     },
@@ -52,6 +55,9 @@ export function memoryLog(entries: Buffer[], signerKey: string): MemoryLog {
     },
     async consistencyProof(from: number, to: number) {
       return log.proofOverride ? log.proofOverride(from, to) : consistencyProofFromLeaves(from, log.leaves.slice(0, to));
+    },
+    async keys() {
+      return log.keyList;
     },
   };
   return log;

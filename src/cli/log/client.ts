@@ -37,6 +37,16 @@ export interface LogSource {
   /** The entries of the bundle beside level-0 tile `index`: exactly `width` of them. */
   entries(index: number, width: number): Promise<Buffer[]>;
   consistencyProof(from: number, to: number): Promise<Buffer[]>;
+  /** Every key the log was signed with, oldest first, each later one with its announcement. */
+  keys(): Promise<LogKeyEntry[]>;
+}
+
+/** One entry of GET /v1/log/keys. */
+export interface LogKeyEntry {
+  verifierKey: string;
+  firstSize: number;
+  /** The checkpoint note that announced this key, signed by the key before it; null for the first key. */
+  announcement: string | null;
 }
 
 export interface LogClientOptions {
@@ -101,6 +111,16 @@ export class LogClient implements LogSource {
 
   async consistencyProof(from: number, to: number): Promise<Buffer[]> {
     return this.proof(`/v1/log/proof/consistency?from=${from}&to=${to}`);
+  }
+
+  async keys(): Promise<LogKeyEntry[]> {
+    const path = '/v1/log/keys';
+    const body = parseJson<{ keys?: unknown }>(this.url(path), await this.bytes(path, false));
+    const keys = Array.isArray(body.keys) ? body.keys : [];
+    const valid = keys.length > 0 && keys.every((key: Partial<LogKeyEntry> | null) => typeof key === 'object' && key !== null
+      && typeof key.verifierKey === 'string' && Number.isSafeInteger(key.firstSize) && (key.announcement === null || typeof key.announcement === 'string'));
+    if (!valid) throw new LogFetchError(this.url(path), 200, `GET ${this.url(path)}: the answer is not a list of log keys`);
+    return keys as LogKeyEntry[];
   }
 
   /** The C2SP tlog-proof bundle of event `seq`. */

@@ -18,6 +18,7 @@ import { Failure, processOutput, type Output } from '../output.ts';
 import { createProgress } from '../progress.ts';
 import { LogClient, LogFetchError } from './client.ts';
 import { followStep } from './follow.ts';
+import { describeKey, openFollowingRotation, type Rotation } from './key-chain.ts';
 import { assertStateOfLog, readState, savedFrom, writeState, type SavedCheckpoint } from './state.ts';
 import { verifyLog, type ProgressSink } from './verify.ts';
 
@@ -155,9 +156,15 @@ export async function verifyCommand(options: VerifyCommandOptions, deps: LogComm
     if (options.state) await writeState(options.state, savedFrom(checkpoint, report.note!));
     const entries = client.hasToken ? `${report.entriesChecked.toLocaleString('en-US')} entries hashed` : 'entries NOT checked (no token: hash tiles only)';
     const consistency = !saved ? (options.state ? 'no earlier checkpoint saved' : 'no --state') : saved.size === checkpoint.size ? `same as saved size ${saved.size}` : `consistent with saved size ${saved.size}`;
-    deps.output.out(`ok: ${checkpoint.origin} size ${checkpoint.size} root ${checkpoint.rootHash.toString('hex')}: signature ok, ${report.tilesChecked} hash tiles ok, ${entries}; ${consistency}${options.state ? `; saved to ${options.state}` : ''}`);
+    deps.output.out(`ok: ${checkpoint.origin} size ${checkpoint.size} root ${checkpoint.rootHash.toString('hex')}: signature ok${keysFollowed(report.rotations)}, ${report.tilesChecked} hash tiles ok, ${entries}; ${consistency}${options.state ? `; saved to ${options.state}` : ''}`);
     return 0;
   });
+}
+
+/** How an answer says which announced keys it followed from the key given (nothing when none). */
+function keysFollowed(rotations: readonly Rotation[]): string {
+  if (rotations.length === 0) return '';
+  return ` (by ${describeKey(rotations.at(-1)!.verifier)}, followed from the key given through ${rotations.map((rotation) => `the announcement at size ${rotation.announcement.size}`).join(', ')})`;
 }
 
 /** The event's bytes: from a file, from GET /v1/events, or from its entry bundle. */
@@ -198,13 +205,22 @@ export async function proveCommand(seqText: string, options: KeyOptions & Server
     const text = await client.eventProof(seq);
     const event = await eventBytes(client, seq, text, options.eventFile);
     let verified;
+    let rotations: readonly Rotation[] = [];
     try {
       verified = verifyTlogProof(text, leafHash(event), verifier);
     } catch (error) {
-      throw new Failure(`the proof for event ${seq} does not verify: ${(error as Error).message}`);
+      // Signed by a key the log announced since the key given? Only then is it tried again.
+      const opened = await openFollowingRotation(client, parseTlogProof(text).checkpointNote, verifier);
+      if ('failure' in opened || opened.rotations.length === 0) throw new Failure(`the proof for event ${seq} does not verify: ${(error as Error).message}`);
+      rotations = opened.rotations;
+      try {
+        verified = verifyTlogProof(text, leafHash(event), opened.verifier);
+      } catch (again) {
+        throw new Failure(`the proof for event ${seq} does not verify: ${(again as Error).message}`);
+      }
     }
     if (verified.index !== seq) throw new Failure(`the server answered a proof for entry ${verified.index}, not event ${seq}`);
-    const summary = `ok: event ${seq} is entry ${seq} of ${verified.checkpoint.origin} at size ${verified.checkpoint.size} (root ${verified.checkpoint.rootHash.toString('hex')}); the proof verifies offline with the log key`;
+    const summary = `ok: event ${seq} is entry ${seq} of ${verified.checkpoint.origin} at size ${verified.checkpoint.size} (root ${verified.checkpoint.rootHash.toString('hex')}); the proof verifies offline with the log key${keysFollowed(rotations)}`;
     if (options.out) {
       try {
         await writeFile(options.out, text);
@@ -229,7 +245,7 @@ export interface MonitorOptions extends KeyOptions, ServerOptions {
 
 export async function monitorCommand(options: MonitorOptions, deps: LogCommandDeps = defaultDeps): Promise<number> {
   return guard(async () => {
-    const verifier = await verifierOf(options);
+    let verifier = await verifierOf(options);
     const client = clientOf(options, deps);
     const intervalMs = wholeNumber(options.intervalMs, '--interval-ms', monitorIntervalMsDefault, 1)!;
     const maxRounds = wholeNumber(options.maxRounds, '--max-rounds', undefined, 1);
@@ -257,7 +273,9 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
         alerts += 1;
         deps.output.err(`ALERT [${step.failure.kind}] ${client.description}: ${step.failure.message}`);
         if (!options.keepGoing) throw new Failure(`log monitor stopped on an alert; ${options.state} still holds the last consistent checkpoint (size ${last?.size ?? 0})`);
-      } else if (step.change !== 'same') {
+      } else if (step.change !== 'same' || step.rotations.length > 0) {
+        for (const rotation of step.rotations) deps.output.out(`${new Date(deps.now()).toISOString()} key rotation: ${describeKey(rotation.verifier)} announced at size ${rotation.announcement.size}, signed by the key before it; following it`);
+        verifier = step.verifier;
         last = savedFrom(step.checkpoint, step.note);
         await writeState(options.state, last);
         deps.output.out(`${new Date(deps.now()).toISOString()} ${step.change === 'first' ? 'first checkpoint' : 'consistent'}: size ${step.checkpoint.size} root ${step.checkpoint.rootHash.toString('hex')}`);
@@ -305,7 +323,7 @@ export async function witnessCommand(options: WitnessOptions, deps: LogCommandDe
     // anything inconsistent with what it may already have published.
     await writeState(options.state, savedFrom(step.checkpoint, step.note));
     const stored = await client.postCosignature(cosigned);
-    deps.output.out(`cosigned ${step.checkpoint.origin} size ${step.checkpoint.size} root ${step.checkpoint.rootHash.toString('hex')} as ${cosigner.name} (${step.change === 'first' ? 'first checkpoint seen' : step.change === 'same' ? 'same as last time' : `consistent with size ${last!.size}`}); the log stored ${stored} cosignature(s)`);
+    deps.output.out(`cosigned ${step.checkpoint.origin} size ${step.checkpoint.size} root ${step.checkpoint.rootHash.toString('hex')} as ${cosigner.name} (${step.change === 'first' ? 'first checkpoint seen' : step.change === 'same' ? 'same as last time' : `consistent with size ${last!.size}`}${keysFollowed(step.rotations)}); the log stored ${stored} cosignature(s)`);
     return 0;
   });
 }

@@ -1,17 +1,22 @@
 /**
  * One step of following a log (monitor and witness): take the newest checkpoint, check its
- * signature, and check it against the last one seen, by size and by an RFC 9162
- * consistency proof. Pure over a LogSource; the commands decide what to do with the answer.
+ * signature (following any key rotation the log announced), and check it against the last
+ * one seen, by size and by RFC 9162 consistency proofs. Pure over a LogSource; the commands
+ * decide what to do with the answer.
  */
-import { emptyRoot, verifyConsistency, type Checkpoint, type NoteVerifier } from '../../tlog/index.ts';
+import { emptyRoot, verifyConsistency, type Checkpoint, type Ed25519NoteVerifier } from '../../tlog/index.ts';
 import { LogFetchError, type LogSource } from './client.ts';
+import { describeKey, openFollowingRotation, type Rotation } from './key-chain.ts';
 import type { SavedCheckpoint } from './state.ts';
 import type { VerifyFailure } from './tiles.ts';
-import { compareWithSaved, openServedCheckpoint } from './verify.ts';
+import { compareWithSaved } from './verify.ts';
 
 export type FollowStep =
-  /** The checkpoint verifies and extends (or equals) the last one; `first` when there was none. */
-  | { kind: 'ok'; checkpoint: Checkpoint; note: string; change: 'first' | 'same' | 'grew' }
+  /**
+   * The checkpoint verifies and extends (or equals) the last one; `first` when there was
+   * none. `verifier` signed it: the key given, or the one `rotations` led to.
+   */
+  | { kind: 'ok'; checkpoint: Checkpoint; note: string; change: 'first' | 'same' | 'grew'; verifier: Ed25519NoteVerifier; rotations: readonly Rotation[] }
   /** The log contradicted itself or the saved checkpoint: alert, and do not move on. */
   | { kind: 'alert'; failure: VerifyFailure }
   /**
@@ -21,7 +26,14 @@ export type FollowStep =
    */
   | { kind: 'unreachable'; message: string; unprovenSize?: number };
 
-export async function followStep(source: LogSource, verifier: NoteVerifier, last: SavedCheckpoint | undefined): Promise<FollowStep> {
+/** A signed tree head in hand, and how a message names it. */
+interface HeldHead {
+  size: number;
+  rootHash: Buffer;
+  what: string;
+}
+
+export async function followStep(source: LogSource, verifier: Ed25519NoteVerifier, last: SavedCheckpoint | undefined): Promise<FollowStep> {
   let note: string;
   try {
     note = await source.checkpoint();
@@ -29,38 +41,55 @@ export async function followStep(source: LogSource, verifier: NoteVerifier, last
     if (error instanceof LogFetchError) return { kind: 'unreachable', message: error.message };
     throw error;
   }
-  const opened = openServedCheckpoint(note, verifier);
-  if ('failure' in opened) return { kind: 'alert', failure: opened.failure };
-  const { checkpoint } = opened;
-  if (last === undefined) return { kind: 'ok', checkpoint, note, change: 'first' };
-  const contradiction = compareWithSaved(last, checkpoint, verifier);
-  if (contradiction) return { kind: 'alert', failure: contradiction };
-  if (checkpoint.size === last.size) return { kind: 'ok', checkpoint, note, change: 'same' };
+  const opened = await openFollowingRotation(source, note, verifier);
+  if ('failure' in opened) {
+    // Only the key list failed to come: the signature is not known to be bad.
+    if (opened.failure.kind === 'fetch') return { kind: 'unreachable', message: opened.failure.message };
+    return { kind: 'alert', failure: opened.failure };
+  }
+  const { checkpoint, rotations } = opened;
+  const change = last === undefined ? 'first' : checkpoint.size === last.size ? 'same' : 'grew';
+  if (last) {
+    const contradiction = compareWithSaved(last, checkpoint, verifier);
+    if (contradiction) return { kind: 'alert', failure: contradiction };
+  }
+  // Every head in hand, by size: the last one seen, each announcement followed, the new
+  // one. Each must extend the one before it.
+  const heads: HeldHead[] = [
+    ...(last ? [{ size: last.size, rootHash: last.rootHash, what: `the one of size ${last.size} seen before` }] : []),
+    ...rotations.map((rotation) => ({ size: rotation.announcement.size, rootHash: rotation.announcement.rootHash, what: `the announcement of key ${describeKey(rotation.verifier)} at size ${rotation.announcement.size}` })),
+    { size: checkpoint.size, rootHash: checkpoint.rootHash, what: `the checkpoint of size ${checkpoint.size}` },
+  ].sort((a, b) => a.size - b.size);
+  for (let at = 1; at < heads.length; at += 1) {
+    const failed = await checkExtends(source, heads[at - 1]!, heads[at]!);
+    if (failed) return failed;
+  }
+  return { kind: 'ok', checkpoint, note, change, verifier: opened.verifier, rotations };
+}
+
+/** Whether `newer` extends `older`: the same root at the same size, else a consistency proof that verifies. */
+async function checkExtends(source: LogSource, older: HeldHead, newer: HeldHead): Promise<FollowStep | undefined> {
+  const inconsistent = (why: string): FollowStep => ({
+    kind: 'alert',
+    failure: { kind: 'consistency', message: `inconsistent: ${newer.what} (root ${newer.rootHash.toString('hex')}) does not extend ${older.what} (root ${older.rootHash.toString('hex')}): ${why}` },
+  });
+  if (older.size === newer.size) return older.rootHash.equals(newer.rootHash) ? undefined : inconsistent('two roots at one size (a fork)');
+  if (older.size === 0) {
+    if (older.rootHash.equals(emptyRoot)) return undefined;
+    return { kind: 'alert', failure: { kind: 'fork', message: `fork: ${older.what} has size 0 and root ${older.rootHash.toString('hex')}, not the empty tree's` } };
+  }
   let proof: Buffer[];
   try {
-    proof = last.size === 0 ? [] : await source.consistencyProof(last.size, checkpoint.size);
+    proof = await source.consistencyProof(older.size, newer.size);
   } catch (error) {
     if (!(error instanceof LogFetchError)) throw error;
-    // The log signed this size, and the proof route reads the committed head, so it owes the
-    // proof: a refusal (4xx) or an answer that is no proof (a 200 not parsed) is the log
+    // The log signed both sizes, and the proof route reads the committed head, so it owes
+    // the proof: a refusal (4xx) or an answer that is no proof (a 200 not parsed) is the log
     // contradicting itself, as a split view would. Only the network or a 5xx says nothing.
     if (error.status !== undefined && error.status < 500) {
-      return { kind: 'alert', failure: { kind: 'consistency', message: `unproven: the log signed a checkpoint of size ${checkpoint.size} but gave no proof that it extends the one of size ${last.size} seen before (${error.message})` } };
+      return { kind: 'alert', failure: { kind: 'consistency', message: `unproven: the log signed a checkpoint of size ${newer.size} but gave no proof that it extends ${older.what} (${error.message})` } };
     }
-    return { kind: 'unreachable', message: error.message, unprovenSize: checkpoint.size };
+    return { kind: 'unreachable', message: error.message, unprovenSize: newer.size };
   }
-  const oldRoot = last.size === 0 ? emptyRoot : last.rootHash;
-  if (last.size === 0 && !last.rootHash.equals(emptyRoot)) {
-    return { kind: 'alert', failure: { kind: 'fork', message: `fork: the saved checkpoint of size 0 has root ${last.rootHash.toString('hex')}, not the empty tree's` } };
-  }
-  if (!verifyConsistency(last.size, checkpoint.size, proof, oldRoot, checkpoint.rootHash)) {
-    return {
-      kind: 'alert',
-      failure: {
-        kind: 'consistency',
-        message: `inconsistent: the checkpoint of size ${checkpoint.size} (root ${checkpoint.rootHash.toString('hex')}) does not extend the one of size ${last.size} seen before (root ${last.rootHash.toString('hex')}): the consistency proof does not verify`,
-      },
-    };
-  }
-  return { kind: 'ok', checkpoint, note, change: 'grew' };
+  return verifyConsistency(older.size, newer.size, proof, older.rootHash, newer.rootHash) ? undefined : inconsistent('the consistency proof does not verify');
 }

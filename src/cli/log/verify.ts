@@ -11,12 +11,19 @@
  * The functions take a LogSource, so tests feed tampered data through the same path.
  */
 import {
-  TreeAuditor, leafHash, openCheckpoint, rootFromNodes, tilePath, tileWidth, verifyConsistency,
-  type Checkpoint, type NoteVerifier, type Tile,
+  TreeAuditor, leafHash, rootFromNodes, tilePath, tileWidth, verifyConsistency,
+  type Checkpoint, type Ed25519NoteVerifier, type NoteVerifier, type Tile,
 } from '../../tlog/index.ts';
 import { LogFetchError, type LogSource } from './client.ts';
+import { describeKey, openFollowingRotation, type Rotation } from './key-chain.ts';
 import { savedNoteIsSigned, type SavedCheckpoint } from './state.ts';
 import { TileSet, auditTiles, failuresReportedMax, findLeaf, tilesOfTree, type VerifyFailure } from './tiles.ts';
+
+/**
+ * The largest tree verified: every hash tile is held in memory (32 bytes a leaf, 32 GiB
+ * here), and a hostile log must not make the verifier list more tiles than it can hold.
+ */
+export const verifiableSizeMax = 2 ** 30;
 
 /** Requests in flight at once while fetching tiles; entry bundles are fetched this far ahead. */
 export const fetchConcurrencyMax = 8;
@@ -26,7 +33,8 @@ export interface ProgressSink {
 }
 
 export interface VerifyOptions {
-  verifier: NoteVerifier;
+  /** The log key trusted; a key it announced (and so on) is followed to. */
+  verifier: Ed25519NoteVerifier;
   saved?: SavedCheckpoint | undefined;
   /** Fetch and hash every entry (needs an authority or auditor token). */
   checkEntries: boolean;
@@ -41,6 +49,8 @@ export interface VerifyReport {
   entriesChecked: number;
   /** Whether the saved checkpoint was compared (state given and the new one verified). */
   comparedWithSaved: boolean;
+  /** The key rotations followed from the trusted key to the one that signed the checkpoint. */
+  rotations: readonly Rotation[];
 }
 
 const noProgress: ProgressSink = { start: () => ({ update() {}, finish() {}, abandon() {} }) };
@@ -48,15 +58,6 @@ const noProgress: ProgressSink = { start: () => ({ update() {}, finish() {}, aba
 function describeFetch(error: unknown, what: string): VerifyFailure {
   if (error instanceof LogFetchError) return { kind: 'fetch', message: `couldn't fetch ${what}: ${error.message}` };
   throw error;
-}
-
-/** Step 1: the signed checkpoint, or the failure that stops everything. */
-export function openServedCheckpoint(note: string, verifier: NoteVerifier): { checkpoint: Checkpoint } | { failure: VerifyFailure } {
-  try {
-    return { checkpoint: openCheckpoint(note, verifier).checkpoint };
-  } catch (error) {
-    return { failure: { kind: 'signature', message: `the checkpoint does not verify with the log key ${verifier.name}: ${(error as Error).message}` } };
-  }
 }
 
 /**
@@ -93,6 +94,15 @@ export function checkGrowth(saved: SavedCheckpoint, checkpoint: Checkpoint, tile
     failures.push({ kind: 'consistency', message: `the server's consistency proof from size ${saved.size} to ${checkpoint.size} does not verify against the saved and the new root` });
   }
   return failures;
+}
+
+function checkAnnouncement(rotation: Rotation, checkpoint: Checkpoint, tiles: TileSet): VerifyFailure[] {
+  const { size, rootHash } = rotation.announcement;
+  const what = `the announcement of key ${describeKey(rotation.verifier)} at size ${size}`;
+  if (size > checkpoint.size) return [{ kind: 'truncation', message: `truncation: ${what} is beyond the checkpoint's size ${checkpoint.size}; a log never shrinks` }];
+  const root = rootFromNodes(size, tiles.getNode);
+  if (root.equals(rootHash)) return [];
+  return [{ kind: 'fork', message: `fork: the log's tiles give root ${root.toString('hex')} at size ${size}, but ${what} signs ${rootHash.toString('hex')}` }];
 }
 
 /** Runs up to `concurrency` tasks at a time, in order of the list. */
@@ -200,19 +210,24 @@ function explainAuditFailure(failure: { kind: string; message: string }, first: 
 /** The whole verification; the report lists every failure found (at most failuresReportedMax). */
 export async function verifyLog(source: LogSource, options: VerifyOptions): Promise<VerifyReport> {
   const progress = options.progress ?? noProgress;
-  const report: VerifyReport = { checkpoint: undefined, note: undefined, failures: [], tilesChecked: 0, entriesChecked: 0, comparedWithSaved: false };
+  const report: VerifyReport = { checkpoint: undefined, note: undefined, failures: [], tilesChecked: 0, entriesChecked: 0, comparedWithSaved: false, rotations: [] };
   try {
     report.note = await source.checkpoint();
   } catch (error) {
     report.failures.push(describeFetch(error, 'the checkpoint'));
     return report;
   }
-  const opened = openServedCheckpoint(report.note, options.verifier);
+  const opened = await openFollowingRotation(source, report.note, options.verifier);
   if ('failure' in opened) {
     report.failures.push(opened.failure);
     return report;
   }
   const checkpoint = (report.checkpoint = opened.checkpoint);
+  report.rotations = opened.rotations;
+  if (checkpoint.size > verifiableSizeMax) {
+    report.failures.push({ kind: 'fetch', message: `the checkpoint signs size ${checkpoint.size}, more than this verifier holds in memory (${verifiableSizeMax} leaves, 32 bytes each): it was NOT verified` });
+    return report;
+  }
   const saved = options.saved;
   if (saved) {
     report.comparedWithSaved = true;
@@ -227,6 +242,9 @@ export async function verifyLog(source: LogSource, options: VerifyOptions): Prom
   report.tilesChecked = tilesOfTree(checkpoint.size).length;
   const tileFailures = auditTiles(fetched.tiles, checkpoint.rootHash);
   report.failures.push(...tileFailures);
+  // Each announcement followed is a checkpoint of this log too: the tiles the signed root
+  // vouches for must give its root at its size.
+  if (tileFailures.length === 0) report.failures.push(...opened.rotations.flatMap((rotation) => checkAnnouncement(rotation, checkpoint, fetched.tiles)));
   let growthFailures: VerifyFailure[] = [];
   if (saved && saved.size < checkpoint.size) {
     let proof: Buffer[] | undefined;
