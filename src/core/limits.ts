@@ -36,6 +36,14 @@ export const limits = {
    */
   headLockWaitMsMax: 30_000,
   /**
+   * How long a batch sent ahead waits for the head lock before it rolls back and runs the
+   * classic way (the time read afresh under the lock, the full wait above). Its events'
+   * time was read before it was sent: this bounds how far that time can trail the commit,
+   * so a deadline or a licence's end cannot pass unseen during the wait. A lock held this
+   * long means another writer is committing, so the guessed head has likely moved anyway.
+   */
+  aheadLockWaitMsMax: 200,
+  /**
    * How long a checkpoint signing waits for the signing lock, and for each of its
    * statements, before it gives up until the next tick: one signing runs at a time, so one
    * that never ended would stop the log's checkpoints for good.

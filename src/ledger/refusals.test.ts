@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
+import { isLockTimeout, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
 
 const databaseError = (code: string) => Object.assign(new Error(`database error ${code}`), { code });
 
@@ -43,6 +43,9 @@ describe('what a failed batch sent ahead proves, and whether it runs again', () 
     expect(isWorthRunningAgain(serverError('ERROR', '55P03'))).toBe(false);
     expect(isWorthRunningAgain(serverError('ERROR', '53300'))).toBe(false);
     expect(isWorthRunningAgain(new Error('timeout exceeded when trying to connect'))).toBe(false);
+    // A batch sent ahead runs again after a lock timeout of its own short wait (the sequencer asks this apart).
+    expect(isLockTimeout(serverError('ERROR', '55P03'))).toBe(true);
+    expect(isLockTimeout(serverError('ERROR', '57014'))).toBe(false);
   });
 
   it('answers a moved head that could not be rolled back as unavailable, not as a bug', () => {

@@ -106,6 +106,11 @@ export function provesNoCommit(error: unknown, sessionLives: boolean): boolean {
  * failures that prove no commit (a lock not had in time, the database out of connections)
  * are answered as they are: running again would only wait for them a second time.
  */
+/** A lock not had within its wait bound (SQLSTATE 55P03, lock_not_available). */
+export function isLockTimeout(error: unknown): boolean {
+  return (error as { code?: unknown }).code === '55P03';
+}
+
 export function isWorthRunningAgain(error: unknown): boolean {
   return (error as { code?: unknown }).code === headMovedCode || isConstraintError(error);
 }

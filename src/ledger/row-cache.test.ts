@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../core/clock.ts';
+import { limits } from '../core/limits.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { emptyKeys, type LoadedState, type LogHead } from '../store/ledger-tables.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
@@ -206,6 +207,33 @@ describe('the sequencer with its row cache', () => {
     expectOk(await world.ledger.submit('shipment.book', beta(1), world.actors.exporter));
     await checkLogOnStart(database.pool, new TransparencyLog(database.pool), []);
     expect(await world.ledger.violations()).toEqual([]);
+  });
+
+  it('runs a batch sent ahead again the classic way, with its time read afresh, when the head lock is held past the short wait', async () => {
+    // On beta's allocations: the test after this one counts alpha's units.
+    const beta = { ...booking(1), exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport };
+    await world.run('shipment.book', beta, world.actors.exporter);
+    const stats = { ...world.ledger.sequencer.stats };
+    const holder = await database.pool.connect();
+    const sent = world.clock.now();
+    let answer;
+    try {
+      await holder.query('BEGIN; SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE');
+      const pending = world.ledger.submit('shipment.book', beta, world.actors.exporter);
+      // Well past the ahead wait (limits.aheadLockWaitMsMax), and time moves on meanwhile.
+      await new Promise((done) => setTimeout(done, 3 * limits.aheadLockWaitMsMax));
+      world.clock.set(new Date(sent.getTime() + 3_600_000).toISOString());
+      await holder.query('COMMIT');
+      answer = await pending;
+    } finally {
+      holder.release();
+    }
+    expectOk(answer);
+    const after = world.ledger.sequencer.stats;
+    expect({ ahead: after.aheadBatches - stats.aheadBatches, misses: after.aheadMisses - stats.aheadMisses }).toEqual({ ahead: 0, misses: 1 });
+    // Its event carries the time read under the lock, not the time it was first applied at.
+    const { at } = (await database.pool.query<{ at: string }>('SELECT at FROM events ORDER BY seq DESC LIMIT 1')).rows[0]!;
+    expect(new Date(at).toISOString()).toBe(new Date(sent.getTime() + 3_600_000).toISOString());
   });
 
   it('never answers from rows another writer has changed since', async () => {

@@ -31,7 +31,7 @@ import { beginBatch, emptyKeys, loadBatchState, openAtHeadSql, rememberAnswer, t
 import { bulkRowsMin, writeBatchAndCommit, type BatchWrites, type EventWrite, type IdempotencyWrite, type LogWrite } from '../store/batch-writes.ts';
 import { canonicalBytes, eventBody, recordSerials, redact } from './events.ts';
 import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
-import { invalidInput, isCommandsOwnRefusal, isConstraintError, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
+import { invalidInput, isCommandsOwnRefusal, isConstraintError, isLockTimeout, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
 import { handlers } from './handlers/index.ts';
 import type { Handler, Outcome } from './handler.ts';
 import { mayRun, type Actor } from './permissions.ts';
@@ -366,7 +366,8 @@ export class Sequencer {
     }
     let committed: LogHead;
     try {
-      committed = await writeBatchAndCommit(client, applied.writes, applied.log, openAtHeadSql(head, this.options.headLockWaitMs));
+      const lockWaitMs = Math.min(limits.aheadLockWaitMsMax, this.options.headLockWaitMs ?? limits.headLockWaitMsMax);
+      committed = await writeBatchAndCommit(client, applied.writes, applied.log, openAtHeadSql(head, lockWaitMs));
     } catch (error) {
       // The rows and the log's edge may now hold what never committed.
       this.cache.clear();
@@ -374,7 +375,9 @@ export class Sequencer {
       const sessionLives = await client.query('ROLLBACK').then(() => true, () => false);
       client.release(!sessionLives);
       // Nothing after COMMIT is inside this try: only what the text did can fail here.
-      if (provesNoCommit(error, sessionLives) && isWorthRunningAgain(error)) {
+      // A lock not had within the short wait runs again too: its events' time, read before
+      // the wait, may trail the commit by no more than that wait.
+      if (provesNoCommit(error, sessionLives) && (isWorthRunningAgain(error) || isLockTimeout(error))) {
         this.stats.aheadMisses += 1;
         return null;
       }
