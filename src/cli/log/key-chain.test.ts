@@ -23,7 +23,7 @@ interface Announcement {
   size?: number;
   root?: Buffer;
   names?: string;
-  signers?: string[];
+  signers?: readonly string[];
 }
 
 /** The log at 300 entries signed by the new key, announced at 256 as `announcement` says. */
