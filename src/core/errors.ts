@@ -15,6 +15,8 @@ export const errorCodes = [
   'licence_not_valid', // invariant 3: licence not issued, expired, or does not name it
   'idempotency_mismatch', // same key, different body (invariant 6)
   'payload_too_large', // a named limit was hit
+  'headers_too_large', // the request's header section is larger than the server reads
+  'request_timeout', // the request did not arrive whole in time
   'overloaded', // a bounded queue is full; retry later
   'unavailable', // a dependency (the database) is not reachable
 ] as const;

@@ -1,3 +1,4 @@
+import { connect, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { pino } from 'pino';
@@ -156,6 +157,72 @@ describe('problems', () => {
       expect(response.statusCode).toBe(503);
       expect(response.headers['retry-after']).toBe('1');
       expect(response.json()).toMatchObject({ code, status: 503, title: problemCodes[code].title });
+      await app.close();
+    }
+  });
+
+  it('answers a request that arrives while the server closes with a 503 problem, Retry-After and Connection: close', async () => {
+    // Two requests on one connection: the first holds the server open (its database call
+    // waits at a gate) while close() begins; the second is sent after that.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const gated = new Proxy(database.pool, {
+      get(target, property, receiver) {
+        if (property !== 'query') return Reflect.get(target, property, receiver);
+        return async (...args: unknown[]) => {
+          await gate;
+          return (target.query as (...a: unknown[]) => unknown)(...args);
+        };
+      },
+    }) as Pool;
+    const app = await buildServer({ ledger: api.world.ledger, pool: gated, logger: false });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const socket = connect({ host: '127.0.0.1', port });
+    let text = '';
+    socket.on('data', (chunk) => { text += String(chunk); });
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((done) => setTimeout(done, 100));
+    const closed = app.close();
+    await new Promise((done) => setTimeout(done, 100));
+    socket.write(`GET /v1/products HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${api.tokens.auditor}\r\n\r\n`);
+    await new Promise((done) => setTimeout(done, 100));
+    release();
+    await ended;
+    await closed;
+    const second = text.slice(text.indexOf('HTTP/1.1', 1));
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(second).toMatch(/^HTTP\/1\.1 503 /);
+    expect(second).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+    expect(second).toMatch(/\r\nretry-after: 1\r\n/i);
+    expect(second).toMatch(/\r\nconnection: close\r\n/i);
+    expect(JSON.parse(second.slice(second.indexOf('\r\n\r\n') + 4))).toMatchObject({ code: 'unavailable', rule: 'server-closing', status: 503, instance: '/v1/products' });
+  });
+
+  it('answers what the HTTP parser refuses (a malformed request, headers over the bound) with problem+json, then closes', async () => {
+    const app = await buildServer({ ledger: api.world.ledger, pool: database.pool, logger: false });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const { port } = app.server.address() as AddressInfo;
+      const exchange = (request: string) => new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port }, () => socket.write(request));
+        let text = '';
+        socket.on('data', (chunk) => { text += String(chunk); });
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+      for (const [request, status, code] of [
+        ['NOT HTTP AT ALL\r\n\r\n', 400, 'invalid_input'],
+        [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`, 431, 'headers_too_large'],
+      ] as const) {
+        const answer = await exchange(request);
+        const [head, body] = answer.split('\r\n\r\n');
+        expect(head).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+        expect(head).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/);
+        expect(JSON.parse(body!)).toMatchObject({ status, code, type: `https://chipledger.dev/problems/${code}` });
+      }
+    } finally {
       await app.close();
     }
   });

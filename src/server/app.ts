@@ -8,6 +8,8 @@
  * Logging is quiet by default (warn): errors and slow requests, never secrets.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
@@ -21,7 +23,7 @@ import { parseJsonBody } from './body.ts';
 import { registerCommandRoutes } from './commands.ts';
 import { HttpMetrics } from './metrics.ts';
 import { buildOpenApiDocument, renderDocsPage } from './openapi.ts';
-import { fromFrameworkError, internalProblem, problemOf, sendProblem } from './problem.ts';
+import { clientErrorProblem, fromFrameworkError, internalProblem, problemContentType, problemOf, sendProblem } from './problem.ts';
 import { registerQueryRoutes } from './queries.ts';
 import { registerLogRoutes } from './log-routes.ts';
 import { registerEventSerialsRoute } from './event-serials.ts';
@@ -66,7 +68,18 @@ export function defaultLogger(): Logger {
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimitBytes ?? limits.requestBodyBytesMax;
   const common = {
-    bodyLimit, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true,
+    // Requests that arrive while the server closes get our own 503 (below), a problem with
+    // Retry-After; fastify's would be a JSON body of another shape.
+    bodyLimit, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: false,
+    clientErrorHandler: (error: Error & { code?: string }, socket: Duplex) => {
+      if ((error as { code?: string }).code === 'ECONNRESET' || socket.destroyed) return;
+      if (socket.writable) {
+        const problem = clientErrorProblem(error);
+        const body = JSON.stringify(problem);
+        socket.write(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      }
+      socket.destroy(error);
+    },
     // A path parameter is an id or a serial: fastify's default (100) refused ids of 101 to
     // 128 characters that the schemas and the OpenAPI document accept.
     routerOptions: { maxParamLength: pathParameterLengthMax },
@@ -84,6 +97,16 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   const bodies = new BodyBudget(options.bodiesInFlightBytesMax ?? limits.requestBodiesInFlightBytesMax);
   const metrics = new HttpMetrics();
   const demo = options.demo === true;
+
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    return sendProblem(reply, problemOf(new DomainError('unavailable', 'this server is shutting down; send the request again (its Idempotency-Key makes that safe)', { rule: 'server-closing' }), request.url));
+  });
 
   app.decorateRequest('actor', null);
   app.removeAllContentTypeParsers();

@@ -50,7 +50,7 @@ const serialPathParameter = { ...pathParameter, description: 'the serial number'
 const idempotencyParameter = {
   name: 'Idempotency-Key', in: 'header', required: true,
   description: 'A new random value per request, the same on retries. The same key with a different body is refused (422).',
-  schema: { type: 'string', minLength: 1, maxLength: limits.idempotencyKeyLengthMax },
+  schema: { type: 'string', minLength: 1, maxLength: limits.idempotencyKeyLengthMax, pattern: '^[\\x21-\\x7E]+$' },
 };
 
 function commandOperation(route: (typeof commandRoutes)[number]) {
@@ -114,7 +114,12 @@ function addLogOperations(add: (path: string, method: string, operation: unknown
   add('/v1/log/tile/{path}', 'get', {
     ...open, operationId: 'logTile', tags: ['log'],
     summary: 'C2SP tlog-tiles: hash tiles <L>/<N>[.p/<W>] (public) and entry bundles entries/<N>[.p/<W>] (authorities and auditors, bearer token)',
-    parameters: [{ name: 'path', in: 'path', required: true, description: 'e.g. 0/x001/234 or entries/000.p/17', schema: { type: 'string' } }],
+    parameters: [{
+      name: 'path', in: 'path', required: true,
+      // OpenAPI has no path parameter that spans segments; this one does, so say how to send it.
+      description: 'The rest of the path, several segments, sent as they are: e.g. 0/x001/234 or entries/000.p/17. Only the canonical C2SP spelling is served; a %2F is not a slash (one URL per tile, so caches are not split).',
+      schema: { type: 'string', pattern: '^(?:entries|[0-9]{1,2})/(?:x[0-9]{3}/)*[0-9]{3}(?:\\.p/[0-9]{1,3})?$' },
+    }],
     responses: { '200': bytes('tile or entry bundle'), ...errorResponses([400, 401, 403, 404, 503]) },
   });
   add('/v1/log/proof/inclusion', 'get', { ...open, operationId: 'logInclusionProof', tags: ['log'], summary: 'RFC 9162 inclusion proof', parameters: [integer('index', 'leaf index (= event seq)'), integer('size', 'tree size')], responses: { '200': json('InclusionProof'), ...errors } });

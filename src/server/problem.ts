@@ -32,6 +32,8 @@ export const problemCodes: Record<ErrorCode | 'internal', CodeRule> = {
   licence_not_valid: { status: 409, title: 'Licence does not cover this' },
   idempotency_mismatch: { status: 422, title: 'Idempotency key reused with a different request' },
   payload_too_large: { status: 413, title: 'Payload too large' },
+  headers_too_large: { status: 431, title: 'Request header fields too large' },
+  request_timeout: { status: 408, title: 'Request timeout' },
   overloaded: { status: 503, title: 'Overloaded' },
   unavailable: { status: 503, title: 'Unavailable' },
   internal: { status: 500, title: 'Internal server error' },
@@ -95,4 +97,16 @@ export function fromFrameworkError(error: unknown): DomainError | null {
   if (candidate.code === 'FST_ERR_MAX_PARAM_LENGTH') return new DomainError('invalid_input', 'an id in the path is longer than any this API gives out', { rule: 'path-parameter-length' });
   if (candidate.code === 'FST_ERR_BAD_URL') return new DomainError('invalid_input', 'the path is not a valid URL: a percent-escape in it is malformed', { rule: 'url' });
   return new DomainError('invalid_input', `couldn't read the request: ${message}`);
+}
+
+/**
+ * Errors Node's HTTP parser raises before any request exists (a malformed request line, a
+ * header section over the bound, a request that did not arrive in time): fastify's default
+ * answers them with a JSON body of its own. This one answers problem+json like every other
+ * error, then closes the connection, whose byte stream can no longer be trusted.
+ */
+export function clientErrorProblem(error: { code?: string }): Problem {
+  if (error.code === 'HPE_HEADER_OVERFLOW') return problemOf(new DomainError('headers_too_large', 'the request\'s header section is larger than this server reads', { rule: 'header-bytes-max' }));
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') return problemOf(new DomainError('request_timeout', 'the request did not arrive whole in time'));
+  return problemOf(new DomainError('invalid_input', 'the request is not well-formed HTTP/1.1'));
 }
