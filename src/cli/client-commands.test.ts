@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deployCommand, manifestImportCommand, parseDeadline, utilisationCommand, utilisationRows } from './client-commands.ts';
+import { bookCommand, deployCommand, listCommand, manifestImportCommand, parseDeadline, showCommand, transitionCommand, utilisationCommand, utilisationRows } from './client-commands.ts';
 import { ApiClient } from './http.ts';
 import { Failure, type Output } from './output.ts';
 
@@ -19,7 +19,7 @@ function client(answer: unknown): { client: ApiClient; requests: Array<{ url: st
   const requests: Array<{ url: string; body: unknown; key: string | undefined }> = [];
   const fetch = (async (input: URL | string, init?: RequestInit) => {
     const text = init?.body instanceof ReadableStream ? await new Response(init.body).text() : String(init?.body ?? '');
-    requests.push({ url: String(input), body: JSON.parse(text) as unknown, key: (init?.headers as Record<string, string>)['idempotency-key'] });
+    requests.push({ url: String(input), body: text === '' ? undefined : JSON.parse(text) as unknown, key: (init?.headers as Record<string, string>)['idempotency-key'] });
     return new Response(JSON.stringify(answer), { status: 200, headers: { 'content-type': 'application/json' } });
   }) as typeof globalThis.fetch;
   return { client: new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch }), requests };
@@ -82,6 +82,66 @@ describe('deploy', () => {
     await deployCommand(api, 'SITE-3', file, output);
     expect(requests.map((request) => request.body)).toEqual([{ siteId: 'SITE-3', serials: ['SN1', 'SN2'] }]);
     expect(out).toEqual(['Reported 2 units at site SITE-3.']);
+  });
+
+  it('refuses a file with a gpu_uuid column, which the API would not check, and sends nothing', async () => {
+    const file = join(folder, 'deploy-uuids.csv');
+    writeFileSync(file, 'serial,gpu_uuid\nSN1,GPU-12345678-aaaa-bbbb-cccc-123456789012\nSN2,\n');
+    const { client: api, requests } = client({ siteId: 'SITE-3', deployed: 2, moved: 0 });
+    const { output, out, err } = recorder();
+    await expect(deployCommand(api, 'SITE-3', file, output)).rejects.toThrow(new Failure(`${file} was not imported`));
+    expect(requests).toEqual([]);
+    expect(out).toEqual([]);
+    expect(err.join('\n')).toContain(`${file}:1: has a gpu_uuid column, but this command sends serials alone, so the GPU UUIDs would not be checked; remove the column (the header must be "serial")`);
+  });
+});
+
+describe('text a server sends', () => {
+  // An escape sequence, and the one-byte CSI (U+009B) that JSON.stringify writes raw.
+  const hostile = 'x\u001b[31my\u009b31mz\u007f';
+  const expectNoControls = (lines: string[]) => {
+    for (const line of lines) expect(line).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+  };
+
+  it('reaches the terminal without control characters: a list\'s next cursor, a booking, a transition', async () => {
+    const listed = recorder();
+    await listCommand(client({ items: [{ id: 'S-1', status: hostile }], nextCursor: hostile }).client, 'shipments', ['id', 'status'], {}, listed.output);
+    expect(listed.err).toEqual(['(more: add --cursor x [31my 31mz )']);
+    expectNoControls([...listed.out, ...listed.err]);
+
+    const booked = recorder();
+    await bookCommand(client({ shipmentId: hostile, units: 5 }).client, { exportAllocation: 'A-1', importAllocation: 'A-2', product: 'P-1', units: '5', deadline: '30d' }, booked.output);
+    expect(booked.out).toEqual(['Booked shipment x [31my 31mz : 5 units reserved on both licences.']);
+
+    const moved = recorder();
+    await transitionCommand(client({ shipmentId: hostile, status: hostile }).client, 'ship', 'S-1', {}, moved.output);
+    expect(moved.out).toEqual(['Shipment x [31my 31mz  is now x [31my 31mz .']);
+  });
+
+  it('reaches the terminal as JSON with C1 controls and DEL escaped, still the same JSON: --json lists, records and reports', async () => {
+    const page = { items: [{ id: 'S-1', status: hostile, [`k${hostile}`]: { nested: hostile } }], nextCursor: hostile };
+    const listed = recorder();
+    await listCommand(client(page).client, 'shipments', ['id'], { json: true }, listed.output);
+    expectNoControls(listed.out);
+    expect(listed.out.join('\n')).toContain('x\\u001b[31my\\u009b31mz\\u007f');
+    expect(JSON.parse(listed.out.join('\n'))).toEqual(page);
+
+    const shown = recorder();
+    await showCommand(client(page.items[0]).client, 'shipments', 'S-1', { json: true }, shown.output);
+    expectNoControls(shown.out);
+    expect(JSON.parse(shown.out.join('\n'))).toEqual(page.items[0]);
+
+    // A record's nested values, as a table shows them, are escaped the same way.
+    const record = recorder();
+    await showCommand(client(page.items[0]).client, 'shipments', 'S-1', {}, record.output);
+    expectNoControls(record.out);
+    expect(record.out.join('\n')).toContain('"nested": "x\\u001b[31my\\u009b31mz\\u007f"');
+
+    const report = { items: [{ licenceId: 'L-1', reference: hostile, units: 1 }], nextCursor: null };
+    const reported = recorder();
+    await utilisationCommand(client(report).client, { json: true }, reported.output);
+    expectNoControls(reported.out);
+    expect(JSON.parse(reported.out.join('\n'))).toEqual(report.items);
   });
 });
 

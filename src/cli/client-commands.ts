@@ -7,7 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { limits } from '../core/limits.ts';
 import { apiToken, type Config } from './config.ts';
 import { ApiClient } from './http.ts';
-import { Failure, type Output } from './output.ts';
+import { Failure, printable, printableJson, type Output } from './output.ts';
 import { createProgress } from './progress.ts';
 import { checkSerialCsv, formatCsvProblems, serialCsvBytesMax, type SerialEntry } from './serials-csv.ts';
 import { pickColumns, renderRecord, renderTable, type Row } from './table.ts';
@@ -50,17 +50,17 @@ export async function listCommand(client: ApiClient, resource: 'licences' | 'all
   }
   const page = await client.get<Page>(`/v1/${resource}`, { status: options.status, limit: options.limit, cursor: options.cursor });
   if (options.json) {
-    output.out(JSON.stringify(page, null, 2));
+    output.out(printableJson(page));
     return 0;
   }
   output.out(renderTable(page.items, pickColumns(page.items, preferred)));
-  if (page.nextCursor !== null) output.err(`(more: add --cursor ${page.nextCursor})`);
+  if (page.nextCursor !== null) output.err(`(more: add --cursor ${printable(String(page.nextCursor))})`);
   return 0;
 }
 
 export async function showCommand(client: ApiClient, resource: 'licences' | 'shipments', id: string, options: { json?: boolean }, output: Output): Promise<number> {
   const record = await client.get<Row>(`/v1/${resource}${path(id)}`);
-  output.out(options.json ? JSON.stringify(record, null, 2) : renderRecord(record));
+  output.out(options.json ? printableJson(record) : renderRecord(record));
   return 0;
 }
 
@@ -89,7 +89,7 @@ export async function bookCommand(client: ApiClient, options: BookOptions, outpu
     deadline: parseDeadline(options.deadline, now()),
     ...(options.reference === undefined ? {} : { reference: options.reference }),
   });
-  output.out(`Booked shipment ${String(body.shipmentId)}: ${Number(body.units).toLocaleString('en-US')} units reserved on both licences.`);
+  output.out(`Booked shipment ${printable(String(body.shipmentId))}: ${Number(body.units).toLocaleString('en-US')} units reserved on both licences.`);
   return 0;
 }
 
@@ -112,12 +112,12 @@ function dayExists(text: string): boolean {
 
 export async function transitionCommand(client: ApiClient, step: 'ship' | 'clear' | 'deliver' | 'cancel', id: string, options: { reason?: string }, output: Output): Promise<number> {
   const body = await client.post<Row>(`/v1/shipments${path(id)}/${step}`, options.reason === undefined ? {} : { reason: options.reason });
-  output.out(`Shipment ${String(body.shipmentId ?? id)} is now ${String(body.status ?? step)}.`);
+  output.out(`Shipment ${printable(String(body.shipmentId ?? id))} is now ${printable(String(body.status ?? step))}.`);
   return 0;
 }
 
 /** Reads and checks a serial CSV; on any bad line prints them all and fails, having sent nothing. */
-export async function readSerialFile(file: string, serialsMax: number, output: Output): Promise<SerialEntry[]> {
+export async function readSerialFile(file: string, rules: { serialsMax: number; acceptsGpuUuids: boolean }, output: Output): Promise<SerialEntry[]> {
   let size: number;
   try {
     size = (await stat(file)).size;
@@ -133,10 +133,10 @@ export async function readSerialFile(file: string, serialsMax: number, output: O
     throw new Failure(`couldn't read ${file}: ${(error as Error).message}`);
   }
   const progress = createProgress('checking ', bytes.length, 'bytes', output.errStream);
-  const checked = checkSerialCsv(bytes, { serialsMax, onProgress: (done) => progress.update(done) });
-  progress.finish(checked.problems.length === 0 ? `${checked.entries.length.toLocaleString('en-US')} serials, no problems` : '');
-  if (checked.problems.length > 0) {
-    output.err(formatCsvProblems(file, checked.problems));
+  const checked = checkSerialCsv(bytes, { ...rules, onProgress: (done) => progress.update(done) });
+  progress.finish(checked.problemCount === 0 ? `${checked.entries.length.toLocaleString('en-US')} serials, no problems` : '');
+  if (checked.problemCount > 0) {
+    output.err(formatCsvProblems(file, checked));
     throw new Failure(`${file} was not imported`);
   }
   return checked.entries;
@@ -161,7 +161,7 @@ async function upload(client: ApiClient, route: string, body: unknown, output: O
 
 export async function manifestImportCommand(client: ApiClient, shipmentId: string, file: string, output: Output): Promise<number> {
   const route = `/v1/shipments${path(shipmentId)}/manifest`; // a bad id is said before the file is read
-  const entries = await readSerialFile(file, limits.shipmentSerialsMax, output);
+  const entries = await readSerialFile(file, { serialsMax: limits.shipmentSerialsMax, acceptsGpuUuids: true }, output);
   const serials = entries.map((entry) => (entry.gpuUuid === undefined ? entry.serial : { serial: entry.serial, gpuUuid: entry.gpuUuid }));
   const body = await upload(client, route, { serials }, output);
   output.out(`Attached ${Number(body.added ?? entries.length).toLocaleString('en-US')} serials to shipment ${shipmentId}${body.serialCount === undefined ? '' : ` (${Number(body.serialCount).toLocaleString('en-US')} listed in all)`}.`);
@@ -169,7 +169,8 @@ export async function manifestImportCommand(client: ApiClient, shipmentId: strin
 }
 
 export async function deployCommand(client: ApiClient, siteId: string, file: string, output: Output): Promise<number> {
-  const entries = await readSerialFile(file, limits.deploymentSerialsMax, output);
+  // The API's units.deploy takes serials alone: a gpu_uuid column is refused, not dropped unchecked.
+  const entries = await readSerialFile(file, { serialsMax: limits.deploymentSerialsMax, acceptsGpuUuids: false }, output);
   const body = await upload(client, '/v1/units/deploy', { siteId, serials: entries.map((entry) => entry.serial) }, output);
   output.out(`Reported ${Number(body.deployed ?? entries.length).toLocaleString('en-US')} units at site ${siteId}${Number(body.moved) > 0 ? ` (${Number(body.moved).toLocaleString('en-US')} moved from other sites)` : ''}.`);
   return 0;
@@ -198,7 +199,7 @@ async function allPages<T>(client: ApiClient, path: string, stopped: () => void)
 export async function utilisationCommand(client: ApiClient, options: { json?: boolean }, output: Output): Promise<number> {
   const licences = await allPages<UtilisationLicence>(client, '/v1/reports/utilisation', () => output.err(`(stopped after ${reportPagesMax} pages; use the API for the rest)`));
   if (options.json) {
-    output.out(JSON.stringify(licences, null, 2));
+    output.out(printableJson(licences));
     return 0;
   }
   // Names make the table readable; without them (an old server, a refusal) ids will do.

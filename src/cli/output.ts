@@ -32,3 +32,15 @@ export class Failure extends Error {
 export function printable(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
 }
+
+/**
+ * A server's value as JSON for a terminal, indented or on one line. JSON.stringify escapes the
+ * C0 controls but writes DEL and the C1 controls raw, and U+009B alone is a CSI that terminals
+ * act on; here those are escaped too, so the text is still the same JSON, and moves no cursor.
+ */
+export function printableJson(value: unknown, layout: 'indented' | 'one line' = 'indented'): string {
+  const json = JSON.stringify(value, null, layout === 'indented' ? 2 : undefined);
+  // undefined, a function or a symbol (never in parsed JSON) has no JSON: said as text.
+  if (json === undefined) return printable(String(value));
+  return json.replace(/[\u007f-\u009f]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

@@ -3,7 +3,7 @@
  * records what it is asked: usage errors exit 2 before any request, and a server that is not
  * the chipledger API, or a file that is not a file, is one line on stderr with exit 1, no stack.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,5 +82,26 @@ describe('client commands', () => {
     const message = expectOneLine(await run(['manifest', 'import', 'S-1', folder]), 1);
     expect(message).toBe(`chipledger: couldn't read ${folder}: EISDIR: illegal operation on a directory, read`);
     expect(requests).toEqual([]);
+  });
+
+  it('refuse a deployment file with a gpu_uuid column, like any bad serial file: exit 1, the problem by line, nothing sent', async () => {
+    const file = join(folder, 'deploy-uuids.csv');
+    writeFileSync(file, 'serial,gpu_uuid\nSN1,GPU-12345678-aaaa-bbbb-cccc-123456789012\n');
+    const result = await run(['deploy', 'SITE-1', file]);
+    expect(result.code).toBe(1);
+    // After the progress note, which a file this small (and stderr not a terminal) makes one line.
+    expect(result.stderr.split('\n').filter((line) => line !== '').slice(-3)).toEqual([
+      `${file}: 1 bad line; nothing was imported`,
+      `  ${file}:1: has a gpu_uuid column, but this command sends serials alone, so the GPU UUIDs would not be checked; remove the column (the header must be "serial")`,
+      `chipledger: ${file} was not imported`,
+    ]);
+    expect(requests).toEqual([]);
+  });
+
+  it('show the next cursor of a list without the control characters a server put in it', async () => {
+    answer = { status: 200, type: 'application/json', body: JSON.stringify({ items: [{ id: 'S-1', status: 'booked' }], nextCursor: 'c\u001b[2J\u009b2J' }) };
+    const result = await run(['shipments', 'list']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('(more: add --cursor c [2J 2J)');
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { checkSerialCsv, formatCsvProblems, problemsShownMax } from './serials-csv.ts';
+import { checkSerialCsv, formatCsvProblems, problemsShownMax, quotedCharactersMax } from './serials-csv.ts';
 
-const check = (text: string | Buffer, serialsMax = 100_000) => checkSerialCsv(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, { serialsMax });
+const check = (text: string | Buffer, serialsMax = 100_000, acceptsGpuUuids = true) => checkSerialCsv(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, { serialsMax, acceptsGpuUuids });
 
 describe('checkSerialCsv', () => {
   it('reads serials with and without GPU UUIDs, CRLF, a BOM, quotes and blank lines', () => {
@@ -53,7 +53,7 @@ describe('checkSerialCsv', () => {
   });
 
   it('skips blank lines before the header too, and keeps counting them in line numbers', () => {
-    expect(check('\r\n \nserial\nSN001\n')).toEqual({ entries: [{ serial: 'SN001' }], problems: [] });
+    expect(check('\r\n \nserial\nSN001\n')).toEqual({ entries: [{ serial: 'SN001' }], problems: [], problemCount: 0 });
     expect(check('\uFEFF\nserial\nSN 1\n').problems).toEqual([{ line: 3, message: expect.stringContaining('U+0020') }]);
     expect(check('\n\n').problems).toEqual([{ line: 1, message: 'the file is empty; expected the header "serial" or "serial,gpu_uuid"' }]);
   });
@@ -62,7 +62,7 @@ describe('checkSerialCsv', () => {
     const result = check('"serial","gpu_uuid"\r\n"SN001","GPU-12345678-aaaa-bbbb-cccc-123456789012"\r\n"SN002",""\r\n');
     expect(result.problems).toEqual([]);
     expect(result.entries).toEqual([{ serial: 'SN001', gpuUuid: 'GPU-12345678-aaaa-bbbb-cccc-123456789012' }, { serial: 'SN002' }]);
-    expect(check('\uFEFF "Serial" \nSN001\n')).toEqual({ entries: [{ serial: 'SN001' }], problems: [] });
+    expect(check('\uFEFF "Serial" \nSN001\n')).toEqual({ entries: [{ serial: 'SN001' }], problems: [], problemCount: 0 });
   });
 
   it('refuses files joined together: a repeated header line, and a byte order mark past the start', () => {
@@ -87,9 +87,83 @@ describe('checkSerialCsv', () => {
     expect(check(`serial,gpu_uuid\nA1,${uuid}\nA2,${uuid}\n`).problems).toEqual([{ line: 3, message: `GPU UUID ${uuid} is listed twice (first on line 2)` }]);
   });
 
-  it('stops at the serial limit', () => {
-    const result = check('serial\nA\nB\nC\nD\n', 3);
-    expect(result.problems).toEqual([{ line: 5, message: 'more than 3 serials; one upload holds at most that many' }]);
+  it('finds duplicate GPU UUIDs whatever the case of their hex digits, and names both spellings', () => {
+    const lower = 'GPU-abcdef12-aaaa-bbbb-cccc-123456789012';
+    const upper = 'GPU-ABCDEF12-AAAA-BBBB-CCCC-123456789012';
+    const result = check(`serial,gpu_uuid\nA1,${lower}\nA2,${upper}\nA3,gpu-abcdef12-aaaa-bbbb-cccc-123456789012\n`);
+    expect(result.problems).toEqual([
+      { line: 3, message: `GPU UUID ${upper} is listed twice (first on line 2, as ${lower})` },
+      // The prefix is upper case in the API's pattern: a lower-case "gpu-" is a bad UUID, not a duplicate.
+      { line: 4, message: expect.stringContaining('is not of the form GPU-') },
+    ]);
+  });
+
+  it('counts the serials past the limit as one problem of the file, and still checks every line after it', () => {
+    const result = check('serial\nA\nB\nC\nD\nE\n', 3);
+    expect(result.problems).toEqual([{ line: 0, message: 'lists 5 serials; one upload holds at most 3 (serial 4 is on line 5)' }]);
+    expect(result.problemCount).toBe(1);
+    expect(result.entries).toHaveLength(3);
+    // Bad lines and duplicates past the limit are reported too, each by its line.
+    const later = check('serial\nA\nB\nC\nD\nE F\nA\nG\n', 3);
+    expect(later.problems).toEqual([
+      { line: 0, message: 'lists 5 serials; one upload holds at most 3 (serial 4 is on line 5)' },
+      { line: 6, message: expect.stringContaining('U+0020') },
+      { line: 7, message: 'serial A is listed twice (first on line 2)' },
+    ]);
+    expect(later.problemCount).toBe(3);
+  });
+
+  it('keeps the first problemsShownMax problems and counts the rest, the serial limit always first', () => {
+    const bad = Array.from({ length: problemsShownMax * 2 }, (_, index) => `BAD ${index}`);
+    const result = check(['serial', ...bad, 'A', 'B', 'A'].join('\n'), 1);
+    expect(result.problemCount).toBe(1 + problemsShownMax * 2 + 1);
+    expect(result.problems).toHaveLength(problemsShownMax);
+    expect(result.problems[0]).toEqual({ line: 0, message: `lists 2 serials; one upload holds at most 1 (serial 2 is on line ${bad.length + 3})` });
+    expect(result.problems[1]).toEqual({ line: 2, message: expect.stringContaining('"BAD 0"') });
+    expect(result.problems.at(-1)).toEqual({ line: problemsShownMax, message: expect.stringContaining(`"BAD ${problemsShownMax - 2}"`) });
+    const text = formatCsvProblems('m.csv', result).split('\n');
+    expect(text[0]).toBe(`m.csv: ${1 + problemsShownMax * 2 + 1} bad lines; nothing was imported`);
+    expect(text[1]).toBe(`  m.csv: lists 2 serials; one upload holds at most 1 (serial 2 is on line ${bad.length + 3})`);
+    expect(text.at(-1)).toBe(`  … and ${problemsShownMax * 2 + 2 - problemsShownMax} more`);
+  });
+
+  it('strips only ASCII spaces and tabs around a field: a no-break or ideographic space is a bad character', () => {
+    expect(check('serial \r\n \tA1\t \r\n\t\n "A2" \n')).toEqual({ entries: [{ serial: 'A1' }, { serial: 'A2' }], problems: [], problemCount: 0 });
+    const result = check('serial\nA1\u00a0\n\u3000A2\nA3\n\u00a0\n');
+    expect(result.problems).toEqual([
+      { line: 2, message: 'serial "A1\u00a0" has the character U+00A0; only letters, digits and . _ : / - are allowed' },
+      { line: 3, message: 'serial "\u3000A2" has the character U+3000; only letters, digits and . _ : / - are allowed' },
+      // A line of a no-break space alone is not blank: it is a serial that is not one.
+      { line: 5, message: expect.stringContaining('U+00A0') },
+    ]);
+    expect(check('serial\u00a0\nA1\n').problems).toEqual([{ line: 1, message: 'the header must be "serial" or "serial,gpu_uuid"; got "serial\u00a0"' }]);
+    expect(check('serial,gpu_uuid\nA1,GPU-12345678-aaaa-bbbb-cccc-123456789012\u00a0\n').problems).toEqual([{ line: 2, message: expect.stringContaining('is not of the form') }]);
+  });
+
+  it('quotes at most quotedCharactersMax characters of a header or GPU UUID, and gives the length', () => {
+    const header = `serial;${'x'.repeat(1_000_000)}`;
+    const [problem] = check(`${header}\nA1\n`).problems;
+    expect(problem).toEqual({ line: 1, message: `the header must be "serial" or "serial,gpu_uuid"; got "${header.slice(0, quotedCharactersMax)}"… (1,000,007 characters)` });
+    const uuid = `GPU-${'0'.repeat(100_000)}`;
+    const [uuidProblem] = check(`serial,gpu_uuid\nA1,${uuid}\n`).problems;
+    expect(uuidProblem!.message).toBe(`GPU UUID "${uuid.slice(0, quotedCharactersMax)}"… (100,004 characters) is not of the form GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)`);
+    // Cut before a surrogate pair, never through it.
+    const emoji = check(`${'x'.repeat(quotedCharactersMax - 1)}🚀${'y'.repeat(10)}\nA1\n`).problems[0]!.message;
+    expect(emoji).toContain(`got "${'x'.repeat(quotedCharactersMax - 1)}"… (`);
+    expect(emoji).not.toMatch(/\\ud8/);
+    // At the bound, quoted whole.
+    expect(check(`${'x'.repeat(quotedCharactersMax)}\nA1\n`).problems[0]!.message).toMatch(new RegExp(`got "x{${quotedCharactersMax}}"$`));
+  });
+
+  it('refuses a gpu_uuid column where GPU UUIDs are not accepted (a deployment report), once, and checks the rest', () => {
+    const result = check('serial,gpu_uuid\nA1,GPU-12345678-aaaa-bbbb-cccc-123456789012\nA2,\nA 3,\n', 100_000, false);
+    expect(result.problems).toEqual([
+      { line: 1, message: 'has a gpu_uuid column, but this command sends serials alone, so the GPU UUIDs would not be checked; remove the column (the header must be "serial")' },
+      { line: 4, message: expect.stringContaining('U+0020') },
+    ]);
+    expect(check('serial\nA1\n', 100_000, false)).toEqual({ entries: [{ serial: 'A1' }], problems: [], problemCount: 0 });
+    expect(check('', 100_000, false).problems).toEqual([{ line: 1, message: 'the file is empty; expected the header "serial"' }]);
+    expect(check('sn\nA1\n', 100_000, false).problems).toEqual([{ line: 1, message: 'the header must be "serial"; got "sn"' }]);
   });
 
   // How fast is for bench/, not for a test: this one only checks a file at the manifest limit.
@@ -105,8 +179,8 @@ describe('checkSerialCsv', () => {
 
 describe('formatCsvProblems', () => {
   it('shows the first problems with file:line and counts the rest', () => {
-    const problems = Array.from({ length: problemsShownMax + 5 }, (_, index) => ({ line: index + 2, message: 'bad' }));
-    const text = formatCsvProblems('m.csv', problems).split('\n');
+    const problems = Array.from({ length: problemsShownMax }, (_, index) => ({ line: index + 2, message: 'bad' }));
+    const text = formatCsvProblems('m.csv', { problems, problemCount: problemsShownMax + 5 }).split('\n');
     expect(text[0]).toBe(`m.csv: ${problemsShownMax + 5} bad lines; nothing was imported`);
     expect(text[1]).toBe('  m.csv:2: bad');
     expect(text.at(-1)).toBe('  … and 5 more');

@@ -1,9 +1,11 @@
 /**
  * Serial-number CSV files (manifests and deployment reports), checked whole before anything is
- * sent: a manifest is all or nothing, so a file with one bad line is reported in full (every bad
- * line, by line number) and nothing of it is imported.
+ * sent: a manifest is all or nothing, so a file with one bad line is reported in full (every
+ * line checked, also past the serial limit; the first bad lines by number, the rest counted)
+ * and nothing of it is imported.
  *
- * Format: a header `serial` or `serial,gpu_uuid`, then one unit per line. Lines end with LF or
+ * Format: a header `serial` or `serial,gpu_uuid` (the second only where the command sends GPU
+ * UUIDs: a manifest, not a deployment report), then one unit per line. Lines end with LF or
  * CRLF; a UTF-8 byte order mark at the very start is skipped; blank lines are skipped; a field,
  * header names included, may be wrapped in double quotes (spreadsheets, R and Python's
  * QUOTE_ALL do that), but serials never contain commas or quotes.
@@ -16,6 +18,11 @@ import { limits } from '../core/limits.ts';
 export const serialCsvBytesMax = limits.serialCsvBytesMax;
 /** Problems printed for one file; the rest are counted. */
 export const problemsShownMax = 50;
+/**
+ * Characters of a file's own text (a header, a GPU UUID field) quoted in a message; the rest
+ * is counted. A one-line file is a header of up to 16 MiB, which no terminal should receive.
+ */
+export const quotedCharactersMax = 80;
 
 /** The same rules as the API's schema (src/ledger/schemas.ts), so the server never disagrees. */
 const serialPattern = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/;
@@ -35,12 +42,21 @@ export interface CsvProblem {
 
 export interface SerialCsv {
   entries: SerialEntry[];
+  /** The first problemsShownMax problems: the serial limit first where the file passes it, then by line. */
   problems: CsvProblem[];
+  /** Every problem found, shown or not. */
+  problemCount: number;
 }
 
 export interface CheckOptions {
   /** Most serials the file may list (a manifest: 100,000). */
   serialsMax: number;
+  /**
+   * Whether lines may carry a GPU UUID (header `serial,gpu_uuid`). A manifest's may; a
+   * deployment report's may not: the API's units.deploy takes serials alone, so a GPU UUID
+   * column would be dropped unchecked while the user believes it was checked.
+   */
+  acceptsGpuUuids: boolean;
   /** Called now and then with the bytes checked so far. */
   onProgress?: (bytesDone: number) => void;
 }
@@ -49,67 +65,110 @@ export interface CheckOptions {
 // other (a second mark, or one at the start of a line decoded alone) is a bad line, not nothing.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** Checks a whole file; `entries` is only meaningful when `problems` is empty. */
+/**
+ * Checks a whole file, every line of it, also past the serial limit; `entries` is only
+ * meaningful when `problemCount` is 0, and holds at most serialsMax.
+ */
 export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): SerialCsv {
-  const problems: CsvProblem[] = [];
   const entries: SerialEntry[] = [];
   if (bytes.length > serialCsvBytesMax) {
-    return { entries, problems: [{ line: 0, message: `the file is ${bytes.length.toLocaleString('en-US')} bytes; at most ${serialCsvBytesMax.toLocaleString('en-US')} are read` }] };
+    return { entries, problems: [{ line: 0, message: `the file is ${bytes.length.toLocaleString('en-US')} bytes; at most ${serialCsvBytesMax.toLocaleString('en-US')} are read` }], problemCount: 1 };
   }
-  const firstLineOfSerial = new Map<string, number>();
-  const firstLineOfUuid = new Map<string, number>();
+  const problems = new ProblemList();
+  const seen = new FirstLines();
   let columns: 1 | 2 | undefined;
   let line = 0;
+  let serialCount = 0;
+  // Past the limit every line is still checked, so the whole file is reported at once; the
+  // limit is one problem, and no more entries are kept.
+  let firstLinePastLimit: number | undefined;
   for (const { text, end } of linesOf(bytes)) {
     line += 1;
     if (line % 4096 === 0) options.onProgress?.(end);
     if (text === undefined) {
-      problems.push({ line, message: 'is not valid UTF-8' });
+      problems.add(line, 'is not valid UTF-8');
       continue;
     }
     if (text.includes(byteOrderMark)) {
-      // JavaScript's trim() drops U+FEFF, so without this `\uFEFFserial` would pass as the unit "serial".
-      problems.push({ line, message: 'has a byte order mark (U+FEFF) that is not at the start of the file (were files joined together?); remove it' });
-      columns ??= checkHeader(text.replaceAll(byteOrderMark, ''), line, problems);
+      // Said as what it most likely is (files joined together), not as a bad character.
+      problems.add(line, 'has a byte order mark (U+FEFF) that is not at the start of the file (were files joined together?); remove it');
+      columns ??= checkHeader(text.replaceAll(byteOrderMark, ''), line, options, problems);
       continue;
     }
     // Blank lines are skipped everywhere, also before the header (a line an export tool or an
     // editor left at the top): the header is the first line with something on it.
-    if (text.trim() === '') continue;
+    if (trimSpaces(text) === '') continue;
     if (columns === undefined) {
-      columns = checkHeader(text, line, problems);
+      columns = checkHeader(text, line, options, problems);
       continue;
     }
     if (isHeader(text, columns)) {
-      problems.push({ line, message: `repeats the header ${quoted(headerNames[columns].join(','))} (were files joined together?); a file has one header, on its first line` });
+      problems.add(line, `repeats the header ${quoted(headerNames[columns].join(','))} (were files joined together?); a file has one header, on its first line`);
       continue;
     }
     const entry = checkRow(text, columns, line, problems);
     if (entry === undefined) continue;
-    const earlier = firstLineOfSerial.get(entry.serial);
-    if (earlier !== undefined) {
-      problems.push({ line, message: `serial ${entry.serial} is listed twice (first on line ${earlier})` });
+    const repeated = seen.repeated(entry, line);
+    if (repeated !== undefined) {
+      problems.add(line, repeated);
       continue;
     }
-    firstLineOfSerial.set(entry.serial, line);
-    if (entry.gpuUuid !== undefined) {
-      const uuidLine = firstLineOfUuid.get(entry.gpuUuid);
-      if (uuidLine !== undefined) {
-        problems.push({ line, message: `GPU UUID ${entry.gpuUuid} is listed twice (first on line ${uuidLine})` });
-        continue;
-      }
-      firstLineOfUuid.set(entry.gpuUuid, line);
-    }
-    if (entries.length === options.serialsMax) {
-      problems.push({ line, message: `more than ${options.serialsMax.toLocaleString('en-US')} serials; one upload holds at most that many` });
-      break;
-    }
-    entries.push(entry);
+    serialCount += 1;
+    if (serialCount <= options.serialsMax) entries.push(entry);
+    else firstLinePastLimit ??= line;
   }
   options.onProgress?.(bytes.length);
-  if (columns === undefined) problems.push({ line: 1, message: 'the file is empty; expected the header "serial" or "serial,gpu_uuid"' });
-  else if (entries.length === 0 && problems.length === 0) problems.push({ line: 1, message: 'the file lists no serials after its header' });
-  return { entries, problems };
+  if (firstLinePastLimit !== undefined) {
+    const max = options.serialsMax.toLocaleString('en-US');
+    problems.addFirst(0, `lists ${serialCount.toLocaleString('en-US')} serials; one upload holds at most ${max} (serial ${(options.serialsMax + 1).toLocaleString('en-US')} is on line ${firstLinePastLimit})`);
+  }
+  if (columns === undefined) problems.add(1, `the file is empty; expected the header ${expectedHeaders(options)}`);
+  else if (entries.length === 0 && problems.count === 0) problems.add(1, 'the file lists no serials after its header');
+  return { entries, problems: problems.shown, problemCount: problems.count };
+}
+
+/**
+ * Problems as they are found: the first problemsShownMax kept, every one counted. A 16 MiB file
+ * can have 8 million bad lines; their messages are not all held.
+ */
+class ProblemList {
+  readonly shown: CsvProblem[] = [];
+  count = 0;
+
+  add(line: number, message: string): void {
+    this.count += 1;
+    if (this.shown.length < problemsShownMax) this.shown.push({ line, message });
+  }
+
+  /** A problem of the whole file, said before those of single lines. */
+  addFirst(line: number, message: string): void {
+    this.count += 1;
+    this.shown.unshift({ line, message });
+    if (this.shown.length > problemsShownMax) this.shown.pop();
+  }
+}
+
+/** The line each serial and GPU UUID was first on, to report repeats. */
+class FirstLines {
+  private readonly serials = new Map<string, number>();
+  // Keyed in lower case: GPU-ABCDEF12-… and GPU-abcdef12-… name the same GPU.
+  private readonly gpuUuids = new Map<string, { line: number; gpuUuid: string }>();
+
+  /** How the entry repeats an earlier line, or undefined (and then it is remembered). */
+  repeated(entry: SerialEntry, line: number): string | undefined {
+    const earlier = this.serials.get(entry.serial);
+    if (earlier !== undefined) return `serial ${entry.serial} is listed twice (first on line ${earlier})`;
+    this.serials.set(entry.serial, line);
+    if (entry.gpuUuid === undefined) return undefined;
+    const key = entry.gpuUuid.toLowerCase();
+    const first = this.gpuUuids.get(key);
+    if (first !== undefined) {
+      const spelling = first.gpuUuid === entry.gpuUuid ? '' : `, as ${first.gpuUuid}`;
+      return `GPU UUID ${entry.gpuUuid} is listed twice (first on line ${first.line}${spelling})`;
+    }
+    this.gpuUuids.set(key, { line, gpuUuid: entry.gpuUuid });
+    return undefined;
+  }
 }
 
 /**
@@ -145,18 +204,50 @@ function decode(bytes: Uint8Array): string | undefined {
   }
 }
 
-/** The header decides whether lines carry a GPU UUID; a bad header is reported, and lines are still checked. */
-function checkHeader(text: string, line: number, problems: CsvProblem[]): 1 | 2 {
+/**
+ * The header decides whether lines carry a GPU UUID; a bad header is reported, and lines are
+ * still checked (as two fields where the header has two or more names, so a refused gpu_uuid
+ * column is one problem, not one per line).
+ */
+function checkHeader(text: string, line: number, options: CheckOptions, problems: ProblemList): 1 | 2 {
   const names = namesOf(text);
   if (names.length === 1 && names[0] === 'serial') return 1;
-  if (names.length === 2 && names[0] === 'serial' && names[1] === 'gpu_uuid') return 2;
-  problems.push({ line, message: `the header must be "serial" or "serial,gpu_uuid"; got ${quoted(text)}` });
+  if (names.length === 2 && names[0] === 'serial' && names[1] === 'gpu_uuid') {
+    if (!options.acceptsGpuUuids) {
+      problems.add(line, 'has a gpu_uuid column, but this command sends serials alone, so the GPU UUIDs would not be checked; remove the column (the header must be "serial")');
+    }
+    return 2;
+  }
+  problems.add(line, `the header must be ${expectedHeaders(options)}; got ${quoted(text)}`);
   return names.length >= 2 ? 2 : 1;
+}
+
+function expectedHeaders(options: CheckOptions): string {
+  return options.acceptsGpuUuids ? '"serial" or "serial,gpu_uuid"' : '"serial"';
 }
 
 /** Header names as written: trimmed, unquoted, in lower case. */
 function namesOf(text: string): string[] {
-  return splitFields(text).map((name) => unquote(name.trim()).trim().toLowerCase());
+  return splitFields(text).map((name) => trimSpaces(unquote(trimSpaces(name))).toLowerCase());
+}
+
+/**
+ * The text without the ASCII spaces and tabs around it. Not String.prototype.trim, which also
+ * drops U+00A0, U+3000, U+FEFF and the other Unicode spaces: `A1\u00a0` would pass as the
+ * serial A1, while what was typed (or pasted) is another serial. (The CR of a CRLF line end is
+ * gone already: linesOf drops it.) A loop, not a regular expression: /[ \t]+$/ backtracks in
+ * quadratic time over a long run of spaces followed by something else.
+ */
+function trimSpaces(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isSpace(text.charCodeAt(start))) start += 1;
+  while (end > start && isSpace(text.charCodeAt(end - 1))) end -= 1;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
+}
+
+function isSpace(code: number): boolean {
+  return code === 0x20 || code === 0x09;
 }
 
 function isHeader(text: string, columns: 1 | 2): boolean {
@@ -164,22 +255,22 @@ function isHeader(text: string, columns: 1 | 2): boolean {
   return names.length === columns && names.every((name, index) => name === headerNames[columns][index]);
 }
 
-function checkRow(text: string, columns: 1 | 2, line: number, problems: CsvProblem[]): SerialEntry | undefined {
-  const fields = splitFields(text).map((field) => unquote(field.trim()));
+function checkRow(text: string, columns: 1 | 2, line: number, problems: ProblemList): SerialEntry | undefined {
+  const fields = splitFields(text).map((field) => unquote(trimSpaces(field)));
   if (fields.length !== columns) {
-    problems.push({ line, message: `has ${fields.length} field${fields.length === 1 ? '' : 's'}; the header has ${columns} (${columns === 1 ? 'serial' : 'serial,gpu_uuid'})` });
+    problems.add(line, `has ${fields.length} field${fields.length === 1 ? '' : 's'}; the header has ${columns} (${columns === 1 ? 'serial' : 'serial,gpu_uuid'})`);
     return undefined;
   }
   const serial = fields[0]!;
   const serialProblem = problemOfSerial(serial);
   if (serialProblem !== undefined) {
-    problems.push({ line, message: serialProblem });
+    problems.add(line, serialProblem);
     return undefined;
   }
   const gpuUuid = fields[1];
   if (gpuUuid === undefined || gpuUuid === '') return { serial };
   if (gpuUuid.length > limits.serialLengthMax || !gpuUuidPattern.test(gpuUuid)) {
-    problems.push({ line, message: `GPU UUID ${quoted(gpuUuid)} is not of the form GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)` });
+    problems.add(line, `GPU UUID ${quoted(gpuUuid)} is not of the form GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)`);
     return undefined;
   }
   return { serial, gpuUuid };
@@ -208,15 +299,29 @@ function describeCharacter(character: string): string {
   return /^[\p{L}\p{N}\p{P}\p{S}]$/u.test(character) ? `${JSON.stringify(character)} (${code})` : code;
 }
 
-/** In double quotes, control characters escaped, so a message never moves the terminal's cursor. */
+/**
+ * In double quotes, control characters escaped, so a message never moves the terminal's
+ * cursor; past quotedCharactersMax characters, cut there and followed by the full length.
+ */
 function quoted(text: string): string {
+  if (text.length <= quotedCharactersMax) return escapedJson(text);
+  // Not between the two halves of a surrogate pair: the cut would show as an escaped half.
+  const end = isHighSurrogate(text.charCodeAt(quotedCharactersMax - 1)) ? quotedCharactersMax - 1 : quotedCharactersMax;
+  return `${escapedJson(text.slice(0, end))}… (${text.length.toLocaleString('en-US')} characters)`;
+}
+
+function escapedJson(text: string): string {
   return JSON.stringify(text).replace(/[\u007f-\u009f]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
 /** The problems as lines for stderr: the first problemsShownMax, then a count of the rest. */
-export function formatCsvProblems(file: string, problems: readonly CsvProblem[]): string {
-  const shown = problems.slice(0, problemsShownMax).map((problem) => `  ${problem.line > 0 ? `${file}:${problem.line}` : file}: ${problem.message}`);
-  const rest = problems.length - shown.length;
-  const count = problems.length === 1 ? '1 bad line' : `${problems.length.toLocaleString('en-US')} bad lines`;
+export function formatCsvProblems(file: string, checked: Pick<SerialCsv, 'problems' | 'problemCount'>): string {
+  const shown = checked.problems.slice(0, problemsShownMax).map((problem) => `  ${problem.line > 0 ? `${file}:${problem.line}` : file}: ${problem.message}`);
+  const rest = checked.problemCount - shown.length;
+  const count = checked.problemCount === 1 ? '1 bad line' : `${checked.problemCount.toLocaleString('en-US')} bad lines`;
   return [`${file}: ${count}; nothing was imported`, ...shown, ...(rest > 0 ? [`  … and ${rest.toLocaleString('en-US')} more`] : [])].join('\n');
 }

@@ -33,4 +33,15 @@ describe('renderRecord and headers', () => {
     expect(shown.split('\n')).toEqual(['status [2J  issued', `名称${' '.repeat(8)}x`, `id${' '.repeat(10)}L-1`]);
     expect(renderTable([{ 'a\u0007': 1 }], ['a\u0007'])).not.toContain('\u0007');
   });
+
+  it('let no C1 control or escape sequence of a nested value reach the terminal, as a record or as a cell', () => {
+    const hostile = 'x\u001b[31my\u009b31mz\u007f';
+    const record = renderRecord({ id: 'L-1', conditions: { note: hostile, [hostile]: [hostile] } });
+    expect(record).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(record).toContain('"note": "x\\u001b[31my\\u009b31mz\\u007f"');
+    expect(record).toContain('"x\\u001b[31my\\u009b31mz\\u007f": [');
+    const table = renderTable([{ id: 'L-1', conditions: { note: hostile } }], ['id', 'conditions']);
+    expect(table).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(table.split('\n')[2]).toBe('L-1  {"note":"x\\u001b[31my\\u009b31mz\\u007f"}');
+  });
 });

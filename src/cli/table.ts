@@ -2,7 +2,7 @@
  * Plain-text tables for client commands. Numbers are right-aligned with thousands separators;
  * Chinese characters count two columns wide, so names in either script line up.
  */
-import { printable } from './output.ts';
+import { printable, printableJson } from './output.ts';
 
 export type Row = Record<string, unknown>;
 
@@ -36,7 +36,7 @@ export function renderRecord(record: Row): string {
   const width = Math.max(0, ...keys.map((key) => displayWidth(key)));
   return Object.values(record)
     .map((value, index) => {
-      const text = isScalar(value) ? formatCell(value) : JSON.stringify(value, null, 2).replace(/\n/g, `\n${' '.repeat(width + 2)}`);
+      const text = isScalar(value) ? formatCell(value) : printableJson(value).replace(/\n/g, `\n${' '.repeat(width + 2)}`);
       return `${keys[index]!}${' '.repeat(width - displayWidth(keys[index]!))}  ${text}`;
     })
     .join('\n');
@@ -51,7 +51,7 @@ function formatCell(value: unknown): string {
   if (typeof value === 'number') return Number.isInteger(value) ? value.toLocaleString('en-US') : value.toLocaleString('en-US', { maximumFractionDigits: 2 });
   if (typeof value === 'string') return printable(value);
   if (typeof value === 'boolean') return value ? 'yes' : 'no';
-  return JSON.stringify(value);
+  return printableJson(value, 'one line');
 }
 
 /**
