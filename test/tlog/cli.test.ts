@@ -75,6 +75,12 @@ describe('log verify against the server', () => {
     expect(full.out[0]).toMatch(new RegExp(`^ok: log.cli.test size ${size} .*signature ok, 3 hash tiles ok, ${size} entries hashed; no earlier checkpoint saved`));
   });
 
+  it('takes the token from CHIPLEDGER_TOKEN when --token is not given (a command line shows in ps)', async () => {
+    const capture = captured();
+    await verifyCommand({ url: server.url, key: logKey.verifierKey }, { ...capture.deps, envToken: harness.tokens.auditor });
+    expect(capture.out[0]).toMatch(/\d+ entries hashed/);
+  });
+
   it('goes through commander with the documented flags, and checks consistency as the log grows', async () => {
     await harness.book(40);
     await server.ledger.checkpointer!.checkpointNow();

@@ -39,10 +39,13 @@ export interface LogCommandDeps {
   /** Milliseconds since the epoch: the witness's cosignature time. */
   now: () => number;
   sleep: (ms: number) => Promise<void>;
+  /** CHIPLEDGER_TOKEN: the token when --token is not given (a command line shows in `ps`; the environment does not). */
+  envToken?: string | undefined;
 }
 
 const defaultDeps: LogCommandDeps = {
   output: processOutput,
+  envToken: process.env.CHIPLEDGER_TOKEN,
   now: Date.now,
   sleep: (ms) => new Promise((done) => setTimeout(done, ms)),
 };
@@ -76,7 +79,8 @@ function clientOf(options: ServerOptions, deps: LogCommandDeps): LogClient {
   if (!/^https?:\/\//.test(options.url)) throw usage(`--url must be an http(s) URL, got "${options.url}"`);
   // fetch refuses such a URL, and every message would then print it, password included.
   if (/^https?:\/\/[^/?#]*@/.test(options.url)) throw usage('--url must not hold a user name or password; give a token with --token');
-  return new LogClient({ baseUrl: options.url, ...(options.token ? { token: options.token } : {}), ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  const token = options.token ?? deps.envToken;
+  return new LogClient({ baseUrl: options.url, ...(token ? { token } : {}), ...(deps.fetch ? { fetch: deps.fetch } : {}) });
 }
 
 async function verifierOf(options: KeyOptions, flag = '--key'): Promise<Ed25519NoteVerifier> {
@@ -341,10 +345,10 @@ export function registerLogCommands(program: Command, overrides: Partial<LogComm
     .action(async (options: { name: string; out: string }) => void (await keygenCommand({ origin: options.name, out: options.out }, 'witness', deps)));
   keyOptions(log.command('verify').description('verify the checkpoint signature, every hash tile and (with a token) every entry; check consistency with --state')
     .requiredOption('--url <url>', 'the server, e.g. http://127.0.0.1:8080').option('--state <file>', 'the checkpoint saved by the last run; updated on success')
-    .option('--token <token>', 'authority or auditor token: also fetch and hash every entry'))
+    .option('--token <token>', 'authority or auditor token: also fetch and hash every entry (or CHIPLEDGER_TOKEN, which ps does not show)'))
     .action(async (options: VerifyCommandOptions) => void (await verifyCommand(options, deps)));
   keyOptions(log.command('prove <eventSeq>').description("fetch an event's C2SP tlog-proof and verify it offline against the event")
-    .requiredOption('--url <url>', 'the server').option('--token <token>', 'a token that sees the event').option('--event-file <file>', "the event's canonical bytes instead of fetching them")
+    .requiredOption('--url <url>', 'the server').option('--token <token>', 'a token that sees the event (or CHIPLEDGER_TOKEN)').option('--event-file <file>', "the event's canonical bytes instead of fetching them")
     .option('--out <file>', 'save the proof here instead of printing it'))
     .action(async (seq: string, options: KeyOptions & ServerOptions & { out?: string; eventFile?: string }) => void (await proveCommand(seq, options, deps)));
   keyOptions(log.command('monitor').description('follow the checkpoint; alert on a signature, consistency, truncation or fork failure')
