@@ -87,6 +87,39 @@ describe('invariant 1: the licence records the true sum of its allocations', () 
   });
 });
 
+describe('invariant 1 when the licence row changes (migration 023)', () => {
+  it('refuses authorised units and a counter cut together below what the allocations sum to', async () => {
+    // The world's import licence: 1,000 units, all of them allocated.
+    const error = await refusal([`UPDATE licences SET authorised_units = 10, allocated_units = 10 WHERE id = $1`, [world.importLicenceId]]);
+    expect(error?.code, error?.message ?? 'the database accepted it').toBe('23514');
+    expect(error?.message).toBe(`invariant 1: licence ${world.importLicenceId} allocations sum to 1000 but the licence records 10 (authorised 10)`);
+  });
+
+  it('refuses a counter changed alone, or a licence made with a counter no allocation explains', async () => {
+    for (const delta of [1, -1]) {
+      const error = await refusal(['UPDATE licences SET allocated_units = allocated_units + $2 WHERE id = $1', [roomyLicenceId, delta]]);
+      expect(error?.message ?? `the database accepted ${delta}`).toMatch(/^invariant 1: licence .* allocations sum to 10 but the licence records (11|9) \(authorised 100\)$/);
+    }
+    const error = await refusal([`INSERT INTO licences (id, version, reference, authority_org_id, direction, holder_org_id, product_ids, origin, destination,
+        authorised_units, valid_from, valid_to, status, allocated_units, created_seq, updated_seq)
+      SELECT 'L-Y', 1, 'MADE-UP', authority_org_id, direction, holder_org_id, product_ids, origin, destination, 100, valid_from, valid_to, 'issued', 7, 999999, 999999
+      FROM licences WHERE id = $1`, [roomyLicenceId]]);
+    expect(error?.message ?? 'the database accepted it').toBe('invariant 1: licence L-Y allocations sum to 0 but the licence records 7 (authorised 100)');
+  });
+
+  it('takes authorised units changed down to the allocations or up, and runs only when the two columns change', async () => {
+    expect(await refusal(['UPDATE licences SET authorised_units = 10 WHERE id = $1', [roomyLicenceId]])).toBeUndefined();
+    expect(await refusal(['UPDATE licences SET authorised_units = 5000 WHERE id = $1', [world.importLicenceId]])).toBeUndefined();
+    // With the sum broken behind its back (the allocations' trigger off), a licence change
+    // that leaves both columns alone does not look (bookings and shipping pay nothing); one
+    // that touches either does.
+    const broken: Statement[] = [['ALTER TABLE allocations DISABLE TRIGGER allocations_sum_update'], ['UPDATE allocations SET units = units + 1 WHERE id = $1', [roomyAllocationId]]];
+    expect(await refusal(...broken, [`UPDATE licences SET status = 'suspended', shipped_units = shipped_units WHERE id = $1`, [roomyLicenceId]])).toBeUndefined();
+    expect((await refusal(...broken, ['UPDATE licences SET authorised_units = authorised_units + 1 WHERE id = $1', [roomyLicenceId]]))?.message)
+      .toMatch(/^invariant 1: licence .* allocations sum to 11 but the licence records 10/);
+  });
+});
+
 describe('invariant 2: the re-check finds balances that the shipments do not explain', () => {
   it('finds a reservation, or a shipped count, that no shipment accounts for', async () => {
     expect(await violationsAfter('invariant-2')).toEqual([]);
@@ -120,6 +153,32 @@ describe('invariant 3: the booking trigger checks each side, and every row of a 
       expect(error?.code, error?.message ?? `the database accepted it (${licenceId})`).toBe('23514');
       expect(error?.message).toMatch(/^invariant 3: shipment S-Y1 booked under licences .* \(licence\)$/);
     }
+  });
+});
+
+describe('invariant 3: the exporter a licence lets ship (migration 023)', () => {
+  const dropSupplier = (): Statement => [`DELETE FROM licence_parties WHERE licence_id = $1 AND org_id = $2 AND role = 'supplier'`, [world.importLicenceId, world.actors.exporter.orgId]];
+
+  it('refuses a shipment booked under an import licence that does not name its exporter as supplier', async () => {
+    const error = await refusal(dropSupplier(), insertShipments([{}]));
+    expect(error?.code, error?.message ?? 'the database accepted it').toBe('23514');
+    expect(error?.message).toBe(`invariant 3: shipment S-Y booked under licences ${world.exportLicenceId} and ${world.importLicenceId} that do not cover it (licence-exporter)`);
+    // The import licence's holder may ship under it itself.
+    expect(await refusal(dropSupplier(), [`UPDATE licences SET holder_org_id = $2 WHERE id = $1`, [world.importLicenceId, world.actors.exporter.orgId]],
+      [`INSERT INTO licence_parties (licence_id, org_id, role) VALUES ($1, $2, 'end_user')`, [world.importLicenceId, world.actors.alpha.orgId]], insertShipments([{}]))).toBeUndefined();
+  });
+
+  it('refuses a booked shipment that ships, or ships and is delivered in one write, once the import licence no longer names its exporter', async () => {
+    const shipmentId = (await database.pool.query<{ id: string }>(`SELECT id FROM shipments WHERE status = 'booked' ORDER BY id LIMIT 1`)).rows[0]!.id;
+    for (const status of ['shipped', 'delivered']) {
+      const ship: Statement = [`UPDATE shipments SET status = $2 WHERE id = $1`, [shipmentId, status]];
+      expect(await refusal(ship)).toBeUndefined();
+      const error = await refusal(dropSupplier(), ship);
+      expect(error?.code, error?.message ?? `the database accepted ${status}`).toBe('23514');
+      expect(error?.message).toBe(`invariant 3: shipment ${shipmentId} cannot become ${status}: licences ${world.exportLicenceId} and ${world.importLicenceId} do not let its exporter ${world.actors.exporter.orgId} ship it (licence-exporter)`);
+    }
+    // Cancelling is not shipping.
+    expect(await refusal(dropSupplier(), [`UPDATE shipments SET status = 'cancelled' WHERE id = $1`, [shipmentId]])).toBeUndefined();
   });
 });
 
@@ -243,6 +302,27 @@ describe('invariant 4: what migration 020 lets through', () => {
     const unit = (await database.pool.query(`SELECT recipient_org_id, shipment_id, custody FROM units WHERE serial = 'DEP-3'`)).rows[0];
     expect(unit).toEqual({ recipient_org_id: actors.beta.orgId, shipment_id: shipmentId, custody: 'licensed' });
     expect(await world.ledger.violations()).toEqual([]);
+  });
+});
+
+describe("a unit's custody only moves forward (migration 023)", () => {
+  it('refuses a step back, or from one end to another, and takes every step forward', async () => {
+    // DEP-2: delivered to alpha (and not deployed) by the tests above; MORE-1: licensed, in a booked shipment.
+    const units = (await database.pool.query<{ serial: string; custody: string }>(`SELECT serial, custody FROM units WHERE serial IN ('DEP-2', 'MORE-1') ORDER BY serial`)).rows;
+    expect(units).toEqual([{ serial: 'DEP-2', custody: 'delivered' }, { serial: 'MORE-1', custody: 'licensed' }]);
+    const set = (serial: string, custody: string): Statement => [`UPDATE units SET custody = $2 WHERE serial = $1`, [serial, custody]];
+    const refused = async (serial: string, from: string, to: string, ...before: Statement[]) => {
+      const error = await refusal(...before, set(serial, to));
+      expect(error?.code, error?.message ?? `the database accepted ${from} → ${to}`).toBe('23514');
+      expect(error?.message).toBe(`unit ${serial} is ${from}; its custody cannot become ${to} (custody only moves forward, and starts again only in another shipment)`);
+    };
+    await refused('DEP-2', 'delivered', 'in_transit');
+    await refused('DEP-2', 'delivered', 'licensed');
+    await refused('MORE-1', 'in_transit', 'licensed', set('MORE-1', 'in_transit'));
+    await refused('DEP-2', 'returned', 'licensed', set('DEP-2', 'returned')); // starts again in another shipment only
+    await refused('DEP-2', 'returned', 'lost', set('DEP-2', 'returned'));
+    for (const to of ['in_transit', 'delivered', 'lost', 'decommissioned', 'returned']) expect(await refusal(set('MORE-1', to)), `licensed → ${to}`).toBeUndefined();
+    for (const to of ['lost', 'decommissioned', 'returned']) expect(await refusal(set('DEP-2', to)), `delivered → ${to}`).toBeUndefined();
   });
 });
 

@@ -222,6 +222,8 @@ export class LedgerModel {
     const licence = this.licences.get(input.licenceId) ?? refuse('not_found', 'unknown licence');
     if (licence.authorityOrgId !== actorOrgId) refuse('forbidden', 'another authority');
     if (licence.status !== 'draft' && licence.status !== 'issued') refuse('conflict', `licence is ${licence.status}`);
+    // Its validity may have ended before the sweep marked it expired.
+    if (this.nowMs >= licence.validToMs) refuse('conflict', 'licence validity ended');
     if (input.units > licence.authorisedUnits - licence.allocatedUnits) refuse('insufficient_units', 'licence has too few units unallocated');
     const allocation: ModelAllocation = { id: `A-${this.seq}`, licenceId: licence.id, recipientOrgId: input.recipientOrgId, units: input.units, reservedUnits: 0, shippedUnits: 0 };
     this.allocations.set(allocation.id, allocation);
@@ -232,8 +234,9 @@ export class LedgerModel {
   resize(input: { allocationId: string; units: number }, actorOrgId: string): Record<string, unknown> {
     const { allocation, licence } = this.side(input.allocationId);
     if (licence.authorityOrgId !== actorOrgId) refuse('forbidden', 'another authority');
-    // Growing hands out units: only a draft or issued licence does. Shrinking always may.
+    // Growing hands out units: only a draft or issued licence still valid does. Shrinking always may.
     if (input.units > allocation.units && licence.status !== 'draft' && licence.status !== 'issued') refuse('conflict', `licence is ${licence.status}`);
+    if (input.units > allocation.units && this.nowMs >= licence.validToMs) refuse('conflict', 'licence validity ended');
     if (input.units < allocation.reservedUnits + allocation.shippedUnits) refuse('insufficient_units', 'below what is reserved or shipped');
     const allocated = licence.allocatedUnits - allocation.units + input.units;
     if (allocated > licence.authorisedUnits) refuse('insufficient_units', 'above what the licence has unallocated');

@@ -18,10 +18,40 @@ export function namesRecipient(licence: LicenceWithParties, orgId: string): bool
   return licence.holder_org_id === orgId || licence.parties.some((party) => party.org_id === orgId && party.role !== 'supplier');
 }
 
-/** Units are handed out only under a licence that is being prepared or is in force. */
-function checkAllocatable(licence: LicenceWithParties, doing: string): void {
+/** A tranche: the UTC days, first and last inclusive, on which its units may be booked. */
+interface Period {
+  start: string;
+  end: string;
+}
+
+/**
+ * The UTC days on which a booking under the licence can be made: validity runs from the
+ * instant valid_from up to, not including, valid_to (checkCovers in shipments.ts), so its
+ * last day is that of the instant before valid_to (valid to 2027-01-01T00:00Z: through
+ * 2026-12-31).
+ */
+export function validityDays(licence: Pick<LicenceWithParties, 'valid_from' | 'valid_to'>): Period {
+  return { start: licence.valid_from.slice(0, 10), end: new Date(Date.parse(licence.valid_to) - 1).toISOString().slice(0, 10) };
+}
+
+/**
+ * Units are handed out only under a licence that is being prepared or is in force, whose
+ * validity has not ended at the command's time, and, for a tranche, only for days of its
+ * validity: each day of the period must be one on which a booking could be made
+ * (validityDays), or the tranche would hold units that no booking could ever reserve.
+ */
+function checkAllocatable(licence: LicenceWithParties, doing: string, at: string, period: Period | null): void {
   if (licence.status !== 'draft' && licence.status !== 'issued') {
     throw refuse.conflict('licence-status', `couldn't ${doing}: licence ${licence.id} is ${licence.status}; only a draft or issued licence hands out units`, { licenceId: licence.id, status: licence.status });
+  }
+  if (at >= licence.valid_to) {
+    throw refuse.conflict('licence-validity', `couldn't ${doing}: the validity of licence ${licence.id} ended at ${licence.valid_to} (now ${at})`, { licenceId: licence.id, validTo: licence.valid_to, at });
+  }
+  const days = validityDays(licence);
+  if (period !== null && (period.start < days.start || period.end > days.end)) {
+    throw refuse.conflict('allocation-period', `couldn't ${doing}: the period ${period.start} to ${period.end} is not within the validity of licence ${licence.id}, ${days.start} to ${days.end} (${licence.valid_from} to ${licence.valid_to})`, {
+      licenceId: licence.id, periodStart: period.start, periodEnd: period.end, validFrom: licence.valid_from, validTo: licence.valid_to,
+    });
   }
 }
 
@@ -35,7 +65,8 @@ export const allocationCreate: Handler<'allocation.create'> = {
     const { state, actor } = context;
     const licence = visibleLicence(state, actor, input.licenceId);
     if (licence.authority_org_id !== actor.orgId) throw refuse.forbidden(`only ${licence.authority_org_id}, which issued licence ${licence.id}, may allocate it`);
-    checkAllocatable(licence, `allocate ${formatUnits(input.units)} units to ${input.recipientId}`);
+    const period = input.periodStart === undefined ? null : { start: input.periodStart, end: input.periodEnd! };
+    checkAllocatable(licence, `allocate ${formatUnits(input.units)} units to ${input.recipientId}`, context.at, period);
     const recipient = state.get('organisations', input.recipientId);
     if (!recipient) throw refuse.notFound('organisation', input.recipientId);
     if (!recipient.roles.includes('recipient')) throw refuse.conflict('allocation-recipient', `organisation ${recipient.id} is not a recipient`);
@@ -82,11 +113,16 @@ export const allocationResize: Handler<'allocation.resize'> = {
     if (!allocation) throw refuse.notFound('allocation', input.allocationId);
     const licence = visibleLicence(state, actor, allocation.licence_id);
     if (licence.authority_org_id !== actor.orgId) throw refuse.forbidden(`only ${licence.authority_org_id} may resize allocations of licence ${licence.id}`);
-    // Growing hands out more units, so it needs the licence status that creating an
-    // allocation needs. Shrinking stays allowed in any status: it only gives units back to
-    // the licence (a suspended or revoked licence's authority must be able to claw back
-    // what nobody has reserved), and the reserved and shipped floor below still holds.
-    if (input.units > allocation.units) checkAllocatable(licence, `grow allocation ${allocation.id} to ${formatUnits(input.units)} units`);
+    // Growing hands out more units, so it needs what creating an allocation needs: the
+    // licence's status, a validity that has not ended, and the tranche's days within it (an
+    // amendment may have cut the validity short since). Shrinking stays allowed in any case:
+    // it only gives units back to the licence (a suspended or revoked licence's authority
+    // must be able to claw back what nobody has reserved), and the reserved and shipped
+    // floor below still holds.
+    if (input.units > allocation.units) {
+      const period = allocation.period_start === null ? null : { start: allocation.period_start, end: allocation.period_end! };
+      checkAllocatable(licence, `grow allocation ${allocation.id} to ${formatUnits(input.units)} units`, context.at, period);
+    }
     const used = allocation.reserved_units + allocation.shipped_units;
     if (input.units < used) {
       throw refuse.units('invariant-2', `allocation ${allocation.id} has ${formatUnits(used)} units reserved or shipped; it cannot shrink to ${formatUnits(input.units)}`, { usedUnits: used, requestedUnits: input.units });

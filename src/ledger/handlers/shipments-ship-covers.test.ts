@@ -1,7 +1,7 @@
 /**
- * Shipping re-checks invariant 3 (both licences still cover the shipment when it leaves),
- * only the import licence's authority (or the recipient) records clearance, and the ship
- * event says which licences it exhausted.
+ * Shipping re-checks invariant 3 (both licences still cover the shipment when it leaves,
+ * and still let its exporter ship it), only the import licence's authority (or the
+ * recipient) records clearance, and the ship event says which licences it exhausted.
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
@@ -112,6 +112,28 @@ describe('shipping re-checks what the licences cover (invariant 3)', () => {
     await world.run('licence.amend', { licenceId: pair.exportLicenceId, reason: 'end user removed', parties: [] }, world.actors.bis);
     const answer = await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter);
     expect(refusal(answer)).toMatchObject({ code: 'licence_not_valid', rule: 'licence-recipient', message: expect.stringContaining(`licence ${pair.exportLicenceId} does not name ${world.actors.alpha.orgId}`) });
+  });
+
+  it('refuses to ship under an import licence amended so that it no longer names the exporter as supplier, as booking does', async () => {
+    const pair = await freshPair();
+    const shipmentId = await book(pair, 3);
+    await world.run('licence.amend', { licenceId: pair.importLicenceId, reason: 'supplier removed', parties: [] }, world.actors.mofcom);
+    // A new booking finds no import allocation the exporter may use…
+    const booking = await world.ledger.submit('shipment.book', {
+      exportAllocationId: pair.exportAllocationId, importAllocationId: pair.importAllocationId, productId: world.productId, units: 1,
+      deadline: new Date(world.clock.now().getTime() + 86_400_000).toISOString(),
+    }, world.actors.exporter);
+    expect(refusal(booking)).toMatchObject({ code: 'not_found' });
+    // …and what was booked before does not leave.
+    const answer = await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter);
+    expect(refusal(answer)).toEqual({
+      code: 'licence_not_valid', rule: 'licence-exporter',
+      message: `licence ${pair.importLicenceId} does not name the exporter ${world.actors.exporter.orgId} of shipment ${shipmentId} as a supplier`,
+    });
+    expect(await shipmentStatus(shipmentId)).toBe('booked');
+    // Named again, it ships.
+    await world.run('licence.amend', { licenceId: pair.importLicenceId, reason: 'supplier restored', parties: [{ organisationId: world.actors.exporter.orgId, role: 'supplier' }] }, world.actors.mofcom);
+    expectOk(await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter));
   });
 
   it('refuses to ship to an end user without the KYC a condition added after booking requires, and ships once it is recorded', async () => {

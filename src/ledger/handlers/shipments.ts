@@ -39,6 +39,28 @@ function side(state: BatchState, allocationId: string): Side {
 }
 
 /**
+ * Whether a licence lets this exporter ship under it: an export licence it holds, or an
+ * import licence it holds or that names it as a supplier. Booking looks for it (an
+ * allocation of any other licence is not the exporter's to see) and shipping checks it
+ * again (checkExporter): an amendment may drop the supplier in between.
+ */
+function letsExporterShip(licence: LicenceWithParties, exporterId: string): boolean {
+  if (licence.holder_org_id === exporterId) return true;
+  return licence.direction === 'import' && licence.parties.some((party) => party.org_id === exporterId && party.role === 'supplier');
+}
+
+/**
+ * Shipping's form of booking's exporter check: the shipment is the exporter's own (the
+ * ledger checked that), so a licence that no longer names it is a refusal by rule, naming
+ * the licence, not an allocation that cannot be found.
+ */
+function checkExporter({ licence }: Side, shipment: Pick<ShipmentRow, 'id' | 'exporter_org_id'>): void {
+  if (letsExporterShip(licence, shipment.exporter_org_id)) return;
+  const named = licence.direction === 'export' ? `is held by ${licence.holder_org_id}, not` : 'does not name';
+  throw refuse.licence('licence-exporter', `licence ${licence.id} ${named} the exporter ${shipment.exporter_org_id} of shipment ${shipment.id}${licence.direction === 'import' ? ' as a supplier' : ''}`, { licenceId: licence.id });
+}
+
+/**
  * Invariant 3: the licence is issued, valid now, and names this product, route and
  * recipient, within its conditions. Booking and shipping both run it (a licence may be
  * suspended or amended between the two); the allocation's period is booking's alone
@@ -99,9 +121,8 @@ export const shipmentBook: Handler<'shipment.book'> = {
     const exportSide = side(state, input.exportAllocationId);
     const importSide = side(state, input.importAllocationId);
     // An exporter books only on its own export licence, and on import licences that name it.
-    if (exportSide.licence.direction !== 'export' || exportSide.licence.holder_org_id !== actor.orgId) throw refuse.notFound('allocation', input.exportAllocationId);
-    const supplies = importSide.licence.parties.some((party) => party.org_id === actor.orgId && party.role === 'supplier');
-    if (importSide.licence.direction !== 'import' || !(supplies || importSide.licence.holder_org_id === actor.orgId)) throw refuse.notFound('allocation', input.importAllocationId);
+    if (exportSide.licence.direction !== 'export' || !letsExporterShip(exportSide.licence, actor.orgId)) throw refuse.notFound('allocation', input.exportAllocationId);
+    if (importSide.licence.direction !== 'import' || !letsExporterShip(importSide.licence, actor.orgId)) throw refuse.notFound('allocation', input.importAllocationId);
     if (!state.get('products', input.productId)) throw refuse.notFound('product', input.productId);
     const exporter = state.get('organisations', actor.orgId);
     const recipientId = importSide.allocation.recipient_org_id;
@@ -264,9 +285,9 @@ export function checkDeadline(context: CommandContext, shipment: ShipmentRow, do
 /**
  * Shipping needs a live booking, a full manifest and licences that still cover the
  * shipment (invariant 3 holds when the units leave, not only when they were booked: a
- * licence may have been suspended, or amended to drop the product or add a condition, in
- * between). Availability is not checked again: the booking already reserved the units.
- * Nor is the allocation's period (checkBookingPeriod).
+ * licence may have been suspended, or amended to drop the product, the exporter as
+ * supplier, or add a condition, in between). Availability is not checked again: the
+ * booking already reserved the units. Nor is the allocation's period (checkBookingPeriod).
  */
 function checkShippable(context: CommandContext, shipment: ShipmentRow): void {
   checkDeadline(context, shipment, 'ship');
@@ -274,7 +295,9 @@ function checkShippable(context: CommandContext, shipment: ShipmentRow): void {
     throw refuse.conflict('manifest-complete', `shipment ${shipment.id} lists ${formatUnits(shipment.serial_count)} of its ${formatUnits(shipment.units)} serials; attach the rest before shipping`, { serialCount: shipment.serial_count, units: shipment.units });
   }
   for (const allocationId of [shipment.export_allocation_id, shipment.import_allocation_id]) {
-    checkCovers(context, side(context.state, allocationId), shipment);
+    const covering = side(context.state, allocationId);
+    checkExporter(covering, shipment);
+    checkCovers(context, covering, shipment);
   }
 }
 
