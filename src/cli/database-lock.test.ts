@@ -3,15 +3,21 @@
  * process started at another time (pids start over after a container restart), is stale; a
  * live holder is respected. Only `serve` lends its server: an admin command is refused another
  * admin command's server (which that one stops when it finishes), not serve's.
+ *
+ * Taking it: a lock being written (empty, or half there) is in use, never cleared while young;
+ * a stale lock is cleared only while it is still the file judged stale; and of several
+ * processes racing for a stale lock exactly one takes it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { processStartTime } from '../store/processes.ts';
 import type { Config } from './config.ts';
-import { DataDirInUse, openDatabase, readLock, type Database, type LockContent } from './database.ts';
+import { DataDirInUse, damagedLockInUseMs, readLock, releaseLock, takeLock, type LockContent } from './database-lock.ts';
+import { openDatabase, type Database } from './database.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-database-lock-'));
 const lockPath = join(folder, 'chipledger.lock');
@@ -48,6 +54,18 @@ function liveBystander(): number {
   children.push(child);
   return child.pid!;
 }
+
+/** A pid no process has: one that just exited. */
+function deadPid(): number {
+  return spawnSync('true').pid!;
+}
+
+/** The lock folder's files besides the lock: temporary, moved-aside and clearing files must not be left. */
+function leftovers(folderPath: string): string[] {
+  return readdirSync(folderPath).filter((name) => name.startsWith('chipledger.lock.'));
+}
+
+const owner = { lends: true, command: 'chipledger-serve' };
 
 describe('the data-dir lock', () => {
   it('treats a lock naming our own pid as stale: a previous process with our pid was killed', async () => {
@@ -99,3 +117,150 @@ describe('the data-dir lock', () => {
     await close(owner);
   });
 });
+
+describe('taking the data-dir lock', () => {
+  const lockFolder = join(folder, 'taking');
+  const path = join(lockFolder, 'chipledger.lock');
+  mkdirSync(lockFolder);
+
+  it('leaves a lock alone that is being written (empty or half there), and clears one that stayed damaged', () => {
+    for (const text of ['', '{"pid":12']) {
+      writeFileSync(path, text, { mode: 0o600 });
+      expect(() => takeLock(path, owner)).toThrow(/the lock .* is being written by another chipledger process; try again in a moment/);
+      expect(readFileSync(path, 'utf8')).toBe(text);
+    }
+    const longAgo = (Date.now() - damagedLockInUseMs - 5_000) / 1000;
+    utimesSync(path, longAgo, longAgo);
+    expect(takeLock(path, owner)).toBe(null);
+    expect(readLock(path)).toMatchObject({ pid: process.pid, url: '' });
+    releaseLock(path);
+    expect(existsSync(path)).toBe(false);
+    expect(leftovers(lockFolder)).toEqual([]);
+  });
+
+  it('refuses an empty lock in openDatabase too, before starting PostgreSQL', async () => {
+    writeFileSync(lockPath, '', { mode: 0o600 });
+    await expect(open('chipledger-check', false)).rejects.toThrow(DataDirInUse);
+    expect(readFileSync(lockPath, 'utf8')).toBe('');
+    expect(existsSync(join(folder, 'pg', 'postmaster.pid'))).toBe(false);
+    rmSync(lockPath);
+  });
+
+  it('does not remove a fresh lock that replaced the stale one it judged', () => {
+    writeFileSync(path, JSON.stringify({ pid: deadPid(), startTime: null, url: '', lends: true, command: 'chipledger-serve' }), { mode: 0o600 });
+    const bystander = liveBystander();
+    const fresh = JSON.stringify({ pid: bystander, startTime: processStartTime(bystander), url: '', lends: true, command: 'chipledger-check' });
+    // Another process clears the stale lock and takes the name between our look and our clearing.
+    const steps = { judgedStale: () => { rmSync(path); writeFileSync(path, fresh, { mode: 0o600 }); } };
+    expect(() => takeLock(path, owner, steps)).toThrow(new RegExp(`chipledger process ${bystander} is starting the embedded PostgreSQL`));
+    expect(readFileSync(path, 'utf8')).toBe(fresh);
+    expect(leftovers(lockFolder)).toEqual([]);
+    rmSync(path);
+  });
+
+  it('lets one process at a time clear a stale lock, and clears a clearing lock its clearer left', () => {
+    const stale = JSON.stringify({ pid: deadPid(), startTime: null, url: '', lends: true, command: 'chipledger-serve' });
+    writeFileSync(path, stale, { mode: 0o600 });
+    const clearer = liveBystander();
+    writeFileSync(`${path}.clearing`, JSON.stringify({ pid: clearer, startTime: processStartTime(clearer), url: '', lends: false, command: 'chipledger-check' }), { mode: 0o600 });
+    expect(() => takeLock(path, owner)).toThrow(new RegExp(`chipledger process ${clearer} is clearing a stale lock`));
+    expect(readFileSync(path, 'utf8')).toBe(stale);
+
+    writeFileSync(`${path}.clearing`, JSON.stringify({ pid: deadPid(), startTime: null, url: '', lends: false, command: 'chipledger-check' }), { mode: 0o600 });
+    expect(takeLock(path, owner)).toBe(null);
+    expect(readLock(path)?.pid).toBe(process.pid);
+    releaseLock(path);
+    expect(leftovers(lockFolder)).toEqual([]);
+  });
+
+  it('never removes a lock that names another process on release', () => {
+    const bystander = liveBystander();
+    const theirs = JSON.stringify({ pid: bystander, startTime: processStartTime(bystander), url: '', lends: true, command: 'chipledger-serve' });
+    writeFileSync(path, theirs, { mode: 0o600 });
+    releaseLock(path);
+    expect(readFileSync(path, 'utf8')).toBe(theirs);
+    rmSync(path);
+  });
+
+  it('of several processes racing for a stale lock, exactly one takes it', async () => {
+    const racers = await startRacers(path, 6);
+    try {
+      // A race is won or lost in microseconds: a lock cleared by whoever judged it stale lost about
+      // two rounds in five here, so eight rounds all but always catch it.
+      for (let round = 0; round < 8; round += 1) {
+        writeFileSync(path, JSON.stringify({ pid: deadPid(), startTime: null, url: '', lends: true, command: 'chipledger-serve' }), { mode: 0o600 });
+        const results = await racers.race();
+        const winners = results.filter((result) => result.outcome === 'took');
+        expect(winners, JSON.stringify(results)).toHaveLength(1);
+        for (const loser of results.filter((result) => result.outcome !== 'took')) expect(loser.outcome, JSON.stringify(results)).toBe('DataDirInUse');
+        expect(readLock(path)?.pid).toBe(winners[0]!.pid);
+        await racers.release(winners[0]!.pid);
+        expect(existsSync(path)).toBe(false);
+        expect(leftovers(lockFolder)).toEqual([]);
+      }
+    } finally {
+      racers.stop();
+    }
+  }, 120_000);
+});
+
+interface RaceResult {
+  pid: number;
+  outcome: string;
+}
+
+/**
+ * Processes that each take the lock when told: all wait for one instant, then call takeLock
+ * at once, report, and hold what they took until told to release it.
+ */
+async function startRacers(path: string, count: number): Promise<{ race(): Promise<RaceResult[]>; release(pid: number): Promise<void>; stop(): void }> {
+  const module = resolve(import.meta.dirname, 'database-lock.ts');
+  const script = `
+    import { createInterface } from 'node:readline';
+    import { takeLock, releaseLock } from ${JSON.stringify(module)};
+    const path = ${JSON.stringify(path)};
+    const say = (message) => process.stdout.write(JSON.stringify(message) + '\\n');
+    createInterface({ input: process.stdin }).on('line', (line) => {
+      const [command, at] = line.split(' ');
+      if (command === 'release') { releaseLock(path); say({ pid: process.pid, outcome: 'released' }); return; }
+      while (Date.now() < Number(at)) {} // everyone starts at the same instant
+      let outcome;
+      try { outcome = takeLock(path, { lends: true, command: 'racer' }) === null ? 'took' : 'held'; } catch (error) { outcome = error.name; if (outcome !== 'DataDirInUse') outcome += ': ' + error.message; }
+      say({ pid: process.pid, outcome });
+    });
+    say({ pid: process.pid, outcome: 'ready' });
+  `;
+  const file = join(folder, 'racer.mjs');
+  writeFileSync(file, script);
+  const root = resolve(import.meta.dirname, '../..');
+  const racers = Array.from({ length: count }, () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
+    children.push(child);
+    const lines: RaceResult[] = [];
+    const waiting: Array<(result: RaceResult) => void> = [];
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const result = JSON.parse(line) as RaceResult;
+      const next = waiting.shift();
+      if (next) next(result);
+      else lines.push(result);
+    });
+    const nextLine = (): Promise<RaceResult> => (lines.length > 0 ? Promise.resolve(lines.shift()!) : new Promise((done) => waiting.push(done)));
+    return { child, nextLine };
+  });
+  await Promise.all(racers.map(async (racer) => expect((await racer.nextLine()).outcome).toBe('ready')));
+  return {
+    async race() {
+      const at = Date.now() + 300;
+      for (const racer of racers) racer.child.stdin!.write(`go ${at}\n`);
+      return Promise.all(racers.map((racer) => racer.nextLine()));
+    },
+    async release(pid) {
+      const racer = racers.find((candidate) => candidate.child.pid === pid)!;
+      racer.child.stdin!.write('release\n');
+      expect((await racer.nextLine()).outcome).toBe('released');
+    },
+    stop() {
+      for (const racer of racers) racer.child.stdin!.end();
+    },
+  };
+}

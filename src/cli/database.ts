@@ -13,19 +13,17 @@
  * shares, since the owner would stop PostgreSQL under it. Stopping `serve` stops PostgreSQL
  * under a running admin command; that is a deliberate stop, and the command's transaction rolls
  * back.
- *
- * Crash notes: a lock left by a killed process names a dead pid, or (after a container restart,
- * when pids start over) a pid now used by another process, maybe this one; the start time in the
- * lock tells them apart, and the next command removes the stale lock. startEmbeddedPostgres then
- * stops the orphaned PostgreSQL before starting again.
  */
-import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embedded.ts';
 import { isProcessAlive, processStartTime } from '../store/processes.ts';
 import { createPool, type Pool } from '../store/pool.ts';
+import { DataDirInUse, forgetLock, releaseLock, takeLock, updateLock } from './database-lock.ts';
 import type { Config } from './config.ts';
 import { Failure } from './output.ts';
+
+export { DataDirInUse } from './database-lock.ts';
 
 /** How long stopping the embedded PostgreSQL may take before we report it. */
 export const embeddedStopTimeoutMs = 15_000;
@@ -48,28 +46,6 @@ export interface OpenOptions {
   exclusive: boolean;
   log?: (line: string) => void;
 }
-
-export interface LockContent {
-  pid: number;
-  /** processStartTime(pid) when the lock was taken; null without /proc (or from an older chipledger). */
-  startTime: string | null;
-  /** The database URL, password included; '' while PostgreSQL is starting. */
-  url: string;
-  /** Whether other chipledger commands may use this server (only serve lends). */
-  lends: boolean;
-  /** The owner's application name, for messages. */
-  command: string;
-}
-
-export class DataDirInUse extends Error {
-  constructor(readonly dataDir: string, readonly pid: number, message?: string) {
-    super(message ?? `the embedded PostgreSQL in ${dataDir} is run by chipledger process ${pid}; stop that process first, or give this one its own CHIPLEDGER_DATA_DIR (several servers on one database need DATABASE_URL)`);
-    this.name = 'DataDirInUse';
-  }
-}
-
-/** Lock files this process holds: a lock naming our own pid that is not among them is a previous life's. */
-const heldLocks = new Set<string>();
 
 export async function openDatabase(config: Config, options: OpenOptions): Promise<Database> {
   const poolOptions = { connectionsMax: options.connectionsMax, applicationName: options.applicationName };
@@ -97,7 +73,13 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
     if (error instanceof EmbeddedPostgresError) throw new Failure(error.message);
     throw error;
   }
-  writeLock(lockPath, { pid: process.pid, startTime: processStartTime(process.pid), url: embedded.url, ...owner });
+  try {
+    updateLock(lockPath, { pid: process.pid, startTime: processStartTime(process.pid), url: embedded.url, ...owner });
+  } catch (error) {
+    forgetLock(lockPath);
+    await stopEmbedded(embedded, clusterDir).catch(() => {});
+    throw error;
+  }
   const pool = createPool({ url: embedded.url, ...poolOptions });
   return {
     pool,
@@ -108,83 +90,6 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
       releaseLock(lockPath);
     },
   };
-}
-
-/**
- * Takes the lock, or returns who holds it. The lock file is created with O_EXCL, so two
- * processes starting at once cannot both take it.
- */
-function takeLock(lockPath: string, owner: { lends: boolean; command: string }): LockContent | null {
-  for (let attempt = 0; attempt < 3; attempt += 1) {
-    try {
-      writeLock(lockPath, { pid: process.pid, startTime: processStartTime(process.pid), url: '', ...owner }, 'wx');
-      heldLocks.add(lockPath);
-      return null;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const holder = readLock(lockPath);
-    if (holder !== null && isHolderLive(holder, lockPath)) {
-      if (holder.url === '') throw new DataDirInUse(lockPath, holder.pid, `chipledger process ${holder.pid} is starting the embedded PostgreSQL (lock ${lockPath}); try again in a moment`);
-      return holder;
-    }
-    rmSync(lockPath, { force: true }); // left by a process that is gone
-  }
-  throw new DataDirInUse(lockPath, 0, `couldn't take the lock ${lockPath}: another chipledger process keeps taking it`);
-}
-
-/**
- * Whether the process a lock names still runs. Our own pid is ours only if we took the lock;
- * otherwise a previous process had this pid (container restart) and was killed. Elsewhere the
- * start time tells a live holder from a later process that got its pid; where there is none
- * (no /proc, or a lock from an older chipledger), the pid is all we have.
- */
-export function isHolderLive(holder: LockContent, lockPath: string): boolean {
-  if (holder.pid === process.pid) return heldLocks.has(lockPath);
-  if (!isProcessAlive(holder.pid)) return false;
-  if (holder.startTime === null || !existsSync('/proc/self/stat')) return true;
-  return processStartTime(holder.pid) === holder.startTime;
-}
-
-export function readLock(lockPath: string): LockContent | null {
-  let text: string;
-  try {
-    text = readFileSync(lockPath, 'utf8');
-  } catch {
-    return null;
-  }
-  try {
-    const parsed = JSON.parse(text) as Partial<LockContent>;
-    if (typeof parsed.pid === 'number' && typeof parsed.url === 'string') {
-      return {
-        pid: parsed.pid,
-        url: parsed.url,
-        startTime: typeof parsed.startTime === 'string' ? parsed.startTime : null,
-        // Locks of older chipledger versions say nothing: their owners lent to everyone.
-        lends: typeof parsed.lends === 'boolean' ? parsed.lends : true,
-        command: typeof parsed.command === 'string' ? parsed.command : 'chipledger',
-      };
-    }
-  } catch {
-    // Unreadable: a file damaged by a crash. Treated as stale.
-  }
-  return { pid: 0, startTime: null, url: '', lends: false, command: 'chipledger' };
-}
-
-/** Writes the lock, mode 0600 whatever the umask or an earlier file said: it holds the database password. */
-function writeLock(lockPath: string, content: LockContent, flags: 'w' | 'wx' = 'w'): void {
-  const fd = openSync(lockPath, flags, 0o600);
-  try {
-    fchmodSync(fd, 0o600);
-    writeSync(fd, JSON.stringify(content));
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function releaseLock(lockPath: string): void {
-  heldLocks.delete(lockPath);
-  rmSync(lockPath, { force: true });
 }
 
 /**

@@ -2,8 +2,12 @@
  * Where the transparency log's signing key comes from. It is never made silently: a
  * production server needs CHIPLEDGER_LOG_KEY_FILE (made by `chipledger log keygen`) or
  * CHIPLEDGER_LOG_SIGNER_KEY; only --demo keeps a demo key of its own, and says so.
+ *
+ * serve reads and checks these settings first (readLogKeys), before it touches the port, the
+ * data folder or PostgreSQL: a missing key, or a key file that is absent, unreadable, readable
+ * by others or not a key, is a configuration problem (exit 2), listed with the others found.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
 import type { Config } from './config.ts';
@@ -11,13 +15,45 @@ import { Failure, type Output } from './output.ts';
 
 /** The demo log's origin (and key name). */
 export const demoLogOrigin = 'demo.chipledger.local/log';
+/** Longest key file read: a signer key is its origin (a few hundred bytes at most) and 60-odd more. */
+export const keyFileBytesMax = 16_384;
 
-export async function loadLogSignerKey(config: Config, demo: boolean, output: Output): Promise<string> {
-  if (config.log.signerKey !== undefined) return config.log.signerKey;
-  if (config.log.keyFile !== undefined) return readKeyFile(config.log.keyFile);
-  if (!demo) {
-    throw new Failure('no transparency-log signing key: set CHIPLEDGER_LOG_KEY_FILE (make one with `chipledger log keygen --origin YOUR.ORIGIN/log --out FILE`) or CHIPLEDGER_LOG_SIGNER_KEY');
+/** The keys serve signs with, read and checked before anything is started or created. */
+export interface LogKeys {
+  /** 'demo': serve --demo uses the key it keeps in the data folder, made the first time (demoSignerKey). */
+  signer: { kind: 'configured'; signerKey: string } | { kind: 'demo' };
+  previousSignerKey: string | undefined;
+}
+
+export type LogKeysResult = { ok: true; keys: LogKeys } | { ok: false; problems: string[] };
+
+/** serve's log key settings, read and checked; every problem is listed, each naming its setting. Nothing is created. */
+export function readLogKeys(config: Config, demo: boolean): LogKeysResult {
+  const problems: string[] = [];
+  const fromFile = (variable: string, file: string): string | undefined => {
+    const read = readKeyFileChecked(file);
+    if (read.ok) return read.signerKey;
+    problems.push(`${variable}: ${read.problem}`);
+    return undefined;
+  };
+  let signer: LogKeys['signer'] | undefined;
+  if (config.log.signerKey !== undefined) {
+    signer = { kind: 'configured', signerKey: config.log.signerKey };
+  } else if (config.log.keyFile !== undefined) {
+    const signerKey = fromFile('CHIPLEDGER_LOG_KEY_FILE', config.log.keyFile);
+    if (signerKey !== undefined) signer = { kind: 'configured', signerKey };
+  } else if (demo) {
+    signer = { kind: 'demo' };
+  } else {
+    problems.push('no transparency-log signing key: set CHIPLEDGER_LOG_KEY_FILE (make one with `chipledger log keygen --origin YOUR.ORIGIN/log --out FILE`) or CHIPLEDGER_LOG_SIGNER_KEY');
   }
+  const previousSignerKey = config.log.previousKeyFile === undefined ? undefined : fromFile('CHIPLEDGER_LOG_PREVIOUS_KEY_FILE', config.log.previousKeyFile);
+  if (problems.length > 0 || signer === undefined) return { ok: false, problems };
+  return { ok: true, keys: { signer, previousSignerKey } };
+}
+
+/** The demo's key in the data folder, made (and said so) the first time. */
+export function demoSignerKey(config: Config, output: Output): string {
   const file = join(config.dataDir, 'demo-log-signer.key');
   if (!existsSync(file)) {
     mkdirSync(config.dataDir, { recursive: true });
@@ -30,22 +66,42 @@ export async function loadLogSignerKey(config: Config, demo: boolean, output: Ou
 
 /** Reads a signer key file, refusing one that others can read. */
 export function readKeyFile(file: string): string {
-  let mode: number;
+  const read = readKeyFileChecked(file);
+  if (!read.ok) throw new Failure(read.problem);
+  return read.signerKey;
+}
+
+/**
+ * A signer key file's key, or what is wrong with it: absent or unreadable, not a file, readable
+ * (or writable) by group or others, too long, or not a C2SP signer key. Checked through one
+ * descriptor, so the mode checked is the file read.
+ */
+function readKeyFileChecked(file: string): { ok: true; signerKey: string } | { ok: false; problem: string } {
+  let fd: number;
   try {
-    mode = statSync(file).mode;
+    // Non-blocking: opening a FIFO named by mistake must not hang serve's start.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    throw new Failure(`couldn't read the log signing key ${file}: ${(error as Error).message}`);
+    return { ok: false, problem: `couldn't read the log signing key ${file}: ${(error as Error).message}` };
   }
-  if ((mode & 0o077) !== 0) {
-    throw new Failure(`the log signing key ${file} is readable by others (mode ${(mode & 0o777).toString(8)}); run chmod 600 ${file}`);
+  let text: string;
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) return { ok: false, problem: `the log signing key ${file} is not a file` };
+    if ((stat.mode & 0o077) !== 0) return { ok: false, problem: `the log signing key ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 ${file}` };
+    if (stat.size > keyFileBytesMax) return { ok: false, problem: `the log signing key ${file} is longer than ${keyFileBytesMax} bytes: it is not a signer key` };
+    text = readFileSync(fd, 'utf8').trim();
+  } catch (error) {
+    return { ok: false, problem: `couldn't read the log signing key ${file}: ${(error as Error).message}` };
+  } finally {
+    closeSync(fd);
   }
-  const text = readFileSync(file, 'utf8').trim();
   try {
     parseSignerKey(text);
   } catch (error) {
-    throw new Failure(`${file} does not hold a C2SP Ed25519 signer key: ${(error as Error).message}`);
+    return { ok: false, problem: `${file} does not hold a C2SP Ed25519 signer key: ${(error as Error).message}` };
   }
-  return text;
+  return { ok: true, signerKey: text };
 }
 
 /** Writes a new key file with mode 0600; never overwrites. */

@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { generateSignerKey } from '../tlog/index.ts';
 import type { Output } from './output.ts';
 import { main } from './program.ts';
 
@@ -47,6 +48,7 @@ describe('flags over the environment', () => {
     try {
       const result = await runProcess(['serve', '--port', String(port), '--host', '127.0.0.1'], {
         CHIPLEDGER_DATA_DIR: join(folder, 'serve'), CHIPLEDGER_PORT: 'eighty', CHIPLEDGER_HOST: 'not a host!',
+        CHIPLEDGER_LOG_SIGNER_KEY: generateSignerKey('log.program-config.test').signerKey,
       });
       expect(result.stderr).not.toContain('configuration');
       expect(result.stderr).toContain(`chipledger: port ${port} on 127.0.0.1 is already in use`);

