@@ -58,7 +58,7 @@ describe('log signing key', () => {
     const problems = problemsOf(readLogKeys(configIn(folder, { CHIPLEDGER_LOG_KEY_FILE: '/nonexistent/log.key', CHIPLEDGER_LOG_PREVIOUS_KEY_FILE: 'open.key' }), true));
     expect(problems).toEqual([
       expect.stringMatching(/^CHIPLEDGER_LOG_KEY_FILE: couldn't read the log signing key \/nonexistent\/log\.key: ENOENT/),
-      `CHIPLEDGER_LOG_PREVIOUS_KEY_FILE: the log signing key ${join(folder, 'open.key')} is readable by others (mode 644); run chmod 600 ${join(folder, 'open.key')}`,
+      `CHIPLEDGER_LOG_PREVIOUS_KEY_FILE: the log signing key ${join(folder, 'open.key')} is open to its group or others (mode 644); run chmod 600 ${join(folder, 'open.key')}`,
     ]);
     expect(problems.join('\n')).not.toContain('PRIVATE+KEY');
   });
@@ -85,7 +85,7 @@ describe('log signing key', () => {
     expect(() => writeKeyFile(file, generateSignerKey('other').signerKey)).toThrow(/couldn't write/);
     expect(readFileSync(file, 'utf8').trim()).toBe(key.signerKey);
     chmodSync(file, 0o644);
-    expect(() => readKeyFile(file)).toThrow(/readable by others/);
+    expect(() => readKeyFile(file)).toThrow(/open to its group or others/);
     writeFileSync(join(folder, 'junk.key'), 'hello\n', { mode: 0o600 });
     expect(() => readKeyFile(join(folder, 'junk.key'))).toThrow(/does not hold a C2SP Ed25519 signer key/);
   });

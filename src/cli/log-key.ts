@@ -88,7 +88,7 @@ function readKeyFileChecked(file: string): { ok: true; signerKey: string } | { o
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) return { ok: false, problem: `the log signing key ${file} is not a file` };
-    if ((stat.mode & 0o077) !== 0) return { ok: false, problem: `the log signing key ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 ${file}` };
+    if ((stat.mode & 0o077) !== 0) return { ok: false, problem: `the log signing key ${file} is open to its group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 ${file}` };
     if (stat.size > keyFileBytesMax) return { ok: false, problem: `the log signing key ${file} is longer than ${keyFileBytesMax} bytes: it is not a signer key` };
     text = readFileSync(fd, 'utf8').trim();
   } catch (error) {

@@ -105,7 +105,7 @@ describe('chipledger serve --demo', () => {
     expect(await server.exit, server.stderr()).toEqual({ code: 2, signal: null });
     expect(server.stderr()).toContain('the configuration has 2 problems');
     expect(server.stderr()).toContain("CHIPLEDGER_LOG_KEY_FILE: couldn't read the log signing key /nonexistent: ENOENT");
-    expect(server.stderr()).toContain(`CHIPLEDGER_LOG_PREVIOUS_KEY_FILE: the log signing key ${open} is readable by others (mode 644)`);
+    expect(server.stderr()).toContain(`CHIPLEDGER_LOG_PREVIOUS_KEY_FILE: the log signing key ${open} is open to its group or others (mode 644)`);
     expect(existsSync(dataDir), 'no data folder, no PostgreSQL cluster').toBe(false);
   }, 60_000);
 

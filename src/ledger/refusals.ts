@@ -100,17 +100,21 @@ export function provesNoCommit(error: unknown, sessionLives: boolean): boolean {
 }
 
 /**
- * Whether a batch sent ahead failed because its guess was wrong or a row was refused (the
- * head moved, a key was stored before, a constraint or value our checks let through):
- * the classic way runs it again from the database's rows and answers each command. Other
- * failures that prove no commit (a lock not had in time, the database out of connections)
- * are answered as they are: running again would only wait for them a second time.
+ * A lock not had within its wait bound (SQLSTATE 55P03, lock_not_available). A batch sent
+ * ahead waits only briefly (limits.aheadLockWaitMsMax) and then runs the classic way, with
+ * the full wait; the sequencer asks this apart from isWorthRunningAgain.
  */
-/** A lock not had within its wait bound (SQLSTATE 55P03, lock_not_available). */
 export function isLockTimeout(error: unknown): boolean {
   return (error as { code?: unknown }).code === '55P03';
 }
 
+/**
+ * Whether a batch sent ahead failed because its guess was wrong or a row was refused (the
+ * head moved, a key was stored before, a constraint or value our checks let through):
+ * the classic way runs it again from the database's rows and answers each command. Other
+ * failures that prove no commit (the database out of connections, say) are answered as they
+ * are: running again would only wait for them a second time.
+ */
 export function isWorthRunningAgain(error: unknown): boolean {
   return (error as { code?: unknown }).code === headMovedCode || isConstraintError(error);
 }

@@ -106,7 +106,7 @@ export interface SequencerStats {
   cachedBatches: number;
   /** Of those, batches sent ahead that committed: applied before their lock, one round trip (Sequencer.sendAhead). */
   aheadBatches: number;
-  /** Batches sent ahead that rolled back on a wrong guess (another writer, a key stored before, a refused row) and ran the classic way. */
+  /** Batches sent ahead that rolled back on a wrong guess (another writer, a key stored before, a refused row) or the head lock not had within their short wait, and ran the classic way. */
   aheadMisses: number;
   queueDepth: number;
   lastBatchSize: number;
@@ -338,11 +338,12 @@ export class Sequencer {
    *
    * Returns null, having committed nothing, when the batch must go the classic way: rows
    * not cached, or the guess did not hold (another writer moved the head; a key was stored
-   * before, which its insert meets on the primary key; the database refused a row), which
-   * the classic way runs again from the database's rows. Anything else that failed is
+   * before, which its insert meets on the primary key; the database refused a row; the
+   * head lock not had within limits.aheadLockWaitMsMax), which the classic way runs again
+   * from the database's rows, its time read under the lock. Anything else that failed is
    * thrown and answered as the classic way answers it: 'unavailable' when the outcome is
    * unknown (the connection lost, maybe after COMMIT) or the database is not there (no
-   * connection, the lock not had in time), a bug as a bug.
+   * connection), a bug as a bug.
    */
   private async sendAhead(batch: Pending[]): Promise<Answer[] | null> {
     const head = this.lastCommitted;

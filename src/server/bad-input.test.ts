@@ -94,7 +94,8 @@ const cases: Case[] = [
   { name: "another tenant's site", request: () => ({ method: 'GET', url: `/v1/sites/${api.sites.beta}`, token: api.tokens.recipient }), status: 404, code: 'not_found', detail: /site .* was not found/ },
   { name: 'a malformed path id', request: () => ({ method: 'POST', url: '/v1/shipments/not%20an%20id/ship', token: api.tokens.exporter }), status: 400, code: 'invalid_input', detail: /shipmentId/ },
   { name: 'a path id contradicted by the body', request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.own}/cancel`, token: api.tokens.exporter, body: { shipmentId: 'S-1' } }), status: 400, code: 'invalid_input', detail: /differs from .* in the path/ },
-  { name: 'a body id that is an object with its own toString', request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.own}/cancel`, token: api.tokens.exporter, body: { shipmentId: { toString: 1 } } }), status: 400, code: 'invalid_input', detail: /shipmentId \{"toString":1\} in the body differs/ },
+  { name: 'a body id that is an object with its own toString', request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.own}/cancel`, token: api.tokens.exporter, body: { shipmentId: { toString: 1 } } }), status: 400, code: 'invalid_input', detail: /shipmentId \(an object\) in the body differs/ },
+  { name: 'a body id that is a list nested 10,000 deep', request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.own}/cancel`, token: api.tokens.exporter, payload: `{"shipmentId":${'['.repeat(10_000)}${']'.repeat(10_000)}}` }), status: 400, code: 'invalid_input', detail: /shipmentId \(a list\) in the body differs/ },
   { name: 'an unknown route', request: () => get('/v1/nothing-here'), status: 404, code: 'not_found', detail: /no route GET \/v1\/nothing-here/ },
 
   // Licences that do not cover the shipment.

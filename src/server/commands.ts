@@ -94,9 +94,9 @@ export function commandInput(route: CommandRoute, body: unknown, pathId: string 
   if (route.idField === undefined || pathId === undefined) return input;
   const given = input[route.idField];
   if (given !== undefined && given !== pathId) {
-    // The body is any JSON: String() throws on an object like {"toString":1}, so the value is
-    // quoted as JSON, cut short.
-    const quoted = JSON.stringify(given).slice(0, givenIdQuotedMax);
+    // The body is any JSON: String() throws on an object like {"toString":1}, and
+    // JSON.stringify on a list nested thousands deep, so only a string is quoted.
+    const quoted = typeof given === 'string' ? JSON.stringify(given.slice(0, givenIdQuotedMax)) : `(${Array.isArray(given) ? 'a list' : given === null ? 'null' : typeof given === 'object' ? 'an object' : `a ${typeof given}`})`;
     throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: ${route.idField} ${quoted} in the body differs from ${pathId} in the path`, { details: { fields: [{ path: route.idField, message: 'differs from the path' }] } });
   }
   input[route.idField] = pathId;

@@ -24,7 +24,10 @@
  * processes' environment (pg_read_binary_file('/proc/<pid>/environ')), which would hand the
  * log signing key, a token or DATABASE_URL to anyone holding the database password. So every
  * CHIPLEDGER_* variable and DATABASE_URL is out of process.env while initdb and postgres are
- * spawned (withoutOurSettings).
+ * spawned (withoutOurSettings). That is a full separation only as root, where PostgreSQL runs
+ * as the postgres user: run as one user, PostgreSQL's superuser can still read our process's
+ * own environment (COPY ... FROM PROGRAM) and our key file. The database password is the
+ * log key's equal there; README says so.
  */
 import { chmodSync, chownSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';

@@ -75,10 +75,14 @@ describe('log verify against the server', () => {
     expect(full.out[0]).toMatch(new RegExp(`^ok: log.cli.test size ${size} .*signature ok, 3 hash tiles ok, ${size} entries hashed; no earlier checkpoint saved`));
   });
 
-  it('takes the token from CHIPLEDGER_TOKEN when --token is not given (a command line shows in ps)', async () => {
+  it('takes the token from CHIPLEDGER_TOKEN when --token is not given (a command line shows in ps), only for CHIPLEDGER_URL', async () => {
     const capture = captured();
-    await verifyCommand({ url: server.url, key: logKey.verifierKey }, { ...capture.deps, envToken: harness.tokens.auditor });
+    await verifyCommand({ url: server.url, key: logKey.verifierKey }, { ...capture.deps, envToken: harness.tokens.auditor, envUrl: `${server.url}/` });
     expect(capture.out[0]).toMatch(/\d+ entries hashed/);
+    // Another log (here: the same server under another name) never gets our token.
+    const elsewhere = captured();
+    await verifyCommand({ url: server.url.replace('127.0.0.1', 'localhost'), key: logKey.verifierKey }, { ...elsewhere.deps, envToken: harness.tokens.auditor, envUrl: server.url });
+    expect(elsewhere.out[0]).toContain('entries NOT checked');
   });
 
   it('goes through commander with the documented flags, and checks consistency as the log grows', async () => {
@@ -298,7 +302,11 @@ describe('log witness', () => {
     await writeState(file('witness-fork.state'), { ...saved, size: saved.size - 1 });
     const refused = await failureOf(witnessCommand({ ...options, state: file('witness-fork.state') }, captured().deps));
     expect(refused.message).toMatch(/^refusing to cosign: \[consistency\] inconsistent: the checkpoint of size \d+/);
-    const wrongKey = await failureOf(witnessCommand({ ...options, logKey: generateSignerKey('log.cli.test').verifierKey }, captured().deps));
+    const stranger = generateSignerKey('log.cli.test').verifierKey;
+    const wrongKey = await failureOf(witnessCommand({ ...options, logKey: stranger, state: file('witness-stranger.state') }, captured().deps));
     expect(wrongKey.message).toMatch(/^refusing to cosign: \[signature\]/);
+    // With a state checked under the log's key, a key the log never announced is a mistake in the command.
+    const mismatch = await failureOf(witnessCommand({ ...options, logKey: stranger }, captured().deps));
+    expect({ exitCode: mismatch.exitCode, message: mismatch.message }).toEqual({ exitCode: 2, message: expect.stringMatching(/^chipledger: the key given, log\.cli\.test\+[0-9a-f]{8}, is not the key recorded in .*witness\.state \(log\.cli\.test\+[0-9a-f]{8}\)/) });
   });
 });

@@ -8,13 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  consistencyProofFromLeaves, formatTlogProof, generateCosignerKey, generateSignerKey, inclusionProofFromLeaves, newTiles, tilePath,
+  consistencyProofFromLeaves, formatCheckpoint, formatTlogProof, generateCosignerKey, generateSignerKey, inclusionProofFromLeaves, keyRotationExtension, newTiles,
+  parseSignerKey, parseVerifierKey, signNote, tilePath,
 } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { Failure, type Output } from '../output.ts';
 import { monitorCommand, monitorUnprovenRoundsMax, proveCommand, verifyCommand, witnessCommand, type LogCommandDeps } from './commands.ts';
 import { logResponseBytesMax } from './client.ts';
-import { readState, writeState } from './state.ts';
+import { readState, savedFrom, writeState } from './state.ts';
 import { failureOf } from '../../../test/support/failure.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-log-commands-'));
@@ -50,6 +51,7 @@ function serving(log: MemoryLog, override: (path: string) => Response | undefine
       return new Response(formatTlogProof({ index, inclusionProof: inclusionProofFromLeaves(index, log.leaves).map((hash) => Buffer.from(hash)), checkpointNote: log.note }));
     }
     if (path === '/v1/log/cosignatures') return Response.json({ stored: 1 });
+    if (path === '/v1/log/keys') return Response.json({ keys: log.keyList });
     return Response.json({ title: 'Not found' }, { status: 404 });
   }) as typeof globalThis.fetch;
   return { fetch, paths };
@@ -109,7 +111,7 @@ describe('answers that are not what a log serves', () => {
     const html = () => new Response('<html>Bad gateway</html>', { status: 200, headers: { 'content-type': 'text/html' } });
     const run = deps(serving(served, (path) => (path === '/v1/log/proof/consistency' ? html() : undefined)).fetch);
     const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey, state: file('grown.state') }, run));
-    expect(failure.message).toBe(`log verify couldn't read what it needs from the log at http://log.test: it is NOT verified, and no check failed; ${file('grown.state')} was not updated`);
+    expect(failure.message).toBe(`log verify couldn't check the log at http://log.test: it is NOT verified, and no check failed; ${file('grown.state')} was not updated`);
     expect(run.err).toContainEqual(expect.stringMatching(/^FAILED \[fetch\] couldn't fetch the consistency proof from 100 to 300: http:\/\/log\.test\/v1\/log\/proof\/consistency\?from=100&to=300 answered with something that is not a JSON object \("<html>Bad gateway<\/html>"…\); is --url a chipledger server\?$/));
   });
 
@@ -209,7 +211,43 @@ describe('log monitor on a log that withholds its consistency proofs', () => {
     const long = deps(serving(log(), proofAnswer(unavailable)).fetch);
     const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: String(monitorUnprovenRoundsMax + 1), intervalMs: '1' }, long));
     expect(failure.message).toMatch(/^log monitor stopped on an alert/);
-    expect(long.err.at(-1)).toMatch(new RegExp(`^ALERT \\[consistency\\] http://log\\.test: unproven: ${monitorUnprovenRoundsMax} rounds in a row the log served a signed checkpoint of size 300`));
+    expect(long.err.at(-1)).toMatch(new RegExp(`^ALERT \\[consistency\\] http://log\\.test: unsettled: in ${monitorUnprovenRoundsMax} rounds since the last consistent checkpoint the log served a signed checkpoint of size 300 without a proof`));
     expect((await readState(state))!.size).toBe(256);
+  });
+});
+
+describe('log monitor on a log that alternates an unsettled round with an old checkpoint', () => {
+  it('counts the unsettled rounds since its state last moved, not in a row', async () => {
+    const earlier = memoryLog(entries.slice(0, 256), logKey.signerKey);
+    await writeState(file('alternating.state'), { origin: earlier.signed.origin, size: 256, rootHash: earlier.signed.rootHash, note: earlier.note });
+    let checkpoints = 0;
+    const grown = log();
+    const run = deps(serving(grown, (path) => {
+      if (path === '/v1/log/proof/consistency') return Response.json({ title: 'Unavailable' }, { status: 503 });
+      // Every other round the old checkpoint: the same as saved, so nothing moves.
+      if (path === '/v1/log/checkpoint') return new Response((checkpoints += 1) % 2 === 0 ? earlier.note : grown.note);
+      return undefined;
+    }).fetch);
+    const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('alternating.state'), maxRounds: String(2 * monitorUnprovenRoundsMax), intervalMs: '1' }, run));
+    expect(failure.message).toMatch(/^log monitor stopped on an alert/);
+    expect(run.err.at(-1)).toMatch(/^ALERT \[consistency\] .*unsettled: in 3 rounds since the last consistent checkpoint/);
+  });
+});
+
+describe('a log key the log retired', () => {
+  it('is not believed again once a run followed the rotation, even when the command still gives it', async () => {
+    const newKey = generateSignerKey('log.commands.test');
+    // The log rotated to newKey at 256; the state was saved there, under the new key.
+    const at256 = memoryLog(entries.slice(0, 256), newKey.signerKey);
+    const text = formatCheckpoint({ origin: at256.signed.origin, size: 256, rootHash: at256.signed.rootHash, extensions: [`${keyRotationExtension} ${newKey.verifierKey}`] });
+    const announcement = signNote(text, [parseSignerKey(logKey.signerKey), parseSignerKey(newKey.signerKey)]);
+    await writeState(file('retired.state'), savedFrom(at256.signed, at256.note, parseVerifierKey(newKey.verifierKey)));
+    // Whoever still holds the old key signs a bigger checkpoint with it (here a consistent one).
+    const forged = log();
+    forged.keyList = [{ verifierKey: logKey.verifierKey, firstSize: 0, announcement: null }, { verifierKey: newKey.verifierKey, firstSize: 256, announcement }];
+    const run = deps(serving(forged).fetch);
+    await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('retired.state'), maxRounds: '1' }, run));
+    expect(run.err[0]).toMatch(/^ALERT \[signature\] http:\/\/log\.test: the checkpoint does not verify with the log key/);
+    expect((await readState(file('retired.state')))!.size).toBe(256);
   });
 });

@@ -18,7 +18,7 @@ import { Failure, processOutput, type Output } from '../output.ts';
 import { createProgress } from '../progress.ts';
 import { LogClient, LogFetchError } from './client.ts';
 import { followStep } from './follow.ts';
-import { describeKey, openFollowingRotation, type Rotation } from './key-chain.ts';
+import { describeKey, followKeyChain, openFollowingRotation, type Rotation } from './key-chain.ts';
 import { assertStateOfLog, readState, savedFrom, writeState, type SavedCheckpoint } from './state.ts';
 import { verifyLog, type ProgressSink } from './verify.ts';
 
@@ -27,9 +27,10 @@ export const progressItemsMin = 32;
 /** Default pause between two checkpoint fetches of `log monitor`. */
 export const monitorIntervalMsDefault = 5_000;
 /**
- * Rounds in a row in which the monitor read a bigger signed checkpoint but could not fetch
- * the proof that it extends the last one, before that is an alert: a log can be down for a
- * round or two, but one that serves checkpoints and fails only the proofs is dodging them.
+ * Rounds since the monitor's state last moved in which the log served a checkpoint but not
+ * what settles it (its consistency proof, or the key list that explains its signature),
+ * before that is an alert: a log can be down for a round or two, but one that serves
+ * checkpoints and fails only there, even every other round, is dodging the check.
  */
 export const monitorUnprovenRoundsMax = 3;
 
@@ -39,13 +40,19 @@ export interface LogCommandDeps {
   /** Milliseconds since the epoch: the witness's cosignature time. */
   now: () => number;
   sleep: (ms: number) => Promise<void>;
-  /** CHIPLEDGER_TOKEN: the token when --token is not given (a command line shows in `ps`; the environment does not). */
+  /**
+   * CHIPLEDGER_TOKEN and CHIPLEDGER_URL: the token, when --token is not given (a command line
+   * shows in `ps`; the environment does not), for a --url of CHIPLEDGER_URL's origin only. A
+   * log command may be pointed at anyone's log, and the token is ours.
+   */
   envToken?: string | undefined;
+  envUrl?: string | undefined;
 }
 
 const defaultDeps: LogCommandDeps = {
   output: processOutput,
   envToken: process.env.CHIPLEDGER_TOKEN,
+  envUrl: process.env.CHIPLEDGER_URL,
   now: Date.now,
   sleep: (ms) => new Promise((done) => setTimeout(done, ms)),
 };
@@ -79,8 +86,17 @@ function clientOf(options: ServerOptions, deps: LogCommandDeps): LogClient {
   if (!/^https?:\/\//.test(options.url)) throw usage(`--url must be an http(s) URL, got "${options.url}"`);
   // fetch refuses such a URL, and every message would then print it, password included.
   if (/^https?:\/\/[^/?#]*@/.test(options.url)) throw usage('--url must not hold a user name or password; give a token with --token');
-  const token = options.token ?? deps.envToken;
+  const token = options.token ?? (sameOrigin(options.url, deps.envUrl) ? deps.envToken : undefined);
   return new LogClient({ baseUrl: options.url, ...(token ? { token } : {}), ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+}
+
+function sameOrigin(url: string, other: string | undefined): boolean {
+  if (other === undefined) return false;
+  try {
+    return new URL(url).origin === new URL(other).origin;
+  } catch {
+    return false;
+  }
 }
 
 async function verifierOf(options: KeyOptions, flag = '--key'): Promise<Ed25519NoteVerifier> {
@@ -143,26 +159,55 @@ export interface VerifyCommandOptions extends KeyOptions, ServerOptions {
 
 export async function verifyCommand(options: VerifyCommandOptions, deps: LogCommandDeps = defaultDeps): Promise<number> {
   return guard(async () => {
-    const verifier = await verifierOf(options);
+    const given = await verifierOf(options);
     const client = clientOf(options, deps);
     const saved = options.state ? await readState(options.state) : undefined;
-    if (options.state) assertStateOfLog(options.state, saved, verifier.name);
+    if (options.state) assertStateOfLog(options.state, saved, given.name);
+    const verifier = options.state ? await startingKey(client, given, saved, options.state) : given;
     const report = await verifyLog(client, { verifier, saved, checkEntries: client.hasToken, progress: progressSink(deps.output) });
     if (report.failures.length > 0) {
       for (const failure of report.failures) deps.output.err(`FAILED [${failure.kind}] ${failure.message}`);
       const kept = options.state ? `; ${options.state} was not updated` : '';
-      // Only fetches failed: no check failed, the data was not there to check. An operator
-      // must not take a network problem for tampering, nor the reverse.
-      if (report.failures.every((failure) => failure.kind === 'fetch')) throw new Failure(`log verify couldn't read what it needs from the log at ${client.description}: it is NOT verified, and no check failed${kept}`);
+      // Only fetches (or this verifier's own bound) failed: no check failed, the data was not
+      // there to check. An operator must not take a network problem for tampering, nor the reverse.
+      if (report.failures.every((failure) => failure.kind === 'fetch' || failure.kind === 'limit')) throw new Failure(`log verify couldn't check the log at ${client.description}: it is NOT verified, and no check failed${kept}`);
       throw new Failure(`log verify: ${report.failures.length} problem(s) in the log at ${client.description}${kept}`);
     }
     const checkpoint = report.checkpoint!;
-    if (options.state) await writeState(options.state, savedFrom(checkpoint, report.note!));
+    if (options.state) await writeState(options.state, savedFrom(checkpoint, report.note!, report.verifier ?? verifier));
     const entries = client.hasToken ? `${report.entriesChecked.toLocaleString('en-US')} entries hashed` : 'entries NOT checked (no token: hash tiles only)';
     const consistency = !saved ? (options.state ? 'no earlier checkpoint saved' : 'no --state') : saved.size === checkpoint.size ? `same as saved size ${saved.size}` : `consistent with saved size ${saved.size}`;
     deps.output.out(`ok: ${checkpoint.origin} size ${checkpoint.size} root ${checkpoint.rootHash.toString('hex')}: signature ok${keysFollowed(report.rotations)}, ${report.tilesChecked} hash tiles ok, ${entries}; ${consistency}${options.state ? `; saved to ${options.state}` : ''}`);
     return 0;
   });
+}
+
+/**
+ * The key a run starts from: of the key given and the one its state file records (the key
+ * that signed the saved checkpoint), the later in the log's chain of announced keys. Never
+ * an earlier key: a log whose old key was retired (perhaps because it leaked) must not be
+ * believed when it signs with that key again, so a cron job still given the old key goes on
+ * from where its state is. Two keys neither of which was announced from the other are a
+ * mistake in the command, said before anything is checked.
+ */
+async function startingKey(client: LogClient, given: Ed25519NoteVerifier, saved: SavedCheckpoint | undefined, statePath: string): Promise<Ed25519NoteVerifier> {
+  if (saved?.verifierKey === undefined) return given;
+  let recorded: Ed25519NoteVerifier;
+  try {
+    recorded = parseVerifierKey(saved.verifierKey);
+  } catch (error) {
+    throw new Failure(`the state file ${statePath} records a log key that does not parse (${(error as Error).message}); it is not one of ours`);
+  }
+  if (recorded.keyId === given.keyId && recorded.publicKey.equals(given.publicKey)) return given;
+  for (const [from, to] of [[given, recorded], [recorded, given]] as const) {
+    const chain = await followKeyChain(client, from);
+    if ('failure' in chain) {
+      if (chain.failure.kind === 'fetch') throw new Failure(`the key given is not the one ${statePath} records, and ${chain.failure.message}`);
+      continue;
+    }
+    if (chain.rotations.some((rotation) => rotation.verifier.keyId === to.keyId && rotation.verifier.publicKey.equals(to.publicKey))) return to;
+  }
+  throw usage(`the key given, ${describeKey(given)}, is not the key recorded in ${statePath} (${describeKey(recorded)}), and the log announced neither from the other; give the log's key (or the one this state was first checked with)`);
 }
 
 /** How an answer says which announced keys it followed from the key given (nothing when none). */
@@ -249,23 +294,28 @@ export interface MonitorOptions extends KeyOptions, ServerOptions {
 
 export async function monitorCommand(options: MonitorOptions, deps: LogCommandDeps = defaultDeps): Promise<number> {
   return guard(async () => {
-    let verifier = await verifierOf(options);
+    const given = await verifierOf(options);
     const client = clientOf(options, deps);
     const intervalMs = wholeNumber(options.intervalMs, '--interval-ms', monitorIntervalMsDefault, 1)!;
     const maxRounds = wholeNumber(options.maxRounds, '--max-rounds', undefined, 1);
     let last = await readState(options.state);
-    assertStateOfLog(options.state, last, verifier.name);
+    assertStateOfLog(options.state, last, given.name);
+    let verifier = await startingKey(client, given, last, options.state);
     let alerts = 0;
     let reached = 0;
-    let unprovenRounds = 0;
+    // Rounds left unsettled since the state last moved; only a move resets it, so a log
+    // that alternates an unsettled round with an old checkpoint is counted all the same.
+    let unsettledRounds = 0;
     // Runs until interrupted, or for --max-rounds checkpoint fetches.
     for (let round = 0; maxRounds === undefined || round < maxRounds; round += 1) {
       if (round > 0) await deps.sleep(intervalMs);
       let step = await followStep(client, verifier, last);
-      unprovenRounds = step.kind === 'unreachable' && step.unprovenSize !== undefined ? unprovenRounds + 1 : 0;
-      if (step.kind === 'unreachable' && unprovenRounds >= monitorUnprovenRoundsMax) {
-        step = { kind: 'alert', failure: { kind: 'consistency', message: `unproven: ${unprovenRounds} rounds in a row the log served a signed checkpoint of size ${step.unprovenSize} but no proof that it extends the one of size ${last?.size ?? 0} seen before (last: ${step.message})` } };
-        unprovenRounds = 0;
+      if (step.kind === 'unreachable' && step.unsettled !== undefined) {
+        unsettledRounds += 1;
+        if (unsettledRounds >= monitorUnprovenRoundsMax) {
+          step = { kind: 'alert', failure: { kind: step.unsettled.kind, message: `unsettled: in ${unsettledRounds} rounds since the last consistent checkpoint the log served ${step.unsettled.what} (last: ${step.message})` } };
+          unsettledRounds = 0;
+        }
       }
       if (step.kind === 'unreachable') {
         const again = maxRounds === undefined || round + 1 < maxRounds;
@@ -280,8 +330,9 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
       } else if (step.change !== 'same' || step.rotations.length > 0) {
         for (const rotation of step.rotations) deps.output.out(`${new Date(deps.now()).toISOString()} key rotation: ${describeKey(rotation.verifier)} announced at size ${rotation.announcement.size}, signed by the key before it; following it`);
         verifier = step.verifier;
-        last = savedFrom(step.checkpoint, step.note);
+        last = savedFrom(step.checkpoint, step.note, step.verifier);
         await writeState(options.state, last);
+        unsettledRounds = 0;
         deps.output.out(`${new Date(deps.now()).toISOString()} ${step.change === 'first' ? 'first checkpoint' : 'consistent'}: size ${step.checkpoint.size} root ${step.checkpoint.rootHash.toString('hex')}`);
       }
     }
@@ -308,7 +359,7 @@ function withoutCosignatureOf(note: string, cosigner: Cosigner): string {
 
 export async function witnessCommand(options: WitnessOptions, deps: LogCommandDeps = defaultDeps): Promise<number> {
   return guard(async () => {
-    const verifier = await verifierOf({ key: options.logKey, keyFile: options.logKeyFile }, '--log-key');
+    const given = await verifierOf({ key: options.logKey, keyFile: options.logKeyFile }, '--log-key');
     const client = clientOf(options, deps);
     let cosigner: Cosigner;
     try {
@@ -318,14 +369,14 @@ export async function witnessCommand(options: WitnessOptions, deps: LogCommandDe
       throw usage(`--witness-key-file: ${(error as Error).message}`);
     }
     const last: SavedCheckpoint | undefined = await readState(options.state);
-    assertStateOfLog(options.state, last, verifier.name);
-    const step = await followStep(client, verifier, last);
+    assertStateOfLog(options.state, last, given.name);
+    const step = await followStep(client, await startingKey(client, given, last, options.state), last);
     if (step.kind === 'unreachable') throw new Failure(step.message);
     if (step.kind === 'alert') throw new Failure(`refusing to cosign: [${step.failure.kind}] ${step.failure.message}`);
     const cosigned = cosignCheckpoint(withoutCosignatureOf(step.note, cosigner), cosigner, Math.floor(deps.now() / 1000));
     // Saved before the cosignature leaves: after a crash here the witness still refuses
     // anything inconsistent with what it may already have published.
-    await writeState(options.state, savedFrom(step.checkpoint, step.note));
+    await writeState(options.state, savedFrom(step.checkpoint, step.note, step.verifier));
     const stored = await client.postCosignature(cosigned);
     deps.output.out(`cosigned ${step.checkpoint.origin} size ${step.checkpoint.size} root ${step.checkpoint.rootHash.toString('hex')} as ${cosigner.name} (${step.change === 'first' ? 'first checkpoint seen' : step.change === 'same' ? 'same as last time' : `consistent with size ${last!.size}`}${keysFollowed(step.rotations)}); the log stored ${stored} cosignature(s)`);
     return 0;
@@ -345,10 +396,10 @@ export function registerLogCommands(program: Command, overrides: Partial<LogComm
     .action(async (options: { name: string; out: string }) => void (await keygenCommand({ origin: options.name, out: options.out }, 'witness', deps)));
   keyOptions(log.command('verify').description('verify the checkpoint signature, every hash tile and (with a token) every entry; check consistency with --state')
     .requiredOption('--url <url>', 'the server, e.g. http://127.0.0.1:8080').option('--state <file>', 'the checkpoint saved by the last run; updated on success')
-    .option('--token <token>', 'authority or auditor token: also fetch and hash every entry (or CHIPLEDGER_TOKEN, which ps does not show)'))
+    .option('--token <token>', 'authority or auditor token: also fetch and hash every entry (or CHIPLEDGER_TOKEN, which ps does not show, when --url is CHIPLEDGER_URL)'))
     .action(async (options: VerifyCommandOptions) => void (await verifyCommand(options, deps)));
   keyOptions(log.command('prove <eventSeq>').description("fetch an event's C2SP tlog-proof and verify it offline against the event")
-    .requiredOption('--url <url>', 'the server').option('--token <token>', 'a token that sees the event (or CHIPLEDGER_TOKEN)').option('--event-file <file>', "the event's canonical bytes instead of fetching them")
+    .requiredOption('--url <url>', 'the server').option('--token <token>', 'a token that sees the event (or CHIPLEDGER_TOKEN, when --url is CHIPLEDGER_URL)').option('--event-file <file>', "the event's canonical bytes instead of fetching them")
     .option('--out <file>', 'save the proof here instead of printing it'))
     .action(async (seq: string, options: KeyOptions & ServerOptions & { out?: string; eventFile?: string }) => void (await proveCommand(seq, options, deps)));
   keyOptions(log.command('monitor').description('follow the checkpoint; alert on a signature, consistency, truncation or fork failure')

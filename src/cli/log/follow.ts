@@ -21,10 +21,25 @@ export type FollowStep =
   | { kind: 'alert'; failure: VerifyFailure }
   /**
    * The log could not be read this time (network, 5xx): nothing is known either way.
-   * `unprovenSize`: the signed checkpoint was read, but not the proof that it extends the
-   * last one (a log that keeps failing only there is dodging the check).
+   * `unsettled`: a checkpoint was read, but what would settle it was not (the proof that it
+   * extends the last one, or the key list that would explain its signature). A log that
+   * keeps failing only there is dodging the check: the monitor counts such rounds.
    */
-  | { kind: 'unreachable'; message: string; unprovenSize?: number };
+  | { kind: 'unreachable'; message: string; unsettled?: Unsettled };
+
+/** What a round left open, and the kind of failure it is when it stays open. */
+export interface Unsettled {
+  kind: 'consistency' | 'signature';
+  what: string;
+}
+
+/**
+ * Proof answers that are the log contradicting itself: it signed the sizes, and the proof
+ * route reads the committed head, so it owes the proof. A refusal of the request itself
+ * (400, 404) or an answer that is no proof (a 200 not parsed) says so; an answer about the
+ * caller or the moment (401, 403, 408, 429, 5xx, a proxy's) does not.
+ */
+const contradictingStatuses = new Set([200, 400, 404]);
 
 /** A signed tree head in hand, and how a message names it. */
 interface HeldHead {
@@ -43,8 +58,10 @@ export async function followStep(source: LogSource, verifier: Ed25519NoteVerifie
   }
   const opened = await openFollowingRotation(source, note, verifier);
   if ('failure' in opened) {
-    // Only the key list failed to come: the signature is not known to be bad.
-    if (opened.failure.kind === 'fetch') return { kind: 'unreachable', message: opened.failure.message };
+    // Only the key list failed to come: the signature is not known to be bad, nor good.
+    if (opened.failure.kind === 'fetch') {
+      return { kind: 'unreachable', message: opened.failure.message, unsettled: { kind: 'signature', what: 'a checkpoint not signed by the key held, and no key list to explain it' } };
+    }
     return { kind: 'alert', failure: opened.failure };
   }
   const { checkpoint, rotations } = opened;
@@ -83,13 +100,10 @@ async function checkExtends(source: LogSource, older: HeldHead, newer: HeldHead)
     proof = await source.consistencyProof(older.size, newer.size);
   } catch (error) {
     if (!(error instanceof LogFetchError)) throw error;
-    // The log signed both sizes, and the proof route reads the committed head, so it owes
-    // the proof: a refusal (4xx) or an answer that is no proof (a 200 not parsed) is the log
-    // contradicting itself, as a split view would. Only the network or a 5xx says nothing.
-    if (error.status !== undefined && error.status < 500) {
+    if (error.status !== undefined && contradictingStatuses.has(error.status)) {
       return { kind: 'alert', failure: { kind: 'consistency', message: `unproven: the log signed a checkpoint of size ${newer.size} but gave no proof that it extends ${older.what} (${error.message})` } };
     }
-    return { kind: 'unreachable', message: error.message, unprovenSize: newer.size };
+    return { kind: 'unreachable', message: error.message, unsettled: { kind: 'consistency', what: `a signed checkpoint of size ${newer.size} without a proof that it extends ${older.what}` } };
   }
   return verifyConsistency(older.size, newer.size, proof, older.rootHash, newer.rootHash) ? undefined : inconsistent('the consistency proof does not verify');
 }

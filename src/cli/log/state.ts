@@ -7,7 +7,7 @@
  */
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { openCheckpoint, type Checkpoint, type NoteVerifier } from '../../tlog/index.ts';
+import { formatVerifierKey, openCheckpoint, type Checkpoint, type Ed25519NoteVerifier, type NoteVerifier } from '../../tlog/index.ts';
 import { Failure } from '../output.ts';
 
 /** A checkpoint as remembered: the tree head and the signed note it came in. */
@@ -17,6 +17,12 @@ export interface SavedCheckpoint {
   readonly rootHash: Buffer;
   /** The signed note as served; evidence if the log later contradicts it. */
   readonly note: string;
+  /**
+   * The log key that signed it (name+hexid+base64). The next run starts from this key, never
+   * from an earlier one: once a rotation was followed, the retired key is not believed
+   * again. Absent in state files of earlier versions.
+   */
+  readonly verifierKey?: string;
 }
 
 interface StateFile {
@@ -25,14 +31,15 @@ interface StateFile {
   size: number;
   rootHash: string;
   checkpoint: string;
+  verifierKey?: string;
   savedAt: string;
 }
 
 /** Largest state file read: one checkpoint note with cosignatures. */
 const stateBytesMax = 1024 * 1024;
 
-export function savedFrom(checkpoint: Checkpoint, note: string): SavedCheckpoint {
-  return { origin: checkpoint.origin, size: checkpoint.size, rootHash: checkpoint.rootHash, note };
+export function savedFrom(checkpoint: Checkpoint, note: string, signedBy?: Ed25519NoteVerifier): SavedCheckpoint {
+  return { origin: checkpoint.origin, size: checkpoint.size, rootHash: checkpoint.rootHash, note, ...(signedBy ? { verifierKey: formatVerifierKey(signedBy.name, signedBy.publicKey) } : {}) };
 }
 
 /** The saved checkpoint, or undefined when the file does not exist yet (first run). */
@@ -53,9 +60,9 @@ export async function readState(path: string): Promise<SavedCheckpoint | undefin
   }
   const rootHash = typeof parsed.rootHash === 'string' ? Buffer.from(parsed.rootHash, 'base64') : Buffer.alloc(0);
   const valid = parsed.version === 1 && typeof parsed.origin === 'string' && Number.isSafeInteger(parsed.size) && (parsed.size ?? -1) >= 0
-    && rootHash.length === 32 && typeof parsed.checkpoint === 'string';
+    && rootHash.length === 32 && typeof parsed.checkpoint === 'string' && (parsed.verifierKey === undefined || typeof parsed.verifierKey === 'string');
   if (!valid) throw new Failure(`the state file ${path} is not a saved checkpoint (version 1 with origin, size, rootHash, checkpoint)`);
-  return { origin: parsed.origin!, size: parsed.size!, rootHash, note: parsed.checkpoint! };
+  return { origin: parsed.origin!, size: parsed.size!, rootHash, note: parsed.checkpoint!, ...(parsed.verifierKey === undefined ? {} : { verifierKey: parsed.verifierKey }) };
 }
 
 export async function writeState(path: string, saved: SavedCheckpoint, now: Date = new Date()): Promise<void> {
@@ -65,6 +72,7 @@ export async function writeState(path: string, saved: SavedCheckpoint, now: Date
     size: saved.size,
     rootHash: saved.rootHash.toString('base64'),
     checkpoint: saved.note,
+    ...(saved.verifierKey === undefined ? {} : { verifierKey: saved.verifierKey }),
     savedAt: now.toISOString(),
   };
   const temporary = `${path}.${process.pid}.tmp`;

@@ -11,7 +11,8 @@ import {
 /** Failures listed per run at most; past this the log is broken anyway and more lines do not help. */
 export const failuresReportedMax = 20;
 
-export type FailureKind = 'signature' | 'tile' | 'entry' | 'order' | 'root' | 'fork' | 'truncation' | 'consistency' | 'fetch';
+/** What failed; 'fetch' and 'limit' say the log could not be checked (a fetch failed, or it is beyond this verifier), not that a check failed. */
+export type FailureKind = 'signature' | 'tile' | 'entry' | 'order' | 'root' | 'fork' | 'truncation' | 'consistency' | 'fetch' | 'limit';
 
 export interface VerifyFailure {
   readonly kind: FailureKind;

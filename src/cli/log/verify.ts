@@ -51,6 +51,8 @@ export interface VerifyReport {
   comparedWithSaved: boolean;
   /** The key rotations followed from the trusted key to the one that signed the checkpoint. */
   rotations: readonly Rotation[];
+  /** The key that signed the checkpoint (the trusted one, or the last rotation's). */
+  verifier?: Ed25519NoteVerifier;
 }
 
 const noProgress: ProgressSink = { start: () => ({ update() {}, finish() {}, abandon() {} }) };
@@ -224,8 +226,9 @@ export async function verifyLog(source: LogSource, options: VerifyOptions): Prom
   }
   const checkpoint = (report.checkpoint = opened.checkpoint);
   report.rotations = opened.rotations;
+  report.verifier = opened.verifier;
   if (checkpoint.size > verifiableSizeMax) {
-    report.failures.push({ kind: 'fetch', message: `the checkpoint signs size ${checkpoint.size}, more than this verifier holds in memory (${verifiableSizeMax} leaves, 32 bytes each): it was NOT verified` });
+    report.failures.push({ kind: 'limit', message: `the checkpoint signs size ${checkpoint.size}, more than this verifier holds in memory (${verifiableSizeMax} leaves, 32 bytes each)` });
     return report;
   }
   const saved = options.saved;
