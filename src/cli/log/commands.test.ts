@@ -172,7 +172,7 @@ describe('log monitor on an unreachable log', () => {
     const served = serving(log());
     const flaky = (async (input: URL | string, init?: RequestInit) => {
       calls += 1;
-      return calls === 1 ? served.fetch(input, init) : down(input, init);
+      return calls <= 2 ? served.fetch(input, init) : down(input, init); // the checkpoint and the key list
     }) as typeof globalThis.fetch;
     expect(await monitorCommand({ url, key: logKey.verifierKey, state: file('monitor.state'), maxRounds: '2', intervalMs: '1' }, deps(flaky))).toBe(0);
   });
@@ -211,7 +211,7 @@ describe('log monitor on a log that withholds its consistency proofs', () => {
     const long = deps(serving(log(), proofAnswer(unavailable)).fetch);
     const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: String(monitorUnprovenRoundsMax + 1), intervalMs: '1' }, long));
     expect(failure.message).toMatch(/^log monitor stopped on an alert/);
-    expect(long.err.at(-1)).toMatch(new RegExp(`^ALERT \\[consistency\\] http://log\\.test: unsettled: in ${monitorUnprovenRoundsMax} rounds since the last consistent checkpoint the log served a signed checkpoint of size 300 without a proof`));
+    expect(long.err.at(-1)).toMatch(new RegExp(`^ALERT \\[consistency\\] http://log\\.test: unsettled: in ${monitorUnprovenRoundsMax} rounds since all it served was last settled, the log served a signed checkpoint of size 300 without a proof`));
     expect((await readState(state))!.size).toBe(256);
   });
 });
@@ -230,7 +230,7 @@ describe('log monitor on a log that alternates an unsettled round with an old ch
     }).fetch);
     const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('alternating.state'), maxRounds: String(2 * monitorUnprovenRoundsMax), intervalMs: '1' }, run));
     expect(failure.message).toMatch(/^log monitor stopped on an alert/);
-    expect(run.err.at(-1)).toMatch(/^ALERT \[consistency\] .*unsettled: in 3 rounds since the last consistent checkpoint/);
+    expect(run.err.at(-1)).toMatch(/^ALERT \[consistency\] .*unsettled: in 3 rounds since all it served was last settled/);
   });
 });
 
@@ -249,5 +249,57 @@ describe('a log key the log retired', () => {
     await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('retired.state'), maxRounds: '1' }, run));
     expect(run.err[0]).toMatch(/^ALERT \[signature\] http:\/\/log\.test: the checkpoint does not verify with the log key/);
     expect((await readState(file('retired.state')))!.size).toBe(256);
+  });
+});
+
+describe('a log key the log retired, in a state saved before the rotation', () => {
+  it('is refused when it signs past its successor\'s announcement (whoever holds it leaked it)', async () => {
+    const newKey = generateSignerKey('log.commands.test');
+    const at256 = memoryLog(entries.slice(0, 256), newKey.signerKey);
+    const text = formatCheckpoint({ origin: at256.signed.origin, size: 256, rootHash: at256.signed.rootHash, extensions: [`${keyRotationExtension} ${newKey.verifierKey}`] });
+    const announcement = signNote(text, [parseSignerKey(logKey.signerKey), parseSignerKey(newKey.signerKey)]);
+    const at200 = memoryLog(entries.slice(0, 200), logKey.signerKey);
+    await writeState(file('before-rotation.state'), savedFrom(at200.signed, at200.note, parseVerifierKey(logKey.verifierKey)));
+    // Size 300 signed by the old key: consistent, but the old key was retired at 256.
+    const forged = log();
+    forged.keyList = [{ verifierKey: logKey.verifierKey, firstSize: 0, announcement: null }, { verifierKey: newKey.verifierKey, firstSize: 256, announcement }];
+    const monitored = deps(serving(forged).fetch);
+    await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('before-rotation.state'), maxRounds: '1' }, monitored));
+    expect(monitored.err[0]).toMatch(/^ALERT \[signature\] .*size 300 is signed by log\.commands\.test\+[0-9a-f]{8}, which the log retired at size 256/);
+    const witnessed = await failureOf(witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: file('witness.key'), state: file('before-rotation.state') }, deps(serving(forged).fetch)));
+    expect(witnessed.message).toMatch(/^refusing to cosign: \[signature\] .*which the log retired at size 256/);
+    expect((await readState(file('before-rotation.state')))!.size).toBe(200);
+  });
+
+  it('a key list that drops the key a state recorded is the log\'s fault (exit 1), not the command\'s', async () => {
+    const newKey = generateSignerKey('log.commands.test');
+    const at256 = memoryLog(entries.slice(0, 256), newKey.signerKey);
+    await writeState(file('dropped.state'), savedFrom(at256.signed, at256.note, parseVerifierKey(newKey.verifierKey)));
+    const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('dropped.state'), maxRounds: '1' }, deps(serving(log()).fetch)));
+    expect({ exitCode: failure.exitCode, message: failure.message }).toEqual({ exitCode: 1, message: expect.stringMatching(/^\[signature\] the log's key list does not follow the key recorded in .*dropped\.state/) });
+  });
+});
+
+describe('log monitor holds later rounds to a signed head it could not settle', () => {
+  it('a fork served without proofs is not forgotten when a good checkpoint moves the state', async () => {
+    const at200 = memoryLog(entries.slice(0, 200), logKey.signerKey);
+    await writeState(file('pending.state'), { origin: at200.signed.origin, size: 200, rootHash: at200.signed.rootHash, note: at200.note });
+    const fork = memoryLog(syntheticEntries(300, 120, 'fork'), logKey.signerKey);
+    const good = memoryLog(entries.slice(0, 250), logKey.signerKey);
+    let rounds = 0;
+    const run = deps(serving(good, (path) => {
+      if (path === '/v1/log/checkpoint') return new Response((rounds += 1) <= 2 ? fork.note : good.note);
+      return undefined;
+    }).fetch);
+    // Proofs up to 250 come from the good log; any proof to 300 (the fork's size) fails with a 503.
+    const proofs = run.fetch!;
+    run.fetch = (async (input: URL | string, init?: RequestInit) => {
+      const target = new URL(String(input));
+      if (target.pathname === '/v1/log/proof/consistency' && target.searchParams.get('to') === '300') return Response.json({ title: 'Unavailable' }, { status: 503 });
+      return proofs(input, init);
+    }) as typeof globalThis.fetch;
+    const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('pending.state'), maxRounds: '3', intervalMs: '1' }, run));
+    expect(failure.message).toMatch(/^log monitor stopped on an alert/);
+    expect(run.err.at(-1)).toMatch(/^ALERT \[consistency\] .*unsettled: in 3 rounds .*a signed checkpoint of size 300 without a proof/);
   });
 });

@@ -11,13 +11,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { isDomainError } from '../../core/errors.ts';
 import {
-  cosignCheckpoint, generateCosignerKey, generateSignerKey, leafHash, parseCosignerKey, parseNote, parseTlogProof, parseVerifierKey,
+  cosignCheckpoint, formatVerifierKey, generateCosignerKey, generateSignerKey, leafHash, parseCosignerKey, parseNote, parseTlogProof, parseVerifierKey,
   tileWidth, verifyTlogProof, type Cosigner, type Ed25519NoteVerifier,
 } from '../../tlog/index.ts';
 import { Failure, processOutput, type Output } from '../output.ts';
 import { createProgress } from '../progress.ts';
 import { LogClient, LogFetchError } from './client.ts';
-import { followStep } from './follow.ts';
+import { followStep, type HeldHead } from './follow.ts';
 import { describeKey, followKeyChain, openFollowingRotation, type Rotation } from './key-chain.ts';
 import { assertStateOfLog, readState, savedFrom, writeState, type SavedCheckpoint } from './state.ts';
 import { verifyLog, type ProgressSink } from './verify.ts';
@@ -33,6 +33,8 @@ export const monitorIntervalMsDefault = 5_000;
  * checkpoints and fails only there, even every other round, is dodging the check.
  */
 export const monitorUnprovenRoundsMax = 3;
+/** Unsettled signed heads the monitor keeps to hold later rounds to (the newest). */
+export const monitorPendingHeadsMax = 4;
 
 export interface LogCommandDeps {
   output: Output;
@@ -86,8 +88,15 @@ function clientOf(options: ServerOptions, deps: LogCommandDeps): LogClient {
   if (!/^https?:\/\//.test(options.url)) throw usage(`--url must be an http(s) URL, got "${options.url}"`);
   // fetch refuses such a URL, and every message would then print it, password included.
   if (/^https?:\/\/[^/?#]*@/.test(options.url)) throw usage('--url must not hold a user name or password; give a token with --token');
+  const fromEnvironment = options.token === undefined && deps.envToken !== undefined;
   const token = options.token ?? (sameOrigin(options.url, deps.envUrl) ? deps.envToken : undefined);
+  if (fromEnvironment && token === undefined) deps.output.err(`note: CHIPLEDGER_TOKEN is not sent to ${options.url}: it goes only to the server CHIPLEDGER_URL names; give --token to use a token here`);
   return new LogClient({ baseUrl: options.url, ...(token ? { token } : {}), ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+}
+
+/** A verifier key as text (name+hexid+base64), as state files record it. */
+function keyText(key: Ed25519NoteVerifier): string {
+  return formatVerifierKey(key.name, key.publicKey);
 }
 
 function sameOrigin(url: string, other: string | undefined): boolean {
@@ -203,6 +212,9 @@ async function startingKey(client: LogClient, given: Ed25519NoteVerifier, saved:
     const chain = await followKeyChain(client, from);
     if ('failure' in chain) {
       if (chain.failure.kind === 'fetch') throw new Failure(`the key given is not the one ${statePath} records, and ${chain.failure.message}`);
+      // The recorded key signed what this state holds: a key list that cannot follow it is
+      // the log's doing (exit 1). One that cannot follow the key given may be the command's.
+      if (from === recorded) throw new Failure(`[signature] the log's key list does not follow the key recorded in ${statePath} (${describeKey(recorded)}): ${chain.failure.message}`);
       continue;
     }
     if (chain.rotations.some((rotation) => rotation.verifier.keyId === to.keyId && rotation.verifier.publicKey.equals(to.publicKey))) return to;
@@ -303,19 +315,28 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
     let verifier = await startingKey(client, given, last, options.state);
     let alerts = 0;
     let reached = 0;
-    // Rounds left unsettled since the state last moved; only a move resets it, so a log
-    // that alternates an unsettled round with an old checkpoint is counted all the same.
+    // Rounds left unsettled since everything served was last settled; only a settled round
+    // resets it, so a log that alternates an unsettled round with an old checkpoint is
+    // counted all the same. The signed heads no proof has tied in yet stay pending, and every
+    // later round is held to them: moving on does not make a fork forgotten.
     let unsettledRounds = 0;
+    let pending: HeldHead[] = [];
     // Runs until interrupted, or for --max-rounds checkpoint fetches.
     for (let round = 0; maxRounds === undefined || round < maxRounds; round += 1) {
       if (round > 0) await deps.sleep(intervalMs);
-      let step = await followStep(client, verifier, last);
+      let step = await followStep(client, verifier, last, pending);
       if (step.kind === 'unreachable' && step.unsettled !== undefined) {
         unsettledRounds += 1;
+        const head = step.unsettled.head;
+        if (head && !pending.some((held) => held.size === head.size && held.rootHash.equals(head.rootHash))) pending = [...pending, head].slice(-monitorPendingHeadsMax);
         if (unsettledRounds >= monitorUnprovenRoundsMax) {
-          step = { kind: 'alert', failure: { kind: step.unsettled.kind, message: `unsettled: in ${unsettledRounds} rounds since the last consistent checkpoint the log served ${step.unsettled.what} (last: ${step.message})` } };
+          step = { kind: 'alert', failure: { kind: step.unsettled.kind, message: `unsettled: in ${unsettledRounds} rounds since all it served was last settled, the log served ${step.unsettled.what} (last: ${step.message})` } };
           unsettledRounds = 0;
         }
+      } else if (step.kind === 'ok') {
+        // Every pending head was just held to the rest and found consistent.
+        unsettledRounds = 0;
+        pending = [];
       }
       if (step.kind === 'unreachable') {
         const again = maxRounds === undefined || round + 1 < maxRounds;
@@ -327,12 +348,11 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
         alerts += 1;
         deps.output.err(`ALERT [${step.failure.kind}] ${client.description}: ${step.failure.message}`);
         if (!options.keepGoing) throw new Failure(`log monitor stopped on an alert; ${options.state} still holds the last consistent checkpoint (size ${last?.size ?? 0})`);
-      } else if (step.change !== 'same' || step.rotations.length > 0) {
+      } else if (step.change !== 'same' || step.rotations.length > 0 || last?.verifierKey !== keyText(step.verifier)) {
         for (const rotation of step.rotations) deps.output.out(`${new Date(deps.now()).toISOString()} key rotation: ${describeKey(rotation.verifier)} announced at size ${rotation.announcement.size}, signed by the key before it; following it`);
         verifier = step.verifier;
         last = savedFrom(step.checkpoint, step.note, step.verifier);
         await writeState(options.state, last);
-        unsettledRounds = 0;
         deps.output.out(`${new Date(deps.now()).toISOString()} ${step.change === 'first' ? 'first checkpoint' : 'consistent'}: size ${step.checkpoint.size} root ${step.checkpoint.rootHash.toString('hex')}`);
       }
     }

@@ -7,7 +7,7 @@
 import { emptyRoot, verifyConsistency, type Checkpoint, type Ed25519NoteVerifier } from '../../tlog/index.ts';
 import { LogFetchError, type LogSource } from './client.ts';
 import { describeKey, openFollowingRotation, type Rotation } from './key-chain.ts';
-import type { SavedCheckpoint } from './state.ts';
+import { recordedKey, type SavedCheckpoint } from './state.ts';
 import type { VerifyFailure } from './tiles.ts';
 import { compareWithSaved } from './verify.ts';
 
@@ -27,10 +27,15 @@ export type FollowStep =
    */
   | { kind: 'unreachable'; message: string; unsettled?: Unsettled };
 
-/** What a round left open, and the kind of failure it is when it stays open. */
+/**
+ * What a round left open, and the kind of failure it is when it stays open. `head`: a signed
+ * head that no proof has tied to the others yet; the monitor keeps it and holds the next
+ * rounds' checkpoints to it, so that a log cannot have it forgotten by moving on.
+ */
 export interface Unsettled {
   kind: 'consistency' | 'signature';
   what: string;
+  head?: HeldHead;
 }
 
 /**
@@ -42,13 +47,17 @@ export interface Unsettled {
 const contradictingStatuses = new Set([200, 400, 404]);
 
 /** A signed tree head in hand, and how a message names it. */
-interface HeldHead {
+export interface HeldHead {
   size: number;
   rootHash: Buffer;
   what: string;
 }
 
-export async function followStep(source: LogSource, verifier: Ed25519NoteVerifier, last: SavedCheckpoint | undefined): Promise<FollowStep> {
+/**
+ * `pending`: signed heads of earlier rounds still unsettled (monitor); each must be
+ * consistent with this round's heads as well.
+ */
+export async function followStep(source: LogSource, verifier: Ed25519NoteVerifier, last: SavedCheckpoint | undefined, pending: readonly HeldHead[] = []): Promise<FollowStep> {
   let note: string;
   try {
     note = await source.checkpoint();
@@ -60,14 +69,14 @@ export async function followStep(source: LogSource, verifier: Ed25519NoteVerifie
   if ('failure' in opened) {
     // Only the key list failed to come: the signature is not known to be bad, nor good.
     if (opened.failure.kind === 'fetch') {
-      return { kind: 'unreachable', message: opened.failure.message, unsettled: { kind: 'signature', what: 'a checkpoint not signed by the key held, and no key list to explain it' } };
+      return { kind: 'unreachable', message: opened.failure.message, unsettled: { kind: 'signature', what: 'a checkpoint without the key list that settles its signature' } };
     }
     return { kind: 'alert', failure: opened.failure };
   }
   const { checkpoint, rotations } = opened;
   const change = last === undefined ? 'first' : checkpoint.size === last.size ? 'same' : 'grew';
   if (last) {
-    const contradiction = compareWithSaved(last, checkpoint, verifier);
+    const contradiction = compareWithSaved(last, checkpoint, recordedKey(last) ?? verifier);
     if (contradiction) return { kind: 'alert', failure: contradiction };
   }
   // Every head in hand, by size: the last one seen, each announcement followed, the new
@@ -75,6 +84,7 @@ export async function followStep(source: LogSource, verifier: Ed25519NoteVerifie
   const heads: HeldHead[] = [
     ...(last ? [{ size: last.size, rootHash: last.rootHash, what: `the one of size ${last.size} seen before` }] : []),
     ...rotations.map((rotation) => ({ size: rotation.announcement.size, rootHash: rotation.announcement.rootHash, what: `the announcement of key ${describeKey(rotation.verifier)} at size ${rotation.announcement.size}` })),
+    ...pending,
     { size: checkpoint.size, rootHash: checkpoint.rootHash, what: `the checkpoint of size ${checkpoint.size}` },
   ].sort((a, b) => a.size - b.size);
   for (let at = 1; at < heads.length; at += 1) {
@@ -103,7 +113,7 @@ async function checkExtends(source: LogSource, older: HeldHead, newer: HeldHead)
     if (error.status !== undefined && contradictingStatuses.has(error.status)) {
       return { kind: 'alert', failure: { kind: 'consistency', message: `unproven: the log signed a checkpoint of size ${newer.size} but gave no proof that it extends ${older.what} (${error.message})` } };
     }
-    return { kind: 'unreachable', message: error.message, unsettled: { kind: 'consistency', what: `a signed checkpoint of size ${newer.size} without a proof that it extends ${older.what}` } };
+    return { kind: 'unreachable', message: error.message, unsettled: { kind: 'consistency', what: `a signed checkpoint of size ${newer.size} without a proof that it extends ${older.what}`, head: { ...newer, what: `the checkpoint of size ${newer.size} served earlier` } } };
   }
   return verifyConsistency(older.size, newer.size, proof, older.rootHash, newer.rootHash) ? undefined : inconsistent('the consistency proof does not verify');
 }

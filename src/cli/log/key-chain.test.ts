@@ -84,6 +84,16 @@ describe('following a key rotation', () => {
     Object.assign(log, { note: small.note, signed: small.signed });
     const report = await verifyLog(log, { verifier: trusted, checkEntries: false });
     expect(report.failures.map((failure) => failure.kind)).toContain('truncation');
+    expect(await followStep(log, trusted, undefined)).toMatchObject({ kind: 'alert', failure: { kind: 'truncation' } });
+  });
+
+  it('a key list answered as something else (a 200 that is no list) fails the signature, not only the fetch', async () => {
+    const log = rotatedLog();
+    log.keys = async () => {
+      throw new LogFetchError('memory/keys', 200, 'memory/keys: the answer is not a list of log keys');
+    };
+    const report = await verifyLog(log, { verifier: trusted, checkEntries: false });
+    expect(report.failures).toEqual([{ kind: 'signature', message: expect.stringMatching(/the log's key list is not one/) }]);
   });
 
   it('a key list that cannot be fetched: the checkpoint is not verified, and a follower is told it could not reach the log', async () => {

@@ -52,8 +52,11 @@ export async function followKeyChain(source: LogSource, trusted: Ed25519NoteVeri
   try {
     keys = await source.keys();
   } catch (error) {
-    if (error instanceof LogFetchError) return { failure: { kind: 'fetch', message: `couldn't fetch the log's keys: ${error.message}` } };
-    throw error;
+    if (!(error instanceof LogFetchError)) throw error;
+    // A 200 that is no key list, or a refused request, is the log's own answer; the rest (the
+    // network, 5xx, a 404 from a server without the route) leaves the question open.
+    if (error.status === 200 || error.status === 400) return signatureFailure(`the log's key list is not one: ${error.message}`);
+    return { failure: { kind: 'fetch', message: `couldn't fetch the log's keys: ${error.message}` } };
   }
   const parsed: Ed25519NoteVerifier[] = [];
   for (const key of keys) {
@@ -93,13 +96,26 @@ export async function followKeyChain(source: LogSource, trusted: Ed25519NoteVeri
 
 /**
  * The served checkpoint, opened with the key given or, when that key no longer signs it,
- * with the newest key the announcements lead to from it.
+ * with the newest key the announcements lead to from it. Either way the key list is read:
+ * a checkpoint signed by a key the log retired, at a size past the announcement of its
+ * successor, is refused (whoever still holds a retired key, perhaps because it leaked, must
+ * not be believed), and so is one smaller than the last announcement followed.
  */
 export async function openFollowingRotation(source: LogSource, note: string, verifier: Ed25519NoteVerifier): Promise<OpenedServed | { failure: VerifyFailure }> {
   const direct = openServedCheckpoint(note, verifier);
-  if (!('failure' in direct)) return { checkpoint: direct.checkpoint, verifier, rotations: [] };
-  // Not signed by the key held: perhaps the log moved to a key it announced.
   const chain = await followKeyChain(source, verifier);
+  if (!('failure' in direct)) {
+    if ('failure' in chain) {
+      if (chain.failure.kind === 'fetch') return { failure: { kind: 'fetch', message: `the checkpoint is signed by ${describeKey(verifier)}, but whether the log retired that key is unknown: ${chain.failure.message}` } };
+      return chain;
+    }
+    const successor = chain.rotations[0];
+    if (successor !== undefined && direct.checkpoint.size > successor.announcement.size) {
+      return signatureFailure(`the checkpoint of size ${direct.checkpoint.size} is signed by ${describeKey(verifier)}, which the log retired at size ${successor.announcement.size} (announcing ${describeKey(successor.verifier)}): a retired key signs nothing after its successor's announcement`);
+    }
+    return { checkpoint: direct.checkpoint, verifier, rotations: [] };
+  }
+  // Not signed by the key held: perhaps the log moved to a key it announced.
   if ('failure' in chain) {
     // A key list that did not come leaves the signature unknown, not bad: said as a fetch.
     const kind = chain.failure.kind === 'fetch' ? 'fetch' : 'signature';
@@ -109,5 +125,8 @@ export async function openFollowingRotation(source: LogSource, note: string, ver
   if (newest === undefined) return direct;
   const opened = openServedCheckpoint(note, newest.verifier);
   if ('failure' in opened) return signatureFailure(`${direct.failure.message}; nor with the log's newest key ${describeKey(newest.verifier)}, announced at size ${newest.announcement.size}`);
+  if (opened.checkpoint.size < newest.announcement.size) {
+    return { failure: { kind: 'truncation', message: `truncation: the checkpoint of size ${opened.checkpoint.size} by ${describeKey(newest.verifier)} is smaller than that key's announcement at size ${newest.announcement.size}; a log never shrinks` } };
+  }
   return { checkpoint: opened.checkpoint, verifier: newest.verifier, rotations: chain.rotations };
 }

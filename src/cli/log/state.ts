@@ -7,7 +7,7 @@
  */
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { formatVerifierKey, openCheckpoint, type Checkpoint, type Ed25519NoteVerifier, type NoteVerifier } from '../../tlog/index.ts';
+import { formatVerifierKey, openCheckpoint, parseVerifierKey, type Checkpoint, type Ed25519NoteVerifier, type NoteVerifier } from '../../tlog/index.ts';
 import { Failure } from '../output.ts';
 
 /** A checkpoint as remembered: the tree head and the signed note it came in. */
@@ -40,6 +40,16 @@ const stateBytesMax = 1024 * 1024;
 
 export function savedFrom(checkpoint: Checkpoint, note: string, signedBy?: Ed25519NoteVerifier): SavedCheckpoint {
   return { origin: checkpoint.origin, size: checkpoint.size, rootHash: checkpoint.rootHash, note, ...(signedBy ? { verifierKey: formatVerifierKey(signedBy.name, signedBy.publicKey) } : {}) };
+}
+
+/** The key the state records as the saved checkpoint's signer; undefined when it records none (or one that does not parse). */
+export function recordedKey(saved: SavedCheckpoint | undefined): Ed25519NoteVerifier | undefined {
+  if (saved?.verifierKey === undefined) return undefined;
+  try {
+    return parseVerifierKey(saved.verifierKey);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The saved checkpoint, or undefined when the file does not exist yet (first run). */

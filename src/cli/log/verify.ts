@@ -16,7 +16,7 @@ import {
 } from '../../tlog/index.ts';
 import { LogFetchError, type LogSource } from './client.ts';
 import { describeKey, openFollowingRotation, type Rotation } from './key-chain.ts';
-import { savedNoteIsSigned, type SavedCheckpoint } from './state.ts';
+import { recordedKey, savedNoteIsSigned, type SavedCheckpoint } from './state.ts';
 import { TileSet, auditTiles, failuresReportedMax, findLeaf, tilesOfTree, type VerifyFailure } from './tiles.ts';
 
 /**
@@ -98,10 +98,10 @@ export function checkGrowth(saved: SavedCheckpoint, checkpoint: Checkpoint, tile
   return failures;
 }
 
-function checkAnnouncement(rotation: Rotation, checkpoint: Checkpoint, tiles: TileSet): VerifyFailure[] {
+function checkAnnouncement(rotation: Rotation, tiles: TileSet): VerifyFailure[] {
+  // Within the tree: openFollowingRotation refuses a checkpoint smaller than an announcement.
   const { size, rootHash } = rotation.announcement;
   const what = `the announcement of key ${describeKey(rotation.verifier)} at size ${size}`;
-  if (size > checkpoint.size) return [{ kind: 'truncation', message: `truncation: ${what} is beyond the checkpoint's size ${checkpoint.size}; a log never shrinks` }];
   const root = rootFromNodes(size, tiles.getNode);
   if (root.equals(rootHash)) return [];
   return [{ kind: 'fork', message: `fork: the log's tiles give root ${root.toString('hex')} at size ${size}, but ${what} signs ${rootHash.toString('hex')}` }];
@@ -227,15 +227,15 @@ export async function verifyLog(source: LogSource, options: VerifyOptions): Prom
   const checkpoint = (report.checkpoint = opened.checkpoint);
   report.rotations = opened.rotations;
   report.verifier = opened.verifier;
-  if (checkpoint.size > verifiableSizeMax) {
-    report.failures.push({ kind: 'limit', message: `the checkpoint signs size ${checkpoint.size}, more than this verifier holds in memory (${verifiableSizeMax} leaves, 32 bytes each)` });
-    return report;
-  }
   const saved = options.saved;
   if (saved) {
     report.comparedWithSaved = true;
-    const contradiction = compareWithSaved(saved, checkpoint, options.verifier);
+    const contradiction = compareWithSaved(saved, checkpoint, recordedKey(saved) ?? options.verifier);
     if (contradiction) report.failures.push(contradiction);
+  }
+  if (checkpoint.size > verifiableSizeMax) {
+    report.failures.push({ kind: 'limit', message: `the checkpoint signs size ${checkpoint.size}, more than this verifier holds in memory (${verifiableSizeMax} leaves, 32 bytes each)` });
+    return report;
   }
   const fetched = await fetchTiles(source, checkpoint.size, progress);
   if ('failure' in fetched) {
@@ -247,7 +247,7 @@ export async function verifyLog(source: LogSource, options: VerifyOptions): Prom
   report.failures.push(...tileFailures);
   // Each announcement followed is a checkpoint of this log too: the tiles the signed root
   // vouches for must give its root at its size.
-  if (tileFailures.length === 0) report.failures.push(...opened.rotations.flatMap((rotation) => checkAnnouncement(rotation, checkpoint, fetched.tiles)));
+  if (tileFailures.length === 0) report.failures.push(...opened.rotations.flatMap((rotation) => checkAnnouncement(rotation, fetched.tiles)));
   let growthFailures: VerifyFailure[] = [];
   if (saved && saved.size < checkpoint.size) {
     let proof: Buffer[] | undefined;
