@@ -125,3 +125,50 @@ describe('the checkpoint signer while what it needs is locked for good', () => {
     });
   });
 });
+
+describe('the checkpoint signer at a clean shutdown', () => {
+  it('signs the head once more, so the last events are covered before the process goes', async () => {
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    let booked;
+    try {
+      booked = expectOk(await ledger.submit('shipment.book', {
+        exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+      }, world.actors.exporter));
+    } finally {
+      await ledger.close(); // no tick came due in the hour-long interval: only the last signing
+    }
+    const newest = (await database.pool.query<{ size: number }>('SELECT max(size) AS size FROM tlog_checkpoints')).rows[0]!.size;
+    expect(Number(newest)).toBe(Number(booked.seq) + 1);
+  });
+});
+
+describe('the checkpoint signer\'s turn', () => {
+  it('is not skipped for its own recent checkpoint, only for another process\'s', async () => {
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const ours = new Checkpointer({ pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 3_600_000 });
+    const theirs = new Checkpointer({ pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 3_600_000 });
+    // Turns run by hand; start() only sets the period (an hour: no timer turn comes due).
+    const turn = (signer: Checkpointer) => (signer as unknown as { tick(): Promise<void> }).tick();
+    const book = () => ledger.submit('shipment.book', {
+      exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+    }, world.actors.exporter);
+    ours.start();
+    theirs.start();
+    try {
+      expectOk(await book());
+      await ours.checkpointNow();
+      expectOk(await book());
+      // Our checkpoint is seconds old, far younger than most of an hour: still ours, so we sign.
+      await turn(ours);
+      expect(ours.stats.signed).toBe(2);
+      expectOk(await book());
+      // For the other signer it is another process's fresh checkpoint: it leaves the head to us.
+      await turn(theirs);
+      expect(theirs.stats.signed).toBe(0);
+    } finally {
+      await ours.stop();
+      await theirs.stop();
+      await ledger.close();
+    }
+  });
+});

@@ -2,7 +2,7 @@
  * Signs checkpoints (C2SP tlog-checkpoint as a C2SP signed note, Ed25519): at most a second
  * behind the newest event, about once a second while events arrive, and none while none do.
  * Several server processes may run one each; the table keeps the first checkpoint of each
- * size, and a process skips signing when another signed within most of its tick.
+ * size, and a process skips signing when another process signed within most of its tick.
  *
  * A retired key never signs again: each signing re-reads the log's current key under the
  * log signing lock (the lock a rotation takes too), and a signer whose key was replaced,
@@ -10,7 +10,7 @@
  */
 import { limits } from '../core/limits.ts';
 import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
-import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, newestCheckpointAgeMs, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
+import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, readHead, signingState, type CheckpointRow } from '../store/tlog-tables.ts';
 import { LogKeyError } from './log-keys.ts';
 import type { Pool } from '../store/pool.ts';
 
@@ -49,6 +49,11 @@ export class Checkpointer {
   readonly stats = { signed: 0, lastSize: 0, lastSignedAtMs: 0, skippedTicks: 0 };
   /** Set once this signer found its key replaced: it never signs again. */
   private retiredBy: string | undefined;
+  /** A timer turn found the tick before it still running: the next starts as that one ends. */
+  private tickOwed = false;
+  /** The size this process signed last: its own checkpoint never makes it skip a tick. */
+  private ownSize: number | undefined;
+  private period = 0;
 
   constructor(private readonly options: CheckpointerOptions) {}
 
@@ -57,43 +62,66 @@ export class Checkpointer {
   }
 
   start(): void {
-    const period = tickPeriodMs(this.options.intervalMs ?? checkpointIntervalMs);
-    this.timer = setInterval(() => {
-      // One tick at a time. While the database is slow or unreachable (connecting waits up to
-      // its timeout) or another process holds the signing lock, a tick outlasts the period;
-      // starting one every period anyway piled them up, each holding or waiting for one of
-      // the pool's connections, until the sequencer could get none and stop() waited only
-      // for the newest. The tick in flight signs the head it finds under the lock, and the
-      // first tick after it whatever came since, so skipping loses nothing.
-      if (this.signing) {
-        this.stats.skippedTicks += 1;
-        return;
-      }
-      this.signing = this.tick(period)
-        .catch((error: unknown) => this.options.onError?.(error, "couldn't sign a checkpoint"))
-        .finally(() => {
-          this.signing = undefined;
-        });
-    }, period);
+    this.period = tickPeriodMs(this.options.intervalMs ?? checkpointIntervalMs);
+    this.timer = setInterval(() => this.startTick(), this.period);
     this.timer.unref();
   }
 
   /**
-   * The timer's turn: sign unless any process signed within most of a tick (by the
-   * database's clock, which all processes share). Each signer ticks every period, so the
-   * newest event is covered within the interval while one of them runs.
+   * One tick at a time. While the database is slow or unreachable (connecting waits up to
+   * its timeout) or another process holds the signing lock, a tick outlasts the period;
+   * starting one every period anyway piled them up, each holding or waiting for one of the
+   * pool's connections, until the sequencer could get none and stop() waited only for the
+   * newest. So a turn that finds a tick running is owed, and runs as soon as that tick ends:
+   * waiting for the next turn instead put up to two periods between signings.
    */
-  private async tick(periodMs: number): Promise<void> {
+  private startTick(): void {
+    if (this.signing) {
+      this.stats.skippedTicks += 1;
+      this.tickOwed = true;
+      return;
+    }
+    this.signing = this.tick()
+      .catch((error: unknown) => this.options.onError?.(error, "couldn't sign a checkpoint"))
+      .finally(() => {
+        this.signing = undefined;
+        if (this.tickOwed && this.timer !== undefined && this.retiredBy === undefined) {
+          this.tickOwed = false;
+          this.startTick();
+        }
+      });
+  }
+
+  /**
+   * The timer's turn: sign unless the head is covered, or another process signed within most
+   * of a tick (by the database's clock, which all processes share: it ticks too, so the
+   * newest event is covered within the interval while one of them runs). Our own checkpoint
+   * never makes us skip: one stored late (a slow connection) would otherwise skip the next
+   * turn as well, and put two periods between signings.
+   */
+  private async tick(): Promise<void> {
     // Bounded like the signing: a table lock held elsewhere would keep it waiting, and every
     // later tick skipped.
-    const ageMs = await newestCheckpointAgeMs(this.options.pool, this.signingWaitMs);
-    if (ageMs !== undefined && ageMs < periodMs * recentSigningShare) return;
+    const state = await signingState(this.options.pool, this.signingWaitMs);
+    const newest = state.newest;
+    if (newest !== undefined && newest.size >= state.headSize) return;
+    if (newest !== undefined && newest.size !== this.ownSize && newest.ageMs < this.period * recentSigningShare) return;
     await this.checkpointNow();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops ticking. With `finalSigning`, signs the head once more after the tick in flight
+   * (a clean shutdown: the last events are not left uncovered until another process ticks);
+   * a failure there is reported, not thrown.
+   */
+  async stop(options: { finalSigning?: boolean } = {}): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.tickOwed = false;
     await this.signing;
+    if (options.finalSigning && this.retiredBy === undefined) {
+      await this.checkpointNow().catch((error: unknown) => this.options.onError?.(error, "couldn't sign the last checkpoint before stopping"));
+    }
   }
 
   /**
@@ -120,6 +148,7 @@ export class Checkpointer {
       throw this.retiredError(signed.replacedBy);
     }
     if (signed.kind === 'covered') return signed.latest;
+    this.ownSize = signed.size;
     this.stats.signed += 1;
     this.stats.lastSize = signed.size;
     this.stats.lastSignedAtMs = Date.now();

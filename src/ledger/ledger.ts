@@ -118,7 +118,8 @@ export class Ledger {
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.sequencer.close();
-    await this.checkpointer?.stop();
+    // Signed once more: the last events committed are covered now, not when a process next ticks.
+    await this.checkpointer?.stop({ finalSigning: true });
   }
 }
 

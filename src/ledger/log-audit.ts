@@ -155,10 +155,14 @@ class WorkerHasher implements Hasher {
   }
 
   async add(chunk: Chunk): Promise<boolean> {
-    this.acks.push(this.send({ type: 'chunk', tiles: chunk.rows, bytes: chunk.bytes, count: chunk.count }, [chunk.bytes.buffer as ArrayBuffer]).then((reply) => {
+    const ack = this.send({ type: 'chunk', tiles: chunk.rows, bytes: chunk.bytes, count: chunk.count }, [chunk.bytes.buffer as ArrayBuffer]).then((reply) => {
       if (reply.type === 'ack') attachInner(chunk.rows, reply.inner);
       return reply;
-    }));
+    });
+    // Awaited later, in order; a worker that dies meanwhile rejects it before then, which
+    // without a handler now would end the process as an unhandled rejection.
+    ack.catch(() => {});
+    this.acks.push(ack);
     if (this.acks.length < WorkerHasher.inFlightMax) return false;
     const reply = await this.acks.shift()!;
     return reply.type === 'ack' && reply.failed;

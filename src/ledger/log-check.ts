@@ -15,7 +15,9 @@
  * - the head's root is the root of the tiles.
  * Each failure says which of these broke (LogCheckError.check) and where.
  */
-import { formatKeyId, openCheckpoint, parseVerifierKey, tileHeight, tilePath, tileWidth, type Checkpoint, type Ed25519NoteVerifier, type OpenedCheckpoint } from '../tlog/index.ts';
+import {
+  formatKeyId, openCheckpoint, parseVerifierKey, rootFromNodes, rootNodes, tileHeight, tilePath, tileWidth, type Checkpoint, type Ed25519NoteVerifier, type OpenedCheckpoint,
+} from '../tlog/index.ts';
 import { auditStoredLog } from './log-audit.ts';
 import { keyRotationExtension } from './log-keys.ts';
 import { inTransaction, isPool, type Pool, type PoolClient } from '../store/pool.ts';
@@ -64,10 +66,12 @@ async function checkSnapshot(db: PoolClient, log: TransparencyLog, trustedKeys: 
   if (audit.failure) {
     throw new LogCheckError(audit.failure.kind === 'checkpoint' ? 'checkpoint-consistency' : audit.failure.kind, audit.failure.message);
   }
-  // The audit proved the tiles; the head must name their root.
-  const root = await log.rootAt(head.size);
-  if (!root.equals(head.root)) throw new LogCheckError('root', `tiles give root ${root.toString('hex')} at size ${head.size}, the head records ${head.root.toString('hex')}`);
+  // The audit proved the tiles; the head must name their root. The tiles proven are taken
+  // first, and anything else read comes through the same snapshot: a read through the pool
+  // could meet a tile that grew since, and its copy would replace the proven one.
   log.tiles.adopt(audit.verifiedTiles);
+  const root = rootFromNodes(head.size, await log.tiles.nodeGetter(rootNodes(head.size), db));
+  if (!root.equals(head.root)) throw new LogCheckError('root', `tiles give root ${root.toString('hex')} at size ${head.size}, the head records ${head.root.toString('hex')}`);
   return { size: head.size, checkpoints: checkpoints.length };
 }
 

@@ -58,9 +58,16 @@ const logSigningLockKey = 7_201_964_016;
  */
 export function inLogSigningTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, waitMs?: number): Promise<T> {
   return inTransaction(pool, 'BEGIN', async (client) => {
+    // A checkpoint is published once it commits: it must not be seen before it is on disk,
+    // whatever the server's synchronous_commit (a crash would lose it after a witness saw it).
+    await client.query('SET LOCAL synchronous_commit = on');
     // Bounded for a caller that must not wait indefinitely (the checkpointer: a tick that
-    // never ended would stop all signing): for the lock, and for each statement.
-    if (waitMs !== undefined) await client.query(waitBoundsSql(waitMs, 'locks and statements'));
+    // never ended would stop all signing): for the lock, for each statement, and for the time
+    // the holder sits idle in it (a process stopped or cut off while it holds the lock would
+    // otherwise keep every other signer out until TCP gives up on it, hours later).
+    if (waitMs !== undefined) {
+      await client.query(`${waitBoundsSql(waitMs, 'locks and statements')}; SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.trunc(waitMs))}`);
+    }
     await client.query('SELECT pg_advisory_xact_lock($1)', [logSigningLockKey]);
     return work(client);
   });
@@ -107,11 +114,19 @@ export interface PackedEntries {
  * max(created_at) scanned the whole table, which grows by about a row a second. Waits at
  * most `waitMs` for a lock and the statement, in one round trip.
  */
-export async function newestCheckpointAgeMs(pool: Pool, waitMs: number): Promise<number | undefined> {
+/** The newest checkpoint's size and age (by the database's clock), and the committed head's size. */
+export interface SigningState {
+  headSize: number;
+  newest: { size: number; ageMs: number } | undefined;
+}
+
+export async function signingState(pool: Pool, waitMs: number): Promise<SigningState> {
   const results = (await pool.query(`BEGIN READ ONLY; ${waitBoundsSql(waitMs, 'locks and statements')};
-    SELECT (extract(epoch FROM clock_timestamp() - created_at) * 1000)::float8 AS age_ms FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1;
-    COMMIT`)) as unknown as Array<{ rows: Array<{ age_ms: number | null }> }>;
-  return results.at(-2)?.rows[0]?.age_ms ?? undefined;
+    SELECT (SELECT size FROM log_head WHERE id = 1) AS head_size, c.size, (extract(epoch FROM clock_timestamp() - c.created_at) * 1000)::float8 AS age_ms
+    FROM (SELECT 1) one LEFT JOIN (SELECT size, created_at FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1) c ON true;
+    COMMIT`)) as unknown as Array<{ rows: Array<{ head_size: number; size: number | null; age_ms: number | null }> }>;
+  const row = results.at(-2)!.rows[0]!;
+  return { headSize: Number(row.head_size), newest: row.size === null ? undefined : { size: Number(row.size), ageMs: row.age_ms! } };
 }
 
 /**
