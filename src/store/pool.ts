@@ -17,7 +17,29 @@ pg.types.setTypeParser(20, (text: string) => {
 pg.types.setTypeParser(1082, (text: string) => text);
 // timestamptz becomes an ISO 8601 string in UTC: rows stay plain JSON all the way to
 // the events and the API, with one spelling of time.
-pg.types.setTypeParser(1184, (text: string) => new Date(text).toISOString());
+pg.types.setTypeParser(1184, parseTimestamptz);
+
+/** PostgreSQL's ISO output of a timestamptz: date, time, fraction, the session's offset (hours, maybe minutes and seconds), maybe BC. */
+const timestamptzText = /^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?( BC)?$/;
+
+/**
+ * A timestamptz as PostgreSQL writes it (DateStyle ISO), to ISO 8601 in UTC, read field by
+ * field. new Date(text) read '0050-01-01 00:00:00+00' as 1950 (years below 100 are taken as
+ * 19xx), and an offset with seconds, as a non-UTC session writes for dates before time
+ * zones (+08:05:43), as no date at all. Milliseconds are kept, as the API writes them.
+ */
+export function parseTimestamptz(text: string): string {
+  const parts = timestamptzText.exec(text);
+  if (parts === null) throw new Error(`assertion failed: a timestamptz PostgreSQL wrote as ${JSON.stringify(text)}, not in the ISO style this pool sets`);
+  const [, year, month, day, hour, minute, second, fraction = '', sign, offsetHours, offsetMinutes = '0', offsetSeconds = '0', beforeChrist] = parts;
+  const at = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, takes years below 100 as they are; 1 BC is the year 0
+  // (a session west of UTC writes 0001-01-01T00:00Z so).
+  at.setUTCFullYear(beforeChrist ? 1 - Number(year) : Number(year), Number(month) - 1, Number(day));
+  at.setUTCHours(Number(hour), Number(minute), Number(second), Number(fraction.padEnd(3, '0').slice(0, 3)));
+  const offsetMs = (Number(offsetHours) * 3600 + Number(offsetMinutes) * 60 + Number(offsetSeconds)) * 1000;
+  return new Date(at.getTime() - (sign === '+' ? offsetMs : -offsetMs)).toISOString();
+}
 
 export interface PoolOptions {
   url: string;
@@ -31,6 +53,9 @@ export function createPool(options: PoolOptions): pg.Pool {
     connectionString: options.url,
     max: options.connectionsMax,
     application_name: options.applicationName,
+    // Times in the one style parseTimestamptz reads, in UTC, whatever the server's defaults
+    // (an options parameter in the URL replaces this; the parser reads any offset anyway).
+    options: '-c TimeZone=UTC -c DateStyle=ISO,YMD',
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 10_000,
     // TCP keepalive: a connection whose peer vanished (a failover, a cut network) fails
