@@ -216,6 +216,14 @@ describe('log monitor on a log that withholds its consistency proofs', () => {
   });
 });
 
+/** A new log key and the log at 256 entries under it, announced there by the old key and the new. */
+function rotationAt256() {
+  const newKey = generateSignerKey('log.commands.test');
+  const at256 = memoryLog(entries.slice(0, 256), newKey.signerKey);
+  const text = formatCheckpoint({ origin: at256.signed.origin, size: 256, rootHash: at256.signed.rootHash, extensions: [`${keyRotationExtension} ${newKey.verifierKey}`] });
+  return { newKey, at256, announcement: signNote(text, [parseSignerKey(logKey.signerKey), parseSignerKey(newKey.signerKey)]) };
+}
+
 describe('log monitor on a log that alternates an unsettled round with an old checkpoint', () => {
   it('counts the unsettled rounds since its state last moved, not in a row', async () => {
     const earlier = memoryLog(entries.slice(0, 256), logKey.signerKey);
@@ -236,11 +244,8 @@ describe('log monitor on a log that alternates an unsettled round with an old ch
 
 describe('a log key the log retired', () => {
   it('is not believed again once a run followed the rotation, even when the command still gives it', async () => {
-    const newKey = generateSignerKey('log.commands.test');
     // The log rotated to newKey at 256; the state was saved there, under the new key.
-    const at256 = memoryLog(entries.slice(0, 256), newKey.signerKey);
-    const text = formatCheckpoint({ origin: at256.signed.origin, size: 256, rootHash: at256.signed.rootHash, extensions: [`${keyRotationExtension} ${newKey.verifierKey}`] });
-    const announcement = signNote(text, [parseSignerKey(logKey.signerKey), parseSignerKey(newKey.signerKey)]);
+    const { newKey, at256, announcement } = rotationAt256();
     await writeState(file('retired.state'), savedFrom(at256.signed, at256.note, parseVerifierKey(newKey.verifierKey)));
     // Whoever still holds the old key signs a bigger checkpoint with it (here a consistent one).
     const forged = log();
@@ -254,10 +259,7 @@ describe('a log key the log retired', () => {
 
 describe('a log key the log retired, in a state saved before the rotation', () => {
   it('is refused when it signs past its successor\'s announcement (whoever holds it leaked it)', async () => {
-    const newKey = generateSignerKey('log.commands.test');
-    const at256 = memoryLog(entries.slice(0, 256), newKey.signerKey);
-    const text = formatCheckpoint({ origin: at256.signed.origin, size: 256, rootHash: at256.signed.rootHash, extensions: [`${keyRotationExtension} ${newKey.verifierKey}`] });
-    const announcement = signNote(text, [parseSignerKey(logKey.signerKey), parseSignerKey(newKey.signerKey)]);
+    const { newKey, announcement } = rotationAt256();
     const at200 = memoryLog(entries.slice(0, 200), logKey.signerKey);
     await writeState(file('before-rotation.state'), savedFrom(at200.signed, at200.note, parseVerifierKey(logKey.verifierKey)));
     // Size 300 signed by the old key: consistent, but the old key was retired at 256.
@@ -272,8 +274,7 @@ describe('a log key the log retired, in a state saved before the rotation', () =
   });
 
   it('a key list that drops the key a state recorded is the log\'s fault (exit 1), not the command\'s', async () => {
-    const newKey = generateSignerKey('log.commands.test');
-    const at256 = memoryLog(entries.slice(0, 256), newKey.signerKey);
+    const { newKey, at256 } = rotationAt256();
     await writeState(file('dropped.state'), savedFrom(at256.signed, at256.note, parseVerifierKey(newKey.verifierKey)));
     const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('dropped.state'), maxRounds: '1' }, deps(serving(log()).fetch)));
     expect({ exitCode: failure.exitCode, message: failure.message }).toEqual({ exitCode: 1, message: expect.stringMatching(/^\[signature\] the log's key list does not follow the key recorded in .*dropped\.state/) });
