@@ -49,6 +49,12 @@ export const limits = {
    * that never ended would stop the log's checkpoints for good.
    */
   checkpointSigningWaitMsMax: 10_000,
+  /**
+   * How long the last signing at a clean shutdown may take (its lock and statement bounds
+   * too). A database that is not answering must not hold the stop up by another full
+   * signing wait after the sequencer's own.
+   */
+  finalSigningWaitMsMax: 2_000,
   /** How long the sequencer waits for a batch to fill to the size of the last one. */
   batchFillWaitMs: 5,
   /** Logs of at least this many entries are audited with the hashing in a worker thread (ledger/log-audit.ts). */

@@ -6,6 +6,7 @@
  * leave nothing of it running.
  */
 import { describe, expect, it } from 'vitest';
+import { limits } from '../core/limits.ts';
 import { worldPerFile, expectOk, type World } from '../../test/world.ts';
 import type { TestDatabase } from '../../test/database.ts';
 import { createPool } from '../store/pool.ts';
@@ -139,6 +140,23 @@ describe('the checkpoint signer at a clean shutdown', () => {
     }
     const newest = (await database.pool.query<{ size: number }>('SELECT max(size) AS size FROM tlog_checkpoints')).rows[0]!.size;
     expect(Number(newest)).toBe(Number(booked.seq) + 1);
+  });
+});
+
+describe('the checkpoint signer at a shutdown while the signing lock is held elsewhere', () => {
+  it(`gives the last signing at most ${limits.finalSigningWaitMsMax} ms, not a full signing wait, and says so`, async () => {
+    const errors: string[] = [];
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000, onError: (_error, context) => errors.push(context) });
+    const release = await holdSigningLock();
+    const started = Date.now();
+    try {
+      await ledger.close();
+    } finally {
+      await release();
+    }
+    // The full signing wait (limits.checkpointSigningWaitMsMax) is five times as long.
+    expect(Date.now() - started).toBeLessThan(limits.checkpointSigningWaitMsMax / 2);
+    expect(errors).toEqual(["couldn't sign the last checkpoint before stopping"]);
   });
 });
 

@@ -53,6 +53,8 @@ export class Checkpointer {
   private tickOwed = false;
   /** The size this process signed last: its own checkpoint never makes it skip a tick. */
   private ownSize: number | undefined;
+  /** Whether the last tick failed (the database slow or away): no last signing is tried then. */
+  private lastTickFailed = false;
   private period = 0;
 
   constructor(private readonly options: CheckpointerOptions) {}
@@ -82,7 +84,12 @@ export class Checkpointer {
       return;
     }
     this.signing = this.tick()
-      .catch((error: unknown) => this.options.onError?.(error, "couldn't sign a checkpoint"))
+      .then(() => {
+        this.lastTickFailed = false;
+      }, (error: unknown) => {
+        this.lastTickFailed = true;
+        this.options.onError?.(error, "couldn't sign a checkpoint");
+      })
       .finally(() => {
         this.signing = undefined;
         if (this.tickOwed && this.timer !== undefined && this.retiredBy === undefined) {
@@ -111,24 +118,33 @@ export class Checkpointer {
 
   /**
    * Stops ticking. With `finalSigning`, signs the head once more after the tick in flight
-   * (a clean shutdown: the last events are not left uncovered until another process ticks);
-   * a failure there is reported, not thrown.
+   * (a clean shutdown: the last events are not left uncovered until another process ticks),
+   * within limits.finalSigningWaitMsMax, and not at all when the last tick failed; a
+   * failure there is reported, not thrown.
    */
   async stop(options: { finalSigning?: boolean } = {}): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.tickOwed = false;
     await this.signing;
-    if (options.finalSigning && this.retiredBy === undefined) {
-      await this.checkpointNow().catch((error: unknown) => this.options.onError?.(error, "couldn't sign the last checkpoint before stopping"));
-    }
+    if (!options.finalSigning || this.retiredBy !== undefined || this.lastTickFailed) return;
+    const waitMs = Math.min(limits.finalSigningWaitMsMax, this.signingWaitMs);
+    let timer: NodeJS.Timeout | undefined;
+    // The lock and statement bounds hold the signing itself; the deadline also covers
+    // getting a connection, which the pool bounds only by its own (longer) timeout.
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`the last signing took more than ${waitMs} ms; stopped without it`)), waitMs);
+    });
+    await Promise.race([this.checkpointNow(waitMs), deadline])
+      .catch((error: unknown) => this.options.onError?.(error, "couldn't sign the last checkpoint before stopping"))
+      .finally(() => clearTimeout(timer));
   }
 
   /**
    * Signs the current head now if no checkpoint covers it yet; returns the newest checkpoint.
    * Throws LogKeyError (and stops the timer) when the log's key is no longer this signer's.
    */
-  async checkpointNow(): Promise<CheckpointRow | undefined> {
+  async checkpointNow(waitMs: number = this.signingWaitMs): Promise<CheckpointRow | undefined> {
     const { pool, signer } = this.options;
     if (this.retiredBy !== undefined) throw this.retiredError(this.retiredBy);
     const signed = await inLogSigningTransaction(pool, async (client): Promise<SigningOutcome> => {
@@ -141,7 +157,7 @@ export class Checkpointer {
       const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [] });
       await insertCheckpoint(client, { size: head.size, root: head.root, key_id: formatKeyId(signer.keyId), signed_note: signNote(text, signer) });
       return { kind: 'signed', size: head.size, latest: await latestCheckpoint(client) };
-    }, this.signingWaitMs);
+    }, waitMs);
     if (signed.kind === 'retired') {
       this.retiredBy = signed.replacedBy;
       if (this.timer) clearInterval(this.timer);

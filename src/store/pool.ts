@@ -23,14 +23,15 @@ pg.types.setTypeParser(1184, parseTimestamptz);
 const timestamptzText = /^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?( BC)?$/;
 
 /**
- * A timestamptz as PostgreSQL writes it (DateStyle ISO), to ISO 8601 in UTC, read field by
- * field. new Date(text) read '0050-01-01 00:00:00+00' as 1950 (years below 100 are taken as
+ * A timestamptz as PostgreSQL writes it (DateStyle ISO, its default; the session's time zone
+ * is whatever the server has: no startup parameter sets it, since PgBouncer before 1.20
+ * refuses connections that send one), to ISO 8601 in UTC, read field by field. new Date(text) read '0050-01-01 00:00:00+00' as 1950 (years below 100 are taken as
  * 19xx), and an offset with seconds, as a non-UTC session writes for dates before time
  * zones (+08:05:43), as no date at all. Milliseconds are kept, as the API writes them.
  */
 export function parseTimestamptz(text: string): string {
   const parts = timestamptzText.exec(text);
-  if (parts === null) throw new Error(`assertion failed: a timestamptz PostgreSQL wrote as ${JSON.stringify(text)}, not in the ISO style this pool sets`);
+  if (parts === null) throw new Error(`a timestamptz PostgreSQL wrote as ${JSON.stringify(text)}, not in the ISO style (DateStyle ISO, PostgreSQL's default) that chipledger reads`);
   const [, year, month, day, hour, minute, second, fraction = '', sign, offsetHours, offsetMinutes = '0', offsetSeconds = '0', beforeChrist] = parts;
   const at = new Date(0);
   // setUTCFullYear, unlike Date.UTC, takes years below 100 as they are; 1 BC is the year 0
@@ -53,9 +54,6 @@ export function createPool(options: PoolOptions): pg.Pool {
     connectionString: options.url,
     max: options.connectionsMax,
     application_name: options.applicationName,
-    // Times in the one style parseTimestamptz reads, in UTC, whatever the server's defaults
-    // (an options parameter in the URL replaces this; the parser reads any offset anyway).
-    options: '-c TimeZone=UTC -c DateStyle=ISO,YMD',
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 10_000,
     // TCP keepalive: a connection whose peer vanished (a failover, a cut network) fails

@@ -58,16 +58,16 @@ const logSigningLockKey = 7_201_964_016;
  */
 export function inLogSigningTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, waitMs?: number): Promise<T> {
   return inTransaction(pool, 'BEGIN', async (client) => {
-    // A checkpoint is published once it commits: it must not be seen before it is on disk,
-    // whatever the server's synchronous_commit (a crash would lose it after a witness saw it).
-    await client.query('SET LOCAL synchronous_commit = on');
+    // A checkpoint is published once it commits: it must not be seen before it is on this
+    // server's disk (a crash would lose it after a witness saw it). Raised to 'local' only
+    // where it is off; a stronger setting (a synchronous standby) is the operator's and stays.
+    const settings = ["SELECT set_config('synchronous_commit', 'local', true) WHERE current_setting('synchronous_commit') = 'off'"];
     // Bounded for a caller that must not wait indefinitely (the checkpointer: a tick that
     // never ended would stop all signing): for the lock, for each statement, and for the time
     // the holder sits idle in it (a process stopped or cut off while it holds the lock would
     // otherwise keep every other signer out until TCP gives up on it, hours later).
-    if (waitMs !== undefined) {
-      await client.query(`${waitBoundsSql(waitMs, 'locks and statements')}; SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.trunc(waitMs))}`);
-    }
+    if (waitMs !== undefined) settings.push(waitBoundsSql(waitMs, 'locks and statements'), `SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.trunc(waitMs))}`);
+    await client.query(settings.join('; '));
     await client.query('SELECT pg_advisory_xact_lock($1)', [logSigningLockKey]);
     return work(client);
   });
@@ -107,19 +107,19 @@ export interface PackedEntries {
   count: number;
 }
 
-/**
- * Milliseconds since the newest checkpoint was stored, by the database's clock (which every
- * process shares), or undefined before the first. The newest is the largest (sizes only
- * grow; at one size, a rotation's announcement comes last), found through the primary key:
- * max(created_at) scanned the whole table, which grows by about a row a second. Waits at
- * most `waitMs` for a lock and the statement, in one round trip.
- */
 /** The newest checkpoint's size and age (by the database's clock), and the committed head's size. */
 export interface SigningState {
   headSize: number;
   newest: { size: number; ageMs: number } | undefined;
 }
 
+/**
+ * What a signer's turn needs, in one round trip, waiting at most `waitMs` for a lock and the
+ * statement: the head's size, and the newest checkpoint's size and age by the database's
+ * clock (which every process shares; undefined before the first). The newest is the largest
+ * (sizes only grow; at one size, a rotation's announcement comes last), found through the
+ * primary key: max(created_at) scanned the whole table, which grows by about a row a second.
+ */
 export async function signingState(pool: Pool, waitMs: number): Promise<SigningState> {
   const results = (await pool.query(`BEGIN READ ONLY; ${waitBoundsSql(waitMs, 'locks and statements')};
     SELECT (SELECT size FROM log_head WHERE id = 1) AS head_size, c.size, (extract(epoch FROM clock_timestamp() - c.created_at) * 1000)::float8 AS age_ms
@@ -218,7 +218,7 @@ export interface LogKeyRow {
 
 /** Every log key, in the order they were used. */
 export async function listLogKeys(db: Queryable): Promise<LogKeyRow[]> {
-  return (await db.query<LogKeyRow>('SELECT key_id, verifier_key, first_size, announced_size FROM tlog_keys ORDER BY first_size, created_at')).rows;
+  return (await db.query<LogKeyRow>('SELECT key_id, verifier_key, first_size, announced_size FROM tlog_keys ORDER BY written_order')).rows;
 }
 
 /** The key that signs now: the newest one; undefined before the log first signed. */
