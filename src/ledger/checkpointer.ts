@@ -9,6 +9,7 @@
  * by a rotation in any process, refuses and stops ticking.
  */
 import { limits } from '../core/limits.ts';
+import { withTimeout } from '../core/timeout.ts';
 import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
 import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, readHead, signingState, type CheckpointRow } from '../store/tlog-tables.ts';
 import { LogKeyError } from './log-keys.ts';
@@ -129,15 +130,10 @@ export class Checkpointer {
     await this.signing;
     if (!options.finalSigning || this.retiredBy !== undefined || this.lastTickFailed) return;
     const waitMs = Math.min(limits.finalSigningWaitMsMax, this.signingWaitMs);
-    let timer: NodeJS.Timeout | undefined;
     // The lock and statement bounds hold the signing itself; the deadline also covers
     // getting a connection, which the pool bounds only by its own (longer) timeout.
-    const deadline = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`the last signing took more than ${waitMs} ms; stopped without it`)), waitMs);
-    });
-    await Promise.race([this.checkpointNow(waitMs), deadline])
-      .catch((error: unknown) => this.options.onError?.(error, "couldn't sign the last checkpoint before stopping"))
-      .finally(() => clearTimeout(timer));
+    await withTimeout(this.checkpointNow(waitMs), waitMs, `the last signing took more than ${waitMs} ms; stopped without it`)
+      .catch((error: unknown) => this.options.onError?.(error, "couldn't sign the last checkpoint before stopping"));
   }
 
   /**

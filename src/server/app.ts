@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
+import { withTimeout } from '../core/timeout.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Actor } from '../ledger/permissions.ts';
 import type { Pool } from '../store/pool.ts';
@@ -190,12 +191,4 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
     ]);
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
   });
-}
-
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

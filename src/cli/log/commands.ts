@@ -11,15 +11,15 @@ import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { isDomainError } from '../../core/errors.ts';
 import {
-  cosignCheckpoint, formatVerifierKey, generateCosignerKey, generateSignerKey, leafHash, parseCosignerKey, parseNote, parseTlogProof, parseVerifierKey,
+  cosignCheckpoint, generateCosignerKey, generateSignerKey, leafHash, parseCosignerKey, parseNote, parseTlogProof, parseVerifierKey,
   tileWidth, verifyTlogProof, type Cosigner, type Ed25519NoteVerifier,
 } from '../../tlog/index.ts';
 import { Failure, processOutput, type Output } from '../output.ts';
 import { createProgress } from '../progress.ts';
 import { LogClient, LogFetchError } from './client.ts';
 import { followStep, type HeldHead } from './follow.ts';
-import { describeKey, followKeyChain, openFollowingRotation, type Rotation } from './key-chain.ts';
-import { assertStateOfLog, readState, savedFrom, writeState, type SavedCheckpoint } from './state.ts';
+import { describeKey, followKeyChain, openFollowingRotation, sameKey, type Rotation } from './key-chain.ts';
+import { assertStateOfLog, readState, savedFrom, verifierKeyText, writeState, type SavedCheckpoint } from './state.ts';
 import { verifyLog, type ProgressSink } from './verify.ts';
 
 /** Progress bars appear from this many tiles or entries on (about 8,000 leaves). */
@@ -92,11 +92,6 @@ function clientOf(options: ServerOptions, deps: LogCommandDeps): LogClient {
   const token = options.token ?? (sameOrigin(options.url, deps.envUrl) ? deps.envToken : undefined);
   if (fromEnvironment && token === undefined) deps.output.err(`note: CHIPLEDGER_TOKEN is not sent to ${options.url}: it goes only to the server CHIPLEDGER_URL names; give --token to use a token here`);
   return new LogClient({ baseUrl: options.url, ...(token ? { token } : {}), ...(deps.fetch ? { fetch: deps.fetch } : {}) });
-}
-
-/** A verifier key as text (name+hexid+base64), as state files record it. */
-function keyText(key: Ed25519NoteVerifier): string {
-  return formatVerifierKey(key.name, key.publicKey);
 }
 
 function sameOrigin(url: string, other: string | undefined): boolean {
@@ -207,7 +202,7 @@ async function startingKey(client: LogClient, given: Ed25519NoteVerifier, saved:
   } catch (error) {
     throw new Failure(`the state file ${statePath} records a log key that does not parse (${(error as Error).message}); it is not one of ours`);
   }
-  if (recorded.keyId === given.keyId && recorded.publicKey.equals(given.publicKey)) return given;
+  if (sameKey(recorded, given)) return given;
   for (const [from, to] of [[given, recorded], [recorded, given]] as const) {
     const chain = await followKeyChain(client, from);
     if ('failure' in chain) {
@@ -217,7 +212,7 @@ async function startingKey(client: LogClient, given: Ed25519NoteVerifier, saved:
       if (from === recorded) throw new Failure(`[signature] the log's key list does not follow the key recorded in ${statePath} (${describeKey(recorded)}): ${chain.failure.message}`);
       continue;
     }
-    if (chain.rotations.some((rotation) => rotation.verifier.keyId === to.keyId && rotation.verifier.publicKey.equals(to.publicKey))) return to;
+    if (chain.rotations.some((rotation) => sameKey(rotation.verifier, to))) return to;
   }
   throw usage(`the key given, ${describeKey(given)}, is not the key recorded in ${statePath} (${describeKey(recorded)}), and the log announced neither from the other; give the log's key (or the one this state was first checked with)`);
 }
@@ -348,7 +343,7 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
         alerts += 1;
         deps.output.err(`ALERT [${step.failure.kind}] ${client.description}: ${step.failure.message}`);
         if (!options.keepGoing) throw new Failure(`log monitor stopped on an alert; ${options.state} still holds the last consistent checkpoint (size ${last?.size ?? 0})`);
-      } else if (step.change !== 'same' || step.rotations.length > 0 || last?.verifierKey !== keyText(step.verifier)) {
+      } else if (step.change !== 'same' || step.rotations.length > 0 || last?.verifierKey !== verifierKeyText(step.verifier)) {
         for (const rotation of step.rotations) deps.output.out(`${new Date(deps.now()).toISOString()} key rotation: ${describeKey(rotation.verifier)} announced at size ${rotation.announcement.size}, signed by the key before it; following it`);
         verifier = step.verifier;
         last = savedFrom(step.checkpoint, step.note, step.verifier);

@@ -28,7 +28,7 @@ export interface OpenedServed {
 
 export const describeKey = (key: Ed25519NoteVerifier): string => `${key.name}+${formatKeyId(key.keyId)}`;
 
-const sameKey = (a: Ed25519NoteVerifier, b: Ed25519NoteVerifier): boolean => a.name === b.name && a.keyId === b.keyId && a.publicKey.equals(b.publicKey);
+export const sameKey = (a: Ed25519NoteVerifier, b: Ed25519NoteVerifier): boolean => a.name === b.name && a.keyId === b.keyId && a.publicKey.equals(b.publicKey);
 
 const signatureFailure = (message: string): { failure: VerifyFailure } => ({ failure: { kind: 'signature', message } });
 

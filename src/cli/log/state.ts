@@ -38,8 +38,13 @@ interface StateFile {
 /** Largest state file read: one checkpoint note with cosignatures. */
 const stateBytesMax = 1024 * 1024;
 
+/** A verifier key as text (name+hexid+base64), as state files record it. */
+export function verifierKeyText(key: Ed25519NoteVerifier): string {
+  return formatVerifierKey(key.name, key.publicKey);
+}
+
 export function savedFrom(checkpoint: Checkpoint, note: string, signedBy?: Ed25519NoteVerifier): SavedCheckpoint {
-  return { origin: checkpoint.origin, size: checkpoint.size, rootHash: checkpoint.rootHash, note, ...(signedBy ? { verifierKey: formatVerifierKey(signedBy.name, signedBy.publicKey) } : {}) };
+  return { origin: checkpoint.origin, size: checkpoint.size, rootHash: checkpoint.rootHash, note, ...(signedBy ? { verifierKey: verifierKeyText(signedBy) } : {}) };
 }
 
 /** The key the state records as the saved checkpoint's signer; undefined when it records none (or one that does not parse). */

@@ -83,28 +83,24 @@ export function compareWithSaved(saved: SavedCheckpoint, checkpoint: Checkpoint,
 /** Step 2b, for a larger size: the old root from the data and the server's proof must both agree. */
 export function checkGrowth(saved: SavedCheckpoint, checkpoint: Checkpoint, tiles: TileSet | undefined, proof: Buffer[] | undefined): VerifyFailure[] {
   const failures: VerifyFailure[] = [];
-  if (tiles !== undefined) {
-    const oldRoot = rootFromNodes(saved.size, tiles.getNode);
-    if (!oldRoot.equals(saved.rootHash)) {
-      failures.push({
-        kind: 'fork',
-        message: `fork: the log's tiles give root ${oldRoot.toString('hex')} at size ${saved.size}, but the checkpoint of size ${saved.size} saved earlier signs ${saved.rootHash.toString('hex')}: the log was rewritten after it`,
-      });
-    }
-  }
+  if (tiles !== undefined) failures.push(...forkFromTiles(tiles, saved.size, saved.rootHash, `the checkpoint of size ${saved.size} saved earlier`, ': the log was rewritten after it'));
   if (proof !== undefined && !verifyConsistency(saved.size, checkpoint.size, proof, saved.rootHash, checkpoint.rootHash)) {
     failures.push({ kind: 'consistency', message: `the server's consistency proof from size ${saved.size} to ${checkpoint.size} does not verify against the saved and the new root` });
   }
   return failures;
 }
 
+/** A signed head within the tree held to the tiles: their root at its size must be its root. */
+function forkFromTiles(tiles: TileSet, size: number, rootHash: Buffer, what: string, consequence = ''): VerifyFailure[] {
+  const root = rootFromNodes(size, tiles.getNode);
+  if (root.equals(rootHash)) return [];
+  return [{ kind: 'fork', message: `fork: the log's tiles give root ${root.toString('hex')} at size ${size}, but ${what} signs ${rootHash.toString('hex')}${consequence}` }];
+}
+
 function checkAnnouncement(rotation: Rotation, tiles: TileSet): VerifyFailure[] {
   // Within the tree: openFollowingRotation refuses a checkpoint smaller than an announcement.
   const { size, rootHash } = rotation.announcement;
-  const what = `the announcement of key ${describeKey(rotation.verifier)} at size ${size}`;
-  const root = rootFromNodes(size, tiles.getNode);
-  if (root.equals(rootHash)) return [];
-  return [{ kind: 'fork', message: `fork: the log's tiles give root ${root.toString('hex')} at size ${size}, but ${what} signs ${rootHash.toString('hex')}` }];
+  return forkFromTiles(tiles, size, rootHash, `the announcement of key ${describeKey(rotation.verifier)} at size ${size}`);
 }
 
 /** Runs up to `concurrency` tasks at a time, in order of the list. */
