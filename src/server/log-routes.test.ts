@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, type World } from '../../test/world.ts';
@@ -108,6 +109,15 @@ describe('log HTTP API', () => {
     }
     const all = await leaves();
     expect(entries.map((entry) => leafHash(entry))).toEqual(all.slice(0, 256));
+    // Compressed for a client that asks (tlog-tiles: bundles SHOULD be compressed), the same bytes inside.
+    const compressed = await app.inject({ method: 'GET', url: '/v1/log/tile/entries/000', headers: { authorization: `Bearer ${tokens.auditor}`, 'accept-encoding': 'br, gzip;q=0.5' } });
+    expect(compressed.headers['content-encoding']).toBe('gzip');
+    expect(compressed.headers.vary).toBe('Accept-Encoding');
+    expect(gunzipSync(compressed.rawPayload)).toEqual(bundle.rawPayload);
+    expect(compressed.rawPayload.length).toBeLessThan(bundle.rawPayload.length);
+    const refused = await app.inject({ method: 'GET', url: '/v1/log/tile/entries/000', headers: { authorization: `Bearer ${tokens.auditor}`, 'accept-encoding': 'gzip;q=0, identity' } });
+    expect(refused.headers['content-encoding']).toBeUndefined();
+    expect(refused.rawPayload).toEqual(bundle.rawPayload);
   });
 
   it('answers inclusion and consistency proofs that verify', async () => {

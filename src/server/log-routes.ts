@@ -9,6 +9,8 @@
  */
 import { limits } from '../core/limits.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import { z } from 'zod';
 import { DomainError } from '../core/errors.ts';
 import type { Ledger } from '../ledger/ledger.ts';
@@ -222,8 +224,27 @@ async function sendEntries(request: FastifyRequest, reply: FastifyReply, options
     parts.push(length, entry);
   }
   // Partial bundles too: the entries of a bundle of width W never change.
-  reply.header('cache-control', 'private, max-age=31536000, immutable');
-  return reply.type('application/octet-stream').send(Buffer.concat(parts));
+  reply.header('cache-control', 'private, max-age=31536000, immutable').header('vary', 'Accept-Encoding');
+  const bundle = Buffer.concat(parts);
+  // C2SP tlog-tiles: entry bundles SHOULD be compressed at the HTTP layer. Only for a client
+  // that asks for gzip (fetch and curl --compressed do): a plain client gets the bytes as they are.
+  if (acceptsGzip(request.headers['accept-encoding'])) {
+    reply.header('content-encoding', 'gzip');
+    return reply.type('application/octet-stream').send(await gzipAsync(bundle));
+  }
+  return reply.type('application/octet-stream').send(bundle);
+}
+
+const gzipAsync = promisify(gzip);
+
+/** Whether Accept-Encoding lists gzip (or *) without q=0. */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  return header.split(',').some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    if (coding !== 'gzip' && coding !== 'x-gzip' && coding !== '*') return false;
+    return !params.some((param) => /^\s*q\s*=\s*0(\.0{0,3})?\s*$/.test(param));
+  });
 }
 
 /**

@@ -16,3 +16,12 @@ export function decodeBase64Strict(text: string): Buffer | undefined {
 export function encodeBase64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
+
+/**
+ * Decodes padded standard base64 as Go's base64.StdEncoding does, padding bits ignored: for
+ * signature lines of signed notes, where a verifier must accept what Go's note.Open accepts
+ * (the signature bytes, not the line's spelling, are what is verified).
+ */
+export function decodeBase64Padded(text: string): Buffer | undefined {
+  return base64Pattern.test(text) ? Buffer.from(text, 'base64') : undefined;
+}

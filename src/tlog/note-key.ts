@@ -28,7 +28,8 @@ export interface NoteSigner {
 
 /** Key names are non-empty, without Unicode spaces or '+' (Go's isValidName). */
 export function isValidKeyName(name: string): boolean {
-  return name.length > 0 && !/[\s\u0085+]/u.test(name) && !/[\x00-\x1f]/.test(name) && !/\p{Cs}/u.test(name);
+  // Unicode White_Space, as Go's unicode.IsSpace: JavaScript's \s would also refuse U+FEFF.
+  return name.length > 0 && !/[\p{White_Space}+]/u.test(name) && !/[\x00-\x1f]/.test(name) && !/\p{Cs}/u.test(name);
 }
 
 /** key id = SHA-256(name || 0x0A || type || public key)[:4], as a big-endian uint32. */

@@ -83,8 +83,32 @@ describe('refusing bad notes', () => {
     expect(reason(() => openNote(`${text.replace('answer', 'answers')}\n${peterLine}\n`, [peter]))).toBe('invalid_signature');
   });
 
-  it('refuses two signatures by one known key', () => {
-    expect(reason(() => openNote(`${text}\n${peterLine}\n${peterLine}\n`, [peter]))).toBe('duplicate_signature');
+  it("verifies a known key's repeated lines and counts the key once, as Go's note.Open", () => {
+    const opened = openNote(`${text}\n${peterLine}\n${peterLine}\n${enochLine}\n`, [peter, enoch]);
+    expect(opened.verified.map((s) => s.name)).toEqual(['PeterNeumann', 'EnochRoot']);
+    // A repeat is still verified: a forged second line by a known key taints the note.
+    const signature = Buffer.from(peterLine.split(' ')[2]!, 'base64');
+    const forged = `— PeterNeumann ${flipBit(signature, 100).toString('base64')}`;
+    expect(reason(() => openNote(`${text}\n${peterLine}\n${forged}\n`, [peter]))).toBe('invalid_signature');
+  });
+
+  it("accepts what Go's note.Open accepts from unknown keys: any non-space name, padding bits set", () => {
+    // U+FEFF is not Unicode White_Space (JavaScript's \s counts it; Go's unicode.IsSpace does not).
+    const unknownName = `— odd\ufeffname ${peterLine.split(' ')[2]}`;
+    expect(openNote(`${text}\n${unknownName}\n${peterLine}\n`, [peter]).unknown.map((s) => s.name)).toEqual(['odd\ufeffname']);
+    // base64.StdEncoding ignores the padding bits: "AAAAAAAAAAAAAAAAAB==" decodes as "…AA==".
+    const padded = openNote(`${text}\n— other AAAAAAAAAAAAAAAAAB==\n${peterLine}\n`, [peter]);
+    expect(padded.unknown.map((s) => s.signature.length)).toEqual([9]);
+    for (const space of ['\u00a0', '\u2003', '\u3000', '\u0085']) {
+      expect(reason(() => openNote(`${text}\n— a${space}b ${peterLine.split(' ')[2]}\n${peterLine}\n`, [peter])), `U+${space.codePointAt(0)!.toString(16)}`).toBe('malformed_note');
+    }
+  });
+
+  it('bounds a note by its UTF-8 bytes, given as text or as bytes', () => {
+    const wide = `${'界'.repeat(400_000)}\n`; // 400,001 UTF-16 units, 1,200,001 bytes
+    const note = `${wide}\n${peterLine}\n`;
+    expect(reason(() => openNote(note, [peter]))).toBe('malformed_note');
+    expect(reason(() => openNote(Buffer.from(note), [peter]))).toBe('malformed_note');
   });
 
   it('ignores unknown keys, including a known name with another key id, but needs one known signature', () => {

@@ -4,7 +4,7 @@
  * and refuses the note if any of them fails; signatures by unknown keys are reported, not
  * trusted. The split is at the last blank line, so the text itself may contain blank lines.
  */
-import { decodeBase64Strict, encodeBase64 } from './base64.ts';
+import { decodeBase64Padded, encodeBase64 } from './base64.ts';
 import { tlogError } from './errors.ts';
 import { tlogLimits } from './limits.ts';
 import { isValidKeyName, type NoteSigner, type NoteVerifier } from './note-key.ts';
@@ -53,7 +53,9 @@ function checkText(text: string, what: string): void {
 }
 
 function decodeNote(note: string | Uint8Array): string {
-  if (note.length > tlogLimits.noteBytesMax) throw malformed(`longer than ${tlogLimits.noteBytesMax} bytes`);
+  // The bound is on bytes: a string's length counts UTF-16 units, up to three times fewer.
+  const bytes = typeof note === 'string' ? Buffer.byteLength(note, 'utf8') : note.length;
+  if (bytes > tlogLimits.noteBytesMax) throw malformed(`longer than ${tlogLimits.noteBytesMax} bytes`);
   if (typeof note === 'string') return note;
   try {
     return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(note);
@@ -68,7 +70,7 @@ function parseSignatureLine(line: string): NoteSignature {
   const space = rest.indexOf(' ');
   if (space < 0) throw malformed('a signature line must be "— name signature"');
   const name = rest.slice(0, space);
-  const bytes = decodeBase64Strict(rest.slice(space + 1));
+  const bytes = decodeBase64Padded(rest.slice(space + 1));
   if (!isValidKeyName(name)) throw malformed('invalid key name in a signature line');
   if (bytes === undefined || bytes.length <= keyIdSize) throw malformed(`signature by "${name}" is not base64 of a key id and a signature`);
   return { name, keyId: bytes.readUInt32BE(0), signature: bytes.subarray(keyIdSize), line };
@@ -104,9 +106,10 @@ function indexVerifiers(verifiers: readonly NoteVerifier[]): Map<string, NoteVer
 }
 
 /**
- * Verifies a signed note against the known keys. Throws when the note is malformed, when a
- * known key signed twice, when any signature by a known key fails (a forged or corrupted
- * line taints the whole note), or when no known key signed it.
+ * Verifies a signed note against the known keys. Throws when the note is malformed, when any
+ * signature by a known key fails (a forged or corrupted line taints the whole note), or when
+ * no known key signed it. A known key's repeated lines are each verified and counted once,
+ * as Go's note.Open does: a witness that cosigns again by appending a line is not refused.
  */
 export function openNote(note: string | Uint8Array, verifiers: readonly NoteVerifier[]): OpenedNote {
   const parsed = parseNote(note);
@@ -124,12 +127,11 @@ export function openNote(note: string | Uint8Array, verifiers: readonly NoteVeri
       seenUnknownLines.add(signature.line);
       continue;
     }
-    if (seenKnown.has(key)) throw tlogError('c2sp-signed-note', 'duplicate_signature', `couldn't open signed note: "${signature.name}" signed it twice`);
-    seenKnown.add(key);
     if (!verifier.verify(textBytes, signature.signature)) {
       throw tlogError('c2sp-signed-note', 'invalid_signature', `couldn't open signed note: the signature by "${signature.name}" does not verify`);
     }
-    verified.push(signature);
+    if (!seenKnown.has(key)) verified.push(signature);
+    seenKnown.add(key);
   }
   if (verified.length === 0) throw tlogError('c2sp-signed-note', 'unverified_note', "couldn't open signed note: no signature by a known key");
   return { text: parsed.text, verified, unknown };

@@ -67,6 +67,7 @@ describe('tlog-proof format', () => {
       [good.replace('index 5\n', `index 5\n${Buffer.alloc(31).toString('base64')}\n`), 'short hash'],
       [good.replace('c2sp.org/tlog-proof@v1\n', 'c2sp.org/tlog-proof@v1\nextra \n'), 'empty extra'],
       [good.replace('index 5\n', 'index 5\nextra AAAA\n'), 'extra after index'],
+      [`${good}${'界'.repeat(400_000)}`, 'over the bound in UTF-8 bytes, under it in UTF-16 units'],
     ] as const) {
       expect(reason(() => parseTlogProof(text)), why).toBe('malformed_proof');
     }

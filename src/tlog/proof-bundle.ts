@@ -56,6 +56,7 @@ function parseIndex(line: string | undefined): number {
 
 function parseExtra(line: string): Buffer {
   const extra = decodeBase64Strict(line.slice('extra '.length));
+  // "If no extra data is present, this line is omitted" (tlog-proof): an empty one is not a spelling.
   if (extra === undefined || extra.length === 0) throw malformed('extra data must be non-empty base64');
   if (extra.length > tlogLimits.proofExtraBytesMax) throw malformed(`extra data is longer than ${tlogLimits.proofExtraBytesMax} bytes`);
   return extra;
@@ -69,7 +70,7 @@ function parseHash(line: string): Buffer {
 
 /** Reads a tlog-proof (format only: nothing is verified). */
 export function parseTlogProof(text: string): TlogProof {
-  if (text.length > tlogLimits.noteBytesMax) throw malformed(`longer than ${tlogLimits.noteBytesMax} bytes`);
+  if (Buffer.byteLength(text, 'utf8') > tlogLimits.noteBytesMax) throw malformed(`longer than ${tlogLimits.noteBytesMax} bytes`);
   // The proof lines are non-empty, so the first blank line ends them; the rest is the checkpoint.
   const split = text.indexOf('\n\n');
   if (split < 0) throw malformed('no blank line before the checkpoint');
