@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { limits } from '../core/limits.ts';
+import { listDigest } from './queries.ts';
 import { buildApiWorld, databaseFootprint, type ApiWorld, type RequestOptions } from './testing.ts';
 
 let database: TestDatabase;
@@ -57,8 +58,9 @@ async function exportAllocation(options: { validTo?: string; suspend?: boolean }
   return allocationId;
 }
 
-/** A cursor as the API writes them, around any key. */
-const cursor = (after: unknown): string => Buffer.from(JSON.stringify({ after })).toString('base64url');
+/** A cursor as the API writes them for one list (route, path ids, filters), around any key. */
+const cursor = (after: unknown, route: string, params: Record<string, string> = {}, filters: Record<string, unknown> = {}): string =>
+  Buffer.from(JSON.stringify({ after, of: listDigest(route, params, filters) })).toString('base64url');
 
 let suspendedAllocation = '';
 let expiredAllocation = '';
@@ -142,10 +144,13 @@ const cases: Case[] = [
   { name: 'a page size over pageSizeMax', request: () => get(`/v1/shipments?limit=${limits.pageSizeMax + 1}`), status: 400, code: 'invalid_input', detail: /limit/ },
   { name: 'a page size that is not a number', request: () => get('/v1/shipments?limit=many'), status: 400, code: 'invalid_input', detail: /limit/ },
   { name: 'a forged cursor', request: () => get('/v1/shipments?cursor=bm90LWEtY3Vyc29y'), status: 400, code: 'invalid_input', detail: /cursor/ },
-  { name: 'a cursor past a version number', request: () => get(`/v1/licences/${api.world.exportLicenceId}/versions?cursor=${cursor(2 ** 31)}`), status: 400, code: 'invalid_input', detail: /cursor/ },
-  { name: 'a negative cursor', request: () => get(`/v1/shipments?cursor=${cursor(-(2 ** 53 - 1))}`), status: 400, code: 'invalid_input', detail: /cursor/ },
-  { name: 'a cursor holding a NUL', request: () => get(`/v1/units?cursor=${cursor('\u0000')}`), status: 400, code: 'invalid_input', detail: /cursor/ },
-  { name: 'a cursor of a serial page that is not a serial', request: () => get(`/v1/shipments/${api.shipments.own}/serials?cursor=${cursor('a b')}`), status: 400, code: 'invalid_input', detail: /cursor/ },
+  { name: 'a cursor past a version number', request: () => get(`/v1/licences/${api.world.exportLicenceId}/versions?cursor=${cursor(2 ** 31, '/v1/licences/:id/versions', { id: api.world.exportLicenceId })}`), status: 400, code: 'invalid_input', detail: /^the cursor is not one this API gave out;/ },
+  { name: 'a negative cursor', request: () => get(`/v1/shipments?cursor=${cursor(-(2 ** 53 - 1), '/v1/shipments')}`), status: 400, code: 'invalid_input', detail: /^the cursor is not one this API gave out;/ },
+  { name: 'a cursor holding a NUL', request: () => get(`/v1/units?cursor=${cursor('\u0000', '/v1/units')}`), status: 400, code: 'invalid_input', detail: /^the cursor is not one this API gave out;/ },
+  { name: 'a cursor of a serial page that is not a serial', request: () => get(`/v1/shipments/${api.shipments.own}/serials?cursor=${cursor('a b', '/v1/shipments/:id/serials', { id: api.shipments.own })}`), status: 400, code: 'invalid_input', detail: /^the cursor is not one this API gave out;/ },
+  { name: 'a cursor of another list', request: () => get(`/v1/shipments?cursor=${cursor(1, '/v1/licences')}`), status: 400, code: 'invalid_input', detail: /for this list and filter/ },
+  { name: 'a cursor of the same list under another filter', request: () => get(`/v1/shipments?status=booked&cursor=${cursor(1, '/v1/shipments', {}, { status: 'shipped' })}`), status: 400, code: 'invalid_input', detail: /for this list and filter/ },
+  { name: "a cursor of another shipment's serials", request: () => get(`/v1/shipments/${api.shipments.own}/serials?cursor=${cursor('SN-1', '/v1/shipments/:id/serials', { id: 'S-1' })}`), status: 400, code: 'invalid_input', detail: /for this list and filter/ },
   { name: 'an unknown query parameter', request: () => get('/v1/shipments?sort=desc'), status: 400, code: 'invalid_input', detail: /sort/ },
 
   // Paths the router refuses before any route runs.

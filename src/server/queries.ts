@@ -5,6 +5,7 @@
  * caller may not see answers 404 exactly like an unknown id.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { hash as oneShotHash } from 'node:crypto';
 import { z } from 'zod';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
@@ -48,9 +49,36 @@ export function viewerOf(actor: Actor): Viewer {
   return { orgId: seesAll ? null : actor.orgId, allocations: actor.role === 'recipient' ? 'received' : 'related' };
 }
 
-// Cursors are opaque to clients: base64url of the last key of the page.
-export function encodeCursor(key: number | string): string {
-  return Buffer.from(JSON.stringify({ after: key })).toString('base64url');
+/**
+ * Cursors are opaque to clients: base64url of the last key of the page and of the list it
+ * pages (`of`: a digest of the route, its path ids and its filters). A cursor from another
+ * list, or from the same list under another filter, would silently skip rows there: it is
+ * refused instead.
+ */
+export function encodeCursor(key: number | string, list: string): string {
+  return Buffer.from(JSON.stringify({ after: key, of: list })).toString('base64url');
+}
+
+/** The digest a cursor of this list carries: the route, its path ids and filters, not the page (limit, cursor). */
+export function listDigest(route: string, params: Record<string, string>, query: Record<string, unknown>): string {
+  const filters = Object.entries(query).filter(([name, value]) => name !== 'limit' && name !== 'cursor' && value !== undefined).sort(([a], [b]) => (a < b ? -1 : 1));
+  return oneShotHash('sha256', JSON.stringify([route, params, filters]), 'base64url').slice(0, 16);
+}
+
+const cursorRefused = (why = '') => new DomainError('invalid_input', `the cursor is not one this API gave out${why === '' ? '' : ` ${why}`}; start again without it`, { rule: 'cursor' });
+
+/** The key a cursor carries, once it is known to be one of this list's: any JSON value, checked by decodeCursor. */
+function openCursor(cursor: string | undefined, list: string): unknown {
+  if (cursor === undefined) return undefined;
+  let opened: { after?: unknown; of?: unknown } | undefined;
+  try {
+    opened = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as typeof opened;
+  } catch {
+    opened = undefined;
+  }
+  if (typeof opened !== 'object' || opened === null || opened.after === undefined) throw cursorRefused();
+  if (opened.of !== list) throw cursorRefused('for this list and filter');
+  return opened.after;
 }
 
 /**
@@ -62,31 +90,32 @@ const seqKeyMax = Number.MAX_SAFE_INTEGER;
 export const versionKeyMax = 2_147_483_647;
 
 /**
- * A page's cursor back to the key it ends at. Only keys this API could have given out pass:
- * whole numbers from 0 to `numberMax`, or serials (so no NUL, which PostgreSQL refuses
+ * The key a cursor ends at, as the list's keys are. Only keys this API could have given out
+ * pass: whole numbers from 0 to `numberMax`, or serials (so no NUL, which PostgreSQL refuses
  * in text, and nothing longer than a serial).
  */
-export function decodeCursor<K extends 'number' | 'string'>(cursor: unknown, type: K, numberMax = seqKeyMax): (K extends 'number' ? number : string) | null {
-  if (cursor === undefined) return null;
-  let after: unknown;
-  try {
-    after = (JSON.parse(Buffer.from(String(cursor), 'base64url').toString('utf8')) as { after?: unknown }).after;
-  } catch {
-    after = undefined;
-  }
+export function decodeCursor<K extends 'number' | 'string'>(after: unknown, type: K, numberMax = seqKeyMax): (K extends 'number' ? number : string) | null {
+  if (after === undefined) return null;
   const valid = type === 'number'
     ? Number.isSafeInteger(after) && (after as number) >= 0 && (after as number) <= numberMax
     : serialSchema.safeParse(after).success;
-  if (!valid) throw new DomainError('invalid_input', 'the cursor is not one this API gave out; start again without it', { rule: 'cursor' });
+  if (!valid) throw cursorRefused();
   return after as K extends 'number' ? number : string;
 }
 
+/** A list route's query as run sees it: `after` is the key its cursor carried (registerQueryRoutes opened it). */
 function pageOf<K extends 'number' | 'string'>(query: Record<string, unknown>, type: K, numberMax?: number) {
-  return { after: decodeCursor(query.cursor, type, numberMax), limit: query.limit as number };
+  return { after: decodeCursor(query.after, type, numberMax), limit: query.limit as number };
 }
 
-function listOf<T, K extends number | string>(page: Page<T, K>, present: (row: T) => unknown): { items: unknown[]; nextCursor: string | null } {
-  return { items: page.rows.map(present), nextCursor: page.nextAfter === null ? null : encodeCursor(page.nextAfter) };
+/** A list's answer before its cursor is sealed to the list (registerQueryRoutes). */
+interface ListAnswer {
+  items: unknown[];
+  nextAfter: number | string | null;
+}
+
+function listOf<T, K extends number | string>(page: Page<T, K>, present: (row: T) => unknown): ListAnswer {
+  return { items: page.rows.map(present), nextAfter: page.nextAfter };
 }
 
 function found<T>(row: T | null, what: string, id: string): T {
@@ -222,7 +251,12 @@ export function registerQueryRoutes(app: FastifyInstance, context: QueryContext)
           details: { fields: parsed.error.issues.slice(0, 20).map((item) => ({ path: item.path.map(String).join('.') || 'query', message: item.message })) },
         });
       }
-      return route.run(context, viewer, request.params as Record<string, string>, parsed.data as Record<string, unknown>);
+      const params = request.params as Record<string, string>;
+      const query = parsed.data as Record<string, unknown>;
+      if (!route.list) return route.run(context, viewer, params, query);
+      const list = listDigest(route.path, params, query);
+      const answer = await route.run(context, viewer, params, { ...query, after: openCursor(query.cursor as string | undefined, list) }) as ListAnswer;
+      return { items: answer.items, nextCursor: answer.nextAfter === null ? null : encodeCursor(answer.nextAfter, list) };
     });
   }
 }

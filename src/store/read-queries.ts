@@ -26,8 +26,9 @@ export interface Viewer {
   orgId: string | null;
   /**
    * Which allocations a tenant sees: 'received' only those made to it (recipients: never
-   * another recipient's, even on a licence it holds); 'related' also those on licences
-   * it holds or supplies (exporters).
+   * another recipient's, even on a licence it holds); 'related' also those under which it
+   * ships (exporters: the export licences it holds, the import licences naming it as
+   * supplier), as the allocation's events name their readers (allocationOrgIds).
    */
   allocations: 'received' | 'related';
 }
@@ -85,21 +86,32 @@ const unitReaders = {
   exported: (alias: string, org: string): string => `EXISTS (SELECT 1 FROM shipments vs WHERE vs.id = ${alias}.shipment_id AND vs.exporter_org_id = ${org})`,
 };
 
+/**
+ * Whether the organisation ships under the licence: it holds it and it is an export licence,
+ * or it is an import licence naming it as supplier. The SQL twin of allocationOrgIds
+ * (ledger/handlers/allocations.ts): who reads an allocation's events reads the allocation.
+ */
+function shipsUnder(licence: string, org: string): string {
+  return `(${licence}.direction = 'export' AND ${licence}.holder_org_id = ${org}
+    OR ${licence}.direction = 'import' AND EXISTS (SELECT 1 FROM licence_parties sp WHERE sp.licence_id = ${licence}.id AND sp.org_id = ${org} AND sp.role = 'supplier'))`;
+}
+
 // Visibility predicates, one per table. Each takes the statement (to add the org id as a
 // parameter) and the alias of the table in the query.
 const visible = {
   licence(statement: Statement, viewer: Viewer, alias: string): string {
     if (viewer.orgId === null) return 'true';
     const org = statement.add(viewer.orgId);
-    return `(${alias}.holder_org_id = ${org} OR EXISTS (SELECT 1 FROM licence_parties vp WHERE vp.licence_id = ${alias}.id AND vp.org_id = ${org}))`;
+    // A recipient keeps seeing a licence it has an allocation on after an amendment drops it
+    // from the parties: its own allocation, and its report, still point there.
+    return `(${alias}.holder_org_id = ${org} OR EXISTS (SELECT 1 FROM licence_parties vp WHERE vp.licence_id = ${alias}.id AND vp.org_id = ${org})
+      OR EXISTS (SELECT 1 FROM allocations va WHERE va.licence_id = ${alias}.id AND va.recipient_org_id = ${org}))`;
   },
   allocation(statement: Statement, viewer: Viewer, alias: string): string {
     if (viewer.orgId === null) return 'true';
     const org = statement.add(viewer.orgId);
     if (viewer.allocations === 'received') return `${alias}.recipient_org_id = ${org}`;
-    return `(${alias}.recipient_org_id = ${org}
-      OR EXISTS (SELECT 1 FROM licences vl WHERE vl.id = ${alias}.licence_id AND vl.holder_org_id = ${org})
-      OR EXISTS (SELECT 1 FROM licence_parties vp WHERE vp.licence_id = ${alias}.licence_id AND vp.org_id = ${org} AND vp.role = 'supplier'))`;
+    return `(${alias}.recipient_org_id = ${org} OR EXISTS (SELECT 1 FROM licences vl WHERE vl.id = ${alias}.licence_id AND ${shipsUnder('vl', org)}))`;
   },
   shipment(statement: Statement, viewer: Viewer, alias: string): string {
     if (viewer.orgId === null) return 'true';
@@ -226,9 +238,7 @@ function licenceTotal(statement: Statement, viewer: Viewer, alias: string, total
 function totalsScope(statement: Statement, viewer: Viewer & { orgId: string }, alias: string): string {
   if (viewer.allocations === 'received') return `'own_allocations'`;
   const org = statement.add(viewer.orgId);
-  return `CASE WHEN ${alias}.holder_org_id = ${org}
-    OR EXISTS (SELECT 1 FROM licence_parties tp WHERE tp.licence_id = ${alias}.id AND tp.org_id = ${org} AND tp.role = 'supplier')
-    THEN 'licence' ELSE 'own_allocations' END`;
+  return `CASE WHEN ${shipsUnder(alias, org)} THEN 'licence' ELSE 'own_allocations' END`;
 }
 
 /** A licence's columns with its totals as the viewer may know them (licenceTotals). */
