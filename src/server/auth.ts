@@ -31,6 +31,11 @@ interface CacheEntry {
 
 export class TokenVerifier {
   private readonly cache = new Map<string, CacheEntry>();
+  /**
+   * Revocations through this process, counted: a lookup that read its row before a revocation
+   * committed may finish after forget() ran, and must not put the token back in the cache.
+   */
+  private revocations = 0;
   private readonly nowMs: () => number;
   private readonly ttlMs: number;
   private readonly entriesMax: number;
@@ -49,13 +54,17 @@ export class TokenVerifier {
     const cached = this.cache.get(key);
     if (cached !== undefined && cached.expiresAtMs > this.nowMs()) return cached.actor;
     if (cached !== undefined) this.cache.delete(key);
+    const revocationsBefore = this.revocations;
     const actor = await this.lookup(secret, hash);
+    // A revocation while the row was read: this answer may be stale, so read again.
+    if (this.revocations !== revocationsBefore) return this.verify(authorization);
     this.remember(key, actor);
     return actor;
   }
 
   /** Drops a token from the cache (after this process revoked it). */
   forget(tokenId: string): void {
+    this.revocations += 1;
     for (const [key, entry] of this.cache) if (entry.actor.id === tokenId) this.cache.delete(key);
   }
 

@@ -16,6 +16,7 @@ const instant = z.string().describe('An instant, ISO 8601 in UTC (2026-02-01T00:
 const day = z.string().describe('A calendar day, YYYY-MM-DD.');
 const count = z.number().int().min(0);
 const demo = z.boolean().describe('Demo data (loaded by `chipledger demo`), not a real record.');
+const unitSite = z.string().nullable().describe("The site it is deployed at; null when it is not deployed, and for an exporter: where a unit runs is its recipient's to see (sites answer others 404).");
 
 const licenceStatus = z.enum(['draft', 'issued', 'suspended', 'revoked', 'surrendered', 'expired', 'exhausted']);
 const shipmentStatus = z.enum(['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired']);
@@ -135,7 +136,7 @@ export const serial = z.strictObject({
   live: z.boolean().describe('Whether the serial is still on this manifest (false once the shipment ended and freed it).'),
   gpuUuid: z.string().nullable(),
   custody: custody.nullable().describe("The unit's custody while this shipment holds it; null once another shipment does."),
-  siteId: z.string().nullable(),
+  siteId: unitSite,
   demo,
 });
 
@@ -146,7 +147,7 @@ export const unit = z.strictObject({
   recipientId: z.string(),
   custody,
   shipmentId: z.string(),
-  siteId: z.string().nullable(),
+  siteId: unitSite,
   demo,
   updatedSeq: seq,
 });

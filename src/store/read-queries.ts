@@ -316,8 +316,10 @@ export async function listShipmentSerials(pool: Pool, viewer: Viewer, shipmentId
   if (!shipment) return null;
   const statement = new Statement();
   const demo = statement.add(shipment.demo);
+  // Where the units run is the recipient's to see (as unitAsSeenBy), not the exporter's.
+  const seesSites = statement.add(viewer.orgId === null || viewer.orgId === shipment.recipient_org_id);
   return keysetPage(pool, statement, {
-    select: `ss.serial, ss.live, u.gpu_uuid, u.custody, u.site_id, ${demo}::boolean AS demo`,
+    select: `ss.serial, ss.live, u.gpu_uuid, u.custody, CASE WHEN ${seesSites}::boolean THEN u.site_id END AS site_id, ${demo}::boolean AS demo`,
     // A unit's state shows only while it is still this shipment's: listed again after a
     // cancellation or a return, it may have gone to another recipient, whose custody, site
     // and GPU UUID are not this shipment's parties' to see.
@@ -361,9 +363,19 @@ export async function listUnits(pool: Pool, viewer: Viewer, page: PageRequest<st
       unitReaders.exported('x', org),
       `NOT ${unitReaders.received('x', org)}`,
     ]);
-    text = `SELECT * FROM (${received} UNION ALL ${exported}) u ORDER BY u.serial LIMIT ${limit}`;
+    // A site filter reads only units received: an exporter does not see where another's units run.
+    text = siteId === null ? `SELECT * FROM (${received} UNION ALL ${exported}) u ORDER BY u.serial LIMIT ${limit}` : received;
   }
-  return pageOf((await pool.query<UnitView>(text, statement.params)).rows, page.limit, (row) => row.serial);
+  const rows = (await pool.query<UnitView>(text, statement.params)).rows.map((row) => unitAsSeenBy(viewer, row));
+  return pageOf(rows, page.limit, (row) => row.serial);
+}
+
+/**
+ * A unit as its reader may see it: where it is deployed is its recipient's to know (sites
+ * answer everyone else 404), so an exporter reads it without its site.
+ */
+function unitAsSeenBy(viewer: Viewer, row: UnitView): UnitView {
+  return viewer.orgId === null || row.recipient_org_id === viewer.orgId ? row : { ...row, site_id: null };
 }
 
 export async function findUnit(pool: Pool, viewer: Viewer, serial: string): Promise<UnitView | null> {
@@ -373,7 +385,8 @@ export async function findUnit(pool: Pool, viewer: Viewer, serial: string): Prom
     `SELECT u.*, s.demo FROM units u JOIN shipments s ON s.id = u.shipment_id WHERE u.serial = ${key} AND ${visible.unit(statement, viewer, 'u')}`,
     statement.params,
   );
-  return result.rows[0] ?? null;
+  const row = result.rows[0];
+  return row === undefined ? null : unitAsSeenBy(viewer, row);
 }
 
 export function listSites(pool: Pool, viewer: Viewer, page: PageRequest<number>): Promise<Page<SiteRow, number>> {
