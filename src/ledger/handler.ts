@@ -63,8 +63,9 @@ export const refuse = {
   conflict(rule: string, message: string, details?: Record<string, unknown>): DomainError {
     return new DomainError('conflict', message, { rule, ...(details ? { details } : {}) });
   },
-  forbidden(message: string): DomainError {
-    return new DomainError('forbidden', message);
+  /** `rule`: where a rule of the domain, not the caller's role, forbids it (licence-authority). */
+  forbidden(message: string, rule?: string): DomainError {
+    return new DomainError('forbidden', message, rule === undefined ? undefined : { rule });
   },
   invalid(rule: string, message: string, details?: Record<string, unknown>): DomainError {
     return new DomainError('invalid_input', message, { rule, ...(details ? { details } : {}) });

@@ -145,14 +145,36 @@ export const allocationCreate = z
 
 export const allocationResize = z.strictObject({ allocationId: id, units });
 
-const manifestEntry = z.union([serial, z.strictObject({ serial, gpuUuid: z.string().regex(/^GPU-[0-9a-fA-F-]{8,60}$/).optional() })]);
+/**
+ * A GPU UUID as nvidia-smi prints it, stored in one spelling: `GPU-` and the hex digits in
+ * lower case. GPU-ABCDEF12-… and GPU-abcdef12-… name the same GPU; stored as given, the
+ * manifest's duplicate check and the database's unique index (units_gpu_uuid_key) would
+ * take them for two (the CLI's CSV reader, cli/serials-csv.ts, already counts them as one).
+ * The database refuses any other spelling (migration 025, units_gpu_uuid_canonical).
+ */
+const gpuUuidPrefix = 'GPU-';
+export function canonicalGpuUuid(value: string): string {
+  return gpuUuidPrefix + value.slice(gpuUuidPrefix.length).toLowerCase();
+}
+const gpuUuid = z.string().regex(/^GPU-[0-9a-fA-F-]{8,60}$/).transform(canonicalGpuUuid);
+const manifestEntry = z.union([serial, z.strictObject({ serial, gpuUuid: gpuUuid.optional() })]);
 export const manifest = z.array(manifestEntry).min(1).max(limits.shipmentSerialsMax);
+
+/**
+ * A shipment carries at most as many units as its manifest can list (shipmentSerialsMax):
+ * it ships only with a serial for every unit (manifest-complete), and attaching more than it
+ * has room for is refused, so this is what bounds a manifest across several attaches.
+ */
+const shipmentUnitsMax = limits.shipmentSerialsMax;
+const shipmentUnits = units.max(shipmentUnitsMax, {
+  error: (issue) => `a shipment carries at most ${shipmentUnitsMax.toLocaleString('en-US')} units, the most serials its manifest lists (shipmentSerialsMax); ${typeof issue.input === 'number' ? issue.input.toLocaleString('en-US') : String(issue.input)} given`,
+});
 
 export const shipmentBook = z.strictObject({
   exportAllocationId: id,
   importAllocationId: id,
   productId: id,
-  units,
+  units: shipmentUnits,
   deadline: instant,
   reference: text(limits.referenceLengthMax).optional(),
   serials: manifest.optional(),

@@ -36,9 +36,11 @@ export function validityDays(licence: Pick<LicenceWithParties, 'valid_from' | 'v
 
 /**
  * Units are handed out only under a licence that is being prepared or is in force, whose
- * validity has not ended at the command's time, and, for a tranche, only for days of its
- * validity: each day of the period must be one on which a booking could be made
- * (validityDays), or the tranche would hold units that no booking could ever reserve.
+ * validity has not ended at the command's time, and, for a tranche, only for a period that
+ * has not ended (its last day is today or later, in UTC, as checkBookingPeriod in
+ * shipments.ts reads the day) and lies within the days of its validity: each day of the
+ * period must be one on which a booking could be made (validityDays), or the tranche would
+ * hold units that no booking could ever reserve.
  */
 function checkAllocatable(licence: LicenceWithParties, doing: string, at: string, period: Period | null): void {
   if (licence.status !== 'draft' && licence.status !== 'issued') {
@@ -46,6 +48,12 @@ function checkAllocatable(licence: LicenceWithParties, doing: string, at: string
   }
   if (at >= licence.valid_to) {
     throw refuse.conflict('licence-validity', `couldn't ${doing}: the validity of licence ${licence.id} ended at ${licence.valid_to} (now ${at})`, { licenceId: licence.id, validTo: licence.valid_to, at });
+  }
+  const today = at.slice(0, 10);
+  if (period !== null && period.end < today) {
+    throw refuse.conflict('allocation-period-ended', `couldn't ${doing}: the period ${period.start} to ${period.end} ended before today, ${today}; no booking could reserve its units`, {
+      licenceId: licence.id, periodStart: period.start, periodEnd: period.end, today,
+    });
   }
   const days = validityDays(licence);
   if (period !== null && (period.start < days.start || period.end > days.end)) {

@@ -1,12 +1,14 @@
 /**
  * Amending a licence's units down to what has shipped exhausts it by the rule shipping
- * uses (statusAfterUse), and the amendment's event says the status changed.
+ * uses (statusAfterUse), and the amendment's event says the status changed; amending an
+ * exhausted licence decides it afresh (statusAfterAmendment), so what an amendment
+ * exhausted another can undo.
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
 import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 import type { Answer } from '../ledger.ts';
-import { statusAfterUse } from './licences.ts';
+import { statusAfterAmendment, statusAfterUse } from './licences.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -32,6 +34,17 @@ describe('statusAfterUse', () => {
     expect(statusAfterUse('issued', 4, 5)).toBe('issued');
     expect(statusAfterUse('suspended', 5, 5)).toBe('suspended');
     expect(statusAfterUse('revoked', 5, 5)).toBe('revoked');
+  });
+});
+
+describe('statusAfterAmendment', () => {
+  it('makes an exhausted licence issued again once it has units left, and keeps the rule of statusAfterUse otherwise', () => {
+    expect(statusAfterAmendment('exhausted', 5, 6)).toBe('issued');
+    expect(statusAfterAmendment('exhausted', 5, 5)).toBe('exhausted');
+    expect(statusAfterAmendment('issued', 5, 5)).toBe('exhausted');
+    expect(statusAfterAmendment('issued', 4, 5)).toBe('issued');
+    expect(statusAfterAmendment('suspended', 5, 5)).toBe('suspended');
+    expect(statusAfterAmendment('draft', 0, 5)).toBe('draft');
   });
 });
 
@@ -89,5 +102,42 @@ describe('licence.amend and exhaustion', () => {
     expect(await eventEffects(reinstated)).toMatchObject({ from: 'suspended', to: 'exhausted' });
     expect(await licenceRow(exportLicenceId)).toMatchObject({ status: 'exhausted' });
     expect(await world.ledger.violations()).toEqual([]);
+  });
+
+  it('gives an exhausted licence units again: amended above what has shipped, it is issued, and units can be allocated and booked under it', async () => {
+    const { exportLicenceId } = await shippedPair();
+    expectOk(await world.ledger.submit('licence.amend', { licenceId: exportLicenceId, reason: 'calibration', authorisedUnits: 3 }, world.actors.bis));
+    expect(await licenceRow(exportLicenceId)).toMatchObject({ status: 'exhausted' });
+    // An amendment that leaves every unit shipped keeps it exhausted.
+    const extended = await world.ledger.submit('licence.amend', { licenceId: exportLicenceId, reason: 'longer', validTo: '2027-06-01T00:00:00Z' }, world.actors.bis);
+    expect(expectOk(extended)).toMatchObject({ status: 'exhausted' });
+    expect(await eventEffects(extended)).toMatchObject({ statusFrom: 'exhausted', statusTo: 'exhausted' });
+
+    const raised = await world.ledger.submit('licence.amend', { licenceId: exportLicenceId, reason: 'recalibration', authorisedUnits: 10 }, world.actors.bis);
+    expect(expectOk(raised)).toMatchObject({ licenceId: exportLicenceId, status: 'issued' });
+    expect(await eventEffects(raised)).toMatchObject({ statusFrom: 'exhausted', statusTo: 'issued' });
+    expect(await licenceRow(exportLicenceId)).toMatchObject({ status: 'issued', authorised_units: 10, shipped_units: 3 });
+    expectOk(await world.ledger.submit('allocation.create', { licenceId: exportLicenceId, recipientId: world.actors.alpha.orgId, units: 7 }, world.actors.bis));
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+
+  it('checks an exhausted licence’s amendment as any other: not below what is allocated, only by its own authority', async () => {
+    const { importLicenceId } = await shippedPair();
+    expectOk(await world.ledger.submit('licence.amend', { licenceId: importLicenceId, reason: 'calibration', authorisedUnits: 3 }, world.actors.mofcom));
+    const below = await world.ledger.submit('licence.amend', { licenceId: importLicenceId, reason: 'cut', authorisedUnits: 2 }, world.actors.mofcom);
+    expect(below.ok ? below.body : below.error).toMatchObject({ code: 'insufficient_units', rule: 'invariant-1' });
+    const other = await world.ledger.submit('licence.amend', { licenceId: importLicenceId, reason: 'more', authorisedUnits: 5 }, world.actors.bis);
+    expect(other.ok ? other.body : other.error).toMatchObject({ code: 'forbidden' });
+    expect(await licenceRow(importLicenceId)).toMatchObject({ status: 'exhausted', authorised_units: 3 });
+  });
+
+  it('still refuses to amend a revoked licence, naming the statuses that can be', async () => {
+    const { exportLicenceId } = await shippedPair();
+    await world.run('licence.revoke', { licenceId: exportLicenceId }, world.actors.bis);
+    const answer = await world.ledger.submit('licence.amend', { licenceId: exportLicenceId, reason: 'too late', authorisedUnits: 12 }, world.actors.bis);
+    expect(answer.ok ? answer.body : answer.error).toMatchObject({
+      code: 'conflict', rule: 'licence-status',
+      message: `couldn't amend licence ${exportLicenceId}: it is revoked, and only a licence that is draft, issued, suspended or exhausted can be`,
+    });
   });
 });

@@ -1,7 +1,7 @@
 /** Licences: drafted, issued, suspended, reinstated, revoked, surrendered, amended, expired. */
 import { newId, refuse, formatUnits, type CommandContext, type Handler, type Outcome } from '../handler.ts';
 import type { Actor } from '../permissions.ts';
-import type { LicenceCondition, LicencePartyRow, LicenceStatus, PartyRole } from '../rows.ts';
+import type { LicenceCondition, LicencePartyRow, LicenceStatus, OrganisationRow, PartyRole } from '../rows.ts';
 import type { CommandInput } from '../schemas.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
 
@@ -35,6 +35,41 @@ function ownLicence(state: BatchState, actor: Actor, licenceId: string): Licence
  */
 export function statusAfterUse(status: LicenceStatus, shippedUnits: number, authorisedUnits: number): LicenceStatus {
   return shippedUnits === authorisedUnits && status === 'issued' ? 'exhausted' : status;
+}
+
+/**
+ * An amendment decides exhaustion afresh, by the same rule: an exhausted licence given
+ * units beyond what has shipped is issued again (it was issued until its units ran out, and
+ * nothing else ended it), and an issued one cut to what has shipped is exhausted. Any other
+ * status stays as its authority set it (statusAfterUse).
+ */
+export function statusAfterAmendment(status: LicenceStatus, shippedUnits: number, authorisedUnits: number): LicenceStatus {
+  if (status === 'exhausted') return shippedUnits === authorisedUnits ? 'exhausted' : 'issued';
+  return statusAfterUse(status, shippedUnits, authorisedUnits);
+}
+
+/**
+ * The country whose authority licenses a side of a shipment: the one the units leave for an
+ * export licence (its origin), the one they enter for an import licence (its destination).
+ * Both licences must cover every shipment (invariant 3) precisely because each country
+ * decides its own side; an authority that could license the other side too would decide
+ * both alone.
+ */
+export function licensingCountry(licence: { direction: 'export' | 'import'; origin: string; destination: string }): string {
+  return licence.direction === 'export' ? licence.origin : licence.destination;
+}
+
+/** The rule, in code and in the database (migration 025, licences_authority_country). */
+export const licenceAuthorityRule = 'licence-authority';
+
+function checkAuthorityCountry(authority: OrganisationRow, input: LicenceCreateInput): void {
+  const country = licensingCountry(input);
+  if (authority.country === country) return;
+  const end = input.direction === 'export' ? 'origin' : 'destination';
+  throw refuse.forbidden(
+    `couldn't create ${input.direction} licence ${input.reference} for ${input.origin} → ${input.destination}: an ${input.direction} licence is issued by an authority of its ${end}, ${country}; ${authority.id} is an authority of ${authority.country}`,
+    licenceAuthorityRule,
+  );
 }
 
 function partiesOf(licenceId: string, parties: Array<{ organisationId: string; role: PartyRole }>): LicencePartyRow[] {
@@ -74,6 +109,7 @@ export const licenceCreate: Handler<'licence.create'> = {
     const { state, actor } = context;
     const authority = state.get('organisations', actor.orgId);
     if (!authority?.roles.includes('authority')) throw refuse.forbidden(`organisation ${actor.orgId} is not a licensing authority`);
+    checkAuthorityCountry(authority, input);
     const holder = state.get('organisations', input.holderId);
     if (!holder) throw refuse.notFound('organisation', input.holderId);
     checkReferences(state, input);
@@ -159,6 +195,13 @@ export const licenceReinstate = transition('licence.reinstate', { from: ['suspen
 export const licenceRevoke = transition('licence.revoke', { from: ['draft', 'issued', 'suspended', 'exhausted'], to: 'revoked' });
 export const licenceSurrender = transition('licence.surrender', { from: ['issued', 'suspended', 'exhausted'], to: 'surrendered', byHolder: true });
 
+/**
+ * An exhausted licence is amendable: an authority that calibrates upwards gives it units
+ * again (statusAfterAmendment). Its route, direction and authority are not amendable at all
+ * (the schema has no field for them), so licence-authority holds for every version.
+ */
+const amendableStatuses: readonly LicenceStatus[] = ['draft', 'issued', 'suspended', 'exhausted'];
+
 export const licenceAmend: Handler<'licence.amend'> = {
   kind: 'licence.amend',
   keys(input, keys) {
@@ -169,8 +212,8 @@ export const licenceAmend: Handler<'licence.amend'> = {
   run(context, input) {
     const { state, actor } = context;
     const licence = ownLicence(state, actor, input.licenceId);
-    if (!['draft', 'issued', 'suspended'].includes(licence.status)) {
-      throw refuse.conflict('licence-status', `couldn't amend licence ${licence.id}: it is ${licence.status}`);
+    if (!amendableStatuses.includes(licence.status)) {
+      throw refuse.conflict('licence-status', `couldn't amend licence ${licence.id}: it is ${licence.status}, and only a licence that is ${amendableStatuses.slice(0, -1).join(', ')} or ${amendableStatuses.at(-1)} can be`, { status: licence.status });
     }
     checkReferences(state, input);
     const units = input.authorisedUnits ?? licence.authorised_units;
@@ -185,7 +228,7 @@ export const licenceAmend: Handler<'licence.amend'> = {
       ...licence,
       version: licence.version + 1,
       authorised_units: units,
-      status: statusAfterUse(licence.status, licence.shipped_units, units),
+      status: statusAfterAmendment(licence.status, licence.shipped_units, units),
       valid_to: validTo,
       product_ids: input.productIds ? [...new Set(input.productIds)] : licence.product_ids,
       conditions: (input.conditions as LicenceCondition[] | undefined) ?? licence.conditions,

@@ -6,6 +6,7 @@
 import { assert, type DomainError } from '../../core/errors.ts';
 import { refuse, formatUnits, type CommandContext, type Handler } from '../handler.ts';
 import type { ShipmentRow, UnitRow } from '../rows.ts';
+import { canonicalGpuUuid } from '../schemas.ts';
 import type { BatchState } from '../state.ts';
 import type { BatchKeys } from '../../store/ledger-tables.ts';
 import { checkDeadline, shipmentOrgIds, visibleShipment } from './shipments.ts';
@@ -55,7 +56,9 @@ function checkListable(state: BatchState, shipment: ShipmentRow, serial: string,
   if (unit.product_id !== shipment.product_id) {
     throw refuse.conflict('unit-product', `serial ${serial} is a unit of product ${unit.product_id}; shipment ${shipment.id} is of product ${shipment.product_id}`, { serial, productId: unit.product_id });
   }
-  if (given !== undefined && unit.gpu_uuid !== null && given !== unit.gpu_uuid) {
+  // A given GPU UUID is in its one spelling (schemas.ts); a unit listed before migration 025
+  // may keep another case, which the database never changes once known (019).
+  if (given !== undefined && unit.gpu_uuid !== null && given !== canonicalGpuUuid(unit.gpu_uuid)) {
     throw refuse.conflict('unit-gpu-uuid', `serial ${serial} has GPU UUID ${unit.gpu_uuid}; ${given} given`, { serial, gpuUuid: unit.gpu_uuid, given });
   }
 }
@@ -90,7 +93,9 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
     // knowable without loading every unit.
     listing.add({
       serial,
-      gpu_uuid: given ?? unit?.gpu_uuid ?? null,
+      // The unit's own GPU UUID first: a given one equals it (checkListable) but for the
+      // case of one stored before 025, which the database keeps as it is.
+      gpu_uuid: unit?.gpu_uuid ?? given ?? null,
       product_id: shipment.product_id,
       recipient_org_id: shipment.recipient_org_id,
       custody: 'licensed',

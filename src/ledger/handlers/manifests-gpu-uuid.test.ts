@@ -1,0 +1,110 @@
+/**
+ * One GPU, one unit, whatever the case its UUID is written in (invariant 4): a GPU UUID is
+ * stored as `GPU-` and lower-case hex (schemas.ts), so the manifest's duplicate check and the
+ * unique index units_gpu_uuid_key see case variants as the GPU they are; the database
+ * refuses any other spelling (migration 025, units_gpu_uuid_canonical).
+ */
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../../test/database.ts';
+import { firstRefusal } from '../../../test/support/rolled-back.ts';
+import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
+import type { Answer } from '../ledger.ts';
+import { canonicalGpuUuid, manifest } from '../schemas.ts';
+
+let database: TestDatabase;
+let world: World;
+
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
+});
+
+const lower = 'GPU-abcdef12-aaaa-bbbb-cccc-123456789012';
+const upper = 'GPU-ABCDEF12-AAAA-BBBB-CCCC-123456789012';
+
+/** Books one unit per entry, the exporter to alpha (or beta). */
+function book(serials: Array<{ serial: string; gpuUuid?: string }>, recipient: 'alpha' | 'beta' = 'alpha'): Promise<Answer> {
+  const { allocations, productId, actors } = world;
+  return world.ledger.submit('shipment.book', {
+    exportAllocationId: recipient === 'alpha' ? allocations.alphaExport : allocations.betaExport,
+    importAllocationId: recipient === 'alpha' ? allocations.alphaImport : allocations.betaImport,
+    productId, units: serials.length, deadline: '2026-03-01T00:00:00Z', serials,
+  }, actors.exporter);
+}
+
+function refusal(answer: Answer): { code: string; rule: string | undefined; message: string } {
+  if (answer.ok) expect.fail(`expected a refusal, got ${JSON.stringify(answer.body)}`);
+  return { code: answer.error.code, rule: answer.error.rule, message: answer.error.message };
+}
+
+async function gpuUuidOf(serial: string): Promise<string | undefined> {
+  return (await database.pool.query<{ gpu_uuid: string }>('SELECT gpu_uuid FROM units WHERE serial = $1', [serial])).rows[0]?.gpu_uuid;
+}
+
+describe('the GPU UUID of a manifest entry', () => {
+  it('is read in its one spelling: GPU- and lower-case hex, as the CLI’s CSV reader compares them', () => {
+    expect(canonicalGpuUuid(upper)).toBe(lower);
+    expect(manifest.parse([{ serial: 'S1', gpuUuid: upper }, { serial: 'S2', gpuUuid: 'GPU-AbC0-1234-dEf5' }, 'S3'])).toEqual([
+      { serial: 'S1', gpuUuid: lower }, { serial: 'S2', gpuUuid: 'GPU-abc0-1234-def5' }, 'S3',
+    ]);
+    // The prefix is not a matter of case: nvidia-smi prints GPU-.
+    expect(manifest.safeParse([{ serial: 'S1', gpuUuid: 'gpu-abcdef12-0000' }]).success).toBe(false);
+  });
+});
+
+describe('one GPU under two serials, by letter case', () => {
+  it('is refused within one manifest, naming the GPU UUID', async () => {
+    expect(refusal(await book([{ serial: 'U1', gpuUuid: lower }, { serial: 'U2', gpuUuid: upper }]))).toEqual({
+      code: 'conflict', rule: 'invariant-4', message: `GPU UUID ${lower} appears twice in the manifest`,
+    });
+    expect(await gpuUuidOf('U1')).toBeUndefined();
+  });
+
+  it('is refused across shipments by the unique index, and the first is stored in lower case', async () => {
+    expectOk(await book([{ serial: 'U3', gpuUuid: upper }]));
+    expect(await gpuUuidOf('U3')).toBe(lower);
+    for (const spelling of [lower, 'GPU-ABCDEF12-aaaa-bbbb-cccc-123456789012']) {
+      expect(refusal(await book([{ serial: 'U4', gpuUuid: spelling }], 'beta'))).toMatchObject({ code: 'conflict', rule: 'invariant-4' });
+    }
+    expect(await gpuUuidOf('U4')).toBeUndefined();
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+});
+
+describe('the database keeps GPU UUIDs in one spelling (migration 025)', () => {
+  it('refuses a unit written with upper-case hex, new or given one later', async () => {
+    const booked = String(expectOk(await book([{ serial: 'DBU-1' }])).shipmentId);
+    const insert = await firstRefusal(database.pool, [
+      `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, updated_seq) VALUES ('DBU-2', $1, $2, $3, 'licensed', $4, 999999)`,
+      [upper, world.productId, world.actors.alpha.orgId, booked],
+    ]);
+    expect(insert).toEqual({ code: '23514', message: `unit DBU-2 has GPU UUID ${upper}; a GPU UUID is stored as GPU- and lower-case hex (${lower})` });
+    expect((await firstRefusal(database.pool, [`UPDATE units SET gpu_uuid = $1 WHERE serial = 'DBU-1'`, ['GPU-00AA-0001']]))?.code).toBe('23514');
+    expect(await firstRefusal(database.pool, [`UPDATE units SET gpu_uuid = $1 WHERE serial = 'DBU-1'`, ['GPU-00aa-0001']])).toBeUndefined();
+  });
+
+  it('lets a unit stored in upper case before the rule ship, arrive, come back and be listed again, keeping its GPU UUID', async () => {
+    const { run, actors } = world;
+    const oldUuid = 'GPU-0DD0-1234-ABCD';
+    const first = String(expectOk(await book([{ serial: 'OLD-1', gpuUuid: oldUuid }])).shipmentId);
+    // As on a database migrated from 024: the GPU UUID as it was given, rules 019 and 025 off for the write.
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('ALTER TABLE units DISABLE TRIGGER units_keep_identity, DISABLE TRIGGER units_gpu_uuid_canonical_update');
+      await client.query(`UPDATE units SET gpu_uuid = $1 WHERE serial = 'OLD-1'`, [oldUuid]);
+      await client.query('ALTER TABLE units ENABLE TRIGGER units_keep_identity, ENABLE TRIGGER units_gpu_uuid_canonical_update');
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    await run('shipment.ship', { shipmentId: first }, actors.exporter);
+    await run('shipment.clear', { shipmentId: first }, actors.alpha);
+    await run('shipment.deliver', { shipmentId: first }, actors.alpha);
+    await run('units.return', { serials: ['OLD-1'], reason: 'faulty' }, actors.alpha);
+    // Given again in any case, it is the same GPU: listed, its stored spelling kept.
+    expectOk(await book([{ serial: 'OLD-1', gpuUuid: oldUuid }]));
+    expect(await gpuUuidOf('OLD-1')).toBe(oldUuid);
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+});
