@@ -11,6 +11,7 @@ import { migrate } from '../store/migrate.ts';
 import { createDemoTokens, loadDemo, type DemoToken } from '../demo/load.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
+import { printDemoTokens } from './demo-tokens.ts';
 import { Failure, type Output } from './output.ts';
 import { renderTable } from './table.ts';
 
@@ -58,14 +59,9 @@ export async function demoCommand(config: Config, output: Output): Promise<numbe
       output.out('The demo data is already loaded; nothing was added. New tokens for its organisations:');
       tokens = await createDemoTokens(ledger, 'all');
     }
-    printTokens(tokens, output);
+    printDemoTokens('Tokens (shown once; keep them):', tokens, output);
     return 0;
   });
-}
-
-function printTokens(tokens: readonly DemoToken[], output: Output): void {
-  output.out('Tokens (shown once; keep them):');
-  output.out(renderTable(tokens.map((token) => ({ organisation: `${token.organisationId} ${token.organisation}`, role: token.role, token: token.secret })), ['organisation', 'role', 'token']));
 }
 
 export interface TokenCreateOptions {

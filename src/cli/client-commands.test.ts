@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bookCommand, deployCommand, listCommand, manifestImportCommand, parseDeadline, showCommand, transitionCommand, utilisationCommand, utilisationRows } from './client-commands.ts';
+import { bookCommand, columns, deployCommand, listCommand, manifestImportCommand, parseDeadline, showCommand, transitionCommand, utilisationCommand, utilisationRows } from './client-commands.ts';
 import { ApiClient } from './http.ts';
 import { Failure, type Output } from './output.ts';
 
@@ -163,6 +163,28 @@ describe('parseDeadline', () => {
   });
 });
 
+describe('licences list', () => {
+  const licence = { reference: 'BIS-7', direction: 'export', status: 'issued', authorisedUnits: 100_000, validTo: '2027-01-01T00:00:00.000Z', demo: false };
+
+  it('marks the licences whose totals are over the caller\'s own allocations, and says what that means', async () => {
+    const page = { items: [{ ...licence, id: 'L-7', allocatedUnits: 20_000, shippedUnits: 15_000, totalsScope: 'own_allocations' }, { ...licence, id: 'L-8', reference: 'BIS-8', allocatedUnits: 90_000, shippedUnits: 1_000, totalsScope: 'licence' }], nextCursor: null };
+    const { output, out, err } = recorder();
+    await listCommand(client(page).client, 'licences', columns.licences, {}, output);
+    const lines = out.join('\n').split('\n');
+    expect(lines[0]).toMatch(/^id {21}reference {2}direction {2}status {2}authorisedUnits {2}allocatedUnits {2}shippedUnits/);
+    expect(lines[2]).toMatch(/^L-7 \(own allocations\) {2}BIS-7 +export +issued +100,000 +20,000 +15,000 /);
+    expect(lines[3]).toMatch(/^L-8 {20}BIS-8 /);
+    expect(err).toEqual(["(own allocations: on a licence marked so, allocatedUnits and shippedUnits count only your own allocations, not the rest of the licence's authorisedUnits)"]);
+  });
+
+  it('adds nothing where the totals are the licence\'s', async () => {
+    const { output, out, err } = recorder();
+    await listCommand(client({ items: [{ ...licence, id: 'L-8', allocatedUnits: 90_000, shippedUnits: 1_000, totalsScope: 'licence' }], nextCursor: null }).client, 'licences', columns.licences, {}, output);
+    expect(out.join('\n').split('\n')[2]).toMatch(/^L-8  BIS-7 /);
+    expect(err).toEqual([]);
+  });
+});
+
 describe('report utilisation', () => {
   it('names recipients from every page of organisations, not only the first', async () => {
     const pages: Record<string, unknown> = {
@@ -194,7 +216,8 @@ describe('utilisationRows', () => {
 
   it('says when a licence has more allocations than the report embeds', () => {
     const rows = utilisationRows([{ licenceId: 'L-9', direction: 'import', reference: 'MOFCOM-9', status: 'issued', units: 10, allocationsTruncated: true, allocations: [{ allocationId: 'A-1', recipientId: 'ORG-4', units: 1 }] }]);
-    expect(rows.at(-1)).toEqual({ licence: '  └ …', reference: 'more allocations than shown: GET /v1/allocations?licenceId=L-9' });
+    // A command of this CLI that lists them all (allocations list --licence).
+    expect(rows.at(-1)).toEqual({ licence: '  └ …', reference: 'more allocations than shown: chipledger allocations list --licence L-9' });
   });
 
   it('shows a recipient its use as a share of its own allocations, and says so', () => {

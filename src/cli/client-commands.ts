@@ -22,6 +22,8 @@ interface Page {
 
 export interface ListOptions {
   status?: string;
+  /** allocations list: only those on this licence. */
+  licence?: string;
   limit?: string;
   cursor?: string;
   json?: boolean;
@@ -48,14 +50,31 @@ export async function listCommand(client: ApiClient, resource: 'licences' | 'all
   if (options.limit !== undefined && !(/^[1-9][0-9]{0,5}$/.test(options.limit) && Number(options.limit) <= limits.pageSizeMax)) {
     throw new Failure(`--limit must be a whole number from 1 to ${limits.pageSizeMax}; got ${JSON.stringify(options.limit)}`, 2);
   }
-  const page = await client.get<Page>(`/v1/${resource}`, { status: options.status, limit: options.limit, cursor: options.cursor });
+  const page = await client.get<Page>(`/v1/${resource}`, { status: options.status, licenceId: options.licence, limit: options.limit, cursor: options.cursor });
   if (options.json) {
     output.out(printableJson(page));
     return 0;
   }
-  output.out(renderTable(page.items, pickColumns(page.items, preferred)));
+  const rows = resource === 'licences' ? page.items.map(licenceRow) : page.items;
+  output.out(renderTable(rows, pickColumns(rows, preferred)));
+  if (resource === 'licences' && page.items.some((item) => item.totalsScope === ownAllocations)) {
+    output.err(`(own allocations: ${ownAllocationsNote})`);
+  }
   if (page.nextCursor !== null) output.err(`(more: add --cursor ${printable(String(page.nextCursor))})`);
   return 0;
+}
+
+/** The API's totalsScope of a recipient's figures: sums over its own allocations. */
+const ownAllocations = 'own_allocations';
+const ownAllocationsNote = "on a licence marked so, allocatedUnits and shippedUnits count only your own allocations, not the rest of the licence's authorisedUnits";
+
+/**
+ * A licence as a list shows it. Its allocatedUnits and shippedUnits reach as far as the API's
+ * totalsScope says; for a recipient that is its own allocations, which the id says, as the
+ * utilisation report does, so they are not read as shares of the licence's authorisedUnits.
+ */
+function licenceRow(licence: Row): Row {
+  return licence.totalsScope === ownAllocations ? { ...licence, id: `${String(licence.id)} (own allocations)` } : licence;
 }
 
 export async function showCommand(client: ApiClient, resource: 'licences' | 'shipments', id: string, options: { json?: boolean }, output: Output): Promise<number> {
@@ -220,7 +239,7 @@ export function utilisationRows(licences: readonly UtilisationLicence[], names: 
   return licences.flatMap((licence) => {
     // A recipient's figures are sums over its own allocations (the API's totalsScope): its
     // use is a share of what it was allocated, not of the licence's units.
-    const own = licence.totalsScope === 'own_allocations';
+    const own = licence.totalsScope === ownAllocations;
     return [{
       licence: `${licence.licenceId} (${String(licence.direction ?? '')}${own ? '; own allocations' : ''})`,
       reference: licence.reference,
@@ -245,7 +264,7 @@ export function utilisationRows(licences: readonly UtilisationLicence[], names: 
     })),
     // The report embeds a licence's first allocations only (the API says when there are more).
     ...(licence.allocationsTruncated === true
-      ? [{ licence: '  └ …', reference: `more allocations than shown: GET /v1/allocations?licenceId=${licence.licenceId}` }]
+      ? [{ licence: '  └ …', reference: `more allocations than shown: chipledger allocations list --licence ${licence.licenceId}` }]
       : [])];
   });
 }

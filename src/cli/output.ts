@@ -24,23 +24,34 @@ export class Failure extends Error {
 }
 
 /**
+ * Bidirectional-text controls: the embeddings, overrides and isolates (U+202A–U+202E,
+ * U+2066–U+2069) and the marks (U+200E, U+200F, U+061C). Invisible, they make a terminal
+ * reorder what follows them, so a hostile name could show a row, or a line, other than it is
+ * (the "Trojan Source" trick). What printable() replaces: C0, DEL, C1 and those.
+ */
+const unprintable = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/** What printableJson() escapes on top of JSON.stringify (which escapes C0 only): the rest of the above. */
+const unprintableInJson = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
  * Text from a server, made safe for a terminal: control characters (escape sequences that
- * could move the cursor, recolour or retitle the terminal, or hide what came before) become
- * spaces. Everything a server sends that reaches the user goes through this, also from a
- * hostile server or a proxy's error page.
+ * could move the cursor, recolour or retitle the terminal, or hide what came before) and
+ * bidi controls (which reorder what follows) become spaces. Everything a server sends that
+ * reaches the user goes through this, also from a hostile server or a proxy's error page.
  */
 export function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+  return text.replace(unprintable, ' ');
 }
 
 /**
  * A server's value as JSON for a terminal, indented or on one line. JSON.stringify escapes the
- * C0 controls but writes DEL and the C1 controls raw, and U+009B alone is a CSI that terminals
- * act on; here those are escaped too, so the text is still the same JSON, and moves no cursor.
+ * C0 controls but writes DEL, the C1 controls and the bidi controls raw, and U+009B alone is a
+ * CSI that terminals act on; here those are escaped too, so the text is still the same JSON,
+ * and moves no cursor and reorders nothing.
  */
 export function printableJson(value: unknown, layout: 'indented' | 'one line' = 'indented'): string {
   const json = JSON.stringify(value, null, layout === 'indented' ? 2 : undefined);
   // undefined, a function or a symbol (never in parsed JSON) has no JSON: said as text.
   if (json === undefined) return printable(String(value));
-  return json.replace(/[\u007f-\u009f]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return json.replace(unprintableInJson, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -104,4 +104,12 @@ describe('client commands', () => {
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('(more: add --cursor c [2J 2J)');
   });
+
+  it('list the allocations of one licence with --licence, as the API\'s licenceId filter', async () => {
+    answer = { status: 200, type: 'application/json', body: JSON.stringify({ items: [{ id: 'A-3', licenceId: 'L-7', recipientId: 'ORG-5', units: 10 }], nextCursor: null }) };
+    const result = await run(['allocations', 'list', '--licence', 'L-7', '--limit', '50']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(requests).toEqual(['GET /v1/allocations?licenceId=L-7&limit=50']);
+    expect(result.stdout).toContain('A-3  L-7');
+  });
 });

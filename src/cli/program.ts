@@ -65,7 +65,7 @@ function buildProgram(config: (flags?: ConfigFlags) => Config, run: Runner, outp
     .showHelpAfterError();
 
   program.command('serve').description('run the HTTP API (embedded PostgreSQL unless DATABASE_URL is set)')
-    .option('--demo', 'load the demo data on a fresh database and print an admin token')
+    .option('--demo', 'load the demo data on a fresh database and print a token for each demo organisation (on a later start: a new admin token, and how to make the others)')
     .option('--port <port>', 'TCP port (overrides CHIPLEDGER_PORT)')
     .option('--host <host>', 'address to listen on (overrides CHIPLEDGER_HOST)')
     .action(run(async (options: { demo?: boolean; port?: string; host?: string }) => serve(config(flagsOf(options)), { demo: options.demo === true }, output)));
@@ -100,7 +100,7 @@ function addClientCommands(program: Command, config: (flags?: ConfigFlags) => Co
     .action(run(async (id: string, options: { json?: boolean }) => showCommand(client(), 'licences', id, options, output)));
 
   const allocations = program.command('allocations').description('allocations (client)');
-  listOptions(allocations.command('list').description('allocations you receive or that are on your licences'))
+  listOptions(allocations.command('list').description('allocations you receive or that are on your licences').option('--licence <id>', 'only those on this licence, e.g. L-7'))
     .action(run(async (options: ListOptions) => listCommand(client(), 'allocations', columns.allocations, options, output)));
 
   const shipments = program.command('shipments').description('shipments (client)');

@@ -46,16 +46,26 @@ async function waitFor<T>(what: string, read: () => T | undefined, exited: Promi
 }
 
 
+/** The demo's token table as serve prints it: organisation id and name, part, role, secret. */
+function tokenRows(stdout: string): Array<{ organisationId: string; part: string; role: string; secret: string }> {
+  return [...stdout.matchAll(/^(ORG-\S+) .*?\S {2,}(\S.*?) {2,}(authority_admin|authority_officer|exporter|recipient|auditor) {2,}(clt_\S+)$/gm)]
+    .map((match) => ({ organisationId: match[1]!, part: match[2]!, role: match[3]!, secret: match[4]! }));
+}
+
 describe('chipledger serve --demo', () => {
-  it('serves the demo with an admin token, and stops cleanly on SIGTERM', async () => {
+  it('serves the demo with a token for every organisation, then on a later start says how to make them; stops cleanly on SIGTERM', async () => {
     const port = await findFreePort();
     const dataDir = join(folder, 'data');
-    const server = start(['serve', '--demo', '--port', String(port)], { CHIPLEDGER_DATA_DIR: dataDir, CHIPLEDGER_LOG_LEVEL: 'warn' });
+    const env = { CHIPLEDGER_DATA_DIR: dataDir, CHIPLEDGER_LOG_LEVEL: 'info' };
+    const server = start(['serve', '--demo', '--port', String(port)], env);
     const log = () => `stdout:\n${server.stdout()}\nstderr:\n${server.stderr()}`;
+    let secrets: string[] = [];
     try {
       const url = await waitFor('its URL', () => /^chipledger is serving (http:\/\/\S+)/m.exec(server.stdout())?.[1], server.exit, 150_000, log);
       const token = await waitFor('the admin token', () => /^\s+(clt_\S+)$/m.exec(server.stdout())?.[1], server.exit, 10_000, log);
+      await waitFor('the last line', () => (/^Stop with Ctrl-C/m.test(server.stdout()) ? true : undefined), server.exit, 10_000, log);
       expect(url).toBe(`http://127.0.0.1:${port}`);
+      expect(server.stdout()).toContain('Admin token (authority_admin of 中华人民共和国商务部');
 
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       expect((await fetch(`${url}/v1/licences`)).status).toBe(401);
@@ -64,14 +74,61 @@ describe('chipledger serve --demo', () => {
       expect(licences.headers.get('x-chipledger-demo')).toBe('true');
       const body = (await licences.json()) as { items: Array<{ authorisedUnits: number; direction: string; demo: boolean }> };
       expect(body.items.map((licence) => [licence.direction, licence.authorisedUnits, licence.demo])).toEqual([['export', 400_000, true], ['import', 400_000, true]]);
+
+      // Every other organisation has its token, labelled, and can act with it.
+      const rows = tokenRows(server.stdout());
+      expect(rows.map((row) => [row.part, row.role])).toEqual([
+        ['US export authority (BIS)', 'authority_admin'], ['US exporter', 'exporter'], ['importer (holds the import licence)', 'recipient'],
+        ['end user (allocations, sites)', 'recipient'], ['end user (allocations, sites)', 'recipient'], ['end user (allocations, sites)', 'recipient'], ['auditor (reads everything)', 'auditor'],
+      ]);
+      secrets = [token, ...rows.map((row) => row.secret)];
+      const get = async (path: string, secret: string) => {
+        const response = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${secret}` } });
+        expect(response.status, path).toBe(200);
+        return ((await response.json()) as { items: unknown[] }).items;
+      };
+      const [bis, exporter, , endUser, , , auditor] = rows;
+      expect(await get('/v1/allocations', exporter!.secret)).toHaveLength(6); // on both licences it ships under
+      expect(await get('/v1/allocations', endUser!.secret)).toHaveLength(2); // its own, one on each licence
+      expect(await get('/v1/events?limit=5', auditor!.secret)).toHaveLength(5);
+      // BIS, an admin, makes a token for the US exporter through the API.
+      const made = await fetch(`${url}/v1/tokens`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${bis!.secret}`, 'content-type': 'application/json', 'idempotency-key': 'serve-test-1' },
+        body: JSON.stringify({ organisationId: exporter!.organisationId, role: 'exporter', label: 'compliance desk' }),
+      });
+      expect(made.status, await made.clone().text()).toBe(201);
     } finally {
       server.child.kill('SIGTERM');
     }
     expect(await server.exit, log()).toEqual({ code: 0, signal: null });
+    expect(secrets).toHaveLength(8);
+    for (const secret of secrets) expect(server.stderr(), 'a secret on stderr (the log)').not.toContain(secret.slice(4));
     const pidFile = join(dataDir, 'pg', 'postmaster.pid');
     if (existsSync(pidFile)) expect(isProcessAlive(Number(readFileSync(pidFile, 'utf8').split('\n')[0])), 'postgres still running').toBe(false);
     expect(existsSync(join(dataDir, 'chipledger.lock'))).toBe(false);
-  }, 240_000);
+
+    // A later start: a new admin token, and the commands that make the others (run one here).
+    const again = start(['serve', '--demo', '--port', String(port)], env);
+    const againLog = () => `stdout:\n${again.stdout()}\nstderr:\n${again.stderr()}`;
+    try {
+      const url = await waitFor('its URL', () => /^chipledger is serving (http:\/\/\S+)/m.exec(again.stdout())?.[1], again.exit, 150_000, againLog);
+      await waitFor('the last line', () => (/^Stop with Ctrl-C/m.test(again.stdout()) ? true : undefined), again.exit, 10_000, againLog);
+      expect(again.stdout()).toContain('Admin token (authority_admin of 中华人民共和国商务部');
+      expect(again.stdout()).toContain('chipledger demo   (a new token for every demo organisation)');
+      const commands = [...again.stdout().matchAll(/^ {2}chipledger (token create --org (\S+) --role (\S+) --label "([^"]+)") +# (.+)$/gm)];
+      expect(commands.map((command) => [command[2], command[3]])).toEqual(tokenRows(server.stdout()).map((row) => [row.organisationId, row.role]));
+      const auditorCommand = commands.find((command) => command[3] === 'auditor')!;
+      const minted = start(['token', 'create', '--org', auditorCommand[2]!, '--role', 'auditor', '--label', auditorCommand[4]!], env);
+      expect(await minted.exit, minted.stderr()).toEqual({ code: 0, signal: null });
+      const secret = /^(clt_\S+)$/m.exec(minted.stdout())?.[1];
+      expect(secret, minted.stdout()).toBeDefined();
+      expect((await fetch(`${url}/v1/events?limit=1`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+    } finally {
+      again.child.kill('SIGTERM');
+    }
+    expect(await again.exit, againLog()).toEqual({ code: 0, signal: null });
+  }, 300_000);
 
   it('fails with a clear message when the port is taken', async () => {
     const busy = createServer();

@@ -1,6 +1,7 @@
 /**
  * `chipledger serve`: PostgreSQL (embedded unless DATABASE_URL), migrations, the ledger, the
- * HTTP API; with --demo, the demo data and an admin token. Stops cleanly on SIGINT/SIGTERM:
+ * HTTP API; with --demo, the demo data and its tokens (on stdout only: secrets are never logged).
+ * Stops cleanly on SIGINT/SIGTERM:
  * HTTP server, ledger (queued commands are answered first), pool, embedded PostgreSQL.
  *
  * The log key settings are read and checked first (log-key.ts): a problem there is a
@@ -14,7 +15,9 @@
 import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { Ledger } from '../ledger/ledger.ts';
-import { createDemoTokens, demoState, loadDemo, type DemoToken } from '../demo/load.ts';
+import { createDemoTokens, demoParties, demoState, loadDemo, type DemoParty, type DemoToken } from '../demo/load.ts';
+import { administrator } from '../demo/scenario.ts';
+import { printDemoTokens, printTokenCommands } from './demo-tokens.ts';
 import { formatProblems, type Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { Failure, type Output } from './output.ts';
@@ -50,14 +53,14 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
       ...(previousSignerKey === undefined ? {} : { logPreviousSignerKey: previousSignerKey }),
       onError: (error, context) => logger.error({ err: error }, context),
     });
-    const adminToken = options.demo ? await prepareDemo(resources.ledger, output) : undefined;
+    const demoAccess = options.demo ? await prepareDemo(resources.ledger, output) : undefined;
     const { buildServer } = await import('../server/app.ts');
     const app = await buildServer({ ledger: resources.ledger, pool: resources.database.pool, logger, demo: options.demo, witnessKeys: config.log.witnessKeys });
     resources.close = () => app.close();
     await listen(app, config);
     const url = `http://${displayHost(config.host)}:${config.port}`;
     output.out(`chipledger is serving ${url} (API reference: ${url}/v1/docs, OpenAPI: ${url}/v1/openapi.json)`);
-    if (adminToken) printAdminToken(adminToken, url, output);
+    if (demoAccess) printDemoAccess(demoAccess, url, output);
     output.out(`Stop with Ctrl-C. Database: ${resources.database.origin === 'external' ? 'DATABASE_URL' : `embedded PostgreSQL in ${config.dataDir}`}.`);
     const signal = await stop.received;
     output.err(`chipledger: ${signal} received, stopping`);
@@ -119,8 +122,16 @@ async function listen(app: { listen(options: { host: string; port: number }): Pr
   }
 }
 
-/** Loads the demo on a fresh database; an admin token either way (the first one's secret is gone). */
-async function prepareDemo(ledger: Ledger, output: Output): Promise<DemoToken> {
+/**
+ * Who can act in the demo: on the load, every organisation's token; on a later start (those
+ * secrets are gone), a fresh admin token and the organisations to make tokens for.
+ */
+type DemoAccess =
+  | { admin: DemoToken; loaded: true; others: DemoToken[] }
+  | { admin: DemoToken; loaded: false; others: DemoParty[] };
+
+/** Loads the demo on a fresh database; the tokens it made, or a fresh admin token when it was there already. */
+async function prepareDemo(ledger: Ledger, output: Output): Promise<DemoAccess> {
   const state = await demoState(ledger.pool);
   if (state === 'partial') {
     output.err('chipledger: the demo data here is incomplete (an earlier load was interrupted); start with an empty CHIPLEDGER_DATA_DIR for a full demo');
@@ -130,19 +141,26 @@ async function prepareDemo(ledger: Ledger, output: Output): Promise<DemoToken> {
     const result = await loadDemo(ledger, { log: (line) => output.err(`  demo: ${line}`) });
     if (result.loaded) {
       output.err(`chipledger: demo loaded: ${result.events.toLocaleString('en-US')} events, ${result.serials.toLocaleString('en-US')} serials`);
-      const admin = result.tokens.find((token) => token.role === 'authority_admin');
-      if (admin) return admin;
+      const admin = result.tokens.find((token) => token.key === administrator);
+      if (admin) return { admin, loaded: true, others: result.tokens.filter((token) => token !== admin) };
     }
   }
   const [admin] = await createDemoTokens(ledger, 'admin');
-  return admin!;
+  return { admin: admin!, loaded: false, others: (await demoParties(ledger.pool)).filter((party) => party.key !== administrator) };
 }
 
-function printAdminToken(token: DemoToken, url: string, output: Output): void {
-  output.out(`Admin token (${token.role} of ${token.organisation}, ${token.tokenId}; shown once, keep it):`);
-  output.out(`  ${token.secret}`);
-  output.out(`Try: curl -H 'Authorization: Bearer ${token.secret}' ${url}/v1/licences`);
-  output.out(`  or: CHIPLEDGER_URL=${url} CHIPLEDGER_TOKEN=${token.secret} chipledger report utilisation`);
+/** stdout only: the admin token first (its lines are what people and scripts look for), then everyone else. */
+function printDemoAccess(access: DemoAccess, url: string, output: Output): void {
+  const { admin } = access;
+  output.out(`Admin token (${admin.role} of ${admin.organisation}, ${admin.tokenId}; shown once, keep it):`);
+  output.out(`  ${admin.secret}`);
+  output.out(`Try: curl -H 'Authorization: Bearer ${admin.secret}' ${url}/v1/licences`);
+  output.out(`  or: CHIPLEDGER_URL=${url} CHIPLEDGER_TOKEN=${admin.secret} chipledger report utilisation`);
+  if (access.loaded) {
+    printDemoTokens('Tokens for the other demo organisations, to act as each (shown once; keep them):', access.others, output);
+  } else {
+    printTokenCommands(access.others, output);
+  }
 }
 
 async function shutdown(resources: { database?: Database; ledger?: Ledger; close?: () => Promise<void> }, output: Output): Promise<void> {

@@ -3,6 +3,7 @@
  * character as the user sees it, not per code unit or code point.
  */
 import { describe, expect, it } from 'vitest';
+import { printable, printableJson } from './output.ts';
 import { displayWidth, renderRecord, renderTable } from './table.ts';
 
 describe('displayWidth', () => {
@@ -43,5 +44,32 @@ describe('renderRecord and headers', () => {
     const table = renderTable([{ id: 'L-1', conditions: { note: hostile } }], ['id', 'conditions']);
     expect(table).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
     expect(table.split('\n')[2]).toBe('L-1  {"note":"x\\u001b[31my\\u009b31mz\\u007f"}');
+  });
+});
+
+describe('bidi controls', () => {
+  // Every bidi control a terminal may act on: embeddings, overrides, isolates and the marks.
+  const bidi = ['\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069', '\u200e', '\u200f', '\u061c'];
+  const bidiPattern = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+  it('reach no table cell, header or record: a hostile name cannot reorder its row', () => {
+    // Shown raw, U+202E would print this row's units before the name, reversed.
+    const name = 'Example Ltd \u202e0001 stinu';
+    const table = renderTable([{ name, units: 5 }, { name: 'Yunchuan', units: 10 }], ['name', 'units']);
+    expect(table).not.toMatch(bidiPattern);
+    expect(table.split('\n')[2]).toBe('Example Ltd  0001 stinu      5');
+    for (const control of bidi) {
+      const shown = [renderTable([{ [`k${control}`]: `a${control}b` }], [`k${control}`]), renderRecord({ [`k${control}`]: `a${control}b`, nested: { [control]: control } })].join('\n');
+      expect(shown, `U+${control.charCodeAt(0).toString(16)}`).not.toMatch(bidiPattern);
+    }
+  });
+
+  it('are escaped in JSON, which stays the same JSON', () => {
+    const value = { name: bidi.join('') };
+    const record = renderRecord({ id: 'ORG-1', value });
+    expect(record).not.toMatch(bidiPattern);
+    expect(record).toContain('"name": "\\u202a\\u202b\\u202c\\u202d\\u202e\\u2066\\u2067\\u2068\\u2069\\u200e\\u200f\\u061c"');
+    expect(JSON.parse(printableJson(value))).toEqual(value);
+    expect(printable(`a${bidi.join('')}b`)).toBe(`a${' '.repeat(bidi.length)}b`);
   });
 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { validateUscc } from '../core/uscc.ts';
 import { Ledger } from '../ledger/ledger.ts';
-import { createDemoTokens, demoState, loadDemo, type DemoResult } from './load.ts';
+import { createDemoTokens, demoParties, demoState, loadDemo, type DemoResult } from './load.ts';
 import * as scenario from './scenario.ts';
 
 describe('the demo', () => {
@@ -66,15 +66,20 @@ describe('the demo', () => {
   it('hands out one token per organisation', () => {
     if (!first.loaded) expect.fail('the first load must load');
     expect(first.tokens.map((token) => token.role)).toEqual(scenario.organisations.map((org) => org.tokenRole));
+    expect(first.tokens.map((token) => [token.key, token.part])).toEqual(scenario.organisations.map((org) => [org.key, org.part]));
     for (const token of first.tokens) expect(token.secret).toMatch(/^clt_/);
+    // Both authorities are admins: each can make tokens in its own jurisdiction through the API.
+    expect(first.tokens.filter((token) => token.role === 'authority_admin').map((token) => token.key)).toEqual(['bis', 'mofcom']);
   });
 
   it('does not load twice, and makes fresh tokens for the loaded demo', async () => {
     const events = await count('SELECT count(*)::int AS count FROM events');
     expect(await loadDemo(ledger)).toEqual({ loaded: false, state: 'complete' });
     expect(await count('SELECT count(*)::int AS count FROM events')).toBe(events);
-    const [admin] = await createDemoTokens(ledger, 'admin');
-    expect(admin).toMatchObject({ role: 'authority_admin', organisation: '中华人民共和国商务部' });
+    const admins = await createDemoTokens(ledger, 'admin');
+    expect(admins).toEqual([expect.objectContaining({ key: 'mofcom', role: 'authority_admin', organisation: '中华人民共和国商务部' })]);
+    const parties = await demoParties(database.pool);
+    expect(parties.map((party) => [party.key, party.role])).toEqual(scenario.organisations.map((org) => [org.key, org.tokenRole]));
     expect(await count('SELECT count(*)::int AS count FROM organisations')).toBe(scenario.organisations.length);
   });
 });
@@ -93,6 +98,41 @@ describe('the demo beside a server that sweeps', () => {
       };
       const result = await loadDemo(ledger, { sleep });
       expect(result.loaded).toBe(true);
+      expect(await demoState(database.pool)).toBe('complete');
+      expect(await ledger.violations()).toEqual([]);
+    } finally {
+      await ledger.close();
+      await database.drop();
+    }
+  }, 120_000);
+});
+
+describe('the demo on a slow machine', () => {
+  it('loads when bookings take longer to reach the ledger than the short deadline lasts', async () => {
+    const database = await createTestDatabase();
+    const ledger = await Ledger.open({ pool: database.pool });
+    // Each booking reaches the sequencer only after a delay longer than the expiring booking's
+    // deadline (as when ten bookings with thousands of serials queue on a slow machine).
+    const delayMs = scenario.expiringDeadlineMs + 300;
+    let refusedDeadlines = 0;
+    const slow = new Proxy(ledger, {
+      get(target, property) {
+        if (property !== 'submit') {
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        }
+        return async (...args: Parameters<Ledger['submit']>) => {
+          if (args[0] === 'shipment.book') await new Promise((done) => setTimeout(done, delayMs));
+          const answer = await target.submit(...args);
+          if (!answer.ok && answer.error.rule === 'booking-deadline') refusedDeadlines += 1;
+          return answer;
+        };
+      },
+    });
+    try {
+      const result = await loadDemo(slow, {});
+      expect(result.loaded).toBe(true);
+      expect(refusedDeadlines).toBe(1); // the first try; the second, with twice the margin, books
       expect(await demoState(database.pool)).toBe('complete');
       expect(await ledger.violations()).toEqual([]);
     } finally {

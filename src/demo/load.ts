@@ -9,7 +9,8 @@
  * demoState() reports as 'partial' (the caller says so; nothing is guessed or repaired).
  */
 import { loadAcceleratorCatalogue } from '../policy/catalogue.ts';
-import type { Ledger } from '../ledger/ledger.ts';
+import type { DomainError } from '../core/errors.ts';
+import type { Answer, Ledger } from '../ledger/ledger.ts';
 import { systemActor, type Actor } from '../ledger/permissions.ts';
 import { nothingDueRule } from '../ledger/handlers/sweep.ts';
 import type { Role, ShipmentStatus } from '../ledger/rows.ts';
@@ -21,12 +22,24 @@ import type { CompanyKey, DemoShipment, OrgKey } from './scenario.ts';
 /** Any constant: the key of the advisory lock the loader holds. */
 const demoLockKey = 7_201_964_012;
 const dayMs = 86_400_000;
+/** Bookings of the expiring shipment, each with twice the last one's margin (2, 4, 8, 16 s). */
+export const expiringBookingAttemptsMax = 4;
+/** The rule shipment.book names when it refuses a deadline (handlers/shipments.ts). */
+const bookingDeadlineRule = 'booking-deadline';
 
-export interface DemoToken {
+/** A demo organisation as loaded, with the role its demo tokens get. */
+export interface DemoParty {
+  key: OrgKey;
   organisationId: string;
   organisation: string;
+  /** Its part in the demo, for people (scenario.ts). */
+  part: string;
   role: Role;
+}
+
+export interface DemoToken extends DemoParty {
   tokenId: string;
+  /** Shown once: printed to stdout, never logged. */
   secret: string;
 }
 
@@ -83,31 +96,49 @@ export async function loadDemo(ledger: Ledger, options: DemoOptions = {}): Promi
   }
 }
 
+/** The demo organisations that are loaded, in the scenario's order (a partial demo may lack some). */
+export async function demoParties(pool: Pool): Promise<DemoParty[]> {
+  const rows = (await pool.query<{ id: string; name: string }>('SELECT id, name FROM organisations WHERE demo ORDER BY created_seq')).rows;
+  return scenario.organisations.flatMap((org) => {
+    const row = rows.find((candidate) => candidate.name === org.name);
+    return row ? [partyOf(org, row.id)] : [];
+  });
+}
+
 /**
  * Fresh tokens for demo organisations that are already loaded (their first secrets were shown
- * once and are gone). `which` picks the administrator only, or one token per organisation.
+ * once and are gone). `which` picks the administrator (scenario.administrator) only, or one
+ * token per organisation.
  */
 export async function createDemoTokens(ledger: Ledger, which: 'admin' | 'all'): Promise<DemoToken[]> {
-  const rows = (await ledger.pool.query<{ id: string; name: string }>('SELECT id, name FROM organisations WHERE demo ORDER BY created_seq')).rows;
-  const wanted = scenario.organisations.filter((org) => which === 'all' || org.tokenRole === 'authority_admin');
+  const parties = await demoParties(ledger.pool);
+  const wanted = scenario.organisations.filter((org) => which === 'all' || org.key === scenario.administrator);
   const tokens: DemoToken[] = [];
   for (const org of wanted) {
-    const row = rows.find((candidate) => candidate.name === org.name);
-    if (!row) throw new DemoLoadError(`demo organisation ${org.name} is missing; the demo data is incomplete`);
-    tokens.push(await createToken(ledger, row.id, org.name, org.tokenRole));
+    const party = parties.find((candidate) => candidate.key === org.key);
+    if (!party) throw new DemoLoadError(`demo organisation ${org.name} is missing; the demo data is incomplete`);
+    tokens.push(await createToken(ledger, party));
   }
   return tokens;
 }
 
-async function createToken(ledger: Ledger, organisationId: string, organisation: string, role: Role): Promise<DemoToken> {
-  const body = await submitOk(ledger, 'token.create', { organisationId, role, label: `demo ${role} (${new Date().toISOString().slice(0, 10)})` }, systemActor);
-  return { organisationId, organisation, role, tokenId: String(body.tokenId), secret: String(body.secret) };
+function partyOf(org: scenario.DemoOrganisation, organisationId: string): DemoParty {
+  return { key: org.key, organisationId, organisation: org.name, part: org.part, role: org.tokenRole };
+}
+
+async function createToken(ledger: Ledger, party: DemoParty): Promise<DemoToken> {
+  const body = await submitOk(ledger, 'token.create', { organisationId: party.organisationId, role: party.role, label: `demo ${party.role} (${new Date().toISOString().slice(0, 10)})` }, systemActor);
+  return { ...party, tokenId: String(body.tokenId), secret: String(body.secret) };
 }
 
 async function submitOk<K extends CommandKind>(ledger: Ledger, kind: K, input: CommandRequest<K>, actor: Actor): Promise<Record<string, unknown>> {
   const answer = await ledger.submit(kind, input, actor);
-  if (!answer.ok) throw new DemoLoadError(`couldn't load the demo: ${kind} was refused (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
+  if (!answer.ok) throw refusedError(kind, answer.error);
   return answer.body;
+}
+
+function refusedError(kind: CommandKind, error: DomainError): DemoLoadError {
+  return new DemoLoadError(`couldn't load the demo: ${kind} was refused (${error.code}${error.rule ? `, ${error.rule}` : ''}): ${error.message}`);
 }
 
 /** One load: the ids and actors it made, and the steps in order. */
@@ -145,11 +176,18 @@ class Loader {
   }
 
   private async submit<K extends CommandKind>(kind: K, input: CommandRequest<K>, actor: Actor): Promise<Record<string, unknown>> {
+    const answer = await this.attempt(kind, input, actor);
+    if (!answer.ok) throw refusedError(kind, answer.error);
+    return answer.body;
+  }
+
+  /** Submits a command; an accepted one counts towards the events the load made. */
+  private async attempt<K extends CommandKind>(kind: K, input: CommandRequest<K>, actor: Actor): Promise<Answer> {
     const answer = await this.ledger.submit(kind, input, actor);
-    if (!answer.ok) throw new DemoLoadError(`couldn't load the demo: ${kind} was refused (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
+    if (!answer.ok) return answer;
     if (this.firstSeq === -1 || answer.seq < this.firstSeq) this.firstSeq = answer.seq;
     this.lastSeq = Math.max(this.lastSeq, answer.seq);
-    return answer.body;
+    return answer;
   }
 
   private actor(key: OrgKey): Actor {
@@ -175,7 +213,7 @@ class Loader {
       demo: true,
     }, systemActor)));
     scenario.organisations.forEach((org, index) => this.orgIds.set(org.key, String(registered[index]!.organisationId)));
-    const tokens = await Promise.all(scenario.organisations.map((org) => createToken(this.ledger, this.orgIds.get(org.key)!, org.name, org.tokenRole)));
+    const tokens = await Promise.all(scenario.organisations.map((org) => createToken(this.ledger, partyOf(org, this.orgIds.get(org.key)!))));
     scenario.organisations.forEach((org, index) => {
       const token = tokens[index]!;
       this.tokens.push(token);
@@ -250,30 +288,59 @@ class Loader {
     }));
   }
 
-  /** Books every shipment, then moves each along to where the scenario leaves it. Returns the expiring deadline. */
+  /**
+   * Books every shipment, then moves each along to where the scenario leaves it. The one meant
+   * to expire is booked last, on its own (bookExpiring). Returns its deadline.
+   */
   private async shipments(): Promise<number> {
     this.log('booking shipments with their serial manifests');
-    const exporter = this.actor('exporter');
     const deadline = new Date(this.now().getTime() + scenario.bookingDeadlineDays * dayMs).toISOString();
-    let expiresAt = 0;
-    const booked = await Promise.all(scenario.shipments.map((shipment, index) => {
-      const expiring = shipment.status === 'expired';
-      if (expiring) expiresAt = this.now().getTime() + scenario.expiringDeadlineMs;
-      return this.submit('shipment.book', {
-        exportAllocationId: this.allocationIds.get(`export:${shipment.company}`)!,
-        importAllocationId: this.allocationIds.get(`import:${shipment.company}`)!,
-        productId: this.productId,
-        units: shipment.units,
-        deadline: expiring ? new Date(expiresAt).toISOString() : deadline,
-        reference: shipment.reference,
-        ...(shipment.listedAtBooking > 0 ? { serials: manifest(index, 0, shipment.listedAtBooking) } : {}),
-        demo: true,
-      }, exporter);
+    await Promise.all(scenario.shipments.map(async (shipment, index) => {
+      if (shipment.status === 'expired') return;
+      const body = await this.submit('shipment.book', this.booking(shipment, index, deadline), this.actor('exporter'));
+      this.shipmentIds.set(shipment.reference, String(body.shipmentId));
     }));
-    scenario.shipments.forEach((shipment, index) => this.shipmentIds.set(shipment.reference, String(booked[index]!.shipmentId)));
+    let expiresAt = 0;
+    for (const [index, shipment] of scenario.shipments.entries()) {
+      if (shipment.status === 'expired') expiresAt = Math.max(expiresAt, await this.bookExpiring(shipment, index));
+    }
     this.log('moving shipments along: attach, ship, clear, deliver, cancel');
     await Promise.all(scenario.shipments.map((shipment, index) => this.advance(shipment, index)));
     return expiresAt;
+  }
+
+  private booking(shipment: DemoShipment, index: number, deadline: string): CommandRequest<'shipment.book'> {
+    return {
+      exportAllocationId: this.allocationIds.get(`export:${shipment.company}`)!,
+      importAllocationId: this.allocationIds.get(`import:${shipment.company}`)!,
+      productId: this.productId,
+      units: shipment.units,
+      deadline,
+      reference: shipment.reference,
+      ...(shipment.listedAtBooking > 0 ? { serials: manifest(index, 0, shipment.listedAtBooking) } : {}),
+      demo: true,
+    };
+  }
+
+  /**
+   * Books a shipment with a deadline a moment away (scenario.expiringDeadlineMs), computed just
+   * before its own booking so that the other bookings' time does not use it up. The ledger
+   * refuses a deadline that has passed by the time it books (booking-deadline): on a machine
+   * that slow, the booking is tried again with twice the margin, up to expiringBookingAttemptsMax
+   * times. A refused booking changed nothing. Returns the deadline it was booked with.
+   */
+  private async bookExpiring(shipment: DemoShipment, index: number): Promise<number> {
+    let marginMs = scenario.expiringDeadlineMs;
+    for (let attempt = 1; ; attempt += 1) {
+      const expiresAt = this.now().getTime() + marginMs;
+      const answer = await this.attempt('shipment.book', this.booking(shipment, index, new Date(expiresAt).toISOString()), this.actor('exporter'));
+      if (answer.ok) {
+        this.shipmentIds.set(shipment.reference, String(answer.body.shipmentId));
+        return expiresAt;
+      }
+      if (answer.error.rule !== bookingDeadlineRule || attempt >= expiringBookingAttemptsMax) throw refusedError('shipment.book', answer.error);
+      marginMs *= 2;
+    }
   }
 
   private async advance(shipment: DemoShipment, index: number): Promise<void> {

@@ -23,20 +23,29 @@ export interface DemoOrganisation {
   roles: Array<'authority' | 'exporter' | 'recipient' | 'auditor'>;
   uscc?: string;
   address: string;
+  /** Its part in the demo, in a few words, where its token is printed. */
+  part: string;
   /** The role of the token the loader makes for it (and prints). */
   tokenRole: Role;
 }
 
 export const organisations: readonly DemoOrganisation[] = [
-  { key: 'bis', name: 'Bureau of Industry and Security', nameRomanised: 'U.S. Department of Commerce, Bureau of Industry and Security (BIS)', country: 'US', roles: ['authority'], address: '1401 Constitution Ave NW, Washington, DC 20230', tokenRole: 'authority_officer' },
-  { key: 'mofcom', name: '中华人民共和国商务部', nameRomanised: "Ministry of Commerce of the People's Republic of China (MOFCOM)", country: 'CN', roles: ['authority'], uscc: makeUscc('11100000MB0000001'), address: '北京市东城区东长安街2号', tokenRole: 'authority_admin' },
-  { key: 'exporter', name: 'Example Accelerators Inc.', country: 'US', roles: ['exporter'], address: '100 Example Way, Santa Clara, CA 95050 (fictional)', tokenRole: 'exporter' },
-  { key: 'importer', name: '华瀚科技进出口有限公司', nameRomanised: 'Huahan Technology Import & Export Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91110105MA01HH004'), address: '北京市朝阳区示例路8号 (fictional)', tokenRole: 'recipient' },
-  { key: 'yunchuan', name: '云川网络科技有限公司', nameRomanised: 'Yunchuan Network Technology Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91110108MA01YC001'), address: '北京市海淀区示例大街1号 (fictional)', tokenRole: 'recipient' },
-  { key: 'xinglan', name: '星澜数字科技有限公司', nameRomanised: 'Xinglan Digital Technology Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91330106MA2KXL002'), address: '浙江省杭州市西湖区示例路2号 (fictional)', tokenRole: 'recipient' },
-  { key: 'penghai', name: '鹏海互联科技有限公司', nameRomanised: 'Penghai Interactive Technology Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91440305MA5GPH003'), address: '广东省深圳市南山区示例道3号 (fictional)', tokenRole: 'recipient' },
-  { key: 'auditor', name: 'Example Assurance LLP', country: 'GB', roles: ['auditor'], address: '1 Example Square, London (fictional)', tokenRole: 'auditor' },
+  { key: 'bis', name: 'Bureau of Industry and Security', nameRomanised: 'U.S. Department of Commerce, Bureau of Industry and Security (BIS)', country: 'US', roles: ['authority'], address: '1401 Constitution Ave NW, Washington, DC 20230', part: 'US export authority (BIS)', tokenRole: 'authority_admin' },
+  { key: 'mofcom', name: '中华人民共和国商务部', nameRomanised: "Ministry of Commerce of the People's Republic of China (MOFCOM)", country: 'CN', roles: ['authority'], uscc: makeUscc('11100000MB0000001'), address: '北京市东城区东长安街2号', part: 'China import authority (MOFCOM)', tokenRole: 'authority_admin' },
+  { key: 'exporter', name: 'Example Accelerators Inc.', country: 'US', roles: ['exporter'], address: '100 Example Way, Santa Clara, CA 95050 (fictional)', part: 'US exporter', tokenRole: 'exporter' },
+  { key: 'importer', name: '华瀚科技进出口有限公司', nameRomanised: 'Huahan Technology Import & Export Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91110105MA01HH004'), address: '北京市朝阳区示例路8号 (fictional)', part: 'importer (holds the import licence)', tokenRole: 'recipient' },
+  { key: 'yunchuan', name: '云川网络科技有限公司', nameRomanised: 'Yunchuan Network Technology Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91110108MA01YC001'), address: '北京市海淀区示例大街1号 (fictional)', part: 'end user (allocations, sites)', tokenRole: 'recipient' },
+  { key: 'xinglan', name: '星澜数字科技有限公司', nameRomanised: 'Xinglan Digital Technology Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91330106MA2KXL002'), address: '浙江省杭州市西湖区示例路2号 (fictional)', part: 'end user (allocations, sites)', tokenRole: 'recipient' },
+  { key: 'penghai', name: '鹏海互联科技有限公司', nameRomanised: 'Penghai Interactive Technology Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91440305MA5GPH003'), address: '广东省深圳市南山区示例道3号 (fictional)', part: 'end user (allocations, sites)', tokenRole: 'recipient' },
+  { key: 'auditor', name: 'Example Assurance LLP', country: 'GB', roles: ['auditor'], address: '1 Example Square, London (fictional)', part: 'auditor (reads everything)', tokenRole: 'auditor' },
 ];
+
+/**
+ * The organisation whose admin token `serve --demo` prints first, on every start. Both
+ * authorities' demo tokens are admins, so each can make tokens in its own jurisdiction through
+ * the API; the operator (`chipledger token create`) can make any.
+ */
+export const administrator: OrgKey = 'mofcom';
 
 export const companies: readonly CompanyKey[] = ['yunchuan', 'xinglan', 'penghai'];
 

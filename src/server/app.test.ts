@@ -289,6 +289,45 @@ describe('documents', () => {
     expect(result.valid).toBe(true);
   });
 
+  it('gives every operation a default problem answer, for the statuses any route may send (500, 408, 431, 503)', async () => {
+    const document = (await api.request({ method: 'GET', url: '/v1/openapi.json' })).json();
+    const resolve = (object: { $ref?: string }, kind: 'responses' | 'headers') => (object.$ref ? document.components[kind][object.$ref.split('/').pop()!] : object);
+    const operations = Object.entries(document.paths as Record<string, Record<string, { responses: Record<string, { $ref?: string }> }>>)
+      .flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => [`${method} ${path}`, operation] as const));
+    expect(operations.length).toBeGreaterThan(commandRoutes.length + queryRoutes.length);
+    for (const [where, operation] of operations) {
+      const fallback = operation.responses.default;
+      expect(fallback, where).toBeDefined();
+      expect(Object.keys(resolve(fallback!, 'responses').content), where).toEqual(['application/problem+json']);
+    }
+  });
+
+  it('documents Idempotent-Replayed on every answer of a command, accepted or refused, as the server sends it', async () => {
+    const document = (await api.request({ method: 'GET', url: '/v1/openapi.json' })).json();
+    const resolve = (object: { $ref?: string }, kind: 'responses' | 'headers') => (object.$ref ? document.components[kind][object.$ref.split('/').pop()!] : object);
+    const replayedHeader = (response: { $ref?: string }) => {
+      const header = resolve(response, 'responses').headers?.['Idempotent-Replayed'];
+      return header === undefined ? undefined : resolve(header, 'headers');
+    };
+    const path = (route: string) => route.replace(/:([A-Za-z]+)/g, '{$1}');
+    for (const route of commandRoutes) {
+      const responses = document.paths[path(route.path)].post.responses as Record<string, { $ref?: string }>;
+      for (const [status, response] of Object.entries(responses)) {
+        expect(replayedHeader(response), `${route.path} ${status}`).toMatchObject({ schema: { type: 'string', enum: ['true'] } });
+      }
+    }
+    // A replayed refusal and a replayed acceptance, as the server answers them.
+    const refused = { method: 'POST' as const, url: '/v1/tokens', token: api.tokens.authority_admin, key: 'openapi-replay-1', body: { organisationId: 'ORG-nonexistent', role: 'exporter', label: 'ci' } };
+    const [first, again] = [await api.request(refused), await api.request(refused)];
+    expect(first.statusCode).toBeGreaterThanOrEqual(400);
+    expect([again.statusCode, again.headers['idempotent-replayed']]).toEqual([first.statusCode, 'true']);
+    expect(replayedHeader(document.paths['/v1/tokens'].post.responses[String(again.statusCode)])).toBeDefined();
+    const swept = { method: 'POST' as const, url: '/v1/ledger/sweep', token: api.tokens.authority_admin, key: 'openapi-replay-2' };
+    const [sweep, sweepAgain] = [await api.request(swept), await api.request(swept)];
+    expect([sweepAgain.statusCode, sweepAgain.headers['idempotent-replayed']]).toEqual([sweep.statusCode, 'true']);
+    expect(replayedHeader(document.paths['/v1/ledger/sweep'].post.responses[String(sweep.statusCode)])).toBeDefined();
+  });
+
   it('describes every answer field by field, so the check each API test runs can fail', async () => {
     const document = (await api.request({ method: 'GET', url: '/v1/openapi.json' })).json();
     const checker = answerChecker(document);

@@ -42,7 +42,18 @@ function bodyOf(route: (typeof commandRoutes)[number]) {
 const openApiPath = (path: string): string => path.replace(/:([A-Za-z]+)/g, '{$1}');
 
 const problemRef = { $ref: '#/components/responses/Problem' };
-const errorResponses = (statuses: number[]) => Object.fromEntries(statuses.map((status) => [String(status), problemRef]));
+/** A command's problem: a refusal remembered under its Idempotency-Key comes again, marked. */
+const replayableProblemRef = { $ref: '#/components/responses/ReplayableProblem' };
+const replayedHeaderRef = { $ref: '#/components/headers/Idempotent-Replayed' };
+/**
+ * The statuses an operation answers with a problem, and `default` for the rest that any route
+ * may send: 500 (a bug), 408 (a request too slow to arrive), 431 (headers too large) and 503
+ * (overloaded, the database unreachable, the server shutting down), each application/problem+json.
+ */
+const errorResponses = (statuses: number[], problem: { $ref: string } = problemRef) => ({
+  ...Object.fromEntries(statuses.map((status) => [String(status), problem])),
+  default: problem,
+});
 
 const pathParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string', maxLength: limits.referenceLengthMax } };
 /** A unit is named by its serial (which may hold '/', sent as %2F), not by an id. */
@@ -67,10 +78,10 @@ function commandOperation(route: (typeof commandRoutes)[number]) {
     responses: {
       [route.creates ? '201' : '200']: {
         description: 'Accepted: the ledger committed it. A replayed answer carries Idempotent-Replayed: true.',
-        headers: { 'Idempotent-Replayed': { schema: { type: 'string', enum: ['true'] } } },
+        headers: { 'Idempotent-Replayed': replayedHeaderRef },
         content: { 'application/json': { schema: jsonSchemaOf(commandAnswers[route.kind], 'output') } },
       },
-      ...errorResponses([400, 401, 403, 404, 409, 413, 422, 503]),
+      ...errorResponses([400, 401, 403, 404, 409, 413, 422, 503], replayableProblemRef),
     },
   };
 }
@@ -136,10 +147,10 @@ export function buildOpenApiDocument(): Record<string, unknown> {
   for (const route of commandRoutes) add(route.path, 'post', commandOperation(route));
   for (const route of queryRoutes) add(route.path, 'get', queryOperation(route));
   const open = { security: [] as unknown[] };
-  add('/healthz', 'get', { ...open, operationId: 'health', summary: 'Liveness and database check', responses: { '200': { description: 'OK' }, '503': problemRef } });
-  add('/metrics', 'get', { ...open, operationId: 'metrics', summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } });
-  add('/v1/openapi.json', 'get', { ...open, operationId: 'openApi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } });
-  add('/v1/docs', 'get', { ...open, operationId: 'docs', summary: 'Human-readable API reference', responses: { '200': { description: 'HTML' } } });
+  add('/healthz', 'get', { ...open, operationId: 'health', summary: 'Liveness and database check', responses: { '200': { description: 'OK' }, ...errorResponses([503]) } });
+  add('/metrics', 'get', { ...open, operationId: 'metrics', summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses([]) } });
+  add('/v1/openapi.json', 'get', { ...open, operationId: 'openApi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' }, ...errorResponses([]) } });
+  add('/v1/docs', 'get', { ...open, operationId: 'docs', summary: 'Human-readable API reference', responses: { '200': { description: 'HTML' }, ...errorResponses([]) } });
   addLogOperations(add, open);
   add('/v1/events/{seq}/serials', 'get', {
     operationId: 'eventSerials', tags: ['events'],
@@ -179,7 +190,20 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           'x-status-by-code': Object.fromEntries(Object.entries(problemCodes).map(([code, rule]) => [code, rule.status])),
         },
       },
-      responses: { Problem: { description: 'A problem (RFC 9457)', content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } } } },
+      responses: {
+        Problem: { description: 'A problem (RFC 9457)', content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } } },
+        ReplayableProblem: {
+          description: 'A problem (RFC 9457). A refusal by the ledger is remembered under the Idempotency-Key: a retry gets it again, with Idempotent-Replayed: true.',
+          headers: { 'Idempotent-Replayed': replayedHeaderRef },
+          content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
+        },
+      },
+      headers: {
+        'Idempotent-Replayed': {
+          description: 'true when this is the answer remembered under the request\'s Idempotency-Key from an earlier request: nothing was done again. Absent on a first answer.',
+          schema: { type: 'string', enum: ['true'] },
+        },
+      },
     },
   };
 }

@@ -1,0 +1,29 @@
+/**
+ * What `serve --demo` and `chipledger demo` print so that every party of the demo can act: its
+ * tokens, or, once their secrets are gone, how to make new ones. Secrets go to stdout only
+ * (Output.out), never to stderr or the server's log: they are shown once.
+ */
+import type { DemoParty, DemoToken } from '../demo/load.ts';
+import type { Output } from './output.ts';
+import { renderTable } from './table.ts';
+
+/** One row per token: the organisation (id and name), its part in the demo, the role, the secret. */
+export function printDemoTokens(heading: string, tokens: readonly DemoToken[], output: Output): void {
+  output.out(heading);
+  output.out(renderTable(tokens.map((token) => ({ organisation: `${token.organisationId} ${token.organisation}`, part: token.part, role: token.role, token: token.secret })), ['organisation', 'part', 'role', 'token']));
+}
+
+/**
+ * For a demo loaded earlier: the commands that make tokens for its organisations. They reach the
+ * database directly and use a running server's embedded PostgreSQL (database.ts), so they work
+ * while `serve` runs, given the same CHIPLEDGER_DATA_DIR or DATABASE_URL.
+ */
+export function printTokenCommands(parties: readonly DemoParty[], output: Output): void {
+  output.out('The demo was loaded at an earlier start, and its other tokens were shown then (a secret is shown once).');
+  output.out('Make new ones while this server runs, with its CHIPLEDGER_DATA_DIR or DATABASE_URL (`npm run chipledger -- …` in the repository):');
+  output.out('  chipledger demo   (a new token for every demo organisation)');
+  const commands = parties.map((party) => `chipledger token create --org ${party.organisationId} --role ${party.role} --label "demo ${party.role}"`);
+  const width = Math.max(0, ...commands.map((command) => command.length));
+  output.out('or one at a time:');
+  parties.forEach((party, index) => output.out(`  ${commands[index]!.padEnd(width)}   # ${party.part}: ${party.organisation}`));
+}
