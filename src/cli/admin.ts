@@ -2,6 +2,7 @@
  * Admin commands: they reach the database directly (embedded or DATABASE_URL) and act through
  * the ledger as the system actor, so everything they change is in the event stream too.
  */
+import { limits } from '../core/limits.ts';
 import { Ledger, type Violation } from '../ledger/ledger.ts';
 import { checkLogOnStart, LogCheckError } from '../ledger/log-check.ts';
 import { TransparencyLog } from '../ledger/transparency-log.ts';
@@ -78,6 +79,21 @@ export async function tokenCreateCommand(config: Config, options: TokenCreateOpt
     if (!answer.ok) throw new Failure(`couldn't create the token (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
     output.out(`Token ${String(answer.body.tokenId)} for ${options.org} as ${role.data} ("${options.label}"); the secret is shown once:`);
     output.out(String(answer.body.secret));
+    return 0;
+  });
+}
+
+/**
+ * Revokes a token as the operator, with direct database access: the way to revoke what no
+ * authority admin may (another authority's tokens, and those of organisations in a country
+ * without an authority here, such as an auditor's). A token already revoked is refused
+ * (exit 1), with when it was.
+ */
+export async function tokenRevokeCommand(config: Config, tokenId: string, output: Output): Promise<number> {
+  return withLedger(config, 'token', async (ledger) => {
+    const answer = await ledger.submit('token.revoke', { tokenId }, systemActor);
+    if (!answer.ok) throw new Failure(`couldn't revoke token ${tokenId} (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
+    output.out(`Token ${String(answer.body.tokenId)} revoked at ${String(answer.body.revokedAt)}; a server process that checked it in the last ${limits.tokenCacheTtlMs / 1000} s may accept it until then.`);
     return 0;
   });
 }

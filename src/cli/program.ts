@@ -8,7 +8,7 @@
  * anything else is a bug and is printed with its stack. No message ever holds a password.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { checkCommand, demoCommand, migrateCommand, tokenCreateCommand } from './admin.ts';
+import { checkCommand, demoCommand, migrateCommand, tokenCreateCommand, tokenRevokeCommand } from './admin.ts';
 import {
   bookCommand, clientFor, columns, deployCommand, listCommand, manifestImportCommand, showCommand, transitionCommand, utilisationCommand,
   type BookOptions, type ListOptions,
@@ -79,6 +79,9 @@ function buildProgram(config: (flags?: ConfigFlags) => Config, run: Runner, outp
     .addOption(new Option('--role <role>', 'role of the token').choices(['authority_admin', 'authority_officer', 'exporter', 'recipient', 'auditor']).makeOptionMandatory())
     .requiredOption('--label <label>', 'what the token is for, e.g. "compliance desk laptop"')
     .action(run(async (options: { org: string; role: string; label: string }) => tokenCreateCommand(config(), options, output)));
+  token.command('revoke').description('revoke a token, any organisation\'s (the operator\'s way; an authority admin revokes only in its jurisdiction, through the API)')
+    .argument('<tokenId>', 'the token\'s id, e.g. TOK-12 (not its secret)')
+    .action(run(async (tokenId: string) => tokenRevokeCommand(config(), tokenId, output)));
   program.command('check').description('re-check every invariant from the database; exit 1 if any is violated')
     .action(run(async () => checkCommand(config(), output)));
 

@@ -106,7 +106,7 @@ function checkTokenJurisdiction(context: CommandContext, role: Role, target: Org
   const { actor, state } = context;
   if (actor.id === systemActor.id) return;
   const targetId = typeof target === 'string' ? target : target.id;
-  const operator = doing === 'makes' ? 'chipledger token create' : 'the operator';
+  const operator = doing === 'makes' ? 'chipledger token create' : 'chipledger token revoke';
   if (role.startsWith('authority')) {
     if (targetId !== actor.orgId) throw refuse.forbidden(`an authority admin ${doing} authority tokens of its own organisation only; ${targetId}'s are the operator's (${operator})`);
     return;
@@ -116,7 +116,7 @@ function checkTokenJurisdiction(context: CommandContext, role: Role, target: Org
   // Fail closed: without both rows the jurisdiction cannot be compared.
   if (!own || !org) throw refuse.forbidden(`an authority admin ${doing} ${role} tokens only for organisations of its own jurisdiction; couldn't compare ${actor.orgId} with ${targetId}`);
   if (org.country !== own.country) {
-    throw refuse.forbidden(`an authority admin ${doing} ${role} tokens only for organisations of its own jurisdiction (${own.country}); ${org.id} is in ${org.country}`);
+    throw refuse.forbidden(`an authority admin ${doing} ${role} tokens only for organisations of its own jurisdiction (${own.country}); ${org.id} is in ${org.country}, so its tokens are the operator's (${operator})`);
   }
 }
 
