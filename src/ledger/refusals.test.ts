@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { isLockTimeout, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
+import { isCommandsOwnRefusal, isLockTimeout, isRefusedWrite, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
 
 const databaseError = (code: string) => Object.assign(new Error(`database error ${code}`), { code });
 
@@ -15,6 +15,46 @@ describe('toRefusal', () => {
     expect(toRefusal(databaseError('23505')).code).toBe('conflict');
     expect(toRefusal(databaseError('22008')).code).toBe('invalid_input');
     for (const code of ['42P01', '42703', 'XX000', '55000', '53400']) expect(() => toRefusal(databaseError(code)), code).toThrow(`database error ${code}`);
+  });
+
+  it('refuses a value over the database\'s own size limit (54000) as too large, naming the index and table, and runs its batch again in halves to find it', () => {
+    // As PostgreSQL reports a text over a btree index's row limit (errtableconstraint).
+    const overIndex = Object.assign(databaseError('54000'), { table: 'organisations', constraint: 'organisations_address_index', message: 'index row size 6024 exceeds btree version 4 maximum 2704 for index "organisations_address_index"' });
+    const refusal = toRefusal(overIndex);
+    expect({ code: refusal.code, rule: refusal.rule, details: refusal.details }).toEqual({ code: 'payload_too_large', rule: 'database-value-size', details: { table: 'organisations', index: 'organisations_address_index' } });
+    expect(refusal.message).toContain('index organisations_address_index on organisations');
+    expect(refusal.message).toContain('index row size 6024 exceeds');
+    expect(isRefusedWrite(overIndex)).toBe(true);
+    expect(isWorthRunningAgain(overIndex)).toBe(true);
+    // Remembered under the key as the command's own answer only when it names a table of the command's rows.
+    expect(isCommandsOwnRefusal(overIndex)).toBe(true);
+    expect(isCommandsOwnRefusal(databaseError('54000'))).toBe(false);
+    expect(isCommandsOwnRefusal(Object.assign(databaseError('54000'), { table: 'idempotency_keys', constraint: 'idempotency_keys_pkey' }))).toBe(false);
+    // The rest of class 54 is not a value of the command's: a bug, as before.
+    for (const code of ['54001', '54011', '54023']) {
+      expect(isRefusedWrite(databaseError(code)), code).toBe(false);
+      expect(() => toRefusal(databaseError(code)), code).toThrow(`database error ${code}`);
+    }
+  });
+
+  it('names invariant 4 when the database refuses a serial or GPU UUID listed twice, and other duplicates as unique', () => {
+    const duplicate = (constraint: string, code = '23505') => Object.assign(databaseError(code), { constraint, detail: 'Key (serial)=(SN-1) already exists.' });
+    for (const constraint of ['shipment_serials_one_live', 'shipment_serials_pkey', 'units_pkey', 'units_gpu_uuid_key']) {
+      const refusal = toRefusal(duplicate(constraint));
+      expect({ code: refusal.code, rule: refusal.rule }, constraint).toEqual({ code: 'conflict', rule: 'invariant-4' });
+      expect(refusal.message).toContain('Key (serial)=(SN-1) already exists.');
+    }
+    for (const constraint of ['tokens_secret_hash_key', 'products_pkey']) expect(toRefusal(duplicate(constraint)).rule, constraint).toBe('unique');
+    // A model is unique by an exclusion constraint (migration 026): a duplicate all the same.
+    expect(toRefusal(duplicate('products_model_key', '23P01'))).toMatchObject({ code: 'conflict', rule: 'unique' });
+  });
+
+  it('quotes at most 200 characters of the key the database refused, cut between characters', () => {
+    const detail = `Key (model)=(${'\u{20000}'.repeat(2_000)}) already exists.`;
+    const message = toRefusal(Object.assign(databaseError('23P01'), { constraint: 'products_model_key', detail })).message;
+    expect(message.isWellFormed()).toBe(true);
+    expect(message.length).toBeLessThan(700);
+    expect(message).toContain('…');
   });
 });
 

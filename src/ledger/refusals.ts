@@ -1,7 +1,7 @@
 /**
  * Turning what went wrong into the refusal a caller can act on: schema problems (with
- * every field), limits hit (413), and database refusals. Anything else is a bug and is
- * rethrown.
+ * every field), limits hit (413, the database's own size limits too), and database
+ * refusals. Anything else is a bug and is rethrown.
  */
 import pg from 'pg';
 import { DomainError, isDomainError } from '../core/errors.ts';
@@ -36,15 +36,20 @@ function isTransientDatabaseError(code: string): boolean {
 /** Socket errors from Node: the database is unreachable, which the caller may retry. */
 const networkErrorCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
+/** SQLSTATE 54000, program_limit_exceeded: a value over one of the database's own size limits. */
+const valueTooLargeCode = '54000';
+
 /**
- * The database refused what a command wrote: a constraint (class 23), or a value it cannot
- * hold (class 22: a date out of its range, text it cannot store) that our checks let
- * through. Either is the command's fault, not the batch's: the sequencer runs the batch's
- * commands one by one, so only the command that wrote it is refused.
+ * The database refused what a command wrote: a constraint (class 23), a value it cannot
+ * hold (class 22: a date out of its range, text it cannot store), or a value too large for
+ * it (54000 program_limit_exceeded: a text over a btree index's row limit of 2,704 bytes,
+ * which 2,000 characters of Chinese reach) that our checks let through. Each is the
+ * command's fault, not the batch's: the sequencer runs the batch again in halves, so only
+ * the command that wrote it is refused.
  */
-export function isConstraintError(error: unknown): boolean {
+export function isRefusedWrite(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && (code.startsWith('23') || code.startsWith('22'));
+  return typeof code === 'string' && (code.startsWith('23') || code.startsWith('22') || code === valueTooLargeCode);
 }
 
 /**
@@ -54,29 +59,67 @@ export function isConstraintError(error: unknown): boolean {
  */
 const bookkeeping = /^(tlog_|log_head|events|event_serials|event_reader_sets|idempotency_keys)/;
 
-/** Whether a constraint error is about what the command wrote (its rows), not the write path's bookkeeping. */
+/**
+ * Whether a refused write is about what the command wrote (its rows), not the write path's
+ * bookkeeping. A size limit that names no table (an array or a JSON value too large, say)
+ * is not pinned on a row either.
+ */
 export function isCommandsOwnRefusal(error: unknown): boolean {
-  const { table, constraint } = error as { table?: unknown; constraint?: unknown };
+  const { code, table, constraint } = error as { code?: unknown; table?: unknown; constraint?: unknown };
+  if (code === valueTooLargeCode && typeof table !== 'string') return false;
   return ![table, constraint].some((name) => typeof name === 'string' && bookkeeping.test(name));
+}
+
+/**
+ * Unique indexes that hold invariant 4 (migrations 001 and 008): a serial live in one
+ * shipment at most, listed once in a shipment, one unit per serial and per GPU UUID. Our
+ * checks refuse a second listing first; the database refuses one they could not see (two
+ * processes listing the same serial at once), and the caller hears the same rule.
+ */
+const invariant4Indexes = new Set(['shipment_serials_one_live', 'shipment_serials_pkey', 'units_pkey', 'units_gpu_uuid_key']);
+
+/**
+ * Characters of the database's detail (the key it refused, which may be a 2,000-character
+ * text) that a refusal quotes; cut by code point, so no half of a surrogate pair is left
+ * to be refused when the answer is stored as JSON.
+ */
+const quotedDetailLengthMax = 200;
+
+function duplicateRefusal(pgError: { constraint?: string; message?: string; detail?: string }): DomainError {
+  const index = pgError.constraint ?? 'unique index';
+  const detailCharacters = Array.from(pgError.detail ?? '');
+  const detail = detailCharacters.length === 0 ? '' : ` (${detailCharacters.slice(0, quotedDetailLengthMax).join('')}${detailCharacters.length > quotedDetailLengthMax ? '…' : ''})`;
+  const said = `${pgError.message ?? ''}${detail}`;
+  if (invariant4Indexes.has(index)) {
+    return new DomainError('conflict', `invariant 4 (a serial is one unit, with one GPU UUID, live in one shipment at most): the database refused a second listing (${index}): ${said}`, { rule: 'invariant-4' });
+  }
+  return new DomainError('conflict', `the database refused a duplicate (${index}): ${said}`, { rule: 'unique' });
+}
+
+/** A value over a size limit of the database's own, naming the index (and table) it did not fit. */
+function valueTooLargeRefusal(pgError: { table?: string; constraint?: string; message?: string }): DomainError {
+  const where = pgError.constraint === undefined ? '' : ` (index ${pgError.constraint}${pgError.table === undefined ? '' : ` on ${pgError.table}`})`;
+  const details = { ...(pgError.table === undefined ? {} : { table: pgError.table }), ...(pgError.constraint === undefined ? {} : { index: pgError.constraint }) };
+  return new DomainError('payload_too_large', `a value in the request is too large for the database to store${where}; shorten it: ${pgError.message ?? valueTooLargeCode}`, { rule: 'database-value-size', details });
 }
 
 /** Database failures become refusals the caller can act on; bugs stay errors. */
 export function toRefusal(error: unknown): DomainError {
   if (isDomainError(error)) return error;
-  const pgError = error as { code?: string; constraint?: string; message?: string };
+  const pgError = error as { code?: string; table?: string; constraint?: string; message?: string; detail?: string };
   if (pgError.code === headMovedCode) {
     // A batch sent ahead whose rollback could not be confirmed: nothing of it committed.
     return new DomainError('unavailable', 'another writer moved the ledger while the batch was on its way; retry with the same Idempotency-Key');
   }
-  if (pgError.code === '23505') {
-    return new DomainError('conflict', `the database refused a duplicate (${pgError.constraint ?? 'unique index'}): ${pgError.message ?? ''}`, { rule: pgError.constraint === 'units_gpu_uuid_key' ? 'invariant-4' : 'unique' });
-  }
+  // 23P01: an exclusion constraint that holds a uniqueness (products_model_key, migration 026).
+  if (pgError.code === '23505' || pgError.code === '23P01') return duplicateRefusal(pgError);
   if (pgError.code?.startsWith('23')) {
     return new DomainError('conflict', `the database refused the change: ${pgError.message ?? pgError.code}`, { rule: pgError.constraint ?? 'database-constraint' });
   }
   if (pgError.code?.startsWith('22')) {
     return new DomainError('invalid_input', `the database refused a value in the request: ${pgError.message ?? pgError.code}`, { rule: 'database-value' });
   }
+  if (pgError.code === valueTooLargeCode) return valueTooLargeRefusal(pgError);
   if (pgError.code === undefined || isTransientDatabaseError(pgError.code) || networkErrorCodes.has(pgError.code)) {
     if (error instanceof Error && !('code' in error) && !/connect|terminat|timeout|ECONN/i.test(error.message)) throw error;
     return new DomainError('unavailable', 'the database did not confirm the change; retry with the same Idempotency-Key to learn the outcome');
@@ -116,5 +159,5 @@ export function isLockTimeout(error: unknown): boolean {
  * are: running again would only wait for them a second time.
  */
 export function isWorthRunningAgain(error: unknown): boolean {
-  return (error as { code?: unknown }).code === headMovedCode || isConstraintError(error);
+  return (error as { code?: unknown }).code === headMovedCode || isRefusedWrite(error);
 }

@@ -18,6 +18,9 @@
  * Crash notes, per step of a batch:
  * - before COMMIT: nothing of the batch exists; no caller was answered; clients retry
  *   with their idempotency keys.
+ * - frozen before COMMIT (a GC pause, SIGSTOP, a partition) holding the head lock: past
+ *   limits.headLockIdleMsMax idle, PostgreSQL ends the session and the batch with it; the
+ *   other writers go on, and ours, when it wakes, answers its callers 'unavailable'.
  * - COMMIT sent, no reply (connection lost): the outcome is unknown to us, so callers get
  *   503 'unavailable'; a retry with the same key returns the stored answer if it did commit.
  * - after COMMIT: everything of the batch is durable; answers go out only now.
@@ -31,7 +34,7 @@ import { beginBatch, emptyKeys, loadBatchState, openAtHeadSql, rememberAnswer, t
 import { bulkRowsMin, writeBatchAndCommit, type BatchWrites, type EventWrite, type IdempotencyWrite, type LogWrite } from '../store/batch-writes.ts';
 import { canonicalBytes, eventBody, recordSerials, redact } from './events.ts';
 import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
-import { invalidInput, isCommandsOwnRefusal, isConstraintError, isLockTimeout, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
+import { invalidInput, isCommandsOwnRefusal, isLockTimeout, isRefusedWrite, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
 import { handlers } from './handlers/index.ts';
 import type { Handler, Outcome } from './handler.ts';
 import { mayRun, type Actor } from './permissions.ts';
@@ -139,6 +142,11 @@ export class Sequencer {
   private aheadWorthTrying = false;
   /** The last batch was answered 'unavailable': the database (or its lock) did not answer. */
   private unavailable = false;
+  /**
+   * The batch being committed sent its writes and COMMIT, and has no proof yet that they
+   * rolled back: if it failed, it must not run again (answerFailedBatch).
+   */
+  private mayHaveCommitted = false;
 
   constructor(private readonly options: SequencerOptions) {
     this.batchMax = options.batchCommandsMax ?? limits.batchCommandsMax;
@@ -246,51 +254,73 @@ export class Sequencer {
     return batch;
   }
 
-  private async commitBatch(batch: Pending[]): Promise<void> {
+  /** `half`: the batch is a half of one that failed (answerFailedBatch). */
+  private async commitBatch(batch: Pending[], half = false): Promise<void> {
     const started = performance.now();
     this.unavailable = false;
+    this.mayHaveCommitted = false;
+    let answers: Answer[];
     try {
-      const answers = (await this.sendAhead(batch)) ?? (await this.runInTransaction(batch));
-      this.countAnswers(answers);
-      batch.forEach((pending, index) => pending.resolve(answers[index]!));
-      this.stats.batches += 1;
-      this.stats.lastBatchSize = batch.length;
-      this.stats.commitSecondsTotal += (performance.now() - started) / 1000;
+      answers = (await this.sendAhead(batch)) ?? (await this.runInTransaction(batch));
     } catch (error) {
       this.stats.failedBatches += 1;
-      if (batch.length > 1 && isConstraintError(error)) {
-        // The database refused something our checks let through (say, a GPU UUID that
-        // another unit already has), or a trigger saw the batch's end state where a
-        // command had counted on the state before a later one in the batch (a unit returned
-        // and listed again, KYC withdrawn after bookings that needed it). Commit the halves
-        // in order: a half without the culprit commits whole, the other splits again, down
-        // to the culprit alone, which is then refused or, alone, accepted. About 2·log2(n)
-        // transactions; running every command alone took one each (402 for 400 bookings
-        // behind one such pair).
-        const middle = Math.ceil(batch.length / 2);
-        await this.commitBatch(batch.slice(0, middle));
-        if (this.closed && this.unavailable) this.answerUnavailable(batch.slice(middle));
-        else await this.commitBatch(batch.slice(middle));
-        return;
-      }
-      let refusal: DomainError;
-      try {
-        refusal = toRefusal(error);
-      } catch {
-        // A bug in a handler or the store: nothing of the batch was committed. Every caller
-        // of the batch hears of it (500), and the sequencer goes on with the next batch.
-        this.options.onError?.(error, `a batch of ${batch.length} commands failed`);
-        for (const pending of batch) pending.reject(error);
-        return;
-      }
-      this.unavailable = refusal.code === 'unavailable';
-      if (this.unavailable) this.options.onError?.(error, `couldn't commit a batch of ${batch.length} commands`);
-      if (batch.length === 1 && isConstraintError(error) && isCommandsOwnRefusal(error) && batch[0]!.idempotency) {
-        batch[0]!.resolve(await this.rememberRefusal(batch[0]!, refusal));
-        return;
-      }
-      for (const pending of batch) pending.resolve({ ok: false, error: refusal, replayed: false });
+      await this.answerFailedBatch(batch, error, half);
+      return;
     }
+    this.countAnswers(answers);
+    batch.forEach((pending, index) => pending.resolve(answers[index]!));
+    this.stats.batches += 1;
+    this.stats.lastBatchSize = batch.length;
+    this.stats.commitSecondsTotal += (performance.now() - started) / 1000;
+  }
+
+  /**
+   * A batch that failed as a whole. What one command did must not fail the others (other
+   * organisations' bookings among them): a write the database refused, or a failure we do
+   * not recognise (a bug in a handler, an error of the database's we have no refusal for),
+   * runs the batch again in halves, down to the command that causes it, which alone is
+   * refused or, for the unrecognised failure, alone gets the 500. Only when nothing of the
+   * batch can have committed: a failure after its COMMIT was sent, without the server's word
+   * that it rolled back, is answered as it is, never run twice. A failure that says "not
+   * now" (the database or its lock not there) is answered 'unavailable' for the whole
+   * batch: each half would wait for it again.
+   */
+  private async answerFailedBatch(batch: Pending[], error: unknown, half: boolean): Promise<void> {
+    const refusal = refusalOrBug(error);
+    const splits = batch.length > 1 && (isRefusedWrite(error) || (refusal === null && !this.mayHaveCommitted));
+    if (splits) {
+      // The database refused something our checks let through (say, a GPU UUID that
+      // another unit already has, or a model name over its index's row limit), or a trigger
+      // saw the batch's end state where a command had counted on the state before a later
+      // one in the batch (a unit returned and listed again, KYC withdrawn after bookings
+      // that needed it). Commit the halves in order: a half without the culprit commits
+      // whole, the other splits again, down to the culprit alone, which is then refused
+      // or, alone, accepted. About 2·log2(n) transactions; running every command alone
+      // took one each (402 for 400 bookings behind one such pair). An unrecognised failure
+      // is logged here too, once (not again for each half): the halves may both pass, and
+      // the bug would go unseen.
+      if (refusal === null && !half) this.options.onError?.(error, `a batch of ${batch.length} commands failed; running it again in halves to find the command that fails`);
+      const middle = Math.ceil(batch.length / 2);
+      await this.commitBatch(batch.slice(0, middle), true);
+      if (this.closed && this.unavailable) this.answerUnavailable(batch.slice(middle));
+      else await this.commitBatch(batch.slice(middle), true);
+      return;
+    }
+    if (refusal === null) {
+      // A bug in a handler or the store, in a batch that cannot be split (one command, or
+      // its outcome unknown). Every caller of the batch hears of it (500), and the
+      // sequencer goes on with the next batch.
+      this.options.onError?.(error, batch.length === 1 ? `${batch[0]!.kind} failed, alone in its batch` : `a batch of ${batch.length} commands failed after its COMMIT was sent`);
+      for (const pending of batch) pending.reject(error);
+      return;
+    }
+    this.unavailable = refusal.code === 'unavailable';
+    if (this.unavailable) this.options.onError?.(error, `couldn't commit a batch of ${batch.length} commands`);
+    if (batch.length === 1 && isRefusedWrite(error) && isCommandsOwnRefusal(error) && batch[0]!.idempotency) {
+      batch[0]!.resolve(await this.rememberRefusal(batch[0]!, refusal));
+      return;
+    }
+    for (const pending of batch) pending.resolve({ ok: false, error: refusal, replayed: false });
   }
 
   /**
@@ -366,6 +396,7 @@ export class Sequencer {
       return null;
     }
     let committed: LogHead;
+    this.mayHaveCommitted = true;
     try {
       const lockWaitMs = Math.min(limits.aheadLockWaitMsMax, this.options.headLockWaitMs ?? limits.headLockWaitMsMax);
       committed = await writeBatchAndCommit(client, applied.writes, applied.log, openAtHeadSql(head, lockWaitMs));
@@ -375,6 +406,7 @@ export class Sequencer {
       this.aheadWorthTrying = false;
       const sessionLives = await client.query('ROLLBACK').then(() => true, () => false);
       client.release(!sessionLives);
+      if (provesNoCommit(error, sessionLives)) this.mayHaveCommitted = false;
       // Nothing after COMMIT is inside this try: only what the text did can fail here.
       // A lock not had within the short wait runs again too: its events' time, read before
       // the wait, may trail the commit by no more than that wait.
@@ -411,6 +443,7 @@ export class Sequencer {
       const applied = await this.apply(client, batch, new BatchState(loaded), head, stored, at);
       if (cached) this.stats.cachedBatches += 1;
       else this.cache.remember(loaded, head);
+      this.mayHaveCommitted = true;
       const committed = await writeBatchAndCommit(client, applied.writes, applied.log);
       this.lastCommitted = committed;
       this.stats.logSize = committed.size;
@@ -421,6 +454,9 @@ export class Sequencer {
       await client.query('ROLLBACK').catch(() => {
         broken = true;
       });
+      // The server refused a statement of the batch (an error at COMMIT rolls back too):
+      // nothing of it committed. A failure after COMMIT, or a lost connection, proves nothing.
+      if (provesNoCommit(error, !broken)) this.mayHaveCommitted = false;
       throw error;
     } finally {
       client.release(broken);
@@ -503,6 +539,15 @@ export class Sequencer {
     assert(events[events.length - 1]!.seq - events[0]!.seq + 1 === events.length, 'event sequence numbers are gapless within a batch');
     // The answer names the command's first event.
     return { ok: true, seq, body: { seq, ...outcome.answer }, replayed: false };
+  }
+}
+
+/** The refusal a failure is answered with, or null for a bug (toRefusal rethrows those). */
+function refusalOrBug(error: unknown): DomainError | null {
+  try {
+    return toRefusal(error);
+  } catch {
+    return null;
   }
 }
 

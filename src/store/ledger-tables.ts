@@ -87,10 +87,26 @@ export async function beginBatch(client: PoolClient, keys: Array<{ scope: string
       ON i.scope = k.scope AND i.key = k.key`;
   // The wait for the lock is bounded (in the same round trip): a writer that hangs holding
   // it gets our callers a 503 (lock_not_available, refusals.ts) instead of no answer at all.
-  const results = (await client.query(`BEGIN; ${waitBoundsSql(lockWaitMs, 'locks')}; SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
-  const head = results[2]?.rows[0] as LogHead | undefined;
+  const results = (await client.query(`BEGIN; ${headLockBoundsSql(lockWaitMs)}; SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
+  // The head's rows, then the stored answers' if the keys were looked up: the last results.
+  const [headResult, storedResult] = keys.length === 0 ? [results.at(-1), undefined] : results.slice(-2);
+  const head = headResult?.rows[0] as LogHead | undefined;
   if (!head) throw new Error('log_head row is missing: the database was not migrated');
-  return { head, stored: (results[3]?.rows ?? []) as StoredAnswer[] };
+  return { head, stored: (storedResult?.rows ?? []) as StoredAnswer[] };
+}
+
+/**
+ * The bounds of every transaction that takes the head lock, as SET LOCAL statements to send
+ * before it in the same text (no round trip of their own): how long it waits for the lock
+ * (`lockWaitMs`), and how long it may then sit idle between statements while holding it
+ * (limits.headLockIdleMsMax). Past the second, PostgreSQL ends the session (SQLSTATE
+ * 25P03), which rolls the transaction back and frees the lock for the other writers: a
+ * writer frozen holding it (a GC pause, SIGSTOP, a partition) stops them only that long.
+ * Crash note: the frozen writer's batch is then gone whole; it finds its connection closed
+ * when it wakes and answers its callers 'unavailable' (refusals.ts), to retry with their keys.
+ */
+function headLockBoundsSql(lockWaitMs: number): string {
+  return `${waitBoundsSql(lockWaitMs, 'locks')}; SET LOCAL idle_in_transaction_session_timeout = ${limits.headLockIdleMsMax}`;
 }
 
 /** A head about to be written into SQL text: a safe integer size and a 32-byte root, or a bug. */
@@ -110,7 +126,7 @@ export const headMovedCode = 'CLH01';
  */
 export function openAtHeadSql(head: LogHead, lockWaitMs: number = limits.headLockWaitMsMax): string {
   assertLogHead(head);
-  return `BEGIN; ${waitBoundsSql(lockWaitMs, 'locks')}; SELECT ledger_lock_expected_head(${head.size}, '\\x${head.root.toString('hex')}'::bytea)`;
+  return `BEGIN; ${headLockBoundsSql(lockWaitMs)}; SELECT ledger_lock_expected_head(${head.size}, '\\x${head.root.toString('hex')}'::bytea)`;
 }
 
 /**
@@ -121,7 +137,7 @@ export function openAtHeadSql(head: LogHead, lockWaitMs: number = limits.headLoc
  */
 export function rememberAnswer(pool: Pool, row: IdempotencyWrite, lockWaitMs: number = limits.headLockWaitMsMax): Promise<StoredAnswer | undefined> {
   return inTransaction(pool, 'BEGIN', async (client) => {
-    await client.query(`${waitBoundsSql(lockWaitMs, 'locks')}; SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE`);
+    await client.query(`${headLockBoundsSql(lockWaitMs)}; SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE`);
     const inserted = await client.query(
       `INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (scope, key) DO NOTHING`,
