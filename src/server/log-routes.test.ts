@@ -220,4 +220,31 @@ describe('log HTTP API', () => {
     expect(bad.statusCode).toBeGreaterThanOrEqual(400);
     expect(bad.statusCode).toBeLessThan(500);
   });
+
+  it('gives a proof bundle over the newest checkpoint a witness quorum cosigned, when asked (?cosignatures=N)', async () => {
+    // Runs after the test above: the newest checkpoint then carries the witness's line. A newer one does not.
+    const cosignedSize = openCheckpoint((await get('/v1/log/checkpoint')).body, parseVerifierKey(logKey.verifierKey)).checkpoint.size;
+    await ledger.submit('shipment.book', {
+      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+    }, world.actors.exporter);
+    await ledger.checkpointer!.checkpointNow();
+    const all = await leaves();
+    const logVerifier = parseVerifierKey(logKey.verifierKey);
+    const quorum = { witnesses: [parseCosignatureVerifierKey(witness.verifierKey)], witnessQuorum: 1 };
+
+    const newest = await get('/v1/log/events/42/proof');
+    expect(verifyTlogProof(newest.body, all[42]!, logVerifier).checkpoint.size).toBe(all.length);
+    expect(() => verifyTlogProof(newest.body, all[42]!, logVerifier, quorum)).toThrow();
+
+    const cosigned = await get('/v1/log/events/42/proof?cosignatures=1');
+    expect(cosigned.statusCode).toBe(200);
+    const verified = verifyTlogProof(cosigned.body, all[42]!, logVerifier, quorum);
+    expect(verified.checkpoint.size).toBe(cosignedSize);
+    expect(cosignedSize).toBeLessThan(all.length);
+
+    expect((await get(`/v1/log/events/${cosignedSize}/proof?cosignatures=1`)).statusCode).toBe(404); // not covered by a cosigned one
+    expect((await get('/v1/log/events/42/proof?cosignatures=2')).statusCode).toBe(404); // one witness configured
+    for (const bad of ['-1', '1.5', 'x', '01', '1000']) expect((await get(`/v1/log/events/42/proof?cosignatures=${bad}`)).statusCode, bad).toBe(400);
+    expect((await get('/v1/log/events/42/proof?cosignature=1')).statusCode).toBe(400);
+  });
 });

@@ -92,6 +92,34 @@ function checkpointServer(pool: Pool, witnesses: readonly CosignatureVerifier[])
   };
 }
 
+const proofBundleQuery = z.strictObject({
+  cosignatures: z.string().regex(/^(0|[1-9][0-9]{0,2})$/, 'must be a whole number of witnesses, at most 999').transform(Number).default(0),
+});
+/** Checkpoints looked at for a cosigned one, newest first: a quorum not met in these is not met. */
+const cosignedCandidatesMax = 16;
+
+/**
+ * The newest checkpoint covering `seq` that at least `wanted` configured witnesses cosigned
+ * (their lines verified again over its text, as checkpointServer does), with those lines.
+ */
+async function cosignedCheckpoint(pool: Pool, witnesses: readonly CosignatureVerifier[], seq: number, wanted: number): Promise<{ row: CheckpointRow; note: string }> {
+  if (wanted > witnesses.length) {
+    throw new DomainError('not_found', `this log keeps cosignatures of ${witnesses.length} witness(es); no checkpoint can carry ${wanted}`);
+  }
+  const candidates = await pool.query<CheckpointRow>(
+    `SELECT c.* FROM tlog_checkpoints c
+     WHERE c.size > $1 AND (SELECT count(*) FROM tlog_cosignatures w WHERE w.checkpoint_size = c.size AND w.checkpoint_key_id = c.key_id) >= $2
+     ORDER BY c.size DESC, c.created_at DESC LIMIT ${cosignedCandidatesMax}`,
+    [seq, wanted],
+  );
+  for (const row of candidates.rows) {
+    const text = Buffer.from(parseNote(row.signed_note).text, 'utf8');
+    const lines = (await cosignaturesFor(pool, row)).map((cosignature) => cosignature.signature_line).filter((line) => verifiesOver(text, line, witnesses));
+    if (lines.length >= wanted) return { row, note: row.signed_note + lines.join('') };
+  }
+  throw new DomainError('not_found', `no checkpoint covering event ${seq} carries ${wanted} witness cosignature(s) yet; try again after the witnesses' next round`);
+}
+
 /** Whether a stored cosignature line (`— name base64\n`) is a configured witness's valid signature over `text`. */
 function verifiesOver(text: Buffer, line: string, witnesses: readonly CosignatureVerifier[]): boolean {
   let signature;
@@ -176,9 +204,13 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   });
 
   // A C2SP tlog-proof bundle for one event: verifiable offline with the log's key alone.
-  app.get('/v1/log/events/:seq/proof', async (request: FastifyRequest<{ Params: { seq: string } }>, reply) => {
+  // ?cosignatures=N asks for a checkpoint that N witnesses cosigned: checkpoints are signed
+  // every second and witnesses cosign later, so the newest one seldom carries their lines,
+  // and a verifier that needs a quorum needs an older, cosigned one.
+  app.get('/v1/log/events/:seq/proof', async (request: FastifyRequest<{ Params: { seq: string }; Querystring: Record<string, unknown> }>, reply) => {
     const seq = parseQuery(index, request.params.seq);
-    const { row, note } = await checkpointWithCosignatures();
+    const { cosignatures } = parseQuery(proofBundleQuery, request.query ?? {});
+    const { row, note } = cosignatures === 0 ? await checkpointWithCosignatures() : await cosignedCheckpoint(pool, witnesses, seq, cosignatures);
     if (seq >= row.size) throw new DomainError('not_found', `event ${seq} is not yet covered by a checkpoint (size ${row.size}); try again in a second`);
     const proof = await ledger.log.inclusionProof(seq, row.size);
     return reply.type(textPlain).send(formatTlogProof({ index: seq, inclusionProof: proof, checkpointNote: note }));
