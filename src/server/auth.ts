@@ -56,8 +56,9 @@ export class TokenVerifier {
     if (cached !== undefined) this.cache.delete(key);
     const revocationsBefore = this.revocations;
     const actor = await this.lookup(secret, hash);
-    // A revocation while the row was read: this answer may be stale, so read again.
-    if (this.revocations !== revocationsBefore) return this.verify(authorization);
+    // A revocation while the row was read: this answer may be stale. Read again, once, and
+    // do not cache what that read finds (another revocation may be on its way).
+    if (this.revocations !== revocationsBefore) return this.lookup(secret, hash);
     this.remember(key, actor);
     return actor;
   }

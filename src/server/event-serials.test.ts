@@ -97,3 +97,22 @@ async function eventDigest(seq: number): Promise<string> {
   const { rows } = await database.pool.query<{ digest: string }>(`SELECT convert_from(canonical, 'UTF8')::jsonb -> 'input' ->> 'serialsSha256' AS digest FROM events WHERE seq = $1`, [seq]);
   return rows[0]!.digest;
 }
+
+describe('one event by its seq (GET /v1/events/:seq)', () => {
+  it('answers the event to its readers, as the list does, and 404 to others', async () => {
+    const auditorsFirst = (await api.request({ method: 'GET', url: '/v1/events?limit=500', token: api.tokens.auditor })).json().items as Array<{ seq: number }>;
+    const recipients = new Set(((await api.request({ method: 'GET', url: '/v1/events?limit=500', token: api.tokens.recipient })).json().items as Array<{ seq: number }>).map((event) => event.seq));
+    expect(recipients.size).toBeGreaterThan(0);
+    expect(auditorsFirst.length).toBeGreaterThan(recipients.size);
+    for (const { seq } of auditorsFirst.slice(0, 60)) {
+      const mine = await api.request({ method: 'GET', url: `/v1/events/${seq}`, token: api.tokens.recipient });
+      expect(mine.statusCode, `event ${seq}`).toBe(recipients.has(seq) ? 200 : 404);
+      const all = await api.request({ method: 'GET', url: `/v1/events/${seq}`, token: api.tokens.auditor });
+      expect(all.json()).toEqual(auditorsFirst.find((event) => event.seq === seq));
+    }
+    for (const bad of ['01', '-1', '1e3', 'x', '99999999999999999']) {
+      expect((await api.request({ method: 'GET', url: `/v1/events/${bad}`, token: api.tokens.auditor })).statusCode, bad).toBe(400);
+    }
+    expect((await api.request({ method: 'GET', url: '/v1/events/999999', token: api.tokens.auditor })).statusCode).toBe(404);
+  });
+});

@@ -8,20 +8,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../core/errors.ts';
 import type { Pool } from '../store/pool.ts';
 import { findEventSerialLines } from '../store/event-serials.ts';
-import { viewerOf } from './queries.ts';
+import { seqInPath, viewerOf } from './queries.ts';
 
 export const eventSerialsPath = '/v1/events/:seq/serials';
 
-/** A sequence number as the API writes them: no sign, no leading zeros, no exponent. */
-const seqPattern = /^(0|[1-9][0-9]{0,15})$/;
-
 export function registerEventSerialsRoute(app: FastifyInstance, pool: Pool): void {
   app.get(eventSerialsPath, async (request: FastifyRequest<{ Params: { seq: string } }>, reply: FastifyReply) => {
-    const raw = request.params.seq;
-    if (!seqPattern.test(raw) || !Number.isSafeInteger(Number(raw))) {
-      throw new DomainError('invalid_input', `the event number in the path must be a whole number such as 42, not ${JSON.stringify(raw.slice(0, 40))}`);
-    }
-    const seq = Number(raw);
+    const seq = seqInPath(request.params.seq);
     const lines = await findEventSerialLines(pool, viewerOf(request.actor!), seq);
     if (lines === null) throw new DomainError('not_found', `event ${seq} was not found, or it records no serial list`, { details: { event: seq } });
     return reply.type('text/plain; charset=utf-8').send(lines.length === 0 ? '' : `${lines.join('\n')}\n`);

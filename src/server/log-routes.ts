@@ -106,10 +106,15 @@ async function cosignedCheckpoint(pool: Pool, witnesses: readonly CosignatureVer
   if (wanted > witnesses.length) {
     throw new DomainError('not_found', `this log keeps cosignatures of ${witnesses.length} witness(es); no checkpoint can carry ${wanted}`);
   }
+  // From the cosignatures, not the checkpoints: a log signs a checkpoint a second, and a
+  // scan of them all for a quorum no witness met would read them all (seconds at a million).
   const candidates = await pool.query<CheckpointRow>(
-    `SELECT c.* FROM tlog_checkpoints c
-     WHERE c.size > $1 AND (SELECT count(*) FROM tlog_cosignatures w WHERE w.checkpoint_size = c.size AND w.checkpoint_key_id = c.key_id) >= $2
-     ORDER BY c.size DESC, c.created_at DESC LIMIT ${cosignedCandidatesMax}`,
+    `SELECT c.* FROM (
+       SELECT checkpoint_size, checkpoint_key_id FROM tlog_cosignatures WHERE checkpoint_size > $1
+       GROUP BY checkpoint_size, checkpoint_key_id HAVING count(*) >= $2
+       ORDER BY checkpoint_size DESC LIMIT ${cosignedCandidatesMax}) w
+     JOIN tlog_checkpoints c ON c.size = w.checkpoint_size AND c.key_id = w.checkpoint_key_id
+     ORDER BY c.size DESC, c.created_at DESC`,
     [seq, wanted],
   );
   for (const row of candidates.rows) {

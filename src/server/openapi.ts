@@ -58,6 +58,7 @@ const errorResponses = (statuses: number[], problem: { $ref: string } = problemR
 const pathParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string', maxLength: limits.referenceLengthMax } };
 /** A unit is named by its serial (which may hold '/', sent as %2F), not by an id. */
 const serialPathParameter = { ...pathParameter, description: 'the serial number', schema: jsonSchemaOf(serialSchema) };
+const seqPathParameter = { name: 'seq', in: 'path', required: true, description: "the event's sequence number (= leaf index)", schema: { type: 'integer', minimum: 0 } };
 const idempotencyParameter = {
   name: 'Idempotency-Key', in: 'header', required: true,
   description: 'A new random value per request, the same on retries. The same key with a different body is refused (422).',
@@ -91,6 +92,7 @@ function queryOperation(route: (typeof queryRoutes)[number]) {
   const properties = (query.properties ?? {}) as Record<string, JsonSchema>;
   const parameters = [
     ...(route.path.includes(':id') ? [route.path === '/v1/units/:id' ? serialPathParameter : pathParameter] : []),
+    ...(route.path.includes(':seq') ? [seqPathParameter] : []),
     ...Object.entries(properties).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
   ];
   const item = resourceRef(route.item);
@@ -103,7 +105,7 @@ function queryOperation(route: (typeof queryRoutes)[number]) {
     }
     : item;
   return {
-    operationId: `get${route.path.replace(/\/v1|:id/g, '').split(/[/-]/).filter(Boolean).map((part) => part[0]!.toUpperCase() + part.slice(1)).join('')}${route.path.endsWith(':id') ? 'ById' : ''}`,
+    operationId: `get${route.path.replace(/\/v1|:id|:seq/g, '').split(/[/-]/).filter(Boolean).map((part) => part[0]!.toUpperCase() + part.slice(1)).join('')}${route.path.endsWith(':id') ? 'ById' : ''}${route.path.endsWith(':seq') ? 'BySeq' : ''}`,
     summary: route.summary,
     tags: [route.path.split('/')[2]],
     parameters,
@@ -155,7 +157,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
   add('/v1/events/{seq}/serials', 'get', {
     operationId: 'eventSerials', tags: ['events'],
     summary: 'The serial list an event records by its digest (input.serialsSha256): one line per entry, "serial" or "serial gpuUuid", sorted, each ending in a newline; its SHA-256 is the digest',
-    parameters: [{ name: 'seq', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+    parameters: [seqPathParameter],
     responses: { '200': { description: 'OK', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses([400, 401, 404, 503]) },
   });
   return {

@@ -130,6 +130,14 @@ function pathId(params: Record<string, string>, schema: z.ZodType<string> = idSc
   return parsed.data;
 }
 
+/** An event's sequence number in a path, as the API writes them: no sign, no leading zeros, no exponent. */
+export function seqInPath(raw: string): number {
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    throw new DomainError('invalid_input', `the event number in the path must be a whole number such as 42, not ${JSON.stringify(raw.slice(0, 40))}`);
+  }
+  return Number(raw);
+}
+
 export const queryRoutes: readonly QueryRoute[] = [
   {
     path: '/v1/organisations', item: 'Organisation', summary: 'Organisations: its own, and those named with it on its licences', list: true, query: z.strictObject(pageQuery),
@@ -232,6 +240,15 @@ export const queryRoutes: readonly QueryRoute[] = [
       await read.listEvents(pool, viewer, pageOf(query, 'number'), query.subjectId === undefined ? {} : { subjectId: query.subjectId as string }),
       (row) => present.presentEvent(row, demo),
     ),
+  },
+  {
+    path: '/v1/events/:seq', item: 'Event', summary: 'One ledger event by its seq (= leaf index), if it names the caller', list: false, query: noQuery,
+    run: async ({ pool, demo }, viewer, params) => {
+      const seq = seqInPath(params.seq!);
+      const row = await read.findEvent(pool, viewer, seq);
+      if (row === null) throw new DomainError('not_found', `event ${seq} was not found`, { details: { event: seq } });
+      return present.presentEvent(row, demo);
+    },
   },
   {
     path: '/v1/reports/utilisation', item: 'Utilisation', summary: 'Per licence and allocation: units, allocated, reserved, shipped, available', list: true, query: z.strictObject(pageQuery),

@@ -410,6 +410,15 @@ export function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<number>
 }
 
 /**
+ * One event, if the viewer may read it: by its primary key, its readers checked against
+ * events.org_ids, the per-event record the reader sets index (as findEventSerialLines).
+ */
+export async function findEvent(pool: Pool, viewer: Viewer, seq: number): Promise<EventRow | null> {
+  const { rows } = await pool.query<EventRow>('SELECT e.* FROM events e WHERE e.seq = $1 AND ($2::text IS NULL OR $2::text = ANY (e.org_ids))', [seq, viewer.orgId]);
+  return rows[0] ?? null;
+}
+
+/**
  * A page of the events one organisation may read, found from its reader sets: the sets
  * that end after the cursor, in order, each unnested into its seqs. Sets never overlap, so
  * (last_seq, offset) order is seq order, and PostgreSQL sorts only within one set at a

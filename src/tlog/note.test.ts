@@ -83,13 +83,14 @@ describe('refusing bad notes', () => {
     expect(reason(() => openNote(`${text.replace('answer', 'answers')}\n${peterLine}\n`, [peter]))).toBe('invalid_signature');
   });
 
-  it("verifies a known key's repeated lines and counts the key once, as Go's note.Open", () => {
+  it("counts a known key's first line and skips its repeats, as Go's note.Open", () => {
     const opened = openNote(`${text}\n${peterLine}\n${peterLine}\n${enochLine}\n`, [peter, enoch]);
     expect(opened.verified.map((s) => s.name)).toEqual(['PeterNeumann', 'EnochRoot']);
-    // A repeat is still verified: a forged second line by a known key taints the note.
     const signature = Buffer.from(peterLine.split(' ')[2]!, 'base64');
     const forged = `— PeterNeumann ${flipBit(signature, 100).toString('base64')}`;
-    expect(reason(() => openNote(`${text}\n${peterLine}\n${forged}\n`, [peter]))).toBe('invalid_signature');
+    // The first line is the one verified: a forged first line taints the note, a forged repeat is skipped.
+    expect(reason(() => openNote(`${text}\n${forged}\n${peterLine}\n`, [peter]))).toBe('invalid_signature');
+    expect(openNote(`${text}\n${peterLine}\n${forged}\n`, [peter]).verified.map((s) => s.line)).toEqual([peterLine]);
   });
 
   it("accepts what Go's note.Open accepts from unknown keys: any non-space name, padding bits set", () => {

@@ -108,8 +108,9 @@ function indexVerifiers(verifiers: readonly NoteVerifier[]): Map<string, NoteVer
 /**
  * Verifies a signed note against the known keys. Throws when the note is malformed, when any
  * signature by a known key fails (a forged or corrupted line taints the whole note), or when
- * no known key signed it. A known key's repeated lines are each verified and counted once,
- * as Go's note.Open does: a witness that cosigns again by appending a line is not refused.
+ * no known key signed it. A known key's first line counts and later ones are skipped
+ * unverified, as Go's note.Open does: a witness that cosigns again by appending a line is
+ * not refused.
  */
 export function openNote(note: string | Uint8Array, verifiers: readonly NoteVerifier[]): OpenedNote {
   const parsed = parseNote(note);
@@ -127,11 +128,12 @@ export function openNote(note: string | Uint8Array, verifiers: readonly NoteVeri
       seenUnknownLines.add(signature.line);
       continue;
     }
+    if (seenKnown.has(key)) continue;
+    seenKnown.add(key);
     if (!verifier.verify(textBytes, signature.signature)) {
       throw tlogError('c2sp-signed-note', 'invalid_signature', `couldn't open signed note: the signature by "${signature.name}" does not verify`);
     }
-    if (!seenKnown.has(key)) verified.push(signature);
-    seenKnown.add(key);
+    verified.push(signature);
   }
   if (verified.length === 0) throw tlogError('c2sp-signed-note', 'unverified_note', "couldn't open signed note: no signature by a known key");
   return { text: parsed.text, verified, unknown };

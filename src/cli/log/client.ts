@@ -59,10 +59,6 @@ export interface LogClientOptions {
 }
 
 /** A page of GET /v1/events, as far as `log prove` reads it. */
-interface EventPage {
-  items: Array<{ seq: number; canonical: string }>;
-}
-
 export class LogClient implements LogSource {
   private readonly fetch: typeof fetch;
   private readonly base: string;
@@ -129,16 +125,20 @@ export class LogClient implements LogSource {
   }
 
   /**
-   * The canonical bytes of event `seq` through GET /v1/events (the caller's own events),
-   * or undefined when the token does not see it. The page starts right before `seq`; the
-   * cursor is base64url of {"after": key}, the API's keyset position.
+   * The canonical bytes of event `seq` through GET /v1/events/:seq (the caller's own events),
+   * or undefined when the token does not see it (404).
    */
   async event(seq: number): Promise<Buffer | undefined> {
-    const cursor = seq === 0 ? '' : `&cursor=${Buffer.from(JSON.stringify({ after: seq - 1 })).toString('base64url')}`;
-    const path = `/v1/events?limit=1${cursor}`;
-    const page = parseJson<EventPage>(this.url(path), await this.bytes(path, true));
-    const item = page.items?.[0];
-    return item !== undefined && item.seq === seq ? Buffer.from(item.canonical, 'base64') : undefined;
+    const path = `/v1/events/${seq}`;
+    let bytes: Buffer;
+    try {
+      bytes = await this.bytes(path, true);
+    } catch (error) {
+      if (error instanceof LogFetchError && error.status === 404) return undefined;
+      throw error;
+    }
+    const item = parseJson<{ seq?: unknown; canonical?: unknown }>(this.url(path), bytes);
+    return item.seq === seq && typeof item.canonical === 'string' ? Buffer.from(item.canonical, 'base64') : undefined;
   }
 
   /** POST a cosigned checkpoint; returns how many cosignatures the log stored. */

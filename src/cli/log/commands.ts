@@ -223,7 +223,7 @@ function keysFollowed(rotations: readonly Rotation[]): string {
   return ` (by ${describeKey(rotations.at(-1)!.verifier)}, followed from the key given through ${rotations.map((rotation) => `the announcement at size ${rotation.announcement.size}`).join(', ')})`;
 }
 
-/** The event's bytes: from a file, from GET /v1/events, or from its entry bundle. */
+/** The event's bytes: from a file, from GET /v1/events/:seq, or from its entry bundle. */
 async function eventBytes(client: LogClient, seq: number, proofText: string, eventFile: string | undefined): Promise<Buffer> {
   if (eventFile !== undefined) {
     try {
@@ -242,7 +242,7 @@ async function eventBytes(client: LogClient, seq: number, proofText: string, eve
     return entries[seq - tileIndex * tileWidth]!;
   } catch (error) {
     if (error instanceof LogFetchError && (error.status === 401 || error.status === 403)) {
-      throw new Failure(`event ${seq} is not visible to this token (not in its /v1/events, and it may not read entry bundles)`);
+      throw new Failure(`event ${seq} is not visible to this token (not among its events, and it may not read entry bundles)`);
     }
     throw error;
   }

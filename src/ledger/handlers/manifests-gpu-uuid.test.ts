@@ -4,6 +4,7 @@
  * unique index units_gpu_uuid_key see case variants as the GPU they are; the database
  * refuses any other spelling (migration 025, units_gpu_uuid_canonical).
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
 import { firstRefusal } from '../../../test/support/rolled-back.ts';
@@ -76,9 +77,9 @@ describe('the database keeps GPU UUIDs in one spelling (migration 025)', () => {
     const booked = String(expectOk(await book([{ serial: 'DBU-1' }])).shipmentId);
     const insert = await firstRefusal(database.pool, [
       `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, updated_seq) VALUES ('DBU-2', $1, $2, $3, 'licensed', $4, 999999)`,
-      [upper, world.productId, world.actors.alpha.orgId, booked],
+      ['GPU-FEEDFACE-0001', world.productId, world.actors.alpha.orgId, booked],
     ]);
-    expect(insert).toEqual({ code: '23514', message: `unit DBU-2 has GPU UUID ${upper}; a GPU UUID is stored as GPU- and lower-case hex (${lower})` });
+    expect(insert).toEqual({ code: '23514', message: 'unit DBU-2 has GPU UUID GPU-FEEDFACE-0001; a GPU UUID is stored as GPU- and lower-case hex (GPU-feedface-0001)' });
     expect((await firstRefusal(database.pool, [`UPDATE units SET gpu_uuid = $1 WHERE serial = 'DBU-1'`, ['GPU-00AA-0001']]))?.code).toBe('23514');
     expect(await firstRefusal(database.pool, [`UPDATE units SET gpu_uuid = $1 WHERE serial = 'DBU-1'`, ['GPU-00aa-0001']])).toBeUndefined();
   });
@@ -105,6 +106,39 @@ describe('the database keeps GPU UUIDs in one spelling (migration 025)', () => {
     // Given again in any case, it is the same GPU: listed, its stored spelling kept.
     expectOk(await book([{ serial: 'OLD-1', gpuUuid: oldUuid }]));
     expect(await gpuUuidOf('OLD-1')).toBe(oldUuid);
+    // And no other serial may record that GPU, in its new spelling (migration 027's index).
+    expect(refusal(await book([{ serial: 'OLD-2', gpuUuid: 'GPU-0dd0-1234-abcd' }], 'beta'))).toMatchObject({ code: 'conflict', rule: 'invariant-4' });
+    expect(await gpuUuidOf('OLD-2')).toBeUndefined();
     expect(await world.ledger.violations()).toEqual([]);
+  });
+});
+
+describe('migration 027 on a database that recorded one GPU twice, in two cases', () => {
+  it('stops and names the serials, rather than build its index over the clash', async () => {
+    const migration = readFileSync(new URL('../../store/migrations/027_units_gpu_uuid_any_case.sql', import.meta.url), 'utf8');
+    const shipmentId = String(expectOk(await book([{ serial: 'CLASH-1', gpuUuid: 'GPU-c1a5-0001' }, { serial: 'CLASH-2' }])).shipmentId);
+    expect(shipmentId).toBeTruthy();
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // As a database at 026 could hold: the byte-wise index, and the GPU under a second serial in upper case.
+      await client.query(`DROP INDEX units_gpu_uuid_key; CREATE UNIQUE INDEX units_gpu_uuid_key ON units (gpu_uuid) WHERE gpu_uuid IS NOT NULL`);
+      await client.query('ALTER TABLE units DISABLE TRIGGER units_keep_identity, DISABLE TRIGGER units_gpu_uuid_canonical_update');
+      await client.query(`UPDATE units SET gpu_uuid = 'GPU-C1A5-0001' WHERE serial = 'CLASH-2'`);
+      await expect(client.query(migration)).rejects.toThrow(/one GPU under several serials, their GPU UUIDs differing only in case \(invariant 4\): GPU-c1a5-0001 \(serials CLASH-1, CLASH-2\)/);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+    // Without the clash it runs, and the index it leaves refuses the second spelling.
+    const again = await database.pool.connect();
+    try {
+      await again.query('BEGIN');
+      await again.query(migration);
+      await expect(again.query(`UPDATE units SET gpu_uuid = 'GPU-c1a5-0001' WHERE serial = 'CLASH-2'`)).rejects.toThrow(/units_gpu_uuid_key/);
+    } finally {
+      await again.query('ROLLBACK');
+      again.release();
+    }
   });
 });

@@ -89,7 +89,7 @@ describe('attaching a manifest to a batch', () => {
 
   it('refuses a deployed unit and a GPU UUID given twice, undoing what came before', () => {
     const state = freshState();
-    expect(attach(state, 5, ['NEW-1', 'DEPLOYED-1'])).toBe('serial DEPLOYED-1 is deployed at site SITE-1; it cannot be listed in a shipment');
+    expect(attach(state, 5, ['NEW-1', 'DEPLOYED-1'])).toBe('serial DEPLOYED-1 is deployed; it cannot be listed in a shipment');
     expect(attach(state, 6, [{ serial: 'NEW-1', gpuUuid: 'GPU-1' }, { serial: 'NEW-2', gpuUuid: 'GPU-1' }])).toBe('GPU UUID GPU-1 appears twice in the manifest');
     expect(written(state)).toEqual({ newUnits: [], changedUnits: [], manifest: [], serialCount: 0 });
     expect(state.get('units', 'DEPLOYED-1')).toBe(deployed);
@@ -163,7 +163,7 @@ describe('refusals for another tenant’s serial', () => {
 
   it('still name the shipment and the site to the unit’s own exporter', () => {
     const state = freshState();
-    expect(attach(state, 5, ['DEPLOYED-1'])).toBe('serial DEPLOYED-1 is deployed at site SITE-1; it cannot be listed in a shipment');
+    expect(attach(state, 5, ['DEPLOYED-1'])).toBe('serial DEPLOYED-1 is deployed; it cannot be listed in a shipment');
     expect(attach(state, 6, ['NEW-1'])).toBe('listed 1');
     expect(attach(state, 7, ['NEW-1'])).toBe('serial NEW-1 is already in live shipment S-1');
   });

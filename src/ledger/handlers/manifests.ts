@@ -51,7 +51,8 @@ function checkListable(state: BatchState, shipment: ShipmentRow, serial: string,
   assert(previous !== undefined, `unit ${serial} names shipment ${unit.shipment_id}, which the batch did not load (store/ledger-tables.ts loads it with the unit)`);
   if (previous.exporter_org_id !== exporter) throw notAvailable(serial);
   if (!reshippable.has(unit.custody)) {
-    throw refuse.conflict('invariant-4', `serial ${serial} is ${unit.custody}${unit.site_id ? ` at site ${unit.site_id}` : ''}; it cannot be listed in a shipment`, { serial, custody: unit.custody });
+    // Not where it is deployed: the site is its recipient's to know, and this goes to an exporter.
+    throw refuse.conflict('invariant-4', `serial ${serial} is ${unit.custody}; it cannot be listed in a shipment`, { serial, custody: unit.custody });
   }
   if (unit.product_id !== shipment.product_id) {
     throw refuse.conflict('unit-product', `serial ${serial} is a unit of product ${unit.product_id}; shipment ${shipment.id} is of product ${shipment.product_id}`, { serial, productId: unit.product_id });
