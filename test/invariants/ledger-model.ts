@@ -1,9 +1,10 @@
 /**
  * A plain in-memory model of the ledger's shipment flow, written from DESIGN.md and the
  * refusal rules, independent of the ledger's code: maps of licences, allocations,
- * shipments, units and sites, and one function per command that either refuses with
- * an error code or changes the maps. The model test runs the same commands against the
- * real ledger and this model and compares every answer and the final balances.
+ * shipments, units and sites, and one function per command that either refuses (with
+ * an error code and the rule the ledger names for it) or changes the maps. The model test
+ * runs the same commands against the real ledger and this model and compares every answer
+ * (a refusal's code and rule) and the final balances.
  *
  * Ids are predicted, not read back: the ledger names what a command makes after the
  * sequence number of its event (S-12), and every accepted command takes the next one.
@@ -11,15 +12,24 @@
 import type { ErrorCode } from '../../src/core/errors.ts';
 import type { Custody, LicenceStatus, ShipmentStatus } from '../../src/ledger/rows.ts';
 
+/**
+ * A refusal the model predicts: its error code and, where the ledger names one, the rule
+ * that refused it (DomainError.rule: 'invariant-2', 'licence-status', ...). Not-found and
+ * role refusals name no rule: `rule` is null there.
+ */
 export class ModelRefusal extends Error {
-  constructor(readonly code: ErrorCode, reason: string) {
+  constructor(readonly code: ErrorCode, readonly rule: string | null, reason: string) {
     super(reason);
   }
 }
 
-const refuse = (code: ErrorCode, reason: string): never => {
-  throw new ModelRefusal(code, reason);
+const refuse = (code: ErrorCode, rule: string | null, reason: string): never => {
+  throw new ModelRefusal(code, rule, reason);
 };
+/** Unknown, or not the actor's to see: the ledger never says which, and names no rule. */
+const notFound = (reason: string): never => refuse('not_found', null, reason);
+/** Another authority's licence: a role refusal, no rule. */
+const forbidden = (reason: string): never => refuse('forbidden', null, reason);
 
 export interface ModelLicence {
   id: string;
@@ -72,8 +82,8 @@ const dayMs = 86_400_000;
 const bookingDeadlineMaxMs = 365 * dayMs;
 const reshippable: readonly Custody[] = ['licensed', 'returned'];
 
-/** What a command answered: the fields of the body the model predicts, or a refusal code. */
-export type Outcome = { ok: true; body: Record<string, unknown> } | { ok: false; code: ErrorCode; reason: string };
+/** What a command answered: the fields of the body the model predicts, or a refusal's code and rule. */
+export type Outcome = { ok: true; body: Record<string, unknown> } | { ok: false; code: ErrorCode; rule: string | null; reason: string };
 
 export class LedgerModel {
   readonly licences = new Map<string, ModelLicence>();
@@ -105,7 +115,7 @@ export class LedgerModel {
     } catch (error) {
       if (!(error instanceof ModelRefusal)) throw error;
       this.restore(snapshot);
-      return { ok: false, code: error.code, reason: error.message };
+      return { ok: false, code: error.code, rule: error.rule, reason: error.message };
     }
   }
 
@@ -114,18 +124,18 @@ export class LedgerModel {
     const importSide = this.side(input.importAllocationId);
     // The exporter holds the export licence and supplies under the import licence: any
     // allocation on the wrong side is invisible to it.
-    if (exportSide.licence.direction !== 'export') refuse('not_found', 'export allocation is on an import licence');
-    if (importSide.licence.direction !== 'import') refuse('not_found', 'import allocation is on an export licence');
-    if (input.productId !== this.productId) refuse('not_found', 'unknown product');
-    if (input.deadlineMs <= this.nowMs || input.deadlineMs - this.nowMs > bookingDeadlineMaxMs) refuse('invalid_input', 'deadline out of range');
+    if (exportSide.licence.direction !== 'export') notFound('export allocation is on an import licence');
+    if (importSide.licence.direction !== 'import') notFound('import allocation is on an export licence');
+    if (input.productId !== this.productId) notFound('unknown product');
+    if (input.deadlineMs <= this.nowMs || input.deadlineMs - this.nowMs > bookingDeadlineMaxMs) refuse('invalid_input', 'booking-deadline', 'deadline out of range');
     const recipientOrgId = importSide.allocation.recipientOrgId;
     for (const { licence, allocation } of [exportSide, importSide]) {
-      if (licence.status !== 'issued') refuse('licence_not_valid', `licence ${licence.id} is ${licence.status}`);
-      if (this.nowMs < licence.validFromMs || this.nowMs >= licence.validToMs) refuse('licence_not_valid', `licence ${licence.id} is not valid now`);
-      if (allocation.recipientOrgId !== recipientOrgId) refuse('licence_not_valid', `allocation ${allocation.id} is for another recipient`);
+      if (licence.status !== 'issued') refuse('licence_not_valid', 'licence-status', `licence ${licence.id} is ${licence.status}`);
+      if (this.nowMs < licence.validFromMs || this.nowMs >= licence.validToMs) refuse('licence_not_valid', 'licence-validity', `licence ${licence.id} is not valid now`);
+      if (allocation.recipientOrgId !== recipientOrgId) refuse('licence_not_valid', 'licence-recipient', `allocation ${allocation.id} is for another recipient`);
     }
     for (const { allocation } of [exportSide, importSide]) {
-      if (input.units > allocation.units - allocation.reservedUnits - allocation.shippedUnits) refuse('insufficient_units', `allocation ${allocation.id} has too few units`);
+      if (input.units > allocation.units - allocation.reservedUnits - allocation.shippedUnits) refuse('insufficient_units', 'invariant-2', `allocation ${allocation.id} has too few units`);
     }
     const shipment: ModelShipment = {
       id: `S-${this.seq}`, exportAllocationId: exportSide.allocation.id, importAllocationId: importSide.allocation.id, recipientOrgId,
@@ -138,22 +148,22 @@ export class LedgerModel {
   }
 
   attach(input: { shipmentId: string; serials: string[] }): Record<string, unknown> {
-    const shipment = this.shipments.get(input.shipmentId) ?? refuse('not_found', 'unknown shipment');
-    if (shipment.status !== 'booked') refuse('conflict', `shipment is ${shipment.status}`);
-    if (shipment.deadlineMs <= this.nowMs) refuse('conflict', 'booking deadline passed');
+    const shipment = this.shipments.get(input.shipmentId) ?? notFound('unknown shipment');
+    if (shipment.status !== 'booked') refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
+    if (shipment.deadlineMs <= this.nowMs) refuse('conflict', 'booking-deadline', 'booking deadline passed');
     this.attachSerials(shipment, input.serials);
     return { shipmentId: shipment.id, added: input.serials.length, serialCount: shipment.serialCount };
   }
 
   private attachSerials(shipment: ModelShipment, serials: string[]): void {
-    if (serials.length > shipment.units - shipment.serialCount) refuse('conflict', 'manifest larger than the room left');
+    if (serials.length > shipment.units - shipment.serialCount) refuse('conflict', 'manifest-size', 'manifest larger than the room left');
     const seen = new Set<string>();
     for (const serial of serials) {
-      if (seen.has(serial)) refuse('conflict', `serial ${serial} twice in the manifest`);
+      if (seen.has(serial)) refuse('conflict', 'invariant-4', `serial ${serial} twice in the manifest`);
       seen.add(serial);
-      if (this.live.has(serial)) refuse('conflict', `serial ${serial} is in live shipment ${this.live.get(serial)}`);
+      if (this.live.has(serial)) refuse('conflict', 'invariant-4', `serial ${serial} is in live shipment ${this.live.get(serial)}`);
       const unit = this.units.get(serial);
-      if (unit && !reshippable.includes(unit.custody)) refuse('conflict', `serial ${serial} is ${unit.custody}`);
+      if (unit && !reshippable.includes(unit.custody)) refuse('conflict', 'invariant-4', `serial ${serial} is ${unit.custody}`);
     }
     for (const serial of serials) {
       this.units.set(serial, { serial, custody: 'licensed', shipmentId: shipment.id, siteId: null, recipientOrgId: shipment.recipientOrgId });
@@ -163,14 +173,14 @@ export class LedgerModel {
   }
 
   ship(shipmentId: string): Record<string, unknown> {
-    const shipment = this.shipments.get(shipmentId) ?? refuse('not_found', 'unknown shipment');
-    if (shipment.status !== 'booked') refuse('conflict', `shipment is ${shipment.status}`);
-    if (shipment.deadlineMs <= this.nowMs) refuse('conflict', 'booking deadline passed');
-    if (shipment.serialCount !== shipment.units) refuse('conflict', 'manifest incomplete');
+    const shipment = this.shipments.get(shipmentId) ?? notFound('unknown shipment');
+    if (shipment.status !== 'booked') refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
+    if (shipment.deadlineMs <= this.nowMs) refuse('conflict', 'booking-deadline', 'booking deadline passed');
+    if (shipment.serialCount !== shipment.units) refuse('conflict', 'manifest-complete', 'manifest incomplete');
     for (const allocationId of [shipment.exportAllocationId, shipment.importAllocationId]) {
       const licence = this.side(allocationId).licence;
-      if (licence.status !== 'issued') refuse('licence_not_valid', `licence ${licence.id} is ${licence.status}`);
-      if (this.nowMs >= licence.validToMs) refuse('licence_not_valid', `licence ${licence.id} expired`);
+      if (licence.status !== 'issued') refuse('licence_not_valid', 'licence-status', `licence ${licence.id} is ${licence.status}`);
+      if (this.nowMs >= licence.validToMs) refuse('licence_not_valid', 'licence-validity', `licence ${licence.id} expired`);
     }
     for (const allocationId of [shipment.exportAllocationId, shipment.importAllocationId]) {
       const { allocation, licence } = this.side(allocationId);
@@ -184,16 +194,16 @@ export class LedgerModel {
 
   /** Clear and deliver: the recipient acts; any other recipient cannot see the shipment. */
   receive(shipmentId: string, actorOrgId: string, to: 'cleared' | 'delivered'): Record<string, unknown> {
-    const shipment = this.shipments.get(shipmentId) ?? refuse('not_found', 'unknown shipment');
-    if (shipment.recipientOrgId !== actorOrgId) refuse('not_found', 'shipment of another recipient');
+    const shipment = this.shipments.get(shipmentId) ?? notFound('unknown shipment');
+    if (shipment.recipientOrgId !== actorOrgId) notFound('shipment of another recipient');
     const from = to === 'cleared' ? 'shipped' : 'cleared';
-    if (shipment.status !== from) refuse('conflict', `shipment is ${shipment.status}`);
+    if (shipment.status !== from) refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
     return this.step(shipment, to, to === 'delivered' ? { from: 'in_transit', to: 'delivered' } : undefined);
   }
 
   cancel(shipmentId: string): Record<string, unknown> {
-    const shipment = this.shipments.get(shipmentId) ?? refuse('not_found', 'unknown shipment');
-    if (shipment.status !== 'booked') refuse('conflict', `shipment is ${shipment.status}`);
+    const shipment = this.shipments.get(shipmentId) ?? notFound('unknown shipment');
+    if (shipment.status !== 'booked') refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
     this.release(shipment);
     return this.step(shipment, 'cancelled');
   }
@@ -212,19 +222,19 @@ export class LedgerModel {
       licence.status = 'expired';
       expiredLicences.push(licence.id);
     }
-    if (expiredShipments.length === 0 && expiredLicences.length === 0) refuse('conflict', 'nothing is due');
+    if (expiredShipments.length === 0 && expiredLicences.length === 0) refuse('conflict', 'sweep-nothing-due', 'nothing is due');
     // One event per expired record (each with its own readers); apply() counts the last.
     this.seq += expiredShipments.length + expiredLicences.length - 1;
     return { expiredShipments: expiredShipments.sort(), expiredLicences: expiredLicences.sort() };
   }
 
   allocate(input: { licenceId: string; recipientOrgId: string; units: number }, actorOrgId: string): Record<string, unknown> {
-    const licence = this.licences.get(input.licenceId) ?? refuse('not_found', 'unknown licence');
-    if (licence.authorityOrgId !== actorOrgId) refuse('forbidden', 'another authority');
-    if (licence.status !== 'draft' && licence.status !== 'issued') refuse('conflict', `licence is ${licence.status}`);
+    const licence = this.licences.get(input.licenceId) ?? notFound('unknown licence');
+    if (licence.authorityOrgId !== actorOrgId) forbidden('another authority');
+    if (licence.status !== 'draft' && licence.status !== 'issued') refuse('conflict', 'licence-status', `licence is ${licence.status}`);
     // Its validity may have ended before the sweep marked it expired.
-    if (this.nowMs >= licence.validToMs) refuse('conflict', 'licence validity ended');
-    if (input.units > licence.authorisedUnits - licence.allocatedUnits) refuse('insufficient_units', 'licence has too few units unallocated');
+    if (this.nowMs >= licence.validToMs) refuse('conflict', 'licence-validity', 'licence validity ended');
+    if (input.units > licence.authorisedUnits - licence.allocatedUnits) refuse('insufficient_units', 'invariant-1', 'licence has too few units unallocated');
     const allocation: ModelAllocation = { id: `A-${this.seq}`, licenceId: licence.id, recipientOrgId: input.recipientOrgId, units: input.units, reservedUnits: 0, shippedUnits: 0 };
     this.allocations.set(allocation.id, allocation);
     licence.allocatedUnits += input.units;
@@ -233,42 +243,43 @@ export class LedgerModel {
 
   resize(input: { allocationId: string; units: number }, actorOrgId: string): Record<string, unknown> {
     const { allocation, licence } = this.side(input.allocationId);
-    if (licence.authorityOrgId !== actorOrgId) refuse('forbidden', 'another authority');
+    if (licence.authorityOrgId !== actorOrgId) forbidden('another authority');
     // Growing hands out units: only a draft or issued licence still valid does. Shrinking always may.
-    if (input.units > allocation.units && licence.status !== 'draft' && licence.status !== 'issued') refuse('conflict', `licence is ${licence.status}`);
-    if (input.units > allocation.units && this.nowMs >= licence.validToMs) refuse('conflict', 'licence validity ended');
-    if (input.units < allocation.reservedUnits + allocation.shippedUnits) refuse('insufficient_units', 'below what is reserved or shipped');
+    if (input.units > allocation.units && licence.status !== 'draft' && licence.status !== 'issued') refuse('conflict', 'licence-status', `licence is ${licence.status}`);
+    if (input.units > allocation.units && this.nowMs >= licence.validToMs) refuse('conflict', 'licence-validity', 'licence validity ended');
+    if (input.units < allocation.reservedUnits + allocation.shippedUnits) refuse('insufficient_units', 'invariant-2', 'below what is reserved or shipped');
     const allocated = licence.allocatedUnits - allocation.units + input.units;
-    if (allocated > licence.authorisedUnits) refuse('insufficient_units', 'above what the licence has unallocated');
+    if (allocated > licence.authorisedUnits) refuse('insufficient_units', 'invariant-1', 'above what the licence has unallocated');
     allocation.units = input.units;
     licence.allocatedUnits = allocated;
     return { allocationId: allocation.id, units: input.units };
   }
 
   licenceStatus(licenceId: string, action: 'suspend' | 'reinstate' | 'revoke', actorOrgId: string): Record<string, unknown> {
-    const licence = this.licences.get(licenceId) ?? refuse('not_found', 'unknown licence');
-    if (licence.authorityOrgId !== actorOrgId) refuse('forbidden', 'another authority');
+    const licence = this.licences.get(licenceId) ?? notFound('unknown licence');
+    if (licence.authorityOrgId !== actorOrgId) forbidden('another authority');
     const rules: Record<typeof action, { from: LicenceStatus[]; to: LicenceStatus }> = {
       suspend: { from: ['issued'], to: 'suspended' },
       reinstate: { from: ['suspended'], to: 'issued' },
       revoke: { from: ['draft', 'issued', 'suspended', 'exhausted'], to: 'revoked' },
     };
     const rule = rules[action];
-    if (!rule.from.includes(licence.status)) refuse('conflict', `licence is ${licence.status}`);
-    if (rule.to === 'issued' && licence.validToMs <= this.nowMs) refuse('conflict', 'licence validity ended');
-    licence.status = rule.to;
-    return { licenceId: licence.id, status: rule.to };
+    if (!rule.from.includes(licence.status)) refuse('conflict', 'licence-status', `licence is ${licence.status}`);
+    if (rule.to === 'issued' && licence.validToMs <= this.nowMs) refuse('conflict', 'licence-validity', 'licence validity ended');
+    // Reinstated with every unit shipped, a licence has nothing left to give: exhausted.
+    licence.status = rule.to === 'issued' && licence.shippedUnits === licence.authorisedUnits ? 'exhausted' : rule.to;
+    return { licenceId: licence.id, status: licence.status };
   }
 
   deploy(input: { siteId: string; serials: string[] }, actorOrgId: string): Record<string, unknown> {
     const site = this.sites.get(input.siteId);
-    if (!site || site.orgId !== actorOrgId) refuse('not_found', 'unknown site');
+    if (!site || site.orgId !== actorOrgId) notFound('unknown site');
     const units = this.ownUnits(input.serials, actorOrgId);
     for (const unit of units) {
-      if (unit.siteId === site!.id) refuse('conflict', `unit ${unit.serial} is already there`);
-      if (unit.custody !== 'delivered' && unit.custody !== 'deployed') refuse('conflict', `unit ${unit.serial} is ${unit.custody}`);
+      if (unit.siteId === site!.id) refuse('conflict', 'unit-custody', `unit ${unit.serial} is already there`);
+      if (unit.custody !== 'delivered' && unit.custody !== 'deployed') refuse('conflict', 'unit-custody', `unit ${unit.serial} is ${unit.custody}`);
     }
-    if (site!.deployedUnits + units.length > site!.capacityUnits) refuse('insufficient_units', 'site is full');
+    if (site!.deployedUnits + units.length > site!.capacityUnits) refuse('insufficient_units', 'site-capacity', 'site is full');
     let moved = 0;
     for (const unit of units) {
       if (unit.siteId !== null) {
@@ -285,7 +296,7 @@ export class LedgerModel {
   decommission(serials: string[], actorOrgId: string): Record<string, unknown> {
     const units = this.ownUnits(serials, actorOrgId);
     for (const unit of units) {
-      if (unit.custody !== 'delivered' && unit.custody !== 'deployed') refuse('conflict', `unit ${unit.serial} is ${unit.custody}`);
+      if (unit.custody !== 'delivered' && unit.custody !== 'deployed') refuse('conflict', 'unit-custody', `unit ${unit.serial} is ${unit.custody}`);
     }
     for (const unit of units) {
       if (unit.siteId !== null) this.sites.get(unit.siteId)!.deployedUnits -= 1;
@@ -298,16 +309,16 @@ export class LedgerModel {
   private ownUnits(serials: string[], actorOrgId: string): ModelUnit[] {
     const seen = new Set<string>();
     return serials.map((serial) => {
-      if (seen.has(serial)) refuse('conflict', `serial ${serial} listed twice`);
+      if (seen.has(serial)) refuse('conflict', 'invariant-4', `serial ${serial} listed twice`);
       seen.add(serial);
       const unit = this.units.get(serial);
-      if (!unit || unit.recipientOrgId !== actorOrgId) return refuse('not_found', `unit ${serial} unknown`);
+      if (!unit || unit.recipientOrgId !== actorOrgId) return notFound(`unit ${serial} unknown`);
       return unit;
     });
   }
 
   private side(allocationId: string): { allocation: ModelAllocation; licence: ModelLicence } {
-    const allocation = this.allocations.get(allocationId) ?? refuse('not_found', `unknown allocation ${allocationId}`);
+    const allocation = this.allocations.get(allocationId) ?? notFound(`unknown allocation ${allocationId}`);
     return { allocation, licence: this.licences.get(allocation.licenceId)! };
   }
 
