@@ -99,30 +99,37 @@ const proofBundleQuery = z.strictObject({
 const cosignedCandidatesMax = 16;
 
 /**
- * The newest checkpoint covering `seq` that at least `wanted` configured witnesses cosigned
- * (their lines verified again over its text, as checkpointServer does), with those lines.
+ * The newest checkpoint covering `seq`, signed with the log's current key (what a verifier
+ * holds: /v1/log/key), that at least `wanted` configured witnesses cosigned, each counted
+ * once by name (one witness with two keys is one witness), their lines verified again over
+ * its text as checkpointServer does; with those lines.
  */
-async function cosignedCheckpoint(pool: Pool, witnesses: readonly CosignatureVerifier[], seq: number, wanted: number): Promise<{ row: CheckpointRow; note: string }> {
-  if (wanted > witnesses.length) {
-    throw new DomainError('not_found', `this log keeps cosignatures of ${witnesses.length} witness(es); no checkpoint can carry ${wanted}`);
+async function cosignedCheckpoint(pool: Pool, witnesses: readonly CosignatureVerifier[], logKeyId: number, seq: number, wanted: number): Promise<{ row: CheckpointRow; note: string }> {
+  const names = new Set(witnesses.map((witness) => witness.name));
+  if (wanted > names.size) {
+    throw new DomainError('not_found', `this log keeps cosignatures of ${names.size} witness(es); no checkpoint can carry ${wanted}`);
   }
   // From the cosignatures, not the checkpoints: a log signs a checkpoint a second, and a
   // scan of them all for a quorum no witness met would read them all (seconds at a million).
+  // Only configured witnesses count, in SQL too: lines of one no longer configured must not
+  // fill the candidates and hide an older checkpoint that has the quorum.
   const candidates = await pool.query<CheckpointRow>(
     `SELECT c.* FROM (
-       SELECT checkpoint_size, checkpoint_key_id FROM tlog_cosignatures WHERE checkpoint_size > $1
-       GROUP BY checkpoint_size, checkpoint_key_id HAVING count(*) >= $2
+       SELECT checkpoint_size, checkpoint_key_id FROM tlog_cosignatures
+       WHERE checkpoint_size > $1 AND checkpoint_key_id = $3 AND (witness, key_id) IN (SELECT * FROM unnest($4::text[], $5::text[]))
+       GROUP BY checkpoint_size, checkpoint_key_id HAVING count(DISTINCT witness) >= $2
        ORDER BY checkpoint_size DESC LIMIT ${cosignedCandidatesMax}) w
      JOIN tlog_checkpoints c ON c.size = w.checkpoint_size AND c.key_id = w.checkpoint_key_id
-     ORDER BY c.size DESC, c.created_at DESC`,
-    [seq, wanted],
+     ORDER BY c.size DESC`,
+    [seq, wanted, formatKeyId(logKeyId), witnesses.map((witness) => witness.name), witnesses.map((witness) => formatKeyId(witness.keyId))],
   );
   for (const row of candidates.rows) {
     const text = Buffer.from(parseNote(row.signed_note).text, 'utf8');
     const lines = (await cosignaturesFor(pool, row)).map((cosignature) => cosignature.signature_line).filter((line) => verifiesOver(text, line, witnesses));
-    if (lines.length >= wanted) return { row, note: row.signed_note + lines.join('') };
+    const cosigners = new Set(lines.map((line) => parseNote(`x\n\n${line}`).signatures[0]!.name));
+    if (cosigners.size >= wanted) return { row, note: row.signed_note + lines.join('') };
   }
-  throw new DomainError('not_found', `no checkpoint covering event ${seq} carries ${wanted} witness cosignature(s) yet; try again after the witnesses' next round`);
+  throw new DomainError('not_found', `no checkpoint covering event ${seq} signed with the log's current key carries ${wanted} witness cosignature(s) yet; try again after the witnesses' next round`);
 }
 
 /** Whether a stored cosignature line (`— name base64\n`) is a configured witness's valid signature over `text`. */
@@ -215,7 +222,9 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   app.get('/v1/log/events/:seq/proof', async (request: FastifyRequest<{ Params: { seq: string }; Querystring: Record<string, unknown> }>, reply) => {
     const seq = parseQuery(index, request.params.seq);
     const { cosignatures } = parseQuery(proofBundleQuery, request.query ?? {});
-    const { row, note } = cosignatures === 0 ? await checkpointWithCosignatures() : await cosignedCheckpoint(pool, witnesses, seq, cosignatures);
+    const { row, note } = cosignatures === 0
+      ? await checkpointWithCosignatures()
+      : await cosignedCheckpoint(pool, witnesses, parseVerifierKey(logSigner(ledger).verifierKey).keyId, seq, cosignatures);
     if (seq >= row.size) throw new DomainError('not_found', `event ${seq} is not yet covered by a checkpoint (size ${row.size}); try again in a second`);
     const proof = await ledger.log.inclusionProof(seq, row.size);
     return reply.type(textPlain).send(formatTlogProof({ index: seq, inclusionProof: proof, checkpointNote: note }));
