@@ -9,6 +9,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectOk, worldPerFile, type World } from '../../test/world.ts';
 import type { TestDatabase } from '../../test/database.ts';
+import { failAfterCommitReply } from '../../test/support/commit-reply.ts';
 import { systemActor } from './permissions.ts';
 import { createPool, type PoolClient } from '../store/pool.ts';
 import { Ledger, type Answer } from './ledger.ts';
@@ -185,17 +186,7 @@ describe('a failure the sequencer does not recognise (a bug, an error of the dat
  * would (a reply it cannot read): a failure that proves nothing about the COMMIT.
  */
 function failAfterCommit(client: PoolClient): void {
-  const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-  let done = false;
-  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-    const result = query(...args);
-    const text = args[0];
-    if (done || typeof text !== 'string' || !text.endsWith('COMMIT')) return result;
-    done = true;
-    return result.then(() => {
-      throw new TypeError('injected: the reply to COMMIT could not be read');
-    });
-  };
+  failAfterCommitReply(client, () => new TypeError('injected: the reply to COMMIT could not be read'));
 }
 
 describe('the unique indexes that hold invariant 4, as the database names them', () => {

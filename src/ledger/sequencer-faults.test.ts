@@ -9,6 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { worldPerFile, expectOk, type World } from '../../test/world.ts';
 import type { TestDatabase } from '../../test/database.ts';
+import { failAfterCommitReply } from '../../test/support/commit-reply.ts';
 import { createPool, type PoolClient } from '../store/pool.ts';
 import { requestHash } from './idempotency.ts';
 import { Ledger, type Answer } from './ledger.ts';
@@ -194,20 +195,12 @@ describe('the sequencer when a COMMIT succeeds but its reply is lost', () => {
  * the connection lives on (once: the client goes back to the pool).
  */
 function loseCommitReply(client: PoolClient, how: 'connection lost' | 'client gave up', fired: (text: string) => void): void {
-  const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-  let done = false;
-  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-    const result = query(...args);
-    const text = args[0];
-    if (done || typeof text !== 'string' || !text.endsWith('COMMIT')) return result;
-    done = true;
+  failAfterCommitReply(client, (text) => {
     fired(text);
-    return result.then(() => {
-      if (how === 'client gave up') throw new Error('Query read timeout');
-      (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
-      throw new Error('Connection terminated unexpectedly');
-    });
-  };
+    if (how === 'client gave up') return new Error('Query read timeout');
+    (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    return new Error('Connection terminated unexpectedly');
+  });
 }
 
 describe('the sequencer when another writer holds the head lock', () => {
