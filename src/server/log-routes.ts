@@ -125,23 +125,31 @@ async function cosignedCheckpoint(pool: Pool, witnesses: readonly CosignatureVer
   );
   for (const row of candidates.rows) {
     const text = Buffer.from(parseNote(row.signed_note).text, 'utf8');
-    const lines = (await cosignaturesFor(pool, row)).map((cosignature) => cosignature.signature_line).filter((line) => verifiesOver(text, line, witnesses));
-    const cosigners = new Set(lines.map((line) => parseNote(`x\n\n${line}`).signatures[0]!.name));
-    if (cosigners.size >= wanted) return { row, note: row.signed_note + lines.join('') };
+    const lines = (await cosignaturesFor(pool, row)).map((cosignature) => ({ line: cosignature.signature_line, cosigner: cosignerOf(text, cosignature.signature_line, witnesses) }))
+      .filter((stored) => stored.cosigner !== undefined);
+    if (new Set(lines.map((stored) => stored.cosigner)).size >= wanted) return { row, note: row.signed_note + lines.map((stored) => stored.line).join('') };
   }
   throw new DomainError('not_found', `no checkpoint covering event ${seq} signed with the log's current key carries ${wanted} witness cosignature(s) yet; try again after the witnesses' next round`);
 }
 
-/** Whether a stored cosignature line (`— name base64\n`) is a configured witness's valid signature over `text`. */
-function verifiesOver(text: Buffer, line: string, witnesses: readonly CosignatureVerifier[]): boolean {
+/**
+ * The configured witness whose valid signature over `text` a stored cosignature line
+ * (`— name base64\n`) is, by name; undefined when it is not one.
+ */
+function cosignerOf(text: Buffer, line: string, witnesses: readonly CosignatureVerifier[]): string | undefined {
   let signature;
   try {
     [signature] = parseNote(`x\n\n${line}`).signatures;
   } catch {
-    return false;
+    return undefined;
   }
   const witness = witnesses.find((candidate) => candidate.name === signature!.name && candidate.keyId === signature!.keyId);
-  return witness !== undefined && witness.verify(text, signature!.signature);
+  return witness !== undefined && witness.verify(text, signature!.signature) ? witness.name : undefined;
+}
+
+/** Whether a stored cosignature line is a configured witness's valid signature over `text`. */
+function verifiesOver(text: Buffer, line: string, witnesses: readonly CosignatureVerifier[]): boolean {
+  return cosignerOf(text, line, witnesses) !== undefined;
 }
 
 /** Registers the routes in their own scope, which also reads text/plain (cosigned notes). */

@@ -3,7 +3,7 @@
  * the caller may read that event.
  */
 import type { Pool } from './pool.ts';
-import type { Viewer } from './read-queries.ts';
+import { readsEvent, type Viewer } from './read-queries.ts';
 
 /**
  * The lines an event's serial digest covers, sorted; null when the event does not exist,
@@ -14,7 +14,7 @@ import type { Viewer } from './read-queries.ts';
 export async function findEventSerialLines(pool: Pool, viewer: Viewer, seq: number): Promise<string[] | null> {
   const { rows } = await pool.query<{ lines: string[] }>(
     `SELECT s.lines FROM event_serials s JOIN events e ON e.seq = s.seq
-     WHERE s.seq = $1 AND ($2::text IS NULL OR $2::text = ANY (e.org_ids))`,
+     WHERE s.seq = $1 AND ${readsEvent('e', '$2')}`,
     [seq, viewer.orgId],
   );
   return rows[0]?.lines ?? null;

@@ -317,7 +317,7 @@ export async function listShipmentSerials(pool: Pool, viewer: Viewer, shipmentId
   const statement = new Statement();
   const demo = statement.add(shipment.demo);
   // Where the units run is the recipient's to see (as unitAsSeenBy), not the exporter's.
-  const seesSites = statement.add(viewer.orgId === null || viewer.orgId === shipment.recipient_org_id);
+  const seesSites = statement.add(seesSitesOf(viewer, shipment.recipient_org_id));
   return keysetPage(pool, statement, {
     select: `ss.serial, ss.live, u.gpu_uuid, u.custody, CASE WHEN ${seesSites}::boolean THEN u.site_id END AS site_id, ${demo}::boolean AS demo`,
     // A unit's state shows only while it is still this shipment's: listed again after a
@@ -375,7 +375,12 @@ export async function listUnits(pool: Pool, viewer: Viewer, page: PageRequest<st
  * answer everyone else 404), so an exporter reads it without its site.
  */
 function unitAsSeenBy(viewer: Viewer, row: UnitView): UnitView {
-  return viewer.orgId === null || row.recipient_org_id === viewer.orgId ? row : { ...row, site_id: null };
+  return seesSitesOf(viewer, row.recipient_org_id) ? row : { ...row, site_id: null };
+}
+
+/** Whether the viewer sees where a recipient's units are deployed: the recipient itself, authorities and auditors. */
+function seesSitesOf(viewer: Viewer, recipientOrgId: string): boolean {
+  return viewer.orgId === null || viewer.orgId === recipientOrgId;
 }
 
 export async function findUnit(pool: Pool, viewer: Viewer, serial: string): Promise<UnitView | null> {
@@ -414,8 +419,16 @@ export function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<number>
  * events.org_ids, the per-event record the reader sets index (as findEventSerialLines).
  */
 export async function findEvent(pool: Pool, viewer: Viewer, seq: number): Promise<EventRow | null> {
-  const { rows } = await pool.query<EventRow>('SELECT e.* FROM events e WHERE e.seq = $1 AND ($2::text IS NULL OR $2::text = ANY (e.org_ids))', [seq, viewer.orgId]);
+  const { rows } = await pool.query<EventRow>(`SELECT e.* FROM events e WHERE e.seq = $1 AND ${readsEvent('e', '$2')}`, [seq, viewer.orgId]);
   return rows[0] ?? null;
+}
+
+/**
+ * Whether the viewer whose organisation is parameter `org` (NULL: one who reads every event)
+ * reads one event, by events.org_ids: for one event at a time, by its primary key.
+ */
+export function readsEvent(alias: string, org: string): string {
+  return `(${org}::text IS NULL OR ${org}::text = ANY (${alias}.org_ids))`;
 }
 
 /**

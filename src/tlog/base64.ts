@@ -7,10 +7,9 @@ const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]
 
 /** Decodes canonical base64, or returns undefined (padding bits set, bad characters, no padding). */
 export function decodeBase64Strict(text: string): Buffer | undefined {
-  if (!base64Pattern.test(text)) return undefined;
-  const bytes = Buffer.from(text, 'base64');
+  const bytes = decodeBase64Padded(text);
   // Re-encoding catches non-zero padding bits, the last way two spellings can share a value.
-  return bytes.toString('base64') === text ? bytes : undefined;
+  return bytes !== undefined && bytes.toString('base64') === text ? bytes : undefined;
 }
 
 export function encodeBase64(bytes: Uint8Array): string {
