@@ -86,9 +86,7 @@ describe('the demo', () => {
 
 describe('the demo beside a server that sweeps', () => {
   it('loads when the server\'s own sweep expires the short booking before the loader\'s sweep does', async () => {
-    const database = await createTestDatabase();
-    const ledger = await Ledger.open({ pool: database.pool });
-    try {
+    await onFreshLedger(async (ledger) => {
       // While the loader waits out the short deadline, a running server's timer sweeps: the
       // loader's own sweep then finds nothing due.
       const sleep = async (ms: number) => {
@@ -96,48 +94,51 @@ describe('the demo beside a server that sweeps', () => {
         const swept = await ledger.sweep();
         expect(swept.ok).toBe(true);
       };
-      const result = await loadDemo(ledger, { sleep });
-      expect(result.loaded).toBe(true);
-      expect(await demoState(database.pool)).toBe('complete');
-      expect(await ledger.violations()).toEqual([]);
-    } finally {
-      await ledger.close();
-      await database.drop();
-    }
+      expect((await loadDemo(ledger, { sleep })).loaded).toBe(true);
+    });
   }, 120_000);
 });
 
 describe('the demo on a slow machine', () => {
   it('loads when bookings take longer to reach the ledger than the short deadline lasts', async () => {
-    const database = await createTestDatabase();
-    const ledger = await Ledger.open({ pool: database.pool });
-    // Each booking reaches the sequencer only after a delay longer than the expiring booking's
-    // deadline (as when ten bookings with thousands of serials queue on a slow machine).
-    const delayMs = scenario.expiringDeadlineMs + 300;
-    let refusedDeadlines = 0;
-    const slow = new Proxy(ledger, {
-      get(target, property) {
-        if (property !== 'submit') {
-          const value: unknown = Reflect.get(target, property, target);
-          return typeof value === 'function' ? value.bind(target) : value;
-        }
-        return async (...args: Parameters<Ledger['submit']>) => {
-          if (args[0] === 'shipment.book') await new Promise((done) => setTimeout(done, delayMs));
-          const answer = await target.submit(...args);
-          if (!answer.ok && answer.error.rule === 'booking-deadline') refusedDeadlines += 1;
-          return answer;
-        };
-      },
-    });
-    try {
-      const result = await loadDemo(slow, {});
-      expect(result.loaded).toBe(true);
+    await onFreshLedger(async (ledger) => {
+      // Each booking reaches the sequencer only after a delay longer than the expiring booking's
+      // deadline (as when ten bookings with thousands of serials queue on a slow machine).
+      const delayMs = scenario.expiringDeadlineMs + 300;
+      let refusedDeadlines = 0;
+      const slow = new Proxy(ledger, {
+        get(target, property) {
+          if (property !== 'submit') {
+            const value: unknown = Reflect.get(target, property, target);
+            return typeof value === 'function' ? value.bind(target) : value;
+          }
+          return async (...args: Parameters<Ledger['submit']>) => {
+            if (args[0] === 'shipment.book') await new Promise((done) => setTimeout(done, delayMs));
+            const answer = await target.submit(...args);
+            if (!answer.ok && answer.error.rule === 'booking-deadline') refusedDeadlines += 1;
+            return answer;
+          };
+        },
+      });
+      expect((await loadDemo(slow, {})).loaded).toBe(true);
       expect(refusedDeadlines).toBe(1); // the first try; the second, with twice the margin, books
-      expect(await demoState(database.pool)).toBe('complete');
-      expect(await ledger.violations()).toEqual([]);
-    } finally {
-      await ledger.close();
-      await database.drop();
-    }
+    });
   }, 120_000);
 });
+
+/**
+ * A load on a fresh database and ledger of its own, then the checks every such load must
+ * pass: the demo complete and every invariant holding.
+ */
+async function onFreshLedger(load: (ledger: Ledger) => Promise<void>): Promise<void> {
+  const database = await createTestDatabase();
+  const ledger = await Ledger.open({ pool: database.pool });
+  try {
+    await load(ledger);
+    expect(await demoState(database.pool)).toBe('complete');
+    expect(await ledger.violations()).toEqual([]);
+  } finally {
+    await ledger.close();
+    await database.drop();
+  }
+}
