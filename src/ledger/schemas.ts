@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { limits } from '../core/limits.ts';
-import { denseRatesMax } from '../policy/classification.ts';
+import { denseRatesMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem } from '../policy/classification.ts';
 
 /**
  * Text that is valid Unicode (no lone surrogates) and free of control characters, stored
@@ -65,7 +65,10 @@ const bitLength = z.number().int().positive().max(64);
  * instead of trusting the registrant to send the one that decides. The single-rate form
  * (denseTops with its bitLength) stays for datasheets that give the decisive rate alone.
  */
-const denseRate = z.strictObject({ precision: text(32).optional(), denseTops, bitLength });
+const denseRate = z.strictObject({ precision: text(32).optional(), denseTops, bitLength }).superRefine((rate, context) => {
+  const problem = precisionProblem(rate); // FP16 given 8 bits, or a sparse rate
+  if (problem !== undefined) context.addIssue({ code: 'custom', message: problem.message, path: [problem.field] });
+});
 
 export const productRegister = z.strictObject({
   model: name(),
@@ -74,8 +77,8 @@ export const productRegister = z.strictObject({
     denseRates: z.array(denseRate).min(1).max(denseRatesMax).optional(),
     denseTops: denseTops.optional(),
     bitLength: bitLength.optional(),
-    logicDieAreaMm2: z.number().positive().max(1e5),
-    dramBandwidthGbS: z.number().nonnegative().max(1e6),
+    logicDieAreaMm2: z.number().min(logicDieAreaMm2Min, `must be at least ${logicDieAreaMm2Min} mm² (logicDieAreaMm2Min)`).max(1e5),
+    dramBandwidthGbS: z.number().min(dramBandwidthGbSMin, `must be at least ${dramBandwidthGbSMin} GB/s (dramBandwidthGbSMin)`).max(1e6),
     memoryGb: z.number().nonnegative().max(1e5).optional(),
     designedForDatacenter: z.boolean(),
   })

@@ -126,11 +126,39 @@ describe('parseAcceleratorCsv', () => {
     expect(() => parseAcceleratorCsv(`${header}\n${row({ dense_tops: '-5' })}`)).toThrow('"-5" is not a decimal number');
     // Values that parse as numbers but classify nothing are refused at their line.
     expect(() => parseAcceleratorCsv(`${header}\n${row({ memory_gb: '9'.repeat(400) })}`)).toThrow('line 2: column memory_gb: 99999999999999999999… is too large');
-    expect(() => parseAcceleratorCsv(`${header}\n${row({ logic_die_area_mm2: '0' })}`)).toThrow('line 2: column logic_die_area_mm2: must be above 0');
+    expect(() => parseAcceleratorCsv(`${header}\n${row({ logic_die_area_mm2: '0' })}`)).toThrow('line 2: column logic_die_area_mm2: must be at least 1 (logicDieAreaMm2Min), got 0');
     expect(() => parseAcceleratorCsv(`${header}\n${row({ bit_length: '08.0' })}`)).toThrow('line 2: column bit_length: "08.0" is not a bit length from 1 to 64');
     expect(() => parseAcceleratorCsv(`${header}\n${row()}\n"unclosed,${row()}`)).toThrow(
       "couldn't parse the accelerator catalogue: line 3: a quoted field is not closed before the end of the file",
     );
+  });
+
+  it('refuses DRAM bandwidth 0 and a die area below 1 mm² at their named bounds', () => {
+    expect(() => parseAcceleratorCsv(`${header}\n${row({ dram_bandwidth_gb_s: '0' })}`)).toThrow('line 2: column dram_bandwidth_gb_s: must be at least 1 (dramBandwidthGbSMin), got 0');
+    const denormal = `0.${'0'.repeat(323)}5`; // 5e-324 mm², the smallest double above 0
+    expect(() => parseAcceleratorCsv(`${header}\n${row({ logic_die_area_mm2: denormal, performance_density: '1' })}`)).toThrow(
+      `line 2: column logic_die_area_mm2: must be at least 1 (logicDieAreaMm2Min), got ${denormal}`,
+    );
+  });
+
+  it('refuses a model listed twice, naming both lines', () => {
+    const text = [header, row(), row({ model: 'X2' }), row()].join('\n');
+    expect(() => parseAcceleratorCsv(text)).toThrow('couldn\'t parse the accelerator catalogue: line 4: model "X1" is already listed on line 2');
+  });
+
+  it("refuses a row whose published TPP or PD contradicts the row's own figures, within half a unit of the last digit", () => {
+    expect(() => parseAcceleratorCsv(`${header}\n${row({ tpp: '9999' })}`)).toThrow(
+      'line 2: column tpp: published 9999, but dense_tops × bit_length gives 800 (more than half a unit of the last published digit apart)',
+    );
+    expect(() => parseAcceleratorCsv(`${header}\n${row({ performance_density: '2.1' })}`)).toThrow(
+      'line 2: column performance_density: published 2.1, but tpp / logic_die_area_mm2 gives 2 (more than half a unit of the last published digit apart)',
+    );
+    // 100.0625 × 8 = 800.5: 800 and 801 are both that rounded; 799 is not. PD 800.5 / 400 = 2.00125.
+    const at = (tpp: string, performanceDensity: string) => `${header}\n${row({ dense_tops: '100.0625', tpp, performance_density: performanceDensity })}`;
+    expect(parseAcceleratorCsv(at('800', '2'))[0]?.publishedTpp).toBe(800);
+    expect(parseAcceleratorCsv(at('801', '2.001'))[0]?.publishedTpp).toBe(801);
+    expect(() => parseAcceleratorCsv(at('799', '2'))).toThrow('line 2: column tpp: published 799, but dense_tops × bit_length gives 800.5');
+    expect(() => parseAcceleratorCsv(at('800', '2.000'))).toThrow('line 2: column performance_density: published 2.000, but tpp / logic_die_area_mm2 gives 2.00125');
   });
 
   it('checks the header: missing, unknown and repeated columns', () => {

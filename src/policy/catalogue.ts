@@ -1,7 +1,7 @@
 /**
  * The accelerator catalogue: datasheet figures of real accelerators, from accelerators.csv
  * (columns and sources described in shared/data/README.md). The demo seeds its products from
- * it and the classification tests check every row against the file's own TPP and PD columns.
+ * it; the parser checks every row's published TPP and PD columns against its own figures.
  *
  * The file is kept in two places: shared/data/accelerators.csv (the reference data, beside the
  * repository) and a copy in this folder, which is what we load by default because shared/ is
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { normaliseText, textProblem } from '../core/text.ts';
-import type { SingleRateDatasheet } from './classification.ts';
+import { type SingleRateDatasheet, agreesWithPublished, classifyAccelerator, dramBandwidthGbSMin, logicDieAreaMm2Min } from './classification.ts';
 
 /** The copy shipped with the code. */
 export const defaultCataloguePath = fileURLToPath(new URL('./accelerators.csv', import.meta.url));
@@ -77,13 +77,50 @@ export async function loadAcceleratorCatalogue(path: string = defaultCataloguePa
   }
 }
 
-/** Parses the catalogue CSV. Throws DomainError('invalid_input') naming the line of the first problem. */
+/**
+ * Parses the catalogue CSV. Throws DomainError('invalid_input') naming the line of the first
+ * problem: a malformed cell, a model listed twice (registration would refuse the second), or
+ * published TPP and PD columns that the row's own figures contradict.
+ */
 export function parseAcceleratorCsv(text: string): AcceleratorProduct[] {
   const records = parseCatalogueRecords(text);
   const header = records[0];
   if (header === undefined) throw catalogueError(1, 'the file is empty; expected a header line');
   const indexOf = headerIndex(header.fields.map((name) => name.trim()));
-  return records.slice(1).map((record) => productFromRecord(record, indexOf));
+  const lineOfModel = new Map<string, number>();
+  return records.slice(1).map((record) => {
+    const product = productFromRecord(record, indexOf);
+    const first = lineOfModel.get(product.model);
+    if (first !== undefined) throw catalogueError(product.line, `model ${JSON.stringify(product.model)} is already listed on line ${first}`);
+    lineOfModel.set(product.model, product.line);
+    checkPublishedFigures(product, record, indexOf);
+    return product;
+  });
+}
+
+/**
+ * The row's tpp and performance_density columns must be what its own figures give, rounded to
+ * the decimals published (within half a unit of the last digit): a row that contradicts itself
+ * has a wrong figure somewhere, and the catalogue would show auditors numbers it does not use.
+ */
+function checkPublishedFigures(product: AcceleratorProduct, record: CsvRecord, indexOf: Record<Column, number>): void {
+  let classification: ReturnType<typeof classifyAccelerator>;
+  try {
+    classification = classifyAccelerator(product.datasheet);
+  } catch (error) {
+    if (error instanceof DomainError) throw catalogueError(product.line, error.message);
+    throw error;
+  }
+  const published = (column: Column) => normaliseText(record.fields[indexOf[column]] as string);
+  const figures: Array<[Column, number, string]> = [
+    ['tpp', classification.tpp, 'dense_tops × bit_length'],
+    ['performance_density', classification.performanceDensity, 'tpp / logic_die_area_mm2'],
+  ];
+  for (const [column, computed, formula] of figures) {
+    if (!agreesWithPublished(computed, published(column))) {
+      throw catalogueError(product.line, `column ${column}: published ${published(column)}, but ${formula} gives ${computed} (more than half a unit of the last published digit apart)`);
+    }
+  }
 }
 
 /** parseCsv, with its errors reworded as catalogue errors (same line, same reason). */
@@ -144,6 +181,12 @@ function productFromRecord(record: CsvRecord, indexOf: Record<Column, number>): 
     if (number <= 0) throw catalogueError(record.line, `column ${column}: must be above 0`);
     return number;
   };
+  /** A datasheet figure with a named lower bound (classification.ts says why each is there). */
+  const atLeast = (column: Column, min: number, name: string): number => {
+    const number = decimal(column);
+    if (number < min) throw catalogueError(record.line, `column ${column}: must be at least ${min} (${name}), got ${cell(column)}`);
+    return number;
+  };
   const bits = (column: Column): number => {
     const value = cell(column);
     if (!/^[1-9][0-9]?$/.test(value) || Number(value) > bitLengthMaxOfFormats) throw catalogueError(record.line, `column ${column}: ${JSON.stringify(value)} is not a bit length from 1 to ${bitLengthMaxOfFormats}`);
@@ -162,8 +205,8 @@ function productFromRecord(record: CsvRecord, indexOf: Record<Column, number>): 
       model,
       denseTops: positive('dense_tops'),
       bitLength: bits('bit_length'),
-      logicDieAreaMm2: positive('logic_die_area_mm2'),
-      dramBandwidthGbS: decimal('dram_bandwidth_gb_s'),
+      logicDieAreaMm2: atLeast('logic_die_area_mm2', logicDieAreaMm2Min, 'logicDieAreaMm2Min'),
+      dramBandwidthGbS: atLeast('dram_bandwidth_gb_s', dramBandwidthGbSMin, 'dramBandwidthGbSMin'),
       designedForDatacenter: flag('designed_for_datacenter'),
     },
     publishedTpp: decimal('tpp'),

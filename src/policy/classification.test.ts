@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isDomainError } from '../core/errors.ts';
-import { type AcceleratorDatasheet, type Eccn, classifyAccelerator } from './classification.ts';
+import { type AcceleratorDatasheet, type Eccn, agreesWithPublished, classifyAccelerator, precisionBitLength } from './classification.ts';
 
 /** A data-centre chip with one rate; area 1000 mm² makes PD = TPP / 1000 easy to read. */
 function chip(denseTops: number, bitLength: number, logicDieAreaMm2: number, extra: Partial<AcceleratorDatasheet> = {}): AcceleratorDatasheet {
@@ -103,6 +103,28 @@ describe('classifyAccelerator: 3A090 paragraphs (88 FR 73458)', () => {
     // At TPP ≥ 4,800 the note no longer helps (an RTX 4090-class part is 3A090.a.1).
     expect(classifyAccelerator(chip(660.6, 8, 609, { designedForDatacenter: false }))).toMatchObject({ eccn: '3A090.a', paragraph: '3A090.a.1' });
   });
+
+  it('Note 2 ends at exactly TPP 4,800: a part not for data centres at 4,800 is 3A090.a.1, and the reasons say why the note does not apply', () => {
+    const atBoundary = classifyAccelerator(chip(600, 8, 10_000, { designedForDatacenter: false })); // TPP 4800 exactly, PD 0.48
+    expect(atBoundary).toMatchObject({ eccn: '3A090.a', paragraph: '3A090.a.1' });
+    expect(atBoundary.reasons.slice(2)).toEqual([
+      'not designed or marketed for data centres, but TPP 4,800 ≥ 4,800: Note 2 to 3A090 does not apply',
+      'TPP 4,800 ≥ 4,800: 3A090.a.1',
+    ]);
+    expect(classifyAccelerator(chip(599.99, 8, 10_000, { designedForDatacenter: false }))).toMatchObject({ eccn: 'not 3A090', paragraph: 'Note 2 to 3A090' });
+  });
+
+  it('states for .a.2, .b.1 and .b.2 that the part is designed for data centres, which is what keeps Note 2 out', () => {
+    const note2 = 'designed or marketed for data centres: Note 2 to 3A090 does not apply';
+    for (const [datasheet, paragraph] of [[chip(370, 8, 500), '3A090.a.2'], [chip(300, 8, 1500), '3A090.b.1'], [chip(200, 8, 500), '3A090.b.2']] as const) {
+      const result = classifyAccelerator(datasheet);
+      expect(result.paragraph).toBe(paragraph);
+      expect(result.reasons.slice(2)).toEqual([note2, expect.stringMatching(new RegExp(`: ${paragraph.replaceAll('.', '\\.')}$`))]);
+    }
+    // Neither where the data-centre flag decides nothing: .a.1 of a data-centre part, or below every threshold.
+    expect(classifyAccelerator(chip(600, 8, 10_000)).reasons).not.toContain(note2);
+    expect(classifyAccelerator(chip(100, 8, 1000)).reasons).not.toContain(note2);
+  });
 });
 
 describe('classifyAccelerator: China licence policy of January 2026 (91 FR 1684)', () => {
@@ -136,8 +158,45 @@ describe('classifyAccelerator: input checks', () => {
       code: 'invalid_input',
       message:
         'couldn\'t classify "X1": dense TOPS must be a positive number, got 0; bit length must be a whole number from 1 to 256, got 8.5; ' +
-        'logic die area must be a positive number of mm², got -1; DRAM bandwidth must be a number of GB/s, zero or more, got NaN',
+        'logic die area must be a number of mm², at least 1 (logicDieAreaMm2Min), got -1; DRAM bandwidth must be a number of GB/s, at least 1 (dramBandwidthGbSMin), got NaN',
     });
+  });
+
+  it('refuses a precision label that names another bit length, and a sparse rate, naming the rate', () => {
+    const base = { model: 'X2', logicDieAreaMm2: 600, dramBandwidthGbS: 3000, designedForDatacenter: true };
+    // FP16 at 8 bits would give TPP 2,400 (3A090.b.1) where the real 16 bits give 4,800 (3A090.a.1).
+    expect(() => classifyAccelerator({ ...base, denseRates: [{ precision: 'FP16', denseTops: 300, bitLength: 8 }] })).toThrow(
+      'couldn\'t classify "X2": bit length must be 16 for precision "FP16", got 8',
+    );
+    expect(() => classifyAccelerator({ ...base, denseRates: [{ precision: 'FP8', denseTops: 600, bitLength: 8 }, { precision: 'bf16', denseTops: 300, bitLength: 8 }] })).toThrow(
+      'bit length must be 16 for precision "bf16", got 8 (rate 2)',
+    );
+    expect(() => classifyAccelerator({ ...base, denseRates: [{ precision: 'TF32', denseTops: 150, bitLength: 19 }] })).toThrow('bit length must be 32 for precision "TF32", got 19');
+    expect(() => classifyAccelerator({ ...base, denseRates: [{ precision: 'FP8 sparse', denseTops: 1200, bitLength: 8 }] })).toThrow(
+      'precision "FP8 sparse" is a sparse rate; TPP counts dense rates only, so give the dense rate',
+    );
+    // The labels' own bit lengths, and free labels, are taken.
+    const labels: Array<[string, number]> = [['FP64', 64], ['FP32', 32], ['TF32', 32], ['BF16', 16], ['FP16', 16], ['FP8 E4M3', 8], ['FP8E5M2', 8], ['INT8', 8], ['FP6', 6], ['FP4', 4], ['INT4', 4], ['UINT8', 8]];
+    for (const [precision, bitLength] of labels) {
+      expect(precisionBitLength(precision), precision).toBe(bitLength);
+      expect(classifyAccelerator({ ...base, denseRates: [{ precision, denseTops: 10, bitLength }] }).tppRate.precision).toBe(precision);
+    }
+    expect(precisionBitLength('MXFP4')).toBeUndefined();
+    expect(classifyAccelerator({ ...base, denseRates: [{ precision: 'tensor', denseTops: 600, bitLength: 8 }] }).tpp).toBe(4800);
+  });
+
+  it('refuses DRAM bandwidth 0 and a die area below 1 mm² (a denormal one too) at their named bounds', () => {
+    expect(() => classifyAccelerator(chip(1979, 8, 814, { dramBandwidthGbS: 0 }))).toThrow('DRAM bandwidth must be a number of GB/s, at least 1 (dramBandwidthGbSMin), got 0');
+    expect(() => classifyAccelerator(chip(1979, 8, 5e-324))).toThrow('logic die area must be a number of mm², at least 1 (logicDieAreaMm2Min), got 5e-324');
+    expect(() => classifyAccelerator(chip(1979, 8, 0.999))).toThrow('logic die area must be a number of mm², at least 1 (logicDieAreaMm2Min), got 0.999');
+    // At the bounds themselves: taken, and the area is shown as what it is.
+    const smallest = classifyAccelerator(chip(1979, 8, 1, { dramBandwidthGbS: 1 }));
+    expect(smallest.reasons[1]).toBe('performance density = TPP 15,832 / logic die area 1 mm² = 15,832');
+    expect(smallest.performanceDensity).toBe(15_832);
+  });
+
+  it('refuses a rate whose TPP is beyond the range of a number, instead of returning Infinity', () => {
+    expect(() => classifyAccelerator(chip(1e308, 256, 800))).toThrow('dense TOPS × bit length is beyond the range of a number, got 1e+308 × 256');
   });
 
   it('refuses an empty or oversized list of rates', () => {
@@ -156,7 +215,7 @@ describe('classifyAccelerator: input checks', () => {
 describe('classifyAccelerator: monotone in the numbers (property)', () => {
   const level: Record<Eccn, number> = { 'not 3A090': 0, '3A090.b': 1, '3A090.a': 2 };
   const tops = fc.integer({ min: 1, max: 600_000 }).map((tenths) => tenths / 100);
-  const area = fc.integer({ min: 1, max: 300_000 }).map((hundredths) => hundredths / 100);
+  const area = fc.integer({ min: 100, max: 300_000 }).map((hundredths) => hundredths / 100); // from logicDieAreaMm2Min
 
   it('more TOPS on the same die never lowers the control level', () => {
     fc.assert(
@@ -178,5 +237,18 @@ describe('classifyAccelerator: monotone in the numbers (property)', () => {
       }),
       { seed: 1684, numRuns: 3_000 },
     );
+  });
+});
+
+describe('agreesWithPublished', () => {
+  it('takes a figure within half a unit of the last published digit, compared exactly', () => {
+    expect(agreesWithPublished(20_919.2, '20919')).toBe(true);
+    expect(agreesWithPublished(800.5, '800')).toBe(true); // exactly half a unit: either rounding is taken
+    expect(agreesWithPublished(800.5, '801')).toBe(true);
+    expect(agreesWithPublished(800.5000001, '800')).toBe(false);
+    expect(agreesWithPublished(2.905, '2.91')).toBe(true); // 2.905 - 2.9 is 0.00500000000000034 in doubles
+    expect(agreesWithPublished(2.905, '2.9')).toBe(true);
+    expect(agreesWithPublished(2.9051, '2.9')).toBe(true);
+    expect(agreesWithPublished(2.9051, '2.90')).toBe(false);
   });
 });

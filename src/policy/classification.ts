@@ -52,6 +52,50 @@ export const chinaCaseByCaseDramBandwidthBelowGbS = 6_500;
 export const denseRatesMax = 16;
 /** Bit lengths of real arithmetic formats are 1 to 64; anything above 256 is a typo. */
 export const bitLengthMax = 256;
+/**
+ * Smallest logic die area taken, in mm². No die that computes at these rates is smaller; a
+ * figure below it is a unit slip (m² for mm²) or an unknown entered as a tiny number, and a
+ * denormal area would make the density astronomically high (or Infinity once stored).
+ */
+export const logicDieAreaMm2Min = 1;
+/**
+ * Smallest total DRAM bandwidth taken, in GB/s. One DRAM channel gives more; 0 usually means
+ * "not known", and would put the chip on the permissive side of the China policy (< 6,500 GB/s).
+ */
+export const dramBandwidthGbSMin = 1;
+
+/**
+ * Precision labels whose name states the bit length of the operands: FP64, FP32, TF32, BF16,
+ * FP16, FP8 (FP8 E4M3, FP8E5M2), FP6, FP4, INT8, INT4, UINT8 ... (case ignored; other labels,
+ * such as MXFP4 or "tensor", are free text). TPP takes "the bit length of the operation"
+ * (88 FR 73458, Technical Note 1 to 3A090): for a labelled format that is the number in its
+ * name. TF32 counts as 32, the width its operands are read at (not the 19 bits it keeps), as
+ * the code has always taken it; the higher figure is the conservative one for control.
+ */
+const precisionWithBitLength = /^(?:FP|BF|TF|INT|UINT)(\d+)(?!\d)/i;
+
+/** The bit length a precision label names ("FP16" → 16), or undefined for a free label. */
+export function precisionBitLength(precision: string): number | undefined {
+  const match = precisionWithBitLength.exec(precision.trim());
+  return match === null ? undefined : Number(match[1]);
+}
+
+/**
+ * What is wrong with a rate's precision label against its bit length, naming the field to
+ * fix: a label that names another bit length (FP16 given 8 bits halves the TPP, and can drop
+ * the chip a paragraph), or a sparse rate (TPP counts dense rates only).
+ */
+export function precisionProblem(rate: { precision?: string | undefined; bitLength: number }): { field: 'precision' | 'bitLength'; message: string } | undefined {
+  if (typeof rate.precision !== 'string') return undefined;
+  if (/sparse|sparsity/i.test(rate.precision)) {
+    return { field: 'precision', message: `precision ${JSON.stringify(rate.precision)} is a sparse rate; TPP counts dense rates only, so give the dense rate` };
+  }
+  const named = precisionBitLength(rate.precision);
+  if (named !== undefined && named !== rate.bitLength) {
+    return { field: 'bitLength', message: `bit length must be ${named} for precision ${JSON.stringify(rate.precision)}, got ${String(rate.bitLength)}` };
+  }
+  return undefined;
+}
 
 export interface DenseRate {
   /** For the reasons only, e.g. "FP8" or "INT8". */
@@ -153,11 +197,17 @@ function datasheetProblems(datasheet: AcceleratorDatasheet, rates: readonly Dens
     if (!isPositiveFinite(rate.denseTops)) problems.push(`dense TOPS${label} must be a positive number, got ${String(rate.denseTops)}`);
     if (!Number.isInteger(rate.bitLength) || rate.bitLength < 1 || rate.bitLength > bitLengthMax) {
       problems.push(`bit length${label} must be a whole number from 1 to ${bitLengthMax}, got ${String(rate.bitLength)}`);
+    } else if (isPositiveFinite(rate.denseTops) && !Number.isFinite(rate.denseTops * rate.bitLength)) {
+      problems.push(`dense TOPS${label} × bit length is beyond the range of a number, got ${String(rate.denseTops)} × ${rate.bitLength}`);
     }
+    const precision = precisionProblem(rate);
+    if (precision !== undefined) problems.push(`${precision.message}${label === '' ? '' : ` (rate ${index + 1})`}`);
   });
-  if (!isPositiveFinite(datasheet.logicDieAreaMm2)) problems.push(`logic die area must be a positive number of mm², got ${String(datasheet.logicDieAreaMm2)}`);
-  if (!Number.isFinite(datasheet.dramBandwidthGbS) || datasheet.dramBandwidthGbS < 0) {
-    problems.push(`DRAM bandwidth must be a number of GB/s, zero or more, got ${String(datasheet.dramBandwidthGbS)}`);
+  if (!atLeastFinite(datasheet.logicDieAreaMm2, logicDieAreaMm2Min)) {
+    problems.push(`logic die area must be a number of mm², at least ${logicDieAreaMm2Min} (logicDieAreaMm2Min), got ${String(datasheet.logicDieAreaMm2)}`);
+  }
+  if (!atLeastFinite(datasheet.dramBandwidthGbS, dramBandwidthGbSMin)) {
+    problems.push(`DRAM bandwidth must be a number of GB/s, at least ${dramBandwidthGbSMin} (dramBandwidthGbSMin), got ${String(datasheet.dramBandwidthGbS)}`);
   }
   if (typeof datasheet.designedForDatacenter !== 'boolean') problems.push('designedForDatacenter must be true or false');
   return problems;
@@ -165,6 +215,10 @@ function datasheetProblems(datasheet: AcceleratorDatasheet, rates: readonly Dens
 
 function isPositiveFinite(value: number): boolean {
   return typeof value === 'number' && Number.isFinite(value) && value > 0;
+}
+
+function atLeastFinite(value: number, min: number): boolean {
+  return typeof value === 'number' && Number.isFinite(value) && value >= min;
 }
 
 function highestTpp(rates: readonly DenseRate[]): { rate: DenseRate; tpp: Rational } {
@@ -195,13 +249,18 @@ function decideParagraph(tpp: Rational, density: Rational, designedForDatacenter
     };
   }
   if (atLeast(tpp, tppA1Min)) {
-    return { eccn: '3A090.a', paragraph: '3A090.a.1', reasons: [`${tppIs('≥', tppA1Min)}: 3A090.a.1`] };
+    // Note 2 needs both "not for data centres" and TPP < 4800: say why it does not help this part.
+    const note2 = designedForDatacenter ? [] : [`not designed or marketed for data centres, but ${tppIs('≥', tppNonDatacenterBelow)}: Note 2 to 3A090 does not apply`];
+    return { eccn: '3A090.a', paragraph: '3A090.a.1', reasons: [...note2, `${tppIs('≥', tppA1Min)}: 3A090.a.1`] };
   }
+  // From here TPP < 4800, so only the data-centre design keeps the part out of Note 2.
+  assert(designedForDatacenter, 'a part not for data centres with TPP < 4800 was decided by Note 2 above');
+  const note2 = 'designed or marketed for data centres: Note 2 to 3A090 does not apply';
   if (atLeast(tpp, tppA2Min) && atLeast(density, performanceDensityA2Min)) {
     return {
       eccn: '3A090.a',
       paragraph: '3A090.a.2',
-      reasons: [`${tppIs('≥', tppA2Min)} and ${densityIs('≥', performanceDensityA2Min)}: 3A090.a.2`],
+      reasons: [note2, `${tppIs('≥', tppA2Min)} and ${densityIs('≥', performanceDensityA2Min)}: 3A090.a.2`],
     };
   }
   const b1 = atLeast(tpp, tppB1Min) && below(tpp, tppB1Below) && atLeast(density, performanceDensityB1Min) && below(density, performanceDensityB1Below);
@@ -209,14 +268,14 @@ function decideParagraph(tpp: Rational, density: Rational, designedForDatacenter
     return {
       eccn: '3A090.b',
       paragraph: '3A090.b.1',
-      reasons: [`${rangeStatement('TPP', tpp, tppB1Min, tppB1Below)}, ${rangeStatement('performance density', density, performanceDensityB1Min, performanceDensityB1Below)}: 3A090.b.1`],
+      reasons: [note2, `${rangeStatement('TPP', tpp, tppB1Min, tppB1Below)}, ${rangeStatement('performance density', density, performanceDensityB1Min, performanceDensityB1Below)}: 3A090.b.1`],
     };
   }
   if (atLeast(tpp, tppB2Min) && atLeast(density, performanceDensityB2Min) && below(density, performanceDensityB2Below)) {
     return {
       eccn: '3A090.b',
       paragraph: '3A090.b.2',
-      reasons: [`${tppIs('≥', tppB2Min)} and ${rangeStatement('performance density', density, performanceDensityB2Min, performanceDensityB2Below)}: 3A090.b.2`],
+      reasons: [note2, `${tppIs('≥', tppB2Min)} and ${rangeStatement('performance density', density, performanceDensityB2Min, performanceDensityB2Below)}: 3A090.b.2`],
     };
   }
   return { eccn: 'not 3A090', paragraph: 'below 3A090 thresholds', reasons: reasonsBelowThresholds(tpp, density) };
@@ -269,6 +328,21 @@ function below(value: Rational, threshold: number): boolean {
   return compare(value, exactDecimal(threshold)) < 0;
 }
 
+/**
+ * Whether `published`, a figure as a table writes it ("20.6", "15832"), is `value` rounded to
+ * the published number of decimals: at most half a unit of its last digit away, compared
+ * exactly. `value` is a figure classifyAccelerator returned (TPP or performance density).
+ */
+export function agreesWithPublished(value: number, published: string): boolean {
+  const match = /^(\d+)(?:\.(\d+))?$/.exec(published);
+  assert(match !== null, `agreesWithPublished needs a plain decimal, got ${JSON.stringify(published)}`);
+  const decimals = match[2]?.length ?? 0;
+  const exact = exactDecimal(value);
+  const shown = exactDecimal(Number(published));
+  const distance = compare(exact, shown) >= 0 ? subtract(exact, shown) : subtract(shown, exact);
+  return compare(multiply(distance, { numerator: 2n * 10n ** BigInt(decimals), denominator: 1n }), { numerator: 1n, denominator: 1n }) <= 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Exact arithmetic on non-negative rationals. Small on purpose: the only operations needed are
 // product, quotient and comparison of a handful of datasheet decimals.
@@ -296,6 +370,13 @@ function multiply(left: Rational, right: Rational): Rational {
   return { numerator: left.numerator * right.numerator, denominator: left.denominator * right.denominator };
 }
 
+/** left − right, for left ≥ right (these rationals are non-negative). */
+function subtract(left: Rational, right: Rational): Rational {
+  const numerator = left.numerator * right.denominator - right.numerator * left.denominator;
+  assert(numerator >= 0n, 'subtract keeps rationals non-negative');
+  return { numerator, denominator: left.denominator * right.denominator };
+}
+
 function divide(dividend: Rational, divisor: Rational): Rational {
   assert(divisor.numerator !== 0n, 'divide by zero (die area is checked positive)');
   return { numerator: dividend.numerator * divisor.denominator, denominator: dividend.denominator * divisor.numerator };
@@ -314,7 +395,10 @@ function roundTo(value: Rational, fractionDigits: number): Rational {
 }
 
 function toNumber(value: Rational): number {
-  return Number(formatRounded(value, 12).replaceAll(',', ''));
+  const number = Number(formatRounded(value, 12).replaceAll(',', ''));
+  // datasheetProblems bounds TPP to a finite double and the area from below, so PD ≤ TPP is finite too.
+  assert(Number.isFinite(number), 'a classified TPP or density is a finite number');
+  return number;
 }
 
 /** Largest number of decimals we show; a datasheet has at most a few. */
