@@ -1,10 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bookCommand, columns, deployCommand, listCommand, manifestImportCommand, parseDeadline, showCommand, transitionCommand, utilisationCommand, utilisationRows } from './client-commands.ts';
-import { ApiClient } from './http.ts';
+import { ApiClient, unknownOutcomeOf } from './http.ts';
 import { Failure, type Output } from './output.ts';
+import { serialCsvBytesMax } from './serials-csv.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-cli-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
@@ -67,6 +69,43 @@ describe('manifest import', () => {
     expect(written.at(-1)).toBe('\n');
   });
 
+  it('reads a pipe up to the byte limit and stops there, saying so, instead of reading all of it', async () => {
+    const fifo = join(folder, 'pipe.csv');
+    execFileSync('mkfifo', [fifo]);
+    // A writer with more to give than a serial file may hold: 4 MiB past the limit.
+    const writer = createWriteStream(fifo);
+    writer.on('error', () => {}); // EPIPE once the reader stops
+    const chunk = Buffer.alloc(1024 * 1024, 'A');
+    let written = 0;
+    const pump = () => {
+      while (written < serialCsvBytesMax + 4 * chunk.length) {
+        written += chunk.length;
+        if (!writer.write(chunk)) return void writer.once('drain', pump);
+      }
+      writer.end();
+    };
+    pump();
+    const { client: api, requests } = client({});
+    const max = serialCsvBytesMax.toLocaleString('en-US');
+    await expect(deployCommand(api, 'SITE-1', fifo, recorder().output)).rejects.toThrow(new Failure(`${fifo} holds more than ${max} bytes (reading stopped there); a serial file may have at most ${max}`));
+    writer.destroy();
+    expect(written).toBeLessThan(serialCsvBytesMax + 4 * chunk.length);
+    expect(requests).toEqual([]);
+  });
+
+  it('gives a change whose outcome is unknown the command that reruns it with its key', async () => {
+    const file = join(folder, 'rerun.csv');
+    writeFileSync(file, 'serial\nSN1\n');
+    const fetch = (async () => new Response('', { status: 503, headers: { 'retry-after': '0' } })) as typeof globalThis.fetch;
+    const api = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch, newKey: () => 'k-1' });
+    const imported = await manifestImportCommand(api, 'S-7', file, recorder().output).catch((error: unknown) => error);
+    expect(unknownOutcomeOf(imported)?.rerun).toBe(`chipledger manifest import S-7 ${file} --idempotency-key k-1`);
+    const deployed = await deployCommand(api, 'SITE 3', file, recorder().output, { idempotencyKey: 'mine' }).catch((error: unknown) => error);
+    expect(unknownOutcomeOf(deployed)?.rerun).toBe(`chipledger deploy 'SITE 3' ${file} --idempotency-key mine`);
+    const moved = await transitionCommand(api, 'cancel', 'S-7', { reason: 'wrong site' }, recorder().output).catch((error: unknown) => error);
+    expect(unknownOutcomeOf(moved)?.rerun).toBe("chipledger shipments cancel S-7 --reason 'wrong site' --idempotency-key k-1");
+  });
+
   it('names a missing file', async () => {
     const { client: api } = client({});
     await expect(manifestImportCommand(api, 'S-7', join(folder, 'nope.csv'), recorder().output)).rejects.toThrow(/couldn't read .*nope.csv: no such file/);
@@ -84,14 +123,23 @@ describe('deploy', () => {
     expect(out).toEqual(['Reported 2 units at site SITE-3.']);
   });
 
+  it('counts one serial as one serial', async () => {
+    const file = join(folder, 'deploy-one.csv');
+    writeFileSync(file, 'serial\nSN1\n');
+    const { output, err } = recorder();
+    await deployCommand(client({ deployed: 1 }).client, 'SITE-3', file, output);
+    expect(err[0]).toBe('checking: 11 bytes; 1 serial, no problems\n');
+  });
+
   it('refuses a file with a gpu_uuid column, which the API would not check, and sends nothing', async () => {
     const file = join(folder, 'deploy-uuids.csv');
     writeFileSync(file, 'serial,gpu_uuid\nSN1,GPU-12345678-aaaa-bbbb-cccc-123456789012\nSN2,\n');
     const { client: api, requests } = client({ siteId: 'SITE-3', deployed: 2, moved: 0 });
     const { output, out, err } = recorder();
-    await expect(deployCommand(api, 'SITE-3', file, output)).rejects.toThrow(new Failure(`${file} was not imported`));
+    await expect(deployCommand(api, 'SITE-3', file, output)).rejects.toThrow(new Failure(`${file} was not sent`));
     expect(requests).toEqual([]);
     expect(out).toEqual([]);
+    expect(err.join('\n')).toContain(`${file}: 1 bad line; nothing was sent`);
     expect(err.join('\n')).toContain(`${file}:1: has a gpu_uuid column, but this command sends serials alone, so the GPU UUIDs would not be checked; remove the column (the header must be "serial")`);
   });
 });

@@ -3,10 +3,10 @@
  * Lists print one page as a table (or --json); bulk files are checked whole before anything is
  * sent, and sent in one request, since a manifest is all or nothing.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { limits } from '../core/limits.ts';
 import { apiToken, type Config } from './config.ts';
-import { ApiClient } from './http.ts';
+import { ApiClient, unknownOutcomeOf } from './http.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { createProgress } from './progress.ts';
 import { checkSerialCsv, formatCsvProblems, serialCsvBytesMax, type SerialEntry } from './serials-csv.ts';
@@ -29,10 +29,48 @@ export interface ListOptions {
   json?: boolean;
 }
 
-export function clientFor(config: Config): ApiClient {
+export function clientFor(config: Config, output?: Output): ApiClient {
   const token = apiToken(config);
   if (!token.ok) throw new Failure(token.problem, 2);
-  return new ApiClient({ baseUrl: config.api.url, token: token.token });
+  return new ApiClient({ baseUrl: config.api.url, token: token.token, ...(output === undefined ? {} : { onRetry: (message: string) => output.err(`note: ${message}`) }) });
+}
+
+/** What every state-changing command takes: the Idempotency-Key of an earlier run to rerun it with. */
+export interface ChangeOptions {
+  idempotencyKey?: string;
+}
+
+/** The server's rule for a key (src/server/commands.ts): said before anything is read or sent. */
+const idempotencyKeyPattern = /^[\x21-\x7E]+$/;
+
+function checkedKey(options: ChangeOptions): ChangeOptions {
+  const key = options.idempotencyKey;
+  if (key === undefined) return {};
+  if (key.length > limits.idempotencyKeyLengthMax || !idempotencyKeyPattern.test(key)) {
+    throw new Failure(`--idempotency-key must be 1 to ${limits.idempotencyKeyLengthMax} visible ASCII characters (no spaces); got ${key.length} characters`, 2);
+  }
+  return { idempotencyKey: key };
+}
+
+/**
+ * Sends a change. When its outcome is unknown (the client gave up on a 503, or the answer
+ * was lost), the error gets the command line that sends the same change with the same key:
+ * `rerun` is the command as it would be typed, every value as sent (a --deadline of 30d is
+ * given as the time it was, or the server would see another body under the same key).
+ */
+async function change<T>(rerun: readonly string[], send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (error) {
+    const outcome = unknownOutcomeOf(error);
+    if (outcome !== undefined) outcome.rerun = commandLine([...rerun, '--idempotency-key', outcome.idempotencyKey]);
+    throw error;
+  }
+}
+
+/** Words as a POSIX shell reads them back; a control character (never in a working command) is shown as a space. */
+export function commandLine(words: readonly string[]): string {
+  return printable(words.map((word) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`)).join(' '));
 }
 
 /**
@@ -89,7 +127,7 @@ export const columns = {
   shipments: ['id', 'reference', 'status', 'recipientId', 'productId', 'units', 'serialCount', 'deadline'],
 } as const;
 
-export interface BookOptions {
+export interface BookOptions extends ChangeOptions {
   exportAllocation: string;
   importAllocation: string;
   product: string;
@@ -100,14 +138,20 @@ export interface BookOptions {
 
 export async function bookCommand(client: ApiClient, options: BookOptions, output: Output, now: () => Date = () => new Date()): Promise<number> {
   if (!/^[1-9][0-9]*$/.test(options.units)) throw new Failure(`--units must be a whole number of at least 1; got ${JSON.stringify(options.units)}`, 2);
-  const body = await client.post<Row>('/v1/shipments', {
+  const key = checkedKey(options);
+  const deadline = parseDeadline(options.deadline, now());
+  const rerun = [
+    'chipledger', 'shipments', 'book', '--export-allocation', options.exportAllocation, '--import-allocation', options.importAllocation,
+    '--product', options.product, '--units', options.units, '--deadline', deadline, ...(options.reference === undefined ? [] : ['--reference', options.reference]),
+  ];
+  const body = await change(rerun, () => client.post<Row>('/v1/shipments', {
     exportAllocationId: options.exportAllocation,
     importAllocationId: options.importAllocation,
     productId: options.product,
     units: Number(options.units),
-    deadline: parseDeadline(options.deadline, now()),
+    deadline,
     ...(options.reference === undefined ? {} : { reference: options.reference }),
-  });
+  }, key));
   output.out(`Booked shipment ${printable(String(body.shipmentId))}: ${Number(body.units).toLocaleString('en-US')} units reserved on both licences.`);
   return 0;
 }
@@ -129,43 +173,73 @@ function dayExists(text: string): boolean {
   return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
-export async function transitionCommand(client: ApiClient, step: 'ship' | 'clear' | 'deliver' | 'cancel', id: string, options: { reason?: string }, output: Output): Promise<number> {
-  const body = await client.post<Row>(`/v1/shipments${path(id)}/${step}`, options.reason === undefined ? {} : { reason: options.reason });
+export async function transitionCommand(client: ApiClient, step: 'ship' | 'clear' | 'deliver' | 'cancel', id: string, options: { reason?: string } & ChangeOptions, output: Output): Promise<number> {
+  const route = `/v1/shipments${path(id)}/${step}`;
+  const key = checkedKey(options);
+  const rerun = ['chipledger', 'shipments', step, id, ...(options.reason === undefined ? [] : ['--reason', options.reason])];
+  const body = await change(rerun, () => client.post<Row>(route, options.reason === undefined ? {} : { reason: options.reason }, key));
   output.out(`Shipment ${printable(String(body.shipmentId ?? id))} is now ${printable(String(body.status ?? step))}.`);
   return 0;
 }
 
+/** What a command does with a serial file, for its messages: a manifest is imported; a deployment report sent. */
+export type SerialFileUse = 'imported' | 'sent';
+
 /** Reads and checks a serial CSV; on any bad line prints them all and fails, having sent nothing. */
-export async function readSerialFile(file: string, rules: { serialsMax: number; acceptsGpuUuids: boolean }, output: Output): Promise<SerialEntry[]> {
-  let size: number;
-  try {
-    size = (await stat(file)).size;
-  } catch (error) {
-    throw new Failure(`couldn't read ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
-  }
-  if (size > serialCsvBytesMax) throw new Failure(`${file} is ${size.toLocaleString('en-US')} bytes; a serial file may have at most ${serialCsvBytesMax.toLocaleString('en-US')}`);
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (error) {
-    // A folder, a file we may not read: said in one line, like a missing file.
-    throw new Failure(`couldn't read ${file}: ${(error as Error).message}`);
-  }
+export async function readSerialFile(file: string, rules: { serialsMax: number; acceptsGpuUuids: boolean; use: SerialFileUse }, output: Output): Promise<SerialEntry[]> {
+  const bytes = await readBounded(file);
   const progress = createProgress('checking ', bytes.length, 'bytes', output.errStream);
   const checked = checkSerialCsv(bytes, { ...rules, onProgress: (done) => progress.update(done) });
-  progress.finish(checked.problemCount === 0 ? `${checked.entries.length.toLocaleString('en-US')} serials, no problems` : '');
+  const count = checked.entries.length;
+  progress.finish(checked.problemCount === 0 ? `${count.toLocaleString('en-US')} serial${count === 1 ? '' : 's'}, no problems` : '');
   if (checked.problemCount > 0) {
-    output.err(formatCsvProblems(file, checked));
-    throw new Failure(`${file} was not imported`);
+    output.err(formatCsvProblems(file, checked, rules.use));
+    throw new Failure(`${file} was not ${rules.use}`);
   }
   return checked.entries;
 }
 
+/**
+ * The bytes of a file, a pipe or a device (`cat f | chipledger deploy SITE-1 /dev/stdin`), at
+ * most serialCsvBytesMax of them: a regular file says its size and a bigger one is refused
+ * unread; a pipe or a device says 0, so its bytes are counted as they come and reading stops
+ * one byte past the bound, whatever is still behind it.
+ */
+async function readBounded(file: string): Promise<Buffer> {
+  const max = serialCsvBytesMax.toLocaleString('en-US');
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+  } catch (error) {
+    throw new Failure(`couldn't read ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+  try {
+    const info = await handle.stat();
+    if (info.isFile() && info.size > serialCsvBytesMax) throw new Failure(`${file} is ${info.size.toLocaleString('en-US')} bytes; a serial file may have at most ${max}`);
+    // Not zeroed: only the bytes read are ever looked at.
+    const buffer = Buffer.allocUnsafe(serialCsvBytesMax + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) return buffer.subarray(0, length);
+      length += bytesRead;
+      if (length > serialCsvBytesMax) throw new Failure(`${file} holds more than ${max} bytes (reading stopped there); a serial file may have at most ${max}`);
+    }
+  } catch (error) {
+    if (error instanceof Failure) throw error;
+    // A folder, a file we may not read: said in one line, like a missing file.
+    throw new Failure(`couldn't read ${file}: ${(error as Error).message}`);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Posts a bulk body, with an upload bar and a note while the server checks and commits it. */
-async function upload(client: ApiClient, route: string, body: unknown, output: Output): Promise<Row> {
+async function upload(client: ApiClient, route: string, body: unknown, key: ChangeOptions, output: Output): Promise<Row> {
   let bar: ReturnType<typeof createProgress> | undefined;
   try {
     return await client.post<Row>(route, body, {
+      ...key,
       onUpload: (sent, total) => {
         bar ??= createProgress('uploading', total, 'bytes', output.errStream);
         bar.update(sent);
@@ -178,19 +252,21 @@ async function upload(client: ApiClient, route: string, body: unknown, output: O
   }
 }
 
-export async function manifestImportCommand(client: ApiClient, shipmentId: string, file: string, output: Output): Promise<number> {
+export async function manifestImportCommand(client: ApiClient, shipmentId: string, file: string, output: Output, options: ChangeOptions = {}): Promise<number> {
   const route = `/v1/shipments${path(shipmentId)}/manifest`; // a bad id is said before the file is read
-  const entries = await readSerialFile(file, { serialsMax: limits.shipmentSerialsMax, acceptsGpuUuids: true }, output);
+  const key = checkedKey(options);
+  const entries = await readSerialFile(file, { serialsMax: limits.shipmentSerialsMax, acceptsGpuUuids: true, use: 'imported' }, output);
   const serials = entries.map((entry) => (entry.gpuUuid === undefined ? entry.serial : { serial: entry.serial, gpuUuid: entry.gpuUuid }));
-  const body = await upload(client, route, { serials }, output);
+  const body = await change(['chipledger', 'manifest', 'import', shipmentId, file], () => upload(client, route, { serials }, key, output));
   output.out(`Attached ${Number(body.added ?? entries.length).toLocaleString('en-US')} serials to shipment ${shipmentId}${body.serialCount === undefined ? '' : ` (${Number(body.serialCount).toLocaleString('en-US')} listed in all)`}.`);
   return 0;
 }
 
-export async function deployCommand(client: ApiClient, siteId: string, file: string, output: Output): Promise<number> {
+export async function deployCommand(client: ApiClient, siteId: string, file: string, output: Output, options: ChangeOptions = {}): Promise<number> {
+  const key = checkedKey(options);
   // The API's units.deploy takes serials alone: a gpu_uuid column is refused, not dropped unchecked.
-  const entries = await readSerialFile(file, { serialsMax: limits.deploymentSerialsMax, acceptsGpuUuids: false }, output);
-  const body = await upload(client, '/v1/units/deploy', { siteId, serials: entries.map((entry) => entry.serial) }, output);
+  const entries = await readSerialFile(file, { serialsMax: limits.deploymentSerialsMax, acceptsGpuUuids: false, use: 'sent' }, output);
+  const body = await change(['chipledger', 'deploy', siteId, file], () => upload(client, '/v1/units/deploy', { siteId, serials: entries.map((entry) => entry.serial) }, key, output));
   output.out(`Reported ${Number(body.deployed ?? entries.length).toLocaleString('en-US')} units at site ${siteId}${Number(body.moved) > 0 ? ` (${Number(body.moved).toLocaleString('en-US')} moved from other sites)` : ''}.`);
   return 0;
 }

@@ -7,7 +7,8 @@
  * Every setting is declared, with its meaning and default, in `settings`; `chipledger --help`
  * and README.md's configuration table are written from the same words.
  */
-import { resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
 import { formatKeyId, parseCosignatureVerifierKey, parseSignerKey } from '../tlog/index.ts';
 
@@ -109,6 +110,8 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
   };
   const databaseUrl = read<string | undefined>('DATABASE_URL', undefined, undefined, parseDatabaseUrl);
   const dataDir = resolve(cwd, read('CHIPLEDGER_DATA_DIR', undefined, './.chipledger', parseNonEmpty));
+  const dataDirBlocked = notAFolderOnTheWay(dataDir);
+  if (dataDirBlocked !== undefined) problems.push(`CHIPLEDGER_DATA_DIR: ${dataDir} cannot be a folder: ${dataDirBlocked === dataDir ? 'it is' : `${dataDirBlocked}, on its path, is`} a file, not a folder; choose another folder, or move the file`);
   const host = read('CHIPLEDGER_HOST', 'host', '127.0.0.1', parseHost);
   const port = read('CHIPLEDGER_PORT', 'port', 8080, parsePort);
   const logLevel = read<LogLevel>('CHIPLEDGER_LOG_LEVEL', undefined, 'info', parseLogLevel);
@@ -188,6 +191,24 @@ function parseDatabaseUrl(raw: string): string | Problem {
   return raw;
 }
 
+/**
+ * The data dir is made when first needed (mkdir -p): the path or a folder above it that is a
+ * file (or anything but a folder) makes that fail. Found here, it is one configuration
+ * problem (exit 2) instead of an EEXIST or ENOTDIR from deep inside a command. What cannot be
+ * looked at (no permission) is left to the command that makes the folder, to say.
+ */
+function notAFolderOnTheWay(path: string): string | undefined {
+  for (let current = path; ; current = dirname(current)) {
+    try {
+      return statSync(current).isDirectory() ? undefined : current;
+    } catch (error) {
+      // ENOTDIR: a file above it, which the next turn names.
+      const code = (error as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(current) === current) return undefined;
+    }
+  }
+}
+
 function parseNonEmpty(raw: string): string | Problem {
   return raw.trim() === '' ? new Problem('must not be empty') : raw;
 }
@@ -260,7 +281,11 @@ function parseWitnessKeys(raw: string): string[] | Problem {
   return keys;
 }
 
+/** A chipledger API token's form; the log commands hold their --token to it too. */
+export const apiTokenPattern = /^clt_[A-Za-z0-9_-]+$/;
+export const apiTokenRule = 'must be a chipledger token: clt_ followed by letters, digits, _ and -';
+
 function parseToken(raw: string): string | Problem {
-  if (!/^clt_[A-Za-z0-9_-]+$/.test(raw)) return new Problem('must be a chipledger token: clt_ followed by letters, digits, _ and -');
+  if (!apiTokenPattern.test(raw)) return new Problem(apiTokenRule);
   return raw;
 }

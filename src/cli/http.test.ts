@@ -1,5 +1,8 @@
+import { createServer, type Server } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { ApiClient, ApiError, NetworkError, UnexpectedAnswerError, formatApiError } from './http.ts';
+import {
+  ApiClient, ApiError, NetworkError, UnexpectedAnswerError, formatApiError, formatUnknownOutcome, requestAttemptsMax, retryAfterMsMax, retryAfterMsOf, unknownOutcomeOf,
+} from './http.ts';
 
 interface Call {
   url: string;
@@ -43,10 +46,15 @@ describe('ApiClient', () => {
     expect(calls[1]!.body).toBe('{"serials":["A"]}');
   });
 
-  it('gives up after the second network error', async () => {
-    const { fetch } = fakeFetch([new TypeError('fetch failed'), Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } })]);
+  it(`gives up after ${requestAttemptsMax} network errors`, async () => {
+    const refused = () => Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
+    const { fetch, calls } = fakeFetch([new TypeError('fetch failed'), refused(), refused()]);
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, retryDelayMs: 1 });
-    await expect(client.get('/v1/licences')).rejects.toThrow(new NetworkError("couldn't reach http://ledger.test for GET /v1/licences (tried twice): ECONNREFUSED"));
+    const error = await client.get('/v1/licences').catch((caught: unknown) => caught);
+    expect(error).toEqual(new NetworkError("couldn't reach http://ledger.test for GET /v1/licences: ECONNREFUSED (3 attempts)"));
+    expect(calls).toHaveLength(requestAttemptsMax);
+    // A GET changes nothing: no key, no outcome to learn.
+    expect(unknownOutcomeOf(error)).toBeUndefined();
   });
 
   it('does not retry a refusal, and reads problem+json', async () => {
@@ -66,8 +74,10 @@ describe('ApiClient', () => {
 
   it('prints no control characters a server sent: an escape sequence must not reach the terminal', async () => {
     const hostile = { title: 'Bad\u001b]0;owned\u0007', status: 400, code: 'x\u001b[2J', detail: 'line\u001b[1A\rover', 'evil\u001bkey': 'v\u009b31m' };
-    const { fetch } = fakeFetch([json(400, hostile, 'application/problem+json'), new Response('proxy \u001b[31mdown', { status: 502, headers: { 'content-type': 'text/html' } })]);
-    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch });
+    const proxyPage = () => new Response('proxy \u001b[31mdown', { status: 502, headers: { 'content-type': 'text/html' } });
+    // A 502 is asked again, requestAttemptsMax times in all, before it is said.
+    const { fetch } = fakeFetch([json(400, hostile, 'application/problem+json'), ...Array.from({ length: requestAttemptsMax }, proxyPage)]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, retryDelayMs: 1 });
     for (let answer = 0; answer < 2; answer += 1) {
       const printed = formatApiError(await client.get('/v1/licences').catch((caught: unknown) => caught) as ApiError);
       expect(printed).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
@@ -83,11 +93,11 @@ describe('ApiClient', () => {
     await expect(client.post('/v1/shipments', {})).rejects.toThrow(UnexpectedAnswerError);
   });
 
-  it('names a connection lost while the answer was read as a network error', async () => {
-    const broken = new Response(new ReadableStream({ pull: (controller) => controller.error(Object.assign(new TypeError('terminated'), { cause: { code: 'ECONNRESET' } })) }), { status: 200, headers: { 'content-type': 'application/json' } });
-    const { fetch } = fakeFetch([broken]);
-    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch });
-    await expect(client.get('/v1/licences')).rejects.toThrow(new NetworkError('lost the connection to http://ledger.test while reading the answer to GET /v1/licences: ECONNRESET'));
+  it('names a connection lost while the answer was read as a network error, after asking again', async () => {
+    const broken = () => new Response(new ReadableStream({ pull: (controller) => controller.error(Object.assign(new TypeError('terminated'), { cause: { code: 'ECONNRESET' } })) }), { status: 200, headers: { 'content-type': 'application/json' } });
+    const { fetch } = fakeFetch(Array.from({ length: requestAttemptsMax }, broken));
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, retryDelayMs: 1 });
+    await expect(client.get('/v1/licences')).rejects.toThrow(new NetworkError(`lost the connection to http://ledger.test while reading the answer to GET /v1/licences: ECONNRESET (${requestAttemptsMax} attempts)`));
   });
 
   it('reports upload progress to the end', async () => {
@@ -98,5 +108,82 @@ describe('ApiClient', () => {
     await client.post('/v1/units/deploy', { siteId: 'SITE-1', serials }, { onUpload: (sent) => seen.push(sent) });
     expect(seen.length).toBeGreaterThan(2);
     expect(seen.at(-1)).toBe(Buffer.byteLength(JSON.stringify({ siteId: 'SITE-1', serials })));
+  });
+
+  it('sends a POST answered 503 again with the same key, waiting what Retry-After asks, and says the key when it gives up', async () => {
+    const unavailable = () => new Response(JSON.stringify({ status: 503, code: 'unavailable', detail: 'the database did not confirm the change; retry with the same Idempotency-Key to learn the outcome' }), {
+      status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': '2' },
+    });
+    const { fetch, calls } = fakeFetch([unavailable(), unavailable(), unavailable()]);
+    const slept: number[] = [];
+    const notes: string[] = [];
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, sleep: async (ms) => void slept.push(ms), onRetry: (note) => void notes.push(note), newKey: () => 'key-1' });
+    const error = await client.post('/v1/shipments', { units: 10 }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(calls.map((call) => call.headers['idempotency-key'])).toEqual(['key-1', 'key-1', 'key-1']);
+    expect(calls.map((call) => call.body)).toEqual(Array(3).fill('{"units":10}'));
+    expect(slept).toEqual([2000, 2000]);
+    expect(notes[0]).toBe(`the server answered 503 (unavailable); sending it again in 2000 ms with the same Idempotency-Key (attempt 2 of ${requestAttemptsMax})`);
+    const outcome = unknownOutcomeOf(error)!;
+    expect(outcome).toEqual({ idempotencyKey: 'key-1', attempts: 3 });
+    expect(formatUnknownOutcome(outcome)).toMatch(/^chipledger: the outcome is unknown: the change may have been made or not \(sent 3 times with Idempotency-Key key-1\)\.\n {2}Send the same request again with Idempotency-Key key-1/);
+  });
+
+  it('sends a change again after a 502, a 504 and a lost answer, and learns its outcome', async () => {
+    const lost = new Response(new ReadableStream({ pull: (controller) => controller.error(Object.assign(new TypeError('terminated'), { cause: { code: 'ECONNRESET' } })) }), { status: 201, headers: { 'content-type': 'application/json' } });
+    for (const first of [new Response('bad gateway', { status: 502 }), new Response('', { status: 504 }), lost]) {
+      const { fetch, calls } = fakeFetch([first, json(201, { shipmentId: 'S-1' })]);
+      const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, retryDelayMs: 1, newKey: () => 'key-2' });
+      expect(await client.post('/v1/shipments', {})).toEqual({ shipmentId: 'S-1' });
+      expect(calls.map((call) => call.headers['idempotency-key'])).toEqual(['key-2', 'key-2']);
+    }
+  });
+
+  it('does not wait longer than retryAfterMsMax: a longer Retry-After ends the attempts, and the key says how to learn the outcome', async () => {
+    const { fetch, calls } = fakeFetch([new Response('{"code":"overloaded"}', { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': String(retryAfterMsMax / 1000 + 25) } })]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, sleep: async () => { throw new Error('must not wait'); } });
+    const error = await client.post('/v1/units/deploy', {}, { idempotencyKey: 'mine' }).catch((caught: unknown) => caught);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.headers['idempotency-key']).toBe('mine');
+    const outcome = unknownOutcomeOf(error)!;
+    expect(outcome).toEqual({ idempotencyKey: 'mine', attempts: 1, retryAfterMs: retryAfterMsMax + 25_000 });
+    expect(formatUnknownOutcome({ ...outcome, rerun: 'chipledger deploy SITE-1 d.csv --idempotency-key mine' })).toBe([
+      `chipledger: the outcome is unknown: the change may have been made or not (sent once with Idempotency-Key mine; the server asked to wait 30 s before another try, longer than chipledger waits (${retryAfterMsMax / 1000} s)).`,
+      '  To learn it, rerun the command with the same key: if the change was made, the answer says so and nothing is done twice; if not, it is made then:',
+      '  chipledger deploy SITE-1 d.csv --idempotency-key mine',
+    ].join('\n'));
+  });
+
+  it('reads Retry-After as seconds or as an HTTP date', () => {
+    expect(retryAfterMsOf('1', 0)).toBe(1000);
+    expect(retryAfterMsOf('Thu, 01 Jan 1970 00:00:03 GMT', 1000)).toBe(2000);
+    expect(retryAfterMsOf('soon', 0)).toBeUndefined();
+    expect(retryAfterMsOf(null, 0)).toBeUndefined();
+  });
+
+  it('does not follow a redirect: a 3xx is an error naming its Location, and the place it points to is never asked', async () => {
+    const asked: string[] = [];
+    const listen = async (handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; url: string }> => {
+      const server = createServer(handler);
+      await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+      const address = server.address();
+      return { server, url: `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}` };
+    };
+    const target = await listen((request, response) => {
+      asked.push(`${request.method} ${request.url}`);
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"cancelled"}');
+    });
+    const moved = await listen((request, response) => void response.writeHead(302, { location: `${target.url}${request.url}` }).end());
+    try {
+      const client = new ApiClient({ baseUrl: moved.url, token: 'clt_x' });
+      for (const request of [() => client.get('/v1/shipments'), () => client.post('/v1/shipments/S-1/cancel', {})]) {
+        const error = await request().catch((caught: unknown) => caught);
+        expect(error).toBeInstanceOf(UnexpectedAnswerError);
+        expect((error as Error).message).toMatch(new RegExp(`^${moved.url} answered (GET|POST) /v1/shipments(/S-1/cancel)? with 302, a redirect to ${target.url}/v1/shipments\\S*; chipledger does not follow redirects \\(a POST would become a GET, without the token\\): set CHIPLEDGER_URL to ${target.url}$`));
+      }
+      expect(asked).toEqual([]);
+    } finally {
+      await Promise.all([moved, target].map(({ server }) => new Promise((done) => server.close(done))));
+    }
   });
 });

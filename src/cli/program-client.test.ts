@@ -13,16 +13,19 @@ import { main } from './program.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-program-client-'));
 const requests: string[] = [];
+/** The Idempotency-Key of each request that had one. */
+const keys: string[] = [];
 /** What the server answers to every request: a web server that is not ours, by default. */
-let answer = { status: 200, type: 'text/html', body: '<html><body>It works!</body></html>' };
+let answer: { status: number; type: string; body: string; headers?: Record<string, string> } = { status: 200, type: 'text/html', body: '<html><body>It works!</body></html>' };
 let server: Server;
 let url: string;
 
 beforeAll(async () => {
   server = createServer((request, response) => {
     requests.push(`${request.method} ${request.url}`);
+    if (typeof request.headers['idempotency-key'] === 'string') keys.push(request.headers['idempotency-key']);
     request.resume();
-    request.on('end', () => response.writeHead(answer.status, { 'content-type': answer.type }).end(answer.body));
+    request.on('end', () => response.writeHead(answer.status, { 'content-type': answer.type, ...answer.headers }).end(answer.body));
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   const address = server.address();
@@ -34,6 +37,7 @@ afterAll(async () => {
 });
 beforeEach(() => {
   requests.length = 0;
+  keys.length = 0;
   answer = { status: 200, type: 'text/html', body: '<html><body>It works!</body></html>' };
 });
 
@@ -91,9 +95,10 @@ describe('client commands', () => {
     expect(result.code).toBe(1);
     // After the progress note, which a file this small (and stderr not a terminal) makes one line.
     expect(result.stderr.split('\n').filter((line) => line !== '').slice(-3)).toEqual([
-      `${file}: 1 bad line; nothing was imported`,
+      // A deployment report is sent, not imported: the message says what did not happen.
+      `${file}: 1 bad line; nothing was sent`,
       `  ${file}:1: has a gpu_uuid column, but this command sends serials alone, so the GPU UUIDs would not be checked; remove the column (the header must be "serial")`,
-      `chipledger: ${file} was not imported`,
+      `chipledger: ${file} was not sent`,
     ]);
     expect(requests).toEqual([]);
   });
@@ -111,5 +116,58 @@ describe('client commands', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(requests).toEqual(['GET /v1/allocations?licenceId=L-7&limit=50']);
     expect(result.stdout).toContain('A-3  L-7');
+  });
+
+  it('send a change answered 503 again with the same key, then print the key and the exact command that reruns it', async () => {
+    const detail = 'the database did not confirm the change; retry with the same Idempotency-Key to learn the outcome';
+    answer = { status: 503, type: 'application/problem+json', body: JSON.stringify({ title: 'Service Unavailable', status: 503, code: 'unavailable', detail }), headers: { 'retry-after': '0' } };
+    const result = await run(['shipments', 'book', '--export-allocation', 'A-35', '--import-allocation', 'A-38', '--product', 'PRD-21', '--units', '10', '--reference', "Q3 o'brien"]);
+    expect(result.code).toBe(1);
+    expect(requests).toEqual(Array(3).fill('POST /v1/shipments'));
+    expect(new Set(keys).size).toBe(1);
+    const [key] = keys;
+    const lines = result.stderr.split('\n');
+    expect(lines.filter((line) => line.startsWith('note: '))).toEqual([
+      'note: the server answered 503 (unavailable); sending it again in 0 ms with the same Idempotency-Key (attempt 2 of 3)',
+      'note: the server answered 503 (unavailable); sending it again in 0 ms with the same Idempotency-Key (attempt 3 of 3)',
+    ]);
+    expect(lines).toContain(`chipledger: the outcome is unknown: the change may have been made or not (sent 3 times with Idempotency-Key ${key}).`);
+    // The deadline as it was sent (30d from then), so the rerun sends the same body under the key.
+    const rerun = lines.at(-1)!;
+    expect(rerun).toMatch(new RegExp(`^ {2}chipledger shipments book --export-allocation A-35 --import-allocation A-38 --product PRD-21 --units 10 --deadline \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z --reference 'Q3 o'\\\\''brien' --idempotency-key ${key}$`));
+
+    // The rerun, as printed, sends that key and the same body.
+    requests.length = 0;
+    keys.length = 0;
+    answer = { status: 201, type: 'application/json', body: JSON.stringify({ shipmentId: 'S-9', units: 10 }) };
+    const words = rerun.trim().split(' ').slice(1);
+    const again = await run([...words.slice(0, 13), "Q3 o'brien", ...words.slice(-2)]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(keys).toEqual([key]);
+  });
+
+  it('send the --idempotency-key given with every change, and refuse one the server would refuse, before any request', async () => {
+    const csv = join(folder, 'keyed.csv');
+    writeFileSync(csv, 'serial\nSN1\n');
+    answer = { status: 200, type: 'application/json', body: JSON.stringify({ shipmentId: 'S-1', status: 'shipped', added: 1, deployed: 1 }) };
+    const changes = [['shipments', 'ship', 'S-1'], ['shipments', 'cancel', 'S-1'], ['manifest', 'import', 'S-1', csv], ['deploy', 'SITE-1', csv],
+      ['shipments', 'book', '--export-allocation', 'A-1', '--import-allocation', 'A-2', '--product', 'P-1', '--units', '1']];
+    for (const args of changes) {
+      const result = await run([...args, '--idempotency-key', 'rerun-7']);
+      expect(result.code, result.stderr).toBe(0);
+    }
+    expect(keys).toEqual(Array(changes.length).fill('rerun-7'));
+    requests.length = 0;
+    for (const key of ['has space', 'k'.repeat(129), 'é']) {
+      expect(expectOneLine(await run(['shipments', 'ship', 'S-1', '--idempotency-key', key]), 2)).toMatch(/^chipledger: --idempotency-key must be 1 to 128 visible ASCII characters/);
+    }
+    expect(requests).toEqual([]);
+  });
+
+  it('say a redirect as one, naming where it points, and follow none: nothing is cancelled by a GET', async () => {
+    answer = { status: 302, type: 'text/plain', body: '', headers: { location: 'https://ledger.example/v1/shipments/S-82/cancel' } };
+    const message = expectOneLine(await run(['shipments', 'cancel', 'S-82']), 1);
+    expect(message).toBe(`chipledger: ${url} answered POST /v1/shipments/S-82/cancel with 302, a redirect to https://ledger.example/v1/shipments/S-82/cancel; chipledger does not follow redirects (a POST would become a GET, without the token): set CHIPLEDGER_URL to https://ledger.example`);
+    expect(requests).toEqual(['POST /v1/shipments/S-82/cancel']);
   });
 });

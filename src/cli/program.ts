@@ -11,7 +11,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { checkCommand, demoCommand, migrateCommand, tokenCreateCommand, tokenRevokeCommand } from './admin.ts';
 import {
   bookCommand, clientFor, columns, deployCommand, listCommand, manifestImportCommand, showCommand, transitionCommand, utilisationCommand,
-  type BookOptions, type ListOptions,
+  type BookOptions, type ChangeOptions, type ListOptions,
 } from './client-commands.ts';
 import { describeSettings, formatProblems, readConfig, type Config, type ConfigFlags } from './config.ts';
 import { DataDirInUse } from './database.ts';
@@ -19,7 +19,7 @@ import { DemoLoadError } from '../demo/load.ts';
 import { LogCheckError } from '../ledger/log-check.ts';
 import { LogKeyError } from '../ledger/log-keys.ts';
 import { MigrationRefused } from '../store/migrate.ts';
-import { ApiError, NetworkError, UnexpectedAnswerError, formatApiError } from './http.ts';
+import { ApiError, NetworkError, UnexpectedAnswerError, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
 import { Failure, processOutput, type Output } from './output.ts';
 import { serve } from './serve.ts';
 import { registerLogCommands } from './log/commands.ts';
@@ -90,8 +90,17 @@ function buildProgram(config: (flags?: ConfigFlags) => Config, run: Runner, outp
   return program;
 }
 
+/**
+ * Every state-changing client command takes the key to send, so a change whose outcome was
+ * unknown (the CLI gave up on a 503, or the answer was lost) can be sent again safely.
+ */
+const idempotencyKeyOption = [
+  '--idempotency-key <key>',
+  'send this Idempotency-Key (default: a fresh one); rerun a change whose outcome was unknown with the key it printed, and it is not made twice',
+] as const;
+
 function addClientCommands(program: Command, config: (flags?: ConfigFlags) => Config, run: Runner, output: Output): void {
-  const client = () => clientFor(config());
+  const client = () => clientFor(config(), output);
   const listOptions = (command: Command, statuses?: readonly string[]) => {
     if (statuses) command.addOption(new Option('--status <status>', 'only this status').choices(statuses));
     return command.option('--limit <n>', 'rows per page').option('--cursor <cursor>', 'continue after a previous page').option('--json', 'print the API answer as JSON');
@@ -118,17 +127,21 @@ function addClientCommands(program: Command, config: (flags?: ConfigFlags) => Co
     .requiredOption('--units <n>', 'units to reserve')
     .option('--deadline <time>', 'ship by then or the booking expires: ISO time or a span such as 30d', '30d')
     .option('--reference <text>', "exporter's own reference")
+    .option(...idempotencyKeyOption)
     .action(run(async (options: BookOptions) => bookCommand(client(), options, output)));
   for (const step of ['ship', 'clear', 'deliver', 'cancel'] as const) {
     shipments.command(`${step} <id>`).description(`${step} a shipment`).option('--reason <text>', 'recorded with the event')
-      .action(run(async (id: string, options: { reason?: string }) => transitionCommand(client(), step, id, options, output)));
+      .option(...idempotencyKeyOption)
+      .action(run(async (id: string, options: { reason?: string } & ChangeOptions) => transitionCommand(client(), step, id, options, output)));
   }
 
   const manifest = program.command('manifest').description('serial manifests (client)');
   manifest.command('import <shipment> <file>').description('attach serials from a CSV (header: serial[,gpu_uuid]); every line is checked first, and nothing is imported if any is bad')
-    .action(run(async (shipment: string, file: string) => manifestImportCommand(client(), shipment, file, output)));
+    .option(...idempotencyKeyOption)
+    .action(run(async (shipment: string, file: string, options: ChangeOptions) => manifestImportCommand(client(), shipment, file, output, options)));
   program.command('deploy <site> <file>').description('report the units in a CSV (header: serial) as deployed at a site (client)')
-    .action(run(async (site: string, file: string) => deployCommand(client(), site, file, output)));
+    .option(...idempotencyKeyOption)
+    .action(run(async (site: string, file: string, options: ChangeOptions) => deployCommand(client(), site, file, output, options)));
   program.command('report').description('reports (client)').command('utilisation').description('units per licence and allocation: allocated, reserved, shipped, available')
     .option('--json', 'print JSON')
     .action(run(async (options: { json?: boolean }) => utilisationCommand(client(), options, output)));
@@ -145,13 +158,17 @@ export function reportFailure(error: unknown, output: Output, config?: Config): 
     output.err(error.exitCode === 2 && error.message.startsWith('chipledger:') ? error.message : `chipledger: ${error.message}`);
     return error.exitCode;
   }
+  // A change whose outcome is unknown: after what went wrong, the key and how to rerun with it.
+  const outcome = unknownOutcomeOf(error);
   if (error instanceof ApiError) {
     output.err(formatApiError(error));
+    if (outcome !== undefined) output.err(formatUnknownOutcome(outcome));
     return 1;
   }
   const operating = describeOperatingError(error, config);
   if (operating !== undefined) {
     output.err(`chipledger: ${operating}`);
+    if (outcome !== undefined) output.err(formatUnknownOutcome(outcome));
     return 1;
   }
   // Not an operating error we know: a bug or an unexpected state. Show everything.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkSerialCsv, formatCsvProblems, problemsShownMax, quotedCharactersMax } from './serials-csv.ts';
+import { checkSerialCsv, formatCsvProblems, problemsShownMax, quotedCharactersMax, serialCsvBytesMax } from './serials-csv.ts';
 
 const check = (text: string | Buffer, serialsMax = 100_000, acceptsGpuUuids = true) => checkSerialCsv(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, { serialsMax, acceptsGpuUuids });
 
@@ -166,6 +166,45 @@ describe('checkSerialCsv', () => {
     expect(check('sn\nA1\n', 100_000, false).problems).toEqual([{ line: 1, message: 'the header must be "serial"; got "sn"' }]);
   });
 
+  it('says a UTF-16 file is UTF-16, once, instead of a problem on every line', () => {
+    const text = 'serial\r\nA1\r\nA2\r\n';
+    const utf16 = 'the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8 (in Excel: "CSV UTF-8")';
+    // What iconv -t utf-16 and Excel's "Unicode text" write: little-endian with a mark; and big-endian.
+    const little = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+    const big = Buffer.from(little.subarray(2)).swap16();
+    for (const bytes of [little, Buffer.concat([Buffer.from([0xfe, 0xff]), big]), Buffer.from([0xff, 0xfe, 0x41, 0x00])]) {
+      const result = check(bytes);
+      expect(result.problems).toEqual([{ line: 0, message: utf16 }]);
+      expect(result.problemCount).toBe(1);
+    }
+    // Without a mark: the NULs beside every ASCII character say it.
+    expect(check(Buffer.from(text, 'utf16le')).problems).toEqual([{ line: 0, message: 'the file has NUL bytes (the first at byte 2): it is UTF-16 or not text; save it as UTF-8 (in Excel: "CSV UTF-8")' }]);
+    expect(formatCsvProblems('u16.csv', check(little)).split('\n')).toEqual(['u16.csv: 1 problem; nothing was imported', `  u16.csv: ${utf16}`]);
+  });
+
+  it('says lines that end with CR only are that, not one long header', () => {
+    const message = 'the lines end with CR only (as old Mac editors save); save the file with LF or CRLF line ends';
+    expect(check('serial\rA1\rA2\r').problems).toEqual([{ line: 0, message }]);
+    expect(check('serial\rA1\nA2\n').problems).toEqual([{ line: 0, message }]);
+    // A CR that ends a CRLF line, or a file of one CR-ended line, is no such file.
+    expect(check('serial\r\nA1\rX\n').problems).toEqual([{ line: 2, message: expect.stringContaining('U+000D') }]);
+    expect(check('serial\r').problems).toEqual([{ line: 1, message: 'the file lists no serials after its header' }]);
+  });
+
+  it('says a file past the byte limit is refused, not that part of it was read', () => {
+    const result = check(Buffer.alloc(serialCsvBytesMax + 1, 0x41));
+    expect(result.problems).toEqual([{ line: 0, message: `the file is ${(serialCsvBytesMax + 1).toLocaleString('en-US')} bytes; a serial file may have at most ${serialCsvBytesMax.toLocaleString('en-US')}` }]);
+  });
+
+  it('does not call a file empty when its lines were bad', () => {
+    expect(check(Buffer.from([0xc3, 0x28, 0x0a])).problems).toEqual([{ line: 1, message: 'is not valid UTF-8' }]);
+  });
+
+  it('writes the line of the first serial past the limit with a thousands separator, as the counts', () => {
+    const result = check(`serial\n${'\n'.repeat(1500)}A\nB\n`, 1);
+    expect(result.problems).toEqual([{ line: 0, message: 'lists 2 serials; one upload holds at most 1 (serial 2 is on line 1,503)' }]);
+  });
+
   // How fast is for bench/, not for a test: this one only checks a file at the manifest limit.
   it('checks a 100,000-serial file (the manifest limit) in full', () => {
     const lines = ['serial,gpu_uuid'];
@@ -184,5 +223,9 @@ describe('formatCsvProblems', () => {
     expect(text[0]).toBe(`m.csv: ${problemsShownMax + 5} bad lines; nothing was imported`);
     expect(text[1]).toBe('  m.csv:2: bad');
     expect(text.at(-1)).toBe('  … and 5 more');
+  });
+
+  it('says what did not happen: a deployment report was not sent', () => {
+    expect(formatCsvProblems('d.csv', { problems: [{ line: 2, message: 'bad' }], problemCount: 1 }, 'sent').split('\n')[0]).toBe('d.csv: 1 bad line; nothing was sent');
   });
 });

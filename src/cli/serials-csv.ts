@@ -12,6 +12,10 @@
  *
  * Files joined together (`cat a.csv b.csv`) are refused where the second one starts: a line that
  * repeats the header, or a byte order mark anywhere but at the start, is a bad line, never a unit.
+ *
+ * A file that is not UTF-8 text with LF or CRLF line ends as a whole (UTF-16, as Excel's
+ * "Unicode text" saves; NUL bytes; lines that end with CR alone, as old Mac editors save) is
+ * one problem of the file, said as what it is, not a problem on every line.
  */
 import { limits } from '../core/limits.ts';
 
@@ -72,8 +76,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): SerialCsv {
   const entries: SerialEntry[] = [];
   if (bytes.length > serialCsvBytesMax) {
-    return { entries, problems: [{ line: 0, message: `the file is ${bytes.length.toLocaleString('en-US')} bytes; at most ${serialCsvBytesMax.toLocaleString('en-US')} are read` }], problemCount: 1 };
+    return { entries, problems: [{ line: 0, message: `the file is ${bytes.length.toLocaleString('en-US')} bytes; a serial file may have at most ${serialCsvBytesMax.toLocaleString('en-US')}` }], problemCount: 1 };
   }
+  const encoding = problemOfEncoding(bytes);
+  if (encoding !== undefined) return { entries, problems: [{ line: 0, message: encoding }], problemCount: 1 };
   const problems = new ProblemList();
   const seen = new FirstLines();
   let columns: 1 | 2 | undefined;
@@ -120,11 +126,32 @@ export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): Serial
   options.onProgress?.(bytes.length);
   if (firstLinePastLimit !== undefined) {
     const max = options.serialsMax.toLocaleString('en-US');
-    problems.addFirst(0, `lists ${serialCount.toLocaleString('en-US')} serials; one upload holds at most ${max} (serial ${(options.serialsMax + 1).toLocaleString('en-US')} is on line ${firstLinePastLimit})`);
+    problems.addFirst(0, `lists ${serialCount.toLocaleString('en-US')} serials; one upload holds at most ${max} (serial ${(options.serialsMax + 1).toLocaleString('en-US')} is on line ${firstLinePastLimit.toLocaleString('en-US')})`);
   }
-  if (columns === undefined) problems.add(1, `the file is empty; expected the header ${expectedHeaders(options)}`);
+  // Empty only when nothing on it was bad: lines that are not valid UTF-8 are not nothing.
+  if (columns === undefined && problems.count === 0) problems.add(1, `the file is empty; expected the header ${expectedHeaders(options)}`);
   else if (entries.length === 0 && problems.count === 0) problems.add(1, 'the file lists no serials after its header');
   return { entries, problems: problems.shown, problemCount: problems.count };
+}
+
+/**
+ * Why the file as a whole is not UTF-8 text with LF or CRLF line ends, or undefined. Checked
+ * before the lines are split, since split lines of such a file would each be bad for a
+ * reason that misleads (a UTF-16 header full of U+0000, one "header" that is the whole file).
+ */
+function problemOfEncoding(bytes: Uint8Array): string | undefined {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    return 'the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8 (in Excel: "CSV UTF-8")';
+  }
+  // UTF-16 without a mark has a NUL beside every ASCII character; no text file has one at all.
+  const nul = bytes.indexOf(0x00);
+  if (nul !== -1) return `the file has NUL bytes (the first at byte ${(nul + 1).toLocaleString('en-US')}): it is UTF-16 or not text; save it as UTF-8 (in Excel: "CSV UTF-8")`;
+  // A CR alone before the first LF (or in a file without one): the lines end with CR only.
+  const firstLf = bytes.indexOf(0x0a);
+  const beforeLf = firstLf === -1 ? bytes : bytes.subarray(0, firstLf);
+  const cr = beforeLf.indexOf(0x0d);
+  if (cr !== -1 && cr !== beforeLf.length - 1) return 'the lines end with CR only (as old Mac editors save); save the file with LF or CRLF line ends';
+  return undefined;
 }
 
 /**
@@ -318,10 +345,15 @@ function isHighSurrogate(code: number): boolean {
   return code >= 0xd800 && code <= 0xdbff;
 }
 
-/** The problems as lines for stderr: the first problemsShownMax, then a count of the rest. */
-export function formatCsvProblems(file: string, checked: Pick<SerialCsv, 'problems' | 'problemCount'>): string {
+/**
+ * The problems as lines for stderr: the first problemsShownMax, then a count of the rest.
+ * `use` says what did not happen: a manifest's serials were not imported, a deployment
+ * report was not sent.
+ */
+export function formatCsvProblems(file: string, checked: Pick<SerialCsv, 'problems' | 'problemCount'>, use: 'imported' | 'sent' = 'imported'): string {
   const shown = checked.problems.slice(0, problemsShownMax).map((problem) => `  ${problem.line > 0 ? `${file}:${problem.line}` : file}: ${problem.message}`);
   const rest = checked.problemCount - shown.length;
-  const count = checked.problemCount === 1 ? '1 bad line' : `${checked.problemCount.toLocaleString('en-US')} bad lines`;
-  return [`${file}: ${count}; nothing was imported`, ...shown, ...(rest > 0 ? [`  … and ${rest.toLocaleString('en-US')} more`] : [])].join('\n');
+  // One problem of the whole file (its size, its encoding) is no bad line.
+  const count = checked.problemCount === 1 ? (checked.problems[0]?.line === 0 ? '1 problem' : '1 bad line') : `${checked.problemCount.toLocaleString('en-US')} bad lines`;
+  return [`${file}: ${count}; nothing was ${use}`, ...shown, ...(rest > 0 ? [`  … and ${rest.toLocaleString('en-US')} more`] : [])].join('\n');
 }

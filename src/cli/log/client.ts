@@ -3,9 +3,12 @@
  * tlog-proof bundles). Every answer is checked for shape here (a tile is width × 32 bytes,
  * an entry bundle holds exactly `width` entries, a proof is base64 of 32-byte hashes), so the
  * verifiers behind it only ever see well-formed data and report disagreements, not crashes.
- * Every error names the URL and what the server said.
+ * Every error names the URL and what the server said, made printable (a log may be anyone's,
+ * and its text reaches a terminal). Redirects are not followed: a 3xx is an error naming where
+ * it points, so --url can be corrected instead of a POST silently becoming a GET.
  */
 import { entriesPath, hashSize, tilePath } from '../../tlog/index.ts';
+import { printable, printableJson } from '../output.ts';
 
 /** How long one request may take: a full tile or entry bundle is at most ~16 MiB. */
 export const logRequestTimeoutMs = 30_000;
@@ -175,7 +178,7 @@ export class LogClient implements LogSource {
   private async send(url: string, init: RequestInit, authorized: boolean): Promise<Response> {
     const headers: Record<string, string> = { ...(init.headers as Record<string, string> | undefined) };
     if (authorized && this.hasToken) headers.authorization = `Bearer ${this.options.token}`;
-    const attempt = () => this.fetch(url, { ...init, headers, signal: AbortSignal.timeout(this.options.timeoutMs ?? logRequestTimeoutMs) });
+    const attempt = () => this.fetch(url, { ...init, headers, redirect: 'manual', signal: AbortSignal.timeout(this.options.timeoutMs ?? logRequestTimeoutMs) });
     try {
       return await attempt();
     } catch (first) {
@@ -193,7 +196,7 @@ export class LogClient implements LogSource {
 function networkError(url: string, method: string, error: unknown): LogFetchError {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   const why = (error as Error).name === 'TimeoutError' ? 'no answer in time' : (cause?.code ?? cause?.message ?? (error as Error).message);
-  return new LogFetchError(url, undefined, `couldn't reach ${url} (${method}): ${why}`, { cause: error });
+  return new LogFetchError(url, undefined, `couldn't reach ${url} (${method}): ${printable(String(why))}`, { cause: error });
 }
 
 /**
@@ -207,7 +210,7 @@ function parseJson<T>(url: string, body: Buffer): T {
   } catch {
     // Said below.
   }
-  throw new LogFetchError(url, 200, `${url} answered with something that is not a JSON object (${JSON.stringify(body.subarray(0, 60).toString('utf8'))}…); is --url a chipledger server?`);
+  throw new LogFetchError(url, 200, `${url} answered with something that is not a JSON object (${printableJson(body.subarray(0, 60).toString('utf8'), 'one line')}…); is --url a chipledger server?`);
 }
 
 class TooLargeError extends Error {}
@@ -246,14 +249,20 @@ async function readBody(url: string, response: Response, method = 'GET'): Promis
     throw networkError(url, method, error);
   }
   if (response.ok) return body;
+  if (response.status >= 300 && response.status <= 399) {
+    const location = response.headers.get('location');
+    const where = location === null ? 'without a Location' : `to ${printable(location)}`;
+    throw new LogFetchError(url, response.status, `${method} ${url} answered ${response.status}, a redirect ${where}; redirects are not followed: give --url as the address the log is served at`);
+  }
   let detail = body.toString('utf8').slice(0, 300);
   try {
-    const problem = JSON.parse(detail) as { detail?: string; title?: string };
-    detail = problem.detail ?? problem.title ?? detail;
+    const problem = JSON.parse(detail) as { detail?: unknown; title?: unknown };
+    const said = problem.detail ?? problem.title;
+    if (typeof said === 'string') detail = said;
   } catch {
     // Not a problem document: the raw text (cut) is the best we have.
   }
-  throw new LogFetchError(url, response.status, `${url} answered ${response.status}: ${detail}`);
+  throw new LogFetchError(url, response.status, `${url} answered ${response.status}: ${printable(detail)}`);
 }
 
 /** C2SP tlog-tiles entry bundle: each entry as a big-endian uint16 length, then its bytes. */

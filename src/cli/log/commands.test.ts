@@ -4,6 +4,7 @@
  * and a state file of another log is refused before it can raise a false alarm.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ import {
 } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { Failure, type Output } from '../output.ts';
-import { monitorCommand, monitorUnprovenRoundsMax, proveCommand, verifyCommand, witnessCommand, type LogCommandDeps } from './commands.ts';
+import { monitorCommand, monitorIntervalMsMax, monitorUnprovenRoundsMax, proveCommand, verifyCommand, witnessCommand, type LogCommandDeps } from './commands.ts';
 import { logResponseBytesMax } from './client.ts';
 import { readState, savedFrom, writeState } from './state.ts';
 import { failureOf } from '../../../test/support/failure.ts';
@@ -69,10 +70,21 @@ const entries = syntheticEntries(300);
 const log = () => memoryLog(entries.slice(), logKey.signerKey);
 
 describe('state files', () => {
-  it('a state file that cannot be written is a Failure naming it, and no temporary file is left', async () => {
-    const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey, state: file('no-such-folder/verify.state') }, deps(serving(log()).fetch)));
-    expect(failure.exitCode).toBe(1);
-    expect(failure.message).toMatch(/^couldn't save the checkpoint to the state file .*no-such-folder\/verify\.state: ENOENT/);
+  it('a state file that cannot be written is a Failure naming it, said before the log is checked, and no temporary file is left', async () => {
+    // A verification of a big log takes hours: a state it cannot save is said before it starts.
+    const { fetch, paths } = serving(log());
+    const state = file('no-such-folder/verify.state');
+    const runs = [
+      () => verifyCommand({ url, key: logKey.verifierKey, state }, deps(fetch)),
+      () => monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: '1' }, deps(fetch)),
+      () => witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: file('witness.key'), state }, deps(fetch)),
+    ];
+    for (const run of runs) {
+      const failure = await failureOf(run());
+      expect(failure.exitCode).toBe(1);
+      expect(failure.message).toBe(`couldn't save a checkpoint to the state file ${state}: its folder ${file('no-such-folder')} does not exist; nothing was checked`);
+    }
+    expect(paths).toEqual([]);
     // A folder where the file should go: the temporary file is written, the rename fails.
     const blocked = file('blocked.state');
     mkdirSync(join(blocked, 'inside'), { recursive: true });
@@ -304,3 +316,94 @@ describe('log monitor holds later rounds to a signed head it could not settle', 
     expect(run.err.at(-1)).toMatch(/^ALERT \[consistency\] .*unsettled: in 3 rounds .*a signed checkpoint of size 300 without a proof/);
   });
 });
+
+describe('text a log serves', () => {
+  // A title change, a screen clear, colour, the one-byte CSI (U+009B) and a right-to-left override.
+  const hostile = '\u001b]0;PWNED\u0007\u001b[2J\u001b[31mRED\u001b[0m \u009b31m \u202ereversed';
+  const unprintable = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+  it('reaches the terminal without control or bidi characters: an error answer, in verify and monitor', async () => {
+    for (const answer of [() => new Response(hostile, { status: 500 }), () => Response.json({ detail: hostile }, { status: 500 })]) {
+      const verified = deps(serving(log(), (path) => (path === '/v1/log/checkpoint' ? answer() : undefined)).fetch);
+      const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey }, verified));
+      const monitored = deps(serving(log(), (path) => (path === '/v1/log/checkpoint' ? answer() : undefined)).fetch);
+      const stopped = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('hostile-monitor.state'), maxRounds: '1' }, monitored));
+      const lines = [failure.message, ...verified.err, stopped.message, ...monitored.err];
+      expect(lines.join('\n')).toContain('answered 500: ');
+      expect(lines.join('\n')).toContain('RED');
+      for (const line of lines) expect(line).not.toMatch(unprintable);
+    }
+  });
+
+  it('reaches the terminal without control or bidi characters: an answer that is not JSON, in verify, witness and prove', async () => {
+    const served = log();
+    await writeState(file('hostile-grown.state'), { origin: served.signed.origin, size: 100, rootHash: memoryLog(entries.slice(0, 100), logKey.signerKey).signed.rootHash, note: '' });
+    const notJson = () => new Response(hostile, { status: 200 });
+    const verified = deps(serving(served, (path) => (path === '/v1/log/proof/consistency' ? notJson() : undefined)).fetch);
+    const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey, state: file('hostile-grown.state') }, verified));
+    const witnessed = await failureOf(witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: file('witness.key'), state: file('hostile-witness.state') },
+      deps(serving(log(), (path) => (path === '/v1/log/cosignatures' ? notJson() : undefined)).fetch)));
+    const proved = await failureOf(proveCommand('3', { url, key: logKey.verifierKey, token: 'clt_auditor' }, deps(serving(log(), (path) => (path === '/v1/events/3' ? notJson() : undefined)).fetch)));
+    const lines = [...verified.err, failure.message, witnessed.message, proved.message];
+    expect(lines.filter((line) => line.includes('not a JSON object'))).toHaveLength(3);
+    for (const line of lines) expect(line).not.toMatch(unprintable);
+  });
+});
+
+describe('log commands say what is true', () => {
+  it('a monitor stopped before it saved anything says no checkpoint was saved', async () => {
+    const impostor = generateSignerKey('log.commands.test'); // the log's name, another key
+    const state = file('never-saved.state');
+    const run = deps(serving(log()).fetch);
+    const failure = await failureOf(monitorCommand({ url, key: impostor.verifierKey, state, maxRounds: '1' }, run));
+    expect(run.err[0]).toMatch(/^ALERT \[signature\]/);
+    expect(failure.message).toBe(`log monitor stopped on an alert; no checkpoint was saved to ${state}`);
+    expect(existsSync(state)).toBe(false);
+  });
+
+  it('a --token that is no chipledger token is a usage error (exit 2), not a network failure, and is not echoed', async () => {
+    const { fetch, paths } = serving(log());
+    const token = 'clt_SECRET\u4e2dX';
+    for (const run of [() => verifyCommand({ url, key: logKey.verifierKey, token }, deps(fetch)), () => proveCommand('3', { url, key: logKey.verifierKey, token }, deps(fetch))]) {
+      const failure = await failureOf(run());
+      expect(failure.exitCode).toBe(2);
+      expect(failure.message).toBe('chipledger: --token must be a chipledger token: clt_ followed by letters, digits, _ and -');
+    }
+    expect(paths).toEqual([]);
+  });
+
+  it(`bounds --interval-ms at ${monitorIntervalMsMax} (a longer timer fires after 1 ms): a usage error, exit 2`, async () => {
+    const { fetch, paths } = serving(log());
+    for (const interval of ['3000000000', String(monitorIntervalMsMax + 1), '0']) {
+      const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('interval.state'), intervalMs: interval, maxRounds: '5' }, deps(fetch)));
+      expect(failure.exitCode).toBe(2);
+      expect(failure.message).toBe(`chipledger: --interval-ms must be a whole number from 1 to 86,400,000, got "${interval}"`);
+    }
+    expect(paths).toEqual([]);
+    const slept: number[] = [];
+    const run = { ...deps(fetch), sleep: async (ms: number) => void slept.push(ms) };
+    expect(await monitorCommand({ url, key: logKey.verifierKey, state: file('interval.state'), intervalMs: String(monitorIntervalMsMax), maxRounds: '2' }, run)).toBe(0);
+    expect(slept).toEqual([monitorIntervalMsMax]);
+  });
+
+  it('counts one hash tile as one', async () => {
+    const run = deps(serving(memoryLog(entries.slice(0, 10), logKey.signerKey)).fetch);
+    expect(await verifyCommand({ url, key: logKey.verifierKey }, run)).toBe(0);
+    expect(run.out[0]).toMatch(/signature ok, 1 hash tile ok, entries NOT checked/);
+  });
+
+  it('does not follow a redirect: a 3xx is a fetch failure naming where it points', async () => {
+    const server = createServer((_request, response) => void response.writeHead(302, { location: 'http://127.0.0.1:1/moved' }).end());
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const address = server.address();
+    const moved = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+    try {
+      const run = deps(globalThis.fetch);
+      const failure = await failureOf(verifyCommand({ url: moved, key: logKey.verifierKey }, run));
+      expect([failure.message, ...run.err].join('\n')).toContain(`GET ${moved}/v1/log/checkpoint answered 302, a redirect to http://127.0.0.1:1/moved; redirects are not followed: give --url as the address the log is served at`);
+    } finally {
+      await new Promise((done) => server.close(done));
+    }
+  });
+});
+

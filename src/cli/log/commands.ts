@@ -14,18 +14,25 @@ import {
   cosignCheckpoint, generateCosignerKey, generateSignerKey, leafHash, parseCosignerKey, parseNote, parseTlogProof, parseVerifierKey,
   tileWidth, verifyTlogProof, type Cosigner, type Ed25519NoteVerifier,
 } from '../../tlog/index.ts';
-import { Failure, processOutput, type Output } from '../output.ts';
+import { apiTokenPattern, apiTokenRule } from '../config.ts';
+import { Failure, printable, processOutput, type Output } from '../output.ts';
 import { createProgress } from '../progress.ts';
 import { LogClient, LogFetchError } from './client.ts';
 import { followStep, type HeldHead } from './follow.ts';
 import { describeKey, followKeyChain, openFollowingRotation, sameKey, type Rotation } from './key-chain.ts';
-import { assertStateOfLog, readState, savedFrom, verifierKeyText, writeState, type SavedCheckpoint } from './state.ts';
+import { assertStateOfLog, assertStateWritable, readState, savedFrom, verifierKeyText, writeState, type SavedCheckpoint } from './state.ts';
 import { verifyLog, type ProgressSink } from './verify.ts';
 
 /** Progress bars appear from this many tiles or entries on (about 8,000 leaves). */
 export const progressItemsMin = 32;
 /** Default pause between two checkpoint fetches of `log monitor`. */
 export const monitorIntervalMsDefault = 5_000;
+/**
+ * The longest pause between two fetches of `log monitor`: one day. (A timer cannot wait past
+ * 2^31 - 1 ms, about 24.8 days: node would fire it after 1 ms, and the monitor would hammer
+ * the log it watches.)
+ */
+export const monitorIntervalMsMax = 86_400_000;
 /**
  * Rounds since the monitor's state last moved in which the log served a checkpoint but not
  * what settles it (its consistency proof, or the key list that explains its signature),
@@ -73,13 +80,19 @@ function usage(message: string): Failure {
   return new Failure(`chipledger: ${message}`, 2);
 }
 
-/** Operating errors of these commands become Failures with the message people need. */
+/**
+ * Operating errors of these commands become Failures with the message people need. Their
+ * messages may quote what a log served (its problem's detail, a note that does not parse):
+ * printable(), as every other command does with a server's text, so a hostile log cannot
+ * retitle, clear or recolour the terminal, or reorder what it shows.
+ */
 async function guard(run: () => Promise<number>): Promise<number> {
   try {
     return await run();
   } catch (error) {
-    if (error instanceof LogFetchError) throw new Failure(error.message);
-    if (isDomainError(error)) throw new Failure(error.message);
+    if (error instanceof LogFetchError) throw new Failure(printable(error.message));
+    if (isDomainError(error)) throw new Failure(printable(error.message));
+    if (error instanceof Failure) throw new Failure(printable(error.message), error.exitCode);
     throw error;
   }
 }
@@ -88,6 +101,9 @@ function clientOf(options: ServerOptions, deps: LogCommandDeps): LogClient {
   if (!/^https?:\/\//.test(options.url)) throw usage(`--url must be an http(s) URL, got "${options.url}"`);
   // fetch refuses such a URL, and every message would then print it, password included.
   if (/^https?:\/\/[^/?#]*@/.test(options.url)) throw usage('--url must not hold a user name or password; give a token with --token');
+  // Checked as CHIPLEDGER_TOKEN is: a mistyped token would otherwise fail in fetch as if the
+  // log could not be reached ("Cannot convert argument to a ByteString"). Never echoed.
+  if (options.token !== undefined && !apiTokenPattern.test(options.token)) throw usage(`--token ${apiTokenRule}`);
   const fromEnvironment = options.token === undefined && deps.envToken !== undefined;
   const token = options.token ?? (sameOrigin(options.url, deps.envUrl) ? deps.envToken : undefined);
   if (fromEnvironment && token === undefined) deps.output.err(`note: CHIPLEDGER_TOKEN is not sent to ${options.url}: it goes only to the server CHIPLEDGER_URL names; give --token to use a token here`);
@@ -121,10 +137,13 @@ async function readText(path: string, what: string): Promise<string> {
   }
 }
 
-function wholeNumber(text: string | undefined, flag: string, fallback: number | undefined, min = 0): number | undefined {
+function wholeNumber(text: string | undefined, flag: string, fallback: number | undefined, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (text === undefined) return fallback;
   const value = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min) throw usage(`${flag} must be a whole number of at least ${min}, got "${text}"`);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max.toLocaleString('en-US')}`;
+    throw usage(`${flag} must be a whole number ${range}, got ${JSON.stringify(text)}`);
+  }
   return value;
 }
 
@@ -165,12 +184,13 @@ export async function verifyCommand(options: VerifyCommandOptions, deps: LogComm
   return guard(async () => {
     const given = await verifierOf(options);
     const client = clientOf(options, deps);
+    if (options.state) await assertStateWritable(options.state);
     const saved = options.state ? await readState(options.state) : undefined;
     if (options.state) assertStateOfLog(options.state, saved, given.name);
     const verifier = options.state ? await startingKey(client, given, saved, options.state) : given;
     const report = await verifyLog(client, { verifier, saved, checkEntries: client.hasToken, progress: progressSink(deps.output) });
     if (report.failures.length > 0) {
-      for (const failure of report.failures) deps.output.err(`FAILED [${failure.kind}] ${failure.message}`);
+      for (const failure of report.failures) deps.output.err(`FAILED [${failure.kind}] ${printable(failure.message)}`);
       const kept = options.state ? `; ${options.state} was not updated` : '';
       // Only fetches (or this verifier's own bound) failed: no check failed, the data was not
       // there to check. An operator must not take a network problem for tampering, nor the reverse.
@@ -181,7 +201,7 @@ export async function verifyCommand(options: VerifyCommandOptions, deps: LogComm
     if (options.state) await writeState(options.state, savedFrom(checkpoint, report.note!, report.verifier ?? verifier));
     const entries = client.hasToken ? `${report.entriesChecked.toLocaleString('en-US')} entries hashed` : 'entries NOT checked (no token: hash tiles only)';
     const consistency = !saved ? (options.state ? 'no earlier checkpoint saved' : 'no --state') : saved.size === checkpoint.size ? `same as saved size ${saved.size}` : `consistent with saved size ${saved.size}`;
-    deps.output.out(`ok: ${checkpoint.origin} size ${checkpoint.size} root ${checkpoint.rootHash.toString('hex')}: signature ok${keysFollowed(report.rotations)}, ${report.tilesChecked} hash tiles ok, ${entries}; ${consistency}${options.state ? `; saved to ${options.state}` : ''}`);
+    deps.output.out(`ok: ${checkpoint.origin} size ${checkpoint.size} root ${checkpoint.rootHash.toString('hex')}: signature ok${keysFollowed(report.rotations)}, ${report.tilesChecked} hash tile${report.tilesChecked === 1 ? '' : 's'} ok, ${entries}; ${consistency}${options.state ? `; saved to ${options.state}` : ''}`);
     return 0;
   });
 }
@@ -303,8 +323,9 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
   return guard(async () => {
     const given = await verifierOf(options);
     const client = clientOf(options, deps);
-    const intervalMs = wholeNumber(options.intervalMs, '--interval-ms', monitorIntervalMsDefault, 1)!;
+    const intervalMs = wholeNumber(options.intervalMs, '--interval-ms', monitorIntervalMsDefault, 1, monitorIntervalMsMax)!;
     const maxRounds = wholeNumber(options.maxRounds, '--max-rounds', undefined, 1);
+    await assertStateWritable(options.state);
     let last = await readState(options.state);
     assertStateOfLog(options.state, last, given.name);
     let verifier = await startingKey(client, given, last, options.state);
@@ -335,14 +356,16 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
       }
       if (step.kind === 'unreachable') {
         const again = maxRounds === undefined || round + 1 < maxRounds;
-        deps.output.err(`warning: ${step.message}${again ? `; trying again in ${intervalMs} ms` : ''}`);
+        deps.output.err(`warning: ${printable(step.message)}${again ? `; trying again in ${intervalMs} ms` : ''}`);
         continue;
       }
       reached += 1;
       if (step.kind === 'alert') {
         alerts += 1;
-        deps.output.err(`ALERT [${step.failure.kind}] ${client.description}: ${step.failure.message}`);
-        if (!options.keepGoing) throw new Failure(`log monitor stopped on an alert; ${options.state} still holds the last consistent checkpoint (size ${last?.size ?? 0})`);
+        deps.output.err(`ALERT [${step.failure.kind}] ${client.description}: ${printable(step.failure.message)}`);
+        if (!options.keepGoing) {
+          throw new Failure(`log monitor stopped on an alert; ${last === undefined ? `no checkpoint was saved to ${options.state}` : `${options.state} still holds the last consistent checkpoint (size ${last.size})`}`);
+        }
       } else if (step.change !== 'same' || step.rotations.length > 0 || last?.verifierKey !== verifierKeyText(step.verifier)) {
         for (const rotation of step.rotations) deps.output.out(`${new Date(deps.now()).toISOString()} key rotation: ${describeKey(rotation.verifier)} announced at size ${rotation.announcement.size}, signed by the key before it; following it`);
         verifier = step.verifier;
@@ -383,6 +406,7 @@ export async function witnessCommand(options: WitnessOptions, deps: LogCommandDe
       if (error instanceof Failure) throw error;
       throw usage(`--witness-key-file: ${(error as Error).message}`);
     }
+    await assertStateWritable(options.state);
     const last: SavedCheckpoint | undefined = await readState(options.state);
     assertStateOfLog(options.state, last, given.name);
     const step = await followStep(client, await startingKey(client, given, last, options.state), last);

@@ -3,7 +3,7 @@
  * and the rename itself is made durable. A witness saves its state before it cosigns; without
  * this, a power loss could leave an empty file, and the witness would cosign a fork.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -31,7 +31,8 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   };
 });
 
-const { readState, writeState } = await import('./state.ts');
+const { readState, stateFileModeNew, writeState } = await import('./state.ts');
+const { Failure } = await import('../output.ts');
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-state-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
@@ -45,5 +46,55 @@ describe('writeState', () => {
     expect(calls).toEqual([`sync ${temporary}`, `rename ${temporary} ${path}`, `sync ${folder}`]);
     expect(await readState(path)).toEqual(saved);
     expect(JSON.parse(readFileSync(path, 'utf8')).savedAt).toBe('2026-02-01T00:00:00.000Z');
+  });
+
+  const saved = (size: number) => ({ origin: 'log.example', size, rootHash: Buffer.alloc(32, size), note: `log.example\n${size}\n...\n` });
+
+  it(`gives a new state file mode ${stateFileModeNew.toString(8)}, and an existing one keeps its mode, whatever the umask`, async () => {
+    const path = join(folder, 'mode.state');
+    await writeState(path, saved(1));
+    expect(statSync(path).mode & 0o777).toBe(stateFileModeNew);
+    for (const mode of [0o640, 0o664]) {
+      chmodSync(path, mode);
+      await writeState(path, saved(2));
+      expect(statSync(path).mode & 0o777).toBe(mode);
+    }
+  });
+
+  it('writes through a symbolic link to the file it points to, and leaves the link a link', async () => {
+    const target = join(folder, 'volume.state');
+    const link = join(folder, 'link.state');
+    await writeState(target, saved(3));
+    chmodSync(target, 0o600);
+    symlinkSync('volume.state', link);
+    calls.length = 0;
+    await writeState(link, saved(4));
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(link)).toBe('volume.state');
+    expect((await readState(target))!.size).toBe(4);
+    expect(statSync(target).mode & 0o777).toBe(0o600);
+    // The new state is written beside the target and renamed over it.
+    expect(calls).toContain(`rename ${target}.${process.pid}.tmp ${target}`);
+  });
+
+  it('refuses a link to nowhere instead of replacing it with a file nobody reads', async () => {
+    const link = join(folder, 'dangling.state');
+    symlinkSync('missing-folder/real.state', link);
+    const refused = await writeState(link, saved(5)).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(Failure);
+    expect((refused as Error).message).toBe(`couldn't save the checkpoint to the state file ${link}: it is a symbolic link to ${join(folder, 'missing-folder/real.state')}, which does not exist; create that file's folder and give --state the file itself, or remove the link`);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+  });
+});
+
+describe('readState', () => {
+  it('says a state file holding JSON that is not an object is not a saved checkpoint, without a TypeError', async () => {
+    for (const [text, holds] of [['null', 'null'], ['[]', 'a list'], ['5', 'a number'], ['"x"', 'a string']] as const) {
+      const path = join(folder, 'not-object.state');
+      writeFileSync(path, `${text}\n`);
+      const refused = await readState(path).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(Failure);
+      expect((refused as Error).message).toBe(`the state file ${path} is not a saved checkpoint (it holds ${holds}, not an object with version 1, origin, size, rootHash, checkpoint)`);
+    }
   });
 });

@@ -4,9 +4,14 @@
  * flushed to disk, and renamed (the folder flushed too), so a crash mid-write leaves the old
  * state, never half of a new one, and a state a witness saved before it cosigned is still
  * there after a power loss.
+ *
+ * The file keeps its mode (a new one gets stateFileModeNew), and a state path that is a
+ * symbolic link is written through to the file it links to: a deployment that links the
+ * state onto a persistent volume, or a cron job that reads the link's target, must see each
+ * new checkpoint there, not find the link replaced by a file beside it.
  */
-import { open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { access, constants, lstat, open, readFile, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { formatVerifierKey, openCheckpoint, parseVerifierKey, type Checkpoint, type Ed25519NoteVerifier, type NoteVerifier } from '../../tlog/index.ts';
 import { Failure } from '../output.ts';
 
@@ -37,6 +42,12 @@ interface StateFile {
 
 /** Largest state file read: one checkpoint note with cosignatures. */
 const stateBytesMax = 1024 * 1024;
+/**
+ * The mode of a new state file: its owner's only. A checkpoint is no secret, but whoever can
+ * write the file can make the next run check the log against another checkpoint; as the key
+ * files, it is the owner's. An existing file keeps its own mode.
+ */
+export const stateFileModeNew = 0o600;
 
 /** A verifier key as text (name+hexid+base64), as state files record it. */
 export function verifierKeyText(key: Ed25519NoteVerifier): string {
@@ -67,12 +78,17 @@ export async function readState(path: string): Promise<SavedCheckpoint | undefin
     throw new Failure(`couldn't read the state file ${path}: ${(error as Error).message}`);
   }
   if (text.length > stateBytesMax) throw new Failure(`the state file ${path} is larger than ${stateBytesMax} bytes; it is not one of ours`);
-  let parsed: Partial<StateFile>;
+  let json: unknown;
   try {
-    parsed = JSON.parse(text) as Partial<StateFile>;
+    json = JSON.parse(text) as unknown;
   } catch (error) {
     throw new Failure(`the state file ${path} is not JSON: ${(error as Error).message}`);
   }
+  // null, a number, a string or a list parse as JSON too, and hold no fields to read.
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new Failure(`the state file ${path} is not a saved checkpoint (it holds ${json === null ? 'null' : Array.isArray(json) ? 'a list' : `a ${typeof json}`}, not an object with version 1, origin, size, rootHash, checkpoint)`);
+  }
+  const parsed = json as Partial<StateFile>;
   const rootHash = typeof parsed.rootHash === 'string' ? Buffer.from(parsed.rootHash, 'base64') : Buffer.alloc(0);
   const valid = parsed.version === 1 && typeof parsed.origin === 'string' && Number.isSafeInteger(parsed.size) && (parsed.size ?? -1) >= 0
     && rootHash.length === 32 && typeof parsed.checkpoint === 'string' && (parsed.verifierKey === undefined || typeof parsed.verifierKey === 'string');
@@ -90,11 +106,19 @@ export async function writeState(path: string, saved: SavedCheckpoint, now: Date
     ...(saved.verifierKey === undefined ? {} : { verifierKey: saved.verifierKey }),
     savedAt: now.toISOString(),
   };
-  const temporary = `${path}.${process.pid}.tmp`;
+  let target: StateTarget;
+  try {
+    target = await stateTarget(path);
+  } catch (error) {
+    throw new Failure(`couldn't save the checkpoint to the state file ${path}: ${(error as Error).message}`);
+  }
+  const temporary = `${target.path}.${process.pid}.tmp`;
   try {
     // Crash here: the temporary file may be partial; the state file is untouched.
-    const handle = await open(temporary, 'w', 0o644);
+    const handle = await open(temporary, 'w', target.mode);
     try {
+      // open's mode is narrowed by the umask; the file's own mode is kept as it was.
+      await handle.chmod(target.mode);
       await handle.writeFile(`${JSON.stringify(file, null, 2)}\n`);
       // Without this, a rename can reach the disk before the data does: a power loss would
       // leave an empty state file, and a witness would forget what it already cosigned.
@@ -102,12 +126,65 @@ export async function writeState(path: string, saved: SavedCheckpoint, now: Date
     } finally {
       await handle.close();
     }
-    await rename(temporary, path);
-    await syncFolder(dirname(path));
+    // Crash here: the new state is on disk beside the old one, which is still the state.
+    await rename(temporary, target.path);
+    await syncFolder(dirname(target.path));
   } catch (error) {
     await rm(temporary, { force: true }).catch(() => {});
     // An operating error (a missing folder, no permission, a full disk): said, not a stack.
     throw new Failure(`couldn't save the checkpoint to the state file ${path}: ${(error as Error).message}`);
+  }
+}
+
+/** Where a state is written: the file itself (a link's target), and the mode it keeps. */
+interface StateTarget {
+  path: string;
+  mode: number;
+}
+
+/**
+ * The file a save replaces: the path itself, or the file a symbolic link at it points to
+ * (through any chain of links), with its mode; a new file's folder must exist. A link to
+ * nowhere is refused rather than replaced: it says where the state should be, and a file
+ * put in its place would be a state nobody reads.
+ */
+async function stateTarget(path: string): Promise<StateTarget> {
+  let target: string;
+  try {
+    target = await realpath(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    const link = await lstat(path).catch(() => undefined);
+    if (link?.isSymbolicLink()) throw new Error(`it is a symbolic link to ${resolve(dirname(path), await readlink(path))}, which does not exist; create that file's folder and give --state the file itself, or remove the link`);
+    // A new file: its folder must be one we may write in.
+    const folder = dirname(path);
+    const info = await stat(folder).catch((cause: NodeJS.ErrnoException) => {
+      throw new Error(cause.code === 'ENOENT' ? `its folder ${folder} does not exist` : cause.message);
+    });
+    if (!info.isDirectory()) throw new Error(`${folder} is not a folder`);
+    await access(folder, constants.W_OK).catch(() => {
+      throw new Error(`its folder ${folder} is not writable`);
+    });
+    return { path, mode: stateFileModeNew };
+  }
+  const info = await stat(target);
+  if (!info.isFile()) throw new Error(`${target === resolve(path) ? 'it' : target} is not a regular file`);
+  await access(dirname(target), constants.W_OK).catch(() => {
+    throw new Error(`its folder ${dirname(target)} is not writable (the file is replaced by a new one written beside it)`);
+  });
+  return { path: target, mode: info.mode & 0o777 };
+}
+
+/**
+ * Checks, before a run spends its time on the log, that its state can be saved at `path`
+ * (a missing folder, a link to nowhere, a folder we may not write in): a verification of a
+ * big log takes hours, and its result must not be lost at the end.
+ */
+export async function assertStateWritable(path: string): Promise<void> {
+  try {
+    await stateTarget(path);
+  } catch (error) {
+    throw new Failure(`couldn't save a checkpoint to the state file ${path}: ${(error as Error).message}; nothing was checked`);
   }
 }
 
