@@ -18,6 +18,18 @@ export const limits = {
    * would take the process's memory. Past it, 503 + Retry-After.
    */
   requestBodiesInFlightBytesMax: 256 * 1024 * 1024,
+  /**
+   * How long a request may take to arrive whole, headers and body, before it is answered 408
+   * and its connection closed (Node's requestTimeout). Without it a client that sends headers
+   * and then nothing holds its body's room above for as long as it likes. The largest body,
+   * a serial list route's 24 MiB, arrives in this time at 1.7 Mbit/s, and a real 100,000-serial
+   * manifest (15.5 MB at the longest serials) at 1.1 Mbit/s: slower than any uplink a
+   * shipper's system runs on; a client slower still attaches its manifest in parts (a
+   * booked shipment takes several attaches). What a writer can hold is then bounded: its
+   * room for two minutes at most. Timing the answer is not part of it: once the body has
+   * arrived, the ledger's own bounds (headLockWaitMsMax) apply.
+   */
+  requestTimeoutMs: 120_000,
   /** Serials in one shipment manifest. */
   shipmentSerialsMax: 100_000,
   /** Length of one serial number or GPU UUID. */
@@ -121,6 +133,17 @@ export const limits = {
   eventBytesMax: 65_535,
   /** Largest serial CSV file the CLI reads. */
   serialCsvBytesMax: 16 * 1024 * 1024,
+  /**
+   * How long one database query of the HTTP API's reads (queries, the log's routes, the token
+   * check, a cosignature's store) may wait for its answer before it fails as "database
+   * unavailable" (503). A client-side bound (node-postgres's query_timeout): it holds also
+   * when the database is frozen or cut off, where a server-side statement_timeout never
+   * fires and a query in flight would wait for TCP to give up (about 15 minutes). Reads take
+   * milliseconds; this is the write path's own wait for the head lock (headLockWaitMsMax),
+   * so a stalled database is answered 503 after the same time on either path. The
+   * connection of a read that ran out is closed, never handed to the next request.
+   */
+  readQueryTimeoutMs: 30_000,
 } as const;
 
 export type Limits = typeof limits;

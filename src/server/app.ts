@@ -8,8 +8,6 @@
  * Logging is quiet by default (warn): errors and slow requests, never secrets.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { STATUS_CODES } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
@@ -21,10 +19,11 @@ import { ping } from '../store/read-queries.ts';
 import { TokenVerifier } from './auth.ts';
 import { BodyBudget } from './body-budget.ts';
 import { parseJsonBody } from './body.ts';
-import { registerCommandRoutes } from './commands.ts';
+import { commandRefusalBeforeBody, registerCommandRoutes } from './commands.ts';
+import { answerClientError, answerProtocolRequests, methodNotAllowedProblem, refuseOddRequest, RouteMethods } from './http-edges.ts';
 import { HttpMetrics } from './metrics.ts';
 import { buildOpenApiDocument, renderDocsPage } from './openapi.ts';
-import { clientErrorProblem, fromFrameworkError, internalProblem, problemContentType, problemOf, sendProblem } from './problem.ts';
+import { defaultBodyMediaType, fromFrameworkError, internalProblem, problemOf, sendProblem } from './problem.ts';
 import { registerQueryRoutes } from './queries.ts';
 import { registerLogRoutes } from './log-routes.ts';
 import { registerEventSerialsRoute } from './event-serials.ts';
@@ -49,10 +48,15 @@ export interface ServerOptions {
   bodiesInFlightBytesMax?: number;
   /** Witness verifier keys whose cosignatures of our checkpoints are stored and served. */
   witnessKeys?: readonly string[];
+  /** How long a request may take to arrive whole; defaults to limits.requestTimeoutMs. */
+  requestTimeoutMs?: number;
 }
 
 /** The longest path parameter the router passes on: the longest id (serials are shorter). */
 export const pathParameterLengthMax = Math.max(limits.referenceLengthMax, limits.serialLengthMax);
+
+/** How long a request's header section may take to arrive: Node's default. */
+export const headersTimeoutMs = 60_000;
 
 /** Requests slower than this are logged at warn. */
 export const slowRequestMs = 1_000;
@@ -68,19 +72,23 @@ export function defaultLogger(): Logger {
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimitBytes ?? limits.requestBodyBytesMax;
+  const requestTimeoutMs = options.requestTimeoutMs ?? limits.requestTimeoutMs;
   const common = {
     // Requests that arrive while the server closes get our own 503 (below), a problem with
     // Retry-After; fastify's would be a JSON body of another shape.
     bodyLimit, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: false,
-    clientErrorHandler: (error: Error & { code?: string }, socket: Duplex) => {
-      if ((error as { code?: string }).code === 'ECONNRESET' || socket.destroyed) return;
-      if (socket.writable) {
-        const problem = clientErrorProblem(error);
-        const body = JSON.stringify(problem);
-        socket.write(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-      }
-      socket.destroy(error);
+    // A request not whole in time is answered 408 (answerClientError) and its body's room
+    // given back. Node looks for such requests every connectionsCheckingInterval: a tenth of
+    // the limit keeps the answer within 10% of it.
+    requestTimeout: requestTimeoutMs,
+    // A missing Host is refused by our first hook, as a problem; Node's own 400 has no body.
+    // The headers' own timeout is Node's default (60 s), or the request's if that is shorter:
+    // Node applies the shorter of the two to the headers and the longer to the whole request.
+    http: {
+      requireHostHeader: false, connectionsCheckingInterval: Math.max(1, Math.round(requestTimeoutMs / 10)),
+      headersTimeout: Math.min(headersTimeoutMs, requestTimeoutMs),
     },
+    clientErrorHandler: answerClientError,
     // A path parameter is an id or a serial: fastify's default (100) refused ids of 101 to
     // 128 characters that the schemas and the OpenAPI document accept.
     routerOptions: { maxParamLength: pathParameterLengthMax },
@@ -98,6 +106,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   const bodies = new BodyBudget(options.bodiesInFlightBytesMax ?? limits.requestBodiesInFlightBytesMax);
   const metrics = new HttpMetrics();
   const demo = options.demo === true;
+  answerProtocolRequests(app.server);
+  const routeMethods = new RouteMethods();
+  app.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
 
   let closing = false;
   app.addHook('preClose', async () => {
@@ -108,6 +119,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     reply.header('connection', 'close');
     return sendProblem(reply, problemOf(new DomainError('unavailable', 'this server is shutting down; send the request again (its Idempotency-Key makes that safe)', { rule: 'server-closing' }), request.url));
   });
+  app.addHook('onRequest', async (request) => refuseOddRequest(request));
 
   app.decorateRequest('actor', null);
   app.removeAllContentTypeParsers();
@@ -131,21 +143,29 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
 
   app.setErrorHandler((error, request, reply) => {
-    const refusal = fromFrameworkError(error);
+    const refusal = fromFrameworkError(error, request.routeOptions.config.accepts ?? defaultBodyMediaType);
     if (refusal !== null) return sendProblem(reply, problemOf(refusal, request.url));
     request.log.error({ err: error, method: request.method, route: request.routeOptions.url }, 'unhandled error while answering a request');
     return sendProblem(reply, internalProblem(request.url));
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, problemOf(new DomainError('not_found', `there is no route ${request.method} ${request.url.split('?')[0]}`), request.url)));
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    const allowed = routeMethods.allowed(path);
+    if (allowed.length === 0) return sendProblem(reply, problemOf(new DomainError('not_found', `there is no route ${request.method} ${path}`), request.url));
+    return sendProblem(reply.header('allow', allowed.join(', ')), methodNotAllowedProblem(request.method, path, allowed, request.url));
+  });
 
   registerPublicRoutes(app, options, metrics, verifier, bodies);
   await registerLogRoutes(app, { ledger: options.ledger, pool: options.pool, verifier, witnessKeys: options.witnessKeys ?? [] });
   await app.register(async (scope) => {
     // Authentication before the body is read: an anonymous 8 MB upload costs us nothing.
-    // Then the body's room among those held at once, also before it is read.
+    // Then what else refuses a command whatever its body (the role, the Idempotency-Key):
+    // a token that may not write must not hold room for a body either. Then the body's room
+    // among those held at once, also before it is read.
     scope.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
       request.actor = await verifier.verify(request.headers.authorization);
+      const command = request.routeOptions.config.command;
+      if (command !== undefined) commandRefusalBeforeBody(request.actor, command, request.headers['idempotency-key']);
       bodies.reserve(request, reply, request.routeOptions.bodyLimit ?? bodyLimit);
     });
     registerCommandRoutes(scope, options.ledger, verifier);

@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Ledger } from '../ledger/ledger.ts';
+import { mayRun, type Actor } from '../ledger/permissions.ts';
 import type { CommandKind } from '../ledger/schemas.ts';
 import type { TokenVerifier } from './auth.ts';
 import { problemOf, sendProblem } from './problem.ts';
@@ -71,6 +72,17 @@ export function idempotencyKeyOf(header: string | string[] | undefined): string 
 }
 
 /**
+ * Refuses, before the body is read, a command no body could make acceptable: a role that may
+ * not run it (403), a missing or malformed Idempotency-Key (400). The sequencer checks the
+ * role again for every caller of the ledger, with the same words (a test holds them equal);
+ * neither refusal is remembered under the key.
+ */
+export function commandRefusalBeforeBody(actor: Actor, kind: CommandKind, keyHeader: string | string[] | undefined): void {
+  if (!mayRun(actor.role, kind)) throw new DomainError('forbidden', `${/^[aeiou]/.test(actor.role) ? 'an' : 'a'} ${actor.role} token may not run ${kind}`);
+  idempotencyKeyOf(keyHeader);
+}
+
+/**
  * Input fields that only the demo loader sets, through the ledger directly: `demo` marks
  * rows as demo data (the API then labels them so, and `chipledger demo` counts them to
  * tell a loaded demo from a partial one). A client of the API may not mark its records.
@@ -111,7 +123,7 @@ const serialListCommands: ReadonlySet<CommandKind> = new Set(['shipment.book', '
 
 export function registerCommandRoutes(app: FastifyInstance, ledger: Ledger, verifier: TokenVerifier): void {
   for (const route of commandRoutes) {
-    const options = serialListCommands.has(route.kind) ? { bodyLimit: limits.serialListBodyBytesMax } : {};
+    const options = { config: { command: route.kind }, ...(serialListCommands.has(route.kind) ? { bodyLimit: limits.serialListBodyBytesMax } : {}) };
     app.post(route.path, options, async (request: FastifyRequest, reply: FastifyReply) => {
       const actor = request.actor!;
       const key = idempotencyKeyOf(request.headers['idempotency-key']);

@@ -238,7 +238,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     return reply.type(textPlain).send(formatTlogProof({ index: seq, inclusionProof: proof, checkpointNote: note }));
   });
 
-  app.post('/v1/log/cosignatures', { bodyLimit: cosignatureBodyBytesMax }, async (request, reply) => {
+  app.post('/v1/log/cosignatures', { bodyLimit: cosignatureBodyBytesMax, config: { accepts: 'text/plain' } }, async (request, reply) => {
     const body = request.body;
     if (typeof body !== 'string') throw new DomainError('invalid_input', 'send the cosigned checkpoint as text/plain');
     const stored = await storeCosignatures(pool, logSigner(ledger), witnesses, body);

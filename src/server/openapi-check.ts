@@ -52,6 +52,8 @@ export function answerChecker(document: Json): AnswerChecker {
       const content = declared.content as Record<string, { schema?: unknown }> | undefined;
       if (content === undefined) return null;
       if (content[contentType] === undefined) return `${where}: answered ${contentType || 'no content type'}; the document says ${Object.keys(content).join(' or ')}`;
+      // HEAD: the GET's answer without its body (RFC 9110 §9.3.2).
+      if (method.toUpperCase() === 'HEAD') return response.body === '' ? null : `${where}: a HEAD answer has a body`;
       if (!contentType.endsWith('json')) return null;
       const key = `${where} ${contentType}`;
       let validate = compiled.get(key);

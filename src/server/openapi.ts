@@ -10,7 +10,7 @@ import { commandSchemas, serial as serialSchema } from '../ledger/schemas.ts';
 import { commandRoutes, loaderOnlyFields } from './commands.ts';
 import { errorCodes } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
-import { problemCodes, problemContentType } from './problem.ts';
+import { httpOnlyCodes, problemCodes, problemContentType } from './problem.ts';
 import { queryRoutes } from './queries.ts';
 import { commandAnswers, resources } from './wire.ts';
 
@@ -141,6 +141,14 @@ function addLogOperations(add: (path: string, method: string, operation: unknown
   add('/v1/log/cosignatures', 'post', { ...open, operationId: 'logCosign', tags: ['log'], summary: "A witness posts one of our checkpoints with its cosignature (C2SP tlog-cosignature)", requestBody: { required: true, content: { 'text/plain': { schema: { type: 'string' } } } }, responses: { '201': { ...json('CosignaturesStored'), description: 'stored' }, ...errorResponses([400, 403, 404, 413, 503]) } });
 }
 
+/**
+ * A GET's HEAD twin (RFC 9110 §9.3.2; fastify serves one for every GET route): the same
+ * parameters and answers, their statuses, headers and content types, without the body.
+ */
+function headOperationOf(get: { operationId: string; summary?: string } & Record<string, unknown>): Record<string, unknown> {
+  return { ...get, operationId: `${get.operationId}Head`, summary: `${get.summary ?? 'GET'}: the answer's status and headers, without its body` };
+}
+
 export function buildOpenApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   const add = (path: string, method: string, operation: unknown) => {
@@ -160,12 +168,15 @@ export function buildOpenApiDocument(): Record<string, unknown> {
     parameters: [seqPathParameter],
     responses: { '200': { description: 'OK', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses([400, 401, 404, 503]) },
   });
+  for (const methods of Object.values(paths)) {
+    if (methods.get !== undefined) methods.head = headOperationOf(methods.get as Parameters<typeof headOperationOf>[0]);
+  }
   return {
     openapi: '3.1.0',
     info: {
       title: 'chipledger API',
       version: '1',
-      description: 'System of record for export-controlled AI accelerators: licences, allocations, shipments, units, sites and the event log.',
+      description: 'System of record for export-controlled AI accelerators: licences, allocations, shipments, units, sites and the event log. Every GET also answers HEAD. A method a path does not take is answered 405 (method_not_allowed) with an Allow header.',
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     servers: [{ url: '/' }],
@@ -183,7 +194,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
             title: { type: 'string' },
             status: { type: 'integer' },
             detail: { type: 'string' },
-            code: { type: 'string', enum: [...errorCodes, 'internal'] },
+            code: { type: 'string', enum: [...errorCodes, ...httpOnlyCodes, 'internal'] },
             rule: { type: 'string', description: 'The rule that refused the request, e.g. invariant-2.' },
             details: { type: 'object', description: 'The numbers behind the refusal.' },
             instance: { type: 'string' },
@@ -228,7 +239,8 @@ function answerSchemaOf(document: Record<string, unknown>, operation: { response
 export function renderDocsPage(document: Record<string, unknown>): string {
   const rows: string[] = [];
   for (const [path, methods] of Object.entries(document.paths as Record<string, Record<string, { summary?: string; 'x-roles'?: string[]; requestBody?: unknown; security?: unknown[] }>>)) {
-    for (const [method, operation] of Object.entries(methods)) {
+    // A HEAD operation is its GET's twin: the page says so once, below.
+    for (const [method, operation] of Object.entries(methods).filter(([name]) => name !== 'head')) {
       const roles = operation['x-roles'] ? operation['x-roles'].join(', ') : operation.security?.length === 0 ? 'public' : 'any token (tenant-filtered)';
       const content = (operation.requestBody as { content?: Record<string, { schema?: unknown }> } | undefined)?.content ?? {};
       const schema = content['application/json']?.schema ?? Object.values(content)[0]?.schema;
@@ -249,7 +261,7 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e3e6ec;
 <h1>${escapeHtml(info.title)}</h1><p>${escapeHtml(info.description)}</p>
 <p>Authenticate with <code>Authorization: Bearer clt_…</code>. Every state-changing POST needs an <code>Idempotency-Key</code> header.
 Errors are <code>${problemContentType}</code> (RFC 9457) with a stable <code>code</code>. Lists take <code>?limit=</code> (at most ${limits.pageSizeMax}) and <code>?cursor=</code> and answer <code>{ items, nextCursor }</code>.
-The machine-readable document is <a href="/v1/openapi.json">/v1/openapi.json</a>.</p>
+Every GET also answers HEAD (status and headers, no body). The machine-readable document is <a href="/v1/openapi.json">/v1/openapi.json</a>.</p>
 <table><thead><tr><th>method</th><th>path</th><th>what</th><th>who</th></tr></thead><tbody>
 ${rows.join('\n')}
 </tbody></table></body></html>

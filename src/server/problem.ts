@@ -12,6 +12,14 @@ export const problemTypeBase = 'https://chipledger.dev/problems/';
 /** Seconds a client should wait before retrying an overloaded or unavailable server. */
 export const retryAfterSeconds = 1;
 
+/**
+ * Codes only the HTTP edge gives: what a request's method or protocol asked for that this
+ * server does not do. The ledger never raises them, so they are not DomainError codes.
+ */
+export const httpOnlyCodes = ['method_not_allowed', 'expectation_failed'] as const;
+export type HttpOnlyCode = (typeof httpOnlyCodes)[number];
+export type ProblemCode = ErrorCode | HttpOnlyCode | 'internal';
+
 interface CodeRule {
   status: number;
   title: string;
@@ -22,7 +30,7 @@ interface CodeRule {
  * schema refusals alike); licence_not_valid is 409 because the request was fine and the
  * licence's state refused it.
  */
-export const problemCodes: Record<ErrorCode | 'internal', CodeRule> = {
+export const problemCodes: Record<ProblemCode, CodeRule> = {
   invalid_input: { status: 400, title: 'Invalid input' },
   unauthenticated: { status: 401, title: 'Not authenticated' },
   forbidden: { status: 403, title: 'Forbidden' },
@@ -34,6 +42,8 @@ export const problemCodes: Record<ErrorCode | 'internal', CodeRule> = {
   payload_too_large: { status: 413, title: 'Payload too large' },
   headers_too_large: { status: 431, title: 'Request header fields too large' },
   request_timeout: { status: 408, title: 'Request timeout' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  expectation_failed: { status: 417, title: 'Expectation failed' },
   overloaded: { status: 503, title: 'Overloaded' },
   unavailable: { status: 503, title: 'Unavailable' },
   internal: { status: 500, title: 'Internal server error' },
@@ -44,7 +54,7 @@ export interface Problem {
   title: string;
   status: number;
   detail: string;
-  code: ErrorCode | 'internal';
+  code: ProblemCode;
   rule?: string;
   details?: Record<string, unknown>;
   instance?: string;
@@ -62,6 +72,12 @@ export function problemOf(error: DomainError, instance?: string): Problem {
     ...(error.details === undefined ? {} : { details: error.details }),
     ...(instance === undefined ? {} : { instance }),
   };
+}
+
+/** A problem of the HTTP edge alone (a method or an expectation this server does not serve). */
+export function httpOnlyProblem(code: HttpOnlyCode, detail: string, instance?: string): Problem {
+  const rule = problemCodes[code];
+  return { type: `${problemTypeBase}${code}`, title: rule.title, status: rule.status, detail, code, ...(instance === undefined ? {} : { instance }) };
 }
 
 /** The plain 500: nothing of the error's internals reaches the client. */
@@ -83,17 +99,29 @@ export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply
   return reply.code(problem.status).type(problemContentType).send(problem);
 }
 
+/** The media type a route reads its body as, unless its config says another (the cosignature route's text/plain). */
+export const defaultBodyMediaType = 'application/json';
+
+/**
+ * The refusal of a body in another media type, charset or content coding than the route
+ * reads; `why` says what was sent instead. Always rule content-type, naming the route's type.
+ */
+export function contentTypeRefusal(accepts: string, why?: string): DomainError {
+  return new DomainError('invalid_input', `send the request body as ${accepts}${why === undefined ? '' : `: ${why}`}`, { rule: 'content-type' });
+}
+
 /**
  * Errors fastify raises before our handler runs (body too large, bad content type):
  * client errors become DomainErrors by status; anything else is not a client error.
+ * `accepts` is the media type the route reads, named in a content-type refusal.
  */
-export function fromFrameworkError(error: unknown): DomainError | null {
+export function fromFrameworkError(error: unknown, accepts: string = defaultBodyMediaType): DomainError | null {
   if (isDomainError(error)) return error;
   const candidate = error as { statusCode?: unknown; code?: unknown; message?: unknown };
   if (typeof candidate.statusCode !== 'number' || candidate.statusCode < 400 || candidate.statusCode >= 500) return null;
   const message = typeof candidate.message === 'string' ? candidate.message : 'the request was refused';
   if (candidate.statusCode === 413) return new DomainError('payload_too_large', `the request body is larger than this server accepts: ${message}`, { rule: 'request-body-bytes-max' });
-  if (candidate.statusCode === 415) return new DomainError('invalid_input', 'send the request body as application/json', { rule: 'content-type' });
+  if (candidate.statusCode === 415) return contentTypeRefusal(accepts);
   if (candidate.code === 'FST_ERR_MAX_PARAM_LENGTH') return new DomainError('invalid_input', 'an id in the path is longer than any this API gives out', { rule: 'path-parameter-length' });
   if (candidate.code === 'FST_ERR_BAD_URL') return new DomainError('invalid_input', 'the path is not a valid URL: a percent-escape in it is malformed', { rule: 'url' });
   return new DomainError('invalid_input', `couldn't read the request: ${message}`);

@@ -34,8 +34,19 @@ export interface QueryRoute {
   run(context: QueryContext, viewer: Viewer, params: Record<string, string>, query: Record<string, unknown>): Promise<unknown>;
 }
 
+/**
+ * A page size in its one canonical spelling, as the log routes read numbers: decimal digits,
+ * no sign, no leading zero, not empty (a coercion read '0x10', '1e2' and '2.0' as numbers,
+ * and '' as 0). The document shows it as the integer it is.
+ */
+const pageSize = z.string()
+  .refine((text) => /^(0|[1-9][0-9]{0,5})$/.test(text), 'must be a whole decimal number without sign or leading zeros')
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(limits.pageSizeMax))
+  .default(limits.pageSizeDefault)
+  .meta({ type: 'integer', minimum: 1, maximum: limits.pageSizeMax, default: limits.pageSizeDefault });
 const pageQuery = {
-  limit: z.coerce.number().int('must be a whole number').min(1).max(limits.pageSizeMax).default(limits.pageSizeDefault),
+  limit: pageSize,
   cursor: z.string().max(512).optional(),
 };
 const licenceStatus = z.enum(['draft', 'issued', 'suspended', 'revoked', 'surrendered', 'expired', 'exhausted']);

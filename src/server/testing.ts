@@ -38,7 +38,7 @@ export interface ApiWorld {
 }
 
 export interface RequestOptions {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'HEAD' | 'POST';
   url: string;
   /** A token secret; absent sends no Authorization header. */
   token?: string;

@@ -1,0 +1,293 @@
+/**
+ * The HTTP edge against odd or hostile input (src/server/http-edges.ts): requests that never
+ * finish arriving, refusals that need no body, pipelined bytes that do not parse, body codings
+ * and charsets the parsers do not read, query strings on writes, wrong methods, protocol
+ * oddities Node answers itself, repeated singleton headers, and page sizes in odd spellings.
+ * Most go over a real socket: inject cannot stall, pipeline, repeat a header or CONNECT.
+ */
+import { connect, type AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../test/database.ts';
+import { limits } from '../core/limits.ts';
+import { buildServer } from './app.ts';
+import { apiWorldPerFile, type ApiWorld } from './testing.ts';
+
+let api: ApiWorld;
+let database: TestDatabase;
+apiWorldPerFile((made, madeDatabase) => { api = made; database = madeDatabase; });
+
+/** The test server's request timeout: short, so that a stalled request is answered within the test. */
+const requestTimeoutMs = 400;
+let server: FastifyInstance;
+let port: number;
+
+beforeAll(async () => {
+  server = await buildServer({ ledger: api.world.ledger, pool: database.pool, logger: false, requestTimeoutMs });
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  port = (server.server.address() as AddressInfo).port;
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** The whole answers in `text`, in order (each has a Content-Length). */
+function answersIn(text: string): Answer[] {
+  const answers: Answer[] = [];
+  let rest = text;
+  while (rest.startsWith('HTTP/1.1 ')) {
+    const end = rest.indexOf('\r\n\r\n');
+    if (end === -1) break;
+    const [statusLine, ...lines] = rest.slice(0, end).split('\r\n');
+    const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+    const length = Number(headers['content-length'] ?? 0);
+    if (rest.length < end + 4 + length) break;
+    answers.push({ status: Number(statusLine!.split(' ')[1]), headers, body: rest.slice(end + 4, end + 4 + length) });
+    rest = rest.slice(end + 4 + length);
+  }
+  return answers;
+}
+
+/**
+ * Sends `request` (pieces written in turn) and collects what comes back until the server
+ * closes, `wanted` answers have arrived, or `waitMs` passed.
+ */
+function talk(request: string | string[], options: { wanted?: number; waitMs?: number } = {}): Promise<{ answers: Answer[]; closed: boolean; elapsedMs: number }> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => {
+      for (const piece of [request].flat()) socket.write(piece);
+    });
+    let text = '';
+    const finish = (closed: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ answers: answersIn(text), closed, elapsedMs: Date.now() - started });
+    };
+    const timer = setTimeout(() => finish(false), options.waitMs ?? 5_000);
+    socket.on('data', (chunk) => {
+      text += String(chunk);
+      if (options.wanted !== undefined && answersIn(text).length >= options.wanted) finish(false);
+    });
+    socket.on('close', () => finish(true));
+    socket.on('error', () => {});
+  });
+}
+
+const siteBody = (name: string) => JSON.stringify({ name, province: 'Zhejiang', city: 'Hangzhou', latitude: 30.3, longitude: 120.2, capacityUnits: 10 });
+const head = (lines: string[]) => `${lines.join('\r\n')}\r\n\r\n`;
+const sitesCount = async () => (await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM sites')).rows[0]!.n;
+
+/** The bytes of request bodies the test server holds room for. */
+async function reservedBytes(): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return Number(/^chipledger_http_request_bodies_in_flight_bytes (\S+)$/m.exec(text)?.[1]);
+}
+
+describe('a request that never finishes arriving', () => {
+  it('is answered 408 within the request timeout, and its body\'s room comes back', async () => {
+    const { answers, closed, elapsedMs } = await talk(head([
+      'POST /v1/sites HTTP/1.1', 'Host: x', `Authorization: Bearer ${api.tokens.recipient}`, 'Idempotency-Key: stalled-1',
+      'Content-Type: application/json', 'Content-Length: 1000',
+    ]) + '{"name":', { waitMs: requestTimeoutMs * 10 });
+    expect(answers.map((answer) => answer.status)).toEqual([408]);
+    expect(answers[0]!.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(answers[0]!.body)).toMatchObject({ code: 'request_timeout', status: 408 });
+    expect(closed).toBe(true);
+    expect(elapsedMs).toBeGreaterThanOrEqual(requestTimeoutMs);
+    for (let attempt = 0; attempt < 100 && (await reservedBytes()) !== 0; attempt += 1) await new Promise((resume) => setTimeout(resume, 10));
+    expect(await reservedBytes()).toBe(0);
+  });
+
+  it('has a bound by default: limits.requestTimeoutMs', async () => {
+    const app = await buildServer({ ledger: api.world.ledger, pool: database.pool, logger: false });
+    expect(app.server.requestTimeout).toBe(limits.requestTimeoutMs);
+    await app.close();
+  });
+});
+
+describe('a command refused whatever its body', () => {
+  const manifestHead = (token: string, key: string | null) => head([
+    `POST /v1/shipments/${api.shipments.own}/manifest HTTP/1.1`, 'Host: x', `Authorization: Bearer ${token}`,
+    ...(key === null ? [] : [`Idempotency-Key: ${key}`]), 'Content-Type: application/json', `Content-Length: ${limits.serialListBodyBytesMax}`,
+  ]);
+
+  it('is answered before its body is read, holding no room: a role that may not run the command (403, the ledger\'s words)', async () => {
+    const { answers } = await talk(manifestHead(api.tokens.auditor, 'early-403'), { wanted: 1, waitMs: requestTimeoutMs / 2 });
+    expect(answers.map((answer) => answer.status)).toEqual([403]);
+    const ledgerSays = await api.world.ledger.submit('manifest.attach', { shipmentId: api.shipments.own, serials: [] } as never, api.world.actors.auditor, 'early-403-ledger');
+    expect(ledgerSays.ok).toBe(false);
+    expect(JSON.parse(answers[0]!.body)).toMatchObject({ code: 'forbidden', status: 403, detail: ledgerSays.ok ? '' : ledgerSays.error.message });
+    expect(await reservedBytes()).toBe(0);
+  });
+
+  it('is answered before its body is read, holding no room: no Idempotency-Key (400, as the route says)', async () => {
+    const { answers } = await talk(manifestHead(api.tokens.exporter, null), { wanted: 1, waitMs: requestTimeoutMs / 2 });
+    expect(answers.map((answer) => answer.status)).toEqual([400]);
+    expect(JSON.parse(answers[0]!.body)).toMatchObject({ code: 'invalid_input', rule: 'idempotency-key-required' });
+    expect(await reservedBytes()).toBe(0);
+  });
+});
+
+describe('bytes that do not parse after a pipelined request', () => {
+  it('wait for that request\'s answer, which comes first; then the 400, then the connection closes', async () => {
+    const body = siteBody('Pipelined DC');
+    const request = head([
+      'POST /v1/sites HTTP/1.1', 'Host: x', `Authorization: Bearer ${api.tokens.recipient}`, 'Idempotency-Key: pipelined-1',
+      'Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`,
+    ]) + body;
+    const { answers, closed } = await talk([request, 'garbage\r\n\r\n']);
+    expect(answers.map((answer) => answer.status)).toEqual([201, 400]);
+    expect(JSON.parse(answers[1]!.body)).toMatchObject({ code: 'invalid_input', detail: 'the request is not well-formed HTTP/1.1' });
+    expect(closed).toBe(true);
+    const retried = await api.request({ method: 'POST', url: '/v1/sites', token: api.tokens.recipient, key: 'pipelined-1', body: JSON.parse(body) });
+    expect(retried.statusCode).toBe(201);
+    expect(retried.headers['idempotent-replayed']).toBe('true');
+  });
+});
+
+describe('a body in a coding or charset the parsers do not read', () => {
+  const post = (headers: Record<string, string>, payload: string | Buffer) => api.request({
+    method: 'POST', url: '/v1/sites', token: api.tokens.recipient, payload, headers: { 'content-type': 'application/json', ...headers },
+  });
+
+  it('is refused before it is read (rule content-type), and nothing is written', async () => {
+    const before = await sitesCount();
+    for (const [headers, payload] of [
+      [{ 'content-encoding': 'gzip' }, siteBody('Gzip DC')],
+      [{ 'content-encoding': 'br, gzip' }, siteBody('Brotli DC')],
+      [{ 'content-type': 'application/json; charset=iso-8859-1' }, Buffer.from(siteBody('Ã\u0083Â© DC'), 'latin1')],
+      [{ 'content-type': 'application/json; charset="utf-16"' }, siteBody('UTF-16 DC')],
+    ] as const) {
+      const response = await post(headers, payload);
+      expect(response.statusCode, JSON.stringify(headers)).toBe(400);
+      expect(response.json(), JSON.stringify(headers)).toMatchObject({ code: 'invalid_input', rule: 'content-type', detail: expect.stringMatching(/^send the request body as application\/json: /) });
+    }
+    expect(await sitesCount()).toBe(before);
+  });
+
+  it('is refused in a transfer coding other than chunked', async () => {
+    const { answers } = await talk(head([
+      'POST /v1/sites HTTP/1.1', 'Host: x', `Authorization: Bearer ${api.tokens.recipient}`, 'Idempotency-Key: te-gzip',
+      'Content-Type: application/json', 'Transfer-Encoding: gzip, chunked',
+    ]) + '5\r\nhello\r\n0\r\n\r\n', { wanted: 1 });
+    expect(answers.map((answer) => answer.status)).toEqual([400]);
+    expect(JSON.parse(answers[0]!.body)).toMatchObject({ rule: 'content-type', detail: expect.stringContaining('Transfer-Encoding gzip, chunked') });
+  });
+
+  it('is read in UTF-8, identity and chunked as before', async () => {
+    const accepted: Array<Record<string, string>> = [{ 'content-type': 'application/json; charset=UTF-8' }, { 'content-type': 'application/json; charset="utf-8"' }, { 'content-encoding': 'identity' }];
+    for (const headers of accepted) {
+      expect((await post(headers, siteBody(`Plain DC ${JSON.stringify(headers)}`))).statusCode, JSON.stringify(headers)).toBe(201);
+    }
+  });
+});
+
+describe('the media type a refusal names', () => {
+  it('is the route\'s: text/plain for a witness\'s cosignature', async () => {
+    for (const headers of [{}, { 'content-type': 'application/x-www-form-urlencoded' }]) {
+      const response = await api.app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload: 'a note', headers });
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toMatchObject({ rule: 'content-type', detail: 'send the request body as text/plain' });
+    }
+    const command = await api.request({ method: 'POST', url: '/v1/sites', token: api.tokens.recipient, payload: 'name=x', headers: { 'content-type': 'text/plain' } });
+    expect(command.json()).toMatchObject({ rule: 'content-type', detail: 'send the request body as application/json' });
+  });
+});
+
+describe('a query string on a state-changing POST', () => {
+  it('is refused, and nothing is written', async () => {
+    const before = await sitesCount();
+    const response = await api.request({ method: 'POST', url: '/v1/sites?dryRun=true&validateOnly=1', token: api.tokens.recipient, body: JSON.parse(siteBody('Dry run DC')) });
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toMatchObject({ code: 'invalid_input', rule: 'query', details: { parameters: ['dryRun', 'validateOnly'] } });
+    expect(await sitesCount()).toBe(before);
+    const cosignature = await api.request({ method: 'POST', url: '/v1/log/cosignatures?x=1', payload: 'a note', key: null, headers: { 'content-type': 'text/plain' } });
+    expect(cosignature.json()).toMatchObject({ status: 400, rule: 'query' });
+  });
+});
+
+describe('a method a path does not take', () => {
+  it('is answered 405 with Allow; a path nobody serves stays 404', async () => {
+    for (const [method, url, allow] of [
+      ['DELETE', `/v1/shipments/${api.shipments.own}`, 'GET, HEAD'],
+      ['POST', `/v1/shipments/${api.shipments.own}`, 'GET, HEAD'],
+      ['PUT', '/v1/shipments?limit=1', 'GET, HEAD, POST'],
+      ['PATCH', `/v1/licences/${api.world.exportLicenceId}`, 'GET, HEAD'],
+      ['GET', '/v1/ledger/sweep', 'POST'],
+      ['OPTIONS', '/v1/log/tile/0/000', 'GET, HEAD'],
+    ] as const) {
+      const response = await api.app.inject({ method, url, headers: { authorization: `Bearer ${api.tokens.auditor}` } });
+      expect(response.statusCode, `${method} ${url}`).toBe(405);
+      expect(response.headers.allow, `${method} ${url}`).toBe(allow);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.json()).toMatchObject({ code: 'method_not_allowed', status: 405, title: 'Method not allowed' });
+    }
+    const missing = await api.app.inject({ method: 'DELETE', url: '/v1/nothing-here' });
+    expect(missing.statusCode).toBe(404);
+  });
+
+  it('is in the document: the code, and a HEAD operation beside every GET', async () => {
+    const document = (await api.request({ method: 'GET', url: '/v1/openapi.json' })).json();
+    expect(document.components.schemas.Problem.properties.code.enum).toContain('method_not_allowed');
+    expect(document.components.schemas.Problem['x-status-by-code']).toMatchObject({ method_not_allowed: 405 });
+    const paths = Object.entries(document.paths as Record<string, Record<string, unknown>>);
+    expect(paths.filter(([, methods]) => (methods.get === undefined) !== (methods.head === undefined)).map(([path]) => path)).toEqual([]);
+    const answer = await api.request({ method: 'HEAD', url: '/v1/shipments', token: api.tokens.auditor });
+    expect(answer.statusCode).toBe(200);
+    expect(answer.body).toBe('');
+  });
+});
+
+describe('protocol oddities Node answers itself', () => {
+  it('answers each with problem+json', async () => {
+    for (const [request, status, rule] of [
+      ['GET /healthz HTTP/1.1\r\n\r\n', 400, 'host'],
+      ['GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n', 417, undefined],
+      ['GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n', 417, undefined],
+      ['CONNECT x:80 HTTP/1.1\r\nHost: x:80\r\n\r\n', 405, undefined],
+    ] as const) {
+      const { answers } = await talk(request, { wanted: 1 });
+      expect(answers.map((answer) => answer.status), request).toEqual([status]);
+      expect(answers[0]!.headers['content-type'], request).toMatch(/^application\/problem\+json/);
+      expect(JSON.parse(answers[0]!.body), request).toMatchObject({ status, ...(rule === undefined ? {} : { rule }) });
+    }
+  });
+
+  it('still serves an HTTP/1.0 request, which has no Host, and Expect: 100-continue', async () => {
+    expect((await talk('GET /healthz HTTP/1.0\r\n\r\n', { wanted: 1 })).answers.map((answer) => answer.status)).toEqual([200]);
+    expect((await talk('GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n', { wanted: 2 })).answers.map((answer) => answer.status)).toEqual([100, 200]);
+  });
+});
+
+describe('a header that must come once, sent twice', () => {
+  it('is refused with 400 naming it, whatever the copies say', async () => {
+    for (const [lines, detail] of [
+      [['GET /v1/shipments HTTP/1.1', 'Host: x', `Authorization: Bearer ${api.tokens.auditor}`, `Authorization: Bearer ${api.tokens.recipient}`], 'send one Authorization header, not several'],
+      [['POST /v1/ledger/sweep HTTP/1.1', 'Host: x', `Authorization: Bearer ${api.tokens.authority_admin}`, 'Idempotency-Key: a1', 'Idempotency-Key: a2', 'Content-Length: 0'], 'send one Idempotency-Key header, not several'],
+      [['GET /healthz HTTP/1.1', 'Host: x', 'Host: y'], 'send one Host header, not several'],
+    ] as const) {
+      const { answers } = await talk(head([...lines]), { wanted: 1 });
+      expect(answers.map((answer) => answer.status), detail).toEqual([400]);
+      expect(JSON.parse(answers[0]!.body)).toMatchObject({ code: 'invalid_input', detail });
+    }
+  });
+});
+
+describe('a page size', () => {
+  it('is read only in its canonical decimal spelling, as the log routes read numbers', async () => {
+    for (const limit of ['0x10', '1e2', '2.0', '', '%20', '010', '+5', '-1', '0', '501', '9999999999']) {
+      const response = await api.request({ method: 'GET', url: `/v1/shipments?limit=${limit}`, token: api.tokens.auditor });
+      expect(response.statusCode, `limit=${limit}`).toBe(400);
+      expect(response.json().detail, `limit=${limit}`).toMatch(/limit/);
+    }
+    const page = await api.request({ method: 'GET', url: '/v1/shipments?limit=2', token: api.tokens.auditor });
+    expect(page.json().items.length).toBe(2);
+  });
+});
