@@ -1,8 +1,9 @@
 /**
  * `chipledger serve`: PostgreSQL (embedded unless DATABASE_URL), migrations, the ledger, the
  * HTTP API; with --demo, the demo data and its tokens (on stdout only: secrets are never logged).
- * Stops cleanly on SIGINT/SIGTERM:
- * HTTP server, ledger (queued commands are answered first), pool, embedded PostgreSQL.
+ * Stops cleanly on SIGINT/SIGTERM (SIGHUP is ignored):
+ * HTTP server, ledger (queued commands are answered first), pool, embedded PostgreSQL. Stops
+ * the same way, but with exit 1, when its embedded PostgreSQL exits unasked.
  *
  * The log key settings are read and checked first (log-key.ts): a problem there is a
  * configuration problem (exit 2), said before the port is probed or a folder or a PostgreSQL
@@ -22,13 +23,27 @@ import { formatProblems, type Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { Failure, type Output } from './output.ts';
 import { demoSignerKey, readLogKeys } from './log-key.ts';
+import { limits } from '../core/limits.ts';
+import { withQueryTimeout } from '../store/pool.ts';
+import { onEmbeddedPostgresExit, type EmbeddedExit } from '../store/embedded.ts';
 
 /** The whole shutdown may take this long; then we exit non-zero rather than hang. */
 export const shutdownTimeoutMs = 30_000;
 /** Connections the server's pool holds: the sequencer's one at a time, reads, the log checkpointer. */
 export const serveConnectionsMax = 20;
-/** Signals that stop the server. */
-const stopSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/**
+ * Signals that stop the server. SIGHUP does not: it is ignored (takeOverSignals), as daemons
+ * commonly ignore it or reload on it, and serve has nothing to reload. Stopping on it stopped a
+ * server started under nohup (a handler replaces the SIG_IGN nohup set, and Node cannot read
+ * that inherited disposition), and a closed terminal's SIGHUP now leaves it running as well.
+ */
+const stopSignals = ['SIGINT', 'SIGTERM'] as const;
+/**
+ * A Ctrl-C in a terminal reaches the embedded PostgreSQL too (one process group), and it may
+ * exit before our own SIGINT handler runs: an exit followed this soon by a stop signal is that
+ * stop, not a lost database.
+ */
+const postmasterExitSignalGraceMs = 500;
 
 export interface ServeOptions {
   demo: boolean;
@@ -40,9 +55,11 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
   const { signer, previousSignerKey } = logKeys.keys;
   const logger = pino({ level: config.logLevel, redact: { paths: ['req.headers.authorization', 'headers.authorization', 'authorization'], censor: '[redacted]' } }, pino.destination({ fd: 2, sync: true }));
   const stop = takeOverSignals();
+  const databaseLost = embeddedPostgresLost();
   await assertPortFree(config.host, config.port, options.demo);
   const logSignerKey = signer.kind === 'configured' ? signer.signerKey : demoSignerKey(config, output);
   const resources: { database?: Database; ledger?: Ledger; close?: () => Promise<void> } = {};
+  let exitCode = 0;
   try {
     resources.database = await openDatabase(config, { exclusive: true, connectionsMax: serveConnectionsMax, applicationName: 'chipledger-serve', log: (line) => logger.debug({ postgres: line.trim() }, 'postgres') });
     resources.ledger = await Ledger.open({
@@ -52,22 +69,56 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
       logSignerKey,
       ...(previousSignerKey === undefined ? {} : { logPreviousSignerKey: previousSignerKey }),
       onError: (error, context) => logger.error({ err: error }, context),
+      onRecovered: (message) => logger.info(message),
     });
     const demoAccess = options.demo ? await prepareDemo(resources.ledger, output) : undefined;
     const { buildServer } = await import('../server/app.ts');
-    const app = await buildServer({ ledger: resources.ledger, pool: resources.database.pool, logger, demo: options.demo, witnessKeys: config.log.witnessKeys });
+    // The API's reads are bounded (limits.readQueryTimeoutMs; a frozen or cut-off database is
+    // answered 503, not after TCP gives up); the ledger keeps the unbounded pool, for its
+    // start-up checks and its own bounded writes (store/pool.ts withQueryTimeout says why).
+    const readPool = withQueryTimeout(resources.database.pool, limits.readQueryTimeoutMs);
+    const app = await buildServer({ ledger: resources.ledger, pool: readPool, logger, demo: options.demo, witnessKeys: config.log.witnessKeys });
     resources.close = () => app.close();
     await listen(app, config);
     const url = `http://${displayHost(config.host)}:${config.port}`;
     output.out(`chipledger is serving ${url} (API reference: ${url}/v1/docs, OpenAPI: ${url}/v1/openapi.json)`);
     if (demoAccess) printDemoAccess(demoAccess, url, output);
     output.out(`Stop with Ctrl-C. Database: ${resources.database.origin === 'external' ? 'DATABASE_URL' : `embedded PostgreSQL in ${config.dataDir}`}.`);
-    const signal = await stop.received;
-    output.err(`chipledger: ${signal} received, stopping`);
+    const ended = await untilStopped(stop.received, databaseLost.exited);
+    if ('signal' in ended) {
+      output.err(`chipledger: ${ended.signal} received, stopping`);
+    } else {
+      exitCode = 1;
+      logger.fatal({ postgres: { dataDir: ended.lost.dataDir, code: ended.lost.code, signal: ended.lost.signal } }, `the embedded PostgreSQL exited (${ended.lost.signal === null ? `code ${ended.lost.code}` : `signal ${ended.lost.signal}`}); stopping so a supervisor can restart chipledger`);
+    }
   } finally {
+    databaseLost.unsubscribe();
     await shutdown(resources, output);
   }
-  return 0;
+  return exitCode;
+}
+
+/**
+ * The embedded PostgreSQL exiting while we serve (kill -9, the OOM killer, a crash): nothing
+ * restarts it, so every request would fail until someone noticed. serve stops instead, exit 1,
+ * for its supervisor to start it again (the next start recovers the cluster). An external
+ * database (DATABASE_URL) is not ours to watch: the pool reconnects when it is back.
+ */
+function embeddedPostgresLost(): { exited: Promise<EmbeddedExit>; unsubscribe: () => void } {
+  let unsubscribe = (): void => {};
+  const exited = new Promise<EmbeddedExit>((done) => (unsubscribe = onEmbeddedPostgresExit(done)));
+  return { exited, unsubscribe };
+}
+
+/** A stop signal, or the database lost (unless a stop signal follows within the grace: a Ctrl-C). */
+async function untilStopped(signal: Promise<string>, lost: Promise<EmbeddedExit>): Promise<{ signal: string } | { lost: EmbeddedExit }> {
+  const first = await Promise.race([signal.then((name) => ({ signal: name })), lost.then((exit) => ({ lost: exit }))]);
+  if ('signal' in first) return first;
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<undefined>((done) => (timer = setTimeout(() => done(undefined), postmasterExitSignalGraceMs)));
+  const late = await Promise.race([signal, grace]);
+  clearTimeout(timer);
+  return late === undefined ? first : { signal: late };
 }
 
 /**
@@ -79,6 +130,10 @@ function takeOverSignals(): { received: Promise<string> } {
   let resolve: (signal: string) => void = () => {};
   const received = new Promise<string>((done) => (resolve = done));
   let count = 0;
+  // Ignored (see stopSignals), silently: after a terminal closes, a line written to it fails.
+  // Node's default for SIGHUP is to end the process, so ignoring takes a listener.
+  for (const listener of process.listeners('SIGHUP')) process.removeListener('SIGHUP', listener);
+  process.on('SIGHUP', () => {});
   for (const signal of stopSignals) {
     for (const listener of process.listeners(signal)) process.removeListener(signal, listener);
     process.on(signal, () => {
@@ -109,6 +164,7 @@ function portFailure(error: NodeJS.ErrnoException, host: string, port: number, d
   }
   if (error.code === 'EACCES') return new Failure(`not allowed to listen on port ${port} on ${host}; choose a port above 1023 with --port or CHIPLEDGER_PORT`);
   if (error.code === 'EADDRNOTAVAIL') return new Failure(`${host} is not an address of this machine; set CHIPLEDGER_HOST to one (127.0.0.1, or 0.0.0.0 for every interface)`);
+  if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') return new Failure(`the host name ${host} (CHIPLEDGER_HOST) could not be looked up (${error.code}); set CHIPLEDGER_HOST to an address of this machine (127.0.0.1, or 0.0.0.0 for every interface)`);
   return new Failure(`couldn't listen on ${host}:${port}: ${error.message}`);
 }
 
@@ -117,7 +173,7 @@ async function listen(app: { listen(options: { host: string; port: number }): Pr
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw portFailure(error as NodeJS.ErrnoException, config.host, config.port, false);
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw portFailure(error as NodeJS.ErrnoException, config.host, config.port, false);
     throw error;
   }
 }

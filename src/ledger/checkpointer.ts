@@ -36,7 +36,13 @@ export interface CheckpointerOptions {
   intervalMs?: number;
   /** How long a signing waits for the lock and for each statement (limits.checkpointSigningWaitMsMax). */
   signingWaitMs?: number;
+  /**
+   * Told of a failing tick once per outage (the first failure), not at every tick: a
+   * database away for a minute would otherwise log 60 stacks of the same error.
+   */
   onError?: (error: unknown, context: string) => void;
+  /** Told once when a tick succeeds after failing ones, saying how many failed and for how long. */
+  onRecovered?: (message: string) => void;
 }
 
 /** What a signing found; the newest checkpoint is read in the same bounded transaction. */
@@ -46,8 +52,12 @@ export class Checkpointer {
   private timer: NodeJS.Timeout | undefined;
   /** The tick in flight, if any: at most one at a time. */
   private signing: Promise<unknown> | undefined;
-  /** skippedTicks: timer turns that found the tick before them still running (a slow or unreachable database, a held lock). */
-  readonly stats = { signed: 0, lastSize: 0, lastSignedAtMs: 0, skippedTicks: 0 };
+  /**
+   * skippedTicks: timer turns that found the tick before them still running (a slow or
+   * unreachable database, a held lock); failedTicks: ticks that failed (each is reported only
+   * when it begins an outage).
+   */
+  readonly stats = { signed: 0, lastSize: 0, lastSignedAtMs: 0, skippedTicks: 0, failedTicks: 0 };
   /** Set once this signer found its key replaced: it never signs again. */
   private retiredBy: string | undefined;
   /** A timer turn found the tick before it still running: the next starts as that one ends. */
@@ -56,6 +66,8 @@ export class Checkpointer {
   private ownSize: number | undefined;
   /** Whether the last tick failed (the database slow or away): no last signing is tried then. */
   private lastTickFailed = false;
+  /** The outage the failing ticks belong to: when it began, and how many ticks failed in it. */
+  private outage: { sinceMs: number; failedTicks: number } | undefined;
   private period = 0;
 
   constructor(private readonly options: CheckpointerOptions) {}
@@ -85,12 +97,7 @@ export class Checkpointer {
       return;
     }
     this.signing = this.tick()
-      .then(() => {
-        this.lastTickFailed = false;
-      }, (error: unknown) => {
-        this.lastTickFailed = true;
-        this.options.onError?.(error, "couldn't sign a checkpoint");
-      })
+      .then(() => this.tickSucceeded(), (error: unknown) => this.tickFailed(error))
       .finally(() => {
         this.signing = undefined;
         if (this.tickOwed && this.timer !== undefined && this.retiredBy === undefined) {
@@ -98,6 +105,25 @@ export class Checkpointer {
           this.startTick();
         }
       });
+  }
+
+  private tickFailed(error: unknown): void {
+    this.lastTickFailed = true;
+    this.stats.failedTicks += 1;
+    if (this.outage !== undefined) {
+      this.outage.failedTicks += 1;
+      return;
+    }
+    this.outage = { sinceMs: Date.now(), failedTicks: 1 };
+    this.options.onError?.(error, "couldn't sign a checkpoint (said once until signing works again)");
+  }
+
+  private tickSucceeded(): void {
+    this.lastTickFailed = false;
+    if (this.outage === undefined) return;
+    const { sinceMs, failedTicks } = this.outage;
+    this.outage = undefined;
+    this.options.onRecovered?.(`checkpoint signing works again, after ${failedTicks} failed ${failedTicks === 1 ? 'tick' : 'ticks'} over ${((Date.now() - sinceMs) / 1000).toFixed(1)} s`);
   }
 
   /**

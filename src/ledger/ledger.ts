@@ -37,6 +37,8 @@ export interface LedgerOptions {
   logPreviousSignerKey?: string;
   checkpointIntervalMs?: number;
   onError?: (error: unknown, context: string) => void;
+  /** Told when the checkpointer signs again after an outage (its onError said the outage once). */
+  onRecovered?: (message: string) => void;
 }
 
 export interface Violation {
@@ -69,6 +71,7 @@ export class Ledger {
         signer: parseSignerKey(options.logSignerKey),
         ...(options.checkpointIntervalMs ? { intervalMs: options.checkpointIntervalMs } : {}),
         ...(options.onError ? { onError: options.onError } : {}),
+        ...(options.onRecovered ? { onRecovered: options.onRecovered } : {}),
       });
     }
   }

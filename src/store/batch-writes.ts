@@ -240,7 +240,7 @@ function idempotencyStep(entries: IdempotencyWrite[]): Step {
   const rows = entries.map((entry) => ({ ...entry, request_hash: entry.request_hash.toString('hex') }));
   return inline(`INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at)
     SELECT scope, key, decode(request_hash, 'hex'), status, response, created_at
-    FROM json_to_recordset(${json(rows)}) AS i(scope text, key text, request_hash text, status int, response jsonb, created_at timestamptz)`);
+    FROM json_to_recordset(${json(rows)}) AS i(scope text, key text, request_hash text, status int, response json, created_at timestamptz)`);
 }
 
 /**

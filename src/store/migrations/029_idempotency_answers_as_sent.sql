@@ -1,0 +1,13 @@
+-- Invariant 6: a replayed answer is the first answer, byte for byte. The stored answer was
+-- jsonb, which keeps an object's keys in its own order (shortest first), so a replay of
+-- {"seq":91,"shipmentId":"S-91","status":"booked","units":1,"serialCount":0} came back as
+-- {"seq":91,"units":1,"status":"booked","shipmentId":"S-91","serialCount":0}: the same
+-- content, other bytes, which a client comparing or hashing bodies takes for another answer.
+-- json keeps the text as the ledger wrote it (JSON.stringify of the answer it sent), and the
+-- ledger only stores and reads it whole, never looks inside or compares it in SQL, which json
+-- cannot do and jsonb was not needed for.
+--
+-- Answers stored before this keep jsonb's order: their first order is gone. The rewrite does
+-- not fire the table's UPDATE trigger (028, idempotency_keys_no_change): it is no UPDATE, and
+-- that trigger, the primary key and every row stay as they were.
+ALTER TABLE idempotency_keys ALTER COLUMN response TYPE json USING response::json;

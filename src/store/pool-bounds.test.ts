@@ -1,0 +1,177 @@
+/**
+ * The HTTP API's reads are bounded (withQueryTimeout): while the database is frozen (a
+ * SIGSTOP, a network cut: bytes stop moving and no error comes) a read fails within its bound
+ * as "database unavailable", and its connection is closed, not left in use or handed on.
+ * The database is frozen here by a TCP proxy in front of the test database that stops
+ * forwarding, as the ops review froze the postmaster with SIGSTOP.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { createPool, inTransaction, isDatabaseUnavailable, pingDatabase, queryTimeoutMessage, withQueryTimeout, type Pool } from './pool.ts';
+import { readEntriesPacked } from './tlog-tables.ts';
+
+/** The bound under test: long enough for a healthy query on a loaded machine, short for the test. */
+const boundMs = 400;
+
+/** A TCP proxy to the test database that can stop forwarding (both ways) without closing anything. */
+class FreezingProxy {
+  private frozen = false;
+  private readonly sockets = new Set<Socket>();
+  private readonly held: Array<() => void> = [];
+  readonly server: Server;
+
+  constructor(target: { host: string; port: number }) {
+    this.server = createServer((client) => {
+      const upstream = connect(target.port, target.host);
+      for (const socket of [client, upstream]) {
+        this.sockets.add(socket);
+        socket.on('error', () => {});
+        socket.on('close', () => this.sockets.delete(socket));
+      }
+      this.forward(client, upstream);
+      this.forward(upstream, client);
+    });
+  }
+
+  private forward(from: Socket, to: Socket): void {
+    from.on('data', (chunk: Buffer) => {
+      if (this.frozen) this.held.push(() => to.write(chunk));
+      else to.write(chunk);
+    });
+    from.on('close', () => to.destroy());
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((done) => this.server.listen(0, '127.0.0.1', done));
+    return (this.server.address() as { port: number }).port;
+  }
+
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  thaw(): void {
+    this.frozen = false;
+    for (const write of this.held.splice(0)) write();
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise((done) => this.server.close(done));
+  }
+}
+
+let database: TestDatabase;
+let proxy: FreezingProxy;
+let pool: Pool;
+let bounded: Pool;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const url = new URL(database.url);
+  proxy = new FreezingProxy({ host: url.hostname, port: Number(url.port || 5432) });
+  url.host = `127.0.0.1:${await proxy.listen()}`;
+  pool = createPool({ url: url.toString(), connectionsMax: 4, applicationName: 'chipledger-pool-bounds-test' });
+  bounded = withQueryTimeout(pool, boundMs);
+});
+afterAll(async () => {
+  proxy?.thaw();
+  await pool?.end().catch(() => {});
+  await proxy?.close();
+  await database?.drop();
+});
+
+/** How long `work` took to fail, and with what. */
+async function failure(work: () => Promise<unknown>): Promise<{ error: unknown; ms: number }> {
+  const started = Date.now();
+  try {
+    await work();
+  } catch (error) {
+    return { error, ms: Date.now() - started };
+  }
+  throw new Error('expected a failure');
+}
+
+async function whileFrozen<T>(work: () => Promise<T>): Promise<T> {
+  // A connection made and idle first, so the freeze catches a query in flight, not a connect.
+  await Promise.all([1, 2, 3].map(() => bounded.query('SELECT 1')));
+  proxy.freeze();
+  try {
+    return await work();
+  } finally {
+    proxy.thaw();
+  }
+}
+
+describe('a pool bounded for reads (withQueryTimeout)', () => {
+  it('answers as usual while the database answers, through the pool and through a checked-out client', async () => {
+    expect((await bounded.query<{ n: number }>('SELECT 41 + 1 AS n')).rows[0]!.n).toBe(42);
+    expect((await bounded.query<{ n: number }>({ text: 'SELECT $1::int AS n', values: [7] })).rows[0]!.n).toBe(7);
+    const rows = await inTransaction(bounded, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => (await client.query<{ n: number }>('SELECT 2 AS n')).rows);
+    expect(rows[0]!.n).toBe(2);
+    expect(await readEntriesPacked(bounded, 0, 0)).toEqual({ bytes: Buffer.alloc(0), count: 0 });
+    expect((bounded as unknown as { totalCount: number }).totalCount).toBe(pool.totalCount);
+  });
+
+  it('fails a read of a frozen database within its bound, as database unavailable, and closes the connection', async () => {
+    const { error, ms } = await whileFrozen(() => failure(() => bounded.query('SELECT 1')));
+    expect((error as Error).message).toBe(queryTimeoutMessage);
+    expect(isDatabaseUnavailable(error)).toBe(true);
+    expect(ms).toBeGreaterThanOrEqual(boundMs - 50);
+    expect(ms).toBeLessThan(boundMs + 1_500);
+    // Thawed: the pool answers again, and no connection kept the abandoned query.
+    expect((await bounded.query<{ n: number }>('SELECT 5 AS n')).rows[0]!.n).toBe(5);
+  });
+
+  it('bounds a snapshot read (inTransaction) by one bound, not a second one for its ROLLBACK, and closes that connection', async () => {
+    const { error, ms } = await whileFrozen(() => failure(() => inTransaction(bounded, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', (client) => client.query('SELECT 1'))));
+    expect(isDatabaseUnavailable(error)).toBe(true);
+    expect(ms).toBeLessThan(2 * boundMs);
+    expect(pool.totalCount).toBeLessThanOrEqual(2); // of the three, the one that ran out is gone
+    expect((await bounded.query<{ n: number }>('SELECT 6 AS n')).rows[0]!.n).toBe(6);
+  });
+
+  it('bounds a streamed read (COPY, which pg does not time) and closes its connection', async () => {
+    const { error, ms } = await whileFrozen(() => failure(() => readEntriesPacked(bounded, 0, 1)));
+    expect(isDatabaseUnavailable(error)).toBe(true);
+    expect(ms).toBeLessThan(boundMs + 1_500);
+    expect((await readEntriesPacked(bounded, 0, 0)).count).toBe(0);
+  });
+
+  it('a health check ping bounded by its own deadline gives its connection back when it runs out', async () => {
+    const { error, ms } = await whileFrozen(async () => {
+      const before = pool.totalCount;
+      const failed = await failure(() => pingDatabase(bounded, 150));
+      // The connection the ping held was closed, not left busy with the abandoned query.
+      expect(pool.totalCount).toBe(before - 1);
+      return failed;
+    });
+    expect(isDatabaseUnavailable(error)).toBe(true);
+    expect(ms).toBeLessThan(boundMs);
+  });
+
+  it('leaves the pool it views unbounded for the long work on it (start-up checks, the sequencer)', async () => {
+    const slow = await pool.query<{ done: boolean }>(`SELECT pg_sleep(${(boundMs * 2) / 1000}) IS NOT NULL AS done`);
+    expect(slow.rows[0]!.done).toBe(true);
+    const { error } = await failure(() => bounded.query(`SELECT pg_sleep(${(boundMs * 2) / 1000})`));
+    expect((error as Error).message).toBe(queryTimeoutMessage);
+  });
+});
+
+describe('isDatabaseUnavailable', () => {
+  const coded = (code: string, message = 'x'): Error => Object.assign(new Error(message), { code });
+  it('says yes to a connection lost, refused or not had in time, a server going away, and a bound of ours running out', () => {
+    for (const code of ['08006', '08001', '08P01', '57P01', '57P02', '57P03', '53300', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND']) expect(isDatabaseUnavailable(coded(code)), code).toBe(true);
+    for (const message of ['timeout exceeded when trying to connect', 'Connection terminated unexpectedly', 'Connection terminated due to connection timeout', 'Connection terminated', queryTimeoutMessage]) expect(isDatabaseUnavailable(new Error(message)), message).toBe(true);
+    expect(isDatabaseUnavailable(coded('57014', 'canceling statement due to statement timeout'))).toBe(true);
+    expect(isDatabaseUnavailable(new AggregateError([coded('ECONNREFUSED'), coded('ECONNREFUSED')]))).toBe(true);
+  });
+  it('says no to what a request or a bug caused, and to an operator cancelling a query', () => {
+    for (const code of ['23505', '22P02', '42P01', '40001', '55P03']) expect(isDatabaseUnavailable(coded(code)), code).toBe(false);
+    expect(isDatabaseUnavailable(coded('57014', 'canceling statement due to user request'))).toBe(false);
+    expect(isDatabaseUnavailable(new Error('something else'))).toBe(false);
+    expect(isDatabaseUnavailable(new TypeError('x is undefined'))).toBe(false);
+    expect(isDatabaseUnavailable('Connection terminated')).toBe(false);
+  });
+});
