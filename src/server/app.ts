@@ -14,8 +14,7 @@ import { limits } from '../core/limits.ts';
 import { withTimeout } from '../core/timeout.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Actor } from '../ledger/permissions.ts';
-import type { Pool } from '../store/pool.ts';
-import { ping } from '../store/read-queries.ts';
+import { isDatabaseUnavailable, pingDatabase, type Pool } from '../store/pool.ts';
 import { TokenVerifier } from './auth.ts';
 import { BodyBudget } from './body-budget.ts';
 import { parseJsonBody } from './body.ts';
@@ -145,6 +144,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.setErrorHandler((error, request, reply) => {
     const refusal = fromFrameworkError(error, request.routeOptions.config.accepts ?? defaultBodyMediaType);
     if (refusal !== null) return sendProblem(reply, problemOf(refusal, request.url));
+    // The database away (down, frozen past a read's bound, connections refused) is the
+    // write path's 503 too: a client may retry, and it is not a fault of ours to log as one.
+    if (isDatabaseUnavailable(error)) {
+      return sendProblem(reply, problemOf(new DomainError('unavailable', 'the database is unreachable or not answering; try again later', { cause: error }), request.url));
+    }
     request.log.error({ err: error, method: request.method, route: request.routeOptions.url }, 'unhandled error while answering a request');
     return sendProblem(reply, internalProblem(request.url));
   });
@@ -182,7 +186,9 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
   app.get('/v1/openapi.json', async (_request, reply: FastifyReply) => reply.type('application/json').send(documentJson));
   app.get('/v1/docs', async (_request, reply: FastifyReply) => reply.type('text/html; charset=utf-8').send(docsPage));
   app.get('/healthz', async (_request, reply: FastifyReply) => {
-    await withTimeout(ping(options.pool), healthCheckTimeoutMs).catch((error: unknown) => {
+    // The ping's own query_timeout ends the query and frees its connection when the database
+    // hangs; withTimeout alone would answer in time but leave the slot in use.
+    await withTimeout(pingDatabase(options.pool, healthCheckTimeoutMs), healthCheckTimeoutMs).catch((error: unknown) => {
       throw new DomainError('unavailable', "the database did not answer the health check", { cause: error });
     });
     return reply.send({ status: 'ok' });

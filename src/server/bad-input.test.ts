@@ -41,6 +41,10 @@ const book = (body: unknown, extra: Partial<RequestOptions> = {}): RequestOption
 const site = (payload: string): RequestOptions => ({ method: 'POST', url: '/v1/sites', token: api.tokens.recipient, payload });
 const siteJson = (name: string) => `{"name":"${name}","province":"Guizhou","city":"Guiyang","latitude":26.6,"longitude":106.7,"capacityUnits":10}`;
 const get = (url: string): RequestOptions => ({ method: 'GET', url, token: api.tokens.exporter });
+const product = (parameters: Record<string, unknown>): RequestOptions => ({
+  method: 'POST', url: '/v1/products', token: api.tokens.authority_admin,
+  body: { model: `Bad Datasheet ${Math.random()}`, vendor: 'Test', parameters: { logicDieAreaMm2: 600, dramBandwidthGbS: 3000, designedForDatacenter: true, ...parameters } },
+});
 
 /** A fresh export licence for the exporter naming alpha, with an allocation to alpha. */
 async function exportAllocation(options: { validTo?: string; suspend?: boolean } = {}): Promise<string> {
@@ -165,6 +169,11 @@ const cases: Case[] = [
   { name: 'a tranche starting in year 0', request: () => ({ method: 'POST', url: '/v1/allocations', token: api.tokens.authority_admin, body: { licenceId: api.world.exportLicenceId, recipientId: api.orgs.alpha, units: 1, periodStart: '0000-01-01', periodEnd: '2026-12-31' } }), status: 400, code: 'invalid_input', detail: /periodStart: must be between the years 1 and 9999/ },
   { name: 'a name that NFC makes too long', request: () => site(siteJson('\u0344'.repeat(limits.textLengthMax))), status: 400, code: 'invalid_input', detail: /name: must be at most [\d,]+ characters once normalised to NFC/ },
   { name: 'an unknown status filter', request: () => get('/v1/shipments?status=lost'), status: 400, code: 'invalid_input', detail: /status/ },
+  // Datasheets that would misclassify: each refused with the field that is wrong.
+  { name: 'a precision label that contradicts its bit length', request: () => product({ denseRates: [{ precision: 'FP16', denseTops: 300, bitLength: 8 }] }), status: 400, code: 'invalid_input', detail: /parameters\.denseRates\.0\.bitLength: bit length must be 16 for precision "FP16", got 8/ },
+  { name: 'a sparse rate', request: () => product({ denseRates: [{ precision: 'FP8 sparse', denseTops: 1200, bitLength: 8 }] }), status: 400, code: 'invalid_input', detail: /parameters\.denseRates\.0\.precision: .*sparse/ },
+  { name: 'DRAM bandwidth 0', request: () => product({ denseTops: 300, bitLength: 16, dramBandwidthGbS: 0 }), status: 400, code: 'invalid_input', detail: /parameters\.dramBandwidthGbS: must be at least 1 GB\/s \(dramBandwidthGbSMin\)/ },
+  { name: 'a denormal die area', request: () => product({ denseTops: 300, bitLength: 16, logicDieAreaMm2: 5e-324 }), status: 400, code: 'invalid_input', detail: /parameters\.logicDieAreaMm2: must be at least 1 mm² \(logicDieAreaMm2Min\)/ },
 ];
 
 describe('bad input', () => {

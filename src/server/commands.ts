@@ -125,7 +125,11 @@ export function registerCommandRoutes(app: FastifyInstance, ledger: Ledger, veri
   for (const route of commandRoutes) {
     const options = { config: { command: route.kind }, ...(serialListCommands.has(route.kind) ? { bodyLimit: limits.serialListBodyBytesMax } : {}) };
     app.post(route.path, options, async (request: FastifyRequest, reply: FastifyReply) => {
-      const actor = request.actor!;
+      // The token was checked when the headers came; a body may take up to the request
+      // timeout to arrive, and a token revoked meanwhile must not write. Checked again now:
+      // a cache hit normally, a fresh look-up after this process revoked it (or after the
+      // cache's few seconds, for a revocation through another process).
+      const actor = await verifier.verify(request.headers.authorization);
       const key = idempotencyKeyOf(request.headers['idempotency-key']);
       const input = commandInput(route, request.body, (request.params as { id?: string }).id);
       const answer = await ledger.submit(route.kind, input as never, actor, key);

@@ -121,7 +121,7 @@ function serialLists(): fc.Arbitrary<unknown> {
 // Datasheet figures on both sides of the export-control thresholds.
 const parameters = fc.record({
   denseTops: fc.constantFrom(1979, 4000, 150, 2.5), bitLength: fc.constantFrom(8, 16), logicDieAreaMm2: fc.constantFrom(814, 300),
-  dramBandwidthGbS: fc.constantFrom(4800, 800, 0), memoryGb: fc.constantFrom(141, 24), designedForDatacenter: fc.boolean(),
+  dramBandwidthGbS: fc.constantFrom(4800, 800, 1), memoryGb: fc.constantFrom(141, 24), designedForDatacenter: fc.boolean(),
 }, { requiredKeys: ['denseTops', 'bitLength', 'logicDieAreaMm2', 'dramBandwidthGbS', 'designedForDatacenter'] });
 
 /** Field name → values that mostly pass parsing, so that requests reach the ledger's rules. */

@@ -505,10 +505,6 @@ export async function isVisible(pool: Pool, what: Visible, viewer: Viewer, id: s
 }
 
 /** The database answers at all: for /healthz. */
-export async function ping(pool: Pool): Promise<void> {
-  await pool.query('SELECT 1');
-}
-
 export interface TokenCredential {
   id: string;
   org_id: string;
