@@ -1,0 +1,187 @@
+/**
+ * The holes of the s12 review, closed by migration 028: each case writes around the ledger,
+ * straight into the tables, in a transaction that is always rolled back, and must be refused
+ * with its SQLSTATE and words (before 028 the database took every one of them). The
+ * ledger's own writes through the same triggers are the rest of the suite's.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../test/database.ts';
+import { firstRefusal, type Statement } from '../../test/support/rolled-back.ts';
+import { worldPerFile, type World } from '../../test/world.ts';
+
+let database: TestDatabase;
+let world: World;
+
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
+});
+
+/** A booked shipment of 2 units to alpha, both listed (F28-1, F28-2). */
+let bookedId: string;
+/** A booked shipment of 2 units to alpha, nothing listed yet. */
+let emptyId: string;
+/** Shipments delivered to alpha and to beta, one unit each (D28-ALPHA, D28-BETA): their manifest rows are no longer live. */
+let deliveredAlphaId: string;
+let deliveredBetaId: string;
+/** An issued import licence of 1,000,000 units with nothing allocated: room to move an allocation to. */
+let spareImportLicenceId: string;
+
+const refusal = (...statements: Statement[]) => firstRefusal(database.pool, ...statements);
+
+async function book(recipient: 'alpha' | 'beta', units: number, serials: string[]): Promise<string> {
+  const { run, actors, productId, allocations } = world;
+  return String((await run('shipment.book', {
+    exportAllocationId: allocations[`${recipient}Export`], importAllocationId: allocations[`${recipient}Import`], productId,
+    units, deadline: '2026-03-01T00:00:00Z', ...(serials.length > 0 ? { serials } : {}),
+  }, actors.exporter)).shipmentId);
+}
+
+async function delivered(recipient: 'alpha' | 'beta', serial: string): Promise<string> {
+  const { run, actors } = world;
+  const shipmentId = await book(recipient, 1, [serial]);
+  await run('shipment.ship', { shipmentId }, actors.exporter);
+  await run('shipment.clear', { shipmentId }, actors.mofcom);
+  await run('shipment.deliver', { shipmentId }, actors[recipient]);
+  return shipmentId;
+}
+
+beforeAll(async () => {
+  const { run, actors, productId } = world;
+  bookedId = await book('alpha', 2, ['F28-1', 'F28-2']);
+  emptyId = await book('alpha', 2, []);
+  deliveredAlphaId = await delivered('alpha', 'D28-ALPHA');
+  deliveredBetaId = await delivered('beta', 'D28-BETA');
+  spareImportLicenceId = String((await run('licence.create', {
+    reference: 'MOFCOM-028', direction: 'import', holderId: actors.alpha.orgId, parties: [{ organisationId: actors.exporter.orgId, role: 'supplier' }],
+    productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 1_000_000, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z',
+  }, actors.mofcom)).licenceId);
+  await run('licence.issue', { licenceId: spareImportLicenceId }, actors.mofcom);
+});
+
+describe('H1: a shipment keeps what it was booked as, an allocation its licence and recipient', () => {
+  it('refuses a change of units, product, booking date or allocation, naming what changed', async () => {
+    const cases: Array<[string, unknown[], RegExp]> = [
+      ['UPDATE shipments SET units = 6000 WHERE id = $1', [bookedId], /\(units 2 → 6000\)$/],
+      [`UPDATE shipments SET booked_at = '2001-01-01T00:00:00Z' WHERE id = $1`, [bookedId], /\(booked_at 2026-02-01 00:00:00\+00 → 2001-01-01 00:00:00\+00\)$/],
+      ['UPDATE shipments SET import_allocation_id = $2 WHERE id = $1', [bookedId, world.allocations.betaImport], new RegExp(`\\(import allocation ${world.allocations.alphaImport} → ${world.allocations.betaImport}\\)$`)],
+      ['UPDATE shipments SET export_allocation_id = $2 WHERE id = $1', [bookedId, world.allocations.betaExport], new RegExp(`\\(export allocation ${world.allocations.alphaExport} → ${world.allocations.betaExport}\\)$`)],
+    ];
+    for (const [sql, values, words] of cases) {
+      const error = await refusal([sql, values]);
+      expect(error?.code, `${sql}: ${error?.message ?? 'the database accepted it'}`).toBe('23514');
+      expect(error?.message).toMatch(new RegExp(`^shipment ${bookedId} keeps what it was booked as; it cannot change `));
+      expect(error?.message).toMatch(words);
+    }
+    // A product that neither licence names, made for the purpose (as the review did).
+    const product: Statement = [`INSERT INTO products (id, model, vendor, parameters, eccn, created_seq) VALUES ('PRD-X', 'X-1', 'X', '{}', 'EAR99', 999999)`];
+    const error = await refusal(product, [`UPDATE shipments SET product_id = 'PRD-X' WHERE id = $1`, [bookedId]]);
+    expect(error).toEqual({ code: '23514', message: `shipment ${bookedId} keeps what it was booked as; it cannot change (product ${world.productId} → PRD-X)` });
+  });
+
+  it('takes the row written back whole, as a batch upsert writes it, with only status and counts changed', async () => {
+    expect(await refusal([`INSERT INTO shipments SELECT * FROM shipments WHERE id = $1
+      ON CONFLICT (id) DO UPDATE SET units = EXCLUDED.units, product_id = EXCLUDED.product_id, booked_at = EXCLUDED.booked_at,
+        export_allocation_id = EXCLUDED.export_allocation_id, import_allocation_id = EXCLUDED.import_allocation_id,
+        status = 'cancelled', updated_seq = 999999`, [bookedId]])).toBeUndefined();
+  });
+
+  it("refuses an allocation moved to another licence (its counters moved with it) or another recipient", async () => {
+    const moved = await refusal(
+      ['UPDATE licences SET allocated_units = allocated_units - (SELECT units FROM allocations WHERE id = $2) WHERE id = $1', [world.importLicenceId, world.allocations.betaImport]],
+      ['UPDATE licences SET allocated_units = (SELECT units FROM allocations WHERE id = $2) WHERE id = $1', [spareImportLicenceId, world.allocations.betaImport]],
+      ['UPDATE allocations SET licence_id = $2 WHERE id = $1', [world.allocations.betaImport, spareImportLicenceId]],
+    );
+    expect(moved).toEqual({
+      code: '23514',
+      message: `allocation ${world.allocations.betaImport} is of licence ${world.importLicenceId} for ${world.actors.beta.orgId}; it cannot become one of licence ${spareImportLicenceId} for ${world.actors.beta.orgId} (its shipments were booked under the first)`,
+    });
+    const handed = await refusal(['UPDATE allocations SET recipient_org_id = $2 WHERE id = $1', [world.allocations.betaImport, world.actors.alpha.orgId]]);
+    expect(handed?.code, handed?.message ?? 'the database accepted it').toBe('23514');
+    expect(handed?.message).toMatch(new RegExp(`^allocation ${world.allocations.betaImport} is of licence .* for ${world.actors.beta.orgId}; it cannot become one of licence .* for ${world.actors.alpha.orgId} `));
+  });
+});
+
+describe("H2: a live manifest row names a unit of its shipment, product and recipient", () => {
+  // Not refused at INSERT (no check cheap enough for a 100,000-serial manifest: migration 028, 2).
+  it('refuses a manifest row made live again, or moved to another shipment', async () => {
+    for (const [sql, values] of [
+      ['UPDATE shipment_serials SET live = true WHERE shipment_id = $1', [deliveredAlphaId]],
+      ['UPDATE shipment_serials SET shipment_id = $2 WHERE shipment_id = $1', [deliveredAlphaId, emptyId]],
+    ] as const) {
+      const error = await refusal([sql, [...values]]);
+      expect(error?.code, `${sql}: ${error?.message ?? 'the database accepted it'}`).toBe('23514');
+      expect(error?.message).toMatch(new RegExp(`^the manifest row of serial D28-ALPHA in shipment ${deliveredAlphaId} can only stop being live; `));
+    }
+    // What the ledger does: a row stops being live when its shipment ends.
+    expect(await refusal(['UPDATE shipment_serials SET live = false WHERE shipment_id = $1', [bookedId]])).toBeUndefined();
+  });
+
+  it("is reported by the full re-check: another tenant's delivered unit listed live in alpha's booking", async () => {
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      expect((await client.query('SELECT * FROM ledger_violations()')).rows).toEqual([]);
+      await client.query(`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ($1, 'D28-BETA', true)`, [emptyId]);
+      await client.query('UPDATE shipments SET serial_count = 1 WHERE id = $1', [emptyId]);
+      expect((await client.query('SELECT * FROM ledger_violations()')).rows).toEqual([{
+        invariant: 'invariant-4', subject: emptyId,
+        detail: `serial D28-BETA is live in the manifest, but its unit is in shipment ${deliveredBetaId} (${world.productId} for ${world.actors.beta.orgId}), not in this one (${world.productId} for ${world.actors.alpha.orgId})`,
+      }]);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+});
+
+describe('H3: the serial lists keep their starting point', () => {
+  it('refuses an UPDATE or DELETE of event_serials_from, and a TRUNCATE of either table', async () => {
+    expect(await refusal(['UPDATE event_serials_from SET seq = 1000000000'])).toEqual({ code: '23001', message: 'the ledger only grows: event_serials_from rows are never changed' });
+    expect(await refusal(['DELETE FROM event_serials_from'])).toEqual({ code: '23001', message: 'the ledger only grows: event_serials_from rows are never deleted' });
+    expect(await refusal(['TRUNCATE event_serials_from'])).toEqual({ code: '23001', message: 'the ledger only grows: event_serials_from rows are never deleted' });
+    expect(await refusal(['TRUNCATE event_serials'])).toEqual({ code: '23001', message: 'the ledger only grows: event_serials rows are never deleted' });
+  });
+});
+
+describe('H4: an event keeps the columns the API serves', () => {
+  it('refuses a rewritten kind, subject, actor, time or readers, and a TRUNCATE', async () => {
+    const { rows } = await database.pool.query<{ seq: string; kind: string; subject_id: string; actor: string }>(
+      `SELECT seq, kind, subject_id, actor FROM events WHERE kind = 'shipment.book' AND subject_id = $1`, [bookedId]);
+    const event = rows[0]!;
+    for (const set of [`kind = 'shipment.cancel'`, `subject_id = 'S-47'`, `actor = 'TOK-0'`, `at = '2000-01-01T00:00:00Z'`, `org_ids = '{}'`, 'seq = seq + 1000000']) {
+      const error = await refusal([`UPDATE events SET ${set} WHERE seq = $1`, [event.seq]]);
+      expect(error?.code, `${set}: ${error?.message ?? 'the database accepted it'}`).toBe('23001');
+      expect(error?.message).toMatch(new RegExp(`^event ${event.seq} is shipment\\.book of ${bookedId} by ${event.actor}, at .*; an event's columns never change$`));
+    }
+    expect(await refusal(['TRUNCATE events CASCADE'])).toEqual({ code: '23001', message: 'the ledger only grows: events rows are never deleted' });
+    // The canonical bytes are the log's checks' to catch (transparency-log.test.ts tampers with them).
+    expect(await refusal([`UPDATE events SET canonical = canonical || '\\x20'::bytea WHERE seq = $1`, [event.seq]])).toBeUndefined();
+  });
+});
+
+describe('H5: a stored idempotency answer stays as it was stored', () => {
+  it('refuses an UPDATE, a DELETE and a TRUNCATE', async () => {
+    const stored: Statement = [`INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ('ORG-028', 'k1', '\\x00', 200, '{"shipmentId":"S-1"}', now())`];
+    expect(await refusal(stored, [`UPDATE idempotency_keys SET request_hash = '\\x01', response = '{"shipmentId":"S-99"}' WHERE key = 'k1'`]))
+      .toEqual({ code: '23001', message: 'the ledger only grows: idempotency_keys rows are never changed' });
+    expect(await refusal(stored, [`DELETE FROM idempotency_keys WHERE key = 'k1'`])).toEqual({ code: '23001', message: 'the ledger only grows: idempotency_keys rows are never deleted' });
+    expect(await refusal(stored, ['TRUNCATE idempotency_keys'])).toEqual({ code: '23001', message: 'the ledger only grows: idempotency_keys rows are never deleted' });
+  });
+});
+
+describe('H7: a licence is exhausted exactly when every unit has shipped, whatever column changes', () => {
+  it('refuses the last units shipped with the status left issued, and units given to an exhausted licence with the status left exhausted', async () => {
+    const shippedOut = await refusal(['UPDATE licences SET shipped_units = authorised_units WHERE id = $1', [spareImportLicenceId]]);
+    expect(shippedOut).toEqual({
+      code: '23514', message: `licence ${spareImportLicenceId} has shipped 1000000 of its 1000000 units; it cannot stay issued (a licence is exhausted exactly when every unit has shipped)`,
+    });
+    const exhaust: Statement = [`UPDATE licences SET shipped_units = authorised_units, status = 'exhausted' WHERE id = $1`, [spareImportLicenceId]];
+    expect(await refusal(exhaust)).toBeUndefined();
+    expect(await refusal(exhaust, ['UPDATE licences SET authorised_units = authorised_units + 1 WHERE id = $1', [spareImportLicenceId]])).toEqual({
+      code: '23514', message: `licence ${spareImportLicenceId} has shipped 1000000 of its 1000001 units; it cannot stay exhausted (a licence is exhausted exactly when every unit has shipped)`,
+    });
+    // The ledger's way: the status goes with the units.
+    expect(await refusal(exhaust, [`UPDATE licences SET authorised_units = authorised_units + 1, status = 'issued' WHERE id = $1`, [spareImportLicenceId]])).toBeUndefined();
+  });
+});
