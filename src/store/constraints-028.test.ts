@@ -60,12 +60,14 @@ beforeAll(async () => {
 });
 
 describe('H1: a shipment keeps what it was booked as, an allocation its licence and recipient', () => {
-  it('refuses a change of units, product, booking date or allocation, naming what changed', async () => {
+  it('refuses a change of units, product, booking date, allocation, exporter or route, naming what changed', async () => {
     const cases: Array<[string, unknown[], RegExp]> = [
       ['UPDATE shipments SET units = 6000 WHERE id = $1', [bookedId], /\(units 2 → 6000\)$/],
       [`UPDATE shipments SET booked_at = '2001-01-01T00:00:00Z' WHERE id = $1`, [bookedId], /\(booked_at 2026-02-01 00:00:00\+00 → 2001-01-01 00:00:00\+00\)$/],
       ['UPDATE shipments SET import_allocation_id = $2 WHERE id = $1', [bookedId, world.allocations.betaImport], new RegExp(`\\(import allocation ${world.allocations.alphaImport} → ${world.allocations.betaImport}\\)$`)],
       ['UPDATE shipments SET export_allocation_id = $2 WHERE id = $1', [bookedId, world.allocations.betaExport], new RegExp(`\\(export allocation ${world.allocations.alphaExport} → ${world.allocations.betaExport}\\)$`)],
+      ['UPDATE shipments SET exporter_org_id = $2 WHERE id = $1', [bookedId, world.actors.auditor.orgId], new RegExp(`\\(exporter ${world.actors.exporter.orgId} → ${world.actors.auditor.orgId}\\)$`)],
+      [`UPDATE shipments SET destination = 'GB' WHERE id = $1`, [bookedId], /\(route US to CN → US to GB\)$/],
     ];
     for (const [sql, values, words] of cases) {
       const error = await refusal([sql, values]);

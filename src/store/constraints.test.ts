@@ -190,9 +190,10 @@ describe('database constraints, written around the ledger', () => {
     try {
       await client.query('BEGIN');
       // The booking trigger fires on INSERT only: an UPDATE goes past it, the re-check does
-      // not. (Since 020 a shipment's recipient cannot change either: that trigger is off here,
-      // as for someone who can turn it off.)
+      // not. (Since 020 a shipment's recipient cannot change either, and since 028 its route:
+      // those triggers are off here, as for someone who can turn them off.)
       await client.query('ALTER TABLE shipments DISABLE TRIGGER shipments_keep_recipient');
+      await client.query('ALTER TABLE shipments DISABLE TRIGGER shipments_keep_booking');
       await client.query(`UPDATE shipments SET recipient_org_id = $1, destination = 'GB' WHERE id = $2`, [world.actors.beta.orgId, shipmentId]);
       const found = (await client.query<{ invariant: string; subject: string; detail: string }>("SELECT * FROM ledger_violations() WHERE invariant = 'invariant-3'")).rows;
       expect(found).toEqual([{ invariant: 'invariant-3', subject: shipmentId, detail: expect.stringMatching(new RegExp(`shipment .* → ${world.actors.beta.orgId}, US to GB`)) }]);

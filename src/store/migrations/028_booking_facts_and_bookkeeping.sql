@@ -10,19 +10,17 @@
 
 -- 1. A shipment keeps what it was booked as (invariant 3). The booking check (001, 015, 023)
 --    runs on INSERT only, and judges these columns: units (max_units_per_shipment), product,
---    booked_at (validity, allocation periods), and both allocations (and so both licences).
+--    booked_at (validity, allocation periods), both allocations (and so both licences), the
+--    exporter and the route.
 --    The ledger changes a shipment's serial_count, status and updated_seq only
 --    (ledger/handlers/manifests.ts attachSerials, shipments.ts applyStep); until now an
 --    UPDATE could raise a booking above its licences' cap, move it to another product or
 --    date, or onto a revoked licence, and the re-check (017) saw none of it. Its recipient
 --    is 020's (shipments_keep_recipient).
---    The exporter and the route are left out for now: the re-check of 017 finds either
---    changed (it compares them with licence terms no amendment changes: the export
---    licence's holder, both licences' route), 023 checks the exporter again when the
---    shipment ships, and tests make those two changes by hand to reach the checks behind
---    them (constraints.test.ts, the re-check of 017; constraints-edges.test.ts, 019's rule
---    for a unit moved to another exporter's shipment). Holding them here too takes those
---    tests turning this trigger off first, as they do 020's.
+--    The exporter and the route are held too: the booking check judged them (the export
+--    licence's holder, both licences' route), and the re-check of 017 and 023's check at
+--    shipping find them changed only afterwards. Tests that reach those checks by hand turn
+--    this trigger off first, as they do 020's.
 CREATE FUNCTION shipments_keep_booking() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   RAISE EXCEPTION 'shipment % keeps what it was booked as; it cannot change (%)', OLD.id, concat_ws(', ',
@@ -30,12 +28,14 @@ BEGIN
       CASE WHEN NEW.product_id IS DISTINCT FROM OLD.product_id THEN format('product %s → %s', OLD.product_id, NEW.product_id) END,
       CASE WHEN NEW.booked_at IS DISTINCT FROM OLD.booked_at THEN format('booked_at %s → %s', OLD.booked_at, NEW.booked_at) END,
       CASE WHEN NEW.export_allocation_id IS DISTINCT FROM OLD.export_allocation_id THEN format('export allocation %s → %s', OLD.export_allocation_id, NEW.export_allocation_id) END,
-      CASE WHEN NEW.import_allocation_id IS DISTINCT FROM OLD.import_allocation_id THEN format('import allocation %s → %s', OLD.import_allocation_id, NEW.import_allocation_id) END)
+      CASE WHEN NEW.import_allocation_id IS DISTINCT FROM OLD.import_allocation_id THEN format('import allocation %s → %s', OLD.import_allocation_id, NEW.import_allocation_id) END,
+      CASE WHEN NEW.exporter_org_id IS DISTINCT FROM OLD.exporter_org_id THEN format('exporter %s → %s', OLD.exporter_org_id, NEW.exporter_org_id) END,
+      CASE WHEN (NEW.origin, NEW.destination) IS DISTINCT FROM (OLD.origin, OLD.destination) THEN format('route %s to %s → %s to %s', OLD.origin, OLD.destination, NEW.origin, NEW.destination) END)
     USING ERRCODE = 'check_violation', CONSTRAINT = 'shipments_keep_booking';
 END $$;
 CREATE TRIGGER shipments_keep_booking BEFORE UPDATE ON shipments FOR EACH ROW
-  WHEN ((NEW.units, NEW.product_id, NEW.booked_at, NEW.export_allocation_id, NEW.import_allocation_id)
-        IS DISTINCT FROM (OLD.units, OLD.product_id, OLD.booked_at, OLD.export_allocation_id, OLD.import_allocation_id))
+  WHEN ((NEW.units, NEW.product_id, NEW.booked_at, NEW.export_allocation_id, NEW.import_allocation_id, NEW.exporter_org_id, NEW.origin, NEW.destination)
+        IS DISTINCT FROM (OLD.units, OLD.product_id, OLD.booked_at, OLD.export_allocation_id, OLD.import_allocation_id, OLD.exporter_org_id, OLD.origin, OLD.destination))
   EXECUTE FUNCTION shipments_keep_booking();
 
 --    And an allocation keeps its licence and its recipient: its shipments were booked under
