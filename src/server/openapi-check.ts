@@ -41,7 +41,9 @@ export function answerChecker(document: Json): AnswerChecker {
 
   return {
     problemWith(method, url, response) {
-      const pathname = url.split('?')[0]!;
+      // The path the server saw: inject resolves "." and ".." segments as a URL does
+      // (POST /v1/shipments/./deliver reaches /v1/shipments/deliver, a GET-only path: 405).
+      const pathname = new URL(url, 'http://answer-checker.invalid').pathname;
       const path = paths.find((candidate) => candidate.pattern.test(pathname) && candidate.methods[method.toLowerCase()] !== undefined);
       if (path === undefined) return null; // not a documented route: the server's 404 for any path
       const where = `${method} ${path.template} → ${response.statusCode}`;
