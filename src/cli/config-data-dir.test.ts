@@ -1,15 +1,16 @@
 /**
- * A data dir that is a file (or lies below one) is a configuration problem: one clear line
- * and exit 2, said before any command tries to make the folder (ops review, defect 6: an
- * "unexpected error" with an EEXIST or ENOTDIR stack, exit 1).
+ * A data dir that is a file (or lies below one) is a configuration problem for the commands
+ * that open it: one clear line and exit 2, said before the folder is made (ops review: an
+ * "unexpected error" with an EEXIST or ENOTDIR stack, exit 1). Client commands, which never
+ * open it, are not stopped by a file of that name.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readConfig } from './config.ts';
+import { dataDirProblem, readConfig } from './config.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-data-dir-'));
 const file = join(folder, 'afile');
@@ -17,8 +18,8 @@ writeFileSync(file, 'not a folder\n');
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
 
 function problemsOf(dataDir: string): string[] {
-  const result = readConfig({ CHIPLEDGER_DATA_DIR: dataDir }, {}, folder);
-  return result.ok ? [] : result.problems;
+  const problem = dataDirProblem(resolve(folder, dataDir));
+  return problem === undefined ? [] : [problem];
 }
 
 describe('CHIPLEDGER_DATA_DIR', () => {
@@ -32,6 +33,10 @@ describe('CHIPLEDGER_DATA_DIR', () => {
     expect(problemsOf(join(folder, 'made'))).toEqual([]);
     expect(problemsOf(join(folder, 'not', 'yet', 'made'))).toEqual([]);
     expect(problemsOf('relative/below/cwd')).toEqual([]);
+  });
+
+  it('does not stop reading the configuration: a client command has no use for the folder', () => {
+    expect(readConfig({ CHIPLEDGER_DATA_DIR: file }, {}, folder).ok).toBe(true);
   });
 
   it('that is a file stops a command with one line and exit 2, not a stack', () => {

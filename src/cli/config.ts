@@ -110,8 +110,6 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
   };
   const databaseUrl = read<string | undefined>('DATABASE_URL', undefined, undefined, parseDatabaseUrl);
   const dataDir = resolve(cwd, read('CHIPLEDGER_DATA_DIR', undefined, './.chipledger', parseNonEmpty));
-  const dataDirBlocked = notAFolderOnTheWay(dataDir);
-  if (dataDirBlocked !== undefined) problems.push(`CHIPLEDGER_DATA_DIR: ${dataDir} cannot be a folder: ${dataDirBlocked === dataDir ? 'it is' : `${dataDirBlocked}, on its path, is`} a file, not a folder; choose another folder, or move the file`);
   const host = read('CHIPLEDGER_HOST', 'host', '127.0.0.1', parseHost);
   const port = read('CHIPLEDGER_PORT', 'port', 8080, parsePort);
   const logLevel = read<LogLevel>('CHIPLEDGER_LOG_LEVEL', undefined, 'info', parseLogLevel);
@@ -193,10 +191,17 @@ function parseDatabaseUrl(raw: string): string | Problem {
 
 /**
  * The data dir is made when first needed (mkdir -p): the path or a folder above it that is a
- * file (or anything but a folder) makes that fail. Found here, it is one configuration
- * problem (exit 2) instead of an EEXIST or ENOTDIR from deep inside a command. What cannot be
- * looked at (no permission) is left to the command that makes the folder, to say.
+ * file (or anything but a folder) makes that fail. The commands that open it say so as one
+ * configuration problem (exit 2) instead of an EEXIST or ENOTDIR from deep inside; client
+ * commands never open it, so a file of that name in their folder is none of their business.
+ * What cannot be looked at (no permission) is left to the command that makes the folder.
  */
+export function dataDirProblem(dataDir: string): string | undefined {
+  const blocked = notAFolderOnTheWay(dataDir);
+  if (blocked === undefined) return undefined;
+  return `CHIPLEDGER_DATA_DIR: ${dataDir} cannot be a folder: ${blocked === dataDir ? 'it is' : `${blocked}, on its path, is`} a file, not a folder; choose another folder, or move the file`;
+}
+
 function notAFolderOnTheWay(path: string): string | undefined {
   for (let current = path; ; current = dirname(current)) {
     try {

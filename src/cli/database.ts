@@ -20,7 +20,7 @@ import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } f
 import { isProcessAlive, processStartTime } from '../store/processes.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { DataDirInUse, forgetLock, releaseLock, takeLock, updateLock } from './database-lock.ts';
-import type { Config } from './config.ts';
+import { dataDirProblem, type Config } from './config.ts';
 import { Failure } from './output.ts';
 
 export { DataDirInUse } from './database-lock.ts';
@@ -54,6 +54,8 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
     return { pool, origin: 'external', close: () => pool.end() };
   }
   const clusterDir = config.database.dataDir;
+  const blocked = dataDirProblem(config.dataDir);
+  if (blocked !== undefined) throw new Failure(blocked, 2);
   mkdirSync(config.dataDir, { recursive: true });
   const lockPath = join(config.dataDir, 'chipledger.lock');
   const owner = { lends: options.exclusive, command: options.applicationName };

@@ -79,4 +79,23 @@ describe('the checkpoint signer through an outage', () => {
       await ledger.close();
     }
   });
+
+  it('says each new reason within an outage once: a second failure is not hidden behind the first', async () => {
+    // A pool that fails every connect: first as the database away, then for another reason.
+    let reason = 'the database is away';
+    const failing = { connect: async () => { throw new Error(reason); }, query: async () => { throw new Error(reason); } } as unknown as typeof database.pool;
+    const errors: string[] = [];
+    const checkpointer = new Checkpointer({ pool: failing, signer: parseSignerKey(logKey), intervalMs: 10, signingWaitMs: 50, onError: (error) => errors.push((error as Error).message) });
+    try {
+      checkpointer.start();
+      await until(() => checkpointer.stats.failedTicks >= 5);
+      expect(errors).toEqual(['the database is away']);
+      reason = 'the log key was replaced';
+      const failedBefore = checkpointer.stats.failedTicks;
+      await until(() => checkpointer.stats.failedTicks >= failedBefore + 5);
+      expect(errors).toEqual(['the database is away', 'the log key was replaced']);
+    } finally {
+      await checkpointer.stop();
+    }
+  });
 });

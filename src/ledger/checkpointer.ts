@@ -67,7 +67,7 @@ export class Checkpointer {
   /** Whether the last tick failed (the database slow or away): no last signing is tried then. */
   private lastTickFailed = false;
   /** The outage the failing ticks belong to: when it began, and how many ticks failed in it. */
-  private outage: { sinceMs: number; failedTicks: number } | undefined;
+  private outage: { sinceMs: number; failedTicks: number; reason: string } | undefined;
   private period = 0;
 
   constructor(private readonly options: CheckpointerOptions) {}
@@ -110,12 +110,18 @@ export class Checkpointer {
   private tickFailed(error: unknown): void {
     this.lastTickFailed = true;
     this.stats.failedTicks += 1;
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     if (this.outage !== undefined) {
       this.outage.failedTicks += 1;
+      // The same failure again is the outage going on; another one (the key replaced while the
+      // database was away, which stops this signer for good) must be said too.
+      if (reason === this.outage.reason) return;
+      this.outage.reason = reason;
+      this.options.onError?.(error, "couldn't sign a checkpoint, for another reason now (each new reason is said once until signing works again)");
       return;
     }
-    this.outage = { sinceMs: Date.now(), failedTicks: 1 };
-    this.options.onError?.(error, "couldn't sign a checkpoint (said once until signing works again)");
+    this.outage = { sinceMs: Date.now(), failedTicks: 1, reason };
+    this.options.onError?.(error, "couldn't sign a checkpoint (each reason is said once until signing works again)");
   }
 
   private tickSucceeded(): void {

@@ -182,6 +182,10 @@ describe('classifyAccelerator: input checks', () => {
       expect(classifyAccelerator({ ...base, denseRates: [{ precision, denseTops: 10, bitLength }] }).tppRate.precision).toBe(precision);
     }
     expect(precisionBitLength('MXFP4')).toBeUndefined();
+    expect(() => classifyAccelerator({ ...base, denseRates: [{ precision: 'INT8 with sparsity', denseTops: 1200, bitLength: 8 }] })).toThrow(/is a sparse rate/);
+    for (const precision of ['FP8 non-sparse', 'FP8 (non sparse)']) {
+      expect(classifyAccelerator({ ...base, denseRates: [{ precision, denseTops: 10, bitLength: 8 }] }).tppRate.precision, precision).toBe(precision);
+    }
     expect(classifyAccelerator({ ...base, denseRates: [{ precision: 'tensor', denseTops: 600, bitLength: 8 }] }).tpp).toBe(4800);
   });
 

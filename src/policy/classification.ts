@@ -87,7 +87,8 @@ export function precisionBitLength(precision: string): number | undefined {
  */
 export function precisionProblem(rate: { precision?: string | undefined; bitLength: number }): { field: 'precision' | 'bitLength'; message: string } | undefined {
   if (typeof rate.precision !== 'string') return undefined;
-  if (/sparse|sparsity/i.test(rate.precision)) {
+  // "non-sparse" and "non sparse" say the rate is dense: only a sparse rate is refused.
+  if (/(?<!non[- ]?)spars(e|ity)/i.test(rate.precision)) {
     return { field: 'precision', message: `precision ${JSON.stringify(rate.precision)} is a sparse rate; TPP counts dense rates only, so give the dense rate` };
   }
   const named = precisionBitLength(rate.precision);

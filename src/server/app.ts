@@ -209,6 +209,7 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
         { name: 'chipledger_checkpoints_signed_total', type: 'counter', help: 'Checkpoints this process signed.', value: checkpointer.stats.signed },
         { name: 'chipledger_checkpoint_size', type: 'gauge', help: 'Size of the last checkpoint this process signed.', value: checkpointer.stats.lastSize },
         { name: 'chipledger_checkpoint_ticks_skipped_total', type: 'counter', help: 'Signer ticks skipped because the signing before was still running (a slow or unreachable database, the signing lock held elsewhere).', value: checkpointer.stats.skippedTicks },
+        { name: 'chipledger_checkpoint_ticks_failed_total', type: 'counter', help: 'Signer ticks that failed (the log says the first of an outage, and each different error after it).', value: checkpointer.stats.failedTicks },
         {
           name: 'chipledger_checkpoint_age_seconds', type: 'gauge', help: 'Seconds since this process last signed a checkpoint (0 before the first).',
           value: checkpointer.stats.lastSignedAtMs === 0 ? 0 : (Date.now() - checkpointer.stats.lastSignedAtMs) / 1000,

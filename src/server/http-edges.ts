@@ -90,7 +90,8 @@ function refuseBodyEncoding(request: FastifyRequest, accepts: string): void {
     throw contentTypeRefusal(accepts, `Transfer-Encoding ${transferCodings.join(', ')} is not read here; send the body as it is, or chunked`);
   }
   const charset = charsetOf(request.headers['content-type']);
-  if (charset !== undefined && charset !== 'utf-8') {
+  // "utf8" is the same charset under an alias many clients write (RFC 8259 defines none).
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
     throw contentTypeRefusal(accepts, `charset=${charset.slice(0, 40)} is not read here; send UTF-8 (charset=utf-8, or no charset)`);
   }
 }

@@ -504,7 +504,6 @@ export async function isVisible(pool: Pool, what: Visible, viewer: Viewer, id: s
   return result.rows.length > 0;
 }
 
-/** The database answers at all: for /healthz. */
 export interface TokenCredential {
   id: string;
   org_id: string;

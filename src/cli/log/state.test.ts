@@ -3,7 +3,7 @@
  * and the rename itself is made durable. A witness saves its state before it cosigns; without
  * this, a power loss could leave an empty file, and the witness would cosign a fork.
  */
-import { chmodSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -75,6 +75,18 @@ describe('writeState', () => {
     expect(statSync(target).mode & 0o777).toBe(0o600);
     // The new state is written beside the target and renamed over it.
     expect(calls).toContain(`rename ${target}.${process.pid}.tmp ${target}`);
+  });
+
+  // Giving a file to another account needs root (CI runs as root).
+  it.skipIf(process.getuid?.() !== 0)("keeps the replaced file's owner when it is another account's", async () => {
+    const target = join(folder, 'other-account.state');
+    const link = join(folder, 'other-account-link.state');
+    await writeState(target, saved(6));
+    chownSync(target, 65534, 65534);
+    symlinkSync('other-account.state', link);
+    await writeState(link, saved(7));
+    expect((await readState(target))!.size).toBe(7);
+    expect([statSync(target).uid, statSync(target).gid]).toEqual([65534, 65534]);
   });
 
   it('refuses a link to nowhere instead of replacing it with a file nobody reads', async () => {

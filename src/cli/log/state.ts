@@ -119,6 +119,12 @@ export async function writeState(path: string, saved: SavedCheckpoint, now: Date
     try {
       // open's mode is narrowed by the umask; the file's own mode is kept as it was.
       await handle.chmod(target.mode);
+      // The new file stands in for the old one: it keeps its owner too (a root witness writing
+      // through a link to another account's file must not leave that account locked out).
+      // Where we may not give it away, the save fails and the old state stays.
+      if (target.owner !== undefined && (target.owner.uid !== process.getuid?.() || target.owner.gid !== process.getgid?.())) {
+        await handle.chown(target.owner.uid, target.owner.gid);
+      }
       await handle.writeFile(`${JSON.stringify(file, null, 2)}\n`);
       // Without this, a rename can reach the disk before the data does: a power loss would
       // leave an empty state file, and a witness would forget what it already cosigned.
@@ -136,10 +142,12 @@ export async function writeState(path: string, saved: SavedCheckpoint, now: Date
   }
 }
 
-/** Where a state is written: the file itself (a link's target), and the mode it keeps. */
+/** Where a state is written: the file itself (a link's target), and the mode and owner it keeps. */
 interface StateTarget {
   path: string;
   mode: number;
+  /** The replaced file's owner; none for a new file. */
+  owner?: { uid: number; gid: number };
 }
 
 /**
@@ -172,7 +180,7 @@ async function stateTarget(path: string): Promise<StateTarget> {
   await access(dirname(target), constants.W_OK).catch(() => {
     throw new Error(`its folder ${dirname(target)} is not writable (the file is replaced by a new one written beside it)`);
   });
-  return { path: target, mode: info.mode & 0o777 };
+  return { path: target, mode: info.mode & 0o777, owner: { uid: info.uid, gid: info.gid } };
 }
 
 /**
