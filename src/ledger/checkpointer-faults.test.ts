@@ -3,7 +3,9 @@
  * holds the log signing lock (a key rotation, a stuck signer), which keeps a tick waiting as
  * a slow or unreachable database does. The signer shares its pool with the sequencer, so
  * it may hold one connection at most, must resume once the lock is free, and stop() must
- * leave nothing of it running.
+ * leave nothing of it running. Through such an outage it reports each reason once and its
+ * end once, not every tick (the ops review saw 55 stack traces a minute while the database was
+ * gone).
  */
 import { describe, expect, it } from 'vitest';
 import { limits } from '../core/limits.ts';
@@ -189,6 +191,65 @@ describe('the checkpoint signer\'s turn', () => {
       await ours.stop();
       await theirs.stop();
       await ledger.close();
+    }
+  });
+});
+
+describe('the checkpoint signer through an outage', () => {
+  it('reports the first failing tick of each outage, then its end once, and nothing in between', async () => {
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const errors: string[] = [];
+    const recoveries: string[] = [];
+    const checkpointer = new Checkpointer({
+      pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 20, signingWaitMs: 50,
+      onError: (_error, context) => errors.push(context),
+      onRecovered: (message) => recoveries.push(message),
+    });
+    const book = async () => expectOk(await ledger.submit('shipment.book', {
+      exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+    }, world.actors.exporter));
+    let release: (() => Promise<void>) | undefined;
+    try {
+      checkpointer.start();
+      for (const outage of [1, 2]) {
+        await book();
+        release = await holdSigningLock();
+        const failedBefore = checkpointer.stats.failedTicks;
+        await until(() => checkpointer.stats.failedTicks >= failedBefore + 5);
+        expect(errors, `outage ${outage}`).toHaveLength(outage);
+        expect(errors[outage - 1]).toMatch(/^couldn't sign a checkpoint/);
+        expect(recoveries).toHaveLength(outage - 1);
+        await release();
+        release = undefined;
+        const signedBefore = checkpointer.stats.signed;
+        await until(() => checkpointer.stats.signed > signedBefore);
+        await until(() => recoveries.length === outage);
+        expect(recoveries[outage - 1]).toMatch(/^checkpoint signing works again, after \d+ failed ticks over \d+\.\d s$/);
+        expect(errors).toHaveLength(outage);
+      }
+    } finally {
+      await release?.();
+      await checkpointer.stop();
+      await ledger.close();
+    }
+  });
+
+  it('says each new reason within an outage once: a second failure is not hidden behind the first', async () => {
+    // A pool that fails every connect: first as the database away, then for another reason.
+    let reason = 'the database is away';
+    const failing = { connect: async () => { throw new Error(reason); }, query: async () => { throw new Error(reason); } } as unknown as typeof database.pool;
+    const errors: string[] = [];
+    const checkpointer = new Checkpointer({ pool: failing, signer: parseSignerKey(logKey), intervalMs: 10, signingWaitMs: 50, onError: (error) => errors.push((error as Error).message) });
+    try {
+      checkpointer.start();
+      await until(() => checkpointer.stats.failedTicks >= 5);
+      expect(errors).toEqual(['the database is away']);
+      reason = 'the log key was replaced';
+      const failedBefore = checkpointer.stats.failedTicks;
+      await until(() => checkpointer.stats.failedTicks >= failedBefore + 5);
+      expect(errors).toEqual(['the database is away', 'the log key was replaced']);
+    } finally {
+      await checkpointer.stop();
     }
   });
 });

@@ -17,14 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sign } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../database.ts';
-import { buildWorld, type World } from '../world.ts';
-import { Ledger } from '../../src/ledger/ledger.ts';
-import { systemActor } from '../../src/ledger/permissions.ts';
-import { createPool, type Pool } from '../../src/store/pool.ts';
-import { buildServer } from '../../src/server/app.ts';
+import { startHarness, type Harness, type LogServer } from './harness.ts';
 import { cosignatureMessage, deterministicSeed, flipByte, keyPairFromSeed, signatureType } from './independent-verifier.ts';
 
 const goPath = process.env.CHIPLEDGER_GO_PATH ?? '/usr/share/gocode';
@@ -54,11 +48,8 @@ const witnessKeys = keyPairFromSeed('witness.example/go', signatureType.cosignat
 interface Tamper { path: string; change(body: Buffer): Buffer }
 
 describe.skipIf(missing !== undefined)("a live chipledger log, verified by Go's sumdb/note and sumdb/tlog", () => {
-  let database: TestDatabase;
-  let world: World;
-  let pool: Pool;
-  let ledger: Ledger;
-  let app: FastifyInstance;
+  let harness: Harness;
+  let server: LogServer;
   let proxy: Server;
   let logUrl: string;
   let workDir: string;
@@ -77,7 +68,7 @@ describe.skipIf(missing !== undefined)("a live chipledger log, verified by Go's 
       const headers: IncomingHttpHeaders = { ...request.headers };
       // A changed body must be the plain one: a gzipped body with a flipped byte fails in gzip, not in the log checks.
       if (changed) delete headers['accept-encoding'];
-      void app.inject({ method: 'GET', url: request.url ?? '/', headers: headers as Record<string, string> }).then((answer) => {
+      void server.app.inject({ method: 'GET', url: request.url ?? '/', headers: headers as Record<string, string> }).then((answer) => {
         const body = changed ? changed.change(answer.rawPayload) : answer.rawPayload;
         const passed = Object.fromEntries(['content-type', 'content-encoding', 'vary'].flatMap((name) => (answer.headers[name] === undefined ? [] : [[name, String(answer.headers[name])]])));
         response.writeHead(answer.statusCode, { ...passed, 'content-length': body.length });
@@ -103,15 +94,8 @@ describe.skipIf(missing !== undefined)("a live chipledger log, verified by Go's 
     });
   }
 
-  async function book(count: number): Promise<void> {
-    const answers = await Promise.all(Array.from({ length: count }, () => ledger.submit('shipment.book', {
-      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
-    }, world.actors.exporter)));
-    expect(answers.filter((answer) => !answer.ok)).toEqual([]);
-  }
-
   async function checkpointText(): Promise<string> {
-    const response = await app.inject({ method: 'GET', url: '/v1/log/checkpoint' });
+    const response = await server.app.inject({ method: 'GET', url: '/v1/log/checkpoint' });
     expect(response.statusCode).toBe(200);
     return response.body;
   }
@@ -127,23 +111,16 @@ describe.skipIf(missing !== undefined)("a live chipledger log, verified by Go's 
       }, (error, _stdout, stderr) => (error ? reject(new Error(`go build failed: ${stderr}`)) : done()));
     });
 
-    database = await createTestDatabase();
-    world = await buildWorld(database.pool, { licenceUnits: 2_000 });
-    pool = createPool({ url: database.url, connectionsMax: 8, applicationName: 'go-verifier' });
-    ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: logKeys.signerKey, checkpointIntervalMs: 3_600_000 });
-    const token = await ledger.submit('token.create', { organisationId: world.actors.auditor.orgId, role: 'auditor', label: 'go verifier' }, systemActor);
-    if (!token.ok) throw new Error(`couldn't make an auditor token: ${token.error.message}`);
-    auditorToken = String(token.body.secret);
-    app = await buildServer({ ledger, pool, logger: false, witnessKeys: [witnessKeys.verifierKey] });
     // An earlier checkpoint inside the second tile, a later one past the third: full and partial tiles, two levels.
-    await book(300);
-    await ledger.checkpointer!.checkpointNow();
+    harness = await startHarness({ signerKey: logKeys.signerKey, witnessKeys: [witnessKeys.verifierKey], events: 300, licenceUnits: 2_000 });
+    auditorToken = harness.tokens.auditor;
+    server = await harness.serve();
     earlierFile = join(workDir, 'earlier-checkpoint');
     const earlier = await checkpointText();
     earlierSize = Number(earlier.split('\n')[1]);
     await writeFile(earlierFile, earlier);
-    await book(300);
-    await ledger.checkpointer!.checkpointNow();
+    await harness.book(300);
+    await server.ledger.checkpointer!.checkpointNow();
     // A witness cosigns the newest checkpoint as C2SP tlog-cosignature says, and the server serves its line.
     const unsigned = await checkpointText();
     const body = unsigned.slice(0, unsigned.indexOf('\n\n') + 1);
@@ -153,7 +130,7 @@ describe.skipIf(missing !== undefined)("a live chipledger log, verified by Go's 
     stamp.writeBigUInt64BE(timestamp);
     const signature = sign(null, cosignatureMessage(body, timestamp), witnessKeys.privateKey);
     const line = `\u2014 witness.example/go ${Buffer.concat([witnessKeys.keyId, stamp, signature]).toString('base64')}\n`;
-    const posted = await app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload: unsigned + line, headers: { 'content-type': 'text/plain' } });
+    const posted = await server.app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload: unsigned + line, headers: { 'content-type': 'text/plain' } });
     expect(posted.statusCode, posted.body).toBe(201);
     logUrl = await startProxy();
     await built;
@@ -161,11 +138,7 @@ describe.skipIf(missing !== undefined)("a live chipledger log, verified by Go's 
 
   afterAll(async () => {
     await new Promise((done) => (proxy ? proxy.close(done) : done(undefined)));
-    await app?.close();
-    await ledger?.close();
-    await pool?.end();
-    await world?.ledger.close();
-    await database?.drop();
+    await harness?.close();
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 

@@ -35,9 +35,10 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { signerKey: string; witnessKeys: string[]; events: number }): Promise<Harness> {
+/** `licenceUnits`: the world's licences (buildWorld's default books about 500 shipments of one unit). */
+export async function startHarness(options: { signerKey: string; witnessKeys: string[]; events: number; licenceUnits?: number }): Promise<Harness> {
   const database = await createTestDatabase();
-  const world = await buildWorld(database.pool);
+  const world = await buildWorld(database.pool, options.licenceUnits === undefined ? {} : { licenceUnits: options.licenceUnits });
   const tokens = { auditor: '', recipient: '' };
   for (const [name, actor] of [['auditor', world.actors.auditor], ['recipient', world.actors.beta]] as const) {
     const answer = await world.ledger.submit('token.create', { organisationId: actor.orgId, role: actor.role, label: name }, systemActor);
