@@ -27,9 +27,16 @@ worldPerFile((made, made2) => {
 /** The log's key: both tests sign the one log of this file's database. */
 const logKey = generateSignerKey('log.chipledger.test').signerKey;
 
-/** Waits for `condition`, polling; the test's timeout bounds it. */
+/** How long `until` waits: well inside the test's timeout, so a stall says what it waited for. */
+const untilMsMax = 20_000;
+
+/** Waits for `condition`, polling; after untilMsMax fails naming it. */
 async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resume) => setTimeout(resume, 5));
+  const deadline = Date.now() + untilMsMax;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`waited ${untilMsMax} ms for ${condition.toString()}`);
+    await new Promise((resume) => setTimeout(resume, 5));
+  }
 }
 
 /** Takes the log signing lock in another transaction, as another process would; returns its release. */
@@ -201,7 +208,8 @@ describe('the checkpoint signer through an outage', () => {
     const errors: string[] = [];
     const recoveries: string[] = [];
     const checkpointer = new Checkpointer({
-      pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 20, signingWaitMs: 50,
+      // A wait bound that a loaded machine's healthy statements stay well inside.
+      pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 20, signingWaitMs: 250,
       onError: (_error, context) => errors.push(context),
       onRecovered: (message) => recoveries.push(message),
     });
@@ -216,7 +224,7 @@ describe('the checkpoint signer through an outage', () => {
         release = await holdSigningLock();
         const failedBefore = checkpointer.stats.failedTicks;
         await until(() => checkpointer.stats.failedTicks >= failedBefore + 5);
-        expect(errors, `outage ${outage}`).toHaveLength(outage);
+        expect(errors, `outage ${outage}: ${checkpointer.stats.failedTicks} failed ticks`).toHaveLength(outage);
         expect(errors[outage - 1]).toMatch(/^couldn't sign a checkpoint/);
         expect(recoveries).toHaveLength(outage - 1);
         await release();

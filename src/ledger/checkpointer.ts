@@ -13,7 +13,7 @@ import { withTimeout } from '../core/timeout.ts';
 import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
 import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, readHead, signingState, type CheckpointRow } from '../store/tlog-tables.ts';
 import { LogKeyError } from './log-keys.ts';
-import type { Pool } from '../store/pool.ts';
+import { isDatabaseUnavailable, type Pool } from '../store/pool.ts';
 
 export const checkpointIntervalMs = limits.checkpointIntervalMs;
 /** Another process's checkpoint younger than this share of the tick makes a tick skip. */
@@ -67,7 +67,7 @@ export class Checkpointer {
   /** Whether the last tick failed (the database slow or away): no last signing is tried then. */
   private lastTickFailed = false;
   /** The outage the failing ticks belong to: when it began, and how many ticks failed in it. */
-  private outage: { sinceMs: number; failedTicks: number; reason: string } | undefined;
+  private outage: { sinceMs: number; failedTicks: number; reasons: Set<string> } | undefined;
   private period = 0;
 
   constructor(private readonly options: CheckpointerOptions) {}
@@ -110,17 +110,17 @@ export class Checkpointer {
   private tickFailed(error: unknown): void {
     this.lastTickFailed = true;
     this.stats.failedTicks += 1;
-    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const reason = reasonOf(error);
     if (this.outage !== undefined) {
       this.outage.failedTicks += 1;
-      // The same failure again is the outage going on; another one (the key replaced while the
-      // database was away, which stops this signer for good) must be said too.
-      if (reason === this.outage.reason) return;
-      this.outage.reason = reason;
-      this.options.onError?.(error, "couldn't sign a checkpoint, for another reason now (each new reason is said once until signing works again)");
+      // The same reason again is the outage going on; another one (the key replaced while the
+      // database was away, which stops this signer for good) must be said too, once.
+      if (this.outage.reasons.has(reason) || this.outage.reasons.size >= outageReasonsMax) return;
+      this.outage.reasons.add(reason);
+      this.options.onError?.(error, "couldn't sign a checkpoint, for another reason now (each reason is said once until signing works again)");
       return;
     }
-    this.outage = { sinceMs: Date.now(), failedTicks: 1, reason };
+    this.outage = { sinceMs: Date.now(), failedTicks: 1, reasons: new Set([reason]) };
     this.options.onError?.(error, "couldn't sign a checkpoint (each reason is said once until signing works again)");
   }
 
@@ -206,4 +206,24 @@ export class Checkpointer {
   private retiredError(replacedBy: string): LogKeyError {
     return new LogKeyError(`the log key ${this.options.signer.verifierKey} is no longer the log's key (now ${replacedBy}); this process stopped signing checkpoints, since a retired key never signs again`);
   }
+}
+
+/** Reasons an outage says at most: past them, a flood of distinct messages stays unsaid. */
+const outageReasonsMax = 8;
+
+/**
+ * SQLSTATEs of a database that is slow or away rather than of a fault in the signing: a lock
+ * or statement bound run out, a session ended for idling or by the server.
+ */
+const waitingStates = new Set(['55P03', '57014', '25P03']);
+
+/**
+ * What a failure is, for saying each once an outage: every way of the database being slow or
+ * away is one reason (a freeze alternates lock timeouts, statement timeouts and lost
+ * connections), anything else is its own.
+ */
+function reasonOf(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (isDatabaseUnavailable(error) || (typeof code === 'string' && waitingStates.has(code))) return 'the database is slow or away';
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
