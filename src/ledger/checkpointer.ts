@@ -72,6 +72,15 @@ export class Checkpointer {
 
   constructor(private readonly options: CheckpointerOptions) {}
 
+  /**
+   * Why this signer will never sign again, once another process rotated the log to a new key;
+   * undefined while it signs. A server in that state keeps taking writes that no checkpoint of
+   * its will cover: /healthz says so, so that it is restarted with the current key.
+   */
+  get retired(): Error | undefined {
+    return this.retiredBy === undefined ? undefined : this.retiredError(this.retiredBy);
+  }
+
   get signer(): Ed25519NoteSigner {
     return this.options.signer;
   }

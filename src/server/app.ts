@@ -191,6 +191,8 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
     await withTimeout(pingDatabase(options.pool, healthCheckTimeoutMs), healthCheckTimeoutMs).catch((error: unknown) => {
       throw new DomainError('unavailable', "the database did not answer the health check", { cause: error });
     });
+    const retired = options.ledger.checkpointer?.retired;
+    if (retired !== undefined) throw new DomainError('unavailable', `this server no longer signs checkpoints: ${retired.message}`);
     return reply.send({ status: 'ok' });
   });
   app.get('/metrics', async (_request, reply: FastifyReply) => {

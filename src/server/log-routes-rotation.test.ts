@@ -95,4 +95,16 @@ describe('cosignatures after a key rotation', () => {
     expect(guarded).not.toContain(line);
     expect(openCheckpoint(guarded, parseVerifierKey(newKey.verifierKey), witnesses).note.verified.map((signature) => signature.name)).not.toContain('witness.example');
   });
+
+  it("answers /healthz 503 on a server whose key another process retired: it takes writes no checkpoint of its covers", async () => {
+    // The first server still holds the old key; the rotation above retired it.
+    const before = { ledger: ledgers[0]!, app: apps[0]! };
+    const healthy = await before.app.inject({ method: 'GET', url: '/healthz' });
+    expect(healthy.statusCode, 'before it tries to sign again').toBe(200);
+    await expect(before.ledger.checkpointer!.checkpointNow()).rejects.toThrow(/no longer the log's key/);
+    const retired = await before.app.inject({ method: 'GET', url: '/healthz' });
+    expect(retired.statusCode).toBe(503);
+    expect(retired.json()).toMatchObject({ code: 'unavailable', detail: expect.stringMatching(/^this server no longer signs checkpoints: the log key .* is no longer the log's key/) });
+    expect((await apps.at(-1)!.inject({ method: 'GET', url: '/healthz' })).statusCode, 'the server with the current key').toBe(200);
+  });
 });

@@ -63,15 +63,36 @@ function sameFolder(arg: string, dataDir: string): boolean {
   }
 }
 
-/** Whether a process with this pid exists (EPERM: it does, but belongs to another user). */
+/**
+ * Whether a process with this pid runs (EPERM: it does, but belongs to another user). A
+ * zombie (killed, not yet reaped by its parent: state Z in /proc/<pid>/stat) answers signal 0
+ * but runs nothing and holds nothing: right after a kill -9 its lock is stale already.
+ */
 export function isProcessAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+  return processState(pid) !== 'Z';
+}
+
+/** Field 3 of /proc/<pid>/stat (R, S, D, Z, …); null where /proc is absent or the process is gone. */
+function processState(pid: number): string | null {
+  return statFields(pid)?.[0] ?? null;
+}
+
+/** /proc/<pid>/stat from field 3 on (index 0 is field 3); null where /proc is absent or the process is gone. */
+function statFields(pid: number): string[] | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // Field 2 is the command name in parentheses and may hold spaces or ')': fields 3… follow the last ')'.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 /**
@@ -81,13 +102,5 @@ export function isProcessAlive(pid: number): boolean {
  */
 export function processStartTime(pid: number): string | null {
   if (!Number.isInteger(pid) || pid <= 0) return null;
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // Field 2 is the command name in parentheses and may hold spaces or ')': fields 3… follow the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return fields[22 - 3] ?? null;
+  return statFields(pid)?.[22 - 3] ?? null;
 }
