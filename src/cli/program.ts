@@ -82,7 +82,7 @@ function buildProgram(config: (flags?: ConfigFlags) => Config, run: Runner, outp
   token.command('revoke').description('revoke a token, any organisation\'s (the operator\'s way; an authority admin revokes only in its jurisdiction, through the API)')
     .argument('<tokenId>', 'the token\'s id, e.g. TOK-12 (not its secret)')
     .action(run(async (tokenId: string) => tokenRevokeCommand(config(), tokenId, output)));
-  program.command('check').description('re-check every invariant from the database; exit 1 if any is violated')
+  program.command('check').description('re-check invariants 1 to 5, the event readers, the serial lists and the log from the database; exit 1 if any is violated')
     .action(run(async () => checkCommand(config(), output)));
 
   registerLogCommands(program, { output });

@@ -142,7 +142,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
 
   app.setErrorHandler((error, request, reply) => {
-    const refusal = fromFrameworkError(error, request.routeOptions.config.accepts ?? defaultBodyMediaType);
+    const refusal = fromFrameworkError(error, request.routeOptions.config.accepts ?? defaultBodyMediaType, request.routeOptions.bodyLimit);
     if (refusal !== null) return sendProblem(reply, problemOf(refusal, request.url));
     // The database away (down, frozen past a read's bound, connections refused) is the
     // write path's 503 too: a client may retry, and it is not a fault of ours to log as one.

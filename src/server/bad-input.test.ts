@@ -123,8 +123,8 @@ const cases: Case[] = [
   { name: 'a manifest over shipmentSerialsMax', request: () => book(booking({ units: limits.shipmentSerialsMax + 1, serials: Array.from({ length: limits.shipmentSerialsMax + 1 }, (_, index) => `M${index}`) })), status: 413, code: 'payload_too_large', detail: /serials/ },
 
   // Bodies that are not JSON, not UTF-8, not Unicode, too big.
-  { name: 'an oversized body', request: () => site(`{"name":"${'x'.repeat(limits.requestBodyBytesMax)}"}`), status: 413, code: 'payload_too_large', detail: /larger than this server accepts/ },
-  { name: 'an oversized body on a route that carries serials', request: () => book(undefined, { payload: `{"reference":"${'x'.repeat(limits.serialListBodyBytesMax)}"}` }), status: 413, code: 'payload_too_large', detail: /larger than this server accepts/ },
+  { name: 'an oversized body', request: () => site(`{"name":"${'x'.repeat(limits.requestBodyBytesMax)}"}`), status: 413, code: 'payload_too_large', detail: /larger than this server accepts \(this route takes at most 8,388,608 bytes\)/ },
+  { name: 'an oversized body on a route that carries serials', request: () => book(undefined, { payload: `{"reference":"${'x'.repeat(limits.serialListBodyBytesMax)}"}` }), status: 413, code: 'payload_too_large', detail: /larger than this server accepts \(this route takes at most 25,165,824 bytes\)/ },
   // A manifest of 100,000 of the longest serials and GPU UUIDs is about 15.5 MB: past the
   // general limit, within the serial routes' (this one is refused by its schema, not its size).
   { name: 'a body between the general limit and the serial routes\' limit', request: () => book(undefined, { payload: `{"reference":"${'x'.repeat(limits.requestBodyBytesMax + 1024)}"}` }), status: 400, code: 'invalid_input', detail: /couldn't read the shipment.book request/ },

@@ -113,14 +113,20 @@ export function contentTypeRefusal(accepts: string, why?: string): DomainError {
 /**
  * Errors fastify raises before our handler runs (body too large, bad content type):
  * client errors become DomainErrors by status; anything else is not a client error.
- * `accepts` is the media type the route reads, named in a content-type refusal.
+ * `accepts` is the media type the route reads, named in a content-type refusal; `bodyLimitBytes`
+ * the route's body bound, named in a size refusal.
  */
-export function fromFrameworkError(error: unknown, accepts: string = defaultBodyMediaType): DomainError | null {
+export function fromFrameworkError(error: unknown, accepts: string = defaultBodyMediaType, bodyLimitBytes?: number): DomainError | null {
   if (isDomainError(error)) return error;
   const candidate = error as { statusCode?: unknown; code?: unknown; message?: unknown };
   if (typeof candidate.statusCode !== 'number' || candidate.statusCode < 400 || candidate.statusCode >= 500) return null;
   const message = typeof candidate.message === 'string' ? candidate.message : 'the request was refused';
-  if (candidate.statusCode === 413) return new DomainError('payload_too_large', `the request body is larger than this server accepts: ${message}`, { rule: 'request-body-bytes-max' });
+  if (candidate.statusCode === 413) {
+    const bound = bodyLimitBytes === undefined ? '' : ` (this route takes at most ${bodyLimitBytes.toLocaleString('en-US')} bytes)`;
+    return new DomainError('payload_too_large', `the request body is larger than this server accepts${bound}: ${message}`, {
+      rule: 'request-body-bytes-max', ...(bodyLimitBytes === undefined ? {} : { details: { bytesMax: bodyLimitBytes } }),
+    });
+  }
   if (candidate.statusCode === 415) return contentTypeRefusal(accepts);
   if (candidate.code === 'FST_ERR_MAX_PARAM_LENGTH') return new DomainError('invalid_input', 'an id in the path is longer than any this API gives out', { rule: 'path-parameter-length' });
   if (candidate.code === 'FST_ERR_BAD_URL') return new DomainError('invalid_input', 'the path is not a valid URL: a percent-escape in it is malformed', { rule: 'url' });
