@@ -106,5 +106,20 @@ describe('cosignatures after a key rotation', () => {
     expect(retired.statusCode).toBe(503);
     expect(retired.json()).toMatchObject({ code: 'unavailable', detail: expect.stringMatching(/^this server no longer signs checkpoints: the log key .* is no longer the log's key/) });
     expect((await apps.at(-1)!.inject({ method: 'GET', url: '/healthz' })).statusCode, 'the server with the current key').toBe(200);
+    // And it serves the log's key, not its own retired one.
+    expect((await before.app.inject({ method: 'GET', url: '/v1/log/key' })).body).toBe(`${newKey.verifierKey}\n`);
+  });
+
+  it("takes a witness's cosignature over the old key's last checkpoint after the rotation, and a retired server takes the new key's", async () => {
+    const [retired, current] = [apps[0]!, apps.at(-1)!];
+    const oldRow = (await database.pool.query<{ signed_note: string }>('SELECT signed_note FROM tlog_checkpoints WHERE key_id = $1 ORDER BY size DESC LIMIT 1', [formatKeyId(parseSignerKey(oldKey.signerKey).keyId)])).rows[0]!;
+    const late = await post(current, cosignCheckpoint(oldRow.signed_note, parseCosignerKey(witness.signerKey), 1_800_000_300));
+    expect(late.statusCode, late.body).toBe(201);
+    const newest = (await current.inject({ method: 'GET', url: '/v1/log/checkpoint' })).body;
+    const fromRetired = await post(retired, cosignCheckpoint(newest, parseCosignerKey(witness.signerKey), 1_800_000_400));
+    expect(fromRetired.statusCode, fromRetired.body).toBe(201);
+    // A note no key of the log signed is still refused, with this server's key's words.
+    const forged = await post(current, cosignCheckpoint(`log.chipledger.test\n1\n${Buffer.alloc(32, 9).toString('base64')}\n\n— log.chipledger.test AAAAAAAA\n`, parseCosignerKey(witness.signerKey), 1_800_000_500));
+    expect(forged.statusCode).toBe(400);
   });
 });

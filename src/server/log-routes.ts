@@ -19,7 +19,7 @@ import {
   tileHeight, tileWidth, type CosignatureVerifier, type NoteVerifier,
 } from '../tlog/index.ts';
 import type { Pool } from '../store/pool.ts';
-import { cosignaturesFor, insertCosignature, latestCheckpoint, listLogKeys, readEntries, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
+import { cosignaturesFor, currentLogKey, insertCosignature, latestCheckpoint, listLogKeys, readEntries, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
 import type { TokenVerifier } from './auth.ts';
 import type * as wire from './wire.ts';
 
@@ -166,7 +166,13 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   const witnesses: CosignatureVerifier[] = options.witnessKeys.map((key) => parseCosignatureVerifierKey(key));
   const checkpointWithCosignatures = checkpointServer(pool, witnesses);
 
-  app.get('/v1/log/key', async (_request, reply) => reply.type(textPlain).send(`${logSigner(ledger).verifierKey}\n`));
+  app.get('/v1/log/key', async (_request, reply) => {
+    const own = logSigner(ledger).verifierKey;
+    // A server whose key another process retired serves the log's key, not its own old one
+    // (read only then: the usual answer needs no database).
+    const key = ledger.checkpointer?.retired === undefined ? own : ((await currentLogKey(pool))?.verifier_key ?? own);
+    return reply.type(textPlain).send(`${key}\n`);
+  });
 
   // Every key the log was signed with, oldest first, each new one with the checkpoint that
   // announced it (signed by the key before it): how a verifier follows a rotation.
@@ -303,16 +309,27 @@ export function acceptsGzip(header: string | undefined): boolean {
 
 /**
  * Stores the cosignatures a witness added to one of our checkpoints. The note must be a
- * checkpoint we signed (same text, our signature valid); each witness line is verified
- * against the configured witness keys; unknown lines are ignored, a forged one refused.
+ * checkpoint the log signed (same text, its signature valid) with any of its keys: after a
+ * rotation a witness may still cosign the last checkpoint of the old key, and a server whose
+ * key another process retired still takes cosignatures of the new key's checkpoints. Each
+ * witness line is verified against the configured witness keys; unknown lines are ignored, a
+ * forged one refused.
  */
 async function storeCosignatures(pool: Pool, signer: { verifierKey: string }, witnesses: readonly CosignatureVerifier[], note: string): Promise<number> {
-  const logVerifier = parseVerifierKey(signer.verifierKey);
-  let opened;
-  try {
-    opened = openCheckpoint(note, logVerifier, witnesses as readonly NoteVerifier[]);
-  } catch (error) {
-    throw new DomainError('invalid_input', `couldn't accept the cosignatures: ${(error as Error).message}`, { cause: error });
+  // This server's key first: its refusal is the one said when no key opens the note.
+  const keys = [signer.verifierKey, ...(await listLogKeys(pool)).map((key) => key.verifier_key).filter((key) => key !== signer.verifierKey)];
+  let opened: ReturnType<typeof openCheckpoint> | undefined;
+  let firstError: unknown;
+  for (const key of keys) {
+    try {
+      opened = openCheckpoint(note, parseVerifierKey(key), witnesses as readonly NoteVerifier[]);
+      break;
+    } catch (error) {
+      firstError ??= error;
+    }
+  }
+  if (opened === undefined) {
+    throw new DomainError('invalid_input', `couldn't accept the cosignatures: ${(firstError as Error).message}`, { cause: firstError });
   }
   const size = opened.checkpoint.size;
   const ours = (await pool.query<{ key_id: string; signed_note: string }>('SELECT key_id, signed_note FROM tlog_checkpoints WHERE size = $1', [size])).rows;
