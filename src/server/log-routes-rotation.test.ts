@@ -118,6 +118,10 @@ describe('cosignatures after a key rotation', () => {
     const newest = (await current.inject({ method: 'GET', url: '/v1/log/checkpoint' })).body;
     const fromRetired = await post(retired, cosignCheckpoint(newest, parseCosignerKey(witness.signerKey), 1_800_000_400));
     expect(fromRetired.statusCode, fromRetired.body).toBe(201);
+    // Its proof bundles with witness cosignatures are the current key's checkpoints too.
+    const quorum = await retired.inject({ method: 'GET', url: '/v1/log/events/3/proof?cosignatures=1' });
+    expect(quorum.statusCode, quorum.body).toBe(200);
+    expect(quorum.body).toContain(newest.split('\n\n')[0]!);
     // A note no key of the log signed is still refused, with this server's key's words.
     const forged = await post(current, cosignCheckpoint(`log.chipledger.test\n1\n${Buffer.alloc(32, 9).toString('base64')}\n\n— log.chipledger.test AAAAAAAA\n`, parseCosignerKey(witness.signerKey), 1_800_000_500));
     expect(forged.statusCode).toBe(400);

@@ -60,6 +60,15 @@ function logSigner(ledger: Ledger) {
   return signer;
 }
 
+/**
+ * The log's key now: this server's own, unless another process retired it by a rotation;
+ * then the log's current key, read only then (the usual answer needs no database).
+ */
+async function logKeyNow(ledger: Ledger, pool: Pool): Promise<string> {
+  const own = logSigner(ledger).verifierKey;
+  return ledger.checkpointer?.retired === undefined ? own : ((await currentLogKey(pool))?.verifier_key ?? own);
+}
+
 function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
   const parsed = schema.safeParse(query);
   if (!parsed.success) {
@@ -166,13 +175,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   const witnesses: CosignatureVerifier[] = options.witnessKeys.map((key) => parseCosignatureVerifierKey(key));
   const checkpointWithCosignatures = checkpointServer(pool, witnesses);
 
-  app.get('/v1/log/key', async (_request, reply) => {
-    const own = logSigner(ledger).verifierKey;
-    // A server whose key another process retired serves the log's key, not its own old one
-    // (read only then: the usual answer needs no database).
-    const key = ledger.checkpointer?.retired === undefined ? own : ((await currentLogKey(pool))?.verifier_key ?? own);
-    return reply.type(textPlain).send(`${key}\n`);
-  });
+  app.get('/v1/log/key', async (_request, reply) => reply.type(textPlain).send(`${await logKeyNow(ledger, pool)}\n`));
 
   // Every key the log was signed with, oldest first, each new one with the checkpoint that
   // announced it (signed by the key before it): how a verifier follows a rotation.
@@ -238,7 +241,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     const { cosignatures } = parseQuery(proofBundleQuery, request.query ?? {});
     const { row, note } = cosignatures === 0
       ? await checkpointWithCosignatures()
-      : await cosignedCheckpoint(pool, witnesses, parseVerifierKey(logSigner(ledger).verifierKey).keyId, seq, cosignatures);
+      : await cosignedCheckpoint(pool, witnesses, parseVerifierKey(await logKeyNow(ledger, pool)).keyId, seq, cosignatures);
     if (seq >= row.size) throw new DomainError('not_found', `event ${seq} is not yet covered by a checkpoint (size ${row.size}); try again in a second`);
     const proof = await ledger.log.inclusionProof(seq, row.size);
     return reply.type(textPlain).send(formatTlogProof({ index: seq, inclusionProof: proof, checkpointNote: note }));
