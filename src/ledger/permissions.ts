@@ -3,6 +3,7 @@
  * matrix. Ownership (is this the licence's authority, the shipment's exporter?) is
  * checked by each handler against the rows; this table is the first gate.
  */
+import { DomainError } from '../core/errors.ts';
 import type { CommandKind } from './schemas.ts';
 import type { Role } from './rows.ts';
 
@@ -49,4 +50,13 @@ export const systemActor: Actor = { id: 'system', orgId: 'system', role: 'author
 
 export function mayRun(role: Role, kind: CommandKind): boolean {
   return commandRoles[kind].includes(role);
+}
+
+/**
+ * The refusal of a command its caller's role may not run, or undefined when it may: one
+ * wording for the sequencer (every caller of the ledger) and the API (before a body is read).
+ */
+export function roleRefusal(actor: Actor, kind: CommandKind): DomainError | undefined {
+  if (mayRun(actor.role, kind)) return undefined;
+  return new DomainError('forbidden', `${/^[aeiou]/.test(actor.role) ? 'an' : 'a'} ${actor.role} token may not run ${kind}`);
 }

@@ -37,7 +37,7 @@ import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts'
 import { invalidInput, isCommandsOwnRefusal, isLockTimeout, isRefusedWrite, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
 import { handlers } from './handlers/index.ts';
 import type { Handler, Outcome } from './handler.ts';
-import { mayRun, type Actor } from './permissions.ts';
+import { roleRefusal, type Actor } from './permissions.ts';
 import { commandSchemas, type CommandKind } from './schemas.ts';
 import { BatchState } from './state.ts';
 import { RowCache } from './row-cache.ts';
@@ -161,7 +161,8 @@ export class Sequencer {
   submit(kind: CommandKind, rawInput: unknown, actor: Actor, idempotencyKey?: string): Promise<Answer> {
     const refused = (error: DomainError): Promise<Answer> => Promise.resolve({ ok: false, error, replayed: false });
     if (this.closed) return refused(new DomainError('unavailable', 'the ledger is shutting down; retry on another server'));
-    if (!mayRun(actor.role, kind)) return refused(new DomainError('forbidden', `${/^[aeiou]/.test(actor.role) ? 'an' : 'a'} ${actor.role} token may not run ${kind}`));
+    const forbidden = roleRefusal(actor, kind);
+    if (forbidden !== undefined) return refused(forbidden);
     const parsed = commandSchemas[kind].safeParse(rawInput);
     if (!parsed.success) return refused(invalidInput(kind, parsed.error.issues));
     if (this.queue.length >= this.queueMax) {

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Ledger } from '../ledger/ledger.ts';
-import { mayRun, type Actor } from '../ledger/permissions.ts';
+import { roleRefusal, type Actor } from '../ledger/permissions.ts';
 import type { CommandKind } from '../ledger/schemas.ts';
 import type { TokenVerifier } from './auth.ts';
 import { problemOf, sendProblem } from './problem.ts';
@@ -74,11 +74,12 @@ export function idempotencyKeyOf(header: string | string[] | undefined): string 
 /**
  * Refuses, before the body is read, a command no body could make acceptable: a role that may
  * not run it (403), a missing or malformed Idempotency-Key (400). The sequencer checks the
- * role again for every caller of the ledger, with the same words (a test holds them equal);
- * neither refusal is remembered under the key.
+ * role again for every caller of the ledger, through the same roleRefusal; neither refusal is
+ * remembered under the key.
  */
 export function commandRefusalBeforeBody(actor: Actor, kind: CommandKind, keyHeader: string | string[] | undefined): void {
-  if (!mayRun(actor.role, kind)) throw new DomainError('forbidden', `${/^[aeiou]/.test(actor.role) ? 'an' : 'a'} ${actor.role} token may not run ${kind}`);
+  const refusal = roleRefusal(actor, kind);
+  if (refusal !== undefined) throw refusal;
   idempotencyKeyOf(keyHeader);
 }
 
