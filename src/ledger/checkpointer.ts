@@ -13,6 +13,7 @@ import { withTimeout } from '../core/timeout.ts';
 import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
 import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, readHead, signingState, type CheckpointRow } from '../store/tlog-tables.ts';
 import { LogKeyError } from './log-keys.ts';
+import { isTransientDatabaseError } from './refusals.ts';
 import { isDatabaseUnavailable, type Pool } from '../store/pool.ts';
 
 export const checkpointIntervalMs = limits.checkpointIntervalMs;
@@ -221,18 +222,12 @@ export class Checkpointer {
 const outageReasonsMax = 8;
 
 /**
- * SQLSTATEs of a database that is slow or away rather than of a fault in the signing: a lock
- * or statement bound run out, a session ended for idling or by the server.
- */
-const waitingStates = new Set(['55P03', '57014', '25P03']);
-
-/**
  * What a failure is, for saying each once an outage: every way of the database being slow or
  * away is one reason (a freeze alternates lock timeouts, statement timeouts and lost
- * connections), anything else is its own.
+ * connections: the write path's "not now" SQLSTATEs, refusals.ts), anything else is its own.
  */
 function reasonOf(error: unknown): string {
   const code = (error as { code?: unknown } | undefined)?.code;
-  if (isDatabaseUnavailable(error) || (typeof code === 'string' && waitingStates.has(code))) return 'the database is slow or away';
+  if (isDatabaseUnavailable(error) || (typeof code === 'string' && isTransientDatabaseError(code))) return 'the database is slow or away';
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { DomainError, isDomainError } from '../core/errors.ts';
 import { headMovedCode } from '../store/ledger-tables.ts';
+import { networkErrorCodes } from '../store/pool.ts';
 
 export function invalidInput(kind: string, issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code?: string; origin?: string }>): DomainError {
   const fields = issues.slice(0, 20).map((issue) => ({ path: issue.path.map(String).join('.') || '(body)', message: issue.message }));
@@ -29,12 +30,9 @@ export function invalidInput(kind: string, issues: ReadonlyArray<{ path: Propert
  * - 40: the transaction was rolled back (40001 serialization failure, 40P01 deadlock);
  * - 25P03: the session idled in its transaction past idle_in_transaction_session_timeout.
  */
-function isTransientDatabaseError(code: string): boolean {
+export function isTransientDatabaseError(code: string): boolean {
   return code.startsWith('08') || code.startsWith('57') || code.startsWith('40') || ['53100', '53200', '53300', '55P03', '25P03'].includes(code);
 }
-
-/** Socket errors from Node: the database is unreachable, which the caller may retry. */
-const networkErrorCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
 /** SQLSTATE 54000, program_limit_exceeded: a value over one of the database's own size limits. */
 const valueTooLargeCode = '54000';

@@ -251,8 +251,8 @@ const unavailableStates = new Set([
   '57P03', // cannot_connect_now: starting up or in recovery
   '53300', // too_many_connections: no connection to be had
 ]);
-/** Node's socket and name-lookup errors on the way to the database. */
-const unavailableSystemCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+/** Node's socket and name-lookup errors on the way to the database: unreachable now, which a caller may retry (the write path's refusals read them too). */
+export const networkErrorCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 /**
  * pg and pg-pool failures without a code: pg-pool's connectionTimeoutMillis ("timeout
  * exceeded when trying to connect"), pg's lost connection ("Connection terminated
@@ -273,7 +273,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (error instanceof AggregateError) return error.errors.length > 0 && error.errors.every(isDatabaseUnavailable);
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string') {
-    if (code.startsWith('08') || unavailableStates.has(code) || unavailableSystemCodes.has(code)) return true;
+    if (code.startsWith('08') || unavailableStates.has(code) || networkErrorCodes.has(code)) return true;
     if (code === '57014') return error.message.includes('statement timeout');
     // No socket file where a Unix-socket DATABASE_URL points: the server is not running.
     if (code === 'ENOENT' && (error as NodeJS.ErrnoException).syscall === 'connect') return true;
