@@ -319,20 +319,23 @@ export function acceptsGzip(header: string | undefined): boolean {
  * forged one refused.
  */
 async function storeCosignatures(pool: Pool, signer: { verifierKey: string }, witnesses: readonly CosignatureVerifier[], note: string): Promise<number> {
-  // This server's key first: its refusal is the one said when no key opens the note.
-  const keys = [signer.verifierKey, ...(await listLogKeys(pool)).map((key) => key.verifier_key).filter((key) => key !== signer.verifierKey)];
+  const open = (key: string) => openCheckpoint(note, parseVerifierKey(key), witnesses as readonly NoteVerifier[]);
   let opened: ReturnType<typeof openCheckpoint> | undefined;
-  let firstError: unknown;
-  for (const key of keys) {
-    try {
-      opened = openCheckpoint(note, parseVerifierKey(key), witnesses as readonly NoteVerifier[]);
-      break;
-    } catch (error) {
-      firstError ??= error;
+  try {
+    opened = open(signer.verifierKey);
+  } catch (error) {
+    // Not this server's key: the log's other keys are read only then, and this key's refusal
+    // is the one said when none opens the note.
+    for (const { verifier_key: key } of await listLogKeys(pool)) {
+      if (key === signer.verifierKey) continue;
+      try {
+        opened = open(key);
+        break;
+      } catch {
+        // the next key
+      }
     }
-  }
-  if (opened === undefined) {
-    throw new DomainError('invalid_input', `couldn't accept the cosignatures: ${(firstError as Error).message}`, { cause: firstError });
+    if (opened === undefined) throw new DomainError('invalid_input', `couldn't accept the cosignatures: ${(error as Error).message}`, { cause: error });
   }
   const size = opened.checkpoint.size;
   const ours = (await pool.query<{ key_id: string; signed_note: string }>('SELECT key_id, signed_note FROM tlog_checkpoints WHERE size = $1', [size])).rows;
