@@ -37,6 +37,9 @@ import (
 // tileHeight is fixed by C2SP tlog-tiles: 256 hashes a tile.
 const tileHeight = 8
 
+// fetchTimeout bounds one fetch, headers and body.
+const fetchTimeout = 30 * time.Second
+
 // responseBytesMax bounds what one fetch may read (a full entry bundle of big events is the largest).
 const responseBytesMax = 64 << 20
 
@@ -90,7 +93,7 @@ func run(c config) {
 	if err != nil {
 		fail("key", "%v", err)
 	}
-	client := &fetcher{base: strings.TrimSuffix(c.base, "/"), token: c.token}
+	client := &fetcher{base: strings.TrimSuffix(c.base, "/"), token: c.token, http: http.Client{Timeout: fetchTimeout}}
 
 	raw := client.get("checkpoint", "checkpoint", false)
 	checkpoint := openCheckpoint("checkpoint", raw, verifier)
@@ -232,7 +235,6 @@ func (f *fetcher) get(step, path string, withToken bool) []byte {
 	if withToken && f.token != "" {
 		request.Header.Set("Authorization", "Bearer "+f.token)
 	}
-	f.http.Timeout = 30 * time.Second
 	response, err := f.http.Do(request)
 	if err != nil {
 		fail(step, "GET %s: %v", path, err)
