@@ -85,9 +85,10 @@ export class TileReader {
    * wide yet. Always read from PostgreSQL, never from the cache: what the server serves as
    * a tile is what it stores, so a tile changed under a running server is caught by
    * `chipledger log verify`, while proofs come from the copies the start-up check proved.
+   * `db`: where to read (the API passes its pool, whose reads are bounded).
    */
-  async storedTile(level: number, index: number, width: number): Promise<Buffer | undefined> {
-    const row = (await readTiles(this.db, [{ level, index }]))[0];
+  async storedTile(level: number, index: number, width: number, db: Pool | PoolClient = this.db): Promise<Buffer | undefined> {
+    const row = (await readTiles(db, [{ level, index }]))[0];
     if (!row || row.width < width) return undefined;
     return row.hashes.subarray(0, width * 32);
   }

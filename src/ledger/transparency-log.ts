@@ -115,18 +115,22 @@ export class TransparencyLog implements LogAppender {
     this.edges = edges;
   }
 
+  // The reads below take `db`, where a tile the cache lacks is read: the API passes its own
+  // pool, whose reads are bounded (store/pool.ts withQueryTimeout), so a stalled database
+  // answers a proof 503 instead of holding it; the log's own pool otherwise.
+
   /** RFC 6962 root at any size the log has reached. */
-  async rootAt(size: number): Promise<Buffer> {
-    return rootFromNodes(size, await this.tiles.nodeGetter(rootNodes(size)));
+  async rootAt(size: number, db?: Pool | PoolClient): Promise<Buffer> {
+    return rootFromNodes(size, await this.tiles.nodeGetter(rootNodes(size), db));
   }
 
-  async inclusionProof(index: number, size: number): Promise<Buffer[]> {
+  async inclusionProof(index: number, size: number, db?: Pool | PoolClient): Promise<Buffer[]> {
     const plan = inclusionProofPlan(index, size);
-    return executePlan(plan, await this.tiles.nodeGetter(planNodes(plan)));
+    return executePlan(plan, await this.tiles.nodeGetter(planNodes(plan), db));
   }
 
-  async consistencyProof(oldSize: number, newSize: number): Promise<Buffer[]> {
+  async consistencyProof(oldSize: number, newSize: number, db?: Pool | PoolClient): Promise<Buffer[]> {
     const plan = consistencyProofPlan(oldSize, newSize);
-    return executePlan(plan, await this.tiles.nodeGetter(planNodes(plan)));
+    return executePlan(plan, await this.tiles.nodeGetter(planNodes(plan), db));
   }
 }

@@ -210,7 +210,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     // Serve only what the tree has: a partial tile of exactly the width it has now or had.
     const hashesAtLevel = Math.floor(size / 2 ** (tileHeight * level));
     if (tileIndex * tileWidth + width > hashesAtLevel) throw new DomainError('not_found', `the log (size ${size}) has no tile ${request.params['*']} yet`);
-    const data = await ledger.log.tiles.storedTile(level, tileIndex, width);
+    const data = await ledger.log.tiles.storedTile(level, tileIndex, width, pool);
     if (!data) throw new DomainError('not_found', `tile ${request.params['*']} is not stored`);
     reply.header('cache-control', immutable);
     return reply.type('application/octet-stream').send(data);
@@ -220,7 +220,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     const query = parseQuery(inclusionQuery, request.query);
     await checkTreeSize(query.size, 'size');
     if (query.index >= query.size) throw new DomainError('invalid_input', `index ${query.index} is not in a tree of size ${query.size}`);
-    const hashes = await ledger.log.inclusionProof(query.index, query.size);
+    const hashes = await ledger.log.inclusionProof(query.index, query.size, pool);
     return reply.send({ index: query.index, size: query.size, hashes: hashes.map((hash) => hash.toString('base64')) } satisfies z.output<typeof wire.inclusionProof>);
   });
 
@@ -228,7 +228,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     const query = parseQuery(consistencyQuery, request.query);
     await checkTreeSize(query.to, 'to');
     if (query.from > query.to) throw new DomainError('invalid_input', `from ${query.from} is after to ${query.to}`);
-    const hashes = await ledger.log.consistencyProof(query.from, query.to);
+    const hashes = await ledger.log.consistencyProof(query.from, query.to, pool);
     return reply.send({ from: query.from, to: query.to, hashes: hashes.map((hash) => hash.toString('base64')) } satisfies z.output<typeof wire.consistencyProof>);
   });
 
@@ -243,7 +243,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
       ? await checkpointWithCosignatures()
       : await cosignedCheckpoint(pool, witnesses, parseVerifierKey(await logKeyNow(ledger, pool)).keyId, seq, cosignatures);
     if (seq >= row.size) throw new DomainError('not_found', `event ${seq} is not yet covered by a checkpoint (size ${row.size}); try again in a second`);
-    const proof = await ledger.log.inclusionProof(seq, row.size);
+    const proof = await ledger.log.inclusionProof(seq, row.size, pool);
     return reply.type(textPlain).send(formatTlogProof({ index: seq, inclusionProof: proof, checkpointNote: note }));
   });
 
