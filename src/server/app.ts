@@ -19,7 +19,7 @@ import { TokenVerifier } from './auth.ts';
 import { BodyBudget } from './body-budget.ts';
 import { parseJsonBody } from './body.ts';
 import { commandRefusalBeforeBody, registerCommandRoutes } from './commands.ts';
-import { answerClientError, answerProtocolRequests, methodNotAllowedProblem, refuseOddRequest, RouteMethods } from './http-edges.ts';
+import { clientErrorAnswerer, answerProtocolRequests, type ServerHeaders, methodNotAllowedProblem, refuseOddRequest, RouteMethods } from './http-edges.ts';
 import { HttpMetrics } from './metrics.ts';
 import { buildOpenApiDocument, renderDocsPage } from './openapi.ts';
 import { defaultBodyMediaType, fromFrameworkError, internalProblem, problemOf, sendProblem } from './problem.ts';
@@ -72,11 +72,13 @@ export function defaultLogger(): Logger {
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimitBytes ?? limits.requestBodyBytesMax;
   const requestTimeoutMs = options.requestTimeoutMs ?? limits.requestTimeoutMs;
+  // Demo data is marked on every answer, refusals before any route and raw ones included.
+  const serverHeaders: ServerHeaders = options.demo === true ? { 'x-chipledger-demo': 'true' } : {};
   const common = {
     // Requests that arrive while the server closes get our own 503 (below), a problem with
     // Retry-After; fastify's would be a JSON body of another shape.
     bodyLimit, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: false,
-    // A request not whole in time is answered 408 (answerClientError) and its body's room
+    // A request not whole in time is answered 408 (clientErrorAnswerer) and its body's room
     // given back. Node looks for such requests every connectionsCheckingInterval: a tenth of
     // the limit keeps the answer within 10% of it.
     requestTimeout: requestTimeoutMs,
@@ -87,7 +89,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       requireHostHeader: false, connectionsCheckingInterval: Math.max(1, Math.round(requestTimeoutMs / 10)),
       headersTimeout: Math.min(headersTimeoutMs, requestTimeoutMs),
     },
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: clientErrorAnswerer(serverHeaders),
     // A path parameter is an id or a serial: fastify's default (100) refused ids of 101 to
     // 128 characters that the schemas and the OpenAPI document accept.
     routerOptions: { maxParamLength: pathParameterLengthMax },
@@ -95,6 +97,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     // parameter too long) leave as problem+json like every other error.
     frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
       const refusal = fromFrameworkError(error);
+      reply.headers(serverHeaders); // no hook runs before these
       return sendProblem(reply, refusal === null ? internalProblem(request.url) : problemOf(refusal, request.url));
     },
   };
@@ -105,10 +108,14 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   const bodies = new BodyBudget(options.bodiesInFlightBytesMax ?? limits.requestBodiesInFlightBytesMax);
   const metrics = new HttpMetrics();
   const demo = options.demo === true;
-  answerProtocolRequests(app.server);
+  answerProtocolRequests(app.server, serverHeaders);
   const routeMethods = new RouteMethods();
   app.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
 
+  // The first hook: every answer carries the server's headers, the hooks' refusals included.
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.headers(serverHeaders);
+  });
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
@@ -130,11 +137,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     }
   });
 
-  if (demo) {
-    app.addHook('onRequest', async (_request, reply) => {
-      reply.header('x-chipledger-demo', 'true');
-    });
-  }
   app.addHook('onResponse', async (request, reply) => {
     const elapsedMs = reply.elapsedTime;
     metrics.observe(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, elapsedMs / 1000);

@@ -58,10 +58,10 @@ function answersIn(text: string): Answer[] {
  * Sends `request` (pieces written in turn) and collects what comes back until the server
  * closes, `wanted` answers have arrived, or `waitMs` passed.
  */
-function talk(request: string | string[], options: { wanted?: number; waitMs?: number } = {}): Promise<{ answers: Answer[]; closed: boolean; elapsedMs: number }> {
+function talk(request: string | string[], options: { wanted?: number; waitMs?: number; port?: number } = {}): Promise<{ answers: Answer[]; closed: boolean; elapsedMs: number }> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port }, () => {
+    const socket = connect({ host: '127.0.0.1', port: options.port ?? port }, () => {
       for (const piece of [request].flat()) socket.write(piece);
     });
     let text = '';
@@ -289,5 +289,40 @@ describe('a page size', () => {
     }
     const page = await api.request({ method: 'GET', url: '/v1/shipments?limit=2', token: api.tokens.auditor });
     expect(page.json().items.length).toBe(2);
+  });
+});
+
+describe('a demo server', () => {
+  // Every answer marks demo data, also the refusals given before any route runs (the router's,
+  // the first hooks') and those written straight onto the socket: a client must never take a
+  // refusal by the demo for one by the real ledger.
+  const requests: Array<[string, string, number]> = [
+    ['an answer', head(['GET /healthz HTTP/1.1', 'Host: x', 'Connection: close']), 200],
+    ['a malformed percent-escape (the router)', head(['GET /v1/licences/%zz HTTP/1.1', 'Host: x', 'Connection: close']), 400],
+    ['a query string on a write (the first hooks)', head(['POST /v1/sites?dryRun=true HTTP/1.1', 'Host: x', 'Content-Length: 0', 'Connection: close']), 400],
+    ['no such route', head(['GET /v1/nosuch HTTP/1.1', 'Host: x', 'Connection: close']), 404],
+    ['a wrong method', head(['DELETE /v1/sites HTTP/1.1', 'Host: x', 'Connection: close']), 405],
+    ['bytes that are not HTTP (the parser)', 'NOT HTTP AT ALL\r\n\r\n', 400],
+    ['CONNECT', head(['CONNECT example.org:443 HTTP/1.1', 'Host: example.org:443']), 405],
+    ['an odd Expect', head(['POST /v1/sites HTTP/1.1', 'Host: x', 'Expect: 200-ok', 'Content-Length: 2']), 417],
+  ];
+  let demoServer: FastifyInstance;
+  let demoPort: number;
+  beforeAll(async () => {
+    demoServer = await buildServer({ ledger: api.world.ledger, pool: database.pool, logger: false, demo: true });
+    await demoServer.listen({ host: '127.0.0.1', port: 0 });
+    demoPort = (demoServer.server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await demoServer?.close();
+  });
+
+  it.each(requests)('marks %s as demo; a real server does not', async (_what, request, status) => {
+    const demo = await talk(request, { port: demoPort, wanted: 1 });
+    expect(demo.answers.map((answer) => answer.status)).toEqual([status]);
+    expect(demo.answers[0]!.headers['x-chipledger-demo']).toBe('true');
+    const real = await talk(request, { wanted: 1 });
+    expect(real.answers.map((answer) => answer.status)).toEqual([status]);
+    expect(real.answers[0]!.headers['x-chipledger-demo']).toBeUndefined();
   });
 });

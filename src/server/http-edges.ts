@@ -137,7 +137,13 @@ export function methodNotAllowedProblem(method: string, path: string, allowed: r
  * Writes a problem straight onto a socket, for the answers given outside any request (the
  * HTTP parser's refusals, CONNECT). The connection closes after it.
  */
-function writeRawProblem(socket: Duplex, problem: Problem, headers: Record<string, string> = {}): void {
+/**
+ * Headers every answer of a server carries, also those given before any route or outside a
+ * request (the demo mark: a client must never take a refusal of demo data for the real one).
+ */
+export type ServerHeaders = Readonly<Record<string, string>>;
+
+function writeRawProblem(socket: Duplex, problem: Problem, headers: ServerHeaders = {}): void {
   const body = JSON.stringify(problem);
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.write(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`);
@@ -152,24 +158,27 @@ const answering = new WeakSet<Duplex>();
  * closes the connection, whose byte stream can no longer be trusted. When a request before
  * the bad bytes is still being answered on the connection (pipelining), its answer goes
  * first: that request may commit, and a client that read only "400" would take it as refused.
+ * `headers`: those every answer of the server carries (ServerHeaders).
  */
-export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  if (answering.has(socket)) return;
-  answering.add(socket);
-  answerOnceIdle(error, socket);
+export function clientErrorAnswerer(headers: ServerHeaders = {}): (error: Error & { code?: string }, socket: Duplex) => void {
+  return (error, socket) => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    if (answering.has(socket)) return;
+    answering.add(socket);
+    answerOnceIdle(error, socket, headers);
+  };
 }
 
-function answerOnceIdle(error: Error & { code?: string }, socket: Duplex): void {
+function answerOnceIdle(error: Error & { code?: string }, socket: Duplex, headers: ServerHeaders): void {
   if (socket.destroyed) return;
   const pending = responseInFlight(socket);
   if (pending !== undefined) {
     // 'close' fires once the response has finished (the next pipelined one, if any, is on the
     // socket by then) or its connection went away.
-    pending.once('close', () => answerOnceIdle(error, socket));
+    pending.once('close', () => answerOnceIdle(error, socket, headers));
     return;
   }
-  if (socket.writable) writeRawProblem(socket, clientErrorProblem(error));
+  if (socket.writable) writeRawProblem(socket, clientErrorProblem(error), headers);
   socket.destroy(error);
 }
 
@@ -186,20 +195,21 @@ function responseInFlight(socket: Duplex): ServerResponse | undefined {
 
 /**
  * The protocol answers Node gives itself without these listeners: 417 with an empty chunked
- * body for an Expect other than 100-continue, and no answer at all to CONNECT.
+ * body for an Expect other than 100-continue, and no answer at all to CONNECT. Both carry
+ * the server's `headers`.
  */
-export function answerProtocolRequests(server: Server): void {
+export function answerProtocolRequests(server: Server, headers: ServerHeaders = {}): void {
   server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
     const problem = httpOnlyProblem('expectation_failed', `this server meets no expectation but 100-continue; got Expect: ${String(request.headers.expect).slice(0, 100)}`, request.url?.split('?', 1)[0]);
     const body = JSON.stringify(problem);
-    response.writeHead(problem.status, { 'content-type': problemContentType, 'content-length': Buffer.byteLength(body), connection: 'close' });
+    response.writeHead(problem.status, { ...headers, 'content-type': problemContentType, 'content-length': Buffer.byteLength(body), connection: 'close' });
     response.end(body);
   });
   server.on('connect', (_request: IncomingMessage, socket: Duplex) => {
     // An origin server, not a proxy: no resource here takes CONNECT (an empty Allow says so).
     // The socket is ours now, Node's error listener gone: a reset must not throw.
     socket.on('error', () => {});
-    writeRawProblem(socket, httpOnlyProblem('method_not_allowed', 'this server is not a proxy: it does not take CONNECT'), { Allow: '' });
+    writeRawProblem(socket, httpOnlyProblem('method_not_allowed', 'this server is not a proxy: it does not take CONNECT'), { ...headers, Allow: '' });
     socket.destroy();
   });
 }
