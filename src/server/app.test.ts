@@ -159,6 +159,14 @@ describe('problems', () => {
       expect(response.json()).toMatchObject({ code, status: 503, title: problemCodes[code].title });
       await app.close();
     }
+    // And the document says so: every operation's 503 carries Retry-After.
+    const document = (await api.request({ method: 'GET', url: '/v1/openapi.json' })).json();
+    expect(document.components.responses.Unavailable.headers['Retry-After']).toEqual({ $ref: '#/components/headers/Retry-After' });
+    expect(document.components.headers['Retry-After']).toMatchObject({ required: true, schema: { type: 'integer', minimum: 1 } });
+    const operations = Object.values(document.paths as Record<string, Record<string, { responses: Record<string, { $ref?: string }> }>>).flatMap((methods) => Object.values(methods));
+    const with503 = operations.filter((operation) => operation.responses['503'] !== undefined);
+    expect(with503.length).toBeGreaterThan(operations.length / 2);
+    for (const operation of with503) expect(operation.responses['503']).toEqual({ $ref: '#/components/responses/Unavailable' });
   });
 
   it('answers a request that arrives while the server closes with a 503 problem, Retry-After and Connection: close', async () => {
@@ -313,6 +321,11 @@ describe('documents', () => {
     for (const route of commandRoutes) {
       const responses = document.paths[path(route.path)].post.responses as Record<string, { $ref?: string }>;
       for (const [status, response] of Object.entries(responses)) {
+        // A 503 committed nothing, or did not learn the outcome: it is never remembered, so never replayed.
+        if (status === '503') {
+          expect(replayedHeader(response), `${route.path} ${status}`).toBeUndefined();
+          continue;
+        }
         expect(replayedHeader(response), `${route.path} ${status}`).toMatchObject({ schema: { type: 'string', enum: ['true'] } });
       }
     }
@@ -364,6 +377,9 @@ describe('documents', () => {
     expect(answers.some((answer) => answer.includes('&#34;nextCursor&#34;') && answer.includes('&#34;serialCount&#34;'))).toBe(true);
     expect(answers.join('')).not.toContain('$ref');
     expect(response.body).not.toMatch(/<script|<link|https?:\/\/(?!chipledger\.dev)/);
+    // The one POST that takes no Idempotency-Key is named, and what a 503 means.
+    expect(response.body).toMatch(/Idempotency-Key<\/code> header, except a witness's <code>POST \/v1\/log\/cosignatures/);
+    expect(response.body).toContain('<code>Retry-After</code>');
   });
 
   it('exposes Prometheus metrics for requests, the sequencer and the pool', async () => {

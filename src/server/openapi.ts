@@ -45,13 +45,15 @@ const problemRef = { $ref: '#/components/responses/Problem' };
 /** A command's problem: a refusal remembered under its Idempotency-Key comes again, marked. */
 const replayableProblemRef = { $ref: '#/components/responses/ReplayableProblem' };
 const replayedHeaderRef = { $ref: '#/components/headers/Idempotent-Replayed' };
+/** 503: nothing committed or the outcome unknown (never remembered under an Idempotency-Key); Retry-After says when to come back. */
+const unavailableRef = { $ref: '#/components/responses/Unavailable' };
 /**
  * The statuses an operation answers with a problem, and `default` for the rest that any route
  * may send: 500 (a bug), 408 (a request too slow to arrive), 431 (headers too large) and 503
  * (overloaded, the database unreachable, the server shutting down), each application/problem+json.
  */
 const errorResponses = (statuses: number[], problem: { $ref: string } = problemRef) => ({
-  ...Object.fromEntries(statuses.map((status) => [String(status), problem])),
+  ...Object.fromEntries(statuses.map((status) => [String(status), status === 503 ? unavailableRef : problem])),
   default: problem,
 });
 
@@ -210,8 +212,18 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           headers: { 'Idempotent-Replayed': replayedHeaderRef },
           content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
         },
+        Unavailable: {
+          description: 'A problem (RFC 9457), code unavailable or overloaded: the server is overloaded or shutting down, or its database is not answering. Nothing was committed, or the outcome is unknown: send the same request again, with the same Idempotency-Key, after Retry-After.',
+          headers: { 'Retry-After': { $ref: '#/components/headers/Retry-After' } },
+          content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
+        },
       },
       headers: {
+        'Retry-After': {
+          description: 'Seconds to wait before sending the request again (RFC 9110 section 10.2.3).',
+          required: true,
+          schema: { type: 'integer', minimum: 1 },
+        },
         'Idempotent-Replayed': {
           description: 'true when this is the answer remembered under the request\'s Idempotency-Key from an earlier request: nothing was done again. Absent on a first answer.',
           schema: { type: 'string', enum: ['true'] },
@@ -259,7 +271,8 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e3e6ec;
 .m{font-weight:600;font-family:monospace}.get{color:#0a6b3d}.post{color:#1849a9}pre{background:#f5f6f8;padding:.5rem;overflow:auto;max-height:24rem}
 </style></head><body>
 <h1>${escapeHtml(info.title)}</h1><p>${escapeHtml(info.description)}</p>
-<p>Authenticate with <code>Authorization: Bearer clt_…</code>. Every state-changing POST needs an <code>Idempotency-Key</code> header.
+<p>Authenticate with <code>Authorization: Bearer clt_…</code>. Every state-changing POST needs an <code>Idempotency-Key</code> header, except a witness's <code>POST /v1/log/cosignatures</code>: storing a cosignature again changes nothing.
+A 503 (<code>unavailable</code> or <code>overloaded</code>) committed nothing or its outcome is unknown: send the same request again, with the same key, after its <code>Retry-After</code>.
 Errors are <code>${problemContentType}</code> (RFC 9457) with a stable <code>code</code>. Lists take <code>?limit=</code> (at most ${limits.pageSizeMax}) and <code>?cursor=</code> and answer <code>{ items, nextCursor }</code>.
 Every GET also answers HEAD (status and headers, no body). The machine-readable document is <a href="/v1/openapi.json">/v1/openapi.json</a>.</p>
 <table><thead><tr><th>method</th><th>path</th><th>what</th><th>who</th></tr></thead><tbody>
