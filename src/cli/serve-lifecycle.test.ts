@@ -3,9 +3,12 @@
  * - SIGHUP does not stop it (it is ignored, also under nohup);
  * - when its embedded PostgreSQL dies (kill -9 of the postmaster), it says so in one fatal line
  *   and stops with exit 1, for a supervisor to restart it, instead of serving 503s for ever;
- * - a CHIPLEDGER_HOST that does not resolve is one clear line naming it, not a getaddrinfo error.
+ * - a CHIPLEDGER_HOST that does not resolve is one clear line naming it, not a getaddrinfo error;
+ * - started through npm (`npm start`, `npm run chipledger -- serve`), a SIGTERM to npm stops the
+ *   server: npm signals its shell, and a shell that does not exec its command leaves the server
+ *   running, orphaned, still holding its port and data folder (the package scripts exec).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../store/embedded.ts';
 import { isProcessAlive } from '../store/processes.ts';
+import { readLock } from './database-lock.ts';
 import { generateSignerKey } from '../tlog/index.ts';
 import { cleanServeEnv, killAllServers, startServe } from '../../test/support/http-serve.ts';
 
@@ -72,5 +76,38 @@ describe('chipledger serve with its embedded PostgreSQL', () => {
     expect(run.stderr.trim().split('\n'), run.stderr).toEqual([
       expect.stringMatching(/^chipledger: the host name no-such-host\.invalid \(CHIPLEDGER_HOST\) could not be looked up \((ENOTFOUND|EAI_AGAIN)\); set CHIPLEDGER_HOST to an address of this machine/),
     ]);
+  });
+
+  it('stops when npm, which started it, is sent SIGTERM', async () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const folder = join(dataDir, 'npm');
+    const url = `http://127.0.0.1:${await findFreePort()}`;
+    const env = cleanServeEnv({
+      CHIPLEDGER_HOST: '127.0.0.1', CHIPLEDGER_PORT: new URL(url).port, CHIPLEDGER_DATA_DIR: folder,
+      CHIPLEDGER_LOG_SIGNER_KEY: generateSignerKey('log.serve-lifecycle.test').signerKey, CHIPLEDGER_SWEEP_INTERVAL_MS: '3600000',
+    });
+    const npm = spawn('npm', ['run', '--silent', 'chipledger', '--', 'serve'], { cwd: root, env, stdio: 'ignore' });
+    let serverPid: number | undefined;
+    try {
+      await within((async () => {
+        for (;;) {
+          const ready = await healthz(url).then((status) => status === 200, () => false);
+          if (ready) return;
+          if (npm.exitCode !== null) throw new Error(`npm exited with ${npm.exitCode} before the server answered`);
+          await new Promise((done) => setTimeout(done, 250));
+        }
+      })(), startTimeoutMs, 'the server started by npm answering /healthz');
+      serverPid = readLock(join(folder, 'chipledger.lock'))?.pid;
+      expect(serverPid).toBeGreaterThan(0);
+      expect(serverPid).not.toBe(npm.pid);
+      npm.kill('SIGTERM');
+      await within((async () => {
+        while (isProcessAlive(serverPid!)) await new Promise((done) => setTimeout(done, 100));
+      })(), stopTimeoutMs, `the server (pid ${serverPid}) stopping after npm got SIGTERM`);
+      await expect(healthz(url)).rejects.toThrow();
+    } finally {
+      if (serverPid !== undefined && isProcessAlive(serverPid)) process.kill(serverPid, 'SIGKILL');
+      if (npm.exitCode === null) npm.kill('SIGKILL');
+    }
   });
 });
