@@ -111,6 +111,13 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   answerProtocolRequests(app.server, serverHeaders);
   const routeMethods = new RouteMethods();
   app.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
+  /** 404, or 405 with Allow when the path takes other methods. */
+  const answerUnrouted = (request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0]!;
+    const allowed = routeMethods.allowed(path);
+    if (allowed.length === 0) return sendProblem(reply, problemOf(new DomainError('not_found', `there is no route ${request.method} ${path}`), request.url));
+    return sendProblem(reply.header('allow', allowed.join(', ')), methodNotAllowedProblem(request.method, path, allowed, request.url));
+  };
 
   // The first hook: every answer carries the server's headers, the hooks' refusals included.
   app.addHook('onRequest', async (_request, reply) => {
@@ -126,6 +133,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     return sendProblem(reply, problemOf(new DomainError('unavailable', 'this server is shutting down; send the request again (its Idempotency-Key makes that safe)', { rule: 'server-closing' }), request.url));
   });
   app.addHook('onRequest', async (request) => refuseOddRequest(request));
+  // A path or method no route takes is answered before its body is read: the not-found
+  // route has no token check and no room among the bodies in flight, so an anonymous upload
+  // to it would otherwise be read whole (and parsed) into memory, outside every bound.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.is404) return answerUnrouted(request, reply);
+  });
 
   app.decorateRequest('actor', null);
   app.removeAllContentTypeParsers();
@@ -154,12 +167,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     request.log.error({ err: error, method: request.method, route: request.routeOptions.url }, 'unhandled error while answering a request');
     return sendProblem(reply, internalProblem(request.url));
   });
-  app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0]!;
-    const allowed = routeMethods.allowed(path);
-    if (allowed.length === 0) return sendProblem(reply, problemOf(new DomainError('not_found', `there is no route ${request.method} ${path}`), request.url));
-    return sendProblem(reply.header('allow', allowed.join(', ')), methodNotAllowedProblem(request.method, path, allowed, request.url));
-  });
+  app.setNotFoundHandler(answerUnrouted);
 
   registerPublicRoutes(app, options, metrics, verifier, bodies);
   await registerLogRoutes(app, { ledger: options.ledger, pool: options.pool, verifier, witnessKeys: options.witnessKeys ?? [] });

@@ -326,3 +326,26 @@ describe('a demo server', () => {
     expect(real.answers[0]!.headers['x-chipledger-demo']).toBeUndefined();
   });
 });
+
+describe('a request no route takes', () => {
+  it('is answered 404 or 405 before its body is read: no token, no room among the bodies in flight', async () => {
+    // 7.5 MB announced, a few bytes sent: the answer must not wait for (or read) the rest.
+    for (const [method, path, status] of [['PUT', '/v1/nothing', 404], ['POST', '/v1/nothing', 404], ['PUT', '/v1/sites', 405], ['DELETE', '/v1/log/key', 405]] as const) {
+      const { answers, elapsedMs } = await talk(head([
+        `${method} ${path} HTTP/1.1`, 'Host: x', 'Content-Type: application/json', 'Content-Length: 7500000',
+      ]) + '{"a":', { wanted: 1, waitMs: 5_000 });
+      expect(answers.map((answer) => answer.status), `${method} ${path}`).toEqual([status]);
+      expect(JSON.parse(answers[0]!.body)).toMatchObject({ status, code: status === 404 ? 'not_found' : 'method_not_allowed' });
+      if (status === 405) expect(answers[0]!.headers.allow, `${method} ${path}`).toMatch(/GET/);
+      expect(elapsedMs, `${method} ${path}`).toBeLessThan(4_000);
+    }
+    expect(await reservedBytes()).toBe(0);
+  });
+
+  it('gets 404 or 405 whatever its body: a body that does not parse is not looked at', async () => {
+    for (const [method, path, status] of [['PUT', '/v1/sites', 405], ['POST', '/v1/nothing', 404]] as const) {
+      const { answers } = await talk(head([`${method} ${path} HTTP/1.1`, 'Host: x', 'Content-Type: application/json', 'Content-Length: 4', 'Connection: close']) + '{bad', { wanted: 1 });
+      expect(answers.map((answer) => answer.status), `${method} ${path}`).toEqual([status]);
+    }
+  });
+});
