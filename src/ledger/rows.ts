@@ -3,6 +3,8 @@
  * write them with one json_populate_recordset per table. The API presents them in
  * camelCase (src/server/presenters.ts); nothing else sees these names.
  */
+import type { Eccn } from '../policy/classification.ts';
+
 export type Role = 'authority_admin' | 'authority_officer' | 'exporter' | 'recipient' | 'auditor';
 export type OrgRole = 'authority' | 'exporter' | 'recipient' | 'auditor';
 export type LicenceStatus = 'draft' | 'issued' | 'suspended' | 'revoked' | 'surrendered' | 'expired' | 'exhausted';
@@ -29,7 +31,8 @@ export interface ProductRow {
   model: string;
   vendor: string;
   parameters: Record<string, unknown>;
-  eccn: string;
+  /** As classified when the product was registered (policy/classification.ts). */
+  eccn: Eccn;
   demo: boolean;
   created_seq: number;
 }

@@ -341,6 +341,26 @@ describe('documents', () => {
     expect(replayedHeader(document.paths['/v1/ledger/sweep'].post.responses[String(sweep.statusCode)])).toBeDefined();
   });
 
+  it('describes the answers of the routes outside /v1 too, and who may fetch a tile or an entry bundle', async () => {
+    const document = (await api.request({ method: 'GET', url: '/v1/openapi.json' })).json();
+    const checker = answerChecker(document);
+    for (const url of ['/healthz', '/v1/openapi.json', '/v1/docs', '/metrics']) {
+      const real = await api.request({ method: 'GET', url });
+      expect(real.statusCode, url).toBe(200);
+      expect(checker.problemWith('GET', url, real), url).toBeNull();
+    }
+    // A body where the document describes none is caught.
+    const answering = (body: string) => ({ statusCode: 200, headers: { 'content-type': 'application/json' }, body, json: () => JSON.parse(body) }) as unknown as Parameters<typeof checker.problemWith>[2];
+    expect(checker.problemWith('GET', '/healthz', answering('{"status":"fine"}'))).toMatch(/must be equal to one of the allowed values/);
+    const bare = structuredClone(document);
+    delete bare.paths['/healthz'].get.responses['200'].content;
+    expect(answerChecker(bare).problemWith('GET', '/healthz', answering('{"status":"ok"}'))).toMatch(/a body .* the document does not describe/);
+    // Hash tiles are public, entry bundles need a token: both spelled out.
+    expect(document.paths['/v1/log/tile/{path}'].get.security).toEqual([{}, { bearer: [] }]);
+    // Only what the classifier gives.
+    expect(document.components.schemas.Product.properties.eccn.enum).toEqual(['3A090.a', '3A090.b', 'not 3A090']);
+  });
+
   it('describes every answer field by field, so the check each API test runs can fail', async () => {
     const document = (await api.request({ method: 'GET', url: '/v1/openapi.json' })).json();
     const checker = answerChecker(document);
@@ -373,7 +393,7 @@ describe('documents', () => {
     for (const route of commandRoutes) expect(response.body).toContain(route.path.replace(/:([A-Za-z]+)/g, '{$1}'));
     // What each operation answers is written out, named schemas in place.
     const answers = [...response.body.matchAll(/<summary>answer<\/summary><pre>([^<]*)<\/pre>/g)].map((match) => match[1]!);
-    expect(answers.length).toBe(commandRoutes.length + queryRoutes.length + 4); // and the log's keys, proofs and cosignatures
+    expect(answers.length).toBe(commandRoutes.length + queryRoutes.length + 6); // and the log's keys, proofs and cosignatures, /healthz and the document itself
     expect(answers.some((answer) => answer.includes('&#34;nextCursor&#34;') && answer.includes('&#34;serialCount&#34;'))).toBe(true);
     expect(answers.join('')).not.toContain('$ref');
     expect(response.body).not.toMatch(/<script|<link|https?:\/\/(?!chipledger\.dev)/);

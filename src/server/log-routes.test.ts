@@ -94,6 +94,13 @@ describe('log HTTP API', () => {
       expect(response.statusCode, url).toBe(404);
       expect(response.headers['cache-control'], url).toBeUndefined();
     }
+    // Nor under a query string: every route that takes none refuses one.
+    for (const url of ['/v1/log/tile/0/000?cache=bust', '/v1/log/tile/entries/000?x=1', '/v1/log/key?x=1', '/v1/log/keys?x=1', '/v1/log/checkpoint?x=1']) {
+      const response = await get(url, tokens.auditor);
+      expect(response.statusCode, url).toBe(400);
+      expect(response.json().detail, url).toMatch(/couldn't read the query/);
+      expect(response.headers['cache-control'], url).toBeUndefined();
+    }
   });
 
   it('serves entry bundles to authorities and auditors only', async () => {
@@ -181,11 +188,12 @@ describe('log HTTP API', () => {
     for (const [, name] of text.matchAll(/^# TYPE (\w+) counter$/gm)) expect(name).toMatch(/_total$/);
   });
 
-  it('documents every log route in the OpenAPI document, as public', async () => {
+  it('documents every log route in the OpenAPI document, as public (entry bundles: with a token)', async () => {
     const paths = (await get('/v1/openapi.json')).json().paths as Record<string, Record<string, { security?: unknown[] }>>;
-    for (const path of ['/v1/log/key', '/v1/log/keys', '/v1/log/checkpoint', '/v1/log/tile/{path}', '/v1/log/proof/inclusion', '/v1/log/proof/consistency', '/v1/log/events/{seq}/proof']) {
+    for (const path of ['/v1/log/key', '/v1/log/keys', '/v1/log/checkpoint', '/v1/log/proof/inclusion', '/v1/log/proof/consistency', '/v1/log/events/{seq}/proof']) {
       expect(paths[path]?.get?.security, path).toEqual([]);
     }
+    expect(paths['/v1/log/tile/{path}']?.get?.security).toEqual([{}, { bearer: [] }]);
     expect(paths['/v1/log/cosignatures']?.post).toBeDefined();
   });
 

@@ -69,6 +69,12 @@ async function logKeyNow(ledger: Ledger, pool: Pool): Promise<string> {
   return ledger.checkpointer?.retired === undefined ? own : ((await currentLogKey(pool))?.verifier_key ?? own);
 }
 
+/**
+ * The routes that take no query refuse one, as every other GET does: a tile is served under
+ * one URL only (`?x=1` would be a second, cached as immutable beside it).
+ */
+const noQuery = z.strictObject({});
+
 function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
   const parsed = schema.safeParse(query);
   if (!parsed.success) {
@@ -175,11 +181,15 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   const witnesses: CosignatureVerifier[] = options.witnessKeys.map((key) => parseCosignatureVerifierKey(key));
   const checkpointWithCosignatures = checkpointServer(pool, witnesses);
 
-  app.get('/v1/log/key', async (_request, reply) => reply.type(textPlain).send(`${await logKeyNow(ledger, pool)}\n`));
+  app.get('/v1/log/key', async (request, reply) => {
+    parseQuery(noQuery, request.query);
+    return reply.type(textPlain).send(`${await logKeyNow(ledger, pool)}\n`);
+  });
 
   // Every key the log was signed with, oldest first, each new one with the checkpoint that
   // announced it (signed by the key before it): how a verifier follows a rotation.
-  app.get('/v1/log/keys', async (_request, reply) => {
+  app.get('/v1/log/keys', async (request, reply) => {
+    parseQuery(noQuery, request.query);
     const keys = await listLogKeys(pool);
     const announcements = await pool.query<{ size: number; key_id: string; signed_note: string }>(
       'SELECT size, key_id, signed_note FROM tlog_checkpoints WHERE (size, key_id) IN (SELECT announced_size, key_id FROM tlog_keys WHERE announced_size IS NOT NULL)',
@@ -193,7 +203,8 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     } satisfies z.output<typeof wire.logKeys>);
   });
 
-  app.get('/v1/log/checkpoint', async (_request, reply) => {
+  app.get('/v1/log/checkpoint', async (request, reply) => {
+    parseQuery(noQuery, request.query);
     const { note } = await checkpointWithCosignatures();
     return reply.type(textPlain).header('cache-control', 'no-cache').send(note);
   });
@@ -202,6 +213,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     // The path as sent, not as decoded: '%30%30%30' decodes to '000', and a second URL for one
     // tile would split caches. Only the canonical spelling is served.
     const rawPath = request.url.split('?', 1)[0]!;
+    parseQuery(noQuery, request.query);
     const parsed = rawPath.startsWith(tilePrefix) ? parseTilePath(`tile/${rawPath.slice(tilePrefix.length)}`) : undefined;
     if (!parsed) throw new DomainError('not_found', `tile/${request.params['*']} is not a C2SP tlog-tiles path`);
     const { level, index: tileIndex, width } = parsed.tile;

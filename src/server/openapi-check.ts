@@ -52,7 +52,7 @@ export function answerChecker(document: Json): AnswerChecker {
       if (typeof declared.$ref === 'string') declared = components.responses[declared.$ref.split('/').pop()!]!;
       const contentType = String(response.headers['content-type'] ?? '').split(';')[0]!.trim();
       const content = declared.content as Record<string, { schema?: unknown }> | undefined;
-      if (content === undefined) return null;
+      if (content === undefined) return response.body === '' ? null : `${where}: answered a body (${contentType || 'no content type'}) the document does not describe`;
       if (content[contentType] === undefined) return `${where}: answered ${contentType || 'no content type'}; the document says ${Object.keys(content).join(' or ')}`;
       // HEAD: the GET's answer without its body (RFC 9110 §9.3.2).
       if (method.toUpperCase() === 'HEAD') return response.body === '' ? null : `${where}: a HEAD answer has a body`;

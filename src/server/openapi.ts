@@ -124,10 +124,11 @@ function addLogOperations(add: (path: string, method: string, operation: unknown
   // 503: the database did not answer (as on every route that reads it).
   const errors = errorResponses([400, 404, 503]);
   add('/v1/log/key', 'get', { ...open, operationId: 'logKey', tags: ['log'], summary: "The log's verifier key (C2SP signed-note format name+hexid+base64)", responses: { '200': text('one line'), ...errors } });
-  add('/v1/log/keys', 'get', { ...open, operationId: 'logKeys', tags: ['log'], summary: 'Every key the log used, each new one with the checkpoint that announced it', responses: { '200': json('LogKeys'), ...errorResponses([503]) } });
+  add('/v1/log/keys', 'get', { ...open, operationId: 'logKeys', tags: ['log'], summary: 'Every key the log used, each new one with the checkpoint that announced it', responses: { '200': json('LogKeys'), ...errorResponses([400, 503]) } });
   add('/v1/log/checkpoint', 'get', { ...open, operationId: 'logCheckpoint', tags: ['log'], summary: 'The newest C2SP tlog-checkpoint as a signed note, with witness cosignatures', responses: { '200': text('signed note'), ...errors } });
   add('/v1/log/tile/{path}', 'get', {
-    ...open, operationId: 'logTile', tags: ['log'],
+    // Hash tiles need no token; entry bundles need one (an authority's or an auditor's).
+    security: [{}, { bearer: [] }], operationId: 'logTile', tags: ['log'],
     summary: 'C2SP tlog-tiles: hash tiles <L>/<N>[.p/<W>] (public) and entry bundles entries/<N>[.p/<W>] (authorities and auditors, bearer token)',
     parameters: [{
       name: 'path', in: 'path', required: true,
@@ -159,10 +160,10 @@ export function buildOpenApiDocument(): Record<string, unknown> {
   for (const route of commandRoutes) add(route.path, 'post', commandOperation(route));
   for (const route of queryRoutes) add(route.path, 'get', queryOperation(route));
   const open = { security: [] as unknown[] };
-  add('/healthz', 'get', { ...open, operationId: 'health', summary: 'Liveness and database check', responses: { '200': { description: 'OK' }, ...errorResponses([503]) } });
+  add('/healthz', 'get', { ...open, operationId: 'health', summary: 'Liveness and database check', responses: { '200': { description: 'OK', content: { 'application/json': { schema: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'], additionalProperties: false } } } }, ...errorResponses([503]) } });
   add('/metrics', 'get', { ...open, operationId: 'metrics', summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses([]) } });
-  add('/v1/openapi.json', 'get', { ...open, operationId: 'openApi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' }, ...errorResponses([]) } });
-  add('/v1/docs', 'get', { ...open, operationId: 'docs', summary: 'Human-readable API reference', responses: { '200': { description: 'HTML' }, ...errorResponses([]) } });
+  add('/v1/openapi.json', 'get', { ...open, operationId: 'openApi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } }, ...errorResponses([]) } });
+  add('/v1/docs', 'get', { ...open, operationId: 'docs', summary: 'Human-readable API reference', responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } }, ...errorResponses([]) } });
   addLogOperations(add, open);
   add('/v1/events/{seq}/serials', 'get', {
     operationId: 'eventSerials', tags: ['events'],
@@ -253,7 +254,11 @@ export function renderDocsPage(document: Record<string, unknown>): string {
   for (const [path, methods] of Object.entries(document.paths as Record<string, Record<string, { summary?: string; 'x-roles'?: string[]; requestBody?: unknown; security?: unknown[] }>>)) {
     // A HEAD operation is its GET's twin: the page says so once, below.
     for (const [method, operation] of Object.entries(methods).filter(([name]) => name !== 'head')) {
-      const roles = operation['x-roles'] ? operation['x-roles'].join(', ') : operation.security?.length === 0 ? 'public' : 'any token (tenant-filtered)';
+      const security = operation.security as Array<Record<string, unknown>> | undefined;
+      const roles = operation['x-roles'] ? operation['x-roles'].join(', ')
+        : security?.length === 0 ? 'public'
+          : security?.some((scheme) => Object.keys(scheme).length === 0) ? 'public; a token where the summary says'
+            : 'any token (tenant-filtered)';
       const content = (operation.requestBody as { content?: Record<string, { schema?: unknown }> } | undefined)?.content ?? {};
       const schema = content['application/json']?.schema ?? Object.values(content)[0]?.schema;
       const body = schema === undefined ? '' : `<details><summary>body</summary><pre>${escapeHtml(JSON.stringify(schema, null, 2))}</pre></details>`;

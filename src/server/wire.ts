@@ -10,10 +10,12 @@
  */
 import { z } from 'zod';
 import type { CommandKind } from '../ledger/schemas.ts';
+import type { Eccn } from '../policy/classification.ts';
 
 const seq = z.number().int().min(0).describe('An event sequence number (= log leaf index).');
-const instant = z.string().describe('An instant, ISO 8601 in UTC (2026-02-01T00:00:00.000Z).');
-const day = z.string().describe('A calendar day, YYYY-MM-DD.');
+const instant = z.iso.datetime().describe('An instant, ISO 8601 in UTC (2026-02-01T00:00:00.000Z).');
+const day = z.iso.date().describe('A calendar day, YYYY-MM-DD.');
+const eccn = z.enum(['3A090.a', '3A090.b', 'not 3A090'] as const satisfies readonly Eccn[]);
 const count = z.number().int().min(0);
 const demo = z.boolean().describe('Demo data (loaded by `chipledger demo`), not a real record.');
 const unitSite = z.string().nullable().describe("The site it is deployed at; null when it is not deployed, and for an exporter: where a unit runs is its recipient's to see (sites answer others 404).");
@@ -41,7 +43,7 @@ export const product = z.strictObject({
   id: z.string(),
   model: z.string(),
   vendor: z.string(),
-  eccn: z.string().describe('The export control classification derived from the parameters (3A090.a, 4A090, EAR99, ...).'),
+  eccn: eccn.describe('The export control classification derived from the parameters: 3A090.a, 3A090.b, or not 3A090 (outside the ECCN).'),
   parameters: z.record(z.string(), z.unknown()).describe('The datasheet figures as registered, with tpp, performanceDensity and the classification.'),
   demo,
   createdSeq: seq,
@@ -212,7 +214,7 @@ const unitsEndAnswer = answer({ count, custody });
 export const commandAnswers = {
   'organisation.register': answer({ organisationId: z.string() }),
   'organisation.set_kyc': answer({ organisationId: z.string(), authorityId: z.string(), kycVerified: z.boolean(), kycVerifiedBy: z.array(z.string()) }),
-  'product.register': answer({ productId: z.string(), eccn: z.string(), paragraph: z.string(), tpp: z.number() }),
+  'product.register': answer({ productId: z.string(), eccn, paragraph: z.string(), tpp: z.number() }),
   'token.create': answer({ tokenId: z.string(), secret: z.string().describe('The bearer secret: shown in this answer only, stored hashed.') }),
   'token.revoke': answer({ tokenId: z.string(), revokedAt: instant }),
   'licence.create': answer({ licenceId: z.string(), version: z.literal(1), status: z.literal('draft') }),
