@@ -46,19 +46,23 @@ const product = (parameters: Record<string, unknown>): RequestOptions => ({
   body: { model: `Bad Datasheet ${Math.random()}`, vendor: 'Test', parameters: { logicDieAreaMm2: 600, dramBandwidthGbS: 3000, designedForDatacenter: true, ...parameters } },
 });
 
-/** A fresh export licence for the exporter naming alpha, with an allocation to alpha. */
-async function exportAllocation(options: { validTo?: string; suspend?: boolean } = {}): Promise<string> {
+/**
+ * A fresh export licence for the exporter naming alpha, with an allocation to alpha.
+ * `expire`: the licence is valid until a second from now, and the clock then moves past
+ * that (for the rest of the file): the ledger's time never goes back, so no licence can be
+ * made in the past.
+ */
+async function exportAllocation(options: { expire?: boolean; suspend?: boolean } = {}): Promise<string> {
   const { run, actors, productId, clock } = api.world;
-  const now = clock.now();
-  clock.set('2026-01-10T00:00:00Z');
+  const validTo = options.expire ? new Date(clock.now().getTime() + 1_000).toISOString() : '2027-01-01T00:00:00Z';
   const licenceId = String((await run('licence.create', {
     reference: `BAD-${Math.random()}`, direction: 'export', holderId: api.orgs.exporter, parties: [{ organisationId: api.orgs.alpha, role: 'end_user' }],
-    productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 100, validFrom: '2026-01-01T00:00:00Z', validTo: options.validTo ?? '2027-01-01T00:00:00Z',
+    productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 100, validFrom: '2026-01-01T00:00:00Z', validTo,
   }, actors.bis)).licenceId);
   await run('licence.issue', { licenceId }, actors.bis);
   const allocationId = String((await run('allocation.create', { licenceId, recipientId: api.orgs.alpha, units: 50 }, actors.bis)).allocationId);
   if (options.suspend) await run('licence.suspend', { licenceId }, actors.bis);
-  clock.set(now);
+  if (options.expire) clock.set(validTo);
   return allocationId;
 }
 
@@ -110,8 +114,8 @@ const cases: Case[] = [
     request: () => book(booking({ exportAllocationId: suspendedAllocation })), status: 409, code: 'licence_not_valid', detail: /is suspended, not issued/,
   },
   {
-    name: 'an expired licence', prepare: async () => { expiredAllocation = await exportAllocation({ validTo: '2026-01-20T00:00:00Z' }); },
-    request: () => book(booking({ exportAllocationId: expiredAllocation })), status: 409, code: 'licence_not_valid', detail: /is valid from .* to 2026-01-20.*, not at/,
+    name: 'an expired licence', prepare: async () => { expiredAllocation = await exportAllocation({ expire: true }); },
+    request: () => book(booking({ exportAllocationId: expiredAllocation })), status: 409, code: 'licence_not_valid', detail: /is valid from 2026-01-01.* to 2026-.*, not at/,
   },
 
   // Serials (invariant 4).
@@ -138,6 +142,7 @@ const cases: Case[] = [
   // Idempotency keys (invariant 6).
   { name: 'no Idempotency-Key', request: () => book(booking(), { key: null }), status: 400, code: 'invalid_input', detail: /Idempotency-Key header/ },
   { name: 'an Idempotency-Key over the limit', request: () => book(booking(), { key: 'k'.repeat(limits.idempotencyKeyLengthMax + 1) }), status: 400, code: 'invalid_input', detail: new RegExp(`1 to ${limits.idempotencyKeyLengthMax} visible ASCII`) },
+  { name: 'an Idempotency-Key with a space', request: () => book(booking(), { key: 'two words' }), status: 400, code: 'invalid_input', detail: /visible ASCII characters only \(no spaces\); character 4 is not/ },
   {
     name: 'the same key with a different body', prepare: async () => { expect((await api.request(book(booking(), { key: reusedKey }))).statusCode).toBe(201); },
     request: () => book(booking({ units: 2 }), { key: reusedKey }), status: 422, code: 'idempotency_mismatch', detail: /was used before with a different request/,

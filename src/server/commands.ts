@@ -65,8 +65,12 @@ export function idempotencyKeyOf(header: string | string[] | undefined): string 
     throw new DomainError('invalid_input', 'every state-changing request needs an Idempotency-Key header (a new random value per request, the same one on retries)', { rule: 'idempotency-key-required' });
   }
   if (Array.isArray(header)) throw new DomainError('invalid_input', 'send one Idempotency-Key header, not several', { rule: 'idempotency-key-required' });
-  if (header.length > limits.idempotencyKeyLengthMax || !idempotencyKeyPattern.test(header)) {
+  if (header.length > limits.idempotencyKeyLengthMax) {
     throw new DomainError('invalid_input', `the Idempotency-Key must be 1 to ${limits.idempotencyKeyLengthMax} visible ASCII characters; got ${header.length} characters`, { rule: 'idempotency-key-length-max', details: { lengthMax: limits.idempotencyKeyLengthMax } });
+  }
+  if (!idempotencyKeyPattern.test(header)) {
+    const at = [...header].findIndex((character) => !idempotencyKeyPattern.test(character));
+    throw new DomainError('invalid_input', `the Idempotency-Key must be visible ASCII characters only (no spaces); character ${at + 1} is not`, { rule: 'idempotency-key-characters' });
   }
   return header;
 }
