@@ -24,13 +24,19 @@
  * - COMMIT sent, no reply (connection lost): the outcome is unknown to us, so callers get
  *   503 'unavailable'; a retry with the same key returns the stored answer if it did commit.
  * - after COMMIT: everything of the batch is durable; answers go out only now.
+ *
+ * Time: a batch is dated by this process's clock, but never before the newest event
+ * committed (log_head.at, migration 031), read with the head it is applied at. A clock that
+ * lags another process's, or is stepped back, then dates and judges its batches (licence
+ * validity, deadlines, the sweep) at the newest event's time instead, so event times never
+ * go back in commit order; the database refuses a batch whose events would.
  */
 import { DomainError, assert, isDomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 import type { TileRow } from '../store/tlog-tables.ts';
-import { beginBatch, emptyKeys, loadBatchState, openAtHeadSql, rememberAnswer, type BatchKeys, type LogHead, type StoredAnswer } from '../store/ledger-tables.ts';
+import { beginBatch, emptyKeys, loadBatchState, openAtHeadSql, rememberAnswer, type BatchHead, type BatchKeys, type LogHead, type StoredAnswer } from '../store/ledger-tables.ts';
 import { bulkRowsMin, writeBatchAndCommit, type BatchWrites, type EventWrite, type IdempotencyWrite, type LogWrite } from '../store/batch-writes.ts';
 import { canonicalBytes, eventBody, recordSerials, redact } from './events.ts';
 import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
@@ -137,7 +143,7 @@ export class Sequencer {
   private readonly queueMax: number;
   private readonly cache: RowCache;
   /** The head our last committed batch left; another head at the lock means another writer. */
-  private lastCommitted: LogHead | null = null;
+  private lastCommitted: BatchHead | null = null;
   /** The last batch found the head it expected: sending the next one ahead is likely right. */
   private aheadWorthTrying = false;
   /** The last batch was answered 'unavailable': the database (or its lock) did not answer. */
@@ -384,10 +390,11 @@ export class Sequencer {
     if (!rows) return null;
     const client = await this.options.pool.connect();
     let applied: Applied;
+    const at = batchTime(this.options.clock, head);
     try {
-      // Its time is read after our last commit, and the opening lets it commit only if
-      // nobody committed since: event times still rise in commit order.
-      applied = await this.apply(client, batch, new BatchState(rows), head, [], this.options.clock.now().toISOString());
+      // Dated no earlier than the head our last commit left, and the opening lets it commit
+      // only at that head (whose time it fixes): event times never go back in commit order.
+      applied = await this.apply(client, batch, new BatchState(rows), head, [], at);
     } catch {
       // Nothing was sent. The classic way applies it again, from the database's rows, and
       // meets the bug there, where it is answered.
@@ -418,7 +425,7 @@ export class Sequencer {
       throw error;
     }
     client.release();
-    this.lastCommitted = committed;
+    this.lastCommitted = headAfter(head, committed, at);
     this.stats.logSize = committed.size;
     this.cache.advance(applied.state, committed);
     this.stats.cachedBatches += 1;
@@ -436,8 +443,9 @@ export class Sequencer {
       const alone = this.lastCommitted !== null && sameHead(this.lastCommitted, head);
       this.aheadWorthTrying = alone;
       if (!alone) this.cache.clear();
-      // The batch's time is read under the lock: event times rise in commit order.
-      const at = this.options.clock.now().toISOString();
+      // The batch's time is read under the lock and is no earlier than the newest event's
+      // (head.at): event times never go back in commit order, whatever this clock says.
+      const at = batchTime(this.options.clock, head);
       if (keys.dueAt !== null) keys.dueAt = at;
       const cached = alone ? this.cache.lookup(keys) : null;
       const loaded = cached ?? (await loadBatchState(client, keys));
@@ -446,7 +454,7 @@ export class Sequencer {
       else this.cache.remember(loaded, head);
       this.mayHaveCommitted = true;
       const committed = await writeBatchAndCommit(client, applied.writes, applied.log);
-      this.lastCommitted = committed;
+      this.lastCommitted = headAfter(head, committed, at);
       this.stats.logSize = committed.size;
       this.cache.advance(applied.state, committed);
       return applied.answers;
@@ -550,6 +558,22 @@ function refusalOrBug(error: unknown): DomainError | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * A batch's time: the clock's, or the newest committed event's (`head.at`) when the clock
+ * reads earlier (it lags another process's clock, or was stepped back). ISO 8601, to the
+ * millisecond, as head.at is kept.
+ */
+function batchTime(clock: Clock, head: BatchHead): string {
+  const newestMs = Date.parse(head.at);
+  assert(Number.isFinite(newestMs), 'the log head carries the time of its newest event');
+  return new Date(Math.max(clock.now().getTime(), newestMs)).toISOString();
+}
+
+/** The head a batch committed at `at` left: its time moved only if the batch wrote events (migration 031). */
+function headAfter(before: BatchHead, committed: LogHead, at: string): BatchHead {
+  return { size: committed.size, root: committed.root, at: committed.size > before.size ? at : before.at };
 }
 
 function sameHead(a: LogHead, b: LogHead): boolean {

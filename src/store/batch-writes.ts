@@ -152,6 +152,8 @@ export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrite
     throw error;
   }
   if (written.tiles.length > 0) sender.add(tileStep(written.tiles));
+  // The head's time (log_head.at) is not written here: the trigger of migration 031 sets it
+  // to the batch's newest event's and refuses the batch if an event is dated before the head's.
   sender.add(inline(`UPDATE log_head SET size = ${integer(written.head.size)}, root = ${bytes(written.head.root)} WHERE id = 1`));
   sender.add(inline('COMMIT'));
   await sender.done();

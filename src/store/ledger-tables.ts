@@ -66,6 +66,19 @@ export interface LogHead {
   root: Buffer;
 }
 
+/**
+ * The head a batch is applied at: the log's, and the time of its newest event (log_head.at,
+ * migration 031), before which no later event may be dated. The database keeps the time:
+ * it moves with a batch's events only, so a head's size and root fix it.
+ */
+export interface BatchHead extends LogHead {
+  /** ISO 8601, to the millisecond. */
+  at: string;
+}
+
+/** SQLSTATE of log_head_event_times_rise (migration 031): a batch dated before the newest event, a bug of its writer's. */
+export const eventTimeBackCode = 'CLH02';
+
 export interface StoredAnswer {
   scope: string;
   key: string;
@@ -75,22 +88,23 @@ export interface StoredAnswer {
 }
 
 /**
- * Opens a batch's transaction, takes the ledger's global write lock and finds the answers
- * stored under the batch's idempotency keys, in one round trip. The lock orders every
- * writer, also across processes; statements after it see every batch committed before.
+ * Opens a batch's transaction, takes the ledger's global write lock and finds the head (with
+ * its time) and the answers stored under the batch's idempotency keys, in one round trip.
+ * The lock orders every writer, also across processes; statements after it see every batch
+ * committed before.
  * The keys travel as one JSON literal (pg.escapeLiteral), like the batch's writes.
  */
-export async function beginBatch(client: PoolClient, keys: Array<{ scope: string; key: string }> = [], lockWaitMs: number = limits.headLockWaitMsMax): Promise<{ head: LogHead; stored: StoredAnswer[] }> {
+export async function beginBatch(client: PoolClient, keys: Array<{ scope: string; key: string }> = [], lockWaitMs: number = limits.headLockWaitMsMax): Promise<{ head: BatchHead; stored: StoredAnswer[] }> {
   const lookup = keys.length === 0 ? '' : `;
     SELECT i.scope, i.key, i.request_hash, i.status, i.response
     FROM idempotency_keys i JOIN json_to_recordset(${pg.escapeLiteral(JSON.stringify(keys.map(({ scope, key }) => ({ scope, key }))))}::json) AS k(scope text, key text)
       ON i.scope = k.scope AND i.key = k.key`;
   // The wait for the lock is bounded (in the same round trip): a writer that hangs holding
   // it gets our callers a 503 (lock_not_available, refusals.ts) instead of no answer at all.
-  const results = (await client.query(`BEGIN; ${headLockBoundsSql(lockWaitMs)}; SELECT size, root FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
+  const results = (await client.query(`BEGIN; ${headLockBoundsSql(lockWaitMs)}; SELECT size, root, at FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
   // The head's rows, then the stored answers' if the keys were looked up: the last results.
   const [headResult, storedResult] = keys.length === 0 ? [results.at(-1), undefined] : results.slice(-2);
-  const head = headResult?.rows[0] as LogHead | undefined;
+  const head = headResult?.rows[0] as BatchHead | undefined;
   if (!head) throw new Error('log_head row is missing: the database was not migrated');
   return { head, stored: (storedResult?.rows ?? []) as StoredAnswer[] };
 }
@@ -122,7 +136,8 @@ export const headMovedCode = 'CLH01';
  * transaction and take the ledger's lock like beginBatch, but read nothing back. The batch
  * goes on only at the head it was applied at; at any other the function raises headMovedCode
  * and nothing of the batch runs. Its idempotency keys are not looked up: the batch inserts
- * each, so a key stored before fails it on the primary key instead.
+ * each, so a key stored before fails it on the primary key instead. The head's time needs
+ * no check of its own: it moves only with the head's size (migration 031).
  */
 export function openAtHeadSql(head: LogHead, lockWaitMs: number = limits.headLockWaitMsMax): string {
   assertLogHead(head);
