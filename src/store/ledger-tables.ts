@@ -216,6 +216,43 @@ function textArrayParameter(values: string[]): TextArrayParameter {
 const sweepRowsMax = 1_000;
 
 /**
+ * What a sweep (ledger/handlers/sweep.ts) expires, by the handler's own tests, into the
+ * keys: booked shipments past their deadline; booked shipments under a licence no longer in
+ * force (lapsedLicence: expired, revoked or surrendered, or past its validity); licences
+ * past their validity that are still issued, suspended or exhausted. Each list at most
+ * sweepRowsMax; the next sweep takes the rest.
+ *
+ * The lapsed bookings are found from the allocations that hold reservations on such a
+ * licence: a booked shipment reserves on both its allocations, so its lapsed licence's
+ * allocation has reserved_units > 0. Allocations are far fewer than live bookings, and
+ * shipments have no index by allocation (009), so the shipments are scanned (through
+ * shipments_due, the booked ones) only when there is such an allocation, which is rare:
+ * the sweep expires them at once, and an allocation's reservations are then gone.
+ */
+async function loadDue(client: PoolClient, keys: BatchKeys, dueAt: string): Promise<void> {
+  const due = await client.query<{ id: string; kind: string }>(
+    `(SELECT id, 'shipment' AS kind FROM shipments WHERE status = 'booked' AND deadline <= $1 ORDER BY deadline LIMIT ${sweepRowsMax})
+     UNION ALL (SELECT id, 'licence' FROM licences WHERE status IN ('issued','suspended','exhausted') AND valid_to <= $1 LIMIT ${sweepRowsMax})
+     UNION ALL (SELECT a.id, 'allocation' FROM allocations a JOIN licences l ON l.id = a.licence_id
+                WHERE a.reserved_units > 0 AND (l.status IN ('expired','revoked','surrendered') OR l.valid_to <= $1) LIMIT ${sweepRowsMax})`,
+    [dueAt],
+  );
+  const lapsedAllocations: string[] = [];
+  for (const row of due.rows) {
+    if (row.kind === 'allocation') lapsedAllocations.push(row.id);
+    else (row.kind === 'shipment' ? keys.shipments : keys.licences).add(row.id);
+  }
+  if (lapsedAllocations.length === 0) return;
+  const lapsed = await client.query<{ id: string }>(
+    `SELECT id FROM shipments WHERE status = 'booked' AND deadline > $1
+       AND (export_allocation_id = ANY($2) OR import_allocation_id = ANY($2))
+     ORDER BY deadline LIMIT ${sweepRowsMax}`,
+    [dueAt, lapsedAllocations],
+  );
+  for (const row of lapsed.rows) keys.shipments.add(row.id);
+}
+
+/**
  * Loads what the keys name, then what those rows point to: units bring the shipment that
  * last held them, shipments their allocations, allocations their licences. Fixed order, at
  * most a dozen statements.
@@ -226,14 +263,7 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
     if (list.length === 0) return [];
     return (await client.query(prepared(sql, [list instanceof TextArrayParameter ? list.value : list]))).rows as T[];
   };
-  if (keys.dueAt !== null) {
-    const due = await client.query<{ id: string; kind: string }>(
-      `(SELECT id, 'shipment' AS kind FROM shipments WHERE status = 'booked' AND deadline <= $1 ORDER BY deadline LIMIT ${sweepRowsMax})
-       UNION ALL (SELECT id, 'licence' FROM licences WHERE status IN ('issued','suspended') AND valid_to <= $1 LIMIT ${sweepRowsMax})`,
-      [keys.dueAt],
-    );
-    for (const row of due.rows) (row.kind === 'shipment' ? keys.shipments : keys.licences).add(row.id);
-  }
+  if (keys.dueAt !== null) await loadDue(client, keys, keys.dueAt);
   // 100,000 serials, as the tables grow (bench/experiments/serial-lookups.ts): by = ANY the
   // planner probes the primary key for each serial, 207–441 ms from 400,000 to 4,000,000
   // units. Joined to unnest, it read every unit instead (hash or merge join): 302, 689 and

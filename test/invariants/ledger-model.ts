@@ -182,13 +182,19 @@ export class LedgerModel {
       if (licence.status !== 'issued') refuse('licence_not_valid', 'licence-status', `licence ${licence.id} is ${licence.status}`);
       if (this.nowMs >= licence.validToMs) refuse('licence_not_valid', 'licence-validity', `licence ${licence.id} expired`);
     }
+    let exhausted = 0;
     for (const allocationId of [shipment.exportAllocationId, shipment.importAllocationId]) {
       const { allocation, licence } = this.side(allocationId);
       allocation.reservedUnits -= shipment.units;
       allocation.shippedUnits += shipment.units;
       licence.shippedUnits += shipment.units;
-      if (licence.shippedUnits === licence.authorisedUnits && licence.status === 'issued') licence.status = 'exhausted';
+      if (licence.shippedUnits === licence.authorisedUnits && licence.status === 'issued') {
+        licence.status = 'exhausted';
+        exhausted += 1;
+      }
     }
+    // Each licence it used up gets an event of its own, after the shipment's; apply() counts that one.
+    this.seq += exhausted;
     return this.step(shipment, 'shipped', { from: 'licensed', to: 'in_transit' });
   }
 
@@ -211,14 +217,19 @@ export class LedgerModel {
   sweep(): Record<string, unknown> {
     const expiredShipments: string[] = [];
     const expiredLicences: string[] = [];
+    // A booking expires at its deadline, or before it once either licence has ended
+    // (expired, revoked, surrendered) or its validity has: it could never ship.
+    const lapsed = (licence: ModelLicence) => ['expired', 'revoked', 'surrendered'].includes(licence.status) || licence.validToMs <= this.nowMs;
     for (const shipment of this.shipments.values()) {
-      if (shipment.status !== 'booked' || shipment.deadlineMs > this.nowMs) continue;
+      if (shipment.status !== 'booked') continue;
+      const licences = [shipment.exportAllocationId, shipment.importAllocationId].map((id) => this.side(id).licence);
+      if (shipment.deadlineMs > this.nowMs && !licences.some(lapsed)) continue;
       this.release(shipment);
       this.step(shipment, 'expired');
       expiredShipments.push(shipment.id);
     }
     for (const licence of this.licences.values()) {
-      if ((licence.status !== 'issued' && licence.status !== 'suspended') || licence.validToMs > this.nowMs) continue;
+      if (!['issued', 'suspended', 'exhausted'].includes(licence.status) || licence.validToMs > this.nowMs) continue;
       licence.status = 'expired';
       expiredLicences.push(licence.id);
     }

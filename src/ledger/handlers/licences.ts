@@ -165,12 +165,11 @@ function transition<K extends 'licence.issue' | 'licence.suspend' | 'licence.rei
       if (rule.byHolder && licence.holder_org_id !== actor.orgId) {
         throw refuse.forbidden(`only the holder ${licence.holder_org_id} may surrender licence ${licence.id}`);
       }
+      const verb = kind.slice('licence.'.length);
       if (!rule.from.includes(licence.status)) {
-        throw refuse.conflict('licence-status', `couldn't ${kind.slice('licence.'.length)} licence ${licence.id}: it is ${licence.status}, and only a licence that is ${rule.from.join(' or ')} can be`, { status: licence.status });
+        throw refuse.conflict('licence-status', `couldn't ${verb} licence ${licence.id}: it is ${licence.status}, and only a licence that is ${statusList(rule.from)} can be`, { status: licence.status });
       }
-      if (rule.to === 'issued' && licence.valid_to <= context.at) {
-        throw refuse.conflict('licence-validity', `couldn't issue licence ${licence.id}: its validity ended at ${licence.valid_to}`);
-      }
+      if (rule.to === 'issued') checkValidityLeft(licence, context.at, verb);
       // A licence reinstated with every unit shipped (amended down while suspended) has
       // nothing left to give: it is exhausted, by the rule shipping and amending apply.
       const to = rule.to === 'issued' ? statusAfterUse('issued', licence.shipped_units, licence.authorised_units) : rule.to;
@@ -178,6 +177,23 @@ function transition<K extends 'licence.issue' | 'licence.suspend' | 'licence.rei
       return statusOutcome(licence, licence.status, to, input.reason);
     },
   };
+}
+
+/** "draft", "issued or suspended", "draft, issued, suspended or exhausted". */
+function statusList(statuses: readonly LicenceStatus[]): string {
+  return statuses.length === 1 ? statuses[0]! : `${statuses.slice(0, -1).join(', ')} or ${statuses.at(-1)}`;
+}
+
+/**
+ * A licence whose validity has ended is expired in all but name (the sweep may not have
+ * reached it yet): nothing may put it back in force, neither issuing or reinstating it nor
+ * an amendment that extends its validity or gives an exhausted one units again. Once the
+ * sweep has run the licence is expired, and no step leaves expired (migration 025); this
+ * makes the answer the same before the sweep runs as after.
+ */
+function checkValidityLeft(licence: LicenceWithParties, at: string, verb: string): void {
+  if (licence.valid_to > at) return;
+  throw refuse.conflict('licence-validity', `couldn't ${verb} licence ${licence.id}: its validity ended at ${licence.valid_to}`, { licenceId: licence.id, validTo: licence.valid_to });
 }
 
 function statusOutcome(licence: LicenceWithParties, from: LicenceStatus, to: LicenceStatus, reason: string | undefined): Outcome {
@@ -213,8 +229,10 @@ export const licenceAmend: Handler<'licence.amend'> = {
     const { state, actor } = context;
     const licence = ownLicence(state, actor, input.licenceId);
     if (!amendableStatuses.includes(licence.status)) {
-      throw refuse.conflict('licence-status', `couldn't amend licence ${licence.id}: it is ${licence.status}, and only a licence that is ${amendableStatuses.slice(0, -1).join(', ')} or ${amendableStatuses.at(-1)} can be`, { status: licence.status });
+      throw refuse.conflict('licence-status', `couldn't amend licence ${licence.id}: it is ${licence.status}, and only a licence that is ${statusList(amendableStatuses)} can be`, { status: licence.status });
     }
+    // A draft is not in force yet: its authority may still set its validity before issuing.
+    if (licence.status !== 'draft') checkValidityLeft(licence, context.at, 'amend');
     checkReferences(state, input);
     const units = input.authorisedUnits ?? licence.authorised_units;
     const used = Math.max(licence.allocated_units, licence.shipped_units);

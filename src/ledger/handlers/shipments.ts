@@ -5,13 +5,13 @@
  * expiring releases it.
  */
 import { limits } from '../../core/limits.ts';
-import { newId, refuse, formatUnits, seesAll, type CommandContext, type Handler, type Outcome } from '../handler.ts';
+import { newId, refuse, formatUnits, seesAll, type CommandContext, type EventPart, type Handler, type Outcome } from '../handler.ts';
 import type { Actor } from '../permissions.ts';
-import type { AllocationRow, ShipmentRow, ShipmentStatus } from '../rows.ts';
+import type { AllocationRow, LicenceStatus, ShipmentRow, ShipmentStatus } from '../rows.ts';
 import type { CommandInput } from '../schemas.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
 import { namesRecipient } from './allocations.ts';
-import { statusAfterUse } from './licences.ts';
+import { licenceOrgIds, statusAfterUse } from './licences.ts';
 import { attachSerials, manifestKeys } from './manifests.ts';
 
 export const bookingDeadlineMaxMs = limits.bookingDeadlineMaxMs;
@@ -181,11 +181,16 @@ interface Step {
 
 /**
  * Releases or posts the reservation on both allocations; posting also counts on the
- * licence, which may exhaust it (statusAfterUse). Returns the licences it exhausted.
+ * licence, which may exhaust it (statusAfterUse). Returns the licences it exhausted, each
+ * with the event part that says so (exhaustionPart): the step's own event goes to the
+ * shipment's parties, and a licence's holder and parties must read the change of its
+ * status too. Exhausted licences' updated_seq names that part's event, the one after the
+ * step's own (and after each other, in order); so the caller puts those parts right after
+ * its own event.
  */
-function moveUnits(context: CommandContext, shipment: ShipmentRow, move: Move): string[] {
+function moveUnits(context: CommandContext, shipment: ShipmentRow, move: Move): EventPart[] {
   const { state } = context;
-  const exhausted: string[] = [];
+  const exhausted: EventPart[] = [];
   for (const allocationId of [shipment.export_allocation_id, shipment.import_allocation_id]) {
     const allocation = state.get('allocations', allocationId)!;
     const reserved = allocation.reserved_units - shipment.units;
@@ -195,10 +200,21 @@ function moveUnits(context: CommandContext, shipment: ShipmentRow, move: Move): 
     const licence = state.get('licences', allocation.licence_id)!;
     const licenceShipped = licence.shipped_units + shipment.units;
     const status = statusAfterUse(licence.status, licenceShipped, licence.authorised_units);
-    if (status !== licence.status) exhausted.push(licence.id);
-    state.update('licences', licence, { shipped_units: licenceShipped, status, updated_seq: context.seq });
+    const changed = status !== licence.status;
+    const seq = changed ? context.seq + 1 + exhausted.length : context.seq;
+    if (changed) exhausted.push(exhaustionPart(licence, status));
+    state.update('licences', licence, { shipped_units: licenceShipped, status, updated_seq: seq });
   }
   return exhausted;
+}
+
+/**
+ * The event of a licence that shipping used up, read by the licence's organisations. It
+ * names the licence only: the shipment that did it may be another recipient's (a consignee
+ * on an import licence), which the holder must not learn of from its effects.
+ */
+function exhaustionPart(licence: LicenceWithParties, to: LicenceStatus): EventPart {
+  return { subjectId: licence.id, orgIds: licenceOrgIds(licence), effects: { licenceId: licence.id, from: licence.status, to } };
 }
 
 /** Ends a shipment's manifest: its serials are free to be listed again. */
@@ -211,12 +227,14 @@ function endManifest(context: CommandContext, shipment: ShipmentRow): void {
 /**
  * Moves a shipment one step. The event's effects are { from, to, units }; a step that
  * posts units (shipping) adds licencesExhausted, always present there: the ids of the
- * licences this shipment used up (statusAfterUse), empty when none. A licence's status
- * never changes without an event that says so.
+ * licences this shipment used up (statusAfterUse), empty when none. Each of those also
+ * gets an event of its own, after the step's (moreEvents), read by that licence's
+ * organisations: a licence's status never changes without an event its parties read.
  */
 export function applyStep(context: CommandContext, shipment: ShipmentRow, step: Step): Outcome {
   const { state } = context;
-  const exhausted = step.move === 'none' ? [] : moveUnits(context, shipment, step.move);
+  const exhaustedParts = step.move === 'none' ? [] : moveUnits(context, shipment, step.move);
+  const exhausted = exhaustedParts.map((part) => part.subjectId);
   state.update('shipments', shipment, { status: step.to, updated_seq: context.seq });
   if (step.custody) {
     const { from, to } = step.custody;
@@ -231,6 +249,7 @@ export function applyStep(context: CommandContext, shipment: ShipmentRow, step: 
     orgIds: shipmentOrgIds(shipment),
     effects: { from: step.from, to: step.to, units: shipment.units, ...(step.move === 'post' ? { licencesExhausted: exhausted } : {}) },
     answer: { shipmentId: shipment.id, status: step.to },
+    ...(exhaustedParts.length > 0 ? { moreEvents: exhaustedParts } : {}),
   };
 }
 

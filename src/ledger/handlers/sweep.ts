@@ -1,6 +1,7 @@
 /**
  * The timed sweep: booked shipments past their deadline expire (their reservation is
- * released) and licences past their validity expire. Servers submit it every few
+ * released), and so do booked shipments under a licence no longer in force (lapsedLicence);
+ * licences past their validity expire. Servers submit it every few
  * seconds; it is an ordinary command, so it is logged and ordered like any other, and
  * a sweep that finds nothing due is refused, writing nothing.
  *
@@ -9,12 +10,44 @@
  * another recipient's booking expired. Only the caller (the system or an authority admin)
  * gets the whole lists, in the answer.
  */
+import { assert } from '../../core/errors.ts';
 import { refuse, type CommandContext, type EventPart, type Handler } from '../handler.ts';
+import type { LicenceStatus, ShipmentRow } from '../rows.ts';
+import type { BatchState } from '../state.ts';
+import { expireLicence, licenceOrgIds } from './licences.ts';
+import { applyStep, expireStep } from './shipments.ts';
 
 /** The rule of a sweep that found nothing to expire (and so wrote nothing). */
 export const nothingDueRule = 'sweep-nothing-due';
-import { expireLicence, licenceOrgIds } from './licences.ts';
-import { applyStep, expireStep } from './shipments.ts';
+
+/**
+ * The statuses a licence ends in: nothing brings it back from them (migration 025). An
+ * exhausted licence is not among them (an amendment may give it units again), and holds no
+ * booking anyway: its every unit has shipped. A suspended one is not either: its authority
+ * may reinstate it, and its bookings wait for that, or for their deadline.
+ */
+const endedStatuses: readonly LicenceStatus[] = ['expired', 'revoked', 'surrendered'];
+
+/** Licences the sweep expires once their validity has ended; every status that may still be in force. */
+const expirableStatuses: readonly LicenceStatus[] = ['issued', 'suspended', 'exhausted'];
+
+/**
+ * Why a booking can never ship, if it can't: one of its licences has ended, or its
+ * validity has (checkCovers refuses either at shipping). Its reservation would otherwise
+ * hold units on the other licence's allocation until its own deadline, up to a year, and
+ * only its exporter could release them. The loader finds these (store/ledger-tables.ts,
+ * loadDue) by the same test, and brings the shipment's allocations and licences with it.
+ */
+export function lapsedLicence(state: BatchState, shipment: ShipmentRow, at: string): string | null {
+  for (const allocationId of [shipment.export_allocation_id, shipment.import_allocation_id]) {
+    const allocation = state.get('allocations', allocationId);
+    const licence = allocation && state.get('licences', allocation.licence_id);
+    assert(licence !== undefined, `a shipment's allocations and their licences are loaded with it (${shipment.id})`);
+    if (endedStatuses.includes(licence.status)) return `licence ${licence.id} is ${licence.status}`;
+    if (licence.valid_to <= at) return `licence ${licence.id}'s validity ended at ${licence.valid_to}`;
+  }
+  return null;
+}
 
 export const ledgerSweep: Handler<'ledger.sweep'> = {
   kind: 'ledger.sweep',
@@ -30,13 +63,18 @@ export const ledgerSweep: Handler<'ledger.sweep'> = {
     // record's updated_seq names the event that expired it.
     const partContext = (): CommandContext => ({ ...context, seq: context.seq + parts.length });
     for (const shipment of [...state.all('shipments')]) {
-      if (shipment.status !== 'booked' || shipment.deadline > at) continue;
+      if (shipment.status !== 'booked') continue;
+      // Past its deadline, a booking expires as it always has; before it, only under a
+      // licence no longer in force, and its event says which (reason).
+      const reason = shipment.deadline <= at ? null : lapsedLicence(state, shipment, at);
+      if (shipment.deadline > at && reason === null) continue;
       const step = applyStep(partContext(), shipment, expireStep);
-      parts.push({ subjectId: step.subjectId, orgIds: step.orgIds, effects: { shipmentId: shipment.id, ...step.effects } });
+      assert(step.moreEvents === undefined, 'releasing a reservation changes no licence status');
+      parts.push({ subjectId: step.subjectId, orgIds: step.orgIds, effects: { shipmentId: shipment.id, ...step.effects, ...(reason === null ? {} : { reason }) } });
       expiredShipments.push(shipment.id);
     }
     for (const licence of [...state.all('licences')]) {
-      if ((licence.status !== 'issued' && licence.status !== 'suspended') || licence.valid_to > at) continue;
+      if (!expirableStatuses.includes(licence.status) || licence.valid_to > at) continue;
       const from = licence.status;
       expireLicence(partContext(), licence);
       parts.push({ subjectId: licence.id, orgIds: licenceOrgIds(licence), effects: { licenceId: licence.id, from, to: 'expired' } });
@@ -44,7 +82,7 @@ export const ledgerSweep: Handler<'ledger.sweep'> = {
     }
     // Nothing due is not a change: no event, so a sweep every few seconds leaves the log quiet.
     const [first, ...more] = parts;
-    if (!first) throw refuse.conflict(nothingDueRule, 'nothing is due: no booking is past its deadline and no licence past its validity');
+    if (!first) throw refuse.conflict(nothingDueRule, 'nothing is due: no booking is past its deadline or under a licence no longer in force, and no licence is past its validity');
     return { ...first, moreEvents: more, answer: { expiredShipments, expiredLicences } };
   },
 };

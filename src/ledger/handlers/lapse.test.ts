@@ -1,0 +1,246 @@
+/**
+ * What a licence's end does: nothing brings back a licence whose validity has ended (an
+ * amendment no more than a reinstatement), the sweep expires it whatever status still held
+ * it in force (exhausted too), and a booking under a licence no longer in force is expired
+ * by the sweep at once, releasing what it reserved on the other licence, rather than at its
+ * own deadline. And a licence that shipping used up has an event its own parties read.
+ *
+ * Each test makes its own pair of licences; the clock only moves forward.
+ */
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../../test/database.ts';
+import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
+import type { Answer } from '../ledger.ts';
+
+let database: TestDatabase;
+let world: World;
+
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
+});
+
+interface Pair {
+  exportLicenceId: string;
+  importLicenceId: string;
+  exportAllocationId: string;
+  importAllocationId: string;
+}
+
+let counter = 0;
+
+/**
+ * A fresh export licence (held by the exporter, naming alpha) and import licence (held by
+ * alpha, naming beta as consignee and the exporter as supplier), issued, with `units`
+ * allocated to alpha on each.
+ */
+async function pair(options: { units: number; validTo: string }): Promise<Pair> {
+  const { run, actors, productId } = world;
+  const reference = ++counter;
+  const common = { productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: options.units, validFrom: '2026-01-01T00:00:00Z', validTo: options.validTo };
+  const exportLicenceId = String((await run('licence.create', {
+    ...common, reference: `BIS-LAPSE-${reference}`, direction: 'export', holderId: actors.exporter.orgId, parties: [{ organisationId: actors.alpha.orgId, role: 'end_user' }],
+  }, actors.bis)).licenceId);
+  const importLicenceId = String((await run('licence.create', {
+    ...common, reference: `MOFCOM-LAPSE-${reference}`, direction: 'import', holderId: actors.alpha.orgId,
+    parties: [{ organisationId: actors.beta.orgId, role: 'consignee' }, { organisationId: actors.exporter.orgId, role: 'supplier' }],
+  }, actors.mofcom)).licenceId);
+  await run('licence.issue', { licenceId: exportLicenceId }, actors.bis);
+  await run('licence.issue', { licenceId: importLicenceId }, actors.mofcom);
+  const exportAllocationId = String((await run('allocation.create', { licenceId: exportLicenceId, recipientId: actors.alpha.orgId, units: options.units }, actors.bis)).allocationId);
+  const importAllocationId = String((await run('allocation.create', { licenceId: importLicenceId, recipientId: actors.alpha.orgId, units: options.units }, actors.mofcom)).allocationId);
+  return { exportLicenceId, importLicenceId, exportAllocationId, importAllocationId };
+}
+
+async function book(lapsing: Pair, units: number, deadline: string, serials?: string[]): Promise<string> {
+  return String((await world.run('shipment.book', {
+    exportAllocationId: lapsing.exportAllocationId, importAllocationId: lapsing.importAllocationId, productId: world.productId, units, deadline,
+    ...(serials ? { serials } : {}),
+  }, world.actors.exporter)).shipmentId);
+}
+
+function refusal(answer: Answer): Record<string, unknown> {
+  if (answer.ok) expect.fail(`expected a refusal, got ${JSON.stringify(answer.body)}`);
+  return { code: answer.error.code, rule: answer.error.rule, message: answer.error.message };
+}
+
+async function row(table: 'licences' | 'allocations' | 'shipments', id: string): Promise<Record<string, unknown>> {
+  return (await database.pool.query(`SELECT * FROM ${table} WHERE id = $1`, [id])).rows[0];
+}
+
+interface LoggedEvent {
+  seq: number;
+  kind: string;
+  subject_id: string | null;
+  org_ids: string[];
+  effects: Record<string, unknown>;
+}
+
+async function eventsAbout(subjectId: string): Promise<LoggedEvent[]> {
+  const rows = (await database.pool.query<{ seq: string; kind: string; subject_id: string | null; org_ids: string[]; canonical: Buffer }>(
+    'SELECT seq, kind, subject_id, org_ids, canonical FROM events WHERE subject_id = $1 ORDER BY seq', [subjectId],
+  )).rows;
+  return rows.map((event) => ({ seq: Number(event.seq), kind: event.kind, subject_id: event.subject_id, org_ids: [...event.org_ids].sort(), effects: JSON.parse(event.canonical.toString('utf8')).effects }));
+}
+
+describe('a licence whose validity has ended', () => {
+  it('cannot be amended back into force before the sweep reaches it, nor reinstated, and the refusals name the step', async () => {
+    world.clock.set('2026-02-10T00:00:00Z');
+    const ended = await pair({ units: 10, validTo: '2026-03-01T00:00:00Z' });
+    await world.run('licence.suspend', { licenceId: ended.importLicenceId }, world.actors.mofcom);
+    world.clock.set('2026-03-02T00:00:00Z');
+
+    expect(refusal(await world.ledger.submit('licence.amend', { licenceId: ended.exportLicenceId, reason: 'extend', validTo: '2026-12-01T00:00:00Z' }, world.actors.bis))).toEqual({
+      code: 'conflict', rule: 'licence-validity', message: `couldn't amend licence ${ended.exportLicenceId}: its validity ended at 2026-03-01T00:00:00.000Z`,
+    });
+    expect(refusal(await world.ledger.submit('licence.amend', { licenceId: ended.importLicenceId, reason: 'extend', validTo: '2026-12-01T00:00:00Z' }, world.actors.mofcom))).toMatchObject({ rule: 'licence-validity' });
+    expect(refusal(await world.ledger.submit('licence.reinstate', { licenceId: ended.importLicenceId }, world.actors.mofcom))).toEqual({
+      code: 'conflict', rule: 'licence-validity', message: `couldn't reinstate licence ${ended.importLicenceId}: its validity ended at 2026-03-01T00:00:00.000Z`,
+    });
+    expect(await row('licences', ended.exportLicenceId)).toMatchObject({ status: 'issued', version: 1 });
+    expect(await row('licences', ended.importLicenceId)).toMatchObject({ status: 'suspended', version: 1 });
+
+    // The sweep then expires both, as it would have had it come first.
+    expect(expectOk(await world.ledger.sweep()).expiredLicences).toEqual(expect.arrayContaining([ended.exportLicenceId, ended.importLicenceId]));
+  });
+
+  it('names the statuses a step allows as the amendment does', async () => {
+    const issued = await pair({ units: 10, validTo: '2027-01-01T00:00:00Z' });
+    await world.run('licence.revoke', { licenceId: issued.exportLicenceId }, world.actors.bis);
+    expect(refusal(await world.ledger.submit('licence.revoke', { licenceId: issued.exportLicenceId }, world.actors.bis))).toEqual({
+      code: 'conflict', rule: 'licence-status', message: `couldn't revoke licence ${issued.exportLicenceId}: it is revoked, and only a licence that is draft, issued, suspended or exhausted can be`,
+    });
+    expect(refusal(await world.ledger.submit('licence.surrender', { licenceId: issued.exportLicenceId }, world.actors.exporter))).toMatchObject({
+      message: `couldn't surrender licence ${issued.exportLicenceId}: it is revoked, and only a licence that is issued, suspended or exhausted can be`,
+    });
+    expect(refusal(await world.ledger.submit('licence.reinstate', { licenceId: issued.importLicenceId }, world.actors.mofcom))).toMatchObject({
+      message: `couldn't reinstate licence ${issued.importLicenceId}: it is issued, and only a licence that is suspended can be`,
+    });
+  });
+
+  it('still lets a draft be amended, its validity set before it is issued', async () => {
+    const draft = String((await world.run('licence.create', {
+      reference: 'BIS-LAPSE-DRAFT', direction: 'export', holderId: world.actors.exporter.orgId, parties: [{ organisationId: world.actors.alpha.orgId, role: 'end_user' }],
+      productIds: [world.productId], origin: 'US', destination: 'CN', authorisedUnits: 5, validFrom: '2026-01-01T00:00:00Z', validTo: '2026-02-01T00:00:00Z',
+    }, world.actors.bis)).licenceId);
+    expect(expectOk(await world.ledger.submit('licence.amend', { licenceId: draft, reason: 'dates', validTo: '2027-01-01T00:00:00Z' }, world.actors.bis))).toMatchObject({ status: 'draft', version: 2 });
+  });
+
+  it('is expired by the sweep when exhausted too, and cannot be given units again first', async () => {
+    const used = await pair({ units: 1, validTo: '2026-04-01T00:00:00Z' });
+    const shipmentId = await book(used, 1, '2026-03-20T00:00:00Z', ['LAPSE-EXH-1']);
+    await world.run('shipment.ship', { shipmentId }, world.actors.exporter);
+    expect(await row('licences', used.exportLicenceId)).toMatchObject({ status: 'exhausted' });
+    world.clock.set('2026-04-02T00:00:00Z');
+
+    expect(refusal(await world.ledger.submit('licence.amend', { licenceId: used.exportLicenceId, reason: 'more', authorisedUnits: 5 }, world.actors.bis))).toMatchObject({ code: 'conflict', rule: 'licence-validity' });
+    expect(await row('licences', used.exportLicenceId)).toMatchObject({ status: 'exhausted', authorised_units: 1, version: 1 });
+
+    const swept = expectOk(await world.ledger.sweep());
+    expect(swept.expiredLicences).toEqual(expect.arrayContaining([used.exportLicenceId, used.importLicenceId]));
+    expect(await row('licences', used.exportLicenceId)).toMatchObject({ status: 'expired' });
+    const expiry = (await eventsAbout(used.exportLicenceId)).at(-1)!;
+    expect(expiry).toMatchObject({ kind: 'ledger.sweep', effects: { licenceId: used.exportLicenceId, from: 'exhausted', to: 'expired' } });
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+});
+
+describe('a booking under a licence no longer in force', () => {
+  it('is expired by the sweep when a licence is revoked, releasing its reservation on the other licence', async () => {
+    const revoked = await pair({ units: 10, validTo: '2027-01-01T00:00:00Z' });
+    const shipmentId = await book(revoked, 10, '2026-12-01T00:00:00Z', ['LAPSE-REV-1']);
+    const kept = await book({ ...revoked, exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport }, 1, '2026-12-01T00:00:00Z');
+    await world.run('licence.revoke', { licenceId: revoked.exportLicenceId, reason: 'end-use concern' }, world.actors.bis);
+
+    const swept = expectOk(await world.ledger.sweep());
+    expect(swept.expiredShipments).toEqual([shipmentId]);
+    expect(await row('shipments', shipmentId)).toMatchObject({ status: 'expired' });
+    expect(await row('shipments', kept)).toMatchObject({ status: 'booked' });
+    // The import licence is still in force, and its units are free again.
+    expect(await row('allocations', revoked.importAllocationId)).toMatchObject({ reserved_units: 0, shipped_units: 0 });
+    expect(await row('allocations', revoked.exportAllocationId)).toMatchObject({ reserved_units: 0 });
+    const [expiry] = (await eventsAbout(shipmentId)).filter((event) => event.kind === 'ledger.sweep');
+    expect(expiry).toMatchObject({
+      org_ids: [world.actors.exporter.orgId, world.actors.alpha.orgId].sort(),
+      effects: { shipmentId, from: 'booked', to: 'expired', units: 10, reason: `licence ${revoked.exportLicenceId} is revoked` },
+    });
+    // Its manifest ended with it: the serial may be listed again.
+    await book({ ...revoked, exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport }, 1, '2026-12-01T00:00:00Z', ['LAPSE-REV-1']);
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+
+  it('is expired by the sweep when a licence is surrendered', async () => {
+    const surrendered = await pair({ units: 4, validTo: '2027-01-01T00:00:00Z' });
+    const shipmentId = await book(surrendered, 4, '2026-12-01T00:00:00Z');
+    await world.run('licence.surrender', { licenceId: surrendered.importLicenceId }, world.actors.alpha);
+    expect(expectOk(await world.ledger.sweep()).expiredShipments).toEqual([shipmentId]);
+    const [expiry] = (await eventsAbout(shipmentId)).filter((event) => event.kind === 'ledger.sweep');
+    expect(expiry!.effects.reason).toBe(`licence ${surrendered.importLicenceId} is surrendered`);
+    expect(await row('allocations', surrendered.exportAllocationId)).toMatchObject({ reserved_units: 0 });
+  });
+
+  it('is expired with the licence whose validity an amendment cut short, in the same sweep', async () => {
+    const cut = await pair({ units: 6, validTo: '2027-01-01T00:00:00Z' });
+    const shipmentId = await book(cut, 6, '2026-12-01T00:00:00Z');
+    const at = world.clock.now().getTime();
+    const end = new Date(at + 60_000).toISOString();
+    await world.run('licence.amend', { licenceId: cut.exportLicenceId, reason: 'shortened', validTo: end }, world.actors.bis);
+    world.clock.set(new Date(at + 120_000));
+
+    const swept = expectOk(await world.ledger.sweep());
+    expect(swept.expiredShipments).toEqual([shipmentId]);
+    expect(swept.expiredLicences).toEqual([cut.exportLicenceId]);
+    const [expiry] = (await eventsAbout(shipmentId)).filter((event) => event.kind === 'ledger.sweep');
+    expect(expiry!.effects).toEqual({ shipmentId, from: 'booked', to: 'expired', units: 6, reason: `licence ${cut.exportLicenceId}'s validity ended at ${end}` });
+    expect(await row('allocations', cut.importAllocationId)).toMatchObject({ reserved_units: 0 });
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+
+  it('is left booked while its licence is only suspended: it may be reinstated', async () => {
+    const suspended = await pair({ units: 2, validTo: '2027-01-01T00:00:00Z' });
+    const shipmentId = await book(suspended, 2, '2026-12-01T00:00:00Z', ['LAPSE-SUS-1', 'LAPSE-SUS-2']);
+    await world.run('licence.suspend', { licenceId: suspended.importLicenceId }, world.actors.mofcom);
+    expect(refusal(await world.ledger.sweep())).toMatchObject({ code: 'conflict', rule: 'sweep-nothing-due' });
+    expect(await row('shipments', shipmentId)).toMatchObject({ status: 'booked' });
+    await world.run('licence.reinstate', { licenceId: suspended.importLicenceId }, world.actors.mofcom);
+    expect(expectOk(await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter))).toMatchObject({ status: 'shipped' });
+  });
+});
+
+describe('a licence exhausted by shipping', () => {
+  it('has an event of its own, read by its holder and parties, that does not name the shipment', async () => {
+    const used = await pair({ units: 2, validTo: '2027-01-01T00:00:00Z' });
+    const shipmentId = await book(used, 2, '2026-12-01T00:00:00Z', ['LAPSE-SHIP-1', 'LAPSE-SHIP-2']);
+    const shipped = await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter);
+    expectOk(shipped);
+    const seq = shipped.ok ? shipped.seq : -1;
+
+    const [shipEvent] = (await eventsAbout(shipmentId)).filter((event) => event.kind === 'shipment.ship');
+    expect(shipEvent).toMatchObject({ seq, effects: { licencesExhausted: [used.exportLicenceId, used.importLicenceId] } });
+    const exportEvent = (await eventsAbout(used.exportLicenceId)).at(-1)!;
+    const importEvent = (await eventsAbout(used.importLicenceId)).at(-1)!;
+    expect(exportEvent).toEqual({
+      seq: seq + 1, kind: 'shipment.ship', subject_id: used.exportLicenceId, org_ids: [world.actors.exporter.orgId, world.actors.alpha.orgId].sort(),
+      effects: { licenceId: used.exportLicenceId, from: 'issued', to: 'exhausted' },
+    });
+    // The import licence's holder and consignee read it, though the shipment is not theirs to read.
+    expect(importEvent).toEqual({
+      seq: seq + 2, kind: 'shipment.ship', subject_id: used.importLicenceId, org_ids: [world.actors.alpha.orgId, world.actors.beta.orgId, world.actors.exporter.orgId].sort(),
+      effects: { licenceId: used.importLicenceId, from: 'issued', to: 'exhausted' },
+    });
+    // Each licence's row names the event that exhausted it.
+    expect(await row('licences', used.exportLicenceId)).toMatchObject({ status: 'exhausted', updated_seq: seq + 1 });
+    expect(await row('licences', used.importLicenceId)).toMatchObject({ status: 'exhausted', updated_seq: seq + 2 });
+    expect(Number((await database.pool.query('SELECT size FROM log_head')).rows[0].size)).toBe(seq + 3);
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+
+  it('writes no licence event when the shipment leaves units on both licences', async () => {
+    const roomy = await pair({ units: 3, validTo: '2027-01-01T00:00:00Z' });
+    const shipmentId = await book(roomy, 1, '2026-12-01T00:00:00Z', ['LAPSE-ROOM-1']);
+    const shipped = await world.ledger.submit('shipment.ship', { shipmentId }, world.actors.exporter);
+    expectOk(shipped);
+    expect((await eventsAbout(roomy.exportLicenceId)).map((event) => event.kind)).toEqual(['licence.create', 'licence.issue']);
+    expect(Number((await database.pool.query('SELECT size FROM log_head')).rows[0].size)).toBe((shipped.ok ? shipped.seq : -1) + 1);
+  });
+});
