@@ -179,11 +179,14 @@ describe('H7: a licence is exhausted exactly when every unit has shipped, whatev
       code: '23514', message: `licence ${spareImportLicenceId} has shipped 1000000 of its 1000000 units; it cannot stay issued (a licence is exhausted exactly when every unit has shipped)`,
     });
     const exhaust: Statement = [`UPDATE licences SET shipped_units = authorised_units, status = 'exhausted' WHERE id = $1`, [spareImportLicenceId]];
+    // Units changed without a new version, which migration 030 refuses on its own: off for
+    // these two cases, which are about the status that goes with the units.
+    const termsUnguarded: Statement = ['ALTER TABLE licences DISABLE TRIGGER licences_terms_follow_versions'];
     expect(await refusal(exhaust)).toBeUndefined();
-    expect(await refusal(exhaust, ['UPDATE licences SET authorised_units = authorised_units + 1 WHERE id = $1', [spareImportLicenceId]])).toEqual({
+    expect(await refusal(termsUnguarded, exhaust, ['UPDATE licences SET authorised_units = authorised_units + 1 WHERE id = $1', [spareImportLicenceId]])).toEqual({
       code: '23514', message: `licence ${spareImportLicenceId} has shipped 1000000 of its 1000001 units; it cannot stay exhausted (a licence is exhausted exactly when every unit has shipped)`,
     });
     // The ledger's way: the status goes with the units.
-    expect(await refusal(exhaust, [`UPDATE licences SET authorised_units = authorised_units + 1, status = 'issued' WHERE id = $1`, [spareImportLicenceId]])).toBeUndefined();
+    expect(await refusal(termsUnguarded, exhaust, [`UPDATE licences SET authorised_units = authorised_units + 1, status = 'issued' WHERE id = $1`, [spareImportLicenceId]])).toBeUndefined();
   });
 });

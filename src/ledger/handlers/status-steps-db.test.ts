@@ -125,12 +125,15 @@ describe('a licence’s status, written around the ledger', () => {
   });
 
   it('takes the steps the ledger makes', async () => {
+    // An amendment's units are written here without its new version, which migration 030
+    // refuses on its own: off for this case, which is about the status that goes with them.
+    const termsUnguarded: [string, unknown[]] = ['ALTER TABLE licences DISABLE TRIGGER licences_terms_follow_versions', []];
     for (const [licenceId, set] of [
       [licences.partlyShipped, `status = 'suspended'`], [licences.partlyShipped, `status = 'revoked'`], [licences.partlyShipped, `status = 'surrendered'`],
       [licences.partlyShipped, `status = 'expired'`], [licences.partlyShipped, `status = 'exhausted', authorised_units = 3`],
       [licences.exhausted, `status = 'issued', authorised_units = 4`], [licences.exhausted, `status = 'revoked'`], [licences.exhausted, `status = 'surrendered'`],
     ] as const) {
-      const error = await setLicence(licenceId, set);
+      const error = await firstRefusal(database.pool, termsUnguarded, [`UPDATE licences SET ${set} WHERE id = $1`, [licenceId]]);
       expect(error, `${set}: ${error?.message}`).toBeUndefined();
     }
   });
