@@ -190,7 +190,7 @@ function failAfterCommit(client: PoolClient): void {
 }
 
 describe('the unique indexes that hold invariant 4, as the database names them', () => {
-  it('are each answered with rule invariant-4 when they refuse a row', async () => {
+  it('are each answered with rule invariant-4 when they refuse a row (a GPU UUID with its own rule, unit-gpu-uuid)', async () => {
     const listed = expectOk(await world.ledger.submit('shipment.book', { ...booking('alpha'), serials: [{ serial: 'INV4-1', gpuUuid: 'GPU-14c40000-0001' }] }, world.actors.exporter));
     const other = expectOk(await world.ledger.submit('shipment.book', booking('alpha'), world.actors.exporter));
     const client = await database.pool.connect();
@@ -218,7 +218,7 @@ describe('the unique indexes that hold invariant 4, as the database names them',
         { constraint: 'shipment_serials_one_live', rule: 'invariant-4' },
         { constraint: 'shipment_serials_pkey', rule: 'invariant-4' },
         { constraint: 'units_pkey', rule: 'invariant-4' },
-        { constraint: 'units_gpu_uuid_key', rule: 'invariant-4' },
+        { constraint: 'units_gpu_uuid_key', rule: 'unit-gpu-uuid' },
       ]);
     } finally {
       await client.query('ROLLBACK');

@@ -69,12 +69,12 @@ export function isCommandsOwnRefusal(error: unknown): boolean {
 }
 
 /**
- * Unique indexes that hold invariant 4 (migrations 001 and 008): a serial live in one
- * shipment at most, listed once in a shipment, one unit per serial and per GPU UUID. Our
- * checks refuse a second listing first; the database refuses one they could not see (two
- * processes listing the same serial at once), and the caller hears the same rule.
+ * Unique indexes that hold invariant 4 (migration 001): a serial live in one shipment at
+ * most, listed once in a shipment, one unit per serial. Our checks refuse a second listing
+ * first; the database refuses one they could not see (two processes listing the same serial
+ * at once), and the caller hears the same rule.
  */
-const invariant4Indexes = new Set(['shipment_serials_one_live', 'shipment_serials_pkey', 'units_pkey', 'units_gpu_uuid_key']);
+const invariant4Indexes = new Set(['shipment_serials_one_live', 'shipment_serials_pkey', 'units_pkey']);
 
 /**
  * Characters of the database's detail (the key it refused, which may be a 2,000-character
@@ -83,8 +83,30 @@ const invariant4Indexes = new Set(['shipment_serials_one_live', 'shipment_serial
  */
 const quotedDetailLengthMax = 200;
 
+/**
+ * One unit per GPU UUID (migrations 008, 027: the index on its canonical spelling). A new
+ * serial whose GPU UUID another unit already has is no second listing: it is refused with a
+ * rule of its own, naming the UUID, not the index's SQL or whose unit holds it (that may be
+ * another tenant's, so the words are the same whoever's it is).
+ */
+const gpuUuidIndex = 'units_gpu_uuid_key';
+
+/** The value in PostgreSQL's detail of a duplicate key: "Key (<expression>)=(<value>) already exists." */
+function duplicateKeyValue(detail: string | undefined): string | undefined {
+  return detail === undefined ? undefined : /\)=\((.*)\) already exists\.?$/su.exec(detail)?.[1];
+}
+
+function gpuUuidRefusal(detail: string | undefined): DomainError {
+  const gpuUuid = duplicateKeyValue(detail);
+  // A GPU UUID is at most a short line (schemas.ts); cut all the same, by code point, like any quoted key.
+  const quoted = gpuUuid === undefined ? undefined : Array.from(gpuUuid).slice(0, quotedDetailLengthMax).join('');
+  const message = quoted === undefined ? 'a GPU UUID given is already recorded for another unit' : `GPU UUID ${quoted} is already recorded for another unit`;
+  return new DomainError('conflict', `${message}; a GPU is one unit (invariant 4), so the serial cannot be listed with it`, { rule: 'unit-gpu-uuid', ...(quoted === undefined ? {} : { details: { gpuUuid: quoted } }) });
+}
+
 function duplicateRefusal(pgError: { constraint?: string; message?: string; detail?: string }): DomainError {
   const index = pgError.constraint ?? 'unique index';
+  if (index === gpuUuidIndex) return gpuUuidRefusal(pgError.detail);
   const detailCharacters = Array.from(pgError.detail ?? '');
   const detail = detailCharacters.length === 0 ? '' : ` (${detailCharacters.slice(0, quotedDetailLengthMax).join('')}${detailCharacters.length > quotedDetailLengthMax ? '…' : ''})`;
   const said = `${pgError.message ?? ''}${detail}`;

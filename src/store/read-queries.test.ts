@@ -130,6 +130,8 @@ describe('read queries', () => {
     const { rows: [listed] } = await database.pool.query<{ shipment_id: string }>("SELECT shipment_id FROM shipment_serials WHERE serial = 'RQ-5-a'");
     expect(await tampered("UPDATE units SET serial = 'RQ-5-a-moved' WHERE serial = 'RQ-5-a'", [])).toEqual([
       { invariant: 'invariant-4', subject: listed!.shipment_id, detail: 'serial RQ-5-a is in the manifest but has no unit' },
+      // And the renamed unit is one its shipment's manifest does not list (032).
+      { invariant: 'invariant-4', subject: 'RQ-5-a-moved', detail: `the unit is licensed in shipment ${listed!.shipment_id}, whose manifest does not list it` },
     ]);
     expect(await tampered('DELETE FROM event_reader_sets WHERE org_id = $1 AND last_seq = $2', [alpha, own!.seq])).toContainEqual(
       { invariant: 'event-readers', subject: String(own!.seq), detail: `the event names ${alpha}, but no reader set of ${alpha} lists it` },

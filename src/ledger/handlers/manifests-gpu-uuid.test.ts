@@ -65,7 +65,7 @@ describe('one GPU under two serials, by letter case', () => {
     expectOk(await book([{ serial: 'U3', gpuUuid: upper }]));
     expect(await gpuUuidOf('U3')).toBe(lower);
     for (const spelling of [lower, 'GPU-ABCDEF12-aaaa-bbbb-cccc-123456789012']) {
-      expect(refusal(await book([{ serial: 'U4', gpuUuid: spelling }], 'beta'))).toMatchObject({ code: 'conflict', rule: 'invariant-4' });
+      expect(refusal(await book([{ serial: 'U4', gpuUuid: spelling }], 'beta'))).toMatchObject({ code: 'conflict', rule: 'unit-gpu-uuid' });
     }
     expect(await gpuUuidOf('U4')).toBeUndefined();
     expect(await world.ledger.violations()).toEqual([]);
@@ -107,7 +107,7 @@ describe('the database keeps GPU UUIDs in one spelling (migration 025)', () => {
     expectOk(await book([{ serial: 'OLD-1', gpuUuid: oldUuid }]));
     expect(await gpuUuidOf('OLD-1')).toBe(oldUuid);
     // And no other serial may record that GPU, in its new spelling (migration 027's index).
-    expect(refusal(await book([{ serial: 'OLD-2', gpuUuid: 'GPU-0dd0-1234-abcd' }], 'beta'))).toMatchObject({ code: 'conflict', rule: 'invariant-4' });
+    expect(refusal(await book([{ serial: 'OLD-2', gpuUuid: 'GPU-0dd0-1234-abcd' }], 'beta'))).toMatchObject({ code: 'conflict', rule: 'unit-gpu-uuid' });
     expect(await gpuUuidOf('OLD-2')).toBeUndefined();
     expect(await world.ledger.violations()).toEqual([]);
   });

@@ -2,7 +2,8 @@
  * Sites and the units deployed at them (invariant 4: a unit is deployed at most at one
  * site, held by the single site column of its row).
  */
-import { newId, refuse, formatUnits, type CommandContext, type Handler } from '../handler.ts';
+import { assert } from '../../core/errors.ts';
+import { newId, refuse, formatUnits, type CommandContext, type EventPart, type Handler } from '../handler.ts';
 import type { Custody, SiteRow, UnitRow } from '../rows.ts';
 import type { BatchKeys } from '../../store/ledger-tables.ts';
 
@@ -47,6 +48,26 @@ function ownUnits(context: CommandContext, serials: string[], mayAct: (unit: Uni
   });
 }
 
+/**
+ * How many of the units each key holds ({ 'S-81': 3 }, { 'SITE-41': 2 }); units whose key is
+ * null are not counted. An event's effects name the shipments and sites a change touched this
+ * way, so that a record's history shows the units that left it.
+ */
+function countBy(units: UnitRow[], keyOf: (unit: UnitRow) => string | null): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const unit of units) {
+    const key = keyOf(unit);
+    if (key !== null) counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** The one key of a count, or null when there are none or several: the subject of an event about them. */
+function onlyKey(counts: Record<string, number>): string | null {
+  const keys = Object.keys(counts);
+  return keys.length === 1 ? keys[0]! : null;
+}
+
 /** Keeps each site's deployed count in step as units arrive or leave. */
 function adjustSite(context: CommandContext, siteId: string, delta: number): SiteRow {
   const site = context.state.get('sites', siteId)!;
@@ -74,25 +95,55 @@ export const unitsDeploy: Handler<'units.deploy'> = {
     if (site.deployed_units + arriving > site.capacity_units) {
       throw refuse.units('site-capacity', `site ${site.id} has room for ${formatUnits(site.capacity_units - site.deployed_units)} more units; ${formatUnits(arriving)} reported`, { siteId: site.id, roomUnits: site.capacity_units - site.deployed_units, requestedUnits: arriving });
     }
-    const moved: string[] = [];
+    // The sites units left, as the rows were before this command moved them: the event names
+    // them, so each site's history shows its count going down (read by the recipient only).
+    const movedFrom = countBy(units, (unit) => unit.site_id);
     for (const unit of units) {
-      if (unit.site_id !== null) {
-        adjustSite(context, unit.site_id, -1);
-        moved.push(unit.serial);
-      }
+      if (unit.site_id !== null) adjustSite(context, unit.site_id, -1);
       state.update('units', unit, { custody: 'deployed', site_id: site.id, updated_seq: context.seq });
     }
     adjustSite(context, site.id, arriving);
+    const moved = Object.values(movedFrom).reduce((sum, count) => sum + count, 0);
     return {
       subjectId: site.id,
       orgIds: [actor.orgId],
-      effects: { deployed: units.length, moved: moved.length },
-      answer: { siteId: site.id, deployed: units.length, moved: moved.length },
+      effects: { deployed: units.length, moved, movedFrom },
+      answer: { siteId: site.id, deployed: units.length, moved },
     };
   },
 };
 
-function ending<K extends 'units.decommission' | 'units.report_lost' | 'units.return'>(kind: K, to: Custody, from: readonly Custody[]): Handler<K> {
+/**
+ * The exporter of the units' shipments, for an ending it reads: one only. Every reader of an
+ * event may fetch its serial list (GET /v1/events/<seq>/serials), so an event read by two
+ * exporters would give each the other's serials; a recipient reports each exporter's units
+ * apart (it knows whose shipments they came in).
+ */
+function soleExporter(context: CommandContext, units: UnitRow[], to: Custody): string {
+  const byExporter = new Map<string, UnitRow>();
+  for (const unit of units) {
+    const shipment = context.state.get('shipments', unit.shipment_id);
+    assert(shipment !== undefined, `unit ${unit.serial} names shipment ${unit.shipment_id}, which the batch did not load (store/ledger-tables.ts loads it with the unit)`);
+    if (!byExporter.has(shipment.exporter_org_id)) byExporter.set(shipment.exporter_org_id, unit);
+  }
+  if (byExporter.size > 1) {
+    const named = [...byExporter].map(([exporter, unit]) => `serial ${unit.serial} came in shipment ${unit.shipment_id} from ${exporter}`);
+    throw refuse.conflict('unit-exporter', `couldn't report units ${to}: they came from ${byExporter.size} exporters (${named.join('; ')}); each exporter reads the report of its own units, so report each exporter's units apart`, { exporters: [...byExporter.keys()] });
+  }
+  return [...byExporter.keys()][0]!;
+}
+
+/**
+ * A unit leaves use: decommissioned, reported lost or returned. The event's subject is the
+ * units' shipment when they share one (so the shipment's history shows them), and its effects
+ * count them by shipment (`shipments`) and by the site each left (`fromSites`, {} when none
+ * was deployed). Where it is deployed is the recipient's to know, not the exporter's (read
+ * model: store/read-queries.ts unitAsSeenBy), so an ending the exporter also reads (a return,
+ * a loss: units it may list again, or must account for) is two events: the first, read by
+ * the recipient and the exporter, without sites; a second, read by the recipient only, with
+ * them, whose subject is the site when all left one (only when some unit was at a site).
+ */
+function ending<K extends 'units.decommission' | 'units.report_lost' | 'units.return'>(kind: K, to: Custody, from: readonly Custody[], exporterReads: boolean): Handler<K> {
   return {
     kind,
     keys(input, keys) {
@@ -106,17 +157,27 @@ function ending<K extends 'units.decommission' | 'units.report_lost' | 'units.re
           throw refuse.conflict('unit-custody', `unit ${unit.serial} is ${unit.custody}; only ${from.join(', ')} units can be ${to}`, { serial: unit.serial, custody: unit.custody });
         }
       }
+      const exporter = exporterReads ? soleExporter(context, units, to) : null;
+      // As the rows were before this command: the shipments the units came in, the sites they left.
+      const shipments = countBy(units, (unit) => unit.shipment_id);
+      const fromSites = countBy(units, (unit) => unit.site_id);
       for (const unit of units) {
         if (unit.site_id !== null) adjustSite(context, unit.site_id, -1);
         context.state.update('units', unit, { custody: to, site_id: null, updated_seq: context.seq });
       }
-      const orgIds = [...new Set(units.map((unit) => unit.recipient_org_id))];
-      return { subjectId: null, orgIds, effects: { count: units.length }, answer: { count: units.length, custody: to } };
+      const answer = { count: units.length, custody: to };
+      const subjectId = onlyKey(shipments);
+      // ownUnits took only the actor's units: they have one recipient, the actor.
+      if (exporter === null) return { subjectId, orgIds: [actor.orgId], effects: { count: units.length, shipments, fromSites }, answer };
+      const sites: EventPart[] = Object.keys(fromSites).length === 0 ? [] : [{ subjectId: onlyKey(fromSites), orgIds: [actor.orgId], effects: { fromSites } }];
+      return { subjectId, orgIds: [...new Set([actor.orgId, exporter])], effects: { count: units.length, shipments }, answer, moreEvents: sites };
     },
   };
 }
 
-export const unitsDecommission = ending('units.decommission', 'decommissioned', ['delivered', 'deployed']);
-export const unitsReportLost = ending('units.report_lost', 'lost', ['in_transit', 'delivered', 'deployed']);
-/** Returned units go back to the exporter's side: they may be listed in a new shipment. */
-export const unitsReturn = ending('units.return', 'returned', ['delivered', 'deployed']);
+/** Decommissioning is the recipient's own record: read by the recipient only. */
+export const unitsDecommission = ending('units.decommission', 'decommissioned', ['delivered', 'deployed'], false);
+/** A unit lost, in transit or after, is one its exporter answers for: the exporter reads the report. */
+export const unitsReportLost = ending('units.report_lost', 'lost', ['in_transit', 'delivered', 'deployed'], true);
+/** Returned units go back to the exporter's side: they may be listed in a new shipment, and the exporter reads the report. */
+export const unitsReturn = ending('units.return', 'returned', ['delivered', 'deployed'], true);

@@ -1,0 +1,169 @@
+/**
+ * A unit's custody follows its shipment, and its shipment lists it (migration 032; s13
+ * review, units #1). Each case writes around the ledger, straight into the tables, in a
+ * transaction that is always rolled back. Before 032 the database and ledger_violations()
+ * took every one of these states, none of which a handler produces.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../test/database.ts';
+import { firstRefusal, type Statement } from '../../test/support/rolled-back.ts';
+import { worldPerFile, type World } from '../../test/world.ts';
+
+let database: TestDatabase;
+let world: World;
+
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
+});
+
+/** Booked to alpha, four units listed (B33-1 … B33-4). */
+let bookedId: string;
+/** Delivered to alpha: R33-1 (returned), D33-1 (delivered). */
+let returnedFromId: string;
+/** Delivered to alpha, D33-2 (delivered): a shipment whose manifest never listed R33-1. */
+let otherDeliveredId: string;
+let alphaSiteId: string;
+
+const refusal = (...statements: Statement[]) => firstRefusal(database.pool, ...statements);
+
+async function book(serials: string[]): Promise<string> {
+  const { run, actors, productId, allocations } = world;
+  return String((await run('shipment.book', {
+    exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId,
+    units: serials.length, deadline: '2026-03-01T00:00:00Z', serials,
+  }, actors.exporter)).shipmentId);
+}
+
+async function delivered(serials: string[]): Promise<string> {
+  const { run, actors } = world;
+  const shipmentId = await book(serials);
+  await run('shipment.ship', { shipmentId }, actors.exporter);
+  await run('shipment.clear', { shipmentId }, actors.mofcom);
+  await run('shipment.deliver', { shipmentId }, actors.alpha);
+  return shipmentId;
+}
+
+/** The invariant-4 findings of ledger_violations() after the statements, in a transaction rolled back. */
+async function violationsAfter(...statements: Statement[]): Promise<Array<{ subject: string; detail: string }>> {
+  const client = await database.pool.connect();
+  try {
+    await client.query('BEGIN');
+    for (const [text, values] of statements) await client.query(text, values ?? []);
+    return (await client.query<{ subject: string; detail: string }>(`SELECT subject, detail FROM ledger_violations() WHERE invariant = 'invariant-4' ORDER BY subject, detail`)).rows;
+  } finally {
+    await client.query('ROLLBACK');
+    client.release();
+  }
+}
+
+/** A statement with the units table's own triggers off: what 032's re-check must find however the row came to be. */
+const off = (statement: string): Statement => [`ALTER TABLE units DISABLE TRIGGER USER; ${statement}; ALTER TABLE units ENABLE TRIGGER USER`];
+
+beforeAll(async () => {
+  const { run, actors } = world;
+  bookedId = await book(['B33-1', 'B33-2', 'B33-3', 'B33-4']);
+  returnedFromId = await delivered(['R33-1', 'D33-1']);
+  otherDeliveredId = await delivered(['D33-2']);
+  await run('units.return', { serials: ['R33-1'], reason: 'RMA' }, actors.alpha);
+  alphaSiteId = String((await run('site.register', { name: 'DC 33', province: 'Guizhou', city: 'Gui\'an', latitude: 26.4, longitude: 106.6, capacityUnits: 10 }, actors.alpha)).siteId);
+});
+
+describe('a unit moves to another shipment only as that shipment lists it and in a custody that fits it (019 as 032 left it)', () => {
+  it('refuses a returned unit put under a delivered shipment whose manifest does not list it (the review\'s case)', async () => {
+    const error = await refusal(
+      [`UPDATE units SET shipment_id = $1, custody = 'deployed', site_id = $2 WHERE serial = 'R33-1'`, [otherDeliveredId, alphaSiteId]],
+      [`UPDATE sites SET deployed_units = deployed_units + 1 WHERE id = $1`, [alphaSiteId]],
+    );
+    expect(error, 'the database accepted it').toEqual({ code: '23514', message: `unit R33-1 cannot move to shipment ${otherDeliveredId}: its manifest does not list the unit` });
+  });
+
+  it('refuses a custody the new shipment\'s status does not allow, even with a manifest row', async () => {
+    const listed: Statement = [`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ($1, 'R33-1', true)`, [bookedId]];
+    for (const custody of ['in_transit', 'returned', 'delivered']) {
+      const error = await refusal(listed, [`UPDATE units SET shipment_id = $1, custody = $2 WHERE serial = 'R33-1'`, [bookedId, custody]]);
+      expect(error, `${custody}: the database accepted it`).toEqual({ code: '23514', message: `unit R33-1 cannot be ${custody} in shipment ${bookedId}, which is booked` });
+    }
+    // As the ledger lists it again: a manifest row, then the unit licensed under the booking.
+    expect(await refusal(listed, [`UPDATE units SET shipment_id = $1, custody = 'licensed' WHERE serial = 'R33-1'`, [bookedId]])).toBeUndefined();
+  });
+});
+
+describe('ledger_violations() holds every unit to its shipment (032)', () => {
+  it('finds nothing in the ledger\'s own rows', async () => {
+    expect(await violationsAfter()).toEqual([]);
+  });
+
+  it('finds units of a booked shipment in transit, lost, returned or decommissioned (the review\'s case)', async () => {
+    const found = await violationsAfter(
+      [`UPDATE units SET custody = 'in_transit' WHERE serial = 'B33-1'`],
+      [`UPDATE units SET custody = 'lost' WHERE serial = 'B33-2'`],
+      [`UPDATE units SET custody = 'returned' WHERE serial = 'B33-3'`],
+      [`UPDATE units SET custody = 'decommissioned' WHERE serial = 'B33-4'`],
+    );
+    expect(found).toEqual(['in_transit', 'lost', 'returned', 'decommissioned'].map((custody, index) => (
+      { subject: `B33-${index + 1}`, detail: `the unit is ${custody}, but its shipment ${bookedId} is booked` }
+    )));
+  });
+
+  it('finds a licensed or in-transit unit under a delivered shipment, and takes lost under every status a loss can leave', async () => {
+    expect(await violationsAfter(off(`UPDATE units SET custody = 'licensed' WHERE serial = 'D33-1'`))).toEqual([
+      { subject: 'D33-1', detail: `the unit is licensed, but its shipment ${returnedFromId} is delivered` },
+    ]);
+    expect(await violationsAfter(off(`UPDATE units SET custody = 'in_transit' WHERE serial = 'D33-1'`))).toEqual([
+      { subject: 'D33-1', detail: `the unit is in_transit, but its shipment ${returnedFromId} is delivered` },
+    ]);
+    expect(await violationsAfter(off(`UPDATE units SET custody = 'lost' WHERE serial = 'D33-1'`))).toEqual([]);
+  });
+
+  it('reports a unit once, and keeps every finding of the definition before it (030\'s and 028\'s clauses)', async () => {
+    // 020's clause reports a delivered unit under a booked shipment; 032's does not report it again.
+    expect(await violationsAfter(off(`UPDATE units SET custody = 'delivered' WHERE serial = 'B33-1'`))).toEqual([
+      { subject: 'B33-1', detail: `the unit is delivered, but its shipment ${bookedId} is booked` },
+    ]);
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`UPDATE units SET custody = 'lost' WHERE serial = 'B33-2'`);
+      await client.query(off(`UPDATE units SET custody = 'licensed' WHERE serial = 'D33-1'`)[0]);
+      // A site's count off (017's clause) and a licence that no longer matches its version (030's).
+      await client.query(`ALTER TABLE sites DISABLE TRIGGER USER; UPDATE sites SET deployed_units = deployed_units + 1 WHERE id = '${alphaSiteId}'; ALTER TABLE sites ENABLE TRIGGER USER`);
+      await client.query(`ALTER TABLE licences DISABLE TRIGGER USER; UPDATE licences SET reference = reference || '-X' WHERE id = '${world.exportLicenceId}'; ALTER TABLE licences ENABLE TRIGGER USER`);
+      const before = (await client.query('SELECT * FROM ledger_violations_before_032()')).rows;
+      const now = (await client.query('SELECT * FROM ledger_violations()')).rows;
+      expect(before.map((row) => row.invariant).sort()).toEqual(['invariant-4', 'licence-versions']);
+      expect(now).toEqual(expect.arrayContaining(before));
+      expect(now).toHaveLength(before.length + 2);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+
+  it('finds a unit whose shipment\'s manifest does not list it', async () => {
+    expect(await violationsAfter(off(`UPDATE units SET shipment_id = '${otherDeliveredId}' WHERE serial = 'R33-1'`))).toEqual([
+      { subject: 'R33-1', detail: `the unit is returned in shipment ${otherDeliveredId}, whose manifest does not list it` },
+    ]);
+  });
+});
+
+describe('unit_custody_fits: the table, as the handlers move units', () => {
+  it('pairs each custody with the shipment statuses the handlers leave it under', async () => {
+    const statuses = ['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired'];
+    const custodies = ['licensed', 'in_transit', 'delivered', 'deployed', 'returned', 'lost', 'decommissioned'];
+    const { rows } = await database.pool.query<{ custody: string; statuses: string[] }>(
+      `SELECT c AS custody, array_agg(s ORDER BY array_position($2::text[], s)) FILTER (WHERE unit_custody_fits(c, s)) AS statuses
+       FROM unnest($1::text[]) AS c, unnest($2::text[]) AS s GROUP BY c ORDER BY array_position($1::text[], c)`,
+      [custodies, statuses],
+    );
+    expect(Object.fromEntries(rows.map((row) => [row.custody, row.statuses]))).toEqual({
+      licensed: ['booked', 'cancelled', 'expired'],
+      in_transit: ['shipped', 'cleared'],
+      delivered: ['delivered'],
+      deployed: ['delivered'],
+      returned: ['delivered'],
+      lost: ['shipped', 'cleared', 'delivered'],
+      decommissioned: ['delivered'],
+    });
+  });
+});
