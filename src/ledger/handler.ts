@@ -29,6 +29,12 @@ export interface EventPart {
   orgIds: string[];
   /** What the event records beyond the command's input: made ids, numbers, transitions. */
   effects: Record<string, unknown>;
+  /**
+   * The event records no input (null), only its effects: for a further event read by
+   * organisations the command's input is not theirs to read (a licence used up by another
+   * recipient's shipment must not tell its holder that shipment's id).
+   */
+  withoutInput?: true;
 }
 
 /** A command's first event (the outcome's own part), its answer, and any further events. */

@@ -531,18 +531,19 @@ export class Sequencer {
     // One event per part, at consecutive seqs from the command's own: each is a leaf of the
     // log and is read by its own part's organisations. Nothing is pushed until every part
     // fits, so a refused command leaves no event behind. Every part records the command's
-    // input, so each stores the serial lines its digest covers.
+    // input, so each stores the serial lines its digest covers, unless it is withoutInput.
     const recorded = recordSerials(redact(pending.input, outcome.redact));
     const made: EventWrite[] = [];
     for (const part of [outcome, ...(outcome.moreEvents ?? [])]) {
       const partSeq = seq + made.length;
-      const canonical = canonicalBytes(eventBody(partSeq, at, pending.kind, pending.actor, part.subjectId, recorded.input, part.effects));
+      const { input, lines } = part.withoutInput ? { input: null, lines: null } : recorded;
+      const canonical = canonicalBytes(eventBody(partSeq, at, pending.kind, pending.actor, part.subjectId, input, part.effects));
       if (canonical.length > eventBytesMax) {
         state.rollback();
         const error = new DomainError('payload_too_large', `the ${pending.kind} request would make a log entry of ${canonical.length} bytes; entries are at most ${eventBytesMax} bytes (shorten the texts)`, { rule: 'event-size' });
         return { ok: false, error, replayed: false };
       }
-      made.push({ seq: partSeq, at, kind: pending.kind, actor: pending.actor.id, subject_id: part.subjectId, org_ids: part.orgIds, canonical, serial_lines: recorded.lines });
+      made.push({ seq: partSeq, at, kind: pending.kind, actor: pending.actor.id, subject_id: part.subjectId, org_ids: part.orgIds, canonical, serial_lines: lines });
     }
     events.push(...made);
     assert(events[events.length - 1]!.seq - events[0]!.seq + 1 === events.length, 'event sequence numbers are gapless within a batch');

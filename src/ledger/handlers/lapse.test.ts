@@ -74,13 +74,17 @@ interface LoggedEvent {
   subject_id: string | null;
   org_ids: string[];
   effects: Record<string, unknown>;
+  input: unknown;
 }
 
 async function eventsAbout(subjectId: string): Promise<LoggedEvent[]> {
   const rows = (await database.pool.query<{ seq: string; kind: string; subject_id: string | null; org_ids: string[]; canonical: Buffer }>(
     'SELECT seq, kind, subject_id, org_ids, canonical FROM events WHERE subject_id = $1 ORDER BY seq', [subjectId],
   )).rows;
-  return rows.map((event) => ({ seq: Number(event.seq), kind: event.kind, subject_id: event.subject_id, org_ids: [...event.org_ids].sort(), effects: JSON.parse(event.canonical.toString('utf8')).effects }));
+  return rows.map((event) => {
+    const body = JSON.parse(event.canonical.toString('utf8'));
+    return { seq: Number(event.seq), kind: event.kind, subject_id: event.subject_id, org_ids: [...event.org_ids].sort(), effects: body.effects, input: body.input };
+  });
 }
 
 describe('a licence whose validity has ended', () => {
@@ -216,17 +220,17 @@ describe('a licence exhausted by shipping', () => {
     const seq = shipped.ok ? shipped.seq : -1;
 
     const [shipEvent] = (await eventsAbout(shipmentId)).filter((event) => event.kind === 'shipment.ship');
-    expect(shipEvent).toMatchObject({ seq, effects: { licencesExhausted: [used.exportLicenceId, used.importLicenceId] } });
+    expect(shipEvent).toMatchObject({ seq, effects: { licencesExhausted: [used.exportLicenceId, used.importLicenceId] }, input: { shipmentId } });
     const exportEvent = (await eventsAbout(used.exportLicenceId)).at(-1)!;
     const importEvent = (await eventsAbout(used.importLicenceId)).at(-1)!;
     expect(exportEvent).toEqual({
       seq: seq + 1, kind: 'shipment.ship', subject_id: used.exportLicenceId, org_ids: [world.actors.exporter.orgId, world.actors.alpha.orgId].sort(),
-      effects: { licenceId: used.exportLicenceId, from: 'issued', to: 'exhausted' },
+      effects: { licenceId: used.exportLicenceId, from: 'issued', to: 'exhausted' }, input: null,
     });
     // The import licence's holder and consignee read it, though the shipment is not theirs to read.
     expect(importEvent).toEqual({
       seq: seq + 2, kind: 'shipment.ship', subject_id: used.importLicenceId, org_ids: [world.actors.alpha.orgId, world.actors.beta.orgId, world.actors.exporter.orgId].sort(),
-      effects: { licenceId: used.importLicenceId, from: 'issued', to: 'exhausted' },
+      effects: { licenceId: used.importLicenceId, from: 'issued', to: 'exhausted' }, input: null,
     });
     // Each licence's row names the event that exhausted it.
     expect(await row('licences', used.exportLicenceId)).toMatchObject({ status: 'exhausted', updated_seq: seq + 1 });

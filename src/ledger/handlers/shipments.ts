@@ -210,11 +210,12 @@ function moveUnits(context: CommandContext, shipment: ShipmentRow, move: Move): 
 
 /**
  * The event of a licence that shipping used up, read by the licence's organisations. It
- * names the licence only: the shipment that did it may be another recipient's (a consignee
- * on an import licence), which the holder must not learn of from its effects.
+ * names the licence only, in its effects and without the command's input: the shipment
+ * that did it may be another recipient's (a consignee on an import licence), which the
+ * holder must not learn of.
  */
 function exhaustionPart(licence: LicenceWithParties, to: LicenceStatus): EventPart {
-  return { subjectId: licence.id, orgIds: licenceOrgIds(licence), effects: { licenceId: licence.id, from: licence.status, to } };
+  return { subjectId: licence.id, orgIds: licenceOrgIds(licence), effects: { licenceId: licence.id, from: licence.status, to }, withoutInput: true };
 }
 
 /** Ends a shipment's manifest: its serials are free to be listed again. */
