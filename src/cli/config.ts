@@ -70,7 +70,7 @@ export const settings: readonly Setting[] = [
   { variable: 'CHIPLEDGER_HOST', flag: 'host', description: 'address the API listens on; 0.0.0.0 for every interface', defaultText: '127.0.0.1' },
   { variable: 'CHIPLEDGER_PORT', flag: 'port', description: 'TCP port of the API; serve fails, naming it, when the port is taken', defaultText: '8080' },
   { variable: 'CHIPLEDGER_LOG_LEVEL', description: `log level of the server's JSON logs on stderr: ${logLevels.join(', ')}`, defaultText: 'info' },
-  { variable: 'CHIPLEDGER_SWEEP_INTERVAL_MS', description: `how often the server expires shipments past their deadline and licences past their validity (${sweepIntervalMsMin}-${sweepIntervalMsMax})`, defaultText: '5000' },
+  { variable: 'CHIPLEDGER_SWEEP_INTERVAL_MS', description: `how often the server expires bookings past their deadline or under a licence no longer in force, and licences past their validity (${sweepIntervalMsMin}-${sweepIntervalMsMax})`, defaultText: '5000' },
   { variable: 'CHIPLEDGER_PROOF_CACHE_TILES', description: `transparency-log tiles the server keeps in memory for proofs, the newest first, 16 KiB each; a tile covers 256 events, so the default keeps about the newest million events. Proofs over older events read a tile from PostgreSQL (${proofCacheTilesMin}-${proofCacheTilesMax})`, defaultText: '4096' },
   { variable: 'CHIPLEDGER_URL', description: 'base URL of the API for client commands', defaultText: 'http://CHIPLEDGER_HOST:CHIPLEDGER_PORT (127.0.0.1 when the host is 0.0.0.0)' },
   { variable: 'CHIPLEDGER_TOKEN', description: 'bearer token (clt_...) for client commands; make one with `chipledger token create`', defaultText: 'none; client commands need it' },

@@ -57,6 +57,15 @@ export const limits = {
    */
   aheadLockWaitMsMax: 200,
   /**
+   * How far the newest committed event's time (log_head.at) may be ahead of this server's
+   * clock for it to go on writing, dating its batches at that time (sequencer.ts batchTime).
+   * A clock lagging by seconds (another server's runs ahead, NTP stepped it back) is normal;
+   * one further behind, or a ledger whose time some clock pushed far ahead, must not be
+   * papered over by dating every batch, and judging every licence and deadline, at a time
+   * this server's clock does not read: its batches are refused 'unavailable' instead, loudly.
+   */
+  clockBehindLedgerMsMax: 300_000,
+  /**
    * How long a transaction holding the head lock may sit idle between its statements before
    * PostgreSQL ends its session (idle_in_transaction_session_timeout), which rolls it back
    * and frees the lock. A writer frozen while it holds the lock (a GC pause, SIGSTOP, a

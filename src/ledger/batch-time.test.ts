@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { expectOk, worldPerFile, type World } from '../../test/world.ts';
 import type { TestDatabase } from '../../test/database.ts';
 import { ManualClock } from '../core/clock.ts';
+import { limits } from '../core/limits.ts';
 import { eventTimeBackCode } from '../store/ledger-tables.ts';
 import { listMigrations } from '../store/migrate.ts';
 import { createPool } from '../store/pool.ts';
@@ -97,6 +98,26 @@ describe('a batch is dated no earlier than the newest committed event', () => {
     }
     expect(await eventsGoingBack()).toEqual([]);
     expect(await world.ledger.violations()).toEqual([]);
+  });
+});
+
+describe('a clock far behind the ledger', () => {
+  it('is refused unavailable, writing nothing, rather than dating batches at a time it does not read', async () => {
+    world.clock.set('2026-08-01T12:00:00Z');
+    await registerSite(world.ledger, 'DC-far-1');
+    const size = Number((await database.pool.query('SELECT size FROM log_head')).rows[0].size);
+    // Within the bound: drift, absorbed.
+    world.clock.set(new Date(Date.parse('2026-08-01T12:00:00Z') - limits.clockBehindLedgerMsMax).toISOString());
+    expect(await eventAt(await registerSite(world.ledger, 'DC-far-2'))).toBe('2026-08-01T12:00:00.000Z');
+    // Past it: refused, with both times, and nothing written (sent ahead or the classic way).
+    world.clock.set(new Date(Date.parse('2026-08-01T12:00:00Z') - limits.clockBehindLedgerMsMax - 1_000).toISOString());
+    const answer = await world.ledger.submit('site.register', { name: 'DC-far-3', province: 'Hebei', city: 'Zhangjiakou', latitude: 40.8, longitude: 114.9, capacityUnits: 10 }, world.actors.alpha);
+    expect(refusal(answer)).toEqual({ code: 'unavailable', rule: 'clock-behind-ledger' });
+    expect(answer.ok ? '' : answer.error.message).toMatch(/newest event is dated 2026-08-01T12:00:00\.000Z, 301 s ahead of this server's clock/);
+    expect(Number((await database.pool.query('SELECT size FROM log_head')).rows[0].size)).toBe(size + 1);
+    // The clock put right: writing again.
+    world.clock.set('2026-08-01T12:00:01Z');
+    expect(await eventAt(await registerSite(world.ledger, 'DC-far-4'))).toBe('2026-08-01T12:00:01.000Z');
   });
 });
 

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../core/clock.ts';
 import { limits } from '../core/limits.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { emptyKeys, type LoadedState, type LogHead } from '../store/ledger-tables.ts';
@@ -116,7 +115,9 @@ describe('the sequencer with its row cache', () => {
     database = await createTestDatabase();
     world = await buildWorld(database.pool);
     otherPool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'chipledger-test-other-writer' });
-    other = await Ledger.open({ pool: otherPool, clock: new ManualClock('2026-02-01T00:00:00Z') });
+    // The other writer reads the same clock: a test below moves it an hour on, and a writer
+    // whose clock lags the ledger's newest event that far is refused (clock-behind-ledger).
+    other = await Ledger.open({ pool: otherPool, clock: world.clock });
   });
   afterAll(async () => {
     await other?.close();

@@ -388,9 +388,14 @@ export class Sequencer {
     const keys = batchKeys(batch);
     const rows = keys.dueAt === null ? this.cache.lookup(keys) : null;
     if (!rows) return null;
+    let at: string;
+    try {
+      at = batchTime(this.options.clock, head);
+    } catch {
+      return null; // the classic way answers it, with the head read under the lock
+    }
     const client = await this.options.pool.connect();
     let applied: Applied;
-    const at = batchTime(this.options.clock, head);
     try {
       // Dated no earlier than the head our last commit left, and the opening lets it commit
       // only at that head (whose time it fixes): event times never go back in commit order.
@@ -564,12 +569,20 @@ function refusalOrBug(error: unknown): DomainError | null {
 /**
  * A batch's time: the clock's, or the newest committed event's (`head.at`) when the clock
  * reads earlier (it lags another process's clock, or was stepped back). ISO 8601, to the
- * millisecond, as head.at is kept.
+ * millisecond, as head.at is kept. Refused 'unavailable' when the clock reads more than
+ * limits.clockBehindLedgerMsMax earlier: a clock that far off, here or on the server that
+ * dated the newest event, is a fault to fix, not drift to absorb.
  */
 function batchTime(clock: Clock, head: BatchHead): string {
   const newestMs = Date.parse(head.at);
   assert(Number.isFinite(newestMs), 'the log head carries the time of its newest event');
-  return new Date(Math.max(clock.now().getTime(), newestMs)).toISOString();
+  const nowMs = clock.now().getTime();
+  if (newestMs - nowMs > limits.clockBehindLedgerMsMax) {
+    throw new DomainError('unavailable', `the ledger's newest event is dated ${head.at}, ${Math.round((newestMs - nowMs) / 1000)} s ahead of this server's clock (${new Date(nowMs).toISOString()}); at most ${limits.clockBehindLedgerMsMax / 1000} s is taken as clock drift: check the clocks of this server and of the others writing to the ledger`, {
+      rule: 'clock-behind-ledger', details: { ledgerAt: head.at, clockAt: new Date(nowMs).toISOString(), behindMsMax: limits.clockBehindLedgerMsMax },
+    });
+  }
+  return new Date(Math.max(nowMs, newestMs)).toISOString();
 }
 
 /** The head a batch committed at `at` left: its time moved only if the batch wrote events (migration 031). */

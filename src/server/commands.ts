@@ -54,7 +54,7 @@ export const commandRoutes: readonly CommandRoute[] = [
   change('/v1/units/decommission', 'units.decommission', undefined, 'Report units decommissioned'),
   change('/v1/units/report-lost', 'units.report_lost', undefined, 'Report units lost'),
   change('/v1/units/return', 'units.return', undefined, 'Report units returned to the exporter (they may be shipped again)'),
-  change('/v1/ledger/sweep', 'ledger.sweep', undefined, 'Expire shipments and licences whose time ran out'),
+  change('/v1/ledger/sweep', 'ledger.sweep', undefined, 'Expire bookings past their deadline or under a licence no longer in force, and licences past their validity'),
 ];
 
 /** Idempotency keys: visible ASCII, bounded. */

@@ -173,7 +173,7 @@ export interface BatchKeys {
   sites: Set<string>;
   shipments: Set<string>;
   serials: Set<string>;
-  /** Sweeps: booked shipments and issued licences whose time ran out by this instant. */
+  /** Sweeps: what is due by this instant (loadDue): bookings past their deadline or under a lapsed licence, licences past their validity. */
   dueAt: string | null;
 }
 

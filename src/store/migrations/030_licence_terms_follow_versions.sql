@@ -215,8 +215,10 @@ CREATE CONSTRAINT TRIGGER licence_parties_follow_versions AFTER INSERT OR DELETE
 --    against millions of units). As 032 does, the definition before this one is kept under
 --    its own name and this one adds to it, rather than repeating its 100 lines: migrations
 --    030 to 032 were written at the same time, and whichever of them last redefines the
---    re-check, every clause is kept. A later migration that redefines ledger_violations()
---    whole folds this clause in and drops ledger_violations_before_030().
+--    re-check, every clause is kept. 032 wraps this definition in turn (as
+--    ledger_violations_before_032(), which calls ledger_violations_before_030()): a later
+--    migration that redefines ledger_violations() whole folds in 030's and 032's clauses,
+--    then drops ledger_violations_before_032() first and ledger_violations_before_030() after.
 ALTER FUNCTION ledger_violations() RENAME TO ledger_violations_before_030;
 CREATE FUNCTION ledger_violations() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
   SELECT * FROM ledger_violations_before_030()

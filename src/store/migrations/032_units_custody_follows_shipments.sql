@@ -83,8 +83,10 @@ END $$;
 --    The definition before this one is kept under its own name and this one adds to it (as
 --    020 did), rather than repeating its 150 lines: migrations 030 to 032 were written at the
 --    same time as this one, and whichever of them last redefined the re-check, its clauses
---    are all kept. A later migration that redefines ledger_violations() folds these clauses
---    in and drops ledger_violations_before_032(), as 028 did with 017's.
+--    are all kept. A later migration that redefines ledger_violations() whole folds these
+--    clauses and 030's in, then drops ledger_violations_before_032() and after it
+--    ledger_violations_before_030(), which the former calls (dropping only the latter breaks
+--    `chipledger check`).
 ALTER FUNCTION ledger_violations() RENAME TO ledger_violations_before_032;
 CREATE FUNCTION ledger_violations() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
   SELECT * FROM ledger_violations_before_032()
