@@ -172,4 +172,19 @@ describe('the database refuses event times going back (migration 031)', () => {
       client.release();
     }
   });
+
+  it('reports, in ledger_violations(), an event dated before the one before it, however it got there', async () => {
+    const client = await database.pool.connect();
+    try {
+      // The head moved first, the event after it: the trigger never saw it.
+      await client.query('BEGIN; SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE');
+      const size = (await client.query<{ size: string }>('SELECT size FROM log_head')).rows[0]!.size;
+      await client.query(`UPDATE log_head SET size = size + 1 WHERE id = 1; ${event(size, "'2001-01-01T00:00:00Z'")}`);
+      const found = (await client.query<{ invariant: string; subject: string; detail: string }>("SELECT * FROM ledger_violations() WHERE invariant = 'event-times'")).rows;
+      expect(found).toEqual([{ invariant: 'event-times', subject: `event ${size}`, detail: expect.stringMatching(/^dated 2001-01-01 .*, before event \d+ at /) }]);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
 });

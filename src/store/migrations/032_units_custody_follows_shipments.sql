@@ -100,4 +100,11 @@ CREATE FUNCTION ledger_violations() RETURNS TABLE (invariant text, subject text,
   SELECT 'invariant-4', u.serial, format('the unit is %s in shipment %s, whose manifest does not list it', u.custody, u.shipment_id)
   FROM units u
   WHERE NOT EXISTS (SELECT 1 FROM shipment_serials ss WHERE ss.shipment_id = u.shipment_id AND ss.serial = u.serial)
+  UNION ALL
+  -- And, beside the units, migration 031's rule after the fact: its trigger checks a batch's
+  -- events when the head moves over them, so an event written after that (by hand, or by a
+  -- writer that moves the head first) is seen only here.
+  SELECT 'event-times', 'event ' || e.seq, format('dated %s, before event %s at %s', e.at, e.seq - 1, e.before)
+  FROM (SELECT seq, at, lag(at) OVER (ORDER BY seq) AS before FROM events) e
+  WHERE e.at < e.before
 $$;
