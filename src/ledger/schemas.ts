@@ -21,7 +21,8 @@ export const text = (max: number = limits.textLengthMax) =>
     .refine((value) => !controlCharacters.test(value), { message: 'must not contain control characters' })
     .transform((value) => value.normalize('NFC'))
     .pipe(z.string().max(max, `must be at most ${max} characters once normalised to NFC`));
-export const name = () => text().pipe(z.string().trim().min(1, 'must not be empty'));
+/** A name: text that is not blank (the OpenAPI document says so with minLength and a pattern). */
+export const name = () => text().pipe(z.string().trim().min(1, 'must not be empty')).meta({ minLength: 1, pattern: '\\S' });
 
 export const id = z.string().min(1).max(limits.referenceLengthMax).regex(/^[A-Za-z0-9_-]+$/, 'must be an id such as L-7 or S-12 (letters, digits, - and _)');
 export const country = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code such as CN');
@@ -83,7 +84,9 @@ export const productRegister = z.strictObject({
     designedForDatacenter: z.boolean(),
   })
     .refine((p) => p.denseRates === undefined || (p.denseTops === undefined && p.bitLength === undefined), { message: 'give either denseRates or denseTops with bitLength, not both', path: ['denseRates'] })
-    .refine((p) => p.denseRates !== undefined || (p.denseTops !== undefined && p.bitLength !== undefined), { message: 'give denseRates, or denseTops with its bitLength', path: ['denseTops'] }),
+    .refine((p) => p.denseRates !== undefined || (p.denseTops !== undefined && p.bitLength !== undefined), { message: 'give denseRates, or denseTops with its bitLength', path: ['denseTops'] })
+    // The two refinements above, for the OpenAPI document: denseRates alone, or denseTops with bitLength.
+    .meta({ oneOf: [{ required: ['denseRates'], not: { anyOf: [{ required: ['denseTops'] }, { required: ['bitLength'] }] } }, { required: ['denseTops', 'bitLength'], not: { required: ['denseRates'] } }] }),
   demo: z.boolean().default(false),
 });
 
@@ -119,7 +122,8 @@ export const licenceCreate = z
     demo: z.boolean().default(false),
   })
   .refine((l) => l.validTo > l.validFrom, { message: 'validTo must be after validFrom', path: ['validTo'] })
-  .refine((l) => (l.valueMinor === undefined) === (l.currency === undefined), { message: 'valueMinor and currency go together', path: ['currency'] });
+  .refine((l) => (l.valueMinor === undefined) === (l.currency === undefined), { message: 'valueMinor and currency go together', path: ['currency'] })
+  .meta({ dependentRequired: { valueMinor: ['currency'], currency: ['valueMinor'] } });
 
 export const licenceTransition = z.strictObject({ licenceId: id, reason: text().optional() });
 
@@ -144,7 +148,8 @@ export const allocationCreate = z
     demo: z.boolean().default(false),
   })
   .refine((a) => (a.periodStart === undefined) === (a.periodEnd === undefined), { message: 'periodStart and periodEnd go together', path: ['periodEnd'] })
-  .refine((a) => a.periodEnd === undefined || a.periodEnd >= a.periodStart!, { message: 'periodEnd must not be before periodStart', path: ['periodEnd'] });
+  .refine((a) => a.periodEnd === undefined || a.periodEnd >= a.periodStart!, { message: 'periodEnd must not be before periodStart', path: ['periodEnd'] })
+  .meta({ dependentRequired: { periodStart: ['periodEnd'], periodEnd: ['periodStart'] } });
 
 export const allocationResize = z.strictObject({ allocationId: id, units });
 

@@ -1,6 +1,7 @@
 import { connect, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { Validator } from '@seriousme/openapi-schema-validator';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
@@ -359,6 +360,38 @@ describe('documents', () => {
     expect(document.paths['/v1/log/tile/{path}'].get.security).toEqual([{}, { bearer: [] }]);
     // Only what the classifier gives.
     expect(document.components.schemas.Product.properties.eccn.enum).toEqual(['3A090.a', '3A090.b', 'not 3A090']);
+  });
+
+  it('describes the rules a request body must meet beyond its fields, so a body the document accepts is not refused for them', async () => {
+    const document = (await api.request({ method: 'GET', url: '/v1/openapi.json' })).json();
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    const bodySchema = (path: string) => document.paths[path].post.requestBody.content['application/json'].schema;
+    const { world } = api;
+    const site = { name: 'Doc DC', province: 'Gansu', city: 'Qingyang', latitude: 35.7, longitude: 107.6, capacityUnits: 10 };
+    const licence = {
+      reference: 'DOC-1', direction: 'export', holderId: world.actors.exporter.orgId, productIds: [world.productId], origin: 'US', destination: 'CN',
+      authorisedUnits: 10, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z',
+    };
+    const allocation = { licenceId: world.exportLicenceId, recipientId: world.actors.alpha.orgId, units: 1 };
+    const product = { model: 'Doc-1', vendor: 'Doc', parameters: { logicDieAreaMm2: 800, dramBandwidthGbS: 4800, designedForDatacenter: true } };
+    const cases: Array<[string, string, string, Record<string, unknown>]> = [
+      ['an empty name', '/v1/sites', api.tokens.recipient, { ...site, name: '' }],
+      ['a blank name', '/v1/sites', api.tokens.recipient, { ...site, name: '   ' }],
+      ['a value without its currency', '/v1/licences', api.tokens.authority_officer, { ...licence, valueMinor: 100 }],
+      ['a period start without its end', '/v1/allocations', api.tokens.authority_officer, { ...allocation, periodStart: '2026-03-01' }],
+      ['a datasheet with no rate', '/v1/products', api.tokens.authority_officer, product],
+      ['a datasheet with both kinds of rate', '/v1/products', api.tokens.authority_officer, { ...product, parameters: { ...product.parameters, denseTops: 1000, bitLength: 8, denseRates: [{ denseTops: 1000, bitLength: 8 }] } }],
+    ];
+    for (const [what, path, token, body] of cases) {
+      expect(ajv.validate(bodySchema(path), body), `${what}: the document accepts it`).toBe(false);
+      const response = await api.request({ method: 'POST', url: path, token, key: `doc-rules-${what}`, body });
+      expect(response.statusCode, `${what}: ${response.body}`).toBe(400);
+    }
+    // And the well-formed bodies pass the document.
+    const rates = { ...product, parameters: { ...product.parameters, denseTops: 1000, bitLength: 8 } };
+    for (const [path, body] of [['/v1/sites', site], ['/v1/licences', { ...licence, valueMinor: 100, currency: 'USD' }], ['/v1/allocations', { ...allocation, periodStart: '2026-03-01', periodEnd: '2026-03-31' }], ['/v1/products', rates]] as const) {
+      expect(ajv.validate(bodySchema(path), body), `${path}: ${JSON.stringify(ajv.errors)}`).toBe(true);
+    }
   });
 
   it('describes every answer field by field, so the check each API test runs can fail', async () => {
