@@ -119,6 +119,19 @@ describe('presentation', () => {
     expect(bodies.filter((body) => 'demo' in (body.schema.properties ?? {}))).toEqual([]);
   });
 
+  it("shows a licence version's terms under the names the licence is read with", async () => {
+    const licence = (await api.request({ method: 'GET', url: `/v1/licences/${api.world.importLicenceId}`, token: api.tokens.authority_officer })).json();
+    const versions = (await api.request({ method: 'GET', url: `/v1/licences/${api.world.importLicenceId}/versions`, token: api.tokens.authority_officer })).json().items;
+    const newest = versions.find((version: { version: number }) => version.version === licence.version);
+    expect(newest.terms).toMatchObject({
+      holderId: licence.holderId, authorityId: licence.authorityId, productIds: licence.productIds, authorisedUnits: licence.authorisedUnits,
+      validFrom: licence.validFrom, validTo: licence.validTo, conditions: licence.conditions, riders: licence.riders,
+    });
+    expect([...newest.terms.parties].sort((a: { organisationId: string }, b: { organisationId: string }) => a.organisationId.localeCompare(b.organisationId)))
+      .toEqual([...licence.parties].sort((a: { organisationId: string }, b: { organisationId: string }) => a.organisationId.localeCompare(b.organisationId)));
+    for (const stored of ['holderOrgId', 'authorityOrgId']) expect(newest.terms, stored).not.toHaveProperty(stored);
+  });
+
   it('shows a licence with its parties, its visible allocations, and events with their canonical bytes', async () => {
     const licence = (await api.request({ method: 'GET', url: `/v1/licences/${api.world.importLicenceId}`, token: api.tokens.authority_officer })).json();
     expect(licence).toMatchObject({ id: api.world.importLicenceId, direction: 'import', holderId: api.orgs.alpha });

@@ -78,7 +78,25 @@ export function presentLicenceDetail(row: LicenceDetail): wire.LicenceDetailWire
 
 export function presentLicenceVersion(row: LicenceVersionRow): wire.LicenceVersion {
   const demo = (row.snapshot as { demo?: unknown } | null)?.demo === true;
-  return { licenceId: row.licence_id, version: row.version, seq: row.seq, terms: camelKeys(row.snapshot), demo };
+  return { licenceId: row.licence_id, version: row.version, seq: row.seq, terms: licenceTerms(row.snapshot), demo };
+}
+
+/** Stored column names that the Licence resource (presentLicence, presentParty) names otherwise. */
+const licenceTermNames: Readonly<Record<string, string>> = { holderOrgId: 'holderId', authorityOrgId: 'authorityId' };
+
+/**
+ * A version's terms under the names a licence is read with (GET /v1/licences/:id): holderId,
+ * authorityId, parties of { organisationId, role }. Whatever else the stored row of its day
+ * held is camelCased as it is.
+ */
+function licenceTerms(snapshot: unknown): Record<string, unknown> {
+  const terms = camelKeys(snapshot);
+  if (terms === null || typeof terms !== 'object' || Array.isArray(terms)) return {};
+  const named = Object.fromEntries(Object.entries(terms).map(([key, value]) => [licenceTermNames[key] ?? key, value]));
+  if (Array.isArray(named.parties)) {
+    named.parties = (named.parties as Array<Record<string, unknown>>).map(({ orgId, role }) => ({ organisationId: orgId, role }));
+  }
+  return named;
 }
 
 /** Snapshots are stored rows of their day: their keys are camelCased generically. */

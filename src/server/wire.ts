@@ -109,7 +109,7 @@ export const licenceVersion = z.strictObject({
   licenceId: z.string(),
   version: z.number().int().min(1),
   seq,
-  terms: z.unknown().describe("The licence's terms as this version set them (keys camelCased)."),
+  terms: z.record(z.string(), z.unknown()).describe("The licence's terms as this version set them, named as a licence is read (holderId, authorityId, productIds, authorisedUnits, validFrom, validTo, conditions, riders, parties of { organisationId, role }, ...); a version keeps the fields its day had."),
   demo,
 });
 
