@@ -119,6 +119,23 @@ describe('presentation', () => {
     expect(bodies.filter((body) => 'demo' in (body.schema.properties ?? {}))).toEqual([]);
   });
 
+  it('says where a made record is read, in Location, on the answer and on its replay', async () => {
+    const site = { name: 'Located DC', province: 'Gansu', city: 'Qingyang', latitude: 35.7, longitude: 107.6, capacityUnits: 10 };
+    const post = { method: 'POST' as const, url: '/v1/sites', token: api.tokens.recipient, key: 'located-1', body: site };
+    const [made, replayed] = [await api.request(post), await api.request(post)];
+    expect(made.statusCode).toBe(201);
+    expect(made.headers.location).toBe(`/v1/sites/${made.json().siteId}`);
+    expect([replayed.headers['idempotent-replayed'], replayed.headers.location]).toEqual(['true', made.headers.location]);
+    const read = await api.request({ method: 'GET', url: String(made.headers.location), token: api.tokens.recipient });
+    expect([read.statusCode, read.json().id]).toEqual([200, made.json().siteId]);
+    // The document says which answers carry it: those whose record has a GET of its own.
+    const document = (await api.request({ method: 'GET', url: '/v1/openapi.json' })).json();
+    const located = Object.entries(document.paths as Record<string, { post?: { responses: Record<string, { headers?: Record<string, unknown> }> } }>)
+      .filter(([, methods]) => methods.post?.responses['201']?.headers?.Location !== undefined).map(([path]) => path).sort();
+    expect(located).toEqual(['/v1/allocations', '/v1/licences', '/v1/shipments', '/v1/sites']);
+    for (const path of located) expect(document.paths[`${path}/{id}`]?.get, path).toBeDefined();
+  });
+
   it("shows a licence version's terms under the names the licence is read with", async () => {
     const licence = (await api.request({ method: 'GET', url: `/v1/licences/${api.world.importLicenceId}`, token: api.tokens.authority_officer })).json();
     const versions = (await api.request({ method: 'GET', url: `/v1/licences/${api.world.importLicenceId}/versions`, token: api.tokens.authority_officer })).json().items;

@@ -20,10 +20,17 @@ export interface CommandRoute {
   idField?: string;
   /** 201 for commands that make a new thing, 200 for transitions. */
   creates: boolean;
+  /**
+   * The answer's field naming what was made, when GET `${path}/:id` reads it: a 201 then
+   * says where, in Location (RFC 9110 §10.2.2), as a replay of it does.
+   */
+  locatedBy?: string;
   summary: string;
 }
 
-const make = (path: string, kind: CommandKind, summary: string): CommandRoute => ({ path, kind, creates: true, summary });
+const make = (path: string, kind: CommandKind, summary: string, locatedBy?: string): CommandRoute => ({
+  path, kind, creates: true, summary, ...(locatedBy === undefined ? {} : { locatedBy }),
+});
 const change = (path: string, kind: CommandKind, idField: string | undefined, summary: string): CommandRoute => ({
   path, kind, creates: false, summary, ...(idField === undefined ? {} : { idField }),
 });
@@ -34,22 +41,22 @@ export const commandRoutes: readonly CommandRoute[] = [
   make('/v1/products', 'product.register', 'Register a product; its ECCN is derived from its parameters'),
   make('/v1/tokens', 'token.create', 'Create an API token; the secret is in this answer only'),
   change('/v1/tokens/:id/revoke', 'token.revoke', 'tokenId', 'Revoke an API token'),
-  make('/v1/licences', 'licence.create', 'Draft a licence'),
+  make('/v1/licences', 'licence.create', 'Draft a licence', 'licenceId'),
   change('/v1/licences/:id/issue', 'licence.issue', 'licenceId', 'Issue a draft licence'),
   change('/v1/licences/:id/suspend', 'licence.suspend', 'licenceId', 'Suspend an issued licence'),
   change('/v1/licences/:id/reinstate', 'licence.reinstate', 'licenceId', 'Reinstate a suspended licence'),
   change('/v1/licences/:id/revoke', 'licence.revoke', 'licenceId', 'Revoke a licence'),
   change('/v1/licences/:id/surrender', 'licence.surrender', 'licenceId', 'Surrender a licence (its holder)'),
   change('/v1/licences/:id/amend', 'licence.amend', 'licenceId', 'Amend a licence; makes a new version'),
-  make('/v1/allocations', 'allocation.create', "Allocate part of a licence's units to a recipient"),
+  make('/v1/allocations', 'allocation.create', "Allocate part of a licence's units to a recipient", 'allocationId'),
   change('/v1/allocations/:id/resize', 'allocation.resize', 'allocationId', 'Resize an allocation'),
-  make('/v1/shipments', 'shipment.book', 'Book a shipment, reserving units on the export and the import allocation'),
+  make('/v1/shipments', 'shipment.book', 'Book a shipment, reserving units on the export and the import allocation', 'shipmentId'),
   change('/v1/shipments/:id/ship', 'shipment.ship', 'shipmentId', 'Ship a booked shipment'),
   change('/v1/shipments/:id/clear', 'shipment.clear', 'shipmentId', 'Record import clearance'),
   change('/v1/shipments/:id/deliver', 'shipment.deliver', 'shipmentId', 'Confirm delivery'),
   change('/v1/shipments/:id/cancel', 'shipment.cancel', 'shipmentId', 'Cancel a booked shipment, releasing its units'),
   change('/v1/shipments/:id/manifest', 'manifest.attach', 'shipmentId', "Attach serials to a booked shipment's manifest"),
-  make('/v1/sites', 'site.register', 'Register a data-centre site'),
+  make('/v1/sites', 'site.register', 'Register a data-centre site', 'siteId'),
   change('/v1/units/deploy', 'units.deploy', undefined, 'Report units deployed at a site'),
   change('/v1/units/decommission', 'units.decommission', undefined, 'Report units decommissioned'),
   change('/v1/units/report-lost', 'units.report_lost', undefined, 'Report units lost'),
@@ -141,6 +148,8 @@ export function registerCommandRoutes(app: FastifyInstance, ledger: Ledger, veri
       if (answer.replayed) reply.header('idempotent-replayed', 'true');
       if (!answer.ok) return sendProblem(reply, problemOf(answer.error, request.url));
       if (route.kind === 'token.revoke') verifier.forget(String(input.tokenId));
+      const made = route.locatedBy === undefined ? undefined : answer.body[route.locatedBy];
+      if (typeof made === 'string') reply.header('location', `${route.path}/${encodeURIComponent(made)}`);
       return reply.code(route.creates ? 201 : 200).send(answer.body);
     });
   }

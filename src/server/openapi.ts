@@ -81,7 +81,10 @@ function commandOperation(route: (typeof commandRoutes)[number]) {
     responses: {
       [route.creates ? '201' : '200']: {
         description: 'Accepted: the ledger committed it. A replayed answer carries Idempotent-Replayed: true.',
-        headers: { 'Idempotent-Replayed': replayedHeaderRef },
+        headers: {
+          'Idempotent-Replayed': replayedHeaderRef,
+          ...(route.locatedBy === undefined ? {} : { Location: { description: `Where GET reads what was made: ${route.path}/{${route.locatedBy}}.`, required: true, schema: { type: 'string' } } }),
+        },
         content: { 'application/json': { schema: jsonSchemaOf(commandAnswers[route.kind], 'output') } },
       },
       ...errorResponses([400, 401, 403, 404, 409, 413, 422, 503], replayableProblemRef),
