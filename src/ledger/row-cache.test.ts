@@ -13,7 +13,7 @@ import type { AllocationRow, LicenceRow, OrganisationRow, ShipmentRow } from './
 
 const head = (size: number): LogHead => ({ size, root: Buffer.alloc(32, size) });
 const allocation = (id: string, licenceId: string, recipient: string) => ({ id, licence_id: licenceId, recipient_org_id: recipient, units: 10, reserved_units: 0 }) as unknown as AllocationRow;
-const licence = (id: string) => ({ id, parties: [] }) as unknown as LicenceRow & { parties: [] };
+const licence = (id: string) => ({ id, parties: [], allocation_recipients: [] }) as unknown as LicenceRow & { parties: []; allocation_recipients: [] };
 const organisation = (id: string) => ({ id }) as unknown as OrganisationRow;
 const shipment = (id: string) => ({ id, export_allocation_id: 'A-1', import_allocation_id: 'A-2', recipient_org_id: 'O-r', exporter_org_id: 'O-x' }) as unknown as ShipmentRow;
 

@@ -11,7 +11,13 @@ import type {
   AllocationRow, LicencePartyRow, LicenceRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow, TokenRow, UnitRow,
 } from './rows.ts';
 
-export type LicenceWithParties = LicenceRow & { parties: LicencePartyRow[] };
+/**
+ * A licence as the handlers see it: its row, its parties, and the recipients of its
+ * allocations (loaded with it; not a column). A recipient an amendment dropped from the
+ * parties still holds its allocation, and still reads the licence (store/read-queries.ts
+ * visible.licence): the handlers count it among the licence's readers too (licenceOrgIds).
+ */
+export type LicenceWithParties = LicenceRow & { parties: LicencePartyRow[]; allocation_recipients: string[] };
 
 /** Tables the overlay keeps by key; the rest are append-only lists. */
 interface Keyed {
@@ -274,7 +280,7 @@ export class BatchState {
     const [sites, changedSites] = split('sites');
     const [shipments, changedShipments] = split('shipments');
     const [units, changedUnits] = split('units');
-    const withoutParties = (rows: LicenceWithParties[]) => rows.map(({ parties: _parties, ...row }) => row);
+    const withoutParties = (rows: LicenceWithParties[]) => rows.map(({ parties: _parties, allocation_recipients: _recipients, ...row }) => row);
     const parties: LicencePartyRow[] = [];
     for (const id of new Set(this.replacedPartiesOf)) parties.push(...this.rows.licences.get(id)!.parties);
     // A manifest row is live while its shipment is: one added and ended in this batch is not.

@@ -188,7 +188,7 @@ export interface LoadedState {
   organisations: OrganisationRow[];
   products: ProductRow[];
   tokens: TokenRow[];
-  licences: Array<LicenceRow & { parties: LicencePartyRow[] }>;
+  licences: Array<LicenceRow & { parties: LicencePartyRow[]; allocation_recipients: string[] }>;
   allocations: AllocationRow[];
   sites: SiteRow[];
   shipments: ShipmentRow[];
@@ -285,9 +285,12 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
     keys.licences.add(allocation.licence_id);
     keys.organisations.add(allocation.recipient_org_id);
   }
-  const licences = await select<LicenceRow & { parties: LicencePartyRow[] }>(
+  // With each licence, the recipients of its allocations (by allocations_licence): readers
+  // of its events beside its parties (ledger/state.ts LicenceWithParties).
+  const licences = await select<LicenceRow & { parties: LicencePartyRow[]; allocation_recipients: string[] }>(
     `SELECT l.*, coalesce((SELECT json_agg(json_build_object('licence_id', p.licence_id, 'org_id', p.org_id, 'role', p.role))
-                           FROM licence_parties p WHERE p.licence_id = l.id), '[]'::json) AS parties
+                           FROM licence_parties p WHERE p.licence_id = l.id), '[]'::json) AS parties,
+            coalesce((SELECT json_agg(DISTINCT a.recipient_org_id) FROM allocations a WHERE a.licence_id = l.id), '[]'::json) AS allocation_recipients
      FROM licences l WHERE l.id = ANY($1)`,
     keys.licences,
   );

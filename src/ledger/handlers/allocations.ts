@@ -98,7 +98,10 @@ export const allocationCreate: Handler<'allocation.create'> = {
       demo: input.demo,
       created_seq: context.seq,
     });
-    state.update('licences', licence, { allocated_units: licence.allocated_units + input.units, updated_seq: context.seq });
+    state.update('licences', licence, {
+      allocated_units: licence.allocated_units + input.units, updated_seq: context.seq,
+      allocation_recipients: licence.allocation_recipients.includes(recipient.id) ? licence.allocation_recipients : [...licence.allocation_recipients, recipient.id],
+    });
     return {
       subjectId: id,
       orgIds: allocationOrgIds(licence, recipient.id),

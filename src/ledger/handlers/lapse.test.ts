@@ -248,3 +248,20 @@ describe('a licence exhausted by shipping', () => {
     expect(Number((await database.pool.query('SELECT size FROM log_head')).rows[0].size)).toBe((shipped.ok ? shipped.seq : -1) + 1);
   });
 });
+
+describe('a recipient an amendment dropped from a licence, still holding an allocation on it', () => {
+  it('reads the licence and its later events, as the read side shows it the licence', async () => {
+    const { run, actors } = world;
+    const licensed = await pair({ units: 10, validTo: '2027-01-01T00:00:00Z' });
+    await run('allocation.resize', { allocationId: licensed.importAllocationId, units: 8 }, actors.mofcom);
+    await run('allocation.create', { licenceId: licensed.importLicenceId, recipientId: actors.beta.orgId, units: 2 }, actors.mofcom);
+    await run('licence.amend', { licenceId: licensed.importLicenceId, reason: 'consignee removed', parties: [{ organisationId: actors.exporter.orgId, role: 'supplier' }] }, actors.mofcom);
+    await run('licence.suspend', { licenceId: licensed.importLicenceId, reason: 'review' }, actors.mofcom);
+    const suspended = (await eventsAbout(licensed.importLicenceId)).find((event) => event.kind === 'licence.suspend')!;
+    expect(suspended.org_ids).toContain(actors.beta.orgId);
+    // A command on it is refused for what beta may do, not as if the licence did not exist.
+    const surrender = await world.ledger.submit('licence.surrender', { licenceId: licensed.importLicenceId }, actors.beta);
+    expect(surrender.ok ? 'accepted' : surrender.error.code).not.toBe('not_found');
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+});

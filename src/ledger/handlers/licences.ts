@@ -5,8 +5,9 @@ import type { LicenceCondition, LicencePartyRow, LicenceStatus, OrganisationRow,
 import type { CommandInput } from '../schemas.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
 
+/** Who reads a licence's events: its holder, its parties, and the recipients of its allocations. */
 export function licenceOrgIds(licence: LicenceWithParties): string[] {
-  return [...new Set([licence.holder_org_id, ...licence.parties.map((party) => party.org_id)])];
+  return [...new Set([licence.holder_org_id, ...licence.parties.map((party) => party.org_id), ...licence.allocation_recipients])];
 }
 
 /** The licence, if this actor may see it; unknown and invisible look the same. */
@@ -94,7 +95,7 @@ function checkReferences(state: BatchState, input: { productIds?: string[]; part
 }
 
 function snapshot(state: BatchState, licence: LicenceWithParties, seq: number): void {
-  const { allocated_units: _a, shipped_units: _s, ...terms } = licence;
+  const { allocated_units: _a, shipped_units: _s, allocation_recipients: _r, ...terms } = licence;
   state.append('licence_versions', { licence_id: licence.id, version: licence.version, snapshot: terms, seq });
 }
 
@@ -138,6 +139,7 @@ export const licenceCreate: Handler<'licence.create'> = {
       created_seq: context.seq,
       updated_seq: context.seq,
       parties: partiesOf(id, input.parties),
+      allocation_recipients: [],
     };
     state.put('licences', licence);
     state.pushList('replacedPartiesOf', id);
