@@ -4,6 +4,7 @@
  * kill -9 refused while the killed server was a zombie).
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { isProcessAlive } from './processes.ts';
 
@@ -13,6 +14,11 @@ describe.skipIf(process.platform !== 'linux')('isProcessAlive', () => {
     const parent = spawn('bash', ['-c', 'sleep 60 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const child = Number(await new Promise<string>((done) => parent.stdout!.once('data', (chunk: Buffer) => done(chunk.toString('utf8').trim()))));
+      // Until bash has become `sleep`, it would reap the killed child itself (a race seen
+      // under a loaded suite): wait for the exec before killing.
+      const execDeadline = Date.now() + 5_000;
+      while (readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim() !== 'sleep' && Date.now() < execDeadline) await new Promise((resume) => setTimeout(resume, 10));
+      expect(readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim()).toBe('sleep');
       expect(isProcessAlive(child)).toBe(true);
       process.kill(child, 'SIGKILL');
       const deadline = Date.now() + 5_000;
