@@ -352,8 +352,9 @@ describe('documents', () => {
     for (const route of commandRoutes) {
       const responses = document.paths[path(route.path)].post.responses as Record<string, { $ref?: string }>;
       for (const [status, response] of Object.entries(responses)) {
-        // A 503 committed nothing, or did not learn the outcome: it is never remembered, so never replayed.
-        if (status === '503') {
+        // A 503 committed nothing, or did not learn the outcome, and a 401 never reached the
+        // ledger: neither is remembered, so neither is replayed.
+        if (status === '503' || status === '401') {
           expect(replayedHeader(response), `${route.path} ${status}`).toBeUndefined();
           continue;
         }
@@ -386,6 +387,12 @@ describe('documents', () => {
     const bare = structuredClone(document);
     delete bare.paths['/healthz'].get.responses['200'].content;
     expect(answerChecker(bare).problemWith('GET', '/healthz', answering('{"status":"ok"}'))).toMatch(/a body .* the document does not describe/);
+    // A 401 says its scheme; no problem is cached.
+    const unauthorized = document.components.responses.Unauthorized;
+    expect(Object.keys(unauthorized.headers).sort()).toEqual(['Cache-Control', 'WWW-Authenticate']);
+    for (const name of ['Problem', 'ReplayableProblem', 'Unavailable', 'Unauthorized']) expect(document.components.responses[name].headers['Cache-Control'], name).toBeDefined();
+    const refused = await api.request({ method: 'GET', url: '/v1/licences' });
+    expect([refused.statusCode, refused.headers['www-authenticate'], refused.headers['cache-control']]).toEqual([401, 'Bearer realm="chipledger"', 'no-store']);
     // Hash tiles are public, entry bundles need a token: both spelled out.
     expect(document.paths['/v1/log/tile/{path}'].get.security).toEqual([{}, { bearer: [] }]);
     // Only what the classifier gives.

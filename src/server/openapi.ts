@@ -47,13 +47,16 @@ const replayableProblemRef = { $ref: '#/components/responses/ReplayableProblem' 
 const replayedHeaderRef = { $ref: '#/components/headers/Idempotent-Replayed' };
 /** 503: nothing committed or the outcome unknown (never remembered under an Idempotency-Key); Retry-After says when to come back. */
 const unavailableRef = { $ref: '#/components/responses/Unavailable' };
+/** 401: no token, or one that is not (or no longer) valid; WWW-Authenticate names the scheme. */
+const unauthorizedRef = { $ref: '#/components/responses/Unauthorized' };
+const problemHeaders = { 'Cache-Control': { $ref: '#/components/headers/Cache-Control-No-Store' } };
 /**
  * The statuses an operation answers with a problem, and `default` for the rest that any route
  * may send: 500 (a bug), 408 (a request too slow to arrive), 431 (headers too large) and 503
  * (overloaded, the database unreachable, the server shutting down), each application/problem+json.
  */
 const errorResponses = (statuses: number[], problem: { $ref: string } = problemRef) => ({
-  ...Object.fromEntries(statuses.map((status) => [String(status), status === 503 ? unavailableRef : problem])),
+  ...Object.fromEntries(statuses.map((status) => [String(status), status === 503 ? unavailableRef : status === 401 ? unauthorizedRef : problem])),
   default: problem,
 });
 
@@ -128,7 +131,7 @@ function addLogOperations(add: (path: string, method: string, operation: unknown
   const errors = errorResponses([400, 404, 503]);
   add('/v1/log/key', 'get', { ...open, operationId: 'logKey', tags: ['log'], summary: "The log's verifier key (C2SP signed-note format name+hexid+base64)", responses: { '200': text('one line'), ...errors } });
   add('/v1/log/keys', 'get', { ...open, operationId: 'logKeys', tags: ['log'], summary: 'Every key the log used, each new one with the checkpoint that announced it', responses: { '200': json('LogKeys'), ...errorResponses([400, 503]) } });
-  add('/v1/log/checkpoint', 'get', { ...open, operationId: 'logCheckpoint', tags: ['log'], summary: 'The newest C2SP tlog-checkpoint as a signed note, with witness cosignatures', responses: { '200': text('signed note'), ...errors } });
+  add('/v1/log/checkpoint', 'get', { ...open, operationId: 'logCheckpoint', tags: ['log'], summary: 'The newest C2SP tlog-checkpoint as a signed note, with witness cosignatures', responses: { '200': { ...text('signed note'), headers: { 'Cache-Control': { description: 'no-cache: a newer checkpoint comes every second while the log grows.', required: true, schema: { type: 'string', enum: ['no-cache'] } } } }, ...errors } });
   add('/v1/log/tile/{path}', 'get', {
     // Hash tiles need no token; entry bundles need one (an authority's or an auditor's).
     security: [{}, { bearer: [] }], operationId: 'logTile', tags: ['log'],
@@ -139,7 +142,10 @@ function addLogOperations(add: (path: string, method: string, operation: unknown
       description: 'The rest of the path, several segments, sent as they are: e.g. 0/x001/234 or entries/000.p/17. Only the canonical C2SP spelling is served; a %2F is not a slash (one URL per tile, so caches are not split).',
       schema: { type: 'string', pattern: '^(?:entries|[0-9]{1,2})/(?:x[0-9]{3}/)*[0-9]{3}(?:\\.p/[0-9]{1,3})?$' },
     }],
-    responses: { '200': bytes('tile or entry bundle'), ...errorResponses([400, 401, 403, 404, 503]) },
+    responses: {
+      '200': { ...bytes('tile or entry bundle'), headers: { 'Cache-Control': { description: 'A tile never changes once served at its width: public, max-age=31536000, immutable (an entry bundle: private, the same otherwise, with Vary: Accept-Encoding).', required: true, schema: { type: 'string' } } } },
+      ...errorResponses([400, 401, 403, 404, 503]),
+    },
   });
   add('/v1/log/proof/inclusion', 'get', { ...open, operationId: 'logInclusionProof', tags: ['log'], summary: 'RFC 9162 inclusion proof', parameters: [integer('index', 'leaf index (= event seq)'), integer('size', 'tree size')], responses: { '200': json('InclusionProof'), ...errors } });
   add('/v1/log/proof/consistency', 'get', { ...open, operationId: 'logConsistencyProof', tags: ['log'], summary: 'RFC 9162 consistency proof', parameters: [integer('from', 'old tree size'), integer('to', 'new tree size')], responses: { '200': json('ConsistencyProof'), ...errors } });
@@ -210,19 +216,29 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         },
       },
       responses: {
-        Problem: { description: 'A problem (RFC 9457)', content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } } },
+        Problem: { description: 'A problem (RFC 9457)', headers: problemHeaders, content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } } },
+        Unauthorized: {
+          description: 'A problem (RFC 9457), code unauthorized: no bearer token, or one that is not valid (unknown, revoked).',
+          headers: { ...problemHeaders, 'WWW-Authenticate': { description: 'Bearer realm="chipledger" (RFC 6750)', required: true, schema: { type: 'string' } } },
+          content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
+        },
         ReplayableProblem: {
           description: 'A problem (RFC 9457). A refusal by the ledger is remembered under the Idempotency-Key: a retry gets it again, with Idempotent-Replayed: true.',
-          headers: { 'Idempotent-Replayed': replayedHeaderRef },
+          headers: { ...problemHeaders, 'Idempotent-Replayed': replayedHeaderRef },
           content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
         },
         Unavailable: {
           description: 'A problem (RFC 9457), code unavailable or overloaded: the server is overloaded or shutting down, or its database is not answering. Nothing was committed, or the outcome is unknown: send the same request again, with the same Idempotency-Key, after Retry-After.',
-          headers: { 'Retry-After': { $ref: '#/components/headers/Retry-After' } },
+          headers: { ...problemHeaders, 'Retry-After': { $ref: '#/components/headers/Retry-After' } },
           content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
         },
       },
       headers: {
+        'Cache-Control-No-Store': {
+          description: 'no-store: no cache keeps a problem (a tile not there yet will be).',
+          required: true,
+          schema: { type: 'string', enum: ['no-store'] },
+        },
         'Retry-After': {
           description: 'Seconds to wait before sending the request again (RFC 9110 section 10.2.3).',
           required: true,

@@ -92,8 +92,13 @@ export function internalProblem(instance?: string): Problem {
   };
 }
 
-/** Sends a problem with the headers its status needs. */
+/**
+ * Sends a problem with the headers its status needs. No cache keeps a problem: a 404 for a
+ * log tile not there yet is heuristically cacheable by default (RFC 9111 §4.2.2), and the
+ * tile would then stay "missing" behind a cache once it exists.
+ */
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  reply.header('cache-control', 'no-store');
   if (problem.status === 401) reply.header('www-authenticate', 'Bearer realm="chipledger"');
   if (problem.status === 503) reply.header('retry-after', String(retryAfterSeconds));
   return reply.code(problem.status).type(problemContentType).send(problem);
