@@ -74,6 +74,8 @@ describe('units.return and units.report_lost', () => {
     const sites = await event(seq + 1, api.tokens.recipient);
     expect(sites.event).toMatchObject({ kind: 'units.return', subjectId: site, organisationIds: [api.orgs.alpha] });
     expect(sites.event!.body.effects).toEqual({ fromSites: { [site]: 2 } });
+    expect((sites.event!.body as { input?: unknown }).input).toBeNull(); // the serial list is the first event's, stored once
+    expect((await world.ledger.pool.query('SELECT count(*)::int AS n FROM event_serials WHERE seq = ANY($1)', [[seq, seq + 1]])).rows[0].n).toBe(1);
     expect((await event(seq + 1, api.tokens.exporter)).status).toBe(404);
 
     expect(await historyOf(id, api.tokens.exporter)).toContainEqual({ seq, kind: 'units.return' });

@@ -141,7 +141,8 @@ function soleExporter(context: CommandContext, units: UnitRow[], to: Custody): s
  * model: store/read-queries.ts unitAsSeenBy), so an ending the exporter also reads (a return,
  * a loss: units it may list again, or must account for) is two events: the first, read by
  * the recipient and the exporter, without sites; a second, read by the recipient only, with
- * them, whose subject is the site when all left one (only when some unit was at a site).
+ * them and without the input (its serial list is the first event's), whose subject is the
+ * site when all left one (only when some unit was at a site).
  */
 function ending<K extends 'units.decommission' | 'units.report_lost' | 'units.return'>(kind: K, to: Custody, from: readonly Custody[], exporterReads: boolean): Handler<K> {
   return {
@@ -169,7 +170,8 @@ function ending<K extends 'units.decommission' | 'units.report_lost' | 'units.re
       const subjectId = onlyKey(shipments);
       // ownUnits took only the actor's units: they have one recipient, the actor.
       if (exporter === null) return { subjectId, orgIds: [actor.orgId], effects: { count: units.length, shipments, fromSites }, answer };
-      const sites: EventPart[] = Object.keys(fromSites).length === 0 ? [] : [{ subjectId: onlyKey(fromSites), orgIds: [actor.orgId], effects: { fromSites } }];
+      // The serial list is the first event's (the recipient reads it too): not stored twice.
+      const sites: EventPart[] = Object.keys(fromSites).length === 0 ? [] : [{ subjectId: onlyKey(fromSites), orgIds: [actor.orgId], effects: { fromSites }, withoutInput: true }];
       return { subjectId, orgIds: [...new Set([actor.orgId, exporter])], effects: { count: units.length, shipments }, answer, moreEvents: sites };
     },
   };
