@@ -151,6 +151,12 @@ export class LedgerModel {
     const shipment = this.shipments.get(input.shipmentId) ?? notFound('unknown shipment');
     if (shipment.status !== 'booked') refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
     if (shipment.deadlineMs <= this.nowMs) refuse('conflict', 'booking-deadline', 'booking deadline passed');
+    // A booking that can never ship (a licence ended, or its validity did; export side first)
+    // takes no more serials.
+    for (const id of [shipment.exportAllocationId, shipment.importAllocationId]) {
+      const rule = this.lapsedRule(this.side(id).licence);
+      if (rule !== null) refuse('licence_not_valid', rule, 'the booking can never ship');
+    }
     this.attachSerials(shipment, input.serials);
     return { shipmentId: shipment.id, added: input.serials.length, serialCount: shipment.serialCount };
   }
@@ -214,12 +220,18 @@ export class LedgerModel {
     return this.step(shipment, 'cancelled');
   }
 
+  /** Why a licence no longer covers a booking, as the ledger names it; null while it may. */
+  private lapsedRule(licence: ModelLicence): 'licence-status' | 'licence-validity' | null {
+    if (['expired', 'revoked', 'surrendered'].includes(licence.status)) return 'licence-status';
+    return licence.validToMs <= this.nowMs ? 'licence-validity' : null;
+  }
+
   sweep(): Record<string, unknown> {
     const expiredShipments: string[] = [];
     const expiredLicences: string[] = [];
     // A booking expires at its deadline, or before it once either licence has ended
     // (expired, revoked, surrendered) or its validity has: it could never ship.
-    const lapsed = (licence: ModelLicence) => ['expired', 'revoked', 'surrendered'].includes(licence.status) || licence.validToMs <= this.nowMs;
+    const lapsed = (licence: ModelLicence) => this.lapsedRule(licence) !== null;
     for (const shipment of this.shipments.values()) {
       if (shipment.status !== 'booked') continue;
       const licences = [shipment.exportAllocationId, shipment.importAllocationId].map((id) => this.side(id).licence);

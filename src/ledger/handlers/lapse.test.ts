@@ -173,6 +173,22 @@ describe('a booking under a licence no longer in force', () => {
     expect(await world.ledger.violations()).toEqual([]);
   });
 
+  it('takes no more serials once a licence is no longer in force, and the refusal names it', async () => {
+    const surrendered = await pair({ units: 3, validTo: '2027-01-01T00:00:00Z' });
+    const shipmentId = await book(surrendered, 3, '2026-12-01T00:00:00Z', ['LAPSE-MAN-1']);
+    await world.run('licence.surrender', { licenceId: surrendered.importLicenceId }, world.actors.alpha);
+    expect(refusal(await world.ledger.submit('manifest.attach', { shipmentId, serials: ['LAPSE-MAN-2'] }, world.actors.exporter))).toMatchObject({
+      rule: 'licence-status', message: `couldn't attach serials to shipment ${shipmentId}: licence ${surrendered.importLicenceId} is surrendered, so it can never ship`,
+    });
+    expect(await row('shipments', shipmentId)).toMatchObject({ status: 'booked', serial_count: 1 });
+    // Under a licence in force it still takes them.
+    const inForce = await pair({ units: 2, validTo: '2027-01-01T00:00:00Z' });
+    const open = await book(inForce, 2, '2026-12-01T00:00:00Z', ['LAPSE-MAN-3']);
+    expectOk(await world.ledger.submit('manifest.attach', { shipmentId: open, serials: ['LAPSE-MAN-4'] }, world.actors.exporter));
+    // And the sweep expires the one that can never ship.
+    expect(expectOk(await world.ledger.sweep()).expiredShipments).toEqual([shipmentId]);
+  });
+
   it('is expired by the sweep when a licence is surrendered', async () => {
     const surrendered = await pair({ units: 4, validTo: '2027-01-01T00:00:00Z' });
     const shipmentId = await book(surrendered, 4, '2026-12-01T00:00:00Z');

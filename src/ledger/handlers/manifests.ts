@@ -9,7 +9,7 @@ import type { ShipmentRow, UnitRow } from '../rows.ts';
 import { canonicalGpuUuid } from '../schemas.ts';
 import type { BatchState } from '../state.ts';
 import type { BatchKeys } from '../../store/ledger-tables.ts';
-import { checkDeadline, shipmentOrgIds, visibleShipment } from './shipments.ts';
+import { checkDeadline, lapsedLicence, shipmentOrgIds, visibleShipment } from './shipments.ts';
 
 export type ManifestEntry = string | { serial: string; gpuUuid?: string | undefined };
 
@@ -121,6 +121,12 @@ export const manifestAttach: Handler<'manifest.attach'> = {
     if (shipment.exporter_org_id !== context.actor.orgId) throw refuse.forbidden(`only the exporter ${shipment.exporter_org_id} may attach serials to shipment ${shipment.id}`);
     if (shipment.status !== 'booked') throw refuse.conflict('shipment-status', `couldn't attach serials to shipment ${shipment.id}: it is ${shipment.status}, not booked`);
     checkDeadline(context, shipment, 'attach serials to');
+    // A booking that can never ship takes no more serials: they would be tied up until the
+    // sweep expires it.
+    const lapsed = lapsedLicence(context.state, shipment, context.at);
+    if (lapsed !== null) {
+      throw refuse.licence(lapsed.rule, `couldn't attach serials to shipment ${shipment.id}: ${lapsed.reason}, so it can never ship`, { licenceId: lapsed.licenceId });
+    }
     const added = attachSerials(context, shipment, input.serials);
     const serialCount = shipment.serial_count + added;
     return {

@@ -4,6 +4,7 @@
  * licences that cover it (invariant 3); shipping posts the reservation; cancelling or
  * expiring releases it.
  */
+import { assert } from '../../core/errors.ts';
 import { limits } from '../../core/limits.ts';
 import { newId, refuse, formatUnits, seesAll, type CommandContext, type EventPart, type Handler, type Outcome } from '../handler.ts';
 import type { Actor } from '../permissions.ts';
@@ -296,6 +297,33 @@ function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' 
  * A booking past its deadline is expired in all but name (the sweep may not have run yet):
  * its reservation can no longer be posted or added to.
  */
+/**
+ * The statuses a licence ends in: nothing brings it back from them (migration 025). An
+ * exhausted licence is not among them (an amendment may give it units again), and holds no
+ * booking anyway: its every unit has shipped. A suspended one is not either: its authority
+ * may reinstate it, and its bookings wait for that, or for their deadline.
+ */
+const endedStatuses: readonly LicenceStatus[] = ['expired', 'revoked', 'surrendered'];
+
+/**
+ * Why a booking can never ship, if it can't: one of its licences has ended, or its
+ * validity has (checkCovers refuses either at shipping), with the rule checkCovers would
+ * name. Its reservation would otherwise hold units on the other licence's allocation until
+ * its own deadline, up to a year, and only its exporter could release them: the sweep
+ * expires it (sweep.ts; the loader finds these by the same test, store/ledger-tables.ts
+ * loadDue), and nothing more is attached to it meanwhile (manifest.attach).
+ */
+export function lapsedLicence(state: BatchState, shipment: ShipmentRow, at: string): { rule: 'licence-status' | 'licence-validity'; licenceId: string; reason: string } | null {
+  for (const allocationId of [shipment.export_allocation_id, shipment.import_allocation_id]) {
+    const allocation = state.get('allocations', allocationId);
+    const licence = allocation && state.get('licences', allocation.licence_id);
+    assert(licence !== undefined, `a shipment's allocations and their licences are loaded with it (${shipment.id})`);
+    if (endedStatuses.includes(licence.status)) return { rule: 'licence-status', licenceId: licence.id, reason: `licence ${licence.id} is ${licence.status}` };
+    if (licence.valid_to <= at) return { rule: 'licence-validity', licenceId: licence.id, reason: `licence ${licence.id}'s validity ended at ${licence.valid_to}` };
+  }
+  return null;
+}
+
 export function checkDeadline(context: CommandContext, shipment: ShipmentRow, doing: string): void {
   if (shipment.deadline <= context.at) {
     throw refuse.conflict('booking-deadline', `couldn't ${doing} shipment ${shipment.id}: its booking deadline ${shipment.deadline} has passed`, { deadline: shipment.deadline });

@@ -12,42 +12,15 @@
  */
 import { assert } from '../../core/errors.ts';
 import { refuse, type CommandContext, type EventPart, type Handler } from '../handler.ts';
-import type { LicenceStatus, ShipmentRow } from '../rows.ts';
-import type { BatchState } from '../state.ts';
+import type { LicenceStatus } from '../rows.ts';
 import { expireLicence, licenceOrgIds } from './licences.ts';
-import { applyStep, expireStep } from './shipments.ts';
+import { applyStep, expireStep, lapsedLicence } from './shipments.ts';
 
 /** The rule of a sweep that found nothing to expire (and so wrote nothing). */
 export const nothingDueRule = 'sweep-nothing-due';
 
-/**
- * The statuses a licence ends in: nothing brings it back from them (migration 025). An
- * exhausted licence is not among them (an amendment may give it units again), and holds no
- * booking anyway: its every unit has shipped. A suspended one is not either: its authority
- * may reinstate it, and its bookings wait for that, or for their deadline.
- */
-const endedStatuses: readonly LicenceStatus[] = ['expired', 'revoked', 'surrendered'];
-
 /** Licences the sweep expires once their validity has ended; every status that may still be in force. */
 const expirableStatuses: readonly LicenceStatus[] = ['issued', 'suspended', 'exhausted'];
-
-/**
- * Why a booking can never ship, if it can't: one of its licences has ended, or its
- * validity has (checkCovers refuses either at shipping). Its reservation would otherwise
- * hold units on the other licence's allocation until its own deadline, up to a year, and
- * only its exporter could release them. The loader finds these (store/ledger-tables.ts,
- * loadDue) by the same test, and brings the shipment's allocations and licences with it.
- */
-export function lapsedLicence(state: BatchState, shipment: ShipmentRow, at: string): string | null {
-  for (const allocationId of [shipment.export_allocation_id, shipment.import_allocation_id]) {
-    const allocation = state.get('allocations', allocationId);
-    const licence = allocation && state.get('licences', allocation.licence_id);
-    assert(licence !== undefined, `a shipment's allocations and their licences are loaded with it (${shipment.id})`);
-    if (endedStatuses.includes(licence.status)) return `licence ${licence.id} is ${licence.status}`;
-    if (licence.valid_to <= at) return `licence ${licence.id}'s validity ended at ${licence.valid_to}`;
-  }
-  return null;
-}
 
 export const ledgerSweep: Handler<'ledger.sweep'> = {
   kind: 'ledger.sweep',
@@ -66,7 +39,7 @@ export const ledgerSweep: Handler<'ledger.sweep'> = {
       if (shipment.status !== 'booked') continue;
       // Past its deadline, a booking expires as it always has; before it, only under a
       // licence no longer in force, and its event says which (reason).
-      const reason = shipment.deadline <= at ? null : lapsedLicence(state, shipment, at);
+      const reason = shipment.deadline <= at ? null : (lapsedLicence(state, shipment, at)?.reason ?? null);
       if (shipment.deadline > at && reason === null) continue;
       const step = applyStep(partContext(), shipment, expireStep);
       assert(step.moreEvents === undefined, 'releasing a reservation changes no licence status');
