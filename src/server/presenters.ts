@@ -90,13 +90,12 @@ const licenceTermNames: Readonly<Record<string, string>> = { holderOrgId: 'holde
  * held is camelCased as it is.
  */
 function licenceTerms(snapshot: unknown): Record<string, unknown> {
-  const terms = camelKeys(snapshot);
-  if (terms === null || typeof terms !== 'object' || Array.isArray(terms)) return {};
-  const named = Object.fromEntries(Object.entries(terms).map(([key, value]) => [licenceTermNames[key] ?? key, value]));
-  if (Array.isArray(named.parties)) {
-    named.parties = (named.parties as Array<Record<string, unknown>>).map(({ orgId, role }) => ({ organisationId: orgId, role }));
-  }
-  return named;
+  if (snapshot === null || typeof snapshot !== 'object' || Array.isArray(snapshot)) return {};
+  const { parties, ...rest } = snapshot as { parties?: unknown };
+  const named = Object.fromEntries(Object.entries(camelKeys(rest) as Record<string, unknown>).map(([key, value]) => [licenceTermNames[key] ?? key, value]));
+  // Party rows as stored (licence_id, org_id, role): presented as a licence's parties are.
+  if (parties === undefined) return named;
+  return { ...named, parties: Array.isArray(parties) ? (parties as LicencePartyRow[]).map(presentParty) : camelKeys(parties) };
 }
 
 /** Snapshots are stored rows of their day: their keys are camelCased generically. */
