@@ -277,7 +277,7 @@ function parseWitnessKeys(raw: string): string[] | Problem {
     try {
       witness = parseCosignatureVerifierKey(key);
     } catch (error) {
-      return new Problem(`each entry must be a witness verifier key (name+id+key, type cosignature/v1): ${(error as Error).message}`);
+      return new Problem(`each entry must be a witness verifier key (name+id+key, signature type 0x04 (cosignature/v1) or 0x01 (Ed25519)): ${(error as Error).message}`);
     }
     const identity = `${witness.name}+${formatKeyId(witness.keyId)}`;
     if (seen.has(identity)) return new Problem(`lists the witness key ${identity} more than once; list each witness once`);

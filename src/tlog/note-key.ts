@@ -123,14 +123,33 @@ export function ed25519KeyPairFromSignerKey(signerKey: string, type: number): Ed
   return { name: decoded.name, keyId: decoded.keyId, privateKey, publicKey };
 }
 
-/** A public Ed25519 key of the given type from a verifier key, with its key id checked. */
-export function ed25519PublicKeyFromVerifierKey(verifierKey: string, type: number): { name: string; keyId: number; publicKey: Buffer; keyObject: KeyObject } {
+const signatureTypeNames: Readonly<Record<number, string>> = { [signatureTypes.ed25519]: 'Ed25519', [signatureTypes.cosignatureV1]: 'cosignature/v1' };
+
+/** `0x04 (cosignature/v1)`: how a refusal names a signature type byte. */
+function describeSignatureType(type: number): string {
+  const name = signatureTypeNames[type];
+  return `0x${type.toString(16).padStart(2, '0')}${name === undefined ? '' : ` (${name})`}`;
+}
+
+/**
+ * A public Ed25519 key of one of the accepted types from a verifier key, with its key id
+ * checked against the type written in the key: the id in a key text is always the one of its
+ * own type byte, whatever the caller then uses the key for.
+ */
+export function ed25519PublicKeyFromVerifierKey(
+  verifierKey: string,
+  accepted: number | readonly number[],
+): { name: string; keyId: number; type: number; publicKey: Buffer; keyObject: KeyObject } {
+  const types = typeof accepted === 'number' ? [accepted] : accepted;
   const decoded = decodeVerifierKey(verifierKey);
-  if (decoded.type !== type) throw keyError(`couldn't read verifier key "${decoded.name}": expected signature type ${type}, got ${decoded.type}`);
+  if (!types.includes(decoded.type)) {
+    throw keyError(`couldn't read verifier key "${decoded.name}": expected signature type ${types.map(describeSignatureType).join(' or ')}, got ${describeSignatureType(decoded.type)}`);
+  }
+  if (decoded.key.length !== ed25519KeySize) throw keyError(`couldn't read verifier key "${decoded.name}": expected a ${ed25519KeySize}-byte Ed25519 public key, got ${decoded.key.length} bytes`);
   const keyObject = publicKeyFromRaw(decoded.key);
   if (keyObject === undefined) throw keyError(`couldn't read verifier key "${decoded.name}": not an Ed25519 public key`);
-  if (computeKeyId(decoded.name, type, decoded.key) !== decoded.keyId) throw keyError(`couldn't read verifier key "${decoded.name}": key id does not match the key`);
-  return { name: decoded.name, keyId: decoded.keyId, publicKey: Buffer.from(decoded.key), keyObject };
+  if (computeKeyId(decoded.name, decoded.type, decoded.key) !== decoded.keyId) throw keyError(`couldn't read verifier key "${decoded.name}": key id does not match the key`);
+  return { name: decoded.name, keyId: decoded.keyId, type: decoded.type, publicKey: Buffer.from(decoded.key), keyObject };
 }
 
 /** Generates a fresh Ed25519 key pair as signer and verifier key texts. */
