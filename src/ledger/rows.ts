@@ -137,6 +137,12 @@ export interface UnitRow {
   shipment_id: string;
   site_id: string | null;
   updated_seq: number;
+  /**
+   * Whether the unit has shipped (custody left 'licensed' under some shipment; never unset,
+   * migration 033). Until it has, a booking that lists it only claims it: when that booking
+   * is cancelled or expires, the unit is free to be listed afresh by anyone.
+   */
+  ever_shipped: boolean;
 }
 
 export interface TokenRow {

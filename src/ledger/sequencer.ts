@@ -502,7 +502,7 @@ export class Sequencer {
     const writes: BatchWrites = {
       ...state.changedRows(),
       endedShipments: state.endedShipments,
-      custodyChanges: state.custodyChanges,
+      unitsChanges: state.unitsChanges,
       replacedPartiesOf: [...new Set(state.replacedPartiesOf)],
       events,
       idempotency: remembered,

@@ -5,7 +5,7 @@
  * its handler the refusal came from.
  */
 import type { LoadedState, TableName, TableRows } from '../store/ledger-tables.ts';
-import type { CustodyChange } from '../store/batch-writes.ts';
+import type { UnitsChange } from '../store/batch-writes.ts';
 import { liveShipmentStatuses } from './rows.ts';
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow, TokenRow, UnitRow,
@@ -39,7 +39,7 @@ type UndoStep =
   | { type: 'row'; table: KeyedName; key: string; previous: Keyed[KeyedName] | undefined; wasDirty: boolean }
   | { type: 'append'; table: AppendName; length: number }
   | { type: 'live'; serial: string; previous: string | undefined }
-  | { type: 'list'; name: 'endedShipments' | 'custodyChanges' | 'replacedPartiesOf'; length: number }
+  | { type: 'list'; name: 'endedShipments' | 'unitsChanges' | 'replacedPartiesOf'; length: number }
   | { type: 'listing'; appended: number; serials: string[]; replaced: Array<{ unit: UnitRow; wasDirty: boolean }> };
 
 /**
@@ -78,7 +78,7 @@ export class BatchState {
    */
   private readonly stored: { [T in KeyedName]: Set<string> };
   readonly endedShipments: string[] = [];
-  readonly custodyChanges: CustodyChange[] = [];
+  readonly unitsChanges: UnitsChange[] = [];
   readonly replacedPartiesOf: string[] = [];
   private undo: UndoStep[] = [];
 
@@ -210,7 +210,7 @@ export class BatchState {
     };
   }
 
-  pushList<N extends 'endedShipments' | 'custodyChanges' | 'replacedPartiesOf'>(name: N, value: BatchState[N][number]): void {
+  pushList<N extends 'endedShipments' | 'unitsChanges' | 'replacedPartiesOf'>(name: N, value: BatchState[N][number]): void {
     this.undo.push({ type: 'list', name, length: this[name].length });
     (this[name] as Array<BatchState[N][number]>).push(value);
   }

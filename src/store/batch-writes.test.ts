@@ -10,7 +10,7 @@ import { readHead, readTileRange } from './tlog-tables.ts';
 
 let database: TestDatabase;
 
-const noWrites: BatchWrites = { inserted: {}, updated: {}, endedShipments: [], custodyChanges: [], replacedPartiesOf: [], events: [], idempotency: [] };
+const noWrites: BatchWrites = { inserted: {}, updated: {}, endedShipments: [], unitsChanges: [], replacedPartiesOf: [], events: [], idempotency: [] };
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -86,7 +86,7 @@ describe('unit writes', () => {
     const head = await readHead(database.pool);
     for (const count of [300, 3]) {
       const newUnits = Array.from({ length: count }, (_, index) => ({
-        serial: `NOREF-${count}-${index}`, gpu_uuid: null, product_id: 'PRD-none', recipient_org_id: 'ORG-none', custody: 'licensed' as const, shipment_id: 'S-none', site_id: null, updated_seq: 1,
+        serial: `NOREF-${count}-${index}`, gpu_uuid: null, product_id: 'PRD-none', recipient_org_id: 'ORG-none', custody: 'licensed' as const, shipment_id: 'S-none', site_id: null, updated_seq: 1, ever_shipped: false,
       }));
       const client = await database.pool.connect();
       try {

@@ -10,7 +10,7 @@ import { prepared, type PoolClient } from './pool.ts';
 import { readerSetsOf, type ReaderSetRow } from './reader-sets.ts';
 import { assertLogHead, tableOrder, tables, type LogHead, type TableName, type TableRows } from './ledger-tables.ts';
 import type { TileRow } from './tlog-tables.ts';
-import type { UnitRow } from '../ledger/rows.ts';
+import type { Custody, UnitRow } from '../ledger/rows.ts';
 
 /** Per table: a plain INSERT for rows the batch made, and an upsert for rows that exist. */
 const writeSql = new Map<TableName, { insert: string; upsert: string }>(
@@ -53,13 +53,14 @@ const bulkInserts: Partial<{ [T in TableName]: (rows: TableRows[T]) => Step }> =
 /** Bulk rows that exist (units returned and listed again): scalar arrays through unnest. */
 const bulkUpserts: Partial<{ [T in TableName]: (rows: TableRows[T]) => Step }> = {
   units: (rows) => ({
-    text: `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])
+    text: `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq, ever_shipped)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::boolean[])
        ON CONFLICT (serial) DO UPDATE SET gpu_uuid = EXCLUDED.gpu_uuid, product_id = EXCLUDED.product_id, recipient_org_id = EXCLUDED.recipient_org_id,
-         custody = EXCLUDED.custody, shipment_id = EXCLUDED.shipment_id, site_id = EXCLUDED.site_id, updated_seq = EXCLUDED.updated_seq`,
+         custody = EXCLUDED.custody, shipment_id = EXCLUDED.shipment_id, site_id = EXCLUDED.site_id, updated_seq = EXCLUDED.updated_seq, ever_shipped = EXCLUDED.ever_shipped`,
     values: [
       rows.map((row) => row.serial), rows.map((row) => row.gpu_uuid), rows.map((row) => row.product_id), rows.map((row) => row.recipient_org_id),
       rows.map((row) => row.custody), rows.map((row) => row.shipment_id), rows.map((row) => row.site_id), rows.map((row) => row.updated_seq),
+      rows.map((row) => row.ever_shipped),
     ],
   }),
 };
@@ -85,13 +86,15 @@ export interface IdempotencyWrite {
   created_at: string;
 }
 
-/** Set-based changes to every unit of a shipment, which may be 100,000 rows nobody loaded. */
-export interface CustodyChange {
-  shipment_id: string;
-  from: string;
-  to: string;
-  seq: number;
-}
+/**
+ * Set-based changes to the units of a shipment, which may be 100,000 rows nobody loaded: a
+ * step of their custody (shipping also marks them shipped), or the release of what a booking
+ * that ended unshipped claimed (its units that never shipped let go of their GPU UUIDs,
+ * migration 033). The batch's loaded units already carry the same change.
+ */
+export type UnitsChange =
+  | { kind: 'custody'; shipment_id: string; from: Custody; to: Custody; seq: number }
+  | { kind: 'release'; shipment_id: string; seq: number };
 
 /** The log's part of a batch: the tiles its leaves made and the head after it. */
 export interface LogWrite {
@@ -106,8 +109,8 @@ export interface BatchWrites {
   updated: Partial<TableRows>;
   /** Shipments that ended (delivered, cancelled, expired): their manifest rows stop being live. */
   endedShipments: string[];
-  /** Applied after the row writes; the batch's loaded units already carry these changes. */
-  custodyChanges: CustodyChange[];
+  /** Releases before the units rows, custody steps after them (rowSteps says why). */
+  unitsChanges: UnitsChange[];
   /** Licences whose named parties are rewritten (amendments): old rows go first. */
   replacedPartiesOf: string[];
   events: EventWrite[];
@@ -120,8 +123,8 @@ export interface BatchWrites {
  * literals (JSON for rows, dollar-quoted; hex for bytes). Only bulk rows (from
  * bulkRowsMin: big batches' events, manifests of thousands of serials) travel in statements
  * of their own, by COPY or as parameters. Steps keep their order: parents before children,
- * freed serials before new manifest rows, custody changes after the rows, and the tiles,
- * head update and COMMIT last.
+ * freed serials and released claims before new manifest rows and units, custody changes
+ * after the rows, and the tiles, head update and COMMIT last.
  *
  * `log` may be a function: it is called once the row steps are on their way, so a big
  * batch's leaves are hashed while PostgreSQL writes its events (the tiles and the new root
@@ -171,6 +174,10 @@ function rowSteps(writes: BatchWrites): Step[] {
     steps.push(inline(`UPDATE shipment_serials SET live = false WHERE live AND shipment_id IN (SELECT json_array_elements_text(${json(writes.endedShipments)}))`));
   }
   for (const name of tableOrder) {
+    // Claims released before the batch's units are written, right after the shipments that
+    // ended them (the trigger of 033 reads their status): a GPU UUID let go may be taken by
+    // a unit this batch lists.
+    if (name === 'shipment_serials') steps.push(...writes.unitsChanges.filter((change) => change.kind === 'release').map((change) => inline(unitsChangeSql(change))));
     for (const [rows, bulk, sql] of [[writes.inserted[name], bulkInserts[name], writeSql.get(name)!.insert], [writes.updated[name], bulkUpserts[name], writeSql.get(name)!.upsert]] as const) {
       if (rows === undefined || rows.length === 0) continue;
       // The rows go in through a function: a replacement string would read "$$", "$&" and
@@ -178,12 +185,19 @@ function rowSteps(writes: BatchWrites): Step[] {
       steps.push(bulk && rows.length >= bulkRowsMin ? bulk(rows as never) : inline(sql.replace('$1', () => json(rows))));
     }
   }
-  for (const change of writes.custodyChanges) {
-    steps.push(inline(`UPDATE units SET custody = ${pg.escapeLiteral(change.to)}, updated_seq = ${integer(change.seq)} WHERE shipment_id = ${pg.escapeLiteral(change.shipment_id)} AND custody = ${pg.escapeLiteral(change.from)}`));
-  }
+  for (const change of writes.unitsChanges) if (change.kind === 'custody') steps.push(inline(unitsChangeSql(change)));
   steps.push(...eventSteps(writes.events));
   if (writes.idempotency.length > 0) steps.push(idempotencyStep(writes.idempotency));
   return steps;
+}
+
+function unitsChangeSql(change: UnitsChange): string {
+  const shipment = pg.escapeLiteral(change.shipment_id);
+  if (change.kind === 'release') {
+    return `UPDATE units SET gpu_uuid = NULL, updated_seq = ${integer(change.seq)} WHERE shipment_id = ${shipment} AND NOT ever_shipped AND gpu_uuid IS NOT NULL`;
+  }
+  const shipped = change.to === 'in_transit' ? ', ever_shipped = true' : '';
+  return `UPDATE units SET custody = ${pg.escapeLiteral(change.to)}, updated_seq = ${integer(change.seq)}${shipped} WHERE shipment_id = ${shipment} AND custody = ${pg.escapeLiteral(change.from)}`;
 }
 
 function eventSteps(events: EventWrite[]): Step[] {
@@ -222,6 +236,7 @@ const serialColumns: CopyColumn[] = [{ name: 'shipment_id', type: 'text' }, { na
 const unitColumns: CopyColumn[] = [
   { name: 'serial', type: 'text' }, { name: 'gpu_uuid', type: 'text' }, { name: 'product_id', type: 'text' }, { name: 'recipient_org_id', type: 'text' },
   { name: 'custody', type: 'text' }, { name: 'shipment_id', type: 'text' }, { name: 'site_id', type: 'text' }, { name: 'updated_seq', type: 'int8' },
+  { name: 'ever_shipped', type: 'bool' },
 ];
 const eventColumns: CopyColumn[] = [
   { name: 'seq', type: 'int8' }, { name: 'at', type: 'timestamptz' }, { name: 'kind', type: 'text' }, { name: 'actor', type: 'text' },

@@ -95,15 +95,20 @@ describe('ledger_violations() holds every unit to its shipment (032)', () => {
   });
 
   it('finds units of a booked shipment in transit, lost, returned or decommissioned (the review\'s case)', async () => {
+    // Marked as shipped too, as each of those custodies requires (033's CHECK), which 033's
+    // clause reports in turn: no shipment that lists them has shipped.
     const found = await violationsAfter(
-      [`UPDATE units SET custody = 'in_transit' WHERE serial = 'B33-1'`],
-      [`UPDATE units SET custody = 'lost' WHERE serial = 'B33-2'`],
-      [`UPDATE units SET custody = 'returned' WHERE serial = 'B33-3'`],
-      [`UPDATE units SET custody = 'decommissioned' WHERE serial = 'B33-4'`],
+      [`UPDATE units SET custody = 'in_transit', ever_shipped = true WHERE serial = 'B33-1'`],
+      [`UPDATE units SET custody = 'lost', ever_shipped = true WHERE serial = 'B33-2'`],
+      [`UPDATE units SET custody = 'returned', ever_shipped = true WHERE serial = 'B33-3'`],
+      [`UPDATE units SET custody = 'decommissioned', ever_shipped = true WHERE serial = 'B33-4'`],
     );
-    expect(found).toEqual(['in_transit', 'lost', 'returned', 'decommissioned'].map((custody, index) => (
-      { subject: `B33-${index + 1}`, detail: `the unit is ${custody}, but its shipment ${bookedId} is booked` }
-    )));
+    const expected = ['in_transit', 'lost', 'returned', 'decommissioned'].flatMap((custody, index) => [
+      { subject: `B33-${index + 1}`, detail: 'the unit is marked as shipped, but no shipment that lists it has shipped' },
+      { subject: `B33-${index + 1}`, detail: `the unit is ${custody}, but its shipment ${bookedId} is booked` },
+    ]);
+    expect(found).toEqual(expect.arrayContaining(expected));
+    expect(found).toHaveLength(expected.length);
   });
 
   it('finds a licensed or in-transit unit under a delivered shipment, and takes lost under every status a loss can leave', async () => {
@@ -116,24 +121,29 @@ describe('ledger_violations() holds every unit to its shipment (032)', () => {
     expect(await violationsAfter(off(`UPDATE units SET custody = 'lost' WHERE serial = 'D33-1'`))).toEqual([]);
   });
 
-  it('reports a unit once, and keeps every finding of the definition before it (030\'s and 028\'s clauses)', async () => {
+  it('reports a unit once, and keeps the findings of 028\'s and 030\'s clauses (folded into one definition by 033)', async () => {
     // 020's clause reports a delivered unit under a booked shipment; 032's does not report it again.
-    expect(await violationsAfter(off(`UPDATE units SET custody = 'delivered' WHERE serial = 'B33-1'`))).toEqual([
+    expect(await violationsAfter(off(`UPDATE units SET custody = 'delivered', ever_shipped = true WHERE serial = 'B33-1'`))).toEqual([
       { subject: 'B33-1', detail: `the unit is delivered, but its shipment ${bookedId} is booked` },
+      { subject: 'B33-1', detail: 'the unit is marked as shipped, but no shipment that lists it has shipped' },
     ]);
     const client = await database.pool.connect();
     try {
       await client.query('BEGIN');
-      await client.query(`UPDATE units SET custody = 'lost' WHERE serial = 'B33-2'`);
+      await client.query(`UPDATE units SET custody = 'lost', ever_shipped = true WHERE serial = 'B33-2'`);
       await client.query(off(`UPDATE units SET custody = 'licensed' WHERE serial = 'D33-1'`)[0]);
       // A site's count off (017's clause) and a licence that no longer matches its version (030's).
       await client.query(`ALTER TABLE sites DISABLE TRIGGER USER; UPDATE sites SET deployed_units = deployed_units + 1 WHERE id = '${alphaSiteId}'; ALTER TABLE sites ENABLE TRIGGER USER`);
       await client.query(`ALTER TABLE licences DISABLE TRIGGER USER; UPDATE licences SET reference = reference || '-X' WHERE id = '${world.exportLicenceId}'; ALTER TABLE licences ENABLE TRIGGER USER`);
-      const before = (await client.query('SELECT * FROM ledger_violations_before_032()')).rows;
-      const now = (await client.query('SELECT * FROM ledger_violations()')).rows;
-      expect(before.map((row) => row.invariant).sort()).toEqual(['invariant-4', 'licence-versions']);
-      expect(now).toEqual(expect.arrayContaining(before));
-      expect(now).toHaveLength(before.length + 2);
+      const found = (await client.query<{ invariant: string; subject: string }>('SELECT invariant, subject FROM ledger_violations() ORDER BY invariant, subject')).rows;
+      expect(found).toEqual([
+        { invariant: 'invariant-4', subject: 'B33-2' }, // lost under a booking (032)
+        { invariant: 'invariant-4', subject: 'B33-2' }, // marked as shipped, but no shipment that lists it has (033)
+        { invariant: 'invariant-4', subject: 'D33-1' }, // licensed under a delivered shipment (032, not 020's clause again)
+        { invariant: 'invariant-4', subject: alphaSiteId }, // the site's count (017)
+        { invariant: 'licence-versions', subject: world.exportLicenceId }, // 030
+      ]);
+      expect(await client.query(`SELECT 1 FROM pg_proc WHERE proname LIKE 'ledger_violations_before_%'`)).toMatchObject({ rowCount: 0 });
     } finally {
       await client.query('ROLLBACK');
       client.release();

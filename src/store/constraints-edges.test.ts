@@ -203,7 +203,7 @@ describe("invariant 4: a unit stays on its exporter's side", () => {
     // not see; since 028 a trigger refuses it, off here, as for someone who can turn it off).
     const error = await refusal(['ALTER TABLE shipments DISABLE TRIGGER shipments_keep_booking'], [`UPDATE shipments SET exporter_org_id = $2 WHERE id = $1`, [emptyShipmentId, world.actors.auditor.orgId]], move);
     expect(error?.code, error?.message ?? 'the database accepted it').toBe('23514');
-    expect(error?.message).toMatch(/^unit MORE-1 was last shipped by .*; shipment .* is not that exporter's$/);
+    expect(error?.message).toMatch(/^unit MORE-1 is .*'s \(it has shipped, or its booking S-\d+ is booked\); shipment .* is not that exporter's$/);
   });
 });
 
@@ -215,7 +215,8 @@ describe('invariant 4: where a unit is deployed, and whose it is (migration 020)
     const alphaSite = String((await run('site.register', { ...site, name: 'Alpha DC' }, actors.alpha)).siteId);
     const betaSite = String((await run('site.register', { ...site, name: 'Beta DC' }, actors.beta)).siteId);
     await run('units.deploy', { siteId: alphaSite, serials: ['DEP-1'] }, actors.alpha);
-    const deploy = (serial: string, siteId: string): Statement => [`UPDATE units SET custody = 'deployed', site_id = $2 WHERE serial = $1`, [serial, siteId]];
+    // Marked as shipped as well, as a deployed unit must be (033's CHECK), so that 020's rules are what refuses.
+    const deploy = (serial: string, siteId: string): Statement => [`UPDATE units SET custody = 'deployed', site_id = $2, ever_shipped = true WHERE serial = $1`, [serial, siteId]];
     const refused = async (why: RegExp, ...statements: Statement[]) => {
       const error = await refusal(...statements);
       expect(error?.code, error?.message ?? `the database accepted ${JSON.stringify(statements)}`).toBe('23514');
@@ -228,7 +229,7 @@ describe('invariant 4: where a unit is deployed, and whose it is (migration 020)
     await refused(/^unit DEP-1 is .*'s; site .* is not$/, deploy('DEP-1', betaSite)); // a move to another's site
     await refused(/^unit MORE-1 is at site SITE-\d+, but its shipment S-\d+ is booked; only delivered units can be deployed$/, deploy('MORE-1', alphaSite));
     // Nor in two steps: custody set to delivered first, while the shipment is still booked.
-    await refused(/^unit MORE-1 is at site SITE-\d+, but its shipment S-\d+ is booked/, [`UPDATE units SET custody = 'delivered' WHERE serial = 'MORE-1'`], deploy('MORE-1', alphaSite));
+    await refused(/^unit MORE-1 is at site SITE-\d+, but its shipment S-\d+ is booked/, [`UPDATE units SET custody = 'delivered', ever_shipped = true WHERE serial = 'MORE-1'`], deploy('MORE-1', alphaSite));
     // The rows above the unit keep what these rules read.
     await refused(/^site .* belongs to its organisation; it cannot change hands$/, [`UPDATE sites SET org_id = $2 WHERE id = $1`, [alphaSite, actors.beta.orgId]]);
     await refused(/^shipment .* belongs to its recipient; it cannot change hands$/, [`UPDATE shipments SET recipient_org_id = $2 WHERE id = $1`, [shipmentId, actors.beta.orgId]]);
@@ -276,25 +277,26 @@ describe('invariant 4: where a unit is deployed, and whose it is (migration 020)
     expect(await violationsAfter('invariant-4', [off(`UPDATE units SET recipient_org_id = '${world.actors.beta.orgId}' WHERE serial = 'MORE-2'`)])).toEqual([
       { subject: 'MORE-2', detail: expect.stringMatching(/^the unit is .*'s, but its shipment S-\d+ is for /) },
     ]);
-    expect(await violationsAfter('invariant-4', [off(`UPDATE units SET custody = 'delivered' WHERE serial = 'MORE-2'`)])).toEqual([
+    expect(await violationsAfter('invariant-4', [off(`UPDATE units SET custody = 'delivered', ever_shipped = true WHERE serial = 'MORE-2'`)])).toEqual([
       { subject: 'MORE-2', detail: expect.stringMatching(/^the unit is delivered, but its shipment S-\d+ is booked$/) },
+      { subject: 'MORE-2', detail: 'the unit is marked as shipped, but no shipment that lists it has shipped' },
     ]);
   });
 
   it('takes a new unit at a site only as its shipment and recipient allow, one in transit as a batch writes it, and an upsert of a deployed unit as the update it is', async () => {
-    const columns = 'serial, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq';
+    const columns = 'serial, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq, ever_shipped';
     const shipmentId = (await database.pool.query<{ shipment_id: string }>(`SELECT shipment_id FROM units WHERE serial = 'MORE-1'`)).rows[0]!.shipment_id;
-    const unit = (serial: string, custody: string, siteId: string | null) => [serial, world.productId, world.actors.alpha.orgId, custody, shipmentId, siteId, 999999];
+    const unit = (serial: string, custody: string, siteId: string | null) => [serial, world.productId, world.actors.alpha.orgId, custody, shipmentId, siteId, 999999, custody !== 'licensed'];
     const siteId = (await database.pool.query<{ id: string }>(`SELECT id FROM sites WHERE org_id = $1 LIMIT 1`, [world.actors.alpha.orgId])).rows[0]!.id;
-    const error = await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, unit('NEW-1', 'deployed', siteId)]);
+    const error = await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, unit('NEW-1', 'deployed', siteId)]);
     expect(error?.code, error?.message ?? 'the database accepted it').toBe('23514');
     expect(error?.message).toMatch(/^unit NEW-1 is at site SITE-\d+, but its shipment S-\d+ is booked; only delivered units can be deployed$/);
-    expect(await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, unit('NEW-2', 'licensed', null)])).toBeUndefined();
+    expect(await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, unit('NEW-2', 'licensed', null)])).toBeUndefined();
     // A batch that lists new serials and ships their shipment writes the new units in transit.
-    expect(await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, unit('NEW-3', 'in_transit', null)])).toBeUndefined();
+    expect(await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, unit('NEW-3', 'in_transit', null)])).toBeUndefined();
     // The batch writes changed units by upsert: the row of a deployed unit proposed again is an update, not a new unit.
     const deployed = (await database.pool.query<{ serial: string; shipment_id: string; site_id: string }>(`SELECT serial, shipment_id, site_id FROM units WHERE custody = 'deployed' LIMIT 1`)).rows[0]!;
-    expect(await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, 'deployed', $4, $5, 999999)
+    expect(await refusal([`INSERT INTO units (${columns}) VALUES ($1, $2, $3, 'deployed', $4, $5, 999999, true)
       ON CONFLICT (serial) DO UPDATE SET custody = EXCLUDED.custody, site_id = EXCLUDED.site_id, updated_seq = EXCLUDED.updated_seq`,
     [deployed.serial, world.productId, world.actors.alpha.orgId, deployed.shipment_id, deployed.site_id]])).toBeUndefined();
   });
@@ -320,7 +322,8 @@ describe("a unit's custody only moves forward (migration 023)", () => {
     // DEP-2: delivered to alpha (and not deployed) by the tests above; MORE-1: licensed, in a booked shipment.
     const units = (await database.pool.query<{ serial: string; custody: string }>(`SELECT serial, custody FROM units WHERE serial IN ('DEP-2', 'MORE-1') ORDER BY serial`)).rows;
     expect(units).toEqual([{ serial: 'DEP-2', custody: 'delivered' }, { serial: 'MORE-1', custody: 'licensed' }]);
-    const set = (serial: string, custody: string): Statement => [`UPDATE units SET custody = $2 WHERE serial = $1`, [serial, custody]];
+    // Marked as shipped as well when it leaves 'licensed' (033's CHECK), so that 023's rule is what refuses.
+    const set = (serial: string, custody: string): Statement => [`UPDATE units SET custody = $2, ever_shipped = ever_shipped OR $2::text <> 'licensed' WHERE serial = $1`, [serial, custody]];
     const refused = async (serial: string, from: string, to: string, ...before: Statement[]) => {
       const error = await refusal(...before, set(serial, to));
       expect(error?.code, error?.message ?? `the database accepted ${from} → ${to}`).toBe('23514');
@@ -354,8 +357,8 @@ describe('units in an end state, and the rows the ledger never deletes (migratio
       await refused(why, '23514', [`UPDATE units SET custody = 'delivered' WHERE serial = $1`, [serial]]);
       await refused(why, '23514', [`UPDATE units SET updated_seq = updated_seq + 1 WHERE serial = $1`, [serial]]);
       // The way a batch writes a unit it changed: an upsert, which is an update here.
-      await refused(why, '23514', [`INSERT INTO units (serial, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
-        SELECT serial, product_id, recipient_org_id, 'delivered', shipment_id, NULL, updated_seq + 1 FROM units WHERE serial = $1
+      await refused(why, '23514', [`INSERT INTO units (serial, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq, ever_shipped)
+        SELECT serial, product_id, recipient_org_id, 'delivered', shipment_id, NULL, updated_seq + 1, ever_shipped FROM units WHERE serial = $1
         ON CONFLICT (serial) DO UPDATE SET custody = EXCLUDED.custody, updated_seq = EXCLUDED.updated_seq`, [serial]]);
     }
     // A unit still in use changes as before: deployed from delivered.

@@ -48,8 +48,8 @@ describe('database constraints, written around the ledger', () => {
     ['invariant 3: an export allocation used as the import side', () => insertShipment({ export_allocation_id: world.allocations.alphaImport, import_allocation_id: world.allocations.alphaExport }), '23514'],
     ['invariant 4: a serial live in two shipments', () => [`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ($1, 'DB-1', true)`, [emptyShipmentId]], '23505'],
     ['invariant 4: a manifest row for no shipment', () => [`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ('S-NOPE', 'DB-9', true)`, []], '23503'],
-    ['invariant 4: a deployed unit without a site', () => [`UPDATE units SET custody = 'deployed' WHERE serial = 'DB-1'`, []], '23514'],
-    ['invariant 4: a unit at a site that does not exist', () => [`UPDATE units SET custody = 'deployed', site_id = 'SITE-NOPE' WHERE serial = 'DB-1'`, []], '23503'],
+    ['invariant 4: a deployed unit without a site', () => [`UPDATE units SET custody = 'deployed', ever_shipped = true WHERE serial = 'DB-1'`, []], '23514'],
+    ['invariant 4: a unit at a site that does not exist', () => [`UPDATE units SET custody = 'deployed', site_id = 'SITE-NOPE', ever_shipped = true WHERE serial = 'DB-1'`, []], '23503'],
     ['invariant 6: one idempotency key answered twice', () => [`INSERT INTO idempotency_keys SELECT 'o', 'k', '\\x00', 0, '{}', now() FROM generate_series(1, 2)`, []], '23505'],
     ['the record only grows: deleting a shipment', () => [`DELETE FROM shipments WHERE id = $1`, [shipmentId]], '23001'],
   ] as Array<[string, () => [string, unknown[]], string]>)('refuses %s', async (_name, make, code) => {
@@ -186,10 +186,12 @@ describe('database constraints, written around the ledger', () => {
     // manifest row first: 032); from in transit, no.
     expect(await refusal(`UPDATE shipment_serials SET live = false WHERE serial = 'DB-1'; INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ('${emptyShipmentId}', 'DB-1', true);
       UPDATE units SET shipment_id = '${emptyShipmentId}' WHERE serial = 'DB-1'`)).toBeUndefined();
-    expect(await refusal(`UPDATE units SET custody = 'in_transit' WHERE serial = 'DB-1'; UPDATE units SET shipment_id = '${emptyShipmentId}' WHERE serial = 'DB-1'`))
+    expect(await refusal(`UPDATE units SET custody = 'in_transit', ever_shipped = true WHERE serial = 'DB-1'; UPDATE units SET shipment_id = '${emptyShipmentId}' WHERE serial = 'DB-1'`))
       .toMatchObject({ code: '23514', message: expect.stringMatching(/unit DB-1 is in_transit; it cannot be listed in another shipment/) });
-    // Custody changes alone (shipping a shipment) are not this trigger's business.
-    expect(await refusal(`UPDATE units SET custody = 'in_transit' WHERE shipment_id = $1`, [shipmentId])).toBeUndefined();
+    // Custody changes alone (shipping a shipment, which marks its units shipped) are not this trigger's business.
+    expect(await refusal(`UPDATE units SET custody = 'in_transit', ever_shipped = true WHERE shipment_id = $1`, [shipmentId])).toBeUndefined();
+    // But a unit in transit has shipped (033).
+    expect(await refusal(`UPDATE units SET custody = 'in_transit' WHERE shipment_id = $1`, [shipmentId])).toMatchObject({ code: '23514', message: expect.stringMatching(/units_shipped_custody/) });
   });
 
   it('finds a booked shipment changed afterwards around the ledger, against the terms no amendment can change (017)', async () => {

@@ -1,8 +1,10 @@
 /**
- * Who may list a unit again, through the ledger and the database: a unit that has a row
- * stays with the exporter whose shipment last held it, keeps its product and its GPU UUID,
- * and a refusal for a serial of another tenant says nothing about where that serial is.
- * Two exporters (src/server/testing.ts): the exporter ships to alpha, exporter2 to beta.
+ * Who may list a unit again, through the ledger and the database: a unit that has shipped
+ * stays with the exporter whose shipment last held it and keeps its product and its GPU
+ * UUID; a unit that a booking listed and that never shipped is released when that booking
+ * is cancelled or expires (migration 033); and a refusal for a serial of another tenant says
+ * nothing about where that serial is. Two exporters (src/server/testing.ts): the exporter
+ * ships to alpha, exporter2 to beta.
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
@@ -38,7 +40,7 @@ function refusal(answer: Answer): { rule: string | undefined; message: string; d
 }
 
 async function unitRow(serial: string) {
-  const result = await database.pool.query('SELECT product_id, recipient_org_id, shipment_id, custody, gpu_uuid FROM units WHERE serial = $1', [serial]);
+  const result = await database.pool.query('SELECT product_id, recipient_org_id, shipment_id, custody, gpu_uuid, ever_shipped FROM units WHERE serial = $1', [serial]);
   return result.rows[0];
 }
 
@@ -68,47 +70,119 @@ describe('re-listing a unit that has a row', () => {
     expect(await api.world.ledger.violations()).toEqual([]);
   });
 
-  it('refuses another exporter a unit left licensed by the exporter’s cancelled shipment', async () => {
-    const serial = api.serial('CANCELLED');
-    const booked = expectOk(await book('own', [serial]));
-    await cancel(String(booked.shipmentId), api.world.actors.exporter);
+  it('refuses another exporter a unit that shipped, came back and was left licensed by the exporter’s cancelled booking', async () => {
+    const delivered = await api.shipment('own', 'delivered', 1);
+    const serial = delivered.serials[0]!;
+    await api.world.run('units.return', { serials: [serial], reason: 'faulty HBM stack' }, api.world.actors.alpha);
+    const rebooked = expectOk(await book('own', [serial]));
+    await cancel(String(rebooked.shipmentId), api.world.actors.exporter);
 
     expect(refusal(await book('other', [serial]))).toMatchObject({ rule: 'unit-owner', message: `serial ${serial} is not available to list in a shipment` });
-    expect(await unitRow(serial)).toMatchObject({ shipment_id: booked.shipmentId, recipient_org_id: api.orgs.alpha });
-    expect(await unitStatuses(serial)).toEqual([200, 200]);
+    expect(await unitRow(serial)).toMatchObject({ shipment_id: rebooked.shipmentId, recipient_org_id: api.orgs.alpha, ever_shipped: true });
     expectOk(await book('own', [serial]));
   });
 
-  it('is refused by the database too: a unit row rewritten to another exporter’s shipment (migration 019)', async () => {
-    const serial = api.serial('DB-OWNER');
-    const booked = expectOk(await book('own', [serial]));
+  it('lets another exporter list a unit that a cancelled booking listed and that never shipped: a claim ends with its booking', async () => {
+    const serial = api.serial('CLAIMED');
+    const booked = expectOk(await book('own', [{ serial, gpuUuid: 'GPU-c1a1c1a1-0001' }]));
     await cancel(String(booked.shipmentId), api.world.actors.exporter);
-    const others = expectOk(await book('other', [api.serial('DB-OTHER')]));
-    const client = await database.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await expect(client.query('UPDATE units SET shipment_id = $1 WHERE serial = $2', [others.shipmentId, serial]))
-        .rejects.toMatchObject({ code: '23514', message: expect.stringMatching(new RegExp(`unit ${serial} was last shipped by ${api.orgs.exporter}; shipment ${String(others.shipmentId)} is not that exporter's`)) });
-    } finally {
-      await client.query('ROLLBACK');
-      client.release();
-    }
+    expect(await unitRow(serial)).toMatchObject({ shipment_id: booked.shipmentId, gpu_uuid: null, ever_shipped: false });
+
+    const taken = expectOk(await book('other', [{ serial, gpuUuid: 'GPU-c1a1c1a1-0001' }]));
+    expect(await unitRow(serial)).toEqual({
+      product_id: api.world.productId, recipient_org_id: api.orgs.beta, shipment_id: taken.shipmentId, custody: 'licensed', gpu_uuid: 'GPU-c1a1c1a1-0001', ever_shipped: false,
+    });
+    // The unit is exporter2's now: the first exporter and its recipient no longer read it.
+    expect(await unitStatuses(serial)).toEqual([404, 404]);
+    expect(refusal(await book('own', [serial]))).toMatchObject({ rule: 'unit-owner' });
+    expect(await api.world.ledger.violations()).toEqual([]);
   });
 
-  it('keeps a unit’s GPU UUID: another one is refused, the same or none is taken, and a unit without one may be given one', async () => {
+  it('is held by the database too: only a released unit moves to another exporter’s shipment, or changes product or GPU UUID (migration 033)', async () => {
+    const { run, actors } = api.world;
+    const released = api.serial('DB-RELEASED');
+    const shipped = (await api.shipment('own', 'delivered', 1)).serials[0]!;
+    await run('units.return', { serials: [shipped], reason: 'RMA' }, actors.alpha);
+    const booked = expectOk(await book('own', [{ serial: released, gpuUuid: 'GPU-db000000-0001' }, shipped]));
+    await cancel(String(booked.shipmentId), actors.exporter);
+    const others = String(expectOk(await book('other', [api.serial('DB-OTHER')])).shipmentId);
+    /** The UPDATE's error, if any, in a transaction rolled back; with the unit listed in exporter2's booking, as a move needs. */
+    const attempt = async (serial: string, set: string, listed = true): Promise<unknown> => {
+      const client = await database.pool.connect();
+      try {
+        await client.query('BEGIN');
+        if (listed) await client.query(`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ($1, $2, false)`, [others, serial]);
+        await client.query(`UPDATE units SET ${set} WHERE serial = $1`, [serial]);
+        return undefined;
+      } catch (error) {
+        return error;
+      } finally {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+    };
+    const move = `shipment_id = '${others}', recipient_org_id = '${api.orgs.beta}'`;
+    expect(await attempt(released, move)).toBeUndefined();
+    expect(await attempt(released, `${move}, product_id = 'PRD-none'`)).toMatchObject({ code: '23503' }); // only a product that exists
+    expect(await attempt(released, `gpu_uuid = 'GPU-db000000-0002'`)).toBeUndefined();
+    expect(await attempt(shipped, move)).toMatchObject({
+      code: '23514', message: `unit ${shipped} is ${api.orgs.exporter}'s (it has shipped, or its booking ${String(booked.shipmentId)} is cancelled); shipment ${others} is not that exporter's`,
+    });
+    expect(await attempt(shipped, 'ever_shipped = false')).toMatchObject({ code: '23514', message: `unit ${shipped} has shipped; that stays so` });
+    // A booking that is live still holds what it listed.
+    const live = api.serial('DB-LIVE');
+    expectOk(await book('own', [{ serial: live, gpuUuid: 'GPU-db000000-0003' }]));
+    expect(await attempt(live, `gpu_uuid = NULL`, false)).toMatchObject({ code: '23514', message: `unit ${live} has GPU UUID GPU-db000000-0003; it cannot change` });
+  });
+
+  it('lets a manifest’s typo be put right once its booking is cancelled: another GPU UUID, or the GPU UUID on another serial', async () => {
     const known = api.serial('UUID');
     const unknown = api.serial('NOUUID');
     const first = expectOk(await book('own', [{ serial: known, gpuUuid: 'GPU-0a0a0a0a-0001' }, unknown]));
+    // While the booking lasts, the GPU UUID is the unit's.
+    const live = refusal(await book('own', [{ serial: api.serial('ELSE'), gpuUuid: 'GPU-0a0a0a0a-0001' }]));
+    expect(live.rule).toBe('unit-gpu-uuid');
     await cancel(String(first.shipmentId), api.world.actors.exporter);
 
-    const changed = refusal(await book('own', [{ serial: known, gpuUuid: 'GPU-0b0b0b0b-0002' }]));
-    expect(changed.rule).toBe('unit-gpu-uuid');
-    expect(changed.message).toMatch(new RegExp(`serial ${known} has GPU UUID GPU-0a0a0a0a-0001; GPU-0b0b0b0b-0002 given`));
-    expect(await unitRow(known)).toMatchObject({ gpu_uuid: 'GPU-0a0a0a0a-0001' });
+    const second = expectOk(await book('own', [{ serial: known, gpuUuid: 'GPU-0b0b0b0b-0002' }, { serial: unknown, gpuUuid: 'GPU-0a0a0a0a-0001' }]));
+    expect(await unitRow(known)).toMatchObject({ gpu_uuid: 'GPU-0b0b0b0b-0002', shipment_id: second.shipmentId });
+    expect(await unitRow(unknown)).toMatchObject({ gpu_uuid: 'GPU-0a0a0a0a-0001', shipment_id: second.shipmentId });
+    expect(await api.world.ledger.violations()).toEqual([]);
+  });
 
-    const second = expectOk(await book('own', [{ serial: known, gpuUuid: 'GPU-0a0a0a0a-0001' }, { serial: unknown, gpuUuid: 'GPU-0c0c0c0c-0003' }]));
-    expect(await unitRow(known)).toMatchObject({ gpu_uuid: 'GPU-0a0a0a0a-0001', shipment_id: second.shipmentId });
-    expect(await unitRow(unknown)).toMatchObject({ gpu_uuid: 'GPU-0c0c0c0c-0003', shipment_id: second.shipmentId });
+  it('lets a GPU UUID go and be taken in one batch: a cancel and a booking submitted together', async () => {
+    const first = api.serial('ONE-BATCH');
+    const booked = expectOk(await book('own', [{ serial: first, gpuUuid: 'GPU-0f0f0f0f-0006' }]));
+    const { ledger, actors } = api.world;
+    const failedBefore = ledger.sequencer.stats.failedBatches;
+    const [cancelled, taken] = await Promise.all([
+      ledger.submit('shipment.cancel', { shipmentId: String(booked.shipmentId) }, actors.exporter),
+      book('other', [{ serial: api.serial('ONE-BATCH'), gpuUuid: 'GPU-0f0f0f0f-0006' }]),
+    ]);
+    expectOk(cancelled);
+    expect(expectOk(taken).seq).toBe(Number(expectOk(cancelled).seq) + 1); // one after the other, in one batch
+    // The first time: had the GPU UUID been let go after the new unit was written, the unique
+    // index would have refused the batch, and only its run again in halves would have passed.
+    expect(ledger.sequencer.stats.failedBatches).toBe(failedBefore);
+    expect(await unitRow(first)).toMatchObject({ gpu_uuid: null });
+    expect(await api.world.ledger.violations()).toEqual([]);
+  });
+
+  it('keeps a shipped unit’s GPU UUID through a cancelled booking: another one is refused, the same or none is taken', async () => {
+    const { run, actors } = api.world;
+    const uuid = 'GPU-0d0d0d0d-0004';
+    const delivered = await api.shipment('own', 'delivered', 1);
+    const serial = delivered.serials[0]!;
+    await run('units.return', { serials: [serial], reason: 'RMA' }, actors.alpha);
+    const listed = expectOk(await book('own', [{ serial, gpuUuid: uuid }]));
+    await cancel(String(listed.shipmentId), actors.exporter);
+    expect(await unitRow(serial)).toMatchObject({ gpu_uuid: uuid, ever_shipped: true });
+
+    const changed = refusal(await book('own', [{ serial, gpuUuid: 'GPU-0e0e0e0e-0005' }]));
+    expect(changed.rule).toBe('unit-gpu-uuid');
+    expect(changed.message).toMatch(new RegExp(`serial ${serial} has GPU UUID ${uuid}; GPU-0e0e0e0e-0005 given`));
+    expectOk(await book('own', [serial]));
+    expect(await unitRow(serial)).toMatchObject({ gpu_uuid: uuid });
     expect(await api.world.ledger.violations()).toEqual([]);
   });
 });
@@ -198,6 +272,25 @@ describe('the batch loader', () => {
     expect(loaded.shipments.map((shipment) => shipment.id).sort()).toEqual([own.id, api.shipments.other].sort());
     expect(loaded.allocations.map((allocation) => allocation.id).sort())
       .toEqual([api.allocations.alphaExport, api.allocations.alphaImport, api.allocations.exporter2Beta, api.allocations.betaImport2].sort());
+  });
+});
+
+// Last in the file: it moves the clock past the deadline the other tests book with.
+describe('a booking that expires unshipped', () => {
+  it('releases what it listed, as a cancelled one does: the GPU UUID is let go, and the serial may be listed by another exporter', async () => {
+    const { ledger, clock } = api.world;
+    const serial = api.serial('EXPIRED');
+    const booked = expectOk(await book('own', [{ serial, gpuUuid: 'GPU-e0e0e0e0-0001' }]));
+    clock.set('2026-06-02T00:00:00Z');
+    expect(expectOk(await ledger.sweep()).expiredShipments).toContain(booked.shipmentId);
+    expect(await unitRow(serial)).toMatchObject({ shipment_id: booked.shipmentId, gpu_uuid: null, ever_shipped: false });
+
+    const taken = expectOk(await api.world.ledger.submit('shipment.book', {
+      exportAllocationId: api.allocations.exporter2Beta, importAllocationId: api.allocations.betaImport2,
+      productId: api.world.productId, units: 1, deadline: '2026-09-01T00:00:00Z', serials: [{ serial, gpuUuid: 'GPU-e0e0e0e0-0001' }],
+    }, api.exporter2));
+    expect(await unitRow(serial)).toMatchObject({ shipment_id: taken.shipmentId, recipient_org_id: api.orgs.beta, gpu_uuid: 'GPU-e0e0e0e0-0001' });
+    expect(await api.world.ledger.violations()).toEqual([]);
   });
 });
 

@@ -12,8 +12,8 @@ const shipment: ShipmentRow = {
 /** The delivered shipment the units came in, and one of another exporter (ORG-3) to another recipient. */
 const earlier: ShipmentRow = { ...shipment, id: 'S-0', status: 'delivered', serial_count: 10, created_seq: 0, updated_seq: 2 };
 const theirs: ShipmentRow = { ...shipment, id: 'S-9', exporter_org_id: 'ORG-3', recipient_org_id: 'ORG-4', status: 'delivered', serial_count: 10, created_seq: 0, updated_seq: 2 };
-const returned: UnitRow = { serial: 'BACK-1', gpu_uuid: 'GPU-7', product_id: 'PRD-1', recipient_org_id: 'ORG-2', custody: 'returned', shipment_id: 'S-0', site_id: null, updated_seq: 3 };
-const deployed: UnitRow = { serial: 'DEPLOYED-1', gpu_uuid: null, product_id: 'PRD-1', recipient_org_id: 'ORG-2', custody: 'deployed', shipment_id: 'S-0', site_id: 'SITE-1', updated_seq: 3 };
+const returned: UnitRow = { serial: 'BACK-1', gpu_uuid: 'GPU-7', product_id: 'PRD-1', recipient_org_id: 'ORG-2', custody: 'returned', shipment_id: 'S-0', site_id: null, updated_seq: 3, ever_shipped: true };
+const deployed: UnitRow = { serial: 'DEPLOYED-1', gpu_uuid: null, product_id: 'PRD-1', recipient_org_id: 'ORG-2', custody: 'deployed', shipment_id: 'S-0', site_id: 'SITE-1', updated_seq: 3, ever_shipped: true };
 /** A returned unit without a GPU UUID, and one of another product. */
 const unknownUuid: UnitRow = { ...returned, serial: 'BACK-2', gpu_uuid: null };
 const otherProduct: UnitRow = { ...returned, serial: 'BACK-H20', gpu_uuid: 'GPU-8', product_id: 'PRD-H20' };
@@ -121,6 +121,23 @@ describe('a unit listed again stays what and whose it was', () => {
       organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, { ...theirs, status: 'cancelled' }], units: [licensed], liveSerials: [],
     });
     expectRefusedUntouched(cancelled, [licensed.serial], `serial ${licensed.serial} is not available to list in a shipment`, licensed);
+  });
+
+  it('lists afresh a unit that never shipped, left by another exporter’s cancelled or expired booking, as any product and with any GPU UUID', () => {
+    for (const status of ['cancelled', 'expired'] as const) {
+      const claimed: UnitRow = { ...theirReturned, serial: 'CLAIMED-1', custody: 'licensed', product_id: 'PRD-H20', gpu_uuid: null, ever_shipped: false };
+      const state = new BatchState({
+        organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, { ...theirs, status }], units: [claimed], liveSerials: [],
+      });
+      expect(attach(state, 5, [{ serial: 'CLAIMED-1', gpuUuid: 'GPU-11' }])).toBe('listed 1');
+      expect(state.get('units', 'CLAIMED-1')).toEqual({ ...claimed, product_id: 'PRD-1', recipient_org_id: 'ORG-2', shipment_id: 'S-1', gpu_uuid: 'GPU-11', updated_seq: 5 });
+    }
+    // Still booked, the claim holds: the serial is live there.
+    const claimed: UnitRow = { ...theirReturned, serial: 'CLAIMED-2', custody: 'licensed', ever_shipped: false };
+    const held = new BatchState({
+      organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, { ...theirs, status: 'booked' }], units: [claimed], liveSerials: [{ shipment_id: 'S-9', serial: 'CLAIMED-2', live: true }],
+    });
+    expectRefusedUntouched(held, ['CLAIMED-2'], 'serial CLAIMED-2 is not available to list in a shipment', claimed);
   });
 
   it('refuses a unit of another product, keeping its product', () => {

@@ -32,23 +32,35 @@ function notAvailable(serial: string): DomainError {
 }
 
 /**
+ * Whether a unit is free to be listed afresh, as if it had no row: it never shipped, and the
+ * booking that listed it was cancelled or expired. A listing only claims a unit while its
+ * booking lasts; what a unit is and whose is fixed when it ships (migration 033). Otherwise a
+ * manifest's typo could never be put right, and an exporter could keep another's serials
+ * for ever by listing them in a booking it cancels.
+ */
+function isReleased(unit: UnitRow, shipment: ShipmentRow): boolean {
+  return !unit.ever_shipped && (shipment.status === 'cancelled' || shipment.status === 'expired');
+}
+
+/**
  * Checks that a serial may be listed in the shipment; `unit` is the batch's row for it and
- * `live` the live shipment that lists it, if any. A unit stays with the exporter whose
- * shipment last held it (returned units go back to that exporter's side, and a cancelled
- * or expired booking leaves its units licensed under it): another exporter listing it would
+ * `live` the live shipment that lists it, if any; returns whether the unit is released
+ * (isReleased). A unit that has shipped stays with the exporter whose shipment last held it
+ * (a returned unit goes back to that exporter's side): another exporter listing it would
  * take it over, its row rewritten to a shipment its first exporter and recipient cannot see.
  * It also keeps what it physically is: its product and, once known, its GPU UUID.
  */
-function checkListable(state: BatchState, shipment: ShipmentRow, serial: string, unit: UnitRow | undefined, live: string | undefined, given: string | undefined): void {
+function checkListable(state: BatchState, shipment: ShipmentRow, serial: string, unit: UnitRow | undefined, live: string | undefined, given: string | undefined): boolean {
   const exporter = shipment.exporter_org_id;
   if (live !== undefined) {
     // A listing of this batch or of the database: its shipment came with the unit.
     if (state.get('shipments', live)?.exporter_org_id !== exporter) throw notAvailable(serial);
     throw refuse.conflict('invariant-4', `serial ${serial} is already in live shipment ${live}`, { serial, shipmentId: live });
   }
-  if (unit === undefined) return;
+  if (unit === undefined) return false;
   const previous = state.get('shipments', unit.shipment_id);
   assert(previous !== undefined, `unit ${serial} names shipment ${unit.shipment_id}, which the batch did not load (store/ledger-tables.ts loads it with the unit)`);
+  if (isReleased(unit, previous)) return true;
   if (previous.exporter_org_id !== exporter) throw notAvailable(serial);
   if (!reshippable.has(unit.custody)) {
     // Not where it is deployed: the site is its recipient's to know, and this goes to an exporter.
@@ -62,6 +74,7 @@ function checkListable(state: BatchState, shipment: ShipmentRow, serial: string,
   if (given !== undefined && unit.gpu_uuid !== null && given !== canonicalGpuUuid(unit.gpu_uuid)) {
     throw refuse.conflict('unit-gpu-uuid', `serial ${serial} has GPU UUID ${unit.gpu_uuid}; ${given} given`, { serial, gpuUuid: unit.gpu_uuid, given });
   }
+  return false;
 }
 
 /**
@@ -85,7 +98,7 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
       throw refuse.conflict('invariant-4', `serial ${serial} appears twice in the manifest (entry ${index + 1})`, { serial, entry: index + 1 });
     }
     const given = typeof entry === 'string' ? undefined : entry.gpuUuid;
-    checkListable(state, shipment, serial, unit, live, given);
+    const released = checkListable(state, shipment, serial, unit, live, given);
     if (given !== undefined) {
       if (uuids.has(given)) throw refuse.conflict('invariant-4', `GPU UUID ${given} appears twice in the manifest`, { gpuUuid: given });
       uuids.add(given);
@@ -95,14 +108,16 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
     listing.add({
       serial,
       // The unit's own GPU UUID first: a given one equals it (checkListable) but for the
-      // case of one stored before 025, which the database keeps as it is.
-      gpu_uuid: unit?.gpu_uuid ?? given ?? null,
+      // case of one stored before 025, which the database keeps as it is. A released unit
+      // keeps nothing of its claim (and its booking's end let go of its GPU UUID already).
+      gpu_uuid: (released ? null : unit?.gpu_uuid) ?? given ?? null,
       product_id: shipment.product_id,
       recipient_org_id: shipment.recipient_org_id,
       custody: 'licensed',
       shipment_id: shipment.id,
       site_id: null,
       updated_seq: seq,
+      ever_shipped: unit?.ever_shipped ?? false,
     }, unit);
   });
   const current = state.get('shipments', shipment.id)!;

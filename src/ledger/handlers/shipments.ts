@@ -227,6 +227,21 @@ function endManifest(context: CommandContext, shipment: ShipmentRow): void {
 }
 
 /**
+ * A booking that ends unshipped (cancelled, expired) only claimed the units it listed: those
+ * that never shipped are free to be listed afresh, by any exporter, as any product, with any
+ * GPU UUID (manifests.ts, isReleased), and meanwhile hold no GPU UUID, so that the unit it
+ * really belongs to may be listed with it (migration 033). Units that shipped before (returned
+ * and listed again) keep theirs.
+ */
+function releaseClaims(context: CommandContext, shipment: ShipmentRow): void {
+  const { state, seq } = context;
+  state.pushList('unitsChanges', { kind: 'release', shipment_id: shipment.id, seq });
+  for (const unit of state.unitsOfShipment(shipment.id)) {
+    if (!unit.ever_shipped && unit.gpu_uuid !== null) state.update('units', unit, { gpu_uuid: null, updated_seq: seq });
+  }
+}
+
+/**
  * Moves a shipment one step. The event's effects are { from, to, units }; a step that
  * posts units (shipping) adds licencesExhausted, always present there: the ids of the
  * licences this shipment used up (statusAfterUse), empty when none. Each of those also
@@ -240,12 +255,14 @@ export function applyStep(context: CommandContext, shipment: ShipmentRow, step: 
   state.update('shipments', shipment, { status: step.to, updated_seq: context.seq });
   if (step.custody) {
     const { from, to } = step.custody;
-    state.pushList('custodyChanges', { shipment_id: shipment.id, from, to, seq: context.seq });
+    state.pushList('unitsChanges', { kind: 'custody', shipment_id: shipment.id, from, to, seq: context.seq });
+    const shipped = to === 'in_transit' ? { ever_shipped: true } : {};
     for (const unit of state.unitsOfShipment(shipment.id)) {
-      if (unit.custody === from) state.update('units', unit, { custody: to, updated_seq: context.seq });
+      if (unit.custody === from) state.update('units', unit, { custody: to, updated_seq: context.seq, ...shipped });
     }
   }
   if (!['booked', 'shipped', 'cleared'].includes(step.to)) endManifest(context, shipment);
+  if (step.to === 'cancelled' || step.to === 'expired') releaseClaims(context, shipment);
   return {
     subjectId: shipment.id,
     orgIds: shipmentOrgIds(shipment),
