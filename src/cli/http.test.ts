@@ -1,8 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import {
-  ApiClient, ApiError, NetworkError, UnexpectedAnswerError, formatApiError, formatUnknownOutcome, requestAttemptsMax, retryAfterMsMax, retryAfterMsOf, unknownOutcomeOf,
-} from './http.ts';
+import { requestAttemptsMax, retryAfterMsMax } from './fetch.ts';
+import { ApiClient, ApiError, NetworkError, UnexpectedAnswerError, apiResponseBytesMax, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
 
 interface Call {
   url: string;
@@ -93,6 +92,25 @@ describe('ApiClient', () => {
     await expect(client.post('/v1/shipments', {})).rejects.toThrow(UnexpectedAnswerError);
   });
 
+  it(`reads an answer only up to ${apiResponseBytesMax} bytes, also one sent without a length, and says what it is`, async () => {
+    let pulled = 0;
+    const chunk = new TextEncoder().encode(`"${'x'.repeat(64 * 1024 - 2)}",`);
+    const endless = new Response(new ReadableStream({
+      start: (controller) => controller.enqueue(new TextEncoder().encode('{"items":[')),
+      pull(controller) {
+        pulled += chunk.length;
+        if (pulled <= apiResponseBytesMax + chunk.length) return controller.enqueue(chunk);
+        controller.enqueue(new TextEncoder().encode('""]}')); // a valid JSON object, only too long
+        controller.close();
+      },
+    }), { status: 200, headers: { 'content-type': 'application/json' } });
+    const { fetch, calls } = fakeFetch([endless]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch });
+    await expect(client.get('/v1/licences')).rejects.toThrow(new UnexpectedAnswerError(`http://ledger.test answered GET /v1/licences with 200: the answer is more than ${apiResponseBytesMax} bytes, the most chipledger reads`));
+    expect(calls).toHaveLength(1);
+    expect(pulled).toBeLessThan(apiResponseBytesMax + 4 * chunk.length);
+  });
+
   it('names a connection lost while the answer was read as a network error, after asking again', async () => {
     const broken = () => new Response(new ReadableStream({ pull: (controller) => controller.error(Object.assign(new TypeError('terminated'), { cause: { code: 'ECONNRESET' } })) }), { status: 200, headers: { 'content-type': 'application/json' } });
     const { fetch } = fakeFetch(Array.from({ length: requestAttemptsMax }, broken));
@@ -152,13 +170,6 @@ describe('ApiClient', () => {
       '  To learn it, rerun the command with the same key: if the change was made, the answer says so and nothing is done twice; if not, it is made then:',
       '  chipledger deploy SITE-1 d.csv --idempotency-key mine',
     ].join('\n'));
-  });
-
-  it('reads Retry-After as seconds or as an HTTP date', () => {
-    expect(retryAfterMsOf('1', 0)).toBe(1000);
-    expect(retryAfterMsOf('Thu, 01 Jan 1970 00:00:03 GMT', 1000)).toBe(2000);
-    expect(retryAfterMsOf('soon', 0)).toBeUndefined();
-    expect(retryAfterMsOf(null, 0)).toBeUndefined();
   });
 
   it('does not follow a redirect: a 3xx is an error naming its Location, and the place it points to is never asked', async () => {

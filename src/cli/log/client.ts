@@ -4,16 +4,15 @@
  * an entry bundle holds exactly `width` entries, a proof is base64 of 32-byte hashes), so the
  * verifiers behind it only ever see well-formed data and report disagreements, not crashes.
  * Every error names the URL and what the server said, made printable (a log may be anyone's,
- * and its text reaches a terminal). Redirects are not followed: a 3xx is an error naming where
- * it points, so --url can be corrected instead of a POST silently becoming a GET.
+ * and its text reaches a terminal). Requests go through the CLI's one transport (../fetch.ts):
+ * retries of a GET, Retry-After, redirects refused, answers bounded, as for the API client.
  */
 import { entriesPath, hashSize, tilePath } from '../../tlog/index.ts';
-import { printable, printableJson } from '../output.ts';
+import { HttpError, jsonObjectOf, send, type HttpAnswer, type HttpRequest, type SendOptions } from '../fetch.ts';
+import { printableJson } from '../output.ts';
 
 /** How long one request may take: a full tile or entry bundle is at most ~16 MiB. */
 export const logRequestTimeoutMs = 30_000;
-/** Pause before the one retry of a GET after a network error (GETs are safe to repeat). */
-export const logRetryDelayMs = 300;
 /** Largest answer read: an entry bundle of 256 entries of at most 65,535 bytes each. */
 export const logResponseBytesMax = 256 * (2 + 65_535);
 
@@ -52,22 +51,19 @@ export interface LogKeyEntry {
   announcement: string | null;
 }
 
-export interface LogClientOptions {
+export interface LogClientOptions extends SendOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080 (the /v1/log paths are added). */
   baseUrl: string;
   /** Bearer token: needed for entry bundles (authority or auditor) and for events. */
   token?: string;
   timeoutMs?: number;
-  fetch?: typeof fetch;
 }
 
 /** A page of GET /v1/events, as far as `log prove` reads it. */
 export class LogClient implements LogSource {
-  private readonly fetch: typeof fetch;
   private readonly base: string;
 
   constructor(private readonly options: LogClientOptions) {
-    this.fetch = options.fetch ?? globalThis.fetch;
     this.base = options.baseUrl.replace(/\/+$/, '');
   }
 
@@ -146,10 +142,9 @@ export class LogClient implements LogSource {
 
   /** POST a cosigned checkpoint; returns how many cosignatures the log stored. */
   async postCosignature(note: string): Promise<number> {
-    const url = this.url('/v1/log/cosignatures');
-    const response = await this.send(url, { method: 'POST', body: note, headers: { 'content-type': 'text/plain; charset=utf-8' } }, false);
-    const body = parseJson<{ stored?: number }>(url, await readBody(url, response, 'POST'));
-    return body.stored ?? 0;
+    const path = '/v1/log/cosignatures';
+    const answer = await this.send(path, false, { method: 'POST', body: () => note, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+    return parseJson<{ stored?: number }>(this.url(path), answer.body).stored ?? 0;
   }
 
   private url(path: string): string {
@@ -171,32 +166,19 @@ export class LogClient implements LogSource {
   }
 
   private async bytes(path: string, authorized: boolean): Promise<Buffer> {
-    const url = this.url(path);
-    return readBody(url, await this.send(url, { method: 'GET' }, authorized));
+    return (await this.send(path, authorized, { method: 'GET' })).body;
   }
 
-  private async send(url: string, init: RequestInit, authorized: boolean): Promise<Response> {
-    const headers: Record<string, string> = { ...(init.headers as Record<string, string> | undefined) };
-    if (authorized && this.hasToken) headers.authorization = `Bearer ${this.options.token}`;
-    const attempt = () => this.fetch(url, { ...init, headers, redirect: 'manual', signal: AbortSignal.timeout(this.options.timeoutMs ?? logRequestTimeoutMs) });
+  /** The token is sent only with the requests that need it (`authorized`: entry bundles, events). */
+  private async send(path: string, authorized: boolean, request: Omit<HttpRequest, 'url' | 'token'>): Promise<HttpAnswer> {
+    const url = this.url(path);
+    const transport = { ...this.options, timeoutMs: this.options.timeoutMs ?? logRequestTimeoutMs, responseBytesMax: logResponseBytesMax, addressSetting: '--url' };
     try {
-      return await attempt();
-    } catch (first) {
-      if (init.method !== 'GET') throw networkError(url, init.method ?? 'GET', first);
-      await new Promise((done) => setTimeout(done, logRetryDelayMs));
-      try {
-        return await attempt();
-      } catch (second) {
-        throw networkError(url, 'GET', second);
-      }
+      return await send(transport, { ...request, url: new URL(url), token: authorized ? this.options.token : undefined });
+    } catch (error) {
+      throw error instanceof HttpError ? new LogFetchError(url, error.status, error.message, { cause: error }) : error;
     }
   }
-}
-
-function networkError(url: string, method: string, error: unknown): LogFetchError {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  const why = (error as Error).name === 'TimeoutError' ? 'no answer in time' : (cause?.code ?? cause?.message ?? (error as Error).message);
-  return new LogFetchError(url, undefined, `couldn't reach ${url} (${method}): ${printable(String(why))}`, { cause: error });
 }
 
 /**
@@ -204,65 +186,9 @@ function networkError(url: string, method: string, error: unknown): LogFetchErro
  * not a chipledger server) is a LogFetchError naming the URL, never a parser's stack trace.
  */
 function parseJson<T>(url: string, body: Buffer): T {
-  try {
-    const parsed = JSON.parse(body.toString('utf8')) as unknown;
-    if (typeof parsed === 'object' && parsed !== null) return parsed as T;
-  } catch {
-    // Said below.
-  }
+  const parsed = jsonObjectOf(body);
+  if (parsed !== undefined) return parsed as T;
   throw new LogFetchError(url, 200, `${url} answered with something that is not a JSON object (${printableJson(body.subarray(0, 60).toString('utf8'), 'one line')}…); is --url a chipledger server?`);
-}
-
-class TooLargeError extends Error {}
-
-/**
- * The body, read up to `max` bytes: an answer sent without a Content-Length (chunked) is
- * cut off at the bound instead of read into memory whole, however long a server sends.
- */
-async function boundedBody(response: Response, max: number): Promise<Buffer> {
-  if (response.body === null) return Buffer.alloc(0);
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  const reader = response.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return Buffer.concat(chunks, length);
-    length += value.byteLength;
-    if (length > max) {
-      await reader.cancel().catch(() => {});
-      throw new TooLargeError();
-    }
-    chunks.push(value);
-  }
-}
-
-/** The body of a 2xx answer, or a LogFetchError with the status and the server's detail. */
-async function readBody(url: string, response: Response, method = 'GET'): Promise<Buffer> {
-  const declared = Number(response.headers.get('content-length') ?? 0);
-  if (declared > logResponseBytesMax) throw new LogFetchError(url, response.status, `${method} ${url}: the answer is ${declared} bytes, more than ${logResponseBytesMax}`);
-  let body: Buffer;
-  try {
-    body = await boundedBody(response, logResponseBytesMax);
-  } catch (error) {
-    if (error instanceof TooLargeError) throw new LogFetchError(url, response.status, `${method} ${url}: the answer is more than ${logResponseBytesMax} bytes`);
-    // The connection broke, or the time ran out, while the body was coming.
-    throw networkError(url, method, error);
-  }
-  if (response.ok) return body;
-  if (response.status >= 300 && response.status <= 399) {
-    const location = response.headers.get('location');
-    const where = location === null ? 'without a Location' : `to ${printable(location)}`;
-    throw new LogFetchError(url, response.status, `${method} ${url} answered ${response.status}, a redirect ${where}; redirects are not followed: give --url as the address the log is served at`);
-  }
-  let detail = body.toString('utf8').slice(0, 300);
-  try {
-    const problem = JSON.parse(detail) as { detail?: unknown; title?: unknown };
-    const said = problem.detail ?? problem.title;
-    if (typeof said === 'string') detail = said;
-  } catch {
-    // Not a problem document: the raw text (cut) is the best we have.
-  }
-  throw new LogFetchError(url, response.status, `${url} answered ${response.status}: ${printable(detail)}`);
 }
 
 /** C2SP tlog-tiles entry bundle: each entry as a big-endian uint16 length, then its bytes. */

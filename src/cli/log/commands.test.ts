@@ -62,7 +62,7 @@ function deps(fetch: typeof globalThis.fetch): LogCommandDeps & { out: string[];
   const out: string[] = [];
   const err: string[] = [];
   const output: Output = { out: (line) => void out.push(line), err: (line) => void err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } };
-  return { output, fetch, now: () => Date.parse('2026-02-01T00:00:00Z'), sleep: async () => {}, out, err };
+  return { output, fetch, now: () => Date.parse('2026-02-01T00:00:00Z'), sleep: async () => {}, retrySleep: async () => {}, out, err };
 }
 
 
@@ -176,8 +176,8 @@ describe('log monitor on an unreachable log', () => {
     const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('monitor.state'), maxRounds: '2', intervalMs: '10' }, run));
     expect(failure.message).toBe("log monitor couldn't reach the log at http://log.test in any of its 2 round(s); nothing was checked");
     expect(run.err).toEqual([
-      "warning: couldn't reach http://log.test/v1/log/checkpoint (GET): ECONNREFUSED; trying again in 10 ms",
-      "warning: couldn't reach http://log.test/v1/log/checkpoint (GET): ECONNREFUSED",
+      "warning: couldn't reach http://log.test for GET /v1/log/checkpoint: ECONNREFUSED (3 attempts); trying again in 10 ms",
+      "warning: couldn't reach http://log.test for GET /v1/log/checkpoint: ECONNREFUSED (3 attempts)",
     ]);
     // Reached once, then down: it did check something, so the run stands.
     let calls = 0;
@@ -400,7 +400,8 @@ describe('log commands say what is true', () => {
     try {
       const run = deps(globalThis.fetch);
       const failure = await failureOf(verifyCommand({ url: moved, key: logKey.verifierKey }, run));
-      expect([failure.message, ...run.err].join('\n')).toContain(`GET ${moved}/v1/log/checkpoint answered 302, a redirect to http://127.0.0.1:1/moved; redirects are not followed: give --url as the address the log is served at`);
+      // Said as the API client says it (one transport), naming --url as what to correct.
+      expect([failure.message, ...run.err].join('\n')).toContain(`${moved} answered GET /v1/log/checkpoint with 302, a redirect to http://127.0.0.1:1/moved; chipledger does not follow redirects (a POST would become a GET, without the token): set --url to the address of the chipledger API`);
     } finally {
       await new Promise((done) => server.close(done));
     }

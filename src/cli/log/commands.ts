@@ -48,7 +48,10 @@ export interface LogCommandDeps {
   fetch?: typeof fetch;
   /** Milliseconds since the epoch: the witness's cosignature time. */
   now: () => number;
+  /** Waits between monitor rounds. */
   sleep: (ms: number) => Promise<void>;
+  /** Waits between attempts at one request (cli/fetch.ts); the timer when absent. Apart from `sleep`, so that a retry is never taken for a round. */
+  retrySleep?: (ms: number) => Promise<void>;
   /**
    * CHIPLEDGER_TOKEN and CHIPLEDGER_URL: the token, when --token is not given (a command line
    * shows in `ps`; the environment does not), for a --url of CHIPLEDGER_URL's origin only. A
@@ -107,7 +110,7 @@ function clientOf(options: ServerOptions, deps: LogCommandDeps): LogClient {
   const fromEnvironment = options.token === undefined && deps.envToken !== undefined;
   const token = options.token ?? (sameOrigin(options.url, deps.envUrl) ? deps.envToken : undefined);
   if (fromEnvironment && token === undefined) deps.output.err(`note: CHIPLEDGER_TOKEN is not sent to ${options.url}: it goes only to the server CHIPLEDGER_URL names; give --token to use a token here`);
-  return new LogClient({ baseUrl: options.url, ...(token ? { token } : {}), ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  return new LogClient({ baseUrl: options.url, ...(token ? { token } : {}), ...(deps.fetch ? { fetch: deps.fetch } : {}), ...(deps.retrySleep ? { sleep: deps.retrySleep } : {}) });
 }
 
 function sameOrigin(url: string, other: string | undefined): boolean {

@@ -1,0 +1,207 @@
+/**
+ * The CLI's one HTTP transport, under the API client (http.ts) and the log client
+ * (log/client.ts): the rules of talking to a server are here once, so a fix reaches both.
+ * A request safe to send again (a GET, or a POST with its Idempotency-Key) is sent again while
+ * its outcome is unknown (a network error, an answer lost on the way, a 502, 503 or 504),
+ * waiting what Retry-After asks: a POST that did reach the server is answered from its
+ * idempotency record, not run twice. Redirects are not followed: fetch would turn a POST into
+ * a GET and drop the token, and the error would blame the token or the route. Answers are read
+ * up to a bound, also those sent without a Content-Length. Every error names the server, the
+ * request and what the server said, made printable (its text reaches a terminal).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { printable } from './output.ts';
+
+/** Attempts at one request, the first included, while its outcome is unknown (network error, lost answer, 502, 503, 504). */
+export const requestAttemptsMax = 3;
+/** Pause before another attempt when the server gave no Retry-After. */
+export const retryDelayMs = 500;
+/** The longest Retry-After waited for: a server that asks for more is not asked again sooner, the CLI gives up. */
+export const retryAfterMsMax = 5_000;
+/** Statuses that leave a request's outcome unknown (README: a 503 means nothing was committed, or the outcome is unknown). */
+const outcomeUnknownStatuses: ReadonlySet<number> = new Set([502, 503, 504]);
+/** Characters of an error answer that is not a JSON object kept as its detail (a proxy's page). */
+const errorTextCharsMax = 500;
+
+/** An RFC 9457 problem as our API writes it. */
+export interface ProblemDetails {
+  type?: string;
+  title?: string;
+  status?: number;
+  detail?: string;
+  code?: string;
+  rule?: string;
+  instance?: string;
+  [extension: string]: unknown;
+}
+
+/** What a client, or a test, may choose about sending. */
+export interface SendOptions {
+  fetch?: typeof fetch;
+  /** Pause before another attempt when the server gave no Retry-After (default retryDelayMs). */
+  retryDelayMs?: number;
+  /** Waits between attempts; tests record the pauses instead. */
+  sleep?: (ms: number) => Promise<void>;
+  /** Milliseconds since the epoch, to read a Retry-After given as a date. */
+  now?: () => number;
+  /** Told, in a line for people, each time a request is sent again. */
+  onRetry?: (message: string) => void;
+}
+
+/** A client's fixed rules on top of SendOptions. */
+export interface Transport extends SendOptions {
+  timeoutMs: number;
+  responseBytesMax: number;
+  /** Where the user gives the server's address (CHIPLEDGER_URL, --url), named when a redirect shows it is wrong. */
+  addressSetting: string;
+}
+
+export interface HttpRequest {
+  method: 'GET' | 'POST';
+  url: URL;
+  /** Sent as `Authorization: Bearer` when given. */
+  token?: string | undefined;
+  /** An `idempotency-key` here makes a POST safe to send again. */
+  headers?: Record<string, string>;
+  /** The body of one attempt, made anew for each (a stream is read once). */
+  body?: () => NonNullable<RequestInit['body']>;
+}
+
+/** A 2xx answer, its body read whole. */
+export interface HttpAnswer { status: number; headers: Headers; body: Buffer }
+
+/**
+ * Why a request failed: no answer ('network'), an answer cut off ('lost'; for both, `status` is
+ * undefined), a redirect, an answer over the bound ('too-large'), or an error status ('status').
+ */
+export class HttpError extends Error {
+  /** How many times the request was sent. */
+  attempts = 1;
+  /** The Retry-After (ms) of this answer; once given up, only when it was longer than retryAfterMsMax. */
+  retryAfterMs: number | undefined;
+
+  constructor(message: string, readonly failure: 'network' | 'lost' | 'redirect' | 'too-large' | 'status', readonly status?: number, readonly problem?: ProblemDetails, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'HttpError';
+  }
+
+  /** Whether the request may have been done or not: sending it again (with the same key) tells. */
+  get outcomeUnknown(): boolean {
+    return this.failure === 'network' || this.failure === 'lost' || (this.failure === 'status' && outcomeUnknownStatuses.has(this.status!));
+  }
+}
+
+/** Sends `request`, again while its outcome is unknown if that is safe; a 2xx answer or an HttpError. */
+export async function send(transport: Transport, request: HttpRequest): Promise<HttpAnswer> {
+  const key = request.headers?.['idempotency-key'];
+  const attemptsMax = request.method === 'GET' || key !== undefined ? requestAttemptsMax : 1;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await sendOnce(transport, request);
+    } catch (error) {
+      if (!(error instanceof HttpError) || !error.outcomeUnknown) throw error;
+      const waitMs = error.retryAfterMs ?? transport.retryDelayMs ?? retryDelayMs;
+      if (attempt >= attemptsMax || waitMs > retryAfterMsMax) {
+        // The last attempt's error, with how many were made and the longer wait the server asked for.
+        if (error.failure !== 'status') error.message += ` (${attempt === 1 ? '1 attempt' : `${attempt} attempts`})`;
+        throw Object.assign(error, { attempts: attempt, retryAfterMs: waitMs > retryAfterMsMax ? waitMs : undefined });
+      }
+      const reason = error.failure === 'status' ? `the server answered ${error.status}${error.problem?.code ? ` (${printable(String(error.problem.code))})` : ''}` : error.message;
+      transport.onRetry?.(`${reason}; sending it again in ${waitMs} ms${key === undefined ? '' : ' with the same Idempotency-Key'} (attempt ${attempt + 1} of ${attemptsMax})`);
+      await (transport.sleep ?? sleep)(waitMs);
+    }
+  }
+}
+
+async function sendOnce(transport: Transport, request: HttpRequest): Promise<HttpAnswer> {
+  const { method, url } = request;
+  const asked = `${method} ${url.pathname}${url.search}`;
+  const body = request.body?.();
+  const headers = { ...request.headers, ...(request.token ? { authorization: `Bearer ${request.token}` } : {}) };
+  let response: Response;
+  try {
+    const init: RequestInit = { method, headers, redirect: 'manual', signal: AbortSignal.timeout(transport.timeoutMs), ...(body === undefined ? {} : { body, duplex: 'half' }) };
+    response = await (transport.fetch ?? globalThis.fetch)(url, init);
+  } catch (error) {
+    throw new HttpError(`couldn't reach ${url.origin} for ${asked}: ${networkReason(error, transport)}`, 'network', undefined, undefined, { cause: error });
+  }
+  if (response.status >= 300 && response.status <= 399) {
+    await response.body?.cancel().catch(() => {});
+    throw new HttpError(redirectMessage(asked, url, response, transport.addressSetting), 'redirect', response.status);
+  }
+  const bytes = await boundedBody(transport, asked, url, response);
+  if (response.ok) return { status: response.status, headers: response.headers, body: bytes };
+  const problem = (jsonObjectOf(bytes) as ProblemDetails | undefined)
+    ?? { status: response.status, title: response.statusText, detail: bytes.toString('utf8').slice(0, errorTextCharsMax) || undefined };
+  const said = typeof problem.detail === 'string' ? problem.detail : typeof problem.title === 'string' ? problem.title : '';
+  const error = new HttpError(`${url.href} answered ${response.status}${said === '' ? '' : `: ${printable(said)}`}`, 'status', response.status, problem);
+  error.retryAfterMs = retryAfterMsOf(response.headers.get('retry-after'), (transport.now ?? Date.now)());
+  throw error;
+}
+
+/** The body, read up to the bound; a connection broken, or the time run out, on the way is 'lost'. */
+async function boundedBody(transport: Transport, asked: string, url: URL, response: Response): Promise<Buffer> {
+  const max = transport.responseBytesMax;
+  const tooLarge = () => new HttpError(`${url.origin} answered ${asked} with ${response.status}: the answer is more than ${max} bytes, the most chipledger reads`, 'too-large', response.status);
+  if (Number(response.headers.get('content-length') ?? 0) > max) { // said before any of it is read
+    await response.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  const reader = response.body?.getReader();
+  try {
+    while (reader !== undefined) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      length += value.byteLength;
+      if (length > max) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
+    // A POST may have been done: the caller sends it again with the same Idempotency-Key, which tells.
+    throw new HttpError(`lost the connection to ${url.origin} while reading the answer to ${asked}: ${networkReason(error, transport)}`, 'lost', undefined, undefined, { cause: error });
+  }
+  return Buffer.concat(chunks, length);
+}
+
+/** The body as a JSON object (not an array), or undefined. */
+export function jsonObjectOf(body: Buffer): object | undefined {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as unknown;
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A 3xx, said with where it points and what to set the server's address to. */
+function redirectMessage(asked: string, url: URL, response: Response, addressSetting: string): string {
+  const location = response.headers.get('location');
+  const head = `${url.origin} answered ${asked} with ${response.status}, a redirect`;
+  if (location === null) return `${head} without a Location; chipledger does not follow redirects: is ${addressSetting} the chipledger API?`;
+  const target = URL.canParse(location, url.href) ? new URL(location, url) : undefined;
+  // The base the API would have there: the Location less the path asked for (http://a → https://a).
+  const base = target !== undefined && target.pathname.endsWith(url.pathname) ? `${target.origin}${target.pathname.slice(0, -url.pathname.length)}` : undefined;
+  return `${head} to ${printable(target?.href ?? location)}; chipledger does not follow redirects (a POST would become a GET, without the token): `
+    + `set ${addressSetting} to ${base === undefined ? 'the address of the chipledger API' : printable(base)}`;
+}
+
+function networkReason(error: unknown, transport: Transport): string {
+  if ((error as Error).name === 'TimeoutError') return `no answer within ${transport.timeoutMs / 1000} s`;
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  return printable(String(cause?.code ?? cause?.message ?? (error as Error).message ?? error));
+}
+
+/** Retry-After in milliseconds: delay-seconds or an HTTP date; undefined when absent or unreadable. */
+export function retryAfterMsOf(header: string | null, nowMs: number): number | undefined {
+  if (header === null) return undefined;
+  const text = header.trim();
+  if (/^[0-9]{1,9}$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
