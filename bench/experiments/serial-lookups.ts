@@ -32,8 +32,8 @@ try {
   await client.query('SET session_replication_role = replica'); // no triggers: rows straight in
   let have = 0;
   for (const size of sizes) {
-    await client.query(`INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
-      SELECT 'SN-' || lpad(i::text, 8, '0'), NULL, 'PRD-1', 'ORG-1', 'delivered', 'S-1', NULL, 1 FROM generate_series(${have + 1}, ${size}) AS i`);
+    await client.query(`INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq, ever_shipped)
+      SELECT 'SN-' || lpad(i::text, 8, '0'), NULL, 'PRD-1', 'ORG-1', 'delivered', 'S-1', NULL, 1, true FROM generate_series(${have + 1}, ${size}) AS i`);
     await client.query(`INSERT INTO shipment_serials (shipment_id, serial, live)
       SELECT 'S-1', 'SN-' || lpad(i::text, 8, '0'), i <= ${liveRows} AND ${size} >= 2000000 FROM generate_series(${have + 1}, ${size}) AS i`);
     if (size >= 2_000_000) await client.query(`UPDATE shipment_serials SET live = true WHERE NOT live AND serial <= 'SN-${String(liveRows).padStart(8, '0')}'`);

@@ -32,10 +32,11 @@ try {
     SELECT 'S-' || i, CASE WHEN i % 4000 = 3 THEN 'ORG-EXP-SMALL' ELSE 'ORG-EXP' END, ${recipientOf}, 'PRD-1', 'US', 'CN', 'A-1', 'A-2', ${unitsPerShipment}, CASE WHEN i % 4000 = 1 THEN 'booked' WHEN i % 4000 = 2 THEN 'cancelled' ELSE 'delivered' END,
       '2026-02-01T00:00:00Z', '2026-06-01T00:00:00Z', NULL, ${unitsPerShipment}, false, i, i
     FROM generate_series(1, ${shipments}) AS i`);
-  await client.query(`INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq)
+  // Every unit past 'licensed', so marked as shipped (migration 033's CHECK holds with the triggers off too).
+  await client.query(`INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq, ever_shipped)
     SELECT 'SN-' || lpad(((i - 1) * ${unitsPerShipment} + j)::text, 7, '0'), NULL, 'PRD-1', ${recipientOf},
       CASE WHEN i % 997 = 0 AND j = 1 THEN 'lost' WHEN i % 10 = 5 THEN 'deployed' ELSE 'delivered' END, 'S-' || i,
-      CASE WHEN i % 997 = 0 AND j = 1 THEN NULL WHEN i % 10 = 5 THEN 'SITE-BIG' END, i
+      CASE WHEN i % 997 = 0 AND j = 1 THEN NULL WHEN i % 10 = 5 THEN 'SITE-BIG' END, i, true
     FROM generate_series(1, ${shipments}) AS i, generate_series(1, ${unitsPerShipment}) AS j`);
   await client.query('VACUUM ANALYZE');
   client.release();

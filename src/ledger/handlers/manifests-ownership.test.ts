@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
+import { firstRefusal } from '../../../test/support/rolled-back.ts';
 import { expectOk } from '../../../test/world.ts';
 import { apiWorldPerFile, type ApiWorld } from '../../server/testing.ts';
 import { emptyKeys, loadBatchState, type BatchKeys } from '../../store/ledger-tables.ts';
@@ -129,6 +130,12 @@ describe('re-listing a unit that has a row', () => {
       code: '23514', message: `unit ${shipped} is ${api.orgs.exporter}'s (it has shipped, or its booking ${String(booked.shipmentId)} is cancelled); shipment ${others} is not that exporter's`,
     });
     expect(await attempt(shipped, 'ever_shipped = false')).toMatchObject({ code: '23514', message: `unit ${shipped} has shipped; that stays so` });
+    // Taken by exporter2 and released again: it goes back to the first exporter only by a
+    // listing, not by hand into the ended booking that once listed it.
+    const retaken = String(expectOk(await book('other', [released])).shipmentId);
+    await cancel(retaken, api.exporter2);
+    const back = await firstRefusal(database.pool, [`UPDATE units SET shipment_id = $1, recipient_org_id = $2 WHERE serial = $3`, [String(booked.shipmentId), api.orgs.alpha, released]]);
+    expect(back).toEqual({ code: '23514', message: `unit ${released} cannot move to shipment ${String(booked.shipmentId)} of ${api.orgs.exporter}: that booking is cancelled, so it claims no unit` });
     // A booking that is live still holds what it listed.
     const live = api.serial('DB-LIVE');
     expectOk(await book('own', [{ serial: live, gpuUuid: 'GPU-db000000-0003' }]));
