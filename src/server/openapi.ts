@@ -13,6 +13,7 @@ import { limits } from '../core/limits.ts';
 import { httpOnlyCodes, problemCodes, problemContentType } from './problem.ts';
 import { queryRoutes } from './queries.ts';
 import { commandAnswers, resources } from './wire.ts';
+import { eventBodies } from './wire-events.ts';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -23,6 +24,56 @@ function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output' = 'input'): Json
 }
 
 const resourceRef = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
+/**
+ * What a transform answers, for the document: the schema of what it took. The ledger's
+ * transforms only normalise (an instant to UTC, a GPU UUID to lower case), so an event's
+ * recorded input is what the request schema says, not the "anything" a transform's output
+ * would otherwise be written as.
+ */
+function transformAsTaken(context: { zodSchema: unknown; jsonSchema: JsonSchema }): void {
+  const def = (context.zodSchema as { _zod: { def: { type: string; in?: z.ZodType; out?: { _zod: { def: { type: string } } } } } })._zod.def;
+  if (def.type !== 'pipe' || def.out?._zod.def.type !== 'transform') return;
+  Object.assign(context.jsonSchema, jsonSchemaOf(def.in!));
+}
+
+/** '<kind>' → its component's name: 'units.report_lost' → UnitsReportLostEvent. */
+const eventComponentName = (kind: string): string => `${kind.split(/[._]/).map((word) => word[0]!.toUpperCase() + word.slice(1)).join('')}Event`;
+
+/**
+ * An event's body, one component per kind (its parts as a oneOf where the command writes
+ * further events), and EventBody: a oneOf of them, discriminated by `kind`.
+ */
+function eventBodySchemas(): Record<string, JsonSchema> {
+  const partSchema = (part: z.ZodType): JsonSchema => {
+    const { $schema: _ignored, ...rest } = z.toJSONSchema(part, { io: 'output', unrepresentable: 'any', override: transformAsTaken }) as JsonSchema;
+    return rest;
+  };
+  const components: Record<string, JsonSchema> = {};
+  const mapping: Record<string, string> = {};
+  for (const [kind, parts] of Object.entries(eventBodies) as Array<[string, readonly z.ZodType[]]>) {
+    const name = eventComponentName(kind);
+    components[name] = parts.length === 1
+      ? partSchema(parts[0]!)
+      : { description: `The events of ${kind}: the command's own, then the further ones it may write, in this order.`, oneOf: parts.map(partSchema) };
+    mapping[kind] = resourceRef(name).$ref;
+  }
+  components.EventBody = {
+    description: "An event's body (its canonical bytes, parsed): seq, at, kind, actor, subject, input (the command's input as recorded, or null) and effects (what the command did), one shape per kind.",
+    oneOf: Object.values(mapping).map(($ref) => ({ $ref })),
+    discriminator: { propertyName: 'kind', mapping },
+  };
+  return components;
+}
+
+/** The resources, with an event's body by reference to EventBody (not written out in every place). */
+function resourceSchemas(): Record<string, JsonSchema> {
+  const schemas: Record<string, JsonSchema> = Object.fromEntries(Object.entries(resources).map(([name, schema]) => [name, jsonSchemaOf(schema, 'output')]));
+  const event = schemas.Event!;
+  const properties = event.properties as Record<string, JsonSchema>;
+  properties.body = { description: properties.body!.description, $ref: resourceRef('EventBody').$ref };
+  return { ...schemas, ...eventBodySchemas() };
+}
 
 /** The body schema without the fields a client does not send (the path's id, loader-only fields). */
 function withoutFields(schema: JsonSchema, fields: ReadonlyArray<string | undefined>): JsonSchema {
@@ -197,7 +248,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token secret clt_<tokenId>_<random>, bound to one organisation and role.' } },
       schemas: {
-        ...Object.fromEntries(Object.entries(resources).map(([name, schema]) => [name, jsonSchemaOf(schema, 'output')])),
+        ...resourceSchemas(),
         Problem: {
           type: 'object',
           description: 'RFC 9457 problem details.',
@@ -255,16 +306,48 @@ export function buildOpenApiDocument(): Record<string, unknown> {
 
 const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
 
-/** An operation's JSON answer on success, with a named schema written out in place. */
+/**
+ * Named schemas the docs page writes out once, in a section of their own, rather than in
+ * every answer that holds them: an event's body is one schema per kind (about 100 KB written
+ * out), and two operations answer events.
+ */
+const docsPageSections: Readonly<Record<string, { heading: string; anchor: string }>> = {
+  EventBody: { heading: 'Event bodies', anchor: 'event-bodies' },
+};
+
+/** A schema with every named schema written out in place (those of docsPageSections: a pointer to their section). */
+function writtenOut(schema: unknown, schemas: Record<string, unknown>): unknown {
+  if (Array.isArray(schema)) return schema.map((item) => writtenOut(item, schemas));
+  if (schema === null || typeof schema !== 'object') return schema;
+  const ref = (schema as { $ref?: unknown }).$ref;
+  if (typeof ref === 'string' && ref.startsWith('#/components/schemas/')) {
+    const name = ref.slice('#/components/schemas/'.length);
+    const { $ref: _ref, ...beside } = schema as Record<string, unknown>;
+    const section = docsPageSections[name];
+    if (section !== undefined) return { ...beside, title: name, description: `${String(beside.description ?? '')} Written out below, under ${section.heading}.`.trim() };
+    return writtenOut({ ...(schemas[name] as Record<string, unknown>), ...beside }, schemas);
+  }
+  return Object.fromEntries(Object.entries(schema).map(([key, value]) => [key, writtenOut(value, schemas)]));
+}
+
+/** An operation's JSON answer on success, with named schemas written out in place. */
 function answerSchemaOf(document: Record<string, unknown>, operation: { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }> }): unknown {
   const success = Object.entries(operation.responses ?? {}).find(([status]) => status.startsWith('2'))?.[1];
   const schema = success?.content?.['application/json']?.schema;
   if (schema === undefined) return undefined;
-  const schemas = (document.components as { schemas: Record<string, unknown> }).schemas;
-  return JSON.parse(JSON.stringify(schema), (_key, value: unknown) => {
-    const ref = (value as { $ref?: unknown } | null)?.$ref;
-    return typeof ref === 'string' && ref.startsWith('#/components/schemas/') ? schemas[ref.slice('#/components/schemas/'.length)] : value;
-  });
+  return writtenOut(schema, (document.components as { schemas: Record<string, unknown> }).schemas);
+}
+
+/** The sections of docsPageSections: each a list of the schemas its oneOf names, written out. */
+function docsSections(document: Record<string, unknown>): string {
+  const schemas = (document.components as { schemas: Record<string, { description?: string; oneOf?: Array<{ $ref: string }> }> }).schemas;
+  return Object.entries(docsPageSections).map(([name, section]) => {
+    const items = (schemas[name]?.oneOf ?? []).map(({ $ref }) => {
+      const part = $ref.slice('#/components/schemas/'.length);
+      return `<details><summary><code>${escapeHtml(part)}</code></summary><pre>${escapeHtml(JSON.stringify(writtenOut(schemas[part], schemas), null, 2))}</pre></details>`;
+    });
+    return `<h2 id="${section.anchor}">${escapeHtml(section.heading)}</h2><p>${escapeHtml(schemas[name]?.description ?? '')}</p>\n${items.join('\n')}`;
+  }).join('\n');
 }
 
 /** One page listing every operation, with what it takes and answers; no scripts, no external assets. */
@@ -301,6 +384,8 @@ Errors are <code>${problemContentType}</code> (RFC 9457) with a stable <code>cod
 Every GET also answers HEAD (status and headers, no body). The machine-readable document is <a href="/v1/openapi.json">/v1/openapi.json</a>.</p>
 <table><thead><tr><th>method</th><th>path</th><th>what</th><th>who</th></tr></thead><tbody>
 ${rows.join('\n')}
-</tbody></table></body></html>
+</tbody></table>
+${docsSections(document)}
+</body></html>
 `;
 }

@@ -192,7 +192,9 @@ export function presentEvent(row: EventRow, demo: boolean): wire.Event {
     subjectId: row.subject_id,
     organisationIds: row.org_ids,
     canonical: row.canonical.toString('base64'),
-    body: JSON.parse(row.canonical.toString('utf8')) as unknown,
+    // The bytes the ledger wrote with its handlers' effects: wire.EventBody describes them
+    // (the API tests check every event they read against the document).
+    body: JSON.parse(row.canonical.toString('utf8')) as wire.EventBody,
     demo,
   };
 }

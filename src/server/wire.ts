@@ -10,21 +10,8 @@
  */
 import { z } from 'zod';
 import type { CommandKind } from '../ledger/schemas.ts';
-import type { Eccn } from '../policy/classification.ts';
-
-const seq = z.number().int().min(0).describe('An event sequence number (= log leaf index).');
-const instant = z.iso.datetime().describe('An instant, ISO 8601 in UTC (2026-02-01T00:00:00.000Z).');
-const day = z.iso.date().describe('A calendar day, YYYY-MM-DD.');
-const eccn = z.enum(['3A090.a', '3A090.b', 'not 3A090'] as const satisfies readonly Eccn[]);
-const count = z.number().int().min(0);
-const demo = z.boolean().describe('Demo data (loaded by `chipledger demo`), not a real record.');
-const unitSite = z.string().nullable().describe("The site it is deployed at; null when it is not deployed, and for an exporter: where a unit runs is its recipient's to see (sites answer others 404).");
-
-const licenceStatus = z.enum(['draft', 'issued', 'suspended', 'revoked', 'surrendered', 'expired', 'exhausted']);
-const shipmentStatus = z.enum(['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired']);
-const custody = z.enum(['licensed', 'in_transit', 'delivered', 'deployed', 'decommissioned', 'returned', 'lost']);
-const totalsScope = z.enum(['licence', 'own_allocations'])
-  .describe("How far the totals reach: the whole licence, or (for a recipient) only the viewer's own allocations.");
+import { count, custody, day, demo, eccn, instant, licenceStatus, seq, shipmentStatus, totalsScope, unitSite } from './wire-fields.ts';
+import { eventBody } from './wire-events.ts';
 
 export const organisation = z.strictObject({
   id: z.string(),
@@ -177,7 +164,7 @@ export const event = z.strictObject({
   subjectId: z.string().nullable(),
   organisationIds: z.array(z.string()),
   canonical: z.string().describe("The event's canonical bytes (RFC 8785), base64: the log's leaf."),
-  body: z.unknown().describe('The same bytes, parsed.'),
+  body: eventBody.describe("The same bytes, parsed: the event's body, one shape per kind (EventBody)."),
   demo,
 });
 
@@ -274,4 +261,5 @@ export type Serial = z.output<typeof serial>;
 export type Unit = z.output<typeof unit>;
 export type Site = z.output<typeof site>;
 export type Event = z.output<typeof event>;
+export type { EventBody } from './wire-events.ts';
 export type Utilisation = z.output<typeof utilisation>;

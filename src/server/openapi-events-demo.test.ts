@@ -1,0 +1,51 @@
+/**
+ * The demo (`chipledger demo`) is what a client of the API meets first: every event it loads,
+ * read back by its auditor through the API, matches the event bodies the OpenAPI document
+ * publishes (src/server/wire-events.ts), its `demo: true` inputs included.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { createDemoTokens, loadDemo } from '../demo/load.ts';
+import { Ledger } from '../ledger/ledger.ts';
+import { buildServer } from './app.ts';
+import { checkedAgainstDocument } from './testing.ts';
+
+describe("the demo's events", () => {
+  let database: TestDatabase;
+  let ledger: Ledger;
+  let app: FastifyInstance;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    ledger = await Ledger.open({ pool: database.pool });
+    await loadDemo(ledger);
+    app = await buildServer({ ledger, pool: database.pool, logger: false, demo: true });
+  }, 120_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await ledger?.close();
+    await database?.drop();
+  });
+
+  it('match the document, every page of them', async () => {
+    const auditor = (await createDemoTokens(ledger, 'all')).find((token) => token.role === 'auditor');
+    if (auditor === undefined) expect.fail('the demo has an auditor');
+    const request = checkedAgainstDocument(app); // throws on an answer the document does not describe
+    const kinds = new Set<string>();
+    let cursor: string | null = null;
+    let read = 0;
+    do {
+      const response = await request({ method: 'GET', url: `/v1/events?limit=500${cursor === null ? '' : `&cursor=${cursor}`}`, token: auditor.secret });
+      expect(response.statusCode, response.body).toBe(200);
+      const page = response.json() as { items: Array<{ kind: string }>; nextCursor: string | null };
+      for (const item of page.items) kinds.add(item.kind);
+      read += page.items.length;
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    expect(read).toBeGreaterThan(0);
+    // The demo's kinds: shipments in every state, manifests, deployments, a decommission and a loss.
+    for (const kind of ['licence.issue', 'allocation.create', 'shipment.book', 'shipment.ship', 'manifest.attach', 'units.deploy', 'units.decommission', 'units.report_lost']) expect(kinds, kind).toContain(kind);
+  });
+});

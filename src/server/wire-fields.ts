@@ -1,0 +1,21 @@
+/**
+ * The scalar fields the API's records and its events' bodies share (src/server/wire.ts,
+ * src/server/wire-events.ts): one definition each, so a record and the event that made it
+ * describe a status or an instant alike.
+ */
+import { z } from 'zod';
+import type { Eccn } from '../policy/classification.ts';
+
+export const seq = z.number().int().min(0).describe('An event sequence number (= log leaf index).');
+export const instant = z.iso.datetime().describe('An instant, ISO 8601 in UTC (2026-02-01T00:00:00.000Z).');
+export const day = z.iso.date().describe('A calendar day, YYYY-MM-DD.');
+export const eccn = z.enum(['3A090.a', '3A090.b', 'not 3A090'] as const satisfies readonly Eccn[]);
+export const count = z.number().int().min(0);
+export const demo = z.boolean().describe('Demo data (loaded by `chipledger demo`), not a real record.');
+export const unitSite = z.string().nullable().describe("The site it is deployed at; null when it is not deployed, and for an exporter: where a unit runs is its recipient's to see (sites answer others 404).");
+
+export const licenceStatus = z.enum(['draft', 'issued', 'suspended', 'revoked', 'surrendered', 'expired', 'exhausted']);
+export const shipmentStatus = z.enum(['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired']);
+export const custody = z.enum(['licensed', 'in_transit', 'delivered', 'deployed', 'decommissioned', 'returned', 'lost']);
+export const totalsScope = z.enum(['licence', 'own_allocations'])
+  .describe("How far the totals reach: the whole licence, or (for a recipient) only the viewer's own allocations.");
