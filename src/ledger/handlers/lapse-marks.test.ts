@@ -1,0 +1,170 @@
+/**
+ * The marks the sweep works from (migration 034, licence_lapses): every status change that
+ * ends a licence marks it in its own batch, the sweep expires the bookings under marked
+ * licences (and under licences past their validity, in the same sweep that expires them),
+ * and a later sweep deletes a mark once nothing reserves on its licence, also a sweep that
+ * finds nothing due. Two servers sweeping at once expire each booking once. The migration
+ * marks the licences that lapsed before it with bookings still under them.
+ * src/store/sweep-due.test.ts shows what a sweep then reads; lapse.test.ts what it expires.
+ */
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../../test/database.ts';
+import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
+import { listMigrations } from '../../store/migrate.ts';
+import { Ledger, type Answer } from '../ledger.ts';
+
+let database: TestDatabase;
+let world: World;
+
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
+});
+
+interface Pair {
+  exportLicenceId: string;
+  importLicenceId: string;
+  exportAllocationId: string;
+  importAllocationId: string;
+}
+
+let counter = 0;
+
+/** An issued export and import licence with `units` allocated to alpha on each (as lapse.test.ts). */
+async function pair(units: number, validTo = '2027-01-01T00:00:00Z'): Promise<Pair> {
+  const { run, actors, productId } = world;
+  const reference = ++counter;
+  const common = { productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: units, validFrom: '2026-01-01T00:00:00Z', validTo };
+  const exportLicenceId = String((await run('licence.create', {
+    ...common, reference: `BIS-MARK-${reference}`, direction: 'export', holderId: actors.exporter.orgId, parties: [{ organisationId: actors.alpha.orgId, role: 'end_user' }],
+  }, actors.bis)).licenceId);
+  const importLicenceId = String((await run('licence.create', {
+    ...common, reference: `MOFCOM-MARK-${reference}`, direction: 'import', holderId: actors.alpha.orgId,
+    parties: [{ organisationId: actors.beta.orgId, role: 'consignee' }, { organisationId: actors.exporter.orgId, role: 'supplier' }],
+  }, actors.mofcom)).licenceId);
+  await run('licence.issue', { licenceId: exportLicenceId }, actors.bis);
+  await run('licence.issue', { licenceId: importLicenceId }, actors.mofcom);
+  const exportAllocationId = String((await run('allocation.create', { licenceId: exportLicenceId, recipientId: actors.alpha.orgId, units }, actors.bis)).allocationId);
+  const importAllocationId = String((await run('allocation.create', { licenceId: importLicenceId, recipientId: actors.alpha.orgId, units }, actors.mofcom)).allocationId);
+  return { exportLicenceId, importLicenceId, exportAllocationId, importAllocationId };
+}
+
+async function book(on: Pair, units: number, deadline = '2026-12-01T00:00:00Z'): Promise<string> {
+  return String((await world.run('shipment.book', {
+    exportAllocationId: on.exportAllocationId, importAllocationId: on.importAllocationId, productId: world.productId, units, deadline,
+  }, world.actors.exporter)).shipmentId);
+}
+
+/** Which of these licences are marked. */
+async function marked(...licenceIds: string[]): Promise<string[]> {
+  const rows = (await database.pool.query<{ licence_id: string }>('SELECT licence_id FROM licence_lapses WHERE licence_id = ANY($1) ORDER BY licence_id', [licenceIds])).rows;
+  return rows.map((row) => row.licence_id);
+}
+
+async function status(shipmentId: string): Promise<string> {
+  return (await database.pool.query<{ status: string }>('SELECT status FROM shipments WHERE id = $1', [shipmentId])).rows[0]!.status;
+}
+
+async function logSize(): Promise<number> {
+  return Number((await database.pool.query('SELECT size FROM log_head')).rows[0].size);
+}
+
+function refusedRule(answer: Answer): string | undefined {
+  return answer.ok ? undefined : answer.error.rule;
+}
+
+describe('a licence lapse mark', () => {
+  it('is written by the revocation, surrender or sweep expiry that ends the licence, in its batch, bookings or none; a suspension writes none', async () => {
+    const revoked = await pair(4);
+    await book(revoked, 2);
+    const surrendered = await pair(4);
+    const suspended = await pair(4);
+    await book(suspended, 1);
+    await world.run('licence.revoke', { licenceId: revoked.exportLicenceId }, world.actors.bis);
+    expect(await marked(revoked.exportLicenceId, revoked.importLicenceId)).toEqual([revoked.exportLicenceId]);
+    // No booking under it: marked all the same (a booking earlier in the same batch would not be in allocations yet).
+    await world.run('licence.surrender', { licenceId: surrendered.importLicenceId }, world.actors.alpha);
+    expect(await marked(surrendered.importLicenceId)).toEqual([surrendered.importLicenceId]);
+    await world.run('licence.suspend', { licenceId: suspended.importLicenceId }, world.actors.mofcom);
+    expect(await marked(suspended.importLicenceId)).toEqual([]);
+
+    // The sweep expires the revoked licence's booking; the mark, read before that, stays this once.
+    const swept = expectOk(await world.ledger.sweep());
+    expect((swept.expiredShipments as string[]).length).toBe(1);
+    expect(await marked(revoked.exportLicenceId, surrendered.importLicenceId)).toEqual([revoked.exportLicenceId]);
+    // Then a sweep with nothing due deletes it: refused, no event, the delete committed.
+    const size = await logSize();
+    expect(refusedRule(await world.ledger.sweep())).toBe('sweep-nothing-due');
+    expect(await logSize()).toBe(size);
+    expect(await marked(revoked.exportLicenceId)).toEqual([]);
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+
+  it('is written when the sweep expires a licence past its validity, whose bookings that same sweep expires', async () => {
+    const at = world.clock.now().getTime();
+    const ending = await pair(3, new Date(at + 60_000).toISOString());
+    const shipmentId = await book(ending, 3);
+    world.clock.set(new Date(at + 120_000));
+    // Not marked while its status still says issued: the sweep finds it by its validity.
+    expect(await marked(ending.exportLicenceId, ending.importLicenceId)).toEqual([]);
+    const swept = expectOk(await world.ledger.sweep());
+    expect(swept.expiredShipments).toEqual([shipmentId]);
+    expect([...(swept.expiredLicences as string[])].sort()).toEqual([ending.exportLicenceId, ending.importLicenceId].sort());
+    expect(await marked(ending.exportLicenceId, ending.importLicenceId)).toEqual([ending.exportLicenceId, ending.importLicenceId].sort());
+    expect(refusedRule(await world.ledger.sweep())).toBe('sweep-nothing-due');
+    expect(await marked(ending.exportLicenceId, ending.importLicenceId)).toEqual([]);
+  });
+});
+
+describe('two servers sweeping the same ledger at once', () => {
+  it('expire each booking under a revoked licence once, and leave no mark behind', async () => {
+    const revoked = await pair(10);
+    const bookings = [await book(revoked, 2), await book(revoked, 3), await book(revoked, 1)];
+    await world.run('licence.revoke', { licenceId: revoked.importLicenceId }, world.actors.mofcom);
+    const other = await Ledger.open({ pool: database.pool, clock: world.clock });
+    try {
+      const answers = await Promise.all([world.ledger.sweep(), other.sweep(), world.ledger.sweep(), other.sweep()]);
+      const expired = answers.flatMap((answer) => (answer.ok ? answer.body.expiredShipments as string[] : []));
+      expect([...expired].sort()).toEqual([...bookings].sort());
+      for (const answer of answers) if (!answer.ok) expect(answer.error.rule).toBe('sweep-nothing-due');
+      for (const shipmentId of bookings) expect(await status(shipmentId)).toBe('expired');
+      // Whichever sweeps next deletes the mark.
+      expect(refusedRule(await other.sweep())).toBe('sweep-nothing-due');
+      expect(await marked(revoked.importLicenceId)).toEqual([]);
+      expect(await world.ledger.violations()).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('migration 034 on rows written before it', () => {
+  it('marks the licences no longer in force that still hold bookings, and no other', async () => {
+    const withBookings = await pair(5);
+    await book(withBookings, 5);
+    const without = await pair(5);
+    const inForce = await pair(5);
+    await book(inForce, 2);
+    await world.run('licence.revoke', { licenceId: withBookings.exportLicenceId }, world.actors.bis);
+    await world.run('licence.revoke', { licenceId: without.exportLicenceId }, world.actors.bis);
+    const ours = [withBookings.exportLicenceId, withBookings.importLicenceId, without.exportLicenceId, inForce.exportLicenceId, inForce.importLicenceId];
+    expect(await marked(...ours)).toEqual([withBookings.exportLicenceId, without.exportLicenceId].sort());
+
+    const migration = listMigrations().find((each) => each.version === 34)!;
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // Back to the schema as 033 left it.
+      await client.query(`DROP TABLE licence_lapses; DROP TRIGGER licences_mark_lapse ON licences; DROP FUNCTION licences_mark_lapse();
+        DROP INDEX licences_expirable_valid_to`);
+      await client.query(migration.sql);
+      const rows = (await client.query<{ licence_id: string }>('SELECT licence_id FROM licence_lapses WHERE licence_id = ANY($1) ORDER BY licence_id', [ours])).rows;
+      expect(rows.map((row) => row.licence_id)).toEqual([withBookings.exportLicenceId]);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+    // And the sweep takes it from there.
+    expect(expectOk(await world.ledger.sweep()).expiredShipments).toHaveLength(1);
+  });
+});
