@@ -1,6 +1,6 @@
 /** The shared transport's own rules; the clients' tests (http.test.ts, log/client.test.ts) cover retries through them. */
 import { describe, expect, it } from 'vitest';
-import { HttpError, retryAfterMsOf, send, type Transport } from './fetch.ts';
+import { HttpError, retryAfterMsOf, send, type HttpAnswer, type Transport } from './fetch.ts';
 
 const transport = (answer: Response): Transport => ({
   fetch: (async () => answer) as typeof globalThis.fetch, timeoutMs: 1_000, responseBytesMax: 64, addressSetting: '--url', sleep: async () => {},
@@ -18,6 +18,26 @@ describe('send', () => {
     const problem = await failureOf(Response.json({ title: 'Not found', detail: 'no \u001b[2Jsuch' }, { status: 404 }));
     expect([problem.failure, problem.status, problem.problem?.title, problem.message]).toEqual(['status', 404, 'Not found', 'http://server.test/v1/x?page=2 answered 404: no  [2Jsuch']);
     expect((await failureOf(new Response('plain words', { status: 500 }))).message).toBe('http://server.test/v1/x?page=2 answered 500: plain words');
+  });
+
+  it('cuts an error answer short instead of refusing it, so that a 503 with a large page is still sent again', async () => {
+    // A proxy's error page of 1 MiB, sent without a length, then the answer.
+    const page = () => new Response(new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 16; i += 1) controller.enqueue(new Uint8Array(64 * 1024).fill(0x41));
+        controller.close();
+      },
+    }), { status: 503, headers: { 'retry-after': '1' } });
+    const answers = [page(), page(), Response.json({ ok: true })];
+    const slept: number[] = [];
+    const sent: HttpAnswer = await send({ ...transport(answers[0]!), fetch: (async () => answers.shift()!) as typeof globalThis.fetch, sleep: async (ms) => void slept.push(ms) }, { method: 'GET', url: new URL('http://server.test/v1/x') });
+    expect([sent.status, JSON.parse(sent.body.toString())]).toEqual([200, { ok: true }]);
+    expect(slept).toEqual([1000, 1000]);
+    // Given up, the error keeps the status and the start of the page.
+    const error = await send({ ...transport(page()), fetch: (async () => page()) as typeof globalThis.fetch }, { method: 'GET', url: new URL('http://server.test/v1/x') })
+      .then(() => expect.fail('expected a failure'), (caught: unknown) => caught as HttpError);
+    expect([error.failure, error.status, error.outcomeUnknown, error.attempts]).toEqual(['status', 503, true, 3]);
+    expect(error.message).toBe(`http://server.test/v1/x answered 503: ${'A'.repeat(500)}`);
   });
 
   it('says a redirect without a Location as one', async () => {

@@ -22,6 +22,12 @@ export const retryAfterMsMax = 5_000;
 const outcomeUnknownStatuses: ReadonlySet<number> = new Set([502, 503, 504]);
 /** Characters of an error answer that is not a JSON object kept as its detail (a proxy's page). */
 const errorTextCharsMax = 500;
+/**
+ * Bytes of an error answer read: a problem document is a few hundred bytes, and a proxy's
+ * error page is cut short rather than refused, so that a 502, 503 or 504 is still sent again
+ * whatever its page's size.
+ */
+const errorBodyBytesMax = 64 * 1024;
 
 /** An RFC 9457 problem as our API writes it. */
 export interface ProblemDetails {
@@ -139,11 +145,15 @@ async function sendOnce(transport: Transport, request: HttpRequest): Promise<Htt
   throw error;
 }
 
-/** The body, read up to the bound; a connection broken, or the time run out, on the way is 'lost'. */
+/**
+ * The body, read up to the bound; a connection broken, or the time run out, on the way is
+ * 'lost'. An error answer's body is cut at errorBodyBytesMax instead: its status is what counts.
+ */
 async function boundedBody(transport: Transport, asked: string, url: URL, response: Response): Promise<Buffer> {
-  const max = transport.responseBytesMax;
+  const cut = !response.ok;
+  const max = cut ? errorBodyBytesMax : transport.responseBytesMax;
   const tooLarge = () => new HttpError(`${url.origin} answered ${asked} with ${response.status}: the answer is more than ${max} bytes, the most chipledger reads`, 'too-large', response.status);
-  if (Number(response.headers.get('content-length') ?? 0) > max) { // said before any of it is read
+  if (!cut && Number(response.headers.get('content-length') ?? 0) > max) { // said before any of it is read
     await response.body?.cancel().catch(() => {});
     throw tooLarge();
   }
@@ -154,11 +164,14 @@ async function boundedBody(transport: Transport, asked: string, url: URL, respon
     while (reader !== undefined) {
       const { done, value } = await reader.read();
       if (done) break;
-      length += value.byteLength;
-      if (length > max) {
+      if (length + value.byteLength > max) {
         await reader.cancel().catch(() => {});
-        throw tooLarge();
+        if (!cut) throw tooLarge();
+        chunks.push(value.subarray(0, max - length));
+        length = max;
+        break;
       }
+      length += value.byteLength;
       chunks.push(value);
     }
   } catch (error) {

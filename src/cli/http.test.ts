@@ -92,6 +92,15 @@ describe('ApiClient', () => {
     await expect(client.post('/v1/shipments', {})).rejects.toThrow(UnexpectedAnswerError);
   });
 
+  it('prints the content type of such an answer made printable: a server may send control bytes in it', async () => {
+    const odd = new Response('x', { status: 200, headers: { 'content-type': 'text/\u009b2Jhtml' } });
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch: fakeFetch([odd]).fetch });
+    const error: Error = await client.get('/v1/licences').then(() => expect.fail('expected a failure'), (caught: unknown) => caught as Error);
+    expect(error).toBeInstanceOf(UnexpectedAnswerError);
+    expect(error.message).toContain('with 200 and text/');
+    expect(error.message).not.toMatch(/[\u0080-\u009f]/);
+  });
+
   it(`reads an answer only up to ${apiResponseBytesMax} bytes, also one sent without a length, and says what it is`, async () => {
     let pulled = 0;
     const chunk = new TextEncoder().encode(`"${'x'.repeat(64 * 1024 - 2)}",`);

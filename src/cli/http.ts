@@ -118,7 +118,7 @@ export class ApiClient {
     const type = answer.headers.get('content-type') ?? '';
     const parsed = type.includes('json') ? jsonObjectOf(answer.body) : undefined;
     if (parsed !== undefined) return parsed as T;
-    throw new UnexpectedAnswerError(`${url.origin} answered ${method} ${url.pathname}${url.search} with ${answer.status} and ${type === '' ? 'no content type' : type}, not a JSON object; is CHIPLEDGER_URL the chipledger API?`);
+    throw new UnexpectedAnswerError(`${url.origin} answered ${method} ${url.pathname}${url.search} with ${answer.status} and ${type === '' ? 'no content type' : printable(type)}, not a JSON object; is CHIPLEDGER_URL the chipledger API?`);
   }
 }
 

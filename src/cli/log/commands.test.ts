@@ -175,8 +175,12 @@ describe('log monitor on an unreachable log', () => {
     const run = deps(down);
     const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('monitor.state'), maxRounds: '2', intervalMs: '10' }, run));
     expect(failure.message).toBe("log monitor couldn't reach the log at http://log.test in any of its 2 round(s); nothing was checked");
+    // Each request's own attempts are said as they happen (cli/fetch.ts), then the round's failure.
+    const attempts = [2, 3].map((attempt) => `note: couldn't reach http://log.test for GET /v1/log/checkpoint: ECONNREFUSED; sending it again in 500 ms (attempt ${attempt} of 3)`);
     expect(run.err).toEqual([
+      ...attempts,
       "warning: couldn't reach http://log.test for GET /v1/log/checkpoint: ECONNREFUSED (3 attempts); trying again in 10 ms",
+      ...attempts,
       "warning: couldn't reach http://log.test for GET /v1/log/checkpoint: ECONNREFUSED (3 attempts)",
     ]);
     // Reached once, then down: it did check something, so the run stands.

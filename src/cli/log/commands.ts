@@ -110,7 +110,7 @@ function clientOf(options: ServerOptions, deps: LogCommandDeps): LogClient {
   const fromEnvironment = options.token === undefined && deps.envToken !== undefined;
   const token = options.token ?? (sameOrigin(options.url, deps.envUrl) ? deps.envToken : undefined);
   if (fromEnvironment && token === undefined) deps.output.err(`note: CHIPLEDGER_TOKEN is not sent to ${options.url}: it goes only to the server CHIPLEDGER_URL names; give --token to use a token here`);
-  return new LogClient({ baseUrl: options.url, ...(token ? { token } : {}), ...(deps.fetch ? { fetch: deps.fetch } : {}), ...(deps.retrySleep ? { sleep: deps.retrySleep } : {}) });
+  return new LogClient({ baseUrl: options.url, ...(token ? { token } : {}), ...(deps.fetch ? { fetch: deps.fetch } : {}), ...(deps.retrySleep ? { sleep: deps.retrySleep } : {}), onRetry: (message) => deps.output.err(`note: ${message}`) });
 }
 
 function sameOrigin(url: string, other: string | undefined): boolean {
