@@ -41,6 +41,8 @@ export interface ModelLicence {
   status: LicenceStatus;
   validFromMs: number;
   validToMs: number;
+  /** Each amendment writes the next version (the answer names it). */
+  version: number;
 }
 
 export interface ModelAllocation {
@@ -69,6 +71,15 @@ export interface ModelUnit {
   shipmentId: string;
   siteId: string | null;
   recipientOrgId: string;
+  gpuUuid: string | null;
+  /** Set when it ships, never unset: from then on what the unit is and whose is fixed. */
+  everShipped: boolean;
+}
+
+/** A manifest line: a serial, and maybe the GPU UUID of the unit it names. */
+export interface ManifestEntry {
+  serial: string;
+  gpuUuid?: string;
 }
 
 export interface ModelSite {
@@ -81,9 +92,21 @@ export interface ModelSite {
 const dayMs = 86_400_000;
 const bookingDeadlineMaxMs = 365 * dayMs;
 const reshippable: readonly Custody[] = ['licensed', 'returned'];
+/** The statuses an amendment may change; any other is final (or, expired, final in all but name). */
+const amendable: readonly LicenceStatus[] = ['draft', 'issued', 'suspended', 'exhausted'];
+/** Where each ending takes units from: a loss may be in transit; a return or decommissioning only once delivered. */
+const endsFrom: Record<'decommissioned' | 'returned' | 'lost', readonly Custody[]> = {
+  decommissioned: ['delivered', 'deployed'],
+  returned: ['delivered', 'deployed'],
+  lost: ['in_transit', 'delivered', 'deployed'],
+};
 
-/** What a command answered: the fields of the body the model predicts, or a refusal's code and rule. */
-export type Outcome = { ok: true; body: Record<string, unknown> } | { ok: false; code: ErrorCode; rule: string | null; reason: string };
+/**
+ * What a command answered: the fields of the body the model predicts, or a refusal's code
+ * and rule. `effects` names what an acceptance did that its answer does not show (a unit
+ * listed again after a return, a booking expired for a lapsed licence): coverage only.
+ */
+export type Outcome = { ok: true; body: Record<string, unknown>; effects: string[] } | { ok: false; code: ErrorCode; rule: string | null; reason: string };
 
 export class LedgerModel {
   readonly licences = new Map<string, ModelLicence>();
@@ -96,6 +119,8 @@ export class LedgerModel {
   /** The next event's sequence number: the id suffix of whatever the next accepted command makes. */
   seq: number;
   nowMs: number;
+  /** What the command being applied did beyond its answer (Outcome.effects). */
+  private noted: string[] = [];
 
   private readonly productId: string;
 
@@ -108,10 +133,11 @@ export class LedgerModel {
   /** Runs one command against the model: refusals change nothing; acceptances take a seq. */
   apply(run: () => Record<string, unknown>): Outcome {
     const snapshot = this.snapshot();
+    this.noted = [];
     try {
       const body = run();
       this.seq += 1;
-      return { ok: true, body };
+      return { ok: true, body, effects: this.noted };
     } catch (error) {
       if (!(error instanceof ModelRefusal)) throw error;
       this.restore(snapshot);
@@ -119,7 +145,7 @@ export class LedgerModel {
     }
   }
 
-  book(input: { exportAllocationId: string; importAllocationId: string; productId: string; units: number; deadlineMs: number; serials?: string[] }): Record<string, unknown> {
+  book(input: { exportAllocationId: string; importAllocationId: string; productId: string; units: number; deadlineMs: number; serials?: ManifestEntry[] }): Record<string, unknown> {
     const exportSide = this.side(input.exportAllocationId);
     const importSide = this.side(input.importAllocationId);
     // The exporter holds the export licence and supplies under the import licence: any
@@ -147,7 +173,7 @@ export class LedgerModel {
     return { shipmentId: shipment.id, status: 'booked', units: input.units, serialCount: shipment.serialCount };
   }
 
-  attach(input: { shipmentId: string; serials: string[] }): Record<string, unknown> {
+  attach(input: { shipmentId: string; serials: ManifestEntry[] }): Record<string, unknown> {
     const shipment = this.shipments.get(input.shipmentId) ?? notFound('unknown shipment');
     if (shipment.status !== 'booked') refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
     if (shipment.deadlineMs <= this.nowMs) refuse('conflict', 'booking-deadline', 'booking deadline passed');
@@ -161,21 +187,46 @@ export class LedgerModel {
     return { shipmentId: shipment.id, added: input.serials.length, serialCount: shipment.serialCount };
   }
 
-  private attachSerials(shipment: ModelShipment, serials: string[]): void {
-    if (serials.length > shipment.units - shipment.serialCount) refuse('conflict', 'manifest-size', 'manifest larger than the room left');
+  /**
+   * A unit that never shipped, left by a booking that was cancelled or expired: its listing
+   * claimed it only while the booking lasted, so it is listed afresh, as if unknown (its GPU
+   * UUID was let go when the booking ended). A unit that has shipped keeps what it is.
+   */
+  private released(unit: ModelUnit): boolean {
+    return !unit.everShipped && ['cancelled', 'expired'].includes(this.shipments.get(unit.shipmentId)!.status);
+  }
+
+  private attachSerials(shipment: ModelShipment, entries: ManifestEntry[]): void {
+    if (entries.length > shipment.units - shipment.serialCount) refuse('conflict', 'manifest-size', 'manifest larger than the room left');
     const seen = new Set<string>();
-    for (const serial of serials) {
+    const uuids = new Set<string>();
+    for (const { serial, gpuUuid } of entries) {
       if (seen.has(serial)) refuse('conflict', 'invariant-4', `serial ${serial} twice in the manifest`);
       seen.add(serial);
       if (this.live.has(serial)) refuse('conflict', 'invariant-4', `serial ${serial} is in live shipment ${this.live.get(serial)}`);
       const unit = this.units.get(serial);
-      if (unit && !reshippable.includes(unit.custody)) refuse('conflict', 'invariant-4', `serial ${serial} is ${unit.custody}`);
+      if (unit && !this.released(unit)) {
+        if (!reshippable.includes(unit.custody)) refuse('conflict', 'invariant-4', `serial ${serial} is ${unit.custody}`);
+        // What a unit physically is stays: a manifest may not give it another GPU UUID.
+        if (gpuUuid !== undefined && unit.gpuUuid !== null && gpuUuid !== unit.gpuUuid) refuse('conflict', 'unit-gpu-uuid', `serial ${serial} has GPU UUID ${unit.gpuUuid}`);
+      }
+      if (gpuUuid !== undefined) {
+        if (uuids.has(gpuUuid)) refuse('conflict', 'invariant-4', `GPU UUID ${gpuUuid} twice in the manifest`);
+        uuids.add(gpuUuid);
+      }
     }
-    for (const serial of serials) {
-      this.units.set(serial, { serial, custody: 'licensed', shipmentId: shipment.id, siteId: null, recipientOrgId: shipment.recipientOrgId });
+    for (const { serial, gpuUuid } of entries) {
+      const unit = this.units.get(serial);
+      const released = unit !== undefined && this.released(unit);
+      if (released) this.noted.push(gpuUuid === undefined ? 'relisted-released' : 'relisted-released-uuid');
+      if (unit?.custody === 'returned') this.noted.push('relisted-returned');
+      this.units.set(serial, {
+        serial, custody: 'licensed', shipmentId: shipment.id, siteId: null, recipientOrgId: shipment.recipientOrgId,
+        gpuUuid: (released ? null : unit?.gpuUuid ?? null) ?? gpuUuid ?? null, everShipped: unit?.everShipped ?? false,
+      });
       this.live.set(serial, shipment.id);
     }
-    shipment.serialCount += serials.length;
+    shipment.serialCount += entries.length;
   }
 
   ship(shipmentId: string): Record<string, unknown> {
@@ -236,6 +287,8 @@ export class LedgerModel {
       if (shipment.status !== 'booked') continue;
       const licences = [shipment.exportAllocationId, shipment.importAllocationId].map((id) => this.side(id).licence);
       if (shipment.deadlineMs > this.nowMs && !licences.some(lapsed)) continue;
+      // Expired before its deadline: only a lapsed licence does that (coverage tells them apart).
+      if (shipment.deadlineMs > this.nowMs) this.noted.push('shipment-expired-lapsed');
       this.release(shipment);
       this.step(shipment, 'expired');
       expiredShipments.push(shipment.id);
@@ -294,6 +347,36 @@ export class LedgerModel {
     return { licenceId: licence.id, status: licence.status };
   }
 
+  /**
+   * An amendment of a licence's units or validity (the ledger's other terms are not modelled).
+   * Units never go below what is allocated or shipped (invariant 1); a licence whose validity
+   * ended is in force no more, and no amendment puts it back (licence-validity); exhaustion is
+   * decided afresh: cut to what has shipped, an issued licence is exhausted, and an exhausted
+   * one given units again is issued.
+   */
+  amend(input: { licenceId: string; authorisedUnits?: number; validToMs?: number }, actorOrgId: string): Record<string, unknown> {
+    const licence = this.licences.get(input.licenceId) ?? notFound('unknown licence');
+    if (licence.authorityOrgId !== actorOrgId) forbidden('another authority');
+    if (!amendable.includes(licence.status)) refuse('conflict', 'licence-status', `licence is ${licence.status}`);
+    // A draft is not in force yet: its validity may still be set.
+    if (licence.status !== 'draft' && licence.validToMs <= this.nowMs) refuse('conflict', 'licence-validity', 'licence validity ended');
+    const units = input.authorisedUnits ?? licence.authorisedUnits;
+    if (units < Math.max(licence.allocatedUnits, licence.shippedUnits)) refuse('insufficient_units', 'invariant-1', 'below what is allocated or shipped');
+    const validToMs = input.validToMs ?? licence.validToMs;
+    if (validToMs <= licence.validFromMs) refuse('invalid_input', 'licence-validity', 'validity would end before it starts');
+    const usedUp = licence.shippedUnits === units;
+    if (licence.status === 'exhausted' && !usedUp) {
+      licence.status = 'issued';
+      this.noted.push('licence-reissued');
+    } else if (licence.status === 'issued' && usedUp) {
+      licence.status = 'exhausted';
+    }
+    licence.authorisedUnits = units;
+    licence.validToMs = validToMs;
+    licence.version += 1;
+    return { licenceId: licence.id, version: licence.version, status: licence.status };
+  }
+
   deploy(input: { siteId: string; serials: string[] }, actorOrgId: string): Record<string, unknown> {
     const site = this.sites.get(input.siteId);
     if (!site || site.orgId !== actorOrgId) notFound('unknown site');
@@ -316,17 +399,26 @@ export class LedgerModel {
     return { siteId: site!.id, deployed: units.length, moved };
   }
 
-  decommission(serials: string[], actorOrgId: string): Record<string, unknown> {
+  /**
+   * A recipient's units leave use: decommissioned or returned once delivered, lost from the
+   * moment they ship. Only the recipient acts (another's units are unknown to it); a returned
+   * unit may be listed again by its exporter.
+   */
+  endUnits(serials: string[], to: 'decommissioned' | 'returned' | 'lost', actorOrgId: string): Record<string, unknown> {
     const units = this.ownUnits(serials, actorOrgId);
     for (const unit of units) {
-      if (unit.custody !== 'delivered' && unit.custody !== 'deployed') refuse('conflict', 'unit-custody', `unit ${unit.serial} is ${unit.custody}`);
+      if (!endsFrom[to].includes(unit.custody)) refuse('conflict', 'unit-custody', `unit ${unit.serial} is ${unit.custody}`);
     }
+    // A return or a loss is read by the exporter too: the sites the units left go in a second
+    // event, the recipient's alone (when some unit was at a site); apply() counts the first.
+    if (to !== 'decommissioned' && units.some((unit) => unit.siteId !== null)) this.seq += 1;
     for (const unit of units) {
+      if (unit.custody === 'in_transit') this.noted.push('lost-in-transit');
       if (unit.siteId !== null) this.sites.get(unit.siteId)!.deployedUnits -= 1;
-      unit.custody = 'decommissioned';
+      unit.custody = to;
       unit.siteId = null;
     }
-    return { count: units.length, custody: 'decommissioned' };
+    return { count: units.length, custody: to };
   }
 
   private ownUnits(serials: string[], actorOrgId: string): ModelUnit[] {
@@ -354,11 +446,18 @@ export class LedgerModel {
     shipment.status = to;
     if (custody) {
       for (const unit of this.units.values()) {
-        if (unit.shipmentId === shipment.id && unit.custody === custody.from) unit.custody = custody.to;
+        if (unit.shipmentId !== shipment.id || unit.custody !== custody.from) continue;
+        unit.custody = custody.to;
+        if (custody.to === 'in_transit') unit.everShipped = true;
       }
     }
     if (!['booked', 'shipped', 'cleared'].includes(to)) {
       for (const [serial, shipmentId] of [...this.live]) if (shipmentId === shipment.id) this.live.delete(serial);
+    }
+    // Ended unshipped, a booking lets go of the units it claimed: those that never shipped
+    // hold no GPU UUID until listed again.
+    if (to === 'cancelled' || to === 'expired') {
+      for (const unit of this.units.values()) if (unit.shipmentId === shipment.id && !unit.everShipped) unit.gpuUuid = null;
     }
     return { shipmentId: shipment.id, status: to };
   }

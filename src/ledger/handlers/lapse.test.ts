@@ -173,6 +173,18 @@ describe('a booking under a licence no longer in force', () => {
     expect(await world.ledger.violations()).toEqual([]);
   });
 
+  it('is expired by a sweep submitted together with the revocation, after it: a sweep starts a batch (found by the model test)', async () => {
+    const revoked = await pair({ units: 10, validTo: '2027-01-01T00:00:00Z' });
+    const shipmentId = await book(revoked, 2, '2026-12-01T00:00:00Z');
+    const [revocation, sweep] = await Promise.all([
+      world.ledger.submit('licence.revoke', { licenceId: revoked.exportLicenceId }, world.actors.bis),
+      world.ledger.sweep(),
+    ]);
+    expect(Number(expectOk(sweep).seq)).toBeGreaterThan(Number(expectOk(revocation).seq));
+    expect(expectOk(sweep).expiredShipments).toEqual([shipmentId]);
+    expect(await row('shipments', shipmentId)).toMatchObject({ status: 'expired' });
+  });
+
   it('takes no more serials once a licence is no longer in force, and the refusal names it', async () => {
     const surrendered = await pair({ units: 3, validTo: '2027-01-01T00:00:00Z' });
     const shipmentId = await book(surrendered, 3, '2026-12-01T00:00:00Z', ['LAPSE-MAN-1']);
