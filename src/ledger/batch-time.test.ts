@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { expectOk, worldPerFile, type World } from '../../test/world.ts';
 import type { TestDatabase } from '../../test/database.ts';
+import { licencePair } from '../../test/support/licence-pair.ts';
 import { ManualClock } from '../core/clock.ts';
 import { limits } from '../core/limits.ts';
 import { eventTimeBackCode } from '../store/ledger-tables.ts';
@@ -18,25 +19,11 @@ let database: TestDatabase;
 worldPerFile((made, db) => { world = made; database = db; });
 
 interface Pair { exportAllocationId: string; importAllocationId: string }
-let counter = 0;
 
 /** An export and an import licence valid until `validTo`, issued now, with an allocation to alpha on each. */
 async function pair(validTo: string): Promise<Pair> {
-  const { run, actors, productId } = world;
-  counter += 1;
-  const common = { productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 100, validFrom: '2026-01-01T00:00:00Z', validTo };
-  const exportLicenceId = String((await run('licence.create', {
-    ...common, reference: `BIS-T-${counter}`, direction: 'export', holderId: actors.exporter.orgId, parties: [{ organisationId: actors.alpha.orgId, role: 'end_user' }],
-  }, actors.bis)).licenceId);
-  const importLicenceId = String((await run('licence.create', {
-    ...common, reference: `MOFCOM-T-${counter}`, direction: 'import', holderId: actors.alpha.orgId, parties: [{ organisationId: actors.exporter.orgId, role: 'supplier' }],
-  }, actors.mofcom)).licenceId);
-  await run('licence.issue', { licenceId: exportLicenceId }, actors.bis);
-  await run('licence.issue', { licenceId: importLicenceId }, actors.mofcom);
-  return {
-    exportAllocationId: String((await run('allocation.create', { licenceId: exportLicenceId, recipientId: actors.alpha.orgId, units: 50 }, actors.bis)).allocationId),
-    importAllocationId: String((await run('allocation.create', { licenceId: importLicenceId, recipientId: actors.alpha.orgId, units: 50 }, actors.mofcom)).allocationId),
-  };
+  const { exportAllocationId, importAllocationId } = await licencePair(world, { validTo, exportUnits: 50, importUnits: 50 });
+  return { exportAllocationId, importAllocationId };
 }
 
 const book = (ledger: Ledger, on: Pair): Promise<Answer> => ledger.submit('shipment.book', {

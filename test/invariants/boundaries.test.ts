@@ -10,6 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Answer } from '../../src/ledger/ledger.ts';
 import type { TestDatabase } from '../database.ts';
+import { licencePair, type LicencePair, type LicencePairOptions } from '../support/licence-pair.ts';
 import { expectOk, worldPerFile, type World } from '../world.ts';
 
 let database: TestDatabase;
@@ -20,47 +21,12 @@ worldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 });
 
-let counter = 0;
+type PairOptions = Omit<LicencePairOptions, 'betaConsignee' | 'period'>;
 
-interface Pair {
-  exportLicenceId: string;
-  importLicenceId: string;
-  exportAllocationId: string;
-  importAllocationId: string;
-}
+/** A fresh issued export licence (BIS, the exporter) and import licence (MOFCOM, alpha), each with an allocation to alpha (50 units unless said). */
+const pair = (options: PairOptions = {}): Promise<LicencePair> => licencePair(world, { exportUnits: 50, importUnits: 50, ...options });
 
-interface PairOptions {
-  authorisedUnits?: number;
-  exportUnits?: number;
-  importUnits?: number;
-  validTo?: string;
-  importConditions?: Array<{ id: string; text: string; kind: 'max_units_per_shipment'; value: number }>;
-}
-
-/** A fresh issued export licence (BIS, the exporter) and import licence (MOFCOM, alpha), each with an allocation to alpha. */
-async function pair(options: PairOptions = {}): Promise<Pair> {
-  const { run, actors, productId } = world;
-  counter += 1;
-  const common = {
-    productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: options.authorisedUnits ?? 100,
-    validFrom: '2026-01-01T00:00:00Z', validTo: options.validTo ?? '2027-01-01T00:00:00Z',
-  };
-  const exportLicenceId = String((await run('licence.create', {
-    ...common, reference: `BIS-M-${counter}`, direction: 'export', holderId: actors.exporter.orgId,
-    parties: [{ organisationId: actors.alpha.orgId, role: 'end_user' }],
-  }, actors.bis)).licenceId);
-  const importLicenceId = String((await run('licence.create', {
-    ...common, reference: `MOFCOM-M-${counter}`, direction: 'import', holderId: actors.alpha.orgId,
-    parties: [{ organisationId: actors.exporter.orgId, role: 'supplier' }], conditions: options.importConditions ?? [],
-  }, actors.mofcom)).licenceId);
-  await run('licence.issue', { licenceId: exportLicenceId }, actors.bis);
-  await run('licence.issue', { licenceId: importLicenceId }, actors.mofcom);
-  const exportAllocationId = String((await run('allocation.create', { licenceId: exportLicenceId, recipientId: actors.alpha.orgId, units: options.exportUnits ?? 50 }, actors.bis)).allocationId);
-  const importAllocationId = String((await run('allocation.create', { licenceId: importLicenceId, recipientId: actors.alpha.orgId, units: options.importUnits ?? 50 }, actors.mofcom)).allocationId);
-  return { exportLicenceId, importLicenceId, exportAllocationId, importAllocationId };
-}
-
-function book(on: Pair, units: number, deadline = '2026-12-01T00:00:00Z', key?: string): Promise<Answer> {
+function book(on: LicencePair, units: number, deadline = '2026-12-01T00:00:00Z', key?: string): Promise<Answer> {
   return world.ledger.submit('shipment.book', {
     exportAllocationId: on.exportAllocationId, importAllocationId: on.importAllocationId, productId: world.productId, units, deadline,
   }, world.actors.exporter, key);

@@ -12,6 +12,7 @@ import type { TestDatabase } from '../../../test/database.ts';
 import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 import { listMigrations } from '../../store/migrate.ts';
 import { Ledger, type Answer } from '../ledger.ts';
+import { licencePair, type LicencePair } from '../../../test/support/licence-pair.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -21,35 +22,10 @@ worldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 });
 
-interface Pair {
-  exportLicenceId: string;
-  importLicenceId: string;
-  exportAllocationId: string;
-  importAllocationId: string;
-}
-
-let counter = 0;
-
 /** An issued export and import licence with `units` allocated to alpha on each (as lapse.test.ts). */
-async function pair(units: number, validTo = '2027-01-01T00:00:00Z'): Promise<Pair> {
-  const { run, actors, productId } = world;
-  const reference = ++counter;
-  const common = { productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: units, validFrom: '2026-01-01T00:00:00Z', validTo };
-  const exportLicenceId = String((await run('licence.create', {
-    ...common, reference: `BIS-MARK-${reference}`, direction: 'export', holderId: actors.exporter.orgId, parties: [{ organisationId: actors.alpha.orgId, role: 'end_user' }],
-  }, actors.bis)).licenceId);
-  const importLicenceId = String((await run('licence.create', {
-    ...common, reference: `MOFCOM-MARK-${reference}`, direction: 'import', holderId: actors.alpha.orgId,
-    parties: [{ organisationId: actors.beta.orgId, role: 'consignee' }, { organisationId: actors.exporter.orgId, role: 'supplier' }],
-  }, actors.mofcom)).licenceId);
-  await run('licence.issue', { licenceId: exportLicenceId }, actors.bis);
-  await run('licence.issue', { licenceId: importLicenceId }, actors.mofcom);
-  const exportAllocationId = String((await run('allocation.create', { licenceId: exportLicenceId, recipientId: actors.alpha.orgId, units }, actors.bis)).allocationId);
-  const importAllocationId = String((await run('allocation.create', { licenceId: importLicenceId, recipientId: actors.alpha.orgId, units }, actors.mofcom)).allocationId);
-  return { exportLicenceId, importLicenceId, exportAllocationId, importAllocationId };
-}
+const pair = (units: number, validTo?: string): Promise<LicencePair> => licencePair(world, { authorisedUnits: units, ...(validTo === undefined ? {} : { validTo }), betaConsignee: true });
 
-async function book(on: Pair, units: number, deadline = '2026-12-01T00:00:00Z'): Promise<string> {
+async function book(on: LicencePair, units: number, deadline = '2026-12-01T00:00:00Z'): Promise<string> {
   return String((await world.run('shipment.book', {
     exportAllocationId: on.exportAllocationId, importAllocationId: on.importAllocationId, productId: world.productId, units, deadline,
   }, world.actors.exporter)).shipmentId);

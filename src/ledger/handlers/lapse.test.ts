@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
 import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 import type { Answer } from '../ledger.ts';
+import { licencePair, type LicencePair } from '../../../test/support/licence-pair.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -20,39 +21,14 @@ worldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 });
 
-interface Pair {
-  exportLicenceId: string;
-  importLicenceId: string;
-  exportAllocationId: string;
-  importAllocationId: string;
-}
-
-let counter = 0;
-
 /**
  * A fresh export licence (held by the exporter, naming alpha) and import licence (held by
  * alpha, naming beta as consignee and the exporter as supplier), issued, with `units`
  * allocated to alpha on each.
  */
-async function pair(options: { units: number; validTo: string }): Promise<Pair> {
-  const { run, actors, productId } = world;
-  const reference = ++counter;
-  const common = { productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: options.units, validFrom: '2026-01-01T00:00:00Z', validTo: options.validTo };
-  const exportLicenceId = String((await run('licence.create', {
-    ...common, reference: `BIS-LAPSE-${reference}`, direction: 'export', holderId: actors.exporter.orgId, parties: [{ organisationId: actors.alpha.orgId, role: 'end_user' }],
-  }, actors.bis)).licenceId);
-  const importLicenceId = String((await run('licence.create', {
-    ...common, reference: `MOFCOM-LAPSE-${reference}`, direction: 'import', holderId: actors.alpha.orgId,
-    parties: [{ organisationId: actors.beta.orgId, role: 'consignee' }, { organisationId: actors.exporter.orgId, role: 'supplier' }],
-  }, actors.mofcom)).licenceId);
-  await run('licence.issue', { licenceId: exportLicenceId }, actors.bis);
-  await run('licence.issue', { licenceId: importLicenceId }, actors.mofcom);
-  const exportAllocationId = String((await run('allocation.create', { licenceId: exportLicenceId, recipientId: actors.alpha.orgId, units: options.units }, actors.bis)).allocationId);
-  const importAllocationId = String((await run('allocation.create', { licenceId: importLicenceId, recipientId: actors.alpha.orgId, units: options.units }, actors.mofcom)).allocationId);
-  return { exportLicenceId, importLicenceId, exportAllocationId, importAllocationId };
-}
+const pair = (options: { units: number; validTo: string }): Promise<LicencePair> => licencePair(world, { authorisedUnits: options.units, validTo: options.validTo, betaConsignee: true });
 
-async function book(lapsing: Pair, units: number, deadline: string, serials?: string[]): Promise<string> {
+async function book(lapsing: LicencePair, units: number, deadline: string, serials?: string[]): Promise<string> {
   return String((await world.run('shipment.book', {
     exportAllocationId: lapsing.exportAllocationId, importAllocationId: lapsing.importAllocationId, productId: world.productId, units, deadline,
     ...(serials ? { serials } : {}),

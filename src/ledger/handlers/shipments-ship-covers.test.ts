@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
 import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 import type { Answer } from '../ledger.ts';
+import { licencePair, type LicencePair } from '../../../test/support/licence-pair.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -19,36 +20,15 @@ worldPerFile((made, madeDatabase) => {
 let counter = 0;
 const next = () => ++counter;
 
-interface Pair {
-  exportLicenceId: string;
-  importLicenceId: string;
-  exportAllocationId: string;
-  importAllocationId: string;
-}
-
 /**
  * A fresh export (BIS) and import (MOFCOM) licence for alpha, issued and allocated in
  * full, so that amending them touches no other test.
  */
-async function freshPair(options: { units?: number; period?: { periodStart: string; periodEnd: string } } = {}): Promise<Pair> {
-  const { run, actors, productId } = world;
-  const units = options.units ?? 100;
-  const common = { productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: units, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z' };
-  const exportLicenceId = String((await run('licence.create', {
-    ...common, reference: `BIS-T-${next()}`, direction: 'export', holderId: actors.exporter.orgId, parties: [{ organisationId: actors.alpha.orgId, role: 'end_user' }],
-  }, actors.bis)).licenceId);
-  const importLicenceId = String((await run('licence.create', {
-    ...common, reference: `MOFCOM-T-${next()}`, direction: 'import', holderId: actors.alpha.orgId, parties: [{ organisationId: actors.exporter.orgId, role: 'supplier' }],
-  }, actors.mofcom)).licenceId);
-  await run('licence.issue', { licenceId: exportLicenceId }, actors.bis);
-  await run('licence.issue', { licenceId: importLicenceId }, actors.mofcom);
-  const allocate = async (licenceId: string, actor: typeof actors.bis) =>
-    String((await run('allocation.create', { licenceId, recipientId: actors.alpha.orgId, units, ...options.period }, actor)).allocationId);
-  return { exportLicenceId, importLicenceId, exportAllocationId: await allocate(exportLicenceId, actors.bis), importAllocationId: await allocate(importLicenceId, actors.mofcom) };
-}
+const freshPair = (options: { units?: number; period?: { periodStart: string; periodEnd: string } } = {}): Promise<LicencePair> =>
+  licencePair(world, { authorisedUnits: options.units ?? 100, ...(options.period ? { period: options.period } : {}) });
 
 /** Books `units` with a full manifest under the pair; returns the shipment id. */
-async function book(pair: Pair, units: number): Promise<string> {
+async function book(pair: LicencePair, units: number): Promise<string> {
   const serials = Array.from({ length: units }, (_, i) => `COV-${next()}-${i}`);
   const at = world.clock.now().getTime();
   const deadline = new Date(at + 30 * 86_400_000).toISOString();
