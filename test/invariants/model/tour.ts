@@ -1,0 +1,107 @@
+/**
+ * The tour: a hand-written walk that must reach every path in tourReaches, the rare ones
+ * included. It runs on its own, apart from the random runs.
+ */
+import { book, dayMs, hourMs, templateSerials, type Command, type Step } from './commands.ts';
+
+const mainExport = { direction: 'export', licencePick: 1, wrongAuthority: false } as const;
+/**
+ * A hand-written tour that walks every path once (book, attach, ship, clear, deliver,
+ * deploy, move, decommission, suspend, reinstate, expire, cancel, allocate, resize,
+ * replay; a licence used up and one outlived; cancel and attach refused on a shipped
+ * shipment). It runs on its own: the random runs must reach the paths without it.
+ *
+ * Allocation picks count from the newest: for alpha, pick 1 is its allocation on the large
+ * licence of the direction and pick 0 the one on the small export or the short import
+ * licence, which the template made last; beta's export allocations are the large licence's
+ * and the one the tour makes on it.
+ */
+export const tour: Step[] = [
+  // Ship the world's booking under the small export licence, using it up; then cancel and
+  // attach must leave that shipped shipment be.
+  {
+    kind: 'group',
+    commands: [
+      { kind: 'ship', shipmentPick: { fit: 'wanted', at: 0 }, keyed: false },
+      { kind: 'cancel', shipmentPick: { fit: 'shipped', at: 0 }, keyed: false }, { kind: 'attach', shipmentPick: { fit: 'shipped', at: 0 }, serials: { fit: 1, at: 0 } },
+    ],
+  },
+  // Alpha's booking lists its units' GPU UUIDs (SN-0 and SN-1); beta's is given typos for
+  // SN-7 and SN-8, let go when the booking expires.
+  { kind: 'group', commands: [{ ...book(0, 'fit', { fit: 2, at: 0 }, 20 * dayMs, true), gpu: 'own' }, book(1, 3, null, hourMs), { kind: 'allocate', ...mainExport, recipient: 1, units: 5 }] },
+  { kind: 'group', commands: [{ kind: 'resize', allocationPick: 0, units: 12, wrongAuthority: false }, { kind: 'attach', shipmentPick: { fit: 'wanted', at: 0 }, serials: { fit: 2, at: 5 }, gpu: 'typo' }] },
+  { kind: 'group', commands: [{ kind: 'ship', shipmentPick: { fit: 'wanted', at: 1 }, keyed: true }, { kind: 'replay', pick: 0, changed: false }, { kind: 'replay', pick: 1, changed: true }] },
+  { kind: 'group', writer: 1, commands: [{ kind: 'replay', pick: 0, changed: false }, book(1, 1, null, dayMs)] },
+  { kind: 'group', commands: [{ kind: 'clear', shipmentPick: { fit: 'wanted', at: 0 }, otherRecipient: false }, { kind: 'deliver', shipmentPick: { fit: 'wanted', at: 0 }, otherRecipient: false }] },
+  // Sites: pick 2 is alpha's first (full: the template's two units), 1 its second (room for one).
+  { kind: 'group', commands: [{ kind: 'deploy', recipient: 0, sitePick: 1, serials: { given: templateSerials.deployed.slice(0, 1) } }] },
+  {
+    kind: 'group',
+    commands: [
+      { kind: 'deploy', recipient: 0, sitePick: 2, serials: { fit: 1, at: 0 } }, { kind: 'decommission', recipient: 0, serials: { fit: 1, at: 1 } },
+      { kind: 'deploy', recipient: 0, sitePick: 2, serials: { given: templateSerials.deployed.slice(0, 1) } },
+    ],
+  },
+  { kind: 'group', commands: [{ kind: 'licence', action: 'toggle', ...mainExport }, book(0, 1, null, dayMs), { kind: 'licence', action: 'toggle', ...mainExport }] },
+  { kind: 'advance', ms: 2 * dayMs },
+  { kind: 'group', commands: [{ kind: 'sweep' }, book(0, 1, null, dayMs), { kind: 'cancel', shipmentPick: { fit: 'wanted', at: 0 }, keyed: true }] },
+  // The small export licence is used up: a booking under it is refused. Amended, it is not
+  // cut below what it shipped, is issued again with more units and used up again with
+  // fewer, and its validity never ends before it starts; the short import licence is not
+  // cut below what it allocated (nothing shipped under it).
+  { kind: 'group', commands: [book(0, 1, null, dayMs, false, { exportPick: 0, importPick: 1 })] },
+  {
+    kind: 'group',
+    commands: (['below', 'more', 'shipped'] as const).map((units): Command => ({ kind: 'amend', direction: 'export', licencePick: 0, units, validTo: 'same', wrongAuthority: false }))
+      .concat({ kind: 'amend', direction: 'export', licencePick: 0, units: 'same', validTo: 'beforeStart', wrongAuthority: false })
+      .concat({ kind: 'amend', direction: 'import', licencePick: 0, units: 'below', validTo: 'same', wrongAuthority: false }),
+  },
+  // A booking under the short import licence, its deadline weeks ahead: the licence's end
+  // expires it all the same (a lapse expiry).
+  { kind: 'group', commands: [book(1, 1, null, 20 * dayMs, false, { exportPick: 0, importPick: 0 })] },
+  // Outlive the short import licence: refused before the sweep marks it (an amendment that
+  // would put it back in force too), expired by it; amended no more once expired.
+  { kind: 'advance', ms: 4 * dayMs },
+  {
+    kind: 'group',
+    commands: [
+      book(1, 1, null, dayMs, false, { exportPick: 0, importPick: 0 }), { kind: 'amend', direction: 'import', licencePick: 0, units: 'same', validTo: 'later', wrongAuthority: false },
+      { kind: 'sweep' }, { kind: 'amend', direction: 'import', licencePick: 0, units: 'more', validTo: 'same', wrongAuthority: false },
+    ],
+  },
+  // Units leave use: alpha returns SN-0 from its site and reports SN-22 lost in transit; a
+  // unit in transit is not returned (SN-21, beta's), a decommissioned one not lost (SN-1),
+  // and beta cannot act on alpha's SN-20.
+  {
+    kind: 'group',
+    commands: [
+      { kind: 'end', to: 'returned', recipient: 0, serials: { given: ['SN-0'] } }, { kind: 'end', to: 'lost', recipient: 0, serials: { given: ['SN-22'] } },
+      { kind: 'end', to: 'returned', recipient: 1, serials: { given: ['SN-21'] } }, { kind: 'end', to: 'lost', recipient: 0, serials: { given: ['SN-1'] } },
+      { kind: 'end', to: 'returned', recipient: 1, serials: { given: ['SN-20'] } },
+    ],
+  },
+  // Listed again: the returned SN-0 keeps its GPU UUID (another is refused); SN-8, released
+  // by beta's expired booking, goes to alpha with its own UUID, not the typo. SN-7 stays
+  // released: the balances find it without its typo.
+  {
+    kind: 'group',
+    commands: [
+      { ...book(0, 1, { given: ['SN-0'] }, 20 * dayMs), gpu: 'typo' }, { ...book(0, 1, { given: ['SN-0'] }, 20 * dayMs), gpu: 'own' },
+      { ...book(0, 1, { given: ['SN-8'] }, 20 * dayMs), gpu: 'own' },
+    ],
+  },
+];
+
+/** What the tour reaches, each at least once (coverage names: see Coverage). */
+export const tourReaches = [
+  'accepted shipment.book', 'accepted manifest.attach', 'accepted shipment.ship', 'accepted shipment.clear', 'accepted shipment.deliver', 'accepted shipment.cancel',
+  'accepted allocation.create', 'accepted allocation.resize', 'accepted licence.suspend', 'accepted licence.reinstate', 'accepted units.deploy', 'accepted units.decommission',
+  'accepted ledger.sweep', 'replayed', 'effect unit-moved', 'refused units.deploy insufficient_units site-capacity', 'effect shipment-expired', 'effect licence-exhausted', 'effect licence-expired',
+  'refused shipment.book idempotency_mismatch invariant-6', 'refused shipment.book licence_not_valid licence-status', 'refused shipment.book licence_not_valid licence-validity',
+  'tried shipment.cancel on shipped', 'refused shipment.cancel conflict shipment-status', 'tried manifest.attach on shipped', 'refused manifest.attach conflict shipment-status',
+  // A booking expired for its licence's end, its deadline ahead; amendments; units returned, lost and listed again.
+  'effect shipment-expired-lapsed', 'accepted licence.amend', 'effect licence-reissued', 'refused licence.amend insufficient_units invariant-1',
+  'refused licence.amend invalid_input licence-validity', 'refused licence.amend conflict licence-validity', 'refused licence.amend conflict licence-status',
+  'accepted units.return', 'accepted units.report_lost', 'effect lost-in-transit', 'refused units.return conflict unit-custody', 'refused units.report_lost conflict unit-custody',
+  'refused units.return not_found -', 'refused shipment.book conflict unit-gpu-uuid', 'effect relisted-returned', 'effect relisted-released-uuid',
+];
