@@ -101,14 +101,24 @@ export class Ledger {
     return this.sequencer.submit('ledger.sweep', {}, systemActor);
   }
 
+  /**
+   * A tick while the last sweep is still unanswered is skipped: a sweep is a batch of its own
+   * (sequencer.ts, takeBatch), so while the head lock is held elsewhere, sweeps queued every
+   * tick would each wait out the lock alone, and the commands behind them with them.
+   */
   private startSweeping(intervalMs: number): void {
+    let sweeping = false;
     this.sweepTimer = setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
       this.sweep().then(
         (answer) => {
           if (!answer.ok && answer.error.code !== 'unavailable' && answer.error.rule !== nothingDueRule) this.options.onError?.(answer.error, 'the expiry sweep was refused');
         },
         (error: unknown) => this.options.onError?.(error, 'the expiry sweep failed'),
-      );
+      ).finally(() => {
+        sweeping = false;
+      });
     }, intervalMs);
     this.sweepTimer.unref();
   }

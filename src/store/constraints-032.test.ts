@@ -121,7 +121,7 @@ describe('ledger_violations() holds every unit to its shipment (032)', () => {
     expect(await violationsAfter(off(`UPDATE units SET custody = 'lost' WHERE serial = 'D33-1'`))).toEqual([]);
   });
 
-  it('reports a unit once, and keeps the findings of 028\'s and 030\'s clauses (folded into one definition by 033)', async () => {
+  it('reports a unit once, and keeps the findings of 028\'s and 030\'s clauses (folded into one definition by 034)', async () => {
     // 020's clause reports a delivered unit under a booked shipment; 032's does not report it again.
     expect(await violationsAfter(off(`UPDATE units SET custody = 'delivered', ever_shipped = true WHERE serial = 'B33-1'`))).toEqual([
       { subject: 'B33-1', detail: `the unit is delivered, but its shipment ${bookedId} is booked` },

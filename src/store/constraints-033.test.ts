@@ -52,15 +52,12 @@ describe('migration 033 on rows written before it', () => {
     const client = await database.pool.connect();
     try {
       await client.query('BEGIN');
-      // Back to the tables as 032 left them: no column, the ended claim still holding its GPU
-      // UUID, and the re-check's wrappers by name (033 drops them).
+      // Back to the tables as 032 left them: no column, the ended claim still holding its GPU UUID.
       await client.query(`ALTER TABLE units DISABLE TRIGGER USER; UPDATE units SET gpu_uuid = 'GPU-33000000-0003' WHERE serial = 'M33-CLAIM'; ALTER TABLE units ENABLE TRIGGER USER`);
       await client.query('ALTER TABLE units DROP COLUMN ever_shipped CASCADE'); // with the trigger whose WHEN names it, and the CHECK
       await client.query(`CREATE TRIGGER units_keep_identity BEFORE UPDATE ON units FOR EACH ROW
         WHEN (NEW.product_id IS DISTINCT FROM OLD.product_id OR (OLD.gpu_uuid IS NOT NULL AND NEW.gpu_uuid IS DISTINCT FROM OLD.gpu_uuid) OR NEW.shipment_id IS DISTINCT FROM OLD.shipment_id)
         EXECUTE FUNCTION units_keep_identity()`);
-      await client.query('CREATE FUNCTION ledger_violations_before_032() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$');
-      await client.query('CREATE FUNCTION ledger_violations_before_030() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$');
       await client.query(migration.sql);
       expect(await rows(client)).toEqual(asTheLedgerLeftThem);
       expect((await client.query(`SELECT * FROM ledger_violations()`)).rows).toEqual([]);

@@ -76,6 +76,31 @@ describe('a licence lapse mark', () => {
     expect(await world.ledger.violations()).toEqual([]);
   });
 
+  it('is found missing by the re-check while its licence still reserves, and is written for a licence made in an ended status', async () => {
+    const revoked = await pair(5);
+    await book(revoked, 3);
+    await world.run('licence.revoke', { licenceId: revoked.exportLicenceId }, world.actors.bis);
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('DELETE FROM licence_lapses WHERE licence_id = $1', [revoked.exportLicenceId]);
+      expect((await client.query(`SELECT invariant, subject, detail FROM ledger_violations() WHERE invariant = 'licence-lapses'`)).rows).toEqual([{
+        invariant: 'licence-lapses', subject: revoked.exportLicenceId,
+        detail: 'the licence is revoked and its allocations still reserve 3 units, but it is not marked for the sweep (licence_lapses)',
+      }]);
+      // A licence row written new as revoked (a batch that makes and revokes it writes it once) is marked too.
+      await client.query(`INSERT INTO licences (id, version, reference, authority_org_id, direction, holder_org_id, product_ids, origin, destination, authorised_units, valid_from, valid_to, status, created_seq, updated_seq)
+        SELECT 'L-MADE-REVOKED', 1, 'R-MADE-REVOKED', authority_org_id, direction, holder_org_id, product_ids, origin, destination, authorised_units, valid_from, valid_to, 'revoked', created_seq, updated_seq
+        FROM licences WHERE id = $1`, [revoked.importLicenceId]);
+      expect((await client.query(`SELECT licence_id FROM licence_lapses WHERE licence_id = 'L-MADE-REVOKED'`)).rowCount).toBe(1);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+    // The mark was there all along: the sweep expires the booking, leaving the next tests none.
+    expect(expectOk(await world.ledger.sweep()).expiredShipments).toHaveLength(1);
+  });
+
   it('is written when the sweep expires a licence past its validity, whose bookings that same sweep expires', async () => {
     const at = world.clock.now().getTime();
     const ending = await pair(3, new Date(at + 60_000).toISOString());
@@ -130,9 +155,11 @@ describe('migration 034 on rows written before it', () => {
     const client = await database.pool.connect();
     try {
       await client.query('BEGIN');
-      // Back to the schema as 033 left it.
-      await client.query(`DROP TABLE licence_lapses; DROP TRIGGER licences_mark_lapse ON licences; DROP FUNCTION licences_mark_lapse();
-        DROP INDEX licences_expirable_valid_to`);
+      // Back to the schema as 033 left it, with the re-check's wrappers by name (034 drops them).
+      await client.query(`DROP TABLE licence_lapses; DROP TRIGGER licences_mark_lapse ON licences; DROP TRIGGER licences_mark_lapse_insert ON licences;
+        DROP FUNCTION licences_mark_lapse(); DROP INDEX licences_expirable_valid_to;
+        CREATE FUNCTION ledger_violations_before_032() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
+        CREATE FUNCTION ledger_violations_before_030() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$`);
       await client.query(migration.sql);
       const rows = (await client.query<{ licence_id: string }>('SELECT licence_id FROM licence_lapses WHERE licence_id = ANY($1) ORDER BY licence_id', [ours])).rows;
       expect(rows.map((row) => row.licence_id)).toEqual([withBookings.exportLicenceId]);
