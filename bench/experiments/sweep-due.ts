@@ -1,6 +1,6 @@
 /**
  * What the sweep's look-up of due work (store/ledger-tables.ts loadDue) costs as the ledger's
- * history grows, before migration 034 (HEAD's two queries, with 034's indexes dropped in the
+ * history grows, before migration 034 (cbb6715's two queries, with 034's index dropped in the
  * rolled-back transaction that times them) and after (loadDue as it is). The sweep runs every
  * few seconds under the head lock, so every writer waits for it. And what two partial indexes
  * of booked shipments by allocation, which would make a lapse's look-up of bookings an index
@@ -39,7 +39,7 @@ const bookedByAllocation = [
   'CREATE INDEX shipments_booked_import_allocation ON shipments (import_allocation_id) WHERE status = \'booked\'',
 ];
 
-/** HEAD's loadDue (before 034), as it ran: the due rows, then lapsed bookings when some allocation lapsed. */
+/** loadDue as of cbb6715 (before 034), as it ran: the due rows, then lapsed bookings when some allocation lapsed. */
 async function loadDueBefore(client: PoolClient): Promise<number> {
   const due = await client.query<{ id: string; kind: string }>(
     `(SELECT id, 'shipment' AS kind FROM shipments WHERE status = 'booked' AND deadline <= $1 ORDER BY deadline LIMIT 1000)
@@ -147,7 +147,7 @@ function bookingUpsert(): [string, unknown[]] {
 
 const server = await startBenchServer('sweep-due');
 try {
-  console.log(`sweep look-up (loadDue), median of ${runs} runs, ms; before = HEAD's queries without 034's indexes, after = loadDue`);
+  console.log(`sweep look-up (loadDue), median of ${runs} runs, ms; before = cbb6715's queries without 034's index, after = loadDue`);
   for (const scale of scales) {
     // A database of its own for each scale: the ledger's tables refuse TRUNCATE.
     const pool = createPool({ url: await server.createDatabase(`sweep_due_${String(scale).replace('.', '_')}`), connectionsMax: 1, applicationName: 'sweep-due' });

@@ -169,3 +169,5 @@ export interface LicencePartyRow {
 }
 
 export const liveShipmentStatuses: readonly ShipmentStatus[] = ['booked', 'shipped', 'cleared'];
+/** A booking that ended without shipping: it only claimed the units it listed (migration 033). */
+export const unshippedEndStatuses: readonly ShipmentStatus[] = ['cancelled', 'expired'];

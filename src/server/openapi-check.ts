@@ -29,7 +29,7 @@ function discriminatorsOf(document: Json): Set<string> {
 
 /**
  * A body that matches none of a discriminated oneOf's branches fails every branch, and Ajv
- * lists them all (an event of one kind, 26 kinds' complaints). The branches whose
+ * lists them all (an event of one kind, every other kind's complaints). The branches whose
  * discriminator the body does not carry say nothing about it: what is wrong is in the rest.
  */
 function withoutOtherBranches(errors: readonly ErrorObject[], discriminators: ReadonlySet<string>): ErrorObject[] {

@@ -6,7 +6,7 @@
  * (src/server/testing.ts); and a body a handler could write wrong is caught.
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { systemActor } from '../ledger/permissions.ts';
 import { commandSchemas } from '../ledger/schemas.ts';
 import { answerChecker } from './openapi-check.ts';
@@ -109,6 +109,9 @@ async function runEveryKind(): Promise<void> {
 }
 
 describe('event bodies in the OpenAPI document', () => {
+  // Every test below reads the events this world's commands wrote.
+  beforeAll(runEveryKind);
+
   it('are one schema per command kind, a oneOf discriminated by kind, each strict where its shape is fixed', async () => {
     const document = await openApiDocument();
     const { schemas } = document.components;
@@ -135,7 +138,6 @@ describe('event bodies in the OpenAPI document', () => {
   });
 
   it('describe every event that every command writes, each part of each kind met by a real one', async () => {
-    await runEveryKind();
     const events = await allEvents(); // every page checked against the document
     const document = await openApiDocument();
     const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });

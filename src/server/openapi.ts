@@ -308,8 +308,8 @@ const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (character
 
 /**
  * Named schemas the docs page writes out once, in a section of their own, rather than in
- * every answer that holds them: an event's body is one schema per kind (about 100 KB written
- * out), and two operations answer events.
+ * every answer that holds them: an event's body is one schema per kind (large when written
+ * out), and more than one operation answers events.
  */
 const docsPageSections: Readonly<Record<string, { heading: string; anchor: string }>> = {
   EventBody: { heading: 'Event bodies', anchor: 'event-bodies' },

@@ -49,7 +49,7 @@ const recordedInputs = {
     .describe(`${inputNote}${serialsNote} Both are absent when the booking listed no serials.`),
   'manifest.attach': commandSchemas['manifest.attach'].omit({ serials: true }).extend(recordedSerials).describe(inputNote + serialsNote),
   'units.deploy': commandSchemas['units.deploy'].omit({ serials: true }).extend(recordedSerials).describe(inputNote + serialsNote),
-  'units.end': commandSchemas['units.return'].omit({ serials: true }).extend(recordedSerials).describe(inputNote + serialsNote),
+  unitsEnding: commandSchemas['units.return'].omit({ serials: true }).extend(recordedSerials).describe(inputNote + serialsNote),
 };
 
 /** The command's own input, as recorded (no serial list in it). */
@@ -112,7 +112,7 @@ const fromSites = counts('How many of the units left each site they were deploye
 const endingSubject = id.nullable().describe("The units' shipment when they all came in one; null otherwise.");
 const endingFirst = <K extends 'units.report_lost' | 'units.return'>(kind: K, what: string) => body(kind, {
   subject: endingSubject,
-  input: recordedInputs['units.end'],
+  input: recordedInputs.unitsEnding,
   effects: z.strictObject({ count: positive, shipments: shipmentsCounted }),
   description: `Units ${what}: read by the recipient and the exporter of their shipments, so without the sites they left (those are the next event's, the recipient's alone).`,
 });
@@ -207,7 +207,7 @@ export const eventBodies = {
   })],
   'units.decommission': [body('units.decommission', {
     subject: endingSubject,
-    input: recordedInputs['units.end'],
+    input: recordedInputs.unitsEnding,
     effects: z.strictObject({ count: positive, shipments: shipmentsCounted, fromSites }),
     description: "Units decommissioned: the recipient's own record, read by it alone, so one event with the sites they left.",
   })],
@@ -220,4 +220,4 @@ export type EventBody = z.output<(typeof eventBodies)[CommandKind][number]>;
 
 const allParts = Object.values(eventBodies).flat() as unknown as readonly [z.ZodType<EventBody>, ...Array<z.ZodType<EventBody>>];
 /** Any event's body. The document publishes it by reference, as EventBody, with its discriminator. */
-export const eventBody = z.union(allParts);
+export const eventBodySchema = z.union(allParts);

@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import type { CommandKind } from '../ledger/schemas.ts';
 import { count, custody, day, demo, eccn, instant, licenceStatus, seq, shipmentStatus, totalsScope, unitSite } from './wire-fields.ts';
-import { eventBody } from './wire-events.ts';
+import { eventBodySchema } from './wire-events.ts';
 
 export const organisation = z.strictObject({
   id: z.string(),
@@ -164,7 +164,7 @@ export const event = z.strictObject({
   subjectId: z.string().nullable(),
   organisationIds: z.array(z.string()),
   canonical: z.string().describe("The event's canonical bytes (RFC 8785), base64: the log's leaf."),
-  body: eventBody.describe("The same bytes, parsed: the event's body, one shape per kind (EventBody)."),
+  body: eventBodySchema.describe("The same bytes, parsed: the event's body, one shape per kind (EventBody)."),
   demo,
 });
 

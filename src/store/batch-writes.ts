@@ -93,7 +93,7 @@ export interface IdempotencyWrite {
  * migration 033). The batch's loaded units already carry the same change.
  */
 export type UnitsChange =
-  | { kind: 'custody'; shipment_id: string; from: Custody; to: Custody; seq: number }
+  | { kind: 'custody'; shipment_id: string; from: Custody; to: Custody; seq: number; markShipped: boolean }
   | { kind: 'release'; shipment_id: string; seq: number };
 
 /** The log's part of a batch: the tiles its leaves made and the head after it. */
@@ -196,7 +196,7 @@ function unitsChangeSql(change: UnitsChange): string {
   if (change.kind === 'release') {
     return `UPDATE units SET gpu_uuid = NULL, updated_seq = ${integer(change.seq)} WHERE shipment_id = ${shipment} AND NOT ever_shipped AND gpu_uuid IS NOT NULL`;
   }
-  const shipped = change.to === 'in_transit' ? ', ever_shipped = true' : '';
+  const shipped = change.markShipped ? ', ever_shipped = true' : '';
   return `UPDATE units SET custody = ${pg.escapeLiteral(change.to)}, updated_seq = ${integer(change.seq)}${shipped} WHERE shipment_id = ${shipment} AND custody = ${pg.escapeLiteral(change.from)}`;
 }
 

@@ -2,10 +2,12 @@
  * Migration 033 on a ledger that has history: which units it marks as shipped, and which
  * ended claims it releases (their GPU UUIDs let go), as the ledger would have left them.
  * The claims and their release through the ledger are tested in
- * ledger/handlers/manifests-ownership.test.ts.
+ * ledger/handlers/manifests-ownership.test.ts. The re-check's clauses for these rules (in
+ * 034's ledger_violations) are tested last, on the rows the first test leaves.
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
+import { inRolledBack } from '../../test/support/rolled-back.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { listMigrations } from './migrate.ts';
 
@@ -49,9 +51,7 @@ describe('migration 033 on rows written before it', () => {
     ]);
 
     const migration = listMigrations().find((each) => each.version === 33)!;
-    const client = await database.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inRolledBack(database.pool, async (client) => {
       // Back to the tables as 032 left them: no column, the ended claim still holding its GPU UUID.
       await client.query(`ALTER TABLE units DISABLE TRIGGER USER; UPDATE units SET gpu_uuid = 'GPU-33000000-0003' WHERE serial = 'M33-CLAIM'; ALTER TABLE units ENABLE TRIGGER USER`);
       await client.query('ALTER TABLE units DROP COLUMN ever_shipped CASCADE'); // with the trigger whose WHEN names it, and the CHECK
@@ -61,16 +61,14 @@ describe('migration 033 on rows written before it', () => {
       await client.query(migration.sql);
       expect(await rows(client)).toEqual(asTheLedgerLeftThem);
       expect((await client.query(`SELECT * FROM ledger_violations()`)).rows).toEqual([]);
-    } finally {
-      await client.query('ROLLBACK');
-      client.release();
-    }
+    });
   });
 
-  it('reports, in the re-check, a unit marked against its shipments and an ended claim still holding a GPU UUID', async () => {
-    const client = await database.pool.connect();
-    try {
-      await client.query('BEGIN');
+});
+
+describe("ledger_violations() on units' claims (033's rules, 034's clauses), on the rows the test above leaves", () => {
+  it('reports a unit marked against its shipments and an ended claim still holding a GPU UUID', async () => {
+    await inRolledBack(database.pool, async (client) => {
       await client.query(`ALTER TABLE units DISABLE TRIGGER USER;
         UPDATE units SET gpu_uuid = 'GPU-33000000-0003' WHERE serial = 'M33-CLAIM';
         UPDATE units SET ever_shipped = false WHERE serial = 'M33-BACK';
@@ -84,9 +82,6 @@ describe('migration 033 on rows written before it', () => {
         { subject: 'M33-CLAIM', detail: expect.stringMatching(/^the unit never shipped and its shipment S-\d+ is cancelled, but it still holds GPU UUID GPU-33000000-0003$/) },
         { subject: 'M33-LIVE', detail: 'the unit is marked as shipped, but no shipment that lists it has shipped' },
       ]);
-    } finally {
-      await client.query('ROLLBACK');
-      client.release();
-    }
+    });
   });
 });

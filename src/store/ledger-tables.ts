@@ -245,26 +245,24 @@ const sweepRowsMax = 1_000;
  * Exported for bench/experiments/sweep-due.ts; the ledger calls it through loadBatchState.
  */
 export async function loadDue(client: PoolClient, keys: BatchKeys, dueAt: string): Promise<void> {
-  const due = await client.query<{ id: string; kind: 'shipment' | 'licence' | 'allocation' | 'cleared' }>(
+  const due = await client.query<{ id: string; kind: 'shipment' | 'licence' | 'allocation' }>(
     `WITH marked AS (SELECT licence_id FROM licence_lapses ORDER BY licence_id LIMIT ${sweepRowsMax}),
           past AS (SELECT id FROM licences WHERE status IN ('issued','suspended','exhausted') AND valid_to <= $1 ORDER BY valid_to LIMIT ${sweepRowsMax}),
-          cleared AS (DELETE FROM licence_lapses m USING marked
+          -- Runs whether or not the query reads it (PostgreSQL runs a WITH's DELETE once, whole).
+          unmarked AS (DELETE FROM licence_lapses m USING marked
                       WHERE m.licence_id = marked.licence_id
-                        AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.licence_id = m.licence_id AND a.reserved_units > 0 OFFSET 0)
-                      RETURNING m.licence_id)
+                        AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.licence_id = m.licence_id AND a.reserved_units > 0 OFFSET 0))
      (SELECT id, 'shipment' AS kind FROM shipments WHERE status = 'booked' AND deadline <= $1 ORDER BY deadline LIMIT ${sweepRowsMax})
      UNION ALL (SELECT id, 'licence' FROM past)
      UNION ALL (SELECT a.id, 'allocation' FROM (SELECT licence_id FROM marked UNION ALL SELECT id FROM past) l,
                   LATERAL (SELECT id FROM allocations WHERE licence_id = l.licence_id AND reserved_units > 0 OFFSET 0) a
-                LIMIT ${sweepRowsMax})
-     UNION ALL (SELECT licence_id, 'cleared' FROM cleared)`,
+                LIMIT ${sweepRowsMax})`,
     [dueAt],
   );
   const lapsedAllocations: string[] = [];
   for (const row of due.rows) {
     if (row.kind === 'allocation') lapsedAllocations.push(row.id);
-    else if (row.kind === 'shipment') keys.shipments.add(row.id);
-    else if (row.kind === 'licence') keys.licences.add(row.id);
+    else (row.kind === 'shipment' ? keys.shipments : keys.licences).add(row.id);
   }
   if (lapsedAllocations.length === 0) return;
   const lapsed = await client.query<{ id: string }>(
@@ -279,7 +277,9 @@ export async function loadDue(client: PoolClient, keys: BatchKeys, dueAt: string
 /**
  * Loads what the keys name, then what those rows point to: units bring the shipment that
  * last held them, shipments their allocations, allocations their licences. Fixed order, at
- * most a dozen statements.
+ * most a dozen statements. For a sweep (keys.dueAt) it first runs loadDue, which also
+ * deletes spent lapse marks: this load writes, and the write commits or rolls back with the
+ * batch.
  */
 export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promise<LoadedState> {
   const select = async <T>(sql: string, ids: Iterable<string> | TextArrayParameter): Promise<T[]> => {

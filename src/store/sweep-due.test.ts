@@ -12,6 +12,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { inRolledBack } from '../../test/support/rolled-back.ts';
 import { emptyKeys, loadDue, type BatchKeys } from './ledger-tables.ts';
 import type { PoolClient } from './pool.ts';
 
@@ -109,17 +110,6 @@ async function explainedLoad(client: PoolClient): Promise<{ keys: BatchKeys; rea
   return { keys, read };
 }
 
-async function inRolledBack<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await database.pool.connect();
-  try {
-    await client.query('BEGIN');
-    return await work(client);
-  } finally {
-    await client.query('ROLLBACK');
-    client.release();
-  }
-}
-
 /** Far below the 5,000 reserving allocations and 20,000 booked shipments the ledger holds. */
 const rowsReadMax = 50;
 /** The booked shipments of ledgerWithHistory (of its 50,003). */
@@ -127,7 +117,7 @@ const bookedShipments = 20_003;
 
 describe('the sweep look-up on a ledger with history', () => {
   it('reads a handful of rows when nothing is due, and when a licence just lapsed only that licence\'s bookings', async () => {
-    await inRolledBack(async (client) => {
+    await inRolledBack(database.pool, async (client) => {
       await ledgerWithHistory(client);
       const lapsed = await explainedLoad(client);
       expect([...lapsed.keys.shipments].sort()).toEqual(['S-X1', 'S-X2', 'S-X3']);
@@ -145,7 +135,7 @@ describe('the sweep look-up on a ledger with history', () => {
 
 describe('a licence lapse mark', () => {
   it('stays while an allocation of its licence still reserves, and is deleted by the first look-up that finds none', async () => {
-    await inRolledBack(async (client) => {
+    await inRolledBack(database.pool, async (client) => {
       await ledgerWithHistory(client);
       const marks = async () => (await client.query<{ licence_id: string }>('SELECT licence_id FROM licence_lapses ORDER BY licence_id')).rows.map((row) => row.licence_id);
       expect(await marks()).toEqual(['L-X']);

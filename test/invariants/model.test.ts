@@ -1,6 +1,6 @@
 /**
  * Model-based test: random command sequences run against the real ledger (one fresh
- * database per run) and against the plain in-memory model in ledger-model.ts. After
+ * database per run) and against the plain in-memory model in model/ledger-model.ts. After
  * every command both must give the same answer (accepted with the same ids and
  * numbers, or refused with the same error code and rule); at the end both must hold the
  * same balances, and the database's own re-check, ledger_violations(), must be empty.

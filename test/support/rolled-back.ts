@@ -3,7 +3,7 @@
  * refuses (src/store/constraints*.test.ts): statements run in a transaction that is always
  * rolled back, so each case starts from the same rows.
  */
-import type { Pool } from '../../src/store/pool.ts';
+import type { Pool, PoolClient } from '../../src/store/pool.ts';
 import type { World } from '../world.ts';
 
 export type Statement = [string, unknown[]?];
@@ -21,6 +21,18 @@ export async function firstRefusal(pool: Pool, ...statements: Statement[]): Prom
     return undefined;
   } catch (error) {
     return { code: (error as { code: string }).code, message: (error as Error).message };
+  } finally {
+    await client.query('ROLLBACK');
+    client.release();
+  }
+}
+
+/** Runs `work` on one connection in a transaction that is always rolled back; its result. */
+export async function inRolledBack<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    return await work(client);
   } finally {
     await client.query('ROLLBACK');
     client.release();

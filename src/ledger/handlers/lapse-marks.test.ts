@@ -9,6 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
+import { inRolledBack } from '../../../test/support/rolled-back.ts';
 import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 import { listMigrations } from '../../store/migrate.ts';
 import { Ledger, type Answer } from '../ledger.ts';
@@ -80,9 +81,7 @@ describe('a licence lapse mark', () => {
     const revoked = await pair(5);
     await book(revoked, 3);
     await world.run('licence.revoke', { licenceId: revoked.exportLicenceId }, world.actors.bis);
-    const client = await database.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inRolledBack(database.pool, async (client) => {
       await client.query('DELETE FROM licence_lapses WHERE licence_id = $1', [revoked.exportLicenceId]);
       expect((await client.query(`SELECT invariant, subject, detail FROM ledger_violations() WHERE invariant = 'licence-lapses'`)).rows).toEqual([{
         invariant: 'licence-lapses', subject: revoked.exportLicenceId,
@@ -93,10 +92,7 @@ describe('a licence lapse mark', () => {
         SELECT 'L-MADE-REVOKED', 1, 'R-MADE-REVOKED', authority_org_id, direction, holder_org_id, product_ids, origin, destination, authorised_units, valid_from, valid_to, 'revoked', created_seq, updated_seq
         FROM licences WHERE id = $1`, [revoked.importLicenceId]);
       expect((await client.query(`SELECT licence_id FROM licence_lapses WHERE licence_id = 'L-MADE-REVOKED'`)).rowCount).toBe(1);
-    } finally {
-      await client.query('ROLLBACK');
-      client.release();
-    }
+    });
     // The mark was there all along: the sweep expires the booking, leaving the next tests none.
     expect(expectOk(await world.ledger.sweep()).expiredShipments).toHaveLength(1);
   });
@@ -152,10 +148,9 @@ describe('migration 034 on rows written before it', () => {
     expect(await marked(...ours)).toEqual([withBookings.exportLicenceId, without.exportLicenceId].sort());
 
     const migration = listMigrations().find((each) => each.version === 34)!;
-    const client = await database.pool.connect();
-    try {
-      await client.query('BEGIN');
-      // Back to the schema as 033 left it, with the re-check's wrappers by name (034 drops them).
+    await inRolledBack(database.pool, async (client) => {
+      // Back to the schema as 033 left it, as far as 034 reads it: its table, triggers and index
+      // gone, and stand-ins for the two wrappers 034 drops by name.
       await client.query(`DROP TABLE licence_lapses; DROP TRIGGER licences_mark_lapse ON licences; DROP TRIGGER licences_mark_lapse_insert ON licences;
         DROP FUNCTION licences_mark_lapse(); DROP INDEX licences_expirable_valid_to;
         CREATE FUNCTION ledger_violations_before_032() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
@@ -163,10 +158,7 @@ describe('migration 034 on rows written before it', () => {
       await client.query(migration.sql);
       const rows = (await client.query<{ licence_id: string }>('SELECT licence_id FROM licence_lapses WHERE licence_id = ANY($1) ORDER BY licence_id', [ours])).rows;
       expect(rows.map((row) => row.licence_id)).toEqual([withBookings.exportLicenceId]);
-    } finally {
-      await client.query('ROLLBACK');
-      client.release();
-    }
+    });
     // And the sweep takes it from there.
     expect(expectOk(await world.ledger.sweep()).expiredShipments).toHaveLength(1);
   });

@@ -5,7 +5,7 @@
  */
 import { assert, type DomainError } from '../../core/errors.ts';
 import { refuse, formatUnits, type CommandContext, type Handler } from '../handler.ts';
-import type { ShipmentRow, UnitRow } from '../rows.ts';
+import { unshippedEndStatuses, type ShipmentRow, type UnitRow } from '../rows.ts';
 import { canonicalGpuUuid } from '../schemas.ts';
 import type { BatchState } from '../state.ts';
 import type { BatchKeys } from '../../store/ledger-tables.ts';
@@ -39,13 +39,13 @@ function notAvailable(serial: string): DomainError {
  * for ever by listing them in a booking it cancels.
  */
 function isReleased(unit: UnitRow, shipment: ShipmentRow): boolean {
-  return !unit.ever_shipped && (shipment.status === 'cancelled' || shipment.status === 'expired');
+  return !unit.ever_shipped && unshippedEndStatuses.includes(shipment.status);
 }
 
 /**
- * Checks that a serial may be listed in the shipment; `unit` is the batch's row for it and
- * `live` the live shipment that lists it, if any; returns whether the unit is released
- * (isReleased). A unit that has shipped stays with the exporter whose shipment last held it
+ * Checks that a serial may be listed in the shipment, and returns whether its unit is
+ * released (isReleased: listed afresh, keeping nothing of its claim). `unit` is the batch's
+ * row for it and `live` the live shipment that lists it, if any. A unit that has shipped stays with the exporter whose shipment last held it
  * (a returned unit goes back to that exporter's side): another exporter listing it would
  * take it over, its row rewritten to a shipment its first exporter and recipient cannot see.
  * It also keeps what it physically is: its product and, once known, its GPU UUID.

@@ -8,7 +8,7 @@ import { assert } from '../../core/errors.ts';
 import { limits } from '../../core/limits.ts';
 import { newId, refuse, formatUnits, seesAll, type CommandContext, type EventPart, type Handler, type Outcome } from '../handler.ts';
 import type { Actor } from '../permissions.ts';
-import type { AllocationRow, LicenceStatus, ShipmentRow, ShipmentStatus } from '../rows.ts';
+import { unshippedEndStatuses, type AllocationRow, type LicenceStatus, type ShipmentRow, type ShipmentStatus } from '../rows.ts';
 import type { CommandInput } from '../schemas.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
 import { namesRecipient } from './allocations.ts';
@@ -255,14 +255,15 @@ export function applyStep(context: CommandContext, shipment: ShipmentRow, step: 
   state.update('shipments', shipment, { status: step.to, updated_seq: context.seq });
   if (step.custody) {
     const { from, to } = step.custody;
-    state.pushList('unitsChanges', { kind: 'custody', shipment_id: shipment.id, from, to, seq: context.seq });
-    const shipped = to === 'in_transit' ? { ever_shipped: true } : {};
+    // Leaving 'licensed' is shipping: the unit's identity is fixed from now on (migration 033).
+    const markShipped = from === 'licensed';
+    state.pushList('unitsChanges', { kind: 'custody', shipment_id: shipment.id, from, to, seq: context.seq, markShipped });
     for (const unit of state.unitsOfShipment(shipment.id)) {
-      if (unit.custody === from) state.update('units', unit, { custody: to, updated_seq: context.seq, ...shipped });
+      if (unit.custody === from) state.update('units', unit, { custody: to, updated_seq: context.seq, ...(markShipped ? { ever_shipped: true } : {}) });
     }
   }
   if (!['booked', 'shipped', 'cleared'].includes(step.to)) endManifest(context, shipment);
-  if (step.to === 'cancelled' || step.to === 'expired') releaseClaims(context, shipment);
+  if (unshippedEndStatuses.includes(step.to)) releaseClaims(context, shipment);
   return {
     subjectId: shipment.id,
     orgIds: shipmentOrgIds(shipment),

@@ -85,8 +85,9 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
---    019's WHEN, and a shipped unit unmarked. Shipping 100,000 units sets ever_shipped
---    from false to true, which the WHEN lets by without calling the function.
+--    The trigger fires on 019's WHEN, and when a shipped unit would be unmarked (ever_shipped
+--    true to false). Shipping 100,000 units sets ever_shipped from false to true, which the
+--    WHEN lets by without calling the function.
 DROP TRIGGER units_keep_identity ON units;
 CREATE TRIGGER units_keep_identity BEFORE UPDATE ON units FOR EACH ROW
   WHEN (NEW.product_id IS DISTINCT FROM OLD.product_id

@@ -4,7 +4,7 @@
  * not in the data: a run picks them from the model's state when a command runs (run.ts).
  */
 import type { ShipmentStatus } from '../../../src/ledger/rows.ts';
-import type { ManifestEntry } from '../ledger-model.ts';
+import type { ManifestEntry } from './ledger-model.ts';
 
 export const hourMs = 3_600_000;
 export const dayMs = 24 * hourMs;

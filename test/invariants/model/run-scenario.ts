@@ -7,7 +7,7 @@ import { expect } from 'vitest';
 import { Ledger } from '../../../src/ledger/ledger.ts';
 import { createPool } from '../../../src/store/pool.ts';
 import type { World } from '../../world.ts';
-import type { LedgerModel } from '../ledger-model.ts';
+import type { LedgerModel } from './ledger-model.ts';
 import { hourMs, type Step } from './commands.ts';
 import type { Coverage } from './coverage.ts';
 import { Run } from './run.ts';

@@ -10,7 +10,7 @@ import type { ShipmentStatus } from '../../../src/ledger/rows.ts';
 import type { CommandKind } from '../../../src/ledger/schemas.ts';
 import type { World } from '../../world.ts';
 import { answerWithin } from '../../support/answers.ts';
-import { LedgerModel, type ModelShipment, type Outcome } from '../ledger-model.ts';
+import { LedgerModel, type ModelShipment, type Outcome } from './ledger-model.ts';
 import {
   book, dayMs, hourMs, manifestInput, manifestOf, received, serialPool, unknownId,
   type Command, type Pick, type Serials, type ShipmentPick, type Who, type Writer,

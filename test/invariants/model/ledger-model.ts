@@ -9,8 +9,8 @@
  * Ids are predicted, not read back: the ledger names what a command makes after the
  * sequence number of its event (S-12), and every accepted command takes the next one.
  */
-import type { ErrorCode } from '../../src/core/errors.ts';
-import type { Custody, LicenceStatus, ShipmentStatus } from '../../src/ledger/rows.ts';
+import type { ErrorCode } from '../../../src/core/errors.ts';
+import type { Custody, LicenceStatus, ShipmentStatus } from '../../../src/ledger/rows.ts';
 
 /**
  * A refusal the model predicts: its error code and, where the ledger names one, the rule
