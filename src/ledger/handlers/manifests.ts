@@ -45,10 +45,11 @@ function isReleased(unit: UnitRow, shipment: ShipmentRow): boolean {
 /**
  * Checks that a serial may be listed in the shipment, and returns whether its unit is
  * released (isReleased: listed afresh, keeping nothing of its claim). `unit` is the batch's
- * row for it and `live` the live shipment that lists it, if any. A unit that has shipped stays with the exporter whose shipment last held it
- * (a returned unit goes back to that exporter's side): another exporter listing it would
- * take it over, its row rewritten to a shipment its first exporter and recipient cannot see.
- * It also keeps what it physically is: its product and, once known, its GPU UUID.
+ * row for it and `live` the live shipment that lists it, if any. A unit that has shipped
+ * stays with the exporter whose shipment last held it (a returned unit goes back to that
+ * exporter's side): another exporter listing it would take it over, its row rewritten to a
+ * shipment its first exporter and recipient cannot see. It also keeps what it physically
+ * is: its product and, once known, its GPU UUID.
  */
 function checkListable(state: BatchState, shipment: ShipmentRow, serial: string, unit: UnitRow | undefined, live: string | undefined, given: string | undefined): boolean {
   const exporter = shipment.exporter_org_id;
