@@ -49,6 +49,8 @@ describe('send', () => {
     expect(retryAfterMsOf('1', 0)).toBe(1000);
     expect(retryAfterMsOf('Thu, 01 Jan 1970 00:00:03 GMT', 1000)).toBe(2000);
     expect(retryAfterMsOf('soon', 0)).toBeUndefined();
+    // Neither delay-seconds nor a date: the default pause, not none.
+    for (const odd of ['1.5', '-1', '+3', '1e3']) expect(retryAfterMsOf(odd, Date.parse('2026-06-01T00:00:00Z')), odd).toBeUndefined();
     expect(retryAfterMsOf(null, 0)).toBeUndefined();
   });
 });

@@ -215,6 +215,9 @@ export function retryAfterMsOf(header: string | null, nowMs: number): number | u
   if (header === null) return undefined;
   const text = header.trim();
   if (/^[0-9]{1,9}$/.test(text)) return Number(text) * 1000;
+  // An HTTP date has a weekday or month name; V8's Date.parse would also take "1.5" or "-1"
+  // (as dates long past, so no wait at all).
+  if (!/[A-Za-z]/.test(text)) return undefined;
   const at = Date.parse(text);
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }

@@ -181,6 +181,18 @@ describe('ApiClient', () => {
     ].join('\n'));
   });
 
+  it('says how often a read was sent, and the longer wait asked for, when it gives up on a 503', async () => {
+    const overloaded = () => new Response('{"status":503,"code":"overloaded","detail":"busy"}', { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': '1' } });
+    const { fetch } = fakeFetch([overloaded(), overloaded(), overloaded()]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, sleep: async () => {} });
+    const error = await client.get('/v1/licences').then(() => expect.fail('expected a failure'), (caught: unknown) => caught as ApiError);
+    expect(unknownOutcomeOf(error)).toBeUndefined();
+    expect(formatApiError(error).split('\n').at(-1)).toBe(`  sent ${requestAttemptsMax} times`);
+    const long = new Response('{"status":503,"code":"overloaded"}', { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': '30' } });
+    const once = await new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch: fakeFetch([long]).fetch }).get('/v1/licences').catch((caught: unknown) => caught as ApiError);
+    expect(formatApiError(once as ApiError).split('\n').at(-1)).toBe(`  sent once; the server asked to wait 30 s before another try, longer than chipledger waits (${retryAfterMsMax / 1000} s)`);
+  });
+
   it('does not follow a redirect: a 3xx is an error naming its Location, and the place it points to is never asked', async () => {
     const asked: string[] = [];
     const listen = async (handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; url: string }> => {

@@ -35,6 +35,8 @@ export interface UnknownOutcome {
 export class ApiError extends Error {
   /** Set when this ended a POST whose outcome is unknown (a 502, 503 or 504). */
   unknownOutcome: UnknownOutcome | undefined;
+  /** Set when a read (GET) was given up on such a status: how often it was sent, and a longer wait the server asked for. */
+  givenUp: { attempts: number; retryAfterMs?: number } | undefined;
 
   constructor(readonly status: number, readonly problem: ProblemDetails) {
     super(problem.detail ?? problem.title ?? `HTTP ${status}`);
@@ -126,8 +128,16 @@ export class ApiClient {
 function apiErrorOf(error: HttpError, key: string | undefined): Error {
   if (error.failure === 'redirect' || error.failure === 'too-large') return new UnexpectedAnswerError(error.message);
   const ended = error.failure === 'status' ? new ApiError(error.status!, error.problem!) : new NetworkError(error.message, { cause: error.cause });
-  if (key !== undefined && error.outcomeUnknown) ended.unknownOutcome = { idempotencyKey: key, attempts: error.attempts, ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }) };
+  const waited = error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs };
+  if (key !== undefined && error.outcomeUnknown) ended.unknownOutcome = { idempotencyKey: key, attempts: error.attempts, ...waited };
+  else if (ended instanceof ApiError && error.outcomeUnknown) ended.givenUp = { attempts: error.attempts, ...waited };
   return ended;
+}
+
+/** How often a request was sent (with its key, if any), and the longer wait the server asked for, as one line. */
+function givenUpLine(given: { attempts: number; retryAfterMs?: number }, idempotencyKey?: string): string {
+  const sent = `sent ${given.attempts === 1 ? 'once' : `${given.attempts} times`}${idempotencyKey === undefined ? '' : ` with Idempotency-Key ${idempotencyKey}`}`;
+  return given.retryAfterMs === undefined ? sent : `${sent}; the server asked to wait ${Math.ceil(given.retryAfterMs / 1000)} s before another try, longer than chipledger waits (${retryAfterMsMax / 1000} s)`;
 }
 
 /**
@@ -135,9 +145,7 @@ function apiErrorOf(error: HttpError, key: string | undefined): Error {
  * send the change again with it (the command's own line when the command gave one).
  */
 export function formatUnknownOutcome(outcome: UnknownOutcome): string {
-  const sent = `sent ${outcome.attempts === 1 ? 'once' : `${outcome.attempts} times`} with Idempotency-Key ${outcome.idempotencyKey}`;
-  const waited = outcome.retryAfterMs === undefined ? '' : `; the server asked to wait ${Math.ceil(outcome.retryAfterMs / 1000)} s before another try, longer than chipledger waits (${retryAfterMsMax / 1000} s)`;
-  const lines = [`chipledger: the outcome is unknown: the change may have been made or not (${sent}${waited}).`];
+  const lines = [`chipledger: the outcome is unknown: the change may have been made or not (${givenUpLine(outcome, outcome.idempotencyKey)}).`];
   if (outcome.rerun === undefined) {
     lines.push(`  Send the same request again with Idempotency-Key ${outcome.idempotencyKey}: if the change was made, the answer says so and nothing is done twice; if not, it is made then.`);
   } else {
@@ -177,5 +185,6 @@ export function formatApiError(error: ApiError): string {
     if (known.has(name) || value === undefined) continue;
     lines.push(`  ${printable(name)}: ${text(value)}`);
   }
+  if (error.givenUp !== undefined) lines.push(`  ${givenUpLine(error.givenUp)}`);
   return lines.join('\n');
 }
