@@ -18,6 +18,9 @@ export const logResponseBytesMax = 256 * (2 + 65_535);
 
 /** The server could not be reached, or answered with an error status or a malformed body. */
 export class LogFetchError extends Error {
+  /** A Retry-After (ms) the server asked for that was longer than the transport waits (fetch.ts, retryAfterMsMax). */
+  retryAfterMs: number | undefined;
+
   constructor(
     readonly url: string,
     readonly status: number | undefined,
@@ -176,7 +179,7 @@ export class LogClient implements LogSource {
     try {
       return await send(transport, { ...request, url: new URL(url), token: authorized ? this.options.token : undefined });
     } catch (error) {
-      throw error instanceof HttpError ? new LogFetchError(url, error.status, error.message, { cause: error }) : error;
+      throw error instanceof HttpError ? Object.assign(new LogFetchError(url, error.status, error.message, { cause: error }), { retryAfterMs: error.retryAfterMs }) : error;
     }
   }
 }

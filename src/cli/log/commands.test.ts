@@ -192,6 +192,15 @@ describe('log monitor on an unreachable log', () => {
     }) as typeof globalThis.fetch;
     expect(await monitorCommand({ url, key: logKey.verifierKey, state: file('monitor.state'), maxRounds: '2', intervalMs: '1' }, deps(flaky))).toBe(0);
   });
+
+  it('waits before its next round as long as the log asked, when that is longer than its interval', async () => {
+    const busy = (async () => new Response('{"code":"overloaded"}', { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': '30' } })) as typeof globalThis.fetch;
+    const slept: number[] = [];
+    const run = { ...deps(busy), sleep: async (ms: number) => void slept.push(ms) };
+    await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('busy.state'), maxRounds: '2', intervalMs: '10' }, run));
+    expect(slept).toEqual([30_000]);
+    expect(run.err[0]).toMatch(/answered 503.*; trying again in 30000 ms, as the log asked$/);
+  });
 });
 
 describe('log monitor on a log that withholds its consistency proofs', () => {

@@ -341,8 +341,11 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
     let unsettledRounds = 0;
     let pending: HeldHead[] = [];
     // Runs until interrupted, or for --max-rounds checkpoint fetches.
+    // The wait before the next round: the interval, or longer when the log asked for longer.
+    let waitMs = intervalMs;
     for (let round = 0; maxRounds === undefined || round < maxRounds; round += 1) {
-      if (round > 0) await deps.sleep(intervalMs);
+      if (round > 0) await deps.sleep(waitMs);
+      waitMs = intervalMs;
       let step = await followStep(client, verifier, last, pending);
       if (step.kind === 'unreachable' && step.unsettled !== undefined) {
         unsettledRounds += 1;
@@ -359,7 +362,9 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
       }
       if (step.kind === 'unreachable') {
         const again = maxRounds === undefined || round + 1 < maxRounds;
-        deps.output.err(`warning: ${printable(step.message)}${again ? `; trying again in ${intervalMs} ms` : ''}`);
+        waitMs = Math.max(intervalMs, step.retryAfterMs ?? 0);
+        const asked = waitMs > intervalMs ? ', as the log asked' : '';
+        deps.output.err(`warning: ${printable(step.message)}${again ? `; trying again in ${waitMs} ms${asked}` : ''}`);
         continue;
       }
       reached += 1;

@@ -25,7 +25,7 @@ export type FollowStep =
    * extends the last one, or the key list that would explain its signature). A log that
    * keeps failing only there is dodging the check: the monitor counts such rounds.
    */
-  | { kind: 'unreachable'; message: string; unsettled?: Unsettled };
+  | { kind: 'unreachable'; message: string; unsettled?: Unsettled; retryAfterMs?: number | undefined };
 
 /**
  * What a round left open, and the kind of failure it is when it stays open. `head`: a signed
@@ -62,7 +62,7 @@ export async function followStep(source: LogSource, verifier: Ed25519NoteVerifie
   try {
     note = await source.checkpoint();
   } catch (error) {
-    if (error instanceof LogFetchError) return { kind: 'unreachable', message: error.message };
+    if (error instanceof LogFetchError) return { kind: 'unreachable', message: error.message, retryAfterMs: error.retryAfterMs };
     throw error;
   }
   const opened = await openFollowingRotation(source, note, verifier);
@@ -113,7 +113,7 @@ async function checkExtends(source: LogSource, older: HeldHead, newer: HeldHead)
     if (error.status !== undefined && contradictingStatuses.has(error.status)) {
       return { kind: 'alert', failure: { kind: 'consistency', message: `unproven: the log signed a checkpoint of size ${newer.size} but gave no proof that it extends ${older.what} (${error.message})` } };
     }
-    return { kind: 'unreachable', message: error.message, unsettled: { kind: 'consistency', what: `a signed checkpoint of size ${newer.size} without a proof that it extends ${older.what}`, head: { ...newer, what: `the checkpoint of size ${newer.size} served earlier` } } };
+    return { kind: 'unreachable', message: error.message, retryAfterMs: error.retryAfterMs, unsettled: { kind: 'consistency', what: `a signed checkpoint of size ${newer.size} without a proof that it extends ${older.what}`, head: { ...newer, what: `the checkpoint of size ${newer.size} served earlier` } } };
   }
   return verifyConsistency(older.size, newer.size, proof, older.rootHash, newer.rootHash) ? undefined : inconsistent('the consistency proof does not verify');
 }
