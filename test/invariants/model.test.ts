@@ -18,6 +18,11 @@
  * one that shipped keeping its GPU UUID; the balances compare each unit's GPU UUID and
  * whether it has shipped. Licences are amended (units, validity).
  *
+ * Two exporters book (the second to beta, under licences of its own: model/world.ts), each
+ * shipping, cancelling and listing in its own shipments: a unit released by one's booking
+ * is taken by the other, with its GPU UUID given afresh, and a unit that shipped, or is live
+ * in the other's booking, is refused with rule unit-owner.
+ *
  * Commands go in groups submitted at once (Promise.all), so batches hold several
  * commands, and a command may act on what an earlier one of its group made (its id is
  * predicted by the model). The sequencer keeps submission order; so does the model.

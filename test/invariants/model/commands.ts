@@ -30,6 +30,8 @@ export const manifestInput = (entries: ManifestEntry[]) => entries.map((entry) =
 /** An index counted from the newest item (small picks hit what was just made); -1: an unknown id. */
 export type Pick = number;
 export type Who = 0 | 1; // alpha, beta
+/** Which exporter books: the world's first, or the second (world.ts), which ships only to beta unless a run allocates it more. */
+export type By = 0 | 1;
 /**
  * A shipment: 'wanted' picks among those in the state the command needs, 'shipped' and
  * 'received' (cleared or delivered) among those past booking, which cancel and attach must
@@ -48,7 +50,8 @@ export type Serials = { given: string[] } | { fit: number; at: Pick } | { clash:
 
 export type Command =
   /** allocations: 'usable' picks the recipient's allocations on licences in force, 'own' any of the recipient's, 'any' any at all. */
-  | { kind: 'book'; allocations: 'usable' | 'own' | 'any'; recipient: Who; exportPick: Pick; importPick: Pick; units: number | 'fit'; deadlineMs: number; serials: Serials | null; gpu?: Gpu; unknownProduct: boolean; keyed: boolean }
+  /** by: the exporter that books (the first when absent); its allocations are those of licences it may ship under. */
+  | { kind: 'book'; by?: By; allocations: 'usable' | 'own' | 'any'; recipient: Who; exportPick: Pick; importPick: Pick; units: number | 'fit'; deadlineMs: number; serials: Serials | null; gpu?: Gpu; unknownProduct: boolean; keyed: boolean }
   | { kind: 'attach'; shipmentPick: ShipmentPick; serials: Serials; gpu?: Gpu }
   | { kind: 'ship' | 'cancel'; shipmentPick: ShipmentPick; keyed: boolean }
   | { kind: 'clear' | 'deliver'; shipmentPick: ShipmentPick; otherRecipient: boolean }

@@ -3,7 +3,7 @@
  * weighted so that the random runs reach every path often enough (the minimums: coverage.ts).
  */
 import fc from 'fast-check';
-import { dayMs, hourMs, serialPool, type Command, type Gpu, type Pick, type Serials, type ShipmentPick, type Step, type Who, type Writer } from './commands.ts';
+import { dayMs, hourMs, serialPool, type By, type Command, type Gpu, type Pick, type Serials, type ShipmentPick, type Step, type Who, type Writer } from './commands.ts';
 
 const pick: fc.Arbitrary<Pick> = fc.oneof(
   { weight: 12, arbitrary: fc.integer({ min: 0, max: 3 }) },
@@ -43,6 +43,10 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     weight: 12,
     arbitrary: fc.record({
       kind: fc.constant('book' as const),
+      // The second exporter one booking in six: it then ships, cancels and lists in its own
+      // shipments as the first does in its (run.ts acts as a shipment's exporter), and its
+      // manifests meet the first's units, released or not.
+      by: fc.oneof({ weight: 5, arbitrary: fc.constant<By>(0) }, { weight: 1, arbitrary: fc.constant<By>(1) }),
       allocations: fc.oneof(
         { weight: 3, arbitrary: fc.constant('usable' as const) },
         { weight: 3, arbitrary: fc.constant('own' as const) },

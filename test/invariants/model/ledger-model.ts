@@ -34,6 +34,9 @@ const forbidden = (reason: string): never => refuse('forbidden', null, reason);
 export interface ModelLicence {
   id: string;
   authorityOrgId: string;
+  /** Who holds it, and (an import licence) the exporters it names as suppliers: who may ship under it. */
+  holderOrgId: string;
+  supplierOrgIds: string[];
   direction: 'export' | 'import';
   authorisedUnits: number;
   allocatedUnits: number;
@@ -56,6 +59,7 @@ export interface ModelAllocation {
 
 export interface ModelShipment {
   id: string;
+  exporterOrgId: string;
   exportAllocationId: string;
   importAllocationId: string;
   recipientOrgId: string;
@@ -145,13 +149,18 @@ export class LedgerModel {
     }
   }
 
-  book(input: { exportAllocationId: string; importAllocationId: string; productId: string; units: number; deadlineMs: number; serials?: ManifestEntry[] }): Record<string, unknown> {
+  /** Whether an exporter may ship under a licence: an export licence it holds, an import licence it holds or supplies under. */
+  letsExporterShip(licence: ModelLicence, exporterOrgId: string): boolean {
+    return licence.holderOrgId === exporterOrgId || (licence.direction === 'import' && licence.supplierOrgIds.includes(exporterOrgId));
+  }
+
+  book(input: { exportAllocationId: string; importAllocationId: string; productId: string; units: number; deadlineMs: number; serials?: ManifestEntry[] }, exporterOrgId: string): Record<string, unknown> {
     const exportSide = this.side(input.exportAllocationId);
     const importSide = this.side(input.importAllocationId);
     // The exporter holds the export licence and supplies under the import licence: any
-    // allocation on the wrong side is invisible to it.
-    if (exportSide.licence.direction !== 'export') notFound('export allocation is on an import licence');
-    if (importSide.licence.direction !== 'import') notFound('import allocation is on an export licence');
+    // allocation on the wrong side, or of a licence another exporter ships under, is invisible to it.
+    if (exportSide.licence.direction !== 'export' || !this.letsExporterShip(exportSide.licence, exporterOrgId)) notFound('export allocation not the exporter\u2019s');
+    if (importSide.licence.direction !== 'import' || !this.letsExporterShip(importSide.licence, exporterOrgId)) notFound('import allocation not the exporter\u2019s');
     if (input.productId !== this.productId) notFound('unknown product');
     if (input.deadlineMs <= this.nowMs || input.deadlineMs - this.nowMs > bookingDeadlineMaxMs) refuse('invalid_input', 'booking-deadline', 'deadline out of range');
     const recipientOrgId = importSide.allocation.recipientOrgId;
@@ -164,7 +173,7 @@ export class LedgerModel {
       if (input.units > allocation.units - allocation.reservedUnits - allocation.shippedUnits) refuse('insufficient_units', 'invariant-2', `allocation ${allocation.id} has too few units`);
     }
     const shipment: ModelShipment = {
-      id: `S-${this.seq}`, exportAllocationId: exportSide.allocation.id, importAllocationId: importSide.allocation.id, recipientOrgId,
+      id: `S-${this.seq}`, exporterOrgId, exportAllocationId: exportSide.allocation.id, importAllocationId: importSide.allocation.id, recipientOrgId,
       units: input.units, status: 'booked', deadlineMs: input.deadlineMs, serialCount: 0,
     };
     this.shipments.set(shipment.id, shipment);
@@ -173,8 +182,8 @@ export class LedgerModel {
     return { shipmentId: shipment.id, status: 'booked', units: input.units, serialCount: shipment.serialCount };
   }
 
-  attach(input: { shipmentId: string; serials: ManifestEntry[] }): Record<string, unknown> {
-    const shipment = this.shipments.get(input.shipmentId) ?? notFound('unknown shipment');
+  attach(input: { shipmentId: string; serials: ManifestEntry[] }, exporterOrgId: string): Record<string, unknown> {
+    const shipment = this.exportersShipment(input.shipmentId, exporterOrgId);
     if (shipment.status !== 'booked') refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
     if (shipment.deadlineMs <= this.nowMs) refuse('conflict', 'booking-deadline', 'booking deadline passed');
     // A booking that can never ship (a licence ended, or its validity did; export side first)
@@ -196,6 +205,18 @@ export class LedgerModel {
     return !unit.everShipped && ['cancelled', 'expired'].includes(this.shipments.get(unit.shipmentId)!.status);
   }
 
+  /** Where a serial is, for coverage of a refusal naming it: 'live' in a shipment, or its custody; undefined if unknown. */
+  holdOf(serial: string): string | undefined {
+    return this.live.has(serial) ? 'live' : this.units.get(serial)?.custody;
+  }
+
+  /** Another exporter's shipment is unknown to an exporter (the ledger never says it exists). */
+  private exportersShipment(shipmentId: string, exporterOrgId: string): ModelShipment {
+    const shipment = this.shipments.get(shipmentId) ?? notFound('unknown shipment');
+    if (shipment.exporterOrgId !== exporterOrgId) notFound('shipment of another exporter');
+    return shipment;
+  }
+
   private attachSerials(shipment: ModelShipment, entries: ManifestEntry[]): void {
     if (entries.length > shipment.units - shipment.serialCount) refuse('conflict', 'manifest-size', 'manifest larger than the room left');
     const seen = new Set<string>();
@@ -203,9 +224,14 @@ export class LedgerModel {
     for (const { serial, gpuUuid } of entries) {
       if (seen.has(serial)) refuse('conflict', 'invariant-4', `serial ${serial} twice in the manifest`);
       seen.add(serial);
-      if (this.live.has(serial)) refuse('conflict', 'invariant-4', `serial ${serial} is in live shipment ${this.live.get(serial)}`);
+      // A serial another exporter's shipment holds or last held: one refusal whatever its
+      // state (live, returned, deployed), telling nothing of the other tenant.
+      const live = this.live.get(serial);
+      if (live !== undefined && this.shipments.get(live)!.exporterOrgId !== shipment.exporterOrgId) refuse('conflict', 'unit-owner', `serial ${serial} is another exporter's`);
+      if (live !== undefined) refuse('conflict', 'invariant-4', `serial ${serial} is in live shipment ${live}`);
       const unit = this.units.get(serial);
       if (unit && !this.released(unit)) {
+        if (this.shipments.get(unit.shipmentId)!.exporterOrgId !== shipment.exporterOrgId) refuse('conflict', 'unit-owner', `serial ${serial} last shipped by another exporter`);
         if (!reshippable.includes(unit.custody)) refuse('conflict', 'invariant-4', `serial ${serial} is ${unit.custody}`);
         // What a unit physically is stays: a manifest may not give it another GPU UUID.
         if (gpuUuid !== undefined && unit.gpuUuid !== null && gpuUuid !== unit.gpuUuid) refuse('conflict', 'unit-gpu-uuid', `serial ${serial} has GPU UUID ${unit.gpuUuid}`);
@@ -219,6 +245,8 @@ export class LedgerModel {
       const unit = this.units.get(serial);
       const released = unit !== undefined && this.released(unit);
       if (released) this.noted.push(gpuUuid === undefined ? 'relisted-released' : 'relisted-released-uuid');
+      // Released by one exporter's booking, taken by another's (with a GPU UUID or without).
+      if (released && this.shipments.get(unit!.shipmentId)!.exporterOrgId !== shipment.exporterOrgId) this.noted.push(gpuUuid === undefined ? 'released-taken-over' : 'released-taken-over-uuid');
       if (unit?.custody === 'returned') this.noted.push('relisted-returned');
       this.units.set(serial, {
         serial, custody: 'licensed', shipmentId: shipment.id, siteId: null, recipientOrgId: shipment.recipientOrgId,
@@ -229,8 +257,8 @@ export class LedgerModel {
     shipment.serialCount += entries.length;
   }
 
-  ship(shipmentId: string): Record<string, unknown> {
-    const shipment = this.shipments.get(shipmentId) ?? notFound('unknown shipment');
+  ship(shipmentId: string, exporterOrgId: string): Record<string, unknown> {
+    const shipment = this.exportersShipment(shipmentId, exporterOrgId);
     if (shipment.status !== 'booked') refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
     if (shipment.deadlineMs <= this.nowMs) refuse('conflict', 'booking-deadline', 'booking deadline passed');
     if (shipment.serialCount !== shipment.units) refuse('conflict', 'manifest-complete', 'manifest incomplete');
@@ -264,8 +292,8 @@ export class LedgerModel {
     return this.step(shipment, to, to === 'delivered' ? { from: 'in_transit', to: 'delivered' } : undefined);
   }
 
-  cancel(shipmentId: string): Record<string, unknown> {
-    const shipment = this.shipments.get(shipmentId) ?? notFound('unknown shipment');
+  cancel(shipmentId: string, exporterOrgId: string): Record<string, unknown> {
+    const shipment = this.exportersShipment(shipmentId, exporterOrgId);
     if (shipment.status !== 'booked') refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
     this.release(shipment);
     return this.step(shipment, 'cancelled');
@@ -409,6 +437,10 @@ export class LedgerModel {
     for (const unit of units) {
       if (!endsFrom[to].includes(unit.custody)) refuse('conflict', 'unit-custody', `unit ${unit.serial} is ${unit.custody}`);
     }
+    // A return or a loss is read by the units' exporter, who may fetch the event's serial list:
+    // units of two exporters are reported apart.
+    const exporters = new Set(units.map((unit) => this.shipments.get(unit.shipmentId)!.exporterOrgId));
+    if (to !== 'decommissioned' && exporters.size > 1) refuse('conflict', 'unit-exporter', `units of ${exporters.size} exporters`);
     // A return or a loss is read by the exporter too: the sites the units left go in a second
     // event, the recipient's alone (when some unit was at a site); apply() counts the first.
     if (to !== 'decommissioned' && units.some((unit) => unit.siteId !== null)) this.seq += 1;

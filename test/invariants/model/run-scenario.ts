@@ -43,9 +43,11 @@ export async function runScenario(steps: Step[], coverage: Coverage): Promise<vo
 /** The world as the template left it, read once into the model: licences, allocations, sites, shipments, units and live serials. */
 async function loadModel(model: LedgerModel, pool: World['ledger']['pool']): Promise<void> {
   const rows = async (sql: string) => (await pool.query(sql)).rows;
+  const suppliers = await rows("SELECT licence_id, org_id FROM licence_parties WHERE role = 'supplier' ORDER BY org_id");
   for (const row of await rows('SELECT * FROM licences ORDER BY created_seq')) {
     model.licences.set(row.id, {
-      id: row.id, authorityOrgId: row.authority_org_id, direction: row.direction, authorisedUnits: row.authorised_units,
+      id: row.id, authorityOrgId: row.authority_org_id, holderOrgId: row.holder_org_id,
+      supplierOrgIds: suppliers.filter((party) => party.licence_id === row.id).map((party) => party.org_id), direction: row.direction, authorisedUnits: row.authorised_units,
       allocatedUnits: row.allocated_units, shippedUnits: row.shipped_units, status: row.status,
       validFromMs: Date.parse(row.valid_from), validToMs: Date.parse(row.valid_to), version: row.version,
     });
@@ -58,7 +60,7 @@ async function loadModel(model: LedgerModel, pool: World['ledger']['pool']): Pro
   }
   for (const row of await rows('SELECT * FROM shipments ORDER BY created_seq')) {
     model.shipments.set(row.id, {
-      id: row.id, exportAllocationId: row.export_allocation_id, importAllocationId: row.import_allocation_id, recipientOrgId: row.recipient_org_id,
+      id: row.id, exporterOrgId: row.exporter_org_id, exportAllocationId: row.export_allocation_id, importAllocationId: row.import_allocation_id, recipientOrgId: row.recipient_org_id,
       units: row.units, status: row.status, deadlineMs: Date.parse(row.deadline), serialCount: row.serial_count,
     });
   }

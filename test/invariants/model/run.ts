@@ -13,9 +13,10 @@ import { answerWithin } from '../../support/answers.ts';
 import { LedgerModel, type ModelShipment, type Outcome } from './ledger-model.ts';
 import {
   book, dayMs, hourMs, manifestInput, manifestOf, received, serialPool, unknownId,
-  type Command, type Pick, type Serials, type ShipmentPick, type Who, type Writer,
+  type By, type Command, type Pick, type Serials, type ShipmentPick, type Who, type Writer,
 } from './commands.ts';
 import type { Coverage } from './coverage.ts';
+import { secondExporter } from './world.ts';
 
 interface Submission {
   kind: CommandKind;
@@ -29,6 +30,16 @@ interface Submission {
   target?: ShipmentStatus;
   /** What its acceptance did beyond itself, by the model (coverage: 'effect licence-exhausted'). */
   effects?: string[];
+  /** Refused for another exporter's unit: where the unit was ('live' or its custody; coverage: 'unit-owner on returned'). */
+  ownerRefusedOn?: string;
+}
+
+/** For a manifest the model refused with rule unit-owner: where the serial it named was. */
+function ownerRefusedOn(model: LedgerModel, expected: Outcome): { ownerRefusedOn?: string } {
+  if (expected.ok || expected.rule !== 'unit-owner') return {};
+  const serial = /^serial (\S+)/.exec(expected.reason)?.[1];
+  const hold = serial === undefined ? undefined : model.holdOf(serial);
+  return hold === undefined ? {} : { ownerRefusedOn: hold };
 }
 
 export class Run {
@@ -43,6 +54,16 @@ export class Run {
 
   private recipient(who: Who): Actor {
     return who === 0 ? this.world.actors.alpha : this.world.actors.beta;
+  }
+
+  private exporter(by: By): Actor {
+    return by === 0 ? this.world.actors.exporter : secondExporter().actor;
+  }
+
+  /** The exporter of a shipment, who ships, cancels and lists serials in it (the first exporter for an unknown id). */
+  private exporterOf(shipmentId: string): Actor {
+    const shipment = this.model.shipments.get(shipmentId);
+    return shipment?.exporterOrgId === secondExporter().actor.orgId ? secondExporter().actor : this.world.actors.exporter;
   }
 
   private authority(direction: 'export' | 'import', wrong: boolean): Actor {
@@ -94,10 +115,16 @@ export class Run {
     return [...candidates.slice(start), ...candidates.slice(0, start)].slice(0, count);
   }
 
-  /** A recipient's allocations of one direction; `usable`: only those on licences issued and valid now (else all, if none is). */
-  private allocationsOf(direction: 'export' | 'import', recipientOrgId: string, usable = false): string[] {
+  /**
+   * A recipient's allocations of one direction on licences the exporter may ship under;
+   * `usable`: only those on licences issued and valid now (else all, if none is).
+   */
+  private allocationsOf(direction: 'export' | 'import', recipientOrgId: string, usable = false, exporterOrgId = this.world.actors.exporter.orgId): string[] {
     const { model } = this;
-    const own = [...model.allocations.values()].filter((allocation) => model.licences.get(allocation.licenceId)!.direction === direction && allocation.recipientOrgId === recipientOrgId);
+    const own = [...model.allocations.values()].filter((allocation) => {
+      const licence = model.licences.get(allocation.licenceId)!;
+      return licence.direction === direction && allocation.recipientOrgId === recipientOrgId && model.letsExporterShip(licence, exporterOrgId);
+    });
     const inForce = own.filter((allocation) => {
       const licence = model.licences.get(allocation.licenceId)!;
       return licence.status === 'issued' && licence.validFromMs <= model.nowMs && model.nowMs < licence.validToMs;
@@ -105,8 +132,15 @@ export class Run {
     return (usable && inForce.length > 0 ? inForce : own).map((allocation) => allocation.id);
   }
 
+  /**
+   * A direction's licences, oldest first, the second exporter's placed before all: picks
+   * counted from the newest (0: the small export or short import licence, 1: the large one)
+   * land where they did before it came.
+   */
   private licencesOf(direction: 'export' | 'import'): string[] {
-    return [...this.model.licences.values()].filter((licence) => licence.direction === direction).map((licence) => licence.id);
+    const seconds = new Set(Object.values(secondExporter().licenceIds));
+    const ids = [...this.model.licences.values()].filter((licence) => licence.direction === direction).map((licence) => licence.id);
+    return [...ids.filter((id) => seconds.has(id)), ...ids.filter((id) => !seconds.has(id))];
   }
 
   /** Applies a command to the model, naming the licences it exhausted as effects (coverage). */
@@ -125,12 +159,14 @@ export class Run {
   /** Turns a generated command into a submission and the model's expected outcome. */
   resolve(command: Command): Submission | null {
     const { model, world } = this;
-    const { exporter } = world.actors;
     switch (command.kind) {
       case 'book': {
-        const recipientOrgId = this.recipient(command.recipient).orgId;
+        const exporter = this.exporter(command.by ?? 0);
+        // The second exporter ships to beta unless a run gave it allocations for alpha too.
+        const recipientOrgId = this.allocationsOf('export', this.recipient(command.recipient).orgId, false, exporter.orgId).length > 0
+          ? this.recipient(command.recipient).orgId : world.actors.beta.orgId;
         const all = [...model.allocations.keys()];
-        const among = (direction: 'export' | 'import') => (command.allocations === 'any' ? all : this.allocationsOf(direction, recipientOrgId, command.allocations === 'usable'));
+        const among = (direction: 'export' | 'import') => (command.allocations === 'any' ? all : this.allocationsOf(direction, recipientOrgId, command.allocations === 'usable', exporter.orgId));
         const exportAllocationId = this.pickFrom(among('export'), command.exportPick, 'A');
         const importAllocationId = this.pickFrom(among('import'), command.importPick, 'A');
         const manifest = command.serials === null ? undefined : manifestOf(this.serials(command.serials, 'manifest'), command.gpu ?? 'none');
@@ -141,8 +177,8 @@ export class Run {
           exportAllocationId, importAllocationId, productId, units, deadline: new Date(deadlineMs).toISOString(),
           ...(manifest ? { serials: manifestInput(manifest) } : {}),
         };
-        const expected = model.apply(() => model.book({ exportAllocationId, importAllocationId, productId, units, deadlineMs, ...(manifest ? { serials: manifest } : {}) }));
-        return { kind: 'shipment.book', input, actor: exporter, expected, ...(command.keyed ? { key: this.nextKey() } : {}) };
+        const expected = model.apply(() => model.book({ exportAllocationId, importAllocationId, productId, units, deadlineMs, ...(manifest ? { serials: manifest } : {}) }, exporter.orgId));
+        return { kind: 'shipment.book', input, actor: exporter, expected, ...ownerRefusedOn(model, expected), ...(command.keyed ? { key: this.nextKey() } : {}) };
       }
       case 'attach': {
         const shipmentId = this.shipmentId(command.shipmentPick, (shipment) => shipment.status === 'booked' && shipment.serialCount < shipment.units);
@@ -156,14 +192,16 @@ export class Run {
           : 'clash' in command.serials ? { ...command.serials, clash: within(command.serials.clash) }
           : 'again' in command.serials ? { ...command.serials, again: within(command.serials.again) } : command.serials;
         const manifest = manifestOf(this.serials(choice, 'manifest'), command.gpu ?? 'none');
-        const expected = model.apply(() => model.attach({ shipmentId, serials: manifest }));
-        return { kind: 'manifest.attach', input: { shipmentId, serials: manifestInput(manifest) }, actor: exporter, expected, ...(target ? { target } : {}) };
+        const exporter = this.exporterOf(shipmentId);
+        const expected = model.apply(() => model.attach({ shipmentId, serials: manifest }, exporter.orgId));
+        return { kind: 'manifest.attach', input: { shipmentId, serials: manifestInput(manifest) }, actor: exporter, expected, ...ownerRefusedOn(model, expected), ...(target ? { target } : {}) };
       }
       case 'ship':
       case 'cancel': {
         const shipmentId = this.shipmentId(command.shipmentPick, 'booked');
         const target = this.statusOf(shipmentId);
-        const { expected, effects } = this.applyCounting(() => (command.kind === 'ship' ? model.ship(shipmentId) : model.cancel(shipmentId)));
+        const exporter = this.exporterOf(shipmentId);
+        const { expected, effects } = this.applyCounting(() => (command.kind === 'ship' ? model.ship(shipmentId, exporter.orgId) : model.cancel(shipmentId, exporter.orgId)));
         return { kind: `shipment.${command.kind}`, input: { shipmentId }, actor: exporter, expected, effects, ...(target ? { target } : {}), ...(command.keyed ? { key: this.nextKey() } : {}) };
       }
       case 'clear':
@@ -266,7 +304,7 @@ export class Run {
         return this.resolve({ kind: shipment.status === 'shipped' ? 'clear' : 'deliver', shipmentPick, otherRecipient: false });
       }
       case 'lapse': {
-        const large = new Set([world.exportLicenceId, world.importLicenceId]);
+        const large = new Set([world.exportLicenceId, world.importLicenceId, ...Object.values(secondExporter().licenceIds)]);
         const licenceOf = (allocationId: string) => model.licences.get(model.allocations.get(allocationId)!.licenceId)!;
         const licences = [...model.shipments.values()].reverse()
           .filter((shipment) => shipment.status === 'booked' && shipment.deadlineMs > model.nowMs)
@@ -356,12 +394,17 @@ export class Run {
   private count(submission: Submission, answer: Answer): void {
     const { coverage } = this;
     if (submission.target) coverage.add(`tried ${submission.kind} on ${submission.target}`);
+    // The second exporter's commands apart too: a generator that stopped letting it act would hide among the first's.
+    const second = submission.actor === secondExporter().actor ? 'second-exporter ' : '';
     if (!answer.ok) {
       coverage.add(`refused ${submission.kind} ${answer.error.code} ${answer.error.rule ?? '-'}`);
+      if (second) coverage.add(`${second}refused ${submission.kind}`);
+      if (submission.ownerRefusedOn) coverage.add(`unit-owner on ${submission.ownerRefusedOn}`);
       return;
     }
     if (submission.original) return;
     coverage.add(`accepted ${submission.kind}`);
+    if (second) coverage.add(`${second}accepted ${submission.kind}`);
     for (const effect of submission.effects ?? []) coverage.add(`effect ${effect}`);
     for (const effect of submission.expected.ok ? submission.expected.effects : []) coverage.add(`effect ${effect}`);
     if (submission.kind === 'ledger.sweep') {

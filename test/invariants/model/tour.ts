@@ -5,6 +5,8 @@
 import { book, dayMs, hourMs, templateSerials, type Command, type Step } from './commands.ts';
 
 const mainExport = { direction: 'export', licencePick: 1, wrongAuthority: false } as const;
+/** A booking of one unit by the second exporter, to beta, listing the given serials. */
+const secondBooks = (serials: string[]): Extract<Command, { kind: 'book' }> => ({ ...book(1, 1, { given: serials }, 20 * dayMs), by: 1 });
 /**
  * A hand-written tour that walks every path once (book, attach, ship, clear, deliver,
  * deploy, move, decommission, suspend, reinstate, expire, cancel, allocate, resize,
@@ -80,14 +82,39 @@ export const tour: Step[] = [
       { kind: 'end', to: 'returned', recipient: 1, serials: { given: ['SN-20'] } },
     ],
   },
-  // Listed again: the returned SN-0 keeps its GPU UUID (another is refused); SN-8, released
-  // by beta's expired booking, goes to alpha with its own UUID, not the typo. SN-7 stays
-  // released: the balances find it without its typo.
+  // Listed again: the second exporter may not list the first's returned SN-0 (with its own
+  // GPU UUID or not) or deployed SN-20 (rule unit-owner); the returned SN-0 keeps its GPU
+  // UUID (another is refused); SN-8, released by beta's expired booking, goes to alpha with
+  // its own UUID, not the typo.
   {
     kind: 'group',
     commands: [
+      { ...secondBooks(['SN-0']), gpu: 'own' }, secondBooks(['SN-20']),
       { ...book(0, 1, { given: ['SN-0'] }, 20 * dayMs), gpu: 'typo' }, { ...book(0, 1, { given: ['SN-0'] }, 20 * dayMs), gpu: 'own' },
       { ...book(0, 1, { given: ['SN-8'] }, 20 * dayMs), gpu: 'own' },
+    ],
+  },
+  // The second exporter takes SN-7, released by the first's expired booking, with its own GPU
+  // UUID (the typo was let go); SN-8, live in the first's booking, is not its to list; SN-9 is new.
+  { kind: 'group', commands: [{ ...secondBooks(['SN-7']), gpu: 'own' }, secondBooks(['SN-8']), secondBooks(['SN-9'])] },
+  // It ships SN-9's booking and cancels SN-7's, whose unit the first exporter then takes back
+  // (released again: it never shipped); the first may not list SN-9, shipped by the second.
+  {
+    kind: 'group',
+    commands: [
+      { kind: 'ship', shipmentPick: { fit: 'wanted', at: 0 }, keyed: false }, { kind: 'cancel', shipmentPick: { fit: 'wanted', at: 0 }, keyed: false },
+      book(0, 1, { given: ['SN-7'] }, 20 * dayMs), book(0, 1, { given: ['SN-9'] }, 20 * dayMs),
+    ],
+  },
+  // Beta receives SN-9 (the second exporter's) and SN-21 (the first's, in transit from the
+  // start; the third shipped shipment from the newest): returned together they are refused
+  // (each exporter reads the return of its own units, rule unit-exporter); apart, accepted.
+  {
+    kind: 'group',
+    commands: [
+      { kind: 'clear', shipmentPick: { fit: 'wanted', at: 0 }, otherRecipient: false }, { kind: 'deliver', shipmentPick: { fit: 'wanted', at: 0 }, otherRecipient: false },
+      { kind: 'clear', shipmentPick: { fit: 'wanted', at: 2 }, otherRecipient: false }, { kind: 'deliver', shipmentPick: { fit: 'wanted', at: 0 }, otherRecipient: false },
+      { kind: 'end', to: 'returned', recipient: 1, serials: { given: ['SN-9', 'SN-21'] } }, { kind: 'end', to: 'returned', recipient: 1, serials: { given: ['SN-9'] } },
     ],
   },
 ];
@@ -104,4 +131,9 @@ export const tourReaches = [
   'refused licence.amend invalid_input licence-validity', 'refused licence.amend conflict licence-validity', 'refused licence.amend conflict licence-status',
   'accepted units.return', 'accepted units.report_lost', 'effect lost-in-transit', 'refused units.return conflict unit-custody', 'refused units.report_lost conflict unit-custody',
   'refused units.return not_found -', 'refused shipment.book conflict unit-gpu-uuid', 'effect relisted-returned', 'effect relisted-released-uuid',
+  // A second exporter: refused another's units that shipped (returned, deployed, in transit) or are
+  // live in its booking (unit-owner), taking released ones (with a GPU UUID and without), shipping and cancelling.
+  'refused shipment.book conflict unit-owner', 'unit-owner on returned', 'unit-owner on deployed', 'unit-owner on live',
+  'effect released-taken-over-uuid', 'effect released-taken-over', 'second-exporter accepted shipment.book', 'second-exporter accepted shipment.ship',
+  'second-exporter accepted shipment.cancel', 'refused units.return conflict unit-exporter',
 ];

@@ -3,12 +3,31 @@
  * and beside it the licences a run can use up or outlive, sites that fill up, and shipments
  * already under way.
  */
-import type { Actor } from '../../../src/ledger/permissions.ts';
+import { systemActor, type Actor } from '../../../src/ledger/permissions.ts';
 import type { CommandRequest } from '../../../src/ledger/schemas.ts';
+import type { World } from '../../world.ts';
 import { createWorldTemplate, type WorldTemplate } from '../../support/world-template.ts';
 import { templateSerials } from './commands.ts';
 
 let template: WorldTemplate | undefined;
+
+/**
+ * The second exporter (as src/server/testing.ts makes "exporter2"): its own export licence,
+ * and an import licence of beta's that names it as supplier (the first exporter is not), each
+ * large and naming both recipients, with 20 units allocated to beta on each. Ids are the same
+ * in every copy of the template.
+ */
+export interface SecondExporter {
+  actor: Actor;
+  licenceIds: { export: string; import: string };
+}
+let second: SecondExporter | undefined;
+
+/** The second exporter, once the template is made (runScenario makes it first). */
+export function secondExporter(): SecondExporter {
+  if (second === undefined) throw new Error('the model world\u2019s template is not made yet: call worldTemplate() first');
+  return second;
+}
 
 /**
  * The licences a run can use up or outlive. The large licences (60 units, a year) never
@@ -18,6 +37,7 @@ let template: WorldTemplate | undefined;
  * the world's start, which one advance of the clock outlives. Each is issued by the
  * authority of its side's country (BIS the export from the US, MOFCOM the import into China).
  * A shipment to beta is on its way from the start, and two of alpha's units are deployed.
+ * A second exporter ships to beta under licences of its own (SecondExporter).
  */
 const smallExportUnits = 2;
 const shortImportValidTo = '2026-02-06T00:00:00Z';
@@ -34,6 +54,7 @@ export async function worldTemplate(): Promise<WorldTemplate> {
       const alphaFirstSite = String((await site(actors.alpha, 'Gui\u2019an DC 1', 2)).siteId);
       await site(actors.alpha, 'Gui\u2019an DC 2', 1);
       await site(actors.beta, 'Zhongwei DC 1', 1);
+      second = await secondExporterOf(world);
       const licence = async (input: Omit<CommandRequest<'licence.create'>, 'productIds' | 'origin' | 'destination' | 'validFrom'>, authority: Actor) => {
         const licenceId = String((await run('licence.create', { ...input, productIds: [productId], origin: 'US', destination: 'CN', validFrom: '2026-01-01T00:00:00Z' }, authority)).licenceId);
         await run('licence.issue', { licenceId }, authority);
@@ -73,6 +94,28 @@ export async function worldTemplate(): Promise<WorldTemplate> {
     },
   });
   return template;
+}
+
+/**
+ * Made before the small and short licences, so that those stay the newest of their
+ * direction (the tour's and the generators' pick 0).
+ */
+async function secondExporterOf(world: World): Promise<SecondExporter> {
+  const { actors, productId, run } = world;
+  const orgId = String((await run('organisation.register', { name: 'Second Silicon Corp.', country: 'US', roles: ['exporter'] }, systemActor)).organisationId);
+  const actor: Actor = { id: 'TOK-exp2', orgId, role: 'exporter' };
+  const common = { productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 60, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z' };
+  const recipients = [{ organisationId: actors.alpha.orgId, role: 'end_user' as const }, { organisationId: actors.beta.orgId, role: 'end_user' as const }];
+  const exportId = String((await run('licence.create', { ...common, reference: 'BIS-2026-0002', direction: 'export', holderId: orgId, parties: recipients }, actors.bis)).licenceId);
+  const importId = String((await run('licence.create', {
+    ...common, reference: 'MOFCOM-2026-0002', direction: 'import', holderId: actors.beta.orgId,
+    parties: [{ organisationId: actors.alpha.orgId, role: 'consignee' }, { organisationId: orgId, role: 'supplier' }],
+  }, actors.mofcom)).licenceId);
+  for (const [licenceId, authority] of [[exportId, actors.bis], [importId, actors.mofcom]] as const) {
+    await run('licence.issue', { licenceId }, authority);
+    await run('allocation.create', { licenceId, recipientId: actors.beta.orgId, units: 20 }, authority);
+  }
+  return { actor, licenceIds: { export: exportId, import: importId } };
 }
 
 /** Drops the template database once every run is done. */
