@@ -13,6 +13,7 @@ import type { Actor } from '../ledger/permissions.ts';
 import { id as idSchema, serial as serialSchema } from '../ledger/schemas.ts';
 import type { Pool } from '../store/pool.ts';
 import * as read from '../store/read-queries.ts';
+import { custody, licenceStatus, shipmentStatus } from './wire-fields.ts';
 import type { Page, Viewer } from '../store/read-queries.ts';
 import * as present from './presenters.ts';
 import type * as wire from './wire.ts';
@@ -49,9 +50,6 @@ const pageQuery = {
   limit: pageSize,
   cursor: z.string().max(512).optional(),
 };
-const licenceStatus = z.enum(['draft', 'issued', 'suspended', 'revoked', 'surrendered', 'expired', 'exhausted']);
-const shipmentStatus = z.enum(['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired']);
-const custody = z.enum(['licensed', 'in_transit', 'delivered', 'deployed', 'decommissioned', 'returned', 'lost']);
 const noQuery = z.strictObject({});
 
 /** Authorities and auditors read everything; a recipient only what is its own. */

@@ -8,7 +8,7 @@ import { assert } from '../../core/errors.ts';
 import { limits } from '../../core/limits.ts';
 import { newId, refuse, formatUnits, seesAll, type CommandContext, type EventPart, type Handler, type Outcome } from '../handler.ts';
 import type { Actor } from '../permissions.ts';
-import { unshippedEndStatuses, type AllocationRow, type LicenceStatus, type ShipmentRow, type ShipmentStatus } from '../rows.ts';
+import { liveShipmentStatuses, unshippedEndStatuses, type AllocationRow, type LicenceStatus, type ShipmentRow, type ShipmentStatus } from '../rows.ts';
 import type { CommandInput } from '../schemas.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
 import { namesRecipient } from './allocations.ts';
@@ -262,7 +262,7 @@ export function applyStep(context: CommandContext, shipment: ShipmentRow, step: 
       if (unit.custody === from) state.update('units', unit, { custody: to, updated_seq: context.seq, ...(markShipped ? { ever_shipped: true } : {}) });
     }
   }
-  if (!['booked', 'shipped', 'cleared'].includes(step.to)) endManifest(context, shipment);
+  if (!liveShipmentStatuses.includes(step.to)) endManifest(context, shipment);
   if (unshippedEndStatuses.includes(step.to)) releaseClaims(context, shipment);
   return {
     subjectId: shipment.id,
@@ -312,10 +312,6 @@ function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' 
 }
 
 /**
- * A booking past its deadline is expired in all but name (the sweep may not have run yet):
- * its reservation can no longer be posted or added to.
- */
-/**
  * The statuses a licence ends in: nothing brings it back from them (migration 025). An
  * exhausted licence is not among them (an amendment may give it units again), and holds no
  * booking anyway: its every unit has shipped. A suspended one is not either: its authority
@@ -342,6 +338,10 @@ export function lapsedLicence(state: BatchState, shipment: ShipmentRow, at: stri
   return null;
 }
 
+/**
+ * A booking past its deadline is expired in all but name (the sweep may not have run yet):
+ * its reservation can no longer be posted or added to.
+ */
 export function checkDeadline(context: CommandContext, shipment: ShipmentRow, doing: string): void {
   if (shipment.deadline <= context.at) {
     throw refuse.conflict('booking-deadline', `couldn't ${doing} shipment ${shipment.id}: its booking deadline ${shipment.deadline} has passed`, { deadline: shipment.deadline });
