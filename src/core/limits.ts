@@ -58,7 +58,7 @@ export const limits = {
   aheadLockWaitMsMax: 200,
   /**
    * How far the newest committed event's time (log_head.at) may be ahead of this server's
-   * clock for it to go on writing, dating its batches at that time (sequencer.ts batchTime).
+   * clock for it to go on writing, dating its batches at that time (ledger/batch-time.ts batchTime).
    * A clock lagging by seconds (another server's runs ahead, NTP stepped it back) is normal;
    * one further behind, or a ledger whose time some clock pushed far ahead, must not be
    * papered over by dating every batch, and judging every licence and deadline, at a time

@@ -1,5 +1,5 @@
 /**
- * A batch's time never goes back (migration 031, sequencer.ts batchTime): a clock stepped
+ * A batch's time never goes back (migration 031, batch-time.ts batchTime): a clock stepped
  * back, or a second process whose clock lags, dates its events and judges validity at the
  * newest committed event's time, and the database refuses any batch that would go back.
  */

@@ -8,7 +8,7 @@ import { DomainError } from '../core/errors.ts';
 import type { StoredAnswer } from '../store/ledger-tables.ts';
 import { canonicalBytes } from './events.ts';
 import type { CommandKind } from './schemas.ts';
-import type { Answer } from './sequencer.ts';
+import type { Answer } from './batch-apply.ts';
 
 /** SHA-256 of the request as sent (kind and raw input, RFC 8785): what "the same request" means. */
 export function requestHash(kind: string, rawInput: unknown): Buffer {

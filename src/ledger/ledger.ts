@@ -5,7 +5,8 @@
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Pool } from '../store/pool.ts';
 import { migrate } from '../store/migrate.ts';
-import { Sequencer, type Answer } from './sequencer.ts';
+import { Sequencer } from './sequencer.ts';
+import type { Answer } from './batch-apply.ts';
 import { TransparencyLog } from './transparency-log.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { checkLogOnStart } from './log-check.ts';

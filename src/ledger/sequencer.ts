@@ -31,45 +31,20 @@
  * validity, deadlines, the sweep) at the newest event's time instead, so event times never
  * go back in commit order; the database refuses a batch whose events would.
  */
-import { DomainError, assert, isDomainError } from '../core/errors.ts';
+import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
-import type { Pool, PoolClient } from '../store/pool.ts';
-import type { TileRow } from '../store/tlog-tables.ts';
-import { beginBatch, emptyKeys, loadBatchState, openAtHeadSql, rememberAnswer, type BatchHead, type BatchKeys, type LogHead, type StoredAnswer } from '../store/ledger-tables.ts';
-import { bulkRowsMin, writeBatchAndCommit, type BatchWrites, type EventWrite, type IdempotencyWrite, type LogWrite } from '../store/batch-writes.ts';
-import { canonicalBytes, eventBody, recordSerials, redact } from './events.ts';
+import type { Pool } from '../store/pool.ts';
+import { beginBatch, loadBatchState, openAtHeadSql, rememberAnswer, type BatchHead, type LogHead } from '../store/ledger-tables.ts';
+import { writeBatchAndCommit } from '../store/batch-writes.ts';
 import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
 import { invalidInput, isCommandsOwnRefusal, isLockTimeout, isRefusedWrite, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
-import { handlers } from './handlers/index.ts';
-import type { Handler, Outcome } from './handler.ts';
 import { roleRefusal, type Actor } from './permissions.ts';
 import { commandSchemas, type CommandKind } from './schemas.ts';
 import { BatchState } from './state.ts';
 import { RowCache } from './row-cache.ts';
-
-export const eventBytesMax = limits.eventBytesMax;
-
-export type Answer =
-  | { ok: true; seq: number; body: Record<string, unknown>; replayed: boolean }
-  | { ok: false; error: DomainError; replayed: boolean };
-
-/** What the transparency log does inside a batch's transaction (issue: tlog). */
-export interface LogAppender {
-  /**
-   * Adds the batch's events as leaves and returns the tiles to write and the new root; the
-   * batch writes both in its transaction, with its events. `head` is the log as committed
-   * before this batch: read under the lock, or, for a batch sent ahead, the head our last
-   * batch committed, which the batch's opening checks. The client is for reloading the
-   * right edge.
-   */
-  append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[] }>;
-  /**
-   * Makes ready to append at `head` (reading from the client if it must), so that a later
-   * append reads nothing: a big batch appends while its events are being sent on the client.
-   */
-  prepare(client: PoolClient, head: LogHead): Promise<void>;
-}
+import { applyBatch, batchKeys, type Answer, type Applied, type LogAppender, type Pending } from './batch-apply.ts';
+import { batchTime, headAfter } from './batch-time.ts';
 
 export interface SequencerOptions {
   pool: Pool;
@@ -82,26 +57,6 @@ export interface SequencerOptions {
   /** How long a batch waits for the head lock (limits.headLockWaitMsMax). */
   headLockWaitMs?: number;
   onError?: (error: unknown, context: string) => void;
-}
-
-/** A batch applied, ready to write: what it answers and writes, and its leaves in the log. */
-interface Applied {
-  answers: Answer[];
-  writes: BatchWrites;
-  /** The tiles and the head after the batch, or the function that appends the leaves and returns them. */
-  log: LogWrite | (() => Promise<LogWrite>);
-  state: BatchState;
-}
-
-interface Pending {
-  kind: CommandKind;
-  input: unknown;
-  actor: Actor;
-  idempotency: { scope: string; key: string; hash: Buffer } | null;
-  serials: number;
-  resolve: (answer: Answer) => void;
-  /** A bug, not a refusal: the caller answers 500 and the error is logged. */
-  reject: (error: unknown) => void;
 }
 
 export interface SequencerStats {
@@ -407,7 +362,7 @@ export class Sequencer {
     try {
       // Dated no earlier than the head our last commit left, and the opening lets it commit
       // only at that head (whose time it fixes): event times never go back in commit order.
-      applied = await this.apply(client, batch, new BatchState(rows), head, [], at);
+      applied = await applyBatch(this.options.logAppender, client, batch, new BatchState(rows), head, [], at);
     } catch {
       // Nothing was sent. The classic way applies it again, from the database's rows, and
       // meets the bug there, where it is answered.
@@ -462,7 +417,7 @@ export class Sequencer {
       if (keys.dueAt !== null) keys.dueAt = at;
       const cached = alone ? this.cache.lookup(keys) : null;
       const loaded = cached ?? (await loadBatchState(client, keys));
-      const applied = await this.apply(client, batch, new BatchState(loaded), head, stored, at);
+      const applied = await applyBatch(this.options.logAppender, client, batch, new BatchState(loaded), head, stored, at);
       if (cached) this.stats.cachedBatches += 1;
       else this.cache.remember(loaded, head);
       this.mayHaveCommitted = true;
@@ -484,85 +439,6 @@ export class Sequencer {
       client.release(broken);
     }
   }
-
-  /**
-   * Checks and applies the batch against `state` (rows as of `head`); a small batch also
-   * appends its events to the log now. Writes nothing: the caller writes and commits.
-   */
-  private async apply(client: PoolClient, batch: Pending[], state: BatchState, head: LogHead, stored: StoredAnswer[], at: string): Promise<Applied> {
-    const size = head.size;
-    const events: EventWrite[] = [];
-    const remembered: IdempotencyWrite[] = [];
-    const answered = new Map<string, { hash: Buffer; answer: Answer }>();
-    for (const row of stored) answered.set(`${row.scope}\u0000${row.key}`, { hash: row.request_hash, answer: storedToAnswer(row) });
-    const answers = batch.map((pending) => {
-      const key = pending.idempotency && `${pending.idempotency.scope}\u0000${pending.idempotency.key}`;
-      const earlier = key === null ? undefined : answered.get(key);
-      if (earlier) return replay(earlier, pending.idempotency!);
-      const answer = this.runOne(state, pending, size + events.length, at, events);
-      if (pending.idempotency && key !== null) {
-        const record = toStored(answer, pending.kind);
-        answered.set(key, { hash: pending.idempotency.hash, answer: record.answer });
-        remembered.push({ scope: pending.idempotency.scope, key: pending.idempotency.key, request_hash: pending.idempotency.hash, status: record.status, response: record.response, created_at: at });
-      }
-      return answer;
-    });
-    const writes: BatchWrites = {
-      ...state.changedRows(),
-      endedShipments: state.endedShipments,
-      unitsChanges: state.unitsChanges,
-      replacedPartiesOf: [...new Set(state.replacedPartiesOf)],
-      events,
-      idempotency: remembered,
-    };
-    const appendLeaves = async (): Promise<LogWrite> => {
-      if (events.length === 0) return { tiles: [], head };
-      const leaves = events.map((event) => ({ seq: event.seq, canonical: event.canonical }));
-      const log = await this.options.logAppender.append(client, head, leaves);
-      return { tiles: log.tiles, head: { size: size + events.length, root: log.root } };
-    };
-    // A big batch's events go by COPY in statements of their own: its leaves are hashed
-    // while those travel (store/batch-writes.ts). A small batch sends everything in one
-    // text, so it hashes now, before that text is sent.
-    if (events.length < bulkRowsMin) return { answers, writes, log: await appendLeaves(), state };
-    await this.options.logAppender.prepare(client, head);
-    return { answers, writes, log: appendLeaves, state };
-  }
-
-  private runOne(state: BatchState, pending: Pending, seq: number, at: string, events: EventWrite[]): Answer {
-    const handler = handlers[pending.kind] as Handler<CommandKind>;
-    const context = { state, actor: pending.actor, at, seq };
-    state.begin();
-    let outcome: Outcome;
-    try {
-      outcome = handler.run(context, pending.input as never);
-    } catch (error) {
-      state.rollback();
-      if (!isDomainError(error)) throw error; // a bug: fail the batch loudly
-      return { ok: false, error, replayed: false };
-    }
-    // One event per part, at consecutive seqs from the command's own: each is a leaf of the
-    // log and is read by its own part's organisations. Nothing is pushed until every part
-    // fits, so a refused command leaves no event behind. Every part records the command's
-    // input, so each stores the serial lines its digest covers, unless it is withoutInput.
-    const recorded = recordSerials(redact(pending.input, outcome.redact));
-    const made: EventWrite[] = [];
-    for (const part of [outcome, ...(outcome.moreEvents ?? [])]) {
-      const partSeq = seq + made.length;
-      const { input, lines } = part.withoutInput ? { input: null, lines: null } : recorded;
-      const canonical = canonicalBytes(eventBody(partSeq, at, pending.kind, pending.actor, part.subjectId, input, part.effects));
-      if (canonical.length > eventBytesMax) {
-        state.rollback();
-        const error = new DomainError('payload_too_large', `the ${pending.kind} request would make a log entry of ${canonical.length} bytes; entries are at most ${eventBytesMax} bytes (shorten the texts)`, { rule: 'event-size' });
-        return { ok: false, error, replayed: false };
-      }
-      made.push({ seq: partSeq, at, kind: pending.kind, actor: pending.actor.id, subject_id: part.subjectId, org_ids: part.orgIds, canonical, serial_lines: lines });
-    }
-    events.push(...made);
-    assert(events[events.length - 1]!.seq - events[0]!.seq + 1 === events.length, 'event sequence numbers are gapless within a batch');
-    // The answer names the command's first event.
-    return { ok: true, seq, body: { seq, ...outcome.answer }, replayed: false };
-  }
 }
 
 /** The refusal a failure is answered with, or null for a bug (toRefusal rethrows those). */
@@ -574,46 +450,11 @@ function refusalOrBug(error: unknown): DomainError | null {
   }
 }
 
-/**
- * A batch's time: the clock's, or the newest committed event's (`head.at`) when the clock
- * reads earlier (it lags another process's clock, or was stepped back). ISO 8601, to the
- * millisecond, as head.at is kept. Refused 'unavailable' when the clock reads more than
- * limits.clockBehindLedgerMsMax earlier: a clock that far off, here or on the server that
- * dated the newest event, is a fault to fix, not drift to absorb.
- */
-function batchTime(clock: Clock, head: BatchHead): string {
-  const newestMs = Date.parse(head.at);
-  assert(Number.isFinite(newestMs), 'the log head carries the time of its newest event');
-  const nowMs = clock.now().getTime();
-  if (newestMs - nowMs > limits.clockBehindLedgerMsMax) {
-    throw new DomainError('unavailable', `the ledger's newest event is dated ${head.at}, ${Math.round((newestMs - nowMs) / 1000)} s ahead of this server's clock (${new Date(nowMs).toISOString()}); at most ${limits.clockBehindLedgerMsMax / 1000} s is taken as clock drift: check the clocks of this server and of the others writing to the ledger`, {
-      rule: 'clock-behind-ledger', details: { ledgerAt: head.at, clockAt: new Date(nowMs).toISOString(), behindMsMax: limits.clockBehindLedgerMsMax },
-    });
-  }
-  return new Date(Math.max(nowMs, newestMs)).toISOString();
-}
-
-/** The head a batch committed at `at` left: its time moved only if the batch wrote events (migration 031). */
-function headAfter(before: BatchHead, committed: LogHead, at: string): BatchHead {
-  return { size: committed.size, root: committed.root, at: committed.size > before.size ? at : before.at };
-}
-
 function sameHead(a: LogHead, b: LogHead): boolean {
   return a.size === b.size && a.root.equals(b.root);
-}
-
-/** The rows the batch's commands will read (handlers name them), plus each actor's organisation. */
-function batchKeys(batch: Pending[]): BatchKeys {
-  const keys = emptyKeys();
-  for (const pending of batch) {
-    keys.organisations.add(pending.actor.orgId);
-    (handlers[pending.kind] as Handler<CommandKind>).keys(pending.input as never, keys, pending.actor);
-  }
-  return keys;
 }
 
 function countSerials(input: unknown): number {
   const serials = (input as { serials?: unknown[] }).serials;
   return Array.isArray(serials) ? serials.length : 0;
 }
-

@@ -18,7 +18,7 @@ import {
 import type { Pool, PoolClient } from '../store/pool.ts';
 import type { LogHead } from '../store/ledger-tables.ts';
 import { readTiles, type TileRow } from '../store/tlog-tables.ts';
-import type { LogAppender } from './sequencer.ts';
+import type { LogAppender } from './batch-apply.ts';
 import { TileReader } from './tile-reader.ts';
 
 /**

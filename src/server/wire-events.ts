@@ -1,5 +1,5 @@
 /**
- * An event's body as its canonical bytes hold it (src/ledger/sequencer.ts builds it with
+ * An event's body as its canonical bytes hold it (src/ledger/batch-apply.ts builds it with
  * eventBody, src/ledger/events.ts): seq, at, kind, actor, subject, input, effects. One
  * schema per kind, and per part where a command writes more than one event (a licence that
  * shipping used up, each record the sweep expires, the sites a return or a loss left):

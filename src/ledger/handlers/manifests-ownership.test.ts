@@ -13,7 +13,7 @@ import { expectOk } from '../../../test/world.ts';
 import { apiWorldPerFile, type ApiWorld } from '../../server/testing.ts';
 import { emptyKeys, loadBatchState, type BatchKeys } from '../../store/ledger-tables.ts';
 import { systemActor, type Actor } from '../permissions.ts';
-import type { Answer } from '../sequencer.ts';
+import type { Answer } from '../batch-apply.ts';
 
 let database: TestDatabase;
 let api: ApiWorld;

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { expectOk } from '../../../test/world.ts';
 import { apiWorldPerFile, type ApiWorld } from '../../server/testing.ts';
-import type { Answer } from '../sequencer.ts';
+import type { Answer } from '../batch-apply.ts';
 
 let api: ApiWorld;
 
