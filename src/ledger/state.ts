@@ -14,7 +14,7 @@ import type {
 /**
  * A licence as the handlers see it: its row, its parties, and the recipients of its
  * allocations (loaded with it; not a column). A recipient an amendment dropped from the
- * parties still holds its allocation, and still reads the licence (store/read-queries.ts
+ * parties still holds its allocation, and still reads the licence (store/visibility.ts
  * visible.licence): the handlers count it among the licence's readers too (licenceOrgIds).
  */
 export type LicenceWithParties = LicenceRow & { parties: LicencePartyRow[]; allocation_recipients: string[] };

@@ -3,7 +3,7 @@
  * the caller may read that event.
  */
 import type { Pool } from './pool.ts';
-import { readsEvent, type Viewer } from './read-queries.ts';
+import { readsEvent, type Viewer } from './visibility.ts';
 
 /**
  * The lines an event's serial digest covers, sorted; null when the event does not exist,

@@ -4,7 +4,8 @@
  *
  * Rules of this surface:
  * - Tenant filtering happens here, in the WHERE clause of every statement, never after
- *   the rows came back: a row another tenant may not see is never read into the process.
+ *   the rows came back (the predicates: store/visibility.ts): a row another tenant may not
+ *   see is never read into the process.
  *   A detail query for an invisible row answers null, exactly like an unknown id.
  * - Pages are keyset pages: rows in a fixed order by a unique key (created_seq for
  *   ledger rows, which is also the number in their id; seq for events; serial text for
@@ -16,22 +17,12 @@
  */
 import type { EventWrite } from './batch-writes.ts';
 import { inTransaction, type Pool, type PoolClient } from './pool.ts';
+import { Statement, readsEvent, shipsUnder, unitReaders, visible, type Viewer } from './visibility.ts';
 import type {
   AllocationRow, Custody, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow, Role, ShipmentRow, SiteRow, UnitRow,
 } from '../ledger/rows.ts';
 
-/** Who is reading. */
-export interface Viewer {
-  /** The reader's organisation; null reads every row (authorities and auditors). */
-  orgId: string | null;
-  /**
-   * Which allocations a tenant sees: 'received' only those made to it (recipients: never
-   * another recipient's, even on a licence it holds); 'related' also those under which it
-   * ships (exporters: the export licences it holds, the import licences naming it as
-   * supplier), as the allocation's events name their readers (allocationOrgIds).
-   */
-  allocations: 'received' | 'related';
-}
+export type { Viewer } from './visibility.ts';
 
 export interface PageRequest<K> {
   /** The last key of the previous page; null starts at the beginning. */
@@ -66,93 +57,6 @@ export type UtilisationLicence = Pick<LicenceRow, 'id' | 'reference' | 'directio
   totals_scope: TotalsScope;
   allocations: AllocationRow[];
   allocations_truncated: boolean;
-};
-
-/** Numbered parameters for one statement. */
-class Statement {
-  readonly params: unknown[] = [];
-  add(value: unknown): string {
-    this.params.push(value);
-    return `$${this.params.length}`;
-  }
-}
-
-/**
- * Who sees a unit: the organisation that receives it, and the exporter of its shipment.
- * visible.unit joins the two with OR; listUnits reads them as two streams.
- */
-const unitReaders = {
-  received: (alias: string, org: string): string => `${alias}.recipient_org_id = ${org}`,
-  exported: (alias: string, org: string): string => `EXISTS (SELECT 1 FROM shipments vs WHERE vs.id = ${alias}.shipment_id AND vs.exporter_org_id = ${org})`,
-};
-
-/**
- * Whether the organisation ships under the licence: it holds it and it is an export licence,
- * or it is an import licence naming it as supplier. The SQL twin of allocationOrgIds
- * (ledger/handlers/allocations.ts): who reads an allocation's events reads the allocation.
- */
-function shipsUnder(licence: string, org: string): string {
-  return `(${licence}.direction = 'export' AND ${licence}.holder_org_id = ${org}
-    OR ${licence}.direction = 'import' AND EXISTS (SELECT 1 FROM licence_parties sp WHERE sp.licence_id = ${licence}.id AND sp.org_id = ${org} AND sp.role = 'supplier'))`;
-}
-
-// Visibility predicates, one per table. Each takes the statement (to add the org id as a
-// parameter) and the alias of the table in the query.
-const visible = {
-  licence(statement: Statement, viewer: Viewer, alias: string): string {
-    if (viewer.orgId === null) return 'true';
-    const org = statement.add(viewer.orgId);
-    // A recipient keeps seeing a licence it has an allocation on after an amendment drops it
-    // from the parties: its own allocation, and its report, still point there.
-    return `(${alias}.holder_org_id = ${org} OR EXISTS (SELECT 1 FROM licence_parties vp WHERE vp.licence_id = ${alias}.id AND vp.org_id = ${org})
-      OR EXISTS (SELECT 1 FROM allocations va WHERE va.licence_id = ${alias}.id AND va.recipient_org_id = ${org}))`;
-  },
-  allocation(statement: Statement, viewer: Viewer, alias: string): string {
-    if (viewer.orgId === null) return 'true';
-    const org = statement.add(viewer.orgId);
-    if (viewer.allocations === 'received') return `${alias}.recipient_org_id = ${org}`;
-    return `(${alias}.recipient_org_id = ${org} OR EXISTS (SELECT 1 FROM licences vl WHERE vl.id = ${alias}.licence_id AND ${shipsUnder('vl', org)}))`;
-  },
-  shipment(statement: Statement, viewer: Viewer, alias: string): string {
-    if (viewer.orgId === null) return 'true';
-    const org = statement.add(viewer.orgId);
-    return `(${alias}.exporter_org_id = ${org} OR ${alias}.recipient_org_id = ${org})`;
-  },
-  unit(statement: Statement, viewer: Viewer, alias: string): string {
-    if (viewer.orgId === null) return 'true';
-    const org = statement.add(viewer.orgId);
-    return `(${unitReaders.received(alias, org)} OR ${unitReaders.exported(alias, org)})`;
-  },
-  site(statement: Statement, viewer: Viewer, alias: string): string {
-    if (viewer.orgId === null) return 'true';
-    return `${alias}.org_id = ${statement.add(viewer.orgId)}`;
-  },
-  /**
-   * One event at a time (a subject's few events): its seq must be among the offsets of the
-   * one reader set of the viewer's organisation that can hold it, the first to end at or
-   * after it (an organisation's sets never overlap; migration 012). LIMIT 1 keeps that a
-   * single index probe. The offset is compared as bigint: that set may start far beyond
-   * the event, and a cast to int2 would then fail instead of answering no. A page of a
-   * tenant's whole stream starts from its sets instead (eventsOfReader).
-   */
-  event(statement: Statement, viewer: Viewer, alias: string): string {
-    if (viewer.orgId === null) return 'true';
-    return `EXISTS (SELECT 1 FROM (
-      SELECT r.first_seq, r.offsets FROM event_reader_sets r
-      WHERE r.org_id = ${statement.add(viewer.orgId)} AND r.last_seq >= ${alias}.seq ORDER BY r.last_seq LIMIT 1) r
-      WHERE r.first_seq <= ${alias}.seq AND ${alias}.seq - r.first_seq = ANY (r.offsets))`;
-  },
-  /** Its own organisation, and those named with it on a licence it sees (holder, authority, parties). */
-  organisation(statement: Statement, viewer: Viewer, alias: string): string {
-    if (viewer.orgId === null) return 'true';
-    const org = statement.add(viewer.orgId);
-    const licences = `SELECT ol.id, ol.holder_org_id, ol.authority_org_id FROM licences ol
-      WHERE ol.holder_org_id = ${org} OR EXISTS (SELECT 1 FROM licence_parties op WHERE op.licence_id = ol.id AND op.org_id = ${org})`;
-    return `(${alias}.id = ${org} OR ${alias}.id IN (
-      SELECT vl.holder_org_id FROM (${licences}) vl
-      UNION SELECT vl.authority_org_id FROM (${licences}) vl
-      UNION SELECT vp.org_id FROM licence_parties vp WHERE vp.licence_id IN (SELECT vl.id FROM (${licences}) vl)))`;
-  },
 };
 
 /** A pool, or one connection inside a snapshot (readSnapshot) for reads that must agree. */
@@ -421,14 +325,6 @@ export function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<number>
 export async function findEvent(pool: Pool, viewer: Viewer, seq: number): Promise<EventRow | null> {
   const { rows } = await pool.query<EventRow>(`SELECT e.* FROM events e WHERE e.seq = $1 AND ${readsEvent('e', '$2')}`, [seq, viewer.orgId]);
   return rows[0] ?? null;
-}
-
-/**
- * Whether the viewer whose organisation is parameter `org` (NULL: one who reads every event)
- * reads one event, by events.org_ids: for one event at a time, by its primary key.
- */
-export function readsEvent(alias: string, org: string): string {
-  return `(${org}::text IS NULL OR ${org}::text = ANY (${alias}.org_ids))`;
 }
 
 /**
