@@ -1,0 +1,51 @@
+/**
+ * `chipledger log witness`: a simple witness. It cosigns the log's newest checkpoint only if
+ * it is consistent with the last one it cosigned (saved before the cosignature leaves), and
+ * posts the cosignature to the log.
+ */
+import { cosignCheckpoint, parseCosignerKey, parseNote, type Cosigner } from '../../tlog/index.ts';
+import { Failure } from '../output.ts';
+import { clientOf, defaultDeps, guard, keysFollowed, readText, startingKey, usage, verifierOf, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
+import { followStep } from './follow.ts';
+import { assertStateOfLog, assertStateWritable, readState, savedFrom, writeState, type SavedCheckpoint } from './state.ts';
+
+export interface WitnessOptions extends ServerOptions {
+  logKey?: string;
+  logKeyFile?: string;
+  witnessKeyFile: string;
+  state: string;
+}
+
+/** The served note without any line of ours: a re-cosigning replaces our older cosignature. */
+function withoutCosignatureOf(note: string, cosigner: Cosigner): string {
+  const parsed = parseNote(note);
+  const others = parsed.signatures.filter((signature) => signature.name !== cosigner.name || signature.keyId !== cosigner.keyId);
+  return `${parsed.text}\n${others.map((signature) => `${signature.line}\n`).join('')}`;
+}
+
+export async function witnessCommand(options: WitnessOptions, deps: LogCommandDeps = defaultDeps): Promise<number> {
+  return guard(async () => {
+    const given = await verifierOf({ key: options.logKey, keyFile: options.logKeyFile }, '--log-key');
+    const client = clientOf(options, deps);
+    let cosigner: Cosigner;
+    try {
+      cosigner = parseCosignerKey((await readText(options.witnessKeyFile, 'the witness key file')).trim());
+    } catch (error) {
+      if (error instanceof Failure) throw error;
+      throw usage(`--witness-key-file: ${(error as Error).message}`);
+    }
+    await assertStateWritable(options.state);
+    const last: SavedCheckpoint | undefined = await readState(options.state);
+    assertStateOfLog(options.state, last, given.name);
+    const step = await followStep(client, await startingKey(client, given, last, options.state), last);
+    if (step.kind === 'unreachable') throw new Failure(step.message);
+    if (step.kind === 'alert') throw new Failure(`refusing to cosign: [${step.failure.kind}] ${step.failure.message}`);
+    const cosigned = cosignCheckpoint(withoutCosignatureOf(step.note, cosigner), cosigner, Math.floor(deps.now() / 1000));
+    // Saved before the cosignature leaves: after a crash here the witness still refuses
+    // anything inconsistent with what it may already have published.
+    await writeState(options.state, savedFrom(step.checkpoint, step.note, step.verifier));
+    const stored = await client.postCosignature(cosigned);
+    deps.output.out(`cosigned ${step.checkpoint.origin} size ${step.checkpoint.size} root ${step.checkpoint.rootHash.toString('hex')} as ${cosigner.name} (${step.change === 'first' ? 'first checkpoint seen' : step.change === 'same' ? 'same as last time' : `consistent with size ${last!.size}`}${keysFollowed(step.rotations)}); the log stored ${stored} cosignature(s)`);
+    return 0;
+  });
+}
