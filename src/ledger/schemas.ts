@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { limits } from '../core/limits.ts';
-import { denseRatesMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem } from '../policy/classification.ts';
+import { denseRatesMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem, significantDigitsProblem } from '../policy/classification.ts';
 
 /**
  * Text that is valid Unicode (no lone surrogates) and free of control characters, stored
@@ -57,7 +57,18 @@ export const organisationRegister = z.strictObject({
 
 export const organisationSetKyc = z.strictObject({ organisationId: id, verified: z.boolean() });
 
-const denseTops = z.number().positive().max(1e7);
+/**
+ * A datasheet figure: at most datasheetSignificantDigitsMax significant digits, so that a
+ * float artefact (199.99999999999997 for 200) is refused, naming its field, rather than
+ * deciding a threshold (policy/classification.ts says why).
+ */
+const datasheetFigure = (schema: z.ZodNumber) =>
+  schema.superRefine((value, context) => {
+    const problem = significantDigitsProblem(value);
+    if (problem !== undefined) context.addIssue({ code: 'custom', message: problem, input: value });
+  });
+
+const denseTops = datasheetFigure(z.number().positive().max(1e7));
 const bitLength = z.number().int().positive().max(64);
 
 /**
@@ -78,9 +89,9 @@ export const productRegister = z.strictObject({
     denseRates: z.array(denseRate).min(1).max(denseRatesMax).optional(),
     denseTops: denseTops.optional(),
     bitLength: bitLength.optional(),
-    logicDieAreaMm2: z.number().min(logicDieAreaMm2Min, `must be at least ${logicDieAreaMm2Min} mm² (logicDieAreaMm2Min)`).max(1e5),
-    dramBandwidthGbS: z.number().min(dramBandwidthGbSMin, `must be at least ${dramBandwidthGbSMin} GB/s (dramBandwidthGbSMin)`).max(1e6),
-    memoryGb: z.number().nonnegative().max(1e5).optional(),
+    logicDieAreaMm2: datasheetFigure(z.number().min(logicDieAreaMm2Min, `must be at least ${logicDieAreaMm2Min} mm² (logicDieAreaMm2Min)`).max(1e5)),
+    dramBandwidthGbS: datasheetFigure(z.number().min(dramBandwidthGbSMin, `must be at least ${dramBandwidthGbSMin} GB/s (dramBandwidthGbSMin)`).max(1e6)),
+    memoryGb: datasheetFigure(z.number().nonnegative().max(1e5)).optional(),
     designedForDatacenter: z.boolean(),
   })
     .refine((p) => p.denseRates === undefined || (p.denseTops === undefined && p.bitLength === undefined), { message: 'give either denseRates or denseTops with bitLength, not both', path: ['denseRates'] })

@@ -90,6 +90,48 @@ describe('classifyAccelerator: 3A090 paragraphs (88 FR 73458)', () => {
     expect(result.reasons).toContain('TPP 2,959.92 ≥ 2,400 and < 4,800, performance density 5.9198 ≥ 1.6 and < 5.92: 3A090.b.1');
   });
 
+  it('stores and shows a figure just below a threshold below it, never at it', () => {
+    // 1.4 PFLOPS over 7 chips is 199.99999999999997 TOPS: TPP 1,599.99999999999976, below 1,600.
+    const justBelowA2 = classifyAccelerator(chip(199.99999999999997, 8, 250));
+    expect(justBelowA2).toMatchObject({ eccn: 'not 3A090', paragraph: 'below 3A090 thresholds', tpp: 1599.9999999999998 });
+    expect(justBelowA2.tpp).toBeLessThan(1600);
+    expect(justBelowA2.reasons).toContain('3A090.a.2: TPP 1,599.9999999999998 < 1,600');
+    // Every reason shows the same figure, on its side of every TPP threshold.
+    expect(justBelowA2.reasons).toContain('3A090.b.1: TPP 1,599.9999999999998 < 2,400');
+    expect(justBelowA2.reasons.join('\n')).not.toMatch(/TPP 1,600\b/);
+
+    const justBelowB1 = classifyAccelerator(chip(299.99999999999994, 8, 1000));
+    expect(justBelowB1.tpp).toBeLessThan(2400);
+    expect(justBelowB1.reasons).toContain('3A090.b.1: TPP 2,399.9999999999995 < 2,400');
+
+    const densityJustBelow = classifyAccelerator(chip(591.99999999999, 8, 800)); // PD 5.9199999999999
+    expect(densityJustBelow).toMatchObject({ paragraph: '3A090.b.1', performanceDensity: 5.9199999999999 });
+    expect(densityJustBelow.reasons.at(-1)).toBe('TPP 4,736 ≥ 2,400 and < 4,800, performance density 5.9199999999999 ≥ 1.6 and < 5.92: 3A090.b.1');
+
+    // 1,600 / 270.2702702702703 is 5.92 − 6.5e-17: the double nearest it is 5.92 itself, so the one
+    // below is stored, and the figure still reads below the threshold that decided .b.2, not .a.2.
+    const nearestIsThreshold = classifyAccelerator(chip(200, 8, 270.2702702702703));
+    expect(nearestIsThreshold.paragraph).toBe('3A090.b.2');
+    expect(nearestIsThreshold.performanceDensity).toBe(5.919999999999999);
+    expect(nearestIsThreshold.performanceDensity).toBeLessThan(5.92);
+    expect(nearestIsThreshold.reasons.at(-1)).toMatch(/^TPP 1,600 ≥ 1,600 and performance density 5\.91999+\d* ≥ 3\.2 and < 5\.92: 3A090\.b\.2$/);
+  });
+
+  it('stores the double nearest the exact TPP and density', () => {
+    // Whole numbers are exact doubles, and a double division of two of them is correctly rounded.
+    const whole = fc.integer({ min: 1, max: 2_000_000 });
+    fc.assert(
+      fc.property(whole, fc.constantFrom(4, 8, 16), fc.integer({ min: 1, max: 100_000 }), (denseTops, bitLength, area) => {
+        const result = classifyAccelerator(chip(denseTops, bitLength, area));
+        expect(result.tpp).toBe(denseTops * bitLength);
+        expect(result.performanceDensity).toBe((denseTops * bitLength) / area);
+      }),
+      { seed: 2026, numRuns: 1_000 },
+    );
+    expect(classifyAccelerator(chip(1670.5, 8, 814)).performanceDensity).toBe(13_364 / 814); // not 16.41769041769
+    expect(classifyAccelerator(chip(0.0001234567891, 8, 1)).tpp).toBe(0.0009876543128); // 13 decimals
+  });
+
   it('writes "=" for a density only where the two decimals shown are all of it', () => {
     // 4,735.2 / 800 = 5.919 exactly: a terminating decimal, but not 5.92.
     expect(classifyAccelerator(chip(591.9, 8, 800)).reasons[1]).toBe('performance density = TPP 4,735.2 / logic die area 800 mm² ≈ 5.92');
@@ -187,6 +229,45 @@ describe('classifyAccelerator: input checks', () => {
       expect(classifyAccelerator({ ...base, denseRates: [{ precision, denseTops: 10, bitLength: 8 }] }).tppRate.precision, precision).toBe(precision);
     }
     expect(classifyAccelerator({ ...base, denseRates: [{ precision: 'tensor', denseTops: 600, bitLength: 8 }] }).tpp).toBe(4800);
+  });
+
+  it('reads the bit length in the spellings datasheets use, and refuses a label that contradicts it', () => {
+    const base = { model: 'A100', logicDieAreaMm2: 826, dramBandwidthGbS: 2039, designedForDatacenter: true };
+    const spellings: Array<[string, number]> = [
+      ['bfloat16', 16], ['BFLOAT16 Tensor Core', 16], ['float16', 16], ['Float32', 32], ['half16', 16], ['FP 16', 16], ['FP-16', 16], ['fp_16', 16],
+      ['INT-8', 8], ['int 4', 4], ['uint8', 8], ['TF 32', 32], ['Half (FP16)', 16], ['FP16 Tensor Core', 16], ['dense FP16', 16], ['FP8 (E4M3)', 8],
+    ];
+    for (const [precision, bitLength] of spellings) {
+      expect(precisionBitLength(precision), precision).toBe(bitLength);
+      expect(classifyAccelerator({ ...base, denseRates: [{ precision, denseTops: 10, bitLength }] }).tppRate.precision, precision).toBe(precision);
+    }
+    // bfloat16 at 8 bits would give the A100 TPP 2,496 (3A090.b.1) where its 16 bits give 4,992 (3A090.a.1).
+    expect(() => classifyAccelerator({ ...base, denseRates: [{ precision: 'bfloat16', denseTops: 312, bitLength: 8 }] })).toThrow('bit length must be 16 for precision "bfloat16", got 8');
+    expect(() => classifyAccelerator({ ...base, denseRates: [{ precision: 'Half (FP16)', denseTops: 312, bitLength: 8 }] })).toThrow('bit length must be 16 for precision "Half (FP16)", got 8');
+    // A number the label does not spell as a format is refused, not taken as free text.
+    for (const precision of ['8-bit integer', 'MXFP4', 'FP16x2', 'tensor (16)']) {
+      expect(precisionBitLength(precision), precision).toBeUndefined();
+      expect(() => classifyAccelerator({ ...base, denseRates: [{ precision, denseTops: 10, bitLength: 8 }] }), precision).toThrow(`precision ${JSON.stringify(precision)} has a number (`);
+    }
+    expect(() => classifyAccelerator({ ...base, denseRates: [{ precision: 'FP16 with FP32 accumulate', denseTops: 312, bitLength: 16 }] })).toThrow(
+      'precision "FP16 with FP32 accumulate" names 2 bit lengths (16, 32); give the format of the operands alone, e.g. "FP16"',
+    );
+    // Labels with no number stay free text, the bit length taken as given.
+    expect(classifyAccelerator({ ...base, denseRates: [{ precision: 'Half precision', denseTops: 312, bitLength: 16 }] }).tpp).toBe(4992);
+  });
+
+  it("takes NVIDIA's wording for a dense rate, and refuses only a sparse one", () => {
+    const base = { logicDieAreaMm2: 814, dramBandwidthGbS: 3350, designedForDatacenter: true };
+    const dense: Array<[string, number]> = [
+      ['FP8 without sparsity', 8], ['FP16 (no sparsity)', 16], ['dense FP16, sparsity off', 16], ['FP8 w/o sparsity', 8], ['INT8 excluding sparsity', 8],
+      ['FP16 not sparse', 16], ['FP16 nonsparse', 16], ['FP16 no-sparsity', 16], ['FP8, sparsity: disabled', 8],
+    ];
+    for (const [precision, bitLength] of dense) {
+      expect(classifyAccelerator({ ...base, denseRates: [{ precision, denseTops: 1979, bitLength }] }).tppRate.precision, precision).toBe(precision);
+    }
+    for (const precision of ['FP8 sparse', 'FP8 with sparsity', 'FP8 (2:4 structured)', 'FP8 2 : 4', 'sparsity on', 'FP8, no sparsity; INT8 sparse']) {
+      expect(() => classifyAccelerator({ ...base, denseRates: [{ precision, denseTops: 3958, bitLength: 8 }] }), precision).toThrow(`precision ${JSON.stringify(precision)} is a sparse rate`);
+    }
   });
 
   it('refuses DRAM bandwidth 0 and a die area below 1 mm² (a denormal one too) at their named bounds', () => {

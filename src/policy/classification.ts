@@ -19,7 +19,8 @@
  * the decimal it is written as and compare rationals by cross-multiplying bigints, so a chip at
  * exactly PD 3.2 is never pushed below the threshold by binary floating point (102.8 × 16 / 514
  * is 3.1999999999999997 in doubles, exactly 3.2 in fact). Nothing is rounded before comparing;
- * rounding happens only when a number is shown.
+ * rounding happens only when a number is shown or returned, and never across a threshold: a
+ * TPP just below 1,600 is shown "1,599.9999999999998 < 1,600" and returned as that double.
  */
 import { DomainError, assert } from '../core/errors.ts';
 
@@ -48,6 +49,11 @@ export const tppNonDatacenterBelow = 4800;
 export const chinaCaseByCaseTppBelow = 21_000;
 export const chinaCaseByCaseDramBandwidthBelowGbS = 6_500;
 
+/** Every threshold TPP is compared with; a stored TPP reads on the same side of each as the exact one. */
+const tppThresholds = [tppA1Min, tppA2Min, tppB1Min, tppB1Below, tppB2Min, tppNonDatacenterBelow, chinaCaseByCaseTppBelow];
+/** Every threshold performance density is compared with. */
+const performanceDensityThresholds = [performanceDensityA2Min, performanceDensityB1Min, performanceDensityB1Below, performanceDensityB2Min, performanceDensityB2Below];
+
 /** More precisions than any datasheet lists; bounds the work on an API input. */
 export const denseRatesMax = 16;
 /** Bit lengths of real arithmetic formats are 1 to 64; anything above 256 is a typo. */
@@ -65,37 +71,109 @@ export const logicDieAreaMm2Min = 1;
 export const dramBandwidthGbSMin = 1;
 
 /**
- * Precision labels whose name states the bit length of the operands: FP64, FP32, TF32, BF16,
- * FP16, FP8 (FP8 E4M3, FP8E5M2), FP6, FP4, INT8, INT4, UINT8 ... (case ignored; other labels,
- * such as MXFP4 or "tensor", are free text). TPP takes "the bit length of the operation"
- * (88 FR 73458, Technical Note 1 to 3A090): for a labelled format that is the number in its
- * name. TF32 counts as 32, the width its operands are read at (not the 19 bits it keeps), as
- * the code has always taken it; the higher figure is the conservative one for control.
+ * Most significant digits a datasheet figure is taken with. Datasheets give three to five
+ * ("1670.5 TFLOPS", "665.61 mm²"); a figure with more is the output of a float computation
+ * (1.4 PFLOPS / 7 chips is 199.99999999999997 TOPS), whose last digits would decide a
+ * threshold (TPP 1,599.99… against 1,600) on an artefact rather than on the datasheet.
  */
-const precisionWithBitLength = /^(?:FP|BF|TF|INT|UINT)(\d+)(?!\d)/i;
+export const datasheetSignificantDigitsMax = 10;
 
-/** The bit length a precision label names ("FP16" → 16), or undefined for a free label. */
+/** Significant digits of the decimal a number is written as: 1670.5 → 5, 8000 → 1, 0.0025 → 2. */
+export function significantDigits(value: number): number {
+  const mantissa = String(Math.abs(value)).replace(/e.*$/, '').replace('.', '');
+  return mantissa.replace(/^0+/, '').replace(/0+$/, '').length;
+}
+
+/** The refusal of a figure with more significant digits than a datasheet gives, or undefined. */
+export function significantDigitsProblem(value: number): string | undefined {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return undefined;
+  const digits = significantDigits(value);
+  if (digits <= datasheetSignificantDigitsMax) return undefined;
+  return `${String(value)} has ${digits} significant digits, more than the ${datasheetSignificantDigitsMax} a datasheet figure is taken with (datasheetSignificantDigitsMax); give the figure as the datasheet writes it`;
+}
+
+/**
+ * Precision labels whose name states the bit length of the operands, spelled as datasheets
+ * spell them: FP16, fp16, FP 16, FP-16, bfloat16, BF16, float16, half16, TF32, INT8, INT-8,
+ * UINT8, and the same inside a longer label ("Half (FP16)", "FP8 E4M3", "FP8E5M2"); case is
+ * ignored. TPP takes "the bit length of the operation" (88 FR 73458, Technical Note 1 to
+ * 3A090): for a labelled format that is the number in its name. TF32 counts as 32, the width
+ * its operands are read at (not the 19 bits it keeps), as the code has always taken it; the
+ * higher figure is the conservative one for control. The prefix must start a word, so the
+ * "FP4" in "MXFP4" is not read (an MX format also carries a shared scale per block).
+ */
+const formatInLabel = /(?<![a-z0-9])(?:bfloat|float|half|uint|int|fp|bf|tf)[ _-]?(\d+)/gi;
+/** Exponent and mantissa widths ("E4M3", "E5M2"), which qualify a format and are not a bit length. */
+const exponentMantissaInLabel = /e\d+m\d+/gi;
+/**
+ * Sparsity said not to apply: "without sparsity", "no sparsity", "w/o sparsity", "excluding
+ * sparsity", "not sparse", "non-sparse", "nonsparse", "sparsity off". NVIDIA's datasheets give
+ * dense rates in these words, so they are taken; only what is left is checked for a marker.
+ */
+const negatedSparsity = /(?<![a-z])(?:without|excluding|excl\.?|w\/o|not|non|no)[ _-]*(?:sparse|sparsity)(?![a-z])|(?<![a-z])spars(?:e|ity)[ :=_-]*(?:off|disabled|none)(?![a-z])/gi;
+/** A sparse rate: "sparse", "sparsity", "with sparsity", or the 2:4 structured-sparsity ratio. */
+const sparsityMarker = /spars(?:e|ity)|(?<!\d)2\s*:\s*4(?!\d)/i;
+
+/** What a precision label says about its bit length. */
+type PrecisionLabel =
+  | { kind: 'named'; bitLength: number }
+  /** No number in it ("tensor", "Half precision"): the rate's bitLength is taken as given. */
+  | { kind: 'free' }
+  /** Formats naming different bit lengths ("FP16 with FP32 accumulate"). */
+  | { kind: 'conflicting'; bitLengths: number[] }
+  /** A number outside any format spelling ("8-bit", "MXFP4", "FP16x2"). */
+  | { kind: 'unreadable'; numbers: string[] };
+
+function readPrecisionLabel(precision: string): PrecisionLabel {
+  const bitLengths = [...new Set(Array.from(precision.matchAll(formatInLabel), (match) => Number(match[1])))];
+  // Every digit in the label must belong to a format it can read: a bit length it cannot read
+  // would otherwise leave the label as free text, and the rate's bitLength unchecked.
+  const rest = precision.replace(formatInLabel, ' ').replace(exponentMantissaInLabel, ' ');
+  const numbers = rest.match(/\d+/g) ?? [];
+  if (numbers.length > 0) return { kind: 'unreadable', numbers };
+  if (bitLengths.length > 1) return { kind: 'conflicting', bitLengths };
+  const [bitLength] = bitLengths;
+  return bitLength === undefined ? { kind: 'free' } : { kind: 'named', bitLength };
+}
+
+/** The bit length a precision label names ("FP16" → 16), or undefined for a label that names none or several. */
 export function precisionBitLength(precision: string): number | undefined {
-  const match = precisionWithBitLength.exec(precision.trim());
-  return match === null ? undefined : Number(match[1]);
+  const label = readPrecisionLabel(precision);
+  return label.kind === 'named' ? label.bitLength : undefined;
+}
+
+/** Whether a precision label describes a sparse rate; "FP8 without sparsity" is a dense one. */
+function isSparseLabel(precision: string): boolean {
+  return sparsityMarker.test(precision.replace(negatedSparsity, ' '));
 }
 
 /**
  * What is wrong with a rate's precision label against its bit length, naming the field to
  * fix: a label that names another bit length (FP16 given 8 bits halves the TPP, and can drop
- * the chip a paragraph), or a sparse rate (TPP counts dense rates only).
+ * the chip a paragraph), a label with a bit length this cannot read or with two of them, or a
+ * sparse rate (TPP counts dense rates only).
  */
 export function precisionProblem(rate: { precision?: string | undefined; bitLength: number }): { field: 'precision' | 'bitLength'; message: string } | undefined {
   if (typeof rate.precision !== 'string') return undefined;
-  // "non-sparse" and "non sparse" say the rate is dense: only a sparse rate is refused.
-  if (/(?<!non[- ]?)spars(e|ity)/i.test(rate.precision)) {
-    return { field: 'precision', message: `precision ${JSON.stringify(rate.precision)} is a sparse rate; TPP counts dense rates only, so give the dense rate` };
+  const quoted = JSON.stringify(rate.precision);
+  if (isSparseLabel(rate.precision)) {
+    return { field: 'precision', message: `precision ${quoted} is a sparse rate; TPP counts dense rates only, so give the dense rate` };
   }
-  const named = precisionBitLength(rate.precision);
-  if (named !== undefined && named !== rate.bitLength) {
-    return { field: 'bitLength', message: `bit length must be ${named} for precision ${JSON.stringify(rate.precision)}, got ${String(rate.bitLength)}` };
+  const label = readPrecisionLabel(rate.precision);
+  switch (label.kind) {
+    case 'unreadable':
+      return {
+        field: 'precision',
+        message: `precision ${quoted} has a number (${label.numbers.join(', ')}) that is not in a format this reads; write the format as FP16, BF16, bfloat16, TF32, INT8 or the like, or leave the number out`,
+      };
+    case 'conflicting':
+      return { field: 'precision', message: `precision ${quoted} names ${label.bitLengths.length} bit lengths (${label.bitLengths.join(', ')}); give the format of the operands alone, e.g. "FP${label.bitLengths[0]}"` };
+    case 'named':
+      if (label.bitLength === rate.bitLength) return undefined;
+      return { field: 'bitLength', message: `bit length must be ${label.bitLength} for precision ${quoted}, got ${String(rate.bitLength)}` };
+    case 'free':
+      return undefined;
   }
-  return undefined;
 }
 
 export interface DenseRate {
@@ -176,8 +254,8 @@ export function classifyAccelerator(datasheet: AcceleratorDatasheet): Classifica
   return {
     eccn: decision.eccn,
     paragraph: decision.paragraph,
-    tpp: toNumber(tpp),
-    performanceDensity: toNumber(density),
+    tpp: toNumber(tpp, tppThresholds),
+    performanceDensity: toNumber(density, performanceDensityThresholds),
     tppRate: rate,
     reasons: [...derivation, ...decision.reasons],
     chinaPolicy: chinaLicencePolicy(decision.eccn, tpp, exactDecimal(datasheet.dramBandwidthGbS)),
@@ -310,15 +388,26 @@ function chinaLicencePolicy(eccn: Eccn, tpp: Rational, dramBandwidthGbS: Rationa
 
 type Relation = '≥' | '<';
 
+type Quantity = 'TPP' | 'performance density';
+const thresholdsOf: Record<Quantity, readonly number[]> = { TPP: tppThresholds, 'performance density': performanceDensityThresholds };
+
 /** "TPP 2,368 < 2,400", with enough digits that the shown number agrees with the relation. */
-function statement(name: string, value: Rational, relation: Relation, threshold: number): string {
-  return `${name} ${formatDecisive(value, [exactDecimal(threshold)])} ${relation} ${formatThreshold(threshold)}`;
+function statement(name: Quantity, value: Rational, relation: Relation, threshold: number): string {
+  return `${name} ${formatQuantity(name, value)} ${relation} ${formatThreshold(threshold)}`;
 }
 
 /** "performance density 5.9198 ≥ 1.6 and < 5.92", shown with enough digits for both bounds. */
-function rangeStatement(name: string, value: Rational, min: number, below: number): string {
-  const shown = formatDecisive(value, [exactDecimal(min), exactDecimal(below)]);
-  return `${name} ${shown} ≥ ${formatThreshold(min)} and < ${formatThreshold(below)}`;
+function rangeStatement(name: Quantity, value: Rational, min: number, below: number): string {
+  return `${name} ${formatQuantity(name, value)} ≥ ${formatThreshold(min)} and < ${formatThreshold(below)}`;
+}
+
+/**
+ * A TPP or density as the reasons show it: with enough digits to be on its side of every
+ * threshold of that quantity, not only the one in the statement, so that every reason shows
+ * the same figure (not "TPP 1,600 < 2,400" beside "TPP 1,599.999999 < 1,600").
+ */
+function formatQuantity(name: Quantity, value: Rational): string {
+  return formatDecisive(value, thresholdsOf[name].map(exactDecimal));
 }
 
 function atLeast(value: Rational, threshold: number): boolean {
@@ -395,22 +484,74 @@ function roundTo(value: Rational, fractionDigits: number): Rational {
   return { numerator: scaled / (value.denominator * 2n), denominator: scale };
 }
 
-function toNumber(value: Rational): number {
-  const number = Number(formatRounded(value, 12).replaceAll(',', ''));
+/**
+ * The number stored and returned for an exact TPP or density: the double nearest it, moved
+ * one double towards it where that double is written as a threshold the value is not (a
+ * density of 5.91999999999999999 is nearest the double written 5.92). So a stored figure
+ * reads on the same side of every threshold as the decision taken on the exact value: one
+ * just below 1,600 is stored 1599.9999999999998, never 1600.
+ */
+function toNumber(value: Rational, thresholds: readonly number[]): number {
+  let number = nearestDouble(value);
+  for (const threshold of thresholds) {
+    const side = compare(value, exactDecimal(threshold));
+    if (compare(exactDecimal(number), exactDecimal(threshold)) !== side) {
+      // Only a value next to a threshold rounds onto it; a value equal to one is stored as it.
+      assert(side !== 0 && number === threshold, 'the double nearest a value is on its side of a threshold, or on it');
+      number = adjacentDouble(number, side);
+    }
+  }
   // datasheetProblems bounds TPP to a finite double and the area from below, so PD ≤ TPP is finite too.
   assert(Number.isFinite(number), 'a classified TPP or density is a finite number');
+  assert(thresholds.every((threshold) => compare(exactDecimal(number), exactDecimal(threshold)) === compare(value, exactDecimal(threshold))), 'a stored figure is on the side of each threshold that decided');
   return number;
 }
 
-/** Largest number of decimals we show; a datasheet has at most a few. */
-const shownFractionDigitsMax = 12;
+/** Significant bits of a double. */
+const doubleSignificandBits = 53;
+/** Exponent of the least significant bit of the smallest subnormal double, 2^-1074. */
+const doubleExponentMin = -1074;
 
-/** Exact when the value is a terminating decimal with a reasonable number of digits, else rounded. */
+/** The double nearest a non-negative rational, ties to even, as Number() rounds a decimal. */
+function nearestDouble(value: Rational): number {
+  if (value.numerator === 0n) return 0;
+  // value / 2^exponent has 53 bits before the point: bit lengths place it within a factor of
+  // two of that, and one comparison settles which side.
+  let exponent = value.numerator.toString(2).length - value.denominator.toString(2).length - doubleSignificandBits;
+  if (compare(scaleByPowerOfTwo(value, -exponent), { numerator: 2n ** BigInt(doubleSignificandBits), denominator: 1n }) >= 0) exponent += 1;
+  // Below the normal range a double has fewer bits: round at its smallest unit instead.
+  exponent = Math.max(exponent, doubleExponentMin);
+  const scaled = scaleByPowerOfTwo(value, -exponent);
+  let significand = scaled.numerator / scaled.denominator;
+  const twiceRemainder = 2n * (scaled.numerator % scaled.denominator);
+  if (twiceRemainder > scaled.denominator || (twiceRemainder === scaled.denominator && significand % 2n === 1n)) significand += 1n;
+  // significand ≤ 2^53 is exact as a number, and so is its product with a power of two that is a double.
+  return Number(significand) * 2 ** exponent;
+}
+
+function scaleByPowerOfTwo(value: Rational, exponent: number): Rational {
+  return exponent >= 0
+    ? { numerator: value.numerator << BigInt(exponent), denominator: value.denominator }
+    : { numerator: value.numerator, denominator: value.denominator << BigInt(-exponent) };
+}
+
+/** The next double above (direction 1) or below (−1) a positive double. */
+function adjacentDouble(number: number, direction: 1 | -1): number {
+  assert(number > 0 && Number.isFinite(number), 'adjacentDouble takes a positive finite double');
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, number);
+  view.setBigUint64(0, view.getBigUint64(0) + BigInt(direction));
+  return view.getFloat64(0);
+}
+
+/**
+ * Exact: every value shown this way is a decimal (a datasheet figure, or a product of them),
+ * whose denominator is a power of ten, so as many digits as the denominator has show all of it.
+ */
 function formatExact(value: Rational): string {
-  for (let digits = 0; digits <= shownFractionDigitsMax; digits++) {
-    if (compare(roundTo(value, digits), value) === 0) return formatRounded(value, digits);
-  }
-  return formatRounded(value, shownFractionDigitsMax);
+  const fractionDigits = value.denominator.toString().length - 1;
+  assert(10n ** BigInt(fractionDigits) === value.denominator, 'formatExact is given decimals only');
+  return formatRounded(value, fractionDigits);
 }
 
 /**
@@ -418,11 +559,15 @@ function formatExact(value: Rational): string {
  * equal to the threshold, or on its other side: 5.9199 is shown "5.9199 < 5.92", not "5.92 < 5.92".
  */
 function formatDecisive(value: Rational, thresholds: readonly Rational[]): string {
-  for (let digits = 2; digits <= shownFractionDigitsMax; digits++) {
+  // A value other than a threshold differs from it by at least 1 / (both denominators), so
+  // rounding to as many decimals as their product has digits lands on the value's side; a
+  // value equal to a threshold is shown as it by then too.
+  const digitsMax = Math.max(2, ...thresholds.map((threshold) => (value.denominator * threshold.denominator).toString().length));
+  for (let digits = 2; digits <= digitsMax; digits++) {
     const shown = roundTo(value, digits);
     if (thresholds.every((threshold) => compare(shown, threshold) === compare(value, threshold))) return formatRounded(value, digits);
   }
-  return formatRounded(value, shownFractionDigitsMax);
+  assert(false, 'formatDecisive settles every threshold within digitsMax decimals');
 }
 
 /** Rounded half up, trailing zeros dropped, thousands separated: 20919.2 -> "20,919.2". */
