@@ -75,3 +75,33 @@ describe('allocation.resize and the licence status', () => {
     expect(expectOk(await world.ledger.submit('allocation.resize', { allocationId, units: 9 }, world.actors.mofcom))).toMatchObject({ units: 9 });
   });
 });
+
+describe('allocation.resize and the recipient the licence names', () => {
+  it('refuses to grow an allocation of a recipient an amendment dropped, as allocation.create does, and lets it shrink', async () => {
+    const { run, actors, productId } = world;
+    const { alpha, beta, exporter, mofcom } = actors;
+    // Held by beta, naming alpha as consignee: alpha is named only as long as the parties say so.
+    const licenceId = String((await run('licence.create', {
+      reference: `MOFCOM-R-${++counter}`, direction: 'import', holderId: beta.orgId,
+      parties: [{ organisationId: alpha.orgId, role: 'consignee' }, { organisationId: exporter.orgId, role: 'supplier' }],
+      productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 100, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z',
+    }, mofcom)).licenceId);
+    await run('licence.issue', { licenceId }, mofcom);
+    const allocationId = String((await run('allocation.create', { licenceId, recipientId: alpha.orgId, units: 10 }, mofcom)).allocationId);
+    await run('licence.amend', { licenceId, reason: 'alpha removed', parties: [{ organisationId: exporter.orgId, role: 'supplier' }] }, mofcom);
+    const created = await world.ledger.submit('allocation.create', { licenceId, recipientId: alpha.orgId, units: 1 }, mofcom);
+    expect(created.ok ? 'accepted' : created.error.rule).toBe('licence-recipient');
+    const grown = await world.ledger.submit('allocation.resize', { allocationId, units: 50 }, mofcom);
+    expect(grown.ok ? 'accepted' : { code: grown.error.code, rule: grown.error.rule, message: grown.error.message }).toEqual({
+      code: 'licence_not_valid', rule: 'licence-recipient',
+      message: `couldn't grow allocation ${allocationId} to 50 units: licence ${licenceId} does not name ${alpha.orgId} as holder, consignee or end user`,
+    });
+    expect(await units(allocationId, licenceId)).toEqual({ allocation: 10, allocated: 10 });
+    // Shrinking gives units back to the licence, named or not.
+    expect(expectOk(await world.ledger.submit('allocation.resize', { allocationId, units: 3 }, mofcom))).toMatchObject({ units: 3 });
+    expect(await units(allocationId, licenceId)).toEqual({ allocation: 3, allocated: 3 });
+    // A recipient still named (beta, the holder) is grown as before.
+    const betaAllocationId = String((await run('allocation.create', { licenceId, recipientId: beta.orgId, units: 1 }, mofcom)).allocationId);
+    expect(expectOk(await world.ledger.submit('allocation.resize', { allocationId: betaAllocationId, units: 20 }, mofcom))).toMatchObject({ units: 20 });
+  });
+});

@@ -18,6 +18,15 @@ export function namesRecipient(licence: LicenceWithParties, orgId: string): bool
   return licence.holder_org_id === orgId || licence.parties.some((party) => party.org_id === orgId && party.role !== 'supplier');
 }
 
+/**
+ * Units go only to a recipient the licence names: when they are allocated, and when an
+ * allocation grows (an amendment may have dropped the recipient since it was made).
+ */
+function checkNamesRecipient(licence: LicenceWithParties, recipientId: string, doing: string): void {
+  if (namesRecipient(licence, recipientId)) return;
+  throw refuse.licence('licence-recipient', `couldn't ${doing}: licence ${licence.id} does not name ${recipientId} as holder, consignee or end user`, { licenceId: licence.id, recipientId });
+}
+
 /** A tranche: the UTC days, first and last inclusive, on which its units may be booked. */
 interface Period {
   start: string;
@@ -78,9 +87,7 @@ export const allocationCreate: Handler<'allocation.create'> = {
     const recipient = state.get('organisations', input.recipientId);
     if (!recipient) throw refuse.notFound('organisation', input.recipientId);
     if (!recipient.roles.includes('recipient')) throw refuse.conflict('allocation-recipient', `organisation ${recipient.id} is not a recipient`);
-    if (!namesRecipient(licence, recipient.id)) {
-      throw refuse.licence('licence-recipient', `licence ${licence.id} does not name ${recipient.id} as holder, consignee or end user`);
-    }
+    checkNamesRecipient(licence, recipient.id, `allocate ${formatUnits(input.units)} units to ${recipient.id}`);
     const unallocated = licence.authorised_units - licence.allocated_units;
     if (input.units > unallocated) {
       throw refuse.units('invariant-1', `licence ${licence.id} has ${formatUnits(unallocated)} units unallocated; ${formatUnits(input.units)} requested`, { licenceId: licence.id, unallocatedUnits: unallocated, requestedUnits: input.units });
@@ -125,14 +132,17 @@ export const allocationResize: Handler<'allocation.resize'> = {
     const licence = visibleLicence(state, actor, allocation.licence_id);
     if (licence.authority_org_id !== actor.orgId) throw refuse.forbidden(`only ${licence.authority_org_id} may resize allocations of licence ${licence.id}`);
     // Growing hands out more units, so it needs what creating an allocation needs: the
-    // licence's status, a validity that has not ended, and the tranche's days within it (an
-    // amendment may have cut the validity short since). Shrinking stays allowed in any case:
+    // licence's status, a validity that has not ended, the tranche's days within it (an
+    // amendment may have cut the validity short since), and a licence that still names the
+    // recipient (an amendment may have dropped it). Shrinking stays allowed in any case:
     // it only gives units back to the licence (a suspended or revoked licence's authority
-    // must be able to claw back what nobody has reserved), and the reserved and shipped
-    // floor below still holds.
+    // must be able to claw back what nobody has reserved, from a recipient it no longer
+    // names too), and the reserved and shipped floor below still holds.
     if (input.units > allocation.units) {
       const period = allocation.period_start === null ? null : { start: allocation.period_start, end: allocation.period_end! };
-      checkAllocatable(licence, `grow allocation ${allocation.id} to ${formatUnits(input.units)} units`, context.at, period);
+      const doing = `grow allocation ${allocation.id} to ${formatUnits(input.units)} units`;
+      checkAllocatable(licence, doing, context.at, period);
+      checkNamesRecipient(licence, allocation.recipient_org_id, doing);
     }
     const used = allocation.reserved_units + allocation.shipped_units;
     if (input.units < used) {

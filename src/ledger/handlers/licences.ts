@@ -63,6 +63,27 @@ export function licensingCountry(licence: { direction: 'export' | 'import'; orig
 /** The rule, in code and in the database (migration 025, licences_authority_country). */
 export const licenceAuthorityRule = 'licence-authority';
 
+/** The rule, in code and in the database (migration 035, licences_cross_border). */
+export const licenceCrossBorderRule = 'licence-cross-border';
+
+/**
+ * A licence covers units leaving one country for another. On a route inside one country the
+ * one authority of that country would license both sides of every shipment under it (its
+ * export licence by the origin, its import licence by the destination), which is what
+ * licence-authority is there to prevent, and an organisation that is both exporter and
+ * recipient could ship to itself under two licences of that authority. A licence's route
+ * never changes after this (licence.amend has no field for it), so creating is the one
+ * place to check.
+ */
+function checkCrossesBorder(input: LicenceCreateInput): void {
+  if (input.origin !== input.destination) return;
+  throw refuse.invalid(
+    licenceCrossBorderRule,
+    `couldn't create ${input.direction} licence ${input.reference} for ${input.origin} → ${input.destination}: its origin and destination are both ${input.origin}; a licence covers units leaving one country for another, each side licensed by its own country's authority, and on this route one authority would license both`,
+    { origin: input.origin, destination: input.destination },
+  );
+}
+
 function checkAuthorityCountry(authority: OrganisationRow, input: LicenceCreateInput): void {
   const country = licensingCountry(input);
   if (authority.country === country) return;
@@ -110,6 +131,7 @@ export const licenceCreate: Handler<'licence.create'> = {
     const { state, actor } = context;
     const authority = state.get('organisations', actor.orgId);
     if (!authority?.roles.includes('authority')) throw refuse.forbidden(`organisation ${actor.orgId} is not a licensing authority`);
+    checkCrossesBorder(input);
     checkAuthorityCountry(authority, input);
     const holder = state.get('organisations', input.holderId);
     if (!holder) throw refuse.notFound('organisation', input.holderId);
@@ -198,6 +220,24 @@ function checkValidityLeft(licence: LicenceWithParties, at: string, verb: string
   throw refuse.conflict('licence-validity', `couldn't ${verb} licence ${licence.id}: its validity ended at ${licence.valid_to}`, { licenceId: licence.id, validTo: licence.valid_to });
 }
 
+/**
+ * An amendment keeps a licence that is in force in force: a new validity that ends at or
+ * before the command's time would leave it ended, and then nothing could put it right (an
+ * amendment of an ended licence is refused, checkValidityLeft), a typo included. Ending a
+ * licence now has its own commands, which say so in the log: revoke by its authority,
+ * surrender by its holder. A draft is not in force, so its validity may still be set to
+ * anything after its start (it cannot be issued once that has ended). Its start cannot be
+ * amended at all (the schema has no field for it), so the end is the one to check.
+ */
+function checkValidityKept(licence: LicenceWithParties, validTo: string, at: string): void {
+  if (licence.status === 'draft' || validTo > at) return;
+  throw refuse.invalid(
+    'licence-validity',
+    `couldn't amend licence ${licence.id}: validTo ${validTo} is not after the time of the command, ${at}; an amendment keeps a licence in force, and ending it now is licence.revoke (its authority) or licence.surrender (its holder)`,
+    { licenceId: licence.id, validTo, at },
+  );
+}
+
 function statusOutcome(licence: LicenceWithParties, from: LicenceStatus, to: LicenceStatus, reason: string | undefined): Outcome {
   return {
     subjectId: licence.id,
@@ -216,7 +256,8 @@ export const licenceSurrender = transition('licence.surrender', { from: ['issued
 /**
  * An exhausted licence is amendable: an authority that calibrates upwards gives it units
  * again (statusAfterAmendment). Its route, direction and authority are not amendable at all
- * (the schema has no field for them), so licence-authority holds for every version.
+ * (the schema has no field for them), so licence-authority and licence-cross-border hold for
+ * every version.
  */
 const amendableStatuses: readonly LicenceStatus[] = ['draft', 'issued', 'suspended', 'exhausted'];
 
@@ -243,6 +284,7 @@ export const licenceAmend: Handler<'licence.amend'> = {
     }
     const validTo = input.validTo ?? licence.valid_to;
     if (validTo <= licence.valid_from) throw refuse.invalid('licence-validity', `validTo ${validTo} must be after validFrom ${licence.valid_from}`);
+    if (input.validTo !== undefined) checkValidityKept(licence, input.validTo, context.at);
     const parties = input.parties ? partiesOf(licence.id, input.parties) : licence.parties;
     const amended: LicenceWithParties = {
       ...licence,

@@ -41,13 +41,17 @@ function side(state: BatchState, allocationId: string): Side {
 
 /**
  * Whether a licence lets this exporter ship under it: an export licence it holds, or an
- * import licence it holds or that names it as a supplier. Booking looks for it (an
+ * import licence that names it as a supplier. Holding an import licence is not enough: an
+ * import licence names who may ship into its country as its suppliers, and only they read
+ * its allocations (allocationOrgIds; store/visibility.ts shipsUnder), so a holder it does
+ * not name would book under an allocation it cannot see. Booking looks for it (an
  * allocation of any other licence is not the exporter's to see) and shipping checks it
- * again (checkExporter): an amendment may drop the supplier in between.
+ * again (checkExporter): an amendment may drop the supplier in between. The database holds
+ * the same (migration 035).
  */
 function letsExporterShip(licence: LicenceWithParties, exporterId: string): boolean {
-  if (licence.holder_org_id === exporterId) return true;
-  return licence.direction === 'import' && licence.parties.some((party) => party.org_id === exporterId && party.role === 'supplier');
+  if (licence.direction === 'export') return licence.holder_org_id === exporterId;
+  return licence.parties.some((party) => party.org_id === exporterId && party.role === 'supplier');
 }
 
 /**
@@ -57,8 +61,11 @@ function letsExporterShip(licence: LicenceWithParties, exporterId: string): bool
  */
 function checkExporter({ licence }: Side, shipment: Pick<ShipmentRow, 'id' | 'exporter_org_id'>): void {
   if (letsExporterShip(licence, shipment.exporter_org_id)) return;
-  const named = licence.direction === 'export' ? `is held by ${licence.holder_org_id}, not` : 'does not name';
-  throw refuse.licence('licence-exporter', `licence ${licence.id} ${named} the exporter ${shipment.exporter_org_id} of shipment ${shipment.id}${licence.direction === 'import' ? ' as a supplier' : ''}`, { licenceId: licence.id });
+  const exporter = `the exporter ${shipment.exporter_org_id} of shipment ${shipment.id}`;
+  const message = licence.direction === 'export'
+    ? `licence ${licence.id} is held by ${licence.holder_org_id}, not ${exporter}`
+    : `licence ${licence.id} does not name ${exporter} as a supplier${licence.holder_org_id === shipment.exporter_org_id ? ' (holding an import licence does not let an exporter ship under it)' : ''}`;
+  throw refuse.licence('licence-exporter', message, { licenceId: licence.id });
 }
 
 /**
@@ -121,7 +128,7 @@ export const shipmentBook: Handler<'shipment.book'> = {
     const { state, actor } = context;
     const exportSide = side(state, input.exportAllocationId);
     const importSide = side(state, input.importAllocationId);
-    // An exporter books only on its own export licence, and on import licences that name it.
+    // An exporter books only on its own export licence, and on import licences that name it as a supplier.
     if (exportSide.licence.direction !== 'export' || !letsExporterShip(exportSide.licence, actor.orgId)) throw refuse.notFound('allocation', input.exportAllocationId);
     if (importSide.licence.direction !== 'import' || !letsExporterShip(importSide.licence, actor.orgId)) throw refuse.notFound('allocation', input.importAllocationId);
     if (!state.get('products', input.productId)) throw refuse.notFound('product', input.productId);

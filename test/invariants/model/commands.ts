@@ -66,20 +66,23 @@ export type Command =
   | { kind: 'end'; to: 'returned' | 'lost'; recipient: Who; serials: Serials }
   /**
    * An authority amends a licence's units (to what is allocated or shipped, below it, or
-   * more) or its validity (later, ending within the hour, ended already, or before it starts).
+   * more) or its validity (later, ending within the hour, ended already, or before it starts;
+   * the last two refused, a draft aside, which the model's licences never are).
    */
   | { kind: 'amend'; direction: 'export' | 'import'; licencePick: Pick; units: 'same' | 'used' | 'shipped' | 'below' | 'more'; validTo: 'same' | 'later' | 'soon' | 'ended' | 'beforeStart'; wrongAuthority: boolean }
   | { kind: 'replay'; pick: Pick; changed: boolean }
   /**
    * A licence of a live booking (the newest booked one whose deadline is ahead, under the
    * small export or the short import licence) ends under it: revoked, or amended to a
-   * validity that ended an hour ago. The next sweep must expire the booking although its
-   * deadline is ahead (a lapse expiry), which other commands reach only when a licence they
-   * end happens to carry a booking. The large licences are left be: ending one would end
-   * most of a run's flow. Where such a booking is there already, a sweep instead; where no
-   * booking is under those licences, a booking under the short import licence. A group
-   * takes it three times in a row (runGroup), so that one can walk the whole way in one
-   * group: book, end, sweep (the sweeps starting a batch of its own: ledger/sequencer.ts takeBatch).
+   * validity that ends within the half hour (no amendment ends a licence at once). The next
+   * sweep after it ended must expire the booking although its deadline is ahead (a lapse
+   * expiry), which other commands reach only when a licence they end happens to carry a
+   * booking. The large licences are left be: ending one would end most of a run's flow.
+   * Where such a booking is there already, a sweep instead; where no booking is under those
+   * licences, a booking under the short import licence. A group takes it three times in a
+   * row (runGroup), so that a revocation can walk the whole way in one group: book, end,
+   * sweep (the sweeps starting a batch of its own: ledger/sequencer.ts takeBatch); an
+   * amended validity ends after the next advance, and a later lapse or sweep finds it.
    */
   | { kind: 'lapse'; how: 'revoke' | 'end' }
   /** The next natural step of a live shipment: attach the rest of its manifest, ship, clear or deliver. */

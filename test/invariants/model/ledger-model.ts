@@ -149,9 +149,9 @@ export class LedgerModel {
     }
   }
 
-  /** Whether an exporter may ship under a licence: an export licence it holds, an import licence it holds or supplies under. */
+  /** Whether an exporter may ship under a licence: an export licence it holds, an import licence naming it as supplier (holding one is not enough). */
   letsExporterShip(licence: ModelLicence, exporterOrgId: string): boolean {
-    return licence.holderOrgId === exporterOrgId || (licence.direction === 'import' && licence.supplierOrgIds.includes(exporterOrgId));
+    return licence.direction === 'export' ? licence.holderOrgId === exporterOrgId : licence.supplierOrgIds.includes(exporterOrgId);
   }
 
   book(input: { exportAllocationId: string; importAllocationId: string; productId: string; units: number; deadlineMs: number; serials?: ManifestEntry[] }, exporterOrgId: string): Record<string, unknown> {
@@ -378,7 +378,8 @@ export class LedgerModel {
   /**
    * An amendment of a licence's units or validity (the ledger's other terms are not modelled).
    * Units never go below what is allocated or shipped (invariant 1); a licence whose validity
-   * ended is in force no more, and no amendment puts it back (licence-validity); exhaustion is
+   * ended is in force no more, and no amendment puts it back, nor ends one in force by a
+   * validity that ends at once (licence-validity); exhaustion is
    * decided afresh: cut to what has shipped, an issued licence is exhausted, and an exhausted
    * one given units again is issued.
    */
@@ -392,6 +393,8 @@ export class LedgerModel {
     if (units < Math.max(licence.allocatedUnits, licence.shippedUnits)) refuse('insufficient_units', 'invariant-1', 'below what is allocated or shipped');
     const validToMs = input.validToMs ?? licence.validToMs;
     if (validToMs <= licence.validFromMs) refuse('invalid_input', 'licence-validity', 'validity would end before it starts');
+    // Nor does an amendment end a licence in force: that is revoke's (or surrender's).
+    if (input.validToMs !== undefined && licence.status !== 'draft' && validToMs <= this.nowMs) refuse('invalid_input', 'licence-validity', 'validity would end now');
     const usedUp = licence.shippedUnits === units;
     if (licence.status === 'exhausted' && !usedUp) {
       licence.status = 'issued';

@@ -326,7 +326,9 @@ export class Run {
         }
         const licencePick = this.licencesOf(lapsing.direction).reverse().indexOf(lapsing.id);
         if (command.how === 'revoke') return this.resolve({ kind: 'licence', action: 'revoke', direction: lapsing.direction, licencePick, wrongAuthority: false });
-        return this.resolve({ kind: 'amend', direction: lapsing.direction, licencePick, units: 'same', validTo: 'ended', wrongAuthority: false });
+        // An amendment may not end a licence at once (that is revoke's): it ends it within the
+        // half hour, and a sweep after the next advance expires the booking.
+        return this.resolve({ kind: 'amend', direction: lapsing.direction, licencePick, units: 'same', validTo: 'soon', wrongAuthority: false });
       }
       case 'replay': {
         if (this.keyed.length === 0) return null;

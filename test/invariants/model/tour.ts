@@ -49,13 +49,14 @@ export const tour: Step[] = [
   { kind: 'group', commands: [{ kind: 'sweep' }, book(0, 1, null, dayMs), { kind: 'cancel', shipmentPick: { fit: 'wanted', at: 0 }, keyed: true }] },
   // The small export licence is used up: a booking under it is refused. Amended, it is not
   // cut below what it shipped, is issued again with more units and used up again with
-  // fewer, and its validity never ends before it starts; the short import licence is not
-  // cut below what it allocated (nothing shipped under it).
+  // fewer, and its validity never ends before it starts, nor at once (ending a licence is
+  // revoke's); the short import licence is not cut below what it allocated (nothing shipped
+  // under it).
   { kind: 'group', commands: [book(0, 1, null, dayMs, false, { exportPick: 0, importPick: 1 })] },
   {
     kind: 'group',
     commands: (['below', 'more', 'shipped'] as const).map((units): Command => ({ kind: 'amend', direction: 'export', licencePick: 0, units, validTo: 'same', wrongAuthority: false }))
-      .concat({ kind: 'amend', direction: 'export', licencePick: 0, units: 'same', validTo: 'beforeStart', wrongAuthority: false })
+      .concat((['beforeStart', 'ended'] as const).map((validTo): Command => ({ kind: 'amend', direction: 'export', licencePick: 0, units: 'same', validTo, wrongAuthority: false })))
       .concat({ kind: 'amend', direction: 'import', licencePick: 0, units: 'below', validTo: 'same', wrongAuthority: false }),
   },
   // A booking under the short import licence, its deadline weeks ahead: the licence's end
