@@ -112,6 +112,18 @@ const condition = z.strictObject({
 }).refine((c) => (c.kind === 'max_units_per_shipment') === (c.value !== undefined), {
   message: 'value is required for max_units_per_shipment and only for it',
 });
+/**
+ * A licence's conditions, each under an id of its own: an id given twice would leave a
+ * reference to the condition (in a decision, a report, an amendment's reason) naming two
+ * obligations, so it is refused, naming the id.
+ */
+const conditions = z.array(condition).max(limits.listItemsMax).superRefine((list, context) => {
+  const seen = new Set<string>();
+  list.forEach((item, index) => {
+    if (seen.has(item.id)) context.addIssue({ code: 'custom', message: `condition id ${JSON.stringify(item.id)} is given twice; each condition needs an id of its own`, path: [index, 'id'] });
+    seen.add(item.id);
+  });
+});
 const party = z.strictObject({ organisationId: id, role: z.enum(['consignee', 'end_user', 'supplier']) });
 
 export const licenceCreate = z
@@ -127,7 +139,7 @@ export const licenceCreate = z
     currency: z.string().regex(/^[A-Z]{3}$/).optional(),
     validFrom: instant,
     validTo: instant,
-    conditions: z.array(condition).max(limits.listItemsMax).default([]),
+    conditions: conditions.default([]),
     riders: z.array(name()).max(limits.listItemsMax).default([]),
     parties: z.array(party).max(limits.listItemsMax).default([]),
     demo: z.boolean().default(false),
@@ -144,7 +156,7 @@ export const licenceAmend = z.strictObject({
   authorisedUnits: units.optional(),
   validTo: instant.optional(),
   productIds: z.array(id).min(1).max(limits.listItemsMax).optional(),
-  conditions: z.array(condition).max(limits.listItemsMax).optional(),
+  conditions: conditions.optional(),
   riders: z.array(name()).max(limits.listItemsMax).optional(),
   parties: z.array(party).max(limits.listItemsMax).optional(),
 });

@@ -1,0 +1,30 @@
+/**
+ * The licence schemas' own checks, apart from the handlers': what a licence's conditions may
+ * hold, on creation and on amendment alike.
+ */
+import { describe, expect, it } from 'vitest';
+import { licenceAmend, licenceCreate } from './schemas.ts';
+
+const created = {
+  reference: 'L-TEST', direction: 'export', holderId: 'ORG-2', productIds: ['PRD-1'], origin: 'US', destination: 'CN',
+  authorisedUnits: 10, validFrom: '2026-01-01T00:00:00.000Z', validTo: '2027-01-01T00:00:00.000Z',
+};
+const condition = (id: string) => ({ id, text: `condition ${id}` });
+
+describe('licence conditions', () => {
+  it('refuses a condition id given twice, naming it and where, on creation and on amendment', () => {
+    const twice = [condition('no-military-end-use'), condition('report-quarterly'), condition('no-military-end-use')];
+    for (const result of [licenceCreate.safeParse({ ...created, conditions: twice }), licenceAmend.safeParse({ licenceId: 'L-1', reason: 'calibration', conditions: twice })]) {
+      expect(result.success).toBe(false);
+      const issue = result.error!.issues[0]!;
+      expect(issue.path).toEqual(['conditions', 2, 'id']);
+      expect(issue.message).toBe('condition id "no-military-end-use" is given twice; each condition needs an id of its own');
+    }
+  });
+
+  it('takes conditions whose ids differ, and none', () => {
+    expect(licenceCreate.safeParse({ ...created, conditions: [condition('a'), condition('b')] }).success).toBe(true);
+    expect(licenceCreate.safeParse(created).success).toBe(true);
+    expect(licenceAmend.safeParse({ licenceId: 'L-1', reason: 'calibration', conditions: [] }).success).toBe(true);
+  });
+});
