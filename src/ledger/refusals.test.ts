@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { isCommandsOwnRefusal, isLockTimeout, isRefusedWrite, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
+import { z } from 'zod';
+import { invalidInput, isCommandsOwnRefusal, isLockTimeout, isRefusedWrite, isWorthRunningAgain, provesNoCommit, quotedFieldLengthMax, quotedKeyLengthMax, quotedKeysMax, toRefusal } from './refusals.ts';
 
 const databaseError = (code: string) => Object.assign(new Error(`database error ${code}`), { code });
 
@@ -55,6 +56,53 @@ describe('toRefusal', () => {
     expect(message.isWellFormed()).toBe(true);
     expect(message.length).toBeLessThan(700);
     expect(message).toContain('…');
+  });
+});
+
+describe('invalidInput', () => {
+  const issuesOf = (schema: z.ZodType, value: unknown) => schema.safeParse(value).error!.issues;
+  /** Every character of a refusal a client reads: its detail and its fields. */
+  const size = (refusal: ReturnType<typeof invalidInput>) => refusal.message.length + JSON.stringify(refusal.details ?? {}).length;
+
+  it('quotes an unknown key of 11 MB cut to a bound, once in the detail and once in its field', () => {
+    const key = 'k'.repeat(11_000_000);
+    const refusal = invalidInput('unit.deploy', issuesOf(z.strictObject({ siteId: z.string() }), { siteId: 'SITE-1', [key]: 1 }));
+    expect(refusal.code).toBe('invalid_input');
+    expect(refusal.message).toMatch(new RegExp(`^couldn't read the unit.deploy request: \\(body\\): Unrecognized key: "k{${quotedKeyLengthMax}}…"$`));
+    expect(refusal.details).toEqual({ fields: [{ path: '(body)', message: expect.stringMatching(/^Unrecognized key: "k+…"$/) }] });
+    expect(size(refusal)).toBeLessThan(1_000);
+  });
+
+  it('quotes the first few of many unknown keys, and says how many more', () => {
+    const keys = Object.fromEntries(Array.from({ length: 5_000 }, (_, index) => [`extra${index}${'x'.repeat(300)}`, index]));
+    const refusal = invalidInput('site.create', issuesOf(z.strictObject({}), keys));
+    expect(refusal.message).toContain(`and ${5_000 - quotedKeysMax} more`);
+    expect(refusal.message.match(/"extra\d+x+…"/g)).toHaveLength(quotedKeysMax);
+    expect(size(refusal)).toBeLessThan(2_000);
+  });
+
+  it('cuts a long path and a long message between characters, in the fields and in the detail', () => {
+    const issues = Array.from({ length: 30 }, () => ({ path: Array.from({ length: 10_000 }, () => '\u{20000}'), message: `must be ${'\u{20000}'.repeat(10_000)}` }));
+    const refusal = invalidInput('site.create', issues);
+    expect(refusal.message.isWellFormed()).toBe(true);
+    expect(refusal.message).toMatch(/…: must be .*… \(and 29 more\)$/u);
+    const fields = (refusal.details as { fields: Array<{ path: string; message: string }> }).fields;
+    expect(fields).toHaveLength(20);
+    for (const field of fields) {
+      expect(field.path.isWellFormed() && field.message.isWellFormed()).toBe(true);
+      expect(Array.from(field.path).length).toBe(quotedFieldLengthMax + 1);
+      expect(Array.from(field.message).length).toBe(quotedFieldLengthMax + 1);
+    }
+    // A list over its bound (413) quotes its path and message cut the same way.
+    const overList = invalidInput('manifest.attach', [{ path: ['k'.repeat(10_000)], message: 'x'.repeat(10_000), code: 'too_big', origin: 'array' }]);
+    expect(overList.code).toBe('payload_too_large');
+    expect(overList.message.length).toBeLessThan(600);
+  });
+
+  it('says short ones whole, as before', () => {
+    const refusal = invalidInput('shipment.book', issuesOf(z.strictObject({ units: z.number() }), { units: 'x', priority: 'high' }));
+    expect(refusal.message).toBe("couldn't read the shipment.book request: units: Invalid input: expected number, received string (and 1 more)");
+    expect(refusal.details).toEqual({ fields: [{ path: 'units', message: 'Invalid input: expected number, received string' }, { path: '(body)', message: 'Unrecognized key: "priority"' }] });
   });
 });
 

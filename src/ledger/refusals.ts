@@ -8,16 +8,70 @@ import { DomainError, isDomainError } from '../core/errors.ts';
 import { headMovedCode } from '../store/ledger-tables.ts';
 import { networkErrorCodes } from '../store/pool.ts';
 
-export function invalidInput(kind: string, issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code?: string; origin?: string }>): DomainError {
-  const fields = issues.slice(0, 20).map((issue) => ({ path: issue.path.map(String).join('.') || '(body)', message: issue.message }));
+/** A schema problem as zod reports it; `keys`: the keys an unrecognized_keys issue names. */
+type SchemaIssue = { path: PropertyKey[]; message: string; code?: string; origin?: string; keys?: readonly string[] };
+
+/**
+ * Characters of a field's path and of its message that a refusal quotes. Both may carry what
+ * the client sent (an unknown key of 11 MB is quoted in the message, a record's key in the
+ * path), and a refusal is sent, logged and stored under its Idempotency-Key: it must not grow
+ * with the body. Cut by code point, marked with "…".
+ */
+export const quotedFieldLengthMax = 200;
+/** Unknown keys a refusal names (then how many more), and the characters of each it quotes. */
+export const quotedKeysMax = 3;
+export const quotedKeyLengthMax = 40;
+/** Fields a refusal lists; the first is also in its detail, which is therefore bounded too. */
+const listedFieldsMax = 20;
+
+export function invalidInput(kind: string, issues: ReadonlyArray<SchemaIssue>): DomainError {
+  const fields = issues.slice(0, listedFieldsMax).map(fieldOf);
   const first = fields[0];
   // A list over its named bound (a manifest over shipmentSerialsMax) is a limit hit: 413.
   const overList = issues.find((issue) => issue.code === 'too_big' && issue.origin === 'array');
   if (overList) {
-    const path = overList.path.map(String).join('.');
-    return new DomainError('payload_too_large', `couldn't take the ${kind} request: ${path}: ${overList.message}`, { rule: 'list-length-max', details: { fields } });
+    const { path, message } = fieldOf(overList);
+    return new DomainError('payload_too_large', `couldn't take the ${kind} request: ${path}: ${message}`, { rule: 'list-length-max', details: { fields } });
   }
-  return new DomainError('invalid_input', `couldn't read the ${kind} request: ${first ? `${first.path}: ${first.message}` : 'invalid'}${fields.length > 1 ? ` (and ${fields.length - 1} more)` : ''}`, { details: { fields } });
+  return new DomainError('invalid_input', `couldn't read the ${kind} request: ${first ? `${first.path}: ${first.message}` : 'invalid'}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}`, { details: { fields } });
+}
+
+/** A field as a refusal lists it: its path ("(body)" for the body itself) and what is wrong, each cut to quotedFieldLengthMax. */
+function fieldOf(issue: SchemaIssue): { path: string; message: string } {
+  const message = issue.code === 'unrecognized_keys' && issue.keys !== undefined ? unrecognizedKeysMessage(issue.keys) : issue.message;
+  return { path: cut(pathOf(issue.path), quotedFieldLengthMax), message: cut(message, quotedFieldLengthMax) };
+}
+
+/**
+ * The path joined with dots, as far as a refusal quotes it (a path may be 10,000 steps deep):
+ * past twice the bound in UTF-16 code units is past it in code points, so cut() marks it.
+ */
+function pathOf(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(body)';
+  let joined = '';
+  for (const [depth, step] of path.entries()) {
+    joined += `${depth === 0 ? '' : '.'}${cut(String(step), quotedFieldLengthMax)}`;
+    if (joined.length > 2 * quotedFieldLengthMax) break;
+  }
+  return joined;
+}
+
+/** zod's words for unknown keys, naming the first few, each cut: zod's own message names them all, whole. */
+function unrecognizedKeysMessage(keys: readonly string[]): string {
+  const named = keys.slice(0, quotedKeysMax).map((key) => JSON.stringify(cut(key, quotedKeyLengthMax))).join(', ');
+  return `Unrecognized key${keys.length === 1 ? '' : 's'}: ${named}${keys.length > quotedKeysMax ? ` and ${keys.length - quotedKeysMax} more` : ''}`;
+}
+
+/** `text` cut to `lengthMax` code points, marked with "…" when cut; reads no further than that. */
+function cut(text: string, lengthMax: number): string {
+  let kept = '';
+  let count = 0;
+  for (const character of text) {
+    if (count === lengthMax) return `${kept}…`;
+    kept += character;
+    count += 1;
+  }
+  return kept;
 }
 
 /**

@@ -114,7 +114,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   /** 404, or 405 with Allow when the path takes other methods. */
   const answerUnrouted = (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0]!;
-    const allowed = routeMethods.allowed(path);
+    const allowed = routeMethods.allowed(routedPath(path));
     if (allowed.length === 0) return sendProblem(reply, problemOf(new DomainError('not_found', `there is no route ${request.method} ${path}`), request.url));
     return sendProblem(reply.header('allow', allowed.join(', ')), methodNotAllowedProblem(request.method, path, allowed, request.url));
   };
@@ -189,6 +189,31 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   return app;
 }
 
+/**
+ * A path as the router matches it: each segment percent-decoded (GET /v1/%6Cicences is served
+ * as /v1/licences, so DELETE there is a 405, not a 404), except an encoded slash, which stays
+ * inside its segment as the router keeps it. A segment that does not decode is left as sent
+ * (the router refuses such a path before this is asked).
+ */
+function routedPath(path: string): string {
+  return path.split('/').map((segment) => segment.split(/%2F/i).map(decodedOrAsSent).join('%2F')).join('/');
+}
+
+function decodedOrAsSent(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * The document, the docs page, the health check and the metrics. Unlike the /v1 data routes
+ * they do not refuse a query string: none has a filter or a page a client could think applied,
+ * so the answer is the same whatever is appended, and the last two are polled by monitors
+ * (load balancers' probes, uptime checkers' cache-busters, a Prometheus job's `params`) that
+ * would read a refusal as the server being down.
+ */
 function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metrics: HttpMetrics, verifier: TokenVerifier, bodies: BodyBudget): void {
   const document = buildOpenApiDocument();
   const documentJson = JSON.stringify(document);

@@ -88,6 +88,10 @@ const cases: Case[] = [
   { name: 'a __proto__ key', request: () => book(undefined, { payload: JSON.stringify(booking()).replace('{', '{"__proto__":{"admin":true},') }), status: 400, code: 'invalid_input', detail: /__proto__/ },
   { name: 'an identifier named __proto__', request: () => ({ method: 'POST', url: '/v1/organisations', token: api.tokens.authority_admin, payload: '{"name":"Proto Holdings","country":"GB","roles":["auditor"],"identifiers":{"__proto__":"X","duns":"123456789"}}' }), status: 400, code: 'invalid_input', detail: /key named __proto__/ },
   { name: 'an identifier named __proto__ spelled with escapes', request: () => ({ method: 'POST', url: '/v1/organisations', token: api.tokens.authority_admin, payload: '{"name":"Proto Holdings","country":"GB","roles":["auditor"],"identifiers":{"\\u005f_proto__":"X"}}' }), status: 400, code: 'invalid_input', detail: /key named __proto__/ },
+  // I-JSON (RFC 7493 §2.3): JSON.parse would keep the last of a repeated name, unseen.
+  { name: 'a repeated key', request: () => book(undefined, { payload: JSON.stringify(booking()).replace('"units":1,', '"units":1,"units":20001,') }), status: 400, code: 'invalid_input', detail: /the name "units" appears twice in the object at \(body\)/ },
+  { name: 'a repeated key spelled with an escape', request: () => book(undefined, { payload: JSON.stringify(booking()).replace('"units":1,', '"units":1,"\\u0075nits":20001,') }), status: 400, code: 'invalid_input', detail: /the name "units" appears twice/ },
+  { name: 'an unknown key a megabyte long', request: () => book(booking({ ['k'.repeat(1_000_000)]: 1 })), status: 400, code: 'invalid_input', detail: /^couldn't read the shipment.book request: \(body\): Unrecognized key: "k{40}…"$/ },
   { name: 'a body that is an array', request: () => book([booking()]), status: 400, code: 'invalid_input', detail: /must be a JSON object/ },
   { name: 'an empty body', request: () => book(undefined, { payload: '' , headers: { 'content-type': 'application/json' } }), status: 400, code: 'invalid_input', detail: /exportAllocationId/ },
   { name: 'a deadline in the past', request: () => book(booking({ deadline: '2025-01-01T00:00:00Z' })), status: 400, code: 'invalid_input', detail: /deadline .* must be after/ },
@@ -161,10 +165,12 @@ const cases: Case[] = [
   { name: 'a cursor of the same list under another filter', request: () => get(`/v1/shipments?status=booked&cursor=${cursor(1, '/v1/shipments', {}, { status: 'shipped' })}`), status: 400, code: 'invalid_input', detail: /for this list and filter/ },
   { name: "a cursor of another shipment's serials", request: () => get(`/v1/shipments/${api.shipments.own}/serials?cursor=${cursor('SN-1', '/v1/shipments/:id/serials', { id: 'S-1' })}`), status: 400, code: 'invalid_input', detail: /for this list and filter/ },
   { name: 'an unknown query parameter', request: () => get('/v1/shipments?sort=desc'), status: 400, code: 'invalid_input', detail: /sort/ },
+  { name: "an unknown query parameter on an event's serial list", request: () => get('/v1/events/1/serials?limit=1&dryRun=1'), status: 400, code: 'invalid_input', detail: /^couldn't read the query string: query: Unrecognized keys: "limit", "dryRun"/ },
 
   // Paths the router refuses before any route runs.
   { name: 'a malformed percent-escape in the path', request: () => get('/v1/shipments/%E0%A4%A'), status: 400, code: 'invalid_input', detail: /not a valid URL/ },
   { name: 'a path id longer than any id', request: () => ({ method: 'POST', url: `/v1/shipments/${'S'.repeat(limits.referenceLengthMax + 1)}/ship`, token: api.tokens.exporter }), status: 400, code: 'invalid_input', detail: /longer than any/ },
+  { name: 'an event number in a log proof path that is not decimal', request: () => get('/v1/log/events/1e3/proof'), status: 400, code: 'invalid_input', detail: /^the event number in the path must be a whole number such as 42, not "1e3"$/ },
   { name: 'a path id as long as the longest id', request: () => get(`/v1/shipments/${'S'.repeat(limits.referenceLengthMax)}`), status: 404, code: 'not_found', detail: /was not found/ },
 
   // Values our checks must stop before the database does.

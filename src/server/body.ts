@@ -1,7 +1,8 @@
 /**
- * Request bodies: strict UTF-8, then JSON, then well-formed Unicode. Each failure is a
- * 400 problem saying what was wrong, never a 500 and never text silently repaired
- * (a replacement character in a company name is a changed record).
+ * Request bodies: strict UTF-8, then JSON (I-JSON: no member name twice in one object),
+ * then well-formed Unicode. Each failure is a 400 problem saying what was wrong, never a
+ * 500 and never text silently repaired (a replacement character in a company name is a
+ * changed record).
  */
 import { DomainError } from '../core/errors.ts';
 
@@ -26,8 +27,143 @@ export function parseJsonBody(body: Buffer): unknown {
   } catch (error) {
     throw new DomainError('invalid_input', `couldn't read the request body: it is not valid JSON (${(error as Error).message})`, { rule: 'json' });
   }
+  refuseRepeatedNames(text);
   if (surrogateEscape.test(text) || mayNameProto.test(text)) assertCleanValue(value);
   return value;
+}
+
+/** Characters of a repeated name that a refusal quotes, cut by code point. */
+export const quotedNameLengthMax = 100;
+/** Characters of the place of that name's object (its path, as a field's) that a refusal quotes. */
+export const quotedPlaceLengthMax = 200;
+
+const quote = 0x22;
+const backslash = 0x5c;
+const comma = 0x2c;
+const openBrace = 0x7b;
+const closeBrace = 0x7d;
+const openBracket = 0x5b;
+const closeBracket = 0x5d;
+
+/**
+ * Member names an object keeps in a list, looked through one by one, before it keeps them in
+ * a set: most objects have a few names, and a set for each of a manifest's 100,000 entries
+ * would cost more than the rest of the scan.
+ */
+const listedNamesMax = 16;
+
+/**
+ * An object or array still open while the text is scanned. `names`: an object's member
+ * names so far (null before the first); `name`: its member being read; `index`: an array's
+ * element being read; `nameNext`: the next string in the object is a name, not a value.
+ */
+interface OpenValue {
+  object: boolean;
+  names: string[] | Set<string> | null;
+  name: string;
+  index: number;
+  nameNext: boolean;
+}
+
+/**
+ * Refuses a member name given twice in one object (RFC 7493 §2.3, I-JSON, which the RFC
+ * 8785 canonical bytes of an event assume). JSON.parse keeps the last value without a word,
+ * so {"authorisedUnits":10,"authorisedUnits":1000000} would commit a million units that a
+ * reviewer of the first line never saw. One pass over text that JSON.parse has already read
+ * (so it is well-formed): a string's contents are skipped with indexOf, names are compared
+ * as JSON reads them ("a" and "\u0061" are one name), and a stack, not recursion, follows the
+ * nesting, whose depth is the client's choice. On the largest manifest (100,000 serials
+ * with GPU UUIDs, 15.5 MB) it takes tens of milliseconds, a quarter to a half of JSON.parse's.
+ */
+function refuseRepeatedNames(text: string): void {
+  const open: OpenValue[] = [];
+  for (let at = 0; at < text.length; at += 1) {
+    const char = text.charCodeAt(at);
+    if (char === quote) {
+      const end = stringEnd(text, at);
+      const inner = open[open.length - 1];
+      if (inner !== undefined && inner.nameNext) addName(inner, nameBetween(text, at, end), open);
+      at = end;
+    } else if (char === openBrace || char === openBracket) {
+      const object = char === openBrace;
+      open.push({ object, names: null, name: '', index: 0, nameNext: object });
+    } else if (char === closeBrace || char === closeBracket) {
+      open.pop();
+    } else if (char === comma) {
+      const inner = open[open.length - 1]!;
+      if (inner.object) inner.nameNext = true;
+      else inner.index += 1;
+    }
+  }
+}
+
+/** Adds a member name to its object, refusing one it already has. */
+function addName(inner: OpenValue, name: string, open: readonly OpenValue[]): void {
+  const names = inner.names;
+  if (names === null) {
+    inner.names = [name];
+  } else if (Array.isArray(names)) {
+    if (names.includes(name)) throw repeatedName(name, open);
+    names.push(name);
+    if (names.length > listedNamesMax) inner.names = new Set(names);
+  } else {
+    if (names.has(name)) throw repeatedName(name, open);
+    names.add(name);
+  }
+  inner.name = name;
+  inner.nameNext = false;
+}
+
+/** The index of the quote that ends the string opening at `start`: the first not escaped by an odd run of backslashes. */
+function stringEnd(text: string, start: number): number {
+  let end = text.indexOf('"', start + 1);
+  for (;;) {
+    let backslashes = 0;
+    while (text.charCodeAt(end - 1 - backslashes) === backslash) backslashes += 1;
+    if (backslashes % 2 === 0) return end;
+    end = text.indexOf('"', end + 1);
+  }
+}
+
+/** The name a JSON string spells, escapes undone: only a name with a backslash needs JSON.parse. */
+function nameBetween(text: string, start: number, end: number): string {
+  const raw = text.slice(start + 1, end);
+  return raw.includes('\\') ? (JSON.parse(text.slice(start, end + 1)) as string) : raw;
+}
+
+function repeatedName(name: string, open: readonly OpenValue[]): DomainError {
+  const key = cut(name, quotedNameLengthMax);
+  const at = cut(placeOf(open), quotedPlaceLengthMax);
+  return new DomainError('invalid_input', `couldn't read the request body: the name ${JSON.stringify(key)} appears twice in the object at ${at}; JSON with a repeated name (RFC 7493 §2.3) is read differently by different readers, so it is refused`, {
+    rule: 'json', details: { key, at },
+  });
+}
+
+/**
+ * The path of the innermost open object, written as a field's path ("parties.1"), or
+ * "(body)"; built only as far as a refusal quotes it: past twice the bound in UTF-16 code
+ * units is past it in code points, so cut() marks it.
+ */
+function placeOf(open: readonly OpenValue[]): string {
+  if (open.length === 1) return '(body)';
+  let joined = '';
+  for (const [depth, outer] of open.slice(0, -1).entries()) {
+    joined += `${depth === 0 ? '' : '.'}${outer.object ? cut(outer.name, quotedPlaceLengthMax) : String(outer.index)}`;
+    if (joined.length > 2 * quotedPlaceLengthMax) break;
+  }
+  return joined;
+}
+
+/** `text` cut to `lengthMax` code points, marked with "…" when cut; reads no further than that. */
+function cut(text: string, lengthMax: number): string {
+  let kept = '';
+  let count = 0;
+  for (const character of text) {
+    if (count === lengthMax) return `${kept}…`;
+    kept += character;
+    count += 1;
+  }
+  return kept;
 }
 
 /**

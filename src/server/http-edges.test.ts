@@ -191,10 +191,11 @@ describe('a body in a coding or charset the parsers do not read', () => {
 
 describe('the media type a refusal names', () => {
   it('is the route\'s: text/plain for a witness\'s cosignature', async () => {
-    for (const headers of [{}, { 'content-type': 'application/x-www-form-urlencoded' }]) {
-      const response = await api.app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload: 'a note', headers });
-      expect(response.statusCode).toBe(400);
-      expect(response.json()).toMatchObject({ rule: 'content-type', detail: 'send the request body as text/plain' });
+    // A JSON string is JSON, not the note: the document says text/plain only.
+    for (const [headers, payload] of [[{}, 'a note'], [{ 'content-type': 'application/x-www-form-urlencoded' }, 'a note'], [{ 'content-type': 'application/json' }, JSON.stringify('a note\n')]] as const) {
+      const response = await api.app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload, headers });
+      expect(response.statusCode, JSON.stringify(headers)).toBe(400);
+      expect(response.json(), JSON.stringify(headers)).toMatchObject({ rule: 'content-type', detail: 'send the request body as text/plain' });
     }
     const command = await api.request({ method: 'POST', url: '/v1/sites', token: api.tokens.recipient, payload: 'name=x', headers: { 'content-type': 'text/plain' } });
     expect(command.json()).toMatchObject({ rule: 'content-type', detail: 'send the request body as application/json' });
@@ -222,6 +223,9 @@ describe('a method a path does not take', () => {
       ['PATCH', `/v1/licences/${api.world.exportLicenceId}`, 'GET, HEAD'],
       ['GET', '/v1/ledger/sweep', 'POST'],
       ['OPTIONS', '/v1/log/tile/0/000', 'GET, HEAD'],
+      // The router reads the path percent-decoded: GET /v1/%6Cicences is GET /v1/licences.
+      ['DELETE', '/v1/%6Cicences', 'GET, HEAD, POST'],
+      ['DELETE', `/v1/%73hipments/${api.shipments.own}`, 'GET, HEAD'],
     ] as const) {
       const response = await api.app.inject({ method, url, headers: { authorization: `Bearer ${api.tokens.auditor}` } });
       expect(response.statusCode, `${method} ${url}`).toBe(405);
@@ -229,8 +233,12 @@ describe('a method a path does not take', () => {
       expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(response.json()).toMatchObject({ code: 'method_not_allowed', status: 405, title: 'Method not allowed' });
     }
-    const missing = await api.app.inject({ method: 'DELETE', url: '/v1/nothing-here' });
-    expect(missing.statusCode).toBe(404);
+    // An encoded slash stays inside its segment, as the router reads it: no route has this path.
+    for (const url of ['/v1/nothing-here', `/v1/licences%2F${api.world.exportLicenceId}`, '/v1/licences%2f']) {
+      const missing = await api.app.inject({ method: 'DELETE', url, headers: { authorization: `Bearer ${api.tokens.auditor}` } });
+      expect(missing.statusCode, url).toBe(404);
+      expect((await api.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${api.tokens.auditor}` } })).statusCode, url).toBe(404);
+    }
   });
 
   it('is in the document: the code, and a HEAD operation beside every GET', async () => {
@@ -252,10 +260,13 @@ describe('protocol oddities Node answers itself', () => {
       ['GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n', 417, undefined],
       ['GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n', 417, undefined],
       ['CONNECT x:80 HTTP/1.1\r\nHost: x:80\r\n\r\n', 405, undefined],
+      ['GARBAGE\r\n\r\n', 400, undefined],
     ] as const) {
       const { answers } = await talk(request, { wanted: 1 });
       expect(answers.map((answer) => answer.status), request).toEqual([status]);
       expect(answers[0]!.headers['content-type'], request).toMatch(/^application\/problem\+json/);
+      // As every problem: no cache may keep it.
+      expect(answers[0]!.headers['cache-control'], request).toBe('no-store');
       expect(JSON.parse(answers[0]!.body), request).toMatchObject({ status, ...(rule === undefined ? {} : { rule }) });
     }
   });

@@ -146,7 +146,8 @@ export type ServerHeaders = Readonly<Record<string, string>>;
 function writeRawProblem(socket: Duplex, problem: Problem, headers: ServerHeaders = {}): void {
   const body = JSON.stringify(problem);
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  socket.write(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`);
+  // No cache keeps a problem (sendProblem says why); these are problems like any other.
+  socket.write(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${extra}Connection: close\r\n\r\n${body}`);
 }
 
 /** Sockets whose client error is being answered: Node reports each later byte's failure again. */
@@ -202,7 +203,7 @@ export function answerProtocolRequests(server: Server, headers: ServerHeaders = 
   server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
     const problem = httpOnlyProblem('expectation_failed', `this server meets no expectation but 100-continue; got Expect: ${String(request.headers.expect).slice(0, 100)}`, request.url?.split('?', 1)[0]);
     const body = JSON.stringify(problem);
-    response.writeHead(problem.status, { ...headers, 'content-type': problemContentType, 'content-length': Buffer.byteLength(body), connection: 'close' });
+    response.writeHead(problem.status, { ...headers, 'content-type': problemContentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', connection: 'close' });
     response.end(body);
   });
   server.on('connect', (_request: IncomingMessage, socket: Duplex) => {

@@ -21,6 +21,8 @@ import {
 import type { Pool } from '../store/pool.ts';
 import { cosignaturesFor, currentLogKey, insertCosignature, latestCheckpoint, listLogKeys, readEntries, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
 import type { TokenVerifier } from './auth.ts';
+import { contentTypeRefusal } from './problem.ts';
+import { seqInPath } from './queries.ts';
 import type * as wire from './wire.ts';
 
 export interface LogRouteOptions {
@@ -167,9 +169,14 @@ function verifiesOver(text: Buffer, line: string, witnesses: readonly Cosignatur
   return cosignerOf(text, line, witnesses) !== undefined;
 }
 
-/** Registers the routes in their own scope, which also reads text/plain (cosigned notes). */
+/**
+ * Registers the routes in their own scope, which reads text/plain (cosigned notes) and
+ * nothing else: the one body it takes is a note, and a JSON string holding one is not the
+ * media type the document names (it is refused like any other, rule content-type).
+ */
 export async function registerLogRoutes(app: FastifyInstance, options: LogRouteOptions): Promise<void> {
   await app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('text/plain', { parseAs: 'string', bodyLimit: cosignatureBodyBytesMax }, (_request, body, done) => done(null, body));
     logRoutes(scope, options);
   });
@@ -249,7 +256,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   // every second and witnesses cosign later, so the newest one seldom carries their lines,
   // and a verifier that needs a quorum needs an older, cosigned one.
   app.get('/v1/log/events/:seq/proof', async (request: FastifyRequest<{ Params: { seq: string }; Querystring: Record<string, unknown> }>, reply) => {
-    const seq = parseQuery(index, request.params.seq);
+    const seq = seqInPath(request.params.seq);
     const { cosignatures } = parseQuery(proofBundleQuery, request.query ?? {});
     const { row, note } = cosignatures === 0
       ? await checkpointWithCosignatures()
@@ -261,7 +268,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
 
   app.post('/v1/log/cosignatures', { bodyLimit: cosignatureBodyBytesMax, config: { accepts: 'text/plain' } }, async (request, reply) => {
     const body = request.body;
-    if (typeof body !== 'string') throw new DomainError('invalid_input', 'send the cosigned checkpoint as text/plain');
+    if (typeof body !== 'string') throw contentTypeRefusal('text/plain');
     const stored = await storeCosignatures(pool, logSigner(ledger), witnesses, body);
     return reply.code(201).send({ stored } satisfies z.output<typeof wire.cosignaturesStored>);
   });
