@@ -2,8 +2,12 @@
  * An event's canonical bytes: RFC 8785 (JSON Canonicalization Scheme) of its body. These
  * bytes are what the transparency log hashes as a leaf, so they must be reproducible by
  * anyone from the event's JSON alone.
+ *
+ * The leaf hashes are public (the level-0 tiles need no token, so that anyone can verify
+ * the log), so each body carries a nonce: without one, the hash would confirm a guess at an
+ * event its guesser may not read, every other field being guessable from its own events.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { Actor } from './permissions.ts';
 
@@ -15,10 +19,39 @@ export interface EventBody {
   subject: string | null;
   input: unknown;
   effects: Record<string, unknown>;
+  /** 16 random bytes, unpadded base64url (22 characters): this event's alone (eventNonce). */
+  nonce: string;
 }
 
 export function eventBody(seq: number, at: string, kind: string, actor: Actor, subject: string | null, input: unknown, effects: Record<string, unknown>): EventBody {
-  return { seq, at, kind, actor: { id: actor.id, org: actor.orgId, role: actor.role }, subject, input, effects };
+  return { seq, at, kind, actor: { id: actor.id, org: actor.orgId, role: actor.role }, subject, input, effects, nonce: eventNonce() };
+}
+
+/**
+ * 128 bits: a leaf hash names its event only to someone who holds the event's bytes.
+ * Whoever may read an event reads its nonce in them, so verifying is unchanged; anyone
+ * else would have to guess 2^128 nonces for each guess at the rest.
+ */
+export const eventNonceBytes = 16;
+/** Nonces drawn from one fill of the pool: one call into the CSPRNG per 256 events. */
+const noncePoolNonces = 256;
+const noncePool = Buffer.alloc(eventNonceBytes * noncePoolNonces);
+let noncePoolOffset = noncePool.length; // spent: the first nonce fills it
+
+/**
+ * A fresh nonce from node:crypto's CSPRNG, unpadded base64url. The booking path makes
+ * thousands of events a second, so the random bytes come in pooled fills (one call per 256
+ * events, not one each), each byte given to one event only: taking a nonce is synchronous,
+ * so no two callers take the same bytes.
+ */
+export function eventNonce(): string {
+  if (noncePoolOffset === noncePool.length) {
+    randomFillSync(noncePool);
+    noncePoolOffset = 0;
+  }
+  const nonce = noncePool.toString('base64url', noncePoolOffset, noncePoolOffset + eventNonceBytes);
+  noncePoolOffset += eventNonceBytes;
+  return nonce;
 }
 
 export function canonicalBytes(value: unknown): Buffer {

@@ -3,9 +3,12 @@
  * works: the verifier key, the signed checkpoint (with witness cosignatures), C2SP
  * tlog-tiles hash tiles and entry bundles, RFC 9162 proofs, and C2SP tlog-proof bundles.
  *
- * The tree's hashes are public: they reveal nothing of the events. Entry bundles carry the
- * events themselves, so they follow the usual read rules: only roles that see every event
- * (authorities, auditors) may fetch them.
+ * The tree's hashes are public. A leaf hash is SHA-256 over an event's canonical bytes, and
+ * every event written since the nonce was added carries 16 random bytes of its own
+ * (ledger/events.ts), so its hash confirms no guess at it to someone who may not read it. The
+ * log's earlier events have no nonce, and their leaf hashes can confirm a guess at their
+ * contents. Entry bundles carry the events themselves, so they follow the usual read rules:
+ * only roles that see every event (authorities, auditors) may fetch them.
  */
 import { limits } from '../core/limits.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';

@@ -200,8 +200,9 @@ const table: Row[] = [
   { method: 'GET', route: '/healthz', target: () => ({ url: '/healthz' }), expect: anyone(200) },
   { method: 'GET', route: '/metrics', target: () => ({ url: '/metrics' }), expect: anyone(200) },
 
-  // The transparency log: its hashes, checkpoints and proofs are public (they reveal nothing
-  // of the events); entry bundles hold every event, so only roles that read every event get them.
+  // The transparency log: its hashes, checkpoints and proofs are public (each event's nonce
+  // keeps its leaf hash from confirming a guess at it; events from before the nonce have none);
+  // entry bundles hold every event, so only roles that read every event get them.
   { method: 'GET', route: '/v1/log/key', server: 'log', target: () => ({ url: '/v1/log/key' }), expect: anyone(200) },
   { method: 'GET', route: '/v1/log/keys', server: 'log', target: () => ({ url: '/v1/log/keys' }), expect: anyone(200) },
   { method: 'GET', route: '/v1/log/checkpoint', server: 'log', target: () => ({ url: '/v1/log/checkpoint' }), expect: anyone(200) },

@@ -19,6 +19,8 @@ apiWorldPerFile((made) => {
 });
 
 type Json = Record<string, any>;
+/** An event's nonce: 16 bytes, unpadded base64url (src/server/wire-fields.ts). */
+const noncePattern = /^[A-Za-z0-9_-]{21}[AQgw]$/;
 interface EventItem { seq: number; kind: string; body: Json }
 
 /** Every event the auditor reads, page by page: each page checked against the document on the way. */
@@ -123,7 +125,9 @@ describe('event bodies in the OpenAPI document', () => {
     for (const kind of Object.keys(commandSchemas)) {
       for (const part of partsOf(document, kind)) {
         expect(part.properties.kind, kind).toEqual({ type: 'string', const: kind });
+        // The nonce is optional: the log's events from before it have none, and keep their bytes.
         expect(part.required.sort(), kind).toEqual(['actor', 'at', 'effects', 'input', 'kind', 'seq', 'subject']);
+        expect(part.properties.nonce, kind).toMatchObject({ type: 'string', pattern: noncePattern.source });
         expect([part.additionalProperties, part.properties.effects.additionalProperties, part.properties.actor.additionalProperties], kind).toEqual([false, false, false]);
         const input = part.properties.input;
         expect(input.type === 'null' || input.additionalProperties === false, `${kind}: its input is null or strict`).toBe(true);
@@ -139,6 +143,9 @@ describe('event bodies in the OpenAPI document', () => {
 
   it('describe every event that every command writes, each part of each kind met by a real one', async () => {
     const events = await allEvents(); // every page checked against the document
+    // Every event this world wrote has a nonce of its own: 16 random bytes, base64url.
+    for (const event of events) expect(event.body.nonce, `event ${event.seq}`).toMatch(noncePattern);
+    expect(new Set(events.map((event) => event.body.nonce)).size).toBe(events.length);
     const document = await openApiDocument();
     const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
     for (const kind of Object.keys(commandSchemas)) {
@@ -176,8 +183,10 @@ describe('event bodies in the OpenAPI document', () => {
     const returned = find('units.return', (body) => body.input !== null);
     const decommission = find('units.decommission', () => true);
     const sweptLicence = find('ledger.sweep', (body) => body.effects.licenceId !== undefined);
-    // The real ones pass.
+    // The real ones pass, and so do they without their nonce, as the log's events from before it are.
     for (const event of [book, ship, exhaustion, returned, decommission, sweptLicence]) expect(check(event, event.body), event.kind).toBeNull();
+    const { nonce: _nonce, ...withoutNonce } = book.body;
+    expect(check(book, withoutNonce), 'an event from before the nonce').toBeNull();
     const cases: Array<[string, EventItem, Json]> = [
       ['a field in effects the document does not list', book, { ...book.body, effects: { ...book.body.effects, units: 2 } }],
       ['a field of effects left out', ship, { ...ship.body, effects: { from: 'booked', to: 'shipped', units: 2 } }],
@@ -189,6 +198,9 @@ describe('event bodies in the OpenAPI document', () => {
       ['a decommission without the sites its units left', decommission, { ...decommission.body, effects: { count: 1, shipments: decommission.body.effects.shipments } }],
       ['a status the step never writes', ship, { ...ship.body, effects: { ...ship.body.effects, to: 'delivered' } }],
       ['a licence the sweep expires from a status it never expires', sweptLicence, { ...sweptLicence.body, effects: { ...sweptLicence.body.effects, from: 'revoked' } }],
+      ['a nonce of 15 bytes', book, { ...book.body, nonce: Buffer.alloc(15, 7).toString('base64url') }],
+      ['a nonce in hex', book, { ...book.body, nonce: Buffer.alloc(16, 7).toString('hex') }],
+      ['a padded nonce', book, { ...book.body, nonce: Buffer.alloc(16, 7).toString('base64') }],
       ['a kind the document does not know', book, { ...book.body, kind: 'shipment.teleport' }],
       ["another kind's effects", ship, { ...ship.body, kind: 'shipment.cancel' }],
     ];

@@ -59,7 +59,7 @@ function eventBodySchemas(): Record<string, JsonSchema> {
     mapping[kind] = resourceRef(name).$ref;
   }
   components.EventBody = {
-    description: "An event's body (its canonical bytes, parsed): seq, at, kind, actor, subject, input (the command's input as recorded, or null) and effects (what the command did), one shape per kind.",
+    description: "An event's body (its canonical bytes, parsed): seq, at, kind, actor, subject, input (the command's input as recorded, or null), effects (what the command did) and nonce (16 random bytes, base64url, that keep the event's public leaf hash from confirming a guess at it; absent on events written before it), one shape per kind.",
     oneOf: Object.values(mapping).map(($ref) => ({ $ref })),
     discriminator: { propertyName: 'kind', mapping },
   };

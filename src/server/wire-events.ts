@@ -1,6 +1,6 @@
 /**
  * An event's body as its canonical bytes hold it (src/ledger/batch-apply.ts builds it with
- * eventBody, src/ledger/events.ts): seq, at, kind, actor, subject, input, effects. One
+ * eventBody, src/ledger/events.ts): seq, at, kind, actor, subject, input, effects, nonce. One
  * schema per kind, and per part where a command writes more than one event (a licence that
  * shipping used up, each record the sweep expires, the sites a return or a loss left):
  * the OpenAPI document publishes them as EventBody, a oneOf discriminated by `kind`
@@ -17,7 +17,7 @@
 import { z } from 'zod';
 import { commandSchemas, role, type CommandKind } from '../ledger/schemas.ts';
 import type { Paragraph } from '../policy/classification.ts';
-import { count, eccn, instant, licenceStatus, seq } from './wire-fields.ts';
+import { count, eccn, eventNonce, instant, licenceStatus, seq } from './wire-fields.ts';
 
 const id = z.string();
 const positive = z.number().int().min(1);
@@ -71,6 +71,9 @@ function body<K extends CommandKind, I extends z.ZodType, E extends z.ZodType>(k
     subject: parts.subject,
     input: parts.input,
     effects: parts.effects,
+    // Every event written since the nonce was added has one. The log's earlier events have
+    // none, and never will: their bytes are leaves already, fixed by every checkpoint since.
+    nonce: eventNonce.optional(),
   }).describe(parts.description);
 }
 

@@ -8,6 +8,12 @@ import type { Eccn } from '../policy/classification.ts';
 
 export const seq = z.number().int().min(0).describe('An event sequence number (= log leaf index).');
 export const instant = z.iso.datetime().describe('An instant, ISO 8601 in UTC (2026-02-01T00:00:00.000Z).');
+/**
+ * An event's nonce (src/ledger/events.ts eventNonce): 16 random bytes, unpadded base64url,
+ * so 22 characters, the last of which holds only 2 bits (A, Q, g or w).
+ */
+export const eventNonce = z.string().regex(/^[A-Za-z0-9_-]{21}[AQgw]$/)
+  .describe("16 random bytes (base64url, no padding: 22 characters), this event's alone. The log's leaf hashes are public, and an event's other fields can be guessed from one's own events, so without it a leaf hash would confirm a guess at an event one may not read. Its readers have it in the event's bytes, so they verify as before. Optional: events written before it was added have none, and their bytes stay as the log holds them (changing them would break the log).");
 export const day = z.iso.date().describe('A calendar day, YYYY-MM-DD.');
 export const eccn = z.enum(['3A090.a', '3A090.b', 'not 3A090'] as const satisfies readonly Eccn[]);
 export const count = z.number().int().min(0);
