@@ -7,6 +7,7 @@
 import { makeUscc } from '../src/core/uscc.ts';
 import type { Answer, Ledger } from '../src/ledger/ledger.ts';
 import { systemActor, type Actor } from '../src/ledger/permissions.ts';
+import type { Role } from '../src/ledger/rows.ts';
 import type { CommandKind, CommandRequest } from '../src/ledger/schemas.ts';
 
 export const recipientsCount = 8;
@@ -26,10 +27,12 @@ export async function buildBenchWorld(ledger: Ledger): Promise<BenchWorld> {
   const run = async <K extends CommandKind>(kind: K, input: CommandRequest<K>, actor: Actor): Promise<Record<string, unknown>> => accepted(kind, await ledger.submit(kind, input, actor));
   const org = async (name: string, country: string, roles: Array<'authority' | 'exporter' | 'recipient'>, uscc?: string) =>
     String((await run('organisation.register', { name, country, roles, identifiers: uscc ? { uscc } : {} }, systemActor)).organisationId);
-  const bis = { id: 'TOK-bench-bis', orgId: await org('Bureau of Industry and Security', 'US', ['authority']), role: 'authority_officer' as const };
-  const mofcom = { id: 'TOK-bench-mofcom', orgId: await org('商务部', 'CN', ['authority'], makeUscc('11100000000019012')), role: 'authority_officer' as const };
+  // Each actor with a token of its own: the ledger refuses a command whose token it does not hold (ledger/batch-apply.ts).
+  const token = async (orgId: string, role: Role): Promise<Actor> => ({ id: String((await run('token.create', { organisationId: orgId, role, label: `bench ${role}` }, systemActor)).tokenId), orgId, role });
+  const bis = await token(await org('Bureau of Industry and Security', 'US', ['authority']), 'authority_officer');
+  const mofcom = await token(await org('商务部', 'CN', ['authority'], makeUscc('11100000000019012')), 'authority_officer');
   const exporterOrgId = await org('Bench Accelerators Inc.', 'US', ['exporter']);
-  const exporter: Actor = { id: 'TOK-bench-exporter', orgId: exporterOrgId, role: 'exporter' };
+  const exporter = await token(exporterOrgId, 'exporter');
   const recipients: string[] = [];
   for (let index = 0; index < recipientsCount; index += 1) {
     recipients.push(await org(`基准云计算有限公司 ${index + 1}`, 'CN', ['recipient'], makeUscc(`91110000MA00000${index + 10}`)));

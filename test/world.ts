@@ -7,6 +7,7 @@ import { ManualClock } from '../src/core/clock.ts';
 import { makeUscc } from '../src/core/uscc.ts';
 import { Ledger, type Answer } from '../src/ledger/ledger.ts';
 import { systemActor, type Actor } from '../src/ledger/permissions.ts';
+import type { Role } from '../src/ledger/rows.ts';
 import type { CommandKind, CommandRequest } from '../src/ledger/schemas.ts';
 import type { Pool } from '../src/store/pool.ts';
 import { databasePerFile, type TestDatabase } from './database.ts';
@@ -27,6 +28,15 @@ export function expectOk(answer: Answer): Record<string, unknown> {
   return answer.body;
 }
 
+/**
+ * An actor with a token of its own, made by the operator as `chipledger token create` makes
+ * one: the ledger refuses a command whose actor has no valid token (ledger/batch-apply.ts).
+ */
+export async function tokenActor(run: World['run'], orgId: string, role: Role): Promise<Actor> {
+  const made = await run('token.create', { organisationId: orgId, role, label: `${role} test actor` }, systemActor);
+  return { id: String(made.tokenId), orgId, role };
+}
+
 export async function buildWorld(pool: Pool, options: { licenceUnits?: number; allocationUnits?: number } = {}): Promise<World> {
   const clock = new ManualClock('2026-02-01T00:00:00Z');
   const ledger = await Ledger.open({ pool, clock });
@@ -40,12 +50,12 @@ export async function buildWorld(pool: Pool, options: { licenceUnits?: number; a
   const betaOrg = await org('乙智能科技有限公司', 'CN', ['recipient'], makeUscc('91330100MA0000002'));
   const auditorOrg = await org('Independent Audit LLP', 'GB', ['auditor']);
   const actors = {
-    bis: { id: 'TOK-bis', orgId: bisOrg, role: 'authority_officer' as const },
-    mofcom: { id: 'TOK-mofcom', orgId: mofcomOrg, role: 'authority_officer' as const },
-    exporter: { id: 'TOK-exp', orgId: exporterOrg, role: 'exporter' as const },
-    alpha: { id: 'TOK-alpha', orgId: alphaOrg, role: 'recipient' as const },
-    beta: { id: 'TOK-beta', orgId: betaOrg, role: 'recipient' as const },
-    auditor: { id: 'TOK-aud', orgId: auditorOrg, role: 'auditor' as const },
+    bis: await tokenActor(run, bisOrg, 'authority_officer'),
+    mofcom: await tokenActor(run, mofcomOrg, 'authority_officer'),
+    exporter: await tokenActor(run, exporterOrg, 'exporter'),
+    alpha: await tokenActor(run, alphaOrg, 'recipient'),
+    beta: await tokenActor(run, betaOrg, 'recipient'),
+    auditor: await tokenActor(run, auditorOrg, 'auditor'),
   };
   const productId = String((await run('product.register', {
     model: 'H200 SXM', vendor: 'NVIDIA',

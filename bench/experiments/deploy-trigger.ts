@@ -8,7 +8,7 @@
  *   node --import tsx bench/experiments/deploy-trigger.ts [runs per side] [020|022]
  */
 import { Ledger } from '../../src/ledger/ledger.ts';
-import type { Actor } from '../../src/ledger/permissions.ts';
+import { systemActor, type Actor } from '../../src/ledger/permissions.ts';
 import { startBenchServer } from '../database.ts';
 import { median } from '../stats.ts';
 import { bookManifestShipment } from './manifest-shipment.ts';
@@ -33,8 +33,14 @@ try {
       const shipment = await bookManifestShipment(server, `deploy-${side}-${run}`, units);
       if (side === 'without') await shipment.pool.query(dropped[migration]!);
       const ledger = await Ledger.open({ pool: shipment.pool });
-      const recipient: Actor = { id: 'TOK-bench-recipient', orgId: shipment.recipientOrgId, role: 'recipient' };
-      const exporter: Actor = { id: 'TOK-bench-exporter', orgId: (await shipment.pool.query<{ exporter_org_id: string }>('SELECT exporter_org_id FROM shipments WHERE id = $1', [shipment.shipmentId])).rows[0]!.exporter_org_id, role: 'exporter' };
+      // Each with a token of its own: the ledger refuses a command whose token it does not hold.
+      const token = async (orgId: string, role: 'recipient' | 'exporter'): Promise<Actor> => {
+        const made = await ledger.submit('token.create', { organisationId: orgId, role, label: `bench ${role}` }, systemActor);
+        if (!made.ok) throw new Error(`token.create: ${made.error.message}`);
+        return { id: String(made.body.tokenId), orgId, role };
+      };
+      const recipient = await token(shipment.recipientOrgId, 'recipient');
+      const exporter = await token((await shipment.pool.query<{ exporter_org_id: string }>('SELECT exporter_org_id FROM shipments WHERE id = $1', [shipment.shipmentId])).rows[0]!.exporter_org_id, 'exporter');
       const step = async (kind: Parameters<Ledger['submit']>[0], input: Record<string, unknown>, actor: Actor) => {
         const answer = await ledger.submit(kind, input as never, actor);
         if (!answer.ok) throw new Error(`${kind}: ${answer.error.message}`);

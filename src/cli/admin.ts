@@ -7,7 +7,7 @@ import { Ledger, type Violation } from '../ledger/ledger.ts';
 import { checkLogOnStart, LogCheckError } from '../ledger/log-check.ts';
 import { TransparencyLog } from '../ledger/transparency-log.ts';
 import { systemActor } from '../ledger/permissions.ts';
-import { role as roleSchema } from '../ledger/schemas.ts';
+import { role as roleSchema, tokenSecretPrefix } from '../ledger/schemas.ts';
 import { migrate } from '../store/migrate.ts';
 import { createDemoTokens, loadDemo, type DemoToken } from '../demo/load.ts';
 import type { Config } from './config.ts';
@@ -92,7 +92,9 @@ export async function tokenCreateCommand(config: Config, options: TokenCreateOpt
 export async function tokenRevokeCommand(config: Config, tokenId: string, output: Output): Promise<number> {
   return withLedger(config, 'token', async (ledger) => {
     const answer = await ledger.submit('token.revoke', { tokenId }, systemActor);
-    if (!answer.ok) throw new Failure(`couldn't revoke token ${tokenId} (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
+    // A secret given in place of the id is not echoed: the terminal, its scrollback and a CI log keep it.
+    const shown = tokenId.startsWith(tokenSecretPrefix) ? '(given as its secret, not its id)' : tokenId;
+    if (!answer.ok) throw new Failure(`couldn't revoke token ${shown} (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
     output.out(`Token ${String(answer.body.tokenId)} revoked at ${String(answer.body.revokedAt)}; a server process that checked it in the last ${limits.tokenCacheTtlMs / 1000} s may accept it until then.`);
     return 0;
   });

@@ -115,7 +115,7 @@ export const limits = {
   csvLinesMax: 100_001,
   /** Sites per recipient, units moved in one deployment report. */
   deploymentSerialsMax: 100_000,
-  /** Verified bearer tokens are cached this long; a token revoked through another server process works until then. */
+  /** Verified bearer tokens are cached this long; a token revoked through another server process still reads until then (the ledger refuses its commands at once). */
   tokenCacheTtlMs: 5_000,
   /** Verified tokens kept in the cache. */
   tokenCacheEntriesMax: 10_000,

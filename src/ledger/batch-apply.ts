@@ -15,7 +15,7 @@ import { canonicalBytes, eventBody, recordSerials, redact } from './events.ts';
 import { replay, storedToAnswer, toStored } from './idempotency.ts';
 import { handlers } from './handlers/index.ts';
 import type { Handler, Outcome } from './handler.ts';
-import type { Actor } from './permissions.ts';
+import { systemActor, tokenNotValid, type Actor } from './permissions.ts';
 import type { CommandKind } from './schemas.ts';
 import type { BatchState } from './state.ts';
 
@@ -74,6 +74,11 @@ export async function applyBatch(logAppender: LogAppender, client: PoolClient, b
   const answered = new Map<string, { hash: Buffer; answer: Answer }>();
   for (const row of stored) answered.set(`${row.scope}\u0000${row.key}`, { hash: row.request_hash, answer: storedToAnswer(row) });
   const answers = batch.map((pending) => {
+    // First, before a stored answer is replayed: the door (server/auth.ts) refuses a revoked
+    // token before anything else too. Not remembered under the key, as the door's refusal
+    // is not: the key belongs to the organisation, whose other tokens may still send it.
+    const refusal = tokenRefusal(state, pending.actor);
+    if (refusal !== undefined) return { ok: false, error: refusal, replayed: false } satisfies Answer;
     const key = pending.idempotency && `${pending.idempotency.scope}\u0000${pending.idempotency.key}`;
     const earlier = key === null ? undefined : answered.get(key);
     if (earlier) return replay(earlier, pending.idempotency!);
@@ -105,6 +110,23 @@ export async function applyBatch(logAppender: LogAppender, client: PoolClient, b
   if (events.length < bulkRowsMin) return { answers, writes, log: await appendLeaves(), state };
   await logAppender.prepare(client, head);
   return { answers, writes, log: appendLeaves, state };
+}
+
+/**
+ * The refusal of a command whose actor's token is revoked, or missing, as of this point in
+ * commit order, or undefined when it may run. The API checks the token when a request comes
+ * in, but from a cache (up to limits.tokenCacheTtlMs old, and on another server process not
+ * told of a revocation at all), and a command waits in the queue after that check: a token
+ * revoked meanwhile would still write. Here the row is the one read under the ledger's lock
+ * (or cached at the head that lock returned), with this batch's changes laid over it, so a
+ * revocation earlier in the same batch counts too. The system actor (the admin CLI, the
+ * demo loader's set-up, the sweep) has no token.
+ */
+function tokenRefusal(state: BatchState, actor: Actor): DomainError | undefined {
+  if (actor.id === systemActor.id) return undefined;
+  const token = state.get('tokens', actor.id);
+  if (token !== undefined && token.revoked_at === null) return undefined;
+  return tokenNotValid();
 }
 
 function runOne(state: BatchState, pending: Pending, seq: number, at: string, events: EventWrite[]): Answer {
@@ -142,11 +164,15 @@ function runOne(state: BatchState, pending: Pending, seq: number, at: string, ev
   return { ok: true, seq, body: { seq, ...outcome.answer }, replayed: false };
 }
 
-/** The rows the batch's commands will read (handlers name them), plus each actor's organisation. */
+/**
+ * The rows the batch's commands will read (handlers name them), plus each actor's
+ * organisation and token (tokenRefusal checks it; the system actor has none).
+ */
 export function batchKeys(batch: Pending[]): BatchKeys {
   const keys = emptyKeys();
   for (const pending of batch) {
     keys.organisations.add(pending.actor.orgId);
+    if (pending.actor.id !== systemActor.id) keys.tokens.add(pending.actor.id);
     (handlers[pending.kind] as Handler<CommandKind>).keys(pending.input as never, keys, pending.actor);
   }
   return keys;

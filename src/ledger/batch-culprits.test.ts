@@ -86,7 +86,7 @@ describe('a product model of 2,000 Chinese characters (about 6 KB)', () => {
     ]);
     expect(settled.map(outcome)).toEqual(['accepted', 'accepted', 'accepted']);
     const again = await register('long-model-again');
-    expect(again.ok ? 'accepted' : { code: again.error.code, rule: again.error.rule }).toEqual({ code: 'conflict', rule: 'unique' });
+    expect(again.ok ? 'accepted' : { code: again.error.code, rule: again.error.rule }).toEqual({ code: 'conflict', rule: 'product-model' });
     expect(await ledger.violations()).toEqual([]);
   });
 });

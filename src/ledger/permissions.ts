@@ -48,6 +48,15 @@ export interface Actor {
 
 export const systemActor: Actor = { id: 'system', orgId: 'system', role: 'authority_admin' };
 
+/**
+ * The refusal of a command whose token is not valid when the ledger applies it (revoked, or
+ * no such token): word for word what the API answers at the door for a revoked token
+ * (server/auth.ts), so a client sees one behaviour whichever check caught it.
+ */
+export function tokenNotValid(): DomainError {
+  return new DomainError('unauthenticated', 'the bearer token is not valid: it is malformed, unknown or revoked');
+}
+
 export function mayRun(role: Role, kind: CommandKind): boolean {
   return commandRoles[kind].includes(role);
 }

@@ -9,12 +9,14 @@ import { checkLogOnStart } from './log-check.ts';
 import { TransparencyLog } from './transparency-log.ts';
 import { RowCache } from './row-cache.ts';
 import { BatchState } from './state.ts';
-import type { AllocationRow, LicenceRow, OrganisationRow, ShipmentRow } from './rows.ts';
+import { systemActor, type Actor } from './permissions.ts';
+import type { AllocationRow, LicenceRow, OrganisationRow, ShipmentRow, TokenRow } from './rows.ts';
 
 const head = (size: number): LogHead => ({ size, root: Buffer.alloc(32, size) });
 const allocation = (id: string, licenceId: string, recipient: string) => ({ id, licence_id: licenceId, recipient_org_id: recipient, units: 10, reserved_units: 0 }) as unknown as AllocationRow;
 const licence = (id: string) => ({ id, parties: [], allocation_recipients: [] }) as unknown as LicenceRow & { parties: []; allocation_recipients: [] };
 const organisation = (id: string) => ({ id }) as unknown as OrganisationRow;
+const token = (id: string, orgId: string) => ({ id, org_id: orgId, role: 'recipient', revoked_at: null }) as unknown as TokenRow;
 const shipment = (id: string) => ({ id, export_allocation_id: 'A-1', import_allocation_id: 'A-2', recipient_org_id: 'O-r', exporter_org_id: 'O-x' }) as unknown as ShipmentRow;
 
 function loaded(parts: Partial<LoadedState>): LoadedState {
@@ -51,11 +53,36 @@ describe('RowCache', () => {
     const missing = emptyKeys();
     missing.allocations.add('A-9');
     expect(cache.lookup(missing)).toBeNull();
-    for (const ask of [(keys: ReturnType<typeof emptyKeys>) => keys.serials.add('SN-1'), (keys: ReturnType<typeof emptyKeys>) => keys.tokens.add('TOK-1'), (keys: ReturnType<typeof emptyKeys>) => { keys.dueAt = '2026-01-01T00:00:00Z'; }]) {
+    for (const ask of [(keys: ReturnType<typeof emptyKeys>) => keys.serials.add('SN-1'), (keys: ReturnType<typeof emptyKeys>) => { keys.dueAt = '2026-01-01T00:00:00Z'; }]) {
       const keys = emptyKeys();
       ask(keys);
       expect(cache.lookup(keys)).toBeNull();
     }
+  });
+
+  it('keeps tokens, each bringing its organisation as the loader does, and misses one it does not hold', () => {
+    const cache = new RowCache();
+    cache.remember(loaded({ organisations: [organisation('O-r'), organisation('O-t')], tokens: [token('TOK-1', 'O-t')] }), head(5));
+    const keys = emptyKeys();
+    keys.tokens.add('TOK-1');
+    keys.organisations.add('O-r');
+    const found = cache.lookup(keys)!;
+    expect(found.tokens.map((row) => row.id)).toEqual(['TOK-1']);
+    expect(found.organisations.map((row) => row.id).sort()).toEqual(['O-r', 'O-t']);
+    keys.tokens.add('TOK-2'); // never loaded: the database may hold it, revoked or not
+    expect(cache.lookup(keys)).toBeNull();
+  });
+
+  it('holds a token as the batch that revoked it left it', () => {
+    const cache = new RowCache();
+    const before = loaded({ organisations: [organisation('O-t')], tokens: [token('TOK-1', 'O-t')] });
+    cache.remember(before, head(5));
+    const state = new BatchState(before);
+    state.update('tokens', state.get('tokens', 'TOK-1')!, { revoked_at: '2026-02-01T00:00:00.000Z' });
+    cache.advance(state, head(6));
+    const keys = emptyKeys();
+    keys.tokens.add('TOK-1');
+    expect(cache.lookup(keys)!.tokens[0]!.revoked_at).toBe('2026-02-01T00:00:00.000Z');
   });
 
   it('starts over when rows come from another head than its own', () => {
@@ -235,6 +262,33 @@ describe('the sequencer with its row cache', () => {
     // Its event carries the time read under the lock, not the time it was first applied at.
     const { at } = (await database.pool.query<{ at: string }>('SELECT at FROM events ORDER BY seq DESC LIMIT 1')).rows[0]!;
     expect(new Date(at).toISOString()).toBe(new Date(sent.getTime() + 3_600_000).toISOString());
+  });
+
+  // On beta's allocations, after the tests that count them; the next test counts alpha's.
+  const betaBooking = () => ({ ...booking(1), exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport });
+
+  it("serves every batch of a steady run of one token's bookings from the cache, the token's row with them", async () => {
+    await world.run('shipment.book', betaBooking(), world.actors.exporter);
+    const stats = { ...world.ledger.sequencer.stats };
+    for (let i = 0; i < 10; i += 1) await world.run('shipment.book', betaBooking(), world.actors.exporter);
+    const answers = await Promise.all(Array.from({ length: 40 }, () => world.ledger.submit('shipment.book', betaBooking(), world.actors.exporter)));
+    expect(answers.filter((answer) => !answer.ok)).toEqual([]);
+    const after = world.ledger.sequencer.stats;
+    const batches = after.batches - stats.batches;
+    expect(batches).toBeGreaterThanOrEqual(11);
+    expect({ cached: after.cachedBatches - stats.cachedBatches, ahead: after.aheadBatches - stats.aheadBatches, misses: after.aheadMisses - stats.aheadMisses })
+      .toEqual({ cached: batches, ahead: batches, misses: 0 });
+  });
+
+  it('refuses, from the cache, a token revoked by an earlier batch', async () => {
+    const made = await world.run('token.create', { organisationId: world.actors.exporter.orgId, role: 'exporter', label: 'revoked while cached' }, systemActor);
+    const exporter: Actor = { id: String(made.tokenId), orgId: world.actors.exporter.orgId, role: 'exporter' };
+    await world.run('shipment.book', betaBooking(), exporter);
+    await world.run('token.revoke', { tokenId: exporter.id }, systemActor);
+    const cached = world.ledger.sequencer.stats.cachedBatches;
+    const refused = await world.ledger.submit('shipment.book', betaBooking(), exporter);
+    expect(world.ledger.sequencer.stats.cachedBatches).toBe(cached + 1);
+    expect(refused).toMatchObject({ ok: false, error: { code: 'unauthenticated' } });
   });
 
   it('never answers from rows another writer has changed since', async () => {

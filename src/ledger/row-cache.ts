@@ -6,34 +6,43 @@
  *
  * What makes this safe is that every change to these tables goes through a batch, and
  * every batch that changes a row appends an event and so moves the head: a cache that
- * matches the head matches the tables. Rows here are never changed in place (BatchState
- * makes new rows, and the cache freezes what it keeps), so sharing them with batches is safe.
+ * matches the head matches the tables. Tokens too: they are made and revoked only by
+ * token.create and token.revoke, ledger commands like any other (the admin CLI runs them
+ * through the ledger as the system actor), and the API only reads them. So a token row
+ * cached at the head is the row the lock would read, and a revocation through another
+ * process moves the head, which no batch of ours then trusts the cache at. Rows here are
+ * never changed in place (BatchState makes new rows, and the cache freezes what it keeps),
+ * so sharing them with batches is safe.
  *
  * Tables left out on purpose: units and manifest rows (a shipment may have 100,000 of
- * them, and handlers also change them set-based in SQL), tokens (read by auth, rare
- * here). Batches that need those, or the sweep (which queries by time), load classically.
+ * them, and handlers also change them set-based in SQL). Batches that need those, or the
+ * sweep (which queries by time), load classically; so do batches that look products up by
+ * model (product.register: a model not cached may still be stored). Tokens are kept because every batch
+ * names its actors' tokens (batch-apply.ts checks each is still valid): left out, no batch
+ * would be served from here.
  */
 import { limits } from '../core/limits.ts';
 import type { BatchKeys, LoadedState, LogHead } from '../store/ledger-tables.ts';
 import type { BatchState, LicenceWithParties } from './state.ts';
-import type { AllocationRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow } from './rows.ts';
+import type { AllocationRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow, TokenRow } from './rows.ts';
 
 interface Cached {
   organisations: OrganisationRow;
   products: ProductRow;
+  tokens: TokenRow;
   licences: LicenceWithParties;
   allocations: AllocationRow;
   sites: SiteRow;
   shipments: ShipmentRow;
 }
 type CachedName = keyof Cached;
-const cachedTables: CachedName[] = ['organisations', 'products', 'licences', 'allocations', 'sites', 'shipments'];
+const cachedTables: CachedName[] = ['organisations', 'products', 'tokens', 'licences', 'allocations', 'sites', 'shipments'];
 
 export class RowCache {
   /** The head the rows are current at: after our last committed batch. */
   private current: LogHead | null = null;
   private readonly rows: { [T in CachedName]: Map<string, Cached[T]> } = {
-    organisations: new Map(), products: new Map(), licences: new Map(), allocations: new Map(), sites: new Map(), shipments: new Map(),
+    organisations: new Map(), products: new Map(), tokens: new Map(), licences: new Map(), allocations: new Map(), sites: new Map(), shipments: new Map(),
   };
 
   /** rowsMax 0 keeps nothing: every lookup misses. */
@@ -52,11 +61,12 @@ export class RowCache {
   /**
    * The rows a batch with these keys would load, taken from here, expanded the way
    * loadBatchState expands them (shipments bring their allocations and organisations,
-   * allocations their licences and recipients); null if any is missing or the keys ask
-   * for something this cache does not keep.
+   * allocations their licences and recipients, tokens their organisations); null if any is
+   * missing or the keys ask for something this cache does not keep. A token the database
+   * does not hold is a miss too: the loader then finds that out under the lock.
    */
   lookup(keys: BatchKeys): LoadedState | null {
-    if (this.current === null || this.rowsMax === 0 || keys.dueAt !== null || keys.serials.size > 0 || keys.tokens.size > 0) return null;
+    if (this.current === null || this.rowsMax === 0 || keys.dueAt !== null || keys.serials.size > 0 || keys.productModels.size > 0) return null;
     const shipments: ShipmentRow[] = [];
     const allocationIds = new Set(keys.allocations);
     const organisationIds = new Set(keys.organisations);
@@ -76,12 +86,15 @@ export class RowCache {
       licenceIds.add(allocation.licence_id);
       organisationIds.add(allocation.recipient_org_id);
     }
+    const tokens = this.pick('tokens', keys.tokens);
+    if (!tokens) return null;
+    for (const token of tokens) organisationIds.add(token.org_id);
     const licences = this.pick('licences', licenceIds);
     const organisations = this.pick('organisations', organisationIds);
     const products = this.pick('products', keys.products);
     const sites = this.pick('sites', keys.sites);
     if (!licences || !organisations || !products || !sites) return null;
-    return { organisations, products, tokens: [], licences, allocations, sites, shipments, units: [], liveSerials: [] };
+    return { organisations, products, tokens, licences, allocations, sites, shipments, units: [], liveSerials: [] };
   }
 
   /** Rows a classic batch loaded under the lock at `head`, before it changed anything. */

@@ -33,6 +33,12 @@ export interface ProductRow {
   parameters: Record<string, unknown>;
   /** As classified when the product was registered (policy/classification.ts). */
   eccn: Eccn;
+  /**
+   * The authority organisation that registered it, and answers for its figures (the actor's
+   * organisation in its product.register event). Null for products registered before
+   * migration 036, which did not record it here; their event's actor does.
+   */
+  registered_by: string | null;
   demo: boolean;
   created_seq: number;
 }

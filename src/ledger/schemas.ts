@@ -102,7 +102,32 @@ export const productRegister = z.strictObject({
 });
 
 export const tokenCreate = z.strictObject({ organisationId: id, role, label: name() });
-export const tokenRevoke = z.strictObject({ tokenId: id });
+
+/** Secrets carry a prefix so that scanners (and tokenId below) can spot a leaked one. */
+export const tokenSecretPrefix = 'clt_';
+const tokenIdInSecret = new RegExp(`^${tokenSecretPrefix}(TOK-[0-9]{1,16})_`);
+/**
+ * A token's id as token.create makes it: TOK-<seq> (handler.ts newId). A token's secret,
+ * clt_<tokenId>_<random> (server/auth.ts), given where the id goes is refused here, before
+ * the ledger, and the refusal does not quote it: a refusal goes back in the answer and into
+ * logs, and one the handler made would be remembered under the idempotency key, in plain
+ * text (the database keeps only SHA-256 of secrets). A refusal by the schema is never
+ * remembered (ledger/sequencer.ts submit). The message names the token's id instead, which
+ * the secret carries, so that the caller can revoke the token it has just exposed.
+ */
+const tokenId = z
+  .string()
+  .superRefine((value, context) => {
+    if (!value.startsWith(tokenSecretPrefix)) return;
+    const carried = tokenIdInSecret.exec(value)?.[1];
+    const message = carried === undefined
+      ? "that looks like a token's secret (clt_…), not its id such as TOK-12; treat the secret as leaked, and revoke its token by id"
+      : `that is a token's secret, not its id; its id is ${carried} (revoke that, and treat the secret as leaked)`;
+    // continue: false, so that the id pattern below does not add a second issue.
+    context.addIssue({ code: 'custom', message, continue: false });
+  })
+  .regex(/^TOK-[0-9]{1,16}$/, 'must be a token id such as TOK-12 (not its secret)');
+export const tokenRevoke = z.strictObject({ tokenId });
 
 const condition = z.strictObject({
   id: z.string().regex(/^[a-z0-9-]{1,64}$/, 'must be a short slug such as no-military-end-use'),

@@ -1,12 +1,15 @@
 /**
  * The accelerator catalogue: datasheet figures of real accelerators, from accelerators.csv
  * (columns and sources described in shared/data/README.md). The demo seeds its products from
- * it; the parser checks every row's published TPP and PD columns against its own figures.
+ * it, product.register holds a model it lists to its figures (listedAccelerator,
+ * catalogueMismatch), and the parser checks every row's published TPP and PD columns against
+ * its own figures.
  *
  * The file is kept in two places: shared/data/accelerators.csv (the reference data, beside the
  * repository) and a copy in this folder, which is what we load by default because shared/ is
  * not present in every deployment. catalogue.test.ts fails when the two differ.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { DomainError } from '../core/errors.ts';
@@ -220,6 +223,120 @@ function productFromRecord(record: CsvRecord, indexOf: Record<Column, number>): 
 
 function catalogueError(line: number, message: string): DomainError {
   return new DomainError('invalid_input', `couldn't parse the accelerator catalogue: line ${line}: ${message}`, { rule: 'catalogue', details: { line } });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration against the catalogue: the product catalogue of the ledger is shared by every
+// authority, and a model is registered once (store/migrations/026, 036). A model this file
+// lists is registered with its datasheet figures, so that no authority can take a known part's
+// name with figures of its own (ledger/handlers/organisations.ts, product.register).
+
+/** A listed accelerator with the TPP its datasheet gives (classifyAccelerator), worked out once. */
+export interface ListedAccelerator {
+  product: AcceleratorProduct;
+  tpp: number;
+}
+
+/** What a registration gives, as the catalogue's figures are compared with it. */
+export interface RegisteredFigures {
+  vendor: string;
+  /** The single rate as given (denseTops with bitLength); undefined when denseRates were given. */
+  rate: { denseTops: number; bitLength: number } | undefined;
+  /** The TPP classifyAccelerator derived from the registration's rate or rates. */
+  tpp: number;
+  logicDieAreaMm2: number;
+  dramBandwidthGbS: number;
+  memoryGb: number | undefined;
+  designedForDatacenter: boolean;
+}
+
+/** The first figure of a registration that differs from the datasheet: its field, and both values. */
+export interface CatalogueMismatch {
+  field: string;
+  /** E.g. "logicDieAreaMm2 is 600; the datasheet gives 814". */
+  statement: string;
+}
+
+/**
+ * A model as a reader takes it: compatibility forms folded (full-width Ｈ２００ is H200), case
+ * ignored, white space, hyphens and underscores dropped. The unique index takes "h200-sxm" for
+ * a model other than H200 SXM; a reader of a licence would not, so a registration that reads as
+ * a listed model must be that model.
+ */
+export function modelReading(model: string): string {
+  return model.normalize('NFKC').toLowerCase().replace(/[\s\p{Pd}_]+/gu, '');
+}
+
+let shipped: { byModel: Map<string, ListedAccelerator>; byReading: Map<string, ListedAccelerator> } | undefined;
+
+/**
+ * The shipped catalogue (defaultCataloguePath), read once, at first use, and synchronously:
+ * a handler runs inside a batch and does not wait. The file ships with the code and
+ * catalogue.test.ts parses it, so a file that cannot be read or parsed, or two models that read
+ * the same, is a broken installation: a plain Error (a bug, logged), not a refusal.
+ */
+function shippedCatalogue(): NonNullable<typeof shipped> {
+  if (shipped !== undefined) return shipped;
+  let products: AcceleratorProduct[];
+  try {
+    products = parseAcceleratorCsv(readFileSync(defaultCataloguePath, 'utf8'));
+  } catch (error) {
+    throw new Error(`couldn't load the accelerator catalogue at ${defaultCataloguePath}: ${(error as Error).message}`, { cause: error });
+  }
+  const byModel = new Map<string, ListedAccelerator>();
+  const byReading = new Map<string, ListedAccelerator>();
+  for (const product of products) {
+    const listed = { product, tpp: classifyAccelerator(product.datasheet).tpp };
+    const reading = modelReading(product.model);
+    const same = byReading.get(reading);
+    if (same !== undefined) throw new Error(`the accelerator catalogue at ${defaultCataloguePath} lists ${JSON.stringify(same.product.model)} and ${JSON.stringify(product.model)}, which read as one model`);
+    byModel.set(product.model, listed);
+    byReading.set(reading, listed);
+  }
+  return (shipped = { byModel, byReading });
+}
+
+/**
+ * The catalogue's entry for a model being registered: `exact` when it is the listed model as
+ * written, otherwise one it reads as (modelReading); undefined for a model the catalogue does
+ * not list.
+ */
+export function listedAccelerator(model: string): { listed: ListedAccelerator; exact: boolean } | undefined {
+  const catalogue = shippedCatalogue();
+  const exact = catalogue.byModel.get(model);
+  if (exact !== undefined) return { listed: exact, exact: true };
+  const reading = catalogue.byReading.get(modelReading(model));
+  return reading === undefined ? undefined : { listed: reading, exact: false };
+}
+
+/**
+ * The first figure of a registration that is not the datasheet's, in the order a datasheet
+ * gives them: vendor, rate, logic die area, DRAM bandwidth, memory (when given), data-centre
+ * flag. The rate is the datasheet's own, or any rate or rates giving the same TPP, which is
+ * all classification takes from it (A100: FP16 312 × 16 and INT8 624 × 8 both give 4,992).
+ */
+export function catalogueMismatch(listed: ListedAccelerator, given: RegisteredFigures): CatalogueMismatch | undefined {
+  const { product } = listed;
+  const sheet = product.datasheet;
+  if (given.vendor !== product.vendor) return { field: 'vendor', statement: `vendor is not the catalogue's ${JSON.stringify(product.vendor)}` };
+  if (given.tpp !== listed.tpp) {
+    const datasheetRate = `${sheet.denseTops} × ${sheet.bitLength}, TPP ${listed.tpp}`;
+    return given.rate === undefined
+      ? { field: 'denseRates', statement: `denseRates give TPP ${given.tpp} at most; the datasheet gives ${datasheetRate}` }
+      : { field: 'denseTops', statement: `denseTops × bitLength is ${given.rate.denseTops} × ${given.rate.bitLength}, TPP ${given.tpp}; the datasheet gives ${datasheetRate}` };
+  }
+  const figures: Array<[keyof RegisteredFigures, number | boolean | undefined, number | boolean]> = [
+    ['logicDieAreaMm2', given.logicDieAreaMm2, sheet.logicDieAreaMm2],
+    ['dramBandwidthGbS', given.dramBandwidthGbS, sheet.dramBandwidthGbS],
+    ['memoryGb', given.memoryGb, product.memoryGb],
+    ['designedForDatacenter', given.designedForDatacenter, sheet.designedForDatacenter],
+  ];
+  for (const [field, value, datasheet] of figures) {
+    // Memory is the one figure a registration may leave out; nothing is classified by it.
+    if (value === undefined || value === datasheet) continue;
+    return { field, statement: `${field} is ${String(value)}; the datasheet gives ${String(datasheet)}` };
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import { defaultBodyMediaType, fromFrameworkError, internalProblem, problemOf, s
 import { registerQueryRoutes } from './queries.ts';
 import { registerLogRoutes } from './log-routes.ts';
 import { registerEventSerialsRoute } from './event-serials.ts';
+import { serverLoggerOptions } from './log-redaction.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -62,11 +63,8 @@ export const slowRequestMs = 1_000;
 /** /healthz gives up on the database after this long and answers 503. */
 export const healthCheckTimeoutMs = 2_000;
 
-/** Header values never written to logs. */
-export const redactedPaths = ['req.headers.authorization', 'request.headers.authorization', 'headers.authorization', 'authorization'];
-
 export function defaultLogger(): Logger {
-  return pino({ level: 'warn', redact: { paths: redactedPaths, censor: '[redacted]' } });
+  return pino(serverLoggerOptions('warn'));
 }
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {

@@ -8,8 +8,9 @@
  *
  * Verified tokens are cached in memory for tokenCacheTtlMs, keyed by the hash (never the
  * secret), so the hot path makes no database round trip. The price: a token revoked
- * through another server process keeps working here for up to tokenCacheTtlMs; a
- * revocation through this process evicts it at once (forget()).
+ * through another server process keeps working here for reads for up to tokenCacheTtlMs (the
+ * ledger refuses its commands as it commits them: ledger/batch-apply.ts); a revocation
+ * through this process evicts it at once (forget()).
  */
 import { limits } from '../core/limits.ts';
 import { hash as oneShotHash, timingSafeEqual } from 'node:crypto';

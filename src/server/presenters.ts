@@ -26,7 +26,7 @@ export function presentOrganisation(row: OrganisationRow): wire.Organisation {
 }
 
 export function presentProduct(row: ProductRow): wire.Product {
-  return { id: row.id, model: row.model, vendor: row.vendor, eccn: row.eccn, parameters: row.parameters, demo: row.demo, createdSeq: row.created_seq };
+  return { id: row.id, model: row.model, vendor: row.vendor, eccn: row.eccn, parameters: row.parameters, registeredBy: row.registered_by, demo: row.demo, createdSeq: row.created_seq };
 }
 
 /**
@@ -180,7 +180,7 @@ export function presentSite(row: SiteRow): wire.Site {
 /**
  * An event as the transparency log sees it: its canonical bytes (the leaf, base64) and
  * the same bytes parsed. The leaf index is the sequence number. Events carry no demo
- * column; on a demo server every event is demo data.
+ * column; a server whose database holds the demo serves every event as demo data.
  */
 export function presentEvent(row: EventRow, demo: boolean): wire.Event {
   return {

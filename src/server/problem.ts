@@ -5,6 +5,7 @@
  */
 import type { FastifyReply } from 'fastify';
 import { DomainError, isDomainError, type ErrorCode } from '../core/errors.ts';
+import { withoutSecrets } from './log-redaction.ts';
 
 export const problemContentType = 'application/problem+json';
 export const problemTypeBase = 'https://chipledger.dev/problems/';
@@ -70,7 +71,8 @@ export function problemOf(error: DomainError, instance?: string): Problem {
     code: error.code,
     ...(error.rule === undefined ? {} : { rule: error.rule }),
     ...(error.details === undefined ? {} : { details: error.details }),
-    ...(instance === undefined ? {} : { instance }),
+    // The request's URL, less any token secret pasted into it (a secret given where a token id goes).
+    ...(instance === undefined ? {} : { instance: withoutSecrets(instance) }),
   };
 }
 
@@ -88,7 +90,8 @@ export function internalProblem(instance?: string): Problem {
     status: 500,
     detail: 'the server failed to answer this request; the failure was logged',
     code: 'internal',
-    ...(instance === undefined ? {} : { instance }),
+    // The request's URL, less any token secret pasted into it (a secret given where a token id goes).
+    ...(instance === undefined ? {} : { instance: withoutSecrets(instance) }),
   };
 }
 

@@ -9,7 +9,7 @@ import { systemActor, type Actor } from '../ledger/permissions.ts';
 import type { Role } from '../ledger/rows.ts';
 import type { Pool } from '../store/pool.ts';
 import { databasePerFile, type TestDatabase } from '../../test/database.ts';
-import { buildWorld, type World } from '../../test/world.ts';
+import { buildWorld, tokenActor, type World } from '../../test/world.ts';
 import { buildServer } from './app.ts';
 import { answerChecker, type AnswerChecker } from './openapi-check.ts';
 
@@ -57,7 +57,7 @@ export async function buildApiWorld(pool: Pool, options: { demo?: boolean } = {}
     bis: actors.bis.orgId, mofcom: actors.mofcom.orgId, exporter: actors.exporter.orgId, alpha: actors.alpha.orgId, beta: actors.beta.orgId, auditor: actors.auditor.orgId,
     exporter2: String((await run('organisation.register', { name: 'Second Silicon Corp.', country: 'US', roles: ['exporter'] }, systemActor)).organisationId),
   };
-  const exporter2: Actor = { id: 'TOK-exp2', orgId: orgs.exporter2, role: 'exporter' };
+  const exporter2: Actor = await tokenActor(run, orgs.exporter2, 'exporter');
   const common = { productIds: [world.productId], origin: 'US', destination: 'CN', authorisedUnits: 100_000, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z' };
   const exporter2LicenceId = String((await run('licence.create', { ...common, reference: 'BIS-2026-0002', direction: 'export', holderId: orgs.exporter2, parties: [{ organisationId: orgs.beta, role: 'end_user' }] }, actors.bis)).licenceId);
   const betaImportLicenceId = String((await run('licence.create', { ...common, reference: 'MOFCOM-2026-0002', direction: 'import', holderId: orgs.beta, parties: [{ organisationId: orgs.exporter2, role: 'supplier' }] }, actors.mofcom)).licenceId);

@@ -32,6 +32,7 @@ export const product = z.strictObject({
   vendor: z.string(),
   eccn: eccn.describe('The export control classification derived from the parameters: 3A090.a, 3A090.b, or not 3A090 (outside the ECCN).'),
   parameters: z.record(z.string(), z.unknown()).describe('The datasheet figures as registered, with tpp, performanceDensity and the classification.'),
+  registeredBy: z.string().nullable().describe('The authority organisation that registered the product and answers for its figures; null for a product registered before registrants were recorded (its product.register event names the actor).'),
   demo,
   createdSeq: seq,
 });
@@ -138,7 +139,7 @@ export const unit = z.strictObject({
   shipmentId: z.string(),
   siteId: unitSite,
   demo,
-  updatedSeq: seq,
+  updatedSeq: seq.nullable().describe("The event that last changed the unit; null for a reader that does not see where the unit runs (its exporter): the last change is often a deployment, a move or a decommission, its recipient's alone to read."),
 });
 
 export const site = z.strictObject({
@@ -165,7 +166,7 @@ export const event = z.strictObject({
   organisationIds: z.array(z.string()),
   canonical: z.string().describe("The event's canonical bytes (RFC 8785), base64: the log's leaf."),
   body: eventBodySchema.describe("The same bytes, parsed: the event's body, one shape per kind (EventBody)."),
-  demo,
+  demo: z.boolean().describe("Served from a database that holds the demo (`chipledger demo`, `serve --demo`): the demo's events and any made on top of it share one log, so every event of such a database is marked, as every answer of its server is (X-Chipledger-Demo). A row's own demo flag says whether the demo loaded that row."),
 });
 
 /** An allocation's figures in the utilisation report: named allocationId, without its licence (the row's) and seq. */

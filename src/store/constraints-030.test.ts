@@ -224,7 +224,7 @@ describe('the ledger’s own writes go through', () => {
   it('creates, issues, amends each term, suspends, reinstates, allocates, exhausts by shipping, surrenders and revokes', async () => {
     const { run, ledger, actors, productId } = world;
     const secondProductId = String((await run('product.register', {
-      model: 'H20', vendor: 'NVIDIA', parameters: { denseTops: 148, bitLength: 8, logicDieAreaMm2: 814, dramBandwidthGbS: 4000, designedForDatacenter: true },
+      model: 'H20', vendor: 'NVIDIA', parameters: { denseTops: 296, bitLength: 8, logicDieAreaMm2: 814, dramBandwidthGbS: 4000, designedForDatacenter: true },
     }, actors.bis)).productId);
     const common = { productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 4, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z' };
     const exportId = String((await run('licence.create', {

@@ -46,7 +46,7 @@ export interface TableShape {
 export const tables: Record<TableName, TableShape> = {
   organisations: { key: ['id'], columns: ['id', 'name', 'name_romanised', 'country', 'roles', 'identifiers', 'address', 'kyc_verified_by', 'demo', 'created_seq'] },
   tokens: { key: ['id'], columns: ['id', 'org_id', 'role', 'label', 'secret_hash', 'created_at', 'revoked_at'] },
-  products: { key: ['id'], columns: ['id', 'model', 'vendor', 'parameters', 'eccn', 'demo', 'created_seq'] },
+  products: { key: ['id'], columns: ['id', 'model', 'vendor', 'parameters', 'eccn', 'registered_by', 'demo', 'created_seq'] },
   licences: { key: ['id'], columns: ['id', 'version', 'reference', 'authority_org_id', 'direction', 'holder_org_id', 'product_ids', 'origin', 'destination', 'authorised_units', 'value_minor', 'currency', 'valid_from', 'valid_to', 'conditions', 'riders', 'status', 'allocated_units', 'shipped_units', 'demo', 'created_seq', 'updated_seq'] },
   licence_parties: { key: ['licence_id', 'org_id', 'role'], columns: ['licence_id', 'org_id', 'role'], insertOnly: true },
   licence_versions: { key: ['licence_id', 'version'], columns: ['licence_id', 'version', 'snapshot', 'seq'], insertOnly: true },
@@ -167,6 +167,12 @@ export function rememberAnswer(pool: Pool, row: IdempotencyWrite, lockWaitMs: nu
 export interface BatchKeys {
   organisations: Set<string>;
   products: Set<string>;
+  /**
+   * Products by model, as products_model_key compares them (=, the whole text): a
+   * registration looks for the product that already holds its model. Loaded with the
+   * products by id; a row cache cannot answer it (a model not cached may still be stored).
+   */
+  productModels: Set<string>;
   tokens: Set<string>;
   licences: Set<string>;
   allocations: Set<string>;
@@ -179,7 +185,7 @@ export interface BatchKeys {
 
 export function emptyKeys(): BatchKeys {
   return {
-    organisations: new Set(), products: new Set(), tokens: new Set(), licences: new Set(), allocations: new Set(),
+    organisations: new Set(), products: new Set(), productModels: new Set(), tokens: new Set(), licences: new Set(), allocations: new Set(),
     sites: new Set(), shipments: new Set(), serials: new Set(), dueAt: null,
   };
 }
@@ -324,6 +330,12 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
   for (const token of tokens) keys.organisations.add(token.org_id);
   const organisations = await select<OrganisationRow>('SELECT * FROM organisations WHERE id = ANY($1)', keys.organisations);
   const products = await select<ProductRow>('SELECT * FROM products WHERE id = ANY($1)', keys.products);
+  // By model through products_model_key's hash index (migration 036); a product named both
+  // ways comes once.
+  const byId = new Set(products.map((product) => product.id));
+  for (const product of await select<ProductRow>('SELECT * FROM products WHERE model = ANY($1)', keys.productModels)) {
+    if (!byId.has(product.id)) products.push(product);
+  }
   // Live manifest rows of 100,000 serials by a join to unnest: it hashes only the live rows
   // (those of shipments under way; a partial index holds them), 106 ms with none and 371 ms
   // with 1,000,000; = ANY takes 180–230 ms at either. Live rows are bounded by the units in

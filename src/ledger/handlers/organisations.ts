@@ -1,9 +1,11 @@
 /** Organisations, products and tokens: the ledger's reference rows. */
 import { createHash, randomBytes } from 'node:crypto';
 import { validateUscc } from '../../core/uscc.ts';
+import { catalogueMismatch, listedAccelerator } from '../../policy/catalogue.ts';
 import { classifyAccelerator } from '../../policy/classification.ts';
 import { newId, refuse, type CommandContext, type Handler } from '../handler.ts';
 import { systemActor } from '../permissions.ts';
+import { tokenSecretPrefix, type CommandInput } from '../schemas.ts';
 import type { OrganisationRow, Role } from '../rows.ts';
 
 export const organisationRegister: Handler<'organisation.register'> = {
@@ -65,14 +67,27 @@ export const organisationSetKyc: Handler<'organisation.set_kyc'> = {
   },
 };
 
+/**
+ * The product catalogue is shared by every authority, and a model is registered once
+ * (migration 026): the first registration holds the model for all, with its figures. So the
+ * row records the authority that registered it (registered_by, migration 036; the event's
+ * actor records it too), a second registration of the model is refused naming the product
+ * that holds it and its registrant, and a model the accelerator catalogue lists
+ * (policy/accelerators.csv) is registered with the catalogue's datasheet figures only.
+ */
 export const productRegister: Handler<'product.register'> = {
   kind: 'product.register',
-  keys() {},
+  keys(input, keys) {
+    keys.productModels.add(input.model);
+  },
   run(context, input) {
+    const registrant = productRegistrant(context);
     const { denseRates, denseTops, bitLength, ...common } = input.parameters;
     // The schema gives one form or the other (ledger/schemas.ts).
     const rates = denseRates ?? [{ denseTops: denseTops!, bitLength: bitLength! }];
     const classification = classifyAccelerator({ model: input.model, ...common, denseRates: rates });
+    checkModelFree(context, input.model);
+    checkCatalogueFigures(input, classification.tpp);
     const id = newId('PRD', context);
     context.state.put('products', {
       id,
@@ -80,6 +95,7 @@ export const productRegister: Handler<'product.register'> = {
       vendor: input.vendor,
       parameters: { ...input.parameters, tpp: classification.tpp, performanceDensity: classification.performanceDensity, classification: { paragraph: classification.paragraph, reasons: classification.reasons, chinaPolicy: classification.chinaPolicy } },
       eccn: classification.eccn,
+      registered_by: registrant.id,
       demo: input.demo,
       created_seq: context.seq,
     });
@@ -88,8 +104,72 @@ export const productRegister: Handler<'product.register'> = {
   },
 };
 
-/** Secrets carry a prefix so that scanners can spot a leaked one. */
-export const tokenSecretPrefix = 'clt_';
+/**
+ * An authority registers products, and answers for their figures: its organisation is the
+ * registrant. The operator's system actor, whose organisation is none, may not (as with KYC).
+ */
+function productRegistrant(context: CommandContext): OrganisationRow {
+  const { actor, state } = context;
+  const org = state.get('organisations', actor.orgId);
+  if (!org?.roles.includes('authority')) {
+    throw refuse.forbidden(`a product is registered by an authority, which answers for its figures; ${actor.orgId} is not an authority organisation`, 'product-registrant');
+  }
+  return org;
+}
+
+/** How much of a model a refusal quotes (a model may be 2,000 characters). */
+const quotedModelLengthMax = 80;
+
+function quotedModel(model: string): string {
+  const characters = [...model];
+  return JSON.stringify(characters.length <= quotedModelLengthMax ? model : `${characters.slice(0, quotedModelLengthMax).join('')}…`);
+}
+
+/**
+ * One product per model, compared as products_model_key compares them (= on the whole text,
+ * after the schema's NFC and trim): the product loaded by model (keys.productModels), or
+ * one an earlier command of this batch made. The database's constraint stays behind this.
+ */
+function checkModelFree(context: CommandContext, model: string): void {
+  for (const product of context.state.all('products')) {
+    if (product.model !== model) continue;
+    const by = product.registered_by === null
+      ? `by the actor of event ${product.created_seq} (registered before registrants were recorded)`
+      : `by ${product.registered_by}`;
+    throw refuse.conflict('product-model', `model ${quotedModel(model)} is already registered, as product ${product.id} ${by}; a model is registered once, and every licence names that product`, {
+      productId: product.id,
+      registeredBy: product.registered_by,
+    });
+  }
+}
+
+/**
+ * A model the accelerator catalogue lists is registered with its datasheet figures, and a
+ * model that reads as a listed one (case, width, spaces or hyphens aside) as that model:
+ * otherwise the first authority to register a known part could give it figures that
+ * classify it outside 3A090, for every licence that names it.
+ */
+function checkCatalogueFigures(input: CommandInput<'product.register'>, tpp: number): void {
+  const found = listedAccelerator(input.model);
+  if (found === undefined) return;
+  const { product } = found.listed;
+  const where = { model: product.model, line: product.line };
+  if (!found.exact) {
+    throw refuse.invalid('product-catalogue', `model ${quotedModel(input.model)} reads as ${JSON.stringify(product.model)} of the accelerator catalogue (line ${product.line}); register it as ${JSON.stringify(product.model)}, with its datasheet figures`, where);
+  }
+  const { parameters } = input;
+  const mismatch = catalogueMismatch(found.listed, {
+    vendor: input.vendor,
+    rate: parameters.denseRates === undefined ? { denseTops: parameters.denseTops!, bitLength: parameters.bitLength! } : undefined,
+    tpp,
+    logicDieAreaMm2: parameters.logicDieAreaMm2,
+    dramBandwidthGbS: parameters.dramBandwidthGbS,
+    memoryGb: parameters.memoryGb,
+    designedForDatacenter: parameters.designedForDatacenter,
+  });
+  if (mismatch === undefined) return;
+  throw refuse.invalid('product-catalogue', `model ${JSON.stringify(product.model)} is in the accelerator catalogue (line ${product.line}) and is registered with its datasheet figures: ${mismatch.statement}`, { ...where, field: mismatch.field });
+}
 
 export function hashTokenSecret(secret: string): Buffer {
   return createHash('sha256').update(secret).digest();

@@ -74,8 +74,8 @@ describe('ledger.sweep events', () => {
     expect(forBeta.map((event) => event.subjectId).sort()).toEqual([betaShipment, shortLicence].sort());
     const betaText = JSON.stringify(forBeta);
     expect(betaText).not.toContain(`"${alphaShipment}"`);
-    expect(betaText).not.toContain(orgs.alpha);
-    expect(betaText).not.toContain(orgs.exporter);
+    expect(betaText).not.toContain(`"${orgs.alpha}"`);
+    expect(betaText).not.toContain(`"${orgs.exporter}"`);
     const betaShipmentEvent = forBeta.find((event) => event.subjectId === betaShipment)!;
     expect(betaShipmentEvent.organisationIds.sort()).toEqual([orgs.exporter2, orgs.beta].sort());
     expect(betaShipmentEvent.body.effects).toEqual({ shipmentId: betaShipment, from: 'booked', to: 'expired', units: 3 });

@@ -5,7 +5,7 @@
  */
 import { systemActor, type Actor } from '../../../src/ledger/permissions.ts';
 import type { CommandRequest } from '../../../src/ledger/schemas.ts';
-import type { World } from '../../world.ts';
+import { tokenActor, type World } from '../../world.ts';
 import { createWorldTemplate, type WorldTemplate } from '../../support/world-template.ts';
 import { templateSerials } from './commands.ts';
 
@@ -103,7 +103,7 @@ export async function worldTemplate(): Promise<WorldTemplate> {
 async function secondExporterOf(world: World): Promise<SecondExporter> {
   const { actors, productId, run } = world;
   const orgId = String((await run('organisation.register', { name: 'Second Silicon Corp.', country: 'US', roles: ['exporter'] }, systemActor)).organisationId);
-  const actor: Actor = { id: 'TOK-exp2', orgId, role: 'exporter' };
+  const actor: Actor = await tokenActor(run, orgId, 'exporter');
   const common = { productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 60, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z' };
   const recipients = [{ organisationId: actors.alpha.orgId, role: 'end_user' as const }, { organisationId: actors.beta.orgId, role: 'end_user' as const }];
   const exportId = String((await run('licence.create', { ...common, reference: 'BIS-2026-0002', direction: 'export', holderId: orgId, parties: recipients }, actors.bis)).licenceId);

@@ -1,0 +1,17 @@
+-- Who registered a product. The product catalogue is shared by every authority, and a model
+-- is registered once (026's products_model_key): the first authority to register a model
+-- holds it for all, with the figures it gave. The row now records that authority, the
+-- organisation of the token that sent product.register (ledger/handlers/organisations.ts),
+-- so that the API shows who answers for a product's figures, and a second registration of
+-- the model is told whose product holds it.
+--
+-- Nullable: products registered before this migration have no registrant here, and the API
+-- shows null for them. Their product.register event names it (the event's actor, whose org
+-- is the registrant; its seq is the product's created_seq); the column is not filled from
+-- the log here. New rows always have one: the handler sets it, and refuses a registration by
+-- anyone but an authority organisation (the operator's system actor included). The database
+-- does not hold that for new rows: NOT NULL or a CHECK would hold the old rows too.
+--
+-- The handler now finds a product by model (store/ledger-tables.ts loadBatchState,
+-- keys.productModels): = ANY over products_model_key's hash index, as a bitmap scan.
+ALTER TABLE products ADD COLUMN registered_by text REFERENCES organisations(id);
