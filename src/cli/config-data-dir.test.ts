@@ -2,20 +2,45 @@
  * A data dir that is a file (or lies below one) is a configuration problem for the commands
  * that open it: one clear line and exit 2, said before the folder is made (ops review: an
  * "unexpected error" with an EEXIST or ENOTDIR stack, exit 1). Client commands, which never
- * open it, are not stopped by a file of that name.
+ * open it, are not stopped by a file of that name. A data dir this user cannot write (no
+ * permission, a read-only file system) is one clear line and exit 2 as well, from `check`,
+ * `migrate` and `serve --demo` alike (CLI review: "unexpected error" with an EACCES stack).
+ *
+ * Root ignores permissions, so the unwritable folders here are in /sys, which refuses every
+ * user: a folder cannot be made at its top (EPERM, or EACCES when not root) and a file cannot
+ * be made in /sys/kernel (EACCES; EROFS where /sys is mounted read-only).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dataDirProblem, readConfig } from './config.ts';
+import { findFreePort } from '../store/embedded.ts';
+import { dataDirProblem, dataDirWriteProblem, readConfig } from './config.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-data-dir-'));
 const file = join(folder, 'afile');
 writeFileSync(file, 'not a folder\n');
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+/** A folder nobody may make files in, root included; undefined where there is no sysfs. */
+const unwritableFolder = existsSync('/sys/kernel') && statSync('/sys/kernel').isDirectory() ? '/sys/kernel' : undefined;
+
+/** `chipledger ARGS` as a child process, with only the given settings of ours. */
+function chipledger(args: string[], extra: Record<string, string>): { status: number | null; stderr: string } {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CHIPLEDGER_') && name !== 'DATABASE_URL'));
+  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, env: { ...env, ...extra }, encoding: 'utf8', timeout: 60_000 });
+}
+
+/** One line, exit 2, no stack. */
+function expectDataDirProblem(run: { status: number | null; stderr: string }): string {
+  expect(run.status, run.stderr).toBe(2);
+  expect(run.stderr).not.toMatch(/unexpected error|    at /);
+  expect(run.stderr.trim().split('\n'), run.stderr).toHaveLength(1);
+  return run.stderr.trim();
+}
 
 function problemsOf(dataDir: string): string[] {
   const problem = dataDirProblem(resolve(folder, dataDir));
@@ -46,5 +71,35 @@ describe('CHIPLEDGER_DATA_DIR', () => {
     expect(run.status, run.stderr).toBe(2);
     expect(run.stderr).not.toMatch(/unexpected error|EEXIST|ENOTDIR|    at /);
     expect(run.stderr).toContain(`CHIPLEDGER_DATA_DIR: ${file} cannot be a folder: it is a file`);
+  });
+
+  it('that is below a file stops serve --demo with one line and exit 2, before its demo log key is looked for there', async () => {
+    const below = join(file, 'data');
+    const message = expectDataDirProblem(chipledger(['serve', '--demo'], { CHIPLEDGER_DATA_DIR: below, CHIPLEDGER_PORT: String(await findFreePort()) }));
+    expect(message).toBe(`chipledger: CHIPLEDGER_DATA_DIR: ${below} cannot be a folder: ${file}, on its path, is a file, not a folder; choose another folder, or move the file`);
+  });
+});
+
+describe('CHIPLEDGER_DATA_DIR that cannot be written', () => {
+  it('is said as one configuration problem for the codes that mean so, and left alone otherwise', () => {
+    const failed = (code: string) => Object.assign(new Error(`${code}: open '/data/chipledger.lock.1.tmp'`), { code });
+    expect(dataDirWriteProblem('/data', failed('EACCES'))).toBe('CHIPLEDGER_DATA_DIR: cannot write /data: this user may not write there (EACCES); choose a folder this user can write, or let it write this one');
+    expect(dataDirWriteProblem('/data', failed('EPERM'))).toBe('CHIPLEDGER_DATA_DIR: cannot write /data: this user may not write there (EPERM); choose a folder this user can write, or let it write this one');
+    expect(dataDirWriteProblem('/data', failed('EROFS'))).toBe('CHIPLEDGER_DATA_DIR: cannot write /data: it is on a read-only file system (EROFS); choose a folder this user can write, or let it write this one');
+    expect(dataDirWriteProblem('/data', failed('ENOTDIR'))).toBe('CHIPLEDGER_DATA_DIR: cannot write /data: a file on its path is not a folder (ENOTDIR); choose a folder this user can write, or let it write this one');
+    // A full disk, or a bug, is not the folder's permissions: it keeps its own message (and stack).
+    expect(dataDirWriteProblem('/data', failed('ENOSPC'))).toBeUndefined();
+    expect(dataDirWriteProblem('/data', new TypeError('x is undefined'))).toBeUndefined();
+    expect(dataDirWriteProblem('/data', failed('toString'))).toBeUndefined();
+  });
+
+  it.skipIf(unwritableFolder === undefined)('stops check (the folder cannot be made), migrate (its lock cannot be written) and serve --demo (its key cannot be written) with one line and exit 2', async () => {
+    const notMade = join('/sys', `chipledger-test-${process.pid}`);
+    expect(expectDataDirProblem(chipledger(['check'], { CHIPLEDGER_DATA_DIR: notMade })))
+      .toMatch(new RegExp(`^chipledger: CHIPLEDGER_DATA_DIR: cannot write ${notMade}: .* \\((EPERM|EACCES|EROFS)\\); choose a folder this user can write, or let it write this one$`));
+    expect(expectDataDirProblem(chipledger(['migrate'], { CHIPLEDGER_DATA_DIR: unwritableFolder! })))
+      .toMatch(/^chipledger: CHIPLEDGER_DATA_DIR: cannot write \/sys\/kernel: .* \((EACCES|EROFS)\); /);
+    expect(expectDataDirProblem(chipledger(['serve', '--demo'], { CHIPLEDGER_DATA_DIR: notMade, CHIPLEDGER_PORT: String(await findFreePort()) })))
+      .toMatch(new RegExp(`^chipledger: CHIPLEDGER_DATA_DIR: cannot write ${notMade}: .* \\((EPERM|EACCES|EROFS)\\); `));
   });
 });

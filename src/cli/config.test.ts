@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateCosignerKey, generateSignerKey } from '../tlog/index.ts';
 import { apiToken, formatProblems, readConfig, settings } from './config.ts';
+import { fetchBlockedPorts } from './fetch.ts';
 
 const cwd = '/srv/chipledger';
 const witness = generateCosignerKey('witness.example');
@@ -100,6 +101,42 @@ describe('readConfig', () => {
       'CHIPLEDGER_URL: must not hold a user name or password; client commands authenticate with CHIPLEDGER_TOKEN (got "https://bob:(hidden)@ledger.example/")',
     ]);
     expect(problemsOf({ CHIPLEDGER_URL: 'ftp://bob:hunter5@ledger.example' }).join('\n')).not.toMatch(/hunter/);
+  });
+
+  it('takes CHIPLEDGER_URL as its parsed origin and path, without trailing slashes', () => {
+    const urlOf = (raw: string) => {
+      const result = readConfig({ CHIPLEDGER_URL: raw }, {}, cwd);
+      return result.ok ? result.config.api.url : expect.fail(result.problems.join('\n'));
+    };
+    expect(urlOf('http://127.0.0.1:19437')).toBe('http://127.0.0.1:19437');
+    expect(urlOf('HTTPS://Ledger.Example:443/api//')).toBe('https://ledger.example/api');
+    expect(urlOf('http://[::1]:8080/')).toBe('http://[::1]:8080');
+    expect(urlOf('https://ledger.example/a/../chipledger/')).toBe('https://ledger.example/chipledger');
+  });
+
+  it('refuses whitespace, and a query or fragment even when bare, anywhere in CHIPLEDGER_URL', () => {
+    // The URL parser drops spaces at the ends, and a bare ? or # leaves search and hash empty:
+    // both were taken, and every client command then failed ("Invalid URL", GET /?/v1/...).
+    for (const raw of ['http://127.0.0.1:19437 ', ' http://127.0.0.1:19437', 'http://127.0.0.1:19437/\t', 'http://127.0.0.1:19437\n']) {
+      expect(problemsOf({ CHIPLEDGER_URL: raw }), JSON.stringify(raw)).toEqual([`CHIPLEDGER_URL: must not contain spaces or other whitespace (got ${JSON.stringify(raw)})`]);
+    }
+    for (const raw of ['http://127.0.0.1:19437?', 'http://127.0.0.1:19437#', 'http://127.0.0.1:19437/?x=1', 'http://127.0.0.1:19437/api#top']) {
+      expect(problemsOf({ CHIPLEDGER_URL: raw }), raw).toEqual([`CHIPLEDGER_URL: must not have a query or fragment ('?' or '#') (got ${JSON.stringify(raw)})`]);
+    }
+  });
+
+  it('refuses the ports fetch refuses (the Fetch standard\'s bad ports), for serve and in CHIPLEDGER_URL', () => {
+    const rule = 'must not use a port that fetch refuses to connect to (a "bad port" of the Fetch standard, such as 6000 or 10080): client commands could not reach the server there; choose another port';
+    expect(problemsOf({ CHIPLEDGER_PORT: '6000' })).toEqual([`CHIPLEDGER_PORT: ${rule} (got "6000")`]);
+    expect(problemsOf({}, { port: '10080' })).toEqual([`--port: ${rule} (got "10080")`]);
+    expect(problemsOf({ CHIPLEDGER_URL: 'http://ledger.example:5060/' })).toEqual([`CHIPLEDGER_URL: ${rule} (got "http://ledger.example:5060/")`]);
+    for (const port of ['5061', '6665', '6666', '6667', '6668', '6669', '6697', '10080', '22', '25']) {
+      expect(problemsOf({ CHIPLEDGER_PORT: port }), port).toHaveLength(1);
+      expect(problemsOf({ CHIPLEDGER_URL: `http://127.0.0.1:${port}` }), port).toHaveLength(1);
+    }
+    expect(readConfig({ CHIPLEDGER_PORT: '6001', CHIPLEDGER_URL: 'http://127.0.0.1:10081' }, {}, cwd).ok).toBe(true);
+    // The list is the standard's, as Node's fetch keeps it: every port on it fails "bad port".
+    expect(fetchBlockedPorts.size).toBe(82);
   });
 
   it('refuses numbers that are not plain whole numbers', () => {

@@ -10,6 +10,7 @@
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
+import { fetchBlockedPorts } from './fetch.ts';
 import { formatKeyId, parseCosignatureVerifierKey, parseSignerKey } from '../tlog/index.ts';
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -68,11 +69,11 @@ export const settings: readonly Setting[] = [
   { variable: 'DATABASE_URL', description: 'PostgreSQL connection URL (postgres://user:password@host:port/database) of an external server', defaultText: 'none: an embedded PostgreSQL is started under CHIPLEDGER_DATA_DIR' },
   { variable: 'CHIPLEDGER_DATA_DIR', description: 'folder for the embedded PostgreSQL (pg/) and the lock file that lets admin commands reuse a running server', defaultText: './.chipledger' },
   { variable: 'CHIPLEDGER_HOST', flag: 'host', description: 'address the API listens on; 0.0.0.0 for every interface', defaultText: '127.0.0.1' },
-  { variable: 'CHIPLEDGER_PORT', flag: 'port', description: 'TCP port of the API; serve fails, naming it, when the port is taken', defaultText: '8080' },
+  { variable: 'CHIPLEDGER_PORT', flag: 'port', description: 'TCP port of the API; serve fails, naming it, when the port is taken. The ports fetch refuses (the Fetch standard\'s "bad ports": 6000, 5060, 6665-6669, 10080 and others) are refused, as client commands could not reach them', defaultText: '8080' },
   { variable: 'CHIPLEDGER_LOG_LEVEL', description: `log level of the server's JSON logs on stderr: ${logLevels.join(', ')}`, defaultText: 'info' },
   { variable: 'CHIPLEDGER_SWEEP_INTERVAL_MS', description: `how often the server expires bookings past their deadline or under a licence no longer in force, and licences past their validity (${sweepIntervalMsMin}-${sweepIntervalMsMax})`, defaultText: '5000' },
   { variable: 'CHIPLEDGER_PROOF_CACHE_TILES', description: `transparency-log tiles the server keeps in memory for proofs, the newest first, 16 KiB each; a tile covers 256 events, so the default keeps about the newest million events. Proofs over older events read a tile from PostgreSQL (${proofCacheTilesMin}-${proofCacheTilesMax})`, defaultText: '4096' },
-  { variable: 'CHIPLEDGER_URL', description: 'base URL of the API for client commands', defaultText: 'http://CHIPLEDGER_HOST:CHIPLEDGER_PORT (127.0.0.1 when the host is 0.0.0.0)' },
+  { variable: 'CHIPLEDGER_URL', description: 'base URL of the API for client commands: http:// or https://, a path if the API is under one; no whitespace, query (?), fragment (#), user name or password, nor a port fetch refuses', defaultText: 'http://CHIPLEDGER_HOST:CHIPLEDGER_PORT (127.0.0.1 when the host is 0.0.0.0)' },
   { variable: 'CHIPLEDGER_TOKEN', description: 'bearer token (clt_...) for client commands; make one with `chipledger token create`', defaultText: 'none; client commands need it' },
   { variable: 'CHIPLEDGER_LOG_KEY_FILE', description: 'file holding the transparency log\'s signing key (C2SP signer key; mode 0600); make one with `chipledger log keygen`', defaultText: 'none: serve refuses to start without a log key, except with --demo (which keeps a demo key in CHIPLEDGER_DATA_DIR)' },
   { variable: 'CHIPLEDGER_LOG_SIGNER_KEY', description: 'the log\'s signing key itself (PRIVATE+KEY+...), for secret managers; instead of CHIPLEDGER_LOG_KEY_FILE', defaultText: 'none' },
@@ -202,6 +203,29 @@ export function dataDirProblem(dataDir: string): string | undefined {
   return `CHIPLEDGER_DATA_DIR: ${dataDir} cannot be a folder: ${blocked === dataDir ? 'it is' : `${blocked}, on its path, is`} a file, not a folder; choose another folder, or move the file`;
 }
 
+/**
+ * Why writing in the data dir failed, by the code of the mkdir, open or write that failed: this
+ * user may not write there, the file system is read-only, or a file stands where a folder
+ * should be (made since dataDirProblem looked).
+ */
+const unwritableDataDirReasons: Readonly<Record<string, string>> = {
+  EACCES: 'this user may not write there',
+  EPERM: 'this user may not write there',
+  EROFS: 'it is on a read-only file system',
+  ENOTDIR: 'a file on its path is not a folder',
+};
+
+/**
+ * A failed write in the data dir (making it, its lock, the demo log key) as one configuration
+ * problem for people, like dataDirProblem's, instead of an error with a stack; undefined for an
+ * error that says nothing about the folder (a bug, a full disk), which is left as it is.
+ */
+export function dataDirWriteProblem(dataDir: string, error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code !== 'string' || !Object.hasOwn(unwritableDataDirReasons, code)) return undefined;
+  return `CHIPLEDGER_DATA_DIR: cannot write ${dataDir}: ${unwritableDataDirReasons[code]} (${code}); choose a folder this user can write, or let it write this one`;
+}
+
 function notAFolderOnTheWay(path: string): string | undefined {
   for (let current = path; ; current = dirname(current)) {
     try {
@@ -230,8 +254,18 @@ function parseInteger(raw: string, min: number, max: number): number | Problem {
   return value;
 }
 
+/** Said of CHIPLEDGER_PORT and of CHIPLEDGER_URL's port alike. */
+const blockedPortRule = 'must not use a port that fetch refuses to connect to (a "bad port" of the Fetch standard, such as 6000 or 10080): client commands could not reach the server there; choose another port';
+
+/**
+ * serve's port. A port fetch blocks (fetchBlockedPorts: 6000, 5060, 10080 …) is refused rather
+ * than warned about: serve would listen there, but every client command (and every browser)
+ * would fail to reach it, and the default CHIPLEDGER_URL points there.
+ */
 function parsePort(raw: string): number | Problem {
-  return parseInteger(raw, 1, 65_535);
+  const port = parseInteger(raw, 1, 65_535);
+  if (typeof port === 'number' && fetchBlockedPorts.has(port)) return new Problem(blockedPortRule);
+  return port;
 }
 
 function parseSweepInterval(raw: string): number | Problem {
@@ -242,7 +276,16 @@ function parseLogLevel(raw: string): LogLevel | Problem {
   return (logLevels as readonly string[]).includes(raw) ? (raw as LogLevel) : new Problem(`must be one of ${logLevels.join(', ')}`);
 }
 
+/**
+ * The API's base URL, as the parsed URL says it (origin and path, no trailing slash): client
+ * commands append /v1/... to it as text. Whitespace anywhere is refused, not trimmed (the URL
+ * parser drops it at the ends, so the raw text, a space included, became the base and every
+ * request an "Invalid URL"), and so are '?' and '#' anywhere: a bare one at the end leaves
+ * search and hash empty, yet the paths would have been appended after it.
+ */
 function parseApiUrl(raw: string): string | Problem {
+  if (/\s/.test(raw)) return new Problem('must not contain spaces or other whitespace');
+  if (/[?#]/.test(raw)) return new Problem("must not have a query or fragment ('?' or '#')");
   let url: URL;
   try {
     url = new URL(raw);
@@ -250,10 +293,10 @@ function parseApiUrl(raw: string): string | Problem {
     return new Problem('must be a URL such as http://127.0.0.1:8080');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return new Problem(`must use http:// or https://, not ${url.protocol}//`);
-  if (url.search !== '' || url.hash !== '') return new Problem('must not have a query or fragment');
   // fetch refuses such a URL, and its error (printed) would carry the password.
   if (url.username !== '' || url.password !== '') return new Problem('must not hold a user name or password; client commands authenticate with CHIPLEDGER_TOKEN');
-  return raw.replace(/\/+$/, '');
+  if (url.port !== '' && fetchBlockedPorts.has(Number(url.port))) return new Problem(blockedPortRule);
+  return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
 }
 
 function parseSignerKeyText(raw: string): string | Problem {

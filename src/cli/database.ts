@@ -20,7 +20,7 @@ import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } f
 import { isProcessAlive, processStartTime } from '../store/processes.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { DataDirInUse, forgetLock, releaseLock, takeLock, updateLock } from './database-lock.ts';
-import { dataDirProblem, type Config } from './config.ts';
+import { dataDirProblem, dataDirWriteProblem, type Config } from './config.ts';
 import { Failure } from './output.ts';
 
 export { DataDirInUse } from './database-lock.ts';
@@ -56,10 +56,9 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
   const clusterDir = config.database.dataDir;
   const blocked = dataDirProblem(config.dataDir);
   if (blocked !== undefined) throw new Failure(blocked, 2);
-  mkdirSync(config.dataDir, { recursive: true });
   const lockPath = join(config.dataDir, 'chipledger.lock');
   const owner = { lends: options.exclusive, command: options.applicationName };
-  const holder = takeLock(lockPath, owner);
+  const holder = takeDataDirLock(config.dataDir, lockPath, owner);
   if (holder !== null) {
     if (options.exclusive) throw new DataDirInUse(config.dataDir, holder.pid);
     if (!holder.lends) throw new DataDirInUse(config.dataDir, holder.pid, `the embedded PostgreSQL in ${config.dataDir} is used by ${holder.command} (chipledger process ${holder.pid}), which stops it when it finishes; run this command again once it has`);
@@ -92,6 +91,22 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
       releaseLock(lockPath);
     },
   };
+}
+
+/**
+ * Makes the data dir if needed and takes its lock (see takeLock for what it returns). A folder
+ * this user cannot write (no permission, a read-only file system) is a configuration problem
+ * said in one line, exit 2, not a stack from the mkdir or from the lock's temporary file.
+ */
+function takeDataDirLock(dataDir: string, lockPath: string, owner: { lends: boolean; command: string }): ReturnType<typeof takeLock> {
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    return takeLock(lockPath, owner);
+  } catch (error) {
+    const unwritable = dataDirWriteProblem(dataDir, error);
+    if (unwritable !== undefined) throw new Failure(unwritable, 2);
+    throw error;
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 /** The shared transport's own rules; the clients' tests (http.test.ts, log/client.test.ts) cover retries through them. */
 import { describe, expect, it } from 'vitest';
-import { HttpError, retryAfterMsOf, send, type HttpAnswer, type Transport } from './fetch.ts';
+import { HttpError, fetchBlockedPorts, retryAfterMsOf, send, type HttpAnswer, type Transport } from './fetch.ts';
 
 const transport = (answer: Response): Transport => ({
   fetch: (async () => answer) as typeof globalThis.fetch, timeoutMs: 1_000, responseBytesMax: 64, addressSetting: '--url', sleep: async () => {},
@@ -38,6 +38,17 @@ describe('send', () => {
       .then(() => expect.fail('expected a failure'), (caught: unknown) => caught as HttpError);
     expect([error.failure, error.status, error.outcomeUnknown, error.attempts]).toEqual(['status', 503, true, 3]);
     expect(error.message).toBe(`http://server.test/v1/x answered 503: ${'A'.repeat(500)}`);
+  });
+
+  it('does not send again a request fetch refused for its port, and says why', async () => {
+    const retries: string[] = [];
+    const refused = (port: number) => send({ ...transport(new Response()), fetch: globalThis.fetch, onRetry: (line) => void retries.push(line) }, { method: 'GET', url: new URL(`http://127.0.0.1:${port}/v1/licences`) })
+      .then(() => expect.fail('expected a failure'), (caught: unknown) => caught as HttpError);
+    const error = await refused(6000);
+    expect([error.failure, error.outcomeUnknown, error.attempts, retries]).toEqual(['not-sent', false, 1, []]);
+    expect(error.message).toBe('couldn\'t reach http://127.0.0.1:6000 for GET /v1/licences: fetch refuses port 6000 (a "bad port" of the Fetch standard, blocked against cross-protocol attacks); run the server on another port and set --url to it');
+    // Node's fetch refuses every port of the list, before connecting: nothing listens on them here.
+    for (const port of fetchBlockedPorts) expect((await refused(port)).failure, String(port)).toBe('not-sent');
   });
 
   it('says a redirect without a Location as one', async () => {

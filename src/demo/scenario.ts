@@ -4,8 +4,10 @@
  * shipments in every state with serial manifests, and deployments.
  *
  * Every company, person and address here is fictional except the two authorities, which are
- * the real issuers of such licences. The credit codes are well formed (check character
- * computed) but made up. Everything is loaded with demo: true.
+ * the real issuers of such licences. The credit codes are made up but as well formed as issued
+ * ones: position 17 is the GB 11714 check character of the organisation code in positions 9-17
+ * (scenario.test.ts checks it), and makeUscc appends GB 32100's in position 18. Everything is
+ * loaded with demo: true.
  */
 import { createHash } from 'node:crypto';
 import { makeUscc } from '../core/uscc.ts';
@@ -31,11 +33,11 @@ export interface DemoOrganisation {
 
 export const organisations: readonly DemoOrganisation[] = [
   { key: 'bis', name: 'Bureau of Industry and Security', nameRomanised: 'U.S. Department of Commerce, Bureau of Industry and Security (BIS)', country: 'US', roles: ['authority'], address: '1401 Constitution Ave NW, Washington, DC 20230', part: 'US export authority (BIS)', tokenRole: 'authority_admin' },
-  { key: 'mofcom', name: '中华人民共和国商务部', nameRomanised: "Ministry of Commerce of the People's Republic of China (MOFCOM)", country: 'CN', roles: ['authority'], uscc: makeUscc('11100000MB0000001'), address: '北京市东城区东长安街2号', part: 'China import authority (MOFCOM)', tokenRole: 'authority_admin' },
+  { key: 'mofcom', name: '中华人民共和国商务部', nameRomanised: "Ministry of Commerce of the People's Republic of China (MOFCOM)", country: 'CN', roles: ['authority'], uscc: makeUscc('11100000MB0000000'), address: '北京市东城区东长安街2号', part: 'China import authority (MOFCOM)', tokenRole: 'authority_admin' },
   { key: 'exporter', name: 'Example Accelerators Inc.', country: 'US', roles: ['exporter'], address: '100 Example Way, Santa Clara, CA 95050 (fictional)', part: 'US exporter', tokenRole: 'exporter' },
-  { key: 'importer', name: '华瀚科技进出口有限公司', nameRomanised: 'Huahan Technology Import & Export Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91110105MA01HH004'), address: '北京市朝阳区示例路8号 (fictional)', part: 'importer (holds the import licence)', tokenRole: 'recipient' },
-  { key: 'yunchuan', name: '云川网络科技有限公司', nameRomanised: 'Yunchuan Network Technology Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91110108MA01YC001'), address: '北京市海淀区示例大街1号 (fictional)', part: 'end user (allocations, sites)', tokenRole: 'recipient' },
-  { key: 'xinglan', name: '星澜数字科技有限公司', nameRomanised: 'Xinglan Digital Technology Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91330106MA2KXL002'), address: '浙江省杭州市西湖区示例路2号 (fictional)', part: 'end user (allocations, sites)', tokenRole: 'recipient' },
+  { key: 'importer', name: '华瀚科技进出口有限公司', nameRomanised: 'Huahan Technology Import & Export Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91110105MA01HH007'), address: '北京市朝阳区示例路8号 (fictional)', part: 'importer (holds the import licence)', tokenRole: 'recipient' },
+  { key: 'yunchuan', name: '云川网络科技有限公司', nameRomanised: 'Yunchuan Network Technology Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91110108MA01YC006'), address: '北京市海淀区示例大街1号 (fictional)', part: 'end user (allocations, sites)', tokenRole: 'recipient' },
+  { key: 'xinglan', name: '星澜数字科技有限公司', nameRomanised: 'Xinglan Digital Technology Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91330106MA2KXL006'), address: '浙江省杭州市西湖区示例路2号 (fictional)', part: 'end user (allocations, sites)', tokenRole: 'recipient' },
   { key: 'penghai', name: '鹏海互联科技有限公司', nameRomanised: 'Penghai Interactive Technology Co., Ltd.', country: 'CN', roles: ['recipient'], uscc: makeUscc('91440305MA5GPH003'), address: '广东省深圳市南山区示例道3号 (fictional)', part: 'end user (allocations, sites)', tokenRole: 'recipient' },
   { key: 'auditor', name: 'Example Assurance LLP', country: 'GB', roles: ['auditor'], address: '1 Example Square, London (fictional)', part: 'auditor (reads everything)', tokenRole: 'auditor' },
 ];
