@@ -41,3 +41,26 @@ describe('a deployed unit as its exporter reads it', () => {
     }
   });
 });
+
+describe('a unit its recipient moves between its sites', () => {
+  it('reads the same to its exporter before and after: no site, and no seq of the change to group units by', async () => {
+    const { tokens, sites } = api;
+    const unit = (await items(`/v1/units?siteId=${sites.alpha}`, tokens.recipient))[0]!;
+    const asExporter = async () => (await api.request({ method: 'GET', url: `/v1/units/${String(unit.serial)}`, token: tokens.exporter })).json() as Item;
+    const before = await asExporter();
+    expect(before).toMatchObject({ siteId: null, updatedSeq: null });
+
+    const registered = await api.request({ method: 'POST', url: '/v1/sites', token: tokens.recipient, body: {
+      name: 'Second hall', province: 'Inner Mongolia', city: 'Ulanqab', latitude: 41.0, longitude: 113.1, capacityUnits: 10,
+    } });
+    expect(registered.statusCode).toBe(201);
+    const siteId = String((registered.json() as Item).siteId);
+    const moved = await api.request({ method: 'POST', url: '/v1/units/deploy', token: tokens.recipient, body: { siteId, serials: [unit.serial] } });
+    expect(moved.statusCode).toBe(200);
+
+    expect((await api.request({ method: 'GET', url: `/v1/units/${String(unit.serial)}`, token: tokens.recipient })).json()).toMatchObject({ siteId, updatedSeq: (moved.json() as Item).seq });
+    expect(await asExporter()).toEqual(before);
+    const listed = (await items('/v1/units?custody=deployed&limit=500', tokens.exporter)).filter((row) => row.recipientId === unit.recipientId);
+    expect(listed.every((row) => row.updatedSeq === null)).toBe(true);
+  });
+});

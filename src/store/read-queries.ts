@@ -39,7 +39,8 @@ export interface Page<T, K> {
 /** Rows embedded in a detail view stop here; the list endpoints page through the rest. */
 export const embeddedRowsMax = 500;
 
-export type UnitView = UnitRow & { demo: boolean };
+/** A unit as a viewer reads it: updated_seq is null where its site is hidden (unitAsSeenBy). */
+export type UnitView = Omit<UnitRow, 'updated_seq'> & { updated_seq: number | null; demo: boolean };
 export type SerialView = { serial: string; live: boolean; gpu_uuid: string | null; custody: Custody | null; site_id: string | null; demo: boolean };
 /** An event as stored: the same columns the batch writes. */
 export type EventRow = EventWrite;
@@ -276,10 +277,13 @@ export async function listUnits(pool: Pool, viewer: Viewer, page: PageRequest<st
 
 /**
  * A unit as its reader may see it: where it is deployed is its recipient's to know (sites
- * answer everyone else 404), so an exporter reads it without its site.
+ * answer everyone else 404), so an exporter reads it without its site, and without the seq of
+ * its last change: that is often a deployment, a move or a decommission, events its recipient
+ * alone reads, and grouping units by it split them by site (one deployment is one site) and
+ * showed each move between sites.
  */
 function unitAsSeenBy(viewer: Viewer, row: UnitView): UnitView {
-  return seesSitesOf(viewer, row.recipient_org_id) ? row : { ...row, site_id: null };
+  return seesSitesOf(viewer, row.recipient_org_id) ? row : { ...row, site_id: null, updated_seq: null };
 }
 
 /** Whether the viewer sees where a recipient's units are deployed: the recipient itself, authorities and auditors. */

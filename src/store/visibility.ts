@@ -93,12 +93,17 @@ export const visible = {
       WHERE r.org_id = ${statement.add(viewer.orgId)} AND r.last_seq >= ${alias}.seq ORDER BY r.last_seq LIMIT 1) r
       WHERE r.first_seq <= ${alias}.seq AND ${alias}.seq - r.first_seq = ANY (r.offsets))`;
   },
-  /** Its own organisation, and those named with it on a licence it sees (holder, authority, parties). */
+  /**
+   * Its own organisation, and those named on a licence it sees (holder, authority, parties):
+   * the licences are those visible.licence shows it, a recipient an amendment dropped from
+   * the parties included, so that every organisation a licence it reads names can be looked up.
+   */
   organisation(statement: Statement, viewer: Viewer, alias: string): string {
     if (viewer.orgId === null) return 'true';
     const org = statement.add(viewer.orgId);
     const licences = `SELECT ol.id, ol.holder_org_id, ol.authority_org_id FROM licences ol
-      WHERE ol.holder_org_id = ${org} OR EXISTS (SELECT 1 FROM licence_parties op WHERE op.licence_id = ol.id AND op.org_id = ${org})`;
+      WHERE ol.holder_org_id = ${org} OR EXISTS (SELECT 1 FROM licence_parties op WHERE op.licence_id = ol.id AND op.org_id = ${org})
+        OR EXISTS (SELECT 1 FROM allocations oa WHERE oa.licence_id = ol.id AND oa.recipient_org_id = ${org})`;
     return `(${alias}.id = ${org} OR ${alias}.id IN (
       SELECT vl.holder_org_id FROM (${licences}) vl
       UNION SELECT vl.authority_org_id FROM (${licences}) vl
