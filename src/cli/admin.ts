@@ -95,7 +95,7 @@ export async function tokenRevokeCommand(config: Config, tokenId: string, output
     // A secret given in place of the id is not echoed: the terminal, its scrollback and a CI log keep it.
     const shown = tokenId.startsWith(tokenSecretPrefix) ? '(given as its secret, not its id)' : tokenId;
     if (!answer.ok) throw new Failure(`couldn't revoke token ${shown} (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
-    output.out(`Token ${String(answer.body.tokenId)} revoked at ${String(answer.body.revokedAt)}; a server process that checked it in the last ${limits.tokenCacheTtlMs / 1000} s may accept it until then.`);
+    output.out(`Token ${String(answer.body.tokenId)} revoked at ${String(answer.body.revokedAt)}; its commands are refused now on every server, and a server process that checked it in the last ${limits.tokenCacheTtlMs / 1000} s may still answer its reads until then.`);
     return 0;
   });
 }

@@ -24,7 +24,15 @@ export const text = (max: number = limits.textLengthMax) =>
 /** A name: text that is not blank (the OpenAPI document says so with minLength and a pattern). */
 export const name = () => text().pipe(z.string().trim().min(1, 'must not be empty')).meta({ minLength: 1, pattern: '\\S' });
 
-export const id = z.string().min(1).max(limits.referenceLengthMax).regex(/^[A-Za-z0-9_-]+$/, 'must be an id such as L-7 or S-12 (letters, digits, - and _)');
+/** Secrets carry a prefix so that scanners (and id and tokenId below) can spot a leaked one. */
+export const tokenSecretPrefix = 'clt_';
+/**
+ * An id. A token's secret given where an id goes (a path such as /v1/licences/{id}/suspend
+ * takes it) is refused without being quoted: a refusal the handler made would quote it, and
+ * be remembered under the idempotency key in plain text; a refusal by the schema is not.
+ */
+export const id = z.string().min(1).max(limits.referenceLengthMax).regex(/^[A-Za-z0-9_-]+$/, 'must be an id such as L-7 or S-12 (letters, digits, - and _)')
+  .refine((value) => !value.startsWith(tokenSecretPrefix), { message: "is a token's secret, not an id: treat it as leaked, and revoke its token" });
 export const country = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code such as CN');
 export const units = z.number().int('must be a whole number').positive('must be at least 1').max(limits.unitsMax);
 /**
@@ -103,8 +111,6 @@ export const productRegister = z.strictObject({
 
 export const tokenCreate = z.strictObject({ organisationId: id, role, label: name() });
 
-/** Secrets carry a prefix so that scanners (and tokenId below) can spot a leaked one. */
-export const tokenSecretPrefix = 'clt_';
 const tokenIdInSecret = new RegExp(`^${tokenSecretPrefix}(TOK-[0-9]{1,16})_`);
 /**
  * A token's id as token.create makes it: TOK-<seq> (handler.ts newId). A token's secret,

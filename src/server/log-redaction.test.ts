@@ -42,7 +42,22 @@ describe('a problem answering a URL that holds a token secret', () => {
       const response = await inject(app, { method: 'POST', url: `/v1/tokens/${secret}/revoke`, token: api.tokens.authority_admin, body: {} });
       expect(response.statusCode).toBeGreaterThanOrEqual(400);
       expect(response.json()).toMatchObject({ instance: `/v1/tokens/clt_${id}_[redacted]/revoke` });
-      expect(response.body).not.toContain(secret.slice(`clt_${id}_`.length));
+      const hidden = secret.slice(`clt_${id}_`.length);
+      expect(response.body).not.toContain(hidden);
+      // Anywhere an id goes, and where no route is: the detail, the details and the instance.
+      const elsewhere = [
+        await inject(app, { method: 'GET', url: `/v1/licences/${secret}`, token: api.tokens.auditor }),
+        await inject(app, { method: 'POST', url: `/v1/licences/${secret}/suspend`, token: api.tokens.authority_admin, body: {}, key: 'secret-in-path' }),
+        await inject(app, { method: 'GET', url: `/v1/tokens/${secret}/revoke`, token: api.tokens.authority_admin }),
+        await inject(app, { method: 'POST', url: `/v1/tokens/${secret}/revok`, token: api.tokens.authority_admin, body: {} }),
+      ];
+      for (const answer of elsewhere) {
+        expect(answer.statusCode, answer.body).toBeGreaterThanOrEqual(400);
+        expect(answer.body).not.toContain(hidden);
+      }
+      // Nothing keeps it: the refusal of the command was not remembered under its key.
+      const kept = await database.pool.query('SELECT 1 FROM idempotency_keys WHERE response::text LIKE $1', [`%${hidden}%`]);
+      expect(kept.rowCount).toBe(0);
     } finally {
       await app.close();
       await api.world.ledger.close();

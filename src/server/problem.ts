@@ -61,9 +61,21 @@ export interface Problem {
   instance?: string;
 }
 
+/**
+ * A problem quotes what the request said (an id in its path, the path itself, its URL), and a
+ * token secret pasted where an id goes would come back whole, to the client and to anything
+ * that keeps answers (proxies, logs): every string of a problem is given without secrets.
+ */
+function withoutSecretsIn<T>(value: T): T {
+  if (typeof value === 'string') return withoutSecrets(value) as T;
+  if (Array.isArray(value)) return value.map(withoutSecretsIn) as T;
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, withoutSecretsIn(inner)])) as T;
+  return value;
+}
+
 export function problemOf(error: DomainError, instance?: string): Problem {
   const rule = problemCodes[error.code];
-  return {
+  return withoutSecretsIn({
     type: `${problemTypeBase}${error.code}`,
     title: rule.title,
     status: rule.status,
@@ -71,15 +83,14 @@ export function problemOf(error: DomainError, instance?: string): Problem {
     code: error.code,
     ...(error.rule === undefined ? {} : { rule: error.rule }),
     ...(error.details === undefined ? {} : { details: error.details }),
-    // The request's URL, less any token secret pasted into it (a secret given where a token id goes).
-    ...(instance === undefined ? {} : { instance: withoutSecrets(instance) }),
-  };
+    ...(instance === undefined ? {} : { instance }),
+  });
 }
 
 /** A problem of the HTTP edge alone (a method or an expectation this server does not serve). */
 export function httpOnlyProblem(code: HttpOnlyCode, detail: string, instance?: string): Problem {
   const rule = problemCodes[code];
-  return { type: `${problemTypeBase}${code}`, title: rule.title, status: rule.status, detail, code, ...(instance === undefined ? {} : { instance }) };
+  return withoutSecretsIn({ type: `${problemTypeBase}${code}`, title: rule.title, status: rule.status, detail, code, ...(instance === undefined ? {} : { instance }) });
 }
 
 /** The plain 500: nothing of the error's internals reaches the client. */
