@@ -89,3 +89,15 @@ export function trimmedNonEmpty(value: string): string | undefined {
 function codePointLabel(codeUnit: number): string {
   return `U+${codeUnit.toString(16).toUpperCase().padStart(4, '0')}`;
 }
+
+/** `text` cut to `lengthMax` code points, marked with "…" when cut; reads no further than that. */
+export function cut(text: string, lengthMax: number): string {
+  let kept = '';
+  let count = 0;
+  for (const character of text) {
+    if (count === lengthMax) return `${kept}…`;
+    kept += character;
+    count += 1;
+  }
+  return kept;
+}

@@ -5,6 +5,7 @@
  */
 import pg from 'pg';
 import { DomainError, isDomainError } from '../core/errors.ts';
+import { cut } from '../core/text.ts';
 import { headMovedCode } from '../store/ledger-tables.ts';
 import { networkErrorCodes } from '../store/pool.ts';
 
@@ -60,18 +61,6 @@ function pathOf(path: readonly PropertyKey[]): string {
 function unrecognizedKeysMessage(keys: readonly string[]): string {
   const named = keys.slice(0, quotedKeysMax).map((key) => JSON.stringify(cut(key, quotedKeyLengthMax))).join(', ');
   return `Unrecognized key${keys.length === 1 ? '' : 's'}: ${named}${keys.length > quotedKeysMax ? ` and ${keys.length - quotedKeysMax} more` : ''}`;
-}
-
-/** `text` cut to `lengthMax` code points, marked with "…" when cut; reads no further than that. */
-function cut(text: string, lengthMax: number): string {
-  let kept = '';
-  let count = 0;
-  for (const character of text) {
-    if (count === lengthMax) return `${kept}…`;
-    kept += character;
-    count += 1;
-  }
-  return kept;
 }
 
 /**

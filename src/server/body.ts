@@ -5,6 +5,7 @@
  * changed record).
  */
 import { DomainError } from '../core/errors.ts';
+import { cut } from '../core/text.ts';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 /** A \uD800-\uDFFF escape: the only way JSON text can carry a lone surrogate. */
@@ -152,18 +153,6 @@ function placeOf(open: readonly OpenValue[]): string {
     if (joined.length > 2 * quotedPlaceLengthMax) break;
   }
   return joined;
-}
-
-/** `text` cut to `lengthMax` code points, marked with "…" when cut; reads no further than that. */
-function cut(text: string, lengthMax: number): string {
-  let kept = '';
-  let count = 0;
-  for (const character of text) {
-    if (count === lengthMax) return `${kept}…`;
-    kept += character;
-    count += 1;
-  }
-  return kept;
 }
 
 /**

@@ -1,5 +1,6 @@
 /** Organisations, products and tokens: the ledger's reference rows. */
 import { createHash, randomBytes } from 'node:crypto';
+import { cut } from '../../core/text.ts';
 import { validateUscc } from '../../core/uscc.ts';
 import { catalogueMismatch, listedAccelerator } from '../../policy/catalogue.ts';
 import { classifyAccelerator } from '../../policy/classification.ts';
@@ -121,8 +122,7 @@ function productRegistrant(context: CommandContext): OrganisationRow {
 const quotedModelLengthMax = 80;
 
 function quotedModel(model: string): string {
-  const characters = [...model];
-  return JSON.stringify(characters.length <= quotedModelLengthMax ? model : `${characters.slice(0, quotedModelLengthMax).join('')}…`);
+  return JSON.stringify(cut(model, quotedModelLengthMax));
 }
 
 /**
