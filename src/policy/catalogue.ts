@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { normaliseText, textProblem } from '../core/text.ts';
-import { type SingleRateDatasheet, agreesWithPublished, classifyAccelerator, dramBandwidthGbSMin, logicDieAreaMm2Min } from './classification.ts';
+import { type Classification, type SingleRateDatasheet, agreesWithPublished, classifyAccelerator, dramBandwidthGbSMin, logicDieAreaMm2Min } from './classification.ts';
 
 /** The copy shipped with the code. */
 export const defaultCataloguePath = fileURLToPath(new URL('./accelerators.csv', import.meta.url));
@@ -231,10 +231,22 @@ function catalogueError(line: number, message: string): DomainError {
 // lists is registered with its datasheet figures, so that no authority can take a known part's
 // name with figures of its own (ledger/handlers/organisations.ts, product.register).
 
-/** A listed accelerator with the TPP its datasheet gives (classifyAccelerator), worked out once. */
+/** A listed accelerator with the TPP and the decision its datasheet gives (classifyAccelerator), worked out once. */
 export interface ListedAccelerator {
   product: AcceleratorProduct;
   tpp: number;
+  decision: Decision;
+}
+
+/** What a classification decides: the ECCN and its paragraph, and China's licence review. */
+export interface Decision {
+  eccn: string;
+  paragraph: string;
+  chinaReview: string;
+}
+
+export function decisionOf(classification: Pick<Classification, 'eccn' | 'paragraph' | 'chinaPolicy'>): Decision {
+  return { eccn: classification.eccn, paragraph: classification.paragraph, chinaReview: classification.chinaPolicy.review };
 }
 
 /** What a registration gives, as the catalogue's figures are compared with it. */
@@ -242,8 +254,9 @@ export interface RegisteredFigures {
   vendor: string;
   /** The single rate as given (denseTops with bitLength); undefined when denseRates were given. */
   rate: { denseTops: number; bitLength: number } | undefined;
-  /** The TPP classifyAccelerator derived from the registration's rate or rates. */
+  /** The TPP classifyAccelerator derived from the registration's rate or rates, and what it decided. */
   tpp: number;
+  decision: Decision;
   logicDieAreaMm2: number;
   dramBandwidthGbS: number;
   memoryGb: number | undefined;
@@ -286,7 +299,8 @@ function shippedCatalogue(): NonNullable<typeof shipped> {
   const byModel = new Map<string, ListedAccelerator>();
   const byReading = new Map<string, ListedAccelerator>();
   for (const product of products) {
-    const listed = { product, tpp: classifyAccelerator(product.datasheet).tpp };
+    const classification = classifyAccelerator(product.datasheet);
+    const listed = { product, tpp: classification.tpp, decision: decisionOf(classification) };
     const reading = modelReading(product.model);
     const same = byReading.get(reading);
     if (same !== undefined) throw new Error(`the accelerator catalogue at ${defaultCataloguePath} lists ${JSON.stringify(same.product.model)} and ${JSON.stringify(product.model)}, which read as one model`);
@@ -319,11 +333,19 @@ export function catalogueMismatch(listed: ListedAccelerator, given: RegisteredFi
   const { product } = listed;
   const sheet = product.datasheet;
   if (given.vendor !== product.vendor) return { field: 'vendor', statement: `vendor is not the catalogue's ${JSON.stringify(product.vendor)}` };
-  if (given.tpp !== listed.tpp) {
+  // A TPP below the catalogue's is refused: it is how a part would be classified out of
+  // control. One above it is taken when it decides the same (ECCN, paragraph, China's review):
+  // a datasheet rounds each precision's rate on its own, so its rates need not give one TPP
+  // (H200 NVL: FP8 1,670.5 × 8 = 13,364, FP16 835.5 × 16 = 13,368), and a registrant that
+  // gives them all is taken at the highest, as TPP is; an inflated figure that would move the
+  // part into more control than its datasheet puts it under is refused all the same.
+  const sameDecision = given.decision.eccn === listed.decision.eccn && given.decision.paragraph === listed.decision.paragraph && given.decision.chinaReview === listed.decision.chinaReview;
+  if (given.tpp < listed.tpp || (given.tpp > listed.tpp && !sameDecision)) {
     const datasheetRate = `${sheet.denseTops} × ${sheet.bitLength}, TPP ${listed.tpp}`;
+    const decided = given.tpp > listed.tpp ? `, which decides ${given.decision.eccn} ${given.decision.paragraph} (China: ${given.decision.chinaReview}) where the datasheet decides ${listed.decision.eccn} ${listed.decision.paragraph} (China: ${listed.decision.chinaReview})` : '';
     return given.rate === undefined
-      ? { field: 'denseRates', statement: `denseRates give TPP ${given.tpp} at most; the datasheet gives ${datasheetRate}` }
-      : { field: 'denseTops', statement: `denseTops × bitLength is ${given.rate.denseTops} × ${given.rate.bitLength}, TPP ${given.tpp}; the datasheet gives ${datasheetRate}` };
+      ? { field: 'denseRates', statement: `denseRates give TPP ${given.tpp} at most${decided}; the datasheet gives ${datasheetRate}` }
+      : { field: 'denseTops', statement: `denseTops × bitLength is ${given.rate.denseTops} × ${given.rate.bitLength}, TPP ${given.tpp}${decided}; the datasheet gives ${datasheetRate}` };
   }
   const figures: Array<[keyof RegisteredFigures, number | boolean | undefined, number | boolean]> = [
     ['logicDieAreaMm2', given.logicDieAreaMm2, sheet.logicDieAreaMm2],

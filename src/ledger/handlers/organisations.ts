@@ -2,8 +2,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { cut } from '../../core/text.ts';
 import { validateUscc } from '../../core/uscc.ts';
-import { catalogueMismatch, listedAccelerator } from '../../policy/catalogue.ts';
-import { classifyAccelerator } from '../../policy/classification.ts';
+import { catalogueMismatch, decisionOf, listedAccelerator } from '../../policy/catalogue.ts';
+import { classifyAccelerator, type Classification } from '../../policy/classification.ts';
 import { newId, refuse, type CommandContext, type Handler } from '../handler.ts';
 import { systemActor } from '../permissions.ts';
 import { tokenSecretPrefix, type CommandInput } from '../schemas.ts';
@@ -88,7 +88,7 @@ export const productRegister: Handler<'product.register'> = {
     const rates = denseRates ?? [{ denseTops: denseTops!, bitLength: bitLength! }];
     const classification = classifyAccelerator({ model: input.model, ...common, denseRates: rates });
     checkModelFree(context, input.model);
-    checkCatalogueFigures(input, classification.tpp);
+    checkCatalogueFigures(input, classification);
     const id = newId('PRD', context);
     context.state.put('products', {
       id,
@@ -149,7 +149,7 @@ function checkModelFree(context: CommandContext, model: string): void {
  * otherwise the first authority to register a known part could give it figures that
  * classify it outside 3A090, for every licence that names it.
  */
-function checkCatalogueFigures(input: CommandInput<'product.register'>, tpp: number): void {
+function checkCatalogueFigures(input: CommandInput<'product.register'>, classification: Classification): void {
   const found = listedAccelerator(input.model);
   if (found === undefined) return;
   const { product } = found.listed;
@@ -161,7 +161,8 @@ function checkCatalogueFigures(input: CommandInput<'product.register'>, tpp: num
   const mismatch = catalogueMismatch(found.listed, {
     vendor: input.vendor,
     rate: parameters.denseRates === undefined ? { denseTops: parameters.denseTops!, bitLength: parameters.bitLength! } : undefined,
-    tpp,
+    tpp: classification.tpp,
+    decision: decisionOf(classification),
     logicDieAreaMm2: parameters.logicDieAreaMm2,
     dramBandwidthGbS: parameters.dramBandwidthGbS,
     memoryGb: parameters.memoryGb,

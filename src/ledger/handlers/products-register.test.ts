@@ -134,6 +134,22 @@ describe('product.register of a model the accelerator catalogue lists', () => {
     expect(await productsNamed('H100 SXM')).toBe(0);
   });
 
+  it('takes a TPP above the datasheet\'s that decides the same, and refuses one that decides more', async () => {
+    const { actors } = world;
+    // H200 NVL's datasheet rounds each precision's rate: FP16 835.5 × 16 = 13,368 against the
+    // catalogue's FP8 1,670.5 × 8 = 13,364. Given all its rates, it is taken at the highest.
+    const nvl = expectOk(await register({
+      model: 'H200 NVL', vendor: 'NVIDIA',
+      parameters: { denseRates: [{ precision: 'FP8', denseTops: 1_670.5, bitLength: 8 }, { precision: 'FP16', denseTops: 835.5, bitLength: 16 }], logicDieAreaMm2: 814, dramBandwidthGbS: 4_800, memoryGb: 141, designedForDatacenter: true },
+    }, actors.bis));
+    expect(nvl).toMatchObject({ eccn: '3A090.a', tpp: 13_368 });
+    // H100 at 2,700 × 8 = 21,600 passes China's 21,000 case-by-case bound: more control than its datasheet's 15,832 puts it under.
+    expect(refusal(await register(h100With({ denseTops: 2_700 }), actors.mofcom))).toMatchObject({
+      code: 'invalid_input', rule: 'product-catalogue',
+      message: expect.stringContaining('denseTops × bitLength is 2700 × 8, TPP 21600, which decides 3A090.a 3A090.a.1 (China: presumption of denial) where the datasheet decides 3A090.a 3A090.a.1 (China: case-by-case); the datasheet gives 1979 × 8, TPP 15832'),
+    });
+  });
+
   it('refuses a model that reads as a listed one, naming the listed model', async () => {
     for (const model of ['h100 sxm', 'H100-SXM', 'Ｈ１００ ＳＸＭ', 'H100SXM']) {
       expect(refusal(await register({ ...squat, model }, world.actors.mofcom))).toMatchObject({
