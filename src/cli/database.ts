@@ -67,7 +67,8 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
   }
   let embedded: EmbeddedDatabase;
   try {
-    embedded = await startEmbeddedPostgres({ dataDir: clusterDir, durable: true, ...(options.log ? { log: options.log } : {}) });
+    // serve stops its PostgreSQL itself, after its own clean stop, on any stop signal.
+    embedded = await startEmbeddedPostgres({ dataDir: clusterDir, durable: true, ownProcessGroup: options.exclusive, ...(options.log ? { log: options.log } : {}) });
   } catch (error) {
     releaseLock(lockPath);
     // A failure the message explains (what is wrong with the folder, what to do) is no bug.

