@@ -3,7 +3,7 @@
  * hold, on creation and on amendment alike.
  */
 import { describe, expect, it } from 'vitest';
-import { licenceAmend, licenceCreate } from './schemas.ts';
+import { licenceAmend, licenceCreate, organisationRegister } from './schemas.ts';
 
 const created = {
   reference: 'L-TEST', direction: 'export', holderId: 'ORG-2', productIds: ['PRD-1'], origin: 'US', destination: 'CN',
@@ -26,5 +26,17 @@ describe('licence conditions', () => {
     expect(licenceCreate.safeParse({ ...created, conditions: [condition('a'), condition('b')] }).success).toBe(true);
     expect(licenceCreate.safeParse(created).success).toBe(true);
     expect(licenceAmend.safeParse({ licenceId: 'L-1', reason: 'calibration', conditions: [] }).success).toBe(true);
+  });
+});
+
+describe('countries', () => {
+  it('are ISO 3166-1 codes of countries: a reserved or user-assigned code is refused, as origin, destination and organisation country', () => {
+    for (const code of ['XX', 'UK', 'EU']) {
+      const result = licenceCreate.safeParse({ ...created, origin: code });
+      expect(result.success, code).toBe(false);
+      expect(result.error!.issues[0]).toMatchObject({ path: ['origin'], message: expect.stringContaining('must be the ISO 3166-1 alpha-2 code of a country') });
+      expect(organisationRegister.safeParse({ name: 'Somewhere Ltd', country: code, roles: ['recipient'] }).success, code).toBe(false);
+    }
+    expect(licenceCreate.safeParse({ ...created, destination: 'GB' }).success).toBe(true);
   });
 });

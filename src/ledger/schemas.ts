@@ -4,6 +4,7 @@
  * for callers that do not come through HTTP.
  */
 import { z } from 'zod';
+import { isCountryCode } from '../core/countries.ts';
 import { limits } from '../core/limits.ts';
 import { denseRatesMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem, significantDigitsProblem } from '../policy/classification.ts';
 
@@ -33,7 +34,8 @@ export const tokenSecretPrefix = 'clt_';
  */
 export const id = z.string().min(1).max(limits.referenceLengthMax).regex(/^[A-Za-z0-9_-]+$/, 'must be an id such as L-7 or S-12 (letters, digits, - and _)')
   .refine((value) => !value.startsWith(tokenSecretPrefix), { message: "is a token's secret, not an id: treat it as leaked, and revoke its token" });
-export const country = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code such as CN');
+export const country = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code such as CN')
+  .refine(isCountryCode, { message: 'must be the ISO 3166-1 alpha-2 code of a country, such as CN (not a reserved or user-assigned code such as UK, EU or XX)' });
 export const units = z.number().int('must be a whole number').positive('must be at least 1').max(limits.unitsMax);
 /**
  * Instants and days from year 1 to 9999, in UTC. PostgreSQL has no year 0 (a date such as
