@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { isDomainError } from '../core/errors.ts';
-import { parseJsonBody } from './body.ts';
+import { limits } from '../core/limits.ts';
+import { jsonStructuresMax, parseJsonBody } from './body.ts';
 
 const parse = (text: string): unknown => parseJsonBody(Buffer.from(text, 'utf8'));
 
@@ -60,5 +61,16 @@ describe('a repeated member name', () => {
     expect(refusal('{"a":1,"a":').message).toMatch(/not valid JSON/);
     expect(refusal('{"__proto__":1,"__proto__":2}').message).toMatch(/appears twice/);
     expect(refusal('{"__proto__":1}').message).toMatch(/key named __proto__/);
+  });
+});
+
+describe('a body that opens too many objects and arrays', () => {
+  it('is refused before it is parsed, past jsonStructuresMax; a manifest of the most serials, one object each, is not', () => {
+    const objects = (count: number) => Buffer.from(`[${Array.from({ length: count }, () => '{}').join(',')}]`);
+    expect(() => parseJsonBody(objects(jsonStructuresMax))).toThrow(expect.objectContaining({ code: 'invalid_input', rule: 'json-structures' }));
+    const manifest = Buffer.from(JSON.stringify({ shipmentId: 'S-1', serials: Array.from({ length: limits.shipmentSerialsMax }, (_, index) => ({ serial: `SN-${index}`, gpuUuid: null })) }));
+    expect((parseJsonBody(manifest) as { serials: unknown[] }).serials).toHaveLength(limits.shipmentSerialsMax);
+    const arrays = Buffer.from(`${'['.repeat(jsonStructuresMax + 1)}${']'.repeat(jsonStructuresMax + 1)}`);
+    expect(() => parseJsonBody(arrays)).toThrow(expect.objectContaining({ rule: 'json-structures' }));
   });
 });

@@ -5,6 +5,7 @@
  * changed record).
  */
 import { DomainError } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
 import { cut } from '../core/text.ts';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
@@ -16,6 +17,7 @@ const mayNameProto = /__proto__|\\u/;
 /** An empty body is no body; anything else must be JSON. */
 export function parseJsonBody(body: Buffer): unknown {
   if (body.length === 0) return undefined;
+  refuseManyStructures(body);
   let text: string;
   try {
     text = strictUtf8.decode(body);
@@ -31,6 +33,33 @@ export function parseJsonBody(body: Buffer): unknown {
   refuseRepeatedNames(text);
   if (surrogateEscape.test(text) || mayNameProto.test(text)) assertCleanValue(value);
   return value;
+}
+
+/**
+ * Objects and arrays one JSON body may open. A manifest gives each of its serials as an object
+ * (with its GPU UUID), so twice the most serials a body carries leaves room for any real
+ * request. Past it, JSON.parse alone holds the event loop for seconds within the body bound:
+ * 24 MiB of `[{},{},…]` is 8 million objects, about 7 s on this project's machine.
+ */
+export const jsonStructuresMax = 2 * limits.shipmentSerialsMax;
+
+/**
+ * Refuses a body that opens more than jsonStructuresMax objects and arrays, before it is
+ * parsed. Counted as bytes, `{` and `[` inside strings too: a request's texts are short, so
+ * they never bring a real body near the bound, and the count stops at it (a few milliseconds).
+ */
+function refuseManyStructures(body: Buffer): void {
+  let opened = 0;
+  for (const byte of [openBrace, openBracket]) {
+    for (let at = body.indexOf(byte); at !== -1; at = body.indexOf(byte, at + 1)) {
+      opened += 1;
+      if (opened > jsonStructuresMax) {
+        throw new DomainError('invalid_input', `couldn't read the request body: it opens more than ${jsonStructuresMax.toLocaleString('en-US')} JSON objects and arrays (jsonStructuresMax); a manifest of the most serials opens about half as many`, {
+          rule: 'json-structures', details: { structuresMax: jsonStructuresMax },
+        });
+      }
+    }
+  }
 }
 
 /** Characters of a repeated name that a refusal quotes, cut by code point. */
