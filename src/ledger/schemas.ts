@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { isCountryCode } from '../core/countries.ts';
 import { limits } from '../core/limits.ts';
-import { denseRatesMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem, significantDigitsProblem } from '../policy/classification.ts';
+import { bitLengthMax, denseRatesMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem, significantDigitsProblem } from '../policy/classification.ts';
 
 /**
  * Text that is valid Unicode (no lone surrogates) and free of control characters, stored
@@ -79,7 +79,7 @@ const datasheetFigure = (schema: z.ZodNumber) =>
   });
 
 const denseTops = datasheetFigure(z.number().positive().max(1e7));
-const bitLength = z.number().int().positive().max(64);
+const bitLength = z.number().int().positive().max(bitLengthMax);
 
 /**
  * A datasheet gives a dense rate per precision (FP8, FP16, INT8…), and TPP is the highest

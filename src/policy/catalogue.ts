@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { normaliseText, textProblem } from '../core/text.ts';
-import { type Classification, type SingleRateDatasheet, agreesWithPublished, classifyAccelerator, dramBandwidthGbSMin, logicDieAreaMm2Min } from './classification.ts';
+import { type Classification, type SingleRateDatasheet, agreesWithPublished, bitLengthMax, classifyAccelerator, dramBandwidthGbSMin, logicDieAreaMm2Min } from './classification.ts';
 
 /** The copy shipped with the code. */
 export const defaultCataloguePath = fileURLToPath(new URL('./accelerators.csv', import.meta.url));
@@ -26,8 +26,6 @@ export const sharedCataloguePath = fileURLToPath(new URL('../../../shared/data/a
 export const catalogueRowsMax = 1_000;
 /** Longest cell (notes and sources are a sentence or two). */
 export const catalogueCellLengthMax = limits.textLengthMax;
-/** The widest arithmetic format a datasheet rate is given in (FP64); the product schema's bound too. */
-const bitLengthMaxOfFormats = 64;
 
 export interface AcceleratorProduct {
   model: string;
@@ -192,7 +190,7 @@ function productFromRecord(record: CsvRecord, indexOf: Record<Column, number>): 
   };
   const bits = (column: Column): number => {
     const value = cell(column);
-    if (!/^[1-9][0-9]?$/.test(value) || Number(value) > bitLengthMaxOfFormats) throw catalogueError(record.line, `column ${column}: ${JSON.stringify(value)} is not a bit length from 1 to ${bitLengthMaxOfFormats}`);
+    if (!/^[1-9][0-9]?$/.test(value) || Number(value) > bitLengthMax) throw catalogueError(record.line, `column ${column}: ${JSON.stringify(value)} is not a bit length from 1 to ${bitLengthMax}`);
     return Number(value);
   };
   const flag = (column: Column): boolean => {

@@ -199,7 +199,7 @@ describe('classifyAccelerator: input checks', () => {
     expect(caught).toMatchObject({
       code: 'invalid_input',
       message:
-        'couldn\'t classify "X1": dense TOPS must be a positive number, got 0; bit length must be a whole number from 1 to 256, got 8.5; ' +
+        'couldn\'t classify "X1": dense TOPS must be a positive number, got 0; bit length must be a whole number from 1 to 64, got 8.5; ' +
         'logic die area must be a number of mm², at least 1 (logicDieAreaMm2Min), got -1; DRAM bandwidth must be a number of GB/s, at least 1 (dramBandwidthGbSMin), got NaN',
     });
   });
@@ -281,7 +281,7 @@ describe('classifyAccelerator: input checks', () => {
   });
 
   it('refuses a rate whose TPP is beyond the range of a number, instead of returning Infinity', () => {
-    expect(() => classifyAccelerator(chip(1e308, 256, 800))).toThrow('dense TOPS × bit length is beyond the range of a number, got 1e+308 × 256');
+    expect(() => classifyAccelerator(chip(1e308, 64, 800))).toThrow('dense TOPS × bit length is beyond the range of a number, got 1e+308 × 64');
   });
 
   it('refuses an empty or oversized list of rates', () => {

@@ -56,8 +56,8 @@ const performanceDensityThresholds = [performanceDensityA2Min, performanceDensit
 
 /** More precisions than any datasheet lists; bounds the work on an API input. */
 export const denseRatesMax = 16;
-/** Bit lengths of real arithmetic formats are 1 to 64; anything above 256 is a typo. */
-export const bitLengthMax = 256;
+/** The widest arithmetic format a rate is given in (FP64): the datasheet check's bound, the product schema's and the catalogue's. */
+export const bitLengthMax = 64;
 /**
  * Smallest logic die area taken, in mm². No die that computes at these rates is smaller; a
  * figure below it is a unit slip (m² for mm²) or an unknown entered as a tiny number, and a
