@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { normaliseText, textProblem } from '../core/text.ts';
-import { type Classification, type SingleRateDatasheet, agreesWithPublished, bitLengthMax, classifyAccelerator, dramBandwidthGbSMin, logicDieAreaMm2Min } from './classification.ts';
+import { type Classification, type DenseRate, type SingleRateDatasheet, agreesWithPublished, bitLengthMax, classifyAccelerator, dramBandwidthGbSMin, logicDieAreaMm2Min, ratesGiveTpp } from './classification.ts';
 
 /** The copy shipped with the code. */
 export const defaultCataloguePath = fileURLToPath(new URL('./accelerators.csv', import.meta.url));
@@ -247,11 +247,20 @@ export function decisionOf(classification: Pick<Classification, 'eccn' | 'paragr
   return { eccn: classification.eccn, paragraph: classification.paragraph, chinaReview: classification.chinaPolicy.review };
 }
 
+/**
+ * How far above the catalogue's TPP a registration's highest rate may give, with the
+ * catalogue's rate among those given: a datasheet rounds each precision's figure on its own
+ * (H200 NVL's FP16 gives 0.03% more than its FP8), and nothing more than that rounding.
+ */
+export const catalogueTppRoundingMax = 0.001;
+
 /** What a registration gives, as the catalogue's figures are compared with it. */
 export interface RegisteredFigures {
   vendor: string;
   /** The single rate as given (denseTops with bitLength); undefined when denseRates were given. */
   rate: { denseTops: number; bitLength: number } | undefined;
+  /** Every rate given, in either form. */
+  rates: readonly DenseRate[];
   /** The TPP classifyAccelerator derived from the registration's rate or rates, and what it decided. */
   tpp: number;
   decision: Decision;
@@ -331,19 +340,23 @@ export function catalogueMismatch(listed: ListedAccelerator, given: RegisteredFi
   const { product } = listed;
   const sheet = product.datasheet;
   if (given.vendor !== product.vendor) return { field: 'vendor', statement: `vendor is not the catalogue's ${JSON.stringify(product.vendor)}` };
-  // A TPP below the catalogue's is refused: it is how a part would be classified out of
-  // control. One above it is taken when it decides the same (ECCN, paragraph, China's review):
-  // a datasheet rounds each precision's rate on its own, so its rates need not give one TPP
-  // (H200 NVL: FP8 1,670.5 × 8 = 13,364, FP16 835.5 × 16 = 13,368), and a registrant that
-  // gives them all is taken at the highest, as TPP is; an inflated figure that would move the
-  // part into more control than its datasheet puts it under is refused all the same.
+  // The registered TPP is the catalogue's. A datasheet rounds each precision's rate on its own,
+  // though, so its rates need not give one TPP (H200 NVL: FP8 1,670.5 × 8 = 13,364, FP16
+  // 835.5 × 16 = 13,368), and a registrant that gives them all is taken at the highest, as TPP
+  // is: one above the catalogue's is taken when the catalogue's rate is among those given, it
+  // is above by no more than such rounding (catalogueTppRoundingMax), and it decides the same
+  // (ECCN, paragraph, China's review). Anything else would give a known part figures of the
+  // registrant's own: lower ones to classify it out of control, higher ones to put it under more.
   const sameDecision = given.decision.eccn === listed.decision.eccn && given.decision.paragraph === listed.decision.paragraph && given.decision.chinaReview === listed.decision.chinaReview;
-  if (given.tpp < listed.tpp || (given.tpp > listed.tpp && !sameDecision)) {
+  const rounding = given.tpp > listed.tpp && ratesGiveTpp(given.rates, listed.tpp) && given.tpp - listed.tpp <= listed.tpp * catalogueTppRoundingMax;
+  if (given.tpp !== listed.tpp && !(rounding && sameDecision)) {
     const datasheetRate = `${sheet.denseTops} × ${sheet.bitLength}, TPP ${listed.tpp}`;
-    const decided = given.tpp > listed.tpp ? `, which decides ${given.decision.eccn} ${given.decision.paragraph} (China: ${given.decision.chinaReview}) where the datasheet decides ${listed.decision.eccn} ${listed.decision.paragraph} (China: ${listed.decision.chinaReview})` : '';
+    const why = given.tpp < listed.tpp ? ''
+      : !rounding ? `, above the datasheet's by more than its rounding (a higher TPP is taken only with the datasheet's rate among the rates given, and by at most ${catalogueTppRoundingMax * 100}% more)`
+      : `, which decides ${given.decision.eccn} ${given.decision.paragraph} (China: ${given.decision.chinaReview}) where the datasheet decides ${listed.decision.eccn} ${listed.decision.paragraph} (China: ${listed.decision.chinaReview})`;
     return given.rate === undefined
-      ? { field: 'denseRates', statement: `denseRates give TPP ${given.tpp} at most${decided}; the datasheet gives ${datasheetRate}` }
-      : { field: 'denseTops', statement: `denseTops × bitLength is ${given.rate.denseTops} × ${given.rate.bitLength}, TPP ${given.tpp}${decided}; the datasheet gives ${datasheetRate}` };
+      ? { field: 'denseRates', statement: `denseRates give TPP ${given.tpp} at most${why}; the datasheet gives ${datasheetRate}` }
+      : { field: 'denseTops', statement: `denseTops × bitLength is ${given.rate.denseTops} × ${given.rate.bitLength}, TPP ${given.tpp}${why}; the datasheet gives ${datasheetRate}` };
   }
   const figures: Array<[keyof RegisteredFigures, number | boolean | undefined, number | boolean]> = [
     ['logicDieAreaMm2', given.logicDieAreaMm2, sheet.logicDieAreaMm2],

@@ -300,6 +300,11 @@ function atLeastFinite(value: number, min: number): boolean {
   return typeof value === 'number' && Number.isFinite(value) && value >= min;
 }
 
+/** Whether one of the rates gives exactly this TPP (bit length × dense TOPS, compared exactly). */
+export function ratesGiveTpp(rates: readonly DenseRate[], tpp: number): boolean {
+  return rates.some((rate) => compare(multiply(exactDecimal(rate.denseTops), exactDecimal(rate.bitLength)), exactDecimal(tpp)) === 0);
+}
+
 function highestTpp(rates: readonly DenseRate[]): { rate: DenseRate; tpp: Rational } {
   let best: { rate: DenseRate; tpp: Rational } | undefined;
   for (const rate of rates) {

@@ -161,6 +161,7 @@ function checkCatalogueFigures(input: CommandInput<'product.register'>, classifi
   const mismatch = catalogueMismatch(found.listed, {
     vendor: input.vendor,
     rate: parameters.denseRates === undefined ? { denseTops: parameters.denseTops!, bitLength: parameters.bitLength! } : undefined,
+    rates: parameters.denseRates ?? [{ denseTops: parameters.denseTops!, bitLength: parameters.bitLength! }],
     tpp: classification.tpp,
     decision: decisionOf(classification),
     logicDieAreaMm2: parameters.logicDieAreaMm2,

@@ -134,7 +134,7 @@ describe('product.register of a model the accelerator catalogue lists', () => {
     expect(await productsNamed('H100 SXM')).toBe(0);
   });
 
-  it('takes a TPP above the datasheet\'s that decides the same, and refuses one that decides more', async () => {
+  it('takes a TPP above the datasheet\'s by its rounding alone, with the datasheet\'s rate given, and refuses any other', async () => {
     const { actors } = world;
     // H200 NVL's datasheet rounds each precision's rate: FP16 835.5 × 16 = 13,368 against the
     // catalogue's FP8 1,670.5 × 8 = 13,364. Given all its rates, it is taken at the highest.
@@ -143,11 +143,23 @@ describe('product.register of a model the accelerator catalogue lists', () => {
       parameters: { denseRates: [{ precision: 'FP8', denseTops: 1_670.5, bitLength: 8 }, { precision: 'FP16', denseTops: 835.5, bitLength: 16 }], logicDieAreaMm2: 814, dramBandwidthGbS: 4_800, memoryGb: 141, designedForDatacenter: true },
     }, actors.bis));
     expect(nvl).toMatchObject({ eccn: '3A090.a', tpp: 13_368 });
-    // H100 at 2,700 × 8 = 21,600 passes China's 21,000 case-by-case bound: more control than its datasheet's 15,832 puts it under.
-    expect(refusal(await register(h100With({ denseTops: 2_700 }), actors.mofcom))).toMatchObject({
-      code: 'invalid_input', rule: 'product-catalogue',
-      message: expect.stringContaining('denseTops × bitLength is 2700 × 8, TPP 21600, which decides 3A090.a 3A090.a.1 (China: presumption of denial) where the datasheet decides 3A090.a 3A090.a.1 (China: case-by-case); the datasheet gives 1979 × 8, TPP 15832'),
-    });
+    // Above it by more than rounding, or without the datasheet's own rate among the rates: refused,
+    // whether or not the figure would decide anything else (H100 at 20,992 stays 3A090.a.1 and
+    // case-by-case for China, but its record would not be its datasheet's).
+    const above = "above the datasheet's by more than its rounding (a higher TPP is taken only with the datasheet's rate among the rates given, and by at most 0.1% more)";
+    const h100Rates = (denseRates: Registration['parameters']['denseRates']) => h100With({ denseTops: undefined, bitLength: undefined, denseRates });
+    const cases: Array<[Registration, string]> = [
+      [h100With({ denseTops: 2_700 }), `denseTops × bitLength is 2700 × 8, TPP 21600, ${above}`],
+      [h100Rates([{ precision: 'FP16', denseTops: 1_312, bitLength: 16 }]), `denseRates give TPP 20992 at most, ${above}`],
+      [h100Rates([{ precision: 'FP8', denseTops: 1_979, bitLength: 8 }, { precision: 'FP16', denseTops: 1_312, bitLength: 16 }]), `denseRates give TPP 20992 at most, ${above}`],
+      [h100Rates([{ precision: 'FP16', denseTops: 989.6, bitLength: 16 }]), `denseRates give TPP 15833.6 at most, ${above}`],
+    ];
+    for (const [input, statement] of cases) {
+      expect(refusal(await register(input, actors.mofcom))).toMatchObject({
+        code: 'invalid_input', rule: 'product-catalogue',
+        message: `model "H100 SXM" is in the accelerator catalogue (line 3) and is registered with its datasheet figures: ${statement}; the datasheet gives 1979 × 8, TPP 15832`,
+      });
+    }
   });
 
   it('refuses a model that reads as a listed one, naming the listed model', async () => {
