@@ -49,9 +49,9 @@ export interface Actor {
 export const systemActor: Actor = { id: 'system', orgId: 'system', role: 'authority_admin' };
 
 /**
- * The refusal of a command whose token is not valid when the ledger applies it (revoked, or
- * no such token): word for word what the API answers at the door for a revoked token
- * (server/auth.ts), so a client sees one behaviour whichever check caught it.
+ * The refusal of a token that is not valid: at the API's door (server/auth.ts: malformed,
+ * unknown, revoked or a wrong secret) and when the ledger applies a command (revoked since,
+ * or no such token), in the same words, so a client sees one behaviour whichever check caught it.
  */
 export function tokenNotValid(): DomainError {
   return new DomainError('unauthenticated', 'the bearer token is not valid: it is malformed, unknown or revoked');

@@ -15,7 +15,7 @@
 import { limits } from '../core/limits.ts';
 import { hash as oneShotHash, timingSafeEqual } from 'node:crypto';
 import { DomainError } from '../core/errors.ts';
-import type { Actor } from '../ledger/permissions.ts';
+import { tokenNotValid, type Actor } from '../ledger/permissions.ts';
 import { findTokenCredential } from '../store/read-queries.ts';
 import type { Pool } from '../store/pool.ts';
 
@@ -76,14 +76,14 @@ export class TokenVerifier {
 
   private async lookup(secret: string, hash: Buffer): Promise<Actor> {
     const tokenId = secretPattern.exec(secret)?.[1];
-    if (tokenId === undefined) throw refused();
+    if (tokenId === undefined) throw tokenNotValid();
     let row;
     try {
       row = await findTokenCredential(this.pool, tokenId);
     } catch (error) {
       throw new DomainError('unavailable', "couldn't check the bearer token: the database did not answer", { cause: error });
     }
-    if (row === null || row.revoked_at !== null || row.secret_hash.length !== hash.length || !timingSafeEqual(row.secret_hash, hash)) throw refused();
+    if (row === null || row.revoked_at !== null || row.secret_hash.length !== hash.length || !timingSafeEqual(row.secret_hash, hash)) throw tokenNotValid();
     return { id: row.id, orgId: row.org_id, role: row.role };
   }
 
@@ -101,10 +101,7 @@ function bearerSecret(authorization: string | undefined): string {
     throw new DomainError('unauthenticated', 'this request needs a bearer token: send Authorization: Bearer <token>');
   }
   const match = /^Bearer +(\S+) *$/i.exec(authorization);
-  if (match === null || match[1]!.length > bearerLengthMax) throw refused();
+  if (match === null || match[1]!.length > bearerLengthMax) throw tokenNotValid();
   return match[1]!;
 }
 
-function refused(): DomainError {
-  return new DomainError('unauthenticated', 'the bearer token is not valid: it is malformed, unknown or revoked');
-}
