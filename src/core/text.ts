@@ -101,3 +101,19 @@ export function cut(text: string, lengthMax: number): string {
   }
   return kept;
 }
+
+/**
+ * A field's path in a request body as a refusal quotes it: its steps joined with dots
+ * ("parties.1.organisationId"), "(body)" for the body itself, cut to `lengthMax` code points.
+ * Joined only as far as that: a path may be thousands of steps deep (the depth is the
+ * client's choice), and past twice the bound in UTF-16 code units it is past it in code points.
+ */
+export function quotedFieldPath(steps: readonly string[], lengthMax: number): string {
+  if (steps.length === 0) return '(body)';
+  let joined = '';
+  for (const [depth, step] of steps.entries()) {
+    joined += `${depth === 0 ? '' : '.'}${cut(step, lengthMax)}`;
+    if (joined.length > 2 * lengthMax) break;
+  }
+  return cut(joined, lengthMax);
+}

@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { DomainError, isDomainError } from '../core/errors.ts';
-import { cut } from '../core/text.ts';
+import { cut, quotedFieldPath } from '../core/text.ts';
 import { headMovedCode } from '../store/ledger-tables.ts';
 import { networkErrorCodes } from '../store/pool.ts';
 
@@ -40,21 +40,7 @@ export function invalidInput(kind: string, issues: ReadonlyArray<SchemaIssue>): 
 /** A field as a refusal lists it: its path ("(body)" for the body itself) and what is wrong, each cut to quotedFieldLengthMax. */
 function fieldOf(issue: SchemaIssue): { path: string; message: string } {
   const message = issue.code === 'unrecognized_keys' && issue.keys !== undefined ? unrecognizedKeysMessage(issue.keys) : issue.message;
-  return { path: cut(pathOf(issue.path), quotedFieldLengthMax), message: cut(message, quotedFieldLengthMax) };
-}
-
-/**
- * The path joined with dots, as far as a refusal quotes it (a path may be 10,000 steps deep):
- * past twice the bound in UTF-16 code units is past it in code points, so cut() marks it.
- */
-function pathOf(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return '(body)';
-  let joined = '';
-  for (const [depth, step] of path.entries()) {
-    joined += `${depth === 0 ? '' : '.'}${cut(String(step), quotedFieldLengthMax)}`;
-    if (joined.length > 2 * quotedFieldLengthMax) break;
-  }
-  return joined;
+  return { path: quotedFieldPath(issue.path.map(String), quotedFieldLengthMax), message: cut(message, quotedFieldLengthMax) };
 }
 
 /** zod's words for unknown keys, naming the first few, each cut: zod's own message names them all, whole. */

@@ -6,7 +6,7 @@
  */
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
-import { cut } from '../core/text.ts';
+import { cut, quotedFieldPath } from '../core/text.ts';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 /** A \uD800-\uDFFF escape: the only way JSON text can carry a lone surrogate. */
@@ -163,26 +163,13 @@ function nameBetween(text: string, start: number, end: number): string {
 
 function repeatedName(name: string, open: readonly OpenValue[]): DomainError {
   const key = cut(name, quotedNameLengthMax);
-  const at = cut(placeOf(open), quotedPlaceLengthMax);
+  // The innermost open object's path, as a field's ("parties.1"), or "(body)".
+  const at = quotedFieldPath(open.slice(0, -1).map((outer) => (outer.object ? outer.name : String(outer.index))), quotedPlaceLengthMax);
   return new DomainError('invalid_input', `couldn't read the request body: the name ${JSON.stringify(key)} appears twice in the object at ${at}; JSON with a repeated name (RFC 7493 §2.3) is read differently by different readers, so it is refused`, {
     rule: 'json', details: { key, at },
   });
 }
 
-/**
- * The path of the innermost open object, written as a field's path ("parties.1"), or
- * "(body)"; built only as far as a refusal quotes it: past twice the bound in UTF-16 code
- * units is past it in code points, so cut() marks it.
- */
-function placeOf(open: readonly OpenValue[]): string {
-  if (open.length === 1) return '(body)';
-  let joined = '';
-  for (const [depth, outer] of open.slice(0, -1).entries()) {
-    joined += `${depth === 0 ? '' : '.'}${outer.object ? cut(outer.name, quotedPlaceLengthMax) : String(outer.index)}`;
-    if (joined.length > 2 * quotedPlaceLengthMax) break;
-  }
-  return joined;
-}
 
 /**
  * Walks the value without recursion (depth is the client's choice) and refuses lone
