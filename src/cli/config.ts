@@ -11,6 +11,7 @@ import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
 import { fetchBlockedPorts } from './fetch.ts';
+import { Failure } from './output.ts';
 import { formatKeyId, parseCosignatureVerifierKey, parseSignerKey } from '../tlog/index.ts';
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -224,6 +225,17 @@ export function dataDirWriteProblem(dataDir: string, error: unknown): string | u
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (typeof code !== 'string' || !Object.hasOwn(unwritableDataDirReasons, code)) return undefined;
   return `CHIPLEDGER_DATA_DIR: cannot write ${dataDir}: ${unwritableDataDirReasons[code]} (${code}); choose a folder this user can write, or let it write this one`;
+}
+
+/** Runs a write in the data dir; a folder this user cannot write is a Failure in one line, exit 2 (dataDirWriteProblem). */
+export function writingInDataDir<T>(dataDir: string, write: () => T): T {
+  try {
+    return write();
+  } catch (error) {
+    const unwritable = dataDirWriteProblem(dataDir, error);
+    if (unwritable !== undefined) throw new Failure(unwritable, 2);
+    throw error;
+  }
 }
 
 function notAFolderOnTheWay(path: string): string | undefined {

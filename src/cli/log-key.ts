@@ -10,7 +10,7 @@
 import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
-import { dataDirWriteProblem, type Config } from './config.ts';
+import { writingInDataDir, type Config } from './config.ts';
 import { Failure, type Output } from './output.ts';
 
 /** The demo log's origin (and key name). */
@@ -57,15 +57,10 @@ export function demoSignerKey(config: Config, output: Output): string {
   const file = join(config.dataDir, 'demo-log-signer.key');
   if (!existsSync(file)) {
     const key = generateSignerKey(demoLogOrigin);
-    try {
+    writingInDataDir(config.dataDir, () => {
       mkdirSync(config.dataDir, { recursive: true });
       writeFileSync(file, `${key.signerKey}\n`, { mode: 0o600, flag: 'wx' });
-    } catch (error) {
-      // A folder this user cannot write is the data dir's problem, said as such (exit 2).
-      const unwritable = dataDirWriteProblem(config.dataDir, error);
-      if (unwritable !== undefined) throw new Failure(unwritable, 2);
-      throw error;
-    }
+    });
     output.err(`chipledger: made a DEMO log signing key in ${file} (verifier key ${key.verifierKey}); a real deployment sets CHIPLEDGER_LOG_KEY_FILE`);
   }
   return readKeyFile(file);

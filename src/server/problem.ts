@@ -95,15 +95,14 @@ export function httpOnlyProblem(code: HttpOnlyCode, detail: string, instance?: s
 
 /** The plain 500: nothing of the error's internals reaches the client. */
 export function internalProblem(instance?: string): Problem {
-  return {
+  return withoutSecretsIn({
     type: `${problemTypeBase}internal`,
     title: problemCodes.internal.title,
     status: 500,
     detail: 'the server failed to answer this request; the failure was logged',
     code: 'internal',
-    // The request's URL, less any token secret pasted into it (a secret given where a token id goes).
-    ...(instance === undefined ? {} : { instance: withoutSecrets(instance) }),
-  };
+    ...(instance === undefined ? {} : { instance }),
+  });
 }
 
 /**
