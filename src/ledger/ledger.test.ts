@@ -1,19 +1,15 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { buildWorld, expectOk, type World } from '../../test/world.ts';
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../test/database.ts';
+import { worldPerFile, expectOk, type World } from '../../test/world.ts';
 import { systemActor } from './permissions.ts';
 
 let database: TestDatabase;
 let world: World;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  world = await buildWorld(database.pool);
-});
-afterAll(async () => {
-  await world?.ledger.close();
-  await database?.drop();
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
 });
 
 const serials = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(6, '0')}`);

@@ -3,10 +3,10 @@
  * the ledger checks every command's token as it applies it (batch-apply.ts), whatever the
  * API's token cache still believes, and on every server process.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createPool, type Pool } from '../store/pool.ts';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { buildWorld, expectOk, type World } from '../../test/world.ts';
+import type { TestDatabase } from '../../test/database.ts';
+import { worldPerFile, expectOk, type World } from '../../test/world.ts';
 import { Ledger, type Answer } from './ledger.ts';
 import { batchKeys, type Pending } from './batch-apply.ts';
 import { systemActor, type Actor } from './permissions.ts';
@@ -14,13 +14,9 @@ import { systemActor, type Actor } from './permissions.ts';
 let database: TestDatabase;
 let world: World;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  world = await buildWorld(database.pool);
-});
-afterAll(async () => {
-  await world?.ledger.close();
-  await database?.drop();
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
 });
 
 const site = (name: string) => ({ name, province: 'Hebei', city: 'Langfang', latitude: 39.5, longitude: 116.7, capacityUnits: 10 });

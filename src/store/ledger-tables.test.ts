@@ -1,18 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { buildWorld, type World } from '../../test/world.ts';
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../test/database.ts';
+import { worldPerFile, type World } from '../../test/world.ts';
 import { emptyKeys, headMovedCode, loadBatchState, openAtHeadSql, type LogHead } from './ledger-tables.ts';
 
 let database: TestDatabase;
 let world: World;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  world = await buildWorld(database.pool);
-});
-afterAll(async () => {
-  await world?.ledger.close();
-  await database?.drop();
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
 });
 
 async function loadSerials(serials: string[]) {

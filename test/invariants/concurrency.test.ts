@@ -7,10 +7,10 @@
  * one shipment, and the database's own re-check finds nothing.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Answer } from '../../src/ledger/ledger.ts';
-import { createTestDatabase, type TestDatabase } from '../database.ts';
-import { buildWorld, type World } from '../world.ts';
+import type { TestDatabase } from '../database.ts';
+import { worldPerFile, type World } from '../world.ts';
 import { answerWithin } from '../support/answers.ts';
 import { checkEventsGapless, checkNoOverAllocation } from '../support/checks.ts';
 import { seededRandom } from '../support/random.ts';
@@ -23,14 +23,10 @@ const loadTimeMs = 40_000;
 let database: TestDatabase;
 let world: World;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  world = await buildWorld(database.pool, { licenceUnits: 2_400, allocationUnits: 600 });
-});
-afterAll(async () => {
-  await world?.ledger.close();
-  await database?.drop();
-});
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
+}, { licenceUnits: 2_400, allocationUnits: 600 });
 
 interface Booking {
   shipmentId: string;
