@@ -110,17 +110,34 @@ export async function beginBatch(client: PoolClient, keys: Array<{ scope: string
 }
 
 /**
- * The bounds of every transaction that takes the head lock, as SET LOCAL statements to send
- * before it in the same text (no round trip of their own): how long it waits for the lock
- * (`lockWaitMs`), and how long it may then sit idle between statements while holding it
- * (limits.headLockIdleMsMax). Past the second, PostgreSQL ends the session (SQLSTATE
- * 25P03), which rolls the transaction back and frees the lock for the other writers: a
- * writer frozen holding it (a GC pause, SIGSTOP, a partition) stops them only that long.
- * Crash note: the frozen writer's batch is then gone whole; it finds its connection closed
- * when it wakes and answers its callers 'unavailable' (refusals.ts), to retry with their keys.
+ * How long one statement of a ledger transaction may run: our own bound, not the role's or
+ * the database's. A managed PostgreSQL often sets a short statement_timeout for every
+ * session, and a 100,000-serial manifest's COPY (about a second here) would then fail on
+ * every retry, each answered 503 "retry". A hundred times that COPY, still an end.
+ */
+export const ledgerStatementMsMax = 120_000;
+
+/**
+ * The bounds and settings of every transaction that takes the head lock, sent before it in
+ * the same text (no round trip of their own):
+ * - how long it waits for the lock (`lockWaitMs`), and how long it may then sit idle between
+ *   statements while holding it (limits.headLockIdleMsMax). Past the second, PostgreSQL ends
+ *   the session (SQLSTATE 25P03), which rolls the transaction back and frees the lock for the
+ *   other writers: a writer frozen holding it (a GC pause, SIGSTOP, a partition) stops them
+ *   only that long. Crash note: the frozen writer's batch is then gone whole; it finds its
+ *   connection closed when it wakes and answers its callers 'unavailable' (refusals.ts), to
+ *   retry with their keys.
+ * - how long each statement may run (ledgerStatementMsMax).
+ * - synchronous_commit at least 'local': a batch is answered once its COMMIT returns, and
+ *   with synchronous_commit off (a database or role setting) that return comes before the
+ *   WAL is on disk, so a PostgreSQL crash lost acknowledged commands and handed their ids
+ *   out again. Raised only where it is off, as checkpoint signing does (tlog-tables.ts); a
+ *   stronger setting (a synchronous standby) is the operator's and stays.
  */
 function headLockBoundsSql(lockWaitMs: number): string {
-  return `${waitBoundsSql(lockWaitMs, 'locks')}; SET LOCAL idle_in_transaction_session_timeout = ${limits.headLockIdleMsMax}`;
+  return `${waitBoundsSql(lockWaitMs, 'locks')}; SET LOCAL idle_in_transaction_session_timeout = ${limits.headLockIdleMsMax}; `
+    + `SET LOCAL statement_timeout = ${ledgerStatementMsMax}; `
+    + "SELECT set_config('synchronous_commit', 'local', true) WHERE current_setting('synchronous_commit') = 'off'";
 }
 
 /** A head about to be written into SQL text: a safe integer size and a 32-byte root, or a bug. */
