@@ -7,13 +7,13 @@ import { Ledger, type Violation } from '../ledger/ledger.ts';
 import { checkLogOnStart, LogCheckError } from '../ledger/log-check.ts';
 import { TransparencyLog } from '../ledger/transparency-log.ts';
 import { systemActor } from '../ledger/permissions.ts';
-import { role as roleSchema, tokenSecretPrefix } from '../ledger/schemas.ts';
+import { organisationRegister, role as roleSchema, tokenSecretPrefix, type CommandRequest } from '../ledger/schemas.ts';
 import { migrate } from '../store/migrate.ts';
 import { createDemoTokens, loadDemo, type DemoToken } from '../demo/load.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { printDemoTokens } from './demo-tokens.ts';
-import { Failure, type Output } from './output.ts';
+import { Failure, printable, printableJson, type Output } from './output.ts';
 import { renderTable } from './table.ts';
 
 /** Admin commands run a handful of statements at a time. */
@@ -64,6 +64,92 @@ export async function demoCommand(config: Config, output: Output): Promise<numbe
     return 0;
   });
 }
+
+export interface OrganisationRegisterOptions {
+  name: string;
+  nameRomanised?: string;
+  country: string;
+  /** Comma-separated, as typed: authority,exporter. */
+  roles: string;
+  uscc?: string;
+  /** Each KIND=VALUE, as typed (--identifier is repeatable). */
+  identifier?: string[];
+  address?: string;
+  json?: boolean;
+}
+
+/**
+ * Registers an organisation as the system actor: the one way to make the first organisation of
+ * a deployment (the authority, whose admin token then registers the rest through the API), and
+ * the operator's way to add any other. Options that the command's schema refuses are a usage
+ * error (exit 2), said before the database is opened; the ledger's refusals (a Chinese
+ * organisation without a valid Unified Social Credit Code) exit 1 with their rule.
+ */
+export async function organisationRegisterCommand(config: Config, options: OrganisationRegisterOptions, output: Output): Promise<number> {
+  const input = organisationRequest(options);
+  return withLedger(config, 'organisation', async (ledger) => {
+    const answer = await ledger.submit('organisation.register', input, systemActor);
+    if (!answer.ok) throw new Failure(`couldn't register the organisation ${printable(input.name)} (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
+    const organisationId = String(answer.body.organisationId);
+    if (options.json === true) {
+      output.out(printableJson(answer.body));
+      return 0;
+    }
+    // The id alone on stdout, so that ORG=$(chipledger organisation register …) works.
+    output.err(`registered ${printable(input.name)} (${input.country}; ${input.roles.join(', ')}) as:`);
+    output.out(organisationId);
+    const role = input.roles.includes('authority') ? 'authority_admin' : input.roles[0]!;
+    output.err(`next: chipledger token create --org ${organisationId} --role ${role} --label "…" makes a token for it`);
+    return 0;
+  });
+}
+
+const organisationRoles = organisationRegister.shape.roles.unwrap().options;
+type OrganisationRole = (typeof organisationRoles)[number];
+const isOrganisationRole = (role: string): role is OrganisationRole => (organisationRoles as readonly string[]).includes(role);
+
+/** The command's input from the options, or a usage error naming the option to correct. */
+function organisationRequest(options: OrganisationRegisterOptions): CommandRequest<'organisation.register'> & { roles: OrganisationRole[] } {
+  const usage = (message: string) => new Failure(message, 2);
+  const roles: OrganisationRole[] = [];
+  for (const role of options.roles.split(',').map((typed) => typed.trim())) {
+    if (!isOrganisationRole(role)) throw usage(`--roles must be one or more of ${organisationRoles.join(', ')}, separated by commas; got ${JSON.stringify(role)} in ${JSON.stringify(options.roles)}`);
+    roles.push(role);
+  }
+  // A Map, then fromEntries: a kind such as __proto__ stays an identifier, not the object's prototype.
+  const identifiers = new Map<string, string>();
+  for (const pair of options.identifier ?? []) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw usage(`--identifier must be KIND=VALUE, such as lei=5493001KJTIIGC8Y1R12; got ${JSON.stringify(pair)}`);
+    const kind = pair.slice(0, at);
+    if (!/^[a-z_]{1,32}$/.test(kind)) throw usage(`--identifier ${JSON.stringify(kind)}: a kind is 1 to 32 lower-case letters and _, such as lei`);
+    if (identifiers.has(kind)) throw usage(`--identifier ${kind} is given twice`);
+    identifiers.set(kind, pair.slice(at + 1));
+  }
+  if (options.uscc !== undefined) {
+    if (identifiers.has('uscc')) throw usage('give the Unified Social Credit Code once: --uscc or --identifier uscc=…, not both');
+    identifiers.set('uscc', options.uscc);
+  }
+  const request = {
+    name: options.name,
+    ...(options.nameRomanised === undefined ? {} : { nameRomanised: options.nameRomanised }),
+    country: options.country,
+    roles,
+    identifiers: Object.fromEntries(identifiers),
+    ...(options.address === undefined ? {} : { address: options.address }),
+  };
+  const parsed = organisationRegister.safeParse(request);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const [field, kind] = issue.path.map(String);
+    const option = field === 'identifiers' ? (kind === 'uscc' && options.uscc !== undefined ? '--uscc' : `--identifier ${kind ?? ''}`) : optionOfField[field ?? ''] ?? field;
+    throw usage(`${option} ${issue.message}`);
+  }
+  return request;
+}
+
+/** The option that carries each field of organisation.register. */
+const optionOfField: Readonly<Record<string, string>> = { name: '--name', nameRomanised: '--name-romanised', country: '--country', roles: '--roles', address: '--address' };
 
 export interface TokenCreateOptions {
   org: string;

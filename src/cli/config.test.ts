@@ -184,7 +184,7 @@ describe('apiToken', () => {
   it('explains how to get a token when there is none', () => {
     const result = readConfig({}, {}, cwd);
     if (!result.ok) expect.fail('defaults must be valid');
-    expect(apiToken(result.config)).toEqual({ ok: false, problem: expect.stringMatching(/CHIPLEDGER_TOKEN is not set.*token create/) });
+    expect(apiToken(result.config)).toEqual({ ok: false, problem: expect.stringMatching(/CHIPLEDGER_TOKEN is not set.*token create.*organisation register/) });
   });
 });
 

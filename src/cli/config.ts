@@ -145,7 +145,7 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
 /** Client commands need a token; this is the one place that says so. */
 export function apiToken(config: Config): { ok: true; token: string } | { ok: false; problem: string } {
   if (config.api.token === undefined) {
-    return { ok: false, problem: 'CHIPLEDGER_TOKEN is not set: client commands need a bearer token (clt_...); `chipledger token create` or `chipledger demo` prints one' };
+    return { ok: false, problem: 'CHIPLEDGER_TOKEN is not set: client commands need a bearer token (clt_...); `chipledger token create --org ORG --role ROLE --label L` prints one (on a new deployment, register the first organisation with `chipledger organisation register` first: README, "Setting up a production deployment"), or `chipledger demo` for the demo' };
   }
   return { ok: true, token: config.api.token };
 }

@@ -58,10 +58,13 @@ function urlWith(change: (url: URL) => void): string {
   return url.toString();
 }
 
-/** A server that answers every connection as PostgreSQL does while it starts: FATAL 57P03. */
-async function startingPostgres(): Promise<{ port: number; server: Server }> {
+/**
+ * A server that refuses every connection as PostgreSQL does, with FATAL `code`: 57P03 while it
+ * starts, 53300 when every connection slot is taken.
+ */
+async function refusingPostgres(code: string, message: string): Promise<{ port: number; server: Server }> {
   const field = (type: string, value: string) => Buffer.from(`${type}${value}\0`, 'utf8');
-  const body = Buffer.concat([field('S', 'FATAL'), field('V', 'FATAL'), field('C', '57P03'), field('M', 'the database system is starting up'), Buffer.from([0])]);
+  const body = Buffer.concat([field('S', 'FATAL'), field('V', 'FATAL'), field('C', code), field('M', message), Buffer.from([0])]);
   const head = Buffer.alloc(5);
   head.write('E', 0);
   head.writeInt32BE(body.length + 4, 1);
@@ -103,12 +106,36 @@ describe('operating errors of admin commands', () => {
     const missing = expectOperatingError(await run(['migrate'], { DATABASE_URL: urlWith((url) => (url.pathname = '/no_such_database')) }), new URL(database.url).password);
     expect(missing).toMatch(/: database "no_such_database" does not exist \(3D000\); create the database \(createdb\) or correct its name$/);
 
-    const { port, server } = await startingPostgres();
+    const { port, server } = await refusingPostgres('57P03', 'the database system is starting up');
     try {
       const starting = expectOperatingError(await run(['migrate'], { DATABASE_URL: `postgres://ledger:${password}@127.0.0.1:${port}/chipledger` }));
       expect(starting).toBe(`chipledger: couldn't connect to the PostgreSQL of DATABASE_URL (postgres://ledger@127.0.0.1:${port}/chipledger): the database system is starting up (57P03); try again in a moment`);
     } finally {
       server.close();
+    }
+  });
+
+  it('every connection slot taken (53300): what to free or raise', async () => {
+    const { port, server } = await refusingPostgres('53300', 'sorry, too many clients already');
+    try {
+      const full = expectOperatingError(await run(['check'], { DATABASE_URL: `postgres://ledger:${password}@127.0.0.1:${port}/chipledger` }));
+      expect(full).toBe(`chipledger: couldn't connect to the PostgreSQL of DATABASE_URL (postgres://ledger@127.0.0.1:${port}/chipledger): sorry, too many clients already (53300); every connection slot is taken: end an idle client, or raise max_connections`);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("a statement cut off by the database's statement_timeout (57014)", async () => {
+    // migrate waits for the migration lock, which this test holds, until statement_timeout ends it.
+    const holder = await database.pool.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(7201964011)');
+      const url = urlWith((url) => url.searchParams.set('options', '-c statement_timeout=200'));
+      const where = withoutPassword(url);
+      const message = expectOperatingError(await run(['migrate'], { DATABASE_URL: url }), new URL(database.url).password);
+      expect(message).toBe(`chipledger: the database is not answering: canceling statement due to statement timeout (57014), at the PostgreSQL of DATABASE_URL (${where}); a statement ran past the database's statement_timeout: raise it for chipledger's database or user, or try again when the database is less busy`);
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock(7201964011)').finally(() => holder.release());
     }
   });
 
@@ -190,6 +217,21 @@ describe('reportFailure', () => {
     const key = recorder();
     expect(reportFailure(new LogKeyError('this log is signed by a+1+x, not by the configured key b+2+y; to rotate to the new key, also configure the current one'), key.output)).toBe(1);
     expect(key.err).toEqual(['chipledger: this log is signed by a+1+x, not by the configured key b+2+y; to rotate to the new key, also configure the current one']);
+  });
+
+  it('says a database that stops answering mid-command in one line, whatever pg calls it', () => {
+    const said = (error: Error) => {
+      const recorded = recorder();
+      expect(reportFailure(error, recorded.output)).toBe(1);
+      expect(recorded.err).toHaveLength(1);
+      return recorded.err[0];
+    };
+    expect(said(new Error('Connection terminated unexpectedly'))).toBe('chipledger: the database is not answering: Connection terminated unexpectedly, at PostgreSQL; try again once it answers');
+    expect(said(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })))
+      .toBe('chipledger: the database is not answering: terminating connection due to administrator command (57P01), at PostgreSQL; try again once it answers');
+    // An operator's cancel is no outage, but no bug either: the command can simply run again.
+    expect(said(Object.assign(new Error('canceling statement due to user request'), { code: '57014' })))
+      .toBe('chipledger: the database cancelled a statement: canceling statement due to user request (57014), at PostgreSQL; someone cancelled it (pg_cancel_backend): run the command again');
   });
 
   it('an ENOENT that is not a DATABASE_URL ssl file is no connection error', () => {

@@ -3,12 +3,15 @@
  * turns failures into messages and exit codes (0 ok, 1 refused or failed, 2 usage or
  * configuration). Configuration is read and checked, with the command's flags, before any command runs.
  *
- * Operating errors (a database that cannot be reached, a schema from a newer chipledger, a
- * transparency log that fails its start-up check) are said in one paragraph without a stack;
- * anything else is a bug and is printed with its stack. No message ever holds a password.
+ * Operating errors (a database that cannot be reached or stops answering, a schema from a newer
+ * chipledger, a transparency log that fails its start-up check) are said in one paragraph
+ * without a stack; anything else is a bug and is printed with its stack. No message ever holds
+ * a password.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { checkCommand, demoCommand, migrateCommand, tokenCreateCommand, tokenRevokeCommand } from './admin.ts';
+import {
+  checkCommand, demoCommand, migrateCommand, organisationRegisterCommand, tokenCreateCommand, tokenRevokeCommand, type OrganisationRegisterOptions,
+} from './admin.ts';
 import {
   bookCommand, clientFor, columns, deployCommand, listCommand, manifestImportCommand, showCommand, transitionCommand, utilisationCommand,
   type BookOptions, type ChangeOptions, type ListOptions,
@@ -19,6 +22,7 @@ import { DemoLoadError } from '../demo/load.ts';
 import { LogCheckError } from '../ledger/log-check.ts';
 import { LogKeyError } from '../ledger/log-keys.ts';
 import { MigrationRefused } from '../store/migrate.ts';
+import { isDatabaseUnavailable } from '../store/pool.ts';
 import { ApiError, NetworkError, UnexpectedAnswerError, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
 import { Failure, processOutput, type Output } from './output.ts';
 import { serve } from './serve.ts';
@@ -73,6 +77,17 @@ function buildProgram(config: (flags?: ConfigFlags) => Config, run: Runner, outp
     .action(run(async () => demoCommand(config(), output)));
   program.command('migrate').description('apply database migrations (serve also does this at start)')
     .action(run(async () => migrateCommand(config(), output)));
+  const organisation = program.command('organisation').description('manage organisations (admin: direct database access)');
+  organisation.command('register').description("register an organisation as the operator (the first one of a deployment: its authority); prints the new organisation's id")
+    .requiredOption('--name <name>', 'its name in the original script, e.g. 中华人民共和国商务部')
+    .option('--name-romanised <name>', 'its name romanised, e.g. "Ministry of Commerce of the PRC"')
+    .requiredOption('--country <code>', 'ISO 3166-1 alpha-2 code of its country, e.g. CN')
+    .requiredOption('--roles <roles>', 'what it is, comma-separated: authority, exporter, recipient, auditor')
+    .option('--uscc <code>', 'its Unified Social Credit Code (required in CN)')
+    .option('--identifier <kind=value>', 'another identifier, e.g. lei=5493001KJTIIGC8Y1R12 (repeatable)', (value: string, previous: string[] | undefined) => [...(previous ?? []), value])
+    .option('--address <text>', 'its address')
+    .option('--json', "print the ledger's answer as JSON")
+    .action(run(async (options: OrganisationRegisterOptions) => organisationRegisterCommand(config(), options, output)));
   const token = program.command('token').description('manage API tokens (admin: direct database access)');
   token.command('create').description('create a token bound to an organisation and a role; prints the secret once')
     .requiredOption('--org <id>', 'organisation id, e.g. ORG-3')
@@ -204,6 +219,7 @@ const serverConnectionProblems: Readonly<Record<string, string>> = {
   '28000': "check the user and the server's access rules (pg_hba.conf)",
   '3D000': 'create the database (createdb) or correct its name',
   '57P03': 'try again in a moment',
+  '53300': 'every connection slot is taken: end an idle client, or raise max_connections',
 };
 /** What pg-pool and pg say, without a code, when connectionTimeoutMillis runs out. */
 const connectTimeoutMessages = new Set(['timeout exceeded when trying to connect', 'Connection terminated due to connection timeout']);
@@ -227,7 +243,7 @@ function describeConnectionError(error: unknown, config: Config | undefined): st
   if (code === 'ENOENT' && (error as NodeJS.ErrnoException).syscall === 'connect') {
     return `couldn't connect to ${where}: there is no PostgreSQL socket at ${String((error as { address?: unknown }).address ?? 'the socket path')} (ENOENT); is PostgreSQL running there?`;
   }
-  if (code === undefined) return undefined;
+  if (code === undefined) return describeUnansweredStatement(error, code, where);
   if (Object.hasOwn(systemConnectionProblems, code)) {
     const host = (error as { hostname?: unknown }).hostname;
     const problem = code === 'ENOTFOUND' && typeof host === 'string' ? `the host name ${host} is not known; check the host` : systemConnectionProblems[code];
@@ -235,6 +251,22 @@ function describeConnectionError(error: unknown, config: Config | undefined): st
   }
   // PostgreSQL's own words name the user or the database, never the password.
   if (Object.hasOwn(serverConnectionProblems, code)) return `couldn't connect to ${where}: ${error.message} (${code}); ${serverConnectionProblems[code]}`;
+  return describeUnansweredStatement(error, code, where);
+}
+
+/**
+ * A database that stopped answering once connected (cut off, shutting down, a statement over
+ * its statement_timeout), or a statement an operator cancelled: operating errors that the
+ * command can simply be run again after, said in one line. isDatabaseUnavailable is the
+ * server's own test for its 503, so the CLI and the API agree on what "not answering" is.
+ */
+function describeUnansweredStatement(error: Error, code: string | undefined, where: string): string | undefined {
+  const said = `${error.message}${code === undefined ? '' : ` (${code})`}, at ${where}`;
+  if (code === '57014' && error.message.includes('statement timeout')) {
+    return `the database is not answering: ${said}; a statement ran past the database's statement_timeout: raise it for chipledger's database or user, or try again when the database is less busy`;
+  }
+  if (isDatabaseUnavailable(error)) return `the database is not answering: ${said}; try again once it answers`;
+  if (code === '57014') return `the database cancelled a statement: ${said}; someone cancelled it (pg_cancel_backend): run the command again`;
   return undefined;
 }
 

@@ -14,7 +14,7 @@ import {
 } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { Failure, type Output } from '../output.ts';
-import { monitorCommand, monitorIntervalMsMax, monitorUnprovenRoundsMax, proveCommand, verifyCommand, witnessCommand, type LogCommandDeps } from './commands.ts';
+import { keygenCommand, monitorCommand, monitorIntervalMsMax, monitorUnprovenRoundsMax, proveCommand, verifyCommand, witnessCommand, type LogCommandDeps } from './commands.ts';
 import { logResponseBytesMax } from './client.ts';
 import { readState, savedFrom, writeState } from './state.ts';
 import { failureOf } from '../../../test/support/failure.ts';
@@ -360,6 +360,19 @@ describe('text a log serves', () => {
     const lines = [...verified.err, failure.message, witnessed.message, proved.message];
     expect(lines.filter((line) => line.includes('not a JSON object'))).toHaveLength(3);
     for (const line of lines) expect(line).not.toMatch(unprintable);
+  });
+});
+
+describe('log keygen', () => {
+  it("refuses an origin that cannot name a key as a usage error (exit 2), saying what one is, and writes nothing", async () => {
+    const refused = [['log', 'bad origin', '--origin'], ['log', '', '--origin'], ['log', 'a+x', '--origin'], ['witness', 'witness\u00a0example', '--name']] as const;
+    for (const [index, [kind, origin, option]] of refused.entries()) {
+      const out = file(`refused-${index}.key`);
+      const failure = await failureOf(keygenCommand({ origin, out }, kind, deps(globalThis.fetch)));
+      expect(failure.exitCode).toBe(2);
+      expect(failure.message).toBe(`chipledger: ${option} must name the key in signed notes: not empty, without spaces, '+' or control characters, such as ${kind === 'log' ? 'chipledger.example/log' : 'witness.example.org'}; got ${JSON.stringify(origin)}`);
+      expect(existsSync(out)).toBe(false);
+    }
   });
 });
 

@@ -9,9 +9,9 @@
  */
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { generateCosignerKey, generateSignerKey } from '../../tlog/index.ts';
+import { generateCosignerKey, generateSignerKey, isValidKeyName } from '../../tlog/index.ts';
 import { Failure, printable } from '../output.ts';
-import { clientOf, defaultDeps, guard, keysFollowed, progressSink, startingKey, verifierOf, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
+import { clientOf, defaultDeps, guard, keysFollowed, progressSink, startingKey, usage, verifierOf, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
 import { monitorCommand, monitorIntervalMsDefault, type MonitorOptions } from './monitor-command.ts';
 import { proveCommand } from './prove-command.ts';
 import { assertStateOfLog, assertStateWritable, readState, savedFrom, writeState } from './state.ts';
@@ -35,6 +35,12 @@ async function writeKeyFile(path: string, text: string): Promise<void> {
 
 export async function keygenCommand(options: { origin: string; out: string }, kind: 'log' | 'witness', deps: LogCommandDeps = defaultDeps): Promise<number> {
   return guard(async () => {
+    // The origin is the key's name in every signed note: a name no note can carry is the
+    // command line's mistake (exit 2), said before anything is made or written.
+    if (!isValidKeyName(options.origin)) {
+      const [option, example] = kind === 'log' ? ['--origin', 'chipledger.example/log'] : ['--name', 'witness.example.org'];
+      throw usage(`${option} must name the key in signed notes: not empty, without spaces, '+' or control characters, such as ${example}; got ${JSON.stringify(options.origin)}`);
+    }
     const keys = kind === 'log' ? generateSignerKey(options.origin) : generateCosignerKey(options.origin);
     await writeKeyFile(options.out, keys.signerKey);
     deps.output.err(`wrote the ${kind === 'log' ? 'log signing' : 'witness cosigning'} key to ${options.out} (mode 0600); its verifier key:`);

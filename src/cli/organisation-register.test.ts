@@ -1,0 +1,124 @@
+/**
+ * `chipledger organisation register`: how a production deployment gets its first organisation.
+ * On a fresh database nothing else can make one: `token create` needs an organisation, and
+ * POST /v1/organisations an authority admin's token. So, as the README's set-up says: a log
+ * key, serve, the authority registered from the command line while serve runs (on the
+ * embedded PostgreSQL it lends), its admin token, and that token registers the next
+ * organisation over HTTP. Without serve, options the schema refuses are usage errors (exit
+ * 2) that change nothing, and the ledger's refusals exit 1 with their rule.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { killAllServers, startServe } from '../../test/support/http-serve.ts';
+import { createTestDatabase } from '../../test/database.ts';
+import { makeUscc } from '../core/uscc.ts';
+import { findFreePort } from '../store/embedded.ts';
+import type { Output } from './output.ts';
+import { main } from './program.ts';
+
+/** initdb and a first start on a loaded 2-core machine. */
+const startTimeoutMs = 90_000;
+
+const folder = mkdtempSync(join(tmpdir(), 'chipledger-organisation-register-'));
+afterAll(async () => {
+  await killAllServers();
+  rmSync(folder, { recursive: true, force: true });
+});
+
+/** Runs `chipledger ARGS` in this process with only the given settings. */
+async function chipledger(args: string[], env: Record<string, string>): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const output: Output = { out: (line) => void out.push(line), err: (line) => void err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } };
+  return { code: await main(args, env, output), out, err };
+}
+
+describe('setting up a production deployment', () => {
+  it('registers the authority while serve runs, whose admin token then registers another organisation over HTTP', async () => {
+    const keyFile = join(folder, 'k1');
+    expect((await chipledger(['log', 'keygen', '--origin', 'ops.example/log', '--out', keyFile], {})).code).toBe(0);
+    const dataDir = join(folder, 'data');
+    const server = await startServe({
+      CHIPLEDGER_HOST: '127.0.0.1', CHIPLEDGER_PORT: String(await findFreePort()), CHIPLEDGER_DATA_DIR: dataDir,
+      CHIPLEDGER_LOG_KEY_FILE: keyFile, CHIPLEDGER_SWEEP_INTERVAL_MS: '3600000',
+    }, startTimeoutMs);
+    try {
+      const admin = { CHIPLEDGER_DATA_DIR: dataDir };
+      // Before: nothing to bind a token to.
+      const early = await chipledger(['token', 'create', '--org', 'ORG-1', '--role', 'authority_admin', '--label', 'first'], admin);
+      expect(early.code, early.err.join('\n')).toBe(1);
+      expect(early.err.join('\n')).toMatch(/not_found/);
+
+      const registered = await chipledger(['organisation', 'register', '--name', 'Bureau of Industry and Security', '--country', 'US', '--roles', 'authority'], admin);
+      expect(registered.code, registered.err.join('\n')).toBe(0);
+      expect(registered.out).toEqual([expect.stringMatching(/^ORG-\S+$/)]);
+      const authorityId = registered.out[0]!;
+      expect(registered.err).toEqual([
+        'registered Bureau of Industry and Security (US; authority) as:',
+        `next: chipledger token create --org ${authorityId} --role authority_admin --label "…" makes a token for it`,
+      ]);
+
+      const token = await chipledger(['token', 'create', '--org', authorityId, '--role', 'authority_admin', '--label', 'first admin'], admin);
+      expect(token.code, token.err.join('\n')).toBe(0);
+      const secret = token.out[1]!;
+      expect(secret).toMatch(/^clt_/);
+
+      const answer = await fetch(`${server.url}/v1/organisations`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json', 'idempotency-key': 'set-up-exporter-1' },
+        body: JSON.stringify({ name: 'Example Accelerators Inc.', country: 'US', roles: ['exporter'] }),
+      });
+      const body = (await answer.json()) as { organisationId?: string };
+      expect(answer.status, JSON.stringify(body)).toBe(201);
+      expect(body.organisationId).toMatch(/^ORG-/);
+      expect(body.organisationId).not.toBe(authorityId);
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  }, 180_000);
+});
+
+describe('chipledger organisation register without serve', () => {
+  it('refuses options the schema refuses as usage errors (exit 2) that change nothing, and the ledger\'s refusals with exit 1 and their rule', async () => {
+    const database = await createTestDatabase();
+    try {
+      const env = { DATABASE_URL: database.url };
+      const register = (...args: string[]) => chipledger(['organisation', 'register', ...args], env);
+      const written = async () => (await database.pool.query<{ events: number; organisations: number }>('SELECT (SELECT count(*) FROM events)::int AS events, (SELECT count(*) FROM organisations)::int AS organisations')).rows[0];
+      const usage: Array<[string[], string]> = [
+        [['--name', 'X', '--country', 'US', '--roles', 'authority,regulator'], 'chipledger: --roles must be one or more of authority, exporter, recipient, auditor, separated by commas; got "regulator" in "authority,regulator"'],
+        [['--name', 'X', '--country', 'us', '--roles', 'authority'], 'chipledger: --country must be an ISO 3166-1 alpha-2 code such as CN'],
+        [['--name', ' ', '--country', 'US', '--roles', 'authority'], 'chipledger: --name must not be empty'],
+        [['--name', 'X', '--country', 'US', '--roles', 'exporter', '--identifier', 'lei'], 'chipledger: --identifier must be KIND=VALUE, such as lei=5493001KJTIIGC8Y1R12; got "lei"'],
+        [['--name', 'X', '--country', 'CN', '--roles', 'recipient', '--uscc', 'A', '--identifier', 'uscc=B'], 'chipledger: give the Unified Social Credit Code once: --uscc or --identifier uscc=…, not both'],
+        [['--name', 'X', '--country', 'CN', '--roles', 'recipient', '--uscc', 'A'.repeat(200)], 'chipledger: --uscc Too big: expected string to have <=128 characters'],
+      ];
+      for (const [args, message] of usage) {
+        const refused = await register(...args);
+        expect({ code: refused.code, err: refused.err }).toEqual({ code: 2, err: [message] });
+      }
+      const missing = await register('--name', 'X', '--country', 'US');
+      expect(missing.code).toBe(2);
+      expect(missing.err.join('\n')).toContain("required option '--roles <roles>' not specified");
+      expect(await written()).toEqual({ events: 0, organisations: 0 });
+
+      const noUscc = await register('--name', '甲云计算有限公司', '--country', 'CN', '--roles', 'recipient');
+      expect(noUscc.code).toBe(1);
+      expect(noUscc.err).toEqual(["chipledger: couldn't register the organisation 甲云计算有限公司 (invalid_input, uscc-required): an organisation in CN needs its Unified Social Credit Code in identifiers.uscc"]);
+      expect(await written()).toEqual({ events: 0, organisations: 0 });
+
+      const uscc = makeUscc('91110000MA0000001');
+      const made = await register('--name', '甲云计算有限公司', '--name-romanised', 'Jia Cloud Computing Co., Ltd.', '--country', 'CN', '--roles', 'recipient,exporter',
+        '--uscc', uscc, '--identifier', 'lei=5493001KJTIIGC8Y1R12', '--address', 'Beijing', '--json');
+      expect(made.code, made.err.join('\n')).toBe(0);
+      const { organisationId } = JSON.parse(made.out.join('\n')) as { organisationId: string };
+      const row = (await database.pool.query('SELECT name, name_romanised, country, roles, identifiers, address FROM organisations WHERE id = $1', [organisationId])).rows[0];
+      expect(row).toEqual({ name: '甲云计算有限公司', name_romanised: 'Jia Cloud Computing Co., Ltd.', country: 'CN', roles: ['recipient', 'exporter'], identifiers: { uscc, lei: '5493001KJTIIGC8Y1R12' }, address: 'Beijing' });
+    } finally {
+      await database.drop();
+    }
+  });
+});
