@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { manifest } from '../ledger/schemas.ts';
 import { checkSerialCsv, formatCsvProblems, problemsShownMax, quotedCharactersMax, serialCsvBytesMax } from './serials-csv.ts';
 
 const check = (text: string | Buffer, serialsMax = 100_000, acceptsGpuUuids = true) => checkSerialCsv(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, { serialsMax, acceptsGpuUuids });
@@ -80,6 +81,18 @@ describe('checkSerialCsv', () => {
     // Also where a bad byte elsewhere makes each line be decoded on its own.
     const withBadByte = Buffer.concat([Buffer.from('serial\nSN1\n\uFEFFserial\nSN2\n'), Buffer.from([0xc3, 0x28, 0x0a])]);
     expect(check(withBadByte).problems.map((problem) => problem.line)).toEqual([3, 5]);
+  });
+
+  it('takes GPU UUIDs only in nvidia-smi\'s form, hex digits in either case, as the API\'s schema does, naming each bad line', () => {
+    const good = ['GPU-12345678-aaaa-bbbb-cccc-123456789012', 'GPU-ABCDEF12-AAAA-BBBB-CCCC-123456789012'];
+    // The same 128-bit UUID hyphenated elsewhere, no hex digit at all, a group too long, a lower-case prefix, a MIG device.
+    const bad = ['GPU-123456781234-1234-1234-123456789abc', 'GPU---------', 'GPU-12345678-1234-1234-1234-123456789abcd', 'gpu-12345678-1234-1234-1234-123456789abc', 'MIG-12345678-1234-1234-1234-123456789abc'];
+    const lines = [...good, ...bad].map((uuid, index) => `U${index},${uuid}`);
+    const result = check(`serial,gpu_uuid\n${lines.join('\n')}\n`);
+    expect(result.entries).toEqual(good.map((gpuUuid, index) => ({ serial: `U${index}`, gpuUuid })));
+    expect(result.problems).toEqual(bad.map((uuid, index) => ({ line: good.length + index + 2, message: `GPU UUID "${uuid}" is not of the form GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)` })));
+    for (const uuid of good) expect(manifest.safeParse([{ serial: 'S1', gpuUuid: uuid }]).success, uuid).toBe(true);
+    for (const uuid of bad) expect(manifest.safeParse([{ serial: 'S1', gpuUuid: uuid }]).success, uuid).toBe(false);
   });
 
   it('finds duplicate GPU UUIDs', () => {

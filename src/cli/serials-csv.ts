@@ -18,6 +18,7 @@
  * one problem of the file, said as what it is, not a problem on every line.
  */
 import { limits } from '../core/limits.ts';
+import { gpuUuidPattern } from '../ledger/schemas.ts';
 
 export const serialCsvBytesMax = limits.serialCsvBytesMax;
 /** Problems printed for one file; the rest are counted. */
@@ -30,7 +31,6 @@ export const quotedCharactersMax = 80;
 
 /** The same rules as the API's schema (src/ledger/schemas.ts), so the server never disagrees. */
 const serialPattern = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/;
-const gpuUuidPattern = /^GPU-[0-9a-fA-F-]{8,60}$/;
 const headerNames = { 1: ['serial'], 2: ['serial', 'gpu_uuid'] } as const;
 const byteOrderMark = '\uFEFF';
 

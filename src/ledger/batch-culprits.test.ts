@@ -191,7 +191,7 @@ function failAfterCommit(client: PoolClient): void {
 
 describe('the unique indexes that hold invariant 4, as the database names them', () => {
   it('are each answered with rule invariant-4 when they refuse a row (a GPU UUID with its own rule, unit-gpu-uuid)', async () => {
-    const listed = expectOk(await world.ledger.submit('shipment.book', { ...booking('alpha'), serials: [{ serial: 'INV4-1', gpuUuid: 'GPU-14c40000-0001' }] }, world.actors.exporter));
+    const listed = expectOk(await world.ledger.submit('shipment.book', { ...booking('alpha'), serials: [{ serial: 'INV4-1', gpuUuid: 'GPU-14c40000-0000-0000-0000-000000000001' }] }, world.actors.exporter));
     const other = expectOk(await world.ledger.submit('shipment.book', booking('alpha'), world.actors.exporter));
     const client = await database.pool.connect();
     const refusedBy = async (sql: string): Promise<{ constraint: string; rule: string | undefined }> => {

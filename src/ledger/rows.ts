@@ -149,6 +149,12 @@ export interface UnitRow {
    * is cancelled or expires, the unit is free to be listed afresh by anyone.
    */
   ever_shipped: boolean;
+  /**
+   * Whether its GPU UUID went out with it, in a shipment that shipped (migration 037): from
+   * then on the GPU UUID never changes. Until then a GPU UUID is a booking's claim, as a
+   * listing is: let go when that booking is cancelled or expires, on any unit.
+   */
+  gpu_uuid_shipped: boolean;
 }
 
 export interface TokenRow {

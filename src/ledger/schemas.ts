@@ -210,17 +210,25 @@ export const allocationCreate = z
 export const allocationResize = z.strictObject({ allocationId: id, units });
 
 /**
- * A GPU UUID as nvidia-smi prints it, stored in one spelling: `GPU-` and the hex digits in
- * lower case. GPU-ABCDEF12-… and GPU-abcdef12-… name the same GPU; stored as given, the
- * manifest's duplicate check and the database's unique index (units_gpu_uuid_key) would
- * take them for two (the CLI's CSV reader, cli/serials-csv.ts, already counts them as one).
- * The database refuses any other spelling (migration 025, units_gpu_uuid_canonical).
+ * A GPU UUID as nvidia-smi prints it: `GPU-` and 32 hex digits in groups of 8-4-4-4-12, the
+ * digits in either case. Nothing looser: with hyphens anywhere, the same 128-bit UUID
+ * hyphenated two ways would be two GPUs to the unique index, and `GPU---------` one at all.
+ * The CLI's CSV reader checks lines with this pattern (cli/serials-csv.ts), so the two never
+ * disagree.
+ */
+export const gpuUuidPattern = /^GPU-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+/**
+ * Stored in one spelling: the hex digits in lower case. GPU-ABCDEF12-… and GPU-abcdef12-…
+ * name the same GPU; stored as given, the manifest's duplicate check and the database's
+ * unique index (units_gpu_uuid_key) would take them for two (the CLI's CSV reader already
+ * counts them as one). The database refuses any other form or spelling (migrations 025 and
+ * 037, units_gpu_uuid_canonical).
  */
 const gpuUuidPrefix = 'GPU-';
 export function canonicalGpuUuid(value: string): string {
   return gpuUuidPrefix + value.slice(gpuUuidPrefix.length).toLowerCase();
 }
-const gpuUuid = z.string().regex(/^GPU-[0-9a-fA-F-]{8,60}$/).transform(canonicalGpuUuid);
+const gpuUuid = z.string().regex(gpuUuidPattern).transform(canonicalGpuUuid);
 const manifestEntry = z.union([serial, z.strictObject({ serial, gpuUuid: gpuUuid.optional() })]);
 export const manifest = z.array(manifestEntry).min(1).max(limits.shipmentSerialsMax);
 

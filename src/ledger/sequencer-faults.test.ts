@@ -253,7 +253,7 @@ describe('a command the database refuses on its own', () => {
   it('is remembered under its idempotency key like any refusal: a retry replays it (invariant 6)', async () => {
     const input = (serial: string) => ({
       exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
-      serials: [{ serial, gpuUuid: 'GPU-1dec0000-0001' }],
+      serials: [{ serial, gpuUuid: 'GPU-1dec0000-0000-0000-0000-000000000001' }],
     });
     expectOk(await world.ledger.submit('shipment.book', input('UUID-FIRST'), world.actors.exporter));
     // Another unit with the same GPU UUID: only the database's unique index knows (no unit is loaded to compare).
@@ -288,7 +288,7 @@ describe('a refusal the write path must not remember as the command\'s answer', 
 
   it('a fault of the log\'s own tables (a tile write refused) is not stored: the retry with the same key runs again', async () => {
     await oneShot('tiles', 'AFTER INSERT OR UPDATE ON tlog_tiles FOR EACH STATEMENT', '23514', 'tlog_tiles_only_grow');
-    const input = clash('TILE-FAULT-1', 'GPU-7a1e0000-0001');
+    const input = clash('TILE-FAULT-1', 'GPU-7a1e0000-0000-0000-0000-000000000001');
     const first = await world.ledger.submit('shipment.book', input, world.actors.exporter, 'tile-fault');
     expect(first.ok ? 'accepted' : first.error.code).toBe('conflict');
     const retried = await world.ledger.submit('shipment.book', input, world.actors.exporter, 'tile-fault');
@@ -297,9 +297,9 @@ describe('a refusal the write path must not remember as the command\'s answer', 
   });
 
   it('a refusal that cannot be stored goes out as unavailable, and the retry stores and then replays it', async () => {
-    expectOk(await world.ledger.submit('shipment.book', clash('STORE-FAULT-1', 'GPU-5a0e0000-0001'), world.actors.exporter));
+    expectOk(await world.ledger.submit('shipment.book', clash('STORE-FAULT-1', 'GPU-5a0e0000-0000-0000-0000-000000000001'), world.actors.exporter));
     await oneShot('keys', 'BEFORE INSERT ON idempotency_keys FOR EACH STATEMENT', 'XX001');
-    const input = clash('STORE-FAULT-2', 'GPU-5a0e0000-0001');
+    const input = clash('STORE-FAULT-2', 'GPU-5a0e0000-0000-0000-0000-000000000001');
     const answers = [];
     for (let attempt = 0; attempt < 3; attempt += 1) answers.push(await world.ledger.submit('shipment.book', input, world.actors.exporter, 'store-fault'));
     expect(answers.map((answer) => [answer.ok ? 'accepted' : answer.error.code, answer.replayed])).toEqual([['unavailable', false], ['conflict', false], ['conflict', true]]);
@@ -311,9 +311,9 @@ describe('a database refusal racing another process for the same key', () => {
   it('replays the answer the other process stored first, never its own (one key, one answer)', async () => {
     const input = {
       exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
-      serials: [{ serial: 'RACE-2', gpuUuid: 'GPU-9ace0000-0001' }],
+      serials: [{ serial: 'RACE-2', gpuUuid: 'GPU-9ace0000-0000-0000-0000-000000000001' }],
     };
-    expectOk(await world.ledger.submit('shipment.book', { ...input, serials: [{ serial: 'RACE-1', gpuUuid: 'GPU-9ace0000-0001' }] }, world.actors.exporter));
+    expectOk(await world.ledger.submit('shipment.book', { ...input, serials: [{ serial: 'RACE-1', gpuUuid: 'GPU-9ace0000-0000-0000-0000-000000000001' }] }, world.actors.exporter));
     // Another process's batch has stored an answer under the key and not yet committed.
     const holder = await database.pool.connect();
     try {

@@ -38,14 +38,14 @@ describe('serial lists of events', () => {
     const shipmentId = String(booked.json().shipmentId);
     const attached = await api.request({
       method: 'POST', url: `/v1/shipments/${shipmentId}/manifest`, token: api.tokens.exporter,
-      body: { serials: ['LIST-C', { serial: 'LIST-A', gpuUuid: 'GPU-0a1b2c3d-0000' }, 'LIST-B'] },
+      body: { serials: ['LIST-C', { serial: 'LIST-A', gpuUuid: 'GPU-0a1b2c3d-0000-0000-0000-000000000000' }, 'LIST-B'] },
     });
     expect(attached.statusCode).toBe(200);
     const event = (await eventsOf(shipmentId, api.tokens.exporter)).find((row) => row.kind === 'manifest.attach')!;
     const response = await serials(event.seq, api.tokens.exporter);
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toMatch(/^text\/plain/);
-    expect(response.body).toBe('LIST-A GPU-0a1b2c3d-0000\nLIST-B\nLIST-C\n');
+    expect(response.body).toBe('LIST-A GPU-0a1b2c3d-0000-0000-0000-000000000000\nLIST-B\nLIST-C\n');
     expect(sha256(response.body)).toBe(event.body.input.serialsSha256);
     // The recipient reads the event, so it reads the list; an auditor reads everything.
     expect((await serials(event.seq, api.tokens.recipient)).body).toBe(response.body);

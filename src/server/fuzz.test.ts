@@ -108,7 +108,7 @@ function serialLists(): fc.Arbitrary<unknown> {
   const serial = fc.oneof(
     { weight: 24, arbitrary: fresh('FZ') },
     { weight: 6, arbitrary: fc.constantFrom<unknown>(api.units.own, api.units.other, 'OWN-000002', 'OTH-000005') },
-    { weight: 1, arbitrary: fc.record({ serial: fresh('FZ'), gpuUuid: fc.constantFrom('GPU-12345678-abcd', 'GPU-?') }) },
+    { weight: 1, arbitrary: fc.record({ serial: fresh('FZ'), gpuUuid: fc.constantFrom('GPU-12345678-0000-0000-0000-00000000abcd', 'GPU-?') }) },
     { weight: 1, arbitrary: fc.constantFrom<unknown>('bad serial', '', '-LEADING-DASH', 7) },
   );
   return fc.oneof(

@@ -86,7 +86,7 @@ describe('unit writes', () => {
     const head = await readHead(database.pool);
     for (const count of [300, 3]) {
       const newUnits = Array.from({ length: count }, (_, index) => ({
-        serial: `NOREF-${count}-${index}`, gpu_uuid: null, product_id: 'PRD-none', recipient_org_id: 'ORG-none', custody: 'licensed' as const, shipment_id: 'S-none', site_id: null, updated_seq: 1, ever_shipped: false,
+        serial: `NOREF-${count}-${index}`, gpu_uuid: null, product_id: 'PRD-none', recipient_org_id: 'ORG-none', custody: 'licensed' as const, shipment_id: 'S-none', site_id: null, updated_seq: 1, ever_shipped: false, gpu_uuid_shipped: false,
       }));
       const client = await database.pool.connect();
       try {

@@ -47,20 +47,26 @@ const binaryTileBytesMin = 16 * 1024;
 /** Bulk rows the batch made: COPY (store/copy-binary.ts). */
 const bulkInserts: Partial<{ [T in TableName]: (rows: TableRows[T]) => Step }> = {
   shipment_serials: (rows) => copy('shipment_serials', serialColumns, rows.map((row) => [row.shipment_id, row.serial, row.live]), 40 * rows.length),
-  units: (rows) => copy('units', unitColumns, rows.map((unit) => unitColumns.map((column) => unit[column.name as keyof UnitRow])), 80 * rows.length),
+  units: (rows) => {
+    // gpu_uuid_shipped travels only when a unit has it: one booked and shipped in this batch.
+    // A manifest's new units are all without it, which the column's default says (037).
+    const columns = rows.some((unit) => unit.gpu_uuid_shipped) ? [...unitColumns, gpuUuidShippedColumn] : unitColumns;
+    return copy('units', columns, rows.map((unit) => columns.map((column) => unit[column.name as keyof UnitRow])), 80 * rows.length);
+  },
 };
 
 /** Bulk rows that exist (units returned and listed again): scalar arrays through unnest. */
 const bulkUpserts: Partial<{ [T in TableName]: (rows: TableRows[T]) => Step }> = {
   units: (rows) => ({
-    text: `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq, ever_shipped)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::boolean[])
+    text: `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq, ever_shipped, gpu_uuid_shipped)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::boolean[], $10::boolean[])
        ON CONFLICT (serial) DO UPDATE SET gpu_uuid = EXCLUDED.gpu_uuid, product_id = EXCLUDED.product_id, recipient_org_id = EXCLUDED.recipient_org_id,
-         custody = EXCLUDED.custody, shipment_id = EXCLUDED.shipment_id, site_id = EXCLUDED.site_id, updated_seq = EXCLUDED.updated_seq, ever_shipped = EXCLUDED.ever_shipped`,
+         custody = EXCLUDED.custody, shipment_id = EXCLUDED.shipment_id, site_id = EXCLUDED.site_id, updated_seq = EXCLUDED.updated_seq, ever_shipped = EXCLUDED.ever_shipped,
+         gpu_uuid_shipped = EXCLUDED.gpu_uuid_shipped`,
     values: [
       rows.map((row) => row.serial), rows.map((row) => row.gpu_uuid), rows.map((row) => row.product_id), rows.map((row) => row.recipient_org_id),
       rows.map((row) => row.custody), rows.map((row) => row.shipment_id), rows.map((row) => row.site_id), rows.map((row) => row.updated_seq),
-      rows.map((row) => row.ever_shipped),
+      rows.map((row) => row.ever_shipped), rows.map((row) => row.gpu_uuid_shipped),
     ],
   }),
 };
@@ -88,9 +94,10 @@ export interface IdempotencyWrite {
 
 /**
  * Set-based changes to the units of a shipment, which may be 100,000 rows nobody loaded: a
- * step of their custody (shipping also marks them shipped), or the release of what a booking
- * that ended unshipped claimed (its units that never shipped let go of their GPU UUIDs,
- * migration 033). The batch's loaded units already carry the same change.
+ * step of their custody (shipping also marks them shipped, and their GPU UUIDs as shipped
+ * with them), or the release of what a booking that ended unshipped claimed (GPU UUIDs that
+ * never shipped are let go, migrations 033 and 037). The batch's loaded units already carry
+ * the same change.
  */
 export type UnitsChange =
   | { kind: 'custody'; shipment_id: string; from: Custody; to: Custody; seq: number; markShipped: boolean }
@@ -194,9 +201,10 @@ function rowSteps(writes: BatchWrites): Step[] {
 function unitsChangeSql(change: UnitsChange): string {
   const shipment = pg.escapeLiteral(change.shipment_id);
   if (change.kind === 'release') {
-    return `UPDATE units SET gpu_uuid = NULL, updated_seq = ${integer(change.seq)} WHERE shipment_id = ${shipment} AND NOT ever_shipped AND gpu_uuid IS NOT NULL`;
+    return `UPDATE units SET gpu_uuid = NULL, updated_seq = ${integer(change.seq)} WHERE shipment_id = ${shipment} AND NOT gpu_uuid_shipped AND gpu_uuid IS NOT NULL`;
   }
-  const shipped = change.markShipped ? ', ever_shipped = true' : '';
+  // A unit with a GPU UUID ships with it: that GPU UUID is the unit's from now on (037).
+  const shipped = change.markShipped ? ', ever_shipped = true, gpu_uuid_shipped = gpu_uuid IS NOT NULL' : '';
   return `UPDATE units SET custody = ${pg.escapeLiteral(change.to)}, updated_seq = ${integer(change.seq)}${shipped} WHERE shipment_id = ${shipment} AND custody = ${pg.escapeLiteral(change.from)}`;
 }
 
@@ -238,6 +246,7 @@ const unitColumns: CopyColumn[] = [
   { name: 'custody', type: 'text' }, { name: 'shipment_id', type: 'text' }, { name: 'site_id', type: 'text' }, { name: 'updated_seq', type: 'int8' },
   { name: 'ever_shipped', type: 'bool' },
 ];
+const gpuUuidShippedColumn: CopyColumn = { name: 'gpu_uuid_shipped', type: 'bool' };
 const eventColumns: CopyColumn[] = [
   { name: 'seq', type: 'int8' }, { name: 'at', type: 'timestamptz' }, { name: 'kind', type: 'text' }, { name: 'actor', type: 'text' },
   { name: 'subject_id', type: 'text' }, { name: 'org_ids', type: 'text[]' }, { name: 'canonical', type: 'bytea' },

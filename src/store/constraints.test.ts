@@ -179,9 +179,9 @@ describe('database constraints, written around the ledger', () => {
     }, world.actors.bis)).productId);
     expect(await refusal(`UPDATE units SET product_id = $1 WHERE serial = 'DB-1'`, [otherProduct])).toMatchObject({ code: '23514', message: expect.stringMatching(/unit DB-1 is a unit of product .*; it cannot become one of/) });
     // A GPU UUID may be learnt once, then never changes.
-    expect(await refusal(`UPDATE units SET gpu_uuid = 'GPU-00000000-0001' WHERE serial = 'DB-1'`)).toBeUndefined();
-    expect(await refusal(`UPDATE units SET gpu_uuid = 'GPU-00000000-0001' WHERE serial = 'DB-1'; UPDATE units SET gpu_uuid = 'GPU-00000000-0002' WHERE serial = 'DB-1'`))
-      .toMatchObject({ code: '23514', message: expect.stringMatching(/has GPU UUID GPU-00000000-0001; it cannot change/) });
+    expect(await refusal(`UPDATE units SET gpu_uuid = 'GPU-00000000-0000-0000-0000-000000000001' WHERE serial = 'DB-1'`)).toBeUndefined();
+    expect(await refusal(`UPDATE units SET gpu_uuid = 'GPU-00000000-0000-0000-0000-000000000001' WHERE serial = 'DB-1'; UPDATE units SET gpu_uuid = 'GPU-00000000-0000-0000-0000-000000000002' WHERE serial = 'DB-1'`))
+      .toMatchObject({ code: '23514', message: expect.stringMatching(/has GPU UUID GPU-00000000-0000-0000-0000-000000000001; it cannot change/) });
     // Moving to another shipment of the same exporter: from licensed, yes (as the ledger lists it, its
     // manifest row first: 032); from in transit, no.
     expect(await refusal(`UPDATE shipment_serials SET live = false WHERE serial = 'DB-1'; INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ('${emptyShipmentId}', 'DB-1', true);

@@ -54,7 +54,7 @@ export const tables: Record<TableName, TableShape> = {
   sites: { key: ['id'], columns: ['id', 'org_id', 'name', 'province', 'city', 'latitude', 'longitude', 'capacity_units', 'deployed_units', 'demo', 'created_seq'] },
   shipments: { key: ['id'], columns: ['id', 'exporter_org_id', 'recipient_org_id', 'product_id', 'origin', 'destination', 'export_allocation_id', 'import_allocation_id', 'units', 'status', 'booked_at', 'deadline', 'reference', 'serial_count', 'demo', 'created_seq', 'updated_seq'] },
   shipment_serials: { key: ['shipment_id', 'serial'], columns: ['shipment_id', 'serial', 'live'], insertOnly: true },
-  units: { key: ['serial'], columns: ['serial', 'gpu_uuid', 'product_id', 'recipient_org_id', 'custody', 'shipment_id', 'site_id', 'updated_seq', 'ever_shipped'] },
+  units: { key: ['serial'], columns: ['serial', 'gpu_uuid', 'product_id', 'recipient_org_id', 'custody', 'shipment_id', 'site_id', 'updated_seq', 'ever_shipped', 'gpu_uuid_shipped'] },
 };
 
 export const tableOrder = Object.keys(tables) as TableName[];

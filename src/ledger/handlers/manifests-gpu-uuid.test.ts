@@ -45,8 +45,8 @@ async function gpuUuidOf(serial: string): Promise<string | undefined> {
 describe('the GPU UUID of a manifest entry', () => {
   it('is read in its one spelling: GPU- and lower-case hex, as the CLI’s CSV reader compares them', () => {
     expect(canonicalGpuUuid(upper)).toBe(lower);
-    expect(manifest.parse([{ serial: 'S1', gpuUuid: upper }, { serial: 'S2', gpuUuid: 'GPU-AbC0-1234-dEf5' }, 'S3'])).toEqual([
-      { serial: 'S1', gpuUuid: lower }, { serial: 'S2', gpuUuid: 'GPU-abc0-1234-def5' }, 'S3',
+    expect(manifest.parse([{ serial: 'S1', gpuUuid: upper }, { serial: 'S2', gpuUuid: 'GPU-AbC00000-0000-0000-0000-00001234dEf5' }, 'S3'])).toEqual([
+      { serial: 'S1', gpuUuid: lower }, { serial: 'S2', gpuUuid: 'GPU-abc00000-0000-0000-0000-00001234def5' }, 'S3',
     ]);
     // The prefix is not a matter of case: nvidia-smi prints GPU-.
     expect(manifest.safeParse([{ serial: 'S1', gpuUuid: 'gpu-abcdef12-0000' }]).success).toBe(false);
@@ -77,16 +77,16 @@ describe('the database keeps GPU UUIDs in one spelling (migration 025)', () => {
     const booked = String(expectOk(await book([{ serial: 'DBU-1' }])).shipmentId);
     const insert = await firstRefusal(database.pool, [
       `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, updated_seq) VALUES ('DBU-2', $1, $2, $3, 'licensed', $4, 999999)`,
-      ['GPU-FEEDFACE-0001', world.productId, world.actors.alpha.orgId, booked],
+      ['GPU-FEEDFACE-0000-0000-0000-000000000001', world.productId, world.actors.alpha.orgId, booked],
     ]);
-    expect(insert).toEqual({ code: '23514', message: 'unit DBU-2 has GPU UUID GPU-FEEDFACE-0001; a GPU UUID is stored as GPU- and lower-case hex (GPU-feedface-0001)' });
-    expect((await firstRefusal(database.pool, [`UPDATE units SET gpu_uuid = $1 WHERE serial = 'DBU-1'`, ['GPU-00AA-0001']]))?.code).toBe('23514');
-    expect(await firstRefusal(database.pool, [`UPDATE units SET gpu_uuid = $1 WHERE serial = 'DBU-1'`, ['GPU-00aa-0001']])).toBeUndefined();
+    expect(insert).toEqual({ code: '23514', message: 'unit DBU-2 has GPU UUID GPU-FEEDFACE-0000-0000-0000-000000000001; a GPU UUID is stored as GPU- and lower-case hex (GPU-feedface-0000-0000-0000-000000000001)' });
+    expect((await firstRefusal(database.pool, [`UPDATE units SET gpu_uuid = $1 WHERE serial = 'DBU-1'`, ['GPU-00AA0000-0000-0000-0000-000000000001']]))?.code).toBe('23514');
+    expect(await firstRefusal(database.pool, [`UPDATE units SET gpu_uuid = $1 WHERE serial = 'DBU-1'`, ['GPU-00aa0000-0000-0000-0000-000000000001']])).toBeUndefined();
   });
 
   it('lets a unit stored in upper case before the rule ship, arrive, come back and be listed again, keeping its GPU UUID', async () => {
     const { run, actors } = world;
-    const oldUuid = 'GPU-0DD0-1234-ABCD';
+    const oldUuid = 'GPU-0DD00000-0000-0000-0000-00001234ABCD';
     const first = String(expectOk(await book([{ serial: 'OLD-1', gpuUuid: oldUuid }])).shipmentId);
     // As on a database migrated from 024: the GPU UUID as it was given, rules 019 and 025 off for the write.
     const client = await database.pool.connect();
@@ -107,7 +107,7 @@ describe('the database keeps GPU UUIDs in one spelling (migration 025)', () => {
     expectOk(await book([{ serial: 'OLD-1', gpuUuid: oldUuid }]));
     expect(await gpuUuidOf('OLD-1')).toBe(oldUuid);
     // And no other serial may record that GPU, in its new spelling (migration 027's index).
-    expect(refusal(await book([{ serial: 'OLD-2', gpuUuid: 'GPU-0dd0-1234-abcd' }], 'beta'))).toMatchObject({ code: 'conflict', rule: 'unit-gpu-uuid' });
+    expect(refusal(await book([{ serial: 'OLD-2', gpuUuid: 'GPU-0dd00000-0000-0000-0000-00001234abcd' }], 'beta'))).toMatchObject({ code: 'conflict', rule: 'unit-gpu-uuid' });
     expect(await gpuUuidOf('OLD-2')).toBeUndefined();
     expect(await world.ledger.violations()).toEqual([]);
   });
@@ -116,7 +116,7 @@ describe('the database keeps GPU UUIDs in one spelling (migration 025)', () => {
 describe('migration 027 on a database that recorded one GPU twice, in two cases', () => {
   it('stops and names the serials, rather than build its index over the clash', async () => {
     const migration = readFileSync(new URL('../../store/migrations/027_units_gpu_uuid_any_case.sql', import.meta.url), 'utf8');
-    const shipmentId = String(expectOk(await book([{ serial: 'CLASH-1', gpuUuid: 'GPU-c1a5-0001' }, { serial: 'CLASH-2' }])).shipmentId);
+    const shipmentId = String(expectOk(await book([{ serial: 'CLASH-1', gpuUuid: 'GPU-c1a50000-0000-0000-0000-000000000001' }, { serial: 'CLASH-2' }])).shipmentId);
     expect(shipmentId).toBeTruthy();
     const client = await database.pool.connect();
     try {
@@ -124,8 +124,8 @@ describe('migration 027 on a database that recorded one GPU twice, in two cases'
       // As a database at 026 could hold: the byte-wise index, and the GPU under a second serial in upper case.
       await client.query(`DROP INDEX units_gpu_uuid_key; CREATE UNIQUE INDEX units_gpu_uuid_key ON units (gpu_uuid) WHERE gpu_uuid IS NOT NULL`);
       await client.query('ALTER TABLE units DISABLE TRIGGER units_keep_identity, DISABLE TRIGGER units_gpu_uuid_canonical_update');
-      await client.query(`UPDATE units SET gpu_uuid = 'GPU-C1A5-0001' WHERE serial = 'CLASH-2'`);
-      await expect(client.query(migration)).rejects.toThrow(/one GPU under several serials, their GPU UUIDs differing only in case \(invariant 4\): GPU-c1a5-0001 \(serials CLASH-1, CLASH-2\)/);
+      await client.query(`UPDATE units SET gpu_uuid = 'GPU-C1A50000-0000-0000-0000-000000000001' WHERE serial = 'CLASH-2'`);
+      await expect(client.query(migration)).rejects.toThrow(/one GPU under several serials, their GPU UUIDs differing only in case \(invariant 4\): GPU-c1a50000-0000-0000-0000-000000000001 \(serials CLASH-1, CLASH-2\)/);
     } finally {
       await client.query('ROLLBACK');
       client.release();
@@ -135,7 +135,7 @@ describe('migration 027 on a database that recorded one GPU twice, in two cases'
     try {
       await again.query('BEGIN');
       await again.query(migration);
-      await expect(again.query(`UPDATE units SET gpu_uuid = 'GPU-c1a5-0001' WHERE serial = 'CLASH-2'`)).rejects.toThrow(/units_gpu_uuid_key/);
+      await expect(again.query(`UPDATE units SET gpu_uuid = 'GPU-c1a50000-0000-0000-0000-000000000001' WHERE serial = 'CLASH-2'`)).rejects.toThrow(/units_gpu_uuid_key/);
     } finally {
       await again.query('ROLLBACK');
       again.release();

@@ -85,13 +85,13 @@ describe('re-listing a unit that has a row', () => {
 
   it('lets another exporter list a unit that a cancelled booking listed and that never shipped: a claim ends with its booking', async () => {
     const serial = api.serial('CLAIMED');
-    const booked = expectOk(await book('own', [{ serial, gpuUuid: 'GPU-c1a1c1a1-0001' }]));
+    const booked = expectOk(await book('own', [{ serial, gpuUuid: 'GPU-c1a1c1a1-0000-0000-0000-000000000001' }]));
     await cancel(String(booked.shipmentId), api.world.actors.exporter);
     expect(await unitRow(serial)).toMatchObject({ shipment_id: booked.shipmentId, gpu_uuid: null, ever_shipped: false });
 
-    const taken = expectOk(await book('other', [{ serial, gpuUuid: 'GPU-c1a1c1a1-0001' }]));
+    const taken = expectOk(await book('other', [{ serial, gpuUuid: 'GPU-c1a1c1a1-0000-0000-0000-000000000001' }]));
     expect(await unitRow(serial)).toEqual({
-      product_id: api.world.productId, recipient_org_id: api.orgs.beta, shipment_id: taken.shipmentId, custody: 'licensed', gpu_uuid: 'GPU-c1a1c1a1-0001', ever_shipped: false,
+      product_id: api.world.productId, recipient_org_id: api.orgs.beta, shipment_id: taken.shipmentId, custody: 'licensed', gpu_uuid: 'GPU-c1a1c1a1-0000-0000-0000-000000000001', ever_shipped: false,
     });
     // The unit is exporter2's now: the first exporter and its recipient no longer read it.
     expect(await unitStatuses(serial)).toEqual([404, 404]);
@@ -104,7 +104,7 @@ describe('re-listing a unit that has a row', () => {
     const released = api.serial('DB-RELEASED');
     const shipped = (await api.shipment('own', 'delivered', 1)).serials[0]!;
     await run('units.return', { serials: [shipped], reason: 'RMA' }, actors.alpha);
-    const booked = expectOk(await book('own', [{ serial: released, gpuUuid: 'GPU-db000000-0001' }, shipped]));
+    const booked = expectOk(await book('own', [{ serial: released, gpuUuid: 'GPU-db000000-0000-0000-0000-000000000001' }, shipped]));
     await cancel(String(booked.shipmentId), actors.exporter);
     const others = String(expectOk(await book('other', [api.serial('DB-OTHER')])).shipmentId);
     /** The UPDATE's error, if any, in a transaction rolled back; with the unit listed in exporter2's booking, as a move needs. */
@@ -125,7 +125,7 @@ describe('re-listing a unit that has a row', () => {
     const move = `shipment_id = '${others}', recipient_org_id = '${api.orgs.beta}'`;
     expect(await attempt(released, move)).toBeUndefined();
     expect(await attempt(released, `${move}, product_id = 'PRD-none'`)).toMatchObject({ code: '23503' }); // only a product that exists
-    expect(await attempt(released, `gpu_uuid = 'GPU-db000000-0002'`)).toBeUndefined();
+    expect(await attempt(released, `gpu_uuid = 'GPU-db000000-0000-0000-0000-000000000002'`)).toBeUndefined();
     expect(await attempt(shipped, move)).toMatchObject({
       code: '23514', message: `unit ${shipped} is ${api.orgs.exporter}'s (it has shipped, or its booking ${String(booked.shipmentId)} is cancelled); shipment ${others} is not that exporter's`,
     });
@@ -138,33 +138,33 @@ describe('re-listing a unit that has a row', () => {
     expect(back).toEqual({ code: '23514', message: `unit ${released} cannot move to shipment ${String(booked.shipmentId)} of ${api.orgs.exporter}: that booking is cancelled, so it claims no unit` });
     // A booking that is live still holds what it listed.
     const live = api.serial('DB-LIVE');
-    expectOk(await book('own', [{ serial: live, gpuUuid: 'GPU-db000000-0003' }]));
-    expect(await attempt(live, `gpu_uuid = NULL`, false)).toMatchObject({ code: '23514', message: `unit ${live} has GPU UUID GPU-db000000-0003; it cannot change` });
+    expectOk(await book('own', [{ serial: live, gpuUuid: 'GPU-db000000-0000-0000-0000-000000000003' }]));
+    expect(await attempt(live, `gpu_uuid = NULL`, false)).toMatchObject({ code: '23514', message: `unit ${live} has GPU UUID GPU-db000000-0000-0000-0000-000000000003; it cannot change` });
   });
 
   it('lets a manifest’s typo be put right once its booking is cancelled: another GPU UUID, or the GPU UUID on another serial', async () => {
     const known = api.serial('UUID');
     const unknown = api.serial('NOUUID');
-    const first = expectOk(await book('own', [{ serial: known, gpuUuid: 'GPU-0a0a0a0a-0001' }, unknown]));
+    const first = expectOk(await book('own', [{ serial: known, gpuUuid: 'GPU-0a0a0a0a-0000-0000-0000-000000000001' }, unknown]));
     // While the booking lasts, the GPU UUID is the unit's.
-    const live = refusal(await book('own', [{ serial: api.serial('ELSE'), gpuUuid: 'GPU-0a0a0a0a-0001' }]));
+    const live = refusal(await book('own', [{ serial: api.serial('ELSE'), gpuUuid: 'GPU-0a0a0a0a-0000-0000-0000-000000000001' }]));
     expect(live.rule).toBe('unit-gpu-uuid');
     await cancel(String(first.shipmentId), api.world.actors.exporter);
 
-    const second = expectOk(await book('own', [{ serial: known, gpuUuid: 'GPU-0b0b0b0b-0002' }, { serial: unknown, gpuUuid: 'GPU-0a0a0a0a-0001' }]));
-    expect(await unitRow(known)).toMatchObject({ gpu_uuid: 'GPU-0b0b0b0b-0002', shipment_id: second.shipmentId });
-    expect(await unitRow(unknown)).toMatchObject({ gpu_uuid: 'GPU-0a0a0a0a-0001', shipment_id: second.shipmentId });
+    const second = expectOk(await book('own', [{ serial: known, gpuUuid: 'GPU-0b0b0b0b-0000-0000-0000-000000000002' }, { serial: unknown, gpuUuid: 'GPU-0a0a0a0a-0000-0000-0000-000000000001' }]));
+    expect(await unitRow(known)).toMatchObject({ gpu_uuid: 'GPU-0b0b0b0b-0000-0000-0000-000000000002', shipment_id: second.shipmentId });
+    expect(await unitRow(unknown)).toMatchObject({ gpu_uuid: 'GPU-0a0a0a0a-0000-0000-0000-000000000001', shipment_id: second.shipmentId });
     expect(await api.world.ledger.violations()).toEqual([]);
   });
 
   it('lets a GPU UUID go and be taken in one batch: a cancel and a booking submitted together', async () => {
     const first = api.serial('ONE-BATCH');
-    const booked = expectOk(await book('own', [{ serial: first, gpuUuid: 'GPU-0f0f0f0f-0006' }]));
+    const booked = expectOk(await book('own', [{ serial: first, gpuUuid: 'GPU-0f0f0f0f-0000-0000-0000-000000000006' }]));
     const { ledger, actors } = api.world;
     const failedBefore = ledger.sequencer.stats.failedBatches;
     const [cancelled, taken] = await Promise.all([
       ledger.submit('shipment.cancel', { shipmentId: String(booked.shipmentId) }, actors.exporter),
-      book('other', [{ serial: api.serial('ONE-BATCH'), gpuUuid: 'GPU-0f0f0f0f-0006' }]),
+      book('other', [{ serial: api.serial('ONE-BATCH'), gpuUuid: 'GPU-0f0f0f0f-0000-0000-0000-000000000006' }]),
     ]);
     expectOk(cancelled);
     expect(expectOk(taken).seq).toBe(Number(expectOk(cancelled).seq) + 1); // one after the other, in one batch
@@ -175,19 +175,24 @@ describe('re-listing a unit that has a row', () => {
     expect(await api.world.ledger.violations()).toEqual([]);
   });
 
-  it('keeps a shipped unit’s GPU UUID through a cancelled booking: another one is refused, the same or none is taken', async () => {
+  it('keeps the GPU UUID a unit shipped with through a cancelled booking: another one is refused, the same or none is taken', async () => {
     const { run, actors } = api.world;
-    const uuid = 'GPU-0d0d0d0d-0004';
-    const delivered = await api.shipment('own', 'delivered', 1);
-    const serial = delivered.serials[0]!;
+    const uuid = 'GPU-0d0d0d0d-0000-0000-0000-000000000004';
+    const serial = api.serial('SHIPPED-UUID');
+    const delivered = String(expectOk(await book('own', [{ serial, gpuUuid: uuid }])).shipmentId);
+    await run('shipment.ship', { shipmentId: delivered }, actors.exporter);
+    await run('shipment.clear', { shipmentId: delivered }, actors.alpha);
+    await run('shipment.deliver', { shipmentId: delivered }, actors.alpha);
     await run('units.return', { serials: [serial], reason: 'RMA' }, actors.alpha);
     const listed = expectOk(await book('own', [{ serial, gpuUuid: uuid }]));
     await cancel(String(listed.shipmentId), actors.exporter);
+    // Not the booking's claim but the unit's since it shipped (migration 037; a GPU UUID a
+    // cancelled booking gave a returned unit is let go, handlers/gpu-uuid-claims.test.ts).
     expect(await unitRow(serial)).toMatchObject({ gpu_uuid: uuid, ever_shipped: true });
 
-    const changed = refusal(await book('own', [{ serial, gpuUuid: 'GPU-0e0e0e0e-0005' }]));
+    const changed = refusal(await book('own', [{ serial, gpuUuid: 'GPU-0e0e0e0e-0000-0000-0000-000000000005' }]));
     expect(changed.rule).toBe('unit-gpu-uuid');
-    expect(changed.message).toMatch(new RegExp(`serial ${serial} has GPU UUID ${uuid}; GPU-0e0e0e0e-0005 given`));
+    expect(changed.message).toMatch(new RegExp(`serial ${serial} has GPU UUID ${uuid}; GPU-0e0e0e0e-0000-0000-0000-000000000005 given`));
     expectOk(await book('own', [serial]));
     expect(await unitRow(serial)).toMatchObject({ gpu_uuid: uuid });
     expect(await api.world.ledger.violations()).toEqual([]);
@@ -200,7 +205,7 @@ describe('a unit listed again for another recipient', () => {
     const serial = api.serial('MOVED');
     const first = String(expectOk(await book('own', [serial])).shipmentId);
     await cancel(first, actors.exporter);
-    const second = String((await run('shipment.book', { exportAllocationId: allocations.betaExport, importAllocationId: allocations.betaImport, productId, units: 1, deadline: '2026-06-01T00:00:00Z', serials: [{ serial, gpuUuid: 'GPU-5eca1000-0001' }] }, actors.exporter)).shipmentId);
+    const second = String((await run('shipment.book', { exportAllocationId: allocations.betaExport, importAllocationId: allocations.betaImport, productId, units: 1, deadline: '2026-06-01T00:00:00Z', serials: [{ serial, gpuUuid: 'GPU-5eca1000-0000-0000-0000-000000000001' }] }, actors.exporter)).shipmentId);
     await run('shipment.ship', { shipmentId: second }, actors.exporter);
     await run('shipment.clear', { shipmentId: second }, actors.beta);
     await run('shipment.deliver', { shipmentId: second }, actors.beta);
@@ -208,7 +213,7 @@ describe('a unit listed again for another recipient', () => {
     const seen = await api.request({ method: 'GET', url: `/v1/shipments/${first}/serials`, token: api.tokens.recipient });
     expect(seen.json().items).toEqual([{ serial, live: false, gpuUuid: null, custody: null, siteId: null, demo: false }]);
     const now = await api.request({ method: 'GET', url: `/v1/shipments/${second}/serials`, token: api.tokens.beta });
-    expect(now.json().items).toEqual([expect.objectContaining({ serial, live: false, gpuUuid: 'GPU-5eca1000-0001', custody: 'deployed', siteId: api.sites.beta })]);
+    expect(now.json().items).toEqual([expect.objectContaining({ serial, live: false, gpuUuid: 'GPU-5eca1000-0000-0000-0000-000000000001', custody: 'deployed', siteId: api.sites.beta })]);
   });
 });
 
@@ -287,16 +292,16 @@ describe('a booking that expires unshipped', () => {
   it('releases what it listed, as a cancelled one does: the GPU UUID is let go, and the serial may be listed by another exporter', async () => {
     const { ledger, clock } = api.world;
     const serial = api.serial('EXPIRED');
-    const booked = expectOk(await book('own', [{ serial, gpuUuid: 'GPU-e0e0e0e0-0001' }]));
+    const booked = expectOk(await book('own', [{ serial, gpuUuid: 'GPU-e0e0e0e0-0000-0000-0000-000000000001' }]));
     clock.set('2026-06-02T00:00:00Z');
     expect(expectOk(await ledger.sweep()).expiredShipments).toContain(booked.shipmentId);
     expect(await unitRow(serial)).toMatchObject({ shipment_id: booked.shipmentId, gpu_uuid: null, ever_shipped: false });
 
     const taken = expectOk(await api.world.ledger.submit('shipment.book', {
       exportAllocationId: api.allocations.exporter2Beta, importAllocationId: api.allocations.betaImport2,
-      productId: api.world.productId, units: 1, deadline: '2026-09-01T00:00:00Z', serials: [{ serial, gpuUuid: 'GPU-e0e0e0e0-0001' }],
+      productId: api.world.productId, units: 1, deadline: '2026-09-01T00:00:00Z', serials: [{ serial, gpuUuid: 'GPU-e0e0e0e0-0000-0000-0000-000000000001' }],
     }, api.exporter2));
-    expect(await unitRow(serial)).toMatchObject({ shipment_id: taken.shipmentId, recipient_org_id: api.orgs.beta, gpu_uuid: 'GPU-e0e0e0e0-0001' });
+    expect(await unitRow(serial)).toMatchObject({ shipment_id: taken.shipmentId, recipient_org_id: api.orgs.beta, gpu_uuid: 'GPU-e0e0e0e0-0000-0000-0000-000000000001' });
     expect(await api.world.ledger.violations()).toEqual([]);
   });
 });

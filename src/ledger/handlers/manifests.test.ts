@@ -12,16 +12,16 @@ const shipment: ShipmentRow = {
 /** The delivered shipment the units came in, and one of another exporter (ORG-3) to another recipient. */
 const earlier: ShipmentRow = { ...shipment, id: 'S-0', status: 'delivered', serial_count: 10, created_seq: 0, updated_seq: 2 };
 const theirs: ShipmentRow = { ...shipment, id: 'S-9', exporter_org_id: 'ORG-3', recipient_org_id: 'ORG-4', status: 'delivered', serial_count: 10, created_seq: 0, updated_seq: 2 };
-const returned: UnitRow = { serial: 'BACK-1', gpu_uuid: 'GPU-7', product_id: 'PRD-1', recipient_org_id: 'ORG-2', custody: 'returned', shipment_id: 'S-0', site_id: null, updated_seq: 3, ever_shipped: true };
-const deployed: UnitRow = { serial: 'DEPLOYED-1', gpu_uuid: null, product_id: 'PRD-1', recipient_org_id: 'ORG-2', custody: 'deployed', shipment_id: 'S-0', site_id: 'SITE-1', updated_seq: 3, ever_shipped: true };
+const returned: UnitRow = { serial: 'BACK-1', gpu_uuid: 'GPU-7', product_id: 'PRD-1', recipient_org_id: 'ORG-2', custody: 'returned', shipment_id: 'S-0', site_id: null, updated_seq: 3, ever_shipped: true, gpu_uuid_shipped: true };
+const deployed: UnitRow = { serial: 'DEPLOYED-1', gpu_uuid: null, product_id: 'PRD-1', recipient_org_id: 'ORG-2', custody: 'deployed', shipment_id: 'S-0', site_id: 'SITE-1', updated_seq: 3, ever_shipped: true, gpu_uuid_shipped: false };
 /** A returned unit without a GPU UUID, and one of another product. */
-const unknownUuid: UnitRow = { ...returned, serial: 'BACK-2', gpu_uuid: null };
+const unknownUuid: UnitRow = { ...returned, serial: 'BACK-2', gpu_uuid: null, gpu_uuid_shipped: false };
 const otherProduct: UnitRow = { ...returned, serial: 'BACK-H20', gpu_uuid: 'GPU-8', product_id: 'PRD-H20' };
 /** ORG-3's units: returned by ORG-4, deployed at ORG-4's site, live in ORG-3's shipment S-8. */
-const theirReturned: UnitRow = { ...returned, serial: 'THEIRS-1', gpu_uuid: null, recipient_org_id: 'ORG-4', shipment_id: 'S-9' };
+const theirReturned: UnitRow = { ...returned, serial: 'THEIRS-1', gpu_uuid: null, gpu_uuid_shipped: false, recipient_org_id: 'ORG-4', shipment_id: 'S-9' };
 const theirDeployed: UnitRow = { ...deployed, serial: 'THEIRS-2', recipient_org_id: 'ORG-4', shipment_id: 'S-9', site_id: 'SITE-22' };
 const theirLive: ShipmentRow = { ...theirs, id: 'S-8', status: 'shipped', serial_count: 1 };
-const theirListed: UnitRow = { ...returned, serial: 'THEIRS-3', gpu_uuid: null, recipient_org_id: 'ORG-4', custody: 'in_transit', shipment_id: 'S-8' };
+const theirListed: UnitRow = { ...returned, serial: 'THEIRS-3', gpu_uuid: null, gpu_uuid_shipped: false, recipient_org_id: 'ORG-4', custody: 'in_transit', shipment_id: 'S-8' };
 
 function freshState(): BatchState {
   // As store/ledger-tables.ts loads them: each unit with the shipment that last held it.

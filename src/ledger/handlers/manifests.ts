@@ -49,7 +49,9 @@ function isReleased(unit: UnitRow, shipment: ShipmentRow): boolean {
  * stays with the exporter whose shipment last held it (a returned unit goes back to that
  * exporter's side): another exporter listing it would take it over, its row rewritten to a
  * shipment its first exporter and recipient cannot see. It also keeps what it physically
- * is: its product and, once known, its GPU UUID.
+ * is: its product and its GPU UUID, once known. A GPU UUID that is not fixed yet (it has not
+ * shipped with the unit, gpu_uuid_shipped) belongs to the live booking that gave it; a booking
+ * that ends lets it go (shipments.ts, releaseClaims), so it is never one a booking left behind.
  */
 function checkListable(state: BatchState, shipment: ShipmentRow, serial: string, unit: UnitRow | undefined, live: string | undefined, given: string | undefined): boolean {
   const exporter = shipment.exporter_org_id;
@@ -111,6 +113,7 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
       // The unit's own GPU UUID first: a given one equals it (checkListable) but for the
       // case of one stored before 025, which the database keeps as it is. A released unit
       // keeps nothing of its claim (and its booking's end let go of its GPU UUID already).
+      // A GPU UUID given here is this booking's claim until it ships (gpu_uuid_shipped).
       gpu_uuid: (released ? null : unit?.gpu_uuid) ?? given ?? null,
       product_id: shipment.product_id,
       recipient_org_id: shipment.recipient_org_id,
@@ -119,6 +122,7 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
       site_id: null,
       updated_seq: seq,
       ever_shipped: unit?.ever_shipped ?? false,
+      gpu_uuid_shipped: unit?.gpu_uuid_shipped ?? false,
     }, unit);
   });
   const current = state.get('shipments', shipment.id)!;

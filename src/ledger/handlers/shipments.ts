@@ -236,15 +236,17 @@ function endManifest(context: CommandContext, shipment: ShipmentRow): void {
 /**
  * A booking that ends unshipped (cancelled, expired) only claimed the units it listed: those
  * that never shipped are free to be listed afresh, by any exporter, as any product, with any
- * GPU UUID (manifests.ts, isReleased), and meanwhile hold no GPU UUID, so that the unit it
- * really belongs to may be listed with it (migration 033). Units that shipped before (returned
- * and listed again) keep theirs.
+ * GPU UUID (manifests.ts, isReleased). And every GPU UUID it gave is let go, so that the unit
+ * it really belongs to may be listed with it: on a unit that never shipped (migration 033), and
+ * on one that shipped without it, was returned and was listed again (037). Otherwise an
+ * exporter could list its returned unit with another's GPU UUID, cancel, and keep that GPU
+ * for ever. Only a GPU UUID that went out with its unit stays (gpu_uuid_shipped).
  */
 function releaseClaims(context: CommandContext, shipment: ShipmentRow): void {
   const { state, seq } = context;
   state.pushList('unitsChanges', { kind: 'release', shipment_id: shipment.id, seq });
   for (const unit of state.unitsOfShipment(shipment.id)) {
-    if (!unit.ever_shipped && unit.gpu_uuid !== null) state.update('units', unit, { gpu_uuid: null, updated_seq: seq });
+    if (!unit.gpu_uuid_shipped && unit.gpu_uuid !== null) state.update('units', unit, { gpu_uuid: null, updated_seq: seq });
   }
 }
 
@@ -262,11 +264,14 @@ export function applyStep(context: CommandContext, shipment: ShipmentRow, step: 
   state.update('shipments', shipment, { status: step.to, updated_seq: context.seq });
   if (step.custody) {
     const { from, to } = step.custody;
-    // Leaving 'licensed' is shipping: the unit's identity is fixed from now on (migration 033).
+    // Leaving 'licensed' is shipping: the unit's identity is fixed from now on (migration 033),
+    // and its GPU UUID, if it has one, with it (037).
     const markShipped = from === 'licensed';
     state.pushList('unitsChanges', { kind: 'custody', shipment_id: shipment.id, from, to, seq: context.seq, markShipped });
     for (const unit of state.unitsOfShipment(shipment.id)) {
-      if (unit.custody === from) state.update('units', unit, { custody: to, updated_seq: context.seq, ...(markShipped ? { ever_shipped: true } : {}) });
+      if (unit.custody !== from) continue;
+      const marks = markShipped ? { ever_shipped: true, gpu_uuid_shipped: unit.gpu_uuid !== null } : {};
+      state.update('units', unit, { custody: to, updated_seq: context.seq, ...marks });
     }
   }
   if (!liveShipmentStatuses.includes(step.to)) endManifest(context, shipment);

@@ -19,7 +19,7 @@ export const unknownId = (prefix: string) => `${prefix}-999999`;
  */
 export type Gpu = 'none' | 'own' | 'typo';
 const gpuUuidOf = (serial: string, gpu: Exclude<Gpu, 'none'>) =>
-  `GPU-${Math.max(serialPool.indexOf(serial), 0).toString(16).padStart(8, '0')}-${gpu === 'own' ? '0001' : '0002'}`;
+  `GPU-${Math.max(serialPool.indexOf(serial), 0).toString(16).padStart(8, '0')}-0000-4000-8000-${gpu === 'own' ? '000000000001' : '000000000002'}`;
 export const manifestOf = (serials: string[], gpu: Gpu): ManifestEntry[] => serials.map((serial) => (gpu === 'none' ? { serial } : { serial, gpuUuid: gpuUuidOf(serial, gpu) }));
 /** As the API takes a manifest: plain serials, or serials with their GPU UUIDs. */
 export const manifestInput = (entries: ManifestEntry[]) => entries.map((entry) => (entry.gpuUuid === undefined ? entry.serial : entry));

@@ -78,6 +78,8 @@ export interface ModelUnit {
   gpuUuid: string | null;
   /** Set when it ships, never unset: from then on what the unit is and whose is fixed. */
   everShipped: boolean;
+  /** Set when it ships with its GPU UUID, never unset: from then on that GPU UUID is fixed. */
+  gpuUuidShipped: boolean;
 }
 
 /** A manifest line: a serial, and maybe the GPU UUID of the unit it names. */
@@ -199,7 +201,8 @@ export class LedgerModel {
   /**
    * A unit that never shipped, left by a booking that was cancelled or expired: its listing
    * claimed it only while the booking lasted, so it is listed afresh, as if unknown (its GPU
-   * UUID was let go when the booking ended). A unit that has shipped keeps what it is.
+   * UUID was let go when the booking ended). A unit that has shipped keeps what it is, and
+   * the GPU UUID it shipped with.
    */
   private released(unit: ModelUnit): boolean {
     return !unit.everShipped && ['cancelled', 'expired'].includes(this.shipments.get(unit.shipmentId)!.status);
@@ -251,6 +254,7 @@ export class LedgerModel {
       this.units.set(serial, {
         serial, custody: 'licensed', shipmentId: shipment.id, siteId: null, recipientOrgId: shipment.recipientOrgId,
         gpuUuid: (released ? null : unit?.gpuUuid ?? null) ?? gpuUuid ?? null, everShipped: unit?.everShipped ?? false,
+        gpuUuidShipped: unit?.gpuUuidShipped ?? false,
       });
       this.live.set(serial, shipment.id);
     }
@@ -483,16 +487,19 @@ export class LedgerModel {
       for (const unit of this.units.values()) {
         if (unit.shipmentId !== shipment.id || unit.custody !== custody.from) continue;
         unit.custody = custody.to;
-        if (custody.to === 'in_transit') unit.everShipped = true;
+        if (custody.to === 'in_transit') {
+          unit.everShipped = true;
+          unit.gpuUuidShipped = unit.gpuUuid !== null;
+        }
       }
     }
     if (!['booked', 'shipped', 'cleared'].includes(to)) {
       for (const [serial, shipmentId] of [...this.live]) if (shipmentId === shipment.id) this.live.delete(serial);
     }
-    // Ended unshipped, a booking lets go of the units it claimed: those that never shipped
-    // hold no GPU UUID until listed again.
+    // Ended unshipped, a booking lets go of what it claimed: GPU UUIDs that never shipped
+    // (on a unit that never shipped, or one returned and listed again) are let go until listed again.
     if (to === 'cancelled' || to === 'expired') {
-      for (const unit of this.units.values()) if (unit.shipmentId === shipment.id && !unit.everShipped) unit.gpuUuid = null;
+      for (const unit of this.units.values()) if (unit.shipmentId === shipment.id && !unit.gpuUuidShipped) unit.gpuUuid = null;
     }
     return { shipmentId: shipment.id, status: to };
   }

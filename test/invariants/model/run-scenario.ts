@@ -67,7 +67,7 @@ async function loadModel(model: LedgerModel, pool: World['ledger']['pool']): Pro
   for (const row of await rows('SELECT * FROM units ORDER BY serial')) {
     model.units.set(row.serial, {
       serial: row.serial, custody: row.custody, shipmentId: row.shipment_id, siteId: row.site_id, recipientOrgId: row.recipient_org_id,
-      gpuUuid: row.gpu_uuid, everShipped: row.ever_shipped,
+      gpuUuid: row.gpu_uuid, everShipped: row.ever_shipped, gpuUuidShipped: row.gpu_uuid_shipped,
     });
   }
   for (const row of await rows('SELECT serial, shipment_id FROM shipment_serials WHERE live ORDER BY serial')) model.live.set(row.serial, row.shipment_id);
@@ -84,8 +84,8 @@ async function compareBalances(run: { model: LedgerModel }, pool: World['ledger'
     [...model.licences.values()].map((l) => ({ id: l.id, status: l.status, allocated_units: l.allocatedUnits, shipped_units: l.shippedUnits }))));
   expect(await query('SELECT id, status, units, serial_count FROM shipments ORDER BY id')).toEqual(sortById(
     [...model.shipments.values()].map((s) => ({ id: s.id, status: s.status, units: s.units, serial_count: s.serialCount }))));
-  expect(await query('SELECT serial, custody, shipment_id, site_id, gpu_uuid, ever_shipped FROM units ORDER BY serial')).toEqual(sortById(
-    [...model.units.values()].map((u) => ({ serial: u.serial, custody: u.custody, shipment_id: u.shipmentId, site_id: u.siteId, gpu_uuid: u.gpuUuid, ever_shipped: u.everShipped }))));
+  expect(await query('SELECT serial, custody, shipment_id, site_id, gpu_uuid, ever_shipped, gpu_uuid_shipped FROM units ORDER BY serial')).toEqual(sortById(
+    [...model.units.values()].map((u) => ({ serial: u.serial, custody: u.custody, shipment_id: u.shipmentId, site_id: u.siteId, gpu_uuid: u.gpuUuid, ever_shipped: u.everShipped, gpu_uuid_shipped: u.gpuUuidShipped }))));
   expect(await query('SELECT id, authorised_units, valid_to, version FROM licences ORDER BY id')).toEqual(sortById(
     [...model.licences.values()].map((l) => ({ id: l.id, authorised_units: l.authorisedUnits, valid_to: new Date(l.validToMs).toISOString(), version: l.version }))));
   expect(await query('SELECT id, deployed_units FROM sites ORDER BY id')).toEqual(sortById(
