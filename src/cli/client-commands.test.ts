@@ -112,6 +112,24 @@ describe('manifest import', () => {
   });
 });
 
+describe('--idempotency-key', () => {
+  it('refuses a token secret with exit 2 before anything is sent, naming the token to revoke, never quoting the key', async () => {
+    const secret = 'clt_TOK-12_abcdefghijklmnopqrstuvwxyz012345';
+    const { client: api, requests } = client({});
+    for (const [key, revoke] of [[secret, 'chipledger token revoke TOK-12'], ['clt_anything', 'if it is one, treat it as leaked']] as const) {
+      const failure = await transitionCommand(api, 'ship', 'S-7', { idempotencyKey: key }, recorder().output).catch((error: unknown) => error);
+      expect(failure, key).toBeInstanceOf(Failure);
+      expect((failure as Failure).exitCode, key).toBe(2);
+      expect((failure as Failure).message, key).toContain(revoke);
+      expect((failure as Failure).message, key).not.toContain(key.slice('clt_'.length));
+    }
+    expect(requests).toEqual([]);
+    // The prefix elsewhere, or in another case, is no secret.
+    expect(await transitionCommand(api, 'ship', 'S-7', { idempotencyKey: 'CLT_1-ship' }, recorder().output)).toBe(0);
+    expect(requests.map((request) => request.key)).toEqual(['CLT_1-ship']);
+  });
+});
+
 describe('deploy', () => {
   it('sends the serials to the site', async () => {
     const file = join(folder, 'deploy.csv');

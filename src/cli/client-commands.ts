@@ -5,6 +5,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { limits } from '../core/limits.ts';
+import { tokenSecretPrefix } from '../ledger/schemas.ts';
 import { apiToken, type Config } from './config.ts';
 import { ApiClient, unknownOutcomeOf } from './http.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
@@ -42,12 +43,20 @@ export interface ChangeOptions {
 
 /** The server's rule for a key (src/server/commands.ts): said before anything is read or sent. */
 const idempotencyKeyPattern = /^[\x21-\x7E]+$/;
+const tokenIdInSecret = new RegExp(`^${tokenSecretPrefix}(TOK-[0-9]{1,16})_`);
 
 function checkedKey(options: ChangeOptions): ChangeOptions {
   const key = options.idempotencyKey;
   if (key === undefined) return {};
   if (key.length > limits.idempotencyKeyLengthMax || !idempotencyKeyPattern.test(key)) {
     throw new Failure(`--idempotency-key must be 1 to ${limits.idempotencyKeyLengthMax} visible ASCII characters (no spaces); got ${key.length} characters`, 2);
+  }
+  // The server keeps keys in plain text for good and refuses a token's secret as one (rule
+  // idempotency-key-secret); said here before anything is sent, and without quoting the key.
+  if (key.startsWith(tokenSecretPrefix)) {
+    const carried = tokenIdInSecret.exec(key)?.[1];
+    const revoke = carried === undefined ? 'if it is one, treat it as leaked and revoke its token' : `treat it as leaked and revoke its token: chipledger token revoke ${carried}`;
+    throw new Failure(`--idempotency-key starts with ${tokenSecretPrefix} as a token's secret does, and the server keeps keys in plain text; nothing was sent. Give another key (or none: a fresh one is made); ${revoke}`, 2);
   }
   return { idempotencyKey: key };
 }

@@ -9,7 +9,7 @@ import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import { roleRefusal, type Actor } from '../ledger/permissions.ts';
-import type { CommandKind } from '../ledger/schemas.ts';
+import { tokenSecretPrefix, type CommandKind } from '../ledger/schemas.ts';
 import type { TokenVerifier } from './auth.ts';
 import { problemOf, sendProblem } from './problem.ts';
 
@@ -79,7 +79,25 @@ export function idempotencyKeyOf(header: string | string[] | undefined): string 
     const at = [...header].findIndex((character) => !idempotencyKeyPattern.test(character));
     throw new DomainError('invalid_input', `the Idempotency-Key must be visible ASCII characters only (no spaces); character ${at + 1} is not`, { rule: 'idempotency-key-characters' });
   }
+  // A token's secret sent as the key would be kept in plain text in idempotency_keys, whose
+  // rows are never deleted (migration 028), where the database keeps only hashes of secrets.
+  // Refused before the body is read, so nothing is stored, and not quoted: the refusal goes
+  // back in the answer and into logs.
+  if (header.startsWith(tokenSecretPrefix)) throw secretAsKeyRefusal(header);
   return header;
+}
+
+const tokenIdInSecret = new RegExp(`^${tokenSecretPrefix}(TOK-[0-9]{1,16})_`);
+
+/** The refusal of a key that is (or looks like) a token's secret: names the token's id, never the key. */
+function secretAsKeyRefusal(key: string): DomainError {
+  const carried = tokenIdInSecret.exec(key)?.[1];
+  const revoke = carried === undefined ? 'if it is one, treat it as leaked and revoke its token' : `treat it as leaked and revoke its token, ${carried}`;
+  return new DomainError(
+    'invalid_input',
+    `the Idempotency-Key starts with ${tokenSecretPrefix} as a token's secret does, and keys are kept in plain text, so it was not used: send a new random value as the key; ${revoke}`,
+    { rule: 'idempotency-key-secret' },
+  );
 }
 
 /**

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { DomainError } from '../core/errors.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import {
-  cosignaturesOf, formatKeyId, formatTlogProof, openCheckpoint, parseCosignatureVerifierKey, parseNote, parseTilePath, parseVerifierKey,
+  canonicalSignatureLine, cosignaturesOf, formatKeyId, formatTlogProof, openCheckpoint, parseCosignatureVerifierKey, parseNote, parseTilePath, parseVerifierKey,
   tileHeight, tileWidth, type CosignatureVerifier, type NoteVerifier,
 } from '../tlog/index.ts';
 import type { Pool } from '../store/pool.ts';
@@ -93,6 +93,8 @@ function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T>
  * The newest checkpoint with the cosignatures made over its own text (one size may hold two
  * texts after a key rotation). Each stored line is verified again over the served text, by a
  * configured witness: a line that does not verify is left off, so the served note always opens.
+ * Each is served in its canonical spelling, whatever a row stored before lines were made
+ * canonical on the way in holds.
  * The note served last is kept: every proof bundle carries the checkpoint, and until a new
  * checkpoint is signed or a witness adds a line, the same rows give the same note, so the
  * signatures are not verified again per request.
@@ -106,7 +108,8 @@ function checkpointServer(pool: Pool, witnesses: readonly CosignatureVerifier[])
     const rows = [row.size, row.key_id, row.signed_note, ...stored].join('\n');
     if (last?.rows !== rows) {
       const text = Buffer.from(parseNote(row.signed_note).text, 'utf8');
-      last = { rows, row, note: row.signed_note + stored.filter((line) => verifiesOver(text, line, witnesses)).join('') };
+      const lines = stored.map((line) => cosignatureOf(text, line, witnesses)).filter((cosignature) => cosignature !== undefined);
+      last = { rows, row, note: row.signed_note + lines.map((cosignature) => cosignature.line).join('') };
     }
     return { row: last.row, note: last.note };
   };
@@ -145,18 +148,18 @@ async function cosignedCheckpoint(pool: Pool, witnesses: readonly CosignatureVer
   );
   for (const row of candidates.rows) {
     const text = Buffer.from(parseNote(row.signed_note).text, 'utf8');
-    const lines = (await cosignaturesFor(pool, row)).map((cosignature) => ({ line: cosignature.signature_line, cosigner: cosignerOf(text, cosignature.signature_line, witnesses) }))
-      .filter((stored) => stored.cosigner !== undefined);
-    if (new Set(lines.map((stored) => stored.cosigner)).size >= wanted) return { row, note: row.signed_note + lines.map((stored) => stored.line).join('') };
+    const lines = (await cosignaturesFor(pool, row)).map((stored) => cosignatureOf(text, stored.signature_line, witnesses)).filter((cosignature) => cosignature !== undefined);
+    if (new Set(lines.map((cosignature) => cosignature.witness)).size >= wanted) return { row, note: row.signed_note + lines.map((cosignature) => cosignature.line).join('') };
   }
   throw new DomainError('not_found', `no checkpoint covering event ${seq} signed with the log's current key carries ${wanted} witness cosignature(s) yet; try again after the witnesses' next round`);
 }
 
 /**
- * The configured witness whose valid signature over `text` a stored cosignature line
- * (`— name base64\n`) is, by name; undefined when it is not one.
+ * A stored cosignature line (`— name base64\n`) that is a configured witness's valid signature
+ * over `text`: the witness's name and the line in its canonical spelling, with its newline;
+ * undefined when it is not one.
  */
-function cosignerOf(text: Buffer, line: string, witnesses: readonly CosignatureVerifier[]): string | undefined {
+function cosignatureOf(text: Buffer, line: string, witnesses: readonly CosignatureVerifier[]): { witness: string; line: string } | undefined {
   let signature;
   try {
     [signature] = parseNote(`x\n\n${line}`).signatures;
@@ -164,12 +167,8 @@ function cosignerOf(text: Buffer, line: string, witnesses: readonly CosignatureV
     return undefined;
   }
   const witness = witnesses.find((candidate) => candidate.name === signature!.name && candidate.keyId === signature!.keyId);
-  return witness !== undefined && witness.verify(text, signature!.signature) ? witness.name : undefined;
-}
-
-/** Whether a stored cosignature line is a configured witness's valid signature over `text`. */
-function verifiesOver(text: Buffer, line: string, witnesses: readonly CosignatureVerifier[]): boolean {
-  return cosignerOf(text, line, witnesses) !== undefined;
+  if (witness === undefined || !witness.verify(text, signature!.signature)) return undefined;
+  return { witness: witness.name, line: `${canonicalSignatureLine(signature!)}\n` };
 }
 
 /**
@@ -322,14 +321,31 @@ async function sendEntries(request: FastifyRequest, reply: FastifyReply, options
 
 const gzipAsync = promisify(gzip);
 
-/** Whether Accept-Encoding lists gzip (or *) without q=0. */
+/**
+ * Whether Accept-Encoding makes gzip acceptable (RFC 9110 §12.5.3). gzip and x-gzip name one
+ * coding: when either is listed, its q alone decides (the higher, if both are). `*` stands only
+ * for codings not listed, so its q decides only when neither is: `gzip;q=0, *` refuses gzip.
+ * A q that is not a valid qvalue counts as 0: the plain bytes suit every client, so a header
+ * we cannot read never earns gzip.
+ */
 export function acceptsGzip(header: string | undefined): boolean {
   if (header === undefined) return false;
-  return header.split(',').some((part) => {
-    const [coding, ...params] = part.trim().toLowerCase().split(';');
-    if (coding !== 'gzip' && coding !== 'x-gzip' && coding !== '*') return false;
-    return !params.some((param) => /^\s*q\s*=\s*0(\.0{0,3})?\s*$/.test(param));
-  });
+  let gzipWeight: number | undefined;
+  let anyWeight: number | undefined;
+  for (const part of header.split(',')) {
+    const [coding, ...params] = part.split(';').map((piece) => piece.trim().toLowerCase());
+    if (coding === 'gzip' || coding === 'x-gzip') gzipWeight = Math.max(gzipWeight ?? 0, weightOf(params));
+    else if (coding === '*') anyWeight = Math.max(anyWeight ?? 0, weightOf(params));
+  }
+  return (gzipWeight ?? anyWeight ?? 0) > 0;
+}
+
+/** RFC 9110 §12.4.2 qvalue: 0 to 1, at most three decimals; 1 when absent; 0 when unreadable. */
+function weightOf(params: readonly string[]): number {
+  const q = params.find((param) => /^q\s*=/.test(param));
+  if (q === undefined) return 1;
+  const value = q.slice(q.indexOf('=') + 1).trim();
+  return /^(0(\.[0-9]{0,3})?|1(\.0{0,3})?)$/.test(value) ? Number(value) : 0;
 }
 
 /**
@@ -369,7 +385,10 @@ async function storeCosignatures(pool: Pool, signer: { verifierKey: string }, wi
   const verified = cosignaturesOf(opened.note, witnesses);
   if (verified.length === 0) throw new DomainError('forbidden', 'the note carries no valid cosignature of a configured witness');
   for (const [cosignature, checkpoint] of verified.flatMap((one) => cosigned.map((row) => [one, row] as const))) {
-    const line = opened.note.verified.find((signature) => signature.name === cosignature.name && signature.keyId === cosignature.keyId)!.line;
+    // Stored in its canonical spelling, not as sent: base64 read leniently (padding bits
+    // ignored, as Go's note.Open reads it) lets one signature be spelt several ways, a
+    // strict decoder refuses every spelling but one, and a log publishes one spelling per value.
+    const line = canonicalSignatureLine(opened.note.verified.find((signature) => signature.name === cosignature.name && signature.keyId === cosignature.keyId)!);
     await insertCosignature(pool, {
       checkpoint_size: size,
       checkpoint_key_id: checkpoint.key_id,

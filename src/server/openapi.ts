@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { commandRoles } from '../ledger/permissions.ts';
-import { commandSchemas, serial as serialSchema } from '../ledger/schemas.ts';
+import { commandSchemas, serial as serialSchema, tokenSecretPrefix } from '../ledger/schemas.ts';
 import { commandRoutes, loaderOnlyFields } from './commands.ts';
 import { errorCodes } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
@@ -117,12 +117,35 @@ const serialPathParameter = { ...pathParameter, description: 'the serial number'
 const seqPathParameter = { name: 'seq', in: 'path', required: true, description: "the event's sequence number (= leaf index)", schema: { type: 'integer', minimum: 0 } };
 const idempotencyParameter = {
   name: 'Idempotency-Key', in: 'header', required: true,
-  description: 'A new random value per request, the same on retries. The same key with a different body is refused (422).',
-  schema: { type: 'string', minLength: 1, maxLength: limits.idempotencyKeyLengthMax, pattern: '^[\\x21-\\x7E]+$' },
+  description: `A new random value per request, the same on retries. The same key with a different body is refused (422). Keys are kept in plain text, for good: one that starts with ${tokenSecretPrefix}, as a token's secret does, is refused (400, rule idempotency-key-secret) before the body is read, without being quoted, and nothing is stored; if it was a secret, revoke its token.`,
+  schema: { type: 'string', minLength: 1, maxLength: limits.idempotencyKeyLengthMax, pattern: `^(?!${tokenSecretPrefix})[\\x21-\\x7E]+$` },
+};
+
+/** A problem answer whose refusal, made by the ledger, is remembered under the Idempotency-Key. */
+const replayableProblem = {
+  description: 'A problem (RFC 9457). A refusal by the ledger is remembered under the Idempotency-Key: a retry gets it again, with Idempotent-Replayed: true.',
+  headers: { ...problemHeaders, 'Idempotent-Replayed': replayedHeaderRef },
+  content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
+};
+
+/**
+ * What the document says of an answer where a command's differs from the others'. token.create:
+ * the secret is never stored (ledger/idempotency.ts toStored), so a retry cannot be given the
+ * first 201 again; it is told which token the first request made, so that the caller can
+ * revoke it if that answer was lost.
+ */
+const answerNotes: Partial<Record<(typeof commandRoutes)[number]['kind'], { accepted: string; problems: Record<string, string> }>> = {
+  'token.create': {
+    accepted: 'Accepted: the ledger committed it; the secret is in this answer and nowhere else. A retry with the same Idempotency-Key never gets this answer again: it is answered 409 (see there).',
+    problems: {
+      '409': 'A problem (RFC 9457), code conflict: the organisation cannot hold a token of that role (rule token-role); or, marked Idempotent-Replayed: true, a retry of a request that made a token (rule invariant-6): the secret was shown once and is not kept, and the detail names the token the first request made (token TOK-12 was made by the first request with this idempotency key). If that first answer was lost, revoke that token (POST /v1/tokens/{id}/revoke) and create another with a new Idempotency-Key.',
+    },
+  },
 };
 
 function commandOperation(route: (typeof commandRoutes)[number]) {
   const roles = commandRoles[route.kind];
+  const notes = answerNotes[route.kind];
   return {
     operationId: route.kind.replace(/[._]([a-z])/g, (_match, letter: string) => letter.toUpperCase()),
     summary: route.summary,
@@ -134,7 +157,7 @@ function commandOperation(route: (typeof commandRoutes)[number]) {
     requestBody: bodyOf(route),
     responses: {
       [route.creates ? '201' : '200']: {
-        description: 'Accepted: the ledger committed it. A replayed answer carries Idempotent-Replayed: true.',
+        description: notes?.accepted ?? 'Accepted: the ledger committed it. A replayed answer carries Idempotent-Replayed: true.',
         headers: {
           'Idempotent-Replayed': replayedHeaderRef,
           ...(route.locatedBy === undefined ? {} : { Location: { description: `Where GET reads what was made: ${route.path}/{${route.locatedBy}}.`, required: true, schema: { type: 'string' } } }),
@@ -142,6 +165,7 @@ function commandOperation(route: (typeof commandRoutes)[number]) {
         content: { 'application/json': { schema: jsonSchemaOf(commandAnswers[route.kind], 'output') } },
       },
       ...errorResponses([400, 401, 403, 404, 409, 413, 422, 503], replayableProblemRef),
+      ...Object.fromEntries(Object.entries(notes?.problems ?? {}).map(([status, description]) => [status, { ...replayableProblem, description }])),
     },
   };
 }
@@ -269,15 +293,11 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       responses: {
         Problem: { description: 'A problem (RFC 9457)', headers: problemHeaders, content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } } },
         Unauthorized: {
-          description: 'A problem (RFC 9457), code unauthorized: no bearer token, or one that is not valid (unknown, revoked).',
+          description: 'A problem (RFC 9457), code unauthenticated: no bearer token, or one that is not valid (unknown, revoked).',
           headers: { ...problemHeaders, 'WWW-Authenticate': { description: 'Bearer realm="chipledger" (RFC 6750)', required: true, schema: { type: 'string' } } },
           content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
         },
-        ReplayableProblem: {
-          description: 'A problem (RFC 9457). A refusal by the ledger is remembered under the Idempotency-Key: a retry gets it again, with Idempotent-Replayed: true.',
-          headers: { ...problemHeaders, 'Idempotent-Replayed': replayedHeaderRef },
-          content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
-        },
+        ReplayableProblem: replayableProblem,
         Unavailable: {
           description: 'A problem (RFC 9457), code unavailable or overloaded: the server is overloaded or shutting down, or its database is not answering. Nothing was committed, or the outcome is unknown: send the same request again, with the same Idempotency-Key, after Retry-After.',
           headers: { ...problemHeaders, 'Retry-After': { $ref: '#/components/headers/Retry-After' } },

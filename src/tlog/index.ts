@@ -53,6 +53,7 @@ export {
 } from './proof.ts';
 export {
   addSignatures,
+  canonicalSignatureLine,
   computeKeyId,
   formatKeyId,
   decodeVerifierKey,

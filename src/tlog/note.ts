@@ -139,11 +139,20 @@ export function openNote(note: string | Uint8Array, verifiers: readonly NoteVeri
   return { text: parsed.text, verified, unknown };
 }
 
-function signatureLine(signer: NoteSigner, textBytes: Buffer): string {
-  if (!isValidKeyName(signer.name)) throw new Error(`assertion failed: invalid signer name "${signer.name}"`);
+/**
+ * A signature line in its one canonical spelling, without the newline. Reading is lenient
+ * (padding bits ignored, as Go's note.Open does), so a line as received may be spelt another
+ * way; what a log stores and serves is this one, which every strict decoder reads.
+ */
+export function canonicalSignatureLine(signature: Pick<NoteSignature, 'name' | 'keyId' | 'signature'>): string {
+  if (!isValidKeyName(signature.name)) throw new Error(`assertion failed: invalid signer name "${signature.name}"`);
   const keyId = Buffer.alloc(keyIdSize);
-  keyId.writeUInt32BE(signer.keyId);
-  return `${signaturePrefix}${signer.name} ${encodeBase64(Buffer.concat([keyId, signer.sign(textBytes)]))}\n`;
+  keyId.writeUInt32BE(signature.keyId);
+  return `${signaturePrefix}${signature.name} ${encodeBase64(Buffer.concat([keyId, signature.signature]))}`;
+}
+
+function signatureLine(signer: NoteSigner, textBytes: Buffer): string {
+  return `${canonicalSignatureLine({ name: signer.name, keyId: signer.keyId, signature: signer.sign(textBytes) })}\n`;
 }
 
 function checkSigners(signers: readonly NoteSigner[], existing: readonly NoteSignature[]): void {
