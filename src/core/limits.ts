@@ -80,9 +80,42 @@ export const limits = {
    */
   headLockIdleMsMax: 5_000,
   /**
+   * How much longer than a bound the database enforces itself (a lock's wait, a statement's
+   * run) a client waits for the reply before it takes the database for frozen or cut off,
+   * closes the connection and answers 503. A frozen server (SIGSTOP, a stalled disk) or a
+   * partition sends no error and enforces none of its own bounds: without a bound of the
+   * client's, a query in flight waits until TCP gives up (about 15 minutes) or for ever.
+   * Seconds: far above a reply's way back on any network, and the server's own bound fires
+   * first whenever it can.
+   */
+  databaseReplyMarginMs: 5_000,
+  /**
+   * How long one round trip of a ledger write (a batch's statements, its COMMIT, a refusal
+   * remembered on its own) may wait for its reply before its connection is closed and the
+   * batch's callers are answered 503 'unavailable' (a client-side bound, store/pool.ts
+   * withQueryTimeout). The longest a healthy round trip waits is for the head lock
+   * (headLockWaitMsMax, which the server ends itself), and a writer frozen holding that lock
+   * is cut off after headLockIdleMsMax; this is the two and databaseReplyMarginMs. A batch's
+   * other statements take milliseconds (a 100,000-serial manifest's about a second). Past it,
+   * the COMMIT may have been sent: the answer says only that the outcome is unknown, and a
+   * retry with the same Idempotency-Key returns the stored answer if it did commit.
+   */
+  writeQueryTimeoutMs: 40_000,
+  /**
+   * The same bound for a round trip that streams rows (a COPY of a big batch's events, a
+   * manifest's serials and units): about a second for 100,000 serials, but it grows with the
+   * rows and their travel. Cutting a slow healthy COPY would fail the same batch on every
+   * retry, so it gets the room the server gives a ledger statement (120 s,
+   * store/ledger-tables.ts ledgerStatementMsMax) and databaseReplyMarginMs: the server's
+   * bound fires first whenever the server can.
+   */
+  writeStreamTimeoutMs: 125_000,
+  /**
    * How long a checkpoint signing waits for the signing lock, and for each of its
    * statements, before it gives up until the next tick: one signing runs at a time, so one
-   * that never ended would stop the log's checkpoints for good.
+   * that never ended would stop the log's checkpoints for good. The server enforces these;
+   * for a database that enforces nothing (frozen, cut off) the signer waits for each reply
+   * databaseReplyMarginMs longer, then closes the connection.
    */
   checkpointSigningWaitMsMax: 10_000,
   /**
@@ -104,6 +137,14 @@ export const limits = {
   /** Rows in one page of a list endpoint. */
   pageSizeMax: 500,
   pageSizeDefault: 100,
+  /**
+   * Allocations embedded in one page of the utilisation report, over all its licences (each
+   * embeds at most 500 of its own, store/read-queries.ts embeddedRowsMax). Without it a page
+   * of 500 licences could carry 250,000 allocations, about 41 MB of JSON, past the CLI's
+   * 32 MiB answer bound; at about 170 bytes each this is under 1 MB. A page that reaches it
+   * ends early, with a cursor to the next licence.
+   */
+  utilisationPageAllocationsMax: 5_000,
   /** Free-text fields (names, conditions, justifications). */
   textLengthMax: 2_000,
   /** Short identifiers (references, codes, idempotency keys). */
@@ -148,8 +189,9 @@ export const limits = {
    * unavailable" (503). A client-side bound (node-postgres's query_timeout): it holds also
    * when the database is frozen or cut off, where a server-side statement_timeout never
    * fires and a query in flight would wait for TCP to give up (about 15 minutes). Reads take
-   * milliseconds; this is the write path's own wait for the head lock (headLockWaitMsMax),
-   * so a stalled database is answered 503 after the same time on either path. The
+   * milliseconds; this is the write path's own wait for the head lock (headLockWaitMsMax).
+   * A stalled database is answered 503 after this on the read path, and after
+   * writeQueryTimeoutMs (the lock's wait, its idle bound and a margin) on the write path. The
    * connection of a read that ran out is closed, never handed to the next request.
    */
   readQueryTimeoutMs: 30_000,

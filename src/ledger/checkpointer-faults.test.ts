@@ -5,13 +5,16 @@
  * it may hold one connection at most, must resume once the lock is free, and stop() must
  * leave nothing of it running. Through such an outage it reports each reason once and its
  * end once, not every tick (the ops review saw 55 stack traces a minute while the database was
- * gone).
+ * gone). A database frozen or cut off, which enforces none of the signing's own bounds, is
+ * given up on by the signer itself (a TCP proxy that stops forwarding stands for it here).
  */
 import { describe, expect, it } from 'vitest';
 import { limits } from '../core/limits.ts';
 import { worldPerFile, expectOk, type World } from '../../test/world.ts';
 import type { TestDatabase } from '../../test/database.ts';
-import { createPool } from '../store/pool.ts';
+import { FreezingProxy } from '../../test/support/freezing-proxy.ts';
+import { withTimeout } from '../core/timeout.ts';
+import { createPool, isDatabaseUnavailable } from '../store/pool.ts';
 import { inLogSigningTransaction } from '../store/tlog-tables.ts';
 import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
 import { Checkpointer } from './checkpointer.ts';
@@ -261,6 +264,45 @@ describe('the checkpoint signer through an outage', () => {
       expect(errors).toEqual(['the database is away', 'the log key was replaced']);
     } finally {
       await checkpointer.stop();
+    }
+  });
+});
+
+describe('the checkpoint signer while the database is frozen', () => {
+  it('gives a signing up after its wait and the reply margin, closes that connection, and signs after the thaw', async () => {
+    // Opened once with the key, so that the log's key is this signer's.
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const { proxy, url } = await FreezingProxy.to(database.url);
+    const pool = createPool({ url, connectionsMax: 2, applicationName: 'checkpointer-frozen' });
+    const signingWaitMs = 200;
+    const boundMs = signingWaitMs + limits.databaseReplyMarginMs;
+    const checkpointer = new Checkpointer({ pool, signer: parseSignerKey(logKey), intervalMs: 3_600_000, signingWaitMs });
+    try {
+      const booked = expectOk(await ledger.submit('shipment.book', {
+        exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+      }, world.actors.exporter));
+      await pool.query('SELECT 1'); // a connection made first: the freeze catches a signing in flight, not a connect
+      proxy.freeze();
+      const started = Date.now();
+      let failure: unknown;
+      try {
+        failure = await withTimeout(checkpointer.checkpointNow().then(() => new Error('signed while frozen'), (error: unknown) => error), boundMs + 10_000, `no answer ${boundMs + 10_000} ms into the freeze`);
+        expect(pool.totalCount).toBe(0); // the connection that waited was closed, not given back
+      } finally {
+        proxy.thaw();
+      }
+      const ms = Date.now() - started;
+      expect(isDatabaseUnavailable(failure), String(failure)).toBe(true);
+      expect(ms).toBeGreaterThanOrEqual(boundMs - 50);
+      expect(ms).toBeLessThan(boundMs + 2_000);
+      const latest = await checkpointer.checkpointNow();
+      expect(latest?.size).toBe(Number(booked.seq) + 1);
+    } finally {
+      proxy.thaw();
+      await checkpointer.stop();
+      await ledger.close();
+      await pool.end().catch(() => {});
+      await proxy.close();
     }
   });
 });

@@ -14,7 +14,7 @@ import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from 
 import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, readHead, signingState, type CheckpointRow } from '../store/tlog-tables.ts';
 import { LogKeyError } from './log-keys.ts';
 import { isTransientDatabaseError } from './refusals.ts';
-import { isDatabaseUnavailable, type Pool } from '../store/pool.ts';
+import { isDatabaseUnavailable, withQueryTimeout, type Pool } from '../store/pool.ts';
 
 export const checkpointIntervalMs = limits.checkpointIntervalMs;
 /** Another process's checkpoint younger than this share of the tick makes a tick skip. */
@@ -152,7 +152,7 @@ export class Checkpointer {
   private async tick(): Promise<void> {
     // Bounded like the signing: a table lock held elsewhere would keep it waiting, and every
     // later tick skipped.
-    const state = await signingState(this.options.pool, this.signingWaitMs);
+    const state = await signingState(this.bounded(this.signingWaitMs), this.signingWaitMs);
     const newest = state.newest;
     if (newest !== undefined && newest.size >= state.headSize) return;
     if (newest !== undefined && newest.size !== this.ownSize && newest.ageMs < this.period * recentSigningShare) return;
@@ -183,9 +183,9 @@ export class Checkpointer {
    * Throws LogKeyError (and stops the timer) when the log's key is no longer this signer's.
    */
   async checkpointNow(waitMs: number = this.signingWaitMs): Promise<CheckpointRow | undefined> {
-    const { pool, signer } = this.options;
+    const { signer } = this.options;
     if (this.retiredBy !== undefined) throw this.retiredError(this.retiredBy);
-    const signed = await inLogSigningTransaction(pool, async (client): Promise<SigningOutcome> => {
+    const signed = await inLogSigningTransaction(this.bounded(waitMs), async (client): Promise<SigningOutcome> => {
       // Under the lock a rotation takes: the key read here stays current until commit.
       const current = await currentLogKey(client);
       if (current?.verifier_key !== signer.verifierKey) return { kind: 'retired', replacedBy: current?.verifier_key ?? '(no key recorded)' };
@@ -211,6 +211,16 @@ export class Checkpointer {
 
   private get signingWaitMs(): number {
     return this.options.signingWaitMs ?? limits.checkpointSigningWaitMsMax;
+  }
+
+  /**
+   * The pool with each of a signing's replies awaited at most `waitMs` (the bound the server
+   * sets on the signing's lock and statements) and limits.databaseReplyMarginMs: a database
+   * frozen or cut off enforces none of its bounds, and a tick waiting on it for ever would
+   * stop every later signing. The connection of a reply that did not come is closed.
+   */
+  private bounded(waitMs: number): Pool {
+    return withQueryTimeout(this.options.pool, Math.max(1, Math.trunc(waitMs)) + limits.databaseReplyMarginMs);
   }
 
   private retiredError(replacedBy: string): LogKeyError {

@@ -38,7 +38,7 @@ export interface LedgerOptions {
   logPreviousSignerKey?: string;
   checkpointIntervalMs?: number;
   onError?: (error: unknown, context: string) => void;
-  /** Told when the checkpointer signs again after an outage (its onError said the outage once). */
+  /** Told when the sequencer commits, or the checkpointer signs, again after an outage (onError said the outage once). */
   onRecovered?: (message: string) => void;
 }
 
@@ -65,6 +65,7 @@ export class Ledger {
       ...(options.rowCacheRows !== undefined ? { rowCacheRows: options.rowCacheRows } : {}),
       ...(options.headLockWaitMs !== undefined ? { headLockWaitMs: options.headLockWaitMs } : {}),
       ...(options.onError ? { onError: options.onError } : {}),
+      ...(options.onRecovered ? { onRecovered: options.onRecovered } : {}),
     });
     if (options.logSignerKey !== undefined) {
       this.checkpointer = new Checkpointer({

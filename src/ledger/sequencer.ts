@@ -21,6 +21,10 @@
  * - frozen before COMMIT (a GC pause, SIGSTOP, a partition) holding the head lock: past
  *   limits.headLockIdleMsMax idle, PostgreSQL ends the session and the batch with it; the
  *   other writers go on, and ours, when it wakes, answers its callers 'unavailable'.
+ * - the database frozen or cut off (it answers nothing and enforces none of its bounds):
+ *   each round trip of a batch waits at most limits.writeQueryTimeoutMs for its reply
+ *   (writeStreamTimeoutMs for a COPY); then its connection is closed, never reused, and the
+ *   batch is answered as below: the COMMIT may have been on its way.
  * - COMMIT sent, no reply (connection lost): the outcome is unknown to us, so callers get
  *   503 'unavailable'; a retry with the same key returns the stored answer if it did commit.
  * - after COMMIT: everything of the batch is durable; answers go out only now.
@@ -31,14 +35,14 @@
  * validity, deadlines, the sweep) at the newest event's time instead, so event times never
  * go back in commit order; the database refuses a batch whose events would.
  */
-import { DomainError } from '../core/errors.ts';
+import { DomainError, assert, isDomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
-import type { Pool } from '../store/pool.ts';
+import { isDatabaseUnavailable, isQueryTimeout, withQueryTimeout, type Pool } from '../store/pool.ts';
 import { beginBatch, loadBatchState, openAtHeadSql, rememberAnswer, type BatchHead, type LogHead } from '../store/ledger-tables.ts';
 import { writeBatchAndCommit } from '../store/batch-writes.ts';
 import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
-import { invalidInput, isCommandsOwnRefusal, isLockTimeout, isRefusedWrite, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
+import { invalidInput, isCommandsOwnRefusal, isLockTimeout, isRefusedWrite, isTransientDatabaseError, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
 import { roleRefusal, type Actor } from './permissions.ts';
 import { commandSchemas, type CommandKind } from './schemas.ts';
 import { BatchState } from './state.ts';
@@ -56,7 +60,18 @@ export interface SequencerOptions {
   rowCacheRows?: number;
   /** How long a batch waits for the head lock (limits.headLockWaitMsMax). */
   headLockWaitMs?: number;
+  /** How long a batch's round trip waits for its reply (limits.writeQueryTimeoutMs); more than headLockWaitMs. */
+  queryTimeoutMs?: number;
+  /** The same for a round trip that streams rows by COPY (limits.writeStreamTimeoutMs). */
+  streamTimeoutMs?: number;
+  /**
+   * Told of a bug (in full), and of batches answered 'unavailable' once an outage for each
+   * reason, the first, with the database's failures said without their stacks: a database away
+   * for a minute would otherwise log a stack for every batch (the sweep's every few seconds).
+   */
   onError?: (error: unknown, context: string) => void;
+  /** Told once when a batch commits after batches answered 'unavailable', saying how many and for how long. */
+  onRecovered?: (message: string) => void;
 }
 
 export interface SequencerStats {
@@ -108,11 +123,22 @@ export class Sequencer {
    * rolled back: if it failed, it must not run again (answerFailedBatch).
    */
   private mayHaveCommitted = false;
+  /**
+   * The caller's pool, each query of a batch bounded on the client side: a frozen or cut-off
+   * database enforces no bound of its own (store/pool.ts withQueryTimeout).
+   */
+  private readonly pool: Pool;
+  /** Batches answered 'unavailable' since the last one committed, each reason said once (reportUnavailable). */
+  private outage: { sinceMs: number; failedBatches: number; commands: number; reasons: Set<string> } | undefined;
 
   constructor(private readonly options: SequencerOptions) {
     this.batchMax = options.batchCommandsMax ?? limits.batchCommandsMax;
     this.queueMax = options.queueMax ?? limits.sequencerQueueMax;
     this.cache = new RowCache(options.rowCacheRows ?? limits.rowCacheRowsPerTableMax);
+    const queryTimeoutMs = options.queryTimeoutMs ?? limits.writeQueryTimeoutMs;
+    // A bound at or under the lock's wait would cut off healthy batches queued for the lock.
+    assert(queryTimeoutMs > (options.headLockWaitMs ?? limits.headLockWaitMsMax), 'a batch\'s round trip may wait longer than its wait for the head lock');
+    this.pool = withQueryTimeout(options.pool, queryTimeoutMs, options.streamTimeoutMs ?? limits.writeStreamTimeoutMs);
   }
 
   /**
@@ -238,6 +264,7 @@ export class Sequencer {
       return;
     }
     this.countAnswers(answers);
+    this.reportCommitted();
     batch.forEach((pending, index) => pending.resolve(answers[index]!));
     this.stats.batches += 1;
     this.stats.lastBatchSize = batch.length;
@@ -285,7 +312,7 @@ export class Sequencer {
       return;
     }
     this.unavailable = refusal.code === 'unavailable';
-    if (this.unavailable) this.options.onError?.(error, `couldn't commit a batch of ${batch.length} commands`);
+    if (this.unavailable) this.reportUnavailable(batch, error);
     if (batch.length === 1 && isRefusedWrite(error) && isCommandsOwnRefusal(error) && batch[0]!.idempotency) {
       batch[0]!.resolve(await this.rememberRefusal(batch[0]!, refusal));
       return;
@@ -308,7 +335,7 @@ export class Sequencer {
     const { scope, key, hash } = pending.idempotency!;
     const record = toStored(answer, pending.kind);
     try {
-      const earlier = await rememberAnswer(this.options.pool, {
+      const earlier = await rememberAnswer(this.pool, {
         scope, key, request_hash: hash, status: record.status, response: record.response, created_at: this.options.clock.now().toISOString(),
       }, this.options.headLockWaitMs);
       return earlier === undefined ? answer : replay({ hash: earlier.request_hash, answer: storedToAnswer(earlier) }, pending.idempotency!);
@@ -316,6 +343,38 @@ export class Sequencer {
       this.options.onError?.(error, `couldn't remember the refusal of ${pending.kind} under its idempotency key`);
       return { ok: false, error: new DomainError('unavailable', 'the database did not confirm the answer; retry with the same Idempotency-Key'), replayed: false };
     }
+  }
+
+  /**
+   * A batch answered 'unavailable'. Said once an outage for each reason (the first batch that
+   * fails so, and one that fails for another reason while it lasts), not for every batch: a
+   * database away for 10 s under 32 clients logged 212 lines of stacks, and the idle sweep
+   * one every 5 s. The database's own failures are said by their code and message: their
+   * stacks say only where pg noticed the loss. Anything else is said as it is, stack and all.
+   */
+  private reportUnavailable(batch: Pending[], error: unknown): void {
+    const reason = unavailableReason(error);
+    const what = `couldn't commit ${describeBatch(batch)}, answered 'unavailable': ${reason}`;
+    const said = isDatabaseFailure(error) ? withoutStack(error as Error) : error;
+    if (this.outage === undefined) {
+      this.outage = { sinceMs: performance.now(), failedBatches: 1, commands: batch.length, reasons: new Set([reason]) };
+      this.options.onError?.(said, `${what} (each reason is said once until a batch commits again)`);
+      return;
+    }
+    this.outage.failedBatches += 1;
+    this.outage.commands += batch.length;
+    if (this.outage.reasons.has(reason) || this.outage.reasons.size >= outageReasonsMax) return;
+    this.outage.reasons.add(reason);
+    this.options.onError?.(said, `${what}, another reason in the same outage (each reason is said once until a batch commits again)`);
+  }
+
+  /** A batch committed: an outage, if one was said, is said to be over, with its counts. */
+  private reportCommitted(): void {
+    if (this.outage === undefined) return;
+    const { sinceMs, failedBatches, commands } = this.outage;
+    this.outage = undefined;
+    const seconds = ((performance.now() - sinceMs) / 1000).toFixed(1);
+    this.options.onRecovered?.(`the ledger commits again, after ${failedBatches} ${failedBatches === 1 ? 'batch' : 'batches'} of ${commands} ${commands === 1 ? 'command' : 'commands'} answered 'unavailable' over ${seconds} s`);
   }
 
   /** Counted when answers go out, so a batch that failed and ran again counts once. */
@@ -357,7 +416,7 @@ export class Sequencer {
     } catch {
       return null; // the classic way answers it, with the head read under the lock
     }
-    const client = await this.options.pool.connect();
+    const client = await this.pool.connect();
     let applied: Applied;
     try {
       // Dated no earlier than the head our last commit left, and the opening lets it commit
@@ -380,7 +439,10 @@ export class Sequencer {
       // The rows and the log's edge may now hold what never committed.
       this.cache.clear();
       this.aheadWorthTrying = false;
-      const sessionLives = await client.query('ROLLBACK').then(() => true, () => false);
+      // A round trip that ran out of its bound (withQueryTimeout) left its connection closed,
+      // or busy with the reply given up on, where a ROLLBACK would wait a bound more. The
+      // connection is not used again; closing it rolls back just as well.
+      const sessionLives = !isQueryTimeout(error) && (await client.query('ROLLBACK').then(() => true, () => false));
       client.release(!sessionLives);
       if (provesNoCommit(error, sessionLives)) this.mayHaveCommitted = false;
       // Nothing after COMMIT is inside this try: only what the text did can fail here.
@@ -402,7 +464,7 @@ export class Sequencer {
   }
 
   private async runInTransaction(batch: Pending[]): Promise<Answer[]> {
-    const client = await this.options.pool.connect();
+    const client = await this.pool.connect();
     let broken = false;
     try {
       const keys = batchKeys(batch);
@@ -428,9 +490,13 @@ export class Sequencer {
       return applied.answers;
     } catch (error) {
       this.cache.clear();
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
+      // As in sendAhead: no ROLLBACK after a round trip that ran out; the connection is closed.
+      if (isQueryTimeout(error)) broken = true;
+      else {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+      }
       // The server refused a statement of the batch (an error at COMMIT rolls back too):
       // nothing of it committed. A failure after COMMIT, or a lost connection, proves nothing.
       if (provesNoCommit(error, !broken)) this.mayHaveCommitted = false;
@@ -449,6 +515,50 @@ function refusalOrBug(error: unknown): DomainError | null {
     return null;
   }
 }
+
+/** Reasons an outage says at most: past them, a flood of distinct messages stays unsaid. */
+const outageReasonsMax = 8;
+
+/**
+ * Whether a failure is the database not there, slow or refusing "not now" (a lost connection,
+ * a bound run out, a lock not had, a server going away): one reason for an outage, and said
+ * without a stack.
+ */
+function isDatabaseFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return error instanceof Error && !isDomainError(error) && (isDatabaseUnavailable(error) || (typeof code === 'string' && isTransientDatabaseError(code)));
+}
+
+/**
+ * What an 'unavailable' failure is, for saying each once an outage: every way of the database
+ * being slow or away is one (a freeze alternates bounds run out, lock timeouts and lost
+ * connections); a refusal of ours by its rule (its message carries numbers that change from
+ * batch to batch); anything else by its message.
+ */
+function unavailableReason(error: unknown): string {
+  if (isDatabaseFailure(error)) return 'the database is slow or away';
+  if (isDomainError(error)) return error.rule === undefined ? error.message : `${error.rule}: ${error.message}`;
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** A database failure as it is logged: its message, name and code, without the frames. */
+function withoutStack(error: Error): Error {
+  const said = new Error(error.message);
+  said.name = error.name;
+  said.stack = `${error.name}: ${error.message}`;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? Object.assign(said, { code }) : said;
+}
+
+/** A batch as a log line names it: how many commands, of which kinds (the sweep among them). */
+function describeBatch(batch: Pending[]): string {
+  const kinds = new Map<string, number>();
+  for (const pending of batch) kinds.set(pending.kind, (kinds.get(pending.kind) ?? 0) + 1);
+  const listed = [...kinds].slice(0, describedKindsMax).map(([kind, count]) => (count === 1 ? kind : `${count} ${kind}`));
+  const more = kinds.size > describedKindsMax ? `, ${kinds.size - describedKindsMax} more kinds` : '';
+  return `a batch of ${batch.length} ${batch.length === 1 ? 'command' : 'commands'} (${listed.join(', ')}${more})`;
+}
+const describedKindsMax = 4;
 
 function sameHead(a: LogHead, b: LogHead): boolean {
   return a.size === b.size && a.root.equals(b.root);

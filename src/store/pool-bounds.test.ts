@@ -3,64 +3,16 @@
  * SIGSTOP, a network cut: bytes stop moving and no error comes) a read fails within its bound
  * as "database unavailable", and its connection is closed, not left in use or handed on.
  * The database is frozen here by a TCP proxy in front of the test database that stops
- * forwarding, as the ops review froze the postmaster with SIGSTOP.
+ * forwarding (test/support/freezing-proxy.ts), as the ops review froze the postmaster with SIGSTOP.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { FreezingProxy } from '../../test/support/freezing-proxy.ts';
 import { createPool, inTransaction, isDatabaseUnavailable, pingDatabase, queryTimeoutMessage, withQueryTimeout, type Pool } from './pool.ts';
 import { readEntriesPacked } from './tlog-tables.ts';
 
 /** The bound under test: long enough for a healthy query on a loaded machine, short for the test. */
 const boundMs = 400;
-
-/** A TCP proxy to the test database that can stop forwarding (both ways) without closing anything. */
-class FreezingProxy {
-  private frozen = false;
-  private readonly sockets = new Set<Socket>();
-  private readonly held: Array<() => void> = [];
-  readonly server: Server;
-
-  constructor(target: { host: string; port: number }) {
-    this.server = createServer((client) => {
-      const upstream = connect(target.port, target.host);
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.on('error', () => {});
-        socket.on('close', () => this.sockets.delete(socket));
-      }
-      this.forward(client, upstream);
-      this.forward(upstream, client);
-    });
-  }
-
-  private forward(from: Socket, to: Socket): void {
-    from.on('data', (chunk: Buffer) => {
-      if (this.frozen) this.held.push(() => to.write(chunk));
-      else to.write(chunk);
-    });
-    from.on('close', () => to.destroy());
-  }
-
-  async listen(): Promise<number> {
-    await new Promise<void>((done) => this.server.listen(0, '127.0.0.1', done));
-    return (this.server.address() as { port: number }).port;
-  }
-
-  freeze(): void {
-    this.frozen = true;
-  }
-
-  thaw(): void {
-    this.frozen = false;
-    for (const write of this.held.splice(0)) write();
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise((done) => this.server.close(done));
-  }
-}
 
 let database: TestDatabase;
 let proxy: FreezingProxy;
@@ -69,10 +21,9 @@ let bounded: Pool;
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  const url = new URL(database.url);
-  proxy = new FreezingProxy({ host: url.hostname, port: Number(url.port || 5432) });
-  url.host = `127.0.0.1:${await proxy.listen()}`;
-  pool = createPool({ url: url.toString(), connectionsMax: 4, applicationName: 'chipledger-pool-bounds-test' });
+  const through = await FreezingProxy.to(database.url);
+  proxy = through.proxy;
+  pool = createPool({ url: through.url, connectionsMax: 4, applicationName: 'chipledger-pool-bounds-test' });
   bounded = withQueryTimeout(pool, boundMs);
 });
 afterAll(async () => {
@@ -139,6 +90,19 @@ describe('a pool bounded for reads (withQueryTimeout)', () => {
     expect((await readEntriesPacked(bounded, 0, 0)).count).toBe(0);
   });
 
+  it('gives a streamed query a bound of its own when asked (a batch\'s COPY), and every other query the plain one', async () => {
+    const streamMs = boundMs * 3;
+    const both = withQueryTimeout(pool, boundMs, streamMs);
+    const streamed = await whileFrozen(() => failure(() => readEntriesPacked(both, 0, 1)));
+    expect(isDatabaseUnavailable(streamed.error)).toBe(true);
+    expect(streamed.ms).toBeGreaterThanOrEqual(streamMs - 50);
+    expect(streamed.ms).toBeLessThan(streamMs + 1_500);
+    const plain = await whileFrozen(() => failure(() => inTransaction(both, 'BEGIN', (client) => client.query('SELECT 1'))));
+    expect((plain.error as Error).message).toBe(queryTimeoutMessage);
+    expect(plain.ms).toBeLessThan(streamMs - 100);
+    expect((await readEntriesPacked(both, 0, 0)).count).toBe(0);
+  });
+
   it('a health check ping bounded by its own deadline gives its connection back when it runs out', async () => {
     const { error, ms } = await whileFrozen(async () => {
       const before = pool.totalCount;
@@ -151,7 +115,7 @@ describe('a pool bounded for reads (withQueryTimeout)', () => {
     expect(ms).toBeLessThan(boundMs);
   });
 
-  it('leaves the pool it views unbounded for the long work on it (start-up checks, the sequencer)', async () => {
+  it('leaves the pool it views unbounded for the long work on it (the start-up checks)', async () => {
     const slow = await pool.query<{ done: boolean }>(`SELECT pg_sleep(${(boundMs * 2) / 1000}) IS NOT NULL AS done`);
     expect(slow.rows[0]!.done).toBe(true);
     const { error } = await failure(() => bounded.query(`SELECT pg_sleep(${(boundMs * 2) / 1000})`));

@@ -109,8 +109,8 @@ export async function inTransaction<T>(pool: pg.Pool, begin: string, work: (clie
     return result;
   } catch (error) {
     // A query that ran out of its time (withQueryTimeout) is still in flight on this
-    // connection: a ROLLBACK would queue behind it and wait out a second bound. Closing the
-    // connection rolls the transaction back just as well. A ROLLBACK that fails means the
+    // connection, or the connection is closed: a ROLLBACK would queue behind it and wait out
+    // a second bound, or fail. Closing the connection rolls the transaction back just as well. A ROLLBACK that fails means the
     // session is gone or lost track, and the connection goes too.
     if (isQueryTimeout(error)) broken = error as Error;
     else await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError))));
@@ -143,21 +143,25 @@ export function isQueryTimeout(error: unknown): boolean {
 
 /**
  * The same pool (its connections, its connectionsMax), with every query bounded to
- * `timeoutMs` on the client side: pg's per-query query_timeout for a query, and for a
- * streamed one (a COPY, which pg does not time), a timer that closes its connection. A query
- * that runs out fails with queryTimeoutMessage (isDatabaseUnavailable), and its connection
- * is closed when it goes back, never handed to another caller with the query still on it.
+ * `timeoutMs` on the client side: pg's per-query query_timeout for a query on the pool, a
+ * timer for one on a checked-out client, and for a streamed one (a COPY, which pg does not
+ * time) a timer of `streamTimeoutMs`. A query that runs out fails with queryTimeoutMessage
+ * (isDatabaseUnavailable), and its connection is closed, never handed to another caller with
+ * the query still on it (a caller need not send a ROLLBACK after it, inTransaction says why).
  *
- * A view, not a pool option, because the pool's other users must not be cut off: at start
- * the migrations and the log check (a million leaves read in one snapshot, about 6 s) run
- * on it, and while serving the sequencer's batches (their head-lock wait is bounded by the
- * server at limits.headLockWaitMsMax, and a 100,000-row COPY takes seconds) and the
- * checkpointer (its own lock and statement bounds) use it. serve hands this view to the HTTP
- * API, whose reads take milliseconds and whose callers are better told 503 than kept waiting
- * while the database is stalled or cut off, which no server-side bound can notice.
+ * Bounds no server-side setting can give: a database frozen (SIGSTOP, a stalled disk) or cut
+ * off (a partition) sends no error and enforces none of its own timeouts, and a query in
+ * flight would wait for TCP to give up (about 15 minutes), its caller unanswered.
+ *
+ * A view, not a pool option, because each user of the pool needs its own bound, and some none:
+ * at start the migrations and the log check (a million leaves read in one snapshot, about
+ * 6 s) run on the pool itself. serve hands a view to the HTTP API (limits.readQueryTimeoutMs:
+ * reads take milliseconds); the sequencer views it for its batches (limits.writeQueryTimeoutMs,
+ * above the head lock's wait, and writeStreamTimeoutMs for its COPYs) and the checkpointer for
+ * its signings (their server-side bounds and a margin).
  */
-export function withQueryTimeout(pool: pg.Pool, timeoutMs: number): pg.Pool {
-  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new Error(`assertion failed: a query timeout of ${timeoutMs} ms`);
+export function withQueryTimeout(pool: pg.Pool, timeoutMs: number, streamTimeoutMs: number = timeoutMs): pg.Pool {
+  for (const ms of [timeoutMs, streamTimeoutMs]) if (!Number.isSafeInteger(ms) || ms < 1) throw new Error(`assertion failed: a query timeout of ${ms} ms`);
   return new Proxy(pool, {
     get(target, property) {
       if (property === 'query') {
@@ -166,7 +170,7 @@ export function withQueryTimeout(pool: pg.Pool, timeoutMs: number): pg.Pool {
       if (property === 'connect') {
         return async (...args: unknown[]) => {
           if (args.length > 0) throw new Error('assertion failed: connect() of a bounded pool takes no callback');
-          return boundClient(await target.connect(), timeoutMs);
+          return boundClient(await target.connect(), timeoutMs, streamTimeoutMs);
         };
       }
       const value: unknown = Reflect.get(target, property, target);
@@ -183,26 +187,29 @@ function boundConfig(config: unknown, timeoutMs: number): unknown {
   return { ...config, query_timeout: typeof own === 'number' && own > 0 ? Math.min(own, timeoutMs) : timeoutMs };
 }
 
-/** A client checked out of a bounded pool: its queries bounded, and closed on release once one ran out. */
-function boundClient(client: pg.PoolClient, timeoutMs: number): pg.PoolClient {
+/**
+ * A client checked out of a bounded pool: its queries bounded, and closed once one ran out
+ * (never handed back to the pool). A query is sent as the caller wrote it (its text a string
+ * still, for whoever reads it on the way) and raced against a timer; a callback-style query
+ * gets pg's query_timeout instead.
+ */
+function boundClient(client: pg.PoolClient, timeoutMs: number, streamTimeoutMs: number): pg.PoolClient {
   let ranOut: Error | undefined;
   let released = false;
+  const onTimeout = (error: Error): void => {
+    ranOut = error;
+  };
   const query = (config: unknown, ...rest: unknown[]): unknown => {
     const run = client.query as (...args: unknown[]) => unknown;
-    if (typeof (config as { submit?: unknown } | null)?.submit === 'function') return run.call(client, boundStream(config as NodeJS.EventEmitter, client, timeoutMs, (error) => (ranOut = error)), ...rest);
-    const result = run.call(client, boundConfig(config, timeoutMs), ...rest);
-    if (result instanceof Promise) {
-      result.catch((error: unknown) => {
-        if (isQueryTimeout(error)) ranOut = error as Error;
-      });
-    }
-    return result;
+    if (typeof (config as { submit?: unknown } | null)?.submit === 'function') return run.call(client, boundStream(config as NodeJS.EventEmitter, client, streamTimeoutMs, onTimeout), ...rest);
+    if (typeof rest.at(-1) === 'function') return run.call(client, boundConfig(config, timeoutMs), ...rest);
+    return boundReply(run.call(client, config, ...rest) as Promise<unknown>, client, timeoutMs, onTimeout);
   };
   const release = (error?: Error | boolean): void => {
     // A stream that ran out was closed already; a second release must not throw.
     if (released) return;
     released = true;
-    client.release(error ?? ranOut);
+    client.release(error || ranOut);
   };
   return new Proxy(client, {
     get(target, property) {
@@ -212,6 +219,27 @@ function boundClient(client: pg.PoolClient, timeoutMs: number): pg.PoolClient {
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
+}
+
+/**
+ * A query's reply bounded by a timer: when it runs out first, the query fails with
+ * queryTimeoutMessage and the connection is closed at once, which with a query in flight
+ * destroys its socket: nothing more can be sent behind the abandoned query, and the server
+ * rolls back whatever transaction was open on it (if it ever hears of it).
+ */
+function boundReply(reply: Promise<unknown>, client: pg.PoolClient, timeoutMs: number, onTimeout: (error: Error) => void): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const ranOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      const error = new Error(queryTimeoutMessage);
+      onTimeout(error);
+      reject(error);
+      client.end().catch(() => {});
+    }, timeoutMs);
+  });
+  // Once the bound ran out, the query's own failure (its connection closed) is no one's.
+  reply.catch(() => {});
+  return Promise.race([reply, ranOut]).finally(() => clearTimeout(timer));
 }
 
 /**
