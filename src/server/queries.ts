@@ -149,7 +149,7 @@ export function seqInPath(raw: string): number {
 
 export const queryRoutes: readonly QueryRoute[] = [
   {
-    path: '/v1/organisations', item: 'Organisation', summary: 'Organisations: its own, and those named with it on its licences', list: true, query: z.strictObject(pageQuery),
+    path: '/v1/organisations', item: 'Organisation', summary: 'Organisations: its own, and those named on the licences and allocations it reads', list: true, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, _params, query) => listOf(await read.listOrganisations(pool, viewer, pageOf(query, 'number')), present.presentOrganisation),
   },
   {
@@ -243,7 +243,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/events', item: 'Event', summary: 'Ledger events that name the caller, in log order (leaf index = seq); subjectId gives one record\'s history (e.g. S-12)', list: true,
+    path: '/v1/events', item: 'Event', summary: 'Ledger events that name the caller, in log order (leaf index = seq); subjectId gives one record\'s history (e.g. S-12). organisationIds lists every reader to authorities and auditors, and to any other caller its own id alone', list: true,
     query: z.strictObject({ ...pageQuery, subjectId: idSchema.optional() }),
     run: async ({ pool, demo }, viewer, _params, query) => listOf(
       await read.listEvents(pool, viewer, pageOf(query, 'number'), query.subjectId === undefined ? {} : { subjectId: query.subjectId as string }),
@@ -251,7 +251,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     ),
   },
   {
-    path: '/v1/events/:seq', item: 'Event', summary: 'One ledger event by its seq (= leaf index), if it names the caller', list: false, query: noQuery,
+    path: '/v1/events/:seq', item: 'Event', summary: 'One ledger event by its seq (= leaf index), if it names the caller; organisationIds as in the list', list: false, query: noQuery,
     run: async ({ pool, demo }, viewer, params) => {
       const seq = seqInPath(params.seq!);
       const row = await read.findEvent(pool, viewer, seq);
@@ -260,7 +260,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/reports/utilisation', item: 'Utilisation', summary: 'Per licence and allocation: units, allocated, reserved, shipped, available', list: true, query: z.strictObject(pageQuery),
+    path: '/v1/reports/utilisation', item: 'Utilisation', summary: `Per licence and allocation: units, allocated, reserved, shipped, available; a page embeds at most ${limits.utilisationPageAllocationsMax.toLocaleString('en')} allocations (a licence at most ${read.embeddedRowsMax}, then allocationsTruncated) and ends early, with a cursor to the next licence, where one more licence would pass that`, list: true, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, _params, query) => listOf(await read.utilisation(pool, viewer, pageOf(query, 'number')), present.presentUtilisation),
   },
 ];

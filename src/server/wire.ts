@@ -163,7 +163,7 @@ export const event = z.strictObject({
   kind: z.string().describe('The command that made it, e.g. shipment.book.'),
   actor: z.string().describe('The token that ran the command.'),
   subjectId: z.string().nullable(),
-  organisationIds: z.array(z.string()),
+  organisationIds: z.array(z.string()).describe('Who reads the event: every reader for authorities and auditors; for any other caller, its own id alone (who else reads an event is not its to know).'),
   canonical: z.string().describe("The event's canonical bytes (RFC 8785), base64: the log's leaf."),
   body: eventBodySchema.describe("The same bytes, parsed: the event's body, one shape per kind (EventBody)."),
   demo: z.boolean().describe("Served from a database that holds the demo (`chipledger demo`, `serve --demo`): the demo's events and any made on top of it share one log, so every event of such a database is marked, as every answer of its server is (X-Chipledger-Demo). A row's own demo flag says whether the demo loaded that row."),

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, type World } from '../../test/world.ts';
+import { limits } from '../core/limits.ts';
 import * as read from './read-queries.ts';
 import type { Viewer } from './read-queries.ts';
 
@@ -214,6 +215,57 @@ describe('read queries', () => {
   it('finds a token credential by id with its hash', async () => {
     const credential = await read.findTokenCredential(database.pool, 'TOK-none');
     expect(credential).toBeNull();
+  });
+});
+
+describe('the utilisation report\'s pages', () => {
+  it('end early, with a cursor to the next licence, once the allocations they embed reach the page\'s bound; a licence past its own bound keeps its flag', async () => {
+    const { run, actors, productId } = world;
+    // Licences with 3, 1, 0, 4 and 2 allocations, after the world's two with 2 each.
+    const counts = [3, 1, 0, 4, 2];
+    for (const [index, count] of counts.entries()) {
+      const licenceId = String((await run('licence.create', {
+        productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 100, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z',
+        reference: `BIS-UTIL-${index}`, direction: 'export', holderId: actors.exporter.orgId, parties: [{ organisationId: actors.alpha.orgId, role: 'end_user' }],
+      }, actors.bis)).licenceId);
+      await run('licence.issue', { licenceId }, actors.bis);
+      for (let made = 0; made < count; made += 1) await run('allocation.create', { licenceId, recipientId: actors.alpha.orgId, units: 1 }, actors.bis);
+    }
+    const bounds = { licenceAllocationsMax: 2, pageAllocationsMax: 3 };
+    const unbounded = { licenceAllocationsMax: 1_000, pageAllocationsMax: 1_000 };
+    for (const viewer of [everything, recipient(world.actors.alpha.orgId), exporter(world.actors.exporter.orgId)]) {
+      const whole = (await read.utilisation(database.pool, viewer, { after: null, limit: 500 }, unbounded)).rows;
+      expect(whole.some((licence) => licence.allocations.length > bounds.licenceAllocationsMax), `${viewer.orgId}`).toBe(true);
+      for (const limit of [500, 2]) {
+        const pages: read.Page<read.UtilisationLicence, number>[] = [];
+        for (let after: number | null = null; pages.length === 0 || after !== null; after = pages[pages.length - 1]!.nextAfter) {
+          pages.push(await read.utilisation(database.pool, viewer, { after, limit }, bounds));
+        }
+        const where = `${viewer.orgId}, pages of ${limit}`;
+        // Every licence once, in order, each with its first allocations and the flag when it has more.
+        expect(pages.flatMap((page) => page.rows.map((row) => row.id)), where).toEqual(whole.map((licence) => licence.id));
+        for (const [index, row] of pages.flatMap((page) => page.rows).entries()) {
+          const all = whole[index]!.allocations;
+          expect(row.allocations, where).toEqual(all.slice(0, bounds.licenceAllocationsMax));
+          expect(row.allocations_truncated, where).toBe(all.length > bounds.licenceAllocationsMax);
+        }
+        const embedded = (page: read.Page<read.UtilisationLicence, number>) => page.rows.reduce((sum, row) => sum + row.allocations.length, 0);
+        for (const [index, page] of pages.entries()) {
+          expect(page.rows.length, where).toBeGreaterThan(0);
+          expect(page.rows.length, where).toBeLessThanOrEqual(limit);
+          expect(embedded(page), where).toBeLessThanOrEqual(bounds.pageAllocationsMax);
+          // A page ends early only where the next licence would take it past its bound.
+          const next = pages[index + 1]?.rows[0];
+          if (next !== undefined && page.rows.length < limit) expect(embedded(page) + next.allocations.length, where).toBeGreaterThan(bounds.pageAllocationsMax);
+        }
+        if (limit === 500) expect(pages.length, where).toBeGreaterThan(1);
+      }
+    }
+  });
+
+  it('embed no more than the named bound, which holds a licence\'s own bound', () => {
+    expect(limits.utilisationPageAllocationsMax).toBeGreaterThanOrEqual(read.embeddedRowsMax);
+    expect(limits.utilisationPageAllocationsMax).toBeLessThan(read.embeddedRowsMax * limits.pageSizeMax);
   });
 });
 

@@ -15,6 +15,8 @@
  * - Every statement is bounded by its LIMIT; nothing here reads a whole table into memory.
  * - Reads run outside the ledger's write lock: they see the last committed batch, whole.
  */
+import { assert } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
 import type { EventWrite } from './batch-writes.ts';
 import { inTransaction, type Pool, type PoolClient } from './pool.ts';
 import { Statement, readsEvent, shipsUnder, unitReaders, visible, type Viewer } from './visibility.ts';
@@ -42,7 +44,7 @@ export const embeddedRowsMax = 500;
 /** A unit as a viewer reads it: updated_seq is null where its site is hidden (unitAsSeenBy). */
 export type UnitView = Omit<UnitRow, 'updated_seq'> & { updated_seq: number | null; demo: boolean };
 export type SerialView = { serial: string; live: boolean; gpu_uuid: string | null; custody: Custody | null; site_id: string | null; demo: boolean };
-/** An event as stored: the same columns the batch writes. */
+/** An event as stored: the same columns the batch writes; org_ids as the viewer may know them (eventAsSeenBy). */
 export type EventRow = EventWrite;
 /**
  * How far a licence's totals reach for this viewer (licenceTotals): 'licence' for a viewer
@@ -314,12 +316,17 @@ export async function findSite(pool: Pool, viewer: Viewer, siteId: string): Prom
   return result.rows[0] ?? null;
 }
 
-export function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { subjectId?: string } = {}): Promise<Page<EventRow, number>> {
-  if (viewer.orgId !== null && filter.subjectId === undefined) return eventsOfReader(pool, viewer.orgId, page);
-  const statement = new Statement();
-  const where = [visible.event(statement, viewer, 'e')];
-  if (filter.subjectId !== undefined) where.push(`e.subject_id = ${statement.add(filter.subjectId)}`);
-  return keysetPage(pool, statement, { from: 'events e', where, key: 'e.seq' }, page, (row: EventRow) => row.seq);
+export async function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { subjectId?: string } = {}): Promise<Page<EventRow, number>> {
+  let events: Page<EventRow, number>;
+  if (viewer.orgId !== null && filter.subjectId === undefined) {
+    events = await eventsOfReader(pool, viewer.orgId, page);
+  } else {
+    const statement = new Statement();
+    const where = [visible.event(statement, viewer, 'e')];
+    if (filter.subjectId !== undefined) where.push(`e.subject_id = ${statement.add(filter.subjectId)}`);
+    events = await keysetPage(pool, statement, { from: 'events e', where, key: 'e.seq' }, page, (row: EventRow) => row.seq);
+  }
+  return { ...events, rows: events.rows.map((row) => eventAsSeenBy(viewer, row)) };
 }
 
 /**
@@ -328,7 +335,23 @@ export function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<number>
  */
 export async function findEvent(pool: Pool, viewer: Viewer, seq: number): Promise<EventRow | null> {
   const { rows } = await pool.query<EventRow>(`SELECT e.* FROM events e WHERE e.seq = $1 AND ${readsEvent('e', '$2')}`, [seq, viewer.orgId]);
-  return rows[0] ?? null;
+  const row = rows[0];
+  return row === undefined ? null : eventAsSeenBy(viewer, row);
+}
+
+/**
+ * An event as its reader may see it. Its org_ids are every organisation that reads it, and
+ * they tell more than the event's body: a licence's events are read by the recipients of its
+ * allocations, also one an amendment dropped from the parties, so the list told the remaining
+ * parties that the dropped recipient still holds an allocation there, which the licence
+ * (allocations, totals) hides from them. Who else reads an event is the authorities' and
+ * auditors' to know; a tenant reads only that it is a reader itself. The list is served, not
+ * hashed (the canonical bytes are the leaf), so cutting it changes nothing a verifier checks.
+ */
+function eventAsSeenBy(viewer: Viewer, row: EventRow): EventRow {
+  if (viewer.orgId === null) return row;
+  assert(row.org_ids.includes(viewer.orgId), `event ${row.seq} was read for ${viewer.orgId}, which it does not name`);
+  return { ...row, org_ids: [viewer.orgId] };
 }
 
 /**
@@ -352,46 +375,98 @@ async function eventsOfReader(pool: Pool, orgId: string, page: PageRequest<numbe
   return pageOf((await pool.query<EventRow>(text, statement.params)).rows, page.limit, (row) => row.seq);
 }
 
-/**
- * Utilisation per licence (a page of visible licences) with the allocations the viewer
- * sees on each, at most embeddedRowsMax per licence; the licence's totals are as far as the
- * viewer may know them (licenceTotals).
- */
-export function utilisation(pool: Pool, viewer: Viewer, page: PageRequest<number>): Promise<Page<UtilisationLicence, number>> {
-  return readSnapshot(pool, (reader) => utilisationIn(reader, viewer, page));
+/** How much one page of the utilisation report embeds: allocations per licence, and over all its licences. */
+export interface UtilisationBounds {
+  licenceAllocationsMax: number;
+  pageAllocationsMax: number;
 }
 
-async function utilisationIn(pool: Reader, viewer: Viewer, page: PageRequest<number>): Promise<Page<UtilisationLicence, number>> {
-  const statement = new Statement();
-  const licences = await keysetPage<Omit<UtilisationLicence, 'allocations' | 'allocations_truncated'>, number>(pool, statement, {
-    select: `l.id, l.reference, l.direction, l.status, l.holder_org_id, l.authority_org_id, l.authorised_units, l.demo, l.created_seq,
-             ${licenceTotals(statement, viewer, 'l', ['allocated_units', 'reserved_units', 'shipped_units'])}`,
-    from: 'licences l',
-    where: [visible.licence(statement, viewer, 'l')],
-    key: 'l.created_seq',
+const utilisationBounds: UtilisationBounds = { licenceAllocationsMax: embeddedRowsMax, pageAllocationsMax: limits.utilisationPageAllocationsMax };
+
+/**
+ * Utilisation per licence (a page of visible licences) with the allocations the viewer
+ * sees on each, at most licenceAllocationsMax per licence (allocations_truncated says there
+ * are more); the licence's totals are as far as the viewer may know them (licenceTotals).
+ * The page ends early, with a cursor to the next licence, where one more licence would take
+ * the allocations it embeds past pageAllocationsMax.
+ */
+export function utilisation(pool: Pool, viewer: Viewer, page: PageRequest<number>, bounds: UtilisationBounds = utilisationBounds): Promise<Page<UtilisationLicence, number>> {
+  assert(bounds.pageAllocationsMax >= bounds.licenceAllocationsMax, 'a utilisation page holds at least one licence\'s allocations');
+  return readSnapshot(pool, (reader) => utilisationIn(reader, viewer, page, bounds));
+}
+
+/**
+ * Three reads in one snapshot: the page's licences (ids only), their allocations up to the
+ * page's bound, then the totals of the licences that fit. The totals are the costly part (a
+ * tenant's are sums over the allocations it sees), so they are summed only for the licences
+ * the page answers, which may be far fewer than the page's size.
+ */
+async function utilisationIn(pool: Reader, viewer: Viewer, page: PageRequest<number>, bounds: UtilisationBounds): Promise<Page<UtilisationLicence, number>> {
+  const keys = new Statement();
+  const licences = await keysetPage<{ id: string; created_seq: number }, number>(pool, keys, {
+    select: 'l.id, l.created_seq', from: 'licences l', where: [visible.licence(keys, viewer, 'l')], key: 'l.created_seq',
   }, page, bySeq);
   if (licences.rows.length === 0) return { rows: [], nextAfter: licences.nextAfter };
-  const inner = new Statement();
-  const ids = inner.add(licences.rows.map((licence) => licence.id));
-  const allocationRows = (await pool.query<AllocationRow & { position: number }>(
-    `SELECT * FROM (
-       SELECT a.*, row_number() OVER (PARTITION BY a.licence_id ORDER BY a.created_seq) AS position
-       FROM allocations a WHERE a.licence_id = ANY(${ids}::text[]) AND ${visible.allocation(inner, viewer, 'a')}) ranked
-     WHERE position <= ${inner.add(embeddedRowsMax + 1)} ORDER BY created_seq`,
-    inner.params,
+  const allocations = await embeddedAllocations(pool, viewer, licences.rows.map((licence) => licence.id), bounds);
+  const answered = licences.rows.slice(0, allocations.size);
+  const statement = new Statement();
+  const totals = (await pool.query<Omit<UtilisationLicence, 'allocations' | 'allocations_truncated'>>(
+    `SELECT l.id, l.reference, l.direction, l.status, l.holder_org_id, l.authority_org_id, l.authorised_units, l.demo, l.created_seq,
+            ${licenceTotals(statement, viewer, 'l', ['allocated_units', 'reserved_units', 'shipped_units'])}
+     FROM licences l WHERE l.id = ANY(${statement.add(answered.map((licence) => licence.id))}::text[]) AND ${visible.licence(statement, viewer, 'l')}
+     ORDER BY l.created_seq`,
+    statement.params,
+  )).rows;
+  assert(totals.length === answered.length, 'the licences of a utilisation page are read again in the same snapshot');
+  const rows = totals.map((licence) => ({ ...licence, ...allocations.get(licence.id)! }));
+  return { rows, nextAfter: answered.length < licences.rows.length ? answered[answered.length - 1]!.created_seq : licences.nextAfter };
+}
+
+type EmbeddedAllocations = Pick<UtilisationLicence, 'allocations' | 'allocations_truncated'>;
+
+/**
+ * The allocations a utilisation page embeds, for the first of these licences (in order) whose
+ * embedded allocations, each at most licenceAllocationsMax, sum to at most
+ * pageAllocationsMax: a map in licence order, as long as the licences that fit. One read,
+ * licence by licence in order, each licence's first allocations and one more (to tell that
+ * there are more), up to the page's bound and one row more per licence. When that LIMIT cuts
+ * the rows, the last licence read may have more rows than were read and the licences after
+ * it none, so the page ends before that licence; it would not have fitted anyway, as the
+ * LIMIT leaves room for every licence that fits, with its extra row.
+ */
+async function embeddedAllocations(pool: Reader, viewer: Viewer, licenceIds: string[], bounds: UtilisationBounds): Promise<Map<string, EmbeddedAllocations>> {
+  const statement = new Statement();
+  const rowsMax = bounds.pageAllocationsMax + licenceIds.length + 1;
+  const rows = (await pool.query<AllocationRow>(
+    `SELECT a.* FROM unnest(${statement.add(licenceIds)}::text[]) WITH ORDINALITY AS k(licence_id, ordinal)
+     CROSS JOIN LATERAL (
+       SELECT a.* FROM allocations a WHERE a.licence_id = k.licence_id AND ${visible.allocation(statement, viewer, 'a')}
+       ORDER BY a.created_seq LIMIT ${statement.add(bounds.licenceAllocationsMax + 1)}) a
+     ORDER BY k.ordinal, a.created_seq LIMIT ${statement.add(rowsMax)}`,
+    statement.params,
   )).rows;
   const byLicence = new Map<string, AllocationRow[]>();
-  for (const { position: _position, ...allocation } of allocationRows) {
+  for (const allocation of rows) {
     const list = byLicence.get(allocation.licence_id) ?? [];
     list.push(allocation);
     byLicence.set(allocation.licence_id, list);
   }
-  const rows = licences.rows.map((licence) => {
-    const allocations = byLicence.get(licence.id) ?? [];
-    const truncated = allocations.length > embeddedRowsMax;
-    return { ...licence, allocations: truncated ? allocations.slice(0, embeddedRowsMax) : allocations, allocations_truncated: truncated };
-  });
-  return { rows, nextAfter: licences.nextAfter };
+  const readUpTo = rows.length === rowsMax ? rows[rows.length - 1]!.licence_id : null;
+  const fitting = new Map<string, EmbeddedAllocations>();
+  let embedded = 0;
+  for (const licenceId of licenceIds) {
+    if (licenceId === readUpTo) break;
+    const fetched = byLicence.get(licenceId) ?? [];
+    const truncated = fetched.length > bounds.licenceAllocationsMax;
+    const kept = truncated ? fetched.slice(0, bounds.licenceAllocationsMax) : fetched;
+    if (embedded + kept.length > bounds.pageAllocationsMax) break;
+    embedded += kept.length;
+    fitting.set(licenceId, { allocations: kept, allocations_truncated: truncated });
+  }
+  // The first licence always fits (pageAllocationsMax >= licenceAllocationsMax), and its rows
+  // are fewer than the LIMIT: every page moves the cursor on.
+  assert(fitting.size > 0, 'a utilisation page holds at least its first licence');
+  return fitting;
 }
 
 type Visible = 'licence' | 'shipment' | 'allocation' | 'site';

@@ -94,9 +94,14 @@ export const visible = {
       WHERE r.first_seq <= ${alias}.seq AND ${alias}.seq - r.first_seq = ANY (r.offsets))`;
   },
   /**
-   * Its own organisation, and those named on a licence it sees (holder, authority, parties):
-   * the licences are those visible.licence shows it, a recipient an amendment dropped from
-   * the parties included, so that every organisation a licence it reads names can be looked up.
+   * Its own organisation, and every one that a row it reads names, so that each can be looked
+   * up: the holder, authority and parties of the licences visible.licence shows it (a recipient
+   * an amendment dropped from the parties included), and the recipients of the allocations
+   * visible.allocation shows it (an exporter reads those on the licences it ships under, also
+   * one whose recipient an amendment dropped from the parties). A 'received' viewer's
+   * allocations name only itself. Shipments and units name no one else: a shipment's exporter
+   * holds the export licence its export allocation is on, and its recipient (the units' too)
+   * is that allocation's recipient (ledger/handlers/shipments.ts), and a holder never changes.
    */
   organisation(statement: Statement, viewer: Viewer, alias: string): string {
     if (viewer.orgId === null) return 'true';
@@ -104,10 +109,16 @@ export const visible = {
     const licences = `SELECT ol.id, ol.holder_org_id, ol.authority_org_id FROM licences ol
       WHERE ol.holder_org_id = ${org} OR EXISTS (SELECT 1 FROM licence_parties op WHERE op.licence_id = ol.id AND op.org_id = ${org})
         OR EXISTS (SELECT 1 FROM allocations oa WHERE oa.licence_id = ol.id AND oa.recipient_org_id = ${org})`;
-    return `(${alias}.id = ${org} OR ${alias}.id IN (
-      SELECT vl.holder_org_id FROM (${licences}) vl
+    const named = `SELECT vl.holder_org_id FROM (${licences}) vl
       UNION SELECT vl.authority_org_id FROM (${licences}) vl
-      UNION SELECT vp.org_id FROM licence_parties vp WHERE vp.licence_id IN (SELECT vl.id FROM (${licences}) vl)))`;
+      UNION SELECT vp.org_id FROM licence_parties vp WHERE vp.licence_id IN (SELECT vl.id FROM (${licences}) vl)`;
+    if (viewer.allocations === 'received') return `(${alias}.id = ${org} OR ${alias}.id IN (${named}))`;
+    // visible.allocation's 'related' rule, driven from the licences rather than tested on each
+    // allocation (the viewer's own allocations add only itself). Kept out of the UNION above,
+    // which would sort every allocation the viewer reads to find their few recipients: 2 to 4
+    // times slower at 200,000 allocations than the hashed IN.
+    const recipients = `SELECT va.recipient_org_id FROM licences sl JOIN allocations va ON va.licence_id = sl.id WHERE ${shipsUnder('sl', org)}`;
+    return `(${alias}.id = ${org} OR ${alias}.id IN (${named}) OR ${alias}.id IN (${recipients}))`;
   },
 };
 
