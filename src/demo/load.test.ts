@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { validateUscc } from '../core/uscc.ts';
 import { Ledger } from '../ledger/ledger.ts';
-import { createDemoTokens, demoParties, demoState, loadDemo, type DemoResult } from './load.ts';
+import { generateSignerKey } from '../tlog/index.ts';
+import { buildWorld } from '../../test/world.ts';
+import { createDemoTokens, DemoLoadError, demoParties, demoState, loadDemo, type DemoResult } from './load.ts';
 import * as scenario from './scenario.ts';
 
 describe('the demo', () => {
@@ -12,7 +14,9 @@ describe('the demo', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    ledger = await Ledger.open({ pool: database.pool });
+    // As `serve --demo` opens it: with a log key, which records the key and signs the empty
+    // log before the load. That is not data: the database is still empty, and the demo loads.
+    ledger = await Ledger.open({ pool: database.pool, logSignerKey: generateSignerKey('demo.chipledger.test').signerKey });
     first = await loadDemo(ledger);
   }, 120_000);
 
@@ -81,6 +85,27 @@ describe('the demo', () => {
     const parties = await demoParties(database.pool);
     expect(parties.map((party) => [party.key, party.role])).toEqual(scenario.organisations.map((org) => [org.key, org.tokenRole]));
     expect(await count('SELECT count(*)::int AS count FROM organisations')).toBe(scenario.organisations.length);
+  });
+});
+
+describe('the demo on a database that holds other data', () => {
+  it('is refused, naming the events there, and adds nothing', async () => {
+    const database = await createTestDatabase();
+    const world = await buildWorld(database.pool);
+    try {
+      const size = async () => (await database.pool.query<{ size: number }>('SELECT size::int AS size FROM log_head')).rows[0]!.size;
+      const events = await size();
+      expect(events).toBeGreaterThan(0);
+      // The demo's authority admins could make tokens for the real organisations of their
+      // country, and every server on this database would mark the real data as demo.
+      const refusal = new DemoLoadError(`couldn't load the demo: this database holds non-demo data (${events} events); the demo loads only into an empty database`);
+      await expect(loadDemo(world.ledger)).rejects.toThrow(refusal);
+      expect(await size()).toBe(events);
+      expect(await demoState(database.pool)).toBe('absent');
+    } finally {
+      await world.ledger.close();
+      await database.drop();
+    }
   });
 });
 

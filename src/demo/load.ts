@@ -82,13 +82,31 @@ export async function demoState(pool: Pool): Promise<DemoState> {
   return complete ? 'complete' : 'partial';
 }
 
-/** Loads the demo unless it is there already. */
+/**
+ * Whether the database holds the demo, loaded in full or in part: what marks a server's
+ * answers and events as demo data. The same test as demoState's 'absent', in one cheap query.
+ */
+export async function holdsDemo(pool: Pool): Promise<boolean> {
+  const { rows } = await pool.query<{ holds: boolean }>('SELECT EXISTS (SELECT 1 FROM organisations WHERE demo) AS holds');
+  return rows[0]!.holds;
+}
+
+/**
+ * Loads the demo unless it is there already. Refused (DemoLoadError) on a database that holds
+ * other data: the demo's authority admins could make tokens for its real organisations, and
+ * every server on it would serve its real events as demo ones. A database a server started
+ * on is still empty: its log key and the empty log's checkpoint are not events.
+ */
 export async function loadDemo(ledger: Ledger, options: DemoOptions = {}): Promise<DemoResult> {
   const client = await ledger.pool.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [demoLockKey]);
     const state = await demoState(ledger.pool);
     if (state !== 'absent') return { loaded: false, state };
+    // Under the lock: a load running elsewhere has either finished (the demo is there) or not
+    // begun, so events found here are another's. Every row comes from an event.
+    const events = Number((await ledger.pool.query<{ size: string }>('SELECT size FROM log_head')).rows[0]!.size);
+    if (events > 0) throw new DemoLoadError(`couldn't load the demo: this database holds non-demo data (${events.toLocaleString('en-US')} events); the demo loads only into an empty database`);
     return await new Loader(ledger, options).run();
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [demoLockKey]).catch(() => {});

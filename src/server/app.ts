@@ -14,13 +14,18 @@ import { limits } from '../core/limits.ts';
 import { withTimeout } from '../core/timeout.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Actor } from '../ledger/permissions.ts';
-import { isDatabaseUnavailable, pingDatabase, type Pool } from '../store/pool.ts';
+import { isDatabaseUnavailable, pingDatabase, withQueryTimeout, type Pool } from '../store/pool.ts';
+import { currentLogKey } from '../store/tlog-tables.ts';
 import { TokenVerifier } from './auth.ts';
 import { BodyBudget } from './body-budget.ts';
 import { parseJsonBody } from './body.ts';
 import { commandRefusalBeforeBody, registerCommandRoutes } from './commands.ts';
-import { clientErrorAnswerer, answerProtocolRequests, type ServerHeaders, methodNotAllowedProblem, refuseOddRequest, RouteMethods } from './http-edges.ts';
-import { HttpMetrics } from './metrics.ts';
+import { clientErrorAnswerer, answerProtocolRequests, methodNotAllowedProblem, refuseOddRequest, RouteMethods } from './http-edges.ts';
+import { DemoMark, demoCheckQueryTimeoutMs } from './demo-mark.ts';
+import { registerClosing } from './closing.ts';
+import { holdsDemo } from '../demo/load.ts';
+import { HttpMetrics, type ExtraMetric } from './metrics.ts';
+import { countedClientErrors, countProtocolAnswers, countWhenFinished, unmatchedRoute } from './metrics-edges.ts';
 import { buildOpenApiDocument, renderDocsPage } from './openapi.ts';
 import { defaultBodyMediaType, fromFrameworkError, internalProblem, problemOf, sendProblem } from './problem.ts';
 import { registerQueryRoutes } from './queries.ts';
@@ -40,7 +45,11 @@ export interface ServerOptions {
   pool: Pool;
   /** A pino logger, or false for none; absent: pino at level 'warn' with secrets redacted. */
   logger?: Logger | false;
-  /** Serve demo data: every response carries X-Chipledger-Demo: true. */
+  /**
+   * Serve demo data from the start: every response carries X-Chipledger-Demo: true and every
+   * event is served as demo: true. Without it, the same from the first request that finds the
+   * database holding the demo (asked at most once a second: demo-mark.ts).
+   */
   demo?: boolean;
   /** Largest request body; defaults to limits.requestBodyBytesMax. */
   bodyLimitBytes?: number;
@@ -50,6 +59,8 @@ export interface ServerOptions {
   witnessKeys?: readonly string[];
   /** How long a request may take to arrive whole; defaults to limits.requestTimeoutMs. */
   requestTimeoutMs?: number;
+  /** How long requests under way have to finish once the server closes; defaults to closingGraceMsDefault (closing.ts). */
+  closingGraceMs?: number;
 }
 
 /** The longest path parameter the router passes on: the longest id (serials are shorter). */
@@ -57,6 +68,9 @@ export const pathParameterLengthMax = Math.max(limits.referenceLengthMax, limits
 
 /** How long a request's header section may take to arrive: Node's default. */
 export const headersTimeoutMs = 60_000;
+
+/** The header that marks every answer of a server whose database holds the demo. */
+const demoHeader = 'x-chipledger-demo';
 
 /** Requests slower than this are logged at warn. */
 export const slowRequestMs = 1_000;
@@ -70,10 +84,15 @@ export function defaultLogger(): Logger {
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimitBytes ?? limits.requestBodyBytesMax;
   const requestTimeoutMs = options.requestTimeoutMs ?? limits.requestTimeoutMs;
-  // Demo data is marked on every answer, refusals before any route and raw ones included.
-  const serverHeaders: ServerHeaders = options.demo === true ? { 'x-chipledger-demo': 'true' } : {};
+  // Demo data is marked on every answer, refusals before any route and raw ones included. The
+  // answerers outside the hooks read this one object at each answer, so a mark set later
+  // (demoMark) reaches them as well.
+  const serverHeaders: Record<string, string> = options.demo === true ? { [demoHeader]: 'true' } : {};
+  const demoPool = withQueryTimeout(options.pool, demoCheckQueryTimeoutMs);
+  const demoMark = new DemoMark({ marked: options.demo === true, holdsDemo: () => holdsDemo(demoPool), onMarked: () => (serverHeaders[demoHeader] = 'true') });
+  const metrics = new HttpMetrics();
   const common = {
-    // Requests that arrive while the server closes get our own 503 (below), a problem with
+    // Requests that arrive while the server closes get our own 503 (closing.ts), a problem with
     // Retry-After; fastify's would be a JSON body of another shape.
     bodyLimit, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: false,
     // A request not whole in time is answered 408 (clientErrorAnswerer) and its body's room
@@ -87,7 +106,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       requireHostHeader: false, connectionsCheckingInterval: Math.max(1, Math.round(requestTimeoutMs / 10)),
       headersTimeout: Math.min(headersTimeoutMs, requestTimeoutMs),
     },
-    clientErrorHandler: clientErrorAnswerer(serverHeaders),
+    clientErrorHandler: countedClientErrors(metrics, clientErrorAnswerer(serverHeaders)),
     // A path parameter is an id or a serial: fastify's default (100) refused ids of 101 to
     // 128 characters that the schemas and the OpenAPI document accept.
     routerOptions: { maxParamLength: pathParameterLengthMax },
@@ -95,7 +114,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     // parameter too long) leave as problem+json like every other error.
     frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
       const refusal = fromFrameworkError(error);
-      reply.headers(serverHeaders); // no hook runs before these
+      reply.headers(serverHeaders); // no hook runs before these, and none after: counted here
+      countWhenFinished(metrics, request.method, reply.raw, performance.now());
       return sendProblem(reply, refusal === null ? internalProblem(request.url) : problemOf(refusal, request.url));
     },
   };
@@ -104,9 +124,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     : Fastify({ ...common, loggerInstance: options.logger ?? defaultLogger() })) as unknown as FastifyInstance;
   const verifier = new TokenVerifier(options.pool);
   const bodies = new BodyBudget(options.bodiesInFlightBytesMax ?? limits.requestBodiesInFlightBytesMax);
-  const metrics = new HttpMetrics();
-  const demo = options.demo === true;
   answerProtocolRequests(app.server, serverHeaders);
+  countProtocolAnswers(metrics, app.server);
   const routeMethods = new RouteMethods();
   app.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
   /** 404, or 405 with Allow when the path takes other methods. */
@@ -121,14 +140,14 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.addHook('onRequest', async (_request, reply) => {
     reply.headers(serverHeaders);
   });
-  let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
-  app.addHook('onRequest', async (request, reply) => {
-    if (!closing) return;
-    reply.header('connection', 'close');
-    return sendProblem(reply, problemOf(new DomainError('unavailable', 'this server is shutting down; send the request again (its Idempotency-Key makes that safe)', { rule: 'server-closing' }), request.url));
+  registerClosing(app, options.closingGraceMs);
+  // The demo mark brought up to date, and set on this answer if it was just found. After the
+  // closing check: a request that arrived before the close began is not refused for the
+  // time it waited on the check.
+  app.addHook('onRequest', async (_request, reply) => {
+    if (demoMark.demo) return;
+    await demoMark.refresh();
+    if (demoMark.demo) reply.headers(serverHeaders);
   });
   app.addHook('onRequest', async (request) => refuseOddRequest(request));
   // A path or method no route takes is answered before its body is read: the not-found
@@ -150,7 +169,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
 
   app.addHook('onResponse', async (request, reply) => {
     const elapsedMs = reply.elapsedTime;
-    metrics.observe(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, elapsedMs / 1000);
+    metrics.observe(request.method, request.routeOptions.url ?? unmatchedRoute, reply.statusCode, elapsedMs / 1000);
     if (elapsedMs > slowRequestMs) request.log.warn({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, elapsedMs }, 'slow request');
   });
 
@@ -181,7 +200,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       bodies.reserve(request, reply, request.routeOptions.bodyLimit ?? bodyLimit);
     });
     registerCommandRoutes(scope, options.ledger, verifier);
-    registerQueryRoutes(scope, { pool: options.pool, demo });
+    // Read at each request: the demo mark may be set while the server runs.
+    registerQueryRoutes(scope, { pool: options.pool, get demo() { return demoMark.demo; } });
     registerEventSerialsRoute(scope, options.pool);
   });
   return app;
@@ -218,14 +238,23 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
   const docsPage = renderDocsPage(document);
   app.get('/v1/openapi.json', async (_request, reply: FastifyReply) => reply.type('application/json').send(documentJson));
   app.get('/v1/docs', async (_request, reply: FastifyReply) => reply.type('text/html; charset=utf-8').send(docsPage));
+  // The log key is read through a pool bounded like the ping: a frozen database must not hold
+  // the health check's connection past its bound.
+  const healthPool = withQueryTimeout(options.pool, healthCheckTimeoutMs);
   app.get('/healthz', async (_request, reply: FastifyReply) => {
     // The ping's own query_timeout ends the query and frees its connection when the database
     // hangs; withTimeout alone would answer in time but leave the slot in use.
-    await withTimeout(pingDatabase(options.pool, healthCheckTimeoutMs), healthCheckTimeoutMs).catch((error: unknown) => {
+    const logKey = await withTimeout(logKeyAfterPing(options.ledger, healthPool), healthCheckTimeoutMs).catch((error: unknown) => {
       throw new DomainError('unavailable', "the database did not answer the health check", { cause: error });
     });
     const retired = options.ledger.checkpointer?.retired;
     if (retired !== undefined) throw new DomainError('unavailable', `this server no longer signs checkpoints: ${retired.message}`);
+    // Another process may have rotated the key since this one last signed (an idle server
+    // signs nothing): said in the words the checkpointer uses when it finds out itself.
+    const own = options.ledger.checkpointer?.signer.verifierKey;
+    if (own !== undefined && logKey !== undefined && logKey !== own) {
+      throw new DomainError('unavailable', `this server no longer signs checkpoints: the log key ${own} is no longer the log's key (now ${logKey}); this process will not sign checkpoints again, since a retired key never signs again`);
+    }
     return reply.send({ status: 'ok' });
   });
   app.get('/metrics', async (_request, reply: FastifyReply) => {
@@ -245,12 +274,33 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
         { name: 'chipledger_checkpoint_size', type: 'gauge', help: 'Size of the last checkpoint this process signed.', value: checkpointer.stats.lastSize },
         { name: 'chipledger_checkpoint_ticks_skipped_total', type: 'counter', help: 'Signer ticks skipped because the signing before was still running (a slow or unreachable database, the signing lock held elsewhere).', value: checkpointer.stats.skippedTicks },
         { name: 'chipledger_checkpoint_ticks_failed_total', type: 'counter', help: 'Signer ticks that failed (the log says the first of an outage, and each different error after it).', value: checkpointer.stats.failedTicks },
-        {
-          name: 'chipledger_checkpoint_age_seconds', type: 'gauge', help: 'Seconds since this process last signed a checkpoint (0 before the first).',
-          value: checkpointer.stats.lastSignedAtMs === 0 ? 0 : (Date.now() - checkpointer.stats.lastSignedAtMs) / 1000,
-        },
+        ...lastSigningMetrics(checkpointer.stats.lastSignedAtMs),
       ] as const : []),
     ]);
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
   });
+}
+
+/**
+ * When this process last signed a checkpoint, and how long ago: both absent until it first
+ * signs (the Prometheus way to say "never"), since an age of 0 read as a checkpoint just
+ * signed by a process that never signed, or whose every signing fails. `lastSignedAtMs` is 0
+ * until then (checkpointer.ts).
+ */
+function lastSigningMetrics(lastSignedAtMs: number): ExtraMetric[] {
+  if (lastSignedAtMs === 0) return [];
+  return [
+    { name: 'chipledger_checkpoint_last_signed_timestamp_seconds', type: 'gauge', help: 'When this process last signed a checkpoint, in seconds since the Unix epoch; absent until it first signs.', value: lastSignedAtMs / 1000 },
+    { name: 'chipledger_checkpoint_age_seconds', type: 'gauge', help: 'Seconds since this process last signed a checkpoint; absent until it first signs.', value: (Date.now() - lastSignedAtMs) / 1000 },
+  ];
+}
+
+/**
+ * Pings the database, then reads the log's current key (undefined before the log first
+ * signed, or on a server that signs nothing: no query then).
+ */
+async function logKeyAfterPing(ledger: Ledger, pool: Pool): Promise<string | undefined> {
+  await pingDatabase(pool, healthCheckTimeoutMs);
+  if (ledger.checkpointer === undefined) return undefined;
+  return (await currentLogKey(pool))?.verifier_key;
 }

@@ -1,0 +1,69 @@
+/**
+ * Whether a server serves demo data: every answer marked X-Chipledger-Demo: true, every event
+ * served as demo: true. The demo may be loaded while a server runs (`chipledger demo` through
+ * the embedded PostgreSQL serve lends, or another process on a shared DATABASE_URL), so a
+ * server that started without it asks the database again, at most once per
+ * demoCheckIntervalMs. The mark is one-way: demo rows are never deleted, so once set it stays,
+ * and the database is not asked again.
+ */
+import { withTimeout } from '../core/timeout.ts';
+
+/** A server without the mark asks the database at most this often. */
+export const demoCheckIntervalMs = 1_000;
+/**
+ * How long the request that starts a check waits for it; the check goes on past that, bounded
+ * by demoCheckQueryTimeoutMs. Short: every route waits on it, /healthz (2 s) too, and a frozen
+ * database must not make the answers that need none slow.
+ */
+export const demoCheckWaitMs = 250;
+/** The check's query gives up after this long and frees its connection. */
+export const demoCheckQueryTimeoutMs = 2_000;
+
+export interface DemoMarkOptions {
+  /** Marked from the start (`serve --demo`, or a database found to hold the demo at start). */
+  marked: boolean;
+  /** Whether the database holds the demo now; a failure counts as "not seen yet". */
+  holdsDemo: () => Promise<boolean>;
+  /** Told once, when the mark is set after the start. */
+  onMarked: () => void;
+  /** Monotonic milliseconds; performance.now() unless a test moves time itself. */
+  nowMs?: () => number;
+}
+
+export class DemoMark {
+  private marked: boolean;
+  private checkedAtMs = Number.NEGATIVE_INFINITY;
+  private checking = false;
+  private readonly nowMs: () => number;
+
+  constructor(private readonly options: DemoMarkOptions) {
+    this.marked = options.marked;
+    this.nowMs = options.nowMs ?? (() => performance.now());
+  }
+
+  get demo(): boolean {
+    return this.marked;
+  }
+
+  /**
+   * Asks the database again if the mark is not set, no check is under way and the last began
+   * demoCheckIntervalMs ago or more; waits for that check at most demoCheckWaitMs. Never
+   * throws: a failed check leaves the mark as it was, and the request goes on.
+   */
+  async refresh(): Promise<void> {
+    if (this.marked || this.checking) return;
+    const nowMs = this.nowMs();
+    if (nowMs - this.checkedAtMs < demoCheckIntervalMs) return;
+    this.checkedAtMs = nowMs;
+    this.checking = true;
+    const checked = this.options.holdsDemo().then((holds) => {
+      if (holds && !this.marked) {
+        this.marked = true;
+        this.options.onMarked();
+      }
+    }, () => {}).finally(() => {
+      this.checking = false;
+    });
+    await withTimeout(checked, demoCheckWaitMs).catch(() => {});
+  }
+}
