@@ -29,23 +29,24 @@ async function book(serials: Array<string | { serial: string; gpuUuid: string }>
   }, actors.exporter)).shipmentId);
 }
 
-const serials = ['M37-BACK-ENDED', 'M37-BACK-LIVE', 'M37-CLAIM', 'M37-DEAD', 'M37-NONE', 'M37-SHIPPED'];
+const serials = ['M37-BACK-ENDED', 'M37-BACK-LIVE', 'M37-CLAIM', 'M37-DEAD', 'M37-NONE', 'M37-SHIPPED', 'M37-X-LIVE'];
 let cancelled = '';
 let live = '';
 
 describe('migration 037 on rows written before it', () => {
-  it('marks the GPU UUIDs of units that shipped and are in no live booking as shipped, and no others', async () => {
+  it('marks the GPU UUIDs of units that shipped as shipped, in a live booking too, and no others', async () => {
     const { run, actors } = world;
-    const delivered = await book([{ serial: 'M37-SHIPPED', gpuUuid: uuid(1) }, { serial: 'M37-DEAD', gpuUuid: uuid(2) }, 'M37-BACK-ENDED', 'M37-BACK-LIVE', 'M37-NONE']);
+    const delivered = await book([{ serial: 'M37-SHIPPED', gpuUuid: uuid(1) }, { serial: 'M37-DEAD', gpuUuid: uuid(2) }, 'M37-BACK-ENDED', 'M37-BACK-LIVE', 'M37-NONE', { serial: 'M37-X-LIVE', gpuUuid: uuid(6) }]);
     await run('shipment.ship', { shipmentId: delivered }, actors.exporter);
     await run('shipment.clear', { shipmentId: delivered }, actors.mofcom);
     await run('shipment.deliver', { shipmentId: delivered }, actors.alpha);
     await run('units.decommission', { serials: ['M37-DEAD'], reason: 'end of life' }, actors.alpha);
-    await run('units.return', { serials: ['M37-BACK-ENDED', 'M37-BACK-LIVE'], reason: 'RMA' }, actors.alpha);
-    // Returned units listed again with GPU UUIDs they did not ship with: one booking ended, one lives.
+    await run('units.return', { serials: ['M37-BACK-ENDED', 'M37-BACK-LIVE', 'M37-X-LIVE'], reason: 'RMA' }, actors.alpha);
+    // Returned units listed again with GPU UUIDs they did not ship with (one booking ended, one
+    // lives), and one that shipped with its GPU UUID, listed again in the live booking.
     cancelled = await book([{ serial: 'M37-BACK-ENDED', gpuUuid: uuid(3) }]);
     await run('shipment.cancel', { shipmentId: cancelled }, actors.exporter);
-    live = await book([{ serial: 'M37-BACK-LIVE', gpuUuid: uuid(4) }, { serial: 'M37-CLAIM', gpuUuid: uuid(5) }]);
+    live = await book([{ serial: 'M37-BACK-LIVE', gpuUuid: uuid(4) }, { serial: 'M37-CLAIM', gpuUuid: uuid(5) }, 'M37-X-LIVE']);
     const rows = async (client: { query: typeof database.pool.query }) =>
       (await client.query(`SELECT serial, custody, gpu_uuid, gpu_uuid_shipped FROM units WHERE serial = ANY($1) ORDER BY serial`, [serials])).rows;
     expect(await rows(database.pool)).toEqual([
@@ -55,6 +56,7 @@ describe('migration 037 on rows written before it', () => {
       { serial: 'M37-DEAD', custody: 'decommissioned', gpu_uuid: uuid(2), gpu_uuid_shipped: true },
       { serial: 'M37-NONE', custody: 'delivered', gpu_uuid: null, gpu_uuid_shipped: false },
       { serial: 'M37-SHIPPED', custody: 'delivered', gpu_uuid: uuid(1), gpu_uuid_shipped: true },
+      { serial: 'M37-X-LIVE', custody: 'licensed', gpu_uuid: uuid(6), gpu_uuid_shipped: true },
     ]);
 
     const migration = listMigrations().find((each) => each.version === 37)!;
@@ -69,17 +71,23 @@ describe('migration 037 on rows written before it', () => {
         EXECUTE FUNCTION units_keep_identity()`);
       await client.query(migration.sql);
       // The decommissioned unit too, which 022's trigger would not let an UPDATE touch; the
-      // returned unit whose booking ended keeps its GPU UUID (nothing stored says it did not
-      // ship with it); the live booking's claims wait for it to ship or end.
+      // returned units keep their GPU UUIDs, their bookings ended or live (nothing stored says
+      // they did not ship with them, and M37-X-LIVE did); the live booking's claim on a unit
+      // that never shipped waits for it to ship or end.
       expect(await rows(client)).toEqual([
         { serial: 'M37-BACK-ENDED', custody: 'licensed', gpu_uuid: uuid(3), gpu_uuid_shipped: true },
-        { serial: 'M37-BACK-LIVE', custody: 'licensed', gpu_uuid: uuid(4), gpu_uuid_shipped: false },
+        { serial: 'M37-BACK-LIVE', custody: 'licensed', gpu_uuid: uuid(4), gpu_uuid_shipped: true },
         { serial: 'M37-CLAIM', custody: 'licensed', gpu_uuid: uuid(5), gpu_uuid_shipped: false },
         { serial: 'M37-DEAD', custody: 'decommissioned', gpu_uuid: uuid(2), gpu_uuid_shipped: true },
         { serial: 'M37-NONE', custody: 'delivered', gpu_uuid: null, gpu_uuid_shipped: false },
         { serial: 'M37-SHIPPED', custody: 'delivered', gpu_uuid: uuid(1), gpu_uuid_shipped: true },
+        { serial: 'M37-X-LIVE', custody: 'licensed', gpu_uuid: uuid(6), gpu_uuid_shipped: true },
       ]);
       expect((await client.query(`SELECT * FROM ledger_violations()`)).rows).toEqual([]);
+      // The live booking's end lets go of its claim, and of nothing a unit shipped with.
+      await client.query('SAVEPOINT released');
+      await expect(client.query(`UPDATE units SET gpu_uuid = NULL WHERE serial = 'M37-X-LIVE'`)).rejects.toThrow(`unit M37-X-LIVE has GPU UUID ${uuid(6)}; it cannot change`);
+      await client.query('ROLLBACK TO SAVEPOINT released');
       // And 022's trigger is on again.
       await expect(client.query(`UPDATE units SET updated_seq = updated_seq WHERE serial = 'M37-DEAD'`)).rejects.toThrow(/a decommissioned or lost unit never changes again/);
     });
@@ -121,7 +129,7 @@ describe('the database’s rules for GPU UUIDs (037)', () => {
     expect(await update(`gpu_uuid = 'GPU-ABCDEF12-1234-1234-1234-123456789abc'`, 'M37-BACK-ENDED')).toEqual({
       code: '23514', message: 'unit M37-BACK-ENDED has GPU UUID GPU-ABCDEF12-1234-1234-1234-123456789abc; a GPU UUID is stored as GPU- and lower-case hex (GPU-abcdef12-1234-1234-1234-123456789abc)',
     });
-    expect(await update(`gpu_uuid = '${uuid(6)}'`, 'M37-BACK-ENDED')).toBeUndefined();
+    expect(await update(`gpu_uuid = '${uuid(11)}'`, 'M37-BACK-ENDED')).toBeUndefined();
     // Inserted: judged the same way.
     expect(await firstRefusal(database.pool, [
       `INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, updated_seq) VALUES ('M37-NEW', 'GPU-0000', $1, $2, 'licensed', $3, 1)`,

@@ -77,7 +77,9 @@ describe('ledger.sweep events', () => {
     expect(betaText).not.toContain(`"${orgs.alpha}"`);
     expect(betaText).not.toContain(`"${orgs.exporter}"`);
     const betaShipmentEvent = forBeta.find((event) => event.subjectId === betaShipment)!;
-    expect(betaShipmentEvent.organisationIds.sort()).toEqual([orgs.exporter2, orgs.beta].sort());
+    // Read by its exporter and its recipient (the stored readers); beta is shown only itself among them.
+    expect((await database.pool.query('SELECT org_ids FROM events WHERE seq = $1', [betaShipmentEvent.seq])).rows[0].org_ids.sort()).toEqual([orgs.exporter2, orgs.beta].sort());
+    expect(betaShipmentEvent.organisationIds).toEqual([orgs.beta]);
     expect(betaShipmentEvent.body.effects).toEqual({ shipmentId: betaShipment, from: 'booked', to: 'expired', units: 3 });
     expect(forBeta.find((event) => event.subjectId === shortLicence)!.body.effects).toEqual({ licenceId: shortLicence, from: 'issued', to: 'expired' });
     const bySubject = await api.request({ method: 'GET', url: `/v1/events?subjectId=${alphaShipment}`, token: tokens.beta });

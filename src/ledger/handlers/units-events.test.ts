@@ -67,7 +67,9 @@ describe('units.return and units.report_lost', () => {
 
     const { event: shared } = await event(seq, api.tokens.exporter);
     expect(shared).toMatchObject({ kind: 'units.return', subjectId: id });
-    expect([...shared!.organisationIds].sort()).toEqual([api.orgs.alpha, api.orgs.exporter].sort());
+    // Read by both (the stored readers); a tenant is shown only itself among them.
+    expect((await world.ledger.pool.query('SELECT org_ids FROM events WHERE seq = $1', [seq])).rows[0].org_ids.sort()).toEqual([api.orgs.alpha, api.orgs.exporter].sort());
+    expect(shared!.organisationIds).toEqual([api.orgs.exporter]);
     expect(shared!.body.effects).toEqual({ count: 3, shipments: { [id]: 3 } });
     expect(JSON.stringify(shared)).not.toContain(site);
 

@@ -16,16 +16,18 @@
 --    its booking is cancelled or expires (ledger/handlers/shipments.ts, releaseClaims), on
 --    any unit.
 --
---    Rows already here: a unit holds a shipped GPU UUID when it has shipped, has one, and is
---    not in a live booking. A unit out of 'licensed' holds the GPU UUID it shipped with (a
---    listing is the only way the ledger gives one, and shipping moves every unit it lists
---    out of 'licensed'): that is certain. A unit that shipped and was listed again, in a
---    booking that ended, may hold the GPU UUID it shipped with or one that booking gave it
---    (the squatting above); nothing stored says which (shipment_serials does not record GPU
---    UUIDs, and event_serials only the ones a manifest gave), so it keeps it: forgetting the
---    GPU UUID of a GPU that shipped would lose the record, while a squatted one can be put
---    right by a person (trigger units_keep_identity guards it). In a live booking it is a
---    claim: it becomes fixed if that booking ships, and is let go if it ends.
+--    Rows already here: a unit holds a shipped GPU UUID when it has shipped and has one. A
+--    unit out of 'licensed' holds the GPU UUID it shipped with (a listing is the only way the
+--    ledger gives one, and shipping moves every unit it lists out of 'licensed'): that is
+--    certain. A unit that shipped and was listed again, in a booking that ended or one that
+--    lives, may hold the GPU UUID it shipped with or one that booking gave it (the squatting
+--    above); nothing stored says which (shipment_serials does not record GPU UUIDs, and
+--    event_serials only the ones a manifest gave), so it keeps it: forgetting the GPU UUID of
+--    a GPU that shipped would lose the record (a first version of this migration left the
+--    units of live bookings unmarked, and a cancel then dropped the UUID they had shipped
+--    with), while a squatted one can be put right by a person (trigger units_keep_identity
+--    guards it). On a unit that never shipped, a GPU UUID is a live booking's claim: it
+--    becomes fixed if that booking ships, and is let go if it ends.
 --    The column is added false, which is what every new unit is (a manifest's COPY sends no
 --    value for it), and only the units with a shipped GPU UUID are updated. 022's trigger
 --    refuses any change to a decommissioned or lost unit, so it is off for that statement,
@@ -33,8 +35,7 @@
 ALTER TABLE units ADD COLUMN gpu_uuid_shipped boolean NOT NULL DEFAULT false;
 ALTER TABLE units DISABLE TRIGGER units_keep_end_state;
 UPDATE units u SET gpu_uuid_shipped = true
-WHERE u.gpu_uuid IS NOT NULL AND u.ever_shipped
-  AND NOT (u.custody = 'licensed' AND EXISTS (SELECT 1 FROM shipments s WHERE s.id = u.shipment_id AND s.status = 'booked'));
+WHERE u.gpu_uuid IS NOT NULL AND u.ever_shipped;
 ALTER TABLE units ENABLE TRIGGER units_keep_end_state;
 --    With that, no GPU UUID that never shipped is left on a unit whose booking ended: units
 --    that never shipped were released by 033, and the others are marked shipped above.
