@@ -156,12 +156,25 @@ function runOne(state: BatchState, pending: Pending, seq: number, at: string, ev
       const error = new DomainError('payload_too_large', `the ${pending.kind} request would make a log entry of ${canonical.length} bytes; entries are at most ${eventBytesMax} bytes (shorten the texts)`, { rule: 'event-size' });
       return { ok: false, error, replayed: false };
     }
-    made.push({ seq: partSeq, at, kind: pending.kind, actor: pending.actor.id, subject_id: part.subjectId, org_ids: part.orgIds, canonical, serial_lines: lines });
+    const event: EventWrite = { seq: partSeq, at, kind: pending.kind, actor: pending.actor.id, subject_id: part.subjectId, org_ids: part.orgIds, canonical, serial_lines: lines };
+    if (part.moreSubjectIds !== undefined) event.more_subject_ids = checkedMoreSubjects(part.subjectId, part.moreSubjectIds, pending.kind);
+    made.push(event);
   }
   events.push(...made);
   assert(events[events.length - 1]!.seq - events[0]!.seq + 1 === events.length, 'event sequence numbers are gapless within a batch');
   // The answer names the command's first event.
   return { ok: true, seq, body: { seq, ...outcome.answer }, replayed: false };
+}
+
+/**
+ * A part's further subjects as the handler must give them (EventPart.moreSubjectIds): some,
+ * none twice, never the subject. A history lists an event once through either (read-queries.ts
+ * listEvents), so a breach is a handler's bug: it fails the batch.
+ */
+function checkedMoreSubjects(subjectId: string | null, ids: string[], kind: CommandKind): string[] {
+  assert(ids.length > 0, `a ${kind} event lists an empty set of further subjects; it leaves the field out instead`);
+  assert(new Set(ids).size === ids.length && (subjectId === null || !ids.includes(subjectId)), `a ${kind} event lists a further subject twice, or its subject ${subjectId} again: ${ids.join(', ')}`);
+  return ids;
 }
 
 /**

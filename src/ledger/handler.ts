@@ -25,6 +25,15 @@ export interface CommandContext {
 export interface EventPart {
   /** The main thing the command made or changed (L-7, S-12, ...). */
   subjectId: string | null;
+  /**
+   * The further records the event is about, besides its subject, none twice and never the
+   * subject itself: the sites units left, each shipment of an ending across several. Each
+   * one's history (GET /v1/events?subjectId=) lists the event too (event_subjects, migration
+   * 038), so a record's history holds every event that changed it. Only records that every
+   * reader of the event may be told it concerns: a history is filtered by who reads the event,
+   * not by whose record it is (an event the exporter reads names no site).
+   */
+  moreSubjectIds?: string[];
   /** Organisations that may read the event besides authorities and auditors. */
   orgIds: string[];
   /** What the event records beyond the command's input: made ids, numbers, transitions. */

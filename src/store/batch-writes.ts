@@ -81,6 +81,8 @@ export interface EventWrite {
   canonical: Buffer;
   /** The lines of the serial list whose digest the event records (ledger/events.ts recordSerials). */
   serial_lines?: string[] | null;
+  /** The records the event is about besides its subject (ledger/handler.ts EventPart.moreSubjectIds): event_subjects rows. */
+  more_subject_ids?: string[];
 }
 
 export interface IdempotencyWrite {
@@ -213,8 +215,8 @@ function eventSteps(events: EventWrite[]): Step[] {
   const readers = readerSetsOf(events);
   // Thousands of events as one JSON literal cost PostgreSQL far more than typed arrays do
   // (bench/tlog-append.ts: 150 µs against 15 µs an event): big batches send parameters.
-  if (events.length >= bulkRowsMin) return [...bulkEventSteps(events, readers), ...serialListSteps(events)];
-  const rows = events.map(({ serial_lines: _lines, ...event }) => ({ ...event, canonical: event.canonical.toString('hex') }));
+  if (events.length >= bulkRowsMin) return [...bulkEventSteps(events, readers), ...serialListSteps(events), ...moreSubjectSteps(events)];
+  const rows = events.map(({ serial_lines: _lines, more_subject_ids: _subjects, ...event }) => ({ ...event, canonical: event.canonical.toString('hex') }));
   return [
     inline(`INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
       SELECT seq, at, kind, actor, subject_id, org_ids, decode(canonical, 'hex')
@@ -222,7 +224,22 @@ function eventSteps(events: EventWrite[]): Step[] {
     ...(readers.length === 0 ? [] : [inline(`INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets)
       SELECT org_id, first_seq, last_seq, offsets FROM json_to_recordset(${json(readers)}) AS r(org_id text, first_seq bigint, last_seq bigint, offsets int2[])`)]),
     ...serialListSteps(events),
+    ...moreSubjectSteps(events),
   ];
+}
+
+const moreSubjectColumns: CopyColumn[] = [{ name: 'subject_id', type: 'text' }, { name: 'seq', type: 'int8' }];
+
+/**
+ * The further subjects of the batch's events (event_subjects, migration 038), in the batch's
+ * transaction with the events, so a history never lacks an event that committed. Only unit
+ * events have any: a batch of bookings sends no statement for them.
+ */
+function moreSubjectSteps(events: EventWrite[]): Step[] {
+  const rows = events.flatMap((event) => (event.more_subject_ids ?? []).map((subjectId) => ({ subject_id: subjectId, seq: event.seq })));
+  if (rows.length === 0) return [];
+  if (rows.length >= bulkRowsMin) return [copy('event_subjects', moreSubjectColumns, rows.map((row) => [row.subject_id, row.seq]), 48 * rows.length)];
+  return [inline(`INSERT INTO event_subjects (subject_id, seq) SELECT subject_id, seq FROM json_to_recordset(${json(rows)}) AS s(subject_id text, seq bigint)`)];
 }
 
 const serialListColumns: CopyColumn[] = [{ name: 'seq', type: 'int8' }, { name: 'lines', type: 'text[]' }];

@@ -68,6 +68,18 @@ function onlyKey(counts: Record<string, number>): string | null {
   return keys.length === 1 ? keys[0]! : null;
 }
 
+/**
+ * Every key of the counts but the event's subject, each once: the further records the event
+ * is about (EventPart.moreSubjectIds). The subject is one record; an event about several
+ * (units that left two sites, an ending across two shipments) is listed in each one's history
+ * through these, where the subject alone (null, or the destination of a move) left them out.
+ */
+function moreSubjects(subjectId: string | null, ...counts: Array<Record<string, number>>): { moreSubjectIds?: string[] } {
+  const ids = new Set(counts.flatMap((count) => Object.keys(count)));
+  if (subjectId !== null) ids.delete(subjectId);
+  return ids.size === 0 ? {} : { moreSubjectIds: [...ids] };
+}
+
 /** Keeps each site's deployed count in step as units arrive or leave. */
 function adjustSite(context: CommandContext, siteId: string, delta: number): SiteRow {
   const site = context.state.get('sites', siteId)!;
@@ -106,6 +118,8 @@ export const unitsDeploy: Handler<'units.deploy'> = {
     const moved = Object.values(movedFrom).reduce((sum, count) => sum + count, 0);
     return {
       subjectId: site.id,
+      // The sites units left: each one's history shows its count going down.
+      ...moreSubjects(site.id, movedFrom),
       orgIds: [actor.orgId],
       effects: { deployed: units.length, moved, movedFrom },
       answer: { siteId: site.id, deployed: units.length, moved },
@@ -142,7 +156,9 @@ function soleExporter(context: CommandContext, units: UnitRow[], to: Custody): s
  * a loss: units it may list again, or must account for) is two events: the first, read by
  * the recipient and the exporter, without sites; a second, read by the recipient only, with
  * them and without the input (its serial list is the first event's), whose subject is the
- * site when all left one (only when some unit was at a site).
+ * site when all left one (only when some unit was at a site). Each event names the records
+ * its subject leaves out as further subjects (moreSubjects), so that it is in the history of
+ * every shipment it counts and of every site it counts.
  */
 function ending<K extends 'units.decommission' | 'units.report_lost' | 'units.return'>(kind: K, to: Custody, from: readonly Custody[], exporterReads: boolean): Handler<K> {
   return {
@@ -168,11 +184,16 @@ function ending<K extends 'units.decommission' | 'units.report_lost' | 'units.re
       }
       const answer = { count: units.length, custody: to };
       const subjectId = onlyKey(shipments);
-      // ownUnits took only the actor's units: they have one recipient, the actor.
-      if (exporter === null) return { subjectId, orgIds: [actor.orgId], effects: { count: units.length, shipments, fromSites }, answer };
+      // ownUnits took only the actor's units: they have one recipient, the actor. Its one
+      // event is in the history of every shipment and every site the units left.
+      if (exporter === null) return { subjectId, ...moreSubjects(subjectId, shipments, fromSites), orgIds: [actor.orgId], effects: { count: units.length, shipments, fromSites }, answer };
       // The serial list is the first event's (the recipient reads it too): not stored twice.
-      const sites: EventPart[] = Object.keys(fromSites).length === 0 ? [] : [{ subjectId: onlyKey(fromSites), orgIds: [actor.orgId], effects: { fromSites }, withoutInput: true }];
-      return { subjectId, orgIds: [...new Set([actor.orgId, exporter])], effects: { count: units.length, shipments }, answer, moreEvents: sites };
+      // The sites are the second event's only: the exporter reads the first, and a site's
+      // history must not list it, or the exporter would learn where its units ran by asking
+      // for a site's history (read-queries.ts listEvents filters by reader, not by record).
+      const sitesSubject = onlyKey(fromSites);
+      const sites: EventPart[] = Object.keys(fromSites).length === 0 ? [] : [{ subjectId: sitesSubject, ...moreSubjects(sitesSubject, fromSites), orgIds: [actor.orgId], effects: { fromSites }, withoutInput: true }];
+      return { subjectId, ...moreSubjects(subjectId, shipments), orgIds: [...new Set([actor.orgId, exporter])], effects: { count: units.length, shipments }, answer, moreEvents: sites };
     },
   };
 }
