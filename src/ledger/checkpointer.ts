@@ -13,6 +13,7 @@ import { withTimeout } from '../core/timeout.ts';
 import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
 import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, readHead, signingState, type CheckpointRow } from '../store/tlog-tables.ts';
 import { LogKeyError } from './log-keys.ts';
+import { Outage } from './outage.ts';
 import { isTransientDatabaseError } from './refusals.ts';
 import { isDatabaseUnavailable, withQueryTimeout, type Pool } from '../store/pool.ts';
 
@@ -67,8 +68,8 @@ export class Checkpointer {
   private ownSize: number | undefined;
   /** Whether the last tick failed (the database slow or away): no last signing is tried then. */
   private lastTickFailed = false;
-  /** The outage the failing ticks belong to: when it began, and how many ticks failed in it. */
-  private outage: { sinceMs: number; failedTicks: number; reasons: Set<string> } | undefined;
+  /** The outage the failing ticks belong to: each reason said once, its end said with its count. */
+  private readonly outage = new Outage({ again: 'checkpoint signing works again', failure: ['failed tick', 'failed ticks'] }, () => Date.now());
   private period = 0;
 
   constructor(private readonly options: CheckpointerOptions) {}
@@ -120,26 +121,18 @@ export class Checkpointer {
   private tickFailed(error: unknown): void {
     this.lastTickFailed = true;
     this.stats.failedTicks += 1;
-    const reason = reasonOf(error);
-    if (this.outage !== undefined) {
-      this.outage.failedTicks += 1;
-      // The same reason again is the outage going on; another one (the key replaced while the
-      // database was away, which stops this signer for good) must be said too, once.
-      if (this.outage.reasons.has(reason) || this.outage.reasons.size >= outageReasonsMax) return;
-      this.outage.reasons.add(reason);
-      this.options.onError?.(error, "couldn't sign a checkpoint, for another reason now (each reason is said once until signing works again)");
-      return;
-    }
-    this.outage = { sinceMs: Date.now(), failedTicks: 1, reasons: new Set([reason]) };
-    this.options.onError?.(error, "couldn't sign a checkpoint (each reason is said once until signing works again)");
+    // The same reason again is the outage going on; another one (the key replaced while the
+    // database was away, which stops this signer for good) must be said too, once.
+    const news = this.outage.failed(reasonOf(error));
+    if (news === 'nothing new') return;
+    const another = news === 'new reason' ? ', for another reason now' : '';
+    this.options.onError?.(error, `couldn't sign a checkpoint${another} (each reason is said once until signing works again)`);
   }
 
   private tickSucceeded(): void {
     this.lastTickFailed = false;
-    if (this.outage === undefined) return;
-    const { sinceMs, failedTicks } = this.outage;
-    this.outage = undefined;
-    this.options.onRecovered?.(`checkpoint signing works again, after ${failedTicks} failed ${failedTicks === 1 ? 'tick' : 'ticks'} over ${((Date.now() - sinceMs) / 1000).toFixed(1)} s`);
+    const recovery = this.outage.recovered();
+    if (recovery !== undefined) this.options.onRecovered?.(recovery);
   }
 
   /**
@@ -227,9 +220,6 @@ export class Checkpointer {
     return new LogKeyError(`the log key ${this.options.signer.verifierKey} is no longer the log's key (now ${replacedBy}); this process stopped signing checkpoints, since a retired key never signs again`);
   }
 }
-
-/** Reasons an outage says at most: past them, a flood of distinct messages stays unsaid. */
-const outageReasonsMax = 8;
 
 /**
  * What a failure is, for saying each once an outage: every way of the database being slow or

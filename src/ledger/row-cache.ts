@@ -2,7 +2,7 @@
  * Rows of the ledger's small, hot tables, kept across batches together with the log head
  * they belong to. A batch that finds, under the ledger's lock, the head our last batch
  * committed knows nobody else wrote since; if every row it needs is here, it reads
- * nothing (sequencer.ts). Any other head, or a batch that failed, clears the cache.
+ * nothing (batch-commit.ts). Any other head, or a batch that failed, clears the cache.
  *
  * What makes this safe is that every change to these tables goes through a batch, and
  * every batch that changes a row appends an event and so moves the head: a cache that

@@ -6,14 +6,9 @@
  * batch holds the state changes, the events and the idempotency answers together. Each
  * command still gets its own answer: accepted with its ids, or refused with the rule.
  *
- * Reads: a batch reads its rows under the lock, unless the head it finds there is the one
- * our last batch committed (no other process wrote since) and the row cache holds every
- * row it needs (ledger/row-cache.ts); then it reads nothing.
- *
- * One round trip: while this process is the only writer and the rows are cached, a batch
- * is applied in memory before its lock and sent whole, in one text that takes the lock and
- * goes on only at the head it was applied at (sendAhead). At any other head it rolls back
- * and runs again the classic way: lock and read, apply, write and commit.
+ * How a batch reaches the database (what it reads, its one round trip while this process
+ * writes alone, the time it is dated) is batch-commit.ts's job; this file decides what goes
+ * in a batch and answers its callers, those of a failed batch included.
  *
  * Crash notes, per step of a batch:
  * - before COMMIT: nothing of the batch exists; no caller was answered; clients retry
@@ -28,27 +23,19 @@
  * - COMMIT sent, no reply (connection lost): the outcome is unknown to us, so callers get
  *   503 'unavailable'; a retry with the same key returns the stored answer if it did commit.
  * - after COMMIT: everything of the batch is durable; answers go out only now.
- *
- * Time: a batch is dated by this process's clock, but never before the newest event
- * committed (log_head.at, migration 031), read with the head it is applied at. A clock that
- * lags another process's, or is stepped back, then dates and judges its batches (licence
- * validity, deadlines, the sweep) at the newest event's time instead, so event times never
- * go back in commit order; the database refuses a batch whose events would.
  */
 import { DomainError, assert, isDomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
-import { isDatabaseUnavailable, isQueryTimeout, withQueryTimeout, type Pool } from '../store/pool.ts';
-import { beginBatch, loadBatchState, openAtHeadSql, rememberAnswer, type BatchHead, type LogHead } from '../store/ledger-tables.ts';
-import { writeBatchAndCommit } from '../store/batch-writes.ts';
+import { isDatabaseUnavailable, withQueryTimeout, type Pool } from '../store/pool.ts';
+import { rememberAnswer } from '../store/ledger-tables.ts';
 import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
-import { invalidInput, isCommandsOwnRefusal, isLockTimeout, isRefusedWrite, isTransientDatabaseError, isWorthRunningAgain, provesNoCommit, toRefusal } from './refusals.ts';
+import { invalidInput, isCommandsOwnRefusal, isRefusedWrite, isTransientDatabaseError, toRefusal } from './refusals.ts';
 import { roleRefusal, type Actor } from './permissions.ts';
 import { commandSchemas, type CommandKind } from './schemas.ts';
-import { BatchState } from './state.ts';
-import { RowCache } from './row-cache.ts';
-import { applyBatch, batchKeys, type Answer, type Applied, type LogAppender, type Pending } from './batch-apply.ts';
-import { batchTime, headAfter } from './batch-time.ts';
+import type { Answer, LogAppender, Pending } from './batch-apply.ts';
+import { BatchCommitter, type CommitStats } from './batch-commit.ts';
+import { Outage } from './outage.ts';
 
 export interface SequencerOptions {
   pool: Pool;
@@ -74,23 +61,15 @@ export interface SequencerOptions {
   onRecovered?: (message: string) => void;
 }
 
-export interface SequencerStats {
+export interface SequencerStats extends CommitStats {
   batches: number;
   commands: number;
   accepted: number;
   refused: number;
   replayed: number;
   failedBatches: number;
-  /** Batches that read nothing: every row came from the row cache. */
-  cachedBatches: number;
-  /** Of those, batches sent ahead that committed: applied before their lock, one round trip (Sequencer.sendAhead). */
-  aheadBatches: number;
-  /** Batches sent ahead that rolled back on a wrong guess (another writer, a key stored before, a refused row) or the head lock not had within their short wait, and ran the classic way. */
-  aheadMisses: number;
   queueDepth: number;
   lastBatchSize: number;
-  /** Events in the log as of our last commit (or the start-up check): what this server last saw committed. */
-  logSize: number;
   commitSecondsTotal: number;
 }
 
@@ -111,34 +90,31 @@ export class Sequencer {
   };
   private readonly batchMax: number;
   private readonly queueMax: number;
-  private readonly cache: RowCache;
-  /** The head our last committed batch left; another head at the lock means another writer. */
-  private lastCommitted: BatchHead | null = null;
-  /** The last batch found the head it expected: sending the next one ahead is likely right. */
-  private aheadWorthTrying = false;
   /** The last batch was answered 'unavailable': the database (or its lock) did not answer. */
   private unavailable = false;
-  /**
-   * The batch being committed sent its writes and COMMIT, and has no proof yet that they
-   * rolled back: if it failed, it must not run again (answerFailedBatch).
-   */
-  private mayHaveCommitted = false;
   /**
    * The caller's pool, each query of a batch bounded on the client side: a frozen or cut-off
    * database enforces no bound of its own (store/pool.ts withQueryTimeout).
    */
   private readonly pool: Pool;
+  /** Puts each batch into the database; keeps the row cache and the head our last batch left. */
+  private readonly committer: BatchCommitter;
   /** Batches answered 'unavailable' since the last one committed, each reason said once (reportUnavailable). */
-  private outage: { sinceMs: number; failedBatches: number; commands: number; reasons: Set<string> } | undefined;
+  private readonly outage = new Outage({
+    again: 'the ledger commits again', failure: ['batch', 'batches'], part: ["command answered 'unavailable'", "commands answered 'unavailable'"],
+  }, () => performance.now());
 
   constructor(private readonly options: SequencerOptions) {
     this.batchMax = options.batchCommandsMax ?? limits.batchCommandsMax;
     this.queueMax = options.queueMax ?? limits.sequencerQueueMax;
-    this.cache = new RowCache(options.rowCacheRows ?? limits.rowCacheRowsPerTableMax);
     const queryTimeoutMs = options.queryTimeoutMs ?? limits.writeQueryTimeoutMs;
+    const headLockWaitMs = options.headLockWaitMs ?? limits.headLockWaitMsMax;
     // A bound at or under the lock's wait would cut off healthy batches queued for the lock.
-    assert(queryTimeoutMs > (options.headLockWaitMs ?? limits.headLockWaitMsMax), 'a batch\'s round trip may wait longer than its wait for the head lock');
+    assert(queryTimeoutMs > headLockWaitMs, 'a batch\'s round trip may wait longer than its wait for the head lock');
     this.pool = withQueryTimeout(options.pool, queryTimeoutMs, options.streamTimeoutMs ?? limits.writeStreamTimeoutMs);
+    this.committer = new BatchCommitter({
+      pool: this.pool, clock: options.clock, logAppender: options.logAppender, rowCacheRows: options.rowCacheRows ?? limits.rowCacheRowsPerTableMax, headLockWaitMs, stats: this.stats,
+    });
   }
 
   /**
@@ -254,10 +230,9 @@ export class Sequencer {
   private async commitBatch(batch: Pending[], half = false): Promise<void> {
     const started = performance.now();
     this.unavailable = false;
-    this.mayHaveCommitted = false;
     let answers: Answer[];
     try {
-      answers = (await this.sendAhead(batch)) ?? (await this.runInTransaction(batch));
+      answers = await this.committer.commit(batch);
     } catch (error) {
       this.stats.failedBatches += 1;
       await this.answerFailedBatch(batch, error, half);
@@ -284,7 +259,7 @@ export class Sequencer {
    */
   private async answerFailedBatch(batch: Pending[], error: unknown, half: boolean): Promise<void> {
     const refusal = refusalOrBug(error);
-    const splits = batch.length > 1 && (isRefusedWrite(error) || (refusal === null && !this.mayHaveCommitted));
+    const splits = batch.length > 1 && (isRefusedWrite(error) || (refusal === null && !this.committer.mayHaveCommitted));
     if (splits) {
       // The database refused something our checks let through (say, a GPU UUID that
       // another unit already has, or a model name over its index's row limit), or a trigger
@@ -354,27 +329,18 @@ export class Sequencer {
    */
   private reportUnavailable(batch: Pending[], error: unknown): void {
     const reason = unavailableReason(error);
+    const news = this.outage.failed(reason, batch.length);
+    if (news === 'nothing new') return;
     const what = `couldn't commit ${describeBatch(batch)}, answered 'unavailable': ${reason}`;
     const said = isDatabaseFailure(error) ? withoutStack(error as Error) : error;
-    if (this.outage === undefined) {
-      this.outage = { sinceMs: performance.now(), failedBatches: 1, commands: batch.length, reasons: new Set([reason]) };
-      this.options.onError?.(said, `${what} (each reason is said once until a batch commits again)`);
-      return;
-    }
-    this.outage.failedBatches += 1;
-    this.outage.commands += batch.length;
-    if (this.outage.reasons.has(reason) || this.outage.reasons.size >= outageReasonsMax) return;
-    this.outage.reasons.add(reason);
-    this.options.onError?.(said, `${what}, another reason in the same outage (each reason is said once until a batch commits again)`);
+    const another = news === 'new reason' ? ', another reason in the same outage' : '';
+    this.options.onError?.(said, `${what}${another} (each reason is said once until a batch commits again)`);
   }
 
   /** A batch committed: an outage, if one was said, is said to be over, with its counts. */
   private reportCommitted(): void {
-    if (this.outage === undefined) return;
-    const { sinceMs, failedBatches, commands } = this.outage;
-    this.outage = undefined;
-    const seconds = ((performance.now() - sinceMs) / 1000).toFixed(1);
-    this.options.onRecovered?.(`the ledger commits again, after ${failedBatches} ${failedBatches === 1 ? 'batch' : 'batches'} of ${commands} ${commands === 1 ? 'command' : 'commands'} answered 'unavailable' over ${seconds} s`);
+    const recovery = this.outage.recovered();
+    if (recovery !== undefined) this.options.onRecovered?.(recovery);
   }
 
   /** Counted when answers go out, so a batch that failed and ran again counts once. */
@@ -384,125 +350,6 @@ export class Sequencer {
       if (answer.replayed) this.stats.replayed += 1;
       else if (answer.ok) this.stats.accepted += 1;
       else this.stats.refused += 1;
-    }
-  }
-
-  /**
-   * The batch in one round trip, when the last batch found the head it expected (no other
-   * writer), every row it needs is cached, and it sweeps nothing: applied in memory to the
-   * cached rows, then sent with its opening (store/ledger-tables.ts openAtHeadSql), which
-   * takes the lock and goes on only at the head our last batch committed, and with its
-   * writes and COMMIT. The classic way (runInTransaction) costs a round trip more: it
-   * takes the lock and looks up the idempotency keys before it writes.
-   *
-   * Returns null, having committed nothing, when the batch must go the classic way: rows
-   * not cached, or the guess did not hold (another writer moved the head; a key was stored
-   * before, which its insert meets on the primary key; the database refused a row; the
-   * head lock not had within limits.aheadLockWaitMsMax), which the classic way runs again
-   * from the database's rows, its time read under the lock. Anything else that failed is
-   * thrown and answered as the classic way answers it: 'unavailable' when the outcome is
-   * unknown (the connection lost, maybe after COMMIT) or the database is not there (no
-   * connection), a bug as a bug.
-   */
-  private async sendAhead(batch: Pending[]): Promise<Answer[] | null> {
-    const head = this.lastCommitted;
-    if (!this.aheadWorthTrying || head === null) return null;
-    const keys = batchKeys(batch);
-    const rows = keys.dueAt === null ? this.cache.lookup(keys) : null;
-    if (!rows) return null;
-    let at: string;
-    try {
-      at = batchTime(this.options.clock, head);
-    } catch {
-      return null; // the classic way answers it, with the head read under the lock
-    }
-    const client = await this.pool.connect();
-    let applied: Applied;
-    try {
-      // Dated no earlier than the head our last commit left, and the opening lets it commit
-      // only at that head (whose time it fixes): event times never go back in commit order.
-      applied = await applyBatch(this.options.logAppender, client, batch, new BatchState(rows), head, [], at);
-    } catch {
-      // Nothing was sent. The classic way applies it again, from the database's rows, and
-      // meets the bug there, where it is answered.
-      client.release();
-      this.cache.clear();
-      this.aheadWorthTrying = false;
-      return null;
-    }
-    let committed: LogHead;
-    this.mayHaveCommitted = true;
-    try {
-      const lockWaitMs = Math.min(limits.aheadLockWaitMsMax, this.options.headLockWaitMs ?? limits.headLockWaitMsMax);
-      committed = await writeBatchAndCommit(client, applied.writes, applied.log, openAtHeadSql(head, lockWaitMs));
-    } catch (error) {
-      // The rows and the log's edge may now hold what never committed.
-      this.cache.clear();
-      this.aheadWorthTrying = false;
-      // A round trip that ran out of its bound (withQueryTimeout) left its connection closed,
-      // or busy with the reply given up on, where a ROLLBACK would wait a bound more. The
-      // connection is not used again; closing it rolls back just as well.
-      const sessionLives = !isQueryTimeout(error) && (await client.query('ROLLBACK').then(() => true, () => false));
-      client.release(!sessionLives);
-      if (provesNoCommit(error, sessionLives)) this.mayHaveCommitted = false;
-      // Nothing after COMMIT is inside this try: only what the text did can fail here.
-      // A lock not had within the short wait runs again too: its events' time, read before
-      // the wait, may trail the commit by no more than that wait.
-      if (provesNoCommit(error, sessionLives) && (isWorthRunningAgain(error) || isLockTimeout(error))) {
-        this.stats.aheadMisses += 1;
-        return null;
-      }
-      throw error;
-    }
-    client.release();
-    this.lastCommitted = headAfter(head, committed, at);
-    this.stats.logSize = committed.size;
-    this.cache.advance(applied.state, committed);
-    this.stats.cachedBatches += 1;
-    this.stats.aheadBatches += 1;
-    return applied.answers;
-  }
-
-  private async runInTransaction(batch: Pending[]): Promise<Answer[]> {
-    const client = await this.pool.connect();
-    let broken = false;
-    try {
-      const keys = batchKeys(batch);
-      const { head, stored } = await beginBatch(client, batch.flatMap((pending) => (pending.idempotency ? [pending.idempotency] : [])), this.options.headLockWaitMs);
-      // Nobody else wrote since our last commit: the cached rows are the rows.
-      const alone = this.lastCommitted !== null && sameHead(this.lastCommitted, head);
-      this.aheadWorthTrying = alone;
-      if (!alone) this.cache.clear();
-      // The batch's time is read under the lock and is no earlier than the newest event's
-      // (head.at): event times never go back in commit order, whatever this clock says.
-      const at = batchTime(this.options.clock, head);
-      if (keys.dueAt !== null) keys.dueAt = at;
-      const cached = alone ? this.cache.lookup(keys) : null;
-      const loaded = cached ?? (await loadBatchState(client, keys));
-      const applied = await applyBatch(this.options.logAppender, client, batch, new BatchState(loaded), head, stored, at);
-      if (cached) this.stats.cachedBatches += 1;
-      else this.cache.remember(loaded, head);
-      this.mayHaveCommitted = true;
-      const committed = await writeBatchAndCommit(client, applied.writes, applied.log);
-      this.lastCommitted = headAfter(head, committed, at);
-      this.stats.logSize = committed.size;
-      this.cache.advance(applied.state, committed);
-      return applied.answers;
-    } catch (error) {
-      this.cache.clear();
-      // As in sendAhead: no ROLLBACK after a round trip that ran out; the connection is closed.
-      if (isQueryTimeout(error)) broken = true;
-      else {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
-      }
-      // The server refused a statement of the batch (an error at COMMIT rolls back too):
-      // nothing of it committed. A failure after COMMIT, or a lost connection, proves nothing.
-      if (provesNoCommit(error, !broken)) this.mayHaveCommitted = false;
-      throw error;
-    } finally {
-      client.release(broken);
     }
   }
 }
@@ -515,9 +362,6 @@ function refusalOrBug(error: unknown): DomainError | null {
     return null;
   }
 }
-
-/** Reasons an outage says at most: past them, a flood of distinct messages stays unsaid. */
-const outageReasonsMax = 8;
 
 /**
  * Whether a failure is the database not there, slow or refusing "not now" (a lost connection,
@@ -559,10 +403,6 @@ function describeBatch(batch: Pending[]): string {
   return `a batch of ${batch.length} ${batch.length === 1 ? 'command' : 'commands'} (${listed.join(', ')}${more})`;
 }
 const describedKindsMax = 4;
-
-function sameHead(a: LogHead, b: LogHead): boolean {
-  return a.size === b.size && a.root.equals(b.root);
-}
 
 function countSerials(input: unknown): number {
   const serials = (input as { serials?: unknown[] }).serials;

@@ -149,7 +149,7 @@ export function assertLogHead(head: LogHead): void {
 export const headMovedCode = 'CLH01';
 
 /**
- * The first statements of a batch sent ahead (ledger/sequencer.ts): they open its
+ * The first statements of a batch sent ahead (ledger/batch-commit.ts, sendAhead): they open its
  * transaction and take the ledger's lock like beginBatch, but read nothing back. The batch
  * goes on only at the head it was applied at; at any other the function raises headMovedCode
  * and nothing of the batch runs. Its idempotency keys are not looked up: the batch inserts
