@@ -95,10 +95,15 @@ export const limits = {
    * batch's callers are answered 503 'unavailable' (a client-side bound, store/pool.ts
    * withQueryTimeout). The longest a healthy round trip waits is for the head lock
    * (headLockWaitMsMax, which the server ends itself), and a writer frozen holding that lock
-   * is cut off after headLockIdleMsMax; this is the two and databaseReplyMarginMs. A batch's
-   * other statements take milliseconds (a 100,000-serial manifest's about a second). Past it,
-   * the COMMIT may have been sent: the answer says only that the outcome is unknown, and a
-   * retry with the same Idempotency-Key returns the stored answer if it did commit.
+   * is cut off after headLockIdleMsMax; this is the two and databaseReplyMarginMs. Most of a
+   * batch's statements take milliseconds, but one text may hold many long ones (a dozen
+   * 100,000-unit shipments shipped in one batch took 40 to 60 s here, each statement under
+   * the server's own bound): so when the bound runs out the sequencer asks the server, on a
+   * connection of its own, whether it is still working on the round trip, and waits another
+   * bound if it is (store/pool.ts, whileServerWorks). A frozen or cut-off server answers
+   * nothing, and is cut off then. Past it, the COMMIT may have been sent: the answer says only
+   * that the outcome is unknown, and a retry with the same Idempotency-Key returns the stored
+   * answer if it did commit.
    */
   writeQueryTimeoutMs: 40_000,
   /**

@@ -111,7 +111,7 @@ export class Sequencer {
     const headLockWaitMs = options.headLockWaitMs ?? limits.headLockWaitMsMax;
     // A bound at or under the lock's wait would cut off healthy batches queued for the lock.
     assert(queryTimeoutMs > headLockWaitMs, 'a batch\'s round trip may wait longer than its wait for the head lock');
-    this.pool = withQueryTimeout(options.pool, queryTimeoutMs, options.streamTimeoutMs ?? limits.writeStreamTimeoutMs);
+    this.pool = withQueryTimeout(options.pool, queryTimeoutMs, options.streamTimeoutMs ?? limits.writeStreamTimeoutMs, { whileServerWorks: true });
     this.committer = new BatchCommitter({
       pool: this.pool, clock: options.clock, logAppender: options.logAppender, rowCacheRows: options.rowCacheRows ?? limits.rowCacheRowsPerTableMax, headLockWaitMs, stats: this.stats,
     });

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { FreezingProxy } from '../../test/support/freezing-proxy.ts';
-import { createPool, inTransaction, isDatabaseUnavailable, pingDatabase, queryTimeoutMessage, withQueryTimeout, type Pool } from './pool.ts';
+import { createPool, inTransaction, isDatabaseUnavailable, pingDatabase, queryTimeoutMessage, serverStillWorks, withQueryTimeout, type Pool, type PoolClient } from './pool.ts';
 import { readEntriesPacked } from './tlog-tables.ts';
 
 /** The bound under test: long enough for a healthy query on a loaded machine, short for the test. */
@@ -120,6 +120,53 @@ describe('a pool bounded for reads (withQueryTimeout)', () => {
     expect(slow.rows[0]!.done).toBe(true);
     const { error } = await failure(() => bounded.query(`SELECT pg_sleep(${(boundMs * 2) / 1000})`));
     expect((error as Error).message).toBe(queryTimeoutMessage);
+  });
+});
+
+describe('a pool bounded for writes, while the server still works on a round trip (whileServerWorks)', () => {
+  // The ledger's batches: one text may hold many long statements, each bounded by the server.
+  let writes: Pool;
+  beforeAll(() => {
+    writes = withQueryTimeout(pool, boundMs, boundMs, { whileServerWorks: true });
+  });
+
+  it('waits past its bound for a round trip the server is still running, several bounds over', async () => {
+    const answered = await inTransaction(writes, 'BEGIN', async (client) =>
+      (await client.query<{ done: boolean }>(`SELECT pg_sleep(${(boundMs * 3.5) / 1000}) IS NOT NULL AS done`)).rows[0]!.done);
+    expect(answered).toBe(true);
+    // A multi-statement text (a batch's steps in one round trip) counts as one, working throughout.
+    await inTransaction(writes, 'BEGIN', async (client) => {
+      await client.query(`SELECT pg_sleep(${(boundMs * 1.5) / 1000}); SELECT pg_sleep(${(boundMs * 1.5) / 1000})`);
+    });
+    // Without it, the same round trip is cut at its bound.
+    const cut = await failure(() => inTransaction(withQueryTimeout(pool, boundMs), 'BEGIN', (client) => client.query(`SELECT pg_sleep(${(boundMs * 3.5) / 1000})`)));
+    expect((cut.error as Error).message).toBe(queryTimeoutMessage);
+  });
+
+  it('still cuts a frozen database off, within its bound and one probe (which a frozen server never answers)', async () => {
+    const { error, ms } = await whileFrozen(() => failure(() => inTransaction(writes, 'BEGIN', (client) => client.query('SELECT 1'))));
+    expect(isDatabaseUnavailable(error)).toBe(true);
+    expect(ms).toBeGreaterThanOrEqual(boundMs * 2 - 50); // the bound, then a probe of at most the bound
+    expect(ms).toBeLessThan(boundMs * 2 + 1_500);
+    expect((await writes.query<{ n: number }>('SELECT 8 AS n')).rows[0]!.n).toBe(8);
+  });
+
+  it('asks the server about the session itself: working while its query runs, not once it is idle or gone', async () => {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      // Idle in its transaction: a round trip whose reply was lost on the way looks like this.
+      expect(await serverStillWorks(pool, client, boundMs)).toBe(false);
+      const running = client.query(`SELECT pg_sleep(${(boundMs * 2) / 1000})`);
+      await new Promise((resolve) => setTimeout(resolve, boundMs / 2));
+      expect(await serverStillWorks(pool, client, boundMs)).toBe(true);
+      await running;
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+    const gone = { processID: 2 ** 30 } as unknown as PoolClient;
+    expect(await serverStillWorks(pool, gone, boundMs)).toBe(false);
   });
 });
 

@@ -160,8 +160,10 @@ export function isQueryTimeout(error: unknown): boolean {
  * above the head lock's wait, and writeStreamTimeoutMs for its COPYs) and the checkpointer for
  * its signings (their server-side bounds and a margin).
  */
-export function withQueryTimeout(pool: pg.Pool, timeoutMs: number, streamTimeoutMs: number = timeoutMs): pg.Pool {
+export function withQueryTimeout(pool: pg.Pool, timeoutMs: number, streamTimeoutMs: number = timeoutMs, options: BoundOptions = {}): pg.Pool {
   for (const ms of [timeoutMs, streamTimeoutMs]) if (!Number.isSafeInteger(ms) || ms < 1) throw new Error(`assertion failed: a query timeout of ${ms} ms`);
+  const probeMs = Math.min(stillWorkingProbeMs, timeoutMs);
+  const stillWorking = options.whileServerWorks === true ? (client: pg.PoolClient) => serverStillWorks(pool, client, probeMs) : undefined;
   return new Proxy(pool, {
     get(target, property) {
       if (property === 'query') {
@@ -170,13 +172,56 @@ export function withQueryTimeout(pool: pg.Pool, timeoutMs: number, streamTimeout
       if (property === 'connect') {
         return async (...args: unknown[]) => {
           if (args.length > 0) throw new Error('assertion failed: connect() of a bounded pool takes no callback');
-          return boundClient(await target.connect(), timeoutMs, streamTimeoutMs);
+          return boundClient(await target.connect(), timeoutMs, streamTimeoutMs, stillWorking);
         };
       }
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
+}
+
+export interface BoundOptions {
+  /**
+   * When a checked-out client's round trip runs out of its bound, ask the server (on a
+   * connection of its own) whether it is still working on it, and wait another bound if so.
+   * For the ledger's batches: a healthy batch may hold many statements in one text (shipping
+   * a dozen 100,000-unit shipments took 40 to 60 s here), each bounded by the server
+   * (statement_timeout, lock_timeout), while a flat client bound cut them all off and failed
+   * them again on every retry. What the client bound is for, a server that is frozen or
+   * cut off, or a connection the network lost, answers no such question, or says the session
+   * is not working on anything: then the connection is closed as before.
+   */
+  whileServerWorks?: boolean;
+}
+
+/**
+ * How long asking the server whether it still works on a round trip may take, connect and
+ * query (at most the round trip's own bound: a test's bound of a second is not stretched to
+ * six). A frozen server answers no probe, so its callers hear at most this much later.
+ */
+export const stillWorkingProbeMs = 5_000;
+
+/**
+ * Whether the server is still running the query in flight on `client`: its backend, by pid,
+ * shows as 'active' in pg_stat_activity (a multi-statement text stays 'active' until its last
+ * statement ends; a lock wait too). Asked on a new connection, outside the pool (whose
+ * connections may all be busy), bounded by stillWorkingProbeMs; any failure is "no".
+ */
+export async function serverStillWorks(pool: pg.Pool, client: pg.PoolClient, probeMs: number): Promise<boolean> {
+  const pid = (client as unknown as { processID?: unknown }).processID;
+  if (typeof pid !== 'number') return false;
+  const probe = new pg.Client({ ...(pool as unknown as { options: pg.ClientConfig }).options, connectionTimeoutMillis: probeMs, application_name: 'chipledger-still-working' });
+  probe.on('error', () => {}); // a lost connection fails the query that uses it
+  try {
+    await probe.connect();
+    const found = await probe.query<{ state: string | null }>({ text: 'SELECT state FROM pg_stat_activity WHERE pid = $1', values: [pid], query_timeout: probeMs } as pg.QueryConfig);
+    return found.rows[0]?.state === 'active';
+  } catch {
+    return false;
+  } finally {
+    probe.end().catch(() => {});
+  }
 }
 
 /** A query's config with query_timeout at most `timeoutMs` (a shorter one of its own stays). */
@@ -193,7 +238,7 @@ function boundConfig(config: unknown, timeoutMs: number): unknown {
  * still, for whoever reads it on the way) and raced against a timer; a callback-style query
  * gets pg's query_timeout instead.
  */
-function boundClient(client: pg.PoolClient, timeoutMs: number, streamTimeoutMs: number): pg.PoolClient {
+function boundClient(client: pg.PoolClient, timeoutMs: number, streamTimeoutMs: number, stillWorking?: (client: pg.PoolClient) => Promise<boolean>): pg.PoolClient {
   let ranOut: Error | undefined;
   let released = false;
   const onTimeout = (error: Error): void => {
@@ -201,9 +246,9 @@ function boundClient(client: pg.PoolClient, timeoutMs: number, streamTimeoutMs: 
   };
   const query = (config: unknown, ...rest: unknown[]): unknown => {
     const run = client.query as (...args: unknown[]) => unknown;
-    if (typeof (config as { submit?: unknown } | null)?.submit === 'function') return run.call(client, boundStream(config as NodeJS.EventEmitter, client, streamTimeoutMs, onTimeout), ...rest);
+    if (typeof (config as { submit?: unknown } | null)?.submit === 'function') return run.call(client, boundStream(config as NodeJS.EventEmitter, client, streamTimeoutMs, onTimeout, stillWorking), ...rest);
     if (typeof rest.at(-1) === 'function') return run.call(client, boundConfig(config, timeoutMs), ...rest);
-    return boundReply(run.call(client, config, ...rest) as Promise<unknown>, client, timeoutMs, onTimeout);
+    return boundReply(run.call(client, config, ...rest) as Promise<unknown>, client, timeoutMs, onTimeout, stillWorking);
   };
   const release = (error?: Error | boolean): void => {
     // A stream that ran out was closed already; a second release must not throw.
@@ -227,19 +272,44 @@ function boundClient(client: pg.PoolClient, timeoutMs: number, streamTimeoutMs: 
  * destroys its socket: nothing more can be sent behind the abandoned query, and the server
  * rolls back whatever transaction was open on it (if it ever hears of it).
  */
-function boundReply(reply: Promise<unknown>, client: pg.PoolClient, timeoutMs: number, onTimeout: (error: Error) => void): Promise<unknown> {
-  let timer: NodeJS.Timeout | undefined;
+function boundReply(reply: Promise<unknown>, client: pg.PoolClient, timeoutMs: number, onTimeout: (error: Error) => void, stillWorking?: (client: pg.PoolClient) => Promise<boolean>): Promise<unknown> {
+  let stop: () => void = () => {};
   const ranOut = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
+    stop = runOut(client, timeoutMs, stillWorking, () => {
       const error = new Error(queryTimeoutMessage);
       onTimeout(error);
       reject(error);
       client.end().catch(() => {});
-    }, timeoutMs);
+    });
   });
   // Once the bound ran out, the query's own failure (its connection closed) is no one's.
   reply.catch(() => {});
-  return Promise.race([reply, ranOut]).finally(() => clearTimeout(timer));
+  return Promise.race([reply, ranOut]).finally(() => stop());
+}
+
+/**
+ * Calls `cut` once `timeoutMs` passes, unless `stillWorking` says the server is still at it:
+ * then it waits another `timeoutMs`, and asks again. Returns the function that stops it (the
+ * round trip was answered).
+ */
+function runOut(client: pg.PoolClient, timeoutMs: number, stillWorking: ((client: pg.PoolClient) => Promise<boolean>) | undefined, cut: () => void): () => void {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    timer = setTimeout(() => {
+      if (stillWorking === undefined) return cut();
+      void stillWorking(client).then((working) => {
+        if (stopped) return;
+        if (working) arm();
+        else cut();
+      });
+    }, timeoutMs);
+  };
+  arm();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }
 
 /**
@@ -248,16 +318,15 @@ function boundReply(reply: Promise<unknown>, client: pg.PoolClient, timeoutMs: n
  * out first, the client is ended, which with a query in flight destroys its socket: the
  * stream fails, and its reader with it.
  */
-function boundStream<S extends NodeJS.EventEmitter>(stream: S, client: pg.PoolClient, timeoutMs: number, onTimeout: (error: Error) => void): S {
-  const timer = setTimeout(() => {
+function boundStream<S extends NodeJS.EventEmitter>(stream: S, client: pg.PoolClient, timeoutMs: number, onTimeout: (error: Error) => void, stillWorking?: (client: pg.PoolClient) => Promise<boolean>): S {
+  const done = runOut(client, timeoutMs, stillWorking, () => {
     const error = new Error(queryTimeoutMessage);
     onTimeout(error);
     const destroy = (stream as { destroy?: (error: Error) => void }).destroy;
     if (typeof destroy === 'function') destroy.call(stream, error);
     else stream.emit('error', error);
     client.end().catch(() => {});
-  }, timeoutMs);
-  const done = (): void => clearTimeout(timer);
+  });
   for (const event of ['end', 'finish', 'close', 'error']) stream.once(event, done);
   return stream;
 }
