@@ -14,84 +14,32 @@
  *   whether another page follows.
  * - Every statement is bounded by its LIMIT; nothing here reads a whole table into memory.
  * - Reads run outside the ledger's write lock: they see the last committed batch, whole.
+ *
+ * This file is the read path's surface and holds the reads of the state tables; the events'
+ * reads (event-queries.ts), the utilisation report (utilisation.ts), a licence's totals per
+ * viewer (licence-totals.ts) and keyset paging (pages.ts) have files of their own.
  */
-import { assert } from '../core/errors.ts';
-import { limits } from '../core/limits.ts';
-import type { EventWrite } from './batch-writes.ts';
-import { inTransaction, type Pool, type PoolClient } from './pool.ts';
-import { Statement, readsEvent, shipsUnder, unitReaders, visible, type Viewer } from './visibility.ts';
+import { licenceTotals, type TotalsScope } from './licence-totals.ts';
+import { bySeq, embeddedRowsMax, keysetPage, pageOf, readSnapshot, type Page, type PageRequest, type Reader } from './pages.ts';
+import type { Pool } from './pool.ts';
+import { Statement, unitReaders, visible, type Viewer } from './visibility.ts';
 import type {
   AllocationRow, Custody, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow, Role, ShipmentRow, SiteRow, UnitRow,
 } from '../ledger/rows.ts';
 
 export type { Viewer } from './visibility.ts';
-
-export interface PageRequest<K> {
-  /** The last key of the previous page; null starts at the beginning. */
-  after: K | null;
-  limit: number;
-}
-
-export interface Page<T, K> {
-  rows: T[];
-  /** The key to continue after; null on the last page. */
-  nextAfter: K | null;
-}
-
-/** Rows embedded in a detail view stop here; the list endpoints page through the rest. */
-export const embeddedRowsMax = 500;
+export type { Page, PageRequest } from './pages.ts';
+export { findEvent, listEvents, type EventRow } from './event-queries.ts';
+export { utilisation, type UtilisationBounds, type UtilisationLicence } from './utilisation.ts';
+export { embeddedRowsMax } from './pages.ts';
+export type { TotalsScope } from './licence-totals.ts';
 
 /** A unit as a viewer reads it: updated_seq is null where its site is hidden (unitAsSeenBy). */
 export type UnitView = Omit<UnitRow, 'updated_seq'> & { updated_seq: number | null; demo: boolean };
 export type SerialView = { serial: string; live: boolean; gpu_uuid: string | null; custody: Custody | null; site_id: string | null; demo: boolean };
-/** An event as stored: the same columns the batch writes; org_ids as the viewer may know them (eventAsSeenBy). */
-export type EventRow = EventWrite;
-/**
- * How far a licence's totals reach for this viewer (licenceTotals): 'licence' for a viewer
- * that sees every allocation of the licence, 'own_allocations' for one that sees only the
- * allocations made to it (a recipient), whose totals are sums over those.
- */
-export type TotalsScope = 'licence' | 'own_allocations';
 /** A licence as a viewer reads it: allocated_units and shipped_units are as far as totals_scope reaches. */
 export type LicenceView = LicenceRow & { totals_scope: TotalsScope };
 export type LicenceDetail = LicenceView & { parties: LicencePartyRow[]; allocations: AllocationRow[]; allocations_truncated: boolean };
-export type UtilisationLicence = Pick<LicenceRow, 'id' | 'reference' | 'direction' | 'status' | 'holder_org_id' | 'authority_org_id' | 'authorised_units' | 'allocated_units' | 'shipped_units' | 'demo' | 'created_seq'> & {
-  reserved_units: number;
-  totals_scope: TotalsScope;
-  allocations: AllocationRow[];
-  allocations_truncated: boolean;
-};
-
-/** A pool, or one connection inside a snapshot (readSnapshot) for reads that must agree. */
-type Reader = Pool | PoolClient;
-
-/**
- * Runs reads that must see one committed state (a licence's totals and its allocations) on
- * one connection in a REPEATABLE READ, READ ONLY transaction: a batch committing between two
- * statements on the pool would make the answer disagree with itself.
- */
-function readSnapshot<T>(pool: Pool, read: (reader: Reader) => Promise<T>): Promise<T> {
-  return inTransaction(pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', read);
-}
-
-async function keysetPage<T, K extends number | string>(
-  pool: Reader, statement: Statement, sql: { from: string; where: string[]; key: string; select?: string }, page: PageRequest<K>, keyOf: (row: T) => K,
-): Promise<Page<T, K>> {
-  const where = [...sql.where];
-  if (page.after !== null) where.push(`${sql.key} > ${statement.add(page.after)}`);
-  const text = `SELECT ${sql.select ?? '*'} FROM ${sql.from} WHERE ${where.join(' AND ')} ORDER BY ${sql.key} LIMIT ${statement.add(page.limit + 1)}`;
-  return pageOf((await pool.query(text, statement.params)).rows as T[], page.limit, keyOf);
-}
-
-/** A page from up to limit + 1 rows in key order: the extra row says there is more. */
-function pageOf<T, K>(rows: T[], limit: number, keyOf: (row: T) => K): Page<T, K> {
-  const more = rows.length > limit;
-  if (more) rows.length = limit;
-  const last = rows[rows.length - 1];
-  return { rows, nextAfter: more && last !== undefined ? keyOf(last) : null };
-}
-
-const bySeq = (row: { created_seq: number }): number => row.created_seq;
 
 export function listOrganisations(pool: Pool, viewer: Viewer, page: PageRequest<number>): Promise<Page<OrganisationRow, number>> {
   const statement = new Statement();
@@ -111,42 +59,6 @@ const licenceTermColumns = [
 // A column added to LicenceRow fails the type check here until it is listed above (or is a total).
 const licenceColumnsListed: Exclude<keyof LicenceRow, (typeof licenceTermColumns)[number] | 'allocated_units' | 'shipped_units'> extends never ? true : never = true;
 void licenceColumnsListed;
-
-/**
- * A licence's totals as the viewer may know them, as SQL expressions over the licence
- * `alias`. Tenants get sums over the allocations of the licence they see
- * (visible.allocation): a recipient sees only its own, even on a licence it holds, and the
- * licence-wide figures would give away the other recipients' allocations and shipments by
- * subtraction. Where a tenant sees every allocation (an exporter on a licence it holds or
- * supplies) the sums are the licence-wide figures, which the database holds equal to the
- * licence's columns (invariants 1 and 2); authorities and auditors read those columns.
- * The scope follows from who the viewer is, never from the rows, so that it cannot tell a
- * recipient whether other allocations exist.
- */
-function licenceTotals(statement: Statement, viewer: Viewer, alias: string, totals: readonly LicenceTotal[]): string {
-  const columns = totals.map((total) => `${licenceTotal(statement, viewer, alias, total)} AS ${total}`);
-  const scope = viewer.orgId === null ? `'licence'` : totalsScope(statement, { ...viewer, orgId: viewer.orgId }, alias);
-  return [...columns, `${scope} AS totals_scope`].join(', ');
-}
-
-type LicenceTotal = 'allocated_units' | 'reserved_units' | 'shipped_units';
-/** The allocations' column that each total sums. */
-const summedColumn: Record<LicenceTotal, string> = { allocated_units: 'units', reserved_units: 'reserved_units', shipped_units: 'shipped_units' };
-
-function licenceTotal(statement: Statement, viewer: Viewer, alias: string, total: LicenceTotal): string {
-  // The licence keeps allocated and shipped units itself; reserved units are only on its allocations.
-  if (viewer.orgId === null && total !== 'reserved_units') return `${alias}.${total}`;
-  const where = [`ta.licence_id = ${alias}.id`];
-  if (viewer.orgId !== null) where.push(visible.allocation(statement, viewer, 'ta'));
-  return `coalesce((SELECT sum(ta.${summedColumn[total]}) FROM allocations ta WHERE ${where.join(' AND ')}), 0)`;
-}
-
-/** Whether a tenant sees every allocation of the licence: where visible.allocation shows a 'related' viewer all of them. */
-function totalsScope(statement: Statement, viewer: Viewer & { orgId: string }, alias: string): string {
-  if (viewer.allocations === 'received') return `'own_allocations'`;
-  const org = statement.add(viewer.orgId);
-  return `CASE WHEN ${shipsUnder(alias, org)} THEN 'licence' ELSE 'own_allocations' END`;
-}
 
 /** A licence's columns with its totals as the viewer may know them (licenceTotals). */
 function licenceViewColumns(statement: Statement, viewer: Viewer, alias: string): string {
@@ -314,180 +226,6 @@ export async function findSite(pool: Pool, viewer: Viewer, siteId: string): Prom
   const id = statement.add(siteId);
   const result = await pool.query<SiteRow>(`SELECT st.* FROM sites st WHERE st.id = ${id} AND ${visible.site(statement, viewer, 'st')}`, statement.params);
   return result.rows[0] ?? null;
-}
-
-export async function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { subjectId?: string } = {}): Promise<Page<EventRow, number>> {
-  let events: Page<EventRow, number>;
-  if (viewer.orgId !== null && filter.subjectId === undefined) {
-    events = await eventsOfReader(pool, viewer.orgId, page);
-  } else if (filter.subjectId !== undefined) {
-    events = await eventsOfSubject(pool, viewer, filter.subjectId, page);
-  } else {
-    const statement = new Statement();
-    events = await keysetPage(pool, statement, { from: 'events e', where: [visible.event(statement, viewer, 'e')], key: 'e.seq' }, page, (row: EventRow) => row.seq);
-  }
-  return { ...events, rows: events.rows.map((row) => eventAsSeenBy(viewer, row)) };
-}
-
-/**
- * A page of one record's history: the events whose subject it is (events_subject) and those
- * that list it among the further records they are about (event_subjects, migration 038: the
- * sites units left, each shipment of an ending across several), each an index read, then
- * joined to the events by seq and filtered by who reads them, as every event list is: a
- * record named in another tenant's event shows that tenant nothing. The ledger never lists a
- * record both ways (ledger/batch-apply.ts); UNION keeps a page free of repeats regardless.
- */
-async function eventsOfSubject(pool: Pool, viewer: Viewer, subjectId: string, page: PageRequest<number>): Promise<Page<EventRow, number>> {
-  const statement = new Statement();
-  const subject = statement.add(subjectId);
-  const after = page.after === null ? '' : ` AND seq > ${statement.add(page.after)}`;
-  const text = `SELECT e.* FROM (
-      SELECT seq FROM events WHERE subject_id = ${subject}${after}
-      UNION SELECT seq FROM event_subjects WHERE subject_id = ${subject}${after}) history
-    JOIN events e ON e.seq = history.seq
-    WHERE ${visible.event(statement, viewer, 'e')}
-    ORDER BY e.seq LIMIT ${statement.add(page.limit + 1)}`;
-  return pageOf((await pool.query<EventRow>(text, statement.params)).rows, page.limit, (row) => row.seq);
-}
-
-/**
- * One event, if the viewer may read it: by its primary key, its readers checked against
- * events.org_ids, the per-event record the reader sets index (as findEventSerialLines).
- */
-export async function findEvent(pool: Pool, viewer: Viewer, seq: number): Promise<EventRow | null> {
-  const { rows } = await pool.query<EventRow>(`SELECT e.* FROM events e WHERE e.seq = $1 AND ${readsEvent('e', '$2')}`, [seq, viewer.orgId]);
-  const row = rows[0];
-  return row === undefined ? null : eventAsSeenBy(viewer, row);
-}
-
-/**
- * An event as its reader may see it. Its org_ids are every organisation that reads it, and
- * they tell more than the event's body: a licence's events are read by the recipients of its
- * allocations, also one an amendment dropped from the parties, so the list told the remaining
- * parties that the dropped recipient still holds an allocation there, which the licence
- * (allocations, totals) hides from them. Who else reads an event is the authorities' and
- * auditors' to know; a tenant reads only that it is a reader itself. The list is served, not
- * hashed (the canonical bytes are the leaf), so cutting it changes nothing a verifier checks.
- */
-function eventAsSeenBy(viewer: Viewer, row: EventRow): EventRow {
-  if (viewer.orgId === null) return row;
-  assert(row.org_ids.includes(viewer.orgId), `event ${row.seq} was read for ${viewer.orgId}, which it does not name`);
-  return { ...row, org_ids: [viewer.orgId] };
-}
-
-/**
- * A page of the events one organisation may read, found from its reader sets: the sets
- * that end after the cursor, in order, each unnested into its seqs. Sets never overlap, so
- * (last_seq, offset) order is seq order, and PostgreSQL sorts only within one set at a
- * time (an incremental sort over the primary key's order) and stops at the page's end.
- * Measured at 1,000,000 events (bench/experiments/event-reads.ts): 1–2 ms a page, deep in
- * the log or not, for a tenant that reads a quarter of the events or one in a thousand.
- */
-async function eventsOfReader(pool: Pool, orgId: string, page: PageRequest<number>): Promise<Page<EventRow, number>> {
-  const statement = new Statement();
-  const org = statement.add(orgId);
-  const cursor = page.after === null ? null : statement.add(page.after);
-  const after = cursor === null ? '' : ` AND r.last_seq > ${cursor} AND r.first_seq + d.delta > ${cursor}`;
-  const text = `SELECT e.* FROM (
-      SELECT r.first_seq + d.delta AS seq FROM event_reader_sets r CROSS JOIN LATERAL unnest(r.offsets) AS d(delta)
-      WHERE r.org_id = ${org}${after}
-      ORDER BY r.last_seq, d.delta LIMIT ${statement.add(page.limit + 1)}) page
-    JOIN events e ON e.seq = page.seq ORDER BY e.seq`;
-  return pageOf((await pool.query<EventRow>(text, statement.params)).rows, page.limit, (row) => row.seq);
-}
-
-/** How much one page of the utilisation report embeds: allocations per licence, and over all its licences. */
-export interface UtilisationBounds {
-  licenceAllocationsMax: number;
-  pageAllocationsMax: number;
-}
-
-const utilisationBounds: UtilisationBounds = { licenceAllocationsMax: embeddedRowsMax, pageAllocationsMax: limits.utilisationPageAllocationsMax };
-
-/**
- * Utilisation per licence (a page of visible licences) with the allocations the viewer
- * sees on each, at most licenceAllocationsMax per licence (allocations_truncated says there
- * are more); the licence's totals are as far as the viewer may know them (licenceTotals).
- * The page ends early, with a cursor to the next licence, where one more licence would take
- * the allocations it embeds past pageAllocationsMax.
- */
-export function utilisation(pool: Pool, viewer: Viewer, page: PageRequest<number>, bounds: UtilisationBounds = utilisationBounds): Promise<Page<UtilisationLicence, number>> {
-  assert(bounds.pageAllocationsMax >= bounds.licenceAllocationsMax, 'a utilisation page holds at least one licence\'s allocations');
-  return readSnapshot(pool, (reader) => utilisationIn(reader, viewer, page, bounds));
-}
-
-/**
- * Three reads in one snapshot: the page's licences (ids only), their allocations up to the
- * page's bound, then the totals of the licences that fit. The totals are the costly part (a
- * tenant's are sums over the allocations it sees), so they are summed only for the licences
- * the page answers, which may be far fewer than the page's size.
- */
-async function utilisationIn(pool: Reader, viewer: Viewer, page: PageRequest<number>, bounds: UtilisationBounds): Promise<Page<UtilisationLicence, number>> {
-  const keys = new Statement();
-  const licences = await keysetPage<{ id: string; created_seq: number }, number>(pool, keys, {
-    select: 'l.id, l.created_seq', from: 'licences l', where: [visible.licence(keys, viewer, 'l')], key: 'l.created_seq',
-  }, page, bySeq);
-  if (licences.rows.length === 0) return { rows: [], nextAfter: licences.nextAfter };
-  const allocations = await embeddedAllocations(pool, viewer, licences.rows.map((licence) => licence.id), bounds);
-  const answered = licences.rows.slice(0, allocations.size);
-  const statement = new Statement();
-  const totals = (await pool.query<Omit<UtilisationLicence, 'allocations' | 'allocations_truncated'>>(
-    `SELECT l.id, l.reference, l.direction, l.status, l.holder_org_id, l.authority_org_id, l.authorised_units, l.demo, l.created_seq,
-            ${licenceTotals(statement, viewer, 'l', ['allocated_units', 'reserved_units', 'shipped_units'])}
-     FROM licences l WHERE l.id = ANY(${statement.add(answered.map((licence) => licence.id))}::text[]) AND ${visible.licence(statement, viewer, 'l')}
-     ORDER BY l.created_seq`,
-    statement.params,
-  )).rows;
-  assert(totals.length === answered.length, 'the licences of a utilisation page are read again in the same snapshot');
-  const rows = totals.map((licence) => ({ ...licence, ...allocations.get(licence.id)! }));
-  return { rows, nextAfter: answered.length < licences.rows.length ? answered[answered.length - 1]!.created_seq : licences.nextAfter };
-}
-
-type EmbeddedAllocations = Pick<UtilisationLicence, 'allocations' | 'allocations_truncated'>;
-
-/**
- * The allocations a utilisation page embeds, for the first of these licences (in order) whose
- * embedded allocations, each at most licenceAllocationsMax, sum to at most
- * pageAllocationsMax: a map in licence order, as long as the licences that fit. One read,
- * licence by licence in order, each licence's first allocations and one more (to tell that
- * there are more), up to the page's bound and one row more per licence. When that LIMIT cuts
- * the rows, the last licence read may have more rows than were read and the licences after
- * it none, so the page ends before that licence; it would not have fitted anyway, as the
- * LIMIT leaves room for every licence that fits, with its extra row.
- */
-async function embeddedAllocations(pool: Reader, viewer: Viewer, licenceIds: string[], bounds: UtilisationBounds): Promise<Map<string, EmbeddedAllocations>> {
-  const statement = new Statement();
-  const rowsMax = bounds.pageAllocationsMax + licenceIds.length + 1;
-  const rows = (await pool.query<AllocationRow>(
-    `SELECT a.* FROM unnest(${statement.add(licenceIds)}::text[]) WITH ORDINALITY AS k(licence_id, ordinal)
-     CROSS JOIN LATERAL (
-       SELECT a.* FROM allocations a WHERE a.licence_id = k.licence_id AND ${visible.allocation(statement, viewer, 'a')}
-       ORDER BY a.created_seq LIMIT ${statement.add(bounds.licenceAllocationsMax + 1)}) a
-     ORDER BY k.ordinal, a.created_seq LIMIT ${statement.add(rowsMax)}`,
-    statement.params,
-  )).rows;
-  const byLicence = new Map<string, AllocationRow[]>();
-  for (const allocation of rows) {
-    const list = byLicence.get(allocation.licence_id) ?? [];
-    list.push(allocation);
-    byLicence.set(allocation.licence_id, list);
-  }
-  const readUpTo = rows.length === rowsMax ? rows[rows.length - 1]!.licence_id : null;
-  const fitting = new Map<string, EmbeddedAllocations>();
-  let embedded = 0;
-  for (const licenceId of licenceIds) {
-    if (licenceId === readUpTo) break;
-    const fetched = byLicence.get(licenceId) ?? [];
-    const truncated = fetched.length > bounds.licenceAllocationsMax;
-    const kept = truncated ? fetched.slice(0, bounds.licenceAllocationsMax) : fetched;
-    if (embedded + kept.length > bounds.pageAllocationsMax) break;
-    embedded += kept.length;
-    fitting.set(licenceId, { allocations: kept, allocations_truncated: truncated });
-  }
-  // The first licence always fits (pageAllocationsMax >= licenceAllocationsMax), and its rows
-  // are fewer than the LIMIT: every page moves the cursor on.
-  assert(fitting.size > 0, 'a utilisation page holds at least its first licence');
-  return fitting;
 }
 
 type Visible = 'licence' | 'shipment' | 'allocation' | 'site';
