@@ -68,6 +68,17 @@ describe('attaching a manifest to a batch', () => {
     expect(state.unitsOfShipment('S-1').map((unit) => unit.serial).sort()).toEqual(['BACK-1', 'NEW-1', 'NEW-2']);
   });
 
+  it('adds manifests up to the shipment\'s units, and a refusal for too many says how many are listed already', () => {
+    const state = freshState();
+    const serials = (from: number, count: number) => Array.from({ length: count }, (_, i) => `PART-${from + i}`);
+    expect(attach(state, 5, serials(0, 4))).toBe('listed 4');
+    // The whole file again, after its first part went in: too long by what went in.
+    expect(attach(state, 6, serials(0, 10))).toBe('shipment S-1 has room for 6 more serials (4 of its 10 units are listed already: manifests add up); 10 given');
+    expect(attach(state, 7, serials(4, 6))).toBe('listed 6');
+    expect(state.get('shipments', 'S-1')!.serial_count).toBe(10);
+    expect(attach(freshState(), 5, serials(0, 11))).toBe('shipment S-1 has room for 10 more serials; 11 given');
+  });
+
   it('refuses a serial given twice, naming the entry, and undoes every serial listed before it', () => {
     const state = freshState();
     expect(attach(state, 5, ['NEW-1', 'BACK-1', 'NEW-2', 'BACK-1'])).toBe('serial BACK-1 appears twice in the manifest (entry 4)');

@@ -89,7 +89,9 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
   const { state, seq } = context;
   const room = shipment.units - shipment.serial_count;
   if (entries.length > room) {
-    throw refuse.conflict('manifest-size', `shipment ${shipment.id} has room for ${formatUnits(room)} more serials; ${formatUnits(entries.length)} given`, { room, given: entries.length });
+    // Manifests add up: a file imported again after part of it went in is too long by what went in.
+    const listed = shipment.serial_count === 0 ? '' : ` (${formatUnits(shipment.serial_count)} of its ${formatUnits(shipment.units)} units are listed already: manifests add up)`;
+    throw refuse.conflict('manifest-size', `shipment ${shipment.id} has room for ${formatUnits(room)} more serials${listed}; ${formatUnits(entries.length)} given`, { room, given: entries.length, listed: shipment.serial_count });
   }
   const uuids = new Set<string>();
   const listing = state.listing(shipment.id);
