@@ -186,6 +186,22 @@ describe('start-up check: two checkpoints of one size (a rotation makes them)', 
   });
 });
 
+describe('start-up check: a checkpoint row and its note', () => {
+  it("refuses a row filed under a size other than the one its note signs, though note and root are genuine", async () => {
+    await book(1); // a size past every checkpoint row, so the row below forks nothing
+    const { size } = await readHead(database.pool);
+    const signed = size - 1;
+    const error = await checkTampered(async (client) => {
+      // The current key's genuine note for size n, and the root of size n, filed as size n + 1.
+      const root = await new TransparencyLog(client as never).rootAt(signed, client);
+      const note = signNote(formatCheckpoint({ origin, size: signed, rootHash: root, extensions: [] }), parseSignerKey(keyB.signerKey));
+      await client.query('INSERT INTO tlog_checkpoints (size, root, key_id, signed_note) VALUES ($1, $2, $3, $4)', [size, root, formatKeyId(parseSignerKey(keyB.signerKey).keyId), note]);
+    });
+    expect(error.check).toBe('checkpoint-size');
+    expect(error.message).toBe(`transparency log check "checkpoint-size" failed: checkpoint row ${size} signs size ${signed}; the log has ${size}`);
+  });
+});
+
 describe('start-up check beside a writer', () => {
   it('proves one moment of the log while another ledger keeps committing, and starts', async () => {
     let stop = false;

@@ -335,4 +335,32 @@ describe('a database refusal racing another process for the same key', () => {
       holder.release();
     }
   });
+
+  it('refuses with idempotency_mismatch when the other process stored another request under the key, never replays its answer', async () => {
+    const input = {
+      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+      serials: [{ serial: 'RACE-OTHER-2', gpuUuid: 'GPU-9ace0000-0000-0000-0000-000000000002' }],
+    };
+    expectOk(await world.ledger.submit('shipment.book', { ...input, serials: [{ serial: 'RACE-OTHER-1', gpuUuid: 'GPU-9ace0000-0000-0000-0000-000000000002' }] }, world.actors.exporter));
+    // Another process's batch has stored its answer to another body (another deadline) under the key, and not yet committed.
+    const holder = await database.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, 'race-other-key', $2, 1, $3, now())`,
+        [world.actors.exporter.orgId, requestHash('shipment.book', { ...input, deadline: '2026-07-01T00:00:00Z' }), JSON.stringify({ ok: true, seq: 4343, body: { seq: 4343, shipmentId: 'S-4343' } })]);
+      const pending = world.ledger.submit('shipment.book', input, world.actors.exporter, 'race-other-key');
+      // Our refusal's row now waits on theirs.
+      for (;;) {
+        const waiting = await database.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO idempotency_keys%'`);
+        if (waiting.rowCount! > 0) break;
+        await new Promise((resume) => setTimeout(resume, 5));
+      }
+      await holder.query('COMMIT');
+      const first = await pending;
+      expect(first).toMatchObject({ ok: false, replayed: false, error: { code: 'idempotency_mismatch', rule: 'invariant-6' } });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      holder.release();
+    }
+  });
 });

@@ -2,8 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { bookMany, buildWorld, type World } from '../../test/world.ts';
 import { untriggered } from '../../test/support/tamper.ts';
-import { formatCheckpoint, generateSignerKey, leafHash, parseSignerKey, signNote, openCheckpoint, parseVerifierKey, rootOf, verifyConsistency, verifyInclusion } from '../tlog/index.ts';
-import { createPool } from '../store/pool.ts';
+import {
+  formatCheckpoint, generateSignerKey, leafHash, parseSignerKey, signNote, openCheckpoint, parseVerifierKey, rootOf, tileHeight, tileWidth, verifyConsistency, verifyInclusion,
+} from '../tlog/index.ts';
+import { createPool, type Pool } from '../store/pool.ts';
+import { readHead, type TileRow } from '../store/tlog-tables.ts';
 import { knownLogKeys, Ledger } from './ledger.ts';
 import { checkLogOnStart, LogCheckError } from './log-check.ts';
 import { TransparencyLog } from './transparency-log.ts';
@@ -182,4 +185,95 @@ describe('start-up check against tampering', () => {
       }
     });
   }
+});
+
+/**
+ * A log's edge reloaded at a head on a tile boundary: a level whose hash count is a multiple
+ * of 256 has no partial tile there, and the next append starts a new one. A second process
+ * (a fresh TransparencyLog) reloads at whatever size the other left, so every width counts,
+ * 0 among them.
+ */
+describe('reloading the right edge at and around a tile boundary', () => {
+  /** Hash `index` of `level` (the root of 256^level leaves) over the leaves given. */
+  const hashAt = (leaves: readonly Buffer[], level: number, index: number): Buffer => {
+    const span = 2 ** (tileHeight * level);
+    return rootOf(leaves.slice(index * span, (index + 1) * span));
+  };
+  /** The tiles that appending the last of `leaves` writes, recomputed from the leaves: at each level that gains a hash, the tile holding it. */
+  const tilesAfterAppend = (leaves: readonly Buffer[]): TileRow[] => {
+    const tiles: TileRow[] = [];
+    for (let level = 0; ; level += 1) {
+      const span = 2 ** (tileHeight * level);
+      const count = Math.floor(leaves.length / span);
+      if (count === 0 || count === Math.floor((leaves.length - 1) / span)) break;
+      const index = Math.floor((count - 1) / tileWidth);
+      const width = count - index * tileWidth;
+      tiles.push({ level, index, width, hashes: Buffer.concat(Array.from({ length: width }, (_, at) => hashAt(leaves, level, index * tileWidth + at))) });
+    }
+    return tiles;
+  };
+  /** A fresh log (another process's) appends one leaf at `head`: what it would write must be what the leaves give. */
+  async function appendAfterReload(pool: Pool, head: { size: number; root: Buffer }, leaves: readonly Buffer[]): Promise<void> {
+    const fresh = new TransparencyLog(pool);
+    const next = Buffer.from(`leaf ${head.size}`);
+    const client = await pool.connect();
+    try {
+      const appended = await fresh.append(client, head, [{ seq: head.size, canonical: next }]);
+      const after = [...leaves, leafHash(next)];
+      expect(fresh.stats.reloads).toBe(1);
+      expect(appended.root.toString('hex'), `root after a reload at ${head.size}`).toBe(rootOf(after).toString('hex'));
+      const hex = (tiles: TileRow[]) => tiles.map((tile) => ({ ...tile, hashes: tile.hashes.toString('hex') }));
+      expect(hex(appended.tiles), `tiles after a reload at ${head.size}`).toEqual(hex(tilesAfterAppend(after)));
+    } finally {
+      client.release();
+    }
+  }
+
+  it('appends after a reload at 255, 256, 257 and 512 leaves as a log that never stopped would', async () => {
+    const fresh = await createTestDatabase();
+    const made = await buildWorld(fresh.pool, { licenceUnits: 10_000 });
+    try {
+      for (const size of [255, 256, 257, 512]) {
+        // The world's own ledger (log A) writes up to `size`; the fresh log reloads there.
+        const before = await readHead(fresh.pool);
+        if (before.size < size) await bookMany(made, size - before.size);
+        const head = await readHead(fresh.pool);
+        expect(head.size).toBe(size);
+        const leaves = (await fresh.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events ORDER BY seq')).rows.map((row) => leafHash(row.canonical));
+        await appendAfterReload(fresh.pool, head, leaves);
+      }
+    } finally {
+      await made.ledger.close();
+      await fresh.drop();
+    }
+  });
+
+  it('appends after a reload at 65,536 and 65,537 leaves, where level 1 is on its boundary too', async () => {
+    // 65,537 bookings would take minutes: the tiles are written here as the log writes them
+    // (at 65,536: 256 full tiles at level 0, one at level 1, and level 2's first hash, the
+    // root), from leaves that are not events. The reload reads only tiles, never events.
+    // At 65,537 level 1 alone is on its boundary, level 0 one hash past it.
+    const fresh = await createTestDatabase();
+    try {
+      const size = tileWidth * tileWidth;
+      const leaves = Array.from({ length: size + 1 }, (_, index) => leafHash(Buffer.from(`synthetic leaf ${index}`)));
+      const writeTiles = async (from: number, to: number) => {
+        for (let level = 0; Math.floor(to / 2 ** (tileHeight * level)) > 0; level += 1) {
+          const count = Math.floor(to / 2 ** (tileHeight * level));
+          const first = Math.floor(Math.floor(from / 2 ** (tileHeight * level)) / tileWidth);
+          for (let index = first; index * tileWidth < count; index += 1) {
+            const width = Math.min(tileWidth, count - index * tileWidth);
+            const hashes = Buffer.concat(Array.from({ length: width }, (_, at) => hashAt(leaves, level, index * tileWidth + at)));
+            await fresh.pool.query('INSERT INTO tlog_tiles (level, index, width, hashes) VALUES ($1, $2, $3, $4) ON CONFLICT (level, index) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes', [level, index, width, hashes]);
+          }
+        }
+      };
+      await writeTiles(0, size);
+      await appendAfterReload(fresh.pool, { size, root: rootOf(leaves.slice(0, size)) }, leaves.slice(0, size));
+      await writeTiles(size, size + 1);
+      await appendAfterReload(fresh.pool, { size: size + 1, root: rootOf(leaves) }, leaves);
+    } finally {
+      await fresh.drop();
+    }
+  });
 });

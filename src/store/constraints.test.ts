@@ -111,8 +111,16 @@ describe('database constraints, written around the ledger', () => {
   const conditions = (licenceId: string, list: unknown[]): [string, unknown[]] => ['UPDATE licences SET conditions = $2::jsonb WHERE id = $1', [licenceId, JSON.stringify(list)]];
   const invariant3 = (id: string, rule: string) => new RegExp(`^invariant 3: shipment ${id} booked under licences .* that do not cover it \\(${rule}\\)$`);
 
-  it('refuses a shipment booked outside its allocation\'s period, and names the rule (migration 015)', async () => {
-    const period: [string, unknown[]] = [`UPDATE allocations SET period_start = '2026-03-01', period_end = '2026-03-31' WHERE id = $1`, [world.allocations.alphaImport]];
+  // Each rule of migration 015 is a clause per side of the shipment, the export licence's
+  // (BIS) and the import licence's (MOFCOM): every case runs on both, so that a clause
+  // dropped on either side fails here.
+  const sides = [
+    { side: 'export', licenceId: () => world.exportLicenceId, allocationId: () => world.allocations.alphaExport, authority: () => world.actors.bis.orgId, otherAuthority: () => world.actors.mofcom.orgId },
+    { side: 'import', licenceId: () => world.importLicenceId, allocationId: () => world.allocations.alphaImport, authority: () => world.actors.mofcom.orgId, otherAuthority: () => world.actors.bis.orgId },
+  ];
+
+  it.each(sides)("refuses a shipment booked outside its $side allocation's period, and names the rule (migration 015)", async ({ allocationId }) => {
+    const period: [string, unknown[]] = [`UPDATE allocations SET period_start = '2026-03-01', period_end = '2026-03-31' WHERE id = $1`, [allocationId()]];
     const before = await insertAfter([period], [{ booked_at: '2026-02-28T23:59:59Z' }]);
     expect(before?.code, before?.message ?? 'the database accepted it').toBe('23514');
     expect(before?.message).toMatch(invariant3('S-X', 'allocation-period'));
@@ -127,23 +135,34 @@ describe('database constraints, written around the ledger', () => {
     expect(group?.message ?? 'the database accepted it').toMatch(invariant3('S-X2', 'allocation-period'));
   });
 
-  it('refuses a shipment above a max_units_per_shipment condition, and names it (migration 015)', async () => {
-    const cap = conditions(world.importLicenceId, [{ id: 'cap', text: 'At most 5 units a shipment', kind: 'max_units_per_shipment', value: 5 }]);
+  it.each(sides)('refuses a shipment above a max_units_per_shipment condition of the $side licence, and names it (migration 015)', async ({ licenceId }) => {
+    const cap = conditions(licenceId(), [{ id: 'cap', text: 'At most 5 units a shipment', kind: 'max_units_per_shipment', value: 5 }]);
     const over = await insertAfter([termsUnguarded, cap], [{ id: 'S-X1', units: '5' }, { id: 'S-X2', units: '6' }]);
     expect(over?.code, over?.message ?? 'the database accepted it').toBe('23514');
     expect(over?.message).toMatch(invariant3('S-X2', 'max_units_per_shipment'));
     expect(await insertAfter([termsUnguarded, cap], [{ id: 'S-X1', units: '5' }, { id: 'S-X2', units: '1' }])).toBeUndefined();
   });
 
-  it("refuses a shipment under end_user_kyc_required unless the licence's own authority verified the recipient (migration 015)", async () => {
-    const kyc = conditions(world.exportLicenceId, [{ id: 'kyc', text: 'KYC of each end user', kind: 'end_user_kyc_required' }]);
+  it.each(sides)("refuses a shipment under end_user_kyc_required of the $side licence unless that licence's own authority verified the recipient (migration 015)", async ({ licenceId, authority, otherAuthority }) => {
+    const kyc = conditions(licenceId(), [{ id: 'kyc', text: 'KYC of each end user', kind: 'end_user_kyc_required' }]);
     const verifiedBy = (orgIds: string[]): [string, unknown[]] => ['UPDATE organisations SET kyc_verified_by = $2 WHERE id = $1', [world.actors.alpha.orgId, orgIds]];
-    for (const setup of [[termsUnguarded, kyc], [termsUnguarded, kyc, verifiedBy([world.actors.mofcom.orgId])]]) {
+    // Unverified, and verified only by the other side's authority: both refused.
+    for (const setup of [[termsUnguarded, kyc], [termsUnguarded, kyc, verifiedBy([otherAuthority()])]]) {
       const error = await insertAfter(setup, [{}]);
       expect(error?.code, error?.message ?? 'the database accepted it').toBe('23514');
       expect(error?.message).toMatch(invariant3('S-X', 'end_user_kyc_required'));
     }
-    expect(await insertAfter([termsUnguarded, kyc, verifiedBy([world.actors.bis.orgId])], [{}])).toBeUndefined();
+    expect(await insertAfter([termsUnguarded, kyc, verifiedBy([authority()])], [{}])).toBeUndefined();
+  });
+
+  it.each(sides)('refuses a shipment of a product the $side licence no longer names, by rule licence (migration 015)', async ({ licenceId }) => {
+    // Another product in the product's place: a licence names at least one (001).
+    const products: [string, unknown[]] = [`UPDATE licences SET product_ids = ARRAY['P-CONSTRAINTS-OTHER'] WHERE id = $1`, [licenceId()]];
+    const error = await insertAfter([termsUnguarded, products], [{}]);
+    expect(error?.code, error?.message ?? 'the database accepted it').toBe('23514');
+    expect(error?.message).toMatch(invariant3('S-X', 'licence'));
+    // The same licence naming the product beside the other one covers it.
+    expect(await insertAfter([termsUnguarded, [`UPDATE licences SET product_ids = product_ids || ARRAY['P-CONSTRAINTS-OTHER'] WHERE id = $1`, [licenceId()]]], [{}])).toBeUndefined();
   });
 
   it('refuses a shipment to a recipient a licence names only as a supplier, or not at all (migration 015)', async () => {

@@ -217,4 +217,25 @@ describe('time edges (the clock moves forward)', () => {
     world.clock.set(validTo);
     expect(refusal(await book(on, 1, deadline))).toEqual({ code: 'licence_not_valid', rule: 'licence-validity' });
   });
+
+  it('takes no serials for a booking at the instant its licence ends, and the sweep then expires both (lapse off by one)', async () => {
+    const validTo = new Date(world.clock.now().getTime() + 10 * 86_400_000);
+    const on = await pair({ validTo: validTo.toISOString() });
+    // A deadline past the licence's end: only the lapse can stop the booking at validTo.
+    const deadline = new Date(validTo.getTime() + 86_400_000).toISOString();
+    const shipmentId = String(expectOk(await book(on, 2, deadline)).shipmentId);
+    world.clock.set(new Date(validTo.getTime() - 1));
+    expectOk(await world.ledger.submit('manifest.attach', { shipmentId, serials: ['MUT-LAPSE-1'] }, world.actors.exporter));
+    // No sweep has run: the licence is still issued, and attaching must see its end itself.
+    world.clock.set(validTo);
+    const attach = await world.ledger.submit('manifest.attach', { shipmentId, serials: ['MUT-LAPSE-2'] }, world.actors.exporter);
+    expect(refusal(attach)).toEqual({ code: 'licence_not_valid', rule: 'licence-validity' });
+    const swept = expectOk(await world.ledger.sweep());
+    expect(swept.expiredShipments).toContain(shipmentId);
+    expect(swept.expiredLicences).toEqual(expect.arrayContaining([on.exportLicenceId, on.importLicenceId]));
+    expect(await allocationUnits(on.exportAllocationId, on.importAllocationId)).toEqual({
+      [on.exportAllocationId]: { reserved: 0, shipped: 0 }, [on.importAllocationId]: { reserved: 0, shipped: 0 },
+    });
+    expect(await world.ledger.violations()).toEqual([]);
+  });
 });
