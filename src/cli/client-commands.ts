@@ -45,7 +45,7 @@ export interface ChangeOptions {
 const idempotencyKeyPattern = /^[\x21-\x7E]+$/;
 const tokenIdInSecret = new RegExp(`^${tokenSecretPrefix}(TOK-[0-9]{1,16})_`);
 
-function checkedKey(options: ChangeOptions): ChangeOptions {
+export function checkedKey(options: ChangeOptions): ChangeOptions {
   const key = options.idempotencyKey;
   if (key === undefined) return {};
   if (key.length > limits.idempotencyKeyLengthMax || !idempotencyKeyPattern.test(key)) {
@@ -212,9 +212,10 @@ export async function readSerialFile(file: string, rules: { serialsMax: number; 
  * The bytes of a file, a pipe or a device (`cat f | chipledger deploy SITE-1 /dev/stdin`), at
  * most serialCsvBytesMax of them: a regular file says its size and a bigger one is refused
  * unread; a pipe or a device says 0, so its bytes are counted as they come and reading stops
- * one byte past the bound, whatever is still behind it.
+ * one byte past the bound, whatever is still behind it. `what` names the kind of file in the
+ * refusal (the api command reads request bodies under the same bound).
  */
-async function readBounded(file: string): Promise<Buffer> {
+export async function readBounded(file: string, what = 'a serial file'): Promise<Buffer> {
   const max = serialCsvBytesMax.toLocaleString('en-US');
   let handle: FileHandle;
   try {
@@ -224,7 +225,7 @@ async function readBounded(file: string): Promise<Buffer> {
   }
   try {
     const info = await handle.stat();
-    if (info.isFile() && info.size > serialCsvBytesMax) throw new Failure(`${file} is ${info.size.toLocaleString('en-US')} bytes; a serial file may have at most ${max}`);
+    if (info.isFile() && info.size > serialCsvBytesMax) throw new Failure(`${file} is ${info.size.toLocaleString('en-US')} bytes; ${what} may have at most ${max}`);
     // Not zeroed: only the bytes read are ever looked at.
     const buffer = Buffer.allocUnsafe(serialCsvBytesMax + 1);
     let length = 0;
@@ -232,7 +233,7 @@ async function readBounded(file: string): Promise<Buffer> {
       const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
       if (bytesRead === 0) return buffer.subarray(0, length);
       length += bytesRead;
-      if (length > serialCsvBytesMax) throw new Failure(`${file} holds more than ${max} bytes (reading stopped there); a serial file may have at most ${max}`);
+      if (length > serialCsvBytesMax) throw new Failure(`${file} holds more than ${max} bytes (reading stopped there); ${what} may have at most ${max}`);
     }
   } catch (error) {
     if (error instanceof Failure) throw error;

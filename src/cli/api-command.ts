@@ -1,0 +1,288 @@
+/**
+ * `chipledger api METHOD PATH`: any route of the API from the command line, for what has no
+ * command of its own (products, licence steps, allocations, sites, units, organisations,
+ * tokens). It goes where every client command goes (CHIPLEDGER_URL, CHIPLEDGER_TOKEN) and
+ * sends as they do: a POST with one Idempotency-Key, sent again with it while the outcome is
+ * unknown, and the command that reruns it printed when the CLI gives up. Everything it can
+ * check (the method, the path, the key, the body) is checked before anything is sent.
+ */
+import { limits } from '../core/limits.ts';
+import { unknownOutcomeOf, type ApiClient } from './http.ts';
+import { checkedKey, commandLine, readBounded, reportPagesMax, type ChangeOptions } from './client-commands.ts';
+import { Failure, printable, printableJson, type Output } from './output.ts';
+import { serialCsvBytesMax } from './serials-csv.ts';
+
+/**
+ * How deep a request body may nest. No body of the API nests past four levels; the bound
+ * keeps a hostile or broken file from reaching the end of the stack when the body is written
+ * out again to be sent (JSON.stringify recurses).
+ */
+export const bodyNestingDepthMax = 64;
+
+export interface ApiCommandOptions extends ChangeOptions {
+  /** A file holding the JSON body of a POST, or - for stdin. */
+  body?: string;
+  /** Print the answer on one line, as a program would read it. */
+  json?: boolean;
+  /** GET: follow nextCursor, up to reportPagesMax pages. */
+  all?: boolean;
+}
+
+/** Where `--body -` reads from; tests give a stream of their own. */
+export type BodyInput = AsyncIterable<Uint8Array>;
+
+export async function apiCommand(client: ApiClient, methodText: string, pathText: string, options: ApiCommandOptions, output: Output, stdin: BodyInput = process.stdin): Promise<number> {
+  const method = checkedMethod(methodText);
+  const path = checkedApiPath(pathText);
+  if (method === 'GET') {
+    if (options.body !== undefined) throw new Failure('--body is for POST: a GET sends no body', 2);
+    if (options.idempotencyKey !== undefined) throw new Failure('--idempotency-key is for POST: a GET changes nothing, and is sent again safely without one', 2);
+    return options.all ? getAll(client, path, options, output) : getOne(client, path, options, output);
+  }
+  if (options.all) throw new Failure('--all is for GET: it follows the pages of a list', 2);
+  const key = checkedKey(options);
+  const body = options.body === undefined ? {} : await readBody(options.body, stdin);
+  const answer = await post(client, path, body, key, options.body);
+  output.out(printableJson(answer, options.json ? 'one line' : 'indented'));
+  return 0;
+}
+
+function checkedMethod(text: string): 'GET' | 'POST' {
+  const method = text.toUpperCase();
+  if (method === 'GET' || method === 'POST') return method;
+  throw new Failure(`METHOD must be GET or POST (the API's routes take no other); got ${printableJson(text, 'one line')}`, 2);
+}
+
+/**
+ * A route of the API as typed: under /v1/, relative to CHIPLEDGER_URL (no scheme or host, so
+ * the token goes nowhere else), with nothing a URL would resolve to another route: "." and
+ * ".." segments (also spelt %2e), and backslashes, which URLs read as slashes.
+ */
+export function checkedApiPath(path: string): string {
+  const shown = printableJson(path, 'one line');
+  if (!path.startsWith('/v1/')) {
+    throw new Failure(`PATH must start with /v1/, such as /v1/licences or /v1/sites/SITE-4 (the request goes to CHIPLEDGER_URL, with CHIPLEDGER_TOKEN); got ${shown}`, 2);
+  }
+  if (!/^[\x21-\x7E]+$/.test(path) || path.includes('\\') || path.includes('#')) {
+    throw new Failure(`PATH must be visible ASCII characters without spaces, backslashes or '#'; percent-encode the rest of a query value (a space as %20); got ${shown}`, 2);
+  }
+  const route = path.split('?', 1)[0]!;
+  if (route.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment))) {
+    throw new Failure(`PATH must not hold a "." or ".." segment: the URL would resolve it to another route than the one typed; got ${shown}`, 2);
+  }
+  return path;
+}
+
+/** One answer, printed whole; a page's further pages are said on stderr. */
+async function getOne(client: ApiClient, path: string, options: ApiCommandOptions, output: Output): Promise<number> {
+  const answer = await client.get<Record<string, unknown>>(path);
+  output.out(printableJson(answer, options.json ? 'one line' : 'indented'));
+  const next = pageOf(answer)?.nextCursor;
+  if (!options.json && typeof next === 'string') output.err(`(more: add --all, or cursor=${printable(next)} to the query)`);
+  return 0;
+}
+
+/**
+ * Every page of a list, as one page: its items, and a nextCursor that is null unless the
+ * pages ran out at reportPagesMax (then it is where to go on from). A page the user asked
+ * for by its limit keeps it; otherwise each is the largest the API gives.
+ */
+async function getAll(client: ApiClient, path: string, options: ApiCommandOptions, output: Output): Promise<number> {
+  const asked = new URLSearchParams(path.includes('?') ? path.slice(path.indexOf('?') + 1) : '');
+  const limit = asked.has('limit') ? undefined : limits.pageSizeMax;
+  const items: unknown[] = [];
+  let cursor: string | undefined;
+  for (let pages = 0; pages < reportPagesMax; pages += 1) {
+    const answer = await client.get<Record<string, unknown>>(path, { limit, cursor });
+    const page = pageOf(answer);
+    if (page === undefined) {
+      if (pages > 0) throw new Failure(`${path} answered page ${pages + 1} with something other than a page (items and nextCursor); is CHIPLEDGER_URL the chipledger API?`);
+      // Not a list: there is nothing to follow, and the answer is printed as it came.
+      output.out(printableJson(answer, options.json ? 'one line' : 'indented'));
+      return 0;
+    }
+    items.push(...page.items);
+    if (page.nextCursor === null) return printAll(items, null, options, output);
+    cursor = page.nextCursor;
+  }
+  output.err(`(stopped after ${reportPagesMax} pages; go on with --all and cursor=${printable(cursor!)} in the query)`);
+  return printAll(items, cursor!, options, output);
+}
+
+function printAll(items: unknown[], nextCursor: string | null, options: ApiCommandOptions, output: Output): number {
+  output.out(printableJson({ items, nextCursor }, options.json ? 'one line' : 'indented'));
+  return 0;
+}
+
+/** The answer as a page of a list, if it is one. */
+function pageOf(answer: Record<string, unknown>): { items: unknown[]; nextCursor: string | null } | undefined {
+  const { items, nextCursor } = answer;
+  if (!Array.isArray(items) || !(nextCursor === null || typeof nextCursor === 'string')) return undefined;
+  return { items, nextCursor };
+}
+
+/**
+ * Sends the change; when its outcome is unknown, the error carries the command that sends the
+ * same body under the same key. A body from stdin is not there to send again: the line says so
+ * after a '#', so that it can still be pasted as it is.
+ */
+async function post(client: ApiClient, path: string, body: unknown, key: ChangeOptions, bodyFile: string | undefined): Promise<unknown> {
+  try {
+    return await client.post<unknown>(path, body, key);
+  } catch (error) {
+    const outcome = unknownOutcomeOf(error);
+    if (outcome !== undefined) {
+      const words = ['chipledger', 'api', 'POST', path, ...(bodyFile === undefined ? [] : ['--body', bodyFile]), '--idempotency-key', outcome.idempotencyKey];
+      outcome.rerun = `${commandLine(words)}${bodyFile === '-' ? '  # with the same body on stdin' : ''}`;
+    }
+    throw error;
+  }
+}
+
+/** The body of a POST: a file's or stdin's bytes, at most serialCsvBytesMax, as checked JSON. */
+async function readBody(file: string, stdin: BodyInput): Promise<unknown> {
+  const name = file === '-' ? 'stdin' : file;
+  const bytes = file === '-' ? await readStdin(stdin) : await readBounded(file, 'a request body');
+  let text: string;
+  try {
+    // Bytes that are not UTF-8 are refused, not replaced by U+FFFD and sent changed. A byte
+    // order mark an editor wrote is dropped (RFC 8259 §8.1 lets a reader ignore it).
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new Failure(`${name} is not UTF-8 text, as a JSON body must be; nothing was sent`, 2);
+  }
+  const problem = jsonProblem(text);
+  if (problem !== undefined) {
+    const { line, column } = lineAndColumn(text, problem.offset);
+    throw new Failure(`${name}:${line}:${column}: ${problem.reason}; nothing was sent`, 2);
+  }
+  return JSON.parse(text) as unknown;
+}
+
+/** stdin's bytes, counted as they come; reading stops one chunk past the bound, whatever is still behind it. */
+async function readStdin(stdin: BodyInput): Promise<Buffer> {
+  const max = serialCsvBytesMax.toLocaleString('en-US');
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of stdin) {
+    length += chunk.byteLength;
+    if (length > serialCsvBytesMax) throw new Failure(`stdin holds more than ${max} bytes (reading stopped there); a request body may have at most ${max}`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, length);
+}
+
+export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let at = text.indexOf('\n'); at !== -1 && at < offset; at = text.indexOf('\n', at + 1)) {
+    line += 1;
+    lineStart = at + 1;
+  }
+  return { line, column: offset - lineStart + 1 };
+}
+
+interface JsonProblem { offset: number; reason: string }
+/** An open object or array; an object's names so far, to refuse one given twice. */
+interface OpenValue { names: Set<string> | undefined }
+
+const whitespace = /[ \t\n\r]*/y;
+const numberToken = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+const stringToken = /"(?:[^"\\\u0000-\u001f]+|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"/y;
+const literalToken = /true|false|null/y;
+
+function match(pattern: RegExp, text: string, at: number): string | undefined {
+  pattern.lastIndex = at;
+  return pattern.exec(text)?.[0];
+}
+
+function skipSpace(text: string, at: number): number {
+  return at + match(whitespace, text, at)!.length;
+}
+
+/**
+ * Where, and why, `text` is not JSON the server takes as the user wrote it, or undefined when
+ * it is: the first syntax error (JSON.parse of Node 20 does not always say where), a number
+ * too large for a double (JSON.parse reads it as Infinity, and it would be sent as null), a
+ * name given twice in one object (JSON.parse keeps the last without a word, and the server
+ * refuses it: src/server/body.ts), or nesting past bodyNestingDepthMax. Iterative, so any
+ * depth is only counted.
+ */
+export function jsonProblem(text: string): JsonProblem | undefined {
+  const open: OpenValue[] = [];
+  let at = skipSpace(text, 0);
+  for (;;) {
+    // A value starts here.
+    const char = text[at];
+    if (char === '{' || char === '[') {
+      if (open.length === bodyNestingDepthMax) return { offset: at, reason: `the body nests deeper than ${bodyNestingDepthMax} levels` };
+      open.push({ names: char === '{' ? new Set() : undefined });
+      at = skipSpace(text, at + 1);
+      if (text[at] === (char === '{' ? '}' : ']')) {
+        open.pop();
+        at += 1;
+      } else {
+        if (char === '{') {
+          const named = readName(text, at, open[open.length - 1]!);
+          if (typeof named !== 'number') return named;
+          at = named;
+        }
+        continue;
+      }
+    } else if (char === '"') {
+      const token = match(stringToken, text, at);
+      if (token === undefined) return { offset: at, reason: 'a string is not closed, or holds a control character or a bad escape' };
+      at += token.length;
+    } else if (char === '-' || (char !== undefined && char >= '0' && char <= '9')) {
+      const token = match(numberToken, text, at);
+      if (token === undefined) return { offset: at, reason: 'expected a number' };
+      if (!Number.isFinite(Number(token))) return { offset: at, reason: `the number ${token.length > 40 ? `${token.slice(0, 40)}…` : token} is too large to send` };
+      at += token.length;
+    } else {
+      const token = match(literalToken, text, at);
+      if (token === undefined) return { offset: at, reason: at >= text.length ? 'the JSON ends where a value was expected' : 'expected a value (an object, array, string, number, true, false or null)' };
+      at += token.length;
+    }
+    // After a value: the next member, the end of its object or array, or the end of the text.
+    const after = afterValue(text, at, open);
+    if (typeof after !== 'number') return after === 'done' ? undefined : after;
+    at = after;
+  }
+}
+
+/**
+ * Past the ends of the objects and arrays a value closes, to where the next value starts;
+ * 'done' at the end of the text.
+ */
+function afterValue(text: string, start: number, open: OpenValue[]): number | 'done' | JsonProblem {
+  let at = skipSpace(text, start);
+  for (;;) {
+    const inner = open[open.length - 1];
+    if (inner === undefined) return at === text.length ? 'done' : { offset: at, reason: 'there is more after the JSON value' };
+    const object = inner.names !== undefined;
+    const char = text[at];
+    if (char === ',') {
+      at = skipSpace(text, at + 1);
+      return object ? readName(text, at, inner) : at;
+    }
+    if (char !== (object ? '}' : ']')) {
+      const expected = object ? "',' or '}'" : "',' or ']'";
+      return { offset: at, reason: at >= text.length ? `the JSON ends where ${expected} was expected` : `expected ${expected}` };
+    }
+    open.pop();
+    at = skipSpace(text, at + 1);
+  }
+}
+
+/** A member's name and its ':', refusing a name the object has; where its value starts. */
+function readName(text: string, at: number, inner: OpenValue): number | JsonProblem {
+  const token = text[at] === '"' ? match(stringToken, text, at) : undefined;
+  if (token === undefined) return { offset: at, reason: at >= text.length ? 'the JSON ends where a name was expected' : 'expected a name in double quotes' };
+  // As JSON reads it: "a" and "\u0061" are one name.
+  const name = token.includes('\\') ? (JSON.parse(token) as string) : token.slice(1, -1);
+  if (inner.names!.has(name)) return { offset: at, reason: `the name ${printableJson(name, 'one line')} appears twice in one object; the server refuses that, as readers differ on which value counts` };
+  inner.names!.add(name);
+  const colon = skipSpace(text, at + token.length);
+  if (text[colon] !== ':') return { offset: colon, reason: "expected ':' after the name" };
+  return skipSpace(text, colon + 1);
+}
