@@ -40,9 +40,7 @@ export async function adoptLogKey(pool: Pool, signer: Ed25519NoteSigner, previou
       await insertLogKey(client, { key_id: formatKeyId(signer.keyId), verifier_key: signer.verifierKey, first_size: head.size, announced_size: null });
       return false;
     }
-    if (previous === undefined) {
-      throw new LogKeyError(`this log is signed by ${current.verifier_key}, not by the configured key ${signer.verifierKey}; to rotate to the new key, also configure the current one as the previous key (CHIPLEDGER_LOG_PREVIOUS_KEY_FILE) so that it can announce the new one`);
-    }
+    if (previous === undefined) throw new LogKeyError(notTheLogsKey(current.verifier_key, signer));
     if (previous.verifierKey !== current.verifier_key) throw new LogKeyError(`the previous key given is ${previous.verifierKey}, but the log's current key is ${current.verifier_key}`);
     if (previous.name !== signer.name) throw new LogKeyError(`the new key is named ${signer.name} but the log's origin is ${previous.name}: a new origin is a new log, not a rotation`);
     const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [`${keyRotationExtension} ${signer.verifierKey}`] });
@@ -54,4 +52,17 @@ export async function adoptLogKey(pool: Pool, signer: Ed25519NoteSigner, previou
     await insertLogKey(client, { key_id: formatKeyId(signer.keyId), verifier_key: signer.verifierKey, first_size: head.size, announced_size: head.size });
     return true;
   });
+}
+
+/**
+ * Why a configured key that is not the log's is refused. Of the log's origin it may be a new
+ * key, and the remedy is a rotation. Of another origin it can never sign this log (a new
+ * origin is a new log, and a rotation to it is refused), so a rotation is not suggested.
+ */
+function notTheLogsKey(currentVerifierKey: string, signer: Ed25519NoteSigner): string {
+  const origin = currentVerifierKey.slice(0, currentVerifierKey.indexOf('+'));
+  if (signer.name !== origin) {
+    return `the configured log key is of origin ${signer.name}, but this log's origin is ${origin} (signed by ${currentVerifierKey}): a key for this log must keep its origin, since a new origin is a new log; configure the log's own key, or make a new one with \`chipledger log keygen --origin ${origin} --out FILE\``;
+  }
+  return `this log is signed by ${currentVerifierKey}, not by the configured key ${signer.verifierKey}; to rotate to the new key, also configure the current one as the previous key (CHIPLEDGER_LOG_PREVIOUS_KEY_FILE) so that it can announce the new one`;
 }

@@ -151,7 +151,18 @@ async function cosignedCheckpoint(pool: Pool, witnesses: readonly CosignatureVer
     const lines = (await cosignaturesFor(pool, row)).map((stored) => cosignatureOf(text, stored.signature_line, witnesses)).filter((cosignature) => cosignature !== undefined);
     if (new Set(lines.map((cosignature) => cosignature.witness)).size >= wanted) return { row, note: row.signed_note + lines.map((cosignature) => cosignature.line).join('') };
   }
+  await assertEventExists(pool, seq);
   throw new DomainError('not_found', `no checkpoint covering event ${seq} signed with the log's current key carries ${wanted} witness cosignature(s) yet; try again after the witnesses' next round`);
+}
+
+/**
+ * An event past the log's head is not late, it does not exist: "try again" would send a
+ * client polling for an event that may never come. Read only when no checkpoint covers the
+ * event (the head is one more query), so the usual proof needs none.
+ */
+async function assertEventExists(pool: Pool, seq: number): Promise<void> {
+  const { size } = await readHead(pool);
+  if (seq >= size) throw new DomainError('not_found', `there is no event ${seq}: the log holds ${size} event${size === 1 ? '' : 's'}${size === 0 ? '' : `, numbered 0 to ${size - 1}`}`, { details: { event: seq, logSize: size } });
 }
 
 /**
@@ -263,7 +274,10 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     const { row, note } = cosignatures === 0
       ? await checkpointWithCosignatures()
       : await cosignedCheckpoint(pool, witnesses, parseVerifierKey(await logKeyNow(ledger, pool)).keyId, seq, cosignatures);
-    if (seq >= row.size) throw new DomainError('not_found', `event ${seq} is not yet covered by a checkpoint (size ${row.size}); try again in a second`);
+    if (seq >= row.size) {
+      await assertEventExists(pool, seq);
+      throw new DomainError('not_found', `event ${seq} is not yet covered by a checkpoint (size ${row.size}); try again in a second`, { details: { event: seq, checkpointSize: row.size } });
+    }
     const proof = await ledger.log.inclusionProof(seq, row.size, pool);
     return reply.type(textPlain).send(formatTlogProof({ index: seq, inclusionProof: proof, checkpointNote: note }));
   });
@@ -383,7 +397,7 @@ async function storeCosignatures(pool: Pool, signer: { verifierKey: string }, wi
     throw new DomainError('not_found', `this log never signed that checkpoint of size ${size}`);
   }
   const verified = cosignaturesOf(opened.note, witnesses);
-  if (verified.length === 0) throw new DomainError('forbidden', 'the note carries no valid cosignature of a configured witness');
+  if (verified.length === 0) throw noConfiguredWitness(witnesses, opened.note.unknown);
   for (const [cosignature, checkpoint] of verified.flatMap((one) => cosigned.map((row) => [one, row] as const))) {
     // Stored in its canonical spelling, not as sent: base64 read leniently (padding bits
     // ignored, as Go's note.Open reads it) lets one signature be spelt several ways, a
@@ -401,3 +415,18 @@ async function storeCosignatures(pool: Pool, signer: { verifierKey: string }, wi
   return verified.length;
 }
 
+/**
+ * The refusal of a note without a line of a configured witness, saying what can change it. A
+ * witness gains nothing by sending again: the log's operator adds its verifier key. A server
+ * with no witnesses configured stores no cosignatures at all, which the witness cannot know;
+ * one whose witnesses are others names them, so a witness can see whether its key was mistyped.
+ */
+function noConfiguredWitness(witnesses: readonly CosignatureVerifier[], unknown: readonly { name: string; keyId: number }[]): DomainError {
+  const carried = unknown.length === 0 ? 'no witness signature' : `signatures by ${unknown.map((signature) => `${signature.name}+${formatKeyId(signature.keyId)}`).join(', ')}`;
+  const remedy = "its operator adds a witness by putting the witness's verifier key (as `chipledger log cosigner-keygen` printed it) in CHIPLEDGER_LOG_WITNESSES";
+  if (witnesses.length === 0) {
+    return new DomainError('forbidden', `this log has no witnesses configured (CHIPLEDGER_LOG_WITNESSES is empty), so it stores no cosignatures; the note carries ${carried}; ${remedy}`, { rule: 'configured-witness' });
+  }
+  const known = [...new Set(witnesses.map((witness) => `${witness.name}+${formatKeyId(witness.keyId)}`))].join(', ');
+  return new DomainError('forbidden', `the note carries no cosignature of a witness this log knows: it carries ${carried}, and the witnesses configured are ${known}; ${remedy}`, { rule: 'configured-witness' });
+}

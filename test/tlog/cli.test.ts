@@ -238,8 +238,27 @@ describe('log prove', () => {
     await proveCommand('7', { url: server.url, key: logKey.verifierKey, eventFile: file('event-7.json'), out: file('event-7.proof') }, capture.deps);
     expect(capture.out[0]).toContain(`saved to ${file('event-7.proof')}`);
     expect(readFileSync(file('event-7.proof'), 'utf8').startsWith('c2sp.org/tlog-proof@v1\nindex 7\n')).toBe(true);
+    // Another event's bytes: the file is wrong, not the log (whose proof of its own entry 8 verifies).
     const wrong = await failureOf(proveCommand('8', { url: server.url, key: logKey.verifierKey, eventFile: file('event-7.json') }, captured().deps));
-    expect(wrong.message).toMatch(/the proof for event 8 does not verify: .*entry 8 is not included/);
+    expect(wrong.message).toMatch(/^the event file .*event-7\.json is not event 8's canonical bytes: their leaf hash is [0-9a-f]{64}, but entry 8 of the checkpoint of size \d+ is [0-9a-f]{64}, and the log's proof of that entry verifies/);
+  });
+
+  it('checks against an event file saved from GET /v1/events/SEQ, and refuses one of another event (exit 2)', async () => {
+    const answer = await fetch(`${server.url}/v1/events/19`, { headers: { authorization: `Bearer ${harness.tokens.auditor}` } });
+    expect(answer.status).toBe(200);
+    writeFileSync(file('event-19.json'), Buffer.from(await answer.arrayBuffer()));
+    const capture = captured();
+    expect(await proveCommand('19', { url: server.url, key: logKey.verifierKey, eventFile: file('event-19.json') }, capture.deps)).toBe(0);
+    expect(capture.err[0]).toMatch(/^ok: event 19 is entry 19 of log\.cli\.test/);
+    const other = await failureOf(proveCommand('20', { url: server.url, key: logKey.verifierKey, eventFile: file('event-19.json') }, captured().deps));
+    expect(other.exitCode).toBe(2);
+    expect(other.message).toContain('holds event 19 as GET /v1/events/:seq serves it, not event 20');
+  });
+
+  it('says there is no such event past the log, rather than to try again', async () => {
+    const failure = await failureOf(proveCommand('100000', { url: server.url, key: logKey.verifierKey, token: harness.tokens.auditor }, captured().deps));
+    expect(failure.message).toMatch(/there is no event 100000: the log holds \d+ events, numbered 0 to \d+/);
+    expect(failure.message).not.toContain('try again');
   });
 
   it('says when the token does not see the event', async () => {
@@ -308,5 +327,14 @@ describe('log witness', () => {
     // With a state checked under the log's key, a key the log never announced is a mistake in the command.
     const mismatch = await failureOf(witnessCommand({ ...options, logKey: stranger }, captured().deps));
     expect({ exitCode: mismatch.exitCode, message: mismatch.message }).toEqual({ exitCode: 2, message: expect.stringMatching(/^chipledger: the key given, log\.cli\.test\+[0-9a-f]{8}, is not the key recorded in .*witness\.state \(log\.cli\.test\+[0-9a-f]{8}\)/) });
+  });
+
+  it('a witness the log does not know is told which witnesses it knows and what its operator configures', async () => {
+    writeFileSync(file('unknown-witness.key'), `${generateCosignerKey('unknown.cli.test').signerKey}\n`, { mode: 0o600 });
+    // A new checkpoint, which no configured witness cosigned yet: the note sent carries the unknown line only.
+    await harness.book(1);
+    await server.ledger.checkpointer!.checkpointNow();
+    const failure = await failureOf(witnessCommand({ url: server.url, logKey: logKey.verifierKey, witnessKeyFile: file('unknown-witness.key'), state: file('unknown-witness.state') }, captured().deps));
+    expect(failure.message).toMatch(/it carries signatures by unknown\.cli\.test\+[0-9a-f]{8}, and the witnesses configured are witness\.cli\.test\+[0-9a-f]{8}; its operator adds a witness by putting the witness's verifier key .* in CHIPLEDGER_LOG_WITNESSES/);
   });
 });

@@ -4,6 +4,7 @@
  * numbers), their one error report (guard), progress on stderr, and the key a run starts
  * from when a state file records one.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isDomainError } from '../../core/errors.ts';
 import { parseVerifierKey, type Ed25519NoteVerifier } from '../../tlog/index.ts';
@@ -103,8 +104,23 @@ export async function verifierOf(options: KeyOptions, flag = '--key'): Promise<E
   try {
     return parseVerifierKey(text.trim());
   } catch (error) {
+    const file = options.key === undefined ? undefined : fileNamed(options.key);
+    if (file !== undefined) {
+      throw usage(`${flag} takes the key itself (name+hexid+base64), and ${JSON.stringify(options.key)} ${file}; give the file with ${flag}-file ${options.key}, or its contents with ${flag} "$(cat ${options.key})"`);
+    }
     throw usage(`${flag}: ${(error as Error).message}`);
   }
+}
+
+/**
+ * How a file name given where the key goes (`--key etc/log.vkey`) is described, when it is
+ * one: it exists, or it has a path's shape and not a key's. A verifier key is
+ * name+hexid+base64 and its name may hold a slash (chipledger.example/log), so only a value
+ * without '+' is taken for a path by its shape.
+ */
+function fileNamed(value: string): string | undefined {
+  if (existsSync(value)) return 'is a file';
+  return !value.includes('+') && /[/\\]|\.(vkey|pub|key|txt)$/i.test(value) ? 'looks like a file name' : undefined;
 }
 
 export async function readText(path: string, what: string): Promise<string> {

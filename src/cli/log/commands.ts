@@ -13,7 +13,7 @@ import { generateCosignerKey, generateSignerKey, isValidKeyName } from '../../tl
 import { Failure, printable } from '../output.ts';
 import { clientOf, defaultDeps, guard, keysFollowed, progressSink, startingKey, usage, verifierOf, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
 import { monitorCommand, monitorIntervalMsDefault, type MonitorOptions } from './monitor-command.ts';
-import { proveCommand } from './prove-command.ts';
+import { eventFileFormats, proveCommand } from './prove-command.ts';
 import { assertStateOfLog, assertStateWritable, readState, savedFrom, writeState } from './state.ts';
 import { verifyLog } from './verify.ts';
 import { witnessCommand, type WitnessOptions } from './witness-command.ts';
@@ -95,7 +95,7 @@ export function registerLogCommands(program: Command, overrides: Partial<LogComm
     .option('--token <token>', 'authority or auditor token: also fetch and hash every entry (or CHIPLEDGER_TOKEN, which ps does not show, when --url is CHIPLEDGER_URL)'))
     .action(async (options: VerifyCommandOptions) => void (await verifyCommand(options, deps)));
   keyOptions(log.command('prove <eventSeq>').description("fetch an event's C2SP tlog-proof and verify it offline against the event")
-    .requiredOption('--url <url>', 'the server').option('--token <token>', 'a token that sees the event (or CHIPLEDGER_TOKEN, when --url is CHIPLEDGER_URL)').option('--event-file <file>', "the event's canonical bytes instead of fetching them")
+    .requiredOption('--url <url>', 'the server').option('--token <token>', 'a token that sees the event (or CHIPLEDGER_TOKEN, when --url is CHIPLEDGER_URL)').option('--event-file <file>', `check against this file instead of fetching the event: ${eventFileFormats}`)
     .option('--out <file>', 'save the proof here instead of printing it'))
     .action(async (seq: string, options: KeyOptions & ServerOptions & { out?: string; eventFile?: string }) => void (await proveCommand(seq, options, deps)));
   keyOptions(log.command('monitor').description('follow the checkpoint; alert on a signature, consistency, truncation or fork failure')

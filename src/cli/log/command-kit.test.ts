@@ -1,0 +1,42 @@
+/**
+ * Reading the log's verifier key from the command line: a file name given where the key goes
+ * is a usage error that says how to pass the file, or its contents.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { generateSignerKey } from '../../tlog/index.ts';
+import { Failure } from '../output.ts';
+import { verifierOf } from './command-kit.ts';
+
+const folder = mkdtempSync(join(tmpdir(), 'chipledger-log-key-option-'));
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
+const logKey = generateSignerKey('chipledger.example/log');
+const keyFile = join(folder, 'log.vkey');
+writeFileSync(keyFile, `${logKey.verifierKey}\n`);
+
+async function refusal(run: Promise<unknown>): Promise<Failure> {
+  const error = await run.then(() => undefined, (caught: unknown) => caught);
+  expect(error).toBeInstanceOf(Failure);
+  return error as Failure;
+}
+
+describe('the log key option', () => {
+  it('given a file that exists, says to pass it with --key-file or its contents with --key "$(cat FILE)" (exit 2)', async () => {
+    const failure = await refusal(verifierOf({ key: keyFile }));
+    expect(failure.exitCode).toBe(2);
+    expect(failure.message).toBe(`chipledger: --key takes the key itself (name+hexid+base64), and "${keyFile}" is a file; give the file with --key-file ${keyFile}, or its contents with --key "$(cat ${keyFile})"`);
+    expect((await verifierOf({ keyFile })).name).toBe('chipledger.example/log');
+  });
+
+  it('given what looks like a file name, says so under the flag the command takes (witness: --log-key)', async () => {
+    const failure = await refusal(verifierOf({ key: 'etc/log.vkey' }, '--log-key'));
+    expect(failure.message).toBe('chipledger: --log-key takes the key itself (name+hexid+base64), and "etc/log.vkey" looks like a file name; give the file with --log-key-file etc/log.vkey, or its contents with --log-key "$(cat etc/log.vkey)"');
+  });
+
+  it('a mistyped key (its origin holds a slash) is not taken for a file name', async () => {
+    const failure = await refusal(verifierOf({ key: `${logKey.verifierKey.slice(0, -4)}` }));
+    expect(failure.message).toMatch(/^chipledger: --key: couldn't read verifier key/);
+  });
+});
