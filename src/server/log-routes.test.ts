@@ -236,6 +236,9 @@ describe('log HTTP API', () => {
     const cosigned = cosignCheckpoint(checkpoint, parseCosignerKey(witness.signerKey), 1_800_000_000);
     const stored = await post(cosigned);
     expect(stored.statusCode).toBe(201);
+    // It says whose lines it took: the stranger's, carried along, is not among them.
+    expect(stored.json()).toEqual({ stored: 1, witnesses: [`witness.example+${parseCosignerKey(witness.signerKey).keyId.toString(16).padStart(8, '0')}`] });
+    expect((await post(`${cosigned}${forged.slice(forged.lastIndexOf('\n— ') + 1)}`)).json().witnesses).toHaveLength(1);
     const served = (await get('/v1/log/checkpoint')).body;
     const opened = openCheckpoint(served, parseVerifierKey(logKey.verifierKey), [parseCosignatureVerifierKey(witness.verifierKey)]);
     expect(opened.note.verified.map((signature) => signature.name)).toContain('witness.example');

@@ -285,8 +285,7 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   app.post('/v1/log/cosignatures', { bodyLimit: cosignatureBodyBytesMax, config: { accepts: 'text/plain' } }, async (request, reply) => {
     const body = request.body;
     if (typeof body !== 'string') throw contentTypeRefusal('text/plain');
-    const stored = await storeCosignatures(pool, logSigner(ledger), witnesses, body);
-    return reply.code(201).send({ stored } satisfies z.output<typeof wire.cosignaturesStored>);
+    return reply.code(201).send(await storeCosignatures(pool, logSigner(ledger), witnesses, body));
   });
 }
 
@@ -370,7 +369,7 @@ function weightOf(params: readonly string[]): number {
  * witness line is verified against the configured witness keys; unknown lines are ignored, a
  * forged one refused.
  */
-async function storeCosignatures(pool: Pool, signer: { verifierKey: string }, witnesses: readonly CosignatureVerifier[], note: string): Promise<number> {
+async function storeCosignatures(pool: Pool, signer: { verifierKey: string }, witnesses: readonly CosignatureVerifier[], note: string): Promise<z.output<typeof wire.cosignaturesStored>> {
   const open = (key: string) => openCheckpoint(note, parseVerifierKey(key), witnesses as readonly NoteVerifier[]);
   let opened: ReturnType<typeof openCheckpoint> | undefined;
   try {
@@ -412,7 +411,9 @@ async function storeCosignatures(pool: Pool, signer: { verifierKey: string }, wi
       signature_line: `${line}\n`,
     });
   }
-  return verified.length;
+  // Whose lines were taken, so that a witness can tell its own from another's the note
+  // carried already (a served note that another witness cosigned, sent back with one more line).
+  return { stored: verified.length, witnesses: verified.map((cosignature) => `${cosignature.name}+${formatKeyId(cosignature.keyId)}`) };
 }
 
 /**

@@ -240,7 +240,10 @@ export const logKeys = z.strictObject({
 });
 export const inclusionProof = z.strictObject({ index: count, size: count, hashes: z.array(base64Hash) });
 export const consistencyProof = z.strictObject({ from: count, to: count, hashes: z.array(base64Hash) });
-export const cosignaturesStored = z.strictObject({ stored: count.describe('Cosignatures stored from this note (already known ones are not counted again).') });
+export const cosignaturesStored = z.strictObject({
+  stored: count.describe('Cosignatures of configured witnesses taken from this note (one already stored is stored once).'),
+  witnesses: z.array(z.string()).describe("The configured witnesses whose cosignatures the note carried and the log took, each as name+hexid: a witness that does not find itself here was not taken (its key is not configured), though the note carried others'."),
+});
 
 /** The records the read routes answer, by the name the OpenAPI document gives them. */
 export const resources = {

@@ -337,4 +337,16 @@ describe('log witness', () => {
     const failure = await failureOf(witnessCommand({ url: server.url, logKey: logKey.verifierKey, witnessKeyFile: file('unknown-witness.key'), state: file('unknown-witness.state') }, captured().deps));
     expect(failure.message).toMatch(/it carries signatures by unknown\.cli\.test\+[0-9a-f]{8}, and the witnesses configured are witness\.cli\.test\+[0-9a-f]{8}; its operator adds a witness by putting the witness's verifier key .* in CHIPLEDGER_LOG_WITNESSES/);
   });
+
+  it('a witness the log does not know is not told "stored" when the note it sends back carries a known witness\'s line', async () => {
+    writeFileSync(file('known.key'), `${witnessKey.signerKey}\n`, { mode: 0o600 });
+    writeFileSync(file('stranger.key'), `${generateCosignerKey('stranger.cli.test').signerKey}\n`, { mode: 0o600 });
+    await harness.book(1);
+    await server.ledger.checkpointer!.checkpointNow();
+    // The configured witness cosigns first, so the checkpoint the stranger is served carries its line.
+    await witnessCommand({ url: server.url, logKey: logKey.verifierKey, witnessKeyFile: file('known.key'), state: file('known-2.state') }, captured().deps);
+    const failure = await failureOf(witnessCommand({ url: server.url, logKey: logKey.verifierKey, witnessKeyFile: file('stranger.key'), state: file('stranger.state') }, captured().deps));
+    expect(failure.exitCode).toBe(1);
+    expect(failure.message).toMatch(/the log did not take this witness's cosignature: it took those of witness\.cli\.test\+[0-9a-f]{8} only, so it does not know stranger\.cli\.test\+[0-9a-f]{8}; its operator adds this witness's verifier key stranger\.cli\.test\+[0-9a-f]{8}\+\S+ to CHIPLEDGER_LOG_WITNESSES/);
+  });
 });

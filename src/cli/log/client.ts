@@ -143,11 +143,16 @@ export class LogClient implements LogSource {
     return item.seq === seq && typeof item.canonical === 'string' ? Buffer.from(item.canonical, 'base64') : undefined;
   }
 
-  /** POST a cosigned checkpoint; returns how many cosignatures the log stored. */
-  async postCosignature(note: string): Promise<number> {
+  /**
+   * POST a cosigned checkpoint; returns how many cosignatures the log stored, and whose (as
+   * name+hexid; undefined from a log that does not say).
+   */
+  async postCosignature(note: string): Promise<{ stored: number; witnesses: string[] | undefined }> {
     const path = '/v1/log/cosignatures';
     const answer = await this.send(path, false, { method: 'POST', body: () => note, headers: { 'content-type': 'text/plain; charset=utf-8' } });
-    return parseJson<{ stored?: number }>(this.url(path), answer.body).stored ?? 0;
+    const body = parseJson<{ stored?: unknown; witnesses?: unknown }>(this.url(path), answer.body);
+    const witnesses = Array.isArray(body.witnesses) && body.witnesses.every((witness) => typeof witness === 'string') ? body.witnesses as string[] : undefined;
+    return { stored: typeof body.stored === 'number' ? body.stored : 0, witnesses };
   }
 
   private url(path: string): string {

@@ -3,7 +3,7 @@
  * it is consistent with the last one it cosigned (saved before the cosignature leaves), and
  * posts the cosignature to the log.
  */
-import { cosignCheckpoint, parseCosignerKey, parseNote, type Cosigner } from '../../tlog/index.ts';
+import { cosignCheckpoint, formatKeyId, parseCosignerKey, parseNote, type Cosigner } from '../../tlog/index.ts';
 import { Failure } from '../output.ts';
 import { clientOf, defaultDeps, guard, keysFollowed, readText, startingKey, usage, verifierOf, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
 import { followStep } from './follow.ts';
@@ -44,7 +44,13 @@ export async function witnessCommand(options: WitnessOptions, deps: LogCommandDe
     // Saved before the cosignature leaves: after a crash here the witness still refuses
     // anything inconsistent with what it may already have published.
     await writeState(options.state, savedFrom(step.checkpoint, step.note, step.verifier));
-    const stored = await client.postCosignature(cosigned);
+    const { stored, witnesses } = await client.postCosignature(cosigned);
+    // The note carries other witnesses' lines as the log served them: a count alone would say
+    // "stored" for theirs while ours, of a key the log does not know, was passed over.
+    const ours = `${cosigner.name}+${formatKeyId(cosigner.keyId)}`;
+    if (witnesses !== undefined && !witnesses.includes(ours)) {
+      throw new Failure(`the log did not take this witness's cosignature: it took those of ${witnesses.join(', ')} only, so it does not know ${ours}; its operator adds this witness's verifier key ${cosigner.verifierKey} to CHIPLEDGER_LOG_WITNESSES`);
+    }
     deps.output.out(`cosigned ${step.checkpoint.origin} size ${step.checkpoint.size} root ${step.checkpoint.rootHash.toString('hex')} as ${cosigner.name} (${step.change === 'first' ? 'first checkpoint seen' : step.change === 'same' ? 'same as last time' : `consistent with size ${last!.size}`}${keysFollowed(step.rotations)}); the log stored ${stored} cosignature(s)`);
     return 0;
   });
