@@ -183,6 +183,13 @@ export function rememberAnswer(pool: Pool, row: IdempotencyWrite, lockWaitMs: nu
 /** What a batch asks to read; every list may be empty. */
 export interface BatchKeys {
   organisations: Set<string>;
+  /**
+   * Organisations by identifier, each `kind=value` (organisationIdentifierKey): a
+   * registration looks for the organisation that already holds its USCC, LEI or any other
+   * identifier (migration 039). Loaded with the organisations by id; a row cache cannot
+   * answer it (an organisation not cached may still hold the value).
+   */
+  organisationIdentifiers: Set<string>;
   products: Set<string>;
   /**
    * Products by model, as products_model_key compares them (=, the whole text): a
@@ -202,10 +209,35 @@ export interface BatchKeys {
 
 export function emptyKeys(): BatchKeys {
   return {
-    organisations: new Set(), products: new Set(), productModels: new Set(), tokens: new Set(), licences: new Set(), allocations: new Set(),
+    organisations: new Set(), organisationIdentifiers: new Set(), products: new Set(), productModels: new Set(), tokens: new Set(), licences: new Set(), allocations: new Set(),
     sites: new Set(), shipments: new Set(), serials: new Set(), dueAt: null,
   };
 }
+
+/**
+ * An identifier as keys.organisationIdentifiers holds it. A kind has no '=' (ledger/schemas.ts:
+ * lower-case letters and '_'), so the first '=' ends it; the value may hold any.
+ */
+export function organisationIdentifierKey(kind: string, value: string): string {
+  return `${kind}=${value}`;
+}
+
+/** The keys as the containment tests organisationsByIdentifierSql runs over them: one object of one kind each. */
+function identifierPairs(keys: Iterable<string>): Array<Record<string, string>> {
+  return [...keys].map((key) => {
+    const at = key.indexOf('=');
+    return { [key.slice(0, at)]: key.slice(at + 1) };
+  });
+}
+
+/**
+ * Every organisation that holds one of the identifiers: one bitmap scan of the
+ * organisations_identifiers GIN index (migration 039) per identifier, the same look-up the
+ * database's trigger makes. An organisation holding two of them comes twice. Exported for
+ * the test of its plan (store/constraints-039.test.ts).
+ */
+export const organisationsByIdentifierSql = `SELECT o.* FROM jsonb_array_elements($1::jsonb) AS k(pair)
+  JOIN organisations o ON o.identifiers @> k.pair`;
 
 export interface LoadedState {
   organisations: OrganisationRow[];
@@ -346,6 +378,15 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
   const tokens = await select<TokenRow>(`SELECT id, org_id, role, label, '\\x' || encode(secret_hash, 'hex') AS secret_hash, created_at, revoked_at FROM tokens WHERE id = ANY($1)`, keys.tokens);
   for (const token of tokens) keys.organisations.add(token.org_id);
   const organisations = await select<OrganisationRow>('SELECT * FROM organisations WHERE id = ANY($1)', keys.organisations);
+  if (keys.organisationIdentifiers.size > 0) {
+    const loadedIds = new Set(organisations.map((organisation) => organisation.id));
+    const holders = await client.query<OrganisationRow>(prepared(organisationsByIdentifierSql, [JSON.stringify(identifierPairs(keys.organisationIdentifiers))]));
+    for (const holder of holders.rows) {
+      if (loadedIds.has(holder.id)) continue;
+      loadedIds.add(holder.id);
+      organisations.push(holder);
+    }
+  }
   const products = await select<ProductRow>('SELECT * FROM products WHERE id = ANY($1)', keys.products);
   // By model through products_model_key's hash index (migration 036); a product named both
   // ways comes once.

@@ -4,6 +4,7 @@ import { cut } from '../../core/text.ts';
 import { validateUscc } from '../../core/uscc.ts';
 import { catalogueMismatch, decisionOf, listedAccelerator } from '../../policy/catalogue.ts';
 import { classifyAccelerator, type Classification } from '../../policy/classification.ts';
+import { organisationIdentifierKey } from '../../store/ledger-tables.ts';
 import { newId, refuse, type CommandContext, type Handler } from '../handler.ts';
 import { systemActor } from '../permissions.ts';
 import { tokenSecretPrefix, type CommandInput } from '../schemas.ts';
@@ -11,16 +12,20 @@ import type { OrganisationRow, Role } from '../rows.ts';
 
 export const organisationRegister: Handler<'organisation.register'> = {
   kind: 'organisation.register',
-  keys() {},
+  keys(input, keys) {
+    for (const [kind, value] of Object.entries(input.identifiers)) keys.organisationIdentifiers.add(organisationIdentifierKey(kind, value));
+  },
   run(context, input) {
     const uscc = input.identifiers.uscc;
     if (input.country === 'CN' && uscc === undefined) {
-      throw refuse.invalid('uscc-required', 'an organisation in CN needs its Unified Social Credit Code in identifiers.uscc');
+      // The CLI's callers give it as --uscc: the message names both spellings.
+      throw refuse.invalid('uscc-required', 'an organisation in CN needs its Unified Social Credit Code in identifiers.uscc (the CLI\'s --uscc)');
     }
     if (uscc !== undefined) {
       const check = validateUscc(uscc);
       if (!check.ok) throw refuse.invalid('uscc-check', `identifiers.uscc ${uscc} is not a valid Unified Social Credit Code: ${check.reason}`);
     }
+    checkIdentifiersFree(context, input.identifiers);
     const id = newId('ORG', context);
     context.state.put('organisations', {
       id,
@@ -37,6 +42,28 @@ export const organisationRegister: Handler<'organisation.register'> = {
     return { subjectId: id, orgIds: [id], effects: { organisationId: id }, answer: { organisationId: id } };
   },
 };
+
+/**
+ * Each identifier (kind=value: a USCC, an LEI, …) belongs to one organisation: KYC, licence
+ * parties and allocations are kept by organisation id, so a legal entity registered twice
+ * would have a KYC status and allocations per registration. Compared as the database's
+ * trigger compares them (migration 039: the value whole, after the schema's NFC and trim),
+ * among the organisations loaded by identifier (keys.organisationIdentifiers) and those an
+ * earlier command of this batch made. The trigger stays behind this. The holder is named:
+ * only an authority or the operator registers organisations (permissions.ts).
+ */
+function checkIdentifiersFree(context: CommandContext, identifiers: Record<string, string>): void {
+  for (const [kind, value] of Object.entries(identifiers)) {
+    for (const organisation of context.state.all('organisations')) {
+      if (organisation.identifiers[kind] !== value) continue;
+      throw refuse.conflict('organisation-identifier', `identifiers.${kind} ${JSON.stringify(value)} is already held by organisation ${organisation.id}; an identifier belongs to one organisation, whose KYC, licences and allocations are kept under its id`, {
+        kind,
+        value,
+        organisationId: organisation.id,
+      });
+    }
+  }
+}
 
 /**
  * KYC is recorded per authority: each authority vouches for its own review, and a licence's
