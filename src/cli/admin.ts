@@ -7,8 +7,9 @@ import { Ledger, type Violation } from '../ledger/ledger.ts';
 import { checkLogOnStart, LogCheckError } from '../ledger/log-check.ts';
 import { TransparencyLog } from '../ledger/transparency-log.ts';
 import { systemActor } from '../ledger/permissions.ts';
-import { organisationRegister, role as roleSchema, tokenSecretPrefix, type CommandRequest } from '../ledger/schemas.ts';
+import { organisationRegister, role as roleSchema, tokenCreate, tokenSecretPrefix, type CommandRequest } from '../ledger/schemas.ts';
 import { migrate } from '../store/migrate.ts';
+import { inTransaction } from '../store/pool.ts';
 import { createDemoTokens, loadDemo, type DemoToken } from '../demo/load.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
@@ -19,8 +20,15 @@ import { renderTable } from './table.ts';
 /** Admin commands run a handful of statements at a time. */
 const adminConnectionsMax = 4;
 
-async function withDatabase<T>(config: Config, name: string, run: (database: Database) => Promise<T>): Promise<T> {
-  const database = await openDatabase(config, { exclusive: false, connectionsMax: adminConnectionsMax, applicationName: `chipledger-${name}` });
+/** Only these admin commands create the embedded database; the others need the server's (see database.ts). */
+type AdminCommand = 'migrate' | 'demo' | 'organisation' | 'token' | 'check';
+const createsCluster = (name: AdminCommand): boolean => name === 'migrate' || name === 'demo';
+
+async function withDatabase<T>(config: Config, name: AdminCommand, output: Output, run: (database: Database) => Promise<T>): Promise<T> {
+  const database = await openDatabase(config, {
+    exclusive: false, createsCluster: createsCluster(name), connectionsMax: adminConnectionsMax, applicationName: `chipledger-${name}`,
+    notice: (line) => output.err(`chipledger: ${line}`),
+  });
   try {
     return await run(database);
   } finally {
@@ -28,8 +36,8 @@ async function withDatabase<T>(config: Config, name: string, run: (database: Dat
   }
 }
 
-async function withLedger<T>(config: Config, name: string, run: (ledger: Ledger) => Promise<T>): Promise<T> {
-  return withDatabase(config, name, async (database) => {
+async function withLedger<T>(config: Config, name: AdminCommand, output: Output, run: (ledger: Ledger) => Promise<T>): Promise<T> {
+  return withDatabase(config, name, output, async (database) => {
     const ledger = await Ledger.open({ pool: database.pool });
     try {
       return await run(ledger);
@@ -40,13 +48,13 @@ async function withLedger<T>(config: Config, name: string, run: (ledger: Ledger)
 }
 
 export async function migrateCommand(config: Config, output: Output): Promise<number> {
-  const applied = await withDatabase(config, 'migrate', (database) => migrate(database.pool));
+  const applied = await withDatabase(config, 'migrate', output, (database) => migrate(database.pool));
   output.out(applied.length === 0 ? 'The database is up to date; no migration to apply.' : `Applied ${applied.length} migration(s): ${applied.join(', ')}`);
   return 0;
 }
 
 export async function demoCommand(config: Config, output: Output): Promise<number> {
-  return withLedger(config, 'demo', async (ledger) => {
+  return withLedger(config, 'demo', output, async (ledger) => {
     const result = await loadDemo(ledger, { log: (line) => output.err(`demo: ${line}`) });
     if (!result.loaded && result.state === 'partial') {
       throw new Failure('the demo data in this database is incomplete (an earlier load was interrupted); load the demo into an empty database instead');
@@ -87,7 +95,7 @@ export interface OrganisationRegisterOptions {
  */
 export async function organisationRegisterCommand(config: Config, options: OrganisationRegisterOptions, output: Output): Promise<number> {
   const input = organisationRequest(options);
-  return withLedger(config, 'organisation', async (ledger) => {
+  return withLedger(config, 'organisation', output, async (ledger) => {
     const answer = await ledger.submit('organisation.register', input, systemActor);
     if (!answer.ok) throw new Failure(`couldn't register the organisation ${printable(input.name)} (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
     const organisationId = String(answer.body.organisationId);
@@ -157,16 +165,36 @@ export interface TokenCreateOptions {
   label: string;
 }
 
+/**
+ * Creates a token as the system actor. Options that token.create's schema refuses (an empty or
+ * malformed --org, an empty --label) are a usage error (exit 2) naming the option, said before
+ * the database is opened; the ledger's refusals (no such organisation) exit 1 with their rule.
+ */
 export async function tokenCreateCommand(config: Config, options: TokenCreateOptions, output: Output): Promise<number> {
-  const role = roleSchema.safeParse(options.role);
-  if (!role.success) throw new Failure(`--role must be one of ${roleSchema.options.join(', ')}; got ${JSON.stringify(options.role)}`, 2);
-  return withLedger(config, 'token', async (ledger) => {
-    const answer = await ledger.submit('token.create', { organisationId: options.org, role: role.data, label: options.label }, systemActor);
+  const input = tokenRequest(options);
+  return withLedger(config, 'token', output, async (ledger) => {
+    const answer = await ledger.submit('token.create', input, systemActor);
     if (!answer.ok) throw new Failure(`couldn't create the token (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
-    output.out(`Token ${String(answer.body.tokenId)} for ${options.org} as ${role.data} ("${options.label}"); the secret is shown once:`);
+    output.out(`Token ${String(answer.body.tokenId)} for ${input.organisationId} as ${input.role} ("${printable(input.label)}"); the secret is shown once:`);
     output.out(String(answer.body.secret));
     return 0;
   });
+}
+
+/** token.create's input from the options, or a usage error naming the option to correct. */
+function tokenRequest(options: TokenCreateOptions): CommandRequest<'token.create'> {
+  const role = roleSchema.safeParse(options.role);
+  if (!role.success) throw new Failure(`--role must be one of ${roleSchema.options.join(', ')}; got ${JSON.stringify(options.role)}`, 2);
+  const request = { organisationId: options.org, role: role.data, label: options.label };
+  const parsed = tokenCreate.safeParse(request);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const option = issue.path[0] === 'organisationId' ? '--org' : '--label';
+    // An empty id fails both its length and its pattern; zod's words for the first ("Too small") say less than this.
+    const message = issue.code === 'too_small' ? 'must not be empty' : issue.message;
+    throw new Failure(`${option} ${message}`, 2);
+  }
+  return request;
 }
 
 /**
@@ -176,7 +204,7 @@ export async function tokenCreateCommand(config: Config, options: TokenCreateOpt
  * (exit 1), with when it was.
  */
 export async function tokenRevokeCommand(config: Config, tokenId: string, output: Output): Promise<number> {
-  return withLedger(config, 'token', async (ledger) => {
+  return withLedger(config, 'token', output, async (ledger) => {
     const answer = await ledger.submit('token.revoke', { tokenId }, systemActor);
     // A secret given in place of the id is not echoed: the terminal, its scrollback and a CI log keep it.
     const shown = tokenId.startsWith(tokenSecretPrefix) ? '(given as its secret, not its id)' : tokenId;
@@ -191,25 +219,54 @@ export async function tokenRevokeCommand(config: Config, tokenId: string, output
  * (ledger_violations()), and the transparency log's start-up check (invariant 5: every event
  * a leaf, every stored hash and checkpoint consistent). A log that fails its check is a
  * violation to list beside the others, not a reason to stop before listing them. It writes
- * nothing but migrations a newer chipledger brings, and takes no writes itself.
+ * nothing but migrations a newer chipledger brings, and takes no writes itself; both checks
+ * and the count of events read one snapshot, so the count is what was checked. Its answer
+ * names the database and the events it covered: "no violations" about some other, empty
+ * database (a wrong CHIPLEDGER_DATA_DIR) must not pass for the server's.
  */
 export async function checkCommand(config: Config, output: Output): Promise<number> {
-  const violations = await withDatabase(config, 'check', async (database) => {
+  const { violations, events } = await withDatabase(config, 'check', output, async (database) => {
     await migrate(database.pool);
-    const found = (await database.pool.query<Violation>('SELECT * FROM ledger_violations()')).rows;
-    try {
-      await checkLogOnStart(database.pool, new TransparencyLog(database.pool));
-    } catch (error) {
-      if (!(error instanceof LogCheckError)) throw error;
-      found.push({ invariant: 'invariant-5', subject: `log: ${error.check}`, detail: error.message });
-    }
-    return found;
+    return inTransaction(database.pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
+      const counted = (await client.query<{ events: number }>('SELECT count(*) AS events FROM events')).rows[0]!.events;
+      const found = (await client.query<Violation>('SELECT * FROM ledger_violations()')).rows;
+      try {
+        await checkLogOnStart(client, new TransparencyLog(database.pool));
+      } catch (error) {
+        if (!(error instanceof LogCheckError)) throw error;
+        found.push({ invariant: 'invariant-5', subject: `log: ${error.check}`, detail: error.message });
+      }
+      return { violations: found, events: counted };
+    });
   });
+  const covered = `${events.toLocaleString('en-US')} event${events === 1 ? '' : 's'} in ${checkedDatabase(config)}`;
   if (violations.length === 0) {
-    output.out('Every invariant holds: no violations.');
+    output.out(`Every invariant holds: no violations (${covered}).`);
     return 0;
   }
-  output.out(`${violations.length} invariant violation(s):`);
+  output.out(`${violations.length} invariant violation(s) (${covered}):`);
   output.out(renderTable(violations.map((violation) => ({ ...violation })), ['invariant', 'subject', 'detail']));
   return 1;
+}
+
+/** The database a check read, for its answer: the data dir, or DATABASE_URL's host, port and database (never its password). */
+export function checkedDatabase(config: Config): string {
+  if (config.database.kind === 'embedded') return `the embedded database of ${config.dataDir}`;
+  let url: URL;
+  try {
+    url = new URL(config.database.url);
+  } catch {
+    return 'the database of DATABASE_URL';
+  }
+  // As pg reads it: a host and port in the query string stand in for missing ones (a socket folder, say).
+  const host = url.hostname || url.searchParams.get('host') || 'localhost';
+  const port = url.port || url.searchParams.get('port') || '5432';
+  const database = url.pathname.replace(/^\//, '');
+  let name: string;
+  try {
+    name = decodeURIComponent(database);
+  } catch {
+    name = database;
+  }
+  return `database ${printable(name || '(the user\'s default)')} on ${printable(host)}:${printable(port)} (DATABASE_URL)`;
 }

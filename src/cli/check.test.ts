@@ -1,12 +1,17 @@
 /**
  * `chipledger check`: the database's invariants and the transparency log's start-up check
- * as one list, and a log that fails its check listed, not crashed on.
+ * as one list, and a log that fails its check listed, not crashed on. Its answer names the
+ * database it read and how many events it covered, so a check of the wrong (empty) database
+ * does not pass for the server's.
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
-import { checkCommand } from './admin.ts';
-import { readConfig } from './config.ts';
+import { TransparencyLog } from '../ledger/transparency-log.ts';
+import { readHead } from '../store/tlog-tables.ts';
+import { formatCheckpoint, formatKeyId, generateSignerKey, parseSignerKey, signNote } from '../tlog/index.ts';
+import { checkCommand, checkedDatabase } from './admin.ts';
+import { readConfig, type Config } from './config.ts';
 import type { Output } from './output.ts';
 
 let database: TestDatabase;
@@ -27,7 +32,14 @@ async function check(): Promise<{ code: number; lines: string[] }> {
 describe('chipledger check', () => {
   it('says every invariant holds on an honest ledger', async () => {
     expect(world.exportLicenceId).toBeTruthy();
-    expect(await check()).toEqual({ code: 0, lines: ['Every invariant holds: no violations.'] });
+    const url = new URL(database.url);
+    const events = (await database.pool.query<{ events: number }>('SELECT count(*) AS events FROM events')).rows[0]!.events;
+    expect(events).toBeGreaterThan(1);
+    expect(url.password).not.toBe('');
+    const named = `${events} events in database ${url.pathname.slice(1)} on ${url.hostname}:${url.port || '5432'} (DATABASE_URL)`;
+    expect(await check()).toEqual({ code: 0, lines: [`Every invariant holds: no violations (${named}).`] });
+    expect(checkedDatabase({ database: { kind: 'embedded', dataDir: '/srv/x/.chipledger/pg' }, dataDir: '/srv/x/.chipledger' } as Config)).toBe('the embedded database of /srv/x/.chipledger');
+    expect(checkedDatabase({ database: { kind: 'external', url: 'postgres:///ledger?host=/run/postgresql&password=secret' }, dataDir: '/x' } as Config)).toBe('database ledger on /run/postgresql:5432 (DATABASE_URL)');
   });
 
   it('lists a changed event as an invariant-5 violation, beside whatever else it finds, and exits 1', async () => {
@@ -36,10 +48,34 @@ describe('chipledger check', () => {
     try {
       const { code, lines } = await check();
       expect(code).toBe(1);
-      expect(lines[0]).toBe('1 invariant violation(s):');
+      expect(lines[0]).toMatch(/^1 invariant violation\(s\) \(\d+ events in database \S+ on \S+:\d+ \(DATABASE_URL\)\):$/);
       expect(lines.join('\n')).toMatch(/invariant-5 +log: leaf +transparency log check "leaf" failed/);
     } finally {
       await database.pool.query(flip); // the same flip undoes it
+    }
+    expect((await check()).code).toBe(0);
+  });
+
+  it('lists a checkpoint row filed under another size than its note signs as an invariant-5 violation, and exits 1', async () => {
+    // A log key of its own (this ledger signs nothing), its genuine note for size n and the
+    // root of size n, filed as size n + 1.
+    const origin = 'log.chipledger.test';
+    const key = generateSignerKey(origin);
+    const signer = parseSignerKey(key.signerKey);
+    const keyId = formatKeyId(signer.keyId);
+    const { size } = await readHead(database.pool);
+    const root = await new TransparencyLog(database.pool).rootAt(size - 1);
+    const note = signNote(formatCheckpoint({ origin, size: size - 1, rootHash: root, extensions: [] }), signer);
+    await database.pool.query('INSERT INTO tlog_keys (key_id, verifier_key, first_size, announced_size) VALUES ($1, $2, 0, NULL)', [keyId, key.verifierKey]);
+    await database.pool.query('INSERT INTO tlog_checkpoints (size, root, key_id, signed_note) VALUES ($1, $2, $3, $4)', [size, root, keyId, note]);
+    try {
+      const { code, lines } = await check();
+      expect(code).toBe(1);
+      expect(lines[0]).toMatch(/^1 invariant violation\(s\)/);
+      expect(lines.join('\n')).toMatch(new RegExp(`invariant-5 +log: checkpoint-size +transparency log check "checkpoint-size" failed: checkpoint row ${size} signs size ${size - 1}; the log has ${size}`));
+    } finally {
+      await database.pool.query('DELETE FROM tlog_checkpoints WHERE key_id = $1', [keyId]);
+      await database.pool.query('DELETE FROM tlog_keys WHERE key_id = $1', [keyId]);
     }
     expect((await check()).code).toBe(0);
   });

@@ -93,9 +93,9 @@ describe('CHIPLEDGER_DATA_DIR that cannot be written', () => {
     expect(dataDirWriteProblem('/data', failed('toString'))).toBeUndefined();
   });
 
-  it.skipIf(unwritableFolder === undefined)('stops check (the folder cannot be made), migrate (its lock cannot be written) and serve --demo (its key cannot be written) with one line and exit 2', async () => {
+  it.skipIf(unwritableFolder === undefined)('stops migrate (the folder cannot be made, or its lock cannot be written) and serve --demo (its key cannot be written) with one line and exit 2', async () => {
     const notMade = join('/sys', `chipledger-test-${process.pid}`);
-    expect(expectDataDirProblem(chipledger(['check'], { CHIPLEDGER_DATA_DIR: notMade })))
+    expect(expectDataDirProblem(chipledger(['migrate'], { CHIPLEDGER_DATA_DIR: notMade })))
       .toMatch(new RegExp(`^chipledger: CHIPLEDGER_DATA_DIR: cannot write ${notMade}: .* \\((EPERM|EACCES|EROFS)\\); choose a folder this user can write, or let it write this one$`));
     expect(expectDataDirProblem(chipledger(['migrate'], { CHIPLEDGER_DATA_DIR: unwritableFolder! })))
       .toMatch(/^chipledger: CHIPLEDGER_DATA_DIR: cannot write \/sys\/kernel: .* \((EACCES|EROFS)\); /);

@@ -4,6 +4,11 @@
  * live holder is respected. Only `serve` lends its server: an admin command is refused another
  * admin command's server (which that one stops when it finishes), not serve's.
  *
+ * Waiting for it: an admin command that finds serve still starting waits for its URL and then
+ * uses its server (or goes on alone if that serve dies meanwhile); serve that finds an admin
+ * command's lock waits for its release; each wait is said once and bounded; two serves refuse
+ * each other at once.
+ *
  * Taking it: a lock being written (empty, or half there) is in use, never cleared while young;
  * a stale lock is cleared only while it is still the file judged stale; and of several
  * processes racing for a stale lock exactly one takes it.
@@ -16,8 +21,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { processStartTime } from '../store/processes.ts';
 import type { Config } from './config.ts';
-import { DataDirInUse, damagedLockInUseMs, readLock, releaseLock, takeLock, type LockContent } from './database-lock.ts';
-import { openDatabase, type Database } from './database.ts';
+import { DataDirInUse, damagedLockInUseMs, readLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
+import { openDatabase, type Database, type OpenOptions } from './database.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-database-lock-'));
 const lockPath = join(folder, 'chipledger.lock');
@@ -34,8 +39,8 @@ afterAll(async () => {
   rmSync(folder, { recursive: true, force: true });
 });
 
-async function open(name: string, exclusive: boolean): Promise<Database> {
-  const database = await openDatabase(config, { exclusive, connectionsMax: 2, applicationName: name });
+async function open(name: string, exclusive: boolean, options: Partial<OpenOptions> = {}): Promise<Database> {
+  const database = await openDatabase(config, { exclusive, connectionsMax: 2, applicationName: name, ...options });
   opened.push(database);
   return database;
 }
@@ -118,6 +123,78 @@ describe('the data-dir lock', () => {
   });
 });
 
+describe('waiting for the holder of the data-dir lock', () => {
+  const later = (ms: number, action: () => unknown) => new Promise<void>((done) => setTimeout(() => { action(); done(); }, ms));
+
+  it('has an admin command wait for a serve that is still starting, then use its server', async () => {
+    const serve = await open('chipledger-serve', true);
+    const started = readLock(lockPath)!;
+    // As the lock reads while serve starts PostgreSQL (a fresh cluster takes seconds): no URL yet.
+    updateLock(lockPath, { ...started, url: '' });
+    const notices: string[] = [];
+    const admin = open('chipledger-organisation', false, { notice: (line) => notices.push(line) });
+    await later(800, () => updateLock(lockPath, started));
+    const shared = await admin;
+    expect(shared.origin).toBe('shared');
+    expect((await shared.pool.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    expect(notices).toEqual([`waiting for the chipledger serve (pid ${process.pid}) that is starting the embedded PostgreSQL in ${folder}…`]);
+    await close(shared);
+    await close(serve);
+  });
+
+  it('has an admin command go on alone when the starting serve it waits for dies', async () => {
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    children.push(child);
+    writeStaleLock({ pid: child.pid!, startTime: processStartTime(child.pid!), url: '' });
+    const notices: string[] = [];
+    const admin = open('chipledger-check', false, { notice: (line) => notices.push(line) });
+    await later(600, () => child.kill('SIGKILL'));
+    const alone = await admin;
+    expect(alone.origin).toBe('embedded');
+    expect(notices).toHaveLength(1);
+    expect(readLock(lockPath)).toMatchObject({ pid: process.pid, lends: false, command: 'chipledger-check' });
+    await close(alone);
+  });
+
+  it('has an admin command give up on a serve that does not finish starting in time', async () => {
+    const pid = liveBystander();
+    writeStaleLock({ pid, startTime: processStartTime(pid), url: '' });
+    const refused = await open('chipledger-token', false, { lockWaitMs: 600, notice: () => {} }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(DataDirInUse);
+    expect((refused as Error).message).toBe(`the chipledger serve (pid ${pid}) has not finished starting the embedded PostgreSQL in ${folder} after 0.6 s; see its log, and run this command again once it serves`);
+    rmSync(lockPath);
+  });
+
+  it('has serve wait for an admin command to finish, then start PostgreSQL itself', async () => {
+    const admin = await open('chipledger-migrate', false, { createsCluster: true });
+    expect(admin.origin).toBe('embedded');
+    const notices: string[] = [];
+    const serve = open('chipledger-serve', true, { notice: (line) => notices.push(line) });
+    await later(800, () => void close(admin));
+    const started = await serve;
+    expect(started.origin).toBe('embedded');
+    expect((await started.pool.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    expect(notices).toEqual([`waiting for chipledger-migrate (chipledger process ${process.pid}) to finish with the embedded PostgreSQL in ${folder}…`]);
+    await close(started);
+  });
+
+  it('has serve give up on an admin command that holds the lock too long, and refuse another serve at once, starting or not', async () => {
+    const pid = liveBystander();
+    writeStaleLock({ pid, startTime: processStartTime(pid), lends: false, command: 'chipledger-check' });
+    const refused = await open('chipledger-serve', true, { lockWaitMs: 600, notice: () => {} }).catch((error: unknown) => error);
+    expect((refused as Error).message).toBe(`the embedded PostgreSQL in ${folder} is still used by chipledger-check (chipledger process ${pid}) after 0.6 s; stop that process, or give this server its own CHIPLEDGER_DATA_DIR`);
+    for (const url of ['', 'postgres://chipledger:x@127.0.0.1:1/chipledger']) {
+      writeStaleLock({ pid, startTime: processStartTime(pid), lends: true, command: 'chipledger-serve', url });
+      const notices: string[] = [];
+      const startedMs = Date.now();
+      await expect(open('chipledger-serve', true, { notice: (line) => notices.push(line) })).rejects.toThrow(/is run by chipledger process \d+; stop that process first/);
+      expect(Date.now() - startedMs).toBeLessThan(5_000);
+      expect(notices).toEqual([]);
+    }
+    rmSync(lockPath);
+  });
+});
+
 describe('taking the data-dir lock', () => {
   const lockFolder = join(folder, 'taking');
   const path = join(lockFolder, 'chipledger.lock');
@@ -152,7 +229,7 @@ describe('taking the data-dir lock', () => {
     const fresh = JSON.stringify({ pid: bystander, startTime: processStartTime(bystander), url: '', lends: true, command: 'chipledger-check' });
     // Another process clears the stale lock and takes the name between our look and our clearing.
     const steps = { judgedStale: () => { rmSync(path); writeFileSync(path, fresh, { mode: 0o600 }); } };
-    expect(() => takeLock(path, owner, steps)).toThrow(new RegExp(`chipledger process ${bystander} is starting the embedded PostgreSQL`));
+    expect(takeLock(path, owner, steps)).toMatchObject({ pid: bystander, url: '', command: 'chipledger-check' });
     expect(readFileSync(path, 'utf8')).toBe(fresh);
     expect(leftovers(lockFolder)).toEqual([]);
     rmSync(path);
@@ -192,7 +269,8 @@ describe('taking the data-dir lock', () => {
         const results = await racers.race();
         const winners = results.filter((result) => result.outcome === 'took');
         expect(winners, JSON.stringify(results)).toHaveLength(1);
-        for (const loser of results.filter((result) => result.outcome !== 'took')) expect(loser.outcome, JSON.stringify(results)).toBe('DataDirInUse');
+        // A loser finds the winner's lock (held), or another loser clearing the stale one (DataDirInUse).
+        for (const loser of results.filter((result) => result.outcome !== 'took')) expect(['held', 'DataDirInUse'], JSON.stringify(results)).toContain(loser.outcome);
         expect(readLock(path)?.pid).toBe(winners[0]!.pid);
         await racers.release(winners[0]!.pid);
         expect(existsSync(path)).toBe(false);

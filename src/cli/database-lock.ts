@@ -58,10 +58,12 @@ export interface LockSteps {
 }
 
 /**
- * Takes the lock, or returns who holds it. The lock appears whole or not at all (createLock), so
- * of two processes starting at once exactly one takes it. A stale lock is cleared by one
- * process at a time, and only if it is still the file judged stale (clearStaleLock); then the
- * name is taken the ordinary way, so of two processes that both found it stale one wins.
+ * Takes the lock, or returns the live process that holds it (its URL is '' while it is still
+ * starting PostgreSQL: what to do about that, wait or refuse, is the caller's choice, see
+ * database.ts). The lock appears whole or not at all (createLock), so of two processes
+ * starting at once exactly one takes it. A stale lock is cleared by one process at a time, and
+ * only if it is still the file judged stale (clearStaleLock); then the name is taken the
+ * ordinary way, so of two processes that both found it stale one wins.
  */
 export function takeLock(lockPath: string, owner: { lends: boolean; command: string }, steps: LockSteps = {}): LockContent | null {
   const mine: LockContent = { pid: process.pid, startTime: processStartTime(process.pid), url: '', ...owner };
@@ -73,10 +75,7 @@ export function takeLock(lockPath: string, owner: { lends: boolean; command: str
     const seen = inspectLock(lockPath);
     if (seen === null) continue; // released between our two looks
     const holder = liveHolder(seen, lockPath);
-    if (holder !== null) {
-      if (holder.url === '') throw new DataDirInUse(lockPath, holder.pid, `chipledger process ${holder.pid} is starting the embedded PostgreSQL (lock ${lockPath}); try again in a moment`);
-      return holder;
-    }
+    if (holder !== null) return holder;
     steps.judgedStale?.();
     clearStaleLock(lockPath, seen, mine);
   }

@@ -13,13 +13,33 @@
  * shares, since the owner would stop PostgreSQL under it. Stopping `serve` stops PostgreSQL
  * under a running admin command; that is a deliberate stop, and the command's transaction rolls
  * back.
+ *
+ * Two waits, each bounded by lockWaitMs, make `chipledger serve &` followed at once by an admin
+ * command work in either order (README's set-up starts serve and runs admin commands next, and
+ * a first start spends seconds creating the cluster): an admin command that finds a serve
+ * still starting (its lock without a URL yet) waits for the URL, then uses that server; and
+ * serve that finds an admin command's lock waits for it to be released, then starts PostgreSQL
+ * itself. Neither waits for a process that waits in turn, since a waiting process holds no
+ * lock. Two serves still refuse each other at once. A holder that dies while another waits
+ * leaves a stale lock, which the waiter's next look clears and takes, as any stale lock.
+ *
+ * Only serve, migrate and demo create the embedded cluster (createsCluster). Any other admin
+ * command run against a data dir without one is refused before anything is made there: run
+ * from another folder, it would otherwise start a new, empty database under ./.chipledger and
+ * report on that (`check`: no violations) or write into it, and the server's would not know.
+ *
+ * On a data dir with no cluster yet, an admin command that reaches the lock before serve does
+ * is refused so, not waited for: nothing tells it from a command run in the wrong folder.
+ * Run `chipledger migrate` before the first `serve &` (it creates the cluster), and both orders
+ * work from then on.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embedded.ts';
 import { isProcessAlive, processStartTime } from '../store/processes.ts';
 import { createPool, type Pool } from '../store/pool.ts';
-import { DataDirInUse, forgetLock, releaseLock, takeLock, updateLock } from './database-lock.ts';
+import { DataDirInUse, forgetLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
 import { dataDirProblem, writingInDataDir, type Config } from './config.ts';
 import { Failure } from './output.ts';
 
@@ -27,6 +47,13 @@ export { DataDirInUse } from './database-lock.ts';
 
 /** How long stopping the embedded PostgreSQL may take before we report it. */
 export const embeddedStopTimeoutMs = 15_000;
+/**
+ * Longest wait for the lock's holder to get out of the way: a serve creating the cluster (15 s
+ * on a loaded 2-core machine) or an admin command finishing (a `check` of a large ledger).
+ */
+export const lockWaitMs = 120_000;
+/** How often a waiting process looks at the lock again. */
+const lockPollIntervalMs = 250;
 
 export interface Database {
   pool: Pool;
@@ -44,7 +71,17 @@ export interface OpenOptions {
    * owns to admin commands (it runs until stopped). Admin commands (false) lend theirs to nobody.
    */
   exclusive: boolean;
+  /**
+   * Whether this command may create the embedded cluster when the data dir holds none: serve
+   * (the default when exclusive), migrate and demo. The others are refused there (exit 2).
+   */
+  createsCluster?: boolean;
+  /** PostgreSQL's output lines. */
   log?: (line: string) => void;
+  /** Says that this process waits for the lock's holder (one line); stderr unless given. */
+  notice?: (line: string) => void;
+  /** How long to wait for the lock's holder; lockWaitMs unless given (tests wait less). */
+  lockWaitMs?: number;
 }
 
 export async function openDatabase(config: Config, options: OpenOptions): Promise<Database> {
@@ -56,14 +93,19 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
   const clusterDir = config.database.dataDir;
   const blocked = dataDirProblem(config.dataDir);
   if (blocked !== undefined) throw new Failure(blocked, 2);
+  const createsCluster = options.createsCluster ?? options.exclusive;
+  // Checked before the folder is made: a command run in the wrong folder leaves nothing there.
+  if (!createsCluster && !existsSync(config.dataDir)) throw noDatabase(config.dataDir, 'nothing there yet');
   const lockPath = join(config.dataDir, 'chipledger.lock');
   const owner = { lends: options.exclusive, command: options.applicationName };
-  const holder = takeDataDirLock(config.dataDir, lockPath, owner);
-  if (holder !== null) {
-    if (options.exclusive) throw new DataDirInUse(config.dataDir, holder.pid);
-    if (!holder.lends) throw new DataDirInUse(config.dataDir, holder.pid, `the embedded PostgreSQL in ${config.dataDir} is used by ${holder.command} (chipledger process ${holder.pid}), which stops it when it finishes; run this command again once it has`);
-    const pool = createPool({ url: holder.url, ...poolOptions });
+  const lender = await takeLockWaiting(config.dataDir, lockPath, owner, options);
+  if (lender !== null) {
+    const pool = createPool({ url: lender.url, ...poolOptions });
     return { pool, origin: 'shared', close: () => pool.end() };
+  }
+  if (!createsCluster && !existsSync(join(clusterDir, 'PG_VERSION'))) {
+    releaseLock(lockPath);
+    throw noDatabase(config.dataDir, `no PostgreSQL cluster in ${clusterDir}`);
   }
   let embedded: EmbeddedDatabase;
   try {
@@ -92,6 +134,62 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
       releaseLock(lockPath);
     },
   };
+}
+
+/** The refusal of an admin command that may not create the cluster the data dir lacks. */
+function noDatabase(dataDir: string, why: string): Failure {
+  return new Failure(`no chipledger database in ${dataDir} (${why}); set CHIPLEDGER_DATA_DIR to the server's data dir, or DATABASE_URL (only serve, migrate and demo create a database)`, 2);
+}
+
+/** What to do about a live holder of the lock: use its server, or wait for it (refusals throw). */
+type Verdict = { kind: 'share' } | { kind: 'wait'; waiting: string; timedOut: (waitedMs: number) => string };
+
+/**
+ * serve waits for an admin command (short, and it releases the lock when it finishes) and
+ * refuses another serve; an admin command uses a serve's server, waits while that serve is
+ * still starting it, and refuses another admin command's (see the header for why).
+ */
+function judgeHolder(holder: LockContent, exclusive: boolean, dataDir: string): Verdict {
+  const who = `${holder.command} (chipledger process ${holder.pid})`;
+  if (exclusive) {
+    if (holder.lends) throw new DataDirInUse(dataDir, holder.pid);
+    return {
+      kind: 'wait',
+      waiting: `waiting for ${who} to finish with the embedded PostgreSQL in ${dataDir}…`,
+      timedOut: (waitedMs) => `the embedded PostgreSQL in ${dataDir} is still used by ${who} after ${waitedMs / 1000} s; stop that process, or give this server its own CHIPLEDGER_DATA_DIR`,
+    };
+  }
+  if (!holder.lends) throw new DataDirInUse(dataDir, holder.pid, `the embedded PostgreSQL in ${dataDir} is used by ${who}, which stops it when it finishes; run this command again once it has`);
+  if (holder.url !== '') return { kind: 'share' };
+  return {
+    kind: 'wait',
+    waiting: `waiting for the chipledger serve (pid ${holder.pid}) that is starting the embedded PostgreSQL in ${dataDir}…`,
+    timedOut: (waitedMs) => `the chipledger serve (pid ${holder.pid}) has not finished starting the embedded PostgreSQL in ${dataDir} after ${waitedMs / 1000} s; see its log, and run this command again once it serves`,
+  };
+}
+
+/**
+ * Takes the data dir's lock (null), or returns the serve whose server this admin command uses;
+ * waits, at most lockWaitMs, while the holder is one judgeHolder says to wait for. The lock is
+ * taken afresh at each look, so a holder that died meanwhile is a stale lock, cleared and
+ * taken; the wait is said once for each holder waited for.
+ */
+async function takeLockWaiting(dataDir: string, lockPath: string, owner: { lends: boolean; command: string }, options: OpenOptions): Promise<LockContent | null> {
+  const waitMs = options.lockWaitMs ?? lockWaitMs;
+  // performance.now() is monotonic: a step of the wall clock neither cuts the wait short nor stretches it.
+  const startedMs = performance.now();
+  const notice = options.notice ?? ((line: string) => void process.stderr.write(`chipledger: ${line}\n`));
+  let announced: number | undefined;
+  for (;;) {
+    const holder = takeDataDirLock(dataDir, lockPath, owner);
+    if (holder === null) return null;
+    const verdict = judgeHolder(holder, options.exclusive, dataDir);
+    if (verdict.kind === 'share') return holder;
+    if (performance.now() - startedMs >= waitMs) throw new DataDirInUse(dataDir, holder.pid, verdict.timedOut(waitMs));
+    if (announced !== holder.pid) notice(verdict.waiting);
+    announced = holder.pid;
+    await sleep(lockPollIntervalMs);
+  }
 }
 
 /**

@@ -4,17 +4,23 @@
  * POST /v1/organisations an authority admin's token. So, as the README's set-up says: a log
  * key, serve, the authority registered from the command line while serve runs (on the
  * embedded PostgreSQL it lends), its admin token, and that token registers the next
- * organisation over HTTP. Without serve, options the schema refuses are usage errors (exit
- * 2) that change nothing, and the ledger's refusals exit 1 with their rule.
+ * organisation over HTTP. The first admin command comes while serve is still creating the
+ * cluster, as `serve &` and the next line do: it waits for serve, and serve keeps running.
+ * The other order too: serve started while an admin command holds the data dir waits for it.
+ * Without serve, options the schema refuses are usage errors (exit 2) that change nothing,
+ * and the ledger's refusals exit 1 with their rule.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { killAllServers, startServe } from '../../test/support/http-serve.ts';
+import { killAllServers, startServe, type ServeProcess } from '../../test/support/http-serve.ts';
 import { createTestDatabase } from '../../test/database.ts';
 import { makeUscc } from '../core/uscc.ts';
 import { findFreePort } from '../store/embedded.ts';
+import type { Config } from './config.ts';
+import { readLock } from './database-lock.ts';
+import { openDatabase } from './database.ts';
 import type { Output } from './output.ts';
 import { main } from './program.ts';
 
@@ -22,10 +28,20 @@ import { main } from './program.ts';
 const startTimeoutMs = 90_000;
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-organisation-register-'));
+/** The deployment's data dir: made by the first test's serve, used again by the second. */
+const dataDir = join(folder, 'data');
 afterAll(async () => {
   await killAllServers();
   rmSync(folder, { recursive: true, force: true });
 });
+
+async function until(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
+    await new Promise((wait) => setTimeout(wait, 20));
+  }
+}
 
 /** Runs `chipledger ARGS` in this process with only the given settings. */
 async function chipledger(args: string[], env: Record<string, string>): Promise<{ code: number; out: string[]; err: string[] }> {
@@ -39,17 +55,22 @@ describe('setting up a production deployment', () => {
   it('registers the authority while serve runs, whose admin token then registers another organisation over HTTP', async () => {
     const keyFile = join(folder, 'k1');
     expect((await chipledger(['log', 'keygen', '--origin', 'ops.example/log', '--out', keyFile], {})).code).toBe(0);
-    const dataDir = join(folder, 'data');
-    const server = await startServe({
+    const serving = startServe({
       CHIPLEDGER_HOST: '127.0.0.1', CHIPLEDGER_PORT: String(await findFreePort()), CHIPLEDGER_DATA_DIR: dataDir,
       CHIPLEDGER_LOG_KEY_FILE: keyFile, CHIPLEDGER_SWEEP_INTERVAL_MS: '3600000',
     }, startTimeoutMs);
+    serving.catch(() => {}); // awaited below; a failed start must not go unhandled meanwhile
+    const admin = { CHIPLEDGER_DATA_DIR: dataDir };
+    // While serve creates the cluster (its lock has no URL yet), the admin command waits for it.
+    await until(() => readLock(join(dataDir, 'chipledger.lock')) !== null, startTimeoutMs, 'serve took the data dir lock');
+    expect(readLock(join(dataDir, 'chipledger.lock'))).toMatchObject({ url: '', lends: true });
+    // Before: nothing to bind a token to.
+    const early = await chipledger(['token', 'create', '--org', 'ORG-1', '--role', 'authority_admin', '--label', 'first'], admin);
+    expect(early.code, early.err.join('\n')).toBe(1);
+    expect(early.err[0]).toMatch(/^chipledger: waiting for the chipledger serve \(pid \d+\) that is starting the embedded PostgreSQL in /);
+    expect(early.err.join('\n')).toMatch(/not_found/);
+    const server = await serving;
     try {
-      const admin = { CHIPLEDGER_DATA_DIR: dataDir };
-      // Before: nothing to bind a token to.
-      const early = await chipledger(['token', 'create', '--org', 'ORG-1', '--role', 'authority_admin', '--label', 'first'], admin);
-      expect(early.code, early.err.join('\n')).toBe(1);
-      expect(early.err.join('\n')).toMatch(/not_found/);
 
       const registered = await chipledger(['organisation', 'register', '--name', 'Bureau of Industry and Security', '--country', 'US', '--roles', 'authority'], admin);
       expect(registered.code, registered.err.join('\n')).toBe(0);
@@ -77,6 +98,32 @@ describe('setting up a production deployment', () => {
     } finally {
       server.child.kill('SIGTERM');
       await server.exited;
+    }
+  }, 180_000);
+
+  it('starts serve while an admin command holds the data dir: serve waits for it, then serves', async () => {
+    const config = { database: { kind: 'embedded', dataDir: join(dataDir, 'pg') }, dataDir } as Config;
+    // An admin command that owns the embedded PostgreSQL for now (a long `check`, say).
+    const admin = await openDatabase(config, { exclusive: false, createsCluster: true, connectionsMax: 1, applicationName: 'chipledger-check', notice: () => {} });
+    let server: ServeProcess | undefined;
+    try {
+      expect(admin.origin).toBe('embedded');
+      const serving = startServe({
+        CHIPLEDGER_HOST: '127.0.0.1', CHIPLEDGER_PORT: String(await findFreePort()), CHIPLEDGER_DATA_DIR: dataDir,
+        CHIPLEDGER_LOG_KEY_FILE: join(folder, 'k1'), CHIPLEDGER_SWEEP_INTERVAL_MS: '3600000',
+      }, startTimeoutMs);
+      serving.catch(() => {});
+      // serve does not give up at once: it is still there, waiting, seconds later.
+      const early = await Promise.race([serving.then(() => 'ready', (error: Error) => error.message), new Promise((done) => setTimeout(() => done('waiting'), 5_000))]);
+      expect(early).toBe('waiting');
+      await admin.close();
+      server = await serving;
+      expect(server.log()).toMatch(/chipledger: waiting for chipledger-check \(chipledger process \d+\) to finish with the embedded PostgreSQL in /);
+      expect((await chipledger(['check'], { CHIPLEDGER_DATA_DIR: dataDir })).code).toBe(0);
+    } finally {
+      await admin.close().catch(() => {});
+      server?.child.kill('SIGTERM');
+      await server?.exited;
     }
   }, 180_000);
 });
@@ -107,7 +154,7 @@ describe('chipledger organisation register without serve', () => {
 
       const noUscc = await register('--name', '甲云计算有限公司', '--country', 'CN', '--roles', 'recipient');
       expect(noUscc.code).toBe(1);
-      expect(noUscc.err).toEqual(["chipledger: couldn't register the organisation 甲云计算有限公司 (invalid_input, uscc-required): an organisation in CN needs its Unified Social Credit Code in identifiers.uscc"]);
+      expect(noUscc.err).toEqual(["chipledger: couldn't register the organisation 甲云计算有限公司 (invalid_input, uscc-required): an organisation in CN needs its Unified Social Credit Code in identifiers.uscc (the CLI's --uscc)"]);
       expect(await written()).toEqual({ events: 0, organisations: 0 });
 
       const uscc = makeUscc('91110000MA0000001');

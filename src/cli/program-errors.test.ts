@@ -187,15 +187,15 @@ describe('operating errors of admin commands', () => {
     }
   });
 
-  it('another chipledger starting the embedded PostgreSQL', async () => {
+  it('another admin command running on the embedded PostgreSQL (a serve still starting is waited for: database-lock.test.ts)', async () => {
     const dataDir = join(folder, 'starting');
     mkdirSync(dataDir);
-    // A live process that holds the lock with no URL yet: one that is starting PostgreSQL.
+    // A live admin command that holds the lock, starting PostgreSQL (no URL yet): it lends to nobody.
     const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
     try {
-      writeFileSync(join(dataDir, 'chipledger.lock'), JSON.stringify({ pid: other.pid, startTime: null, url: '', lends: true, command: 'chipledger-serve' }));
+      writeFileSync(join(dataDir, 'chipledger.lock'), JSON.stringify({ pid: other.pid, startTime: null, url: '', lends: false, command: 'chipledger-check' }));
       const message = expectOperatingError(await run(['migrate'], { CHIPLEDGER_DATA_DIR: dataDir }));
-      expect(message).toMatch(new RegExp(`^chipledger: chipledger process ${other.pid} is starting the embedded PostgreSQL .*; try again in a moment$`));
+      expect(message).toBe(`chipledger: the embedded PostgreSQL in ${dataDir} is used by chipledger-check (chipledger process ${other.pid}), which stops it when it finishes; run this command again once it has`);
     } finally {
       other.kill();
     }
