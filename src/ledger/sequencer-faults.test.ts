@@ -308,59 +308,45 @@ describe('a refusal the write path must not remember as the command\'s answer', 
 });
 
 describe('a database refusal racing another process for the same key', () => {
-  it('replays the answer the other process stored first, never its own (one key, one answer)', async () => {
+  /**
+   * A booking the database refuses (its GPU UUID is another unit's), sent under `key` while
+   * another process's batch holds an answer stored under the same key, for the request whose
+   * hash is `storedHash`, not yet committed: our refusal's row waits on theirs, then theirs
+   * commits. Returns our answer.
+   */
+  async function refusalRacing(name: string, key: string, storedFor: (input: Record<string, unknown>) => Record<string, unknown>, storedSeq: number): Promise<unknown> {
+    const gpuUuid = `GPU-9ace0000-0000-0000-0000-${String(storedSeq).padStart(12, '0')}`;
     const input = {
       exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
-      serials: [{ serial: 'RACE-2', gpuUuid: 'GPU-9ace0000-0000-0000-0000-000000000001' }],
+      serials: [{ serial: `${name}-2`, gpuUuid }],
     };
-    expectOk(await world.ledger.submit('shipment.book', { ...input, serials: [{ serial: 'RACE-1', gpuUuid: 'GPU-9ace0000-0000-0000-0000-000000000001' }] }, world.actors.exporter));
-    // Another process's batch has stored an answer under the key and not yet committed.
+    expectOk(await world.ledger.submit('shipment.book', { ...input, serials: [{ serial: `${name}-1`, gpuUuid }] }, world.actors.exporter));
     const holder = await database.pool.connect();
     try {
       await holder.query('BEGIN');
-      await holder.query(`INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, 'race-key', $2, 1, $3, now())`,
-        [world.actors.exporter.orgId, requestHash('shipment.book', input), JSON.stringify({ ok: true, seq: 4242, body: { seq: 4242, shipmentId: 'S-4242' } })]);
-      const pending = world.ledger.submit('shipment.book', input, world.actors.exporter, 'race-key');
-      // Our refusal's row now waits on theirs.
+      await holder.query(`INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, $2, $3, 1, $4, now())`,
+        [world.actors.exporter.orgId, key, requestHash('shipment.book', storedFor(input)), JSON.stringify({ ok: true, seq: storedSeq, body: { seq: storedSeq, shipmentId: `S-${storedSeq}` } })]);
+      const pending = world.ledger.submit('shipment.book', input, world.actors.exporter, key);
       for (;;) {
         const waiting = await database.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO idempotency_keys%'`);
         if (waiting.rowCount! > 0) break;
         await new Promise((resume) => setTimeout(resume, 5));
       }
       await holder.query('COMMIT');
-      const first = await pending;
-      expect(first).toMatchObject({ ok: true, seq: 4242, replayed: true });
+      return await pending;
     } finally {
       await holder.query('ROLLBACK').catch(() => {});
       holder.release();
     }
+  }
+
+  it('replays the answer the other process stored first, never its own (one key, one answer)', async () => {
+    expect(await refusalRacing('RACE', 'race-key', (input) => input, 4242)).toMatchObject({ ok: true, seq: 4242, replayed: true });
   });
 
   it('refuses with idempotency_mismatch when the other process stored another request under the key, never replays its answer', async () => {
-    const input = {
-      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
-      serials: [{ serial: 'RACE-OTHER-2', gpuUuid: 'GPU-9ace0000-0000-0000-0000-000000000002' }],
-    };
-    expectOk(await world.ledger.submit('shipment.book', { ...input, serials: [{ serial: 'RACE-OTHER-1', gpuUuid: 'GPU-9ace0000-0000-0000-0000-000000000002' }] }, world.actors.exporter));
-    // Another process's batch has stored its answer to another body (another deadline) under the key, and not yet committed.
-    const holder = await database.pool.connect();
-    try {
-      await holder.query('BEGIN');
-      await holder.query(`INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, 'race-other-key', $2, 1, $3, now())`,
-        [world.actors.exporter.orgId, requestHash('shipment.book', { ...input, deadline: '2026-07-01T00:00:00Z' }), JSON.stringify({ ok: true, seq: 4343, body: { seq: 4343, shipmentId: 'S-4343' } })]);
-      const pending = world.ledger.submit('shipment.book', input, world.actors.exporter, 'race-other-key');
-      // Our refusal's row now waits on theirs.
-      for (;;) {
-        const waiting = await database.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO idempotency_keys%'`);
-        if (waiting.rowCount! > 0) break;
-        await new Promise((resume) => setTimeout(resume, 5));
-      }
-      await holder.query('COMMIT');
-      const first = await pending;
-      expect(first).toMatchObject({ ok: false, replayed: false, error: { code: 'idempotency_mismatch', rule: 'invariant-6' } });
-    } finally {
-      await holder.query('ROLLBACK').catch(() => {});
-      holder.release();
-    }
+    // The other process's answer is to another body (another deadline).
+    expect(await refusalRacing('RACE-OTHER', 'race-other-key', (input) => ({ ...input, deadline: '2026-07-01T00:00:00Z' }), 4343))
+      .toMatchObject({ ok: false, replayed: false, error: { code: 'idempotency_mismatch', rule: 'invariant-6' } });
   });
 });

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { Answer } from '../ledger/batch-apply.ts';
 import { systemActor, type Actor } from '../ledger/permissions.ts';
 import type { Role } from '../ledger/rows.ts';
 import type { Pool } from '../store/pool.ts';
@@ -35,6 +36,19 @@ export interface ApiWorld {
   /** A shipment in the given state: 'own' is exporter → alpha, 'other' is exporter2 → beta. */
   shipment(side: 'own' | 'other', stage: 'empty' | 'booked' | 'shipped' | 'cleared' | 'delivered', units?: number): Promise<{ id: string; serials: string[] }>;
   request(options: RequestOptions): Promise<LightMyRequestResponse>;
+}
+
+/** A manifest entry: a serial, or a serial with its GPU UUID. */
+export type ManifestEntry = string | { serial: string; gpuUuid: string };
+
+/** Books a one-unit-per-entry shipment with a manifest: the exporter's to alpha ('own'), or exporter2's to beta ('other'). */
+export function bookListing(api: ApiWorld, side: 'own' | 'other', serials: ManifestEntry[]): Promise<Answer> {
+  const own = side === 'own';
+  return api.world.ledger.submit('shipment.book', {
+    exportAllocationId: own ? api.allocations.alphaExport : api.allocations.exporter2Beta,
+    importAllocationId: own ? api.allocations.alphaImport : api.allocations.betaImport2,
+    productId: api.world.productId, units: serials.length, deadline: '2026-06-01T00:00:00Z', serials,
+  }, own ? api.world.actors.exporter : api.exporter2);
 }
 
 export interface RequestOptions {

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
 import { expectOk } from '../../../test/world.ts';
-import { apiWorldPerFile, type ApiWorld } from '../../server/testing.ts';
+import { apiWorldPerFile, bookListing, type ApiWorld, type ManifestEntry } from '../../server/testing.ts';
 import type { Answer } from '../batch-apply.ts';
 
 let database: TestDatabase;
@@ -20,17 +20,7 @@ apiWorldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 });
 
-type Entry = string | { serial: string; gpuUuid: string };
-
-/** Books a one-unit-per-entry shipment with a manifest: the exporter's to alpha, or exporter2's to beta. */
-function book(side: 'own' | 'other', serials: Entry[]): Promise<Answer> {
-  const own = side === 'own';
-  return api.world.ledger.submit('shipment.book', {
-    exportAllocationId: own ? api.allocations.alphaExport : api.allocations.exporter2Beta,
-    importAllocationId: own ? api.allocations.alphaImport : api.allocations.betaImport2,
-    productId: api.world.productId, units: serials.length, deadline: '2026-06-01T00:00:00Z', serials,
-  }, own ? api.world.actors.exporter : api.exporter2);
-}
+const book = (side: 'own' | 'other', serials: ManifestEntry[]): Promise<Answer> => bookListing(api, side, serials);
 
 function ruleOf(answer: Answer): string | undefined {
   if (answer.ok) expect.fail(`expected a refusal, got ${JSON.stringify(answer.body)}`);

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
 import { firstRefusal } from '../../../test/support/rolled-back.ts';
 import { expectOk } from '../../../test/world.ts';
-import { apiWorldPerFile, type ApiWorld } from '../../server/testing.ts';
+import { apiWorldPerFile, bookListing, type ApiWorld, type ManifestEntry } from '../../server/testing.ts';
 import { emptyKeys, loadBatchState, type BatchKeys } from '../../store/ledger-tables.ts';
 import { systemActor, type Actor } from '../permissions.ts';
 import type { Answer } from '../batch-apply.ts';
@@ -23,17 +23,7 @@ apiWorldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 });
 
-type Entry = string | { serial: string; gpuUuid: string };
-
-/** Books a one-unit-per-entry shipment with a manifest: the exporter's to alpha, or exporter2's to beta. */
-function book(side: 'own' | 'other', serials: Entry[]): Promise<Answer> {
-  const own = side === 'own';
-  return api.world.ledger.submit('shipment.book', {
-    exportAllocationId: own ? api.allocations.alphaExport : api.allocations.exporter2Beta,
-    importAllocationId: own ? api.allocations.alphaImport : api.allocations.betaImport2,
-    productId: api.world.productId, units: serials.length, deadline: '2026-06-01T00:00:00Z', serials,
-  }, own ? api.world.actors.exporter : api.exporter2);
-}
+const book = (side: 'own' | 'other', serials: ManifestEntry[]): Promise<Answer> => bookListing(api, side, serials);
 
 function refusal(answer: Answer): { rule: string | undefined; message: string; details: unknown } {
   if (answer.ok) expect.fail(`expected a refusal, got ${JSON.stringify(answer.body)}`);
