@@ -144,10 +144,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // The demo mark brought up to date, and set on this answer if it was just found. After the
   // closing check: a request that arrived before the close began is not refused for the
   // time it waited on the check.
-  app.addHook('onRequest', async (_request, reply) => {
-    if (demoMark.demo) return;
-    await demoMark.refresh();
-    if (demoMark.demo) reply.headers(serverHeaders);
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!demoMark.due()) return done();
+    demoMark.refresh().then(() => {
+      if (demoMark.demo) reply.headers(serverHeaders);
+      done();
+    }, done);
   });
   app.addHook('onRequest', async (request) => refuseOddRequest(request));
   // A path or method no route takes is answered before its body is read: the not-found

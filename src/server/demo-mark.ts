@@ -46,14 +46,22 @@ export class DemoMark {
   }
 
   /**
+   * Whether refresh() would ask the database now: the mark unset, no check under way, and the
+   * last one begun demoCheckIntervalMs ago or more. Synchronous, so that the request path
+   * pays no promise for the thousands of requests a second that find nothing to do.
+   */
+  due(): boolean {
+    return !this.marked && !this.checking && this.nowMs() - this.checkedAtMs >= demoCheckIntervalMs;
+  }
+
+  /**
    * Asks the database again if the mark is not set, no check is under way and the last began
    * demoCheckIntervalMs ago or more; waits for that check at most demoCheckWaitMs. Never
    * throws: a failed check leaves the mark as it was, and the request goes on.
    */
   async refresh(): Promise<void> {
-    if (this.marked || this.checking) return;
+    if (!this.due()) return;
     const nowMs = this.nowMs();
-    if (nowMs - this.checkedAtMs < demoCheckIntervalMs) return;
     this.checkedAtMs = nowMs;
     this.checking = true;
     const checked = this.options.holdsDemo().then((holds) => {
