@@ -60,7 +60,10 @@ export const organisationRegister = z.strictObject({
   nameRomanised: name().optional(),
   country,
   roles: z.array(z.enum(['authority', 'exporter', 'recipient', 'auditor'])).min(1).max(4),
-  identifiers: z.record(z.string().regex(/^[a-z_]{1,32}$/), text(limits.referenceLengthMax)).default({}),
+  // An identifier is a code (a USCC, an LEI, a DUNS number): held in one spelling, trimmed
+  // and in capitals, so that one organisation's code typed in lower case or with a space is
+  // still the code another organisation holds (ledger/handlers/organisations.ts).
+  identifiers: z.record(z.string().regex(/^[a-z_]{1,32}$/), text(limits.referenceLengthMax).transform((value) => value.trim().toUpperCase()).pipe(z.string().min(1, 'must not be empty'))).default({}),
   address: text().optional(),
   demo: z.boolean().default(false),
 });

@@ -104,7 +104,7 @@ describe('a revoked token', () => {
 
 describe('the system actor', () => {
   it('has no token: its batches name none, and its commands run', async () => {
-    const pending = (actor: Actor): Pending => ({ kind: 'organisation.register', input: {}, actor, idempotency: null, serials: 0, resolve: () => {}, reject: () => {} });
+    const pending = (actor: Actor): Pending => ({ kind: 'organisation.register', input: { name: 'Keys only Ltd.', country: 'GB', roles: ['auditor'], identifiers: {} }, actor, idempotency: null, serials: 0, resolve: () => {}, reject: () => {} });
     expect([...batchKeys([pending(systemActor)]).tokens]).toEqual([]);
     expect([...batchKeys([pending(systemActor), pending(world.actors.bis)]).tokens]).toEqual([world.actors.bis.id]);
     const made = expectOk(await world.ledger.submit('organisation.register', { name: 'Operator-made Ltd.', country: 'GB', roles: ['auditor'] }, systemActor));

@@ -105,6 +105,16 @@ describe('migration 039 over identifiers shared before it, and the re-check', ()
     });
     expect(found).toEqual(['ORG-D46', 'ORG-D47', 'ORG-D54']);
   });
+
+  it('reports one code spelt otherwise (lower case, spaces), as rows written before the ledger spelt identifiers in capitals may hold it', async () => {
+    const found = await inRolledBack(database.pool, async (client) => {
+      // The trigger compares spellings exactly: these go in with it on.
+      for (const [text, values] of [insert('ORG-S1', { lei: 'LEI-S' }, 900_011), insert('ORG-S2', { lei: 'lei-s' }, 900_012), insert('ORG-S3', { lei: ' LEI-S ' }, 900_013)]) await client.query(text, values);
+      return (await client.query(`SELECT subject, detail FROM ledger_violations() WHERE invariant = 'organisation-identifier' ORDER BY subject`)).rows;
+    });
+    expect(found.map((row) => row.subject)).toEqual(['ORG-S2', 'ORG-S3']);
+    expect(found[0].detail).toMatch(/is held by organisation ORG-S1,/);
+  });
 });
 
 describe('finding organisations by identifier', () => {

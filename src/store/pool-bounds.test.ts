@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { FreezingProxy } from '../../test/support/freezing-proxy.ts';
-import { createPool, inTransaction, isDatabaseUnavailable, pingDatabase, queryTimeoutMessage, serverStillWorks, withQueryTimeout, type Pool, type PoolClient } from './pool.ts';
+import { createPool, inTransaction, isDatabaseUnavailable, pingDatabase, queryTimeoutMessage, serverStillWorks, stillWorkingExtensionsMax, withQueryTimeout, type Pool, type PoolClient } from './pool.ts';
 import { readEntriesPacked } from './tlog-tables.ts';
 
 /** The bound under test: long enough for a healthy query on a loaded machine, short for the test. */
@@ -167,6 +167,37 @@ describe('a pool bounded for writes, while the server still works on a round tri
     }
     const gone = { processID: 2 ** 30 } as unknown as PoolClient;
     expect(await serverStillWorks(pool, gone, boundMs)).toBe(false);
+  });
+
+  it('says no for a session blocked writing to this very connection, as when its network path died while new connections get through', async () => {
+    const client = await database.pool.connect();
+    try {
+      const pid = (client as unknown as { processID: number }).processID;
+      // A reply far larger than the socket buffers, then this connection stops reading: the
+      // backend stays 'active', blocked in ClientWrite, and no statement_timeout ends that.
+      const big = client.query(`SELECT repeat('x', 1000000) FROM generate_series(1, 1000)`).catch(() => {});
+      (client as unknown as { connection: { stream: { pause(): void } } }).connection.stream.pause();
+      for (;;) {
+        const { rows } = await database.pool.query<{ wait_event: string | null }>('SELECT wait_event FROM pg_stat_activity WHERE pid = $1', [pid]);
+        if (rows[0]?.wait_event === 'ClientWrite') break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(await serverStillWorks(database.pool, client, boundMs)).toBe(false);
+      client.release(true);
+      await big;
+    } catch (error) {
+      client.release(true);
+      throw error;
+    }
+  });
+
+  it('cuts a round trip the server keeps working on once its bound was extended stillWorkingExtensionsMax times', async () => {
+    const shortMs = 100;
+    const briefly = withQueryTimeout(pool, shortMs, shortMs, { whileServerWorks: true });
+    const { error, ms } = await failure(() => inTransaction(briefly, 'BEGIN', (client) => client.query('SELECT pg_sleep(30)')));
+    expect((error as Error).message).toBe(queryTimeoutMessage);
+    expect(ms).toBeGreaterThanOrEqual(shortMs * (stillWorkingExtensionsMax + 1) - 50);
+    expect(ms).toBeLessThan(shortMs * (stillWorkingExtensionsMax + 1) * 4);
   });
 });
 

@@ -203,20 +203,33 @@ export interface BoundOptions {
 export const stillWorkingProbeMs = 5_000;
 
 /**
+ * How many times a round trip's bound is extended because the server still works on it: past
+ * that it is cut whatever the server says, so no answer of the probe makes a wait unbounded
+ * (a write's 40 s bound: 400 s at most, far above the longest healthy batch seen, 60 s).
+ */
+export const stillWorkingExtensionsMax = 10;
+
+/**
  * Whether the server is still running the query in flight on `client`: its backend, by pid,
  * shows as 'active' in pg_stat_activity (a multi-statement text stays 'active' until its last
- * statement ends; a lock wait too). Asked on a new connection, outside the pool (whose
+ * statement ends; a lock wait too), and not waiting on this very connection (wait_event_type
+ * 'Client': ClientWrite, a reply it cannot deliver because the connection's network path died
+ * while new connections still get through, a NAT or firewall entry dropped; ClientRead, a
+ * COPY's rows that stopped coming). Asked on a new connection, outside the pool (whose
  * connections may all be busy), bounded by stillWorkingProbeMs; any failure is "no".
  */
 export async function serverStillWorks(pool: pg.Pool, client: pg.PoolClient, probeMs: number): Promise<boolean> {
   const pid = (client as unknown as { processID?: unknown }).processID;
   if (typeof pid !== 'number') return false;
-  const probe = new pg.Client({ ...(pool as unknown as { options: pg.ClientConfig }).options, connectionTimeoutMillis: probeMs, application_name: 'chipledger-still-working' });
+  const options = (pool as unknown as { options: pg.ClientConfig }).options;
+  // pg-pool keeps a password given on its own as a non-enumerable option: a spread drops it.
+  const probe = new pg.Client({ ...options, password: options.password, connectionTimeoutMillis: probeMs, application_name: 'chipledger-still-working' });
   probe.on('error', () => {}); // a lost connection fails the query that uses it
   try {
     await probe.connect();
-    const found = await probe.query<{ state: string | null }>({ text: 'SELECT state FROM pg_stat_activity WHERE pid = $1', values: [pid], query_timeout: probeMs } as pg.QueryConfig);
-    return found.rows[0]?.state === 'active';
+    const found = await probe.query<{ state: string | null; wait_event_type: string | null }>({ text: 'SELECT state, wait_event_type FROM pg_stat_activity WHERE pid = $1', values: [pid], query_timeout: probeMs } as pg.QueryConfig);
+    const session = found.rows[0];
+    return session?.state === 'active' && session.wait_event_type !== 'Client';
   } catch {
     return false;
   } finally {
@@ -289,19 +302,21 @@ function boundReply(reply: Promise<unknown>, client: pg.PoolClient, timeoutMs: n
 
 /**
  * Calls `cut` once `timeoutMs` passes, unless `stillWorking` says the server is still at it:
- * then it waits another `timeoutMs`, and asks again. Returns the function that stops it (the
- * round trip was answered).
+ * then it waits another `timeoutMs`, and asks again, at most stillWorkingExtensionsMax times.
+ * Returns the function that stops it (the round trip was answered).
  */
 function runOut(client: pg.PoolClient, timeoutMs: number, stillWorking: ((client: pg.PoolClient) => Promise<boolean>) | undefined, cut: () => void): () => void {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let extensions = 0;
   const arm = (): void => {
     timer = setTimeout(() => {
-      if (stillWorking === undefined) return cut();
+      if (stillWorking === undefined || extensions >= stillWorkingExtensionsMax) return cut();
       void stillWorking(client).then((working) => {
         if (stopped) return;
-        if (working) arm();
-        else cut();
+        if (!working) return cut();
+        extensions += 1;
+        arm();
       });
     }, timeoutMs);
   };

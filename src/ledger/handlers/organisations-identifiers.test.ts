@@ -55,6 +55,12 @@ describe('organisation.register: one organisation per identifier', () => {
     expect(refusal(await register({ name: 'LEI Squatter Ltd', country: 'GB', roles: ['auditor'], identifiers: { duns: '123456789', lei } }))).toMatchObject({
       code: 'conflict', rule: 'organisation-identifier', details: { kind: 'lei', value: lei, organisationId: first },
     });
+    // Spelt in lower case or with spaces it is the same code, held by the same organisation.
+    for (const spelt of [lei.toLowerCase(), ` ${lei} `]) {
+      expect(refusal(await register({ name: 'LEI Respeller Ltd', country: 'GB', roles: ['auditor'], identifiers: { lei: spelt } })), spelt).toMatchObject({
+        code: 'conflict', rule: 'organisation-identifier', details: { kind: 'lei', value: lei, organisationId: first },
+      });
+    }
     // The same text under another kind is another identifier.
     expectOk(await register({ name: 'DUNS Holder Ltd', country: 'GB', roles: ['auditor'], identifiers: { duns: lei } }));
     expect(await holders('lei', lei)).toEqual([first]);

@@ -208,10 +208,11 @@ CREATE OR REPLACE FUNCTION ledger_violations() RETURNS TABLE (invariant text, su
   FROM units u
   WHERE u.gpu_uuid IS NOT NULL AND u.gpu_uuid !~ '^GPU-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
   UNION ALL
-  -- 039's clause: an identifier held by more than one organisation. The first to register it
-  -- (by created_seq) holds it; each later one is reported, naming it.
+  -- 039's clause: an identifier held by more than one organisation, its spellings compared as
+  -- the ledger now spells them (trimmed, in capitals: rows written before may hold others).
+  -- The first to register it (by created_seq) holds it; each later one is reported, naming it.
   SELECT 'organisation-identifier', i.id, format('identifiers.%s %s is held by organisation %s, registered before it; an identifier belongs to one organisation', i.kind, i.value, i.first_id)
-  FROM (SELECT o.id, e.key AS kind, e.value, first_value(o.id) OVER (PARTITION BY e.key, e.value ORDER BY o.created_seq, o.id) AS first_id
+  FROM (SELECT o.id, e.key AS kind, e.value, first_value(o.id) OVER (PARTITION BY e.key, upper(btrim(e.value)) ORDER BY o.created_seq, o.id) AS first_id
         FROM organisations o CROSS JOIN LATERAL jsonb_each_text(o.identifiers) AS e(key, value)) i
   WHERE i.id <> i.first_id
 $$;
