@@ -22,7 +22,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { processStartTime } from '../store/processes.ts';
 import type { Config } from './config.ts';
 import { DataDirInUse, damagedLockInUseMs, readLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
-import { openDatabase, type Database, type OpenOptions } from './database.ts';
+import { openDatabase, StoppedWhileWaiting, type Database, type OpenOptions } from './database.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-database-lock-'));
 const lockPath = join(folder, 'chipledger.lock');
@@ -176,6 +176,21 @@ describe('waiting for the holder of the data-dir lock', () => {
     expect((await started.pool.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     expect(notices).toEqual([`waiting for chipledger-migrate (chipledger process ${process.pid}) to finish with the embedded PostgreSQL in ${folder}…`]);
     await close(started);
+  });
+
+  it('has serve stop waiting, having started nothing, once a stop is asked for', async () => {
+    const pid = liveBystander();
+    writeStaleLock({ pid, startTime: processStartTime(pid), lends: false, command: 'chipledger-check' });
+    let asked = false;
+    const startedMs = Date.now();
+    const waiting = open('chipledger-serve', true, { notice: () => {}, stopAsked: () => asked }).catch((error: unknown) => error);
+    await later(400, () => (asked = true));
+    const stopped = await waiting;
+    expect(stopped).toBeInstanceOf(StoppedWhileWaiting);
+    expect(Date.now() - startedMs).toBeLessThan(2_000);
+    // The lock is still the admin command's.
+    expect(readLock(lockPath)).toMatchObject({ pid, command: 'chipledger-check' });
+    rmSync(lockPath);
   });
 
   it('has serve give up on an admin command that holds the lock too long, and refuse another serve at once, starting or not', async () => {

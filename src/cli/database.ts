@@ -82,6 +82,19 @@ export interface OpenOptions {
   notice?: (line: string) => void;
   /** How long to wait for the lock's holder; lockWaitMs unless given (tests wait less). */
   lockWaitMs?: number;
+  /**
+   * Whether a stop was asked for (serve's first stop signal): a wait for the lock's holder then
+   * ends at its next look, with nothing started and the lock not taken (StoppedWhileWaiting).
+   */
+  stopAsked?: () => boolean;
+}
+
+/** A stop was asked for while this process waited for the data dir's lock: it leaves, having started nothing. */
+export class StoppedWhileWaiting extends Error {
+  constructor(dataDir: string) {
+    super(`stopped while waiting for the data dir ${dataDir}; nothing was started`);
+    this.name = 'StoppedWhileWaiting';
+  }
 }
 
 export async function openDatabase(config: Config, options: OpenOptions): Promise<Database> {
@@ -189,6 +202,7 @@ async function takeLockWaiting(dataDir: string, lockPath: string, owner: { lends
     if (announced !== holder.pid) notice(verdict.waiting);
     announced = holder.pid;
     await sleep(lockPollIntervalMs);
+    if (options.stopAsked?.() === true) throw new StoppedWhileWaiting(dataDir);
   }
 }
 

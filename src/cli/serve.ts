@@ -22,7 +22,7 @@ import { createDemoTokens, demoParties, demoState, loadDemo, type DemoParty, typ
 import { administrator } from '../demo/scenario.ts';
 import { printDemoTokens, printTokenCommands } from './demo-tokens.ts';
 import { dataDirProblem, formatProblems, type Config } from './config.ts';
-import { openDatabase, type Database } from './database.ts';
+import { openDatabase, StoppedWhileWaiting, type Database } from './database.ts';
 import { Failure, type Output } from './output.ts';
 import { demoSignerKey, readLogKeys } from './log-key.ts';
 import { limits } from '../core/limits.ts';
@@ -77,7 +77,17 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
   const resources: { database?: Database; ledger?: Ledger; close?: () => Promise<void> } = {};
   let exitCode = 0;
   try {
-    resources.database = await openDatabase(config, { exclusive: true, connectionsMax: serveConnectionsMax, applicationName: 'chipledger-serve', log: (line) => logger.debug({ postgres: line.trim() }, 'postgres') });
+    try {
+      resources.database = await openDatabase(config, {
+        exclusive: true, connectionsMax: serveConnectionsMax, applicationName: 'chipledger-serve', log: (line) => logger.debug({ postgres: line.trim() }, 'postgres'),
+        // A stop signal while serve waits for an admin command's lock ends the wait at once.
+        stopAsked: () => stop.asked(),
+      });
+    } catch (error) {
+      if (!(error instanceof StoppedWhileWaiting)) throw error;
+      output.err(`chipledger: ${error.message}`);
+      return 0;
+    }
     resources.ledger = await Ledger.open({
       pool: resources.database.pool,
       sweepIntervalMs: config.sweepIntervalMs,
@@ -147,7 +157,7 @@ async function untilStopped(signal: Promise<string>, lost: Promise<EmbeddedExit>
  * repeatedStopSignalWindowMs is the same request (npm's forwarded copy) and is ignored; one
  * after that exits at once.
  */
-function takeOverSignals(logger: { debug(object: object, message: string): void }): { received: Promise<string> } {
+function takeOverSignals(logger: { debug(object: object, message: string): void }): { received: Promise<string>; asked: () => boolean } {
   let resolve: (signal: string) => void = () => {};
   const received = new Promise<string>((done) => (resolve = done));
   let firstAtMs: number | undefined;
@@ -172,7 +182,7 @@ function takeOverSignals(logger: { debug(object: object, message: string): void 
       }
     });
   }
-  return { received };
+  return { received, asked: () => firstAtMs !== undefined };
 }
 
 /** What a stop signal at `nowMs` means, given when the first came (undefined: none yet). */
