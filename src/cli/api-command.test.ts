@@ -242,6 +242,17 @@ describe('chipledger api', () => {
     expect(allocationId).toMatch(/^A-\d+$/);
   });
 
+  it('stops --all at a cursor the server gave before, instead of printing the same pages again', async () => {
+    for (const cursors of [['c1', 'c1'], ['c1', 'c2', 'c1']]) {
+      let page = 0;
+      const fetch = (async () => Response.json({ items: [{ page }], nextCursor: cursors[Math.min(page++, cursors.length - 1)] })) as typeof globalThis.fetch;
+      const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch });
+      const failed = await apiCommand(client, 'GET', '/v1/sites', { all: true }, recorder().output).catch((error: unknown) => error);
+      expect((failed as Error).message, cursors.join(' ')).toBe(`/v1/sites answered page ${cursors.length} with a cursor it gave before (c1), so its pages would go round for ever; is CHIPLEDGER_URL the chipledger API?`);
+      expect(page, cursors.join(' ')).toBe(cursors.length);
+    }
+  });
+
   it('gives a change whose outcome is unknown the command that sends the same body again under its key', async () => {
     const fetch = (async () => new Response('', { status: 503, headers: { 'retry-after': '0' } })) as typeof globalThis.fetch;
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch, newKey: () => 'k-1' });
@@ -268,6 +279,20 @@ describe('jsonProblem', () => {
       expect(jsonProblem(text), text).toBeDefined();
       expect(() => JSON.parse(text), text).toThrow();
     }
+  });
+
+  it('reads strings in one pass: a mistake late in a long string, and a long run of escapes, take milliseconds', () => {
+    // With a repeat in a repeat, the time doubled with each character before the tab (40: hours).
+    const note = 'a realistic note with a literal tab at the end of forty-odd characters';
+    for (const text of [`{"serial": "${note}\t"}`, `{"${note}\t": 1}`, `{"serial": "${note}\\q"}`, `["${note}`]) {
+      const started = performance.now();
+      expect(jsonProblem(text), text).toMatchObject({ reason: expect.stringMatching(/string is not closed|name in double quotes/) });
+      expect(performance.now() - started, text).toBeLessThan(100);
+    }
+    // 12 MB of escapes, which overflowed the regular expression's stack; JSON.parse takes it.
+    const escapes = `{"note": "${'\\u00e9'.repeat(2_000_000)}"}`;
+    expect(() => JSON.parse(escapes)).not.toThrow();
+    expect(jsonProblem(escapes)).toBeUndefined();
   });
 
   it('counts nesting up to bodyNestingDepthMax, and refuses one level more', () => {

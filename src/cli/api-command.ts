@@ -8,7 +8,7 @@
  */
 import { limits } from '../core/limits.ts';
 import { unknownOutcomeOf, type ApiClient } from './http.ts';
-import { checkedKey, commandLine, readBounded, reportPagesMax, type ChangeOptions } from './client-commands.ts';
+import { checkedKey, commandLine, nextCursorOnce, readBounded, reportPagesMax, type ChangeOptions } from './client-commands.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { serialCsvBytesMax } from './serials-csv.ts';
 
@@ -92,6 +92,7 @@ async function getAll(client: ApiClient, path: string, options: ApiCommandOption
   const limit = asked.has('limit') ? undefined : limits.pageSizeMax;
   const items: unknown[] = [];
   let cursor: string | undefined;
+  const followed = new Set<string>();
   for (let pages = 0; pages < reportPagesMax; pages += 1) {
     const answer = await client.get<Record<string, unknown>>(path, { limit, cursor });
     const page = pageOf(answer);
@@ -103,7 +104,7 @@ async function getAll(client: ApiClient, path: string, options: ApiCommandOption
     }
     items.push(...page.items);
     if (page.nextCursor === null) return printAll(items, null, options, output);
-    cursor = page.nextCursor;
+    cursor = nextCursorOnce(followed, page.nextCursor, path, pages + 1);
   }
   output.err(`(stopped after ${reportPagesMax} pages; go on with --all and cursor=${printable(cursor!)} in the query)`);
   return printAll(items, cursor!, options, output);
@@ -188,7 +189,6 @@ interface OpenValue { names: Set<string> | undefined }
 
 const whitespace = /[ \t\n\r]*/y;
 const numberToken = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
-const stringToken = /"(?:[^"\\\u0000-\u001f]+|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"/y;
 const literalToken = /true|false|null/y;
 
 function match(pattern: RegExp, text: string, at: number): string | undefined {
@@ -230,9 +230,9 @@ export function jsonProblem(text: string): JsonProblem | undefined {
         continue;
       }
     } else if (char === '"') {
-      const token = match(stringToken, text, at);
-      if (token === undefined) return { offset: at, reason: 'a string is not closed, or holds a control character or a bad escape' };
-      at += token.length;
+      const end = stringEnd(text, at);
+      if (end === undefined) return { offset: at, reason: 'a string is not closed, or holds a control character or a bad escape' };
+      at = end;
     } else if (char === '-' || (char !== undefined && char >= '0' && char <= '9')) {
       const token = match(numberToken, text, at);
       if (token === undefined) return { offset: at, reason: 'expected a number' };
@@ -276,7 +276,8 @@ function afterValue(text: string, start: number, open: OpenValue[]): number | 'd
 
 /** A member's name and its ':', refusing a name the object has; where its value starts. */
 function readName(text: string, at: number, inner: OpenValue): number | JsonProblem {
-  const token = text[at] === '"' ? match(stringToken, text, at) : undefined;
+  const end = text[at] === '"' ? stringEnd(text, at) : undefined;
+  const token = end === undefined ? undefined : text.slice(at, end);
   if (token === undefined) return { offset: at, reason: at >= text.length ? 'the JSON ends where a name was expected' : 'expected a name in double quotes' };
   // As JSON reads it: "a" and "\u0061" are one name.
   const name = token.includes('\\') ? (JSON.parse(token) as string) : token.slice(1, -1);
@@ -285,4 +286,25 @@ function readName(text: string, at: number, inner: OpenValue): number | JsonProb
   const colon = skipSpace(text, at + token.length);
   if (text[colon] !== ':') return { offset: colon, reason: "expected ':' after the name" };
   return skipSpace(text, colon + 1);
+}
+
+/**
+ * Past the string that starts at `at` (a '"'), or undefined where it is not a JSON string (a
+ * control character, a bad escape, no end). One pass: a regular expression with a repeat in a
+ * repeat took time doubling with each character before a mistake (a tab 40 characters into a
+ * string: hours), and overflowed V8's stack on a long run of escapes.
+ */
+function stringEnd(text: string, at: number): number | undefined {
+  for (let i = at + 1; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    if (code === 0x22) return i + 1;
+    if (code < 0x20) return undefined;
+    if (code === 0x5c) {
+      const next = text[i + 1];
+      if (next !== undefined && '"\\/bfnrt'.includes(next)) i += 1;
+      else if (next === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) i += 5;
+      else return undefined;
+    }
+  }
+  return undefined;
 }

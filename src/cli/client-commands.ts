@@ -215,8 +215,8 @@ export async function readSerialFile(file: string, rules: { serialsMax: number; 
  * one byte past the bound, whatever is still behind it. `what` names the kind of file in the
  * refusal (the api command reads request bodies under the same bound).
  */
-export async function readBounded(file: string, what = 'a serial file'): Promise<Buffer> {
-  const max = serialCsvBytesMax.toLocaleString('en-US');
+export async function readBounded(file: string, what = 'a serial file', bytesMax = serialCsvBytesMax): Promise<Buffer> {
+  const max = bytesMax.toLocaleString('en-US');
   let handle: FileHandle;
   try {
     handle = await open(file, 'r');
@@ -225,15 +225,15 @@ export async function readBounded(file: string, what = 'a serial file'): Promise
   }
   try {
     const info = await handle.stat();
-    if (info.isFile() && info.size > serialCsvBytesMax) throw new Failure(`${file} is ${info.size.toLocaleString('en-US')} bytes; ${what} may have at most ${max}`);
+    if (info.isFile() && info.size > bytesMax) throw new Failure(`${file} is ${info.size.toLocaleString('en-US')} bytes; ${what} may have at most ${max}`);
     // Not zeroed: only the bytes read are ever looked at.
-    const buffer = Buffer.allocUnsafe(serialCsvBytesMax + 1);
+    const buffer = Buffer.allocUnsafe(bytesMax + 1);
     let length = 0;
     for (;;) {
       const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
       if (bytesRead === 0) return buffer.subarray(0, length);
       length += bytesRead;
-      if (length > serialCsvBytesMax) throw new Failure(`${file} holds more than ${max} bytes (reading stopped there); ${what} may have at most ${max}`);
+      if (length > bytesMax) throw new Failure(`${file} holds more than ${max} bytes (reading stopped there); ${what} may have at most ${max}`);
     }
   } catch (error) {
     if (error instanceof Failure) throw error;
@@ -290,14 +290,26 @@ interface UtilisationLicence extends Row {
 async function allPages<T>(client: ApiClient, path: string, stopped: () => void): Promise<T[]> {
   const items: T[] = [];
   let cursor: string | undefined;
+  const followed = new Set<string>();
   for (let pages = 0; pages < reportPagesMax; pages += 1) {
     const page = await client.get<{ items: T[]; nextCursor: string | null }>(path, { limit: limits.pageSizeMax, cursor });
     items.push(...page.items);
     if (page.nextCursor === null) return items;
-    cursor = page.nextCursor;
+    cursor = nextCursorOnce(followed, page.nextCursor, path, pages + 1);
   }
   stopped();
   return items;
+}
+
+/**
+ * A page's nextCursor, if no earlier page of this walk gave it: a server that answers the same
+ * cursor again, or one from before, would have the walk read the same pages up to its bound
+ * and print them twice over as if they were the list.
+ */
+export function nextCursorOnce(followed: Set<string>, next: string, path: string, page: number): string {
+  if (followed.has(next)) throw new Failure(`${path} answered page ${page} with a cursor it gave before (${printable(next)}), so its pages would go round for ever; is CHIPLEDGER_URL the chipledger API?`);
+  followed.add(next);
+  return next;
 }
 
 /** Every page of the utilisation report, as one table: a licence, then its allocations. */

@@ -11,7 +11,7 @@ import { formatTlogProof, generateSignerKey, inclusionProofFromLeaves, newTiles,
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { failureOf } from '../../../test/support/failure.ts';
 import type { Output } from '../output.ts';
-import { proveCommand } from './prove-command.ts';
+import { eventFileBytesMax, proveCommand } from './prove-command.ts';
 import type { LogCommandDeps } from './command-kit.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-log-prove-'));
@@ -76,6 +76,13 @@ describe('log prove --event-file', () => {
     const notBase64 = await failureOf(proveCommand('7', { url, key: logKey.verifierKey, eventFile: file('garbled.json', garbled) }, deps(serving(log))));
     expect(notBase64.exitCode).toBe(2);
     expect(notBase64.message).toContain('its canonical field is not base64');
+  });
+
+  it('reads an event file only up to its bound: a file too big, or one that never ends, is refused without reading it whole', async () => {
+    const big = await failureOf(proveCommand('7', { url, key: logKey.verifierKey, eventFile: file('big.bin', Buffer.alloc(eventFileBytesMax + 1)) }, deps(serving(log))));
+    expect(big.message).toBe(`${join(folder, 'big.bin')} is ${(eventFileBytesMax + 1).toLocaleString('en-US')} bytes; an event file may have at most ${eventFileBytesMax.toLocaleString('en-US')}`);
+    const endless = await failureOf(proveCommand('7', { url, key: logKey.verifierKey, eventFile: '/dev/zero' }, deps(serving(log))));
+    expect(endless.message).toBe(`/dev/zero holds more than ${eventFileBytesMax.toLocaleString('en-US')} bytes (reading stopped there); an event file may have at most ${eventFileBytesMax.toLocaleString('en-US')}`);
   });
 
   it('says the file is not event SEQ\'s canonical bytes when the log proves its own leaf there, naming both leaf hashes', async () => {
