@@ -97,7 +97,7 @@ export async function organisationRegisterCommand(config: Config, options: Organ
   const input = organisationRequest(options);
   return withLedger(config, 'organisation', output, async (ledger) => {
     const answer = await ledger.submit('organisation.register', input, systemActor);
-    if (!answer.ok) throw new Failure(`couldn't register the organisation ${printable(input.name)} (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
+    if (!answer.ok) throw refused(`register the organisation ${printable(input.name)}`, answer.error);
     const organisationId = String(answer.body.organisationId);
     if (options.json === true) {
       output.out(printableJson(answer.body));
@@ -156,6 +156,11 @@ function organisationRequest(options: OrganisationRegisterOptions): CommandReque
   return request;
 }
 
+/** The ledger's refusal of an admin command's change, with its code and rule (exit 1). */
+function refused(what: string, error: { code: string; rule?: string | undefined; message: string }): Failure {
+  return new Failure(`couldn't ${what} (${error.code}${error.rule ? `, ${error.rule}` : ''}): ${error.message}`);
+}
+
 /** The option that carries each field of organisation.register. */
 const optionOfField: Readonly<Record<string, string>> = { name: '--name', nameRomanised: '--name-romanised', country: '--country', roles: '--roles', address: '--address' };
 
@@ -174,7 +179,7 @@ export async function tokenCreateCommand(config: Config, options: TokenCreateOpt
   const input = tokenRequest(options);
   return withLedger(config, 'token', output, async (ledger) => {
     const answer = await ledger.submit('token.create', input, systemActor);
-    if (!answer.ok) throw new Failure(`couldn't create the token (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
+    if (!answer.ok) throw refused('create the token', answer.error);
     output.out(`Token ${String(answer.body.tokenId)} for ${input.organisationId} as ${input.role} ("${printable(input.label)}"); the secret is shown once:`);
     output.out(String(answer.body.secret));
     return 0;
@@ -208,7 +213,7 @@ export async function tokenRevokeCommand(config: Config, tokenId: string, output
     const answer = await ledger.submit('token.revoke', { tokenId }, systemActor);
     // A secret given in place of the id is not echoed: the terminal, its scrollback and a CI log keep it.
     const shown = tokenId.startsWith(tokenSecretPrefix) ? '(given as its secret, not its id)' : tokenId;
-    if (!answer.ok) throw new Failure(`couldn't revoke token ${shown} (${answer.error.code}${answer.error.rule ? `, ${answer.error.rule}` : ''}): ${answer.error.message}`);
+    if (!answer.ok) throw refused(`revoke token ${shown}`, answer.error);
     output.out(`Token ${String(answer.body.tokenId)} revoked at ${String(answer.body.revokedAt)}; its commands are refused now on every server, and a server process that checked it in the last ${limits.tokenCacheTtlMs / 1000} s may still answer its reads until then.`);
     return 0;
   });

@@ -43,8 +43,13 @@ export async function apiCommand(client: ApiClient, methodText: string, pathText
   const key = checkedKey(options);
   const body = options.body === undefined ? {} : await readBody(options.body, stdin);
   const answer = await post(client, path, body, key, options.body);
-  output.out(printableJson(answer, options.json ? 'one line' : 'indented'));
+  output.out(printableJson(answer, layoutOf(options)));
   return 0;
+}
+
+/** How an answer is printed: on one line for a program (--json), indented for a person. */
+function layoutOf(options: ApiCommandOptions): 'one line' | 'indented' {
+  return options.json ? 'one line' : 'indented';
 }
 
 function checkedMethod(text: string): 'GET' | 'POST' {
@@ -76,7 +81,7 @@ export function checkedApiPath(path: string): string {
 /** One answer, printed whole; a page's further pages are said on stderr. */
 async function getOne(client: ApiClient, path: string, options: ApiCommandOptions, output: Output): Promise<number> {
   const answer = await client.get<Record<string, unknown>>(path);
-  output.out(printableJson(answer, options.json ? 'one line' : 'indented'));
+  output.out(printableJson(answer, layoutOf(options)));
   const next = pageOf(answer)?.nextCursor;
   if (!options.json && typeof next === 'string') output.err(`(more: add --all, or cursor=${printable(next)} to the query)`);
   return 0;
@@ -99,7 +104,7 @@ async function getAll(client: ApiClient, path: string, options: ApiCommandOption
     if (page === undefined) {
       if (pages > 0) throw new Failure(`${path} answered page ${pages + 1} with something other than a page (items and nextCursor); is CHIPLEDGER_URL the chipledger API?`);
       // Not a list: there is nothing to follow, and the answer is printed as it came.
-      output.out(printableJson(answer, options.json ? 'one line' : 'indented'));
+      output.out(printableJson(answer, layoutOf(options)));
       return 0;
     }
     items.push(...page.items);
@@ -111,7 +116,7 @@ async function getAll(client: ApiClient, path: string, options: ApiCommandOption
 }
 
 function printAll(items: unknown[], nextCursor: string | null, options: ApiCommandOptions, output: Output): number {
-  output.out(printableJson({ items, nextCursor }, options.json ? 'one line' : 'indented'));
+  output.out(printableJson({ items, nextCursor }, layoutOf(options)));
   return 0;
 }
 

@@ -110,8 +110,9 @@ export async function inTransaction<T>(pool: pg.Pool, begin: string, work: (clie
   } catch (error) {
     // A query that ran out of its time (withQueryTimeout) is still in flight on this
     // connection, or the connection is closed: a ROLLBACK would queue behind it and wait out
-    // a second bound, or fail. Closing the connection rolls the transaction back just as well. A ROLLBACK that fails means the
-    // session is gone or lost track, and the connection goes too.
+    // a second bound, or fail. Closing the connection rolls the transaction back just as
+    // well. A ROLLBACK that fails means the session is gone or lost track, and the connection
+    // goes too.
     if (isQueryTimeout(error)) broken = error as Error;
     else await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError))));
     throw error;
