@@ -47,10 +47,9 @@ export const organisationRegister: Handler<'organisation.register'> = {
  * Each identifier (kind=value: a USCC, an LEI, …) belongs to one organisation: KYC, licence
  * parties and allocations are kept by organisation id, so a legal entity registered twice
  * would have a KYC status and allocations per registration. Compared as the database's
- * trigger compares them (migration 039: the value whole, as the schema spells it: NFC, trimmed,
- * in capitals),
- * among the organisations loaded by identifier (keys.organisationIdentifiers) and those an
- * earlier command of this batch made. The trigger stays behind this. The holder is named:
+ * trigger compares them (migration 039: the value whole, as the schema spells it: NFC,
+ * trimmed, in capitals), among the organisations loaded by identifier
+ * (keys.organisationIdentifiers) and those an earlier command of this batch made. The trigger stays behind this. The holder is named:
  * only an authority or the operator registers organisations (permissions.ts).
  */
 function checkIdentifiersFree(context: CommandContext, identifiers: Record<string, string>): void {
