@@ -3,7 +3,7 @@
  * (or x-gzip, the same coding) decides by its own q; `*` only speaks for codings not listed.
  */
 import { describe, expect, it } from 'vitest';
-import { acceptsGzip } from './log-routes.ts';
+import { acceptsGzip } from './log-entries.ts';
 
 describe('acceptsGzip', () => {
   it.each([
