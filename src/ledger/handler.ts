@@ -27,11 +27,21 @@ export interface EventPart {
   subjectId: string | null;
   /**
    * The further records the event is about, besides its subject, none twice and never the
-   * subject itself: the sites units left, each shipment of an ending across several. Each
-   * one's history (GET /v1/events?subjectId=) lists the event too (event_subjects, migration
-   * 038), so a record's history holds every event that changed it. Only records that every
-   * reader of the event may be told it concerns: a history is filtered by who reads the event,
-   * not by whose record it is (an event the exporter reads names no site).
+   * subject itself: the sites units left, each shipment of an ending across several, the
+   * licence an allocation is created or resized under. Each one's history (GET
+   * /v1/events?subjectId=) lists the event too (event_subjects, migrations 038 and 040). Only
+   * records that every reader of the event may be told it concerns: a history is filtered by
+   * who reads the event, not by whose record it is (an event the exporter reads names no site).
+   *
+   * A history does not hold every event that changed its record's counts. A licence's holds
+   * its own commands, the events whose subject it is (used up by shipping, expired by the
+   * sweep) and the creation and resizes of the allocations under it; an allocation's holds its
+   * creation and resizes. The bookings, ships, cancels and expiries that move an allocation's
+   * reservedUnits and shippedUnits, and a licence's shippedUnits, are their shipments' events,
+   * each in its shipment's history alone: naming the licences and allocations on them would
+   * add event_subjects rows to every booking, the hot write path, and put every booking under
+   * a licence in its history. So a licence's updatedSeq, the event that last changed it, may
+   * name a shipment's event that its history does not list.
    */
   moreSubjectIds?: string[];
   /** Organisations that may read the event besides authorities and auditors. */

@@ -55,6 +55,16 @@ export const serial = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:\/-]*$/, 'must be letters, digits and . _ : / - only');
 export const role = z.enum(['authority_admin', 'authority_officer', 'exporter', 'recipient', 'auditor']);
 
+/**
+ * An organisation's identifier in its one spelling: trimmed, in capitals, in NFC. Capitals
+ * can lengthen a text ('ß' becomes 'SS', 'ﬃ' 'FFI') and can leave it out of NFC ('ΐ' becomes
+ * three code points that NFC makes two), so it is normalised again and its length checked
+ * once more after: 128 'ß' were stored as 256 letters, past the bound the first check held.
+ */
+const identifier = text(limits.referenceLengthMax)
+  .transform((value) => value.trim().toUpperCase().normalize('NFC'))
+  .pipe(z.string().min(1, 'must not be empty').max(limits.referenceLengthMax, `must be at most ${limits.referenceLengthMax} characters once trimmed and in capitals (referenceLengthMax)`));
+
 export const organisationRegister = z.strictObject({
   name: name(),
   nameRomanised: name().optional(),
@@ -63,7 +73,7 @@ export const organisationRegister = z.strictObject({
   // An identifier is a code (a USCC, an LEI, a DUNS number): held in one spelling, trimmed
   // and in capitals, so that one organisation's code typed in lower case or with a space is
   // still the code another organisation holds (ledger/handlers/organisations.ts).
-  identifiers: z.record(z.string().regex(/^[a-z_]{1,32}$/), text(limits.referenceLengthMax).transform((value) => value.trim().toUpperCase()).pipe(z.string().min(1, 'must not be empty'))).default({}),
+  identifiers: z.record(z.string().regex(/^[a-z_]{1,32}$/), identifier).default({}),
   address: text().optional(),
   demo: z.boolean().default(false),
 });

@@ -243,7 +243,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/events', item: 'Event', summary: 'Ledger events that name the caller, in log order (leaf index = seq); subjectId gives one record\'s history (e.g. S-12, SITE-41): the events whose subject it is and those that name it among the further records they are about (the sites units left, each shipment of an ending across several), as far as the caller reads them. organisationIds lists every reader to authorities and auditors, and to any other caller its own id alone', list: true,
+    path: '/v1/events', item: 'Event', summary: 'Ledger events that name the caller, in log order (leaf index = seq); subjectId gives one record\'s history (e.g. S-12, SITE-41): the events whose subject it is and those that name it among the further records they are about (the sites units left, each shipment of an ending across several, the licence of an allocation created or resized; not the bookings, ships, cancels and expiries under a licence or allocation, which are their shipments\' events), as far as the caller reads them. organisationIds lists every reader to authorities and auditors, and to any other caller its own id alone', list: true,
     query: z.strictObject({ ...pageQuery, subjectId: idSchema.optional() }),
     run: async ({ pool, demo }, viewer, _params, query) => listOf(
       await read.listEvents(pool, viewer, pageOf(query, 'number'), query.subjectId === undefined ? {} : { subjectId: query.subjectId as string }),

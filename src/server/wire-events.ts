@@ -33,13 +33,17 @@ void paragraphsComplete;
  */
 const recordedSerials = {
   serialCount: positive.describe('How many entries the serial list had.'),
-  serialsSha256: z.string().regex(/^[0-9a-f]{64}$/).describe('SHA-256 (hex) of the sorted lines "serial" or "serial gpuUuid", each ending in a newline: the bytes GET /v1/events/{seq}/serials serves.'),
+  serialsSha256: z.string().regex(/^[0-9a-f]{64}$/).describe('SHA-256 (hex) of the lines "serial" or "serial gpuUuid", each ending in a newline, sorted in byte order: the bytes GET /v1/events/{seq}/serials serves. A serial is hashed as sent (it is ASCII letters, digits and . _ : / -, so there is nothing to normalise, and its case is kept); a GPU UUID as stored, `GPU-` and its hex digits in lower case, whatever case was sent (GPU-ABCDEF12-… is hashed as GPU-abcdef12-…).'),
 };
 
 const inputNote = "The command's input as the ledger recorded it: the request with its defaults filled in (demo is true only for `chipledger demo`'s records), texts in NFC, instants in UTC.";
 const serialsNote = ' Its serial list is recorded by count and digest (serialCount, serialsSha256), not in full.';
-/** A further event of a command records no input (null): the input is the first event's, read by others. */
-const noInput = z.null().describe("None: a further event of a command records no input. The input, and its serial list, are in the command's first event, which this event's readers may not read.");
+/**
+ * The further events that record no input (null): a licence that shipping used up, and the
+ * sites a return or a loss left. The input is the first event's, which their readers may not
+ * read. The sweep's further events are not of these: they record its input, {}, as its first does.
+ */
+const noInput = z.null().describe("None: this further event of a command records no input. The input, and its serial list, are in the command's first event, which this event's readers may not read.");
 
 /** The recorded inputs of the commands that carry a serial list. */
 const recordedInputs = {
@@ -176,8 +180,8 @@ export const eventBodies = {
     }),
     description: 'A licence amended: a new version.',
   })],
-  'allocation.create': [body('allocation.create', { subject: subject('The allocation.'), input: recorded('allocation.create'), effects: z.strictObject({ allocationId: id }), description: "Part of a licence's units allocated to a recipient (the event gives no licence total: its recipient reads it)." })],
-  'allocation.resize': [body('allocation.resize', { subject: subject('The allocation.'), input: recorded('allocation.resize'), effects: z.strictObject({ from: positive.describe('Its units before.'), to: positive.describe('Its units after.') }), description: 'An allocation resized: from and to are units, not statuses.' })],
+  'allocation.create': [body('allocation.create', { subject: subject('The allocation.'), input: recorded('allocation.create'), effects: z.strictObject({ allocationId: id }), description: "Part of a licence's units allocated to a recipient (the event gives no licence total: its recipient reads it). Listed in the licence's history as well as the allocation's (GET /v1/events?subjectId=): it changes the licence's allocatedUnits." })],
+  'allocation.resize': [body('allocation.resize', { subject: subject('The allocation.'), input: recorded('allocation.resize'), effects: z.strictObject({ from: positive.describe('Its units before.'), to: positive.describe('Its units after.') }), description: "An allocation resized: from and to are units, not statuses. Listed in the licence's history as well as the allocation's (GET /v1/events?subjectId=): it changes the licence's allocatedUnits." })],
   'shipment.book': [body('shipment.book', {
     subject: subject('The shipment.'),
     input: recordedInputs['shipment.book'],

@@ -67,7 +67,7 @@ export const licence = z.strictObject({
   status: licenceStatus,
   demo,
   createdSeq: seq,
-  updatedSeq: seq.nullable().describe('When the licence last changed; null when the totals are only the viewer\'s own.'),
+  updatedSeq: seq.nullable().describe('The event that last changed the licence: its own, an allocation\'s under it, or a shipment.ship that posted units to it (a shipment\'s event, which the licence\'s history does not list); null when the totals are only the viewer\'s own.'),
 });
 
 export const party = z.strictObject({ organisationId: z.string(), role: z.enum(['consignee', 'end_user', 'supplier']) });

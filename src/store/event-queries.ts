@@ -26,8 +26,9 @@ export async function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<n
 
 /**
  * A page of one record's history: the events whose subject it is (events_subject) and those
- * that list it among the further records they are about (event_subjects, migration 038: the
- * sites units left, each shipment of an ending across several), each an index read, then
+ * that list it among the further records they are about (event_subjects, migrations 038 and
+ * 040: the sites units left, each shipment of an ending across several, the licence of an
+ * allocation event), each an index read, then
  * joined to the events by seq and filtered by who reads them, as every event list is: a
  * record named in another tenant's event shows that tenant nothing. The ledger never lists a
  * record both ways (ledger/batch-apply.ts); UNION keeps a page free of repeats regardless.

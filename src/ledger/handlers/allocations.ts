@@ -111,6 +111,9 @@ export const allocationCreate: Handler<'allocation.create'> = {
     });
     return {
       subjectId: id,
+      // The licence's allocatedUnits changed too, so the event is in the licence's history as
+      // well. Its readers may be told so: its input names the licence.
+      moreSubjectIds: [licence.id],
       orgIds: allocationOrgIds(licence, recipient.id),
       // Not the licence's new total: the recipient reads this event, and the total less its
       // own units would tell it what the licence's other recipients were given.
@@ -157,6 +160,7 @@ export const allocationResize: Handler<'allocation.resize'> = {
     state.update('licences', licence, { allocated_units: allocated, updated_seq: context.seq });
     return {
       subjectId: allocation.id,
+      moreSubjectIds: [licence.id], // its allocatedUnits changed, as on creation
       orgIds: allocationOrgIds(licence, allocation.recipient_org_id),
       effects: { from: allocation.units, to: input.units },
       answer: { allocationId: allocation.id, units: input.units },

@@ -1,5 +1,5 @@
 /**
- * A record's history (GET /v1/events?subjectId=) holds every event about it, not only those
+ * A record's history (GET /v1/events?subjectId=) holds the events about it, not only those
  * whose subject it is (s16 review, units b2): a site's history shows the units that left it
  * (moved, decommissioned, returned, lost), and each shipment's history an ending across
  * several shipments. The further records an event is about are its event_subjects rows
