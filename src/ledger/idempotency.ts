@@ -6,6 +6,7 @@
 import { hash } from 'node:crypto';
 import { DomainError } from '../core/errors.ts';
 import type { StoredAnswer } from '../store/ledger-tables.ts';
+import type { Pool } from '../store/pool.ts';
 import { canonicalBytes } from './events.ts';
 import type { CommandKind } from './schemas.ts';
 import type { Answer } from './batch-apply.ts';
@@ -13,6 +14,23 @@ import type { Answer } from './batch-apply.ts';
 /** SHA-256 of the request as sent (kind and raw input, RFC 8785): what "the same request" means. */
 export function requestHash(kind: string, rawInput: unknown): Buffer {
   return hash('sha256', canonicalBytes({ kind, input: rawInput ?? null }), 'buffer');
+}
+
+/**
+ * The hash of a request our checks refused, as requestHash gives it, or an empty buffer when
+ * it has none: an input of any shape may come here (a list nested 50,000 deep overflows the
+ * canonical form's recursion). An answer stored under a key was stored for a request that
+ * hashed, so such an input is another request, and the empty buffer equals no stored hash
+ * (32 bytes): the caller hears idempotency_mismatch, as for any other request under the key.
+ * The sequencer asks for it only once an answer is found under the key: most refused
+ * requests have none, and a body may be megabytes.
+ */
+export function hashOfRefused(kind: string, rawInput: unknown): Buffer {
+  try {
+    return requestHash(kind, rawInput);
+  } catch {
+    return Buffer.alloc(0);
+  }
 }
 
 /** The answer to a key seen before: the same one, or a refusal if the request differs. */
@@ -44,3 +62,18 @@ export function storedToAnswer(row: StoredAnswer): Answer {
   return { ok: false, replayed: true, error: new DomainError(stored.code, stored.message, { ...(stored.rule ? { rule: stored.rule } : {}), ...(stored.details ? { details: stored.details } : {}) }) };
 }
 
+/**
+ * The answer stored under a key, if any, read on its own: for a request our checks refuse
+ * before it is queued (sequencer.ts, answerRefusedAtOnce), which no batch looks up. The row
+ * as beginBatch and rememberAnswer read it (store/ledger-tables.ts), by the table's primary
+ * key. Read without the ledger's head lock, unlike those two: waiting for it puts a refusal
+ * in line behind every batch, and holding it, however briefly, makes this process's next
+ * batch miss its short wait (limits.aheadLockWaitMsMax) and run the slow way. What the lock
+ * would add, a batch of another process holding the same key and not yet committed, is
+ * seen as no answer: the caller is refused as it would have been before, and nothing of
+ * that refusal is stored, so a retry once that batch has committed gets its answer.
+ */
+export async function storedAnswerOf(pool: Pool, scope: string, key: string): Promise<StoredAnswer | undefined> {
+  const found = await pool.query<StoredAnswer>('SELECT scope, key, request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2', [scope, key]);
+  return found.rows[0];
+}

@@ -28,8 +28,8 @@ import { DomainError, assert, isDomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
 import { isDatabaseUnavailable, withQueryTimeout, type Pool } from '../store/pool.ts';
-import { rememberAnswer } from '../store/ledger-tables.ts';
-import { replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
+import { rememberAnswer, type StoredAnswer } from '../store/ledger-tables.ts';
+import { hashOfRefused, replay, requestHash, storedAnswerOf, storedToAnswer, toStored } from './idempotency.ts';
 import { invalidInput, isCommandsOwnRefusal, isRefusedWrite, isTransientDatabaseError, toRefusal } from './refusals.ts';
 import { roleRefusal, type Actor } from './permissions.ts';
 import { commandSchemas, type CommandKind } from './schemas.ts';
@@ -119,15 +119,18 @@ export class Sequencer {
 
   /**
    * Checks a command's shape and the actor's role at once (those refusals change nothing
-   * and are not remembered under the idempotency key), then queues it.
+   * and are not remembered under the idempotency key; an answer stored under the key for a
+   * shape an earlier release took is still replayed, answerRefusedAtOnce), then queues it.
    */
   submit(kind: CommandKind, rawInput: unknown, actor: Actor, idempotencyKey?: string): Promise<Answer> {
     const refused = (error: DomainError): Promise<Answer> => Promise.resolve({ ok: false, error, replayed: false });
     if (this.closed) return refused(new DomainError('unavailable', 'the ledger is shutting down; retry on another server'));
     const forbidden = roleRefusal(actor, kind);
+    // A role refused is refused, key or not: a token that may not run the command gets no
+    // answer stored for it, though its organisation's key and body would find one (least privilege).
     if (forbidden !== undefined) return refused(forbidden);
     const parsed = commandSchemas[kind].safeParse(rawInput);
-    if (!parsed.success) return refused(invalidInput(kind, parsed.error.issues));
+    if (!parsed.success) return this.answerRefusedAtOnce(kind, rawInput, actor, idempotencyKey, invalidInput(kind, parsed.error.issues));
     if (this.queue.length >= this.queueMax) {
       return refused(new DomainError('overloaded', `the ledger has ${this.queue.length} commands waiting; retry shortly`, { details: { queueDepth: this.queue.length } }));
     }
@@ -139,6 +142,40 @@ export class Sequencer {
       this.stats.queueDepth = this.queue.length;
       if (!this.running) void this.drain();
     });
+  }
+
+  /**
+   * A command whose input's shape our checks refuse before it is queued. Such a refusal
+   * changes nothing and is not stored. But a request sent with a key may have been answered
+   * before, by an earlier release whose schema took it (a rule tightened since: GPU UUIDs in
+   * full, ISO country codes), and committed: its retry gets that
+   * answer, as it would from a batch (invariant 6; keys are kept for ever), not a refusal
+   * saying the committed command was never taken. So the key is looked up, on this path only;
+   * a command that passes the checks is looked up with its batch, as before.
+   * - An answer stored under the key: replayed as a batch replays it (the same request), or
+   *   idempotency_mismatch (another request).
+   * - None: the refusal.
+   * - The lookup failed (the database away, or slower than the pool's bound): 'unavailable',
+   *   not the refusal. Whether an answer is stored is then unknown, and a final-looking 400 or
+   *   403 could tell a client to give up on a command that was committed, the very fault this
+   *   lookup is for; a retry with the same key, once the database answers, gets one or the other.
+   */
+  private async answerRefusedAtOnce(kind: CommandKind, rawInput: unknown, actor: Actor, key: string | undefined, refusal: DomainError): Promise<Answer> {
+    if (key === undefined) return { ok: false, error: refusal, replayed: false };
+    let earlier: StoredAnswer | undefined;
+    try {
+      earlier = await storedAnswerOf(this.pool, actor.orgId, key);
+    } catch (error) {
+      // A bug is told in full. The database's own failures are not, for each refused request:
+      // the batches say an outage once (reportUnavailable), and the caller hears it here.
+      if (!isDatabaseFailure(error)) this.options.onError?.(error, `couldn't look up idempotency key ${key} for a ${kind} refused before its batch`);
+      const message = `couldn't tell whether an answer is stored under idempotency key ${key}: the database did not answer; retry with the same Idempotency-Key. Unless one is stored, ${kind} is refused as sent: ${refusal.message}`;
+      return { ok: false, error: new DomainError('unavailable', message), replayed: false };
+    }
+    if (earlier === undefined) return { ok: false, error: refusal, replayed: false };
+    const answer = replay({ hash: earlier.request_hash, answer: storedToAnswer(earlier) }, { key, hash: hashOfRefused(kind, rawInput) });
+    this.countAnswers([answer]);
+    return answer;
   }
 
   /** Resolves when every queued command has been answered. */
