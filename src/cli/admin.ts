@@ -235,7 +235,7 @@ export async function checkCommand(config: Config, output: Output): Promise<numb
     return inTransaction(database.pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
       const counted = (await client.query<{ events: number }>('SELECT count(*) AS events FROM events')).rows[0]!.events;
       const found = (await client.query<Violation>('SELECT * FROM ledger_violations()')).rows;
-      // Said, not counted: spellings a release before 037 accepted, which the re-check passes (041).
+      // Said, not counted: spellings a release before 037 accepted, which the re-check passes (042).
       const legacy = (await client.query<{ units: number }>('SELECT count(*)::int AS units FROM units u JOIN units_gpu_uuid_legacy k ON k.serial = u.serial AND k.gpu_uuid = u.gpu_uuid')).rows[0]!.units;
       try {
         await checkLogOnStart(client, new TransparencyLog(database.pool));
@@ -247,7 +247,7 @@ export async function checkCommand(config: Config, output: Output): Promise<numb
     });
   });
   const covered = `${events.toLocaleString('en-US')} event${events === 1 ? '' : 's'} in ${checkedDatabase(config)}`;
-  const legacyNote = `${legacyGpuUuids.toLocaleString('en-US')} unit${legacyGpuUuids === 1 ? ' keeps a GPU UUID' : 's keep GPU UUIDs'} in the spelling a release before migration 037 accepted (recorded by migration 041, not a violation).`;
+  const legacyNote = `${legacyGpuUuids.toLocaleString('en-US')} unit${legacyGpuUuids === 1 ? ' keeps a GPU UUID' : 's keep GPU UUIDs'} in the spelling a release before migration 037 accepted (recorded by migration 042, not a violation).`;
   if (violations.length === 0) {
     output.out(`Every invariant holds: no violations (${covered}).`);
     if (legacyGpuUuids > 0) output.out(legacyNote);

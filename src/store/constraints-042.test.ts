@@ -1,5 +1,5 @@
 /**
- * Migration 041 in the database: a GPU UUID that a release before 037 accepted (GPU- and 8 to
+ * Migration 042 in the database: a GPU UUID that a release before 037 accepted (GPU- and 8 to
  * 60 hex digits and hyphens) is recorded with its unit, spelling and all, and the re-check's
  * gpu-uuid-form clause passes a unit that still holds exactly that spelling, so `chipledger
  * check` is clean after an upgrade; a malformed GPU UUID written since (037's triggers off) is
@@ -75,15 +75,15 @@ describe('an upgrade from a release before 037', () => {
 
     // The database as 040 left it after an upgrade from before 037: units listed then keep
     // spellings 037 refuses, shipped (fixed for good) and a live booking's claim alike, and
-    // upper-case hex, which 025 let units listed before it keep. Then 041 undone: its table,
-    // its function, 039's re-check and its row in schema_migrations.
+    // upper-case hex, which 025 let units listed before it keep. Then 042 undone: its table,
+    // its function, 041's part of the re-check for the form and its row in schema_migrations.
     await writeAround037(database.pool, { 'M41-SHORT': short, 'M41-GROUPS': groups, 'M41-UPPER': uuid(3).toUpperCase(), 'M41-CLAIM': claimed });
-    const restated = migration(39).sql.indexOf('CREATE OR REPLACE FUNCTION ledger_violations()');
-    expect(restated).toBeGreaterThan(0);
+    const part = /CREATE FUNCTION ledger_check_gpu_uuid_form\(\)[^]*?\n\$\$;/.exec(migration(41).sql)?.[0];
+    expect(part).toBeDefined();
     await database.pool.query('DROP TABLE units_gpu_uuid_legacy; DROP FUNCTION units_gpu_uuid_legacy_fixed()');
-    await database.pool.query(migration(39).sql.slice(restated));
-    await database.pool.query('DELETE FROM schema_migrations WHERE version = 41');
-    // The finding: before 041, each is a violation that nothing can clear.
+    await database.pool.query(part!.replace('CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION'));
+    await database.pool.query('DELETE FROM schema_migrations WHERE version = 42');
+    // The finding: before 042, each is a violation that nothing can clear.
     expect(await formViolations(database.pool)).toEqual([
       { subject: 'M41-CLAIM', detail: notOfForm(claimed) },
       { subject: 'M41-GROUPS', detail: notOfForm(groups) },
@@ -93,9 +93,9 @@ describe('an upgrade from a release before 037', () => {
     const { code, lines } = await check();
     expect({ code, lines }).toEqual({ code: 0, lines: [
       expect.stringMatching(/^Every invariant holds: no violations \(\d+ events in database /),
-      '3 units keep GPU UUIDs in the spelling a release before migration 037 accepted (recorded by migration 041, not a violation).',
+      '3 units keep GPU UUIDs in the spelling a release before migration 037 accepted (recorded by migration 042, not a violation).',
     ] });
-    expect((await database.pool.query('SELECT version FROM schema_migrations WHERE version = 41')).rows).toEqual([{ version: 41 }]);
+    expect((await database.pool.query('SELECT version FROM schema_migrations WHERE version = 42')).rows).toEqual([{ version: 42 }]);
     // Only the spellings not of the form, in either case; not upper-case hex, which is of it.
     expect((await database.pool.query('SELECT serial, gpu_uuid FROM units_gpu_uuid_legacy ORDER BY serial')).rows).toEqual([
       { serial: 'M41-CLAIM', gpu_uuid: claimed },
@@ -105,7 +105,7 @@ describe('an upgrade from a release before 037', () => {
   });
 });
 
-describe('ledger_violations() on GPU UUIDs since 041', () => {
+describe('ledger_violations() on GPU UUIDs since 042', () => {
   it('reports a malformed GPU UUID written since, on a unit not recorded or in another spelling than the recorded one', async () => {
     await inRolledBack(database.pool, async (client) => {
       await writeAround037(client, { 'M41-FINE': 'GPU-feedface', 'M41-SHORT': short.toUpperCase(), 'M41-CLAIM': groups.replace('89ab', '89ac') });
@@ -118,7 +118,7 @@ describe('ledger_violations() on GPU UUIDs since 041', () => {
     });
   });
 
-  it('makes check exit 1 on a malformed GPU UUID written after 041 with the triggers off', async () => {
+  it('makes check exit 1 on a malformed GPU UUID written after 042 with the triggers off', async () => {
     await writeAround037(database.pool, { 'M41-FINE': 'GPU-feedface' });
     try {
       const { code, lines } = await check();
@@ -138,9 +138,9 @@ describe('ledger_violations() on GPU UUIDs since 041', () => {
   });
 });
 
-describe('the record of GPU UUIDs spelt before 037 (041)', () => {
+describe('the record of GPU UUIDs spelt before 037 (042)', () => {
   it('is never added to, changed or emptied', async () => {
-    const refused = (operation: string) => ({ code: '23001', message: `units_gpu_uuid_legacy lists the GPU UUIDs migration 041 found written before 037; it never changes (${operation} refused)` });
+    const refused = (operation: string) => ({ code: '23001', message: `units_gpu_uuid_legacy lists the GPU UUIDs migration 042 found written before 037; it never changes (${operation} refused)` });
     expect(await firstRefusal(database.pool, [`INSERT INTO units_gpu_uuid_legacy (serial, gpu_uuid) VALUES ('M41-FINE', 'GPU-feedface')`])).toEqual(refused('INSERT'));
     expect(await firstRefusal(database.pool, [`UPDATE units_gpu_uuid_legacy SET gpu_uuid = 'GPU-feedface' WHERE serial = 'M41-SHORT'`])).toEqual(refused('UPDATE'));
     expect(await firstRefusal(database.pool, [`DELETE FROM units_gpu_uuid_legacy WHERE serial = 'M41-SHORT'`])).toEqual(refused('DELETE'));
