@@ -59,8 +59,15 @@ function unrecognizedKeysMessage(keys: readonly string[]): string {
  * - 40: the transaction was rolled back (40001 serialization failure, 40P01 deadlock);
  * - 25P03: the session idled in its transaction past idle_in_transaction_session_timeout.
  */
+/**
+ * read_only_sql_transaction: the connection writes nothing, a standby's after a failover
+ * (until the address leads to the new primary) or a session told read-only. Nothing was
+ * written, and a retry may reach a primary: unavailable, not a bug (500).
+ */
+const readOnlyTransactionCode = '25006';
+
 export function isTransientDatabaseError(code: string): boolean {
-  return code.startsWith('08') || code.startsWith('57') || code.startsWith('40') || ['53100', '53200', '53300', '55P03', '25P03'].includes(code);
+  return code.startsWith('08') || code.startsWith('57') || code.startsWith('40') || ['53100', '53200', '53300', '55P03', '25P03', readOnlyTransactionCode].includes(code);
 }
 
 /** SQLSTATE 54000, program_limit_exceeded: a value over one of the database's own size limits. */

@@ -170,7 +170,7 @@ describe('the sequencer when a COMMIT succeeds but its reply is lost', () => {
       const lost = await submit(key);
       expect(lost.ok ? 'accepted' : lost.error.code).toBe('unavailable');
       expect(loseNextCommitReply).toBe(false);
-      expect(lostText.startsWith('BEGIN;') && lostText.includes('ledger_lock_expected_head')).toBe(oneRoundTrip);
+      expect(lostText.startsWith('BEGIN ISOLATION LEVEL READ COMMITTED;') && lostText.includes('ledger_lock_expected_head')).toBe(oneRoundTrip);
       // It did commit.
       const after = await committed();
       expect(after).toEqual({ shipments: before.shipments + 1, reserved: before.reserved + 1, size: before.size + 1 });

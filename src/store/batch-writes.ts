@@ -408,6 +408,7 @@ function integer(value: number): string {
   return String(value);
 }
 
+/** Bytes as an SQL expression of type bytea: decode() reads the same whatever the session's standard_conforming_strings ('\x…' does not). */
 function bytes(value: Buffer): string {
-  return `'\\x${value.toString('hex')}'::bytea`;
+  return `decode('${value.toString('hex')}', 'hex')`;
 }

@@ -70,7 +70,7 @@ describe('the idle bound of a transaction holding the head lock', () => {
   it('is set by the opening of a batch sent ahead, in the same text', async () => {
     const head = (await database.pool.query<LogHead>('SELECT size, root FROM log_head WHERE id = 1')).rows[0]!;
     const text = openAtHeadSql(head, 200);
-    expect(text).toMatch(/^BEGIN; SET LOCAL lock_timeout = 200; SET LOCAL idle_in_transaction_session_timeout = \d+; SET LOCAL statement_timeout = \d+; SELECT set_config\('synchronous_commit', 'local', true\) WHERE current_setting\('synchronous_commit'\) = 'off'; SELECT ledger_lock_expected_head\(/);
+    expect(text).toMatch(/^BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = 200; SET LOCAL idle_in_transaction_session_timeout = \d+; SET LOCAL statement_timeout = \d+; SELECT set_config\('synchronous_commit', 'local', true\) WHERE current_setting\('synchronous_commit'\) = 'off'; SELECT ledger_lock_expected_head\(/);
     await withClient(async (client) => {
       await client.query(text);
       expect(await setting(client, 'idle_in_transaction_session_timeout')).toBe(idleBound);

@@ -101,13 +101,24 @@ export async function beginBatch(client: PoolClient, keys: Array<{ scope: string
       ON i.scope = k.scope AND i.key = k.key`;
   // The wait for the lock is bounded (in the same round trip): a writer that hangs holding
   // it gets our callers a 503 (lock_not_available, refusals.ts) instead of no answer at all.
-  const results = (await client.query(`BEGIN; ${headLockBoundsSql(lockWaitMs)}; SELECT size, root, at FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
+  const results = (await client.query(`${beginHeadLocked}; ${headLockBoundsSql(lockWaitMs)}; SELECT size, root, at FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
   // The head's rows, then the stored answers' if the keys were looked up: the last results.
   const [headResult, storedResult] = keys.length === 0 ? [results.at(-1), undefined] : results.slice(-2);
   const head = headResult?.rows[0] as BatchHead | undefined;
   if (!head) throw new Error('log_head row is missing: the database was not migrated');
   return { head, stored: (storedResult?.rows ?? []) as StoredAnswer[] };
 }
+
+/**
+ * How every transaction that takes the head lock opens. The lock orders the writers, and what
+ * a transaction reads after it must be what the writer before it committed: READ COMMITTED
+ * takes each statement's snapshot when the statement starts, so after the lock. Under the
+ * session's default, were it repeatable read or serializable (default_transaction_isolation,
+ * a database's or role's setting), the snapshot is the transaction's first, taken before the
+ * lock: locking the head that another writer moved meanwhile then fails (40001, could not
+ * serialize access), and with two servers a quarter of all writes were answered 503.
+ */
+const beginHeadLocked = 'BEGIN ISOLATION LEVEL READ COMMITTED';
 
 /**
  * How long one statement of a ledger transaction may run: our own bound, not the role's or
@@ -158,7 +169,7 @@ export const headMovedCode = 'CLH01';
  */
 export function openAtHeadSql(head: LogHead, lockWaitMs: number = limits.headLockWaitMsMax): string {
   assertLogHead(head);
-  return `BEGIN; ${headLockBoundsSql(lockWaitMs)}; SELECT ledger_lock_expected_head(${head.size}, '\\x${head.root.toString('hex')}'::bytea)`;
+  return `${beginHeadLocked}; ${headLockBoundsSql(lockWaitMs)}; SELECT ledger_lock_expected_head(${head.size}, decode('${head.root.toString('hex')}', 'hex'))`;
 }
 
 /**
@@ -168,7 +179,7 @@ export function openAtHeadSql(head: LogHead, lockWaitMs: number = limits.headLoc
  * before it under the key (read in its own statement, so that it sees that commit).
  */
 export function rememberAnswer(pool: Pool, row: IdempotencyWrite, lockWaitMs: number = limits.headLockWaitMsMax): Promise<StoredAnswer | undefined> {
-  return inTransaction(pool, 'BEGIN', async (client) => {
+  return inTransaction(pool, beginHeadLocked, async (client) => {
     await client.query(`${headLockBoundsSql(lockWaitMs)}; SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE`);
     const inserted = await client.query(
       `INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)
@@ -375,7 +386,9 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
   );
   // One client runs one query at a time: these go in sequence. A token's organisation
   // comes with it: revoking a token is checked against that organisation's jurisdiction.
-  const tokens = await select<TokenRow>(`SELECT id, org_id, role, label, '\\x' || encode(secret_hash, 'hex') AS secret_hash, created_at, revoked_at FROM tokens WHERE id = ANY($1)`, keys.tokens);
+  // The \x before the hex written as an escape string (E''), which reads the same whatever
+  // the session's standard_conforming_strings: a plain '\x' reads as 'x' with it off.
+  const tokens = await select<TokenRow>(`SELECT id, org_id, role, label, E'\\\\x' || encode(secret_hash, 'hex') AS secret_hash, created_at, revoked_at FROM tokens WHERE id = ANY($1)`, keys.tokens);
   for (const token of tokens) keys.organisations.add(token.org_id);
   const organisations = await select<OrganisationRow>('SELECT * FROM organisations WHERE id = ANY($1)', keys.organisations);
   if (keys.organisationIdentifiers.size > 0) {

@@ -1,7 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import canonicalize from 'canonicalize';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { listMigrations, migrate, MigrationRefused } from './migrate.ts';
+import { createPool } from './pool.ts';
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -106,6 +109,94 @@ describe('migrate', () => {
     } finally {
       await client.query('ROLLBACK');
       client.release();
+    }
+  });
+});
+
+describe('migrate on a connection that may not change the schema', () => {
+  const role = `m_${randomBytes(5).toString('hex')}`;
+  const password = randomBytes(12).toString('hex');
+  const empty = `t_${randomBytes(6).toString('hex')}`;
+  const urlOf = (databaseName: string): string => {
+    const url = new URL(database.url);
+    url.username = role;
+    url.password = password;
+    url.pathname = `/${databaseName}`;
+    return url.toString();
+  };
+  /** migrate() as the role, on a pool of its own; what it throws. */
+  const refusalAsRole = async (databaseName: string): Promise<unknown> => {
+    const pool = createPool({ url: urlOf(databaseName), connectionsMax: 1, applicationName: 'chipledger-test' });
+    try {
+      return await migrate(pool).then(() => expect.fail('migrate applied migrations as a role that may not'), (error: unknown) => error);
+    } finally {
+      await pool.end();
+    }
+  };
+  const onBase = async (databaseName: string | undefined, sql: string): Promise<void> => {
+    const url = new URL(inject('databaseUrl'));
+    if (databaseName !== undefined) url.pathname = `/${databaseName}`;
+    const client = new pg.Client({ connectionString: url.toString() });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  const migrated = (): string => new URL(database.url).pathname.slice(1);
+  const newest = listMigrations().at(-1)!;
+
+  beforeAll(async () => {
+    await database.pool.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+    await database.pool.query(`GRANT CONNECT ON DATABASE ${migrated()} TO ${role}; GRANT USAGE ON SCHEMA public TO ${role};
+      GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
+    // A database with no chipledger schema yet, whose public schema this role may not create in
+    // (PostgreSQL 15's default, said here for any version).
+    await onBase(undefined, `CREATE DATABASE ${empty}`);
+    await onBase(empty, `REVOKE CREATE ON SCHEMA public FROM PUBLIC; GRANT CONNECT ON DATABASE ${empty} TO ${role}`);
+  });
+  afterAll(async () => {
+    await onBase(undefined, `DROP DATABASE IF EXISTS ${empty} WITH (FORCE)`);
+    await database.pool.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+  });
+
+  /** Runs `work` with the newest migration's row gone (as if applied by the next release), then puts it back. */
+  async function oneBehind(work: () => Promise<void>): Promise<void> {
+    const { rows } = await database.pool.query('DELETE FROM schema_migrations WHERE version = $1 RETURNING version, name, checksum, applied_at', [newest.version]);
+    try {
+      await work();
+    } finally {
+      const [row] = rows;
+      await database.pool.query('INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)', [row.version, row.name, row.checksum, row.applied_at]);
+    }
+  }
+
+  it("tells a role that may not create tables to run chipledger migrate as the database's owner, in one line", async () => {
+    const all = listMigrations();
+    const fresh = await refusalAsRole(empty);
+    expect(fresh).toBeInstanceOf(MigrationRefused);
+    expect(fresh).toMatchObject({ reason: 'not_permitted', versions: all.map((each) => each.version) });
+    expect((fresh as Error).message).toBe(`the database needs ${all.length} migrations (from ${all[0]!.name}), which this connection may not apply: this role may not change the database's schema (permission denied for schema public, SQLSTATE 42501); run chipledger migrate as the database's owner, then run this command again`);
+    await oneBehind(async () => {
+      const behind = await refusalAsRole(migrated());
+      expect(behind).toMatchObject({ name: 'MigrationRefused', reason: 'not_permitted', versions: [newest.version] });
+      expect((behind as Error).message).toMatch(new RegExp(`^the database needs 1 migration \\(from ${newest.name}\\), which this connection may not apply: this role may not change the database's schema \\([^\\n]+, SQLSTATE 42501\\); run chipledger migrate as the database's owner, then run this command again$`));
+    });
+    expect((await database.pool.query('SELECT max(version)::int AS newest FROM schema_migrations')).rows[0].newest).toBe(newest.version);
+  });
+
+  it('says that the connection is read-only, when it is', async () => {
+    await database.pool.query(`ALTER ROLE ${role} SET default_transaction_read_only = on`);
+    try {
+      const fresh = await refusalAsRole(empty);
+      expect(fresh).toMatchObject({ name: 'MigrationRefused', reason: 'read_only' });
+      expect((fresh as Error).message).toMatch(/which this connection may not apply: the connection is read-only \(cannot execute CREATE TABLE in a read-only transaction, SQLSTATE 25006\); run chipledger migrate as the database's owner on a connection that may write \(the primary, without default_transaction_read_only\), then run this command again$/);
+      await oneBehind(async () => {
+        expect(await refusalAsRole(migrated())).toMatchObject({ name: 'MigrationRefused', reason: 'read_only', versions: [newest.version] });
+      });
+    } finally {
+      await database.pool.query(`ALTER ROLE ${role} RESET default_transaction_read_only`);
     }
   });
 });

@@ -26,9 +26,13 @@ export interface Migration {
   checksum: string;
 }
 
-/** The database's schema is not one this build may run on; an operating error, said without a stack. */
+/**
+ * The database's schema is not one this build may run on, or this connection may not bring it
+ * there ('read_only', 'not_permitted': the migrations it needs, in `versions`); an operating
+ * error, said without a stack.
+ */
 export class MigrationRefused extends Error {
-  constructor(readonly reason: 'unknown_versions' | 'changed', readonly versions: readonly number[], message: string) {
+  constructor(readonly reason: 'unknown_versions' | 'changed' | 'read_only' | 'not_permitted', readonly versions: readonly number[], message: string) {
     super(message);
     this.name = 'MigrationRefused';
   }
@@ -54,11 +58,8 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
   const client = await pool.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [migrationLockKey]);
-    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const done = await client.query<{ version: number; name: string; checksum: string }>('SELECT version, name, checksum FROM schema_migrations');
-    const applied = new Map(done.rows.map((row) => [row.version, row]));
     const migrations = listMigrations();
+    const applied = await appliedMigrations(client, migrations);
     refuseUnknownVersions(applied, migrations);
     const ran: string[] = [];
     for (const migration of migrations) {
@@ -69,7 +70,11 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
         }
         continue;
       }
-      await applyOne(client, migration);
+      try {
+        await applyOne(client, migration);
+      } catch (error) {
+        throw refusedForRights(error, migrations.filter((each) => !applied.has(each.version) && !ran.includes(each.name))) ?? error;
+      }
       ran.push(migration.name);
     }
     return ran;
@@ -77,6 +82,51 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
     await client.query('SELECT pg_advisory_unlock($1)', [migrationLockKey]).catch(() => {});
     client.release();
   }
+}
+
+/**
+ * The migrations applied so far, by version. schema_migrations is created only where it is
+ * missing (to_regclass): a database already migrated then takes no DDL at all, so a role that
+ * may only read and write rows, or a read-only connection, runs chipledger on it (CREATE TABLE
+ * IF NOT EXISTS needs the right to create in the schema even when the table is there).
+ */
+async function appliedMigrations(client: pg.PoolClient, migrations: readonly Migration[]): Promise<Map<number, { name: string; checksum: string }>> {
+  const found = await client.query<{ present: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS present");
+  if (!found.rows[0]!.present) {
+    try {
+      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    } catch (error) {
+      throw refusedForRights(error, migrations) ?? error;
+    }
+  }
+  const done = await client.query<{ version: number; name: string; checksum: string }>('SELECT version, name, checksum FROM schema_migrations');
+  return new Map(done.rows.map((row) => [row.version, row]));
+}
+
+/** What SQLSTATE 25006 (read_only_sql_transaction) and 42501 (insufficient_privilege) mean to a migration. */
+const withoutRights: Readonly<Record<string, { reason: 'read_only' | 'not_permitted'; what: string; fix: string }>> = {
+  '25006': {
+    reason: 'read_only',
+    what: 'the connection is read-only',
+    fix: "run chipledger migrate as the database's owner on a connection that may write (the primary, without default_transaction_read_only)",
+  },
+  '42501': { reason: 'not_permitted', what: "this role may not change the database's schema", fix: "run chipledger migrate as the database's owner" },
+};
+
+/**
+ * A migration this connection may not apply, as one line that names the fix (MigrationRefused),
+ * or undefined for any other failure. `pending`: the migrations the database still needs.
+ */
+function refusedForRights(error: unknown, pending: readonly Migration[]): MigrationRefused | undefined {
+  // applyOne wraps the server's error (its cause) with the migration's name.
+  const server = [error, (error as { cause?: unknown } | undefined)?.cause].find((each) => typeof (each as { code?: unknown } | undefined)?.code === 'string') as { code: string; message: string } | undefined;
+  if (server === undefined || !Object.hasOwn(withoutRights, server.code)) return undefined;
+  const rights = withoutRights[server.code]!;
+  const first = pending[0]?.name ?? 'schema_migrations';
+  const needs = `${pending.length} migration${pending.length === 1 ? '' : 's'} (from ${first})`;
+  return new MigrationRefused(rights.reason, pending.map((each) => each.version),
+    `the database needs ${needs}, which this connection may not apply: ${rights.what} (${server.message}, SQLSTATE ${server.code}); ${rights.fix}, then run this command again`);
 }
 
 /**

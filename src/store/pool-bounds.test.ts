@@ -204,7 +204,7 @@ describe('a pool bounded for writes, while the server still works on a round tri
 describe('isDatabaseUnavailable', () => {
   const coded = (code: string, message = 'x'): Error => Object.assign(new Error(message), { code });
   it('says yes to a connection lost, refused or not had in time, a server going away, and a bound of ours running out', () => {
-    for (const code of ['08006', '08001', '08P01', '57P01', '57P02', '57P03', '53300', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND']) expect(isDatabaseUnavailable(coded(code)), code).toBe(true);
+    for (const code of ['08006', '08001', '08P01', '57P01', '57P02', '57P03', '53300', '25006', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND']) expect(isDatabaseUnavailable(coded(code)), code).toBe(true);
     for (const message of ['timeout exceeded when trying to connect', 'Connection terminated unexpectedly', 'Connection terminated due to connection timeout', 'Connection terminated', queryTimeoutMessage]) expect(isDatabaseUnavailable(new Error(message)), message).toBe(true);
     expect(isDatabaseUnavailable(coded('57014', 'canceling statement due to statement timeout'))).toBe(true);
     expect(isDatabaseUnavailable(new AggregateError([coded('ECONNREFUSED'), coded('ECONNREFUSED')]))).toBe(true);

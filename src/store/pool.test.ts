@@ -1,10 +1,11 @@
 /**
  * Times read back as they were written: every year from 1 to 9999, whatever time zone the
- * session has.
+ * session has. Dates too, and a date or time in any style but ISO is refused, not passed on.
  */
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { parseTimestamptz } from './pool.ts';
+import { createPool, isDatabaseUnavailable, parseDate, parseTimestamptz, sessionSettingsSql, setUpSession } from './pool.ts';
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -39,5 +40,62 @@ describe('timestamptz as the pool reads it', () => {
       await client.query('RESET TimeZone');
       client.release();
     }
+  });
+});
+
+describe('date as the pool reads it', () => {
+  it("keeps PostgreSQL's ISO text, spells other years as toISOString does, and refuses any other style", () => {
+    expect(parseDate('2026-11-01')).toBe('2026-11-01');
+    expect(parseDate('0001-01-01')).toBe('0001-01-01');
+    expect(parseDate('0001-01-01 BC')).toBe('0000-01-01');
+    expect(parseDate('0044-03-15 BC')).toBe('-000043-03-15');
+    expect(parseDate('10000-01-01')).toBe('+010000-01-01');
+    for (const text of ['01/11/2026', '01.11.2026', 'Sun Nov 01 2026', 'infinity', '2026-11-01 00:00:00']) {
+      expect(() => parseDate(text), text).toThrow(/^a date PostgreSQL wrote as .*, not in the ISO style \(DateStyle ISO\) that chipledger reads$/);
+    }
+  });
+
+  it('reads every connection of the pool in the ISO style, even when its session was set otherwise since', async () => {
+    const client = await database.pool.connect();
+    try {
+      expect((await client.query<{ day: string }>("SELECT '2026-11-01'::date AS day")).rows[0]!.day).toBe('2026-11-01');
+      await client.query("SET DateStyle = 'SQL, DMY'");
+      await expect(client.query("SELECT '2026-11-01'::date AS day")).rejects.toThrow('a date PostgreSQL wrote as "01/11/2026", not in the ISO style');
+    } finally {
+      await client.query(sessionSettingsSql);
+      client.release();
+    }
+  });
+});
+
+describe("a new connection's session set-up", () => {
+  it('fails the first use of a connection lost while it is set up, with the error of a lost connection, and the next use gets a fresh one', async () => {
+    const pool = createPool({ url: database.url, connectionsMax: 2, applicationName: 'chipledger-test' });
+    const options = (pool as unknown as { options: { onConnect: (client: pg.ClientBase) => Promise<void> } }).options;
+    const setUp = options.onConnect;
+    let ended = 0;
+    // The server ends the first connection's session just before its set-up is sent.
+    options.onConnect = async (client) => {
+      if (ended === 0) {
+        ended += 1;
+        await database.pool.query('SELECT pg_terminate_backend($1)', [(client as unknown as { processID: number }).processID]);
+      }
+      return setUp(client);
+    };
+    try {
+      const failed = await pool.query('SELECT 1').then(() => expect.fail('a query ran on a connection whose session was not set up'), (error: unknown) => error);
+      expect(isDatabaseUnavailable(failed), String(failed)).toBe(true);
+      expect((await pool.query<{ digits: string }>("SELECT current_setting('extra_float_digits') AS digits")).rows[0]!.digits).toBe('3');
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('says which settings it could not make, when the server refuses them', async () => {
+    const refused = Object.assign(new Error('unrecognized configuration parameter "extra_float_digits"'), { code: '42704' });
+    const client = { query: () => Promise.reject(refused) } as unknown as Pick<pg.ClientBase, 'query'>;
+    const failed = await setUpSession(client, 1_000).then(() => expect.fail('set up'), (error: unknown) => error as Error);
+    expect(failed.message).toBe(`couldn't set a new PostgreSQL session as chipledger reads and writes by (${sessionSettingsSql}): unrecognized configuration parameter "extra_float_digits"`);
+    expect(failed.cause).toBe(refused);
   });
 });

@@ -1,5 +1,6 @@
 /**
- * The one way to reach PostgreSQL: a pg.Pool with our type parsers and limits.
+ * The one way to reach PostgreSQL: a pg.Pool with our type parsers, session settings
+ * (sessionSettingsSql) and limits.
  * int8 (bigint) comes back as a JS bigint only where we ask for it; counts and sequence
  * numbers we keep below 2^53 are parsed as numbers.
  */
@@ -14,20 +15,40 @@ pg.types.setTypeParser(20, (text: string) => {
   return value;
 });
 // date stays a 'YYYY-MM-DD' string: no time-zone shift.
-pg.types.setTypeParser(1082, (text: string) => text);
+pg.types.setTypeParser(1082, parseDate);
 // timestamptz becomes an ISO 8601 string in UTC: rows stay plain JSON all the way to
 // the events and the API, with one spelling of time.
 pg.types.setTypeParser(1184, parseTimestamptz);
+
+/** PostgreSQL's ISO output of a date: the year (four digits or more), month and day, maybe BC. */
+const dateText = /^(\d{4,})-(\d\d)-(\d\d)( BC)?$/;
+
+/**
+ * A date as PostgreSQL writes it in the ISO style, as 'YYYY-MM-DD' (a year outside 1 to 9999
+ * as toISOString writes one: sign and six digits, 1 BC the year 0). Anything else is refused,
+ * as parseTimestamptz refuses: the identity passed '01/11/2026' (DateStyle 'SQL, DMY') on to
+ * the API and to string comparisons with ISO days (shipments.ts, a booking's period) unnoticed.
+ */
+export function parseDate(text: string): string {
+  const parts = dateText.exec(text);
+  if (parts === null) throw new Error(`a date PostgreSQL wrote as ${JSON.stringify(text)}, not in the ISO style (DateStyle ISO) that chipledger reads`);
+  const [, year, month, day, beforeChrist] = parts;
+  if (year!.length === 4 && beforeChrist === undefined) return text;
+  const number = beforeChrist ? 1 - Number(year) : Number(year);
+  const spelt = number >= 0 && number <= 9999 ? String(number).padStart(4, '0') : `${number < 0 ? '-' : '+'}${String(Math.abs(number)).padStart(6, '0')}`;
+  return `${spelt}-${month}-${day}`;
+}
 
 /** PostgreSQL's ISO output of a timestamptz: date, time, fraction, the session's offset (hours, maybe minutes and seconds), maybe BC. */
 const timestamptzText = /^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?( BC)?$/;
 
 /**
- * A timestamptz as PostgreSQL writes it (DateStyle ISO, its default; the session's time zone
- * is whatever the server has: no startup parameter sets it, since PgBouncer before 1.20
- * refuses connections that send one), to ISO 8601 in UTC, read field by field. new Date(text) read '0050-01-01 00:00:00+00' as 1950 (years below 100 are taken as
- * 19xx), and an offset with seconds, as a non-UTC session writes for dates before time
- * zones (+08:05:43), as no date at all. Milliseconds are kept, as the API writes them.
+ * A timestamptz as PostgreSQL writes it (DateStyle ISO, which every connection of the pool
+ * sets: sessionSettingsSql; the session's time zone is whatever the server has, and any
+ * offset reads right), to ISO 8601 in UTC, read field by field. new Date(text) read
+ * '0050-01-01 00:00:00+00' as 1950 (years below 100 are taken as 19xx), and an offset with
+ * seconds, as a non-UTC session writes for dates before time zones (+08:05:43), as no date
+ * at all. Milliseconds are kept, as the API writes them.
  */
 export function parseTimestamptz(text: string): string {
   const parts = timestamptzText.exec(text);
@@ -49,13 +70,55 @@ export interface PoolOptions {
   applicationName: string;
 }
 
+/**
+ * The session settings chipledger reads and writes by, whatever the server, the database or
+ * the role sets (ALTER DATABASE/ROLE … SET, postgresql.conf, a managed service's defaults):
+ * - DateStyle 'ISO, YMD': the date and timestamptz parsers above read the ISO style only
+ *   ('SQL, DMY' writes 01/11/2026, and every read of a time failed); YMD orders the fields
+ *   of any date text the server is given that is not ISO already.
+ * - extra_float_digits 3: a double precision (a site's latitude and longitude) is written in
+ *   full, so node-postgres's parseFloat gets the very value stored. Below 1 PostgreSQL
+ *   rounds it (-12 read 41.0347 as 41), and 3 is exact on PostgreSQL before 12 as well.
+ * - standard_conforming_strings on: a backslash in a quoted literal is itself, as the SQL
+ *   texts we write assume (off, the '\x…' of a bytea read as escapes and every batch was
+ *   refused; they no longer use such literals, but migrations and later texts need not care).
+ * Sent as one statement text when a connection is made (pg-pool's onConnect, before the
+ * connection serves anyone): one round trip per connection, none per query. Not as startup
+ * parameters (the connection option `options: '-c …'`): PgBouncer before 1.20 refuses
+ * connections that send one. PgBouncer in transaction pooling carries DateStyle and
+ * standard_conforming_strings over to the server connection a transaction lands on (it
+ * tracks the settings the server reports), not extra_float_digits: there the strict parsers
+ * and the literals that need neither setting are what holds.
+ */
+export const sessionSettingsSql = "SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET standard_conforming_strings = on";
+
+/**
+ * Sets a new connection's session (sessionSettingsSql), bounded by `timeoutMs` (pg-pool's
+ * connect bound stops once the connection is made). A failure fails the connect() or query
+ * that asked for the connection, which pg-pool then closes: a connection lost or a bound run
+ * out keeps its own error (isDatabaseUnavailable reads it), anything else is said as the
+ * settings that could not be made.
+ */
+export async function setUpSession(client: Pick<pg.ClientBase, 'query'>, timeoutMs: number): Promise<void> {
+  try {
+    await client.query({ text: sessionSettingsSql, query_timeout: timeoutMs } as pg.QueryConfig);
+  } catch (error) {
+    if (isDatabaseUnavailable(error)) throw error;
+    throw new Error(`couldn't set a new PostgreSQL session as chipledger reads and writes by (${sessionSettingsSql}): ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** How long making a connection may take, and then setting up its session. */
+const connectTimeoutMs = 10_000;
+
 export function createPool(options: PoolOptions): pg.Pool {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.connectionsMax,
     application_name: options.applicationName,
     idleTimeoutMillis: 30_000,
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: connectTimeoutMs,
+    onConnect: (client) => setUpSession(client, connectTimeoutMs),
     // TCP keepalive: a connection whose peer vanished (a failover, a cut network) fails
     // instead of leaving its query waiting for ever.
     keepAlive: true,
@@ -363,6 +426,7 @@ const unavailableStates = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now: starting up or in recovery
   '53300', // too_many_connections: no connection to be had
+  '25006', // read_only_sql_transaction: a standby after a failover, until the address leads to the primary
 ]);
 /** Node's socket and name-lookup errors on the way to the database: unreachable now, which a caller may retry (the write path's refusals read them too). */
 export const networkErrorCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);

@@ -55,9 +55,13 @@ const logSigningLockKey = 7_201_964_016;
 /**
  * Runs `work` in a transaction that holds the log signing lock (one at a time across every
  * process). A crash anywhere inside rolls all of it back: no checkpoint or key half written.
+ * READ COMMITTED whatever the session's default isolation: `work` must read the head, the
+ * checkpoints and the keys as the signer before it committed them, and under repeatable read
+ * the snapshot would be taken by the settings below, before the lock (a signer that waited
+ * would then sign a head it no longer has, or use a key rotated away meanwhile).
  */
 export function inLogSigningTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, waitMs?: number): Promise<T> {
-  return inTransaction(pool, 'BEGIN', async (client) => {
+  return inTransaction(pool, 'BEGIN ISOLATION LEVEL READ COMMITTED', async (client) => {
     // A checkpoint is published once it commits: it must not be seen before it is on this
     // server's disk (a crash would lose it after a witness saw it). Raised to 'local' only
     // where it is off; a stronger setting (a synchronous standby) is the operator's and stays.
@@ -121,7 +125,9 @@ export interface SigningState {
  * primary key: max(created_at) scanned the whole table, which grows by about a row a second.
  */
 export async function signingState(pool: Pool, waitMs: number): Promise<SigningState> {
-  const results = (await pool.query(`BEGIN READ ONLY; ${waitBoundsSql(waitMs, 'locks and statements')};
+  // One statement, one snapshot: READ COMMITTED is enough, whatever the session's default
+  // isolation (a serializable one would take predicate locks for nothing).
+  const results = (await pool.query(`BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; ${waitBoundsSql(waitMs, 'locks and statements')};
     SELECT (SELECT size FROM log_head WHERE id = 1) AS head_size, c.size, (extract(epoch FROM clock_timestamp() - c.created_at) * 1000)::float8 AS age_ms
     FROM (SELECT 1) one LEFT JOIN (SELECT size, created_at FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1) c ON true;
     COMMIT`)) as unknown as Array<{ rows: Array<{ head_size: number; size: number | null; age_ms: number | null }> }>;
