@@ -26,6 +26,7 @@ describe('readConfig', () => {
         logLevel: 'info',
         sweepIntervalMs: 5000,
         proofCacheTiles: 4096,
+        connectionsPerAddressMax: 256,
         api: { url: 'http://127.0.0.1:8080', token: undefined },
         log: { keyFile: undefined, signerKey: undefined, previousKeyFile: undefined, witnessKeys: [] },
       },
@@ -41,6 +42,7 @@ describe('readConfig', () => {
       CHIPLEDGER_LOG_LEVEL: 'warn',
       CHIPLEDGER_SWEEP_INTERVAL_MS: '250',
       CHIPLEDGER_PROOF_CACHE_TILES: '16384',
+      CHIPLEDGER_CONNECTIONS_PER_ADDRESS_MAX: '2048',
       CHIPLEDGER_URL: 'https://ledger.example/',
       CHIPLEDGER_TOKEN: 'clt_TOK-7_abcDEF-_123',
       CHIPLEDGER_LOG_KEY_FILE: 'keys/log.key',
@@ -54,6 +56,7 @@ describe('readConfig', () => {
       logLevel: 'warn',
       sweepIntervalMs: 250,
       proofCacheTiles: 16384,
+      connectionsPerAddressMax: 2048,
       api: { url: 'https://ledger.example', token: 'clt_TOK-7_abcDEF-_123' },
       log: { keyFile: '/srv/chipledger/keys/log.key', signerKey: undefined, previousKeyFile: undefined, witnessKeys: [witness.verifierKey] },
     });
@@ -76,8 +79,10 @@ describe('readConfig', () => {
       CHIPLEDGER_HOST: 'bad host',
       CHIPLEDGER_DATA_DIR: ' ',
       CHIPLEDGER_PROOF_CACHE_TILES: '10',
+      CHIPLEDGER_CONNECTIONS_PER_ADDRESS_MAX: '4097',
     });
-    expect(problems).toHaveLength(10);
+    expect(problems).toHaveLength(11);
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_CONNECTIONS_PER_ADDRESS_MAX: must be from 1 to 4096/);
     expect(problems.join('\n')).toMatch(/CHIPLEDGER_PROOF_CACHE_TILES: must be from 64 to 1048576/);
     expect(problems.join('\n')).toMatch(/CHIPLEDGER_PROT: unknown setting/);
     expect(problems.join('\n')).toMatch(/DATABASE_URL: must use postgres:\/\//);
@@ -155,7 +160,7 @@ describe('readConfig', () => {
 
   it('documents every setting it reads', () => {
     const names = settings.map((setting) => setting.variable);
-    expect(names).toEqual(['DATABASE_URL', 'CHIPLEDGER_DATA_DIR', 'CHIPLEDGER_HOST', 'CHIPLEDGER_PORT', 'CHIPLEDGER_LOG_LEVEL', 'CHIPLEDGER_SWEEP_INTERVAL_MS', 'CHIPLEDGER_PROOF_CACHE_TILES', 'CHIPLEDGER_URL', 'CHIPLEDGER_TOKEN', 'CHIPLEDGER_LOG_KEY_FILE', 'CHIPLEDGER_LOG_SIGNER_KEY', 'CHIPLEDGER_LOG_PREVIOUS_KEY_FILE', 'CHIPLEDGER_LOG_WITNESSES']);
+    expect(names).toEqual(['DATABASE_URL', 'CHIPLEDGER_DATA_DIR', 'CHIPLEDGER_HOST', 'CHIPLEDGER_PORT', 'CHIPLEDGER_LOG_LEVEL', 'CHIPLEDGER_SWEEP_INTERVAL_MS', 'CHIPLEDGER_PROOF_CACHE_TILES', 'CHIPLEDGER_CONNECTIONS_PER_ADDRESS_MAX', 'CHIPLEDGER_URL', 'CHIPLEDGER_TOKEN', 'CHIPLEDGER_LOG_KEY_FILE', 'CHIPLEDGER_LOG_SIGNER_KEY', 'CHIPLEDGER_LOG_PREVIOUS_KEY_FILE', 'CHIPLEDGER_LOG_WITNESSES']);
     for (const setting of settings) expect(setting.description.length).toBeGreaterThan(10);
   });
 });

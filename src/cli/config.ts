@@ -32,6 +32,8 @@ export interface Config {
   sweepIntervalMs: number;
   /** Log tiles the server keeps in memory for proofs (the newest ones). */
   proofCacheTiles: number;
+  /** Connections the API holds open at once from one remote address. */
+  connectionsPerAddressMax: number;
   /** What client commands talk to. */
   api: { url: string; token: string | undefined };
   /** The transparency log's signing key and the witnesses whose cosignatures it keeps. */
@@ -74,6 +76,7 @@ export const settings: readonly Setting[] = [
   { variable: 'CHIPLEDGER_LOG_LEVEL', description: `log level of the server's JSON logs on stderr: ${logLevels.join(', ')}`, defaultText: 'info' },
   { variable: 'CHIPLEDGER_SWEEP_INTERVAL_MS', description: `how often the server expires bookings past their deadline or under a licence no longer in force, and licences past their validity (${sweepIntervalMsMin}-${sweepIntervalMsMax})`, defaultText: '5000' },
   { variable: 'CHIPLEDGER_PROOF_CACHE_TILES', description: `transparency-log tiles the server keeps in memory for proofs, the newest first, 16 KiB each; a tile covers 256 events, so the default keeps about the newest million events. Proofs over older events read a tile from PostgreSQL (${proofCacheTilesMin}-${proofCacheTilesMax})`, defaultText: '4096' },
+  { variable: 'CHIPLEDGER_CONNECTIONS_PER_ADDRESS_MAX', description: `connections the API holds open at once from one remote address; past it a new one is closed as it is accepted. Behind a reverse proxy every client has the proxy's address: bound each client at the proxy, and raise this to the connections the proxy opens (1-${limits.connectionsMax.toLocaleString('en-US')}, the bound on all connections)`, defaultText: String(limits.connectionsPerAddressMax) },
   { variable: 'CHIPLEDGER_URL', description: 'base URL of the API for client commands: http:// or https://, a path if the API is under one; no whitespace, query (?), fragment (#), user name or password, nor a port fetch refuses', defaultText: 'http://CHIPLEDGER_HOST:CHIPLEDGER_PORT (127.0.0.1 when the host is 0.0.0.0)' },
   { variable: 'CHIPLEDGER_TOKEN', description: 'bearer token (clt_...) for client commands; make one with `chipledger token create`', defaultText: 'none; client commands need it' },
   { variable: 'CHIPLEDGER_LOG_KEY_FILE', description: 'file holding the transparency log\'s signing key (C2SP signer key; mode 0600); make one with `chipledger log keygen`', defaultText: 'none: serve refuses to start without a log key, except with --demo (which keeps a demo key in CHIPLEDGER_DATA_DIR)' },
@@ -117,6 +120,7 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
   const logLevel = read<LogLevel>('CHIPLEDGER_LOG_LEVEL', undefined, 'info', parseLogLevel);
   const sweepIntervalMs = read('CHIPLEDGER_SWEEP_INTERVAL_MS', undefined, 5_000, parseSweepInterval);
   const proofCacheTiles = read('CHIPLEDGER_PROOF_CACHE_TILES', undefined, limits.tileCacheEntriesMax, (raw) => parseInteger(raw, proofCacheTilesMin, proofCacheTilesMax));
+  const connectionsPerAddressMax = read('CHIPLEDGER_CONNECTIONS_PER_ADDRESS_MAX', undefined, limits.connectionsPerAddressMax, (raw) => parseInteger(raw, 1, limits.connectionsMax));
   const clientHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const url = read('CHIPLEDGER_URL', undefined, `http://${clientHost.includes(':') ? `[${clientHost}]` : clientHost}:${port}`, parseApiUrl);
   const token = read<string | undefined>('CHIPLEDGER_TOKEN', undefined, undefined, parseToken);
@@ -136,6 +140,7 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
       logLevel,
       sweepIntervalMs,
       proofCacheTiles,
+      connectionsPerAddressMax,
       api: { url, token },
       log: { keyFile, signerKey, previousKeyFile, witnessKeys },
     },

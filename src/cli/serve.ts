@@ -106,7 +106,7 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
     // A database that holds the demo is served as demo data, whether or not --demo asked for
     // it: its rows say demo, and so must its answers and its events.
     const demo = options.demo || (await demoState(resources.database.pool)) !== 'absent';
-    const app = await buildServer({ ledger: resources.ledger, pool: readPool, logger, demo, witnessKeys: config.log.witnessKeys });
+    const app = await buildServer({ ledger: resources.ledger, pool: readPool, logger, demo, witnessKeys: config.log.witnessKeys, connectionsPerAddressMax: config.connectionsPerAddressMax });
     resources.close = () => app.close();
     await listen(app, config);
     const url = `http://${displayHost(config.host)}:${config.port}`;

@@ -19,6 +19,15 @@ export const limits = {
    */
   requestBodiesInFlightBytesMax: 256 * 1024 * 1024,
   /**
+   * Of those, what the requests of one organisation (its tokens together) hold at once: a
+   * quarter, so one tenant that declares large bodies and sends them slowly cannot take the
+   * whole room and stop every other organisation's writes. Above the largest body (24 MiB),
+   * so each organisation can always send its largest one. A request's room is held until it
+   * is answered and its command has left the ledger's queue (commands.ts). Past it, 503 +
+   * Retry-After naming this bound.
+   */
+  requestBodiesInFlightPerOrganisationBytesMax: 64 * 1024 * 1024,
+  /**
    * How long a request may take to arrive whole, headers and body, before it is answered 408
    * and its connection closed (Node's requestTimeout). Without it a client that sends headers
    * and then nothing holds its body's room above for as long as it likes. The largest body,
@@ -30,6 +39,29 @@ export const limits = {
    * arrived, the ledger's own bounds (headLockWaitMsMax) apply.
    */
   requestTimeoutMs: 120_000,
+  /**
+   * How long a request's header section may take to arrive (Node's headersTimeout): for the
+   * first request of a connection it counts from the connection's opening, so a connection
+   * that sends nothing is closed after it too. Node's default, 60 s, let one client hold
+   * thousands of silent connections at a time; a header section is at most 16 KiB, which
+   * this bound takes at 13 kbit/s. A connection idle between requests is closed by the
+   * keep-alive timeout (fastify's 72 s, above the idle timeout of common proxies).
+   */
+  requestHeadersTimeoutMs: 10_000,
+  /**
+   * Connections one server process holds open at once (Node's maxConnections): one more is
+   * closed as it is accepted, before it is read. Well under the file descriptors a process
+   * has (commonly 65,536, often 1,024 to 20,000), so a flood of connections cannot take those
+   * the database pool and the log need.
+   */
+  connectionsMax: 4_096,
+  /**
+   * Of those, connections open at once from one remote address: one more is closed as it is
+   * accepted, so one client cannot take every connection. Behind a reverse proxy every client
+   * has the proxy's address: there the proxy must bound each client, and this be raised to
+   * connectionsMax.
+   */
+  connectionsPerAddressMax: 256,
   /** Serials in one shipment manifest. */
   shipmentSerialsMax: 100_000,
   /** Length of one serial number or GPU UUID. */
@@ -139,6 +171,14 @@ export const limits = {
   batchSerialsMax: 200_000,
   /** Commands waiting for the sequencer before callers get 503 + Retry-After. */
   sequencerQueueMax: 50_000,
+  /**
+   * Serials in the commands waiting for the sequencer, before a command that carries serials
+   * gets 503 + Retry-After: a queued command holds its parsed input, and 50,000 queued
+   * 100,000-serial commands would take gigabytes. Four full batches (batchSerialsMax): the
+   * queue still feeds the next batches whole. A command always fits a queue that holds no
+   * serials, whatever its size.
+   */
+  sequencerQueueSerialsMax: 800_000,
   /** Rows in one page of a list endpoint. */
   pageSizeMax: 500,
   pageSizeDefault: 100,

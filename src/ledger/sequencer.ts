@@ -43,6 +43,8 @@ export interface SequencerOptions {
   logAppender: LogAppender;
   batchCommandsMax?: number;
   queueMax?: number;
+  /** Serials in the queued commands (limits.sequencerQueueSerialsMax). */
+  queueSerialsMax?: number;
   /** Rows per table kept between batches (limits.rowCacheRowsPerTableMax); 0 reads every batch's rows. */
   rowCacheRows?: number;
   /** How long a batch waits for the head lock (limits.headLockWaitMsMax). */
@@ -90,6 +92,9 @@ export class Sequencer {
   };
   private readonly batchMax: number;
   private readonly queueMax: number;
+  private readonly queueSerialsMax: number;
+  /** Serials in the commands queued now: each holds its parsed input until its batch takes it. */
+  private queuedSerials = 0;
   /** The last batch was answered 'unavailable': the database (or its lock) did not answer. */
   private unavailable = false;
   /**
@@ -107,6 +112,7 @@ export class Sequencer {
   constructor(private readonly options: SequencerOptions) {
     this.batchMax = options.batchCommandsMax ?? limits.batchCommandsMax;
     this.queueMax = options.queueMax ?? limits.sequencerQueueMax;
+    this.queueSerialsMax = options.queueSerialsMax ?? limits.sequencerQueueSerialsMax;
     const queryTimeoutMs = options.queryTimeoutMs ?? limits.writeQueryTimeoutMs;
     const headLockWaitMs = options.headLockWaitMs ?? limits.headLockWaitMsMax;
     // A bound at or under the lock's wait would cut off healthy batches queued for the lock.
@@ -136,6 +142,16 @@ export class Sequencer {
     }
     const idempotency = idempotencyKey === undefined ? null : { scope: actor.orgId, key: idempotencyKey, hash: requestHash(kind, rawInput) };
     const serials = countSerials(parsed.data);
+    // Bounded by serials too: the count alone let thousands of 100,000-serial inputs wait in
+    // memory. A command without serials is bounded by the count only, and one with serials
+    // always fits a queue that holds none: otherwise a bound under its size would refuse it
+    // for ever.
+    if (serials > 0 && this.queuedSerials > 0 && this.queuedSerials + serials > this.queueSerialsMax) {
+      return refused(new DomainError('overloaded', `the ledger has ${this.queuedSerials} serials waiting in ${this.queue.length} commands, its bound is ${this.queueSerialsMax}; this ${kind} carries ${serials}; retry shortly`, {
+        rule: 'sequencer-queue-serials', details: { queuedSerials: this.queuedSerials, queueSerialsMax: this.queueSerialsMax, serials },
+      }));
+    }
+    this.queuedSerials += serials;
     return new Promise((resolve, reject) => {
       this.queue.push({ kind, input: parsed.data, actor, idempotency, serials, resolve, reject });
       if (this.filling && this.queue.length >= this.filling.target) this.filling.wake();
@@ -213,6 +229,7 @@ export class Sequencer {
    */
   private answerQueueUnavailable(): void {
     this.answerUnavailable(this.queue.splice(0));
+    this.queuedSerials = 0;
     this.stats.queueDepth = 0;
   }
 
@@ -259,6 +276,7 @@ export class Sequencer {
       count += 1;
     }
     const batch = this.queue.splice(0, count);
+    this.queuedSerials -= serials;
     this.stats.queueDepth = this.queue.length;
     return batch;
   }

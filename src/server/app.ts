@@ -18,6 +18,7 @@ import { isDatabaseUnavailable, pingDatabase, withQueryTimeout, type Pool } from
 import { currentLogKey } from '../store/tlog-tables.ts';
 import { TokenVerifier } from './auth.ts';
 import { BodyBudget } from './body-budget.ts';
+import { ConnectionBounds } from './connections.ts';
 import { parseJsonBody } from './body.ts';
 import { commandRefusalBeforeBody, registerCommandRoutes } from './commands.ts';
 import { clientErrorAnswerer, answerProtocolRequests, methodNotAllowedProblem, refuseOddRequest, RouteMethods } from './http-edges.ts';
@@ -55,6 +56,17 @@ export interface ServerOptions {
   bodyLimitBytes?: number;
   /** Request bodies held at once; defaults to limits.requestBodiesInFlightBytesMax. */
   bodiesInFlightBytesMax?: number;
+  /**
+   * Of those, what one organisation's requests hold; defaults to
+   * limits.requestBodiesInFlightPerOrganisationBytesMax, or the whole room if that is smaller.
+   */
+  bodiesInFlightPerOrganisationBytesMax?: number;
+  /** Connections held open at once; defaults to limits.connectionsMax. */
+  connectionsMax?: number;
+  /** Of those, connections from one remote address; defaults to limits.connectionsPerAddressMax, or all of them if that is smaller. */
+  connectionsPerAddressMax?: number;
+  /** How long a request's headers may take, a new connection's first ones included; defaults to limits.requestHeadersTimeoutMs. */
+  headersTimeoutMs?: number;
   /** Witness verifier keys whose cosignatures of our checkpoints are stored and served. */
   witnessKeys?: readonly string[];
   /** How long a request may take to arrive whole; defaults to limits.requestTimeoutMs. */
@@ -65,9 +77,6 @@ export interface ServerOptions {
 
 /** The longest path parameter the router passes on: the longest id (serials are shorter). */
 export const pathParameterLengthMax = Math.max(limits.referenceLengthMax, limits.serialLengthMax);
-
-/** How long a request's header section may take to arrive: Node's default. */
-export const headersTimeoutMs = 60_000;
 
 /** The header that marks every answer of a server whose database holds the demo. */
 const demoHeader = 'x-chipledger-demo';
@@ -84,6 +93,9 @@ export function defaultLogger(): Logger {
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimitBytes ?? limits.requestBodyBytesMax;
   const requestTimeoutMs = options.requestTimeoutMs ?? limits.requestTimeoutMs;
+  // Node applies the shorter of the two to the headers and the longer to the whole request,
+  // and refuses a headers bound above the request's.
+  const headersTimeoutMs = Math.min(options.headersTimeoutMs ?? limits.requestHeadersTimeoutMs, requestTimeoutMs);
   // Demo data is marked on every answer, refusals before any route and raw ones included. The
   // answerers outside the hooks read this one object at each answer, so a mark set later
   // (demoMark) reaches them as well.
@@ -96,15 +108,15 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     // Retry-After; fastify's would be a JSON body of another shape.
     bodyLimit, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: false,
     // A request not whole in time is answered 408 (clientErrorAnswerer) and its body's room
-    // given back. Node looks for such requests every connectionsCheckingInterval: a tenth of
-    // the limit keeps the answer within 10% of it.
+    // given back; so is a connection whose first request's headers have not come in time,
+    // one that sends nothing included (Node counts those from the connection's opening). Node
+    // looks for such requests every connectionsCheckingInterval: a tenth of the shorter bound
+    // keeps each answer within 10% of its bound.
     requestTimeout: requestTimeoutMs,
     // A missing Host is refused by our first hook, as a problem; Node's own 400 has no body.
-    // The headers' own timeout is Node's default (60 s), or the request's if that is shorter:
-    // Node applies the shorter of the two to the headers and the longer to the whole request.
     http: {
-      requireHostHeader: false, connectionsCheckingInterval: Math.max(1, Math.round(requestTimeoutMs / 10)),
-      headersTimeout: Math.min(headersTimeoutMs, requestTimeoutMs),
+      requireHostHeader: false, connectionsCheckingInterval: Math.max(1, Math.round(headersTimeoutMs / 10)),
+      headersTimeout: headersTimeoutMs,
     },
     clientErrorHandler: countedClientErrors(metrics, clientErrorAnswerer(serverHeaders)),
     // A path parameter is an id or a serial: fastify's default (100) refused ids of 101 to
@@ -123,7 +135,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     ? Fastify({ ...common, logger: false })
     : Fastify({ ...common, loggerInstance: options.logger ?? defaultLogger() })) as unknown as FastifyInstance;
   const verifier = new TokenVerifier(options.pool);
-  const bodies = new BodyBudget(options.bodiesInFlightBytesMax ?? limits.requestBodiesInFlightBytesMax);
+  const bodiesInFlightBytesMax = options.bodiesInFlightBytesMax ?? limits.requestBodiesInFlightBytesMax;
+  const bodies = new BodyBudget(bodiesInFlightBytesMax, options.bodiesInFlightPerOrganisationBytesMax ?? Math.min(limits.requestBodiesInFlightPerOrganisationBytesMax, bodiesInFlightBytesMax));
+  const connectionsMax = options.connectionsMax ?? limits.connectionsMax;
+  const connections = new ConnectionBounds(app.server, connectionsMax, options.connectionsPerAddressMax ?? Math.min(limits.connectionsPerAddressMax, connectionsMax));
   answerProtocolRequests(app.server, serverHeaders);
   countProtocolAnswers(metrics, app.server);
   const routeMethods = new RouteMethods();
@@ -188,20 +203,20 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
   app.setNotFoundHandler(answerUnrouted);
 
-  registerPublicRoutes(app, options, metrics, verifier, bodies);
+  registerPublicRoutes(app, options, metrics, verifier, bodies, connections);
   await registerLogRoutes(app, { ledger: options.ledger, pool: options.pool, verifier, witnessKeys: options.witnessKeys ?? [] });
   await app.register(async (scope) => {
     // Authentication before the body is read: an anonymous 8 MB upload costs us nothing.
     // Then what else refuses a command whatever its body (the role, the Idempotency-Key):
     // a token that may not write must not hold room for a body either. Then the body's room
-    // among those held at once, also before it is read.
+    // among those held at once, and among its organisation's, also before it is read.
     scope.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
       request.actor = await verifier.verify(request.headers.authorization);
       const command = request.routeOptions.config.command;
       if (command !== undefined) commandRefusalBeforeBody(request.actor, command, request.headers['idempotency-key']);
-      bodies.reserve(request, reply, request.routeOptions.bodyLimit ?? bodyLimit);
+      bodies.reserve(request, reply, request.actor.orgId, request.routeOptions.bodyLimit ?? bodyLimit);
     });
-    registerCommandRoutes(scope, options.ledger, verifier);
+    registerCommandRoutes(scope, options.ledger, verifier, bodies);
     // Read at each request: the demo mark may be set while the server runs.
     registerQueryRoutes(scope, { pool: options.pool, get demo() { return demoMark.demo; } });
     registerEventSerialsRoute(scope, options.pool);
@@ -234,7 +249,7 @@ function decodedOrAsSent(text: string): string {
  * (load balancers' probes, uptime checkers' cache-busters, a Prometheus job's `params`) that
  * would read a refusal as the server being down.
  */
-function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metrics: HttpMetrics, verifier: TokenVerifier, bodies: BodyBudget): void {
+function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metrics: HttpMetrics, verifier: TokenVerifier, bodies: BodyBudget, connections: ConnectionBounds): void {
   const document = buildOpenApiDocument();
   const documentJson = JSON.stringify(document);
   const docsPage = renderDocsPage(document);
@@ -264,8 +279,13 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
     const { log, checkpointer } = options.ledger;
     const text = metrics.render(options.ledger.sequencer.stats, pool, [
       { name: 'chipledger_token_cache_entries', type: 'gauge', help: 'Bearer tokens whose verification this process holds in memory.', value: verifier.size },
-      { name: 'chipledger_http_request_bodies_in_flight_bytes', type: 'gauge', help: 'Bytes of request bodies this process has room reserved for: accepted, not yet answered.', value: bodies.reserved },
+      { name: 'chipledger_http_request_bodies_in_flight_bytes', type: 'gauge', help: 'Bytes of request bodies this process has room reserved for: accepted, and not yet answered or their command not yet answered by the ledger.', value: bodies.reserved },
       { name: 'chipledger_http_request_bodies_in_flight_bytes_max', type: 'gauge', help: 'The bound on those bytes; past it a request gets 503 before its body is read.', value: bodies.bytesMax },
+      { name: 'chipledger_http_request_bodies_in_flight_per_organisation_bytes_max', type: 'gauge', help: 'What one organisation\'s requests may hold of those bytes; past it its request gets 503 before its body is read.', value: bodies.organisationBytesMax },
+      { name: 'chipledger_http_connections_open', type: 'gauge', help: 'HTTP connections this process holds open.', value: connections.open },
+      { name: 'chipledger_http_connections_max', type: 'gauge', help: 'The bound on open connections; past it a new connection is closed as it is accepted.', value: connections.connectionsMax },
+      { name: 'chipledger_http_connections_refused_total', type: 'counter', help: 'Connections closed as they were accepted, this process holding its bound of open connections.', value: connections.refused },
+      { name: 'chipledger_http_connections_refused_per_address_total', type: 'counter', help: 'Connections closed as they were accepted, their remote address holding its bound of open connections.', value: connections.refusedPerAddress },
       // Committed events, not the log's in-memory appender: that one runs ahead of the
       // database while a batch is applied and before it commits.
       { name: 'chipledger_log_size', type: 'gauge', help: 'Events in the transparency log, as committed: the size the start-up check proved, then each commit\'s.', value: options.ledger.sequencer.stats.logSize },

@@ -2,14 +2,19 @@
  * The bound on request bodies held at once (limits.requestBodiesInFlightBytesMax), over a
  * real socket: a request whose body has not finished arriving holds its room, others that
  * do not fit get 503 + Retry-After without their bodies being read, and the room comes back
- * when the request is answered or its client goes away.
+ * when the request is answered or its client goes away, but not before its command has left
+ * the ledger's queue. One organisation holds at most its share of the room
+ * (limits.requestBodiesInFlightPerOrganisationBytesMax).
  */
+import { EventEmitter } from 'node:events';
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { FastifyInstance } from 'fastify';
+import { connect, type AddressInfo } from 'node:net';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { isDomainError } from '../core/errors.ts';
 import { buildServer } from './app.ts';
+import { BodyBudget } from './body-budget.ts';
 import { buildApiWorld, type ApiWorld } from './testing.ts';
 
 const budgetBytes = 4_096;
@@ -41,15 +46,21 @@ interface Answer {
   retryAfter: string | undefined;
 }
 
+/** Where an upload goes, and whose token it carries: the shared test server and recipient alpha unless said. */
+interface Target {
+  port?: number;
+  token?: string;
+}
+
 /**
  * Starts a POST that declares a body of `bytes` (or none: sent in chunks) and sends only its
  * first byte.
  */
-function startUpload(bytes: number | 'chunked'): { request: ClientRequest; answer: Promise<Answer> } {
+function startUpload(bytes: number | 'chunked', target: Target = {}): { request: ClientRequest; answer: Promise<Answer> } {
   const request = httpRequest({
-    host: '127.0.0.1', port, method: 'POST', path: '/v1/sites',
+    host: '127.0.0.1', port: target.port ?? port, method: 'POST', path: '/v1/sites',
     headers: {
-      authorization: `Bearer ${api.tokens.recipient}`, 'content-type': 'application/json', 'idempotency-key': `budget-${Math.random()}`,
+      authorization: `Bearer ${target.token ?? api.tokens.recipient}`, 'content-type': 'application/json', 'idempotency-key': `budget-${Math.random()}`,
       ...(bytes === 'chunked' ? {} : { 'content-length': String(bytes) }),
     },
   });
@@ -67,9 +78,9 @@ function startUpload(bytes: number | 'chunked'): { request: ClientRequest; answe
 }
 
 /** A whole request with a body of `bytes` (padding in a JSON string: the route refuses it as input). */
-async function upload(bytes: number): Promise<Answer> {
+async function upload(bytes: number, target: Target = {}): Promise<Answer> {
   const body = `{"name":"${'x'.repeat(bytes - 11)}"}`;
-  const { request, answer } = startUpload(bytes);
+  const { request, answer } = startUpload(bytes, target);
   request.end(body.slice(1));
   return answer;
 }
@@ -78,9 +89,9 @@ async function upload(bytes: number): Promise<Answer> {
  * Sends whole uploads until one is answered as wanted: the held upload's headers reach the
  * server a moment after it was started, and its room comes back a moment after it ended.
  */
-async function uploadUntil(wanted: 'refused' | 'accepted'): Promise<Answer> {
+async function uploadUntil(wanted: 'refused' | 'accepted', target: Target = {}): Promise<Answer> {
   for (let attempt = 0; attempt < 200; attempt += 1) {
-    const answer = await upload(bodyBytes);
+    const answer = await upload(bodyBytes, target);
     if ((answer.status === 503) === (wanted === 'refused')) return answer;
     await new Promise((resume) => setTimeout(resume, 10));
   }
@@ -122,3 +133,115 @@ describe('request bodies in flight', () => {
     expect((await uploadUntil('accepted')).status).toBe(400);
   });
 });
+
+describe('one organisation\'s share of the room', () => {
+  let shared: FastifyInstance;
+  let sharedPort: number;
+  beforeAll(async () => {
+    // Room for two bodies, one of them per organisation.
+    shared = await buildServer({ ledger: api.world.ledger, pool: database.pool, logger: false, bodiesInFlightBytesMax: 2 * budgetBytes, bodiesInFlightPerOrganisationBytesMax: budgetBytes, bodyLimitBytes });
+    await shared.listen({ host: '127.0.0.1', port: 0 });
+    sharedPort = (shared.server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await shared?.close();
+  });
+
+  it('refuses an organisation\'s body past its share, naming the bound, while another organisation\'s body is read', async () => {
+    const alpha = { port: sharedPort, token: api.tokens.recipient };
+    const beta = { port: sharedPort, token: api.tokens.beta };
+    const held = startUpload(bodyBytes, alpha);
+    const refused = await uploadUntil('refused', alpha);
+    expect(refused.retryAfter).toBeDefined();
+    const problem = JSON.parse(refused.body);
+    expect(problem).toMatchObject({ status: 503, code: 'overloaded', rule: 'request-bodies-in-flight-per-organisation' });
+    expect(problem.detail).toContain(api.orgs.alpha);
+    expect((await upload(bodyBytes, beta)).status).toBe(400); // read: the route itself answers
+    held.request.end(`"name":"${'x'.repeat(bodyBytes - 11)}"}`);
+    expect((await held.answer).status).toBe(400);
+    expect((await uploadUntil('accepted', alpha)).status).toBe(400);
+  });
+});
+
+describe('a command whose client went away', () => {
+  it('holds its body\'s room until the ledger has answered it, not only until its client has gone', async () => {
+    const ledger = api.world.ledger;
+    const submit = ledger.submit.bind(ledger);
+    let reached!: () => void;
+    const submitted = new Promise<void>((done) => (reached = done));
+    let settled: Promise<unknown> = Promise.resolve();
+    ledger.submit = ((...args: Parameters<typeof submit>) => {
+      settled = submit(...args);
+      reached();
+      return settled;
+    }) as typeof ledger.submit;
+    // The ledger's head lock held elsewhere: the command waits in the ledger.
+    const holder = await database.pool.connect();
+    await holder.query('BEGIN; SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE');
+    try {
+      const body = JSON.stringify({ name: 'Abandoned DC', province: 'Zhejiang', city: 'Hangzhou', latitude: 30.3, longitude: 120.2, capacityUnits: 10 });
+      const client = connect({ host: '127.0.0.1', port });
+      client.on('error', () => {});
+      client.write([
+        'POST /v1/sites HTTP/1.1', 'Host: x', `Authorization: Bearer ${api.tokens.recipient}`, 'Idempotency-Key: abandoned-1',
+        'Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`, '', body,
+      ].join('\r\n'));
+      await submitted;
+      client.destroy();
+      await new Promise((resume) => setTimeout(resume, 200)); // the server has seen the close
+      expect((await inFlightGauges()).bytes).toBe(Buffer.byteLength(body));
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+      ledger.submit = submit;
+    }
+    await settled;
+    for (let attempt = 0; attempt < 100 && (await inFlightGauges()).bytes !== 0; attempt += 1) await new Promise((resume) => setTimeout(resume, 10));
+    expect((await inFlightGauges()).bytes).toBe(0);
+    // The command ran: its client retries with the key and gets the answer.
+    expect((await database.pool.query('SELECT 1 FROM sites WHERE name = $1', ['Abandoned DC'])).rowCount).toBe(1);
+  });
+
+  it('is not run when the client went away before it reached the ledger, and its room is not taken again', async () => {
+    const budget = new BodyBudget(100, 50);
+    const { request, reply } = fakeRequest(40);
+    budget.reserve(request, reply, 'ORG-1', 100);
+    expect(budget.reserved).toBe(40);
+    reply.raw.emit('close');
+    expect(budget.reserved).toBe(0);
+    let ran = false;
+    const refusal = await budget.holdWhile(request, async () => (ran = true)).catch((error: unknown) => error);
+    expect(ran).toBe(false);
+    expect(isDomainError(refusal) && { code: refusal.code, rule: refusal.rule }).toEqual({ code: 'unavailable', rule: 'client-gone' });
+    expect(budget.reserved).toBe(0);
+  });
+
+  it('gives the room back once both the reply is done and the command settled, in either order, and counts each organisation apart', async () => {
+    const budget = new BodyBudget(100, 50);
+    const first = fakeRequest(40);
+    budget.reserve(first.request, first.reply, 'ORG-1', 100);
+    let finish!: () => void;
+    const held = budget.holdWhile(first.request, () => new Promise<void>((done) => (finish = done)));
+    first.reply.raw.emit('close');
+    expect(budget.reserved).toBe(40);
+    const second = fakeRequest(20);
+    expect(() => budget.reserve(second.request, second.reply, 'ORG-1', 100)).toThrow(/ORG-1 holds .* one organisation may hold/);
+    budget.reserve(second.request, second.reply, 'ORG-2', 100);
+    expect(budget.reserved).toBe(60);
+    finish();
+    await held;
+    expect(budget.reserved).toBe(20);
+    await budget.holdWhile(second.request, async () => undefined);
+    expect(budget.reserved).toBe(20); // the reply still holds it
+    second.reply.raw.emit('close');
+    expect(budget.reserved).toBe(0);
+    budget.reserve(first.request, first.reply, 'ORG-1', 100); // ORG-1's share is free again
+  });
+});
+
+/** A request declaring a body of `bytes`, as far as the budget reads one, and its reply. */
+function fakeRequest(bytes: number): { request: FastifyRequest; reply: FastifyReply & { raw: EventEmitter } } {
+  const request = { headers: { 'content-length': String(bytes) }, raw: {} } as unknown as FastifyRequest;
+  const reply = { raw: new EventEmitter() } as unknown as FastifyReply & { raw: EventEmitter };
+  return { request, reply };
+}

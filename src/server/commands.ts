@@ -11,6 +11,7 @@ import type { Ledger } from '../ledger/ledger.ts';
 import { roleRefusal, type Actor } from '../ledger/permissions.ts';
 import { tokenSecretPrefix, type CommandKind } from '../ledger/schemas.ts';
 import type { TokenVerifier } from './auth.ts';
+import type { BodyBudget } from './body-budget.ts';
 import { problemOf, sendProblem } from './problem.ts';
 
 export interface CommandRoute {
@@ -151,7 +152,7 @@ export function commandInput(route: CommandRoute, body: unknown, pathId: string 
  */
 const serialListCommands: ReadonlySet<CommandKind> = new Set(['shipment.book', 'manifest.attach', 'units.deploy', 'units.decommission', 'units.report_lost', 'units.return']);
 
-export function registerCommandRoutes(app: FastifyInstance, ledger: Ledger, verifier: TokenVerifier): void {
+export function registerCommandRoutes(app: FastifyInstance, ledger: Ledger, verifier: TokenVerifier, bodies: BodyBudget): void {
   for (const route of commandRoutes) {
     const options = { config: { command: route.kind }, ...(serialListCommands.has(route.kind) ? { bodyLimit: limits.serialListBodyBytesMax } : {}) };
     app.post(route.path, options, async (request: FastifyRequest, reply: FastifyReply) => {
@@ -162,7 +163,9 @@ export function registerCommandRoutes(app: FastifyInstance, ledger: Ledger, veri
       const actor = await verifier.verify(request.headers.authorization);
       const key = idempotencyKeyOf(request.headers['idempotency-key']);
       const input = commandInput(route, request.body, (request.params as { id?: string }).id);
-      const answer = await ledger.submit(route.kind, input as never, actor, key);
+      // The body's room stays taken until the ledger has answered, not only until the client
+      // has gone: the queued command holds the parsed input meanwhile.
+      const answer = await bodies.holdWhile(request, () => ledger.submit(route.kind, input as never, actor, key));
       if (answer.replayed) reply.header('idempotent-replayed', 'true');
       if (!answer.ok) return sendProblem(reply, problemOf(answer.error, request.url));
       if (route.kind === 'token.revoke') verifier.forget(String(input.tokenId));

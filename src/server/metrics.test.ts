@@ -107,3 +107,30 @@ describe('the checkpoint gauges', () => {
     }
   });
 });
+
+describe('the connection gauges', () => {
+  it('count the connections open now, with their bound and refusals, each with HELP and TYPE', async () => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.on('error', () => {});
+    await new Promise<void>((done) => socket.once('connect', () => done()));
+    try {
+      // The server sees the connection a moment after its client; /metrics over a connection of its own counts that one too.
+      let text = '';
+      for (let attempt = 0; attempt < 100; attempt += 1) {
+        text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        if (Number(/^chipledger_http_connections_open (\d+)$/m.exec(text)?.[1]) >= 2) break;
+        await new Promise((resume) => setTimeout(resume, 10));
+      }
+      expect(Number(/^chipledger_http_connections_open (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(2);
+      expect(text).toMatch(/^# HELP chipledger_http_connections_open \S.*$/m);
+      expect(text).toMatch(/^# TYPE chipledger_http_connections_open gauge$/m);
+      expect(text).toMatch(/^# TYPE chipledger_http_connections_max gauge$/m);
+      expect(text).toMatch(/^chipledger_http_connections_max 4096$/m);
+      expect(text).toMatch(/^# TYPE chipledger_http_connections_refused_total counter$/m);
+      expect(text).toMatch(/^# TYPE chipledger_http_connections_refused_per_address_total counter$/m);
+      expect(text).toMatch(/^chipledger_http_request_bodies_in_flight_per_organisation_bytes_max 67108864$/m);
+    } finally {
+      socket.destroy();
+    }
+  });
+});
