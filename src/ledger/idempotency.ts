@@ -6,7 +6,6 @@
 import { hash } from 'node:crypto';
 import { DomainError } from '../core/errors.ts';
 import type { StoredAnswer } from '../store/ledger-tables.ts';
-import type { Pool } from '../store/pool.ts';
 import { canonicalBytes } from './events.ts';
 import type { CommandKind } from './schemas.ts';
 import type { Answer } from './batch-apply.ts';
@@ -60,20 +59,4 @@ export function storedToAnswer(row: StoredAnswer): Answer {
   if (response.ok) return { ok: true, seq: response.seq!, body: response.body!, replayed: true };
   const stored = response.error!;
   return { ok: false, replayed: true, error: new DomainError(stored.code, stored.message, { ...(stored.rule ? { rule: stored.rule } : {}), ...(stored.details ? { details: stored.details } : {}) }) };
-}
-
-/**
- * The answer stored under a key, if any, read on its own: for a request our checks refuse
- * before it is queued (sequencer.ts, answerRefusedAtOnce), which no batch looks up. The row
- * as beginBatch and rememberAnswer read it (store/ledger-tables.ts), by the table's primary
- * key. Read without the ledger's head lock, unlike those two: waiting for it puts a refusal
- * in line behind every batch, and holding it, however briefly, makes this process's next
- * batch miss its short wait (limits.aheadLockWaitMsMax) and run the slow way. What the lock
- * would add, a batch of another process holding the same key and not yet committed, is
- * seen as no answer: the caller is refused as it would have been before, and nothing of
- * that refusal is stored, so a retry once that batch has committed gets its answer.
- */
-export async function storedAnswerOf(pool: Pool, scope: string, key: string): Promise<StoredAnswer | undefined> {
-  const found = await pool.query<StoredAnswer>('SELECT scope, key, request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2', [scope, key]);
-  return found.rows[0];
 }

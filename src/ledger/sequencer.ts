@@ -28,8 +28,8 @@ import { DomainError, assert, isDomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
 import { isDatabaseUnavailable, withQueryTimeout, type Pool } from '../store/pool.ts';
-import { rememberAnswer, type StoredAnswer } from '../store/ledger-tables.ts';
-import { hashOfRefused, replay, requestHash, storedAnswerOf, storedToAnswer, toStored } from './idempotency.ts';
+import { rememberAnswer, storedAnswer, type StoredAnswer } from '../store/ledger-tables.ts';
+import { hashOfRefused, replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
 import { invalidInput, isCommandsOwnRefusal, isRefusedWrite, isTransientDatabaseError, toRefusal } from './refusals.ts';
 import { roleRefusal, type Actor } from './permissions.ts';
 import { commandSchemas, type CommandKind } from './schemas.ts';
@@ -180,7 +180,12 @@ export class Sequencer {
     if (key === undefined) return { ok: false, error: refusal, replayed: false };
     let earlier: StoredAnswer | undefined;
     try {
-      earlier = await storedAnswerOf(this.pool, actor.orgId, key);
+      // By the table's key, without the ledger's head lock: waiting for it would put a refusal in
+      // line behind every batch, and holding it would make this process's next batch miss its
+      // short wait (limits.aheadLockWaitMsMax). A batch of another process not yet committed
+      // under the same key is seen as no answer: the refusal stands, is not stored, and a retry
+      // once that batch has committed gets its answer.
+      earlier = await storedAnswer(this.pool, actor.orgId, key);
     } catch (error) {
       // A bug is told in full. The database's own failures are not, for each refused request:
       // the batches say an outage once (reportUnavailable), and the caller hears it here.

@@ -187,8 +187,17 @@ export function rememberAnswer(pool: Pool, row: IdempotencyWrite, lockWaitMs: nu
       [row.scope, row.key, row.request_hash, row.status, JSON.stringify(row.response), row.created_at],
     );
     if (inserted.rowCount === 1) return undefined;
-    return (await client.query<StoredAnswer>('SELECT scope, key, request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2', [row.scope, row.key])).rows[0];
+    return storedAnswer(client, row.scope, row.key);
   });
+}
+
+/**
+ * The answer stored under a key, if any, by the table's primary key: read back by
+ * rememberAnswer, and read on its own for a request refused before it is queued
+ * (ledger/sequencer.ts answerRefusedAtOnce), which no batch looks up.
+ */
+export async function storedAnswer(db: Pool | PoolClient, scope: string, key: string): Promise<StoredAnswer | undefined> {
+  return (await db.query<StoredAnswer>('SELECT scope, key, request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2', [scope, key])).rows[0];
 }
 
 /** What a batch asks to read; every list may be empty. */
