@@ -13,6 +13,7 @@ import type { TestDatabase } from '../../test/database.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { limits } from '../core/limits.ts';
 import { buildServer, type ServerOptions } from './app.ts';
+import { addressGroup } from './connections.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -145,5 +146,24 @@ describe('the bounds on connections', () => {
     expect(await metric('chipledger_http_connections_refused_total')).toBe(1);
     expect(await metric('chipledger_http_connections_max')).toBe(3);
     expect(held.some((each) => each.socket.destroyed)).toBe(false);
+  });
+});
+
+describe('addressGroup: the client an address stands for', () => {
+  it('counts an IPv4 address alone, written plain or IPv4-mapped', () => {
+    expect(addressGroup('192.0.2.1')).toBe('192.0.2.1');
+    expect(addressGroup('::ffff:192.0.2.1')).toBe('192.0.2.1');
+    expect(addressGroup('::FFFF:192.0.2.1')).toBe('192.0.2.1');
+    expect(addressGroup('192.0.2.2')).not.toBe(addressGroup('192.0.2.1'));
+  });
+
+  it('counts an IPv6 address by its /64, however it is written', () => {
+    const group = addressGroup('2001:db8:1:2::1');
+    expect(group).toBe('2001:db8:1:2::/64');
+    for (const same of ['2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:0DB8:0001:0002:0:0:0:7', '2001:db8:1:2:a::b', '2001:db8:1:2::1%eth0']) expect(addressGroup(same), same).toBe(group);
+    for (const other of ['2001:db8:1:3::1', '2001:db8::2:0:0:1', '2001:db9:1:2::1']) expect(addressGroup(other), other).not.toBe(group);
+    expect(addressGroup('::1')).toBe('0:0:0:0::/64');
+    expect(addressGroup('fe80::1')).toBe('fe80:0:0:0::/64');
+    expect(addressGroup('::')).toBe('0:0:0:0::/64');
   });
 });

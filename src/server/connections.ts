@@ -1,12 +1,12 @@
 import type { Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { isIPv6, type Socket } from 'node:net';
 import { assert } from '../core/errors.ts';
 
 /**
  * The bounds on connections (limits.connectionsMax, connectionsPerAddressMax): past either, a
  * new connection is closed as it is accepted, before a byte of it is read. Node closes those
  * over the first itself (maxConnections, telling 'drop'); the second is counted here, by the
- * address the connection comes from. Neither bound, nor the headers' timeout, can tell a
+ * address the connection comes from (an IPv6 address by its /64, addressGroup). Neither bound, nor the headers' timeout, can tell a
  * client behind a reverse proxy from another: there the proxy must bound each client.
  */
 export class ConnectionBounds {
@@ -28,8 +28,8 @@ export class ConnectionBounds {
 
   private admit(socket: Socket): void {
     // No address: the connection is gone already, and Node closes it.
-    const address = socket.remoteAddress;
-    if (address === undefined) return;
+    if (socket.remoteAddress === undefined) return;
+    const address = addressGroup(socket.remoteAddress);
     const held = this.byAddress.get(address) ?? 0;
     if (held >= this.perAddressMax) {
       this.refusedPerAddress += 1;
@@ -45,4 +45,26 @@ export class ConnectionBounds {
       else this.byAddress.set(address, left);
     });
   }
+}
+
+/**
+ * The client an address stands for, as the per-address bound counts it. An IPv4 address is
+ * one client, also written IPv4-mapped (::ffff:192.0.2.1, as a dual-stack socket reports it).
+ * An IPv6 address counts by its /64: a /64 is the least a network hands one subscriber, so a
+ * single client holds 2^64 addresses and would otherwise pass the bound with a new one per
+ * connection.
+ */
+export function addressGroup(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!isIPv6(address)) return address;
+  const [head = '', tail] = address.split('%', 1)[0]!.toLowerCase().split('::');
+  const groups = head === '' ? [] : head.split(':');
+  if (tail !== undefined) {
+    const after = tail === '' ? [] : tail.split(':');
+    // An IPv4 tail (::1.2.3.4 forms) takes two groups; only the first four groups count here.
+    const width = after.reduce((sum, group) => sum + (group.includes('.') ? 2 : 1), 0);
+    groups.push(...Array.from({ length: 8 - groups.length - width }, () => '0'), ...after);
+  }
+  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
