@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { worldPerFile, expectOk, type World } from '../../test/world.ts';
+import { licencePair } from '../../test/support/licence-pair.ts';
+import { worldPerFile, expectOk, tokenActor, type World } from '../../test/world.ts';
 import { systemActor } from './permissions.ts';
 
 let database: TestDatabase;
@@ -65,6 +66,29 @@ describe('ledger', () => {
     expect(different.ok ? 'accepted' : different.error.code).toBe('idempotency_mismatch');
     const count = await database.pool.query(`SELECT count(*)::int AS n FROM shipments WHERE export_allocation_id = $1`, [allocations.betaExport]);
     expect(count.rows[0].n).toBe(1);
+  });
+
+  it('holds a key to its command kind: the same input under another kind is another request (invariant 6)', async () => {
+    const { ledger, actors } = world;
+    const { exportLicenceId } = await licencePair(world);
+    expect(expectOk(await ledger.submit('licence.suspend', { licenceId: exportLicenceId }, actors.bis, 'kind-key-1'))).toMatchObject({ status: 'suspended' });
+    // {licenceId} alone is the whole input of either command: only the kind tells them apart.
+    const revoke = await ledger.submit('licence.revoke', { licenceId: exportLicenceId }, actors.bis, 'kind-key-1');
+    expect(revoke).toMatchObject({ ok: false, replayed: false, error: { code: 'idempotency_mismatch', rule: 'invariant-6' } });
+    const status = await database.pool.query('SELECT status FROM licences WHERE id = $1', [exportLicenceId]);
+    expect(status.rows[0].status).toBe('suspended');
+  });
+
+  it('holds a key for the organisation: a retry through another of its tokens replays, another organisation\'s key is its own (invariant 6)', async () => {
+    const { ledger, actors, run } = world;
+    const { exportLicenceId, importLicenceId } = await licencePair(world);
+    const first = expectOk(await ledger.submit('licence.suspend', { licenceId: exportLicenceId }, actors.bis, 'org-key-1'));
+    const colleague = await tokenActor(run, actors.bis.orgId, 'authority_officer');
+    const retried = await ledger.submit('licence.suspend', { licenceId: exportLicenceId }, colleague, 'org-key-1');
+    expect(retried).toMatchObject({ ok: true, replayed: true, body: first });
+    // The same key at MOFCOM names a request of its own, which runs.
+    const elsewhere = await ledger.submit('licence.suspend', { licenceId: importLicenceId }, actors.mofcom, 'org-key-1');
+    expect(elsewhere).toMatchObject({ ok: true, replayed: false, body: { licenceId: importLicenceId, status: 'suspended' } });
   });
 
   it('refuses a serial that is already in a live shipment', async () => {

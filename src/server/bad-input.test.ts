@@ -128,6 +128,10 @@ const cases: Case[] = [
     name: 'a serial already in a live shipment', prepare: async () => { await api.world.run('shipment.book', { ...booking(), serials: ['LIVE-1'] }, api.world.actors.exporter); },
     request: () => book(booking({ serials: ['LIVE-1'] })), status: 409, code: 'conflict', detail: /serial LIVE-1 is already in live shipment S-\d+/,
   },
+  // A serial starts with a letter or a digit: '.', '-' and '/' only inside one.
+  ...['.A1', '-A1', '/A1', ':A1', '_A1'].map((serial): Case => ({
+    name: `a serial starting with ${JSON.stringify(serial[0])}`, request: () => book(booking({ serials: [serial] })), status: 400, code: 'invalid_input', detail: /serials\.0: must be letters, digits and \. _ : \/ - only/,
+  })),
   { name: 'a manifest over shipmentSerialsMax', request: () => book(booking({ units: limits.shipmentSerialsMax + 1, serials: Array.from({ length: limits.shipmentSerialsMax + 1 }, (_, index) => `M${index}`) })), status: 413, code: 'payload_too_large', detail: /serials/ },
 
   // Bodies that are not JSON, not UTF-8, not Unicode, too big.

@@ -31,6 +31,12 @@ describe('a repeated member name', () => {
     ['with an empty name', '{"":1,"x":[],"":2}', '', '(body)'],
     ['in an object under an empty name', '{"":{"a":1,"a":2}}', 'a', ''],
     ['in an object nested in arrays', '[[{"k":1}],[{"k":1,"k":1}]]', 'k', '1.0'],
+    // A string ends at the first quote after an even run of backslashes (none included): here
+    // the value's last character is an escaped backslash, and the next quote ends it.
+    ['after a value ending in an escaped backslash', '{"serial":"A\\\\","units":1,"serial":"q\\"r"}', 'serial', '(body)'],
+    ['after a value ending in two escaped backslashes', '{"x":"\\\\\\\\","units":1,"units":"\\""}', 'units', '(body)'],
+    // Past listedNamesMax (16) an object's names are kept in a set: checked there too.
+    ['in an object of more than 16 names', `{${Array.from({ length: 17 }, (_, index) => `"k${index}":${index}`).join(',')},"k0":0}`, 'k0', '(body)'],
   ])('is refused %s (I-JSON, RFC 7493 §2.3), naming the name and the object', (_where, text, key, at) => {
     const refused = refusal(text);
     expect(refused).toMatchObject({ code: 'invalid_input', rule: 'json', details: { key, at } });
@@ -52,6 +58,9 @@ describe('a repeated member name', () => {
     const text = '{"a":{"a":"a","b":["a","a"]},"b":{"a":1},"c":[{"a":1},{"a":2}],"\\u0061\\u0062":"ab","d":"\\"a\\":"}';
     expect(parse(text)).toEqual(JSON.parse(text));
     expect(parse('[{"x":1},{"x":1}]')).toEqual([{ x: 1 }, { x: 1 }]);
+    // A value ending in an escaped backslash, then an object that repeats an outer name.
+    const backslashes = '{"a":"x\\\\","b":{"a":"\\"","c":1},"c":2}';
+    expect(parse(backslashes)).toEqual(JSON.parse(backslashes));
     // Arrays and objects nested far deeper than a recursive walk could go.
     const deep = `${'[{"k":'.repeat(50_000)}1${'}]'.repeat(50_000)}`;
     expect(() => parse(deep)).not.toThrow();

@@ -66,6 +66,31 @@ describe('allocations an exporter reads', () => {
       expect((await get(`/v1/licences/${licenceId}`, token)).body, role).toMatchObject({ allocatedUnits: 100, totalsScope: 'own_allocations' });
     }
   });
+
+  it('are those it ships under through its exporter token only: its recipient token reads the allocations made to it', async () => {
+    const { world, orgs } = api;
+    const { run, actors } = world;
+    // An organisation that exports and receives, holding an export licence with an allocation
+    // to alpha and one to itself.
+    const dual = String((await run('organisation.register', { name: 'Both Ways Co', country: 'CN', roles: ['exporter', 'recipient'], identifiers: { uscc: makeUscc('91440300MA0000017') } }, systemActor)).organisationId);
+    const licenceId = String((await run('licence.create', {
+      ...validity, productIds: [world.productId], origin: 'US', destination: 'CN', authorisedUnits: 1000, reference: 'BIS-DUAL', direction: 'export', holderId: dual,
+      parties: [{ organisationId: orgs.alpha, role: 'end_user' }, { organisationId: dual, role: 'end_user' }],
+    }, actors.bis)).licenceId);
+    await run('licence.issue', { licenceId }, actors.bis);
+    const own = String((await run('allocation.create', { licenceId, recipientId: dual, units: 100 }, actors.bis)).allocationId);
+    const alphas = String((await run('allocation.create', { licenceId, recipientId: orgs.alpha, units: 300 }, actors.bis)).allocationId);
+
+    const exporter = await tokenFor(dual, 'exporter');
+    expect((await ids(`/v1/allocations?licenceId=${licenceId}`, exporter)).sort()).toEqual([own, alphas].sort());
+    expect((await get(`/v1/allocations/${alphas}`, exporter)).status).toBe(200);
+    expect((await get(`/v1/licences/${licenceId}`, exporter)).body).toMatchObject({ allocatedUnits: 400, totalsScope: 'licence' });
+
+    const recipient = await tokenFor(dual, 'recipient');
+    expect(await ids(`/v1/allocations?licenceId=${licenceId}`, recipient)).toEqual([own]);
+    expect((await get(`/v1/allocations/${alphas}`, recipient)).status).toBe(404);
+    expect((await get(`/v1/licences/${licenceId}`, recipient)).body).toMatchObject({ allocatedUnits: 100, totalsScope: 'own_allocations' });
+  });
 });
 
 describe('a recipient dropped from a licence by an amendment', () => {

@@ -63,6 +63,13 @@ describe('signed checkpoints', () => {
     expect(reason(() => openCheckpoint(signedByWitnessOnly, logVerifier, [witness]))).toBe('unverified_checkpoint');
   });
 
+  it('refuses an origin that only begins with the log\'s name, or that the name begins with', () => {
+    for (const origin of ['chipledger.example/log/other', 'chipledger.example/log2', 'chipledger.example']) {
+      const signed = signCheckpoint({ ...checkpoint, origin }, logSigner);
+      expect(reason(() => openCheckpoint(signed, logVerifier)), origin).toBe('wrong_origin');
+    }
+  });
+
   it('refuses a signed note whose text is not a checkpoint', () => {
     const note = signCheckpoint(checkpoint, logSigner).replace('\n8\n', '\n08\n');
     expect(reason(() => openCheckpoint(note, logVerifier))).toBe('invalid_signature');

@@ -194,6 +194,25 @@ describe('every proof for 1 <= m <= n <= 128', () => {
       }
     }
   });
+
+  it('rejects a proof to a smaller tree, shorter than one to the size claimed, offered with that tree\'s root as the larger one\'s', () => {
+    // A log that signs the root of size k as the root of size n > k and serves the honest
+    // m -> k proof: its hashes fold to the roots claimed, but the path stops short of the
+    // top of a tree of size n. (A proof as long as an m -> n proof is another matter: its
+    // hashes carry no level, so the same fold can be the root of either size.)
+    let offered = 0;
+    for (let n = 3; n <= 64; n++) {
+      for (let k = 2; k < n; k++) {
+        for (let m = 1; m < k; m++) {
+          const proof = ref.proof(m, k);
+          if (proof.length >= ref.proof(m, n).length) continue;
+          offered += 1;
+          if (verifyConsistency(m, n, proof, ref.root(m), ref.root(k))) expect.fail(`the proof ${m} -> ${k} verifies as ${m} -> ${n}`);
+        }
+      }
+    }
+    expect(offered).toBeGreaterThan(10_000);
+  });
 });
 
 describe('proof edge cases', () => {

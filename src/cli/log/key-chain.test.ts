@@ -45,6 +45,25 @@ function savedAt200(): SavedCheckpoint {
   return { origin, size: 200, rootHash, note: signCheckpoint({ origin, size: 200, rootHash, extensions: [] }, parseSignerKey(oldKey.signerKey)) };
 }
 
+/**
+ * Two rotations: oldKey to newKey at 100, newKey to a third key at 256. The log serves, as
+ * whoever still holds oldKey could, a checkpoint of size `size` signed by oldKey.
+ */
+function rotatedTwiceServing(size: number) {
+  const thirdKey = generateSignerKey(origin);
+  const log = memoryLog(entries, thirdKey.signerKey);
+  const announce = (at: number, names: string, signers: readonly string[]) =>
+    signNote(formatCheckpoint({ origin, size: at, rootHash: rootOf(log.leaves.slice(0, at)), extensions: [`${keyRotationExtension} ${names}`] }), signers.map((key) => parseSignerKey(key)));
+  log.keyList = [
+    { verifierKey: oldKey.verifierKey, firstSize: 0, announcement: null },
+    { verifierKey: newKey.verifierKey, firstSize: 100, announcement: announce(100, newKey.verifierKey, [oldKey.signerKey, newKey.signerKey]) },
+    { verifierKey: thirdKey.verifierKey, firstSize: 256, announcement: announce(256, thirdKey.verifierKey, [newKey.signerKey, thirdKey.signerKey]) },
+  ];
+  const rootHash = rootOf(log.leaves.slice(0, size));
+  Object.assign(log, { signed: { origin, size, rootHash, extensions: [] }, note: signCheckpoint({ origin, size, rootHash, extensions: [] }, parseSignerKey(oldKey.signerKey)) });
+  return log;
+}
+
 describe('following a key rotation', () => {
   it('verify and follow go from the old key to the announced one, every entry and head checked', async () => {
     const report = await verifyLog(rotatedLog(), { verifier: trusted, saved: savedAt200(), checkEntries: true });
@@ -62,6 +81,18 @@ describe('following a key rotation', () => {
     const report = await verifyLog(rotatedLog(announcement), { verifier: trusted, checkEntries: false });
     expect(report.failures).toEqual([{ kind: 'signature', message: expect.stringMatching(message) }]);
     expect(await followStep(rotatedLog(announcement), trusted, undefined)).toMatchObject({ kind: 'alert', failure: { kind: 'signature', message: expect.stringMatching(message) } });
+  });
+
+  it('refuses a checkpoint by a key retired at the first of two rotations, at a size past that rotation but not the second', async () => {
+    // Consistent with the log, but oldKey was retired at 100: it signs nothing past it, however
+    // far the next rotation is.
+    for (const size of [101, 200, 256]) {
+      const report = await verifyLog(rotatedTwiceServing(size), { verifier: trusted, checkEntries: false });
+      expect(report.failures, `size ${size}`).toEqual([{ kind: 'signature', message: expect.stringMatching(new RegExp(`^the checkpoint of size ${size} is signed by log\\.chain\\.test\\+[0-9a-f]{8}, which the log retired at size 100 `)) }]);
+      expect(await followStep(rotatedTwiceServing(size), trusted, undefined), `size ${size}`).toMatchObject({ kind: 'alert', failure: { kind: 'signature', message: expect.stringContaining('retired at size 100') } });
+    }
+    // Up to its successor's announcement it still speaks for the log.
+    expect((await verifyLog(rotatedTwiceServing(100), { verifier: trusted, checkEntries: false })).failures).toEqual([]);
   });
 
   it('refuses a key list that does not lead from the trusted key', async () => {

@@ -1,7 +1,8 @@
 /**
  * The state file's write path: the new state reaches the disk before it replaces the old one,
  * and the rename itself is made durable. A witness saves its state before it cosigns; without
- * this, a power loss could leave an empty file, and the witness would cosign a fork.
+ * this, a power loss could leave an empty file, and the witness would cosign a fork. And
+ * what a saved state proves: its note counts as the log's word only for the figures beside it.
  */
 import { chmodSync, chownSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +32,8 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   };
 });
 
-const { readState, stateFileModeNew, writeState } = await import('./state.ts');
+const { readState, savedNoteIsSigned, stateFileModeNew, writeState } = await import('./state.ts');
+const { generateSignerKey, parseSignerKey, parseVerifierKey, signCheckpoint } = await import('../../tlog/index.ts');
 const { Failure } = await import('../output.ts');
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-state-'));
@@ -108,5 +110,22 @@ describe('readState', () => {
       expect(refused).toBeInstanceOf(Failure);
       expect((refused as Error).message).toBe(`the state file ${path} is not a saved checkpoint (it holds ${holds}, not an object with version 1, origin, size, rootHash, checkpoint)`);
     }
+  });
+});
+
+describe('savedNoteIsSigned', () => {
+  const key = generateSignerKey('log.state.test');
+  const verifier = parseVerifierKey(key.verifierKey);
+  const checkpoint = { origin: 'log.state.test', size: 9, rootHash: Buffer.alloc(32, 9), extensions: [] };
+  const saved = { origin: checkpoint.origin, size: 9, rootHash: checkpoint.rootHash, note: signCheckpoint(checkpoint, parseSignerKey(key.signerKey)) };
+
+  it('is true only when the log key signed the note and the note is of the size and root saved beside it', () => {
+    expect(savedNoteIsSigned(saved, verifier)).toBe(true);
+    // A state file edited after the note was saved: the note proves nothing about the new figures.
+    const edited = Buffer.from(saved.rootHash);
+    edited[31]! ^= 0x01;
+    expect(savedNoteIsSigned({ ...saved, rootHash: edited }, verifier)).toBe(false);
+    expect(savedNoteIsSigned({ ...saved, size: 10 }, verifier)).toBe(false);
+    expect(savedNoteIsSigned(saved, parseVerifierKey(generateSignerKey('log.state.test').verifierKey))).toBe(false);
   });
 });

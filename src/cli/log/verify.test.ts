@@ -3,12 +3,15 @@ import { emptyRoot, generateSignerKey, parseSignerKey, parseVerifierKey, rootOf,
 import { flipped, memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { followStep } from './follow.ts';
 import type { SavedCheckpoint } from './state.ts';
-import { verifyLog } from './verify.ts';
+import { compareWithSaved, verifyLog } from './verify.ts';
 
 const key = generateSignerKey('log.verify.test');
 const verifier = parseVerifierKey(key.verifierKey);
 // 600 entries: two full level-0 tiles, a partial one, and a level-1 tile of width 2.
 const entries = syntheticEntries(600);
+
+/** A copy of a root with its last byte changed: roots are compared whole, not by a prefix. */
+const lastByteChanged = (root: Buffer): Buffer => flipped(root, root.length - 1);
 
 function fresh(): MemoryLog {
   return memoryLog(entries.map((entry) => Buffer.from(entry)), key.signerKey);
@@ -93,6 +96,13 @@ describe('log verify over fetched data', () => {
     expect(unsigned[0]!.message).not.toContain('both checkpoints are signed');
   });
 
+  it('catches a fork at the same size whose roots differ only in their last byte', () => {
+    const log = fresh();
+    const saved = savedAt(600, lastByteChanged(log.signed.rootHash));
+    expect(compareWithSaved(saved, log.signed, verifier)).toEqual({ kind: 'fork', message: expect.stringMatching(/^fork: two checkpoints of size 600 with different roots/) });
+    expect(compareWithSaved(savedAt(600), log.signed, verifier)).toBeUndefined();
+  });
+
   it('catches a fork below the current size from the tiles and from the proof', async () => {
     const failures = await failuresOf(fresh(), savedAt(300, Buffer.alloc(32, 2)));
     expect(failures.map((failure) => failure.kind)).toEqual(['fork', 'consistency']);
@@ -129,5 +139,24 @@ describe('following a log (monitor and witness)', () => {
     expect(await followStep(fresh(), verifier, savedAt(600, Buffer.alloc(32, 4)))).toMatchObject({ kind: 'alert', failure: { kind: 'fork' } });
     const stranger = parseVerifierKey(generateSignerKey('log.verify.test').verifierKey);
     expect(await followStep(fresh(), stranger, undefined)).toMatchObject({ kind: 'alert', failure: { kind: 'signature' } });
+  });
+
+  it('alerts on a saved size 0 whose root is not the empty tree\'s, when the log has grown', async () => {
+    const forked = Buffer.alloc(32, 5);
+    expect(await followStep(fresh(), verifier, savedAt(0, forked))).toEqual({
+      kind: 'alert', failure: { kind: 'fork', message: `fork: the one of size 0 seen before has size 0 and root ${forked.toString('hex')}, not the empty tree's` },
+    });
+  });
+
+  it('holds every head to the others whole: a root that differs only in its last byte is a fork', async () => {
+    const log = fresh();
+    const changed = lastByteChanged(log.signed.rootHash);
+    expect(await followStep(log, verifier, savedAt(600, changed))).toMatchObject({ kind: 'alert', failure: { kind: 'fork' } });
+    // A head an earlier round left unsettled, at the size served now (no state saved yet).
+    const pending = [{ size: 600, rootHash: changed, what: 'the checkpoint of size 600 served earlier' }];
+    expect(await followStep(log, verifier, undefined, pending)).toMatchObject({
+      kind: 'alert', failure: { kind: 'consistency', message: expect.stringMatching(/: two roots at one size \(a fork\)$/) },
+    });
+    expect(await followStep(log, verifier, undefined, [{ ...pending[0]!, rootHash: log.signed.rootHash }])).toMatchObject({ kind: 'ok', change: 'first' });
   });
 });

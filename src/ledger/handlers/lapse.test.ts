@@ -106,6 +106,28 @@ describe('a licence whose validity has ended', () => {
     expect(expectOk(await world.ledger.submit('licence.amend', { licenceId: draft, reason: 'dates', validTo: '2027-01-01T00:00:00Z' }, world.actors.bis))).toMatchObject({ status: 'draft', version: 2 });
   });
 
+  it('cannot be issued or reinstated at the instant its validity ends: a licence is in force before valid_to, not at it', async () => {
+    const validTo = new Date(world.clock.now().getTime() + 86_400_000).toISOString();
+    const draft = async (reference: string) => String((await world.run('licence.create', {
+      reference, direction: 'export', holderId: world.actors.exporter.orgId, parties: [{ organisationId: world.actors.alpha.orgId, role: 'end_user' }],
+      productIds: [world.productId], origin: 'US', destination: 'CN', authorisedUnits: 5, validFrom: '2026-01-01T00:00:00Z', validTo,
+    }, world.actors.bis)).licenceId);
+    const [early, late] = [await draft('BIS-LAPSE-EDGE-1'), await draft('BIS-LAPSE-EDGE-2')];
+    const suspended = await pair({ units: 10, validTo });
+    await world.run('licence.suspend', { licenceId: suspended.importLicenceId }, world.actors.mofcom);
+    // A millisecond before its end a licence still has validity left to be put in force.
+    world.clock.set(new Date(Date.parse(validTo) - 1));
+    expect(expectOk(await world.ledger.submit('licence.issue', { licenceId: early }, world.actors.bis))).toMatchObject({ status: 'issued' });
+    world.clock.set(validTo);
+    expect(refusal(await world.ledger.submit('licence.issue', { licenceId: late }, world.actors.bis))).toEqual({
+      code: 'conflict', rule: 'licence-validity', message: `couldn't issue licence ${late}: its validity ended at ${validTo}`,
+    });
+    expect(refusal(await world.ledger.submit('licence.reinstate', { licenceId: suspended.importLicenceId }, world.actors.mofcom))).toEqual({
+      code: 'conflict', rule: 'licence-validity', message: `couldn't reinstate licence ${suspended.importLicenceId}: its validity ended at ${validTo}`,
+    });
+    expect([(await row('licences', late)).status, (await row('licences', suspended.importLicenceId)).status]).toEqual(['draft', 'suspended']);
+  });
+
   it('is expired by the sweep when exhausted too, and cannot be given units again first', async () => {
     const used = await pair({ units: 1, validTo: '2026-04-01T00:00:00Z' });
     const shipmentId = await book(used, 1, '2026-03-20T00:00:00Z', ['LAPSE-EXH-1']);

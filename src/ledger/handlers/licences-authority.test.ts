@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
+import { licencePair } from '../../../test/support/licence-pair.ts';
 import { firstRefusal } from '../../../test/support/rolled-back.ts';
 import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 import type { Answer } from '../ledger.ts';
@@ -74,6 +75,25 @@ describe('licence.create checks the authority’s country (licence-authority)', 
       const answer = await world.ledger.submit('licence.amend', { licenceId: world.exportLicenceId, reason: 'reroute', ...field } as never, world.actors.bis);
       expect(refusal(answer).code).toBe('invalid_input');
     }
+  });
+});
+
+describe('licence.surrender is its holder’s act alone', () => {
+  it('refuses a party that is not the holder, on either side, naming the holder, and changes nothing; the holder may', async () => {
+    const { actors } = world;
+    const pair = await licencePair(world);
+    // Alpha is the export licence's end user and the exporter the import licence's supplier:
+    // each reads the other's licence and may name it, but giving it up is its holder's act.
+    expect(refusal(await world.ledger.submit('licence.surrender', { licenceId: pair.exportLicenceId }, actors.alpha))).toEqual({
+      code: 'forbidden', rule: undefined, message: `only the holder ${actors.exporter.orgId} may surrender licence ${pair.exportLicenceId}`,
+    });
+    expect(refusal(await world.ledger.submit('licence.surrender', { licenceId: pair.importLicenceId }, actors.exporter))).toEqual({
+      code: 'forbidden', rule: undefined, message: `only the holder ${actors.alpha.orgId} may surrender licence ${pair.importLicenceId}`,
+    });
+    const status = async (licenceId: string) => (await database.pool.query('SELECT status FROM licences WHERE id = $1', [licenceId])).rows[0].status;
+    expect([await status(pair.exportLicenceId), await status(pair.importLicenceId)]).toEqual(['issued', 'issued']);
+    expect(expectOk(await world.ledger.submit('licence.surrender', { licenceId: pair.exportLicenceId }, actors.exporter))).toMatchObject({ status: 'surrendered' });
+    expect(expectOk(await world.ledger.submit('licence.surrender', { licenceId: pair.importLicenceId }, actors.alpha))).toMatchObject({ status: 'surrendered' });
   });
 });
 

@@ -2,7 +2,8 @@
  * What the unit events record and who reads them (s13 review, units #3 and #4): a move names
  * the sites units left; an ending names the shipments the units came in and the sites they
  * left; a return or a loss is read by the exporter of the units' shipment too, and belongs to
- * that shipment's history; where units were deployed stays the recipient's to read.
+ * that shipment's history; where units were deployed stays the recipient's to read, and a
+ * recipient deploys units only to a site of its own.
  * Two exporters (src/server/testing.ts): the exporter ships to alpha and beta, exporter2 to beta.
  */
 import { describe, expect, it } from 'vitest';
@@ -53,6 +54,19 @@ describe('units.deploy', () => {
     expect((await event(firstSeq, api.tokens.recipient)).event!.body.effects).toEqual({ deployed: 1, moved: 0, movedFrom: {} });
     // Where the units run is alpha's to know: the exporter reads neither event.
     expect((await event(seq, api.tokens.exporter)).status).toBe(404);
+    expect(await world.ledger.violations()).toEqual([]);
+  });
+});
+
+describe('units.deploy to another organisation\'s site', () => {
+  it('is refused as if the site did not exist, and moves nothing', async () => {
+    const { world } = api;
+    const { serials } = await api.shipment('own', 'delivered', 2);
+    const before = await world.ledger.pool.query('SELECT serial, custody, site_id FROM units WHERE serial = ANY($1) ORDER BY serial', [serials]);
+    const answer = await world.ledger.submit('units.deploy', { siteId: api.sites.beta, serials }, world.actors.alpha);
+    if (answer.ok) expect.fail(`deployed alpha's units at beta's site: ${JSON.stringify(answer.body)}`);
+    expect(answer.error).toMatchObject({ code: 'not_found', message: `site ${api.sites.beta} was not found` });
+    expect((await world.ledger.pool.query('SELECT serial, custody, site_id FROM units WHERE serial = ANY($1) ORDER BY serial', [serials])).rows).toEqual(before.rows);
     expect(await world.ledger.violations()).toEqual([]);
   });
 });
