@@ -216,6 +216,18 @@ describe('a command whose client went away', () => {
     expect(budget.reserved).toBe(0);
   });
 
+  it('gives the room back at once when the client went away before the room was reserved (while its token was checked)', async () => {
+    const budget = new BodyBudget(100, 50);
+    const { request, reply } = fakeRequest(40);
+    (reply.raw as EventEmitter & { closed: boolean }).closed = true; // 'close' fired already
+    budget.reserve(request, reply, 'ORG-1', 100);
+    expect(budget.reserved).toBe(0);
+    const refusal = await budget.holdWhile(request, async () => 'ran').catch((error: unknown) => error);
+    expect(isDomainError(refusal) && refusal.rule).toBe('client-gone');
+    budget.reserve(fakeRequest(50).request, fakeRequest(50).reply, 'ORG-1', 100); // its share is whole
+    expect(budget.reserved).toBe(50);
+  });
+
   it('gives the room back once both the reply is done and the command settled, in either order, and counts each organisation apart', async () => {
     const budget = new BodyBudget(100, 50);
     const first = fakeRequest(40);
@@ -242,6 +254,6 @@ describe('a command whose client went away', () => {
 /** A request declaring a body of `bytes`, as far as the budget reads one, and its reply. */
 function fakeRequest(bytes: number): { request: FastifyRequest; reply: FastifyReply & { raw: EventEmitter } } {
   const request = { headers: { 'content-length': String(bytes) }, raw: {} } as unknown as FastifyRequest;
-  const reply = { raw: new EventEmitter() } as unknown as FastifyReply & { raw: EventEmitter };
+  const reply = { raw: Object.assign(new EventEmitter(), { closed: false }) } as unknown as FastifyReply & { raw: EventEmitter };
   return { request, reply };
 }

@@ -49,7 +49,12 @@ export class BodyBudget {
     this.reservedByOrganisation.set(organisationId, (this.reservedByOrganisation.get(organisationId) ?? 0) + bytes);
     this.reservations.set(request.raw, reservation);
     // 'close' fires once: when the response has finished, or when the connection went away first.
-    reply.raw.once('close', () => this.letGo(reservation));
+    // It may have fired already: the client can leave while the token is checked (a database
+    // read, awaited before this), and a listener added after it would never run, the room held
+    // for good (a few such uploads shut an organisation out of large bodies). Then the room is
+    // given back at once, and the command is not run (holdWhile: client-gone).
+    if (reply.raw.closed) this.letGo(reservation);
+    else reply.raw.once('close', () => this.letGo(reservation));
   }
 
   /**
