@@ -29,7 +29,7 @@ describe('ledger_violations() in parts', () => {
     expect(listed).toEqual(functions);
   });
 
-  it('runs each listed part in its position, and no part that is not listed', async () => {
+  it('runs each listed part in its position, and names a part that is not listed instead of running it', async () => {
     const client = await database.pool.connect();
     try {
       await client.query('BEGIN');
@@ -40,12 +40,20 @@ describe('ledger_violations() in parts', () => {
       await part('ledger_check_probe_last', 'last');
       await part('ledger_check_probe_unlisted', 'unlisted');
       await client.query(`INSERT INTO ledger_checks (position, part) VALUES (1, 'ledger_check_probe_first'), (100000, 'ledger_check_probe_last')`);
-      const found = (await client.query<{ subject: string }>('SELECT * FROM ledger_violations()')).rows;
-      expect(found.map((row) => row.subject)).toEqual(['first', 'last']);
+      const found = (await client.query<{ invariant: string; subject: string }>('SELECT * FROM ledger_violations()')).rows;
+      // The unlisted part is not run, and is named as one the re-check left out.
+      expect(found.map((row) => `${row.invariant} ${row.subject}`)).toEqual(['probe first', 'probe last', 'ledger-checks ledger_check_probe_unlisted']);
     } finally {
       await client.query('ROLLBACK');
       client.release();
     }
+  });
+
+  it('refuses a part taken out of the listing or changed in it: a listing only grows', async () => {
+    for (const statement of ['DELETE FROM ledger_checks', `UPDATE ledger_checks SET part = 'ledger_check_event_times' WHERE part = 'ledger_check_site_counts'`, 'TRUNCATE ledger_checks']) {
+      await expect(database.pool.query(statement), statement).rejects.toMatchObject({ code: '23001', message: expect.stringMatching(/^ledger_checks lists the parts of the re-check; a part is added, never taken out or changed \((DELETE|UPDATE|TRUNCATE) refused\)$/) });
+    }
+    expect((await database.pool.query('SELECT count(*)::int AS parts FROM ledger_checks')).rows).toEqual([{ parts: 17 }]);
   });
 
   it('refuses a listed name that is not a part', async () => {

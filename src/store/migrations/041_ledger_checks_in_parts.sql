@@ -247,8 +247,21 @@ INSERT INTO ledger_checks (position, part) VALUES
   (160, 'ledger_check_gpu_uuid_form'),
   (170, 'ledger_check_organisation_identifiers');
 
+-- The listing only grows: a row taken out or changed would switch a part off without a word,
+-- with row rights alone (the function it replaced took DDL rights to change). A migration
+-- adds a part with an INSERT and changes one with CREATE OR REPLACE FUNCTION.
+CREATE FUNCTION ledger_checks_only_grow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'ledger_checks lists the parts of the re-check; a part is added, never taken out or changed (% refused)', TG_OP
+    USING ERRCODE = 'restrict_violation';
+END $$;
+CREATE TRIGGER ledger_checks_only_grow BEFORE UPDATE OR DELETE OR TRUNCATE ON ledger_checks
+  FOR EACH STATEMENT EXECUTE FUNCTION ledger_checks_only_grow();
+
 -- Each listed part, in order. plpgsql for the loop; each part's name is checked by the table
--- and quoted as an identifier here.
+-- and quoted as an identifier here. Then every part there is that the listing leaves out (taken
+-- out with the trigger off, or created by a migration that forgot to list it), as a violation:
+-- the re-check says when it does not run whole.
 CREATE OR REPLACE FUNCTION ledger_violations() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE plpgsql STABLE AS $$
 DECLARE
   listed record;
@@ -256,4 +269,10 @@ BEGIN
   FOR listed IN SELECT c.part FROM ledger_checks c ORDER BY c.position LOOP
     RETURN QUERY EXECUTE format('SELECT invariant, subject, detail FROM %I()', listed.part);
   END LOOP;
+  RETURN QUERY
+    SELECT 'ledger-checks', p.proname::text, 'a part of the re-check that ledger_checks does not list, so it was not run'
+    FROM pg_proc p
+    WHERE p.proname LIKE 'ledger\_check\_%' AND pg_function_is_visible(p.oid)
+      AND NOT EXISTS (SELECT 1 FROM ledger_checks c WHERE c.part = p.proname)
+    ORDER BY p.proname;
 END $$;
