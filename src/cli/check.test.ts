@@ -6,13 +6,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
+import { runCheck } from '../../test/support/check-command.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { TransparencyLog } from '../ledger/transparency-log.ts';
 import { readHead } from '../store/tlog-tables.ts';
 import { formatCheckpoint, formatKeyId, generateSignerKey, parseSignerKey, signNote } from '../tlog/index.ts';
-import { checkCommand, checkedDatabase } from './admin.ts';
-import { readConfig, type Config } from './config.ts';
-import type { Output } from './output.ts';
+import { checkedDatabase } from './admin.ts';
+import type { Config } from './config.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -21,13 +21,7 @@ worldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 });
 
-async function check(): Promise<{ code: number; lines: string[] }> {
-  const read = readConfig({ DATABASE_URL: database.url });
-  if (!read.ok) throw new Error(read.problems.join('; '));
-  const lines: string[] = [];
-  const output: Output = { out: (line) => lines.push(line), err: (line) => lines.push(line), errStream: { write: () => true } };
-  return { code: await checkCommand(read.config, output), lines };
-}
+const check = () => runCheck(database.url);
 
 describe('chipledger check', () => {
   it('says every invariant holds on an honest ledger', async () => {

@@ -9,11 +9,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
+import { runCheck } from '../../test/support/check-command.ts';
 import { firstRefusal, inRolledBack } from '../../test/support/rolled-back.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
-import { checkCommand } from '../cli/admin.ts';
-import { readConfig } from '../cli/config.ts';
-import type { Output } from '../cli/output.ts';
 import { listMigrations } from './migrate.ts';
 import type { PoolClient } from './pool.ts';
 
@@ -40,14 +38,8 @@ async function book(serials: Array<{ serial: string; gpuUuid: string }>): Promis
   }, actors.exporter)).shipmentId);
 }
 
-/** `chipledger check` on this file's database: it migrates first, as every admin command does. */
-async function check(): Promise<{ code: number; lines: string[] }> {
-  const read = readConfig({ DATABASE_URL: database.url });
-  if (!read.ok) throw new Error(read.problems.join('; '));
-  const lines: string[] = [];
-  const output: Output = { out: (line) => lines.push(line), err: (line) => lines.push(line), errStream: { write: () => true } };
-  return { code: await checkCommand(read.config, output), lines };
-}
+/** `chipledger check` on this file's database. */
+const check = () => runCheck(database.url);
 
 const migration = (version: number) => listMigrations().find((each) => each.version === version)!;
 
