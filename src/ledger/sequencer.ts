@@ -24,17 +24,18 @@
  *   503 'unavailable'; a retry with the same key returns the stored answer if it did commit.
  * - after COMMIT: everything of the batch is durable; answers go out only now.
  */
-import { DomainError, assert, isDomainError } from '../core/errors.ts';
+import { DomainError, assert } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
-import { isDatabaseUnavailable, withQueryTimeout, type Pool } from '../store/pool.ts';
+import { withQueryTimeout, type Pool } from '../store/pool.ts';
 import { rememberAnswer, storedAnswer, type StoredAnswer } from '../store/ledger-tables.ts';
 import { hashOfRefused, replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
-import { invalidInput, isCommandsOwnRefusal, isRefusedWrite, isTransientDatabaseError, toRefusal } from './refusals.ts';
+import { invalidInput, isCommandsOwnRefusal, isRefusedWrite, toRefusal } from './refusals.ts';
 import { roleRefusal, type Actor } from './permissions.ts';
 import { commandSchemas, type CommandKind } from './schemas.ts';
 import type { Answer, LogAppender, Pending } from './batch-apply.ts';
 import { BatchCommitter, type CommitStats } from './batch-commit.ts';
+import { describeBatch, isDatabaseFailure, unavailableReason, withoutStack } from './batch-failures.ts';
 import { Outage } from './outage.ts';
 
 export interface SequencerOptions {
@@ -422,47 +423,6 @@ function refusalOrBug(error: unknown): DomainError | null {
     return null;
   }
 }
-
-/**
- * Whether a failure is the database not there, slow or refusing "not now" (a lost connection,
- * a bound run out, a lock not had, a server going away): one reason for an outage, and said
- * without a stack.
- */
-function isDatabaseFailure(error: unknown): boolean {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return error instanceof Error && !isDomainError(error) && (isDatabaseUnavailable(error) || (typeof code === 'string' && isTransientDatabaseError(code)));
-}
-
-/**
- * What an 'unavailable' failure is, for saying each once an outage: every way of the database
- * being slow or away is one (a freeze alternates bounds run out, lock timeouts and lost
- * connections); a refusal of ours by its rule (its message carries numbers that change from
- * batch to batch); anything else by its message.
- */
-function unavailableReason(error: unknown): string {
-  if (isDatabaseFailure(error)) return 'the database is slow or away';
-  if (isDomainError(error)) return error.rule === undefined ? error.message : `${error.rule}: ${error.message}`;
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
-
-/** A database failure as it is logged: its message, name and code, without the frames. */
-function withoutStack(error: Error): Error {
-  const said = new Error(error.message);
-  said.name = error.name;
-  said.stack = `${error.name}: ${error.message}`;
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' ? Object.assign(said, { code }) : said;
-}
-
-/** A batch as a log line names it: how many commands, of which kinds (the sweep among them). */
-function describeBatch(batch: Pending[]): string {
-  const kinds = new Map<string, number>();
-  for (const pending of batch) kinds.set(pending.kind, (kinds.get(pending.kind) ?? 0) + 1);
-  const listed = [...kinds].slice(0, describedKindsMax).map(([kind, count]) => (count === 1 ? kind : `${count} ${kind}`));
-  const more = kinds.size > describedKindsMax ? `, ${kinds.size - describedKindsMax} more kinds` : '';
-  return `a batch of ${batch.length} ${batch.length === 1 ? 'command' : 'commands'} (${listed.join(', ')}${more})`;
-}
-const describedKindsMax = 4;
 
 function countSerials(input: unknown): number {
   const serials = (input as { serials?: unknown[] }).serials;

@@ -1,0 +1,50 @@
+/**
+ * How the sequencer words a batch that failed, for its log: which failures are the database
+ * being away (one reason for an outage, said without a stack), what reason a failure counts
+ * as (outage.ts says each once), and how a batch is named in a line.
+ */
+import { isDomainError } from '../core/errors.ts';
+import { isDatabaseUnavailable } from '../store/pool.ts';
+import type { Pending } from './batch-apply.ts';
+import { isTransientDatabaseError } from './refusals.ts';
+
+/**
+ * Whether a failure is the database not there, slow or refusing "not now" (a lost connection,
+ * a bound run out, a lock not had, a server going away): one reason for an outage, and said
+ * without a stack.
+ */
+export function isDatabaseFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return error instanceof Error && !isDomainError(error) && (isDatabaseUnavailable(error) || (typeof code === 'string' && isTransientDatabaseError(code)));
+}
+
+/**
+ * What an 'unavailable' failure is, for saying each once an outage: every way of the database
+ * being slow or away is one (a freeze alternates bounds run out, lock timeouts and lost
+ * connections); a refusal of ours by its rule (its message carries numbers that change from
+ * batch to batch); anything else by its message.
+ */
+export function unavailableReason(error: unknown): string {
+  if (isDatabaseFailure(error)) return 'the database is slow or away';
+  if (isDomainError(error)) return error.rule === undefined ? error.message : `${error.rule}: ${error.message}`;
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** A database failure as it is logged: its message, name and code, without the frames. */
+export function withoutStack(error: Error): Error {
+  const said = new Error(error.message);
+  said.name = error.name;
+  said.stack = `${error.name}: ${error.message}`;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? Object.assign(said, { code }) : said;
+}
+
+/** A batch as a log line names it: how many commands, of which kinds (the sweep among them). */
+export function describeBatch(batch: Pending[]): string {
+  const kinds = new Map<string, number>();
+  for (const pending of batch) kinds.set(pending.kind, (kinds.get(pending.kind) ?? 0) + 1);
+  const listed = [...kinds].slice(0, describedKindsMax).map(([kind, count]) => (count === 1 ? kind : `${count} ${kind}`));
+  const more = kinds.size > describedKindsMax ? `, ${kinds.size - describedKindsMax} more kinds` : '';
+  return `a batch of ${batch.length} ${batch.length === 1 ? 'command' : 'commands'} (${listed.join(', ')}${more})`;
+}
+const describedKindsMax = 4;
