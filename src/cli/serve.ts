@@ -10,6 +10,10 @@
  * used: a problem there is a configuration problem (exit 2), said before the port is probed or a
  * folder or a PostgreSQL cluster is made.
  *
+ * Before the ledger opens (it migrates, and may sign), the database's log is checked against
+ * the newest checkpoint this server published, kept in the data dir (published-checkpoint.ts):
+ * a database restored from an older backup, or another one, is refused there.
+ *
  * Crash notes: killed with SIGKILL, the embedded PostgreSQL keeps running with its pid file and
  * our lock file names a dead pid; the next start stops the orphan (store/embedded.ts) and takes
  * the lock. Every acknowledged command was committed before its answer went out.
@@ -28,6 +32,7 @@ import { demoSignerKey, readLogKeys } from './log-key.ts';
 import { limits } from '../core/limits.ts';
 import { withQueryTimeout } from '../store/pool.ts';
 import { onEmbeddedPostgresExit, type EmbeddedExit } from '../store/embedded.ts';
+import { PublishedCheckpointGuard } from './published-checkpoint.ts';
 
 /** The whole shutdown may take this long; then we exit non-zero rather than hang. */
 export const shutdownTimeoutMs = 30_000;
@@ -88,6 +93,8 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
       output.err(`chipledger: ${error.message}`);
       return 0;
     }
+    // The data dir exists now (openDatabase keeps its lock there, with DATABASE_URL too).
+    const published = await PublishedCheckpointGuard.check(resources.database.pool, config.dataDir, previousSignerKey === undefined ? [logSignerKey] : [logSignerKey, previousSignerKey]);
     resources.ledger = await Ledger.open({
       pool: resources.database.pool,
       sweepIntervalMs: config.sweepIntervalMs,
@@ -97,6 +104,7 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
       onError: (error, context) => logger.error({ err: error }, context),
       onRecovered: (message) => logger.info(message),
     });
+    await published.follow(resources.ledger);
     const demoAccess = options.demo ? await prepareDemo(resources.ledger, output) : undefined;
     const { buildServer } = await import('../server/app.ts');
     // The API's reads are bounded (limits.readQueryTimeoutMs; a frozen or cut-off database is

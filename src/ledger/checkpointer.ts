@@ -47,8 +47,22 @@ export interface CheckpointerOptions {
   onRecovered?: (message: string) => void;
 }
 
+/** A checkpoint this process signed, as stored and served (the log's signed note). */
+export interface SignedCheckpoint {
+  size: number;
+  root: Buffer;
+  signedNote: string;
+}
+
+/**
+ * Told of each checkpoint this process signs, once it is committed (so served), before the
+ * signing counts as done. What it throws fails that tick like any other failure (onError says
+ * it once an outage); the checkpoint stays signed.
+ */
+export type SignedCheckpointHook = (checkpoint: SignedCheckpoint) => Promise<void>;
+
 /** What a signing found; the newest checkpoint is read in the same bounded transaction. */
-type SigningOutcome = { kind: 'retired'; replacedBy: string } | { kind: 'covered'; latest: CheckpointRow } | { kind: 'signed'; size: number; latest: CheckpointRow | undefined };
+type SigningOutcome = { kind: 'retired'; replacedBy: string } | { kind: 'covered'; latest: CheckpointRow } | { kind: 'signed'; signed: SignedCheckpoint; latest: CheckpointRow | undefined };
 
 export class Checkpointer {
   private timer: NodeJS.Timeout | undefined;
@@ -71,6 +85,7 @@ export class Checkpointer {
   /** The outage the failing ticks belong to: each reason said once, its end said with its count. */
   private readonly outage = new Outage({ again: 'checkpoint signing works again', failure: ['failed tick', 'failed ticks'] }, () => Date.now());
   private period = 0;
+  private signedHook: SignedCheckpointHook | undefined;
 
   constructor(private readonly options: CheckpointerOptions) {}
 
@@ -85,6 +100,16 @@ export class Checkpointer {
 
   get signer(): Ed25519NoteSigner {
     return this.options.signer;
+  }
+
+  /**
+   * Sets the one hook told of each checkpoint this process signs (SignedCheckpointHook). It
+   * is a hook, not file writing here: the server keeps what it signed outside the database
+   * (cli/published-checkpoint.ts), and the data dir is the CLI's, not the ledger's.
+   */
+  onSigned(hook: SignedCheckpointHook): void {
+    if (this.signedHook !== undefined) throw new Error('assertion failed: the checkpointer has a signed-checkpoint hook already');
+    this.signedHook = hook;
   }
 
   start(): void {
@@ -186,8 +211,9 @@ export class Checkpointer {
       const latest = await latestCheckpoint(client);
       if (latest && latest.size >= head.size) return { kind: 'covered', latest };
       const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [] });
-      await insertCheckpoint(client, { size: head.size, root: head.root, key_id: formatKeyId(signer.keyId), signed_note: signNote(text, signer) });
-      return { kind: 'signed', size: head.size, latest: await latestCheckpoint(client) };
+      const signedNote = signNote(text, signer);
+      await insertCheckpoint(client, { size: head.size, root: head.root, key_id: formatKeyId(signer.keyId), signed_note: signedNote });
+      return { kind: 'signed', signed: { size: head.size, root: head.root, signedNote }, latest: await latestCheckpoint(client) };
     }, waitMs);
     if (signed.kind === 'retired') {
       this.retiredBy = signed.replacedBy;
@@ -195,10 +221,13 @@ export class Checkpointer {
       throw this.retiredError(signed.replacedBy);
     }
     if (signed.kind === 'covered') return signed.latest;
-    this.ownSize = signed.size;
+    this.ownSize = signed.signed.size;
     this.stats.signed += 1;
-    this.stats.lastSize = signed.size;
+    this.stats.lastSize = signed.signed.size;
     this.stats.lastSignedAtMs = Date.now();
+    // After the commit: a crash before the hook ran leaves this checkpoint served but not
+    // told, and the next signing tells a larger one.
+    await this.signedHook?.(signed.signed);
     return signed.latest;
   }
 

@@ -1,0 +1,210 @@
+/**
+ * The guard against a database that went back: a server records the newest checkpoint it
+ * signed in its data dir, and refuses to start on a database whose log is shorter than it or
+ * has another root at its size. A "restore" here is a second database given the same first
+ * commands (same clock, so the same events and the same leaves) and fewer of them; a fork, one
+ * given as many other commands.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ManualClock } from '../core/clock.ts';
+import { Ledger } from '../ledger/ledger.ts';
+import { systemActor } from '../ledger/permissions.ts';
+import { createPool, type Pool } from '../store/pool.ts';
+import { findFreePort } from '../store/embedded.ts';
+import { generateSignerKey, openCheckpoint, parseSignerKey, parseVerifierKey, signCheckpoint } from '../tlog/index.ts';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { Failure } from './output.ts';
+import { PublishedCheckpointGuard, publishedCheckpointFileName } from './published-checkpoint.ts';
+
+const root = resolve(import.meta.dirname, '../..');
+const folder = mkdtempSync(join(tmpdir(), 'chipledger-published-'));
+const key = generateSignerKey('published.test/log');
+const databases: TestDatabase[] = [];
+/** The original, a restore of it taken two events back, and a fork of it at its size. */
+let original: TestDatabase;
+let restored: TestDatabase;
+let forked: TestDatabase;
+
+/** serve's steps around the ledger: the start check, Ledger.open, then recording what it signs. */
+async function startServer(pool: Pool, dataDir: string): Promise<Ledger> {
+  const guard = await PublishedCheckpointGuard.check(pool, dataDir, [key.signerKey]);
+  // An hour between ticks: the tests sign with checkpointNow, at the sizes they choose.
+  const ledger = await Ledger.open({ pool, clock: new ManualClock('2026-02-01T00:00:00Z'), logSignerKey: key.signerKey, checkpointIntervalMs: 3_600_000 });
+  await guard.follow(ledger);
+  return ledger;
+}
+
+async function register(ledger: Ledger, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    const answer = await ledger.submit('organisation.register', { name, country: 'GB', roles: ['auditor'], identifiers: {} }, systemActor);
+    if (!answer.ok) throw new Error(answer.error.message);
+  }
+}
+
+/** Builds a database's log without a signer (so without checkpoints): `names` registered in order. */
+async function fill(database: TestDatabase, names: readonly string[]): Promise<void> {
+  const ledger = await Ledger.open({ pool: database.pool, clock: new ManualClock('2026-02-01T00:00:00Z') });
+  await register(ledger, names);
+  await ledger.close();
+}
+
+function recorded(dataDir: string): { size: number; root: string } {
+  const { checkpoint } = openCheckpoint(readFileSync(join(dataDir, publishedCheckpointFileName), 'utf8'), parseVerifierKey(key.verifierKey));
+  return { size: checkpoint.size, root: checkpoint.rootHash.toString('base64') };
+}
+
+async function refusal(work: Promise<unknown>): Promise<string> {
+  const error = await work.then(() => undefined, (thrown: unknown) => thrown);
+  expect(error).toBeInstanceOf(Failure);
+  return (error as Failure).message;
+}
+
+const first = ['Org A', 'Org B', 'Org C', 'Org D'];
+
+beforeAll(async () => {
+  [original, restored, forked] = await Promise.all([createTestDatabase(), createTestDatabase(), createTestDatabase()]);
+  databases.push(original, restored, forked);
+  await fill(restored, first.slice(0, 2));
+  await fill(forked, ['Org W', 'Org X', 'Org Y', 'Org Z']);
+});
+
+afterAll(async () => {
+  for (const database of databases) await database.drop();
+  rmSync(folder, { recursive: true, force: true });
+});
+
+describe('the checkpoint a server published, kept in its data dir', () => {
+  const dataDir = join(folder, 'server');
+
+  it('is recorded when the server signs, and only grows', async () => {
+    mkdirSync(dataDir, { recursive: true });
+    const ledger = await startServer(original.pool, dataDir);
+    expect(existsSync(join(dataDir, publishedCheckpointFileName))).toBe(false);
+    await register(ledger, first);
+    const signed = await ledger.checkpointer!.checkpointNow();
+    expect(recorded(dataDir)).toEqual({ size: signed!.size, root: signed!.root.toString('base64') });
+    expect(signed!.size).toBe(first.length);
+    await ledger.close();
+  });
+
+  it('refuses a database restored from before it, naming both sizes and roots, and before migrating or signing anything', async () => {
+    const before = await original.pool.query('SELECT count(*)::int AS n FROM tlog_checkpoints');
+    const message = await refusal(startServer(restored.pool, dataDir));
+    const published = recorded(dataDir);
+    expect(message).toContain(`transparency log has 2 entries`);
+    expect(message).toContain(`fewer than the checkpoint of size ${published.size} (root ${published.root})`);
+    expect(message).toContain('restored from an older backup');
+    expect(message).toContain(`move ${join(dataDir, publishedCheckpointFileName)} away`);
+    expect(message).not.toContain('\n');
+    expect((await restored.pool.query('SELECT count(*)::int AS n FROM tlog_checkpoints')).rows[0].n).toBe(0);
+    expect((await original.pool.query('SELECT count(*)::int AS n FROM tlog_checkpoints')).rows).toEqual(before.rows);
+  });
+
+  it('refuses a database of the same size with another history (a fork), naming both roots', async () => {
+    const message = await refusal(startServer(forked.pool, dataDir));
+    const published = recorded(dataDir);
+    expect(message).toContain(`at size ${published.size} (of 4 entries)`);
+    expect(message).toContain(`has root ${published.root}`);
+    expect(message).toContain('another history');
+    expect((await forked.pool.query('SELECT count(*)::int AS n FROM tlog_checkpoints')).rows[0].n).toBe(0);
+  });
+
+  it('refuses a database that never held the log (empty, not migrated), and leaves it unmigrated', async () => {
+    const admin = new pg.Client({ connectionString: inject('databaseUrl') });
+    await admin.connect();
+    const name = `t_empty_${process.pid}`;
+    await admin.query(`CREATE DATABASE ${name}`);
+    const url = new URL(inject('databaseUrl'));
+    url.pathname = `/${name}`;
+    const pool = createPool({ url: url.toString(), connectionsMax: 2, applicationName: 'chipledger-test' });
+    try {
+      const message = await refusal(startServer(pool, dataDir));
+      expect(message).toContain(`transparency log has 0 entries`);
+      expect((await pool.query("SELECT to_regclass('events') AS events")).rows[0].events).toBeNull();
+    } finally {
+      await pool.end();
+      await admin.query(`DROP DATABASE ${name} WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+
+  it('starts on the same database with more events, and records what it signs next', async () => {
+    const ledger = await startServer(original.pool, dataDir);
+    await register(ledger, ['Org E']);
+    await ledger.checkpointer!.checkpointNow();
+    expect(recorded(dataDir).size).toBe(first.length + 1);
+    await ledger.close();
+  });
+
+  it('refuses a file changed by hand (its signature no longer verifies), in a line of its own', async () => {
+    const file = join(dataDir, publishedCheckpointFileName);
+    const good = readFileSync(file, 'utf8');
+    // The size changed (2 instead of 5) so that, believed, it would let the restore start.
+    writeFileSync(file, good.replace(/\n5\n/, '\n2\n'));
+    try {
+      const message = await refusal(startServer(restored.pool, dataDir));
+      expect(message).toContain(`${file} should hold the newest checkpoint this server published, but it is not a checkpoint signed by a key of this log (${key.verifierKey})`);
+      expect(message).toContain('does not verify');
+      expect(message).not.toContain('\n');
+      // A file of another log, even well signed, is refused the same way.
+      const other = parseSignerKey(generateSignerKey('other.test/log').signerKey);
+      writeFileSync(file, signCheckpoint({ origin: other.name, size: 5, rootHash: Buffer.alloc(32, 9), extensions: [] }, other));
+      expect(await refusal(startServer(original.pool, dataDir))).toContain('not a checkpoint signed by a key of this log');
+    } finally {
+      writeFileSync(file, good);
+    }
+  });
+
+  it('refuses, while running, to record a checkpoint the recorded one is not part of (the database went back under it)', async () => {
+    const guard = await PublishedCheckpointGuard.check(original.pool, dataDir, [key.signerKey]);
+    const size = recorded(dataDir).size;
+    const rootAt = async (): Promise<Buffer> => Buffer.alloc(32, 7);
+    const smaller = { size: size - 1, root: Buffer.alloc(32, 1), signedNote: 'unused\n' };
+    await expect(guard.record(smaller, rootAt)).rejects.toThrow(`no longer extends the checkpoint of size ${size}`);
+    const larger = { size: size + 1, root: Buffer.alloc(32, 1), signedNote: 'unused\n' };
+    await expect(guard.record(larger, rootAt)).rejects.toThrow(`no longer extends the checkpoint of size ${size}`);
+    expect(recorded(dataDir).size).toBe(size);
+  });
+
+  it('starts on the restore once the file is moved away (the documented override), and records that database from then on', async () => {
+    const file = join(dataDir, publishedCheckpointFileName);
+    renameSync(file, `${file}.before-restore`);
+    const ledger = await startServer(restored.pool, dataDir);
+    await ledger.checkpointer!.checkpointNow();
+    expect(recorded(dataDir).size).toBe(2);
+    await ledger.close();
+    // The guard holds again, now for the restored database's log.
+    expect(await refusal(startServer(forked.pool, dataDir))).toContain('at size 2 (of 4 entries)');
+  });
+});
+
+describe('chipledger serve', () => {
+  it('refuses to start, before listening, on a database behind the checkpoint it published (DATABASE_URL, the file in its data dir)', async () => {
+    const dataDir = join(folder, 'served');
+    mkdirSync(dataDir, { recursive: true });
+    const ledger = await startServer(original.pool, dataDir);
+    await ledger.checkpointer!.checkpointNow();
+    await ledger.close();
+    const port = await findFreePort();
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CHIPLEDGER_') && name !== 'DATABASE_URL'));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', String(port)], {
+      cwd: root, env: { ...env, DATABASE_URL: restored.url, CHIPLEDGER_DATA_DIR: dataDir, CHIPLEDGER_LOG_SIGNER_KEY: key.signerKey, CHIPLEDGER_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    // Without the guard it would serve: stopped then, so that the test fails rather than hangs.
+    const serving = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const code = await new Promise<number | null>((done) => child.on('exit', (exitCode) => done(exitCode)));
+    clearTimeout(serving);
+    expect(code).toBe(1);
+    expect(stdout).not.toContain('chipledger is serving');
+    expect(stderr).toMatch(/^chipledger: refusing to start: the database's transparency log has 2 entries .*fewer than the checkpoint of size 5 /m);
+  });
+});

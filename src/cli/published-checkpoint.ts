@@ -1,0 +1,245 @@
+/**
+ * The guard against serving a database that went back: the newest checkpoint this server
+ * signed or saw is kept OUTSIDE the database, in <CHIPLEDGER_DATA_DIR>/published-checkpoint
+ * (the log's signed note, as stored and served), and at start, before the ledger opens (so
+ * before anything is migrated, signed or served), the database's log must extend it: at least
+ * its size, and at its size the same root.
+ *
+ * Why: a database restored from an older backup (or a replica behind, or another database
+ * under the same settings) holds a shorter or different log. Served, it hands out again the
+ * ids and idempotency answers the newer state had given, and its next checkpoint forks the log
+ * that monitors and witnesses already hold. Nothing inside the database can tell, since the
+ * restore took the record of what was published with it; a file next to the server can.
+ *
+ * The data dir is local to each server even with DATABASE_URL (its lock file lives there), so
+ * several servers on one database keep a file each, and each guards what it signed.
+ *
+ * The file is believed only once its note verifies with a key of this log (the server's own
+ * keys, and the keys the database records): a file changed by hand is its own refusal, never
+ * a silent block or pass. The deliberate way on, after deciding to serve an older or another
+ * database, is to move the file away (and keep it: it is the record of what was published).
+ * That is an act per incident, unlike a setting, which left in a unit file would turn the guard
+ * off for every later start without a word; on that start the newest checkpoint of the
+ * database is recorded, and the guard holds again from there.
+ *
+ * Storage rules: the file is replaced whole (a temporary file written and fsynced, renamed over
+ * it, the folder fsynced), so a crash at any step leaves the old file or the new one, never a
+ * part. It only moves forward: a larger size (whose log extends the one recorded), or nothing.
+ * A crash after a checkpoint is committed and before it is recorded leaves the file one
+ * signing behind, which the next signing makes good.
+ */
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { SignedCheckpoint } from '../ledger/checkpointer.ts';
+import { TileReader } from '../ledger/tile-reader.ts';
+import { inTransaction, type Pool, type PoolClient } from '../store/pool.ts';
+import { latestCheckpoint, listLogKeys, readHead } from '../store/tlog-tables.ts';
+import { openCheckpoint, parseSignerKey, parseVerifierKey, rootFromNodes, rootNodes, type Ed25519NoteVerifier } from '../tlog/index.ts';
+import { Failure } from './output.ts';
+
+export const publishedCheckpointFileName = 'published-checkpoint';
+/** Longest file read: a checkpoint note (three lines, a rotation line, a few signatures) is far shorter. */
+export const publishedCheckpointBytesMax = 65_536;
+/** Tiles the start check reads: a root needs one per tile level at most. */
+const startCheckTilesMax = 64;
+
+/** A checkpoint as recorded: the signed note and what it signs. */
+interface Published {
+  size: number;
+  root: Buffer;
+  note: string;
+}
+
+/** What the start check read, in one snapshot, before anything is migrated. */
+interface DatabaseLog {
+  size: number;
+  root: Buffer;
+  /** Verifier keys the database records for its log (none on a database never migrated). */
+  keys: string[];
+}
+
+/** How to go on deliberately, said by every refusal. */
+function howToGoOn(file: string): string {
+  return `if you mean to serve this database anyway (monitors and witnesses of the log will see it go back or fork), move ${file} away (keep it: it records what was published) and start again`;
+}
+
+export class PublishedCheckpointGuard {
+  /** Writes one at a time, in order: the start's record and the checkpointer's. */
+  private writing: Promise<void> = Promise.resolve();
+
+  private constructor(readonly file: string, private readonly dataDir: string, private published: Published | undefined) {}
+
+  /** The size recorded, if any. */
+  get size(): number | undefined {
+    return this.published?.size;
+  }
+
+  /**
+   * The start check: refuses (a Failure, one line) a database whose log is shorter than the
+   * checkpoint recorded, or has another root at its size, and a file whose note no key of
+   * this log signed. `signerKeys`: the server's signing key and its previous one, if any.
+   * Reads only; call it before Ledger.open, which migrates and may sign.
+   */
+  static async check(pool: Pool, dataDir: string, signerKeys: readonly string[]): Promise<PublishedCheckpointGuard> {
+    const file = join(dataDir, publishedCheckpointFileName);
+    const note = await readPublishedFile(file);
+    if (note === undefined) return new PublishedCheckpointGuard(file, dataDir, undefined);
+    const published = await inTransaction(pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
+      const log = await readDatabaseLog(client);
+      const recorded = openPublished(file, note, [...signerKeys.map((key) => parseSignerKey(key).verifierKey), ...log.keys]);
+      if (log.size < recorded.size) {
+        throw new Failure(`refusing to start: the database's transparency log has ${log.size} entries (root ${log.root.toString('base64')}), fewer than the checkpoint of size ${recorded.size} (root ${recorded.root.toString('base64')}) this server published, recorded in ${file}: the database is older than what was published (restored from an older backup, or a replica behind) or another database, and served it would give out ids and idempotency answers again and sign a fork of the published log; point chipledger at the newest database, or, ${howToGoOn(file)}`);
+      }
+      const root = await rootAt(client, recorded.size);
+      if (!root.equals(recorded.root)) {
+        throw new Failure(`refusing to start: the database's transparency log has root ${root.toString('base64')} at size ${recorded.size} (of ${log.size} entries), but the checkpoint of size ${recorded.size} this server published, recorded in ${file}, has root ${recorded.root.toString('base64')}: the database holds another history (another database, or one restored from a backup and then written to), and served it would sign a fork of the published log; point chipledger at the database it published, or, ${howToGoOn(file)}`);
+      }
+      return recorded;
+    });
+    return new PublishedCheckpointGuard(file, dataDir, published);
+  }
+
+  /**
+   * Once the ledger is open: records the database's newest checkpoint when it is larger than
+   * the one recorded (the ledger's start-up check proved it; it is what this server serves
+   * now, and after a deliberate move of the file it arms the guard again at once), then each
+   * checkpoint the ledger's checkpointer signs.
+   */
+  async follow(ledger: Ledger): Promise<void> {
+    const rootAtSize = (size: number): Promise<Buffer> => ledger.log.rootAt(size);
+    // The hook first: the checkpointer is ticking already, and a signing while the newest
+    // checkpoint is read must be recorded too (the writes are kept in order).
+    ledger.checkpointer?.onSigned((signed) => this.record(signed, rootAtSize));
+    const newest = await latestCheckpoint(ledger.pool);
+    if (newest === undefined) return;
+    // At start a failure to record is serve's to report, in one line: nothing is served yet.
+    await this.record({ size: newest.size, root: newest.root, signedNote: newest.signed_note }, rootAtSize, 'seen').catch((error: unknown) => {
+      throw new Failure(`refusing to start: ${(error as Error).message}`);
+    });
+  }
+
+  /**
+   * Records a checkpoint this server signed (or, `seen`, found on the database at start). Only
+   * forward: one of the size recorded and its root changes nothing; a signed one that is
+   * smaller, has another root at the size recorded, or is larger but its log does not extend
+   * the recorded one (`rootAt` gives the database log's root at a size) means the database
+   * went back under this running server (a failover to a replica that lacked the newest
+   * commits, say), and is thrown. A seen one no larger than the recorded one is left: the start
+   * check proved the log extends the recorded one. The thrown messages name the recorded
+   * checkpoint only, so that a signer's outage reports them once.
+   */
+  record(signed: SignedCheckpoint, rootAt: (size: number) => Promise<Buffer>, how: 'signed' | 'seen' = 'signed'): Promise<void> {
+    const next = this.writing.then(() => this.recordNow(signed, rootAt, how));
+    this.writing = next.catch(() => {});
+    return next;
+  }
+
+  private async recordNow(signed: SignedCheckpoint, rootAt: (size: number) => Promise<Buffer>, how: 'signed' | 'seen'): Promise<void> {
+    const published = this.published;
+    if (how === 'seen' && published !== undefined && signed.size <= published.size) return;
+    if (published !== undefined) {
+      if (signed.size === published.size && signed.root.equals(published.root)) return;
+      const extendsRecorded = signed.size > published.size && (await rootAt(published.size)).equals(published.root);
+      if (!extendsRecorded) {
+        throw new Error(`the database's transparency log no longer extends the checkpoint of size ${published.size} this server published (recorded in ${this.file}): the database went back while this server ran (a failover to a replica without the newest commits, or a restore); stop this server and point it at the database it published`);
+      }
+    }
+    try {
+      await writeAtomically(this.dataDir, this.file, signed.signedNote);
+    } catch (error) {
+      throw new Error(`couldn't record a signed checkpoint in ${this.file}, which guards against starting on a database that went back: ${(error as Error).message}`, { cause: error });
+    }
+    this.published = { size: signed.size, root: signed.root, note: signed.signedNote };
+  }
+}
+
+/** The file's text, or undefined when there is none; anything else that stops reading it is a refusal. */
+async function readPublishedFile(file: string): Promise<string | undefined> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Failure(`refusing to start: couldn't read ${file}, the newest checkpoint this server published: ${(error as Error).message}`);
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new Failure(`refusing to start: ${file}, where this server records the newest checkpoint it published, is not a file; ${howToGoOn(file)}`);
+    if (stat.size > publishedCheckpointBytesMax) throw new Failure(`refusing to start: ${file} is longer than ${publishedCheckpointBytesMax} bytes, so it is not the checkpoint this server recorded; ${howToGoOn(file)}`);
+    return await readFile(handle, 'utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The recorded note, opened with the first of `verifierKeys` that signed it; a refusal when none did. */
+function openPublished(file: string, note: string, verifierKeys: readonly string[]): Published {
+  const keys = [...new Set(verifierKeys)];
+  let why = 'no log key is known';
+  for (const key of keys) {
+    let verifier: Ed25519NoteVerifier;
+    try {
+      verifier = parseVerifierKey(key);
+    } catch {
+      // A malformed key recorded in the database is the ledger's start-up check's to name.
+      continue;
+    }
+    try {
+      const { checkpoint } = openCheckpoint(note, verifier);
+      return { size: checkpoint.size, root: checkpoint.rootHash, note };
+    } catch (error) {
+      if (key === keys[0]) why = (error as Error).message;
+    }
+  }
+  throw new Failure(`refusing to start: ${file} should hold the newest checkpoint this server published, but it is not a checkpoint signed by a key of this log (${keys.join(', ')}): ${why}; it was changed, or comes from another log, so the database cannot be checked against it; put back the file this server wrote, or, ${howToGoOn(file)}`);
+}
+
+/**
+ * The log's size, root and keys as the database holds them. A database never migrated has no
+ * log tables: its log is empty.
+ */
+async function readDatabaseLog(client: PoolClient): Promise<DatabaseLog> {
+  const tables = (await client.query<{ head: boolean; keys: boolean }>("SELECT to_regclass('log_head') IS NOT NULL AS head, to_regclass('tlog_keys') IS NOT NULL AS keys")).rows[0]!;
+  const head = tables.head ? await readHead(client) : undefined;
+  const keys = tables.keys ? (await listLogKeys(client)).map((row) => row.verifier_key) : [];
+  return { size: head?.size ?? 0, root: head?.root ?? (await rootAt(client, 0)), keys };
+}
+
+/**
+ * The root of the database's log at `size` (at most its head), from its tiles as the ledger
+ * keeps them. The ledger's own start-up check, which runs next, proves the tiles against the
+ * events; a tile missing here is a refusal of the same kind.
+ */
+async function rootAt(client: PoolClient, size: number): Promise<Buffer> {
+  try {
+    return rootFromNodes(size, await new TileReader(client, startCheckTilesMax).nodeGetter(rootNodes(size), client));
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== undefined) throw error;
+    throw new Failure(`refusing to start: couldn't compute the database log's root at size ${size} to compare it with the checkpoint this server published: ${(error as Error).message}`);
+  }
+}
+
+/** Replaces `file` with `text`: a crash at any step leaves the old file or the new one (the storage rules above). */
+async function writeAtomically(folder: string, file: string, text: string): Promise<void> {
+  const temporary = `${file}.tmp`;
+  const handle = await open(temporary, 'w', 0o644);
+  try {
+    await handle.writeFile(text, 'utf8');
+    // Durable before it is renamed: the rename must never name a file whose data is not on disk.
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await unlink(temporary).catch(() => {});
+    throw error;
+  }
+  await handle.close();
+  await rename(temporary, file);
+  // The rename itself is durable once the folder is: until then a crash may bring back the old file.
+  const directory = await open(folder, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}
