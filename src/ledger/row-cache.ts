@@ -17,8 +17,10 @@
  * Tables left out on purpose: units and manifest rows (a shipment may have 100,000 of
  * them, and handlers also change them set-based in SQL). Batches that need those, or the
  * sweep (which queries by time), load classically; so do batches that look products up by
- * model or organisations by identifier (product.register, organisation.register: a model or
- * an identifier not cached may still be stored). Tokens are kept because every batch
+ * model, organisations by identifier or licences by reference (product.register,
+ * organisation.register, licence.create: a model, an identifier or a reference not cached may
+ * still be stored), and those that read every allocation of a licence (an amendment of its
+ * validity: the cache cannot tell that it holds them all). Tokens are kept because every batch
  * names its actors' tokens (batch-apply.ts checks each is still valid): left out, no batch
  * would be served from here.
  */
@@ -67,7 +69,8 @@ export class RowCache {
    * does not hold is a miss too: the loader then finds that out under the lock.
    */
   lookup(keys: BatchKeys): LoadedState | null {
-    if (this.current === null || this.rowsMax === 0 || keys.dueAt !== null || keys.serials.size > 0 || keys.productModels.size > 0 || keys.organisationIdentifiers.size > 0) return null;
+    if (this.current === null || this.rowsMax === 0 || keys.dueAt !== null || keys.serials.size > 0 || keys.productModels.size > 0 || keys.organisationIdentifiers.size > 0
+      || keys.licenceReferences.size > 0 || keys.allocationsOfLicences.size > 0) return null;
     const shipments: ShipmentRow[] = [];
     const allocationIds = new Set(keys.allocations);
     const organisationIds = new Set(keys.organisations);

@@ -40,3 +40,25 @@ describe('countries', () => {
     expect(licenceCreate.safeParse({ ...created, destination: 'GB' }).success).toBe(true);
   });
 });
+
+describe('a licence’s value', () => {
+  it('is in a current ISO 4217 currency: any three capitals are not enough, on creation and on amendment', () => {
+    for (const currency of ['ZZZ', 'XXX', 'XTS', 'HRK', 'usd', 'US']) {
+      for (const result of [licenceCreate.safeParse({ ...created, valueMinor: 100, currency }), licenceAmend.safeParse({ licenceId: 'L-1', reason: 'value', valueMinor: 100, currency })]) {
+        expect(result.success, currency).toBe(false);
+        expect(result.error!.issues[0], currency).toMatchObject({ path: ['currency'], message: expect.stringContaining('ISO 4217') });
+      }
+    }
+    expect(licenceCreate.safeParse({ ...created, valueMinor: 100, currency: 'CNY' }).success).toBe(true);
+    expect(licenceAmend.safeParse({ licenceId: 'L-1', reason: 'value', valueMinor: 100, currency: 'EUR' }).success).toBe(true);
+  });
+
+  it('is amended whole: valueMinor with its currency, or neither', () => {
+    for (const value of [{ valueMinor: 100 }, { currency: 'USD' }]) {
+      const result = licenceAmend.safeParse({ licenceId: 'L-1', reason: 'value', ...value });
+      expect(result.success, JSON.stringify(value)).toBe(false);
+      expect(result.error!.issues[0]).toMatchObject({ path: ['currency'], message: 'valueMinor and currency go together' });
+    }
+    expect(licenceAmend.safeParse({ licenceId: 'L-1', reason: 'units', authorisedUnits: 5 }).success).toBe(true);
+  });
+});

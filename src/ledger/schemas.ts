@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { isCountryCode } from '../core/countries.ts';
+import { isCurrencyCode } from '../core/currencies.ts';
 import { limits } from '../core/limits.ts';
 import { bitLengthMax, denseRatesMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem, significantDigitsProblem } from '../policy/classification.ts';
 
@@ -172,17 +173,33 @@ const conditions = z.array(condition).max(limits.listItemsMax).superRefine((list
 });
 const party = z.strictObject({ organisationId: id, role: z.enum(['consignee', 'end_user', 'supplier']) });
 
+/**
+ * A licence's stated value: a term the authority records and amends with the licence, which
+ * nothing consumes. Shipments carry no declared value (a later feature), so the ledger
+ * enforces units, not value; the value is kept, versioned and logged as the licence states it.
+ * A currency is a current ISO 4217 code (core/currencies.ts): any three capitals let ZZZ in,
+ * and a value in a currency that does not exist states no value at all.
+ */
+const licenceValueNote = 'The value the licence states, recorded and amended with it (each version keeps its own), not consumed by shipments: the ledger enforces units, not value.';
+const valueMinor = z.number().int().nonnegative().max(limits.valueMinorMax)
+  .describe(`${licenceValueNote} In the currency's minor unit (cents for USD; yen for JPY, which has none smaller). Given with currency, or neither.`);
+const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 alphabetic currency code such as USD or CNY')
+  .refine(isCurrencyCode, { message: 'must be the ISO 4217 code of a current currency, such as USD or CNY (not a fund, metal or test code such as XXX, nor a withdrawn one such as HRK)' })
+  .describe(`${licenceValueNote} Its ISO 4217 currency code, such as USD or CNY. Given with valueMinor, or neither.`);
+const valueTogether = { message: 'valueMinor and currency go together', path: ['currency'] };
+
 export const licenceCreate = z
   .strictObject({
-    reference: name().pipe(z.string().max(limits.referenceLengthMax)),
+    reference: name().pipe(z.string().max(limits.referenceLengthMax))
+      .describe("The issuing authority's reference for the licence (its document number), kept as given. One licence of an authority per reference, compared trimmed and without regard to the case of ASCII letters: a second is refused (409, rule licence-reference)."),
     direction: z.enum(['export', 'import']),
     holderId: id,
     productIds: z.array(id).min(1).max(limits.listItemsMax),
     origin: country,
     destination: country,
     authorisedUnits: units,
-    valueMinor: z.number().int().nonnegative().max(limits.valueMinorMax).optional(),
-    currency: z.string().regex(/^[A-Z]{3}$/).optional(),
+    valueMinor: valueMinor.optional(),
+    currency: currency.optional(),
     validFrom: instant,
     validTo: instant,
     conditions: conditions.default([]),
@@ -191,21 +208,32 @@ export const licenceCreate = z
     demo: z.boolean().default(false),
   })
   .refine((l) => l.validTo > l.validFrom, { message: 'validTo must be after validFrom', path: ['validTo'] })
-  .refine((l) => (l.valueMinor === undefined) === (l.currency === undefined), { message: 'valueMinor and currency go together', path: ['currency'] })
+  .refine((l) => (l.valueMinor === undefined) === (l.currency === undefined), valueTogether)
   .meta({ dependentRequired: { valueMinor: ['currency'], currency: ['valueMinor'] } });
 
 export const licenceTransition = z.strictObject({ licenceId: id, reason: text().optional() });
 
-export const licenceAmend = z.strictObject({
-  licenceId: id,
-  reason: name(),
-  authorisedUnits: units.optional(),
-  validTo: instant.optional(),
-  productIds: z.array(id).min(1).max(limits.listItemsMax).optional(),
-  conditions: conditions.optional(),
-  riders: z.array(name()).max(limits.listItemsMax).optional(),
-  parties: z.array(party).max(limits.listItemsMax).optional(),
-});
+/**
+ * What an amendment may change; a term left out stays as it is. The value is stated afresh
+ * whole, valueMinor with its currency, as on creation: a new amount read in the old
+ * currency (or the old amount in a new one) would be a value nobody stated. The reference,
+ * route, direction, holder and authority have no field: they are the licence's identity.
+ */
+export const licenceAmend = z
+  .strictObject({
+    licenceId: id,
+    reason: name(),
+    authorisedUnits: units.optional(),
+    valueMinor: valueMinor.optional(),
+    currency: currency.optional(),
+    validTo: instant.optional(),
+    productIds: z.array(id).min(1).max(limits.listItemsMax).optional(),
+    conditions: conditions.optional(),
+    riders: z.array(name()).max(limits.listItemsMax).optional(),
+    parties: z.array(party).max(limits.listItemsMax).optional(),
+  })
+  .refine((l) => (l.valueMinor === undefined) === (l.currency === undefined), valueTogether)
+  .meta({ dependentRequired: { valueMinor: ['currency'], currency: ['valueMinor'] } });
 
 export const allocationCreate = z
   .strictObject({

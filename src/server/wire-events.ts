@@ -178,7 +178,7 @@ export const eventBodies = {
       statusFrom: amendableStatus,
       statusTo: amendableStatus.describe('Equal to statusFrom unless the amendment exhausted the licence (units cut to what has shipped) or gave an exhausted one units again.'),
     }),
-    description: 'A licence amended: a new version.',
+    description: "A licence amended: a new version. Its input records each term it stated afresh (units, value as valueMinor with currency, validity, products, conditions, riders, parties); a term it left out stays as the version before set it. The value is the licence's stated value, recorded, not consumed by shipments.",
   })],
   'allocation.create': [body('allocation.create', { subject: subject('The allocation.'), input: recorded('allocation.create'), effects: z.strictObject({ allocationId: id }), description: "Part of a licence's units allocated to a recipient (the event gives no licence total: its recipient reads it). Listed in the licence's history as well as the allocation's (GET /v1/events?subjectId=): it changes the licence's allocatedUnits." })],
   'allocation.resize': [body('allocation.resize', { subject: subject('The allocation.'), input: recorded('allocation.resize'), effects: z.strictObject({ from: positive.describe('Its units before.'), to: positive.describe('Its units after.') }), description: "An allocation resized: from and to are units, not statuses. Listed in the licence's history as well as the allocation's (GET /v1/events?subjectId=): it changes the licence's allocatedUnits." })],

@@ -47,7 +47,7 @@ const condition = z.strictObject({
 export const licence = z.strictObject({
   id: z.string(),
   version: z.number().int().min(1),
-  reference: z.string(),
+  reference: z.string().describe("The issuing authority's reference for the licence, as it gave it: one licence of that authority per reference, compared trimmed and without regard to the case of ASCII letters."),
   authorityId: z.string(),
   direction: z.enum(['export', 'import']),
   holderId: z.string(),
@@ -58,8 +58,8 @@ export const licence = z.strictObject({
   allocatedUnits: count,
   shippedUnits: count,
   totalsScope,
-  valueMinor: z.number().int().nullable(),
-  currency: z.string().nullable(),
+  valueMinor: z.number().int().nullable().describe("The value the licence states, in the currency's minor unit (cents for USD), recorded and amended with the licence like its other terms; null when it states none. Shipments do not consume it: they carry no declared value, and the ledger enforces the licence's units, not its value."),
+  currency: z.string().nullable().describe('The currency of valueMinor, as its ISO 4217 alphabetic code: USD, CNY, ...; null when the licence states no value.'),
   validFrom: instant,
   validTo: instant,
   conditions: z.array(condition),
@@ -97,7 +97,7 @@ export const licenceVersion = z.strictObject({
   licenceId: z.string(),
   version: z.number().int().min(1),
   seq,
-  terms: z.record(z.string(), z.unknown()).describe("The licence's terms as this version set them, named as a licence is read (holderId, authorityId, productIds, authorisedUnits, validFrom, validTo, conditions, riders, parties of { organisationId, role }, ...); a version keeps the fields its day had."),
+  terms: z.record(z.string(), z.unknown()).describe("The licence's terms as this version set them, named as a licence is read (holderId, authorityId, productIds, authorisedUnits, valueMinor and currency, validFrom, validTo, conditions, riders, parties of { organisationId, role }, ...); a version keeps the fields its day had."),
   demo,
 });
 

@@ -148,7 +148,7 @@ describe('a licence’s terms change only with a new version', () => {
   });
 
   it('refuses a licence made without its first version', async () => {
-    const made = await refusal([`INSERT INTO licences SELECT 'L-FORGED', 1, reference, authority_org_id, direction, holder_org_id, product_ids, origin, destination,
+    const made = await refusal([`INSERT INTO licences SELECT 'L-FORGED', 1, reference || '-FORGED', authority_org_id, direction, holder_org_id, product_ids, origin, destination,
       authorised_units, value_minor, currency, valid_from, valid_to, conditions, riders, 'draft', 0, 0, demo, 999999, 999999 FROM licences WHERE id = $1`, [cappedId]]);
     expect(made).toEqual({
       code: '23514',

@@ -219,6 +219,20 @@ export interface BatchKeys {
   productModels: Set<string>;
   tokens: Set<string>;
   licences: Set<string>;
+  /**
+   * Licences by reference, each `authority=reference` (licenceReferenceKey): a licence's
+   * creation looks for the licences its authority already gave that reference (migration 043:
+   * compared as licence_reference_key spells them, trimmed, ASCII letters in lower case).
+   * Loaded with the licences by id; a row cache cannot answer it (a licence not cached may
+   * hold the reference).
+   */
+  licenceReferences: Set<string>;
+  /**
+   * Licences whose every allocation the batch reads: an amendment that shortens a validity
+   * checks each tranche under it (ledger/handlers/licences.ts). Through allocations_licence;
+   * a row cache cannot answer it (it does not know that it holds all of them).
+   */
+  allocationsOfLicences: Set<string>;
   allocations: Set<string>;
   sites: Set<string>;
   shipments: Set<string>;
@@ -229,8 +243,8 @@ export interface BatchKeys {
 
 export function emptyKeys(): BatchKeys {
   return {
-    organisations: new Set(), organisationIdentifiers: new Set(), products: new Set(), productModels: new Set(), tokens: new Set(), licences: new Set(), allocations: new Set(),
-    sites: new Set(), shipments: new Set(), serials: new Set(), dueAt: null,
+    organisations: new Set(), organisationIdentifiers: new Set(), products: new Set(), productModels: new Set(), tokens: new Set(), licences: new Set(),
+    licenceReferences: new Set(), allocationsOfLicences: new Set(), allocations: new Set(), sites: new Set(), shipments: new Set(), serials: new Set(), dueAt: null,
   };
 }
 
@@ -258,6 +272,32 @@ function identifierPairs(keys: Iterable<string>): Array<Record<string, string>> 
  */
 export const organisationsByIdentifierSql = `SELECT o.* FROM jsonb_array_elements($1::jsonb) AS k(pair)
   JOIN organisations o ON o.identifiers @> k.pair`;
+
+/**
+ * A reference as keys.licenceReferences holds it. An organisation id has no '=' (ledger/schemas.ts:
+ * letters, digits, - and _), so the first '=' ends it; the reference may hold any.
+ */
+export function licenceReferenceKey(authorityId: string, reference: string): string {
+  return `${authorityId}=${reference}`;
+}
+
+/**
+ * The ids of the licences each authority gave each reference (keys.licenceReferences), in any
+ * spelling that licence_reference_key (migration 043) folds to the same: one index scan of
+ * licences_authority_reference per key, the look-up the database's trigger makes. LATERAL
+ * with OFFSET 0, so that each key probes the index: joined plainly, the planner may hash every
+ * licence's reference instead (it guesses 100 keys; a batch has a few). Exported for the test
+ * of its plan (store/constraints-043.test.ts).
+ */
+export const licencesByReferenceSql = `SELECT l.id FROM json_to_recordset($1::json) AS k(authority text, reference text),
+  LATERAL (SELECT id FROM licences WHERE authority_org_id = k.authority AND licence_reference_key(reference) = licence_reference_key(k.reference) OFFSET 0) l`;
+
+function referencePairs(keys: Iterable<string>): Array<{ authority: string; reference: string }> {
+  return [...keys].map((key) => {
+    const at = key.indexOf('=');
+    return { authority: key.slice(0, at), reference: key.slice(at + 1) };
+  });
+}
 
 export interface LoadedState {
   organisations: OrganisationRow[];
@@ -352,7 +392,7 @@ export async function loadDue(client: PoolClient, keys: BatchKeys, dueAt: string
 /**
  * Loads what the keys name, then what those rows point to: units bring the shipment that
  * last held them, shipments their allocations, allocations their licences. Fixed order, at
- * most a dozen statements. For a sweep (keys.dueAt) it first runs loadDue, which also
+ * most fifteen statements, each skipped when it has nothing to look up (most batches run a few). For a sweep (keys.dueAt) it first runs loadDue, which also
  * deletes spent lapse marks: this load writes, and the write commits or rolls back with the
  * batch.
  */
@@ -379,10 +419,17 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
     keys.allocations.add(shipment.export_allocation_id).add(shipment.import_allocation_id);
     keys.organisations.add(shipment.recipient_org_id).add(shipment.exporter_org_id);
   }
+  // Every allocation of a licence an amendment shortens (allocations_licence), by id below with the rest.
+  for (const row of await select<{ id: string }>('SELECT id FROM allocations WHERE licence_id = ANY($1)', keys.allocationsOfLicences)) keys.allocations.add(row.id);
   const allocations = await select<AllocationRow>('SELECT * FROM allocations WHERE id = ANY($1)', keys.allocations);
   for (const allocation of allocations) {
     keys.licences.add(allocation.licence_id);
     keys.organisations.add(allocation.recipient_org_id);
+  }
+  // The licences that hold a reference a creation asks for, then loaded by id with the rest.
+  if (keys.licenceReferences.size > 0) {
+    const holders = await client.query<{ id: string }>(prepared(licencesByReferenceSql, [JSON.stringify(referencePairs(keys.licenceReferences))]));
+    for (const holder of holders.rows) keys.licences.add(holder.id);
   }
   // With each licence, the recipients of its allocations (by allocations_licence): readers
   // of its events beside its parties (ledger/state.ts LicenceWithParties).

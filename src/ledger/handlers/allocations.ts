@@ -1,6 +1,7 @@
 /** Allocations: slices of a licence's units for one recipient (invariant 1). */
 import { newId, refuse, formatUnits, type Handler } from '../handler.ts';
-import type { LicenceWithParties } from '../state.ts';
+import type { OrganisationRow } from '../rows.ts';
+import type { BatchState, LicenceWithParties } from '../state.ts';
 import { visibleLicence } from './licences.ts';
 
 /**
@@ -72,6 +73,45 @@ function checkAllocatable(licence: LicenceWithParties, doing: string, at: string
   }
 }
 
+/**
+ * A validity an amendment shortens keeps a day on which each tranche under the licence can be
+ * booked: refused (allocation-period, as allocation.create refuses such a tranche) when some
+ * tranche's period begins on or after the new validTo's day, so that its first instant is at or
+ * after validTo and no booking could reserve its units any more. Such a tranche was never
+ * booked: a booking under it was made on a day of its period, before this command, and an
+ * amendment's validTo is after the command's time (checkValidityKept), so that period began
+ * before validTo; a draft has no bookings. A tranche whose period only runs past the new end
+ * keeps its earlier days, and stays (it may no longer grow, checkAllocatable). Every
+ * allocation of the licence is loaded (keys.allocationsOfLicences), and those an earlier
+ * command of the batch made are in the state.
+ */
+export function checkTranchesWithin(state: BatchState, licence: LicenceWithParties, validTo: string): void {
+  const lastDay = validityDays({ valid_from: licence.valid_from, valid_to: validTo }).end;
+  const beyond = [...state.all('allocations')]
+    .filter((allocation) => allocation.licence_id === licence.id && allocation.period_start !== null && allocation.period_start > lastDay)
+    .sort((a, b) => (a.period_start! < b.period_start! ? -1 : a.period_start! > b.period_start! ? 1 : a.created_seq - b.created_seq));
+  const first = beyond[0];
+  if (first === undefined) return;
+  const others = beyond.length === 1 ? '' : ` (and ${beyond.length - 1} more allocation${beyond.length === 2 ? '' : 's'} after it)`;
+  throw refuse.conflict('allocation-period', `couldn't amend licence ${licence.id} to validTo ${validTo}: allocation ${first.id} (${formatUnits(first.units)} units) is for the period ${first.period_start} to ${first.period_end}, which begins after the last day of the new validity, ${lastDay}${others}; no booking could reserve its units (a validTo after ${first.period_start}T00:00:00.000Z keeps it a day)`, {
+    licenceId: licence.id, validTo, allocationId: first.id, periodStart: first.period_start, periodEnd: first.period_end, lastDay,
+  });
+}
+
+/**
+ * A licence covers one route, and a shipment's destination is its recipient's country
+ * (shipments.ts, licence-route at booking): units allocated to a recipient in any other
+ * country could never be booked. Neither changes afterwards (no amendment has a field for a
+ * licence's route, and an organisation's country is fixed at registration), so creating the
+ * allocation is the one place to check.
+ */
+function checkRecipientOnRoute(licence: LicenceWithParties, recipient: OrganisationRow, doing: string): void {
+  if (recipient.country === licence.destination) return;
+  throw refuse.licence('licence-route', `couldn't ${doing}: ${recipient.id} is in ${recipient.country}, and licence ${licence.id} covers ${licence.origin} → ${licence.destination}; units go to a recipient in the licence's destination, ${licence.destination}, as a shipment under it goes`, {
+    licenceId: licence.id, recipientId: recipient.id, recipientCountry: recipient.country, destination: licence.destination,
+  });
+}
+
 export const allocationCreate: Handler<'allocation.create'> = {
   kind: 'allocation.create',
   keys(input, keys) {
@@ -88,6 +128,7 @@ export const allocationCreate: Handler<'allocation.create'> = {
     if (!recipient) throw refuse.notFound('organisation', input.recipientId);
     if (!recipient.roles.includes('recipient')) throw refuse.conflict('allocation-recipient', `organisation ${recipient.id} is not a recipient`);
     checkNamesRecipient(licence, recipient.id, `allocate ${formatUnits(input.units)} units to ${recipient.id}`);
+    checkRecipientOnRoute(licence, recipient, `allocate ${formatUnits(input.units)} units to ${recipient.id}`);
     const unallocated = licence.authorised_units - licence.allocated_units;
     if (input.units > unallocated) {
       throw refuse.units('invariant-1', `licence ${licence.id} has ${formatUnits(unallocated)} units unallocated; ${formatUnits(input.units)} requested`, { licenceId: licence.id, unallocatedUnits: unallocated, requestedUnits: input.units });

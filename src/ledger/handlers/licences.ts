@@ -1,9 +1,11 @@
 /** Licences: drafted, issued, suspended, reinstated, revoked, surrendered, amended, expired. */
+import { licenceReferenceKey } from '../../store/ledger-tables.ts';
 import { newId, refuse, formatUnits, type CommandContext, type Handler, type Outcome } from '../handler.ts';
 import type { Actor } from '../permissions.ts';
 import type { LicenceCondition, LicencePartyRow, LicenceStatus, OrganisationRow, PartyRole } from '../rows.ts';
 import type { CommandInput } from '../schemas.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
+import { checkTranchesWithin } from './allocations.ts';
 
 /** Who reads a licence's events: its holder, its parties, and the recipients of its allocations. */
 export function licenceOrgIds(licence: LicenceWithParties): string[] {
@@ -84,6 +86,45 @@ function checkCrossesBorder(input: LicenceCreateInput): void {
   );
 }
 
+/** The rule, in code and in the database (migration 043, licences_reference_once). */
+export const licenceReferenceRule = 'licence-reference';
+
+/**
+ * A reference as two of an authority's licences may not share it: trimmed, its ASCII letters
+ * in lower case, as licence_reference_key spells it in the database (migration 043). People
+ * quote a licence by its reference, retyped from a paper or a PDF: "bis-d-2026-h200-0417 " is
+ * BIS-D-2026-H200-0417, and two licences under it would leave a shipment's paperwork naming
+ * either. Only ASCII letters are folded: references are ASCII codes or CJK text (no case), and
+ * JavaScript and PostgreSQL fold other letters by different Unicode tables (the database's by
+ * its locale), so a wider fold could make the ledger and the trigger disagree. The trim is
+ * JavaScript's String.prototype.trim, whose characters the database function lists.
+ */
+export function referenceSpelling(reference: string): string {
+  return reference.trim().replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+}
+
+/**
+ * An authority gives a reference to one licence. Looked for among the licences loaded by
+ * reference (keys.licenceReferences, which finds every spelling the database folds alike) and
+ * those an earlier command of this batch made; the first made is named. The database's
+ * trigger stays behind this. An amendment cannot change a reference or an authority (the
+ * schema has no field for them), so creating is the one place to check.
+ */
+function checkReferenceFree(state: BatchState, authorityId: string, input: LicenceCreateInput): void {
+  const spelling = referenceSpelling(input.reference);
+  const holders = [...state.all('licences')]
+    .filter((licence) => licence.authority_org_id === authorityId && referenceSpelling(licence.reference) === spelling)
+    .sort((a, b) => a.created_seq - b.created_seq);
+  const holder = holders[0];
+  if (holder === undefined) return;
+  const spelt = holder.reference === input.reference ? '' : ` (as ${JSON.stringify(holder.reference)}: references are compared trimmed and without regard to the case of ASCII letters)`;
+  throw refuse.conflict(
+    licenceReferenceRule,
+    `couldn't create ${input.direction} licence ${input.reference}: ${authorityId} gave that reference to licence ${holder.id} already${spelt}; an authority's reference names one licence`,
+    { reference: input.reference, licenceId: holder.id, heldAs: holder.reference },
+  );
+}
+
 function checkAuthorityCountry(authority: OrganisationRow, input: LicenceCreateInput): void {
   const country = licensingCountry(input);
   if (authority.country === country) return;
@@ -126,6 +167,7 @@ export const licenceCreate: Handler<'licence.create'> = {
     keys.organisations.add(input.holderId).add(actor.orgId);
     for (const party of input.parties) keys.organisations.add(party.organisationId);
     for (const productId of input.productIds) keys.products.add(productId);
+    keys.licenceReferences.add(licenceReferenceKey(actor.orgId, input.reference));
   },
   run(context, input) {
     const { state, actor } = context;
@@ -133,6 +175,7 @@ export const licenceCreate: Handler<'licence.create'> = {
     if (!authority?.roles.includes('authority')) throw refuse.forbidden(`organisation ${actor.orgId} is not a licensing authority`);
     checkCrossesBorder(input);
     checkAuthorityCountry(authority, input);
+    checkReferenceFree(state, authority.id, input);
     const holder = state.get('organisations', input.holderId);
     if (!holder) throw refuse.notFound('organisation', input.holderId);
     checkReferences(state, input);
@@ -267,6 +310,8 @@ export const licenceAmend: Handler<'licence.amend'> = {
     keys.licences.add(input.licenceId);
     for (const party of input.parties ?? []) keys.organisations.add(party.organisationId);
     for (const productId of input.productIds ?? []) keys.products.add(productId);
+    // A new validity is checked against every tranche under the licence (checkTranchesWithin).
+    if (input.validTo !== undefined) keys.allocationsOfLicences.add(input.licenceId);
   },
   run(context, input) {
     const { state, actor } = context;
@@ -284,12 +329,19 @@ export const licenceAmend: Handler<'licence.amend'> = {
     }
     const validTo = input.validTo ?? licence.valid_to;
     if (validTo <= licence.valid_from) throw refuse.invalid('licence-validity', `validTo ${validTo} must be after validFrom ${licence.valid_from}`);
-    if (input.validTo !== undefined) checkValidityKept(licence, input.validTo, context.at);
+    if (input.validTo !== undefined) {
+      checkValidityKept(licence, input.validTo, context.at);
+      checkTranchesWithin(state, licence, input.validTo);
+    }
     const parties = input.parties ? partiesOf(licence.id, input.parties) : licence.parties;
     const amended: LicenceWithParties = {
       ...licence,
       version: licence.version + 1,
       authorised_units: units,
+      // Stated whole, amount with currency (the schema takes both or neither); its version
+      // and its event record it, as every term. Nothing consumes it (schemas.ts says why).
+      value_minor: input.valueMinor ?? licence.value_minor,
+      currency: input.currency ?? licence.currency,
       status: statusAfterAmendment(licence.status, licence.shipped_units, units),
       valid_to: validTo,
       product_ids: input.productIds ? [...new Set(input.productIds)] : licence.product_ids,
