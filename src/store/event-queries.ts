@@ -3,6 +3,7 @@
  * read as stored (never replayed), and their readers (org_ids) cut to what the viewer may know.
  */
 import { assert } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
 import { keysetPage, pageOf, type Page, type PageRequest } from './pages.ts';
 import type { Pool } from './pool.ts';
 import { Statement, readsEvent, visible, type Viewer } from './visibility.ts';
@@ -25,26 +26,66 @@ export async function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<n
 }
 
 /**
- * A page of one record's history: the events whose subject it is (events_subject) and those
+ * A page of one record's history: the events whose subject it is (events.subject_id) and those
  * that list it among the further records they are about (event_subjects, migrations 038 and
  * 040: the sites units left, each shipment of an ending across several, the licence of an
- * allocation event), each an index read, then
- * joined to the events by seq and filtered by who reads them, as every event list is: a
- * record named in another tenant's event shows that tenant nothing. The ledger never lists a
- * record both ways (ledger/batch-apply.ts); UNION keeps a page free of repeats regardless.
+ * allocation event), both read by an index on (record, seq) in seq order (044), merged, then
+ * filtered by who reads them, as every event list is: a record named in another tenant's
+ * event shows that tenant nothing. The ledger never lists a record both ways
+ * (ledger/batch-apply.ts); UNION keeps a page free of repeats regardless.
+ *
+ * Any tenant may name any record, and each seq read costs a probe of its reader sets: one
+ * that reads little or none of a long history would otherwise have every page read all of
+ * it. So a page reads at most historySeqsScannedMax of the record's seqs (an index range, and
+ * the probes stop as soon as the page is full): when those run out before the page is full,
+ * it answers the events found among them, maybe none, with a cursor at the last seq read,
+ * and the next page goes on from there. A short page is then not the last one; only a null
+ * cursor says the history has ended. Such a cursor may be the seq of an event the caller
+ * may not read: it tells the caller that the record has at least as many events as its pages
+ * have read so far, and where in the log the last of them lies (a cursor is plain JSON,
+ * server/queries.ts encodeCursor), whoever's record it is. The count of seqs read and the
+ * page come from one statement, so from one snapshot. The count reads all of its seqs even
+ * when the page fills first: an index-only range of at most the bound, about 1 ms.
+ *
+ * A site's history is the long one (every deployment report, move and decommission there),
+ * and only its owner reads its events (ledger/handlers/units.ts: a site is named only in
+ * events its recipient reads). So another tenant's page of a site is empty at once, with no
+ * cursor: nothing of it is read, and no cursor tells where in the log its events lie. The
+ * other records' histories are short (a licence's own commands and allocation events, a
+ * shipment's steps), so a cursor past the bound is rare there.
  */
 async function eventsOfSubject(pool: Pool, viewer: Viewer, subjectId: string, page: PageRequest<number>): Promise<Page<EventRow, number>> {
+  if (viewer.orgId !== null && subjectId.startsWith(sitePrefix)) {
+    const owned = await pool.query('SELECT 1 FROM sites WHERE id = $1 AND org_id = $2', [subjectId, viewer.orgId]);
+    if (owned.rowCount === 0) return { rows: [], nextAfter: null };
+  }
   const statement = new Statement();
   const subject = statement.add(subjectId);
   const after = page.after === null ? '' : ` AND seq > ${statement.add(page.after)}`;
-  const text = `SELECT e.* FROM (
+  const text = `WITH history AS MATERIALIZED (
       SELECT seq FROM events WHERE subject_id = ${subject}${after}
-      UNION SELECT seq FROM event_subjects WHERE subject_id = ${subject}${after}) history
-    JOIN events e ON e.seq = history.seq
-    WHERE ${visible.event(statement, viewer, 'e')}
-    ORDER BY e.seq LIMIT ${statement.add(page.limit + 1)}`;
-  return pageOf((await pool.query<EventRow>(text, statement.params)).rows, page.limit, (row) => row.seq);
+      UNION SELECT seq FROM event_subjects WHERE subject_id = ${subject}${after}
+      ORDER BY seq LIMIT ${statement.add(limits.historySeqsScannedMax)}),
+    found AS (SELECT h.seq FROM history h WHERE ${visible.event(statement, viewer, 'h')} ORDER BY h.seq LIMIT ${statement.add(page.limit + 1)})
+    SELECT scanned.seqs AS history_seqs_scanned, scanned.last_seq AS history_last_seq_scanned, e.*
+    FROM (SELECT count(*)::int AS seqs, max(seq) AS last_seq FROM history) scanned
+      LEFT JOIN (found JOIN events e ON e.seq = found.seq) ON true
+    ORDER BY e.seq`;
+  const { rows } = await pool.query<ScannedEventRow>(text, statement.params);
+  const scanned = rows[0];
+  assert(scanned !== undefined, 'a history page answered no row: the scan summary is always one');
+  const events = rows.filter((row) => row.seq !== null).map(({ history_seqs_scanned: _seqs, history_last_seq_scanned: _last, ...event }) => event as EventRow);
+  const found = pageOf(events, page.limit, (row) => row.seq);
+  if (found.nextAfter !== null || scanned.history_seqs_scanned < limits.historySeqsScannedMax) return found;
+  // The seqs ran out before the page filled: what was read is done with, whatever it held.
+  return { rows: found.rows, nextAfter: scanned.history_last_seq_scanned };
 }
+
+/** The prefix of a site's id (ledger/handlers/units.ts, newId('SITE')). */
+const sitePrefix = 'SITE-';
+
+/** A row of eventsOfSubject: an event (all null when the seqs read held none the viewer reads) and what the page read. */
+type ScannedEventRow = { [K in keyof EventRow]: EventRow[K] | null } & { history_seqs_scanned: number; history_last_seq_scanned: number | null };
 
 /**
  * One event, if the viewer may read it: by its primary key, its readers checked against
