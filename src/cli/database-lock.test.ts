@@ -15,7 +15,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -82,6 +82,7 @@ describe('the data-dir lock', () => {
     const lock = readLock(lockPath)!;
     expect(lock.pid).toBe(process.pid);
     expect(lock.startTime).toBe(processStartTime(process.pid));
+    expect(lock.dataDir).toBe(realpathSync(folder));
     await close(database);
     expect(existsSync(lockPath)).toBe(false);
   });
@@ -263,6 +264,28 @@ describe('taking the data-dir lock', () => {
     expect(readLock(path)?.pid).toBe(process.pid);
     releaseLock(path);
     expect(leftovers(lockFolder)).toEqual([]);
+  });
+
+  it('takes a lock written in another data dir as stale, however live its process, and says so naming both', () => {
+    const bystander = liveBystander();
+    const live = { pid: bystander, startTime: processStartTime(bystander), url: 'postgres://chipledger:x@127.0.0.1:1/chipledger', lends: true, command: 'chipledger-serve' };
+    const here = realpathSync(lockFolder);
+    writeFileSync(path, JSON.stringify({ ...live, dataDir: '/srv/chipledger-original' }), { mode: 0o600 });
+    const notices: string[] = [];
+    expect(takeLock(path, owner, { notice: (line) => notices.push(line) })).toBe(null);
+    expect(notices).toEqual([`the lock ${path} was written in the data dir /srv/chipledger-original, not this one (${here}): it came with a copy of that folder, so it is stale here and no process of that folder is used`]);
+    expect(readLock(path)).toMatchObject({ pid: process.pid, dataDir: here });
+    releaseLock(path);
+    expect(leftovers(lockFolder)).toEqual([]);
+
+    // Its own data dir's, reached through a symbolic link or not, it is the live holder's.
+    writeFileSync(path, JSON.stringify({ ...live, dataDir: here }), { mode: 0o600 });
+    expect(takeLock(path, owner)).toMatchObject({ pid: bystander });
+    const linked = join(folder, 'linked');
+    symlinkSync(lockFolder, linked);
+    expect(takeLock(join(linked, 'chipledger.lock'), owner)).toMatchObject({ pid: bystander });
+    rmSync(linked);
+    rmSync(path);
   });
 
   it('never removes a lock that names another process on release', () => {

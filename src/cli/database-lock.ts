@@ -12,9 +12,17 @@
  * when pids start over) a pid now used by another process, maybe this one; the start time in the
  * lock tells them apart, and the next command clears the stale lock. startEmbeddedPostgres then
  * stops the orphaned PostgreSQL before starting again.
+ *
+ * Copies: a data dir copied while its owner runs (a snapshot, cp -a, rsync) carries a lock that
+ * names a live process, the original's, and its server's URL; followed, it sent the copy's
+ * admin commands to the original's database. So the lock records the real path of the data dir
+ * it was written in, and a lock that names another is stale wherever it is read (on this host
+ * or another, whatever process has its pid there). A lock of an older chipledger records none:
+ * database.ts asks the server it names which cluster it serves before using it.
  */
-import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, linkSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, linkSync, openSync, readSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
 import { isProcessAlive, processStartTime } from '../store/processes.ts';
 import { Failure } from './output.ts';
 
@@ -39,6 +47,16 @@ export interface LockContent {
   lends: boolean;
   /** The owner's application name, for messages. */
   command: string;
+  /**
+   * The real path (symbolic links resolved) of the data dir the lock was written in: a lock
+   * that names another came with a copy of that folder. null from an older chipledger.
+   */
+  dataDir: string | null;
+}
+
+/** What a lock owned by this process says: our pid and start time, the data dir the lock is in, and the URL once there is one. */
+export function ownLock(lockPath: string, owner: { lends: boolean; command: string }, url: string): LockContent {
+  return { pid: process.pid, startTime: processStartTime(process.pid), url, ...owner, dataDir: lockFolder(lockPath) };
 }
 
 export class DataDirInUse extends Error {
@@ -51,8 +69,10 @@ export class DataDirInUse extends Error {
 /** Lock files this process holds: a lock naming our own pid that is not among them is a previous life's. */
 const heldLocks = new Set<string>();
 
-/** Test seams of takeLock: what another process may do between two of its steps. */
+/** What takeLock says, and its test seams (what another process may do between two of its steps). */
 export interface LockSteps {
+  /** Says, in one line, that a lock written in another data dir is taken as stale. */
+  notice?: (line: string) => void;
   /** Runs after a lock was judged stale, before it is cleared. */
   judgedStale?: () => void;
 }
@@ -66,7 +86,7 @@ export interface LockSteps {
  * ordinary way, so of two processes that both found it stale one wins.
  */
 export function takeLock(lockPath: string, owner: { lends: boolean; command: string }, steps: LockSteps = {}): LockContent | null {
-  const mine: LockContent = { pid: process.pid, startTime: processStartTime(process.pid), url: '', ...owner };
+  const mine = ownLock(lockPath, owner, '');
   for (let attempt = 0; attempt < lockAttemptsMax; attempt += 1) {
     if (createLock(lockPath, mine)) {
       heldLocks.add(lockPath);
@@ -76,6 +96,8 @@ export function takeLock(lockPath: string, owner: { lends: boolean; command: str
     if (seen === null) continue; // released between our two looks
     const holder = liveHolder(seen, lockPath);
     if (holder !== null) return holder;
+    const copiedFrom = seen.content === null ? undefined : otherDataDir(seen.content, lockPath);
+    if (copiedFrom !== undefined) steps.notice?.(copiedLockNotice(lockPath, `was written in the data dir ${copiedFrom}`, lockFolder(lockPath)));
     steps.judgedStale?.();
     clearStaleLock(lockPath, seen, mine);
   }
@@ -83,16 +105,51 @@ export function takeLock(lockPath: string, owner: { lends: boolean; command: str
 }
 
 /**
- * Whether the process a lock names still runs. Our own pid is ours only if we took the lock;
+ * Whether the process a lock names still runs, as the owner of this data dir. A lock written in
+ * another data dir is that folder's, copied here with it: its process, live or not, owns
+ * nothing here. Our own pid is ours only if we took the lock;
  * otherwise a previous process had this pid (container restart) and was killed. Elsewhere the
  * start time tells a live holder from a later process that got its pid; where there is none
  * (no /proc, or a lock from an older chipledger), the pid is all we have.
  */
 export function isHolderLive(holder: LockContent, lockPath: string): boolean {
+  if (otherDataDir(holder, lockPath) !== undefined) return false;
   if (holder.pid === process.pid) return heldLocks.has(lockPath);
   if (!isProcessAlive(holder.pid)) return false;
   if (holder.startTime === null || !existsSync('/proc/self/stat')) return true;
   return processStartTime(holder.pid) === holder.startTime;
+}
+
+/** The real path of the folder a lock is in (the data dir); the path as given where it cannot be resolved. */
+export function lockFolder(lockPath: string): string {
+  const folder = dirname(lockPath);
+  try {
+    return realpathSync(folder);
+  } catch {
+    return folder;
+  }
+}
+
+/** The data dir a lock was written in when that is not the one it is in now; undefined otherwise, or when the lock does not say. */
+function otherDataDir(holder: LockContent, lockPath: string): string | undefined {
+  if (holder.dataDir === null) return undefined;
+  return holder.dataDir === lockFolder(lockPath) ? undefined : holder.dataDir;
+}
+
+/** The one line said when a lock turns out to be another data dir's, naming both folders. */
+export function copiedLockNotice(lockPath: string, why: string, here: string): string {
+  return `the lock ${lockPath} ${why}, not this one (${here}): it came with a copy of that folder, so it is stale here and no process of that folder is used`;
+}
+
+/**
+ * Clears a lock that names a live process of another data dir (database.ts found that its server
+ * serves another cluster), if it is still the lock that names that process; then takeLock takes
+ * the name as after any stale lock. A lock changed since is left for takeLock to judge afresh.
+ */
+export function clearCopiedLock(lockPath: string, holder: LockContent, owner: { lends: boolean; command: string }): void {
+  const seen = inspectLock(lockPath);
+  if (seen === null || seen.content === null || JSON.stringify(seen.content) !== JSON.stringify(holder)) return;
+  clearStaleLock(lockPath, seen, ownLock(lockPath, owner, ''));
 }
 
 /** What the lock says; null when there is none, or it does not parse. */
@@ -156,6 +213,8 @@ function parseLock(text: string): LockContent | null {
     // Locks of older chipledger versions say nothing: their owners lent to everyone.
     lends: typeof parsed.lends === 'boolean' ? parsed.lends : true,
     command: typeof parsed.command === 'string' ? parsed.command : 'chipledger',
+    // Locks of older chipledger versions do not say where they were written.
+    dataDir: typeof parsed.dataDir === 'string' ? parsed.dataDir : null,
   };
 }
 
@@ -180,7 +239,8 @@ function isOurs(seen: SeenLock): boolean {
  * Clears a stale lock, one process at a time: the clearer first takes `<lock>.clearing` (made
  * like a lock, naming the clearer), and removes the lock only if it is still the file it judged
  * stale. Only a clearer removes another process's lock, and the process a stale lock names is
- * gone, so that file cannot change between the clearer's look and its removal; a fresh lock
+ * gone (or, for a lock copied from another data dir, writes its lock there, never here), so
+ * that file cannot change between the clearer's look and its removal; a fresh lock
  * taken meanwhile by a faster process is a different file and stays. A clearing lock whose
  * clearer is gone (killed in those few microseconds) is itself cleared, with the same care.
  *

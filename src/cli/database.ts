@@ -32,14 +32,24 @@
  * is refused so, not waited for: nothing tells it from a command run in the wrong folder.
  * Run `chipledger migrate` before the first `serve &` (it creates the cluster), and both orders
  * work from then on.
+ *
+ * A data dir copied while its owner runs carries the owner's lock: a live process and its
+ * server's URL, both the original folder's. A lock records the data dir it was written in, and
+ * one naming another folder is stale (database-lock.ts). A lock without that record (an older
+ * chipledger's) is believed only once the server it names says it serves this data dir's
+ * cluster (current_setting('data_directory'), which the embedded URL's superuser may read, its
+ * symbolic links resolved as ours are): otherwise it is a copied folder's, said in one line and
+ * cleared, and this command goes on as with no lock, starting this folder's own PostgreSQL
+ * (the copy's) where it may, or refused where it may not create a cluster and none is there.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embedded.ts';
-import { isProcessAlive, processStartTime } from '../store/processes.ts';
+import { isProcessAlive } from '../store/processes.ts';
 import { createPool, type Pool } from '../store/pool.ts';
-import { DataDirInUse, forgetLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
+import { clearCopiedLock, copiedLockNotice, DataDirInUse, forgetLock, ownLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
 import { dataDirProblem, writingInDataDir, type Config } from './config.ts';
 import { Failure } from './output.ts';
 
@@ -54,6 +64,10 @@ export const embeddedStopTimeoutMs = 15_000;
 export const lockWaitMs = 120_000;
 /** How often a waiting process looks at the lock again. */
 const lockPollIntervalMs = 250;
+/** How long asking the lock holder's PostgreSQL which cluster it serves may take, connection included. */
+export const lenderCheckTimeoutMs = 5_000;
+/** Copied locks one open clears at most: each look clears one, so running out means others keep writing them. */
+const copiedLocksMax = 4;
 
 export interface Database {
   pool: Pool;
@@ -111,7 +125,7 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
   if (!createsCluster && !existsSync(config.dataDir)) throw noDatabase(config.dataDir, 'nothing there yet');
   const lockPath = join(config.dataDir, 'chipledger.lock');
   const owner = { lends: options.exclusive, command: options.applicationName };
-  const lender = await takeLockWaiting(config.dataDir, lockPath, owner, options);
+  const lender = await takeLockWaiting(config.dataDir, clusterDir, lockPath, owner, options);
   if (lender !== null) {
     const pool = createPool({ url: lender.url, ...poolOptions });
     return { pool, origin: 'shared', close: () => pool.end() };
@@ -131,7 +145,7 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
     throw error;
   }
   try {
-    updateLock(lockPath, { pid: process.pid, startTime: processStartTime(process.pid), url: embedded.url, ...owner });
+    updateLock(lockPath, ownLock(lockPath, owner, embedded.url));
   } catch (error) {
     forgetLock(lockPath);
     await stopEmbedded(embedded, clusterDir).catch(() => {});
@@ -163,7 +177,7 @@ type Verdict = { kind: 'share' } | { kind: 'wait'; waiting: string; timedOut: (w
  * still starting it, and refuses another admin command's (see the header for why).
  */
 function judgeHolder(holder: LockContent, exclusive: boolean, dataDir: string): Verdict {
-  const who = `${holder.command} (chipledger process ${holder.pid})`;
+  const who = holderName(holder);
   if (exclusive) {
     if (holder.lends) throw new DataDirInUse(dataDir, holder.pid);
     return {
@@ -185,17 +199,36 @@ function judgeHolder(holder: LockContent, exclusive: boolean, dataDir: string): 
  * Takes the data dir's lock (null), or returns the serve whose server this admin command uses;
  * waits, at most lockWaitMs, while the holder is one judgeHolder says to wait for. The lock is
  * taken afresh at each look, so a holder that died meanwhile is a stale lock, cleared and
- * taken; the wait is said once for each holder waited for.
+ * taken; the wait is said once for each holder waited for. A holder whose server serves another
+ * cluster holds a copied folder's lock: it is cleared and the lock taken (see the header).
  */
-async function takeLockWaiting(dataDir: string, lockPath: string, owner: { lends: boolean; command: string }, options: OpenOptions): Promise<LockContent | null> {
+async function takeLockWaiting(dataDir: string, clusterDir: string, lockPath: string, owner: { lends: boolean; command: string }, options: OpenOptions): Promise<LockContent | null> {
   const waitMs = options.lockWaitMs ?? lockWaitMs;
   // performance.now() is monotonic: a step of the wall clock neither cuts the wait short nor stretches it.
   const startedMs = performance.now();
   const notice = options.notice ?? ((line: string) => void process.stderr.write(`chipledger: ${line}\n`));
   let announced: number | undefined;
+  // Holders whose server was asked once: a wait looks at the lock every lockPollIntervalMs.
+  const asked = new Set<string>();
+  let copiedLocks = 0;
   for (;;) {
-    const holder = takeDataDirLock(dataDir, lockPath, owner);
+    const holder = takeDataDirLock(dataDir, lockPath, owner, notice);
     if (holder === null) return null;
+    if (holder.url !== '' && !asked.has(JSON.stringify(holder))) {
+      const serves = await lenderCluster(holder.url, clusterDir);
+      if (serves.kind === 'other') {
+        notice(copiedLockNotice(lockPath, `names ${holderName(holder)}, whose PostgreSQL serves the cluster in ${serves.clusterDir}`, realFolder(clusterDir) ?? clusterDir));
+        copiedLocks += 1;
+        if (copiedLocks > copiedLocksMax) throw new DataDirInUse(dataDir, holder.pid, `couldn't take the lock ${lockPath}: copied locks of other data dirs keep appearing in it`);
+        clearCopiedLock(lockPath, holder, owner);
+        continue;
+      }
+      // Not answering, a serve lends nothing: an admin command would fail at its first query.
+      if (serves.kind === 'unreachable' && !options.exclusive && holder.lends) {
+        throw new Failure(`couldn't reach the PostgreSQL of ${holderName(holder)}, which holds the lock ${lockPath} (${serves.reason}); if it is stopping, run this command again once it has`);
+      }
+      asked.add(JSON.stringify(holder));
+    }
     const verdict = judgeHolder(holder, options.exclusive, dataDir);
     if (verdict.kind === 'share') return holder;
     if (performance.now() - startedMs >= waitMs) throw new DataDirInUse(dataDir, holder.pid, verdict.timedOut(waitMs));
@@ -206,15 +239,53 @@ async function takeLockWaiting(dataDir: string, lockPath: string, owner: { lends
   }
 }
 
+function holderName(holder: LockContent): string {
+  return `${holder.command} (chipledger process ${holder.pid})`;
+}
+
+/** Which cluster the lock holder's PostgreSQL serves: this data dir's, another (named as it says), or none that answers. */
+type LenderCluster = { kind: 'this' } | { kind: 'other'; clusterDir: string } | { kind: 'unreachable'; reason: string };
+
+/**
+ * Asks the server at a lock's URL for its data_directory, on a connection of its own, and
+ * compares it with this data dir's cluster, symbolic links resolved on both sides. A folder that
+ * does not resolve here (another host's, or moved) is another; so is ours when it is missing.
+ */
+async function lenderCluster(url: string, clusterDir: string): Promise<LenderCluster> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: lenderCheckTimeoutMs, application_name: 'chipledger-lock-check' });
+  client.on('error', () => {}); // a lost connection fails the query that uses it
+  let served: string;
+  try {
+    await client.connect();
+    const found = await client.query<{ served: string }>({ text: `SELECT current_setting('data_directory') AS served`, query_timeout: lenderCheckTimeoutMs } as pg.QueryConfig);
+    served = found.rows[0]!.served;
+  } catch (error) {
+    return { kind: 'unreachable', reason: (error as Error).message };
+  } finally {
+    client.end().catch(() => {});
+  }
+  const theirs = realFolder(served);
+  return theirs !== undefined && theirs === realFolder(clusterDir) ? { kind: 'this' } : { kind: 'other', clusterDir: served };
+}
+
+/** A folder's real path; undefined when it does not resolve here. */
+function realFolder(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Makes the data dir if needed and takes its lock (see takeLock for what it returns). A folder
  * this user cannot write (no permission, a read-only file system) is a configuration problem
  * said in one line, exit 2, not a stack from the mkdir or from the lock's temporary file.
  */
-function takeDataDirLock(dataDir: string, lockPath: string, owner: { lends: boolean; command: string }): ReturnType<typeof takeLock> {
+function takeDataDirLock(dataDir: string, lockPath: string, owner: { lends: boolean; command: string }, notice: (line: string) => void): ReturnType<typeof takeLock> {
   return writingInDataDir(dataDir, () => {
     mkdirSync(dataDir, { recursive: true });
-    return takeLock(lockPath, owner);
+    return takeLock(lockPath, owner, { notice });
   });
 }
 
