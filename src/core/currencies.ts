@@ -1,7 +1,7 @@
 /**
  * The currencies of ISO 4217 in which a licence's value may be stated: the alphabetic codes
- * of List One's current currencies (as the maintenance agency published it in 2025), 156 of
- * them. Not its other codes: the funds codes (BOV, CHE, CHW, CLF, COU, MXV, USN, UYI, UYW),
+ * of List One's current currencies (as the maintenance agency published it in 2025, less the
+ * Bulgarian lev, BGN, which the euro replaced on 1 January 2026), 155 of them. Not its other codes: the funds codes (BOV, CHE, CHW, CLF, COU, MXV, USN, UYI, UYW),
  * the precious metals (XAU, XAG, XPD, XPT), the bond-market and accounting units (XBA to XBD,
  * XDR, XSU, XUA), the code for tests (XTS) and the one for "no currency" (XXX): none is money
  * a licence is granted in. Nor withdrawn codes (HRK, ANG, CUC, SLL, ZWL …): a value stated in
@@ -15,7 +15,7 @@
  * ISO 4217 is a change here, in one release for every server.
  */
 const current = `
-  AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD
+  AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BHD BIF BMD BND BOB BRL BSD
   BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN
   ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD
   IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD
