@@ -2,6 +2,8 @@
  * Admin commands: they reach the database directly (embedded or DATABASE_URL) and act through
  * the ledger as the system actor, so everything they change is in the event stream too.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { limits } from '../core/limits.ts';
 import { Ledger, type Violation } from '../ledger/ledger.ts';
 import { checkLogOnStart, LogCheckError } from '../ledger/log-check.ts';
@@ -14,6 +16,8 @@ import { createDemoTokens, loadDemo, type DemoToken } from '../demo/load.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { printDemoTokens } from './demo-tokens.ts';
+import { demoKeyFileName, readKeyFile } from './log-key.ts';
+import { PublishedCheckpointGuard } from './published-checkpoint.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { renderTable } from './table.ts';
 
@@ -38,6 +42,11 @@ async function withDatabase<T>(config: Config, name: AdminCommand, output: Outpu
 
 async function withLedger<T>(config: Config, name: AdminCommand, output: Output, run: (ledger: Ledger) => Promise<T>): Promise<T> {
   return withDatabase(config, name, output, async (database) => {
+    // A command that writes hands out ids from the log's size, as serve does: on a database
+    // older than what this data dir's server published (published-checkpoint.ts) it would give
+    // out published ids again, so it is refused as serve is. Through a running serve's server
+    // ('shared') the database is the one that serve checked at its start.
+    if (database.origin !== 'shared') await refuseUnpublished(database, config, name);
     const ledger = await Ledger.open({ pool: database.pool });
     try {
       return await run(ledger);
@@ -45,6 +54,31 @@ async function withLedger<T>(config: Config, name: AdminCommand, output: Output,
       await ledger.close();
     }
   });
+}
+
+/**
+ * The rollback guard of serve (PublishedCheckpointGuard.check), for an admin command. The
+ * recorded checkpoint is verified with the keys the database records, and those this data dir
+ * or the configuration holds (an admin command is seldom given the log's key; the demo keeps
+ * its own in the data dir), so a replaced database that records no key is still told apart.
+ */
+async function refuseUnpublished(database: Database, config: Config, name: AdminCommand): Promise<void> {
+  const keys: string[] = [];
+  if (config.log.signerKey !== undefined) keys.push(config.log.signerKey);
+  for (const file of [config.log.keyFile, join(config.dataDir, demoKeyFileName)]) {
+    if (file === undefined || !existsSync(file)) continue;
+    try {
+      keys.push(readKeyFile(file));
+    } catch {
+      // a key that cannot be read verifies nothing; the database's keys may still do
+    }
+  }
+  try {
+    await PublishedCheckpointGuard.check(database.pool, config.dataDir, keys);
+  } catch (error) {
+    if (error instanceof Failure) throw new Failure(error.message.replace(/^refusing to start: /, `refusing to run ${name}: `), error.exitCode);
+    throw error;
+  }
 }
 
 export async function migrateCommand(config: Config, output: Output): Promise<number> {

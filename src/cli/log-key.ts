@@ -53,8 +53,11 @@ export function readLogKeys(config: Config, demo: boolean): LogKeysResult {
 }
 
 /** The demo's key in the data folder, made (and said so) the first time. */
+/** The demo's log signing key, in the data dir (serve --demo makes it). */
+export const demoKeyFileName = 'demo-log-signer.key';
+
 export function demoSignerKey(config: Config, output: Output): string {
-  const file = join(config.dataDir, 'demo-log-signer.key');
+  const file = join(config.dataDir, demoKeyFileName);
   if (!existsSync(file)) {
     const key = generateSignerKey(demoLogOrigin);
     writingInDataDir(config.dataDir, () => {

@@ -18,7 +18,9 @@ import { createPool, type Pool } from '../store/pool.ts';
 import { findFreePort } from '../store/embedded.ts';
 import { generateSignerKey, openCheckpoint, parseSignerKey, parseVerifierKey, signCheckpoint } from '../tlog/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { Failure } from './output.ts';
+import { organisationRegisterCommand } from './admin.ts';
+import { readConfig } from './config.ts';
+import { Failure, type Output } from './output.ts';
 import { PublishedCheckpointGuard, publishedCheckpointFileName } from './published-checkpoint.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -103,6 +105,17 @@ describe('the checkpoint a server published, kept in its data dir', () => {
     expect(message).not.toContain('\n');
     expect((await restored.pool.query('SELECT count(*)::int AS n FROM tlog_checkpoints')).rows[0].n).toBe(0);
     expect((await original.pool.query('SELECT count(*)::int AS n FROM tlog_checkpoints')).rows).toEqual(before.rows);
+  });
+
+  it('refuses an admin command that writes on that database too: it would give out published ids again', async () => {
+    const read = readConfig({ DATABASE_URL: restored.url, CHIPLEDGER_DATA_DIR: dataDir, CHIPLEDGER_LOG_SIGNER_KEY: key.signerKey });
+    if (!read.ok) throw new Error(read.problems.join('; '));
+    const lines: string[] = [];
+    const output: Output = { out: (line) => lines.push(line), err: (line) => lines.push(line), errStream: { write: () => true } };
+    const message = await refusal(organisationRegisterCommand(read.config, { name: 'Org Again', country: 'GB', roles: 'auditor' }, output));
+    expect(message).toMatch(/^refusing to run organisation: the database's transparency log has 2 entries/);
+    expect(lines).toEqual([]);
+    expect((await restored.pool.query('SELECT count(*)::int AS n FROM organisations')).rows).toEqual([{ n: 2 }]);
   });
 
   it('refuses a database of the same size with another history (a fork), naming both roots', async () => {
