@@ -123,7 +123,10 @@ describe('migration 038', () => {
       // Beta reads none of them, through either arm.
       expect((await read.listEvents(database.pool, { orgId: world.actors.beta.orgId, allocations: 'received' }, { after: null, limit: 10 }, { subjectId: site })).rows).toEqual([]);
 
-      for (const { text, values } of sent) {
+      // The history's statements (a tenant's page of a site first asks whether the site is its own).
+      const histories = sent.filter(({ text }) => text.includes('event_subjects'));
+      expect(histories.length).toBeGreaterThan(0);
+      for (const { text, values } of histories) {
         const plan = (await database.pool.query(`EXPLAIN (FORMAT JSON) ${text}`, values)).rows[0]['QUERY PLAN'][0].Plan;
         const scans = nodes(plan).filter((node) => node['Relation Name'] === 'events' || node['Relation Name'] === 'event_subjects' || node['Index Name'] !== undefined);
         const described = JSON.stringify(scans.map((node) => [node['Node Type'], node['Relation Name'], node['Index Name']]));
