@@ -46,7 +46,7 @@ async function withLedger<T>(config: Config, name: AdminCommand, output: Output,
     // older than what this data dir's server published (published-checkpoint.ts) it would give
     // out published ids again, so it is refused as serve is. Through a running serve's server
     // ('shared') the database is the one that serve checked at its start.
-    if (database.origin !== 'shared') await refuseUnpublished(database, config, name);
+    if (database.origin !== 'shared') await refuseUnpublished(database, config);
     const ledger = await Ledger.open({ pool: database.pool });
     try {
       return await run(ledger);
@@ -62,7 +62,7 @@ async function withLedger<T>(config: Config, name: AdminCommand, output: Output,
  * or the configuration holds (an admin command is seldom given the log's key; the demo keeps
  * its own in the data dir), so a replaced database that records no key is still told apart.
  */
-async function refuseUnpublished(database: Database, config: Config, name: AdminCommand): Promise<void> {
+async function refuseUnpublished(database: Database, config: Config): Promise<void> {
   const keys: string[] = [];
   if (config.log.signerKey !== undefined) keys.push(config.log.signerKey);
   for (const file of [config.log.keyFile, join(config.dataDir, demoKeyFileName)]) {
@@ -76,7 +76,7 @@ async function refuseUnpublished(database: Database, config: Config, name: Admin
   try {
     await PublishedCheckpointGuard.check(database.pool, config.dataDir, keys);
   } catch (error) {
-    if (error instanceof Failure) throw new Failure(error.message.replace(/^refusing to start: /, `refusing to run ${name}: `), error.exitCode);
+    if (error instanceof Failure) throw new Failure(error.message.replace(/^refusing to start: /, "refusing to write to this database: "), error.exitCode);
     throw error;
   }
 }

@@ -113,7 +113,7 @@ describe('the checkpoint a server published, kept in its data dir', () => {
     const lines: string[] = [];
     const output: Output = { out: (line) => lines.push(line), err: (line) => lines.push(line), errStream: { write: () => true } };
     const message = await refusal(organisationRegisterCommand(read.config, { name: 'Org Again', country: 'GB', roles: 'auditor' }, output));
-    expect(message).toMatch(/^refusing to run organisation: the database's transparency log has 2 entries/);
+    expect(message).toMatch(/^refusing to write to this database: the database's transparency log has 2 entries/);
     expect(lines).toEqual([]);
     expect((await restored.pool.query('SELECT count(*)::int AS n FROM organisations')).rows).toEqual([{ n: 2 }]);
   });
@@ -196,7 +196,36 @@ describe('the checkpoint a server published, kept in its data dir', () => {
   });
 });
 
+/** `chipledger serve` with DATABASE_URL as a child process; resolves when it serves (then stopped) or exits. */
+async function serveOn(databaseUrl: string, dataDir: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const port = await findFreePort();
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CHIPLEDGER_') && name !== 'DATABASE_URL'));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', String(port)], {
+    cwd: root, env: { ...env, DATABASE_URL: databaseUrl, CHIPLEDGER_DATA_DIR: dataDir, CHIPLEDGER_LOG_SIGNER_KEY: key.signerKey, CHIPLEDGER_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString('utf8');
+    if (stdout.includes('chipledger is serving')) child.kill('SIGTERM');
+  });
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  // A start that neither serves nor exits is stopped, so that a test fails rather than hangs.
+  const stuck = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const code = await new Promise<number | null>((done) => child.on('exit', (exitCode) => done(exitCode)));
+  clearTimeout(stuck);
+  return { code, stdout, stderr };
+}
+
 describe('chipledger serve', () => {
+  it('makes a data dir that does not exist yet, with DATABASE_URL, and starts on a database that has checkpoints', async () => {
+    const dataDir = join(folder, 'never-made', 'data');
+    const { stdout, stderr } = await serveOn(original.url, dataDir);
+    expect(stderr).not.toMatch(/refusing|ENOENT/);
+    expect(stdout).toContain('chipledger is serving');
+    expect(existsSync(join(dataDir, publishedCheckpointFileName))).toBe(true);
+  });
+
   it('refuses to start, before listening, on a database behind the checkpoint it published (DATABASE_URL, the file in its data dir)', async () => {
     const dataDir = join(folder, 'served');
     mkdirSync(dataDir, { recursive: true });

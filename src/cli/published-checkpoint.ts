@@ -11,8 +11,10 @@
  * that monitors and witnesses already hold. Nothing inside the database can tell, since the
  * restore took the record of what was published with it; a file next to the server can.
  *
- * The data dir is local to each server even with DATABASE_URL (its lock file lives there), so
- * several servers on one database keep a file each, and each guards what it signed.
+ * The data dir is local to each server even with DATABASE_URL (serve makes it when missing),
+ * so several servers on one database keep a file each, and each guards what it signed. Give
+ * each server a data dir of its own: two that share one (nothing locks it with DATABASE_URL)
+ * write one file, each whole, the last rename winning.
  *
  * The file is believed only once its note verifies with a key of this log (the server's own
  * keys, and the keys the database records): a file changed by hand is its own refusal, never
@@ -222,7 +224,9 @@ async function rootAt(client: PoolClient, size: number): Promise<Buffer> {
 
 /** Replaces `file` with `text`: a crash at any step leaves the old file or the new one (the storage rules above). */
 async function writeAtomically(folder: string, file: string, text: string): Promise<void> {
-  const temporary = `${file}.tmp`;
+  // Of this process alone: two servers given one data dir (with DATABASE_URL nothing locks
+  // it) must not write into each other's temporary file; the last rename wins.
+  const temporary = `${file}.${process.pid}.tmp`;
   const handle = await open(temporary, 'w', 0o644);
   try {
     await handle.writeFile(text, 'utf8');

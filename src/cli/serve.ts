@@ -18,6 +18,7 @@
  * our lock file names a dead pid; the next start stops the orphan (store/embedded.ts) and takes
  * the lock. Every acknowledged command was committed before its answer went out.
  */
+import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { serverLoggerOptions } from '../server/log-redaction.ts';
@@ -25,7 +26,7 @@ import { Ledger } from '../ledger/ledger.ts';
 import { createDemoTokens, demoParties, demoState, loadDemo, type DemoParty, type DemoToken } from '../demo/load.ts';
 import { administrator } from '../demo/scenario.ts';
 import { printDemoTokens, printTokenCommands } from './demo-tokens.ts';
-import { dataDirProblem, formatProblems, type Config } from './config.ts';
+import { dataDirProblem, formatProblems, writingInDataDir, type Config } from './config.ts';
 import { openDatabase, StoppedWhileWaiting, type Database } from './database.ts';
 import { Failure, type Output } from './output.ts';
 import { demoSignerKey, readLogKeys } from './log-key.ts';
@@ -93,7 +94,10 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
       output.err(`chipledger: ${error.message}`);
       return 0;
     }
-    // The data dir exists now (openDatabase keeps its lock there, with DATABASE_URL too).
+    // The guard's file lives in the data dir, which with DATABASE_URL nothing else needs: a
+    // deployment that never had one (or a restored database served from a new host) gets it
+    // made here, as the embedded database's start makes it.
+    writingInDataDir(config.dataDir, () => mkdirSync(config.dataDir, { recursive: true }));
     const published = await PublishedCheckpointGuard.check(resources.database.pool, config.dataDir, previousSignerKey === undefined ? [logSignerKey] : [logSignerKey, previousSignerKey]);
     resources.ledger = await Ledger.open({
       pool: resources.database.pool,
