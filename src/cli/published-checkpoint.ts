@@ -30,7 +30,7 @@
  * A crash after a checkpoint is committed and before it is recorded leaves the file one
  * signing behind, which the next signing makes good.
  */
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { SignedCheckpoint } from '../ledger/checkpointer.ts';
@@ -39,6 +39,7 @@ import { inTransaction, type Pool, type PoolClient } from '../store/pool.ts';
 import { latestCheckpoint, listLogKeys, readHead } from '../store/tlog-tables.ts';
 import { openCheckpoint, parseSignerKey, parseVerifierKey, rootFromNodes, rootNodes, type Ed25519NoteVerifier } from '../tlog/index.ts';
 import { Failure } from './output.ts';
+import { replaceFile } from './replace-file.ts';
 
 export const publishedCheckpointFileName = 'published-checkpoint';
 /** Longest file read: a checkpoint note (three lines, a rotation line, a few signatures) is far shorter. */
@@ -70,7 +71,7 @@ export class PublishedCheckpointGuard {
   /** Writes one at a time, in order: the start's record and the checkpointer's. */
   private writing: Promise<void> = Promise.resolve();
 
-  private constructor(readonly file: string, private readonly dataDir: string, private published: Published | undefined) {}
+  private constructor(readonly file: string, private published: Published | undefined) {}
 
   /** The size recorded, if any. */
   get size(): number | undefined {
@@ -86,7 +87,7 @@ export class PublishedCheckpointGuard {
   static async check(pool: Pool, dataDir: string, signerKeys: readonly string[]): Promise<PublishedCheckpointGuard> {
     const file = join(dataDir, publishedCheckpointFileName);
     const note = await readPublishedFile(file);
-    if (note === undefined) return new PublishedCheckpointGuard(file, dataDir, undefined);
+    if (note === undefined) return new PublishedCheckpointGuard(file, undefined);
     const published = await inTransaction(pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
       const log = await readDatabaseLog(client);
       const recorded = openPublished(file, note, [...signerKeys.map((key) => parseSignerKey(key).verifierKey), ...log.keys]);
@@ -99,7 +100,7 @@ export class PublishedCheckpointGuard {
       }
       return recorded;
     });
-    return new PublishedCheckpointGuard(file, dataDir, published);
+    return new PublishedCheckpointGuard(file, published);
   }
 
   /**
@@ -148,7 +149,7 @@ export class PublishedCheckpointGuard {
       }
     }
     try {
-      await writeAtomically(this.dataDir, this.file, signed.signedNote);
+      await replaceFile(this.file, signed.signedNote, { mode: 0o644, folderSync: 'required' });
     } catch (error) {
       throw new Error(`couldn't record a signed checkpoint in ${this.file}, which guards against starting on a database that went back: ${(error as Error).message}`, { cause: error });
     }
@@ -219,31 +220,5 @@ async function rootAt(client: PoolClient, size: number): Promise<Buffer> {
   } catch (error) {
     if ((error as { code?: unknown }).code !== undefined) throw error;
     throw new Failure(`refusing to start: couldn't compute the database log's root at size ${size} to compare it with the checkpoint this server published: ${(error as Error).message}`);
-  }
-}
-
-/** Replaces `file` with `text`: a crash at any step leaves the old file or the new one (the storage rules above). */
-async function writeAtomically(folder: string, file: string, text: string): Promise<void> {
-  // Of this process alone: two servers given one data dir (with DATABASE_URL nothing locks
-  // it) must not write into each other's temporary file; the last rename wins.
-  const temporary = `${file}.${process.pid}.tmp`;
-  const handle = await open(temporary, 'w', 0o644);
-  try {
-    await handle.writeFile(text, 'utf8');
-    // Durable before it is renamed: the rename must never name a file whose data is not on disk.
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await unlink(temporary).catch(() => {});
-    throw error;
-  }
-  await handle.close();
-  await rename(temporary, file);
-  // The rename itself is durable once the folder is: until then a crash may bring back the old file.
-  const directory = await open(folder, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
   }
 }

@@ -10,10 +10,11 @@
  * state onto a persistent volume, or a cron job that reads the link's target, must see each
  * new checkpoint there, not find the link replaced by a file beside it.
  */
-import { access, constants, lstat, open, readFile, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { access, constants, lstat, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { formatVerifierKey, openCheckpoint, parseVerifierKey, type Checkpoint, type Ed25519NoteVerifier, type NoteVerifier } from '../../tlog/index.ts';
 import { Failure } from '../output.ts';
+import { replaceFile } from '../replace-file.ts';
 
 /** A checkpoint as remembered: the tree head and the signed note it came in. */
 export interface SavedCheckpoint {
@@ -112,31 +113,22 @@ export async function writeState(path: string, saved: SavedCheckpoint, now: Date
   } catch (error) {
     throw new Failure(`couldn't save the checkpoint to the state file ${path}: ${(error as Error).message}`);
   }
-  const temporary = `${target.path}.${process.pid}.tmp`;
   try {
-    // Crash here: the temporary file may be partial; the state file is untouched.
-    const handle = await open(temporary, 'w', target.mode);
-    try {
-      // open's mode is narrowed by the umask; the file's own mode is kept as it was.
-      await handle.chmod(target.mode);
-      // The new file stands in for the old one: it keeps its owner too (a root witness writing
-      // through a link to another account's file must not leave that account locked out).
-      // Where we may not give it away, the save fails and the old state stays.
-      if (target.owner !== undefined && (target.owner.uid !== process.getuid?.() || target.owner.gid !== process.getgid?.())) {
-        await handle.chown(target.owner.uid, target.owner.gid);
-      }
-      await handle.writeFile(`${JSON.stringify(file, null, 2)}\n`);
-      // Without this, a rename can reach the disk before the data does: a power loss would
-      // leave an empty state file, and a witness would forget what it already cosigned.
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    // Crash here: the new state is on disk beside the old one, which is still the state.
-    await rename(temporary, target.path);
-    await syncFolder(dirname(target.path));
+    await replaceFile(target.path, `${JSON.stringify(file, null, 2)}\n`, {
+      mode: target.mode,
+      folderSync: 'where-possible',
+      prepare: async (handle) => {
+        // open's mode is narrowed by the umask; the file's own mode is kept as it was.
+        await handle.chmod(target.mode);
+        // The new file stands in for the old one: it keeps its owner too (a root witness writing
+        // through a link to another account's file must not leave that account locked out).
+        // Where we may not give it away, the save fails and the old state stays.
+        if (target.owner !== undefined && (target.owner.uid !== process.getuid?.() || target.owner.gid !== process.getgid?.())) {
+          await handle.chown(target.owner.uid, target.owner.gid);
+        }
+      },
+    });
   } catch (error) {
-    await rm(temporary, { force: true }).catch(() => {});
     // An operating error (a missing folder, no permission, a full disk): said, not a stack.
     throw new Failure(`couldn't save the checkpoint to the state file ${path}: ${(error as Error).message}`);
   }
@@ -193,21 +185,6 @@ export async function assertStateWritable(path: string): Promise<void> {
     await stateTarget(path);
   } catch (error) {
     throw new Failure(`couldn't save a checkpoint to the state file ${path}: ${(error as Error).message}; nothing was checked`);
-  }
-}
-
-/** Makes a rename in `folder` durable; where a folder cannot be opened for that (Windows), the rename stands as is. */
-async function syncFolder(folder: string): Promise<void> {
-  let handle;
-  try {
-    handle = await open(folder, 'r');
-  } catch {
-    return;
-  }
-  try {
-    await handle.sync().catch(() => {});
-  } finally {
-    await handle.close();
   }
 }
 

@@ -1,0 +1,61 @@
+/**
+ * A file replaced whole and durably, for the files the CLI keeps between runs (a verifier's
+ * state, a server's published checkpoint): written under a temporary name of this process,
+ * fsynced, renamed over the old one, then its folder fsynced. A crash at any step leaves the
+ * old file or the new one, never a part; without the fsync before the rename, a power loss
+ * could leave an empty file where the old one stood.
+ */
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+export interface ReplaceOptions {
+  /** The new file's mode (open's is narrowed by the umask: prepare may set it whole). */
+  mode: number;
+  /** Run on the new file before its contents are written (its mode or owner kept as the old one's). */
+  prepare?: (handle: FileHandle) => Promise<void>;
+  /**
+   * 'required': a folder that cannot be fsynced fails the write (the rename may not be on
+   * disk). 'where-possible': a folder that cannot be opened or fsynced (Windows) leaves the
+   * rename as it is.
+   */
+  folderSync: 'required' | 'where-possible';
+}
+
+/** Replaces `path` with `text` (the rules above); on a failure the temporary file is removed and the old file stands. */
+export async function replaceFile(path: string, text: string, options: ReplaceOptions): Promise<void> {
+  // Of this process alone: two processes writing one file must not write into each other's.
+  const temporary = `${path}.${process.pid}.tmp`;
+  try {
+    const handle = await open(temporary, 'w', options.mode);
+    try {
+      await options.prepare?.(handle);
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    // Crash here: the new file is on disk beside the old one, which still stands.
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true }).catch(() => {});
+    throw error;
+  }
+  await syncFolder(dirname(path), options.folderSync);
+}
+
+/** Makes a rename in `folder` durable. */
+async function syncFolder(folder: string, mode: ReplaceOptions['folderSync']): Promise<void> {
+  let handle: FileHandle;
+  try {
+    handle = await open(folder, 'r');
+  } catch (error) {
+    if (mode === 'required') throw error;
+    return;
+  }
+  try {
+    if (mode === 'required') await handle.sync();
+    else await handle.sync().catch(() => {});
+  } finally {
+    await handle.close();
+  }
+}
