@@ -73,12 +73,7 @@ async function refuseUnpublished(database: Database, config: Config): Promise<vo
       // a key that cannot be read verifies nothing; the database's keys may still do
     }
   }
-  try {
-    await PublishedCheckpointGuard.check(database.pool, config.dataDir, keys);
-  } catch (error) {
-    if (error instanceof Failure) throw new Failure(error.message.replace(/^refusing to start: /, "refusing to write to this database: "), error.exitCode);
-    throw error;
-  }
+  await PublishedCheckpointGuard.check(database.pool, config.dataDir, keys, 'refusing to write to this database');
 }
 
 export async function migrateCommand(config: Config, output: Output): Promise<number> {

@@ -84,7 +84,17 @@ export class PublishedCheckpointGuard {
    * this log signed. `signerKeys`: the server's signing key and its previous one, if any.
    * Reads only; call it before Ledger.open, which migrates and may sign.
    */
-  static async check(pool: Pool, dataDir: string, signerKeys: readonly string[]): Promise<PublishedCheckpointGuard> {
+  static async check(pool: Pool, dataDir: string, signerKeys: readonly string[], refusing = 'refusing to start'): Promise<PublishedCheckpointGuard> {
+    try {
+      return await PublishedCheckpointGuard.checked(pool, dataDir, signerKeys);
+    } catch (error) {
+      // Each refusal is said as its caller acts: serve starting, or an admin command writing.
+      if (error instanceof Failure) throw new Failure(`${refusing}: ${error.message}`, error.exitCode);
+      throw error;
+    }
+  }
+
+  private static async checked(pool: Pool, dataDir: string, signerKeys: readonly string[]): Promise<PublishedCheckpointGuard> {
     const file = join(dataDir, publishedCheckpointFileName);
     const note = await readPublishedFile(file);
     if (note === undefined) return new PublishedCheckpointGuard(file, undefined);
@@ -92,11 +102,11 @@ export class PublishedCheckpointGuard {
       const log = await readDatabaseLog(client);
       const recorded = openPublished(file, note, [...signerKeys.map((key) => parseSignerKey(key).verifierKey), ...log.keys]);
       if (log.size < recorded.size) {
-        throw new Failure(`refusing to start: the database's transparency log has ${log.size} entries (root ${log.root.toString('base64')}), fewer than the checkpoint of size ${recorded.size} (root ${recorded.root.toString('base64')}) this server published, recorded in ${file}: the database is older than what was published (restored from an older backup, or a replica behind) or another database, and served it would give out ids and idempotency answers again and sign a fork of the published log; point chipledger at the newest database, or, ${howToGoOn(file)}`);
+        throw new Failure(`the database's transparency log has ${log.size} entries (root ${log.root.toString('base64')}), fewer than the checkpoint of size ${recorded.size} (root ${recorded.root.toString('base64')}) this server published, recorded in ${file}: the database is older than what was published (restored from an older backup, or a replica behind) or another database, and served it would give out ids and idempotency answers again and sign a fork of the published log; point chipledger at the newest database, or, ${howToGoOn(file)}`);
       }
       const root = await rootAt(client, recorded.size);
       if (!root.equals(recorded.root)) {
-        throw new Failure(`refusing to start: the database's transparency log has root ${root.toString('base64')} at size ${recorded.size} (of ${log.size} entries), but the checkpoint of size ${recorded.size} this server published, recorded in ${file}, has root ${recorded.root.toString('base64')}: the database holds another history (another database, or one restored from a backup and then written to), and served it would sign a fork of the published log; point chipledger at the database it published, or, ${howToGoOn(file)}`);
+        throw new Failure(`the database's transparency log has root ${root.toString('base64')} at size ${recorded.size} (of ${log.size} entries), but the checkpoint of size ${recorded.size} this server published, recorded in ${file}, has root ${recorded.root.toString('base64')}: the database holds another history (another database, or one restored from a backup and then written to), and served it would sign a fork of the published log; point chipledger at the database it published, or, ${howToGoOn(file)}`);
       }
       return recorded;
     });
@@ -164,12 +174,12 @@ async function readPublishedFile(file: string): Promise<string | undefined> {
     handle = await open(file, 'r');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Failure(`refusing to start: couldn't read ${file}, the newest checkpoint this server published: ${(error as Error).message}`);
+    throw new Failure(`couldn't read ${file}, the newest checkpoint this server published: ${(error as Error).message}`);
   }
   try {
     const stat = await handle.stat();
-    if (!stat.isFile()) throw new Failure(`refusing to start: ${file}, where this server records the newest checkpoint it published, is not a file; ${howToGoOn(file)}`);
-    if (stat.size > publishedCheckpointBytesMax) throw new Failure(`refusing to start: ${file} is longer than ${publishedCheckpointBytesMax} bytes, so it is not the checkpoint this server recorded; ${howToGoOn(file)}`);
+    if (!stat.isFile()) throw new Failure(`${file}, where this server records the newest checkpoint it published, is not a file; ${howToGoOn(file)}`);
+    if (stat.size > publishedCheckpointBytesMax) throw new Failure(`${file} is longer than ${publishedCheckpointBytesMax} bytes, so it is not the checkpoint this server recorded; ${howToGoOn(file)}`);
     return await readFile(handle, 'utf8');
   } finally {
     await handle.close();
@@ -195,7 +205,7 @@ function openPublished(file: string, note: string, verifierKeys: readonly string
       if (key === keys[0]) why = (error as Error).message;
     }
   }
-  throw new Failure(`refusing to start: ${file} should hold the newest checkpoint this server published, but it is not a checkpoint signed by a key of this log (${keys.join(', ')}): ${why}; it was changed, or comes from another log, so the database cannot be checked against it; put back the file this server wrote, or, ${howToGoOn(file)}`);
+  throw new Failure(`${file} should hold the newest checkpoint this server published, but it is not a checkpoint signed by a key of this log (${keys.join(', ')}): ${why}; it was changed, or comes from another log, so the database cannot be checked against it; put back the file this server wrote, or, ${howToGoOn(file)}`);
 }
 
 /**
@@ -219,6 +229,6 @@ async function rootAt(client: PoolClient, size: number): Promise<Buffer> {
     return rootFromNodes(size, await new TileReader(client, startCheckTilesMax).nodeGetter(rootNodes(size), client));
   } catch (error) {
     if ((error as { code?: unknown }).code !== undefined) throw error;
-    throw new Failure(`refusing to start: couldn't compute the database log's root at size ${size} to compare it with the checkpoint this server published: ${(error as Error).message}`);
+    throw new Failure(`couldn't compute the database log's root at size ${size} to compare it with the checkpoint this server published: ${(error as Error).message}`);
   }
 }
