@@ -10,7 +10,7 @@ import { readBounded } from '../client-commands.ts';
 import { Failure } from '../output.ts';
 import { LogFetchError, type LogClient } from './client.ts';
 import { clientOf, defaultDeps, guard, keysFollowed, usage, verifierOf, wholeNumber, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
-import { openFollowingRotation, type Rotation } from './key-chain.ts';
+import { openFollowingRotation } from './key-chain.ts';
 
 /**
  * The most an event file may hold: the API's JSON of the largest event (its canonical bytes,
@@ -93,6 +93,15 @@ function parseNoteSize(note: string): number {
   return Number(lines[1]);
 }
 
+/** The checkpoint a proof bundle carries; a bundle that does not parse is the log's answer gone wrong. */
+function checkpointNoteOf(seq: number, text: string): string {
+  try {
+    return parseTlogProof(text).checkpointNote;
+  } catch (error) {
+    throw new Failure(`the proof for event ${seq} does not verify: ${(error as Error).message}`);
+  }
+}
+
 /** Which check of a tlog format refused (tlog/errors.ts), or undefined for any other error. */
 function reasonOf(error: unknown): unknown {
   return isDomainError(error) ? error.details?.reason : undefined;
@@ -137,25 +146,22 @@ export async function proveCommand(seqText: string, options: KeyOptions & Server
     const client = clientOf(options, deps);
     const text = await client.eventProof(seq);
     const event = await eventBytes(client, seq, text, options.eventFile);
+    // The checkpoint is opened as verify, monitor and witness open theirs: the key list is
+    // read even when the key given signs it, for a key the log retired (perhaps because it
+    // leaked) speaks for nothing past its successor's announcement, and a proof is evidence.
+    const opened = await openFollowingRotation(client, checkpointNoteOf(seq, text), verifier);
+    if ('failure' in opened) {
+      const unsettled = opened.failure.kind === 'fetch';
+      throw new Failure(`the proof for event ${seq} ${unsettled ? 'could not be checked' : 'does not verify'}: [${opened.failure.kind}] ${opened.failure.message}`);
+    }
     let verified;
-    let rotations: readonly Rotation[] = [];
     try {
-      verified = verifyTlogProof(text, leafHash(event.bytes), verifier);
+      verified = verifyTlogProof(text, leafHash(event.bytes), opened.verifier);
     } catch (error) {
-      // The key given opened the checkpoint and only the leaf is not in it: no rotation changes that.
-      if (reasonOf(error) === 'inclusion_failed') throw await proofFailure(client, seq, text, verifier, event, error as Error);
-      // Signed by a key the log announced since the key given? Only then is it tried again.
-      const opened = await openFollowingRotation(client, parseTlogProof(text).checkpointNote, verifier);
-      if ('failure' in opened || opened.rotations.length === 0) throw new Failure(`the proof for event ${seq} does not verify: ${(error as Error).message}`);
-      rotations = opened.rotations;
-      try {
-        verified = verifyTlogProof(text, leafHash(event.bytes), opened.verifier);
-      } catch (again) {
-        throw await proofFailure(client, seq, text, opened.verifier, event, again as Error);
-      }
+      throw await proofFailure(client, seq, text, opened.verifier, event, error as Error);
     }
     if (verified.index !== seq) throw new Failure(`the server answered a proof for entry ${verified.index}, not event ${seq}`);
-    const summary = `ok: event ${seq} is entry ${seq} of ${verified.checkpoint.origin} at size ${verified.checkpoint.size} (root ${verified.checkpoint.rootHash.toString('hex')}); the proof verifies offline with the log key${keysFollowed(rotations)}`;
+    const summary = `ok: event ${seq} is entry ${seq} of ${verified.checkpoint.origin} at size ${verified.checkpoint.size} (root ${verified.checkpoint.rootHash.toString('hex')}); the proof verifies offline with the log key${keysFollowed(opened.rotations)}`;
     if (options.out) {
       try {
         await writeFile(options.out, text);
