@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { generateCosignerKey, generateSignerKey } from '../tlog/index.ts';
+import { formatVerifierKey, generateCosignerKey, generateSignerKey } from '../tlog/index.ts';
 import { apiToken, formatProblems, readConfig, settings } from './config.ts';
 import { fetchBlockedPorts } from './fetch.ts';
 
@@ -182,6 +182,15 @@ describe('log key settings', () => {
     const other = generateCosignerKey('witness.other');
     const ok = readConfig({ CHIPLEDGER_LOG_WITNESSES: `${witness.verifierKey},${other.verifierKey}` }, {}, cwd);
     expect(ok.ok && ok.config.log.witnessKeys).toEqual([witness.verifierKey, other.verifierKey]);
+  });
+
+  it('refuses a witness key of small order, under which anyone could POST cosignatures in its name', () => {
+    // The identity point as a cosignature/v1 key (witness.example.org+…+BAEAAAAA…).
+    const identity = Buffer.concat([Buffer.of(1), Buffer.alloc(31)]);
+    const weak = formatVerifierKey('witness.example.org', identity, 0x04);
+    const problems = problemsOf({ CHIPLEDGER_LOG_WITNESSES: `${witness.verifierKey},${weak}` });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(`CHIPLEDGER_LOG_WITNESSES: each entry must be a witness verifier key (name+id+key, signature type 0x04 (cosignature/v1) or 0x01 (Ed25519)): refused the Ed25519 public key ${identity.toString('hex')}: it is a point of small order (the identity or a point of order 2, 4 or 8), under which anyone can make signatures that verify`);
   });
 });
 

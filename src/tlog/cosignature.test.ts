@@ -168,6 +168,20 @@ describe('witness verifier keys given as plain Ed25519 keys (type 0x01)', () => 
   });
 });
 
+describe('witness verifier keys of small order', () => {
+  // A point of order 8: a cosignature of R = the identity and S = 0 verifies under it for one
+  // time in eight, so anyone could cosign in the witness's name by trying a few times.
+  const order8 = hex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a');
+
+  it('are refused as 0x04 and as 0x01 keys, naming the key and why', () => {
+    for (const type of [0x04, 0x01]) {
+      const key = formatVerifierKey('witness.example/weak', order8, type);
+      expect(reason(() => parseCosignatureVerifierKey(key)), key).toBe('weak_key');
+      expect(() => parseCosignatureVerifierKey(key), key).toThrow(`refused the Ed25519 public key ${order8.toString('hex')}: it is a point of small order`);
+    }
+  });
+});
+
 describe('cosignature times beyond 2^53', () => {
   const text = Buffer.from(parseNote(signed).text, 'utf8');
   const cosignedAt = (time: bigint) => addSignatures(signed, cosignerAtAnyTime(time));

@@ -4,6 +4,7 @@
  * prefixes for the Ed25519 OID 1.3.101.112.
  */
 import { createPrivateKey, createPublicKey, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { tlogError } from './errors.ts';
 
 export const ed25519KeySize = 32;
 export const ed25519SignatureSize = 64;
@@ -16,9 +17,49 @@ export function privateKeyFromSeed(seed: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.concat([pkcs8Prefix, seed]), format: 'der', type: 'pkcs8' });
 }
 
-/** Returns undefined for bytes OpenSSL will not take as a public key (wrong size, not a point). */
+/** The field prime of edwards25519, 2^255 - 19. */
+const fieldPrime = 2n ** 255n - 19n;
+
+/**
+ * The y coordinates of the eight points of small order (order 1, 2, 4 or 8), each with both
+ * signs of x: 1 (the identity), p - 1 (order 2), 0 (order 4) and the two of order 8. The list
+ * of libsodium's has_small_order (ed25519_ref10.c), which also lists 0 and 1 spelled y + p.
+ */
+const smallOrderYs: ReadonlySet<bigint> = new Set([
+  0n,
+  1n,
+  fieldPrime - 1n,
+  0x7a03ac9277fdc74ec6cc392cfa53202a0f67100d760b3cba4fd84d3d706a17c7n,
+  0x05fc536d880238b13933c6d305acdfd5f098eff289f4c345b027b2c28f95e826n,
+]);
+
+/**
+ * Why a public key that OpenSSL would take is refused, or undefined. OpenSSL's check is
+ * cofactorless and has neither of libsodium's key checks: under a key of small order, the
+ * signature of the identity point and S = 0 verifies for every message (order 1) or for one
+ * in eight (order 8), so anyone, not only the key's holder, signs or cosigns in its name.
+ * A y at or past p is a second spelling of a smaller y: one key would have two key ids.
+ */
+function weakPublicKeyReason(publicKey: Uint8Array): string | undefined {
+  // Little-endian, with bit 255 (the sign of x) cleared: the point's y as written.
+  const y = BigInt(`0x${Buffer.from(publicKey).reverse().toString('hex')}`) & (2n ** 255n - 1n);
+  if (smallOrderYs.has(y % fieldPrime)) {
+    return 'it is a point of small order (the identity or a point of order 2, 4 or 8), under which anyone can make signatures that verify';
+  }
+  if (y >= fieldPrime) return 'it is not canonical: its y coordinate is not below the field prime 2^255 - 19';
+  return undefined;
+}
+
+/**
+ * Returns undefined for bytes OpenSSL will not take as a public key (wrong size, not a
+ * point), and throws for a key of small order or a non-canonical one (weakPublicKeyReason),
+ * saying which key and why: every key read from outside (a note key, a witness key, a key
+ * the log announced) comes through here.
+ */
 export function publicKeyFromRaw(publicKey: Uint8Array): KeyObject | undefined {
   if (publicKey.length !== ed25519KeySize) return undefined;
+  const weak = weakPublicKeyReason(publicKey);
+  if (weak !== undefined) throw tlogError('c2sp-signed-note', 'weak_key', `refused the Ed25519 public key ${Buffer.from(publicKey).toString('hex')}: ${weak}`);
   try {
     return createPublicKey({ key: Buffer.concat([spkiPrefix, publicKey]), format: 'der', type: 'spki' });
   } catch {

@@ -140,6 +140,14 @@ describe('keys', () => {
     expect(reason(() => parseSignerKey(peterVerifierKey))).toBe('malformed_key');
   });
 
+  it('refuses a public key of small order, under which anyone signs, naming the key and why', () => {
+    // The identity point: a signature of R = the identity and S = 0 verifies any text under it.
+    const identity = Buffer.concat([Buffer.of(1), Buffer.alloc(31)]);
+    const key = formatVerifierKey('log.example', identity);
+    expect(reason(() => parseVerifierKey(key))).toBe('weak_key');
+    expect(() => parseVerifierKey(key)).toThrow(`refused the Ed25519 public key ${identity.toString('hex')}: it is a point of small order`);
+  });
+
   it('generates keys that sign and verify, and only each other', () => {
     const a = generateSignerKey('log.example/a');
     const b = generateSignerKey('log.example/b');

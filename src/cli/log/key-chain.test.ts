@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  formatCheckpoint, generateSignerKey, keyRotationExtension, parseSignerKey, parseVerifierKey, rootOf, signCheckpoint, signNote,
+  canonicalSignatureLine, computeKeyId, formatCheckpoint, formatVerifierKey, generateSignerKey, keyRotationExtension, parseSignerKey, parseVerifierKey, rootOf, signCheckpoint, signNote,
 } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries } from '../../../test/tlog/memory-log.ts';
 import { LogFetchError } from './client.ts';
@@ -93,6 +93,22 @@ describe('following a key rotation', () => {
     }
     // Up to its successor's announcement it still speaks for the log.
     expect((await verifyLog(rotatedTwiceServing(100), { verifier: trusted, checkEntries: false })).failures).toEqual([]);
+  });
+
+  it('refuses an announcement of a key of small order, under which anyone would sign every checkpoint after it', async () => {
+    // The identity point: R = the identity and S = 0 is its "signature" of any text, so the
+    // announcement and the checkpoint after it below are signed by nobody at all.
+    const identity = Buffer.concat([Buffer.of(1), Buffer.alloc(31)]);
+    const weakKey = formatVerifierKey(origin, identity);
+    const forgedLine = `${canonicalSignatureLine({ name: origin, keyId: computeKeyId(origin, 0x01, identity), signature: Buffer.concat([identity, Buffer.alloc(32)]) })}\n`;
+    const log = memoryLog(entries, oldKey.signerKey);
+    const announcement = signNote(formatCheckpoint({ origin, size: 256, rootHash: rootOf(log.leaves.slice(0, 256)), extensions: [`${keyRotationExtension} ${weakKey}`] }), parseSignerKey(oldKey.signerKey)) + forgedLine;
+    log.keyList = [{ verifierKey: oldKey.verifierKey, firstSize: 0, announcement: null }, { verifierKey: weakKey, firstSize: 256, announcement }];
+    log.note = `${formatCheckpoint(log.signed)}\n${forgedLine}`;
+    const refused = new RegExp(`no announced key leads from it to one that does \\(the log lists a key that is not a verifier key .*: refused the Ed25519 public key ${identity.toString('hex')}: it is a point of small order`);
+    const report = await verifyLog(log, { verifier: trusted, checkEntries: false });
+    expect(report.failures).toEqual([{ kind: 'signature', message: expect.stringMatching(refused) }]);
+    expect(await followStep(log, trusted, undefined)).toMatchObject({ kind: 'alert', failure: { kind: 'signature', message: expect.stringMatching(refused) } });
   });
 
   it('refuses a key list that does not lead from the trusted key', async () => {
