@@ -76,35 +76,48 @@ export function readKeyFile(file: string): string {
   return read.signerKey;
 }
 
+/** What a key file holds, for readKeyFileChecked: what its problems call it, and how its text is checked. */
+export interface KeyFileKind {
+  /** The key as a problem names it: "the log signing key". */
+  readonly what: string;
+  /** What the file must hold: "a C2SP Ed25519 signer key". */
+  readonly holds: string;
+  /** Throws, saying why, when the text is not such a key. */
+  check(text: string): void;
+}
+
+/** serve's log signing keys (CHIPLEDGER_LOG_KEY_FILE, CHIPLEDGER_LOG_PREVIOUS_KEY_FILE). */
+export const logSigningKeyFile: KeyFileKind = { what: 'the log signing key', holds: 'a C2SP Ed25519 signer key', check: (text) => void parseSignerKey(text) };
+
 /**
  * A signer key file's key, or what is wrong with it: absent or unreadable, not a file, readable
- * (or writable) by group or others, too long, or not a C2SP signer key. Checked through one
+ * (or writable) by group or others, too long, or not a key of its kind. Checked through one
  * descriptor, so the mode checked is the file read.
  */
-function readKeyFileChecked(file: string): { ok: true; signerKey: string } | { ok: false; problem: string } {
+export function readKeyFileChecked(file: string, kind: KeyFileKind = logSigningKeyFile): { ok: true; signerKey: string } | { ok: false; problem: string } {
   let fd: number;
   try {
     // Non-blocking: opening a FIFO named by mistake must not hang serve's start.
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    return { ok: false, problem: `couldn't read the log signing key ${file}: ${(error as Error).message}` };
+    return { ok: false, problem: `couldn't read ${kind.what} ${file}: ${(error as Error).message}` };
   }
   let text: string;
   try {
     const stat = fstatSync(fd);
-    if (!stat.isFile()) return { ok: false, problem: `the log signing key ${file} is not a file` };
-    if ((stat.mode & 0o077) !== 0) return { ok: false, problem: `the log signing key ${file} is open to its group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 ${file}` };
-    if (stat.size > keyFileBytesMax) return { ok: false, problem: `the log signing key ${file} is longer than ${keyFileBytesMax} bytes: it is not a signer key` };
+    if (!stat.isFile()) return { ok: false, problem: `${kind.what} ${file} is not a file` };
+    if ((stat.mode & 0o077) !== 0) return { ok: false, problem: `${kind.what} ${file} is open to its group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 ${file}` };
+    if (stat.size > keyFileBytesMax) return { ok: false, problem: `${kind.what} ${file} is longer than ${keyFileBytesMax} bytes: it is not ${kind.holds}` };
     text = readFileSync(fd, 'utf8').trim();
   } catch (error) {
-    return { ok: false, problem: `couldn't read the log signing key ${file}: ${(error as Error).message}` };
+    return { ok: false, problem: `couldn't read ${kind.what} ${file}: ${(error as Error).message}` };
   } finally {
     closeSync(fd);
   }
   try {
-    parseSignerKey(text);
+    kind.check(text);
   } catch (error) {
-    return { ok: false, problem: `${file} does not hold a C2SP Ed25519 signer key: ${(error as Error).message}` };
+    return { ok: false, problem: `${file} does not hold ${kind.holds}: ${(error as Error).message}` };
   }
   return { ok: true, signerKey: text };
 }

@@ -4,8 +4,9 @@
  * posts the cosignature to the log.
  */
 import { cosignCheckpoint, formatKeyId, parseCosignerKey, parseNote, type Cosigner } from '../../tlog/index.ts';
+import { readKeyFileChecked, type KeyFileKind } from '../log-key.ts';
 import { Failure } from '../output.ts';
-import { clientOf, defaultDeps, guard, keysFollowed, readText, startingKey, usage, verifierOf, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
+import { clientOf, defaultDeps, guard, keysFollowed, startingKey, usage, verifierOf, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
 import { followStep } from './follow.ts';
 import { assertStateOfLog, assertStateWritable, readState, savedFrom, writeState, type SavedCheckpoint } from './state.ts';
 
@@ -15,6 +16,9 @@ export interface WitnessOptions extends ServerOptions {
   witnessKeyFile: string;
   state: string;
 }
+
+/** The witness's own key (`log cosigner-keygen --out`), read through one descriptor as serve reads the log's. */
+const witnessKeyFile: KeyFileKind = { what: 'the witness key', holds: 'a C2SP cosigner key (cosignature/v1)', check: (text) => void parseCosignerKey(text) };
 
 /** The served note without any line of ours: a re-cosigning replaces our older cosignature. */
 function withoutCosignatureOf(note: string, cosigner: Cosigner): string {
@@ -27,13 +31,11 @@ export async function witnessCommand(options: WitnessOptions, deps: LogCommandDe
   return guard(async () => {
     const given = await verifierOf({ key: options.logKey, keyFile: options.logKeyFile }, '--log-key');
     const client = clientOf(options, deps);
-    let cosigner: Cosigner;
-    try {
-      cosigner = parseCosignerKey((await readText(options.witnessKeyFile, 'the witness key file')).trim());
-    } catch (error) {
-      if (error instanceof Failure) throw error;
-      throw usage(`--witness-key-file: ${(error as Error).message}`);
-    }
+    // Read as serve reads the log's key: whoever else can read a witness key can cosign in the
+    // witness's name, so a file open to its group or others is refused before it signs anything.
+    const read = readKeyFileChecked(options.witnessKeyFile, witnessKeyFile);
+    if (!read.ok) throw usage(`--witness-key-file: ${read.problem}`);
+    const cosigner = parseCosignerKey(read.signerKey);
     await assertStateWritable(options.state);
     const last: SavedCheckpoint | undefined = await readState(options.state);
     assertStateOfLog(options.state, last, given.name);
