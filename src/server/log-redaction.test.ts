@@ -16,6 +16,34 @@ describe('withoutSecrets', () => {
     expect(withoutSecrets('/v1/tokens/clt%5FTOK-14%5FkBoBq3Zt0d9wQm1x/revoke?x=clt_TOK-2_abc')).toBe('/v1/tokens/clt_TOK-14_[redacted]/revoke?x=clt_TOK-2_[redacted]');
     expect(withoutSecrets('/v1/tokens/TOK-14/revoke')).toBe('/v1/tokens/TOK-14/revoke');
   });
+
+  it('cuts a secret whatever character of its prefix or id is percent-encoded, in either case or encoded twice, and names the id decoded', () => {
+    const random = 'rpiTFPc05NssAbCdEfGh_-0123456789abcdefghijk';
+    for (const written of [
+      `clt_%54OK-9_${random}`, // the T of the id
+      `%63lt_TOK-9_${random}`, // the c of clt_
+      `c%6Ct_TOK-9_${random}`, // the l, its hex in capitals
+      `cl%74%5fTOK%2D9%5F${random}`, // t, both underscores and the id's dash
+      `%43LT_%74ok-9_${random}`, // capitals
+      `%2563lt_%2554OK-9%255F${random}`, // encoded twice
+    ]) {
+      const url = `/v1/tokens/${written}/revoke?x=${written}`;
+      const cut = withoutSecrets(url);
+      expect(cut, url).not.toContain(random.slice(0, 12));
+      expect(cut, url).toMatch(/^\/v1\/tokens\/clt_(TOK|tok)-9_\[redacted\]\/revoke\?x=clt_(TOK|tok)-9_\[redacted\]$/);
+    }
+    // An escape of what no id holds is left as sent; a `clt_` without an id and a `_` is no secret.
+    expect(withoutSecrets(`/x/clt_%2F1_${random}`)).toBe('/x/clt_%2F1_[redacted]');
+    expect(withoutSecrets('/v1/licences/clt_only?q=%63lt')).toBe('/v1/licences/clt_only?q=%63lt');
+  });
+
+  it('takes no longer on a long run of escapes than on any other URL', () => {
+    for (const url of [`/x/clt_${'%25'.repeat(5000)}`, `/x/${'%2563'.repeat(3000)}`, `/x/${`clt_${'a'.repeat(127)}`.repeat(100)}`]) {
+      const started = performance.now();
+      withoutSecrets(url);
+      expect(performance.now() - started, url.slice(0, 20)).toBeLessThan(250);
+    }
+  });
 });
 
 describe('the server logger', () => {
@@ -44,6 +72,15 @@ describe('a problem answering a URL that holds a token secret', () => {
       expect(response.json()).toMatchObject({ instance: `/v1/tokens/clt_${id}_[redacted]/revoke` });
       const hidden = secret.slice(`clt_${id}_`.length);
       expect(response.body).not.toContain(hidden);
+      // A letter of the prefix or the id percent-encoded is the same secret, and is cut too.
+      const encoded = `%63lt_%${id.charCodeAt(0).toString(16)}${id.slice(1)}_${hidden}`;
+      const encodedAnswer = await inject(app, { method: 'POST', url: `/v1/tokens/${encoded}/revoke`, token: api.tokens.authority_admin, body: {} });
+      expect(encodedAnswer.statusCode).toBeGreaterThanOrEqual(400);
+      expect(encodedAnswer.json()).toMatchObject({ instance: `/v1/tokens/clt_${id}_[redacted]/revoke` });
+      expect(encodedAnswer.body).not.toContain(hidden);
+      const inQuery = await inject(app, { method: 'GET', url: `/v1/tokens/${id}/revoke?x=${encoded}`, token: api.tokens.authority_admin });
+      expect(inQuery.statusCode).toBeGreaterThanOrEqual(400);
+      expect(inQuery.body).not.toContain(hidden);
       // Anywhere an id goes, and where no route is: the detail, the details and the instance.
       const elsewhere = [
         await inject(app, { method: 'GET', url: `/v1/licences/${secret}`, token: api.tokens.auditor }),

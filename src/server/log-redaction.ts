@@ -11,15 +11,37 @@ import type { LoggerOptions } from 'pino';
 export const redactedPaths = ['req.headers.authorization', 'request.headers.authorization', 'headers.authorization', 'authorization'];
 
 /**
- * A token secret anywhere in a URL, raw or percent-encoded: `clt_` (maybe with its underscore
- * encoded), the token's id, and its random part. As src/server/auth.ts and src/cli/config.ts
- * spell it, and looser, so that a mistyped secret is cut too.
+ * Percent-encoded, maybe more than once (%2563 is a `c` encoded twice): `%`, any number of
+ * `25`, then the character's code. The code may not itself be `25`, so each escape is read
+ * one way only and a run of %2525… costs no backtracking.
  */
-const secretInUrl = /clt(?:_|%5F)([A-Za-z0-9-]{1,128})(?:_|%5F)[A-Za-z0-9_%-]*/gi;
+const escapeOf = (codes: string): string => `%(?:25)*(?!25)(?:${codes})`;
+
+/** A letter or `_` of `clt_`, as sent or percent-encoded (in either case: the match ignores case). */
+const spelled = (character: string): string => `(?:${character}|${escapeOf(character.charCodeAt(0).toString(16))}|${escapeOf(character.toUpperCase().charCodeAt(0).toString(16))})`;
+
+/** A character of a token id, as sent or percent-encoded (any escape, so that no encoded letter or digit is missed). */
+const idCharacter = `(?:[A-Za-z0-9-]|${escapeOf('[0-9A-Fa-f]{2}')})`;
+
+/**
+ * A token secret anywhere in a URL: `clt_`, the token's id, `_` and its random part, any of
+ * their characters maybe percent-encoded, for a secret written `clt_%54OK-9_…` is the same
+ * secret to whoever reads the URL decoded. As src/server/auth.ts and src/cli/config.ts spell
+ * it, and looser, so that a mistyped secret is cut too.
+ */
+const secretInUrl = new RegExp(`${spelled('c')}${spelled('l')}${spelled('t')}${spelled('_')}(${idCharacter}{1,128}?)${spelled('_')}[A-Za-z0-9_%-]*`, 'gi');
+
+/** The id as an operator reads it: escapes of id characters decoded (however often encoded), any other escape as sent. */
+function readableId(id: string): string {
+  return id.replace(new RegExp(escapeOf('[0-9A-Fa-f]{2}'), 'g'), (escape) => {
+    const character = String.fromCharCode(Number.parseInt(escape.slice(-2), 16));
+    return /^[A-Za-z0-9-]$/.test(character) ? character : escape;
+  });
+}
 
 /** The URL with every token secret in it replaced by `clt_<id>_[redacted]`. */
 export function withoutSecrets(url: string): string {
-  return url.replace(secretInUrl, (_secret, id: string) => `clt_${id}_[redacted]`);
+  return url.replace(secretInUrl, (_secret, id: string) => `clt_${readableId(id)}_[redacted]`);
 }
 
 interface LoggedRequest {
