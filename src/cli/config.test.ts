@@ -190,7 +190,7 @@ describe('log key settings', () => {
     const weak = formatVerifierKey('witness.example.org', identity, 0x04);
     const problems = problemsOf({ CHIPLEDGER_LOG_WITNESSES: `${witness.verifierKey},${weak}` });
     expect(problems).toHaveLength(1);
-    expect(problems[0]).toContain(`CHIPLEDGER_LOG_WITNESSES: each entry must be a witness verifier key (name+id+key, signature type 0x04 (cosignature/v1) or 0x01 (Ed25519)): refused the Ed25519 public key ${identity.toString('hex')}: it is a point of small order (the identity or a point of order 2, 4 or 8), under which anyone can make signatures that verify`);
+    expect(problems[0]).toContain(`CHIPLEDGER_LOG_WITNESSES: each entry must be a witness verifier key (name+id+key, signature type 0x04 (cosignature/v1) or 0x01 (Ed25519)): couldn't read verifier key "witness.example.org": refused the Ed25519 public key ${identity.toString('hex')}: it is a point of small order (the identity or a point of order 2, 4 or 8), under which anyone can make signatures that verify`);
   });
 });
 

@@ -146,7 +146,13 @@ export function ed25519PublicKeyFromVerifierKey(
     throw keyError(`couldn't read verifier key "${decoded.name}": expected signature type ${types.map(describeSignatureType).join(' or ')}, got ${describeSignatureType(decoded.type)}`);
   }
   if (decoded.key.length !== ed25519KeySize) throw keyError(`couldn't read verifier key "${decoded.name}": expected a ${ed25519KeySize}-byte Ed25519 public key, got ${decoded.key.length} bytes`);
-  const keyObject = publicKeyFromRaw(decoded.key);
+  let keyObject;
+  try {
+    keyObject = publicKeyFromRaw(decoded.key);
+  } catch (error) {
+    // A weak key (ed25519.ts): said with the key's name, as every other refusal here is.
+    throw tlogError('c2sp-signed-note', 'weak_key', `couldn't read verifier key "${decoded.name}": ${(error as Error).message}`);
+  }
   if (keyObject === undefined) throw keyError(`couldn't read verifier key "${decoded.name}": not an Ed25519 public key`);
   if (computeKeyId(decoded.name, decoded.type, decoded.key) !== decoded.keyId) throw keyError(`couldn't read verifier key "${decoded.name}": key id does not match the key`);
   return { name: decoded.name, keyId: decoded.keyId, type: decoded.type, publicKey: Buffer.from(decoded.key), keyObject };
