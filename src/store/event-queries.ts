@@ -62,10 +62,11 @@ async function eventsOfSubject(pool: Pool, viewer: Viewer, subjectId: string, pa
   const statement = new Statement();
   const subject = statement.add(subjectId);
   const after = page.after === null ? '' : ` AND seq > ${statement.add(page.after)}`;
+  const bound = statement.add(limits.historySeqsScannedMax);
   const text = `WITH history AS MATERIALIZED (
-      SELECT seq FROM events WHERE subject_id = ${subject}${after}
-      UNION SELECT seq FROM event_subjects WHERE subject_id = ${subject}${after}
-      ORDER BY seq LIMIT ${statement.add(limits.historySeqsScannedMax)}),
+      (SELECT seq FROM events WHERE subject_id = ${subject}${after} ORDER BY seq LIMIT ${bound})
+      UNION (SELECT seq FROM event_subjects WHERE subject_id = ${subject}${after} ORDER BY seq LIMIT ${bound})
+      ORDER BY seq LIMIT ${bound}),
     found AS (SELECT h.seq FROM history h WHERE ${visible.event(statement, viewer, 'h')} ORDER BY h.seq LIMIT ${statement.add(page.limit + 1)})
     SELECT scanned.seqs AS history_seqs_scanned, scanned.last_seq AS history_last_seq_scanned, e.*
     FROM (SELECT count(*)::int AS seqs, max(seq) AS last_seq FROM history) scanned
