@@ -3,7 +3,7 @@ import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bookCommand, columns, deployCommand, listCommand, manifestImportCommand, parseDeadline, showCommand, transitionCommand, utilisationCommand, utilisationRows } from './client-commands.ts';
+import { bookCommand, columns, deployCommand, listCommand, manifestImportCommand, parseDeadline, readBounded, showCommand, transitionCommand, utilisationCommand, utilisationRows } from './client-commands.ts';
 import { ApiClient, unknownOutcomeOf } from './http.ts';
 import { Failure, type Output } from './output.ts';
 import { serialCsvBytesMax } from './serials-csv.ts';
@@ -109,6 +109,15 @@ describe('manifest import', () => {
   it('names a missing file', async () => {
     const { client: api } = client({});
     await expect(manifestImportCommand(api, 'S-7', join(folder, 'nope.csv'), recorder().output)).rejects.toThrow(/couldn't read .*nope.csv: no such file/);
+  });
+
+  it('names a file it cannot read by its absolute path: under `npm run` a relative name is taken from the repository root, not where the user is', async () => {
+    const { client: api } = client({});
+    const relative = join('no-such-folder', 'm.csv');
+    await expect(manifestImportCommand(api, 'S-7', relative, recorder().output)).rejects.toThrow(new Failure(`couldn't read ${join(process.cwd(), relative)}: no such file`));
+    await expect(deployCommand(api, 'SITE-1', relative, recorder().output)).rejects.toThrow(new Failure(`couldn't read ${join(process.cwd(), relative)}: no such file`));
+    // --body and --event-file are read the same way.
+    await expect(readBounded(relative, 'a request body')).rejects.toThrow(new Failure(`couldn't read ${join(process.cwd(), relative)}: no such file`));
   });
 });
 

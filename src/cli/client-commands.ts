@@ -4,6 +4,7 @@
  * sent, and sent in one request, since a manifest is all or nothing.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
 import { tokenSecretPrefix } from '../ledger/schemas.ts';
 import { apiToken, type Config } from './config.ts';
@@ -213,7 +214,9 @@ export async function readSerialFile(file: string, rules: { serialsMax: number; 
  * most serialCsvBytesMax of them: a regular file says its size and a bigger one is refused
  * unread; a pipe or a device says 0, so its bytes are counted as they come and reading stops
  * one byte past the bound, whatever is still behind it. `what` names the kind of file in the
- * refusal (the api command reads request bodies under the same bound).
+ * refusal (the api command reads request bodies under the same bound). A file that cannot be
+ * read is named by its absolute path: under `npm run` a relative name is taken from the
+ * repository's root, not from the folder the user is in, and the path shows where it was looked for.
  */
 export async function readBounded(file: string, what = 'a serial file', bytesMax = serialCsvBytesMax): Promise<Buffer> {
   const max = bytesMax.toLocaleString('en-US');
@@ -221,7 +224,7 @@ export async function readBounded(file: string, what = 'a serial file', bytesMax
   try {
     handle = await open(file, 'r');
   } catch (error) {
-    throw new Failure(`couldn't read ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+    throw new Failure(`couldn't read ${resolve(file)}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
   }
   try {
     const info = await handle.stat();
@@ -238,7 +241,7 @@ export async function readBounded(file: string, what = 'a serial file', bytesMax
   } catch (error) {
     if (error instanceof Failure) throw error;
     // A folder, a file we may not read: said in one line, like a missing file.
-    throw new Failure(`couldn't read ${file}: ${(error as Error).message}`);
+    throw new Failure(`couldn't read ${resolve(file)}: ${(error as Error).message}`);
   } finally {
     await handle.close();
   }

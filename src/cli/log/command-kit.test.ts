@@ -35,6 +35,11 @@ describe('the log key option', () => {
     expect(failure.message).toBe('chipledger: --log-key takes the key itself (name+hexid+base64), and "etc/log.vkey" looks like a file name; give the file with --log-key-file etc/log.vkey, or its contents with --log-key "$(cat etc/log.vkey)"');
   });
 
+  it('names a --key-file it cannot read by its absolute path (under `npm run`, a relative one is taken from the repository root)', async () => {
+    const failure = await refusal(verifierOf({ keyFile: join('no-such-folder', 'log.vkey') }));
+    expect(failure.message).toBe(`couldn't read the verifier key file ${join(process.cwd(), 'no-such-folder', 'log.vkey')}: ENOENT: no such file or directory, open 'no-such-folder/log.vkey'`);
+  });
+
   it('a mistyped key (its origin holds a slash) is not taken for a file name', async () => {
     const failure = await refusal(verifierOf({ key: `${logKey.verifierKey.slice(0, -4)}` }));
     expect(failure.message).toMatch(/^chipledger: --key: couldn't read verifier key/);

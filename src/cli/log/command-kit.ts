@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { isDomainError } from '../../core/errors.ts';
 import { parseVerifierKey, type Ed25519NoteVerifier } from '../../tlog/index.ts';
 import { apiTokenPattern, apiTokenRule } from '../config.ts';
@@ -123,11 +124,12 @@ function fileNamed(value: string): string | undefined {
   return !value.includes('+') && /[/\\]|\.(vkey|pub|key|txt)$/i.test(value) ? 'looks like a file name' : undefined;
 }
 
+/** A file's text; one that cannot be read is named by its absolute path (readBounded says why). */
 export async function readText(path: string, what: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
-    throw new Failure(`couldn't read ${what} ${path}: ${(error as Error).message}`);
+    throw new Failure(`couldn't read ${what} ${resolve(path)}: ${(error as Error).message}`);
   }
 }
 

@@ -84,6 +84,10 @@ describe('state files', () => {
       expect(failure.exitCode).toBe(1);
       expect(failure.message).toBe(`couldn't save a checkpoint to the state file ${state}: its folder ${file('no-such-folder')} does not exist; nothing was checked`);
     }
+    // A relative --state is named by its absolute path: under `npm run`, it is taken from the repository root.
+    const relative = join('no-such-folder', 'verify.state');
+    const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey, state: relative }, deps(fetch)));
+    expect(failure.message).toBe(`couldn't save a checkpoint to the state file ${join(process.cwd(), relative)}: its folder no-such-folder does not exist; nothing was checked`);
     expect(paths).toEqual([]);
     // A folder where the file should go: the temporary file is written, the rename fails.
     const blocked = file('blocked.state');
@@ -373,6 +377,12 @@ describe('log keygen', () => {
       expect(failure.message).toBe(`chipledger: ${option} must name the key in signed notes: not empty, without spaces, '+' or control characters, such as ${kind === 'log' ? 'chipledger.example/log' : 'witness.example.org'}; got ${JSON.stringify(origin)}`);
       expect(existsSync(out)).toBe(false);
     }
+  });
+
+  it('names an --out it cannot write by its absolute path (under `npm run`, a relative one is taken from the repository root)', async () => {
+    const out = join('no-such-folder', 'log.key');
+    const failure = await failureOf(keygenCommand({ origin: 'chipledger.example/log', out }, 'log', deps(globalThis.fetch)));
+    expect(failure.message).toContain(`couldn't write the key file ${join(process.cwd(), out)}: ENOENT`);
   });
 });
 

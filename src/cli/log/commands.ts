@@ -8,6 +8,7 @@
  * Failure (exit 1), a usage problem exits 2, both through the program's one error report.
  */
 import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { generateCosignerKey, generateSignerKey, isValidKeyName } from '../../tlog/index.ts';
 import { Failure, printable } from '../output.ts';
@@ -28,8 +29,9 @@ async function writeKeyFile(path: string, text: string): Promise<void> {
   try {
     await writeFile(path, `${text}\n`, { mode: 0o600, flag: 'wx' });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Failure(`${path} exists; refusing to overwrite a key (move it away first)`);
-    throw new Failure(`couldn't write the key file ${path}: ${(error as Error).message}`);
+    // Named by its absolute path: under `npm run` a relative --out is taken from the repository's root.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Failure(`${resolve(path)} exists; refusing to overwrite a key (move it away first)`);
+    throw new Failure(`couldn't write the key file ${resolve(path)}: ${(error as Error).message}`);
   }
 }
 

@@ -111,6 +111,11 @@ describe('readState', () => {
       expect((refused as Error).message).toBe(`the state file ${path} is not a saved checkpoint (it holds ${holds}, not an object with version 1, origin, size, rootHash, checkpoint)`);
     }
   });
+
+  it('names a state file it cannot read by its absolute path (under `npm run`, a relative --state is taken from the repository root)', async () => {
+    // "." is a folder: it exists, and cannot be read as a file.
+    await expect(readState('.')).rejects.toThrow(new Failure(`couldn't read the state file ${process.cwd()}: EISDIR: illegal operation on a directory, read`));
+  });
 });
 
 describe('savedNoteIsSigned', () => {

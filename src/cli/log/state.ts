@@ -76,7 +76,7 @@ export async function readState(path: string): Promise<SavedCheckpoint | undefin
     text = await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Failure(`couldn't read the state file ${path}: ${(error as Error).message}`);
+    throw new Failure(`couldn't read the state file ${resolve(path)}: ${(error as Error).message}`);
   }
   if (text.length > stateBytesMax) throw new Failure(`the state file ${path} is larger than ${stateBytesMax} bytes; it is not one of ours`);
   let json: unknown;
@@ -111,7 +111,7 @@ export async function writeState(path: string, saved: SavedCheckpoint, now: Date
   try {
     target = await stateTarget(path);
   } catch (error) {
-    throw new Failure(`couldn't save the checkpoint to the state file ${path}: ${(error as Error).message}`);
+    throw new Failure(`couldn't save the checkpoint to the state file ${resolve(path)}: ${(error as Error).message}`);
   }
   try {
     await replaceFile(target.path, `${JSON.stringify(file, null, 2)}\n`, {
@@ -130,7 +130,7 @@ export async function writeState(path: string, saved: SavedCheckpoint, now: Date
     });
   } catch (error) {
     // An operating error (a missing folder, no permission, a full disk): said, not a stack.
-    throw new Failure(`couldn't save the checkpoint to the state file ${path}: ${(error as Error).message}`);
+    throw new Failure(`couldn't save the checkpoint to the state file ${resolve(path)}: ${(error as Error).message}`);
   }
 }
 
@@ -184,7 +184,7 @@ export async function assertStateWritable(path: string): Promise<void> {
   try {
     await stateTarget(path);
   } catch (error) {
-    throw new Failure(`couldn't save a checkpoint to the state file ${path}: ${(error as Error).message}; nothing was checked`);
+    throw new Failure(`couldn't save a checkpoint to the state file ${resolve(path)}: ${(error as Error).message}; nothing was checked`);
   }
 }
 
