@@ -62,9 +62,15 @@ describe('chipledger token create', () => {
     // A data dir with no database: an option checked only after opening one would be refused for that instead.
     const env = { CHIPLEDGER_DATA_DIR: join(folder, 'unused') };
     const create = (org: string, label: string) => chipledger(['token', 'create', '--org', org, '--role', 'exporter', '--label', label], env);
+    const banner = '\n> chipledger@0.1.0 chipledger\n> exec node --import tsx src/cli/main.ts\n\nORG-12';
     const usage: Array<[string, string, string]> = [
       ['', 'desk', 'chipledger: --org must not be empty'],
-      ['ORG 3', 'desk', 'chipledger: --org must be an id such as L-7 or S-12 (letters, digits, - and _)'],
+      ['ORG 3', 'desk', 'chipledger: --org must be an organisation id such as ORG-3 (letters, digits, - and _; at most 128 characters); got "ORG 3"'],
+      // What `ORG=$(npm run chipledger -- organisation register …)` captures without -s: npm's banner, then the id.
+      [banner, 'desk', 'chipledger: --org must be an organisation id such as ORG-3 (letters, digits, - and _; at most 128 characters); got "\\n> chipledger@0.1.0 chipledger\\n> exec no"… (79 characters)'],
+      [`ORG-${'3'.repeat(200)}`, 'desk', `chipledger: --org must be an organisation id such as ORG-3 (letters, digits, - and _; at most 128 characters); got "ORG-${'3'.repeat(36)}"… (204 characters)`],
+      // A secret is never echoed: the terminal, its scrollback and a CI log keep it.
+      ['clt_not-an-id', 'desk', "chipledger: --org is a token's secret, not an organisation id: treat it as leaked, and revoke its token"],
       ['ORG-3', ' ', 'chipledger: --label must not be empty'],
     ];
     for (const [org, label, message] of usage) {

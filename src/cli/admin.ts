@@ -17,6 +17,7 @@ import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { printDemoTokens } from './demo-tokens.ts';
 import { demoKeyFileName, readKeyFile } from './log-key.ts';
+import { chipledgerCommand } from './http.ts';
 import { PublishedCheckpointGuard } from './published-checkpoint.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { renderTable } from './table.ts';
@@ -136,7 +137,7 @@ export async function organisationRegisterCommand(config: Config, options: Organ
     output.err(`registered ${printable(input.name)} (${input.country}; ${input.roles.join(', ')}) as:`);
     output.out(organisationId);
     const role = input.roles.includes('authority') ? 'authority_admin' : input.roles[0]!;
-    output.err(`next: chipledger token create --org ${organisationId} --role ${role} --label "…" makes a token for it`);
+    output.err(`next: ${chipledgerCommand()} token create --org ${organisationId} --role ${role} --label "…" makes a token for it`);
     return 0;
   });
 }
@@ -223,12 +224,26 @@ function tokenRequest(options: TokenCreateOptions): CommandRequest<'token.create
   const parsed = tokenCreate.safeParse(request);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const option = issue.path[0] === 'organisationId' ? '--org' : '--label';
-    // An empty id fails both its length and its pattern; zod's words for the first ("Too small") say less than this.
-    const message = issue.code === 'too_small' ? 'must not be empty' : issue.message;
-    throw new Failure(`${option} ${message}`, 2);
+    // An empty value fails both its length and its pattern; zod's words for the first ("Too small") say less than this.
+    if (issue.code === 'too_small') throw new Failure(`${issue.path[0] === 'organisationId' ? '--org' : '--label'} must not be empty`, 2);
+    if (issue.path[0] !== 'organisationId') throw new Failure(`--label ${issue.message}`, 2);
+    // A token's secret given as --org is refused without being quoted: the terminal, its scrollback and a CI log keep it.
+    if (options.org.startsWith(tokenSecretPrefix)) throw new Failure("--org is a token's secret, not an organisation id: treat it as leaked, and revoke its token", 2);
+    // Whatever else is wrong with it (a pattern, a length), the value is shown: captured with
+    // npm's banner lines (`ORG=$(npm run chipledger -- …)` without -s), it says so at once.
+    throw new Failure(`--org must be an organisation id such as ORG-3 (letters, digits, - and _; at most ${limits.referenceLengthMax} characters); got ${quotedValue(options.org)}`, 2);
   }
   return request;
+}
+
+/** The most of a refused value a usage error quotes. */
+const quotedValueLengthMax = 40;
+
+/** A value as typed, for a one-line message: as a JSON string (a line break shows as \n), cut after quotedValueLengthMax characters. */
+function quotedValue(value: string): string {
+  const characters = [...value];
+  if (characters.length <= quotedValueLengthMax) return printableJson(value, 'one line');
+  return `${printableJson(characters.slice(0, quotedValueLengthMax).join(''), 'one line')}… (${characters.length} characters)`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { requestAttemptsMax, retryAfterMsMax } from './fetch.ts';
-import { ApiClient, ApiError, NetworkError, UnexpectedAnswerError, apiResponseBytesMax, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
+import { ApiClient, ApiError, NetworkError, UnexpectedAnswerError, apiResponseBytesMax, chipledgerCommand, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
 
 interface Call {
   url: string;
@@ -174,11 +174,23 @@ describe('ApiClient', () => {
     expect(calls[0]!.headers['idempotency-key']).toBe('mine');
     const outcome = unknownOutcomeOf(error)!;
     expect(outcome).toEqual({ idempotencyKey: 'mine', attempts: 1, retryAfterMs: retryAfterMsMax + 25_000 });
-    expect(formatUnknownOutcome({ ...outcome, rerun: 'chipledger deploy SITE-1 d.csv --idempotency-key mine' })).toBe([
+    expect(formatUnknownOutcome({ ...outcome, rerun: 'chipledger deploy SITE-1 d.csv --idempotency-key mine' }, {})).toBe([
       `chipledger: the outcome is unknown: the change may have been made or not (sent once with Idempotency-Key mine; the server asked to wait 30 s before another try, longer than chipledger waits (${retryAfterMsMax / 1000} s)).`,
       '  To learn it, rerun the command with the same key: if the change was made, the answer says so and nothing is done twice; if not, it is made then:',
       '  chipledger deploy SITE-1 d.csv --idempotency-key mine',
     ].join('\n'));
+  });
+
+  it('says the rerun as the user started chipledger: through the repository\'s npm script, where no `chipledger` is on PATH, or as chipledger', () => {
+    const outcome = { idempotencyKey: 'mine', attempts: 1, rerun: "chipledger shipments cancel S-7 --reason 'wrong site' --idempotency-key mine" };
+    const rerunLine = (env: NodeJS.ProcessEnv) => formatUnknownOutcome(outcome, env).split('\n').at(-1);
+    // `npm run chipledger -- shipments cancel …` in the repository (npm's variables for that script).
+    expect(rerunLine({ npm_package_name: 'chipledger', npm_lifecycle_event: 'chipledger' })).toBe("  npm run -s chipledger -- shipments cancel S-7 --reason 'wrong site' --idempotency-key mine");
+    // A linked chipledger, or one run from another package's script (which has no chipledger script): as typed.
+    expect(rerunLine({})).toBe("  chipledger shipments cancel S-7 --reason 'wrong site' --idempotency-key mine");
+    expect(rerunLine({ npm_package_name: 'their-tools', npm_lifecycle_event: 'chipledger' })).toBe("  chipledger shipments cancel S-7 --reason 'wrong site' --idempotency-key mine");
+    expect(rerunLine({ npm_package_name: 'chipledger', npm_lifecycle_event: 'test' })).toBe("  chipledger shipments cancel S-7 --reason 'wrong site' --idempotency-key mine");
+    expect(chipledgerCommand({ npm_package_name: 'chipledger', npm_lifecycle_event: 'start' })).toBe('npm run -s chipledger --');
   });
 
   it('says how often a read was sent, and the longer wait asked for, when it gives up on a 503', async () => {

@@ -27,7 +27,7 @@ export interface UnknownOutcome {
   readonly attempts: number;
   /** The Retry-After (ms) the server asked for when it was longer than retryAfterMsMax. */
   readonly retryAfterMs?: number;
-  /** The command line that sends the same change again with the key; set by the command. */
+  /** The command line that sends the same change again with the key, as `chipledger …`; set by the command. */
   rerun?: string;
 }
 
@@ -142,17 +142,33 @@ function givenUpLine(given: { attempts: number; retryAfterMs?: number }, idempot
 
 /**
  * What a user whose change has an unknown outcome reads after the error: the key, and how to
- * send the change again with it (the command's own line when the command gave one).
+ * send the change again with it (the command's own line when the command gave one, begun as
+ * this process was started: chipledgerCommand). `env`: this process's environment.
  */
-export function formatUnknownOutcome(outcome: UnknownOutcome): string {
+export function formatUnknownOutcome(outcome: UnknownOutcome, env: NodeJS.ProcessEnv = process.env): string {
   const lines = [`chipledger: the outcome is unknown: the change may have been made or not (${givenUpLine(outcome, outcome.idempotencyKey)}).`];
   if (outcome.rerun === undefined) {
     lines.push(`  Send the same request again with Idempotency-Key ${outcome.idempotencyKey}: if the change was made, the answer says so and nothing is done twice; if not, it is made then.`);
   } else {
     lines.push('  To learn it, rerun the command with the same key: if the change was made, the answer says so and nothing is done twice; if not, it is made then:');
-    lines.push(`  ${outcome.rerun}`);
+    const rerun = outcome.rerun.startsWith('chipledger ') ? `${chipledgerCommand(env)}${outcome.rerun.slice('chipledger'.length)}` : outcome.rerun;
+    lines.push(`  ${rerun}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * How a command line printed for the user to run begins, so that it runs as typed. Started by
+ * one of the repository's own scripts (`npm start`, `npm run chipledger -- …`: npm names the
+ * script in npm_lifecycle_event and the package in npm_package_name), there may be no
+ * `chipledger` on PATH, as after `npm ci && npm start`: the line is `npm run -s chipledger --
+ * …`, which runs the same command in the repository (-s: without npm's banner, so its output
+ * can be captured). Started any other way (a linked or installed `chipledger`), it is
+ * `chipledger …`.
+ */
+export function chipledgerCommand(env: NodeJS.ProcessEnv = process.env): string {
+  const byRepositoryScript = env.npm_package_name === 'chipledger' && (env.npm_lifecycle_event === 'start' || env.npm_lifecycle_event === 'chipledger');
+  return byRepositoryScript ? 'npm run -s chipledger --' : 'chipledger';
 }
 
 /** A body that reports how much of it the connection has taken. */

@@ -21,6 +21,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { organisationRegisterCommand } from './admin.ts';
 import { readConfig } from './config.ts';
 import { Failure, type Output } from './output.ts';
+import { demoKeyFileName } from './log-key.ts';
 import { PublishedCheckpointGuard, publishedCheckpointFileName } from './published-checkpoint.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -154,6 +155,30 @@ describe('the checkpoint a server published, kept in its data dir', () => {
     await ledger.close();
   });
 
+  it("refuses a checkpoint of another log (the demo's data dir, a production database) as another log's, not as a database that went back", async () => {
+    // The newcomer's way there: the demo's data dir left as the default, an admin command run
+    // with the production DATABASE_URL. The demo's key is in that data dir, so its checkpoint
+    // verifies, and it is larger than the production log.
+    const demoDir = join(folder, 'demo');
+    mkdirSync(demoDir, { recursive: true });
+    const demo = generateSignerKey('demo.published.test/log');
+    writeFileSync(join(demoDir, demoKeyFileName), `${demo.signerKey}\n`, { mode: 0o600 });
+    const file = join(demoDir, publishedCheckpointFileName);
+    writeFileSync(file, signCheckpoint({ origin: 'demo.published.test/log', size: 95, rootHash: Buffer.alloc(32, 9), extensions: [] }, parseSignerKey(demo.signerKey)));
+    const anotherLog = `${file} holds a checkpoint of another log (origin demo.published.test/log; this database's log is published.test/log): the data dir is another deployment's (the demo's, say), or the database is; set CHIPLEDGER_DATA_DIR to the folder of this database's own server`;
+
+    const read = readConfig({ DATABASE_URL: original.url, CHIPLEDGER_DATA_DIR: demoDir });
+    if (!read.ok) throw new Error(read.problems.join('; '));
+    const output: Output = { out: () => {}, err: () => {}, errStream: { write: () => true } };
+    const admin = await refusal(organisationRegisterCommand(read.config, { name: 'Org Elsewhere', country: 'GB', roles: 'auditor' }, output));
+    expect(admin).toContain(`refusing to write to this database: ${anotherLog}`);
+    expect(admin).not.toContain('fewer than');
+    // serve, with the log's own key: refused the same way, before the other log's signature is looked at.
+    expect(await refusal(startServer(original.pool, demoDir))).toContain(`refusing to start: ${anotherLog}`);
+    // A database that records no key yet is compared by the key that will sign it.
+    expect(await refusal(PublishedCheckpointGuard.check(restored.pool, demoDir, [key.signerKey]))).toContain(`(origin demo.published.test/log; this database's log is published.test/log)`);
+  });
+
   it('refuses a file changed by hand (its signature no longer verifies), in a line of its own', async () => {
     const file = join(dataDir, publishedCheckpointFileName);
     const good = readFileSync(file, 'utf8');
@@ -164,10 +189,10 @@ describe('the checkpoint a server published, kept in its data dir', () => {
       expect(message).toContain(`${file} should hold the newest checkpoint this server published, but it is not a checkpoint signed by a key of this log (${key.verifierKey})`);
       expect(message).toContain('does not verify');
       expect(message).not.toContain('\n');
-      // A file of another log, even well signed, is refused the same way.
+      // A file of another log, well signed by a key this server does not hold, is said as what it is.
       const other = parseSignerKey(generateSignerKey('other.test/log').signerKey);
       writeFileSync(file, signCheckpoint({ origin: other.name, size: 5, rootHash: Buffer.alloc(32, 9), extensions: [] }, other));
-      expect(await refusal(startServer(original.pool, dataDir))).toContain('not a checkpoint signed by a key of this log');
+      expect(await refusal(startServer(original.pool, dataDir))).toContain(`${file} holds a checkpoint of another log (origin other.test/log; this database's log is published.test/log)`);
     } finally {
       writeFileSync(file, good);
     }

@@ -37,8 +37,8 @@ import type { SignedCheckpoint } from '../ledger/checkpointer.ts';
 import { TileReader } from '../ledger/tile-reader.ts';
 import { inTransaction, type Pool, type PoolClient } from '../store/pool.ts';
 import { latestCheckpoint, listLogKeys, readHead } from '../store/tlog-tables.ts';
-import { openCheckpoint, parseSignerKey, parseVerifierKey, rootFromNodes, rootNodes, type Ed25519NoteVerifier } from '../tlog/index.ts';
-import { Failure } from './output.ts';
+import { decodeVerifierKey, isValidKeyName, openCheckpoint, parseCheckpoint, parseNote, parseSignerKey, parseVerifierKey, rootFromNodes, rootNodes, type Ed25519NoteVerifier } from '../tlog/index.ts';
+import { Failure, printable } from './output.ts';
 import { replaceFile } from './replace-file.ts';
 
 export const publishedCheckpointFileName = 'published-checkpoint';
@@ -100,6 +100,7 @@ export class PublishedCheckpointGuard {
     if (note === undefined) return new PublishedCheckpointGuard(file, undefined);
     const published = await inTransaction(pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
       const log = await readDatabaseLog(client);
+      refuseAnotherLog(file, note, log.keys.at(-1) ?? signerKeys[0]);
       const recorded = openPublished(file, note, [...signerKeys.map((key) => parseSignerKey(key).verifierKey), ...log.keys]);
       if (log.size < recorded.size) {
         throw new Failure(`the database's transparency log has ${log.size} entries (root ${log.root.toString('base64')}), fewer than the checkpoint of size ${recorded.size} (root ${recorded.root.toString('base64')}) this server published, recorded in ${file}: the database is older than what was published (restored from an older backup, or a replica behind) or another database, and served it would give out ids and idempotency answers again and sign a fork of the published log; point chipledger at the newest database, or, ${howToGoOn(file)}`);
@@ -184,6 +185,35 @@ async function readPublishedFile(file: string): Promise<string | undefined> {
   } finally {
     await handle.close();
   }
+}
+
+/** Longest origin compared with the database's: a key name, as every log origin here is, is far shorter. */
+const originLengthMax = 255;
+
+/**
+ * Refuses a recorded checkpoint of another log than the database's: a data dir of another
+ * deployment (the demo's, left as the default while following the production steps), or a
+ * database of another one. Its sizes say nothing about this database, so it is said as what
+ * it is, not as a database that went back. Compared before any signature is checked: the
+ * other log's checkpoint is signed by a key this server does not hold, and a note changed by
+ * hand to name another origin is refused either way. `logKey`: the database's newest log key
+ * (a verifier key), or, on a database that records none yet, the caller's first key (a signer
+ * key: serve's, which will sign it); its name is the log's origin. A note that does not parse
+ * is openPublished's to refuse.
+ */
+function refuseAnotherLog(file: string, note: string, logKey: string | undefined): void {
+  let origin: string;
+  let logOrigin: string;
+  try {
+    origin = parseCheckpoint(parseNote(note).text).origin;
+    if (logKey === undefined) return;
+    logOrigin = logKey.startsWith('PRIVATE+KEY+') ? parseSignerKey(logKey).name : decodeVerifierKey(logKey).name;
+  } catch {
+    // A malformed key recorded in the database is the ledger's start-up check's to name.
+    return;
+  }
+  if (origin === logOrigin || origin.length > originLengthMax || !isValidKeyName(origin)) return;
+  throw new Failure(`${file} holds a checkpoint of another log (origin ${printable(origin)}; this database's log is ${logOrigin}): the data dir is another deployment's (the demo's, say), or the database is; set CHIPLEDGER_DATA_DIR to the folder of this database's own server, or, ${howToGoOn(file)}`);
 }
 
 /** The recorded note, opened with the first of `verifierKeys` that signed it; a refusal when none did. */

@@ -32,6 +32,17 @@ function start(args: string[], env: Record<string, string>): { child: ChildProce
   return { child, stdout: () => stdout, stderr: () => stderr, exit };
 }
 
+/** A command line run by bash in the repository, as a user would paste it: exit code and output. */
+async function shell(line: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn('bash', ['-c', line], { cwd: root, env: cleanEnv({}), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const code = await new Promise<number | null>((done) => child.on('exit', (exitCode) => done(exitCode)));
+  return { code, stdout, stderr };
+}
+
 async function waitFor<T>(what: string, read: () => T | undefined, exited: Promise<unknown>, timeoutMs: number, log: () => string): Promise<T> {
   let gone = false;
   void exited.then(() => (gone = true));
@@ -57,7 +68,8 @@ describe('chipledger serve --demo', () => {
     const port = await findFreePort();
     const dataDir = join(folder, 'data');
     const env = { CHIPLEDGER_DATA_DIR: dataDir, CHIPLEDGER_LOG_LEVEL: 'info' };
-    const server = start(['serve', '--demo', '--port', String(port)], env);
+    // The first start as `npm start` makes it (npm's variables), where no `chipledger` is on PATH.
+    const server = start(['serve', '--demo', '--port', String(port)], { ...env, npm_package_name: 'chipledger', npm_lifecycle_event: 'start' });
     const log = () => `stdout:\n${server.stdout()}\nstderr:\n${server.stderr()}`;
     let secrets: string[] = [];
     try {
@@ -66,6 +78,12 @@ describe('chipledger serve --demo', () => {
       await waitFor('the last line', () => (/^Stop with Ctrl-C/m.test(server.stdout()) ? true : undefined), server.exit, 10_000, log);
       expect(url).toBe(`http://127.0.0.1:${port}`);
       expect(server.stdout()).toContain('Admin token (authority_admin of 中华人民共和国商务部');
+      // The command it says to try runs as printed, from the repository, with no `chipledger` on PATH.
+      const tryLine = /^ {2}or: (.+)$/m.exec(server.stdout())?.[1];
+      expect(tryLine).toBe(`CHIPLEDGER_URL=${url} CHIPLEDGER_TOKEN=${token} npm run -s chipledger -- report utilisation`);
+      const tried = await shell(tryLine!);
+      expect(tried.code, tried.stderr).toBe(0);
+      expect(tried.stdout).toMatch(/^licence +reference +status/);
 
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       expect((await fetch(`${url}/v1/licences`)).status).toBe(401);
@@ -145,6 +163,13 @@ describe('chipledger serve --demo', () => {
       plain.child.kill('SIGTERM');
     }
     expect(await plain.exit, plainLog()).toEqual({ code: 0, signal: null });
+
+    // A production key on this data dir (the demo's, left as the default): refused, naming the
+    // database whose log it is and that it holds the demo, so the data dir is seen to be wrong.
+    const production = start(['serve', '--port', String(port)], { ...env, CHIPLEDGER_LOG_SIGNER_KEY: generateSignerKey('ops.serve.test/log').signerKey });
+    expect(await production.exit, production.stderr()).toEqual({ code: 1, signal: null });
+    expect(production.stderr()).toMatch(/^chipledger: the configured log key is of origin ops\.serve\.test\/log, but this log's origin is demo\.chipledger\.local\/log /m);
+    expect(production.stderr()).toContain(`; this is the log of the embedded database of ${dataDir}, which holds the demo data: if that is not this deployment's database, set CHIPLEDGER_DATA_DIR to this server's own folder\n`);
   }, 300_000);
 
   it('fails with a clear message when the port is taken', async () => {

@@ -23,15 +23,18 @@ import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { serverLoggerOptions } from '../server/log-redaction.ts';
 import { Ledger } from '../ledger/ledger.ts';
+import { LogKeyError } from '../ledger/log-keys.ts';
 import { createDemoTokens, demoParties, demoState, loadDemo, type DemoParty, type DemoToken } from '../demo/load.ts';
 import { administrator } from '../demo/scenario.ts';
+import { checkedDatabase } from './admin.ts';
 import { printDemoTokens, printTokenCommands } from './demo-tokens.ts';
 import { dataDirProblem, formatProblems, writingInDataDir, type Config } from './config.ts';
 import { openDatabase, StoppedWhileWaiting, type Database } from './database.ts';
+import { chipledgerCommand } from './http.ts';
 import { Failure, type Output } from './output.ts';
 import { demoSignerKey, readLogKeys } from './log-key.ts';
 import { limits } from '../core/limits.ts';
-import { withQueryTimeout } from '../store/pool.ts';
+import { withQueryTimeout, type Pool } from '../store/pool.ts';
 import { onEmbeddedPostgresExit, type EmbeddedExit } from '../store/embedded.ts';
 import { PublishedCheckpointGuard } from './published-checkpoint.ts';
 
@@ -99,14 +102,17 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
     // made here, as the embedded database's start makes it.
     writingInDataDir(config.dataDir, () => mkdirSync(config.dataDir, { recursive: true }));
     const published = await PublishedCheckpointGuard.check(resources.database.pool, config.dataDir, previousSignerKey === undefined ? [logSignerKey] : [logSignerKey, previousSignerKey]);
+    const pool = resources.database.pool;
     resources.ledger = await Ledger.open({
-      pool: resources.database.pool,
+      pool,
       sweepIntervalMs: config.sweepIntervalMs,
       proofCacheTiles: config.proofCacheTiles,
       logSignerKey,
       ...(previousSignerKey === undefined ? {} : { logPreviousSignerKey: previousSignerKey }),
       onError: (error, context) => logger.error({ err: error }, context),
       onRecovered: (message) => logger.info(message),
+    }).catch(async (error: unknown) => {
+      throw error instanceof LogKeyError ? await logKeyRefusal(error, pool, config) : error;
     });
     await published.follow(resources.ledger);
     const demoAccess = options.demo ? await prepareDemo(resources.ledger, output) : undefined;
@@ -137,6 +143,18 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
     await shutdown(resources, output);
   }
   return exitCode;
+}
+
+/**
+ * A log key refused at start (not the log's, or of another origin), with the database whose
+ * log it is: the key may be right and the database wrong. Following the production steps from
+ * the repository where the demo ran leaves the demo's folder as CHIPLEDGER_DATA_DIR, and "this
+ * log's origin is demo.chipledger.local/log" alone does not say that this is the demo's database.
+ */
+async function logKeyRefusal(error: LogKeyError, pool: Pool, config: Config): Promise<LogKeyError> {
+  const demo = await demoState(pool).then((state) => state !== 'absent', () => false);
+  const remedy = config.database.kind === 'embedded' ? "set CHIPLEDGER_DATA_DIR to this server's own folder" : 'set DATABASE_URL to its own database';
+  return new LogKeyError(`${error.message}; this is the log of ${checkedDatabase(config)}${demo ? ', which holds the demo data' : ''}: if that is not this deployment's database, ${remedy}`, { cause: error });
 }
 
 /**
@@ -266,7 +284,8 @@ function printDemoAccess(access: DemoAccess, url: string, output: Output): void 
   output.out(`Admin token (${admin.role} of ${admin.organisation}, ${admin.tokenId}; shown once, keep it):`);
   output.out(`  ${admin.secret}`);
   output.out(`Try: curl -H 'Authorization: Bearer ${admin.secret}' ${url}/v1/licences`);
-  output.out(`  or: CHIPLEDGER_URL=${url} CHIPLEDGER_TOKEN=${admin.secret} chipledger report utilisation`);
+  // As this server was started: after `npm ci && npm start` there is no `chipledger` on PATH.
+  output.out(`  or: CHIPLEDGER_URL=${url} CHIPLEDGER_TOKEN=${admin.secret} ${chipledgerCommand()} report utilisation`);
   if (access.loaded) {
     printDemoTokens('Tokens for the other demo organisations, to act as each (shown once; keep them):', access.others, output);
   } else {

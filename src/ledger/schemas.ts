@@ -33,7 +33,7 @@ export const tokenSecretPrefix = 'clt_';
  * takes it) is refused without being quoted: a refusal the handler made would quote it, and
  * be remembered under the idempotency key in plain text; a refusal by the schema is not.
  */
-export const id = z.string().min(1).max(limits.referenceLengthMax).regex(/^[A-Za-z0-9_-]+$/, 'must be an id such as L-7 or S-12 (letters, digits, - and _)')
+export const id = z.string().min(1).max(limits.referenceLengthMax).regex(/^[A-Za-z0-9_-]+$/, 'must be an id such as ORG-3, L-7 or S-12 (letters, digits, - and _)')
   .refine((value) => !value.startsWith(tokenSecretPrefix), { message: "is a token's secret, not an id: treat it as leaked, and revoke its token" });
 export const country = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code such as CN')
   .refine(isCountryCode, { message: 'must be the ISO 3166-1 alpha-2 code of a country, such as CN (not a reserved or user-assigned code such as UK, EU or XX)' });
