@@ -23,7 +23,7 @@ import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { serverLoggerOptions } from '../server/log-redaction.ts';
 import { Ledger } from '../ledger/ledger.ts';
-import { LogKeyError } from '../ledger/log-keys.ts';
+import { LogKeyError, LogSigningLockBusy } from '../ledger/log-keys.ts';
 import { createDemoTokens, demoParties, demoState, loadDemo, type DemoParty, type DemoToken } from '../demo/load.ts';
 import { administrator } from '../demo/scenario.ts';
 import { checkedDatabase } from './admin.ts';
@@ -112,7 +112,8 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
       onError: (error, context) => logger.error({ err: error }, context),
       onRecovered: (message) => logger.info(message),
     }).catch(async (error: unknown) => {
-      throw error instanceof LogKeyError ? await logKeyRefusal(error, pool, config) : error;
+      // A lock not had in time says nothing about which database the key was configured for.
+      throw error instanceof LogKeyError && !(error instanceof LogSigningLockBusy) ? await logKeyRefusal(error, pool, config) : error;
     });
     await published.follow(resources.ledger);
     const demoAccess = options.demo ? await prepareDemo(resources.ledger, output) : undefined;

@@ -161,6 +161,53 @@ export const limits = {
    * signing wait after the sequencer's own.
    */
   finalSigningWaitMsMax: 2_000,
+  /**
+   * How long a transaction that holds the log signing lock may sit idle between its
+   * statements before PostgreSQL ends its session (idle_in_transaction_session_timeout),
+   * which rolls it back and frees the lock: whatever else bounds it, every holder has this
+   * one. A process frozen or cut off while it holds the lock (a start adopting its key, a
+   * signer) would otherwise keep every server's checkpoints out until TCP gave up on it,
+   * hours later. A signing idles only while our code signs between two statements
+   * (milliseconds); the checkpointer's own bound (checkpointSigningWaitMsMax) is no longer.
+   */
+  logSigningIdleMsMax: 10_000,
+  /**
+   * How long a start waits for the log signing lock to adopt its key (to record the first
+   * key, or to announce a new one), and how long each of that transaction's statements may
+   * run. Signers hold the lock for milliseconds; above logSigningIdleMsMax, so a start queued
+   * behind a holder frozen in its transaction gets the lock once PostgreSQL has cut that
+   * holder off. Past it the start fails, naming the session that holds the lock.
+   */
+  logKeyAdoptionWaitMsMax: 30_000,
+  /**
+   * How long a start (serve, or an admin command) waits for another chipledger's migrations,
+   * whose advisory lock it needs before it looks at the schema: as long as it waits for the
+   * data dir's lock (cli/database.ts lockWaitMs). The lock is held by a session, not a
+   * transaction, so no timeout of PostgreSQL's frees it from a holder frozen or cut off;
+   * without this bound every start waited for it, silently, for as long as that lasted.
+   * Past it the start fails, naming the session that holds the lock.
+   */
+  migrationLockWaitMsMax: 120_000,
+  /**
+   * How long one migration waits for a lock on a table it changes (lock_timeout) before it
+   * is rolled back and the start refused, naming the migration and the table. While it waits
+   * for its ACCESS EXCLUSIVE lock, every reader and writer of that table queues behind it:
+   * this is under headLockWaitMsMax, so the batches queued behind it still commit within
+   * their own wait when it gives up.
+   */
+  migrationTableLockWaitMsMax: 10_000,
+  /**
+   * How long a demo load waits for another chipledger's demo load to finish (its advisory
+   * lock, held for the whole load: seconds, or about half a minute on a loaded machine), as
+   * long as for the migrations' lock. Past it the load fails, naming the session that holds it.
+   */
+  demoLoadLockWaitMsMax: 120_000,
+  /**
+   * After how long a wait for another chipledger's lock (the migrations', the demo load's)
+   * or a migration's wait for a table is said, once, naming who holds it: a wait this long is
+   * not another start taking its turn, and a silent one looks like a hang.
+   */
+  lockWaitNoticeDelayMs: 3_000,
   /** How long the sequencer waits for a batch to fill to the size of the last one. */
   batchFillWaitMs: 5,
   /** Logs of at least this many entries are audited with the hashing in a worker thread (ledger/log-audit.ts). */

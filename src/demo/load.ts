@@ -4,9 +4,10 @@
  * the tables directly.
  *
  * Loading twice does not duplicate: the loader holds an advisory lock (two processes loading at
- * once take turns) and skips when demo data is already there. Crash notes: the load is many
- * commands, each committed on its own; a crash part way leaves a partial demo, which
- * demoState() reports as 'partial' (the caller says so; nothing is guessed or repaired).
+ * once take turns, the second waiting at most limits.demoLoadLockWaitMsMax) and skips when demo
+ * data is already there. Crash notes: the load is many commands, each committed on its own; a
+ * crash part way leaves a partial demo, which demoState() reports as 'partial' (the caller says
+ * so; nothing is guessed or repaired).
  */
 import { loadAcceleratorCatalogue } from '../policy/catalogue.ts';
 import type { DomainError } from '../core/errors.ts';
@@ -15,7 +16,9 @@ import { systemActor, type Actor } from '../ledger/permissions.ts';
 import { nothingDueRule } from '../ledger/handlers/sweep.ts';
 import type { Role, ShipmentStatus } from '../ledger/rows.ts';
 import type { CommandKind, CommandRequest } from '../ledger/schemas.ts';
-import type { Pool } from '../store/pool.ts';
+import { limits } from '../core/limits.ts';
+import { describeHolders, formatWait, takeAdvisoryLock } from '../store/advisory-locks.ts';
+import type { Pool, PoolClient } from '../store/pool.ts';
 import * as scenario from './scenario.ts';
 import type { CompanyKey, DemoShipment, OrgKey } from './scenario.ts';
 
@@ -52,8 +55,12 @@ export type DemoResult =
 export interface DemoOptions {
   now?: () => Date;
   sleep?: (ms: number) => Promise<void>;
-  /** Progress lines ("registering organisations", ...). */
+  /** Progress lines ("registering organisations", ...), and a wait for another load. */
   log?: (line: string) => void;
+  /** How long to wait for another chipledger's demo load (limits.demoLoadLockWaitMsMax). */
+  lockWaitMs?: number;
+  /** After how long that wait is said (limits.lockWaitNoticeDelayMs). */
+  lockWaitNoticeAfterMs?: number;
 }
 
 /** A command the demo needs refused: the scenario and the rules disagree, a bug here. */
@@ -100,7 +107,7 @@ export async function holdsDemo(pool: Pool): Promise<boolean> {
 export async function loadDemo(ledger: Ledger, options: DemoOptions = {}): Promise<DemoResult> {
   const client = await ledger.pool.connect();
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [demoLockKey]);
+    await takeDemoLock(client, options);
     const state = await demoState(ledger.pool);
     if (state !== 'absent') return { loaded: false, state };
     // Under the lock: a load running elsewhere has either finished (the demo is there) or not
@@ -112,6 +119,25 @@ export async function loadDemo(ledger: Ledger, options: DemoOptions = {}): Promi
     await client.query('SELECT pg_advisory_unlock($1)', [demoLockKey]).catch(() => {});
     client.release();
   }
+}
+
+/**
+ * Waits for another chipledger's demo load within its bound, saying after a few seconds whose
+ * session holds its lock; past the bound, refuses naming it (a load frozen or cut off keeps
+ * its session-level lock for as long as that lasts, and no timeout of PostgreSQL's ends it).
+ */
+async function takeDemoLock(client: PoolClient, options: DemoOptions): Promise<void> {
+  const outcome = await takeAdvisoryLock(client, demoLockKey, {
+    waitMs: options.lockWaitMs ?? limits.demoLoadLockWaitMsMax,
+    noticeAfterMs: options.lockWaitNoticeAfterMs ?? limits.lockWaitNoticeDelayMs,
+    notice: options.log ?? ((line: string) => void process.stderr.write(`chipledger: ${line}\n`)),
+    what: "another chipledger's demo load",
+  });
+  if (outcome.kind === 'locked') return;
+  const pids = outcome.holders.map((holder) => holder.pid);
+  const ending = pids.length === 0 ? '' : `, or end its session (SELECT pg_terminate_backend(${pids.join(', ')}))`;
+  throw new DemoLoadError(`couldn't load the demo: waited ${formatWait(options.lockWaitMs ?? limits.demoLoadLockWaitMsMax)} for another chipledger's demo load, whose lock is still held by ${describeHolders(outcome.holders)}; `
+    + `run this command again once that load has finished, or if it is frozen or gone, stop it${ending}`);
 }
 
 /** The demo organisations that are loaded, in the scenario's order (a partial demo may lack some). */

@@ -6,13 +6,24 @@
  * verifier that trusts the old key follows that checkpoint to the new one.
  */
 import { formatCheckpoint, formatKeyId, keyRotationExtension, parseSignerKey, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
-import type { Pool } from '../store/pool.ts';
-import { inLogSigningTransaction, insertCheckpoint, insertLogKey, listLogKeys, readHead } from '../store/tlog-tables.ts';
+import { limits } from '../core/limits.ts';
+import { describeHolders, formatWait, isWaitBoundError } from '../store/advisory-locks.ts';
+import { withQueryTimeout, type Pool } from '../store/pool.ts';
+import { inLogSigningTransaction, insertCheckpoint, insertLogKey, listLogKeys, logSigningLockHolders, readHead } from '../store/tlog-tables.ts';
 
 export { keyRotationExtension };
 
 export class LogKeyError extends Error {
   override name = 'LogKeyError';
+}
+
+/**
+ * The log signing lock was not had within the start's bound: another process holds it (a
+ * start frozen while it adopted its key, a signer stuck). Not a key that is wrong, so not a
+ * reason to doubt the database the key was configured for; running the start again is.
+ */
+export class LogSigningLockBusy extends LogKeyError {
+  override name = 'LogSigningLockBusy';
 }
 
 /**
@@ -23,10 +34,19 @@ export class LogKeyError extends Error {
  * the head with both keys, so it must never sign a state nobody proved. It runs under the
  * log signing lock, so no checkpoint of the old key lands after the announcement, and the
  * announcement and the new key's row commit together: a crash leaves both or neither.
+ *
+ * The transaction has the checkpointer's bounds: it waits at most `waitMs` for the lock and
+ * for each statement, sits idle at most limits.logSigningIdleMsMax (a start frozen inside it
+ * would otherwise stop every server's checkpoints for as long as it stayed frozen), and waits
+ * for each reply from a database frozen or cut off databaseReplyMarginMs longer. A lock not
+ * had in time is refused (LogSigningLockBusy), naming the session that holds it.
  */
-export async function adoptLogKey(pool: Pool, signer: Ed25519NoteSigner, previousSignerKey?: string): Promise<boolean> {
+export async function adoptLogKey(pool: Pool, signer: Ed25519NoteSigner, previousSignerKey?: string, waitMs: number = limits.logKeyAdoptionWaitMsMax): Promise<boolean> {
   const previous = previousSignerKey === undefined ? undefined : parseSignerKey(previousSignerKey);
-  return inLogSigningTransaction(pool, async (client) => {
+  let locked = false;
+  const bounded = withQueryTimeout(pool, Math.max(1, Math.trunc(waitMs)) + limits.databaseReplyMarginMs);
+  return inLogSigningTransaction(bounded, async (client) => {
+    locked = true;
     const keys = await listLogKeys(client);
     const current = keys.at(-1);
     if (keys.some((key) => key.verifier_key === signer.verifierKey)) {
@@ -51,7 +71,22 @@ export async function adoptLogKey(pool: Pool, signer: Ed25519NoteSigner, previou
     if (!announced) throw new LogKeyError(`a checkpoint of size ${head.size} by the new key ${signer.verifierKey} is already stored, though the key was never announced`);
     await insertLogKey(client, { key_id: formatKeyId(signer.keyId), verifier_key: signer.verifierKey, first_size: head.size, announced_size: head.size });
     return true;
+  }, waitMs).catch(async (error: unknown) => {
+    if (locked || !isWaitBoundError(error)) throw error;
+    throw await signingLockBusy(pool, signer, waitMs, error);
   });
+}
+
+async function signingLockBusy(pool: Pool, signer: Ed25519NoteSigner, waitMs: number, cause: unknown): Promise<LogSigningLockBusy> {
+  const holders = await logSigningLockHolders(withQueryTimeout(pool, limits.databaseReplyMarginMs)).catch(() => undefined);
+  const held = holders === undefined ? 'another process' : describeHolders(holders);
+  const pids = holders?.map((holder) => holder.pid) ?? [];
+  const ending = pids.length === 0 ? '' : ` (SELECT pg_terminate_backend(${pids.join(', ')}))`;
+  return new LogSigningLockBusy(
+    `couldn't adopt the log key ${signer.verifierKey}: waited ${formatWait(waitMs)} for the log signing lock, which another chipledger holds (${held}); `
+      + `a holder that is frozen or cut off loses it after ${formatWait(limits.logSigningIdleMsMax)} idle, so run this again; if it keeps failing, stop the process that holds it or end its session${ending}`,
+    { cause },
+  );
 }
 
 /**

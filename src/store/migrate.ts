@@ -1,9 +1,13 @@
 /**
  * Forward-only migrations, applied at start under an advisory lock so that two processes
- * starting at once never race: the second waits, then finds nothing left to do.
+ * starting at once never race: the second waits, then finds nothing left to do. It waits at
+ * most limits.migrationLockWaitMsMax, saying after a few seconds whose session holds the lock.
  *
  * Each file in ./migrations runs in its own transaction together with its row in
- * schema_migrations, so a crash mid-migration leaves the previous version intact.
+ * schema_migrations, so a crash mid-migration leaves the previous version intact. Its wait
+ * for each table lock is bounded too (limits.migrationTableLockWaitMsMax): a migration stuck
+ * behind a long or idle transaction would otherwise queue every reader and writer of that
+ * table behind its pending ACCESS EXCLUSIVE lock, for as long as that transaction lasted.
  *
  * A database this build cannot vouch for is refused before anything is applied: one migrated by
  * a newer chipledger (versions we do not know: its schema may hold rules this code would break)
@@ -14,6 +18,9 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type pg from 'pg';
+import { limits } from '../core/limits.ts';
+import { describeHolders, formatWait, sessionsOf, takeAdvisoryLock, type LockHolder } from './advisory-locks.ts';
+import { waitBoundsSql } from './pool.ts';
 
 const migrationsDir = fileURLToPath(new URL('./migrations/', import.meta.url));
 /** Any constant: the key of the advisory lock that migrations hold. */
@@ -28,11 +35,13 @@ export interface Migration {
 
 /**
  * The database's schema is not one this build may run on, or this connection may not bring it
- * there ('read_only', 'not_permitted': the migrations it needs, in `versions`); an operating
- * error, said without a stack.
+ * there ('read_only', 'not_permitted': the migrations it needs, in `versions`), or not now
+ * ('lock_busy': another session held the migrations' lock past its bound, `versions` empty;
+ * 'table_locked': the migration in `versions` waited for a table past its bound, and nothing
+ * of it was applied); an operating error, said without a stack.
  */
 export class MigrationRefused extends Error {
-  constructor(readonly reason: 'unknown_versions' | 'changed' | 'read_only' | 'not_permitted', readonly versions: readonly number[], message: string) {
+  constructor(readonly reason: 'unknown_versions' | 'changed' | 'read_only' | 'not_permitted' | 'lock_busy' | 'table_locked', readonly versions: readonly number[], message: string) {
     super(message);
     this.name = 'MigrationRefused';
   }
@@ -53,11 +62,40 @@ export function listMigrations(): Migration[] {
     });
 }
 
+/** The bounds of migrate()'s waits; tests give small ones. */
+export interface MigrateOptions {
+  /** How long to wait for another chipledger's migrations (limits.migrationLockWaitMsMax). */
+  lockWaitMs?: number;
+  /** How long one migration waits for a table lock (limits.migrationTableLockWaitMsMax). */
+  tableLockWaitMs?: number;
+  /** After how long a wait is said, and how often a migration's wait for a table is looked at (limits.lockWaitNoticeDelayMs). */
+  noticeAfterMs?: number;
+  /** Where a wait is said; standard error by default. */
+  notice?: (line: string) => void;
+}
+
+interface MigrateBounds {
+  lockWaitMs: number;
+  tableLockWaitMs: number;
+  noticeAfterMs: number;
+  notice: (line: string) => void;
+}
+
+function boundsOf(options: MigrateOptions): MigrateBounds {
+  return {
+    lockWaitMs: options.lockWaitMs ?? limits.migrationLockWaitMsMax,
+    tableLockWaitMs: options.tableLockWaitMs ?? limits.migrationTableLockWaitMsMax,
+    noticeAfterMs: options.noticeAfterMs ?? limits.lockWaitNoticeDelayMs,
+    notice: options.notice ?? ((line: string) => void process.stderr.write(`chipledger: ${line}\n`)),
+  };
+}
+
 /** Applies every migration not yet applied; returns the names it applied. */
-export async function migrate(pool: pg.Pool): Promise<string[]> {
+export async function migrate(pool: pg.Pool, options: MigrateOptions = {}): Promise<string[]> {
+  const bounds = boundsOf(options);
   const client = await pool.connect();
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [migrationLockKey]);
+    await takeMigrationLock(client, bounds);
     const migrations = listMigrations();
     const applied = await appliedMigrations(client, migrations);
     refuseUnknownVersions(applied, migrations);
@@ -71,7 +109,7 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
         continue;
       }
       try {
-        await applyOne(client, migration);
+        await applyOne(pool, client, migration, bounds);
       } catch (error) {
         throw refusedForRights(error, migrations.filter((each) => !applied.has(each.version) && !ran.includes(each.name))) ?? error;
       }
@@ -143,14 +181,82 @@ function refuseUnknownVersions(applied: ReadonlyMap<number, { name: string }>, m
     `the database was migrated by a newer chipledger: it has migration${unknown.length === 1 ? '' : 's'} ${names}, which this build does not know (it knows up to ${newest}); run the newer chipledger against this database`);
 }
 
-async function applyOne(client: pg.PoolClient, migration: Migration): Promise<void> {
+/**
+ * Waits for the migrations' lock within its bound; past it, refuses the start naming the
+ * session that holds it (a chipledger still migrating a large table, or one frozen or cut off
+ * while it held the lock: its session is idle, and only ending it frees the lock).
+ */
+async function takeMigrationLock(client: pg.PoolClient, bounds: MigrateBounds): Promise<void> {
+  const outcome = await takeAdvisoryLock(client, migrationLockKey, { waitMs: bounds.lockWaitMs, noticeAfterMs: bounds.noticeAfterMs, notice: bounds.notice, what: "another chipledger's migrations" });
+  if (outcome.kind === 'locked') return;
+  const pids = outcome.holders.map((holder) => holder.pid);
+  const ending = pids.length === 0 ? '' : `, or end its session (SELECT pg_terminate_backend(${pids.join(', ')}))`;
+  throw new MigrationRefused('lock_busy', [],
+    `couldn't check the database's schema: waited ${formatWait(bounds.lockWaitMs)} for another chipledger's migrations, whose lock is still held by ${describeHolders(outcome.holders)}; `
+    + `run this command again once that process has finished, or if it is frozen or gone, stop it${ending}`);
+}
+
+/** One migration applied as migrate() applies it (with its lock held): for tests of a migration's bounds. */
+export function applyMigration(pool: pg.Pool, client: pg.PoolClient, migration: Migration, options: MigrateOptions = {}): Promise<void> {
+  return applyOne(pool, client, migration, boundsOf(options));
+}
+
+/**
+ * Runs one migration and records it, in one transaction. Its waits for table locks are
+ * bounded (SET LOCAL lock_timeout); while its statements run, the migration's own session is
+ * looked at every noticeAfterMs from another connection, to say which table it waits for and
+ * who holds it: PostgreSQL's lock timeout names neither. A lock timeout rolls everything of
+ * the migration back, and is refused naming the migration and the table.
+ */
+async function applyOne(pool: pg.Pool, client: pg.PoolClient, migration: Migration, bounds: MigrateBounds): Promise<void> {
+  let waitSeen: TableWait | undefined;
+  let ended = false;
+  const watcher = setInterval(() => {
+    tableWaitOf(pool, client).then((found) => {
+      if (ended || found === undefined || found.table === waitSeen?.table) return;
+      waitSeen = found;
+      bounds.notice(`migration ${migration.name} waits for a lock on table ${found.table}, held by ${describeHolders(found.holders)}; it gives up after ${formatWait(bounds.tableLockWaitMs)}`);
+    }, () => {}); // a look that fails only leaves the wait unnamed
+  }, Math.max(1, Math.trunc(bounds.noticeAfterMs)));
   try {
     await client.query('BEGIN');
+    await client.query(waitBoundsSql(bounds.tableLockWaitMs, 'locks'));
     await client.query(migration.sql);
     await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [migration.version, migration.name, migration.checksum]);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
+    if ((error as { code?: unknown }).code === '55P03') throw tableLocked(migration, waitSeen, bounds);
     throw new Error(`couldn't apply migration ${migration.name}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    ended = true;
+    clearInterval(watcher);
   }
+}
+
+/** A table lock the migration's session waits for, and the sessions it waits behind. */
+interface TableWait {
+  table: string;
+  holders: LockHolder[];
+}
+
+async function tableWaitOf(pool: pg.Pool, client: pg.PoolClient): Promise<TableWait | undefined> {
+  const pid = (client as unknown as { processID: number | null }).processID;
+  if (pid === null) return undefined;
+  const found = await pool.query<{ table: string; blockers: number[] }>(
+    `SELECT l.relation::regclass::text AS table, pg_blocking_pids($1) AS blockers
+     FROM pg_locks l WHERE l.pid = $1 AND l.locktype = 'relation' AND NOT l.granted LIMIT 1`,
+    [pid],
+  );
+  const row = found.rows[0];
+  return row === undefined ? undefined : { table: row.table, holders: await sessionsOf(pool, row.blockers) };
+}
+
+function tableLocked(migration: Migration, seen: TableWait | undefined, bounds: MigrateBounds): MigrationRefused {
+  const what = seen === undefined ? 'a lock on a table it changes' : `a lock on table ${seen.table}, held by ${describeHolders(seen.holders)}`;
+  const pids = seen?.holders.map((holder) => holder.pid) ?? [];
+  const ending = pids.length === 0 ? '' : ` (or end it: SELECT pg_terminate_backend(${pids.join(', ')}))`;
+  return new MigrationRefused('table_locked', [migration.version],
+    `couldn't apply migration ${migration.name}: it waited ${formatWait(bounds.tableLockWaitMs)} for ${what}, and nothing of it was applied; `
+    + `run this command again once that session's transaction has ended${ending}`);
 }

@@ -15,6 +15,8 @@
  * - A cosignature belongs to one checkpoint row (size, key id), since one size may hold
  *   two checkpoint texts after a rotation and a cosignature is over one text.
  */
+import { limits } from '../core/limits.ts';
+import { advisoryLockHolders, type LockHolder } from './advisory-locks.ts';
 import { copyOut, readValuesOfOneColumn } from './copy-binary.ts';
 import { inTransaction, isPool, prepared, waitBoundsSql, type Pool, type PoolClient } from './pool.ts';
 
@@ -52,6 +54,11 @@ export async function readTileRange(db: Queryable, level: number, fromIndex: num
 /** Any constant: the key of the transaction lock that checkpoint signing and key rotation hold. */
 const logSigningLockKey = 7_201_964_016;
 
+/** The sessions that hold the log signing lock now, to name them when a wait for it runs out. */
+export function logSigningLockHolders(db: Queryable): Promise<LockHolder[]> {
+  return advisoryLockHolders(db, logSigningLockKey);
+}
+
 /**
  * Runs `work` in a transaction that holds the log signing lock (one at a time across every
  * process). A crash anywhere inside rolls all of it back: no checkpoint or key half written.
@@ -59,18 +66,21 @@ const logSigningLockKey = 7_201_964_016;
  * checkpoints and the keys as the signer before it committed them, and under repeatable read
  * the snapshot would be taken by the settings below, before the lock (a signer that waited
  * would then sign a head it no longer has, or use a key rotated away meanwhile).
+ *
+ * `waitMs` bounds the wait for the lock and each statement (the checkpointer's signing, a
+ * start adopting its key); without it (a test holding the lock) they are not bounded. The
+ * time the holder sits idle in it is always bounded, by the smaller of `waitMs` and
+ * `idleMs`: a process stopped or cut off while it holds the lock would otherwise keep every
+ * other signer out until TCP gives up on it, hours later.
  */
-export function inLogSigningTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, waitMs?: number): Promise<T> {
+export function inLogSigningTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, waitMs?: number, idleMs: number = limits.logSigningIdleMsMax): Promise<T> {
   return inTransaction(pool, 'BEGIN ISOLATION LEVEL READ COMMITTED', async (client) => {
     // A checkpoint is published once it commits: it must not be seen before it is on this
     // server's disk (a crash would lose it after a witness saw it). Raised to 'local' only
     // where it is off; a stronger setting (a synchronous standby) is the operator's and stays.
     const settings = ["SELECT set_config('synchronous_commit', 'local', true) WHERE current_setting('synchronous_commit') = 'off'"];
-    // Bounded for a caller that must not wait indefinitely (the checkpointer: a tick that
-    // never ended would stop all signing): for the lock, for each statement, and for the time
-    // the holder sits idle in it (a process stopped or cut off while it holds the lock would
-    // otherwise keep every other signer out until TCP gives up on it, hours later).
-    if (waitMs !== undefined) settings.push(waitBoundsSql(waitMs, 'locks and statements'), `SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.trunc(waitMs))}`);
+    if (waitMs !== undefined) settings.push(waitBoundsSql(waitMs, 'locks and statements'));
+    settings.push(`SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.trunc(Math.min(waitMs ?? idleMs, idleMs)))}`);
     await client.query(settings.join('; '));
     await client.query('SELECT pg_advisory_xact_lock($1)', [logSigningLockKey]);
     return work(client);
