@@ -4,6 +4,7 @@
  * (Output.out), never to stderr or the server's log: they are shown once.
  */
 import type { DemoParty, DemoToken } from '../demo/load.ts';
+import { chipledgerCommand } from './http.ts';
 import type { Output } from './output.ts';
 import { renderTable } from './table.ts';
 
@@ -19,10 +20,12 @@ export function printDemoTokens(heading: string, tokens: readonly DemoToken[], o
  * while `serve` runs, given the same CHIPLEDGER_DATA_DIR or DATABASE_URL.
  */
 export function printTokenCommands(parties: readonly DemoParty[], output: Output): void {
+  // Said as this process was started, so the lines run as typed (no chipledger on PATH under npm start).
+  const chipledger = chipledgerCommand();
   output.out('The demo was loaded at an earlier start, and its other tokens were shown then (a secret is shown once).');
-  output.out('Make new ones while this server runs, with its CHIPLEDGER_DATA_DIR or DATABASE_URL (`npm run chipledger -- …` in the repository):');
-  output.out('  chipledger demo   (a new token for every demo organisation)');
-  const commands = parties.map((party) => `chipledger token create --org ${party.organisationId} --role ${party.role} --label "demo ${party.role}"`);
+  output.out('Make new ones while this server runs, with its CHIPLEDGER_DATA_DIR or DATABASE_URL:');
+  output.out(`  ${chipledger} demo   (a new token for every demo organisation)`);
+  const commands = parties.map((party) => `${chipledger} token create --org ${party.organisationId} --role ${party.role} --label "demo ${party.role}"`);
   const width = Math.max(0, ...commands.map((command) => command.length));
   output.out('or one at a time:');
   parties.forEach((party, index) => output.out(`  ${commands[index]!.padEnd(width)}   # ${party.part}: ${party.organisation}`));

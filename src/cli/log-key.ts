@@ -8,7 +8,7 @@
  * by others or not a key, is a configuration problem (exit 2), listed with the others found.
  */
 import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
 import { writingInDataDir, type Config } from './config.ts';
 import { Failure, type Output } from './output.ts';
@@ -100,7 +100,7 @@ export function readKeyFileChecked(file: string, kind: KeyFileKind = logSigningK
     // Non-blocking: opening a FIFO named by mistake must not hang serve's start.
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    return { ok: false, problem: `couldn't read ${kind.what} ${file}: ${(error as Error).message}` };
+    return { ok: false, problem: `couldn't read ${kind.what} ${resolve(file)}: ${(error as Error).message}` };
   }
   let text: string;
   try {
@@ -110,7 +110,7 @@ export function readKeyFileChecked(file: string, kind: KeyFileKind = logSigningK
     if (stat.size > keyFileBytesMax) return { ok: false, problem: `${kind.what} ${file} is longer than ${keyFileBytesMax} bytes: it is not ${kind.holds}` };
     text = readFileSync(fd, 'utf8').trim();
   } catch (error) {
-    return { ok: false, problem: `couldn't read ${kind.what} ${file}: ${(error as Error).message}` };
+    return { ok: false, problem: `couldn't read ${kind.what} ${resolve(file)}: ${(error as Error).message}` };
   } finally {
     closeSync(fd);
   }

@@ -165,6 +165,8 @@ describe('log prove --out', () => {
     writeFileSync(file('event-7.json'), entries[7]!);
     const failure = await failureOf(proveCommand('7', { url, key: logKey.verifierKey, eventFile: file('event-7.json'), out: file('no-such-folder/7.proof') }, deps(serving(log()).fetch)));
     expect(failure.message).toMatch(/^couldn't save the proof to .*no-such-folder\/7\.proof: ENOENT/);
+    const relative = await failureOf(proveCommand('7', { url, key: logKey.verifierKey, eventFile: file('event-7.json'), out: join('no-such-folder', '7.proof') }, deps(serving(log()).fetch)));
+    expect(relative.message).toMatch(new RegExp(`^couldn't save the proof to ${join(process.cwd(), 'no-such-folder', '7.proof').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT`));
     const saved = deps(serving(log()).fetch);
     await proveCommand('7', { url, key: logKey.verifierKey, eventFile: file('event-7.json'), out: file('7.proof') }, saved);
     expect(existsSync(file('7.proof'))).toBe(true);

@@ -3,6 +3,7 @@
  * the event's bytes (from a file, the event API or its entry bundle), following any key the
  * log announced since the key given.
  */
+import { resolve } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { isDomainError } from '../../core/errors.ts';
 import { hashSize, leafHash, parseNote, parseTlogProof, tileWidth, verifyTlogProof, type Ed25519NoteVerifier } from '../../tlog/index.ts';
@@ -166,7 +167,7 @@ export async function proveCommand(seqText: string, options: KeyOptions & Server
       try {
         await writeFile(options.out, text);
       } catch (error) {
-        throw new Failure(`couldn't save the proof to ${options.out}: ${(error as Error).message}`);
+        throw new Failure(`couldn't save the proof to ${resolve(options.out)}: ${(error as Error).message}`);
       }
       deps.output.out(`${summary}; saved to ${options.out}`);
     } else {

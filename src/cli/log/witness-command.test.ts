@@ -74,6 +74,9 @@ describe('log witness --witness-key-file', () => {
     const missing = await failureOf(witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: file('missing.key'), state: file('missing.state') }, deps(serving().fetch)));
     expect(missing.exitCode).toBe(2);
     expect(missing.message).toMatch(/^chipledger: --witness-key-file: couldn't read the witness key .*missing\.key: ENOENT/);
+    // Named by its absolute path: under npm run a relative name is the repository's.
+    const relative = await failureOf(witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: 'missing.key', state: file('missing.state') }, deps(serving().fetch)));
+    expect(relative.message).toContain(`couldn't read the witness key ${join(process.cwd(), 'missing.key')}: ENOENT`);
     const logSigner = keyFile('log-signer.key', logKey.signerKey, 0o600);
     const notCosigner = await failureOf(witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: logSigner, state: file('log-signer.state') }, deps(serving().fetch)));
     expect(notCosigner.exitCode).toBe(2);
