@@ -3,7 +3,7 @@ import canonicalize from 'canonicalize';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { listMigrations, migrate, MigrationRefused } from './migrate.ts';
+import { listMigrations, migrate, MigrationRefused, refuseOldServer } from './migrate.ts';
 import { createPool } from './pool.ts';
 
 let database: TestDatabase;
@@ -20,6 +20,25 @@ describe('migrate', () => {
     expect(rows.rows[0].n).toBeGreaterThan(0);
     const violations = await database.pool.query('SELECT * FROM ledger_violations()');
     expect(violations.rows).toEqual([]);
+  });
+
+  it('refuses a server older than PostgreSQL 12 before anything is read or written, in one line; takes this one', async () => {
+    // A stand-in answers as PostgreSQL 11 would: no such server runs here.
+    const queries: string[] = [];
+    const eleven = { query: async (text: string) => { queries.push(text); return { rows: [{ num: '110022', version: '11.22' }] }; } };
+    const refusal = await refuseOldServer(eleven as never).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(MigrationRefused);
+    expect((refusal as MigrationRefused).reason).toBe('server_version');
+    expect((refusal as Error).message).toBe('the database server is PostgreSQL 11.22; chipledger needs PostgreSQL 12 or later (it uses jsonb_path_exists and WITH … AS MATERIALIZED), so nothing was applied: upgrade the server, or point DATABASE_URL at a newer one');
+    expect(queries).toHaveLength(1);
+    const twelve = { query: async () => ({ rows: [{ num: '120000', version: '12.0' }] }) };
+    await expect(refuseOldServer(twelve as never)).resolves.toBeUndefined();
+    const client = await database.pool.connect();
+    try {
+      await expect(refuseOldServer(client)).resolves.toBeUndefined();
+    } finally {
+      client.release();
+    }
   });
 
   it('refuses a database migrated by a newer chipledger, naming the versions it does not know', async () => {
@@ -155,6 +174,9 @@ describe('migrate on a connection that may not change the schema', () => {
     // (PostgreSQL 15's default, said here for any version).
     await onBase(undefined, `CREATE DATABASE ${empty}`);
     await onBase(empty, `REVOKE CREATE ON SCHEMA public FROM PUBLIC; GRANT CONNECT ON DATABASE ${empty} TO ${role}`);
+    // The same in the migrated database: before 15 every role may create in public, and a
+    // migration one behind would then fail on an object the role does not own, not on the right.
+    await onBase(migrated(), 'REVOKE CREATE ON SCHEMA public FROM PUBLIC');
   });
   afterAll(async () => {
     await onBase(undefined, `DROP DATABASE IF EXISTS ${empty} WITH (FORCE)`);

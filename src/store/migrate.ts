@@ -41,7 +41,7 @@ export interface Migration {
  * of it was applied); an operating error, said without a stack.
  */
 export class MigrationRefused extends Error {
-  constructor(readonly reason: 'unknown_versions' | 'changed' | 'read_only' | 'not_permitted' | 'lock_busy' | 'table_locked', readonly versions: readonly number[], message: string) {
+  constructor(readonly reason: 'unknown_versions' | 'changed' | 'read_only' | 'not_permitted' | 'lock_busy' | 'table_locked' | 'server_version', readonly versions: readonly number[], message: string) {
     super(message);
     this.name = 'MigrationRefused';
   }
@@ -95,6 +95,7 @@ export async function migrate(pool: pg.Pool, options: MigrateOptions = {}): Prom
   const bounds = boundsOf(options);
   const client = await pool.connect();
   try {
+    await refuseOldServer(client);
     await takeMigrationLock(client, bounds);
     const migrations = listMigrations();
     const applied = await appliedMigrations(client, migrations);
@@ -179,6 +180,22 @@ function refuseUnknownVersions(applied: ReadonlyMap<number, { name: string }>, m
   const newest = migrations.at(-1)?.version ?? 0;
   throw new MigrationRefused('unknown_versions', unknown.map(([version]) => version),
     `the database was migrated by a newer chipledger: it has migration${unknown.length === 1 ? '' : 's'} ${names}, which this build does not know (it knows up to ${newest}); run the newer chipledger against this database`);
+}
+
+/**
+ * The oldest PostgreSQL chipledger runs on. The triggers of migrations 015, 023 and 035 call
+ * jsonb_path_exists, and history pages read WITH … AS MATERIALIZED (store/event-queries.ts):
+ * both 12's. PL/pgSQL resolves a function only when the body runs, so on 11 every migration
+ * applied and the first booking answered 500; on 10, 001 failed half-way with a stack.
+ */
+export const serverVersionNumMin = 120_000;
+
+/** Refuses, before anything is read or written, a server older than serverVersionNumMin. */
+export async function refuseOldServer(client: Pick<pg.PoolClient, 'query'>): Promise<void> {
+  const { rows } = await client.query<{ num: string; version: string }>("SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version");
+  if (Number(rows[0]!.num) >= serverVersionNumMin) return;
+  throw new MigrationRefused('server_version', [],
+    `the database server is PostgreSQL ${rows[0]!.version}; chipledger needs PostgreSQL 12 or later (it uses jsonb_path_exists and WITH … AS MATERIALIZED), so nothing was applied: upgrade the server, or point DATABASE_URL at a newer one`);
 }
 
 /**
