@@ -126,16 +126,17 @@ describe('operating errors of admin commands', () => {
   });
 
   it("a statement cut off by the database's statement_timeout (57014)", async () => {
-    // migrate waits for the migration lock, which this test holds, until statement_timeout ends it.
+    // migrate reads which migrations were applied, on a table this test holds locked, until
+    // statement_timeout ends it (its wait for the migrations' own lock has bounds of its own).
     const holder = await database.pool.connect();
     try {
-      await holder.query('SELECT pg_advisory_lock(7201964011)');
+      await holder.query('BEGIN; LOCK TABLE schema_migrations IN ACCESS EXCLUSIVE MODE');
       const url = urlWith((url) => url.searchParams.set('options', '-c statement_timeout=200'));
       const where = withoutPassword(url);
       const message = expectOperatingError(await run(['migrate'], { DATABASE_URL: url }), new URL(database.url).password);
       expect(message).toBe(`chipledger: the database is not answering: canceling statement due to statement timeout (57014), at the PostgreSQL of DATABASE_URL (${where}); a statement ran past the database's statement_timeout: raise it for chipledger's database or user, or try again when the database is less busy`);
     } finally {
-      await holder.query('SELECT pg_advisory_unlock(7201964011)').finally(() => holder.release());
+      await holder.query('ROLLBACK').finally(() => holder.release());
     }
   });
 
