@@ -22,8 +22,9 @@ import { DataDirInUse } from './database.ts';
 import { DemoLoadError } from '../demo/load.ts';
 import { LogCheckError } from '../ledger/log-check.ts';
 import { LogKeyError } from '../ledger/log-keys.ts';
+import { isTransientDatabaseError } from '../ledger/refusals.ts';
 import { MigrationRefused } from '../store/migrate.ts';
-import { isDatabaseUnavailable } from '../store/pool.ts';
+import { isDatabaseUnavailable, transientDatabaseErrorWords } from '../store/pool.ts';
 import { ApiError, NetworkError, UnexpectedAnswerError, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
 import { Failure, processOutput, type Output } from './output.ts';
 import { serve } from './serve.ts';
@@ -264,9 +265,11 @@ function describeConnectionError(error: unknown, config: Config | undefined): st
 
 /**
  * A database that stopped answering once connected (cut off, shutting down, a statement over
- * its statement_timeout), or a statement an operator cancelled: operating errors that the
- * command can simply be run again after, said in one line. isDatabaseUnavailable is the
- * server's own test for its 503, so the CLI and the API agree on what "not answering" is.
+ * its statement_timeout), a statement an operator cancelled, or another "not now" of the
+ * write path's (a lock not had within the database's lock_timeout while a migration or a
+ * VACUUM FULL holds a table, a deadlock): operating errors that the command can simply be run
+ * again after, said in one line. isDatabaseUnavailable and isTransientDatabaseError are the
+ * server's own tests for its 503, so the CLI and the API agree on what "not now" is.
  */
 function describeUnansweredStatement(error: Error, code: string | undefined, where: string): string | undefined {
   const said = `${error.message}${code === undefined ? '' : ` (${code})`}, at ${where}`;
@@ -275,6 +278,7 @@ function describeUnansweredStatement(error: Error, code: string | undefined, whe
   }
   if (isDatabaseUnavailable(error)) return `the database is not answering: ${said}; try again once it answers`;
   if (code === '57014') return `the database cancelled a statement: ${said}; someone cancelled it (pg_cancel_backend): run the command again`;
+  if (code !== undefined && isTransientDatabaseError(code)) return `the database couldn't run a statement now: ${said}; ${transientDatabaseErrorWords(code)}: run the command again`;
   return undefined;
 }
 

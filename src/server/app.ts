@@ -14,7 +14,8 @@ import { limits } from '../core/limits.ts';
 import { withTimeout } from '../core/timeout.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Actor } from '../ledger/permissions.ts';
-import { isDatabaseUnavailable, pingDatabase, withQueryTimeout, type Pool } from '../store/pool.ts';
+import { isTransientDatabaseError } from '../ledger/refusals.ts';
+import { isDatabaseUnavailable, pingDatabase, transientDatabaseErrorWords, withQueryTimeout, type Pool } from '../store/pool.ts';
 import { currentLogKey } from '../store/tlog-tables.ts';
 import { TokenVerifier } from './auth.ts';
 import { BodyBudget } from './body-budget.ts';
@@ -198,6 +199,15 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     if (isDatabaseUnavailable(error)) {
       return sendProblem(reply, problemOf(new DomainError('unavailable', 'the database is unreachable or not answering; try again later', { cause: error }), request.url));
     }
+    // The write path's other "not now"s (isTransientDatabaseError): a lock not had in time (an
+    // operator's lock_timeout while a migration, a VACUUM FULL or an ALTER TABLE holds a
+    // table), a deadlock with such DDL, an operator's cancel, a disk or memory short for a
+    // moment. Every request that gets here may simply be sent again: a read changed nothing,
+    // and a cosignature is stored by an upsert, so a second one stores nothing twice.
+    const code = sqlStateOf(error);
+    if (code !== undefined && isTransientDatabaseError(code)) {
+      return sendProblem(reply, problemOf(new DomainError('unavailable', `the database couldn't answer this now: ${transientDatabaseErrorWords(code)} (SQLSTATE ${code}); try again later`, { cause: error }), request.url));
+    }
     request.log.error({ err: error, method: request.method, route: request.routeOptions.url }, 'unhandled error while answering a request');
     return sendProblem(reply, internalProblem(request.url));
   });
@@ -222,6 +232,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     registerEventSerialsRoute(scope, options.pool);
   });
   return app;
+}
+
+/** The SQLSTATE PostgreSQL failed a statement with, if `error` is such a failure. */
+function sqlStateOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
 /**
