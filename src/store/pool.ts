@@ -5,7 +5,6 @@
  * numbers we keep below 2^53 are parsed as numbers.
  */
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
 import pg from 'pg';
 
 // int8: sequence numbers and counts stay far below 2^53; value_minor is bigint-safe by
@@ -135,12 +134,6 @@ export function createPool(options: PoolOptions): pg.Pool {
   // query in flight fails on its own, as does any later one on that client (not
   // queryable), and release() drops it from the pool.
   pool.on('connect', (client) => client.on('error', () => {}));
-  // A query that ran out of pg's query_timeout (a bounded pool's query, pingDatabase) comes
-  // back with its connection, which pg-pool then closes with its statement still on the
-  // server: cancelled there too, as cutOff does for a checked-out client (it says why).
-  pool.on('release', (error, client) => {
-    if (isQueryTimeout(error)) cancelServerStatement(client);
-  });
   return pool;
 }
 
@@ -217,10 +210,8 @@ export function isQueryTimeout(error: unknown): boolean {
  * `timeoutMs` on the client side: pg's per-query query_timeout for a query on the pool, a
  * timer for one on a checked-out client, and for a streamed one (a COPY, which pg does not
  * time) a timer of `streamTimeoutMs`. A query that runs out fails with queryTimeoutMessage
- * (isDatabaseUnavailable), its statement is cancelled on the server (a backend waiting for a
- * lock would otherwise wait on, holding a connection slot: cutOff, and createPool for pg's
- * own bound), and its connection is closed, never handed to another caller with the query
- * still on it (a caller need not send a ROLLBACK after it, inTransaction says why).
+ * (isDatabaseUnavailable), and its connection is closed, never handed to another caller with
+ * the query still on it (a caller need not send a ROLLBACK after it, inTransaction says why).
  *
  * Bounds no server-side setting can give: a database frozen (SIGSTOP, a stalled disk) or cut
  * off (a partition) sends no error and enforces none of its own timeouts, and a query in
@@ -354,8 +345,9 @@ function boundClient(client: pg.PoolClient, timeoutMs: number, streamTimeoutMs: 
 
 /**
  * A query's reply bounded by a timer: when it runs out first, the query fails with
- * queryTimeoutMessage and the connection is cut off (cutOff): nothing more can be sent
- * behind the abandoned query, and the server rolls back whatever transaction was open on it.
+ * queryTimeoutMessage and the connection is closed at once, which with a query in flight
+ * destroys its socket: nothing more can be sent behind the abandoned query, and the server
+ * rolls back whatever transaction was open on it (if it ever hears of it).
  */
 function boundReply(reply: Promise<unknown>, client: pg.PoolClient, timeoutMs: number, onTimeout: (error: Error) => void, stillWorking?: (client: pg.PoolClient) => Promise<boolean>): Promise<unknown> {
   let stop: () => void = () => {};
@@ -364,7 +356,7 @@ function boundReply(reply: Promise<unknown>, client: pg.PoolClient, timeoutMs: n
       const error = new Error(queryTimeoutMessage);
       onTimeout(error);
       reject(error);
-      cutOff(client);
+      client.end().catch(() => {});
     });
   });
   // Once the bound ran out, the query's own failure (its connection closed) is no one's.
@@ -402,7 +394,8 @@ function runOut(client: pg.PoolClient, timeoutMs: number, stillWorking: ((client
 /**
  * A streamed query (a COPY) bounded by a timer: pg's query_timeout would fire even after the
  * stream ended, on an object that then emits an error no one listens to. When the timer runs
- * out first, the client is cut off (cutOff): the stream fails, and its reader with it.
+ * out first, the client is ended, which with a query in flight destroys its socket: the
+ * stream fails, and its reader with it.
  */
 function boundStream<S extends NodeJS.EventEmitter>(stream: S, client: pg.PoolClient, timeoutMs: number, onTimeout: (error: Error) => void, stillWorking?: (client: pg.PoolClient) => Promise<boolean>): S {
   const done = runOut(client, timeoutMs, stillWorking, () => {
@@ -411,71 +404,10 @@ function boundStream<S extends NodeJS.EventEmitter>(stream: S, client: pg.PoolCl
     const destroy = (stream as { destroy?: (error: Error) => void }).destroy;
     if (typeof destroy === 'function') destroy.call(stream, error);
     else stream.emit('error', error);
-    cutOff(client);
+    client.end().catch(() => {});
   });
   for (const event of ['end', 'finish', 'close', 'error']) stream.once(event, done);
   return stream;
-}
-
-/**
- * Ends a connection whose round trip ran out of its bound, and its statement on the server.
- * Closing the socket alone left the backend at work: a statement waiting for a lock (a
- * migration's, a VACUUM FULL's, an ALTER TABLE's) reads nothing from its socket, so it never
- * hears of the close, and went on waiting, holding a connection slot, while the pool opened a
- * new connection for the next request. A table locked for two minutes filled
- * max_connections (100) with such backends, and then every batch, signing and admin command
- * failed with 53300 until the lock was let go. The cancel makes the statement fail at once;
- * its backend then finds the connection closed and exits.
- */
-function cutOff(client: pg.PoolClient): void {
-  cancelServerStatement(client);
-  client.end().catch(() => {});
-}
-
-/**
- * How long sending a cancel request may take, connect and write: a frozen or cut-off server
- * never answers one, and its socket must not stay open for TCP to give up on it.
- */
-export const cancelRequestTimeoutMs = 5_000;
-
-/** The protocol's CancelRequest code (PostgreSQL's protocol, "Message Formats"). */
-const cancelRequestCode = 80877102;
-/** Clients whose statement a cancel request was sent for. */
-const cancelled = new WeakSet<pg.ClientBase>();
-
-/**
- * Asks the server to cancel whatever `client`'s backend is running: the protocol's
- * CancelRequest (what psql sends for Ctrl-C), on a connection of its own to the same address,
- * naming the backend by the pid and secret key it gave when the connection was made.
- * Not pg_cancel_backend(pid) in SQL: that needs a login and a free connection slot, and the
- * slots are what the backends cut off filled; a cancel request takes neither. Through
- * PgBouncer the pid and key are PgBouncer's own, and it passes the request on to the server
- * connection the statement runs on, where pg_cancel_backend would have cancelled whatever
- * backend has that pid. Sent in plain text, as pg and libpq before 17 send it; the server
- * takes it whatever pg_hba.conf says about SSL. A request that arrives late is harmless: the
- * connection is closed with it, so no later statement of anyone's runs on that backend, and
- * a new backend with the same pid has another key.
- * Best effort, never waited for: any failure is ignored (a frozen server hears nothing; the
- * client's bound was for that case), and the socket is dropped after cancelRequestTimeoutMs.
- */
-export function cancelServerStatement(client: pg.ClientBase): void {
-  // A client cut off is also released with its bound's error (createPool): one request is enough.
-  if (cancelled.has(client)) return;
-  cancelled.add(client);
-  const { processID, secretKey, host, port } = client as unknown as { processID?: unknown; secretKey?: unknown; host?: unknown; port?: unknown };
-  if (typeof processID !== 'number' || typeof secretKey !== 'number' || typeof host !== 'string' || typeof port !== 'number') return;
-  const request = Buffer.alloc(16);
-  request.writeInt32BE(16, 0);
-  request.writeInt32BE(cancelRequestCode, 4);
-  request.writeInt32BE(processID, 8);
-  request.writeInt32BE(secretKey, 12);
-  // A host that starts with / is a Unix-socket directory, as pg (and libpq) read it.
-  const socket = host.startsWith('/') ? connect(`${host}/.s.PGSQL.${port}`) : connect(port, host);
-  socket.on('error', () => {});
-  socket.setTimeout(cancelRequestTimeoutMs, () => socket.destroy());
-  socket.once('connect', () => socket.end(request));
-  // A CLI that is done must not wait for a cancel in flight to its frozen server.
-  socket.unref();
 }
 
 /**
