@@ -3,6 +3,7 @@
  * command line, waits until what it wrote has left the process, and exits with its code.
  */
 import { main } from './program.ts';
+import { stdoutFailure } from './stdout-closed.ts';
 
 /**
  * Set when stdout failed for another reason than its reader going away (EIO, ENOSPC): the
@@ -11,11 +12,13 @@ import { main } from './program.ts';
 let stdoutLost: string | undefined;
 
 // A reader that leaves early (`| head`) closes the pipe, and every write after that fails with
-// EPIPE. Nobody is left to read the rest, so it is dropped, and the command ends as it would
-// have; unheard, the error event would crash the process with a stack. Other failures of stdout
-// are said once the command is done.
+// EPIPE: nobody is left to read the rest, so the command ends at once (a `log monitor` would
+// otherwise follow the log for ever into a closed pipe), quietly; unheard, the error event
+// would crash the process with a stack. Other failures of stdout are said once it is done.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code !== 'EPIPE') stdoutLost ??= error.message;
+  const failure = stdoutFailure(error, process.argv[2]);
+  if (failure.kind === 'lost') stdoutLost ??= failure.message;
+  else if (failure.exitNow) process.exit(0);
 });
 // stderr has nowhere to say its own failure.
 process.stderr.on('error', () => {});
