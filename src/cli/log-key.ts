@@ -106,7 +106,7 @@ export function readKeyFileChecked(file: string, kind: KeyFileKind = logSigningK
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) return { ok: false, problem: `${kind.what} ${file} is not a file` };
-    if ((stat.mode & 0o077) !== 0) return { ok: false, problem: `${kind.what} ${file} is open to its group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 ${file}` };
+    if ((stat.mode & 0o077) !== 0) return { ok: false, problem: `${kind.what} ${resolve(file)} is open to its group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 ${resolve(file)}` };
     if (stat.size > keyFileBytesMax) return { ok: false, problem: `${kind.what} ${file} is longer than ${keyFileBytesMax} bytes: it is not ${kind.holds}` };
     text = readFileSync(fd, 'utf8').trim();
   } catch (error) {

@@ -5,7 +5,7 @@
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateCosignerKey, generateSignerKey } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries } from '../../../test/tlog/memory-log.ts';
@@ -64,7 +64,8 @@ describe('log witness --witness-key-file', () => {
     const mode = Number.parseInt(octal, 8);
     const { fetch, paths } = serving();
     const path = keyFile(`open-${mode.toString(8)}.key`, witnessKey.signerKey, mode);
-    const failure = await failureOf(witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: path, state: file(`open-${mode.toString(8)}.state`) }, deps(fetch)));
+    // Given relative to the working folder, as under npm run: the hint names the file by its absolute path.
+    const failure = await failureOf(witnessCommand({ url, logKey: logKey.verifierKey, witnessKeyFile: relative(process.cwd(), path), state: file(`open-${mode.toString(8)}.state`) }, deps(fetch)));
     expect(failure.exitCode).toBe(2);
     expect(failure.message).toBe(`chipledger: --witness-key-file: the witness key ${path} is open to its group or others (mode ${mode.toString(8)}); run chmod 600 ${path}`);
     expect(paths).toEqual([]);
