@@ -13,11 +13,12 @@ import {
   parseSignerKey, parseVerifierKey, signNote, tilePath,
 } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
-import { Failure, type Output } from '../output.ts';
-import { keygenCommand, monitorCommand, monitorIntervalMsMax, monitorUnprovenRoundsMax, proveCommand, verifyCommand, witnessCommand, type LogCommandDeps } from './commands.ts';
+import { Failure } from '../output.ts';
+import { keygenCommand, monitorCommand, monitorIntervalMsMax, monitorUnprovenRoundsMax, proveCommand, verifyCommand, witnessCommand } from './commands.ts';
 import { logResponseBytesMax } from './client.ts';
 import { readState, savedFrom, writeState } from './state.ts';
 import { failureOf } from '../../../test/support/failure.ts';
+import { recordingDeps } from './test-deps.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-log-commands-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
@@ -58,12 +59,7 @@ function serving(log: MemoryLog, override: (path: string) => Response | undefine
   return { fetch, paths };
 }
 
-function deps(fetch: typeof globalThis.fetch): LogCommandDeps & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const output: Output = { out: (line) => void out.push(line), err: (line) => void err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } };
-  return { output, fetch, now: () => Date.parse('2026-02-01T00:00:00Z'), sleep: async () => {}, retrySleep: async () => {}, out, err };
-}
+const deps = recordingDeps;
 
 
 const entries = syntheticEntries(300);

@@ -10,9 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { formatTlogProof, generateSignerKey, inclusionProofFromLeaves, newTiles, tilePath } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { failureOf } from '../../../test/support/failure.ts';
-import type { Output } from '../output.ts';
 import { eventFileBytesMax, proveCommand } from './prove-command.ts';
-import type { LogCommandDeps } from './command-kit.ts';
+import { recordingDeps } from './test-deps.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-log-prove-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
@@ -45,12 +44,7 @@ function serving(served: MemoryLog, options: { proofHashes?: (hashes: Buffer[]) 
   }) as typeof globalThis.fetch;
 }
 
-function deps(fetch: typeof globalThis.fetch): LogCommandDeps & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const output: Output = { out: (line) => void out.push(line), err: (line) => void err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } };
-  return { output, fetch, now: () => Date.parse('2026-02-01T00:00:00Z'), sleep: async () => {}, retrySleep: async () => {}, out, err };
-}
+const deps = recordingDeps;
 
 /** Event `seq` as GET /v1/events/:seq serves it: its canonical bytes in base64, beside their parsed body. */
 const served = (seq: number, canonical = entries[seq]!) => JSON.stringify({ seq, leafIndex: seq, kind: 'shipment.book', canonical: canonical.toString('base64'), body: JSON.parse(canonical.toString('utf8')) }, null, 2);

@@ -11,9 +11,8 @@ import { formatCheckpoint, formatTlogProof, generateSignerKey, inclusionProofFro
 import { syntheticEntries, memoryLog } from '../../../test/tlog/memory-log.ts';
 import { failureOf } from '../../../test/support/failure.ts';
 import type { LogKeyEntry } from './client.ts';
-import type { LogCommandDeps } from './command-kit.ts';
-import type { Output } from '../output.ts';
 import { proveCommand } from './prove-command.ts';
+import { recordingDeps } from './test-deps.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-log-prove-rotation-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
@@ -55,12 +54,7 @@ function serving(note: string, size: number, keys: () => Response = () => Respon
   }) as typeof globalThis.fetch;
 }
 
-function deps(fetch: typeof globalThis.fetch): LogCommandDeps & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const output: Output = { out: (line) => void out.push(line), err: (line) => void err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } };
-  return { output, fetch, now: () => Date.parse('2026-02-01T00:00:00Z'), sleep: async () => {}, retrySleep: async () => {}, out, err };
-}
+const deps = recordingDeps;
 
 const eventFile = (seq: number) => {
   const file = join(folder, `event-${seq}.bin`);

@@ -10,9 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { generateCosignerKey, generateSignerKey } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries } from '../../../test/tlog/memory-log.ts';
 import { failureOf } from '../../../test/support/failure.ts';
-import type { Output } from '../output.ts';
-import type { LogCommandDeps } from './command-kit.ts';
 import { witnessCommand } from './witness-command.ts';
+import { recordingDeps } from './test-deps.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-log-witness-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
@@ -44,12 +43,7 @@ function serving(): { fetch: typeof fetch; paths: string[] } {
   return { fetch, paths };
 }
 
-function deps(fetch: typeof globalThis.fetch): LogCommandDeps & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const output: Output = { out: (line) => void out.push(line), err: (line) => void err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } };
-  return { output, fetch, now: () => Date.parse('2026-02-01T00:00:00Z'), sleep: async () => {}, retrySleep: async () => {}, out, err };
-}
+const deps = recordingDeps;
 
 describe('log witness --witness-key-file', () => {
   it('cosigns with a key file only its owner can read', async () => {
