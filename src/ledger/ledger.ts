@@ -3,6 +3,7 @@
  * invariants back. Servers, the CLI, the demo and the benchmarks all go through here.
  */
 import { systemClock, type Clock } from '../core/clock.ts';
+import { limits } from '../core/limits.ts';
 import type { Pool } from '../store/pool.ts';
 import { migrate } from '../store/migrate.ts';
 import { Sequencer } from './sequencer.ts';
@@ -86,7 +87,7 @@ export class Ledger {
   static async open(options: LedgerOptions): Promise<Ledger> {
     await migrate(options.pool);
     const ledger = new Ledger(options.pool, options);
-    ledger.sequencer.stats.logSize = (await checkLogOnStart(options.pool, ledger.log)).size;
+    ledger.sequencer.stats.logSize = (await checkLogOnStart(options.pool, ledger.log, [], { newest: limits.startCheckCheckpointsMax })).size;
     const signer = ledger.checkpointer?.signer;
     if (signer) await adoptLogKey(options.pool, signer, options.logPreviousSignerKey);
     ledger.checkpointer?.start();

@@ -193,6 +193,17 @@ export async function listCheckpoints(db: Queryable): Promise<CheckpointRow[]> {
   return (await db.query<CheckpointRow>('SELECT * FROM tlog_checkpoints ORDER BY size, created_at')).rows;
 }
 
+/**
+ * The checkpoints the start-up check re-verifies, in listCheckpoints' order: the newest
+ * `newest` in signing order (created_at, migration 046's index) and every key's announcement.
+ */
+export async function listCheckpointsToCheck(db: Queryable, newest: number): Promise<CheckpointRow[]> {
+  return (await db.query<CheckpointRow>(`SELECT * FROM tlog_checkpoints
+    WHERE (size, key_id) IN (SELECT size, key_id FROM tlog_checkpoints ORDER BY created_at DESC LIMIT $1)
+       OR (size, key_id) IN (SELECT announced_size, key_id FROM tlog_keys WHERE announced_size IS NOT NULL)
+    ORDER BY size, created_at`, [newest])).rows;
+}
+
 export async function insertCheckpoint(db: Queryable, row: Omit<CheckpointRow, 'created_at'>): Promise<boolean> {
   const result = await db.query('INSERT INTO tlog_checkpoints (size, root, key_id, signed_note) VALUES ($1, $2, $3, $4) ON CONFLICT (size, key_id) DO NOTHING', [row.size, row.root, row.key_id, row.signed_note]);
   return (result.rowCount ?? 0) > 0;

@@ -1,0 +1,123 @@
+/**
+ * Which checkpoints the start-up check re-verifies: every one for `chipledger check`; for a
+ * server's start the newest in signing order and every key's announcement (every checkpoint
+ * is kept, one a second while events come, and re-verifying them all at each start grew
+ * without bound: session 18's storage review).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { bookMany, buildWorld, type World } from '../../test/world.ts';
+import { createPool, type PoolClient } from '../store/pool.ts';
+import { generateSignerKey } from '../tlog/index.ts';
+import { Ledger } from './ledger.ts';
+import { checkLogOnStart, LogCheckError, type CheckpointScope } from './log-check.ts';
+import { TransparencyLog } from './transparency-log.ts';
+
+let database: TestDatabase;
+let world: World;
+const origin = 'log.scope.test';
+const keyA = generateSignerKey(origin);
+const keyB = generateSignerKey(origin);
+const newestTwo: CheckpointScope = { newest: 2 };
+
+/** A ledger of its own on the database, signing with `signerKey` only when told. */
+async function open(signerKey: string, previous?: string): Promise<Ledger> {
+  const pool = createPool({ url: database.url, connectionsMax: 3, applicationName: 'log-check-scope' });
+  const ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: signerKey, ...(previous ? { logPreviousSignerKey: previous } : {}), checkpointIntervalMs: 3_600_000 });
+  const close = ledger.close.bind(ledger);
+  ledger.close = async () => {
+    await close();
+    await pool.end();
+  };
+  return ledger;
+}
+
+/** `count` checkpoints, each over one more booking. */
+async function signEach(ledger: Ledger, count: number): Promise<void> {
+  for (let made = 0; made < count; made += 1) {
+    await bookMany(world, 1);
+    expect(await ledger.checkpointer!.checkpointNow()).toBeDefined();
+  }
+}
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  world = await buildWorld(database.pool, { licenceUnits: 10_000 });
+  const first = await open(keyA.signerKey);
+  await signEach(first, 4);
+  await first.close();
+  // The rotation: the announcement (signed by both keys), then newer checkpoints by the new key.
+  const second = await open(keyB.signerKey, keyA.signerKey);
+  await signEach(second, 4);
+  await second.close();
+}, 60_000);
+afterAll(async () => {
+  await world?.ledger.close();
+  await database?.drop();
+});
+
+/** The check over `scope` on a view of the state changed by `tamper` (rolled back after). */
+async function checkTampered(scope: CheckpointScope, tamper: (client: PoolClient) => Promise<void>): Promise<LogCheckError | { size: number; checkpoints: number }> {
+  const client = await database.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await tamper(client);
+    return await checkLogOnStart(client as never, new TransparencyLog(client as never), [], scope).catch((caught: unknown) => {
+      if (caught instanceof LogCheckError) return caught;
+      throw caught;
+    });
+  } finally {
+    await client.query('ROLLBACK');
+    client.release();
+  }
+}
+
+/** One checkpoint row's signature made wrong (its last base64 character changed), root and text kept. */
+async function spoilSignature(client: PoolClient, which: 'oldest' | 'newest' | 'announcement'): Promise<void> {
+  const where = {
+    oldest: 'ORDER BY created_at LIMIT 1',
+    newest: 'ORDER BY created_at DESC LIMIT 1',
+    announcement: '',
+  }[which];
+  const row = which === 'announcement'
+    ? (await client.query('SELECT c.size, c.key_id, c.signed_note FROM tlog_checkpoints c JOIN tlog_keys k ON k.key_id = c.key_id AND k.announced_size = c.size')).rows[0]
+    : (await client.query(`SELECT size, key_id, signed_note FROM tlog_checkpoints ${where}`)).rows[0];
+  expect(row).toBeDefined();
+  const note = row.signed_note as string;
+  const at = note.length - 2; // the note ends with the last signature line's base64 and a newline
+  const spoilt = `${note.slice(0, at)}${note[at] === 'A' ? 'B' : 'A'}${note.slice(at + 1)}`;
+  await client.query('UPDATE tlog_checkpoints SET signed_note = $1 WHERE size = $2 AND key_id = $3', [spoilt, row.size, row.key_id]);
+}
+
+describe('the checkpoints the start-up check re-verifies', () => {
+  it('all of them for check; the newest and the announcement for a start, on the honest state', async () => {
+    const total = Number((await database.pool.query('SELECT count(*) AS n FROM tlog_checkpoints')).rows[0].n);
+    expect(total).toBeGreaterThanOrEqual(9);
+    expect(await checkLogOnStart(database.pool, new TransparencyLog(database.pool))).toMatchObject({ checkpoints: total });
+    expect(await checkLogOnStart(database.pool, new TransparencyLog(database.pool), [], newestTwo)).toMatchObject({ checkpoints: 3 });
+  });
+
+  it('a spoilt signature on an old checkpoint is found by check, and left to it by a start', async () => {
+    expect(await checkTampered('all', (client) => spoilSignature(client, 'oldest'))).toMatchObject({ check: 'checkpoint-signature' });
+    expect(await checkTampered(newestTwo, (client) => spoilSignature(client, 'oldest'))).toMatchObject({ checkpoints: 3 });
+  });
+
+  it('a spoilt signature on the newest checkpoint, or on an announcement however old, stops a start', async () => {
+    expect(await checkTampered(newestTwo, (client) => spoilSignature(client, 'newest'))).toMatchObject({ check: 'checkpoint-signature' });
+    expect(await checkTampered(newestTwo, (client) => spoilSignature(client, 'announcement'))).toBeInstanceOf(LogCheckError);
+  });
+
+  it('a server refuses to start on a spoilt newest checkpoint (Ledger.open checks the newest)', async () => {
+    const newest = (await database.pool.query('SELECT size, key_id, signed_note FROM tlog_checkpoints ORDER BY created_at DESC LIMIT 1')).rows[0];
+    const client = await database.pool.connect();
+    try {
+      await spoilSignature(client, 'newest');
+      await expect(open(keyB.signerKey)).rejects.toThrow(/checkpoint/);
+    } finally {
+      await client.query('UPDATE tlog_checkpoints SET signed_note = $1 WHERE size = $2 AND key_id = $3', [newest.signed_note, newest.size, newest.key_id]);
+      client.release();
+    }
+    const again = await open(keyB.signerKey);
+    await again.close();
+  });
+});
