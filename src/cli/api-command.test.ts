@@ -12,11 +12,12 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, type World } from '../../test/world.ts';
+import { limits } from '../core/limits.ts';
 import { systemActor } from '../ledger/permissions.ts';
 import { buildServer } from '../server/app.ts';
 import { apiCommand, bodyNestingDepthMax, jsonProblem, lineAndColumn } from './api-command.ts';
 import { reportPagesMax } from './client-commands.ts';
-import { ApiClient, unknownOutcomeOf } from './http.ts';
+import { ApiClient, UnexpectedAnswerError, apiResponseBytesMax, unknownOutcomeOf } from './http.ts';
 import { Failure, type Output } from './output.ts';
 import { main } from './program.ts';
 import { serialCsvBytesMax } from './serials-csv.ts';
@@ -199,9 +200,12 @@ describe('chipledger api', () => {
     expect(page.items).toHaveLength(2);
     expect(one.stderr).toBe(`(more: add --all, or cursor=${page.nextCursor} to the query)`);
 
+    requests.length = 0;
     const all = await run(['api', 'GET', '/v1/sites', '--all', '--json']);
     expect(all.code, all.stderr).toBe(0);
     expect(all.stderr).toBe('');
+    // Pages of the API's default size, not its largest: see the test of an answer too large.
+    expect(requests[0]).toBe(`GET /v1/sites?limit=${limits.pageSizeDefault}`);
     expect(JSON.parse(all.stdout)).toEqual({ items: expect.any(Array), nextCursor: null });
     expect((JSON.parse(all.stdout) as { items: unknown[] }).items).toHaveLength(total);
 
@@ -240,6 +244,29 @@ describe('chipledger api', () => {
     const read = await run(['api', 'GET', `/v1/licences/${licenceId}`, '--json'], admin);
     expect(JSON.parse(read.stdout)).toMatchObject({ id: licenceId, status: 'issued', authorisedUnits: 2_000, allocatedUnits: 500 });
     expect(allocationId).toMatch(/^A-\d+$/);
+  });
+
+  it('says to ask for smaller pages when an answer is more than the CLI reads, with the limit it was asked for', async () => {
+    // As a licence's versions, each with all its terms, can be at pageSizeMax rows a page.
+    const asked: string[] = [];
+    const fetch = (async (input: URL) => {
+      asked.push(`${input.pathname}${input.search}`);
+      return new Response('{}', { headers: { 'content-type': 'application/json', 'content-length': String(apiResponseBytesMax + 1) } });
+    }) as unknown as typeof globalThis.fetch;
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch });
+    const tooLarge = `http://ledger.test answered GET %s with 200: the answer is more than ${apiResponseBytesMax} bytes, the most chipledger reads; `
+      + 'if /v1/licences/L-7/versions is a list, ask for smaller pages: give the path a smaller limit=, such as limit=%d (this page was asked for with limit=%d)';
+    for (const [path, options, sent, smaller, limit] of [
+      ['/v1/licences/L-7/versions', { all: true }, `/v1/licences/L-7/versions?limit=${limits.pageSizeDefault}`, limits.pageSizeDefault / 5, limits.pageSizeDefault],
+      ['/v1/licences/L-7/versions?limit=500', { all: true }, '/v1/licences/L-7/versions?limit=500', 100, 500],
+      ['/v1/licences/L-7/versions', {}, '/v1/licences/L-7/versions', limits.pageSizeDefault / 5, limits.pageSizeDefault],
+    ] as const) {
+      asked.length = 0;
+      const failed = await apiCommand(client, 'GET', path, options, recorder().output).catch((error: unknown) => error);
+      expect(asked, path).toEqual([sent]);
+      expect(failed, path).toBeInstanceOf(UnexpectedAnswerError);
+      expect((failed as Error).message, path).toBe(tooLarge.replace('%s', sent).replace('%d', String(smaller)).replace('%d', String(limit)));
+    }
   });
 
   it('stops --all at a cursor the server gave before, instead of printing the same pages again', async () => {

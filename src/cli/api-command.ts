@@ -7,7 +7,7 @@
  * check (the method, the path, the key, the body) is checked before anything is sent.
  */
 import { limits } from '../core/limits.ts';
-import { unknownOutcomeOf, type ApiClient } from './http.ts';
+import { UnexpectedAnswerError, unknownOutcomeOf, type ApiClient } from './http.ts';
 import { checkedKey, commandLine, nextCursorOnce, readBounded, reportPagesMax, type ChangeOptions } from './client-commands.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { serialCsvBytesMax } from './serials-csv.ts';
@@ -80,7 +80,7 @@ export function checkedApiPath(path: string): string {
 
 /** One answer, printed whole; a page's further pages are said on stderr. */
 async function getOne(client: ApiClient, path: string, options: ApiCommandOptions, output: Output): Promise<number> {
-  const answer = await client.get<Record<string, unknown>>(path);
+  const answer = await get(client, path, {});
   output.out(printableJson(answer, layoutOf(options)));
   const next = pageOf(answer)?.nextCursor;
   if (!options.json && typeof next === 'string') output.err(`(more: add --all, or cursor=${printable(next)} to the query)`);
@@ -90,16 +90,17 @@ async function getOne(client: ApiClient, path: string, options: ApiCommandOption
 /**
  * Every page of a list, as one page: its items, and a nextCursor that is null unless the
  * pages ran out at reportPagesMax (then it is where to go on from). A page the user asked
- * for by its limit keeps it; otherwise each is the largest the API gives.
+ * for by its limit keeps it; otherwise each is of the API's default size, not its largest:
+ * pageSizeMax rows of a list with long rows (a licence's versions, each with all its terms;
+ * events with long texts) can pass the most the CLI reads (apiResponseBytesMax).
  */
 async function getAll(client: ApiClient, path: string, options: ApiCommandOptions, output: Output): Promise<number> {
-  const asked = new URLSearchParams(path.includes('?') ? path.slice(path.indexOf('?') + 1) : '');
-  const limit = asked.has('limit') ? undefined : limits.pageSizeMax;
+  const limit = limitIn(path) === undefined ? limits.pageSizeDefault : undefined;
   const items: unknown[] = [];
   let cursor: string | undefined;
   const followed = new Set<string>();
   for (let pages = 0; pages < reportPagesMax; pages += 1) {
-    const answer = await client.get<Record<string, unknown>>(path, { limit, cursor });
+    const answer = await get(client, path, { limit, cursor });
     const page = pageOf(answer);
     if (page === undefined) {
       if (pages > 0) throw new Failure(`${path} answered page ${pages + 1} with something other than a page (items and nextCursor); is CHIPLEDGER_URL the chipledger API?`);
@@ -118,6 +119,27 @@ async function getAll(client: ApiClient, path: string, options: ApiCommandOption
 function printAll(items: unknown[], nextCursor: string | null, options: ApiCommandOptions, output: Output): number {
   output.out(printableJson({ items, nextCursor }, layoutOf(options)));
   return 0;
+}
+
+/** The limit= the path gives, if it gives one. */
+function limitIn(path: string): string | undefined {
+  return new URLSearchParams(path.includes('?') ? path.slice(path.indexOf('?') + 1) : '').get('limit') ?? undefined;
+}
+
+/**
+ * The answer to a GET. One past the most the CLI reads is, from the API, a page of long rows
+ * asked for at too large a size: the error says to ask for smaller pages, with the limit the
+ * page was asked for (the path's, or the API's default, pageSizeDefault, which getAll sends).
+ */
+async function get(client: ApiClient, path: string, query: { limit?: number; cursor?: string }): Promise<Record<string, unknown>> {
+  try {
+    return await client.get<Record<string, unknown>>(path, query);
+  } catch (error) {
+    if (!(error instanceof UnexpectedAnswerError && error.failure === 'too-large')) throw error;
+    const asked = Number(query.limit ?? limitIn(path) ?? limits.pageSizeDefault);
+    const smaller = Number.isSafeInteger(asked) && asked > 1 ? `, such as limit=${Math.ceil(asked / 5)} (this page was asked for with limit=${asked})` : '';
+    throw new UnexpectedAnswerError(`${error.message}; if ${printable(path.split('?', 1)[0]!)} is a list, ask for smaller pages: give the path a smaller limit=${smaller}`, 'too-large');
+  }
 }
 
 /** The answer as a page of a list, if it is one. */

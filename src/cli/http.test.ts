@@ -88,7 +88,7 @@ describe('ApiClient', () => {
     const html = new Response('<html>welcome</html>', { status: 200, headers: { 'content-type': 'text/html' } });
     const { fetch } = fakeFetch([html, new Response('', { status: 200 })]);
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch });
-    await expect(client.get('/v1/licences')).rejects.toThrow(new UnexpectedAnswerError('http://ledger.test answered GET /v1/licences with 200 and text/html, not a JSON object; is CHIPLEDGER_URL the chipledger API?'));
+    await expect(client.get('/v1/licences')).rejects.toThrow(new UnexpectedAnswerError('http://ledger.test answered GET /v1/licences with 200 and text/html, not a JSON object; is CHIPLEDGER_URL the chipledger API?', 'not-json'));
     await expect(client.post('/v1/shipments', {})).rejects.toThrow(UnexpectedAnswerError);
   });
 
@@ -115,7 +115,7 @@ describe('ApiClient', () => {
     }), { status: 200, headers: { 'content-type': 'application/json' } });
     const { fetch, calls } = fakeFetch([endless]);
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch });
-    await expect(client.get('/v1/licences')).rejects.toThrow(new UnexpectedAnswerError(`http://ledger.test answered GET /v1/licences with 200: the answer is more than ${apiResponseBytesMax} bytes, the most chipledger reads`));
+    await expect(client.get('/v1/licences')).rejects.toThrow(new UnexpectedAnswerError(`http://ledger.test answered GET /v1/licences with 200: the answer is more than ${apiResponseBytesMax} bytes, the most chipledger reads`, 'too-large'));
     expect(calls).toHaveLength(1);
     expect(pulled).toBeLessThan(apiResponseBytesMax + 4 * chunk.length);
   });

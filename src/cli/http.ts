@@ -12,7 +12,12 @@ import { printable } from './output.ts';
 
 /** How long one request may take, including a 100,000-serial manifest being checked and committed. */
 export const requestTimeoutMs = 120_000;
-/** Largest answer read: far above the API's largest (a page of 500 rows of 2,000-character texts at most). */
+/**
+ * Largest answer read. Above the API's largest page at its default size (pageSizeDefault: 100
+ * events of at most about 153 KB each, an entry's bytes served in base64 and parsed, or 100
+ * licence versions, each with all the terms of its licence: about 16 MB); a page of pageSizeMax such rows can pass it,
+ * and `chipledger api` then says to ask for smaller pages.
+ */
 export const apiResponseBytesMax = 32 * 1024 * 1024;
 /** Chunk size of streamed request bodies (the upload progress moves one chunk at a time). */
 const uploadChunkBytes = 64 * 1024;
@@ -63,10 +68,11 @@ export function unknownOutcomeOf(error: unknown): UnknownOutcome | undefined {
 /**
  * The server answered with a success status but not with JSON, with a redirect, or with more
  * than apiResponseBytesMax: CHIPLEDGER_URL points at something else (another web server, a proxy's page, an address
- * that moved), not at the chipledger API.
+ * that moved), not at the chipledger API; or, too large, a page of long rows asked for at a
+ * size whose answer passes the bound.
  */
 export class UnexpectedAnswerError extends Error {
-  constructor(message: string) {
+  constructor(message: string, readonly failure: 'not-json' | 'redirect' | 'too-large') {
     super(message);
     this.name = 'UnexpectedAnswerError';
   }
@@ -120,13 +126,13 @@ export class ApiClient {
     const type = answer.headers.get('content-type') ?? '';
     const parsed = type.includes('json') ? jsonObjectOf(answer.body) : undefined;
     if (parsed !== undefined) return parsed as T;
-    throw new UnexpectedAnswerError(`${url.origin} answered ${method} ${url.pathname}${url.search} with ${answer.status} and ${type === '' ? 'no content type' : printable(type)}, not a JSON object; is CHIPLEDGER_URL the chipledger API?`);
+    throw new UnexpectedAnswerError(`${url.origin} answered ${method} ${url.pathname}${url.search} with ${answer.status} and ${type === '' ? 'no content type' : printable(type)}, not a JSON object; is CHIPLEDGER_URL the chipledger API?`, 'not-json');
   }
 }
 
 /** The transport's error as this client's; for a POST whose outcome is unknown, marked with the key that can learn it. */
 function apiErrorOf(error: HttpError, key: string | undefined): Error {
-  if (error.failure === 'redirect' || error.failure === 'too-large') return new UnexpectedAnswerError(error.message);
+  if (error.failure === 'redirect' || error.failure === 'too-large') return new UnexpectedAnswerError(error.message, error.failure);
   const ended = error.failure === 'status' ? new ApiError(error.status!, error.problem!) : new NetworkError(error.message, { cause: error.cause });
   const waited = error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs };
   if (key !== undefined && error.outcomeUnknown) ended.unknownOutcome = { idempotencyKey: key, attempts: error.attempts, ...waited };

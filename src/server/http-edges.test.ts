@@ -301,6 +301,14 @@ describe('a page size', () => {
     const page = await api.request({ method: 'GET', url: '/v1/shipments?limit=2', token: api.tokens.auditor });
     expect(page.json().items.length).toBe(2);
   });
+
+  it('past pageSizeMax, however many digits, is refused as too big, not as misspelt', async () => {
+    for (const limit of [String(limits.pageSizeMax + 1), '99999999', '9'.repeat(400)]) {
+      const response = await api.request({ method: 'GET', url: `/v1/shipments?limit=${limit}`, token: api.tokens.auditor });
+      expect(response.statusCode, `limit=${limit.slice(0, 20)}`).toBe(400);
+      expect(response.json().detail, `limit=${limit.slice(0, 20)}`).toMatch(new RegExp(`limit: Too big: expected number to be <=${limits.pageSizeMax}`));
+    }
+  });
 });
 
 describe('a demo server', () => {

@@ -1,9 +1,11 @@
 /**
  * What the OpenAPI document says in words, checked against what the server does: the problem
- * codes its descriptions name, the Idempotency-Key it takes, and what a retry of token.create gets.
+ * codes its descriptions name, the Idempotency-Key it takes, what a retry of token.create gets,
+ * and what a walk through a list's pages shows.
  */
 import { describe, expect, it } from 'vitest';
-import { buildOpenApiDocument } from './openapi.ts';
+import { buildOpenApiDocument, renderDocsPage } from './openapi.ts';
+import { queryRoutes } from './queries.ts';
 
 type Json = Record<string, unknown>;
 const document = buildOpenApiDocument() as Json & { paths: Record<string, Record<string, Json>>; components: Json & { schemas: Record<string, Json> } };
@@ -68,5 +70,25 @@ describe('the OpenAPI document', () => {
     const booked = (document.paths['/v1/shipments']!.post! as typeof operation).responses['201']!;
     expect(booked.description).toMatch(/A replayed answer carries Idempotent-Replayed: true/);
     expect((document.paths['/v1/shipments']!.post! as typeof operation).responses['409']!.$ref).toBe('#/components/responses/ReplayableProblem');
+  });
+
+  it("gives each list's order, and says which filters a walk can miss a row under", () => {
+    // Filters on a field a row never changes: a walk under them misses nothing the list has.
+    const filtersThatStay = new Set(['/v1/allocations?licenceId', '/v1/events?subjectId']);
+    for (const route of queryRoutes.filter((candidate) => candidate.list)) {
+      const path = route.path.replace(/:(id|seq)/, '{$1}');
+      const answer = (document.paths[path]!.get!.responses as Record<string, { content: Record<string, { schema: { properties: { nextCursor: { description: string } } } }> }>)['200']!;
+      const description = answer.content['application/json']!.schema.properties.nextCursor.description;
+      expect(description, path).toContain(`Items come ${route.order!.by}; a row's key never changes, so a walk through the pages shows each row at most once.`);
+      const filters = Object.keys(route.query.shape).filter((name) => name !== 'limit' && name !== 'cursor');
+      for (const name of filters) {
+        // Every filter is one or the other, so a new one has to be thought about.
+        expect(route.order!.filtersThatChange.includes(name), `${route.path}?${name}`).toBe(!filtersThatStay.has(`${route.path}?${name}`));
+        if (route.order!.filtersThatChange.includes(name)) expect(description, `${route.path}?${name}`).toMatch(new RegExp(`A walk under .*\\?${name}=.* can miss a row whose field changes during the walk`));
+      }
+      if (route.order!.filtersThatChange.length === 0) expect(description, path).not.toMatch(/can miss/);
+    }
+    expect(queryRoutes.filter((route) => !route.list && route.order !== undefined).map((route) => route.path)).toEqual([]);
+    expect(renderDocsPage(document)).toContain('(<code>/v1/licences?status=</code>, <code>/v1/shipments?status=</code>, <code>/v1/units?siteId=</code>, <code>/v1/units?custody=</code>) can miss a row that leaves the filter');
   });
 });

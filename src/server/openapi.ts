@@ -182,7 +182,7 @@ function queryOperation(route: (typeof queryRoutes)[number]) {
   const schema = route.list
     ? {
       type: 'object',
-      properties: { items: { type: 'array', items: item }, nextCursor: { type: ['string', 'null'], description: 'Pass as ?cursor= for the next page; null on the last page.' } },
+      properties: { items: { type: 'array', items: item }, nextCursor: { type: ['string', 'null'], description: nextCursorDescription(route) } },
       required: ['items', 'nextCursor'],
       additionalProperties: false,
     }
@@ -194,6 +194,25 @@ function queryOperation(route: (typeof queryRoutes)[number]) {
     parameters,
     responses: { '200': { description: 'OK', content: { 'application/json': { schema } } }, ...errorResponses([400, 401, 404, 503]) },
   };
+}
+
+/**
+ * What a list's nextCursor says: how its pages follow one another (the route's order). Keyset
+ * pages hold no snapshot: a client walking a list while it changes needs to know what a walk
+ * can and cannot show.
+ */
+function nextCursorDescription(route: (typeof queryRoutes)[number]): string {
+  const order = route.order;
+  if (order === undefined) throw new Error(`the list ${route.path} declares no order for its document (queries.ts)`);
+  const filters = order.filtersThatChange.map((name) => `?${name}=`).join(' or ');
+  const fields = order.filtersThatChange.length === 1 ? 'a field that can change' : 'fields that can change';
+  const missed = filters === '' ? '' : ` A walk under ${filters} (${fields}) can miss a row whose field changes during the walk: one that leaves the filter and comes back between two pages.`;
+  return `Pass as ?cursor= for the next page; null on the last page. Items come ${order.by}; a row's key never changes, so a walk through the pages shows each row at most once.${missed}`;
+}
+
+/** The lists whose filters a row's changes move it in or out of, as the docs page names them: /v1/units?siteId=. */
+function filtersThatChange(): string[] {
+  return queryRoutes.flatMap((route) => (route.order?.filtersThatChange ?? []).map((name) => `${route.path}?${name}=`));
 }
 
 /** The transparency log's public endpoints (src/server/log-routes.ts), in the standard formats. */
@@ -401,6 +420,8 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e3e6ec;
 <p>Authenticate with <code>Authorization: Bearer clt_…</code>. Every state-changing POST needs an <code>Idempotency-Key</code> header, except a witness's <code>POST /v1/log/cosignatures</code>: storing a cosignature again changes nothing.
 A 503 (<code>unavailable</code> or <code>overloaded</code>) committed nothing or its outcome is unknown: send the same request again, with the same key, after its <code>Retry-After</code>.
 Errors are <code>${problemContentType}</code> (RFC 9457) with a stable <code>code</code>. Lists take <code>?limit=</code> (at most ${limits.pageSizeMax}) and <code>?cursor=</code> and answer <code>{ items, nextCursor }</code>.
+Each list is in a fixed order by a key that never changes (its answer's <code>nextCursor</code> says which), so a walk through its pages shows each row at most once;
+pages are not a snapshot, and a walk under a filter on a field that can change (${filtersThatChange().map((filter) => `<code>${escapeHtml(filter)}</code>`).join(', ')}) can miss a row that leaves the filter and comes back between two pages.
 Every GET also answers HEAD (status and headers, no body). The machine-readable document is <a href="/v1/openapi.json">/v1/openapi.json</a>.</p>
 <table><thead><tr><th>method</th><th>path</th><th>what</th><th>who</th></tr></thead><tbody>
 ${rows.join('\n')}

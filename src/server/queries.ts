@@ -30,19 +30,38 @@ export interface QueryRoute {
   query: z.ZodObject;
   /** Lists answer { items, nextCursor }. */
   list: boolean;
+  /** Lists: the order of their items, which the document gives clients. */
+  order?: ListOrder;
   /** What it answers (a list: each item), by its schema's name in src/server/wire.ts. */
   item: wire.ResourceName;
   run(context: QueryContext, viewer: Viewer, params: Record<string, string>, query: Record<string, unknown>): Promise<unknown>;
 }
 
 /**
+ * How a list's pages follow one another. `by`: the key of its order, in words; a row's key
+ * never changes, so a walk through the pages shows each row at most once (store/pages.ts).
+ * `filtersThatChange`: its filters on a field a row's changes move it in or out of; keyset
+ * pages hold no snapshot, so a walk under one of them can miss a row that leaves the filter
+ * and comes back between two pages.
+ */
+export interface ListOrder {
+  by: string;
+  filtersThatChange: readonly string[];
+}
+const byCreation = 'in order of creation (created_seq, the number in the id)';
+const bySerial = "in serial order, as the database's collation orders text (byte order on the embedded cluster)";
+
+/**
  * A page size in its one canonical spelling, as the log routes read numbers: decimal digits,
  * no sign, no leading zero, not empty (a coercion read '0x10', '1e2' and '2.0' as numbers,
- * and '' as 0). The document shows it as the integer it is.
+ * and '' as 0). Any count of digits is that spelling, so a long one is refused by the range
+ * check, as too big: past 2^53 it is read as the largest safe integer, still too big, since
+ * int() would refuse an unsafe one (or Infinity, past a double) for another reason. The
+ * document shows it as the integer it is.
  */
 const pageSize = z.string()
-  .refine((text) => /^(0|[1-9][0-9]{0,5})$/.test(text), 'must be a whole decimal number without sign or leading zeros')
-  .transform(Number)
+  .refine((text) => /^(0|[1-9][0-9]*)$/.test(text), 'must be a whole decimal number without sign or leading zeros')
+  .transform((text) => Math.min(Number(text), Number.MAX_SAFE_INTEGER))
   .pipe(z.number().int().min(1).max(limits.pageSizeMax))
   .default(limits.pageSizeDefault)
   .meta({ type: 'integer', minimum: 1, maximum: limits.pageSizeMax, default: limits.pageSizeDefault });
@@ -149,15 +168,15 @@ export function seqInPath(raw: string): number {
 
 export const queryRoutes: readonly QueryRoute[] = [
   {
-    path: '/v1/organisations', item: 'Organisation', summary: 'Organisations: its own, and those named on the licences and allocations it reads', list: true, query: z.strictObject(pageQuery),
+    path: '/v1/organisations', item: 'Organisation', summary: 'Organisations: its own, and those named on the licences and allocations it reads', list: true, order: { by: byCreation, filtersThatChange: [] }, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, _params, query) => listOf(await read.listOrganisations(pool, viewer, pageOf(query, 'number')), present.presentOrganisation),
   },
   {
-    path: '/v1/products', item: 'Product', summary: 'The product catalogue with ECCNs', list: true, query: z.strictObject(pageQuery),
+    path: '/v1/products', item: 'Product', summary: 'The product catalogue with ECCNs', list: true, order: { by: byCreation, filtersThatChange: [] }, query: z.strictObject(pageQuery),
     run: async ({ pool }, _viewer, _params, query) => listOf(await read.listProducts(pool, pageOf(query, 'number')), present.presentProduct),
   },
   {
-    path: '/v1/licences', item: 'Licence', summary: 'Licences the caller holds or is named on', list: true, query: z.strictObject({ ...pageQuery, status: licenceStatus.optional() }),
+    path: '/v1/licences', item: 'Licence', summary: 'Licences the caller holds or is named on', list: true, order: { by: byCreation, filtersThatChange: ['status'] }, query: z.strictObject({ ...pageQuery, status: licenceStatus.optional() }),
     run: async ({ pool }, viewer, _params, query) => listOf(
       await read.listLicences(pool, viewer, pageOf(query, 'number'), query.status === undefined ? {} : { status: query.status as string }),
       present.presentLicence,
@@ -171,14 +190,14 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/licences/:id/versions', item: 'LicenceVersion', summary: "A licence's versions: every amendment, nothing overwritten", list: true, query: z.strictObject(pageQuery),
+    path: '/v1/licences/:id/versions', item: 'LicenceVersion', summary: "A licence's versions: every amendment, nothing overwritten", list: true, order: { by: 'in version order', filtersThatChange: [] }, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, params, query) => {
       const id = pathId(params);
       return listOf(found(await read.listLicenceVersions(pool, viewer, id, pageOf(query, 'number', versionKeyMax)), 'licence', id), present.presentLicenceVersion);
     },
   },
   {
-    path: '/v1/allocations', item: 'Allocation', summary: 'Allocations the caller receives (recipients), or also those on its licences (exporters)', list: true,
+    path: '/v1/allocations', item: 'Allocation', summary: 'Allocations the caller receives (recipients), or also those on its licences (exporters)', list: true, order: { by: byCreation, filtersThatChange: [] },
     query: z.strictObject({ ...pageQuery, licenceId: idSchema.optional() }),
     run: async ({ pool }, viewer, _params, query) => listOf(
       await read.listAllocations(pool, viewer, pageOf(query, 'number'), query.licenceId === undefined ? {} : { licenceId: query.licenceId as string }),
@@ -193,7 +212,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/shipments', item: 'Shipment', summary: 'Shipments the caller exports or receives', list: true, query: z.strictObject({ ...pageQuery, status: shipmentStatus.optional() }),
+    path: '/v1/shipments', item: 'Shipment', summary: 'Shipments the caller exports or receives', list: true, order: { by: byCreation, filtersThatChange: ['status'] }, query: z.strictObject({ ...pageQuery, status: shipmentStatus.optional() }),
     run: async ({ pool }, viewer, _params, query) => listOf(
       await read.listShipments(pool, viewer, pageOf(query, 'number'), query.status === undefined ? {} : { status: query.status as string }),
       present.presentShipment,
@@ -207,14 +226,14 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/shipments/:id/serials', item: 'Serial', summary: "A shipment's serial manifest with each unit's custody", list: true, query: z.strictObject(pageQuery),
+    path: '/v1/shipments/:id/serials', item: 'Serial', summary: "A shipment's serial manifest with each unit's custody", list: true, order: { by: bySerial, filtersThatChange: [] }, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, params, query) => {
       const id = pathId(params);
       return listOf(found(await read.listShipmentSerials(pool, viewer, id, pageOf(query, 'string')), 'shipment', id), present.presentSerial);
     },
   },
   {
-    path: '/v1/units', item: 'Unit', summary: 'Units the caller received or exported', list: true,
+    path: '/v1/units', item: 'Unit', summary: 'Units the caller received or exported', list: true, order: { by: bySerial, filtersThatChange: ['siteId', 'custody'] },
     query: z.strictObject({ ...pageQuery, siteId: idSchema.optional(), custody: custody.optional() }),
     run: async ({ pool }, viewer, _params, query) => listOf(
       await read.listUnits(pool, viewer, pageOf(query, 'string'), {
@@ -232,7 +251,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/sites', item: 'Site', summary: "The caller's sites (all sites for authorities and auditors)", list: true, query: z.strictObject(pageQuery),
+    path: '/v1/sites', item: 'Site', summary: "The caller's sites (all sites for authorities and auditors)", list: true, order: { by: byCreation, filtersThatChange: [] }, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, _params, query) => listOf(await read.listSites(pool, viewer, pageOf(query, 'number')), present.presentSite),
   },
   {
@@ -243,7 +262,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/events', item: 'Event', summary: `Ledger events that name the caller, in log order (leaf index = seq); subjectId gives one record's history (e.g. S-12, SITE-41): the events whose subject it is and those that name it among the further records they are about (the sites units left, each shipment of an ending across several, the licence of an allocation created or resized; not the bookings, ships, cancels and expiries under a licence or allocation, which are their shipments' events), as far as the caller reads them; a page of a history reads at most ${limits.historySeqsScannedMax.toLocaleString('en')} of its events, so it may come short, or empty, with a nextCursor where the reading stopped: the history has ended only when nextCursor is null. organisationIds lists every reader to authorities and auditors, and to any other caller its own id alone`, list: true,
+    path: '/v1/events', item: 'Event', summary: `Ledger events that name the caller, in log order (leaf index = seq); subjectId gives one record's history (e.g. S-12, SITE-41): the events whose subject it is and those that name it among the further records they are about (the sites units left, each shipment of an ending across several, the licence of an allocation created or resized; not the bookings, ships, cancels and expiries under a licence or allocation, which are their shipments' events), as far as the caller reads them; a page of a history reads at most ${limits.historySeqsScannedMax.toLocaleString('en')} of its events, so it may come short, or empty, with a nextCursor where the reading stopped: the history has ended only when nextCursor is null. organisationIds lists every reader to authorities and auditors, and to any other caller its own id alone`, list: true, order: { by: 'in log order (seq, the leaf index)', filtersThatChange: [] },
     query: z.strictObject({ ...pageQuery, subjectId: idSchema.optional() }),
     run: async ({ pool, demo }, viewer, _params, query) => listOf(
       await read.listEvents(pool, viewer, pageOf(query, 'number'), query.subjectId === undefined ? {} : { subjectId: query.subjectId as string }),
@@ -260,7 +279,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/reports/utilisation', item: 'Utilisation', summary: `Per licence and allocation: units, allocated, reserved, shipped, available; a page embeds at most ${limits.utilisationPageAllocationsMax.toLocaleString('en')} allocations (a licence at most ${read.embeddedRowsMax}, then allocationsTruncated) and ends early, with a cursor to the next licence, where one more licence would pass that`, list: true, query: z.strictObject(pageQuery),
+    path: '/v1/reports/utilisation', item: 'Utilisation', summary: `Per licence and allocation: units, allocated, reserved, shipped, available; a page embeds at most ${limits.utilisationPageAllocationsMax.toLocaleString('en')} allocations (a licence at most ${read.embeddedRowsMax}, then allocationsTruncated) and ends early, with a cursor to the next licence, where one more licence would pass that`, list: true, order: { by: byCreation, filtersThatChange: [] }, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, _params, query) => listOf(await read.utilisation(pool, viewer, pageOf(query, 'number')), present.presentUtilisation),
   },
 ];
