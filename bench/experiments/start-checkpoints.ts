@@ -50,7 +50,7 @@ try {
   await pool.query('VACUUM ANALYZE tlog_checkpoints');
   const stored = Number((await pool.query('SELECT count(*) AS n FROM tlog_checkpoints')).rows[0].n);
   console.log(`${events.toLocaleString('en-US')} events, ${stored.toLocaleString('en-US')} checkpoints; ${server.description}`);
-  const scopes: Array<[string, CheckpointScope]> = [['every checkpoint (check)', 'all'], [`the newest ${limits.startCheckCheckpointsMax} and the announcements (a start)`, { newest: limits.startCheckCheckpointsMax }]];
+  const scopes: Array<[string, CheckpointScope]> = [['every checkpoint (check)', 'all'], [`the newest ${limits.startCheckCheckpointsMax} by size, signing order and cosignature, and the announcements (a start)`, { newest: limits.startCheckCheckpointsMax }]];
   for (let run = 1; run <= runs; run += 1) {
     for (const [what, scope] of scopes) {
       global.gc?.();

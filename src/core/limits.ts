@@ -156,12 +156,12 @@ export const limits = {
    */
   checkpointSigningWaitMsMax: 10_000,
   /**
-   * How many of the newest checkpoints (in signing order) the start-up check re-verifies,
-   * besides every key's announcement; `chipledger check` re-verifies all. Every checkpoint is
-   * kept, and a log that takes events steadily signs one a second: re-verifying them all took
-   * 0.19 ms and 1-1.7 KB each at every start (56 s and 950 MB at 300,000, past Node's default
-   * heap at a few million). The newest ones are those served and cosigned; an older one is
-   * also held by the database (one root per size, migration 005) and by `check`.
+   * How many of the newest checkpoints the start-up check re-verifies, by size (what is
+   * served and recorded), in signing order (a row added at an old size) and among those
+   * witnesses cosigned (what `?cosignatures=N` serves), besides every key's announcement;
+   * `chipledger check` re-verifies all. Every checkpoint is kept, and a log that takes events
+   * steadily signs one a second: re-verifying them all took 0.19 ms and 1-1.7 KB each at
+   * every start (56 s and 950 MB at 300,000, past Node's default heap at a few million).
    */
   startCheckCheckpointsMax: 1_024,
   /**

@@ -107,6 +107,37 @@ describe('the checkpoints the start-up check re-verifies', () => {
     expect(await checkTampered(newestTwo, (client) => spoilSignature(client, 'announcement'))).toBeInstanceOf(LogCheckError);
   });
 
+  it('the newest by size are re-verified whatever their signing times say (a row back-dated, a clock stepped back)', async () => {
+    const spoiltAndBackDated = await checkTampered(newestTwo, async (client) => {
+      await spoilSignature(client, 'newest');
+      await client.query("UPDATE tlog_checkpoints SET created_at = '2000-01-01' WHERE size = (SELECT max(size) FROM tlog_checkpoints)");
+    });
+    expect(spoiltAndBackDated).toMatchObject({ check: 'checkpoint-signature' });
+    const afterClockStep = await checkTampered(newestTwo, async (client) => {
+      await spoilSignature(client, 'newest');
+      // Every other row signed while the database's clock ran an hour ahead.
+      await client.query("UPDATE tlog_checkpoints SET created_at = created_at + interval '1 hour' WHERE size < (SELECT max(size) FROM tlog_checkpoints)");
+    });
+    expect(afterClockStep).toMatchObject({ check: 'checkpoint-signature' });
+  });
+
+  it('a rogue row added at an old size is re-verified (the newest in signing order)', async () => {
+    const rogue = await checkTampered(newestTwo, async (client) => {
+      const oldest = (await client.query('SELECT size, root, signed_note FROM tlog_checkpoints ORDER BY created_at LIMIT 1')).rows[0];
+      await client.query("INSERT INTO tlog_checkpoints (size, root, key_id, signed_note) VALUES ($1, $2, 'deadbeef', $3)", [oldest.size, oldest.root, oldest.signed_note]);
+    });
+    expect(rogue).toMatchObject({ check: 'checkpoint-signature' });
+  });
+
+  it('a checkpoint witnesses cosigned is re-verified however old (?cosignatures=N serves it)', async () => {
+    const cosigned = await checkTampered(newestTwo, async (client) => {
+      const oldest = (await client.query('SELECT size, key_id FROM tlog_checkpoints ORDER BY created_at LIMIT 1')).rows[0];
+      await client.query("INSERT INTO tlog_cosignatures (checkpoint_size, checkpoint_key_id, witness, key_id, timestamp_s, signature_line) VALUES ($1, $2, 'witness.scope.test', '01020304', 1, 'x')", [oldest.size, oldest.key_id]);
+      await spoilSignature(client, 'oldest');
+    });
+    expect(cosigned).toMatchObject({ check: 'checkpoint-signature' });
+  });
+
   it('a server refuses to start on a spoilt newest checkpoint (Ledger.open checks the newest)', async () => {
     const newest = (await database.pool.query('SELECT size, key_id, signed_note FROM tlog_checkpoints ORDER BY created_at DESC LIMIT 1')).rows[0];
     const client = await database.pool.connect();

@@ -48,10 +48,11 @@ export async function checkLogOnStart(db: Pool | PoolClient, log: TransparencyLo
 
 /**
  * Which stored checkpoints the check re-verifies (signatures, key, root column, size, one root
- * per size, consistency with the tree): all of them (`chipledger check`), or the newest ones
- * in signing order and every key's announcement (a server's start: every checkpoint is kept,
- * one a second while events come, and a start that re-verified them all grew by 0.19 ms and
- * 1-1.7 KB each, without bound; limits.startCheckCheckpointsMax says what the others rest on).
+ * per size, consistency with the tree): all of them (`chipledger check`), or, at a server's
+ * start, the newest ones by size, in signing order and among those cosigned, and every key's
+ * announcement (tlog-tables.ts listCheckpointsToCheck). Every checkpoint is kept, one a second
+ * while events come, and a start that re-verified them all grew by 0.19 ms and 1-1.7 KB each
+ * without bound; the older ones are `chipledger check`'s to re-verify.
  */
 export type CheckpointScope = 'all' | { newest: number };
 

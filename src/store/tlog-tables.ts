@@ -195,12 +195,20 @@ export async function listCheckpoints(db: Queryable): Promise<CheckpointRow[]> {
 
 /**
  * The checkpoints the start-up check re-verifies, in listCheckpoints' order: the newest
- * `newest` in signing order (created_at, migration 046's index) and every key's announcement.
+ * `newest` by size (what is served and recorded: latestCheckpoint orders by size, and a clock
+ * stepped back must not hide them), the newest `newest` in signing order (created_at,
+ * migration 046's index: a row added at an old size), the newest `newest` that witnesses
+ * cosigned (what `?cosignatures=N` serves), and every key's announcement. One IN over a
+ * UNION, each part read by an index: an OR of INs made PostgreSQL scan every checkpoint
+ * (800 ms a million; the review of session 18's changes).
  */
 export async function listCheckpointsToCheck(db: Queryable, newest: number): Promise<CheckpointRow[]> {
   return (await db.query<CheckpointRow>(`SELECT * FROM tlog_checkpoints
-    WHERE (size, key_id) IN (SELECT size, key_id FROM tlog_checkpoints ORDER BY created_at DESC LIMIT $1)
-       OR (size, key_id) IN (SELECT announced_size, key_id FROM tlog_keys WHERE announced_size IS NOT NULL)
+    WHERE (size, key_id) IN (
+      (SELECT size, key_id FROM tlog_checkpoints ORDER BY size DESC, key_id DESC LIMIT $1)
+      UNION (SELECT size, key_id FROM tlog_checkpoints ORDER BY created_at DESC LIMIT $1)
+      UNION (SELECT DISTINCT checkpoint_size, checkpoint_key_id FROM tlog_cosignatures ORDER BY checkpoint_size DESC, checkpoint_key_id DESC LIMIT $1)
+      UNION SELECT announced_size, key_id FROM tlog_keys WHERE announced_size IS NOT NULL)
     ORDER BY size, created_at`, [newest])).rows;
 }
 
