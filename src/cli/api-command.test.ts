@@ -204,8 +204,8 @@ describe('chipledger api', () => {
     const all = await run(['api', 'GET', '/v1/sites', '--all', '--json']);
     expect(all.code, all.stderr).toBe(0);
     expect(all.stderr).toBe('');
-    // Pages of the API's default size, not its largest: see the test of an answer too large.
-    expect(requests[0]).toBe(`GET /v1/sites?limit=${limits.pageSizeDefault}`);
+    // Pages of the API's largest size (a page too large for the CLI is asked for again smaller: see below).
+    expect(requests[0]).toBe(`GET /v1/sites?limit=${limits.pageSizeMax}`);
     expect(JSON.parse(all.stdout)).toEqual({ items: expect.any(Array), nextCursor: null });
     expect((JSON.parse(all.stdout) as { items: unknown[] }).items).toHaveLength(total);
 
@@ -256,17 +256,35 @@ describe('chipledger api', () => {
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch });
     const tooLarge = `http://ledger.test answered GET %s with 200: the answer is more than ${apiResponseBytesMax} bytes, the most chipledger reads; `
       + 'if /v1/licences/L-7/versions is a list, ask for smaller pages: give the path a smaller limit=, such as limit=%d (this page was asked for with limit=%d)';
+    // --all without a limit asks for the largest pages, then once more at the default size.
     for (const [path, options, sent, smaller, limit] of [
-      ['/v1/licences/L-7/versions', { all: true }, `/v1/licences/L-7/versions?limit=${limits.pageSizeDefault}`, limits.pageSizeDefault / 5, limits.pageSizeDefault],
-      ['/v1/licences/L-7/versions?limit=500', { all: true }, '/v1/licences/L-7/versions?limit=500', 100, 500],
-      ['/v1/licences/L-7/versions', {}, '/v1/licences/L-7/versions', limits.pageSizeDefault / 5, limits.pageSizeDefault],
+      ['/v1/licences/L-7/versions', { all: true }, [`/v1/licences/L-7/versions?limit=${limits.pageSizeMax}`, `/v1/licences/L-7/versions?limit=${limits.pageSizeDefault}`], limits.pageSizeDefault / 5, limits.pageSizeDefault],
+      ['/v1/licences/L-7/versions?limit=500', { all: true }, ['/v1/licences/L-7/versions?limit=500'], 100, 500],
+      ['/v1/licences/L-7/versions', {}, ['/v1/licences/L-7/versions'], limits.pageSizeDefault / 5, limits.pageSizeDefault],
     ] as const) {
       asked.length = 0;
       const failed = await apiCommand(client, 'GET', path, options, recorder().output).catch((error: unknown) => error);
-      expect(asked, path).toEqual([sent]);
+      expect(asked, path).toEqual(sent);
       expect(failed, path).toBeInstanceOf(UnexpectedAnswerError);
-      expect((failed as Error).message, path).toBe(tooLarge.replace('%s', sent).replace('%d', String(smaller)).replace('%d', String(limit)));
+      expect((failed as Error).message, path).toBe(tooLarge.replace('%s', sent.at(-1)!).replace('%d', String(smaller)).replace('%d', String(limit)));
     }
+  });
+
+  it('--all takes the largest pages, and a page too large for the CLI again at the default size', async () => {
+    const asked: string[] = [];
+    const fetch = (async (input: URL) => {
+      asked.push(`${input.pathname}${input.search}`);
+      const cursor = input.searchParams.get('cursor');
+      if (input.searchParams.get('limit') === String(limits.pageSizeMax) && cursor === 'c1') {
+        return new Response('{}', { headers: { 'content-type': 'application/json', 'content-length': String(apiResponseBytesMax + 1) } });
+      }
+      return Response.json(cursor === null ? { items: [1, 2], nextCursor: 'c1' } : { items: [3], nextCursor: null });
+    }) as unknown as typeof globalThis.fetch;
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch });
+    const out = recorder();
+    expect(await apiCommand(client, 'GET', '/v1/events', { all: true, json: true }, out.output)).toBe(0);
+    expect(asked).toEqual([`/v1/events?limit=${limits.pageSizeMax}`, `/v1/events?limit=${limits.pageSizeMax}&cursor=c1`, `/v1/events?limit=${limits.pageSizeDefault}&cursor=c1`]);
+    expect(JSON.parse(out.out.join('\n'))).toEqual({ items: [1, 2, 3], nextCursor: null });
   });
 
   it('stops --all at a cursor the server gave before, instead of printing the same pages again', async () => {

@@ -90,17 +90,17 @@ async function getOne(client: ApiClient, path: string, options: ApiCommandOption
 /**
  * Every page of a list, as one page: its items, and a nextCursor that is null unless the
  * pages ran out at reportPagesMax (then it is where to go on from). A page the user asked
- * for by its limit keeps it; otherwise each is of the API's default size, not its largest:
- * pageSizeMax rows of a list with long rows (a licence's versions, each with all its terms;
- * events with long texts) can pass the most the CLI reads (apiResponseBytesMax).
+ * for by its limit keeps it; otherwise each is the API's largest, and a page of those that
+ * passes the most the CLI reads (apiResponseBytesMax: a licence's versions, each with all its
+ * terms; events with long texts) is asked for again at the API's default size.
  */
 async function getAll(client: ApiClient, path: string, options: ApiCommandOptions, output: Output): Promise<number> {
-  const limit = limitIn(path) === undefined ? limits.pageSizeDefault : undefined;
+  const chosen = limitIn(path) === undefined;
   const items: unknown[] = [];
   let cursor: string | undefined;
   const followed = new Set<string>();
   for (let pages = 0; pages < reportPagesMax; pages += 1) {
-    const answer = await get(client, path, { limit, cursor });
+    const answer = chosen ? await getLargestThatFits(client, path, cursor) : await get(client, path, { cursor });
     const page = pageOf(answer);
     if (page === undefined) {
       if (pages > 0) throw new Failure(`${path} answered page ${pages + 1} with something other than a page (items and nextCursor); is CHIPLEDGER_URL the chipledger API?`);
@@ -116,6 +116,16 @@ async function getAll(client: ApiClient, path: string, options: ApiCommandOption
   return printAll(items, cursor!, options, output);
 }
 
+/** A page at the API's largest size, or, when that passes the most the CLI reads, at its default. */
+async function getLargestThatFits(client: ApiClient, path: string, cursor: string | undefined): Promise<Record<string, unknown>> {
+  try {
+    return await client.get<Record<string, unknown>>(path, { limit: limits.pageSizeMax, cursor });
+  } catch (error) {
+    if (!(error instanceof UnexpectedAnswerError && error.failure === 'too-large')) throw error;
+    return get(client, path, { limit: limits.pageSizeDefault, cursor });
+  }
+}
+
 function printAll(items: unknown[], nextCursor: string | null, options: ApiCommandOptions, output: Output): number {
   output.out(printableJson({ items, nextCursor }, layoutOf(options)));
   return 0;
@@ -129,7 +139,7 @@ function limitIn(path: string): string | undefined {
 /**
  * The answer to a GET. One past the most the CLI reads is, from the API, a page of long rows
  * asked for at too large a size: the error says to ask for smaller pages, with the limit the
- * page was asked for (the path's, or the API's default, pageSizeDefault, which getAll sends).
+ * page was asked for (the path's, or the API's default, pageSizeDefault, which getAll falls back to).
  */
 async function get(client: ApiClient, path: string, query: { limit?: number; cursor?: string }): Promise<Record<string, unknown>> {
   try {
