@@ -7,11 +7,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { bookMany, buildWorld, type World } from '../../test/world.ts';
-import { createPool, type PoolClient } from '../store/pool.ts';
+import type { PoolClient } from '../store/pool.ts';
 import { generateSignerKey } from '../tlog/index.ts';
 import { Ledger } from './ledger.ts';
 import { checkLogOnStart, LogCheckError, type CheckpointScope } from './log-check.ts';
 import { TransparencyLog } from './transparency-log.ts';
+import { openSigningLedger } from '../../test/support/signing-ledger.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -20,17 +21,7 @@ const keyA = generateSignerKey(origin);
 const keyB = generateSignerKey(origin);
 const newestTwo: CheckpointScope = { newest: 2 };
 
-/** A ledger of its own on the database, signing with `signerKey` only when told. */
-async function open(signerKey: string, previous?: string): Promise<Ledger> {
-  const pool = createPool({ url: database.url, connectionsMax: 3, applicationName: 'log-check-scope' });
-  const ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: signerKey, ...(previous ? { logPreviousSignerKey: previous } : {}), checkpointIntervalMs: 3_600_000 });
-  const close = ledger.close.bind(ledger);
-  ledger.close = async () => {
-    await close();
-    await pool.end();
-  };
-  return ledger;
-}
+const open = (signerKey: string, previous?: string): Promise<Ledger> => openSigningLedger(database.url, world.clock, signerKey, previous, 'log-check-scope');
 
 /** `count` checkpoints, each over one more booking. */
 async function signEach(ledger: Ledger, count: number): Promise<void> {

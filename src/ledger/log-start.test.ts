@@ -6,12 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { bookMany, buildWorld, type World } from '../../test/world.ts';
-import { createPool, type PoolClient } from '../store/pool.ts';
+import type { PoolClient } from '../store/pool.ts';
 import { listLogKeys, readHead } from '../store/tlog-tables.ts';
 import { formatCheckpoint, formatKeyId, generateSignerKey, parseSignerKey, signNote } from '../tlog/index.ts';
 import { Ledger } from './ledger.ts';
 import { checkLogOnStart, LogCheckError } from './log-check.ts';
 import { TransparencyLog } from './transparency-log.ts';
+import { openSigningLedger } from '../../test/support/signing-ledger.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -31,22 +32,7 @@ afterAll(async () => {
 
 const book = (count: number): Promise<void> => bookMany(world, count);
 
-/** A second process on the same database, signing with `signerKey`. */
-async function open(signerKey: string, previous?: string): Promise<Ledger> {
-  const pool = createPool({ url: database.url, connectionsMax: 3, applicationName: 'log-start' });
-  try {
-    const ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: signerKey, ...(previous ? { logPreviousSignerKey: previous } : {}), checkpointIntervalMs: 3_600_000 });
-    const close = ledger.close.bind(ledger);
-    ledger.close = async () => {
-      await close();
-      await pool.end();
-    };
-    return ledger;
-  } catch (error) {
-    await pool.end();
-    throw error;
-  }
-}
+const open = (signerKey: string, previous?: string): Promise<Ledger> => openSigningLedger(database.url, world.clock, signerKey, previous, 'log-start');
 
 /** Changes the state in a transaction, runs the check on that view, rolls back; returns the refusal. */
 async function checkTampered(tamper: (client: PoolClient) => Promise<void>): Promise<LogCheckError> {
