@@ -239,6 +239,17 @@ export const limits = {
   pageSizeMax: 500,
   pageSizeDefault: 100,
   /**
+   * Stored bytes of the rows one page of events or of a licence's versions holds, past which
+   * the page ends early with a cursor (store/pages.ts withinBytes), as the utilisation report
+   * ends at 5,000 allocations. Rows are counted in pages, but an event's entry may be 64 KiB and
+   * a version holds every term of its licence: 500 of them made a page of 36-45 MB built whole
+   * in memory, and 16 such requests by one recipient took a server from 312 MB to 1.19 GB
+   * (session 18's paging review). An event is served as about 2.3 times its stored bytes
+   * (its canonical bytes in base64 and its body parsed), so a page stays near 10 MB. A page
+   * always holds at least one row.
+   */
+  pageBytesMax: 4 * 1024 * 1024,
+  /**
    * Seqs of one record's history that one page of it reads (GET /v1/events?subjectId=,
    * store/event-queries.ts eventsOfSubject) before it answers the events found so far with a
    * cursor where the reading stopped. Each seq costs a probe of the caller's reader sets,

@@ -190,7 +190,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/licences/:id/versions', item: 'LicenceVersion', summary: "A licence's versions: every amendment, nothing overwritten", list: true, order: { by: 'in version order', filtersThatChange: [] }, query: z.strictObject(pageQuery),
+    path: '/v1/licences/:id/versions', item: 'LicenceVersion', summary: `A licence's versions: every amendment, nothing overwritten; a page ends early, with a nextCursor, once its versions pass ${(limits.pageBytesMax / 1024 / 1024).toLocaleString('en')} MiB as text (it always holds one)`, list: true, order: { by: 'in version order', filtersThatChange: [] }, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, params, query) => {
       const id = pathId(params);
       return listOf(found(await read.listLicenceVersions(pool, viewer, id, pageOf(query, 'number', versionKeyMax)), 'licence', id), present.presentLicenceVersion);
@@ -262,7 +262,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/events', item: 'Event', summary: `Ledger events that name the caller, in log order (leaf index = seq); subjectId gives one record's history (e.g. S-12, SITE-41): the events whose subject it is and those that name it among the further records they are about (the sites units left, each shipment of an ending across several, the licence of an allocation created or resized; not the bookings, ships, cancels and expiries under a licence or allocation, which are their shipments' events), as far as the caller reads them; a page of a history reads at most ${limits.historySeqsScannedMax.toLocaleString('en')} of its events, so it may come short, or empty, with a nextCursor where the reading stopped: the history has ended only when nextCursor is null. organisationIds lists every reader to authorities and auditors, and to any other caller its own id alone`, list: true, order: { by: 'in log order (seq, the leaf index)', filtersThatChange: [] },
+    path: '/v1/events', item: 'Event', summary: `Ledger events that name the caller, in log order (leaf index = seq); subjectId gives one record's history (e.g. S-12, SITE-41): the events whose subject it is and those that name it among the further records they are about (the sites units left, each shipment of an ending across several, the licence of an allocation created or resized; not the bookings, ships, cancels and expiries under a licence or allocation, which are their shipments' events), as far as the caller reads them; a page of a history reads at most ${limits.historySeqsScannedMax.toLocaleString('en')} of its events, so it may come short, or empty, with a nextCursor where the reading stopped: the history has ended only when nextCursor is null. Any page of events also ends early, with a nextCursor, once its events pass ${(limits.pageBytesMax / 1024 / 1024).toLocaleString('en')} MiB as stored (it always holds one). organisationIds lists every reader to authorities and auditors, and to any other caller its own id alone`, list: true, order: { by: 'in log order (seq, the leaf index)', filtersThatChange: [] },
     query: z.strictObject({ ...pageQuery, subjectId: idSchema.optional() }),
     run: async ({ pool, demo }, viewer, _params, query) => listOf(
       await read.listEvents(pool, viewer, pageOf(query, 'number'), query.subjectId === undefined ? {} : { subjectId: query.subjectId as string }),

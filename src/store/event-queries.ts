@@ -4,13 +4,16 @@
  */
 import { assert } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
-import { keysetPage, pageOf, type Page, type PageRequest } from './pages.ts';
+import { keysetPage, measuredRows, pageOf, pageWithinBytes, withinBytes, type MeasuredRow, type Page, type PageRequest } from './pages.ts';
 import type { Pool } from './pool.ts';
 import { Statement, readsEvent, visible, type Viewer } from './visibility.ts';
 import type { EventWrite } from './batch-writes.ts';
 
 /** An event as stored: the same columns the batch writes; org_ids as the viewer may know them (eventAsSeenBy). */
 export type EventRow = EventWrite;
+
+/** An event's stored bytes, for a page's byte bound (limits.pageBytesMax): its entry, by far the most of it. */
+const eventBytes = { expression: 'octet_length(q.canonical)', keyColumn: 'seq' };
 
 export async function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { subjectId?: string } = {}): Promise<Page<EventRow, number>> {
   let events: Page<EventRow, number>;
@@ -20,7 +23,7 @@ export async function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<n
     events = await eventsOfSubject(pool, viewer, filter.subjectId, page);
   } else {
     const statement = new Statement();
-    events = await keysetPage(pool, statement, { from: 'events e', where: [visible.event(statement, viewer, 'e')], key: 'e.seq' }, page, (row: EventRow) => row.seq);
+    events = await keysetPage(pool, statement, { from: 'events e', where: [visible.event(statement, viewer, 'e')], key: 'e.seq', rowBytes: eventBytes }, page, (row: EventRow) => row.seq);
   }
   return { ...events, rows: events.rows.map((row) => eventAsSeenBy(viewer, row)) };
 }
@@ -72,10 +75,13 @@ async function eventsOfSubject(pool: Pool, viewer: Viewer, subjectId: string, pa
     FROM (SELECT count(*)::int AS seqs, max(seq) AS last_seq FROM history) scanned
       LEFT JOIN (found JOIN events e ON e.seq = found.seq) ON true
     ORDER BY e.seq`;
-  const { rows } = await pool.query<ScannedEventRow>(text, statement.params);
-  const scanned = rows[0];
+  const { rows: measured } = await pool.query<ScannedEventRow & MeasuredRow>(withinBytes(text, eventBytes.expression, eventBytes.keyColumn, statement), statement.params);
+  const scanned = measured[0];
   assert(scanned !== undefined, 'a history page answered no row: the scan summary is always one');
+  const { rows, cut } = measuredRows(measured);
   const events = rows.filter((row) => row.seq !== null).map(({ history_seqs_scanned: _seqs, history_last_seq_scanned: _last, ...event }) => event as EventRow);
+  // Cut short by bytes: the next page goes on after the last event kept.
+  if (cut) return { rows: events, nextAfter: events[events.length - 1]!.seq };
   const found = pageOf(events, page.limit, (row) => row.seq);
   if (found.nextAfter !== null || scanned.history_seqs_scanned < limits.historySeqsScannedMax) return found;
   // The seqs ran out before the page filled: what was read is done with, whatever it held.
@@ -131,5 +137,5 @@ async function eventsOfReader(pool: Pool, orgId: string, page: PageRequest<numbe
       WHERE r.org_id = ${org}${after}
       ORDER BY r.last_seq, d.delta LIMIT ${statement.add(page.limit + 1)}) page
     JOIN events e ON e.seq = page.seq ORDER BY e.seq`;
-  return pageOf((await pool.query<EventRow>(text, statement.params)).rows, page.limit, (row) => row.seq);
+  return pageWithinBytes((await pool.query<EventRow & MeasuredRow>(withinBytes(text, eventBytes.expression, eventBytes.keyColumn, statement), statement.params)).rows, page.limit, (row) => row.seq);
 }

@@ -3,6 +3,7 @@
  * by a unique key, each page asking for one row more than it returns to know whether another
  * follows, and the snapshot for reads that must agree with each other.
  */
+import { limits } from '../core/limits.ts';
 import { inTransaction, type Pool, type PoolClient } from './pool.ts';
 import type { Statement } from './visibility.ts';
 
@@ -30,13 +31,54 @@ export function readSnapshot<T>(pool: Pool, read: (reader: Reader) => Promise<T>
   return inTransaction(pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', read);
 }
 
+/**
+ * `sql.rowBytes` (an expression over the page's rows as `q`, with `sql.keyColumn` their key's
+ * column) bounds the page by bytes too: see withinBytes.
+ */
 export async function keysetPage<T, K extends number | string>(
-  pool: Reader, statement: Statement, sql: { from: string; where: string[]; key: string; select?: string }, page: PageRequest<K>, keyOf: (row: T) => K,
+  pool: Reader, statement: Statement, sql: { from: string; where: string[]; key: string; select?: string; rowBytes?: { expression: string; keyColumn: string } }, page: PageRequest<K>, keyOf: (row: T) => K,
 ): Promise<Page<T, K>> {
   const where = [...sql.where];
   if (page.after !== null) where.push(`${sql.key} > ${statement.add(page.after)}`);
   const text = `SELECT ${sql.select ?? '*'} FROM ${sql.from} WHERE ${where.join(' AND ')} ORDER BY ${sql.key} LIMIT ${statement.add(page.limit + 1)}`;
-  return pageOf((await pool.query(text, statement.params)).rows as T[], page.limit, keyOf);
+  if (sql.rowBytes === undefined) return pageOf((await pool.query(text, statement.params)).rows as T[], page.limit, keyOf);
+  const measured = withinBytes(text, sql.rowBytes.expression, sql.rowBytes.keyColumn, statement);
+  return pageWithinBytes((await pool.query(measured, statement.params)).rows as Array<T & MeasuredRow>, page.limit, keyOf);
+}
+
+/** What withinBytes adds to each row: the stored bytes of the rows before it, and how many rows the page read. */
+export interface MeasuredRow {
+  page_bytes_before_: string | number | null;
+  page_rows_read_: string | number;
+}
+
+/**
+ * `query` (a page's rows in key order, at most limit + 1 of them) cut where its rows pass
+ * limits.pageBytesMax stored bytes (`rowBytes`, an expression over the rows as `q`; null for
+ * a row that is no page row, which is kept): a row is kept while the rows before it hold
+ * fewer bytes than the bound, so a page always holds its first row. In SQL, so that the rows
+ * cut never reach this process.
+ */
+export function withinBytes(query: string, rowBytes: string, keyColumn: string, statement: Statement): string {
+  return `SELECT * FROM (
+      SELECT q.*, sum(${rowBytes}) OVER (ORDER BY q.${keyColumn} ROWS UNBOUNDED PRECEDING) - (${rowBytes}) AS page_bytes_before_, count(q.${keyColumn}) OVER () AS page_rows_read_
+      FROM (${query}) q) measured
+    WHERE page_bytes_before_ IS NULL OR page_bytes_before_ < ${statement.add(limits.pageBytesMax)}
+    ORDER BY ${keyColumn}`;
+}
+
+/** Whether withinBytes cut rows off this page (then the page ends at its last row, with a cursor), and the rows without its columns. */
+export function measuredRows<T>(rows: Array<T & MeasuredRow>): { rows: T[]; cut: boolean } {
+  const read = rows.length === 0 ? 0 : Number(rows[0]!.page_rows_read_);
+  const kept = rows.map(({ page_bytes_before_: _before, page_rows_read_: _read, ...row }) => row as T);
+  return { rows: kept, cut: kept.filter((_row, index) => rows[index]!.page_bytes_before_ !== null).length < read };
+}
+
+/** A page from withinBytes' rows: cut short by bytes, it goes on after its last row; otherwise as pageOf. */
+export function pageWithinBytes<T, K>(rows: Array<T & MeasuredRow>, limit: number, keyOf: (row: T) => K): Page<T, K> {
+  const measured = measuredRows(rows);
+  if (!measured.cut) return pageOf(measured.rows, limit, keyOf);
+  return { rows: measured.rows, nextAfter: keyOf(measured.rows[measured.rows.length - 1]!) };
 }
 
 /** A page from up to limit + 1 rows in key order: the extra row says there is more. */

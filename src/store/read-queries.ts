@@ -95,7 +95,9 @@ async function findLicenceIn(pool: Reader, viewer: Viewer, licenceId: string): P
 export async function listLicenceVersions(pool: Pool, viewer: Viewer, licenceId: string, page: PageRequest<number>): Promise<Page<LicenceVersionRow, number> | null> {
   if (!(await isVisible(pool, 'licence', viewer, licenceId))) return null;
   const statement = new Statement();
-  return keysetPage(pool, statement, { from: 'licence_versions v', where: [`v.licence_id = ${statement.add(licenceId)}`], key: 'v.version' }, page, (row) => row.version);
+  // A version holds every term of its licence: pages of them are bounded by bytes too (limits.pageBytesMax),
+  // as their text (a version's terms compress well where they are stored, not where they are served).
+  return keysetPage(pool, statement, { from: 'licence_versions v', where: [`v.licence_id = ${statement.add(licenceId)}`], key: 'v.version', rowBytes: { expression: 'octet_length(q::text)', keyColumn: 'version' } }, page, (row) => row.version);
 }
 
 export function listAllocations(pool: Reader, viewer: Viewer, page: PageRequest<number>, filter: { licenceId?: string } = {}): Promise<Page<AllocationRow, number>> {
