@@ -247,7 +247,7 @@ describe('chipledger api', () => {
   });
 
   it('says to ask for smaller pages when an answer is more than the CLI reads, with the limit it was asked for', async () => {
-    // As a licence's versions, each with all its terms, can be at pageSizeMax rows a page.
+    // A server's answer past the bound (the API's pages of long rows end at limits.pageBytesMax; another server's need not).
     const asked: string[] = [];
     const fetch = (async (input: URL) => {
       asked.push(`${input.pathname}${input.search}`);

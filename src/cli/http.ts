@@ -13,10 +13,10 @@ import { printable } from './output.ts';
 /** How long one request may take, including a 100,000-serial manifest being checked and committed. */
 export const requestTimeoutMs = 120_000;
 /**
- * Largest answer read. Above the API's largest page at its default size (pageSizeDefault: 100
- * events of at most about 153 KB each, an entry's bytes served in base64 and parsed, or 100
- * licence versions, each with all the terms of its licence: about 16 MB); a page of pageSizeMax such rows can pass it,
- * and `chipledger api` then says to ask for smaller pages.
+ * Largest answer read. Far above the API's pages of long rows, which end early once their
+ * rows pass limits.pageBytesMax (events, licences, a licence's versions: about 10 MB served at
+ * most); a list without that bound whose rows were long could still pass it, and `chipledger
+ * api` then asks for the page again at the default size, or says to ask for smaller pages.
  */
 export const apiResponseBytesMax = 32 * 1024 * 1024;
 /** Chunk size of streamed request bodies (the upload progress moves one chunk at a time). */

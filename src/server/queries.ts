@@ -176,7 +176,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     run: async ({ pool }, _viewer, _params, query) => listOf(await read.listProducts(pool, pageOf(query, 'number')), present.presentProduct),
   },
   {
-    path: '/v1/licences', item: 'Licence', summary: 'Licences the caller holds or is named on', list: true, order: { by: byCreation, filtersThatChange: ['status'] }, query: z.strictObject({ ...pageQuery, status: licenceStatus.optional() }),
+    path: '/v1/licences', item: 'Licence', summary: `Licences the caller holds or is named on; a page ends early, with a nextCursor, once its licences' conditions and riders pass ${(limits.pageBytesMax / 1024 / 1024).toLocaleString('en')} MiB as text (it always holds one)`, list: true, order: { by: byCreation, filtersThatChange: ['status'] }, query: z.strictObject({ ...pageQuery, status: licenceStatus.optional() }),
     run: async ({ pool }, viewer, _params, query) => listOf(
       await read.listLicences(pool, viewer, pageOf(query, 'number'), query.status === undefined ? {} : { status: query.status as string }),
       present.presentLicence,

@@ -11,7 +11,7 @@ import type { TestDatabase } from '../../test/database.ts';
 import { limits } from '../core/limits.ts';
 import { listEvents } from './event-queries.ts';
 import type { Page, PageRequest } from './pages.ts';
-import { listLicenceVersions } from './read-queries.ts';
+import { listLicences, listLicenceVersions } from './read-queries.ts';
 import type { Viewer } from './visibility.ts';
 
 let world: World;
@@ -34,6 +34,13 @@ beforeAll(async () => {
   for (let round = 0; round < amendments; round += 1) {
     await world.run('licence.amend', { licenceId: world.exportLicenceId, reason: `calibration ${round}`, riders: ridersOf(round) }, world.actors.bis);
   }
+  // Licences with long riders of their own, for the licence list.
+  for (let made = 0; made < 6; made += 1) {
+    await world.run('licence.create', {
+      reference: `BIS-BYTES-${made}`, direction: 'export', holderId: world.actors.exporter.orgId, productIds: [world.productId], origin: 'US', destination: 'CN',
+      authorisedUnits: 10, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z', riders: ridersOf(100 + made),
+    }, world.actors.bis);
+  }
 });
 afterAll(() => {
   bound.pageBytesMax = boundAsShipped;
@@ -55,7 +62,7 @@ async function walk<T>(read: (page: PageRequest<number>) => Promise<Page<T, numb
 const everything: Viewer = { orgId: null, allocations: 'related' };
 
 describe('pages bounded by stored bytes', () => {
-  it("a licence's history, its versions and the whole stream come in pages under the bound, every row once and in order", async () => {
+  it("a licence's history, the whole stream, the licences and a licence's versions come in pages under the bound, every row once and in order", async () => {
     const alpha: Viewer = { orgId: world.actors.alpha.orgId, allocations: 'received' };
     const lists = {
       history: () => walk((page) => listEvents(database.pool, everything, page, { subjectId: world.exportLicenceId })),
@@ -76,6 +83,10 @@ describe('pages bounded by stored bytes', () => {
         expect(before, what).toBeLessThan(testBound);
       }
     }
+    const licences = await walk((page) => listLicences(database.pool, everything, page));
+    expect(licences.flat().map((licence) => licence.created_seq)).toEqual([...new Set(licences.flat().map((licence) => licence.created_seq))].sort((a, b) => a - b));
+    expect(licences.flat()).toHaveLength(8);
+    expect(licences.length).toBeGreaterThan(1);
     const versions = await walk((page) => listLicenceVersions(database.pool, everything, world.exportLicenceId, page));
     expect(versions.flat().map((version) => version.version)).toEqual(Array.from({ length: amendments + 1 }, (_, index) => index + 1));
     expect(versions.length).toBeGreaterThan(1);

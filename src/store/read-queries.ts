@@ -65,11 +65,16 @@ function licenceViewColumns(statement: Statement, viewer: Viewer, alias: string)
   return [...licenceTermColumns.map((column) => `${alias}.${column}`), licenceTotals(statement, viewer, alias, ['allocated_units', 'shipped_units'])].join(', ');
 }
 
+/** What makes a licence row long, as served: its conditions and riders, as text. */
+const licenceTermBytes = { expression: 'octet_length(q.conditions::text) + octet_length(q.riders::text)', keyColumn: 'created_seq' };
+
 export function listLicences(pool: Pool, viewer: Viewer, page: PageRequest<number>, filter: { status?: string } = {}): Promise<Page<LicenceView, number>> {
   const statement = new Statement();
   const where = [visible.licence(statement, viewer, 'l')];
   if (filter.status !== undefined) where.push(`l.status = ${statement.add(filter.status)}`);
-  return keysetPage<LicenceView, number>(pool, statement, { select: licenceViewColumns(statement, viewer, 'l'), from: 'licences l', where, key: 'l.created_seq' }, page, bySeq);
+  // A licence's conditions and riders may be long (its list holds every term, as a version does):
+  // pages are bounded by their bytes too (limits.pageBytesMax).
+  return keysetPage<LicenceView, number>(pool, statement, { select: licenceViewColumns(statement, viewer, 'l'), from: 'licences l', where, key: 'l.created_seq', rowBytes: licenceTermBytes }, page, bySeq);
 }
 
 export function findLicence(pool: Pool, viewer: Viewer, licenceId: string): Promise<LicenceDetail | null> {
@@ -96,8 +101,8 @@ export async function listLicenceVersions(pool: Pool, viewer: Viewer, licenceId:
   if (!(await isVisible(pool, 'licence', viewer, licenceId))) return null;
   const statement = new Statement();
   // A version holds every term of its licence: pages of them are bounded by bytes too (limits.pageBytesMax),
-  // as their text (a version's terms compress well where they are stored, not where they are served).
-  return keysetPage(pool, statement, { from: 'licence_versions v', where: [`v.licence_id = ${statement.add(licenceId)}`], key: 'v.version', rowBytes: { expression: 'octet_length(q::text)', keyColumn: 'version' } }, page, (row) => row.version);
+  // by its snapshot as text (terms compress well where they are stored, not where they are served).
+  return keysetPage(pool, statement, { from: 'licence_versions v', where: [`v.licence_id = ${statement.add(licenceId)}`], key: 'v.version', rowBytes: { expression: 'octet_length(q.snapshot::text)', keyColumn: 'version' } }, page, (row) => row.version);
 }
 
 export function listAllocations(pool: Reader, viewer: Viewer, page: PageRequest<number>, filter: { licenceId?: string } = {}): Promise<Page<AllocationRow, number>> {
