@@ -17,7 +17,7 @@ import { nothingDueRule } from '../ledger/handlers/sweep.ts';
 import type { Role, ShipmentStatus } from '../ledger/rows.ts';
 import type { CommandKind, CommandRequest } from '../ledger/schemas.ts';
 import { limits } from '../core/limits.ts';
-import { describeHolders, formatWait, takeAdvisoryLock } from '../store/advisory-locks.ts';
+import { describeHolders, formatWait, takeAdvisoryLock, terminateSql } from '../store/advisory-locks.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
 import * as scenario from './scenario.ts';
 import type { CompanyKey, DemoShipment, OrgKey } from './scenario.ts';
@@ -127,16 +127,17 @@ export async function loadDemo(ledger: Ledger, options: DemoOptions = {}): Promi
  * its session-level lock for as long as that lasts, and no timeout of PostgreSQL's ends it).
  */
 async function takeDemoLock(client: PoolClient, options: DemoOptions): Promise<void> {
+  const waitMs = options.lockWaitMs ?? limits.demoLoadLockWaitMsMax;
   const outcome = await takeAdvisoryLock(client, demoLockKey, {
-    waitMs: options.lockWaitMs ?? limits.demoLoadLockWaitMsMax,
+    waitMs,
     noticeAfterMs: options.lockWaitNoticeAfterMs ?? limits.lockWaitNoticeDelayMs,
     notice: options.log ?? ((line: string) => void process.stderr.write(`chipledger: ${line}\n`)),
     what: "another chipledger's demo load",
   });
   if (outcome.kind === 'locked') return;
-  const pids = outcome.holders.map((holder) => holder.pid);
-  const ending = pids.length === 0 ? '' : `, or end its session (SELECT pg_terminate_backend(${pids.join(', ')}))`;
-  throw new DemoLoadError(`couldn't load the demo: waited ${formatWait(options.lockWaitMs ?? limits.demoLoadLockWaitMsMax)} for another chipledger's demo load, whose lock is still held by ${describeHolders(outcome.holders)}; `
+  const terminate = terminateSql(outcome.holders);
+  const ending = terminate === undefined ? '' : `, or end its session (${terminate})`;
+  throw new DemoLoadError(`couldn't load the demo: waited ${formatWait(waitMs)} for another chipledger's demo load, whose lock is still held by ${describeHolders(outcome.holders)}; `
     + `run this command again once that load has finished, or if it is frozen or gone, stop it${ending}`);
 }
 

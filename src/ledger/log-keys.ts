@@ -7,7 +7,7 @@
  */
 import { formatCheckpoint, formatKeyId, keyRotationExtension, parseSignerKey, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
 import { limits } from '../core/limits.ts';
-import { describeHolders, formatWait, isWaitBoundError } from '../store/advisory-locks.ts';
+import { describeHolders, formatWait, isWaitBoundError, terminateSql } from '../store/advisory-locks.ts';
 import { withQueryTimeout, type Pool } from '../store/pool.ts';
 import { inLogSigningTransaction, insertCheckpoint, insertLogKey, listLogKeys, logSigningLockHolders, readHead } from '../store/tlog-tables.ts';
 
@@ -80,8 +80,8 @@ export async function adoptLogKey(pool: Pool, signer: Ed25519NoteSigner, previou
 async function signingLockBusy(pool: Pool, signer: Ed25519NoteSigner, waitMs: number, cause: unknown): Promise<LogSigningLockBusy> {
   const holders = await logSigningLockHolders(withQueryTimeout(pool, limits.databaseReplyMarginMs)).catch(() => undefined);
   const held = holders === undefined ? 'another process' : describeHolders(holders);
-  const pids = holders?.map((holder) => holder.pid) ?? [];
-  const ending = pids.length === 0 ? '' : ` (SELECT pg_terminate_backend(${pids.join(', ')}))`;
+  const terminate = terminateSql(holders ?? []);
+  const ending = terminate === undefined ? '' : ` (${terminate})`;
   return new LogSigningLockBusy(
     `couldn't adopt the log key ${signer.verifierKey}: waited ${formatWait(waitMs)} for the log signing lock, which another chipledger holds (${held}); `
       + `a holder that is frozen or cut off loses it after ${formatWait(limits.logSigningIdleMsMax)} idle, so run this again; if it keeps failing, stop the process that holds it or end its session${ending}`,

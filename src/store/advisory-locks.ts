@@ -57,6 +57,17 @@ export function describeHolders(holders: readonly LockHolder[]): string {
   }).join(', ');
 }
 
+/**
+ * The statement that ends these sessions, for an operator to run, or undefined for none.
+ * pg_terminate_backend takes one pid (a second argument is a timeout), so several sessions
+ * (a table's blockers) are ended one by one.
+ */
+export function terminateSql(holders: readonly LockHolder[]): string | undefined {
+  const pids = holders.map((holder) => Math.trunc(holder.pid));
+  if (pids.length === 0) return undefined;
+  return pids.length === 1 ? `SELECT pg_terminate_backend(${pids[0]})` : `SELECT pg_terminate_backend(pid) FROM unnest(ARRAY[${pids.join(', ')}]) AS pid`;
+}
+
 /** A bound for people: "120 s", or "300 ms" under a second (tests' bounds). */
 export function formatWait(ms: number): string {
   return ms >= 1_000 ? `${Math.round(ms / 1_000)} s` : `${Math.trunc(ms)} ms`;

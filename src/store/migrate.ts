@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { limits } from '../core/limits.ts';
-import { describeHolders, formatWait, sessionsOf, takeAdvisoryLock, type LockHolder } from './advisory-locks.ts';
+import { describeHolders, formatWait, sessionsOf, takeAdvisoryLock, terminateSql, type LockHolder } from './advisory-locks.ts';
 import { waitBoundsSql } from './pool.ts';
 
 const migrationsDir = fileURLToPath(new URL('./migrations/', import.meta.url));
@@ -206,8 +206,8 @@ export async function refuseOldServer(client: Pick<pg.PoolClient, 'query'>): Pro
 async function takeMigrationLock(client: pg.PoolClient, bounds: MigrateBounds): Promise<void> {
   const outcome = await takeAdvisoryLock(client, migrationLockKey, { waitMs: bounds.lockWaitMs, noticeAfterMs: bounds.noticeAfterMs, notice: bounds.notice, what: "another chipledger's migrations" });
   if (outcome.kind === 'locked') return;
-  const pids = outcome.holders.map((holder) => holder.pid);
-  const ending = pids.length === 0 ? '' : `, or end its session (SELECT pg_terminate_backend(${pids.join(', ')}))`;
+  const terminate = terminateSql(outcome.holders);
+  const ending = terminate === undefined ? '' : `, or end its session (${terminate})`;
   throw new MigrationRefused('lock_busy', [],
     `couldn't check the database's schema: waited ${formatWait(bounds.lockWaitMs)} for another chipledger's migrations, whose lock is still held by ${describeHolders(outcome.holders)}; `
     + `run this command again once that process has finished, or if it is frozen or gone, stop it${ending}`);
@@ -271,8 +271,8 @@ async function tableWaitOf(pool: pg.Pool, client: pg.PoolClient): Promise<TableW
 
 function tableLocked(migration: Migration, seen: TableWait | undefined, bounds: MigrateBounds): MigrationRefused {
   const what = seen === undefined ? 'a lock on a table it changes' : `a lock on table ${seen.table}, held by ${describeHolders(seen.holders)}`;
-  const pids = seen?.holders.map((holder) => holder.pid) ?? [];
-  const ending = pids.length === 0 ? '' : ` (or end it: SELECT pg_terminate_backend(${pids.join(', ')}))`;
+  const terminate = terminateSql(seen?.holders ?? []);
+  const ending = terminate === undefined ? '' : ` (or end it: ${terminate})`;
   return new MigrationRefused('table_locked', [migration.version],
     `couldn't apply migration ${migration.name}: it waited ${formatWait(bounds.tableLockWaitMs)} for ${what}, and nothing of it was applied; `
     + `run this command again once that session's transaction has ended${ending}`);
