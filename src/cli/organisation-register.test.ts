@@ -132,7 +132,9 @@ describe('chipledger organisation register without serve', () => {
   it('refuses options the schema refuses as usage errors (exit 2) that change nothing, and the ledger\'s refusals with exit 1 and their rule', async () => {
     const database = await createTestDatabase();
     try {
-      const env = { DATABASE_URL: database.url };
+      // A data dir of its own: the repository's default (./.chipledger) holds the published
+      // checkpoint of any `npm start` run there, which this database is not.
+      const env = { DATABASE_URL: database.url, CHIPLEDGER_DATA_DIR: join(folder, 'without-serve') };
       const register = (...args: string[]) => chipledger(['organisation', 'register', ...args], env);
       const written = async () => (await database.pool.query<{ events: number; organisations: number }>('SELECT (SELECT count(*) FROM events)::int AS events, (SELECT count(*) FROM organisations)::int AS organisations')).rows[0];
       const usage: Array<[string[], string]> = [

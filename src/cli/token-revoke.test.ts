@@ -2,7 +2,10 @@
  * `chipledger token revoke`: the operator revokes any token, also one no authority admin may
  * (an auditor's in a country without an authority here), and the token stops working.
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { systemActor } from '../ledger/permissions.ts';
@@ -18,8 +21,14 @@ worldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 });
 
+const folder = mkdtempSync(join(tmpdir(), 'chipledger-token-revoke-'));
+const dataDir = join(folder, 'data');
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
+
 async function revoke(tokenId: string): Promise<{ code: number | Error; lines: string[] }> {
-  const read = readConfig({ DATABASE_URL: database.url });
+  // A data dir of its own: the repository's default (./.chipledger) holds the published
+  // checkpoint of any `npm start` run there, which this database is not.
+  const read = readConfig({ DATABASE_URL: database.url, CHIPLEDGER_DATA_DIR: dataDir });
   if (!read.ok) throw new Error(read.problems.join('; '));
   const lines: string[] = [];
   const output: Output = { out: (line) => lines.push(line), err: (line) => lines.push(line), errStream: { write: () => true } };
