@@ -3,27 +3,25 @@ import { describe, expect, it } from 'vitest';
 import {
   hasNoLoneSurrogates,
   hasNoLoneSurrogatesByPattern,
-  isWellFormedText,
   normaliseLineEndings,
   normaliseText,
   textProblem,
   toNfc,
-  trimmedNonEmpty,
 } from './text.ts';
 
-describe('isWellFormedText', () => {
+describe('textProblem', () => {
   it('accepts ordinary text in any script, with tabs and newlines', () => {
-    expect(isWellFormedText('')).toBe(true);
-    expect(isWellFormedText('阿里巴巴（中国）网络技术有限公司')).toBe(true);
-    expect(isWellFormedText('Běijīng Zìjié Tiàodòng Kējì Yǒuxiàn Gōngsī')).toBe(true);
-    expect(isWellFormedText('line one\n\tline two')).toBe(true);
-    expect(isWellFormedText('emoji outside the BMP: 😀 𠀀')).toBe(true);
+    expect(textProblem('')).toBeUndefined();
+    expect(textProblem('阿里巴巴（中国）网络技术有限公司')).toBeUndefined();
+    expect(textProblem('Běijīng Zìjié Tiàodòng Kējì Yǒuxiàn Gōngsī')).toBeUndefined();
+    expect(textProblem('line one\n\tline two')).toBeUndefined();
+    expect(textProblem('emoji outside the BMP: 😀 𠀀')).toBeUndefined();
   });
 
   it('refuses lone surrogates and says where', () => {
-    expect(isWellFormedText('abc\uD800')).toBe(false);
-    expect(isWellFormedText('\uDC00abc')).toBe(false);
-    expect(isWellFormedText('a\uDC00\uD800b')).toBe(false); // reversed pair is two lone halves
+    expect(textProblem('abc\uD800')).toBeDefined();
+    expect(textProblem('\uDC00abc')).toBeDefined();
+    expect(textProblem('a\uDC00\uD800b')).toBeDefined(); // reversed pair is two lone halves
     expect(textProblem('ab\uD83D')).toBe('lone surrogate U+D83D at position 2');
     expect(textProblem('x\uDE00')).toBe('lone surrogate U+DE00 at position 1');
   });
@@ -34,7 +32,7 @@ describe('isWellFormedText', () => {
     expect(textProblem('bell\u0007')).toBe('control character U+0007 at position 4');
     expect(textProblem('del\u007F')).toBe('control character U+007F at position 3');
     expect(textProblem('c1\u0085')).toBe('control character U+0085 at position 2');
-    expect(isWellFormedText('\u00A0no-break space is not a control')).toBe(true);
+    expect(textProblem('\u00A0no-break space is not a control')).toBeUndefined();
   });
 
   it('the pattern fallback agrees with String.prototype.isWellFormed on any UTF-16', () => {
@@ -68,14 +66,5 @@ describe('normalisation', () => {
     const result = normaliseText('  Me\u0301ndez\r\nLtd.  ');
     expect(result).toBe('Méndez\nLtd.');
     expect(textProblem(result)).toBeUndefined();
-  });
-});
-
-describe('trimmedNonEmpty', () => {
-  it('gives the trimmed text, or undefined for blank input', () => {
-    expect(trimmedNonEmpty('  Tencent  ')).toBe('Tencent');
-    expect(trimmedNonEmpty('')).toBeUndefined();
-    expect(trimmedNonEmpty(' \t\n ')).toBeUndefined();
-    expect(trimmedNonEmpty('\u3000')).toBeUndefined(); // ideographic space counts as white space
   });
 });

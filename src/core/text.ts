@@ -51,11 +51,6 @@ export function textProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** No lone surrogates and no control characters other than tab and line feed. */
-export function isWellFormedText(value: string): boolean {
-  return textProblem(value) === undefined;
-}
-
 /**
  * Unicode Normalization Form C. Chinese names, pinyin with tone marks ("Mǎ") and
  * Latin names with accents compare equal however they were typed.
@@ -75,15 +70,6 @@ export function normaliseLineEndings(value: string): string {
  */
 export function normaliseText(value: string): string {
   return toNfc(normaliseLineEndings(value)).trim();
-}
-
-/**
- * The trimmed text, or undefined when nothing but white space is left. For optional fields,
- * where a blank input means "not given" rather than an empty value.
- */
-export function trimmedNonEmpty(value: string): string | undefined {
-  const trimmed = value.trim();
-  return trimmed.length === 0 ? undefined : trimmed;
 }
 
 function codePointLabel(codeUnit: number): string {

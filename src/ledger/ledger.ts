@@ -12,7 +12,6 @@ import { TransparencyLog } from './transparency-log.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { checkLogOnStart } from './log-check.ts';
 import { parseSignerKey } from '../tlog/index.ts';
-import { listLogKeys } from '../store/tlog-tables.ts';
 import { adoptLogKey } from './log-keys.ts';
 import { nothingDueRule } from './handlers/sweep.ts';
 import { systemActor, type Actor } from './permissions.ts';
@@ -137,11 +136,6 @@ export class Ledger {
     // Signed once more: the last events committed are covered now, not when a process next ticks.
     await this.checkpointer?.stop({ finalSigning: true });
   }
-}
-
-/** Log keys ever used here, oldest first: checkpoints signed by any of them stay verifiable. */
-export async function knownLogKeys(pool: Pool): Promise<string[]> {
-  return (await listLogKeys(pool)).map((row) => row.verifier_key);
 }
 
 export type { Answer, Actor };

@@ -51,11 +51,6 @@ export interface LicenceCondition {
   value?: number;
 }
 
-export interface LicenceParty {
-  org_id: string;
-  role: PartyRole;
-}
-
 export interface LicenceRow {
   id: string;
   version: number;

@@ -6,8 +6,8 @@ import {
   formatCheckpoint, generateSignerKey, leafHash, parseSignerKey, signNote, openCheckpoint, parseVerifierKey, rootOf, tileHeight, tileWidth, verifyConsistency, verifyInclusion,
 } from '../tlog/index.ts';
 import { createPool, type Pool } from '../store/pool.ts';
-import { readHead, type TileRow } from '../store/tlog-tables.ts';
-import { knownLogKeys, Ledger } from './ledger.ts';
+import { listLogKeys, readHead, type TileRow } from '../store/tlog-tables.ts';
+import { Ledger } from './ledger.ts';
 import { checkLogOnStart, LogCheckError } from './log-check.ts';
 import { TransparencyLog } from './transparency-log.ts';
 
@@ -176,7 +176,7 @@ describe('start-up check against tampering', () => {
         } else {
           await client.query(tamper);
         }
-        const error = await checkLogOnStart(client as never, new TransparencyLog(client as never), [key.verifierKey, ...(await knownLogKeys(client as never))]).catch((caught: unknown) => caught);
+        const error = await checkLogOnStart(client as never, new TransparencyLog(client as never), [key.verifierKey, ...(await listLogKeys(client as never)).map((row) => row.verifier_key)]).catch((caught: unknown) => caught);
         expect(error).toBeInstanceOf(LogCheckError);
         expect((error as LogCheckError).check).toBe(check);
       } finally {
