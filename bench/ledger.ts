@@ -112,7 +112,7 @@ interface LedgerSession {
   ledger: Ledger;
   world: BenchWorld;
   timer: QueryTimer | null;
-  /** With a floor: what the ledger sends is recorded, and a copy of the database as it was before the load waits at floorUrl. */
+  /** With a floor: what the ledger sends is recorded, and a copy of the database as it was before the load waits at floor.url. */
   floor: { recorder: StatementRecorder; url: string } | null;
   close(): Promise<void>;
 }

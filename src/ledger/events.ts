@@ -56,7 +56,7 @@ export function eventNonce(): string {
 
 export function canonicalBytes(value: unknown): Buffer {
   const text = canonicalize(value);
-  if (text === undefined) throw new Error('event body has no JSON form');
+  if (text === undefined) throw new Error('assertion failed: an event body has no JSON form (canonicalize gave nothing: a function or undefined at its top)');
   return Buffer.from(text, 'utf8');
 }
 

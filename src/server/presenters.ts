@@ -191,7 +191,7 @@ export function presentEvent(row: EventRow, demo: boolean): wire.Event {
     actor: row.actor,
     subjectId: row.subject_id,
     // Its readers as the read path gives them to this viewer: a tenant reads only its own id
-    // (read-queries.ts eventAsSeenBy).
+    // (store/event-queries.ts eventAsSeenBy).
     organisationIds: row.org_ids,
     canonical: row.canonical.toString('base64'),
     // The bytes the ledger wrote with its handlers' effects: wire.EventBody describes them
