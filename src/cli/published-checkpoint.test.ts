@@ -1,9 +1,11 @@
 /**
  * The guard against a database that went back: a server records the newest checkpoint it
- * signed in its data dir, and refuses to start on a database whose log is shorter than it or
- * has another root at its size. A "restore" here is a second database given the same first
- * commands (same clock, so the same events and the same leaves) and fewer of them; a fork, one
- * given as many other commands.
+ * signed or saw in its data dir, and refuses to start on a database whose log is shorter than
+ * it or has another root at its size. A "restore" here is a second database given fewer of the
+ * same first commands (a shorter log; not the same leaves, as each event draws a nonce of its
+ * own, so only where the size alone refuses it), or a copy of the database made as a template
+ * (backupOf), a backup whose log the original's extends; a fork, one given as many other
+ * commands.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,7 +24,7 @@ import { organisationRegisterCommand } from './admin.ts';
 import { readConfig } from './config.ts';
 import { Failure, type Output } from './output.ts';
 import { demoKeyFileName } from './log-key.ts';
-import { PublishedCheckpointGuard, publishedCheckpointFileName } from './published-checkpoint.ts';
+import { PublishedCheckpointGuard, publishedCheckpointFileName, type FollowOptions } from './published-checkpoint.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-published-'));
@@ -33,13 +35,32 @@ let original: TestDatabase;
 let restored: TestDatabase;
 let forked: TestDatabase;
 
-/** serve's steps around the ledger: the start check, Ledger.open, then recording what it signs. */
-async function startServer(pool: Pool, dataDir: string): Promise<Ledger> {
-  const guard = await PublishedCheckpointGuard.check(pool, dataDir, [key.signerKey]);
+interface Server {
+  ledger: Ledger;
+  guard: PublishedCheckpointGuard;
+  /** As serve stops: the ledger (its last signing), then the guard's looks. */
+  close(): Promise<void>;
+}
+
+/**
+ * serve's steps around the ledger: the start check, Ledger.open, then following the log's
+ * checkpoints. `signs: false`: a server without a log key (no checkpointer), which only looks.
+ */
+async function startServer(pool: Pool, dataDir: string, options: { signs?: boolean; follow?: FollowOptions } = {}): Promise<Server> {
+  const signs = options.signs ?? true;
+  const guard = await PublishedCheckpointGuard.check(pool, dataDir, signs ? [key.signerKey] : []);
   // An hour between ticks: the tests sign with checkpointNow, at the sizes they choose.
-  const ledger = await Ledger.open({ pool, clock: new ManualClock('2026-02-01T00:00:00Z'), logSignerKey: key.signerKey, checkpointIntervalMs: 3_600_000 });
-  await guard.follow(ledger);
-  return ledger;
+  const signing = signs ? { logSignerKey: key.signerKey, checkpointIntervalMs: 3_600_000 } : {};
+  const ledger = await Ledger.open({ pool, clock: new ManualClock('2026-02-01T00:00:00Z'), ...signing });
+  await guard.follow(ledger, options.follow);
+  return {
+    ledger,
+    guard,
+    async close() {
+      await ledger.close();
+      await guard.stop();
+    },
+  };
 }
 
 async function register(ledger: Ledger, names: readonly string[]): Promise<void> {
@@ -86,13 +107,13 @@ describe('the checkpoint a server published, kept in its data dir', () => {
 
   it('is recorded when the server signs, and only grows', async () => {
     mkdirSync(dataDir, { recursive: true });
-    const ledger = await startServer(original.pool, dataDir);
+    const server = await startServer(original.pool, dataDir);
     expect(existsSync(join(dataDir, publishedCheckpointFileName))).toBe(false);
-    await register(ledger, first);
-    const signed = await ledger.checkpointer!.checkpointNow();
+    await register(server.ledger, first);
+    const signed = await server.ledger.checkpointer!.checkpointNow();
     expect(recorded(dataDir)).toEqual({ size: signed!.size, root: signed!.root.toString('base64') });
     expect(signed!.size).toBe(first.length);
-    await ledger.close();
+    await server.close();
   });
 
   it('refuses a database restored from before it, naming both sizes and roots, and before migrating or signing anything', async () => {
@@ -148,11 +169,11 @@ describe('the checkpoint a server published, kept in its data dir', () => {
   });
 
   it('starts on the same database with more events, and records what it signs next', async () => {
-    const ledger = await startServer(original.pool, dataDir);
-    await register(ledger, ['Org E']);
-    await ledger.checkpointer!.checkpointNow();
+    const server = await startServer(original.pool, dataDir);
+    await register(server.ledger, ['Org E']);
+    await server.ledger.checkpointer!.checkpointNow();
     expect(recorded(dataDir).size).toBe(first.length + 1);
-    await ledger.close();
+    await server.close();
   });
 
   it("refuses a checkpoint of another log (the demo's data dir, a production database) as another log's, not as a database that went back", async () => {
@@ -212,12 +233,137 @@ describe('the checkpoint a server published, kept in its data dir', () => {
   it('starts on the restore once the file is moved away (the documented override), and records that database from then on', async () => {
     const file = join(dataDir, publishedCheckpointFileName);
     renameSync(file, `${file}.before-restore`);
-    const ledger = await startServer(restored.pool, dataDir);
-    await ledger.checkpointer!.checkpointNow();
+    const server = await startServer(restored.pool, dataDir);
+    await server.ledger.checkpointer!.checkpointNow();
     expect(recorded(dataDir).size).toBe(2);
-    await ledger.close();
+    await server.close();
     // The guard holds again, now for the restored database's log.
     expect(await refusal(startServer(forked.pool, dataDir))).toContain('at size 2 (of 4 entries)');
+  });
+});
+
+/** Between a following server's looks in these tests, for the default's few seconds. */
+const lookIntervalMs = 50;
+/** How long a look may take to show, on a machine busy with other test files: many periods. */
+const lookSeenWithinMs = 5_000;
+
+/** Waits until `condition` holds, or fails after lookSeenWithinMs saying `what`. */
+async function until(what: string, condition: () => boolean): Promise<void> {
+  const deadlineMs = Date.now() + lookSeenWithinMs;
+  while (!condition()) {
+    if (Date.now() > deadlineMs) throw new Error(`not within ${lookSeenWithinMs} ms: ${what}`);
+    await new Promise((done) => setTimeout(done, lookIntervalMs / 2));
+  }
+}
+
+/**
+ * A backup of `source`, restorable as a database of its own: a copy made from it as a template
+ * (PostgreSQL copies a database only while nothing else is connected to it, so its sessions,
+ * idle in the pools, are ended first; the pools make new ones when next asked).
+ */
+async function backupOf(source: TestDatabase): Promise<TestDatabase> {
+  const admin = new pg.Client({ connectionString: inject('databaseUrl') });
+  await admin.connect();
+  const sourceName = new URL(source.url).pathname.slice(1);
+  const name = `t_backup_${process.pid}`;
+  try {
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [sourceName]);
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${sourceName}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(source.url);
+  url.pathname = `/${name}`;
+  const pool = createPool({ url: url.toString(), connectionsMax: 4, applicationName: 'chipledger-test' });
+  return {
+    url: url.toString(),
+    pool,
+    async drop() {
+      await pool.end();
+      const cleanup = new pg.Client({ connectionString: inject('databaseUrl') });
+      await cleanup.connect();
+      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await cleanup.end();
+    },
+  };
+}
+
+describe('a server that signs nothing, on a database another server signs', () => {
+  /** One database, two servers: A signs, B has no log key (so it only looks). */
+  let shared: TestDatabase;
+  const signerDir = join(folder, 'signer');
+  const lookerDir = join(folder, 'looker');
+
+  beforeAll(async () => {
+    shared = await createTestDatabase();
+    databases.push(shared);
+    mkdirSync(signerDir, { recursive: true });
+    mkdirSync(lookerDir, { recursive: true });
+  });
+
+  it('records the checkpoints the other signs, within a few looks, so it refuses a backup newer than its start but older than them', async () => {
+    const signing = await startServer(shared.pool, signerDir);
+    await register(signing.ledger, first.slice(0, 2));
+    await signing.ledger.checkpointer!.checkpointNow();
+    await signing.close();
+    // A third event no checkpoint covers yet, and the backup: its log extends the checkpoint
+    // B records at its start, as a backup taken while B runs would (a database is copied only
+    // with no session on it, so it is taken before B starts).
+    await fill(shared, first.slice(2, 3));
+    const backup = await backupOf(shared);
+    databases.push(backup);
+
+    const a = await startServer(shared.pool, signerDir);
+    const b = await startServer(shared.pool, lookerDir, { signs: false, follow: { intervalMs: lookIntervalMs } });
+    expect(b.ledger.checkpointer).toBeUndefined();
+    expect(recorded(lookerDir).size).toBe(2);
+    await register(a.ledger, first.slice(3));
+    const signed = await a.ledger.checkpointer!.checkpointNow();
+    await until('B records the checkpoint A signed', () => recorded(lookerDir).size === first.length);
+    expect(recorded(lookerDir)).toEqual({ size: signed!.size, root: signed!.root.toString('base64') });
+    // A failover under B to a replica as far behind as the backup is said by B's next look.
+    await expect(b.guard.seeNow(backup.pool)).rejects.toThrow(`the database's transparency log no longer extends the checkpoint of size ${first.length} this server published (recorded in ${join(lookerDir, publishedCheckpointFileName)}): the database went back while this server ran`);
+    await Promise.all([a.close(), b.close()]);
+
+    // The database restored from the backup: B's start is refused, as A's is.
+    for (const dataDir of [lookerDir, signerDir]) {
+      const message = await refusal(startServer(backup.pool, dataDir, { signs: dataDir === signerDir }));
+      expect(message).toContain(`the database's transparency log has 3 entries`);
+      expect(message).toContain(`fewer than the checkpoint of size ${first.length}`);
+    }
+  });
+
+  it("never records a checkpoint row a database user wrote by hand, says so once while it is there, and goes on once it is gone", async () => {
+    const errors: string[] = [];
+    const recoveries: string[] = [];
+    const a = await startServer(shared.pool, signerDir);
+    const b = await startServer(shared.pool, lookerDir, { signs: false, follow: { intervalMs: lookIntervalMs, onError: (error, context) => errors.push(`${context}: ${(error as Error).message}`), onRecovered: (message) => recoveries.push(message) } });
+    const before = recorded(lookerDir);
+    // An event no checkpoint covers yet, and a row for it written by hand: the log's size and
+    // root, under the log's key id, but signed by another key of the log's name. Believed, the
+    // file would hold a note no key of the log signed, and B's next start would refuse the
+    // database's own log.
+    await register(a.ledger, ['Org E']);
+    const size = first.length + 1;
+    const impostor = parseSignerKey(generateSignerKey('published.test/log').signerKey);
+    const rootHash = await a.ledger.log.rootAt(size);
+    const forged = signCheckpoint({ origin: impostor.name, size, rootHash, extensions: [] }, impostor);
+    const keyId = (await shared.pool.query<{ key_id: string }>('SELECT key_id FROM tlog_checkpoints LIMIT 1')).rows[0]!.key_id;
+    await shared.pool.query('INSERT INTO tlog_checkpoints (size, root, key_id, signed_note) VALUES ($1, $2, $3, $4)', [size, rootHash, keyId, forged]);
+    try {
+      await expect(b.guard.seeNow(shared.pool)).rejects.toThrow(`the database's newest checkpoint, of size ${size}, is not a checkpoint of that size signed by a key of this log (${key.verifierKey}): it was written or changed by hand, so it is not recorded`);
+      await until('B says it', () => errors.length > 0);
+      // Several more looks, each failing the same way: still said once.
+      await new Promise((done) => setTimeout(done, lookIntervalMs * 6));
+      expect(errors).toEqual([expect.stringMatching(new RegExp(`^couldn't record the database's newest checkpoint in ${join(lookerDir, publishedCheckpointFileName)} \\(each reason is said once until it works again\\): the database's newest checkpoint, of size ${size}, is not a checkpoint`))]);
+      expect(recorded(lookerDir)).toEqual(before);
+    } finally {
+      await shared.pool.query('DELETE FROM tlog_checkpoints WHERE size = $1', [size]);
+    }
+    await a.ledger.checkpointer!.checkpointNow();
+    await until('B records the checkpoint A signed next', () => recorded(lookerDir).size === size);
+    expect(recoveries).toEqual([expect.stringMatching(/^recording the database's newest checkpoint works again, after \d+ failed looks? over /)]);
+    await Promise.all([a.close(), b.close()]);
   });
 });
 
@@ -254,9 +400,9 @@ describe('chipledger serve', () => {
   it('refuses to start, before listening, on a database behind the checkpoint it published (DATABASE_URL, the file in its data dir)', async () => {
     const dataDir = join(folder, 'served');
     mkdirSync(dataDir, { recursive: true });
-    const ledger = await startServer(original.pool, dataDir);
-    await ledger.checkpointer!.checkpointNow();
-    await ledger.close();
+    const server = await startServer(original.pool, dataDir);
+    await server.ledger.checkpointer!.checkpointNow();
+    await server.close();
     const port = await findFreePort();
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CHIPLEDGER_') && name !== 'DATABASE_URL'));
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', String(port)], {

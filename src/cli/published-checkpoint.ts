@@ -12,9 +12,13 @@
  * restore took the record of what was published with it; a file next to the server can.
  *
  * The data dir is local to each server even with DATABASE_URL (serve makes it when missing),
- * so several servers on one database keep a file each, and each guards what it signed. Give
- * each server a data dir of its own: two that share one (nothing locks it with DATABASE_URL)
- * write one file, each whole, the last rename winning.
+ * so several servers on one database keep a file each. Each records what it signs, and, every
+ * limits.seenCheckpointIntervalMs while it runs, the database's newest checkpoint when that is
+ * newer: with several servers the one that wins the signing lock may be the only one that
+ * signs, and a file moved only by its own signings would stay at its server's start, so that
+ * server would start without a word on a backup taken since. Give each server a data dir of
+ * its own: two that share one (nothing locks it with DATABASE_URL) write one file, each
+ * whole, the last rename winning.
  *
  * The file is believed only once its note verifies with a key of this log (the server's own
  * keys, and the keys the database records): a file changed by hand is its own refusal, never
@@ -28,15 +32,21 @@
  * it, the folder fsynced), so a crash at any step leaves the old file or the new one, never a
  * part. It only moves forward: a larger size (whose log extends the one recorded), or nothing.
  * A crash after a checkpoint is committed and before it is recorded leaves the file one
- * signing behind, which the next signing makes good.
+ * signing behind, which the next signing or look makes good. A checkpoint another process
+ * signed is believed as the file is: only once its note verifies with a key of this log (a row
+ * a database user wrote by hand is never recorded), and only when the database's log holds it
+ * and extends the one recorded.
  */
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { SignedCheckpoint } from '../ledger/checkpointer.ts';
+import { Outage } from '../ledger/outage.ts';
+import { isTransientDatabaseError } from '../ledger/refusals.ts';
 import { TileReader } from '../ledger/tile-reader.ts';
-import { inTransaction, type Pool, type PoolClient } from '../store/pool.ts';
-import { latestCheckpoint, listLogKeys, readHead } from '../store/tlog-tables.ts';
+import { limits } from '../core/limits.ts';
+import { inTransaction, isDatabaseUnavailable, withQueryTimeout, type Pool, type PoolClient } from '../store/pool.ts';
+import { listLogKeys, readHead } from '../store/tlog-tables.ts';
 import { decodeVerifierKey, isValidKeyName, openCheckpoint, parseCheckpoint, parseNote, parseSignerKey, parseVerifierKey, rootFromNodes, rootNodes, type Ed25519NoteVerifier } from '../tlog/index.ts';
 import { Failure, printable } from './output.ts';
 import { replaceFile } from './replace-file.ts';
@@ -62,16 +72,31 @@ interface DatabaseLog {
   keys: string[];
 }
 
+/** How a running server hears of a failing look at the database's newest checkpoint: as of a failing signing. */
+export interface FollowOptions {
+  /** Between looks (limits.seenCheckpointIntervalMs). */
+  intervalMs?: number;
+  /** Told once per outage, as the checkpointer's onError is: a look failing every few seconds is one outage. */
+  onError?: (error: unknown, context: string) => void;
+  /** Told once when a look works again after failing ones. */
+  onRecovered?: (message: string) => void;
+}
+
 /** How to go on deliberately, said by every refusal. */
 function howToGoOn(file: string): string {
   return `if you mean to serve this database anyway (monitors and witnesses of the log will see it go back or fork), move ${file} away (keep it: it records what was published) and start again`;
 }
 
 export class PublishedCheckpointGuard {
-  /** Writes one at a time, in order: the start's record and the checkpointer's. */
+  /** Writes one at a time, in order: the looks' and the checkpointer's. */
   private writing: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  /** The timer's look in flight, if any: at most one at a time. */
+  private looking: Promise<void> | undefined;
+  private readonly outage = new Outage({ again: "recording the database's newest checkpoint works again", failure: ['failed look', 'failed looks'] }, () => Date.now());
 
-  private constructor(readonly file: string, private published: Published | undefined) {}
+  /** `ownKeys`: the verifier keys of the server's signing keys, with which a seen checkpoint may be signed too. */
+  private constructor(readonly file: string, private published: Published | undefined, private readonly ownKeys: readonly string[]) {}
 
   /** The size recorded, if any. */
   get size(): number | undefined {
@@ -96,12 +121,13 @@ export class PublishedCheckpointGuard {
 
   private static async checked(pool: Pool, dataDir: string, signerKeys: readonly string[]): Promise<PublishedCheckpointGuard> {
     const file = join(dataDir, publishedCheckpointFileName);
+    const ownKeys = signerKeys.map((key) => parseSignerKey(key).verifierKey);
     const note = await readPublishedFile(file);
-    if (note === undefined) return new PublishedCheckpointGuard(file, undefined);
+    if (note === undefined) return new PublishedCheckpointGuard(file, undefined, ownKeys);
     const published = await inTransaction(pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
       const log = await readDatabaseLog(client);
       refuseAnotherLog(file, note, log.keys.at(-1) ?? signerKeys[0]);
-      const recorded = openPublished(file, note, [...signerKeys.map((key) => parseSignerKey(key).verifierKey), ...log.keys]);
+      const recorded = openPublished(file, note, [...ownKeys, ...log.keys]);
       if (log.size < recorded.size) {
         throw new Failure(`the database's transparency log has ${log.size} entries (root ${log.root.toString('base64')}), fewer than the checkpoint of size ${recorded.size} (root ${recorded.root.toString('base64')}) this server published, recorded in ${file}: the database is older than what was published (restored from an older backup, or a replica behind) or another database, and served it would give out ids and idempotency answers again and sign a fork of the published log; point chipledger at the newest database, or, ${howToGoOn(file)}`);
       }
@@ -111,53 +137,115 @@ export class PublishedCheckpointGuard {
       }
       return recorded;
     });
-    return new PublishedCheckpointGuard(file, published);
+    return new PublishedCheckpointGuard(file, published, ownKeys);
   }
 
   /**
-   * Once the ledger is open: records the database's newest checkpoint when it is larger than
-   * the one recorded (the ledger's start-up check proved it; it is what this server serves
-   * now, and after a deliberate move of the file it arms the guard again at once), then each
-   * checkpoint the ledger's checkpointer signs.
+   * Once the ledger is open: records each checkpoint the ledger's checkpointer signs, and looks
+   * at the database's newest checkpoint now (the ledger's start-up check proved it; it is what
+   * this server serves now, and after a deliberate move of the file it arms the guard again at
+   * once) and then every `intervalMs` until stop(), recording it when it is newer (seeNow).
+   * A look that fails is said through onError once per outage, as a failing signing is.
    */
-  async follow(ledger: Ledger): Promise<void> {
+  async follow(ledger: Ledger, options: FollowOptions = {}): Promise<void> {
     const rootAtSize = (size: number): Promise<Buffer> => ledger.log.rootAt(size);
-    // The hook first: the checkpointer is ticking already, and a signing while the newest
-    // checkpoint is read must be recorded too (the writes are kept in order).
+    // The hook first: the checkpointer is ticking already, and a signing during the look must
+    // be recorded too (the writes are kept in order).
     ledger.checkpointer?.onSigned((signed) => this.record(signed, rootAtSize));
-    const newest = await latestCheckpoint(ledger.pool);
-    if (newest === undefined) return;
+    // Bounded like the API's reads: a frozen database must not hold a look, and stop(), for ever.
+    const pool = withQueryTimeout(ledger.pool, limits.readQueryTimeoutMs);
     // At start a failure to record is serve's to report, in one line: nothing is served yet.
-    await this.record({ size: newest.size, root: newest.root, signedNote: newest.signed_note }, rootAtSize, 'seen').catch((error: unknown) => {
+    await this.seeNow(pool).catch((error: unknown) => {
       throw new Failure(`refusing to start: ${(error as Error).message}`);
+    });
+    this.timer = setInterval(() => this.look(pool, options), options.intervalMs ?? limits.seenCheckpointIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the looks, once the one in flight ends; call it before the pool closes. */
+  async stop(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.looking;
+  }
+
+  /** The timer's turn: skipped while the look before is in flight (a slow database). */
+  private look(pool: Pool, options: FollowOptions): void {
+    if (this.looking !== undefined) return;
+    this.looking = this.seeNow(pool).then(
+      () => {
+        const recovery = this.outage.recovered();
+        if (recovery !== undefined) options.onRecovered?.(recovery);
+      },
+      (error: unknown) => {
+        const news = this.outage.failed(lookFailureReason(error));
+        if (news === 'nothing new') return;
+        const another = news === 'new reason' ? ', for another reason now' : '';
+        options.onError?.(error, `couldn't record the database's newest checkpoint in ${this.file}${another} (each reason is said once until it works again)`);
+      },
+    ).finally(() => {
+      this.looking = undefined;
     });
   }
 
   /**
-   * Records a checkpoint this server signed (or, `seen`, found on the database at start). Only
-   * forward: one of the size recorded and its root changes nothing; a signed one that is
-   * smaller, has another root at the size recorded, or is larger but its log does not extend
-   * the recorded one (`rootAt` gives the database log's root at a size) means the database
-   * went back under this running server (a failover to a replica that lacked the newest
-   * commits, say), and is thrown. A seen one no larger than the recorded one is left: the start
-   * check proved the log extends the recorded one. The thrown messages name the recorded
-   * checkpoint only, so that a signer's outage reports them once.
+   * One look: the database's newest checkpoint, recorded when it is larger than the one
+   * recorded, verifies with a key of this log (the server's own and the database's), and is
+   * of the database's log, which extends the recorded one. Thrown: a database whose log is
+   * shorter than the recorded checkpoint (it went back under this running server), a row
+   * whose note no key of this log signed (written by hand), or one the log does not hold.
+   *
+   * Cost: one query of one row, read by two primary keys (log_head, and tlog_checkpoints
+   * above the size recorded, which finds none when nothing is new: every look of a server
+   * whose file is current). Only a newer checkpoint costs more: the log's keys, an Ed25519
+   * verification, the roots at two sizes from the tiles (one tile a level at most) in one
+   * snapshot, and the file replaced with its fsyncs.
    */
-  record(signed: SignedCheckpoint, rootAt: (size: number) => Promise<Buffer>, how: 'signed' | 'seen' = 'signed'): Promise<void> {
-    const next = this.writing.then(() => this.recordNow(signed, rootAt, how));
+  seeNow(pool: Pool): Promise<void> {
+    const next = this.writing.then(() => this.seeNewest(pool));
     this.writing = next.catch(() => {});
     return next;
   }
 
-  private async recordNow(signed: SignedCheckpoint, rootAt: (size: number) => Promise<Buffer>, how: 'signed' | 'seen'): Promise<void> {
+  private async seeNewest(pool: Pool): Promise<void> {
+    const recorded = this.published;
+    const newest = await newestCheckpointFrom(pool, recorded === undefined ? 0 : recorded.size + 1);
+    if (recorded !== undefined && newest.headSize < recorded.size) throw this.wentBack(recorded.size);
+    if (newest.checkpoint === undefined) return;
+    const keys = [...this.ownKeys, ...(await listLogKeys(pool)).map((row) => row.verifier_key)];
+    const seen = openSeen(newest.checkpoint, keys);
+    const roots = await inTransaction(pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => ({
+      seen: await rootAt(client, seen.size),
+      recorded: recorded === undefined ? undefined : await rootAt(client, recorded.size),
+    }));
+    if (!roots.seen.equals(seen.root)) {
+      throw new Error(`the database's newest checkpoint, of size ${seen.size}, has root ${seen.root.toString('base64')}, but the database's log has root ${roots.seen.toString('base64')} at that size: its checkpoints and its log disagree, so it is not recorded in ${this.file}; run chipledger check`);
+    }
+    // The roots were read in the chain, with the recorded checkpoint they are compared with.
+    await this.recordNow({ size: seen.size, root: seen.root, signedNote: seen.note }, async () => roots.recorded!);
+  }
+
+  /**
+   * Records a checkpoint this server signed (or a look found, larger than the one recorded).
+   * Only forward: one of the size recorded and its root changes nothing; one that is smaller,
+   * has another root at the size recorded, or is larger but its log does not extend the
+   * recorded one (`rootAt` gives the database log's root at a size) means the database went
+   * back under this running server (a failover to a replica that lacked the newest commits,
+   * say), and is thrown. The thrown messages name the recorded checkpoint only, so that an
+   * outage reports them once.
+   */
+  record(signed: SignedCheckpoint, rootAt: (size: number) => Promise<Buffer>): Promise<void> {
+    const next = this.writing.then(() => this.recordNow(signed, rootAt));
+    this.writing = next.catch(() => {});
+    return next;
+  }
+
+  private async recordNow(signed: SignedCheckpoint, rootAt: (size: number) => Promise<Buffer>): Promise<void> {
     const published = this.published;
-    if (how === 'seen' && published !== undefined && signed.size <= published.size) return;
     if (published !== undefined) {
       if (signed.size === published.size && signed.root.equals(published.root)) return;
       const extendsRecorded = signed.size > published.size && (await rootAt(published.size)).equals(published.root);
-      if (!extendsRecorded) {
-        throw new Error(`the database's transparency log no longer extends the checkpoint of size ${published.size} this server published (recorded in ${this.file}): the database went back while this server ran (a failover to a replica without the newest commits, or a restore); stop this server and point it at the database it published`);
-      }
+      if (!extendsRecorded) throw this.wentBack(published.size);
     }
     try {
       await replaceFile(this.file, signed.signedNote, { mode: 0o644, folderSync: 'required' });
@@ -166,6 +254,58 @@ export class PublishedCheckpointGuard {
     }
     this.published = { size: signed.size, root: signed.root, note: signed.signedNote };
   }
+
+  private wentBack(size: number): Error {
+    return new Error(`the database's transparency log no longer extends the checkpoint of size ${size} this server published (recorded in ${this.file}): the database went back while this server ran (a failover to a replica without the newest commits, or a restore); stop this server and point it at the database it published`);
+  }
+}
+
+/**
+ * What a failing look is, for saying each once an outage (as the checkpointer says its
+ * ticks'): every way of the database being slow or away is one reason, anything else its own.
+ */
+function lookFailureReason(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (isDatabaseUnavailable(error) || (typeof code === 'string' && isTransientDatabaseError(code))) return 'the database is slow or away';
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** A checkpoint row as a look reads it, with the log's size, in one snapshot. */
+interface NewestCheckpoint {
+  headSize: number;
+  checkpoint: { size: number; root: Buffer; signed_note: string } | undefined;
+}
+
+/**
+ * The log's size and its newest checkpoint of at least `sizeMin` (none when there is none):
+ * one statement, each part by its primary key, so a look that finds nothing new is an index
+ * probe that returns no checkpoint.
+ */
+async function newestCheckpointFrom(pool: Pool, sizeMin: number): Promise<NewestCheckpoint> {
+  const row = (await pool.query<{ head_size: number; size: number | null; root: Buffer | null; signed_note: string | null }>(`SELECT h.size AS head_size, c.size, c.root, c.signed_note
+    FROM log_head h LEFT JOIN LATERAL (SELECT size, root, signed_note FROM tlog_checkpoints WHERE size >= $1 ORDER BY size DESC, key_id DESC LIMIT 1) c ON true
+    WHERE h.id = 1`, [sizeMin])).rows[0]!;
+  const checkpoint = row.size === null ? undefined : { size: row.size, root: row.root!, signed_note: row.signed_note! };
+  return { headSize: row.head_size, checkpoint };
+}
+
+/**
+ * A checkpoint row another process wrote, believed only when its note verifies with a key of
+ * this log and says the size and root of its row: a row a database user wrote by hand is never
+ * recorded (the file would then refuse the database's real log at the next start).
+ */
+function openSeen(row: { size: number; root: Buffer; signed_note: string }, verifierKeys: readonly string[]): Published {
+  const keys = [...new Set(verifierKeys)];
+  for (const key of keys) {
+    try {
+      const { checkpoint } = openCheckpoint(row.signed_note, parseVerifierKey(key));
+      if (checkpoint.size !== row.size || !checkpoint.rootHash.equals(row.root)) break;
+      return { size: checkpoint.size, root: checkpoint.rootHash, note: row.signed_note };
+    } catch {
+      // Another key's signature, or a malformed key: the ledger's start-up check names those.
+    }
+  }
+  throw new Error(`the database's newest checkpoint, of size ${row.size}, is not a checkpoint of that size signed by a key of this log (${keys.join(', ')}): it was written or changed by hand, so it is not recorded; run chipledger check`);
 }
 
 /** The file's text, or undefined when there is none; anything else that stops reading it is a refusal. */

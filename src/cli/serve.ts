@@ -83,7 +83,10 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
   const databaseLost = embeddedPostgresLost();
   await assertPortFree(config.host, config.port, options.demo);
   const logSignerKey = signer.kind === 'configured' ? signer.signerKey : demoSignerKey(config, output);
-  const resources: { database?: Database; ledger?: Ledger; close?: () => Promise<void> } = {};
+  const resources: Resources = {};
+  // The ledger's failures and the guard's looks are said alike: once per outage, then its end.
+  const onError = (error: unknown, context: string): void => logger.error({ err: error }, context);
+  const onRecovered = (message: string): void => logger.info(message);
   let exitCode = 0;
   try {
     try {
@@ -109,13 +112,16 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
       proofCacheTiles: config.proofCacheTiles,
       logSignerKey,
       ...(previousSignerKey === undefined ? {} : { logPreviousSignerKey: previousSignerKey }),
-      onError: (error, context) => logger.error({ err: error }, context),
-      onRecovered: (message) => logger.info(message),
+      onError,
+      onRecovered,
     }).catch(async (error: unknown) => {
       // A lock not had in time says nothing about which database the key was configured for.
       throw error instanceof LogKeyError && !(error instanceof LogSigningLockBusy) ? await logKeyRefusal(error, pool, config) : error;
     });
-    await published.follow(resources.ledger);
+    // It records, as long as this server runs, the checkpoints other servers sign too: stopped
+    // before the pool closes.
+    resources.guard = published;
+    await published.follow(resources.ledger, { onError, onRecovered });
     const demoAccess = options.demo ? await prepareDemo(resources.ledger, output) : undefined;
     const { buildServer } = await import('../server/app.ts');
     // The API's reads are bounded (limits.readQueryTimeoutMs; a frozen or cut-off database is
@@ -294,7 +300,15 @@ function printDemoAccess(access: DemoAccess, url: string, output: Output): void 
   }
 }
 
-async function shutdown(resources: { database?: Database; ledger?: Ledger; close?: () => Promise<void> }, output: Output): Promise<void> {
+/** What serve has started, for shutdown to stop in order. */
+interface Resources {
+  database?: Database;
+  ledger?: Ledger;
+  guard?: PublishedCheckpointGuard;
+  close?: () => Promise<void>;
+}
+
+async function shutdown(resources: Resources, output: Output): Promise<void> {
   const timer = setTimeout(() => {
     output.err(`chipledger: the clean stop took longer than ${shutdownTimeoutMs / 1000} s; exiting`);
     process.exit(1);
@@ -304,6 +318,8 @@ async function shutdown(resources: { database?: Database; ledger?: Ledger; close
     await resources.close?.();
     await resources.ledger?.close();
   } finally {
+    // After the ledger's last signing (recorded by the guard's hook), before the pool closes.
+    await resources.guard?.stop();
     await resources.database?.close();
     clearTimeout(timer);
   }

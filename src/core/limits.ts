@@ -98,6 +98,16 @@ export const limits = {
    */
   clockBehindLedgerMsMax: 300_000,
   /**
+   * How far ahead of the database's clock a batch may be dated (migration 047, which holds the
+   * same number: ledger_clock_ahead_ms_max()). The database's clock is the one every server
+   * shares; a server whose clock runs further ahead would date the ledger's time there for good
+   * (it never goes back), expiring licences and bookings early and leaving every right server
+   * refused clock-behind-ledger until real time caught up. Its batches are refused
+   * 'unavailable' (clock-ahead-of-database) instead, and nothing of them is written. The same
+   * drift as taken for a clock behind (clockBehindLedgerMsMax).
+   */
+  clockAheadOfDatabaseMsMax: 300_000,
+  /**
    * How long a transaction holding the head lock may sit idle between its statements before
    * PostgreSQL ends its session (idle_in_transaction_session_timeout), which rolls it back
    * and frees the lock. A writer frozen while it holds the lock (a GC pause, SIGSTOP, a
@@ -274,9 +284,7 @@ export const limits = {
   idempotencyKeyLengthMax: 128,
   /** Items in small lists on a licence (products, named parties, conditions). */
   listItemsMax: 100,
-  /** Lines in one CSV manifest file. */
-  csvLinesMax: 100_001,
-  /** Sites per recipient, units moved in one deployment report. */
+  /** Serials in one list other than a manifest: a deployment report, a move, a decommission, a return, a report of loss. */
   deploymentSerialsMax: 100_000,
   /** Verified bearer tokens are cached this long; a token revoked through another server process still reads until then (the ledger refuses its commands at once). */
   tokenCacheTtlMs: 5_000,
@@ -301,6 +309,15 @@ export const limits = {
    * signing read the head is covered by the next one within the interval.
    */
   checkpointSigningMarginMs: 150,
+  /**
+   * How often a running server looks at the database's newest checkpoint and records it in its
+   * data dir when it is newer (cli/published-checkpoint.ts): a server that signs nothing (it
+   * loses the signing lock to another every time) still moves its rollback guard forward, at
+   * most this far behind the database. Backups are taken minutes or hours apart, so a few
+   * seconds lose nothing; a look that finds nothing new is one indexed query, and a newer
+   * checkpoint is written (and fsynced) at most once per look, not once per checkpoint signed.
+   */
+  seenCheckpointIntervalMs: 5_000,
   /** Bytes of one log entry (C2SP entry bundles use a 16-bit length). */
   eventBytesMax: 65_535,
   /** Largest serial CSV file the CLI reads. */
