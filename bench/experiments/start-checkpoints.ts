@@ -3,9 +3,12 @@
  * whose events come more than a second apart keeps, or a steady one after a day), checking
  * every checkpoint (what `chipledger check` does) against the newest ones and every
  * announcement (a server's start, limits.startCheckCheckpointsMax), alternating, on one
- * durable embedded PostgreSQL. Not part of `npm run bench`.
+ * durable embedded PostgreSQL. Each run prints the most heap and RSS the process held while
+ * it ran (sampled every 5 ms, after a GC when --expose-gc allows): `chipledger check` reads
+ * its checkpoints a chunk of the audit at a time, and must not grow with them. Not part of
+ * `npm run bench`.
  *
- *   node --import tsx bench/experiments/start-checkpoints.ts [events] [runs]
+ *   node --expose-gc --import tsx bench/experiments/start-checkpoints.ts [events] [runs]
  */
 import { limits } from '../../src/core/limits.ts';
 import { checkLogOnStart, type CheckpointScope } from '../../src/ledger/log-check.ts';
@@ -50,15 +53,28 @@ try {
   await pool.query('VACUUM ANALYZE tlog_checkpoints');
   const stored = Number((await pool.query('SELECT count(*) AS n FROM tlog_checkpoints')).rows[0].n);
   console.log(`${events.toLocaleString('en-US')} events, ${stored.toLocaleString('en-US')} checkpoints; ${server.description}`);
+  // The plan of one chunk's read of checkpoints (tlog-tables.ts listCheckpointsBetween).
+  const plan = await pool.query(`EXPLAIN SELECT * FROM tlog_checkpoints WHERE size >= $1 AND size <= $2 ORDER BY size, created_at`, [Math.floor(events / 2), Math.floor(events / 2) + 16_383]);
+  console.log(`a chunk's checkpoints are read by: ${plan.rows.map((row: { 'QUERY PLAN': string }) => row['QUERY PLAN'].trim()).join(' / ')}`);
   const scopes: Array<[string, CheckpointScope]> = [['every checkpoint (check)', 'all'], [`the newest ${limits.startCheckCheckpointsMax} by size, signing order and cosignature, and the announcements (a start)`, { newest: limits.startCheckCheckpointsMax }]];
   for (let run = 1; run <= runs; run += 1) {
     for (const [what, scope] of scopes) {
       global.gc?.();
+      const before = process.memoryUsage();
+      const peak = { heapUsed: before.heapUsed, rss: before.rss };
+      const sampler = setInterval(() => {
+        const now = process.memoryUsage();
+        peak.heapUsed = Math.max(peak.heapUsed, now.heapUsed);
+        peak.rss = Math.max(peak.rss, now.rss);
+      }, 5);
       const started = performance.now();
       const cpu = process.cpuUsage();
       const checked = await checkLogOnStart(pool, new TransparencyLog(pool), [], scope);
       const used = process.cpuUsage(cpu);
-      console.log(`run ${run}: ${what}: ${checked.checkpoints.toLocaleString('en-US')} re-verified in ${Math.round(performance.now() - started)} ms (CPU ${Math.round((used.user + used.system) / 1000)} ms), rss ${Math.round(process.memoryUsage().rss / 1048576)} MB`);
+      clearInterval(sampler);
+      const mb = (bytes: number) => Math.round(bytes / 1048576);
+      console.log(`run ${run}: ${what}: ${checked.checkpoints.toLocaleString('en-US')} re-verified in ${Math.round(performance.now() - started)} ms (CPU ${Math.round((used.user + used.system) / 1000)} ms); `
+        + `heap used ${mb(before.heapUsed)} MB before, at most ${mb(peak.heapUsed)} MB during; rss ${mb(before.rss)} MB before, at most ${mb(peak.rss)} MB during`);
     }
   }
   await pool.end();

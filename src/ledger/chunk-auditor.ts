@@ -1,7 +1,9 @@
 /**
  * TreeAuditor fed the way the stored-log audit reads: the tiles above level 0 once, then
- * chunk by chunk each chunk's level-0 tiles with its packed entries. The same code runs in
- * this thread for small logs and in the audit worker for big ones (log-audit.ts).
+ * chunk by chunk each chunk's level-0 tiles with its packed entries and the roots signed at
+ * the sizes it reaches, and at the end the roots signed beyond the log (each one a failure).
+ * The same code runs in this thread for small logs and in the audit worker for big ones
+ * (log-audit.ts).
  */
 import { TreeAuditor, innerNodeOffset, innerNodesBytes, tileWidth, type AuditFailure } from '../tlog/index.ts';
 import { unpackEntries } from '../store/tlog-tables.ts';
@@ -30,7 +32,7 @@ export class ChunkAuditor {
   private readonly upper: Map<string, AuditTile>;
   private readonly auditor: TreeAuditor;
 
-  constructor(upper: readonly AuditTile[], roots: ReadonlyMap<number, Buffer>, private readonly keepInnerNodes = false) {
+  constructor(upper: readonly AuditTile[], private readonly keepInnerNodes = false) {
     this.upper = new Map(upper.map((tile) => [`${tile.level}/${tile.index}`, tile]));
     this.auditor = new TreeAuditor((tileLevel, index) => {
       const tileIndex = Math.floor(index / tileWidth);
@@ -38,11 +40,15 @@ export class ChunkAuditor {
       const offset = index - tileIndex * tileWidth;
       if (!tile || offset >= tile.width) return undefined;
       return Buffer.from(tile.hashes.buffer, tile.hashes.byteOffset + offset * 32, 32);
-    }, roots, keepInnerNodes ? (level, index, hash) => this.keepInner(level, index, hash) : undefined);
+    }, new Map(), keepInnerNodes ? (level, index, hash) => this.keepInner(level, index, hash) : undefined);
   }
 
-  /** The next chunk's level-0 tiles and entries. */
-  add(tiles: readonly AuditTile[], entries: { bytes: Uint8Array; count: number }): ChunkResult {
+  /**
+   * The next chunk's level-0 tiles and entries, and the roots that must hold at the sizes
+   * it reaches (and at size 0, with the first chunk).
+   */
+  add(tiles: readonly AuditTile[], entries: { bytes: Uint8Array; count: number }, roots: Iterable<readonly [number, Buffer]>): ChunkResult {
+    this.auditor.wantRoots(roots);
     this.level0 = new Map(tiles.map((tile) => [tile.index, tile]));
     this.tiles = tiles;
     this.inner = this.keepInnerNodes ? Buffer.alloc(tiles.length * innerNodesBytes) : undefined;
@@ -57,7 +63,9 @@ export class ChunkAuditor {
     hash.copy(this.inner!, slot * innerNodesBytes + innerNodeOffset(level, index - tileIndex * (tileWidth >> level)));
   }
 
-  finish(): { hashes: number; failure: AuditFailure | undefined } {
+  /** After the last chunk, with the roots signed at sizes beyond it: the first fails the audit. */
+  finish(rootsBeyond: Iterable<readonly [number, Buffer]>): { hashes: number; failure: AuditFailure | undefined } {
+    this.auditor.wantRoots(rootsBeyond);
     return { hashes: this.auditor.hashes, failure: this.auditor.finish() };
   }
 }

@@ -8,6 +8,10 @@
  * them, and the two then overlap. A small one is hashed here, since starting the worker
  * (loading its TypeScript) costs more than it saves.
  *
+ * The roots the log signed are asked of a RootSource chunk by chunk, for the sizes each chunk
+ * reaches: every checkpoint is kept (one a second while events come), and a month of them at
+ * once is gigabytes, past the heap (`chipledger check` reads them as the audit goes).
+ *
  * At start the server keeps what the audit proved (keepTilesMax): the newest tiles, each
  * full level-0 one with the inner nodes the audit computed on the way. Proofs over them
  * then read no tile from PostgreSQL and hash nothing.
@@ -38,48 +42,86 @@ export interface AuditResult {
 export interface AuditOptions {
   /** Logs of at least this many entries are hashed in a worker thread (limits.auditWorkerEntriesMin). */
   workerFromEntries?: number;
+  /** Level-0 tiles a chunk reads (default auditTilesPerChunk; tests take a few, for several chunks over a small log). */
+  tilesPerChunk?: number;
   /** Keep at most this many of the tiles read, for verifiedTiles (default: none). */
   keepTilesMax?: number;
+}
+
+/**
+ * The roots the log signed or recorded, asked as the audit goes. The audit asks `between`
+ * for each chunk's sizes in turn (size 0 and the first chunk's, then from each chunk's first
+ * entry + 1 to its last; the ranges adjacent, each asked once, one at a time), and last
+ * `above` the log's size: any root there is a failure (signed beyond the log).
+ */
+export interface RootSource {
+  between(fromSize: number, toSize: number): Promise<ReadonlyMap<number, Buffer>>;
+  above(size: number): Promise<ReadonlyMap<number, Buffer>>;
+}
+
+/** A source over roots already in memory (a few: the head, a test's). */
+export function rootsFromMap(roots: ReadonlyMap<number, Buffer>): RootSource {
+  const pick = (keep: (size: number) => boolean) => new Map([...roots].filter(([size]) => keep(size)));
+  return {
+    between: async (fromSize, toSize) => pick((size) => size >= fromSize && size <= toSize),
+    above: async (logSize) => pick((size) => size > logSize),
+  };
 }
 
 interface Chunk {
   rows: CachedTile[];
   bytes: Buffer;
   count: number;
+  /** The roots at the sizes this chunk reaches. */
+  roots: ReadonlyMap<number, Buffer>;
 }
 
-export async function auditStoredLog(db: Pool | PoolClient, size: number, roots: ReadonlyMap<number, Buffer>, options: AuditOptions = {}): Promise<AuditResult> {
+export async function auditStoredLog(db: Pool | PoolClient, size: number, roots: RootSource | ReadonlyMap<number, Buffer>, options: AuditOptions = {}): Promise<AuditResult> {
+  const source = 'between' in roots ? roots : rootsFromMap(roots);
+  const tilesPerChunk = options.tilesPerChunk ?? auditTilesPerChunk;
   const upper: TileRow[] = [];
   for (let level = 1; Math.floor(size / 2 ** (tileHeight * level)) > 0; level += 1) upper.push(...(await readTileRange(db, level, 0, Number.MAX_SAFE_INTEGER)));
   const fetchChunk = async (firstTile: number): Promise<Chunk> => {
     const from = firstTile * tileWidth;
-    const rows = await readTileRange(db, 0, firstTile, auditTilesPerChunk);
-    return { rows, ...(await readEntriesPacked(db, from, Math.min(size, from + auditTilesPerChunk * tileWidth))) };
+    const to = Math.min(size, from + tilesPerChunk * tileWidth);
+    const rows = await readTileRange(db, 0, firstTile, tilesPerChunk);
+    const entries = await readEntriesPacked(db, from, to);
+    return { rows, ...entries, roots: await source.between(from === 0 ? 0 : from + 1, to) };
   };
   const keepLevel0Max = Math.max(0, (options.keepTilesMax ?? 0) - upper.length);
   const kept: CachedTile[] = [];
   // Kept level-0 tiles also keep the inner nodes the audit computes: proofs then hash nothing.
   const keepInner = keepLevel0Max > 0;
-  const hasher = size >= (options.workerFromEntries ?? limits.auditWorkerEntriesMin) ? await WorkerHasher.start(upper, roots, keepInner) : new LocalHasher(upper, roots, keepInner);
+  const hasher = size >= (options.workerFromEntries ?? limits.auditWorkerEntriesMin) ? await WorkerHasher.start(upper, keepInner) : new LocalHasher(upper, keepInner);
   try {
     // On a pool the next chunk is read while this one is hashed; one client reads in turn.
     const prefetch = isPool(db);
-    let next = size > 0 ? fetchChunk(0) : undefined;
-    for (let firstTile = 0; next; firstTile += auditTilesPerChunk) {
+    // A read still in flight when the audit stops (a failure, a refusal from the source)
+    // no longer matters: handled here, so it cannot end the process as unhandled.
+    const read = (firstTile: number) => {
+      const chunk = fetchChunk(firstTile);
+      chunk.catch(() => {});
+      return chunk;
+    };
+    let next = size > 0 ? read(0) : undefined;
+    let failed = false;
+    for (let firstTile = 0; next; firstTile += tilesPerChunk) {
       const chunk = await next;
-      const following = firstTile + auditTilesPerChunk;
+      const following = firstTile + tilesPerChunk;
       const more = following * tileWidth < size;
-      next = more && prefetch ? fetchChunk(following) : undefined;
+      next = more && prefetch ? read(following) : undefined;
       if (keepLevel0Max > 0) {
         kept.push(...chunk.rows);
         if (kept.length > keepLevel0Max) kept.splice(0, kept.length - keepLevel0Max);
       }
-      if (await hasher.add(chunk)) break;
-      if (more && !prefetch) next = fetchChunk(following);
+      failed = await hasher.add(chunk);
+      if (failed) break;
+      if (more && !prefetch) next = read(following);
     }
-    // Stopped at a failure with a read still in flight: its outcome no longer matters.
-    next?.catch(() => {});
-    const { hashes, failure } = await hasher.finish();
+    // Roots beyond the last chunk (and size 0 of an empty log, which has no chunk): asked
+    // only of an audit that has not failed yet, since the first failure is the one reported.
+    const beyond = failed ? [] : [...(size === 0 ? await source.between(0, 0) : []), ...(await source.above(size))];
+    const { hashes, failure } = await hasher.finish(beyond);
     // Upper tiles last: a full tile cache drops its oldest entries first, and every proof
     // needs the upper tiles.
     const verifiedTiles = failure || options.keepTilesMax === undefined ? [] : [...kept, ...upper.slice(0, options.keepTilesMax)];
@@ -92,7 +134,7 @@ export async function auditStoredLog(db: Pool | PoolClient, size: number, roots:
 /** Hashes chunks; add() answers whether the audit failed (stop reading). */
 interface Hasher {
   add(chunk: Chunk): Promise<boolean>;
-  finish(): Promise<{ hashes: number; failure: AuditFailure | undefined }>;
+  finish(rootsBeyond: ReadonlyArray<readonly [number, Buffer]>): Promise<{ hashes: number; failure: AuditFailure | undefined }>;
   close(): Promise<void>;
 }
 
@@ -108,18 +150,18 @@ function attachInner(rows: CachedTile[], inner: Uint8Array | undefined): void {
 class LocalHasher implements Hasher {
   private readonly auditor: ChunkAuditor;
 
-  constructor(upper: TileRow[], roots: ReadonlyMap<number, Buffer>, keepInner: boolean) {
-    this.auditor = new ChunkAuditor(upper, roots, keepInner);
+  constructor(upper: TileRow[], keepInner: boolean) {
+    this.auditor = new ChunkAuditor(upper, keepInner);
   }
 
   async add(chunk: Chunk): Promise<boolean> {
-    const { failed, inner } = this.auditor.add(chunk.rows, chunk);
+    const { failed, inner } = this.auditor.add(chunk.rows, chunk, chunk.roots);
     attachInner(chunk.rows, inner);
     return failed;
   }
 
-  async finish(): Promise<{ hashes: number; failure: AuditFailure | undefined }> {
-    return this.auditor.finish();
+  async finish(rootsBeyond: ReadonlyArray<readonly [number, Buffer]>): Promise<{ hashes: number; failure: AuditFailure | undefined }> {
+    return this.auditor.finish(rootsBeyond);
   }
 
   async close(): Promise<void> {}
@@ -145,9 +187,8 @@ class WorkerHasher implements Hasher {
     worker.on('exit', (code) => fail(new Error(`the log audit worker stopped (exit code ${code}) before it answered`)));
   }
 
-  static async start(upper: TileRow[], roots: ReadonlyMap<number, Buffer>, keepInnerNodes: boolean): Promise<WorkerHasher> {
+  static async start(upper: TileRow[], keepInnerNodes: boolean): Promise<WorkerHasher> {
     const workerData: AuditWorkerData = {
-      roots: [...roots],
       upper,
       keepInnerNodes,
     };
@@ -155,7 +196,8 @@ class WorkerHasher implements Hasher {
   }
 
   async add(chunk: Chunk): Promise<boolean> {
-    const ack = this.send({ type: 'chunk', tiles: chunk.rows, bytes: chunk.bytes, count: chunk.count }, [chunk.bytes.buffer as ArrayBuffer]).then((reply) => {
+    // The chunk's roots go with it (copied): the worker wants them before its entries.
+    const ack = this.send({ type: 'chunk', tiles: chunk.rows, bytes: chunk.bytes, count: chunk.count, roots: [...chunk.roots] }, [chunk.bytes.buffer as ArrayBuffer]).then((reply) => {
       if (reply.type === 'ack') attachInner(chunk.rows, reply.inner);
       return reply;
     });
@@ -168,9 +210,9 @@ class WorkerHasher implements Hasher {
     return reply.type === 'ack' && reply.failed;
   }
 
-  async finish(): Promise<{ hashes: number; failure: AuditFailure | undefined }> {
+  async finish(rootsBeyond: ReadonlyArray<readonly [number, Buffer]>): Promise<{ hashes: number; failure: AuditFailure | undefined }> {
     await Promise.all(this.acks.splice(0));
-    const reply = await this.send({ type: 'finish' }, []);
+    const reply = await this.send({ type: 'finish', roots: rootsBeyond.map(([size, root]) => [size, root]) }, []);
     if (reply.type !== 'done') throw new Error('assertion failed: the log audit worker answered finish with an ack');
     return { hashes: reply.hashes, failure: reply.failure };
   }

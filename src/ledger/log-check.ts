@@ -18,10 +18,12 @@
 import {
   formatKeyId, openCheckpoint, parseVerifierKey, rootFromNodes, rootNodes, tileHeight, tilePath, tileWidth, type Checkpoint, type Ed25519NoteVerifier, type OpenedCheckpoint,
 } from '../tlog/index.ts';
-import { auditStoredLog } from './log-audit.ts';
+import { auditStoredLog, type AuditOptions, type RootSource } from './log-audit.ts';
 import { keyRotationExtension } from './log-keys.ts';
 import { inTransaction, isPool, type Pool, type PoolClient } from '../store/pool.ts';
-import { listCheckpoints, listCheckpointsToCheck, listLogKeys, readHead, tilesBeyondTree, type CheckpointRow, type LogKeyRow } from '../store/tlog-tables.ts';
+import {
+  firstCheckpointAbove, listAnnouncementCheckpoints, listCheckpointsBetween, listCheckpointsToCheck, listLogKeys, readHead, tilesBeyondTree, type CheckpointRow, type LogKeyRow,
+} from '../store/tlog-tables.ts';
 import type { TransparencyLog } from './transparency-log.ts';
 
 export class LogCheckError extends Error {
@@ -37,14 +39,20 @@ export class LogCheckError extends Error {
  * head of N beside N + k events, a tile widened past it, a checkpoint signed after it). So
  * every read is on one connection in one REPEATABLE READ, READ ONLY transaction; what was
  * committed after it began is the next writer's business, not this check's. The audit then
- * reads its chunks in turn (no prefetch on a single connection). Given a client instead of
- * a pool, the check reads in whatever transaction that client is in.
+ * reads its chunks in turn (no prefetch on a single connection), and the checkpoints of each
+ * chunk's sizes between them. Given a client instead of a pool, the check reads in whatever
+ * transaction that client is in. `audit` is for tests (several chunks over a small log, the
+ * worker thread on a small one).
  */
-export async function checkLogOnStart(db: Pool | PoolClient, log: TransparencyLog, trustedKeys: readonly string[] = [], checkpoints: CheckpointScope = 'all'): Promise<{ size: number; checkpoints: number }> {
+export async function checkLogOnStart(
+  db: Pool | PoolClient, log: TransparencyLog, trustedKeys: readonly string[] = [], checkpoints: CheckpointScope = 'all', audit: CheckAuditOptions = {},
+): Promise<{ size: number; checkpoints: number }> {
   // A client is already in the transaction its caller chose (a test's view of a tampered state).
-  if (!isPool(db)) return checkSnapshot(db, log, trustedKeys, checkpoints);
-  return inTransaction(db, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', (client) => checkSnapshot(client, log, trustedKeys, checkpoints));
+  if (!isPool(db)) return checkSnapshot(db, log, trustedKeys, checkpoints, audit);
+  return inTransaction(db, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', (client) => checkSnapshot(client, log, trustedKeys, checkpoints, audit));
 }
+
+export type CheckAuditOptions = Pick<AuditOptions, 'tilesPerChunk' | 'workerFromEntries'>;
 
 /**
  * Which stored checkpoints the check re-verifies (signatures, key, root column, size, one root
@@ -56,7 +64,7 @@ export async function checkLogOnStart(db: Pool | PoolClient, log: TransparencyLo
  */
 export type CheckpointScope = 'all' | { newest: number };
 
-async function checkSnapshot(db: PoolClient, log: TransparencyLog, trustedKeys: readonly string[], scope: CheckpointScope): Promise<{ size: number; checkpoints: number }> {
+async function checkSnapshot(db: PoolClient, log: TransparencyLog, trustedKeys: readonly string[], scope: CheckpointScope, options: CheckAuditOptions): Promise<{ size: number; checkpoints: number }> {
   const head = await readHead(db);
   const events = (await db.query<{ n: number; max: number | null; min: number | null }>('SELECT count(*)::bigint AS n, max(seq) AS max, min(seq) AS min FROM events')).rows[0]!;
   if (events.n !== head.size || (head.size > 0 && (events.min !== 0 || events.max !== head.size - 1))) {
@@ -64,25 +72,29 @@ async function checkSnapshot(db: PoolClient, log: TransparencyLog, trustedKeys: 
   }
   await checkTileExtent(db, head.size);
   const chain = keyChain(await listLogKeys(db), trustedKeys);
-  const checkpoints = scope === 'all' ? await listCheckpoints(db) : await listCheckpointsToCheck(db, scope.newest);
-  const roots = new Map<number, Buffer>();
-  const opened = checkpoints.map((row) => openCheckpointRow(row, chain, head.size, roots));
-  checkAnnouncements(chain, checkpoints, opened);
+  // The checkpoints are opened as the audit reaches their sizes, a chunk at a time: all of
+  // them at once (`chipledger check`) outgrow the heap. A start's few are read at once.
+  const rows: CheckpointRowsBySize = scope === 'all' ? storedCheckpointRows(db) : checkpointRowsInMemory(await listCheckpointsToCheck(db, scope.newest));
+  const checkpoints = new CheckedCheckpoints(rows, chain, head.size);
   // One pass over every entry and stored hash: a changed event, tile hash, reordering or
   // a checkpoint that disagrees with the log (a fork) stops the start here.
   // The tiles it proves are kept for proofs (as many as the tile cache holds): a proof then
   // needs no tile read from PostgreSQL, which is most of a cold proof's time.
-  const audit = await auditStoredLog(db, head.size, roots, { keepTilesMax: log.tiles.entriesMax });
+  const audit = await auditStoredLog(db, head.size, checkpoints, { ...options, keepTilesMax: log.tiles.entriesMax });
   if (audit.failure) {
     throw new LogCheckError(audit.failure.kind === 'checkpoint' ? 'checkpoint-consistency' : audit.failure.kind, audit.failure.message);
   }
+  checkpoints.assertAllAsked();
+  // After the audit, so that a checkpoint's own fault is named first as it always was (the
+  // rows of a size are opened in signing order as the audit reaches them).
+  checkAnnouncements(chain, await listAnnouncementCheckpoints(db), head.size);
   // The audit proved the tiles; the head must name their root. The tiles proven are taken
   // first, and anything else read comes through the same snapshot: a read through the pool
   // could meet a tile that grew since, and its copy would replace the proven one.
   log.tiles.adopt(audit.verifiedTiles);
   const root = rootFromNodes(head.size, await log.tiles.nodeGetter(rootNodes(head.size), db));
   if (!root.equals(head.root)) throw new LogCheckError('root', `tiles give root ${root.toString('hex')} at size ${head.size}, the head records ${head.root.toString('hex')}`);
-  return { size: head.size, checkpoints: checkpoints.length };
+  return { size: head.size, checkpoints: checkpoints.count };
 }
 
 /**
@@ -173,21 +185,102 @@ function openCheckpointRow(row: CheckpointRow, chain: readonly ChainKey[], headS
 }
 
 /**
- * Each key after the first was announced at its first size by a checkpoint of its own row
- * that the key before it and it both signed, naming it in the rotation line; and no other
- * checkpoint carries a rotation line.
+ * The checkpoint rows of a range of sizes, in order of size, then signing (created_at), asked in increasing, adjacent ranges: read from the snapshot a range at a time, or
+ * from a start's few rows in memory.
  */
-function checkAnnouncements(chain: readonly ChainKey[], rows: readonly CheckpointRow[], opened: readonly OpenedRow[]): void {
-  rows.forEach((row, index) => {
-    const rotation = opened[index]!.checkpoint.extensions.filter((line) => line.startsWith(`${keyRotationExtension} `));
-    const announces = chain.findIndex((key, at) => at > 0 && key.row.key_id === row.key_id && key.row.announced_size === row.size);
-    if (rotation.length > 0 && announces < 0) throw new LogCheckError('key-chain', `checkpoint ${row.size} by ${row.key_id} announces a key, but it is no key's announcement`);
-  });
+interface CheckpointRowsBySize {
+  between(fromSize: number, toSize: number): Promise<readonly CheckpointRow[]>;
+  /** Rows above the log's size: the first is enough, since any one fails the check. */
+  above(size: number): Promise<readonly CheckpointRow[]>;
+}
+
+function storedCheckpointRows(db: PoolClient): CheckpointRowsBySize {
+  return {
+    between: (fromSize, toSize) => listCheckpointsBetween(db, fromSize, toSize),
+    above: async (size) => {
+      const row = await firstCheckpointAbove(db, size);
+      return row ? [row] : [];
+    },
+  };
+}
+
+/** `rows` in order of size, then signing, handed out range by range. */
+function checkpointRowsInMemory(rows: readonly CheckpointRow[]): CheckpointRowsBySize {
+  let next = 0;
+  const upTo = (last: number) => {
+    const from = next;
+    while (next < rows.length && rows[next]!.size <= last) next += 1;
+    return rows.slice(from, next);
+  };
+  return {
+    between: async (_fromSize, toSize) => upTo(toSize),
+    above: async () => upTo(Number.MAX_SAFE_INTEGER),
+  };
+}
+
+/**
+ * The audit's source of roots: each checkpoint row of the sizes asked is opened and checked
+ * (openCheckpointRow, its rotation line) and counted, and only its root kept, for as long as
+ * the audit needs it. A range skipped would leave its checkpoints unchecked: the ranges must
+ * follow one another from size 0, and the check asserts they reached past the head.
+ */
+class CheckedCheckpoints implements RootSource {
+  count = 0;
+  private askedThrough = -1;
+  private askedAbove = false;
+
+  constructor(private readonly rows: CheckpointRowsBySize, private readonly chain: readonly ChainKey[], private readonly headSize: number) {}
+
+  async between(fromSize: number, toSize: number): Promise<Map<number, Buffer>> {
+    if (fromSize !== this.askedThrough + 1 || toSize < fromSize || toSize > this.headSize) {
+      throw new Error(`assertion failed: checkpoints asked for sizes ${fromSize} to ${toSize}, after ${this.askedThrough}, of a log of ${this.headSize}`);
+    }
+    this.askedThrough = toSize;
+    return this.open(await this.rows.between(fromSize, toSize));
+  }
+
+  async above(size: number): Promise<Map<number, Buffer>> {
+    if (size !== this.headSize || this.askedThrough !== size) throw new Error(`assertion failed: checkpoints asked above ${size} after sizes to ${this.askedThrough}, of a log of ${this.headSize}`);
+    this.askedAbove = true;
+    return this.open(await this.rows.above(size));
+  }
+
+  /** After an audit that passed: every size was asked, and above the head. */
+  assertAllAsked(): void {
+    if (this.askedThrough !== this.headSize || !this.askedAbove) throw new Error(`assertion failed: the audit asked for checkpoints to size ${this.askedThrough} of ${this.headSize} (above: ${this.askedAbove})`);
+  }
+
+  /** Rows of one size all come in one range, so one root per size is checked within it. */
+  private open(rows: readonly CheckpointRow[]): Map<number, Buffer> {
+    const roots = new Map<number, Buffer>();
+    for (const row of rows) {
+      const { checkpoint } = openCheckpointRow(row, this.chain, this.headSize, roots);
+      checkRotationLine(this.chain, row, checkpoint);
+      this.count += 1;
+    }
+    return roots;
+  }
+}
+
+/** No checkpoint but a key's announcement carries a rotation line. */
+function checkRotationLine(chain: readonly ChainKey[], row: CheckpointRow, checkpoint: Checkpoint): void {
+  const rotation = checkpoint.extensions.filter((line) => line.startsWith(`${keyRotationExtension} `));
+  const announces = chain.findIndex((key, at) => at > 0 && key.row.key_id === row.key_id && key.row.announced_size === row.size);
+  if (rotation.length > 0 && announces < 0) throw new LogCheckError('key-chain', `checkpoint ${row.size} by ${row.key_id} announces a key, but it is no key's announcement`);
+}
+
+/**
+ * Each key after the first was announced at its first size by a checkpoint of its own row
+ * that the key before it and it both signed, naming it in the rotation line. `announcements`
+ * are the rows at each key's announced size (listAnnouncementCheckpoints); the rotation lines
+ * of all the others are checked as the audit reaches them (checkRotationLine).
+ */
+function checkAnnouncements(chain: readonly ChainKey[], announcements: readonly CheckpointRow[], headSize: number): void {
   chain.forEach((key, at) => {
     if (at === 0) return;
-    const index = rows.findIndex((row) => row.key_id === key.row.key_id && row.size === key.row.announced_size);
-    if (index < 0) throw new LogCheckError('key-chain', `log key ${key.row.verifier_key} has no announcement checkpoint at size ${key.row.announced_size}`);
-    const { checkpoint, signedBy } = opened[index]!;
+    const row = announcements.find((candidate) => candidate.key_id === key.row.key_id && candidate.size === key.row.announced_size);
+    if (!row) throw new LogCheckError('key-chain', `log key ${key.row.verifier_key} has no announcement checkpoint at size ${key.row.announced_size}`);
+    const { checkpoint, signedBy } = openCheckpointRow(row, chain, headSize, new Map());
     if (!signedBy.has(at - 1) || !signedBy.has(at)) {
       throw new LogCheckError('key-chain', `the announcement of ${key.row.verifier_key} at size ${checkpoint.size} is not signed by both it and the key before it, ${chain[at - 1]!.row.verifier_key}`);
     }

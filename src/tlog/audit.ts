@@ -39,6 +39,20 @@ export class TreeAuditor {
     if (this.rootsWanted.has(0)) this.checkRoot();
   }
 
+  /**
+   * More roots that must hold, for a caller that learns them as the entries come (the
+   * stored-log audit asks for each chunk's: a log's every checkpoint at once outgrows the
+   * heap). None may be at a size the entries have passed, which would go unchecked; one at
+   * the current size is checked now.
+   */
+  wantRoots(roots: Iterable<readonly [number, Buffer]>): void {
+    for (const [size, root] of roots) {
+      if (size < this.appender.size) throw new Error(`assertion failed: a root at size ${size} was wanted after the audit passed it (at ${this.appender.size})`);
+      this.rootsWanted.set(size, root);
+    }
+    if (!this.failure && this.rootsWanted.has(this.appender.size)) this.checkRoot();
+  }
+
   get size(): number {
     return this.appender.size;
   }
