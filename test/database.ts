@@ -8,6 +8,31 @@ import { randomBytes } from 'node:crypto';
 import { createPool, type Pool } from '../src/store/pool.ts';
 import { migrate } from '../src/store/migrate.ts';
 
+/**
+ * The setting migration 047's trigger reads for how far ahead of the database's clock a batch
+ * may be dated (limits.clockAheadOfDatabaseMsMax without it). Tests date batches by clocks
+ * they move freely (a world set to a licence's validTo, possibly after today), so every
+ * database they make takes any time ahead (testClockAheadMsMax); the ledger never sets it.
+ */
+export const clockAheadSetting = 'chipledger.clock_ahead_of_database_ms_max';
+/** A thousand years: any time a test's clock is set to. */
+export const testClockAheadMsMax = 1000 * 365 * 24 * 60 * 60 * 1000;
+
+/** Widens the bound ahead for every session of database `name` (a template's copies do not inherit it). */
+export async function allowClocksAhead(admin: pg.Client, name: string): Promise<void> {
+  await admin.query(`ALTER DATABASE ${name} SET ${clockAheadSetting} = '${testClockAheadMsMax}'`);
+}
+
+/**
+ * `url` with the setting back at the bound the ledger runs under (its sessions' own setting
+ * outranks the database's): for the tests of that bound.
+ */
+export function withProductionClockAhead(url: string): string {
+  const withSetting = new URL(url);
+  withSetting.searchParams.set('options', `-c ${clockAheadSetting}=`);
+  return withSetting.toString();
+}
+
 export interface TestDatabase {
   url: string;
   pool: Pool;
@@ -20,6 +45,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const admin = new pg.Client({ connectionString: baseUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
+  await allowClocksAhead(admin, name);
   await admin.end();
   const url = new URL(baseUrl);
   url.pathname = `/${name}`;

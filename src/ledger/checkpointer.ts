@@ -173,7 +173,9 @@ export class Checkpointer {
     const state = await signingState(this.bounded(this.signingWaitMs), this.signingWaitMs);
     const newest = state.newest;
     if (newest !== undefined && newest.size >= state.headSize) return;
-    if (newest !== undefined && newest.size !== this.ownSize && newest.ageMs < this.period * recentSigningShare) return;
+    // A negative age is no recent signing: the database's clock stepped back since (NTP, a
+    // failover to a standby whose clock lags), and skipping on it left events uncovered for as long as the step.
+    if (newest !== undefined && newest.size !== this.ownSize && newest.ageMs >= 0 && newest.ageMs < this.period * recentSigningShare) return;
     await this.checkpointNow();
   }
 

@@ -55,11 +55,15 @@ export class Ledger {
   readonly checkpointer: Checkpointer | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
 
+  /** What this process dates its batches by (LedgerOptions.clock): /healthz judges it as the writes are judged. */
+  readonly clock: Clock;
+
   private constructor(readonly pool: Pool, private readonly options: LedgerOptions) {
+    this.clock = options.clock ?? systemClock;
     this.log = new TransparencyLog(pool, options.proofCacheTiles);
     this.sequencer = new Sequencer({
       pool,
-      clock: options.clock ?? systemClock,
+      clock: this.clock,
       logAppender: this.log,
       ...(options.batchCommandsMax ? { batchCommandsMax: options.batchCommandsMax } : {}),
       ...(options.rowCacheRows !== undefined ? { rowCacheRows: options.rowCacheRows } : {}),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { z } from 'zod';
-import { invalidInput, isCommandsOwnRefusal, isLockTimeout, isRefusedWrite, isWorthRunningAgain, provesNoCommit, quotedFieldLengthMax, quotedKeyLengthMax, quotedKeysMax, toRefusal } from './refusals.ts';
+import { invalidInput, isCommandsOwnRefusal, isLockTimeout, isRefusedWrite, isWorthRunningAgain, provesNoCommit, quotedFieldLengthMax, quotedKeyLengthMax, quotedKeysMax, toRefusal, clockAheadOfDatabaseRule } from './refusals.ts';
 
 const databaseError = (code: string) => Object.assign(new Error(`database error ${code}`), { code });
 
@@ -138,5 +138,16 @@ describe('what a failed batch sent ahead proves, and whether it runs again', () 
 
   it('answers a moved head that could not be rolled back as unavailable, not as a bug', () => {
     expect(toRefusal(serverError('FEHLER', 'CLH01')).code).toBe('unavailable');
+  });
+
+  it('answers a batch dated too far ahead of the database\'s clock (migration 047) as unavailable, to fix this server\'s clock, in one line', () => {
+    const detail = JSON.stringify({ batchAt: '2027-06-01T12:00:00.000Z', databaseAt: '2026-06-01T12:00:00.000Z', aheadMsMax: 300_000 });
+    const refusal = toRefusal(Object.assign(serverError('ERROR', 'CLH03'), { detail }));
+    expect(refusal).toMatchObject({ code: 'unavailable', rule: clockAheadOfDatabaseRule, details: JSON.parse(detail) });
+    expect(refusal.message).toBe("this server dated the batch 2027-06-01T12:00:00.000Z, 31536000 s ahead of the database's clock (2026-06-01T12:00:00.000Z); at most 300 s is taken as clock drift, so nothing was written: fix this server's clock (NTP), then send the request again");
+    // A DETAIL that does not read as the trigger writes it: the message says it instead.
+    const bare = toRefusal(Object.assign(serverError('ERROR', 'CLH03'), { detail: 'not json' }));
+    expect(bare).toMatchObject({ code: 'unavailable', rule: clockAheadOfDatabaseRule, message: "this server's clock runs ahead of the database's, so nothing was written: refused; fix this server's clock (NTP), then send the request again" });
+    expect(isWorthRunningAgain(serverError('ERROR', 'CLH03'))).toBe(false);
   });
 });

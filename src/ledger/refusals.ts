@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { DomainError, isDomainError } from '../core/errors.ts';
 import { cut, quotedFieldPath } from '../core/text.ts';
-import { headMovedCode } from '../store/ledger-tables.ts';
+import { clockAheadOfDatabaseCode, headMovedCode } from '../store/ledger-tables.ts';
 import { networkErrorCodes } from '../store/pool.ts';
 
 /** A schema problem as zod reports it; `keys`: the keys an unrecognized_keys issue names. */
@@ -159,6 +159,32 @@ function valueTooLargeRefusal(pgError: { table?: string; constraint?: string; me
   return new DomainError('payload_too_large', `a value in the request is too large for the database to store${where}; shorten it: ${pgError.message ?? valueTooLargeCode}`, { rule: 'database-value-size', details });
 }
 
+/** The rule of a batch the database refused as dated too far ahead of its clock (migration 047). */
+export const clockAheadOfDatabaseRule = 'clock-ahead-of-database';
+
+/**
+ * A batch dated more than the database's bound ahead of its clock (migration 047, SQLSTATE
+ * CLH03): this server's clock runs ahead. Nothing was written, and sending again changes
+ * nothing until the clock is put right, so the words say to fix it, with both times (the
+ * trigger's DETAIL; its message, should the DETAIL not read as expected).
+ */
+function clockAheadRefusal(pgError: { message?: string; detail?: string }): DomainError {
+  let times: { batchAt?: unknown; databaseAt?: unknown; aheadMsMax?: unknown } = {};
+  try {
+    times = JSON.parse(pgError.detail ?? '') as typeof times;
+  } catch {
+    // Said from the message below.
+  }
+  const { batchAt, databaseAt, aheadMsMax } = times;
+  if (typeof batchAt !== 'string' || typeof databaseAt !== 'string' || typeof aheadMsMax !== 'number') {
+    return new DomainError('unavailable', `this server's clock runs ahead of the database's, so nothing was written: ${pgError.message ?? clockAheadOfDatabaseCode}; fix this server's clock (NTP), then send the request again`, { rule: clockAheadOfDatabaseRule });
+  }
+  const aheadSeconds = Math.round((Date.parse(batchAt) - Date.parse(databaseAt)) / 1000);
+  return new DomainError('unavailable', `this server dated the batch ${batchAt}, ${aheadSeconds} s ahead of the database's clock (${databaseAt}); at most ${aheadMsMax / 1000} s is taken as clock drift, so nothing was written: fix this server's clock (NTP), then send the request again`, {
+    rule: clockAheadOfDatabaseRule, details: { batchAt, databaseAt, aheadMsMax },
+  });
+}
+
 /** Database failures become refusals the caller can act on; bugs stay errors. */
 export function toRefusal(error: unknown): DomainError {
   if (isDomainError(error)) return error;
@@ -167,6 +193,7 @@ export function toRefusal(error: unknown): DomainError {
     // A batch sent ahead whose rollback could not be confirmed: nothing of it committed.
     return new DomainError('unavailable', 'another writer moved the ledger while the batch was on its way; retry with the same Idempotency-Key');
   }
+  if (pgError.code === clockAheadOfDatabaseCode) return clockAheadRefusal(pgError);
   // 23P01: an exclusion constraint that holds a uniqueness (products_model_key, migration 026).
   if (pgError.code === '23505' || pgError.code === '23P01') return duplicateRefusal(pgError);
   if (pgError.code?.startsWith('23')) {

@@ -14,8 +14,9 @@ import { limits } from '../core/limits.ts';
 import { withTimeout } from '../core/timeout.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Actor } from '../ledger/permissions.ts';
-import { isTransientDatabaseError } from '../ledger/refusals.ts';
-import { isDatabaseUnavailable, pingDatabase, transientDatabaseErrorWords, withQueryTimeout, type Pool } from '../store/pool.ts';
+import { clockBehindLedgerRule } from '../ledger/batch-time.ts';
+import { clockAheadOfDatabaseRule, isTransientDatabaseError } from '../ledger/refusals.ts';
+import { isDatabaseUnavailable, queryWithin, transientDatabaseErrorWords, withQueryTimeout, type Pool } from '../store/pool.ts';
 import { currentLogKey } from '../store/tlog-tables.ts';
 import { TokenVerifier } from './auth.ts';
 import { BodyBudget } from './body-budget.ts';
@@ -277,9 +278,14 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
   app.get('/healthz', async (_request, reply: FastifyReply) => {
     // The ping's own query_timeout ends the query and frees its connection when the database
     // hangs; withTimeout alone would answer in time but leave the slot in use.
-    const logKey = await withTimeout(logKeyAfterPing(options.ledger, healthPool), healthCheckTimeoutMs).catch((error: unknown) => {
+    const health = await withTimeout(healthAfterPing(options.ledger, healthPool), healthCheckTimeoutMs).catch((error: unknown) => {
       throw new DomainError('unavailable', "the database did not answer the health check", { cause: error });
     });
+    // A clock every write is refused for is not healthy, though the database answers: a load
+    // balancer would keep sending this server writes it cannot commit.
+    const clockFault = clockRefusal(options.ledger.clock.now(), health.clocks);
+    if (clockFault !== undefined) throw clockFault;
+    const { logKey } = health;
     const retired = options.ledger.checkpointer?.retired;
     if (retired !== undefined) throw new DomainError('unavailable', `this server no longer signs checkpoints: ${retired.message}`);
     // Another process may have rotated the key since this one last signed (an idle server
@@ -333,12 +339,54 @@ function lastSigningMetrics(lastSignedAtMs: number): ExtraMetric[] {
   ];
 }
 
+/** What the health check reads of the clocks, in the ping's one query. */
+export interface HealthClocks {
+  /** log_head.at: the newest event's time, ISO 8601. */
+  ledgerAt: string;
+  /** The database's clock_timestamp(), ISO 8601. */
+  databaseAt: string;
+  /** How far ahead of the database's clock a batch may be dated (migration 047, limits.clockAheadOfDatabaseMsMax). */
+  aheadMsMax: number;
+}
+
 /**
- * Pings the database, then reads the log's current key (undefined before the log first
- * signed, or on a server that signs nothing: no query then).
+ * Pings the database, reading the clocks as it does (one query, bounded like the ping was),
+ * then reads the log's current key (undefined before the log first signed, or on a server
+ * that signs nothing: no query then).
  */
-async function logKeyAfterPing(ledger: Ledger, pool: Pool): Promise<string | undefined> {
-  await pingDatabase(pool, healthCheckTimeoutMs);
-  if (ledger.checkpointer === undefined) return undefined;
-  return (await currentLogKey(pool))?.verifier_key;
+async function healthAfterPing(ledger: Ledger, pool: Pool): Promise<{ clocks: HealthClocks; logKey: string | undefined }> {
+  const [row] = await queryWithin<{ ledgerAt: unknown; databaseAt: unknown; aheadMsMax: unknown }>(pool,
+    'SELECT at AS "ledgerAt", clock_timestamp() AS "databaseAt", ledger_clock_ahead_ms_max() AS "aheadMsMax" FROM log_head WHERE id = 1', healthCheckTimeoutMs);
+  if (row === undefined) throw new Error('log_head row is missing: the database was not migrated');
+  const clocks = { ledgerAt: isoOf(row.ledgerAt), databaseAt: isoOf(row.databaseAt), aheadMsMax: Number(row.aheadMsMax) };
+  if (ledger.checkpointer === undefined) return { clocks, logKey: undefined };
+  return { clocks, logKey: (await currentLogKey(pool))?.verifier_key };
+}
+
+/** A timestamptz as the pool returns it (text in ISO 8601, or a Date), as ISO 8601. */
+function isoOf(value: unknown): string {
+  return new Date(value instanceof Date ? value : String(value)).toISOString();
+}
+
+/**
+ * The refusal every write of this server gets for its clock, if any: more than
+ * limits.clockBehindLedgerMsMax behind the ledger's time (batch-time.ts), or more than the
+ * database's bound ahead of its clock (migration 047). Judged as the write path judges them,
+ * so /healthz says what the writes hear, with the same rule.
+ */
+export function clockRefusal(now: Date, clocks: HealthClocks): DomainError | undefined {
+  const clockAt = now.toISOString();
+  const behindMs = Date.parse(clocks.ledgerAt) - now.getTime();
+  if (behindMs > limits.clockBehindLedgerMsMax) {
+    return new DomainError('unavailable', `this server's clock (${clockAt}) is ${Math.round(behindMs / 1000)} s behind the ledger's newest event (${clocks.ledgerAt}); at most ${limits.clockBehindLedgerMsMax / 1000} s is taken as clock drift, so every write is refused: check the clocks of this server and of the others writing to the ledger`, {
+      rule: clockBehindLedgerRule, details: { ledgerAt: clocks.ledgerAt, clockAt, behindMsMax: limits.clockBehindLedgerMsMax },
+    });
+  }
+  const aheadMs = now.getTime() - Date.parse(clocks.databaseAt);
+  if (aheadMs > clocks.aheadMsMax) {
+    return new DomainError('unavailable', `this server's clock (${clockAt}) is ${Math.round(aheadMs / 1000)} s ahead of the database's clock (${clocks.databaseAt}); at most ${clocks.aheadMsMax / 1000} s is taken as clock drift, so every write is refused: fix this server's clock`, {
+      rule: clockAheadOfDatabaseRule, details: { clockAt, databaseAt: clocks.databaseAt, aheadMsMax: clocks.aheadMsMax },
+    });
+  }
+  return undefined;
 }

@@ -5,6 +5,8 @@
  */
 import type { FastifyReply } from 'fastify';
 import { DomainError, isDomainError, type ErrorCode } from '../core/errors.ts';
+import { clockBehindLedgerRule } from '../ledger/batch-time.ts';
+import { clockAheadOfDatabaseRule } from '../ledger/refusals.ts';
 import { withoutSecrets } from './log-redaction.ts';
 
 export const problemContentType = 'application/problem+json';
@@ -12,6 +14,13 @@ export const problemTypeBase = 'https://chipledger.dev/problems/';
 
 /** Seconds a client should wait before retrying an overloaded or unavailable server. */
 export const retryAfterSeconds = 1;
+/**
+ * Seconds to wait after a refusal for this server's clock (clock-behind-ledger,
+ * clock-ahead-of-database): it lasts until someone puts a clock right, so a retry every
+ * second only adds load, and a client that waits at most a few seconds gives up at once.
+ */
+export const clockRetryAfterSeconds = 30;
+const clockRules: ReadonlySet<string> = new Set([clockBehindLedgerRule, clockAheadOfDatabaseRule]);
 
 /**
  * Codes only the HTTP edge gives: what a request's method or protocol asked for that this
@@ -113,7 +122,7 @@ export function internalProblem(instance?: string): Problem {
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   reply.header('cache-control', 'no-store');
   if (problem.status === 401) reply.header('www-authenticate', 'Bearer realm="chipledger"');
-  if (problem.status === 503) reply.header('retry-after', String(retryAfterSeconds));
+  if (problem.status === 503) reply.header('retry-after', String(problem.rule !== undefined && clockRules.has(problem.rule) ? clockRetryAfterSeconds : retryAfterSeconds));
   return reply.code(problem.status).type(problemContentType).send(problem);
 }
 

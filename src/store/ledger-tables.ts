@@ -78,6 +78,12 @@ export interface BatchHead extends LogHead {
 
 /** SQLSTATE of log_head_event_times_rise (migration 031): a batch dated before the newest event, a bug of its writer's. */
 export const eventTimeBackCode = 'CLH02';
+/**
+ * SQLSTATE of the same trigger (migration 047) when a batch is dated more than
+ * limits.clockAheadOfDatabaseMsMax ahead of the database's clock: the writing server's clock
+ * runs ahead. Its DETAIL is JSON: { batchAt, databaseAt, aheadMsMax }.
+ */
+export const clockAheadOfDatabaseCode = 'CLH03';
 
 export interface StoredAnswer {
   scope: string;

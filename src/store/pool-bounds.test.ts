@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { FreezingProxy } from '../../test/support/freezing-proxy.ts';
-import { createPool, inTransaction, isDatabaseUnavailable, pingDatabase, queryTimeoutMessage, serverStillWorks, stillWorkingExtensionsMax, withQueryTimeout, type Pool, type PoolClient } from './pool.ts';
+import { createPool, inTransaction, isDatabaseUnavailable, queryTimeoutMessage, queryWithin, serverStillWorks, stillWorkingExtensionsMax, withQueryTimeout, type Pool, type PoolClient } from './pool.ts';
 import { readEntriesPacked } from './tlog-tables.ts';
 
 /** The bound under test: long enough for a healthy query on a loaded machine, short for the test. */
@@ -106,7 +106,7 @@ describe('a pool bounded for reads (withQueryTimeout)', () => {
   it('a health check ping bounded by its own deadline gives its connection back when it runs out', async () => {
     const { error, ms } = await whileFrozen(async () => {
       const before = pool.totalCount;
-      const failed = await failure(() => pingDatabase(bounded, 150));
+      const failed = await failure(() => queryWithin(bounded, 'SELECT 1', 150));
       // The connection the ping held was closed, not left busy with the abandoned query.
       expect(pool.totalCount).toBe(before - 1);
       return failed;

@@ -411,13 +411,13 @@ function boundStream<S extends NodeJS.EventEmitter>(stream: S, client: pg.PoolCl
 }
 
 /**
- * A short liveness query for health checks, bounded by `timeoutMs` itself: a check that gave
- * up after its own deadline must not leave the query holding a pooled connection for the
- * pool's longer bound (or, on a pool without one, until TCP gives up).
+ * A short query bounded by `timeoutMs` itself, for health checks: a check that gave up after
+ * its own deadline must not leave the query holding a pooled connection for the pool's longer
+ * bound (or, on a pool without one, until TCP gives up).
  */
-export async function pingDatabase(pool: pg.Pool, timeoutMs: number): Promise<void> {
+export async function queryWithin<Row extends pg.QueryResultRow>(pool: pg.Pool, text: string, timeoutMs: number): Promise<Row[]> {
   // query_timeout is pg's per-query option, missing from @types/pg's QueryConfig.
-  await pool.query({ text: 'SELECT 1', query_timeout: timeoutMs } as pg.QueryConfig);
+  return (await pool.query<Row>({ text, query_timeout: timeoutMs } as pg.QueryConfig)).rows;
 }
 
 /** SQLSTATEs that say the database cannot be reached or is going away (class 08 is matched by its prefix). */

@@ -14,6 +14,7 @@ import type { CommandKind, CommandRequest } from '../../src/ledger/schemas.ts';
 import { createPool, type Pool } from '../../src/store/pool.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { buildWorld, expectOk, type World } from '../world.ts';
+import { allowClocksAhead } from '../database.ts';
 
 export interface FreshWorld {
   world: World;
@@ -48,7 +49,10 @@ function urlOf(name: string): string {
 
 export async function createWorldTemplate(options: Parameters<typeof buildWorld>[1] & { prepare?: (world: World) => Promise<void> } = {}): Promise<WorldTemplate> {
   const templateName = `tpl_${randomBytes(6).toString('hex')}`;
-  await admin((client) => client.query(`CREATE DATABASE ${templateName}`));
+  await admin(async (client) => {
+    await client.query(`CREATE DATABASE ${templateName}`);
+    await allowClocksAhead(client, templateName);
+  });
   const templatePool = createPool({ url: urlOf(templateName), connectionsMax: 4, applicationName: 'chipledger-test-template' });
   let shape: Omit<World, 'ledger' | 'clock' | 'run'>;
   try {
@@ -64,7 +68,10 @@ export async function createWorldTemplate(options: Parameters<typeof buildWorld>
   return {
     async fresh() {
       const name = `t_${randomBytes(6).toString('hex')}`;
-      await admin((client) => client.query(`CREATE DATABASE ${name} TEMPLATE ${templateName}`));
+      await admin(async (client) => {
+        await client.query(`CREATE DATABASE ${name} TEMPLATE ${templateName}`);
+        await allowClocksAhead(client, name);
+      });
       const url = urlOf(name);
       const pool = createPool({ url, connectionsMax: 10, applicationName: 'chipledger-test' });
       const clock = new ManualClock(worldStart);
