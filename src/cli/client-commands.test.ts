@@ -3,7 +3,8 @@ import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bookCommand, columns, deployCommand, listCommand, manifestImportCommand, parseDeadline, readBounded, showCommand, transitionCommand, utilisationCommand, utilisationRows } from './client-commands.ts';
+import { limits } from '../core/limits.ts';
+import { bookCommand, columns, deadlineSpanClockMarginMs, deployCommand, listCommand, manifestImportCommand, parseDeadline, readBounded, showCommand, transitionCommand, utilisationCommand, utilisationRows } from './client-commands.ts';
 import { ApiClient, unknownOutcomeOf } from './http.ts';
 import { Failure, type Output } from './output.ts';
 import { serialCsvBytesMax } from './serials-csv.ts';
@@ -235,6 +236,15 @@ describe('parseDeadline', () => {
     }
     expect(parseDeadline('2028-02-29T18:00:00Z', now)).toBe('2028-02-29T18:00:00.000Z'); // a leap year
     expect(parseDeadline('2026-12-31T23:00:00-05:00', now)).toBe('2027-01-01T04:00:00.000Z');
+  });
+
+  it('gives a span reaching the longest deadline (365 days) less a margin for this clock running ahead of the ledger\'s', () => {
+    const longest = new Date(now.getTime() + limits.bookingDeadlineMaxMs - deadlineSpanClockMarginMs).toISOString();
+    expect(deadlineSpanClockMarginMs).toBe(5 * 60_000);
+    for (const span of ['365d', '8760h']) expect(parseDeadline(span, now), span).toBe(longest);
+    expect(parseDeadline('8759h', now)).toBe(new Date(now.getTime() + 8759 * 3_600_000).toISOString());
+    // Longer than the ledger takes: sent as typed, and refused there with the bound in its words.
+    expect(parseDeadline('366d', now)).toBe('2027-03-02T00:00:00.000Z');
   });
 });
 

@@ -166,12 +166,27 @@ export async function bookCommand(client: ApiClient, options: BookOptions, outpu
   return 0;
 }
 
-/** An ISO 8601 time with offset, or a span from now: 30d, 12h, 90m. */
+/**
+ * What a span reaching the ledger's longest deadline (limits.bookingDeadlineMaxMs, 365 days)
+ * is shortened by. The span is counted from this machine's clock and the ledger judges the
+ * deadline from its own time, so `--deadline 365d` was refused whenever this clock read even a
+ * second ahead. Five minutes: the drift the ledger takes between its servers' clocks
+ * (limits.clockBehindLedgerMsMax).
+ */
+export const deadlineSpanClockMarginMs = 5 * 60_000;
+
+/**
+ * An ISO 8601 time with offset, or a span from now: 30d, 12h, 90m. A span within
+ * deadlineSpanClockMarginMs of the longest deadline gives that longest less the margin; a
+ * longer one is sent as it is, for the ledger to refuse.
+ */
 export function parseDeadline(text: string, now: Date): string {
   const span = /^([1-9][0-9]{0,4})([dhm])$/.exec(text);
   if (span) {
     const unitMs = { d: 86_400_000, h: 3_600_000, m: 60_000 }[span[2] as 'd' | 'h' | 'm'];
-    return new Date(now.getTime() + Number(span[1]) * unitMs).toISOString();
+    const spanMs = Number(span[1]) * unitMs;
+    const longestMs = limits.bookingDeadlineMaxMs - deadlineSpanClockMarginMs;
+    return new Date(now.getTime() + (spanMs <= limits.bookingDeadlineMaxMs ? Math.min(spanMs, longestMs) : spanMs)).toISOString();
   }
   if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && !Number.isNaN(Date.parse(text)) && dayExists(text)) return new Date(text).toISOString();
   throw new Failure(`--deadline must be a time such as 2026-12-31T18:00:00Z, or a span from now such as 30d, 12h or 90m; got ${JSON.stringify(text)}`, 2);

@@ -142,7 +142,7 @@ function addClientCommands(program: Command, config: (flags?: ConfigFlags) => Co
     .requiredOption('--import-allocation <id>', 'allocation on the import licence')
     .requiredOption('--product <id>', 'product id, e.g. PRD-9')
     .requiredOption('--units <n>', 'units to reserve')
-    .option('--deadline <time>', 'ship by then or the booking expires: ISO time or a span such as 30d', '30d')
+    .option('--deadline <time>', 'ship by then or the booking expires: ISO time, or a span such as 30d (365d books 365 days less 5 min, for clock drift)', '30d')
     .option('--reference <text>', "exporter's own reference")
     .option(...idempotencyKeyOption)
     .action(run(async (options: BookOptions) => bookCommand(client(), options, output)));

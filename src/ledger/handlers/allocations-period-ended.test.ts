@@ -27,7 +27,7 @@ describe('a tranche whose period has ended', () => {
   it('is refused, naming the rule and the dates', async () => {
     expect(refusal(await allocate('2026-01-01', '2026-01-31'))).toEqual({
       code: 'conflict', rule: 'allocation-period-ended',
-      message: `couldn't allocate 10 units to ${world.actors.alpha.orgId}: the period 2026-01-01 to 2026-01-31 ended before today, 2026-02-01; no booking could reserve its units`,
+      message: `couldn't allocate 10 units to ${world.actors.alpha.orgId}: the period 2026-01-01 to 2026-01-31 ended before today, 2026-02-01 (a UTC day); no booking could reserve its units`,
       details: { licenceId: world.exportLicenceId, periodStart: '2026-01-01', periodEnd: '2026-01-31', today: '2026-02-01' },
     });
   });
@@ -44,7 +44,7 @@ describe('a tranche whose period has ended', () => {
     const grown = await world.ledger.submit('allocation.resize', { allocationId, units: 11 }, world.actors.bis);
     expect(refusal(grown)).toMatchObject({
       code: 'conflict', rule: 'allocation-period-ended',
-      message: `couldn't grow allocation ${allocationId} to 11 units: the period 2026-02-01 to 2026-02-28 ended before today, 2026-03-01; no booking could reserve its units`,
+      message: `couldn't grow allocation ${allocationId} to 11 units: the period 2026-02-01 to 2026-02-28 ended before today, 2026-03-01 (a UTC day); no booking could reserve its units`,
     });
     expect(expectOk(await world.ledger.submit('allocation.resize', { allocationId, units: 4 }, world.actors.bis))).toMatchObject({ units: 4 });
     expect(await world.ledger.violations()).toEqual([]);

@@ -61,7 +61,7 @@ function checkAllocatable(licence: LicenceWithParties, doing: string, at: string
   }
   const today = at.slice(0, 10);
   if (period !== null && period.end < today) {
-    throw refuse.conflict('allocation-period-ended', `couldn't ${doing}: the period ${period.start} to ${period.end} ended before today, ${today}; no booking could reserve its units`, {
+    throw refuse.conflict('allocation-period-ended', `couldn't ${doing}: the period ${period.start} to ${period.end} ended before today, ${today} (a UTC day); no booking could reserve its units`, {
       licenceId: licence.id, periodStart: period.start, periodEnd: period.end, today,
     });
   }

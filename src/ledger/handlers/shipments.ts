@@ -100,12 +100,16 @@ function checkCovers(context: CommandContext, { licence, allocation }: Side, shi
 /**
  * A tranche's period bounds when its units may be booked, not when they may leave: a
  * booking made inside the period reserved them, and it may ship after the period ends
- * (until its deadline). So shipping does not run this.
+ * (until its deadline). So shipping does not run this. Days are UTC days, as the database
+ * judges them ((booked_at AT TIME ZONE 'UTC')::date): the refusal names the day it took as
+ * today, and says it is UTC, since an authority's own day may already be another.
  */
 function checkBookingPeriod(context: CommandContext, { allocation }: Side): void {
-  const day = context.at.slice(0, 10);
-  if (allocation.period_start !== null && (day < allocation.period_start || day > allocation.period_end!)) {
-    throw refuse.licence('allocation-period', `allocation ${allocation.id} is for ${allocation.period_start} to ${allocation.period_end}`, { allocationId: allocation.id });
+  const today = context.at.slice(0, 10);
+  if (allocation.period_start !== null && (today < allocation.period_start || today > allocation.period_end!)) {
+    throw refuse.licence('allocation-period', `allocation ${allocation.id} is for ${allocation.period_start} to ${allocation.period_end}, and today is ${today} (UTC days: the booking's time is ${context.at})`, {
+      allocationId: allocation.id, periodStart: allocation.period_start, periodEnd: allocation.period_end, today,
+    });
   }
 }
 
