@@ -82,7 +82,7 @@ describe('log signing key', () => {
     const key = generateSignerKey('log.example');
     writeKeyFile(file, key.signerKey);
     expect(readKeyFile(file)).toBe(key.signerKey);
-    expect(() => writeKeyFile(file, generateSignerKey('other').signerKey)).toThrow(/couldn't write/);
+    expect(() => writeKeyFile(file, generateSignerKey('other').signerKey)).toThrow(/exists; refusing to overwrite a key/);
     expect(readFileSync(file, 'utf8').trim()).toBe(key.signerKey);
     chmodSync(file, 0o644);
     expect(() => readKeyFile(file)).toThrow(/open to its group or others/);

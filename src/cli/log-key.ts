@@ -7,8 +7,9 @@
  * data folder or PostgreSQL: a missing key, or a key file that is absent, unreadable, readable
  * by others or not a key, is a configuration problem (exit 2), listed with the others found.
  */
-import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, existsSync, fchmodSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
 import { writingInDataDir, type Config } from './config.ts';
 import { Failure, type Output } from './output.ts';
@@ -62,7 +63,7 @@ export function demoSignerKey(config: Config, output: Output): string {
     const key = generateSignerKey(demoLogOrigin);
     writingInDataDir(config.dataDir, () => {
       mkdirSync(config.dataDir, { recursive: true });
-      writeFileSync(file, `${key.signerKey}\n`, { mode: 0o600, flag: 'wx' });
+      createKeyFile(file, key.signerKey);
     });
     output.err(`chipledger: made a DEMO log signing key in ${file} (verifier key ${key.verifierKey}); a real deployment sets CHIPLEDGER_LOG_KEY_FILE`);
   }
@@ -122,12 +123,53 @@ export function readKeyFileChecked(file: string, kind: KeyFileKind = logSigningK
   return { ok: true, signerKey: text };
 }
 
-/** Writes a new key file with mode 0600; never overwrites. */
+/** Hard links refused by the file system (FAT, some network shares): the key is then written in place. */
+const noHardLinkCodes = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/**
+ * Writes a new key file, mode 0600, whole or not at all, and never over an existing file. The
+ * key is written and fsynced under a temporary name beside it, then linked to its name: link()
+ * fails if the name exists, so the refusal to overwrite holds even against another writer
+ * between a look and the write (a rename would replace it). Written in place, a crash (or a
+ * full disk) after the file was made and before its text was on disk left an empty key file,
+ * which the next keygen then refused to replace.
+ * Crash notes: before the link, the name is free and at most a temporary file (mode 0600) is
+ * left beside it, named after the key's; after it, the key is whole under its name.
+ */
 export function writeKeyFile(file: string, signerKey: string): void {
   try {
-    writeFileSync(file, `${signerKey}\n`, { mode: 0o600, flag: 'wx' });
-    chmodSync(file, 0o600);
+    createKeyFile(file, signerKey);
   } catch (error) {
-    throw new Failure(`couldn't write the key to ${file}: ${(error as Error).message}`);
+    // Named by its absolute path: under `npm run` a relative --out is taken from the repository's root.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Failure(`${resolve(file)} exists; refusing to overwrite a key (move it away first)`);
+    throw new Failure(`couldn't write the key file ${resolve(file)}: ${(error as Error).message}`);
+  }
+}
+
+/** writeKeyFile's work, its errors as the file system gave them (EEXIST: the name is taken). */
+function createKeyFile(file: string, signerKey: string): void {
+  const temporary = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    writeSynced(temporary, `${signerKey}\n`);
+    try {
+      linkSync(temporary, file);
+    } catch (error) {
+      if (!noHardLinkCodes.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+      writeFileSync(file, `${signerKey}\n`, { mode: 0o600, flag: 'wx' });
+    }
+  } finally {
+    rmSync(temporary, { force: true });
+  }
+}
+
+/** A new file with `text`, mode 0600 whatever the umask, fsynced. */
+function writeSynced(path: string, text: string): void {
+  const fd = openSync(path, 'wx', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }

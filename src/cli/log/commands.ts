@@ -7,10 +7,9 @@
  * Results go to stdout, progress, alerts and failures to stderr; a failed check throws a
  * Failure (exit 1), a usage problem exits 2, both through the program's one error report.
  */
-import { writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { generateCosignerKey, generateSignerKey, isValidKeyName } from '../../tlog/index.ts';
+import { writeKeyFile } from '../log-key.ts';
 import { Failure, printable } from '../output.ts';
 import { clientOf, defaultDeps, guard, keysFollowed, progressSink, startingKey, usage, verifierOf, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
 import { monitorCommand, monitorIntervalMsDefault, type MonitorOptions } from './monitor-command.ts';
@@ -24,17 +23,6 @@ export { monitorCommand, monitorIntervalMsDefault, monitorIntervalMsMax, monitor
 export { proveCommand } from './prove-command.ts';
 export { witnessCommand, type WitnessOptions } from './witness-command.ts';
 
-/** Writes a secret key file readable by its owner only; never replaces an existing file. */
-async function writeKeyFile(path: string, text: string): Promise<void> {
-  try {
-    await writeFile(path, `${text}\n`, { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    // Named by its absolute path: under `npm run` a relative --out is taken from the repository's root.
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Failure(`${resolve(path)} exists; refusing to overwrite a key (move it away first)`);
-    throw new Failure(`couldn't write the key file ${resolve(path)}: ${(error as Error).message}`);
-  }
-}
-
 export async function keygenCommand(options: { origin: string; out: string }, kind: 'log' | 'witness', deps: LogCommandDeps = defaultDeps): Promise<number> {
   return guard(async () => {
     // The origin is the key's name in every signed note: a name no note can carry is the
@@ -44,7 +32,8 @@ export async function keygenCommand(options: { origin: string; out: string }, ki
       throw usage(`${option} must name the key in signed notes: not empty, without spaces, '+' or control characters, such as ${example}; got ${JSON.stringify(options.origin)}`);
     }
     const keys = kind === 'log' ? generateSignerKey(options.origin) : generateCosignerKey(options.origin);
-    await writeKeyFile(options.out, keys.signerKey);
+    // Whole or not at all, mode 0600, never over a file (log-key.ts).
+    writeKeyFile(options.out, keys.signerKey);
     deps.output.err(`wrote the ${kind === 'log' ? 'log signing' : 'witness cosigning'} key to ${options.out} (mode 0600); its verifier key:`);
     deps.output.out(keys.verifierKey);
     return 0;
