@@ -1,13 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { generateSignerKey } from '../tlog/index.ts';
 import { readConfig } from './config.ts';
 import { demoLogOrigin, demoSignerKey, keyFileBytesMax, readKeyFile, readLogKeys, writeKeyFile } from './log-key.ts';
 
 const output = { out: () => {}, err: () => {} };
+/** The file's folder, removed after it: it holds private keys (test ones, but keys) and a FIFO. */
+const root = mkdtempSync(join(tmpdir(), 'chipledger-key-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+/** A folder of its own for each test. */
+const newFolder = () => mkdtempSync(join(root, 'case-'));
 
 function configIn(folder: string, env: NodeJS.ProcessEnv = {}) {
   const result = readConfig({ CHIPLEDGER_DATA_DIR: join(folder, 'data'), ...env }, {}, folder);
@@ -22,13 +27,13 @@ function problemsOf(result: ReturnType<typeof readLogKeys>): string[] {
 
 describe('log signing key', () => {
   it('is never made silently outside the demo', () => {
-    const folder = mkdtempSync(join(tmpdir(), 'chipledger-key-'));
+    const folder = newFolder();
     expect(problemsOf(readLogKeys(configIn(folder), false))).toEqual([expect.stringMatching(/^no transparency-log signing key: set CHIPLEDGER_LOG_KEY_FILE .*log keygen.* or CHIPLEDGER_LOG_SIGNER_KEY$/)]);
     expect(existsSync(join(folder, 'data'))).toBe(false);
   });
 
   it('is made once for the demo, with mode 0600, and reused', () => {
-    const folder = mkdtempSync(join(tmpdir(), 'chipledger-key-'));
+    const folder = newFolder();
     const config = configIn(folder);
     expect(readLogKeys(config, true)).toEqual({ ok: true, keys: { signer: { kind: 'demo' }, previousSignerKey: undefined } });
     expect(existsSync(join(folder, 'data')), 'checking makes nothing').toBe(false);
@@ -39,7 +44,7 @@ describe('log signing key', () => {
   });
 
   it('comes from the key file or the key setting, with the previous key for a rotation', () => {
-    const folder = mkdtempSync(join(tmpdir(), 'chipledger-key-'));
+    const folder = newFolder();
     const key = generateSignerKey('log.example');
     const previous = generateSignerKey('log.example');
     writeKeyFile(join(folder, 'log.key'), key.signerKey);
@@ -52,7 +57,7 @@ describe('log signing key', () => {
   });
 
   it('lists every problem with the key files at once, each naming its setting', () => {
-    const folder = mkdtempSync(join(tmpdir(), 'chipledger-key-'));
+    const folder = newFolder();
     writeFileSync(join(folder, 'open.key'), `${generateSignerKey('log.example').signerKey}\n`, { mode: 0o644 });
     chmodSync(join(folder, 'open.key'), 0o644);
     const problems = problemsOf(readLogKeys(configIn(folder, { CHIPLEDGER_LOG_KEY_FILE: '/nonexistent/log.key', CHIPLEDGER_LOG_PREVIOUS_KEY_FILE: 'open.key' }), true));
@@ -64,7 +69,7 @@ describe('log signing key', () => {
   });
 
   it('refuses a folder, a file too long to be a key, and a FIFO without waiting on it', () => {
-    const folder = mkdtempSync(join(tmpdir(), 'chipledger-key-'));
+    const folder = newFolder();
     mkdirSync(join(folder, 'folder.key'), { mode: 0o700 });
     expect(() => readKeyFile(join(folder, 'folder.key'))).toThrow(/is not a file/);
     writeFileSync(join(folder, 'long.key'), 'x'.repeat(keyFileBytesMax + 1), { mode: 0o600 });
@@ -77,7 +82,7 @@ describe('log signing key', () => {
   });
 
   it('refuses a key file others can read, and never overwrites one', () => {
-    const folder = mkdtempSync(join(tmpdir(), 'chipledger-key-'));
+    const folder = newFolder();
     const file = join(folder, 'log.key');
     const key = generateSignerKey('log.example');
     writeKeyFile(file, key.signerKey);

@@ -3,7 +3,7 @@
  * given only the key they trusted before it, follow the announcement (signed by the old key
  * and the new one) to the new key, and hold the announcement to the rest of the log.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,6 +42,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await harness?.close();
+  rmSync(folder, { recursive: true, force: true }); // it holds the witness's private key
 });
 
 describe('the log CLI after a key rotation, given the old key', () => {

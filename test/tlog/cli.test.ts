@@ -5,7 +5,7 @@
  * after each case.
  */
 import { Command } from 'commander';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,18 +24,24 @@ import { failureOf } from '../support/failure.ts';
 const logKey = generateSignerKey('log.cli.test');
 const witnessKey = generateCosignerKey('witness.cli.test');
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-log-cli-'));
+const file = (name: string) => join(folder, name);
 let harness: Harness;
 let server: LogServer;
+
+/** A checkpoint verified over every entry at the start, for the tests that begin from a saved one; none changes it. */
+const verifiedState = file('verify.state');
 
 beforeAll(async () => {
   harness = await startHarness({ signerKey: logKey.signerKey, witnessKeys: [witnessKey.verifierKey], events: 300 });
   server = await harness.serve();
+  // Here rather than in the first test, so that any test runs alone (-t) or in any order (--sequence.shuffle).
+  await verify(server.url, { token: harness.tokens.auditor, state: verifiedState });
 });
 afterAll(async () => {
   await harness?.close();
+  rmSync(folder, { recursive: true, force: true }); // it holds private keys (test ones, but keys)
 });
 
-const file = (name: string) => join(folder, name);
 /** The stored canonical bytes of one event. */
 const canonical = async (seq: number) => (await harness.database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE seq = $1', [seq])).rows[0]!.canonical;
 
@@ -55,13 +61,13 @@ async function verifyFails(url: string, options: { state?: string; token?: strin
 describe('log keygen', () => {
   it('writes a signer key readable by its owner only, prints the verifier key, and never overwrites', async () => {
     const capture = captured();
-    await keygenCommand({ origin: 'log.example', out: file('log.key') }, 'log', capture.deps);
-    expect(statSync(file('log.key')).mode & 0o777).toBe(0o600);
-    const signer = parseSignerKey(readFileSync(file('log.key'), 'utf8').trim());
+    await keygenCommand({ origin: 'log.example', out: file('keygen-log.key') }, 'log', capture.deps);
+    expect(statSync(file('keygen-log.key')).mode & 0o777).toBe(0o600);
+    const signer = parseSignerKey(readFileSync(file('keygen-log.key'), 'utf8').trim());
     expect(capture.out).toEqual([signer.verifierKey]);
-    const again = await failureOf(keygenCommand({ origin: 'log.example', out: file('log.key') }, 'log', capture.deps));
+    const again = await failureOf(keygenCommand({ origin: 'log.example', out: file('keygen-log.key') }, 'log', capture.deps));
     expect(again.message).toContain('refusing to overwrite');
-    await keygenCommand({ origin: 'witness.example', out: file('witness.key') }, 'witness', capture.deps);
+    await keygenCommand({ origin: 'witness.example', out: file('keygen-witness.key') }, 'witness', capture.deps);
     expect(() => parseCosignatureVerifierKey(capture.out[1]!)).not.toThrow();
   });
 });
@@ -70,8 +76,8 @@ describe('log verify against the server', () => {
   it('verifies tiles only without a token, and every entry with an auditor token; saves the checkpoint', async () => {
     const tilesOnly = await verify(server.url);
     expect(tilesOnly.out[0]).toContain('entries NOT checked');
-    const full = await verify(server.url, { token: harness.tokens.auditor, state: file('verify.state') });
-    const size = (await readState(file('verify.state')))!.size;
+    const full = await verify(server.url, { token: harness.tokens.auditor, state: file('first.state') });
+    const size = (await readState(file('first.state')))!.size;
     expect(full.out[0]).toMatch(new RegExp(`^ok: log.cli.test size ${size} .*signature ok, 3 hash tiles ok, ${size} entries hashed; no earlier checkpoint saved`));
   });
 
@@ -88,14 +94,15 @@ describe('log verify against the server', () => {
   it('goes through commander with the documented flags, and checks consistency as the log grows', async () => {
     await harness.book(40);
     await server.ledger.checkpointer!.checkpointNow();
-    const before = (await readState(file('verify.state')))!.size;
+    copyFileSync(verifiedState, file('grown.state'));
+    const before = (await readState(file('grown.state')))!.size;
     writeFileSync(file('log.pub'), `${logKey.verifierKey}\n`);
     const capture = captured();
     const program = new Command('chipledger').exitOverride();
     registerLogCommands(program, capture.deps);
-    await program.parseAsync(['log', 'verify', '--url', server.url, '--key-file', file('log.pub'), '--state', file('verify.state'), '--token', harness.tokens.auditor], { from: 'user' });
+    await program.parseAsync(['log', 'verify', '--url', server.url, '--key-file', file('log.pub'), '--state', file('grown.state'), '--token', harness.tokens.auditor], { from: 'user' });
     expect(capture.out[0]).toContain(`consistent with saved size ${before}`);
-    expect((await readState(file('verify.state')))!.size).toBeGreaterThan(before);
+    expect((await readState(file('grown.state')))!.size).toBeGreaterThan(before);
   });
 
   it('refuses a recipient token for entry bundles with the status and URL', async () => {
@@ -200,14 +207,14 @@ describe('log verify catches tampering and names it', () => {
   });
 
   it('truncated: a saved checkpoint claims more entries than the log has', async () => {
-    const saved = (await readState(file('verify.state')))!;
+    const saved = (await readState(verifiedState))!;
     await writeState(file('claims-more.state'), { ...saved, size: saved.size + 500, rootHash: Buffer.alloc(32, 9) });
     const { lines } = await verifyFails(server.url, { state: file('claims-more.state') });
     expect(lines[0]).toMatch(/^FAILED \[truncation\] truncation: the log now signs size \d+, smaller than the checkpoint of size \d+ saved earlier/);
   });
 
   it('forked: a signed checkpoint of the same size with another root', async () => {
-    const saved = (await readState(file('verify.state')))!;
+    const saved = (await readState(verifiedState))!;
     const current = openCheckpoint(await (await fetch(`${server.url}/v1/log/checkpoint`)).text(), parseVerifierKey(logKey.verifierKey)).checkpoint;
     const forkRoot = Buffer.alloc(32, 5);
     const note = signCheckpoint({ origin: 'log.cli.test', size: current.size, rootHash: forkRoot, extensions: [] }, parseSignerKey(logKey.signerKey));
@@ -283,7 +290,9 @@ describe('log monitor', () => {
   });
 
   it('alerts on a fork and stops, or keeps going with --keep-going; the state keeps the last good checkpoint', async () => {
-    const good = (await readState(file('monitor.state')))!;
+    // A good checkpoint at the head, so that the first round meets the forked one at its own size.
+    await monitorCommand({ url: server.url, key: logKey.verifierKey, state: file('monitor-good.state'), maxRounds: '1' }, captured().deps);
+    const good = (await readState(file('monitor-good.state')))!;
     await writeState(file('monitor-fork.state'), { ...good, rootHash: Buffer.alloc(32, 6) });
     const stop = captured(grow);
     const stopped = await failureOf(monitorCommand({ url: server.url, key: logKey.verifierKey, state: file('monitor-fork.state'), intervalMs: '1', maxRounds: '3' }, stop.deps));

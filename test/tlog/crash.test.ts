@@ -10,7 +10,7 @@
  * - `log verify` over HTTP, with the state it saved after the previous restart, passes.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +33,8 @@ const childPath = fileURLToPath(new URL('./append-child.ts', import.meta.url));
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
 const logKey = generateSignerKey('log.crash.test');
 const verifier = parseVerifierKey(logKey.verifierKey);
-const stateFile = join(mkdtempSync(join(tmpdir(), 'chipledger-crash-')), 'verify.state');
+const folder = mkdtempSync(join(tmpdir(), 'chipledger-crash-'));
+const stateFile = join(folder, 'verify.state');
 let database: TestDatabase;
 let world: World;
 let auditorToken = '';
@@ -47,6 +48,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await database?.drop();
+  rmSync(folder, { recursive: true, force: true });
 });
 
 interface Published {
