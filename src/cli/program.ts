@@ -22,9 +22,9 @@ import { DataDirInUse } from './database.ts';
 import { DemoLoadError } from '../demo/load.ts';
 import { LogCheckError } from '../ledger/log-check.ts';
 import { LogKeyError } from '../ledger/log-keys.ts';
-import { isTransientDatabaseError } from '../ledger/refusals.ts';
 import { MigrationRefused } from '../store/migrate.ts';
-import { isDatabaseUnavailable, transientDatabaseErrorWords } from '../store/pool.ts';
+import { isDatabaseUnavailable } from '../store/pool.ts';
+import { isStatementTimeout, isTransientDatabaseError, sqlState, transientDatabaseErrorWords } from '../store/sqlstate.ts';
 import { ApiError, NetworkError, UnexpectedAnswerError, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
 import { Failure, processOutput, type Output } from './output.ts';
 import { serve } from './serve.ts';
@@ -224,11 +224,11 @@ const systemConnectionProblems: Readonly<Record<string, string>> = {
 };
 /** Why PostgreSQL refused a connection, by its SQLSTATE; its own words come first. */
 const serverConnectionProblems: Readonly<Record<string, string>> = {
-  '28P01': 'check the user and password',
-  '28000': "check the user and the server's access rules (pg_hba.conf)",
-  '3D000': 'create the database (createdb) or correct its name',
-  '57P03': 'try again in a moment',
-  '53300': 'every connection slot is taken: end an idle client, or raise max_connections',
+  [sqlState.invalidPassword]: 'check the user and password',
+  [sqlState.invalidAuthorizationSpecification]: "check the user and the server's access rules (pg_hba.conf)",
+  [sqlState.invalidCatalogName]: 'create the database (createdb) or correct its name',
+  [sqlState.cannotConnectNow]: 'try again in a moment',
+  [sqlState.tooManyConnections]: 'every connection slot is taken: end an idle client, or raise max_connections',
 };
 /** What pg-pool and pg say, without a code, when connectionTimeoutMillis runs out. */
 const connectTimeoutMessages = new Set(['timeout exceeded when trying to connect', 'Connection terminated due to connection timeout']);
@@ -273,11 +273,11 @@ function describeConnectionError(error: unknown, config: Config | undefined): st
  */
 function describeUnansweredStatement(error: Error, code: string | undefined, where: string): string | undefined {
   const said = `${error.message}${code === undefined ? '' : ` (${code})`}, at ${where}`;
-  if (code === '57014' && error.message.includes('statement timeout')) {
+  if (isStatementTimeout(error)) {
     return `the database is not answering: ${said}; a statement ran past the database's statement_timeout: raise it for chipledger's database or user, or try again when the database is less busy`;
   }
   if (isDatabaseUnavailable(error)) return `the database is not answering: ${said}; try again once it answers`;
-  if (code === '57014') return `the database cancelled a statement: ${said}; someone cancelled it (pg_cancel_backend): run the command again`;
+  if (code === sqlState.queryCanceled) return `the database cancelled a statement: ${said}; someone cancelled it (pg_cancel_backend): run the command again`;
   if (code !== undefined && isTransientDatabaseError(code)) return `the database couldn't run a statement now: ${said}; ${transientDatabaseErrorWords(code)}: run the command again`;
   return undefined;
 }

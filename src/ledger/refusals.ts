@@ -8,6 +8,15 @@ import { DomainError, isDomainError } from '../core/errors.ts';
 import { cut, quotedFieldPath } from '../core/text.ts';
 import { clockAheadOfDatabaseCode, headMovedCode } from '../store/ledger-tables.ts';
 import { networkErrorCodes } from '../store/pool.ts';
+import { isTransientDatabaseError } from '../store/sqlstate.ts';
+
+/**
+ * Defined with the SQLSTATE table they read; the sequencer, the checkpointer, the API and the
+ * CLI ask them here, beside the refusals. isLockTimeout: a batch sent ahead waits only briefly
+ * for the head lock (limits.aheadLockWaitMsMax), then runs the classic way with the full
+ * wait; the sequencer asks this apart from isWorthRunningAgain.
+ */
+export { isLockTimeout, isTransientDatabaseError } from '../store/sqlstate.ts';
 
 /** A schema problem as zod reports it; `keys`: the keys an unrecognized_keys issue names. */
 type SchemaIssue = { path: PropertyKey[]; message: string; code?: string; origin?: string; keys?: readonly string[] };
@@ -47,27 +56,6 @@ function fieldOf(issue: SchemaIssue): { path: string; message: string } {
 function unrecognizedKeysMessage(keys: readonly string[]): string {
   const named = keys.slice(0, quotedKeysMax).map((key) => JSON.stringify(cut(key, quotedKeyLengthMax))).join(', ');
   return `Unrecognized key${keys.length === 1 ? '' : 's'}: ${named}${keys.length > quotedKeysMax ? ` and ${keys.length - quotedKeysMax} more` : ''}`;
-}
-
-/**
- * PostgreSQL errors that say "not now" rather than "not this": nothing was committed, and
- * the same command may succeed when sent again.
- * - 08: the connection failed; 57: an operator or shutdown cancelled it (57P01, 57014);
- * - 53100 disk full, 53200 out of memory, 53300 too many connections (not the rest of class
- *   53: 53400, a configured limit such as temp_file_limit, fails the same command again);
- * - 55P03: a lock not had in time (the head lock's wait bound, or an operator's lock_timeout);
- * - 40: the transaction was rolled back (40001 serialization failure, 40P01 deadlock);
- * - 25P03: the session idled in its transaction past idle_in_transaction_session_timeout.
- */
-/**
- * read_only_sql_transaction: the connection writes nothing, a standby's after a failover
- * (until the address leads to the new primary) or a session told read-only. Nothing was
- * written, and a retry may reach a primary: unavailable, not a bug (500).
- */
-const readOnlyTransactionCode = '25006';
-
-export function isTransientDatabaseError(code: string): boolean {
-  return code.startsWith('08') || code.startsWith('57') || code.startsWith('40') || ['53100', '53200', '53300', '55P03', '25P03', readOnlyTransactionCode].includes(code);
 }
 
 /** SQLSTATE 54000, program_limit_exceeded: a value over one of the database's own size limits. */
@@ -223,15 +211,6 @@ export function toRefusal(error: unknown): DomainError {
  */
 export function provesNoCommit(error: unknown, sessionLives: boolean): boolean {
   return error instanceof pg.DatabaseError && (error.severity === 'ERROR' || sessionLives);
-}
-
-/**
- * A lock not had within its wait bound (SQLSTATE 55P03, lock_not_available). A batch sent
- * ahead waits only briefly (limits.aheadLockWaitMsMax) and then runs the classic way, with
- * the full wait; the sequencer asks this apart from isWorthRunningAgain.
- */
-export function isLockTimeout(error: unknown): boolean {
-  return (error as { code?: unknown }).code === '55P03';
 }
 
 /**

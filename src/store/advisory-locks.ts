@@ -7,6 +7,7 @@
  */
 import type pg from 'pg';
 import { waitBoundsSql } from './pool.ts';
+import { isLockTimeout, isStatementTimeout } from './sqlstate.ts';
 
 type Queryable = pg.Pool | pg.PoolClient;
 
@@ -128,6 +129,5 @@ async function tryAdvisoryLock(client: pg.PoolClient, key: number, waitMs: numbe
  * statement's (57014 with "statement timeout"; not a cancel by hand, which shares the code).
  */
 export function isWaitBoundError(error: unknown): boolean {
-  const { code, message } = error as { code?: unknown; message?: unknown };
-  return code === '55P03' || (code === '57014' && typeof message === 'string' && message.includes('statement timeout'));
+  return isLockTimeout(error) || isStatementTimeout(error);
 }

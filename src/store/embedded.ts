@@ -47,6 +47,7 @@ import { assertBinariesRun, assertReachableBy, binariesPackage, installAdvice, l
 import { EmbeddedPostgresError } from './embedded-error.ts';
 import { legacyPassword, libraryDecoyPassword, passwordFilePath, readPassword, removeLibraryPasswordFiles, scramVerifier, writeNewPassword } from './embedded-password.ts';
 import { stopOrphan } from './processes.ts';
+import { sqlState } from './sqlstate.ts';
 
 export { EmbeddedPostgresError } from './embedded-error.ts';
 
@@ -77,8 +78,6 @@ const databaseName = 'chipledger';
 const superuser = 'chipledger';
 /** PostgreSQL output lines kept to explain a failed start. */
 const startLogLinesMax = 20;
-/** SQLSTATEs we act on. */
-const sqlState = { invalidPassword: '28P01', invalidCatalogName: '3D000', duplicateDatabase: '42P04', uniqueViolation: '23505' } as const;
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = resolve(options.dataDir);

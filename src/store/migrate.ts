@@ -21,6 +21,7 @@ import type pg from 'pg';
 import { limits } from '../core/limits.ts';
 import { describeHolders, formatWait, sessionsOf, takeAdvisoryLock, terminateSql, type LockHolder } from './advisory-locks.ts';
 import { waitBoundsSql } from './pool.ts';
+import { isLockTimeout, sqlState } from './sqlstate.ts';
 
 const migrationsDir = fileURLToPath(new URL('./migrations/', import.meta.url));
 /** Any constant: the key of the advisory lock that migrations hold. */
@@ -145,12 +146,12 @@ async function appliedMigrations(client: pg.PoolClient, migrations: readonly Mig
 
 /** What SQLSTATE 25006 (read_only_sql_transaction) and 42501 (insufficient_privilege) mean to a migration. */
 const withoutRights: Readonly<Record<string, { reason: 'read_only' | 'not_permitted'; what: string; fix: string }>> = {
-  '25006': {
+  [sqlState.readOnlySqlTransaction]: {
     reason: 'read_only',
     what: 'the connection is read-only',
     fix: "run chipledger migrate as the database's owner on a connection that may write (the primary, without default_transaction_read_only)",
   },
-  '42501': { reason: 'not_permitted', what: "this role may not change the database's schema", fix: "run chipledger migrate as the database's owner" },
+  [sqlState.insufficientPrivilege]: { reason: 'not_permitted', what: "this role may not change the database's schema", fix: "run chipledger migrate as the database's owner" },
 };
 
 /**
@@ -243,7 +244,7 @@ async function applyOne(pool: pg.Pool, client: pg.PoolClient, migration: Migrati
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
-    if ((error as { code?: unknown }).code === '55P03') throw tableLocked(migration, waitSeen, bounds);
+    if (isLockTimeout(error)) throw tableLocked(migration, waitSeen, bounds);
     throw new Error(`couldn't apply migration ${migration.name}: ${(error as Error).message}`, { cause: error });
   } finally {
     ended = true;

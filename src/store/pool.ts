@@ -6,6 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { isStatementTimeout, meaningOf, sqlState } from './sqlstate.ts';
+
+/** Defined with the SQLSTATE table it reads; the API's 503 words ask it here, beside isDatabaseUnavailable. */
+export { transientDatabaseErrorWords } from './sqlstate.ts';
 
 // int8: sequence numbers and counts stay far below 2^53; value_minor is bigint-safe by
 // the limit valueMinorMax. Parse to number, asserting safety.
@@ -420,14 +424,6 @@ export async function queryWithin<Row extends pg.QueryResultRow>(pool: pg.Pool, 
   return (await pool.query<Row>({ text, query_timeout: timeoutMs } as pg.QueryConfig)).rows;
 }
 
-/** SQLSTATEs that say the database cannot be reached or is going away (class 08 is matched by its prefix). */
-const unavailableStates = new Set([
-  '57P01', // admin_shutdown: the server is stopping
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now: starting up or in recovery
-  '53300', // too_many_connections: no connection to be had
-  '25006', // read_only_sql_transaction: a standby after a failover, until the address leads to the primary
-]);
 /** Node's socket and name-lookup errors on the way to the database: unreachable now, which a caller may retry (the write path's refusals read them too). */
 export const networkErrorCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 /**
@@ -438,38 +434,12 @@ export const networkErrorCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', '
  */
 const unavailableMessage = /^(timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error and is not queryable|Query read timeout$)/;
 
-/** What a "not now" SQLSTATE (the write path's isTransientDatabaseError) means, for a refusal or a CLI line; by class where a code has no words of its own. */
-const transientStateWords: Readonly<Record<string, string>> = {
-  '55P03': 'a lock not had in time (another session holds what the statement needs)',
-  '40P01': 'a deadlock with another session, which PostgreSQL broke by failing this statement',
-  '40001': 'a serialization failure (another session changed what this transaction read)',
-  '25P03': 'a transaction left idle past idle_in_transaction_session_timeout',
-  '53100': "the database's disk full",
-  '53200': 'the database out of memory',
-  '53300': 'every connection slot taken',
-  '57014': 'a statement cancelled',
-  '25006': 'a read-only connection (a standby)',
-};
-const transientClassWords: Readonly<Record<string, string>> = {
-  '08': 'a connection failure',
-  '40': 'a transaction rolled back',
-  '57': 'an operator ending or cancelling the statement',
-};
-
-/**
- * Words for a SQLSTATE that says "not now, try again", without PostgreSQL's own message (a
- * full disk's names a file on the server, which the API does not show its clients).
- */
-export function transientDatabaseErrorWords(code: string): string {
-  return transientStateWords[code] ?? transientClassWords[code.slice(0, 2)] ?? 'a passing condition of the database';
-}
-
 /**
  * Whether `error` says "the database is not answering now" (retry later: 503) rather than
  * "this request is wrong" or a bug: a lost or refused connection, a server shutting down, a
  * connection not had in time, a query over its bound. query_canceled (57014) counts only when
  * a statement_timeout cancelled it (a bound of ours); an operator's cancel does not.
- * Not one predicate with the write path's isTransientDatabaseError (refusals.ts), which takes a
+ * Not one predicate with the write path's isTransientDatabaseError (sqlstate.ts), which takes a
  * SQLSTATE only and answers "may succeed if sent again": a lock not had in time, a deadlock, an
  * operator's cancel are that, but the database answered them, and saying "not answering" of
  * them (the CLI, setUpSession) would send an operator looking for an outage. The API and the
@@ -481,8 +451,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (error instanceof AggregateError) return error.errors.length > 0 && error.errors.every(isDatabaseUnavailable);
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string') {
-    if (code.startsWith('08') || unavailableStates.has(code) || networkErrorCodes.has(code)) return true;
-    if (code === '57014') return error.message.includes('statement timeout');
+    if (meaningOf(code).unavailable || networkErrorCodes.has(code)) return true;
+    if (code === sqlState.queryCanceled) return isStatementTimeout(error);
     // No socket file where a Unix-socket DATABASE_URL points: the server is not running.
     if (code === 'ENOENT' && (error as NodeJS.ErrnoException).syscall === 'connect') return true;
   }
