@@ -117,14 +117,49 @@ describe('state files', () => {
 });
 
 describe('answers that are not what a log serves', () => {
-  it('a consistency proof that is not JSON is a fetch failure naming the URL, not a parser crash', async () => {
+  it('a consistency proof that is not JSON is a failed consistency check naming the URL, not a parser crash', async () => {
     const served = log();
     await writeState(file('grown.state'), { origin: served.signed.origin, size: 100, rootHash: memoryLog(entries.slice(0, 100), logKey.signerKey).signed.rootHash, note: '' });
     const html = () => new Response('<html>Bad gateway</html>', { status: 200, headers: { 'content-type': 'text/html' } });
     const run = deps(serving(served, (path) => (path === '/v1/log/proof/consistency' ? html() : undefined)).fetch);
     const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey, state: file('grown.state') }, run));
-    expect(failure.message).toBe(`log verify couldn't check the log at http://log.test: it is NOT verified, and no check failed; ${file('grown.state')} was not updated`);
-    expect(run.err).toContainEqual(expect.stringMatching(/^FAILED \[fetch\] couldn't fetch the consistency proof from 100 to 300: http:\/\/log\.test\/v1\/log\/proof\/consistency\?from=100&to=300 answered with something that is not a JSON object \("<html>Bad gateway<\/html>"…\); is --url a chipledger server\?$/));
+    // A 200 that is no proof is the log's answer, as log monitor takes it: not "no check failed".
+    expect(failure.message).toBe(`log verify: 1 problem(s) in the log at http://log.test; ${file('grown.state')} was not updated`);
+    expect(run.err).toContainEqual(expect.stringMatching(/^FAILED \[consistency\] unproven: the log signed a checkpoint of size 300 but gave no proof that it extends the one of size 100 saved earlier: http:\/\/log\.test\/v1\/log\/proof\/consistency\?from=100&to=300 answered with something that is not a JSON object \("<html>Bad gateway<\/html>"…\); is --url a chipledger server\?$/));
+  });
+
+  it('log data of the wrong shape, or a proof refused, fails the check it is for; a 5xx or a missing tile is still no check failed', async () => {
+    const served = log();
+    const at100 = memoryLog(entries.slice(0, 100), logKey.signerKey);
+    const bundle = (list: Buffer[]) => Buffer.concat(list.flatMap((entry) => [Buffer.from([entry.length >> 8, entry.length & 0xff]), entry]));
+    const cases: Array<[string, (path: string) => Response | undefined, RegExp]> = [
+      ['a tile 32 bytes too long', (path) => (path === '/v1/log/tile/0/000' ? new Response(Buffer.concat([served.tiles.get('0/0')!, Buffer.alloc(32)])) : undefined),
+        /^FAILED \[tile\] the log served tile tile\/0\/000 malformed: GET http:\/\/log\.test\/v1\/log\/tile\/0\/000: expected 8192 bytes \(256 hashes\), got 8224$/],
+      ['a tile 32 bytes too short', (path) => (path === '/v1/log/tile/0/000' ? new Response(served.tiles.get('0/0')!.subarray(32)) : undefined), /^FAILED \[tile\] .*expected 8192 bytes \(256 hashes\), got 8160$/],
+      ['an entry bundle of 257 entries', (path) => (path === '/v1/log/tile/entries/000' ? new Response(bundle([...entries.slice(0, 256), entries[0]!])) : undefined),
+        /^FAILED \[entry\] the log served entry bundle 0 malformed: GET http:\/\/log\.test\/v1\/log\/tile\/entries\/000: not an entry bundle of 256 entries \(257 entries\)$/],
+      ['a consistency proof refused with 404', (path) => (path === '/v1/log/proof/consistency' ? Response.json({ title: 'Not found' }, { status: 404 }) : undefined),
+        /^FAILED \[consistency\] unproven: the log signed a checkpoint of size 300 but gave no proof that it extends the one of size 100 saved earlier: .*answered 404: Not found$/],
+      ['an oversized consistency proof', (path) => (path === '/v1/log/proof/consistency' ? new Response(Buffer.alloc(logResponseBytesMax + 1, 0x20), { headers: { 'content-type': 'application/json' } }) : undefined),
+        /^FAILED \[consistency\] unproven: .*the answer is more than \d+ bytes/],
+    ];
+    for (const [name, override, said] of cases) {
+      const state = file(`malformed-${cases.findIndex(([other]) => other === name)}.state`);
+      await writeState(state, savedFrom(at100.signed, at100.note));
+      const run = deps(serving(served, (path) => override(path) ?? (path.startsWith('/v1/log/tile/entries/') ? new Response(bundle(entries.slice(Number(/entries\/(\d{3})/.exec(path)![1]) * 256, 300).slice(0, 256))) : undefined)).fetch);
+      const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey, token: 'clt_auditor', state }, run));
+      expect(run.err.filter((line) => line.startsWith('FAILED')), name).toEqual([expect.stringMatching(said)]);
+      expect(failure.message, name).toBe(`log verify: 1 problem(s) in the log at http://log.test; ${state} was not updated`);
+    }
+    // The data not there to check: a 503 on a proof, a tile not found. Nothing was found wrong.
+    for (const override of [(path: string) => (path === '/v1/log/proof/consistency' ? Response.json({ title: 'Unavailable' }, { status: 503 }) : undefined), (path: string) => (path === '/v1/log/tile/0/000' ? Response.json({ title: 'Not found' }, { status: 404 }) : undefined)]) {
+      const state = file('not-there.state');
+      await writeState(state, savedFrom(at100.signed, at100.note));
+      const run = deps(serving(served, override).fetch);
+      const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey, state }, run));
+      expect(run.err.filter((line) => line.startsWith('FAILED'))).toEqual([expect.stringMatching(/^FAILED \[fetch\] couldn't fetch /)]);
+      expect(failure.message).toMatch(/it is NOT verified, and no check failed/);
+    }
   });
 
   it("the witness names a cosignature answer that is not JSON", async () => {

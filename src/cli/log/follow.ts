@@ -9,7 +9,7 @@ import { LogFetchError, type LogSource } from './client.ts';
 import { describeKey, openFollowingRotation, type Rotation } from './key-chain.ts';
 import { recordedKey, type SavedCheckpoint } from './state.ts';
 import type { VerifyFailure } from './tiles.ts';
-import { compareWithSaved } from './verify.ts';
+import { compareWithSaved, contradictingProofStatuses } from './verify.ts';
 
 export type FollowStep =
   /**
@@ -38,19 +38,16 @@ export interface Unsettled {
   head?: HeldHead;
 }
 
-/**
- * Proof answers that are the log contradicting itself: it signed the sizes, and the proof
- * route reads the committed head, so it owes the proof. A refusal of the request itself
- * (400, 404) or an answer that is no proof (a 200 not parsed) says so; an answer about the
- * caller or the moment (401, 403, 408, 429, 5xx, a proxy's) does not.
- */
-const contradictingStatuses = new Set([200, 400, 404]);
-
 /** A signed tree head in hand, and how a message names it. */
 export interface HeldHead {
   size: number;
   rootHash: Buffer;
   what: string;
+  /**
+   * The signed note it came in, where the head is a checkpoint served (an announcement is
+   * read again from the key list each run): what the monitor keeps of a head left pending.
+   */
+  note?: string;
 }
 
 /**
@@ -85,7 +82,7 @@ export async function followStep(source: LogSource, verifier: Ed25519NoteVerifie
     ...(last ? [{ size: last.size, rootHash: last.rootHash, what: `the one of size ${last.size} seen before` }] : []),
     ...rotations.map((rotation) => ({ size: rotation.announcement.size, rootHash: rotation.announcement.rootHash, what: `the announcement of key ${describeKey(rotation.verifier)} at size ${rotation.announcement.size}` })),
     ...pending,
-    { size: checkpoint.size, rootHash: checkpoint.rootHash, what: `the checkpoint of size ${checkpoint.size}` },
+    { size: checkpoint.size, rootHash: checkpoint.rootHash, what: `the checkpoint of size ${checkpoint.size}`, note },
   ].sort((a, b) => a.size - b.size);
   for (let at = 1; at < heads.length; at += 1) {
     const failed = await checkExtends(source, heads[at - 1]!, heads[at]!);
@@ -110,7 +107,7 @@ async function checkExtends(source: LogSource, older: HeldHead, newer: HeldHead)
     proof = await source.consistencyProof(older.size, newer.size);
   } catch (error) {
     if (!(error instanceof LogFetchError)) throw error;
-    if (error.status !== undefined && contradictingStatuses.has(error.status)) {
+    if (error.status !== undefined && contradictingProofStatuses.has(error.status)) {
       return { kind: 'alert', failure: { kind: 'consistency', message: `unproven: the log signed a checkpoint of size ${newer.size} but gave no proof that it extends ${older.what} (${error.message})` } };
     }
     return { kind: 'unreachable', message: error.message, retryAfterMs: error.retryAfterMs, unsettled: { kind: 'consistency', what: `a signed checkpoint of size ${newer.size} without a proof that it extends ${older.what}`, head: { ...newer, what: `the checkpoint of size ${newer.size} served earlier` } } };

@@ -32,7 +32,7 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   };
 });
 
-const { readState, savedNoteIsSigned, stateFileModeNew, writeState } = await import('./state.ts');
+const { readMonitorState, readState, savedNoteIsSigned, stateFileModeNew, writeMonitorState, writeState } = await import('./state.ts');
 const { generateSignerKey, parseSignerKey, parseVerifierKey, signCheckpoint } = await import('../../tlog/index.ts');
 const { Failure } = await import('../output.ts');
 
@@ -115,6 +115,47 @@ describe('readState', () => {
   it('names a state file it cannot read by its absolute path (under `npm run`, a relative --state is taken from the repository root)', async () => {
     // "." is a folder: it exists, and cannot be read as a file.
     await expect(readState('.')).rejects.toThrow(new Failure(`couldn't read the state file ${process.cwd()}: EISDIR: illegal operation on a directory, read`));
+  });
+});
+
+describe('a monitor\'s state: the version 1 file every release wrote, and version 2 with what a monitor left open', () => {
+  const root = Buffer.alloc(32, 7).toString('base64');
+  const v1 = { version: 1, origin: 'log.example', size: 7, rootHash: root, checkpoint: 'log.example\n7\n...\n', savedAt: '2026-02-01T00:00:00.000Z' };
+  const head = { size: 9, rootHash: Buffer.alloc(32, 9), note: 'log.example\n9\n...\n' };
+
+  it('reads a version 1 file as written by the release before, with nothing open', async () => {
+    const path = join(folder, 'v1.state');
+    writeFileSync(path, `${JSON.stringify(v1, null, 2)}\n`);
+    expect(await readMonitorState(path)).toEqual({ origin: 'log.example', saved: { origin: 'log.example', size: 7, rootHash: Buffer.alloc(32, 7), note: v1.checkpoint }, unsettled: { rounds: 0, heads: [] } });
+  });
+
+  it('writes version 2 only while something is open, reads it back, and verify and witness read its checkpoint', async () => {
+    const path = join(folder, 'v2.state');
+    const saved = { origin: 'log.example', size: 7, rootHash: Buffer.alloc(32, 7), note: v1.checkpoint };
+    await writeMonitorState(path, { origin: 'log.example', saved, unsettled: { rounds: 2, heads: [head] } });
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ version: 2, size: 7, unsettled: { rounds: 2, heads: [{ size: 9, rootHash: head.rootHash.toString('base64'), checkpoint: head.note }] } });
+    expect(await readMonitorState(path)).toEqual({ origin: 'log.example', saved, unsettled: { rounds: 2, heads: [head] } });
+    expect(await readState(path)).toEqual(saved);
+    // A first run that saved no checkpoint yet keeps what it left open all the same.
+    await writeMonitorState(path, { origin: 'log.example', saved: undefined, unsettled: { rounds: 1, heads: [head] } });
+    expect(await readMonitorState(path)).toEqual({ origin: 'log.example', saved: undefined, unsettled: { rounds: 1, heads: [head] } });
+    expect(await readState(path)).toBeUndefined();
+    await writeMonitorState(path, { origin: 'log.example', saved, unsettled: { rounds: 0, heads: [] } });
+    expect(JSON.parse(readFileSync(path, 'utf8')).version).toBe(1);
+  });
+
+  it('refuses a file that mixes the versions or holds a head that is not one', async () => {
+    const path = join(folder, 'mixed.state');
+    for (const file of [
+      { ...v1, unsettled: { rounds: 1, heads: [] } },
+      { ...v1, version: 2, unsettled: { rounds: -1, heads: [] } },
+      { ...v1, version: 2, unsettled: { rounds: 1, heads: [{ size: 9, rootHash: 'AAAA', checkpoint: 'x' }] } },
+      { version: 2, origin: 'log.example', size: 7, unsettled: { rounds: 1, heads: [] }, savedAt: v1.savedAt },
+      { ...v1, version: 3 },
+    ]) {
+      writeFileSync(path, JSON.stringify(file));
+      await expect(readMonitorState(path)).rejects.toThrow(/is not a saved checkpoint \(version 1 with origin, size, rootHash, checkpoint, or version 2/);
+    }
   });
 });
 

@@ -3,7 +3,7 @@ import { emptyRoot, generateSignerKey, parseSignerKey, parseVerifierKey, rootOf,
 import { flipped, memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { followStep } from './follow.ts';
 import type { SavedCheckpoint } from './state.ts';
-import { compareWithSaved, verifyLog } from './verify.ts';
+import { compareWithSaved, tileBytesOfTree, verifyLog, verifyMemoryShareMax } from './verify.ts';
 
 const key = generateSignerKey('log.verify.test');
 const verifier = parseVerifierKey(key.verifierKey);
@@ -122,6 +122,34 @@ describe('log verify over fetched data', () => {
     const failures = await failuresOf(log);
     expect(failures.map((failure) => failure.kind)).toEqual(['fetch']);
     expect(failures[0]!.message).toContain('tile/1/000.p/2');
+  });
+});
+
+describe('log verify on a tree too large for this machine', () => {
+  it('counts the bytes of every hash tile: one hash a leaf at level 0, one per 256 leaves at level 1, …', () => {
+    expect(tileBytesOfTree(0)).toBe(0);
+    expect(tileBytesOfTree(600)).toBe((600 + 2) * 32);
+    expect(tileBytesOfTree(2 ** 24)).toBe((2 ** 24 + 2 ** 16 + 2 ** 8 + 1) * 32);
+  });
+
+  it(`refuses, before fetching any tile, a signed size whose tiles need more than ${verifyMemoryShareMax * 100}% of the memory, naming the numbers`, async () => {
+    // A hostile log signs 2^24 leaves (its tiles: 515 MiB, 2.5 times that held) on a machine of 1 GiB.
+    const log = fresh();
+    const signed = { origin: 'log.verify.test', size: 2 ** 24, rootHash: Buffer.alloc(32, 6), extensions: [] };
+    log.note = signCheckpoint(signed, parseSignerKey(key.signerKey));
+    let fetched = 0;
+    log.tile = async () => {
+      fetched += 1;
+      throw new Error('no tile may be fetched');
+    };
+    const report = await verifyLog(log, { verifier, checkEntries: true, memoryBytes: 1024 ** 3 });
+    expect(report.failures).toEqual([{
+      kind: 'limit',
+      message: 'the checkpoint signs size 16777216: verifying it holds every hash tile in memory, 515 MiB of tiles, about 1,286 MiB in all, more than 50% of this machine\'s 1,024 MiB; verify it on a machine with at least 2,571 MiB of memory',
+    }]);
+    expect(fetched).toBe(0);
+    // Where it fits, it is verified.
+    expect((await verifyLog(fresh(), { verifier, checkEntries: true, memoryBytes: 1024 ** 3 })).failures).toEqual([]);
   });
 });
 

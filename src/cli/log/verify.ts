@@ -10,8 +10,9 @@
  *    recomputed with TreeAuditor against the tiles and the signed roots.
  * The functions take a LogSource, so tests feed tampered data through the same path.
  */
+import { totalmem } from 'node:os';
 import {
-  TreeAuditor, leafHash, rootFromNodes, tilePath, tileWidth, verifyConsistency,
+  TreeAuditor, hashSize, leafHash, rootFromNodes, tilePath, tileWidth, verifyConsistency,
   type Checkpoint, type Ed25519NoteVerifier, type NoteVerifier, type Tile,
 } from '../../tlog/index.ts';
 import { LogFetchError, type LogSource } from './client.ts';
@@ -20,10 +21,25 @@ import { recordedKey, savedNoteIsSigned, type SavedCheckpoint } from './state.ts
 import { TileSet, auditTiles, failuresReportedMax, findLeaf, tilesOfTree, type VerifyFailure } from './tiles.ts';
 
 /**
- * The largest tree verified: every hash tile is held in memory (32 bytes a leaf, 32 GiB
- * here), and a hostile log must not make the verifier list more tiles than it can hold.
+ * The largest tree verified whatever the machine: the tiles of a tree are listed before they
+ * are fetched, and a hostile log must not make the verifier list more than it can hold. The
+ * bound that counts on a real machine is verifyMemoryShareMax, below.
  */
 export const verifiableSizeMax = 2 ** 30;
+
+/**
+ * The most of the machine's memory (os.totalmem) a verification may need: every hash tile is
+ * held until the end (32 bytes a leaf), and a log that signs a size whose tiles do not fit
+ * would have the verifier killed for memory hours into the run, before it could say anything.
+ * Half: the rest is the system's and the other programs'.
+ */
+export const verifyMemoryShareMax = 0.5;
+/**
+ * Bytes of the process's memory per byte of hash tile held, as measured: about 18 KB resident
+ * per 8 KiB tile (the buffers, the map that holds them, and what reading each answer leaves
+ * for the collector), rounded up.
+ */
+export const tileMemoryPerByte = 2.5;
 
 /** Requests in flight at once while fetching tiles; entry bundles are fetched this far ahead. */
 export const fetchConcurrencyMax = 8;
@@ -38,6 +54,8 @@ export interface VerifyOptions {
   saved?: SavedCheckpoint | undefined;
   /** Fetch and hash every entry (needs an authority or auditor token). */
   checkEntries: boolean;
+  /** The machine's memory in bytes (os.totalmem when absent); a tree whose tiles need more than verifyMemoryShareMax of it is refused. */
+  memoryBytes?: number;
   progress?: ProgressSink;
 }
 
@@ -55,11 +73,53 @@ export interface VerifyReport {
   verifier?: Ed25519NoteVerifier;
 }
 
+const mebibyte = 1024 * 1024;
+
+/** Bytes of every hash tile of a tree of `size` leaves: at level L, one hash per 256^L leaves. */
+export function tileBytesOfTree(size: number): number {
+  let hashes = 0;
+  for (let level = size; level > 0; level = Math.floor(level / tileWidth)) hashes += level;
+  return hashes * hashSize;
+}
+
+/** Said before any tile is fetched, when the tiles of the tree would not fit in the share of memory allowed. */
+function memoryProblem(size: number, memoryBytes: number): VerifyFailure | undefined {
+  const tileBytes = tileBytesOfTree(size);
+  const needed = tileBytes * tileMemoryPerByte;
+  const allowed = memoryBytes * verifyMemoryShareMax;
+  if (needed <= allowed) return undefined;
+  const mib = (bytes: number) => `${Math.ceil(bytes / mebibyte).toLocaleString('en-US')} MiB`;
+  return {
+    kind: 'limit',
+    message: `the checkpoint signs size ${size}: verifying it holds every hash tile in memory, ${mib(tileBytes)} of tiles, about ${mib(needed)} in all, `
+      + `more than ${verifyMemoryShareMax * 100}% of this machine's ${mib(memoryBytes)}; verify it on a machine with at least ${mib(needed / verifyMemoryShareMax)} of memory`,
+  };
+}
+
 const noProgress: ProgressSink = { start: () => ({ update() {}, finish() {}, abandon() {} }) };
 
-function describeFetch(error: unknown, what: string): VerifyFailure {
-  if (error instanceof LogFetchError) return { kind: 'fetch', message: `couldn't fetch ${what}: ${error.message}` };
-  throw error;
+/**
+ * Proof answers that are the log contradicting itself: it signed the sizes, and the proof
+ * route reads the committed head, so it owes the proof. A refusal of the request itself
+ * (400, 404) or an answer that is no proof (a 200 not parsed) says so; an answer about the
+ * caller or the moment (401, 403, 408, 429, 5xx, a proxy's) does not.
+ */
+export const contradictingProofStatuses: ReadonlySet<number> = new Set([200, 400, 404]);
+/** Answers of tiles and entry bundles that are the log's data gone wrong: a 200 whose body has the wrong shape (client.ts). */
+const malformedDataStatuses: ReadonlySet<number> = new Set([200]);
+
+/**
+ * A fetch that failed, as a failure. The data not there to check (the network, an error
+ * status) is 'fetch': nothing was found wrong. But a log that served it wrong (a tile of
+ * another length, a bundle of another count, no list of hashes), or refused a proof it owes,
+ * failed the check `served` names: an operator must not read that as a network problem.
+ */
+function describeFetch(error: unknown, what: string, served?: { kind: 'tile' | 'entry' | 'consistency'; statuses: ReadonlySet<number>; wrong: string }): VerifyFailure {
+  if (!(error instanceof LogFetchError)) throw error;
+  if (served !== undefined && error.status !== undefined && served.statuses.has(error.status)) {
+    return { kind: served.kind, message: `${served.wrong}: ${error.message}` };
+  }
+  return { kind: 'fetch', message: `couldn't fetch ${what}: ${error.message}` };
 }
 
 /**
@@ -124,7 +184,8 @@ export async function fetchTiles(source: LogSource, size: number, progress: Prog
     try {
       tiles.add(tile, await source.tile(tile.level, tile.index, tile.width));
     } catch (error) {
-      failure ??= describeFetch(error, `tile ${tilePath(tile.level, tile.index, tile.width)}`);
+      const what = `tile ${tilePath(tile.level, tile.index, tile.width)}`;
+      failure ??= describeFetch(error, what, { kind: 'tile', statuses: malformedDataStatuses, wrong: `the log served ${what} malformed` });
     }
     bar.update((done += 1));
   });
@@ -159,7 +220,8 @@ export async function auditEntries(source: LogSource, tiles: TileSet, roots: Rea
       entries = await ahead[index]!;
     } catch (error) {
       bar.abandon(); // the failure is printed next, on a line of its own
-      return { failures: [describeFetch(error, `entry bundle ${index}`)], entries: auditor.size };
+      const malformed = { kind: 'entry', statuses: malformedDataStatuses, wrong: `the log served entry bundle ${index} malformed` } as const;
+      return { failures: [describeFetch(error, `entry bundle ${index}`, malformed)], entries: auditor.size };
     }
     if (index + fetchConcurrencyMax < bundles) ahead.push(fetchBundle(index + fetchConcurrencyMax));
     auditor.addEntries(entries);
@@ -233,6 +295,11 @@ export async function verifyLog(source: LogSource, options: VerifyOptions): Prom
     report.failures.push({ kind: 'limit', message: `the checkpoint signs size ${checkpoint.size}, more than this verifier holds in memory (${verifiableSizeMax} leaves, 32 bytes each)` });
     return report;
   }
+  const tooLarge = memoryProblem(checkpoint.size, options.memoryBytes ?? totalmem());
+  if (tooLarge !== undefined) {
+    report.failures.push(tooLarge);
+    return report;
+  }
   const fetched = await fetchTiles(source, checkpoint.size, progress);
   if ('failure' in fetched) {
     report.failures.push(fetched.failure);
@@ -250,7 +317,8 @@ export async function verifyLog(source: LogSource, options: VerifyOptions): Prom
     try {
       proof = await source.consistencyProof(saved.size, checkpoint.size);
     } catch (error) {
-      report.failures.push(describeFetch(error, `the consistency proof from ${saved.size} to ${checkpoint.size}`));
+      const unproven = `unproven: the log signed a checkpoint of size ${checkpoint.size} but gave no proof that it extends the one of size ${saved.size} saved earlier`;
+      report.failures.push(describeFetch(error, `the consistency proof from ${saved.size} to ${checkpoint.size}`, { kind: 'consistency', statuses: contradictingProofStatuses, wrong: unproven }));
     }
     growthFailures = checkGrowth(saved, checkpoint, tileFailures.length === 0 ? fetched.tiles : undefined, proof);
     report.failures.push(...growthFailures);
