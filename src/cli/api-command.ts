@@ -19,6 +19,14 @@ import { serialCsvBytesMax } from './serials-csv.ts';
  */
 export const bodyNestingDepthMax = 64;
 
+/**
+ * Items `--all` gathers before it stops with the cursor: as many as its pages hold at the
+ * API's largest page size. The byte bound (limits.apiAllPagesBytesMax) does not bound them:
+ * 128 MiB of `{},` are 44 million objects, gigabytes once parsed. No honest walk reaches this
+ * before reportPagesMax does.
+ */
+export const allPagesItemsMax = reportPagesMax * limits.pageSizeMax;
+
 export interface ApiCommandOptions extends ChangeOptions {
   /** A file holding the JSON body of a POST, or - for stdin. */
   body?: string;
@@ -43,13 +51,30 @@ export async function apiCommand(client: ApiClient, methodText: string, pathText
   const key = checkedKey(options);
   const body = options.body === undefined ? {} : await readBody(options.body, stdin);
   const answer = await post(client, path, body, key, options.body);
-  output.out(printableJson(answer, layoutOf(options)));
-  return 0;
+  return printAnswer(answer, options, output);
 }
 
 /** How an answer is printed: on one line for a program (--json), indented for a person. */
 function layoutOf(options: ApiCommandOptions): 'one line' | 'indented' {
   return options.json ? 'one line' : 'indented';
+}
+
+/**
+ * Prints an answer as JSON. JSON.stringify recurses, and JSON.parse does not: an answer
+ * nested millions deep, which a broken or hostile server may send within the byte bound,
+ * reaches the end of the stack only here; and a string has a most length (about 512 MiB).
+ * Either is said in one line, not as a stack trace.
+ */
+function printAnswer(answer: unknown, options: ApiCommandOptions, output: Output): number {
+  let text: string;
+  try {
+    text = printableJson(answer, layoutOf(options));
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw new Failure(`the answer is too large or nests too deep to print (${error.message}); no answer of the chipledger API is either: is CHIPLEDGER_URL the chipledger API?`);
+  }
+  output.out(text);
+  return 0;
 }
 
 function checkedMethod(text: string): 'GET' | 'POST' {
@@ -80,8 +105,8 @@ export function checkedApiPath(path: string): string {
 
 /** One answer, printed whole; a page's further pages are said on stderr. */
 async function getOne(client: ApiClient, path: string, options: ApiCommandOptions, output: Output): Promise<number> {
-  const answer = await get(client, path, {});
-  output.out(printableJson(answer, layoutOf(options)));
+  const { answer } = await get(client, path, {});
+  printAnswer(answer, options, output);
   const next = pageOf(answer)?.nextCursor;
   if (!options.json && typeof next === 'string') output.err(`(more: add --all, or cursor=${printable(next)} to the query)`);
   return 0;
@@ -89,7 +114,8 @@ async function getOne(client: ApiClient, path: string, options: ApiCommandOption
 
 /**
  * Every page of a list, as one page: its items, and a nextCursor that is null unless the
- * pages ran out at reportPagesMax (then it is where to go on from). A page the user asked
+ * pages ran out at reportPagesMax, or their bytes passed limits.apiAllPagesBytesMax (then it
+ * is where to go on from). A page the user asked
  * for by its limit keeps it; otherwise each is the API's largest, and a page of those that
  * passes the most the CLI reads (apiResponseBytesMax: a licence's versions, each with all its
  * terms; events with long texts) is asked for again at the API's default size.
@@ -99,27 +125,36 @@ async function getAll(client: ApiClient, path: string, options: ApiCommandOption
   const items: unknown[] = [];
   let cursor: string | undefined;
   const followed = new Set<string>();
+  let bytes = 0;
   for (let pages = 0; pages < reportPagesMax; pages += 1) {
-    const answer = chosen ? await getLargestThatFits(client, path, cursor) : await get(client, path, { cursor });
-    const page = pageOf(answer);
+    const counted = chosen ? await getLargestThatFits(client, path, cursor) : await get(client, path, { cursor });
+    const page = pageOf(counted.answer);
     if (page === undefined) {
       if (pages > 0) throw new Failure(`${path} answered page ${pages + 1} with something other than a page (items and nextCursor); is CHIPLEDGER_URL the chipledger API?`);
       // Not a list: there is nothing to follow, and the answer is printed as it came.
-      output.out(printableJson(answer, layoutOf(options)));
-      return 0;
+      return printAnswer(counted.answer, options, output);
     }
-    items.push(...page.items);
+    // One at a time: a spread passes every item as an argument, and a page of millions of
+    // small items reaches the end of the stack.
+    for (const item of page.items) items.push(item);
+    bytes += counted.bytes;
     if (page.nextCursor === null) return printAll(items, null, options, output);
     cursor = nextCursorOnce(followed, page.nextCursor, path, pages + 1);
+    const past = bytes > limits.apiAllPagesBytesMax ? `${bytes.toLocaleString('en-US')} bytes, past the ${limits.apiAllPagesBytesMax.toLocaleString('en-US')}`
+      : items.length > allPagesItemsMax ? `${items.length.toLocaleString('en-US')} items, past the ${allPagesItemsMax.toLocaleString('en-US')}` : undefined;
+    if (past !== undefined) {
+      output.err(`(stopped after ${pages + 1} page(s), ${past} that --all gathers; go on with --all and cursor=${printable(cursor)} in the query)`);
+      return printAll(items, cursor, options, output);
+    }
   }
   output.err(`(stopped after ${reportPagesMax} pages; go on with --all and cursor=${printable(cursor!)} in the query)`);
   return printAll(items, cursor!, options, output);
 }
 
 /** A page at the API's largest size, or, when that passes the most the CLI reads, at its default. */
-async function getLargestThatFits(client: ApiClient, path: string, cursor: string | undefined): Promise<Record<string, unknown>> {
+async function getLargestThatFits(client: ApiClient, path: string, cursor: string | undefined): Promise<Counted> {
   try {
-    return await client.get<Record<string, unknown>>(path, { limit: limits.pageSizeMax, cursor });
+    return await client.getCounted<Record<string, unknown>>(path, { limit: limits.pageSizeMax, cursor });
   } catch (error) {
     if (!(error instanceof UnexpectedAnswerError && error.failure === 'too-large')) throw error;
     return get(client, path, { limit: limits.pageSizeDefault, cursor });
@@ -127,8 +162,7 @@ async function getLargestThatFits(client: ApiClient, path: string, cursor: strin
 }
 
 function printAll(items: unknown[], nextCursor: string | null, options: ApiCommandOptions, output: Output): number {
-  output.out(printableJson({ items, nextCursor }, layoutOf(options)));
-  return 0;
+  return printAnswer({ items, nextCursor }, options, output);
 }
 
 /** The limit= the path gives, if it gives one. */
@@ -141,9 +175,15 @@ function limitIn(path: string): string | undefined {
  * asked for at too large a size: the error says to ask for smaller pages, with the limit the
  * page was asked for (the path's, or the API's default, pageSizeDefault, which getAll falls back to).
  */
-async function get(client: ApiClient, path: string, query: { limit?: number; cursor?: string }): Promise<Record<string, unknown>> {
+/** An answer, and the bytes it came in. */
+interface Counted {
+  answer: Record<string, unknown>;
+  bytes: number;
+}
+
+async function get(client: ApiClient, path: string, query: { limit?: number; cursor?: string }): Promise<Counted> {
   try {
-    return await client.get<Record<string, unknown>>(path, query);
+    return await client.getCounted<Record<string, unknown>>(path, query);
   } catch (error) {
     if (!(error instanceof UnexpectedAnswerError && error.failure === 'too-large')) throw error;
     const asked = Number(query.limit ?? limitIn(path) ?? limits.pageSizeDefault);

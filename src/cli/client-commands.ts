@@ -311,7 +311,8 @@ async function allPages<T>(client: ApiClient, path: string, stopped: () => void)
   const followed = new Set<string>();
   for (let pages = 0; pages < reportPagesMax; pages += 1) {
     const page = await client.get<{ items: T[]; nextCursor: string | null }>(path, { limit: limits.pageSizeMax, cursor });
-    items.push(...page.items);
+    // One at a time: a spread passes every item as an argument, and a page of millions of small items reaches the end of the stack.
+    for (const item of page.items) items.push(item);
     if (page.nextCursor === null) return items;
     cursor = nextCursorOnce(followed, page.nextCursor, path, pages + 1);
   }

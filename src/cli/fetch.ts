@@ -87,8 +87,8 @@ export interface HttpRequest {
   body?: () => NonNullable<RequestInit['body']>;
 }
 
-/** A 2xx answer, its body read whole. */
-export interface HttpAnswer { status: number; headers: Headers; body: Buffer }
+/** A 2xx answer, its body read whole, and how many times the request was sent to get it. */
+export interface HttpAnswer { status: number; headers: Headers; body: Buffer; attempts: number }
 
 /**
  * Why a request failed: no answer ('network'), an answer cut off ('lost'; for both, `status` is
@@ -118,9 +118,10 @@ export async function send(transport: Transport, request: HttpRequest): Promise<
   const attemptsMax = request.method === 'GET' || key !== undefined ? requestAttemptsMax : 1;
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await sendOnce(transport, request);
+      return { ...(await sendOnce(transport, request)), attempts: attempt };
     } catch (error) {
-      if (!(error instanceof HttpError) || !error.outcomeUnknown) throw error;
+      if (!(error instanceof HttpError)) throw error;
+      if (!error.outcomeUnknown) throw Object.assign(error, { attempts: attempt });
       const waitMs = error.retryAfterMs ?? transport.retryDelayMs ?? retryDelayMs;
       if (attempt >= attemptsMax || waitMs > retryAfterMsMax) {
         // The last attempt's error, with how many were made and the longer wait the server asked for.
@@ -134,7 +135,7 @@ export async function send(transport: Transport, request: HttpRequest): Promise<
   }
 }
 
-async function sendOnce(transport: Transport, request: HttpRequest): Promise<HttpAnswer> {
+async function sendOnce(transport: Transport, request: HttpRequest): Promise<Omit<HttpAnswer, 'attempts'>> {
   const { method, url } = request;
   const asked = `${method} ${url.pathname}${url.search}`;
   const body = request.body?.();

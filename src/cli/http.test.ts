@@ -181,6 +181,27 @@ describe('ApiClient', () => {
     ].join('\n'));
   });
 
+  it('keeps the key of a change answered with a success it cannot read (not JSON, or past the bound): it was made, and the key reads its answer', async () => {
+    const html = () => new Response('<html>created</html>', { status: 201, headers: { 'content-type': 'text/html' } });
+    const huge = () => new Response('{}', { status: 201, headers: { 'content-type': 'application/json', 'content-length': String(apiResponseBytesMax + 1) } });
+    for (const [answer, failure] of [[html, 'not-json'], [huge, 'too-large']] as const) {
+      const { fetch } = fakeFetch([new Response('', { status: 502 }), answer()]);
+      const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, retryDelayMs: 1, newKey: () => 'key-9' });
+      const error = await client.post('/v1/sites', {}).catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ name: 'UnexpectedAnswerError', failure });
+      expect(unknownOutcomeOf(error)).toEqual({ idempotencyKey: 'key-9', attempts: 2, answeredStatus: 201 });
+      expect(formatUnknownOutcome({ ...unknownOutcomeOf(error)!, rerun: 'chipledger api POST /v1/sites --body site.json --idempotency-key key-9' }, {})).toBe([
+        'chipledger: the change was made (answered 201), but its answer could not be read (sent 2 times with Idempotency-Key key-9).',
+        '  To read its answer, rerun the command with the same key: the change is not made twice:',
+        '  chipledger api POST /v1/sites --body site.json --idempotency-key key-9',
+      ].join('\n'));
+      // A read changes nothing: there is no key to keep.
+      const read = await new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch: fakeFetch([answer()]).fetch }).get('/v1/sites').catch((caught: unknown) => caught);
+      expect(read).toBeInstanceOf(UnexpectedAnswerError);
+      expect(unknownOutcomeOf(read)).toBeUndefined();
+    }
+  });
+
   it('says the rerun as the user started chipledger: through the repository\'s npm script, where no `chipledger` is on PATH, or as chipledger', () => {
     const outcome = { idempotencyKey: 'mine', attempts: 1, rerun: "chipledger shipments cancel S-7 --reason 'wrong site' --idempotency-key mine" };
     const rerunLine = (env: NodeJS.ProcessEnv) => formatUnknownOutcome(outcome, env).split('\n').at(-1);

@@ -32,6 +32,11 @@ export interface UnknownOutcome {
   readonly attempts: number;
   /** The Retry-After (ms) the server asked for when it was longer than retryAfterMsMax. */
   readonly retryAfterMs?: number;
+  /**
+   * The success status the change was answered with, when its answer could not be read (not
+   * JSON, or over the bound): then it was made, and sending it again with the key reads it.
+   */
+  readonly answeredStatus?: number;
   /** The command line that sends the same change again with the key, as `chipledger …`; set by the command. */
   rerun?: string;
 }
@@ -62,7 +67,7 @@ export class NetworkError extends Error {
 
 /** The unknown outcome an error of a POST carries, if it does. */
 export function unknownOutcomeOf(error: unknown): UnknownOutcome | undefined {
-  return error instanceof ApiError || error instanceof NetworkError ? error.unknownOutcome : undefined;
+  return error instanceof ApiError || error instanceof NetworkError || error instanceof UnexpectedAnswerError ? error.unknownOutcome : undefined;
 }
 
 /**
@@ -72,6 +77,9 @@ export function unknownOutcomeOf(error: unknown): UnknownOutcome | undefined {
  * size whose answer passes the bound.
  */
 export class UnexpectedAnswerError extends Error {
+  /** Set when a POST was answered with a success status whose answer could not be read: the change was made, and its key reads the answer. */
+  unknownOutcome: UnknownOutcome | undefined;
+
   constructor(message: string, readonly failure: 'not-json' | 'redirect' | 'too-large') {
     super(message);
     this.name = 'UnexpectedAnswerError';
@@ -95,10 +103,15 @@ export interface PostOptions {
 export class ApiClient {
   constructor(private readonly options: ClientOptions) {}
 
-  get<T = unknown>(path: string, query: Record<string, string | number | undefined> = {}): Promise<T> {
+  async get<T = unknown>(path: string, query: Record<string, string | number | undefined> = {}): Promise<T> {
+    return (await this.getCounted<T>(path, query)).answer;
+  }
+
+  /** A GET's answer, and the bytes it came in: for a command that gathers many answers and bounds them together. */
+  getCounted<T = unknown>(path: string, query: Record<string, string | number | undefined> = {}): Promise<{ answer: T; bytes: number }> {
     const url = this.url(path);
     for (const [name, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(name, String(value));
-    return this.send<T>({ method: 'GET', url });
+    return this.sendCounted<T>({ method: 'GET', url });
   }
 
   /** A state-changing POST: one Idempotency-Key, reused by every attempt. */
@@ -106,33 +119,42 @@ export class ApiClient {
     const bytes = Buffer.from(JSON.stringify(body), 'utf8');
     const key = options.idempotencyKey ?? (this.options.newKey ?? randomUUID)();
     const headers = { 'content-type': 'application/json', 'idempotency-key': key };
-    return this.send<T>({ method: 'POST', url: this.url(path), headers, body: () => (options.onUpload ? streamOf(bytes, options.onUpload) : bytes) });
+    return this.sendCounted<T>({ method: 'POST', url: this.url(path), headers, body: () => (options.onUpload ? streamOf(bytes, options.onUpload) : bytes) }).then(({ answer }) => answer);
   }
 
   private url(path: string): URL {
     return new URL(`${this.options.baseUrl}${path}`);
   }
 
-  /** The answer's JSON object, or this client's error for what went wrong. */
-  private async send<T>(request: HttpRequest): Promise<T> {
+  /** The answer's JSON object and its length in bytes, or this client's error for what went wrong. */
+  private async sendCounted<T>(request: HttpRequest): Promise<{ answer: T; bytes: number }> {
     const { method, url } = request;
     const transport = { ...this.options, timeoutMs: requestTimeoutMs, responseBytesMax: apiResponseBytesMax, addressSetting: 'CHIPLEDGER_URL' };
+    const key = request.headers?.['idempotency-key'];
     let answer;
     try {
       answer = await send(transport, { ...request, token: this.options.token, headers: { accept: 'application/json', ...request.headers } });
     } catch (error) {
-      throw error instanceof HttpError ? apiErrorOf(error, request.headers?.['idempotency-key']) : error;
+      throw error instanceof HttpError ? apiErrorOf(error, key) : error;
     }
     const type = answer.headers.get('content-type') ?? '';
     const parsed = type.includes('json') ? jsonObjectOf(answer.body) : undefined;
-    if (parsed !== undefined) return parsed as T;
-    throw new UnexpectedAnswerError(`${url.origin} answered ${method} ${url.pathname}${url.search} with ${answer.status} and ${type === '' ? 'no content type' : printable(type)}, not a JSON object; is CHIPLEDGER_URL the chipledger API?`, 'not-json');
+    if (parsed !== undefined) return { answer: parsed as T, bytes: answer.body.length };
+    const unreadable = new UnexpectedAnswerError(`${url.origin} answered ${method} ${url.pathname}${url.search} with ${answer.status} and ${type === '' ? 'no content type' : printable(type)}, not a JSON object; is CHIPLEDGER_URL the chipledger API?`, 'not-json');
+    if (key !== undefined) unreadable.unknownOutcome = { idempotencyKey: key, attempts: answer.attempts, answeredStatus: answer.status };
+    throw unreadable;
   }
 }
 
 /** The transport's error as this client's; for a POST whose outcome is unknown, marked with the key that can learn it. */
 function apiErrorOf(error: HttpError, key: string | undefined): Error {
-  if (error.failure === 'redirect' || error.failure === 'too-large') return new UnexpectedAnswerError(error.message, error.failure);
+  if (error.failure === 'redirect' || error.failure === 'too-large') {
+    const unexpected = new UnexpectedAnswerError(error.message, error.failure);
+    // A success too large to read: the change was made, and its key reads the answer (a server that still answers too much is said then).
+    const made = error.failure === 'too-large' && error.status !== undefined && error.status >= 200 && error.status <= 299;
+    if (key !== undefined && made) unexpected.unknownOutcome = { idempotencyKey: key, attempts: error.attempts, answeredStatus: error.status };
+    return unexpected;
+  }
   const ended = error.failure === 'status' ? new ApiError(error.status!, error.problem!) : new NetworkError(error.message, { cause: error.cause });
   const waited = error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs };
   if (key !== undefined && error.outcomeUnknown) ended.unknownOutcome = { idempotencyKey: key, attempts: error.attempts, ...waited };
@@ -152,15 +174,32 @@ function givenUpLine(given: { attempts: number; retryAfterMs?: number }, idempot
  * this process was started: chipledgerCommand). `env`: this process's environment.
  */
 export function formatUnknownOutcome(outcome: UnknownOutcome, env: NodeJS.ProcessEnv = process.env): string {
+  if (outcome.answeredStatus !== undefined) return formatUnreadAnswer(outcome, env);
   const lines = [`chipledger: the outcome is unknown: the change may have been made or not (${givenUpLine(outcome, outcome.idempotencyKey)}).`];
   if (outcome.rerun === undefined) {
     lines.push(`  Send the same request again with Idempotency-Key ${outcome.idempotencyKey}: if the change was made, the answer says so and nothing is done twice; if not, it is made then.`);
   } else {
     lines.push('  To learn it, rerun the command with the same key: if the change was made, the answer says so and nothing is done twice; if not, it is made then:');
-    const rerun = outcome.rerun.startsWith('chipledger ') ? `${chipledgerCommand(env)}${outcome.rerun.slice('chipledger'.length)}` : outcome.rerun;
-    lines.push(`  ${rerun}`);
+    lines.push(`  ${rerunLine(outcome.rerun, env)}`);
   }
   return lines.join('\n');
+}
+
+/** A change answered with a success that could not be read: it was made; its key reads the answer without making it twice. */
+function formatUnreadAnswer(outcome: UnknownOutcome, env: NodeJS.ProcessEnv): string {
+  const lines = [`chipledger: the change was made (answered ${outcome.answeredStatus}), but its answer could not be read (${givenUpLine(outcome, outcome.idempotencyKey)}).`];
+  if (outcome.rerun === undefined) {
+    lines.push(`  Send the same request again with Idempotency-Key ${outcome.idempotencyKey} to read its answer: the change is not made twice.`);
+  } else {
+    lines.push('  To read its answer, rerun the command with the same key: the change is not made twice:');
+    lines.push(`  ${rerunLine(outcome.rerun, env)}`);
+  }
+  return lines.join('\n');
+}
+
+/** A rerun command as the user runs it: begun as this process was started (chipledgerCommand). */
+function rerunLine(rerun: string, env: NodeJS.ProcessEnv): string {
+  return rerun.startsWith('chipledger ') ? `${chipledgerCommand(env)}${rerun.slice('chipledger'.length)}` : rerun;
 }
 
 /**

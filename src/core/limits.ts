@@ -323,6 +323,14 @@ export const limits = {
   /** Largest serial CSV file the CLI reads. */
   serialCsvBytesMax: 16 * 1024 * 1024,
   /**
+   * Bytes of answers `chipledger api GET --all` gathers over its pages before it stops with the
+   * cursor (as it does at 20 pages): each page is bounded (32 MiB), but 20 of them held at once,
+   * and printed as one, took gigabytes and failed past the longest string V8 makes. Honest pages
+   * are far smaller (limits.pageBytesMax); the gathered pages are held until printed, so the
+   * CLI holds at most this and one page.
+   */
+  apiAllPagesBytesMax: 128 * 1024 * 1024,
+  /**
    * How long one database query of the HTTP API's reads (queries, the log's routes, the token
    * check, a cosignature's store) may wait for its answer before it fails as "database
    * unavailable" (503). A client-side bound (node-postgres's query_timeout): it holds also

@@ -1,0 +1,113 @@
+/**
+ * `chipledger api` against answers no chipledger server gives, each within the 32 MiB an
+ * answer may have: a page of millions of items, pages that pass what --all gathers, an answer
+ * nested millions deep, and a change answered 201 with a body it cannot read. Each ends in a
+ * line that says what happened, never a stack trace; a change made keeps its key.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { limits } from '../core/limits.ts';
+import { allPagesItemsMax, apiCommand } from './api-command.ts';
+import { ApiClient } from './http.ts';
+import { Failure, type Output } from './output.ts';
+import { reportFailure } from './program.ts';
+
+const folder = mkdtempSync(join(tmpdir(), 'chipledger-api-answers-'));
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
+
+function recorder(): { output: Output; out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, output: { out: (line) => out.push(line), err: (line) => err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } } };
+}
+
+/** A client of a server that answers each request with the next of `answers`, and the URLs asked. */
+function clientOf(answers: Array<() => Response>): { client: ApiClient; asked: string[] } {
+  const asked: string[] = [];
+  const fetch = (async (input: URL | string) => {
+    asked.push(String(input));
+    const answer = answers.shift();
+    if (answer === undefined) throw new Error('no more answers');
+    return answer();
+  }) as typeof globalThis.fetch;
+  return { client: new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, retryDelayMs: 1, newKey: () => 'key-7' }), asked };
+}
+
+const jsonAnswer = (text: string, status = 200) => () => new Response(text, { status, headers: { 'content-type': 'application/json' } });
+
+async function failureOf(run: Promise<number>): Promise<Failure> {
+  const error = await run.then(() => undefined, (caught: unknown) => caught);
+  if (error instanceof Failure) return error;
+  throw error ?? new Error('expected the command to fail');
+}
+
+describe('chipledger api GET --all', () => {
+  it('gathers a page of a million items without reaching the end of the stack', async () => {
+    const items = 1_000_000;
+    const { client } = clientOf([jsonAnswer(`{"items":[${Array(items).fill('{}').join(',')}],"nextCursor":null}`)]);
+    const { output, out } = recorder();
+    expect(await apiCommand(client, 'GET', '/v1/products', { all: true, json: true }, output)).toBe(0);
+    expect((JSON.parse(out[0]!) as { items: unknown[] }).items).toHaveLength(items);
+  });
+
+  it(`stops with the cursor once the pages gathered pass ${limits.apiAllPagesBytesMax} bytes, as at 20 pages`, async () => {
+    // Pages of 20 MiB, each under the 32 MiB an answer may have: the seventh passes 128 MiB.
+    const pageBytes = 20 * 1024 * 1024;
+    const page = (index: number) => {
+      const head = `{"items":["`;
+      const tail = `"],"nextCursor":"c${index + 1}"}`;
+      return jsonAnswer(`${head}${'x'.repeat(pageBytes - head.length - tail.length)}${tail}`);
+    };
+    const { client, asked } = clientOf(Array.from({ length: 20 }, (_, index) => page(index)));
+    const { output, out, err } = recorder();
+    expect(await apiCommand(client, 'GET', '/v1/products', { all: true, json: true }, output)).toBe(0);
+    const pages = Math.floor(limits.apiAllPagesBytesMax / pageBytes) + 1;
+    expect(asked).toHaveLength(pages);
+    expect(err).toEqual([`(stopped after ${pages} page(s), ${(pages * pageBytes).toLocaleString('en-US')} bytes, past the ${limits.apiAllPagesBytesMax.toLocaleString('en-US')} that --all gathers; go on with --all and cursor=c${pages} in the query)`]);
+    const printed = JSON.parse(out[0]!) as { items: string[]; nextCursor: string };
+    expect({ items: printed.items.length, nextCursor: printed.nextCursor }).toEqual({ items: pages, nextCursor: `c${pages}` });
+  });
+
+  it(`stops with the cursor once the items gathered pass ${allPagesItemsMax}: bytes alone do not bound them (three bytes an object)`, async () => {
+    const page = (index: number) => jsonAnswer(`{"items":[${Array(allPagesItemsMax + 1).fill('{}').join(',')}],"nextCursor":"c${index + 1}"}`);
+    const { client, asked } = clientOf(Array.from({ length: 3 }, (_, index) => page(index)));
+    const { output, out, err } = recorder();
+    expect(await apiCommand(client, 'GET', '/v1/products', { all: true, json: true }, output)).toBe(0);
+    expect(asked).toHaveLength(1);
+    expect(err).toEqual([`(stopped after 1 page(s), ${(allPagesItemsMax + 1).toLocaleString('en-US')} items, past the ${allPagesItemsMax.toLocaleString('en-US')} that --all gathers; go on with --all and cursor=c1 in the query)`]);
+    expect((JSON.parse(out[0]!) as { nextCursor: string }).nextCursor).toBe('c1');
+  });
+});
+
+describe('chipledger api, an answer nested a million deep', () => {
+  it('is a one-line failure, not a stack trace', async () => {
+    const depth = 1_000_000;
+    for (const all of [false, true]) {
+      const { client } = clientOf([jsonAnswer(`{"items":[${'['.repeat(depth)}${']'.repeat(depth)}],"nextCursor":null}`)]);
+      const failure = await failureOf(apiCommand(client, 'GET', '/v1/products', { all }, recorder().output));
+      expect(failure.message).toBe('the answer is too large or nests too deep to print (Maximum call stack size exceeded); no answer of the chipledger API is either: is CHIPLEDGER_URL the chipledger API?');
+    }
+  });
+});
+
+describe('chipledger api POST answered 201 with a body it cannot read', () => {
+  it('says the change was made, and prints its key and the command that reads its answer', async () => {
+    const body = join(folder, 'site.json');
+    writeFileSync(body, '{"name":"x"}');
+    const html = () => new Response('<html>created</html>', { status: 201, headers: { 'content-type': 'text/html' } });
+    const huge = () => new Response('{}', { status: 201, headers: { 'content-type': 'application/json', 'content-length': String(64 * 1024 * 1024) } });
+    for (const answer of [html, huge]) {
+      const { client } = clientOf([answer]);
+      const error = await apiCommand(client, 'POST', '/v1/sites', { body }, recorder().output, (async function* () {})()).catch((caught: unknown) => caught);
+      const { output, err } = recorder();
+      expect(reportFailure(error, output)).toBe(1);
+      expect(err.slice(1).join('\n')).toBe([
+        'chipledger: the change was made (answered 201), but its answer could not be read (sent once with Idempotency-Key key-7).',
+        '  To read its answer, rerun the command with the same key: the change is not made twice:',
+        `  chipledger api POST /v1/sites --body ${body} --idempotency-key key-7`,
+      ].join('\n'));
+    }
+  });
+});
