@@ -99,3 +99,29 @@ describe('log prove --event-file', () => {
     expect(failure.message).toMatch(/^the proof for event 8 does not include the bytes of .*: either the file is not event 8's canonical bytes or the proof is wrong, and the log's leaf hash that would tell which could not be fetched \(.*404/);
   });
 });
+
+describe('log prove --token, when the event is not the token\'s (GET /v1/events/SEQ answers 404)', () => {
+  /** A log that answers the proof of event `seq` with `checkpoint`'s note (not yet verified when the bundle is chosen), and `bundle` for every entry bundle. */
+  function servingProofOver(checkpoint: MemoryLog, seq: number, bundle: Buffer[]): { fetch: typeof fetch; paths: string[] } {
+    const paths: string[] = [];
+    const fetch = (async (input: URL | string) => {
+      const path = new URL(String(input)).pathname;
+      paths.push(path);
+      if (path === `/v1/log/events/${seq}/proof`) return new Response(formatTlogProof({ index: seq, inclusionProof: [], checkpointNote: checkpoint.note }));
+      if (path.startsWith('/v1/log/tile/entries/')) return new Response(Buffer.concat(bundle.flatMap((entry) => [Buffer.from([entry.length >> 8, entry.length & 0xff]), entry])));
+      if (path === '/v1/log/keys') return Response.json({ keys: checkpoint.keyList });
+      return Response.json({ title: 'Not found' }, { status: 404 });
+    }) as typeof globalThis.fetch;
+    return { fetch, paths };
+  }
+
+  it('refuses, before reading a bundle, a proof whose checkpoint does not cover the event, in one line', async () => {
+    for (const size of [3, 290]) {
+      const small = memoryLog(entries.slice(0, size), logKey.signerKey);
+      const { fetch, paths } = servingProofOver(small, 300, entries.slice(256, 290));
+      const failure = await failureOf(proveCommand('300', { url, key: logKey.verifierKey, token: 'clt_auditor' }, deps(fetch)));
+      expect(failure.message).toBe(`the proof for event 300 does not verify: its checkpoint, of size ${size}, does not cover event 300`);
+      expect(paths.filter((path) => path.startsWith('/v1/log/tile/'))).toEqual([]);
+    }
+  });
+});

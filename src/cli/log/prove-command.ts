@@ -39,7 +39,10 @@ async function eventBytes(client: LogClient, seq: number, proofText: string, eve
   if (!client.hasToken) throw usage('give --token (to fetch the event) or --event-file FILE (the event as GET /v1/events/SEQ serves it, or its canonical bytes) to check the proof against the event');
   const listed = await client.event(seq);
   if (listed) return { bytes: listed, file: undefined };
-  const size = parseNoteSize(parseTlogProof(proofText).checkpointNote);
+  // The proof's checkpoint is verified later (the event's bytes come first); here its size
+  // only picks the bundle, and a size that does not cover the event is the log's answer gone wrong.
+  const size = parseNoteSize(checkpointNoteOf(seq, proofText));
+  if (!Number.isSafeInteger(size) || seq >= size) throw new Failure(`the proof for event ${seq} does not verify: its checkpoint, of size ${Number.isSafeInteger(size) ? size : 'unreadable'}, does not cover event ${seq}`);
   const tileIndex = Math.floor(seq / tileWidth);
   try {
     const entries = await client.entries(tileIndex, Math.min(tileWidth, size - tileIndex * tileWidth));
