@@ -36,6 +36,7 @@ import { demoSignerKey, readLogKeys } from './log-key.ts';
 import { limits } from '../core/limits.ts';
 import { withQueryTimeout, type Pool } from '../store/pool.ts';
 import { onEmbeddedPostgresExit, type EmbeddedExit } from '../store/embedded.ts';
+import { withoutRowValues } from '../server/problem.ts';
 import { PublishedCheckpointGuard } from './published-checkpoint.ts';
 
 /** The whole shutdown may take this long; then we exit non-zero rather than hang. */
@@ -85,7 +86,8 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
   const logSignerKey = signer.kind === 'configured' ? signer.signerKey : demoSignerKey(config, output);
   const resources: Resources = {};
   // The ledger's failures and the guard's looks are said alike: once per outage, then its end.
-  const onError = (error: unknown, context: string): void => logger.error({ err: error }, context);
+  // Without PostgreSQL's detail and where, which quote a failing row's values (names, addresses).
+  const onError = (error: unknown, context: string): void => logger.error({ err: withoutRowValues(error) }, context);
   const onRecovered = (message: string): void => logger.info(message);
   let exitCode = 0;
   try {

@@ -11,7 +11,8 @@
 import { limits } from '../core/limits.ts';
 import { withTimeout } from '../core/timeout.ts';
 import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
-import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, readHead, signingState, type CheckpointRow } from '../store/tlog-tables.ts';
+import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, logSigningLockHolders, readHead, signingState, type CheckpointRow, type SigningState } from '../store/tlog-tables.ts';
+import { describeHolders, formatWait, isWaitBoundError } from '../store/advisory-locks.ts';
 import { LogKeyError } from './log-keys.ts';
 import { Outage } from './outage.ts';
 import { isTransientDatabaseError } from './refusals.ts';
@@ -61,6 +62,23 @@ export interface SignedCheckpoint {
  */
 export type SignedCheckpointHook = (checkpoint: SignedCheckpoint) => Promise<void>;
 
+/**
+ * The log's newest checkpoint, signed by any process, and the committed head, as this
+ * signer's last tick read them (signingState) or its own signing made them. Every process
+ * that signs reads the same, so a server that lost the signing race does not look behind.
+ */
+export interface LogSeen {
+  /** The committed head's size. */
+  headSize: number;
+  /** The newest checkpoint: its size, and its age by the database's clock when read; undefined before the first. */
+  newest: { size: number; ageMs: number } | undefined;
+  /** When it was read, by performance.now() (monotonic): the age has grown since. */
+  readAtMs: number;
+}
+
+/** The reason a failed tick gives when another session holds the log signing lock past the signing's wait. */
+const signingLockHeldReason = 'the log signing lock is held by another session';
+
 /** What a signing found; the newest checkpoint is read in the same bounded transaction. */
 type SigningOutcome = { kind: 'retired'; replacedBy: string } | { kind: 'covered'; latest: CheckpointRow } | { kind: 'signed'; signed: SignedCheckpoint; latest: CheckpointRow | undefined };
 
@@ -71,9 +89,12 @@ export class Checkpointer {
   /**
    * skippedTicks: timer turns that found the tick before them still running (a slow or
    * unreachable database, a held lock); failedTicks: ticks that failed (each is reported only
-   * when it begins an outage).
+   * when it begins an outage); logSeen: the log's newest checkpoint, whoever signed it
+   * (undefined until the first tick reads it).
    */
-  readonly stats = { signed: 0, lastSize: 0, lastSignedAtMs: 0, skippedTicks: 0, failedTicks: 0 };
+  readonly stats: { signed: number; lastSize: number; lastSignedAtMs: number; skippedTicks: number; failedTicks: number; logSeen: LogSeen | undefined } = {
+    signed: 0, lastSize: 0, lastSignedAtMs: 0, skippedTicks: 0, failedTicks: 0, logSeen: undefined,
+  };
   /** Set once this signer found its key replaced: it never signs again. */
   private retiredBy: string | undefined;
   /** A timer turn found the tick before it still running: the next starts as that one ends. */
@@ -82,6 +103,8 @@ export class Checkpointer {
   private ownSize: number | undefined;
   /** Whether the last tick failed (the database slow or away): no last signing is tried then. */
   private lastTickFailed = false;
+  /** The step the tick in flight is at: a wait of the signing's that ran out names the lock's holder. */
+  private tickStep: 'reading' | 'signing' = 'reading';
   /** The outage the failing ticks belong to: each reason said once, its end said with its count. */
   private readonly outage = new Outage({ again: 'checkpoint signing works again', failure: ['failed tick', 'failed ticks'] }, () => Date.now());
   private period = 0;
@@ -143,15 +166,31 @@ export class Checkpointer {
       });
   }
 
-  private tickFailed(error: unknown): void {
+  private async tickFailed(error: unknown): Promise<void> {
     this.lastTickFailed = true;
     this.stats.failedTicks += 1;
+    const lock = await this.signingLockWait(error);
     // The same reason again is the outage going on; another one (the key replaced while the
     // database was away, which stops this signer for good) must be said too, once.
-    const news = this.outage.failed(reasonOf(error));
+    const news = this.outage.failed(lock === undefined ? reasonOf(error) : signingLockHeldReason);
     if (news === 'nothing new') return;
     const another = news === 'new reason' ? ', for another reason now' : '';
-    this.options.onError?.(error, `couldn't sign a checkpoint${another} (each reason is said once until signing works again)`);
+    this.options.onError?.(error, `couldn't sign a checkpoint${another}${lock ?? ''} (each reason is said once until signing works again)`);
+  }
+
+  /**
+   * When the signing's wait ran out (55P03, or 57014 "statement timeout") while another
+   * session holds the log signing lock: ": waited 10 s for the log signing lock, held by
+   * PostgreSQL session 4711 (…)". Its error says only "statement timeout", and a restart does
+   * not free a lock held elsewhere: the operator needs the session. Undefined for any other
+   * failure, when no session holds the lock now (a statement of the signing was slow), or when
+   * the holders could not be read (bounded like the signing: the database may be away).
+   */
+  private async signingLockWait(error: unknown): Promise<string | undefined> {
+    if (this.tickStep !== 'signing' || !isWaitBoundError(error)) return undefined;
+    const holders = await logSigningLockHolders(this.bounded(this.signingWaitMs)).catch(() => []);
+    if (holders.length === 0) return undefined;
+    return `: waited ${formatWait(this.signingWaitMs)} for the log signing lock, held by ${describeHolders(holders)}`;
   }
 
   private tickSucceeded(): void {
@@ -168,15 +207,23 @@ export class Checkpointer {
    * turn as well, and put two periods between signings.
    */
   private async tick(): Promise<void> {
+    this.tickStep = 'reading';
     // Bounded like the signing: a table lock held elsewhere would keep it waiting, and every
     // later tick skipped.
     const state = await signingState(this.bounded(this.signingWaitMs), this.signingWaitMs);
+    this.sawLog(state);
     const newest = state.newest;
     if (newest !== undefined && newest.size >= state.headSize) return;
     // A negative age is no recent signing: the database's clock stepped back since (NTP, a
     // failover to a standby whose clock lags), and skipping on it left events uncovered for as long as the step.
     if (newest !== undefined && newest.size !== this.ownSize && newest.ageMs >= 0 && newest.ageMs < this.period * recentSigningShare) return;
+    this.tickStep = 'signing';
     await this.checkpointNow();
+  }
+
+  /** Keeps what a tick read of the log for /metrics (stats.logSeen). */
+  private sawLog(state: SigningState): void {
+    this.stats.logSeen = { headSize: state.headSize, newest: state.newest, readAtMs: performance.now() };
   }
 
   /**
@@ -227,6 +274,8 @@ export class Checkpointer {
     this.stats.signed += 1;
     this.stats.lastSize = signed.signed.size;
     this.stats.lastSignedAtMs = Date.now();
+    // The newest checkpoint is ours now, just signed, at the head the signing read.
+    this.sawLog({ headSize: Math.max(signed.signed.size, this.stats.logSeen?.headSize ?? 0), newest: { size: signed.signed.size, ageMs: 0 } });
     // After the commit: a crash before the hook ran leaves this checkpoint served but not
     // told, and the next signing tells a larger one.
     await this.signedHook?.(signed.signed);

@@ -389,8 +389,15 @@ describe('documents', () => {
     expect(answerChecker(bare).problemWith('GET', '/healthz', answering('{"status":"ok"}'))).toMatch(/a body .* the document does not describe/);
     // A 401 says its scheme; no problem is cached.
     const unauthorized = document.components.responses.Unauthorized;
-    expect(Object.keys(unauthorized.headers).sort()).toEqual(['Cache-Control', 'WWW-Authenticate']);
+    expect(Object.keys(unauthorized.headers).sort()).toEqual(['Cache-Control', 'WWW-Authenticate', 'X-Request-Id']);
     for (const name of ['Problem', 'ReplayableProblem', 'Unavailable', 'Unauthorized']) expect(document.components.responses[name].headers['Cache-Control'], name).toBeDefined();
+    // Every answer says its request's id (app.ts requestIdHeader): each one written out, and each problem by reference.
+    for (const [name, response] of Object.entries(document.components.responses as Record<string, { headers: Record<string, unknown> }>)) expect(response.headers['X-Request-Id'], name).toBeDefined();
+    for (const [path, methods] of Object.entries(document.paths as Record<string, Record<string, { responses: Record<string, { $ref?: string; headers?: Record<string, unknown> }> }>>)) {
+      for (const [method, operation] of Object.entries(methods)) {
+        for (const [status, response] of Object.entries(operation.responses)) expect(response.$ref ?? response.headers?.['X-Request-Id'], `${method} ${path} ${status}`).toBeDefined();
+      }
+    }
     const refused = await api.request({ method: 'GET', url: '/v1/licences' });
     expect([refused.statusCode, refused.headers['www-authenticate'], refused.headers['cache-control']]).toEqual([401, 'Bearer realm="chipledger"', 'no-store']);
     // Hash tiles are public, entry bundles need a token: both spelled out.

@@ -5,8 +5,10 @@
  * Every request goes: body limit and JSON parsing (UTF-8 and Unicode checked) → bearer
  * token (cached) → the route's pipeline (commands.ts, queries.ts) → presenters. Every
  * error, wherever it came from, leaves through the one error handler as problem+json.
- * Logging is quiet by default (warn): errors and slow requests, never secrets.
+ * Logging is quiet by default (warn): errors and slow requests, never secrets. Every answer
+ * carries the request's id (X-Request-Id), the one its log lines carry.
  */
+import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { DomainError } from '../core/errors.ts';
@@ -14,10 +16,9 @@ import { limits } from '../core/limits.ts';
 import { withTimeout } from '../core/timeout.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Actor } from '../ledger/permissions.ts';
-import { clockBehindLedgerRule } from '../ledger/batch-time.ts';
-import { clockAheadOfDatabaseRule, isTransientDatabaseError } from '../ledger/refusals.ts';
-import { isDatabaseUnavailable, queryWithin, transientDatabaseErrorWords, withQueryTimeout, type Pool } from '../store/pool.ts';
-import { currentLogKey } from '../store/tlog-tables.ts';
+import { isDatabaseUnavailable, withQueryTimeout, type Pool } from '../store/pool.ts';
+import { listMigrations } from '../store/migrate.ts';
+import { isTransientDatabaseError, sqlStateOf, transientDatabaseErrorWords } from '../store/sqlstate.ts';
 import { TokenVerifier } from './auth.ts';
 import { BodyBudget } from './body-budget.ts';
 import { ConnectionBounds } from './connections.ts';
@@ -26,11 +27,12 @@ import { commandRefusalBeforeBody, registerCommandRoutes } from './commands.ts';
 import { clientErrorAnswerer, answerProtocolRequests, methodNotAllowedProblem, refuseOddRequest, RouteMethods } from './http-edges.ts';
 import { DemoMark, demoCheckQueryTimeoutMs } from './demo-mark.ts';
 import { registerClosing } from './closing.ts';
+import { healthFault, readHealth } from './health.ts';
 import { holdsDemo } from '../demo/load.ts';
-import { HttpMetrics, type ExtraMetric } from './metrics.ts';
+import { HttpMetrics, lastSigningMetrics, logSeenMetrics } from './metrics.ts';
 import { countedClientErrors, countProtocolAnswers, countWhenFinished, unmatchedRoute } from './metrics-edges.ts';
 import { buildOpenApiDocument, renderDocsPage } from './openapi.ts';
-import { defaultBodyMediaType, fromFrameworkError, internalProblem, problemOf, sendProblem } from './problem.ts';
+import { defaultBodyMediaType, fromFrameworkError, internalProblem, problemOf, sendProblem, withoutRowValues } from './problem.ts';
 import { registerQueryRoutes } from './queries.ts';
 import { registerLogRoutes } from './log-routes.ts';
 import { registerEventSerialsRoute } from './event-serials.ts';
@@ -83,8 +85,13 @@ export const pathParameterLengthMax = Math.max(limits.referenceLengthMax, limits
 /** The header that marks every answer of a server whose database holds the demo. */
 const demoHeader = 'x-chipledger-demo';
 
-/** Requests slower than this are logged at warn. */
+/** Requests slower than this are logged at warn (503s aside: see the onResponse hook). */
 export const slowRequestMs = 1_000;
+/**
+ * The header that carries the request's id on every answer fastify gives, so that a client
+ * can quote it and an operator find the log lines of that request (reqId).
+ */
+export const requestIdHeader = 'x-request-id';
 /** /healthz gives up on the database after this long and answers 503. */
 export const healthCheckTimeoutMs = 2_000;
 
@@ -109,6 +116,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     // Requests that arrive while the server closes get our own 503 (closing.ts), a problem with
     // Retry-After; fastify's would be a JSON body of another shape.
     bodyLimit, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: false,
+    // A random UUID, not fastify's counter ("req-nz"), which starts again at every start and
+    // repeats across servers: an id a client quotes finds one request in every server's logs.
+    // A client's own X-Request-Id is not taken (requestIdHeader false): it could name another
+    // client's request, or the same id twice, and the id the 500 quotes must find only this one.
+    genReqId: () => randomUUID(), requestIdHeader: false as const,
     // A request not whole in time is answered 408 (clientErrorAnswerer) and its body's room
     // given back; so is a connection whose first request's headers have not come in time,
     // one that sends nothing included (Node counts those from the connection's opening). Node
@@ -128,9 +140,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     // parameter too long) leave as problem+json like every other error.
     frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
       const refusal = fromFrameworkError(error);
-      reply.headers(serverHeaders); // no hook runs before these, and none after: counted here
+      reply.headers(serverHeaders).header(requestIdHeader, request.id); // no hook runs before these, and none after: counted here
       countWhenFinished(metrics, request.method, reply.raw, performance.now());
-      return sendProblem(reply, refusal === null ? internalProblem(request.url) : problemOf(refusal, request.url));
+      if (refusal !== null) return sendProblem(reply, problemOf(refusal, request.url));
+      request.log.error({ err: withoutRowValues(error), method: request.method }, 'unhandled error while routing a request');
+      return sendProblem(reply, internalProblem(request.id, request.url));
     },
   };
   const app = (options.logger === false
@@ -153,9 +167,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     return sendProblem(reply.header('allow', allowed.join(', ')), methodNotAllowedProblem(request.method, path, allowed, request.url));
   };
 
-  // The first hook: every answer carries the server's headers, the hooks' refusals included.
-  app.addHook('onRequest', async (_request, reply) => {
-    reply.headers(serverHeaders);
+  // The first hook: every answer carries the server's headers and the request's id, the hooks'
+  // refusals included.
+  app.addHook('onRequest', async (request, reply) => {
+    reply.headers(serverHeaders).header(requestIdHeader, request.id);
   });
   registerClosing(app, options.closingGraceMs);
   // The demo mark brought up to date, and set on this answer if it was just found. After the
@@ -189,7 +204,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.addHook('onResponse', async (request, reply) => {
     const elapsedMs = reply.elapsedTime;
     metrics.observe(request.method, request.routeOptions.url ?? unmatchedRoute, reply.statusCode, elapsedMs / 1000);
-    if (elapsedMs > slowRequestMs) request.log.warn({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, elapsedMs }, 'slow request');
+    // Not for a 503: a slow one waited for a database that is away, which the sequencer and the
+    // signer say once per outage, and every 503 is counted by route. Logged, a 15 s freeze
+    // under load wrote a line for each request that waited (253), none saying why.
+    if (elapsedMs > slowRequestMs && reply.statusCode !== 503) request.log.warn({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, elapsedMs }, 'slow request');
   });
 
   app.setErrorHandler((error, request, reply) => {
@@ -209,8 +227,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     if (code !== undefined && isTransientDatabaseError(code)) {
       return sendProblem(reply, problemOf(new DomainError('unavailable', `the database couldn't answer this now: ${transientDatabaseErrorWords(code)} (SQLSTATE ${code}); try again later`, { cause: error }), request.url));
     }
-    request.log.error({ err: error, method: request.method, route: request.routeOptions.url }, 'unhandled error while answering a request');
-    return sendProblem(reply, internalProblem(request.url));
+    request.log.error({ err: withoutRowValues(error), method: request.method, route: request.routeOptions.url, ...whoAsked(request) }, 'unhandled error while answering a request');
+    return sendProblem(reply, internalProblem(request.id, request.url));
   });
   app.setNotFoundHandler(answerUnrouted);
 
@@ -235,10 +253,17 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   return app;
 }
 
-/** The SQLSTATE PostgreSQL failed a statement with, if `error` is such a failure. */
-function sqlStateOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+/**
+ * What a client who reports a 500 knows besides its id, for the log line: its organisation
+ * (once the token was verified) and the Idempotency-Key it sent, within the length a key may
+ * have (a longer one was never taken as a key); never the token.
+ */
+function whoAsked(request: FastifyRequest): { organisationId?: string; idempotencyKey?: string } {
+  const key = request.headers['idempotency-key'];
+  return {
+    ...(request.actor === null ? {} : { organisationId: request.actor.orgId }),
+    ...(typeof key === 'string' && key.length <= limits.idempotencyKeyLengthMax ? { idempotencyKey: key } : {}),
+  };
 }
 
 /**
@@ -272,34 +297,25 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
   const docsPage = renderDocsPage(document);
   app.get('/v1/openapi.json', async (_request, reply: FastifyReply) => reply.type('application/json').send(documentJson));
   app.get('/v1/docs', async (_request, reply: FastifyReply) => reply.type('text/html; charset=utf-8').send(docsPage));
-  // The log key is read through a pool bounded like the ping: a frozen database must not hold
-  // the health check's connection past its bound.
+  // Every read of the check is bounded like the ping: a frozen database must not hold the
+  // health check's connection past its bound.
   const healthPool = withQueryTimeout(options.pool, healthCheckTimeoutMs);
+  const knownMigrationNewest = listMigrations().at(-1)?.version ?? 0;
   app.get('/healthz', async (_request, reply: FastifyReply) => {
     // The ping's own query_timeout ends the query and frees its connection when the database
     // hangs; withTimeout alone would answer in time but leave the slot in use.
-    const health = await withTimeout(healthAfterPing(options.ledger, healthPool), healthCheckTimeoutMs).catch((error: unknown) => {
+    const health = await withTimeout(readHealth(options.ledger, healthPool, knownMigrationNewest, healthCheckTimeoutMs), healthCheckTimeoutMs).catch((error: unknown) => {
       throw new DomainError('unavailable', "the database did not answer the health check", { cause: error });
     });
-    // A clock every write is refused for is not healthy, though the database answers: a load
-    // balancer would keep sending this server writes it cannot commit.
-    const clockFault = clockRefusal(options.ledger.clock.now(), health.clocks);
-    if (clockFault !== undefined) throw clockFault;
-    const { logKey } = health;
-    const retired = options.ledger.checkpointer?.retired;
-    if (retired !== undefined) throw new DomainError('unavailable', `this server no longer signs checkpoints: ${retired.message}`);
-    // Another process may have rotated the key since this one last signed (an idle server
-    // signs nothing): said in the words the checkpointer uses when it finds out itself.
-    const own = options.ledger.checkpointer?.signer.verifierKey;
-    if (own !== undefined && logKey !== undefined && logKey !== own) {
-      throw new DomainError('unavailable', `this server no longer signs checkpoints: the log key ${own} is no longer the log's key (now ${logKey}); this process will not sign checkpoints again, since a retired key never signs again`);
-    }
+    const fault = healthFault(options.ledger, health, knownMigrationNewest);
+    if (fault !== undefined) throw fault;
     return reply.send({ status: 'ok' });
   });
   app.get('/metrics', async (_request, reply: FastifyReply) => {
-    const pool = options.pool as unknown as { totalCount: number; idleCount: number; waitingCount: number };
+    const pool = options.pool as unknown as { totalCount: number; idleCount: number; waitingCount: number; options: { max: number } };
     const { log, checkpointer } = options.ledger;
-    const text = metrics.render(options.ledger.sequencer.stats, pool, [
+    const poolStats = { totalCount: pool.totalCount, idleCount: pool.idleCount, waitingCount: pool.waitingCount, connectionsMax: pool.options.max };
+    const text = metrics.render(options.ledger.sequencer.stats, poolStats, [
       { name: 'chipledger_token_cache_entries', type: 'gauge', help: 'Bearer tokens whose verification this process holds in memory.', value: verifier.size },
       { name: 'chipledger_http_request_bodies_in_flight_bytes', type: 'gauge', help: 'Bytes of request bodies this process has room reserved for: accepted, and not yet answered or their command not yet answered by the ledger.', value: bodies.reserved },
       { name: 'chipledger_http_request_bodies_in_flight_bytes_max', type: 'gauge', help: 'The bound on those bytes; past it a request gets 503 before its body is read.', value: bodies.bytesMax },
@@ -319,74 +335,9 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
         { name: 'chipledger_checkpoint_ticks_skipped_total', type: 'counter', help: 'Signer ticks skipped because the signing before was still running (a slow or unreachable database, the signing lock held elsewhere).', value: checkpointer.stats.skippedTicks },
         { name: 'chipledger_checkpoint_ticks_failed_total', type: 'counter', help: 'Signer ticks that failed (the log says the first of an outage, and each different error after it).', value: checkpointer.stats.failedTicks },
         ...lastSigningMetrics(checkpointer.stats.lastSignedAtMs),
+        ...logSeenMetrics(checkpointer.stats.logSeen),
       ] as const : []),
     ]);
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
   });
-}
-
-/**
- * When this process last signed a checkpoint, and how long ago: both absent until it first
- * signs (the Prometheus way to say "never"), since an age of 0 read as a checkpoint just
- * signed by a process that never signed, or whose every signing fails. `lastSignedAtMs` is 0
- * until then (checkpointer.ts).
- */
-function lastSigningMetrics(lastSignedAtMs: number): ExtraMetric[] {
-  if (lastSignedAtMs === 0) return [];
-  return [
-    { name: 'chipledger_checkpoint_last_signed_timestamp_seconds', type: 'gauge', help: 'When this process last signed a checkpoint, in seconds since the Unix epoch; absent until it first signs.', value: lastSignedAtMs / 1000 },
-    { name: 'chipledger_checkpoint_age_seconds', type: 'gauge', help: 'Seconds since this process last signed a checkpoint; absent until it first signs.', value: (Date.now() - lastSignedAtMs) / 1000 },
-  ];
-}
-
-/** What the health check reads of the clocks, in the ping's one query. */
-export interface HealthClocks {
-  /** log_head.at: the newest event's time, ISO 8601. */
-  ledgerAt: string;
-  /** The database's clock_timestamp(), ISO 8601. */
-  databaseAt: string;
-  /** How far ahead of the database's clock a batch may be dated (migration 047, limits.clockAheadOfDatabaseMsMax). */
-  aheadMsMax: number;
-}
-
-/**
- * Pings the database, reading the clocks as it does (one query, bounded like the ping was),
- * then reads the log's current key (undefined before the log first signed, or on a server
- * that signs nothing: no query then).
- */
-async function healthAfterPing(ledger: Ledger, pool: Pool): Promise<{ clocks: HealthClocks; logKey: string | undefined }> {
-  const [row] = await queryWithin<{ ledgerAt: unknown; databaseAt: unknown; aheadMsMax: unknown }>(pool,
-    'SELECT at AS "ledgerAt", clock_timestamp() AS "databaseAt", ledger_clock_ahead_ms_max() AS "aheadMsMax" FROM log_head WHERE id = 1', healthCheckTimeoutMs);
-  if (row === undefined) throw new Error('log_head row is missing: the database was not migrated');
-  const clocks = { ledgerAt: isoOf(row.ledgerAt), databaseAt: isoOf(row.databaseAt), aheadMsMax: Number(row.aheadMsMax) };
-  if (ledger.checkpointer === undefined) return { clocks, logKey: undefined };
-  return { clocks, logKey: (await currentLogKey(pool))?.verifier_key };
-}
-
-/** A timestamptz as the pool returns it (text in ISO 8601, or a Date), as ISO 8601. */
-function isoOf(value: unknown): string {
-  return new Date(value instanceof Date ? value : String(value)).toISOString();
-}
-
-/**
- * The refusal every write of this server gets for its clock, if any: more than
- * limits.clockBehindLedgerMsMax behind the ledger's time (batch-time.ts), or more than the
- * database's bound ahead of its clock (migration 047). Judged as the write path judges them,
- * so /healthz says what the writes hear, with the same rule.
- */
-export function clockRefusal(now: Date, clocks: HealthClocks): DomainError | undefined {
-  const clockAt = now.toISOString();
-  const behindMs = Date.parse(clocks.ledgerAt) - now.getTime();
-  if (behindMs > limits.clockBehindLedgerMsMax) {
-    return new DomainError('unavailable', `this server's clock (${clockAt}) is ${Math.round(behindMs / 1000)} s behind the ledger's newest event (${clocks.ledgerAt}); at most ${limits.clockBehindLedgerMsMax / 1000} s is taken as clock drift, so every write is refused: check the clocks of this server and of the others writing to the ledger`, {
-      rule: clockBehindLedgerRule, details: { ledgerAt: clocks.ledgerAt, clockAt, behindMsMax: limits.clockBehindLedgerMsMax },
-    });
-  }
-  const aheadMs = now.getTime() - Date.parse(clocks.databaseAt);
-  if (aheadMs > clocks.aheadMsMax) {
-    return new DomainError('unavailable', `this server's clock (${clockAt}) is ${Math.round(aheadMs / 1000)} s ahead of the database's clock (${clocks.databaseAt}); at most ${clocks.aheadMsMax / 1000} s is taken as clock drift, so every write is refused: fix this server's clock`, {
-      rule: clockAheadOfDatabaseRule, details: { clockAt, databaseAt: clocks.databaseAt, aheadMsMax: clocks.aheadMsMax },
-    });
-  }
-  return undefined;
 }

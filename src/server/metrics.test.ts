@@ -16,6 +16,9 @@ let world: World;
 let database: TestDatabase;
 worldPerFile((made, madeDatabase) => { world = made; database = madeDatabase; });
 
+/** The log's key: the tests that sign sign the one log of this file's database. */
+const logKey = generateSignerKey('log.chipledger.test').signerKey;
+
 let server: FastifyInstance;
 let port: number;
 
@@ -78,7 +81,7 @@ describe('the request counter', () => {
 
 describe('the checkpoint gauges', () => {
   it('are absent until this process signs, then say when it did and how long ago', async () => {
-    const signing = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: generateSignerKey('log.chipledger.test').signerKey, checkpointIntervalMs: 3_600_000 });
+    const signing = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
     const app = await buildServer({ ledger: signing, pool: database.pool, logger: false });
     try {
       const metrics = async () => (await app.inject({ method: 'GET', url: '/metrics' })).body;
@@ -105,6 +108,46 @@ describe('the checkpoint gauges', () => {
       await app.close();
       await signing.close();
     }
+  });
+});
+
+describe('the log\'s checkpoint gauges', () => {
+  it('give the newest checkpoint whoever signed it, its age and the events it does not cover, once the signer has read the log', async () => {
+    const signing = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const app = await buildServer({ ledger: signing, pool: database.pool, logger: false });
+    try {
+      const metrics = async () => (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      signing.checkpointer!.stats.logSeen = undefined;
+      expect(await metrics()).not.toMatch(/chipledger_log_(checkpoint_newest|uncovered)/);
+      // As a tick reads it: the head two events past a checkpoint signed 3 s ago by another process.
+      signing.checkpointer!.stats.logSeen = { headSize: 42, newest: { size: 40, ageMs: 3_000 }, readAtMs: performance.now() };
+      const text = await metrics();
+      expect(text).toMatch(/^chipledger_log_checkpoint_newest_size 40$/m);
+      expect(text).toMatch(/^chipledger_log_uncovered_events 2$/m);
+      const age = Number(/^chipledger_log_checkpoint_newest_age_seconds (\S+)$/m.exec(text)?.[1]);
+      expect(age).toBeGreaterThanOrEqual(3);
+      expect(age).toBeLessThan(8);
+      for (const name of ['chipledger_log_checkpoint_newest_size', 'chipledger_log_checkpoint_newest_age_seconds', 'chipledger_log_uncovered_events']) {
+        expect(text).toMatch(new RegExp(`^# HELP ${name} \\S.*$`, 'm'));
+        expect(text).toMatch(new RegExp(`^# TYPE ${name} gauge$`, 'm'));
+      }
+      // Before the log's first checkpoint, every committed event is uncovered.
+      signing.checkpointer!.stats.logSeen = { headSize: 5, newest: undefined, readAtMs: performance.now() };
+      const none = await metrics();
+      expect(none).toMatch(/^chipledger_log_uncovered_events 5$/m);
+      expect(none).not.toMatch(/chipledger_log_checkpoint_newest/);
+    } finally {
+      await app.close();
+      await signing.close();
+    }
+  });
+});
+
+describe('the pool gauges', () => {
+  it('give the pool\'s bound beside its connections', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(text).toMatch(/^# TYPE chipledger_pool_connections_max gauge$/m);
+    expect(text).toMatch(/^chipledger_pool_connections_max 20$/m);
   });
 });
 

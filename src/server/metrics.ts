@@ -1,10 +1,11 @@
 /**
  * /metrics in the Prometheus text format (0.0.4), written by hand: a request counter by
  * route, method and status, a latency histogram by route and method, the ledger
- * sequencer's counters and the pool's gauges. Routes are fastify's templates
- * ('/v1/shipments/:id'), so the label sets stay bounded.
+ * sequencer's counters, the pool's gauges and the checkpoint signer's. Routes are fastify's
+ * templates ('/v1/shipments/:id'), so the label sets stay bounded.
  */
 import { limits } from '../core/limits.ts';
+import type { LogSeen } from '../ledger/checkpointer.ts';
 import type { SequencerStats } from '../ledger/sequencer.ts';
 
 export const latencyBucketsSeconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
@@ -20,6 +21,8 @@ export interface PoolStats {
   totalCount: number;
   idleCount: number;
   waitingCount: number;
+  /** The pool's bound (pg's `max`): with connections at it, queries wait. */
+  connectionsMax: number;
 }
 
 export class HttpMetrics {
@@ -81,6 +84,7 @@ export class HttpMetrics {
     gauge('chipledger_pool_connections', 'Database connections held by this process.', pool.totalCount);
     gauge('chipledger_pool_idle_connections', 'Database connections idle in the pool.', pool.idleCount);
     gauge('chipledger_pool_waiting_clients', 'Queries waiting for a database connection.', pool.waitingCount);
+    gauge('chipledger_pool_connections_max', 'The bound on database connections this process holds; at it, queries wait (chipledger_pool_waiting_clients). Reads, the sequencer, the signer and /healthz share them.', pool.connectionsMax);
     for (const metric of extra) (metric.type === 'counter' ? counter : gauge)(metric.name, metric.help, metric.value);
     return `${lines.join('\n')}\n`;
   }
@@ -92,6 +96,38 @@ export interface ExtraMetric {
   type: 'counter' | 'gauge';
   help: string;
   value: number;
+}
+
+/**
+ * When this process last signed a checkpoint, and how long ago: both absent until it first
+ * signs (the Prometheus way to say "never"), since an age of 0 read as a checkpoint just
+ * signed by a process that never signed, or whose every signing fails. `lastSignedAtMs` is 0
+ * until then (checkpointer.ts).
+ */
+export function lastSigningMetrics(lastSignedAtMs: number): ExtraMetric[] {
+  if (lastSignedAtMs === 0) return [];
+  return [
+    { name: 'chipledger_checkpoint_last_signed_timestamp_seconds', type: 'gauge', help: 'When this process last signed a checkpoint, in seconds since the Unix epoch; absent until it first signs.', value: lastSignedAtMs / 1000 },
+    { name: 'chipledger_checkpoint_age_seconds', type: 'gauge', help: 'Seconds since this process last signed a checkpoint; absent until it first signs.', value: (Date.now() - lastSignedAtMs) / 1000 },
+  ];
+}
+
+/**
+ * The log's newest checkpoint, whichever process signed it, as this process's signer last
+ * read it (about every second): the same on every server, so the lag is alerted on from these,
+ * not from this process's own signing (chipledger_checkpoint_*), which a server that loses the
+ * signing race to another never moves. Absent until the signer first reads the log; the
+ * checkpoint's own gauges until the log has one.
+ */
+export function logSeenMetrics(seen: LogSeen | undefined): ExtraMetric[] {
+  if (seen === undefined) return [];
+  const uncovered: ExtraMetric = { name: 'chipledger_log_uncovered_events', type: 'gauge', help: 'Committed events no checkpoint covered yet, by any process, as this process last read the log (about every second). With a newest checkpoint older than a few seconds, signing is stalled.', value: Math.max(0, seen.headSize - (seen.newest?.size ?? 0)) };
+  if (seen.newest === undefined) return [uncovered];
+  return [
+    { name: 'chipledger_log_checkpoint_newest_size', type: 'gauge', help: 'Size of the log\'s newest checkpoint, signed by any process, as this process last read it.', value: seen.newest.size },
+    { name: 'chipledger_log_checkpoint_newest_age_seconds', type: 'gauge', help: 'Age of the log\'s newest checkpoint by the database\'s clock, signed by any process; it grows on an idle log, which signs nothing new.', value: (seen.newest.ageMs + performance.now() - seen.readAtMs) / 1000 },
+    uncovered,
+  ];
 }
 
 function label(value: string): string {

@@ -100,7 +100,9 @@ const replayedHeaderRef = { $ref: '#/components/headers/Idempotent-Replayed' };
 const unavailableRef = { $ref: '#/components/responses/Unavailable' };
 /** 401: no token, or one that is not (or no longer) valid; WWW-Authenticate names the scheme. */
 const unauthorizedRef = { $ref: '#/components/responses/Unauthorized' };
-const problemHeaders = { 'Cache-Control': { $ref: '#/components/headers/Cache-Control-No-Store' } };
+/** Every answer fastify gives carries the request's id (app.ts requestIdHeader). */
+const requestIdHeaders = { 'X-Request-Id': { $ref: '#/components/headers/X-Request-Id' } };
+const problemHeaders = { 'Cache-Control': { $ref: '#/components/headers/Cache-Control-No-Store' }, ...requestIdHeaders };
 /**
  * The statuses an operation answers with a problem, and `default` for the rest that any route
  * may send: 500 (a bug), 408 (a request too slow to arrive), 431 (headers too large) and 503
@@ -255,6 +257,12 @@ function headOperationOf(get: { operationId: string; summary?: string } & Record
   return { ...get, operationId: `${get.operationId}Head`, summary: `${get.summary ?? 'GET'}: the answer's status and headers, without its body` };
 }
 
+/** An operation whose answers written out here (not the problems by reference, which have it) say X-Request-Id. */
+function withRequestIdHeader(operation: { responses: Record<string, Record<string, unknown>> }): void {
+  operation.responses = Object.fromEntries(Object.entries(operation.responses).map(([status, response]) =>
+    [status, '$ref' in response ? response : { ...response, headers: { ...(response.headers as Record<string, unknown> | undefined), ...requestIdHeaders } }]));
+}
+
 export function buildOpenApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   const add = (path: string, method: string, operation: unknown) => {
@@ -263,7 +271,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
   for (const route of commandRoutes) add(route.path, 'post', commandOperation(route));
   for (const route of queryRoutes) add(route.path, 'get', queryOperation(route));
   const open = { security: [] as unknown[] };
-  add('/healthz', 'get', { ...open, operationId: 'health', summary: 'Liveness and database check', responses: { '200': { description: 'OK', content: { 'application/json': { schema: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'], additionalProperties: false } } } }, ...errorResponses([503]) } });
+  add('/healthz', 'get', { ...open, operationId: 'health', summary: 'Readiness check: the database answers, migrated by no newer chipledger, and this server\'s clock and log key are current; 503 otherwise, the database away included, so not a liveness probe to restart on', responses: { '200': { description: 'OK', content: { 'application/json': { schema: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'], additionalProperties: false } } } }, ...errorResponses([503]) } });
   add('/metrics', 'get', { ...open, operationId: 'metrics', summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses([]) } });
   add('/v1/openapi.json', 'get', { ...open, operationId: 'openApi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } }, ...errorResponses([]) } });
   add('/v1/docs', 'get', { ...open, operationId: 'docs', summary: 'Human-readable API reference', responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } }, ...errorResponses([]) } });
@@ -275,6 +283,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
     responses: { '200': { description: 'OK', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses([400, 401, 404, 503]) },
   });
   for (const methods of Object.values(paths)) {
+    for (const operation of Object.values(methods)) withRequestIdHeader(operation as { responses: Record<string, Record<string, unknown>> });
     if (methods.get !== undefined) methods.head = headOperationOf(methods.get as Parameters<typeof headOperationOf>[0]);
   }
   return {
@@ -333,6 +342,11 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           description: 'Seconds to wait before sending the request again (RFC 9110 section 10.2.3).',
           required: true,
           schema: { type: 'integer', minimum: 1 },
+        },
+        'X-Request-Id': {
+          description: 'The id of this request (a random UUID, never one a client sent), on every answer: the id its log lines carry, and the one a 500 names in its detail. Quote it when reporting a failure.',
+          required: true,
+          schema: { type: 'string', format: 'uuid' },
         },
         'Idempotent-Replayed': {
           description: 'true when this is the answer remembered under the request\'s Idempotency-Key from an earlier request: nothing was done again. Absent on a first answer.',

@@ -102,16 +102,45 @@ export function httpOnlyProblem(code: HttpOnlyCode, detail: string, instance?: s
   return withoutSecretsIn({ type: `${problemTypeBase}${code}`, title: rule.title, status: rule.status, detail, code, ...(instance === undefined ? {} : { instance }) });
 }
 
-/** The plain 500: nothing of the error's internals reaches the client. */
-export function internalProblem(instance?: string): Problem {
+/**
+ * The plain 500: nothing of the error's internals reaches the client, only the id of the
+ * request (also its X-Request-Id) the failure was logged under, for the client to quote.
+ */
+export function internalProblem(requestId: string, instance?: string): Problem {
   return withoutSecretsIn({
     type: `${problemTypeBase}internal`,
     title: problemCodes.internal.title,
     status: 500,
-    detail: 'the server failed to answer this request; the failure was logged',
+    detail: `the server failed to answer this request; the failure was logged under request id ${requestId}`,
     code: 'internal',
+    details: { requestId },
     ...(instance === undefined ? {} : { instance }),
   });
+}
+
+/**
+ * Fields of a PostgreSQL error that may quote the rows its statement touched: `detail`
+ * ("Failing row contains (…)", "Key (name)=(…) already exists"), `where` (the PL/pgSQL
+ * context, which may quote a trigger's statement and its values) and `internalQuery`.
+ */
+const rowQuotingFields: ReadonlySet<string> = new Set(['detail', 'where', 'internalQuery']);
+
+/**
+ * `error` as a log line may hold it: a PostgreSQL error without the fields that quote rows
+ * (pino writes every enumerable field of an error, and row values are organisations' names,
+ * addresses and identifiers); its code, constraint, table and message say what failed. The
+ * error itself is left as it is (its caller may still read them); anything else is returned
+ * as it is. Of an error's cause pino writes only the message and the stack.
+ */
+export function withoutRowValues(error: unknown): unknown {
+  if (!(error instanceof Error) || ![...rowQuotingFields].some((field) => Object.hasOwn(error, field))) return error;
+  const kept = Object.create(Object.getPrototypeOf(error) as object) as Record<string, unknown>;
+  for (const [field, value] of Object.entries(error)) if (!rowQuotingFields.has(field)) kept[field] = value;
+  // Own but not enumerable on an Error: copied as they are.
+  for (const field of ['message', 'stack', 'cause'] as const) {
+    if (Object.hasOwn(error, field)) Object.defineProperty(kept, field, { value: error[field], writable: true, configurable: true });
+  }
+  return kept;
 }
 
 /**

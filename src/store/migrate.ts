@@ -177,10 +177,14 @@ function refuseUnknownVersions(applied: ReadonlyMap<number, { name: string }>, m
   const known = new Set(migrations.map((migration) => migration.version));
   const unknown = [...applied.entries()].filter(([version]) => !known.has(version)).sort(([a], [b]) => a - b);
   if (unknown.length === 0) return;
-  const names = unknown.map(([version, row]) => `${version} (${row.name})`).join(', ');
-  const newest = migrations.at(-1)?.version ?? 0;
   throw new MigrationRefused('unknown_versions', unknown.map(([version]) => version),
-    `the database was migrated by a newer chipledger: it has migration${unknown.length === 1 ? '' : 's'} ${names}, which this build does not know (it knows up to ${newest}); run the newer chipledger against this database`);
+    newerMigrationsMessage(unknown.map(([version, row]) => ({ version, name: row.name })), migrations.at(-1)?.version ?? 0));
+}
+
+/** What a database migrated by a newer chipledger is told, here and by /healthz (server/health.ts). */
+export function newerMigrationsMessage(newer: ReadonlyArray<{ version: number; name: string }>, knownNewest: number): string {
+  const names = newer.map((migration) => `${migration.version} (${migration.name})`).join(', ');
+  return `the database was migrated by a newer chipledger: it has migration${newer.length === 1 ? '' : 's'} ${names}, which this build does not know (it knows up to ${knownNewest}); run the newer chipledger against this database`;
 }
 
 /**

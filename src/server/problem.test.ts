@@ -1,0 +1,61 @@
+/**
+ * What of an error a log line may hold: a PostgreSQL error's detail, where and internalQuery
+ * quote the rows its statement touched ("Failing row contains (…)"), and pino writes every
+ * enumerable field of an error. Found by the observability review's suspicion, confirmed in
+ * request-ids.test.ts: the 500's log line held an organisation's name and address.
+ */
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { internalProblem, withoutRowValues } from './problem.ts';
+
+/** A PostgreSQL error as node-postgres makes it, with the fields that quote a row. */
+function constraintError(): pg.DatabaseError {
+  const error = new pg.DatabaseError('new row for relation "sites" violates check constraint "sites_capacity"', 200, 'error');
+  Object.assign(error, {
+    severity: 'ERROR', code: '23514', table: 'sites', constraint: 'sites_capacity', schema: 'public',
+    detail: 'Failing row contains (SITE-9, Jade Harbour Trading Co., 17 Quay Road)',
+    where: 'SQL statement "INSERT INTO sites VALUES (\'Jade Harbour\')"', internalQuery: 'INSERT INTO sites VALUES (\'Jade Harbour\')',
+  });
+  return error;
+}
+
+/** The JSON line pino writes for `error` under `err`. */
+function logged(error: unknown): Record<string, unknown> {
+  let line = '';
+  pino(new Writable({ write(chunk, _encoding, done) { line += String(chunk); done(); } })).error({ err: error }, 'failed');
+  return (JSON.parse(line) as { err: Record<string, unknown> }).err;
+}
+
+describe('withoutRowValues', () => {
+  it('leaves out what quotes rows, and keeps what says what failed: code, constraint, table, message, stack', () => {
+    const error = constraintError();
+    const line = logged(withoutRowValues(error));
+    expect(JSON.stringify(line)).not.toContain('Jade Harbour');
+    expect(line).not.toHaveProperty('detail');
+    expect(line).not.toHaveProperty('where');
+    expect(line).not.toHaveProperty('internalQuery');
+    expect(line).toMatchObject({ type: 'DatabaseError', code: '23514', constraint: 'sites_capacity', table: 'sites', severity: 'ERROR', message: error.message, stack: error.stack });
+    // The error itself is as it was: its caller may still read it.
+    expect(error.detail).toContain('Jade Harbour');
+  });
+
+  it('returns anything else as it is: of a cause, pino writes only its message and stack', () => {
+    const wrapped = new Error('couldn\'t book', { cause: constraintError() });
+    expect(withoutRowValues(wrapped)).toBe(wrapped);
+    expect(JSON.stringify(logged(wrapped))).not.toContain('Jade Harbour');
+    const plain = new Error('disk on fire');
+    expect(withoutRowValues(plain)).toBe(plain);
+    expect(withoutRowValues('text')).toBe('text');
+  });
+});
+
+describe('internalProblem', () => {
+  it('names the request id the failure was logged under, in the detail and in details', () => {
+    expect(internalProblem('0b3f5c2e-4f4a-4a53-9a53-3f3c1f2f1d7e', '/v1/sites')).toMatchObject({
+      status: 500, code: 'internal', instance: '/v1/sites', details: { requestId: '0b3f5c2e-4f4a-4a53-9a53-3f3c1f2f1d7e' },
+      detail: 'the server failed to answer this request; the failure was logged under request id 0b3f5c2e-4f4a-4a53-9a53-3f3c1f2f1d7e',
+    });
+  });
+});
