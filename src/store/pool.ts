@@ -8,9 +8,6 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { isStatementTimeout, meaningOf, sqlState } from './sqlstate.ts';
 
-/** Defined with the SQLSTATE table it reads; the API's 503 words ask it here, beside isDatabaseUnavailable. */
-export { transientDatabaseErrorWords } from './sqlstate.ts';
-
 // int8: sequence numbers and counts stay far below 2^53; value_minor is bigint-safe by
 // the limit valueMinorMax. Parse to number, asserting safety.
 pg.types.setTypeParser(20, (text: string) => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { isLockTimeout, isTransientDatabaseError } from '../ledger/refusals.ts';
 import { isWaitBoundError } from './advisory-locks.ts';
-import { isDatabaseUnavailable, transientDatabaseErrorWords } from './pool.ts';
-import { meaningOf, sqlStateMeanings, sqlStateOf } from './sqlstate.ts';
+import { isDatabaseUnavailable } from './pool.ts';
+import { meaningOf, sqlStateMeanings, sqlStateOf, transientDatabaseErrorWords } from './sqlstate.ts';
 
 const passing = 'a passing condition of the database';
 const operator = 'an operator ending or cancelling the statement';
