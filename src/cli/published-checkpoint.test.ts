@@ -362,6 +362,8 @@ describe('a server that signs nothing, on a database another server signs', () =
     }
     await a.ledger.checkpointer!.checkpointNow();
     await until('B records the checkpoint A signed next', () => recorded(lookerDir).size === size);
+    // Said once the look that recorded it has ended, which is after the file is written.
+    await until('B says recording works again', () => recoveries.length > 0);
     expect(recoveries).toEqual([expect.stringMatching(/^recording the database's newest checkpoint works again, after \d+ failed looks? over /)]);
     await Promise.all([a.close(), b.close()]);
   });

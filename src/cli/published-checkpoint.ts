@@ -41,11 +41,10 @@ import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { SignedCheckpoint } from '../ledger/checkpointer.ts';
-import { Outage } from '../ledger/outage.ts';
-import { isTransientDatabaseError } from '../ledger/refusals.ts';
+import { Outage, outageReason } from '../ledger/outage.ts';
 import { TileReader } from '../ledger/tile-reader.ts';
 import { limits } from '../core/limits.ts';
-import { inTransaction, isDatabaseUnavailable, withQueryTimeout, type Pool, type PoolClient } from '../store/pool.ts';
+import { inTransaction, withQueryTimeout, type Pool, type PoolClient } from '../store/pool.ts';
 import { listLogKeys, readHead } from '../store/tlog-tables.ts';
 import { decodeVerifierKey, isValidKeyName, openCheckpoint, parseCheckpoint, parseNote, parseSignerKey, parseVerifierKey, rootFromNodes, rootNodes, type Ed25519NoteVerifier } from '../tlog/index.ts';
 import { Failure, printable } from './output.ts';
@@ -178,7 +177,7 @@ export class PublishedCheckpointGuard {
         if (recovery !== undefined) options.onRecovered?.(recovery);
       },
       (error: unknown) => {
-        const news = this.outage.failed(lookFailureReason(error));
+        const news = this.outage.failed(outageReason(error));
         if (news === 'nothing new') return;
         const another = news === 'new reason' ? ', for another reason now' : '';
         options.onError?.(error, `couldn't record the database's newest checkpoint in ${this.file}${another} (each reason is said once until it works again)`);
@@ -258,16 +257,6 @@ export class PublishedCheckpointGuard {
   private wentBack(size: number): Error {
     return new Error(`the database's transparency log no longer extends the checkpoint of size ${size} this server published (recorded in ${this.file}): the database went back while this server ran (a failover to a replica without the newest commits, or a restore); stop this server and point it at the database it published`);
   }
-}
-
-/**
- * What a failing look is, for saying each once an outage (as the checkpointer says its
- * ticks'): every way of the database being slow or away is one reason, anything else its own.
- */
-function lookFailureReason(error: unknown): string {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  if (isDatabaseUnavailable(error) || (typeof code === 'string' && isTransientDatabaseError(code))) return 'the database is slow or away';
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 /** A checkpoint row as a look reads it, with the log's size, in one snapshot. */

@@ -14,9 +14,8 @@ import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from 
 import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, logSigningLockHolders, readHead, signingState, type CheckpointRow, type SigningState } from '../store/tlog-tables.ts';
 import { describeHolders, formatWait, isWaitBoundError } from '../store/advisory-locks.ts';
 import { LogKeyError } from './log-keys.ts';
-import { Outage } from './outage.ts';
-import { isTransientDatabaseError } from './refusals.ts';
-import { isDatabaseUnavailable, withQueryTimeout, type Pool } from '../store/pool.ts';
+import { Outage, outageReason } from './outage.ts';
+import { withQueryTimeout, type Pool } from '../store/pool.ts';
 
 export const checkpointIntervalMs = limits.checkpointIntervalMs;
 /** Another process's checkpoint younger than this share of the tick makes a tick skip. */
@@ -172,7 +171,7 @@ export class Checkpointer {
     const lock = await this.signingLockWait(error);
     // The same reason again is the outage going on; another one (the key replaced while the
     // database was away, which stops this signer for good) must be said too, once.
-    const news = this.outage.failed(lock === undefined ? reasonOf(error) : signingLockHeldReason);
+    const news = this.outage.failed(lock === undefined ? outageReason(error) : signingLockHeldReason);
     if (news === 'nothing new') return;
     const another = news === 'new reason' ? ', for another reason now' : '';
     this.options.onError?.(error, `couldn't sign a checkpoint${another}${lock ?? ''} (each reason is said once until signing works again)`);
@@ -299,15 +298,4 @@ export class Checkpointer {
   private retiredError(replacedBy: string): LogKeyError {
     return new LogKeyError(`the log key ${this.options.signer.verifierKey} is no longer the log's key (now ${replacedBy}); this process stopped signing checkpoints, since a retired key never signs again`);
   }
-}
-
-/**
- * What a failure is, for saying each once an outage: every way of the database being slow or
- * away is one reason (a freeze alternates lock timeouts, statement timeouts and lost
- * connections: the write path's "not now" SQLSTATEs, refusals.ts), anything else is its own.
- */
-function reasonOf(error: unknown): string {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  if (isDatabaseUnavailable(error) || (typeof code === 'string' && isTransientDatabaseError(code))) return 'the database is slow or away';
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

@@ -9,6 +9,18 @@
  * the counts and decides what is worth saying.
  */
 
+import { isDatabaseFailure } from './batch-failures.ts';
+
+/**
+ * What a failure is, for saying each once an outage: every way of the database being slow or
+ * away is one reason (a freeze alternates lock timeouts, statement timeouts and lost
+ * connections: the write path's "not now" SQLSTATEs, store/sqlstate.ts), anything else is its own.
+ */
+export function outageReason(error: unknown): string {
+  if (isDatabaseFailure(error)) return 'the database is slow or away';
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
 /** Reasons an outage says at most: past them, a flood of distinct messages stays unsaid. */
 export const outageReasonsMax = 8;
 
