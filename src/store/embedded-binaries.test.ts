@@ -105,6 +105,11 @@ describe('the way to the programs for the postgres user (as root)', () => {
     expect(closedOnTheWay(postgres, stranger)).toBeUndefined();
     chmodSync(closed, 0o701);
     expect(closedOnTheWay(postgres, stranger), 'the group bits, not the others\', are its group\'s').toBe(closed);
+    // A supplementary group passes as the primary one does (Debian's postgres is in ssl-cert).
+    chownSync(closed, 0, 4_343);
+    chmodSync(closed, 0o710);
+    expect(closedOnTheWay(postgres, stranger)).toBe(closed);
+    expect(closedOnTheWay(postgres, { ...stranger, groups: [stranger.gid, 4_343] })).toBeUndefined();
 
     chownSync(closed, 0, 0);
     chmodSync(closed, 0o711);

@@ -112,10 +112,11 @@ function whyNotRun(error: unknown): string {
   return failed.status === undefined || failed.status === null ? String(failed.message ?? error) : `exit ${failed.status}`;
 }
 
-/** A user as the file system sees one (supplementary groups aside: the postgres system user has none). */
+/** A user as the file system sees one: its id, and its groups (the primary one, and any supplementary ones). */
 export interface FileUser {
   uid: number;
   gid: number;
+  groups?: readonly number[];
 }
 
 /**
@@ -140,7 +141,7 @@ export function closedOnTheWay(program: string, user: FileUser): string | undefi
 
 function mayExecute(stat: Stats, user: FileUser): boolean {
   if (stat.uid === user.uid) return (stat.mode & 0o100) !== 0;
-  if (stat.gid === user.gid) return (stat.mode & 0o010) !== 0;
+  if (stat.gid === user.gid || user.groups?.includes(stat.gid)) return (stat.mode & 0o010) !== 0;
   return (stat.mode & 0o001) !== 0;
 }
 

