@@ -51,7 +51,7 @@ function expectClockAhead(answer: Answer): void {
   const { batchAt, databaseAt } = answer.error.details as { batchAt: string; databaseAt: string };
   expect(answer.error.message).toContain(batchAt);
   expect(answer.error.message).toContain(databaseAt);
-  expect(answer.error.message).toMatch(/nothing was written: fix this server's clock/);
+  expect(answer.error.message).toMatch(/nothing was written: check this server's clock and the database host's/);
   expect(answer.error.message).not.toContain('\n');
 }
 
@@ -78,6 +78,18 @@ describe('a server whose clock runs ahead of the database\'s', () => {
   it('holds the bound of limits.clockAheadOfDatabaseMsMax in the database, and tests\' databases take any time', async () => {
     expect(Number((await pool.query('SELECT ledger_clock_ahead_ms_max() AS bound')).rows[0].bound)).toBe(limits.clockAheadOfDatabaseMsMax);
     expect(Number((await database.pool.query('SELECT ledger_clock_ahead_ms_max() AS bound')).rows[0].bound)).toBe(testClockAheadMsMax);
+  });
+
+  it('takes a setting that is no whole number as none (migration 048): a batch is still judged, never refused as bad input', async () => {
+    const client = await pool.connect();
+    try {
+      for (const setting of ['5min', '-1', '1e9', ' 300000', '9'.repeat(16)]) {
+        await client.query(`SELECT set_config('chipledger.clock_ahead_of_database_ms_max', $1, false)`, [setting]);
+        expect(Number((await client.query('SELECT ledger_clock_ahead_ms_max() AS bound')).rows[0].bound), setting).toBe(limits.clockAheadOfDatabaseMsMax);
+      }
+    } finally {
+      client.release(true);
+    }
   });
 
   it('a year ahead: its commands and its sweep are refused, and nothing is written', async () => {

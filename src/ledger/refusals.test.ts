@@ -144,10 +144,10 @@ describe('what a failed batch sent ahead proves, and whether it runs again', () 
     const detail = JSON.stringify({ batchAt: '2027-06-01T12:00:00.000Z', databaseAt: '2026-06-01T12:00:00.000Z', aheadMsMax: 300_000 });
     const refusal = toRefusal(Object.assign(serverError('ERROR', 'CLH03'), { detail }));
     expect(refusal).toMatchObject({ code: 'unavailable', rule: clockAheadOfDatabaseRule, details: JSON.parse(detail) });
-    expect(refusal.message).toBe("this server dated the batch 2027-06-01T12:00:00.000Z, 31536000 s ahead of the database's clock (2026-06-01T12:00:00.000Z); at most 300 s is taken as clock drift, so nothing was written: fix this server's clock (NTP), then send the request again");
+    expect(refusal.message).toBe("the batch was dated 2027-06-01T12:00:00.000Z (by this server's clock, or by the ledger's newest event when that is later), 31536000 s ahead of the database's clock (2026-06-01T12:00:00.000Z); at most 300 s is taken as clock drift, so nothing was written: check this server's clock and the database host's (NTP), then send the request again");
     // A DETAIL that does not read as the trigger writes it: the message says it instead.
     const bare = toRefusal(Object.assign(serverError('ERROR', 'CLH03'), { detail: 'not json' }));
-    expect(bare).toMatchObject({ code: 'unavailable', rule: clockAheadOfDatabaseRule, message: "this server's clock runs ahead of the database's, so nothing was written: refused; fix this server's clock (NTP), then send the request again" });
+    expect(bare).toMatchObject({ code: 'unavailable', rule: clockAheadOfDatabaseRule, message: "the batch was dated ahead of the database's clock, so nothing was written: refused; check this server's clock and the database host's (NTP), then send the request again" });
     expect(isWorthRunningAgain(serverError('ERROR', 'CLH03'))).toBe(false);
   });
 });

@@ -165,10 +165,10 @@ function clockAheadRefusal(pgError: { message?: string; detail?: string }): Doma
   }
   const { batchAt, databaseAt, aheadMsMax } = times;
   if (typeof batchAt !== 'string' || typeof databaseAt !== 'string' || typeof aheadMsMax !== 'number') {
-    return new DomainError('unavailable', `this server's clock runs ahead of the database's, so nothing was written: ${pgError.message ?? clockAheadOfDatabaseCode}; fix this server's clock (NTP), then send the request again`, { rule: clockAheadOfDatabaseRule });
+    return new DomainError('unavailable', `the batch was dated ahead of the database's clock, so nothing was written: ${pgError.message ?? clockAheadOfDatabaseCode}; check this server's clock and the database host's (NTP), then send the request again`, { rule: clockAheadOfDatabaseRule });
   }
   const aheadSeconds = Math.round((Date.parse(batchAt) - Date.parse(databaseAt)) / 1000);
-  return new DomainError('unavailable', `this server dated the batch ${batchAt}, ${aheadSeconds} s ahead of the database's clock (${databaseAt}); at most ${aheadMsMax / 1000} s is taken as clock drift, so nothing was written: fix this server's clock (NTP), then send the request again`, {
+  return new DomainError('unavailable', `the batch was dated ${batchAt} (by this server's clock, or by the ledger's newest event when that is later), ${aheadSeconds} s ahead of the database's clock (${databaseAt}); at most ${aheadMsMax / 1000} s is taken as clock drift, so nothing was written: check this server's clock and the database host's (NTP), then send the request again`, {
     rule: clockAheadOfDatabaseRule, details: { batchAt, databaseAt, aheadMsMax },
   });
 }

@@ -93,10 +93,16 @@ export function clockRefusal(now: Date, clocks: HealthClocks): DomainError | und
       rule: clockBehindLedgerRule, details: { ledgerAt: clocks.ledgerAt, clockAt, behindMsMax: limits.clockBehindLedgerMsMax },
     });
   }
-  const aheadMs = now.getTime() - Date.parse(clocks.databaseAt);
+  // A batch is dated by this clock or by the ledger's newest event, whichever is later
+  // (batch-time.ts): the database's clock stepped back, or a standby's that lags, refuses every
+  // write while the ledger's time is ahead of it, whatever this clock reads.
+  const batchAtMs = Math.max(now.getTime(), Date.parse(clocks.ledgerAt));
+  const aheadMs = batchAtMs - Date.parse(clocks.databaseAt);
   if (aheadMs > clocks.aheadMsMax) {
-    return new DomainError('unavailable', `this server's clock (${clockAt}) is ${Math.round(aheadMs / 1000)} s ahead of the database's clock (${clocks.databaseAt}); at most ${clocks.aheadMsMax / 1000} s is taken as clock drift, so every write is refused: fix this server's clock`, {
-      rule: clockAheadOfDatabaseRule, details: { clockAt, databaseAt: clocks.databaseAt, aheadMsMax: clocks.aheadMsMax },
+    const dated = batchAtMs === now.getTime() ? `this server's clock (${clockAt})` : `the ledger's newest event (${clocks.ledgerAt}), which dates this server's writes,`;
+    const check = batchAtMs === now.getTime() ? "fix this server's clock" : "check the database host's clock (stepped back, or a standby's that lags) and the clocks of the servers that wrote the newest events";
+    return new DomainError('unavailable', `${dated} is ${Math.round(aheadMs / 1000)} s ahead of the database's clock (${clocks.databaseAt}); at most ${clocks.aheadMsMax / 1000} s is taken as clock drift, so every write is refused: ${check}`, {
+      rule: clockAheadOfDatabaseRule, details: { clockAt, ledgerAt: clocks.ledgerAt, databaseAt: clocks.databaseAt, aheadMsMax: clocks.aheadMsMax },
     });
   }
   return undefined;

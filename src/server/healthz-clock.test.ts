@@ -91,7 +91,7 @@ describe('/healthz and the clocks', () => {
     expect([post.statusCode, post.json().rule, post.headers['retry-after']]).toEqual([503, 'clock-ahead-of-database', String(clockRetryAfterSeconds)]);
     const printed = formatApiError(new ApiError(503, post.json())).split('\n');
     expect(printed).toContain(`  ${post.json().detail}`);
-    expect(post.json().detail).toMatch(/^this server dated the batch \S+, \d+ s ahead of the database's clock \(\S+\); .* nothing was written: fix this server's clock/);
+    expect(post.json().detail).toMatch(/^the batch was dated \S+ \(by this server's clock, or by the ledger's newest event when that is later\), \d+ s ahead of the database's clock \(\S+\); .* nothing was written: check this server's clock/);
     await closed(served);
     served = undefined;
   });
@@ -102,5 +102,24 @@ describe('/healthz and the clocks', () => {
     const post = await registerSite(served.app, 'closed');
     expect(post.statusCode).toBe(503);
     expect(post.headers['retry-after']).toBe(String(retryAfterSeconds));
+    await served.pool.end();
+    await served.app.close();
+    served = undefined;
+  });
+
+  // Last: it dates the ledger ahead of the database's clock for the rest of the file.
+  it('is 503 clock-ahead-of-database when the ledger\'s newest event is ahead of the database\'s clock, whatever this clock reads, as every write is', async () => {
+    // As after the database's clock stepped back under events dated within the bound: written
+    // here through the tests' widened bound.
+    world.clock.set(fromNow(6 * minuteMs));
+    expectOk(await world.ledger.submit('site.register', { name: 'DC-ahead', province: 'Hebei', city: 'Zhangjiakou', latitude: 40.8, longitude: 114.9, capacityUnits: 10 }, world.actors.alpha));
+    served = await serve(new ManualClock(fromNow(90_000)));
+    const health = await served.app.inject({ method: 'GET', url: '/healthz' });
+    expect([health.statusCode, health.json().rule]).toEqual([503, 'clock-ahead-of-database']);
+    expect(health.json().detail).toMatch(/^the ledger's newest event \(\S+\), which dates this server's writes, is \d+ s ahead of the database's clock .* check the database host's clock/);
+    const post = await registerSite(served.app, 'ledger-ahead');
+    expect([post.statusCode, post.json().rule]).toEqual([503, 'clock-ahead-of-database']);
+    await closed(served);
+    served = undefined;
   });
 });
