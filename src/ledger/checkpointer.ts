@@ -76,8 +76,6 @@ export interface LogSeen {
 }
 
 /** The reason a failed tick gives when another session holds the log signing lock past the signing's wait. */
-const signingLockHeldReason = 'the log signing lock is held by another session';
-
 /** What a signing found; the newest checkpoint is read in the same bounded transaction. */
 type SigningOutcome = { kind: 'retired'; replacedBy: string } | { kind: 'covered'; latest: CheckpointRow } | { kind: 'signed'; signed: SignedCheckpoint; latest: CheckpointRow | undefined };
 
@@ -168,11 +166,15 @@ export class Checkpointer {
   private async tickFailed(error: unknown): Promise<void> {
     this.lastTickFailed = true;
     this.stats.failedTicks += 1;
-    const lock = await this.signingLockWait(error);
     // The same reason again is the outage going on; another one (the key replaced while the
-    // database was away, which stops this signer for good) must be said too, once.
-    const news = this.outage.failed(lock === undefined ? outageReason(error) : signingLockHeldReason);
+    // database was away, which stops this signer for good) must be said too, once. A wait for
+    // the signing lock is the database's "not now", like a freeze's timeouts: one reason, whose
+    // line names the lock's holder when one holds it. Were a held lock a reason of its own, an
+    // outage would be said twice whenever the look for the holder itself timed out (a loaded
+    // machine did so), and the look is made only for a line that is said.
+    const news = this.outage.failed(outageReason(error));
     if (news === 'nothing new') return;
+    const lock = await this.signingLockWait(error);
     const another = news === 'new reason' ? ', for another reason now' : '';
     this.options.onError?.(error, `couldn't sign a checkpoint${another}${lock ?? ''} (each reason is said once until signing works again)`);
   }
