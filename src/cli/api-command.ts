@@ -22,7 +22,7 @@ export const bodyNestingDepthMax = 64;
 /**
  * Items `--all` gathers before it stops with the cursor: as many as its pages hold at the
  * API's largest page size. The byte bound (limits.apiAllPagesBytesMax) does not bound them:
- * 128 MiB of `{},` are 44 million objects, gigabytes once parsed. No honest walk reaches this
+ * 256 MiB of `{},` are 89 million objects, gigabytes once parsed. No honest walk reaches this
  * before reportPagesMax does.
  */
 export const allPagesItemsMax = reportPagesMax * limits.pageSizeMax;

@@ -33,8 +33,8 @@ export interface UnknownOutcome {
   /** The Retry-After (ms) the server asked for when it was longer than retryAfterMsMax. */
   readonly retryAfterMs?: number;
   /**
-   * The success status the change was answered with, when its answer could not be read (not
-   * JSON, or over the bound): then it was made, and sending it again with the key reads it.
+   * The success status the change was answered with, when its JSON answer could not be read
+   * (over the bound): then it was made, and sending it again with the key reads it.
    */
   readonly answeredStatus?: number;
   /** The command line that sends the same change again with the key, as `chipledger …`; set by the command. */
@@ -141,7 +141,9 @@ export class ApiClient {
     const parsed = type.includes('json') ? jsonObjectOf(answer.body) : undefined;
     if (parsed !== undefined) return { answer: parsed as T, bytes: answer.body.length };
     const unreadable = new UnexpectedAnswerError(`${url.origin} answered ${method} ${url.pathname}${url.search} with ${answer.status} and ${type === '' ? 'no content type' : printable(type)}, not a JSON object; is CHIPLEDGER_URL the chipledger API?`, 'not-json');
-    if (key !== undefined) unreadable.unknownOutcome = { idempotencyKey: key, attempts: answer.attempts, answeredStatus: answer.status };
+    // A success that is not JSON may not be chipledger's at all (a catch-all page, a portal, a
+    // wrong port): nothing says the change was made, so its outcome is unknown, and the key learns it.
+    if (key !== undefined) unreadable.unknownOutcome = { idempotencyKey: key, attempts: answer.attempts };
     throw unreadable;
   }
 }

@@ -325,11 +325,12 @@ export const limits = {
   /**
    * Bytes of answers `chipledger api GET --all` gathers over its pages before it stops with the
    * cursor (as it does at 20 pages): each page is bounded (32 MiB), but 20 of them held at once,
-   * and printed as one, took gigabytes and failed past the longest string V8 makes. Honest pages
-   * are far smaller (limits.pageBytesMax); the gathered pages are held until printed, so the
-   * CLI holds at most this and one page.
+   * and printed as one, took gigabytes and failed past the longest string V8 makes. An honest
+   * page of events with long texts is about 10 MB as served (limits.pageBytesMax bounds it as
+   * stored), so 20 of them fit; the gathered pages are held until printed, so the CLI holds at
+   * most this and one page.
    */
-  apiAllPagesBytesMax: 128 * 1024 * 1024,
+  apiAllPagesBytesMax: 256 * 1024 * 1024,
   /**
    * How long one database query of the HTTP API's reads (queries, the log's routes, the token
    * check, a cosignature's store) may wait for its answer before it fails as "database

@@ -27,6 +27,7 @@ import { commandRefusalBeforeBody, registerCommandRoutes } from './commands.ts';
 import { clientErrorAnswerer, answerProtocolRequests, methodNotAllowedProblem, refuseOddRequest, RouteMethods } from './http-edges.ts';
 import { DemoMark, demoCheckQueryTimeoutMs } from './demo-mark.ts';
 import { registerClosing } from './closing.ts';
+import { ReadRefusals } from './read-refusals.ts';
 import { healthFault, readHealth } from './health.ts';
 import { holdsDemo } from '../demo/load.ts';
 import { HttpMetrics, lastSigningMetrics, logSeenMetrics } from './metrics.ts';
@@ -36,7 +37,7 @@ import { defaultBodyMediaType, fromFrameworkError, internalProblem, problemOf, s
 import { registerQueryRoutes } from './queries.ts';
 import { registerLogRoutes } from './log-routes.ts';
 import { registerEventSerialsRoute } from './event-serials.ts';
-import { serverLoggerOptions } from './log-redaction.ts';
+import { serverLoggerOptions, withoutSecrets } from './log-redaction.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -210,12 +211,19 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     if (elapsedMs > slowRequestMs && reply.statusCode !== 503) request.log.warn({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, elapsedMs }, 'slow request');
   });
 
+  // Said at most once a reason a minute (read-refusals.ts): counted by route in /metrics.
+  const readRefusals = new ReadRefusals();
+  const sayRefused = (request: FastifyRequest, error: unknown, reason: string): void => {
+    const count = readRefusals.refused(reason);
+    if (count !== undefined) request.log.warn({ err: withoutRowValues(error), route: request.routeOptions.url, refused: count }, `answered 503 for the database: ${reason} (${count} such answer(s) since the last line of this reason; at most one a minute)`);
+  };
   app.setErrorHandler((error, request, reply) => {
     const refusal = fromFrameworkError(error, request.routeOptions.config.accepts ?? defaultBodyMediaType, request.routeOptions.bodyLimit);
     if (refusal !== null) return sendProblem(reply, problemOf(refusal, request.url));
     // The database away (down, frozen past a read's bound, connections refused) is the
     // write path's 503 too: a client may retry, and it is not a fault of ours to log as one.
     if (isDatabaseUnavailable(error)) {
+      sayRefused(request, error, 'the database is unreachable or not answering');
       return sendProblem(reply, problemOf(new DomainError('unavailable', 'the database is unreachable or not answering; try again later', { cause: error }), request.url));
     }
     // The write path's other "not now"s (isTransientDatabaseError): a lock not had in time (an
@@ -225,6 +233,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     // and a cosignature is stored by an upsert, so a second one stores nothing twice.
     const code = sqlStateOf(error);
     if (code !== undefined && isTransientDatabaseError(code)) {
+      sayRefused(request, error, `${transientDatabaseErrorWords(code)} (SQLSTATE ${code})`);
       return sendProblem(reply, problemOf(new DomainError('unavailable', `the database couldn't answer this now: ${transientDatabaseErrorWords(code)} (SQLSTATE ${code}); try again later`, { cause: error }), request.url));
     }
     request.log.error({ err: withoutRowValues(error), method: request.method, route: request.routeOptions.url, ...whoAsked(request) }, 'unhandled error while answering a request');
@@ -262,7 +271,8 @@ function whoAsked(request: FastifyRequest): { organisationId?: string; idempoten
   const key = request.headers['idempotency-key'];
   return {
     ...(request.actor === null ? {} : { organisationId: request.actor.orgId }),
-    ...(typeof key === 'string' && key.length <= limits.idempotencyKeyLengthMax ? { idempotencyKey: key } : {}),
+    // A token secret sent as a key (commands refuse it; reads never look) is logged cut, as in a URL.
+    ...(typeof key === 'string' && key.length <= limits.idempotencyKeyLengthMax ? { idempotencyKey: withoutSecrets(key) } : {}),
   };
 }
 

@@ -344,8 +344,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           schema: { type: 'integer', minimum: 1 },
         },
         'X-Request-Id': {
-          description: 'The id of this request (a random UUID, never one a client sent), on every answer: the id its log lines carry, and the one a 500 names in its detail. Quote it when reporting a failure.',
-          required: true,
+          description: 'The id of this request (a random UUID, never one a client sent), on every answer the server routes: the id its log lines carry, and the one a 500 names in its detail. Quote it when reporting a failure. The refusals of malformed HTTP (400, 408, 417, 431 before any request exists) carry none, and nothing is logged of them.',
           schema: { type: 'string', format: 'uuid' },
         },
         'Idempotent-Replayed': {

@@ -101,4 +101,25 @@ describe('a 500', () => {
       await database.pool.query('DROP TRIGGER request_ids_boom ON sites; DROP FUNCTION request_ids_boom()');
     }
   });
+
+  it('logs a token secret sent as the Idempotency-Key of a read that fails cut, as in a URL (reads never look at the key)', async () => {
+    const failing = new Proxy(database.pool, {
+      get(target, property, receiver) {
+        if (property !== 'query') return Reflect.get(target, property, receiver);
+        return async () => { throw Object.assign(new Error('injected internal error'), { code: 'XX000' }); };
+      },
+    });
+    const local: string[] = [];
+    const logger = pino({ level: 'warn' }, new Writable({ write(chunk: Buffer, _encoding, done) { local.push(chunk.toString('utf8')); done(); } }));
+    const failingApp = await buildServer({ ledger: world.ledger, pool: failing, logger });
+    try {
+      const sent = 'clt_TOK-1_aVerySecretValueThatIsAToken0123456789abcdef';
+      const answer = await failingApp.inject({ method: 'GET', url: '/v1/log/keys', headers: { 'idempotency-key': sent } });
+      expect(answer.statusCode).toBe(500);
+      expect(local.join('')).toContain('"idempotencyKey":"clt_TOK-1_[redacted]"');
+      expect(local.join('')).not.toContain(sent);
+    } finally {
+      await failingApp.close();
+    }
+  });
 });

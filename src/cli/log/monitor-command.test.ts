@@ -3,7 +3,7 @@
  * proof the log withheld and the rounds left unsettled, the next run is held to, as one long
  * run holds its later rounds; and a Retry-After longer than a timer can wait is capped.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -123,6 +123,16 @@ describe('log monitor run by cron, on a log that forks and withholds the proof',
 });
 
 describe('log monitor asked by the log to wait longer than a timer can', () => {
+  it('leaves the state file alone through quiet rounds: it is replaced only when what it holds changes', async () => {
+    const state = await savedAt256('quiet.state');
+    const inodes: number[] = [];
+    const deps = { ...recordingDeps(serving(() => honest, () => false)), sleep: async () => void inodes.push(statSync(state).ino) };
+    expect(await monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: '5', intervalMs: '1' }, deps)).toBe(0);
+    inodes.push(statSync(state).ino);
+    // The first round moved the checkpoint (256 to 300) and saved it; the four after found the same and saved nothing.
+    expect(new Set(inodes.slice(0)).size, JSON.stringify(inodes)).toBe(1);
+  });
+
   it(`waits ${monitorIntervalMsMax} ms at most, and says so, whatever the Retry-After`, async () => {
     for (const retryAfter of ['2147484', 'Fri, 01 Jan 2100 00:00:00 GMT']) {
       const busy = (async () => new Response('{"code":"overloaded"}', { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': retryAfter } })) as typeof globalThis.fetch;

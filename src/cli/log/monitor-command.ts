@@ -79,7 +79,9 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
       } else if (step.kind === 'ok') {
         // Every pending head was just held to the rest and found consistent.
         unsettledRounds = 0;
-        pending = [];
+        // Replaced only when something was pending: a new empty list every round read as a change,
+        // and rewrote the state file (with its fsyncs) every quiet round.
+        if (pending.length > 0) pending = [];
       }
       const moved = step.kind === 'ok' && (step.change !== 'same' || step.rotations.length > 0 || last?.verifierKey !== verifierKeyText(step.verifier));
       // Saved before anything is said of the round, an alert included: a run stopped on it must

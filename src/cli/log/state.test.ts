@@ -144,6 +144,15 @@ describe('a monitor\'s state: the version 1 file every release wrote, and versio
     expect(JSON.parse(readFileSync(path, 'utf8')).version).toBe(1);
   });
 
+  it('keeps what a monitor left open when verify or witness saves a newer checkpoint in the same file', async () => {
+    const path = join(folder, 'shared.state');
+    const saved = { origin: 'log.example', size: 7, rootHash: Buffer.alloc(32, 7), note: v1.checkpoint };
+    await writeMonitorState(path, { origin: 'log.example', saved, unsettled: { rounds: 1, heads: [head] } });
+    const newer = { ...saved, size: 8, rootHash: Buffer.alloc(32, 8) };
+    await writeState(path, newer);
+    expect(await readMonitorState(path)).toEqual({ origin: 'log.example', saved: newer, unsettled: { rounds: 1, heads: [head] } });
+  });
+
   it('refuses a file that mixes the versions or holds a head that is not one', async () => {
     const path = join(folder, 'mixed.state');
     for (const file of [

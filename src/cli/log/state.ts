@@ -157,8 +157,15 @@ function stateOfFile(file: Partial<StateFile>): MonitorState | undefined {
   return { origin: file.origin, saved, unsettled: { rounds: open.rounds as number, heads: heads as PendingHead[] } };
 }
 
+/**
+ * A verifier's or witness's save. What a monitor left open in the same file is kept: its
+ * withheld heads are the evidence of a fork, and the next monitor run is held to them
+ * (README: moving on does not make a fork forgotten, whichever command moves on).
+ */
 export async function writeState(path: string, saved: SavedCheckpoint, now: Date = new Date()): Promise<void> {
-  await writeMonitorState(path, { origin: saved.origin, saved, unsettled: nothingUnsettled }, now);
+  const before = await readMonitorState(path).catch(() => undefined);
+  const unsettled = before !== undefined && before.origin === saved.origin ? before.unsettled : nothingUnsettled;
+  await writeMonitorState(path, { origin: saved.origin, saved, unsettled }, now);
 }
 
 /** A monitor's state: the checkpoint, and what its rounds left open (as version 2, only when something is). */
