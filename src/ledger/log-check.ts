@@ -185,8 +185,9 @@ function openCheckpointRow(row: CheckpointRow, chain: readonly ChainKey[], headS
 }
 
 /**
- * The checkpoint rows of a range of sizes, in order of size, then signing (created_at), asked in increasing, adjacent ranges: read from the snapshot a range at a time, or
- * from a start's few rows in memory.
+ * The checkpoint rows of a range of sizes, in order of size, then signing (created_at),
+ * asked in increasing, adjacent ranges: read from the snapshot a range at a time, or from a
+ * start's few rows in memory.
  */
 interface CheckpointRowsBySize {
   between(fromSize: number, toSize: number): Promise<readonly CheckpointRow[]>;

@@ -190,10 +190,10 @@ export async function latestCheckpoint(db: Queryable): Promise<CheckpointRow | u
 }
 
 /**
- * The checkpoints of sizes fromSize to toSize (both included), in order of size, then signing (created_at), by
- * the primary key (size, key_id). `chipledger check` reads every checkpoint this way, a
- * chunk of the audit at a time: all of them in one result (a row a second, 1-1.7 KB each)
- * outgrow the heap within a month.
+ * The checkpoints of sizes fromSize to toSize (both included), in order of size, then signing
+ * (created_at), by the primary key (size, key_id). `chipledger check` reads every checkpoint
+ * this way, a chunk of the audit at a time: all of them in one result (a row a second,
+ * 1-1.7 KB each) outgrow the heap within a month.
  */
 export async function listCheckpointsBetween(db: Queryable, fromSize: number, toSize: number): Promise<CheckpointRow[]> {
   return (await db.query<CheckpointRow>('SELECT * FROM tlog_checkpoints WHERE size >= $1 AND size <= $2 ORDER BY size, created_at', [fromSize, toSize])).rows;
@@ -211,8 +211,8 @@ export async function listAnnouncementCheckpoints(db: Queryable): Promise<Checkp
 }
 
 /**
- * The checkpoints the start-up check re-verifies, in order of size, then signing (created_at): the newest
- * `newest` by size (what is served and recorded: latestCheckpoint orders by size, and a clock
+ * The checkpoints the start-up check re-verifies, in order of size, then signing (created_at):
+ * the newest `newest` by size (what is served and recorded: latestCheckpoint orders by size, and a clock
  * stepped back must not hide them), the newest `newest` in signing order (created_at,
  * migration 046's index: a row added at an old size), the newest `newest` that witnesses
  * cosigned (what `?cosignatures=N` serves), and every key's announcement. One IN over a
