@@ -1,9 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { totalmem } from 'node:os';
+import { describe, expect, it, vi } from 'vitest';
 import { emptyRoot, generateSignerKey, parseSignerKey, parseVerifierKey, rootOf, signCheckpoint } from '../../tlog/index.ts';
 import { flipped, memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { followStep } from './follow.ts';
 import type { SavedCheckpoint } from './state.ts';
-import { compareWithSaved, tileBytesOfTree, verifyLog, verifyMemoryShareMax } from './verify.ts';
+import { compareWithSaved, machineMemoryBytes, tileBytesOfTree, verifyLog, verifyMemoryShareMax } from './verify.ts';
 
 const key = generateSignerKey('log.verify.test');
 const verifier = parseVerifierKey(key.verifierKey);
@@ -186,5 +187,21 @@ describe('following a log (monitor and witness)', () => {
       kind: 'alert', failure: { kind: 'consistency', message: expect.stringMatching(/: two roots at one size \(a fork\)$/) },
     });
     expect(await followStep(log, verifier, undefined, [{ ...pending[0]!, rootHash: log.signed.rootHash }])).toMatchObject({ kind: 'ok', change: 'first' });
+  });
+});
+
+describe('the memory a verification may need', () => {
+  it('is judged against a container\'s memory bound where one is set, the machine\'s otherwise', () => {
+    const bound = vi.spyOn(process, 'constrainedMemory');
+    try {
+      bound.mockReturnValue(512 * 1024 * 1024);
+      expect(machineMemoryBytes()).toBe(Math.min(512 * 1024 * 1024, totalmem()));
+      bound.mockReturnValue(0);
+      expect(machineMemoryBytes()).toBe(totalmem());
+      bound.mockReturnValue(2 ** 64);
+      expect(machineMemoryBytes()).toBe(totalmem());
+    } finally {
+      bound.mockRestore();
+    }
   });
 });

@@ -28,12 +28,23 @@ import { TileSet, auditTiles, failuresReportedMax, findLeaf, tilesOfTree, type V
 export const verifiableSizeMax = 2 ** 30;
 
 /**
- * The most of the machine's memory (os.totalmem) a verification may need: every hash tile is
+ * The most of the machine's memory (machineMemoryBytes) a verification may need: every hash tile is
  * held until the end (32 bytes a leaf), and a log that signs a size whose tiles do not fit
  * would have the verifier killed for memory hours into the run, before it could say anything.
  * Half: the rest is the system's and the other programs'.
  */
 export const verifyMemoryShareMax = 0.5;
+
+/**
+ * The memory this process may use: the machine's, or less where a cgroup bounds it (a
+ * container, where os.totalmem says the host's). process.constrainedMemory answers 0, or a
+ * number past the machine's, when nothing bounds it.
+ */
+export function machineMemoryBytes(): number {
+  const machine = totalmem();
+  const constrained = process.constrainedMemory?.() ?? 0;
+  return constrained > 0 && constrained < machine ? constrained : machine;
+}
 /**
  * Bytes of the process's memory per byte of hash tile held, as measured: about 18 KB resident
  * per 8 KiB tile (the buffers, the map that holds them, and what reading each answer leaves
@@ -54,7 +65,7 @@ export interface VerifyOptions {
   saved?: SavedCheckpoint | undefined;
   /** Fetch and hash every entry (needs an authority or auditor token). */
   checkEntries: boolean;
-  /** The machine's memory in bytes (os.totalmem when absent); a tree whose tiles need more than verifyMemoryShareMax of it is refused. */
+  /** The machine's memory in bytes (machineMemoryBytes when absent: a container's bound, or os.totalmem); a tree whose tiles need more than verifyMemoryShareMax of it is refused. */
   memoryBytes?: number;
   progress?: ProgressSink;
 }
@@ -295,7 +306,7 @@ export async function verifyLog(source: LogSource, options: VerifyOptions): Prom
     report.failures.push({ kind: 'limit', message: `the checkpoint signs size ${checkpoint.size}, more than this verifier holds in memory (${verifiableSizeMax} leaves, 32 bytes each)` });
     return report;
   }
-  const tooLarge = memoryProblem(checkpoint.size, options.memoryBytes ?? totalmem());
+  const tooLarge = memoryProblem(checkpoint.size, options.memoryBytes ?? machineMemoryBytes());
   if (tooLarge !== undefined) {
     report.failures.push(tooLarge);
     return report;
