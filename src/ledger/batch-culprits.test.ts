@@ -135,7 +135,7 @@ describe('a failure the sequencer does not recognise (a bug, an error of the dat
       // Logged when the batch split, and again for the command alone.
       expect(logged).toEqual([
         'a batch of 3 commands failed; running it again in halves to find the command that fails: error: injected internal error',
-        'organisation.register failed, alone in its batch: error: injected internal error',
+        'organisation.register (organisation system, Idempotency-Key bug) failed, alone in its batch: error: injected internal error',
       ]);
       expect(await ledger.violations()).toEqual([]);
     } finally {

@@ -343,7 +343,7 @@ export class Sequencer {
       // A bug in a handler or the store, in a batch that cannot be split (one command, or
       // its outcome unknown). Every caller of the batch hears of it (500), and the
       // sequencer goes on with the next batch.
-      this.options.onError?.(error, batch.length === 1 ? `${batch[0]!.kind} failed, alone in its batch` : `a batch of ${batch.length} commands failed after its COMMIT was sent`);
+      this.options.onError?.(error, batch.length === 1 ? `${describeAlone(batch[0]!)} failed, alone in its batch` : `a batch of ${batch.length} commands failed after its COMMIT was sent`);
       for (const pending of batch) pending.reject(error);
       return;
     }
@@ -427,4 +427,14 @@ function refusalOrBug(error: unknown): DomainError | null {
 function countSerials(input: unknown): number {
   const serials = (input as { serials?: unknown[] }).serials;
   return Array.isArray(serials) ? serials.length : 0;
+}
+
+/**
+ * The command a failing batch came down to, as its line names it: its kind, its organisation
+ * and its Idempotency-Key, which the client that got the 500 knows (a token secret never
+ * reaches here as a key: the API refuses one before the body is read, server/commands.ts).
+ */
+function describeAlone(pending: Pending): string {
+  const key = pending.idempotency === null ? '' : `, Idempotency-Key ${pending.idempotency.key}`;
+  return `${pending.kind} (organisation ${pending.actor.orgId}${key})`;
 }
