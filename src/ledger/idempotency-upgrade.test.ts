@@ -16,7 +16,7 @@ import { describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
 import type { TestDatabase } from '../../test/database.ts';
 import { expectOk } from '../../test/world.ts';
-import { apiWorldPerFile, databaseFootprint, type ApiWorld } from '../server/testing.ts';
+import { apiWorldPerFile, databaseFootprint, type ApiWorld } from '../../test/support/server.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { requestHash } from './idempotency.ts';
 import { Ledger, type Answer } from './ledger.ts';

@@ -15,8 +15,8 @@ import { TokenVerifier } from './auth.ts';
 import { commandRoutes } from './commands.ts';
 import { problemCodes } from './problem.ts';
 import { queryRoutes } from './queries.ts';
-import { answerChecker } from './openapi-check.ts';
-import { buildApiWorld, inject, type ApiWorld } from './testing.ts';
+import { answerChecker } from '../../test/support/openapi-check.ts';
+import { buildApiWorld, inject, type ApiWorld } from '../../test/support/server.ts';
 
 let database: TestDatabase;
 let api: ApiWorld;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { limits } from '../core/limits.ts';
 import { listDigest } from './queries.ts';
-import { buildApiWorld, databaseFootprint, type ApiWorld, type RequestOptions } from './testing.ts';
+import { buildApiWorld, databaseFootprint, type ApiWorld, type RequestOptions } from '../../test/support/server.ts';
 
 let database: TestDatabase;
 let api: ApiWorld;

@@ -15,7 +15,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { isDomainError } from '../core/errors.ts';
 import { buildServer } from './app.ts';
 import { BodyBudget } from './body-budget.ts';
-import { buildApiWorld, type ApiWorld } from './testing.ts';
+import { buildApiWorld, type ApiWorld } from '../../test/support/server.ts';
 
 const budgetBytes = 4_096;
 const bodyBytes = 3_000;

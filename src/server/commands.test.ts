@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { databaseFootprint, apiWorldPerFile, type ApiWorld } from './testing.ts';
+import { databaseFootprint, apiWorldPerFile, type ApiWorld } from '../../test/support/server.ts';
 
 let api: ApiWorld;
 let database: TestDatabase;

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { systemActor } from '../ledger/permissions.ts';
-import { apiWorldPerFile, type ApiWorld } from './testing.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../test/support/server.ts';
 
 let database: TestDatabase;
 let api: ApiWorld;

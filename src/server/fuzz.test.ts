@@ -29,7 +29,7 @@ import type { Role } from '../ledger/rows.ts';
 import { commandSchemas, type CommandKind } from '../ledger/schemas.ts';
 import { commandRoutes, type CommandRoute } from './commands.ts';
 import { queryRoutes } from './queries.ts';
-import { buildApiWorld, type ApiWorld, type RequestOptions } from './testing.ts';
+import { buildApiWorld, type ApiWorld, type RequestOptions } from '../../test/support/server.ts';
 
 let database: TestDatabase;
 let api: ApiWorld;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { limits } from '../core/limits.ts';
 import { buildServer } from './app.ts';
-import { apiWorldPerFile, type ApiWorld } from './testing.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../test/support/server.ts';
 
 let api: ApiWorld;
 let database: TestDatabase;

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../test/database.ts';
 import { buildServer } from './app.ts';
 import { serverLoggerOptions, withoutSecrets } from './log-redaction.ts';
-import { buildApiWorld, inject } from './testing.ts';
+import { buildApiWorld, inject } from '../../test/support/server.ts';
 
 describe('withoutSecrets', () => {
   it('cuts every token secret in a URL to its id, raw or percent-encoded, and leaves the rest as sent', () => {

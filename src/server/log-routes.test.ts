@@ -14,7 +14,7 @@ import { limits } from '../core/limits.ts';
 import { insertCosignature } from '../store/tlog-tables.ts';
 import { decodeBase64Strict } from '../tlog/base64.ts';
 import { buildServer } from './app.ts';
-import { checkedAgainstDocument } from './testing.ts';
+import { checkedAgainstDocument } from '../../test/support/server.ts';
 
 let database: TestDatabase;
 let world: World;

@@ -17,7 +17,7 @@ import { systemActor } from '../ledger/permissions.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { cosignCheckpoint, generateCosignerKey, generateSignerKey, parseCosignerKey } from '../tlog/index.ts';
 import { buildServer } from './app.ts';
-import { buildApiWorld, checkedAgainstDocument, tokenRoles, type ApiWorld, type RequestOptions, type TokenRole } from './testing.ts';
+import { buildApiWorld, checkedAgainstDocument, tokenRoles, type ApiWorld, type RequestOptions, type TokenRole } from '../../test/support/server.ts';
 
 /** Every route registered on a fastify instance made in this file: "METHOD url". */
 const registered = vi.hoisted(() => new Set<string>());

@@ -10,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { createDemoTokens, loadDemo } from '../demo/load.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { buildServer } from './app.ts';
-import { checkedAgainstDocument } from './testing.ts';
+import { checkedAgainstDocument } from '../../test/support/server.ts';
 
 describe("the demo's events", () => {
   let database: TestDatabase;

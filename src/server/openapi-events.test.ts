@@ -3,14 +3,14 @@
  * a oneOf discriminated by `kind`, each with the input it records and every field of its
  * effects, further events included. A world that runs every command, each part of each
  * kind, is read back through the API, where every answer is checked against the document
- * (src/server/testing.ts); and a body a handler could write wrong is caught.
+ * (test/support/server.ts); and a body a handler could write wrong is caught.
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { systemActor } from '../ledger/permissions.ts';
 import { commandSchemas } from '../ledger/schemas.ts';
-import { answerChecker } from './openapi-check.ts';
-import { apiWorldPerFile, type ApiWorld } from './testing.ts';
+import { answerChecker } from '../../test/support/openapi-check.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../test/support/server.ts';
 
 let api: ApiWorld;
 

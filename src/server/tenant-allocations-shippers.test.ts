@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeUscc } from '../core/uscc.ts';
 import { systemActor } from '../ledger/permissions.ts';
-import { apiWorldPerFile, type ApiWorld } from './testing.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../test/support/server.ts';
 
 let api: ApiWorld;
 apiWorldPerFile((made) => { api = made; });

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { buildApiWorld, type ApiWorld } from './testing.ts';
+import { buildApiWorld, type ApiWorld } from '../../test/support/server.ts';
 
 let database: TestDatabase;
 let api: ApiWorld;

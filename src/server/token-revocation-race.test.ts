@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { apiWorldPerFile, type ApiWorld } from './testing.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../test/support/server.ts';
 
 let api: ApiWorld;
 let database: TestDatabase;

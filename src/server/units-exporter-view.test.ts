@@ -4,7 +4,7 @@
  * filter units by another's site. Authorities and auditors see it all.
  */
 import { describe, expect, it } from 'vitest';
-import { apiWorldPerFile, type ApiWorld } from './testing.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../test/support/server.ts';
 
 let api: ApiWorld;
 apiWorldPerFile((made) => { api = made; });

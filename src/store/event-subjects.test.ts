@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { listMigrations } from './migrate.ts';
 import * as read from './read-queries.ts';
 import type { Pool } from './pool.ts';
-import { apiWorldPerFile, type ApiWorld } from '../server/testing.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../test/support/server.ts';
 import type { TestDatabase } from '../../test/database.ts';
 
 let api: ApiWorld;

@@ -5,7 +5,7 @@
  * site of its recipient, 020).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { apiWorldPerFile, type ApiWorld } from '../server/testing.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../test/support/server.ts';
 import type { TestDatabase } from '../../test/database.ts';
 import { listUnits } from './read-queries.ts';
 import type { Pool } from './pool.ts';

@@ -3,13 +3,13 @@
  * (migration 037, gpu_uuid_shipped): a booking that ends unshipped lets go of every GPU UUID
  * it gave, on a unit that shipped before (returned and listed again) as on a new one, so no
  * exporter keeps another's GPU by listing its own returned unit with that GPU's UUID and
- * cancelling. Two exporters (src/server/testing.ts): the exporter ships to alpha, exporter2
+ * cancelling. Two exporters (test/support/server.ts): the exporter ships to alpha, exporter2
  * to beta. The database's side of these rules is in store/constraints-037.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
 import { expectOk } from '../../../test/world.ts';
-import { apiWorldPerFile, bookListing, type ApiWorld, type ManifestEntry } from '../../server/testing.ts';
+import { apiWorldPerFile, bookListing, type ApiWorld, type ManifestEntry } from '../../../test/support/server.ts';
 import type { Answer } from '../batch-apply.ts';
 
 let database: TestDatabase;

@@ -10,7 +10,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { expectOk } from '../../../test/world.ts';
-import { apiWorldPerFile, type ApiWorld } from '../../server/testing.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../../test/support/server.ts';
 import type { Answer } from '../ledger.ts';
 import { referenceSpelling } from './licences.ts';
 

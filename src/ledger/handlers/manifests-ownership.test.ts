@@ -3,14 +3,14 @@
  * stays with the exporter whose shipment last held it and keeps its product and its GPU
  * UUID; a unit that a booking listed and that never shipped is released when that booking
  * is cancelled or expires (migration 033); and a refusal for a serial of another tenant says
- * nothing about where that serial is. Two exporters (src/server/testing.ts): the exporter
+ * nothing about where that serial is. Two exporters (test/support/server.ts): the exporter
  * ships to alpha, exporter2 to beta.
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
 import { firstRefusal } from '../../../test/support/rolled-back.ts';
 import { expectOk } from '../../../test/world.ts';
-import { apiWorldPerFile, bookListing, type ApiWorld, type ManifestEntry } from '../../server/testing.ts';
+import { apiWorldPerFile, bookListing, type ApiWorld, type ManifestEntry } from '../../../test/support/server.ts';
 import { emptyKeys, loadBatchState, type BatchKeys } from '../../store/ledger-tables.ts';
 import { systemActor, type Actor } from '../permissions.ts';
 import type { Answer } from '../batch-apply.ts';

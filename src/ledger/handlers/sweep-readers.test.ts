@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
-import { apiWorldPerFile, type ApiWorld } from '../../server/testing.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../../test/support/server.ts';
 
 let database: TestDatabase;
 let api: ApiWorld;

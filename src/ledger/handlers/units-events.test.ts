@@ -4,11 +4,11 @@
  * left; a return or a loss is read by the exporter of the units' shipment too, and belongs to
  * that shipment's history; where units were deployed stays the recipient's to read, and a
  * recipient deploys units only to a site of its own.
- * Two exporters (src/server/testing.ts): the exporter ships to alpha and beta, exporter2 to beta.
+ * Two exporters (test/support/server.ts): the exporter ships to alpha and beta, exporter2 to beta.
  */
 import { describe, expect, it } from 'vitest';
 import { expectOk } from '../../../test/world.ts';
-import { apiWorldPerFile, type ApiWorld } from '../../server/testing.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../../test/support/server.ts';
 import type { Answer } from '../batch-apply.ts';
 
 let api: ApiWorld;

@@ -4,11 +4,11 @@
  * (moved, decommissioned, returned, lost), and each shipment's history an ending across
  * several shipments. The further records an event is about are its event_subjects rows
  * (migration 038), read through the same visibility rule as every event list.
- * Two exporters (src/server/testing.ts): the exporter ships to alpha and beta, exporter2 to beta.
+ * Two exporters (test/support/server.ts): the exporter ships to alpha and beta, exporter2 to beta.
  */
 import { describe, expect, it } from 'vitest';
 import { expectOk } from '../../../test/world.ts';
-import { apiWorldPerFile, type ApiWorld } from '../../server/testing.ts';
+import { apiWorldPerFile, type ApiWorld } from '../../../test/support/server.ts';
 import type { Answer } from '../batch-apply.ts';
 
 let api: ApiWorld;

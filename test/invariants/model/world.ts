@@ -12,7 +12,7 @@ import { templateSerials } from './commands.ts';
 let template: WorldTemplate | undefined;
 
 /**
- * The second exporter (as src/server/testing.ts makes "exporter2"): its own export licence,
+ * The second exporter (as test/support/server.ts makes "exporter2"): its own export licence,
  * and an import licence of beta's that names it as supplier (the first exporter is not), each
  * large and naming both recipients, with 20 units allocated to beta on each. Ids are the same
  * in every copy of the template.

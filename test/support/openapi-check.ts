@@ -4,7 +4,7 @@
  * status must be one the document lists, and a JSON body must match its schema (JSON
  * Schema 2020-12, as OpenAPI 3.1 says, by Ajv).
  *
- * The API tests send every request through this (src/server/testing.ts), so each of them
+ * The API tests send every request through this (test/support/server.ts), so each of them
  * also checks the document against what the server really does.
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';

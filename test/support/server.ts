@@ -5,13 +5,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import type { Answer } from '../ledger/batch-apply.ts';
-import { systemActor, type Actor } from '../ledger/permissions.ts';
-import type { Role } from '../ledger/rows.ts';
-import type { Pool } from '../store/pool.ts';
-import { databasePerFile, type TestDatabase } from '../../test/database.ts';
-import { buildWorld, tokenActor, type World } from '../../test/world.ts';
-import { buildServer } from './app.ts';
+import type { Answer } from '../../src/ledger/batch-apply.ts';
+import { systemActor, type Actor } from '../../src/ledger/permissions.ts';
+import type { Role } from '../../src/ledger/rows.ts';
+import type { Pool } from '../../src/store/pool.ts';
+import { databasePerFile, type TestDatabase } from '../database.ts';
+import { buildWorld, tokenActor, type World } from '../world.ts';
+import { buildServer } from '../../src/server/app.ts';
 import { answerChecker, type AnswerChecker } from './openapi-check.ts';
 
 export type TokenRole = Role | 'none';
