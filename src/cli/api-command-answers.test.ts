@@ -11,17 +11,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { limits } from '../core/limits.ts';
 import { allPagesItemsMax, apiCommand } from './api-command.ts';
 import { ApiClient } from './http.ts';
-import { Failure, type Output } from './output.ts';
+import { Failure } from './output.ts';
 import { reportFailure } from './program.ts';
+import { recordingOutput } from '../../test/support/recording-output.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-api-answers-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
-
-function recorder(): { output: Output; out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, output: { out: (line) => out.push(line), err: (line) => err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } } };
-}
 
 /** A client of a server that answers each request with the next of `answers`, and the URLs asked. */
 function clientOf(answers: Array<() => Response>): { client: ApiClient; asked: string[] } {
@@ -47,7 +42,7 @@ describe('chipledger api GET --all', () => {
   it('gathers a page of a million items without reaching the end of the stack', async () => {
     const items = 1_000_000;
     const { client } = clientOf([jsonAnswer(`{"items":[${Array(items).fill('{}').join(',')}],"nextCursor":null}`)]);
-    const { output, out } = recorder();
+    const { output, out } = recordingOutput();
     expect(await apiCommand(client, 'GET', '/v1/products', { all: true, json: true }, output)).toBe(0);
     expect((JSON.parse(out[0]!) as { items: unknown[] }).items).toHaveLength(items);
   });
@@ -61,7 +56,7 @@ describe('chipledger api GET --all', () => {
       return jsonAnswer(`${head}${'x'.repeat(pageBytes - head.length - tail.length)}${tail}`);
     };
     const { client, asked } = clientOf(Array.from({ length: 20 }, (_, index) => page(index)));
-    const { output, out, err } = recorder();
+    const { output, out, err } = recordingOutput();
     expect(await apiCommand(client, 'GET', '/v1/products', { all: true, json: true }, output)).toBe(0);
     const pages = Math.floor(limits.apiAllPagesBytesMax / pageBytes) + 1;
     expect(asked).toHaveLength(pages);
@@ -73,7 +68,7 @@ describe('chipledger api GET --all', () => {
   it(`stops with the cursor once the items gathered pass ${allPagesItemsMax}: bytes alone do not bound them (three bytes an object)`, async () => {
     const page = (index: number) => jsonAnswer(`{"items":[${Array(allPagesItemsMax + 1).fill('{}').join(',')}],"nextCursor":"c${index + 1}"}`);
     const { client, asked } = clientOf(Array.from({ length: 3 }, (_, index) => page(index)));
-    const { output, out, err } = recorder();
+    const { output, out, err } = recordingOutput();
     expect(await apiCommand(client, 'GET', '/v1/products', { all: true, json: true }, output)).toBe(0);
     expect(asked).toHaveLength(1);
     expect(err).toEqual([`(stopped after 1 page(s), ${(allPagesItemsMax + 1).toLocaleString('en-US')} items, past the ${allPagesItemsMax.toLocaleString('en-US')} that --all gathers; go on with --all and cursor=c1 in the query)`]);
@@ -86,7 +81,7 @@ describe('chipledger api, an answer nested a million deep', () => {
     const depth = 1_000_000;
     for (const all of [false, true]) {
       const { client } = clientOf([jsonAnswer(`{"items":[${'['.repeat(depth)}${']'.repeat(depth)}],"nextCursor":null}`)]);
-      const failure = await failureOf(apiCommand(client, 'GET', '/v1/products', { all }, recorder().output));
+      const failure = await failureOf(apiCommand(client, 'GET', '/v1/products', { all }, recordingOutput().output));
       expect(failure.message).toBe('the answer is too large or nests too deep to print (Maximum call stack size exceeded); no answer of the chipledger API is either: is CHIPLEDGER_URL the chipledger API?');
     }
   });
@@ -105,8 +100,8 @@ describe('chipledger api POST answered 201 with a body it cannot read', () => {
     };
     for (const [name, answer] of [['html', html], ['huge', huge]] as const) {
       const { client } = clientOf([answer]);
-      const error = await apiCommand(client, 'POST', '/v1/sites', { body }, recorder().output, (async function* () {})()).catch((caught: unknown) => caught);
-      const { output, err } = recorder();
+      const error = await apiCommand(client, 'POST', '/v1/sites', { body }, recordingOutput().output, (async function* () {})()).catch((caught: unknown) => caught);
+      const { output, err } = recordingOutput();
       expect(reportFailure(error, output)).toBe(1);
       expect(err[1]!.split('\n')[0]).toBe(first[name]);
       expect(err.join('\n').split('\n').at(-1)).toBe(`  chipledger api POST /v1/sites --body ${body} --idempotency-key key-7`);

@@ -18,9 +18,10 @@ import { buildServer } from '../server/app.ts';
 import { apiCommand, bodyNestingDepthMax, jsonProblem, lineAndColumn } from './api-command.ts';
 import { reportPagesMax } from './client-commands.ts';
 import { ApiClient, UnexpectedAnswerError, apiResponseBytesMax, unknownOutcomeOf } from './http.ts';
-import { Failure, type Output } from './output.ts';
+import { Failure } from './output.ts';
 import { main } from './program.ts';
 import { serialCsvBytesMax } from './serials-csv.ts';
+import { recordingOutput } from '../../test/support/recording-output.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-api-command-'));
 let database: TestDatabase;
@@ -51,14 +52,8 @@ beforeEach(() => {
   requests.length = 0;
 });
 
-function recorder(): { output: Output; out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, output: { out: (line) => out.push(line), err: (line) => err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } } };
-}
-
 async function run(args: string[], secret = token): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { output, out, err } = recorder();
+  const { output, out, err } = recordingOutput();
   const code = await main(args, { CHIPLEDGER_DATA_DIR: join(folder, 'data'), CHIPLEDGER_URL: url, CHIPLEDGER_TOKEN: secret }, output);
   return { code, stdout: out.join('\n'), stderr: err.join('\n') };
 }
@@ -166,7 +161,7 @@ describe('chipledger api', () => {
 
   it('sends a body from stdin with --body -, and refuses one past the bound the manifest import reads, having read no further', async () => {
     const client = new ApiClient({ baseUrl: url, token });
-    const { output, out } = recorder();
+    const { output, out } = recordingOutput();
     // A byte order mark from an editor is not part of the JSON.
     const stdin = Readable.from([Buffer.from(`\uFEFF${JSON.stringify({ ...site, name: 'Piped DC' })}`)]);
     expect(await apiCommand(client, 'POST', '/v1/sites', { body: '-', json: true }, output, stdin)).toBe(0);
@@ -181,7 +176,7 @@ describe('chipledger api', () => {
       }
     })();
     const max = serialCsvBytesMax.toLocaleString('en-US');
-    await expect(apiCommand(client, 'POST', '/v1/sites', { body: '-' }, recorder().output, endless))
+    await expect(apiCommand(client, 'POST', '/v1/sites', { body: '-' }, recordingOutput().output, endless))
       .rejects.toThrow(new Failure(`stdin holds more than ${max} bytes (reading stopped there); a request body may have at most ${max}`));
     expect(pulled).toBe(serialCsvBytesMax / chunk.length + 1);
     expect(requests).toEqual(['POST /v1/sites']);
@@ -263,7 +258,7 @@ describe('chipledger api', () => {
       ['/v1/licences/L-7/versions', {}, ['/v1/licences/L-7/versions'], limits.pageSizeDefault / 5, limits.pageSizeDefault],
     ] as const) {
       asked.length = 0;
-      const failed = await apiCommand(client, 'GET', path, options, recorder().output).catch((error: unknown) => error);
+      const failed = await apiCommand(client, 'GET', path, options, recordingOutput().output).catch((error: unknown) => error);
       expect(asked, path).toEqual(sent);
       expect(failed, path).toBeInstanceOf(UnexpectedAnswerError);
       expect((failed as Error).message, path).toBe(tooLarge.replace('%s', sent.at(-1)!).replace('%d', String(smaller)).replace('%d', String(limit)));
@@ -281,7 +276,7 @@ describe('chipledger api', () => {
       return Response.json(cursor === null ? { items: [1, 2], nextCursor: 'c1' } : { items: [3], nextCursor: null });
     }) as unknown as typeof globalThis.fetch;
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch });
-    const out = recorder();
+    const out = recordingOutput();
     expect(await apiCommand(client, 'GET', '/v1/events', { all: true, json: true }, out.output)).toBe(0);
     expect(asked).toEqual([`/v1/events?limit=${limits.pageSizeMax}`, `/v1/events?limit=${limits.pageSizeMax}&cursor=c1`, `/v1/events?limit=${limits.pageSizeDefault}&cursor=c1`]);
     expect(JSON.parse(out.out.join('\n'))).toEqual({ items: [1, 2, 3], nextCursor: null });
@@ -292,7 +287,7 @@ describe('chipledger api', () => {
       let page = 0;
       const fetch = (async () => Response.json({ items: [{ page }], nextCursor: cursors[Math.min(page++, cursors.length - 1)] })) as typeof globalThis.fetch;
       const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch });
-      const failed = await apiCommand(client, 'GET', '/v1/sites', { all: true }, recorder().output).catch((error: unknown) => error);
+      const failed = await apiCommand(client, 'GET', '/v1/sites', { all: true }, recordingOutput().output).catch((error: unknown) => error);
       expect((failed as Error).message, cursors.join(' ')).toBe(`/v1/sites answered page ${cursors.length} with a cursor it gave before (c1), so its pages would go round for ever; is CHIPLEDGER_URL the chipledger API?`);
       expect(page, cursors.join(' ')).toBe(cursors.length);
     }
@@ -302,11 +297,11 @@ describe('chipledger api', () => {
     const fetch = (async () => new Response('', { status: 503, headers: { 'retry-after': '0' } })) as typeof globalThis.fetch;
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch, newKey: () => 'k-1' });
     const body = file('rerun.json', '{"licenceId": "L-7"}');
-    const fromFile = await apiCommand(client, 'POST', '/v1/licences/L-7/issue', { body }, recorder().output).catch((error: unknown) => error);
+    const fromFile = await apiCommand(client, 'POST', '/v1/licences/L-7/issue', { body }, recordingOutput().output).catch((error: unknown) => error);
     expect(unknownOutcomeOf(fromFile)?.rerun).toBe(`chipledger api POST /v1/licences/L-7/issue --body ${body} --idempotency-key k-1`);
-    const bare = await apiCommand(client, 'POST', '/v1/ledger/sweep', { idempotencyKey: 'mine' }, recorder().output).catch((error: unknown) => error);
+    const bare = await apiCommand(client, 'POST', '/v1/ledger/sweep', { idempotencyKey: 'mine' }, recordingOutput().output).catch((error: unknown) => error);
     expect(unknownOutcomeOf(bare)?.rerun).toBe('chipledger api POST /v1/ledger/sweep --idempotency-key mine');
-    const piped = await apiCommand(client, 'POST', '/v1/sites', { body: '-' }, recorder().output, Readable.from([Buffer.from('{}')])).catch((error: unknown) => error);
+    const piped = await apiCommand(client, 'POST', '/v1/sites', { body: '-' }, recordingOutput().output, Readable.from([Buffer.from('{}')])).catch((error: unknown) => error);
     expect(unknownOutcomeOf(piped)?.rerun).toBe('chipledger api POST /v1/sites --body - --idempotency-key k-1  # with the same body on stdin');
   });
 });

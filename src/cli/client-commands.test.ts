@@ -8,15 +8,10 @@ import { bookCommand, columns, deadlineSpanClockMarginMs, deployCommand, listCom
 import { ApiClient, unknownOutcomeOf } from './http.ts';
 import { Failure, type Output } from './output.ts';
 import { serialCsvBytesMax } from './serials-csv.ts';
+import { recordingOutput } from '../../test/support/recording-output.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-cli-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
-
-function recorder(): { output: Output; out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, output: { out: (line) => out.push(line), err: (line) => err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } } };
-}
 
 function client(answer: unknown): { client: ApiClient; requests: Array<{ url: string; body: unknown; key: string | undefined }> } {
   const requests: Array<{ url: string; body: unknown; key: string | undefined }> = [];
@@ -33,7 +28,7 @@ describe('manifest import', () => {
     const file = join(folder, 'bad.csv');
     writeFileSync(file, 'serial,gpu_uuid\nSN1,\nSN 2,\nSN1,\nSN3,GPU-x\n');
     const { client: api, requests } = client({});
-    const { output, err } = recorder();
+    const { output, err } = recordingOutput();
     await expect(manifestImportCommand(api, 'S-7', file, output)).rejects.toThrow(new Failure(`${file} was not imported`));
     expect(requests).toEqual([]);
     expect(err.join('\n')).toContain(`${file}: 3 bad lines; nothing was imported`);
@@ -46,7 +41,7 @@ describe('manifest import', () => {
     const file = join(folder, 'good.csv');
     writeFileSync(file, 'serial,gpu_uuid\nSN1,GPU-12345678-aaaa-bbbb-cccc-123456789012\nSN2,\n');
     const { client: api, requests } = client({ shipmentId: 'S-7', added: 2, serialCount: 2 });
-    const { output, out } = recorder();
+    const { output, out } = recordingOutput();
     expect(await manifestImportCommand(api, 'S-7', file, output)).toBe(0);
     expect(requests).toEqual([{ url: 'http://ledger.test/v1/shipments/S-7/manifest', body: { serials: [{ serial: 'SN1', gpuUuid: 'GPU-12345678-aaaa-bbbb-cccc-123456789012' }, 'SN2'] }, key: expect.any(String) }]);
     expect(out).toEqual(['Attached 2 serials to shipment S-7 (2 listed in all).']);
@@ -88,7 +83,7 @@ describe('manifest import', () => {
     pump();
     const { client: api, requests } = client({});
     const max = serialCsvBytesMax.toLocaleString('en-US');
-    await expect(deployCommand(api, 'SITE-1', fifo, recorder().output)).rejects.toThrow(new Failure(`${fifo} holds more than ${max} bytes (reading stopped there); a serial file may have at most ${max}`));
+    await expect(deployCommand(api, 'SITE-1', fifo, recordingOutput().output)).rejects.toThrow(new Failure(`${fifo} holds more than ${max} bytes (reading stopped there); a serial file may have at most ${max}`));
     writer.destroy();
     expect(written).toBeLessThan(serialCsvBytesMax + 4 * chunk.length);
     expect(requests).toEqual([]);
@@ -99,24 +94,24 @@ describe('manifest import', () => {
     writeFileSync(file, 'serial\nSN1\n');
     const fetch = (async () => new Response('', { status: 503, headers: { 'retry-after': '0' } })) as typeof globalThis.fetch;
     const api = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch, newKey: () => 'k-1' });
-    const imported = await manifestImportCommand(api, 'S-7', file, recorder().output).catch((error: unknown) => error);
+    const imported = await manifestImportCommand(api, 'S-7', file, recordingOutput().output).catch((error: unknown) => error);
     expect(unknownOutcomeOf(imported)?.rerun).toBe(`chipledger manifest import S-7 ${file} --idempotency-key k-1`);
-    const deployed = await deployCommand(api, 'SITE 3', file, recorder().output, { idempotencyKey: 'mine' }).catch((error: unknown) => error);
+    const deployed = await deployCommand(api, 'SITE 3', file, recordingOutput().output, { idempotencyKey: 'mine' }).catch((error: unknown) => error);
     expect(unknownOutcomeOf(deployed)?.rerun).toBe(`chipledger deploy 'SITE 3' ${file} --idempotency-key mine`);
-    const moved = await transitionCommand(api, 'cancel', 'S-7', { reason: 'wrong site' }, recorder().output).catch((error: unknown) => error);
+    const moved = await transitionCommand(api, 'cancel', 'S-7', { reason: 'wrong site' }, recordingOutput().output).catch((error: unknown) => error);
     expect(unknownOutcomeOf(moved)?.rerun).toBe("chipledger shipments cancel S-7 --reason 'wrong site' --idempotency-key k-1");
   });
 
   it('names a missing file', async () => {
     const { client: api } = client({});
-    await expect(manifestImportCommand(api, 'S-7', join(folder, 'nope.csv'), recorder().output)).rejects.toThrow(/couldn't read .*nope.csv: no such file/);
+    await expect(manifestImportCommand(api, 'S-7', join(folder, 'nope.csv'), recordingOutput().output)).rejects.toThrow(/couldn't read .*nope.csv: no such file/);
   });
 
   it('names a file it cannot read by its absolute path: under `npm run` a relative name is taken from the repository root, not where the user is', async () => {
     const { client: api } = client({});
     const relative = join('no-such-folder', 'm.csv');
-    await expect(manifestImportCommand(api, 'S-7', relative, recorder().output)).rejects.toThrow(new Failure(`couldn't read ${join(process.cwd(), relative)}: no such file`));
-    await expect(deployCommand(api, 'SITE-1', relative, recorder().output)).rejects.toThrow(new Failure(`couldn't read ${join(process.cwd(), relative)}: no such file`));
+    await expect(manifestImportCommand(api, 'S-7', relative, recordingOutput().output)).rejects.toThrow(new Failure(`couldn't read ${join(process.cwd(), relative)}: no such file`));
+    await expect(deployCommand(api, 'SITE-1', relative, recordingOutput().output)).rejects.toThrow(new Failure(`couldn't read ${join(process.cwd(), relative)}: no such file`));
     // --body and --event-file are read the same way.
     await expect(readBounded(relative, 'a request body')).rejects.toThrow(new Failure(`couldn't read ${join(process.cwd(), relative)}: no such file`));
   });
@@ -127,7 +122,7 @@ describe('--idempotency-key', () => {
     const secret = 'clt_TOK-12_abcdefghijklmnopqrstuvwxyz012345';
     const { client: api, requests } = client({});
     for (const [key, revoke] of [[secret, 'chipledger token revoke TOK-12'], ['clt_anything', 'if it is one, treat it as leaked']] as const) {
-      const failure = await transitionCommand(api, 'ship', 'S-7', { idempotencyKey: key }, recorder().output).catch((error: unknown) => error);
+      const failure = await transitionCommand(api, 'ship', 'S-7', { idempotencyKey: key }, recordingOutput().output).catch((error: unknown) => error);
       expect(failure, key).toBeInstanceOf(Failure);
       expect((failure as Failure).exitCode, key).toBe(2);
       expect((failure as Failure).message, key).toContain(revoke);
@@ -135,7 +130,7 @@ describe('--idempotency-key', () => {
     }
     expect(requests).toEqual([]);
     // The prefix elsewhere, or in another case, is no secret.
-    expect(await transitionCommand(api, 'ship', 'S-7', { idempotencyKey: 'CLT_1-ship' }, recorder().output)).toBe(0);
+    expect(await transitionCommand(api, 'ship', 'S-7', { idempotencyKey: 'CLT_1-ship' }, recordingOutput().output)).toBe(0);
     expect(requests.map((request) => request.key)).toEqual(['CLT_1-ship']);
   });
 });
@@ -145,7 +140,7 @@ describe('deploy', () => {
     const file = join(folder, 'deploy.csv');
     writeFileSync(file, 'serial\nSN1\nSN2\n');
     const { client: api, requests } = client({ siteId: 'SITE-3', deployed: 2, moved: 0 });
-    const { output, out } = recorder();
+    const { output, out } = recordingOutput();
     await deployCommand(api, 'SITE-3', file, output);
     expect(requests.map((request) => request.body)).toEqual([{ siteId: 'SITE-3', serials: ['SN1', 'SN2'] }]);
     expect(out).toEqual(['Reported 2 units at site SITE-3.']);
@@ -154,7 +149,7 @@ describe('deploy', () => {
   it('counts one serial as one serial', async () => {
     const file = join(folder, 'deploy-one.csv');
     writeFileSync(file, 'serial\nSN1\n');
-    const { output, err } = recorder();
+    const { output, err } = recordingOutput();
     await deployCommand(client({ deployed: 1 }).client, 'SITE-3', file, output);
     expect(err[0]).toBe('checking: 11 bytes; 1 serial, no problems\n');
   });
@@ -163,7 +158,7 @@ describe('deploy', () => {
     const file = join(folder, 'deploy-uuids.csv');
     writeFileSync(file, 'serial,gpu_uuid\nSN1,GPU-12345678-aaaa-bbbb-cccc-123456789012\nSN2,\n');
     const { client: api, requests } = client({ siteId: 'SITE-3', deployed: 2, moved: 0 });
-    const { output, out, err } = recorder();
+    const { output, out, err } = recordingOutput();
     await expect(deployCommand(api, 'SITE-3', file, output)).rejects.toThrow(new Failure(`${file} was not sent`));
     expect(requests).toEqual([]);
     expect(out).toEqual([]);
@@ -180,41 +175,41 @@ describe('text a server sends', () => {
   };
 
   it('reaches the terminal without control characters: a list\'s next cursor, a booking, a transition', async () => {
-    const listed = recorder();
+    const listed = recordingOutput();
     await listCommand(client({ items: [{ id: 'S-1', status: hostile }], nextCursor: hostile }).client, 'shipments', ['id', 'status'], {}, listed.output);
     expect(listed.err).toEqual(['(more: add --cursor x [31my 31mz )']);
     expectNoControls([...listed.out, ...listed.err]);
 
-    const booked = recorder();
+    const booked = recordingOutput();
     await bookCommand(client({ shipmentId: hostile, units: 5 }).client, { exportAllocation: 'A-1', importAllocation: 'A-2', product: 'P-1', units: '5', deadline: '30d' }, booked.output);
     expect(booked.out).toEqual(['Booked shipment x [31my 31mz : 5 units reserved on both licences.']);
 
-    const moved = recorder();
+    const moved = recordingOutput();
     await transitionCommand(client({ shipmentId: hostile, status: hostile }).client, 'ship', 'S-1', {}, moved.output);
     expect(moved.out).toEqual(['Shipment x [31my 31mz  is now x [31my 31mz .']);
   });
 
   it('reaches the terminal as JSON with C1 controls and DEL escaped, still the same JSON: --json lists, records and reports', async () => {
     const page = { items: [{ id: 'S-1', status: hostile, [`k${hostile}`]: { nested: hostile } }], nextCursor: hostile };
-    const listed = recorder();
+    const listed = recordingOutput();
     await listCommand(client(page).client, 'shipments', ['id'], { json: true }, listed.output);
     expectNoControls(listed.out);
     expect(listed.out.join('\n')).toContain('x\\u001b[31my\\u009b31mz\\u007f');
     expect(JSON.parse(listed.out.join('\n'))).toEqual(page);
 
-    const shown = recorder();
+    const shown = recordingOutput();
     await showCommand(client(page.items[0]).client, 'shipments', 'S-1', { json: true }, shown.output);
     expectNoControls(shown.out);
     expect(JSON.parse(shown.out.join('\n'))).toEqual(page.items[0]);
 
     // A record's nested values, as a table shows them, are escaped the same way.
-    const record = recorder();
+    const record = recordingOutput();
     await showCommand(client(page.items[0]).client, 'shipments', 'S-1', {}, record.output);
     expectNoControls(record.out);
     expect(record.out.join('\n')).toContain('"nested": "x\\u001b[31my\\u009b31mz\\u007f"');
 
     const report = { items: [{ licenceId: 'L-1', reference: hostile, units: 1 }], nextCursor: null };
-    const reported = recorder();
+    const reported = recordingOutput();
     await utilisationCommand(client(report).client, { json: true }, reported.output);
     expectNoControls(reported.out);
     expect(JSON.parse(reported.out.join('\n'))).toEqual(report.items);
@@ -253,7 +248,7 @@ describe('licences list', () => {
 
   it('marks the licences whose totals are over the caller\'s own allocations, and says what that means', async () => {
     const page = { items: [{ ...licence, id: 'L-7', allocatedUnits: 20_000, shippedUnits: 15_000, totalsScope: 'own_allocations' }, { ...licence, id: 'L-8', reference: 'BIS-8', allocatedUnits: 90_000, shippedUnits: 1_000, totalsScope: 'licence' }], nextCursor: null };
-    const { output, out, err } = recorder();
+    const { output, out, err } = recordingOutput();
     await listCommand(client(page).client, 'licences', columns.licences, {}, output);
     const lines = out.join('\n').split('\n');
     expect(lines[0]).toMatch(/^id {21}reference {2}direction {2}status {2}authorisedUnits {2}allocatedUnits {2}shippedUnits/);
@@ -263,7 +258,7 @@ describe('licences list', () => {
   });
 
   it('adds nothing where the totals are the licence\'s', async () => {
-    const { output, out, err } = recorder();
+    const { output, out, err } = recordingOutput();
     await listCommand(client({ items: [{ ...licence, id: 'L-8', allocatedUnits: 90_000, shippedUnits: 1_000, totalsScope: 'licence' }], nextCursor: null }).client, 'licences', columns.licences, {}, output);
     expect(out.join('\n').split('\n')[2]).toMatch(/^L-8  BIS-7 /);
     expect(err).toEqual([]);
@@ -283,7 +278,7 @@ describe('report utilisation', () => {
       const answer = pages[`${url.pathname}${cursor === null ? '' : `?${cursor}`}`];
       return new Response(JSON.stringify(answer), { status: answer === undefined ? 404 : 200, headers: { 'content-type': 'application/json' } });
     }) as typeof globalThis.fetch;
-    const { output, out } = recorder();
+    const { output, out } = recordingOutput();
     expect(await utilisationCommand(new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch }), {}, output)).toBe(0);
     expect(out.join('\n')).toContain('for ORG-900 Nine Hundred Ltd');
   });

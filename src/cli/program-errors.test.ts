@@ -15,8 +15,8 @@ import { DemoLoadError } from '../demo/load.ts';
 import { LogKeyError } from '../ledger/log-keys.ts';
 import { findFreePort } from '../store/embedded.ts';
 import { generateSignerKey } from '../tlog/index.ts';
-import type { Output } from './output.ts';
 import { main, reportFailure, withoutPassword } from './program.ts';
+import { recordingOutput } from '../../test/support/recording-output.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-program-'));
 const password = 'pw-never-shown-7f3a';
@@ -29,15 +29,9 @@ afterAll(async () => {
   rmSync(folder, { recursive: true, force: true });
 });
 
-function recorder(): { output: Output; out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, output: { out: (line) => out.push(line), err: (line) => err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } } };
-}
-
 /** Runs `chipledger ARGS` in this process with only the given settings. */
 async function run(args: string[], env: Record<string, string>): Promise<{ code: number; stderr: string }> {
-  const { output, err } = recorder();
+  const { output, err } = recordingOutput();
   const code = await main(args, { CHIPLEDGER_DATA_DIR: join(folder, 'data'), ...env }, output);
   return { code, stderr: err.join('\n') };
 }
@@ -205,24 +199,24 @@ describe('operating errors of admin commands', () => {
 
 describe('reportFailure', () => {
   it('says a demo load error by its message, and shows a bug with its stack', () => {
-    const demo = recorder();
+    const demo = recordingOutput();
     expect(reportFailure(new DemoLoadError("couldn't load the demo: licence.issue was refused"), demo.output)).toBe(1);
     expect(demo.err).toEqual(["chipledger: couldn't load the demo: licence.issue was refused"]);
 
-    const bug = recorder();
+    const bug = recordingOutput();
     expect(reportFailure(new TypeError("Cannot read properties of undefined (reading 'seq')"), bug.output)).toBe(1);
     expect(bug.err.join('\n')).toMatch(/^chipledger: unexpected error: TypeError: Cannot read properties of undefined \(reading 'seq'\)\n\s+at /);
   });
 
   it('says a log key that is not the log\'s in one line: the message says what to configure', () => {
-    const key = recorder();
+    const key = recordingOutput();
     expect(reportFailure(new LogKeyError('this log is signed by a+1+x, not by the configured key b+2+y; to rotate to the new key, also configure the current one'), key.output)).toBe(1);
     expect(key.err).toEqual(['chipledger: this log is signed by a+1+x, not by the configured key b+2+y; to rotate to the new key, also configure the current one']);
   });
 
   it('says a database that stops answering mid-command in one line, whatever pg calls it', () => {
     const said = (error: Error) => {
-      const recorded = recorder();
+      const recorded = recordingOutput();
       expect(reportFailure(error, recorded.output)).toBe(1);
       expect(recorded.err).toHaveLength(1);
       return recorded.err[0];
@@ -236,7 +230,7 @@ describe('reportFailure', () => {
   });
 
   it('an ENOENT that is not a DATABASE_URL ssl file is no connection error', () => {
-    const other = recorder();
+    const other = recordingOutput();
     const error = Object.assign(new Error("ENOENT: no such file or directory, open '/elsewhere'"), { code: 'ENOENT', syscall: 'open', path: '/elsewhere' });
     reportFailure(error, other.output);
     expect(other.err.join('\n')).toContain('unexpected error');

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import type { Output } from './output.ts';
 import { main, reportFailure, withoutPassword } from './program.ts';
+import { recordingOutput } from '../../test/support/recording-output.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-program-lock-'));
 let database: TestDatabase;
@@ -24,11 +24,6 @@ afterAll(async () => {
   rmSync(folder, { recursive: true, force: true });
 });
 
-function recorder(): { output: Output; err: string[] } {
-  const err: string[] = [];
-  return { err, output: { out: () => {}, err: (line) => err.push(line), errStream: { isTTY: false, write: (text) => err.push(text) > 0 } } };
-}
-
 describe('an admin command under a table lock, with an operator\'s lock_timeout (55P03)', () => {
   it('check says it in one line, and to run it again', async () => {
     const url = new URL(database.url);
@@ -38,7 +33,7 @@ describe('an admin command under a table lock, with an operator\'s lock_timeout 
     try {
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE allocations IN ACCESS EXCLUSIVE MODE');
-      const { output, err } = recorder();
+      const { output, err } = recordingOutput();
       const code = await main(['check'], { CHIPLEDGER_DATA_DIR: join(folder, 'data'), DATABASE_URL: url.toString() }, output);
       expect(code).toBe(1);
       expect(err).toEqual([
@@ -59,13 +54,13 @@ describe('reportFailure of the other "not now" SQLSTATEs', () => {
     ['53100', 'could not extend file: No space left on device', "the database's disk full"],
     ['53200', 'out of memory', 'the database out of memory'],
   ])('%s (%s): one line, no stack, run the command again', (code, message, words) => {
-    const { output, err } = recorder();
+    const { output, err } = recordingOutput();
     expect(reportFailure(Object.assign(new Error(message), { code }), output)).toBe(1);
     expect(err).toEqual([`chipledger: the database couldn't run a statement now: ${message} (${code}), at PostgreSQL; ${words}: run the command again`]);
   });
 
   it('a SQLSTATE that says a bug (42P01) is still shown with its stack', () => {
-    const { output, err } = recorder();
+    const { output, err } = recordingOutput();
     reportFailure(Object.assign(new Error('relation "allocations" does not exist'), { code: '42P01' }), output);
     expect(err.join('\n')).toMatch(/^chipledger: unexpected error: .*relation "allocations" does not exist\n\s+at /);
   });
