@@ -23,6 +23,7 @@ import { readLock } from './database-lock.ts';
 import { openDatabase } from './database.ts';
 import type { Output } from './output.ts';
 import { main } from './program.ts';
+import { until } from '../../test/support/until.ts';
 
 /** initdb and a first start on a loaded 2-core machine. */
 const startTimeoutMs = 90_000;
@@ -34,14 +35,6 @@ afterAll(async () => {
   await killAllServers();
   rmSync(folder, { recursive: true, force: true });
 });
-
-async function until(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
-    await new Promise((wait) => setTimeout(wait, 20));
-  }
-}
 
 /** Runs `chipledger ARGS` in this process with only the given settings. */
 async function chipledger(args: string[], env: Record<string, string>): Promise<{ code: number; out: string[]; err: string[] }> {
@@ -62,7 +55,7 @@ describe('setting up a production deployment', () => {
     serving.catch(() => {}); // awaited below; a failed start must not go unhandled meanwhile
     const admin = { CHIPLEDGER_DATA_DIR: dataDir };
     // While serve creates the cluster (its lock has no URL yet), the admin command waits for it.
-    await until(() => readLock(join(dataDir, 'chipledger.lock')) !== null, startTimeoutMs, 'serve took the data dir lock');
+    await until('serve took the data dir lock', () => readLock(join(dataDir, 'chipledger.lock')) !== null, { withinMs: startTimeoutMs, everyMs: 20 });
     expect(readLock(join(dataDir, 'chipledger.lock'))).toMatchObject({ url: '', lends: true });
     // Before: nothing to bind a token to.
     const early = await chipledger(['token', 'create', '--org', 'ORG-1', '--role', 'authority_admin', '--label', 'first'], admin);

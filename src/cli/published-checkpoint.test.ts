@@ -25,6 +25,7 @@ import { readConfig } from './config.ts';
 import { Failure, type Output } from './output.ts';
 import { demoKeyFileName } from './log-key.ts';
 import { PublishedCheckpointGuard, publishedCheckpointFileName, type FollowOptions } from './published-checkpoint.ts';
+import { until } from '../../test/support/until.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-published-'));
@@ -246,15 +247,8 @@ describe('the checkpoint a server published, kept in its data dir', () => {
 const lookIntervalMs = 50;
 /** How long a look may take to show, on a machine busy with other test files: many periods. */
 const lookSeenWithinMs = 5_000;
-
-/** Waits until `condition` holds, or fails after lookSeenWithinMs saying `what`. */
-async function until(what: string, condition: () => boolean): Promise<void> {
-  const deadlineMs = Date.now() + lookSeenWithinMs;
-  while (!condition()) {
-    if (Date.now() > deadlineMs) throw new Error(`not within ${lookSeenWithinMs} ms: ${what}`);
-    await new Promise((done) => setTimeout(done, lookIntervalMs / 2));
-  }
-}
+/** How the tests wait for a look: polled at half its period, for at most lookSeenWithinMs. */
+const lookSeen = { withinMs: lookSeenWithinMs, everyMs: lookIntervalMs / 2 };
 
 /**
  * A backup of `source`, restorable as a database of its own: a copy made from it as a template
@@ -319,7 +313,7 @@ describe('a server that signs nothing, on a database another server signs', () =
     expect(recorded(lookerDir).size).toBe(2);
     await register(a.ledger, first.slice(3));
     const signed = await a.ledger.checkpointer!.checkpointNow();
-    await until('B records the checkpoint A signed', () => recorded(lookerDir).size === first.length);
+    await until('B records the checkpoint A signed', () => recorded(lookerDir).size === first.length, lookSeen);
     expect(recorded(lookerDir)).toEqual({ size: signed!.size, root: signed!.root.toString('base64') });
     // A failover under B to a replica as far behind as the backup is said by B's next look.
     await expect(b.guard.seeNow(backup.pool)).rejects.toThrow(`the database's transparency log no longer extends the checkpoint of size ${first.length} this server published (recorded in ${join(lookerDir, publishedCheckpointFileName)}): the database went back while this server ran`);
@@ -352,7 +346,7 @@ describe('a server that signs nothing, on a database another server signs', () =
     await shared.pool.query('INSERT INTO tlog_checkpoints (size, root, key_id, signed_note) VALUES ($1, $2, $3, $4)', [size, rootHash, keyId, forged]);
     try {
       await expect(b.guard.seeNow(shared.pool)).rejects.toThrow(`the database's newest checkpoint, of size ${size}, is not a checkpoint of that size signed by a key of this log (${key.verifierKey}): it was written or changed by hand, so it is not recorded`);
-      await until('B says it', () => errors.length > 0);
+      await until('B says it', () => errors.length > 0, lookSeen);
       // Several more looks, each failing the same way: still said once.
       await new Promise((done) => setTimeout(done, lookIntervalMs * 6));
       expect(errors).toEqual([expect.stringMatching(new RegExp(`^couldn't record the database's newest checkpoint in ${join(lookerDir, publishedCheckpointFileName)} \\(each reason is said once until it works again\\): the database's newest checkpoint, of size ${size}, is not a checkpoint`))]);
@@ -361,9 +355,9 @@ describe('a server that signs nothing, on a database another server signs', () =
       await shared.pool.query('DELETE FROM tlog_checkpoints WHERE size = $1', [size]);
     }
     await a.ledger.checkpointer!.checkpointNow();
-    await until('B records the checkpoint A signed next', () => recorded(lookerDir).size === size);
+    await until('B records the checkpoint A signed next', () => recorded(lookerDir).size === size, lookSeen);
     // Said once the look that recorded it has ended, which is after the file is written.
-    await until('B says recording works again', () => recoveries.length > 0);
+    await until('B says recording works again', () => recoveries.length > 0, lookSeen);
     expect(recoveries).toEqual([expect.stringMatching(/^recording the database's newest checkpoint works again, after \d+ failed looks? over /)]);
     await Promise.all([a.close(), b.close()]);
   });

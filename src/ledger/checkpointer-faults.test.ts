@@ -19,6 +19,7 @@ import { inLogSigningTransaction } from '../store/tlog-tables.ts';
 import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { Ledger } from './ledger.ts';
+import { until } from '../../test/support/until.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -32,15 +33,7 @@ const logKey = generateSignerKey('log.chipledger.test').signerKey;
 
 /** How long `until` waits: well inside the test's timeout, so a stall says what it waited for. */
 const untilMsMax = 20_000;
-
-/** Waits for `condition`, polling; after untilMsMax fails naming it. */
-async function until(condition: () => boolean, progress?: () => string): Promise<void> {
-  const deadline = Date.now() + untilMsMax;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`waited ${untilMsMax} ms for ${condition.toString()}${progress === undefined ? '' : ` (${progress()})`}`);
-    await new Promise((resume) => setTimeout(resume, 5));
-  }
-}
+const settled = { withinMs: untilMsMax };
 
 /** Takes the log signing lock in another transaction, as another process would; returns its release. */
 async function holdSigningLock(): Promise<() => Promise<void>> {
@@ -70,7 +63,7 @@ describe('the checkpoint signer while the signing lock is held elsewhere', () =>
       // started anyway: every connection of the pool waited on the lock and more callers
       // queued for one (the loop then ends on the second condition and the checks fail).
       const inUse = () => pool.totalCount - pool.idleCount;
-      await until(() => checkpointer.stats.skippedTicks >= 3 || inUse() > 1 || pool.waitingCount > 0);
+      await until('skipped ticks, or a second connection in use', () => checkpointer.stats.skippedTicks >= 3 || inUse() > 1 || pool.waitingCount > 0, settled);
       expect({ inUse: inUse(), waitingForOne: pool.waitingCount }).toEqual({ inUse: 1, waitingForOne: 0 });
       // The sequencer still gets a connection while the signer waits.
       const booked = expectOk(await ledger.submit('shipment.book', {
@@ -78,7 +71,7 @@ describe('the checkpoint signer while the signing lock is held elsewhere', () =>
       }, world.actors.exporter));
       await release();
       release = undefined;
-      await until(() => checkpointer.stats.signed > signedBefore);
+      await until('a signing', () => checkpointer.stats.signed > signedBefore, settled);
       expect(checkpointer.stats.lastSize).toBeGreaterThan(Number(booked.seq));
       await ledger.close();
       // stop() waited for the tick in flight, and no other was left running.
@@ -110,13 +103,13 @@ async function signsThrough(hold: () => Promise<() => Promise<void>>): Promise<v
     checkpointer.start();
     // Without the bound the first tick waits as long as the lock is held: no error, ever.
     // (Only the first failure of an outage is reported; the count shows each tick gave up.)
-    await until(() => checkpointer.stats.failedTicks >= 2);
+    await until('two failed ticks', () => checkpointer.stats.failedTicks >= 2, settled);
     expect(errors).toHaveLength(1);
     // The lock's wait bound or the statement's, whichever PostgreSQL checks first.
     expect(['55P03', '57014']).toContain((errors[0] as { code?: string }).code);
     await release();
     release = undefined;
-    await until(() => checkpointer.stats.signed > signedBefore);
+    await until('a signing', () => checkpointer.stats.signed > signedBefore, settled);
   } finally {
     await release?.();
     await checkpointer.stop();
@@ -229,15 +222,15 @@ describe('the checkpoint signer through an outage', () => {
         release = await holdSigningLock();
         const failedBefore = checkpointer.stats.failedTicks;
         await book();
-        await until(() => checkpointer.stats.failedTicks >= failedBefore + 5, () => `outage ${outage}: ${JSON.stringify(checkpointer.stats)}, failed before ${failedBefore}`);
+        await until('five more failed ticks', () => checkpointer.stats.failedTicks >= failedBefore + 5, { ...settled, progress: () => `outage ${outage}: ${JSON.stringify(checkpointer.stats)}, failed before ${failedBefore}` });
         expect(errors, `outage ${outage}: ${checkpointer.stats.failedTicks} failed ticks`).toHaveLength(outage);
         expect(errors[outage - 1]).toMatch(/^couldn't sign a checkpoint/);
         expect(recoveries).toHaveLength(outage - 1);
         await release();
         release = undefined;
         const signedBefore = checkpointer.stats.signed;
-        await until(() => checkpointer.stats.signed > signedBefore);
-        await until(() => recoveries.length === outage);
+        await until('a signing', () => checkpointer.stats.signed > signedBefore, settled);
+        await until('the recovery line', () => recoveries.length === outage, settled);
         expect(recoveries[outage - 1]).toMatch(/^checkpoint signing works again, after \d+ failed ticks over \d+\.\d s$/);
         expect(errors).toHaveLength(outage);
       }
@@ -256,11 +249,11 @@ describe('the checkpoint signer through an outage', () => {
     const checkpointer = new Checkpointer({ pool: failing, signer: parseSignerKey(logKey), intervalMs: 10, signingWaitMs: 50, onError: (error) => errors.push((error as Error).message) });
     try {
       checkpointer.start();
-      await until(() => checkpointer.stats.failedTicks >= 5);
+      await until('five failed ticks', () => checkpointer.stats.failedTicks >= 5, settled);
       expect(errors).toEqual(['the database is away']);
       reason = 'the log key was replaced';
       const failedBefore = checkpointer.stats.failedTicks;
-      await until(() => checkpointer.stats.failedTicks >= failedBefore + 5);
+      await until('five more failed ticks', () => checkpointer.stats.failedTicks >= failedBefore + 5, settled);
       expect(errors).toEqual(['the database is away', 'the log key was replaced']);
     } finally {
       await checkpointer.stop();

@@ -13,6 +13,7 @@ import { expectOk, worldPerFile, type World } from '../../test/world.ts';
 import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { Ledger } from './ledger.ts';
+import { until } from '../../test/support/until.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -22,14 +23,6 @@ const logKey = generateSignerKey('log.chipledger.test').signerKey;
 /** The log signing lock's key (store/tlog-tables.ts), as an operator's psql would take it. */
 const logSigningLockKey = 7_201_964_016;
 const untilMsMax = 20_000;
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + untilMsMax;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`waited ${untilMsMax} ms for ${what}`);
-    await new Promise((resume) => setTimeout(resume, 5));
-  }
-}
 
 const book = (ledger: Ledger) => ledger.submit('shipment.book', {
   exportAllocationId: world.allocations.betaExport, importAllocationId: world.allocations.betaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
@@ -54,13 +47,13 @@ describe('the signer while another session holds the log signing lock', () => {
       held = true;
       expectOk(await book(ledger));
       checkpointer.start();
-      await until(() => checkpointer.stats.failedTicks >= 3, 'three failed ticks');
+      await until('three failed ticks', () => checkpointer.stats.failedTicks >= 3, { withinMs: untilMsMax });
       expect(errors).toHaveLength(1);
       expect(['55P03', '57014']).toContain(errors[0]!.code);
       expect(errors[0]!.context).toMatch(new RegExp(`^couldn't sign a checkpoint: waited 250 ms for the log signing lock, held by PostgreSQL session ${pid} \\(psql-held-by-hand, idle for \\d+ s\\) \\(each reason is said once until signing works again\\)$`));
       await holder.query('SELECT pg_advisory_unlock($1)', [logSigningLockKey]);
       held = false;
-      await until(() => recoveries.length === 1, 'the recovery');
+      await until('the recovery', () => recoveries.length === 1, { withinMs: untilMsMax });
       expect(errors).toHaveLength(1);
     } finally {
       if (held) await holder.query('SELECT pg_advisory_unlock($1)', [logSigningLockKey]);
@@ -80,14 +73,14 @@ describe('the signer\'s view of the log', () => {
       expectOk(await book(ledger));
       const signed = (await other.checkpointNow())!;
       watching.start();
-      await until(() => watching.stats.logSeen !== undefined, 'a tick');
+      await until('a tick', () => watching.stats.logSeen !== undefined, { withinMs: untilMsMax });
       // Covered by the other's checkpoint: this one signs nothing, and sees no backlog.
       expect(watching.stats.signed).toBe(0);
       expect(watching.stats.logSeen).toMatchObject({ headSize: signed.size, newest: { size: signed.size } });
       expect(watching.stats.logSeen!.newest!.ageMs).toBeGreaterThanOrEqual(0);
       // Its own signing is kept too, as the newest, at the head it signed.
       expectOk(await book(ledger));
-      await until(() => watching.stats.signed === 1, 'its own signing');
+      await until('its own signing', () => watching.stats.signed === 1, { withinMs: untilMsMax });
       expect(watching.stats.logSeen).toMatchObject({ headSize: signed.size + 1, newest: { size: signed.size + 1 } });
     } finally {
       await watching.stop();
