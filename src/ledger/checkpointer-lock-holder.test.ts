@@ -14,14 +14,13 @@ import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { Ledger } from './ledger.ts';
 import { until } from '../../test/support/until.ts';
+import { logSigningLockKey } from '../store/tlog-tables.ts';
 
 let world: World;
 let database: TestDatabase;
 worldPerFile((made, madeDatabase) => { world = made; database = madeDatabase; });
 
 const logKey = generateSignerKey('log.chipledger.test').signerKey;
-/** The log signing lock's key (store/tlog-tables.ts), as an operator's psql would take it. */
-const logSigningLockKey = 7_201_964_016;
 const untilMsMax = 20_000;
 
 const book = (ledger: Ledger) => ledger.submit('shipment.book', {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { limits } from '../core/limits.ts';
 import { withTimeout } from '../core/timeout.ts';
-import { inLogSigningTransaction, listLogKeys } from '../store/tlog-tables.ts';
+import { inLogSigningTransaction, listLogKeys, logSigningLockKey } from '../store/tlog-tables.ts';
 import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
 import { adoptLogKey, LogKeyError, LogSigningLockBusy } from './log-keys.ts';
 
@@ -33,7 +33,7 @@ describe('adopting the log key while another process holds the log signing lock'
     const holder = new pg.Client({ connectionString: database.url, application_name: 'frozen-chipledger' });
     await holder.connect();
     try {
-      await holder.query('BEGIN; SELECT pg_advisory_xact_lock(7201964016)');
+      await holder.query(`BEGIN; SELECT pg_advisory_xact_lock(${logSigningLockKey})`);
       const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       const started = performance.now();
       const refusal = await withTimeout(adoptLogKey(database.pool, parseSignerKey(logKey.signerKey), undefined, 500), hangMs, 'adoptLogKey waited for the lock without a bound')

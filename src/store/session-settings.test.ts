@@ -24,7 +24,7 @@ import { beginBatch, emptyKeys, loadBatchState, openAtHeadSql, rememberAnswer } 
 import { migrate } from './migrate.ts';
 import { createPool, type Pool, type PoolClient } from './pool.ts';
 import { listAllocations, listSites } from './read-queries.ts';
-import { inLogSigningTransaction, readHead } from './tlog-tables.ts';
+import { inLogSigningTransaction, logSigningLockKey, readHead } from './tlog-tables.ts';
 
 const settings = {
   datestyle: "'SQL, DMY'",
@@ -185,7 +185,7 @@ describe('a transaction that locks, then reads, under default_transaction_isolat
     const pool = poolOf(database.url);
     const holder = await pool.connect();
     try {
-      await holder.query('BEGIN; SELECT pg_advisory_xact_lock(7201964016)');
+      await holder.query(`BEGIN; SELECT pg_advisory_xact_lock(${logSigningLockKey})`);
       const signer = inLogSigningTransaction(pool, async (client) => (await readHead(client)).size);
       signer.catch(() => {});
       await untilWaitingForLock(pool);

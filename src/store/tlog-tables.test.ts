@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { inLogSigningTransaction, insertLogKey, listLogKeys } from './tlog-tables.ts';
+import { inLogSigningTransaction, insertLogKey, listLogKeys, logSigningLockKey } from './tlog-tables.ts';
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -24,7 +24,7 @@ describe('the log signing transaction', () => {
         await client.query('BEGIN');
         await client.query('SELECT now()'); // its now() is fixed here
         await written;
-        await client.query('SELECT pg_advisory_xact_lock(7201964016)');
+        await client.query(`SELECT pg_advisory_xact_lock(${logSigningLockKey})`);
         await insertLogKey(client, { key_id: 'bbbbbbbb', verifier_key: 'later+bbbbbbbb+x', first_size: 0, announced_size: null });
         await client.query('COMMIT');
       } finally {

@@ -52,7 +52,7 @@ export async function readTileRange(db: Queryable, level: number, fromIndex: num
 }
 
 /** Any constant: the key of the transaction lock that checkpoint signing and key rotation hold. */
-const logSigningLockKey = 7_201_964_016;
+export const logSigningLockKey = 7_201_964_016;
 
 /** The sessions that hold the log signing lock now, to name them when a wait for it runs out. */
 export function logSigningLockHolders(db: Queryable): Promise<LockHolder[]> {
