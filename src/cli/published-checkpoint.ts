@@ -285,15 +285,8 @@ async function newestCheckpointFrom(pool: Pool, sizeMin: number): Promise<Newest
  */
 function openSeen(row: { size: number; root: Buffer; signed_note: string }, verifierKeys: readonly string[]): Published {
   const keys = [...new Set(verifierKeys)];
-  for (const key of keys) {
-    try {
-      const { checkpoint } = openCheckpoint(row.signed_note, parseVerifierKey(key));
-      if (checkpoint.size !== row.size || !checkpoint.rootHash.equals(row.root)) break;
-      return { size: checkpoint.size, root: checkpoint.rootHash, note: row.signed_note };
-    } catch {
-      // Another key's signature, or a malformed key: the ledger's start-up check names those.
-    }
-  }
+  const opened = openByAnyKey(row.signed_note, keys);
+  if (typeof opened !== 'string' && opened.size === row.size && opened.root.equals(row.root)) return opened;
   throw new Error(`the database's newest checkpoint, of size ${row.size}, is not a checkpoint of that size signed by a key of this log (${keys.join(', ')}): it was written or changed by hand, so it is not recorded; run chipledger check`);
 }
 
@@ -348,13 +341,23 @@ function refuseAnotherLog(file: string, note: string, logKey: string | undefined
 /** The recorded note, opened with the first of `verifierKeys` that signed it; a refusal when none did. */
 function openPublished(file: string, note: string, verifierKeys: readonly string[]): Published {
   const keys = [...new Set(verifierKeys)];
+  const opened = openByAnyKey(note, keys);
+  if (typeof opened !== 'string') return opened;
+  throw new Failure(`${file} should hold the newest checkpoint this server published, but it is not a checkpoint signed by a key of this log (${keys.join(', ')}): ${opened}; it was changed, or comes from another log, so the database cannot be checked against it; put back the file this server wrote, or, ${howToGoOn(file)}`);
+}
+
+/**
+ * `note` opened as a checkpoint with the first of `keys` that signed it, or why none did (the
+ * first key's reason: the server's own, when it has one). A malformed key recorded in the
+ * database is skipped: the ledger's start-up check names it.
+ */
+function openByAnyKey(note: string, keys: readonly string[]): Published | string {
   let why = 'no log key is known';
   for (const key of keys) {
     let verifier: Ed25519NoteVerifier;
     try {
       verifier = parseVerifierKey(key);
     } catch {
-      // A malformed key recorded in the database is the ledger's start-up check's to name.
       continue;
     }
     try {
@@ -364,7 +367,7 @@ function openPublished(file: string, note: string, verifierKeys: readonly string
       if (key === keys[0]) why = (error as Error).message;
     }
   }
-  throw new Failure(`${file} should hold the newest checkpoint this server published, but it is not a checkpoint signed by a key of this log (${keys.join(', ')}): ${why}; it was changed, or comes from another log, so the database cannot be checked against it; put back the file this server wrote, or, ${howToGoOn(file)}`);
+  return why;
 }
 
 /**
