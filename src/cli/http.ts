@@ -176,27 +176,21 @@ function givenUpLine(given: { attempts: number; retryAfterMs?: number }, idempot
  * this process was started: chipledgerCommand). `env`: this process's environment.
  */
 export function formatUnknownOutcome(outcome: UnknownOutcome, env: NodeJS.ProcessEnv = process.env): string {
-  if (outcome.answeredStatus !== undefined) return formatUnreadAnswer(outcome, env);
-  const lines = [`chipledger: the outcome is unknown: the change may have been made or not (${givenUpLine(outcome, outcome.idempotencyKey)}).`];
-  if (outcome.rerun === undefined) {
-    lines.push(`  Send the same request again with Idempotency-Key ${outcome.idempotencyKey}: if the change was made, the answer says so and nothing is done twice; if not, it is made then.`);
-  } else {
-    lines.push('  To learn it, rerun the command with the same key: if the change was made, the answer says so and nothing is done twice; if not, it is made then:');
-    lines.push(`  ${rerunLine(outcome.rerun, env)}`);
-  }
-  return lines.join('\n');
-}
-
-/** A change answered with a success that could not be read: it was made; its key reads the answer without making it twice. */
-function formatUnreadAnswer(outcome: UnknownOutcome, env: NodeJS.ProcessEnv): string {
-  const lines = [`chipledger: the change was made (answered ${outcome.answeredStatus}), but its answer could not be read (${givenUpLine(outcome, outcome.idempotencyKey)}).`];
-  if (outcome.rerun === undefined) {
-    lines.push(`  Send the same request again with Idempotency-Key ${outcome.idempotencyKey} to read its answer: the change is not made twice.`);
-  } else {
-    lines.push('  To read its answer, rerun the command with the same key: the change is not made twice:');
-    lines.push(`  ${rerunLine(outcome.rerun, env)}`);
-  }
-  return lines.join('\n');
+  const sent = givenUpLine(outcome, outcome.idempotencyKey);
+  // A success too large to read (answeredStatus) was made: the key reads its answer.
+  const said = outcome.answeredStatus === undefined
+    ? {
+      first: `chipledger: the outcome is unknown: the change may have been made or not (${sent}).`,
+      send: `  Send the same request again with Idempotency-Key ${outcome.idempotencyKey}: if the change was made, the answer says so and nothing is done twice; if not, it is made then.`,
+      rerun: '  To learn it, rerun the command with the same key: if the change was made, the answer says so and nothing is done twice; if not, it is made then:',
+    }
+    : {
+      first: `chipledger: the change was made (answered ${outcome.answeredStatus}), but its answer could not be read (${sent}).`,
+      send: `  Send the same request again with Idempotency-Key ${outcome.idempotencyKey} to read its answer: the change is not made twice.`,
+      rerun: '  To read its answer, rerun the command with the same key: the change is not made twice:',
+    };
+  const how = outcome.rerun === undefined ? [said.send] : [said.rerun, `  ${rerunLine(outcome.rerun, env)}`];
+  return [said.first, ...how].join('\n');
 }
 
 /** A rerun command as the user runs it: begun as this process was started (chipledgerCommand). */
