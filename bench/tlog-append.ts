@@ -5,13 +5,13 @@
  * the sequencer does), with a Checkpointer signing at its 1 s interval to measure checkpoint
  * lag; and, for reference, bookings end to end through the ledger with and without the log.
  */
-import { Checkpointer, checkpointIntervalMs } from '../src/ledger/checkpointer.ts';
-import { adoptLogKey } from '../src/ledger/log-keys.ts';
+import { Checkpointer, checkpointIntervalMs } from '../src/ledger/log/checkpointer.ts';
+import { adoptLogKey } from '../src/ledger/log/keys.ts';
 import { Ledger, type Answer } from '../src/ledger/ledger.ts';
 import type { Actor } from '../src/ledger/permissions.ts';
 import type { CommandRequest } from '../src/ledger/schemas.ts';
 import { Sequencer } from '../src/ledger/sequencer.ts';
-import { TransparencyLog } from '../src/ledger/transparency-log.ts';
+import { TransparencyLog } from '../src/ledger/log/transparency-log.ts';
 import { systemClock } from '../src/core/clock.ts';
 import { openAtHeadSql, type LogHead } from '../src/store/ledger-tables.ts';
 import { writeBatchAndCommit, type EventWrite } from '../src/store/batch-writes.ts';

@@ -10,7 +10,7 @@
  * Ratios are raw seconds / audit seconds: 1.0 would be an audit as fast as bare hashing.
  */
 import { hash } from 'node:crypto';
-import { auditStoredLog } from '../src/ledger/log-audit.ts';
+import { auditStoredLog } from '../src/ledger/log/audit.ts';
 import type { Pool } from '../src/store/pool.ts';
 import { readTileRange } from '../src/store/tlog-tables.ts';
 import { TreeAuditor, tileHeight, type NodeGetter, type StoredHashLookup } from '../src/tlog/index.ts';

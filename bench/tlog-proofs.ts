@@ -10,7 +10,7 @@
  * same inclusion proofs in this process: through a log that kept nothing (each tile read
  * from PostgreSQL), then again (cached).
  */
-import { TransparencyLog } from '../src/ledger/transparency-log.ts';
+import { TransparencyLog } from '../src/ledger/log/transparency-log.ts';
 import { startServerProcess } from './http-server.ts';
 import type { Pool } from '../src/store/pool.ts';
 import { leafHash, rootFromNodes, tileWidth, verifyConsistency, verifyInclusion, type NodeGetter } from '../src/tlog/index.ts';

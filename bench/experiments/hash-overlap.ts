@@ -7,7 +7,7 @@
  *
  *   node --import tsx bench/experiments/hash-overlap.ts [batches]
  */
-import { TransparencyLog } from '../../src/ledger/transparency-log.ts';
+import { TransparencyLog } from '../../src/ledger/log/transparency-log.ts';
 import { writeBatchAndCommit, type EventWrite } from '../../src/store/batch-writes.ts';
 import { beginBatch } from '../../src/store/ledger-tables.ts';
 import { migrate } from '../../src/store/migrate.ts';

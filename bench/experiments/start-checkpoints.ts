@@ -11,8 +11,8 @@
  *   node --expose-gc --import tsx bench/experiments/start-checkpoints.ts [events] [runs]
  */
 import { limits } from '../../src/core/limits.ts';
-import { checkLogOnStart, type CheckpointScope } from '../../src/ledger/log-check.ts';
-import { TransparencyLog } from '../../src/ledger/transparency-log.ts';
+import { checkLogOnStart, type CheckpointScope } from '../../src/ledger/log/check.ts';
+import { TransparencyLog } from '../../src/ledger/log/transparency-log.ts';
 import { createPool } from '../../src/store/pool.ts';
 import { formatKeyId, generateSignerKey, parseSignerKey } from '../../src/tlog/index.ts';
 import { formatCheckpoint, signNote } from '../../src/tlog/index.ts';

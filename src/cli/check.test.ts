@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { runCheck } from '../../test/support/check-command.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
-import { TransparencyLog } from '../ledger/transparency-log.ts';
+import { TransparencyLog } from '../ledger/log/transparency-log.ts';
 import { readHead } from '../store/tlog-tables.ts';
 import { formatCheckpoint, formatKeyId, generateSignerKey, parseSignerKey, signNote } from '../tlog/index.ts';
 import { checkedDatabase } from './admin.ts';

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { DemoLoadError } from '../demo/load.ts';
-import { LogKeyError } from '../ledger/log-keys.ts';
+import { LogKeyError } from '../ledger/log/keys.ts';
 import { findFreePort } from '../store/embedded.ts';
 import { generateSignerKey } from '../tlog/index.ts';
 import { main, reportFailure, withoutPassword } from './program.ts';

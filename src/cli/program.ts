@@ -20,8 +20,8 @@ import {
 import { describeSettings, formatProblems, readConfig, type Config, type ConfigFlags } from './config.ts';
 import { DataDirInUse } from './database.ts';
 import { DemoLoadError } from '../demo/load.ts';
-import { LogCheckError } from '../ledger/log-check.ts';
-import { LogKeyError } from '../ledger/log-keys.ts';
+import { LogCheckError } from '../ledger/log/check.ts';
+import { LogKeyError } from '../ledger/log/keys.ts';
 import { MigrationRefused } from '../store/migrate.ts';
 import { isDatabaseUnavailable } from '../store/pool.ts';
 import { isStatementTimeout, isTransientDatabaseError, sqlState, transientDatabaseErrorWords } from '../store/sqlstate.ts';

@@ -40,9 +40,9 @@
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Ledger } from '../ledger/ledger.ts';
-import type { SignedCheckpoint } from '../ledger/checkpointer.ts';
+import type { SignedCheckpoint } from '../ledger/log/checkpointer.ts';
 import { Outage, outageReason } from '../ledger/outage.ts';
-import { TileReader } from '../ledger/tile-reader.ts';
+import { TileReader } from '../ledger/log/tile-reader.ts';
 import { limits } from '../core/limits.ts';
 import { inTransaction, withQueryTimeout, type Pool, type PoolClient } from '../store/pool.ts';
 import { listLogKeys, readHead } from '../store/tlog-tables.ts';

@@ -23,7 +23,7 @@ import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { serverLoggerOptions } from '../server/log-redaction.ts';
 import { Ledger } from '../ledger/ledger.ts';
-import { LogKeyError, LogSigningLockBusy } from '../ledger/log-keys.ts';
+import { LogKeyError, LogSigningLockBusy } from '../ledger/log/keys.ts';
 import { createDemoTokens, demoParties, demoState, loadDemo, type DemoParty, type DemoToken } from '../demo/load.ts';
 import { administrator } from '../demo/scenario.ts';
 import { checkedDatabase } from './admin.ts';

@@ -229,7 +229,7 @@ export const limits = {
   lockWaitNoticeDelayMs: 3_000,
   /** How long the sequencer waits for a batch to fill to the size of the last one. */
   batchFillWaitMs: 5,
-  /** Logs of at least this many entries are audited with the hashing in a worker thread (ledger/log-audit.ts). */
+  /** Logs of at least this many entries are audited with the hashing in a worker thread (ledger/log/audit.ts). */
   auditWorkerEntriesMin: 100_000,
   /** Rows per table the sequencer keeps between batches (ledger/row-cache.ts). */
   rowCacheRowsPerTableMax: 20_000,

@@ -5,8 +5,8 @@ import { emptyKeys, type LoadedState, type LogHead } from '../store/ledger-table
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, expectOk, type World } from '../../test/world.ts';
 import { Ledger } from './ledger.ts';
-import { checkLogOnStart } from './log-check.ts';
-import { TransparencyLog } from './transparency-log.ts';
+import { checkLogOnStart } from './log/check.ts';
+import { TransparencyLog } from './log/transparency-log.ts';
 import { RowCache } from './row-cache.ts';
 import { BatchState } from './state.ts';
 import { systemActor, type Actor } from './permissions.ts';

@@ -19,7 +19,7 @@ import { withTimeout } from '../core/timeout.ts';
 import { createPool, queryTimeoutMessage, type Pool, type PoolClient } from '../store/pool.ts';
 import { systemActor } from './permissions.ts';
 import { Sequencer } from './sequencer.ts';
-import { TransparencyLog } from './transparency-log.ts';
+import { TransparencyLog } from './log/transparency-log.ts';
 import type { Answer } from './batch-apply.ts';
 
 let world: World;

@@ -11,7 +11,7 @@ import { worldPerFile, type World } from '../../test/world.ts';
 import type { TestDatabase } from '../../test/database.ts';
 import type { Answer } from './batch-apply.ts';
 import { Sequencer } from './sequencer.ts';
-import { TransparencyLog } from './transparency-log.ts';
+import { TransparencyLog } from './log/transparency-log.ts';
 
 let world: World;
 let database: TestDatabase;

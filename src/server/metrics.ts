@@ -5,7 +5,7 @@
  * templates ('/v1/shipments/:id'), so the label sets stay bounded.
  */
 import { limits } from '../core/limits.ts';
-import type { LogSeen } from '../ledger/checkpointer.ts';
+import type { LogSeen } from '../ledger/log/checkpointer.ts';
 import type { SequencerStats } from '../ledger/sequencer.ts';
 
 export const latencyBucketsSeconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;

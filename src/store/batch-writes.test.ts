@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { syntheticEntries } from '../../test/tlog/memory-log.ts';
-import { auditStoredLog } from '../ledger/log-audit.ts';
-import { TransparencyLog } from '../ledger/transparency-log.ts';
+import { auditStoredLog } from '../ledger/log/audit.ts';
+import { TransparencyLog } from '../ledger/log/transparency-log.ts';
 import { leafHash, nodeGetterFromLeaves, rootOf, tileData } from '../tlog/index.ts';
 import { bulkRowsMin, writeBatchAndCommit, type BatchWrites } from './batch-writes.ts';
 import { beginBatch } from './ledger-tables.ts';

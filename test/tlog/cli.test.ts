@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keygenCommand, monitorCommand, proveCommand, registerLogCommands, verifyCommand, witnessCommand } from '../../src/cli/log/commands.ts';
 import { readState, writeState } from '../../src/cli/log/state.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
-import { LogCheckError } from '../../src/ledger/log-check.ts';
+import { LogCheckError } from '../../src/ledger/log/check.ts';
 import { createPool } from '../../src/store/pool.ts';
 import {
   generateCosignerKey, generateSignerKey, leafHash, openCheckpoint, parseCosignatureVerifierKey, parseSignerKey, parseVerifierKey, signCheckpoint, verifyTlogProof,

@@ -1,7 +1,7 @@
 /**
  * Following a key rotation from the outside. The log announces a new signing key with a
  * checkpoint that the key before it and the new key both sign, whose only extension line
- * names the new verifier key (ledger/log-keys.ts), and lists every key with its
+ * names the new verifier key (ledger/log/keys.ts), and lists every key with its
  * announcement at GET /v1/log/keys. A verifier that trusts one key follows those
  * announcements, in order, to the key that signs now, and nothing else moves its trust:
  * a key list that does not lead from the trusted key, or an announcement short of a

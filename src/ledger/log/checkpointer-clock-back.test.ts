@@ -7,11 +7,11 @@
  * database's clock has caught up.
  */
 import { describe, expect, it } from 'vitest';
-import { expectOk, worldPerFile, type World } from '../../test/world.ts';
-import type { TestDatabase } from '../../test/database.ts';
-import { createPool, type Pool } from '../store/pool.ts';
-import { generateSignerKey } from '../tlog/index.ts';
-import { Ledger } from './ledger.ts';
+import { expectOk, worldPerFile, type World } from '../../../test/world.ts';
+import type { TestDatabase } from '../../../test/database.ts';
+import { createPool, type Pool } from '../../store/pool.ts';
+import { generateSignerKey } from '../../tlog/index.ts';
+import { Ledger } from '../ledger.ts';
 
 let world: World;
 let database: TestDatabase;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { limits } from '../core/limits.ts';
+import { limits } from '../../core/limits.ts';
 import { tickPeriodMs } from './checkpointer.ts';
 
 describe('the checkpoint signer\'s tick', () => {

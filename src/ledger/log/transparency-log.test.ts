@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { bookMany, buildWorld, type World } from '../../test/world.ts';
-import { untriggered } from '../../test/support/tamper.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
+import { bookMany, buildWorld, type World } from '../../../test/world.ts';
+import { untriggered } from '../../../test/support/tamper.ts';
 import {
   formatCheckpoint, generateSignerKey, leafHash, parseSignerKey, signNote, openCheckpoint, parseVerifierKey, rootOf, tileHeight, tileWidth, verifyConsistency, verifyInclusion,
-} from '../tlog/index.ts';
-import { createPool, type Pool } from '../store/pool.ts';
-import { listLogKeys, readHead, type TileRow } from '../store/tlog-tables.ts';
-import { Ledger } from './ledger.ts';
-import { checkLogOnStart, LogCheckError } from './log-check.ts';
+} from '../../tlog/index.ts';
+import { createPool, type Pool } from '../../store/pool.ts';
+import { listLogKeys, readHead, type TileRow } from '../../store/tlog-tables.ts';
+import { Ledger } from '../ledger.ts';
+import { checkLogOnStart, LogCheckError } from './check.ts';
 import { TransparencyLog } from './transparency-log.ts';
 
 let database: TestDatabase;

@@ -4,10 +4,10 @@
  * origin, since the rotation it would otherwise suggest is refused.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { listLogKeys } from '../store/tlog-tables.ts';
-import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
-import { adoptLogKey, LogKeyError } from './log-keys.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
+import { listLogKeys } from '../../store/tlog-tables.ts';
+import { generateSignerKey, parseSignerKey } from '../../tlog/index.ts';
+import { adoptLogKey, LogKeyError } from './keys.ts';
 
 let database: TestDatabase;
 const logKey = generateSignerKey('log.keys.test');

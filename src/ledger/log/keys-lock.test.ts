@@ -8,12 +8,12 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { limits } from '../core/limits.ts';
-import { withTimeout } from '../core/timeout.ts';
-import { inLogSigningTransaction, listLogKeys, logSigningLockKey } from '../store/tlog-tables.ts';
-import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
-import { adoptLogKey, LogKeyError, LogSigningLockBusy } from './log-keys.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
+import { limits } from '../../core/limits.ts';
+import { withTimeout } from '../../core/timeout.ts';
+import { inLogSigningTransaction, listLogKeys, logSigningLockKey } from '../../store/tlog-tables.ts';
+import { generateSignerKey, parseSignerKey } from '../../tlog/index.ts';
+import { adoptLogKey, LogKeyError, LogSigningLockBusy } from './keys.ts';
 
 let database: TestDatabase;
 const logKey = generateSignerKey('log.keys-lock.test');

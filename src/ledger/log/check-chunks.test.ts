@@ -6,14 +6,14 @@
  * entries are three chunks: sizes 0-256, 257-512, 513-650.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { bookMany, buildWorld, type World } from '../../test/world.ts';
-import { openSigningLedger } from '../../test/support/signing-ledger.ts';
-import type { PoolClient } from '../store/pool.ts';
-import { listCheckpointsToCheck, readHead } from '../store/tlog-tables.ts';
-import { formatCheckpoint, formatKeyId, generateSignerKey, parseSignerKey, signNote, tileWidth } from '../tlog/index.ts';
-import { auditStoredLog, type RootSource } from './log-audit.ts';
-import { checkLogOnStart, LogCheckError, type CheckAuditOptions, type CheckpointScope } from './log-check.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
+import { bookMany, buildWorld, type World } from '../../../test/world.ts';
+import { openSigningLedger } from '../../../test/support/signing-ledger.ts';
+import type { PoolClient } from '../../store/pool.ts';
+import { listCheckpointsToCheck, readHead } from '../../store/tlog-tables.ts';
+import { formatCheckpoint, formatKeyId, generateSignerKey, parseSignerKey, signNote, tileWidth } from '../../tlog/index.ts';
+import { auditStoredLog, type RootSource } from './audit.ts';
+import { checkLogOnStart, LogCheckError, type CheckAuditOptions, type CheckpointScope } from './check.ts';
 import { TransparencyLog } from './transparency-log.ts';
 
 let database: TestDatabase;

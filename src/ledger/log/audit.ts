@@ -3,7 +3,7 @@
  * are streamed in chunks, the (few) higher tiles are read once. Used at start and by
  * operators; `chipledger log verify` runs the same TreeAuditor over HTTP.
  *
- * A big log is hashed in a worker thread (log-audit-worker.ts) while this thread reads
+ * A big log is hashed in a worker thread (audit-worker.ts) while this thread reads
  * the next chunks: reading a million events from PostgreSQL costs about as much as hashing
  * them, and the two then overlap. A small one is hashed here, since starting the worker
  * (loading its TypeScript) costs more than it saves.
@@ -17,12 +17,12 @@
  * then read no tile from PostgreSQL and hash nothing.
  */
 import { Worker } from 'node:worker_threads';
-import { limits } from '../core/limits.ts';
-import { innerNodesBytes, tileHeight, tileWidth, type AuditFailure } from '../tlog/index.ts';
-import { isPool, type Pool, type PoolClient } from '../store/pool.ts';
-import { readEntriesPacked, readTileRange, type TileRow } from '../store/tlog-tables.ts';
+import { limits } from '../../core/limits.ts';
+import { innerNodesBytes, tileHeight, tileWidth, type AuditFailure } from '../../tlog/index.ts';
+import { isPool, type Pool, type PoolClient } from '../../store/pool.ts';
+import { readEntriesPacked, readTileRange, type TileRow } from '../../store/tlog-tables.ts';
 import { ChunkAuditor } from './chunk-auditor.ts';
-import type { AuditWorkerData, AuditWorkerReply, AuditWorkerRequest } from './log-audit-worker.ts';
+import type { AuditWorkerData, AuditWorkerReply, AuditWorkerRequest } from './audit-worker.ts';
 import type { CachedTile } from './tile-reader.ts';
 
 /** Level-0 tiles per round trip: 64 × 256 = 16,384 entries. */
@@ -192,7 +192,7 @@ class WorkerHasher implements Hasher {
       upper,
       keepInnerNodes,
     };
-    return new WorkerHasher(new Worker(new URL('./log-audit-worker.mjs', import.meta.url), { workerData }));
+    return new WorkerHasher(new Worker(new URL('./audit-worker.mjs', import.meta.url), { workerData }));
   }
 
   async add(chunk: Chunk): Promise<boolean> {

@@ -14,11 +14,11 @@
 import {
   MerkleAppender, leafHash, rootNodes, rootFromNodes, inclusionProofPlan, consistencyProofPlan, planNodes, executePlan,
   tileHeight, tileWidth,
-} from '../tlog/index.ts';
-import type { Pool, PoolClient } from '../store/pool.ts';
-import type { LogHead } from '../store/ledger-tables.ts';
-import { readTiles, type TileRow } from '../store/tlog-tables.ts';
-import type { LogAppender } from './batch-apply.ts';
+} from '../../tlog/index.ts';
+import type { Pool, PoolClient } from '../../store/pool.ts';
+import type { LogHead } from '../../store/ledger-tables.ts';
+import { readTiles, type TileRow } from '../../store/tlog-tables.ts';
+import type { LogAppender } from '../batch-apply.ts';
 import { TileReader } from './tile-reader.ts';
 
 /**

@@ -8,13 +8,13 @@
  */
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import type { TestDatabase } from '../../test/database.ts';
-import { expectOk, worldPerFile, type World } from '../../test/world.ts';
-import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
+import type { TestDatabase } from '../../../test/database.ts';
+import { expectOk, worldPerFile, type World } from '../../../test/world.ts';
+import { generateSignerKey, parseSignerKey } from '../../tlog/index.ts';
 import { Checkpointer } from './checkpointer.ts';
-import { Ledger } from './ledger.ts';
-import { until } from '../../test/support/until.ts';
-import { logSigningLockKey } from '../store/tlog-tables.ts';
+import { Ledger } from '../ledger.ts';
+import { until } from '../../../test/support/until.ts';
+import { logSigningLockKey } from '../../store/tlog-tables.ts';
 
 let world: World;
 let database: TestDatabase;

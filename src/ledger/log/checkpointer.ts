@@ -8,14 +8,14 @@
  * log signing lock (the lock a rotation takes too), and a signer whose key was replaced,
  * by a rotation in any process, refuses and stops ticking.
  */
-import { limits } from '../core/limits.ts';
-import { withTimeout } from '../core/timeout.ts';
-import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
-import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, logSigningLockHolders, readHead, signingState, type CheckpointRow, type SigningState } from '../store/tlog-tables.ts';
-import { describeHolders, formatWait, isWaitBoundError } from '../store/advisory-locks.ts';
-import { LogKeyError } from './log-keys.ts';
-import { Outage, outageReason } from './outage.ts';
-import { withQueryTimeout, type Pool } from '../store/pool.ts';
+import { limits } from '../../core/limits.ts';
+import { withTimeout } from '../../core/timeout.ts';
+import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../../tlog/index.ts';
+import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, logSigningLockHolders, readHead, signingState, type CheckpointRow, type SigningState } from '../../store/tlog-tables.ts';
+import { describeHolders, formatWait, isWaitBoundError } from '../../store/advisory-locks.ts';
+import { LogKeyError } from './keys.ts';
+import { Outage, outageReason } from '../outage.ts';
+import { withQueryTimeout, type Pool } from '../../store/pool.ts';
 
 export const checkpointIntervalMs = limits.checkpointIntervalMs;
 /** Another process's checkpoint younger than this share of the tick makes a tick skip. */

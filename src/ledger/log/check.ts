@@ -17,13 +17,13 @@
  */
 import {
   formatKeyId, openCheckpoint, parseVerifierKey, rootFromNodes, rootNodes, tileHeight, tilePath, tileWidth, type Checkpoint, type Ed25519NoteVerifier, type OpenedCheckpoint,
-} from '../tlog/index.ts';
-import { auditStoredLog, type AuditOptions, type RootSource } from './log-audit.ts';
-import { keyRotationExtension } from './log-keys.ts';
-import { inTransaction, isPool, type Pool, type PoolClient } from '../store/pool.ts';
+} from '../../tlog/index.ts';
+import { auditStoredLog, type AuditOptions, type RootSource } from './audit.ts';
+import { keyRotationExtension } from './keys.ts';
+import { inTransaction, isPool, type Pool, type PoolClient } from '../../store/pool.ts';
 import {
   firstCheckpointAbove, listAnnouncementCheckpoints, listCheckpointsBetween, listCheckpointsToCheck, listLogKeys, readHead, tilesBeyondTree, type CheckpointRow, type LogKeyRow,
-} from '../store/tlog-tables.ts';
+} from '../../store/tlog-tables.ts';
 import type { TransparencyLog } from './transparency-log.ts';
 
 export class LogCheckError extends Error {

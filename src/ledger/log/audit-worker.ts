@@ -1,5 +1,5 @@
 /**
- * The hashing half of auditStoredLog (log-audit.ts), in a thread of its own: the main
+ * The hashing half of auditStoredLog (audit.ts), in a thread of its own: the main
  * thread reads events and tiles from PostgreSQL while this one hashes the chunk before.
  * Messages in: 'chunk' (level-0 tiles, packed entries and the roots signed at the sizes
  * they reach, in order), then 'finish' (with the roots signed beyond the last chunk).

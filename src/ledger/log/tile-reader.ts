@@ -7,10 +7,10 @@
  * tiles the start-up check proved, inner nodes included (adopt), so proofs over the newest
  * entriesMax tiles (CHIPLEDGER_PROOF_CACHE_TILES) neither read PostgreSQL nor hash.
  */
-import { limits } from '../core/limits.ts';
-import { hashSize, innerNodeOffset, innerNodesOf, tileForNode, nodeFromTile, tileHeight, tileWidth, type NodeGetter, type NodeId } from '../tlog/index.ts';
-import { readTiles, type TileRow } from '../store/tlog-tables.ts';
-import type { Pool, PoolClient } from '../store/pool.ts';
+import { limits } from '../../core/limits.ts';
+import { hashSize, innerNodeOffset, innerNodesOf, tileForNode, nodeFromTile, tileHeight, tileWidth, type NodeGetter, type NodeId } from '../../tlog/index.ts';
+import { readTiles, type TileRow } from '../../store/tlog-tables.ts';
+import type { Pool, PoolClient } from '../../store/pool.ts';
 
 export const tileCacheEntriesMax = limits.tileCacheEntriesMax;
 /** Inner nodes kept for partial tiles: 64 Ki × 32 bytes = 2 MiB of hashes. */

@@ -5,14 +5,14 @@
  * without bound: session 18's storage review).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { bookMany, buildWorld, type World } from '../../test/world.ts';
-import type { PoolClient } from '../store/pool.ts';
-import { generateSignerKey } from '../tlog/index.ts';
-import { Ledger } from './ledger.ts';
-import { checkLogOnStart, LogCheckError, type CheckpointScope } from './log-check.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
+import { bookMany, buildWorld, type World } from '../../../test/world.ts';
+import type { PoolClient } from '../../store/pool.ts';
+import { generateSignerKey } from '../../tlog/index.ts';
+import { Ledger } from '../ledger.ts';
+import { checkLogOnStart, LogCheckError, type CheckpointScope } from './check.ts';
 import { TransparencyLog } from './transparency-log.ts';
-import { openSigningLedger } from '../../test/support/signing-ledger.ts';
+import { openSigningLedger } from '../../../test/support/signing-ledger.ts';
 
 let database: TestDatabase;
 let world: World;

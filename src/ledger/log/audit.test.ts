@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { buildWorld, type World } from '../../test/world.ts';
-import { untriggered } from '../../test/support/tamper.ts';
-import { readEntries, readHead } from '../store/tlog-tables.ts';
-import { innerNodesOf } from '../tlog/index.ts';
-import { systemActor } from './permissions.ts';
-import { auditStoredLog, type AuditResult } from './log-audit.ts';
-import { checkLogOnStart } from './log-check.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
+import { buildWorld, type World } from '../../../test/world.ts';
+import { untriggered } from '../../../test/support/tamper.ts';
+import { readEntries, readHead } from '../../store/tlog-tables.ts';
+import { innerNodesOf } from '../../tlog/index.ts';
+import { systemActor } from '../permissions.ts';
+import { auditStoredLog, type AuditResult } from './audit.ts';
+import { checkLogOnStart } from './check.ts';
 import { TransparencyLog } from './transparency-log.ts';
 
 let database: TestDatabase;

@@ -9,17 +9,17 @@
  * given up on by the signer itself (a TCP proxy that stops forwarding stands for it here).
  */
 import { describe, expect, it } from 'vitest';
-import { limits } from '../core/limits.ts';
-import { worldPerFile, expectOk, type World } from '../../test/world.ts';
-import type { TestDatabase } from '../../test/database.ts';
-import { FreezingProxy } from '../../test/support/freezing-proxy.ts';
-import { withTimeout } from '../core/timeout.ts';
-import { createPool, isDatabaseUnavailable } from '../store/pool.ts';
-import { inLogSigningTransaction } from '../store/tlog-tables.ts';
-import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
+import { limits } from '../../core/limits.ts';
+import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
+import type { TestDatabase } from '../../../test/database.ts';
+import { FreezingProxy } from '../../../test/support/freezing-proxy.ts';
+import { withTimeout } from '../../core/timeout.ts';
+import { createPool, isDatabaseUnavailable } from '../../store/pool.ts';
+import { inLogSigningTransaction } from '../../store/tlog-tables.ts';
+import { generateSignerKey, parseSignerKey } from '../../tlog/index.ts';
 import { Checkpointer } from './checkpointer.ts';
-import { Ledger } from './ledger.ts';
-import { until } from '../../test/support/until.ts';
+import { Ledger } from '../ledger.ts';
+import { until } from '../../../test/support/until.ts';
 
 let world: World;
 let database: TestDatabase;

@@ -3,10 +3,10 @@
  * chunk by chunk each chunk's level-0 tiles with its packed entries and the roots signed at
  * the sizes it reaches, and at the end the roots signed beyond the log (each one a failure).
  * The same code runs in this thread for small logs and in the audit worker for big ones
- * (log-audit.ts).
+ * (audit.ts).
  */
-import { TreeAuditor, innerNodeOffset, innerNodesBytes, tileWidth, type AuditFailure } from '../tlog/index.ts';
-import { unpackEntries } from '../store/tlog-tables.ts';
+import { TreeAuditor, innerNodeOffset, innerNodesBytes, tileWidth, type AuditFailure } from '../../tlog/index.ts';
+import { unpackEntries } from '../../store/tlog-tables.ts';
 
 export interface AuditTile {
   level: number;

@@ -5,11 +5,11 @@
  * old and the new key both sign and whose extension line names the new verifier key. A
  * verifier that trusts the old key follows that checkpoint to the new one.
  */
-import { formatCheckpoint, formatKeyId, keyRotationExtension, parseSignerKey, signNote, type Ed25519NoteSigner } from '../tlog/index.ts';
-import { limits } from '../core/limits.ts';
-import { describeHolders, formatWait, isWaitBoundError, terminateSql } from '../store/advisory-locks.ts';
-import { withQueryTimeout, type Pool } from '../store/pool.ts';
-import { inLogSigningTransaction, insertCheckpoint, insertLogKey, listLogKeys, logSigningLockHolders, readHead } from '../store/tlog-tables.ts';
+import { formatCheckpoint, formatKeyId, keyRotationExtension, parseSignerKey, signNote, type Ed25519NoteSigner } from '../../tlog/index.ts';
+import { limits } from '../../core/limits.ts';
+import { describeHolders, formatWait, isWaitBoundError, terminateSql } from '../../store/advisory-locks.ts';
+import { withQueryTimeout, type Pool } from '../../store/pool.ts';
+import { inLogSigningTransaction, insertCheckpoint, insertLogKey, listLogKeys, logSigningLockHolders, readHead } from '../../store/tlog-tables.ts';
 
 export { keyRotationExtension };
 

@@ -4,15 +4,15 @@
  * key still signing, a key that was never announced, stray hashes in upper tiles.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { bookMany, buildWorld, type World } from '../../test/world.ts';
-import type { PoolClient } from '../store/pool.ts';
-import { listLogKeys, readHead } from '../store/tlog-tables.ts';
-import { formatCheckpoint, formatKeyId, generateSignerKey, parseSignerKey, signNote } from '../tlog/index.ts';
-import { Ledger } from './ledger.ts';
-import { checkLogOnStart, LogCheckError } from './log-check.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
+import { bookMany, buildWorld, type World } from '../../../test/world.ts';
+import type { PoolClient } from '../../store/pool.ts';
+import { listLogKeys, readHead } from '../../store/tlog-tables.ts';
+import { formatCheckpoint, formatKeyId, generateSignerKey, parseSignerKey, signNote } from '../../tlog/index.ts';
+import { Ledger } from '../ledger.ts';
+import { checkLogOnStart, LogCheckError } from './check.ts';
 import { TransparencyLog } from './transparency-log.ts';
-import { openSigningLedger } from '../../test/support/signing-ledger.ts';
+import { openSigningLedger } from '../../../test/support/signing-ledger.ts';
 
 let database: TestDatabase;
 let world: World;
