@@ -14,7 +14,8 @@
  */
 import pg from 'pg';
 import type { Pool, PoolClient } from '../src/store/pool.ts';
-import { bulkRowsMin, packed } from '../src/store/batch-writes.ts';
+import { bulkRowsMin } from '../src/store/batch-steps.ts';
+import { packed } from '../src/store/batch-tile-writes.ts';
 import { copyIn, copyStatement, encodeCopyBinary } from '../src/store/copy-binary.ts';
 
 /** A statement as sent: text, a parameterised query, or a COPY with the bytes it streamed. */

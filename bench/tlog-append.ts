@@ -13,7 +13,7 @@ import type { CommandRequest } from '../src/ledger/schemas.ts';
 import { Sequencer } from '../src/ledger/sequencer.ts';
 import { TransparencyLog } from '../src/ledger/log/transparency-log.ts';
 import { systemClock } from '../src/core/clock.ts';
-import { openAtHeadSql, type LogHead } from '../src/store/ledger-tables.ts';
+import { openAtHeadSql, type LogHead } from '../src/store/head-lock.ts';
 import { writeBatchAndCommit, type EventWrite } from '../src/store/batch-writes.ts';
 import { migrate } from '../src/store/migrate.ts';
 import type { Pool } from '../src/store/pool.ts';

@@ -12,7 +12,7 @@
  *
  *   node --import tsx bench/experiments/event-writes.ts [batches]
  */
-import { packed } from '../../src/store/batch-writes.ts';
+import { packed } from '../../src/store/batch-tile-writes.ts';
 import { copyIn, copyStatement, encodeCopyBinary, type CopyColumn } from '../../src/store/copy-binary.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { createPool, type PoolClient } from '../../src/store/pool.ts';

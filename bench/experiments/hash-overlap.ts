@@ -9,7 +9,7 @@
  */
 import { TransparencyLog } from '../../src/ledger/log/transparency-log.ts';
 import { writeBatchAndCommit, type EventWrite } from '../../src/store/batch-writes.ts';
-import { beginBatch } from '../../src/store/ledger-tables.ts';
+import { beginBatch } from '../../src/store/head-lock.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { createPool } from '../../src/store/pool.ts';
 import { startBenchServer } from '../database.ts';

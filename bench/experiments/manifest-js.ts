@@ -15,7 +15,7 @@ import { commandSchemas } from '../../src/ledger/schemas.ts';
 import { serialsDigest } from '../../src/ledger/events.ts';
 import { BatchState } from '../../src/ledger/state.ts';
 import { encodeCopyBinary, type CopyColumn } from '../../src/store/copy-binary.ts';
-import type { BatchKeys } from '../../src/store/ledger-tables.ts';
+import type { BatchKeys } from '../../src/store/batch-keys.ts';
 import { median } from '../stats.ts';
 
 const runs = Number(process.argv[2] ?? 7);

@@ -23,7 +23,8 @@
  * (400,000 booked). Scale 0 is an empty ledger.
  */
 import { migrate } from '../../src/store/migrate.ts';
-import { emptyKeys, loadDue } from '../../src/store/ledger-tables.ts';
+import { emptyKeys } from '../../src/store/batch-keys.ts';
+import { loadDue } from '../../src/store/sweep-due.ts';
 import { createPool, type PoolClient } from '../../src/store/pool.ts';
 import { startBenchServer } from '../database.ts';
 import { median } from '../stats.ts';

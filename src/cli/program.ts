@@ -23,7 +23,7 @@ import { DemoLoadError } from '../demo/load.ts';
 import { LogCheckError } from '../ledger/log/check.ts';
 import { LogKeyError } from '../ledger/log/keys.ts';
 import { MigrationRefused } from '../store/migrate.ts';
-import { isDatabaseUnavailable } from '../store/pool.ts';
+import { isDatabaseUnavailable } from '../store/database-unavailable.ts';
 import { isStatementTimeout, isTransientDatabaseError, sqlState, transientDatabaseErrorWords } from '../store/sqlstate.ts';
 import { ApiError, NetworkError, UnexpectedAnswerError, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
 import { Failure, processOutput, type Output } from './output.ts';

@@ -21,8 +21,10 @@
  */
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
-import { isQueryTimeout, type Pool } from '../store/pool.ts';
-import { beginBatch, loadBatchState, openAtHeadSql, type BatchHead, type LogHead } from '../store/ledger-tables.ts';
+import type { Pool } from '../store/pool.ts';
+import { isQueryTimeout } from '../store/query-timeout.ts';
+import { beginBatch, openAtHeadSql, type BatchHead, type LogHead } from '../store/head-lock.ts';
+import { loadBatchState } from '../store/batch-state.ts';
 import { writeBatchAndCommit } from '../store/batch-writes.ts';
 import { isLockTimeout, isWorthRunningAgain, provesNoCommit } from './refusals.ts';
 import { BatchState } from './state.ts';

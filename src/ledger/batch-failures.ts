@@ -4,7 +4,7 @@
  * as (outage.ts says each once), and how a batch is named in a line.
  */
 import { isDomainError } from '../core/errors.ts';
-import { isDatabaseUnavailable } from '../store/pool.ts';
+import { isDatabaseUnavailable } from '../store/database-unavailable.ts';
 import type { Pending } from './batch-apply.ts';
 import { isTransientDatabaseError } from './refusals.ts';
 

@@ -9,7 +9,7 @@ import type { TestDatabase } from '../../test/database.ts';
 import { licencePair } from '../../test/support/licence-pair.ts';
 import { ManualClock } from '../core/clock.ts';
 import { limits } from '../core/limits.ts';
-import { eventTimeBackCode } from '../store/ledger-tables.ts';
+import { eventTimeBackCode } from '../store/head-lock.ts';
 import { listMigrations } from '../store/migrate.ts';
 import { createPool } from '../store/pool.ts';
 import { Ledger, type Answer } from './ledger.ts';

@@ -5,7 +5,7 @@
 import { DomainError, assert } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
-import type { BatchHead, LogHead } from '../store/ledger-tables.ts';
+import type { BatchHead, LogHead } from '../store/head-lock.ts';
 
 /** The rule of a batch refused because this server's clock reads too far before the ledger's time. */
 export const clockBehindLedgerRule = 'clock-behind-ledger';

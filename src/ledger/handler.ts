@@ -7,7 +7,7 @@
  * where the command started.
  */
 import { DomainError, formatUnits } from '../core/errors.ts';
-import type { BatchKeys } from '../store/ledger-tables.ts';
+import type { BatchKeys } from '../store/batch-keys.ts';
 import type { Actor } from './permissions.ts';
 import type { CommandInput, CommandKind } from './schemas.ts';
 import type { BatchState } from './state.ts';

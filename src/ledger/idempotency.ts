@@ -5,7 +5,7 @@
  */
 import { hash } from 'node:crypto';
 import { DomainError } from '../core/errors.ts';
-import type { StoredAnswer } from '../store/ledger-tables.ts';
+import type { StoredAnswer } from '../store/idempotency-answers.ts';
 import { canonicalBytes } from './events.ts';
 import type { CommandKind } from './schemas.ts';
 import type { Answer } from './batch-apply.ts';

@@ -6,8 +6,8 @@
 import pg from 'pg';
 import { DomainError, isDomainError } from '../core/errors.ts';
 import { cut, quotedFieldPath } from '../core/text.ts';
-import { clockAheadOfDatabaseCode, headMovedCode } from '../store/ledger-tables.ts';
-import { networkErrorCodes } from '../store/pool.ts';
+import { clockAheadOfDatabaseCode, headMovedCode } from '../store/head-lock.ts';
+import { networkErrorCodes } from '../store/database-unavailable.ts';
 import { isTransientDatabaseError } from '../store/sqlstate.ts';
 
 /**

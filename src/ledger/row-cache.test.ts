@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { limits } from '../core/limits.ts';
 import { createPool, type Pool } from '../store/pool.ts';
-import { emptyKeys, type LoadedState, type LogHead } from '../store/ledger-tables.ts';
+import { emptyKeys } from '../store/batch-keys.ts';
+import type { LoadedState } from '../store/batch-state.ts';
+import type { LogHead } from '../store/head-lock.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { buildWorld, expectOk, type World } from '../../test/world.ts';
 import { Ledger } from './ledger.ts';

@@ -25,7 +25,9 @@
  * would be served from here.
  */
 import { limits } from '../core/limits.ts';
-import type { BatchKeys, LoadedState, LogHead } from '../store/ledger-tables.ts';
+import type { BatchKeys } from '../store/batch-keys.ts';
+import type { LoadedState } from '../store/batch-state.ts';
+import type { LogHead } from '../store/head-lock.ts';
 import type { BatchState, LicenceWithParties } from './state.ts';
 import type { AllocationRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow, TokenRow } from './rows.ts';
 

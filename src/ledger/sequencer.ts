@@ -27,8 +27,9 @@
 import { DomainError, assert } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
-import { withQueryTimeout, type Pool } from '../store/pool.ts';
-import { rememberAnswer, storedAnswer, type StoredAnswer } from '../store/ledger-tables.ts';
+import type { Pool } from '../store/pool.ts';
+import { withQueryTimeout } from '../store/query-timeout.ts';
+import { rememberAnswer, storedAnswer, type StoredAnswer } from '../store/idempotency-answers.ts';
 import { hashOfRefused, replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
 import { invalidInput, isCommandsOwnRefusal, isRefusedWrite, toRefusal } from './refusals.ts';
 import { roleRefusal, type Actor } from './permissions.ts';

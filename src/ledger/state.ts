@@ -4,7 +4,8 @@
  * row and remembers the old one, so a refused command is undone exactly, wherever in
  * its handler the refusal came from.
  */
-import type { LoadedState, TableName, TableRows } from '../store/ledger-tables.ts';
+import type { TableName, TableRows } from '../store/ledger-tables.ts';
+import type { LoadedState } from '../store/batch-state.ts';
 import type { UnitsChange } from '../store/batch-writes.ts';
 import { liveShipmentStatuses } from './rows.ts';
 import type {

@@ -4,8 +4,9 @@ import { syntheticEntries } from '../../test/tlog/memory-log.ts';
 import { auditStoredLog } from '../ledger/log/audit.ts';
 import { TransparencyLog } from '../ledger/log/transparency-log.ts';
 import { leafHash, nodeGetterFromLeaves, rootOf, tileData } from '../tlog/index.ts';
-import { bulkRowsMin, writeBatchAndCommit, type BatchWrites } from './batch-writes.ts';
-import { beginBatch } from './ledger-tables.ts';
+import { writeBatchAndCommit, type BatchWrites } from './batch-writes.ts';
+import { bulkRowsMin } from './batch-steps.ts';
+import { beginBatch } from './head-lock.ts';
 import { readHead, readTileRange } from './tlog-tables.ts';
 
 let database: TestDatabase;

@@ -1,14 +1,19 @@
 /**
  * How a ledger batch reaches PostgreSQL: every table it changed, its events, idempotency
  * answers, log tiles and the new head, then COMMIT, in as few round trips as the data allows.
- * Runs inside the batch's transaction: after beginBatch (store/ledger-tables.ts), or
- * opening it with openAtHeadSql in the same round trip.
+ * Runs inside the batch's transaction: after beginBatch (store/head-lock.ts), or
+ * opening it with openAtHeadSql in the same round trip. This module orders the steps and
+ * writes the tables'; batch-event-writes.ts and batch-tile-writes.ts make the events' and the
+ * tiles', and batch-steps.ts sends them.
  */
 import pg from 'pg';
-import { copyIn, copyStatement, encodeCopyBinary, type CopyColumn, type CopyValue } from './copy-binary.ts';
-import { prepared, type PoolClient } from './pool.ts';
-import { readerSetsOf, type ReaderSetRow } from './reader-sets.ts';
-import { assertLogHead, tableOrder, tables, type LogHead, type TableName, type TableRows } from './ledger-tables.ts';
+import type { CopyColumn } from './copy-binary.ts';
+import type { PoolClient } from './pool.ts';
+import { tableOrder, tables, type TableName, type TableRows } from './ledger-tables.ts';
+import { assertLogHead, type LogHead } from './head-lock.ts';
+import { bulkRowsMin, bytes, copy, inline, integer, json, StepSender, type Step } from './batch-steps.ts';
+import { eventSteps } from './batch-event-writes.ts';
+import { tileStep } from './batch-tile-writes.ts';
 import type { TileRow } from './tlog-tables.ts';
 import type { Custody, UnitRow } from '../ledger/rows.ts';
 
@@ -23,26 +28,6 @@ const writeSql = new Map<TableName, { insert: string; upsert: string }>(
     return [name, { insert, upsert: `${insert}${conflict}` }];
   }),
 );
-
-/**
- * From this many rows a table's batch rows (events, their readers, manifest rows, new
- * units) travel in statements of their own: scalar arrays through unnest cost about a third
- * less than JSON for a manifest (bench/experiments/manifest-sql.ts), and COPY less again
- * (store/copy-binary.ts). Below it they stay in the batch's one round trip: a ledger batch
- * of about 64 bookings whose events went by COPY (from 16 events) ran at 5,100–5,400
- * bookings/s against 5,900–6,200 (`npm run bench -- ledger --bookings 40000`, two pairs).
- */
-export const bulkRowsMin = 256;
-
-/**
- * From this many bytes of tile hashes (two full tiles) a batch sends them as one binary
- * parameter, at the cost of a round trip of its own: as hex inside the batch's text, the
- * tiles of a 2,048-leaf batch (8 full tiles and two partial ones, 82 KiB) took 6.5 ms to
- * write, as binary 1.3 ms (bench/experiments/tile-writes.ts): about 60 µs a KiB, so at
- * 16 KiB binary saves about 1 ms against a local round trip of 0.1–0.3 ms. A small
- * batch's partial tiles stay in its one round trip.
- */
-const binaryTileBytesMin = 16 * 1024;
 
 /** Bulk rows the batch made: COPY (store/copy-binary.ts). */
 const bulkInserts: Partial<{ [T in TableName]: (rows: TableRows[T]) => Step }> = {
@@ -140,7 +125,7 @@ export interface BatchWrites {
  * are needed only at the end).
  *
  * `opening`: statements that go first, in the same round trip: a batch sent ahead opens its
- * transaction there (store/ledger-tables.ts openAtHeadSql), so it is one round trip in all.
+ * transaction there (store/head-lock.ts openAtHeadSql), so it is one round trip in all.
  *
  * Returns the head it committed.
  *
@@ -210,53 +195,6 @@ function unitsChangeSql(change: UnitsChange): string {
   return `UPDATE units SET custody = ${pg.escapeLiteral(change.to)}, updated_seq = ${integer(change.seq)}${shipped} WHERE shipment_id = ${shipment} AND custody = ${pg.escapeLiteral(change.from)}`;
 }
 
-function eventSteps(events: EventWrite[]): Step[] {
-  if (events.length === 0) return [];
-  const readers = readerSetsOf(events);
-  // Thousands of events as one JSON literal cost PostgreSQL far more than typed arrays do
-  // (bench/tlog-append.ts: 150 µs against 15 µs an event): big batches send parameters.
-  if (events.length >= bulkRowsMin) return [...bulkEventSteps(events, readers), ...serialListSteps(events), ...moreSubjectSteps(events)];
-  const rows = events.map(({ serial_lines: _lines, more_subject_ids: _subjects, ...event }) => ({ ...event, canonical: event.canonical.toString('hex') }));
-  return [
-    inline(`INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
-      SELECT seq, at, kind, actor, subject_id, org_ids, decode(canonical, 'hex')
-      FROM json_to_recordset(${json(rows)}) AS e(seq bigint, at timestamptz, kind text, actor text, subject_id text, org_ids text[], canonical text)`),
-    ...(readers.length === 0 ? [] : [inline(`INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets)
-      SELECT org_id, first_seq, last_seq, offsets FROM json_to_recordset(${json(readers)}) AS r(org_id text, first_seq bigint, last_seq bigint, offsets int2[])`)]),
-    ...serialListSteps(events),
-    ...moreSubjectSteps(events),
-  ];
-}
-
-const moreSubjectColumns: CopyColumn[] = [{ name: 'subject_id', type: 'text' }, { name: 'seq', type: 'int8' }];
-
-/**
- * The further subjects of the batch's events (event_subjects, migration 038), in the batch's
- * transaction with the events, so a history never lacks an event that committed. Only unit
- * events have any: a batch of bookings sends no statement for them.
- */
-function moreSubjectSteps(events: EventWrite[]): Step[] {
-  const rows = events.flatMap((event) => (event.more_subject_ids ?? []).map((subjectId) => ({ subject_id: subjectId, seq: event.seq })));
-  if (rows.length === 0) return [];
-  if (rows.length >= bulkRowsMin) return [copy('event_subjects', moreSubjectColumns, rows.map((row) => [row.subject_id, row.seq]), 48 * rows.length)];
-  return [inline(`INSERT INTO event_subjects (subject_id, seq) SELECT subject_id, seq FROM json_to_recordset(${json(rows)}) AS s(subject_id text, seq bigint)`)];
-}
-
-const serialListColumns: CopyColumn[] = [{ name: 'seq', type: 'int8' }, { name: 'lines', type: 'text[]' }];
-
-/** The serial lists of events that record one by digest: a manifest's 100,000 lines by COPY. */
-function serialListSteps(events: EventWrite[]): Step[] {
-  const listed = events.filter((event) => event.serial_lines !== undefined && event.serial_lines !== null);
-  if (listed.length === 0) return [];
-  const lines = listed.reduce((sum, event) => sum + event.serial_lines!.length, 0);
-  if (lines >= bulkRowsMin) {
-    const bytes = listed.reduce((sum, event) => sum + event.serial_lines!.reduce((length, line) => length + line.length + 4, 32), 0);
-    return [copy('event_serials', serialListColumns, listed.map((event) => [event.seq, event.serial_lines!]), bytes)];
-  }
-  const rows = listed.map((event) => ({ seq: event.seq, lines: event.serial_lines }));
-  return [inline(`INSERT INTO event_serials (seq, lines) SELECT seq, lines FROM json_to_recordset(${json(rows)}) AS s(seq bigint, lines text[])`)];
-}
-
 const serialColumns: CopyColumn[] = [{ name: 'shipment_id', type: 'text' }, { name: 'serial', type: 'text' }, { name: 'live', type: 'bool' }];
 const unitColumns: CopyColumn[] = [
   { name: 'serial', type: 'text' }, { name: 'gpu_uuid', type: 'text' }, { name: 'product_id', type: 'text' }, { name: 'recipient_org_id', type: 'text' },
@@ -264,20 +202,6 @@ const unitColumns: CopyColumn[] = [
   { name: 'ever_shipped', type: 'bool' },
 ];
 const gpuUuidShippedColumn: CopyColumn = { name: 'gpu_uuid_shipped', type: 'bool' };
-const eventColumns: CopyColumn[] = [
-  { name: 'seq', type: 'int8' }, { name: 'at', type: 'timestamptz' }, { name: 'kind', type: 'text' }, { name: 'actor', type: 'text' },
-  { name: 'subject_id', type: 'text' }, { name: 'org_ids', type: 'text[]' }, { name: 'canonical', type: 'bytea' },
-];
-const readerColumns: CopyColumn[] = [{ name: 'org_id', type: 'text' }, { name: 'first_seq', type: 'int8' }, { name: 'last_seq', type: 'int8' }, { name: 'offsets', type: 'int2[]' }];
-
-/** Many events go by COPY (store/copy-binary.ts): for 2,048 of them, p50 31 ms against 50 ms with unnest. */
-function bulkEventSteps(events: EventWrite[], readers: ReaderSetRow[]): Step[] {
-  const bytes = events.reduce((sum, event) => sum + event.canonical.length + 120, 0);
-  return [
-    copy('events', eventColumns, events.map((event) => [event.seq, event.at, event.kind, event.actor, event.subject_id, event.org_ids, event.canonical]), bytes),
-    ...(readers.length === 0 ? [] : [copy('event_reader_sets', readerColumns, readers.map((set) => [set.org_id, set.first_seq, set.last_seq, set.offsets]), 64 * readers.length + 6 * events.length)]),
-  ];
-}
 
 function idempotencyStep(entries: IdempotencyWrite[]): Step {
   const rows = entries.map((entry) => ({ ...entry, request_hash: entry.request_hash.toString('hex') }));
@@ -286,129 +210,3 @@ function idempotencyStep(entries: IdempotencyWrite[]): Step {
     FROM json_to_recordset(${json(rows)}) AS i(scope text, key text, request_hash text, status int, response json, created_at timestamptz)`);
 }
 
-/**
- * A tile the batch widened is rewritten whole. The trigger of migration 018 refuses a
- * rewrite that would narrow it or change a hash it holds, so a row changed behind our back
- * fails the batch instead of being kept (or silently skipped, as a conditional upsert did).
- */
-const tileUpsert = 'ON CONFLICT (level, index) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes';
-
-function tileStep(tiles: TileRow[]): Step {
-  if (tiles.reduce((bytes, tile) => bytes + tile.hashes.length, 0) >= binaryTileBytesMin) {
-    const hashes = packed(tiles.map((tile) => tile.hashes));
-    return {
-      text: `INSERT INTO tlog_tiles (level, index, width, hashes)
-        SELECT t.level, t.index, t.width, substring($4::bytea FROM t.start FOR t.width * 32)
-        FROM unnest($1::smallint[], $2::bigint[], $3::smallint[], $5::int[]) AS t(level, index, width, start) ${tileUpsert}`,
-      values: [tiles.map((tile) => tile.level), tiles.map((tile) => tile.index), tiles.map((tile) => tile.width), hashes.bytes, hashes.starts],
-    };
-  }
-  const rows = tiles.map((tile) => ({ level: tile.level, index: tile.index, width: tile.width, hashes: tile.hashes.toString('hex') }));
-  return inline(`INSERT INTO tlog_tiles (level, index, width, hashes)
-    SELECT level, index, width, decode(hashes, 'hex') FROM json_to_recordset(${json(rows)}) AS t(level smallint, index bigint, width smallint, hashes text) ${tileUpsert}`);
-}
-
-/**
- * Byte strings as one binary parameter: node-postgres sends a Buffer as binary, but a
- * Buffer[] as hex text. SQL cuts each one out with substring(bytes FROM start FOR length);
- * substring counts from 1.
- */
-export function packed(parts: Buffer[]): { bytes: Buffer; starts: number[]; lengths: number[] } {
-  const starts: number[] = [];
-  const lengths: number[] = [];
-  let at = 1;
-  for (const part of parts) {
-    starts.push(at);
-    lengths.push(part.length);
-    at += part.length;
-  }
-  return { bytes: Buffer.concat(parts), starts, lengths };
-}
-
-/**
- * One statement: inline text (joined with its neighbours into one round trip),
- * parameterised, or a COPY with its encoded rows.
- */
-interface Step {
-  text: string;
-  values?: unknown[];
-  copyData?: Buffer;
-}
-
-const inline = (text: string): Step => ({ text });
-const copy = (table: string, columns: readonly CopyColumn[], rows: ReadonlyArray<readonly CopyValue[]>, sizeHint: number): Step => ({
-  text: copyStatement(table, columns), copyData: encodeCopyBinary(columns, rows, sizeHint),
-});
-
-/**
- * Sends steps in order without making the caller wait for each: inline texts are joined
- * into one round trip, and every other step (COPY, parameters) goes on a chain that sends
- * it when the one before has answered, so PostgreSQL works through them while the caller
- * goes on (the log hashing its leaves). node-postgres would queue a busy client's queries
- * itself, but that is deprecated (gone in pg 9). After a failure nothing more is sent;
- * done() sends what is left and throws the first failure. abandon() sends nothing more and
- * returns once the step in flight has answered: then the client is free for ROLLBACK.
- */
-class StepSender {
-  private texts: string[] = [];
-  private chain: Promise<void> = Promise.resolve();
-  private abandoned = false;
-
-  constructor(private readonly client: PoolClient) {}
-
-  add(step: Step): void {
-    if (step.values === undefined && step.copyData === undefined) {
-      this.texts.push(step.text);
-      return;
-    }
-    this.sendTexts();
-    const { text, values, copyData } = step;
-    this.send(copyData !== undefined ? () => copyIn(this.client, text, copyData) : () => this.client.query(prepared(text, values!)));
-  }
-
-  async done(): Promise<void> {
-    this.sendTexts();
-    await this.chain;
-  }
-
-  async abandon(): Promise<void> {
-    this.abandoned = true;
-    await this.chain.catch(() => {});
-  }
-
-  private sendTexts(): void {
-    if (this.texts.length === 0) return;
-    const text = this.texts.join(';\n');
-    this.texts = [];
-    this.send(() => this.client.query(text));
-  }
-
-  private send(step: () => Promise<unknown>): void {
-    this.chain = this.chain.then(async () => {
-      if (!this.abandoned) await step();
-    });
-    // Awaited in done(); a failure before then must not count as unhandled.
-    this.chain.catch(() => {});
-  }
-}
-
-const dollarTag = '$cl$';
-
-/** A JSON value as an SQL literal of type json. */
-function json(value: unknown): string {
-  const text = JSON.stringify(value);
-  // Dollar quoting passes the text as it is, so nothing has to be escaped: pg.escapeLiteral
-  // walks every character in JavaScript, about 1.5% of the server's CPU under load. The
-  // tag must not occur in the text; if a value holds it, escape the usual way.
-  return text.includes(dollarTag) ? `${pg.escapeLiteral(text)}::json` : `${dollarTag}${text}${dollarTag}::json`;
-}
-
-function integer(value: number): string {
-  if (!Number.isSafeInteger(value)) throw new Error(`assertion failed: ${value} is not a safe integer`);
-  return String(value);
-}
-
-/** Bytes as an SQL expression of type bytea: decode() reads the same whatever the session's standard_conforming_strings ('\x…' does not). */
-function bytes(value: Buffer): string {
-  return `decode('${value.toString('hex')}', 'hex')`;
-}

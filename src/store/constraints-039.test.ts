@@ -11,7 +11,8 @@ import type { TestDatabase } from '../../test/database.ts';
 import { firstRefusal, inRolledBack } from '../../test/support/rolled-back.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { makeUscc } from '../core/uscc.ts';
-import { emptyKeys, loadBatchState, organisationIdentifierKey, organisationsByIdentifierSql } from './ledger-tables.ts';
+import { emptyKeys, organisationIdentifierKey } from './batch-keys.ts';
+import { loadBatchState, organisationsByIdentifierSql } from './batch-state.ts';
 import { listMigrations } from './migrate.ts';
 import type { PoolClient } from './pool.ts';
 

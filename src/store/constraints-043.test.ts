@@ -13,7 +13,8 @@ import { inRolledBack } from '../../test/support/rolled-back.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { RowCache } from '../ledger/row-cache.ts';
 import { referenceSpelling } from '../ledger/handlers/licences.ts';
-import { emptyKeys, licenceReferenceKey, licencesByReferenceSql, loadBatchState } from './ledger-tables.ts';
+import { emptyKeys, licenceReferenceKey } from './batch-keys.ts';
+import { licencesByReferenceSql, loadBatchState } from './batch-state.ts';
 import { listMigrations } from './migrate.ts';
 import type { PoolClient } from './pool.ts';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertBinariesRun, assertReachableBy, binariesPackage, binariesPackageName, closedOnTheWay, loadEmbeddedPostgres } from './embedded-binaries.ts';
 import { EmbeddedPostgresError } from './embedded-error.ts';
-import { startFailureAdvice } from './embedded.ts';
+import { startFailureAdvice } from './embedded-advice.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-embedded-binaries-'));
 chmodSync(folder, 0o755); // mkdtemp's 0700 would close the way to everything under it

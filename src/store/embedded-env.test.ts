@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startEmbeddedPostgres, withoutOurSettings } from './embedded.ts';
+import { startEmbeddedPostgres } from './embedded.ts';
+import { withoutOurSettings } from './embedded-env.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-embedded-env-'));
 const hasProc = existsSync('/proc/self/environ');

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { TransparencyLog } from '../ledger/log/transparency-log.ts';
 import { writeBatchAndCommit, type BatchWrites, type EventWrite } from './batch-writes.ts';
-import { beginBatch } from './ledger-tables.ts';
+import { beginBatch } from './head-lock.ts';
 
 let database: TestDatabase;
 let log: TransparencyLog;

@@ -9,7 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { limits } from '../core/limits.ts';
-import { beginBatch, ledgerStatementMsMax, openAtHeadSql, rememberAnswer, type LogHead } from './ledger-tables.ts';
+import { beginBatch, ledgerStatementMsMax, openAtHeadSql, type LogHead } from './head-lock.ts';
+import { rememberAnswer } from './idempotency-answers.ts';
 import type { PoolClient } from './pool.ts';
 
 let database: TestDatabase;

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { worldPerFile, expectOk, type World } from '../../test/world.ts';
 import type { TestDatabase } from '../../test/database.ts';
 import { Ledger } from '../ledger/ledger.ts';
-import { rememberAnswer } from './ledger-tables.ts';
+import { rememberAnswer } from './idempotency-answers.ts';
 
 let world: World;
 let database: TestDatabase;

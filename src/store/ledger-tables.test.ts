@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
-import { emptyKeys, headMovedCode, loadBatchState, openAtHeadSql, type LogHead } from './ledger-tables.ts';
+import { emptyKeys } from './batch-keys.ts';
+import { headMovedCode, openAtHeadSql, type LogHead } from './head-lock.ts';
+import { loadBatchState } from './batch-state.ts';
 
 let database: TestDatabase;
 let world: World;

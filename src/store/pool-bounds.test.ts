@@ -8,7 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { FreezingProxy } from '../../test/support/freezing-proxy.ts';
-import { createPool, inTransaction, isDatabaseUnavailable, queryTimeoutMessage, queryWithin, serverStillWorks, stillWorkingExtensionsMax, withQueryTimeout, type Pool, type PoolClient } from './pool.ts';
+import { createPool, inTransaction, type Pool, type PoolClient } from './pool.ts';
+import { isDatabaseUnavailable } from './database-unavailable.ts';
+import { queryTimeoutMessage, queryWithin, serverStillWorks, stillWorkingExtensionsMax, withQueryTimeout } from './query-timeout.ts';
 import { readEntriesPacked } from './tlog-tables.ts';
 
 /** The bound under test: long enough for a healthy query on a loaded machine, short for the test. */

@@ -5,7 +5,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { createPool, isDatabaseUnavailable, parseDate, parseTimestamptz, sessionSettingsSql, setUpSession } from './pool.ts';
+import { createPool } from './pool.ts';
+import { isDatabaseUnavailable } from './database-unavailable.ts';
+import { parseDate, parseTimestamptz } from './type-parsers.ts';
+import { sessionSettingsSql, setUpSession } from './session-settings.ts';
 
 let database: TestDatabase;
 beforeAll(async () => {

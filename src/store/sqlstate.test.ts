@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isLockTimeout, isTransientDatabaseError } from '../ledger/refusals.ts';
 import { isWaitBoundError } from './advisory-locks.ts';
-import { isDatabaseUnavailable } from './pool.ts';
+import { isDatabaseUnavailable } from './database-unavailable.ts';
 import { meaningOf, sqlStateMeanings, sqlStateOf, transientDatabaseErrorWords } from './sqlstate.ts';
 
 const passing = 'a passing condition of the database';

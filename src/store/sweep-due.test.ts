@@ -13,7 +13,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { inRolledBack } from '../../test/support/rolled-back.ts';
-import { emptyKeys, loadDue, type BatchKeys } from './ledger-tables.ts';
+import { emptyKeys, type BatchKeys } from './batch-keys.ts';
+import { loadDue } from './sweep-due.ts';
 import type { PoolClient } from './pool.ts';
 
 let database: TestDatabase;

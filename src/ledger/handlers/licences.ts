@@ -1,5 +1,5 @@
 /** Licences: drafted, issued, suspended, reinstated, revoked, surrendered, amended, expired. */
-import { licenceReferenceKey } from '../../store/ledger-tables.ts';
+import { licenceReferenceKey } from '../../store/batch-keys.ts';
 import { newId, refuse, formatUnits, type CommandContext, type Handler, type Outcome } from '../handler.ts';
 import type { Actor } from '../permissions.ts';
 import type { LicenceCondition, LicencePartyRow, LicenceStatus, OrganisationRow, PartyRole } from '../rows.ts';

@@ -11,7 +11,8 @@ import type { TestDatabase } from '../../../test/database.ts';
 import { firstRefusal } from '../../../test/support/rolled-back.ts';
 import { expectOk } from '../../../test/world.ts';
 import { apiWorldPerFile, bookListing, type ApiWorld, type ManifestEntry } from '../../../test/support/server.ts';
-import { emptyKeys, loadBatchState, type BatchKeys } from '../../store/ledger-tables.ts';
+import { emptyKeys, type BatchKeys } from '../../store/batch-keys.ts';
+import { loadBatchState } from '../../store/batch-state.ts';
 import { systemActor, type Actor } from '../permissions.ts';
 import type { Answer } from '../batch-apply.ts';
 

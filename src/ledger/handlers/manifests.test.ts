@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { LoadedState } from '../../store/ledger-tables.ts';
+import type { LoadedState } from '../../store/batch-state.ts';
 import type { ShipmentRow, UnitRow } from '../rows.ts';
 import { BatchState } from '../state.ts';
 import { attachSerials, type ManifestEntry } from './manifests.ts';

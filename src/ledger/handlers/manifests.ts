@@ -8,7 +8,7 @@ import { refuse, formatUnits, type CommandContext, type Handler } from '../handl
 import { unshippedEndStatuses, type ShipmentRow, type UnitRow } from '../rows.ts';
 import { canonicalGpuUuid } from '../schemas.ts';
 import type { BatchState } from '../state.ts';
-import type { BatchKeys } from '../../store/ledger-tables.ts';
+import type { BatchKeys } from '../../store/batch-keys.ts';
 import { checkDeadline, lapsedLicence, shipmentOrgIds, visibleShipment } from './shipments.ts';
 
 export type ManifestEntry = string | { serial: string; gpuUuid?: string | undefined };

@@ -4,7 +4,7 @@ import { cut } from '../../core/text.ts';
 import { validateUscc } from '../../core/uscc.ts';
 import { catalogueMismatch, decisionOf, listedAccelerator } from '../../policy/catalogue.ts';
 import { classifyAccelerator, type Classification } from '../../policy/classification.ts';
-import { organisationIdentifierKey } from '../../store/ledger-tables.ts';
+import { organisationIdentifierKey } from '../../store/batch-keys.ts';
 import { newId, refuse, type CommandContext, type Handler } from '../handler.ts';
 import { systemActor } from '../permissions.ts';
 import { tokenSecretPrefix, type CommandInput } from '../schemas.ts';

@@ -5,7 +5,7 @@
 import { assert } from '../../core/errors.ts';
 import { newId, refuse, formatUnits, type CommandContext, type EventPart, type Handler } from '../handler.ts';
 import type { Custody, SiteRow, UnitRow } from '../rows.ts';
-import type { BatchKeys } from '../../store/ledger-tables.ts';
+import type { BatchKeys } from '../../store/batch-keys.ts';
 
 export const siteRegister: Handler<'site.register'> = {
   kind: 'site.register',

@@ -15,7 +15,8 @@ import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpo
 import { describeHolders, formatWait, isWaitBoundError } from '../../store/advisory-locks.ts';
 import { LogKeyError } from './keys.ts';
 import { Outage, outageReason } from '../outage.ts';
-import { withQueryTimeout, type Pool } from '../../store/pool.ts';
+import type { Pool } from '../../store/pool.ts';
+import { withQueryTimeout } from '../../store/query-timeout.ts';
 
 export const checkpointIntervalMs = limits.checkpointIntervalMs;
 /** Another process's checkpoint younger than this share of the tick makes a tick skip. */

@@ -8,7 +8,8 @@
 import { formatCheckpoint, formatKeyId, keyRotationExtension, parseSignerKey, signNote, type Ed25519NoteSigner } from '../../tlog/index.ts';
 import { limits } from '../../core/limits.ts';
 import { describeHolders, formatWait, isWaitBoundError, terminateSql } from '../../store/advisory-locks.ts';
-import { withQueryTimeout, type Pool } from '../../store/pool.ts';
+import type { Pool } from '../../store/pool.ts';
+import { withQueryTimeout } from '../../store/query-timeout.ts';
 import { inLogSigningTransaction, insertCheckpoint, insertLogKey, listLogKeys, logSigningLockHolders, readHead } from '../../store/tlog-tables.ts';
 
 export { keyRotationExtension };

@@ -16,7 +16,7 @@ import {
   tileHeight, tileWidth,
 } from '../../tlog/index.ts';
 import type { Pool, PoolClient } from '../../store/pool.ts';
-import type { LogHead } from '../../store/ledger-tables.ts';
+import type { LogHead } from '../../store/head-lock.ts';
 import { readTiles, type TileRow } from '../../store/tlog-tables.ts';
 import type { LogAppender } from '../batch-apply.ts';
 import { TileReader } from './tile-reader.ts';

@@ -1,0 +1,67 @@
+/**
+ * What a ledger batch asks to read (BatchKeys), and how a key by organisation identifier or by
+ * licence reference is spelt. batch-state.ts loads what they name.
+ */
+/** What a batch asks to read; every list may be empty. */
+export interface BatchKeys {
+  organisations: Set<string>;
+  /**
+   * Organisations by identifier, each `kind=value` (organisationIdentifierKey): a
+   * registration looks for the organisation that already holds its USCC, LEI or any other
+   * identifier (migration 039). Loaded with the organisations by id; a row cache cannot
+   * answer it (an organisation not cached may still hold the value).
+   */
+  organisationIdentifiers: Set<string>;
+  products: Set<string>;
+  /**
+   * Products by model, as products_model_key compares them (=, the whole text): a
+   * registration looks for the product that already holds its model. Loaded with the
+   * products by id; a row cache cannot answer it (a model not cached may still be stored).
+   */
+  productModels: Set<string>;
+  tokens: Set<string>;
+  licences: Set<string>;
+  /**
+   * Licences by reference, each `authority=reference` (licenceReferenceKey): a licence's
+   * creation looks for the licences its authority already gave that reference (migration 043:
+   * compared as licence_reference_key spells them, trimmed, ASCII letters in lower case).
+   * Loaded with the licences by id; a row cache cannot answer it (a licence not cached may
+   * hold the reference).
+   */
+  licenceReferences: Set<string>;
+  /**
+   * Licences whose every allocation the batch reads: an amendment that shortens a validity
+   * checks each tranche under it (ledger/handlers/licences.ts). Through allocations_licence;
+   * a row cache cannot answer it (it does not know that it holds all of them).
+   */
+  allocationsOfLicences: Set<string>;
+  allocations: Set<string>;
+  sites: Set<string>;
+  shipments: Set<string>;
+  serials: Set<string>;
+  /** Sweeps: what is due by this instant (loadDue): bookings past their deadline or under a lapsed licence, licences past their validity. */
+  dueAt: string | null;
+}
+
+export function emptyKeys(): BatchKeys {
+  return {
+    organisations: new Set(), organisationIdentifiers: new Set(), products: new Set(), productModels: new Set(), tokens: new Set(), licences: new Set(),
+    licenceReferences: new Set(), allocationsOfLicences: new Set(), allocations: new Set(), sites: new Set(), shipments: new Set(), serials: new Set(), dueAt: null,
+  };
+}
+
+/**
+ * An identifier as keys.organisationIdentifiers holds it. A kind has no '=' (ledger/schemas.ts:
+ * lower-case letters and '_'), so the first '=' ends it; the value may hold any.
+ */
+export function organisationIdentifierKey(kind: string, value: string): string {
+  return `${kind}=${value}`;
+}
+
+/**
+ * A reference as keys.licenceReferences holds it. An organisation id has no '=' (ledger/schemas.ts:
+ * letters, digits, - and _), so the first '=' ends it; the reference may hold any.
+ */
+export function licenceReferenceKey(authorityId: string, reference: string): string {
+  return `${authorityId}=${reference}`;
+}

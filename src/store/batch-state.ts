@@ -1,0 +1,210 @@
+/**
+ * Loads the rows a ledger batch needs (loadBatchState): what its keys name, then what those
+ * rows point to, one statement a table, in a fixed order. Runs inside the batch's transaction,
+ * under the head lock (head-lock.ts), so it reads every batch committed before this one.
+ */
+import { prepared, type PoolClient } from './pool.ts';
+import type { BatchKeys } from './batch-keys.ts';
+import { loadDue } from './sweep-due.ts';
+import type {
+  AllocationRow, LicencePartyRow, LicenceRow, OrganisationRow, ProductRow,
+  ShipmentRow, ShipmentSerialRow, SiteRow, TokenRow, UnitRow,
+} from '../ledger/rows.ts';
+
+export interface LoadedState {
+  organisations: OrganisationRow[];
+  products: ProductRow[];
+  tokens: TokenRow[];
+  licences: Array<LicenceRow & { parties: LicencePartyRow[]; allocation_recipients: string[] }>;
+  allocations: AllocationRow[];
+  sites: SiteRow[];
+  shipments: ShipmentRow[];
+  units: UnitRow[];
+  liveSerials: ShipmentSerialRow[];
+}
+
+/**
+ * A text[] parameter written once and sent to several queries: node-postgres escapes every
+ * element of an array parameter again for each query it is sent with (33 ms for a manifest's
+ * 100,000 serials, against 16 ms to write the literal once). Serials (ledger/schemas.ts) hold
+ * no quote or backslash, so each goes between quotes as it is; a list holding either is
+ * left to node-postgres.
+ */
+class TextArrayParameter {
+  constructor(readonly value: string | string[], readonly length: number) {}
+}
+
+function textArrayParameter(values: string[]): TextArrayParameter {
+  const plain = values.every((value) => !value.includes('"') && !value.includes('\\'));
+  return new TextArrayParameter(plain && values.length > 0 ? `{"${values.join('","')}"}` : values, values.length);
+}
+
+/** The keys as the containment tests organisationsByIdentifierSql runs over them: one object of one kind each. */
+function identifierPairs(keys: Iterable<string>): Array<Record<string, string>> {
+  return [...keys].map((key) => {
+    const at = key.indexOf('=');
+    return { [key.slice(0, at)]: key.slice(at + 1) };
+  });
+}
+
+/**
+ * Every organisation that holds one of the identifiers: one bitmap scan of the
+ * organisations_identifiers GIN index (migration 039) per identifier, the same look-up the
+ * database's trigger makes. An organisation holding two of them comes twice. Exported for
+ * the test of its plan (store/constraints-039.test.ts).
+ */
+export const organisationsByIdentifierSql = `SELECT o.* FROM jsonb_array_elements($1::jsonb) AS k(pair)
+  JOIN organisations o ON o.identifiers @> k.pair`;
+
+/**
+ * The ids of the licences each authority gave each reference (keys.licenceReferences), in any
+ * spelling that licence_reference_key (migration 043) folds to the same: one index scan of
+ * licences_authority_reference per key, the look-up the database's trigger makes. LATERAL
+ * with OFFSET 0, so that each key probes the index: joined plainly, the planner may hash every
+ * licence's reference instead (it guesses 100 keys; a batch has a few). Exported for the test
+ * of its plan (store/constraints-043.test.ts).
+ */
+export const licencesByReferenceSql = `SELECT l.id FROM json_to_recordset($1::json) AS k(authority text, reference text),
+  LATERAL (SELECT id FROM licences WHERE authority_org_id = k.authority AND licence_reference_key(reference) = licence_reference_key(k.reference) OFFSET 0) l`;
+
+function referencePairs(keys: Iterable<string>): Array<{ authority: string; reference: string }> {
+  return [...keys].map((key) => {
+    const at = key.indexOf('=');
+    return { authority: key.slice(0, at), reference: key.slice(at + 1) };
+  });
+}
+
+/**
+ * Loads what the keys name, then what those rows point to: units bring the shipment that
+ * last held them, shipments their allocations, allocations their licences. Fixed order, at
+ * most fifteen statements, each skipped when it has nothing to look up (most batches run a few). For a sweep (keys.dueAt) it first runs loadDue, which also
+ * deletes spent lapse marks: this load writes, and the write commits or rolls back with the
+ * batch.
+ */
+export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promise<LoadedState> {
+  if (keys.dueAt !== null) await loadDue(client, keys, keys.dueAt);
+  // One client runs one query at a time: these go in sequence, each step after those whose
+  // rows add to its keys.
+  const { units, shipments } = await loadUnitsAndShipments(client, keys);
+  const allocations = await loadAllocations(client, keys);
+  const licences = await loadLicences(client, keys);
+  const { tokens, organisations } = await loadTokensAndOrganisations(client, keys);
+  const products = await loadProducts(client, keys);
+  const liveSerials = await loadLiveSerials(client, units);
+  const sites = await loadSites(client, keys, units);
+  return { organisations, products, tokens, licences, allocations, sites, shipments, units, liveSerials };
+}
+
+/** The rows `sql` selects for the ids, by its named statement; with no ids, none and no round trip. */
+async function selectByIds<T>(client: PoolClient, sql: string, ids: Iterable<string> | TextArrayParameter): Promise<T[]> {
+  const list = ids instanceof TextArrayParameter ? ids : [...ids];
+  if (list.length === 0) return [];
+  return (await client.query(prepared(sql, [list instanceof TextArrayParameter ? list.value : list]))).rows as T[];
+}
+
+/** The units of keys.serials, then the shipments of keys.shipments and of those units; adds the shipments' allocations and organisations to the keys. */
+async function loadUnitsAndShipments(client: PoolClient, keys: BatchKeys): Promise<{ units: UnitRow[]; shipments: ShipmentRow[] }> {
+  // 100,000 serials, as the tables grow (bench/experiments/serial-lookups.ts): by = ANY the
+  // planner probes the primary key for each serial, 207–441 ms from 400,000 to 4,000,000
+  // units. Joined to unnest, it read every unit instead (hash or merge join): 302, 689 and
+  // 2,015 ms.
+  const serials = textArrayParameter([...keys.serials]);
+  const units = await selectByIds<UnitRow>(client, 'SELECT u.* FROM units u WHERE u.serial = ANY($1::text[])', serials);
+  // A unit belongs to the exporter of the shipment that last held it: listing it again is
+  // that exporter's alone (ledger/handlers/manifests.ts), so that shipment comes with it,
+  // and with its allocations like any other (a sweep in the batch may expire it). Units
+  // before shipments for that; the distinct ids are few, and new serials bring none.
+  for (const unit of units) keys.shipments.add(unit.shipment_id);
+  const shipments = await selectByIds<ShipmentRow>(client, 'SELECT * FROM shipments WHERE id = ANY($1)', keys.shipments);
+  for (const shipment of shipments) {
+    keys.allocations.add(shipment.export_allocation_id).add(shipment.import_allocation_id);
+    keys.organisations.add(shipment.recipient_org_id).add(shipment.exporter_org_id);
+  }
+  return { units, shipments };
+}
+
+/** The allocations of keys.allocations and keys.allocationsOfLicences; adds their licences and recipients to the keys. */
+async function loadAllocations(client: PoolClient, keys: BatchKeys): Promise<AllocationRow[]> {
+  // Every allocation of a licence an amendment shortens (allocations_licence), by id below with the rest.
+  for (const row of await selectByIds<{ id: string }>(client, 'SELECT id FROM allocations WHERE licence_id = ANY($1)', keys.allocationsOfLicences)) keys.allocations.add(row.id);
+  const allocations = await selectByIds<AllocationRow>(client, 'SELECT * FROM allocations WHERE id = ANY($1)', keys.allocations);
+  for (const allocation of allocations) {
+    keys.licences.add(allocation.licence_id);
+    keys.organisations.add(allocation.recipient_org_id);
+  }
+  return allocations;
+}
+
+/** The licences of keys.licences and keys.licenceReferences, each with its parties and its allocations' recipients. */
+async function loadLicences(client: PoolClient, keys: BatchKeys): Promise<LoadedState['licences']> {
+  // The licences that hold a reference a creation asks for, then loaded by id with the rest.
+  if (keys.licenceReferences.size > 0) {
+    const holders = await client.query<{ id: string }>(prepared(licencesByReferenceSql, [JSON.stringify(referencePairs(keys.licenceReferences))]));
+    for (const holder of holders.rows) keys.licences.add(holder.id);
+  }
+  // With each licence, the recipients of its allocations (by allocations_licence): readers
+  // of its events beside its parties (ledger/state.ts LicenceWithParties).
+  return selectByIds<LicenceRow & { parties: LicencePartyRow[]; allocation_recipients: string[] }>(
+    client,
+    `SELECT l.*, coalesce((SELECT json_agg(json_build_object('licence_id', p.licence_id, 'org_id', p.org_id, 'role', p.role))
+                           FROM licence_parties p WHERE p.licence_id = l.id), '[]'::json) AS parties,
+            coalesce((SELECT json_agg(DISTINCT a.recipient_org_id) FROM allocations a WHERE a.licence_id = l.id), '[]'::json) AS allocation_recipients
+     FROM licences l WHERE l.id = ANY($1)`,
+    keys.licences,
+  );
+}
+
+/** The tokens of keys.tokens, then the organisations of keys.organisations (the tokens' with them) and keys.organisationIdentifiers, each once. */
+async function loadTokensAndOrganisations(client: PoolClient, keys: BatchKeys): Promise<{ tokens: TokenRow[]; organisations: OrganisationRow[] }> {
+  // A token's organisation comes with it: revoking a token is checked against that
+  // organisation's jurisdiction.
+  // The \x before the hex written as an escape string (E''), which reads the same whatever
+  // the session's standard_conforming_strings: a plain '\x' reads as 'x' with it off.
+  const tokens = await selectByIds<TokenRow>(client, `SELECT id, org_id, role, label, E'\\\\x' || encode(secret_hash, 'hex') AS secret_hash, created_at, revoked_at FROM tokens WHERE id = ANY($1)`, keys.tokens);
+  for (const token of tokens) keys.organisations.add(token.org_id);
+  const organisations = await selectByIds<OrganisationRow>(client, 'SELECT * FROM organisations WHERE id = ANY($1)', keys.organisations);
+  if (keys.organisationIdentifiers.size > 0) {
+    const loadedIds = new Set(organisations.map((organisation) => organisation.id));
+    const holders = await client.query<OrganisationRow>(prepared(organisationsByIdentifierSql, [JSON.stringify(identifierPairs(keys.organisationIdentifiers))]));
+    for (const holder of holders.rows) {
+      if (loadedIds.has(holder.id)) continue;
+      loadedIds.add(holder.id);
+      organisations.push(holder);
+    }
+  }
+  return { tokens, organisations };
+}
+
+/** The products of keys.products and keys.productModels, each once. */
+async function loadProducts(client: PoolClient, keys: BatchKeys): Promise<ProductRow[]> {
+  const products = await selectByIds<ProductRow>(client, 'SELECT * FROM products WHERE id = ANY($1)', keys.products);
+  // By model through products_model_key's hash index (migration 036); a product named both
+  // ways comes once.
+  const byId = new Set(products.map((product) => product.id));
+  for (const product of await selectByIds<ProductRow>(client, 'SELECT * FROM products WHERE model = ANY($1)', keys.productModels)) {
+    if (!byId.has(product.id)) products.push(product);
+  }
+  return products;
+}
+
+/** The live manifest rows of the loaded units' serials. */
+async function loadLiveSerials(client: PoolClient, units: UnitRow[]): Promise<ShipmentSerialRow[]> {
+  // Live manifest rows of 100,000 serials by a join to unnest: it hashes only the live rows
+  // (those of shipments under way; a partial index holds them), 106 ms with none and 371 ms
+  // with 1,000,000; = ANY takes 180–230 ms at either. Live rows are bounded by the units in
+  // transit, and at the seed's scale (400,000 in all) the join is the quicker.
+  // Only a serial with a unit row can be in a manifest: a manifest row and its unit are
+  // written together (ledger/state.ts, ManifestListing), units are never deleted, and the
+  // full re-check holds it (ledger_violations). So a manifest of new serials, the common
+  // case, skips this look-up (74–106 ms for 100,000). Were a unit row missing all the same,
+  // the unique index on live serials would still refuse a second live listing.
+  const unitSerials = textArrayParameter(units.map((unit) => unit.serial));
+  return selectByIds<ShipmentSerialRow>(client, 'SELECT s.* FROM shipment_serials s JOIN unnest($1::text[]) AS k(serial) ON s.serial = k.serial WHERE s.live', unitSerials);
+}
+
+/** The sites of keys.sites and of the loaded units. */
+async function loadSites(client: PoolClient, keys: BatchKeys, units: UnitRow[]): Promise<SiteRow[]> {
+  // A unit's current site comes with it: moving or retiring it changes that site's count.
+  for (const unit of units) if (unit.site_id !== null) keys.sites.add(unit.site_id);
+  return selectByIds<SiteRow>(client, 'SELECT * FROM sites WHERE id = ANY($1)', keys.sites);
+}

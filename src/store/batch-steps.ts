@@ -1,0 +1,106 @@
+/**
+ * How a ledger batch's statements travel: each a step (inline text, parameterised, or COPY),
+ * sent in order without waiting for each, inline texts joined into one round trip; and the
+ * SQL literals inline texts are written with.
+ */
+import pg from 'pg';
+import { copyIn, copyStatement, encodeCopyBinary, type CopyColumn, type CopyValue } from './copy-binary.ts';
+import { prepared, type PoolClient } from './pool.ts';
+
+/**
+ * From this many rows a table's batch rows (events, their readers, manifest rows, new
+ * units) travel in statements of their own: scalar arrays through unnest cost about a third
+ * less than JSON for a manifest (bench/experiments/manifest-sql.ts), and COPY less again
+ * (store/copy-binary.ts). Below it they stay in the batch's one round trip: a ledger batch
+ * of about 64 bookings whose events went by COPY (from 16 events) ran at 5,100–5,400
+ * bookings/s against 5,900–6,200 (`npm run bench -- ledger --bookings 40000`, two pairs).
+ */
+export const bulkRowsMin = 256;
+
+/**
+ * One statement: inline text (joined with its neighbours into one round trip),
+ * parameterised, or a COPY with its encoded rows.
+ */
+export interface Step {
+  text: string;
+  values?: unknown[];
+  copyData?: Buffer;
+}
+
+export const inline = (text: string): Step => ({ text });
+export const copy = (table: string, columns: readonly CopyColumn[], rows: ReadonlyArray<readonly CopyValue[]>, sizeHint: number): Step => ({
+  text: copyStatement(table, columns), copyData: encodeCopyBinary(columns, rows, sizeHint),
+});
+
+/**
+ * Sends steps in order without making the caller wait for each: inline texts are joined
+ * into one round trip, and every other step (COPY, parameters) goes on a chain that sends
+ * it when the one before has answered, so PostgreSQL works through them while the caller
+ * goes on (the log hashing its leaves). node-postgres would queue a busy client's queries
+ * itself, but that is deprecated (gone in pg 9). After a failure nothing more is sent;
+ * done() sends what is left and throws the first failure. abandon() sends nothing more and
+ * returns once the step in flight has answered: then the client is free for ROLLBACK.
+ */
+export class StepSender {
+  private texts: string[] = [];
+  private chain: Promise<void> = Promise.resolve();
+  private abandoned = false;
+
+  constructor(private readonly client: PoolClient) {}
+
+  add(step: Step): void {
+    if (step.values === undefined && step.copyData === undefined) {
+      this.texts.push(step.text);
+      return;
+    }
+    this.sendTexts();
+    const { text, values, copyData } = step;
+    this.send(copyData !== undefined ? () => copyIn(this.client, text, copyData) : () => this.client.query(prepared(text, values!)));
+  }
+
+  async done(): Promise<void> {
+    this.sendTexts();
+    await this.chain;
+  }
+
+  async abandon(): Promise<void> {
+    this.abandoned = true;
+    await this.chain.catch(() => {});
+  }
+
+  private sendTexts(): void {
+    if (this.texts.length === 0) return;
+    const text = this.texts.join(';\n');
+    this.texts = [];
+    this.send(() => this.client.query(text));
+  }
+
+  private send(step: () => Promise<unknown>): void {
+    this.chain = this.chain.then(async () => {
+      if (!this.abandoned) await step();
+    });
+    // Awaited in done(); a failure before then must not count as unhandled.
+    this.chain.catch(() => {});
+  }
+}
+
+const dollarTag = '$cl$';
+
+/** A JSON value as an SQL literal of type json. */
+export function json(value: unknown): string {
+  const text = JSON.stringify(value);
+  // Dollar quoting passes the text as it is, so nothing has to be escaped: pg.escapeLiteral
+  // walks every character in JavaScript, about 1.5% of the server's CPU under load. The
+  // tag must not occur in the text; if a value holds it, escape the usual way.
+  return text.includes(dollarTag) ? `${pg.escapeLiteral(text)}::json` : `${dollarTag}${text}${dollarTag}::json`;
+}
+
+export function integer(value: number): string {
+  if (!Number.isSafeInteger(value)) throw new Error(`assertion failed: ${value} is not a safe integer`);
+  return String(value);
+}
+
+/** Bytes as an SQL expression of type bytea: decode() reads the same whatever the session's standard_conforming_strings ('\x…' does not). */
+export function bytes(value: Buffer): string {
+  return `decode('${value.toString('hex')}', 'hex')`;
+}
