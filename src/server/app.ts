@@ -4,7 +4,8 @@
  *
  * Every request goes: body limit and JSON parsing (UTF-8 and Unicode checked) → bearer
  * token (cached) → the route's pipeline (commands.ts, queries.ts) → presenters. Every
- * error, wherever it came from, leaves through the one error handler as problem+json.
+ * error, wherever it came from, leaves through the one error handler (error-handler.ts) as
+ * problem+json.
  * Logging is quiet by default (warn): errors and slow requests, never secrets. Every answer
  * carries the request's id (X-Request-Id), the one its log lines carry.
  */
@@ -16,9 +17,8 @@ import { limits } from '../core/limits.ts';
 import { withTimeout } from '../core/timeout.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Actor } from '../ledger/permissions.ts';
-import { isDatabaseUnavailable, withQueryTimeout, type Pool } from '../store/pool.ts';
+import { withQueryTimeout, type Pool } from '../store/pool.ts';
 import { listMigrations } from '../store/migrate.ts';
-import { isTransientDatabaseError, sqlStateOf, transientDatabaseErrorWords } from '../store/sqlstate.ts';
 import { TokenVerifier } from './auth.ts';
 import { BodyBudget } from './body-budget.ts';
 import { ConnectionBounds } from './connections.ts';
@@ -27,17 +27,18 @@ import { commandRefusalBeforeBody, registerCommandRoutes } from './commands.ts';
 import { clientErrorAnswerer, answerProtocolRequests, methodNotAllowedProblem, refuseOddRequest, RouteMethods } from './http-edges.ts';
 import { DemoMark, demoCheckQueryTimeoutMs } from './demo-mark.ts';
 import { registerClosing } from './closing.ts';
-import { ReadRefusals } from './read-refusals.ts';
+import { registerErrorHandler } from './error-handler.ts';
 import { healthFault, readHealth } from './health.ts';
 import { holdsDemo } from '../demo/load.ts';
 import { HttpMetrics, lastSigningMetrics, logSeenMetrics } from './metrics.ts';
 import { countedClientErrors, countProtocolAnswers, countWhenFinished, unmatchedRoute } from './metrics-edges.ts';
-import { buildOpenApiDocument, renderDocsPage } from './openapi.ts';
-import { defaultBodyMediaType, fromFrameworkError, internalProblem, problemOf, sendProblem, withoutRowValues } from './problem.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import { renderDocsPage } from './openapi-docs-page.ts';
+import { fromFrameworkError, internalProblem, problemOf, sendProblem, withoutRowValues } from './problem.ts';
 import { registerQueryRoutes } from './queries.ts';
 import { registerLogRoutes } from './log-routes.ts';
 import { registerEventSerialsRoute } from './event-serials.ts';
-import { serverLoggerOptions, withoutSecrets } from './log-redaction.ts';
+import { serverLoggerOptions } from './log-redaction.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -102,10 +103,6 @@ export function defaultLogger(): Logger {
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimitBytes ?? limits.requestBodyBytesMax;
-  const requestTimeoutMs = options.requestTimeoutMs ?? limits.requestTimeoutMs;
-  // Node applies the shorter of the two to the headers and the longer to the whole request,
-  // and refuses a headers bound above the request's.
-  const headersTimeoutMs = Math.min(options.headersTimeoutMs ?? limits.requestHeadersTimeoutMs, requestTimeoutMs);
   // Demo data is marked on every answer, refusals before any route and raw ones included. The
   // answerers outside the hooks read this one object at each answer, so a mark set later
   // (demoMark) reaches them as well.
@@ -113,6 +110,33 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   const demoPool = withQueryTimeout(options.pool, demoCheckQueryTimeoutMs);
   const demoMark = new DemoMark({ marked: options.demo === true, holdsDemo: () => holdsDemo(demoPool), onMarked: () => (serverHeaders[demoHeader] = 'true') });
   const metrics = new HttpMetrics();
+  const app = createFastify(options, bodyLimit, serverHeaders, metrics);
+  const verifier = new TokenVerifier(options.pool);
+  const bodiesInFlightBytesMax = options.bodiesInFlightBytesMax ?? limits.requestBodiesInFlightBytesMax;
+  const bodies = new BodyBudget(bodiesInFlightBytesMax, options.bodiesInFlightPerOrganisationBytesMax ?? Math.min(limits.requestBodiesInFlightPerOrganisationBytesMax, bodiesInFlightBytesMax));
+  const connectionsMax = options.connectionsMax ?? limits.connectionsMax;
+  const connections = new ConnectionBounds(app.server, connectionsMax, options.connectionsPerAddressMax ?? Math.min(limits.connectionsPerAddressMax, connectionsMax));
+  answerProtocolRequests(app.server, serverHeaders);
+  countProtocolAnswers(metrics, app.server);
+  const answerUnrouted = unroutedAnswerer(app);
+  registerRequestHooks(app, serverHeaders, demoMark, answerUnrouted, options.closingGraceMs);
+  registerJsonBodies(app, bodyLimit);
+  registerResponseMetrics(app, metrics);
+  registerErrorHandler(app);
+  app.setNotFoundHandler(answerUnrouted);
+
+  registerPublicRoutes(app, options, metrics, verifier, bodies, connections);
+  await registerLogRoutes(app, { ledger: options.ledger, pool: options.pool, verifier, witnessKeys: options.witnessKeys ?? [] });
+  await registerTokenRoutes(app, options, verifier, bodies, demoMark, bodyLimit);
+  return app;
+}
+
+/** The fastify instance with its options: body limit, request ids, time bounds, and the answers given before any hook runs. */
+function createFastify(options: ServerOptions, bodyLimit: number, serverHeaders: Record<string, string>, metrics: HttpMetrics): FastifyInstance {
+  const requestTimeoutMs = options.requestTimeoutMs ?? limits.requestTimeoutMs;
+  // Node applies the shorter of the two to the headers and the longer to the whole request,
+  // and refuses a headers bound above the request's.
+  const headersTimeoutMs = Math.min(options.headersTimeoutMs ?? limits.requestHeadersTimeoutMs, requestTimeoutMs);
   const common = {
     // Requests that arrive while the server closes get our own 503 (closing.ts), a problem with
     // Retry-After; fastify's would be a JSON body of another shape.
@@ -148,32 +172,33 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       return sendProblem(reply, internalProblem(request.id, request.url));
     },
   };
-  const app = (options.logger === false
+  return (options.logger === false
     ? Fastify({ ...common, logger: false })
     : Fastify({ ...common, loggerInstance: options.logger ?? defaultLogger() })) as unknown as FastifyInstance;
-  const verifier = new TokenVerifier(options.pool);
-  const bodiesInFlightBytesMax = options.bodiesInFlightBytesMax ?? limits.requestBodiesInFlightBytesMax;
-  const bodies = new BodyBudget(bodiesInFlightBytesMax, options.bodiesInFlightPerOrganisationBytesMax ?? Math.min(limits.requestBodiesInFlightPerOrganisationBytesMax, bodiesInFlightBytesMax));
-  const connectionsMax = options.connectionsMax ?? limits.connectionsMax;
-  const connections = new ConnectionBounds(app.server, connectionsMax, options.connectionsPerAddressMax ?? Math.min(limits.connectionsPerAddressMax, connectionsMax));
-  answerProtocolRequests(app.server, serverHeaders);
-  countProtocolAnswers(metrics, app.server);
+}
+
+type RouteAnswerer = (request: FastifyRequest, reply: FastifyReply) => FastifyReply;
+
+/** Records every route as it is added, and answers a request none takes: 404, or 405 with Allow when the path takes other methods. */
+function unroutedAnswerer(app: FastifyInstance): RouteAnswerer {
   const routeMethods = new RouteMethods();
   app.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
-  /** 404, or 405 with Allow when the path takes other methods. */
-  const answerUnrouted = (request: FastifyRequest, reply: FastifyReply) => {
+  return (request, reply) => {
     const path = request.url.split('?')[0]!;
     const allowed = routeMethods.allowed(routedPath(path));
     if (allowed.length === 0) return sendProblem(reply, problemOf(new DomainError('not_found', `there is no route ${request.method} ${path}`), request.url));
     return sendProblem(reply.header('allow', allowed.join(', ')), methodNotAllowedProblem(request.method, path, allowed, request.url));
   };
+}
 
+/** The hooks every request passes before its route, in this order. */
+function registerRequestHooks(app: FastifyInstance, serverHeaders: Record<string, string>, demoMark: DemoMark, answerUnrouted: RouteAnswerer, closingGraceMs: number | undefined): void {
   // The first hook: every answer carries the server's headers and the request's id, the hooks'
   // refusals included.
   app.addHook('onRequest', async (request, reply) => {
     reply.headers(serverHeaders).header(requestIdHeader, request.id);
   });
-  registerClosing(app, options.closingGraceMs);
+  registerClosing(app, closingGraceMs);
   // The demo mark brought up to date, and set on this answer if it was just found. After the
   // closing check: a request that arrived before the close began is not refused for the
   // time it waited on the check.
@@ -191,7 +216,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.addHook('onRequest', async (request, reply) => {
     if (request.is404) return answerUnrouted(request, reply);
   });
+}
 
+/** The caller's slot on every request, and JSON, the one body the /v1 routes read (UTF-8 and Unicode checked). */
+function registerJsonBodies(app: FastifyInstance, bodyLimit: number): void {
   app.decorateRequest('actor', null);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => {
@@ -201,7 +229,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       done(error as Error, undefined);
     }
   });
+}
 
+/** Each answer counted by route and status, and a slow one logged. */
+function registerResponseMetrics(app: FastifyInstance, metrics: HttpMetrics): void {
   app.addHook('onResponse', async (request, reply) => {
     const elapsedMs = reply.elapsedTime;
     metrics.observe(request.method, request.routeOptions.url ?? unmatchedRoute, reply.statusCode, elapsedMs / 1000);
@@ -210,39 +241,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     // under load wrote a line for each request that waited (253), none saying why.
     if (elapsedMs > slowRequestMs && reply.statusCode !== 503) request.log.warn({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, elapsedMs }, 'slow request');
   });
+}
 
-  // Said at most once a reason a minute (read-refusals.ts): counted by route in /metrics.
-  const readRefusals = new ReadRefusals();
-  const sayRefused = (request: FastifyRequest, error: unknown, reason: string): void => {
-    const count = readRefusals.refused(reason);
-    if (count !== undefined) request.log.warn({ err: withoutRowValues(error), route: request.routeOptions.url, refused: count }, `answered 503 for the database: ${reason} (${count} such answer(s) since the last line of this reason; at most one a minute)`);
-  };
-  app.setErrorHandler((error, request, reply) => {
-    const refusal = fromFrameworkError(error, request.routeOptions.config.accepts ?? defaultBodyMediaType, request.routeOptions.bodyLimit);
-    if (refusal !== null) return sendProblem(reply, problemOf(refusal, request.url));
-    // The database away (down, frozen past a read's bound, connections refused) is the
-    // write path's 503 too: a client may retry, and it is not a fault of ours to log as one.
-    if (isDatabaseUnavailable(error)) {
-      sayRefused(request, error, 'the database is unreachable or not answering');
-      return sendProblem(reply, problemOf(new DomainError('unavailable', 'the database is unreachable or not answering; try again later', { cause: error }), request.url));
-    }
-    // The write path's other "not now"s (isTransientDatabaseError): a lock not had in time (an
-    // operator's lock_timeout while a migration, a VACUUM FULL or an ALTER TABLE holds a
-    // table), a deadlock with such DDL, an operator's cancel, a disk or memory short for a
-    // moment. Every request that gets here may simply be sent again: a read changed nothing,
-    // and a cosignature is stored by an upsert, so a second one stores nothing twice.
-    const code = sqlStateOf(error);
-    if (code !== undefined && isTransientDatabaseError(code)) {
-      sayRefused(request, error, `${transientDatabaseErrorWords(code)} (SQLSTATE ${code})`);
-      return sendProblem(reply, problemOf(new DomainError('unavailable', `the database couldn't answer this now: ${transientDatabaseErrorWords(code)} (SQLSTATE ${code}); try again later`, { cause: error }), request.url));
-    }
-    request.log.error({ err: withoutRowValues(error), method: request.method, route: request.routeOptions.url, ...whoAsked(request) }, 'unhandled error while answering a request');
-    return sendProblem(reply, internalProblem(request.id, request.url));
-  });
-  app.setNotFoundHandler(answerUnrouted);
-
-  registerPublicRoutes(app, options, metrics, verifier, bodies, connections);
-  await registerLogRoutes(app, { ledger: options.ledger, pool: options.pool, verifier, witnessKeys: options.witnessKeys ?? [] });
+/** The /v1 routes that take a bearer token: the commands, the queries and an event's serials. */
+async function registerTokenRoutes(app: FastifyInstance, options: ServerOptions, verifier: TokenVerifier, bodies: BodyBudget, demoMark: DemoMark, bodyLimit: number): Promise<void> {
   await app.register(async (scope) => {
     // Authentication before the body is read: an anonymous 8 MB upload costs us nothing.
     // Then what else refuses a command whatever its body (the role, the Idempotency-Key):
@@ -259,21 +261,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     registerQueryRoutes(scope, { pool: options.pool, get demo() { return demoMark.demo; } });
     registerEventSerialsRoute(scope, options.pool);
   });
-  return app;
-}
-
-/**
- * What a client who reports a 500 knows besides its id, for the log line: its organisation
- * (once the token was verified) and the Idempotency-Key it sent, within the length a key may
- * have (a longer one was never taken as a key); never the token.
- */
-function whoAsked(request: FastifyRequest): { organisationId?: string; idempotencyKey?: string } {
-  const key = request.headers['idempotency-key'];
-  return {
-    ...(request.actor === null ? {} : { organisationId: request.actor.orgId }),
-    // A token secret sent as a key (commands refuse it; reads never look) is logged cut, as in a URL.
-    ...(typeof key === 'string' && key.length <= limits.idempotencyKeyLengthMax ? { idempotencyKey: withoutSecrets(key) } : {}),
-  };
 }
 
 /**

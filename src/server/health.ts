@@ -16,7 +16,8 @@ import { clockBehindLedgerRule } from '../ledger/batch-time.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import { clockAheadOfDatabaseRule } from '../ledger/refusals.ts';
 import { newerMigrationsMessage } from '../store/migrate.ts';
-import { queryWithin, type Pool } from '../store/pool.ts';
+import { readHealthRow, type NewerMigration } from '../store/health-queries.ts';
+import type { Pool } from '../store/pool.ts';
 import { currentLogKey } from '../store/tlog-tables.ts';
 
 /** What the health check reads of the clocks, in the ping's one query. */
@@ -27,12 +28,6 @@ export interface HealthClocks {
   databaseAt: string;
   /** How far ahead of the database's clock a batch may be dated (migration 047, limits.clockAheadOfDatabaseMsMax). */
   aheadMsMax: number;
-}
-
-/** A migration applied to the database that this build does not know. */
-interface NewerMigration {
-  version: number;
-  name: string;
 }
 
 export interface Health {
@@ -47,12 +42,7 @@ export interface Health {
  * does (one query, bounded by `timeoutMs` itself), then the log's current key.
  */
 export async function readHealth(ledger: Ledger, pool: Pool, knownNewest: number, timeoutMs: number): Promise<Health> {
-  if (!Number.isSafeInteger(knownNewest)) throw new Error(`assertion failed: the newest migration ${knownNewest} is not an integer`);
-  const [row] = await queryWithin<{ ledgerAt: unknown; databaseAt: unknown; aheadMsMax: unknown; newerMigrations: NewerMigration[] }>(pool,
-    `SELECT at AS "ledgerAt", clock_timestamp() AS "databaseAt", ledger_clock_ahead_ms_max() AS "aheadMsMax",
-       (SELECT coalesce(json_agg(json_build_object('version', version, 'name', name) ORDER BY version), '[]'::json) FROM schema_migrations WHERE version > ${knownNewest}) AS "newerMigrations"
-     FROM log_head WHERE id = 1`, timeoutMs);
-  if (row === undefined) throw new Error('log_head row is missing: the database was not migrated');
+  const row = await readHealthRow(pool, knownNewest, timeoutMs);
   const clocks = { ledgerAt: isoOf(row.ledgerAt), databaseAt: isoOf(row.databaseAt), aheadMsMax: Number(row.aheadMsMax) };
   const logKey = ledger.checkpointer === undefined ? undefined : (await currentLogKey(pool))?.verifier_key;
   return { clocks, newerMigrations: row.newerMigrations, logKey };

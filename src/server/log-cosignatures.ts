@@ -9,7 +9,9 @@ import {
   canonicalSignatureLine, cosignaturesOf, formatKeyId, openCheckpoint, parseNote, parseVerifierKey, type CosignatureVerifier, type NoteVerifier,
 } from '../tlog/index.ts';
 import type { Pool } from '../store/pool.ts';
-import { cosignaturesFor, insertCosignature, latestCheckpoint, listLogKeys, readHead, type CheckpointRow } from '../store/tlog-tables.ts';
+import {
+  checkpointNotesOfSize, cosignaturesFor, insertCosignature, latestCheckpoint, listCosignedCandidates, listLogKeys, readHead, type CheckpointRow,
+} from '../store/tlog-tables.ts';
 import type * as wire from './wire.ts';
 
 
@@ -39,9 +41,6 @@ export function checkpointServer(pool: Pool, witnesses: readonly CosignatureVeri
   };
 }
 
-/** Checkpoints looked at for a cosigned one, newest first: a quorum not met in these is not met. */
-const cosignedCandidatesMax = 16;
-
 /**
  * The newest checkpoint covering `seq`, signed with the log's current key (what a verifier
  * holds: /v1/log/key), that at least `wanted` configured witnesses cosigned, each counted
@@ -53,21 +52,8 @@ export async function cosignedCheckpoint(pool: Pool, witnesses: readonly Cosigna
   if (wanted > names.size) {
     throw new DomainError('not_found', `this log keeps cosignatures of ${names.size} witness(es); no checkpoint can carry ${wanted}`);
   }
-  // From the cosignatures, not the checkpoints: a log signs a checkpoint a second, and a
-  // scan of them all for a quorum no witness met would read them all (seconds at a million).
-  // Only configured witnesses count, in SQL too: lines of one no longer configured must not
-  // fill the candidates and hide an older checkpoint that has the quorum.
-  const candidates = await pool.query<CheckpointRow>(
-    `SELECT c.* FROM (
-       SELECT checkpoint_size, checkpoint_key_id FROM tlog_cosignatures
-       WHERE checkpoint_size > $1 AND checkpoint_key_id = $3 AND (witness, key_id) IN (SELECT * FROM unnest($4::text[], $5::text[]))
-       GROUP BY checkpoint_size, checkpoint_key_id HAVING count(DISTINCT witness) >= $2
-       ORDER BY checkpoint_size DESC LIMIT ${cosignedCandidatesMax}) w
-     JOIN tlog_checkpoints c ON c.size = w.checkpoint_size AND c.key_id = w.checkpoint_key_id
-     ORDER BY c.size DESC`,
-    [seq, wanted, formatKeyId(logKeyId), witnesses.map((witness) => witness.name), witnesses.map((witness) => formatKeyId(witness.keyId))],
-  );
-  for (const row of candidates.rows) {
+  const candidates = await listCosignedCandidates(pool, seq, wanted, formatKeyId(logKeyId), witnesses.map((witness) => ({ name: witness.name, keyId: formatKeyId(witness.keyId) })));
+  for (const row of candidates) {
     const text = Buffer.from(parseNote(row.signed_note).text, 'utf8');
     const lines = (await cosignaturesFor(pool, row)).map((stored) => cosignatureOf(text, stored.signature_line, witnesses)).filter((cosignature) => cosignature !== undefined);
     if (new Set(lines.map((cosignature) => cosignature.witness)).size >= wanted) return { row, note: row.signed_note + lines.map((cosignature) => cosignature.line).join('') };
@@ -131,7 +117,7 @@ export async function storeCosignatures(pool: Pool, signer: { verifierKey: strin
     if (opened === undefined) throw new DomainError('invalid_input', `couldn't accept the cosignatures: ${(error as Error).message}`, { cause: error });
   }
   const size = opened.checkpoint.size;
-  const ours = (await pool.query<{ key_id: string; signed_note: string }>('SELECT key_id, signed_note FROM tlog_checkpoints WHERE size = $1', [size])).rows;
+  const ours = await checkpointNotesOfSize(pool, size);
   // The cosignature is over this text: it belongs to the checkpoint rows with this text only.
   const cosigned = ours.filter((row) => parseNote(row.signed_note).text === opened.note.text);
   if (cosigned.length === 0) {

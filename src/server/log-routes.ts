@@ -17,7 +17,7 @@ import { DomainError } from '../core/errors.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import { formatTlogProof, parseCosignatureVerifierKey, parseTilePath, parseVerifierKey, tileHeight, tileWidth, type CosignatureVerifier } from '../tlog/index.ts';
 import type { Pool } from '../store/pool.ts';
-import { currentLogKey, listLogKeys, readHead } from '../store/tlog-tables.ts';
+import { currentLogKey, listAnnouncementNotes, listLogKeys, readHead } from '../store/tlog-tables.ts';
 import type { TokenVerifier } from './auth.ts';
 import { assertEventExists, checkpointServer, cosignedCheckpoint, storeCosignatures } from './log-cosignatures.ts';
 import { sendEntries } from './log-entries.ts';
@@ -103,12 +103,28 @@ export async function registerLogRoutes(app: FastifyInstance, options: LogRouteO
   });
 }
 
+/** What the log's routes share: the witnesses, the served checkpoint and the tree size check. */
+interface LogRouteContext {
+  options: LogRouteOptions;
+  witnesses: CosignatureVerifier[];
+  checkpointWithCosignatures: ReturnType<typeof checkpointServer>;
+  checkTreeSize: ReturnType<typeof treeSizeChecker>;
+}
+
 function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
-  const { ledger, pool } = options;
+  const { pool } = options;
   const checkTreeSize = treeSizeChecker(pool);
   const witnesses: CosignatureVerifier[] = options.witnessKeys.map((key) => parseCosignatureVerifierKey(key));
   const checkpointWithCosignatures = checkpointServer(pool, witnesses);
+  const context: LogRouteContext = { options, witnesses, checkpointWithCosignatures, checkTreeSize };
+  keyAndCheckpointRoutes(app, context);
+  tileRoute(app, context);
+  proofRoutes(app, context);
+  cosignatureRoute(app, context);
+}
 
+/** The log's key, its every key, and its newest checkpoint. */
+function keyAndCheckpointRoutes(app: FastifyInstance, { options: { ledger, pool }, checkpointWithCosignatures }: LogRouteContext): void {
   app.get('/v1/log/key', async (request, reply) => {
     parseQuery(noQuery, request.query);
     return reply.type(textPlain).send(`${await logKeyNow(ledger, pool)}\n`);
@@ -119,14 +135,12 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   app.get('/v1/log/keys', async (request, reply) => {
     parseQuery(noQuery, request.query);
     const keys = await listLogKeys(pool);
-    const announcements = await pool.query<{ size: number; key_id: string; signed_note: string }>(
-      'SELECT size, key_id, signed_note FROM tlog_checkpoints WHERE (size, key_id) IN (SELECT announced_size, key_id FROM tlog_keys WHERE announced_size IS NOT NULL)',
-    );
+    const announcements = await listAnnouncementNotes(pool);
     return reply.send({
       keys: keys.map((key) => ({
         verifierKey: key.verifier_key,
         firstSize: key.first_size,
-        announcement: announcements.rows.find((row) => row.key_id === key.key_id && row.size === key.announced_size)?.signed_note ?? null,
+        announcement: announcements.find((row) => row.key_id === key.key_id && row.size === key.announced_size)?.signed_note ?? null,
       })),
     } satisfies z.output<typeof wire.logKeys>);
   });
@@ -136,7 +150,11 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     const { note } = await checkpointWithCosignatures();
     return reply.type(textPlain).header('cache-control', 'no-cache').send(note);
   });
+}
 
+/** C2SP tlog-tiles: hash tiles, and entry bundles (log-entries.ts). */
+function tileRoute(app: FastifyInstance, { options }: LogRouteContext): void {
+  const { ledger, pool } = options;
   app.get('/v1/log/tile/*', async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
     // The path as sent, not as decoded: '%30%30%30' decodes to '000', and a second URL for one
     // tile would split caches. Only the canonical spelling is served.
@@ -155,7 +173,10 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     reply.header('cache-control', immutable);
     return reply.type('application/octet-stream').send(data);
   });
+}
 
+/** RFC 9162 inclusion and consistency proofs, and C2SP tlog-proof bundles. */
+function proofRoutes(app: FastifyInstance, { options: { ledger, pool }, witnesses, checkpointWithCosignatures, checkTreeSize }: LogRouteContext): void {
   app.get('/v1/log/proof/inclusion', async (request, reply) => {
     const query = parseQuery(inclusionQuery, request.query);
     await checkTreeSize(query.size, 'size');
@@ -189,7 +210,10 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
     const proof = await ledger.log.inclusionProof(seq, row.size, pool);
     return reply.type(textPlain).send(formatTlogProof({ index: seq, inclusionProof: proof, checkpointNote: note }));
   });
+}
 
+/** A witness's cosignatures of one of the log's checkpoints. */
+function cosignatureRoute(app: FastifyInstance, { options: { ledger, pool }, witnesses }: LogRouteContext): void {
   app.post('/v1/log/cosignatures', { bodyLimit: cosignatureBodyBytesMax, config: { accepts: 'text/plain' } }, async (request, reply) => {
     const body = request.body;
     if (typeof body !== 'string') throw contentTypeRefusal('text/plain');

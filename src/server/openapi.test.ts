@@ -4,7 +4,8 @@
  * and what a walk through a list's pages shows.
  */
 import { describe, expect, it } from 'vitest';
-import { buildOpenApiDocument, renderDocsPage } from './openapi.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import { renderDocsPage } from './openapi-docs-page.ts';
 import { queryRoutes } from './queries.ts';
 
 type Json = Record<string, unknown>;

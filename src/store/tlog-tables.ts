@@ -102,6 +102,27 @@ export async function tilesBeyondTree(db: Queryable, size: number, rowsMax: numb
   return result.rows;
 }
 
+/**
+ * The leaves the level-0 tiles hold: the end of the widest reach (index * 256 + width) of any
+ * level-0 row, 0 when there is none. Not a count of rows: a gap below the widest row is the
+ * audit's to find.
+ */
+export async function levelZeroLeafCount(db: Queryable): Promise<number> {
+  return (await db.query<{ leaves: number | null }>('SELECT max(index * 256 + width) AS leaves FROM tlog_tiles WHERE level = 0')).rows[0]!.leaves ?? 0;
+}
+
+/** How many events the table holds, and their lowest and highest seq (null when it holds none). */
+export interface EventSeqExtent {
+  n: number;
+  max: number | null;
+  min: number | null;
+}
+
+/** The events table's count and seq range, in one statement (one snapshot of it). */
+export async function eventSeqExtent(db: Queryable): Promise<EventSeqExtent> {
+  return (await db.query<EventSeqExtent>('SELECT count(*)::bigint AS n, max(seq) AS max, min(seq) AS min FROM events')).rows[0]!;
+}
+
 export async function readHead(db: Queryable): Promise<{ size: number; root: Buffer }> {
   const result = await db.query<{ size: number; root: Buffer }>('SELECT size, root FROM log_head WHERE id = 1');
   return result.rows[0]!;
@@ -211,6 +232,16 @@ export async function listAnnouncementCheckpoints(db: Queryable): Promise<Checkp
 }
 
 /**
+ * The announcement checkpoints' notes (each key's row at tlog_keys.announced_size, signed by
+ * the key it names), in no set order: a key without an announcement (the first) has none here.
+ */
+export async function listAnnouncementNotes(db: Queryable): Promise<Array<{ size: number; key_id: string; signed_note: string }>> {
+  return (await db.query<{ size: number; key_id: string; signed_note: string }>(
+    'SELECT size, key_id, signed_note FROM tlog_checkpoints WHERE (size, key_id) IN (SELECT announced_size, key_id FROM tlog_keys WHERE announced_size IS NOT NULL)',
+  )).rows;
+}
+
+/**
  * The checkpoints the start-up check re-verifies, in order of size, then signing (created_at):
  * the newest `newest` by size (what is served and recorded: latestCheckpoint orders by size, and a clock
  * stepped back must not hide them), the newest `newest` in signing order (created_at,
@@ -232,6 +263,11 @@ export async function listCheckpointsToCheck(db: Queryable, newest: number): Pro
 export async function insertCheckpoint(db: Queryable, row: Omit<CheckpointRow, 'created_at'>): Promise<boolean> {
   const result = await db.query('INSERT INTO tlog_checkpoints (size, root, key_id, signed_note) VALUES ($1, $2, $3, $4) ON CONFLICT (size, key_id) DO NOTHING', [row.size, row.root, row.key_id, row.signed_note]);
   return (result.rowCount ?? 0) > 0;
+}
+
+/** Every checkpoint row of one size (one per key that signed it: two after a rotation), key and note only, in no set order. */
+export async function checkpointNotesOfSize(db: Queryable, size: number): Promise<Array<{ key_id: string; signed_note: string }>> {
+  return (await db.query<{ key_id: string; signed_note: string }>('SELECT key_id, signed_note FROM tlog_checkpoints WHERE size = $1', [size])).rows;
 }
 
 export interface CosignatureRow {
@@ -258,6 +294,34 @@ export async function cosignaturesFor(db: Queryable, checkpoint: { size: number;
   return (await db.query<CosignatureRow>(
     'SELECT * FROM tlog_cosignatures WHERE checkpoint_size = $1 AND checkpoint_key_id = $2 ORDER BY witness, key_id',
     [checkpoint.size, checkpoint.key_id],
+  )).rows;
+}
+
+/** Checkpoints looked at for a cosigned one, newest first: a quorum not met in these is not met. */
+const cosignedCandidatesMax = 16;
+
+/**
+ * The checkpoints, newest first and at most cosignedCandidatesMax of them, of sizes above
+ * `seq` (so covering that event), signed by the key `checkpointKeyId`, that at least
+ * `witnessesMin` of `witnesses` cosigned by the stored rows, each witness counted once by
+ * name. Only the stored rows are counted: the caller verifies each line again.
+ */
+export async function listCosignedCandidates(
+  db: Queryable, seq: number, witnessesMin: number, checkpointKeyId: string, witnesses: ReadonlyArray<{ name: string; keyId: string }>,
+): Promise<CheckpointRow[]> {
+  // From the cosignatures, not the checkpoints: a log signs a checkpoint a second, and a
+  // scan of them all for a quorum no witness met would read them all (seconds at a million).
+  // Only configured witnesses count, in SQL too: lines of one no longer configured must not
+  // fill the candidates and hide an older checkpoint that has the quorum.
+  return (await db.query<CheckpointRow>(
+    `SELECT c.* FROM (
+       SELECT checkpoint_size, checkpoint_key_id FROM tlog_cosignatures
+       WHERE checkpoint_size > $1 AND checkpoint_key_id = $3 AND (witness, key_id) IN (SELECT * FROM unnest($4::text[], $5::text[]))
+       GROUP BY checkpoint_size, checkpoint_key_id HAVING count(DISTINCT witness) >= $2
+       ORDER BY checkpoint_size DESC LIMIT ${cosignedCandidatesMax}) w
+     JOIN tlog_checkpoints c ON c.size = w.checkpoint_size AND c.key_id = w.checkpoint_key_id
+     ORDER BY c.size DESC`,
+    [seq, witnessesMin, checkpointKeyId, witnesses.map((witness) => witness.name), witnesses.map((witness) => witness.keyId)],
   )).rows;
 }
 

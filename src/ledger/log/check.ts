@@ -22,7 +22,7 @@ import { auditStoredLog, type AuditOptions, type RootSource } from './audit.ts';
 import { keyRotationExtension } from './keys.ts';
 import { inTransaction, isPool, type Pool, type PoolClient } from '../../store/pool.ts';
 import {
-  firstCheckpointAbove, listAnnouncementCheckpoints, listCheckpointsBetween, listCheckpointsToCheck, listLogKeys, readHead, tilesBeyondTree, type CheckpointRow, type LogKeyRow,
+  eventSeqExtent, firstCheckpointAbove, levelZeroLeafCount, listAnnouncementCheckpoints, listCheckpointsBetween, listCheckpointsToCheck, listLogKeys, readHead, tilesBeyondTree, type CheckpointRow, type LogKeyRow,
 } from '../../store/tlog-tables.ts';
 import type { TransparencyLog } from './transparency-log.ts';
 
@@ -66,7 +66,7 @@ export type CheckpointScope = 'all' | { newest: number };
 
 async function checkSnapshot(db: PoolClient, log: TransparencyLog, trustedKeys: readonly string[], scope: CheckpointScope, options: CheckAuditOptions): Promise<{ size: number; checkpoints: number }> {
   const head = await readHead(db);
-  const events = (await db.query<{ n: number; max: number | null; min: number | null }>('SELECT count(*)::bigint AS n, max(seq) AS max, min(seq) AS min FROM events')).rows[0]!;
+  const events = await eventSeqExtent(db);
   if (events.n !== head.size || (head.size > 0 && (events.min !== 0 || events.max !== head.size - 1))) {
     throw new LogCheckError('events', `the head says ${head.size} events, the table holds ${events.n} (seq ${events.min ?? '-'}..${events.max ?? '-'})`);
   }
@@ -103,7 +103,7 @@ async function checkSnapshot(db: PoolClient, log: TransparencyLog, trustedKeys: 
  * the writers never overwrite a row wider than what they write, so a stray would be served.
  */
 async function checkTileExtent(db: PoolClient, size: number): Promise<void> {
-  const leaves = (await db.query<{ leaves: number | null }>('SELECT max(index * 256 + width) AS leaves FROM tlog_tiles WHERE level = 0')).rows[0]!.leaves ?? 0;
+  const leaves = await levelZeroLeafCount(db);
   if (leaves !== size) throw new LogCheckError('tiles', `level-0 tiles hold ${leaves} leaf hashes but the log has ${size} events`);
   const [stray] = await tilesBeyondTree(db, size, 1);
   if (stray) {
