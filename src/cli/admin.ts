@@ -5,13 +5,14 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { limits } from '../core/limits.ts';
-import { Ledger, type Violation } from '../ledger/ledger.ts';
+import { Ledger } from '../ledger/ledger.ts';
 import { checkLogOnStart, LogCheckError } from '../ledger/log/check.ts';
 import { TransparencyLog } from '../ledger/log/transparency-log.ts';
 import { systemActor } from '../ledger/permissions.ts';
 import { organisationRegister, role as roleSchema, tokenCreate, tokenSecretPrefix, type CommandRequest } from '../ledger/schemas.ts';
 import { migrate } from '../store/migrate.ts';
 import { inTransaction } from '../store/pool.ts';
+import { countEvents, countLegacyGpuUuidUnits, ledgerViolations } from '../store/violations.ts';
 import { createDemoTokens, loadDemo, type DemoToken } from '../demo/load.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
@@ -277,10 +278,10 @@ export async function checkCommand(config: Config, output: Output): Promise<numb
   const { violations, events, legacyGpuUuids } = await withDatabase(config, 'check', output, async (database) => {
     await migrate(database.pool);
     return inTransaction(database.pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
-      const counted = (await client.query<{ events: number }>('SELECT count(*) AS events FROM events')).rows[0]!.events;
-      const found = (await client.query<Violation>('SELECT * FROM ledger_violations()')).rows;
+      const counted = await countEvents(client);
+      const found = await ledgerViolations(client);
       // Said, not counted: spellings a release before 037 accepted, which the re-check passes (042).
-      const legacy = (await client.query<{ units: number }>('SELECT count(*)::int AS units FROM units u JOIN units_gpu_uuid_legacy k ON k.serial = u.serial AND k.gpu_uuid = u.gpu_uuid')).rows[0]!.units;
+      const legacy = await countLegacyGpuUuidUnits(client);
       try {
         await checkLogOnStart(client, new TransparencyLog(database.pool));
       } catch (error) {

@@ -45,9 +45,9 @@
 import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embedded.ts';
 import { isProcessAlive } from '../store/processes.ts';
+import { servedDataDirectory } from '../store/data-directory.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { clearCopiedLock, copiedLockNotice, DataDirInUse, forgetLock, ownLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
 import { dataDirProblem, writingInDataDir, type Config } from './config.ts';
@@ -252,17 +252,11 @@ type LenderCluster = { kind: 'this' } | { kind: 'other'; clusterDir: string } | 
  * does not resolve here (another host's, or moved) is another; so is ours when it is missing.
  */
 async function lenderCluster(url: string, clusterDir: string): Promise<LenderCluster> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: lenderCheckTimeoutMs, application_name: 'chipledger-lock-check' });
-  client.on('error', () => {}); // a lost connection fails the query that uses it
   let served: string;
   try {
-    await client.connect();
-    const found = await client.query<{ served: string }>({ text: `SELECT current_setting('data_directory') AS served`, query_timeout: lenderCheckTimeoutMs } as pg.QueryConfig);
-    served = found.rows[0]!.served;
+    served = await servedDataDirectory({ url, timeoutMs: lenderCheckTimeoutMs, applicationName: 'chipledger-lock-check' });
   } catch (error) {
     return { kind: 'unreachable', reason: (error as Error).message };
-  } finally {
-    client.end().catch(() => {});
   }
   const theirs = realFolder(served);
   return theirs !== undefined && theirs === realFolder(clusterDir) ? { kind: 'this' } : { kind: 'other', clusterDir: served };

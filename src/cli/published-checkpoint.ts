@@ -46,6 +46,7 @@ import { TileReader } from '../ledger/log/tile-reader.ts';
 import { limits } from '../core/limits.ts';
 import { inTransaction, withQueryTimeout, type Pool, type PoolClient } from '../store/pool.ts';
 import { listLogKeys, readHead } from '../store/tlog-tables.ts';
+import { logTablesPresent, newestCheckpointFrom } from '../store/tlog-reads.ts';
 import { decodeVerifierKey, isValidKeyName, openCheckpoint, parseCheckpoint, parseNote, parseSignerKey, parseVerifierKey, rootFromNodes, rootNodes, type Ed25519NoteVerifier } from '../tlog/index.ts';
 import { Failure, printable } from './output.ts';
 import { replaceFile } from './replace-file.ts';
@@ -259,25 +260,6 @@ export class PublishedCheckpointGuard {
   }
 }
 
-/** A checkpoint row as a look reads it, with the log's size, in one snapshot. */
-interface NewestCheckpoint {
-  headSize: number;
-  checkpoint: { size: number; root: Buffer; signed_note: string } | undefined;
-}
-
-/**
- * The log's size and its newest checkpoint of at least `sizeMin` (none when there is none):
- * one statement, each part by its primary key, so a look that finds nothing new is an index
- * probe that returns no checkpoint.
- */
-async function newestCheckpointFrom(pool: Pool, sizeMin: number): Promise<NewestCheckpoint> {
-  const row = (await pool.query<{ head_size: number; size: number | null; root: Buffer | null; signed_note: string | null }>(`SELECT h.size AS head_size, c.size, c.root, c.signed_note
-    FROM log_head h LEFT JOIN LATERAL (SELECT size, root, signed_note FROM tlog_checkpoints WHERE size >= $1 ORDER BY size DESC, key_id DESC LIMIT 1) c ON true
-    WHERE h.id = 1`, [sizeMin])).rows[0]!;
-  const checkpoint = row.size === null ? undefined : { size: row.size, root: row.root!, signed_note: row.signed_note! };
-  return { headSize: row.head_size, checkpoint };
-}
-
 /**
  * A checkpoint row another process wrote, believed only when its note verifies with a key of
  * this log and says the size and root of its row: a row a database user wrote by hand is never
@@ -375,7 +357,7 @@ function openByAnyKey(note: string, keys: readonly string[]): Published | string
  * log tables: its log is empty.
  */
 async function readDatabaseLog(client: PoolClient): Promise<DatabaseLog> {
-  const tables = (await client.query<{ head: boolean; keys: boolean }>("SELECT to_regclass('log_head') IS NOT NULL AS head, to_regclass('tlog_keys') IS NOT NULL AS keys")).rows[0]!;
+  const tables = await logTablesPresent(client);
   const head = tables.head ? await readHead(client) : undefined;
   const keys = tables.keys ? (await listLogKeys(client)).map((row) => row.verifier_key) : [];
   return { size: head?.size ?? 0, root: head?.root ?? (await rootAt(client, 0)), keys };

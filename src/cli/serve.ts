@@ -20,7 +20,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { serverLoggerOptions } from '../server/log-redaction.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { LogKeyError, LogSigningLockBusy } from '../ledger/log/keys.ts';
@@ -32,12 +32,16 @@ import { dataDirProblem, formatProblems, writingInDataDir, type Config } from '.
 import { openDatabase, StoppedWhileWaiting, type Database } from './database.ts';
 import { chipledgerCommand } from './http.ts';
 import { Failure, type Output } from './output.ts';
-import { demoSignerKey, readLogKeys } from './log-key.ts';
+import { demoSignerKey, readLogKeys, type LogKeys } from './log-key.ts';
 import { limits } from '../core/limits.ts';
 import { withQueryTimeout, type Pool } from '../store/pool.ts';
 import { onEmbeddedPostgresExit, type EmbeddedExit } from '../store/embedded.ts';
 import { withoutRowValues } from '../server/problem.ts';
 import { PublishedCheckpointGuard } from './published-checkpoint.ts';
+import type { buildServer } from '../server/app.ts';
+
+/** The HTTP API serve runs (server/app.ts). */
+type Api = Awaited<ReturnType<typeof buildServer>>;
 
 /** The whole shutdown may take this long; then we exit non-zero rather than hang. */
 export const shutdownTimeoutMs = 30_000;
@@ -70,15 +74,7 @@ export interface ServeOptions {
 }
 
 export async function serve(config: Config, options: ServeOptions, output: Output): Promise<number> {
-  const logKeys = readLogKeys(config, options.demo);
-  if (!logKeys.ok) throw new Failure(formatProblems(logKeys.problems), 2);
-  const { signer, previousSignerKey } = logKeys.keys;
-  // The demo key is kept in the data dir (demoSignerKey), so a data dir that cannot be a folder
-  // is said as the configuration problem it is before the key is looked for there.
-  if (signer.kind === 'demo' || config.database.kind === 'embedded') {
-    const blocked = dataDirProblem(config.dataDir);
-    if (blocked !== undefined) throw new Failure(blocked, 2);
-  }
+  const { signer, previousSignerKey } = checkedLogKeys(config, options);
   const logger = pino(serverLoggerOptions(config.logLevel), pino.destination({ fd: 2, sync: true }));
   const stop = takeOverSignals(logger);
   const databaseLost = embeddedPostgresLost();
@@ -91,67 +87,116 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
   const onRecovered = (message: string): void => logger.info(message);
   let exitCode = 0;
   try {
-    try {
-      resources.database = await openDatabase(config, {
-        exclusive: true, connectionsMax: serveConnectionsMax, applicationName: 'chipledger-serve', log: (line) => logger.debug({ postgres: line.trim() }, 'postgres'),
-        // A stop signal while serve waits for an admin command's lock ends the wait at once.
-        stopAsked: () => stop.asked(),
-      });
-    } catch (error) {
-      if (!(error instanceof StoppedWhileWaiting)) throw error;
-      output.err(`chipledger: ${error.message}`);
-      return 0;
-    }
-    // The guard's file lives in the data dir, which with DATABASE_URL nothing else needs: a
-    // deployment that never had one (or a restored database served from a new host) gets it
-    // made here, as the embedded database's start makes it.
-    writingInDataDir(config.dataDir, () => mkdirSync(config.dataDir, { recursive: true }));
-    const published = await PublishedCheckpointGuard.check(resources.database.pool, config.dataDir, previousSignerKey === undefined ? [logSignerKey] : [logSignerKey, previousSignerKey]);
-    const pool = resources.database.pool;
-    resources.ledger = await Ledger.open({
-      pool,
-      sweepIntervalMs: config.sweepIntervalMs,
-      proofCacheTiles: config.proofCacheTiles,
-      logSignerKey,
-      ...(previousSignerKey === undefined ? {} : { logPreviousSignerKey: previousSignerKey }),
-      onError,
-      onRecovered,
-    }).catch(async (error: unknown) => {
-      // A lock not had in time says nothing about which database the key was configured for.
-      throw error instanceof LogKeyError && !(error instanceof LogSigningLockBusy) ? await logKeyRefusal(error, pool, config) : error;
-    });
-    // It records, as long as this server runs, the checkpoints other servers sign too: stopped
-    // before the pool closes.
-    resources.guard = published;
-    await published.follow(resources.ledger, { onError, onRecovered });
-    const demoAccess = options.demo ? await prepareDemo(resources.ledger, output) : undefined;
-    const { buildServer } = await import('../server/app.ts');
-    // The API's reads are bounded (limits.readQueryTimeoutMs; a frozen or cut-off database is
-    // answered 503, not after TCP gives up); the ledger keeps the unbounded pool, for its
-    // start-up checks and its own bounded writes (store/pool.ts withQueryTimeout says why).
-    const readPool = withQueryTimeout(resources.database.pool, limits.readQueryTimeoutMs);
-    // A database that holds the demo is served as demo data, whether or not --demo asked for
-    // it: its rows say demo, and so must its answers and its events.
-    const demo = options.demo || (await demoState(resources.database.pool)) !== 'absent';
-    const app = await buildServer({ ledger: resources.ledger, pool: readPool, logger, demo, witnessKeys: config.log.witnessKeys, connectionsPerAddressMax: config.connectionsPerAddressMax });
+    resources.database = await openServedDatabase(config, logger, stop, output);
+    if (resources.database === undefined) return 0;
+    const ledger = await openGuardedLedger(resources, resources.database, config, { logSignerKey, previousSignerKey }, { onError, onRecovered });
+    const demoAccess = options.demo ? await prepareDemo(ledger, output) : undefined;
+    const app = await buildApi(config, options, resources.database, ledger, logger);
     resources.close = () => app.close();
     await listen(app, config);
     const url = `http://${displayHost(config.host)}:${config.port}`;
     output.out(`chipledger is serving ${url} (API reference: ${url}/v1/docs, OpenAPI: ${url}/v1/openapi.json)`);
     if (demoAccess) printDemoAccess(demoAccess, url, output);
     output.out(`Stop with Ctrl-C. Database: ${resources.database.origin === 'external' ? 'DATABASE_URL' : `embedded PostgreSQL in ${config.dataDir}`}.`);
-    const ended = await untilStopped(stop.received, databaseLost.exited);
-    if ('signal' in ended) {
-      output.err(`chipledger: ${ended.signal} received, stopping`);
-    } else {
-      exitCode = 1;
-      logger.fatal({ postgres: { dataDir: ended.lost.dataDir, code: ended.lost.code, signal: ended.lost.signal } }, `the embedded PostgreSQL exited (${ended.lost.signal === null ? `code ${ended.lost.code}` : `signal ${ended.lost.signal}`}); stopping so a supervisor can restart chipledger`);
-    }
+    exitCode = reportEnd(await untilStopped(stop.received, databaseLost.exited), logger, output);
   } finally {
     databaseLost.unsubscribe();
     await shutdown(resources, output);
   }
   return exitCode;
+}
+
+/**
+ * The log key settings, read and checked first (log-key.ts), then the data dir where it is
+ * used: a problem there is a configuration problem (exit 2), said before anything is started.
+ */
+function checkedLogKeys(config: Config, options: ServeOptions): LogKeys {
+  const logKeys = readLogKeys(config, options.demo);
+  if (!logKeys.ok) throw new Failure(formatProblems(logKeys.problems), 2);
+  // The demo key is kept in the data dir (demoSignerKey), so a data dir that cannot be a folder
+  // is said as the configuration problem it is before the key is looked for there.
+  if (logKeys.keys.signer.kind === 'demo' || config.database.kind === 'embedded') {
+    const blocked = dataDirProblem(config.dataDir);
+    if (blocked !== undefined) throw new Failure(blocked, 2);
+  }
+  return logKeys.keys;
+}
+
+/** The database serve owns (see database.ts); undefined when a stop signal ended the wait for its lock, which is said. */
+async function openServedDatabase(config: Config, logger: Logger, stop: { asked: () => boolean }, output: Output): Promise<Database | undefined> {
+  try {
+    return await openDatabase(config, {
+      exclusive: true, connectionsMax: serveConnectionsMax, applicationName: 'chipledger-serve', log: (line) => logger.debug({ postgres: line.trim() }, 'postgres'),
+      // A stop signal while serve waits for an admin command's lock ends the wait at once.
+      stopAsked: () => stop.asked(),
+    });
+  } catch (error) {
+    if (!(error instanceof StoppedWhileWaiting)) throw error;
+    output.err(`chipledger: ${error.message}`);
+    return undefined;
+  }
+}
+
+/** How the ledger and the guard's looks say an outage and its end. */
+interface Reporting {
+  onError: (error: unknown, context: string) => void;
+  onRecovered: (message: string) => void;
+}
+
+/**
+ * The database's log checked against the newest checkpoint this server published (refused
+ * there if it went back), then the ledger opened on it, and the guard following it: each
+ * recorded in `resources` as it starts, for shutdown to stop.
+ */
+async function openGuardedLedger(resources: Resources, database: Database, config: Config, keys: { logSignerKey: string; previousSignerKey: string | undefined }, reporting: Reporting): Promise<Ledger> {
+  const { logSignerKey, previousSignerKey } = keys;
+  // The guard's file lives in the data dir, which with DATABASE_URL nothing else needs: a
+  // deployment that never had one (or a restored database served from a new host) gets it
+  // made here, as the embedded database's start makes it.
+  writingInDataDir(config.dataDir, () => mkdirSync(config.dataDir, { recursive: true }));
+  const published = await PublishedCheckpointGuard.check(database.pool, config.dataDir, previousSignerKey === undefined ? [logSignerKey] : [logSignerKey, previousSignerKey]);
+  const pool = database.pool;
+  const ledger = await Ledger.open({
+    pool,
+    sweepIntervalMs: config.sweepIntervalMs,
+    proofCacheTiles: config.proofCacheTiles,
+    logSignerKey,
+    ...(previousSignerKey === undefined ? {} : { logPreviousSignerKey: previousSignerKey }),
+    onError: reporting.onError,
+    onRecovered: reporting.onRecovered,
+  }).catch(async (error: unknown) => {
+    // A lock not had in time says nothing about which database the key was configured for.
+    throw error instanceof LogKeyError && !(error instanceof LogSigningLockBusy) ? await logKeyRefusal(error, pool, config) : error;
+  });
+  resources.ledger = ledger;
+  // It records, as long as this server runs, the checkpoints other servers sign too: stopped
+  // before the pool closes.
+  resources.guard = published;
+  await published.follow(ledger, { onError: reporting.onError, onRecovered: reporting.onRecovered });
+  return ledger;
+}
+
+/** The HTTP API on the ledger, built, not listening yet. */
+async function buildApi(config: Config, options: ServeOptions, database: Database, ledger: Ledger, logger: Logger): Promise<Api> {
+  const { buildServer } = await import('../server/app.ts');
+  // The API's reads are bounded (limits.readQueryTimeoutMs; a frozen or cut-off database is
+  // answered 503, not after TCP gives up); the ledger keeps the unbounded pool, for its
+  // start-up checks and its own bounded writes (store/pool.ts withQueryTimeout says why).
+  const readPool = withQueryTimeout(database.pool, limits.readQueryTimeoutMs);
+  // A database that holds the demo is served as demo data, whether or not --demo asked for
+  // it: its rows say demo, and so must its answers and its events.
+  const demo = options.demo || (await demoState(database.pool)) !== 'absent';
+  return buildServer({ ledger, pool: readPool, logger, demo, witnessKeys: config.log.witnessKeys, connectionsPerAddressMax: config.connectionsPerAddressMax });
+}
+
+/** Says why serve stops, and with which exit code: 0 on a stop signal, 1 when the embedded PostgreSQL was lost. */
+function reportEnd(ended: { signal: string } | { lost: EmbeddedExit }, logger: Logger, output: Output): number {
+  if ('signal' in ended) {
+    output.err(`chipledger: ${ended.signal} received, stopping`);
+    return 0;
+  }
+  logger.fatal({ postgres: { dataDir: ended.lost.dataDir, code: ended.lost.code, signal: ended.lost.signal } }, `the embedded PostgreSQL exited (${ended.lost.signal === null ? `code ${ended.lost.code}` : `signal ${ended.lost.signal}`}); stopping so a supervisor can restart chipledger`);
+  return 1;
 }
 
 /**

@@ -6,6 +6,7 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import { limits } from '../core/limits.ts';
 import type { Pool } from '../store/pool.ts';
 import { migrate } from '../store/migrate.ts';
+import { ledgerViolations, type Violation } from '../store/violations.ts';
 import { Sequencer } from './sequencer.ts';
 import type { Answer } from './batch-apply.ts';
 import { TransparencyLog } from './log/transparency-log.ts';
@@ -40,12 +41,6 @@ export interface LedgerOptions {
   onError?: (error: unknown, context: string) => void;
   /** Told when the sequencer commits, or the checkpointer signs, again after an outage (onError said the outage once). */
   onRecovered?: (message: string) => void;
-}
-
-export interface Violation {
-  invariant: string;
-  subject: string;
-  detail: string;
 }
 
 export class Ledger {
@@ -131,7 +126,7 @@ export class Ledger {
 
   /** Every invariant re-checked from the state tables; empty means all hold. */
   async violations(): Promise<Violation[]> {
-    return (await this.pool.query<Violation>('SELECT * FROM ledger_violations()')).rows;
+    return ledgerViolations(this.pool);
   }
 
   async close(): Promise<void> {
@@ -142,4 +137,4 @@ export class Ledger {
   }
 }
 
-export type { Answer, Actor };
+export type { Answer, Actor, Violation };

@@ -4,11 +4,13 @@
  * a bad signature, an inconsistency, a truncation, a fork, or a log that keeps serving what
  * it cannot settle.
  */
+import type { Ed25519NoteVerifier } from '../../tlog/index.ts';
 import { Failure, printable, type Output } from '../output.ts';
+import type { LogClient } from './client.ts';
 import { clientOf, defaultDeps, guard, startingKey, verifierOf, wholeNumber, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
-import { followStep, type HeldHead } from './follow.ts';
+import { followStep, type FollowStep, type HeldHead } from './follow.ts';
 import { describeKey } from './key-chain.ts';
-import { assertStateOfLog, assertStateWritable, readMonitorState, savedFrom, verifierKeyText, writeMonitorState, type PendingHead } from './state.ts';
+import { assertStateOfLog, assertStateWritable, readMonitorState, savedFrom, verifierKeyText, writeMonitorState, type PendingHead, type SavedCheckpoint } from './state.ts';
 
 /** Default pause between two checkpoint fetches of `log monitor`. */
 export const monitorIntervalMsDefault = 5_000;
@@ -41,58 +43,27 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
     const client = clientOf(options, deps);
     const intervalMs = wholeNumber(options.intervalMs, '--interval-ms', monitorIntervalMsDefault, 1, monitorIntervalMsMax)!;
     const maxRounds = wholeNumber(options.maxRounds, '--max-rounds', undefined, 1);
-    await assertStateWritable(options.state);
-    const loaded = await readMonitorState(options.state);
-    assertStateOfLog(options.state, loaded, given.name);
-    let last = loaded?.saved;
-    let verifier = await startingKey(client, given, last, options.state);
+    const held = await loadHeld(options.state, client, given);
+    const save = () => writeMonitorState(options.state, { origin: held.last?.origin ?? given.name, saved: held.last, unsettled: { rounds: held.unsettledRounds, heads: held.pending.flatMap(pendingOfHeld) } });
     let alerts = 0;
     let reached = 0;
-    // Rounds left unsettled since everything served was last settled; only a settled round
-    // resets it, so a log that alternates an unsettled round with an old checkpoint is
-    // counted all the same. The signed heads no proof has tied in yet stay pending, and every
-    // later round is held to them: moving on does not make a fork forgotten. Both are kept in
-    // the state file, so that a bounded run (cron) holds the next run to them as one long run
-    // holds its later rounds.
-    let unsettledRounds = loaded?.unsettled.rounds ?? 0;
-    let pending: HeldHead[] = (loaded?.unsettled.heads ?? []).map(heldOfPending).slice(-monitorPendingHeadsMax);
-    const save = () => writeMonitorState(options.state, { origin: last?.origin ?? given.name, saved: last, unsettled: { rounds: unsettledRounds, heads: pending.flatMap(pendingOfHeld) } });
     // Runs until interrupted, or for --max-rounds checkpoint fetches.
     // The wait before the next round: the interval, or longer when the log asked for longer.
     let waitMs = intervalMs;
     for (let round = 0; maxRounds === undefined || round < maxRounds; round += 1) {
       if (round > 0) await deps.sleep(waitMs);
       waitMs = intervalMs;
-      let step = await followStep(client, verifier, last, pending);
-      const [roundsBefore, pendingBefore] = [unsettledRounds, pending];
-      if (step.kind === 'unreachable' && step.unsettled !== undefined) {
-        unsettledRounds += 1;
-        const head = step.unsettled.head;
-        if (head && !pending.some((held) => held.size === head.size && held.rootHash.equals(head.rootHash))) {
-          pending = [...pending, head].slice(-monitorPendingHeadsMax);
-          reportPending(deps.output, head, options.state);
-        }
-        if (unsettledRounds >= monitorUnprovenRoundsMax) {
-          step = { kind: 'alert', failure: { kind: step.unsettled.kind, message: `unsettled: in ${unsettledRounds} rounds since all it served was last settled, the log served ${step.unsettled.what} (last: ${step.message})` } };
-          unsettledRounds = 0;
-        }
-      } else if (step.kind === 'ok') {
-        // Every pending head was just held to the rest and found consistent.
-        unsettledRounds = 0;
-        // Replaced only when something was pending: a new empty list every round read as a change,
-        // and rewrote the state file (with its fsyncs) every quiet round.
-        if (pending.length > 0) pending = [];
-      }
-      const moved = step.kind === 'ok' && (step.change !== 'same' || step.rotations.length > 0 || last?.verifierKey !== verifierKeyText(step.verifier));
+      const followed = await followStep(client, held.verifier, held.last, held.pending);
+      const [roundsBefore, pendingBefore] = [held.unsettledRounds, held.pending];
+      const step = settle(followed, held, deps.output, options.state);
+      const moved = step.kind === 'ok' && (step.change !== 'same' || step.rotations.length > 0 || held.last?.verifierKey !== verifierKeyText(step.verifier));
       // Saved before anything is said of the round, an alert included: a run stopped on it must
       // leave the next run holding what this one held.
-      if (!moved && (unsettledRounds !== roundsBefore || pending !== pendingBefore)) await save();
+      if (!moved && (held.unsettledRounds !== roundsBefore || held.pending !== pendingBefore)) await save();
       if (step.kind === 'unreachable') {
         const again = maxRounds === undefined || round + 1 < maxRounds;
         waitMs = waitAfter(intervalMs, step.retryAfterMs);
-        const asked = step.retryAfterMs === undefined || step.retryAfterMs <= intervalMs ? ''
-          : step.retryAfterMs > monitorIntervalMsMax ? `, the longest it waits (the log asked for ${step.retryAfterMs} ms)` : ', as the log asked';
-        deps.output.err(`warning: ${printable(step.message)}${again ? `; trying again in ${waitMs} ms${asked}` : ''}`);
+        warnUnreachable(deps.output, step, { intervalMs, waitMs, again });
         continue;
       }
       reached += 1;
@@ -100,14 +71,10 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
         alerts += 1;
         deps.output.err(`ALERT [${step.failure.kind}] ${client.description}: ${printable(step.failure.message)}`);
         if (!options.keepGoing) {
-          throw new Failure(`log monitor stopped on an alert; ${last === undefined ? `no checkpoint was saved to ${options.state}` : `${options.state} still holds the last consistent checkpoint (size ${last.size})`}`);
+          throw new Failure(`log monitor stopped on an alert; ${held.last === undefined ? `no checkpoint was saved to ${options.state}` : `${options.state} still holds the last consistent checkpoint (size ${held.last.size})`}`);
         }
       } else if (moved) {
-        for (const rotation of step.rotations) deps.output.out(`${new Date(deps.now()).toISOString()} key rotation: ${describeKey(rotation.verifier)} announced at size ${rotation.announcement.size}, signed by the key before it; following it`);
-        verifier = step.verifier;
-        last = savedFrom(step.checkpoint, step.note, step.verifier);
-        await save();
-        deps.output.out(`${new Date(deps.now()).toISOString()} ${step.change === 'first' ? 'first checkpoint' : 'consistent'}: size ${step.checkpoint.size} root ${step.checkpoint.rootHash.toString('hex')}`);
+        await moveOn(held, step, save, deps);
       }
     }
     if (alerts > 0) throw new Failure(`log monitor raised ${alerts} alert(s)`);
@@ -115,6 +82,81 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
     if (reached === 0) throw new Failure(`log monitor couldn't reach the log at ${client.description} in any of its ${maxRounds} round(s); nothing was checked`);
     return 0;
   });
+}
+
+/** What a run holds from round to round; the state file keeps all of it. */
+interface Held {
+  /** The last consistent checkpoint. */
+  last: SavedCheckpoint | undefined;
+  /** The key the log signs with, as followed so far. */
+  verifier: Ed25519NoteVerifier;
+  unsettledRounds: number;
+  pending: HeldHead[];
+}
+
+/** The state file checked (writable, of this log) and read: what the run starts holding. */
+async function loadHeld(state: string, client: LogClient, given: Ed25519NoteVerifier): Promise<Held> {
+  await assertStateWritable(state);
+  const loaded = await readMonitorState(state);
+  assertStateOfLog(state, loaded, given.name);
+  const last = loaded?.saved;
+  return {
+    last,
+    verifier: await startingKey(client, given, last, state),
+    // Rounds left unsettled since everything served was last settled; only a settled round
+    // resets it, so a log that alternates an unsettled round with an old checkpoint is
+    // counted all the same. The signed heads no proof has tied in yet stay pending, and every
+    // later round is held to them: moving on does not make a fork forgotten. Both are kept in
+    // the state file, so that a bounded run (cron) holds the next run to them as one long run
+    // holds its later rounds.
+    unsettledRounds: loaded?.unsettled.rounds ?? 0,
+    pending: (loaded?.unsettled.heads ?? []).map(heldOfPending).slice(-monitorPendingHeadsMax),
+  };
+}
+
+/**
+ * The round's part in what stays unsettled: an unsettled round counts, and its signed head,
+ * when new, is pending (and said); a settled round clears both. The step as followed, or, once
+ * monitorUnprovenRoundsMax rounds in a row were unsettled, an alert in its place.
+ */
+function settle(step: FollowStep, held: Held, output: Output, state: string): FollowStep {
+  if (step.kind === 'unreachable' && step.unsettled !== undefined) {
+    held.unsettledRounds += 1;
+    const head = step.unsettled.head;
+    if (head && !held.pending.some((pending) => pending.size === head.size && pending.rootHash.equals(head.rootHash))) {
+      held.pending = [...held.pending, head].slice(-monitorPendingHeadsMax);
+      reportPending(output, head, state);
+    }
+    if (held.unsettledRounds >= monitorUnprovenRoundsMax) {
+      const alert: FollowStep = { kind: 'alert', failure: { kind: step.unsettled.kind, message: `unsettled: in ${held.unsettledRounds} rounds since all it served was last settled, the log served ${step.unsettled.what} (last: ${step.message})` } };
+      held.unsettledRounds = 0;
+      return alert;
+    }
+  } else if (step.kind === 'ok') {
+    // Every pending head was just held to the rest and found consistent.
+    held.unsettledRounds = 0;
+    // Replaced only when something was pending: a new empty list every round read as a change,
+    // and rewrote the state file (with its fsyncs) every quiet round.
+    if (held.pending.length > 0) held.pending = [];
+  }
+  return step;
+}
+
+/** A round that did not reach the log, said as a warning with the wait before the next (if any). */
+function warnUnreachable(output: Output, step: Extract<FollowStep, { kind: 'unreachable' }>, wait: { intervalMs: number; waitMs: number; again: boolean }): void {
+  const { intervalMs, waitMs, again } = wait;
+  const asked = step.retryAfterMs === undefined || step.retryAfterMs <= intervalMs ? ''
+    : step.retryAfterMs > monitorIntervalMsMax ? `, the longest it waits (the log asked for ${step.retryAfterMs} ms)` : ', as the log asked';
+  output.err(`warning: ${printable(step.message)}${again ? `; trying again in ${waitMs} ms${asked}` : ''}`);
+}
+
+/** A checkpoint that moved the log on: the rotations followed, said; then it is held, saved, and said. */
+async function moveOn(held: Held, step: Extract<FollowStep, { kind: 'ok' }>, save: () => Promise<void>, deps: LogCommandDeps): Promise<void> {
+  for (const rotation of step.rotations) deps.output.out(`${new Date(deps.now()).toISOString()} key rotation: ${describeKey(rotation.verifier)} announced at size ${rotation.announcement.size}, signed by the key before it; following it`);
+  held.verifier = step.verifier;
+  held.last = savedFrom(step.checkpoint, step.note, step.verifier);
+  await save();
+  deps.output.out(`${new Date(deps.now()).toISOString()} ${step.change === 'first' ? 'first checkpoint' : 'consistent'}: size ${step.checkpoint.size} root ${step.checkpoint.rootHash.toString('hex')}`);
 }
 
 /**
