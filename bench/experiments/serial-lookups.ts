@@ -1,5 +1,5 @@
 /**
- * The two look-ups a 100,000-serial manifest makes before it writes (store/ledger-tables.ts
+ * The two look-ups a 100,000-serial manifest makes before it writes (store/batch-state.ts
  * loadBatchState: the units those serials already have, and which of them are live in a
  * shipment), as the units table grows. The new serials fall between existing ones, as
  * serials of several makers would. Rows are written straight into the tables with triggers

@@ -1,5 +1,5 @@
 /**
- * What the sweep's look-up of due work (store/ledger-tables.ts loadDue) costs as the ledger's
+ * What the sweep's look-up of due work (store/sweep-due.ts loadDue) costs as the ledger's
  * history grows, before migration 034 (cbb6715's two queries, with 034's index dropped in the
  * rolled-back transaction that times them) and after (loadDue as it is). The sweep runs every
  * few seconds under the head lock, so every writer waits for it. And what two partial indexes

@@ -147,7 +147,7 @@ describe('chipledger serve with its embedded PostgreSQL', () => {
         expect(await within(exited, stopTimeoutMs, `npm and the server stopping after ${signal} to their process group`), log).toEqual({ code: 0, signal: null });
         expect(log).toContain(`chipledger: ${signal} received, stopping`);
         expect(log).not.toMatch(/again; exiting without a clean stop/);
-        // PostgreSQL is not in that group (store/embedded.ts, inOwnProcessGroup): it was not
+        // PostgreSQL is not in that group (store/embedded-process-group.ts, inOwnProcessGroup): it was not
         // stopped under the server, whose last checkpoint and pool close went through unlogged.
         expect(log).not.toMatch(/"level":(50|60)/);
         expect(existsSync(join(folder, 'chipledger.lock')), log).toBe(false);

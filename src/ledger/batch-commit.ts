@@ -45,7 +45,7 @@ export interface CommitStats {
 }
 
 export interface BatchCommitterOptions {
-  /** The sequencer's pool, each round trip bounded on the client side (store/pool.ts withQueryTimeout). */
+  /** The sequencer's pool, each round trip bounded on the client side (store/query-timeout.ts withQueryTimeout). */
   pool: Pool;
   clock: Clock;
   logAppender: LogAppender;
@@ -87,7 +87,7 @@ export class BatchCommitter {
   /**
    * The batch in one round trip, when the last batch found the head it expected (no other
    * writer), every row it needs is cached, and it sweeps nothing: applied in memory to the
-   * cached rows, then sent with its opening (store/ledger-tables.ts openAtHeadSql), which
+   * cached rows, then sent with its opening (store/head-lock.ts openAtHeadSql), which
    * takes the lock and goes on only at the head our last batch committed, and with its
    * writes and COMMIT. The classic way (runInTransaction) costs a round trip more: it
    * takes the lock and looks up the idempotency keys before it writes.

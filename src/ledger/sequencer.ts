@@ -101,7 +101,7 @@ export class Sequencer {
   private unavailable = false;
   /**
    * The caller's pool, each query of a batch bounded on the client side: a frozen or cut-off
-   * database enforces no bound of its own (store/pool.ts withQueryTimeout).
+   * database enforces no bound of its own (store/query-timeout.ts withQueryTimeout).
    */
   private readonly pool: Pool;
   /** Puts each batch into the database; keeps the row cache and the head our last batch left. */
@@ -266,7 +266,7 @@ export class Sequencer {
 
   /**
    * Up to batchCommandsMax commands, and no more serials than one batch should write. A sweep
-   * starts a batch: it finds what is due as the batch is loaded (store/ledger-tables.ts,
+   * starts a batch: it finds what is due as the batch is loaded (store/sweep-due.ts,
    * loadDue), from the database as the batches before left it, so commands before it in its
    * batch (a licence revoked, its bookings now due) would go unseen, and its answer would
    * depend on how commands happened to be batched. Sweeps come every few seconds: the batch
@@ -362,7 +362,7 @@ export class Sequencer {
    * under its idempotency key, as a refusal of our checks is in its batch: a retry gets the
    * same answer (invariant 6), not a second try that may pass once the state has changed.
    * Nothing else of it exists to write.
-   * - Stored under the head lock (store/ledger-tables.ts rememberAnswer): an answer another
+   * - Stored under the head lock (store/idempotency-answers.ts rememberAnswer): an answer another
    *   process stored first under the key wins and is replayed.
    * - If the row cannot be stored, the caller hears 'unavailable' (retry with the same key):
    *   a final-looking refusal that was not remembered could be followed by an acceptance.

@@ -2,7 +2,7 @@
  * Invariant 6, to the byte: an answer replayed under its idempotency key is the first answer
  * as it was sent, keys in the same order (conc review, defect 3: the jsonb column gave them
  * back shortest first). Both ways an answer is stored: with its batch (batch-writes.ts) and
- * alone, for a refusal the database made (ledger-tables.ts rememberAnswer).
+ * alone, for a refusal the database made (idempotency-answers.ts rememberAnswer).
  */
 import { describe, expect, it } from 'vitest';
 import { worldPerFile, expectOk, type World } from '../../test/world.ts';

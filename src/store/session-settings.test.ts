@@ -3,7 +3,7 @@
  * as an operator or a managed service may have them): what chipledger reads and writes does
  * not change with them.
  * - DateStyle 'SQL, DMY', extra_float_digits -12, standard_conforming_strings off: every
- *   connection of the pool is set as chipledger reads it (pool.ts, sessionSettingsSql), so
+ *   connection of the pool is set as chipledger reads it (session-settings.ts, sessionSettingsSql), so
  *   dates, times and coordinates read back exactly and a batch's bytea literals hold.
  * - bytea literals hold with standard_conforming_strings off even on a connection nobody set.
  * - default_transaction_isolation 'repeatable read': the transactions that lock, then read,

@@ -1,7 +1,7 @@
 /**
  * What a PostgreSQL SQLSTATE means to us, in one place: "not now" (the same command may
  * succeed when sent again), "the database is not answering", and the words a refusal or a
- * CLI line says for it. The write path (refusals.ts), the API's 503s (pool.ts's
+ * CLI line says for it. The write path (refusals.ts), the API's 503s (database-unavailable.ts's
  * isDatabaseUnavailable, app.ts) and the CLI read the one table below, so a code added to
  * it is classified and worded everywhere at once.
  */

@@ -81,7 +81,7 @@ describe('a GPU UUID given to a unit that shipped before', () => {
 });
 
 describe('the mark of a shipped GPU UUID on many units', () => {
-  const count = 300; // past bulkRowsMin (store/batch-writes.ts): new units go by COPY, shipping by one UPDATE
+  const count = 300; // past bulkRowsMin (store/batch-steps.ts): new units go by COPY, shipping by one UPDATE
 
   const manifestOf = (tag: string) => Array.from({ length: count }, (_, index) => ({ serial: `${tag}-${index}`, gpuUuid: uuid(index, tag === 'MANY-A' ? 'aaaa0000' : 'aaaa1111') }));
   const marks = async (tag: string) => (await database.pool.query(

@@ -24,7 +24,7 @@ const theirLive: ShipmentRow = { ...theirs, id: 'S-8', status: 'shipped', serial
 const theirListed: UnitRow = { ...returned, serial: 'THEIRS-3', gpu_uuid: null, gpu_uuid_shipped: false, recipient_org_id: 'ORG-4', custody: 'in_transit', shipment_id: 'S-8' };
 
 function freshState(): BatchState {
-  // As store/ledger-tables.ts loads them: each unit with the shipment that last held it.
+  // As store/batch-state.ts loads them: each unit with the shipment that last held it.
   const loaded: LoadedState = {
     organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, earlier, theirs, theirLive],
     units: [returned, deployed, unknownUuid, otherProduct, theirReturned, theirDeployed, theirListed], liveSerials: [{ shipment_id: 'S-8', serial: 'THEIRS-3', live: true }],

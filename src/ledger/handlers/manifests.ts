@@ -62,7 +62,7 @@ function checkListable(state: BatchState, shipment: ShipmentRow, serial: string,
   }
   if (unit === undefined) return false;
   const previous = state.get('shipments', unit.shipment_id);
-  assert(previous !== undefined, `unit ${serial} names shipment ${unit.shipment_id}, which the batch did not load (store/ledger-tables.ts loads it with the unit)`);
+  assert(previous !== undefined, `unit ${serial} names shipment ${unit.shipment_id}, which the batch did not load (store/batch-state.ts loads it with the unit)`);
   if (isReleased(unit, previous)) return true;
   if (previous.exporter_org_id !== exporter) throw notAvailable(serial);
   if (!reshippable.has(unit.custody)) {

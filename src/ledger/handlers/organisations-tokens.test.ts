@@ -56,7 +56,7 @@ describe('token.create and token.revoke by jurisdiction', () => {
     expect(revoked.rows[0].n).toBe(0);
   });
 
-  // Needs the token's organisation in the batch: loadBatchState (store/ledger-tables.ts) must
+  // Needs the token's organisation in the batch: loadBatchState (store/batch-state.ts) must
   // load a token's org_id with it; without that the check fails closed and this is refused.
   it("lets an authority admin revoke its own country's tokens", async () => {
     const { actors } = world;

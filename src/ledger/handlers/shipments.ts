@@ -293,7 +293,7 @@ export function applyStep(context: CommandContext, shipment: ShipmentRow, step: 
  * Clearance is the import side's act: besides the recipient, only the authority that
  * issued the import licence behind the shipment may record it, not any authority (the
  * exporting country's, say). The loader brings a shipment's allocations and their
- * licences (store/ledger-tables.ts), so the licence is in the batch.
+ * licences (store/batch-state.ts), so the licence is in the batch.
  */
 function clearsAsAuthority(context: CommandContext, shipment: ShipmentRow): boolean {
   const { actor, state } = context;
@@ -340,7 +340,7 @@ const endedStatuses: readonly LicenceStatus[] = ['expired', 'revoked', 'surrende
  * validity has (checkCovers refuses either at shipping), with the rule checkCovers would
  * name. Its reservation would otherwise hold units on the other licence's allocation until
  * its own deadline, up to a year, and only its exporter could release them: the sweep
- * expires it (sweep.ts; the loader finds these by the same test, store/ledger-tables.ts
+ * expires it (sweep.ts; the loader finds these by the same test, store/sweep-due.ts
  * loadDue), and nothing more is attached to it meanwhile (manifest.attach).
  */
 export function lapsedLicence(state: BatchState, shipment: ShipmentRow, at: string): { rule: 'licence-status' | 'licence-validity'; licenceId: string; reason: string } | null {

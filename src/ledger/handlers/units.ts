@@ -137,7 +137,7 @@ function soleExporter(context: CommandContext, units: UnitRow[], to: Custody): s
   const byExporter = new Map<string, UnitRow>();
   for (const unit of units) {
     const shipment = context.state.get('shipments', unit.shipment_id);
-    assert(shipment !== undefined, `unit ${unit.serial} names shipment ${unit.shipment_id}, which the batch did not load (store/ledger-tables.ts loads it with the unit)`);
+    assert(shipment !== undefined, `unit ${unit.serial} names shipment ${unit.shipment_id}, which the batch did not load (store/batch-state.ts loads it with the unit)`);
     if (!byExporter.has(shipment.exporter_org_id)) byExporter.set(shipment.exporter_org_id, unit);
   }
   if (byExporter.size > 1) {

@@ -116,7 +116,7 @@ export class TransparencyLog implements LogAppender {
   }
 
   // The reads below take `db`, where a tile the cache lacks is read: the API passes its own
-  // pool, whose reads are bounded (store/pool.ts withQueryTimeout), so a stalled database
+  // pool, whose reads are bounded (store/query-timeout.ts withQueryTimeout), so a stalled database
   // answers a proof 503 instead of holding it; the log's own pool otherwise.
 
   /** RFC 6962 root at any size the log has reached. */
