@@ -13,6 +13,17 @@ export const limits = {
    */
   serialListBodyBytesMax: 24 * 1024 * 1024,
   /**
+   * Values and member names one JSON body may hold, counted before it is parsed as the `{`,
+   * `[`, `:` and `,` outside its strings (server/body.ts). Within the byte bounds a body of
+   * short names or bare numbers holds millions of them: 700,000 names in 8 MiB held the event
+   * loop for 1.4 s, 2 million in 24 MiB for 5 s, while every other tenant's request waited.
+   * The largest real body, a manifest of shipmentSerialsMax `{"serial":…,"gpuUuid":…}`
+   * entries, counts 5 each (500,000); six per serial leaves room for the fields around it.
+   * Objects and arrays, which cost JSON.parse more, have a lower bound of their own
+   * (server/body.ts jsonStructuresMax).
+   */
+  jsonBodyValuesMax: 600_000,
+  /**
    * Request bodies one server process holds at once, from the moment it accepts their
    * headers until it has answered: without a bound, a few hundred concurrent 8 MB uploads
    * would take the process's memory. Past it, 503 + Retry-After.
