@@ -4,7 +4,13 @@
  * fsynced, renamed over the old one, then its folder fsynced. A crash at any step leaves the
  * old file or the new one, never a part; without the fsync before the rename, a power loss
  * could leave an empty file where the old one stood.
+ *
+ * The temporary file is made new (O_EXCL) under a name no one can guess: whoever may write
+ * the folder could otherwise put a link there under the name first, and the file it points
+ * to (any file the running account may write, /etc/passwd for root) would be truncated,
+ * rewritten and renamed into place as the link.
  */
+import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -21,12 +27,16 @@ export interface ReplaceOptions {
   folderSync: 'required' | 'where-possible';
 }
 
+/** Random bytes in a temporary file's name: 2^48 names, not to be guessed or met by chance. */
+const temporarySuffixBytes = 6;
+
 /** Replaces `path` with `text` (the rules above); on a failure the temporary file is removed and the old file stands. */
 export async function replaceFile(path: string, text: string, options: ReplaceOptions): Promise<void> {
-  // Of this process alone: two processes writing one file must not write into each other's.
-  const temporary = `${path}.${process.pid}.tmp`;
+  // Of this write alone: two writers of one file must not write into each other's, and a name
+  // planted in advance is refused by 'wx' (it is never followed, nor removed: it is not ours).
+  const temporary = `${path}.${process.pid}.${randomBytes(temporarySuffixBytes).toString('hex')}.tmp`;
+  const handle = await open(temporary, 'wx', options.mode);
   try {
-    const handle = await open(temporary, 'w', options.mode);
     try {
       await options.prepare?.(handle);
       await handle.writeFile(text, 'utf8');
