@@ -2,11 +2,13 @@
  * Reading the log's verifier key from the command line: a file name given where the key goes
  * is a usage error that says how to pass the file, or its contents.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateSignerKey } from '../../tlog/index.ts';
+import { keyFileBytesMax } from '../log-key.ts';
 import { Failure } from '../output.ts';
 import { verifierOf } from './command-kit.ts';
 
@@ -38,6 +40,22 @@ describe('the log key option', () => {
   it('names a --key-file it cannot read by its absolute path (under `npm run`, a relative one is taken from the repository root)', async () => {
     const failure = await refusal(verifierOf({ keyFile: join('no-such-folder', 'log.vkey') }));
     expect(failure.message).toBe(`couldn't read the verifier key file ${join(process.cwd(), 'no-such-folder', 'log.vkey')}: ENOENT: no such file or directory, open 'no-such-folder/log.vkey'`);
+  });
+
+  // The files review, finding 4: /dev/zero grew the process to 677 MB before it failed, and a FIFO with no writer hung it.
+  it('reads a --key-file as serve reads its key files: a device, a FIFO or a folder is refused at once, and a file only up to its bound', async () => {
+    const fifo = join(folder, 'log.fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const path of ['/dev/zero', fifo, folder]) {
+      const failure = await refusal(verifierOf({ keyFile: path }));
+      expect(failure.message).toBe(`couldn't read the verifier key file ${path}: it is not a regular file`);
+    }
+    const long = join(folder, 'long.vkey');
+    writeFileSync(long, `${logKey.verifierKey}\n${' '.repeat(keyFileBytesMax)}`);
+    expect((await refusal(verifierOf({ keyFile: long }))).message).toBe(`the verifier key file ${long} is longer than ${keyFileBytesMax} bytes: it is not a verifier key`);
+    // At the bound, it is read (the key is trimmed of its blank lines).
+    writeFileSync(long, `${logKey.verifierKey}\n`.padEnd(keyFileBytesMax, '\n'));
+    expect((await verifierOf({ keyFile: long })).name).toBe('chipledger.example/log');
   });
 
   it('a mistyped key (its origin holds a slash) is not taken for a file name', async () => {

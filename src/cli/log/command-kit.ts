@@ -4,12 +4,13 @@
  * numbers), their one error report (guard), progress on stderr, and the key a run starts
  * from when a state file records one.
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { isDomainError } from '../../core/errors.ts';
 import { parseVerifierKey, type Ed25519NoteVerifier } from '../../tlog/index.ts';
 import { apiTokenPattern, apiTokenRule } from '../config.ts';
+import { keyFileBytesMax } from '../log-key.ts';
 import { Failure, printable, processOutput, type Output } from '../output.ts';
 import { createProgress } from '../progress.ts';
 import { LogClient, LogFetchError } from './client.ts';
@@ -101,7 +102,7 @@ function sameOrigin(url: string, other: string | undefined): boolean {
 
 export async function verifierOf(options: KeyOptions, flag = '--key'): Promise<Ed25519NoteVerifier> {
   if ((options.key === undefined) === (options.keyFile === undefined)) throw usage(`give the log's verifier key with ${flag} KEY or ${flag}-file FILE (one of them)`);
-  const text = options.key ?? (await readText(options.keyFile!, 'the verifier key file'));
+  const text = options.key ?? (await readVerifierKeyFile(options.keyFile!));
   try {
     return parseVerifierKey(text.trim());
   } catch (error) {
@@ -124,12 +125,40 @@ function fileNamed(value: string): string | undefined {
   return !value.includes('+') && /[/\\]|\.(vkey|pub|key|txt)$/i.test(value) ? 'looks like a file name' : undefined;
 }
 
-/** A file's text; one that cannot be read is named by its absolute path (readBounded says why). */
-export async function readText(path: string, what: string): Promise<string> {
+/**
+ * A verifier key file's text (--key-file, --log-key-file), read as serve reads its key files
+ * (readKeyFileChecked): through one descriptor opened non-blocking, so a FIFO is refused
+ * instead of waited on; a regular file only, so /dev/zero is refused instead of read until
+ * memory runs out; and at most keyFileBytesMax bytes (a verifier key is a hundred-odd). A
+ * public key: its mode is not checked. A file that cannot be read is named by its absolute
+ * path (under `npm run`, a relative one is taken from the repository root).
+ */
+export async function readVerifierKeyFile(path: string): Promise<string> {
+  const what = `the verifier key file ${resolve(path)}`;
+  let handle: FileHandle;
   try {
-    return await readFile(path, 'utf8');
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    throw new Failure(`couldn't read ${what} ${resolve(path)}: ${(error as Error).message}`);
+    throw new Failure(`couldn't read ${what}: ${(error as Error).message}`);
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new Failure(`couldn't read ${what}: it is not a regular file`);
+    // Read one byte past the bound: a file that grew since its size was read is refused too.
+    const buffer = Buffer.alloc(keyFileBytesMax + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      length += bytesRead;
+      if (bytesRead === 0 || length === buffer.length) break;
+    }
+    if (length > keyFileBytesMax) throw new Failure(`${what} is longer than ${keyFileBytesMax} bytes: it is not a verifier key`);
+    return buffer.subarray(0, length).toString('utf8');
+  } catch (error) {
+    if (error instanceof Failure) throw error;
+    throw new Failure(`couldn't read ${what}: ${(error as Error).message}`);
+  } finally {
+    await handle.close();
   }
 }
 
