@@ -134,7 +134,9 @@ const noHardLinkCodes = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
  * full disk) after the file was made and before its text was on disk left an empty key file,
  * which the next keygen then refused to replace.
  * Crash notes: before the link, the name is free and at most a temporary file (mode 0600) is
- * left beside it, named after the key's; after it, the key is whole under its name.
+ * left beside it, named after the key's; after it, the key is whole under its name, and on disk
+ * once the folder is fsynced, before keygen returns (and prints the verifier key): without it,
+ * a power loss could leave the name free while the verifier key was already handed out.
  */
 export function writeKeyFile(file: string, signerKey: string): void {
   try {
@@ -155,19 +157,38 @@ function createKeyFile(file: string, signerKey: string): void {
       linkSync(temporary, file);
     } catch (error) {
       if (!noHardLinkCodes.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
-      writeFileSync(file, `${signerKey}\n`, { mode: 0o600, flag: 'wx' });
+      // In place: a crash before its fsync can leave it empty or partial, which no link avoids here.
+      writeSynced(file, `${signerKey}\n`);
     }
   } finally {
     rmSync(temporary, { force: true });
   }
+  // After the temporary file's removal, so that it is not found again after a power loss either.
+  syncFolder(dirname(file));
 }
 
-/** A new file with `text`, mode 0600 whatever the umask, fsynced. */
+/**
+ * A new file with `text`, mode 0600 whatever the umask, fsynced; never over an existing one
+ * ('wx'). One that fails after it was made is removed: no key file is left empty or partial.
+ */
 function writeSynced(path: string, text: string): void {
   const fd = openSync(path, 'wx', 0o600);
   try {
     fchmodSync(fd, 0o600);
     writeFileSync(fd, text);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    rmSync(path, { force: true });
+    throw error;
+  }
+  closeSync(fd);
+}
+
+/** Makes a new name in `folder` (a link, a file made) durable. */
+function syncFolder(folder: string): void {
+  const fd = openSync(folder, 'r');
+  try {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
