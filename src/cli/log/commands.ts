@@ -14,7 +14,8 @@ import { Failure, printable } from '../output.ts';
 import { clientOf, defaultDeps, guard, keysFollowed, progressSink, startingKey, usage, verifierOf, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
 import { monitorCommand, monitorIntervalMsDefault, type MonitorOptions } from './monitor-command.ts';
 import { eventFileFormats, proveCommand } from './prove-command.ts';
-import { assertStateOfLog, assertStateWritable, readState, savedFrom, writeState } from './state.ts';
+import { assertStateWritable } from './state-file.ts';
+import { assertStateOfLog, readState, savedFrom, writeState } from './state.ts';
 import { verifyLog } from './verify.ts';
 import { witnessCommand, type WitnessOptions } from './witness-command.ts';
 

@@ -10,7 +10,8 @@ import type { LogClient } from './client.ts';
 import { clientOf, defaultDeps, guard, startingKey, verifierOf, wholeNumber, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
 import { followStep, type FollowStep, type HeldHead } from './follow.ts';
 import { describeKey } from './key-chain.ts';
-import { assertStateOfLog, assertStateWritable, readMonitorState, savedFrom, verifierKeyText, writeMonitorState, type PendingHead, type SavedCheckpoint } from './state.ts';
+import { assertStateWritable } from './state-file.ts';
+import { assertStateOfLog, readMonitorState, savedFrom, verifierKeyText, writeMonitorState, type PendingHead, type SavedCheckpoint } from './state.ts';
 
 /** Default pause between two checkpoint fetches of `log monitor`. */
 export const monitorIntervalMsDefault = 5_000;

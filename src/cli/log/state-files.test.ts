@@ -14,7 +14,8 @@ import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/
 import { failureOf } from '../../../test/support/failure.ts';
 import { Failure } from '../output.ts';
 import { monitorCommand } from './monitor-command.ts';
-import { assertStateWritable, readMonitorState, readState, writeMonitorState, writeState, type SavedCheckpoint } from './state.ts';
+import { assertStateWritable } from './state-file.ts';
+import { readMonitorState, readState, writeMonitorState, writeState, type SavedCheckpoint } from './state.ts';
 import { recordingDeps } from './test-deps.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-state-files-'));

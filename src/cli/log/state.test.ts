@@ -32,7 +32,8 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   };
 });
 
-const { readMonitorState, readState, savedNoteIsSigned, stateFileModeNew, writeMonitorState, writeState } = await import('./state.ts');
+const { readMonitorState, readState, savedNoteIsSigned, writeMonitorState, writeState } = await import('./state.ts');
+const { stateFileModeNew } = await import('./state-file.ts');
 const { generateSignerKey, parseSignerKey, parseVerifierKey, signCheckpoint } = await import('../../tlog/index.ts');
 const { Failure } = await import('../output.ts');
 

@@ -8,7 +8,8 @@ import { readKeyFileChecked, type KeyFileKind } from '../log-key.ts';
 import { Failure } from '../output.ts';
 import { clientOf, defaultDeps, guard, keysFollowed, startingKey, usage, verifierOf, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
 import { followStep } from './follow.ts';
-import { assertStateOfLog, assertStateWritable, readState, savedFrom, writeState, type SavedCheckpoint } from './state.ts';
+import { assertStateWritable } from './state-file.ts';
+import { assertStateOfLog, readState, savedFrom, writeState, type SavedCheckpoint } from './state.ts';
 
 export interface WitnessOptions extends ServerOptions {
   logKey?: string;
