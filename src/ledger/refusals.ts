@@ -121,7 +121,11 @@ function duplicateKeyValue(detail: string | undefined): string | undefined {
 }
 
 function gpuUuidRefusal(detail: string | undefined): DomainError {
-  const gpuUuid = duplicateKeyValue(detail);
+  return gpuUuidRecordedRefusal(duplicateKeyValue(detail));
+}
+
+/** A GPU UUID another unit holds (units_gpu_uuid_key), as the ledger's check and the index's refusal both answer it. */
+export function gpuUuidRecordedRefusal(gpuUuid: string | undefined): DomainError {
   // A GPU UUID is at most a short line (schemas.ts); cut all the same, by code point, like any quoted key.
   const quoted = gpuUuid === undefined ? undefined : Array.from(gpuUuid).slice(0, quotedDetailLengthMax).join('');
   const message = quoted === undefined ? 'a GPU UUID given is already recorded for another unit' : `GPU UUID ${quoted} is already recorded for another unit`;

@@ -55,7 +55,7 @@ describe('RowCache', () => {
     const missing = emptyKeys();
     missing.allocations.add('A-9');
     expect(cache.lookup(missing)).toBeNull();
-    for (const ask of [(keys: ReturnType<typeof emptyKeys>) => keys.serials.add('SN-1'), (keys: ReturnType<typeof emptyKeys>) => keys.productModels.add('H200 SXM'), (keys: ReturnType<typeof emptyKeys>) => keys.organisationIdentifiers.add('uscc=91110000MA0000001L'), (keys: ReturnType<typeof emptyKeys>) => { keys.dueAt = '2026-01-01T00:00:00Z'; }]) {
+    for (const ask of [(keys: ReturnType<typeof emptyKeys>) => keys.serials.add('SN-1'), (keys: ReturnType<typeof emptyKeys>) => keys.gpuUuids.add('GPU-00000000-0000-4000-8000-000000000001'), (keys: ReturnType<typeof emptyKeys>) => keys.productModels.add('H200 SXM'), (keys: ReturnType<typeof emptyKeys>) => keys.organisationIdentifiers.add('uscc=91110000MA0000001L'), (keys: ReturnType<typeof emptyKeys>) => { keys.dueAt = '2026-01-01T00:00:00Z'; }]) {
       const keys = emptyKeys();
       ask(keys);
       expect(cache.lookup(keys)).toBeNull();

@@ -16,7 +16,9 @@
  *
  * Tables left out on purpose: units and manifest rows (a shipment may have 100,000 of
  * them, and handlers also change them set-based in SQL). Batches that need those, or the
- * sweep (which queries by time), load classically; so do batches that look products up by
+ * sweep (which queries by time), load classically; so do batches that give a GPU UUID (any
+ * unit may hold it, and manifests.ts refuses a clash from the units the loader finds by it,
+ * keys.gpuUuids), that look products up by
  * model, organisations by identifier or licences by reference (product.register,
  * organisation.register, licence.create: a model, an identifier or a reference not cached may
  * still be stored), and those that read every allocation of a licence (an amendment of its
@@ -71,8 +73,8 @@ export class RowCache {
    * does not hold is a miss too: the loader then finds that out under the lock.
    */
   lookup(keys: BatchKeys): LoadedState | null {
-    if (this.current === null || this.rowsMax === 0 || keys.dueAt !== null || keys.serials.size > 0 || keys.productModels.size > 0 || keys.organisationIdentifiers.size > 0
-      || keys.licenceReferences.size > 0 || keys.allocationsOfLicences.size > 0) return null;
+    if (this.current === null || this.rowsMax === 0 || keys.dueAt !== null || keys.serials.size > 0 || keys.gpuUuids.size > 0 || keys.productModels.size > 0
+      || keys.organisationIdentifiers.size > 0 || keys.licenceReferences.size > 0 || keys.allocationsOfLicences.size > 0) return null;
     const shipments: ShipmentRow[] = [];
     const allocationIds = new Set(keys.allocations);
     const organisationIds = new Set(keys.organisations);

@@ -249,20 +249,33 @@ describe('the sequencer when another writer holds the head lock', () => {
   });
 });
 
+/**
+ * A uniqueness only the database holds, so that it refuses a command on its own: a test index on
+ * shipments.reference, which no check in code compares (the world's bookings have none, and NULLs
+ * never collide). A GPU UUID another unit holds was one until the ledger refused it in code.
+ */
+async function referencesOnce(): Promise<void> {
+  await database.pool.query('CREATE UNIQUE INDEX IF NOT EXISTS test_shipments_reference_once ON shipments (reference)');
+}
+
+/** A one-unit booking, the exporter to alpha, with the reference. */
+const referenced = (reference: string, serial: string) => ({
+  exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+  reference, serials: [serial],
+});
+
 describe('a command the database refuses on its own', () => {
   it('is remembered under its idempotency key like any refusal: a retry replays it (invariant 6)', async () => {
-    const input = (serial: string) => ({
-      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
-      serials: [{ serial, gpuUuid: 'GPU-1dec0000-0000-0000-0000-000000000001' }],
-    });
-    expectOk(await world.ledger.submit('shipment.book', input('UUID-FIRST'), world.actors.exporter));
-    // Another unit with the same GPU UUID: only the database's unique index knows (no unit is loaded to compare).
-    const refused = await world.ledger.submit('shipment.book', input('UUID-SECOND'), world.actors.exporter, 'uuid-clash');
+    await referencesOnce();
+    const input = (serial: string) => referenced('REF-CLASH', serial);
+    expectOk(await world.ledger.submit('shipment.book', input('REF-FIRST'), world.actors.exporter));
+    // Another booking with the same reference: only the test's unique index knows.
+    const refused = await world.ledger.submit('shipment.book', input('REF-SECOND'), world.actors.exporter, 'reference-clash');
     expect(refused.ok ? 'accepted' : refused.error.code).toBe('conflict');
-    const retried = await world.ledger.submit('shipment.book', input('UUID-SECOND'), world.actors.exporter, 'uuid-clash');
+    const retried = await world.ledger.submit('shipment.book', input('REF-SECOND'), world.actors.exporter, 'reference-clash');
     expect(retried).toMatchObject({ ok: false, replayed: true, error: { code: 'conflict', message: refused.ok ? '' : refused.error.message } });
     // The same key with another body is refused as for any remembered key.
-    const other = await world.ledger.submit('shipment.book', input('UUID-THIRD'), world.actors.exporter, 'uuid-clash');
+    const other = await world.ledger.submit('shipment.book', input('REF-THIRD'), world.actors.exporter, 'reference-clash');
     expect(other.ok ? 'accepted' : other.error.code).toBe('idempotency_mismatch');
     await expectSound();
   });
@@ -297,9 +310,10 @@ describe('a refusal the write path must not remember as the command\'s answer', 
   });
 
   it('a refusal that cannot be stored goes out as unavailable, and the retry stores and then replays it', async () => {
-    expectOk(await world.ledger.submit('shipment.book', clash('STORE-FAULT-1', 'GPU-5a0e0000-0000-0000-0000-000000000001'), world.actors.exporter));
+    await referencesOnce();
+    expectOk(await world.ledger.submit('shipment.book', referenced('STORE-FAULT', 'STORE-FAULT-1'), world.actors.exporter));
     await oneShot('keys', 'BEFORE INSERT ON idempotency_keys FOR EACH STATEMENT', 'XX001');
-    const input = clash('STORE-FAULT-2', 'GPU-5a0e0000-0000-0000-0000-000000000001');
+    const input = referenced('STORE-FAULT', 'STORE-FAULT-2');
     const answers = [];
     for (let attempt = 0; attempt < 3; attempt += 1) answers.push(await world.ledger.submit('shipment.book', input, world.actors.exporter, 'store-fault'));
     expect(answers.map((answer) => [answer.ok ? 'accepted' : answer.error.code, answer.replayed])).toEqual([['unavailable', false], ['conflict', false], ['conflict', true]]);
@@ -309,18 +323,15 @@ describe('a refusal the write path must not remember as the command\'s answer', 
 
 describe('a database refusal racing another process for the same key', () => {
   /**
-   * A booking the database refuses (its GPU UUID is another unit's), sent under `key` while
+   * A booking the database refuses (its reference is another booking's, referencesOnce), sent under `key` while
    * another process's batch holds an answer stored under the same key, for the request whose
    * hash is `storedHash`, not yet committed: our refusal's row waits on theirs, then theirs
    * commits. Returns our answer.
    */
   async function refusalRacing(name: string, key: string, storedFor: (input: Record<string, unknown>) => Record<string, unknown>, storedSeq: number): Promise<unknown> {
-    const gpuUuid = `GPU-9ace0000-0000-0000-0000-${String(storedSeq).padStart(12, '0')}`;
-    const input = {
-      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
-      serials: [{ serial: `${name}-2`, gpuUuid }],
-    };
-    expectOk(await world.ledger.submit('shipment.book', { ...input, serials: [{ serial: `${name}-1`, gpuUuid }] }, world.actors.exporter));
+    await referencesOnce();
+    const input = referenced(name, `${name}-2`);
+    expectOk(await world.ledger.submit('shipment.book', referenced(name, `${name}-1`), world.actors.exporter));
     const holder = await database.pool.connect();
     try {
       await holder.query('BEGIN');

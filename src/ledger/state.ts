@@ -8,6 +8,7 @@ import type { TableName, TableRows } from '../store/ledger-tables.ts';
 import type { LoadedState } from '../store/batch-state.ts';
 import type { UnitsChange } from '../store/batch-writes.ts';
 import { liveShipmentStatuses } from './rows.ts';
+import { canonicalGpuUuid } from './schemas.ts';
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, OrganisationRow, ProductRow, ShipmentRow, SiteRow, TokenRow, UnitRow,
 } from './rows.ts';
@@ -74,6 +75,14 @@ export class BatchState {
    */
   private readonly serialsSeenWith = new Map<string, { noted: Set<string>; listed: string[][] }>();
   /**
+   * GPU UUID (in its one spelling) -> the serial, or serials, of units seen with it: loaded
+   * (the loader brings every unit that holds a GPU UUID the batch gives, keys.gpuUuids) or
+   * given it by this batch. Add-only, like serialsSeenWith: gpuUuidHolder reads each one's
+   * current row, so a GPU UUID let go (releaseClaims) or a listing undone (rollback) drops out
+   * by itself. One string, not a set, for the usual one unit: a manifest gives up to 100,000.
+   */
+  private readonly gpuUuidsSeen = new Map<string, string | string[]>();
+  /**
    * Keys whose rows the database holds: those loaded under the batch's lock (or taken from
    * the row cache, which holds committed rows of the head the lock returned).
    */
@@ -103,7 +112,10 @@ export class BatchState {
       this.live.set(row.serial, row.shipment_id);
       this.noteSeen(row.shipment_id, row.serial);
     }
-    for (const unit of loaded.units) this.noteSeen(unit.shipment_id, unit.serial);
+    for (const unit of loaded.units) {
+      this.noteSeen(unit.shipment_id, unit.serial);
+      this.noteGpuUuid(unit);
+    }
     // Taken before any command runs: the rows loaded so far are the ones the database holds.
     this.stored = Object.fromEntries(Object.entries(this.rows).map(([table, rows]) => [table, new Set(rows.keys())])) as BatchState['stored'];
   }
@@ -116,6 +128,32 @@ export class BatchState {
 
   private noteSeen(shipmentId: string, serial: string): void {
     this.seenWith(shipmentId).noted.add(serial);
+  }
+
+  private noteGpuUuid(unit: UnitRow): void {
+    if (unit.gpu_uuid === null) return;
+    const gpuUuid = canonicalGpuUuid(unit.gpu_uuid);
+    const seen = this.gpuUuidsSeen.get(gpuUuid);
+    if (seen === undefined) this.gpuUuidsSeen.set(gpuUuid, unit.serial);
+    else if (typeof seen === 'string') {
+      if (seen !== unit.serial) this.gpuUuidsSeen.set(gpuUuid, [seen, unit.serial]);
+    } else if (!seen.includes(unit.serial)) seen.push(unit.serial);
+  }
+
+  /**
+   * The serial of a unit other than `except` that holds the GPU UUID (in its one spelling) as
+   * of this point in the batch, if any: one the database holds and this batch has not let go,
+   * or one an earlier command gave it. Only for a GPU UUID among the batch's keys.gpuUuids,
+   * whose holders the loader brought: of any other this batch knows only what it wrote.
+   */
+  gpuUuidHolder(gpuUuid: string, except: string): string | undefined {
+    const seen = this.gpuUuidsSeen.get(gpuUuid);
+    if (seen === undefined) return undefined;
+    for (const serial of typeof seen === 'string' ? [seen] : seen) {
+      const unit = serial === except ? undefined : this.rows.units.get(serial);
+      if (unit !== undefined && unit.gpu_uuid !== null && canonicalGpuUuid(unit.gpu_uuid) === gpuUuid) return serial;
+    }
+    return undefined;
   }
 
   /** Every serial seen with the shipment, once each. */
@@ -154,7 +192,10 @@ export class BatchState {
   /** Inserts a new row or replaces one; the old row is kept for undo. */
   put<T extends KeyedName>(table: T, row: Keyed[T]): Keyed[T] {
     const key = keyOf(table, row);
-    if (table === 'units') this.noteSeen((row as UnitRow).shipment_id, key);
+    if (table === 'units') {
+      this.noteSeen((row as UnitRow).shipment_id, key);
+      this.noteGpuUuid(row as UnitRow);
+    }
     this.undo.push({ type: 'row', table, key, previous: this.rows[table].get(key), wasDirty: this.dirty[table].has(key) });
     (this.rows[table] as Map<string, Keyed[T]>).set(key, row);
     this.dirty[table].add(key);
@@ -196,6 +237,7 @@ export class BatchState {
     const dirty = this.dirty.units;
     const { live } = this;
     const manifest = this.appended.shipment_serials;
+    const noteGpuUuid = (unit: UnitRow) => this.noteGpuUuid(unit);
     return {
       add(unit: UnitRow, previous: UnitRow | undefined): void {
         if (unit.shipment_id !== shipmentId) throw new Error(`assertion failed: unit ${unit.serial} is listed in shipment ${shipmentId} but names ${unit.shipment_id}`);
@@ -205,6 +247,7 @@ export class BatchState {
         step.serials.push(serial);
         units.set(serial, unit);
         dirty.add(serial);
+        noteGpuUuid(unit);
         live.set(serial, shipmentId);
         manifest.push({ shipment_id: shipmentId, serial, live: true });
       },

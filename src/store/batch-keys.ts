@@ -39,6 +39,15 @@ export interface BatchKeys {
   sites: Set<string>;
   shipments: Set<string>;
   serials: Set<string>;
+  /**
+   * GPU UUIDs a manifest gives, in their one spelling (ledger/schemas.ts canonicalGpuUuid):
+   * the batch loads every unit that holds one, by the unique index units_gpu_uuid_key
+   * (migration 027), so that a GPU UUID another unit holds is refused in code, as one
+   * command's refusal, and not by the index, which fails the whole batch (the sequencer then
+   * runs it again in halves, and every other command in it waits for that). A row cache cannot
+   * answer it (it keeps no units, and a unit not cached may hold the GPU UUID).
+   */
+  gpuUuids: Set<string>;
   /** Sweeps: what is due by this instant (loadDue): bookings past their deadline or under a lapsed licence, licences past their validity. */
   dueAt: string | null;
 }
@@ -46,7 +55,7 @@ export interface BatchKeys {
 export function emptyKeys(): BatchKeys {
   return {
     organisations: new Set(), organisationIdentifiers: new Set(), products: new Set(), productModels: new Set(), tokens: new Set(), licences: new Set(),
-    licenceReferences: new Set(), allocationsOfLicences: new Set(), allocations: new Set(), sites: new Set(), shipments: new Set(), serials: new Set(), dueAt: null,
+    licenceReferences: new Set(), allocationsOfLicences: new Set(), allocations: new Set(), sites: new Set(), shipments: new Set(), serials: new Set(), gpuUuids: new Set(), dueAt: null,
   };
 }
 

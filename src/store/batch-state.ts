@@ -77,7 +77,7 @@ function referencePairs(keys: Iterable<string>): Array<{ authority: string; refe
 /**
  * Loads what the keys name, then what those rows point to: units bring the shipment that
  * last held them, shipments their allocations, allocations their licences. Fixed order, at
- * most fifteen statements, each skipped when it has nothing to look up (most batches run a few). For a sweep (keys.dueAt) it first runs loadDue, which also
+ * most sixteen statements, each skipped when it has nothing to look up (most batches run a few). For a sweep (keys.dueAt) it first runs loadDue, which also
  * deletes spent lapse marks: this load writes, and the write commits or rolls back with the
  * batch.
  */
@@ -92,7 +92,8 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
   const products = await loadProducts(client, keys);
   const liveSerials = await loadLiveSerials(client, units);
   const sites = await loadSites(client, keys, units);
-  return { organisations, products, tokens, licences, allocations, sites, shipments, units, liveSerials };
+  const holders = await loadGpuUuidHolders(client, keys, units);
+  return { organisations, products, tokens, licences, allocations, sites, shipments, units: holders.length === 0 ? units : [...units, ...holders], liveSerials };
 }
 
 /** The rows `sql` selects for the ids, by its named statement; with no ids, none and no round trip. */
@@ -185,6 +186,36 @@ async function loadProducts(client: PoolClient, keys: BatchKeys): Promise<Produc
     if (!byId.has(product.id)) products.push(product);
   }
   return products;
+}
+
+/**
+ * Every unit that holds one of the GPU UUIDs: one probe of units_gpu_uuid_key per UUID, by its
+ * own expression and predicate (migration 027: the lower-case form, so a unit listed with an
+ * upper-case one before 025 is found too); 40–65 ms for 19,000 UUIDs none holds, on a busy
+ * 2-core machine. Exported for the test of its plan (store/batch-state-gpu-uuids.test.ts).
+ */
+export const unitsByGpuUuidSql = `SELECT u.* FROM units u WHERE ('GPU-' || lower(substr(u.gpu_uuid, 5))) = ANY($1::text[]) AND u.gpu_uuid IS NOT NULL`;
+
+/**
+ * The units holding keys.gpuUuids that the batch did not load by serial; none, and no round
+ * trip, when no manifest gives a GPU UUID (most do not). They are there to be compared
+ * (ledger/handlers/manifests.ts refuses a GPU UUID another unit holds), and to follow a
+ * release this batch makes (a booking of theirs cancelled or expired lets their GPU UUID go,
+ * ledger/handlers/shipments.ts releaseClaims, for a shipment the batch loaded for that
+ * command). So they come without their shipments, live manifest rows or sites: no command of
+ * the batch names them, or they would have come by serial with all of those, and a sweep in
+ * the batch expires the shipments it found due, not those a unit here happens to be in.
+ */
+async function loadGpuUuidHolders(client: PoolClient, keys: BatchKeys, units: UnitRow[]): Promise<UnitRow[]> {
+  // A GPU UUID a unit loaded by serial holds is held by no other (the index is unique): units
+  // listed again with their own GPU UUIDs, returned ones say, are not read a second time. (One
+  // stored in upper case before 025 is, and comes once all the same.)
+  const wanted = new Set(keys.gpuUuids);
+  for (const unit of units) if (unit.gpu_uuid !== null) wanted.delete(unit.gpu_uuid);
+  const holders = await selectByIds<UnitRow>(client, unitsByGpuUuidSql, textArrayParameter([...wanted]));
+  if (holders.length === 0) return holders;
+  const loaded = new Set(units.map((unit) => unit.serial));
+  return holders.filter((unit) => !loaded.has(unit.serial));
 }
 
 /** The live manifest rows of the loaded units' serials. */

@@ -8,6 +8,7 @@ import { refuse, formatUnits, type CommandContext, type Handler } from '../handl
 import { unshippedEndStatuses, type ShipmentRow, type UnitRow } from '../rows.ts';
 import { canonicalGpuUuid } from '../schemas.ts';
 import type { BatchState } from '../state.ts';
+import { gpuUuidRecordedRefusal } from '../refusals.ts';
 import type { BatchKeys } from '../../store/batch-keys.ts';
 import { checkDeadline, lapsedLicence, shipmentOrgIds, visibleShipment } from './shipments.ts';
 
@@ -16,7 +17,11 @@ export type ManifestEntry = string | { serial: string; gpuUuid?: string | undefi
 const serialOf = (entry: ManifestEntry): string => (typeof entry === 'string' ? entry : entry.serial);
 
 export function manifestKeys(entries: ManifestEntry[], keys: BatchKeys): void {
-  for (const entry of entries) keys.serials.add(serialOf(entry));
+  for (const entry of entries) {
+    keys.serials.add(serialOf(entry));
+    // The loader brings the units that hold it (checkGpuUuidsFree); none given, no look-up.
+    if (typeof entry !== 'string' && entry.gpuUuid !== undefined) keys.gpuUuids.add(canonicalGpuUuid(entry.gpuUuid));
+  }
 }
 
 /** Units that may be listed again: never shipped, or shipped and returned. */
@@ -81,6 +86,22 @@ function checkListable(state: BatchState, shipment: ShipmentRow, serial: string,
 }
 
 /**
+ * Refuses the manifest if a GPU UUID it gives is held by another unit: one the database holds
+ * (the loader brings every unit holding a GPU UUID the batch gives, keys.gpuUuids), or one an
+ * earlier command of the batch gave it. A unit whose booking ended unshipped earlier in the
+ * batch holds it no longer (releaseClaims), and a unit given its own again is no clash. Left to
+ * the unique index, a clash failed the whole batch, which the sequencer then ran again in
+ * halves down to this command, every other organisation's commands in it waiting for that.
+ * Run after every entry has passed checkListable, as that index ran after every check in
+ * code: a manifest wrong in both ways is answered as before, with the other refusal.
+ */
+function checkGpuUuidsFree(state: BatchState, given: Array<{ serial: string; gpuUuid: string }>): void {
+  for (const { serial, gpuUuid } of given) {
+    if (state.gpuUuidHolder(gpuUuid, serial) !== undefined) throw gpuUuidRecordedRefusal(gpuUuid);
+  }
+}
+
+/**
  * Lists the serials in the shipment, checking each as it goes; a refusal undoes those
  * listed before it (the command's rollback). Each serial is looked up once: a serial this
  * command already listed is live in this shipment with a unit of this command's seq.
@@ -94,6 +115,7 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
     throw refuse.conflict('manifest-size', `shipment ${shipment.id} has room for ${formatUnits(room)} more serials${listed}; ${formatUnits(entries.length)} given`, { room, given: entries.length, listed: shipment.serial_count });
   }
   const uuids = new Set<string>();
+  const given: Array<{ serial: string; gpuUuid: string }> = [];
   const listing = state.listing(shipment.id);
   entries.forEach((entry, index) => {
     const serial = serialOf(entry);
@@ -102,21 +124,20 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
     if (live === shipment.id && unit?.shipment_id === shipment.id && unit.updated_seq === seq) {
       throw refuse.conflict('invariant-4', `serial ${serial} appears twice in the manifest (entry ${index + 1})`, { serial, entry: index + 1 });
     }
-    const given = typeof entry === 'string' ? undefined : entry.gpuUuid;
-    const released = checkListable(state, shipment, serial, unit, live, given);
-    if (given !== undefined) {
-      if (uuids.has(given)) throw refuse.conflict('invariant-4', `GPU UUID ${given} appears twice in the manifest`, { gpuUuid: given });
-      uuids.add(given);
+    const gpuUuid = typeof entry === 'string' ? undefined : entry.gpuUuid;
+    const released = checkListable(state, shipment, serial, unit, live, gpuUuid);
+    if (gpuUuid !== undefined) {
+      if (uuids.has(gpuUuid)) throw refuse.conflict('invariant-4', `GPU UUID ${gpuUuid} appears twice in the manifest`, { gpuUuid });
+      uuids.add(gpuUuid);
+      given.push({ serial, gpuUuid: canonicalGpuUuid(gpuUuid) });
     }
-    // A GPU UUID clash with another unit is left to the database's unique index: it is not
-    // knowable without loading every unit.
     listing.add({
       serial,
       // The unit's own GPU UUID first: a given one equals it (checkListable) but for the
       // case of one stored before 025, which the database keeps as it is. A released unit
       // keeps nothing of its claim (and its booking's end let go of its GPU UUID already).
       // A GPU UUID given here is this booking's claim until it ships (gpu_uuid_shipped).
-      gpu_uuid: (released ? null : unit?.gpu_uuid) ?? given ?? null,
+      gpu_uuid: (released ? null : unit?.gpu_uuid) ?? gpuUuid ?? null,
       product_id: shipment.product_id,
       recipient_org_id: shipment.recipient_org_id,
       custody: 'licensed',
@@ -127,6 +148,7 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
       gpu_uuid_shipped: unit?.gpu_uuid_shipped ?? false,
     }, unit);
   });
+  checkGpuUuidsFree(state, given);
   const current = state.get('shipments', shipment.id)!;
   state.update('shipments', current, { serial_count: current.serial_count + entries.length, updated_seq: seq });
   return entries.length;
