@@ -40,6 +40,24 @@ describe('send', () => {
     expect(error.message).toBe(`http://server.test/v1/x answered 503: ${'A'.repeat(500)}`);
   });
 
+  it('sends a request refused for now (429: its organisation\'s share of the server is full) again after Retry-After, as a 503; its outcome is known: not done', async () => {
+    const tooMany = () => Response.json({ status: 429, code: 'too_many_requests', detail: 'organisation ORG-1 holds 64.0 MiB of request bodies' }, { status: 429, headers: { 'retry-after': '2' } });
+    const answers = [tooMany(), Response.json({ ok: true }, { status: 201 })];
+    const slept: number[] = [];
+    const retries: string[] = [];
+    const request = { method: 'POST' as const, url: new URL('http://server.test/v1/sites'), headers: { 'idempotency-key': 'k-429' } };
+    const sent = await send({ ...transport(answers[0]!), fetch: (async () => answers.shift()!) as typeof globalThis.fetch, sleep: async (ms) => void slept.push(ms), onRetry: (line) => void retries.push(line) }, request);
+    expect([sent.status, sent.attempts, slept]).toEqual([201, 2, [2000]]);
+    expect(retries).toEqual(['the server answered 429 (too_many_requests); sending it again in 2000 ms with the same Idempotency-Key (attempt 2 of 3)']);
+    const error = await send({ ...transport(tooMany()), fetch: (async () => tooMany()) as typeof globalThis.fetch }, request)
+      .then(() => expect.fail('expected a failure'), (caught: unknown) => caught as HttpError);
+    expect([error.failure, error.status, error.outcomeUnknown, error.attempts]).toEqual(['status', 429, false, 3]);
+    // Without an Idempotency-Key a POST is sent once, whatever the answer.
+    const once = await send({ ...transport(tooMany()), fetch: (async () => tooMany()) as typeof globalThis.fetch }, { ...request, headers: {} })
+      .then(() => expect.fail('expected a failure'), (caught: unknown) => caught as HttpError);
+    expect(once.attempts).toBe(1);
+  });
+
   it('does not send again a request fetch refused for its port, and says why', async () => {
     const retries: string[] = [];
     const refused = (port: number) => send({ ...transport(new Response()), fetch: globalThis.fetch, onRetry: (line) => void retries.push(line) }, { method: 'GET', url: new URL(`http://127.0.0.1:${port}/v1/licences`) })

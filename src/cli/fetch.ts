@@ -2,9 +2,10 @@
  * The CLI's one HTTP transport, under the API client (http.ts) and the log client
  * (log/client.ts): the rules of talking to a server are here once, so a fix reaches both.
  * A request safe to send again (a GET, or a POST with its Idempotency-Key) is sent again while
- * its outcome is unknown (a network error, an answer lost on the way, a 502, 503 or 504),
- * waiting what Retry-After asks: a POST that did reach the server is answered from its
- * idempotency record, not run twice. Redirects are not followed: fetch would turn a POST into
+ * its outcome is unknown (a network error, an answer lost on the way, a 502, 503 or 504), or
+ * after a 429 (not done: the organisation's share of the server was full), waiting what
+ * Retry-After asks: a POST that did reach the server is answered from its idempotency record,
+ * not run twice. Redirects are not followed: fetch would turn a POST into
  * a GET and drop the token, and the error would blame the token or the route. Answers are read
  * up to a bound, also those sent without a Content-Length. Every error names the server, the
  * request and what the server said, made printable (its text reaches a terminal).
@@ -12,7 +13,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { printable } from './output.ts';
 
-/** Attempts at one request, the first included, while its outcome is unknown (network error, lost answer, 502, 503, 504). */
+/** Attempts at one request, the first included, while its outcome is unknown (network error, lost answer, 502, 503, 504) or it is refused for now (429). */
 export const requestAttemptsMax = 3;
 /** Pause before another attempt when the server gave no Retry-After. */
 export const retryDelayMs = 500;
@@ -20,6 +21,11 @@ export const retryDelayMs = 500;
 export const retryAfterMsMax = 5_000;
 /** Statuses that leave a request's outcome unknown (README: a 503 means nothing was committed, or the outcome is unknown). */
 const outcomeUnknownStatuses: ReadonlySet<number> = new Set([502, 503, 504]);
+/**
+ * Statuses that say the request was not done, for now: sent again like those above, after
+ * Retry-After (429: the organisation's request bodies in flight fill its share, RFC 6585 §4).
+ */
+const notDoneYetStatuses: ReadonlySet<number> = new Set([429]);
 /** Characters of an error answer that is not a JSON object kept as its detail (a proxy's page). */
 const errorTextCharsMax = 500;
 /**
@@ -110,6 +116,11 @@ export class HttpError extends Error {
   get outcomeUnknown(): boolean {
     return this.failure === 'network' || this.failure === 'lost' || (this.failure === 'status' && outcomeUnknownStatuses.has(this.status!));
   }
+
+  /** Whether sending it again may get another answer: its outcome is unknown, or it was not done for now (429). */
+  get worthRetrying(): boolean {
+    return this.outcomeUnknown || (this.failure === 'status' && notDoneYetStatuses.has(this.status!));
+  }
 }
 
 /** Sends `request`, again while its outcome is unknown if that is safe; a 2xx answer or an HttpError. */
@@ -121,7 +132,7 @@ export async function send(transport: Transport, request: HttpRequest): Promise<
       return { ...(await sendOnce(transport, request)), attempts: attempt };
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
-      if (!error.outcomeUnknown) throw Object.assign(error, { attempts: attempt });
+      if (!error.worthRetrying) throw Object.assign(error, { attempts: attempt });
       const waitMs = error.retryAfterMs ?? transport.retryDelayMs ?? retryDelayMs;
       if (attempt >= attemptsMax || waitMs > retryAfterMsMax) {
         // The last attempt's error, with how many were made and the longer wait the server asked for.

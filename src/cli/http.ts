@@ -160,7 +160,7 @@ function apiErrorOf(error: HttpError, key: string | undefined): Error {
   const ended = error.failure === 'status' ? new ApiError(error.status!, error.problem!) : new NetworkError(error.message, { cause: error.cause });
   const waited = error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs };
   if (key !== undefined && error.outcomeUnknown) ended.unknownOutcome = { idempotencyKey: key, attempts: error.attempts, ...waited };
-  else if (ended instanceof ApiError && error.outcomeUnknown) ended.givenUp = { attempts: error.attempts, ...waited };
+  else if (ended instanceof ApiError && error.worthRetrying) ended.givenUp = { attempts: error.attempts, ...waited };
   return ended;
 }
 

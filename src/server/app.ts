@@ -24,7 +24,8 @@ import { BodyBudget } from './body-budget.ts';
 import { ConnectionBounds } from './connections.ts';
 import { parseJsonBody } from './body.ts';
 import { commandRefusalBeforeBody, registerCommandRoutes } from './commands.ts';
-import { clientErrorAnswerer, answerProtocolRequests, methodNotAllowedProblem, refuseOddRequest, RouteMethods } from './http-edges.ts';
+import { clientErrorAnswerer, answerProtocolRequests, continueOnceAccepted, methodNotAllowedProblem, originForm, refuseOddRequest, RouteMethods } from './http-edges.ts';
+import { answerPublicReadPreflight, isPublicReadPreflight } from './cors.ts';
 import { DemoMark, demoCheckQueryTimeoutMs } from './demo-mark.ts';
 import { registerClosing } from './closing.ts';
 import { registerErrorHandler } from './error-handler.ts';
@@ -94,6 +95,8 @@ export const slowRequestMs = 1_000;
  * can quote it and an operator find the log lines of that request (reqId).
  */
 export const requestIdHeader = 'x-request-id';
+/** The Cache-Control of every answer a bearer token was needed for (the log's entry bundles set their own). */
+export const authenticatedCacheControl = 'private, no-store';
 /** /healthz gives up on the database after this long and answers 503. */
 export const healthCheckTimeoutMs = 2_000;
 
@@ -119,7 +122,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   answerProtocolRequests(app.server, serverHeaders);
   countProtocolAnswers(metrics, app.server);
   const answerUnrouted = unroutedAnswerer(app);
-  registerRequestHooks(app, serverHeaders, demoMark, answerUnrouted, options.closingGraceMs);
+  registerRequestHooks(app, serverHeaders, demoMark, answerUnrouted, options.closingGraceMs, bodyLimit);
   registerJsonBodies(app, bodyLimit);
   registerResponseMetrics(app, metrics);
   registerErrorHandler(app);
@@ -179,20 +182,25 @@ function createFastify(options: ServerOptions, bodyLimit: number, serverHeaders:
 
 type RouteAnswerer = (request: FastifyRequest, reply: FastifyReply) => FastifyReply;
 
-/** Records every route as it is added, and answers a request none takes: 404, or 405 with Allow when the path takes other methods. */
+/**
+ * Records every route as it is added, and answers a request none takes: 404, or 405 with Allow
+ * when the path takes other methods; a CORS preflight of a public read, 204 (cors.ts).
+ */
 function unroutedAnswerer(app: FastifyInstance): RouteAnswerer {
   const routeMethods = new RouteMethods();
   app.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
   return (request, reply) => {
-    const path = request.url.split('?')[0]!;
+    // The router matches an absolute-form target (http://host/v1/…) by its path: so does this.
+    const path = originForm(request.url).split('?')[0]!;
     const allowed = routeMethods.allowed(routedPath(path));
+    if (isPublicReadPreflight(request, path, allowed)) return answerPublicReadPreflight(reply);
     if (allowed.length === 0) return sendProblem(reply, problemOf(new DomainError('not_found', `there is no route ${request.method} ${path}`), request.url));
     return sendProblem(reply.header('allow', allowed.join(', ')), methodNotAllowedProblem(request.method, path, allowed, request.url));
   };
 }
 
-/** The hooks every request passes before its route, in this order. */
-function registerRequestHooks(app: FastifyInstance, serverHeaders: Record<string, string>, demoMark: DemoMark, answerUnrouted: RouteAnswerer, closingGraceMs: number | undefined): void {
+/** The hooks every request passes before its route, in this order; then, before its body is read, its 100 Continue. */
+function registerRequestHooks(app: FastifyInstance, serverHeaders: Record<string, string>, demoMark: DemoMark, answerUnrouted: RouteAnswerer, closingGraceMs: number | undefined, bodyLimit: number): void {
   // The first hook: every answer carries the server's headers and the request's id, the hooks'
   // refusals included.
   app.addHook('onRequest', async (request, reply) => {
@@ -216,6 +224,8 @@ function registerRequestHooks(app: FastifyInstance, serverHeaders: Record<string
   app.addHook('onRequest', async (request, reply) => {
     if (request.is404) return answerUnrouted(request, reply);
   });
+  // After every onRequest hook, the token scope's included (preParsing hooks run after all of them).
+  app.addHook('preParsing', continueOnceAccepted(bodyLimit));
 }
 
 /** The caller's slot on every request, and JSON, the one body the /v1 routes read (UTF-8 and Unicode checked). */
@@ -255,6 +265,13 @@ async function registerTokenRoutes(app: FastifyInstance, options: ServerOptions,
       const command = request.routeOptions.config.command;
       if (command !== undefined) commandRefusalBeforeBody(request.actor, command, request.headers['idempotency-key']);
       bodies.reserve(request, reply, request.actor.orgId, request.routeOptions.bodyLimit ?? bodyLimit);
+    });
+    // No cache keeps what one token was shown: a shared cache keyed by URL alone (nginx's
+    // proxy_cache with proxy_cache_valid) would serve one organisation's answer to another's
+    // request. Problems keep their no-store.
+    scope.addHook('onSend', async (_request, reply, payload) => {
+      if (!reply.hasHeader('cache-control')) reply.header('cache-control', authenticatedCacheControl);
+      return payload;
     });
     registerCommandRoutes(scope, options.ledger, verifier, bodies);
     // Read at each request: the demo mark may be set while the server runs.
@@ -316,7 +333,7 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
       { name: 'chipledger_token_cache_entries', type: 'gauge', help: 'Bearer tokens whose verification this process holds in memory.', value: verifier.size },
       { name: 'chipledger_http_request_bodies_in_flight_bytes', type: 'gauge', help: 'Bytes of request bodies this process has room reserved for: accepted, and not yet answered or their command not yet answered by the ledger.', value: bodies.reserved },
       { name: 'chipledger_http_request_bodies_in_flight_bytes_max', type: 'gauge', help: 'The bound on those bytes; past it a request gets 503 before its body is read.', value: bodies.bytesMax },
-      { name: 'chipledger_http_request_bodies_in_flight_per_organisation_bytes_max', type: 'gauge', help: 'What one organisation\'s requests may hold of those bytes; past it its request gets 503 before its body is read.', value: bodies.organisationBytesMax },
+      { name: 'chipledger_http_request_bodies_in_flight_per_organisation_bytes_max', type: 'gauge', help: 'What one organisation\'s requests may hold of those bytes; past it its request gets 429 before its body is read.', value: bodies.organisationBytesMax },
       { name: 'chipledger_http_connections_open', type: 'gauge', help: 'HTTP connections this process holds open.', value: connections.open },
       { name: 'chipledger_http_connections_max', type: 'gauge', help: 'The bound on open connections; past it a new connection is closed as it is accepted.', value: connections.connectionsMax },
       { name: 'chipledger_http_connections_refused_total', type: 'counter', help: 'Connections closed as they were accepted, this process holding its bound of open connections.', value: connections.refused },

@@ -145,7 +145,7 @@ const cases: Case[] = [
   { name: 'a lone surrogate in a value', request: () => site(siteJson('\\ud800 Data Centre')), status: 400, code: 'invalid_input', detail: /lone UTF-16 surrogate/ },
   { name: 'a lone surrogate in a key', request: () => site(siteJson('DC').replace('{', '{"\\udc00":1,')), status: 400, code: 'invalid_input', detail: /lone UTF-16 surrogate/ },
   { name: 'a control character', request: () => site(siteJson('DC\\u0001')), status: 400, code: 'invalid_input', detail: /control characters/ },
-  { name: 'a body that is not JSON', request: () => book(undefined, { payload: 'units=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), status: 400, code: 'invalid_input', detail: /application\/json/ },
+  { name: 'a body that is not JSON', request: () => book(undefined, { payload: 'units=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), status: 415, code: 'unsupported_media_type', detail: /application\/json/ },
 
   // Idempotency keys (invariant 6).
   { name: 'no Idempotency-Key', request: () => book(booking(), { key: null }), status: 400, code: 'invalid_input', detail: /Idempotency-Key header/ },

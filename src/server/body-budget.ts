@@ -6,11 +6,15 @@
  * body the route accepts), and gives it back once it has been answered or its connection has
  * closed, and, for a command, once the command has left the ledger's queue (holdWhile): the
  * queued command holds its parsed input, whether or not its client is still there. A request
- * that does not fit is refused with 503 + Retry-After, and its body is never read.
+ * that does not fit is refused with Retry-After, and its body is never read: 503 overloaded
+ * when the server's room is full, 429 too_many_requests when only its organisation's share is
+ * (RFC 6585 §4: a bound on one client, not the server down; a load balancer that ejects a
+ * backend after consecutive 5xx must not eject healthy ones for one tenant's burst).
  */
 import type { IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, assert } from '../core/errors.ts';
+import { EdgeRefusal } from './problem.ts';
 
 /** One request's room: given back when nothing holds it any more. */
 interface Reservation {
@@ -36,7 +40,8 @@ export class BodyBudget {
 
   /**
    * Reserves the request's body for `organisationId` until its reply is done; throws
-   * 'overloaded' when it does not fit the organisation's share or the whole room. A body
+   * 'too_many_requests' when it does not fit the organisation's share, 'overloaded' when it
+   * does not fit the whole room. A body
    * larger than `bodyLimit` reserves only bodyLimit: the body parser refuses it at that size
    * (413).
    */
@@ -91,7 +96,7 @@ export class BodyBudget {
     }
     const organisationBytes = this.reservedByOrganisation.get(organisationId) ?? 0;
     if (organisationBytes + bytes > this.organisationBytesMax) {
-      throw new DomainError('overloaded', `organisation ${organisationId} holds ${formatMiB(organisationBytes)} of request bodies still arriving or not yet answered, and one organisation may hold ${formatMiB(this.organisationBytesMax)} (of the server's ${formatMiB(this.bytesMax)}); this request declares ${formatMiB(bytes)}; retry once your requests in flight are answered`, {
+      throw new EdgeRefusal('too_many_requests', `organisation ${organisationId} holds ${formatMiB(organisationBytes)} of request bodies still arriving or not yet answered, and one organisation may hold ${formatMiB(this.organisationBytesMax)} (of the server's ${formatMiB(this.bytesMax)}); this request declares ${formatMiB(bytes)}; retry once your requests in flight are answered`, {
         rule: 'request-bodies-in-flight-per-organisation', details: { organisationReservedBytes: organisationBytes, organisationBytesMax: this.organisationBytesMax, requestBytes: bytes },
       });
     }

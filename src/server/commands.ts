@@ -5,7 +5,7 @@
  * tenant, and commits; the answer is presented as it came, or as a problem.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError } from '../core/errors.ts';
+import { DomainError, assert } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import { roleRefusal, type Actor } from '../ledger/permissions.ts';
@@ -23,7 +23,7 @@ export interface CommandRoute {
   creates: boolean;
   /**
    * The answer's field naming what was made, when GET `${path}/:id` reads it: a 201 then
-   * says where, in Location (RFC 9110 §10.2.2), as a replay of it does.
+   * says where, in Location (RFC 9110 §10.2.2; relative: locationOf), as a replay of it does.
    */
   locatedBy?: string;
   summary: string;
@@ -152,6 +152,17 @@ export function commandInput(route: CommandRoute, body: unknown, pathId: string 
  */
 const serialListCommands: ReadonlySet<CommandKind> = new Set(['shipment.book', 'manifest.attach', 'units.deploy', 'units.decommission', 'units.report_lost', 'units.return']);
 
+/**
+ * Where GET reads what a 201 made, relative to the request's own URL (RFC 3986 §5.2):
+ * POST …/v1/sites answers `sites/SITE-9`, which resolves to …/v1/sites/SITE-9 under whatever
+ * path prefix a proxy serves the API at; an absolute /v1/sites/SITE-9 would leave the prefix.
+ * A located route is a collection (no :id), so its last segment is the collection's name.
+ */
+export function locationOf(route: CommandRoute, madeId: string): string {
+  assert(!route.path.includes(':'), `a located command route is a collection path: ${route.path}`);
+  return `${route.path.slice(route.path.lastIndexOf('/') + 1)}/${encodeURIComponent(madeId)}`;
+}
+
 export function registerCommandRoutes(app: FastifyInstance, ledger: Ledger, verifier: TokenVerifier, bodies: BodyBudget): void {
   for (const route of commandRoutes) {
     const options = { config: { command: route.kind }, ...(serialListCommands.has(route.kind) ? { bodyLimit: limits.serialListBodyBytesMax } : {}) };
@@ -170,7 +181,7 @@ export function registerCommandRoutes(app: FastifyInstance, ledger: Ledger, veri
       if (!answer.ok) return sendProblem(reply, problemOf(answer.error, request.url));
       if (route.kind === 'token.revoke') verifier.forget(String(input.tokenId));
       const made = route.locatedBy === undefined ? undefined : answer.body[route.locatedBy];
-      if (typeof made === 'string') reply.header('location', `${route.path}/${encodeURIComponent(made)}`);
+      if (typeof made === 'string') reply.header('location', locationOf(route, made));
       return reply.code(route.creates ? 201 : 200).send(answer.body);
     });
   }

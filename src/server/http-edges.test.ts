@@ -157,17 +157,20 @@ describe('a body in a coding or charset the parsers do not read', () => {
     method: 'POST', url: '/v1/sites', token: api.tokens.recipient, payload, headers: { 'content-type': 'application/json', ...headers },
   });
 
-  it('is refused before it is read (rule content-type), and nothing is written', async () => {
+  it('is refused before it is read (415, rule content-type), and nothing is written', async () => {
     const before = await sitesCount();
-    for (const [headers, payload] of [
-      [{ 'content-encoding': 'gzip' }, siteBody('Gzip DC')],
-      [{ 'content-encoding': 'br, gzip' }, siteBody('Brotli DC')],
-      [{ 'content-type': 'application/json; charset=iso-8859-1' }, Buffer.from(siteBody('Ã\u0083Â© DC'), 'latin1')],
-      [{ 'content-type': 'application/json; charset="utf-16"' }, siteBody('UTF-16 DC')],
+    for (const [headers, payload, coding] of [
+      [{ 'content-encoding': 'gzip' }, siteBody('Gzip DC'), true],
+      [{ 'content-encoding': 'br, gzip' }, siteBody('Brotli DC'), true],
+      [{ 'content-type': 'application/json; charset=iso-8859-1' }, Buffer.from(siteBody('Ã\u0083Â© DC'), 'latin1'), false],
+      [{ 'content-type': 'application/json; charset="utf-16"' }, siteBody('UTF-16 DC'), false],
     ] as const) {
       const response = await post(headers, payload);
-      expect(response.statusCode, JSON.stringify(headers)).toBe(400);
-      expect(response.json(), JSON.stringify(headers)).toMatchObject({ code: 'invalid_input', rule: 'content-type', detail: expect.stringMatching(/^send the request body as application\/json: /) });
+      expect(response.statusCode, JSON.stringify(headers)).toBe(415);
+      expect(response.json(), JSON.stringify(headers)).toMatchObject({ code: 'unsupported_media_type', rule: 'content-type', detail: expect.stringMatching(/^send the request body as application\/json: /), details: { accepts: 'application/json' } });
+      expect(response.headers['accept-post'], JSON.stringify(headers)).toBe('application/json');
+      // A client that compresses its bodies learns to send this one as it is (RFC 7694 §3).
+      expect(response.headers['accept-encoding'], JSON.stringify(headers)).toBe(coding ? 'identity' : undefined);
     }
     expect(await sitesCount()).toBe(before);
   });
@@ -177,8 +180,8 @@ describe('a body in a coding or charset the parsers do not read', () => {
       'POST /v1/sites HTTP/1.1', 'Host: x', `Authorization: Bearer ${api.tokens.recipient}`, 'Idempotency-Key: te-gzip',
       'Content-Type: application/json', 'Transfer-Encoding: gzip, chunked',
     ]) + '5\r\nhello\r\n0\r\n\r\n', { wanted: 1 });
-    expect(answers.map((answer) => answer.status)).toEqual([400]);
-    expect(JSON.parse(answers[0]!.body)).toMatchObject({ rule: 'content-type', detail: expect.stringContaining('Transfer-Encoding gzip, chunked') });
+    expect(answers.map((answer) => answer.status)).toEqual([415]);
+    expect(JSON.parse(answers[0]!.body)).toMatchObject({ code: 'unsupported_media_type', rule: 'content-type', detail: expect.stringContaining('Transfer-Encoding gzip, chunked') });
   });
 
   it('is read in UTF-8, identity and chunked as before', async () => {
@@ -194,11 +197,13 @@ describe('the media type a refusal names', () => {
     // A JSON string is JSON, not the note: the document says text/plain only.
     for (const [headers, payload] of [[{}, 'a note'], [{ 'content-type': 'application/x-www-form-urlencoded' }, 'a note'], [{ 'content-type': 'application/json' }, JSON.stringify('a note\n')]] as const) {
       const response = await api.app.inject({ method: 'POST', url: '/v1/log/cosignatures', payload, headers });
-      expect(response.statusCode, JSON.stringify(headers)).toBe(400);
-      expect(response.json(), JSON.stringify(headers)).toMatchObject({ rule: 'content-type', detail: 'send the request body as text/plain' });
+      expect(response.statusCode, JSON.stringify(headers)).toBe(415);
+      expect(response.json(), JSON.stringify(headers)).toMatchObject({ code: 'unsupported_media_type', rule: 'content-type', detail: 'send the request body as text/plain' });
+      expect(response.headers['accept-post'], JSON.stringify(headers)).toBe('text/plain');
     }
     const command = await api.request({ method: 'POST', url: '/v1/sites', token: api.tokens.recipient, payload: 'name=x', headers: { 'content-type': 'text/plain' } });
-    expect(command.json()).toMatchObject({ rule: 'content-type', detail: 'send the request body as application/json' });
+    expect([command.statusCode, command.headers['accept-post']]).toEqual([415, 'application/json']);
+    expect(command.json()).toMatchObject({ code: 'unsupported_media_type', rule: 'content-type', detail: 'send the request body as application/json' });
   });
 });
 

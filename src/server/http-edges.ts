@@ -5,7 +5,8 @@
  * that does not parse, one that did not arrive in time, an Expect it cannot meet, CONNECT),
  * each as problem+json. The method index answers a path's other methods (405 with Allow).
  */
-import type { FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { DomainError } from '../core/errors.ts';
@@ -64,6 +65,16 @@ function refuseRepeatedHeaders(rawHeaders: readonly string[]): void {
   }
 }
 
+/**
+ * The path of a request target as sent, in origin form: an absolute-form target
+ * (`GET http://host/v1/log/checkpoint`, which RFC 9112 §3.2.2 says a server MUST accept) less
+ * its scheme and authority; the query is left on. Nothing is decoded.
+ */
+export function originForm(url: string): string {
+  const rest = url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, '');
+  return rest === '' || rest.startsWith('?') ? `/${rest}` : rest;
+}
+
 const queryString = (url: string): string => {
   const start = url.indexOf('?');
   return start === -1 ? '' : url.slice(start + 1);
@@ -83,7 +94,7 @@ function declaresBody(request: FastifyRequest): boolean {
 function refuseBodyEncoding(request: FastifyRequest, accepts: string): void {
   const contentCodings = listOf(request.headers['content-encoding']);
   if (contentCodings.some((coding) => coding !== 'identity')) {
-    throw contentTypeRefusal(accepts, `Content-Encoding ${contentCodings.join(', ')} is not read here; send the body without a content coding`);
+    throw contentTypeRefusal(accepts, `Content-Encoding ${contentCodings.join(', ')} is not read here; send the body without a content coding`, { contentCoding: true });
   }
   const transferCodings = listOf(request.headers['transfer-encoding']);
   if (transferCodings.some((coding) => coding !== 'chunked')) {
@@ -134,20 +145,42 @@ export function methodNotAllowedProblem(method: string, path: string, allowed: r
 }
 
 /**
- * Writes a problem straight onto a socket, for the answers given outside any request (the
- * HTTP parser's refusals, CONNECT). The connection closes after it.
- */
-/**
  * Headers every answer of a server carries, also those given before any route or outside a
  * request (the demo mark: a client must never take a refusal of demo data for the real one).
  */
 export type ServerHeaders = Readonly<Record<string, string>>;
 
+/** An Expect that asks for 100 Continue, as Node's parser reads it. */
+const expectsContinue = /(?:^|\W)100-continue(?:$|\W)/i;
+
+/**
+ * A preParsing hook: the 100 Continue of a request that asked for one (Expect: 100-continue),
+ * sent when the body is about to be read: every onRequest hook has passed (the token, the
+ * role, the Idempotency-Key, the room among the bodies in flight), so a request refused by
+ * any of them was refused before its client sent the body. A body declared larger than the
+ * route reads gets no 100 either: the parser refuses it (413) without reading it. A request
+ * answered without its 100 has its connection closed after the answer (Node), the body unsent.
+ */
+export function continueOnceAccepted(bodyLimitBytes: number): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  return async (request, reply) => {
+    // HTTP/1.1 only, as Node reads Expect: an HTTP/1.0 client is never sent a 1xx (RFC 9110 §15.2).
+    if (request.raw.httpVersion !== '1.1' || !expectsContinue.test(request.headers.expect ?? '') || reply.raw.headersSent) return;
+    const declared = Number(request.headers['content-length']);
+    if (declared > (request.routeOptions.bodyLimit ?? bodyLimitBytes)) return;
+    reply.raw.writeContinue();
+  };
+}
+
+/**
+ * Writes a problem straight onto a socket, for the answers given outside any request (the
+ * HTTP parser's refusals, CONNECT). The connection closes after it.
+ */
 function writeRawProblem(socket: Duplex, problem: Problem, headers: ServerHeaders = {}): void {
   const body = JSON.stringify(problem);
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  // No cache keeps a problem (sendProblem says why); these are problems like any other.
-  socket.write(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${extra}Connection: close\r\n\r\n${body}`);
+  // No cache keeps a problem (sendProblem says why); these are problems like any other. Date:
+  // RFC 9110 §6.6.1, as on every other answer (a client reads clock skew from it).
+  socket.write(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nDate: ${new Date().toUTCString()}\r\nContent-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${extra}Connection: close\r\n\r\n${body}`);
 }
 
 /** Sockets whose client error is being answered: Node reports each later byte's failure again. */
@@ -196,16 +229,22 @@ function responseInFlight(socket: Duplex): ServerResponse | undefined {
 
 /**
  * The protocol answers Node gives itself without these listeners: 417 with an empty chunked
- * body for an Expect other than 100-continue, and no answer at all to CONNECT. Both carry
- * the server's `headers`.
+ * body for an Expect other than 100-continue, no answer at all to CONNECT, and 100 Continue
+ * as soon as a request's headers are in. Each refusal carries the server's `headers`.
  */
 export function answerProtocolRequests(server: Server, headers: ServerHeaders = {}): void {
   server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
     const problem = httpOnlyProblem('expectation_failed', `this server meets no expectation but 100-continue; got Expect: ${String(request.headers.expect).slice(0, 100)}`, request.url?.split('?', 1)[0]);
     const body = JSON.stringify(problem);
-    response.writeHead(problem.status, { ...headers, 'content-type': problemContentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', connection: 'close' });
+    // An id, as on every answer fastify gives (nothing is logged of this refusal).
+    response.writeHead(problem.status, { ...headers, 'x-request-id': randomUUID(), 'content-type': problemContentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', connection: 'close' });
     response.end(body);
   });
+  // Expect: 100-continue is served as any request: its 100 is sent by continueOnceAccepted,
+  // once everything that refuses it whatever its body has passed. Node's own 100 goes out
+  // as the headers come in, so a client told to go ahead uploads the body of a request
+  // then refused for its token, role, key or room (RFC 9110 §10.1.1 allows either).
+  server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => server.emit('request', request, response));
   server.on('connect', (_request: IncomingMessage, socket: Duplex) => {
     // An origin server, not a proxy: no resource here takes CONNECT (an empty Allow says so).
     // The socket is ours now, Node's error listener gone: a reset must not throw.

@@ -19,6 +19,8 @@ import { formatTlogProof, parseCosignatureVerifierKey, parseTilePath, parseVerif
 import type { Pool } from '../store/pool.ts';
 import { currentLogKey, listAnnouncementNotes, listLogKeys, readHead } from '../store/tlog-tables.ts';
 import type { TokenVerifier } from './auth.ts';
+import { registerPublicReadCors } from './cors.ts';
+import { originForm } from './http-edges.ts';
 import { assertEventExists, checkpointServer, cosignedCheckpoint, storeCosignatures } from './log-cosignatures.ts';
 import { sendEntries } from './log-entries.ts';
 import { contentTypeRefusal } from './problem.ts';
@@ -93,10 +95,12 @@ const proofBundleQuery = z.strictObject({
 /**
  * Registers the routes in their own scope, which reads text/plain (cosigned notes) and
  * nothing else: the one body it takes is a note, and a JSON string holding one is not the
- * media type the document names (it is refused like any other, rule content-type).
+ * media type the document names (it is refused like any other, rule content-type). Its reads
+ * are open to pages on every origin (cors.ts).
  */
 export async function registerLogRoutes(app: FastifyInstance, options: LogRouteOptions): Promise<void> {
   await app.register(async (scope) => {
+    registerPublicReadCors(scope);
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('text/plain', { parseAs: 'string', bodyLimit: cosignatureBodyBytesMax }, (_request, body, done) => done(null, body));
     logRoutes(scope, options);
@@ -157,8 +161,9 @@ function tileRoute(app: FastifyInstance, { options }: LogRouteContext): void {
   const { ledger, pool } = options;
   app.get('/v1/log/tile/*', async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
     // The path as sent, not as decoded: '%30%30%30' decodes to '000', and a second URL for one
-    // tile would split caches. Only the canonical spelling is served.
-    const rawPath = request.url.split('?', 1)[0]!;
+    // tile would split caches. Only the canonical spelling is served. An absolute-form target
+    // (http://host/v1/log/tile/…) is the same tile.
+    const rawPath = originForm(request.url).split('?', 1)[0]!;
     parseQuery(noQuery, request.query);
     const parsed = rawPath.startsWith(tilePrefix) ? parseTilePath(`tile/${rawPath.slice(tilePrefix.length)}`) : undefined;
     if (!parsed) throw new DomainError('not_found', `tile/${request.params['*']} is not a C2SP tlog-tiles path`);

@@ -78,6 +78,12 @@ export const replayedHeaderRef = { $ref: '#/components/headers/Idempotent-Replay
 const unavailableRef = { $ref: '#/components/responses/Unavailable' };
 /** 401: no token, or one that is not (or no longer) valid; WWW-Authenticate names the scheme. */
 const unauthorizedRef = { $ref: '#/components/responses/Unauthorized' };
+/** 415: a body in a media type, charset or coding the route does not read; Accept-Post names the one it does. */
+const unsupportedMediaTypeRef = { $ref: '#/components/responses/UnsupportedMediaType' };
+/** 429: the organisation's share of the bodies in flight is full; Retry-After says when to come back. */
+const tooManyRequestsRef = { $ref: '#/components/responses/TooManyRequests' };
+/** What each status answers by reference, where it differs from the operation's problem. */
+const problemRefByStatus: Readonly<Record<number, { $ref: string }>> = { 401: unauthorizedRef, 415: unsupportedMediaTypeRef, 429: tooManyRequestsRef, 503: unavailableRef };
 /** Every answer fastify gives carries the request's id (app.ts requestIdHeader). */
 export const requestIdHeaders = { 'X-Request-Id': { $ref: '#/components/headers/X-Request-Id' } };
 const problemHeaders = { 'Cache-Control': { $ref: '#/components/headers/Cache-Control-No-Store' }, ...requestIdHeaders };
@@ -87,9 +93,12 @@ const problemHeaders = { 'Cache-Control': { $ref: '#/components/headers/Cache-Co
  * (overloaded, the database unreachable, the server shutting down), each application/problem+json.
  */
 export const errorResponses = (statuses: number[], problem: { $ref: string } = problemRef) => ({
-  ...Object.fromEntries(statuses.map((status) => [String(status), status === 503 ? unavailableRef : status === 401 ? unauthorizedRef : problem])),
+  ...Object.fromEntries(statuses.map((status) => [String(status), problemRefByStatus[status] ?? problem])),
   default: problem,
 });
+
+/** The Cache-Control of an answer a bearer token was needed for (app.ts authenticatedCacheControl), by reference. */
+export const privateCacheControlHeaders = { 'Cache-Control': { $ref: '#/components/headers/Cache-Control-Private' } };
 
 export const pathParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string', maxLength: limits.referenceLengthMax } };
 /** A unit is named by its serial (which may hold '/', sent as %2F), not by an id. */
@@ -138,10 +147,24 @@ export function documentComponents(): Record<string, unknown> {
       Problem: { description: 'A problem (RFC 9457)', headers: problemHeaders, content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } } },
       Unauthorized: {
         description: 'A problem (RFC 9457), code unauthenticated: no bearer token, or one that is not valid (unknown, revoked).',
-        headers: { ...problemHeaders, 'WWW-Authenticate': { description: 'Bearer realm="chipledger" (RFC 6750)', required: true, schema: { type: 'string' } } },
+        headers: { ...problemHeaders, 'WWW-Authenticate': { description: 'Bearer realm="chipledger" (RFC 6750), with error="invalid_token" when a bearer token was sent and refused (RFC 6750 section 3.1).', required: true, schema: { type: 'string', enum: ['Bearer realm="chipledger"', 'Bearer realm="chipledger", error="invalid_token"'] } } },
         content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
       },
       ReplayableProblem: replayableProblem,
+      UnsupportedMediaType: {
+        description: 'A problem (RFC 9457), code unsupported_media_type (rule content-type): the body is in a media type, charset, content coding or transfer coding the route does not read. details.accepts and Accept-Post name the media type it reads; a refused content coding also gets Accept-Encoding: identity (RFC 7694): send the body uncompressed.',
+        headers: {
+          ...problemHeaders,
+          'Accept-Post': { description: 'The media type the route reads: application/json (text/plain on POST /v1/log/cosignatures).', required: true, schema: { type: 'string' } },
+          'Accept-Encoding': { description: 'identity, when the content coding was refused.', schema: { type: 'string', enum: ['identity'] } },
+        },
+        content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
+      },
+      TooManyRequests: {
+        description: 'A problem (RFC 9457), code too_many_requests (RFC 6585): the request bodies the organisation\'s requests hold at once would pass its share of the server\'s room. Nothing was done, and the body was not read: send the same request again, with the same Idempotency-Key, after Retry-After.',
+        headers: { ...problemHeaders, 'Retry-After': { $ref: '#/components/headers/Retry-After' } },
+        content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
+      },
       Unavailable: {
         description: 'A problem (RFC 9457), code unavailable or overloaded: the server is overloaded or shutting down, or its database is not answering. Nothing was committed, or the outcome is unknown: send the same request again, with the same Idempotency-Key, after Retry-After.',
         headers: { ...problemHeaders, 'Retry-After': { $ref: '#/components/headers/Retry-After' } },
@@ -154,13 +177,18 @@ export function documentComponents(): Record<string, unknown> {
         required: true,
         schema: { type: 'string', enum: ['no-store'] },
       },
+      'Cache-Control-Private': {
+        description: 'private, no-store: what a token was shown is kept by no cache, so that a cache keyed by URL alone never serves it to another organisation.',
+        required: true,
+        schema: { type: 'string', enum: ['private, no-store'] },
+      },
       'Retry-After': {
         description: 'Seconds to wait before sending the request again (RFC 9110 section 10.2.3).',
         required: true,
         schema: { type: 'integer', minimum: 1 },
       },
       'X-Request-Id': {
-        description: 'The id of this request (a random UUID, never one a client sent), on every answer the server routes: the id its log lines carry, and the one a 500 names in its detail. Quote it when reporting a failure. The refusals of malformed HTTP (400, 408, 417, 431 before any request exists) carry none, and nothing is logged of them.',
+        description: 'The id of this request (a random UUID, never one a client sent), on every answer the server routes: the id its log lines carry, and the one a 500 names in its detail. Quote it when reporting a failure. The refusals of malformed HTTP (400, 408, 431 before any request exists) carry none; a 417 carries one of its own, under which nothing is logged.',
         schema: { type: 'string', format: 'uuid' },
       },
       'Idempotent-Replayed': {

@@ -4,9 +4,9 @@
  */
 import { commandRoles } from '../ledger/permissions.ts';
 import { commandSchemas } from '../ledger/schemas.ts';
-import { commandRoutes, loaderOnlyFields } from './commands.ts';
+import { commandRoutes, loaderOnlyFields, locationOf } from './commands.ts';
 import {
-  errorResponses, idempotencyParameter, jsonSchemaOf, pathParameter, replayableProblem, replayableProblemRef, replayedHeaderRef, requestIdHeaders, resourceRef,
+  errorResponses, idempotencyParameter, jsonSchemaOf, pathParameter, privateCacheControlHeaders, replayableProblem, replayableProblemRef, replayedHeaderRef, requestIdHeaders, resourceRef,
   serialPathParameter, seqPathParameter, type JsonSchema,
 } from './openapi-components.ts';
 import { queryRoutes } from './queries.ts';
@@ -57,12 +57,13 @@ export function commandOperation(route: (typeof commandRoutes)[number]) {
       [route.creates ? '201' : '200']: {
         description: notes?.accepted ?? 'Accepted: the ledger committed it. A replayed answer carries Idempotent-Replayed: true.',
         headers: {
+          ...privateCacheControlHeaders,
           'Idempotent-Replayed': replayedHeaderRef,
-          ...(route.locatedBy === undefined ? {} : { Location: { description: `Where GET reads what was made: ${route.path}/{${route.locatedBy}}.`, required: true, schema: { type: 'string' } } }),
+          ...(route.locatedBy === undefined ? {} : { Location: { description: `Where GET reads what was made: ${route.path}/{${route.locatedBy}}, given relative to the request's URL (${decodeURIComponent(locationOf(route, `{${route.locatedBy}}`))}), so that it resolves under any path prefix the API is served at.`, required: true, schema: { type: 'string' } } }),
         },
         content: { 'application/json': { schema: jsonSchemaOf(commandAnswers[route.kind], 'output') } },
       },
-      ...errorResponses([400, 401, 403, 404, 409, 413, 422, 503], replayableProblemRef),
+      ...errorResponses([400, 401, 403, 404, 409, 413, 415, 422, 429, 503], replayableProblemRef),
       ...Object.fromEntries(Object.entries(notes?.problems ?? {}).map(([status, description]) => [status, { ...replayableProblem, description }])),
     },
   };
@@ -90,7 +91,7 @@ export function queryOperation(route: (typeof queryRoutes)[number]) {
     summary: route.summary,
     tags: [route.path.split('/')[2]],
     parameters,
-    responses: { '200': { description: 'OK', content: { 'application/json': { schema } } }, ...errorResponses([400, 401, 404, 503]) },
+    responses: { '200': { description: 'OK', headers: privateCacheControlHeaders, content: { 'application/json': { schema } } }, ...errorResponses([400, 401, 404, 503]) },
   };
 }
 
@@ -137,7 +138,7 @@ export function addLogOperations(add: (path: string, method: string, operation: 
   add('/v1/log/proof/inclusion', 'get', { ...open, operationId: 'logInclusionProof', tags: ['log'], summary: 'RFC 9162 inclusion proof', parameters: [integer('index', 'leaf index (= event seq)'), integer('size', 'tree size')], responses: { '200': json('InclusionProof'), ...errors } });
   add('/v1/log/proof/consistency', 'get', { ...open, operationId: 'logConsistencyProof', tags: ['log'], summary: 'RFC 9162 consistency proof', parameters: [integer('from', 'old tree size'), integer('to', 'new tree size')], responses: { '200': json('ConsistencyProof'), ...errors } });
   add('/v1/log/events/{seq}/proof', 'get', { ...open, operationId: 'logEventProof', tags: ['log'], summary: 'C2SP tlog-proof bundle for one event, verifiable offline', parameters: [seqPathParameter, { name: 'cosignatures', in: 'query', required: false, description: 'the newest checkpoint covering the event that this many configured witnesses cosigned (default 0: the newest checkpoint); 404 while none has', schema: { type: 'integer', minimum: 0, maximum: 999, default: 0 } }], responses: { '200': text('c2sp.org/tlog-proof@v1'), ...errors } });
-  add('/v1/log/cosignatures', 'post', { ...open, operationId: 'logCosign', tags: ['log'], summary: "A witness posts one of our checkpoints with its cosignature (C2SP tlog-cosignature)", requestBody: { required: true, content: { 'text/plain': { schema: { type: 'string' } } } }, responses: { '201': { ...json('CosignaturesStored'), description: 'stored' }, ...errorResponses([400, 403, 404, 413, 503]) } });
+  add('/v1/log/cosignatures', 'post', { ...open, operationId: 'logCosign', tags: ['log'], summary: "A witness posts one of our checkpoints with its cosignature (C2SP tlog-cosignature)", requestBody: { required: true, content: { 'text/plain': { schema: { type: 'string' } } } }, responses: { '201': { ...json('CosignaturesStored'), description: 'stored' }, ...errorResponses([400, 403, 404, 413, 415, 503]) } });
 }
 
 /**

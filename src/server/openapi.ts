@@ -6,7 +6,7 @@
  * components are in openapi-components.ts, its operations in openapi-operations.ts.
  */
 import { commandRoutes } from './commands.ts';
-import { documentComponents, errorResponses, seqPathParameter } from './openapi-components.ts';
+import { documentComponents, errorResponses, privateCacheControlHeaders, seqPathParameter } from './openapi-components.ts';
 import { addLogOperations, commandOperation, headOperationOf, queryOperation, withRequestIdHeader } from './openapi-operations.ts';
 import { queryRoutes } from './queries.ts';
 
@@ -20,10 +20,12 @@ export function buildOpenApiDocument(): Record<string, unknown> {
     info: {
       title: 'chipledger API',
       version: '1',
-      description: 'System of record for export-controlled AI accelerators: licences, allocations, shipments, units, sites and the event log. Every GET also answers HEAD. A method a path does not take is answered 405 (method_not_allowed) with an Allow header.',
+      description: 'System of record for export-controlled AI accelerators: licences, allocations, shipments, units, sites and the event log. Every GET also answers HEAD. A method a path does not take is answered 405 (method_not_allowed) with an Allow header. The transparency log\'s reads (GET and HEAD under /v1/log/) are open to web pages on any origin (CORS: Access-Control-Allow-Origin: *, no credentials; a preflight is answered 204, allowing the Authorization header that entry bundles need).',
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
-    servers: [{ url: '/' }],
+    // Relative to the document's own URL, …/v1/openapi.json (OpenAPI 3.1 §4.8.5): the API's
+    // base under whatever path prefix a proxy serves it at; '/' would leave the prefix.
+    servers: [{ url: '..' }],
     security: [{ bearer: [] }],
     paths,
     components: documentComponents(),
@@ -51,7 +53,7 @@ function documentPaths(): Record<string, Record<string, unknown>> {
     operationId: 'eventSerials', tags: ['events'],
     summary: 'The serial list an event records by its digest (input.serialsSha256): one line per entry, "serial" or "serial gpuUuid", sorted, each ending in a newline; its SHA-256 is the digest',
     parameters: [seqPathParameter],
-    responses: { '200': { description: 'OK', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses([400, 401, 404, 503]) },
+    responses: { '200': { description: 'OK', headers: privateCacheControlHeaders, content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses([400, 401, 404, 503]) },
   });
   for (const methods of Object.values(paths)) {
     for (const operation of Object.values(methods)) withRequestIdHeader(operation as { responses: Record<string, Record<string, unknown>> });

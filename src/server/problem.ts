@@ -23,12 +23,29 @@ export const clockRetryAfterSeconds = 30;
 const clockRules: ReadonlySet<string> = new Set([clockBehindLedgerRule, clockAheadOfDatabaseRule]);
 
 /**
- * Codes only the HTTP edge gives: what a request's method or protocol asked for that this
- * server does not do. The ledger never raises them, so they are not DomainError codes.
+ * Codes only the HTTP edge gives: what a request's method, protocol or body's media type
+ * asked for that this server does not do, and a client past its own share of what the server
+ * holds at once. The ledger never raises them, so they are not DomainError codes (EdgeRefusal).
  */
-export const httpOnlyCodes = ['method_not_allowed', 'expectation_failed'] as const;
+export const httpOnlyCodes = ['method_not_allowed', 'expectation_failed', 'unsupported_media_type', 'too_many_requests'] as const;
 export type HttpOnlyCode = (typeof httpOnlyCodes)[number];
 export type ProblemCode = ErrorCode | HttpOnlyCode | 'internal';
+
+/**
+ * A refusal the HTTP edge makes with one of its own codes (httpOnlyCodes), thrown from a hook
+ * or a route like a DomainError and answered by the same error handler, through the same table.
+ */
+export class EdgeRefusal extends Error {
+  readonly rule: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(readonly code: HttpOnlyCode, message: string, options?: { rule?: string; details?: Record<string, unknown> }) {
+    super(message);
+    this.name = 'EdgeRefusal';
+    this.rule = options?.rule;
+    this.details = options?.details;
+  }
+}
 
 interface CodeRule {
   status: number;
@@ -53,7 +70,9 @@ export const problemCodes: Record<ProblemCode, CodeRule> = {
   headers_too_large: { status: 431, title: 'Request header fields too large' },
   request_timeout: { status: 408, title: 'Request timeout' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   expectation_failed: { status: 417, title: 'Expectation failed' },
+  too_many_requests: { status: 429, title: 'Too many requests' },
   overloaded: { status: 503, title: 'Overloaded' },
   unavailable: { status: 503, title: 'Unavailable' },
   internal: { status: 500, title: 'Internal server error' },
@@ -82,7 +101,7 @@ function withoutSecretsIn<T>(value: T): T {
   return value;
 }
 
-export function problemOf(error: DomainError, instance?: string): Problem {
+export function problemOf(error: DomainError | EdgeRefusal, instance?: string): Problem {
   const rule = problemCodes[error.code];
   return withoutSecretsIn({
     type: `${problemTypeBase}${error.code}`,
@@ -98,8 +117,7 @@ export function problemOf(error: DomainError, instance?: string): Problem {
 
 /** A problem of the HTTP edge alone (a method or an expectation this server does not serve). */
 export function httpOnlyProblem(code: HttpOnlyCode, detail: string, instance?: string): Problem {
-  const rule = problemCodes[code];
-  return withoutSecretsIn({ type: `${problemTypeBase}${code}`, title: rule.title, status: rule.status, detail, code, ...(instance === undefined ? {} : { instance }) });
+  return problemOf(new EdgeRefusal(code, detail), instance);
 }
 
 /**
@@ -143,6 +161,9 @@ export function withoutRowValues(error: unknown): unknown {
   return kept;
 }
 
+/** The challenge of every 401 (RFC 6750 §3). */
+export const bearerChallenge = 'Bearer realm="chipledger"';
+
 /**
  * Sends a problem with the headers its status needs. No cache keeps a problem: a 404 for a
  * log tile not there yet is heuristically cacheable by default (RFC 9111 §4.2.2), and the
@@ -150,20 +171,51 @@ export function withoutRowValues(error: unknown): unknown {
  */
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   reply.header('cache-control', 'no-store');
-  if (problem.status === 401) reply.header('www-authenticate', 'Bearer realm="chipledger"');
-  if (problem.status === 503) reply.header('retry-after', String(problem.rule !== undefined && clockRules.has(problem.rule) ? clockRetryAfterSeconds : retryAfterSeconds));
+  if (problem.status === 401) reply.header('www-authenticate', challengeFor(reply.request.headers.authorization));
+  if (problem.status === 503 || problem.status === 429) reply.header('retry-after', String(problem.rule !== undefined && clockRules.has(problem.rule) ? clockRetryAfterSeconds : retryAfterSeconds));
+  if (problem.code === 'unsupported_media_type') reply.headers(acceptHeadersOf(problem.details as MediaTypeRefusalDetails | undefined));
   return reply.code(problem.status).type(problemContentType).send(problem);
+}
+
+/**
+ * The 401's challenge: with error="invalid_token" when a bearer token was sent and refused
+ * (RFC 6750 §3.1), so that a client tells "log in" from "this token is dead"; without an
+ * error when none was sent, or only another scheme's credentials (§3.1: no error code then).
+ */
+function challengeFor(authorization: string | undefined): string {
+  return authorization !== undefined && /^bearer(?: |$)/i.test(authorization) ? `${bearerChallenge}, error="invalid_token"` : bearerChallenge;
+}
+
+/** What a media type refusal says would be read (details of unsupported_media_type). */
+interface MediaTypeRefusalDetails {
+  /** The media type the route reads. */
+  accepts: string;
+  /** Set when the content coding was refused: the one coding read. */
+  acceptEncoding?: 'identity';
+}
+
+/**
+ * The 415's headers: Accept-Post names the media type the route reads (RFC 9110 §15.5.16;
+ * every route that reads a body is a POST), and Accept-Encoding: identity, on a refused
+ * content coding, tells a client that compresses its bodies to send this one as it is (RFC 7694 §3).
+ */
+function acceptHeadersOf(details: MediaTypeRefusalDetails | undefined): Record<string, string> {
+  if (details === undefined) return {};
+  return { 'accept-post': details.accepts, ...(details.acceptEncoding === undefined ? {} : { 'accept-encoding': details.acceptEncoding }) };
 }
 
 /** The media type a route reads its body as, unless its config says another (the cosignature route's text/plain). */
 export const defaultBodyMediaType = 'application/json';
 
 /**
- * The refusal of a body in another media type, charset or content coding than the route
- * reads; `why` says what was sent instead. Always rule content-type, naming the route's type.
+ * The refusal of a body in another media type, charset or coding than the route reads (415
+ * unsupported_media_type); `why` says what was sent instead, `contentCoding` that it was the
+ * content coding. Always rule content-type, naming the route's type in the detail, in
+ * details.accepts and in Accept-Post.
  */
-export function contentTypeRefusal(accepts: string, why?: string): DomainError {
-  return new DomainError('invalid_input', `send the request body as ${accepts}${why === undefined ? '' : `: ${why}`}`, { rule: 'content-type' });
+export function contentTypeRefusal(accepts: string, why?: string, options: { contentCoding?: boolean } = {}): EdgeRefusal {
+  const details: MediaTypeRefusalDetails = { accepts, ...(options.contentCoding === true ? { acceptEncoding: 'identity' as const } : {}) };
+  return new EdgeRefusal('unsupported_media_type', `send the request body as ${accepts}${why === undefined ? '' : `: ${why}`}`, { rule: 'content-type', details: { ...details } });
 }
 
 /**
@@ -172,8 +224,8 @@ export function contentTypeRefusal(accepts: string, why?: string): DomainError {
  * `accepts` is the media type the route reads, named in a content-type refusal; `bodyLimitBytes`
  * the route's body bound, named in a size refusal.
  */
-export function fromFrameworkError(error: unknown, accepts: string = defaultBodyMediaType, bodyLimitBytes?: number): DomainError | null {
-  if (isDomainError(error)) return error;
+export function fromFrameworkError(error: unknown, accepts: string = defaultBodyMediaType, bodyLimitBytes?: number): DomainError | EdgeRefusal | null {
+  if (isDomainError(error) || error instanceof EdgeRefusal) return error;
   const candidate = error as { statusCode?: unknown; code?: unknown; message?: unknown };
   if (typeof candidate.statusCode !== 'number' || candidate.statusCode < 400 || candidate.statusCode >= 500) return null;
   const message = typeof candidate.message === 'string' ? candidate.message : 'the request was refused';
