@@ -17,6 +17,7 @@ export const errorCodes = [
   'payload_too_large', // a named limit was hit
   'headers_too_large', // the request's header section is larger than the server reads
   'request_timeout', // the request did not arrive whole in time
+  'too_many_requests', // one client (an organisation) is past its own share of a bound; retry later
   'overloaded', // a bounded queue is full; retry later
   'unavailable', // a dependency (the database) is not reachable
 ] as const;

@@ -256,6 +256,33 @@ export const limits = {
    * serials, whatever its size.
    */
   sequencerQueueSerialsMax: 800_000,
+  /**
+   * Of those, serials one organisation's commands hold from the moment they are queued until
+   * they are answered (committed, refused or failed), before its next command that carries
+   * serials gets 429 + Retry-After. Without it one organisation's eight 100,000-serial uploads
+   * held the whole queue, four full batches, and every other organisation's 1-unit booking
+   * waited behind them for 52–60 s. One full batch (batchSerialsMax): the organisation still
+   * fills a batch, and another's command waits for at most one batch of it. A command always
+   * fits when its organisation holds no serials, whatever its size.
+   */
+  sequencerQueueSerialsPerOrganisationMax: 200_000,
+  /**
+   * Serials from which a command is large (a big manifest, a big deployment report): other
+   * organisations' commands queued with it go ahead of it, once, in a batch without it
+   * (ledger/sequencer.ts takeBatch), instead of waiting for its commit. A batch of 100,000
+   * serials commits in 2 to 10 s; one of this many in about a tenth of a second to half a
+   * second, which a booking batched with it may wait.
+   */
+  largeCommandSerialsMin: 10_000,
+  /**
+   * How long an organisation's commands run in batches of their own after one of its commands
+   * failed a batch that the database refused (or that failed in a way nobody recognises) and
+   * the batch was run again in halves down to it (ledger/sequencer.ts answerFailedBatch). Each
+   * such command cost its neighbours about two failed transactions: one organisation repeating
+   * one made every other's bookings 6–60 times slower, at no cost to itself. Each new failure
+   * starts the period again, so a repeated culprit pays for its own transactions.
+   */
+  culpritAloneMs: 5_000,
   /** Rows in one page of a list endpoint. */
   pageSizeMax: 500,
   pageSizeDefault: 100,

@@ -1,7 +1,8 @@
 /**
  * How the sequencer words a batch that failed, for its log: which failures are the database
  * being away (one reason for an outage, said without a stack), what reason a failure counts
- * as (outage.ts says each once), and how a batch is named in a line.
+ * as (outage.ts says each once), and how a batch is named in a line; and which organisations
+ * a failed batch came down to, whose commands then run alone for a while (Culprits).
  */
 import { isDomainError } from '../core/errors.ts';
 import { isDatabaseUnavailable } from '../store/database-unavailable.ts';
@@ -48,3 +49,33 @@ export function describeBatch(batch: Pending[]): string {
   return `a batch of ${batch.length} ${batch.length === 1 ? 'command' : 'commands'} (${listed.join(', ')}${more})`;
 }
 const describedKindsMax = 4;
+
+/**
+ * Organisations whose command a failed batch came down to: a write the database refused as
+ * the command's own, or a failure nobody recognises, in a batch the sequencer then ran again in
+ * halves (about two failed transactions per culprit, each one waited for by every command in
+ * the batch, other organisations' among them). For limits.culpritAloneMs after its last such
+ * failure, an organisation's commands run in batches of their own (sequencer.ts takeBatch): a
+ * culprit that repeats fails alone, at the cost of its own transactions, not its neighbours'.
+ *
+ * Held in memory, per process: a restart forgets it, and the first failure after it costs its
+ * batch one split again. Entries past their period are dropped as new ones come, so it holds at
+ * most the organisations that failed a batch within the last period.
+ */
+export class Culprits {
+  private readonly aloneUntilMs = new Map<string, number>();
+
+  constructor(private readonly aloneMs: number) {}
+
+  /** An organisation's command failed alone, as the culprit of its batch, at `nowMs` (a monotonic clock). */
+  failed(organisationId: string, nowMs: number): void {
+    for (const [organisation, untilMs] of this.aloneUntilMs) if (untilMs <= nowMs) this.aloneUntilMs.delete(organisation);
+    this.aloneUntilMs.set(organisationId, nowMs + this.aloneMs);
+  }
+
+  /** Whether the organisation's commands run alone at `nowMs`. */
+  runsAlone(organisationId: string, nowMs: number): boolean {
+    const untilMs = this.aloneUntilMs.get(organisationId);
+    return untilMs !== undefined && nowMs < untilMs;
+  }
+}

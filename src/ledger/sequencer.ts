@@ -2,9 +2,12 @@
  * The sequencer: every change to the ledger goes through here.
  *
  * Callers submit commands from anywhere; the sequencer takes them off one bounded queue
- * in arrival order and commits them in batches (group commit): one transaction per
- * batch holds the state changes, the events and the idempotency answers together. Each
- * command still gets its own answer: accepted with its ids, or refused with the rule.
+ * and commits them in batches (group commit): one transaction per batch holds the state
+ * changes, the events and the idempotency answers together. Each command still gets its own
+ * answer: accepted with its ids, or refused with the rule. Each organisation's commands are
+ * taken in arrival order; another organisation's may pass them in the queue (takeBatch), so
+ * that one organisation's large manifests, or its commands that keep failing their batches,
+ * do not hold up everyone else's.
  *
  * How a batch reaches the database (what it reads, its one round trip while this process
  * writes alone, the time it is dated) is batch-commit.ts's job; this file decides what goes
@@ -36,7 +39,7 @@ import { roleRefusal, type Actor } from './permissions.ts';
 import { commandSchemas, type CommandKind } from './schemas.ts';
 import type { Answer, LogAppender, Pending } from './batch-apply.ts';
 import { BatchCommitter, type CommitStats } from './batch-commit.ts';
-import { describeBatch, isDatabaseFailure, unavailableReason, withoutStack } from './batch-failures.ts';
+import { Culprits, describeBatch, isDatabaseFailure, unavailableReason, withoutStack } from './batch-failures.ts';
 import { Outage } from './outage.ts';
 
 export interface SequencerOptions {
@@ -47,6 +50,16 @@ export interface SequencerOptions {
   queueMax?: number;
   /** Serials in the queued commands (limits.sequencerQueueSerialsMax). */
   queueSerialsMax?: number;
+  /** Serials one organisation's commands hold from queued until answered (limits.sequencerQueueSerialsPerOrganisationMax). */
+  queueSerialsPerOrganisationMax?: number;
+  /** Serials written in one batch (limits.batchSerialsMax). */
+  batchSerialsMax?: number;
+  /** Serials from which other organisations' commands go ahead of a command once (limits.largeCommandSerialsMin). */
+  largeCommandSerialsMin?: number;
+  /** How long an organisation's commands run alone after one failed its batch (limits.culpritAloneMs). */
+  culpritAloneMs?: number;
+  /** A monotonic clock in ms for culpritAloneMs (performance.now unless a test steps it). */
+  monotonicMs?: () => number;
   /** Rows per table kept between batches (limits.rowCacheRowsPerTableMax); 0 reads every batch's rows. */
   rowCacheRows?: number;
   /** How long a batch waits for the head lock (limits.headLockWaitMsMax). */
@@ -95,8 +108,23 @@ export class Sequencer {
   private readonly batchMax: number;
   private readonly queueMax: number;
   private readonly queueSerialsMax: number;
+  private readonly organisationSerialsMax: number;
+  private readonly batchSerialsMax: number;
+  private readonly largeCommandSerialsMin: number;
+  private readonly monotonicMs: () => number;
   /** Serials in the commands queued now: each holds its parsed input until its batch takes it. */
   private queuedSerials = 0;
+  /**
+   * Serials of each organisation's commands queued or in the batch being committed, counted
+   * until they are answered: an organisation's next batch of them waits behind this one.
+   */
+  private readonly organisationSerials = new Map<string, number>();
+  /** Organisations whose commands run alone for now, having failed their batches (answerFailedBatch). */
+  private readonly culprits: Culprits;
+  /** The last batch passed a command that runs alone: the next batch is the first such command. */
+  private aloneTurn = false;
+  /** Large commands that other organisations' commands went ahead of: none goes ahead of them again. */
+  private readonly passedOnce = new WeakSet<Pending>();
   /** The last batch was answered 'unavailable': the database (or its lock) did not answer. */
   private unavailable = false;
   /**
@@ -115,6 +143,11 @@ export class Sequencer {
     this.batchMax = options.batchCommandsMax ?? limits.batchCommandsMax;
     this.queueMax = options.queueMax ?? limits.sequencerQueueMax;
     this.queueSerialsMax = options.queueSerialsMax ?? limits.sequencerQueueSerialsMax;
+    this.organisationSerialsMax = options.queueSerialsPerOrganisationMax ?? limits.sequencerQueueSerialsPerOrganisationMax;
+    this.batchSerialsMax = options.batchSerialsMax ?? limits.batchSerialsMax;
+    this.largeCommandSerialsMin = options.largeCommandSerialsMin ?? limits.largeCommandSerialsMin;
+    this.culprits = new Culprits(options.culpritAloneMs ?? limits.culpritAloneMs);
+    this.monotonicMs = options.monotonicMs ?? (() => performance.now());
     const queryTimeoutMs = options.queryTimeoutMs ?? limits.writeQueryTimeoutMs;
     const headLockWaitMs = options.headLockWaitMs ?? limits.headLockWaitMsMax;
     // A bound at or under the lock's wait would cut off healthy batches queued for the lock.
@@ -137,29 +170,80 @@ export class Sequencer {
     // A role refused is refused, key or not: a token that may not run the command gets no
     // answer stored for it, though its organisation's key and body would find one (least privilege).
     if (forbidden !== undefined) return refused(forbidden);
+    // Serials are counted, and their bounds checked, before the input is parsed: an upload
+    // refused for them then costs no parse of its 100,000 serials (50-200 ms of this event
+    // loop, everyone's). The parse keeps every entry of the list, so the count holds after it.
+    const serials = countSerials(rawInput);
+    const serialsRefusal = this.organisationSerialsRefusal(kind, actor.orgId, serials) ?? this.queueSerialsRefusal(kind, serials);
+    if (serialsRefusal !== undefined) return refused(serialsRefusal);
     const parsed = commandSchemas[kind].safeParse(rawInput);
     if (!parsed.success) return this.answerRefusedAtOnce(kind, rawInput, actor, idempotencyKey, invalidInput(kind, parsed.error.issues));
     if (this.queue.length >= this.queueMax) {
       return refused(new DomainError('overloaded', `the ledger has ${this.queue.length} commands waiting; retry shortly`, { details: { queueDepth: this.queue.length } }));
     }
     const idempotency = idempotencyKey === undefined ? null : { scope: actor.orgId, key: idempotencyKey, hash: requestHash(kind, rawInput) };
-    const serials = countSerials(parsed.data);
-    // Bounded by serials too: the count alone let thousands of 100,000-serial inputs wait in
-    // memory. A command without serials is bounded by the count only, and one with serials
-    // always fits a queue that holds none: otherwise a bound under its size would refuse it
-    // for ever.
-    if (serials > 0 && this.queuedSerials > 0 && this.queuedSerials + serials > this.queueSerialsMax) {
-      return refused(new DomainError('overloaded', `the ledger has ${this.queuedSerials} serials waiting in ${this.queue.length} commands, its bound is ${this.queueSerialsMax}; this ${kind} carries ${serials}; retry shortly`, {
-        rule: 'sequencer-queue-serials', details: { queuedSerials: this.queuedSerials, queueSerialsMax: this.queueSerialsMax, serials },
-      }));
-    }
     this.queuedSerials += serials;
+    if (serials > 0) this.organisationSerials.set(actor.orgId, (this.organisationSerials.get(actor.orgId) ?? 0) + serials);
     return new Promise((resolve, reject) => {
-      this.queue.push({ kind, input: parsed.data, actor, idempotency, serials, resolve, reject });
+      // Counted out as the command is answered, before its caller hears: a caller answered may
+      // send its next command at once, and must find its share free.
+      let counted = true;
+      const countOut = (): void => {
+        if (counted) this.countOutSerials(actor.orgId, serials);
+        counted = false;
+      };
+      const answer = (given: Answer): void => {
+        countOut();
+        resolve(given);
+      };
+      const fail = (error: unknown): void => {
+        countOut();
+        reject(error);
+      };
+      this.queue.push({ kind, input: parsed.data, actor, idempotency, serials, resolve: answer, reject: fail });
       if (this.filling && this.queue.length >= this.filling.target) this.filling.wake();
       this.stats.queueDepth = this.queue.length;
       if (!this.running) void this.drain();
     });
+  }
+
+  /**
+   * Bounded by serials too (limits.sequencerQueueSerialsMax): the count alone let thousands of
+   * 100,000-serial inputs wait in memory. A command without serials is bounded by the count
+   * only, and one with serials always fits a queue that holds none: otherwise a bound under its
+   * size would refuse it for ever.
+   */
+  private queueSerialsRefusal(kind: CommandKind, serials: number): DomainError | undefined {
+    if (serials === 0 || this.queuedSerials === 0 || this.queuedSerials + serials <= this.queueSerialsMax) return undefined;
+    return new DomainError('overloaded', `the ledger has ${this.queuedSerials} serials waiting in ${this.queue.length} commands, its bound is ${this.queueSerialsMax}; this ${kind} carries ${serials}; retry shortly`, {
+      rule: 'sequencer-queue-serials', details: { queuedSerials: this.queuedSerials, queueSerialsMax: this.queueSerialsMax, serials },
+    });
+  }
+
+  /**
+   * One organisation's share of the queue's serials (limits.sequencerQueueSerialsPerOrganisationMax),
+   * counted until its commands are answered: its eight 100,000-serial uploads, within the global
+   * bound, held four full batches, and every other organisation's booking waited 52–60 s behind
+   * them. Refused 'too_many_requests' (429: this client's share, not the server's bound;
+   * nothing of it queued; a retry once its commands before are answered fits). As for the
+   * global bound, a command fits when its organisation holds no serials, whatever its size.
+   */
+  private organisationSerialsRefusal(kind: CommandKind, organisationId: string, serials: number): DomainError | undefined {
+    const held = this.organisationSerials.get(organisationId) ?? 0;
+    if (serials === 0 || held === 0 || held + serials <= this.organisationSerialsMax) return undefined;
+    const message = `organisation ${organisationId} has ${held} serials waiting or being committed, and one organisation may have ${this.organisationSerialsMax}; this ${kind} carries ${serials}; retry once its commands before are answered`;
+    return new DomainError('too_many_requests', message, {
+      rule: 'sequencer-queue-serials-organisation', details: { organisationSerials: held, organisationSerialsMax: this.organisationSerialsMax, serials },
+    });
+  }
+
+  /** A command answered, however (accepted, refused, failed, 'unavailable'): its serials leave its organisation's share. */
+  private countOutSerials(organisationId: string, serials: number): void {
+    if (serials === 0) return;
+    const left = (this.organisationSerials.get(organisationId) ?? 0) - serials;
+    assert(left >= 0, 'an organisation\'s serials are counted out once, as they were counted in');
+    if (left === 0) this.organisationSerials.delete(organisationId);
+    else this.organisationSerials.set(organisationId, left);
   }
 
   /**
@@ -265,25 +349,44 @@ export class Sequencer {
   }
 
   /**
-   * Up to batchCommandsMax commands, and no more serials than one batch should write. A sweep
-   * starts a batch: it finds what is due as the batch is loaded (store/sweep-due.ts,
-   * loadDue), from the database as the batches before left it, so commands before it in its
-   * batch (a licence revoked, its bookings now due) would go unseen, and its answer would
-   * depend on how commands happened to be batched. Sweeps come every few seconds: the batch
-   * cut costs nothing measurable.
+   * Up to batchCommandsMax commands, and no more serials than one batch should write
+   * (batchSerialsMax), taken out of the queue (chooseShared, firstAlone say which):
+   * - Each organisation's commands in the order they came: once one of its commands is left in
+   *   the queue, so are its later ones. Another organisation's command may pass it: a booking
+   *   goes ahead of a large command (limits.largeCommandSerialsMin), once, in a batch without
+   *   it, instead of waiting seconds for its commit; and ahead of a command that does not fit
+   *   the batch's serials. The command passed leads the next batch. No command passed was
+   *   answered, so either order is one the callers could have seen; the seqs, the events and
+   *   the answers all follow the order committed.
+   * - An organisation whose command failed its batch lately runs alone (Culprits): its commands
+   *   are left out of the shared batches, and after a shared batch that left one out, the next
+   *   batch is the first of them, alone. So a culprit that repeats costs the others one small
+   *   transaction a batch, and itself its commands' sharing of batches.
+   * - A sweep starts a batch, and no command passes it: it finds what is due as the batch is
+   *   loaded (store/sweep-due.ts, loadDue), from the database as the batches before left it, so
+   *   commands before it in its batch (a licence revoked, its bookings now due) would go unseen,
+   *   and its answer would depend on how commands happened to be batched. Sweeps come every few
+   *   seconds: the batch cut costs nothing measurable.
    */
   private takeBatch(): Pending[] {
-    let serials = 0;
-    let count = 0;
-    while (count < this.queue.length && count < this.batchMax) {
-      const next = this.queue[count]!;
-      if (count > 0 && next.kind === 'ledger.sweep') break;
-      if (count > 0 && serials + next.serials > limits.batchSerialsMax) break;
-      serials += next.serials;
-      count += 1;
+    const nowMs = this.monotonicMs();
+    // A sweep never runs alone: it is the ledger's own, and it starts its batch anyway.
+    const runsAlone = (pending: Pending): boolean => pending.kind !== 'ledger.sweep' && this.culprits.runsAlone(pending.actor.orgId, nowMs);
+    let places = this.aloneTurn ? firstAlone(this.queue, runsAlone) : [];
+    this.aloneTurn = false;
+    if (places.length === 0) {
+      const rules = { commandsMax: this.batchMax, serialsMax: this.batchSerialsMax, runsAlone };
+      const large = (pending: Pending): boolean => pending.serials >= this.largeCommandSerialsMin && !this.passedOnce.has(pending);
+      let shared = chooseShared(this.queue, { ...rules, mayPass: large });
+      // Nothing to go ahead of the large commands: they are taken as they come.
+      if (shared.places.length === 0) shared = chooseShared(this.queue, { ...rules, mayPass: () => false });
+      for (const pending of shared.passed) this.passedOnce.add(pending);
+      places = shared.places.length > 0 ? shared.places : firstAlone(this.queue, runsAlone);
+      this.aloneTurn = shared.places.length > 0 && shared.aloneLeft;
     }
-    const batch = this.queue.splice(0, count);
-    this.queuedSerials -= serials;
+    assert(places.length > 0, 'a queue that holds commands gives a batch');
+    const batch = takeOut(this.queue, places);
+    for (const pending of batch) this.queuedSerials -= pending.serials;
     this.stats.queueDepth = this.queue.length;
     return batch;
   }
@@ -322,6 +425,12 @@ export class Sequencer {
   private async answerFailedBatch(batch: Pending[], error: unknown, half: boolean): Promise<void> {
     const refusal = refusalOrBug(error);
     const splits = batch.length > 1 && (isRefusedWrite(error) || (refusal === null && !this.committer.mayHaveCommitted));
+    // The command a split came down to (or one alone already) fails of its own doing: its
+    // organisation's commands run alone for a while (takeBatch), so that one repeated does
+    // not fail its neighbours' batches again. Not a refusal of the write path's bookkeeping
+    // (another writer's), nor a failure whose COMMIT may have gone through.
+    const culprit = (isRefusedWrite(error) && isCommandsOwnRefusal(error)) || (refusal === null && !this.committer.mayHaveCommitted);
+    if (batch.length === 1 && culprit) this.culprits.failed(batch[0]!.actor.orgId, this.monotonicMs());
     if (splits) {
       // The database refused something our checks let through (say, a GPU UUID that
       // another unit already has, or a model name over its index's row limit), or a trigger
@@ -425,8 +534,73 @@ function refusalOrBug(error: unknown): DomainError | null {
   }
 }
 
+/** What a shared batch may hold, which organisations run alone (Culprits), and which commands others may pass. */
+interface BatchRules {
+  commandsMax: number;
+  serialsMax: number;
+  runsAlone: (pending: Pending) => boolean;
+  mayPass: (pending: Pending) => boolean;
+}
+
+/**
+ * The places in the queue of the commands the next shared batch takes (takeBatch says the
+ * rules), whether it left out a command that runs alone, and the commands it passed as large.
+ * Empty when every command before the first sweep runs alone or may be passed. The scan stops
+ * at batchCommandsMax taken or at a sweep; it may read the whole queue
+ * (limits.sequencerQueueMax) when one organisation's commands fill it.
+ */
+function chooseShared(queue: readonly Pending[], rules: BatchRules): { places: number[]; aloneLeft: boolean; passed: Pending[] } {
+  const places: number[] = [];
+  const leftOut = new Set<string>();
+  const passed: Pending[] = [];
+  let serials = 0;
+  let aloneLeft = false;
+  for (let place = 0; place < queue.length && places.length < rules.commandsMax; place += 1) {
+    const next = queue[place]!;
+    if (place > 0 && next.kind === 'ledger.sweep') break;
+    const organisation = next.actor.orgId;
+    if (leftOut.has(organisation)) continue;
+    const alone = rules.runsAlone(next);
+    const passable = !alone && rules.mayPass(next);
+    // The first command always fits: a manifest over the bound would otherwise never be taken.
+    if (alone || passable || (places.length > 0 && serials + next.serials > rules.serialsMax)) {
+      leftOut.add(organisation);
+      aloneLeft ||= alone;
+      if (passable) passed.push(next);
+      continue;
+    }
+    places.push(place);
+    serials += next.serials;
+  }
+  return { places, aloneLeft, passed };
+}
+
+/** The place of the first command that runs alone, if one comes before any sweep; none: empty. */
+function firstAlone(queue: readonly Pending[], runsAlone: (pending: Pending) => boolean): number[] {
+  for (let place = 0; place < queue.length; place += 1) {
+    if (queue[place]!.kind === 'ledger.sweep') return [];
+    if (runsAlone(queue[place]!)) return [place];
+  }
+  return [];
+}
+
+/** Takes the commands at `places` (ascending) out of the queue, the others keeping their order. */
+function takeOut(queue: Pending[], places: number[]): Pending[] {
+  if (places[places.length - 1] === places.length - 1) return queue.splice(0, places.length);
+  const taken = places.map((place) => queue[place]!);
+  let kept = 0;
+  let next = 0;
+  for (let place = 0; place < queue.length; place += 1) {
+    if (place === places[next]) next += 1;
+    else queue[kept++] = queue[place]!;
+  }
+  queue.length = kept;
+  return taken;
+}
+
+/** The serials an input lists, parsed or not (anything but a list counts none: its parse refuses it). */
 function countSerials(input: unknown): number {
-  const serials = (input as { serials?: unknown[] }).serials;
+  const serials = typeof input === 'object' && input !== null ? (input as { serials?: unknown }).serials : undefined;
   return Array.isArray(serials) ? serials.length : 0;
 }
 

@@ -80,7 +80,7 @@ const unavailableRef = { $ref: '#/components/responses/Unavailable' };
 const unauthorizedRef = { $ref: '#/components/responses/Unauthorized' };
 /** 415: a body in a media type, charset or coding the route does not read; Accept-Post names the one it does. */
 const unsupportedMediaTypeRef = { $ref: '#/components/responses/UnsupportedMediaType' };
-/** 429: the organisation's share of the bodies in flight is full; Retry-After says when to come back. */
+/** 429: the organisation's share of the bodies in flight, or of the serials queued for the ledger, is full; Retry-After says when to come back. */
 const tooManyRequestsRef = { $ref: '#/components/responses/TooManyRequests' };
 /** What each status answers by reference, where it differs from the operation's problem. */
 const problemRefByStatus: Readonly<Record<number, { $ref: string }>> = { 401: unauthorizedRef, 415: unsupportedMediaTypeRef, 429: tooManyRequestsRef, 503: unavailableRef };
@@ -161,7 +161,7 @@ export function documentComponents(): Record<string, unknown> {
         content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
       },
       TooManyRequests: {
-        description: 'A problem (RFC 9457), code too_many_requests (RFC 6585): the request bodies the organisation\'s requests hold at once would pass its share of the server\'s room. Nothing was done, and the body was not read: send the same request again, with the same Idempotency-Key, after Retry-After.',
+        description: 'A problem (RFC 9457), code too_many_requests (RFC 6585): the request bodies the organisation\'s requests hold at once would pass its share of the server\'s room (the body was not read), or the serials its commands hold in the ledger\'s queue would pass its share (rule sequencer-queue-serials-organisation). Nothing was done: send the same request again, with the same Idempotency-Key, after Retry-After.',
         headers: { ...problemHeaders, 'Retry-After': { $ref: '#/components/headers/Retry-After' } },
         content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
       },

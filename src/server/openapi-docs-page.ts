@@ -87,7 +87,7 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e3e6ec;
 <h1>${escapeHtml(info.title)}</h1><p>${escapeHtml(info.description)}</p>
 <p>Authenticate with <code>Authorization: Bearer clt_…</code>. Every state-changing POST needs an <code>Idempotency-Key</code> header, except a witness's <code>POST /v1/log/cosignatures</code>: storing a cosignature again changes nothing.
 A 503 (<code>unavailable</code> or <code>overloaded</code>) committed nothing or its outcome is unknown: send the same request again, with the same key, after its <code>Retry-After</code>.
-A 429 (<code>too_many_requests</code>: your organisation's request bodies in flight fill its share) committed nothing: send it again after its <code>Retry-After</code>.
+A 429 (<code>too_many_requests</code>: your organisation's request bodies in flight, or the serials its commands hold in the ledger's queue, fill its share) committed nothing: send it again after its <code>Retry-After</code>.
 Errors are <code>${problemContentType}</code> (RFC 9457) with a stable <code>code</code>. Lists take <code>?limit=</code> (at most ${limits.pageSizeMax}) and <code>?cursor=</code> and answer <code>{ items, nextCursor }</code>.
 Each list is in a fixed order by a key that never changes (its answer's <code>nextCursor</code> says which), so a walk through its pages shows each row at most once;
 pages are not a snapshot, and a walk under a filter on a field that can change (${filtersThatChange().map((filter) => `<code>${escapeHtml(filter)}</code>`).join(', ')}) can miss a row that leaves the filter and comes back between two pages.

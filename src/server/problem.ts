@@ -24,22 +24,23 @@ const clockRules: ReadonlySet<string> = new Set([clockBehindLedgerRule, clockAhe
 
 /**
  * Codes only the HTTP edge gives: what a request's method, protocol or body's media type
- * asked for that this server does not do, and a client past its own share of what the server
- * holds at once. The ledger never raises them, so they are not DomainError codes (EdgeRefusal).
+ * asked for that this server does not do. The ledger never raises them, so they are not
+ * DomainError codes (EdgeRefusal).
  */
-export const httpOnlyCodes = ['method_not_allowed', 'expectation_failed', 'unsupported_media_type', 'too_many_requests'] as const;
+export const httpOnlyCodes = ['method_not_allowed', 'expectation_failed', 'unsupported_media_type'] as const;
 export type HttpOnlyCode = (typeof httpOnlyCodes)[number];
 export type ProblemCode = ErrorCode | HttpOnlyCode | 'internal';
 
 /**
- * A refusal the HTTP edge makes with one of its own codes (httpOnlyCodes), thrown from a hook
+ * A refusal the HTTP edge makes with one of its own codes (httpOnlyCodes), or past one
+ * organisation's share of the bodies in flight (too_many_requests), thrown from a hook
  * or a route like a DomainError and answered by the same error handler, through the same table.
  */
 export class EdgeRefusal extends Error {
   readonly rule: string | undefined;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(readonly code: HttpOnlyCode, message: string, options?: { rule?: string; details?: Record<string, unknown> }) {
+  constructor(readonly code: HttpOnlyCode | 'too_many_requests', message: string, options?: { rule?: string; details?: Record<string, unknown> }) {
     super(message);
     this.name = 'EdgeRefusal';
     this.rule = options?.rule;
