@@ -11,13 +11,14 @@
  * be made in /sys/kernel (EACCES; EROFS where /sys is mounted read-only).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../store/embedded.ts';
-import { dataDirProblem, dataDirWriteProblem, readConfig } from './config.ts';
+import { Failure } from './output.ts';
+import { dataDirAccessProblem, dataDirProblem, dataDirWriteProblem, makeDataDir, readConfig } from './config.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-data-dir-'));
 const file = join(folder, 'afile');
@@ -87,6 +88,8 @@ describe('CHIPLEDGER_DATA_DIR that cannot be written', () => {
     expect(dataDirWriteProblem('/data', failed('EPERM'))).toBe('CHIPLEDGER_DATA_DIR: cannot write /data: this user may not write there (EPERM); choose a folder this user can write, or let it write this one');
     expect(dataDirWriteProblem('/data', failed('EROFS'))).toBe('CHIPLEDGER_DATA_DIR: cannot write /data: it is on a read-only file system (EROFS); choose a folder this user can write, or let it write this one');
     expect(dataDirWriteProblem('/data', failed('ENOTDIR'))).toBe('CHIPLEDGER_DATA_DIR: cannot write /data: a file on its path is not a folder (ENOTDIR); choose a folder this user can write, or let it write this one');
+    expect(dataDirWriteProblem('/data', failed('ENAMETOOLONG'))).toBe('CHIPLEDGER_DATA_DIR: cannot write /data: its path, or a name on it, is longer than the file system takes (ENAMETOOLONG); choose another folder');
+    expect(dataDirWriteProblem('/data', failed('ELOOP'))).toBe('CHIPLEDGER_DATA_DIR: cannot write /data: the symbolic links on its path go round in a loop (or are too many) (ELOOP); choose another folder');
     // A full disk, or a bug, is not the folder's permissions: it keeps its own message (and stack).
     expect(dataDirWriteProblem('/data', failed('ENOSPC'))).toBeUndefined();
     expect(dataDirWriteProblem('/data', new TypeError('x is undefined'))).toBeUndefined();
@@ -101,5 +104,92 @@ describe('CHIPLEDGER_DATA_DIR that cannot be written', () => {
       .toMatch(/^chipledger: CHIPLEDGER_DATA_DIR: cannot write \/sys\/kernel: .* \((EACCES|EROFS)\); /);
     expect(expectDataDirProblem(chipledger(['serve', '--demo'], { CHIPLEDGER_DATA_DIR: notMade, CHIPLEDGER_PORT: String(await findFreePort()) })))
       .toMatch(new RegExp(`^chipledger: CHIPLEDGER_DATA_DIR: cannot write ${notMade}: .* \\((EPERM|EACCES|EROFS)\\); `));
+  });
+});
+
+describe('CHIPLEDGER_DATA_DIR that no folder can have', () => {
+  // The files review: `migrate` with a 300-character name printed "unexpected error: Error:
+  // ENAMETOOLONG … at mkdirSync", exit 1; a loop of links did the same with ELOOP.
+  it('stops migrate with one line and exit 2 when a name on its path is too long, or its links go round', () => {
+    const tooLong = join(folder, 'x'.repeat(300));
+    expect(expectDataDirProblem(chipledger(['migrate'], { CHIPLEDGER_DATA_DIR: tooLong })))
+      .toBe(`chipledger: CHIPLEDGER_DATA_DIR: cannot write ${tooLong}: its path, or a name on it, is longer than the file system takes (ENAMETOOLONG); choose another folder`);
+    symlinkSync(join(folder, 'loop-b'), join(folder, 'loop-a'));
+    symlinkSync(join(folder, 'loop-a'), join(folder, 'loop-b'));
+    const looping = join(folder, 'loop-a', 'data');
+    expect(expectDataDirProblem(chipledger(['migrate'], { CHIPLEDGER_DATA_DIR: looping })))
+      .toBe(`chipledger: CHIPLEDGER_DATA_DIR: cannot write ${looping}: the symbolic links on its path go round in a loop (or are too many) (ELOOP); choose another folder`);
+  });
+});
+
+/** Whether this process may give a folder to another user (root), for the tests of a foreign owner. */
+const mayChown = process.geteuid?.() === 0;
+/** The account that stands for another local user: `nobody`'s usual id. */
+const otherUserId = 65_534;
+
+describe('CHIPLEDGER_DATA_DIR that another user may write', () => {
+  // The files review: a folder `nobody` made first with mode 0777 was used by root as it was;
+  // `nobody` then put a link in place of pg.password and root's next start chmodded its target
+  // (a setuid program lost its bit), and could remove published-checkpoint to switch the guard off.
+  it('is refused when its group or others may write it, naming chmod 700', () => {
+    const open = join(folder, 'open-to-all');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    expect(dataDirAccessProblem(open)).toBe(`CHIPLEDGER_DATA_DIR: ${open} may be written by its group or others (mode 777); whoever may write it can replace what chipledger keeps there (the database's password, its lock, published-checkpoint); run chmod 700 ${open}, or choose a folder of this user's that only it may write`);
+    chmodSync(open, 0o770);
+    expect(dataDirAccessProblem(open)).toContain('may be written by its group or others (mode 770)');
+    // Read and passed through by others is theirs to decide (as root, PostgreSQL adds o+x itself).
+    chmodSync(open, 0o755);
+    expect(dataDirAccessProblem(open)).toBeUndefined();
+    expect(problemsOf(open)).toEqual([]);
+  });
+
+  it.skipIf(!mayChown)("is refused when another user owns it, naming chown (only the data dir: `pg/` inside is postgres's when run as root)", () => {
+    const theirs = join(folder, 'theirs');
+    mkdirSync(theirs, { mode: 0o777 });
+    chmodSync(theirs, 0o777);
+    chownSync(theirs, otherUserId, otherUserId);
+    expect(dataDirAccessProblem(theirs)).toBe(`CHIPLEDGER_DATA_DIR: ${theirs} belongs to another user (uid ${otherUserId}; chipledger runs as uid 0) and may be written by its group or others (mode 777); whoever may write it can replace what chipledger keeps there (the database's password, its lock, published-checkpoint); run chown root ${theirs} && chmod 700 ${theirs}, or choose a folder of this user's that only it may write`);
+    // A folder inside it that another user owns (the cluster's, postgres's) is not looked at.
+    const mine = join(folder, 'mine');
+    mkdirSync(join(mine, 'pg'), { recursive: true });
+    chownSync(join(mine, 'pg'), otherUserId, otherUserId);
+    expect(dataDirAccessProblem(mine)).toBeUndefined();
+  });
+
+  it('is made with mode 0700 when missing, with the folders above it that are missing too', () => {
+    const made = join(folder, 'made-private', 'data');
+    makeDataDir(made);
+    expect(statSync(made).mode & 0o777).toBe(0o700);
+    expect(statSync(join(folder, 'made-private')).mode & 0o777).toBe(0o700);
+    // A temporary folder of the tests' (mkdtemp: 0700) is taken as it is.
+    expect(() => makeDataDir(folder)).not.toThrow();
+  });
+
+  it('is refused by makeDataDir (the commands that write there) as a configuration problem, exit 2', () => {
+    const open = join(folder, 'open-again');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    const refused = (() => {
+      try {
+        makeDataDir(open);
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    })();
+    expect(refused).toBeInstanceOf(Failure);
+    expect((refused as Failure).exitCode).toBe(2);
+    expect((refused as Failure).message).toContain(`run chmod 700 ${open}`);
+  });
+
+  it('stops migrate with one line and exit 2, before anything is written there', () => {
+    const open = join(folder, 'open-for-migrate');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    if (mayChown) chownSync(open, otherUserId, otherUserId);
+    const message = expectDataDirProblem(chipledger(['migrate'], { CHIPLEDGER_DATA_DIR: open }));
+    expect(message).toMatch(new RegExp(`^chipledger: CHIPLEDGER_DATA_DIR: ${open} .*may be written by its group or others \\(mode 777\\); .*chmod 700 ${open}`));
+    expect(readdirSync(open)).toEqual([]);
   });
 });

@@ -42,7 +42,7 @@
  * cleared, and this command goes on as with no lock, starting this folder's own PostgreSQL
  * (the copy's) where it may, or refused where it may not create a cluster and none is there.
  */
-import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embedded.ts';
@@ -50,7 +50,7 @@ import { isProcessAlive } from '../store/processes.ts';
 import { servedDataDirectory } from '../store/data-directory.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { clearCopiedLock, copiedLockNotice, DataDirInUse, forgetLock, ownLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
-import { dataDirProblem, writingInDataDir, type Config } from './config.ts';
+import { dataDirProblem, makeDataDir, writingInDataDir, type Config } from './config.ts';
 import { Failure } from './output.ts';
 
 export { DataDirInUse } from './database-lock.ts';
@@ -274,13 +274,13 @@ function realFolder(path: string): string | undefined {
 /**
  * Makes the data dir if needed and takes its lock (see takeLock for what it returns). A folder
  * this user cannot write (no permission, a read-only file system) is a configuration problem
- * said in one line, exit 2, not a stack from the mkdir or from the lock's temporary file.
+ * said in one line, exit 2, not a stack from the mkdir or from the lock's temporary file; so is
+ * one it should not trust (another user's, or one others may write: makeDataDir), before the
+ * lock, which holds the database's password, is written there.
  */
 function takeDataDirLock(dataDir: string, lockPath: string, owner: { lends: boolean; command: string }, notice: (line: string) => void): ReturnType<typeof takeLock> {
-  return writingInDataDir(dataDir, () => {
-    mkdirSync(dataDir, { recursive: true });
-    return takeLock(lockPath, owner, { notice });
-  });
+  makeDataDir(dataDir);
+  return writingInDataDir(dataDir, () => takeLock(lockPath, owner, { notice }));
 }
 
 /**

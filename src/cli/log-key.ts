@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, fchmodSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
-import { writingInDataDir, type Config } from './config.ts';
+import { dataDirMode, writingInDataDir, type Config } from './config.ts';
 import { Failure, type Output } from './output.ts';
 
 /** The demo log's origin (and key name). */
@@ -62,7 +62,7 @@ export function demoSignerKey(config: Config, output: Output): string {
   if (!existsSync(file)) {
     const key = generateSignerKey(demoLogOrigin);
     writingInDataDir(config.dataDir, () => {
-      mkdirSync(config.dataDir, { recursive: true });
+      mkdirSync(config.dataDir, { recursive: true, mode: dataDirMode });
       createKeyFile(file, key.signerKey);
     });
     output.err(`chipledger: made a DEMO log signing key in ${file} (verifier key ${key.verifierKey}); a real deployment sets CHIPLEDGER_LOG_KEY_FILE`);

@@ -32,15 +32,23 @@
  * it, the folder fsynced), so a crash at any step leaves the old file or the new one, never a
  * part. It only moves forward: a larger size (whose log extends the one recorded), or nothing.
  * A crash after a checkpoint is committed and before it is recorded leaves the file one
- * signing behind, which the next signing or look makes good. A checkpoint another process
- * signed is believed as the file is: only once its note verifies with a key of this log (a row
- * a database user wrote by hand is never recorded), and only when the database's log holds it
- * and extends the one recorded.
+ * signing behind, which the next signing or look makes good. A write that fails (a full disk, a
+ * read-only remount of the data dir) leaves the file behind while the server runs: a restart on
+ * a backup taken since would not be refused. So from then until the file is written again the
+ * server signs no new checkpoint (the ledger keeps committing; the first checkpoint signed once
+ * the file is written covers those events), /healthz answers 503 with the rule
+ * publishedCheckpointUnrecordedRule, naming the file and the error, and /metrics says so
+ * (chipledger_checkpoint_signing_held). Each tick of the signer, and each look, tries the write
+ * again. A checkpoint another process signed is believed as the file is: only once its note
+ * verifies with a key of this log (a row a database user wrote by hand is never recorded), and
+ * only when the database's log holds it and extends the one recorded.
  */
+import { constants } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DomainError } from '../core/errors.ts';
 import type { Ledger } from '../ledger/ledger.ts';
-import type { SignedCheckpoint } from '../ledger/log/checkpointer.ts';
+import type { CheckpointRecorder, SignedCheckpoint } from '../ledger/log/checkpointer.ts';
 import { Outage, outageReason } from '../ledger/outage.ts';
 import { TileReader } from '../ledger/log/tile-reader.ts';
 import { limits } from '../core/limits.ts';
@@ -48,6 +56,7 @@ import { inTransaction, withQueryTimeout, type Pool, type PoolClient } from '../
 import { listLogKeys, readHead } from '../store/tlog-tables.ts';
 import { logTablesPresent, newestCheckpointFrom } from '../store/tlog-reads.ts';
 import { decodeVerifierKey, isValidKeyName, openCheckpoint, parseCheckpoint, parseNote, parseSignerKey, parseVerifierKey, rootFromNodes, rootNodes, type Ed25519NoteVerifier } from '../tlog/index.ts';
+import { dataDirAccessProblem } from './config.ts';
 import { Failure, printable } from './output.ts';
 import { replaceFile } from './replace-file.ts';
 
@@ -56,6 +65,16 @@ export const publishedCheckpointFileName = 'published-checkpoint';
 export const publishedCheckpointBytesMax = 65_536;
 /** Tiles the start check reads: a root needs one per tile level at most. */
 const startCheckTilesMax = 64;
+/** The rule /healthz answers 503 with while the file is behind what this server signed or saw. */
+export const publishedCheckpointUnrecordedRule = 'published-checkpoint-unrecorded';
+
+/** How the file is replaced with a note: replaceFile; a test's may fail as a full disk would. */
+export type NoteWriter = (file: string, note: string) => Promise<void>;
+
+const replaceNote: NoteWriter = (file, note) => replaceFile(file, note, { mode: 0o644, folderSync: 'required' });
+
+/** The database log's root at a size (at most its head). */
+type RootAt = (size: number) => Promise<Buffer>;
 
 /** A checkpoint as recorded: the signed note and what it signs. */
 interface Published {
@@ -80,6 +99,8 @@ export interface FollowOptions {
   onError?: (error: unknown, context: string) => void;
   /** Told once when a look works again after failing ones. */
   onRecovered?: (message: string) => void;
+  /** How the file is written (replaceNote); tests inject a failing one. */
+  write?: NoteWriter;
 }
 
 /** How to go on deliberately, said by every refusal. */
@@ -87,9 +108,17 @@ function howToGoOn(file: string): string {
   return `if you mean to serve this database anyway (monitors and witnesses of the log will see it go back or fork), move ${file} away (keep it: it records what was published) and start again`;
 }
 
-export class PublishedCheckpointGuard {
+export class PublishedCheckpointGuard implements CheckpointRecorder {
   /** Writes one at a time, in order: the looks' and the checkpointer's. */
   private writing: Promise<void> = Promise.resolve();
+  private write: NoteWriter = replaceNote;
+  /**
+   * The newest checkpoint this server signed or saw whose write failed, larger than the one
+   * recorded (cleared once one at least as large is written), why, and since when.
+   */
+  private owed: { checkpoint: SignedCheckpoint; reason: string; sinceMs: number } | undefined;
+  /** The ledger's log's roots, once following: what catchUp checks the recorded checkpoint against. */
+  private logRootAt: RootAt | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** The timer's look in flight, if any: at most one at a time. */
   private looking: Promise<void> | undefined;
@@ -101,6 +130,21 @@ export class PublishedCheckpointGuard {
   /** The size recorded, if any. */
   get size(): number | undefined {
     return this.published?.size;
+  }
+
+  /**
+   * Why the file is behind what this server signed or saw (a write failed), as /healthz answers
+   * it; undefined while it is not. The checkpointer signs nothing new meanwhile (CheckpointRecorder).
+   */
+  get behind(): DomainError | undefined {
+    const owed = this.owed;
+    if (owed === undefined) return undefined;
+    const recordedSize = this.published?.size ?? 0;
+    const since = new Date(owed.sinceMs).toISOString();
+    return new DomainError('unavailable', `${this.file}, which guards against starting on a database that went back, records the checkpoint of size ${recordedSize}, but this server has signed or seen one of size ${owed.checkpoint.size} and could not record it since ${since}: ${owed.reason}; a restart on a backup taken since size ${recordedSize} would not be refused, so this server signs no new checkpoint until the file is written again (it tries every second, and at each look): free space on the data dir's file system, or make it writable again`, {
+      rule: publishedCheckpointUnrecordedRule,
+      details: { file: this.file, recordedSize, unrecordedSize: owed.checkpoint.size, since, error: owed.reason },
+    });
   }
 
   /**
@@ -120,6 +164,11 @@ export class PublishedCheckpointGuard {
   }
 
   private static async checked(pool: Pool, dataDir: string, signerKeys: readonly string[]): Promise<PublishedCheckpointGuard> {
+    // A file in a folder another user may write guards nothing: that user may remove it (the
+    // next start then records whatever the database holds). Said here for every caller, an
+    // admin command with DATABASE_URL included, which opens no other file there.
+    const untrusted = dataDirAccessProblem(dataDir);
+    if (untrusted !== undefined) throw new Failure(untrusted, 2);
     const file = join(dataDir, publishedCheckpointFileName);
     const ownKeys = signerKeys.map((key) => parseSignerKey(key).verifierKey);
     const note = await readPublishedFile(file);
@@ -148,10 +197,11 @@ export class PublishedCheckpointGuard {
    * A look that fails is said through onError once per outage, as a failing signing is.
    */
   async follow(ledger: Ledger, options: FollowOptions = {}): Promise<void> {
-    const rootAtSize = (size: number): Promise<Buffer> => ledger.log.rootAt(size);
-    // The hook first: the checkpointer is ticking already, and a signing during the look must
-    // be recorded too (the writes are kept in order).
-    ledger.checkpointer?.onSigned((signed) => this.record(signed, rootAtSize));
+    if (options.write !== undefined) this.write = options.write;
+    this.logRootAt = (size) => ledger.log.rootAt(size);
+    // The recorder first: the checkpointer is ticking already, and a signing during the look
+    // must be recorded too (the writes are kept in order).
+    ledger.checkpointer?.recordWith(this);
     // Bounded like the API's reads: a frozen database must not hold a look, and stop(), for ever.
     const pool = withQueryTimeout(ledger.pool, limits.readQueryTimeoutMs);
     // At start a failure to record is serve's to report, in one line: nothing is served yet.
@@ -232,15 +282,30 @@ export class PublishedCheckpointGuard {
    * recorded one (`rootAt` gives the database log's root at a size) means the database went
    * back under this running server (a failover to a replica that lacked the newest commits,
    * say), and is thrown. The thrown messages name the recorded checkpoint only, so that an
-   * outage reports them once.
+   * outage reports them once. A write that fails leaves the checkpoint owed (behind), which
+   * holds the checkpointer's signing until it is written.
    */
-  record(signed: SignedCheckpoint, rootAt: (size: number) => Promise<Buffer>): Promise<void> {
+  record(signed: SignedCheckpoint, rootAt: RootAt = this.followedRootAt()): Promise<void> {
     const next = this.writing.then(() => this.recordNow(signed, rootAt));
     this.writing = next.catch(() => {});
     return next;
   }
 
-  private async recordNow(signed: SignedCheckpoint, rootAt: (size: number) => Promise<Buffer>): Promise<void> {
+  /**
+   * Writes the checkpoint owed (behind), if any, so that the checkpointer signs again; throws
+   * why it cannot. A look that records the database's newest checkpoint settles it as well.
+   */
+  async catchUp(): Promise<void> {
+    const owed = this.owed;
+    if (owed !== undefined) await this.record(owed.checkpoint, this.followedRootAt());
+  }
+
+  private followedRootAt(): RootAt {
+    if (this.logRootAt === undefined) throw new Error('assertion failed: the guard records with the log\'s roots only once it follows the ledger');
+    return this.logRootAt;
+  }
+
+  private async recordNow(signed: SignedCheckpoint, rootAt: RootAt): Promise<void> {
     const published = this.published;
     if (published !== undefined) {
       if (signed.size === published.size && signed.root.equals(published.root)) return;
@@ -248,16 +313,41 @@ export class PublishedCheckpointGuard {
       if (!extendsRecorded) throw this.wentBack(published.size);
     }
     try {
-      await replaceFile(this.file, signed.signedNote, { mode: 0o644, folderSync: 'required' });
+      await this.write(this.file, signed.signedNote);
     } catch (error) {
-      throw new Error(`couldn't record a signed checkpoint in ${this.file}, which guards against starting on a database that went back: ${(error as Error).message}`, { cause: error });
+      throw this.unrecorded(signed, error);
     }
     this.published = { size: signed.size, root: signed.root, note: signed.signedNote };
+    if (this.owed !== undefined && signed.size >= this.owed.checkpoint.size) this.owed = undefined;
+  }
+
+  /**
+   * A write that failed: the checkpoint is owed (behind) until one at least as large is written,
+   * and the error said. Its message names the recorded size and the write's error only, so that
+   * an outage reports it once however many signings and looks fail the same way.
+   */
+  private unrecorded(signed: SignedCheckpoint, error: unknown): Error {
+    const reason = fileErrorReason(error);
+    if (this.owed === undefined || signed.size > this.owed.checkpoint.size) {
+      this.owed = { checkpoint: signed, reason, sinceMs: this.owed?.sinceMs ?? Date.now() };
+    }
+    this.owed.reason = reason;
+    return new Error(`couldn't record a checkpoint in ${this.file}, which guards against starting on a database that went back (it records size ${this.published?.size ?? 0}): ${reason}`);
   }
 
   private wentBack(size: number): Error {
     return new Error(`the database's transparency log no longer extends the checkpoint of size ${size} this server published (recorded in ${this.file}): the database went back while this server ran (a failover to a replica without the newest commits, or a restore); stop this server and point it at the database it published`);
   }
+}
+
+/**
+ * A failed write's error, said without the paths Node quotes in it: the temporary file's name
+ * is random at each write (replace-file.ts), and with it every failure of an outage would be a
+ * reason of its own, said each time. The file is named by the message around it.
+ */
+function fileErrorReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/ '[^']*'( -> '[^']*')?/g, '');
 }
 
 /**
@@ -272,11 +362,15 @@ function openSeen(row: { size: number; root: Buffer; signed_note: string }, veri
   throw new Error(`the database's newest checkpoint, of size ${row.size}, is not a checkpoint of that size signed by a key of this log (${keys.join(', ')}): it was written or changed by hand, so it is not recorded; run chipledger check`);
 }
 
-/** The file's text, or undefined when there is none; anything else that stops reading it is a refusal. */
+/**
+ * The file's text, or undefined when there is none; anything else that stops reading it is a
+ * refusal. Opened non-blocking: a FIFO put in its place would otherwise hang the start (it is
+ * then refused as not a file).
+ */
 async function readPublishedFile(file: string): Promise<string | undefined> {
   let handle;
   try {
-    handle = await open(file, 'r');
+    handle = await open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new Failure(`couldn't read ${file}, the newest checkpoint this server published: ${(error as Error).message}`);

@@ -18,7 +18,6 @@
  * our lock file names a dead pid; the next start stops the orphan (store/embedded.ts) and takes
  * the lock. Every acknowledged command was committed before its answer went out.
  */
-import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { serverLoggerOptions } from '../server/log-redaction.ts';
@@ -28,7 +27,7 @@ import { createDemoTokens, demoParties, demoState, loadDemo, type DemoParty, typ
 import { administrator } from '../demo/scenario.ts';
 import { checkedDatabase } from './admin.ts';
 import { printDemoTokens, printTokenCommands } from './demo-tokens.ts';
-import { dataDirProblem, formatProblems, writingInDataDir, type Config } from './config.ts';
+import { dataDirProblem, formatProblems, makeDataDir, type Config } from './config.ts';
 import { openDatabase, StoppedWhileWaiting, type Database } from './database.ts';
 import { chipledgerCommand } from './http.ts';
 import { Failure, type Output } from './output.ts';
@@ -113,12 +112,12 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
 function checkedLogKeys(config: Config, options: ServeOptions): LogKeys {
   const logKeys = readLogKeys(config, options.demo);
   if (!logKeys.ok) throw new Failure(formatProblems(logKeys.problems), 2);
-  // The demo key is kept in the data dir (demoSignerKey), so a data dir that cannot be a folder
-  // is said as the configuration problem it is before the key is looked for there.
-  if (logKeys.keys.signer.kind === 'demo' || config.database.kind === 'embedded') {
-    const blocked = dataDirProblem(config.dataDir);
-    if (blocked !== undefined) throw new Failure(blocked, 2);
-  }
+  // The demo key is kept in the data dir (demoSignerKey), and the rollback guard's file always
+  // is (published-checkpoint.ts), so a data dir that cannot be a folder, or that this user
+  // should not trust, is said as the configuration problem it is before anything is read or
+  // written there.
+  const blocked = dataDirProblem(config.dataDir);
+  if (blocked !== undefined) throw new Failure(blocked, 2);
   return logKeys.keys;
 }
 
@@ -152,8 +151,9 @@ async function openGuardedLedger(resources: Resources, database: Database, confi
   const { logSignerKey, previousSignerKey } = keys;
   // The guard's file lives in the data dir, which with DATABASE_URL nothing else needs: a
   // deployment that never had one (or a restored database served from a new host) gets it
-  // made here, as the embedded database's start makes it.
-  writingInDataDir(config.dataDir, () => mkdirSync(config.dataDir, { recursive: true }));
+  // made here, as the embedded database's start makes it. One another user may write is
+  // refused: that user could remove the file, and the guard with it.
+  makeDataDir(config.dataDir);
   const published = await PublishedCheckpointGuard.check(database.pool, config.dataDir, previousSignerKey === undefined ? [logSignerKey] : [logSignerKey, previousSignerKey]);
   const pool = database.pool;
   const ledger = await Ledger.open({

@@ -7,7 +7,12 @@
  *   writes could break them (`chipledger check` refuses such a database too);
  * - this server's clock is one every write is refused for: too far behind the ledger's time
  *   (batch-time.ts) or ahead of the database's clock (migration 047);
- * - its log key was retired by a rotation: it takes writes no checkpoint of its will cover.
+ * - its log key was retired by a rotation: it takes writes no checkpoint of its will cover;
+ * - its signing is held because the newest checkpoint it signed or saw could not be recorded
+ *   outside the database (the CLI's published-checkpoint, the guard against starting on a
+ *   database that went back: a full disk, a read-only remount): a restart on a backup taken
+ *   since would not be refused, and its writes go uncovered until the file is written again.
+ *   Said in the recorder's words, with its rule (publishedCheckpointUnrecordedRule), file and error.
  * Everything is read in one bounded query (and the log key in one more, on a signing server).
  */
 import { DomainError } from '../core/errors.ts';
@@ -55,6 +60,8 @@ export function healthFault(ledger: Ledger, health: Health, knownNewest: number)
   if (clockFault !== undefined) return clockFault;
   const retired = ledger.checkpointer?.retired;
   if (retired !== undefined) return new DomainError('unavailable', `this server no longer signs checkpoints: ${retired.message}`);
+  const held = ledger.checkpointer?.held;
+  if (held !== undefined) return held;
   // Another process may have rotated the key since this one last signed (an idle server
   // signs nothing): said in the words the checkpointer uses when it finds out itself.
   const own = ledger.checkpointer?.signer.verifierKey;

@@ -120,22 +120,28 @@ describe('the log\'s checkpoint gauges', () => {
       signing.checkpointer!.stats.logSeen = undefined;
       expect(await metrics()).not.toMatch(/chipledger_log_(checkpoint_newest|uncovered)/);
       // As a tick reads it: the head two events past a checkpoint signed 3 s ago by another process.
-      signing.checkpointer!.stats.logSeen = { headSize: 42, newest: { size: 40, ageMs: 3_000 }, readAtMs: performance.now() };
+      signing.checkpointer!.stats.logSeen = { headSize: 42, newest: { size: 40, ageMs: 3_000 }, readAtMs: performance.now(), signingHeld: false };
       const text = await metrics();
       expect(text).toMatch(/^chipledger_log_checkpoint_newest_size 40$/m);
       expect(text).toMatch(/^chipledger_log_uncovered_events 2$/m);
+      expect(text).toMatch(/^chipledger_checkpoint_signing_held 0$/m);
       const age = Number(/^chipledger_log_checkpoint_newest_age_seconds (\S+)$/m.exec(text)?.[1]);
       expect(age).toBeGreaterThanOrEqual(3);
       expect(age).toBeLessThan(8);
-      for (const name of ['chipledger_log_checkpoint_newest_size', 'chipledger_log_checkpoint_newest_age_seconds', 'chipledger_log_uncovered_events']) {
+      for (const name of ['chipledger_log_checkpoint_newest_size', 'chipledger_log_checkpoint_newest_age_seconds', 'chipledger_log_uncovered_events', 'chipledger_checkpoint_signing_held']) {
         expect(text).toMatch(new RegExp(`^# HELP ${name} \\S.*$`, 'm'));
         expect(text).toMatch(new RegExp(`^# TYPE ${name} gauge$`, 'm'));
       }
       // Before the log's first checkpoint, every committed event is uncovered.
-      signing.checkpointer!.stats.logSeen = { headSize: 5, newest: undefined, readAtMs: performance.now() };
+      signing.checkpointer!.stats.logSeen = { headSize: 5, newest: undefined, readAtMs: performance.now(), signingHeld: false };
       const none = await metrics();
       expect(none).toMatch(/^chipledger_log_uncovered_events 5$/m);
       expect(none).not.toMatch(/chipledger_log_checkpoint_newest/);
+      // Held (its published-checkpoint not written): the reason the uncovered events grow.
+      signing.checkpointer!.stats.logSeen = { headSize: 45, newest: { size: 40, ageMs: 30_000 }, readAtMs: performance.now(), signingHeld: true };
+      const held = await metrics();
+      expect(held).toMatch(/^chipledger_checkpoint_signing_held 1$/m);
+      expect(held).toMatch(/^chipledger_log_uncovered_events 5$/m);
     } finally {
       await app.close();
       await signing.close();

@@ -116,17 +116,20 @@ export function lastSigningMetrics(lastSignedAtMs: number): ExtraMetric[] {
  * The log's newest checkpoint, whichever process signed it, as this process's signer last
  * read it (about every second): the same on every server, so the lag is alerted on from these,
  * not from this process's own signing (chipledger_checkpoint_*), which a server that loses the
- * signing race to another never moves. Absent until the signer first reads the log; the
- * checkpoint's own gauges until the log has one.
+ * signing race to another never moves. With them, whether this signer held its signing then
+ * (its published-checkpoint not written): the reason for a lag no database outage explains.
+ * Absent until the signer first reads the log; the checkpoint's own gauges until the log has one.
  */
 export function logSeenMetrics(seen: LogSeen | undefined): ExtraMetric[] {
   if (seen === undefined) return [];
-  const uncovered: ExtraMetric = { name: 'chipledger_log_uncovered_events', type: 'gauge', help: 'Committed events no checkpoint covered yet, by any process, as this process last read the log (about every second). With a newest checkpoint older than a few seconds, signing is stalled.', value: Math.max(0, seen.headSize - (seen.newest?.size ?? 0)) };
-  if (seen.newest === undefined) return [uncovered];
+  const uncovered: ExtraMetric = { name: 'chipledger_log_uncovered_events', type: 'gauge', help: 'Committed events no checkpoint covered yet, by any process, as this process last read the log (about every second). With a newest checkpoint older than a few seconds, signing is stalled (see chipledger_checkpoint_signing_held).', value: Math.max(0, seen.headSize - (seen.newest?.size ?? 0)) };
+  const held: ExtraMetric = { name: 'chipledger_checkpoint_signing_held', type: 'gauge', help: '1 while this process signs no new checkpoint because the newest it signed or saw is not written to its data dir\'s published-checkpoint (a full disk, a read-only file system): its guard against starting on a database that went back is behind meanwhile, and /healthz answers 503 (rule published-checkpoint-unrecorded) naming the file and the error; 0 otherwise. As of the signer\'s last read of the log (about every second).', value: seen.signingHeld ? 1 : 0 };
+  if (seen.newest === undefined) return [uncovered, held];
   return [
     { name: 'chipledger_log_checkpoint_newest_size', type: 'gauge', help: 'Size of the log\'s newest checkpoint, signed by any process, as this process last read it.', value: seen.newest.size },
     { name: 'chipledger_log_checkpoint_newest_age_seconds', type: 'gauge', help: 'Age of the log\'s newest checkpoint by the database\'s clock, signed by any process; it grows on an idle log, which signs nothing new.', value: (seen.newest.ageMs + performance.now() - seen.readAtMs) / 1000 },
     uncovered,
+    held,
   ];
 }
 

