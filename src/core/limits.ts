@@ -269,7 +269,7 @@ export const limits = {
   /**
    * Serials from which a command is large (a big manifest, a big deployment report): other
    * organisations' commands queued with it go ahead of it, once, in a batch without it
-   * (ledger/sequencer.ts takeBatch), instead of waiting for its commit. A batch of 100,000
+   * (ledger/batch-choice.ts chooseBatch), instead of waiting for its commit. A batch of 100,000
    * serials commits in 2 to 10 s; one of this many in about a tenth of a second to half a
    * second, which a booking batched with it may wait.
    */

@@ -1,13 +1,14 @@
 /**
  * How the sequencer words a batch that failed, for its log: which failures are the database
- * being away (one reason for an outage, said without a stack), what reason a failure counts
- * as (outage.ts says each once), and how a batch is named in a line; and which organisations
- * a failed batch came down to, whose commands then run alone for a while (Culprits).
+ * being away (one reason for an outage, said without a stack), which are bugs (refusalOrBug),
+ * what reason a failure counts as (outage.ts says each once), and how a batch, or the command
+ * it came down to, is named in a line; and which organisations a failed batch came down to,
+ * whose commands then run alone for a while (Culprits).
  */
-import { isDomainError } from '../core/errors.ts';
+import { isDomainError, type DomainError } from '../core/errors.ts';
 import { isDatabaseUnavailable } from '../store/database-unavailable.ts';
 import type { Pending } from './batch-apply.ts';
-import { isTransientDatabaseError } from './refusals.ts';
+import { isTransientDatabaseError, toRefusal } from './refusals.ts';
 
 /**
  * Whether a failure is the database not there, slow or refusing "not now" (a lost connection,
@@ -40,6 +41,15 @@ export function withoutStack(error: Error): Error {
   return typeof code === 'string' ? Object.assign(said, { code }) : said;
 }
 
+/** The refusal a failure is answered with, or null for a bug (toRefusal rethrows those). */
+export function refusalOrBug(error: unknown): DomainError | null {
+  try {
+    return toRefusal(error);
+  } catch {
+    return null;
+  }
+}
+
 /** A batch as a log line names it: how many commands, of which kinds (the sweep among them). */
 export function describeBatch(batch: Pending[]): string {
   const kinds = new Map<string, number>();
@@ -51,11 +61,21 @@ export function describeBatch(batch: Pending[]): string {
 const describedKindsMax = 4;
 
 /**
+ * The command a failing batch came down to, as its line names it: its kind, its organisation
+ * and its Idempotency-Key, which the client that got the 500 knows (a token secret never
+ * reaches here as a key: the API refuses one before the body is read, server/commands.ts).
+ */
+export function describeAlone(pending: Pending): string {
+  const key = pending.idempotency === null ? '' : `, Idempotency-Key ${pending.idempotency.key}`;
+  return `${pending.kind} (organisation ${pending.actor.orgId}${key})`;
+}
+
+/**
  * Organisations whose command a failed batch came down to: a write the database refused as
  * the command's own, or a failure nobody recognises, in a batch the sequencer then ran again in
  * halves (about two failed transactions per culprit, each one waited for by every command in
  * the batch, other organisations' among them). For limits.culpritAloneMs after its last such
- * failure, an organisation's commands run in batches of their own (sequencer.ts takeBatch): a
+ * failure, an organisation's commands run in batches of their own (batch-choice.ts chooseBatch): a
  * culprit that repeats fails alone, at the cost of its own transactions, not its neighbours'.
  *
  * Held in memory, per process: a restart forgets it, and the first failure after it costs its

@@ -10,8 +10,10 @@
  * do not hold up everyone else's.
  *
  * How a batch reaches the database (what it reads, its one round trip while this process
- * writes alone, the time it is dated) is batch-commit.ts's job; this file decides what goes
- * in a batch and answers its callers, those of a failed batch included.
+ * writes alone, the time it is dated) is batch-commit.ts's job; which queued commands go in a
+ * batch is batch-choice.ts's, and the queue's serials, each organisation's share among them,
+ * queue-shares.ts's. This file queues commands, takes each batch out of the queue and answers
+ * its callers, those of a failed batch included.
  *
  * Crash notes, per step of a batch:
  * - before COMMIT: nothing of the batch exists; no caller was answered; clients retry
@@ -32,14 +34,16 @@ import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Pool } from '../store/pool.ts';
 import { withQueryTimeout } from '../store/query-timeout.ts';
-import { rememberAnswer, storedAnswer, type StoredAnswer } from '../store/idempotency-answers.ts';
-import { hashOfRefused, replay, requestHash, storedToAnswer, toStored } from './idempotency.ts';
-import { invalidInput, isCommandsOwnRefusal, isRefusedWrite, toRefusal } from './refusals.ts';
+import { requestHash } from './idempotency.ts';
+import { invalidInput, isCommandsOwnRefusal, isRefusedWrite } from './refusals.ts';
 import { roleRefusal, type Actor } from './permissions.ts';
 import { commandSchemas, type CommandKind } from './schemas.ts';
 import type { Answer, LogAppender, Pending } from './batch-apply.ts';
 import { BatchCommitter, type CommitStats } from './batch-commit.ts';
-import { Culprits, describeBatch, isDatabaseFailure, unavailableReason, withoutStack } from './batch-failures.ts';
+import { Culprits, describeAlone, describeBatch, isDatabaseFailure, refusalOrBug, unavailableReason, withoutStack } from './batch-failures.ts';
+import { chooseBatch, takeOut } from './batch-choice.ts';
+import { QueueShares, countSerials } from './queue-shares.ts';
+import { answerRefusedAtOnce, rememberRefusal, type KeyedRefusalsContext } from './keyed-refusals.ts';
 import { Outage } from './outage.ts';
 
 export interface SequencerOptions {
@@ -107,18 +111,11 @@ export class Sequencer {
   };
   private readonly batchMax: number;
   private readonly queueMax: number;
-  private readonly queueSerialsMax: number;
-  private readonly organisationSerialsMax: number;
   private readonly batchSerialsMax: number;
   private readonly largeCommandSerialsMin: number;
   private readonly monotonicMs: () => number;
-  /** Serials in the commands queued now: each holds its parsed input until its batch takes it. */
-  private queuedSerials = 0;
-  /**
-   * Serials of each organisation's commands queued or in the batch being committed, counted
-   * until they are answered: an organisation's next batch of them waits behind this one.
-   */
-  private readonly organisationSerials = new Map<string, number>();
+  /** The serials of the queued commands, and each organisation's share of them until answered. */
+  private readonly shares: QueueShares;
   /** Organisations whose commands run alone for now, having failed their batches (answerFailedBatch). */
   private readonly culprits: Culprits;
   /** The last batch passed a command that runs alone: the next batch is the first such command. */
@@ -134,6 +131,8 @@ export class Sequencer {
   private readonly pool: Pool;
   /** Puts each batch into the database; keeps the row cache and the head our last batch left. */
   private readonly committer: BatchCommitter;
+  /** What refusals outside a batch's writes are looked up and remembered with (keyed-refusals.ts). */
+  private readonly keyed: KeyedRefusalsContext;
   /** Batches answered 'unavailable' since the last one committed, each reason said once (reportUnavailable). */
   private readonly outage = new Outage({
     again: 'the ledger commits again', failure: ['batch', 'batches'], part: ["command answered 'unavailable'", "commands answered 'unavailable'"],
@@ -142,8 +141,9 @@ export class Sequencer {
   constructor(private readonly options: SequencerOptions) {
     this.batchMax = options.batchCommandsMax ?? limits.batchCommandsMax;
     this.queueMax = options.queueMax ?? limits.sequencerQueueMax;
-    this.queueSerialsMax = options.queueSerialsMax ?? limits.sequencerQueueSerialsMax;
-    this.organisationSerialsMax = options.queueSerialsPerOrganisationMax ?? limits.sequencerQueueSerialsPerOrganisationMax;
+    this.shares = new QueueShares(
+      options.queueSerialsMax ?? limits.sequencerQueueSerialsMax, options.queueSerialsPerOrganisationMax ?? limits.sequencerQueueSerialsPerOrganisationMax,
+    );
     this.batchSerialsMax = options.batchSerialsMax ?? limits.batchSerialsMax;
     this.largeCommandSerialsMin = options.largeCommandSerialsMin ?? limits.largeCommandSerialsMin;
     this.culprits = new Culprits(options.culpritAloneMs ?? limits.culpritAloneMs);
@@ -156,6 +156,9 @@ export class Sequencer {
     this.committer = new BatchCommitter({
       pool: this.pool, clock: options.clock, logAppender: options.logAppender, rowCacheRows: options.rowCacheRows ?? limits.rowCacheRowsPerTableMax, headLockWaitMs, stats: this.stats,
     });
+    this.keyed = {
+      pool: this.pool, clock: options.clock, headLockWaitMs: options.headLockWaitMs, onError: options.onError, countAnswers: (answers) => this.countAnswers(answers),
+    };
   }
 
   /**
@@ -174,22 +177,21 @@ export class Sequencer {
     // refused for them then costs no parse of its 100,000 serials (50-200 ms of this event
     // loop, everyone's). The parse keeps every entry of the list, so the count holds after it.
     const serials = countSerials(rawInput);
-    const serialsRefusal = this.organisationSerialsRefusal(kind, actor.orgId, serials) ?? this.queueSerialsRefusal(kind, serials);
+    const serialsRefusal = this.shares.refusal(kind, actor.orgId, serials, this.queue.length);
     if (serialsRefusal !== undefined) return refused(serialsRefusal);
     const parsed = commandSchemas[kind].safeParse(rawInput);
-    if (!parsed.success) return this.answerRefusedAtOnce(kind, rawInput, actor, idempotencyKey, invalidInput(kind, parsed.error.issues));
+    if (!parsed.success) return answerRefusedAtOnce(this.keyed, kind, rawInput, actor, idempotencyKey, invalidInput(kind, parsed.error.issues));
     if (this.queue.length >= this.queueMax) {
       return refused(new DomainError('overloaded', `the ledger has ${this.queue.length} commands waiting; retry shortly`, { details: { queueDepth: this.queue.length } }));
     }
     const idempotency = idempotencyKey === undefined ? null : { scope: actor.orgId, key: idempotencyKey, hash: requestHash(kind, rawInput) };
-    this.queuedSerials += serials;
-    if (serials > 0) this.organisationSerials.set(actor.orgId, (this.organisationSerials.get(actor.orgId) ?? 0) + serials);
+    this.shares.countIn(actor.orgId, serials);
     return new Promise((resolve, reject) => {
       // Counted out as the command is answered, before its caller hears: a caller answered may
       // send its next command at once, and must find its share free.
       let counted = true;
       const countOut = (): void => {
-        if (counted) this.countOutSerials(actor.orgId, serials);
+        if (counted) this.shares.countOut(actor.orgId, serials);
         counted = false;
       };
       const answer = (given: Answer): void => {
@@ -205,84 +207,6 @@ export class Sequencer {
       this.stats.queueDepth = this.queue.length;
       if (!this.running) void this.drain();
     });
-  }
-
-  /**
-   * Bounded by serials too (limits.sequencerQueueSerialsMax): the count alone let thousands of
-   * 100,000-serial inputs wait in memory. A command without serials is bounded by the count
-   * only, and one with serials always fits a queue that holds none: otherwise a bound under its
-   * size would refuse it for ever.
-   */
-  private queueSerialsRefusal(kind: CommandKind, serials: number): DomainError | undefined {
-    if (serials === 0 || this.queuedSerials === 0 || this.queuedSerials + serials <= this.queueSerialsMax) return undefined;
-    return new DomainError('overloaded', `the ledger has ${this.queuedSerials} serials waiting in ${this.queue.length} commands, its bound is ${this.queueSerialsMax}; this ${kind} carries ${serials}; retry shortly`, {
-      rule: 'sequencer-queue-serials', details: { queuedSerials: this.queuedSerials, queueSerialsMax: this.queueSerialsMax, serials },
-    });
-  }
-
-  /**
-   * One organisation's share of the queue's serials (limits.sequencerQueueSerialsPerOrganisationMax),
-   * counted until its commands are answered: its eight 100,000-serial uploads, within the global
-   * bound, held four full batches, and every other organisation's booking waited 52–60 s behind
-   * them. Refused 'too_many_requests' (429: this client's share, not the server's bound;
-   * nothing of it queued; a retry once its commands before are answered fits). As for the
-   * global bound, a command fits when its organisation holds no serials, whatever its size.
-   */
-  private organisationSerialsRefusal(kind: CommandKind, organisationId: string, serials: number): DomainError | undefined {
-    const held = this.organisationSerials.get(organisationId) ?? 0;
-    if (serials === 0 || held === 0 || held + serials <= this.organisationSerialsMax) return undefined;
-    const message = `organisation ${organisationId} has ${held} serials waiting or being committed, and one organisation may have ${this.organisationSerialsMax}; this ${kind} carries ${serials}; retry once its commands before are answered`;
-    return new DomainError('too_many_requests', message, {
-      rule: 'sequencer-queue-serials-organisation', details: { organisationSerials: held, organisationSerialsMax: this.organisationSerialsMax, serials },
-    });
-  }
-
-  /** A command answered, however (accepted, refused, failed, 'unavailable'): its serials leave its organisation's share. */
-  private countOutSerials(organisationId: string, serials: number): void {
-    if (serials === 0) return;
-    const left = (this.organisationSerials.get(organisationId) ?? 0) - serials;
-    assert(left >= 0, 'an organisation\'s serials are counted out once, as they were counted in');
-    if (left === 0) this.organisationSerials.delete(organisationId);
-    else this.organisationSerials.set(organisationId, left);
-  }
-
-  /**
-   * A command whose input's shape our checks refuse before it is queued. Such a refusal
-   * changes nothing and is not stored. But a request sent with a key may have been answered
-   * before, by an earlier release whose schema took it (a rule tightened since: GPU UUIDs in
-   * full, ISO country codes), and committed: its retry gets that
-   * answer, as it would from a batch (invariant 6; keys are kept for ever), not a refusal
-   * saying the committed command was never taken. So the key is looked up, on this path only;
-   * a command that passes the checks is looked up with its batch, as before.
-   * - An answer stored under the key: replayed as a batch replays it (the same request), or
-   *   idempotency_mismatch (another request).
-   * - None: the refusal.
-   * - The lookup failed (the database away, or slower than the pool's bound): 'unavailable',
-   *   not the refusal. Whether an answer is stored is then unknown, and a final-looking 400 or
-   *   403 could tell a client to give up on a command that was committed, the very fault this
-   *   lookup is for; a retry with the same key, once the database answers, gets one or the other.
-   */
-  private async answerRefusedAtOnce(kind: CommandKind, rawInput: unknown, actor: Actor, key: string | undefined, refusal: DomainError): Promise<Answer> {
-    if (key === undefined) return { ok: false, error: refusal, replayed: false };
-    let earlier: StoredAnswer | undefined;
-    try {
-      // By the table's key, without the ledger's head lock: waiting for it would put a refusal in
-      // line behind every batch, and holding it would make this process's next batch miss its
-      // short wait (limits.aheadLockWaitMsMax). A batch of another process not yet committed
-      // under the same key is seen as no answer: the refusal stands, is not stored, and a retry
-      // once that batch has committed gets its answer.
-      earlier = await storedAnswer(this.pool, actor.orgId, key);
-    } catch (error) {
-      // A bug is told in full. The database's own failures are not, for each refused request:
-      // the batches say an outage once (reportUnavailable), and the caller hears it here.
-      if (!isDatabaseFailure(error)) this.options.onError?.(error, `couldn't look up idempotency key ${key} for a ${kind} refused before its batch`);
-      const message = `couldn't tell whether an answer is stored under idempotency key ${key}: the database did not answer; retry with the same Idempotency-Key. Unless one is stored, ${kind} is refused as sent: ${refusal.message}`;
-      return { ok: false, error: new DomainError('unavailable', message), replayed: false };
-    }
-    if (earlier === undefined) return { ok: false, error: refusal, replayed: false };
-    const answer = replay({ hash: earlier.request_hash, answer: storedToAnswer(earlier) }, { key, hash: hashOfRefused(kind, rawInput) });
-    this.countAnswers([answer]);
-    return answer;
   }
 
   /** Resolves when every queued command has been answered. */
@@ -320,7 +244,7 @@ export class Sequencer {
    */
   private answerQueueUnavailable(): void {
     this.answerUnavailable(this.queue.splice(0));
-    this.queuedSerials = 0;
+    this.shares.emptied();
     this.stats.queueDepth = 0;
   }
 
@@ -349,44 +273,22 @@ export class Sequencer {
   }
 
   /**
-   * Up to batchCommandsMax commands, and no more serials than one batch should write
-   * (batchSerialsMax), taken out of the queue (chooseShared, firstAlone say which):
-   * - Each organisation's commands in the order they came: once one of its commands is left in
-   *   the queue, so are its later ones. Another organisation's command may pass it: a booking
-   *   goes ahead of a large command (limits.largeCommandSerialsMin), once, in a batch without
-   *   it, instead of waiting seconds for its commit; and ahead of a command that does not fit
-   *   the batch's serials. The command passed leads the next batch. No command passed was
-   *   answered, so either order is one the callers could have seen; the seqs, the events and
-   *   the answers all follow the order committed.
-   * - An organisation whose command failed its batch lately runs alone (Culprits): its commands
-   *   are left out of the shared batches, and after a shared batch that left one out, the next
-   *   batch is the first of them, alone. So a culprit that repeats costs the others one small
-   *   transaction a batch, and itself its commands' sharing of batches.
-   * - A sweep starts a batch, and no command passes it: it finds what is due as the batch is
-   *   loaded (store/sweep-due.ts, loadDue), from the database as the batches before left it, so
-   *   commands before it in its batch (a licence revoked, its bookings now due) would go unseen,
-   *   and its answer would depend on how commands happened to be batched. Sweeps come every few
-   *   seconds: the batch cut costs nothing measurable.
+   * The next batch, taken out of the queue: which commands it holds is batch-choice.ts's
+   * (chooseBatch says the rules); this keeps what the choice reads between batches.
    */
   private takeBatch(): Pending[] {
     const nowMs = this.monotonicMs();
-    // A sweep never runs alone: it is the ledger's own, and it starts its batch anyway.
-    const runsAlone = (pending: Pending): boolean => pending.kind !== 'ledger.sweep' && this.culprits.runsAlone(pending.actor.orgId, nowMs);
-    let places = this.aloneTurn ? firstAlone(this.queue, runsAlone) : [];
-    this.aloneTurn = false;
-    if (places.length === 0) {
-      const rules = { commandsMax: this.batchMax, serialsMax: this.batchSerialsMax, runsAlone };
-      const large = (pending: Pending): boolean => pending.serials >= this.largeCommandSerialsMin && !this.passedOnce.has(pending);
-      let shared = chooseShared(this.queue, { ...rules, mayPass: large });
-      // Nothing to go ahead of the large commands: they are taken as they come.
-      if (shared.places.length === 0) shared = chooseShared(this.queue, { ...rules, mayPass: () => false });
-      for (const pending of shared.passed) this.passedOnce.add(pending);
-      places = shared.places.length > 0 ? shared.places : firstAlone(this.queue, runsAlone);
-      this.aloneTurn = shared.places.length > 0 && shared.aloneLeft;
-    }
-    assert(places.length > 0, 'a queue that holds commands gives a batch');
-    const batch = takeOut(this.queue, places);
-    for (const pending of batch) this.queuedSerials -= pending.serials;
+    const choice = chooseBatch(this.queue, this.aloneTurn, {
+      commandsMax: this.batchMax,
+      serialsMax: this.batchSerialsMax,
+      culprit: (organisationId) => this.culprits.runsAlone(organisationId, nowMs),
+      large: (pending) => pending.serials >= this.largeCommandSerialsMin && !this.passedOnce.has(pending),
+    });
+    for (const pending of choice.passed) this.passedOnce.add(pending);
+    this.aloneTurn = choice.aloneTurn;
+    assert(choice.places.length > 0, 'a queue that holds commands gives a batch');
+    const batch = takeOut(this.queue, choice.places);
+    for (const pending of batch) this.shares.taken(pending.serials);
     this.stats.queueDepth = this.queue.length;
     return batch;
   }
@@ -460,35 +362,10 @@ export class Sequencer {
     this.unavailable = refusal.code === 'unavailable';
     if (this.unavailable) this.reportUnavailable(batch, error);
     if (batch.length === 1 && isRefusedWrite(error) && isCommandsOwnRefusal(error) && batch[0]!.idempotency) {
-      batch[0]!.resolve(await this.rememberRefusal(batch[0]!, refusal));
+      batch[0]!.resolve(await rememberRefusal(this.keyed, batch[0]!, refusal));
       return;
     }
     for (const pending of batch) pending.resolve({ ok: false, error: refusal, replayed: false });
-  }
-
-  /**
-   * A command the database refused on its own (its batch split down to it) is remembered
-   * under its idempotency key, as a refusal of our checks is in its batch: a retry gets the
-   * same answer (invariant 6), not a second try that may pass once the state has changed.
-   * Nothing else of it exists to write.
-   * - Stored under the head lock (store/idempotency-answers.ts rememberAnswer): an answer another
-   *   process stored first under the key wins and is replayed.
-   * - If the row cannot be stored, the caller hears 'unavailable' (retry with the same key):
-   *   a final-looking refusal that was not remembered could be followed by an acceptance.
-   */
-  private async rememberRefusal(pending: Pending, refusal: DomainError): Promise<Answer> {
-    const answer: Answer = { ok: false, error: refusal, replayed: false };
-    const { scope, key, hash } = pending.idempotency!;
-    const record = toStored(answer, pending.kind);
-    try {
-      const earlier = await rememberAnswer(this.pool, {
-        scope, key, request_hash: hash, status: record.status, response: record.response, created_at: this.options.clock.now().toISOString(),
-      }, this.options.headLockWaitMs);
-      return earlier === undefined ? answer : replay({ hash: earlier.request_hash, answer: storedToAnswer(earlier) }, pending.idempotency!);
-    } catch (error) {
-      this.options.onError?.(error, `couldn't remember the refusal of ${pending.kind} under its idempotency key`);
-      return { ok: false, error: new DomainError('unavailable', 'the database did not confirm the answer; retry with the same Idempotency-Key'), replayed: false };
-    }
   }
 
   /**
@@ -523,93 +400,4 @@ export class Sequencer {
       else this.stats.refused += 1;
     }
   }
-}
-
-/** The refusal a failure is answered with, or null for a bug (toRefusal rethrows those). */
-function refusalOrBug(error: unknown): DomainError | null {
-  try {
-    return toRefusal(error);
-  } catch {
-    return null;
-  }
-}
-
-/** What a shared batch may hold, which organisations run alone (Culprits), and which commands others may pass. */
-interface BatchRules {
-  commandsMax: number;
-  serialsMax: number;
-  runsAlone: (pending: Pending) => boolean;
-  mayPass: (pending: Pending) => boolean;
-}
-
-/**
- * The places in the queue of the commands the next shared batch takes (takeBatch says the
- * rules), whether it left out a command that runs alone, and the commands it passed as large.
- * Empty when every command before the first sweep runs alone or may be passed. The scan stops
- * at batchCommandsMax taken or at a sweep; it may read the whole queue
- * (limits.sequencerQueueMax) when one organisation's commands fill it.
- */
-function chooseShared(queue: readonly Pending[], rules: BatchRules): { places: number[]; aloneLeft: boolean; passed: Pending[] } {
-  const places: number[] = [];
-  const leftOut = new Set<string>();
-  const passed: Pending[] = [];
-  let serials = 0;
-  let aloneLeft = false;
-  for (let place = 0; place < queue.length && places.length < rules.commandsMax; place += 1) {
-    const next = queue[place]!;
-    if (place > 0 && next.kind === 'ledger.sweep') break;
-    const organisation = next.actor.orgId;
-    if (leftOut.has(organisation)) continue;
-    const alone = rules.runsAlone(next);
-    const passable = !alone && rules.mayPass(next);
-    // The first command always fits: a manifest over the bound would otherwise never be taken.
-    if (alone || passable || (places.length > 0 && serials + next.serials > rules.serialsMax)) {
-      leftOut.add(organisation);
-      aloneLeft ||= alone;
-      if (passable) passed.push(next);
-      continue;
-    }
-    places.push(place);
-    serials += next.serials;
-  }
-  return { places, aloneLeft, passed };
-}
-
-/** The place of the first command that runs alone, if one comes before any sweep; none: empty. */
-function firstAlone(queue: readonly Pending[], runsAlone: (pending: Pending) => boolean): number[] {
-  for (let place = 0; place < queue.length; place += 1) {
-    if (queue[place]!.kind === 'ledger.sweep') return [];
-    if (runsAlone(queue[place]!)) return [place];
-  }
-  return [];
-}
-
-/** Takes the commands at `places` (ascending) out of the queue, the others keeping their order. */
-function takeOut(queue: Pending[], places: number[]): Pending[] {
-  if (places[places.length - 1] === places.length - 1) return queue.splice(0, places.length);
-  const taken = places.map((place) => queue[place]!);
-  let kept = 0;
-  let next = 0;
-  for (let place = 0; place < queue.length; place += 1) {
-    if (place === places[next]) next += 1;
-    else queue[kept++] = queue[place]!;
-  }
-  queue.length = kept;
-  return taken;
-}
-
-/** The serials an input lists, parsed or not (anything but a list counts none: its parse refuses it). */
-function countSerials(input: unknown): number {
-  const serials = typeof input === 'object' && input !== null ? (input as { serials?: unknown }).serials : undefined;
-  return Array.isArray(serials) ? serials.length : 0;
-}
-
-/**
- * The command a failing batch came down to, as its line names it: its kind, its organisation
- * and its Idempotency-Key, which the client that got the 500 knows (a token secret never
- * reaches here as a key: the API refuses one before the body is read, server/commands.ts).
- */
-function describeAlone(pending: Pending): string {
-  const key = pending.idempotency === null ? '' : `, Idempotency-Key ${pending.idempotency.key}`;
-  return `${pending.kind} (organisation ${pending.actor.orgId}${key})`;
 }

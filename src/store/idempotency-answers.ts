@@ -38,7 +38,7 @@ export function rememberAnswer(pool: Pool, row: IdempotencyWrite, lockWaitMs: nu
 /**
  * The answer stored under a key, if any, by the table's primary key: read back by
  * rememberAnswer, and read on its own for a request refused before it is queued
- * (ledger/sequencer.ts answerRefusedAtOnce), which no batch looks up.
+ * (ledger/keyed-refusals.ts answerRefusedAtOnce), which no batch looks up.
  */
 export async function storedAnswer(db: Pool | PoolClient, scope: string, key: string): Promise<StoredAnswer | undefined> {
   return (await db.query<StoredAnswer>('SELECT scope, key, request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2', [scope, key])).rows[0];
