@@ -104,7 +104,7 @@ export class Ledger {
 
   /**
    * A tick while the last sweep is still unanswered is skipped: a sweep is a batch of its own
-   * (sequencer.ts, takeBatch), so while the head lock is held elsewhere, sweeps queued every
+   * (batch-choice.ts, chooseBatch), so while the head lock is held elsewhere, sweeps queued every
    * tick would each wait out the lock alone, and the commands behind them with them.
    */
   private startSweeping(intervalMs: number): void {
