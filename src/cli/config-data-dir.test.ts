@@ -18,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../store/embedded.ts';
 import { Failure } from './output.ts';
-import { dataDirAccessProblem, dataDirProblem, dataDirWriteProblem, makeDataDir, readConfig } from './config.ts';
+import { readConfig } from './config.ts';
+import { dataDirAccessProblem, dataDirProblem, dataDirWriteProblem, makeDataDir } from './data-dir.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-data-dir-'));
 const file = join(folder, 'afile');

@@ -7,12 +7,9 @@
  * Every setting is declared, with its meaning and default, in `settings`; `chipledger --help`
  * and README.md's configuration table are written from the same words.
  */
-import { mkdirSync, statSync, type Stats } from 'node:fs';
-import { userInfo } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
 import { fetchBlockedPorts } from './fetch.ts';
-import { Failure } from './output.ts';
 import { formatKeyId, parseCosignatureVerifierKey, parseSignerKey } from '../tlog/index.ts';
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -195,138 +192,6 @@ function parseDatabaseUrl(raw: string): string | Problem {
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') return new Problem(`must use postgres:// or postgresql://, not ${url.protocol}//`);
   if (url.hostname === '' && !url.searchParams.has('host')) return new Problem('must name a host');
   return raw;
-}
-
-/**
- * The data dir is made when first needed (mkdir -p): the path or a folder above it that is a
- * file (or anything but a folder) makes that fail. The commands that open it say so as one
- * configuration problem (exit 2) instead of an EEXIST or ENOTDIR from deep inside; client
- * commands never open it, so a file of that name in their folder is none of their business.
- * What cannot be looked at (no permission) is left to the command that makes the folder. A
- * folder there already that this user should not trust is refused too (dataDirAccessProblem).
- */
-export function dataDirProblem(dataDir: string): string | undefined {
-  const blocked = notAFolderOnTheWay(dataDir);
-  if (blocked === undefined) return dataDirAccessProblem(dataDir);
-  return `CHIPLEDGER_DATA_DIR: ${dataDir} cannot be a folder: ${blocked === dataDir ? 'it is' : `${blocked}, on its path, is`} a file, not a folder; choose another folder, or move the file`;
-}
-
-/**
- * The mode chipledger makes the data dir with (and any folder above it that is missing): only
- * its user may list it or change what is kept there.
- */
-export const dataDirMode = 0o700;
-
-/**
- * A data dir this user should not trust, as one configuration problem: one that another user
- * owns, or that its group or others may write. Whoever may write it steers what chipledger does
- * there: pg.password replaced by a link had the start's chmod follow it (as root, onto any
- * file), the lock holds the database's URL with its password, and published-checkpoint removed
- * switches the rollback guard off for the next start. PostgreSQL refuses its own folder so;
- * this is the folder above it. Only the data dir itself is looked at: run as root, `pg/` inside
- * it belongs to `postgres`, as it must. Undefined for a folder not there (yet), and where files
- * have no owner ids (Windows).
- */
-export function dataDirAccessProblem(dataDir: string): string | undefined {
-  const userId = process.geteuid?.();
-  if (userId === undefined) return undefined;
-  let stat: Stats;
-  try {
-    stat = statSync(dataDir);
-  } catch {
-    return undefined;
-  }
-  const foreign = stat.uid !== userId;
-  const writable = (stat.mode & 0o022) !== 0;
-  if (!stat.isDirectory() || (!foreign && !writable)) return undefined;
-  const what: string[] = [];
-  const fixes: string[] = [];
-  if (foreign) {
-    what.push(`belongs to another user (uid ${stat.uid}; chipledger runs as uid ${userId})`);
-    fixes.push(`chown ${userName(userId)} ${dataDir}`);
-  }
-  if (writable) {
-    what.push(`may be written by its group or others (mode ${(stat.mode & 0o7777).toString(8)})`);
-    fixes.push(`chmod 700 ${dataDir}`);
-  }
-  return `CHIPLEDGER_DATA_DIR: ${dataDir} ${what.join(' and ')}; whoever may write it can replace what chipledger keeps there (the database's password, its lock, published-checkpoint); run ${fixes.join(' && ')}, or choose a folder of this user's that only it may write`;
-}
-
-/** This user's name for chown, or its id where it has none (a container's user without a passwd entry). */
-function userName(userId: number): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return String(userId);
-  }
-}
-
-/**
- * Makes the data dir when it is missing (dataDirMode, as mkdir -p), then refuses one this user
- * should not trust (dataDirAccessProblem), exit 2. Looked at after the mkdir, which takes a
- * folder that is there as it is: one another user made since the start's look is refused too.
- */
-export function makeDataDir(dataDir: string): void {
-  writingInDataDir(dataDir, () => mkdirSync(dataDir, { recursive: true, mode: dataDirMode }));
-  const untrusted = dataDirAccessProblem(dataDir);
-  if (untrusted !== undefined) throw new Failure(untrusted, 2);
-}
-
-/** What to do about a folder this user may not write. */
-const letItWrite = 'choose a folder this user can write, or let it write this one';
-/** What to do about a path no folder can have. */
-const chooseAnother = 'choose another folder';
-
-/**
- * Why writing in the data dir failed, by the code of the mkdir, open or write that failed, and
- * what to do: this user may not write there, the file system is read-only, a file stands where
- * a folder should be (made since dataDirProblem looked), the path or a name on it is longer
- * than the file system takes, or its symbolic links go round (dataDirProblem's look at the path
- * gets the same codes and leaves them to the mkdir, which said them as an "unexpected error"
- * with a stack).
- */
-const unwritableDataDirReasons: Readonly<Record<string, { reason: string; remedy: string }>> = {
-  EACCES: { reason: 'this user may not write there', remedy: letItWrite },
-  EPERM: { reason: 'this user may not write there', remedy: letItWrite },
-  EROFS: { reason: 'it is on a read-only file system', remedy: letItWrite },
-  ENOTDIR: { reason: 'a file on its path is not a folder', remedy: letItWrite },
-  ENAMETOOLONG: { reason: 'its path, or a name on it, is longer than the file system takes', remedy: chooseAnother },
-  ELOOP: { reason: 'the symbolic links on its path go round in a loop (or are too many)', remedy: chooseAnother },
-};
-
-/**
- * A failed write in the data dir (making it, its lock, the demo log key) as one configuration
- * problem for people, like dataDirProblem's, instead of an error with a stack; undefined for an
- * error that says nothing about the folder (a bug, a full disk), which is left as it is.
- */
-export function dataDirWriteProblem(dataDir: string, error: unknown): string | undefined {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof code !== 'string' || !Object.hasOwn(unwritableDataDirReasons, code)) return undefined;
-  const { reason, remedy } = unwritableDataDirReasons[code]!;
-  return `CHIPLEDGER_DATA_DIR: cannot write ${dataDir}: ${reason} (${code}); ${remedy}`;
-}
-
-/** Runs a write in the data dir; a folder this user cannot write is a Failure in one line, exit 2 (dataDirWriteProblem). */
-export function writingInDataDir<T>(dataDir: string, write: () => T): T {
-  try {
-    return write();
-  } catch (error) {
-    const unwritable = dataDirWriteProblem(dataDir, error);
-    if (unwritable !== undefined) throw new Failure(unwritable, 2);
-    throw error;
-  }
-}
-
-function notAFolderOnTheWay(path: string): string | undefined {
-  for (let current = path; ; current = dirname(current)) {
-    try {
-      return statSync(current).isDirectory() ? undefined : current;
-    } catch (error) {
-      // ENOTDIR: a file above it, which the next turn names.
-      const code = (error as NodeJS.ErrnoException).code;
-      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(current) === current) return undefined;
-    }
-  }
 }
 
 function parseNonEmpty(raw: string): string | Problem {

@@ -50,7 +50,8 @@ import { isProcessAlive } from '../store/processes.ts';
 import { servedDataDirectory } from '../store/data-directory.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { clearCopiedLock, copiedLockNotice, DataDirInUse, forgetLock, ownLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
-import { dataDirProblem, makeDataDir, writingInDataDir, type Config } from './config.ts';
+import type { Config } from './config.ts';
+import { dataDirProblem, makeDataDir, writingInDataDir } from './data-dir.ts';
 import { Failure } from './output.ts';
 
 export { DataDirInUse } from './database-lock.ts';

@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, fchmodSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
-import { dataDirMode, writingInDataDir, type Config } from './config.ts';
+import type { Config } from './config.ts';
+import { dataDirMode, writingInDataDir } from './data-dir.ts';
 import { Failure, type Output } from './output.ts';
 
 /** The demo log's origin (and key name). */

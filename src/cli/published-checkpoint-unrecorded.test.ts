@@ -22,7 +22,8 @@ import type { Pool } from '../store/pool.ts';
 import { generateSignerKey, openCheckpoint, parseVerifierKey } from '../tlog/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { until } from '../../test/support/until.ts';
-import { PublishedCheckpointGuard, publishedCheckpointFileName, publishedCheckpointUnrecordedRule, type FollowOptions, type NoteWriter } from './published-checkpoint.ts';
+import { PublishedCheckpointGuard, publishedCheckpointUnrecordedRule, type FollowOptions } from './published-checkpoint.ts';
+import { publishedCheckpointFileName, type NoteWriter } from './published-checkpoint-file.ts';
 import { Failure } from './output.ts';
 import { replaceFile } from './replace-file.ts';
 

@@ -24,7 +24,8 @@ import { organisationRegisterCommand } from './admin.ts';
 import { readConfig } from './config.ts';
 import { Failure, type Output } from './output.ts';
 import { demoKeyFileName } from './log-key.ts';
-import { PublishedCheckpointGuard, publishedCheckpointFileName, type FollowOptions } from './published-checkpoint.ts';
+import { PublishedCheckpointGuard, type FollowOptions } from './published-checkpoint.ts';
+import { publishedCheckpointFileName } from './published-checkpoint-file.ts';
 import { until } from '../../test/support/until.ts';
 
 const root = resolve(import.meta.dirname, '../..');

@@ -42,54 +42,28 @@
  * again. A checkpoint another process signed is believed as the file is: only once its note
  * verifies with a key of this log (a row a database user wrote by hand is never recorded), and
  * only when the database's log holds it and extends the one recorded.
+ *
+ * This file is the running guard: the recorder of what this server signs, the checkpoint owed
+ * while a write fails, catching up, and following the database's newest checkpoint. The file
+ * and the notes it believes: published-checkpoint-file.ts; the start check against the
+ * database: published-checkpoint-start.ts.
  */
-import { constants } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { DomainError } from '../core/errors.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { CheckpointRecorder, SignedCheckpoint } from '../ledger/log/checkpointer.ts';
 import { Outage, outageReason } from '../ledger/outage.ts';
-import { TileReader } from '../ledger/log/tile-reader.ts';
 import { limits } from '../core/limits.ts';
-import { inTransaction, withQueryTimeout, type Pool, type PoolClient } from '../store/pool.ts';
-import { listLogKeys, readHead } from '../store/tlog-tables.ts';
-import { logTablesPresent, newestCheckpointFrom } from '../store/tlog-reads.ts';
-import { decodeVerifierKey, isValidKeyName, openCheckpoint, parseCheckpoint, parseNote, parseSignerKey, parseVerifierKey, rootFromNodes, rootNodes, type Ed25519NoteVerifier } from '../tlog/index.ts';
-import { dataDirAccessProblem } from './config.ts';
-import { Failure, printable } from './output.ts';
-import { replaceFile } from './replace-file.ts';
+import { inTransaction, withQueryTimeout, type Pool } from '../store/pool.ts';
+import { listLogKeys, newestCheckpointFrom } from '../store/tlog-tables.ts';
+import { Failure } from './output.ts';
+import { fileErrorReason, openSeen, replaceNote, type NoteWriter, type Published } from './published-checkpoint-file.ts';
+import { checkPublishedCheckpoint, rootAt } from './published-checkpoint-start.ts';
 
-export const publishedCheckpointFileName = 'published-checkpoint';
-/** Longest file read: a checkpoint note (three lines, a rotation line, a few signatures) is far shorter. */
-export const publishedCheckpointBytesMax = 65_536;
-/** Tiles the start check reads: a root needs one per tile level at most. */
-const startCheckTilesMax = 64;
 /** The rule /healthz answers 503 with while the file is behind what this server signed or saw. */
 export const publishedCheckpointUnrecordedRule = 'published-checkpoint-unrecorded';
 
-/** How the file is replaced with a note: replaceFile; a test's may fail as a full disk would. */
-export type NoteWriter = (file: string, note: string) => Promise<void>;
-
-const replaceNote: NoteWriter = (file, note) => replaceFile(file, note, { mode: 0o644, folderSync: 'required' });
-
 /** The database log's root at a size (at most its head). */
 type RootAt = (size: number) => Promise<Buffer>;
-
-/** A checkpoint as recorded: the signed note and what it signs. */
-interface Published {
-  size: number;
-  root: Buffer;
-  note: string;
-}
-
-/** What the start check read, in one snapshot, before anything is migrated. */
-interface DatabaseLog {
-  size: number;
-  root: Buffer;
-  /** Verifier keys the database records for its log (none on a database never migrated). */
-  keys: string[];
-}
 
 /** How a running server hears of a failing look at the database's newest checkpoint: as of a failing signing. */
 export interface FollowOptions {
@@ -101,11 +75,6 @@ export interface FollowOptions {
   onRecovered?: (message: string) => void;
   /** How the file is written (replaceNote); tests inject a failing one. */
   write?: NoteWriter;
-}
-
-/** How to go on deliberately, said by every refusal. */
-function howToGoOn(file: string): string {
-  return `if you mean to serve this database anyway (monitors and witnesses of the log will see it go back or fork), move ${file} away (keep it: it records what was published) and start again`;
 }
 
 export class PublishedCheckpointGuard implements CheckpointRecorder {
@@ -148,45 +117,19 @@ export class PublishedCheckpointGuard implements CheckpointRecorder {
   }
 
   /**
-   * The start check: refuses (a Failure, one line) a database whose log is shorter than the
-   * checkpoint recorded, or has another root at its size, and a file whose note no key of
-   * this log signed. `signerKeys`: the server's signing key and its previous one, if any.
-   * Reads only; call it before Ledger.open, which migrates and may sign.
+   * The start check (checkPublishedCheckpoint says what it refuses, each a Failure in one line),
+   * its refusals prefixed with `refusing`. `signerKeys`: the server's signing key and its
+   * previous one, if any. Reads only; call it before Ledger.open, which migrates and may sign.
    */
   static async check(pool: Pool, dataDir: string, signerKeys: readonly string[], refusing = 'refusing to start'): Promise<PublishedCheckpointGuard> {
     try {
-      return await PublishedCheckpointGuard.checked(pool, dataDir, signerKeys);
+      const start = await checkPublishedCheckpoint(pool, dataDir, signerKeys);
+      return new PublishedCheckpointGuard(start.file, start.published, start.ownKeys);
     } catch (error) {
       // Each refusal is said as its caller acts: serve starting, or an admin command writing.
       if (error instanceof Failure) throw new Failure(`${refusing}: ${error.message}`, error.exitCode);
       throw error;
     }
-  }
-
-  private static async checked(pool: Pool, dataDir: string, signerKeys: readonly string[]): Promise<PublishedCheckpointGuard> {
-    // A file in a folder another user may write guards nothing: that user may remove it (the
-    // next start then records whatever the database holds). Said here for every caller, an
-    // admin command with DATABASE_URL included, which opens no other file there.
-    const untrusted = dataDirAccessProblem(dataDir);
-    if (untrusted !== undefined) throw new Failure(untrusted, 2);
-    const file = join(dataDir, publishedCheckpointFileName);
-    const ownKeys = signerKeys.map((key) => parseSignerKey(key).verifierKey);
-    const note = await readPublishedFile(file);
-    if (note === undefined) return new PublishedCheckpointGuard(file, undefined, ownKeys);
-    const published = await inTransaction(pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
-      const log = await readDatabaseLog(client);
-      refuseAnotherLog(file, note, log.keys.at(-1) ?? signerKeys[0]);
-      const recorded = openPublished(file, note, [...ownKeys, ...log.keys]);
-      if (log.size < recorded.size) {
-        throw new Failure(`the database's transparency log has ${log.size} entries (root ${log.root.toString('base64')}), fewer than the checkpoint of size ${recorded.size} (root ${recorded.root.toString('base64')}) this server published, recorded in ${file}: the database is older than what was published (restored from an older backup, or a replica behind) or another database, and served it would give out ids and idempotency answers again and sign a fork of the published log; point chipledger at the newest database, or, ${howToGoOn(file)}`);
-      }
-      const root = await rootAt(client, recorded.size);
-      if (!root.equals(recorded.root)) {
-        throw new Failure(`the database's transparency log has root ${root.toString('base64')} at size ${recorded.size} (of ${log.size} entries), but the checkpoint of size ${recorded.size} this server published, recorded in ${file}, has root ${recorded.root.toString('base64')}: the database holds another history (another database, or one restored from a backup and then written to), and served it would sign a fork of the published log; point chipledger at the database it published, or, ${howToGoOn(file)}`);
-      }
-      return recorded;
-    });
-    return new PublishedCheckpointGuard(file, published, ownKeys);
   }
 
   /**
@@ -337,136 +280,5 @@ export class PublishedCheckpointGuard implements CheckpointRecorder {
 
   private wentBack(size: number): Error {
     return new Error(`the database's transparency log no longer extends the checkpoint of size ${size} this server published (recorded in ${this.file}): the database went back while this server ran (a failover to a replica without the newest commits, or a restore); stop this server and point it at the database it published`);
-  }
-}
-
-/**
- * A failed write's error, said without the paths Node quotes in it: the temporary file's name
- * is random at each write (replace-file.ts), and with it every failure of an outage would be a
- * reason of its own, said each time. The file is named by the message around it.
- */
-function fileErrorReason(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/ '[^']*'( -> '[^']*')?/g, '');
-}
-
-/**
- * A checkpoint row another process wrote, believed only when its note verifies with a key of
- * this log and says the size and root of its row: a row a database user wrote by hand is never
- * recorded (the file would then refuse the database's real log at the next start).
- */
-function openSeen(row: { size: number; root: Buffer; signed_note: string }, verifierKeys: readonly string[]): Published {
-  const keys = [...new Set(verifierKeys)];
-  const opened = openByAnyKey(row.signed_note, keys);
-  if (typeof opened !== 'string' && opened.size === row.size && opened.root.equals(row.root)) return opened;
-  throw new Error(`the database's newest checkpoint, of size ${row.size}, is not a checkpoint of that size signed by a key of this log (${keys.join(', ')}): it was written or changed by hand, so it is not recorded; run chipledger check`);
-}
-
-/**
- * The file's text, or undefined when there is none; anything else that stops reading it is a
- * refusal. Opened non-blocking: a FIFO put in its place would otherwise hang the start (it is
- * then refused as not a file).
- */
-async function readPublishedFile(file: string): Promise<string | undefined> {
-  let handle;
-  try {
-    handle = await open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Failure(`couldn't read ${file}, the newest checkpoint this server published: ${(error as Error).message}`);
-  }
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new Failure(`${file}, where this server records the newest checkpoint it published, is not a file; ${howToGoOn(file)}`);
-    if (stat.size > publishedCheckpointBytesMax) throw new Failure(`${file} is longer than ${publishedCheckpointBytesMax} bytes, so it is not the checkpoint this server recorded; ${howToGoOn(file)}`);
-    return await readFile(handle, 'utf8');
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Longest origin compared with the database's: a key name, as every log origin here is, is far shorter. */
-const originLengthMax = 255;
-
-/**
- * Refuses a recorded checkpoint of another log than the database's: a data dir of another
- * deployment (the demo's, left as the default while following the production steps), or a
- * database of another one. Its sizes say nothing about this database, so it is said as what
- * it is, not as a database that went back. Compared before any signature is checked: the
- * other log's checkpoint is signed by a key this server does not hold, and a note changed by
- * hand to name another origin is refused either way. `logKey`: the database's newest log key
- * (a verifier key), or, on a database that records none yet, the caller's first key (a signer
- * key: serve's, which will sign it); its name is the log's origin. A note that does not parse
- * is openPublished's to refuse.
- */
-function refuseAnotherLog(file: string, note: string, logKey: string | undefined): void {
-  let origin: string;
-  let logOrigin: string;
-  try {
-    origin = parseCheckpoint(parseNote(note).text).origin;
-    if (logKey === undefined) return;
-    logOrigin = logKey.startsWith('PRIVATE+KEY+') ? parseSignerKey(logKey).name : decodeVerifierKey(logKey).name;
-  } catch {
-    // A malformed key recorded in the database is the ledger's start-up check's to name.
-    return;
-  }
-  if (origin === logOrigin || origin.length > originLengthMax || !isValidKeyName(origin)) return;
-  throw new Failure(`${file} holds a checkpoint of another log (origin ${printable(origin)}; this database's log is ${logOrigin}): the data dir is another deployment's (the demo's, say), or the database is; set CHIPLEDGER_DATA_DIR to the folder of this database's own server, or, ${howToGoOn(file)}`);
-}
-
-/** The recorded note, opened with the first of `verifierKeys` that signed it; a refusal when none did. */
-function openPublished(file: string, note: string, verifierKeys: readonly string[]): Published {
-  const keys = [...new Set(verifierKeys)];
-  const opened = openByAnyKey(note, keys);
-  if (typeof opened !== 'string') return opened;
-  throw new Failure(`${file} should hold the newest checkpoint this server published, but it is not a checkpoint signed by a key of this log (${keys.join(', ')}): ${opened}; it was changed, or comes from another log, so the database cannot be checked against it; put back the file this server wrote, or, ${howToGoOn(file)}`);
-}
-
-/**
- * `note` opened as a checkpoint with the first of `keys` that signed it, or why none did (the
- * first key's reason: the server's own, when it has one). A malformed key recorded in the
- * database is skipped: the ledger's start-up check names it.
- */
-function openByAnyKey(note: string, keys: readonly string[]): Published | string {
-  let why = 'no log key is known';
-  for (const key of keys) {
-    let verifier: Ed25519NoteVerifier;
-    try {
-      verifier = parseVerifierKey(key);
-    } catch {
-      continue;
-    }
-    try {
-      const { checkpoint } = openCheckpoint(note, verifier);
-      return { size: checkpoint.size, root: checkpoint.rootHash, note };
-    } catch (error) {
-      if (key === keys[0]) why = (error as Error).message;
-    }
-  }
-  return why;
-}
-
-/**
- * The log's size, root and keys as the database holds them. A database never migrated has no
- * log tables: its log is empty.
- */
-async function readDatabaseLog(client: PoolClient): Promise<DatabaseLog> {
-  const tables = await logTablesPresent(client);
-  const head = tables.head ? await readHead(client) : undefined;
-  const keys = tables.keys ? (await listLogKeys(client)).map((row) => row.verifier_key) : [];
-  return { size: head?.size ?? 0, root: head?.root ?? (await rootAt(client, 0)), keys };
-}
-
-/**
- * The root of the database's log at `size` (at most its head), from its tiles as the ledger
- * keeps them. The ledger's own start-up check, which runs next, proves the tiles against the
- * events; a tile missing here is a refusal of the same kind.
- */
-async function rootAt(client: PoolClient, size: number): Promise<Buffer> {
-  try {
-    return rootFromNodes(size, await new TileReader(client, startCheckTilesMax).nodeGetter(rootNodes(size), client));
-  } catch (error) {
-    if ((error as { code?: unknown }).code !== undefined) throw error;
-    throw new Failure(`couldn't compute the database log's root at size ${size} to compare it with the checkpoint this server published: ${(error as Error).message}`);
   }
 }

@@ -27,7 +27,8 @@ import { createDemoTokens, demoParties, demoState, loadDemo, type DemoParty, typ
 import { administrator } from '../demo/scenario.ts';
 import { checkedDatabase } from './admin.ts';
 import { printDemoTokens, printTokenCommands } from './demo-tokens.ts';
-import { dataDirProblem, formatProblems, makeDataDir, type Config } from './config.ts';
+import { formatProblems, type Config } from './config.ts';
+import { dataDirProblem, makeDataDir } from './data-dir.ts';
 import { openDatabase, StoppedWhileWaiting, type Database } from './database.ts';
 import { chipledgerCommand } from './http.ts';
 import { Failure, type Output } from './output.ts';

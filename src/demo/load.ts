@@ -17,7 +17,7 @@ import type { Ledger } from '../ledger/ledger.ts';
 import { describeHolders, formatWait, takeAdvisoryLock, terminateSql } from '../store/advisory-locks.ts';
 import { demoCounts, demoLoadLockKey, releaseDemoLoadLock } from '../store/demo-queries.ts';
 import type { Pool, PoolClient } from '../store/pool.ts';
-import { logHeadSize } from '../store/tlog-reads.ts';
+import { logHeadSize } from '../store/tlog-tables.ts';
 import { Loader, type LoadedDemo, type LoaderOptions } from './loader.ts';
 import { DemoLoadError } from './parties.ts';
 import * as scenario from './scenario.ts';
