@@ -67,5 +67,17 @@ export function mayRun(role: Role, kind: CommandKind): boolean {
  */
 export function roleRefusal(actor: Actor, kind: CommandKind): DomainError | undefined {
   if (mayRun(actor.role, kind)) return undefined;
-  return new DomainError('forbidden', `${/^[aeiou]/.test(actor.role) ? 'an' : 'a'} ${actor.role} token may not run ${kind}`);
+  const allowedRoles = commandRoles[kind];
+  const others = allowedRoles.slice(0, -1);
+  const by = others.length === 0 ? allowedRoles[0]! : `${others.join(', ')} or ${allowedRoles.at(-1)!}`;
+  return new DomainError('forbidden', `${article(actor.role)} ${actor.role} token may not run ${kind}; it is run by ${article(by)} ${by} token`, {
+    rule: roleRule, details: { role: actor.role, command: kind, allowedRoles },
+  });
+}
+
+/** The rule of a command refused for its caller's role: the table above, whose roles the refusal lists. */
+export const roleRule = 'role';
+
+function article(word: string): 'a' | 'an' {
+  return /^[aeiou]/.test(word) ? 'an' : 'a';
 }

@@ -19,7 +19,12 @@ import { isTransientDatabaseError } from '../store/sqlstate.ts';
 export { isLockTimeout, isTransientDatabaseError } from '../store/sqlstate.ts';
 
 /** A schema problem as zod reports it; `keys`: the keys an unrecognized_keys issue names. */
-type SchemaIssue = { path: PropertyKey[]; message: string; code?: string; origin?: string; keys?: readonly string[] };
+type SchemaIssue = { path: PropertyKey[]; message: string; code?: string; origin?: string; keys?: readonly string[]; maximum?: number | bigint };
+
+/** The rule of a request its command's schema refused (a field missing, of the wrong form, out of range). */
+export const schemaRule = 'schema';
+/** The rule of a list over its named bound (shipmentSerialsMax, listItemsMax, …): a 413. */
+export const listLengthMaxRule = 'list-length-max';
 
 /**
  * Characters of a field's path and of its message that a refusal quotes. Both may carry what
@@ -34,16 +39,32 @@ export const quotedKeyLengthMax = 40;
 /** Fields a refusal lists; the first is also in its detail, which is therefore bounded too. */
 const listedFieldsMax = 20;
 
-export function invalidInput(kind: string, issues: ReadonlyArray<SchemaIssue>): DomainError {
+/**
+ * `input`: the request as sent, when the caller has it, from which a list over its bound is
+ * counted (zod's issue keeps the bound, not what was given; the schema's words say both).
+ */
+export function invalidInput(kind: string, issues: ReadonlyArray<SchemaIssue>, input?: unknown): DomainError {
   const fields = issues.slice(0, listedFieldsMax).map(fieldOf);
   const first = fields[0];
   // A list over its named bound (a manifest over shipmentSerialsMax) is a limit hit: 413.
   const overList = issues.find((issue) => issue.code === 'too_big' && issue.origin === 'array');
   if (overList) {
     const { path, message } = fieldOf(overList);
-    return new DomainError('payload_too_large', `couldn't take the ${kind} request: ${path}: ${message}`, { rule: 'list-length-max', details: { fields } });
+    const given = lengthAt(input, overList.path);
+    const numbers = { ...(overList.maximum === undefined ? {} : { itemsMax: Number(overList.maximum) }), ...(given === undefined ? {} : { given }) };
+    return new DomainError('payload_too_large', `couldn't take the ${kind} request: ${path}: ${message}`, { rule: listLengthMaxRule, details: { fields, ...numbers } });
   }
-  return new DomainError('invalid_input', `couldn't read the ${kind} request: ${first ? `${first.path}: ${first.message}` : 'invalid'}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}`, { details: { fields } });
+  return new DomainError('invalid_input', `couldn't read the ${kind} request: ${first ? `${first.path}: ${first.message}` : 'invalid'}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}`, { rule: schemaRule, details: { fields } });
+}
+
+/** The length of the list at `path` in the input, if there is one there. */
+function lengthAt(input: unknown, path: readonly PropertyKey[]): number | undefined {
+  let value = input;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return Array.isArray(value) ? value.length : undefined;
 }
 
 /** A field as a refusal lists it: its path ("(body)" for the body itself) and what is wrong, each cut to quotedFieldLengthMax. */
@@ -151,6 +172,38 @@ function valueTooLargeRefusal(pgError: { table?: string; constraint?: string; me
   return new DomainError('payload_too_large', `a value in the request is too large for the database to store${where}; shorten it: ${pgError.message ?? valueTooLargeCode}`, { rule: 'database-value-size', details });
 }
 
+/**
+ * CHECK constraints of migration 001 that hold a quantity rule the ledger checks first, named
+ * as PostgreSQL named them (a CHECK over two columns is <table>_check), with the rule and code
+ * the ledger's own check gives (handlers/allocations.ts, shipments.ts, units.ts). The database
+ * refuses what those checks could not see, and the caller hears the same rule, as with
+ * invariant4Indexes; the numbers are not the database's to give (its detail quotes the whole row).
+ */
+const quantityChecks: Record<string, { code: 'insufficient_units'; rule: string; words: string }> = {
+  licences_check: { code: 'insufficient_units', rule: 'invariant-1', words: "a licence's allocated units would exceed its authorised units (invariant 1)" },
+  allocations_check: { code: 'insufficient_units', rule: 'invariant-2', words: "an allocation's reserved and shipped units would exceed its units (invariant 2)" },
+  sites_check: { code: 'insufficient_units', rule: 'site-capacity', words: "a site's deployed units would exceed its capacity" },
+};
+
+/**
+ * Any other constraint the database holds (class 23): a CHECK, or a trigger's RAISE that names
+ * its constraint (migrations 022 onwards). Its rule is the constraint's name, as before; its
+ * words are fixed. A trigger's text is written for the operator and may name another tenant's
+ * records (037's units_keep_identity names the exporter and the shipment that hold a unit,
+ * which manifests.ts's unit-owner refusal keeps from a caller), so it goes in the error's cause,
+ * for the log, never to the caller.
+ */
+function constraintRefusal(error: unknown, pgError: { code?: string; constraint?: string }): DomainError {
+  const mapped = pgError.constraint === undefined ? undefined : quantityChecks[pgError.constraint];
+  if (mapped !== undefined) {
+    return new DomainError(mapped.code, `the database refused the change: ${mapped.words}; nothing was written`, { rule: mapped.rule, details: { constraint: pgError.constraint }, cause: error });
+  }
+  const named = pgError.constraint === undefined ? `a rule with no name (SQLSTATE ${pgError.code ?? '23000'})` : `the rule ${pgError.constraint}`;
+  return new DomainError('conflict', `the database refused the change: it breaks ${named}, which the ledger's checks did not catch first; nothing was written`, {
+    rule: pgError.constraint ?? 'database-constraint', ...(pgError.constraint === undefined ? {} : { details: { constraint: pgError.constraint } }), cause: error,
+  });
+}
+
 /** The rule of a batch the database refused as dated too far ahead of its clock (migration 047). */
 export const clockAheadOfDatabaseRule = 'clock-ahead-of-database';
 
@@ -188,9 +241,7 @@ export function toRefusal(error: unknown): DomainError {
   if (pgError.code === clockAheadOfDatabaseCode) return clockAheadRefusal(pgError);
   // 23P01: an exclusion constraint that holds a uniqueness (products_model_key, migration 026).
   if (pgError.code === '23505' || pgError.code === '23P01') return duplicateRefusal(pgError);
-  if (pgError.code?.startsWith('23')) {
-    return new DomainError('conflict', `the database refused the change: ${pgError.message ?? pgError.code}`, { rule: pgError.constraint ?? 'database-constraint' });
-  }
+  if (pgError.code?.startsWith('23')) return constraintRefusal(error, pgError);
   if (pgError.code?.startsWith('22')) {
     return new DomainError('invalid_input', `the database refused a value in the request: ${pgError.message ?? pgError.code}`, { rule: 'database-value' });
   }

@@ -23,6 +23,17 @@ export const text = (max: number = limits.textLengthMax) =>
     .refine((value) => !controlCharacters.test(value), { message: 'must not contain control characters' })
     .transform((value) => value.normalize('NFC'))
     .pipe(z.string().max(max, `must be at most ${max} characters once normalised to NFC`));
+/**
+ * A list's bound, as its refusal says it: how many were given, and the bound by its name in
+ * limits.ts, as the units of a shipment are refused (zod's own words give neither). The
+ * refusal is a 413 (refusals.ts, invalidInput), which reads the bound from the issue.
+ */
+export function listMax(max: number, bound: string, holder: string, items: string): { error: (issue: { input?: unknown }) => string } {
+  return {
+    error: (issue) => `${Array.isArray(issue.input) ? `${issue.input.length.toLocaleString('en-US')} given; ` : ''}${holder} at most ${max.toLocaleString('en-US')} ${items} (${bound})`,
+  };
+}
+
 /** A name: text that is not blank (the OpenAPI document says so with minLength and a pattern). */
 export const name = () => text().pipe(z.string().trim().min(1, 'must not be empty')).meta({ minLength: 1, pattern: '\\S' });
 
@@ -44,8 +55,10 @@ export const units = z.number().int('must be a whole number').positive('must be 
  * with a sign; either would reach the database as a value it refuses.
  */
 const fourDigitYear = /^(?!0000)\d{4}-/;
+/** The form an instant is given in, as a refusal of another form says it. */
+export const instantForm = 'a date and time with its offset, such as 2027-01-01T00:00:00Z or 2027-01-01T08:00:00+08:00';
 export const instant = z.iso
-  .datetime({ offset: true })
+  .datetime({ offset: true, error: `must be ${instantForm}` })
   .transform((value) => new Date(value).toISOString())
   .refine((value) => fourDigitYear.test(value), { message: 'must be between the years 1 and 9999 in UTC' });
 export const day = z.iso.date().refine((value) => fourDigitYear.test(value), { message: 'must be between the years 1 and 9999' });
@@ -164,7 +177,7 @@ const condition = z.strictObject({
  * reference to the condition (in a decision, a report, an amendment's reason) naming two
  * obligations, so it is refused, naming the id.
  */
-const conditions = z.array(condition).max(limits.listItemsMax).superRefine((list, context) => {
+const conditions = z.array(condition).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence has', 'conditions')).superRefine((list, context) => {
   const seen = new Set<string>();
   list.forEach((item, index) => {
     if (seen.has(item.id)) context.addIssue({ code: 'custom', message: `condition id ${JSON.stringify(item.id)} is given twice; each condition needs an id of its own`, path: [index, 'id'] });
@@ -194,7 +207,7 @@ export const licenceCreate = z
       .describe("The issuing authority's reference for the licence (its document number), kept as given. One licence of an authority per reference, compared trimmed and without regard to the case of ASCII letters: a second is refused (409, rule licence-reference)."),
     direction: z.enum(['export', 'import']),
     holderId: id,
-    productIds: z.array(id).min(1).max(limits.listItemsMax),
+    productIds: z.array(id).min(1).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'products')),
     origin: country,
     destination: country,
     authorisedUnits: units,
@@ -203,8 +216,8 @@ export const licenceCreate = z
     validFrom: instant,
     validTo: instant,
     conditions: conditions.default([]),
-    riders: z.array(name()).max(limits.listItemsMax).default([]),
-    parties: z.array(party).max(limits.listItemsMax).default([]),
+    riders: z.array(name()).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence has', 'riders')).default([]),
+    parties: z.array(party).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'parties')).default([]),
     demo: z.boolean().default(false),
   })
   .refine((l) => l.validTo > l.validFrom, { message: 'validTo must be after validFrom', path: ['validTo'] })
@@ -227,10 +240,10 @@ export const licenceAmend = z
     valueMinor: valueMinor.optional(),
     currency: currency.optional(),
     validTo: instant.optional(),
-    productIds: z.array(id).min(1).max(limits.listItemsMax).optional(),
+    productIds: z.array(id).min(1).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'products')).optional(),
     conditions: conditions.optional(),
-    riders: z.array(name()).max(limits.listItemsMax).optional(),
-    parties: z.array(party).max(limits.listItemsMax).optional(),
+    riders: z.array(name()).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence has', 'riders')).optional(),
+    parties: z.array(party).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'parties')).optional(),
   })
   .refine((l) => (l.valueMinor === undefined) === (l.currency === undefined), valueTogether)
   .meta({ dependentRequired: { valueMinor: ['currency'], currency: ['valueMinor'] } });
@@ -271,7 +284,7 @@ export function canonicalGpuUuid(value: string): string {
 }
 const gpuUuid = z.string().regex(gpuUuidPattern).transform(canonicalGpuUuid);
 const manifestEntry = z.union([serial, z.strictObject({ serial, gpuUuid: gpuUuid.optional() })]);
-export const manifest = z.array(manifestEntry).min(1).max(limits.shipmentSerialsMax);
+export const manifest = z.array(manifestEntry).min(1).max(limits.shipmentSerialsMax, listMax(limits.shipmentSerialsMax, 'shipmentSerialsMax', 'a manifest lists', 'serials'));
 
 /**
  * A shipment carries at most as many units as its manifest can list (shipmentSerialsMax):
@@ -307,7 +320,7 @@ export const siteRegister = z.strictObject({
   demo: z.boolean().default(false),
 });
 
-const serialList = z.array(serial).min(1).max(limits.deploymentSerialsMax);
+const serialList = z.array(serial).min(1).max(limits.deploymentSerialsMax, listMax(limits.deploymentSerialsMax, 'deploymentSerialsMax', 'a command lists', 'serials'));
 export const unitsDeploy = z.strictObject({ siteId: id, serials: serialList });
 export const unitsEnd = z.strictObject({ serials: serialList, reason: name() });
 export const ledgerSweep = z.strictObject({});

@@ -180,7 +180,7 @@ export class Sequencer {
     const serialsRefusal = this.shares.refusal(kind, actor.orgId, serials, this.queue.length);
     if (serialsRefusal !== undefined) return refused(serialsRefusal);
     const parsed = commandSchemas[kind].safeParse(rawInput);
-    if (!parsed.success) return answerRefusedAtOnce(this.keyed, kind, rawInput, actor, idempotencyKey, invalidInput(kind, parsed.error.issues));
+    if (!parsed.success) return answerRefusedAtOnce(this.keyed, kind, rawInput, actor, idempotencyKey, invalidInput(kind, parsed.error.issues, rawInput));
     if (this.queue.length >= this.queueMax) {
       return refused(new DomainError('overloaded', `the ledger has ${this.queue.length} commands waiting; retry shortly`, { details: { queueDepth: this.queue.length } }));
     }

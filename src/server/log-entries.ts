@@ -19,8 +19,11 @@ export interface EntryOptions {
 
 export async function sendEntries(request: FastifyRequest, reply: FastifyReply, options: EntryOptions, tileIndex: number, width: number, size: number): Promise<FastifyReply> {
   const actor = await options.verifier.verify(request.headers.authorization);
-  if (!['authority_admin', 'authority_officer', 'auditor'].includes(actor.role)) {
-    throw new DomainError('forbidden', 'entry bundles hold every event; only authorities and auditors may read them (others read their own events at /v1/events)');
+  const readers = ['authority_admin', 'authority_officer', 'auditor'];
+  if (!readers.includes(actor.role)) {
+    throw new DomainError('forbidden', 'entry bundles hold every event; only authorities and auditors may read them (others read their own events at /v1/events)', {
+      rule: 'role', details: { role: actor.role, allowedRoles: readers },
+    });
   }
   const first = tileIndex * tileWidth;
   if (first + width > size) throw new DomainError('not_found', `the log (size ${size}) has no entry bundle ${tileIndex} of width ${width} yet`);

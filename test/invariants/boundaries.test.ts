@@ -128,7 +128,7 @@ describe('invariant 3 at its edge', () => {
   it('refuses a shipment above a max_units_per_shipment condition and books one at exactly its value', async () => {
     const on = await pair({ importConditions: [{ id: 'cap-five', text: 'At most 5 units a shipment', kind: 'max_units_per_shipment', value: 5 }] });
     const over = await book(on, 6);
-    expect(refusal(over)).toEqual({ code: 'licence_not_valid', rule: 'cap-five' });
+    expect(refusal(over)).toEqual({ code: 'licence_not_valid', rule: 'licence-condition' });
     expectOk(await book(on, 5));
   });
 });

@@ -2,7 +2,7 @@
 import { newId, refuse, formatUnits, type Handler } from '../handler.ts';
 import type { OrganisationRow } from '../rows.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
-import { visibleLicence } from './licences.ts';
+import { licenceIssuerRule, visibleLicence } from './licences.ts';
 
 /**
  * Who reads an allocation's events besides authorities: its recipient, and the exporters
@@ -26,6 +26,17 @@ export function namesRecipient(licence: LicenceWithParties, orgId: string): bool
 function checkNamesRecipient(licence: LicenceWithParties, recipientId: string, doing: string): void {
   if (namesRecipient(licence, recipientId)) return;
   throw refuse.licence('licence-recipient', `couldn't ${doing}: licence ${licence.id} does not name ${recipientId} as holder, consignee or end user`, { licenceId: licence.id, recipientId });
+}
+
+/**
+ * The details of every invariant-1 refusal (allocated ≤ authorised), whichever command met it:
+ * the licence's figures now, and what the command asked for. `requestedUnits` is always units
+ * more to allocate (allocation.create, a growing allocation.resize, which names its allocation);
+ * an amendment asks for a new authorised total instead (requestedAuthorisedUnits).
+ */
+export function invariant1Details(licence: LicenceWithParties, asked: { requestedUnits: number; allocationId?: string } | { requestedAuthorisedUnits: number }): Record<string, unknown> {
+  const { authorised_units: authorisedUnits, allocated_units: allocatedUnits } = licence;
+  return { licenceId: licence.id, authorisedUnits, allocatedUnits, unallocatedUnits: authorisedUnits - allocatedUnits, ...asked };
 }
 
 /** A tranche: the UTC days, first and last inclusive, on which its units may be booked. */
@@ -121,17 +132,19 @@ export const allocationCreate: Handler<'allocation.create'> = {
   run(context, input) {
     const { state, actor } = context;
     const licence = visibleLicence(state, actor, input.licenceId);
-    if (licence.authority_org_id !== actor.orgId) throw refuse.forbidden(`only ${licence.authority_org_id}, which issued licence ${licence.id}, may allocate it`);
+    if (licence.authority_org_id !== actor.orgId) throw refuse.forbidden(`only ${licence.authority_org_id}, which issued licence ${licence.id}, may allocate it`, licenceIssuerRule);
     const period = input.periodStart === undefined ? null : { start: input.periodStart, end: input.periodEnd! };
     checkAllocatable(licence, `allocate ${formatUnits(input.units)} units to ${input.recipientId}`, context.at, period);
     const recipient = state.get('organisations', input.recipientId);
     if (!recipient) throw refuse.notFound('organisation', input.recipientId);
-    if (!recipient.roles.includes('recipient')) throw refuse.conflict('allocation-recipient', `organisation ${recipient.id} is not a recipient`);
+    if (!recipient.roles.includes('recipient')) {
+      throw refuse.conflict('allocation-recipient', `organisation ${recipient.id} is not a recipient; units are allocated to an organisation registered as one`, { organisationId: recipient.id, roles: recipient.roles });
+    }
     checkNamesRecipient(licence, recipient.id, `allocate ${formatUnits(input.units)} units to ${recipient.id}`);
     checkRecipientOnRoute(licence, recipient, `allocate ${formatUnits(input.units)} units to ${recipient.id}`);
     const unallocated = licence.authorised_units - licence.allocated_units;
     if (input.units > unallocated) {
-      throw refuse.units('invariant-1', `licence ${licence.id} has ${formatUnits(unallocated)} units unallocated; ${formatUnits(input.units)} requested`, { licenceId: licence.id, unallocatedUnits: unallocated, requestedUnits: input.units });
+      throw refuse.units('invariant-1', `licence ${licence.id} has ${formatUnits(unallocated)} units unallocated; ${formatUnits(input.units)} requested`, invariant1Details(licence, { requestedUnits: input.units }));
     }
     const id = newId('A', context);
     state.put('allocations', {
@@ -174,7 +187,7 @@ export const allocationResize: Handler<'allocation.resize'> = {
     const allocation = state.get('allocations', input.allocationId);
     if (!allocation) throw refuse.notFound('allocation', input.allocationId);
     const licence = visibleLicence(state, actor, allocation.licence_id);
-    if (licence.authority_org_id !== actor.orgId) throw refuse.forbidden(`only ${licence.authority_org_id} may resize allocations of licence ${licence.id}`);
+    if (licence.authority_org_id !== actor.orgId) throw refuse.forbidden(`only ${licence.authority_org_id}, which issued licence ${licence.id}, may resize its allocations`, licenceIssuerRule);
     // Growing hands out more units, so it needs what creating an allocation needs: the
     // licence's status, a validity that has not ended, the tranche's days within it (an
     // amendment may have cut the validity short since), and a licence that still names the
@@ -190,12 +203,12 @@ export const allocationResize: Handler<'allocation.resize'> = {
     }
     const used = allocation.reserved_units + allocation.shipped_units;
     if (input.units < used) {
-      throw refuse.units('invariant-2', `allocation ${allocation.id} has ${formatUnits(used)} units reserved or shipped; it cannot shrink to ${formatUnits(input.units)}`, { usedUnits: used, requestedUnits: input.units });
+      throw refuse.units('invariant-2', `allocation ${allocation.id} has ${formatUnits(used)} units reserved or shipped; it cannot shrink to ${formatUnits(input.units)}`, { allocationId: allocation.id, usedUnits: used, requestedUnits: input.units });
     }
     const allocated = licence.allocated_units - allocation.units + input.units;
     if (allocated > licence.authorised_units) {
       const unallocated = licence.authorised_units - licence.allocated_units;
-      throw refuse.units('invariant-1', `licence ${licence.id} has ${formatUnits(unallocated)} units unallocated; ${formatUnits(input.units - allocation.units)} more requested`, { unallocatedUnits: unallocated, requestedUnits: input.units - allocation.units });
+      throw refuse.units('invariant-1', `licence ${licence.id} has ${formatUnits(unallocated)} units unallocated; ${formatUnits(input.units - allocation.units)} more requested`, invariant1Details(licence, { requestedUnits: input.units - allocation.units, allocationId: allocation.id }));
     }
     state.update('allocations', allocation, { units: input.units });
     state.update('licences', licence, { allocated_units: allocated, updated_seq: context.seq });

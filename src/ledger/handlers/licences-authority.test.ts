@@ -85,10 +85,10 @@ describe('licence.surrender is its holder’s act alone', () => {
     // Alpha is the export licence's end user and the exporter the import licence's supplier:
     // each reads the other's licence and may name it, but giving it up is its holder's act.
     expect(refusal(await world.ledger.submit('licence.surrender', { licenceId: pair.exportLicenceId }, actors.alpha))).toEqual({
-      code: 'forbidden', rule: undefined, message: `only the holder ${actors.exporter.orgId} may surrender licence ${pair.exportLicenceId}`,
+      code: 'forbidden', rule: 'licence-holder', message: `only the holder ${actors.exporter.orgId} may surrender licence ${pair.exportLicenceId}`,
     });
     expect(refusal(await world.ledger.submit('licence.surrender', { licenceId: pair.importLicenceId }, actors.exporter))).toEqual({
-      code: 'forbidden', rule: undefined, message: `only the holder ${actors.alpha.orgId} may surrender licence ${pair.importLicenceId}`,
+      code: 'forbidden', rule: 'licence-holder', message: `only the holder ${actors.alpha.orgId} may surrender licence ${pair.importLicenceId}`,
     });
     const status = async (licenceId: string) => (await database.pool.query('SELECT status FROM licences WHERE id = $1', [licenceId])).rows[0].status;
     expect([await status(pair.exportLicenceId), await status(pair.importLicenceId)]).toEqual(['issued', 'issued']);

@@ -5,7 +5,7 @@ import type { Actor } from '../permissions.ts';
 import type { LicenceCondition, LicencePartyRow, LicenceStatus, OrganisationRow, PartyRole } from '../rows.ts';
 import type { CommandInput } from '../schemas.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
-import { checkTranchesWithin } from './allocations.ts';
+import { checkTranchesWithin, invariant1Details } from './allocations.ts';
 
 /** Who reads a licence's events: its holder, its parties, and the recipients of its allocations. */
 export function licenceOrgIds(licence: LicenceWithParties): string[] {
@@ -21,11 +21,21 @@ export function visibleLicence(state: BatchState, actor: Actor, licenceId: strin
   return licence;
 }
 
+/**
+ * The rule of a refusal to an organisation that is not the licence's issuing authority (or
+ * no authority at all) acting on a licence as its authority: issuing, suspending, amending,
+ * allocating it. It sees the licence (every authority reads every licence), so it hears why.
+ */
+export const licenceIssuerRule = 'licence-issuer';
+
+/** The rule of a licence's surrender asked by an organisation other than its holder. */
+export const licenceHolderRule = 'licence-holder';
+
 /** Only the authority that issued a licence acts on it as authority. */
 function ownLicence(state: BatchState, actor: Actor, licenceId: string): LicenceWithParties {
   const licence = visibleLicence(state, actor, licenceId);
   if (licence.authority_org_id !== actor.orgId) {
-    throw refuse.forbidden(`licence ${licence.id} was issued by ${licence.authority_org_id}; only that authority may change it`);
+    throw refuse.forbidden(`licence ${licence.id} was issued by ${licence.authority_org_id}; only that authority may change it`, licenceIssuerRule);
   }
   return licence;
 }
@@ -172,7 +182,7 @@ export const licenceCreate: Handler<'licence.create'> = {
   run(context, input) {
     const { state, actor } = context;
     const authority = state.get('organisations', actor.orgId);
-    if (!authority?.roles.includes('authority')) throw refuse.forbidden(`organisation ${actor.orgId} is not a licensing authority`);
+    if (!authority?.roles.includes('authority')) throw refuse.forbidden(`organisation ${actor.orgId} is not a licensing authority`, licenceIssuerRule);
     checkCrossesBorder(input);
     checkAuthorityCountry(authority, input);
     checkReferenceFree(state, authority.id, input);
@@ -230,7 +240,7 @@ function transition<K extends 'licence.issue' | 'licence.suspend' | 'licence.rei
       const { state, actor } = context;
       const licence = rule.byHolder ? visibleLicence(state, actor, input.licenceId) : ownLicence(state, actor, input.licenceId);
       if (rule.byHolder && licence.holder_org_id !== actor.orgId) {
-        throw refuse.forbidden(`only the holder ${licence.holder_org_id} may surrender licence ${licence.id}`);
+        throw refuse.forbidden(`only the holder ${licence.holder_org_id} may surrender licence ${licence.id}`, licenceHolderRule);
       }
       const verb = kind.slice('licence.'.length);
       if (!rule.from.includes(licence.status)) {
@@ -325,10 +335,12 @@ export const licenceAmend: Handler<'licence.amend'> = {
     const units = input.authorisedUnits ?? licence.authorised_units;
     const used = Math.max(licence.allocated_units, licence.shipped_units);
     if (units < used) {
-      throw refuse.units('invariant-1', `couldn't amend licence ${licence.id} to ${formatUnits(units)} units: ${formatUnits(licence.allocated_units)} are already allocated`, { requestedUnits: units, allocatedUnits: licence.allocated_units });
+      throw refuse.units('invariant-1', `couldn't amend licence ${licence.id} to ${formatUnits(units)} units: ${formatUnits(licence.allocated_units)} are already allocated`, invariant1Details(licence, { requestedAuthorisedUnits: units }));
     }
     const validTo = input.validTo ?? licence.valid_to;
-    if (validTo <= licence.valid_from) throw refuse.invalid('licence-validity', `validTo ${validTo} must be after validFrom ${licence.valid_from}`);
+    if (validTo <= licence.valid_from) {
+      throw refuse.invalid('licence-validity', `couldn't amend licence ${licence.id}: validTo ${validTo} must be after its validFrom, ${licence.valid_from}`, { licenceId: licence.id, validFrom: licence.valid_from, validTo });
+    }
     if (input.validTo !== undefined) {
       checkValidityKept(licence, input.validTo, context.at);
       checkTranchesWithin(state, licence, input.validTo);

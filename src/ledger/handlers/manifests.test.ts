@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { LoadedState } from '../../store/batch-state.ts';
 import type { ShipmentRow, UnitRow } from '../rows.ts';
 import { BatchState } from '../state.ts';
-import { attachSerials, type ManifestEntry } from './manifests.ts';
+import type { DomainError } from '../../core/errors.ts';
+import { attachSerials, refusedSerialsListedMax, type ManifestEntry } from './manifests.ts';
 
 const shipment: ShipmentRow = {
   id: 'S-1', exporter_org_id: 'ORG-1', recipient_org_id: 'ORG-2', product_id: 'PRD-1', origin: 'US', destination: 'CN',
@@ -194,5 +195,58 @@ describe('refusals for another tenant’s serial', () => {
     expect(attach(state, 5, ['DEPLOYED-1'])).toBe('serial DEPLOYED-1 is deployed; it cannot be listed in a shipment');
     expect(attach(state, 6, ['NEW-1'])).toBe('listed 1');
     expect(attach(state, 7, ['NEW-1'])).toBe('serial NEW-1 is already in live shipment S-1');
+  });
+});
+
+describe('a manifest with several bad serials', () => {
+  /** The refusal itself, as the sequencer would answer it. */
+  function refusalOf(entries: ManifestEntry[]) {
+    const state = freshState();
+    state.begin();
+    try {
+      attachSerials({ state, actor: { id: 'TOK-1', orgId: 'ORG-1', role: 'exporter' }, at: '2026-02-02T00:00:00.000Z', seq: 5 }, state.get('shipments', 'S-1')!, entries);
+    } catch (error) {
+      state.rollback();
+      expect(written(state)).toEqual({ newUnits: [], changedUnits: [], manifest: [], serialCount: 0 });
+      return (error as DomainError).toJSON();
+    }
+    return expect.fail('the manifest was listed');
+  }
+
+  it('names every one at once, each with its rule, under the first one\'s rule and words', () => {
+    expect(refusalOf(['NEW-1', 'DEPLOYED-1', 'THEIRS-1', 'BACK-H20', 'NEW-2'])).toEqual({
+      code: 'conflict', rule: 'invariant-4',
+      message: 'serial DEPLOYED-1 is deployed; it cannot be listed in a shipment; and 2 more serials are refused (details.serials names each)',
+      details: {
+        serial: 'DEPLOYED-1', custody: 'deployed', more: 0,
+        serials: [
+          { serial: 'DEPLOYED-1', rule: 'invariant-4', message: 'serial DEPLOYED-1 is deployed; it cannot be listed in a shipment', custody: 'deployed' },
+          { serial: 'THEIRS-1', rule: 'unit-owner', message: 'serial THEIRS-1 is not available to list in a shipment' },
+          { serial: 'BACK-H20', rule: 'unit-product', message: 'serial BACK-H20 is a unit of product PRD-H20; shipment S-1 is of product PRD-1', productId: 'PRD-H20' },
+        ],
+      },
+    });
+  });
+
+  it('keeps a lone bad serial\'s refusal as it was', () => {
+    expect(refusalOf(['NEW-1', 'THEIRS-1'])).toEqual({ code: 'conflict', rule: 'unit-owner', message: 'serial THEIRS-1 is not available to list in a shipment', details: { serial: 'THEIRS-1' } });
+  });
+
+  it(`names the first ${refusedSerialsListedMax} and counts the rest`, () => {
+    const many = (() => {
+      const state = freshState();
+      // A shipment with room for the whole list: the count is of refusals, not of room.
+      const big = state.update('shipments', state.get('shipments', 'S-1')!, { units: 100 });
+      state.begin();
+      try {
+        attachSerials({ state, actor: { id: 'TOK-1', orgId: 'ORG-1', role: 'exporter' }, at: '2026-02-02T00:00:00.000Z', seq: 5 }, big, Array.from({ length: refusedSerialsListedMax + 7 }, () => 'THEIRS-2'));
+      } catch (error) {
+        return (error as DomainError).toJSON();
+      }
+      return expect.fail('the manifest was listed');
+    })();
+    expect(many.message).toBe(`serial THEIRS-2 is not available to list in a shipment; and ${refusedSerialsListedMax + 6} more serials are refused (details.serials names the first ${refusedSerialsListedMax}, details.more counts the other 7)`);
+    expect(many.details).toMatchObject({ more: 7 });
+    expect((many.details!.serials as unknown[]).length).toBe(refusedSerialsListedMax);
   });
 });

@@ -1,16 +1,18 @@
 /**
  * Serial manifests: which physical units travel in a shipment (invariant 4: a serial is
  * in at most one live shipment). A manifest is all or nothing: one bad serial refuses
- * the whole list, naming it, except where naming more would tell of another tenant.
+ * the whole list, naming it, except where naming more would tell of another tenant. Every
+ * bad serial is named at once (up to refusedSerialsListedMax), so a large manifest is not
+ * corrected one upload per serial.
  */
-import { assert, type DomainError } from '../../core/errors.ts';
+import { assert, DomainError, isDomainError } from '../../core/errors.ts';
 import { refuse, formatUnits, type CommandContext, type Handler } from '../handler.ts';
 import { unshippedEndStatuses, type ShipmentRow, type UnitRow } from '../rows.ts';
 import { canonicalGpuUuid } from '../schemas.ts';
 import type { BatchState } from '../state.ts';
 import { gpuUuidRecordedRefusal } from '../refusals.ts';
 import type { BatchKeys } from '../../store/batch-keys.ts';
-import { checkDeadline, lapsedLicence, shipmentOrgIds, visibleShipment } from './shipments.ts';
+import { checkDeadline, lapsedLicence, shipmentOrgIds, shipmentPartyRule, visibleShipment } from './shipments.ts';
 
 export type ManifestEntry = string | { serial: string; gpuUuid?: string | undefined };
 
@@ -102,9 +104,48 @@ function checkGpuUuidsFree(state: BatchState, given: Array<{ serial: string; gpu
 }
 
 /**
- * Lists the serials in the shipment, checking each as it goes; a refusal undoes those
- * listed before it (the command's rollback). Each serial is looked up once: a serial this
- * command already listed is live in this shipment with a unit of this command's seq.
+ * Serials a manifest's refusal names one by one, each with its rule and words; the others
+ * refused are counted. A refusal is sent, logged and stored under its Idempotency-Key, so it
+ * must not grow with the manifest (100,000 serials): 50 serials of at most 64 characters, each
+ * with its sentence, keep it to some 15 kB.
+ */
+export const refusedSerialsListedMax = 50;
+
+/** The serials of one manifest refused so far: the first refusedSerialsListedMax kept, the rest counted. */
+class RefusedSerials {
+  readonly listed: Array<{ serial: string; error: DomainError }> = [];
+  count = 0;
+
+  add(serial: string, error: DomainError): void {
+    this.count += 1;
+    if (this.listed.length < refusedSerialsListedMax) this.listed.push({ serial, error });
+  }
+
+  /**
+   * One refusal for the manifest: a lone bad serial's own (its rule, words and details, as
+   * before), or the first's with every listed serial in details.serials and a count of the
+   * rest in details.more. Every per-serial refusal is one the caller would have been given
+   * alone, so listing them tells no more of another tenant than one would.
+   */
+  refusal(): DomainError | undefined {
+    const [first] = this.listed;
+    if (first === undefined) return undefined;
+    if (this.count === 1) return first.error;
+    const others = this.count - 1;
+    const more = this.count - this.listed.length;
+    const named = more === 0 ? 'details.serials names each' : `details.serials names the first ${formatUnits(this.listed.length)}, details.more counts the other ${formatUnits(more)}`;
+    return new DomainError(first.error.code, `${first.error.message}; and ${formatUnits(others)} more serial${others === 1 ? ' is' : 's are'} refused (${named})`, {
+      ...(first.error.rule === undefined ? {} : { rule: first.error.rule }),
+      details: { ...first.error.details, serials: this.listed.map(({ serial, error }) => ({ serial, rule: error.rule, message: error.message, ...error.details })), more },
+    });
+  }
+}
+
+/**
+ * Lists the serials in the shipment, checking each as it goes; a bad serial is left out and
+ * named, and any refuses the whole manifest, undoing those listed (the command's rollback).
+ * Each serial is looked up once: a serial this command already listed is live in this
+ * shipment with a unit of this command's seq.
  */
 export function attachSerials(context: CommandContext, shipment: ShipmentRow, entries: ManifestEntry[]): number {
   const { state, seq } = context;
@@ -112,22 +153,30 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
   if (entries.length > room) {
     // Manifests add up: a file imported again after part of it went in is too long by what went in.
     const listed = shipment.serial_count === 0 ? '' : ` (${formatUnits(shipment.serial_count)} of its ${formatUnits(shipment.units)} units are listed already: manifests add up)`;
-    throw refuse.conflict('manifest-size', `shipment ${shipment.id} has room for ${formatUnits(room)} more serials${listed}; ${formatUnits(entries.length)} given`, { room, given: entries.length, listed: shipment.serial_count });
+    throw refuse.conflict('manifest-size', `shipment ${shipment.id} has room for ${formatUnits(room)} more serial${room === 1 ? '' : 's'}${listed}; ${formatUnits(entries.length)} given`, { room, given: entries.length, listed: shipment.serial_count });
   }
   const uuids = new Set<string>();
   const given: Array<{ serial: string; gpuUuid: string }> = [];
   const listing = state.listing(shipment.id);
+  const refused = new RefusedSerials();
   entries.forEach((entry, index) => {
     const serial = serialOf(entry);
     const unit = state.get('units', serial);
     const live = state.liveShipmentOf(serial);
-    if (live === shipment.id && unit?.shipment_id === shipment.id && unit.updated_seq === seq) {
-      throw refuse.conflict('invariant-4', `serial ${serial} appears twice in the manifest (entry ${index + 1})`, { serial, entry: index + 1 });
-    }
     const gpuUuid = typeof entry === 'string' ? undefined : entry.gpuUuid;
-    const released = checkListable(state, shipment, serial, unit, live, gpuUuid);
+    let released: boolean;
+    try {
+      if (live === shipment.id && unit?.shipment_id === shipment.id && unit.updated_seq === seq) {
+        throw refuse.conflict('invariant-4', `serial ${serial} appears twice in the manifest (entry ${index + 1})`, { serial, entry: index + 1 });
+      }
+      released = checkListable(state, shipment, serial, unit, live, gpuUuid);
+      if (gpuUuid !== undefined && uuids.has(gpuUuid)) throw refuse.conflict('invariant-4', `GPU UUID ${gpuUuid} appears twice in the manifest`, { gpuUuid });
+    } catch (error) {
+      if (!isDomainError(error)) throw error;
+      refused.add(serial, error);
+      return;
+    }
     if (gpuUuid !== undefined) {
-      if (uuids.has(gpuUuid)) throw refuse.conflict('invariant-4', `GPU UUID ${gpuUuid} appears twice in the manifest`, { gpuUuid });
       uuids.add(gpuUuid);
       given.push({ serial, gpuUuid: canonicalGpuUuid(gpuUuid) });
     }
@@ -148,6 +197,8 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
       gpu_uuid_shipped: unit?.gpu_uuid_shipped ?? false,
     }, unit);
   });
+  const refusal = refused.refusal();
+  if (refusal !== undefined) throw refusal;
   checkGpuUuidsFree(state, given);
   const current = state.get('shipments', shipment.id)!;
   state.update('shipments', current, { serial_count: current.serial_count + entries.length, updated_seq: seq });
@@ -162,8 +213,8 @@ export const manifestAttach: Handler<'manifest.attach'> = {
   },
   run(context, input) {
     const shipment = visibleShipment(context.state, context.actor, input.shipmentId);
-    if (shipment.exporter_org_id !== context.actor.orgId) throw refuse.forbidden(`only the exporter ${shipment.exporter_org_id} may attach serials to shipment ${shipment.id}`);
-    if (shipment.status !== 'booked') throw refuse.conflict('shipment-status', `couldn't attach serials to shipment ${shipment.id}: it is ${shipment.status}, not booked`);
+    if (shipment.exporter_org_id !== context.actor.orgId) throw refuse.forbidden(`only the exporter ${shipment.exporter_org_id} may attach serials to shipment ${shipment.id}`, shipmentPartyRule);
+    if (shipment.status !== 'booked') throw refuse.conflict('shipment-status', `couldn't attach serials to shipment ${shipment.id}: it is ${shipment.status}, not booked`, { status: shipment.status });
     checkDeadline(context, shipment, 'attach serials to');
     // A booking that can never ship takes no more serials: they would be tied up until the
     // sweep expires it.

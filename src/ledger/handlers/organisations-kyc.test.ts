@@ -39,13 +39,13 @@ describe('organisation.set_kyc', () => {
   it("counts only the licence's own authority for end_user_kyc_required", async () => {
     const { actors } = world;
     const refusedFirst = await book();
-    expect(refusedFirst.ok ? 'accepted' : refusedFirst.error.rule).toBe('end-user-kyc');
+    expect(refusedFirst.ok ? 'accepted' : refusedFirst.error.rule).toBe('licence-condition');
 
     // MOFCOM's review does not satisfy a BIS licence condition.
     const byMofcom = await setKyc(true, actors.mofcom);
     expect(byMofcom.ok && byMofcom.body).toMatchObject({ authorityId: actors.mofcom.orgId, kycVerified: true, kycVerifiedBy: [actors.mofcom.orgId] });
     const refused = await book();
-    expect(refused.ok ? 'accepted' : refused.error.rule).toBe('end-user-kyc');
+    expect(refused.ok ? 'accepted' : refused.error.rule).toBe('licence-condition');
 
     // BIS's does; and MOFCOM withdrawing its own leaves BIS's standing.
     expect((await setKyc(true, actors.bis)).ok).toBe(true);
@@ -59,7 +59,7 @@ describe('organisation.set_kyc', () => {
     expect((await setKyc(false, actors.bis)).ok).toBe(true);
     expect(await verifiedBy()).toEqual([]);
     const blocked = await book();
-    expect(blocked.ok ? 'accepted' : blocked.error.rule).toBe('end-user-kyc');
+    expect(blocked.ok ? 'accepted' : blocked.error.rule).toBe('licence-condition');
     expect(await world.ledger.violations()).toEqual([]);
   });
 

@@ -81,7 +81,7 @@ export const organisationSetKyc: Handler<'organisation.set_kyc'> = {
     if (!org) throw refuse.notFound('organisation', input.organisationId);
     const authority = state.get('organisations', actor.orgId);
     if (!authority?.roles.includes('authority')) {
-      throw refuse.forbidden(`KYC is recorded by an authority for its own licences; ${actor.orgId} is not an authority organisation`);
+      throw refuse.forbidden(`KYC is recorded by an authority for its own licences; ${actor.orgId} is not an authority organisation`, 'kyc-authority');
     }
     const others = org.kyc_verified_by.filter((id) => id !== authority.id);
     const verifiedBy = input.verified ? [...others, authority.id].sort() : others;
@@ -211,21 +211,23 @@ export function hashTokenSecret(secret: string): Buffer {
  * mint a token for a party another authority regulates, and act as that party. The
  * operator (the system actor: `chipledger token create`) may do either for anyone.
  */
+export const tokenJurisdictionRule = 'token-jurisdiction';
+
 function checkTokenJurisdiction(context: CommandContext, role: Role, target: OrganisationRow | string, doing: 'makes' | 'revokes'): void {
   const { actor, state } = context;
   if (actor.id === systemActor.id) return;
   const targetId = typeof target === 'string' ? target : target.id;
   const operator = doing === 'makes' ? 'chipledger token create' : 'chipledger token revoke';
   if (role.startsWith('authority')) {
-    if (targetId !== actor.orgId) throw refuse.forbidden(`an authority admin ${doing} authority tokens of its own organisation only; ${targetId}'s are the operator's (${operator})`);
+    if (targetId !== actor.orgId) throw refuse.forbidden(`an authority admin ${doing} authority tokens of its own organisation only; ${targetId}'s are the operator's (${operator})`, tokenJurisdictionRule);
     return;
   }
   const own = state.get('organisations', actor.orgId);
   const org = typeof target === 'string' ? state.get('organisations', target) : target;
   // Fail closed: without both rows the jurisdiction cannot be compared.
-  if (!own || !org) throw refuse.forbidden(`an authority admin ${doing} ${role} tokens only for organisations of its own jurisdiction; couldn't compare ${actor.orgId} with ${targetId}`);
+  if (!own || !org) throw refuse.forbidden(`an authority admin ${doing} ${role} tokens only for organisations of its own jurisdiction; couldn't compare ${actor.orgId} with ${targetId}`, tokenJurisdictionRule);
   if (org.country !== own.country) {
-    throw refuse.forbidden(`an authority admin ${doing} ${role} tokens only for organisations of its own jurisdiction (${own.country}); ${org.id} is in ${org.country}, so its tokens are the operator's (${operator})`);
+    throw refuse.forbidden(`an authority admin ${doing} ${role} tokens only for organisations of its own jurisdiction (${own.country}); ${org.id} is in ${org.country}, so its tokens are the operator's (${operator})`, tokenJurisdictionRule);
   }
 }
 
@@ -239,7 +241,10 @@ export const tokenCreate: Handler<'token.create'> = {
     if (!org) throw refuse.notFound('organisation', input.organisationId);
     const needs = { authority_admin: 'authority', authority_officer: 'authority', exporter: 'exporter', recipient: 'recipient', auditor: 'auditor' } as const;
     if (!org.roles.includes(needs[input.role])) {
-      throw refuse.conflict('token-role', `organisation ${org.id} is not an ${needs[input.role]}, so it cannot hold a ${input.role} token`);
+      const needed = needs[input.role];
+      throw refuse.conflict('token-role', `organisation ${org.id} is not ${/^[aeiou]/.test(needed) ? 'an' : 'a'} ${needed}, so it cannot hold ${/^[aeiou]/.test(input.role) ? 'an' : 'a'} ${input.role} token`, {
+        organisationId: org.id, role: input.role, neededRole: needed, roles: org.roles,
+      });
     }
     checkTokenJurisdiction(context, input.role, org, 'makes');
     const id = newId('TOK', context);
@@ -268,7 +273,7 @@ export const tokenRevoke: Handler<'token.revoke'> = {
     const token = context.state.get('tokens', input.tokenId);
     if (!token) throw refuse.notFound('token', input.tokenId);
     checkTokenJurisdiction(context, token.role, token.org_id, 'revokes');
-    if (token.revoked_at !== null) throw refuse.conflict('token-status', `token ${token.id} was already revoked at ${token.revoked_at}`);
+    if (token.revoked_at !== null) throw refuse.conflict('token-status', `token ${token.id} was already revoked at ${token.revoked_at}`, { tokenId: token.id, revokedAt: token.revoked_at });
     context.state.update('tokens', token, { revoked_at: context.at });
     return { subjectId: token.id, orgIds: [token.org_id], effects: {}, answer: { tokenId: token.id, revokedAt: context.at } };
   },

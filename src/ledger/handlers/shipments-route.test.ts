@@ -72,7 +72,7 @@ describe('booking checks each licence’s route (invariant 3, licence-route)', (
     const answer = await book(exportSide.allocationId, importSide.allocationId);
     expect(answer.ok).toBe(false);
     if (answer.ok) return;
-    expect({ code: answer.error.code, rule: answer.error.rule, details: answer.error.details }).toEqual({ code: 'licence_not_valid', rule: 'licence-route', details: { licenceId: exportSide.licenceId } });
+    expect({ code: answer.error.code, rule: answer.error.rule, details: answer.error.details }).toEqual({ code: 'licence_not_valid', rule: 'licence-route', details: { licenceId: exportSide.licenceId, licenceOrigin: 'KR', licenceDestination: 'CN', origin: 'US', destination: 'CN' } });
     expect(answer.error.message).toContain(`licence ${exportSide.licenceId} covers KR → CN, not US → CN`);
     expect(await reservedOn([exportSide.allocationId, importSide.allocationId])).toEqual([0, 0]);
   });
@@ -83,7 +83,7 @@ describe('booking checks each licence’s route (invariant 3, licence-route)', (
     const answer = await book(exportSide.allocationId, importSide.allocationId);
     expect(answer.ok).toBe(false);
     if (answer.ok) return;
-    expect({ code: answer.error.code, rule: answer.error.rule, details: answer.error.details }).toEqual({ code: 'licence_not_valid', rule: 'licence-route', details: { licenceId: importSide.licenceId } });
+    expect({ code: answer.error.code, rule: answer.error.rule, details: answer.error.details }).toEqual({ code: 'licence_not_valid', rule: 'licence-route', details: { licenceId: importSide.licenceId, licenceOrigin: 'KR', licenceDestination: 'CN', origin: 'US', destination: 'CN' } });
     expect(answer.error.message).toContain(`licence ${importSide.licenceId} covers KR → CN, not US → CN`);
     expect(await reservedOn([exportSide.allocationId, importSide.allocationId])).toEqual([0, 0]);
   });
@@ -93,7 +93,7 @@ describe('booking checks each licence’s route (invariant 3, licence-route)', (
     const importSide = await allocationOn('import', { origin: 'KR', destination: 'CN' });
     const before = (await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM shipments')).rows[0]!.n;
     const answer = await book(exportSide.allocationId, importSide.allocationId);
-    expect(answer.ok ? 'accepted' : { rule: answer.error.rule, details: answer.error.details }).toEqual({ rule: 'licence-route', details: { licenceId: exportSide.licenceId } });
+    expect(answer.ok ? 'accepted' : { rule: answer.error.rule, details: answer.error.details }).toEqual({ rule: 'licence-route', details: { licenceId: exportSide.licenceId, licenceOrigin: 'KR', licenceDestination: 'CN', origin: 'US', destination: 'CN' } });
     expect((await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM shipments')).rows[0]!.n).toBe(before);
   });
 });

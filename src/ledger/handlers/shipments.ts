@@ -4,11 +4,11 @@
  * licences that cover it (invariant 3); shipping posts the reservation; cancelling or
  * expiring releases it.
  */
-import { assert } from '../../core/errors.ts';
+import { assert, type DomainError } from '../../core/errors.ts';
 import { limits } from '../../core/limits.ts';
 import { newId, refuse, formatUnits, seesAll, type CommandContext, type EventPart, type Handler, type Outcome } from '../handler.ts';
 import type { Actor } from '../permissions.ts';
-import { liveShipmentStatuses, unshippedEndStatuses, type AllocationRow, type LicenceStatus, type ShipmentRow, type ShipmentStatus } from '../rows.ts';
+import { liveShipmentStatuses, unshippedEndStatuses, type AllocationRow, type LicenceCondition, type LicenceStatus, type ShipmentRow, type ShipmentStatus } from '../rows.ts';
 import type { CommandInput } from '../schemas.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
 import { namesRecipient } from './allocations.ts';
@@ -54,6 +54,27 @@ function letsExporterShip(licence: LicenceWithParties, exporterId: string): bool
   return licence.parties.some((party) => party.org_id === exporterId && party.role === 'supplier');
 }
 
+/** The field of shipment.book that names each side's allocation. */
+const allocationField = { export: 'exportAllocationId', import: 'importAllocationId' } as const;
+
+/**
+ * One side of a booking: an allocation of the licence direction the field takes, that this
+ * exporter ships under. An allocation it cannot read (letsExporterShip: the allocations it
+ * reads are those it ships under) is not found, whatever it is. One it reads but of the other
+ * direction (the two ids swapped, most likely) is refused saying so: a 404 for an allocation
+ * that GET /v1/allocations/:id shows it would send it looking for a typo.
+ */
+function bookingSide(state: BatchState, allocationId: string, direction: 'export' | 'import', exporterId: string): Side {
+  const found = side(state, allocationId);
+  const { licence } = found;
+  if (!letsExporterShip(licence, exporterId)) throw refuse.notFound('allocation', allocationId);
+  if (licence.direction === direction) return found;
+  const takes = direction === 'export' ? 'an export licence you hold' : 'an import licence that names you as a supplier';
+  throw refuse.invalid('allocation-direction', `allocation ${allocationId} is of ${licence.direction} licence ${licence.id}, so it goes in ${allocationField[licence.direction]}; ${allocationField[direction]} takes an allocation of ${takes}`, {
+    field: allocationField[direction], allocationId, licenceId: licence.id, direction: licence.direction, expectedDirection: direction,
+  });
+}
+
 /**
  * Shipping's form of booking's exporter check: the shipment is the exporter's own (the
  * ledger checked that), so a licence that no longer names it is a refusal by rule, naming
@@ -74,27 +95,75 @@ function checkExporter({ licence }: Side, shipment: Pick<ShipmentRow, 'id' | 'ex
  * suspended or amended between the two); the allocation's period is booking's alone
  * (checkBookingPeriod).
  */
-function checkCovers(context: CommandContext, { licence, allocation }: Side, shipment: Pick<ShipmentRow, 'product_id' | 'origin' | 'destination' | 'recipient_org_id' | 'units'>): void {
+function checkCovers(context: CommandContext, { licence, allocation }: Side, shipment: CoveredTerms): void {
   const at = context.at;
   if (licence.status !== 'issued') throw refuse.licence('licence-status', `licence ${licence.id} is ${licence.status}, not issued`, { licenceId: licence.id, status: licence.status });
   if (at < licence.valid_from || at >= licence.valid_to) {
-    throw refuse.licence('licence-validity', `licence ${licence.id} is valid from ${licence.valid_from} to ${licence.valid_to}, not at ${at}`, { licenceId: licence.id });
+    throw refuse.licence('licence-validity', `licence ${licence.id} is valid from ${licence.valid_from} to ${licence.valid_to}, not at ${at}`, { licenceId: licence.id, validFrom: licence.valid_from, validTo: licence.valid_to, at });
   }
-  if (!licence.product_ids.includes(shipment.product_id)) throw refuse.licence('licence-product', `licence ${licence.id} does not cover product ${shipment.product_id}`, { licenceId: licence.id });
+  if (!licence.product_ids.includes(shipment.product_id)) {
+    throw refuse.licence('licence-product', `licence ${licence.id} does not cover product ${shipment.product_id}`, { licenceId: licence.id, productId: shipment.product_id, productIds: licence.product_ids });
+  }
   if (licence.origin !== shipment.origin || licence.destination !== shipment.destination) {
-    throw refuse.licence('licence-route', `licence ${licence.id} covers ${licence.origin} → ${licence.destination}, not ${shipment.origin} → ${shipment.destination}`, { licenceId: licence.id });
+    throw refuse.licence('licence-route', `licence ${licence.id} covers ${licence.origin} → ${licence.destination}, not ${shipment.origin} → ${shipment.destination}`, {
+      licenceId: licence.id, licenceOrigin: licence.origin, licenceDestination: licence.destination, origin: shipment.origin, destination: shipment.destination,
+    });
   }
-  if (allocation.recipient_org_id !== shipment.recipient_org_id || !namesRecipient(licence, shipment.recipient_org_id)) {
-    throw refuse.licence('licence-recipient', `licence ${licence.id} does not name ${shipment.recipient_org_id} on allocation ${allocation.id}`, { licenceId: licence.id });
+  if (allocation.recipient_org_id !== shipment.recipient_org_id) throw recipientPairRefusal(context.state, { licence, allocation }, shipment);
+  if (!namesRecipient(licence, shipment.recipient_org_id)) {
+    throw refuse.licence('licence-recipient', `licence ${licence.id} does not name ${shipment.recipient_org_id} as holder, consignee or end user`, { licenceId: licence.id, recipientId: shipment.recipient_org_id });
   }
-  for (const condition of licence.conditions) {
-    if (condition.kind === 'max_units_per_shipment' && shipment.units > condition.value!) {
-      throw refuse.licence(condition.id, `licence ${licence.id} condition ${condition.id} allows at most ${formatUnits(condition.value!)} units per shipment; ${formatUnits(shipment.units)} requested`, { licenceId: licence.id });
-    }
-    if (condition.kind === 'end_user_kyc_required' && !context.state.get('organisations', shipment.recipient_org_id)?.kyc_verified_by.includes(licence.authority_org_id)) {
-      throw refuse.licence(condition.id, `licence ${licence.id} condition ${condition.id} requires a verified KYC of ${shipment.recipient_org_id}`, { licenceId: licence.id });
-    }
+  for (const condition of licence.conditions) checkCondition(context, licence, condition, shipment);
+}
+
+/** What checkCovers reads of a shipment: its terms, and (booking or shipped) its import allocation, whose recipient is the shipment's. */
+type CoveredTerms = Pick<ShipmentRow, 'product_id' | 'origin' | 'destination' | 'recipient_org_id' | 'units' | 'import_allocation_id'>;
+
+/**
+ * The shipment's recipient is its import allocation's (shipmentBook), so an export allocation
+ * for another recipient is a mismatched pair, not a licence that fails to name the recipient:
+ * the export licence may well name it, on another of its allocations. Both allocations are the
+ * exporter's to read (shipmentBook found them), and so are their recipients.
+ */
+function recipientPairRefusal(state: BatchState, exportSide: Side, shipment: CoveredTerms): DomainError {
+  const importSide = side(state, shipment.import_allocation_id);
+  const exportAllocation = exportSide.allocation;
+  const importAllocation = importSide.allocation;
+  return refuse.licence(
+    'allocation-recipient-pair',
+    `allocation ${exportAllocation.id} (export, licence ${exportSide.licence.id}) is for ${exportAllocation.recipient_org_id}, and allocation ${importAllocation.id} (import, licence ${importSide.licence.id}) is for ${importAllocation.recipient_org_id}; both allocations of a booking must be for the same recipient`,
+    { exportAllocationId: exportAllocation.id, exportRecipientId: exportAllocation.recipient_org_id, importAllocationId: importAllocation.id, importRecipientId: importAllocation.recipient_org_id },
+  );
+}
+
+/**
+ * The rule of a licence condition's refusal. A condition's id is the issuing authority's
+ * slug (schemas.ts: any of ^[a-z0-9-]{1,64}$, invariant-2 included), so it cannot be the rule
+ * a client keys on: the refusal names it in its details, with the condition's kind.
+ */
+export const licenceConditionRule = 'licence-condition';
+
+function checkCondition(context: CommandContext, licence: LicenceWithParties, condition: LicenceCondition, shipment: CoveredTerms): void {
+  const named = { licenceId: licence.id, conditionId: condition.id, kind: condition.kind };
+  if (condition.kind === 'max_units_per_shipment' && shipment.units > condition.value!) {
+    throw refuse.licence(licenceConditionRule, `licence ${licence.id} condition ${condition.id} allows at most ${formatUnits(condition.value!)} units per shipment; ${formatUnits(shipment.units)} requested`, {
+      ...named, maxUnits: condition.value!, requestedUnits: shipment.units,
+    });
   }
+  if (condition.kind !== 'end_user_kyc_required') return;
+  const recipientId = shipment.recipient_org_id;
+  const kycVerifiedBy = context.state.get('organisations', recipientId)?.kyc_verified_by ?? [];
+  if (kycVerifiedBy.includes(licence.authority_org_id)) return;
+  // KYC is per authority (organisation.set_kyc): another authority's review does not count, so say whose is needed and whose there is.
+  const has = kycVerifiedBy.length === 0 ? `${recipientId} has no verified KYC` : `${recipientId} is verified by ${listed(kycVerifiedBy)} only`;
+  throw refuse.licence(licenceConditionRule, `licence ${licence.id} condition ${condition.id} requires ${recipientId}'s KYC verified by ${licence.authority_org_id}, the authority that issued ${licence.id}; ${has}`, {
+    ...named, recipientId, authorityId: licence.authority_org_id, kycVerifiedBy,
+  });
+}
+
+/** "A", "A and B", "A, B and C". */
+function listed(items: readonly string[]): string {
+  return items.length === 1 ? items[0]! : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
 }
 
 /**
@@ -130,22 +199,20 @@ export const shipmentBook: Handler<'shipment.book'> = {
   },
   run(context, input) {
     const { state, actor } = context;
-    const exportSide = side(state, input.exportAllocationId);
-    const importSide = side(state, input.importAllocationId);
-    // An exporter books only on its own export licence, and on import licences that name it as a supplier.
-    if (exportSide.licence.direction !== 'export' || !letsExporterShip(exportSide.licence, actor.orgId)) throw refuse.notFound('allocation', input.exportAllocationId);
-    if (importSide.licence.direction !== 'import' || !letsExporterShip(importSide.licence, actor.orgId)) throw refuse.notFound('allocation', input.importAllocationId);
+    const exportSide = bookingSide(state, input.exportAllocationId, 'export', actor.orgId);
+    const importSide = bookingSide(state, input.importAllocationId, 'import', actor.orgId);
     if (!state.get('products', input.productId)) throw refuse.notFound('product', input.productId);
     const exporter = state.get('organisations', actor.orgId);
     const recipientId = importSide.allocation.recipient_org_id;
     const recipient = state.get('organisations', recipientId);
     if (!exporter || !recipient) throw refuse.notFound('organisation', exporter ? recipientId : actor.orgId);
     if (input.deadline <= context.at || Date.parse(input.deadline) - Date.parse(context.at) > bookingDeadlineMaxMs) {
-      throw refuse.invalid('booking-deadline', `deadline ${input.deadline} must be after ${context.at} and within ${bookingDeadlineMaxMs / 86_400_000} days`);
+      const deadlineMaxDays = bookingDeadlineMaxMs / 86_400_000;
+      throw refuse.invalid('booking-deadline', `deadline ${input.deadline} must be after ${context.at} and within ${deadlineMaxDays} days`, { deadline: input.deadline, at: context.at, deadlineMaxDays });
     }
     const terms = { product_id: input.productId, origin: exporter.country, destination: recipient.country, recipient_org_id: recipientId, units: input.units };
     for (const covering of [exportSide, importSide]) {
-      checkCovers(context, covering, terms);
+      checkCovers(context, covering, { ...terms, import_allocation_id: importSide.allocation.id });
       checkBookingPeriod(context, covering);
     }
     checkAvailable(exportSide, input.units);
@@ -304,6 +371,9 @@ function importAuthorityId(state: BatchState, shipment: ShipmentRow): string {
   return side(state, shipment.import_allocation_id).licence.authority_org_id;
 }
 
+/** The rule of a shipment's step taken by an organisation that is not the party (or authority) that takes it. */
+export const shipmentPartyRule = 'shipment-party';
+
 function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' | 'shipment.cancel'>(kind: K, rule: Step): Handler<K> {
   return {
     kind,
@@ -316,7 +386,7 @@ function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' 
       const party = rule.by === 'exporter' ? shipment.exporter_org_id : shipment.recipient_org_id;
       if (party !== actor.orgId && !(kind === 'shipment.clear' && clearsAsAuthority(context, shipment))) {
         const orAuthority = kind === 'shipment.clear' ? ` or ${importAuthorityId(state, shipment)}, the authority of its import licence,` : '';
-        throw refuse.forbidden(`only the ${rule.by} ${party}${orAuthority} may ${kind.slice('shipment.'.length)} shipment ${shipment.id}`);
+        throw refuse.forbidden(`only the ${rule.by} ${party}${orAuthority} may ${kind.slice('shipment.'.length)} shipment ${shipment.id}`, shipmentPartyRule);
       }
       if (shipment.status !== rule.from) {
         throw refuse.conflict('shipment-status', `couldn't ${kind.slice('shipment.'.length)} shipment ${shipment.id}: it is ${shipment.status}, not ${rule.from}`, { status: shipment.status });

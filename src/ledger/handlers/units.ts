@@ -105,7 +105,7 @@ export const unitsDeploy: Handler<'units.deploy'> = {
       arriving += 1;
     }
     if (site.deployed_units + arriving > site.capacity_units) {
-      throw refuse.units('site-capacity', `site ${site.id} has room for ${formatUnits(site.capacity_units - site.deployed_units)} more units; ${formatUnits(arriving)} reported`, { siteId: site.id, roomUnits: site.capacity_units - site.deployed_units, requestedUnits: arriving });
+      throw refuse.units('site-capacity', `site ${site.id} has room for ${formatUnits(site.capacity_units - site.deployed_units)} more unit${site.capacity_units - site.deployed_units === 1 ? '' : 's'}; ${formatUnits(arriving)} reported`, { siteId: site.id, roomUnits: site.capacity_units - site.deployed_units, requestedUnits: arriving });
     }
     // The sites units left, as the rows were before this command moved them: the event names
     // them, so each site's history shows its count going down (read by the recipient only).
@@ -171,7 +171,7 @@ function ending<K extends 'units.decommission' | 'units.report_lost' | 'units.re
       const units = ownUnits(context, input.serials, (unit) => unit.recipient_org_id === actor.orgId);
       for (const unit of units) {
         if (!from.includes(unit.custody)) {
-          throw refuse.conflict('unit-custody', `unit ${unit.serial} is ${unit.custody}; only ${from.join(', ')} units can be ${to}`, { serial: unit.serial, custody: unit.custody });
+          throw refuse.conflict('unit-custody', `unit ${unit.serial} is ${unit.custody}; only ${from.length === 1 ? from[0] : `${from.slice(0, -1).join(', ')} or ${from.at(-1)}`} units can be ${to}`, { serial: unit.serial, custody: unit.custody });
         }
       }
       const exporter = exporterReads ? soleExporter(context, units, to) : null;

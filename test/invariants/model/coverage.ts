@@ -55,7 +55,7 @@ export const randomMinimums: ReadonlyArray<readonly [string, number]> = [
   // What acceptances did: a licence used up and one outlived (invariant 3's statuses), bookings expired, units moved.
   ['effect licence-exhausted', 4], ['effect licence-expired', 3], ['effect shipment-expired', 1], ['effect unit-moved', 7],
   // Every refusal code.
-  ['refused * not_found -', 80], ['refused * forbidden -', 7], ['refused * conflict *', 170], ['refused * insufficient_units *', 12],
+  ['refused * not_found -', 80], ['refused * forbidden licence-issuer', 7], ['refused * conflict *', 170], ['refused * insufficient_units *', 12],
   ['refused * licence_not_valid *', 20], ['refused * invalid_input *', 3], ['refused * idempotency_mismatch invariant-6', 1],
   // Quantity rules: invariant 2 (a booking), invariant 1 (an allocation), a site's capacity.
   ['refused shipment.book insufficient_units invariant-2', 1], ['refused * insufficient_units invariant-1', 2], ['refused units.deploy insufficient_units site-capacity', 1],

@@ -28,8 +28,8 @@ const refuse = (code: ErrorCode, rule: string | null, reason: string): never => 
 };
 /** Unknown, or not the actor's to see: the ledger never says which, and names no rule. */
 const notFound = (reason: string): never => refuse('not_found', null, reason);
-/** Another authority's licence: a role refusal, no rule. */
-const forbidden = (reason: string): never => refuse('forbidden', null, reason);
+/** Another authority's licence: it reads it, and hears the rule (licence-issuer). */
+const forbidden = (reason: string): never => refuse('forbidden', 'licence-issuer', reason);
 
 export interface ModelLicence {
   id: string;
@@ -159,17 +159,20 @@ export class LedgerModel {
   book(input: { exportAllocationId: string; importAllocationId: string; productId: string; units: number; deadlineMs: number; serials?: ManifestEntry[] }, exporterOrgId: string): Record<string, unknown> {
     const exportSide = this.side(input.exportAllocationId);
     const importSide = this.side(input.importAllocationId);
-    // The exporter holds the export licence and supplies under the import licence: any
-    // allocation on the wrong side, or of a licence another exporter ships under, is invisible to it.
-    if (exportSide.licence.direction !== 'export' || !this.letsExporterShip(exportSide.licence, exporterOrgId)) notFound('export allocation not the exporter\u2019s');
-    if (importSide.licence.direction !== 'import' || !this.letsExporterShip(importSide.licence, exporterOrgId)) notFound('import allocation not the exporter\u2019s');
+    // The exporter holds the export licence and supplies under the import licence: an
+    // allocation of a licence it does not ship under is invisible to it; one it ships under but
+    // on the wrong side (the two swapped) is said to be so.
+    for (const [side, direction] of [[exportSide, 'export'], [importSide, 'import']] as const) {
+      if (!this.letsExporterShip(side.licence, exporterOrgId)) notFound(`${direction} allocation not the exporter\u2019s`);
+      if (side.licence.direction !== direction) refuse('invalid_input', 'allocation-direction', `allocation ${side.allocation.id} is of an ${side.licence.direction} licence`);
+    }
     if (input.productId !== this.productId) notFound('unknown product');
     if (input.deadlineMs <= this.nowMs || input.deadlineMs - this.nowMs > bookingDeadlineMaxMs) refuse('invalid_input', 'booking-deadline', 'deadline out of range');
     const recipientOrgId = importSide.allocation.recipientOrgId;
     for (const { licence, allocation } of [exportSide, importSide]) {
       if (licence.status !== 'issued') refuse('licence_not_valid', 'licence-status', `licence ${licence.id} is ${licence.status}`);
       if (this.nowMs < licence.validFromMs || this.nowMs >= licence.validToMs) refuse('licence_not_valid', 'licence-validity', `licence ${licence.id} is not valid now`);
-      if (allocation.recipientOrgId !== recipientOrgId) refuse('licence_not_valid', 'licence-recipient', `allocation ${allocation.id} is for another recipient`);
+      if (allocation.recipientOrgId !== recipientOrgId) refuse('licence_not_valid', 'allocation-recipient-pair', `allocation ${allocation.id} is for another recipient`);
     }
     for (const { allocation } of [exportSide, importSide]) {
       if (input.units > allocation.units - allocation.reservedUnits - allocation.shippedUnits) refuse('insufficient_units', 'invariant-2', `allocation ${allocation.id} has too few units`);
