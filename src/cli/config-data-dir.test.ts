@@ -11,7 +11,7 @@
  * be made in /sys/kernel (EACCES; EROFS where /sys is mounted read-only).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -156,6 +156,23 @@ describe('CHIPLEDGER_DATA_DIR that another user may write', () => {
     mkdirSync(join(mine, 'pg'), { recursive: true });
     chownSync(join(mine, 'pg'), otherUserId, otherUserId);
     expect(dataDirAccessProblem(mine)).toBeUndefined();
+  });
+
+  // The diff review: a service's data dir (install -d -m 700 -o chipledger), met by an admin
+  // command run with sudo, was refused with "run chown root …", which shuts the service out.
+  it.skipIf(!mayChown)('is refused when only another user may write it, naming sudo -u its owner rather than a chown that would take it from its service', () => {
+    const service = join(folder, 'service-owned');
+    mkdirSync(service, { mode: 0o700 });
+    chownSync(service, otherUserId, otherUserId);
+    const owner = /^nobody:[^:]*:65534:/m.test(readFileSync('/etc/passwd', 'utf8')) ? 'nobody' : `'#${otherUserId}'`;
+    expect(dataDirAccessProblem(service)).toBe(`CHIPLEDGER_DATA_DIR: ${service} belongs to another user (uid ${otherUserId}; chipledger runs as uid 0); whoever may write it can replace what chipledger keeps there (the database's password, its lock, published-checkpoint); run this command as its owner, as the server that uses it runs (sudo -u ${owner} …), or, if every chipledger that uses it runs as root, run chown root ${service}`);
+    // An owner without a name (systemd's DynamicUser): its id, as sudo takes it, quoted for the shell.
+    const unnamedUserId = 3_999_999;
+    chownSync(service, unnamedUserId, unnamedUserId);
+    expect(dataDirAccessProblem(service)).toContain(`(sudo -u '#${unnamedUserId}' …)`);
+    // Made 0755 by systemd's StateDirectory=: still only its owner may write it.
+    chmodSync(service, 0o755);
+    expect(dataDirAccessProblem(service)).toContain(`(sudo -u '#${unnamedUserId}' …)`);
   });
 
   it('is made with mode 0700 when missing, with the folders above it that are missing too', () => {

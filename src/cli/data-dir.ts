@@ -9,7 +9,7 @@
  *   not trust) is said as one configuration problem in one line, exit 2, never an error with a
  *   stack from deep inside.
  */
-import { mkdirSync, statSync, type Stats } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { Failure } from './output.ts';
@@ -42,7 +42,9 @@ export const dataDirMode = 0o700;
  * switches the rollback guard off for the next start. PostgreSQL refuses its own folder so;
  * this is the folder above it. Only the data dir itself is looked at: run as root, `pg/` inside
  * it belongs to `postgres`, as it must. Undefined for a folder not there (yet), and where files
- * have no owner ids (Windows).
+ * have no owner ids (Windows). A folder only another user may write is refused with the advice
+ * to run as that user (sudo -u), not to take it: it is most often a service's, met by an admin
+ * command run with sudo, and a chown to root would shut the service out.
  */
 export function dataDirAccessProblem(dataDir: string): string | undefined {
   const userId = process.geteuid?.();
@@ -56,17 +58,22 @@ export function dataDirAccessProblem(dataDir: string): string | undefined {
   const foreign = stat.uid !== userId;
   const writable = (stat.mode & 0o022) !== 0;
   if (!stat.isDirectory() || (!foreign && !writable)) return undefined;
+  const me = userName(userId);
   const what: string[] = [];
   const fixes: string[] = [];
   if (foreign) {
     what.push(`belongs to another user (uid ${stat.uid}; chipledger runs as uid ${userId})`);
-    fixes.push(`chown ${userName(userId)} ${dataDir}`);
+    fixes.push(`chown ${me} ${dataDir}`);
   }
   if (writable) {
     what.push(`may be written by its group or others (mode ${(stat.mode & 0o7777).toString(8)})`);
     fixes.push(`chmod 700 ${dataDir}`);
   }
-  return `CHIPLEDGER_DATA_DIR: ${dataDir} ${what.join(' and ')}; whoever may write it can replace what chipledger keeps there (the database's password, its lock, published-checkpoint); run ${fixes.join(' && ')}, or choose a folder of this user's that only it may write`;
+  const why = `CHIPLEDGER_DATA_DIR: ${dataDir} ${what.join(' and ')}; whoever may write it can replace what chipledger keeps there (the database's password, its lock, published-checkpoint)`;
+  // Only its owner may write it: most often a service's data dir, and an admin command run with
+  // sudo. Taking it (chown) would shut the service out of its own folder at its next start.
+  if (!writable) return `${why}; run this command as its owner, as the server that uses it runs (sudo -u ${sudoUser(stat.uid)} …), or, if every chipledger that uses it runs as ${me}, run chown ${me} ${dataDir}`;
+  return `${why}; run ${fixes.join(' && ')}, or choose a folder of this user's that only it may write`;
 }
 
 /** This user's name for chown, or its id where it has none (a container's user without a passwd entry). */
@@ -76,6 +83,24 @@ function userName(userId: number): string {
   } catch {
     return String(userId);
   }
+}
+
+/**
+ * Another user, as sudo -u takes it: its name in /etc/passwd, or '#uid' (quoted: a shell word
+ * that starts with # is a comment) for a user that has none there (systemd's DynamicUser, a
+ * directory service), which sudo takes as well.
+ */
+function sudoUser(userId: number): string {
+  let passwd: string;
+  try {
+    passwd = readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return `'#${userId}'`;
+  }
+  const entry = passwd.split('\n').map((line) => line.split(':')).find((fields) => fields.length >= 3 && fields[2] === String(userId));
+  const name = entry?.[0];
+  // A name that is not a plain word is not put in a command line to be copied into a shell.
+  return name !== undefined && /^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(name) ? name : `'#${userId}'`;
 }
 
 /**

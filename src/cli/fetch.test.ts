@@ -58,6 +58,27 @@ describe('send', () => {
     expect(once.attempts).toBe(1);
   });
 
+  it('keeps the outcome unknown after an attempt that got no answer or a 503, whatever the later attempts are answered (429: checked before the key is looked up)', async () => {
+    const tooMany = () => Response.json({ status: 429, code: 'too_many_requests', rule: 'sequencer-queue-serials-organisation' }, { status: 429, headers: { 'retry-after': '1' } });
+    const notFound = () => Response.json({ status: 404, code: 'not_found' }, { status: 404 });
+    const request = { method: 'POST' as const, url: new URL('http://server.test/v1/shipments/S-1/manifest'), headers: { 'idempotency-key': 'k-lost' } };
+    const attempt = (answers: Array<Response | Error>, sent = request) => send({ ...transport(new Response()), fetch: (async () => {
+      const answer = answers.shift()!;
+      if (answer instanceof Error) throw answer;
+      return answer;
+    }) as typeof globalThis.fetch }, sent).then(() => expect.fail('expected a failure'), (caught: unknown) => caught as HttpError);
+    for (const first of [new TypeError('fetch failed'), new Response('', { status: 503 })]) {
+      const error = await attempt([first, tooMany(), tooMany()]);
+      expect([error.failure, error.status, error.outcomeUnknown, error.attempts]).toEqual(['status', 429, true, 3]);
+    }
+    // Unknown after the last attempt only, too; and a refusal that ends the attempts keeps it.
+    expect((await attempt([tooMany(), tooMany(), new Response('', { status: 504 })])).outcomeUnknown).toBe(true);
+    const refused = await attempt([new Response('', { status: 502 }), notFound()]);
+    expect([refused.status, refused.outcomeUnknown, refused.worthRetrying, refused.attempts]).toEqual([404, true, false, 2]);
+    // 429s alone: not done.
+    expect((await attempt([tooMany(), tooMany(), tooMany()])).outcomeUnknown).toBe(false);
+  });
+
   it('does not send again a request fetch refused for its port, and says why', async () => {
     const retries: string[] = [];
     const refused = (port: number) => send({ ...transport(new Response()), fetch: globalThis.fetch, onRetry: (line) => void retries.push(line) }, { method: 'GET', url: new URL(`http://127.0.0.1:${port}/v1/licences`) })

@@ -112,14 +112,26 @@ export class HttpError extends Error {
     this.name = 'HttpError';
   }
 
+  /**
+   * Set by send when an earlier attempt of the request had an unknown outcome: that attempt may
+   * have been done, whatever this one was answered (a 429 is checked before the Idempotency-Key
+   * is looked up, so it says nothing of the attempts before it).
+   */
+  earlierOutcomeUnknown = false;
+
   /** Whether the request may have been done or not: sending it again (with the same key) tells. */
   get outcomeUnknown(): boolean {
-    return this.failure === 'network' || this.failure === 'lost' || (this.failure === 'status' && outcomeUnknownStatuses.has(this.status!));
+    return this.earlierOutcomeUnknown || this.attemptOutcomeUnknown;
   }
 
-  /** Whether sending it again may get another answer: its outcome is unknown, or it was not done for now (429). */
+  /** Whether sending it again may get another answer: this attempt's outcome is unknown, or it was not done for now (429). */
   get worthRetrying(): boolean {
-    return this.outcomeUnknown || (this.failure === 'status' && notDoneYetStatuses.has(this.status!));
+    return this.attemptOutcomeUnknown || (this.failure === 'status' && notDoneYetStatuses.has(this.status!));
+  }
+
+  /** Whether this attempt, alone, may have been done or not. */
+  private get attemptOutcomeUnknown(): boolean {
+    return this.failure === 'network' || this.failure === 'lost' || (this.failure === 'status' && outcomeUnknownStatuses.has(this.status!));
   }
 }
 
@@ -127,11 +139,18 @@ export class HttpError extends Error {
 export async function send(transport: Transport, request: HttpRequest): Promise<HttpAnswer> {
   const key = request.headers?.['idempotency-key'];
   const attemptsMax = request.method === 'GET' || key !== undefined ? requestAttemptsMax : 1;
+  // Once an attempt's outcome is unknown, so is the request's until an answer says what was
+  // done: a later 429 (or a refusal made before the key is looked up) does not, and the user
+  // needs the key to learn it.
+  let earlierOutcomeUnknown = false;
   for (let attempt = 1; ; attempt += 1) {
     try {
       return { ...(await sendOnce(transport, request)), attempts: attempt };
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
+      const thisOutcomeUnknown = error.outcomeUnknown;
+      error.earlierOutcomeUnknown = earlierOutcomeUnknown;
+      earlierOutcomeUnknown ||= thisOutcomeUnknown;
       if (!error.worthRetrying) throw Object.assign(error, { attempts: attempt });
       const waitMs = error.retryAfterMs ?? transport.retryDelayMs ?? retryDelayMs;
       if (attempt >= attemptsMax || waitMs > retryAfterMsMax) {

@@ -156,6 +156,28 @@ describe('ApiClient', () => {
     expect(formatUnknownOutcome(outcome)).toMatch(/^chipledger: the outcome is unknown: the change may have been made or not \(sent 3 times with Idempotency-Key key-1\)\.\n {2}Send the same request again with Idempotency-Key key-1/);
   });
 
+  it('says the key of a change whose first attempt got no answer or a 503 when later ones are answered 429: the first may have been done', async () => {
+    const tooMany = () => new Response(JSON.stringify({ status: 429, code: 'too_many_requests', rule: 'sequencer-queue-serials-organisation', detail: 'organisation ORG-1 has 150000 serials waiting' }), {
+      status: 429, headers: { 'content-type': 'application/problem+json', 'retry-after': '1' },
+    });
+    const unavailable = () => new Response('{"status":503,"code":"unavailable"}', { status: 503, headers: { 'content-type': 'application/problem+json' } });
+    for (const first of [new TypeError('fetch failed'), unavailable()]) {
+      const { fetch, calls } = fakeFetch([first, tooMany(), tooMany()]);
+      const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, sleep: async () => {}, newKey: () => 'key-lost' });
+      const error = await client.post('/v1/shipments/S-1/manifest', { serials: ['A'] }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ApiError);
+      expect(calls.map((call) => call.headers['idempotency-key'])).toEqual(['key-lost', 'key-lost', 'key-lost']);
+      expect(unknownOutcomeOf(error)).toEqual({ idempotencyKey: 'key-lost', attempts: 3 });
+      expect(formatApiError(error as ApiError)).toBe('error: 429 (too_many_requests)\n  organisation ORG-1 has 150000 serials waiting\n  rule: sequencer-queue-serials-organisation');
+    }
+    // A redirect after a lost attempt (the address moved meanwhile) keeps the key too.
+    const moved = new Response(null, { status: 308, headers: { location: 'https://ledger.test/v1/sites' } });
+    const { fetch } = fakeFetch([new TypeError('fetch failed'), moved]);
+    const error = await new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, sleep: async () => {}, newKey: () => 'key-moved' }).post('/v1/sites', {}).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ name: 'UnexpectedAnswerError', failure: 'redirect' });
+    expect(unknownOutcomeOf(error)).toEqual({ idempotencyKey: 'key-moved', attempts: 2 });
+  });
+
   it('sends a change again after a 502, a 504 and a lost answer, and learns its outcome', async () => {
     const lost = new Response(new ReadableStream({ pull: (controller) => controller.error(Object.assign(new TypeError('terminated'), { cause: { code: 'ECONNRESET' } })) }), { status: 201, headers: { 'content-type': 'application/json' } });
     for (const first of [new Response('bad gateway', { status: 502 }), new Response('', { status: 504 }), lost]) {

@@ -43,7 +43,7 @@ export interface UnknownOutcome {
 
 /** The server answered with an error status. */
 export class ApiError extends Error {
-  /** Set when this ended a POST whose outcome is unknown (a 502, 503 or 504). */
+  /** Set when this ended a POST whose outcome is unknown: a 502, 503 or 504, or any answer after an attempt that got one (or none). */
   unknownOutcome: UnknownOutcome | undefined;
   /** Set when a read (GET) was given up on such a status: how often it was sent, and a longer wait the server asked for. */
   givenUp: { attempts: number; retryAfterMs?: number } | undefined;
@@ -77,7 +77,10 @@ export function unknownOutcomeOf(error: unknown): UnknownOutcome | undefined {
  * size whose answer passes the bound.
  */
 export class UnexpectedAnswerError extends Error {
-  /** Set when a POST was answered with a success status whose answer could not be read: the change was made, and its key reads the answer. */
+  /**
+   * Set when a POST was answered with a success status whose answer could not be read (the
+   * change was made, and its key reads the answer), or redirected after an attempt whose outcome was unknown.
+   */
   unknownOutcome: UnknownOutcome | undefined;
 
   constructor(message: string, readonly failure: 'not-json' | 'redirect' | 'too-large') {
@@ -155,6 +158,8 @@ function apiErrorOf(error: HttpError, key: string | undefined): Error {
     // A success too large to read: the change was made, and its key reads the answer (a server that still answers too much is said then).
     const made = error.failure === 'too-large' && error.status !== undefined && error.status >= 200 && error.status <= 299;
     if (key !== undefined && made) unexpected.unknownOutcome = { idempotencyKey: key, attempts: error.attempts, answeredStatus: error.status };
+    // A redirect after an attempt that got no answer: that attempt may have been done.
+    else if (key !== undefined && error.outcomeUnknown) unexpected.unknownOutcome = { idempotencyKey: key, attempts: error.attempts };
     return unexpected;
   }
   const ended = error.failure === 'status' ? new ApiError(error.status!, error.problem!) : new NetworkError(error.message, { cause: error.cause });

@@ -16,12 +16,15 @@ const calls: string[] = [];
 let linkRefused: string | undefined;
 /** When set, fsync() of this path fails, as on a disk that gave out. */
 let fsyncFails: string | undefined;
+/** When set, open() of this path fails as Windows fails it for a folder. */
+let openFails: string | undefined;
 vi.mock('node:fs', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs')>();
   const opened = new Map<number, string>();
   return {
     ...real,
     openSync: (...args: Parameters<typeof real.openSync>) => {
+      if (String(args[0]) === openFails) throw Object.assign(new Error(`EISDIR: illegal operation on a directory, open '${openFails}'`), { code: 'EISDIR' });
       const fd = real.openSync(...args);
       opened.set(fd, String(args[0]));
       return fd;
@@ -48,6 +51,7 @@ beforeEach(() => {
   calls.length = 0;
   linkRefused = undefined;
   fsyncFails = undefined;
+  openFails = undefined;
 });
 
 describe('a new key file', () => {
@@ -68,6 +72,16 @@ describe('a new key file', () => {
     writeKeyFile(file, key.signerKey);
     expect(readKeyFile(file)).toBe(key.signerKey);
     expect(calls.slice(1)).toEqual([`fsync ${file}`, `fsync ${folder}`]);
+    expect(readdirSync(folder).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('is written where a folder cannot be opened or fsynced (Windows, some file systems): its name is then left as the system keeps it', () => {
+    for (const [file, fail] of [[join(folder, 'no-open.key'), () => { openFails = folder; }], [join(folder, 'no-fsync.key'), () => { fsyncFails = folder; }]] as const) {
+      fail();
+      const key = generateSignerKey('log.example');
+      writeKeyFile(file, key.signerKey);
+      expect(readKeyFile(file)).toBe(key.signerKey);
+    }
     expect(readdirSync(folder).filter((name) => name.endsWith('.tmp'))).toEqual([]);
   });
 

@@ -137,7 +137,8 @@ const noHardLinkCodes = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
  * Crash notes: before the link, the name is free and at most a temporary file (mode 0600) is
  * left beside it, named after the key's; after it, the key is whole under its name, and on disk
  * once the folder is fsynced, before keygen returns (and prints the verifier key): without it,
- * a power loss could leave the name free while the verifier key was already handed out.
+ * a power loss could leave the name free while the verifier key was already handed out (where
+ * the system cannot fsync a folder, Windows, the key is written all the same).
  */
 export function writeKeyFile(file: string, signerKey: string): void {
   try {
@@ -186,11 +187,22 @@ function writeSynced(path: string, text: string): void {
   closeSync(fd);
 }
 
-/** Makes a new name in `folder` (a link, a file made) durable. */
+/**
+ * Makes a new name in `folder` (a link, a file made) durable where the system can: a folder
+ * that cannot be opened or fsynced (Windows refuses to open one) leaves the name as it is, as
+ * replaceFile's 'where-possible' does; the key is written whole either way.
+ */
 function syncFolder(folder: string): void {
-  const fd = openSync(folder, 'r');
+  let fd: number;
+  try {
+    fd = openSync(folder, 'r');
+  } catch {
+    return;
+  }
   try {
     fsyncSync(fd);
+  } catch {
+    // A file system that cannot fsync a folder: as above.
   } finally {
     closeSync(fd);
   }

@@ -34,8 +34,8 @@ export const limits = {
    * quarter, so one tenant that declares large bodies and sends them slowly cannot take the
    * whole room and stop every other organisation's writes. Above the largest body (24 MiB),
    * so each organisation can always send its largest one. A request's room is held until it
-   * is answered and its command has left the ledger's queue (commands.ts). Past it, 503 +
-   * Retry-After naming this bound.
+   * is answered and its command has left the ledger's queue (commands.ts). Past it, 429 +
+   * Retry-After naming this bound (one organisation's share, not the server overloaded).
    */
   requestBodiesInFlightPerOrganisationBytesMax: 64 * 1024 * 1024,
   /**

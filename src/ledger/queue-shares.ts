@@ -7,6 +7,9 @@
 import { DomainError, assert } from '../core/errors.ts';
 import type { CommandKind } from './schemas.ts';
 
+/** The rule of a refusal past one organisation's share of the queue's serials (answered 429, with a Retry-After of its own: server/problem.ts). */
+export const organisationSerialsRule = 'sequencer-queue-serials-organisation';
+
 export class QueueShares {
   /** Serials in the commands queued now: each holds its parsed input until its batch takes it. */
   private queuedSerials = 0;
@@ -74,7 +77,7 @@ export class QueueShares {
     if (serials === 0 || held === 0 || held + serials <= this.organisationSerialsMax) return undefined;
     const message = `organisation ${organisationId} has ${held} serials waiting or being committed, and one organisation may have ${this.organisationSerialsMax}; this ${kind} carries ${serials}; retry once its commands before are answered`;
     return new DomainError('too_many_requests', message, {
-      rule: 'sequencer-queue-serials-organisation', details: { organisationSerials: held, organisationSerialsMax: this.organisationSerialsMax, serials },
+      rule: organisationSerialsRule, details: { organisationSerials: held, organisationSerialsMax: this.organisationSerialsMax, serials },
     });
   }
 }

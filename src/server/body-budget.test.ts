@@ -155,7 +155,7 @@ describe('one organisation\'s share of the room', () => {
     const beta = { port: sharedPort, token: api.tokens.beta };
     const held = startUpload(bodyBytes, alpha);
     const refused = await uploadUntil('refused', alpha);
-    expect(refused.retryAfter).toBe('1');
+    expect(refused.retryAfter).toBe('5');
     // 429, not 503 (RFC 6585 §4): one organisation's bound, not the server overloaded.
     const problem = JSON.parse(refused.body);
     expect(problem).toMatchObject({ status: 429, code: 'too_many_requests', rule: 'request-bodies-in-flight-per-organisation' });

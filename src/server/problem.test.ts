@@ -8,7 +8,11 @@ import { Writable } from 'node:stream';
 import pg from 'pg';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { internalProblem, withoutRowValues } from './problem.ts';
+import Fastify from 'fastify';
+import { retryAfterMsMax } from '../cli/fetch.ts';
+import { DomainError } from '../core/errors.ts';
+import { QueueShares } from '../ledger/queue-shares.ts';
+import { clockRetryAfterSeconds, internalProblem, organisationShareRetryAfterSeconds, problemOf, retryAfterSeconds, sendProblem, withoutRowValues } from './problem.ts';
 
 /** A PostgreSQL error as node-postgres makes it, with the fields that quote a row. */
 function constraintError(): pg.DatabaseError {
@@ -57,5 +61,37 @@ describe('internalProblem', () => {
       status: 500, code: 'internal', instance: '/v1/sites', details: { requestId: '0b3f5c2e-4f4a-4a53-9a53-3f3c1f2f1d7e' },
       detail: 'the server failed to answer this request; the failure was logged under request id 0b3f5c2e-4f4a-4a53-9a53-3f3c1f2f1d7e',
     });
+  });
+});
+
+describe('Retry-After', () => {
+  /** The Retry-After header `error` is answered with. */
+  async function retryAfterOf(error: DomainError): Promise<string | undefined> {
+    const app = Fastify();
+    app.get('/', (_request, reply) => sendProblem(reply, problemOf(error, '/')));
+    try {
+      return (await app.inject({ method: 'GET', url: '/' })).headers['retry-after'] as string | undefined;
+    } finally {
+      await app.close();
+    }
+  }
+
+  // The diff review: a share that frees as a 100,000-serial batch commits (2 to 10 s) asked for
+  // 1 s, and the CLI's three tries gave up on an upload the queue would have taken.
+  it("asks a command past its organisation's share of the queue's serials to wait for a batch, within what the CLI waits", async () => {
+    const shares = new QueueShares(1_000_000, 200_000);
+    shares.countIn('ORG-1', 150_000);
+    const refusal = shares.refusal('shipment.book', 'ORG-1', 100_000, 1)!;
+    expect([refusal.code, refusal.rule]).toEqual(['too_many_requests', 'sequencer-queue-serials-organisation']);
+    expect(await retryAfterOf(refusal)).toBe(String(organisationShareRetryAfterSeconds));
+    expect(organisationShareRetryAfterSeconds).toBeGreaterThan(retryAfterSeconds);
+    // Past the CLI's longest wait, it would not send the command again at all.
+    expect(organisationShareRetryAfterSeconds * 1000).toBeLessThanOrEqual(retryAfterMsMax);
+  });
+
+  it('keeps 1 s for an overloaded server and 30 s for a clock to put right, and none for a refusal that waiting does not change', async () => {
+    expect(await retryAfterOf(new DomainError('overloaded', 'busy'))).toBe(String(retryAfterSeconds));
+    expect(await retryAfterOf(new DomainError('unavailable', 'clock', { rule: 'clock-behind-ledger' }))).toBe(String(clockRetryAfterSeconds));
+    expect(await retryAfterOf(new DomainError('conflict', 'no'))).toBeUndefined();
   });
 });

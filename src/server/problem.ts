@@ -21,6 +21,16 @@ export const retryAfterSeconds = 1;
  */
 export const clockRetryAfterSeconds = 30;
 const clockRules: ReadonlySet<string> = new Set([clockBehindLedgerRule, clockAheadOfDatabaseRule]);
+/**
+ * Seconds to wait after a 429, a refusal past an organisation's share of the sequencer's serials
+ * (sequencer-queue-serials-organisation) or of the bodies in flight (request-bodies-in-flight-
+ * per-organisation): the share frees as the organisation's commands before
+ * are answered, and a batch of 100,000 serials commits in 2 to 10 s (limits.largeCommandSerialsMin),
+ * so a retry after 1 s mostly met the same refusal, and the CLI's three tries (about 2 s) gave
+ * up on an upload the queue would have taken. At most the longest wait the CLI takes
+ * (cli/fetch.ts retryAfterMsMax, 5 s): past it, the CLI would not try again at all.
+ */
+export const organisationShareRetryAfterSeconds = 5;
 
 /**
  * Codes only the HTTP edge gives: what a request's method, protocol or body's media type
@@ -173,9 +183,20 @@ export const bearerChallenge = 'Bearer realm="chipledger"';
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   reply.header('cache-control', 'no-store');
   if (problem.status === 401) reply.header('www-authenticate', challengeFor(reply.request.headers.authorization));
-  if (problem.status === 503 || problem.status === 429) reply.header('retry-after', String(problem.rule !== undefined && clockRules.has(problem.rule) ? clockRetryAfterSeconds : retryAfterSeconds));
+  const retryAfter = retryAfterSecondsOf(problem);
+  if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
   if (problem.code === 'unsupported_media_type') reply.headers(acceptHeadersOf(problem.details as MediaTypeRefusalDetails | undefined));
   return reply.code(problem.status).type(problemContentType).send(problem);
+}
+
+/** The Retry-After of a problem to try again later (429, 503), by its rule; undefined for any other. */
+function retryAfterSecondsOf(problem: Pick<Problem, 'status' | 'rule'>): number | undefined {
+  if (problem.status !== 503 && problem.status !== 429) return undefined;
+  if (problem.rule !== undefined && clockRules.has(problem.rule)) return clockRetryAfterSeconds;
+  // Every 429 is one organisation past its share (of the sequencer's serials, or of the bodies
+  // in flight), which frees as its earlier commands are answered: seconds for a large batch.
+  if (problem.status === 429) return organisationShareRetryAfterSeconds;
+  return retryAfterSeconds;
 }
 
 /**
