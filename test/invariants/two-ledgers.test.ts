@@ -10,6 +10,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.ts';
+import { refusedSerialsListedMax } from '../../src/ledger/handlers/manifests.ts';
 import { Ledger, type Answer } from '../../src/ledger/ledger.ts';
 import { createPool, type Pool } from '../../src/store/pool.ts';
 import type { World } from '../world.ts';
@@ -227,8 +228,20 @@ describe('manifests from two writers', () => {
         const answers = [first, second];
         expect(answers.filter((answer) => answer.ok).length, `round ${round}: ${JSON.stringify(answers)}`).toBe(1);
         const refused = answers.find((answer) => !answer.ok)!;
-        expect(refused.ok ? '' : `${refused.error.code}: ${refused.error.message}`).toMatch(/^conflict: serial SHARED\d-\d+ is already in live shipment S-\d+$/);
         const winner = first.ok ? mine : theirs;
+        // Every shared serial is refused, none other: named in the manifest's order (the first
+        // in the words, the first refusedSerialsListedMax in details), the rest counted.
+        const error = refused.ok ? undefined : refused.error;
+        const listed = shared.slice(0, refusedSerialsListedMax);
+        const more = shared.length - listed.length;
+        expect({
+          code: error?.code, rule: error?.rule, message: error?.message, more: error?.details?.more,
+          serials: (error?.details?.serials as Array<Record<string, unknown>> | undefined)?.map(({ serial, rule, shipmentId }) => ({ serial, rule, shipmentId })),
+        }).toEqual({
+          code: 'conflict', rule: 'invariant-4', more,
+          message: `serial ${shared[0]} is already in live shipment ${winner}; and ${shared.length - 1} more serials are refused (details.serials names the first ${listed.length}, details.more counts the other ${more})`,
+          serials: listed.map((serial) => ({ serial, rule: 'invariant-4', shipmentId: winner })),
+        });
         const units = await pool.query<{ shipment_id: string; n: number }>('SELECT shipment_id, count(*)::int AS n FROM units WHERE serial LIKE $1 OR serial LIKE $2 OR serial LIKE $3 GROUP BY 1', [`SHARED${round}-%`, `MINE${round}-%`, `THEIRS${round}-%`]);
         expect(units.rows).toEqual([{ shipment_id: winner, n: 350 }]);
       }

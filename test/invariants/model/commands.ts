@@ -51,7 +51,14 @@ export type Serials = { given: string[] } | { fit: number; at: Pick } | { clash:
 export type Command =
   /** allocations: 'usable' picks the recipient's allocations on licences in force, 'own' any of the recipient's, 'any' any at all. */
   /** by: the exporter that books (the first when absent); its allocations are those of licences it may ship under. */
-  | { kind: 'book'; by?: By; allocations: 'usable' | 'own' | 'any'; recipient: Who; exportPick: Pick; importPick: Pick; units: number | 'fit'; deadlineMs: number; serials: Serials | null; gpu?: Gpu; unknownProduct: boolean; keyed: boolean }
+  /**
+   * swapped: the two picked allocations given each in the other's field (an exporter's slip);
+   * importRecipient: the import allocation picked among another recipient's (a mismatched pair).
+   */
+  | {
+    kind: 'book'; by?: By; allocations: 'usable' | 'own' | 'any'; recipient: Who; exportPick: Pick; importPick: Pick; units: number | 'fit'; deadlineMs: number;
+    serials: Serials | null; gpu?: Gpu; unknownProduct: boolean; keyed: boolean; swapped?: boolean; importRecipient?: Who;
+  }
   | { kind: 'attach'; shipmentPick: ShipmentPick; serials: Serials; gpu?: Gpu }
   | { kind: 'ship' | 'cancel'; shipmentPick: ShipmentPick; keyed: boolean }
   | { kind: 'clear' | 'deliver'; shipmentPick: ShipmentPick; otherRecipient: boolean }

@@ -8,8 +8,10 @@
  * 'tried <kind> on <shipment status>', 'effect <what>', 'replayed'. A booking expired at its
  * deadline is 'effect shipment-expired', one expired before it for a lapsed licence
  * 'effect shipment-expired-lapsed'. The second exporter's commands are counted again as
- * 'second-exporter accepted <kind>' or 'second-exporter refused <kind>', and a listing refused
- * for another exporter's unit as 'unit-owner on <live, or the unit's custody>'. reached() sums the
+ * 'second-exporter accepted <kind>' or 'second-exporter refused <kind>', a listing refused
+ * for another exporter's unit as 'unit-owner on <live, or the unit's custody>', and a manifest
+ * refused naming more than one serial as 'manifest refused-serials several' (and, when they
+ * were refused by more than one rule, 'manifest refused-serials mixed-rules'). reached() sums the
  * names that match a pattern word by word, '*' matching any word.
  */
 export class Coverage {

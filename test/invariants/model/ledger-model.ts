@@ -12,13 +12,21 @@
 import type { ErrorCode } from '../../../src/core/errors.ts';
 import type { Custody, LicenceStatus, ShipmentStatus } from '../../../src/ledger/rows.ts';
 
+/** A serial a manifest's refusal names, and the rule that refused that serial. */
+export interface RefusedSerial {
+  serial: string;
+  rule: string;
+}
+
 /**
  * A refusal the model predicts: its error code and, where the ledger names one, the rule
- * that refused it (DomainError.rule: 'invariant-2', 'licence-status', ...). Not-found and
- * role refusals name no rule: `rule` is null there.
+ * that refused it (DomainError.rule: 'invariant-2', 'licence-status', ...). Not-found
+ * refusals name no rule: `rule` is null there. A manifest refused for its serials names
+ * every bad one, in the manifest's order (`serials`); the refusal's own code and rule are
+ * the first one's.
  */
 export class ModelRefusal extends Error {
-  constructor(readonly code: ErrorCode, readonly rule: string | null, reason: string) {
+  constructor(readonly code: ErrorCode, readonly rule: string | null, reason: string, readonly serials?: RefusedSerial[]) {
     super(reason);
   }
 }
@@ -112,7 +120,7 @@ const endsFrom: Record<'decommissioned' | 'returned' | 'lost', readonly Custody[
  * and rule. `effects` names what an acceptance did that its answer does not show (a unit
  * listed again after a return, a booking expired for a lapsed licence): coverage only.
  */
-export type Outcome = { ok: true; body: Record<string, unknown>; effects: string[] } | { ok: false; code: ErrorCode; rule: string | null; reason: string };
+export type Outcome = { ok: true; body: Record<string, unknown>; effects: string[] } | { ok: false; code: ErrorCode; rule: string | null; reason: string; serials?: RefusedSerial[] };
 
 export class LedgerModel {
   readonly licences = new Map<string, ModelLicence>();
@@ -147,7 +155,7 @@ export class LedgerModel {
     } catch (error) {
       if (!(error instanceof ModelRefusal)) throw error;
       this.restore(snapshot);
-      return { ok: false, code: error.code, rule: error.rule, reason: error.message };
+      return { ok: false, code: error.code, rule: error.rule, reason: error.message, ...(error.serials ? { serials: error.serials } : {}) };
     }
   }
 
@@ -157,15 +165,10 @@ export class LedgerModel {
   }
 
   book(input: { exportAllocationId: string; importAllocationId: string; productId: string; units: number; deadlineMs: number; serials?: ManifestEntry[] }, exporterOrgId: string): Record<string, unknown> {
-    const exportSide = this.side(input.exportAllocationId);
-    const importSide = this.side(input.importAllocationId);
-    // The exporter holds the export licence and supplies under the import licence: an
-    // allocation of a licence it does not ship under is invisible to it; one it ships under but
-    // on the wrong side (the two swapped) is said to be so.
-    for (const [side, direction] of [[exportSide, 'export'], [importSide, 'import']] as const) {
-      if (!this.letsExporterShip(side.licence, exporterOrgId)) notFound(`${direction} allocation not the exporter\u2019s`);
-      if (side.licence.direction !== direction) refuse('invalid_input', 'allocation-direction', `allocation ${side.allocation.id} is of an ${side.licence.direction} licence`);
-    }
+    // The export side is judged whole before the import side is looked up: an export id that
+    // is wrong is named even when the import id is unknown.
+    const exportSide = this.bookingSide(input.exportAllocationId, 'export', exporterOrgId);
+    const importSide = this.bookingSide(input.importAllocationId, 'import', exporterOrgId);
     if (input.productId !== this.productId) notFound('unknown product');
     if (input.deadlineMs <= this.nowMs || input.deadlineMs - this.nowMs > bookingDeadlineMaxMs) refuse('invalid_input', 'booking-deadline', 'deadline out of range');
     const recipientOrgId = importSide.allocation.recipientOrgId;
@@ -185,6 +188,19 @@ export class LedgerModel {
     for (const { allocation } of [exportSide, importSide]) allocation.reservedUnits += input.units;
     if (input.serials) this.attachSerials(shipment, input.serials);
     return { shipmentId: shipment.id, status: 'booked', units: input.units, serialCount: shipment.serialCount };
+  }
+
+  /**
+   * One side of a booking. The exporter holds the export licence and supplies under the
+   * import licence: an allocation of a licence it does not ship under is invisible to it
+   * (unknown, whatever it is); one it ships under but of the other direction (the two ids
+   * swapped) is said to be so, since the exporter can read it.
+   */
+  private bookingSide(allocationId: string, direction: 'export' | 'import', exporterOrgId: string): { allocation: ModelAllocation; licence: ModelLicence } {
+    const side = this.side(allocationId);
+    if (!this.letsExporterShip(side.licence, exporterOrgId)) notFound(`${direction} allocation not the exporter\u2019s`);
+    if (side.licence.direction !== direction) refuse('invalid_input', 'allocation-direction', `allocation ${allocationId} is of an ${side.licence.direction} licence, given as the ${direction} one`);
+    return side;
   }
 
   attach(input: { shipmentId: string; serials: ManifestEntry[] }, exporterOrgId: string): Record<string, unknown> {
@@ -223,30 +239,28 @@ export class LedgerModel {
     return shipment;
   }
 
+  /**
+   * A manifest is all or nothing, and names every bad serial at once: each entry is judged
+   * as if the bad ones before it were not there (a serial given twice is "twice" only once
+   * its first entry got in; a GPU UUID likewise), and the manifest is refused under the first
+   * bad entry's rule, naming all of them.
+   */
   private attachSerials(shipment: ModelShipment, entries: ManifestEntry[]): void {
     if (entries.length > shipment.units - shipment.serialCount) refuse('conflict', 'manifest-size', 'manifest larger than the room left');
-    const seen = new Set<string>();
+    const listed = new Set<string>();
     const uuids = new Set<string>();
+    const refused: Array<RefusedSerial & { reason: string }> = [];
     for (const { serial, gpuUuid } of entries) {
-      if (seen.has(serial)) refuse('conflict', 'invariant-4', `serial ${serial} twice in the manifest`);
-      seen.add(serial);
-      // A serial another exporter's shipment holds or last held: one refusal whatever its
-      // state (live, returned, deployed), telling nothing of the other tenant.
-      const live = this.live.get(serial);
-      if (live !== undefined && this.shipments.get(live)!.exporterOrgId !== shipment.exporterOrgId) refuse('conflict', 'unit-owner', `serial ${serial} is another exporter's`);
-      if (live !== undefined) refuse('conflict', 'invariant-4', `serial ${serial} is in live shipment ${live}`);
-      const unit = this.units.get(serial);
-      if (unit && !this.released(unit)) {
-        if (this.shipments.get(unit.shipmentId)!.exporterOrgId !== shipment.exporterOrgId) refuse('conflict', 'unit-owner', `serial ${serial} last shipped by another exporter`);
-        if (!reshippable.includes(unit.custody)) refuse('conflict', 'invariant-4', `serial ${serial} is ${unit.custody}`);
-        // What a unit physically is stays: a manifest may not give it another GPU UUID.
-        if (gpuUuid !== undefined && unit.gpuUuid !== null && gpuUuid !== unit.gpuUuid) refuse('conflict', 'unit-gpu-uuid', `serial ${serial} has GPU UUID ${unit.gpuUuid}`);
+      const why = this.unlistable(shipment, serial, gpuUuid, listed, uuids);
+      if (why !== null) {
+        refused.push({ serial, ...why });
+        continue;
       }
-      if (gpuUuid !== undefined) {
-        if (uuids.has(gpuUuid)) refuse('conflict', 'invariant-4', `GPU UUID ${gpuUuid} twice in the manifest`);
-        uuids.add(gpuUuid);
-      }
+      listed.add(serial);
+      if (gpuUuid !== undefined) uuids.add(gpuUuid);
     }
+    const [first] = refused;
+    if (first !== undefined) throw new ModelRefusal('conflict', first.rule, first.reason, refused.map(({ serial, rule }) => ({ serial, rule })));
     for (const { serial, gpuUuid } of entries) {
       const unit = this.units.get(serial);
       const released = unit !== undefined && this.released(unit);
@@ -262,6 +276,25 @@ export class LedgerModel {
       this.live.set(serial, shipment.id);
     }
     shipment.serialCount += entries.length;
+  }
+
+  /** Why one manifest entry may not be listed in the shipment (every such refusal is a conflict), or null if it may. */
+  private unlistable(shipment: ModelShipment, serial: string, gpuUuid: string | undefined, listed: Set<string>, uuids: Set<string>): { rule: string; reason: string } | null {
+    if (listed.has(serial)) return { rule: 'invariant-4', reason: `serial ${serial} twice in the manifest` };
+    // A serial another exporter's shipment holds or last held: one refusal whatever its
+    // state (live, returned, deployed), telling nothing of the other tenant.
+    const live = this.live.get(serial);
+    if (live !== undefined && this.shipments.get(live)!.exporterOrgId !== shipment.exporterOrgId) return { rule: 'unit-owner', reason: `serial ${serial} is another exporter's` };
+    if (live !== undefined) return { rule: 'invariant-4', reason: `serial ${serial} is in live shipment ${live}` };
+    const unit = this.units.get(serial);
+    if (unit && !this.released(unit)) {
+      if (this.shipments.get(unit.shipmentId)!.exporterOrgId !== shipment.exporterOrgId) return { rule: 'unit-owner', reason: `serial ${serial} last shipped by another exporter` };
+      if (!reshippable.includes(unit.custody)) return { rule: 'invariant-4', reason: `serial ${serial} is ${unit.custody}` };
+      // What a unit physically is stays: a manifest may not give it another GPU UUID.
+      if (gpuUuid !== undefined && unit.gpuUuid !== null && gpuUuid !== unit.gpuUuid) return { rule: 'unit-gpu-uuid', reason: `serial ${serial} has GPU UUID ${unit.gpuUuid}` };
+    }
+    if (gpuUuid !== undefined && uuids.has(gpuUuid)) return { rule: 'invariant-4', reason: `GPU UUID ${gpuUuid} twice in the manifest` };
+    return null;
   }
 
   ship(shipmentId: string, exporterOrgId: string): Record<string, unknown> {

@@ -4,13 +4,15 @@
  * answer is checked against the model and counted for coverage.
  */
 import { isDeepStrictEqual } from 'node:util';
+import type { DomainError } from '../../../src/core/errors.ts';
+import { refusedSerialsListedMax } from '../../../src/ledger/handlers/manifests.ts';
 import { type Answer, type Ledger } from '../../../src/ledger/ledger.ts';
 import { systemActor, type Actor } from '../../../src/ledger/permissions.ts';
 import type { ShipmentStatus } from '../../../src/ledger/rows.ts';
 import type { CommandKind } from '../../../src/ledger/schemas.ts';
 import type { World } from '../../world.ts';
 import { answerWithin } from '../../support/answers.ts';
-import { LedgerModel, type ModelShipment, type Outcome } from './ledger-model.ts';
+import { LedgerModel, type ModelShipment, type Outcome, type RefusedSerial } from './ledger-model.ts';
 import {
   book, dayMs, hourMs, manifestInput, manifestOf, received, serialPool, unknownId,
   type By, type Command, type Pick, type Serials, type ShipmentPick, type Who, type Writer,
@@ -166,9 +168,11 @@ export class Run {
         const recipientOrgId = this.allocationsOf('export', this.recipient(command.recipient).orgId, false, exporter.orgId).length > 0
           ? this.recipient(command.recipient).orgId : world.actors.beta.orgId;
         const all = [...model.allocations.keys()];
-        const among = (direction: 'export' | 'import') => (command.allocations === 'any' ? all : this.allocationsOf(direction, recipientOrgId, command.allocations === 'usable', exporter.orgId));
-        const exportAllocationId = this.pickFrom(among('export'), command.exportPick, 'A');
-        const importAllocationId = this.pickFrom(among('import'), command.importPick, 'A');
+        const importRecipientOrgId = command.importRecipient === undefined ? recipientOrgId : this.recipient(command.importRecipient).orgId;
+        const among = (direction: 'export' | 'import') => (command.allocations === 'any' ? all
+          : this.allocationsOf(direction, direction === 'import' ? importRecipientOrgId : recipientOrgId, command.allocations === 'usable', exporter.orgId));
+        const picked = [this.pickFrom(among('export'), command.exportPick, 'A'), this.pickFrom(among('import'), command.importPick, 'A')] as const;
+        const [exportAllocationId, importAllocationId] = command.swapped ? [picked[1], picked[0]] : picked;
         const manifest = command.serials === null ? undefined : manifestOf(this.serials(command.serials, 'manifest'), command.gpu ?? 'none');
         const units = command.units === 'fit' ? (manifest?.length ?? 1) : command.units;
         const deadlineMs = model.nowMs + command.deadlineMs;
@@ -377,8 +381,8 @@ export class Run {
     this.log.push(`${described} -> ${answered}`);
     const actual = answer.ok
       ? { ok: true, body: normalise(Object.fromEntries(Object.keys(expected.ok ? expected.body : {}).map((key) => [key, answer.body[key]]))) }
-      : { ok: false, code: answer.error.code, rule: answer.error.rule ?? null };
-    const wanted = expected.ok ? { ok: true, body: expected.body } : { ok: false, code: expected.code, rule: expected.rule };
+      : { ok: false, code: answer.error.code, rule: answer.error.rule ?? null, ...(!expected.ok && expected.serials ? { serials: serialsNamed(answer.error) } : {}) };
+    const wanted = expected.ok ? { ok: true, body: expected.body } : { ok: false, code: expected.code, rule: expected.rule, ...(expected.serials ? { serials: serialsToName(expected.serials) } : {}) };
     if (!isDeepStrictEqual(actual, wanted)) {
       throw new Error(`the ledger and the model disagree on ${described}:\n  model:  ${JSON.stringify(expected)}\n  ledger: ${answered}\n${this.history()}`);
     }
@@ -402,6 +406,9 @@ export class Run {
       coverage.add(`refused ${submission.kind} ${answer.error.code} ${answer.error.rule ?? '-'}`);
       if (second) coverage.add(`${second}refused ${submission.kind}`);
       if (submission.ownerRefusedOn) coverage.add(`unit-owner on ${submission.ownerRefusedOn}`);
+      const refusedSerials = submission.expected.ok ? [] : submission.expected.serials ?? [];
+      if (refusedSerials.length > 1) coverage.add('manifest refused-serials several');
+      if (new Set(refusedSerials.map(({ rule }) => rule)).size > 1) coverage.add('manifest refused-serials mixed-rules');
       return;
     }
     if (submission.original) return;
@@ -423,6 +430,23 @@ export class Run {
   history(): string {
     return `commands so far:\n${this.log.map((line, index) => `  ${index + 1}. ${line}`).join('\n')}`;
   }
+}
+
+/**
+ * What a manifest's refusal names, as the ledger gives it: a lone bad serial's own refusal
+ * (details.serial), or every listed one with its rule (details.serials) and a count of the
+ * rest (details.more). A lone GPU UUID given twice names the UUID, not a serial: the model's
+ * manifests never give one (each serial has its own GPU UUIDs, commands.ts).
+ */
+function serialsNamed(error: DomainError): { named: Array<{ serial: unknown; rule: unknown }>; more: unknown } {
+  const details = error.details ?? {};
+  if (!Array.isArray(details.serials)) return { named: [{ serial: details.serial, rule: error.rule }], more: 0 };
+  return { named: (details.serials as Array<Record<string, unknown>>).map(({ serial, rule }) => ({ serial, rule })), more: details.more };
+}
+
+/** What the ledger should name of the serials the model refused: the first refusedSerialsListedMax, and a count of the others. */
+function serialsToName(serials: RefusedSerial[]): { named: RefusedSerial[]; more: number } {
+  return { named: serials.slice(0, refusedSerialsListedMax), more: Math.max(serials.length - refusedSerialsListedMax, 0) };
 }
 
 function normalise(body: Record<string, unknown>): Record<string, unknown> {

@@ -118,6 +118,19 @@ export const tour: Step[] = [
       { kind: 'end', to: 'returned', recipient: 1, serials: { given: ['SN-9', 'SN-21'] } }, { kind: 'end', to: 'returned', recipient: 1, serials: { given: ['SN-9'] } },
     ],
   },
+  // Slips at booking. The two allocations swapped: each is one the exporter reads, so it is
+  // told so (allocation-direction), not that it is unknown. Alpha's export allocation paired
+  // with beta's import one (allocation-recipient-pair). A manifest with several bad serials,
+  // all named at once under the first one's rule: SN-22 (lost in transit, its shipment still
+  // live), SN-9 (the second exporter's, returned: unit-owner), SN-1 (decommissioned), and SN-9
+  // again, refused as before, not as given twice (its first entry did not get in).
+  {
+    kind: 'group',
+    commands: [
+      { ...book(0, 1, null, dayMs), swapped: true }, { ...book(0, 1, null, dayMs), importRecipient: 1 },
+      book(0, 4, { given: ['SN-22', 'SN-9', 'SN-1', 'SN-9'] }, 20 * dayMs),
+    ],
+  },
 ];
 
 /** What the tour reaches, each at least once (coverage names: see Coverage). */
@@ -137,4 +150,7 @@ export const tourReaches = [
   'refused shipment.book conflict unit-owner', 'unit-owner on returned', 'unit-owner on deployed', 'unit-owner on live',
   'effect released-taken-over-uuid', 'effect released-taken-over', 'second-exporter accepted shipment.book', 'second-exporter accepted shipment.ship',
   'second-exporter accepted shipment.cancel', 'refused units.return conflict unit-exporter',
+  // Slips at booking: allocations swapped, or for two recipients; a manifest refused naming several serials, under more than one rule.
+  'refused shipment.book invalid_input allocation-direction', 'refused shipment.book licence_not_valid allocation-recipient-pair',
+  'manifest refused-serials several', 'manifest refused-serials mixed-rules',
 ];
