@@ -145,12 +145,18 @@ describe('CHIPLEDGER_DATA_DIR that another user may write', () => {
     expect(problemsOf(open)).toEqual([]);
   });
 
-  it.skipIf(!mayChown)("is refused when another user owns it, naming chown (only the data dir: `pg/` inside is postgres's when run as root)", () => {
+  // The second diff review: a service's data dir that its group may write too (systemd's
+  // StateDirectoryMode=0770), met by an admin command run with sudo, was still refused with
+  // "run chown root … && chmod 700 …", which shuts the service out.
+  it.skipIf(!mayChown)("is refused when another user owns it and others may write it, naming its owner's chmod 700 and sudo -u, chown only for a folder root alone uses (only the data dir: `pg/` inside is postgres's when run as root)", () => {
     const theirs = join(folder, 'theirs');
-    mkdirSync(theirs, { mode: 0o777 });
-    chmodSync(theirs, 0o777);
+    mkdirSync(theirs, { mode: 0o770 });
+    chmodSync(theirs, 0o770);
     chownSync(theirs, otherUserId, otherUserId);
-    expect(dataDirAccessProblem(theirs)).toBe(`CHIPLEDGER_DATA_DIR: ${theirs} belongs to another user (uid ${otherUserId}; chipledger runs as uid 0) and may be written by its group or others (mode 777); whoever may write it can replace what chipledger keeps there (the database's password, its lock, published-checkpoint); run chown root ${theirs} && chmod 700 ${theirs}, or choose a folder of this user's that only it may write`);
+    const owner = /^nobody:[^:]*:65534:/m.test(readFileSync('/etc/passwd', 'utf8')) ? 'nobody' : `'#${otherUserId}'`;
+    expect(dataDirAccessProblem(theirs)).toBe(`CHIPLEDGER_DATA_DIR: ${theirs} belongs to another user (uid ${otherUserId}; chipledger runs as uid 0) and may be written by its group or others (mode 770); whoever may write it can replace what chipledger keeps there (the database's password, its lock, published-checkpoint); have its owner close it to others (sudo -u ${owner} chmod 700 ${theirs}), then run this command as its owner, as the server that uses it runs (sudo -u ${owner} …), or, if every chipledger that uses it runs as root, run chown root ${theirs} && chmod 700 ${theirs}`);
+    chmodSync(theirs, 0o777);
+    expect(dataDirAccessProblem(theirs)).toContain(`(mode 777); whoever may write it can replace what chipledger keeps there (the database's password, its lock, published-checkpoint); have its owner close it to others (sudo -u ${owner} chmod 700 ${theirs}), then run this command as its owner`);
     // A folder inside it that another user owns (the cluster's, postgres's) is not looked at.
     const mine = join(folder, 'mine');
     mkdirSync(join(mine, 'pg'), { recursive: true });

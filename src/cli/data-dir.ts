@@ -42,9 +42,10 @@ export const dataDirMode = 0o700;
  * switches the rollback guard off for the next start. PostgreSQL refuses its own folder so;
  * this is the folder above it. Only the data dir itself is looked at: run as root, `pg/` inside
  * it belongs to `postgres`, as it must. Undefined for a folder not there (yet), and where files
- * have no owner ids (Windows). A folder only another user may write is refused with the advice
- * to run as that user (sudo -u), not to take it: it is most often a service's, met by an admin
- * command run with sudo, and a chown to root would shut the service out.
+ * have no owner ids (Windows). A folder another user owns is refused with the advice to run as
+ * that user (sudo -u), not to take it: it is most often a service's, met by an admin command run
+ * with sudo, and a chown to root would shut the service out. One its group may write as well (a
+ * StateDirectoryMode=0770) is to be closed by its owner (chmod 700 as that user) first.
  */
 export function dataDirAccessProblem(dataDir: string): string | undefined {
   const userId = process.geteuid?.();
@@ -58,22 +59,19 @@ export function dataDirAccessProblem(dataDir: string): string | undefined {
   const foreign = stat.uid !== userId;
   const writable = (stat.mode & 0o022) !== 0;
   if (!stat.isDirectory() || (!foreign && !writable)) return undefined;
-  const me = userName(userId);
   const what: string[] = [];
-  const fixes: string[] = [];
-  if (foreign) {
-    what.push(`belongs to another user (uid ${stat.uid}; chipledger runs as uid ${userId})`);
-    fixes.push(`chown ${me} ${dataDir}`);
-  }
-  if (writable) {
-    what.push(`may be written by its group or others (mode ${(stat.mode & 0o7777).toString(8)})`);
-    fixes.push(`chmod 700 ${dataDir}`);
-  }
+  if (foreign) what.push(`belongs to another user (uid ${stat.uid}; chipledger runs as uid ${userId})`);
+  if (writable) what.push(`may be written by its group or others (mode ${(stat.mode & 0o7777).toString(8)})`);
   const why = `CHIPLEDGER_DATA_DIR: ${dataDir} ${what.join(' and ')}; whoever may write it can replace what chipledger keeps there (the database's password, its lock, published-checkpoint)`;
-  // Only its owner may write it: most often a service's data dir, and an admin command run with
-  // sudo. Taking it (chown) would shut the service out of its own folder at its next start.
-  if (!writable) return `${why}; run this command as its owner, as the server that uses it runs (sudo -u ${sudoUser(stat.uid)} …), or, if every chipledger that uses it runs as ${me}, run chown ${me} ${dataDir}`;
-  return `${why}; run ${fixes.join(' && ')}, or choose a folder of this user's that only it may write`;
+  if (!foreign) return `${why}; run chmod 700 ${dataDir}, or choose a folder of this user's that only it may write`;
+  // Another user's: most often a service's data dir, and an admin command run with sudo. Taking
+  // it (chown) would shut the service out of its own folder at its next start, group-writable
+  // or not; closing it to its group is for its owner to do, the service's next start included.
+  const me = userName(userId);
+  const owner = sudoUser(stat.uid);
+  const closeFirst = writable ? `have its owner close it to others (sudo -u ${owner} chmod 700 ${dataDir}), then ` : '';
+  const take = writable ? `chown ${me} ${dataDir} && chmod 700 ${dataDir}` : `chown ${me} ${dataDir}`;
+  return `${why}; ${closeFirst}run this command as its owner, as the server that uses it runs (sudo -u ${owner} …), or, if every chipledger that uses it runs as ${me}, run ${take}`;
 }
 
 /** This user's name for chown, or its id where it has none (a container's user without a passwd entry). */

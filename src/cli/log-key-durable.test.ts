@@ -14,8 +14,9 @@ import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
 const calls: string[] = [];
 /** When set, link() fails with this code, as on a file system without hard links. */
 let linkRefused: string | undefined;
-/** When set, fsync() of this path fails, as on a disk that gave out. */
+/** When set, fsync() of this path fails: EIO, as on a disk that gave out, unless another code is given. */
 let fsyncFails: string | undefined;
+let fsyncFailsWith: { code: string; message: string } = { code: 'EIO', message: 'EIO: i/o error, fsync' };
 /** When set, open() of this path fails as Windows fails it for a folder. */
 let openFails: string | undefined;
 vi.mock('node:fs', async (importOriginal) => {
@@ -31,7 +32,7 @@ vi.mock('node:fs', async (importOriginal) => {
     },
     fsyncSync: (fd: number) => {
       calls.push(`fsync ${opened.get(fd)}`);
-      if (opened.get(fd) === fsyncFails) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+      if (opened.get(fd) === fsyncFails) throw Object.assign(new Error(fsyncFailsWith.message), { code: fsyncFailsWith.code });
       real.fsyncSync(fd);
     },
     linkSync: (from: string, to: string) => {
@@ -51,6 +52,7 @@ beforeEach(() => {
   calls.length = 0;
   linkRefused = undefined;
   fsyncFails = undefined;
+  fsyncFailsWith = { code: 'EIO', message: 'EIO: i/o error, fsync' };
   openFails = undefined;
 });
 
@@ -76,13 +78,29 @@ describe('a new key file', () => {
   });
 
   it('is written where a folder cannot be opened or fsynced (Windows, some file systems): its name is then left as the system keeps it', () => {
-    for (const [file, fail] of [[join(folder, 'no-open.key'), () => { openFails = folder; }], [join(folder, 'no-fsync.key'), () => { fsyncFails = folder; }]] as const) {
+    const noFolderFsync = () => {
+      fsyncFails = folder;
+      fsyncFailsWith = { code: 'EINVAL', message: 'EINVAL: invalid argument, fsync' };
+    };
+    for (const [file, fail] of [[join(folder, 'no-open.key'), () => { openFails = folder; }], [join(folder, 'no-fsync.key'), noFolderFsync]] as const) {
       fail();
       const key = generateSignerKey('log.example');
       writeKeyFile(file, key.signerKey);
       expect(readKeyFile(file)).toBe(key.signerKey);
     }
     expect(readdirSync(folder).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('fails keygen when the disk fails its folder\'s fsync (EIO): the key is whole under its name, but its verifier key is not given out', () => {
+    const file = join(folder, 'eio.key');
+    fsyncFails = folder;
+    const signerKey = generateSignerKey('log.example').signerKey;
+    expect(() => writeKeyFile(file, signerKey)).toThrow(`wrote the key file ${file}, but couldn't fsync its folder ${folder} (EIO: i/o error, fsync), so the file may be gone after a power loss; its verifier key is not given out: move the file away and make a new key once the disk is sound`);
+    // What the user finds: the file, whole, and the next keygen refusing to write over it.
+    expect(readKeyFile(file)).toBe(signerKey);
+    expect(readdirSync(folder).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    fsyncFails = undefined;
+    expect(() => writeKeyFile(file, generateSignerKey('log.example').signerKey)).toThrow(`${file} exists; refusing to overwrite a key (move it away first)`);
   });
 
   it('written in place, is removed when it cannot be made durable: no partial key is left for the next keygen to refuse', () => {

@@ -14,6 +14,7 @@ import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
 import type { Config } from './config.ts';
 import { dataDirMode, writingInDataDir } from './data-dir.ts';
 import { Failure, type Output } from './output.ts';
+import { cannotSyncFolder } from './replace-file.ts';
 
 /** The demo log's origin (and key name). */
 export const demoLogOrigin = 'demo.chipledger.local/log';
@@ -146,6 +147,10 @@ export function writeKeyFile(file: string, signerKey: string): void {
   } catch (error) {
     // Named by its absolute path: under `npm run` a relative --out is taken from the repository's root.
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Failure(`${resolve(file)} exists; refusing to overwrite a key (move it away first)`);
+    if (error instanceof FolderNotSynced) {
+      // The key is whole under its name, but may not stay so: no one is to trust it yet.
+      throw new Failure(`wrote the key file ${resolve(file)}, but ${error.message}, so the file may be gone after a power loss; its verifier key is not given out: move the file away and make a new key once the disk is sound`);
+    }
     throw new Failure(`couldn't write the key file ${resolve(file)}: ${(error as Error).message}`);
   }
 }
@@ -166,7 +171,19 @@ function createKeyFile(file: string, signerKey: string): void {
     rmSync(temporary, { force: true });
   }
   // After the temporary file's removal, so that it is not found again after a power loss either.
-  syncFolder(dirname(file));
+  try {
+    syncFolder(dirname(file));
+  } catch (error) {
+    throw new FolderNotSynced(dirname(file), error);
+  }
+}
+
+/** The key file is linked (or written) whole under its name, but its folder's fsync failed: the name may not be on disk. */
+class FolderNotSynced extends Error {
+  constructor(folder: string, cause: unknown) {
+    super(`couldn't fsync its folder ${resolve(folder)} (${(cause as Error).message})`, { cause });
+    this.name = 'FolderNotSynced';
+  }
 }
 
 /**
@@ -188,21 +205,23 @@ function writeSynced(path: string, text: string): void {
 }
 
 /**
- * Makes a new name in `folder` (a link, a file made) durable where the system can: a folder
- * that cannot be opened or fsynced (Windows refuses to open one) leaves the name as it is, as
- * replaceFile's 'where-possible' does; the key is written whole either way.
+ * Makes a new name in `folder` (a link, a file made) durable where the system can: where it
+ * cannot open or fsync a folder at all (Windows refuses to open one: cannotSyncFolder), the
+ * name is left as it is, as replaceFile's 'where-possible' does. Any other failure (EIO: the
+ * disk gave out) is thrown: the key's name may be lost while its verifier key is handed out.
  */
 function syncFolder(folder: string): void {
   let fd: number;
   try {
     fd = openSync(folder, 'r');
-  } catch {
-    return;
+  } catch (error) {
+    if (cannotSyncFolder('open', error)) return;
+    throw error;
   }
   try {
     fsyncSync(fd);
-  } catch {
-    // A file system that cannot fsync a folder: as above.
+  } catch (error) {
+    if (!cannotSyncFolder('fsync', error)) throw error;
   } finally {
     closeSync(fd);
   }

@@ -21,8 +21,9 @@ export interface ReplaceOptions {
   prepare?: (handle: FileHandle) => Promise<void>;
   /**
    * 'required': a folder that cannot be fsynced fails the write (the rename may not be on
-   * disk). 'where-possible': a folder that cannot be opened or fsynced (Windows) leaves the
-   * rename as it is.
+   * disk). 'where-possible': where the system cannot open or fsync a folder at all (Windows,
+   * some file systems: cannotSyncFolder) the rename is left as it is; a disk that fails the
+   * fsync (EIO) fails the write all the same.
    */
   folderSync: 'required' | 'where-possible';
 }
@@ -53,18 +54,36 @@ export async function replaceFile(path: string, text: string, options: ReplaceOp
   await syncFolder(dirname(path), options.folderSync);
 }
 
+/**
+ * Codes by which a system says it cannot fsync a folder at all, rather than that this fsync
+ * failed: opening one (Windows refuses, EISDIR or EPERM; a folder the account may write but
+ * not read, EACCES), or fsyncing one (file systems and shares without it: EINVAL, ENOTSUP,
+ * EOPNOTSUPP, EBADF; Windows, EPERM). Any other, EIO above all, means the disk may have lost
+ * what was just named, and is not to be passed over.
+ */
+const folderSyncUnsupportedCodes = {
+  open: new Set(['EISDIR', 'EPERM', 'EACCES']),
+  fsync: new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EBADF', 'EPERM']),
+} as const;
+
+/** Whether `error`, from opening a folder or fsyncing it, says the system cannot fsync a folder here (the codes above). */
+export function cannotSyncFolder(step: keyof typeof folderSyncUnsupportedCodes, error: unknown): boolean {
+  return folderSyncUnsupportedCodes[step].has((error as NodeJS.ErrnoException | undefined)?.code ?? '');
+}
+
 /** Makes a rename in `folder` durable. */
 async function syncFolder(folder: string, mode: ReplaceOptions['folderSync']): Promise<void> {
   let handle: FileHandle;
   try {
     handle = await open(folder, 'r');
   } catch (error) {
-    if (mode === 'required') throw error;
+    if (mode === 'required' || !cannotSyncFolder('open', error)) throw error;
     return;
   }
   try {
-    if (mode === 'required') await handle.sync();
-    else await handle.sync().catch(() => {});
+    await handle.sync();
+  } catch (error) {
+    if (mode === 'required' || !cannotSyncFolder('fsync', error)) throw error;
   } finally {
     await handle.close();
   }

@@ -106,13 +106,53 @@ describe('a value over a btree index\'s row limit (54000, program_limit_exceeded
       const refused = (settled[1] as PromiseFulfilledResult<Answer>).value;
       expect(refused).toMatchObject({ ok: false, error: { details: { table: 'organisations', index: 'test_organisations_address' } } });
       expect(await shipmentCount()).toBe(before + 2);
-      expect(logged).toEqual([]);
+      // A gap in the ledger's checks: said once, for the command alone.
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatch(/^organisation\.register \(organisation system, Idempotency-Key long-address\) was refused by the database, rule database-value-size \(answered payload_too_large\), which the ledger's checks let through: index row size \d+ exceeds btree version \d+ maximum 2704 for index "test_organisations_address"/);
       // Remembered under its key (invariant 6), as any refusal of the command's own rows.
       const retried = await register();
       expect(retried).toMatchObject({ ok: false, replayed: true, error: { code: 'payload_too_large', message: refused.ok ? '' : refused.error.message } });
       expect(await ledger.violations()).toEqual([]);
     } finally {
       await database.pool.query('DROP INDEX test_organisations_address');
+    }
+  });
+});
+
+describe('a write a trigger refuses, naming its constraint (the ledger\'s checks let it through)', () => {
+  it('is answered alone in fixed words, and its trigger\'s text goes to the log once, without the row it quotes', async () => {
+    await database.pool.query(`CREATE FUNCTION test_probe() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.name = 'Probe Co.' THEN
+          RAISE EXCEPTION 'unit SN-1 is ORG-9''s (booking S-77)' USING ERRCODE = '23514', CONSTRAINT = 'test_probe_rule', DETAIL = 'row ' || NEW.address;
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await database.pool.query('CREATE TRIGGER test_probe BEFORE INSERT ON organisations FOR EACH ROW EXECUTE FUNCTION test_probe()');
+    try {
+      const said: Array<{ error: unknown; context: string }> = [];
+      const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, onError: (error, context) => said.push({ error, context }) });
+      opened.push(ledger);
+      const input = { name: 'Probe Co.', country: 'GB', roles: ['recipient' as const], address: '1 Private Lane' };
+      const register = () => ledger.submit('organisation.register', input, systemActor, 'probe');
+      const settled = await betweenBookings(ledger, register);
+      expect(settled.map(outcome)).toEqual(['accepted', 'conflict (test_probe_rule)', 'accepted']);
+      const refused = (settled[1] as PromiseFulfilledResult<Answer>).value;
+      expect(JSON.stringify(refused)).not.toMatch(/SN-1|ORG-9|S-77|Private Lane/);
+      expect(said.map(({ context }) => context)).toEqual([
+        "organisation.register (organisation system, Idempotency-Key probe) was refused by the database, rule test_probe_rule (answered conflict), which the ledger's checks let through: unit SN-1 is ORG-9's (booking S-77)",
+      ]);
+      // The database's code and words, not its DETAIL (the row written) nor its stack.
+      const error = said[0]!.error as Error & Record<string, unknown>;
+      expect({ message: error.message, code: error.code, detail: error.detail, where: error.where, stack: error.stack }).toEqual({
+        message: "unit SN-1 is ORG-9's (booking S-77)", code: '23514', detail: undefined, where: undefined, stack: "error: unit SN-1 is ORG-9's (booking S-77)",
+      });
+      // Its replay is the answer remembered, not a new refusal: nothing more is said.
+      expect(await register()).toMatchObject({ ok: false, replayed: true, error: { rule: 'test_probe_rule' } });
+      expect(said).toHaveLength(1);
+      expect(await ledger.violations()).toEqual([]);
+    } finally {
+      await database.pool.query('DROP TRIGGER test_probe ON organisations');
     }
   });
 });

@@ -71,6 +71,19 @@ export function describeAlone(pending: Pending): string {
 }
 
 /**
+ * The line for a write the database refused in the command a failed batch came down to (a
+ * constraint, a trigger's RAISE, a value it cannot hold: refusals.ts isRefusedWrite). The
+ * ledger's checks let it through, a gap in them or a race with another writer, and the caller
+ * is answered in fixed words: this line is the only trace, so it names the command, its
+ * organisation, the rule and the database's own words (a trigger's text may name another
+ * tenant's records: the operator's to read, never the caller's). The error goes with it
+ * withoutStack, which also leaves out the fields that quote the rows written (detail, where).
+ */
+export function describeRefusedWrite(pending: Pending, refusal: DomainError, error: Error): string {
+  return `${describeAlone(pending)} was refused by the database, rule ${refusal.rule ?? 'none'} (answered ${refusal.code}), which the ledger's checks let through: ${error.message}`;
+}
+
+/**
  * Organisations whose command a failed batch came down to: a write the database refused as
  * the command's own, or a failure nobody recognises, in a batch the sequencer then ran again in
  * halves (about two failed transactions per culprit, each one waited for by every command in

@@ -40,7 +40,7 @@ import { roleRefusal, type Actor } from './permissions.ts';
 import { commandSchemas, type CommandKind } from './schemas.ts';
 import type { Answer, LogAppender, Pending } from './batch-apply.ts';
 import { BatchCommitter, type CommitStats } from './batch-commit.ts';
-import { Culprits, describeAlone, describeBatch, isDatabaseFailure, refusalOrBug, unavailableReason, withoutStack } from './batch-failures.ts';
+import { Culprits, describeAlone, describeBatch, describeRefusedWrite, isDatabaseFailure, refusalOrBug, unavailableReason, withoutStack } from './batch-failures.ts';
 import { chooseBatch, takeOut } from './batch-choice.ts';
 import { QueueShares, countSerials } from './queue-shares.ts';
 import { answerRefusedAtOnce, rememberRefusal, type KeyedRefusalsContext } from './keyed-refusals.ts';
@@ -359,6 +359,8 @@ export class Sequencer {
       for (const pending of batch) pending.reject(error);
       return;
     }
+    // Said once, for the command alone (a batch of more splits first): the caller's words are fixed.
+    if (batch.length === 1 && isRefusedWrite(error)) this.options.onError?.(withoutStack(error as Error), describeRefusedWrite(batch[0]!, refusal, error as Error));
     this.unavailable = refusal.code === 'unavailable';
     if (this.unavailable) this.reportUnavailable(batch, error);
     if (batch.length === 1 && isRefusedWrite(error) && isCommandsOwnRefusal(error) && batch[0]!.idempotency) {

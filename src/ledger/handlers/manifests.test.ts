@@ -1,8 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { LoadedState } from '../../store/batch-state.ts';
 import type { ShipmentRow, UnitRow } from '../rows.ts';
 import { BatchState } from '../state.ts';
 import type { DomainError } from '../../core/errors.ts';
+import { refuse } from '../handler.ts';
 import { attachSerials, refusedSerialsListedMax, type ManifestEntry } from './manifests.ts';
 
 const shipment: ShipmentRow = {
@@ -248,5 +249,30 @@ describe('a manifest with several bad serials', () => {
     expect(many.message).toBe(`serial THEIRS-2 is not available to list in a shipment; and ${refusedSerialsListedMax + 6} more serials are refused (details.serials names the first ${refusedSerialsListedMax}, details.more counts the other 7)`);
     expect(many.details).toMatchObject({ more: 7 });
     expect((many.details!.serials as unknown[]).length).toBe(refusedSerialsListedMax);
+  });
+
+  it('builds the refusal of only the serials it names: the rest are counted, each without an Error and its stack', () => {
+    const state = freshState();
+    const big = state.update('shipments', state.get('shipments', 'S-1')!, { units: 1000 });
+    // Every kind of bad serial past the first refusedSerialsListedMax: another exporter's, one
+    // given twice, a deployed one, another product's, a GPU UUID given twice.
+    const bad: ManifestEntry[] = [
+      ...Array.from({ length: refusedSerialsListedMax }, () => 'THEIRS-2'),
+      'NEW-1', 'NEW-1', 'DEPLOYED-1', 'BACK-H20', 'THEIRS-3', { serial: 'NEW-2', gpuUuid: 'GPU-X' }, { serial: 'NEW-3', gpuUuid: 'GPU-X' }, { serial: 'BACK-1', gpuUuid: 'GPU-OTHER' },
+    ];
+    const built = vi.spyOn(refuse, 'conflict');
+    let calls: number;
+    let details: Record<string, unknown> | undefined;
+    state.begin();
+    try {
+      attachSerials({ state, actor: { id: 'TOK-1', orgId: 'ORG-1', role: 'exporter' }, at: '2026-02-02T00:00:00.000Z', seq: 5 }, big, bad);
+    } catch (error) {
+      details = (error as DomainError).details;
+    } finally {
+      calls = built.mock.calls.length;
+      built.mockRestore();
+    }
+    expect(details).toMatchObject({ more: 6 });
+    expect(calls).toBe(refusedSerialsListedMax);
   });
 });

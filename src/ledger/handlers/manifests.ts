@@ -5,7 +5,7 @@
  * bad serial is named at once (up to refusedSerialsListedMax), so a large manifest is not
  * corrected one upload per serial.
  */
-import { assert, DomainError, isDomainError } from '../../core/errors.ts';
+import { assert, DomainError } from '../../core/errors.ts';
 import { refuse, formatUnits, type CommandContext, type Handler } from '../handler.ts';
 import { unshippedEndStatuses, type ShipmentRow, type UnitRow } from '../rows.ts';
 import { canonicalGpuUuid } from '../schemas.ts';
@@ -39,6 +39,20 @@ function notAvailable(serial: string): DomainError {
 }
 
 /**
+ * A serial's refusal, built only if the manifest's refusal names it (RefusedSerials): past the
+ * first refusedSerialsListedMax a bad serial is only counted. An Error is built with its stack,
+ * and one for each entry of a refused 100,000-entry manifest held the batch for a second or more,
+ * five times what listing a valid one takes.
+ */
+type SerialRefusal = () => DomainError;
+
+/** What checkListable found: the serial's refusal, or whether its unit is released (isReleased). */
+type Listability = { refused: SerialRefusal } | { refused: undefined; released: boolean };
+
+const listable = (released: boolean): Listability => ({ refused: undefined, released });
+const refused = (refusal: SerialRefusal): Listability => ({ refused: refusal });
+
+/**
  * Whether a unit is free to be listed afresh, as if it had no row: it never shipped, and the
  * booking that listed it was cancelled or expired. A listing only claims a unit while its
  * booking lasts; what a unit is and whose is fixed when it ships (migration 033). Otherwise a
@@ -50,9 +64,9 @@ function isReleased(unit: UnitRow, shipment: ShipmentRow): boolean {
 }
 
 /**
- * Checks that a serial may be listed in the shipment, and returns whether its unit is
- * released (isReleased: listed afresh, keeping nothing of its claim). `unit` is the batch's
- * row for it and `live` the live shipment that lists it, if any. A unit that has shipped
+ * Checks that a serial may be listed in the shipment: returns its refusal, unbuilt, or whether
+ * its unit is released (isReleased: listed afresh, keeping nothing of its claim). `unit` is the
+ * batch's row for it and `live` the live shipment that lists it, if any. A unit that has shipped
  * stays with the exporter whose shipment last held it (a returned unit goes back to that
  * exporter's side): another exporter listing it would take it over, its row rewritten to a
  * shipment its first exporter and recipient cannot see. It also keeps what it physically
@@ -60,31 +74,32 @@ function isReleased(unit: UnitRow, shipment: ShipmentRow): boolean {
  * shipped with the unit, gpu_uuid_shipped) belongs to the live booking that gave it; a booking
  * that ends lets it go (shipments.ts, releaseClaims), so it is never one a booking left behind.
  */
-function checkListable(state: BatchState, shipment: ShipmentRow, serial: string, unit: UnitRow | undefined, live: string | undefined, given: string | undefined): boolean {
+function checkListable(state: BatchState, shipment: ShipmentRow, serial: string, unit: UnitRow | undefined, live: string | undefined, given: string | undefined): Listability {
   const exporter = shipment.exporter_org_id;
   if (live !== undefined) {
     // A listing of this batch or of the database: its shipment came with the unit.
-    if (state.get('shipments', live)?.exporter_org_id !== exporter) throw notAvailable(serial);
-    throw refuse.conflict('invariant-4', `serial ${serial} is already in live shipment ${live}`, { serial, shipmentId: live });
+    if (state.get('shipments', live)?.exporter_org_id !== exporter) return refused(() => notAvailable(serial));
+    return refused(() => refuse.conflict('invariant-4', `serial ${serial} is already in live shipment ${live}`, { serial, shipmentId: live }));
   }
-  if (unit === undefined) return false;
+  if (unit === undefined) return listable(false);
   const previous = state.get('shipments', unit.shipment_id);
   assert(previous !== undefined, `unit ${serial} names shipment ${unit.shipment_id}, which the batch did not load (store/batch-state.ts loads it with the unit)`);
-  if (isReleased(unit, previous)) return true;
-  if (previous.exporter_org_id !== exporter) throw notAvailable(serial);
+  if (isReleased(unit, previous)) return listable(true);
+  if (previous.exporter_org_id !== exporter) return refused(() => notAvailable(serial));
   if (!reshippable.has(unit.custody)) {
     // Not where it is deployed: the site is its recipient's to know, and this goes to an exporter.
-    throw refuse.conflict('invariant-4', `serial ${serial} is ${unit.custody}; it cannot be listed in a shipment`, { serial, custody: unit.custody });
+    return refused(() => refuse.conflict('invariant-4', `serial ${serial} is ${unit.custody}; it cannot be listed in a shipment`, { serial, custody: unit.custody }));
   }
   if (unit.product_id !== shipment.product_id) {
-    throw refuse.conflict('unit-product', `serial ${serial} is a unit of product ${unit.product_id}; shipment ${shipment.id} is of product ${shipment.product_id}`, { serial, productId: unit.product_id });
+    return refused(() => refuse.conflict('unit-product', `serial ${serial} is a unit of product ${unit.product_id}; shipment ${shipment.id} is of product ${shipment.product_id}`, { serial, productId: unit.product_id }));
   }
   // A given GPU UUID is in its one spelling (schemas.ts); a unit listed before migration 025
   // may keep another case, which the database never changes once known (019).
   if (given !== undefined && unit.gpu_uuid !== null && given !== canonicalGpuUuid(unit.gpu_uuid)) {
-    throw refuse.conflict('unit-gpu-uuid', `serial ${serial} has GPU UUID ${unit.gpu_uuid}; ${given} given`, { serial, gpuUuid: unit.gpu_uuid, given });
+    const known = unit.gpu_uuid;
+    return refused(() => refuse.conflict('unit-gpu-uuid', `serial ${serial} has GPU UUID ${known}; ${given} given`, { serial, gpuUuid: known, given }));
   }
-  return false;
+  return listable(false);
 }
 
 /**
@@ -116,9 +131,9 @@ class RefusedSerials {
   readonly listed: Array<{ serial: string; error: DomainError }> = [];
   count = 0;
 
-  add(serial: string, error: DomainError): void {
+  add(serial: string, refusal: SerialRefusal): void {
     this.count += 1;
-    if (this.listed.length < refusedSerialsListedMax) this.listed.push({ serial, error });
+    if (this.listed.length < refusedSerialsListedMax) this.listed.push({ serial, error: refusal() });
   }
 
   /**
@@ -158,24 +173,26 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
   const uuids = new Set<string>();
   const given: Array<{ serial: string; gpuUuid: string }> = [];
   const listing = state.listing(shipment.id);
-  const refused = new RefusedSerials();
+  const refusedSerials = new RefusedSerials();
   entries.forEach((entry, index) => {
     const serial = serialOf(entry);
     const unit = state.get('units', serial);
     const live = state.liveShipmentOf(serial);
     const gpuUuid = typeof entry === 'string' ? undefined : entry.gpuUuid;
-    let released: boolean;
-    try {
-      if (live === shipment.id && unit?.shipment_id === shipment.id && unit.updated_seq === seq) {
-        throw refuse.conflict('invariant-4', `serial ${serial} appears twice in the manifest (entry ${index + 1})`, { serial, entry: index + 1 });
-      }
-      released = checkListable(state, shipment, serial, unit, live, gpuUuid);
-      if (gpuUuid !== undefined && uuids.has(gpuUuid)) throw refuse.conflict('invariant-4', `GPU UUID ${gpuUuid} appears twice in the manifest`, { gpuUuid });
-    } catch (error) {
-      if (!isDomainError(error)) throw error;
-      refused.add(serial, error);
+    if (live === shipment.id && unit?.shipment_id === shipment.id && unit.updated_seq === seq) {
+      refusedSerials.add(serial, () => refuse.conflict('invariant-4', `serial ${serial} appears twice in the manifest (entry ${index + 1})`, { serial, entry: index + 1 }));
       return;
     }
+    const listability = checkListable(state, shipment, serial, unit, live, gpuUuid);
+    if (listability.refused !== undefined) {
+      refusedSerials.add(serial, listability.refused);
+      return;
+    }
+    if (gpuUuid !== undefined && uuids.has(gpuUuid)) {
+      refusedSerials.add(serial, () => refuse.conflict('invariant-4', `GPU UUID ${gpuUuid} appears twice in the manifest`, { gpuUuid }));
+      return;
+    }
+    const { released } = listability;
     if (gpuUuid !== undefined) {
       uuids.add(gpuUuid);
       given.push({ serial, gpuUuid: canonicalGpuUuid(gpuUuid) });
@@ -197,7 +214,7 @@ export function attachSerials(context: CommandContext, shipment: ShipmentRow, en
       gpu_uuid_shipped: unit?.gpu_uuid_shipped ?? false,
     }, unit);
   });
-  const refusal = refused.refusal();
+  const refusal = refusedSerials.refusal();
   if (refusal !== undefined) throw refusal;
   checkGpuUuidsFree(state, given);
   const current = state.get('shipments', shipment.id)!;
