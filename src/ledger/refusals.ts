@@ -175,7 +175,7 @@ function valueTooLargeRefusal(pgError: { table?: string; constraint?: string; me
 /**
  * CHECK constraints of migration 001 that hold a quantity rule the ledger checks first, named
  * as PostgreSQL named them (a CHECK over two columns is <table>_check), with the rule and code
- * the ledger's own check gives (handlers/allocations.ts, shipments.ts, units.ts). The database
+ * the ledger's own check gives (handlers/allocations.ts, shipment-checks.ts, units.ts). The database
  * refuses what those checks could not see, and the caller hears the same rule, as with
  * invariant4Indexes; the numbers are not the database's to give (its detail quotes the whole row).
  */

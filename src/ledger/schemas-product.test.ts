@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { productRegister } from './schemas.ts';
-import { datasheetSignificantDigitsMax, significantDigits } from '../policy/classification.ts';
+import { datasheetSignificantDigitsMax, significantDigits } from '../policy/datasheet.ts';
 
 const parameters = { denseTops: 1979, bitLength: 8, logicDieAreaMm2: 814, dramBandwidthGbS: 4800, memoryGb: 141, designedForDatacenter: true };
 const register = (overrides: Record<string, unknown>) => productRegister.safeParse({ model: 'X1', vendor: 'V', parameters: { ...parameters, ...overrides } });

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { isCountryCode } from '../core/countries.ts';
 import { isCurrencyCode } from '../core/currencies.ts';
 import { limits } from '../core/limits.ts';
-import { bitLengthMax, denseRatesMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem, significantDigitsProblem } from '../policy/classification.ts';
+import { bitLengthMax, denseRatesMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem, significantDigitsProblem } from '../policy/datasheet.ts';
 
 /**
  * Text that is valid Unicode (no lone surrogates) and free of control characters, stored

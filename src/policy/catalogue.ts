@@ -16,7 +16,8 @@ import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { normaliseText, textProblem } from '../core/text.ts';
 import { parseCsv, type CsvRecord } from './csv.ts';
-import { type Classification, type DenseRate, type SingleRateDatasheet, agreesWithPublished, bitLengthMax, classifyAccelerator, dramBandwidthGbSMin, logicDieAreaMm2Min, ratesGiveTpp } from './classification.ts';
+import { type Classification, agreesWithPublished, classifyAccelerator, ratesGiveTpp } from './classification.ts';
+import { type DenseRate, type SingleRateDatasheet, bitLengthMax, dramBandwidthGbSMin, logicDieAreaMm2Min } from './datasheet.ts';
 
 /** The copy shipped with the code. */
 export const defaultCataloguePath = fileURLToPath(new URL('./accelerators.csv', import.meta.url));

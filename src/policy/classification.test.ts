@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isDomainError } from '../core/errors.ts';
-import { type AcceleratorDatasheet, type Eccn, agreesWithPublished, classifyAccelerator, precisionBitLength } from './classification.ts';
+import { type Eccn, agreesWithPublished, classifyAccelerator } from './classification.ts';
+import { type AcceleratorDatasheet, precisionBitLength } from './datasheet.ts';
 
 /** A data-centre chip with one rate; area 1000 mm² makes PD = TPP / 1000 easy to read. */
 function chip(denseTops: number, bitLength: number, logicDieAreaMm2: number, extra: Partial<AcceleratorDatasheet> = {}): AcceleratorDatasheet {

@@ -117,6 +117,87 @@ export const replayableProblem = {
   content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
 };
 
+/** Problem: the RFC 9457 body every refusal and error is answered with, and the status of each code. */
+function problemSchema(): JsonSchema {
+  return {
+    type: 'object',
+    description: 'RFC 9457 problem details.',
+    properties: {
+      type: { type: 'string', format: 'uri' },
+      title: { type: 'string' },
+      status: { type: 'integer' },
+      detail: { type: 'string' },
+      code: { type: 'string', enum: [...errorCodes, ...httpOnlyCodes, 'internal'] },
+      rule: { type: 'string', description: 'The rule that refused the request, e.g. invariant-2.' },
+      details: { type: 'object', description: 'The numbers behind the refusal.' },
+      instance: { type: 'string' },
+    },
+    required: ['type', 'title', 'status', 'detail', 'code'],
+    'x-status-by-code': Object.fromEntries(Object.entries(problemCodes).map(([code, rule]) => [code, rule.status])),
+  };
+}
+
+/** The problem answers operations name by reference, each with the headers its status carries. */
+function problemResponses(): Record<string, unknown> {
+  return {
+    Problem: { description: 'A problem (RFC 9457)', headers: problemHeaders, content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } } },
+    Unauthorized: {
+      description: 'A problem (RFC 9457), code unauthenticated: no bearer token, or one that is not valid (unknown, revoked).',
+      headers: { ...problemHeaders, 'WWW-Authenticate': { description: 'Bearer realm="chipledger" (RFC 6750), with error="invalid_token" when a bearer token was sent and refused (RFC 6750 section 3.1).', required: true, schema: { type: 'string', enum: ['Bearer realm="chipledger"', 'Bearer realm="chipledger", error="invalid_token"'] } } },
+      content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
+    },
+    ReplayableProblem: replayableProblem,
+    UnsupportedMediaType: {
+      description: 'A problem (RFC 9457), code unsupported_media_type (rule content-type): the body is in a media type, charset, content coding or transfer coding the route does not read. details.accepts and Accept-Post name the media type it reads; a refused content coding also gets Accept-Encoding: identity (RFC 7694): send the body uncompressed.',
+      headers: {
+        ...problemHeaders,
+        'Accept-Post': { description: 'The media type the route reads: application/json (text/plain on POST /v1/log/cosignatures).', required: true, schema: { type: 'string' } },
+        'Accept-Encoding': { description: 'identity, when the content coding was refused.', schema: { type: 'string', enum: ['identity'] } },
+      },
+      content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
+    },
+    TooManyRequests: {
+      description: 'A problem (RFC 9457), code too_many_requests (RFC 6585): the request bodies the organisation\'s requests hold at once would pass its share of the server\'s room (the body was not read), or the serials its commands hold in the ledger\'s queue would pass its share (rule sequencer-queue-serials-organisation). Nothing was done: send the same request again, with the same Idempotency-Key, after Retry-After.',
+      headers: { ...problemHeaders, 'Retry-After': { $ref: '#/components/headers/Retry-After' } },
+      content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
+    },
+    Unavailable: {
+      description: 'A problem (RFC 9457), code unavailable or overloaded: the server is overloaded or shutting down, or its database is not answering. Nothing was committed, or the outcome is unknown: send the same request again, with the same Idempotency-Key, after Retry-After.',
+      headers: { ...problemHeaders, 'Retry-After': { $ref: '#/components/headers/Retry-After' } },
+      content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
+    },
+  };
+}
+
+/** The headers the answers name by reference. */
+function componentHeaders(): Record<string, unknown> {
+  return {
+    'Cache-Control-No-Store': {
+      description: 'no-store: no cache keeps a problem (a tile not there yet will be).',
+      required: true,
+      schema: { type: 'string', enum: ['no-store'] },
+    },
+    'Cache-Control-Private': {
+      description: 'private, no-store: what a token was shown is kept by no cache, so that a cache keyed by URL alone never serves it to another organisation.',
+      required: true,
+      schema: { type: 'string', enum: ['private, no-store'] },
+    },
+    'Retry-After': {
+      description: 'Seconds to wait before sending the request again (RFC 9110 section 10.2.3).',
+      required: true,
+      schema: { type: 'integer', minimum: 1 },
+    },
+    'X-Request-Id': {
+      description: 'The id of this request (a random UUID, never one a client sent), on every answer the server routes: the id its log lines carry, and the one a 500 names in its detail. Quote it when reporting a failure. The refusals of malformed HTTP (400, 408, 431 before any request exists) carry none; a 417 carries one of its own, under which nothing is logged.',
+      schema: { type: 'string', format: 'uuid' },
+    },
+    'Idempotent-Replayed': {
+      description: 'true when this is the answer remembered under the request\'s Idempotency-Key from an earlier request: nothing was done again. Absent on a first answer.',
+      schema: { type: 'string', enum: ['true'] },
+    },
+  };
+}
+
 /**
  * The document's components: the bearer scheme, the resources' and events' schemas and
  * Problem, and the problem answers and headers the operations name by reference.
@@ -124,77 +205,8 @@ export const replayableProblem = {
 export function documentComponents(): Record<string, unknown> {
   return {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token secret clt_<tokenId>_<random>, bound to one organisation and role.' } },
-    schemas: {
-      ...resourceSchemas(),
-      Problem: {
-        type: 'object',
-        description: 'RFC 9457 problem details.',
-        properties: {
-          type: { type: 'string', format: 'uri' },
-          title: { type: 'string' },
-          status: { type: 'integer' },
-          detail: { type: 'string' },
-          code: { type: 'string', enum: [...errorCodes, ...httpOnlyCodes, 'internal'] },
-          rule: { type: 'string', description: 'The rule that refused the request, e.g. invariant-2.' },
-          details: { type: 'object', description: 'The numbers behind the refusal.' },
-          instance: { type: 'string' },
-        },
-        required: ['type', 'title', 'status', 'detail', 'code'],
-        'x-status-by-code': Object.fromEntries(Object.entries(problemCodes).map(([code, rule]) => [code, rule.status])),
-      },
-    },
-    responses: {
-      Problem: { description: 'A problem (RFC 9457)', headers: problemHeaders, content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } } },
-      Unauthorized: {
-        description: 'A problem (RFC 9457), code unauthenticated: no bearer token, or one that is not valid (unknown, revoked).',
-        headers: { ...problemHeaders, 'WWW-Authenticate': { description: 'Bearer realm="chipledger" (RFC 6750), with error="invalid_token" when a bearer token was sent and refused (RFC 6750 section 3.1).', required: true, schema: { type: 'string', enum: ['Bearer realm="chipledger"', 'Bearer realm="chipledger", error="invalid_token"'] } } },
-        content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
-      },
-      ReplayableProblem: replayableProblem,
-      UnsupportedMediaType: {
-        description: 'A problem (RFC 9457), code unsupported_media_type (rule content-type): the body is in a media type, charset, content coding or transfer coding the route does not read. details.accepts and Accept-Post name the media type it reads; a refused content coding also gets Accept-Encoding: identity (RFC 7694): send the body uncompressed.',
-        headers: {
-          ...problemHeaders,
-          'Accept-Post': { description: 'The media type the route reads: application/json (text/plain on POST /v1/log/cosignatures).', required: true, schema: { type: 'string' } },
-          'Accept-Encoding': { description: 'identity, when the content coding was refused.', schema: { type: 'string', enum: ['identity'] } },
-        },
-        content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
-      },
-      TooManyRequests: {
-        description: 'A problem (RFC 9457), code too_many_requests (RFC 6585): the request bodies the organisation\'s requests hold at once would pass its share of the server\'s room (the body was not read), or the serials its commands hold in the ledger\'s queue would pass its share (rule sequencer-queue-serials-organisation). Nothing was done: send the same request again, with the same Idempotency-Key, after Retry-After.',
-        headers: { ...problemHeaders, 'Retry-After': { $ref: '#/components/headers/Retry-After' } },
-        content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
-      },
-      Unavailable: {
-        description: 'A problem (RFC 9457), code unavailable or overloaded: the server is overloaded or shutting down, or its database is not answering. Nothing was committed, or the outcome is unknown: send the same request again, with the same Idempotency-Key, after Retry-After.',
-        headers: { ...problemHeaders, 'Retry-After': { $ref: '#/components/headers/Retry-After' } },
-        content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
-      },
-    },
-    headers: {
-      'Cache-Control-No-Store': {
-        description: 'no-store: no cache keeps a problem (a tile not there yet will be).',
-        required: true,
-        schema: { type: 'string', enum: ['no-store'] },
-      },
-      'Cache-Control-Private': {
-        description: 'private, no-store: what a token was shown is kept by no cache, so that a cache keyed by URL alone never serves it to another organisation.',
-        required: true,
-        schema: { type: 'string', enum: ['private, no-store'] },
-      },
-      'Retry-After': {
-        description: 'Seconds to wait before sending the request again (RFC 9110 section 10.2.3).',
-        required: true,
-        schema: { type: 'integer', minimum: 1 },
-      },
-      'X-Request-Id': {
-        description: 'The id of this request (a random UUID, never one a client sent), on every answer the server routes: the id its log lines carry, and the one a 500 names in its detail. Quote it when reporting a failure. The refusals of malformed HTTP (400, 408, 431 before any request exists) carry none; a 417 carries one of its own, under which nothing is logged.',
-        schema: { type: 'string', format: 'uuid' },
-      },
-      'Idempotent-Replayed': {
-        description: 'true when this is the answer remembered under the request\'s Idempotency-Key from an earlier request: nothing was done again. Absent on a first answer.',
-        schema: { type: 'string', enum: ['true'] },
-      },
-    },
+    schemas: { ...resourceSchemas(), Problem: problemSchema() },
+    responses: problemResponses(),
+    headers: componentHeaders(),
   };
 }

@@ -16,7 +16,7 @@ export const eventNonce = z.string().regex(/^[A-Za-z0-9_-]{21}[AQgw]$/)
   .describe("16 random bytes (base64url, no padding: 22 characters), this event's alone. The log's leaf hashes are public, and an event's other fields can be guessed from one's own events, so without it a leaf hash would confirm a guess at an event one may not read. Its readers have it in the event's bytes, so they verify as before. Optional: events written before it was added have none, and their bytes stay as the log holds them (changing them would break the log).");
 /**
  * A tranche's period is judged in UTC days, by the ledger and the database alike
- * (ledger/handlers/shipments.ts checkBookingPeriod; migrations 015, 023, 035): said here, since
+ * (ledger/handlers/shipment-checks.ts checkBookingPeriod; migrations 015, 023, 035): said here, since
  * an authority's own day (Beijing's, 8 hours ahead) starts and ends at other instants.
  */
 export const day = z.iso.date().describe("A calendar day in UTC, YYYY-MM-DD. A tranche's period (periodStart to periodEnd, both days included) holds a booking when the booking's time, taken as a UTC date, is within it: a tranche ending 2026-03-31 takes bookings until 2026-04-01T00:00:00Z, which is 08:00 on 1 April in Beijing.");

@@ -27,7 +27,7 @@ const dateText = /^(\d{4,})-(\d\d)-(\d\d)( BC)?$/;
  * A date as PostgreSQL writes it in the ISO style, as 'YYYY-MM-DD' (a year outside 1 to 9999
  * as toISOString writes one: sign and six digits, 1 BC the year 0). Anything else is refused,
  * as parseTimestamptz refuses: the identity passed '01/11/2026' (DateStyle 'SQL, DMY') on to
- * the API and to string comparisons with ISO days (shipments.ts, a booking's period) unnoticed.
+ * the API and to string comparisons with ISO days (shipment-checks.ts, a booking's period) unnoticed.
  */
 export function parseDate(text: string): string {
   const parts = dateText.exec(text);

@@ -47,7 +47,7 @@ interface Period {
 
 /**
  * The UTC days on which a booking under the licence can be made: validity runs from the
- * instant valid_from up to, not including, valid_to (checkCovers in shipments.ts), so its
+ * instant valid_from up to, not including, valid_to (checkCovers in shipment-checks.ts), so its
  * last day is that of the instant before valid_to (valid to 2027-01-01T00:00Z: through
  * 2026-12-31).
  */
@@ -59,7 +59,7 @@ export function validityDays(licence: Pick<LicenceWithParties, 'valid_from' | 'v
  * Units are handed out only under a licence that is being prepared or is in force, whose
  * validity has not ended at the command's time, and, for a tranche, only for a period that
  * has not ended (its last day is today or later, in UTC, as checkBookingPeriod in
- * shipments.ts reads the day) and lies within the days of its validity: each day of the
+ * shipment-checks.ts reads the day) and lies within the days of its validity: each day of the
  * period must be one on which a booking could be made (validityDays), or the tranche would
  * hold units that no booking could ever reserve.
  */
@@ -111,7 +111,7 @@ export function checkTranchesWithin(state: BatchState, licence: LicenceWithParti
 
 /**
  * A licence covers one route, and a shipment's destination is its recipient's country
- * (shipments.ts, licence-route at booking): units allocated to a recipient in any other
+ * (shipment-checks.ts, licence-route at booking): units allocated to a recipient in any other
  * country could never be booked. Neither changes afterwards (no amendment has a field for a
  * licence's route, and an organisation's country is fixed at registration), so creating the
  * allocation is the one place to check.

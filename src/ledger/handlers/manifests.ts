@@ -12,7 +12,8 @@ import { canonicalGpuUuid } from '../schemas.ts';
 import type { BatchState } from '../state.ts';
 import { gpuUuidRecordedRefusal } from '../refusals.ts';
 import type { BatchKeys } from '../../store/batch-keys.ts';
-import { checkDeadline, lapsedLicence, shipmentOrgIds, shipmentPartyRule, visibleShipment } from './shipments.ts';
+import { checkDeadline, lapsedLicence } from './shipment-checks.ts';
+import { shipmentOrgIds, shipmentPartyRule, visibleShipment } from './shipments.ts';
 
 export type ManifestEntry = string | { serial: string; gpuUuid?: string | undefined };
 

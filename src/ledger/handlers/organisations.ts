@@ -67,7 +67,7 @@ function checkIdentifiersFree(context: CommandContext, identifiers: Record<strin
 
 /**
  * KYC is recorded per authority: each authority vouches for its own review, and a licence's
- * end_user_kyc_required condition counts only its own authority's (shipments.ts). So one
+ * end_user_kyc_required condition counts only its own authority's (shipment-checks.ts). So one
  * authority can neither satisfy nor withdraw the review another authority's licence requires.
  */
 export const organisationSetKyc: Handler<'organisation.set_kyc'> = {

@@ -14,7 +14,8 @@ import { assert } from '../../core/errors.ts';
 import { refuse, type CommandContext, type EventPart, type Handler } from '../handler.ts';
 import type { LicenceStatus } from '../rows.ts';
 import { expireLicence, licenceOrgIds } from './licences.ts';
-import { applyStep, expireStep, lapsedLicence } from './shipments.ts';
+import { lapsedLicence } from './shipment-checks.ts';
+import { applyStep, expireStep } from './shipments.ts';
 
 /** The rule of a sweep that found nothing to expire (and so wrote nothing). */
 export const nothingDueRule = 'sweep-nothing-due';
