@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
-import { isDatabaseUnavailable } from '../store/pool.ts';
+import { isDatabaseUnavailable } from '../store/database-unavailable.ts';
 import { isTransientDatabaseError, sqlStateOf, transientDatabaseErrorWords } from '../store/sqlstate.ts';
 import { withoutSecrets } from './log-redaction.ts';
 import { defaultBodyMediaType, fromFrameworkError, internalProblem, problemOf, sendProblem, withoutRowValues } from './problem.ts';

@@ -2,7 +2,8 @@
  * What /healthz reads of the database (server/health.ts judges it): the clocks and the
  * migrations newer than this build knows, in one bounded query.
  */
-import { queryWithin, type Pool } from './pool.ts';
+import type { Pool } from './pool.ts';
+import { queryWithin } from './query-timeout.ts';
 
 /** A migration applied to the database that this build does not know. */
 export interface NewerMigration {

@@ -8,11 +8,6 @@ import './type-parsers.ts';
 import { setUpSession } from './session-settings.ts';
 import { isQueryTimeout } from './query-timeout.ts';
 
-// Re-exported for the modules that import them from here: server/app.ts, server/health.ts,
-// store/health-queries.ts, cli/serve.ts and cli/published-checkpoint.ts.
-export { queryWithin, withQueryTimeout } from './query-timeout.ts';
-export { isDatabaseUnavailable } from './database-unavailable.ts';
-
 export interface PoolOptions {
   url: string;
   /** Connections held at most by this process. */
