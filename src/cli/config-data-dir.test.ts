@@ -216,4 +216,15 @@ describe('CHIPLEDGER_DATA_DIR that another user may write', () => {
     expect(message).toMatch(new RegExp(`^chipledger: CHIPLEDGER_DATA_DIR: ${open} .*may be written by its group or others \\(mode 777\\); .*chmod 700 ${open}`));
     expect(readdirSync(open)).toEqual([]);
   });
+
+  it('stops serve --demo on a database of its own with one line and exit 2, before its demo log key is read or made there', async () => {
+    const open = join(folder, 'open-for-serve');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    // DATABASE_URL: no embedded cluster, so nothing but serve's own start check refuses the folder before the key (none listens there).
+    const settings = { CHIPLEDGER_DATA_DIR: open, DATABASE_URL: `postgres://chipledger@127.0.0.1:${await findFreePort()}/chipledger`, CHIPLEDGER_PORT: String(await findFreePort()) };
+    const message = expectDataDirProblem(chipledger(['serve', '--demo'], settings));
+    expect(message).toMatch(new RegExp(`^chipledger: CHIPLEDGER_DATA_DIR: ${open} may be written by its group or others \\(mode 777\\); .*chmod 700 ${open}`));
+    expect(readdirSync(open)).toEqual([]);
+  });
 });

@@ -193,6 +193,34 @@ describe('a published-checkpoint that cannot be written', () => {
     }
   });
 
+  it('says since when it could not record from the first write that failed, not the latest larger one', async () => {
+    const signingDisk = new FlakyDisk();
+    const lookingDisk = new FlakyDisk();
+    const a = await startServer(database.pool, 'since-a', signingDisk);
+    const b = await startServer(database.pool, 'since-b', lookingDisk, { follow: { intervalMs: 50 } });
+    /** What B's /healthz says it could not record, and since when. */
+    const behind = async () => (await b.app.inject({ method: 'GET', url: '/healthz' })).json().details as { since: string; unrecordedSize: number };
+    try {
+      lookingDisk.failing = { code: 'EROFS', text: 'read-only file system' };
+      await register(a.ledger, 1);
+      const signed = (await a.ledger.checkpointer!.checkpointNow())!.size;
+      await until("B's look fails to record A's checkpoint", () => b.ledger.checkpointer!.held !== undefined, seenWithin);
+      const { since } = await behind();
+      // Later, a larger checkpoint B's look fails to record too: the outage is as old as before.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await register(a.ledger, 1);
+      const larger = (await a.ledger.checkpointer!.checkpointNow())!.size;
+      expect(larger).toBeGreaterThan(signed);
+      await until("B's look fails to record A's larger checkpoint", () => b.guard.behind?.details?.unrecordedSize === larger, seenWithin);
+      expect(await behind()).toMatchObject({ since, unrecordedSize: larger });
+      lookingDisk.failing = undefined;
+      await until("B's look records A's larger checkpoint", () => b.ledger.checkpointer!.held === undefined, seenWithin);
+      expect(recordedSize(b.file)).toBe(larger);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('says the outage once while its ticks fail, then records and signs the head by itself once the write works', async () => {
     const disk = new FlakyDisk();
     const errors: string[] = [];

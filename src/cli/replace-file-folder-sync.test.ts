@@ -65,4 +65,12 @@ describe("replaceFile's folder fsync 'where-possible'", () => {
     folderFsyncFails = 'EINVAL';
     await expect(replaceFile(join(folder, 'required.json'), 'new\n', { mode: 0o600, folderSync: 'required' })).rejects.toMatchObject({ code: 'EINVAL' });
   });
+
+  it("fails the write on a folder that cannot be opened when it is 'required', for the reasons 'where-possible' passes over too", async () => {
+    // The published checkpoint's guard (replaceNote) counts a write as recorded only once its rename is on disk.
+    for (const code of ['EISDIR', 'EPERM', 'EACCES']) {
+      folderOpenFails = code;
+      await expect(replaceFile(join(folder, 'required-open.json'), `${code}\n`, { mode: 0o600, folderSync: 'required' })).rejects.toMatchObject({ code });
+    }
+  });
 });

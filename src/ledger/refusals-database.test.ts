@@ -18,8 +18,8 @@ worldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 });
 
-/** The refusal toRefusal makes of what the database raised for these statements (rolled back). */
-async function refusalOf(...statements: Array<[string, unknown[]]>) {
+/** What the database raised for these statements (rolled back). */
+async function raisedBy(...statements: Array<[string, unknown[]]>): Promise<unknown> {
   const error = await inRolledBack(database.pool, async (client) => {
     try {
       for (const [text, values] of statements) await client.query(text, values);
@@ -30,7 +30,12 @@ async function refusalOf(...statements: Array<[string, unknown[]]>) {
     }
   });
   if (error === undefined) expect.fail('the database took the statements');
-  return toRefusal(error).toJSON();
+  return error;
+}
+
+/** The refusal toRefusal makes of what the database raised for these statements (rolled back). */
+async function refusalOf(...statements: Array<[string, unknown[]]>) {
+  return toRefusal(await raisedBy(...statements)).toJSON();
 }
 
 describe('a quantity CHECK of the database', () => {
@@ -43,6 +48,12 @@ describe('a quantity CHECK of the database', () => {
     expect(await refusalOf(['UPDATE allocations SET reserved_units = units + 1 WHERE id = $1', [world.allocations.alphaExport]])).toMatchObject({
       code: 'insufficient_units', rule: 'invariant-2', details: { constraint: 'allocations_check' },
     });
+  });
+
+  it('keeps the database\'s error as the cause, for the log: its detail (the whole row) is the operator\'s, not the caller\'s', async () => {
+    const raised = await raisedBy(['UPDATE licences SET allocated_units = authorised_units + 1 WHERE id = $1', [world.exportLicenceId]]);
+    expect(raised).toMatchObject({ code: '23514', constraint: 'licences_check' });
+    expect(toRefusal(raised).cause).toBe(raised);
   });
 
   it('keeps a site within its capacity under rule site-capacity', async () => {
@@ -64,6 +75,16 @@ describe('a trigger\'s refusal', () => {
       details: { constraint: 'units_keep_identity' },
     });
     // The text stays with the error, for the log.
+    expect(refusal.cause).toBe(raised);
+  });
+
+  it('without a constraint\'s name, is answered in fixed words naming its SQLSTATE, its text kept as the cause only', () => {
+    const raised = Object.assign(new Error("unit SN-1 is ORG-9's (it has shipped, or its booking S-77 is booked)"), { code: '23514' });
+    const refusal = toRefusal(raised);
+    expect(refusal.toJSON()).toEqual({
+      code: 'conflict', rule: 'database-constraint',
+      message: "the database refused the change: it breaks a rule with no name (SQLSTATE 23514), which the ledger's checks did not catch first; nothing was written",
+    });
     expect(refusal.cause).toBe(raised);
   });
 });

@@ -81,6 +81,13 @@ describe('the units holding the GPU UUIDs a batch gives', () => {
     expect(again.serials).toEqual(['HELD-1']);
     expect(again.statements.filter((text) => text === unitsByGpuUuidSql)).toEqual([]);
 
+    // Its own GPU UUID given with the legacy unit named by serial: looked up, as its upper case is not the key's spelling, and loaded once all the same.
+    const legacyOwn = emptyKeys();
+    manifestKeys([{ serial: 'LEGACY-1', gpuUuid: legacy }], legacyOwn);
+    const once = await loadCounting(legacyOwn);
+    expect(once.serials).toEqual(['LEGACY-1']);
+    expect(once.statements.filter((text) => text === unitsByGpuUuidSql)).toHaveLength(1);
+
     const plain = emptyKeys();
     manifestKeys(['NEW-3', { serial: 'NEW-4' }], plain);
     expect(plain.gpuUuids.size).toBe(0);

@@ -154,6 +154,20 @@ describe('a state file other accounts can write', () => {
     expect((await readState(path))!.size).toBe(1);
   });
 
+  it('is refused at a save (exit 2) when it became open to its group since the run started, and is left as it was: a save never carries the mode on', async () => {
+    const at = caseFolder('open-mode-mid-run');
+    const path = join(at, 'v.json');
+    await writeState(path, saved(1));
+    await assertStateWritable(path);
+    chmodSync(path, 0o660);
+    const refused = await refusal(writeState(path, saved(2)));
+    expect(refused.exitCode).toBe(2);
+    expect(refused.message).toContain(`run chmod go-w ${path}`);
+    expect(statSync(path).mode & 0o777).toBe(0o660);
+    chmodSync(path, 0o600);
+    expect((await readState(path))!.size).toBe(1);
+  });
+
   it('is refused (exit 2) when it is new and its folder is open to its group or others, sticky or not; nothing is made there', async () => {
     for (const mode of [0o777, 0o1777, 0o770]) {
       const at = caseFolder(`open-folder-${mode.toString(8)}`);

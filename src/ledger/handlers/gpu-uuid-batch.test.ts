@@ -114,6 +114,21 @@ describe('a booking giving a GPU UUID another unit holds', () => {
     expect(await api.world.ledger.violations()).toEqual([]);
   });
 
+  it('is accepted when the unit that held it was let go and listed again with another earlier in the same batch: a holder is judged by its GPU UUID now', async () => {
+    const [released, relisted] = [uuid(7), uuid(8)];
+    const holder = api.serial('RELISTED');
+    const listed = String(expectOk(await book('other', [{ serial: holder, gpuUuid: released }])).shipmentId);
+    const taker = api.serial('TAKER');
+    const answers = await inOneBatch([
+      () => api.world.ledger.submit('shipment.cancel', { shipmentId: listed }, api.exporter2),
+      () => book('other', [{ serial: holder, gpuUuid: relisted }]),
+      () => book('own', [{ serial: taker, gpuUuid: released }]),
+    ]);
+    expect(answers.map(outcome)).toEqual(['accepted', 'accepted', 'accepted']);
+    expect([await gpuUuidOf(holder), await gpuUuidOf(taker)]).toEqual([relisted, released]);
+    expect(await api.world.ledger.violations()).toEqual([]);
+  });
+
   it('is refused in code when another unit holds it in the upper case of a unit listed before migration 025', async () => {
     const legacy = 'GPU-0B5E0000-0000-4000-8000-00000000ABCD';
     const holder = api.serial('LEGACY');
