@@ -14,7 +14,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, assert } from '../core/errors.ts';
-import { EdgeRefusal } from './problem.ts';
 
 /** One request's room: given back when nothing holds it any more. */
 interface Reservation {
@@ -96,7 +95,7 @@ export class BodyBudget {
     }
     const organisationBytes = this.reservedByOrganisation.get(organisationId) ?? 0;
     if (organisationBytes + bytes > this.organisationBytesMax) {
-      throw new EdgeRefusal('too_many_requests', `organisation ${organisationId} holds ${formatMiB(organisationBytes)} of request bodies still arriving or not yet answered, and one organisation may hold ${formatMiB(this.organisationBytesMax)} (of the server's ${formatMiB(this.bytesMax)}); this request declares ${formatMiB(bytes)}; retry once your requests in flight are answered`, {
+      throw new DomainError('too_many_requests', `organisation ${organisationId} holds ${formatMiB(organisationBytes)} of request bodies still arriving or not yet answered, and one organisation may hold ${formatMiB(this.organisationBytesMax)} (of the server's ${formatMiB(this.bytesMax)}); this request declares ${formatMiB(bytes)}; retry once your requests in flight are answered`, {
         rule: 'request-bodies-in-flight-per-organisation', details: { organisationReservedBytes: organisationBytes, organisationBytesMax: this.organisationBytesMax, requestBytes: bytes },
       });
     }

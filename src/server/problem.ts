@@ -42,15 +42,14 @@ export type HttpOnlyCode = (typeof httpOnlyCodes)[number];
 export type ProblemCode = ErrorCode | HttpOnlyCode | 'internal';
 
 /**
- * A refusal the HTTP edge makes with one of its own codes (httpOnlyCodes), or past one
- * organisation's share of the bodies in flight (too_many_requests), thrown from a hook
+ * A refusal the HTTP edge makes with one of its own codes (httpOnlyCodes), thrown from a hook
  * or a route like a DomainError and answered by the same error handler, through the same table.
  */
 export class EdgeRefusal extends Error {
   readonly rule: string | undefined;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(readonly code: HttpOnlyCode | 'too_many_requests', message: string, options?: { rule?: string; details?: Record<string, unknown> }) {
+  constructor(readonly code: HttpOnlyCode, message: string, options?: { rule?: string; details?: Record<string, unknown> }) {
     super(message);
     this.name = 'EdgeRefusal';
     this.rule = options?.rule;
