@@ -326,13 +326,16 @@ export class Sequencer {
    */
   private async answerFailedBatch(batch: Pending[], error: unknown, half: boolean): Promise<void> {
     const refusal = refusalOrBug(error);
-    const splits = batch.length > 1 && (isRefusedWrite(error) || (refusal === null && !this.committer.mayHaveCommitted));
+    const refusedWrite = isRefusedWrite(error);
+    /** A write the database refused as a command's own, not the write path's bookkeeping (another writer's). */
+    const ownRefusedWrite = refusedWrite && isCommandsOwnRefusal(error);
+    /** A failure nobody recognises, in a batch nothing of which can have committed. */
+    const unrecognised = refusal === null && !this.committer.mayHaveCommitted;
+    const splits = batch.length > 1 && (refusedWrite || unrecognised);
     // The command a split came down to (or one alone already) fails of its own doing: its
     // organisation's commands run alone for a while (takeBatch), so that one repeated does
-    // not fail its neighbours' batches again. Not a refusal of the write path's bookkeeping
-    // (another writer's), nor a failure whose COMMIT may have gone through.
-    const culprit = (isRefusedWrite(error) && isCommandsOwnRefusal(error)) || (refusal === null && !this.committer.mayHaveCommitted);
-    if (batch.length === 1 && culprit) this.culprits.failed(batch[0]!.actor.orgId, this.monotonicMs());
+    // not fail its neighbours' batches again.
+    if (batch.length === 1 && (ownRefusedWrite || unrecognised)) this.culprits.failed(batch[0]!.actor.orgId, this.monotonicMs());
     if (splits) {
       // The database refused something our checks let through (say, a GPU UUID that
       // another unit already has, or a model name over its index's row limit), or a trigger
@@ -360,10 +363,10 @@ export class Sequencer {
       return;
     }
     // Said once, for the command alone (a batch of more splits first): the caller's words are fixed.
-    if (batch.length === 1 && isRefusedWrite(error)) this.options.onError?.(withoutStack(error as Error), describeRefusedWrite(batch[0]!, refusal, error as Error));
+    if (batch.length === 1 && refusedWrite) this.options.onError?.(withoutStack(error as Error), describeRefusedWrite(batch[0]!, refusal, error as Error));
     this.unavailable = refusal.code === 'unavailable';
     if (this.unavailable) this.reportUnavailable(batch, error);
-    if (batch.length === 1 && isRefusedWrite(error) && isCommandsOwnRefusal(error) && batch[0]!.idempotency) {
+    if (batch.length === 1 && ownRefusedWrite && batch[0]!.idempotency) {
       batch[0]!.resolve(await rememberRefusal(this.keyed, batch[0]!, refusal));
       return;
     }
