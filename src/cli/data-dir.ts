@@ -12,6 +12,7 @@
 import { mkdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
+import { othersAccess } from './file-access.ts';
 import { Failure } from './output.ts';
 
 /**
@@ -48,17 +49,15 @@ export const dataDirMode = 0o700;
  * StateDirectoryMode=0770) is to be closed by its owner (chmod 700 as that user) first.
  */
 export function dataDirAccessProblem(dataDir: string): string | undefined {
-  const userId = process.geteuid?.();
-  if (userId === undefined) return undefined;
   let stat: Stats;
   try {
     stat = statSync(dataDir);
   } catch {
     return undefined;
   }
-  const foreign = stat.uid !== userId;
-  const writable = (stat.mode & 0o022) !== 0;
-  if (!stat.isDirectory() || (!foreign && !writable)) return undefined;
+  const access = othersAccess(stat);
+  if (access === undefined || !stat.isDirectory() || (!access.foreign && !access.writable)) return undefined;
+  const { foreign, writable, ownUid: userId } = access;
   const what: string[] = [];
   if (foreign) what.push(`belongs to another user (uid ${stat.uid}; chipledger runs as uid ${userId})`);
   if (writable) what.push(`may be written by its group or others (mode ${(stat.mode & 0o7777).toString(8)})`);

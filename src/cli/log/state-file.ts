@@ -23,6 +23,7 @@ import { access, constants, lstat, open, readlink, realpath, stat, type FileHand
 import { basename, dirname, join, resolve } from 'node:path';
 import { Failure } from '../output.ts';
 import { replaceFile } from '../replace-file.ts';
+import { othersAccess, ownUid } from '../file-access.ts';
 
 /** Largest state file read: a checkpoint note and a monitor's few pending ones, with cosignatures. */
 export const stateBytesMax = 1024 * 1024;
@@ -60,35 +61,30 @@ export async function readStateText(path: string): Promise<string | undefined> {
   }
 }
 
-/** The account a state must belong to; undefined where there are no uids (Windows), where nothing is checked. */
-function ownUid(): number | undefined {
-  return process.getuid?.();
-}
-
 /**
  * Refuses (exit 2) a state file that another account owns or that its group or others can
  * write: any of them could choose the checkpoint the log is held to. Said as readKeyFileChecked
  * says it of a key, with the command that mends it.
  */
 function refuseOpenStateFile(file: string, info: Stats): void {
-  const uid = ownUid();
-  if (uid === undefined) return;
-  if (info.uid !== uid) {
-    throw new Failure(`the state file ${file} belongs to another account (uid ${info.uid}; this one is uid ${uid}), which could choose the checkpoint the log is held to; check what it holds, then run chown ${uid} ${file}`, 2);
+  const others = othersAccess(info);
+  if (others === undefined) return;
+  if (others.foreign) {
+    throw new Failure(`the state file ${file} belongs to another account (uid ${info.uid}; this one is uid ${others.ownUid}), which could choose the checkpoint the log is held to; check what it holds, then run chown ${others.ownUid} ${file}`, 2);
   }
-  if ((info.mode & 0o022) !== 0) {
+  if (others.writable) {
     throw new Failure(`the state file ${file} can be written by its group or others (mode ${(info.mode & 0o777).toString(8)}), who could choose the checkpoint the log is held to; check what it holds, then run chmod go-w ${file}`, 2);
   }
 }
 
 /** Refuses (exit 2) the folder of a new state file when another account owns it or its group or others can write it: a link or a state of theirs could be put in the file's place. */
 function refuseOpenStateFolder(folder: string, file: string, info: Stats): void {
-  const uid = ownUid();
-  if (uid === undefined) return;
-  if (info.uid !== uid) {
-    throw new Failure(`the folder ${folder} of the new state file ${file} belongs to another account (uid ${info.uid}; this one is uid ${uid}), which could put a link or a state of its own there; give --state a path in a folder of this account's`, 2);
+  const others = othersAccess(info);
+  if (others === undefined) return;
+  if (others.foreign) {
+    throw new Failure(`the folder ${folder} of the new state file ${file} belongs to another account (uid ${info.uid}; this one is uid ${others.ownUid}), which could put a link or a state of its own there; give --state a path in a folder of this account's`, 2);
   }
-  if ((info.mode & 0o022) !== 0) {
+  if (others.writable) {
     throw new Failure(`the folder ${folder} of the new state file ${file} can be written by its group or others (mode ${(info.mode & 0o7777).toString(8)}), who could put a link or a state of their own there; give --state a path in a folder only this account can write`, 2);
   }
 }
