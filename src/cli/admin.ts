@@ -23,16 +23,13 @@ import { PublishedCheckpointGuard } from './published-checkpoint.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { renderTable } from './table.ts';
 
-/** Admin commands run a handful of statements at a time. */
-const adminConnectionsMax = 4;
-
 /** Only these admin commands create the embedded database; the others need the server's (see database.ts). */
 type AdminCommand = 'migrate' | 'demo' | 'organisation' | 'token' | 'check';
 const createsCluster = (name: AdminCommand): boolean => name === 'migrate' || name === 'demo';
 
 async function withDatabase<T>(config: Config, name: AdminCommand, output: Output, run: (database: Database) => Promise<T>): Promise<T> {
   const database = await openDatabase(config, {
-    exclusive: false, createsCluster: createsCluster(name), connectionsMax: adminConnectionsMax, applicationName: `chipledger-${name}`,
+    exclusive: false, createsCluster: createsCluster(name), connectionsMax: limits.adminConnectionsMax, applicationName: `chipledger-${name}`,
     notice: (line) => output.err(`chipledger: ${line}`),
   });
   try {

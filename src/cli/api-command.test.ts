@@ -15,9 +15,8 @@ import { buildWorld, type World } from '../../test/world.ts';
 import { limits } from '../core/limits.ts';
 import { systemActor } from '../ledger/permissions.ts';
 import { buildServer } from '../server/app.ts';
-import { apiCommand, bodyNestingDepthMax, jsonProblem, lineAndColumn } from './api-command.ts';
-import { reportPagesMax } from './client-commands.ts';
-import { ApiClient, UnexpectedAnswerError, apiResponseBytesMax, unknownOutcomeOf } from './http.ts';
+import { apiCommand, jsonProblem, lineAndColumn } from './api-command.ts';
+import { ApiClient, UnexpectedAnswerError, unknownOutcomeOf } from './http.ts';
 import { Failure } from './output.ts';
 import { main } from './program.ts';
 import { serialCsvBytesMax } from './serials-csv.ts';
@@ -183,11 +182,11 @@ describe('chipledger api', () => {
   });
 
   it('prints one page of a list, saying there is more; with --all, every page up to the bound, then where to go on from', async () => {
-    for (let index = 0; index < reportPagesMax + 2; index += 1) {
+    for (let index = 0; index < limits.reportPagesMax + 2; index += 1) {
       await world.run('site.register', { ...site, name: `Paged DC ${index}` }, world.actors.alpha);
     }
     const total = Number((await database.pool.query<{ count: number }>('SELECT count(*)::int AS count FROM sites WHERE org_id = $1', [world.actors.alpha.orgId])).rows[0]!.count);
-    expect(total).toBeGreaterThan(reportPagesMax);
+    expect(total).toBeGreaterThan(limits.reportPagesMax);
 
     const one = await run(['api', 'GET', '/v1/sites?limit=2']);
     expect(one.code, one.stderr).toBe(0);
@@ -207,13 +206,13 @@ describe('chipledger api', () => {
     requests.length = 0;
     const bounded = await run(['api', 'GET', '/v1/sites?limit=1', '--all']);
     expect(bounded.code, bounded.stderr).toBe(0);
-    expect(requests).toHaveLength(reportPagesMax);
+    expect(requests).toHaveLength(limits.reportPagesMax);
     const stopped = JSON.parse(bounded.stdout) as { items: unknown[]; nextCursor: string };
-    expect(stopped.items).toHaveLength(reportPagesMax);
-    expect(bounded.stderr).toBe(`(stopped after ${reportPagesMax} pages; go on with --all and cursor=${stopped.nextCursor} in the query)`);
+    expect(stopped.items).toHaveLength(limits.reportPagesMax);
+    expect(bounded.stderr).toBe(`(stopped after ${limits.reportPagesMax} pages; go on with --all and cursor=${stopped.nextCursor} in the query)`);
     // Going on from there reads the rest.
     const rest = await run(['api', 'GET', `/v1/sites?limit=1&cursor=${stopped.nextCursor}`, '--all', '--json']);
-    expect((JSON.parse(rest.stdout) as { items: unknown[] }).items).toHaveLength(total - reportPagesMax);
+    expect((JSON.parse(rest.stdout) as { items: unknown[] }).items).toHaveLength(total - limits.reportPagesMax);
   });
 
   it("takes an authority's first steps as the README gives them: a product, an exporter, a licence drafted and issued, an allocation", async () => {
@@ -246,10 +245,10 @@ describe('chipledger api', () => {
     const asked: string[] = [];
     const fetch = (async (input: URL) => {
       asked.push(`${input.pathname}${input.search}`);
-      return new Response('{}', { headers: { 'content-type': 'application/json', 'content-length': String(apiResponseBytesMax + 1) } });
+      return new Response('{}', { headers: { 'content-type': 'application/json', 'content-length': String(limits.apiResponseBytesMax + 1) } });
     }) as unknown as typeof globalThis.fetch;
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch });
-    const tooLarge = `http://ledger.test answered GET %s with 200: the answer is more than ${apiResponseBytesMax} bytes, the most chipledger reads; `
+    const tooLarge = `http://ledger.test answered GET %s with 200: the answer is more than ${limits.apiResponseBytesMax} bytes, the most chipledger reads; `
       + 'if /v1/licences/L-7/versions is a list, ask for smaller pages: give the path a smaller limit=, such as limit=%d (this page was asked for with limit=%d)';
     // --all without a limit asks for the largest pages, then once more at the default size.
     for (const [path, options, sent, smaller, limit] of [
@@ -271,7 +270,7 @@ describe('chipledger api', () => {
       asked.push(`${input.pathname}${input.search}`);
       const cursor = input.searchParams.get('cursor');
       if (input.searchParams.get('limit') === String(limits.pageSizeMax) && cursor === 'c1') {
-        return new Response('{}', { headers: { 'content-type': 'application/json', 'content-length': String(apiResponseBytesMax + 1) } });
+        return new Response('{}', { headers: { 'content-type': 'application/json', 'content-length': String(limits.apiResponseBytesMax + 1) } });
       }
       return Response.json(cursor === null ? { items: [1, 2], nextCursor: 'c1' } : { items: [3], nextCursor: null });
     }) as unknown as typeof globalThis.fetch;
@@ -337,10 +336,10 @@ describe('jsonProblem', () => {
 
   it('counts nesting up to bodyNestingDepthMax, and refuses one level more', () => {
     const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
-    expect(jsonProblem(nested(bodyNestingDepthMax))).toBeUndefined();
-    expect(jsonProblem(nested(bodyNestingDepthMax + 1))).toEqual({ offset: bodyNestingDepthMax, reason: `the body nests deeper than ${bodyNestingDepthMax} levels` });
+    expect(jsonProblem(nested(limits.bodyNestingDepthMax))).toBeUndefined();
+    expect(jsonProblem(nested(limits.bodyNestingDepthMax + 1))).toEqual({ offset: limits.bodyNestingDepthMax, reason: `the body nests deeper than ${limits.bodyNestingDepthMax} levels` });
     // Deep enough to end JSON.stringify's stack: only counted, never recursed into.
-    expect(jsonProblem('['.repeat(1_000_000))?.offset).toBe(bodyNestingDepthMax);
+    expect(jsonProblem('['.repeat(1_000_000))?.offset).toBe(limits.bodyNestingDepthMax);
   });
 
   it('places an offset by line and column', () => {

@@ -8,31 +8,24 @@
  */
 import { limits } from '../core/limits.ts';
 import { UnexpectedAnswerError, unknownOutcomeOf, type ApiClient } from './http.ts';
-import { checkedKey, commandLine, nextCursorOnce, readBounded, reportPagesMax, type ChangeOptions } from './client-commands.ts';
+import { checkedKey, commandLine, nextCursorOnce, readBounded, type ChangeOptions } from './client-commands.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { serialCsvBytesMax } from './serials-csv.ts';
-
-/**
- * How deep a request body may nest. No body of the API nests past four levels; the bound
- * keeps a hostile or broken file from reaching the end of the stack when the body is written
- * out again to be sent (JSON.stringify recurses).
- */
-export const bodyNestingDepthMax = 64;
 
 /**
  * Items `--all` gathers before it stops with the cursor: as many as its pages hold at the
  * API's largest page size. The byte bound (limits.apiAllPagesBytesMax) does not bound them:
  * 256 MiB of `{},` are 89 million objects, gigabytes once parsed. No honest walk reaches this
- * before reportPagesMax does.
+ * before limits.reportPagesMax does.
  */
-export const allPagesItemsMax = reportPagesMax * limits.pageSizeMax;
+export const allPagesItemsMax = limits.reportPagesMax * limits.pageSizeMax;
 
 export interface ApiCommandOptions extends ChangeOptions {
   /** A file holding the JSON body of a POST, or - for stdin. */
   body?: string;
   /** Print the answer on one line, as a program would read it. */
   json?: boolean;
-  /** GET: follow nextCursor, up to reportPagesMax pages. */
+  /** GET: follow nextCursor, up to limits.reportPagesMax pages. */
   all?: boolean;
 }
 
@@ -114,7 +107,7 @@ async function getOne(client: ApiClient, path: string, options: ApiCommandOption
 
 /**
  * Every page of a list, as one page: its items, and a nextCursor that is null unless the
- * pages ran out at reportPagesMax, or their bytes passed limits.apiAllPagesBytesMax (then it
+ * pages ran out at limits.reportPagesMax, or their bytes passed limits.apiAllPagesBytesMax (then it
  * is where to go on from). A page the user asked
  * for by its limit keeps it; otherwise each is the API's largest, and a page of those that
  * passes the most the CLI reads (apiResponseBytesMax: a licence's versions, each with all its
@@ -126,7 +119,7 @@ async function getAll(client: ApiClient, path: string, options: ApiCommandOption
   let cursor: string | undefined;
   const followed = new Set<string>();
   let bytes = 0;
-  for (let pages = 0; pages < reportPagesMax; pages += 1) {
+  for (let pages = 0; pages < limits.reportPagesMax; pages += 1) {
     const counted = chosen ? await getLargestThatFits(client, path, cursor) : await get(client, path, { cursor });
     const page = pageOf(counted.answer);
     if (page === undefined) {
@@ -147,7 +140,7 @@ async function getAll(client: ApiClient, path: string, options: ApiCommandOption
       return printAll(items, cursor, options, output);
     }
   }
-  output.err(`(stopped after ${reportPagesMax} pages; go on with --all and cursor=${printable(cursor!)} in the query)`);
+  output.err(`(stopped after ${limits.reportPagesMax} pages; go on with --all and cursor=${printable(cursor!)} in the query)`);
   return printAll(items, cursor!, options, output);
 }
 
@@ -282,7 +275,7 @@ function skipSpace(text: string, at: number): number {
  * it is: the first syntax error (JSON.parse of Node 20 does not always say where), a number
  * too large for a double (JSON.parse reads it as Infinity, and it would be sent as null), a
  * name given twice in one object (JSON.parse keeps the last without a word, and the server
- * refuses it: src/server/body.ts), or nesting past bodyNestingDepthMax. Iterative, so any
+ * refuses it: src/server/body.ts), or nesting past limits.bodyNestingDepthMax. Iterative, so any
  * depth is only counted.
  */
 export function jsonProblem(text: string): JsonProblem | undefined {
@@ -292,7 +285,7 @@ export function jsonProblem(text: string): JsonProblem | undefined {
     // A value starts here.
     const char = text[at];
     if (char === '{' || char === '[') {
-      if (open.length === bodyNestingDepthMax) return { offset: at, reason: `the body nests deeper than ${bodyNestingDepthMax} levels` };
+      if (open.length === limits.bodyNestingDepthMax) return { offset: at, reason: `the body nests deeper than ${limits.bodyNestingDepthMax} levels` };
       open.push({ names: char === '{' ? new Set() : undefined });
       at = skipSpace(text, at + 1);
       if (text[at] === (char === '{' ? '}' : ']')) {

@@ -14,9 +14,6 @@ import { createProgress } from './progress.ts';
 import { checkSerialCsv, formatCsvProblems, serialCsvBytesMax, type SerialEntry } from './serials-csv.ts';
 import { pickColumns, renderRecord, renderTable, type Row } from './table.ts';
 
-/** Pages the utilisation report follows at most (each up to pageSizeMax licences). */
-export const reportPagesMax = 20;
-
 interface Page {
   items: Row[];
   nextCursor: string | null;
@@ -304,12 +301,12 @@ interface UtilisationLicence extends Row {
   allocations?: Row[];
 }
 
-/** The items of every page of a list, up to reportPagesMax pages (then `stopped` is called). */
+/** The items of every page of a list, up to limits.reportPagesMax pages (then `stopped` is called). */
 async function allPages<T>(client: ApiClient, path: string, stopped: () => void): Promise<T[]> {
   const items: T[] = [];
   let cursor: string | undefined;
   const followed = new Set<string>();
-  for (let pages = 0; pages < reportPagesMax; pages += 1) {
+  for (let pages = 0; pages < limits.reportPagesMax; pages += 1) {
     const page = await client.get<{ items: T[]; nextCursor: string | null }>(path, { limit: limits.pageSizeMax, cursor });
     // One at a time: a spread passes every item as an argument, and a page of millions of small items reaches the end of the stack.
     for (const item of page.items) items.push(item);
@@ -333,7 +330,7 @@ export function nextCursorOnce(followed: Set<string>, next: string, path: string
 
 /** Every page of the utilisation report, as one table: a licence, then its allocations. */
 export async function utilisationCommand(client: ApiClient, options: { json?: boolean }, output: Output): Promise<number> {
-  const licences = await allPages<UtilisationLicence>(client, '/v1/reports/utilisation', () => output.err(`(stopped after ${reportPagesMax} pages; use the API for the rest)`));
+  const licences = await allPages<UtilisationLicence>(client, '/v1/reports/utilisation', () => output.err(`(stopped after ${limits.reportPagesMax} pages; use the API for the rest)`));
   if (options.json) {
     output.out(printableJson(licences));
     return 0;

@@ -44,19 +44,8 @@ export interface ConfigFlags {
   host?: string;
 }
 
-/** Bounds of the sweep interval: faster is wasted work, slower leaves expired bookings holding units. */
-export const sweepIntervalMsMin = 100;
-export const sweepIntervalMsMax = 3_600_000;
-/**
- * Bounds of the proof cache: at 16 KiB a tile (its hashes and inner nodes), 64 tiles is
- * 1 MiB and 1,048,576 tiles 16 GiB; each tile covers 256 events.
- */
-export const proofCacheTilesMin = 64;
-export const proofCacheTilesMax = 1_048_576;
 /** Settings whose values are secret: problems name them without their value. */
 const secretVariables = new Set(['DATABASE_URL', 'CHIPLEDGER_TOKEN', 'CHIPLEDGER_LOG_SIGNER_KEY']);
-/** Longest URL or path we accept in a setting. */
-const settingLengthMax = 4_096;
 
 interface Setting {
   variable: string;
@@ -72,8 +61,8 @@ export const settings: readonly Setting[] = [
   { variable: 'CHIPLEDGER_HOST', flag: 'host', description: 'address the API listens on; 0.0.0.0 for every interface', defaultText: '127.0.0.1' },
   { variable: 'CHIPLEDGER_PORT', flag: 'port', description: 'TCP port of the API; serve fails, naming it, when the port is taken. The ports fetch refuses (the Fetch standard\'s "bad ports": 6000, 5060, 6665-6669, 10080 and others) are refused, as client commands could not reach them', defaultText: '8080' },
   { variable: 'CHIPLEDGER_LOG_LEVEL', description: `log level of the server's JSON logs on stderr: ${logLevels.join(', ')}`, defaultText: 'info' },
-  { variable: 'CHIPLEDGER_SWEEP_INTERVAL_MS', description: `how often the server expires bookings past their deadline or under a licence no longer in force, and licences past their validity (${sweepIntervalMsMin}-${sweepIntervalMsMax})`, defaultText: '5000' },
-  { variable: 'CHIPLEDGER_PROOF_CACHE_TILES', description: `transparency-log tiles the server keeps in memory for proofs, the newest first, 16 KiB each; a tile covers 256 events, so the default keeps about the newest million events. Proofs over older events read a tile from PostgreSQL (${proofCacheTilesMin}-${proofCacheTilesMax})`, defaultText: '4096' },
+  { variable: 'CHIPLEDGER_SWEEP_INTERVAL_MS', description: `how often the server expires bookings past their deadline or under a licence no longer in force, and licences past their validity (${limits.sweepIntervalMsMin}-${limits.sweepIntervalMsMax})`, defaultText: '5000' },
+  { variable: 'CHIPLEDGER_PROOF_CACHE_TILES', description: `transparency-log tiles the server keeps in memory for proofs, the newest first, 16 KiB each; a tile covers 256 events, so the default keeps about the newest million events. Proofs over older events read a tile from PostgreSQL (${limits.proofCacheTilesMin}-${limits.proofCacheTilesMax})`, defaultText: '4096' },
   { variable: 'CHIPLEDGER_CONNECTIONS_PER_ADDRESS_MAX', description: `connections the API holds open at once from one remote address; past it a new one is closed as it is accepted. Behind a reverse proxy every client has the proxy's address: bound each client at the proxy, and raise this to the connections the proxy opens (1-${limits.connectionsMax.toLocaleString('en-US')}, the bound on all connections)`, defaultText: String(limits.connectionsPerAddressMax) },
   { variable: 'CHIPLEDGER_URL', description: 'base URL of the API for client commands: http:// or https://, a path if the API is under one; no whitespace, query (?), fragment (#), user name or password, nor a port fetch refuses', defaultText: 'http://CHIPLEDGER_HOST:CHIPLEDGER_PORT (127.0.0.1 when the host is 0.0.0.0)' },
   { variable: 'CHIPLEDGER_TOKEN', description: 'bearer token (clt_...) for client commands; make one with `chipledger token create`', defaultText: 'none; client commands need it' },
@@ -99,8 +88,8 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
     const raw = fromFlag ?? env[variable];
     if (raw === undefined) return fallback;
     const source = fromFlag === undefined ? variable : `--${flag}`;
-    if (raw.length > settingLengthMax) {
-      problems.push(`${source}: longer than ${settingLengthMax} characters`);
+    if (raw.length > limits.settingLengthMax) {
+      problems.push(`${source}: longer than ${limits.settingLengthMax} characters`);
       return fallback;
     }
     const parsed = parse(raw);
@@ -117,7 +106,7 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
   const port = read('CHIPLEDGER_PORT', 'port', 8080, parsePort);
   const logLevel = read<LogLevel>('CHIPLEDGER_LOG_LEVEL', undefined, 'info', parseLogLevel);
   const sweepIntervalMs = read('CHIPLEDGER_SWEEP_INTERVAL_MS', undefined, 5_000, parseSweepInterval);
-  const proofCacheTiles = read('CHIPLEDGER_PROOF_CACHE_TILES', undefined, limits.tileCacheEntriesMax, (raw) => parseInteger(raw, proofCacheTilesMin, proofCacheTilesMax));
+  const proofCacheTiles = read('CHIPLEDGER_PROOF_CACHE_TILES', undefined, limits.tileCacheEntriesMax, (raw) => parseInteger(raw, limits.proofCacheTilesMin, limits.proofCacheTilesMax));
   const connectionsPerAddressMax = read('CHIPLEDGER_CONNECTIONS_PER_ADDRESS_MAX', undefined, limits.connectionsPerAddressMax, (raw) => parseInteger(raw, 1, limits.connectionsMax));
   const clientHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const url = read('CHIPLEDGER_URL', undefined, `http://${clientHost.includes(':') ? `[${clientHost}]` : clientHost}:${port}`, parseApiUrl);
@@ -225,7 +214,7 @@ function parsePort(raw: string): number | Problem {
 }
 
 function parseSweepInterval(raw: string): number | Problem {
-  return parseInteger(raw, sweepIntervalMsMin, sweepIntervalMsMax);
+  return parseInteger(raw, limits.sweepIntervalMsMin, limits.sweepIntervalMsMax);
 }
 
 function parseLogLevel(raw: string): LogLevel | Problem {

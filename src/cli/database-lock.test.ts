@@ -19,9 +19,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpath
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { limits } from '../core/limits.ts';
 import { processStartTime } from '../store/processes.ts';
 import type { Config } from './config.ts';
-import { DataDirInUse, damagedLockInUseMs, readLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
+import { DataDirInUse, readLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
 import { openDatabase, StoppedWhileWaiting, type Database, type OpenOptions } from './database.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-database-lock-'));
@@ -222,7 +223,7 @@ describe('taking the data-dir lock', () => {
       expect(() => takeLock(path, owner)).toThrow(/the lock .* is being written by another chipledger process; try again in a moment/);
       expect(readFileSync(path, 'utf8')).toBe(text);
     }
-    const longAgo = (Date.now() - damagedLockInUseMs - 5_000) / 1000;
+    const longAgo = (Date.now() - limits.damagedLockInUseMs - 5_000) / 1000;
     utimesSync(path, longAgo, longAgo);
     expect(takeLock(path, owner)).toBe(null);
     expect(readLock(path)).toMatchObject({ pid: process.pid, url: '' });

@@ -23,19 +23,9 @@
 import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, linkSync, openSync, readSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
+import { limits } from '../core/limits.ts';
 import { isProcessAlive, processStartTime } from '../store/processes.ts';
 import { Failure } from './output.ts';
-
-/**
- * How long after it was last written a lock that does not parse counts as in use. Every lock
- * this chipledger writes appears whole; an older one wrote in place (for microseconds a reader
- * saw it empty), and a crash can leave one damaged: that one is cleared once this old.
- */
-export const damagedLockInUseMs = 10_000;
-/** Tries to take the lock; each clears at most one stale lock (or clearing lock), so running out means others keep taking it. */
-const lockAttemptsMax = 4;
-/** Longest lock file read: ours are a few hundred bytes, so a longer one does not parse. */
-const lockBytesMax = 16_384;
 
 export interface LockContent {
   pid: number;
@@ -87,7 +77,7 @@ export interface LockSteps {
  */
 export function takeLock(lockPath: string, owner: { lends: boolean; command: string }, steps: LockSteps = {}): LockContent | null {
   const mine = ownLock(lockPath, owner, '');
-  for (let attempt = 0; attempt < lockAttemptsMax; attempt += 1) {
+  for (let attempt = 0; attempt < limits.lockAttemptsMax; attempt += 1) {
     if (createLock(lockPath, mine)) {
       heldLocks.add(lockPath);
       return null;
@@ -189,7 +179,7 @@ function inspectLock(path: string): SeenLock | null {
   }
   try {
     const stat = fstatSync(fd, { bigint: true });
-    const bytes = Buffer.alloc(Number(stat.size < BigInt(lockBytesMax) ? stat.size : BigInt(lockBytesMax)));
+    const bytes = Buffer.alloc(Number(stat.size < BigInt(limits.lockBytesMax) ? stat.size : BigInt(limits.lockBytesMax)));
     const length = bytes.length === 0 ? 0 : readSync(fd, bytes, 0, bytes.length, 0);
     const text = bytes.subarray(0, length).toString('utf8');
     return { content: parseLock(text), identity: `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${text}`, modifiedMs: Number(stat.mtimeMs) };
@@ -221,12 +211,12 @@ function parseLock(text: string): LockContent | null {
 /**
  * The live process a lock names, or null when the lock is stale. A lock that does not parse is
  * one being written by an older chipledger (they wrote in place: open, then write) or one a crash
- * damaged: in use until it is damagedLockInUseMs old, never cleared before.
+ * damaged: in use until it is limits.damagedLockInUseMs old, never cleared before.
  */
 function liveHolder(seen: SeenLock, path: string): LockContent | null {
   if (seen.content !== null) return isHolderLive(seen.content, path) ? seen.content : null;
-  if (Math.abs(Date.now() - seen.modifiedMs) < damagedLockInUseMs) {
-    throw new DataDirInUse(path, 0, `the lock ${path} is being written by another chipledger process; try again in a moment (one that stays unreadable for ${damagedLockInUseMs / 1000} s is damaged, and is then cleared)`);
+  if (Math.abs(Date.now() - seen.modifiedMs) < limits.damagedLockInUseMs) {
+    throw new DataDirInUse(path, 0, `the lock ${path} is being written by another chipledger process; try again in a moment (one that stays unreadable for ${limits.damagedLockInUseMs / 1000} s is damaged, and is then cleared)`);
   }
   return null;
 }

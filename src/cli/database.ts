@@ -14,7 +14,7 @@
  * under a running admin command; that is a deliberate stop, and the command's transaction rolls
  * back.
  *
- * Two waits, each bounded by lockWaitMs, make `chipledger serve &` followed at once by an admin
+ * Two waits, each bounded by limits.lockWaitMs, make `chipledger serve &` followed at once by an admin
  * command work in either order (README's set-up starts serve and runs admin commands next, and
  * a first start spends seconds creating the cluster): an admin command that finds a serve
  * still starting (its lock without a URL yet) waits for the URL, then uses that server; and
@@ -45,6 +45,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { limits } from '../core/limits.ts';
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embedded.ts';
 import { isProcessAlive } from '../store/processes.ts';
 import { servedDataDirectory } from '../store/data-directory.ts';
@@ -55,20 +56,6 @@ import { dataDirProblem, makeDataDir, writingInDataDir } from './data-dir.ts';
 import { Failure } from './output.ts';
 
 export { DataDirInUse } from './database-lock.ts';
-
-/** How long stopping the embedded PostgreSQL may take before we report it. */
-export const embeddedStopTimeoutMs = 15_000;
-/**
- * Longest wait for the lock's holder to get out of the way: a serve creating the cluster (15 s
- * on a loaded 2-core machine) or an admin command finishing (a `check` of a large ledger).
- */
-export const lockWaitMs = 120_000;
-/** How often a waiting process looks at the lock again. */
-const lockPollIntervalMs = 250;
-/** How long asking the lock holder's PostgreSQL which cluster it serves may take, connection included. */
-export const lenderCheckTimeoutMs = 5_000;
-/** Copied locks one open clears at most: each look clears one, so running out means others keep writing them. */
-const copiedLocksMax = 4;
 
 export interface Database {
   pool: Pool;
@@ -95,7 +82,7 @@ export interface OpenOptions {
   log?: (line: string) => void;
   /** Says that this process waits for the lock's holder (one line); stderr unless given. */
   notice?: (line: string) => void;
-  /** How long to wait for the lock's holder; lockWaitMs unless given (tests wait less). */
+  /** How long to wait for the lock's holder; limits.lockWaitMs unless given (tests wait less). */
   lockWaitMs?: number;
   /**
    * Whether a stop was asked for (serve's first stop signal): a wait for the lock's holder then
@@ -198,18 +185,18 @@ function judgeHolder(holder: LockContent, exclusive: boolean, dataDir: string): 
 
 /**
  * Takes the data dir's lock (null), or returns the serve whose server this admin command uses;
- * waits, at most lockWaitMs, while the holder is one judgeHolder says to wait for. The lock is
+ * waits, at most limits.lockWaitMs, while the holder is one judgeHolder says to wait for. The lock is
  * taken afresh at each look, so a holder that died meanwhile is a stale lock, cleared and
  * taken; the wait is said once for each holder waited for. A holder whose server serves another
  * cluster holds a copied folder's lock: it is cleared and the lock taken (see the header).
  */
 async function takeLockWaiting(dataDir: string, clusterDir: string, lockPath: string, owner: { lends: boolean; command: string }, options: OpenOptions): Promise<LockContent | null> {
-  const waitMs = options.lockWaitMs ?? lockWaitMs;
+  const waitMs = options.lockWaitMs ?? limits.lockWaitMs;
   // performance.now() is monotonic: a step of the wall clock neither cuts the wait short nor stretches it.
   const startedMs = performance.now();
   const notice = options.notice ?? ((line: string) => void process.stderr.write(`chipledger: ${line}\n`));
   let announced: number | undefined;
-  // Holders whose server was asked once: a wait looks at the lock every lockPollIntervalMs.
+  // Holders whose server was asked once: a wait looks at the lock every limits.lockPollIntervalMs.
   const asked = new Set<string>();
   let copiedLocks = 0;
   for (;;) {
@@ -220,7 +207,7 @@ async function takeLockWaiting(dataDir: string, clusterDir: string, lockPath: st
       if (serves.kind === 'other') {
         notice(copiedLockNotice(lockPath, `names ${holderName(holder)}, whose PostgreSQL serves the cluster in ${serves.clusterDir}`, realFolder(clusterDir) ?? clusterDir));
         copiedLocks += 1;
-        if (copiedLocks > copiedLocksMax) throw new DataDirInUse(dataDir, holder.pid, `couldn't take the lock ${lockPath}: copied locks of other data dirs keep appearing in it`);
+        if (copiedLocks > limits.copiedLocksMax) throw new DataDirInUse(dataDir, holder.pid, `couldn't take the lock ${lockPath}: copied locks of other data dirs keep appearing in it`);
         clearCopiedLock(lockPath, holder, owner);
         continue;
       }
@@ -235,7 +222,7 @@ async function takeLockWaiting(dataDir: string, clusterDir: string, lockPath: st
     if (performance.now() - startedMs >= waitMs) throw new DataDirInUse(dataDir, holder.pid, verdict.timedOut(waitMs));
     if (announced !== holder.pid) notice(verdict.waiting);
     announced = holder.pid;
-    await sleep(lockPollIntervalMs);
+    await sleep(limits.lockPollIntervalMs);
     if (options.stopAsked?.() === true) throw new StoppedWhileWaiting(dataDir);
   }
 }
@@ -255,7 +242,7 @@ type LenderCluster = { kind: 'this' } | { kind: 'other'; clusterDir: string } | 
 async function lenderCluster(url: string, clusterDir: string): Promise<LenderCluster> {
   let served: string;
   try {
-    served = await servedDataDirectory({ url, timeoutMs: lenderCheckTimeoutMs, applicationName: 'chipledger-lock-check' });
+    served = await servedDataDirectory({ url, timeoutMs: limits.lenderCheckTimeoutMs, applicationName: 'chipledger-lock-check' });
   } catch (error) {
     return { kind: 'unreachable', reason: (error as Error).message };
   }
@@ -293,11 +280,11 @@ function takeDataDirLock(dataDir: string, lockPath: string, owner: { lends: bool
 async function stopEmbedded(embedded: EmbeddedDatabase, dataDir: string): Promise<void> {
   const pidFile = join(dataDir, 'postmaster.pid');
   const stopped = embedded.stop().catch(() => {});
-  const deadline = Date.now() + embeddedStopTimeoutMs;
+  const deadline = Date.now() + limits.embeddedStopTimeoutMs;
   for (;;) {
     const settled = await Promise.race([stopped.then(() => true), new Promise<boolean>((done) => setTimeout(() => done(false), 100))]);
     if (settled || !postmasterRunning(pidFile)) return;
-    if (Date.now() > deadline) throw new Failure(`the embedded PostgreSQL in ${dataDir} did not stop within ${embeddedStopTimeoutMs / 1000} s; it may still be running (its pid is in ${pidFile})`);
+    if (Date.now() > deadline) throw new Failure(`the embedded PostgreSQL in ${dataDir} did not stop within ${limits.embeddedStopTimeoutMs / 1000} s; it may still be running (its pid is in ${pidFile})`);
   }
 }
 

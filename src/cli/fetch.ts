@@ -11,14 +11,9 @@
  * request and what the server said, made printable (its text reaches a terminal).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { limits } from '../core/limits.ts';
 import { printable } from './output.ts';
 
-/** Attempts at one request, the first included, while its outcome is unknown (network error, lost answer, 502, 503, 504) or it is refused for now (429). */
-export const requestAttemptsMax = 3;
-/** Pause before another attempt when the server gave no Retry-After. */
-export const retryDelayMs = 500;
-/** The longest Retry-After waited for: a server that asks for more is not asked again sooner, the CLI gives up. */
-export const retryAfterMsMax = 5_000;
 /** Statuses that leave a request's outcome unknown (README: a 503 means nothing was committed, or the outcome is unknown). */
 const outcomeUnknownStatuses: ReadonlySet<number> = new Set([502, 503, 504]);
 /**
@@ -28,12 +23,6 @@ const outcomeUnknownStatuses: ReadonlySet<number> = new Set([502, 503, 504]);
 const notDoneYetStatuses: ReadonlySet<number> = new Set([429]);
 /** Characters of an error answer that is not a JSON object kept as its detail (a proxy's page). */
 const errorTextCharsMax = 500;
-/**
- * Bytes of an error answer read: a problem document is a few hundred bytes, and a proxy's
- * error page is cut short rather than refused, so that a 502, 503 or 504 is still sent again
- * whatever its page's size.
- */
-const errorBodyBytesMax = 64 * 1024;
 
 /**
  * The ports fetch refuses to connect to, whatever the server: the "bad ports" of the Fetch
@@ -64,7 +53,7 @@ export interface ProblemDetails {
 /** What a client, or a test, may choose about sending. */
 export interface SendOptions {
   fetch?: typeof fetch;
-  /** Pause before another attempt when the server gave no Retry-After (default retryDelayMs). */
+  /** Pause before another attempt when the server gave no Retry-After (default limits.retryDelayMs). */
   retryDelayMs?: number;
   /** Waits between attempts; tests record the pauses instead. */
   sleep?: (ms: number) => Promise<void>;
@@ -104,7 +93,7 @@ export interface HttpAnswer { status: number; headers: Headers; body: Buffer; at
 export class HttpError extends Error {
   /** How many times the request was sent. */
   attempts = 1;
-  /** The Retry-After (ms) of this answer; once given up, only when it was longer than retryAfterMsMax. */
+  /** The Retry-After (ms) of this answer; once given up, only when it was longer than limits.retryAfterMsMax. */
   retryAfterMs: number | undefined;
 
   constructor(message: string, readonly failure: 'network' | 'lost' | 'redirect' | 'too-large' | 'status' | 'not-sent', readonly status?: number, readonly problem?: ProblemDetails, options?: { cause?: unknown }) {
@@ -138,7 +127,7 @@ export class HttpError extends Error {
 /** Sends `request`, again while its outcome is unknown if that is safe; a 2xx answer or an HttpError. */
 export async function send(transport: Transport, request: HttpRequest): Promise<HttpAnswer> {
   const key = request.headers?.['idempotency-key'];
-  const attemptsMax = request.method === 'GET' || key !== undefined ? requestAttemptsMax : 1;
+  const attemptsMax = request.method === 'GET' || key !== undefined ? limits.requestAttemptsMax : 1;
   // Once an attempt's outcome is unknown, so is the request's until an answer says what was
   // done: a later 429 (or a refusal made before the key is looked up) does not, and the user
   // needs the key to learn it.
@@ -152,11 +141,11 @@ export async function send(transport: Transport, request: HttpRequest): Promise<
       error.earlierOutcomeUnknown = earlierOutcomeUnknown;
       earlierOutcomeUnknown ||= thisOutcomeUnknown;
       if (!error.worthRetrying) throw Object.assign(error, { attempts: attempt });
-      const waitMs = error.retryAfterMs ?? transport.retryDelayMs ?? retryDelayMs;
-      if (attempt >= attemptsMax || waitMs > retryAfterMsMax) {
+      const waitMs = error.retryAfterMs ?? transport.retryDelayMs ?? limits.retryDelayMs;
+      if (attempt >= attemptsMax || waitMs > limits.retryAfterMsMax) {
         // The last attempt's error, with how many were made and the longer wait the server asked for.
         if (error.failure !== 'status') error.message += ` (${attempt === 1 ? '1 attempt' : `${attempt} attempts`})`;
-        throw Object.assign(error, { attempts: attempt, retryAfterMs: waitMs > retryAfterMsMax ? waitMs : undefined });
+        throw Object.assign(error, { attempts: attempt, retryAfterMs: waitMs > limits.retryAfterMsMax ? waitMs : undefined });
       }
       const reason = error.failure === 'status' ? `the server answered ${error.status}${error.problem?.code ? ` (${printable(String(error.problem.code))})` : ''}` : error.message;
       transport.onRetry?.(`${reason}; sending it again in ${waitMs} ms${key === undefined ? '' : ' with the same Idempotency-Key'} (attempt ${attempt + 1} of ${attemptsMax})`);
@@ -197,11 +186,11 @@ async function sendOnce(transport: Transport, request: HttpRequest): Promise<Omi
 
 /**
  * The body, read up to the bound; a connection broken, or the time run out, on the way is
- * 'lost'. An error answer's body is cut at errorBodyBytesMax instead: its status is what counts.
+ * 'lost'. An error answer's body is cut at limits.errorBodyBytesMax instead: its status is what counts.
  */
 async function boundedBody(transport: Transport, asked: string, url: URL, response: Response): Promise<Buffer> {
   const cut = !response.ok;
-  const max = cut ? errorBodyBytesMax : transport.responseBytesMax;
+  const max = cut ? limits.errorBodyBytesMax : transport.responseBytesMax;
   const tooLarge = () => new HttpError(`${url.origin} answered ${asked} with ${response.status}: the answer is more than ${max} bytes, the most chipledger reads`, 'too-large', response.status);
   if (!cut && Number(response.headers.get('content-length') ?? 0) > max) { // said before any of it is read
     await response.body?.cancel().catch(() => {});

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { requestAttemptsMax, retryAfterMsMax } from './fetch.ts';
-import { ApiClient, ApiError, NetworkError, UnexpectedAnswerError, apiResponseBytesMax, chipledgerCommand, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
+import { limits } from '../core/limits.ts';
+import { ApiClient, ApiError, NetworkError, UnexpectedAnswerError, chipledgerCommand, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
 
 interface Call {
   url: string;
@@ -45,13 +45,13 @@ describe('ApiClient', () => {
     expect(calls[1]!.body).toBe('{"serials":["A"]}');
   });
 
-  it(`gives up after ${requestAttemptsMax} network errors`, async () => {
+  it(`gives up after ${limits.requestAttemptsMax} network errors`, async () => {
     const refused = () => Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
     const { fetch, calls } = fakeFetch([new TypeError('fetch failed'), refused(), refused()]);
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, retryDelayMs: 1 });
     const error = await client.get('/v1/licences').catch((caught: unknown) => caught);
     expect(error).toEqual(new NetworkError("couldn't reach http://ledger.test for GET /v1/licences: ECONNREFUSED (3 attempts)"));
-    expect(calls).toHaveLength(requestAttemptsMax);
+    expect(calls).toHaveLength(limits.requestAttemptsMax);
     // A GET changes nothing: no key, no outcome to learn.
     expect(unknownOutcomeOf(error)).toBeUndefined();
   });
@@ -74,8 +74,8 @@ describe('ApiClient', () => {
   it('prints no control characters a server sent: an escape sequence must not reach the terminal', async () => {
     const hostile = { title: 'Bad\u001b]0;owned\u0007', status: 400, code: 'x\u001b[2J', detail: 'line\u001b[1A\rover', 'evil\u001bkey': 'v\u009b31m' };
     const proxyPage = () => new Response('proxy \u001b[31mdown', { status: 502, headers: { 'content-type': 'text/html' } });
-    // A 502 is asked again, requestAttemptsMax times in all, before it is said.
-    const { fetch } = fakeFetch([json(400, hostile, 'application/problem+json'), ...Array.from({ length: requestAttemptsMax }, proxyPage)]);
+    // A 502 is asked again, limits.requestAttemptsMax times in all, before it is said.
+    const { fetch } = fakeFetch([json(400, hostile, 'application/problem+json'), ...Array.from({ length: limits.requestAttemptsMax }, proxyPage)]);
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, retryDelayMs: 1 });
     for (let answer = 0; answer < 2; answer += 1) {
       const printed = formatApiError(await client.get('/v1/licences').catch((caught: unknown) => caught) as ApiError);
@@ -101,30 +101,30 @@ describe('ApiClient', () => {
     expect(error.message).not.toMatch(/[\u0080-\u009f]/);
   });
 
-  it(`reads an answer only up to ${apiResponseBytesMax} bytes, also one sent without a length, and says what it is`, async () => {
+  it(`reads an answer only up to ${limits.apiResponseBytesMax} bytes, also one sent without a length, and says what it is`, async () => {
     let pulled = 0;
     const chunk = new TextEncoder().encode(`"${'x'.repeat(64 * 1024 - 2)}",`);
     const endless = new Response(new ReadableStream({
       start: (controller) => controller.enqueue(new TextEncoder().encode('{"items":[')),
       pull(controller) {
         pulled += chunk.length;
-        if (pulled <= apiResponseBytesMax + chunk.length) return controller.enqueue(chunk);
+        if (pulled <= limits.apiResponseBytesMax + chunk.length) return controller.enqueue(chunk);
         controller.enqueue(new TextEncoder().encode('""]}')); // a valid JSON object, only too long
         controller.close();
       },
     }), { status: 200, headers: { 'content-type': 'application/json' } });
     const { fetch, calls } = fakeFetch([endless]);
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch });
-    await expect(client.get('/v1/licences')).rejects.toThrow(new UnexpectedAnswerError(`http://ledger.test answered GET /v1/licences with 200: the answer is more than ${apiResponseBytesMax} bytes, the most chipledger reads`, 'too-large'));
+    await expect(client.get('/v1/licences')).rejects.toThrow(new UnexpectedAnswerError(`http://ledger.test answered GET /v1/licences with 200: the answer is more than ${limits.apiResponseBytesMax} bytes, the most chipledger reads`, 'too-large'));
     expect(calls).toHaveLength(1);
-    expect(pulled).toBeLessThan(apiResponseBytesMax + 4 * chunk.length);
+    expect(pulled).toBeLessThan(limits.apiResponseBytesMax + 4 * chunk.length);
   });
 
   it('names a connection lost while the answer was read as a network error, after asking again', async () => {
     const broken = () => new Response(new ReadableStream({ pull: (controller) => controller.error(Object.assign(new TypeError('terminated'), { cause: { code: 'ECONNRESET' } })) }), { status: 200, headers: { 'content-type': 'application/json' } });
-    const { fetch } = fakeFetch(Array.from({ length: requestAttemptsMax }, broken));
+    const { fetch } = fakeFetch(Array.from({ length: limits.requestAttemptsMax }, broken));
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, retryDelayMs: 1 });
-    await expect(client.get('/v1/licences')).rejects.toThrow(new NetworkError(`lost the connection to http://ledger.test while reading the answer to GET /v1/licences: ECONNRESET (${requestAttemptsMax} attempts)`));
+    await expect(client.get('/v1/licences')).rejects.toThrow(new NetworkError(`lost the connection to http://ledger.test while reading the answer to GET /v1/licences: ECONNRESET (${limits.requestAttemptsMax} attempts)`));
   });
 
   it('reports upload progress to the end', async () => {
@@ -150,7 +150,7 @@ describe('ApiClient', () => {
     expect(calls.map((call) => call.headers['idempotency-key'])).toEqual(['key-1', 'key-1', 'key-1']);
     expect(calls.map((call) => call.body)).toEqual(Array(3).fill('{"units":10}'));
     expect(slept).toEqual([2000, 2000]);
-    expect(notes[0]).toBe(`the server answered 503 (unavailable); sending it again in 2000 ms with the same Idempotency-Key (attempt 2 of ${requestAttemptsMax})`);
+    expect(notes[0]).toBe(`the server answered 503 (unavailable); sending it again in 2000 ms with the same Idempotency-Key (attempt 2 of ${limits.requestAttemptsMax})`);
     const outcome = unknownOutcomeOf(error)!;
     expect(outcome).toEqual({ idempotencyKey: 'key-1', attempts: 3 });
     expect(formatUnknownOutcome(outcome)).toMatch(/^chipledger: the outcome is unknown: the change may have been made or not \(sent 3 times with Idempotency-Key key-1\)\.\n {2}Send the same request again with Idempotency-Key key-1/);
@@ -189,15 +189,15 @@ describe('ApiClient', () => {
   });
 
   it('does not wait longer than retryAfterMsMax: a longer Retry-After ends the attempts, and the key says how to learn the outcome', async () => {
-    const { fetch, calls } = fakeFetch([new Response('{"code":"overloaded"}', { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': String(retryAfterMsMax / 1000 + 25) } })]);
+    const { fetch, calls } = fakeFetch([new Response('{"code":"overloaded"}', { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': String(limits.retryAfterMsMax / 1000 + 25) } })]);
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, sleep: async () => { throw new Error('must not wait'); } });
     const error = await client.post('/v1/units/deploy', {}, { idempotencyKey: 'mine' }).catch((caught: unknown) => caught);
     expect(calls).toHaveLength(1);
     expect(calls[0]!.headers['idempotency-key']).toBe('mine');
     const outcome = unknownOutcomeOf(error)!;
-    expect(outcome).toEqual({ idempotencyKey: 'mine', attempts: 1, retryAfterMs: retryAfterMsMax + 25_000 });
+    expect(outcome).toEqual({ idempotencyKey: 'mine', attempts: 1, retryAfterMs: limits.retryAfterMsMax + 25_000 });
     expect(formatUnknownOutcome({ ...outcome, rerun: 'chipledger deploy SITE-1 d.csv --idempotency-key mine' }, {})).toBe([
-      `chipledger: the outcome is unknown: the change may have been made or not (sent once with Idempotency-Key mine; the server asked to wait 30 s before another try, longer than chipledger waits (${retryAfterMsMax / 1000} s)).`,
+      `chipledger: the outcome is unknown: the change may have been made or not (sent once with Idempotency-Key mine; the server asked to wait 30 s before another try, longer than chipledger waits (${limits.retryAfterMsMax / 1000} s)).`,
       '  To learn it, rerun the command with the same key: if the change was made, the answer says so and nothing is done twice; if not, it is made then:',
       '  chipledger deploy SITE-1 d.csv --idempotency-key mine',
     ].join('\n'));
@@ -205,7 +205,7 @@ describe('ApiClient', () => {
 
   it('keeps the key of a change answered with a success it cannot read: past the bound, it was made and the key reads its answer; not JSON, its outcome is unknown (the server may not be chipledger)', async () => {
     const html = () => new Response('<html>created</html>', { status: 201, headers: { 'content-type': 'text/html' } });
-    const huge = () => new Response('{}', { status: 201, headers: { 'content-type': 'application/json', 'content-length': String(apiResponseBytesMax + 1) } });
+    const huge = () => new Response('{}', { status: 201, headers: { 'content-type': 'application/json', 'content-length': String(limits.apiResponseBytesMax + 1) } });
     const rerun = 'chipledger api POST /v1/sites --body site.json --idempotency-key key-9';
     const said = {
       'not-json': [
@@ -251,10 +251,10 @@ describe('ApiClient', () => {
     const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, sleep: async () => {} });
     const error = await client.get('/v1/licences').then(() => expect.fail('expected a failure'), (caught: unknown) => caught as ApiError);
     expect(unknownOutcomeOf(error)).toBeUndefined();
-    expect(formatApiError(error).split('\n').at(-1)).toBe(`  sent ${requestAttemptsMax} times`);
+    expect(formatApiError(error).split('\n').at(-1)).toBe(`  sent ${limits.requestAttemptsMax} times`);
     const long = new Response('{"status":503,"code":"overloaded"}', { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': '30' } });
     const once = await new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch: fakeFetch([long]).fetch }).get('/v1/licences').catch((caught: unknown) => caught as ApiError);
-    expect(formatApiError(once as ApiError).split('\n').at(-1)).toBe(`  sent once; the server asked to wait 30 s before another try, longer than chipledger waits (${retryAfterMsMax / 1000} s)`);
+    expect(formatApiError(once as ApiError).split('\n').at(-1)).toBe(`  sent once; the server asked to wait 30 s before another try, longer than chipledger waits (${limits.retryAfterMsMax / 1000} s)`);
   });
 
   it('does not follow a redirect: a 3xx is an error naming its Location, and the place it points to is never asked', async () => {

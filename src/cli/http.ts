@@ -7,18 +7,10 @@
  * so the user can rerun the change with it.
  */
 import { randomUUID } from 'node:crypto';
-import { HttpError, jsonObjectOf, retryAfterMsMax, send, type HttpRequest, type ProblemDetails, type SendOptions } from './fetch.ts';
+import { limits } from '../core/limits.ts';
+import { HttpError, jsonObjectOf, send, type HttpRequest, type ProblemDetails, type SendOptions } from './fetch.ts';
 import { printable } from './output.ts';
 
-/** How long one request may take, including a 100,000-serial manifest being checked and committed. */
-export const requestTimeoutMs = 120_000;
-/**
- * Largest answer read. Far above the API's pages of long rows, which end early once their
- * rows pass limits.pageBytesMax (events, licences, a licence's versions: about 10 MB served at
- * most); a list without that bound whose rows were long could still pass it, and `chipledger
- * api` then asks for the page again at the default size, or says to ask for smaller pages.
- */
-export const apiResponseBytesMax = 32 * 1024 * 1024;
 /** Chunk size of streamed request bodies (the upload progress moves one chunk at a time). */
 const uploadChunkBytes = 64 * 1024;
 
@@ -30,7 +22,7 @@ export interface UnknownOutcome {
   readonly idempotencyKey: string;
   /** How many times it was sent. */
   readonly attempts: number;
-  /** The Retry-After (ms) the server asked for when it was longer than retryAfterMsMax. */
+  /** The Retry-After (ms) the server asked for when it was longer than limits.retryAfterMsMax. */
   readonly retryAfterMs?: number;
   /**
    * The success status the change was answered with, when its JSON answer could not be read
@@ -132,7 +124,7 @@ export class ApiClient {
   /** The answer's JSON object and its length in bytes, or this client's error for what went wrong. */
   private async sendCounted<T>(request: HttpRequest): Promise<{ answer: T; bytes: number }> {
     const { method, url } = request;
-    const transport = { ...this.options, timeoutMs: requestTimeoutMs, responseBytesMax: apiResponseBytesMax, addressSetting: 'CHIPLEDGER_URL' };
+    const transport = { ...this.options, timeoutMs: limits.apiRequestTimeoutMs, responseBytesMax: limits.apiResponseBytesMax, addressSetting: 'CHIPLEDGER_URL' };
     const key = request.headers?.['idempotency-key'];
     let answer;
     try {
@@ -172,7 +164,7 @@ function apiErrorOf(error: HttpError, key: string | undefined): Error {
 /** How often a request was sent (with its key, if any), and the longer wait the server asked for, as one line. */
 function givenUpLine(given: { attempts: number; retryAfterMs?: number }, idempotencyKey?: string): string {
   const sent = `sent ${given.attempts === 1 ? 'once' : `${given.attempts} times`}${idempotencyKey === undefined ? '' : ` with Idempotency-Key ${idempotencyKey}`}`;
-  return given.retryAfterMs === undefined ? sent : `${sent}; the server asked to wait ${Math.ceil(given.retryAfterMs / 1000)} s before another try, longer than chipledger waits (${retryAfterMsMax / 1000} s)`;
+  return given.retryAfterMs === undefined ? sent : `${sent}; the server asked to wait ${Math.ceil(given.retryAfterMs / 1000)} s before another try, longer than chipledger waits (${limits.retryAfterMsMax / 1000} s)`;
 }
 
 /**

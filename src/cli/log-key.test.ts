@@ -3,9 +3,10 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { limits } from '../core/limits.ts';
 import { generateSignerKey } from '../tlog/index.ts';
 import { readConfig } from './config.ts';
-import { demoLogOrigin, demoSignerKey, keyFileBytesMax, readKeyFile, readLogKeys, writeKeyFile } from './log-key.ts';
+import { demoLogOrigin, demoSignerKey, readKeyFile, readLogKeys, writeKeyFile } from './log-key.ts';
 
 const output = { out: () => {}, err: () => {} };
 /** The file's folder, removed after it: it holds private keys (test ones, but keys) and a FIFO. */
@@ -72,7 +73,7 @@ describe('log signing key', () => {
     const folder = newFolder();
     mkdirSync(join(folder, 'folder.key'), { mode: 0o700 });
     expect(() => readKeyFile(join(folder, 'folder.key'))).toThrow(/is not a file/);
-    writeFileSync(join(folder, 'long.key'), 'x'.repeat(keyFileBytesMax + 1), { mode: 0o600 });
+    writeFileSync(join(folder, 'long.key'), 'x'.repeat(limits.keyFileBytesMax + 1), { mode: 0o600 });
     expect(() => readKeyFile(join(folder, 'long.key'))).toThrow(/is longer than 16384 bytes/);
     if (process.platform === 'linux') {
       const fifo = join(folder, 'fifo.key');

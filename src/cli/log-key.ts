@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, fchmodSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { limits } from '../core/limits.ts';
 import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
 import type { Config } from './config.ts';
 import { dataDirMode, writingInDataDir } from './data-dir.ts';
@@ -18,8 +19,6 @@ import { cannotSyncFolder } from './replace-file.ts';
 
 /** The demo log's origin (and key name). */
 export const demoLogOrigin = 'demo.chipledger.local/log';
-/** Longest key file read: a signer key is its origin (a few hundred bytes at most) and 60-odd more. */
-export const keyFileBytesMax = 16_384;
 
 /** The keys serve signs with, read and checked before anything is started or created. */
 export interface LogKeys {
@@ -110,7 +109,7 @@ export function readKeyFileChecked(file: string, kind: KeyFileKind = logSigningK
     const stat = fstatSync(fd);
     if (!stat.isFile()) return { ok: false, problem: `${kind.what} ${file} is not a file` };
     if ((stat.mode & 0o077) !== 0) return { ok: false, problem: `${kind.what} ${resolve(file)} is open to its group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 ${resolve(file)}` };
-    if (stat.size > keyFileBytesMax) return { ok: false, problem: `${kind.what} ${file} is longer than ${keyFileBytesMax} bytes: it is not ${kind.holds}` };
+    if (stat.size > limits.keyFileBytesMax) return { ok: false, problem: `${kind.what} ${file} is longer than ${limits.keyFileBytesMax} bytes: it is not ${kind.holds}` };
     text = readFileSync(fd, 'utf8').trim();
   } catch (error) {
     return { ok: false, problem: `couldn't read ${kind.what} ${resolve(file)}: ${(error as Error).message}` };

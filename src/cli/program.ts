@@ -9,12 +9,13 @@
  * a password.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { limits } from '../core/limits.ts';
 import {
   checkCommand, demoCommand, migrateCommand, organisationRegisterCommand, tokenCreateCommand, tokenRevokeCommand, type OrganisationRegisterOptions,
 } from './admin.ts';
 import { apiCommand, type ApiCommandOptions } from './api-command.ts';
 import {
-  bookCommand, clientFor, columns, deployCommand, listCommand, manifestImportCommand, reportPagesMax, showCommand, transitionCommand, utilisationCommand,
+  bookCommand, clientFor, columns, deployCommand, listCommand, manifestImportCommand, showCommand, transitionCommand, utilisationCommand,
   type BookOptions, type ChangeOptions, type ListOptions,
 } from './client-commands.ts';
 import { describeSettings, formatProblems, readConfig, type Config, type ConfigFlags } from './config.ts';
@@ -166,7 +167,7 @@ function addClientCommands(program: Command, config: (flags?: ConfigFlags) => Co
     .addHelpText('after', '\nExamples:\n  chipledger api GET /v1/products\n  chipledger api POST /v1/licences/L-7/issue\n  chipledger api POST /v1/allocations --body allocation.json')
     .option('--body <file>', 'the JSON body of a POST, from a file, or - for stdin (default: {})')
     .option(...idempotencyKeyOption)
-    .option('--all', `GET: follow nextCursor through every page of a list (at most ${reportPagesMax} pages) and print their items together`)
+    .option('--all', `GET: follow nextCursor through every page of a list (at most ${limits.reportPagesMax} pages) and print their items together`)
     .option('--json', 'print the answer on one line instead of indented')
     .action(run(async (method: string, path: string, options: ApiCommandOptions) => apiCommand(client(), method, path, options, output)));
 }

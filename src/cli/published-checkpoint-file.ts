@@ -6,13 +6,12 @@
  */
 import { constants } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
+import { limits } from '../core/limits.ts';
 import { decodeVerifierKey, isValidKeyName, openCheckpoint, parseCheckpoint, parseNote, parseSignerKey, parseVerifierKey, type Ed25519NoteVerifier } from '../tlog/index.ts';
 import { Failure, printable } from './output.ts';
 import { replaceFile } from './replace-file.ts';
 
 export const publishedCheckpointFileName = 'published-checkpoint';
-/** Longest file read: a checkpoint note (three lines, a rotation line, a few signatures) is far shorter. */
-export const publishedCheckpointBytesMax = 65_536;
 
 /** How the file is replaced with a note: replaceFile; a test's may fail as a full disk would. */
 export type NoteWriter = (file: string, note: string) => Promise<void>;
@@ -69,7 +68,7 @@ export async function readPublishedFile(file: string): Promise<string | undefine
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new Failure(`${file}, where this server records the newest checkpoint it published, is not a file; ${howToGoOn(file)}`);
-    if (stat.size > publishedCheckpointBytesMax) throw new Failure(`${file} is longer than ${publishedCheckpointBytesMax} bytes, so it is not the checkpoint this server recorded; ${howToGoOn(file)}`);
+    if (stat.size > limits.publishedCheckpointBytesMax) throw new Failure(`${file} is longer than ${limits.publishedCheckpointBytesMax} bytes, so it is not the checkpoint this server recorded; ${howToGoOn(file)}`);
     return await readFile(handle, 'utf8');
   } finally {
     await handle.close();

@@ -5,6 +5,7 @@
  * Reads only, in one snapshot.
  */
 import { join } from 'node:path';
+import { limits } from '../core/limits.ts';
 import { TileReader } from '../ledger/log/tile-reader.ts';
 import { inTransaction, type Pool, type PoolClient } from '../store/pool.ts';
 import { listLogKeys, logTablesPresent, readHead } from '../store/tlog-tables.ts';
@@ -12,9 +13,6 @@ import { parseSignerKey, rootFromNodes, rootNodes } from '../tlog/index.ts';
 import { dataDirAccessProblem } from './data-dir.ts';
 import { Failure } from './output.ts';
 import { howToGoOn, openPublished, publishedCheckpointFileName, readPublishedFile, refuseAnotherLog, type Published } from './published-checkpoint-file.ts';
-
-/** Tiles the start check reads: a root needs one per tile level at most. */
-const startCheckTilesMax = 64;
 
 /** What the start check read, in one snapshot, before anything is migrated. */
 interface DatabaseLog {
@@ -81,7 +79,7 @@ async function readDatabaseLog(client: PoolClient): Promise<DatabaseLog> {
  */
 export async function rootAt(client: PoolClient, size: number): Promise<Buffer> {
   try {
-    return rootFromNodes(size, await new TileReader(client, startCheckTilesMax).nodeGetter(rootNodes(size), client));
+    return rootFromNodes(size, await new TileReader(client, limits.startCheckTilesMax).nodeGetter(rootNodes(size), client));
   } catch (error) {
     if ((error as { code?: unknown }).code !== undefined) throw error;
     throw new Failure(`couldn't compute the database log's root at size ${size} to compare it with the checkpoint this server published: ${(error as Error).message}`);

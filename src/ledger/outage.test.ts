@@ -1,10 +1,11 @@
 /**
  * An outage's bookkeeping (outage.ts), on a clock set by hand: each reason said once, at most
- * outageReasonsMax of them, and one recovery line with the counts and the duration, worded by
+ * limits.outageReasonsMax of them, and one recovery line with the counts and the duration, worded by
  * the caller's nouns; nothing said when something works without an outage before it.
  */
 import { describe, expect, it } from 'vitest';
-import { Outage, outageReasonsMax, type OutageWords } from './outage.ts';
+import { limits } from '../core/limits.ts';
+import { Outage, type OutageWords } from './outage.ts';
 
 const ticks: OutageWords = { again: 'checkpoint signing works again', failure: ['failed tick', 'failed ticks'] };
 const batches: OutageWords = { again: 'the ledger commits again', failure: ['batch', 'batches'], part: ["command answered 'unavailable'", "commands answered 'unavailable'"] };
@@ -29,10 +30,10 @@ describe('an outage', () => {
 
   it('says at most outageReasonsMax reasons, the first of them included', () => {
     const { outage: signing } = outage(ticks);
-    const news = Array.from({ length: outageReasonsMax + 3 }, (_, index) => signing.failed(`reason ${index}`));
-    expect(news).toEqual(['began', ...Array<string>(outageReasonsMax - 1).fill('new reason'), 'nothing new', 'nothing new', 'nothing new']);
+    const news = Array.from({ length: limits.outageReasonsMax + 3 }, (_, index) => signing.failed(`reason ${index}`));
+    expect(news).toEqual(['began', ...Array<string>(limits.outageReasonsMax - 1).fill('new reason'), 'nothing new', 'nothing new', 'nothing new']);
     // Past the bound a reason is not said, but its failure is still counted.
-    expect(signing.recovered()).toMatch(new RegExp(`after ${outageReasonsMax + 3} failed ticks`));
+    expect(signing.recovered()).toMatch(new RegExp(`after ${limits.outageReasonsMax + 3} failed ticks`));
   });
 
   it('ends in one recovery line with its counts and its duration', () => {

@@ -1,7 +1,7 @@
 /**
  * The bookkeeping of an outage, for a loop that keeps failing while the database is slow or
  * away (the sequencer's batches, the checkpoint signer's ticks): each reason is said once while
- * the outage lasts, at most outageReasonsMax of them, and its end once, with the failures
+ * the outage lasts, at most limits.outageReasonsMax of them, and its end once, with the failures
  * counted over its duration. Said at every failure instead, a database away for 10 s under 32
  * clients logged 212 lines of stacks, and a minute away 60 stacks of the same signing error.
  *
@@ -9,6 +9,7 @@
  * the counts and decides what is worth saying.
  */
 
+import { limits } from '../core/limits.ts';
 import { isDatabaseFailure } from './batch-failures.ts';
 
 /**
@@ -20,9 +21,6 @@ export function outageReason(error: unknown): string {
   if (isDatabaseFailure(error)) return 'the database is slow or away';
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
-
-/** Reasons an outage says at most: past them, a flood of distinct messages stays unsaid. */
-export const outageReasonsMax = 8;
 
 /** A noun as the recovery line counts it: singular, then plural. */
 export type Noun = readonly [one: string, many: string];
@@ -38,7 +36,7 @@ export interface OutageWords {
 
 /**
  * What one failure means for the outage: it began it, it brings a reason not said yet in
- * it, or there is nothing new to say (a reason said already, or outageReasonsMax said).
+ * it, or there is nothing new to say (a reason said already, or limits.outageReasonsMax said).
  */
 export type OutageNews = 'began' | 'new reason' | 'nothing new';
 
@@ -56,7 +54,7 @@ export class Outage {
     }
     this.current.failures += 1;
     this.current.parts += parts;
-    if (this.current.reasons.has(reason) || this.current.reasons.size >= outageReasonsMax) return 'nothing new';
+    if (this.current.reasons.has(reason) || this.current.reasons.size >= limits.outageReasonsMax) return 'nothing new';
     this.current.reasons.add(reason);
     return 'new reason';
   }

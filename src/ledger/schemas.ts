@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { isCountryCode } from '../core/countries.ts';
 import { isCurrencyCode } from '../core/currencies.ts';
 import { limits } from '../core/limits.ts';
-import { bitLengthMax, denseRatesMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem, significantDigitsProblem } from '../policy/datasheet.ts';
+import { bitLengthMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem, significantDigitsProblem } from '../policy/datasheet.ts';
 
 /**
  * Text that is valid Unicode (no lone surrogates) and free of control characters, stored
@@ -123,7 +123,7 @@ export const productRegister = z.strictObject({
   model: name(),
   vendor: name(),
   parameters: z.strictObject({
-    denseRates: z.array(denseRate).min(1).max(denseRatesMax).optional(),
+    denseRates: z.array(denseRate).min(1).max(limits.denseRatesMax).optional(),
     denseTops: denseTops.optional(),
     bitLength: bitLength.optional(),
     logicDieAreaMm2: datasheetFigure(z.number().min(logicDieAreaMm2Min, `must be at least ${logicDieAreaMm2Min} mm² (logicDieAreaMm2Min)`).max(1e5)),

@@ -24,8 +24,6 @@ export const defaultCataloguePath = fileURLToPath(new URL('./accelerators.csv', 
 /** The reference file in shared/data, beside the repository (`../shared` from its root); may be absent. */
 export const sharedCataloguePath = fileURLToPath(new URL('../../../shared/data/accelerators.csv', import.meta.url));
 
-/** A catalogue is a few dozen products; a thousand rows means the wrong file. */
-export const catalogueRowsMax = 1_000;
 /** Longest cell (notes and sources are a sentence or two). */
 export const catalogueCellLengthMax = limits.textLengthMax;
 
@@ -129,7 +127,7 @@ function checkPublishedFigures(product: AcceleratorProduct, record: CsvRecord, i
 /** parseCsv, with its errors reworded as catalogue errors (same line, same reason). */
 function parseCatalogueRecords(text: string): CsvRecord[] {
   try {
-    return parseCsv(text, { recordsMax: catalogueRowsMax + 1 });
+    return parseCsv(text, { recordsMax: limits.catalogueRowsMax + 1 });
   } catch (error) {
     if (error instanceof DomainError && error.rule === 'csv') {
       const { line, reason } = error.details as { line: number; reason: string };

@@ -6,8 +6,8 @@
  * their bounds. classification.ts decides 3A090 from a datasheet that passes.
  */
 
-/** More precisions than any datasheet lists; bounds the work on an API input. */
-export const denseRatesMax = 16;
+import { limits } from '../core/limits.ts';
+
 /** The widest arithmetic format a rate is given in (FP64): the datasheet check's bound, the product schema's and the catalogue's. */
 export const bitLengthMax = 64;
 /**
@@ -165,8 +165,8 @@ export function datasheetRates(datasheet: AcceleratorDatasheet): readonly DenseR
 export function datasheetProblems(datasheet: AcceleratorDatasheet, rates: readonly DenseRate[]): string[] {
   const problems: string[] = [];
   if (rates.length === 0) problems.push('at least one dense rate is needed');
-  if (rates.length > denseRatesMax) problems.push(`at most ${denseRatesMax} dense rates, got ${rates.length}`);
-  rates.slice(0, denseRatesMax).forEach((rate, index) => {
+  if (rates.length > limits.denseRatesMax) problems.push(`at most ${limits.denseRatesMax} dense rates, got ${rates.length}`);
+  rates.slice(0, limits.denseRatesMax).forEach((rate, index) => {
     const label = rates.length === 1 ? '' : ` of rate ${index + 1}${rate.precision === undefined ? '' : ` (${rate.precision})`}`;
     if (!isPositiveFinite(rate.denseTops)) problems.push(`dense TOPS${label} must be a positive number, got ${String(rate.denseTops)}`);
     if (!Number.isInteger(rate.bitLength) || rate.bitLength < 1 || rate.bitLength > bitLengthMax) {

@@ -27,7 +27,7 @@ import { parseJsonBody } from './body.ts';
 import { commandRefusalBeforeBody, registerCommandRoutes } from './commands.ts';
 import { clientErrorAnswerer, answerProtocolRequests, continueOnceAccepted, methodNotAllowedProblem, originForm, refuseOddRequest, RouteMethods } from './http-edges.ts';
 import { answerPublicReadPreflight, isPublicReadPreflight } from './cors.ts';
-import { DemoMark, demoCheckQueryTimeoutMs } from './demo-mark.ts';
+import { DemoMark } from './demo-mark.ts';
 import { registerClosing } from './closing.ts';
 import { registerErrorHandler } from './error-handler.ts';
 import { healthFault, readHealth } from './health.ts';
@@ -79,7 +79,7 @@ export interface ServerOptions {
   witnessKeys?: readonly string[];
   /** How long a request may take to arrive whole; defaults to limits.requestTimeoutMs. */
   requestTimeoutMs?: number;
-  /** How long requests under way have to finish once the server closes; defaults to closingGraceMsDefault (closing.ts). */
+  /** How long requests under way have to finish once the server closes; defaults to limits.closingGraceMsDefault. */
   closingGraceMs?: number;
 }
 
@@ -89,8 +89,6 @@ export const pathParameterLengthMax = Math.max(limits.referenceLengthMax, limits
 /** The header that marks every answer of a server whose database holds the demo. */
 const demoHeader = 'x-chipledger-demo';
 
-/** Requests slower than this are logged at warn (503s aside: see the onResponse hook). */
-export const slowRequestMs = 1_000;
 /**
  * The header that carries the request's id on every answer fastify gives, so that a client
  * can quote it and an operator find the log lines of that request (reqId).
@@ -98,8 +96,6 @@ export const slowRequestMs = 1_000;
 export const requestIdHeader = 'x-request-id';
 /** The Cache-Control of every answer a bearer token was needed for (the log's entry bundles set their own). */
 export const authenticatedCacheControl = 'private, no-store';
-/** /healthz gives up on the database after this long and answers 503. */
-export const healthCheckTimeoutMs = 2_000;
 
 export function defaultLogger(): Logger {
   return pino(serverLoggerOptions('warn'));
@@ -111,7 +107,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // answerers outside the hooks read this one object at each answer, so a mark set later
   // (demoMark) reaches them as well.
   const serverHeaders: Record<string, string> = options.demo === true ? { [demoHeader]: 'true' } : {};
-  const demoPool = withQueryTimeout(options.pool, demoCheckQueryTimeoutMs);
+  const demoPool = withQueryTimeout(options.pool, limits.demoCheckQueryTimeoutMs);
   const demoMark = new DemoMark({ marked: options.demo === true, holdsDemo: () => holdsDemo(demoPool), onMarked: () => (serverHeaders[demoHeader] = 'true') });
   const metrics = new HttpMetrics();
   const app = createFastify(options, bodyLimit, serverHeaders, metrics);
@@ -250,7 +246,7 @@ function registerResponseMetrics(app: FastifyInstance, metrics: HttpMetrics): vo
     // Not for a 503: a slow one waited for a database that is away, which the sequencer and the
     // signer say once per outage, and every 503 is counted by route. Logged, a 15 s freeze
     // under load wrote a line for each request that waited (253), none saying why.
-    if (elapsedMs > slowRequestMs && reply.statusCode !== 503) request.log.warn({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, elapsedMs }, 'slow request');
+    if (elapsedMs > limits.slowRequestMs && reply.statusCode !== 503) request.log.warn({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, elapsedMs }, 'slow request');
   });
 }
 
@@ -314,12 +310,12 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
   app.get('/v1/docs', async (_request, reply: FastifyReply) => reply.type('text/html; charset=utf-8').send(docsPage));
   // Every read of the check is bounded like the ping: a frozen database must not hold the
   // health check's connection past its bound.
-  const healthPool = withQueryTimeout(options.pool, healthCheckTimeoutMs);
+  const healthPool = withQueryTimeout(options.pool, limits.healthCheckTimeoutMs);
   const knownMigrationNewest = listMigrations().at(-1)?.version ?? 0;
   app.get('/healthz', async (_request, reply: FastifyReply) => {
     // The ping's own query_timeout ends the query and frees its connection when the database
     // hangs; withTimeout alone would answer in time but leave the slot in use.
-    const health = await withTimeout(readHealth(options.ledger, healthPool, knownMigrationNewest, healthCheckTimeoutMs), healthCheckTimeoutMs).catch((error: unknown) => {
+    const health = await withTimeout(readHealth(options.ledger, healthPool, knownMigrationNewest, limits.healthCheckTimeoutMs), limits.healthCheckTimeoutMs).catch((error: unknown) => {
       throw new DomainError('unavailable', "the database did not answer the health check", { cause: error });
     });
     const fault = healthFault(options.ledger, health, knownMigrationNewest);

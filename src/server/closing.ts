@@ -1,7 +1,7 @@
 /**
  * How the API stops (app.close(), from serve's shutdown): requests that arrive from then on
  * are answered 503 server-closing with Connection: close; those under way get
- * closingGraceMsDefault to finish. Then a request whose body has not arrived whole (an upload
+ * limits.closingGraceMsDefault to finish. Then a request whose body has not arrived whole (an upload
  * trickling in, which may take up to limits.requestTimeoutMs) is answered the same 503: its
  * body was never parsed, so nothing of it is applied, and the client sends it again with its
  * Idempotency-Key. At twice the grace every connection still open is closed, so the close
@@ -10,10 +10,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
 import { problemOf, sendProblem } from './problem.ts';
-
-/** How long requests under way when the server starts closing have to finish on their own. */
-export const closingGraceMsDefault = 5_000;
 
 /** The answer to a request the closing server will not take (or finish receiving). */
 export function serverClosingRefusal(): DomainError {
@@ -24,7 +22,7 @@ export function serverClosingRefusal(): DomainError {
  * Registers, as an onRequest hook, the refusal of requests that arrive while the server
  * closes, and, as a preClose hook, the grace and the cut-offs after it.
  */
-export function registerClosing(app: FastifyInstance, graceMs: number = closingGraceMsDefault): void {
+export function registerClosing(app: FastifyInstance, graceMs: number = limits.closingGraceMsDefault): void {
   let closing = false;
   // Requests whose body was still arriving when they reached this hook; each leaves the set
   // when its response has finished or its connection has closed ('close' fires once).

@@ -12,6 +12,7 @@
  * another origin cannot send them a token.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { limits } from '../core/limits.ts';
 
 /** The paths whose reads are open to every origin. */
 export const publicReadPrefix = '/v1/log/';
@@ -22,9 +23,6 @@ export const publicReadPrefix = '/v1/log/';
  * verifier must not take demo data for the real log) and the 401's challenge.
  */
 const exposedHeaders = 'Retry-After, X-Request-Id, X-Chipledger-Demo, WWW-Authenticate';
-
-/** Seconds a browser may keep a preflight's answer (Chromium keeps at most 7,200). */
-export const preflightMaxAgeSeconds = 7_200;
 
 const publicReadHeaders: Readonly<Record<string, string>> = {
   'access-control-allow-origin': '*',
@@ -54,6 +52,6 @@ export function answerPublicReadPreflight(reply: FastifyReply): FastifyReply {
     ...publicReadHeaders,
     'access-control-allow-methods': 'GET, HEAD',
     'access-control-allow-headers': 'Authorization',
-    'access-control-max-age': String(preflightMaxAgeSeconds),
+    'access-control-max-age': String(limits.preflightMaxAgeSeconds),
   }).send();
 }

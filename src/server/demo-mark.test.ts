@@ -1,15 +1,16 @@
 /**
  * The demo mark (demo-mark.ts): a server that started on a database without the demo marks its
- * answers and events once the demo is loaded while it runs, within demoCheckIntervalMs, and
+ * answers and events once the demo is loaded while it runs, within limits.demoCheckIntervalMs, and
  * asks the database no more often than that.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { limits } from '../core/limits.ts';
 import { createDemoTokens, loadDemo } from '../demo/load.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { buildServer } from './app.ts';
-import { DemoMark, demoCheckIntervalMs, demoCheckWaitMs } from './demo-mark.ts';
+import { DemoMark } from './demo-mark.ts';
 
 describe('the demo mark', () => {
   it('asks at most once per interval, keeps "not seen" when a check fails, and once set never asks again', async () => {
@@ -21,15 +22,15 @@ describe('the demo mark', () => {
     await mark.refresh();
     await mark.refresh();
     expect([checks, mark.demo]).toEqual([1, false]);
-    nowMs += demoCheckIntervalMs;
+    nowMs += limits.demoCheckIntervalMs;
     answer = () => Promise.reject(new Error('connection refused'));
     await expect(mark.refresh()).resolves.toBeUndefined();
     expect([checks, mark.demo]).toEqual([2, false]);
-    nowMs += demoCheckIntervalMs;
+    nowMs += limits.demoCheckIntervalMs;
     answer = async () => true;
     await mark.refresh();
     expect([checks, mark.demo, marked]).toEqual([3, true, 1]);
-    nowMs += 10 * demoCheckIntervalMs;
+    nowMs += 10 * limits.demoCheckIntervalMs;
     await mark.refresh();
     expect([checks, marked]).toEqual([3, 1]);
   });
@@ -41,8 +42,8 @@ describe('the demo mark', () => {
     const mark = new DemoMark({ marked: false, holdsDemo: () => { checks += 1; return new Promise((done) => (finish = done)); }, onMarked: () => {}, nowMs: () => nowMs });
     const started = performance.now();
     await mark.refresh();
-    expect(performance.now() - started).toBeLessThan(demoCheckWaitMs * 4);
-    nowMs += 5 * demoCheckIntervalMs;
+    expect(performance.now() - started).toBeLessThan(limits.demoCheckWaitMs * 4);
+    nowMs += 5 * limits.demoCheckIntervalMs;
     await mark.refresh();
     expect(checks).toBe(1);
     finish(true);
@@ -73,12 +74,12 @@ describe('a server whose database gets the demo while it runs', () => {
     expect((await loadDemo(ledger)).loaded).toBe(true);
     const loadedAt = performance.now();
     let marked: number | undefined;
-    while (marked === undefined && performance.now() - loadedAt < demoCheckIntervalMs * 3) {
+    while (marked === undefined && performance.now() - loadedAt < limits.demoCheckIntervalMs * 3) {
       const answer = await app.inject({ method: 'GET', url: '/v1/openapi.json' });
       if (answer.headers['x-chipledger-demo'] === 'true') marked = performance.now() - loadedAt;
       else await new Promise((done) => setTimeout(done, 50));
     }
-    expect(marked, 'the mark within the interval').toBeLessThanOrEqual(demoCheckIntervalMs + demoCheckWaitMs);
+    expect(marked, 'the mark within the interval').toBeLessThanOrEqual(limits.demoCheckIntervalMs + limits.demoCheckWaitMs);
     // Refusals before any route carry it too.
     expect((await app.inject({ method: 'GET', url: '/v1/nowhere' })).headers['x-chipledger-demo']).toBe('true');
     const auditor = (await createDemoTokens(ledger, 'all')).find((token) => token.role === 'auditor')!;

@@ -3,21 +3,11 @@
  * served as demo: true. The demo may be loaded while a server runs (`chipledger demo` through
  * the embedded PostgreSQL serve lends, or another process on a shared DATABASE_URL), so a
  * server that started without it asks the database again, at most once per
- * demoCheckIntervalMs. The mark is one-way: demo rows are never deleted, so once set it stays,
+ * limits.demoCheckIntervalMs. The mark is one-way: demo rows are never deleted, so once set it stays,
  * and the database is not asked again.
  */
+import { limits } from '../core/limits.ts';
 import { withTimeout } from '../core/timeout.ts';
-
-/** A server without the mark asks the database at most this often. */
-export const demoCheckIntervalMs = 1_000;
-/**
- * How long the request that starts a check waits for it; the check goes on past that, bounded
- * by demoCheckQueryTimeoutMs. Short: every route waits on it, /healthz (2 s) too, and a frozen
- * database must not make the answers that need none slow.
- */
-export const demoCheckWaitMs = 250;
-/** The check's query gives up after this long and frees its connection. */
-export const demoCheckQueryTimeoutMs = 2_000;
 
 export interface DemoMarkOptions {
   /** Marked from the start (`serve --demo`, or a database found to hold the demo at start). */
@@ -47,16 +37,16 @@ export class DemoMark {
 
   /**
    * Whether refresh() would ask the database now: the mark unset, no check under way, and the
-   * last one begun demoCheckIntervalMs ago or more. Synchronous, so that the request path
+   * last one begun limits.demoCheckIntervalMs ago or more. Synchronous, so that the request path
    * pays no promise for the thousands of requests a second that find nothing to do.
    */
   due(): boolean {
-    return !this.marked && !this.checking && this.nowMs() - this.checkedAtMs >= demoCheckIntervalMs;
+    return !this.marked && !this.checking && this.nowMs() - this.checkedAtMs >= limits.demoCheckIntervalMs;
   }
 
   /**
    * Asks the database again if the mark is not set, no check is under way and the last began
-   * demoCheckIntervalMs ago or more; waits for that check at most demoCheckWaitMs. Never
+   * limits.demoCheckIntervalMs ago or more; waits for that check at most limits.demoCheckWaitMs. Never
    * throws: a failed check leaves the mark as it was, and the request goes on.
    */
   async refresh(): Promise<void> {
@@ -72,6 +62,6 @@ export class DemoMark {
     }, () => {}).finally(() => {
       this.checking = false;
     });
-    await withTimeout(checked, demoCheckWaitMs).catch(() => {});
+    await withTimeout(checked, limits.demoCheckWaitMs).catch(() => {});
   }
 }

@@ -15,7 +15,6 @@ import { systemActor } from '../ledger/permissions.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { ApiError, formatApiError } from '../cli/http.ts';
 import { buildServer } from './app.ts';
-import { clockRetryAfterSeconds, retryAfterSeconds } from './problem.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -73,9 +72,9 @@ describe('/healthz and the clocks', () => {
     expect(health.statusCode).toBe(503);
     expect(health.json()).toMatchObject({ code: 'unavailable', rule: 'clock-behind-ledger', details: { behindMsMax: limits.clockBehindLedgerMsMax } });
     expect(health.json().detail).toMatch(/^this server's clock \(\S+\) is \d+ s behind the ledger's newest event/);
-    expect(health.headers['retry-after']).toBe(String(clockRetryAfterSeconds));
+    expect(health.headers['retry-after']).toBe(String(limits.clockRetryAfterSeconds));
     const post = await registerSite(served.app, 'behind');
-    expect([post.statusCode, post.json().rule, post.headers['retry-after']]).toEqual([503, 'clock-behind-ledger', String(clockRetryAfterSeconds)]);
+    expect([post.statusCode, post.json().rule, post.headers['retry-after']]).toEqual([503, 'clock-behind-ledger', String(limits.clockRetryAfterSeconds)]);
     await closed(served);
     served = undefined;
   });
@@ -86,9 +85,9 @@ describe('/healthz and the clocks', () => {
     expect(health.statusCode).toBe(503);
     expect(health.json()).toMatchObject({ code: 'unavailable', rule: 'clock-ahead-of-database', details: { aheadMsMax: limits.clockAheadOfDatabaseMsMax } });
     expect(health.json().detail).toMatch(/ahead of the database's clock .* fix this server's clock$/);
-    expect(health.headers['retry-after']).toBe(String(clockRetryAfterSeconds));
+    expect(health.headers['retry-after']).toBe(String(limits.clockRetryAfterSeconds));
     const post = await registerSite(served.app, 'ahead');
-    expect([post.statusCode, post.json().rule, post.headers['retry-after']]).toEqual([503, 'clock-ahead-of-database', String(clockRetryAfterSeconds)]);
+    expect([post.statusCode, post.json().rule, post.headers['retry-after']]).toEqual([503, 'clock-ahead-of-database', String(limits.clockRetryAfterSeconds)]);
     const printed = formatApiError(new ApiError(503, post.json())).split('\n');
     expect(printed).toContain(`  ${post.json().detail}`);
     expect(post.json().detail).toMatch(/^the batch was dated \S+ \(by this server's clock, or by the ledger's newest event when that is later\), \d+ s ahead of the database's clock \(\S+\); .* nothing was written: check this server's clock/);
@@ -101,7 +100,7 @@ describe('/healthz and the clocks', () => {
     await served.ledger.close(); // the sequencer closed: its commands are answered 'unavailable'
     const post = await registerSite(served.app, 'closed');
     expect(post.statusCode).toBe(503);
-    expect(post.headers['retry-after']).toBe(String(retryAfterSeconds));
+    expect(post.headers['retry-after']).toBe(String(limits.retryAfterSeconds));
     await served.pool.end();
     await served.app.close();
     served = undefined;

@@ -9,10 +9,10 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import Fastify from 'fastify';
-import { retryAfterMsMax } from '../cli/fetch.ts';
 import { DomainError } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
 import { QueueShares } from '../ledger/queue-shares.ts';
-import { clockRetryAfterSeconds, internalProblem, organisationShareRetryAfterSeconds, problemOf, retryAfterSeconds, sendProblem, withoutRowValues } from './problem.ts';
+import { internalProblem, problemOf, sendProblem, withoutRowValues } from './problem.ts';
 
 /** A PostgreSQL error as node-postgres makes it, with the fields that quote a row. */
 function constraintError(): pg.DatabaseError {
@@ -83,15 +83,15 @@ describe('Retry-After', () => {
     shares.countIn('ORG-1', 150_000);
     const refusal = shares.refusal('shipment.book', 'ORG-1', 100_000, 1)!;
     expect([refusal.code, refusal.rule]).toEqual(['too_many_requests', 'sequencer-queue-serials-organisation']);
-    expect(await retryAfterOf(refusal)).toBe(String(organisationShareRetryAfterSeconds));
-    expect(organisationShareRetryAfterSeconds).toBeGreaterThan(retryAfterSeconds);
+    expect(await retryAfterOf(refusal)).toBe(String(limits.organisationShareRetryAfterSeconds));
+    expect(limits.organisationShareRetryAfterSeconds).toBeGreaterThan(limits.retryAfterSeconds);
     // Past the CLI's longest wait, it would not send the command again at all.
-    expect(organisationShareRetryAfterSeconds * 1000).toBeLessThanOrEqual(retryAfterMsMax);
+    expect(limits.organisationShareRetryAfterSeconds * 1000).toBeLessThanOrEqual(limits.retryAfterMsMax);
   });
 
   it('keeps 1 s for an overloaded server and 30 s for a clock to put right, and none for a refusal that waiting does not change', async () => {
-    expect(await retryAfterOf(new DomainError('overloaded', 'busy'))).toBe(String(retryAfterSeconds));
-    expect(await retryAfterOf(new DomainError('unavailable', 'clock', { rule: 'clock-behind-ledger' }))).toBe(String(clockRetryAfterSeconds));
+    expect(await retryAfterOf(new DomainError('overloaded', 'busy'))).toBe(String(limits.retryAfterSeconds));
+    expect(await retryAfterOf(new DomainError('unavailable', 'clock', { rule: 'clock-behind-ledger' }))).toBe(String(limits.clockRetryAfterSeconds));
     expect(await retryAfterOf(new DomainError('conflict', 'no'))).toBeUndefined();
   });
 });

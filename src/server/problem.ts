@@ -5,6 +5,7 @@
  */
 import type { FastifyReply } from 'fastify';
 import { DomainError, isDomainError, type ErrorCode } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
 import { clockBehindLedgerRule } from '../ledger/batch-time.ts';
 import { clockAheadOfDatabaseRule } from '../ledger/refusals.ts';
 import { withoutSecrets } from './log-redaction.ts';
@@ -12,25 +13,7 @@ import { withoutSecrets } from './log-redaction.ts';
 export const problemContentType = 'application/problem+json';
 export const problemTypeBase = 'https://chipledger.dev/problems/';
 
-/** Seconds a client should wait before retrying an overloaded or unavailable server. */
-export const retryAfterSeconds = 1;
-/**
- * Seconds to wait after a refusal for this server's clock (clock-behind-ledger,
- * clock-ahead-of-database): it lasts until someone puts a clock right, so a retry every
- * second only adds load, and a client that waits at most a few seconds gives up at once.
- */
-export const clockRetryAfterSeconds = 30;
 const clockRules: ReadonlySet<string> = new Set([clockBehindLedgerRule, clockAheadOfDatabaseRule]);
-/**
- * Seconds to wait after a 429, a refusal past an organisation's share of the sequencer's serials
- * (sequencer-queue-serials-organisation) or of the bodies in flight (request-bodies-in-flight-
- * per-organisation): the share frees as the organisation's commands before
- * are answered, and a batch of 100,000 serials commits in 2 to 10 s (limits.largeCommandSerialsMin),
- * so a retry after 1 s mostly met the same refusal, and the CLI's three tries (about 2 s) gave
- * up on an upload the queue would have taken. At most the longest wait the CLI takes
- * (cli/fetch.ts retryAfterMsMax, 5 s): past it, the CLI would not try again at all.
- */
-export const organisationShareRetryAfterSeconds = 5;
 
 /**
  * Codes only the HTTP edge gives: what a request's method, protocol or body's media type
@@ -191,11 +174,11 @@ export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply
 /** The Retry-After of a problem to try again later (429, 503), by its rule; undefined for any other. */
 function retryAfterSecondsOf(problem: Pick<Problem, 'status' | 'rule'>): number | undefined {
   if (problem.status !== 503 && problem.status !== 429) return undefined;
-  if (problem.rule !== undefined && clockRules.has(problem.rule)) return clockRetryAfterSeconds;
+  if (problem.rule !== undefined && clockRules.has(problem.rule)) return limits.clockRetryAfterSeconds;
   // Every 429 is one organisation past its share (of the sequencer's serials, or of the bodies
   // in flight), which frees as its earlier commands are answered: seconds for a large batch.
-  if (problem.status === 429) return organisationShareRetryAfterSeconds;
-  return retryAfterSeconds;
+  if (problem.status === 429) return limits.organisationShareRetryAfterSeconds;
+  return limits.retryAfterSeconds;
 }
 
 /**

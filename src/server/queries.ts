@@ -279,7 +279,7 @@ export const queryRoutes: readonly QueryRoute[] = [
     },
   },
   {
-    path: '/v1/reports/utilisation', item: 'Utilisation', summary: `Per licence and allocation: units, allocated, reserved, shipped, available; a page embeds at most ${limits.utilisationPageAllocationsMax.toLocaleString('en')} allocations (a licence at most ${read.embeddedRowsMax}, then allocationsTruncated) and ends early, with a cursor to the next licence, where one more licence would pass that`, list: true, order: { by: byCreation, filtersThatChange: [] }, query: z.strictObject(pageQuery),
+    path: '/v1/reports/utilisation', item: 'Utilisation', summary: `Per licence and allocation: units, allocated, reserved, shipped, available; a page embeds at most ${limits.utilisationPageAllocationsMax.toLocaleString('en')} allocations (a licence at most ${limits.embeddedRowsMax}, then allocationsTruncated) and ends early, with a cursor to the next licence, where one more licence would pass that`, list: true, order: { by: byCreation, filtersThatChange: [] }, query: z.strictObject(pageQuery),
     run: async ({ pool }, viewer, _params, query) => listOf(await read.utilisation(pool, viewer, pageOf(query, 'number')), present.presentUtilisation),
   },
 ];

@@ -6,13 +6,12 @@
  * such answer was a storm under load (the observability review: 253 lines for one freeze).
  */
 
-/** Between two lines of one reason. */
-export const readRefusalLineIntervalMs = 60_000;
+import { limits } from '../core/limits.ts';
 
 export class ReadRefusals {
   private readonly lastSaid = new Map<string, { atMs: number; since: number }>();
 
-  constructor(private readonly nowMs: () => number = () => Date.now(), private readonly intervalMs = readRefusalLineIntervalMs) {}
+  constructor(private readonly nowMs: () => number = () => Date.now(), private readonly intervalMs: number = limits.readRefusalLineIntervalMs) {}
 
   /**
    * Counts a refusal for `reason`; when a line is due, returns how many refusals of that reason

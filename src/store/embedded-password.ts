@@ -7,6 +7,7 @@ import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, openSync, readF
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { tmpdir, userInfo } from 'node:os';
+import { limits } from '../core/limits.ts';
 import { EmbeddedPostgresError } from './embedded-error.ts';
 
 /**
@@ -55,9 +56,6 @@ export function writeNewPassword(passwordFile: string): string {
   return password;
 }
 
-/** Longest password file read: one written here is passwordBytes in hex and a newline. */
-const passwordFileBytesMax = 1_024;
-
 /**
  * The password, read through one descriptor that is also the one narrowed to mode 0600
  * (whatever happened to the file since, nobody else reads it). Opened without following a
@@ -77,7 +75,7 @@ export function readPassword(passwordFile: string): string {
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw damaged('it is not a file');
-    if (stat.size > passwordFileBytesMax) throw damaged(`it is longer than ${passwordFileBytesMax} bytes`);
+    if (stat.size > limits.passwordFileBytesMax) throw damaged(`it is longer than ${limits.passwordFileBytesMax} bytes`);
     if ((stat.mode & 0o777) !== 0o600) fchmodSync(fd, 0o600);
     password = readFileSync(fd, 'utf8').trim();
   } finally {

@@ -3,13 +3,13 @@
  * (limits.headLockIdleMsMax, idle_in_transaction_session_timeout): the classic batch
  * (beginBatch), the batch sent ahead (openAtHeadSql, still one text) and a refusal
  * remembered on its own (rememberAnswer). The setting is the transaction's alone. So do
- * its statement bound (ledgerStatementMsMax, whatever the session's) and its durability: a
+ * its statement bound (limits.ledgerStatementMsMax, whatever the session's) and its durability: a
  * session whose synchronous_commit is off commits the ledger's batches with 'local'.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { limits } from '../core/limits.ts';
-import { beginBatch, ledgerStatementMsMax, openAtHeadSql, type LogHead } from './head-lock.ts';
+import { beginBatch, openAtHeadSql, type LogHead } from './head-lock.ts';
 import { rememberAnswer } from './idempotency-answers.ts';
 import type { PoolClient } from './pool.ts';
 
@@ -23,7 +23,7 @@ afterAll(async () => {
 });
 
 const idleBound = `${limits.headLockIdleMsMax / 1000}s`;
-const statementBound = `${ledgerStatementMsMax / 60_000}min`;
+const statementBound = `${limits.ledgerStatementMsMax / 60_000}min`;
 
 async function setting(client: PoolClient, name: string): Promise<string> {
   return (await client.query<Record<string, string>>(`SHOW ${name}`)).rows[0]![name]!;

@@ -69,14 +69,6 @@ export async function beginBatch(client: PoolClient, keys: Array<{ scope: string
 export const beginHeadLocked = 'BEGIN ISOLATION LEVEL READ COMMITTED';
 
 /**
- * How long one statement of a ledger transaction may run: our own bound, not the role's or
- * the database's. A managed PostgreSQL often sets a short statement_timeout for every
- * session, and a 100,000-serial manifest's COPY (about a second here) would then fail on
- * every retry, each answered 503 "retry". A hundred times that COPY, still an end.
- */
-export const ledgerStatementMsMax = 120_000;
-
-/**
  * The bounds and settings of every transaction that takes the head lock, sent before it in
  * the same text (no round trip of their own):
  * - how long it waits for the lock (`lockWaitMs`), and how long it may then sit idle between
@@ -86,7 +78,7 @@ export const ledgerStatementMsMax = 120_000;
  *   only that long. Crash note: the frozen writer's batch is then gone whole; it finds its
  *   connection closed when it wakes and answers its callers 'unavailable' (refusals.ts), to
  *   retry with their keys.
- * - how long each statement may run (ledgerStatementMsMax).
+ * - how long each statement may run (limits.ledgerStatementMsMax).
  * - synchronous_commit at least 'local': a batch is answered once its COMMIT returns, and
  *   with synchronous_commit off (a database or role setting) that return comes before the
  *   WAL is on disk, so a PostgreSQL crash lost acknowledged commands and handed their ids
@@ -95,7 +87,7 @@ export const ledgerStatementMsMax = 120_000;
  */
 export function headLockBoundsSql(lockWaitMs: number): string {
   return `${waitBoundsSql(lockWaitMs, 'locks')}; SET LOCAL idle_in_transaction_session_timeout = ${limits.headLockIdleMsMax}; `
-    + `SET LOCAL statement_timeout = ${ledgerStatementMsMax}; `
+    + `SET LOCAL statement_timeout = ${limits.ledgerStatementMsMax}; `
     + "SELECT set_config('synchronous_commit', 'local', true) WHERE current_setting('synchronous_commit') = 'off'";
 }
 

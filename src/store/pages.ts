@@ -93,6 +93,3 @@ export function pageOf<T, K>(rows: T[], limit: number, keyOf: (row: T) => K): Pa
 }
 
 export const bySeq = (row: { created_seq: number }): number => row.created_seq;
-
-/** Rows embedded in a detail view stop here; the list endpoints page through the rest. */
-export const embeddedRowsMax = 500;

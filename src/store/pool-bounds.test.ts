@@ -8,9 +8,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { FreezingProxy } from '../../test/support/freezing-proxy.ts';
+import { limits } from '../core/limits.ts';
 import { createPool, inTransaction, type Pool, type PoolClient } from './pool.ts';
 import { isDatabaseUnavailable } from './database-unavailable.ts';
-import { queryTimeoutMessage, queryWithin, serverStillWorks, stillWorkingExtensionsMax, withQueryTimeout } from './query-timeout.ts';
+import { queryTimeoutMessage, queryWithin, serverStillWorks, withQueryTimeout } from './query-timeout.ts';
 import { readEntriesPacked } from './tlog-tables.ts';
 
 /** The bound under test: long enough for a healthy query on a loaded machine, short for the test. */
@@ -198,8 +199,8 @@ describe('a pool bounded for writes, while the server still works on a round tri
     const briefly = withQueryTimeout(pool, shortMs, shortMs, { whileServerWorks: true });
     const { error, ms } = await failure(() => inTransaction(briefly, 'BEGIN', (client) => client.query('SELECT pg_sleep(30)')));
     expect((error as Error).message).toBe(queryTimeoutMessage);
-    expect(ms).toBeGreaterThanOrEqual(shortMs * (stillWorkingExtensionsMax + 1) - 50);
-    expect(ms).toBeLessThan(shortMs * (stillWorkingExtensionsMax + 1) * 4);
+    expect(ms).toBeGreaterThanOrEqual(shortMs * (limits.stillWorkingExtensionsMax + 1) - 50);
+    expect(ms).toBeLessThan(shortMs * (limits.stillWorkingExtensionsMax + 1) * 4);
   });
 });
 

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import './type-parsers.ts';
+import { limits } from '../core/limits.ts';
 import { setUpSession } from './session-settings.ts';
 import { isQueryTimeout } from './query-timeout.ts';
 
@@ -15,17 +16,14 @@ export interface PoolOptions {
   applicationName: string;
 }
 
-/** How long making a connection may take, and then setting up its session. */
-const connectTimeoutMs = 10_000;
-
 export function createPool(options: PoolOptions): pg.Pool {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.connectionsMax,
     application_name: options.applicationName,
     idleTimeoutMillis: 30_000,
-    connectionTimeoutMillis: connectTimeoutMs,
-    onConnect: (client) => setUpSession(client, connectTimeoutMs),
+    connectionTimeoutMillis: limits.connectTimeoutMs,
+    onConnect: (client) => setUpSession(client, limits.connectTimeoutMs),
     // TCP keepalive: a connection whose peer vanished (a failover, a cut network) fails
     // instead of leaving its query waiting for ever.
     keepAlive: true,

@@ -5,9 +5,7 @@
  */
 import { existsSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
-
-/** How long an orphaned postmaster may take to stop. */
-const orphanStopTimeoutMs = 10_000;
+import { limits } from '../core/limits.ts';
 
 /**
  * A PostgreSQL left running by a killed parent holds the data folder: stop it first. The pid
@@ -26,7 +24,7 @@ export async function stopOrphan(dataDir: string): Promise<void> {
     return;
   }
   process.kill(pid, 'SIGINT'); // fast shutdown: aborts sessions, keeps committed data
-  for (let waited = 0; waited < orphanStopTimeoutMs && isProcessAlive(pid); waited += 50) {
+  for (let waited = 0; waited < limits.orphanStopTimeoutMs && isProcessAlive(pid); waited += 50) {
     await new Promise((done) => setTimeout(done, 50));
   }
 }

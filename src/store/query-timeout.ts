@@ -4,6 +4,7 @@
  * by its caller's deadline (queryWithin).
  */
 import pg from 'pg';
+import { limits } from '../core/limits.ts';
 
 /** What node-postgres fails a query with when its query_timeout runs out (pg/lib/client.js); it has no code. */
 export const queryTimeoutMessage = 'Query read timeout';
@@ -34,7 +35,7 @@ export function isQueryTimeout(error: unknown): boolean {
  */
 export function withQueryTimeout(pool: pg.Pool, timeoutMs: number, streamTimeoutMs: number = timeoutMs, options: BoundOptions = {}): pg.Pool {
   for (const ms of [timeoutMs, streamTimeoutMs]) if (!Number.isSafeInteger(ms) || ms < 1) throw new Error(`assertion failed: a query timeout of ${ms} ms`);
-  const probeMs = Math.min(stillWorkingProbeMs, timeoutMs);
+  const probeMs = Math.min(limits.stillWorkingProbeMs, timeoutMs);
   const stillWorking = options.whileServerWorks === true ? (client: pg.PoolClient) => serverStillWorks(pool, client, probeMs) : undefined;
   return new Proxy(pool, {
     get(target, property) {
@@ -68,27 +69,13 @@ export interface BoundOptions {
 }
 
 /**
- * How long asking the server whether it still works on a round trip may take, connect and
- * query (at most the round trip's own bound: a test's bound of a second is not stretched to
- * six). A frozen server answers no probe, so its callers hear at most this much later.
- */
-export const stillWorkingProbeMs = 5_000;
-
-/**
- * How many times a round trip's bound is extended because the server still works on it: past
- * that it is cut whatever the server says, so no answer of the probe makes a wait unbounded
- * (a write's 40 s bound: 400 s at most, far above the longest healthy batch seen, 60 s).
- */
-export const stillWorkingExtensionsMax = 10;
-
-/**
  * Whether the server is still running the query in flight on `client`: its backend, by pid,
  * shows as 'active' in pg_stat_activity (a multi-statement text stays 'active' until its last
  * statement ends; a lock wait too), and not waiting on this very connection (wait_event_type
  * 'Client': ClientWrite, a reply it cannot deliver because the connection's network path died
  * while new connections still get through, a NAT or firewall entry dropped; ClientRead, a
  * COPY's rows that stopped coming). Asked on a new connection, outside the pool (whose
- * connections may all be busy), bounded by stillWorkingProbeMs; any failure is "no".
+ * connections may all be busy), bounded by limits.stillWorkingProbeMs; any failure is "no".
  */
 export async function serverStillWorks(pool: pg.Pool, client: pg.PoolClient, probeMs: number): Promise<boolean> {
   const pid = (client as unknown as { processID?: unknown }).processID;
@@ -174,7 +161,7 @@ function boundReply(reply: Promise<unknown>, client: pg.PoolClient, timeoutMs: n
 
 /**
  * Calls `cut` once `timeoutMs` passes, unless `stillWorking` says the server is still at it:
- * then it waits another `timeoutMs`, and asks again, at most stillWorkingExtensionsMax times.
+ * then it waits another `timeoutMs`, and asks again, at most limits.stillWorkingExtensionsMax times.
  * Returns the function that stops it (the round trip was answered).
  */
 function runOut(client: pg.PoolClient, timeoutMs: number, stillWorking: ((client: pg.PoolClient) => Promise<boolean>) | undefined, cut: () => void): () => void {
@@ -183,7 +170,7 @@ function runOut(client: pg.PoolClient, timeoutMs: number, stillWorking: ((client
   let extensions = 0;
   const arm = (): void => {
     timer = setTimeout(() => {
-      if (stillWorking === undefined || extensions >= stillWorkingExtensionsMax) return cut();
+      if (stillWorking === undefined || extensions >= limits.stillWorkingExtensionsMax) return cut();
       void stillWorking(client).then((working) => {
         if (stopped) return;
         if (!working) return cut();

@@ -19,8 +19,9 @@
  * reads (event-queries.ts), the utilisation report (utilisation.ts), a licence's totals per
  * viewer (licence-totals.ts) and keyset paging (pages.ts) have files of their own.
  */
+import { limits } from '../core/limits.ts';
 import { licenceTotals, type TotalsScope } from './licence-totals.ts';
-import { bySeq, embeddedRowsMax, keysetPage, pageOf, readSnapshot, type Page, type PageRequest, type Reader } from './pages.ts';
+import { bySeq, keysetPage, pageOf, readSnapshot, type Page, type PageRequest, type Reader } from './pages.ts';
 import type { Pool } from './pool.ts';
 import { Statement, unitReaders, visible, type Viewer } from './visibility.ts';
 import type {
@@ -31,7 +32,6 @@ export type { Viewer } from './visibility.ts';
 export type { Page, PageRequest } from './pages.ts';
 export { findEvent, listEvents, type EventRow } from './event-queries.ts';
 export { utilisation, type UtilisationBounds, type UtilisationLicence } from './utilisation.ts';
-export { embeddedRowsMax } from './pages.ts';
 export type { TotalsScope } from './licence-totals.ts';
 
 /** A unit as a viewer reads it: updated_seq is null where its site is hidden (unitAsSeenBy). */
@@ -93,7 +93,7 @@ async function findLicenceIn(pool: Reader, viewer: Viewer, licenceId: string): P
   );
   const licence = result.rows[0];
   if (!licence) return null;
-  const allocations = await listAllocations(pool, viewer, { after: null, limit: embeddedRowsMax }, { licenceId });
+  const allocations = await listAllocations(pool, viewer, { after: null, limit: limits.embeddedRowsMax }, { licenceId });
   return { ...licence, allocations: allocations.rows, allocations_truncated: allocations.nextAfter !== null };
 }
 

@@ -2,18 +2,16 @@
  * What a sweep finds due (loadDue): the bookings and licences it expires, into a batch's keys,
  * and the lapse marks it has spent, deleted in the batch.
  */
+import { limits } from '../core/limits.ts';
 import type { PoolClient } from './pool.ts';
 import type { BatchKeys } from './batch-keys.ts';
-
-/** Sweeps take at most this many rows per batch; the next sweep takes the rest. */
-const sweepRowsMax = 1_000;
 
 /**
  * What a sweep (ledger/handlers/sweep.ts) expires, by the handler's own tests, into the
  * keys: booked shipments past their deadline; booked shipments under a licence no longer in
  * force (lapsedLicence: expired, revoked or surrendered, or past its validity); licences
  * past their validity that are still issued, suspended or exhausted. Each list at most
- * sweepRowsMax; the next sweep takes the rest.
+ * limits.sweepRowsMax; the next sweep takes the rest.
  *
  * A tick with nothing due reads three indexes' empty ranges and a table of marks, whatever
  * the ledger's size (bench/experiments/sweep-due.ts): the sweep runs under the head lock
@@ -39,17 +37,17 @@ const sweepRowsMax = 1_000;
  */
 export async function loadDue(client: PoolClient, keys: BatchKeys, dueAt: string): Promise<void> {
   const due = await client.query<{ id: string; kind: 'shipment' | 'licence' | 'allocation' }>(
-    `WITH marked AS (SELECT licence_id FROM licence_lapses ORDER BY licence_id LIMIT ${sweepRowsMax}),
-          past AS (SELECT id FROM licences WHERE status IN ('issued','suspended','exhausted') AND valid_to <= $1 ORDER BY valid_to LIMIT ${sweepRowsMax}),
+    `WITH marked AS (SELECT licence_id FROM licence_lapses ORDER BY licence_id LIMIT ${limits.sweepRowsMax}),
+          past AS (SELECT id FROM licences WHERE status IN ('issued','suspended','exhausted') AND valid_to <= $1 ORDER BY valid_to LIMIT ${limits.sweepRowsMax}),
           -- Runs whether or not the query reads it (PostgreSQL runs a WITH's DELETE once, whole).
           unmarked AS (DELETE FROM licence_lapses m USING marked
                       WHERE m.licence_id = marked.licence_id
                         AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.licence_id = m.licence_id AND a.reserved_units > 0 OFFSET 0))
-     (SELECT id, 'shipment' AS kind FROM shipments WHERE status = 'booked' AND deadline <= $1 ORDER BY deadline LIMIT ${sweepRowsMax})
+     (SELECT id, 'shipment' AS kind FROM shipments WHERE status = 'booked' AND deadline <= $1 ORDER BY deadline LIMIT ${limits.sweepRowsMax})
      UNION ALL (SELECT id, 'licence' FROM past)
      UNION ALL (SELECT a.id, 'allocation' FROM (SELECT licence_id FROM marked UNION ALL SELECT id FROM past) l,
                   LATERAL (SELECT id FROM allocations WHERE licence_id = l.licence_id AND reserved_units > 0 OFFSET 0) a
-                LIMIT ${sweepRowsMax})`,
+                LIMIT ${limits.sweepRowsMax})`,
     [dueAt],
   );
   const lapsedAllocations: string[] = [];
@@ -61,7 +59,7 @@ export async function loadDue(client: PoolClient, keys: BatchKeys, dueAt: string
   const lapsed = await client.query<{ id: string }>(
     `SELECT id FROM shipments WHERE status = 'booked' AND deadline > $1
        AND (export_allocation_id = ANY($2) OR import_allocation_id = ANY($2))
-     ORDER BY deadline LIMIT ${sweepRowsMax}`,
+     ORDER BY deadline LIMIT ${limits.sweepRowsMax}`,
     [dueAt, lapsedAllocations],
   );
   for (const row of lapsed.rows) keys.shipments.add(row.id);

@@ -332,11 +332,8 @@ export async function cosignaturesFor(db: Queryable, checkpoint: { size: number;
   )).rows;
 }
 
-/** Checkpoints looked at for a cosigned one, newest first: a quorum not met in these is not met. */
-const cosignedCandidatesMax = 16;
-
 /**
- * The checkpoints, newest first and at most cosignedCandidatesMax of them, of sizes above
+ * The checkpoints, newest first and at most limits.cosignedCandidatesMax of them, of sizes above
  * `seq` (so covering that event), signed by the key `checkpointKeyId`, that at least
  * `witnessesMin` of `witnesses` cosigned by the stored rows, each witness counted once by
  * name. Only the stored rows are counted: the caller verifies each line again.
@@ -353,7 +350,7 @@ export async function listCosignedCandidates(
        SELECT checkpoint_size, checkpoint_key_id FROM tlog_cosignatures
        WHERE checkpoint_size > $1 AND checkpoint_key_id = $3 AND (witness, key_id) IN (SELECT * FROM unnest($4::text[], $5::text[]))
        GROUP BY checkpoint_size, checkpoint_key_id HAVING count(DISTINCT witness) >= $2
-       ORDER BY checkpoint_size DESC LIMIT ${cosignedCandidatesMax}) w
+       ORDER BY checkpoint_size DESC LIMIT ${limits.cosignedCandidatesMax}) w
      JOIN tlog_checkpoints c ON c.size = w.checkpoint_size AND c.key_id = w.checkpoint_key_id
      ORDER BY c.size DESC`,
     [seq, witnessesMin, checkpointKeyId, witnesses.map((witness) => witness.name), witnesses.map((witness) => witness.keyId)],

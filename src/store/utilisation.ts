@@ -4,7 +4,7 @@
  */
 import { assert } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
-import { bySeq, embeddedRowsMax, keysetPage, readSnapshot, type Page, type PageRequest, type Reader } from './pages.ts';
+import { bySeq, keysetPage, readSnapshot, type Page, type PageRequest, type Reader } from './pages.ts';
 import type { Pool } from './pool.ts';
 import { licenceTotals, type TotalsScope } from './licence-totals.ts';
 import { Statement, visible, type Viewer } from './visibility.ts';
@@ -23,7 +23,7 @@ export interface UtilisationBounds {
   pageAllocationsMax: number;
 }
 
-const utilisationBounds: UtilisationBounds = { licenceAllocationsMax: embeddedRowsMax, pageAllocationsMax: limits.utilisationPageAllocationsMax };
+const utilisationBounds: UtilisationBounds = { licenceAllocationsMax: limits.embeddedRowsMax, pageAllocationsMax: limits.utilisationPageAllocationsMax };
 
 /**
  * Utilisation per licence (a page of visible licences) with the allocations the viewer

@@ -4,8 +4,8 @@
  * Idempotency-Key (a cosignature) is not.
  */
 import { describe, expect, it } from 'vitest';
-import { requestAttemptsMax, retryAfterMsMax } from '../fetch.ts';
-import { LogClient, LogFetchError, logRequestTimeoutMs } from './client.ts';
+import { limits } from '../../core/limits.ts';
+import { LogClient, LogFetchError } from './client.ts';
 
 const checkpoint = 'log.test\n1\nAAAA\n';
 const unavailable = (retryAfter: string) => Response.json({ title: 'Unavailable', detail: 'the database is away' }, { status: 503, headers: { 'retry-after': retryAfter } });
@@ -28,12 +28,12 @@ describe('LogClient sending', () => {
     const slept: number[] = [];
     const client = new LogClient({ baseUrl: 'http://log.test', fetch, sleep: async (ms) => void slept.push(ms) });
     expect(await client.checkpoint()).toBe(checkpoint);
-    expect(asked).toEqual(Array(requestAttemptsMax).fill('GET http://log.test/v1/log/checkpoint'));
+    expect(asked).toEqual(Array(limits.requestAttemptsMax).fill('GET http://log.test/v1/log/checkpoint'));
     expect(slept).toEqual([2000, 500]);
   });
 
   it('gives up at once on a Retry-After longer than it waits, with the status and the detail', async () => {
-    const { fetch, asked } = answering([unavailable(String(retryAfterMsMax / 1000 + 1))]);
+    const { fetch, asked } = answering([unavailable(String(limits.retryAfterMsMax / 1000 + 1))]);
     const client = new LogClient({ baseUrl: 'http://log.test', fetch, sleep: async () => { throw new Error('must not wait'); } });
     const error = await client.checkpoint().catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(LogFetchError);
@@ -46,7 +46,7 @@ describe('LogClient sending', () => {
     const timedOut = () => Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' });
     const { fetch, asked } = answering([timedOut(), timedOut(), timedOut(), refused()]);
     const client = new LogClient({ baseUrl: 'http://log.test', fetch, sleep: async () => {} });
-    await expect(client.checkpoint()).rejects.toThrow(new LogFetchError('http://log.test/v1/log/checkpoint', undefined, `couldn't reach http://log.test for GET /v1/log/checkpoint: no answer within ${logRequestTimeoutMs / 1000} s (${requestAttemptsMax} attempts)`));
+    await expect(client.checkpoint()).rejects.toThrow(new LogFetchError('http://log.test/v1/log/checkpoint', undefined, `couldn't reach http://log.test for GET /v1/log/checkpoint: no answer within ${limits.logRequestTimeoutMs / 1000} s (${limits.requestAttemptsMax} attempts)`));
     await expect(client.postCosignature(checkpoint)).rejects.toThrow("couldn't reach http://log.test for POST /v1/log/cosignatures: ECONNREFUSED (1 attempt)");
     expect(asked.filter((line) => line.startsWith('POST'))).toHaveLength(1);
   });

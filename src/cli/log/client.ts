@@ -7,18 +7,14 @@
  * and its text reaches a terminal). Requests go through the CLI's one transport (../fetch.ts):
  * retries of a GET, Retry-After, redirects refused, answers bounded, as for the API client.
  */
+import { limits } from '../../core/limits.ts';
 import { entriesPath, hashSize, tilePath } from '../../tlog/index.ts';
 import { HttpError, jsonObjectOf, send, type HttpAnswer, type HttpRequest, type SendOptions } from '../fetch.ts';
 import { printableJson } from '../output.ts';
 
-/** How long one request may take: a full tile or entry bundle is at most ~16 MiB. */
-export const logRequestTimeoutMs = 30_000;
-/** Largest answer read: an entry bundle of 256 entries of at most 65,535 bytes each. */
-export const logResponseBytesMax = 256 * (2 + 65_535);
-
 /** The server could not be reached, or answered with an error status or a malformed body. */
 export class LogFetchError extends Error {
-  /** A Retry-After (ms) the server asked for that was longer than the transport waits (fetch.ts, retryAfterMsMax). */
+  /** A Retry-After (ms) the server asked for that was longer than the transport waits (limits.retryAfterMsMax). */
   retryAfterMs: number | undefined;
 
   constructor(
@@ -180,7 +176,7 @@ export class LogClient implements LogSource {
   /** The token is sent only with the requests that need it (`authorized`: entry bundles, events). */
   private async send(path: string, authorized: boolean, request: Omit<HttpRequest, 'url' | 'token'>): Promise<HttpAnswer> {
     const url = this.url(path);
-    const transport = { ...this.options, timeoutMs: this.options.timeoutMs ?? logRequestTimeoutMs, responseBytesMax: logResponseBytesMax, addressSetting: '--url' };
+    const transport = { ...this.options, timeoutMs: this.options.timeoutMs ?? limits.logRequestTimeoutMs, responseBytesMax: limits.logResponseBytesMax, addressSetting: '--url' };
     try {
       return await send(transport, { ...request, url: new URL(url), token: authorized ? this.options.token : undefined });
     } catch (error) {

@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { limits } from '../../core/limits.ts';
 import { generateSignerKey } from '../../tlog/index.ts';
-import { keyFileBytesMax } from '../log-key.ts';
 import { Failure } from '../output.ts';
 import { verifierOf } from './command-kit.ts';
 
@@ -51,10 +51,10 @@ describe('the log key option', () => {
       expect(failure.message).toBe(`couldn't read the verifier key file ${path}: it is not a regular file`);
     }
     const long = join(folder, 'long.vkey');
-    writeFileSync(long, `${logKey.verifierKey}\n${' '.repeat(keyFileBytesMax)}`);
-    expect((await refusal(verifierOf({ keyFile: long }))).message).toBe(`the verifier key file ${long} is longer than ${keyFileBytesMax} bytes: it is not a verifier key`);
+    writeFileSync(long, `${logKey.verifierKey}\n${' '.repeat(limits.keyFileBytesMax)}`);
+    expect((await refusal(verifierOf({ keyFile: long }))).message).toBe(`the verifier key file ${long} is longer than ${limits.keyFileBytesMax} bytes: it is not a verifier key`);
     // At the bound, it is read (the key is trimmed of its blank lines).
-    writeFileSync(long, `${logKey.verifierKey}\n`.padEnd(keyFileBytesMax, '\n'));
+    writeFileSync(long, `${logKey.verifierKey}\n`.padEnd(limits.keyFileBytesMax, '\n'));
     expect((await verifierOf({ keyFile: long })).name).toBe('chipledger.example/log');
   });
 

@@ -8,9 +8,9 @@ import { constants, existsSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { isDomainError } from '../../core/errors.ts';
+import { limits } from '../../core/limits.ts';
 import { parseVerifierKey, type Ed25519NoteVerifier } from '../../tlog/index.ts';
 import { apiTokenPattern, apiTokenRule } from '../config.ts';
-import { keyFileBytesMax } from '../log-key.ts';
 import { Failure, printable, processOutput, type Output } from '../output.ts';
 import { createProgress } from '../progress.ts';
 import { LogClient, LogFetchError } from './client.ts';
@@ -129,7 +129,7 @@ function fileNamed(value: string): string | undefined {
  * A verifier key file's text (--key-file, --log-key-file), read as serve reads its key files
  * (readKeyFileChecked): through one descriptor opened non-blocking, so a FIFO is refused
  * instead of waited on; a regular file only, so /dev/zero is refused instead of read until
- * memory runs out; and at most keyFileBytesMax bytes (a verifier key is a hundred-odd). A
+ * memory runs out; and at most limits.keyFileBytesMax bytes (a verifier key is a hundred-odd). A
  * public key: its mode is not checked. A file that cannot be read is named by its absolute
  * path (under `npm run`, a relative one is taken from the repository root).
  */
@@ -145,14 +145,14 @@ export async function readVerifierKeyFile(path: string): Promise<string> {
     const info = await handle.stat();
     if (!info.isFile()) throw new Failure(`couldn't read ${what}: it is not a regular file`);
     // Read one byte past the bound: a file that grew since its size was read is refused too.
-    const buffer = Buffer.alloc(keyFileBytesMax + 1);
+    const buffer = Buffer.alloc(limits.keyFileBytesMax + 1);
     let length = 0;
     for (;;) {
       const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
       length += bytesRead;
       if (bytesRead === 0 || length === buffer.length) break;
     }
-    if (length > keyFileBytesMax) throw new Failure(`${what} is longer than ${keyFileBytesMax} bytes: it is not a verifier key`);
+    if (length > limits.keyFileBytesMax) throw new Failure(`${what} is longer than ${limits.keyFileBytesMax} bytes: it is not a verifier key`);
     return buffer.subarray(0, length).toString('utf8');
   } catch (error) {
     if (error instanceof Failure) throw error;

@@ -8,14 +8,14 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { limits } from '../../core/limits.ts';
 import {
   consistencyProofFromLeaves, formatCheckpoint, formatTlogProof, generateCosignerKey, generateSignerKey, inclusionProofFromLeaves, keyRotationExtension, newTiles,
   parseSignerKey, parseVerifierKey, signNote, tilePath,
 } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { Failure } from '../output.ts';
-import { keygenCommand, monitorCommand, monitorIntervalMsMax, monitorUnprovenRoundsMax, proveCommand, verifyCommand, witnessCommand } from './commands.ts';
-import { logResponseBytesMax } from './client.ts';
+import { keygenCommand, monitorCommand, proveCommand, verifyCommand, witnessCommand } from './commands.ts';
 import { readState, savedFrom, writeState } from './state.ts';
 import { failureOf } from '../../../test/support/failure.ts';
 import { recordingDeps } from './test-deps.ts';
@@ -140,7 +140,7 @@ describe('answers that are not what a log serves', () => {
         /^FAILED \[entry\] the log served entry bundle 0 malformed: GET http:\/\/log\.test\/v1\/log\/tile\/entries\/000: not an entry bundle of 256 entries \(257 entries\)$/],
       ['a consistency proof refused with 404', (path) => (path === '/v1/log/proof/consistency' ? Response.json({ title: 'Not found' }, { status: 404 }) : undefined),
         /^FAILED \[consistency\] unproven: the log signed a checkpoint of size 300 but gave no proof that it extends the one of size 100 saved earlier: .*answered 404: Not found$/],
-      ['an oversized consistency proof', (path) => (path === '/v1/log/proof/consistency' ? new Response(Buffer.alloc(logResponseBytesMax + 1, 0x20), { headers: { 'content-type': 'application/json' } }) : undefined),
+      ['an oversized consistency proof', (path) => (path === '/v1/log/proof/consistency' ? new Response(Buffer.alloc(limits.logResponseBytesMax + 1, 0x20), { headers: { 'content-type': 'application/json' } }) : undefined),
         /^FAILED \[consistency\] unproven: .*the answer is more than \d+ bytes/],
     ];
     for (const [name, override, said] of cases) {
@@ -178,9 +178,9 @@ describe('answers that are not what a log serves', () => {
     }), { status: 200, headers: { 'content-type': 'text/plain' } });
     const run = deps(serving(log(), (path) => (path === '/v1/log/checkpoint' ? endless() : undefined)).fetch);
     const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey }, run));
-    expect(run.err.join('\n')).toContain(`the answer is more than ${logResponseBytesMax} bytes`);
+    expect(run.err.join('\n')).toContain(`the answer is more than ${limits.logResponseBytesMax} bytes`);
     expect(failure.exitCode).toBe(1);
-    expect(pulled).toBeLessThan(logResponseBytesMax + 4 * 64 * 1024);
+    expect(pulled).toBeLessThan(limits.logResponseBytesMax + 4 * 64 * 1024);
   });
 
   it('--url with a password is refused as a usage error without printing the password', async () => {
@@ -263,17 +263,17 @@ describe('log monitor on a log that withholds its consistency proofs', () => {
     }
   });
 
-  it(`warns while the proof fails with a 5xx, and alerts after ${monitorUnprovenRoundsMax} such rounds in a row`, async () => {
+  it(`warns while the proof fails with a 5xx, and alerts after ${limits.monitorUnprovenRoundsMax} such rounds in a row`, async () => {
     const unavailable = () => Response.json({ title: 'Unavailable' }, { status: 503 });
     const short = deps(serving(log(), proofAnswer(unavailable)).fetch);
     const state = await savedAt256('withheld-5xx.state');
     // One round short of the bound: warnings only (and nothing was checked).
-    await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: String(monitorUnprovenRoundsMax - 1), intervalMs: '1' }, short));
+    await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: String(limits.monitorUnprovenRoundsMax - 1), intervalMs: '1' }, short));
     expect(short.err.filter((line) => line.startsWith('ALERT'))).toEqual([]);
     const long = deps(serving(log(), proofAnswer(unavailable)).fetch);
-    const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: String(monitorUnprovenRoundsMax + 1), intervalMs: '1' }, long));
+    const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: String(limits.monitorUnprovenRoundsMax + 1), intervalMs: '1' }, long));
     expect(failure.message).toMatch(/^log monitor stopped on an alert/);
-    expect(long.err.at(-1)).toMatch(new RegExp(`^ALERT \\[consistency\\] http://log\\.test: unsettled: in ${monitorUnprovenRoundsMax} rounds since all it served was last settled, the log served a signed checkpoint of size 300 without a proof`));
+    expect(long.err.at(-1)).toMatch(new RegExp(`^ALERT \\[consistency\\] http://log\\.test: unsettled: in ${limits.monitorUnprovenRoundsMax} rounds since all it served was last settled, the log served a signed checkpoint of size 300 without a proof`));
     expect((await readState(state))!.size).toBe(256);
   });
 });
@@ -298,7 +298,7 @@ describe('log monitor on a log that alternates an unsettled round with an old ch
       if (path === '/v1/log/checkpoint') return new Response((checkpoints += 1) % 2 === 0 ? earlier.note : grown.note);
       return undefined;
     }).fetch);
-    const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('alternating.state'), maxRounds: String(2 * monitorUnprovenRoundsMax), intervalMs: '1' }, run));
+    const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('alternating.state'), maxRounds: String(2 * limits.monitorUnprovenRoundsMax), intervalMs: '1' }, run));
     expect(failure.message).toMatch(/^log monitor stopped on an alert/);
     expect(run.err.at(-1)).toMatch(/^ALERT \[consistency\] .*unsettled: in 3 rounds since all it served was last settled/);
   });
@@ -441,9 +441,9 @@ describe('log commands say what is true', () => {
     expect(paths).toEqual([]);
   });
 
-  it(`bounds --interval-ms at ${monitorIntervalMsMax} (a longer timer fires after 1 ms): a usage error, exit 2`, async () => {
+  it(`bounds --interval-ms at ${limits.monitorIntervalMsMax} (a longer timer fires after 1 ms): a usage error, exit 2`, async () => {
     const { fetch, paths } = serving(log());
-    for (const interval of ['3000000000', String(monitorIntervalMsMax + 1), '0']) {
+    for (const interval of ['3000000000', String(limits.monitorIntervalMsMax + 1), '0']) {
       const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('interval.state'), intervalMs: interval, maxRounds: '5' }, deps(fetch)));
       expect(failure.exitCode).toBe(2);
       expect(failure.message).toBe(`chipledger: --interval-ms must be a whole number from 1 to 86,400,000, got "${interval}"`);
@@ -451,8 +451,8 @@ describe('log commands say what is true', () => {
     expect(paths).toEqual([]);
     const slept: number[] = [];
     const run = { ...deps(fetch), sleep: async (ms: number) => void slept.push(ms) };
-    expect(await monitorCommand({ url, key: logKey.verifierKey, state: file('interval.state'), intervalMs: String(monitorIntervalMsMax), maxRounds: '2' }, run)).toBe(0);
-    expect(slept).toEqual([monitorIntervalMsMax]);
+    expect(await monitorCommand({ url, key: logKey.verifierKey, state: file('interval.state'), intervalMs: String(limits.monitorIntervalMsMax), maxRounds: '2' }, run)).toBe(0);
+    expect(slept).toEqual([limits.monitorIntervalMsMax]);
   });
 
   it('counts one hash tile as one', async () => {

@@ -8,11 +8,12 @@
  * Failure (exit 1), a usage problem exits 2, both through the program's one error report.
  */
 import type { Command } from 'commander';
+import { limits } from '../../core/limits.ts';
 import { generateCosignerKey, generateSignerKey, isValidKeyName } from '../../tlog/index.ts';
 import { writeKeyFile } from '../log-key.ts';
 import { Failure, printable } from '../output.ts';
 import { clientOf, defaultDeps, guard, keysFollowed, progressSink, startingKey, usage, verifierOf, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
-import { monitorCommand, monitorIntervalMsDefault, type MonitorOptions } from './monitor-command.ts';
+import { monitorCommand, type MonitorOptions } from './monitor-command.ts';
 import { eventFileFormats, proveCommand } from './prove-command.ts';
 import { assertStateWritable } from './state-file.ts';
 import { assertStateOfLog, readState, savedFrom, writeState } from './state.ts';
@@ -20,7 +21,7 @@ import { verifyLog } from './verify.ts';
 import { witnessCommand, type WitnessOptions } from './witness-command.ts';
 
 export { progressItemsMin, type LogCommandDeps } from './command-kit.ts';
-export { monitorCommand, monitorIntervalMsDefault, monitorIntervalMsMax, monitorPendingHeadsMax, monitorUnprovenRoundsMax, type MonitorOptions } from './monitor-command.ts';
+export { monitorCommand, type MonitorOptions } from './monitor-command.ts';
 export { proveCommand } from './prove-command.ts';
 export { witnessCommand, type WitnessOptions } from './witness-command.ts';
 
@@ -92,7 +93,7 @@ export function registerLogCommands(program: Command, overrides: Partial<LogComm
     .action(async (seq: string, options: KeyOptions & ServerOptions & { out?: string; eventFile?: string }) => void (await proveCommand(seq, options, deps)));
   keyOptions(log.command('monitor').description('follow the checkpoint; alert on a signature, consistency, truncation or fork failure')
     .requiredOption('--url <url>', 'the server').requiredOption('--state <file>', 'the last consistent checkpoint, kept between runs')
-    .option('--interval-ms <ms>', `between checkpoint fetches (default ${monitorIntervalMsDefault})`).option('--max-rounds <n>', 'stop after this many fetches (default: until interrupted)')
+    .option('--interval-ms <ms>', `between checkpoint fetches (default ${limits.monitorIntervalMsDefault})`).option('--max-rounds <n>', 'stop after this many fetches (default: until interrupted)')
     .option('--keep-going', 'keep following after an alert (exit 1 at the end)'))
     .action(async (options: MonitorOptions) => void (await monitorCommand(options, deps)));
   log.command('witness').description('cosign the newest checkpoint if it is consistent with the last one cosigned, and send the cosignature to the log')

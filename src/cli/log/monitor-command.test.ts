@@ -7,10 +7,11 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { limits } from '../../core/limits.ts';
 import { consistencyProofFromLeaves, generateSignerKey } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { failureOf } from '../../../test/support/failure.ts';
-import { monitorCommand, monitorIntervalMsMax, monitorUnprovenRoundsMax } from './monitor-command.ts';
+import { monitorCommand } from './monitor-command.ts';
 import { readMonitorState, readState, writeState } from './state.ts';
 import { recordingDeps } from './test-deps.ts';
 
@@ -89,17 +90,17 @@ describe('log monitor run by cron, on a log that forks and withholds the proof',
     expect((await readState(state))?.size).toBe(256);
   });
 
-  it(`counts the unsettled rounds across runs: the ${monitorUnprovenRoundsMax}rd cron run alerts, as the ${monitorUnprovenRoundsMax}rd round of one run does`, async () => {
+  it(`counts the unsettled rounds across runs: the ${limits.monitorUnprovenRoundsMax}rd cron run alerts, as the ${limits.monitorUnprovenRoundsMax}rd round of one run does`, async () => {
     const state = await savedAt256('unsettled.state');
     const withheld = serving(() => honest, () => true);
-    for (let run = 1; run < monitorUnprovenRoundsMax; run += 1) {
+    for (let run = 1; run < limits.monitorUnprovenRoundsMax; run += 1) {
       const deps = recordingDeps(withheld);
       expect((await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: '1' }, deps))).message).toMatch(/couldn't reach the log/);
       expect((await readMonitorState(state))?.unsettled.rounds).toBe(run);
     }
     const last = recordingDeps(withheld);
     expect((await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: '1' }, last))).message).toMatch(/^log monitor stopped on an alert/);
-    expect(last.err.at(-1)).toMatch(new RegExp(`^ALERT \\[consistency\\] http://log\\.test: unsettled: in ${monitorUnprovenRoundsMax} rounds since all it served was last settled`));
+    expect(last.err.at(-1)).toMatch(new RegExp(`^ALERT \\[consistency\\] http://log\\.test: unsettled: in ${limits.monitorUnprovenRoundsMax} rounds since all it served was last settled`));
     // Once the log proves what it served, nothing is left open, and the state is the checkpoint alone (version 1).
     expect(await monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: '1' }, recordingDeps(serving(() => honest, () => false)))).toBe(0);
     expect(await readMonitorState(state)).toEqual({ origin: 'log.monitor.test', saved: expect.objectContaining({ size: 300 }), unsettled: { rounds: 0, heads: [] } });
@@ -133,14 +134,14 @@ describe('log monitor asked by the log to wait longer than a timer can', () => {
     expect(new Set(inodes.slice(0)).size, JSON.stringify(inodes)).toBe(1);
   });
 
-  it(`waits ${monitorIntervalMsMax} ms at most, and says so, whatever the Retry-After`, async () => {
+  it(`waits ${limits.monitorIntervalMsMax} ms at most, and says so, whatever the Retry-After`, async () => {
     for (const retryAfter of ['2147484', 'Fri, 01 Jan 2100 00:00:00 GMT']) {
       const busy = (async () => new Response('{"code":"overloaded"}', { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': retryAfter } })) as typeof globalThis.fetch;
       const slept: number[] = [];
       const deps = { ...recordingDeps(busy), sleep: async (ms: number) => void slept.push(ms) };
       await failureOf(monitorCommand({ url, key: logKey.verifierKey, state: file('busy.state'), maxRounds: '3', intervalMs: '10' }, deps));
-      expect(slept).toEqual([monitorIntervalMsMax, monitorIntervalMsMax]);
-      expect(deps.err[0]).toMatch(new RegExp(`answered 503.*; trying again in ${monitorIntervalMsMax} ms, the longest it waits \\(the log asked for \\d+ ms\\)$`));
+      expect(slept).toEqual([limits.monitorIntervalMsMax, limits.monitorIntervalMsMax]);
+      expect(deps.err[0]).toMatch(new RegExp(`answered 503.*; trying again in ${limits.monitorIntervalMsMax} ms, the longest it waits \\(the log asked for \\d+ ms\\)$`));
     }
   });
 });

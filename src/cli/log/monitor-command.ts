@@ -4,6 +4,7 @@
  * a bad signature, an inconsistency, a truncation, a fork, or a log that keeps serving what
  * it cannot settle.
  */
+import { limits } from '../../core/limits.ts';
 import type { Ed25519NoteVerifier } from '../../tlog/index.ts';
 import { Failure, printable, type Output } from '../output.ts';
 import type { LogClient } from './client.ts';
@@ -12,24 +13,6 @@ import { followStep, type FollowStep, type HeldHead } from './follow.ts';
 import { describeKey } from './key-chain.ts';
 import { assertStateWritable } from './state-file.ts';
 import { assertStateOfLog, readMonitorState, savedFrom, verifierKeyText, writeMonitorState, type PendingHead, type SavedCheckpoint } from './state.ts';
-
-/** Default pause between two checkpoint fetches of `log monitor`. */
-export const monitorIntervalMsDefault = 5_000;
-/**
- * The longest pause between two fetches of `log monitor`: one day. (A timer cannot wait past
- * 2^31 - 1 ms, about 24.8 days: node would fire it after 1 ms, and the monitor would hammer
- * the log it watches.)
- */
-export const monitorIntervalMsMax = 86_400_000;
-/**
- * Rounds since the monitor's state last moved in which the log served a checkpoint but not
- * what settles it (its consistency proof, or the key list that explains its signature),
- * before that is an alert: a log can be down for a round or two, but one that serves
- * checkpoints and fails only there, even every other round, is dodging the check.
- */
-export const monitorUnprovenRoundsMax = 3;
-/** Unsettled signed heads the monitor keeps to hold later rounds to (the newest). */
-export const monitorPendingHeadsMax = 4;
 
 export interface MonitorOptions extends KeyOptions, ServerOptions {
   state: string;
@@ -42,7 +25,7 @@ export async function monitorCommand(options: MonitorOptions, deps: LogCommandDe
   return guard(async () => {
     const given = await verifierOf(options);
     const client = clientOf(options, deps);
-    const intervalMs = wholeNumber(options.intervalMs, '--interval-ms', monitorIntervalMsDefault, 1, monitorIntervalMsMax)!;
+    const intervalMs = wholeNumber(options.intervalMs, '--interval-ms', limits.monitorIntervalMsDefault, 1, limits.monitorIntervalMsMax)!;
     const maxRounds = wholeNumber(options.maxRounds, '--max-rounds', undefined, 1);
     const held = await loadHeld(options.state, client, given);
     const save = () => writeMonitorState(options.state, { origin: held.last?.origin ?? given.name, saved: held.last, unsettled: { rounds: held.unsettledRounds, heads: held.pending.flatMap(pendingOfHeld) } });
@@ -111,24 +94,24 @@ async function loadHeld(state: string, client: LogClient, given: Ed25519NoteVeri
     // the state file, so that a bounded run (cron) holds the next run to them as one long run
     // holds its later rounds.
     unsettledRounds: loaded?.unsettled.rounds ?? 0,
-    pending: (loaded?.unsettled.heads ?? []).map(heldOfPending).slice(-monitorPendingHeadsMax),
+    pending: (loaded?.unsettled.heads ?? []).map(heldOfPending).slice(-limits.monitorPendingHeadsMax),
   };
 }
 
 /**
  * The round's part in what stays unsettled: an unsettled round counts, and its signed head,
  * when new, is pending (and said); a settled round clears both. The step as followed, or, once
- * monitorUnprovenRoundsMax rounds in a row were unsettled, an alert in its place.
+ * limits.monitorUnprovenRoundsMax rounds in a row were unsettled, an alert in its place.
  */
 function settle(step: FollowStep, held: Held, output: Output, state: string): FollowStep {
   if (step.kind === 'unreachable' && step.unsettled !== undefined) {
     held.unsettledRounds += 1;
     const head = step.unsettled.head;
     if (head && !held.pending.some((pending) => pending.size === head.size && pending.rootHash.equals(head.rootHash))) {
-      held.pending = [...held.pending, head].slice(-monitorPendingHeadsMax);
+      held.pending = [...held.pending, head].slice(-limits.monitorPendingHeadsMax);
       reportPending(output, head, state);
     }
-    if (held.unsettledRounds >= monitorUnprovenRoundsMax) {
+    if (held.unsettledRounds >= limits.monitorUnprovenRoundsMax) {
       const alert: FollowStep = { kind: 'alert', failure: { kind: step.unsettled.kind, message: `unsettled: in ${held.unsettledRounds} rounds since all it served was last settled, the log served ${step.unsettled.what} (last: ${step.message})` } };
       held.unsettledRounds = 0;
       return alert;
@@ -147,7 +130,7 @@ function settle(step: FollowStep, held: Held, output: Output, state: string): Fo
 function warnUnreachable(output: Output, step: Extract<FollowStep, { kind: 'unreachable' }>, wait: { intervalMs: number; waitMs: number; again: boolean }): void {
   const { intervalMs, waitMs, again } = wait;
   const asked = step.retryAfterMs === undefined || step.retryAfterMs <= intervalMs ? ''
-    : step.retryAfterMs > monitorIntervalMsMax ? `, the longest it waits (the log asked for ${step.retryAfterMs} ms)` : ', as the log asked';
+    : step.retryAfterMs > limits.monitorIntervalMsMax ? `, the longest it waits (the log asked for ${step.retryAfterMs} ms)` : ', as the log asked';
   output.err(`warning: ${printable(step.message)}${again ? `; trying again in ${waitMs} ms${asked}` : ''}`);
 }
 
@@ -162,11 +145,11 @@ async function moveOn(held: Held, step: Extract<FollowStep, { kind: 'ok' }>, sav
 
 /**
  * The pause before the next round: the interval, or what the log asked for when longer, but
- * never past monitorIntervalMsMax (a Retry-After of a month overflows the timer, which then
+ * never past limits.monitorIntervalMsMax (a Retry-After of a month overflows the timer, which then
  * fires after 1 ms: the monitor would hammer the log that asked it to back off).
  */
 export function waitAfter(intervalMs: number, retryAfterMs: number | undefined): number {
-  return Math.min(monitorIntervalMsMax, Math.max(intervalMs, retryAfterMs ?? 0));
+  return Math.min(limits.monitorIntervalMsMax, Math.max(intervalMs, retryAfterMs ?? 0));
 }
 
 /** A pending head as the state file keeps it; named as the round that left it open named it. */

@@ -7,10 +7,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { limits } from '../../core/limits.ts';
 import { formatTlogProof, generateSignerKey, inclusionProofFromLeaves, newTiles, tilePath } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { failureOf } from '../../../test/support/failure.ts';
-import { eventFileBytesMax, proveCommand } from './prove-command.ts';
+import { proveCommand } from './prove-command.ts';
 import { recordingDeps } from './test-deps.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-log-prove-'));
@@ -73,10 +74,10 @@ describe('log prove --event-file', () => {
   });
 
   it('reads an event file only up to its bound: a file too big, or one that never ends, is refused without reading it whole', async () => {
-    const big = await failureOf(proveCommand('7', { url, key: logKey.verifierKey, eventFile: file('big.bin', Buffer.alloc(eventFileBytesMax + 1)) }, deps(serving(log))));
-    expect(big.message).toBe(`${join(folder, 'big.bin')} is ${(eventFileBytesMax + 1).toLocaleString('en-US')} bytes; an event file may have at most ${eventFileBytesMax.toLocaleString('en-US')}`);
+    const big = await failureOf(proveCommand('7', { url, key: logKey.verifierKey, eventFile: file('big.bin', Buffer.alloc(limits.eventFileBytesMax + 1)) }, deps(serving(log))));
+    expect(big.message).toBe(`${join(folder, 'big.bin')} is ${(limits.eventFileBytesMax + 1).toLocaleString('en-US')} bytes; an event file may have at most ${limits.eventFileBytesMax.toLocaleString('en-US')}`);
     const endless = await failureOf(proveCommand('7', { url, key: logKey.verifierKey, eventFile: '/dev/zero' }, deps(serving(log))));
-    expect(endless.message).toBe(`/dev/zero holds more than ${eventFileBytesMax.toLocaleString('en-US')} bytes (reading stopped there); an event file may have at most ${eventFileBytesMax.toLocaleString('en-US')}`);
+    expect(endless.message).toBe(`/dev/zero holds more than ${limits.eventFileBytesMax.toLocaleString('en-US')} bytes (reading stopped there); an event file may have at most ${limits.eventFileBytesMax.toLocaleString('en-US')}`);
   });
 
   it('says the file is not event SEQ\'s canonical bytes when the log proves its own leaf there, naming both leaf hashes', async () => {

@@ -6,18 +6,13 @@
 import { resolve } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { isDomainError } from '../../core/errors.ts';
+import { limits } from '../../core/limits.ts';
 import { hashSize, leafHash, parseNote, parseTlogProof, tileWidth, verifyTlogProof, type Ed25519NoteVerifier } from '../../tlog/index.ts';
 import { readBounded } from '../client-commands.ts';
 import { Failure } from '../output.ts';
 import { LogFetchError, type LogClient } from './client.ts';
 import { clientOf, defaultDeps, guard, keysFollowed, usage, verifierOf, wholeNumber, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
 import { openFollowingRotation } from './key-chain.ts';
-
-/**
- * The most an event file may hold: the API's JSON of the largest event (its canonical bytes,
- * at most limits.eventBytesMax = 65,535, twice over: as the body and in base64) with room.
- */
-export const eventFileBytesMax = 1024 * 1024;
 
 /** What --event-file may hold, said wherever a file is not what the command needs. */
 export const eventFileFormats = 'the event as GET /v1/events/SEQ serves it (JSON), or its canonical bytes (the log leaf: that JSON\'s canonical field, base64-decoded)';
@@ -33,7 +28,7 @@ async function eventBytes(client: LogClient, seq: number, proofText: string, eve
   if (eventFile !== undefined) {
     // Bounded: an event is at most limits.eventBytesMax, and a file name such as /dev/zero
     // read whole ate the host's memory.
-    const bytes = await readBounded(eventFile, 'an event file', eventFileBytesMax);
+    const bytes = await readBounded(eventFile, 'an event file', limits.eventFileBytesMax);
     return { bytes: canonicalOfEventFile(bytes, eventFile, seq), file: eventFile };
   }
   if (!client.hasToken) throw usage('give --token (to fetch the event) or --event-file FILE (the event as GET /v1/events/SEQ serves it, or its canonical bytes) to check the proof against the event');

@@ -21,12 +21,11 @@
 import type { Stats } from 'node:fs';
 import { access, constants, lstat, open, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { limits } from '../../core/limits.ts';
 import { Failure } from '../output.ts';
 import { replaceFile } from '../replace-file.ts';
 import { othersAccess, ownUid } from '../file-access.ts';
 
-/** Largest state file read: a checkpoint note and a monitor's few pending ones, with cosignatures. */
-export const stateBytesMax = 1024 * 1024;
 /**
  * The mode of a new state file: its owner's only. A checkpoint is no secret, but whoever can
  * write the file can make the next run check the log against another checkpoint; as the key
@@ -51,7 +50,7 @@ export async function readStateText(path: string): Promise<string | undefined> {
     const info = await handle.stat();
     if (!info.isFile()) throw new Failure(`couldn't read the state file ${resolve(path)}: it is not a regular file`);
     refuseOpenStateFile(resolve(path), info);
-    if (info.size > stateBytesMax) throw new Failure(`the state file ${path} is larger than ${stateBytesMax} bytes; it is not one of ours`);
+    if (info.size > limits.stateBytesMax) throw new Failure(`the state file ${path} is larger than ${limits.stateBytesMax} bytes; it is not one of ours`);
     return await handle.readFile('utf8');
   } catch (error) {
     if (error instanceof Failure) throw error;

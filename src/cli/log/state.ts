@@ -4,9 +4,10 @@
  * how it reads and writes as JSON, and which versions of the file each release reads; where
  * the file is written and who may write it is state-file.ts.
  */
+import { limits } from '../../core/limits.ts';
 import { formatVerifierKey, openCheckpoint, parseVerifierKey, type Checkpoint, type Ed25519NoteVerifier, type NoteVerifier } from '../../tlog/index.ts';
 import { Failure } from '../output.ts';
-import { readStateText, stateBytesMax, writeStateText } from './state-file.ts';
+import { readStateText, writeStateText } from './state-file.ts';
 
 /** A checkpoint as remembered: the tree head and the signed note it came in. */
 export interface SavedCheckpoint {
@@ -95,7 +96,7 @@ export async function readState(path: string): Promise<SavedCheckpoint | undefin
 export async function readMonitorState(path: string): Promise<MonitorState | undefined> {
   const text = await readStateText(path);
   if (text === undefined) return undefined;
-  if (text.length > stateBytesMax) throw new Failure(`the state file ${path} is larger than ${stateBytesMax} bytes; it is not one of ours`);
+  if (text.length > limits.stateBytesMax) throw new Failure(`the state file ${path} is larger than ${limits.stateBytesMax} bytes; it is not one of ours`);
   let json: unknown;
   try {
     json = JSON.parse(text) as unknown;

@@ -1,10 +1,11 @@
 import { totalmem } from 'node:os';
 import { describe, expect, it, vi } from 'vitest';
+import { limits } from '../../core/limits.ts';
 import { emptyRoot, generateSignerKey, parseSignerKey, parseVerifierKey, rootOf, signCheckpoint } from '../../tlog/index.ts';
 import { flipped, memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { followStep } from './follow.ts';
 import type { SavedCheckpoint } from './state.ts';
-import { compareWithSaved, machineMemoryBytes, tileBytesOfTree, verifyLog, verifyMemoryShareMax } from './verify.ts';
+import { compareWithSaved, machineMemoryBytes, tileBytesOfTree, verifyLog } from './verify.ts';
 
 const key = generateSignerKey('log.verify.test');
 const verifier = parseVerifierKey(key.verifierKey);
@@ -133,7 +134,7 @@ describe('log verify on a tree too large for this machine', () => {
     expect(tileBytesOfTree(2 ** 24)).toBe((2 ** 24 + 2 ** 16 + 2 ** 8 + 1) * 32);
   });
 
-  it(`refuses, before fetching any tile, a signed size whose tiles need more than ${verifyMemoryShareMax * 100}% of the memory, naming the numbers`, async () => {
+  it(`refuses, before fetching any tile, a signed size whose tiles need more than ${limits.verifyMemoryShareMax * 100}% of the memory, naming the numbers`, async () => {
     // A hostile log signs 2^24 leaves (its tiles: 515 MiB, 2.5 times that held) on a machine of 1 GiB.
     const log = fresh();
     const signed = { origin: 'log.verify.test', size: 2 ** 24, rootHash: Buffer.alloc(32, 6), extensions: [] };

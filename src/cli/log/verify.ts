@@ -11,6 +11,7 @@
  * The functions take a LogSource, so tests feed tampered data through the same path.
  */
 import { totalmem } from 'node:os';
+import { limits } from '../../core/limits.ts';
 import {
   TreeAuditor, hashSize, leafHash, rootFromNodes, tilePath, tileWidth, verifyConsistency,
   type Checkpoint, type Ed25519NoteVerifier, type NoteVerifier, type Tile,
@@ -19,21 +20,6 @@ import { LogFetchError, type LogSource } from './client.ts';
 import { describeKey, openFollowingRotation, type Rotation } from './key-chain.ts';
 import { recordedKey, savedNoteIsSigned, type SavedCheckpoint } from './state.ts';
 import { TileSet, auditTiles, failuresReportedMax, findLeaf, tilesOfTree, type VerifyFailure } from './tiles.ts';
-
-/**
- * The largest tree verified whatever the machine: the tiles of a tree are listed before they
- * are fetched, and a hostile log must not make the verifier list more than it can hold. The
- * bound that counts on a real machine is verifyMemoryShareMax, below.
- */
-export const verifiableSizeMax = 2 ** 30;
-
-/**
- * The most of the machine's memory (machineMemoryBytes) a verification may need: every hash tile is
- * held until the end (32 bytes a leaf), and a log that signs a size whose tiles do not fit
- * would have the verifier killed for memory hours into the run, before it could say anything.
- * Half: the rest is the system's and the other programs'.
- */
-export const verifyMemoryShareMax = 0.5;
 
 /**
  * The memory this process may use: the machine's, or less where a cgroup bounds it (a
@@ -52,9 +38,6 @@ export function machineMemoryBytes(): number {
  */
 export const tileMemoryPerByte = 2.5;
 
-/** Requests in flight at once while fetching tiles; entry bundles are fetched this far ahead. */
-export const fetchConcurrencyMax = 8;
-
 export interface ProgressSink {
   start(label: string, total: number, unit: string): { update(done: number): void; finish(note?: string): void; abandon(): void };
 }
@@ -65,7 +48,7 @@ export interface VerifyOptions {
   saved?: SavedCheckpoint | undefined;
   /** Fetch and hash every entry (needs an authority or auditor token). */
   checkEntries: boolean;
-  /** The machine's memory in bytes (machineMemoryBytes when absent: a container's bound, or os.totalmem); a tree whose tiles need more than verifyMemoryShareMax of it is refused. */
+  /** The machine's memory in bytes (machineMemoryBytes when absent: a container's bound, or os.totalmem); a tree whose tiles need more than limits.verifyMemoryShareMax of it is refused. */
   memoryBytes?: number;
   progress?: ProgressSink;
 }
@@ -97,13 +80,13 @@ export function tileBytesOfTree(size: number): number {
 function memoryProblem(size: number, memoryBytes: number): VerifyFailure | undefined {
   const tileBytes = tileBytesOfTree(size);
   const needed = tileBytes * tileMemoryPerByte;
-  const allowed = memoryBytes * verifyMemoryShareMax;
+  const allowed = memoryBytes * limits.verifyMemoryShareMax;
   if (needed <= allowed) return undefined;
   const mib = (bytes: number) => `${Math.ceil(bytes / mebibyte).toLocaleString('en-US')} MiB`;
   return {
     kind: 'limit',
     message: `the checkpoint signs size ${size}: verifying it holds every hash tile in memory, ${mib(tileBytes)} of tiles, about ${mib(needed)} in all, `
-      + `more than ${verifyMemoryShareMax * 100}% of this machine's ${mib(memoryBytes)}; verify it on a machine with at least ${mib(needed / verifyMemoryShareMax)} of memory`,
+      + `more than ${limits.verifyMemoryShareMax * 100}% of this machine's ${mib(memoryBytes)}; verify it on a machine with at least ${mib(needed / limits.verifyMemoryShareMax)} of memory`,
   };
 }
 
@@ -190,7 +173,7 @@ export async function fetchTiles(source: LogSource, size: number, progress: Prog
   const bar = progress.start('hash tiles', wanted.length, 'tiles');
   let done = 0;
   let failure: VerifyFailure | undefined;
-  await eachLimited(wanted, fetchConcurrencyMax, async (tile: Tile) => {
+  await eachLimited(wanted, limits.fetchConcurrencyMax, async (tile: Tile) => {
     if (failure) return;
     try {
       tiles.add(tile, await source.tile(tile.level, tile.index, tile.width));
@@ -224,7 +207,7 @@ export async function auditEntries(source: LogSource, tiles: TileSet, roots: Rea
     return fetched;
   };
   const ahead: Array<Promise<Buffer[]>> = [];
-  for (let index = 0; index < Math.min(bundles, fetchConcurrencyMax); index += 1) ahead.push(fetchBundle(index));
+  for (let index = 0; index < Math.min(bundles, limits.fetchConcurrencyMax); index += 1) ahead.push(fetchBundle(index));
   for (let index = 0; index < bundles; index += 1) {
     let entries: Buffer[];
     try {
@@ -234,7 +217,7 @@ export async function auditEntries(source: LogSource, tiles: TileSet, roots: Rea
       const malformed = { kind: 'entry', statuses: malformedDataStatuses, wrong: `the log served entry bundle ${index} malformed` } as const;
       return { failures: [describeFetch(error, `entry bundle ${index}`, malformed)], entries: auditor.size };
     }
-    if (index + fetchConcurrencyMax < bundles) ahead.push(fetchBundle(index + fetchConcurrencyMax));
+    if (index + limits.fetchConcurrencyMax < bundles) ahead.push(fetchBundle(index + limits.fetchConcurrencyMax));
     auditor.addEntries(entries);
     bar.update(auditor.size);
     if (auditor.failure) {
@@ -302,8 +285,8 @@ export async function verifyLog(source: LogSource, options: VerifyOptions): Prom
     const contradiction = compareWithSaved(saved, checkpoint, recordedKey(saved) ?? options.verifier);
     if (contradiction) report.failures.push(contradiction);
   }
-  if (checkpoint.size > verifiableSizeMax) {
-    report.failures.push({ kind: 'limit', message: `the checkpoint signs size ${checkpoint.size}, more than this verifier holds in memory (${verifiableSizeMax} leaves, 32 bytes each)` });
+  if (checkpoint.size > limits.verifiableSizeMax) {
+    report.failures.push({ kind: 'limit', message: `the checkpoint signs size ${checkpoint.size}, more than this verifier holds in memory (${limits.verifiableSizeMax} leaves, 32 bytes each)` });
     return report;
   }
   const tooLarge = memoryProblem(checkpoint.size, options.memoryBytes ?? machineMemoryBytes());

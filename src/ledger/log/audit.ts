@@ -25,9 +25,6 @@ import { ChunkAuditor } from './chunk-auditor.ts';
 import type { AuditWorkerData, AuditWorkerReply, AuditWorkerRequest } from './audit-worker.ts';
 import type { CachedTile } from './tile-reader.ts';
 
-/** Level-0 tiles per round trip: 64 × 256 = 16,384 entries. */
-export const auditTilesPerChunk = 64;
-
 export interface AuditResult {
   size: number;
   hashes: number;
@@ -42,7 +39,7 @@ export interface AuditResult {
 export interface AuditOptions {
   /** Logs of at least this many entries are hashed in a worker thread (limits.auditWorkerEntriesMin). */
   workerFromEntries?: number;
-  /** Level-0 tiles a chunk reads (default auditTilesPerChunk; tests take a few, for several chunks over a small log). */
+  /** Level-0 tiles a chunk reads (default limits.auditTilesPerChunk; tests take a few, for several chunks over a small log). */
   tilesPerChunk?: number;
   /** Keep at most this many of the tiles read, for verifiedTiles (default: none). */
   keepTilesMax?: number;
@@ -78,7 +75,7 @@ interface Chunk {
 
 export async function auditStoredLog(db: Pool | PoolClient, size: number, roots: RootSource | ReadonlyMap<number, Buffer>, options: AuditOptions = {}): Promise<AuditResult> {
   const source = 'between' in roots ? roots : rootsFromMap(roots);
-  const tilesPerChunk = options.tilesPerChunk ?? auditTilesPerChunk;
+  const tilesPerChunk = options.tilesPerChunk ?? limits.auditTilesPerChunk;
   const upper: TileRow[] = [];
   for (let level = 1; Math.floor(size / 2 ** (tileHeight * level)) > 0; level += 1) upper.push(...(await readTileRange(db, level, 0, Number.MAX_SAFE_INTEGER)));
   const fetchChunk = async (firstTile: number): Promise<Chunk> => {
@@ -168,11 +165,10 @@ class LocalHasher implements Hasher {
 }
 
 /**
- * The worker side: at most `inFlightMax` chunks sent and not yet hashed, so memory stays
- * bounded while the reader runs ahead.
+ * The worker side: at most `limits.auditChunksInFlightMax` chunks sent and not yet hashed, so
+ * memory stays bounded while the reader runs ahead.
  */
 class WorkerHasher implements Hasher {
-  private static readonly inFlightMax = 2;
   private readonly waiting: Array<{ resolve: (reply: AuditWorkerReply) => void; reject: (error: Error) => void }> = [];
   private readonly acks: Array<Promise<AuditWorkerReply>> = [];
   private broken: Error | undefined;
@@ -205,7 +201,7 @@ class WorkerHasher implements Hasher {
     // without a handler now would end the process as an unhandled rejection.
     ack.catch(() => {});
     this.acks.push(ack);
-    if (this.acks.length < WorkerHasher.inFlightMax) return false;
+    if (this.acks.length < limits.auditChunksInFlightMax) return false;
     const reply = await this.acks.shift()!;
     return reply.type === 'ack' && reply.failed;
   }

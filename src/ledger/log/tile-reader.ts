@@ -13,8 +13,6 @@ import { readTiles, type TileRow } from '../../store/tlog-tables.ts';
 import type { Pool, PoolClient } from '../../store/pool.ts';
 
 export const tileCacheEntriesMax = limits.tileCacheEntriesMax;
-/** Inner nodes kept for partial tiles: 64 Ki × 32 bytes = 2 MiB of hashes. */
-export const nodeCacheEntriesMax = 65_536;
 
 const tileKey = (level: number, index: number): string => `${level}/${index}`;
 
@@ -74,7 +72,7 @@ export class TileReader {
       const known = this.nodes.get(nodeKey);
       if (known) return known;
       const hash = nodeFromTile(tile, row.hashes.subarray(0, tile.width * 32), level, index);
-      if (this.nodes.size >= nodeCacheEntriesMax) this.nodes.delete(this.nodes.keys().next().value!);
+      if (this.nodes.size >= limits.nodeCacheEntriesMax) this.nodes.delete(this.nodes.keys().next().value!);
       this.nodes.set(nodeKey, hash);
       return hash;
     };
