@@ -47,4 +47,16 @@ describe('the token cache', () => {
     expect(await verifier.verify(`Bearer ${secret}`)).toEqual({ id: 'TOK-7', orgId: 'ORG-2', role: 'exporter' });
     expect(held).toHaveLength(0); // the second came from the cache
   });
+
+  it('counts only the tokens verified within the TTL', async () => {
+    let nowMs = 0;
+    const pool = { query: async () => ({ rows: [row(false)] }) } as unknown as Pool;
+    const verifier = new TokenVerifier(pool, { nowMs: () => nowMs, ttlMs: 5_000 });
+    await verifier.verify(`Bearer ${secret}`);
+    expect(verifier.size).toBe(1);
+    nowMs = 4_999;
+    expect(verifier.size).toBe(1);
+    nowMs = 5_000;
+    expect(verifier.size).toBe(0);
+  });
 });
