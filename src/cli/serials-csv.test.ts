@@ -6,9 +6,9 @@ const check = (text: string | Buffer, serialsMax = 100_000, acceptsGpuUuids = tr
 
 describe('checkSerialCsv', () => {
   it('reads serials with and without GPU UUIDs, CRLF, a BOM, quotes and blank lines', () => {
-    const result = check('\uFEFFserial,gpu_uuid\r\nSN001,GPU-12345678-aaaa-bbbb-cccc-123456789012\r\n"SN002",\r\n\r\nSN/003:x.y_z-1,\n');
+    const result = check('\uFEFFserial,gpu_uuid\r\nSN001,GPU-12345678-aaaa-bbbb-cccc-123456789012\r\n"SN002",\r\n\r\nSN/003:X.Y_Z-1,\n');
     expect(result.problems).toEqual([]);
-    expect(result.entries).toEqual([{ serial: 'SN001', gpuUuid: 'GPU-12345678-aaaa-bbbb-cccc-123456789012' }, { serial: 'SN002' }, { serial: 'SN/003:x.y_z-1' }]);
+    expect(result.entries).toEqual([{ serial: 'SN001', gpuUuid: 'GPU-12345678-aaaa-bbbb-cccc-123456789012' }, { serial: 'SN002' }, { serial: 'SN/003:X.Y_Z-1' }]);
   });
 
   it('reports every bad line by its number, and nothing else', () => {
@@ -30,15 +30,15 @@ describe('checkSerialCsv', () => {
     const result = check(bytes);
     expect(result.problems.map((problem) => problem.line)).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     expect(result.problems.map((problem) => problem.message)).toEqual([
-      'serial "BAD SERIAL" has the character U+0020; only letters, digits and . _ : / - are allowed',
-      `serial "${'A'.repeat(20)}"… is 65 characters long; at most 64`,
+      'serial "BAD SERIAL" has the character U+0020; only capital ASCII letters, digits and . _ : / - are allowed',
+      `serial "${'A'.repeat(20)}"… is 65 characters long; at most 64 (serialLengthMax)`,
       'is not valid UTF-8',
       'serial GOOD1 is listed twice (first on line 2)',
       'has 3 fields; the header has 2 (serial,gpu_uuid)',
       'GPU UUID "GPU-nothex" is not of the form GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)',
       'serial "-LEADING" must start with a letter or digit',
-      'serial "SN\\u0007BELL" has the character U+0007; only letters, digits and . _ : / - are allowed',
-      'serial "序列号1" has the character "序" (U+5E8F); only letters, digits and . _ : / - are allowed',
+      'serial "SN\\u0007BELL" has the character U+0007; only capital ASCII letters, digits and . _ : / - are allowed',
+      'serial "序列号1" has the character "序" (U+5E8F); only capital ASCII letters, digits and . _ : / - are allowed',
       'has 1 field; the header has 2 (serial,gpu_uuid)',
     ]);
   });
@@ -144,8 +144,8 @@ describe('checkSerialCsv', () => {
     expect(check('serial \r\n \tA1\t \r\n\t\n "A2" \n')).toEqual({ entries: [{ serial: 'A1' }, { serial: 'A2' }], problems: [], problemCount: 0 });
     const result = check('serial\nA1\u00a0\n\u3000A2\nA3\n\u00a0\n');
     expect(result.problems).toEqual([
-      { line: 2, message: 'serial "A1\u00a0" has the character U+00A0; only letters, digits and . _ : / - are allowed' },
-      { line: 3, message: 'serial "\u3000A2" has the character U+3000; only letters, digits and . _ : / - are allowed' },
+      { line: 2, message: 'serial "A1\\u00a0" has the character U+00A0; only capital ASCII letters, digits and . _ : / - are allowed' },
+      { line: 3, message: 'serial "\\u3000A2" has the character U+3000; only capital ASCII letters, digits and . _ : / - are allowed' },
       // A line of a no-break space alone is not blank: it is a serial that is not one.
       { line: 5, message: expect.stringContaining('U+00A0') },
     ]);
@@ -166,6 +166,27 @@ describe('checkSerialCsv', () => {
     expect(emoji).not.toMatch(/\\ud8/);
     // At the bound, quoted whole.
     expect(check(`${'x'.repeat(quotedCharactersMax)}\nA1\n`).problems[0]!.message).toMatch(new RegExp(`got "x{${quotedCharactersMax}}"$`));
+  });
+
+  it('escapes bidi controls and C1 in a quoted header, GPU UUID or serial, so the problem line reads as written (s21 sinks, finding 3)', () => {
+    const result = check('serial,\u202eoops\nA1,GPU-\u202e12345678\nSN\u202e0002,\nSN\u009b2J,\n');
+    expect(result.problems.map((problem) => problem.message)).toEqual([
+      'the header must be "serial" or "serial,gpu_uuid"; got "serial,\\u202eoops"',
+      'GPU UUID "GPU-\\u202e12345678" is not of the form GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)',
+      'serial "SN\\u202e0002" has the character U+202E; only capital ASCII letters, digits and . _ : / - are allowed',
+      'serial "SN\\u009b2J" has the character U+009B; only capital ASCII letters, digits and . _ : / - are allowed',
+    ]);
+    expect(formatCsvProblems('bidi.csv', result)).not.toMatch(/[\u0080-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/);
+  });
+
+  it('refuses a serial with lower-case letters, naming the spelling to send, so AB01 and ab01 are never two units (s21 identity, finding 5)', () => {
+    const result = check('serial\nAB01\nab01\nSn/02:x\n');
+    expect(result.problems).toEqual([
+      { line: 3, message: 'serial "ab01" has lower-case letters; serials are written in capitals: write it as AB01' },
+      { line: 4, message: 'serial "Sn/02:x" has lower-case letters; serials are written in capitals: write it as SN/02:X' },
+    ]);
+    // The API's schema refuses them in the same words.
+    expect(manifest.safeParse(['AB01', 'ab01']).error?.issues.map((issue) => [issue.path, issue.message])).toEqual([[[1], result.problems[0]!.message]]);
   });
 
   it('refuses a gpu_uuid column where GPU UUIDs are not accepted (a deployment report), once, and checks the rest', () => {

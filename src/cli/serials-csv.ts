@@ -16,9 +16,14 @@
  * A file that is not UTF-8 text with LF or CRLF line ends as a whole (UTF-16, as Excel's
  * "Unicode text" saves; NUL bytes; lines that end with CR alone, as old Mac editors save) is
  * one problem of the file, said as what it is, not a problem on every line.
+ *
+ * A serial is checked by the API schema's own rule, with its words (core/serial.ts
+ * problemOfSerial): in capitals, so `ab01` is refused, naming AB01 as the spelling to send.
  */
 import { limits } from '../core/limits.ts';
+import { problemOfSerial } from '../core/serial.ts';
 import { gpuUuidPattern } from '../ledger/schemas.ts';
+import { printableJson } from './output.ts';
 
 export const serialCsvBytesMax = limits.serialCsvBytesMax;
 /** Problems printed for one file; the rest are counted. */
@@ -29,8 +34,6 @@ export const problemsShownMax = 50;
  */
 export const quotedCharactersMax = 80;
 
-/** The same rules as the API's schema (src/ledger/schemas.ts), so the server never disagrees. */
-const serialPattern = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/;
 const headerNames = { 1: ['serial'], 2: ['serial', 'gpu_uuid'] } as const;
 const byteOrderMark = '\uFEFF';
 
@@ -303,16 +306,6 @@ function checkRow(text: string, columns: 1 | 2, line: number, problems: ProblemL
   return { serial, gpuUuid };
 }
 
-/** Why a serial is not acceptable, or undefined: the API's rules, said with the offending character. */
-export function problemOfSerial(serial: string): string | undefined {
-  if (serial === '') return 'the serial is empty';
-  if (serial.length > limits.serialLengthMax) return `serial ${quoted(serial.slice(0, 20))}… is ${serial.length} characters long; at most ${limits.serialLengthMax}`;
-  if (serialPattern.test(serial)) return undefined;
-  const bad = [...serial].find((character) => !/[A-Za-z0-9._:/-]/.test(character));
-  if (bad === undefined) return `serial ${quoted(serial)} must start with a letter or digit`;
-  return `serial ${quoted(serial)} has the character ${describeCharacter(bad)}; only letters, digits and . _ : / - are allowed`;
-}
-
 function splitFields(text: string): string[] {
   return text.split(',');
 }
@@ -321,14 +314,11 @@ function unquote(field: string): string {
   return field.length >= 2 && field.startsWith('"') && field.endsWith('"') && !field.slice(1, -1).includes('"') ? field.slice(1, -1) : field;
 }
 
-function describeCharacter(character: string): string {
-  const code = `U+${(character.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
-  return /^[\p{L}\p{N}\p{P}\p{S}]$/u.test(character) ? `${JSON.stringify(character)} (${code})` : code;
-}
-
 /**
- * In double quotes, control characters escaped, so a message never moves the terminal's
- * cursor; past quotedCharactersMax characters, cut there and followed by the full length.
+ * In double quotes, control and bidi characters escaped (printableJson), so a message never
+ * moves the terminal's cursor nor shows the rest of its line reversed (a header or GPU UUID
+ * field with U+202E in a supplier's file did); past quotedCharactersMax characters, cut there
+ * and followed by the full length. A serial is quoted by core/serial.ts, in the API's words.
  */
 function quoted(text: string): string {
   if (text.length <= quotedCharactersMax) return escapedJson(text);
@@ -338,7 +328,7 @@ function quoted(text: string): string {
 }
 
 function escapedJson(text: string): string {
-  return JSON.stringify(text).replace(/[\u007f-\u009f]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return printableJson(text, 'one line');
 }
 
 function isHighSurrogate(code: number): boolean {

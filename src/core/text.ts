@@ -1,11 +1,17 @@
 /**
- * Input hygiene for every free-text field (names, addresses, conditions, CSV cells).
+ * Input hygiene for every free-text field (names, addresses, conditions, CSV cells), and the
+ * folds by which identity fields (a product's model, a licence's reference, an organisation's
+ * identifiers) are compared.
  *
  * Text that reaches the ledger is hashed into the transparency log (RFC 8785 canonical JSON),
- * compared by the screening matcher and shown to people. So it must be (1) well-formed UTF-16:
- * a lone surrogate has no UTF-8 encoding, and canonicalisation or a database write would fail or
- * silently substitute U+FFFD; (2) free of control characters, which hide text from reviewers and
- * break line-based exports; (3) in one Unicode normal form, so "é" typed two ways is one name.
+ * compared with what is already stored (a model with the accelerator catalogue and the
+ * products registered, a reference with its authority's, an identifier with every
+ * organisation's) and shown to people. So it must be (1) well-formed UTF-16: a lone surrogate
+ * has no UTF-8 encoding, and canonicalisation or a database write would fail or silently
+ * substitute U+FFFD; (2) free of control characters and bidi controls, which hide or reorder
+ * text for reviewers and break line-based exports; (3) in one Unicode normal form, so "é"
+ * typed two ways is one name. A field that names a thing (identityProblem) must also be one
+ * line, without invisible characters: "H200\u200b SXM" looks like H200 SXM to everyone.
  */
 
 /**
@@ -13,6 +19,41 @@
  * (U+000A), the two that text legitimately contains. CR is normalised away (normaliseLineEndings).
  */
 const disallowedControlPattern = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/;
+
+/**
+ * Bidirectional-text controls: the embeddings, overrides and isolates (U+202A–U+202E,
+ * U+2066–U+2069) and the marks (U+200E, U+200F, U+061C), as cli/output.ts lists them. An
+ * override makes "0417-H200" display as another reference than it is.
+ */
+const bidiControlPattern = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/;
+
+/** Line breaks that are not controls (LF, and U+2028, U+2029), refused where a field is one line. */
+const lineBreakPattern = /[\n\u2028\u2029]/;
+
+/**
+ * Invisible characters: Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt,
+ * 15.1), listed rather than written \p{Default_Ignorable_Code_Point} so that migration 050's
+ * folds in SQL hold the same characters as this code, one for one (text.test.ts holds the list
+ * to the running Node's property). Zero-width spaces and joiners, the soft hyphen, word joiner,
+ * BOM, variation selectors, tags, the Hangul fillers.
+ */
+export const invisibleCharacters = '\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8\u{1BCA0}-\u{1BCA3}\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}';
+/** White space as JavaScript's \s and String.prototype.trim take it, listed for the same reason. */
+export const whiteSpaceCharacters = '\t\n\u000B\f\r \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\uFEFF';
+/** Dashes: Unicode's Dash_Punctuation (\p{Pd}, 16.0: U+10D6E is Garay's), listed, and the minus sign U+2212, which reads as one. */
+export const dashCharacters = '\\-\u058A\u05BE\u1400\u1806\u2010-\u2015\u2212\u2E17\u2E1A\u2E3A\u2E3B\u2E40\u2E5D\u301C\u3030\u30A0\uFE31\uFE32\uFE58\uFE63\uFF0D\u{10D6E}\u{10EAD}';
+
+const invisiblePattern = new RegExp(`[${invisibleCharacters}]`, 'u');
+
+/** ASCII letters A to Z in lower case, and no other: the database's lower() under the "C" collation (migrations 043, 050). */
+export function asciiLowerCase(value: string): string {
+  return value.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+}
+
+/** ASCII letters a to z in capitals, and no other: the database's upper() under the "C" collation (migration 050). */
+export function asciiUpperCase(value: string): string {
+  return value.replace(/[a-z]+/g, (letters) => letters.toUpperCase());
+}
 
 /** A high surrogate not followed by a low one, or a low surrogate not preceded by a high one. */
 const loneSurrogatePattern = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -48,6 +89,49 @@ export function textProblem(value: string): string | undefined {
   if (control !== null) {
     return `control character ${codePointLabel(value.charCodeAt(control.index))} at position ${control.index}`;
   }
+  const bidi = bidiControlPattern.exec(value);
+  if (bidi !== null) return `bidi control ${codePointLabel(value.charCodeAt(bidi.index))} at position ${bidi.index}`;
+  return undefined;
+}
+
+/**
+ * Why a field that names a thing (a model, a vendor, a reference, an identifier) is not
+ * acceptable, beyond textProblem: it is one line, and has no invisible character. Such a field
+ * is compared with what is stored, and read by people who cannot see U+200B: "H200\u200b SXM"
+ * passed the catalogue's check as a model of its own (s21 identity review, finding 1).
+ */
+export function identityProblem(value: string): string | undefined {
+  const problem = textProblem(value);
+  if (problem !== undefined) return problem;
+  const lineBreak = lineBreakPattern.exec(value);
+  if (lineBreak !== null) return `line break ${codePointLabel(value.charCodeAt(lineBreak.index))} at position ${lineBreak.index}`;
+  const invisible = invisiblePattern.exec(value);
+  if (invisible !== null) return `invisible character ${codePointLabel(value.codePointAt(invisible.index)!)} at position ${invisible.index}`;
+  return undefined;
+}
+
+const latinLetter = /\p{Script=Latin}/u;
+const lookAlikeLetters = [
+  { script: 'Cyrillic', pattern: /\p{Script=Cyrillic}/u },
+  { script: 'Greek', pattern: /\p{Script=Greek}/u },
+] as const;
+
+/**
+ * A text that mixes Latin letters with Cyrillic or Greek ones, naming the first of the
+ * latter, or undefined. Cyrillic Н, А, В, Е, К, М, О, Р, С, Т, Х and Greek Α, Β, Ε, Η, Κ, Μ,
+ * Ο, Ρ, Τ, Χ look like Latin letters, so "Н200 SXM" reads as H200 SXM and compares as another
+ * model. Over the whole text, not word by word: in "Н200 SXM" the Cyrillic word has no Latin
+ * letter. As UTS #39's "moderately restrictive" level, which allows Latin with any script but
+ * these two (Latin with Han, as in 昇腾 Ascend 910B, is fine).
+ */
+export function mixedScriptProblem(value: string): string | undefined {
+  if (!latinLetter.test(value)) return undefined;
+  for (const { script, pattern } of lookAlikeLetters) {
+    const found = pattern.exec(value);
+    if (found === null) continue;
+    const letter = String.fromCodePoint(value.codePointAt(found.index)!);
+    return `mixes Latin letters with ${script} ones: ${JSON.stringify(letter)} (${codePointLabel(letter.codePointAt(0)!)}) at position ${found.index} looks like a Latin letter but is not one`;
+  }
   return undefined;
 }
 
@@ -72,8 +156,9 @@ export function normaliseText(value: string): string {
   return toNfc(normaliseLineEndings(value)).trim();
 }
 
-function codePointLabel(codeUnit: number): string {
-  return `U+${codeUnit.toString(16).toUpperCase().padStart(4, '0')}`;
+/** U+XXXX for a code point (or a lone surrogate's code unit), as the refusals name it. */
+export function codePointLabel(codePoint: number): string {
+  return `U+${codePoint.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
 /** `text` cut to `lengthMax` code points, marked with "…" when cut; reads no further than that. */

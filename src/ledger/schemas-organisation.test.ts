@@ -1,7 +1,8 @@
 /**
- * An organisation's identifiers as the schema holds them (ledger/schemas.ts): trimmed, in
- * capitals, in NFC, and at most referenceLengthMax characters in that spelling, not only as
- * sent (s17 review of events as the public record, finding 4).
+ * An organisation's identifiers as the schema holds them (ledger/schemas.ts): in NFKC and
+ * capitals, without spaces or hyphens, only A-Z, 0-9 and ".", and at most referenceLengthMax
+ * characters in that spelling, not only as sent (s17 review of events as the public record,
+ * finding 4; s21 identity review, finding 3).
  */
 import { describe, expect, it } from 'vitest';
 import { limits } from '../core/limits.ts';
@@ -31,11 +32,20 @@ describe('organisation identifiers', () => {
     expect(register({ lei: ` ${'a'.repeat(max - 2)} ` })).toMatchObject({ success: true, data: { identifiers: { lei: 'A'.repeat(max - 2) } } });
   });
 
-  it('holds one in NFC after capitals, so that two spellings of one code are one', () => {
-    // 'ΐ' in capitals is three code points, not in NFC; 'Ϊ́' is the same letter, in NFC.
-    const lower = register({ duns: 'ab\u0390' });
-    const upper = register({ duns: 'AB\u03AA\u0301' });
-    expect(lower.data?.identifiers.duns).toBe('AB\u03AA\u0301');
-    expect(upper.data?.identifiers.duns).toBe('AB\u03AA\u0301');
+  it('holds one in NFKC and capitals without spaces or hyphens, so that spellings of one code are one', () => {
+    // Full width (as Chinese input methods type it), in groups as printed, 'ﬃ' for FFI.
+    for (const spelt of ['５４９３００１kjtiigc8y1r12', '5493 001K JTII GC8Y 1R12', '5493-001K-JTII-GC8Y-1R12', '\u3000 5493001kjtiigc8y1r12 ']) {
+      expect(register({ lei: spelt }).data?.identifiers.lei, spelt).toBe('5493001KJTIIGC8Y1R12');
+    }
+    expect(register({ duns: '\ufb03-1.2' }).data?.identifiers.duns).toBe('FFI1.2');
+  });
+
+  it('refuses a character outside A-Z, 0-9, "." and "-", naming it (s21 identity review, finding 3)', () => {
+    // 'ΐ' in capitals is Greek Ι and two accents; a zero-width space, a BOM and an en dash are not separators.
+    for (const [value, named] of [['ab\u0390', '(U+0399) at position 2'], ['AB\u200bC', '(U+200B) at position 2'], ['AB\ufeffC', '(U+FEFF) at position 2'], ['AB\u2013C', '(U+2013) at position 2']] as const) {
+      const result = register({ duns: value });
+      expect(result.success, named).toBe(false);
+      expect(invalidInput('organisation.register', result.error!.issues).message, named).toContain(`identifiers.duns: has the character "${String.fromCodePoint(Number.parseInt(named.slice(3, 7), 16))}" ${named} once in NFKC and capitals; an identifier is written with A-Z, 0-9, "." and "-"`);
+    }
   });
 });

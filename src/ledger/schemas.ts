@@ -7,21 +7,29 @@ import { z } from 'zod';
 import { isCountryCode } from '../core/countries.ts';
 import { isCurrencyCode } from '../core/currencies.ts';
 import { limits } from '../core/limits.ts';
+import { problemOfSerial, serialPattern } from '../core/serial.ts';
+import { asciiUpperCase, codePointLabel, dashCharacters, identityProblem, invisibleCharacters, normaliseLineEndings, textProblem, toNfc, whiteSpaceCharacters } from '../core/text.ts';
 import { bitLengthMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem, significantDigitsProblem } from '../policy/datasheet.ts';
 
 /**
- * Text that is valid Unicode (no lone surrogates) and free of control characters, stored
- * in NFC. The length is checked again after normalising: NFC can lengthen a text (U+0344
- * becomes two code points), and the database's CHECK on the stored length would refuse it.
+ * Text as core/text.ts holds every free-text field: line endings as LF (a browser sends a
+ * textarea with CRLF, and "A\r\nB" and "A\nB" are one text), then valid Unicode (no lone
+ * surrogates), free of control characters (C0 but tab and LF, DEL, C1: U+009B is a
+ * terminal's CSI) and bidi controls, each refused naming its code point and position (in the
+ * text with its line endings as LF); stored in NFC. The length is checked again after
+ * normalising: NFC can lengthen a text (U+0344 becomes two code points), and the database's
+ * CHECK on the stored length would refuse it.
  */
-const controlCharacters = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
 export const text = (max: number = limits.textLengthMax) =>
   z
     .string()
     .max(max)
-    .refine((value) => value.isWellFormed(), { message: 'must be well-formed Unicode (no lone surrogates)' })
-    .refine((value) => !controlCharacters.test(value), { message: 'must not contain control characters' })
-    .transform((value) => value.normalize('NFC'))
+    .transform(normaliseLineEndings)
+    .superRefine((value, context) => {
+      const problem = textProblem(value);
+      if (problem !== undefined) context.addIssue({ code: 'custom', message: `must be free of control characters and bidi controls, and well-formed Unicode: ${problem}`, input: value });
+    })
+    .transform(toNfc)
     .pipe(z.string().max(max, `must be at most ${max} characters once normalised to NFC`));
 /**
  * A list's bound, as its refusal says it: how many were given, and the bound by its name in
@@ -36,6 +44,21 @@ export function listMax(max: number, bound: string, holder: string, items: strin
 
 /** A name: text that is not blank (the OpenAPI document says so with minLength and a pattern). */
 export const name = () => text().pipe(z.string().trim().min(1, 'must not be empty')).meta({ minLength: 1, pattern: '\\S' });
+
+/**
+ * A name by which a thing is told from others (a product's model and vendor, a licence's
+ * reference): a name on one line, without invisible characters (core/text.ts identityProblem),
+ * each refused naming its code point. Compared with what is stored, by a fold that a
+ * zero-width space or a line break would get past (s21 identity review, finding 1).
+ */
+export const identityName = (max: number = limits.textLengthMax) =>
+  text(max)
+    .superRefine((value, context) => {
+      const problem = identityProblem(value);
+      if (problem !== undefined) context.addIssue({ code: 'custom', message: `must be one line of visible characters: ${problem}`, input: value });
+    })
+    .pipe(z.string().trim().min(1, 'must not be empty'))
+    .meta({ minLength: 1, pattern: '\\S' });
 
 /** Secrets carry a prefix so that scanners (and id and tokenId below) can spot a leaked one. */
 export const tokenSecretPrefix = 'clt_';
@@ -57,26 +80,69 @@ export const units = z.number().int('must be a whole number').positive('must be 
 const fourDigitYear = /^(?!0000)\d{4}-/;
 /** The form an instant is given in, as a refusal of another form says it. */
 export const instantForm = 'a date and time with its offset, such as 2027-01-01T00:00:00Z or 2027-01-01T08:00:00+08:00';
+/**
+ * What a client reads of an instant and a day in the OpenAPI document (request bodies): the
+ * form, what is stored, and how the ledger reads a validity and a tranche's days at their
+ * ends (checkCovers and checkBookingPeriod in handlers/shipment-checks.ts), which decides
+ * whether a licence's last day is in it.
+ */
+export const instantNote = 'RFC 3339 date and time with its offset (Z or ±hh:mm), such as 2027-01-01T00:00:00Z or 2027-01-01T08:00:00+08:00; stored in UTC at millisecond precision (finer digits are cut off), and answered as 2027-01-01T00:00:00.000Z. A validity is half-open: validFrom is its first instant, validTo the first instant after it, so a licence valid through 31 December 2026 in Beijing has validTo 2027-01-01T00:00:00+08:00 (not 2026-12-31T00:00:00+08:00, which loses that day).';
+const dayNote = "A calendar day, YYYY-MM-DD (RFC 3339 full-date), in UTC: a tranche's periodStart and periodEnd are its first and last days, both included, and a booking falls on the UTC date of its time (a tranche ending 2026-03-31 takes bookings until 2026-04-01T00:00:00Z, 08:00 on 1 April in Beijing).";
 export const instant = z.iso
   .datetime({ offset: true, error: `must be ${instantForm}` })
   .transform((value) => new Date(value).toISOString())
-  .refine((value) => fourDigitYear.test(value), { message: 'must be between the years 1 and 9999 in UTC' });
-export const day = z.iso.date().refine((value) => fourDigitYear.test(value), { message: 'must be between the years 1 and 9999' });
+  .refine((value) => fourDigitYear.test(value), { message: 'must be between the years 1 and 9999 in UTC' })
+  .describe(instantNote);
+export const day = z.iso.date().refine((value) => fourDigitYear.test(value), { message: 'must be between the years 1 and 9999' }).describe(dayNote);
+/**
+ * A serial, in capitals (core/serial.ts says why), refused in the words the CLI's CSV check
+ * gives (problemOfSerial: the character at fault, the first one, or the spelling to send), not
+ * zod's, and once: zod's own .min, .max and .regex would each add a refusal of one serial. Not
+ * checks that abort either: a manifest entry is a union with an object, and a union of two
+ * aborted options answers "Invalid input" alone. The OpenAPI document gets the bounds and the
+ * pattern from the meta.
+ */
 export const serial = z
   .string()
-  .min(1)
-  .max(limits.serialLengthMax)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:\/-]*$/, 'must be letters, digits and . _ : / - only');
+  .superRefine((value, context) => {
+    const problem = problemOfSerial(value);
+    if (problem !== undefined) context.addIssue({ code: 'custom', message: problem, input: value });
+  })
+  .meta({ minLength: 1, maxLength: limits.serialLengthMax, pattern: serialPattern.source });
 export const role = z.enum(['authority_admin', 'authority_officer', 'exporter', 'recipient', 'auditor']);
 
+const identifierSeparators = new RegExp(`[${invisibleCharacters}${whiteSpaceCharacters}${dashCharacters}]+`, 'gu');
 /**
- * An organisation's identifier in its one spelling: trimmed, in capitals, in NFC. Capitals
- * can lengthen a text ('ß' becomes 'SS', 'ﬃ' 'FFI') and can leave it out of NFC ('ΐ' becomes
- * three code points that NFC makes two), so it is normalised again and its length checked
- * once more after: 128 'ß' were stored as 256 letters, past the bound the first check held.
+ * An identifier as two organisations may not share it, in the ledger and in the database
+ * (migration 050, organisation_identifier_spelling, character for character): in NFKC,
+ * without white space, dashes or invisible characters, ASCII letters in capitals. The schema
+ * stores identifiers in this spelling; rows written before it may hold others (spaces,
+ * lower case, full width), which compare the same.
  */
+export function identifierSpelling(value: string): string {
+  return asciiUpperCase(value.normalize('NFKC').replace(identifierSeparators, ''));
+}
+
+/**
+ * An organisation's identifier in its one spelling (identifierSpelling): in NFKC, in capitals,
+ * without spaces or hyphens. NFKC makes full-width ５４９３ the digits 5493 (typed so by
+ * Chinese input methods); a code printed in groups ("5493 001K JTII GC8Y 1R12", "15-048-3782")
+ * is the code without them. Then only A-Z, 0-9 and "." are left, and any other character is
+ * refused, naming it: an LEI, a DUNS number or a USCC holds no other, and a letter that looks
+ * like one (Cyrillic А, a zero-width space, a BOM) would make one code two. Capitals can
+ * lengthen a text ('ß' becomes 'SS', 'ﬃ' 'FFI'), so the length is checked once more after:
+ * 128 'ß' were stored as 256 letters, past the bound the first check held.
+ */
+const identifierCharacter = /[^A-Z0-9.\- ]/u;
 const identifier = text(limits.referenceLengthMax)
-  .transform((value) => value.trim().toUpperCase().normalize('NFC'))
+  .transform((value) => value.normalize('NFKC').trim().toUpperCase())
+  .superRefine((value, context) => {
+    const found = identifierCharacter.exec(value);
+    if (found === null) return;
+    const character = String.fromCodePoint(value.codePointAt(found.index)!);
+    context.addIssue({ code: 'custom', message: `has the character ${JSON.stringify(character)} (${codePointLabel(character.codePointAt(0)!)}) at position ${found.index} once in NFKC and capitals; an identifier is written with A-Z, 0-9, "." and "-" (spaces and hyphens between groups are left out)`, input: value });
+  })
+  .transform(identifierSpelling)
   .pipe(z.string().min(1, 'must not be empty').max(limits.referenceLengthMax, `must be at most ${limits.referenceLengthMax} characters once trimmed and in capitals (referenceLengthMax)`));
 
 export const organisationRegister = z.strictObject({
@@ -84,9 +150,10 @@ export const organisationRegister = z.strictObject({
   nameRomanised: name().optional(),
   country,
   roles: z.array(z.enum(['authority', 'exporter', 'recipient', 'auditor'])).min(1).max(4),
-  // An identifier is a code (a USCC, an LEI, a DUNS number): held in one spelling, trimmed
-  // and in capitals, so that one organisation's code typed in lower case or with a space is
-  // still the code another organisation holds (ledger/handlers/organisations.ts).
+  // An identifier is a code (a USCC, an LEI, a DUNS number): held in one spelling, in capitals
+  // without spaces or hyphens, so that one organisation's code typed in lower case, full
+  // width or in groups is still the code another organisation holds
+  // (ledger/handlers/organisations.ts).
   identifiers: z.record(z.string().regex(/^[a-z_]{1,32}$/), identifier).default({}),
   address: text().optional(),
   demo: z.boolean().default(false),
@@ -120,8 +187,8 @@ const denseRate = z.strictObject({ precision: text(32).optional(), denseTops, bi
 });
 
 export const productRegister = z.strictObject({
-  model: name(),
-  vendor: name(),
+  model: identityName(),
+  vendor: identityName(),
   parameters: z.strictObject({
     denseRates: z.array(denseRate).min(1).max(limits.denseRatesMax).optional(),
     denseTops: denseTops.optional(),
@@ -203,8 +270,8 @@ const valueTogether = { message: 'valueMinor and currency go together', path: ['
 
 export const licenceCreate = z
   .strictObject({
-    reference: name().pipe(z.string().max(limits.referenceLengthMax))
-      .describe("The issuing authority's reference for the licence (its document number), kept as given. One licence of an authority per reference, compared trimmed and without regard to the case of ASCII letters: a second is refused (409, rule licence-reference)."),
+    reference: identityName().pipe(z.string().max(limits.referenceLengthMax))
+      .describe("The issuing authority's reference for the licence (its document number), kept as given: one line, without invisible characters. One licence of an authority per reference, compared in NFKC (full-width ２０２６ is 2026), every dash as '-', without white space and without regard to the case of ASCII letters: a second is refused (409, rule licence-reference)."),
     direction: z.enum(['export', 'import']),
     holderId: id,
     productIds: z.array(id).min(1).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'products')),
@@ -231,6 +298,7 @@ export const licenceTransition = z.strictObject({ licenceId: id, reason: text().
  * whole, valueMinor with its currency, as on creation: a new amount read in the old
  * currency (or the old amount in a new one) would be a value nobody stated. The reference,
  * route, direction, holder and authority have no field: they are the licence's identity.
+ * The start (validFrom) changes on a draft only.
  */
 export const licenceAmend = z
   .strictObject({
@@ -239,6 +307,9 @@ export const licenceAmend = z
     authorisedUnits: units.optional(),
     valueMinor: valueMinor.optional(),
     currency: currency.optional(),
+    // A draft's start only (ledger/handlers/licences.ts, checkStartAmendable): once issued, a
+    // licence's start is what it was used under.
+    validFrom: instant.optional().describe(`A new start of the licence's validity, while it is a draft only (a licence issued since is refused, 409, rule licence-status); still before validTo. ${instantNote}`),
     validTo: instant.optional(),
     productIds: z.array(id).min(1).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'products')).optional(),
     conditions: conditions.optional(),
@@ -261,7 +332,15 @@ export const allocationCreate = z
   .refine((a) => a.periodEnd === undefined || a.periodEnd >= a.periodStart!, { message: 'periodEnd must not be before periodStart', path: ['periodEnd'] })
   .meta({ dependentRequired: { periodStart: ['periodEnd'], periodEnd: ['periodStart'] } });
 
-export const allocationResize = z.strictObject({ allocationId: id, units });
+/**
+ * A resize may take an allocation to 0: a tranche whose period has ended, or one nobody will
+ * book, gives every unit back to the licence (there is no command to close an allocation),
+ * so that a later tranche can have them. It never goes below what is reserved or shipped
+ * (invariant 2, allocations.ts). Creating one still takes at least 1.
+ */
+const allocationUnits = z.number().int('must be a whole number').min(0, 'must be at least 0').max(limits.unitsMax)
+  .describe('The allocation\'s new units; 0 gives them all back to the licence. At least what it has reserved and shipped.');
+export const allocationResize = z.strictObject({ allocationId: id, units: allocationUnits });
 
 /**
  * A GPU UUID as nvidia-smi prints it: `GPU-` and 32 hex digits in groups of 8-4-4-4-12, the

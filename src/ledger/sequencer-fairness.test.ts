@@ -34,7 +34,7 @@ afterEach(async () => {
 });
 
 /** The exporter's booking carrying `serials` (fresh unless given; none: a booking without a manifest), under a fresh Idempotency-Key unless given. */
-function book(sequencer: Sequencer, count: number, serials = Array.from({ length: count }, () => `F-${randomUUID()}`), idempotencyKey = `fair-${randomUUID()}`): Promise<Answer> {
+function book(sequencer: Sequencer, count: number, serials = Array.from({ length: count }, () => `F-${randomUUID().toUpperCase()}`), idempotencyKey = `fair-${randomUUID()}`): Promise<Answer> {
   const input = {
     exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId,
     units: Math.max(1, serials.length), deadline: '2026-06-01T00:00:00Z', ...(serials.length === 0 ? {} : { serials }),
@@ -83,7 +83,7 @@ describe('one organisation\'s share of the queue\'s serials', () => {
 
   it('counts an organisation\'s serials until they are answered, not only while they wait, and counts them out however they are answered', async () => {
     const sequencer = sequencerWith({ queueSerialsPerOrganisationMax: 5, queueSerialsMax: 1_000 });
-    const serials = [`F-${randomUUID()}`, `F-${randomUUID()}`, `F-${randomUUID()}`];
+    const serials = [`F-${randomUUID().toUpperCase()}`, `F-${randomUUID().toUpperCase()}`, `F-${randomUUID().toUpperCase()}`];
     const first = book(sequencer, 3, serials);
     let answered = false;
     void first.then(() => {

@@ -33,7 +33,7 @@ afterAll(async () => {
 
 /** A booking carrying `count` fresh serials (none: a booking without a manifest). */
 function book(count: number): Promise<Answer> {
-  const serials = Array.from({ length: count }, () => `Q-${randomUUID()}`);
+  const serials = Array.from({ length: count }, () => `Q-${randomUUID().toUpperCase()}`);
   const input = {
     exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId,
     units: Math.max(1, count), deadline: '2026-06-01T00:00:00Z', ...(count === 0 ? {} : { serials }),

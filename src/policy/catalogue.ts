@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
-import { normaliseText, textProblem } from '../core/text.ts';
+import { asciiLowerCase, dashCharacters, invisibleCharacters, normaliseText, textProblem, whiteSpaceCharacters } from '../core/text.ts';
 import { parseCsv, type CsvRecord } from './csv.ts';
 import { type Classification, agreesWithPublished, classifyAccelerator, ratesGiveTpp } from './classification.ts';
 import { type DenseRate, type SingleRateDatasheet, bitLengthMax, dramBandwidthGbSMin, logicDieAreaMm2Min } from './datasheet.ts';
@@ -277,14 +277,22 @@ export interface CatalogueMismatch {
   statement: string;
 }
 
+const modelSeparators = new RegExp(`[${invisibleCharacters}${whiteSpaceCharacters}${dashCharacters}_]+`, 'gu');
+
 /**
- * A model as a reader takes it: compatibility forms folded (full-width Ｈ２００ is H200), case
- * ignored, white space, hyphens and underscores dropped. The unique index takes "h200-sxm" for
- * a model other than H200 SXM; a reader of a licence would not, so a registration that reads as
- * a listed model must be that model.
+ * A model as a reader takes it: compatibility forms folded (full-width Ｈ２００ is H200), the
+ * case of ASCII letters ignored, white space, dashes, underscores and invisible characters
+ * (U+200B, the soft hyphen, U+2060, U+FEFF: core/text.ts) dropped. An exact comparison takes
+ * "h200-sxm" for a model other than H200 SXM; a reader of a licence would not, so a
+ * registration that reads as a listed model must be that model, and one that reads as a
+ * registered product is that product (ledger/handlers/organisations.ts). The database holds
+ * the same reading, character for character (migration 050, product_model_reading): only
+ * ASCII letters are folded, as lower() under the "C" collation folds them, since JavaScript
+ * and a database's locale fold other letters by different tables. Models in the catalogue
+ * are ASCII, and NFKC makes full-width letters ASCII first.
  */
 export function modelReading(model: string): string {
-  return model.normalize('NFKC').toLowerCase().replace(/[\s\p{Pd}_]+/gu, '');
+  return asciiLowerCase(model.normalize('NFKC').replace(modelSeparators, ''));
 }
 
 let shipped: { byModel: Map<string, ListedAccelerator>; byReading: Map<string, ListedAccelerator> } | undefined;

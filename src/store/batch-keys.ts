@@ -14,17 +14,18 @@ export interface BatchKeys {
   organisationIdentifiers: Set<string>;
   products: Set<string>;
   /**
-   * Products by model, as products_model_key compares them (=, the whole text): a
-   * registration looks for the product that already holds its model. Loaded with the
-   * products by id; a row cache cannot answer it (a model not cached may still be stored).
+   * Products by the reading of their model (policy/catalogue.ts modelReading, migration 050's
+   * product_model_reading): a registration looks for the product that already holds its model,
+   * in any spelling that reads the same. Loaded with the products by id; a row cache cannot
+   * answer it (a model not cached may still be stored).
    */
   productModels: Set<string>;
   tokens: Set<string>;
   licences: Set<string>;
   /**
    * Licences by reference, each `authority=reference` (licenceReferenceKey): a licence's
-   * creation looks for the licences its authority already gave that reference (migration 043:
-   * compared as licence_reference_key spells them, trimmed, ASCII letters in lower case).
+   * creation looks for the licences its authority already gave that reference (migrations 043
+   * and 050: compared as licence_reference_key spells them, ledger/handlers/licences.ts referenceSpelling).
    * Loaded with the licences by id; a row cache cannot answer it (a licence not cached may
    * hold the reference).
    */

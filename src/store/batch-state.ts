@@ -176,14 +176,27 @@ async function loadTokensAndOrganisations(client: PoolClient, keys: BatchKeys): 
   return { tokens, organisations };
 }
 
+/**
+ * Every product whose model reads as one of keys.productModels (policy/catalogue.ts
+ * modelReading, migration 050's product_model_reading): one probe of the products_model_reading
+ * hash index per model, the look-up the database's trigger makes. So "GAUDI 3" finds Gaudi 3,
+ * and the handler refuses it naming that product (rule product-model), where the trigger would
+ * fail the whole batch. LATERAL with OFFSET 0, as licencesByReferenceSql. Exported for the
+ * test of its plan (store/batch-state-model-readings.test.ts).
+ */
+export const productsByModelReadingSql = `SELECT p.* FROM unnest($1::text[]) AS k(model),
+  LATERAL (SELECT * FROM products WHERE product_model_reading(products.model) = product_model_reading(k.model) OFFSET 0) p`;
+
 /** The products of keys.products and keys.productModels, each once. */
 async function loadProducts(client: PoolClient, keys: BatchKeys): Promise<ProductRow[]> {
   const products = await selectByIds<ProductRow>(client, 'SELECT * FROM products WHERE id = ANY($1)', keys.products);
-  // By model through products_model_key's hash index (migration 036); a product named both
-  // ways comes once.
+  // By reading (above), which finds the exact model too; a product named both ways, or by two
+  // models of the batch, comes once.
   const byId = new Set(products.map((product) => product.id));
-  for (const product of await selectByIds<ProductRow>(client, 'SELECT * FROM products WHERE model = ANY($1)', keys.productModels)) {
-    if (!byId.has(product.id)) products.push(product);
+  for (const product of await selectByIds<ProductRow>(client, productsByModelReadingSql, keys.productModels)) {
+    if (byId.has(product.id)) continue;
+    byId.add(product.id);
+    products.push(product);
   }
   return products;
 }

@@ -49,7 +49,7 @@ async function refusalOf(client: PoolClient, [text, values]: [string, unknown[]]
 }
 
 const held = (id: string, reference: string, authority: string, holder: string, heldAs: string) =>
-  `licence ${id} has reference "${reference}" of authority ${authority}, which licence ${holder} holds (as "${heldAs}"); an authority's reference names one licence (compared trimmed, without regard to the case of ASCII letters)`;
+  `licence ${id} has reference "${reference}" of authority ${authority}, which licence ${holder} holds (as "${heldAs}"); an authority's reference names one licence (compared in NFKC, every dash as "-", without white space and without regard to the case of ASCII letters)`;
 
 /**
  * The checks at COMMIT of a licence made (its version, 030; its allocations' sum, 023) off, for

@@ -22,17 +22,19 @@ describe('migrate', () => {
     expect(violations.rows).toEqual([]);
   });
 
-  it('refuses a server older than PostgreSQL 12 before anything is read or written, in one line; takes this one', async () => {
-    // A stand-in answers as PostgreSQL 11 would: no such server runs here.
+  it('refuses a server older than PostgreSQL 13 before anything is read or written, in one line; takes this one', async () => {
+    // Stand-ins answer as PostgreSQL 11 and 12 would: no such server runs here.
     const queries: string[] = [];
     const eleven = { query: async (text: string) => { queries.push(text); return { rows: [{ num: '110022', version: '11.22' }] }; } };
     const refusal = await refuseOldServer(eleven as never).catch((error: unknown) => error);
     expect(refusal).toBeInstanceOf(MigrationRefused);
     expect((refusal as MigrationRefused).reason).toBe('server_version');
-    expect((refusal as Error).message).toBe('the database server is PostgreSQL 11.22; chipledger needs PostgreSQL 12 or later (it uses jsonb_path_exists and WITH … AS MATERIALIZED), so nothing was applied: upgrade the server, or point DATABASE_URL at a newer one');
+    expect((refusal as Error).message).toBe('the database server is PostgreSQL 11.22; chipledger needs PostgreSQL 13 or later (it uses normalize(), jsonb_path_exists and WITH … AS MATERIALIZED), so nothing was applied: upgrade the server, or point DATABASE_URL at a newer one');
     expect(queries).toHaveLength(1);
-    const twelve = { query: async () => ({ rows: [{ num: '120000', version: '12.0' }] }) };
-    await expect(refuseOldServer(twelve as never)).resolves.toBeUndefined();
+    const twelve = { query: async () => ({ rows: [{ num: '120022', version: '12.22' }] }) };
+    await expect(refuseOldServer(twelve as never)).rejects.toBeInstanceOf(MigrationRefused);
+    const thirteen = { query: async () => ({ rows: [{ num: '130000', version: '13.0' }] }) };
+    await expect(refuseOldServer(thirteen as never)).resolves.toBeUndefined();
     const client = await database.pool.connect();
     try {
       await expect(refuseOldServer(client)).resolves.toBeUndefined();

@@ -192,15 +192,16 @@ export function newerMigrationsMessage(newer: ReadonlyArray<{ version: number; n
  * jsonb_path_exists, and history pages read WITH … AS MATERIALIZED (store/event-queries.ts):
  * both 12's. PL/pgSQL resolves a function only when the body runs, so on 11 every migration
  * applied and the first booking answered 500; on 10, 001 failed half-way with a stack.
+ * Migration 050 compares models, identifiers and references in NFKC, by normalize(), 13's.
  */
-export const serverVersionNumMin = 120_000;
+export const serverVersionNumMin = 130_000;
 
 /** Refuses, before anything is read or written, a server older than serverVersionNumMin. */
 export async function refuseOldServer(client: Pick<pg.PoolClient, 'query'>): Promise<void> {
   const { rows } = await client.query<{ num: string; version: string }>("SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version");
   if (Number(rows[0]!.num) >= serverVersionNumMin) return;
   throw new MigrationRefused('server_version', [],
-    `the database server is PostgreSQL ${rows[0]!.version}; chipledger needs PostgreSQL 12 or later (it uses jsonb_path_exists and WITH … AS MATERIALIZED), so nothing was applied: upgrade the server, or point DATABASE_URL at a newer one`);
+    `the database server is PostgreSQL ${rows[0]!.version}; chipledger needs PostgreSQL 13 or later (it uses normalize(), jsonb_path_exists and WITH … AS MATERIALIZED), so nothing was applied: upgrade the server, or point DATABASE_URL at a newer one`);
 }
 
 /**

@@ -20,7 +20,7 @@ beforeAll(async () => {
     const booked = await run('shipment.book', {
       exportAllocationId: alpha ? allocations.alphaExport : allocations.betaExport,
       importAllocationId: alpha ? allocations.alphaImport : allocations.betaImport,
-      productId, units: 2, deadline: '2026-03-01T00:00:00Z', serials: [`RQ-${index}-a`, `RQ-${index}-b`],
+      productId, units: 2, deadline: '2026-03-01T00:00:00Z', serials: [`RQ-${index}-A`, `RQ-${index}-B`],
     }, actors.exporter);
     shipmentIds.push(String(booked.shipmentId));
   }
@@ -128,11 +128,11 @@ describe('read queries', () => {
     ]);
     expect(await tampered(insertSet, [alpha, inner!.seq])).toEqual([{ invariant: 'event-readers', subject: String(inner!.seq), detail: `reader sets of ${alpha} list it 2 times` }]);
     // A manifest row whose serial has no unit (the batch loader relies on there being one).
-    const { rows: [listed] } = await database.pool.query<{ shipment_id: string }>("SELECT shipment_id FROM shipment_serials WHERE serial = 'RQ-5-a'");
-    expect(await tampered("UPDATE units SET serial = 'RQ-5-a-moved' WHERE serial = 'RQ-5-a'", [])).toEqual([
-      { invariant: 'invariant-4', subject: listed!.shipment_id, detail: 'serial RQ-5-a is in the manifest but has no unit' },
+    const { rows: [listed] } = await database.pool.query<{ shipment_id: string }>("SELECT shipment_id FROM shipment_serials WHERE serial = 'RQ-5-A'");
+    expect(await tampered("UPDATE units SET serial = 'RQ-5-A-MOVED' WHERE serial = 'RQ-5-A'", [])).toEqual([
+      { invariant: 'invariant-4', subject: listed!.shipment_id, detail: 'serial RQ-5-A is in the manifest but has no unit' },
       // And the renamed unit is one its shipment's manifest does not list (032).
-      { invariant: 'invariant-4', subject: 'RQ-5-a-moved', detail: `the unit is licensed in shipment ${listed!.shipment_id}, whose manifest does not list it` },
+      { invariant: 'invariant-4', subject: 'RQ-5-A-MOVED', detail: `the unit is licensed in shipment ${listed!.shipment_id}, whose manifest does not list it` },
     ]);
     expect(await tampered('DELETE FROM event_reader_sets WHERE org_id = $1 AND last_seq = $2', [alpha, own!.seq])).toContainEqual(
       { invariant: 'event-readers', subject: String(own!.seq), detail: `the event names ${alpha}, but no reader set of ${alpha} lists it` },
@@ -185,18 +185,18 @@ describe('read queries', () => {
     expect((await truth(world.actors.alpha.orgId, 'in_transit')).length).toBe(2);
     // An organisation that both exported a unit and receives it sees it once.
     const exporterId = world.actors.exporter.orgId;
-    const { rows: [unit] } = await database.pool.query<{ recipient_org_id: string }>("SELECT recipient_org_id FROM units WHERE serial = 'RQ-5-a'");
+    const { rows: [unit] } = await database.pool.query<{ recipient_org_id: string }>("SELECT recipient_org_id FROM units WHERE serial = 'RQ-5-A'");
     // (The ledger makes such a unit only through a shipment to itself; here the row is
     // changed in place, past the trigger of migration 020 that allows that only.)
     const unguarded = (statement: string) => `ALTER TABLE units DISABLE TRIGGER units_keep_recipient; ${statement}; ALTER TABLE units ENABLE TRIGGER units_keep_recipient`;
-    await database.pool.query(unguarded(`UPDATE units SET recipient_org_id = ${pg.escapeLiteral(exporterId)} WHERE serial = 'RQ-5-a'`));
+    await database.pool.query(unguarded(`UPDATE units SET recipient_org_id = ${pg.escapeLiteral(exporterId)} WHERE serial = 'RQ-5-A'`));
     try {
       for (const pageSize of [7, 500]) {
         const paged = await all((page: read.PageRequest<string>) => read.listUnits(database.pool, exporter(exporterId), page), pageSize);
         expect(paged.map((row) => row.serial), `pages of ${pageSize}`).toEqual(await truth(exporterId));
       }
     } finally {
-      await database.pool.query(unguarded(`UPDATE units SET recipient_org_id = ${pg.escapeLiteral(unit!.recipient_org_id)} WHERE serial = 'RQ-5-a'`));
+      await database.pool.query(unguarded(`UPDATE units SET recipient_org_id = ${pg.escapeLiteral(unit!.recipient_org_id)} WHERE serial = 'RQ-5-A'`));
     }
   });
 

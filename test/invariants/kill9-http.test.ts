@@ -162,7 +162,7 @@ async function loadAndKill(round: number, live: ServeProcess, killAt: number): P
   ];
   const worker = async (index: number) => {
     for (let n = 0; n < 10_000 && inFlightAtKill < 0; n += 1) {
-      const name = `kh${round}-${index}-${n}`;
+      const name = `KH${round}-${index}-${n}`;
       const units = 1 + ((index + n) % 4);
       const withSerials = n % 2 === 0;
       const body = {

@@ -129,7 +129,7 @@ describe('kill -9 mid-load, then restart', () => {
   const acknowledged: LoadAnswer[] = [];
   for (const [round, point] of [[1, 150], [2, 400], [3, 900]] as const) {
     it(`keeps every acknowledged command after a kill at ${point} answers (round ${round})`, async () => {
-      const answers = await killAfter(`kill${round}`, point);
+      const answers = await killAfter(`KILL${round}`, point);
       expect(answers.length).toBeGreaterThanOrEqual(point);
       acknowledged.push(...answers);
       // All acknowledgements so far, from this kill and the ones before, must hold.

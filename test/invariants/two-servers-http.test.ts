@@ -136,7 +136,7 @@ function makeSpecs(deadline: string): Spec[] {
       key: `${name}-book`,
       body: {
         ...pairs[Math.floor(index / 2) % 2]!, productId: world.productId, units, deadline, reference: name,
-        ...(withSerials ? { serials: Array.from({ length: units }, (_, i) => `${name}-sn${i}`) } : {}),
+        ...(withSerials ? { serials: Array.from({ length: units }, (_, i) => `TS-${index}-SN${i}`) } : {}),
       },
       ship: withSerials,
       cancel: !withSerials && index % 10 === 6,

@@ -1,13 +1,15 @@
 /** Organisations, products and tokens: the ledger's reference rows. */
 import { createHash, randomBytes } from 'node:crypto';
 import { cut } from '../../core/text.ts';
+import { validateLei } from '../../core/lei.ts';
+import { mixedScriptProblem } from '../../core/text.ts';
 import { validateUscc } from '../../core/uscc.ts';
-import { catalogueMismatch, decisionOf, listedAccelerator } from '../../policy/catalogue.ts';
+import { catalogueMismatch, decisionOf, listedAccelerator, modelReading } from '../../policy/catalogue.ts';
 import { classifyAccelerator, type Classification } from '../../policy/classification.ts';
 import { organisationIdentifierKey } from '../../store/batch-keys.ts';
 import { newId, refuse, type CommandContext, type Handler } from '../handler.ts';
 import { systemActor } from '../permissions.ts';
-import { tokenSecretPrefix, type CommandInput } from '../schemas.ts';
+import { identifierSpelling, tokenSecretPrefix, type CommandInput } from '../schemas.ts';
 import type { OrganisationRow, Role } from '../rows.ts';
 
 export const organisationRegister: Handler<'organisation.register'> = {
@@ -25,6 +27,12 @@ export const organisationRegister: Handler<'organisation.register'> = {
       const check = validateUscc(uscc);
       if (!check.ok) throw refuse.invalid('uscc-check', `identifiers.uscc ${uscc} is not a valid Unified Social Credit Code: ${check.reason}`);
     }
+    const lei = input.identifiers.lei;
+    if (lei !== undefined) {
+      const check = validateLei(lei);
+      if (!check.ok) throw refuse.invalid(leiCheckRule, `identifiers.lei ${lei} is not a valid Legal Entity Identifier (ISO 17442): ${check.reason}`);
+    }
+    checkUsccKind(input.identifiers);
     checkIdentifiersFree(context, input.identifiers);
     const id = newId('ORG', context);
     context.state.put('organisations', {
@@ -43,20 +51,45 @@ export const organisationRegister: Handler<'organisation.register'> = {
   },
 };
 
+/** The rule of an LEI whose check digits fail (ISO 17442, core/lei.ts). */
+export const leiCheckRule = 'lei-check';
+/** The rule of a Unified Social Credit Code given under a kind other than uscc. */
+export const usccKindRule = 'uscc-kind';
+
+/**
+ * A Unified Social Credit Code is given as identifiers.uscc, and under no other kind: kinds are
+ * free (lower-case letters and '_'), and ORG-3's code under social_credit_code was another
+ * identifier, compared with nobody's uscc (s21 identity review, finding 3). Refused rather
+ * than compared across kinds, so that the database's rule (migration 050) stays kind=value:
+ * a value that passes the code's check character is taken for one (a chance of 1 in 31 for an
+ * 18-character value of its alphabet that is not one; the message says where it goes).
+ */
+function checkUsccKind(identifiers: Record<string, string>): void {
+  for (const [kind, value] of Object.entries(identifiers)) {
+    if (kind === 'uscc' || !validateUscc(value).ok) continue;
+    throw refuse.invalid(usccKindRule, `identifiers.${kind} ${value} is a Unified Social Credit Code: give it as identifiers.uscc (the CLI's --uscc), under which it is compared with the codes other organisations hold`, { kind, value });
+  }
+}
+
 /**
  * Each identifier (kind=value: a USCC, an LEI, …) belongs to one organisation: KYC, licence
  * parties and allocations are kept by organisation id, so a legal entity registered twice
  * would have a KYC status and allocations per registration. Compared as the database's
- * trigger compares them (migration 039: the value whole, as the schema spells it: NFC,
- * trimmed, in capitals), among the organisations loaded by identifier
- * (keys.organisationIdentifiers) and those an earlier command of this batch made. The trigger stays behind this. The holder is named:
- * only an authority or the operator registers organisations (permissions.ts).
+ * trigger compares them (migration 050: identifierSpelling, without spaces, dashes or
+ * invisible characters, in NFKC and capitals, which also reads rows stored before the schema
+ * spelt identifiers so), among the organisations loaded by identifier
+ * (keys.organisationIdentifiers) and those an earlier command of this batch made. The trigger
+ * stays behind this. The holder is named: only an authority or the operator registers
+ * organisations (permissions.ts).
  */
 function checkIdentifiersFree(context: CommandContext, identifiers: Record<string, string>): void {
   for (const [kind, value] of Object.entries(identifiers)) {
+    const spelling = identifierSpelling(value);
     for (const organisation of context.state.all('organisations')) {
-      if (organisation.identifiers[kind] !== value) continue;
-      throw refuse.conflict('organisation-identifier', `identifiers.${kind} ${JSON.stringify(value)} is already held by organisation ${organisation.id}; an identifier belongs to one organisation, whose KYC, licences and allocations are kept under its id`, {
+      const held = organisation.identifiers[kind];
+      if (held === undefined || identifierSpelling(held) !== spelling) continue;
+      const spelt = held === value ? '' : ` (as ${JSON.stringify(held)})`;
+      throw refuse.conflict('organisation-identifier', `identifiers.${kind} ${JSON.stringify(value)} is already held by organisation ${organisation.id}${spelt}; an identifier belongs to one organisation, whose KYC, licences and allocations are kept under its id`, {
         kind,
         value,
         organisationId: organisation.id,
@@ -114,6 +147,10 @@ export const productRegister: Handler<'product.register'> = {
     // The schema gives one form or the other (ledger/schemas.ts).
     const rates = denseRates ?? [{ denseTops: denseTops!, bitLength: bitLength! }];
     const classification = classifyAccelerator({ model: input.model, ...common, denseRates: rates });
+    checkModelScript(input.model);
+    // A spelling of a listed model is told the listed model's (product-catalogue), as before
+    // models were compared by their reading, whether or not that model is registered yet.
+    checkCatalogueSpelling(input.model);
     checkModelFree(context, input.model);
     checkCatalogueFigures(input, classification);
     const id = newId('PRD', context);
@@ -152,18 +189,37 @@ function quotedModel(model: string): string {
   return JSON.stringify(cut(model, quotedModelLengthMax));
 }
 
+/** The rule of a model whose letters mix Latin with Cyrillic or Greek (core/text.ts mixedScriptProblem). */
+export const mixedScriptRule = 'mixed-script';
+
 /**
- * One product per model, compared as products_model_key compares them (= on the whole text,
- * after the schema's NFC and trim): the product loaded by model (keys.productModels), or
- * one an earlier command of this batch made. The database's constraint stays behind this.
+ * A model is written in Latin letters or in others, not both mixed with Cyrillic or Greek:
+ * "Н200 SXM" with a Cyrillic Н reads as H200 SXM to everyone, and was registered beside it,
+ * outside 3A090 (s21 identity review, finding 1). Refused naming the letter, before the
+ * model is compared with the catalogue or the products.
+ */
+function checkModelScript(model: string): void {
+  const problem = mixedScriptProblem(model);
+  if (problem === undefined) return;
+  throw refuse.invalid(mixedScriptRule, `model ${quotedModel(model)} ${problem}; write the model in one of the two (rule ${mixedScriptRule})`, { model: cut(model, quotedModelLengthMax) });
+}
+
+/**
+ * One product per model as a reader takes it (policy/catalogue.ts modelReading: "GAUDI 3",
+ * "Gaudi-3" and "Gaudi ３" are Gaudi 3), compared as the database's trigger compares them
+ * (migration 050, product_model_reading): among the products loaded by model
+ * (keys.productModels), and those an earlier command of this batch made. The database's
+ * trigger, and products_model_key for the exact text, stay behind this.
  */
 function checkModelFree(context: CommandContext, model: string): void {
+  const reading = modelReading(model);
   for (const product of context.state.all('products')) {
-    if (product.model !== model) continue;
+    if (modelReading(product.model) !== reading) continue;
     const by = product.registered_by === null
       ? `by the actor of event ${product.created_seq} (registered before registrants were recorded)`
       : `by ${product.registered_by}`;
-    throw refuse.conflict('product-model', `model ${quotedModel(model)} is already registered, as product ${product.id} ${by}; a model is registered once, and every licence names that product`, {
+    const as = product.model === model ? '' : ` (as ${quotedModel(product.model)}, which reads the same: case, width, spaces, dashes and invisible characters aside)`;
+    throw refuse.conflict('product-model', `model ${quotedModel(model)} is already registered, as product ${product.id} ${by}${as}; a model is registered once, and every licence names that product`, {
       productId: product.id,
       registeredBy: product.registered_by,
     });
@@ -171,19 +227,24 @@ function checkModelFree(context: CommandContext, model: string): void {
 }
 
 /**
- * A model the accelerator catalogue lists is registered with its datasheet figures, and a
- * model that reads as a listed one (case, width, spaces or hyphens aside) as that model:
- * otherwise the first authority to register a known part could give it figures that
- * classify it outside 3A090, for every licence that names it.
+ * A model the accelerator catalogue lists is registered with its datasheet figures
+ * (checkCatalogueFigures), and a model that reads as a listed one (case, width, spaces,
+ * dashes or invisible characters aside) as that model (checkCatalogueSpelling): otherwise the
+ * first authority to register a known part could give it figures that classify it outside
+ * 3A090, for every licence that names it.
  */
+function checkCatalogueSpelling(model: string): void {
+  const found = listedAccelerator(model);
+  if (found === undefined || found.exact) return;
+  const { product } = found.listed;
+  throw refuse.invalid('product-catalogue', `model ${quotedModel(model)} reads as ${JSON.stringify(product.model)} of the accelerator catalogue (line ${product.line}); register it as ${JSON.stringify(product.model)}, with its datasheet figures`, { model: product.model, line: product.line });
+}
+
 function checkCatalogueFigures(input: CommandInput<'product.register'>, classification: Classification): void {
   const found = listedAccelerator(input.model);
-  if (found === undefined) return;
+  if (found === undefined || !found.exact) return;
   const { product } = found.listed;
   const where = { model: product.model, line: product.line };
-  if (!found.exact) {
-    throw refuse.invalid('product-catalogue', `model ${quotedModel(input.model)} reads as ${JSON.stringify(product.model)} of the accelerator catalogue (line ${product.line}); register it as ${JSON.stringify(product.model)}, with its datasheet figures`, where);
-  }
   const { parameters } = input;
   const mismatch = catalogueMismatch(found.listed, {
     vendor: input.vendor,
