@@ -33,7 +33,7 @@ void paragraphsComplete;
  */
 const recordedSerials = {
   serialCount: positive.describe('How many entries the serial list had.'),
-  serialsSha256: z.string().regex(/^[0-9a-f]{64}$/).describe('SHA-256 (hex) of the lines "serial" or "serial gpuUuid", each ending in a newline, sorted in byte order: the bytes GET /v1/events/{seq}/serials serves. A serial is hashed as sent (it is ASCII letters, digits and . _ : / -, so there is nothing to normalise, and its case is kept); a GPU UUID as stored, `GPU-` and its hex digits in lower case, whatever case was sent (GPU-ABCDEF12-… is hashed as GPU-abcdef12-…).'),
+  serialsSha256: z.string().regex(/^[0-9a-f]{64}$/).describe('SHA-256 (hex) of the lines "serial" or "serial gpuUuid", each ending in a newline, sorted in byte order: the bytes GET /v1/events/{seq}/serials serves. A serial is hashed as sent (it is capital ASCII letters, digits and . _ : / -, so there is nothing to normalise); a GPU UUID as stored, `GPU-` and its hex digits in lower case, whatever case was sent (GPU-ABCDEF12-… is hashed as GPU-abcdef12-…).'),
 };
 
 const inputNote = "The command's input as the ledger recorded it: the request with its defaults filled in (demo is true only for `chipledger demo`'s records), texts in NFC, instants in UTC.";
@@ -141,13 +141,17 @@ const sweptShipment = body('ledger.sweep', {
     to: z.literal('expired'),
     units: positive,
     reason: z.string().optional().describe('Why a booking before its deadline expired: the licence no longer in force (licence L-7 is revoked). Absent for a booking past its deadline.'),
+    dueAt: instant.optional().describe("When the booking fell due, which `at` (when the sweep ran) may be long after: its deadline, or the validTo of the licence whose validity ended it. Absent when a revocation or a surrender ended it (that licence's own event dates it), and on older events, written before it was recorded."),
   }),
   description: 'A booking the sweep expired (past its deadline, or under a licence no longer in force), its reservation released: read by its exporter and recipient.',
 });
 const sweptLicence = body('ledger.sweep', {
   subject: subject('The licence.'),
   input: recorded('ledger.sweep'),
-  effects: z.strictObject({ licenceId: id, from: z.enum(['issued', 'suspended', 'exhausted']), to: z.literal('expired') }),
+  effects: z.strictObject({
+    licenceId: id, from: z.enum(['issued', 'suspended', 'exhausted']), to: z.literal('expired'),
+    dueAt: instant.optional().describe("The licence's validTo, when its validity ended; `at` is when the sweep ran, which may be long after. Absent on older events, written before it was recorded."),
+  }),
   description: "A licence the sweep expired, its validity ended: read by the licence's organisations.",
 });
 
@@ -181,7 +185,7 @@ export const eventBodies = {
     description: "A licence amended: a new version. Its input records each term it stated afresh (units, value as valueMinor with currency, validity, products, conditions, riders, parties); a term it left out stays as the version before set it. The value is the licence's stated value, recorded, not consumed by shipments.",
   })],
   'allocation.create': [body('allocation.create', { subject: subject('The allocation.'), input: recorded('allocation.create'), effects: z.strictObject({ allocationId: id }), description: "Part of a licence's units allocated to a recipient (the event gives no licence total: its recipient reads it). Listed in the licence's history as well as the allocation's (GET /v1/events?subjectId=): it changes the licence's allocatedUnits." })],
-  'allocation.resize': [body('allocation.resize', { subject: subject('The allocation.'), input: recorded('allocation.resize'), effects: z.strictObject({ from: positive.describe('Its units before.'), to: positive.describe('Its units after.') }), description: "An allocation resized: from and to are units, not statuses. Listed in the licence's history as well as the allocation's (GET /v1/events?subjectId=): it changes the licence's allocatedUnits." })],
+  'allocation.resize': [body('allocation.resize', { subject: subject('The allocation.'), input: recorded('allocation.resize'), effects: z.strictObject({ from: count.describe('Its units before (0 for one resized to 0 before).'), to: count.describe('Its units after: 0 gives them all back to the licence.') }), description: "An allocation resized: from and to are units, not statuses. Listed in the licence's history as well as the allocation's (GET /v1/events?subjectId=): it changes the licence's allocatedUnits." })],
   'shipment.book': [body('shipment.book', {
     subject: subject('The shipment.'),
     input: recordedInputs['shipment.book'],
@@ -192,7 +196,10 @@ export const eventBodies = {
     shipmentStep('shipment.ship', 'booked', 'shipped', { licencesExhausted: z.array(id).describe('The licences this shipment used up, each with an event of its own right after this one; [] when none.') }, 'A shipment shipped: its reservation posted on both allocations and licences.'),
     licenceExhausted,
   ],
-  'shipment.clear': [shipmentStep('shipment.clear', 'shipped', 'cleared', {}, 'A shipment cleared on import.')],
+  'shipment.clear': [shipmentStep('shipment.clear', 'shipped', 'cleared', {
+    importLicence: z.strictObject({ id, status: licenceStatus, validTo: instant }).optional()
+      .describe("The shipment's import licence as it stood when the clearance was recorded. A recipient clears only under one in force (issued or exhausted, before its validTo); a status or validTo that says otherwise is a clearance its issuing authority recorded late. Absent on older events, written before it was recorded."),
+  }, "A shipment cleared on import: by its recipient while the import licence is in force, or by that licence's issuing authority (late, too: `at` is when it was recorded).")],
   'shipment.deliver': [shipmentStep('shipment.deliver', 'cleared', 'delivered', {}, 'A shipment delivered.')],
   'shipment.cancel': [shipmentStep('shipment.cancel', 'booked', 'cancelled', {}, 'A booking cancelled, its reservation released.')],
   'manifest.attach': [body('manifest.attach', {

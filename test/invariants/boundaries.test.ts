@@ -210,20 +210,24 @@ describe('time edges (the clock moves forward)', () => {
   it('books under a licence up to the last millisecond of its validity and refuses at its end (validity off by one)', async () => {
     const validTo = new Date(world.clock.now().getTime() + 10 * 86_400_000);
     const on = await pair({ validTo: validTo.toISOString() });
-    const deadline = new Date(validTo.getTime() + 86_400_000).toISOString();
     world.clock.set(new Date(validTo.getTime() - 1));
-    expectOk(await book(on, 1, deadline));
-    // No sweep has run: the licence is still issued, and booking must check validity itself.
+    // Its deadline at the licence's end, the latest a booking takes (booking-deadline).
+    expectOk(await book(on, 1, validTo.toISOString()));
+    // No sweep has run: the licence is still issued, and booking must check validity itself
+    // (a deadline ahead of now, so that the deadline's own range is not what refuses it).
     world.clock.set(validTo);
-    expect(refusal(await book(on, 1, deadline))).toEqual({ code: 'licence_not_valid', rule: 'licence-validity' });
+    expect(refusal(await book(on, 1, new Date(validTo.getTime() + 86_400_000).toISOString()))).toEqual({ code: 'licence_not_valid', rule: 'licence-validity' });
   });
 
   it('takes no serials for a booking at the instant its licence ends, and the sweep then expires both (lapse off by one)', async () => {
     const validTo = new Date(world.clock.now().getTime() + 10 * 86_400_000);
-    const on = await pair({ validTo: validTo.toISOString() });
-    // A deadline past the licence's end: only the lapse can stop the booking at validTo.
     const deadline = new Date(validTo.getTime() + 86_400_000).toISOString();
+    const on = await pair({ validTo: deadline });
     const shipmentId = String(expectOk(await book(on, 2, deadline)).shipmentId);
+    // A deadline past the licence's end (a booking takes none, but an amendment may cut the
+    // validity short after it): only the lapse can stop the booking at validTo.
+    await world.run('licence.amend', { licenceId: on.exportLicenceId, reason: 'cut short', validTo: validTo.toISOString() }, world.actors.bis);
+    await world.run('licence.amend', { licenceId: on.importLicenceId, reason: 'cut short', validTo: validTo.toISOString() }, world.actors.mofcom);
     world.clock.set(new Date(validTo.getTime() - 1));
     expectOk(await world.ledger.submit('manifest.attach', { shipmentId, serials: ['MUT-LAPSE-1'] }, world.actors.exporter));
     // No sweep has run: the licence is still issued, and attaching must see its end itself.

@@ -92,21 +92,36 @@ function checkAllocatable(licence: LicenceWithParties, doing: string, at: string
  * booked: a booking under it was made on a day of its period, before this command, and an
  * amendment's validTo is after the command's time (checkValidityKept), so that period began
  * before validTo; a draft has no bookings. A tranche whose period only runs past the new end
- * keeps its earlier days, and stays (it may no longer grow, checkAllocatable). Every
+ * keeps its earlier days, and stays (it may no longer grow, checkAllocatable). A draft's start
+ * moved later is judged the same way from the other end: a tranche whose period ends before
+ * the new first day is refused, one that only begins before it keeps its later days. Every
  * allocation of the licence is loaded (keys.allocationsOfLicences), and those an earlier
  * command of the batch made are in the state.
  */
-export function checkTranchesWithin(state: BatchState, licence: LicenceWithParties, validTo: string): void {
-  const lastDay = validityDays({ valid_from: licence.valid_from, valid_to: validTo }).end;
-  const beyond = [...state.all('allocations')]
-    .filter((allocation) => allocation.licence_id === licence.id && allocation.period_start !== null && allocation.period_start > lastDay)
+export function checkTranchesWithin(state: BatchState, licence: LicenceWithParties, validity: Pick<LicenceWithParties, 'valid_from' | 'valid_to'>): void {
+  const days = validityDays(validity);
+  const tranches = [...state.all('allocations')].filter((allocation) => allocation.licence_id === licence.id && allocation.period_start !== null);
+  const beyond = tranches.filter((allocation) => allocation.period_start! > days.end)
     .sort((a, b) => (a.period_start! < b.period_start! ? -1 : a.period_start! > b.period_start! ? 1 : a.created_seq - b.created_seq));
+  const before = tranches.filter((allocation) => allocation.period_end! < days.start)
+    .sort((a, b) => (a.period_end! > b.period_end! ? -1 : a.period_end! < b.period_end! ? 1 : a.created_seq - b.created_seq));
+  const others = (list: readonly unknown[], where: string) => (list.length === 1 ? '' : ` (and ${list.length - 1} more allocation${list.length === 2 ? '' : 's'} ${where} it)`);
   const first = beyond[0];
-  if (first === undefined) return;
-  const others = beyond.length === 1 ? '' : ` (and ${beyond.length - 1} more allocation${beyond.length === 2 ? '' : 's'} after it)`;
-  throw refuse.conflict('allocation-period', `couldn't amend licence ${licence.id} to validTo ${validTo}: allocation ${first.id} (${formatUnits(first.units)} units) is for the period ${first.period_start} to ${first.period_end}, which begins after the last day of the new validity, ${lastDay}${others}; no booking could reserve its units (a validTo after ${first.period_start}T00:00:00.000Z keeps it a day)`, {
-    licenceId: licence.id, validTo, allocationId: first.id, periodStart: first.period_start, periodEnd: first.period_end, lastDay,
+  if (first !== undefined) {
+    throw refuse.conflict('allocation-period', `couldn't amend licence ${licence.id} to validTo ${validity.valid_to}: allocation ${first.id} (${formatUnits(first.units)} units) is for the period ${first.period_start} to ${first.period_end}, which begins after the last day of the new validity, ${days.end}${others(beyond, 'after')}; no booking could reserve its units (a validTo after ${first.period_start}T00:00:00.000Z keeps it a day)`, {
+      licenceId: licence.id, validTo: validity.valid_to, allocationId: first.id, periodStart: first.period_start, periodEnd: first.period_end, lastDay: days.end,
+    });
+  }
+  const last = before[0];
+  if (last === undefined) return;
+  throw refuse.conflict('allocation-period', `couldn't amend licence ${licence.id} to validFrom ${validity.valid_from}: allocation ${last.id} (${formatUnits(last.units)} units) is for the period ${last.period_start} to ${last.period_end}, which ends before the first day of the new validity, ${days.start}${others(before, 'before')}; no booking could reserve its units (a validFrom before ${dayAfter(last.period_end!)}T00:00:00.000Z keeps it a day)`, {
+    licenceId: licence.id, validFrom: validity.valid_from, allocationId: last.id, periodStart: last.period_start, periodEnd: last.period_end, firstDay: days.start,
   });
+}
+
+/** The UTC day after a day, as YYYY-MM-DD. */
+function dayAfter(day: string): string {
+  return new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
 }
 
 /**

@@ -99,8 +99,14 @@ describe('a licence lapse mark', () => {
 
   it('is written when the sweep expires a licence past its validity, whose bookings that same sweep expires', async () => {
     const at = world.clock.now().getTime();
-    const ending = await pair(3, new Date(at + 60_000).toISOString());
-    const shipmentId = await book(ending, 3);
+    const deadline = new Date(at + 86_400_000).toISOString();
+    const ending = await pair(3, deadline);
+    const shipmentId = await book(ending, 3, deadline);
+    // A booking's deadline is within its licences' validity when made; an amendment that cuts
+    // the validity short leaves it past it, so the sweep finds it by the licences' validity.
+    const validTo = new Date(at + 60_000).toISOString();
+    await world.run('licence.amend', { licenceId: ending.exportLicenceId, reason: 'cut short', validTo }, world.actors.bis);
+    await world.run('licence.amend', { licenceId: ending.importLicenceId, reason: 'cut short', validTo }, world.actors.mofcom);
     world.clock.set(new Date(at + 120_000));
     // Not marked while its status still says issued: the sweep finds it by its validity.
     expect(await marked(ending.exportLicenceId, ending.importLicenceId)).toEqual([]);

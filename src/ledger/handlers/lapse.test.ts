@@ -221,7 +221,8 @@ describe('a booking under a licence no longer in force', () => {
     expect(swept.expiredShipments).toEqual([shipmentId]);
     expect(swept.expiredLicences).toEqual([cut.exportLicenceId]);
     const [expiry] = (await eventsAbout(shipmentId)).filter((event) => event.kind === 'ledger.sweep');
-    expect(expiry!.effects).toEqual({ shipmentId, from: 'booked', to: 'expired', units: 6, reason: `licence ${cut.exportLicenceId}'s validity ended at ${end}` });
+    // Due at the licence's new end, not when the sweep ran.
+    expect(expiry!.effects).toEqual({ shipmentId, from: 'booked', to: 'expired', units: 6, reason: `licence ${cut.exportLicenceId}'s validity ended at ${end}`, dueAt: end });
     expect(await row('allocations', cut.importAllocationId)).toMatchObject({ reserved_units: 0 });
     expect(await world.ledger.violations()).toEqual([]);
   });

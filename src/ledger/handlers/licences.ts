@@ -1,4 +1,5 @@
 /** Licences: drafted, issued, suspended, reinstated, revoked, surrendered, amended, expired. */
+import { asciiLowerCase, dashCharacters, invisibleCharacters, whiteSpaceCharacters } from '../../core/text.ts';
 import { licenceReferenceKey } from '../../store/batch-keys.ts';
 import { newId, refuse, formatUnits, type CommandContext, type Handler, type Outcome } from '../handler.ts';
 import type { Actor } from '../permissions.ts';
@@ -99,18 +100,27 @@ function checkCrossesBorder(input: LicenceCreateInput): void {
 /** The rule, in code and in the database (migration 043, licences_reference_once). */
 export const licenceReferenceRule = 'licence-reference';
 
+/** Dropped from a reference's spelling: white space and invisible characters (core/text.ts). */
+const referenceSpaces = new RegExp(`[${invisibleCharacters}${whiteSpaceCharacters}]+`, 'gu');
+/** Each read as "-" in a reference's spelling: every dash, and the minus sign (core/text.ts). */
+const referenceDashes = new RegExp(`[${dashCharacters}]`, 'gu');
+
 /**
- * A reference as two of an authority's licences may not share it: trimmed, its ASCII letters
- * in lower case, as licence_reference_key spells it in the database (migration 043). People
- * quote a licence by its reference, retyped from a paper or a PDF: "bis-d-2026-h200-0417 " is
- * BIS-D-2026-H200-0417, and two licences under it would leave a shipment's paperwork naming
- * either. Only ASCII letters are folded: references are ASCII codes or CJK text (no case), and
- * JavaScript and PostgreSQL fold other letters by different Unicode tables (the database's by
- * its locale), so a wider fold could make the ledger and the trigger disagree. The trim is
- * JavaScript's String.prototype.trim, whose characters the database function lists.
+ * A reference as two of an authority's licences may not share it, as licence_reference_key
+ * spells it in the database (migration 050, character for character): in NFKC, without white
+ * space or invisible characters, every dash as "-", its ASCII letters in lower case. People
+ * quote a licence by its reference, retyped from a paper or a PDF: "bis-d-2026-h200-0417 ",
+ * "BIS–D-2026-H200-0417" (an en dash), "BIS-D-２０２６-H200-0417" (full-width digits, as
+ * Chinese input methods type them) and "BIS-D-2026 -H200-0417" are BIS-D-2026-H200-0417, and
+ * two licences under it would leave a shipment's paperwork naming either. White space is
+ * dropped, not made one space: a document number's spaces are its layout, and "2026 -H200"
+ * reads as "2026-H200". Only ASCII letters are folded: references are ASCII codes or CJK text
+ * (no case; NFKC makes full-width letters ASCII first), and JavaScript and PostgreSQL fold
+ * other letters by different Unicode tables (the database's by its locale), so a wider fold
+ * could make the ledger and the trigger disagree.
  */
 export function referenceSpelling(reference: string): string {
-  return reference.trim().replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+  return asciiLowerCase(reference.normalize('NFKC').replace(referenceSpaces, '').replace(referenceDashes, '-'));
 }
 
 /**
@@ -127,7 +137,7 @@ function checkReferenceFree(state: BatchState, authorityId: string, input: Licen
     .sort((a, b) => a.created_seq - b.created_seq);
   const holder = holders[0];
   if (holder === undefined) return;
-  const spelt = holder.reference === input.reference ? '' : ` (as ${JSON.stringify(holder.reference)}: references are compared trimmed and without regard to the case of ASCII letters)`;
+  const spelt = holder.reference === input.reference ? '' : ` (as ${JSON.stringify(holder.reference)}: references are compared in NFKC, every dash as "-", without white space and without regard to the case of ASCII letters)`;
   throw refuse.conflict(
     licenceReferenceRule,
     `couldn't create ${input.direction} licence ${input.reference}: ${authorityId} gave that reference to licence ${holder.id} already${spelt}; an authority's reference names one licence`,
@@ -246,7 +256,8 @@ function transition<K extends 'licence.issue' | 'licence.suspend' | 'licence.rei
       if (!rule.from.includes(licence.status)) {
         throw refuse.conflict('licence-status', `couldn't ${verb} licence ${licence.id}: it is ${licence.status}, and only a licence that is ${statusList(rule.from)} can be`, { status: licence.status });
       }
-      if (rule.to === 'issued') checkValidityLeft(licence, context.at, verb);
+      // A draft is not in force, and the sweep never expires one: revoking it stays open.
+      if (rule.to === 'issued' || licence.status !== 'draft') checkValidityLeft(licence, context.at, verb);
       // A licence reinstated with every unit shipped (amended down while suspended) has
       // nothing left to give: it is exhausted, by the rule shipping and amending apply.
       const to = rule.to === 'issued' ? statusAfterUse('issued', licence.shipped_units, licence.authorised_units) : rule.to;
@@ -264,9 +275,11 @@ function statusList(statuses: readonly LicenceStatus[]): string {
 /**
  * A licence whose validity has ended is expired in all but name (the sweep may not have
  * reached it yet): nothing may put it back in force, neither issuing or reinstating it nor
- * an amendment that extends its validity or gives an exhausted one units again. Once the
- * sweep has run the licence is expired, and no step leaves expired (migration 025); this
- * makes the answer the same before the sweep runs as after.
+ * an amendment that extends its validity or gives an exhausted one units again; nor may it
+ * be suspended, revoked or surrendered, which would leave it revoked or surrendered for
+ * good before the sweep and expired after. Once the sweep has run the licence is expired,
+ * and no step leaves expired (migration 025); this makes the answer the same before the
+ * sweep runs as after.
  */
 function checkValidityLeft(licence: LicenceWithParties, at: string, verb: string): void {
   if (licence.valid_to > at) return;
@@ -279,8 +292,8 @@ function checkValidityLeft(licence: LicenceWithParties, at: string, verb: string
  * amendment of an ended licence is refused, checkValidityLeft), a typo included. Ending a
  * licence now has its own commands, which say so in the log: revoke by its authority,
  * surrender by its holder. A draft is not in force, so its validity may still be set to
- * anything after its start (it cannot be issued once that has ended). Its start cannot be
- * amended at all (the schema has no field for it), so the end is the one to check.
+ * anything after its start (it cannot be issued once that has ended). Its start may change
+ * only while it is a draft (checkStartAmendable), so the end is the one to check.
  */
 function checkValidityKept(licence: LicenceWithParties, validTo: string, at: string): void {
   if (licence.status === 'draft' || validTo > at) return;
@@ -289,6 +302,20 @@ function checkValidityKept(licence: LicenceWithParties, validTo: string, at: str
     `couldn't amend licence ${licence.id}: validTo ${validTo} is not after the time of the command, ${at}; an amendment keeps a licence in force, and ending it now is licence.revoke (its authority) or licence.surrender (its holder)`,
     { licenceId: licence.id, validTo, at },
   );
+}
+
+/**
+ * A draft's start may be put right before it is issued (a validFrom typed in UTC when the
+ * authority's own midnight was meant): nothing is booked under a draft, so no booking's time
+ * can fall outside the new start, and its tranches are checked against it
+ * (checkTranchesWithin). Once issued, the start is what the licence was used under, and
+ * stays: a later start would leave earlier bookings outside the validity they were made in.
+ */
+function checkStartAmendable(licence: LicenceWithParties, validFrom: string): void {
+  if (licence.status === 'draft') return;
+  throw refuse.conflict('licence-status', `couldn't amend licence ${licence.id} to validFrom ${validFrom}: it is ${licence.status}, and only a draft's start can change`, {
+    licenceId: licence.id, status: licence.status, validFrom,
+  });
 }
 
 function statusOutcome(licence: LicenceWithParties, from: LicenceStatus, to: LicenceStatus, reason: string | undefined): Outcome {
@@ -321,7 +348,7 @@ export const licenceAmend: Handler<'licence.amend'> = {
     for (const party of input.parties ?? []) keys.organisations.add(party.organisationId);
     for (const productId of input.productIds ?? []) keys.products.add(productId);
     // A new validity is checked against every tranche under the licence (checkTranchesWithin).
-    if (input.validTo !== undefined) keys.allocationsOfLicences.add(input.licenceId);
+    if (input.validTo !== undefined || input.validFrom !== undefined) keys.allocationsOfLicences.add(input.licenceId);
   },
   run(context, input) {
     const { state, actor } = context;
@@ -337,14 +364,14 @@ export const licenceAmend: Handler<'licence.amend'> = {
     if (units < used) {
       throw refuse.units('invariant-1', `couldn't amend licence ${licence.id} to ${formatUnits(units)} units: ${formatUnits(licence.allocated_units)} are already allocated`, invariant1Details(licence, { requestedAuthorisedUnits: units }));
     }
+    if (input.validFrom !== undefined) checkStartAmendable(licence, input.validFrom);
+    const validFrom = input.validFrom ?? licence.valid_from;
     const validTo = input.validTo ?? licence.valid_to;
-    if (validTo <= licence.valid_from) {
-      throw refuse.invalid('licence-validity', `couldn't amend licence ${licence.id}: validTo ${validTo} must be after its validFrom, ${licence.valid_from}`, { licenceId: licence.id, validFrom: licence.valid_from, validTo });
+    if (validTo <= validFrom) {
+      throw refuse.invalid('licence-validity', `couldn't amend licence ${licence.id}: validTo ${validTo} must be after its validFrom, ${validFrom}`, { licenceId: licence.id, validFrom, validTo });
     }
-    if (input.validTo !== undefined) {
-      checkValidityKept(licence, input.validTo, context.at);
-      checkTranchesWithin(state, licence, input.validTo);
-    }
+    if (input.validTo !== undefined) checkValidityKept(licence, input.validTo, context.at);
+    if (input.validTo !== undefined || input.validFrom !== undefined) checkTranchesWithin(state, licence, { valid_from: validFrom, valid_to: validTo });
     const parties = input.parties ? partiesOf(licence.id, input.parties) : licence.parties;
     const amended: LicenceWithParties = {
       ...licence,
@@ -355,6 +382,7 @@ export const licenceAmend: Handler<'licence.amend'> = {
       value_minor: input.valueMinor ?? licence.value_minor,
       currency: input.currency ?? licence.currency,
       status: statusAfterAmendment(licence.status, licence.shipped_units, units),
+      valid_from: validFrom,
       valid_to: validTo,
       product_ids: input.productIds ? [...new Set(input.productIds)] : licence.product_ids,
       conditions: (input.conditions as LicenceCondition[] | undefined) ?? licence.conditions,

@@ -3,8 +3,9 @@
  * its rule and the numbers behind it: at booking, that each side's allocation is one the
  * exporter ships under and of the right direction, its licence covers the shipment within its
  * conditions (invariant 3), the allocation's period holds today and its units suffice
- * (invariant 2); at shipping, that the booking is live and its licences still cover it; and
- * for the sweep and manifests, whether a booking can still ship at all.
+ * (invariant 2); at shipping, that the booking is live and its licences still cover it; at
+ * clearance, that the import licence is still in force; and for the sweep and manifests,
+ * whether a booking can still ship at all.
  */
 import { assert, type DomainError } from '../../core/errors.ts';
 import { refuse, formatUnits, type CommandContext } from '../handler.ts';
@@ -12,7 +13,7 @@ import type { AllocationRow, LicenceCondition, LicenceStatus, ShipmentRow } from
 import type { BatchState, LicenceWithParties } from '../state.ts';
 import { namesRecipient } from './allocations.ts';
 
-interface Side {
+export interface Side {
   allocation: AllocationRow;
   licence: LicenceWithParties;
 }
@@ -190,13 +191,53 @@ const endedStatuses: readonly LicenceStatus[] = ['expired', 'revoked', 'surrende
  * expires it (sweep.ts; the loader finds these by the same test, store/sweep-due.ts
  * loadDue), and nothing more is attached to it meanwhile (manifest.attach).
  */
-export function lapsedLicence(state: BatchState, shipment: ShipmentRow, at: string): { rule: 'licence-status' | 'licence-validity'; licenceId: string; reason: string } | null {
+export function lapsedLicence(state: BatchState, shipment: ShipmentRow, at: string): Lapse | null {
   for (const allocationId of [shipment.export_allocation_id, shipment.import_allocation_id]) {
     const allocation = state.get('allocations', allocationId);
     const licence = allocation && state.get('licences', allocation.licence_id);
     assert(licence !== undefined, `a shipment's allocations and their licences are loaded with it (${shipment.id})`);
-    if (endedStatuses.includes(licence.status)) return { rule: 'licence-status', licenceId: licence.id, reason: `licence ${licence.id} is ${licence.status}` };
-    if (licence.valid_to <= at) return { rule: 'licence-validity', licenceId: licence.id, reason: `licence ${licence.id}'s validity ended at ${licence.valid_to}` };
+    // An expired licence was expired by the calendar (the sweep expires nothing else), so its
+    // end is its validTo; a revocation or surrender is dated by its own event only.
+    const dueAt = licence.status === 'expired' ? licence.valid_to : null;
+    if (endedStatuses.includes(licence.status)) return { rule: 'licence-status', licenceId: licence.id, reason: `licence ${licence.id} is ${licence.status}`, dueAt };
+    if (licence.valid_to <= at) return { rule: 'licence-validity', licenceId: licence.id, reason: `licence ${licence.id}'s validity ended at ${licence.valid_to}`, dueAt: licence.valid_to };
+  }
+  return null;
+}
+
+/**
+ * Why a booking's licence no longer covers it (lapsedLicence), with the instant that ended it
+ * when the calendar did (its validTo; null for a revocation or a surrender, which its own
+ * event dates): the sweep's expiry event records it as dueAt.
+ */
+export interface Lapse {
+  rule: 'licence-status' | 'licence-validity';
+  licenceId: string;
+  reason: string;
+  dueAt: string | null;
+}
+
+/**
+ * The statuses in which a licence is in force: issued, or exhausted (its every unit has
+ * shipped; the shipments that took them are still under it). Suspended is not: its authority
+ * has stopped its use until it reinstates it.
+ */
+const inForceStatuses: readonly LicenceStatus[] = ['issued', 'exhausted'];
+
+/**
+ * Clearance is the import recorded (DESIGN), and an import is made under a licence in force:
+ * customs do not release goods against an import licence that has expired, been revoked,
+ * surrendered or suspended (货物进口许可证管理办法: a licence is used within its validity).
+ * Why the shipment's import licence is not in force at the command's time, with the rule
+ * checkCovers names for the same (its status first, then its validity, half-open: at validTo
+ * it has ended, whether or not the sweep has marked it expired); null while it is.
+ */
+export function importLicenceLapse(licence: LicenceWithParties, at: string): { rule: 'licence-status' | 'licence-validity'; reason: string; details: Record<string, unknown> } | null {
+  if (!inForceStatuses.includes(licence.status)) {
+    return { rule: 'licence-status', reason: `its import licence ${licence.id} is ${licence.status}, not issued or exhausted`, details: { licenceId: licence.id, status: licence.status } };
+  }
+  if (licence.valid_to <= at) {
+    return { rule: 'licence-validity', reason: `the validity of its import licence ${licence.id} ended at ${licence.valid_to} (now ${at})`, details: { licenceId: licence.id, validTo: licence.valid_to, at } };
   }
   return null;
 }

@@ -13,7 +13,7 @@ import type { CommandInput } from '../schemas.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
 import { licenceOrgIds, statusAfterUse } from './licences.ts';
 import { attachSerials, manifestKeys } from './manifests.ts';
-import { bookingSide, checkAvailable, checkBookingPeriod, checkCovers, checkShippable, side } from './shipment-checks.ts';
+import { bookingSide, checkAvailable, checkBookingPeriod, checkCovers, checkDeadline, checkShippable, importLicenceLapse, side, type Side } from './shipment-checks.ts';
 
 export const bookingDeadlineMaxMs = limits.bookingDeadlineMaxMs;
 
@@ -53,6 +53,7 @@ export const shipmentBook: Handler<'shipment.book'> = {
       checkCovers(context, covering, { ...terms, import_allocation_id: importSide.allocation.id });
       checkBookingPeriod(context, covering);
     }
+    checkDeadlineWithinValidity(input.deadline, exportSide, importSide);
     checkAvailable(exportSide, input.units);
     checkAvailable(importSide, input.units);
     const id = newId('S', context);
@@ -83,6 +84,21 @@ export const shipmentBook: Handler<'shipment.book'> = {
     };
   },
 };
+
+/**
+ * A booking lasts no longer than both its licences: at the earlier validTo it can no longer
+ * ship (checkCovers), and the sweep expires it then as lapsed, not at the deadline it was
+ * given and shown. So a deadline after that instant is refused, naming both; one at it is
+ * taken (the licence and the booking end together). Run after checkCovers, so that a licence
+ * whose validity has already ended is refused for that (licence-validity), as before.
+ */
+function checkDeadlineWithinValidity(deadline: string, exportSide: Side, importSide: Side): void {
+  const ending = exportSide.licence.valid_to <= importSide.licence.valid_to ? exportSide.licence : importSide.licence;
+  if (deadline <= ending.valid_to) return;
+  throw refuse.invalid('booking-deadline', `deadline ${deadline} is after ${ending.valid_to}, when the validity of ${ending.direction} licence ${ending.id} ends (the earlier of the booking's two licences); a booking cannot outlast its licences`, {
+    deadline, validTo: ending.valid_to, licenceId: ending.id,
+  });
+}
 
 type Move = 'post' | 'release' | 'none';
 
@@ -230,9 +246,34 @@ function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' 
         throw refuse.conflict('shipment-status', `couldn't ${kind.slice('shipment.'.length)} shipment ${shipment.id}: it is ${shipment.status}, not ${rule.from}`, { status: shipment.status });
       }
       if (kind === 'shipment.ship') checkShippable(context, shipment);
+      // Past its deadline a booking is expired in all but name (the sweep may not have run
+      // yet): cancelling it then would end it cancelled before the sweep and expired after.
+      if (kind === 'shipment.cancel') checkDeadline(context, shipment, 'cancel');
+      if (kind === 'shipment.clear') return clear(context, shipment, rule);
       return applyStep(context, shipment, rule);
     },
   };
+}
+
+/**
+ * Clearance is the import recorded, under the import licence (importLicenceLapse): the
+ * recipient's is refused once that licence is not in force (suspended, revoked, surrendered,
+ * expired, or its validity ended, swept or not). A clearance that happened while it was in
+ * force may still be recorded late, by the licence's issuing authority alone
+ * (clearsAsAuthority), which answers for it. The event's effects give the import licence as
+ * it stood when the clearance was recorded (importLicence: id, status, validTo), on every
+ * clearance, so that a late record under a licence no longer in force says so in the log:
+ * the event's `at` is when it was recorded, not when the goods were released.
+ */
+function clear(context: CommandContext, shipment: ShipmentRow, rule: Step): Outcome {
+  const { licence } = side(context.state, shipment.import_allocation_id);
+  const lapse = importLicenceLapse(licence, context.at);
+  if (lapse !== null && !clearsAsAuthority(context, shipment)) {
+    throw refuse.licence(lapse.rule, `couldn't clear shipment ${shipment.id}: ${lapse.reason}; a clearance under it is recorded now only by ${licence.authority_org_id}, the authority that issued it`, lapse.details);
+  }
+  const importLicence = { id: licence.id, status: licence.status, validTo: licence.valid_to };
+  const outcome = applyStep(context, shipment, rule);
+  return { ...outcome, effects: { ...outcome.effects, importLicence } };
 }
 
 export const shipmentShip = step('shipment.ship', { from: 'booked', to: 'shipped', move: 'post', by: 'exporter', custody: { from: 'licensed', to: 'in_transit' } });

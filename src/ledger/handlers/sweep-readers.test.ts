@@ -80,8 +80,9 @@ describe('ledger.sweep events', () => {
     // Read by its exporter and its recipient (the stored readers); beta is shown only itself among them.
     expect((await database.pool.query('SELECT org_ids FROM events WHERE seq = $1', [betaShipmentEvent.seq])).rows[0].org_ids.sort()).toEqual([orgs.exporter2, orgs.beta].sort());
     expect(betaShipmentEvent.organisationIds).toEqual([orgs.beta]);
-    expect(betaShipmentEvent.body.effects).toEqual({ shipmentId: betaShipment, from: 'booked', to: 'expired', units: 3 });
-    expect(forBeta.find((event) => event.subjectId === shortLicence)!.body.effects).toEqual({ licenceId: shortLicence, from: 'issued', to: 'expired' });
+    // Each says when it fell due (its deadline, the licence's validTo), not only when the sweep ran.
+    expect(betaShipmentEvent.body.effects).toEqual({ shipmentId: betaShipment, from: 'booked', to: 'expired', units: 3, dueAt: '2026-02-01T01:00:00.000Z' });
+    expect(forBeta.find((event) => event.subjectId === shortLicence)!.body.effects).toEqual({ licenceId: shortLicence, from: 'issued', to: 'expired', dueAt: '2026-02-01T01:30:00.000Z' });
     const bySubject = await api.request({ method: 'GET', url: `/v1/events?subjectId=${alphaShipment}`, token: tokens.beta });
     expect(bySubject.json().items).toEqual([]);
 

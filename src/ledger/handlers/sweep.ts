@@ -9,6 +9,12 @@
  * each read only by that record's parties: a recipient must not learn from the log that
  * another recipient's booking expired. Only the caller (the system or an authority admin)
  * gets the whole lists, in the answer.
+ *
+ * An event's `at` is when the sweep ran, which may be long after the record fell due (the
+ * servers down for a week, say); so each expiry records the instant that made it due as
+ * dueAt: a booking's deadline, or the validTo of the licence whose validity ended it (of an
+ * expired licence too: the calendar ended it). A booking that a revocation or a surrender
+ * ended has none: that licence's own event dates it, and its reason names the licence.
  */
 import { assert } from '../../core/errors.ts';
 import { refuse, type CommandContext, type EventPart, type Handler } from '../handler.ts';
@@ -40,18 +46,22 @@ export const ledgerSweep: Handler<'ledger.sweep'> = {
       if (shipment.status !== 'booked') continue;
       // Past its deadline, a booking expires as it always has; before it, only under a
       // licence no longer in force, and its event says which (reason).
-      const reason = shipment.deadline <= at ? null : (lapsedLicence(state, shipment, at)?.reason ?? null);
-      if (shipment.deadline > at && reason === null) continue;
+      const lapse = shipment.deadline <= at ? null : lapsedLicence(state, shipment, at);
+      if (shipment.deadline > at && lapse === null) continue;
+      const dueAt = lapse === null ? shipment.deadline : lapse.dueAt;
       const step = applyStep(partContext(), shipment, expireStep);
       assert(step.moreEvents === undefined, 'releasing a reservation changes no licence status');
-      parts.push({ subjectId: step.subjectId, orgIds: step.orgIds, effects: { shipmentId: shipment.id, ...step.effects, ...(reason === null ? {} : { reason }) } });
+      parts.push({
+        subjectId: step.subjectId, orgIds: step.orgIds,
+        effects: { shipmentId: shipment.id, ...step.effects, ...(lapse === null ? {} : { reason: lapse.reason }), ...(dueAt === null ? {} : { dueAt }) },
+      });
       expiredShipments.push(shipment.id);
     }
     for (const licence of [...state.all('licences')]) {
       if (!expirableStatuses.includes(licence.status) || licence.valid_to > at) continue;
       const from = licence.status;
       expireLicence(partContext(), licence);
-      parts.push({ subjectId: licence.id, orgIds: licenceOrgIds(licence), effects: { licenceId: licence.id, from, to: 'expired' } });
+      parts.push({ subjectId: licence.id, orgIds: licenceOrgIds(licence), effects: { licenceId: licence.id, from, to: 'expired', dueAt: licence.valid_to } });
       expiredLicences.push(licence.id);
     }
     // Nothing due is not a change: no event, so a sweep every few seconds leaves the log quiet.

@@ -85,8 +85,8 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   },
   {
     weight: 3,
-    // Small sizes too: below what an allocation has reserved or shipped (invariant 2).
-    arbitrary: fc.record({ kind: fc.constant('resize' as const), allocationPick: pick, units: fc.oneof(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 40 })), wrongAuthority: sometimes(6) }),
+    // Small sizes too: below what an allocation has reserved or shipped (invariant 2), and 0 (all given back).
+    arbitrary: fc.record({ kind: fc.constant('resize' as const), allocationPick: pick, units: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 1, max: 40 })), wrongAuthority: sometimes(6) }),
   },
   {
     weight: 3,

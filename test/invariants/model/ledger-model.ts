@@ -177,6 +177,8 @@ export class LedgerModel {
       if (this.nowMs < licence.validFromMs || this.nowMs >= licence.validToMs) refuse('licence_not_valid', 'licence-validity', `licence ${licence.id} is not valid now`);
       if (allocation.recipientOrgId !== recipientOrgId) refuse('licence_not_valid', 'allocation-recipient-pair', `allocation ${allocation.id} is for another recipient`);
     }
+    // A booking lasts no longer than its licences: its deadline is at or before the earlier validTo.
+    if (input.deadlineMs > Math.min(exportSide.licence.validToMs, importSide.licence.validToMs)) refuse('invalid_input', 'booking-deadline', 'deadline after a licence\u2019s validity');
     for (const { allocation } of [exportSide, importSide]) {
       if (input.units > allocation.units - allocation.reservedUnits - allocation.shippedUnits) refuse('insufficient_units', 'invariant-2', `allocation ${allocation.id} has too few units`);
     }
@@ -323,18 +325,27 @@ export class LedgerModel {
     return this.step(shipment, 'shipped', { from: 'licensed', to: 'in_transit' });
   }
 
-  /** Clear and deliver: the recipient acts; any other recipient cannot see the shipment. */
+  /**
+   * Clear and deliver: the recipient acts; any other recipient cannot see the shipment. A
+   * clearance is an import, made under an import licence in force (issued or exhausted, before
+   * its validTo); delivery is a domestic step, under no licence.
+   */
   receive(shipmentId: string, actorOrgId: string, to: 'cleared' | 'delivered'): Record<string, unknown> {
     const shipment = this.shipments.get(shipmentId) ?? notFound('unknown shipment');
     if (shipment.recipientOrgId !== actorOrgId) notFound('shipment of another recipient');
     const from = to === 'cleared' ? 'shipped' : 'cleared';
     if (shipment.status !== from) refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
+    const importLicence = this.side(shipment.importAllocationId).licence;
+    if (to === 'cleared' && !['issued', 'exhausted'].includes(importLicence.status)) refuse('licence_not_valid', 'licence-status', `import licence ${importLicence.id} is ${importLicence.status}`);
+    if (to === 'cleared' && importLicence.validToMs <= this.nowMs) refuse('licence_not_valid', 'licence-validity', `import licence ${importLicence.id} has ended`);
     return this.step(shipment, to, to === 'delivered' ? { from: 'in_transit', to: 'delivered' } : undefined);
   }
 
   cancel(shipmentId: string, exporterOrgId: string): Record<string, unknown> {
     const shipment = this.exportersShipment(shipmentId, exporterOrgId);
     if (shipment.status !== 'booked') refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
+    // At its deadline a booking is expired in all but name: the sweep's, not its exporter's, to end.
+    if (shipment.deadlineMs <= this.nowMs) refuse('conflict', 'booking-deadline', 'booking deadline passed');
     this.release(shipment);
     return this.step(shipment, 'cancelled');
   }
@@ -409,7 +420,9 @@ export class LedgerModel {
     };
     const rule = rules[action];
     if (!rule.from.includes(licence.status)) refuse('conflict', 'licence-status', `licence is ${licence.status}`);
-    if (rule.to === 'issued' && licence.validToMs <= this.nowMs) refuse('conflict', 'licence-validity', 'licence validity ended');
+    // A licence past its validity is expired in all but name: nothing puts it back in force, and
+    // nothing but the sweep ends it (a draft aside, which the sweep never expires).
+    if ((rule.to === 'issued' || licence.status !== 'draft') && licence.validToMs <= this.nowMs) refuse('conflict', 'licence-validity', 'licence validity ended');
     // Reinstated with every unit shipped, a licence has nothing left to give: exhausted.
     licence.status = rule.to === 'issued' && licence.shippedUnits === licence.authorisedUnits ? 'exhausted' : rule.to;
     return { licenceId: licence.id, status: licence.status };

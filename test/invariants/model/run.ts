@@ -326,7 +326,9 @@ export class Run {
           const orgId = this.recipient(recipient).orgId;
           const at = (ids: string[], wanted: (licenceId: string) => boolean) => ids.length - 1 - ids.findIndex((id) => wanted(model.allocations.get(id)!.licenceId));
           const picks = { exportPick: at(this.allocationsOf('export', orgId), (id) => id === world.exportLicenceId), importPick: at(this.allocationsOf('import', orgId), (id) => id === shortImport.id) };
-          return this.resolve(book(recipient, 1, null, 20 * dayMs, false, picks));
+          // Its deadline no later than the licence's end (a booking cannot outlast its licences):
+          // the lapse that follows ends the licence before it.
+          return this.resolve(book(recipient, 1, null, Math.min(20 * dayMs, shortImport.validToMs - model.nowMs), false, picks));
         }
         const licencePick = this.licencesOf(lapsing.direction).reverse().indexOf(lapsing.id);
         if (command.how === 'revoke') return this.resolve({ kind: 'licence', action: 'revoke', direction: lapsing.direction, licencePick, wrongAuthority: false });

@@ -59,16 +59,25 @@ export const tour: Step[] = [
       .concat((['beforeStart', 'ended'] as const).map((validTo): Command => ({ kind: 'amend', direction: 'export', licencePick: 0, units: 'same', validTo, wrongAuthority: false })))
       .concat({ kind: 'amend', direction: 'import', licencePick: 0, units: 'below', validTo: 'same', wrongAuthority: false }),
   },
-  // A booking under the short import licence, its deadline weeks ahead: the licence's end
-  // expires it all the same (a lapse expiry).
-  { kind: 'group', commands: [book(1, 1, null, 20 * dayMs, false, { exportPick: 0, importPick: 0 })] },
+  // A booking under the short import licence (3 days left): one with a deadline weeks ahead
+  // is refused (a booking cannot outlast its licences), one to the licence's last instant
+  // taken. The licence is then cut short to the half hour: its end expires the booking all
+  // the same, its deadline ahead (a lapse expiry).
+  {
+    kind: 'group',
+    commands: [
+      book(1, 1, null, 20 * dayMs, false, { exportPick: 0, importPick: 0 }), book(1, 1, null, 3 * dayMs, false, { exportPick: 0, importPick: 0 }),
+      { kind: 'amend', direction: 'import', licencePick: 0, units: 'same', validTo: 'soon', wrongAuthority: false },
+    ],
+  },
   // Outlive the short import licence: refused before the sweep marks it (an amendment that
-  // would put it back in force too), expired by it; amended no more once expired.
-  { kind: 'advance', ms: 4 * dayMs },
+  // would put it back in force too, a suspension), expired by it; amended no more once expired.
+  { kind: 'advance', ms: hourMs },
   {
     kind: 'group',
     commands: [
       book(1, 1, null, dayMs, false, { exportPick: 0, importPick: 0 }), { kind: 'amend', direction: 'import', licencePick: 0, units: 'same', validTo: 'later', wrongAuthority: false },
+      { kind: 'licence', action: 'suspend', direction: 'import', licencePick: 0, wrongAuthority: false },
       { kind: 'sweep' }, { kind: 'amend', direction: 'import', licencePick: 0, units: 'more', validTo: 'same', wrongAuthority: false },
     ],
   },
@@ -143,6 +152,7 @@ export const tourReaches = [
   // A booking expired for its licence's end, its deadline ahead; amendments; units returned, lost and listed again.
   'effect shipment-expired-lapsed', 'accepted licence.amend', 'effect licence-reissued', 'refused licence.amend insufficient_units invariant-1',
   'refused licence.amend invalid_input licence-validity', 'refused licence.amend conflict licence-validity', 'refused licence.amend conflict licence-status',
+  'refused shipment.book invalid_input booking-deadline', 'refused licence.suspend conflict licence-validity',
   'accepted units.return', 'accepted units.report_lost', 'effect lost-in-transit', 'refused units.return conflict unit-custody', 'refused units.report_lost conflict unit-custody',
   'refused units.return not_found -', 'refused shipment.book conflict unit-gpu-uuid', 'effect relisted-returned', 'effect relisted-released-uuid',
   // A second exporter: refused another's units that shipped (returned, deployed, in transit) or are
