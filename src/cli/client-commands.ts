@@ -64,13 +64,15 @@ export function checkedKey(options: ChangeOptions): ChangeOptions {
  * was lost), the error gets the command line that sends the same change with the same key:
  * `rerun` is the command as it would be typed, every value as sent (a --deadline of 30d is
  * given as the time it was, or the server would see another body under the same key).
+ * `file` is the serial file the change was read from: one read from stdin is not there to
+ * send again, and the line says so after a '#', so that it can still be pasted as it is.
  */
-async function change<T>(rerun: readonly string[], send: () => Promise<T>): Promise<T> {
+export async function change<T>(rerun: readonly string[], send: () => Promise<T>, file?: string): Promise<T> {
   try {
     return await send();
   } catch (error) {
     const outcome = unknownOutcomeOf(error);
-    if (outcome !== undefined) outcome.rerun = commandLine([...rerun, '--idempotency-key', outcome.idempotencyKey]);
+    if (outcome !== undefined) outcome.rerun = `${commandLine([...rerun, '--idempotency-key', outcome.idempotencyKey])}${file === stdinFile ? '  # with the same file on stdin' : ''}`;
     throw error;
   }
 }
@@ -215,22 +217,35 @@ export async function readSerialFile(file: string, rules: { serialsMax: number; 
   const count = checked.entries.length;
   progress.finish(checked.problemCount === 0 ? `${count.toLocaleString('en-US')} serial${count === 1 ? '' : 's'}, no problems` : '');
   if (checked.problemCount > 0) {
-    output.err(formatCsvProblems(file, checked, rules.use));
-    throw new Failure(`${file} was not ${rules.use}`);
+    const name = nameOfFile(file);
+    output.err(formatCsvProblems(name, checked, rules.use));
+    throw new Failure(`${name} was not ${rules.use}`);
   }
   return checked.entries;
 }
 
+/** The file name that means standard input (`cat f | chipledger deploy SITE-1 -`), as `api --body -` takes it. */
+export const stdinFile = '-';
+
+/** A file as messages name it: `-` is said as stdin, not as a file called "-". */
+export function nameOfFile(file: string): string {
+  return file === stdinFile ? 'stdin' : file;
+}
+
+/** Where `-` is read from; tests give a stream of their own. */
+export type StdinInput = AsyncIterable<Uint8Array>;
+
 /**
- * The bytes of a file, a pipe or a device (`cat f | chipledger deploy SITE-1 /dev/stdin`), at
- * most serialCsvBytesMax of them: a regular file says its size and a bigger one is refused
- * unread; a pipe or a device says 0, so its bytes are counted as they come and reading stops
- * one byte past the bound, whatever is still behind it. `what` names the kind of file in the
- * refusal (the api command reads request bodies under the same bound). A file that cannot be
- * read is named by its absolute path: under `npm run` a relative name is taken from the
+ * The bytes of a file, a pipe or a device (`cat f | chipledger deploy SITE-1 /dev/stdin`), or of
+ * stdin for `-`, at most serialCsvBytesMax of them: a regular file says its size and a bigger
+ * one is refused unread; a pipe or a device says 0, so its bytes are counted as they come and
+ * reading stops one byte past the bound, whatever is still behind it. `what` names the kind of
+ * file in the refusal (the api command reads request bodies under the same bound). A file that
+ * cannot be read is named by its absolute path: under `npm run` a relative name is taken from the
  * repository's root, not from the folder the user is in, and the path shows where it was looked for.
  */
-export async function readBounded(file: string, what = 'a serial file', bytesMax = serialCsvBytesMax): Promise<Buffer> {
+export async function readBounded(file: string, what = 'a serial file', bytesMax = serialCsvBytesMax, stdin: StdinInput = process.stdin): Promise<Buffer> {
+  if (file === stdinFile) return readStdinBounded(stdin, what, bytesMax);
   const max = bytesMax.toLocaleString('en-US');
   let handle: FileHandle;
   try {
@@ -259,8 +274,31 @@ export async function readBounded(file: string, what = 'a serial file', bytesMax
   }
 }
 
+/**
+ * stdin's bytes, counted as they come. Read as a stream, not by opening /dev/stdin, which
+ * exists on Linux and macOS only, and fails there when stdin is a socket. Reading stops at the
+ * chunk that passes the bound (a pipe gives at most 64 KiB at a time), whatever is still behind it.
+ */
+async function readStdinBounded(stdin: StdinInput, what: string, bytesMax: number): Promise<Buffer> {
+  const max = bytesMax.toLocaleString('en-US');
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  try {
+    for await (const chunk of stdin) {
+      length += chunk.byteLength;
+      if (length > bytesMax) throw new Failure(`stdin holds more than ${max} bytes (reading stopped there); ${what} may have at most ${max}`);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof Failure) throw error;
+    // A closed or unreadable stdin (EBADF, EIO): said in one line, like a file that cannot be read.
+    throw new Failure(`couldn't read stdin: ${(error as Error).message}`);
+  }
+  return Buffer.concat(chunks, length);
+}
+
 /** Posts a bulk body, with an upload bar and a note while the server checks and commits it. */
-async function upload(client: ApiClient, route: string, body: unknown, key: ChangeOptions, output: Output): Promise<Row> {
+export async function upload(client: ApiClient, route: string, body: unknown, key: ChangeOptions, output: Output): Promise<Row> {
   let bar: ReturnType<typeof createProgress> | undefined;
   try {
     return await client.post<Row>(route, body, {
@@ -282,7 +320,7 @@ export async function manifestImportCommand(client: ApiClient, shipmentId: strin
   const key = checkedKey(options);
   const entries = await readSerialFile(file, { serialsMax: limits.shipmentSerialsMax, acceptsGpuUuids: true, use: 'imported' }, output);
   const serials = entries.map((entry) => (entry.gpuUuid === undefined ? entry.serial : { serial: entry.serial, gpuUuid: entry.gpuUuid }));
-  const body = await change(['chipledger', 'manifest', 'import', shipmentId, file], () => upload(client, route, { serials }, key, output));
+  const body = await change(['chipledger', 'manifest', 'import', shipmentId, file], () => upload(client, route, { serials }, key, output), file);
   output.out(`Attached ${Number(body.added ?? entries.length).toLocaleString('en-US')} serials to shipment ${shipmentId}${body.serialCount === undefined ? '' : ` (${Number(body.serialCount).toLocaleString('en-US')} listed in all)`}.`);
   return 0;
 }
@@ -291,7 +329,7 @@ export async function deployCommand(client: ApiClient, siteId: string, file: str
   const key = checkedKey(options);
   // The API's units.deploy takes serials alone: a gpu_uuid column is refused, not dropped unchecked.
   const entries = await readSerialFile(file, { serialsMax: limits.deploymentSerialsMax, acceptsGpuUuids: false, use: 'sent' }, output);
-  const body = await change(['chipledger', 'deploy', siteId, file], () => upload(client, '/v1/units/deploy', { siteId, serials: entries.map((entry) => entry.serial) }, key, output));
+  const body = await change(['chipledger', 'deploy', siteId, file], () => upload(client, '/v1/units/deploy', { siteId, serials: entries.map((entry) => entry.serial) }, key, output), file);
   output.out(`Reported ${Number(body.deployed ?? entries.length).toLocaleString('en-US')} units at site ${siteId}${Number(body.moved) > 0 ? ` (${Number(body.moved).toLocaleString('en-US')} moved from other sites)` : ''}.`);
   return 0;
 }
@@ -330,10 +368,15 @@ export function nextCursorOnce(followed: Set<string>, next: string, path: string
 
 /** Every page of the utilisation report, as one table: a licence, then its allocations. */
 export async function utilisationCommand(client: ApiClient, options: { json?: boolean }, output: Output): Promise<number> {
-  const licences = await allPages<UtilisationLicence>(client, '/v1/reports/utilisation', () => output.err(`(stopped after ${limits.reportPagesMax} pages; use the API for the rest)`));
+  // A report cut at the page bound is printed, and exits 1: a script that saves it must not take it for every licence.
+  let exitCode = 0;
+  const licences = await allPages<UtilisationLicence>(client, '/v1/reports/utilisation', () => {
+    exitCode = 1;
+    output.err(`chipledger: stopped after ${limits.reportPagesMax} pages, before the end of the report, so it is incomplete (exit 1); use the API for the rest`);
+  });
   if (options.json) {
     output.out(printableJson(licences));
-    return 0;
+    return exitCode;
   }
   // Names make the table readable; without them (an old server, a refusal) ids will do.
   // Every page of them: a recipient past the first page would be shown by id alone.
@@ -342,7 +385,7 @@ export async function utilisationCommand(client: ApiClient, options: { json?: bo
     () => new Map<string, string>(),
   );
   output.out(renderTable(utilisationRows(licences, names), ['licence', 'reference', 'status', 'units', 'allocated', 'reserved', 'shipped', 'available', 'used %']));
-  return 0;
+  return exitCode;
 }
 
 export function utilisationRows(licences: readonly UtilisationLicence[], names: ReadonlyMap<string, string> = new Map()): Row[] {

@@ -1,7 +1,7 @@
 /**
  * The `chipledger` command (entry point: main.ts): the wiring of commands to their modules, and the one place that
  * turns failures into messages and exit codes (0 ok, 1 refused or failed, 2 usage or
- * configuration). Configuration is read and checked, with the command's flags, before any command runs.
+ * configuration, 130 or 143 for a Ctrl-C or SIGTERM while a change was awaited). Configuration is read and checked, with the command's flags, before any command runs.
  *
  * Operating errors (a database that cannot be reached or stops answering, a schema from a newer
  * chipledger, a transparency log that fails its start-up check) are said in one paragraph
@@ -26,10 +26,12 @@ import { LogKeyError } from '../ledger/log/keys.ts';
 import { MigrationRefused } from '../store/migrate.ts';
 import { isDatabaseUnavailable } from '../store/database-unavailable.ts';
 import { isStatementTimeout, isTransientDatabaseError, sqlState, transientDatabaseErrorWords } from '../store/sqlstate.ts';
-import { ApiError, NetworkError, UnexpectedAnswerError, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
+import { ApiError, InterruptedError, NetworkError, UnexpectedAnswerError, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
 import { Failure, processOutput, type Output } from './output.ts';
 import { serve } from './serve.ts';
 import { registerLogCommands } from './log/commands.ts';
+import { registerUnitCommands } from './unit-commands.ts';
+import { registerLicenceCommands } from './licence-commands.ts';
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, output: Output = processOutput): Promise<number> {
   let exitCode = 0;
@@ -160,10 +162,12 @@ function addClientCommands(program: Command, config: (flags?: ConfigFlags) => Co
   program.command('deploy <site> <file>').description('report the units in a CSV (header: serial) as deployed at a site (client)')
     .option(...idempotencyKeyOption)
     .action(run(async (site: string, file: string, options: ChangeOptions) => deployCommand(client(), site, file, output, options)));
+  registerUnitCommands(program, { client, run, output, idempotencyKeyOption });
   program.command('report').description('reports (client)').command('utilisation').description('units per licence and allocation: allocated, reserved, shipped, available')
     .option('--json', 'print JSON')
     .action(run(async (options: { json?: boolean }) => utilisationCommand(client(), options, output)));
-  program.command('api <method> <path>').description('send any request of the API, for what has no command of its own (products, licence steps, allocations, sites, units, organisations, tokens); prints the answer as JSON (client)')
+  registerLicenceCommands(program, { client, run, output, idempotencyKeyOption });
+  program.command('api <method> <path>').description('send any request of the API, for what has no command of its own (products, organisations, tokens, a shipment\'s serial list); prints the answer as JSON (client)')
     .addHelpText('after', '\nExamples:\n  chipledger api GET /v1/products\n  chipledger api POST /v1/licences/L-7/issue\n  chipledger api POST /v1/allocations --body allocation.json')
     .option('--body <file>', 'the JSON body of a POST, from a file, or - for stdin (default: {})')
     .option(...idempotencyKeyOption)
@@ -185,6 +189,11 @@ export function reportFailure(error: unknown, output: Output, config?: Config): 
   }
   // A change whose outcome is unknown: after what went wrong, the key and how to rerun with it.
   const outcome = unknownOutcomeOf(error);
+  if (error instanceof InterruptedError) {
+    output.err(`chipledger: ${error.message}`);
+    output.err(formatUnknownOutcome(error.unknownOutcome));
+    return error.exitCode;
+  }
   if (error instanceof ApiError) {
     output.err(formatApiError(error));
     if (outcome !== undefined) output.err(formatUnknownOutcome(outcome));

@@ -1,0 +1,148 @@
+/**
+ * The values of client commands' options, checked before anything is sent: a mistake on the
+ * command line is a usage error (exit 2) that names the option and what was typed, as
+ * `shipments book --units` is, never a refusal by the server (exit 1). A body assembled from
+ * options is checked against the command's own schema (src/ledger/schemas.ts), the one the
+ * API checks it with, so the problem is said in terms of the option that gave the field.
+ */
+import type { z } from 'zod';
+import { limits } from '../core/limits.ts';
+import { instantForm } from '../ledger/schemas.ts';
+import { jsonProblem, lineAndColumn } from './api-command.ts';
+import { nameOfFile, parseDeadline, readBounded, type StdinInput } from './client-commands.ts';
+import { Failure, printableJson } from './output.ts';
+import { serialCsvBytesMax } from './serials-csv.ts';
+
+const usage = (message: string) => new Failure(message, 2);
+const quoted = (text: string) => printableJson(text, 'one line');
+
+/** A whole number from `min` to `max` as typed: digits only, so 1e3, 0x10, " 7" and 1.5 are refused, not read as something else. */
+export function wholeNumber(option: string, text: string, min: number, max: number): number {
+  const value = /^(0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : Number.NaN;
+  if (!(value >= min && value <= max)) throw usage(`${option} must be a whole number from ${min.toLocaleString('en-US')} to ${max.toLocaleString('en-US')}; got ${quoted(text)}`);
+  return value;
+}
+
+/** A count of units, as every units field of the API bounds it (limits.unitsMax). */
+export function unitsOf(option: string, text: string): number {
+  return wholeNumber(option, text, 1, limits.unitsMax);
+}
+
+/** A decimal such as -33.8688 or 151.2, from `min` to `max`; no exponent, no sign but '-'. */
+export function decimalIn(option: string, text: string, min: number, max: number): number {
+  const value = /^-?[0-9]{1,3}(\.[0-9]{1,12})?$/.test(text) ? Number(text) : Number.NaN;
+  if (!(value >= min && value <= max)) throw usage(`${option} must be a decimal number from ${min} to ${max}, such as 41.0347; got ${quoted(text)}`);
+  return value;
+}
+
+/**
+ * An instant as `--deadline` reads one (parseDeadline: the form, and a day its month has),
+ * but only as a time: a deadline may be a span from now (30d), and a licence's validity is a
+ * date of its document, never counted from when the command ran.
+ */
+export function instantOf(option: string, text: string): string {
+  if (/^[0-9]{4}-/.test(text)) {
+    try {
+      return parseDeadline(text, new Date());
+    } catch (error) {
+      if (!(error instanceof Failure)) throw error;
+    }
+  }
+  throw usage(`${option} must be ${instantForm}; got ${quoted(text)}`);
+}
+
+/** A day (YYYY-MM-DD) that its month has, checked as parseDeadline checks a time's day. */
+export function dayOf(option: string, text: string): string {
+  if (/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(text)) {
+    try {
+      parseDeadline(`${text}T00:00:00Z`, new Date());
+      return text;
+    } catch (error) {
+      if (!(error instanceof Failure)) throw error;
+    }
+  }
+  throw usage(`${option} must be a day such as 2026-07-01; got ${quoted(text)}`);
+}
+
+/** A page size, as the list commands check it. */
+export function pageLimitOf(text: string | undefined): number | undefined {
+  return text === undefined ? undefined : wholeNumber('--limit', text, 1, limits.pageSizeMax);
+}
+
+/**
+ * An id as one URL path segment. encodeURIComponent leaves "." and ".." as they are, and a URL
+ * resolves those, so `licences issue ..` would POST to /v1/issue: refused, like an empty id.
+ */
+export function idSegment(id: string): string {
+  if (id === '' || id === '.' || id === '..') throw usage(`${quoted(id)} is not an id (ids look like L-7, A-12 or SITE-3)`);
+  return `/${encodeURIComponent(id)}`;
+}
+
+/** Commander's collector for an option that may be given more than once. */
+export function repeated(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/**
+ * The JSON object of `--body FILE` (or `-`, stdin): UTF-8, valid JSON as the server reads it
+ * (api-command.ts jsonProblem: where it is not, by line and column), an object, at most
+ * serialCsvBytesMax bytes (what `api --body` takes).
+ */
+export async function readBodyObject(file: string, stdin: StdinInput): Promise<Record<string, unknown>> {
+  const name = nameOfFile(file);
+  const bytes = await readBounded(file, 'a request body', serialCsvBytesMax, stdin);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw usage(`${name} is not UTF-8 text, as a JSON body must be; nothing was sent`);
+  }
+  const problem = jsonProblem(text);
+  if (problem !== undefined) {
+    const { line, column } = lineAndColumn(text, problem.offset);
+    throw usage(`${name}:${line}:${column}: ${problem.reason}; nothing was sent`);
+  }
+  const body = JSON.parse(text) as unknown;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw usage(`${name} must hold a JSON object, the request's fields; nothing was sent`);
+  return body as Record<string, unknown>;
+}
+
+/**
+ * A body from --body with the fields the options gave added, and which fields those were. A
+ * field given both ways is refused rather than one silently winning: the user meant one of
+ * them, and which is not ours to guess.
+ */
+export function withFields(body: Record<string, unknown>, fields: Record<string, unknown>, optionOf: Readonly<Record<string, string>>): { body: Record<string, unknown>; fromOptions: Set<string> } {
+  const merged = { ...body };
+  const fromOptions = new Set<string>();
+  for (const [field, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    if (Object.hasOwn(body, field)) throw usage(`${optionOf[field] ?? field} and the body's ${field} both give ${field}; give it once; nothing was sent`);
+    merged[field] = value;
+    fromOptions.add(field);
+  }
+  return { body: merged, fromOptions };
+}
+
+/**
+ * Checks a body against the command's schema, before it is sent: the first problem names the
+ * option that gave the field, or the body's field, with the schema's words. Required fields
+ * that nothing gave are said together, by their options.
+ */
+export function checkBody(schema: z.ZodType, assembled: { body: Record<string, unknown>; fromOptions: ReadonlySet<string> }, optionOf: Readonly<Record<string, string>>, required: readonly string[] = []): void {
+  const { body, fromOptions } = assembled;
+  const missing = required.filter((field) => body[field] === undefined);
+  if (missing.length > 0) {
+    throw usage(`missing ${missing.map((field) => optionOf[field] ?? field).join(', ')} (or ${missing.length === 1 ? 'its field' : 'their fields'} ${missing.join(', ')} in --body); nothing was sent`);
+  }
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return;
+  const issue = parsed.error.issues[0]!;
+  const path = issue.path.map(String);
+  const field = path[0];
+  // A field the body gave is the body's; one an option gave, or that nothing gave (the
+  // currency a --value needs), is said by its option.
+  const givenByBody = field !== undefined && Object.hasOwn(body, field) && !fromOptions.has(field);
+  const where = field === undefined ? 'the body' : !givenByBody && optionOf[field] !== undefined ? `${optionOf[field]} (${path.join('.')})` : `the body's ${path.join('.')}`;
+  throw usage(`${where}: ${issue.message}; nothing was sent`);
+}

@@ -1,0 +1,148 @@
+/**
+ * Unit commands (client: CHIPLEDGER_URL, CHIPLEDGER_TOKEN). A recipient's units leave use
+ * (decommissioned, reported lost, returned to their exporter) from a serial CSV read as
+ * `deploy` reads one: checked whole before anything is sent, sent in one request with an
+ * upload bar, under one Idempotency-Key that a rerun can give again. And the units the caller
+ * received or exported, a page of them or one by serial.
+ */
+import { Option, type Command } from 'commander';
+import { limits } from '../core/limits.ts';
+import { change, checkedKey, readSerialFile, upload, type ChangeOptions } from './client-commands.ts';
+import type { ApiClient } from './http.ts';
+import { Failure, printable, printableJson, type Output } from './output.ts';
+import { pickColumns, renderRecord, renderTable, type Row } from './table.ts';
+
+/** What the API's units.decommission, units.report_lost and units.return make of the units (src/ledger/handlers/units.ts). */
+export const unitEndings = {
+  decommission: {
+    route: '/v1/units/decommission',
+    summary: 'report the units in a CSV decommissioned (delivered or deployed ones); the report is yours alone',
+    done: (units: string) => `Reported ${units} decommissioned; no site counts them any more.`,
+  },
+  'report-lost': {
+    route: '/v1/units/report-lost',
+    summary: 'report the units in a CSV lost (in transit, delivered or deployed ones); their exporter reads the report',
+    done: (units: string) => `Reported ${units} lost; their exporter reads the report, and no site counts them any more.`,
+  },
+  return: {
+    route: '/v1/units/return',
+    summary: 'report the units in a CSV returned to their exporter (delivered or deployed ones), who may ship them again and reads the report',
+    done: (units: string) => `Reported ${units} returned to their exporter, who may ship them again; no site counts them any more.`,
+  },
+} as const;
+
+export type UnitEnding = keyof typeof unitEndings;
+
+/** The API's custody values (src/server/wire-fields.ts), the filter of GET /v1/units. */
+export const custodies = ['licensed', 'in_transit', 'delivered', 'deployed', 'decommissioned', 'returned', 'lost'] as const;
+
+export const unitColumns = ['serial', 'custody', 'siteId', 'shipmentId', 'productId', 'recipientId', 'gpuUuid'] as const;
+
+export interface UnitEndOptions extends ChangeOptions {
+  reason: string;
+  json?: boolean;
+}
+
+export interface UnitListOptions {
+  site?: string;
+  custody?: string;
+  limit?: string;
+  cursor?: string;
+  json?: boolean;
+}
+
+/**
+ * The reason as the API takes it (a name: not blank, at most limits.textLengthMax characters),
+ * said before a file of up to 100,000 serials is read and sent only to be refused for it.
+ */
+export function checkedReason(reason: string): string {
+  if (reason.trim() === '') throw new Failure('--reason must say why (it is recorded with the event, and a return or a loss is read by the exporter); got a blank one', 2);
+  if (reason.length > limits.textLengthMax) {
+    throw new Failure(`--reason may have at most ${limits.textLengthMax.toLocaleString('en-US')} characters; got ${reason.length.toLocaleString('en-US')}`, 2);
+  }
+  return reason;
+}
+
+/** Decommissions, reports lost or returns the units a serial CSV (header `serial`) lists: all of them or, on any bad line or refusal, none. */
+export async function unitsEndCommand(client: ApiClient, ending: UnitEnding, file: string, options: UnitEndOptions, output: Output): Promise<number> {
+  const { route, done } = unitEndings[ending];
+  const key = checkedKey(options);
+  const reason = checkedReason(options.reason);
+  // units.* take serials alone, as units.deploy does: a gpu_uuid column is refused, not dropped unchecked.
+  const entries = await readSerialFile(file, { serialsMax: limits.deploymentSerialsMax, acceptsGpuUuids: false, use: 'sent' }, output);
+  const rerun = ['chipledger', 'units', ending, file, '--reason', reason, ...(options.json ? ['--json'] : [])];
+  const body = await change(rerun, () => upload(client, route, { serials: entries.map((entry) => entry.serial), reason }, key, output), file);
+  if (options.json) {
+    output.out(printableJson(body));
+    return 0;
+  }
+  const count = Number(body.count ?? entries.length);
+  output.out(done(`${count.toLocaleString('en-US')} unit${count === 1 ? '' : 's'}`));
+  return 0;
+}
+
+/** One page of the caller's units, by serial, as a table or --json. */
+export async function unitsListCommand(client: ApiClient, options: UnitListOptions, output: Output): Promise<number> {
+  // A usage error (exit 2), as every list command says it, not a refusal by the server (exit 1).
+  if (options.limit !== undefined && !(/^[1-9][0-9]{0,5}$/.test(options.limit) && Number(options.limit) <= limits.pageSizeMax)) {
+    throw new Failure(`--limit must be a whole number from 1 to ${limits.pageSizeMax}; got ${JSON.stringify(options.limit)}`, 2);
+  }
+  const page = await client.get<{ items: Row[]; nextCursor: string | null }>('/v1/units', { siteId: options.site, custody: options.custody, limit: options.limit, cursor: options.cursor });
+  if (options.json) {
+    output.out(printableJson(page));
+    return 0;
+  }
+  output.out(renderTable(page.items, pickColumns(page.items, unitColumns)));
+  if (page.nextCursor !== null) output.err(`(more: add --cursor ${printable(String(page.nextCursor))})`);
+  return 0;
+}
+
+/**
+ * One unit by its serial. The serial's rules are the server's to say (its 400 names them);
+ * only "", "." and "..", which a URL resolves to another route (GET /v1/units, the list),
+ * are refused here, as `shipments show ..` is.
+ */
+export async function unitsShowCommand(client: ApiClient, serial: string, options: { json?: boolean }, output: Output): Promise<number> {
+  if (/^\.{0,2}$/.test(serial)) throw new Failure(`${JSON.stringify(serial)} is not a serial (serials look like SN-000123)`, 2);
+  const unit = await client.get<Row>(`/v1/units/${encodeURIComponent(serial)}`);
+  output.out(options.json ? printableJson(unit) : renderRecord(unit));
+  return 0;
+}
+
+// Commander passes each action its arguments and options untyped; each action states their types.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Runner = (action: (...args: any[]) => Promise<number>) => (...args: any[]) => Promise<void>;
+
+export interface UnitCommandDeps {
+  client: () => ApiClient;
+  run: Runner;
+  output: Output;
+  /** The --idempotency-key option every change takes (program.ts), as flags and help. */
+  idempotencyKeyOption: readonly [string, string];
+}
+
+const csvHelp = [
+  'file: a CSV with the header "serial" and one serial a line, as for deploy, or - for stdin;',
+  `at most ${limits.deploymentSerialsMax.toLocaleString('en-US')} serials. Every line is checked first, and nothing is sent if any is bad.`,
+].join('\n');
+
+/** Adds `units` and its subcommands to the program. */
+export function registerUnitCommands(program: Command, { client, run, output, idempotencyKeyOption }: UnitCommandDeps): Command {
+  const units = program.command('units').description('units: list, show, and decommission, report lost or return them from a CSV (client)');
+  units.command('list').description('units you received or exported, by serial')
+    .option('--site <id>', 'only those deployed at this site, e.g. SITE-4')
+    .addOption(new Option('--custody <custody>', 'only those in this custody').choices(custodies))
+    .option('--limit <n>', 'rows per page').option('--cursor <cursor>', 'continue after a previous page').option('--json', 'print the API answer as JSON')
+    .action(run(async (options: UnitListOptions) => unitsListCommand(client(), options, output)));
+  units.command('show <serial>').description('one unit: its custody, shipment and site').option('--json', 'print JSON')
+    .action(run(async (serial: string, options: { json?: boolean }) => unitsShowCommand(client(), serial, options, output)));
+  for (const ending of Object.keys(unitEndings) as UnitEnding[]) {
+    units.command(`${ending} <file>`).description(unitEndings[ending].summary)
+      .addHelpText('after', `\n${csvHelp}`)
+      .requiredOption('--reason <text>', 'why: recorded with the event')
+      .option('--json', "print the ledger's answer as JSON")
+      .option(...idempotencyKeyOption)
+      .action(run(async (file: string, options: UnitEndOptions) => unitsEndCommand(client(), ending, file, options, output)));
+  }
+  return units;
+}
