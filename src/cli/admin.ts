@@ -12,11 +12,12 @@ import { systemActor } from '../ledger/permissions.ts';
 import { organisationRegister, role as roleSchema, tokenCreate, tokenSecretPrefix, type CommandRequest } from '../ledger/schemas.ts';
 import { migrate } from '../store/migrate.ts';
 import { inTransaction } from '../store/pool.ts';
+import { currentLogKey } from '../store/tlog-tables.ts';
 import { countEvents, countLegacyGpuUuidUnits, ledgerViolations } from '../store/violations.ts';
 import { createDemoTokens, loadDemo, type DemoToken } from '../demo/load.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
-import { printDemoTokens } from './demo-tokens.ts';
+import { printDemoTokens, printLogVerifierKey } from './demo-tokens.ts';
 import { demoKeyFileName, readKeyFile } from './log-key.ts';
 import { chipledgerCommand } from './http.ts';
 import { PublishedCheckpointGuard } from './published-checkpoint.ts';
@@ -97,6 +98,8 @@ export async function demoCommand(config: Config, output: Output): Promise<numbe
       tokens = await createDemoTokens(ledger, 'all');
     }
     printDemoTokens('Tokens (shown once; keep them):', tokens, output);
+    // The key the log is signed with now, as the database records it (serve records it at its start).
+    printLogVerifierKey((await currentLogKey(ledger.pool))?.verifier_key, output);
     return 0;
   });
 }
@@ -208,7 +211,9 @@ export async function tokenCreateCommand(config: Config, options: TokenCreateOpt
   return withLedger(config, 'token', output, async (ledger) => {
     const answer = await ledger.submit('token.create', input, systemActor);
     if (!answer.ok) throw refused('create the token', answer.error);
-    output.out(`Token ${String(answer.body.tokenId)} for ${input.organisationId} as ${input.role} ("${printable(input.label)}"); the secret is shown once:`);
+    // The sentence to stderr, the secret alone to stdout (as organisation register does with its
+    // id), so `T=$(chipledger token create …)` holds the token and nothing else.
+    output.err(`Token ${String(answer.body.tokenId)} for ${input.organisationId} as ${input.role} ("${printable(input.label)}"); the secret is shown once:`);
     output.out(String(answer.body.secret));
     return 0;
   });

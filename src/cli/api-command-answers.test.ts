@@ -57,10 +57,11 @@ describe('chipledger api GET --all', () => {
     };
     const { client, asked } = clientOf(Array.from({ length: 20 }, (_, index) => page(index)));
     const { output, out, err } = recordingOutput();
-    expect(await apiCommand(client, 'GET', '/v1/products', { all: true, json: true }, output)).toBe(0);
+    // Exit 1: the list goes on, and `> list.json` must not be taken for all of it.
+    expect(await apiCommand(client, 'GET', '/v1/products', { all: true, json: true }, output)).toBe(1);
     const pages = Math.floor(limits.apiAllPagesBytesMax / pageBytes) + 1;
     expect(asked).toHaveLength(pages);
-    expect(err).toEqual([`(stopped after ${pages} page(s), ${(pages * pageBytes).toLocaleString('en-US')} bytes, past the ${limits.apiAllPagesBytesMax.toLocaleString('en-US')} that --all gathers; go on with --all and cursor=c${pages} in the query)`]);
+    expect(err).toEqual([`chipledger: stopped after ${pages} page(s), ${(pages * pageBytes).toLocaleString('en-US')} bytes, past the ${limits.apiAllPagesBytesMax.toLocaleString('en-US')} that --all gathers, before the end of the list, so the answer is incomplete (exit 1); go on with --all and cursor=c${pages} in the query`]);
     const printed = JSON.parse(out[0]!) as { items: string[]; nextCursor: string };
     expect({ items: printed.items.length, nextCursor: printed.nextCursor }).toEqual({ items: pages, nextCursor: `c${pages}` });
   });
@@ -69,9 +70,9 @@ describe('chipledger api GET --all', () => {
     const page = (index: number) => jsonAnswer(`{"items":[${Array(allPagesItemsMax + 1).fill('{}').join(',')}],"nextCursor":"c${index + 1}"}`);
     const { client, asked } = clientOf(Array.from({ length: 3 }, (_, index) => page(index)));
     const { output, out, err } = recordingOutput();
-    expect(await apiCommand(client, 'GET', '/v1/products', { all: true, json: true }, output)).toBe(0);
+    expect(await apiCommand(client, 'GET', '/v1/products', { all: true, json: true }, output)).toBe(1);
     expect(asked).toHaveLength(1);
-    expect(err).toEqual([`(stopped after 1 page(s), ${(allPagesItemsMax + 1).toLocaleString('en-US')} items, past the ${allPagesItemsMax.toLocaleString('en-US')} that --all gathers; go on with --all and cursor=c1 in the query)`]);
+    expect(err).toEqual([`chipledger: stopped after 1 page(s), ${(allPagesItemsMax + 1).toLocaleString('en-US')} items, past the ${allPagesItemsMax.toLocaleString('en-US')} that --all gathers, before the end of the list, so the answer is incomplete (exit 1); go on with --all and cursor=c1 in the query`]);
     expect((JSON.parse(out[0]!) as { nextCursor: string }).nextCursor).toBe('c1');
   });
 });
@@ -106,5 +107,43 @@ describe('chipledger api POST answered 201 with a body it cannot read', () => {
       expect(err[1]!.split('\n')[0]).toBe(first[name]);
       expect(err.join('\n').split('\n').at(-1)).toBe(`  chipledger api POST /v1/sites --body ${body} --idempotency-key key-7`);
     }
+  });
+});
+
+describe('chipledger api GET of a text/plain route (the log key, an event\'s serial list)', () => {
+  const textAnswer = (text: string) => () => new Response(text, { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+  const terminal = { isTerminal: () => true };
+  const pipe = { isTerminal: () => false };
+
+  it('prints the answer as it came, byte for byte (the serial list is what serialsSha256 is taken over), with --all too', async () => {
+    const key = 'chipledger.demo/log+1a2b3c4d+AbCdEf0123456789abcdef0123456789ABCDEFabcdefg=\n';
+    const serials = 'SN-0001 GPU-abcdef12-3456-7890-abcd-ef1234567890\nSN-0002\n';
+    for (const [path, text, all] of [['/v1/log/key', key, false], ['/v1/events/91/serials', serials, false], ['/v1/events/91/serials', serials, true]] as const) {
+      const { client } = clientOf([textAnswer(text)]);
+      const { output, out, err } = recordingOutput();
+      expect(await apiCommand(client, 'GET', path, { all }, output, undefined, terminal)).toBe(0);
+      // output.out ends each line with a newline: what was printed is exactly the answer.
+      expect(out.map((line) => `${line}\n`).join('')).toBe(text);
+      expect(err).toEqual([]);
+    }
+    const { client } = clientOf([textAnswer('')]);
+    const { output, out } = recordingOutput();
+    expect(await apiCommand(client, 'GET', '/v1/events/3/serials', {}, output, undefined, pipe)).toBe(0);
+    expect(out).toEqual([]);
+  });
+
+  it('refuses to print to a terminal text holding a control or bidi character, which it prints unchanged into a file or a pipe', async () => {
+    for (const hostile of ['SN-1\u009b2J\n', 'SN-\u202e1\n', 'SN-1\u001b[31m\n']) {
+      const refused = await failureOf(apiCommand(clientOf([textAnswer(hostile)]).client, 'GET', '/v1/events/9/serials', {}, recordingOutput().output, undefined, terminal));
+      expect(refused.message).toBe('/v1/events/9/serials answered text holding characters a terminal would act on (control or bidi characters); it is printed only into a file or a pipe: add > FILE');
+      const { output, out } = recordingOutput();
+      expect(await apiCommand(clientOf([textAnswer(hostile)]).client, 'GET', '/v1/events/9/serials', {}, output, undefined, pipe)).toBe(0);
+      expect(`${out.join('\n')}\n`).toBe(hostile);
+    }
+  });
+
+  it('still refuses an answer that is neither JSON nor text/plain as not the API\'s', async () => {
+    const html = () => new Response('<html>portal</html>', { status: 200, headers: { 'content-type': 'text/html' } });
+    await expect(apiCommand(clientOf([html]).client, 'GET', '/v1/log/key', {}, recordingOutput().output, undefined, pipe)).rejects.toThrow(/not a JSON object; is CHIPLEDGER_URL the chipledger API\?/);
   });
 });

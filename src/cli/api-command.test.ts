@@ -205,11 +205,12 @@ describe('chipledger api', () => {
 
     requests.length = 0;
     const bounded = await run(['api', 'GET', '/v1/sites?limit=1', '--all']);
-    expect(bounded.code, bounded.stderr).toBe(0);
+    // Exit 1: what was printed is not the whole list.
+    expect(bounded.code, bounded.stderr).toBe(1);
     expect(requests).toHaveLength(limits.reportPagesMax);
     const stopped = JSON.parse(bounded.stdout) as { items: unknown[]; nextCursor: string };
     expect(stopped.items).toHaveLength(limits.reportPagesMax);
-    expect(bounded.stderr).toBe(`(stopped after ${limits.reportPagesMax} pages; go on with --all and cursor=${stopped.nextCursor} in the query)`);
+    expect(bounded.stderr).toBe(`chipledger: stopped after ${limits.reportPagesMax} pages, before the end of the list, so the answer is incomplete (exit 1); go on with --all and cursor=${stopped.nextCursor} in the query`);
     // Going on from there reads the rest.
     const rest = await run(['api', 'GET', `/v1/sites?limit=1&cursor=${stopped.nextCursor}`, '--all', '--json']);
     expect((JSON.parse(rest.stdout) as { items: unknown[] }).items).toHaveLength(total - limits.reportPagesMax);

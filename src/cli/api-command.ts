@@ -7,7 +7,7 @@
  * check (the method, the path, the key, the body) is checked before anything is sent.
  */
 import { limits } from '../core/limits.ts';
-import { UnexpectedAnswerError, unknownOutcomeOf, type ApiClient } from './http.ts';
+import { UnexpectedAnswerError, unknownOutcomeOf, type ApiClient, type GetAnswer } from './http.ts';
 import { checkedKey, commandLine, nextCursorOnce, readBounded, type ChangeOptions } from './client-commands.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { serialCsvBytesMax } from './serials-csv.ts';
@@ -32,13 +32,20 @@ export interface ApiCommandOptions extends ChangeOptions {
 /** Where `--body -` reads from; tests give a stream of their own. */
 export type BodyInput = AsyncIterable<Uint8Array>;
 
-export async function apiCommand(client: ApiClient, methodText: string, pathText: string, options: ApiCommandOptions, output: Output, stdin: BodyInput = process.stdin): Promise<number> {
+/** Where a text answer goes (stdout), and whether it is a terminal; tests give their own. */
+export interface TextSink {
+  isTerminal: () => boolean;
+}
+
+const processStdout: TextSink = { isTerminal: () => process.stdout.isTTY === true };
+
+export async function apiCommand(client: ApiClient, methodText: string, pathText: string, options: ApiCommandOptions, output: Output, stdin: BodyInput = process.stdin, stdout: TextSink = processStdout): Promise<number> {
   const method = checkedMethod(methodText);
   const path = checkedApiPath(pathText);
   if (method === 'GET') {
     if (options.body !== undefined) throw new Failure('--body is for POST: a GET sends no body', 2);
     if (options.idempotencyKey !== undefined) throw new Failure('--idempotency-key is for POST: a GET changes nothing, and is sent again safely without one', 2);
-    return options.all ? getAll(client, path, options, output) : getOne(client, path, options, output);
+    return options.all ? getAll(client, path, options, output, stdout) : getOne(client, path, options, output, stdout);
   }
   if (options.all) throw new Failure('--all is for GET: it follows the pages of a list', 2);
   const key = checkedKey(options);
@@ -96,9 +103,38 @@ export function checkedApiPath(path: string): string {
   return path;
 }
 
+/**
+ * A text/plain answer of the API (the log's verifier key, an event's serial list) as it came:
+ * the serial list is the exact bytes its event's serialsSha256 is taken over, so nothing is
+ * escaped or changed (`api GET /v1/events/42/serials | sha256sum`). Such text holding a
+ * character a terminal acts on (a control or bidi character) is refused on a terminal, where
+ * it would reach it raw, and printed into a file or a pipe.
+ */
+function printText(bytes: Buffer, path: string, output: Output, stdout: TextSink): number {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new Failure(`${path} answered text that is not UTF-8; no answer of the chipledger API is: is CHIPLEDGER_URL the chipledger API?`);
+  }
+  if (stdout.isTerminal() && text.split('\n').some((line) => printable(line) !== line)) {
+    throw new Failure(`${path} answered text holding characters a terminal would act on (control or bidi characters); it is printed only into a file or a pipe: add > FILE`);
+  }
+  if (text === '') return 0;
+  // Every text of the API ends with a newline, which output.out writes back.
+  if (text.endsWith('\n')) output.out(text.slice(0, -1));
+  else {
+    output.out(text);
+    output.err('(the answer did not end with a newline; one was added)');
+  }
+  return 0;
+}
+
 /** One answer, printed whole; a page's further pages are said on stderr. */
-async function getOne(client: ApiClient, path: string, options: ApiCommandOptions, output: Output): Promise<number> {
-  const { answer } = await get(client, path, {});
+async function getOne(client: ApiClient, path: string, options: ApiCommandOptions, output: Output, stdout: TextSink): Promise<number> {
+  const answered = await get(client, path, {});
+  if (answered.kind === 'text') return printText(answered.text, path, output, stdout);
+  const { answer } = answered;
   printAnswer(answer, options, output);
   const next = pageOf(answer)?.nextCursor;
   if (!options.json && typeof next === 'string') output.err(`(more: add --all, or cursor=${printable(next)} to the query)`);
@@ -113,7 +149,7 @@ async function getOne(client: ApiClient, path: string, options: ApiCommandOption
  * passes the most the CLI reads (apiResponseBytesMax: a licence's versions, each with all its
  * terms; events with long texts) is asked for again at the API's default size.
  */
-async function getAll(client: ApiClient, path: string, options: ApiCommandOptions, output: Output): Promise<number> {
+async function getAll(client: ApiClient, path: string, options: ApiCommandOptions, output: Output, stdout: TextSink): Promise<number> {
   const chosen = limitIn(path) === undefined;
   const items: unknown[] = [];
   let cursor: string | undefined;
@@ -121,6 +157,10 @@ async function getAll(client: ApiClient, path: string, options: ApiCommandOption
   let bytes = 0;
   for (let pages = 0; pages < limits.reportPagesMax; pages += 1) {
     const counted = chosen ? await getLargestThatFits(client, path, cursor) : await get(client, path, { cursor });
+    if (counted.kind === 'text') {
+      if (pages > 0) throw new Failure(`${path} answered page ${pages + 1} with text, not a page (items and nextCursor); is CHIPLEDGER_URL the chipledger API?`);
+      return printText(counted.text, path, output, stdout);
+    }
     const page = pageOf(counted.answer);
     if (page === undefined) {
       if (pages > 0) throw new Failure(`${path} answered page ${pages + 1} with something other than a page (items and nextCursor); is CHIPLEDGER_URL the chipledger API?`);
@@ -135,19 +175,26 @@ async function getAll(client: ApiClient, path: string, options: ApiCommandOption
     cursor = nextCursorOnce(followed, page.nextCursor, path, pages + 1);
     const past = bytes > limits.apiAllPagesBytesMax ? `${bytes.toLocaleString('en-US')} bytes, past the ${limits.apiAllPagesBytesMax.toLocaleString('en-US')}`
       : items.length > allPagesItemsMax ? `${items.length.toLocaleString('en-US')} items, past the ${allPagesItemsMax.toLocaleString('en-US')}` : undefined;
-    if (past !== undefined) {
-      output.err(`(stopped after ${pages + 1} page(s), ${past} that --all gathers; go on with --all and cursor=${printable(cursor)} in the query)`);
-      return printAll(items, cursor, options, output);
-    }
+    if (past !== undefined) return printIncomplete(items, cursor, `${pages + 1} page(s), ${past} that --all gathers`, options, output);
   }
-  output.err(`(stopped after ${limits.reportPagesMax} pages; go on with --all and cursor=${printable(cursor!)} in the query)`);
-  return printAll(items, cursor!, options, output);
+  return printIncomplete(items, cursor!, `${limits.reportPagesMax} pages`, options, output);
+}
+
+/**
+ * The pages gathered before a bound stopped the walk, with the cursor to go on from: printed,
+ * and exit 1, since the list goes on and a script that saves the answer (`> list.json`) must
+ * not take it for the whole list.
+ */
+function printIncomplete(items: unknown[], cursor: string, stoppedAt: string, options: ApiCommandOptions, output: Output): number {
+  printAll(items, cursor, options, output);
+  output.err(`chipledger: stopped after ${stoppedAt}, before the end of the list, so the answer is incomplete (exit 1); go on with --all and cursor=${printable(cursor)} in the query`);
+  return 1;
 }
 
 /** A page at the API's largest size, or, when that passes the most the CLI reads, at its default. */
-async function getLargestThatFits(client: ApiClient, path: string, cursor: string | undefined): Promise<Counted> {
+async function getLargestThatFits(client: ApiClient, path: string, cursor: string | undefined): Promise<GetAnswer> {
   try {
-    return await client.getCounted<Record<string, unknown>>(path, { limit: limits.pageSizeMax, cursor });
+    return await client.getAnswer(path, { limit: limits.pageSizeMax, cursor });
   } catch (error) {
     if (!(error instanceof UnexpectedAnswerError && error.failure === 'too-large')) throw error;
     return get(client, path, { limit: limits.pageSizeDefault, cursor });
@@ -168,15 +215,9 @@ function limitIn(path: string): string | undefined {
  * asked for at too large a size: the error says to ask for smaller pages, with the limit the
  * page was asked for (the path's, or the API's default, pageSizeDefault, which getAll falls back to).
  */
-/** An answer, and the bytes it came in. */
-interface Counted {
-  answer: Record<string, unknown>;
-  bytes: number;
-}
-
-async function get(client: ApiClient, path: string, query: { limit?: number; cursor?: string }): Promise<Counted> {
+async function get(client: ApiClient, path: string, query: { limit?: number; cursor?: string }): Promise<GetAnswer> {
   try {
-    return await client.getCounted<Record<string, unknown>>(path, query);
+    return await client.getAnswer(path, query);
   } catch (error) {
     if (!(error instanceof UnexpectedAnswerError && error.failure === 'too-large')) throw error;
     const asked = Number(query.limit ?? limitIn(path) ?? limits.pageSizeDefault);

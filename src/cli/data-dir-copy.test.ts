@@ -113,7 +113,9 @@ describe('a data dir copied while its serve runs', () => {
     expect(token.status, token.stderr).toBe(0);
     expect(token.stderr.trim().split('\n')).toEqual([
       `chipledger: the lock ${lockPath} names chipledger-serve (chipledger process ${process.pid}), whose PostgreSQL serves the cluster in ${join(original, 'pg')}, not this one (${join(copy, 'pg')}): it came with a copy of that folder, so it is stale here and no process of that folder is used`,
+      expect.stringMatching(/^Token TOK-\S+ for ORG-0 as auditor \("on the copy"\); the secret is shown once:$/),
     ]);
+    expect(token.stdout).toMatch(/^clt_\S+\n$/);
     // The token went into the copy (two events, and now the token's), not into the original.
     expect((await serve.pool.query('SELECT id FROM tokens')).rows).toEqual([]);
     const check = chipledger(['check'], { CHIPLEDGER_DATA_DIR: copy });

@@ -5,13 +5,27 @@
  */
 import type { DemoParty, DemoToken } from '../demo/load.ts';
 import { chipledgerCommand } from './http.ts';
-import type { Output } from './output.ts';
+import { printable, type Output } from './output.ts';
 import { renderTable } from './table.ts';
 
 /** One row per token: the organisation (id and name), its part in the demo, the role, the secret. */
 export function printDemoTokens(heading: string, tokens: readonly DemoToken[], output: Output): void {
   output.out(heading);
   output.out(renderTable(tokens.map((token) => ({ organisation: `${token.organisationId} ${token.organisation}`, part: token.part, role: token.role, token: token.secret })), ['organisation', 'part', 'role', 'token']));
+}
+
+/**
+ * The log's verifier key, which an auditor of the demo gives `log verify` and `log prove`
+ * (--key); without this line the demo showed no way to get it but curl. Undefined: no server
+ * has signed this log yet (serve records its key at its first start).
+ */
+export function printLogVerifierKey(verifierKey: string | undefined, output: Output): void {
+  if (verifierKey === undefined) {
+    output.out(`The log's verifier key is made when ${chipledgerCommand()} serve first starts on this database; then: ${chipledgerCommand()} api GET /v1/log/key`);
+    return;
+  }
+  // From the database or the key file: made printable like everything else read back (keygen refuses such names now).
+  output.out(`The log's verifier key (for log verify --key and log prove --key): ${printable(verifierKey)}`);
 }
 
 /**

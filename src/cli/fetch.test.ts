@@ -103,4 +103,37 @@ describe('send', () => {
     for (const odd of ['1.5', '-1', '+3', '1e3']) expect(retryAfterMsOf(odd, Date.parse('2026-06-01T00:00:00Z')), odd).toBeUndefined();
     expect(retryAfterMsOf(null, 0)).toBeUndefined();
   });
+
+  it('reads the three HTTP-date forms as UTC in any local time zone (asctime has no zone and is UTC), and no other date', () => {
+    const now = Date.parse('1994-11-06T08:49:30Z');
+    const zone = process.env.TZ;
+    try {
+      // Node reads TZ again when it is set: what Date.parse did with asctime moved by the zone (in New York, 5 h).
+      for (const tz of ['UTC', 'America/New_York', 'Asia/Shanghai']) {
+        process.env.TZ = tz;
+        expect(retryAfterMsOf('Sun, 06 Nov 1994 08:49:37 GMT', now), `IMF-fixdate in ${tz}`).toBe(7000);
+        expect(retryAfterMsOf('Sunday, 06-Nov-94 08:49:37 GMT', now), `RFC 850 in ${tz}`).toBe(7000);
+        expect(retryAfterMsOf('Sun Nov  6 08:49:37 1994', now), `asctime in ${tz}`).toBe(7000);
+        expect(retryAfterMsOf('Sun Nov 16 08:49:37 1994', now), `asctime, two-digit day, in ${tz}`).toBe(10 * 86_400_000 + 7000);
+      }
+      for (const tz of ['UTC', 'America/New_York']) {
+        process.env.TZ = tz;
+        // Not an HTTP-date: no zone, another zone, ISO 8601, a day or an hour out of range, lower case.
+        for (const odd of ['Sun Nov 6 08:49:37 1994', 'Sun, 06 Nov 1994 08:49:37', 'Sun, 06 Nov 1994 08:49:37 +0100', '1994-11-06T08:49:37Z',
+          'Thu, 31 Feb 1994 08:49:37 GMT', 'Sun, 06 Nov 1994 24:00:00 GMT', 'sun, 06 nov 1994 08:49:37 gmt', 'Nov 6 1994']) {
+          expect(retryAfterMsOf(odd, now), `${odd} in ${tz}`).toBeUndefined();
+        }
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
+
+  it('reads an RFC 850 two-digit year as the latest past year ending in those digits once it is more than 50 years ahead', () => {
+    const now = Date.parse('2026-06-01T00:00:00Z');
+    expect(retryAfterMsOf('Monday, 01-Jun-26 00:00:05 GMT', now)).toBe(5000);
+    // 2094 is more than 50 years ahead of 2026: 1994, long past, so no wait at all.
+    expect(retryAfterMsOf('Sunday, 06-Nov-94 08:49:37 GMT', now)).toBe(0);
+  });
 });

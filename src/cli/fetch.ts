@@ -113,16 +113,34 @@ export class HttpError extends Error {
     return this.earlierOutcomeUnknown || this.attemptOutcomeUnknown;
   }
 
-  /** Whether sending it again may get another answer: this attempt's outcome is unknown, or it was not done for now (429). */
+  /** Whether sending it again may get another answer: this attempt's outcome is unknown, or it was not done for now (429, or a connection not made). */
   get worthRetrying(): boolean {
-    return this.attemptOutcomeUnknown || (this.failure === 'status' && notDoneYetStatuses.has(this.status!));
+    return this.attemptOutcomeUnknown || this.notDoneYet;
   }
+
+  /**
+   * Set on a 'network' failure that happened while connecting (connectionNotMadeCodes): no byte
+   * of the request left this machine, so it was not done; sent again all the same, as a server
+   * that is restarting refuses connections for a moment.
+   */
+  notConnected = false;
 
   /** Whether this attempt, alone, may have been done or not. */
   private get attemptOutcomeUnknown(): boolean {
-    return this.failure === 'network' || this.failure === 'lost' || (this.failure === 'status' && outcomeUnknownStatuses.has(this.status!));
+    return (this.failure === 'network' && !this.notConnected) || this.failure === 'lost' || (this.failure === 'status' && outcomeUnknownStatuses.has(this.status!));
+  }
+
+  /** Whether this attempt may get another answer when sent again, though its outcome is known (not done). */
+  private get notDoneYet(): boolean {
+    return (this.failure === 'network' && this.notConnected) || (this.failure === 'status' && notDoneYetStatuses.has(this.status!));
   }
 }
+
+/**
+ * Codes of a fetch that failed before a connection was made (refused, no such host, no route):
+ * nothing was sent. A time-out is not among them: it may come after the request was sent.
+ */
+const connectionNotMadeCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /** Sends `request`, again while its outcome is unknown if that is safe; a 2xx answer or an HttpError. */
 export async function send(transport: Transport, request: HttpRequest): Promise<HttpAnswer> {
@@ -168,7 +186,9 @@ async function sendOnce(transport: Transport, request: HttpRequest): Promise<Omi
       // Nothing left this machine: the outcome is known (not done), and another try fails alike.
       throw new HttpError(`couldn't reach ${url.origin} for ${asked}: fetch refuses port ${url.port} (a "bad port" of the Fetch standard, blocked against cross-protocol attacks); run the server on another port and set ${transport.addressSetting} to it`, 'not-sent', undefined, undefined, { cause: error });
     }
-    throw new HttpError(`couldn't reach ${url.origin} for ${asked}: ${networkReason(error, transport)}`, 'network', undefined, undefined, { cause: error });
+    const failed = new HttpError(`couldn't reach ${url.origin} for ${asked}: ${networkReason(error, transport)}`, 'network', undefined, undefined, { cause: error });
+    failed.notConnected = connectionNotMadeCodes.has(String((error as { cause?: { code?: unknown } }).cause?.code));
+    throw failed;
   }
   if (response.status >= 300 && response.status <= 399) {
     await response.body?.cancel().catch(() => {});
@@ -259,9 +279,42 @@ export function retryAfterMsOf(header: string | null, nowMs: number): number | u
   if (header === null) return undefined;
   const text = header.trim();
   if (/^[0-9]{1,9}$/.test(text)) return Number(text) * 1000;
-  // An HTTP date has a weekday or month name; V8's Date.parse would also take "1.5" or "-1"
-  // (as dates long past, so no wait at all).
-  if (!/[A-Za-z]/.test(text)) return undefined;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+  const at = httpDateMs(text, nowMs);
+  return at === undefined ? undefined : Math.max(0, at - nowMs);
+}
+
+const monthNames = 'Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec';
+const clock = '([0-9]{2}):([0-9]{2}):([0-9]{2})';
+/** The three forms of an HTTP-date (RFC 9110 §5.6.7), each in UTC: IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient must still read. */
+const imfFixdate = new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) (${monthNames}) ([0-9]{4}) ${clock} GMT$`);
+const rfc850Date = new RegExp(`^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), ([0-9]{2})-(${monthNames})-([0-9]{2}) ${clock} GMT$`);
+const asctimeDate = new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (${monthNames}) ( [0-9]|[0-9]{2}) ${clock} ([0-9]{4})$`);
+
+/**
+ * An HTTP-date as milliseconds since the epoch, or undefined for anything else. Read by its
+ * grammar, not by Date.parse: that reads asctime, which has no zone and is UTC by definition, in
+ * the local time zone (in New York a wait of seconds became one of five hours), takes a date
+ * with no zone at all as local too, and takes "1.5" or "-1" as dates long past.
+ */
+function httpDateMs(text: string, nowMs: number): number | undefined {
+  const imf = imfFixdate.exec(text);
+  if (imf) return utcMs(Number(imf[3]), imf[2]!, Number(imf[1]), imf.slice(4, 7).map(Number));
+  const rfc850 = rfc850Date.exec(text);
+  if (rfc850) {
+    // A two-digit year more than 50 years ahead is the latest past year ending in those digits (RFC 9110 §5.6.7).
+    const nowYear = new Date(nowMs).getUTCFullYear();
+    const year = nowYear - (nowYear % 100) + Number(rfc850[3]);
+    return utcMs(year > nowYear + 50 ? year - 100 : year, rfc850[2]!, Number(rfc850[1]), rfc850.slice(4, 7).map(Number));
+  }
+  const asctime = asctimeDate.exec(text);
+  if (asctime) return utcMs(Number(asctime[6]), asctime[1]!, Number(asctime[2]!.trim()), asctime.slice(3, 6).map(Number));
+  return undefined;
+}
+
+/** A UTC time from an HTTP-date's fields, or undefined when one is out of range (31 Feb, 25:00); second 60 is a leap second. */
+function utcMs(year: number, monthName: string, day: number, [hour, minute, second]: number[]): number | undefined {
+  const month = monthNames.split('|').indexOf(monthName);
+  if (hour! > 23 || minute! > 59 || second! > 60) return undefined;
+  if (day < 1 || day > new Date(Date.UTC(year, month + 1, 0)).getUTCDate()) return undefined;
+  return Date.UTC(year, month, day, hour, minute, second);
 }

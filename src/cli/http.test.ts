@@ -56,6 +56,37 @@ describe('ApiClient', () => {
     expect(unknownOutcomeOf(error)).toBeUndefined();
   });
 
+  it('says a change none of whose attempts could connect was not sent, and that running it again is safe: no key to learn an outcome by', async () => {
+    const refused = () => Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
+    const { fetch, calls } = fakeFetch([refused(), refused(), refused()]);
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch, retryDelayMs: 1 });
+    const error = await client.post('/v1/shipments', { units: 1 }).catch((caught: unknown) => caught);
+    expect(calls).toHaveLength(limits.requestAttemptsMax);
+    expect(error).toEqual(new NetworkError(`couldn't reach http://ledger.test for POST /v1/shipments: ECONNREFUSED (3 attempts); the change was not sent (no attempt could connect), so nothing was done, and running the command again is safe`));
+    expect(unknownOutcomeOf(error)).toBeUndefined();
+    // An attempt that may have reached the server before the refusals still leaves the outcome unknown.
+    const { fetch: lostFirst } = fakeFetch([new TypeError('fetch failed'), refused(), refused()]);
+    const unknown = await new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch: lostFirst, retryDelayMs: 1 }).post('/v1/shipments', {}).catch((caught: unknown) => caught);
+    expect((unknown as Error).message).not.toContain('not sent');
+    expect(unknownOutcomeOf(unknown)).toMatchObject({ attempts: 3 });
+  });
+
+  it('listens for Ctrl-C and SIGTERM only while a POST is awaited (http-interrupt.test.ts sends them)', async () => {
+    const before = { SIGINT: process.listenerCount('SIGINT'), SIGTERM: process.listenerCount('SIGTERM') };
+    let answer!: (response: Response) => void;
+    const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch: (async () => new Promise<Response>((done) => (answer = done))) as typeof fetch });
+    const posted = client.post('/v1/shipments', {});
+    await new Promise((done) => setImmediate(done));
+    expect({ SIGINT: process.listenerCount('SIGINT'), SIGTERM: process.listenerCount('SIGTERM') }).toEqual({ SIGINT: before.SIGINT + 1, SIGTERM: before.SIGTERM + 1 });
+    answer(json(201, { shipmentId: 'S-1' }));
+    expect(await posted).toEqual({ shipmentId: 'S-1' });
+    expect({ SIGINT: process.listenerCount('SIGINT'), SIGTERM: process.listenerCount('SIGTERM') }).toEqual(before);
+    // A refusal too.
+    const refusing = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch: fakeFetch([json(409, { status: 409, code: 'x' }, 'application/problem+json')]).fetch });
+    await expect(refusing.post('/v1/shipments', {})).rejects.toThrow(ApiError);
+    expect({ SIGINT: process.listenerCount('SIGINT'), SIGTERM: process.listenerCount('SIGTERM') }).toEqual(before);
+  });
+
   it('does not retry a refusal, and reads problem+json', async () => {
     const problem = { type: 'about:blank', title: 'Conflict', status: 409, code: 'insufficient_units', detail: 'allocation A-3 of licence L-1 has 1,200 units available; 5,000 requested', rule: 'invariant-2', details: { availableUnits: 1200 } };
     const { fetch, calls } = fakeFetch([json(409, problem, 'application/problem+json')]);

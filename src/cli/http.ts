@@ -59,7 +59,7 @@ export class NetworkError extends Error {
 
 /** The unknown outcome an error of a POST carries, if it does. */
 export function unknownOutcomeOf(error: unknown): UnknownOutcome | undefined {
-  return error instanceof ApiError || error instanceof NetworkError || error instanceof UnexpectedAnswerError ? error.unknownOutcome : undefined;
+  return error instanceof ApiError || error instanceof NetworkError || error instanceof UnexpectedAnswerError || error instanceof InterruptedError ? error.unknownOutcome : undefined;
 }
 
 /**
@@ -79,6 +79,64 @@ export class UnexpectedAnswerError extends Error {
     super(message);
     this.name = 'UnexpectedAnswerError';
   }
+}
+
+/** What a GET of the api command was answered with: a JSON object, or a text/plain route's bytes as they came. */
+export type GetAnswer = { kind: 'json'; answer: Record<string, unknown>; bytes: number } | { kind: 'text'; text: Buffer; bytes: number };
+
+/** The signals that end a POST being awaited, and the exit code of each: 128 and its number, as a shell reports a process it ended. */
+const interruptExitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
+type InterruptSignal = keyof typeof interruptExitCodes;
+/**
+ * How long after the first signal another is taken as the same: a Ctrl-C under `npm run`
+ * reaches this process twice (from the terminal, and forwarded by npm), and the second would
+ * otherwise kill it before the key is printed. One later than that exits at once.
+ */
+const repeatedSignalMs = 1000;
+
+/**
+ * A Ctrl-C (SIGINT) or SIGTERM while a POST was awaited: the change may have been made or not,
+ * as for any answer lost, so it carries the key that learns which (and its rerun, once the
+ * command sets it); the process exits with exitCode.
+ */
+export class InterruptedError extends Error {
+  readonly exitCode: number;
+
+  constructor(readonly signal: InterruptSignal, asked: string, readonly unknownOutcome: UnknownOutcome) {
+    super(`interrupted (${signal}) while waiting for the answer to ${asked}`);
+    this.name = 'InterruptedError';
+    this.exitCode = interruptExitCodes[signal];
+  }
+}
+
+/**
+ * `sending`, or, when SIGINT or SIGTERM comes first, the error `interrupted` makes for it. The
+ * handlers are there only while it is awaited; after a signal, one that repeats within
+ * repeatedSignalMs is ignored, and a later one exits at once with its code.
+ */
+function untilInterrupted<T>(sending: Promise<T>, interrupted: (signal: InterruptSignal) => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const signals = Object.keys(interruptExitCodes) as InterruptSignal[];
+    const onSignal = (signal: InterruptSignal): void => {
+      signals.forEach((name) => process.off(name, onSignal));
+      const receivedAt = Date.now();
+      // Kept until the process exits, which the rejection below leads to at once.
+      const onRepeat = (again: InterruptSignal): void => {
+        if (Date.now() - receivedAt > repeatedSignalMs) process.exit(interruptExitCodes[again]);
+      };
+      signals.forEach((name) => process.on(name, onRepeat));
+      reject(interrupted(signal));
+    };
+    signals.forEach((name) => process.on(name, onSignal));
+    const settled = (): void => signals.forEach((name) => process.off(name, onSignal));
+    sending.then((value) => {
+      settled();
+      resolve(value);
+    }, (error: unknown) => {
+      settled();
+      reject(error);
+    });
+  });
 }
 
 export interface ClientOptions extends SendOptions {
@@ -109,22 +167,52 @@ export class ApiClient {
     return this.sendCounted<T>({ method: 'GET', url });
   }
 
-  /** A state-changing POST: one Idempotency-Key, reused by every attempt. */
+  /**
+   * A GET whose answer may also be text: the API's text/plain routes (the log's verifier key,
+   * an event's serial list), which the api command prints as they came. Every other command
+   * reads JSON only (get, getCounted).
+   */
+  async getAnswer(path: string, query: Record<string, string | number | undefined> = {}): Promise<GetAnswer> {
+    const url = this.url(path);
+    for (const [name, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(name, String(value));
+    return this.sendCounted<Record<string, unknown>>({ method: 'GET', url, headers: { accept: 'application/json, text/plain' } }, { acceptsText: true });
+  }
+
+  /**
+   * A state-changing POST: one Idempotency-Key, reused by every attempt. While it is awaited, a
+   * Ctrl-C (SIGINT) or a SIGTERM ends it with InterruptedError, which carries the key: the
+   * change may have been made, and running the command again without the key would make it
+   * twice (a second booking).
+   */
   post<T = unknown>(path: string, body: unknown, options: PostOptions = {}): Promise<T> {
     const bytes = Buffer.from(JSON.stringify(body), 'utf8');
     const key = options.idempotencyKey ?? (this.options.newKey ?? randomUUID)();
     const headers = { 'content-type': 'application/json', 'idempotency-key': key };
-    return this.sendCounted<T>({ method: 'POST', url: this.url(path), headers, body: () => (options.onUpload ? streamOf(bytes, options.onUpload) : bytes) }).then(({ answer }) => answer);
+    let attempts = 0;
+    const fetchOnce = this.options.fetch ?? globalThis.fetch;
+    // Counts what was sent, for the interruption's "sent N times".
+    const counting = ((...args: Parameters<typeof fetch>) => {
+      attempts += 1;
+      return fetchOnce(...args);
+    }) as typeof fetch;
+    const url = this.url(path);
+    const sending = this.sendCounted<T>({ method: 'POST', url, headers, body: () => (options.onUpload ? streamOf(bytes, options.onUpload) : bytes) }, { fetch: counting });
+    return untilInterrupted(sending.then(({ answer }) => answer), (signal) => new InterruptedError(signal, `POST ${url.pathname}`, { idempotencyKey: key, attempts }));
   }
 
   private url(path: string): URL {
     return new URL(`${this.options.baseUrl}${path}`);
   }
 
-  /** The answer's JSON object and its length in bytes, or this client's error for what went wrong. */
-  private async sendCounted<T>(request: HttpRequest): Promise<{ answer: T; bytes: number }> {
+  /** The answer's JSON object (or, acceptsText, its text) and its length in bytes, or this client's error for what went wrong. */
+  private async sendCounted<T>(request: HttpRequest, how: { acceptsText: true; fetch?: typeof fetch }): Promise<GetAnswer>;
+  private async sendCounted<T>(request: HttpRequest, how?: { acceptsText?: false; fetch?: typeof fetch }): Promise<{ answer: T; bytes: number }>;
+  private async sendCounted<T>(request: HttpRequest, how: { acceptsText?: boolean; fetch?: typeof fetch } = {}): Promise<{ answer: T; bytes: number } | GetAnswer> {
     const { method, url } = request;
-    const transport = { ...this.options, timeoutMs: limits.apiRequestTimeoutMs, responseBytesMax: limits.apiResponseBytesMax, addressSetting: 'CHIPLEDGER_URL' };
+    const transport = {
+      ...this.options, ...(how.fetch === undefined ? {} : { fetch: how.fetch }),
+      timeoutMs: limits.apiRequestTimeoutMs, responseBytesMax: limits.apiResponseBytesMax, addressSetting: 'CHIPLEDGER_URL',
+    };
     const key = request.headers?.['idempotency-key'];
     let answer;
     try {
@@ -134,7 +222,9 @@ export class ApiClient {
     }
     const type = answer.headers.get('content-type') ?? '';
     const parsed = type.includes('json') ? jsonObjectOf(answer.body) : undefined;
-    if (parsed !== undefined) return { answer: parsed as T, bytes: answer.body.length };
+    if (parsed !== undefined) return how.acceptsText ? { kind: 'json', answer: parsed as Record<string, unknown>, bytes: answer.body.length } : { answer: parsed as T, bytes: answer.body.length };
+    // The API's text routes say text/plain (src/server/log-routes.ts, an event's serials); the api command asks only /v1/ paths.
+    if (how.acceptsText && /^text\/plain(;|$)/i.test(type.trim())) return { kind: 'text', text: answer.body, bytes: answer.body.length };
     const unreadable = new UnexpectedAnswerError(`${url.origin} answered ${method} ${url.pathname}${url.search} with ${answer.status} and ${type === '' ? 'no content type' : printable(type)}, not a JSON object; is CHIPLEDGER_URL the chipledger API?`, 'not-json');
     // A success that is not JSON may not be chipledger's at all (a catch-all page, a portal, a
     // wrong port): nothing says the change was made, so its outcome is unknown, and the key learns it.
@@ -154,7 +244,10 @@ function apiErrorOf(error: HttpError, key: string | undefined): Error {
     else if (key !== undefined && error.outcomeUnknown) unexpected.unknownOutcome = { idempotencyKey: key, attempts: error.attempts };
     return unexpected;
   }
-  const ended = error.failure === 'status' ? new ApiError(error.status!, error.problem!) : new NetworkError(error.message, { cause: error.cause });
+  // A change none of whose attempts could connect was not sent: said, since "couldn't reach" alone leaves the user to wonder.
+  const notSent = key !== undefined && error.failure === 'network' && !error.outcomeUnknown
+    ? '; the change was not sent (no attempt could connect), so nothing was done, and running the command again is safe' : '';
+  const ended = error.failure === 'status' ? new ApiError(error.status!, error.problem!) : new NetworkError(`${error.message}${notSent}`, { cause: error.cause });
   const waited = error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs };
   if (key !== undefined && error.outcomeUnknown) ended.unknownOutcome = { idempotencyKey: key, attempts: error.attempts, ...waited };
   else if (ended instanceof ApiError && error.worthRetrying) ended.givenUp = { attempts: error.attempts, ...waited };

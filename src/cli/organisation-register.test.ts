@@ -76,8 +76,10 @@ describe('setting up a production deployment', () => {
 
       const token = await chipledger(['token', 'create', '--org', authorityId, '--role', 'authority_admin', '--label', 'first admin'], admin);
       expect(token.code, token.err.join('\n')).toBe(0);
-      const secret = token.out[1]!;
-      expect(secret).toMatch(/^clt_/);
+      // The secret alone on stdout, so `T=$(chipledger token create …)` holds the token; the sentence on stderr.
+      expect(token.out).toEqual([expect.stringMatching(/^clt_\S+$/)]);
+      expect(token.err).toEqual([expect.stringMatching(new RegExp(`^Token TOK-\\S+ for ${authorityId} as authority_admin \\("first admin"\\); the secret is shown once:$`))]);
+      const secret = token.out[0]!;
 
       const answer = await fetch(`${server.url}/v1/organisations`, {
         method: 'POST',

@@ -84,6 +84,12 @@ describe('chipledger serve --demo', () => {
       const tried = await shell(tryLine!);
       expect(tried.code, tried.stderr).toBe(0);
       expect(tried.stdout).toMatch(/^licence +reference +status/);
+      // The log's verifier key, for an auditor's log verify and log prove; the api command prints it too, as served.
+      const verifierKey = /^The log's verifier key \(for log verify --key and log prove --key\): (\S+)$/m.exec(server.stdout())?.[1];
+      const served = await (await fetch(`${url}/v1/log/key`)).text();
+      expect(`${verifierKey}\n`).toBe(served);
+      const keyByCli = await shell(`CHIPLEDGER_URL=${url} CHIPLEDGER_TOKEN=${token} npm run -s chipledger -- api GET /v1/log/key`);
+      expect({ code: keyByCli.code, stdout: keyByCli.stdout }, keyByCli.stderr).toEqual({ code: 0, stdout: served });
 
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       expect((await fetch(`${url}/v1/licences`)).status).toBe(401);
@@ -135,6 +141,7 @@ describe('chipledger serve --demo', () => {
       await waitFor('the last line', () => (/^Stop with Ctrl-C/m.test(again.stdout()) ? true : undefined), again.exit, 10_000, againLog);
       expect(again.stdout()).toContain('Admin token (authority_admin of 中华人民共和国商务部');
       expect(again.stdout()).toContain('chipledger demo   (a new token for every demo organisation)');
+      expect(again.stdout()).toMatch(/^The log's verifier key \(for log verify --key and log prove --key\): demo\.chipledger\.local\/log\+[0-9a-f]{8}\+\S+$/m);
       const commands = [...again.stdout().matchAll(/^ {2}chipledger (token create --org (\S+) --role (\S+) --label "([^"]+)") +# (.+)$/gm)];
       expect(commands.map((command) => [command[2], command[3]])).toEqual(tokenRows(server.stdout()).map((row) => [row.organisationId, row.role]));
       const auditorCommand = commands.find((command) => command[3] === 'auditor')!;

@@ -26,7 +26,7 @@ import { LogKeyError, LogSigningLockBusy } from '../ledger/log/keys.ts';
 import { createDemoTokens, demoParties, demoState, loadDemo, type DemoParty, type DemoToken } from '../demo/load.ts';
 import { administrator } from '../demo/scenario.ts';
 import { checkedDatabase } from './admin.ts';
-import { printDemoTokens, printTokenCommands } from './demo-tokens.ts';
+import { printDemoTokens, printLogVerifierKey, printTokenCommands } from './demo-tokens.ts';
 import { formatProblems, type Config } from './config.ts';
 import { dataDirProblem, makeDataDir } from './data-dir.ts';
 import { openDatabase, StoppedWhileWaiting, type Database } from './database.ts';
@@ -79,7 +79,7 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
     await listen(app, config);
     const url = `http://${displayHost(config.host)}:${config.port}`;
     output.out(`chipledger is serving ${url} (API reference: ${url}/v1/docs, OpenAPI: ${url}/v1/openapi.json)`);
-    if (demoAccess) printDemoAccess(demoAccess, url, output);
+    if (demoAccess) printDemoAccess(demoAccess, url, output, ledger.checkpointer?.signer.verifierKey);
     output.out(`Stop with Ctrl-C. Database: ${resources.database.origin === 'external' ? 'DATABASE_URL' : `embedded PostgreSQL in ${config.dataDir}`}.`);
     exitCode = reportEnd(await untilStopped(stop.received, databaseLost.exited), logger, output);
   } finally {
@@ -317,7 +317,7 @@ async function prepareDemo(ledger: Ledger, output: Output): Promise<DemoAccess> 
 }
 
 /** stdout only: the admin token first (its lines are what people and scripts look for), then everyone else. */
-function printDemoAccess(access: DemoAccess, url: string, output: Output): void {
+function printDemoAccess(access: DemoAccess, url: string, output: Output, logVerifierKey: string | undefined): void {
   const { admin } = access;
   output.out(`Admin token (${admin.role} of ${admin.organisation}, ${admin.tokenId}; shown once, keep it):`);
   output.out(`  ${admin.secret}`);
@@ -329,6 +329,7 @@ function printDemoAccess(access: DemoAccess, url: string, output: Output): void 
   } else {
     printTokenCommands(access.others, output);
   }
+  printLogVerifierKey(logVerifierKey, output);
 }
 
 /** What serve has started, for shutdown to stop in order. */

@@ -73,3 +73,20 @@ describe('bidi controls', () => {
     expect(printable(`a${bidi.join('')}b`)).toBe(`a${' '.repeat(bidi.length)}b`);
   });
 });
+
+describe('right-to-left names', () => {
+  // On a terminal that lays out bidirectional text (VTE, Konsole, mlterm), numbers after Arabic
+  // or Hebrew letters join their right-to-left run, and a row's figures are drawn reversed
+  // under the wrong headers unless the name's cell ends that run itself.
+  it('end their cell with a left-to-right mark, so the figures after them stay in their columns', () => {
+    for (const name of ['شركة الخليج للحوسبة', 'חברת מחשוב']) {
+      const table = renderTable([{ reference: `for ORG-4 ${name}`, units: 160_000, reserved: 500 }, { reference: 'for ORG-5 Yunchuan', units: 10, reserved: 0 }], ['reference', 'units', 'reserved']);
+      const [header, , rtl, ltr] = table.split('\n');
+      expect(rtl).toContain(`${name}\u200e `);
+      expect(ltr).not.toContain('\u200e');
+      // The mark takes no column: every line is as wide as the header.
+      expect(displayWidth(rtl!)).toBe(displayWidth(header!));
+      expect(displayWidth(ltr!)).toBe(displayWidth(header!));
+    }
+  });
+});

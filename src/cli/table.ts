@@ -14,6 +14,9 @@ export function pickColumns(rows: readonly Row[], preferred: readonly string[]):
   return Object.keys(first).filter((key) => isScalar(first[key]));
 }
 
+/** Letters and digits of the right-to-left scripts (bidi classes R and AL, and Arabic digits). */
+const rightToLeft = /[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\u{10800}-\u{10fff}\u{1e800}-\u{1efff}]/u;
+
 export function renderTable(rows: readonly Row[], columns: readonly string[]): string {
   if (rows.length === 0) return '(none)';
   const cells = rows.map((row) => columns.map((column) => formatCell(row[column])));
@@ -21,7 +24,10 @@ export function renderTable(rows: readonly Row[], columns: readonly string[]): s
   const widths = columns.map((column, index) => Math.max(displayWidth(formatCell(column)), ...cells.map((line) => displayWidth(line[index]!))));
   const pad = (text: string, index: number): string => {
     const fill = ' '.repeat(widths[index]! - displayWidth(text));
-    return numeric[index] ? fill + text : text + fill;
+    // A right-to-left cell (Arabic, Hebrew) ends with a left-to-right mark, so that on a terminal
+    // that lays out bidirectional text it reorders itself only, not the cells after it.
+    const ended = rightToLeft.test(text) ? `${text}\u200e` : text;
+    return numeric[index] ? fill + ended : ended + fill;
   };
   const header = columns.map((column, index) => pad(formatCell(column), index)).join('  ');
   const rule = widths.map((width) => '─'.repeat(width)).join('  ');

@@ -14,7 +14,7 @@ import {
   parseSignerKey, parseVerifierKey, signNote, tilePath,
 } from '../../tlog/index.ts';
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
-import { Failure } from '../output.ts';
+import { Failure, printableJson } from '../output.ts';
 import { keygenCommand, monitorCommand, proveCommand, verifyCommand, witnessCommand } from './commands.ts';
 import { readState, savedFrom, writeState } from './state.ts';
 import { failureOf } from '../../../test/support/failure.ts';
@@ -402,12 +402,15 @@ describe('text a log serves', () => {
 
 describe('log keygen', () => {
   it("refuses an origin that cannot name a key as a usage error (exit 2), saying what one is, and writes nothing", async () => {
-    const refused = [['log', 'bad origin', '--origin'], ['log', '', '--origin'], ['log', 'a+x', '--origin'], ['witness', 'witness\u00a0example', '--name']] as const;
+    // U+009B (an 8-bit CSI a terminal acts on) and U+202E (RLO): the name is printed raw in later lines.
+    const refused = [['log', 'bad origin', '--origin'], ['log', '', '--origin'], ['log', 'a+x', '--origin'], ['witness', 'witness\u00a0example', '--name'],
+      ['log', 'log\u009b2J', '--origin'], ['log', 'log\u202eevil', '--origin'], ['witness', 'w\u2066x', '--name'], ['log', 'log\u0085x', '--origin']] as const;
     for (const [index, [kind, origin, option]] of refused.entries()) {
       const out = file(`refused-${index}.key`);
       const failure = await failureOf(keygenCommand({ origin, out }, kind, deps(globalThis.fetch)));
       expect(failure.exitCode).toBe(2);
-      expect(failure.message).toBe(`chipledger: ${option} must name the key in signed notes: not empty, without spaces, '+' or control characters, such as ${kind === 'log' ? 'chipledger.example/log' : 'witness.example.org'}; got ${JSON.stringify(origin)}`);
+      expect(failure.message).toBe(`chipledger: ${option} must name the key in signed notes: not empty, without spaces, '+', control characters or bidi controls, such as ${kind === 'log' ? 'chipledger.example/log' : 'witness.example.org'}; got ${printableJson(origin, 'one line')}`);
+      expect(failure.message).not.toMatch(/[\u0080-\u009f\u202a-\u202e\u2066-\u2069]/);
       expect(existsSync(out)).toBe(false);
     }
   });

@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { limits } from '../../core/limits.ts';
 import { generateCosignerKey, generateSignerKey, isValidKeyName } from '../../tlog/index.ts';
 import { writeKeyFile } from '../log-key.ts';
-import { Failure, printable } from '../output.ts';
+import { Failure, printable, printableJson } from '../output.ts';
 import { clientOf, defaultDeps, guard, keysFollowed, progressSink, startingKey, usage, verifierOf, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
 import { monitorCommand, type MonitorOptions } from './monitor-command.ts';
 import { eventFileFormats, proveCommand } from './prove-command.ts';
@@ -28,10 +28,13 @@ export { witnessCommand, type WitnessOptions } from './witness-command.ts';
 export async function keygenCommand(options: { origin: string; out: string }, kind: 'log' | 'witness', deps: LogCommandDeps = defaultDeps): Promise<number> {
   return guard(async () => {
     // The origin is the key's name in every signed note: a name no note can carry is the
-    // command line's mistake (exit 2), said before anything is made or written.
-    if (!isValidKeyName(options.origin)) {
+    // command line's mistake (exit 2), said before anything is made or written. A C1 or bidi
+    // control, which a note may carry (isValidKeyName refuses C0 only, as C2SP does, for
+    // other logs' keys), is refused too: this name is printed raw in every `log verify`,
+    // `prove` and `witness` line after, where a terminal would act on it.
+    if (!isValidKeyName(options.origin) || printable(options.origin) !== options.origin) {
       const [option, example] = kind === 'log' ? ['--origin', 'chipledger.example/log'] : ['--name', 'witness.example.org'];
-      throw usage(`${option} must name the key in signed notes: not empty, without spaces, '+' or control characters, such as ${example}; got ${JSON.stringify(options.origin)}`);
+      throw usage(`${option} must name the key in signed notes: not empty, without spaces, '+', control characters or bidi controls, such as ${example}; got ${printableJson(options.origin, 'one line')}`);
     }
     const keys = kind === 'log' ? generateSignerKey(options.origin) : generateCosignerKey(options.origin);
     // Whole or not at all, mode 0600, never over a file (log-key.ts).

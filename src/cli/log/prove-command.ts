@@ -9,7 +9,7 @@ import { isDomainError } from '../../core/errors.ts';
 import { limits } from '../../core/limits.ts';
 import { hashSize, leafHash, parseNote, parseTlogProof, tileWidth, verifyTlogProof, type Ed25519NoteVerifier } from '../../tlog/index.ts';
 import { readBounded } from '../client-commands.ts';
-import { Failure } from '../output.ts';
+import { Failure, printable } from '../output.ts';
 import { LogFetchError, type LogClient } from './client.ts';
 import { clientOf, defaultDeps, guard, keysFollowed, usage, verifierOf, wholeNumber, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
 import { openFollowingRotation } from './key-chain.ts';
@@ -169,6 +169,10 @@ export async function proveCommand(seqText: string, options: KeyOptions & Server
       }
       deps.output.out(`${summary}; saved to ${options.out}`);
     } else {
+      // Lines of the note that no key given here verifies (another key's signature) are the server's
+      // to write: printed raw, a control or bidi character in one would reach the terminal. They
+      // are not made printable either: stdout is saved as the proof, and changed bytes would break it.
+      if (text.split('\n').some((line) => printable(line) !== line)) throw new Failure(`the proof for event ${seq} verifies, but holds characters a terminal would act on (in a signature line by a key not given here); save it with --out FILE instead of printing it`);
       deps.output.out(text.trimEnd());
       deps.output.err(summary);
     }
