@@ -1,16 +1,16 @@
 /**
  * `chipledger api METHOD PATH`: any route of the API from the command line, for what has no
- * command of its own (products, licence steps, allocations, sites, units, organisations,
- * tokens). It goes where every client command goes (CHIPLEDGER_URL, CHIPLEDGER_TOKEN) and
+ * command of its own (products, organisations, tokens, a shipment's serial list). It goes
+ * where every client command goes (CHIPLEDGER_URL, CHIPLEDGER_TOKEN) and
  * sends as they do: a POST with one Idempotency-Key, sent again with it while the outcome is
  * unknown, and the command that reruns it printed when the CLI gives up. Everything it can
  * check (the method, the path, the key, the body) is checked before anything is sent.
  */
 import { limits } from '../core/limits.ts';
 import { UnexpectedAnswerError, unknownOutcomeOf, type ApiClient, type GetAnswer } from './http.ts';
-import { checkedKey, commandLine, nextCursorOnce, readBounded, type ChangeOptions } from './client-commands.ts';
+import { checkedKey, commandLine, nextCursorOnce, type ChangeOptions, type StdinInput } from './client-commands.ts';
+import { readBody } from './json-body.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
-import { serialCsvBytesMax } from './serials-csv.ts';
 
 /**
  * Items `--all` gathers before it stops with the cursor: as many as its pages hold at the
@@ -30,7 +30,7 @@ export interface ApiCommandOptions extends ChangeOptions {
 }
 
 /** Where `--body -` reads from; tests give a stream of their own. */
-export type BodyInput = AsyncIterable<Uint8Array>;
+export type BodyInput = StdinInput;
 
 /** Where a text answer goes (stdout), and whether it is a terminal; tests give their own. */
 export interface TextSink {
@@ -249,173 +249,4 @@ async function post(client: ApiClient, path: string, body: unknown, key: ChangeO
     }
     throw error;
   }
-}
-
-/** The body of a POST: a file's or stdin's bytes, at most serialCsvBytesMax, as checked JSON. */
-async function readBody(file: string, stdin: BodyInput): Promise<unknown> {
-  const name = file === '-' ? 'stdin' : file;
-  const bytes = file === '-' ? await readStdin(stdin) : await readBounded(file, 'a request body');
-  let text: string;
-  try {
-    // Bytes that are not UTF-8 are refused, not replaced by U+FFFD and sent changed. A byte
-    // order mark an editor wrote is dropped (RFC 8259 §8.1 lets a reader ignore it).
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new Failure(`${name} is not UTF-8 text, as a JSON body must be; nothing was sent`, 2);
-  }
-  const problem = jsonProblem(text);
-  if (problem !== undefined) {
-    const { line, column } = lineAndColumn(text, problem.offset);
-    throw new Failure(`${name}:${line}:${column}: ${problem.reason}; nothing was sent`, 2);
-  }
-  return JSON.parse(text) as unknown;
-}
-
-/** stdin's bytes, counted as they come; reading stops one chunk past the bound, whatever is still behind it. */
-async function readStdin(stdin: BodyInput): Promise<Buffer> {
-  const max = serialCsvBytesMax.toLocaleString('en-US');
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  for await (const chunk of stdin) {
-    length += chunk.byteLength;
-    if (length > serialCsvBytesMax) throw new Failure(`stdin holds more than ${max} bytes (reading stopped there); a request body may have at most ${max}`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, length);
-}
-
-export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
-  let line = 1;
-  let lineStart = 0;
-  for (let at = text.indexOf('\n'); at !== -1 && at < offset; at = text.indexOf('\n', at + 1)) {
-    line += 1;
-    lineStart = at + 1;
-  }
-  return { line, column: offset - lineStart + 1 };
-}
-
-interface JsonProblem { offset: number; reason: string }
-/** An open object or array; an object's names so far, to refuse one given twice. */
-interface OpenValue { names: Set<string> | undefined }
-
-const whitespace = /[ \t\n\r]*/y;
-const numberToken = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
-const literalToken = /true|false|null/y;
-
-function match(pattern: RegExp, text: string, at: number): string | undefined {
-  pattern.lastIndex = at;
-  return pattern.exec(text)?.[0];
-}
-
-function skipSpace(text: string, at: number): number {
-  return at + match(whitespace, text, at)!.length;
-}
-
-/**
- * Where, and why, `text` is not JSON the server takes as the user wrote it, or undefined when
- * it is: the first syntax error (JSON.parse of Node 20 does not always say where), a number
- * too large for a double (JSON.parse reads it as Infinity, and it would be sent as null), a
- * name given twice in one object (JSON.parse keeps the last without a word, and the server
- * refuses it: src/server/body.ts), or nesting past limits.bodyNestingDepthMax. Iterative, so any
- * depth is only counted.
- */
-export function jsonProblem(text: string): JsonProblem | undefined {
-  const open: OpenValue[] = [];
-  let at = skipSpace(text, 0);
-  for (;;) {
-    // A value starts here.
-    const char = text[at];
-    if (char === '{' || char === '[') {
-      if (open.length === limits.bodyNestingDepthMax) return { offset: at, reason: `the body nests deeper than ${limits.bodyNestingDepthMax} levels` };
-      open.push({ names: char === '{' ? new Set() : undefined });
-      at = skipSpace(text, at + 1);
-      if (text[at] === (char === '{' ? '}' : ']')) {
-        open.pop();
-        at += 1;
-      } else {
-        if (char === '{') {
-          const named = readName(text, at, open[open.length - 1]!);
-          if (typeof named !== 'number') return named;
-          at = named;
-        }
-        continue;
-      }
-    } else if (char === '"') {
-      const end = stringEnd(text, at);
-      if (end === undefined) return { offset: at, reason: 'a string is not closed, or holds a control character or a bad escape' };
-      at = end;
-    } else if (char === '-' || (char !== undefined && char >= '0' && char <= '9')) {
-      const token = match(numberToken, text, at);
-      if (token === undefined) return { offset: at, reason: 'expected a number' };
-      if (!Number.isFinite(Number(token))) return { offset: at, reason: `the number ${token.length > 40 ? `${token.slice(0, 40)}…` : token} is too large to send` };
-      at += token.length;
-    } else {
-      const token = match(literalToken, text, at);
-      if (token === undefined) return { offset: at, reason: at >= text.length ? 'the JSON ends where a value was expected' : 'expected a value (an object, array, string, number, true, false or null)' };
-      at += token.length;
-    }
-    // After a value: the next member, the end of its object or array, or the end of the text.
-    const after = afterValue(text, at, open);
-    if (typeof after !== 'number') return after === 'done' ? undefined : after;
-    at = after;
-  }
-}
-
-/**
- * Past the ends of the objects and arrays a value closes, to where the next value starts;
- * 'done' at the end of the text.
- */
-function afterValue(text: string, start: number, open: OpenValue[]): number | 'done' | JsonProblem {
-  let at = skipSpace(text, start);
-  for (;;) {
-    const inner = open[open.length - 1];
-    if (inner === undefined) return at === text.length ? 'done' : { offset: at, reason: 'there is more after the JSON value' };
-    const object = inner.names !== undefined;
-    const char = text[at];
-    if (char === ',') {
-      at = skipSpace(text, at + 1);
-      return object ? readName(text, at, inner) : at;
-    }
-    if (char !== (object ? '}' : ']')) {
-      const expected = object ? "',' or '}'" : "',' or ']'";
-      return { offset: at, reason: at >= text.length ? `the JSON ends where ${expected} was expected` : `expected ${expected}` };
-    }
-    open.pop();
-    at = skipSpace(text, at + 1);
-  }
-}
-
-/** A member's name and its ':', refusing a name the object has; where its value starts. */
-function readName(text: string, at: number, inner: OpenValue): number | JsonProblem {
-  const end = text[at] === '"' ? stringEnd(text, at) : undefined;
-  const token = end === undefined ? undefined : text.slice(at, end);
-  if (token === undefined) return { offset: at, reason: at >= text.length ? 'the JSON ends where a name was expected' : 'expected a name in double quotes' };
-  // As JSON reads it: "a" and "\u0061" are one name.
-  const name = token.includes('\\') ? (JSON.parse(token) as string) : token.slice(1, -1);
-  if (inner.names!.has(name)) return { offset: at, reason: `the name ${printableJson(name, 'one line')} appears twice in one object; the server refuses that, as readers differ on which value counts` };
-  inner.names!.add(name);
-  const colon = skipSpace(text, at + token.length);
-  if (text[colon] !== ':') return { offset: colon, reason: "expected ':' after the name" };
-  return skipSpace(text, colon + 1);
-}
-
-/**
- * Past the string that starts at `at` (a '"'), or undefined where it is not a JSON string (a
- * control character, a bad escape, no end). One pass: a regular expression with a repeat in a
- * repeat took time doubling with each character before a mistake (a tab 40 characters into a
- * string: hours), and overflowed V8's stack on a long run of escapes.
- */
-function stringEnd(text: string, at: number): number | undefined {
-  for (let i = at + 1; i < text.length; i += 1) {
-    const code = text.charCodeAt(i);
-    if (code === 0x22) return i + 1;
-    if (code < 0x20) return undefined;
-    if (code === 0x5c) {
-      const next = text[i + 1];
-      if (next !== undefined && '"\\/bfnrt'.includes(next)) i += 1;
-      else if (next === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) i += 5;
-      else return undefined;
-    }
-  }
-  return undefined;
 }

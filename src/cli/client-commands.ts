@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
 import { tokenSecretPrefix } from '../ledger/schemas.ts';
 import { apiToken, type Config } from './config.ts';
+import { idSegment, pageLimitOf, parseDeadline } from './client-values.ts';
 import { ApiClient, unknownOutcomeOf } from './http.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { createProgress } from './progress.ts';
@@ -82,22 +83,13 @@ export function commandLine(words: readonly string[]): string {
   return printable(words.map((word) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`)).join(' '));
 }
 
-/**
- * URL path segments for ids. encodeURIComponent leaves "." and ".." as they are, and URLs
- * resolve those (escaped as %2E too), so `shipments cancel ..` would POST to /v1/cancel:
- * refused here instead, like an empty id.
- */
-const path = (...parts: string[]): string => parts.map((part) => {
-  if (part === '' || part === '.' || part === '..') throw new Failure(`${JSON.stringify(part)} is not an id (ids look like L-7 or S-12)`, 2);
-  return `/${encodeURIComponent(part)}`;
-}).join('');
+/** The ids a shipment command's refusal of an id gives as examples (idSegment). */
+const shipmentIdExamples = 'L-7 or S-12';
 
 export async function listCommand(client: ApiClient, resource: 'licences' | 'allocations' | 'shipments', preferred: readonly string[], options: ListOptions, output: Output): Promise<number> {
   // A usage error (exit 2), like a bad --units, not a refusal by the server (exit 1).
-  if (options.limit !== undefined && !(/^[1-9][0-9]{0,5}$/.test(options.limit) && Number(options.limit) <= limits.pageSizeMax)) {
-    throw new Failure(`--limit must be a whole number from 1 to ${limits.pageSizeMax}; got ${JSON.stringify(options.limit)}`, 2);
-  }
-  const page = await client.get<Page>(`/v1/${resource}`, { status: options.status, licenceId: options.licence, limit: options.limit, cursor: options.cursor });
+  const limit = pageLimitOf(options.limit);
+  const page = await client.get<Page>(`/v1/${resource}`, { status: options.status, licenceId: options.licence, limit, cursor: options.cursor });
   if (options.json) {
     output.out(printableJson(page));
     return 0;
@@ -125,7 +117,7 @@ function licenceRow(licence: Row): Row {
 }
 
 export async function showCommand(client: ApiClient, resource: 'licences' | 'shipments', id: string, options: { json?: boolean }, output: Output): Promise<number> {
-  const record = await client.get<Row>(`/v1/${resource}${path(id)}`);
+  const record = await client.get<Row>(`/v1/${resource}${idSegment(id, shipmentIdExamples)}`);
   output.out(options.json ? printableJson(record) : renderRecord(record));
   return 0;
 }
@@ -165,40 +157,8 @@ export async function bookCommand(client: ApiClient, options: BookOptions, outpu
   return 0;
 }
 
-/**
- * What a span reaching the ledger's longest deadline (limits.bookingDeadlineMaxMs, 365 days)
- * is shortened by. The span is counted from this machine's clock and the ledger judges the
- * deadline from its own time, so `--deadline 365d` was refused whenever this clock read even a
- * second ahead. Five minutes: the drift the ledger takes between its servers' clocks
- * (limits.clockBehindLedgerMsMax).
- */
-export const deadlineSpanClockMarginMs = 5 * 60_000;
-
-/**
- * An ISO 8601 time with offset, or a span from now: 30d, 12h, 90m. A span within
- * deadlineSpanClockMarginMs of the longest deadline gives that longest less the margin; a
- * longer one is sent as it is, for the ledger to refuse.
- */
-export function parseDeadline(text: string, now: Date): string {
-  const span = /^([1-9][0-9]{0,4})([dhm])$/.exec(text);
-  if (span) {
-    const unitMs = { d: 86_400_000, h: 3_600_000, m: 60_000 }[span[2] as 'd' | 'h' | 'm'];
-    const spanMs = Number(span[1]) * unitMs;
-    const longestMs = limits.bookingDeadlineMaxMs - deadlineSpanClockMarginMs;
-    return new Date(now.getTime() + (spanMs <= limits.bookingDeadlineMaxMs ? Math.min(spanMs, longestMs) : spanMs)).toISOString();
-  }
-  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && !Number.isNaN(Date.parse(text)) && dayExists(text)) return new Date(text).toISOString();
-  throw new Failure(`--deadline must be a time such as 2026-12-31T18:00:00Z, or a span from now such as 30d, 12h or 90m; got ${JSON.stringify(text)}`, 2);
-}
-
-/** Whether the date's day is in its month: Date.parse takes 2026-02-30 for 2 March, which would book another deadline than the one typed. */
-function dayExists(text: string): boolean {
-  const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
-  return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
-}
-
 export async function transitionCommand(client: ApiClient, step: 'ship' | 'clear' | 'deliver' | 'cancel', id: string, options: { reason?: string } & ChangeOptions, output: Output): Promise<number> {
-  const route = `/v1/shipments${path(id)}/${step}`;
+  const route = `/v1/shipments${idSegment(id, shipmentIdExamples)}/${step}`;
   const key = checkedKey(options);
   const rerun = ['chipledger', 'shipments', step, id, ...(options.reason === undefined ? [] : ['--reason', options.reason])];
   const body = await change(rerun, () => client.post<Row>(route, options.reason === undefined ? {} : { reason: options.reason }, key));
@@ -316,7 +276,7 @@ export async function upload(client: ApiClient, route: string, body: unknown, ke
 }
 
 export async function manifestImportCommand(client: ApiClient, shipmentId: string, file: string, output: Output, options: ChangeOptions = {}): Promise<number> {
-  const route = `/v1/shipments${path(shipmentId)}/manifest`; // a bad id is said before the file is read
+  const route = `/v1/shipments${idSegment(shipmentId, shipmentIdExamples)}/manifest`; // a bad id is said before the file is read
   const key = checkedKey(options);
   const entries = await readSerialFile(file, { serialsMax: limits.shipmentSerialsMax, acceptsGpuUuids: true, use: 'imported' }, output);
   const serials = entries.map((entry) => (entry.gpuUuid === undefined ? entry.serial : { serial: entry.serial, gpuUuid: entry.gpuUuid }));

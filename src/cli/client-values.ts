@@ -8,10 +8,7 @@
 import type { z } from 'zod';
 import { limits } from '../core/limits.ts';
 import { instantForm } from '../ledger/schemas.ts';
-import { jsonProblem, lineAndColumn } from './api-command.ts';
-import { nameOfFile, parseDeadline, readBounded, type StdinInput } from './client-commands.ts';
 import { Failure, printableJson } from './output.ts';
-import { serialCsvBytesMax } from './serials-csv.ts';
 
 const usage = (message: string) => new Failure(message, 2);
 const quoted = (text: string) => printableJson(text, 'one line');
@@ -33,6 +30,38 @@ export function decimalIn(option: string, text: string, min: number, max: number
   const value = /^-?[0-9]{1,3}(\.[0-9]{1,12})?$/.test(text) ? Number(text) : Number.NaN;
   if (!(value >= min && value <= max)) throw usage(`${option} must be a decimal number from ${min} to ${max}, such as 41.0347; got ${quoted(text)}`);
   return value;
+}
+
+/**
+ * What a span reaching the ledger's longest deadline (limits.bookingDeadlineMaxMs, 365 days)
+ * is shortened by. The span is counted from this machine's clock and the ledger judges the
+ * deadline from its own time, so `--deadline 365d` was refused whenever this clock read even a
+ * second ahead. Five minutes: the drift the ledger takes between its servers' clocks
+ * (limits.clockBehindLedgerMsMax).
+ */
+export const deadlineSpanClockMarginMs = 5 * 60_000;
+
+/**
+ * An ISO 8601 time with offset, or a span from now: 30d, 12h, 90m. A span within
+ * deadlineSpanClockMarginMs of the longest deadline gives that longest less the margin; a
+ * longer one is sent as it is, for the ledger to refuse.
+ */
+export function parseDeadline(text: string, now: Date): string {
+  const span = /^([1-9][0-9]{0,4})([dhm])$/.exec(text);
+  if (span) {
+    const unitMs = { d: 86_400_000, h: 3_600_000, m: 60_000 }[span[2] as 'd' | 'h' | 'm'];
+    const spanMs = Number(span[1]) * unitMs;
+    const longestMs = limits.bookingDeadlineMaxMs - deadlineSpanClockMarginMs;
+    return new Date(now.getTime() + (spanMs <= limits.bookingDeadlineMaxMs ? Math.min(spanMs, longestMs) : spanMs)).toISOString();
+  }
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && !Number.isNaN(Date.parse(text)) && dayExists(text)) return new Date(text).toISOString();
+  throw new Failure(`--deadline must be a time such as 2026-12-31T18:00:00Z, or a span from now such as 30d, 12h or 90m; got ${JSON.stringify(text)}`, 2);
+}
+
+/** Whether the date's day is in its month: Date.parse takes 2026-02-30 for 2 March, which would book another deadline than the one typed. */
+function dayExists(text: string): boolean {
+  const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+  return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
 /**
@@ -71,40 +100,18 @@ export function pageLimitOf(text: string | undefined): number | undefined {
 
 /**
  * An id as one URL path segment. encodeURIComponent leaves "." and ".." as they are, and a URL
- * resolves those, so `licences issue ..` would POST to /v1/issue: refused, like an empty id.
+ * resolves those (escaped as %2E too), so `licences issue ..` would POST to /v1/issue and
+ * `shipments cancel ..` to /v1/cancel: refused, like an empty id. `examples` are ids of the
+ * kind the command takes, for the refusal.
  */
-export function idSegment(id: string): string {
-  if (id === '' || id === '.' || id === '..') throw usage(`${quoted(id)} is not an id (ids look like L-7, A-12 or SITE-3)`);
+export function idSegment(id: string, examples = 'L-7, A-12 or SITE-3'): string {
+  if (id === '' || id === '.' || id === '..') throw usage(`${quoted(id)} is not an id (ids look like ${examples})`);
   return `/${encodeURIComponent(id)}`;
 }
 
 /** Commander's collector for an option that may be given more than once. */
 export function repeated(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
-}
-
-/**
- * The JSON object of `--body FILE` (or `-`, stdin): UTF-8, valid JSON as the server reads it
- * (api-command.ts jsonProblem: where it is not, by line and column), an object, at most
- * serialCsvBytesMax bytes (what `api --body` takes).
- */
-export async function readBodyObject(file: string, stdin: StdinInput): Promise<Record<string, unknown>> {
-  const name = nameOfFile(file);
-  const bytes = await readBounded(file, 'a request body', serialCsvBytesMax, stdin);
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw usage(`${name} is not UTF-8 text, as a JSON body must be; nothing was sent`);
-  }
-  const problem = jsonProblem(text);
-  if (problem !== undefined) {
-    const { line, column } = lineAndColumn(text, problem.offset);
-    throw usage(`${name}:${line}:${column}: ${problem.reason}; nothing was sent`);
-  }
-  const body = JSON.parse(text) as unknown;
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw usage(`${name} must hold a JSON object, the request's fields; nothing was sent`);
-  return body as Record<string, unknown>;
 }
 
 /**

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { expectOk, worldPerFile, type World } from '../../test/world.ts';
 import { licencePair } from '../../test/support/licence-pair.ts';
-import { deadlineSpanClockMarginMs, parseDeadline } from './client-commands.ts';
+import { deadlineSpanClockMarginMs, parseDeadline } from './client-values.ts';
 
 let world: World;
 worldPerFile((made) => { world = made; });

@@ -11,8 +11,10 @@ import { Option } from 'commander';
 import { limits } from '../core/limits.ts';
 import { licenceAmend, licenceCreate, licenceTransition } from '../ledger/schemas.ts';
 import type { StdinInput } from './client-commands.ts';
-import { checkBody, idSegment, instantOf, readBodyObject, repeated, unitsOf, wholeNumber, withFields } from './client-values.ts';
+import { checkBody, idSegment, instantOf, repeated, unitsOf, wholeNumber, withFields } from './client-values.ts';
+import type { Wiring } from './command-wiring.ts';
 import type { ApiClient } from './http.ts';
+import { readBodyObject } from './json-body.ts';
 import { Failure, printableJson, type Output } from './output.ts';
 import {
   allocationCreateCommand, allocationResizeCommand, eventShowCommand, eventsListCommand, pageCommand, recordColumns, recordCommand, sendChange, siteRegisterCommand,
@@ -20,25 +22,29 @@ import {
 } from './record-commands.ts';
 import type { Row } from './table.ts';
 
-export interface LicenceCreateOptions extends ChangeCommandOptions {
-  reference?: string;
-  direction?: string;
-  holder?: string;
-  product?: string[];
-  origin?: string;
-  destination?: string;
+/** The terms `licences create` and `licences amend` both take as options. */
+interface LicenceTermOptions {
   units?: string;
   value?: string;
   currency?: string;
   validFrom?: string;
   validTo?: string;
+  product?: string[];
+  body?: string;
+}
+
+export interface LicenceCreateOptions extends ChangeCommandOptions, LicenceTermOptions {
+  reference?: string;
+  direction?: string;
+  holder?: string;
+  origin?: string;
+  destination?: string;
   condition?: string[];
   maxUnitsPerShipment?: string;
   rider?: string[];
   endUser?: string[];
   consignee?: string[];
   supplier?: string[];
-  body?: string;
 }
 
 /** The option that gives each field of licence.create and licence.amend. */
@@ -97,6 +103,17 @@ function partiesOf(options: LicenceCreateOptions, words: Words): Row[] | undefin
 
 const valueOf = (typed: string) => wholeNumber('--value', typed, 0, limits.valueMinorMax);
 
+/** The units, value and validity the options give, in the order the rerun gives them. */
+function termsOf(options: LicenceTermOptions, words: Words) {
+  return {
+    authorisedUnits: words.add('--units', options.units, (typed) => unitsOf('--units', typed)),
+    valueMinor: words.add('--value', options.value, valueOf),
+    currency: words.add('--currency', options.currency, text),
+    validFrom: words.add('--valid-from', options.validFrom, (typed) => instantOf('--valid-from', typed)),
+    validTo: words.add('--valid-to', options.validTo, (typed) => instantOf('--valid-to', typed)),
+  };
+}
+
 /** The body of `--body`, if given, and how its rerun gives it. */
 async function bodyFrom(file: string | undefined, words: Words, stdin: StdinInput): Promise<Record<string, unknown>> {
   if (file === undefined) return {};
@@ -113,11 +130,7 @@ export async function licenceCreateCommand(client: ApiClient, options: LicenceCr
     productIds: options.product,
     origin: words.add('--origin', options.origin, text),
     destination: words.add('--destination', options.destination, text),
-    authorisedUnits: words.add('--units', options.units, (typed) => unitsOf('--units', typed)),
-    valueMinor: words.add('--value', options.value, valueOf),
-    currency: words.add('--currency', options.currency, text),
-    validFrom: words.add('--valid-from', options.validFrom, (typed) => instantOf('--valid-from', typed)),
-    validTo: words.add('--valid-to', options.validTo, (typed) => instantOf('--valid-to', typed)),
+    ...termsOf(options, words),
     conditions: conditionsOf(options, words),
     riders: options.rider,
     parties: partiesOf(options, words),
@@ -144,15 +157,8 @@ export async function licenceStepCommand(client: ApiClient, step: LicenceStep, l
   return sendChange(client, route, body, { words }, options, output, (answer) => `Licence ${String(answer.licenceId ?? licenceId)} is now ${String(answer.status ?? step)}.`);
 }
 
-export interface LicenceAmendOptions extends ChangeCommandOptions {
+export interface LicenceAmendOptions extends ChangeCommandOptions, LicenceTermOptions {
   reason: string;
-  units?: string;
-  value?: string;
-  currency?: string;
-  validFrom?: string;
-  validTo?: string;
-  product?: string[];
-  body?: string;
 }
 
 export async function licenceAmendCommand(client: ApiClient, licenceId: string, options: LicenceAmendOptions, output: Output, stdin: StdinInput = process.stdin): Promise<number> {
@@ -160,11 +166,7 @@ export async function licenceAmendCommand(client: ApiClient, licenceId: string, 
   const words = new Words('chipledger', 'licences', 'amend', licenceId, '--reason', options.reason);
   const fields = {
     reason: options.reason,
-    authorisedUnits: words.add('--units', options.units, (typed) => unitsOf('--units', typed)),
-    valueMinor: words.add('--value', options.value, valueOf),
-    currency: words.add('--currency', options.currency, text),
-    validFrom: words.add('--valid-from', options.validFrom, (typed) => instantOf('--valid-from', typed)),
-    validTo: words.add('--valid-to', options.validTo, (typed) => instantOf('--valid-to', typed)),
+    ...termsOf(options, words),
     productIds: options.product,
   };
   words.each('--product', options.product);
@@ -189,18 +191,6 @@ function versionRow(version: Row): Row {
 
 export async function licenceVersionsCommand(client: ApiClient, licenceId: string, options: PageOptions, output: Output): Promise<number> {
   return pageCommand(client, `/v1/licences${idSegment(licenceId)}/versions`, {}, { columns: versionColumns, rows: (items) => items.map(versionRow) }, options, output);
-}
-
-// Commander passes each action its arguments and options untyped; each action states their types.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Runner = (action: (...args: any[]) => Promise<number>) => (...args: any[]) => Promise<void>;
-
-export interface Wiring {
-  client: () => ApiClient;
-  run: Runner;
-  output: Output;
-  /** The program's --idempotency-key option, as every change command takes it. */
-  idempotencyKeyOption: readonly [string, string];
 }
 
 /** The program's command of this name (licences and allocations have their list there), or a new one. */

@@ -156,10 +156,10 @@ function addClientCommands(program: Command, config: (flags?: ConfigFlags) => Co
   }
 
   const manifest = program.command('manifest').description('serial manifests (client)');
-  manifest.command('import <shipment> <file>').description('attach serials from a CSV (header: serial[,gpu_uuid]); every line is checked first, and nothing is imported if any is bad')
+  manifest.command('import <shipment> <file>').description('attach serials from a CSV (header: serial[,gpu_uuid]), a file or - for stdin; every line is checked first, and nothing is imported if any is bad')
     .option(...idempotencyKeyOption)
     .action(run(async (shipment: string, file: string, options: ChangeOptions) => manifestImportCommand(client(), shipment, file, output, options)));
-  program.command('deploy <site> <file>').description('report the units in a CSV (header: serial) as deployed at a site (client)')
+  program.command('deploy <site> <file>').description('report the units in a CSV (header: serial), a file or - for stdin, as deployed at a site (client)')
     .option(...idempotencyKeyOption)
     .action(run(async (site: string, file: string, options: ChangeOptions) => deployCommand(client(), site, file, output, options)));
   registerUnitCommands(program, { client, run, output, idempotencyKeyOption });
@@ -168,7 +168,7 @@ function addClientCommands(program: Command, config: (flags?: ConfigFlags) => Co
     .action(run(async (options: { json?: boolean }) => utilisationCommand(client(), options, output)));
   registerLicenceCommands(program, { client, run, output, idempotencyKeyOption });
   program.command('api <method> <path>').description('send any request of the API, for what has no command of its own (products, organisations, tokens, a shipment\'s serial list); prints the answer as JSON (client)')
-    .addHelpText('after', '\nExamples:\n  chipledger api GET /v1/products\n  chipledger api POST /v1/licences/L-7/issue\n  chipledger api POST /v1/allocations --body allocation.json')
+    .addHelpText('after', '\nExamples:\n  chipledger api GET /v1/products\n  chipledger api POST /v1/products --body product.json\n  chipledger api GET /v1/organisations --all')
     .option('--body <file>', 'the JSON body of a POST, from a file, or - for stdin (default: {})')
     .option(...idempotencyKeyOption)
     .option('--all', `GET: follow nextCursor through every page of a list (at most ${limits.reportPagesMax} pages) and print their items together`)

@@ -8,6 +8,8 @@
 import { Option, type Command } from 'commander';
 import { limits } from '../core/limits.ts';
 import { change, checkedKey, readSerialFile, upload, type ChangeOptions } from './client-commands.ts';
+import { pageLimitOf } from './client-values.ts';
+import type { Wiring } from './command-wiring.ts';
 import type { ApiClient } from './http.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { pickColumns, renderRecord, renderTable, type Row } from './table.ts';
@@ -84,10 +86,8 @@ export async function unitsEndCommand(client: ApiClient, ending: UnitEnding, fil
 /** One page of the caller's units, by serial, as a table or --json. */
 export async function unitsListCommand(client: ApiClient, options: UnitListOptions, output: Output): Promise<number> {
   // A usage error (exit 2), as every list command says it, not a refusal by the server (exit 1).
-  if (options.limit !== undefined && !(/^[1-9][0-9]{0,5}$/.test(options.limit) && Number(options.limit) <= limits.pageSizeMax)) {
-    throw new Failure(`--limit must be a whole number from 1 to ${limits.pageSizeMax}; got ${JSON.stringify(options.limit)}`, 2);
-  }
-  const page = await client.get<{ items: Row[]; nextCursor: string | null }>('/v1/units', { siteId: options.site, custody: options.custody, limit: options.limit, cursor: options.cursor });
+  const limit = pageLimitOf(options.limit);
+  const page = await client.get<{ items: Row[]; nextCursor: string | null }>('/v1/units', { siteId: options.site, custody: options.custody, limit, cursor: options.cursor });
   if (options.json) {
     output.out(printableJson(page));
     return 0;
@@ -109,25 +109,13 @@ export async function unitsShowCommand(client: ApiClient, serial: string, option
   return 0;
 }
 
-// Commander passes each action its arguments and options untyped; each action states their types.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Runner = (action: (...args: any[]) => Promise<number>) => (...args: any[]) => Promise<void>;
-
-export interface UnitCommandDeps {
-  client: () => ApiClient;
-  run: Runner;
-  output: Output;
-  /** The --idempotency-key option every change takes (program.ts), as flags and help. */
-  idempotencyKeyOption: readonly [string, string];
-}
-
 const csvHelp = [
   'file: a CSV with the header "serial" and one serial a line, as for deploy, or - for stdin;',
   `at most ${limits.deploymentSerialsMax.toLocaleString('en-US')} serials. Every line is checked first, and nothing is sent if any is bad.`,
 ].join('\n');
 
 /** Adds `units` and its subcommands to the program. */
-export function registerUnitCommands(program: Command, { client, run, output, idempotencyKeyOption }: UnitCommandDeps): Command {
+export function registerUnitCommands(program: Command, { client, run, output, idempotencyKeyOption }: Wiring): Command {
   const units = program.command('units').description('units: list, show, and decommission, report lost or return them from a CSV (client)');
   units.command('list').description('units you received or exported, by serial')
     .option('--site <id>', 'only those deployed at this site, e.g. SITE-4')
