@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { manifest } from '../ledger/schemas.ts';
+import { manifest, unitsDeploy } from '../ledger/schemas.ts';
 import { checkSerialCsv, formatCsvProblems, problemsShownMax, quotedCharactersMax, serialCsvBytesMax } from './serials-csv.ts';
 
 const check = (text: string | Buffer, serialsMax = 100_000, acceptsGpuUuids = true) => checkSerialCsv(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, { serialsMax, acceptsGpuUuids });
@@ -187,6 +187,17 @@ describe('checkSerialCsv', () => {
     ]);
     // The API's schema refuses them in the same words.
     expect(manifest.safeParse(['AB01', 'ab01']).error?.issues.map((issue) => [issue.path, issue.message])).toEqual([[[1], result.problems[0]!.message]]);
+  });
+
+  it('takes serials in either case in a deployment report, which names units an earlier release may have made in lower case (s21 ledger review, F1)', () => {
+    const report = check('serial\nAB01\nab01\nSn/02:x\nab 03\n', 100_000, false);
+    expect(report.entries).toEqual([{ serial: 'AB01' }, { serial: 'ab01' }, { serial: 'Sn/02:x' }]);
+    expect(report.problems).toEqual([{ line: 5, message: 'serial "ab 03" has the character U+0020; only ASCII letters, digits and . _ : / - are allowed' }]);
+    // As the API's units.* commands take them; a manifest's lines make units, so they stay in capitals.
+    expect(unitsDeploy.safeParse({ siteId: 'SITE-1', serials: report.entries.map((entry) => entry.serial) }).success).toBe(true);
+    expect(checkSerialCsv(Buffer.from('serial\nab01\n'), { serialsMax: 10, acceptsGpuUuids: false, makesUnits: true }).problems).toEqual([
+      { line: 2, message: 'serial "ab01" has lower-case letters; serials are written in capitals: write it as AB01' },
+    ]);
   });
 
   it('refuses a gpu_uuid column where GPU UUIDs are not accepted (a deployment report), once, and checks the rest', () => {

@@ -17,11 +17,13 @@
  * "Unicode text" saves; NUL bytes; lines that end with CR alone, as old Mac editors save) is
  * one problem of the file, said as what it is, not a problem on every line.
  *
- * A serial is checked by the API schema's own rule, with its words (core/serial.ts
- * problemOfSerial): in capitals, so `ab01` is refused, naming AB01 as the spelling to send.
+ * A serial is checked by the API schema's own rule, with its words (core/serial.ts): a
+ * manifest's serials make units, so they are in capitals and `ab01` is refused, naming AB01 as
+ * the spelling to send; a deployment report's name units already made, which an earlier
+ * release may have made in lower case, so they are taken in either case.
  */
 import { limits } from '../core/limits.ts';
-import { problemOfSerial } from '../core/serial.ts';
+import { problemOfNewSerial, problemOfSerial } from '../core/serial.ts';
 import { gpuUuidPattern } from '../ledger/schemas.ts';
 import { printableJson } from './output.ts';
 
@@ -64,6 +66,13 @@ export interface CheckOptions {
    * column would be dropped unchecked while the user believes it was checked.
    */
   acceptsGpuUuids: boolean;
+  /**
+   * Whether the file's serials make units and manifest lines (a manifest: in capitals, as the
+   * API's manifest entries) or name units already made (a deployment report, the units' ends:
+   * in either case, as the API's units.* commands take them). Unsaid, it is acceptsGpuUuids:
+   * a manifest's lines alone may carry GPU UUIDs.
+   */
+  makesUnits?: boolean;
   /** Called now and then with the bytes checked so far. */
   onProgress?: (bytesDone: number) => void;
 }
@@ -84,6 +93,7 @@ export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): Serial
   const encoding = problemOfEncoding(bytes);
   if (encoding !== undefined) return { entries, problems: [{ line: 0, message: encoding }], problemCount: 1 };
   const problems = new ProblemList();
+  const problemOf = (options.makesUnits ?? options.acceptsGpuUuids) ? problemOfNewSerial : problemOfSerial;
   const seen = new FirstLines();
   let columns: 1 | 2 | undefined;
   let line = 0;
@@ -115,7 +125,7 @@ export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): Serial
       problems.add(line, `repeats the header ${quoted(headerNames[columns].join(','))} (were files joined together?); a file has one header, on its first line`);
       continue;
     }
-    const entry = checkRow(text, columns, line, problems);
+    const entry = checkRow(text, columns, line, problemOf, problems);
     if (entry === undefined) continue;
     const repeated = seen.repeated(entry, line);
     if (repeated !== undefined) {
@@ -285,14 +295,14 @@ function isHeader(text: string, columns: 1 | 2): boolean {
   return names.length === columns && names.every((name, index) => name === headerNames[columns][index]);
 }
 
-function checkRow(text: string, columns: 1 | 2, line: number, problems: ProblemList): SerialEntry | undefined {
+function checkRow(text: string, columns: 1 | 2, line: number, problemOf: (serial: string) => string | undefined, problems: ProblemList): SerialEntry | undefined {
   const fields = splitFields(text).map((field) => unquote(trimSpaces(field)));
   if (fields.length !== columns) {
     problems.add(line, `has ${fields.length} field${fields.length === 1 ? '' : 's'}; the header has ${columns} (${columns === 1 ? 'serial' : 'serial,gpu_uuid'})`);
     return undefined;
   }
   const serial = fields[0]!;
-  const serialProblem = problemOfSerial(serial);
+  const serialProblem = problemOf(serial);
   if (serialProblem !== undefined) {
     problems.add(line, serialProblem);
     return undefined;

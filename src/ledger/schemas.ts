@@ -7,8 +7,8 @@ import { z } from 'zod';
 import { isCountryCode } from '../core/countries.ts';
 import { isCurrencyCode } from '../core/currencies.ts';
 import { limits } from '../core/limits.ts';
-import { problemOfSerial, serialPattern } from '../core/serial.ts';
-import { asciiUpperCase, codePointLabel, dashCharacters, identityProblem, invisibleCharacters, normaliseLineEndings, textProblem, toNfc, whiteSpaceCharacters } from '../core/text.ts';
+import { newSerialPattern, problemOfNewSerial, problemOfSerial, serialPattern } from '../core/serial.ts';
+import { asciiUpperCase, codePointLabel, dashCharacters, identityProblem, invisibleCharacters, lookAlikeScript, newerUnicodeProblem, normaliseLineEndings, textProblem, toNfc, whiteSpaceCharacters } from '../core/text.ts';
 import { bitLengthMax, dramBandwidthGbSMin, logicDieAreaMm2Min, precisionProblem, significantDigitsProblem } from '../policy/datasheet.ts';
 
 /**
@@ -46,16 +46,20 @@ export function listMax(max: number, bound: string, holder: string, items: strin
 export const name = () => text().pipe(z.string().trim().min(1, 'must not be empty')).meta({ minLength: 1, pattern: '\\S' });
 
 /**
- * A name by which a thing is told from others (a product's model and vendor, a licence's
- * reference): a name on one line, without invisible characters (core/text.ts identityProblem),
- * each refused naming its code point. Compared with what is stored, by a fold that a
- * zero-width space or a line break would get past (s21 identity review, finding 1).
+ * A name by which a thing is told from others (a product's model, a licence's reference): a
+ * name on one line, without invisible characters (core/text.ts identityProblem), and without
+ * characters that an older database's Unicode may fold otherwise than the ledger
+ * (newerUnicodeProblem), each refused naming its code point. Compared with what is stored, by
+ * a fold that a zero-width space or a line break would get past (s21 identity review, finding
+ * 1), in the ledger and in the database (migration 050), which must agree.
  */
 export const identityName = (max: number = limits.textLengthMax) =>
   text(max)
     .superRefine((value, context) => {
       const problem = identityProblem(value);
       if (problem !== undefined) context.addIssue({ code: 'custom', message: `must be one line of visible characters: ${problem}`, input: value });
+      const newer = newerUnicodeProblem(value);
+      if (newer !== undefined) context.addIssue({ code: 'custom', message: `has ${newer}`, input: value });
     })
     .pipe(z.string().trim().min(1, 'must not be empty'))
     .meta({ minLength: 1, pattern: '\\S' });
@@ -95,65 +99,111 @@ export const instant = z.iso
   .describe(instantNote);
 export const day = z.iso.date().refine((value) => fourDigitYear.test(value), { message: 'must be between the years 1 and 9999' }).describe(dayNote);
 /**
- * A serial, in capitals (core/serial.ts says why), refused in the words the CLI's CSV check
- * gives (problemOfSerial: the character at fault, the first one, or the spelling to send), not
- * zod's, and once: zod's own .min, .max and .regex would each add a refusal of one serial. Not
- * checks that abort either: a manifest entry is a union with an object, and a union of two
- * aborted options answers "Invalid input" alone. The OpenAPI document gets the bounds and the
- * pattern from the meta.
+ * A serial refused in the words the CLI's CSV check gives (core/serial.ts: the character at
+ * fault, the first one, or the spelling to send), not zod's, and once: zod's own .min, .max
+ * and .regex would each add a refusal of one serial. Not checks that abort either: a manifest
+ * entry is a union with an object, and a union of two aborted options answers "Invalid input"
+ * alone. The OpenAPI document gets the bounds and the pattern from the meta.
  */
-export const serial = z
-  .string()
-  .superRefine((value, context) => {
-    const problem = problemOfSerial(value);
-    if (problem !== undefined) context.addIssue({ code: 'custom', message: problem, input: value });
-  })
-  .meta({ minLength: 1, maxLength: limits.serialLengthMax, pattern: serialPattern.source });
+function serialOf(problemOf: (value: string) => string | undefined, pattern: RegExp, description: string) {
+  return z
+    .string()
+    .superRefine((value, context) => {
+      const problem = problemOf(value);
+      if (problem !== undefined) context.addIssue({ code: 'custom', message: problem, input: value });
+    })
+    .meta({ minLength: 1, maxLength: limits.serialLengthMax, pattern: pattern.source, description });
+}
+/**
+ * A serial that names a unit (units.deploy and the units' ends, GET /v1/units/{serial}, a
+ * page's cursor): in either case, since earlier releases made units in lower case, which must
+ * still be deployed, ended and looked up (core/serial.ts says why).
+ */
+export const serial = serialOf(problemOfSerial, serialPattern,
+  'A serial that names a unit: ASCII letters, digits and . _ : / -, starting with a letter or digit, compared exactly. New serials are in capitals; a unit made in lower case by an earlier release is named as it was made.');
+/**
+ * A serial that makes a unit or a manifest line (a manifest's entries): in capitals, so that
+ * ABC1654X01 and abc1654x01 are never two units (core/serial.ts says why).
+ */
+export const newSerial = serialOf(problemOfNewSerial, newSerialPattern,
+  'A new serial: capital ASCII letters, digits and . _ : / -, starting with a letter or digit. A lower-case letter is refused, naming the capitals to send.');
 export const role = z.enum(['authority_admin', 'authority_officer', 'exporter', 'recipient', 'auditor']);
 
-const identifierSeparators = new RegExp(`[${invisibleCharacters}${whiteSpaceCharacters}${dashCharacters}]+`, 'gu');
+/**
+ * What the spelling of an identifier leaves out: the separators a code is printed with between
+ * its groups (white space, any dash, "." and "/": "5493 001K JTII GC8Y 1R12", "15-048-3782",
+ * "CHE-123.456.789", "12.345.678/0001-95") and invisible characters.
+ */
+const identifierSeparators = new RegExp(`[${invisibleCharacters}${whiteSpaceCharacters}${dashCharacters}./]+`, 'gu');
 /**
  * An identifier as two organisations may not share it, in the ledger and in the database
  * (migration 050, organisation_identifier_spelling, character for character): in NFKC,
- * without white space, dashes or invisible characters, ASCII letters in capitals. The schema
- * stores identifiers in this spelling; rows written before it may hold others (spaces,
- * lower case, full width), which compare the same.
+ * without white space, dashes, dots, slashes or invisible characters, ASCII letters in
+ * capitals. The schema stores identifiers in this spelling; rows written before it may hold
+ * others (spaces, dots, lower case, full width), which compare the same.
  */
 export function identifierSpelling(value: string): string {
   return asciiUpperCase(value.normalize('NFKC').replace(identifierSeparators, ''));
 }
 
+/** A character an identifier keeps, once in NFKC and capitals: A-Z, 0-9, "&", and Latin letters (Ñ, Ü, Ç). */
+const identifierKept = /^(?:[A-Z0-9&]|(?=\p{Script=Latin})\p{L})$/u;
+/** The separators between groups that the schema takes, once in NFKC (a no-break space is a space), and identifierSpelling leaves out; a tab or an en dash is refused, as no code is printed with one. */
+const identifierGroupSeparator = /^[ \-./]$/;
+/** The alphabet, as a refusal and the OpenAPI document say it. */
+const identifierAlphabet = 'A-Z, 0-9, "&" and Latin letters (Ñ, Ü), grouped by spaces, "-", "." or "/", which are dropped';
+
+/** The first character of an identifier (in NFKC and capitals) outside its alphabet, named with its script where that is Cyrillic or Greek; or undefined. */
+function identifierCharacterProblem(value: string): string | undefined {
+  let position = 0;
+  for (const character of value) {
+    if (!identifierKept.test(character) && !identifierGroupSeparator.test(character)) {
+      const script = lookAlikeScript(character);
+      const what = script === undefined ? '' : `, a ${script} letter`;
+      return `has ${JSON.stringify(character)} (${codePointLabel(character.codePointAt(0)!)}${what}) at position ${position} once in NFKC and capitals; an identifier holds ${identifierAlphabet}`;
+    }
+    position += character.length;
+  }
+  return undefined;
+}
+
 /**
  * An organisation's identifier in its one spelling (identifierSpelling): in NFKC, in capitals,
- * without spaces or hyphens. NFKC makes full-width ５４９３ the digits 5493 (typed so by
- * Chinese input methods); a code printed in groups ("5493 001K JTII GC8Y 1R12", "15-048-3782")
- * is the code without them. Then only A-Z, 0-9 and "." are left, and any other character is
- * refused, naming it: an LEI, a DUNS number or a USCC holds no other, and a letter that looks
- * like one (Cyrillic А, a zero-width space, a BOM) would make one code two. Capitals can
- * lengthen a text ('ß' becomes 'SS', 'ﬃ' 'FFI'), so the length is checked once more after:
- * 128 'ß' were stored as 256 letters, past the bound the first check held.
+ * without the separators of its groups. NFKC makes full-width ５４９３ the digits 5493 (typed
+ * so by Chinese input methods); a code printed in groups ("5493 001K JTII GC8Y 1R12",
+ * "15-048-3782", "CHE-123.456.789", "12.345.678/0001-95") is the code without them, so a Swiss
+ * UID with and without its dots is one code (s21 ledger review, finding 3). Then only A-Z,
+ * 0-9, "&" (a Mexican RFC: A&B010101AAA) and Latin letters (MUÑ850101AB1) are left, and any
+ * other character is refused, naming it: a letter of another script that looks like a Latin
+ * one (Cyrillic А, Greek Ι), another dash, a zero-width space or a BOM would make one code
+ * two. A character that an older database's Unicode may fold otherwise is refused as in a
+ * model (core/text.ts newerUnicodeProblem). Capitals can lengthen a text ('ß' becomes 'SS',
+ * 'ﬃ' 'FFI'), so the length is checked once more after: 128 'ß' were stored as 256 letters,
+ * past the bound the first check held.
  */
-const identifierCharacter = /[^A-Z0-9.\- ]/u;
 const identifier = text(limits.referenceLengthMax)
+  .superRefine((value, context) => {
+    const problem = newerUnicodeProblem(value);
+    if (problem !== undefined) context.addIssue({ code: 'custom', message: `has ${problem}`, input: value });
+  })
   .transform((value) => value.normalize('NFKC').trim().toUpperCase())
   .superRefine((value, context) => {
-    const found = identifierCharacter.exec(value);
-    if (found === null) return;
-    const character = String.fromCodePoint(value.codePointAt(found.index)!);
-    context.addIssue({ code: 'custom', message: `has the character ${JSON.stringify(character)} (${codePointLabel(character.codePointAt(0)!)}) at position ${found.index} once in NFKC and capitals; an identifier is written with A-Z, 0-9, "." and "-" (spaces and hyphens between groups are left out)`, input: value });
+    const problem = identifierCharacterProblem(value);
+    if (problem !== undefined) context.addIssue({ code: 'custom', message: problem, input: value });
   })
   .transform(identifierSpelling)
-  .pipe(z.string().min(1, 'must not be empty').max(limits.referenceLengthMax, `must be at most ${limits.referenceLengthMax} characters once trimmed and in capitals (referenceLengthMax)`));
+  .pipe(z.string().min(1, 'must not be empty').max(limits.referenceLengthMax, `must be at most ${limits.referenceLengthMax} characters once trimmed and in capitals (referenceLengthMax)`))
+  .describe(`An identifier of the organisation (its USCC, LEI, DUNS, VAT or company number), in NFKC (full-width ５ is 5) and capitals, which holds ${identifierAlphabet}. Stored and compared in that one spelling: CHE-123.456.789 is CHE123456789, and one that another organisation holds under the same kind, in any spelling, is refused (409, rule organisation-identifier). A letter of another script, another dash, an invisible or other character is refused, naming it.`);
 
 export const organisationRegister = z.strictObject({
   name: name(),
   nameRomanised: name().optional(),
   country,
   roles: z.array(z.enum(['authority', 'exporter', 'recipient', 'auditor'])).min(1).max(4),
-  // An identifier is a code (a USCC, an LEI, a DUNS number): held in one spelling, in capitals
-  // without spaces or hyphens, so that one organisation's code typed in lower case, full
-  // width or in groups is still the code another organisation holds
-  // (ledger/handlers/organisations.ts).
+  // An identifier is a code (a USCC, an LEI, a DUNS number): held in one spelling, in
+  // capitals without the spaces, hyphens, dots or slashes of its groups, so that one
+  // organisation's code typed in lower case, full width or in groups is still the code
+  // another organisation holds (ledger/handlers/organisations.ts).
   identifiers: z.record(z.string().regex(/^[a-z_]{1,32}$/), identifier).default({}),
   address: text().optional(),
   demo: z.boolean().default(false),
@@ -188,7 +238,10 @@ const denseRate = z.strictObject({ precision: text(32).optional(), denseTops, bi
 
 export const productRegister = z.strictObject({
   model: identityName(),
-  vendor: identityName(),
+  // A name, not an identity: no rule holds a vendor once, and the catalogue compares it
+  // exactly (policy/catalogue.ts catalogueMismatch), so Persian and Devanagari spellings that
+  // need a zero-width non-joiner or joiner (U+200C, U+200D) are taken.
+  vendor: name(),
   parameters: z.strictObject({
     denseRates: z.array(denseRate).min(1).max(limits.denseRatesMax).optional(),
     denseTops: denseTops.optional(),
@@ -362,7 +415,7 @@ export function canonicalGpuUuid(value: string): string {
   return gpuUuidPrefix + value.slice(gpuUuidPrefix.length).toLowerCase();
 }
 const gpuUuid = z.string().regex(gpuUuidPattern).transform(canonicalGpuUuid);
-const manifestEntry = z.union([serial, z.strictObject({ serial, gpuUuid: gpuUuid.optional() })]);
+const manifestEntry = z.union([newSerial, z.strictObject({ serial: newSerial, gpuUuid: gpuUuid.optional() })]);
 export const manifest = z.array(manifestEntry).min(1).max(limits.shipmentSerialsMax, listMax(limits.shipmentSerialsMax, 'shipmentSerialsMax', 'a manifest lists', 'serials'));
 
 /**
@@ -380,7 +433,8 @@ export const shipmentBook = z.strictObject({
   importAllocationId: id,
   productId: id,
   units: shipmentUnits,
-  deadline: instant,
+  // The bounds shipmentBook (ledger/handlers/shipments.ts) refuses, and what the deadline ends.
+  deadline: instant.describe(`The instant the booking lapses unless it has shipped: after now, within ${limits.bookingDeadlineMaxMs / 86_400_000} days, and not after the earlier validTo of its two licences (a booking cannot outlast its licences); any other is refused (400, rule booking-deadline). From then on the booking can no longer be shipped, added to or cancelled, and the sweep expires it, releasing its units; the same holds before it once either licence has ended (revoked, surrendered, or its validity ended). ${instantNote}`),
   reference: text(limits.referenceLengthMax).optional(),
   serials: manifest.optional(),
   demo: z.boolean().default(false),

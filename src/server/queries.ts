@@ -9,6 +9,7 @@ import { hash as oneShotHash } from 'node:crypto';
 import { z } from 'zod';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
+import { unitNotFoundMessage } from '../core/serial.ts';
 import type { Actor } from '../ledger/permissions.ts';
 import { id as idSchema, serial as serialSchema } from '../ledger/schemas.ts';
 import type { Pool } from '../store/pool.ts';
@@ -247,7 +248,11 @@ export const queryRoutes: readonly QueryRoute[] = [
     path: '/v1/units/:id', item: 'Unit', summary: 'One unit by serial number', list: false, query: noQuery,
     run: async ({ pool }, viewer, params) => {
       const serial = pathId(params, serialSchema);
-      return present.presentUnit(found(await read.findUnit(pool, viewer, serial), 'unit', serial));
+      const unit = await read.findUnit(pool, viewer, serial);
+      // Named the capitals where the serial has a lower-case letter (core/serial.ts): new
+      // serials are written in capitals; a unit an earlier release made in lower case is found.
+      if (unit === null) throw new DomainError('not_found', unitNotFoundMessage(serial), { details: { unit: serial } });
+      return present.presentUnit(unit);
     },
   },
   {

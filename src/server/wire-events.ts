@@ -33,7 +33,7 @@ void paragraphsComplete;
  */
 const recordedSerials = {
   serialCount: positive.describe('How many entries the serial list had.'),
-  serialsSha256: z.string().regex(/^[0-9a-f]{64}$/).describe('SHA-256 (hex) of the lines "serial" or "serial gpuUuid", each ending in a newline, sorted in byte order: the bytes GET /v1/events/{seq}/serials serves. A serial is hashed as sent (it is capital ASCII letters, digits and . _ : / -, so there is nothing to normalise); a GPU UUID as stored, `GPU-` and its hex digits in lower case, whatever case was sent (GPU-ABCDEF12-… is hashed as GPU-abcdef12-…).'),
+  serialsSha256: z.string().regex(/^[0-9a-f]{64}$/).describe('SHA-256 (hex) of the lines "serial" or "serial gpuUuid", each ending in a newline, sorted in byte order: the bytes GET /v1/events/{seq}/serials serves. A serial is hashed as sent (ASCII letters, digits and . _ : / -, new ones in capitals, so there is nothing to normalise); a GPU UUID as stored, `GPU-` and its hex digits in lower case, whatever case was sent (GPU-ABCDEF12-… is hashed as GPU-abcdef12-…).'),
 };
 
 const inputNote = "The command's input as the ledger recorded it: the request with its defaults filled in (demo is true only for `chipledger demo`'s records), texts in NFC, instants in UTC.";

@@ -1,14 +1,21 @@
 /**
- * Migration 049 in the database: a serial has no lower-case letter, on units and on manifest
- * rows; a database that holds one stops the migration, which names them. The rest of a
- * serial's form is the ledger's (core/serial.ts, tested there and in server/bad-input.test.ts).
- * Writes here run in transactions rolled back.
+ * Migration 049 in the database: a serial inserted new, on a unit or a manifest line, has no
+ * lower-case letter; rows an earlier release wrote in lower case stay, are written again as
+ * any row (its upserts among them), and a migration over them applies. A serial that differs
+ * only in case from another is named by the re-check (invariant 4). Through the ledger: a unit
+ * made in lower case before is deployed and ended by its own spelling, and a new serial in
+ * lower case is refused. The rest of a serial's form is the ledger's (core/serial.ts, tested
+ * there and in server/bad-input.test.ts). Writes run in transactions rolled back, but the last
+ * test's, which writes through the ledger.
  */
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import type { TestDatabase } from '../../test/database.ts';
 import { firstRefusal, inRolledBack } from '../../test/support/rolled-back.ts';
-import { worldPerFile, type World } from '../../test/world.ts';
-import { problemOfSerial } from '../core/serial.ts';
+import { expectOk, worldPerFile, type World } from '../../test/world.ts';
+import { problemOfNewSerial } from '../core/serial.ts';
+import { toRefusal } from '../ledger/refusals.ts';
+import { commandSchemas, shipmentBook } from '../ledger/schemas.ts';
 import { listMigrations } from './migrate.ts';
 import type { PoolClient } from './pool.ts';
 
@@ -31,25 +38,69 @@ async function booked(): Promise<string> {
   return bookedId;
 }
 
-const unitAs = (serial: string): [string, unknown[]] => [`INSERT INTO units (serial, product_id, recipient_org_id, custody, shipment_id, updated_seq)
-  SELECT $1, product_id, recipient_org_id, custody, shipment_id, updated_seq FROM units WHERE serial = 'M49-1'`, [serial]];
+const unitsAs = (...serials: string[]): [string, unknown[]] => [`INSERT INTO units (serial, product_id, recipient_org_id, custody, shipment_id, updated_seq)
+  SELECT s, product_id, recipient_org_id, custody, shipment_id, updated_seq FROM units, unnest($1::text[]) AS s WHERE serial = 'M49-1'`, [serials]];
 const listedAs = (serial: string, shipmentId: string): [string, unknown[]] => [`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ($1, $2, false)`, [shipmentId, serial]];
 
-const violates = (constraint: string) => ({ code: '23514', message: expect.stringContaining(`violates check constraint "${constraint}"`) });
+/** The database's error for the statements, with the constraint it names; undefined where they pass. */
+async function refusalOf(...statements: Array<[string, unknown[]]>): Promise<{ code: string; constraint: string; message: string } | undefined> {
+  return inRolledBack(database.pool, async (client) => {
+    try {
+      for (const [text, values] of statements) await client.query(text, values);
+      return undefined;
+    } catch (error) {
+      const { code, constraint, message } = error as { code: string; constraint: string; message: string };
+      return { code, constraint, message };
+    }
+  });
+}
 
-describe('the database’s rule: a serial has no lower-case letter (049)', () => {
-  it('refuses a unit or a manifest row whose serial has a lower-case letter', async () => {
+/**
+ * The database as 048 left it: 049's triggers and re-check part taken out (and the CHECKs of
+ * its first version, never released, so that this file judges that version too).
+ */
+async function before049(client: PoolClient): Promise<void> {
+  await client.query(`DROP TRIGGER IF EXISTS units_serial_capitals ON units; DROP TRIGGER IF EXISTS shipment_serials_serial_capitals ON shipment_serials;
+    DROP FUNCTION IF EXISTS serials_in_capitals();
+    ALTER TABLE units DROP CONSTRAINT IF EXISTS units_serial_capitals; ALTER TABLE shipment_serials DROP CONSTRAINT IF EXISTS shipment_serials_serial_capitals`);
+  await client.query('ALTER TABLE ledger_checks DISABLE TRIGGER ledger_checks_only_grow');
+  await client.query(`DELETE FROM ledger_checks WHERE part = 'ledger_check_serial_case_twins'`);
+  await client.query('ALTER TABLE ledger_checks ENABLE TRIGGER ledger_checks_only_grow');
+  await client.query('DROP FUNCTION IF EXISTS ledger_check_serial_case_twins()');
+}
+
+const migration049 = () => listMigrations().find((each) => each.version === 49)!;
+
+/** The re-check's rows about serials that differ only in case. */
+async function caseTwins(client: PoolClient): Promise<Array<{ invariant: string; subject: string; detail: string }>> {
+  return (await client.query(`SELECT invariant, subject, detail FROM ledger_violations() WHERE detail LIKE '%differ only in case%' ORDER BY subject`)).rows;
+}
+
+describe('the database’s rule: a new serial has no lower-case letter (049)', () => {
+  it('refuses a unit or a manifest line inserted with a lower-case letter, naming it and the rule the ledger answers with', async () => {
     const shipmentId = await booked();
     for (const serial of ['m49-2', 'M49-x', 'abc1654x01']) {
-      expect(await firstRefusal(database.pool, unitAs(serial)), serial).toEqual(violates('units_serial_capitals'));
-      expect(await firstRefusal(database.pool, listedAs(serial, shipmentId)), serial).toEqual(violates('shipment_serials_serial_capitals'));
+      const capitals = serial.toUpperCase();
+      expect(await refusalOf(unitsAs(serial)), serial).toEqual({
+        code: '23514', constraint: 'units_serial_capitals', message: `a new unit has serial ${serial}, with lower-case letters; new serials are written in capitals (${capitals})`,
+      });
+      expect(await refusalOf(listedAs(serial, shipmentId)), serial).toEqual({
+        code: '23514', constraint: 'shipment_serials_serial_capitals', message: `a new manifest line has serial ${serial}, with lower-case letters; new serials are written in capitals (${capitals})`,
+      });
     }
+    // The ledger answers it as any constraint its checks let through: the rule is the constraint's name.
+    const error = await inRolledBack(database.pool, (client) => client.query(...unitsAs('m49-2')).then(() => undefined, (refused: unknown) => refused));
+    expect(toRefusal(error)).toMatchObject({ code: 'conflict', rule: 'units_serial_capitals', details: { constraint: 'units_serial_capitals' } });
+  });
+
+  it('finds the one serial in lower case among the rows of one statement', async () => {
+    expect((await refusalOf(unitsAs('M49-A', 'M49-B', 'M49-c', 'M49-D')))?.message).toMatch(/^a new unit has serial M49-c,/);
   });
 
   it('takes capitals, digits and . _ : / -; the rest of the form is the ledger’s', async () => {
     const shipmentId = await booked();
     for (const serial of ['M49/2:X.Y_Z-1', '0', '-M49']) {
-      expect(await firstRefusal(database.pool, unitAs(serial)), serial).toBeUndefined();
+      expect(await firstRefusal(database.pool, unitsAs(serial)), serial).toBeUndefined();
       expect(await firstRefusal(database.pool, listedAs(serial, shipmentId)), serial).toBeUndefined();
     }
   });
@@ -57,44 +108,110 @@ describe('the database’s rule: a serial has no lower-case letter (049)', () =>
   it('refuses a serial for its case exactly where the ledger does, whatever the database’s locale', async () => {
     // ASCII is all the ledger lets through; letters beyond it (which the ledger refuses first) keep their case here.
     const samples = ['A', 'Z', 'a', 'z', '@', '[', '`', '{', 'É', 'é', 'ß', 'İ', 'ı', 'ｚ', '\u212a', 'ǅ'];
-    const serials = samples.map((character) => `A${character}1`);
-    const { rows } = await database.pool.query<{ passes: boolean }>(
-      `SELECT s = upper(s COLLATE "C") AS passes FROM unnest($1::text[]) WITH ORDINALITY AS t(s, n) ORDER BY n`, [serials]);
-    const lowerCase = (serial: string) => problemOfSerial(serial)?.includes('has lower-case letters') ?? false;
-    expect(rows.map((row) => row.passes)).toEqual(serials.map((serial) => !lowerCase(serial)));
-    const { rows: [definition] } = await database.pool.query<{ check: string }>(`SELECT pg_get_constraintdef(oid) AS check FROM pg_constraint WHERE conname = 'units_serial_capitals'`);
-    expect(definition!.check).toBe('CHECK ((serial = upper((serial COLLATE "C"))))');
+    const lowerCase = (serial: string) => problemOfNewSerial(serial)?.includes('has lower-case letters') ?? false;
+    for (const serial of samples.map((character) => `A${character}1`)) {
+      expect((await refusalOf(unitsAs(serial)))?.constraint, serial).toBe(lowerCase(serial) ? 'units_serial_capitals' : undefined);
+    }
   });
 });
 
 describe('migration 049 over serials written before it', () => {
-  /** Back to the tables as 048 left them, with the rows `write` adds; then 049. Its error, or undefined. */
-  async function migrateOver(write: (client: PoolClient, shipmentId: string) => Promise<void>): Promise<{ message: string; hint: string } | undefined> {
+  it('applies over units and manifest lines in lower case, which are then written again as any row; new ones in lower case are refused', async () => {
     const shipmentId = await booked();
-    const migration = listMigrations().find((each) => each.version === 49)!;
-    return inRolledBack(database.pool, async (client) => {
-      await client.query('ALTER TABLE units DROP CONSTRAINT units_serial_capitals; ALTER TABLE shipment_serials DROP CONSTRAINT shipment_serials_serial_capitals');
-      await write(client, shipmentId);
-      try {
-        await client.query(migration.sql);
-        return undefined;
-      } catch (error) {
-        return { message: (error as Error).message, hint: (error as { hint: string }).hint };
-      }
+    const outcome = await inRolledBack(database.pool, async (client) => {
+      await before049(client);
+      await client.query(...unitsAs('m49-old'));
+      await client.query(...listedAs('m49-old', shipmentId));
+      await client.query(migration049().sql);
+      // An old row's next write: an UPDATE, and the ledger's upsert (INSERT … ON CONFLICT DO UPDATE, store/batch-writes.ts).
+      await client.query(`UPDATE units SET updated_seq = updated_seq + 1 WHERE serial = 'm49-old'`);
+      await client.query(`INSERT INTO units (serial, product_id, recipient_org_id, custody, shipment_id, updated_seq)
+        SELECT serial, product_id, recipient_org_id, custody, shipment_id, updated_seq + 1 FROM units WHERE serial = 'm49-old'
+        ON CONFLICT (serial) DO UPDATE SET updated_seq = EXCLUDED.updated_seq`);
+      await client.query(`UPDATE shipment_serials SET live = false WHERE serial = 'm49-old'`);
+      const updated = (await client.query(`SELECT serial FROM units WHERE serial = 'm49-old' AND updated_seq = (SELECT updated_seq + 2 FROM units WHERE serial = 'M49-1')`)).rows.length;
+      const refused = await client.query(...unitsAs('m49-new')).then(() => undefined, (error: Error) => error.message);
+      return { updated, refused };
     });
-  }
-
-  it('applies to serials in capitals', async () => {
-    expect(await migrateOver(async () => {})).toBeUndefined();
+    expect(outcome).toEqual({ updated: 1, refused: 'a new unit has serial m49-new, with lower-case letters; new serials are written in capitals (M49-NEW)' });
   });
 
-  it('stops where a unit or a manifest row holds a serial in lower case, naming the first five of each', async () => {
-    const found = await migrateOver(async (client, shipmentId) => {
-      for (const serial of ['abc1654x01', 'ABC1654X01', 'm49-a', 'm49-b', 'm49-c', 'm49-d', 'm49-e', 'm49-f']) await client.query(...unitAs(serial));
-      await client.query(...listedAs('abc1654x01', shipmentId));
+  it('names serials that differ only in case in the re-check, one row a serial in capitals; a lone lower-case serial is no violation', async () => {
+    await booked();
+    const found = await inRolledBack(database.pool, async (client) => {
+      await before049(client);
+      await client.query(...unitsAs('abc01', 'Abc01', 'lone-01', 'Twin.2'));
+      await client.query(migration049().sql);
+      // In capitals, as the ledger takes them: it looks no serial up in another case.
+      await client.query(...unitsAs('ABC01', 'TWIN.2', 'LONE-02'));
+      return caseTwins(client);
     });
-    expect(found?.message).toBe('serials in lower case, which this release refuses (serials are written in capitals): '
-      + `abc1654x01 (listed in shipment ${bookedId}), abc1654x01 (unit), m49-a (unit), m49-b (unit), m49-c (unit), m49-d (unit)`);
-    expect(found?.hint).toMatch(/^serials are recorded in the log as sent, so this migration does not respell them/);
+    const detail = (units: string) => `units ${units} differ only in case; a serial is one unit (new serials are written in capitals)`;
+    expect(found).toEqual([
+      { invariant: 'invariant-4', subject: 'ABC01', detail: detail('ABC01, Abc01, abc01') },
+      { invariant: 'invariant-4', subject: 'TWIN.2', detail: detail('TWIN.2, Twin.2') },
+    ]);
+  });
+});
+
+describe('a unit made in lower case by an earlier release, through the ledger', () => {
+  /** shipment.book as releases before 049 took it: serials in either case. */
+  const previousBooking = shipmentBook.extend({ serials: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/)).min(1).optional() });
+
+  async function bookAndDeliver(serials: string[]): Promise<string> {
+    const { run, actors, productId, allocations } = world;
+    const shipmentId = String((await run('shipment.book', {
+      exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId, units: serials.length, deadline: '2026-03-01T00:00:00Z', serials,
+    }, actors.exporter)).shipmentId);
+    await run('shipment.ship', { shipmentId }, actors.exporter);
+    await run('shipment.clear', { shipmentId }, actors.alpha);
+    await run('shipment.deliver', { shipmentId }, actors.alpha);
+    return shipmentId;
+  }
+
+  it('is deployed and ended by its own spelling after 049 applies; a new lower-case serial is refused; its capital twin is named by the check', async () => {
+    const { run, ledger, actors } = world;
+    // The earlier release: no rule in the database, and the API's schema of then.
+    const client = await database.pool.connect();
+    try {
+      await before049(client);
+    } finally {
+      client.release();
+    }
+    const schemas = commandSchemas as unknown as Record<string, z.ZodType>;
+    const current = schemas['shipment.book']!;
+    schemas['shipment.book'] = previousBooking;
+    try {
+      await bookAndDeliver(['abc01', 'Lower-02', 'lower-03']);
+    } finally {
+      schemas['shipment.book'] = current;
+    }
+    // The upgrade: 049 applies over them, and nothing else is needed.
+    await database.pool.query(`BEGIN; ${migration049().sql}; COMMIT`);
+    expect(await ledger.violations()).toEqual([]);
+
+    const siteId = String((await run('site.register', { name: 'Legacy Hall', province: 'Guizhou', city: 'Gui\'an', latitude: 26.4, longitude: 106.6, capacityUnits: 10 }, actors.alpha)).siteId);
+    expectOk(await ledger.submit('units.deploy', { siteId, serials: ['abc01', 'Lower-02'] }, actors.alpha));
+    expectOk(await ledger.submit('units.decommission', { serials: ['abc01'], reason: 'End of life' }, actors.alpha));
+    expectOk(await ledger.submit('units.report_lost', { serials: ['Lower-02'], reason: 'Missing at stocktake' }, actors.alpha));
+    expectOk(await ledger.submit('units.return', { serials: ['lower-03'], reason: 'RMA' }, actors.alpha));
+    const units = await database.pool.query(`SELECT serial, custody FROM units WHERE serial IN ('abc01', 'Lower-02', 'lower-03') ORDER BY serial COLLATE "C"`);
+    expect(units.rows).toEqual([{ serial: 'Lower-02', custody: 'lost' }, { serial: 'abc01', custody: 'decommissioned' }, { serial: 'lower-03', custody: 'returned' }]);
+
+    // A serial no unit has, in lower case: its refusal names the capitals.
+    await bookAndDeliver(['NEW-04']);
+    const unknown = await ledger.submit('units.deploy', { siteId, serials: ['new-04'] }, actors.alpha);
+    expect(unknown.ok ? unknown.body : unknown.error).toMatchObject({ code: 'not_found', message: 'unit new-04 was not found; serials are written in capitals: did you mean NEW-04?', details: { unit: 'new-04' } });
+    // A new serial in lower case is the ledger's to refuse, naming the capitals.
+    const lower = await ledger.submit('shipment.book', {
+      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-03-01T00:00:00Z', serials: ['new-05'],
+    }, actors.exporter);
+    expect(lower.ok ? lower.body : lower.error).toMatchObject({ code: 'invalid_input', message: expect.stringContaining('serial "new-05" has lower-case letters; serials are written in capitals: write it as NEW-05') });
+
+    // The capital twin of an old unit is taken (no serial is looked up in another case), and `check` names the pair.
+    await bookAndDeliver(['ABC01']);
+    expect(await ledger.violations()).toEqual([
+      { invariant: 'invariant-4', subject: 'ABC01', detail: 'units ABC01, abc01 differ only in case; a serial is one unit (new serials are written in capitals)' },
+    ]);
   });
 });

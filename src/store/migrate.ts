@@ -39,10 +39,11 @@ export interface Migration {
  * there ('read_only', 'not_permitted': the migrations it needs, in `versions`), or not now
  * ('lock_busy': another session held the migrations' lock past its bound, `versions` empty;
  * 'table_locked': the migration in `versions` waited for a table past its bound, and nothing
- * of it was applied); an operating error, said without a stack.
+ * of it was applied; 'stopped': the migration in `versions` stopped itself, naming what a
+ * person must decide first, and its hint); an operating error, said without a stack.
  */
 export class MigrationRefused extends Error {
-  constructor(readonly reason: 'unknown_versions' | 'changed' | 'read_only' | 'not_permitted' | 'lock_busy' | 'table_locked' | 'server_version', readonly versions: readonly number[], message: string) {
+  constructor(readonly reason: 'unknown_versions' | 'changed' | 'read_only' | 'not_permitted' | 'lock_busy' | 'table_locked' | 'server_version' | 'stopped', readonly versions: readonly number[], message: string) {
     super(message);
     this.name = 'MigrationRefused';
   }
@@ -250,11 +251,28 @@ async function applyOne(pool: pg.Pool, client: pg.PoolClient, migration: Migrati
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
     if (isLockTimeout(error)) throw tableLocked(migration, waitSeen, bounds);
-    throw new Error(`couldn't apply migration ${migration.name}: ${(error as Error).message}`, { cause: error });
+    throw migrationFailed(migration, error);
   } finally {
     ended = true;
     clearInterval(watcher);
   }
+}
+
+/** SQLSTATE P0001, raise_exception: a RAISE EXCEPTION that names no other code. */
+const raiseExceptionCode = 'P0001';
+
+/**
+ * A migration that failed, with the database's HINT where it gave one. A migration's own
+ * RAISE (P0001: it found what it will not change, or a server it cannot run on, and its HINT
+ * says what a person must do; 027, 050) is a refusal in one line, without a stack
+ * (cli/program.ts says a MigrationRefused as it is); anything else is a bug of the migration
+ * or of the database, with its cause, and its HINT too.
+ */
+function migrationFailed(migration: Migration, error: unknown): Error {
+  const { code, hint } = error as { code?: unknown; hint?: unknown };
+  const said = `couldn't apply migration ${migration.name}: ${(error as Error).message}${typeof hint === 'string' && hint !== '' ? `; ${hint}` : ''}`;
+  if (code === raiseExceptionCode) return new MigrationRefused('stopped', [migration.version], `${said} (nothing of it was applied)`);
+  return new Error(said, { cause: error });
 }
 
 /** A table lock the migration's session waits for, and the sessions it waits behind. */

@@ -2,7 +2,8 @@
  * Sites and the units deployed at them (invariant 4: a unit is deployed at most at one
  * site, held by the single site column of its row).
  */
-import { assert } from '../../core/errors.ts';
+import { assert, DomainError } from '../../core/errors.ts';
+import { unitNotFoundMessage } from '../../core/serial.ts';
 import { newId, refuse, formatUnits, type CommandContext, type EventPart, type Handler } from '../handler.ts';
 import type { Custody, SiteRow, UnitRow } from '../rows.ts';
 import type { BatchKeys } from '../../store/batch-keys.ts';
@@ -43,7 +44,9 @@ function ownUnits(context: CommandContext, serials: string[], mayAct: (unit: Uni
     if (seen.has(serial)) throw refuse.conflict('invariant-4', `serial ${serial} is listed twice (entry ${index + 1})`, { serial });
     seen.add(serial);
     const unit = context.state.get('units', serial);
-    if (!unit || !mayAct(unit)) throw refuse.notFound('unit', serial);
+    // Named the capitals where the serial has a lower-case letter: new serials are written in
+    // capitals, and a unit made in lower case before is still found by its own spelling.
+    if (!unit || !mayAct(unit)) throw new DomainError('not_found', unitNotFoundMessage(serial), { details: { unit: serial } });
     return unit;
   });
 }
