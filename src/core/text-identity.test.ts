@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { validateLei } from './lei.ts';
-import { dashCharacters, identityProblem, invisibleCharacters, mixedScriptProblem, textProblem, whiteSpaceCharacters } from './text.ts';
+import { dashCharacters, identityProblem, invisibleCharacters, lookAlikeScript, mixedScriptProblem, newerNormalisingCharacters, newerUnicodeProblem, textProblem, whiteSpaceCharacters } from './text.ts';
 
 /** Every code point but the surrogates, for which a listed class and a property must agree. */
 function disagreements(listed: RegExp, property: RegExp): string[] {
@@ -35,10 +35,17 @@ describe('what text and identity fields are refused for', () => {
   it('names C1 controls and bidi controls in any text, by code point and position', () => {
     expect(textProblem('Acme\u009b31m')).toBe('control character U+009B at position 4');
     expect(textProblem('1 Main St\u0085')).toBe('control character U+0085 at position 9');
-    for (const bidi of ['\u061c', '\u200e', '\u200f', '\u202a', '\u202e', '\u2066', '\u2069']) {
+    for (const bidi of ['\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069']) {
       expect(textProblem(`ab${bidi}`)).toBe(`bidi control U+${bidi.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')} at position 2`);
     }
     expect(textProblem('two\nlines\tand a tab')).toBeUndefined();
+  });
+
+  it('takes the bidi marks in free text, which reorder nothing on their own, and refuses them in identity fields (s21 ledger review, finding 5)', () => {
+    for (const mark of ['\u200e', '\u200f', '\u061c']) {
+      expect(textProblem(`شركة الرقائق${mark} ABC`)).toBeUndefined();
+      expect(identityProblem(`H200${mark}`)).toBe(`invisible character U+${mark.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')} at position 4`);
+    }
   });
 
   it('names line breaks and invisible characters in identity fields, astral ones by their code point', () => {
@@ -49,10 +56,30 @@ describe('what text and identity fields are refused for', () => {
     expect(identityProblem('H200 SXM')).toBeUndefined();
   });
 
+  it('names a character that an older database may fold otherwise: past U+FFFF but CJK ideographs, and the BMP\'s newer normalising ones (s21 ledger review, finding 4)', () => {
+    expect(newerUnicodeProblem('BIS-D-2026-000\u{1ccf1}')).toBe('the character U+1CCF1 at position 14, which an older database (Unicode 13.0: PostgreSQL 13) may fold otherwise than the ledger; past U+FFFF only CJK ideographs are taken');
+    expect(newerUnicodeProblem('S\ua7f1')).toBe('the character U+A7F1 at position 1, which an older database (Unicode 13.0: PostgreSQL 13) may fold otherwise than the ledger; one added since Unicode 13.0 that normalisation changes');
+    for (const [value, named] of [['S\ua7f1', 'U+A7F1 at position 1'], ['\ua7f2', 'U+A7F2 at position 0'], ['a\u1ac1', 'U+1AC1 at position 1'], ['H\u{1d400}', 'U+1D400 at position 1'], ['\u{1f600}', 'U+1F600 at position 0'], ['\u{10781}', 'U+10781 at position 0']] as const) {
+      expect(newerUnicodeProblem(value), named).toContain(`the character ${named}, which an older database`);
+    }
+    // Planes 2 and 3 hold CJK ideographs only (Extensions B to J, and 3.1's compatibility ones): no decomposition and no combining class.
+    for (const fine of ['\u{20000}', '\u{2a6df}', '\u{2f800}', '\u{30000}', '\u{323af}', '商务部〔2026〕第128号', 'H200 SXM', 'ＡＢＣ', '\u20c0']) expect(newerUnicodeProblem(fine), fine).toBeUndefined();
+  });
+
+  it('lists as newer normalising characters only ones that normalisation changes or that are marks', () => {
+    const listed = new RegExp(`[${newerNormalisingCharacters}]`, 'u');
+    for (let codePoint = 0; codePoint <= 0xffff; codePoint++) {
+      const character = String.fromCodePoint(codePoint);
+      if (!listed.test(character)) continue;
+      expect(character.normalize('NFKD') !== character || /\p{M}/u.test(character), `U+${codePoint.toString(16)}`).toBe(true);
+    }
+  });
+
   it('names a Cyrillic or Greek letter among Latin ones, and lets one script or Latin with Han be', () => {
     expect(mixedScriptProblem('\u041d200 SXM')).toBe('mixes Latin letters with Cyrillic ones: "Н" (U+041D) at position 0 looks like a Latin letter but is not one');
     expect(mixedScriptProblem('A\u0391')).toContain('Greek ones: "Α" (U+0391) at position 1');
     for (const fine of ['H200 SXM', 'Эльбрус-16С', 'Ηλέκτρα', '昇腾 Ascend 910B', '200 µm']) expect(mixedScriptProblem(fine), fine).toBeUndefined();
+    expect(['\u0416', '\u0391', 'A', 'Ñ', '腾'].map(lookAlikeScript)).toEqual(['Cyrillic', 'Greek', undefined, undefined, undefined]);
   });
 });
 

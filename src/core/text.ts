@@ -21,11 +21,15 @@
 const disallowedControlPattern = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/;
 
 /**
- * Bidirectional-text controls: the embeddings, overrides and isolates (U+202A–U+202E,
- * U+2066–U+2069) and the marks (U+200E, U+200F, U+061C), as cli/output.ts lists them. An
- * override makes "0417-H200" display as another reference than it is.
+ * Bidirectional-text controls that reorder what follows them: the embeddings, overrides and
+ * isolates (U+202A–U+202E, U+2066–U+2069). An override makes "0417-H200" display as another
+ * reference than it is. The marks (LRM U+200E, RLM U+200F, ALM U+061C) are not refused in free
+ * text: each is an invisible letter of one direction, which moves no character past another on
+ * its own, and Arabic and Hebrew typed on phones and Windows carry them ("شركة الرقائق\u200f
+ * ABC"). A field that names a thing refuses them all the same, as invisible characters
+ * (identityProblem). cli/output.ts still replaces them in what it prints to a terminal.
  */
-const bidiControlPattern = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/;
+const bidiControlPattern = /[\u202A-\u202E\u2066-\u2069]/;
 
 /** Line breaks that are not controls (LF, and U+2028, U+2029), refused where a field is one line. */
 const lineBreakPattern = /[\n\u2028\u2029]/;
@@ -44,6 +48,47 @@ export const whiteSpaceCharacters = '\t\n\u000B\f\r \u00A0\u1680\u2000-\u200A\u2
 export const dashCharacters = '\\-\u058A\u05BE\u1400\u1806\u2010-\u2015\u2212\u2E17\u2E1A\u2E3A\u2E3B\u2E40\u2E5D\u301C\u3030\u30A0\uFE31\uFE32\uFE58\uFE63\uFF0D\u{10D6E}\u{10EAD}';
 
 const invisiblePattern = new RegExp(`[${invisibleCharacters}]`, 'u');
+
+/**
+ * The Unicode whose NFKC the database is taken to have: PostgreSQL 13's normalize() tables, the
+ * oldest server migration 050 runs on (PostgreSQL 15 has 14.0, 17 has 15.1; this Node, newer).
+ */
+export const databaseUnicodeVersion = '13.0';
+/**
+ * Characters of the BMP that Unicode assigned after 13.0 and that NFKC does something with:
+ * those with a decomposition (U+A7F1–U+A7F4, modifier capitals that read as S, C, F and Q) and
+ * the combining marks, which NFKC orders by their class and may compose. A database whose
+ * tables predate them leaves them as they are, so its fold and this code's differ. Listed from
+ * @unicode/unicode-13.0.0's Unassigned against Node 20's ICU (Unicode 17.0), so that the rule
+ * does not move with the running Node; store/identities-050.test.ts folds every code point in
+ * the database and in this code, and finds any character a newer Unicode adds.
+ */
+export const newerNormalisingCharacters = '\u0897-\u089F\u08CA-\u08D2\u0C3C\u0CF3\u0ECE\u1715\u180F\u1AC1-\u1ADD\u1AE0-\u1AEB\u1DFA\uA7F1-\uA7F4';
+/**
+ * What an identity field may not hold because two Unicode versions fold it apart: the BMP's
+ * newer normalising characters above, and every code point past the BMP but the CJK
+ * ideographs of planes 2 and 3 (Extensions B to J, and the compatibility ideographs of 3.1).
+ * Unicode assigns most new characters past the BMP (U+1CCD6–U+1CCF9, outlined letters of 16.0
+ * that NFKC reads as A–Z and 0–9, are refused so), and listing each version's would tie the
+ * rule to one Node; an ideograph has no decomposition and no combining class, so any Unicode
+ * folds it alike. Refused rather than folded in code, as the ledger and the database compare
+ * such fields by the database's fold (migration 050) and the ledger's, and a reference that one
+ * reads as BIS-D-2026-0001 and the other not would be two licences to the database but one to
+ * the ledger, or the reverse (s21 ledger review, finding 4).
+ */
+const newerUnicodePattern = new RegExp(`[${newerNormalisingCharacters}\u{10000}-\u{1FFFF}\u{40000}-\u{10FFFF}]`, 'u');
+
+/**
+ * Why a field that names a thing holds a character the database may fold otherwise than this
+ * code (newerUnicodePattern), naming it and its position; undefined when it holds none.
+ */
+export function newerUnicodeProblem(value: string): string | undefined {
+  const found = newerUnicodePattern.exec(value);
+  if (found === null) return undefined;
+  const codePoint = value.codePointAt(found.index)!;
+  const why = codePoint > 0xffff ? 'past U+FFFF only CJK ideographs are taken' : `one added since Unicode ${databaseUnicodeVersion} that normalisation changes`;
+  return `the character ${codePointLabel(codePoint)} at position ${found.index}, which an older database (Unicode ${databaseUnicodeVersion}: PostgreSQL 13) may fold otherwise than the ledger; ${why}`;
+}
 
 /** ASCII letters A to Z in lower case, and no other: the database's lower() under the "C" collation (migrations 043, 050). */
 export function asciiLowerCase(value: string): string {
@@ -95,10 +140,11 @@ export function textProblem(value: string): string | undefined {
 }
 
 /**
- * Why a field that names a thing (a model, a vendor, a reference, an identifier) is not
- * acceptable, beyond textProblem: it is one line, and has no invisible character. Such a field
- * is compared with what is stored, and read by people who cannot see U+200B: "H200\u200b SXM"
- * passed the catalogue's check as a model of its own (s21 identity review, finding 1).
+ * Why a field that names a thing (a model, a reference) is not acceptable, beyond
+ * textProblem: it is one line, and has no invisible character. Such a field is compared with
+ * what is stored, and read by people who cannot see U+200B: "H200\u200b SXM" passed the
+ * catalogue's check as a model of its own (s21 identity review, finding 1). The schema also
+ * refuses in it what the database's Unicode may fold otherwise (newerUnicodeProblem).
  */
 export function identityProblem(value: string): string | undefined {
   const problem = textProblem(value);
@@ -115,6 +161,11 @@ const lookAlikeLetters = [
   { script: 'Cyrillic', pattern: /\p{Script=Cyrillic}/u },
   { script: 'Greek', pattern: /\p{Script=Greek}/u },
 ] as const;
+
+/** The script of a Cyrillic or Greek letter, which may look like a Latin one; undefined for any other character. */
+export function lookAlikeScript(character: string): 'Cyrillic' | 'Greek' | undefined {
+  return lookAlikeLetters.find(({ pattern }) => pattern.test(character))?.script;
+}
 
 /**
  * A text that mixes Latin letters with Cyrillic or Greek ones, naming the first of the

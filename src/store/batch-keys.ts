@@ -8,8 +8,10 @@ export interface BatchKeys {
   /**
    * Organisations by identifier, each `kind=value` (organisationIdentifierKey): a
    * registration looks for the organisation that already holds its USCC, LEI or any other
-   * identifier (migration 039). Loaded with the organisations by id; a row cache cannot
-   * answer it (an organisation not cached may still hold the value).
+   * identifier, in any spelling that folds to the same (migrations 039 and 050:
+   * organisation_identifier_spelling, ledger/schemas.ts identifierSpelling). Loaded with the
+   * organisations by id; a row cache cannot answer it (an organisation not cached may still
+   * hold the value).
    */
   organisationIdentifiers: Set<string>;
   products: Set<string>;

@@ -39,22 +39,27 @@ function textArrayParameter(values: string[]): TextArrayParameter {
   return new TextArrayParameter(plain && values.length > 0 ? `{"${values.join('","')}"}` : values, values.length);
 }
 
-/** The keys as the containment tests organisationsByIdentifierSql runs over them: one object of one kind each. */
-function identifierPairs(keys: Iterable<string>): Array<Record<string, string>> {
+/** The keys as organisationsByIdentifierSql takes them: each identifier's kind and value apart. */
+function identifierPairs(keys: Iterable<string>): Array<{ kind: string; value: string }> {
   return [...keys].map((key) => {
     const at = key.indexOf('=');
-    return { [key.slice(0, at)]: key.slice(at + 1) };
+    return { kind: key.slice(0, at), value: key.slice(at + 1) };
   });
 }
 
 /**
- * Every organisation that holds one of the identifiers: one bitmap scan of the
- * organisations_identifiers GIN index (migration 039) per identifier, the same look-up the
- * database's trigger makes. An organisation holding two of them comes twice. Exported for
- * the test of its plan (store/constraints-039.test.ts).
+ * Every organisation that holds one of the identifiers, in any spelling that
+ * organisation_identifier_spelling (migration 050, ledger/schemas.ts identifierSpelling) folds
+ * to the same: one bitmap scan of the organisations_identifier_keys GIN index per identifier,
+ * the look-up the database's trigger makes. So a row stored before the schema spelt
+ * identifiers so ("15-048-3782", "de 123456789") is found for 150483782, and the handler
+ * refuses the code naming its holder (rule organisation-identifier), where the trigger would
+ * fail the whole batch (s21 ledger review, finding 2). LATERAL with OFFSET 0, as
+ * licencesByReferenceSql. An organisation holding two of them comes twice. Exported for the
+ * test of its plan (store/batch-state-identifiers.test.ts).
  */
-export const organisationsByIdentifierSql = `SELECT o.* FROM jsonb_array_elements($1::jsonb) AS k(pair)
-  JOIN organisations o ON o.identifiers @> k.pair`;
+export const organisationsByIdentifierSql = `SELECT o.* FROM json_to_recordset($1::json) AS k(kind text, value text),
+  LATERAL (SELECT * FROM organisations WHERE organisation_identifier_keys(identifiers) @> ARRAY[k.kind || '=' || organisation_identifier_spelling(k.value)] OFFSET 0) o`;
 
 /**
  * The ids of the licences each authority gave each reference (keys.licenceReferences), in any

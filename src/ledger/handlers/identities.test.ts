@@ -90,11 +90,42 @@ describe('finding 3: an identifier is held once, however it is spelt', () => {
     }
   });
 
-  it('refuses a character outside A-Z, 0-9, "." and "-", naming it', async () => {
-    for (const [spelt, named] of [[`${lei}\u200b`, '"\u200b" (U+200B) at position 20'], ['5493001KJTII\ufeffGC8Y1R12', '(U+FEFF) at position 12'], ['5493001KJTIIGC8Y1R1\u0417', '"З" (U+0417) at position 19']] as const) {
+  it('refuses a character outside its alphabet, naming it', async () => {
+    for (const [spelt, named] of [[`${lei}\u200b`, '"\u200b" (U+200B) at position 20'], ['5493001KJTII\ufeffGC8Y1R12', '(U+FEFF) at position 12'], ['5493001KJTIIGC8Y1R1\u0417', '"З" (U+0417, a Cyrillic letter) at position 19']] as const) {
       expect(refusal(await registerOrganisation('LEI Squatter Ltd', { lei: spelt })), named).toMatchObject({
-        code: 'invalid_input', rule: 'schema', message: expect.stringContaining(`${named} once in NFKC and capitals; an identifier is written with A-Z, 0-9`),
+        code: 'invalid_input', rule: 'schema', message: expect.stringContaining(`${named} once in NFKC and capitals; an identifier holds A-Z, 0-9, "&" and Latin letters`),
       });
+    }
+  });
+
+  it('finds a code stored before 050 in another spelling, and refuses it itself, naming the holder (s21 ledger review, finding 2)', async () => {
+    // As the release before stored them: in groups, with dots, in lower case. The ledger loaded
+    // candidates by the exact text (039's index), missed these, and the database's trigger then
+    // failed the batch under rule unique, naming an organisation never made.
+    await database.pool.query(`INSERT INTO organisations (id, name, country, roles, identifiers, created_seq) VALUES
+      ('ORG-OLD1', 'Old DUNS', 'US', '{recipient}', '{"duns": "15-048-3782", "vat": "de 123456789"}', 900001),
+      ('ORG-OLD2', 'Old LEI', 'US', '{recipient}', '{"lei": "HWUP KR0M POU8 FGXB T394"}', 900002),
+      ('ORG-OLD3', 'Old UID', 'CH', '{recipient}', '{"uid": "CHE-123.456.789"}', 900003)`);
+    for (const [kind, spelt, holder, held] of [
+      ['duns', '150483782', 'ORG-OLD1', '15-048-3782'], ['vat', 'DE 123456789', 'ORG-OLD1', 'de 123456789'],
+      ['lei', 'HWUPKR0MPOU8FGXBT394', 'ORG-OLD2', 'HWUP KR0M POU8 FGXB T394'], ['uid', 'CHE123456789', 'ORG-OLD3', 'CHE-123.456.789'],
+    ] as const) {
+      expect(refusal(await registerOrganisation('Again Ltd', { [kind]: spelt })), kind).toMatchObject({
+        code: 'conflict', rule: 'organisation-identifier', details: { kind, organisationId: holder },
+        message: expect.stringContaining(`is already held by organisation ${holder} (as ${JSON.stringify(held)})`),
+      });
+    }
+  });
+
+  it('drops the dots and slashes of a code as printed, and takes "&" and Latin letters (s21 ledger review, finding 3)', async () => {
+    const swiss = String(expectOk(await registerOrganisation('Swiss A AG', { uid: 'CHE-123.456.780' })).organisationId);
+    for (const spelt of ['CHE123456780', 'CHE 123 456 780', 'che-123/456/780']) {
+      expect(refusal(await registerOrganisation('Swiss B AG', { uid: spelt })), spelt).toMatchObject({ rule: 'organisation-identifier', details: { organisationId: swiss } });
+    }
+    for (const [kind, spelt, stored] of [['cnpj', '12.345.678/0001-95', '12345678000195'], ['company_registration', '2001/012345/07', '200101234507'], ['rfc', 'A&B010101AAA', 'A&B010101AAA'], ['rfc', 'muñ850101ab1', 'MUÑ850101AB1']] as const) {
+      const id = String(expectOk(await registerOrganisation(`Holder of ${spelt}`, { [kind]: spelt })).organisationId);
+      const { rows } = await database.pool.query<{ value: string }>('SELECT identifiers->>$2 AS value FROM organisations WHERE id = $1', [id, kind]);
+      expect(rows[0]!.value, spelt).toBe(stored);
     }
   });
 
@@ -135,6 +166,34 @@ describe('finding 4: an authority’s reference names one licence, however it is
     expect(refusal(await world.ledger.submit('licence.create', licence('BIS-2026-\u202e1000'), world.actors.bis))).toMatchObject({
       code: 'invalid_input', message: expect.stringContaining('reference: must be free of control characters and bidi controls, and well-formed Unicode: bidi control U+202E at position 9'),
     });
+  });
+});
+
+describe('the ledger and the database read an identity field alike (s21 ledger review, finding 4)', () => {
+  it('refuses a reference or model with a character an older database folds otherwise, naming it', async () => {
+    // U+1CCF1, an outlined 1 (Unicode 16): NFKC reads it as 1 in this code, not in PostgreSQL
+    // 17's tables, so the ledger took this for BIS-2026-0001 and the database for a reference of its own.
+    expect(refusal(await world.ledger.submit('licence.create', {
+      reference: 'BIS-2026-000\u{1ccf1}', direction: 'export', holderId: world.actors.exporter.orgId, productIds: [world.productId], origin: 'US', destination: 'CN',
+      authorisedUnits: 10, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z',
+    }, world.actors.bis))).toMatchObject({ code: 'invalid_input', message: expect.stringContaining('reference: has the character U+1CCF1 at position 12, which an older database (Unicode 13.0: PostgreSQL 13) may fold otherwise than the ledger; past U+FFFF only CJK ideographs are taken') });
+    expect(refusal(await registerProduct('X\ua7f1 100'))).toMatchObject({ code: 'invalid_input', message: expect.stringContaining('model: has the character U+A7F1 at position 1, which an older database') });
+    // CJK ideographs past U+FFFF (Extension B) are read alike by every Unicode.
+    expectOk(await registerProduct('\u{20000}腾 950', 'Huawei'));
+  });
+});
+
+describe('joiners and bidi marks in names (s21 ledger review, finding 5)', () => {
+  it('takes a vendor spelt with a zero-width non-joiner or joiner, and refuses either in a model', async () => {
+    expectOk(await registerProduct('NPU-X1', 'پردازش\u200cگران'));
+    expectOk(await registerProduct('NPU-X2', 'शक्ति\u200d सेमी'));
+    expect(refusal(await registerProduct('NPU\u200c-X3', 'Acme'))).toMatchObject({ code: 'invalid_input', message: expect.stringContaining('invisible character U+200C at position 3') });
+  });
+
+  it('takes a right-to-left mark in an organisation\'s name, and still refuses an override', async () => {
+    expectOk(await world.ledger.submit('organisation.register', { name: 'شركة الرقائق\u200f ABC', country: 'AE', roles: ['recipient'] }, systemActor));
+    expectOk(await world.ledger.submit('organisation.register', { name: 'Acme\u200e \u061cLtd', country: 'AE', roles: ['recipient'] }, systemActor));
+    expect(refusal(await world.ledger.submit('organisation.register', { name: 'Acme\u2067Ltd', country: 'AE', roles: ['recipient'] }, systemActor))).toMatchObject({ message: expect.stringContaining('bidi control U+2067 at position 4') });
   });
 });
 

@@ -75,11 +75,11 @@ function checkUsccKind(identifiers: Record<string, string>): void {
  * Each identifier (kind=value: a USCC, an LEI, …) belongs to one organisation: KYC, licence
  * parties and allocations are kept by organisation id, so a legal entity registered twice
  * would have a KYC status and allocations per registration. Compared as the database's
- * trigger compares them (migration 050: identifierSpelling, without spaces, dashes or
- * invisible characters, in NFKC and capitals, which also reads rows stored before the schema
- * spelt identifiers so), among the organisations loaded by identifier
- * (keys.organisationIdentifiers) and those an earlier command of this batch made. The trigger
- * stays behind this. The holder is named: only an authority or the operator registers
+ * trigger compares them (migration 050: identifierSpelling, without spaces, dashes, dots,
+ * slashes or invisible characters, in NFKC and capitals, which also reads rows stored before
+ * the schema spelt identifiers so), among the organisations loaded by identifier
+ * (keys.organisationIdentifiers, by that same spelling: store/batch-state.ts) and those an
+ * earlier command of this batch made. The trigger stays behind this. The holder is named: only an authority or the operator registers
  * organisations (permissions.ts).
  */
 function checkIdentifiersFree(context: CommandContext, identifiers: Record<string, string>): void {

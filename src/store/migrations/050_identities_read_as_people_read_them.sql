@@ -19,9 +19,12 @@
 -- written here as E'' strings so that the regular expression gets the characters themselves,
 -- whatever standard_conforming_strings says. Only ASCII letters change case, as lower() and
 -- upper() do under the "C" collation whatever the database's locale (043 says why).
--- One caveat: NFKC is by the Unicode version of each side (PostgreSQL 17: 15.1; Node 20's ICU:
--- newer), so a character assigned since, with a compatibility mapping, could fold in one and
--- not the other; the schema refuses invisible characters, and such characters are rare.
+-- NFKC is by the Unicode version of each side (PostgreSQL 13: 13.0, 17: 15.1; Node 20's ICU:
+-- 17.0), so a character assigned since, with a compatibility mapping or a combining class,
+-- folds in one and not the other (U+1CCF1, an outlined 1 of Unicode 16, is 1 to the ledger
+-- alone). The schema refuses such characters in a model, reference or identifier
+-- (core/text.ts newerUnicodeProblem: past U+FFFF all but CJK ideographs, and the few of the
+-- BMP added since 13.0 that normalisation changes), so what these folds meet, both read alike.
 --
 -- Existing rows that the wider folds find alike stay, as 039 and 043 left theirs: a product's
 -- model, a licence's reference and an organisation's identifiers are no command's to change,
@@ -123,21 +126,26 @@ BEGIN
 END $$;
 
 -- 6. An organisation's identifier as the ledger spells it (ledger/schemas.ts
---    identifierSpelling): NFKC, without white space, dashes or invisible characters, ASCII
---    letters in capitals. The schema now stores identifiers so; rows written before may hold
---    "5493 001K JTII GC8Y 1R12", lower case or full width, which compare the same.
+--    identifierSpelling): NFKC, without white space, dashes, dots, slashes or invisible
+--    characters (the separators of a code's groups as printed: "CHE-123.456.789" is
+--    CHE123456789, "12.345.678/0001-95" 12345678000195), ASCII letters in capitals. The schema
+--    now stores identifiers so; rows written before may hold "5493 001K JTII GC8Y 1R12", dots,
+--    lower case or full width, which compare the same.
 CREATE FUNCTION organisation_identifier_spelling(value text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT upper(regexp_replace(normalize(value, NFKC),
-    E'[-\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0000-\U000E0FFF\t\n\u000B\f\r \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u058A\u05BE\u1400\u1806\u2010-\u2015\u2212\u2E17\u2E1A\u2E3A\u2E3B\u2E40\u2E5D\u301C\u3030\u30A0\uFE31\uFE32\uFE58\uFE63\uFF0D\U00010D6E\U00010EAD]+',
+    E'[-\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0000-\U000E0FFF\t\n\u000B\f\r \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u058A\u05BE\u1400\u1806\u2010-\u2015\u2212\u2E17\u2E1A\u2E3A\u2E3B\u2E40\u2E5D\u301C\u3030\u30A0\uFE31\uFE32\uFE58\uFE63\uFF0D\U00010D6E\U00010EAD./]+',
     '', 'g') COLLATE "C")
 $$;
 
 -- 7. Each identifier of a row as kind=spelling, and a GIN index over them (039's reasons:
---    one index for every kind, without fastupdate): the trigger's look-up. 039's index over
---    the jsonb stays for the ledger's load by identifier (store/batch-state.ts), which finds
---    the spelling the schema stores. With this migration's search_path: PostgreSQL 17 builds
---    and maintains an index with search_path set to pg_catalog alone, where the function
---    would not find organisation_identifier_spelling.
+--    one index for every kind, without fastupdate): the trigger's look-up, and the ledger's
+--    load by identifier (store/batch-state.ts organisationsByIdentifierSql), so that the
+--    ledger finds a row stored before in another spelling ("15-048-3782") and refuses the code
+--    itself, naming its holder (rule organisation-identifier), before this trigger would fail
+--    the batch. 039's index over the jsonb stays, as 039 made it, though neither reads it.
+--    With this migration's search_path: PostgreSQL 17 builds and maintains an index with
+--    search_path set to pg_catalog alone, where the function would not find
+--    organisation_identifier_spelling.
 CREATE FUNCTION organisation_identifier_keys(identifiers jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path FROM CURRENT AS $$
   SELECT coalesce(array_agg(e.key || '=' || organisation_identifier_spelling(e.value) ORDER BY e.key), '{}')
   FROM jsonb_each_text(identifiers) AS e(key, value)
