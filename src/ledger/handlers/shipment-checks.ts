@@ -4,8 +4,8 @@
  * exporter ships under and of the right direction, its licence covers the shipment within its
  * conditions (invariant 3), the allocation's period holds today and its units suffice
  * (invariant 2); at shipping, that the booking is live and its licences still cover it; at
- * clearance, that the import licence is still in force; and for the sweep and manifests,
- * whether a booking can still ship at all.
+ * clearance, that the import licence is still in force; and for the sweep, manifests and
+ * cancellation, whether a booking can still ship at all.
  */
 import { assert, type DomainError } from '../../core/errors.ts';
 import { refuse, formatUnits, type CommandContext } from '../handler.ts';
@@ -189,9 +189,20 @@ const endedStatuses: readonly LicenceStatus[] = ['expired', 'revoked', 'surrende
  * name. Its reservation would otherwise hold units on the other licence's allocation until
  * its own deadline, up to a year, and only its exporter could release them: the sweep
  * expires it (sweep.ts; the loader finds these by the same test, store/sweep-due.ts
- * loadDue), and nothing more is attached to it meanwhile (manifest.attach).
+ * loadDue), and meanwhile nothing more is attached to it (manifest.attach) nor is it
+ * cancelled (checkCancellable).
  */
 export function lapsedLicence(state: BatchState, shipment: ShipmentRow, at: string): Lapse | null {
+  return licenceLapses(state, shipment, at)[0] ?? null;
+}
+
+/**
+ * The lapse of each of a booking's licences that no longer covers it, the export side's
+ * first (lapsedLicence names that one): the sweep dates an expiry by the earliest of them
+ * (sweep.ts bookingDue), which may be the import side's when both have lapsed.
+ */
+export function licenceLapses(state: BatchState, shipment: ShipmentRow, at: string): Lapse[] {
+  const lapses: Lapse[] = [];
   for (const allocationId of [shipment.export_allocation_id, shipment.import_allocation_id]) {
     const allocation = state.get('allocations', allocationId);
     const licence = allocation && state.get('licences', allocation.licence_id);
@@ -199,10 +210,10 @@ export function lapsedLicence(state: BatchState, shipment: ShipmentRow, at: stri
     // An expired licence was expired by the calendar (the sweep expires nothing else), so its
     // end is its validTo; a revocation or surrender is dated by its own event only.
     const dueAt = licence.status === 'expired' ? licence.valid_to : null;
-    if (endedStatuses.includes(licence.status)) return { rule: 'licence-status', licenceId: licence.id, reason: `licence ${licence.id} is ${licence.status}`, dueAt };
-    if (licence.valid_to <= at) return { rule: 'licence-validity', licenceId: licence.id, reason: `licence ${licence.id}'s validity ended at ${licence.valid_to}`, dueAt: licence.valid_to };
+    if (endedStatuses.includes(licence.status)) lapses.push({ rule: 'licence-status', licenceId: licence.id, reason: `licence ${licence.id} is ${licence.status}`, dueAt });
+    else if (licence.valid_to <= at) lapses.push({ rule: 'licence-validity', licenceId: licence.id, reason: `licence ${licence.id}'s validity ended at ${licence.valid_to}`, dueAt: licence.valid_to });
   }
-  return null;
+  return lapses;
 }
 
 /**
@@ -250,6 +261,25 @@ export function checkDeadline(context: CommandContext, shipment: ShipmentRow, do
   if (shipment.deadline <= context.at) {
     throw refuse.conflict('booking-deadline', `couldn't ${doing} shipment ${shipment.id}: its booking deadline ${shipment.deadline} has passed`, { deadline: shipment.deadline });
   }
+}
+
+/**
+ * A booking that can never ship is expired in all but name, as one past its deadline is
+ * (checkDeadline): the sweep ends it (sweep.ts, lapsedLicence), releasing its reservation as
+ * a cancellation would. Cancelled by its exporter before the sweep, it would end cancelled,
+ * and its twin cancelled after the sweep would be refused as expired: its end would be the
+ * sweep's timing's. So cancelling it is refused, by the rule the sweep's reason gives
+ * (licence-status or licence-validity, as manifest.attach names it), saying the sweep
+ * expires it. The deadline is judged first: at or past it, the refusal is booking-deadline,
+ * as it was before a lapse was judged here.
+ */
+export function checkCancellable(context: CommandContext, shipment: ShipmentRow): void {
+  checkDeadline(context, shipment, 'cancel');
+  const lapse = lapsedLicence(context.state, shipment, context.at);
+  if (lapse === null) return;
+  throw refuse.licence(lapse.rule, `couldn't cancel shipment ${shipment.id}: ${lapse.reason}, so it can never ship; the sweep expires it and releases its reserved units`, {
+    licenceId: lapse.licenceId,
+  });
 }
 
 /**

@@ -13,7 +13,7 @@ import type { CommandInput } from '../schemas.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
 import { licenceOrgIds, statusAfterUse } from './licences.ts';
 import { attachSerials, manifestKeys } from './manifests.ts';
-import { bookingSide, checkAvailable, checkBookingPeriod, checkCovers, checkDeadline, checkShippable, importLicenceLapse, side, type Side } from './shipment-checks.ts';
+import { bookingSide, checkAvailable, checkBookingPeriod, checkCancellable, checkCovers, checkShippable, importLicenceLapse, side, type Side } from './shipment-checks.ts';
 
 export const bookingDeadlineMaxMs = limits.bookingDeadlineMaxMs;
 
@@ -246,9 +246,10 @@ function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' 
         throw refuse.conflict('shipment-status', `couldn't ${kind.slice('shipment.'.length)} shipment ${shipment.id}: it is ${shipment.status}, not ${rule.from}`, { status: shipment.status });
       }
       if (kind === 'shipment.ship') checkShippable(context, shipment);
-      // Past its deadline a booking is expired in all but name (the sweep may not have run
-      // yet): cancelling it then would end it cancelled before the sweep and expired after.
-      if (kind === 'shipment.cancel') checkDeadline(context, shipment, 'cancel');
+      // Past its deadline, or under a licence no longer in force, a booking is expired in all
+      // but name (the sweep may not have run yet): cancelling it then would end it cancelled
+      // before the sweep and expired after.
+      if (kind === 'shipment.cancel') checkCancellable(context, shipment);
       if (kind === 'shipment.clear') return clear(context, shipment, rule);
       return applyStep(context, shipment, rule);
     },

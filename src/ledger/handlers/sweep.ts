@@ -1,6 +1,6 @@
 /**
  * The timed sweep: booked shipments past their deadline expire (their reservation is
- * released), and so do booked shipments under a licence no longer in force (lapsedLicence);
+ * released), and so do booked shipments under a licence no longer in force (licenceLapses);
  * licences past their validity expire. Servers submit it every few
  * seconds; it is an ordinary command, so it is logged and ordered like any other, and
  * a sweep that finds nothing due is refused, writing nothing.
@@ -13,14 +13,15 @@
  * An event's `at` is when the sweep ran, which may be long after the record fell due (the
  * servers down for a week, say); so each expiry records the instant that made it due as
  * dueAt: a booking's deadline, or the validTo of the licence whose validity ended it (of an
- * expired licence too: the calendar ended it). A booking that a revocation or a surrender
- * ended has none: that licence's own event dates it, and its reason names the licence.
+ * expired licence too: the calendar ended it), whichever came first (bookingDue). A booking
+ * that a revocation or a surrender ended before its deadline has none: that licence's own
+ * event dates it, and its reason names the licence.
  */
 import { assert } from '../../core/errors.ts';
 import { refuse, type CommandContext, type EventPart, type Handler } from '../handler.ts';
-import type { LicenceStatus } from '../rows.ts';
+import type { LicenceStatus, ShipmentRow } from '../rows.ts';
 import { expireLicence, licenceOrgIds } from './licences.ts';
-import { lapsedLicence } from './shipment-checks.ts';
+import { licenceLapses, type Lapse } from './shipment-checks.ts';
 import { applyStep, expireStep } from './shipments.ts';
 
 /** The rule of a sweep that found nothing to expire (and so wrote nothing). */
@@ -28,6 +29,23 @@ export const nothingDueRule = 'sweep-nothing-due';
 
 /** Licences the sweep expires once their validity has ended; every status that may still be in force. */
 const expirableStatuses: readonly LicenceStatus[] = ['issued', 'suspended', 'exhausted'];
+
+/**
+ * When a booking the sweep expires fell due, and why, if not for its deadline: the earliest of
+ * its deadline and the instants its licences lapsed (licenceLapses: a validTo each), so that a
+ * booking whose licence was cut short to before its deadline, swept after both, is dated by the
+ * licence's end and says so (reason), not by a deadline it could never have shipped by. A
+ * lapse of no known instant (a revocation or a surrender, which its own event dates) decides
+ * only while the deadline is ahead and no lapse is dated; past the deadline, the deadline is
+ * the instant the booking is known to have been due by.
+ */
+function bookingDue(shipment: ShipmentRow, lapses: readonly Lapse[], at: string): { dueAt: string | null; reason: string | null } {
+  const dated = lapses.filter((lapse) => lapse.dueAt !== null).sort((one, other) => (one.dueAt! < other.dueAt! ? -1 : 1))[0];
+  const first = dated ?? lapses[0];
+  if (first === undefined) return { dueAt: shipment.deadline, reason: null };
+  const lapsedFirst = shipment.deadline > at || (first.dueAt !== null && first.dueAt < shipment.deadline);
+  return lapsedFirst ? { dueAt: first.dueAt, reason: first.reason } : { dueAt: shipment.deadline, reason: null };
+}
 
 export const ledgerSweep: Handler<'ledger.sweep'> = {
   kind: 'ledger.sweep',
@@ -44,16 +62,14 @@ export const ledgerSweep: Handler<'ledger.sweep'> = {
     const partContext = (): CommandContext => ({ ...context, seq: context.seq + parts.length });
     for (const shipment of [...state.all('shipments')]) {
       if (shipment.status !== 'booked') continue;
-      // Past its deadline, a booking expires as it always has; before it, only under a
-      // licence no longer in force, and its event says which (reason).
-      const lapse = shipment.deadline <= at ? null : lapsedLicence(state, shipment, at);
-      if (shipment.deadline > at && lapse === null) continue;
-      const dueAt = lapse === null ? shipment.deadline : lapse.dueAt;
+      const lapses = licenceLapses(state, shipment, at);
+      if (shipment.deadline > at && lapses.length === 0) continue;
+      const { dueAt, reason } = bookingDue(shipment, lapses, at);
       const step = applyStep(partContext(), shipment, expireStep);
       assert(step.moreEvents === undefined, 'releasing a reservation changes no licence status');
       parts.push({
         subjectId: step.subjectId, orgIds: step.orgIds,
-        effects: { shipmentId: shipment.id, ...step.effects, ...(lapse === null ? {} : { reason: lapse.reason }), ...(dueAt === null ? {} : { dueAt }) },
+        effects: { shipmentId: shipment.id, ...step.effects, ...(reason === null ? {} : { reason }), ...(dueAt === null ? {} : { dueAt }) },
       });
       expiredShipments.push(shipment.id);
     }

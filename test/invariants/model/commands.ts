@@ -74,9 +74,14 @@ export type Command =
   /**
    * An authority amends a licence's units (to what is allocated or shipped, below it, or
    * more) or its validity (later, ending within the hour, ended already, or before it starts;
-   * the last two refused, a draft aside, which the model's licences never are).
+   * the last two refused, a draft aside, which the model's licences never are). validFrom: a
+   * start a day earlier or later (absent: the same), refused once issued (licence-status), so
+   * always here.
    */
-  | { kind: 'amend'; direction: 'export' | 'import'; licencePick: Pick; units: 'same' | 'used' | 'shipped' | 'below' | 'more'; validTo: 'same' | 'later' | 'soon' | 'ended' | 'beforeStart'; wrongAuthority: boolean }
+  | {
+    kind: 'amend'; direction: 'export' | 'import'; licencePick: Pick; units: 'same' | 'used' | 'shipped' | 'below' | 'more'; validTo: 'same' | 'later' | 'soon' | 'ended' | 'beforeStart';
+    validFrom?: 'same' | 'earlier' | 'later'; wrongAuthority: boolean;
+  }
   | { kind: 'replay'; pick: Pick; changed: boolean }
   /**
    * A licence of a live booking (the newest booked one whose deadline is ahead, under the

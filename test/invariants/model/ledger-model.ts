@@ -346,6 +346,11 @@ export class LedgerModel {
     if (shipment.status !== 'booked') refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
     // At its deadline a booking is expired in all but name: the sweep's, not its exporter's, to end.
     if (shipment.deadlineMs <= this.nowMs) refuse('conflict', 'booking-deadline', 'booking deadline passed');
+    // Under a licence no longer in force (export side first), likewise: the sweep expires it.
+    for (const id of [shipment.exportAllocationId, shipment.importAllocationId]) {
+      const rule = this.lapsedRule(this.side(id).licence);
+      if (rule !== null) refuse('licence_not_valid', rule, 'the booking can never ship: the sweep expires it');
+    }
     this.release(shipment);
     return this.step(shipment, 'cancelled');
   }
@@ -430,13 +435,15 @@ export class LedgerModel {
 
   /**
    * An amendment of a licence's units or validity (the ledger's other terms are not modelled).
-   * Units never go below what is allocated or shipped (invariant 1); a licence whose validity
+   * Units never go below what is allocated or shipped (invariant 1); only a draft's start
+   * changes (licence-status, judged after the units: the model's licences are issued from the
+   * start, so a new validFrom is always refused here); a licence whose validity
    * ended is in force no more, and no amendment puts it back, nor ends one in force by a
    * validity that ends at once (licence-validity); exhaustion is
    * decided afresh: cut to what has shipped, an issued licence is exhausted, and an exhausted
    * one given units again is issued.
    */
-  amend(input: { licenceId: string; authorisedUnits?: number; validToMs?: number }, actorOrgId: string): Record<string, unknown> {
+  amend(input: { licenceId: string; authorisedUnits?: number; validFromMs?: number; validToMs?: number }, actorOrgId: string): Record<string, unknown> {
     const licence = this.licences.get(input.licenceId) ?? notFound('unknown licence');
     if (licence.authorityOrgId !== actorOrgId) forbidden('another authority');
     if (!amendable.includes(licence.status)) refuse('conflict', 'licence-status', `licence is ${licence.status}`);
@@ -444,8 +451,11 @@ export class LedgerModel {
     if (licence.status !== 'draft' && licence.validToMs <= this.nowMs) refuse('conflict', 'licence-validity', 'licence validity ended');
     const units = input.authorisedUnits ?? licence.authorisedUnits;
     if (units < Math.max(licence.allocatedUnits, licence.shippedUnits)) refuse('insufficient_units', 'invariant-1', 'below what is allocated or shipped');
+    // A start is a draft's to change: once issued, the licence was used under it.
+    if (input.validFromMs !== undefined && licence.status !== 'draft') refuse('conflict', 'licence-status', `licence is ${licence.status}, not a draft`);
+    const validFromMs = input.validFromMs ?? licence.validFromMs;
     const validToMs = input.validToMs ?? licence.validToMs;
-    if (validToMs <= licence.validFromMs) refuse('invalid_input', 'licence-validity', 'validity would end before it starts');
+    if (validToMs <= validFromMs) refuse('invalid_input', 'licence-validity', 'validity would end before it starts');
     // Nor does an amendment end a licence in force: that is revoke's (or surrender's).
     if (input.validToMs !== undefined && licence.status !== 'draft' && validToMs <= this.nowMs) refuse('invalid_input', 'licence-validity', 'validity would end now');
     const usedUp = licence.shippedUnits === units;
@@ -456,6 +466,7 @@ export class LedgerModel {
       licence.status = 'exhausted';
     }
     licence.authorisedUnits = units;
+    licence.validFromMs = validFromMs;
     licence.validToMs = validToMs;
     licence.version += 1;
     return { licenceId: licence.id, version: licence.version, status: licence.status };

@@ -276,11 +276,16 @@ export class Run {
           same: undefined, later: (licence?.validToMs ?? model.nowMs) + 30 * dayMs, soon: model.nowMs + hourMs / 2, ended: model.nowMs - hourMs,
           beforeStart: (licence?.validFromMs ?? model.nowMs) - dayMs,
         }[command.validTo];
+        const start = licence?.validFromMs ?? model.nowMs;
+        const validFromMs = { same: undefined, earlier: start - dayMs, later: start + dayMs }[command.validFrom ?? 'same'];
         const input = {
           licenceId, reason: 'calibrated quota', ...(units === undefined ? {} : { authorisedUnits: units }),
+          ...(validFromMs === undefined ? {} : { validFrom: new Date(validFromMs).toISOString() }),
           ...(validToMs === undefined ? {} : { validTo: new Date(validToMs).toISOString() }),
         };
-        const { expected, effects } = this.applyCounting(() => model.amend({ licenceId, ...(units === undefined ? {} : { authorisedUnits: units }), ...(validToMs === undefined ? {} : { validToMs }) }, actor.orgId));
+        const { expected, effects } = this.applyCounting(() => model.amend({
+          licenceId, ...(units === undefined ? {} : { authorisedUnits: units }), ...(validFromMs === undefined ? {} : { validFromMs }), ...(validToMs === undefined ? {} : { validToMs }),
+        }, actor.orgId));
         return { kind: 'licence.amend', input, actor, expected, effects };
       }
       case 'progress': {

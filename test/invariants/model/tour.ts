@@ -50,13 +50,14 @@ export const tour: Step[] = [
   // The small export licence is used up: a booking under it is refused. Amended, it is not
   // cut below what it shipped, is issued again with more units and used up again with
   // fewer, and its validity never ends before it starts, nor at once (ending a licence is
-  // revoke's); the short import licence is not cut below what it allocated (nothing shipped
-  // under it).
+  // revoke's), nor does its start move once issued; the short import licence is not cut below
+  // what it allocated (nothing shipped under it).
   { kind: 'group', commands: [book(0, 1, null, dayMs, false, { exportPick: 0, importPick: 1 })] },
   {
     kind: 'group',
     commands: (['below', 'more', 'shipped'] as const).map((units): Command => ({ kind: 'amend', direction: 'export', licencePick: 0, units, validTo: 'same', wrongAuthority: false }))
       .concat((['beforeStart', 'ended'] as const).map((validTo): Command => ({ kind: 'amend', direction: 'export', licencePick: 0, units: 'same', validTo, wrongAuthority: false })))
+      .concat({ kind: 'amend', direction: 'export', licencePick: 0, units: 'same', validTo: 'same', validFrom: 'earlier', wrongAuthority: false })
       .concat({ kind: 'amend', direction: 'import', licencePick: 0, units: 'below', validTo: 'same', wrongAuthority: false }),
   },
   // A booking under the short import licence (3 days left): one with a deadline weeks ahead
@@ -71,13 +72,15 @@ export const tour: Step[] = [
     ],
   },
   // Outlive the short import licence: refused before the sweep marks it (an amendment that
-  // would put it back in force too, a suspension), expired by it; amended no more once expired.
+  // would put it back in force too, a suspension, and cancelling the booking under it, which
+  // the sweep expires), expired by it; amended no more once expired.
   { kind: 'advance', ms: hourMs },
   {
     kind: 'group',
     commands: [
       book(1, 1, null, dayMs, false, { exportPick: 0, importPick: 0 }), { kind: 'amend', direction: 'import', licencePick: 0, units: 'same', validTo: 'later', wrongAuthority: false },
       { kind: 'licence', action: 'suspend', direction: 'import', licencePick: 0, wrongAuthority: false },
+      { kind: 'cancel', shipmentPick: { fit: 'wanted', at: 0 }, keyed: false },
       { kind: 'sweep' }, { kind: 'amend', direction: 'import', licencePick: 0, units: 'more', validTo: 'same', wrongAuthority: false },
     ],
   },
@@ -152,7 +155,7 @@ export const tourReaches = [
   // A booking expired for its licence's end, its deadline ahead; amendments; units returned, lost and listed again.
   'effect shipment-expired-lapsed', 'accepted licence.amend', 'effect licence-reissued', 'refused licence.amend insufficient_units invariant-1',
   'refused licence.amend invalid_input licence-validity', 'refused licence.amend conflict licence-validity', 'refused licence.amend conflict licence-status',
-  'refused shipment.book invalid_input booking-deadline', 'refused licence.suspend conflict licence-validity',
+  'refused shipment.book invalid_input booking-deadline', 'refused licence.suspend conflict licence-validity', 'refused shipment.cancel licence_not_valid licence-validity',
   'accepted units.return', 'accepted units.report_lost', 'effect lost-in-transit', 'refused units.return conflict unit-custody', 'refused units.report_lost conflict unit-custody',
   'refused units.return not_found -', 'refused shipment.book conflict unit-gpu-uuid', 'effect relisted-returned', 'effect relisted-released-uuid',
   // A second exporter: refused another's units that shipped (returned, deployed, in transit) or are
