@@ -132,6 +132,24 @@ describe('chipledger api GET of a text/plain route (the log key, an event\'s ser
     expect(out).toEqual([]);
   });
 
+  it('asks a route that is no list, with --all, once and as typed: the API refuses a limit such a route does not take', async () => {
+    // As the API answers: a route with no page refuses any query (400 "Unrecognized key").
+    const refusingQueries = (answer: () => Response) => (async (input: URL | string) => {
+      asked.push(String(input));
+      return new URL(String(input)).search === '' ? answer() : Response.json({ status: 400, detail: 'Unrecognized key: "limit"' }, { status: 400 });
+    }) as typeof globalThis.fetch;
+    const asked: string[] = [];
+    const serials = 'SN-0001\nSN-0002\n';
+    for (const [path, answer] of [['/v1/log/key', textAnswer('chipledger.demo/log+1a2b3c4d+AbCd=\n')], ['/v1/events/62/serials', textAnswer(serials)], ['/v1/licences/L-87', jsonAnswer('{"id":"L-87"}')]] as const) {
+      asked.length = 0;
+      const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch: refusingQueries(answer) });
+      const { output, out } = recordingOutput();
+      expect(await apiCommand(client, 'GET', path, { all: true, json: true }, output, undefined, pipe), path).toBe(0);
+      expect(asked, path).toEqual([`http://ledger.test${path}`]);
+      expect(out.length, path).toBeGreaterThan(0);
+    }
+  });
+
   it('refuses to print to a terminal text holding a control or bidi character, which it prints unchanged into a file or a pipe', async () => {
     for (const hostile of ['SN-1\u009b2J\n', 'SN-\u202e1\n', 'SN-1\u001b[31m\n']) {
       const refused = await failureOf(apiCommand(clientOf([textAnswer(hostile)]).client, 'GET', '/v1/events/9/serials', {}, recordingOutput().output, undefined, terminal));

@@ -50,7 +50,7 @@ export async function apiCommand(client: ApiClient, methodText: string, pathText
   if (options.all) throw new Failure('--all is for GET: it follows the pages of a list', 2);
   const key = checkedKey(options);
   const body = options.body === undefined ? {} : await readBody(options.body, stdin);
-  const answer = await post(client, path, body, key, options.body);
+  const answer = await post(client, path, body, key, options);
   return printAnswer(answer, options, output);
 }
 
@@ -144,10 +144,12 @@ async function getOne(client: ApiClient, path: string, options: ApiCommandOption
 /**
  * Every page of a list, as one page: its items, and a nextCursor that is null unless the
  * pages ran out at limits.reportPagesMax, or their bytes passed limits.apiAllPagesBytesMax (then it
- * is where to go on from). A page the user asked
- * for by its limit keeps it; otherwise each is the API's largest, and a page of those that
- * passes the most the CLI reads (apiResponseBytesMax: a licence's versions, each with all its
- * terms; events with long texts) is asked for again at the API's default size.
+ * is where to go on from). The first request is the path as typed, as without --all: a route
+ * that is not a list (the log's key, an event's serial list, one licence) refuses a limit it
+ * does not take (400), and its answer is printed as it came. A page the user asked for by its
+ * limit keeps it; otherwise each page after the first is the API's largest, and a page of those
+ * that passes the most the CLI reads (apiResponseBytesMax: a licence's versions, each with all
+ * its terms; events with long texts) is asked for again at the API's default size.
  */
 async function getAll(client: ApiClient, path: string, options: ApiCommandOptions, output: Output, stdout: TextSink): Promise<number> {
   const chosen = limitIn(path) === undefined;
@@ -156,7 +158,7 @@ async function getAll(client: ApiClient, path: string, options: ApiCommandOption
   const followed = new Set<string>();
   let bytes = 0;
   for (let pages = 0; pages < limits.reportPagesMax; pages += 1) {
-    const counted = chosen ? await getLargestThatFits(client, path, cursor) : await get(client, path, { cursor });
+    const counted = chosen && pages > 0 ? await getLargestThatFits(client, path, cursor) : await get(client, path, { cursor });
     if (counted.kind === 'text') {
       if (pages > 0) throw new Failure(`${path} answered page ${pages + 1} with text, not a page (items and nextCursor); is CHIPLEDGER_URL the chipledger API?`);
       return printText(counted.text, path, output, stdout);
@@ -235,16 +237,18 @@ function pageOf(answer: Record<string, unknown>): { items: unknown[]; nextCursor
 
 /**
  * Sends the change; when its outcome is unknown, the error carries the command that sends the
- * same body under the same key. A body from stdin is not there to send again: the line says so
- * after a '#', so that it can still be pasted as it is.
+ * same body under the same key, with --json when this run had it, so that a script that reads
+ * the answer gets it on one line from the rerun too. A body from stdin is not there to send
+ * again: the line says so after a '#', so that it can still be pasted as it is.
  */
-async function post(client: ApiClient, path: string, body: unknown, key: ChangeOptions, bodyFile: string | undefined): Promise<unknown> {
+async function post(client: ApiClient, path: string, body: unknown, key: ChangeOptions, options: ApiCommandOptions): Promise<unknown> {
+  const bodyFile = options.body;
   try {
     return await client.post<unknown>(path, body, key);
   } catch (error) {
     const outcome = unknownOutcomeOf(error);
     if (outcome !== undefined) {
-      const words = ['chipledger', 'api', 'POST', path, ...(bodyFile === undefined ? [] : ['--body', bodyFile]), '--idempotency-key', outcome.idempotencyKey];
+      const words = ['chipledger', 'api', 'POST', path, ...(bodyFile === undefined ? [] : ['--body', bodyFile]), ...(options.json ? ['--json'] : []), '--idempotency-key', outcome.idempotencyKey];
       outcome.rerun = `${commandLine(words)}${bodyFile === '-' ? '  # with the same body on stdin' : ''}`;
     }
     throw error;

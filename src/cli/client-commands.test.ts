@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { limits } from '../core/limits.ts';
-import { bookCommand, columns, deployCommand, listCommand, manifestImportCommand, readBounded, showCommand, transitionCommand, utilisationCommand, utilisationRows } from './client-commands.ts';
+import { bookCommand, columns, commandLine, deployCommand, listCommand, manifestImportCommand, readBounded, showCommand, transitionCommand, utilisationCommand, utilisationRows } from './client-commands.ts';
 import { deadlineSpanClockMarginMs, parseDeadline } from './client-values.ts';
 import { ApiClient, unknownOutcomeOf } from './http.ts';
-import { Failure, type Output } from './output.ts';
+import { Failure, printable, type Output } from './output.ts';
 import { serialCsvBytesMax } from './serials-csv.ts';
 import { recordingOutput } from '../../test/support/recording-output.ts';
 
@@ -115,6 +115,44 @@ describe('manifest import', () => {
     await expect(deployCommand(api, 'SITE-1', relative, recordingOutput().output)).rejects.toThrow(new Failure(`couldn't read ${join(process.cwd(), relative)}: no such file`));
     // --body and --event-file are read the same way.
     await expect(readBounded(relative, 'a request body')).rejects.toThrow(new Failure(`couldn't read ${join(process.cwd(), relative)}: no such file`));
+  });
+});
+
+/** The words bash reads from `line`, a command line that starts with `chipledger`, under the locale `locale`. */
+function wordsBashReads(line: string, locale = 'C.UTF-8'): string[] {
+  const script = `chipledger() { printf '%s\\0' "$@"; }\n${line}\n`;
+  const printed = execFileSync('bash', ['--norc', '--noprofile', '-c', script], { env: { PATH: process.env.PATH, LC_ALL: locale } });
+  return printed.toString('utf8').split('\0').slice(0, -1);
+}
+
+describe('the rerun line of a change', () => {
+  /** Values the API keeps (a line break, a tab) and ones a shell or a terminal reads otherwise. */
+  const values = [
+    'Langfang DC\nHall B', 'line\r\nends', 'tab\there', "it's", 'back\\slash\n', '$HOME `id` "quoted" !$ !!', 'end\u202eof life', '\u001b[31mred\u001b[0m',
+    'C1 \u009b2J', 'DEL\u007f', 'hex after escape \u001bFACE', 'bidi mark \u200f and isolate \u2066x\u2069', 'emoji 🛰 and 中文\n', "'\n'", '', ' ', '-',
+  ];
+
+  it('is read by a shell as the very words it was made from, whatever they hold, and holds nothing a terminal acts on', () => {
+    for (const locale of ['C.UTF-8', 'C']) {
+      for (const value of values) {
+        const words = ['chipledger', 'sites', 'register', '--name', value, '--idempotency-key', 'k-1'];
+        const line = commandLine(words);
+        expect(wordsBashReads(line, locale), `${JSON.stringify(value)} as ${line} (${locale})`).toEqual(words.slice(1));
+        expect(printable(line), line).toBe(line);
+        expect(line).not.toContain('\n');
+      }
+    }
+    expect(commandLine(['chipledger', 'licences', 'suspend', 'L-87', '--reason', 'Audit finding 7\nsee memo'])).toBe("chipledger licences suspend L-87 --reason $'Audit finding 7\\nsee memo'");
+    // Plain words as before: single quotes where a shell would split or expand.
+    expect(commandLine(['chipledger', 'deploy', 'SITE 3', "it's"])).toBe("chipledger deploy 'SITE 3' 'it'\\''s'");
+  });
+
+  it('of a reason with a line break sends that reason again, not one with a space in its place', async () => {
+    const fetch = (async () => new Response('', { status: 503, headers: { 'retry-after': '0' } })) as typeof globalThis.fetch;
+    const api = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch, newKey: () => 'k-1' });
+    const reason = 'Audit finding 7\nsee memo';
+    const cancelled = await transitionCommand(api, 'cancel', 'S-7', { reason }, recordingOutput().output).catch((error: unknown) => error);
+    expect(wordsBashReads(unknownOutcomeOf(cancelled)!.rerun!)).toEqual(['shipments', 'cancel', 'S-7', '--reason', reason, '--idempotency-key', 'k-1']);
   });
 });
 

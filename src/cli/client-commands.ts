@@ -10,7 +10,7 @@ import { tokenSecretPrefix } from '../ledger/schemas.ts';
 import { apiToken, type Config } from './config.ts';
 import { idSegment, pageLimitOf, parseDeadline } from './client-values.ts';
 import { ApiClient, unknownOutcomeOf } from './http.ts';
-import { Failure, printable, printableJson, type Output } from './output.ts';
+import { Failure, isUnprintable, printable, printableJson, type Output } from './output.ts';
 import { createProgress } from './progress.ts';
 import { checkSerialCsv, formatCsvProblems, serialCsvBytesMax, type SerialEntry } from './serials-csv.ts';
 import { pickColumns, renderRecord, renderTable, type Row } from './table.ts';
@@ -78,9 +78,48 @@ export async function change<T>(rerun: readonly string[], send: () => Promise<T>
   }
 }
 
-/** Words as a POSIX shell reads them back; a control character (never in a working command) is shown as a space. */
+/**
+ * Words as a shell reads them back, so that the line, pasted, sends the same request byte for
+ * byte: under the same Idempotency-Key, a value that differs by one character is refused (422
+ * idempotency_mismatch), and a user told to use a new key would make the change twice. A word
+ * of plain characters is given as it is, one with others in single quotes, and one holding a
+ * character a terminal acts on (a line break in a reason or a site's name, which the API keeps;
+ * a tab, an escape, a bidi control) in ANSI-C quotes, $'…', with such characters escaped
+ * (shellEscaped): bash, zsh, ksh and POSIX.1-2024 sh read them, and the line holds nothing a
+ * terminal acts on, so it is also safe to print.
+ */
 export function commandLine(words: readonly string[]): string {
-  return printable(words.map((word) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`)).join(' '));
+  return words.map(shellWord).join(' ');
+}
+
+function shellWord(word: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  if (![...word].some(isUnprintable)) return `'${word.replaceAll("'", "'\\''")}'`;
+  return `$'${shellEscaped(word)}'`;
+}
+
+/** The escapes of $'…' that have names, and the backslash, which is its escape; every other character escaped is given as its UTF-8 bytes. */
+const namedEscapes: Readonly<Record<string, string>> = { '\n': '\\n', '\t': '\\t', '\r': '\\r', '\\': '\\\\' };
+
+/**
+ * A word's text inside $'…'. A control or bidi character, and a quote, are written as their
+ * UTF-8 bytes, \xHH each: bytes, unlike \uHHHH, do not depend on the shell's locale, and
+ * the argument is those bytes whatever it is. A quote so written also keeps an interactive
+ * bash's history expansion from reading a '!' after it as outside the quotes. A hex digit
+ * right after an \xHH is escaped too: POSIX leaves \x followed by three hex digits unspecified.
+ */
+function shellEscaped(word: string): string {
+  let escaped = '';
+  let afterHexEscape = false;
+  for (const character of word) {
+    const named = namedEscapes[character];
+    const asBytes: boolean = isUnprintable(character) || character === "'" || (afterHexEscape && /^[0-9A-Fa-f]$/.test(character));
+    if (named !== undefined) escaped += named;
+    else if (asBytes) escaped += [...Buffer.from(character, 'utf8')].map((byte) => `\\x${byte.toString(16).padStart(2, '0')}`).join('');
+    else escaped += character;
+    afterHexEscape = named === undefined && asBytes;
+  }
+  return escaped;
 }
 
 /** The ids a shipment command's refusal of an id gives as examples (idSegment). */

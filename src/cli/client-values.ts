@@ -93,6 +93,32 @@ export function dayOf(option: string, text: string): string {
   throw usage(`${option} must be a day such as 2026-07-01; got ${quoted(text)}`);
 }
 
+/**
+ * The digits after the point of an ISO 4217 currency's minor unit, where they are not 2, for
+ * the currencies a licence's value may be in (src/core/currencies.ts). ISO 4217's own table,
+ * not Intl's: ICU gives the digits a price is shown with (IQD 0, where its minor unit, the
+ * fils, is a thousandth), which would read a value 1,000 times too large.
+ */
+const minorUnitDigitsOtherThanTwo: Readonly<Record<string, number>> = {
+  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
+  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3,
+};
+
+/**
+ * A licence's value, given in minor units (valueMinor), in its currency's units: 100000 USD
+ * cents is "1,000.00 USD", 100000 JPY "100,000 JPY". Digits, not a double's arithmetic, so a
+ * value up to limits.valueMinorMax is exact. Anything else a server sends is shown as it came,
+ * with the currency, not guessed at.
+ */
+export function amountOf(valueMinor: unknown, currency: unknown): string {
+  const code = String(currency);
+  if (!Number.isSafeInteger(valueMinor) || (valueMinor as number) < 0) return `${String(valueMinor)} (minor units) ${code}`;
+  const digits = minorUnitDigitsOtherThanTwo[code] ?? 2;
+  const text = String(valueMinor).padStart(digits + 1, '0');
+  const whole = BigInt(text.slice(0, text.length - digits)).toLocaleString('en-US');
+  return `${digits === 0 ? whole : `${whole}.${text.slice(text.length - digits)}`} ${code}`;
+}
+
 /** A page size, as the list commands check it. */
 export function pageLimitOf(text: string | undefined): number | undefined {
   return text === undefined ? undefined : wholeNumber('--limit', text, 1, limits.pageSizeMax);

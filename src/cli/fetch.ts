@@ -187,7 +187,7 @@ async function sendOnce(transport: Transport, request: HttpRequest): Promise<Omi
       throw new HttpError(`couldn't reach ${url.origin} for ${asked}: fetch refuses port ${url.port} (a "bad port" of the Fetch standard, blocked against cross-protocol attacks); run the server on another port and set ${transport.addressSetting} to it`, 'not-sent', undefined, undefined, { cause: error });
     }
     const failed = new HttpError(`couldn't reach ${url.origin} for ${asked}: ${networkReason(error, transport)}`, 'network', undefined, undefined, { cause: error });
-    failed.notConnected = connectionNotMadeCodes.has(String((error as { cause?: { code?: unknown } }).cause?.code));
+    failed.notConnected = connectionNotMade(error);
     throw failed;
   }
   if (response.status >= 300 && response.status <= 399) {
@@ -261,6 +261,19 @@ function redirectMessage(asked: string, url: URL, response: Response, addressSet
   const base = target !== undefined && target.pathname.endsWith(url.pathname) ? `${target.origin}${target.pathname.slice(0, -url.pathname.length)}` : undefined;
   return `${head} to ${printable(target?.href ?? location)}; chipledger does not follow redirects (a POST would become a GET, without the token): `
     + `set ${addressSetting} to ${base === undefined ? 'the address of the chipledger API' : printable(base)}`;
+}
+
+/**
+ * Whether a fetch failed before any byte of the request left this machine: no connection made
+ * (connectionNotMadeCodes), or a port fetch blocks. A change whose every attempt failed so was
+ * not sent (HttpError.outcomeUnknown false), and an interrupted one neither (http.ts).
+ */
+export function failedBeforeSending(error: unknown): boolean {
+  return isBadPortError(error) || connectionNotMade(error);
+}
+
+function connectionNotMade(error: unknown): boolean {
+  return connectionNotMadeCodes.has(String((error as { cause?: { code?: unknown } }).cause?.code));
 }
 
 /** fetch's failure for a port it blocks (fetchBlockedPorts): a TypeError caused by "bad port". */

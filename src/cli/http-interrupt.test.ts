@@ -85,6 +85,33 @@ describe('a change interrupted while its answer is awaited', () => {
     expect(run.stderr).toContain(`--idempotency-key ${run.key}`);
   }, runTimeoutMs);
 
+  it('says the change was not sent when no attempt could connect, as it says once it gives up on one', async () => {
+    // A port nothing listens on: each attempt is refused, and the signal comes in the wait before the next.
+    const closed = createServer();
+    await new Promise<void>((done) => closed.listen(0, '127.0.0.1', done));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((done) => closed.close(done));
+    const env = Object.fromEntries(Object.entries(cleanServeEnv({ CHIPLEDGER_URL: `http://127.0.0.1:${port}`, CHIPLEDGER_TOKEN: 'clt_interrupt_test', CHIPLEDGER_DATA_DIR: join(folder, 'data') })).filter(([name]) => !name.startsWith('npm_')));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'licences', 'issue', 'L-87'], { cwd: repositoryRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const retrying = new Promise<void>((done) => child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+      if (stderr.includes('sending it again')) done();
+    }));
+    const ended = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    const stuck = setTimeout(() => child.kill('SIGKILL'), runTimeoutMs - 5_000);
+    await retrying;
+    child.kill('SIGINT');
+    const code = await ended;
+    clearTimeout(stuck);
+    expect(code, stderr).toBe(130);
+    const lines = stderr.trimEnd().split('\n');
+    expect(lines.slice(-2)).toEqual([
+      'chipledger: interrupted (SIGINT) while waiting for the answer to POST /v1/licences/L-87/issue',
+      'chipledger: the change was not sent (no attempt could connect; tried once), so nothing was done, and running the command again is safe.',
+    ]);
+  }, runTimeoutMs);
+
   it('on SIGTERM says the same, and exits 143; for `api POST` too', async () => {
     const run = await interrupted(['api', 'POST', '/v1/licences/L-7/issue'], ['SIGTERM']);
     expect({ code: run.code, signal: run.signal }, run.stderr).toEqual({ code: 143, signal: null });

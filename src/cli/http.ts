@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { limits } from '../core/limits.ts';
-import { HttpError, jsonObjectOf, send, type HttpRequest, type ProblemDetails, type SendOptions } from './fetch.ts';
+import { failedBeforeSending, HttpError, jsonObjectOf, send, type HttpRequest, type ProblemDetails, type SendOptions } from './fetch.ts';
 import { printable } from './output.ts';
 
 /** Chunk size of streamed request bodies (the upload progress moves one chunk at a time). */
@@ -29,6 +29,12 @@ export interface UnknownOutcome {
    * (over the bound): then it was made, and sending it again with the key reads it.
    */
   readonly answeredStatus?: number;
+  /**
+   * Set when the change was interrupted before any attempt could connect (refused, no such
+   * host: the test after which a change that was given up on is said not sent): nothing
+   * reached the server, so nothing was done, and `attempts` is how many were tried.
+   */
+  readonly notSent?: true;
   /** The command line that sends the same change again with the key, as `chipledger …`; set by the command. */
   rerun?: string;
 }
@@ -188,16 +194,31 @@ export class ApiClient {
     const bytes = Buffer.from(JSON.stringify(body), 'utf8');
     const key = options.idempotencyKey ?? (this.options.newKey ?? randomUUID)();
     const headers = { 'content-type': 'application/json', 'idempotency-key': key };
-    let attempts = 0;
     const fetchOnce = this.options.fetch ?? globalThis.fetch;
-    // Counts what was sent, for the interruption's "sent N times".
-    const counting = ((...args: Parameters<typeof fetch>) => {
-      attempts += 1;
-      return fetchOnce(...args);
+    // For the interruption: the attempts made, and those that may have reached the server (one
+    // still under way may have), so that it says "sent N times", or, when none connected, not sent.
+    const tried = { all: 0, reached: 0, underWay: 0 };
+    const counting = (async (...args: Parameters<typeof fetch>) => {
+      tried.all += 1;
+      tried.underWay += 1;
+      try {
+        const response = await fetchOnce(...args);
+        tried.reached += 1;
+        return response;
+      } catch (error) {
+        if (!failedBeforeSending(error)) tried.reached += 1;
+        throw error;
+      } finally {
+        tried.underWay -= 1;
+      }
     }) as typeof fetch;
     const url = this.url(path);
     const sending = this.sendCounted<T>({ method: 'POST', url, headers, body: () => (options.onUpload ? streamOf(bytes, options.onUpload) : bytes) }, { fetch: counting });
-    return untilInterrupted(sending.then(({ answer }) => answer), (signal) => new InterruptedError(signal, `POST ${url.pathname}`, { idempotencyKey: key, attempts }));
+    return untilInterrupted(sending.then(({ answer }) => answer), (signal) => {
+      const sent = tried.reached + tried.underWay;
+      const outcome = sent === 0 ? { idempotencyKey: key, attempts: tried.all, notSent: true as const } : { idempotencyKey: key, attempts: sent };
+      return new InterruptedError(signal, `POST ${url.pathname}`, outcome);
+    });
   }
 
   private url(path: string): URL {
@@ -266,6 +287,11 @@ function givenUpLine(given: { attempts: number; retryAfterMs?: number }, idempot
  * this process was started: chipledgerCommand). `env`: this process's environment.
  */
 export function formatUnknownOutcome(outcome: UnknownOutcome, env: NodeJS.ProcessEnv = process.env): string {
+  // Interrupted before any attempt connected: said as a change given up on then is (apiErrorOf).
+  if (outcome.notSent) {
+    const tried = outcome.attempts === 1 ? 'once' : `${outcome.attempts} times`;
+    return `chipledger: the change was not sent (no attempt could connect; tried ${tried}), so nothing was done, and running the command again is safe.`;
+  }
   const sent = givenUpLine(outcome, outcome.idempotencyKey);
   // A success too large to read (answeredStatus) was made: the key reads its answer.
   const said = outcome.answeredStatus === undefined

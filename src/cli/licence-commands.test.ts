@@ -138,6 +138,28 @@ describe('licences', () => {
     expect(await ok(['licences', 'revoke', other, '--reason', 'drafted in error'])).toBe(`Licence ${other} is now revoked.`);
   });
 
+  it("refuses an amendment whose --body names another licence than the command's, and sends one that names the same", async () => {
+    const id = await draft();
+    const other = join(folder, 'amend-other.json');
+    writeFileSync(other, JSON.stringify({ licenceId: 'L-99999', riders: ['r2'] }));
+    requests.length = 0;
+    const refused = await run(['licences', 'amend', id, '--reason', 'r', '--body', other]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe(`chipledger: the body's licenceId "L-99999" differs from "${id}", the licence the command amends; leave licenceId out of the body; nothing was sent`);
+    expect(requests).toEqual([]);
+    const same = join(folder, 'amend-same.json');
+    writeFileSync(same, JSON.stringify({ licenceId: id, riders: ['r2'] }));
+    expect(await ok(['licences', 'amend', id, '--reason', 'r', '--body', same])).toBe(`Amended licence ${id}: version 2, now draft.`);
+  });
+
+  it("shows a version's value in its currency's units, not its minor units", async () => {
+    const id = await draft('--value', '100000', '--currency', 'USD');
+    await ok(['licences', 'amend', id, '--reason', 'in yen', '--value', '100000', '--currency', 'JPY']);
+    const versions = (await ok(['licences', 'versions', id])).split('\n');
+    expect(versions[0]).toMatch(/^version +seq +status +authorisedUnits +value +validFrom/);
+    expect(versions.slice(2).map((line) => / (\S+ [A-Z]{3}) /.exec(line)?.[1])).toEqual(['1,000.00 USD', '100,000 JPY']);
+  });
+
   it('prints a refusal with its rule and exit 1: a step the licence\'s status does not allow', async () => {
     const id = await draft();
     await ok(['licences', 'issue', id]);

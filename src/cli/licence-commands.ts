@@ -11,7 +11,7 @@ import { Option } from 'commander';
 import { limits } from '../core/limits.ts';
 import { licenceAmend, licenceCreate, licenceTransition } from '../ledger/schemas.ts';
 import type { StdinInput } from './client-commands.ts';
-import { checkBody, idSegment, instantOf, repeated, unitsOf, wholeNumber, withFields } from './client-values.ts';
+import { amountOf, checkBody, idSegment, instantOf, repeated, unitsOf, wholeNumber, withFields } from './client-values.ts';
 import type { Wiring } from './command-wiring.ts';
 import type { ApiClient } from './http.ts';
 import { readBodyObject } from './json-body.ts';
@@ -171,20 +171,25 @@ export async function licenceAmendCommand(client: ApiClient, licenceId: string, 
   };
   words.each('--product', options.product);
   const given = await bodyFrom(options.body, words, stdin);
+  // The command names the licence; a body naming another would be sent and refused (400) only
+  // by the server. The same one is sent as it is, which the server takes.
+  if (Object.hasOwn(given, 'licenceId') && given.licenceId !== licenceId) {
+    throw new Failure(`the body's licenceId ${printableJson(given.licenceId, 'one line')} differs from ${printableJson(licenceId, 'one line')}, the licence the command amends; leave licenceId out of the body; nothing was sent`, 2);
+  }
   const assembled = withFields(given, fields, licenceOptionOf);
-  checkBody(licenceAmend, { body: { licenceId, ...assembled.body }, fromOptions: assembled.fromOptions }, { ...licenceOptionOf, licenceId: 'the licence id' });
+  checkBody(licenceAmend, { body: { ...assembled.body, licenceId }, fromOptions: assembled.fromOptions }, { ...licenceOptionOf, licenceId: 'the licence id' });
   return sendChange(client, route, assembled.body, { words: words.words, ...(options.body === undefined ? {} : { bodyFile: options.body }) }, options, output, (answer) =>
     `Amended licence ${String(answer.licenceId ?? licenceId)}: version ${String(answer.version)}, now ${String(answer.status)}.`);
 }
 
 const versionColumns = ['version', 'seq', 'status', 'authorisedUnits', 'value', 'validFrom', 'validTo', 'productIds'] as const;
 
-/** A version as a row: its terms beside its number, the value with its currency, products as one cell. */
+/** A version as a row: its terms beside its number, the value in its currency's units (valueMinor is in minor units), products as one cell. */
 function versionRow(version: Row): Row {
   const terms = (version.terms ?? {}) as Row;
   return {
     version: version.version, seq: version.seq, status: terms.status, authorisedUnits: terms.authorisedUnits,
-    value: terms.valueMinor === undefined || terms.valueMinor === null ? undefined : `${String(terms.valueMinor)} ${String(terms.currency)}`,
+    value: terms.valueMinor === undefined || terms.valueMinor === null ? undefined : amountOf(terms.valueMinor, terms.currency),
     validFrom: terms.validFrom, validTo: terms.validTo, productIds: Array.isArray(terms.productIds) ? terms.productIds.join(', ') : terms.productIds,
   };
 }

@@ -30,6 +30,8 @@ export class Failure extends Error {
  * (the "Trojan Source" trick). What printable() replaces: C0, DEL, C1 and those.
  */
 const unprintable = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/** One character of those, for a caller that escapes each one itself (commandLine). */
+const unprintableCharacter = new RegExp(`^${unprintable.source}$`);
 /** What printableJson() escapes on top of JSON.stringify (which escapes C0 only): the rest of the above. */
 const unprintableInJson = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
@@ -41,6 +43,11 @@ const unprintableInJson = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\
  */
 export function printable(text: string): string {
   return text.replace(unprintable, ' ');
+}
+
+/** Whether one character (a code point) is one printable() replaces: a control or bidi character. */
+export function isUnprintable(character: string): boolean {
+  return unprintableCharacter.test(character);
 }
 
 /**

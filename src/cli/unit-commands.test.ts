@@ -170,6 +170,13 @@ describe('units decommission, report-lost, return', () => {
     expect(blank.stderr).toBe('chipledger: --reason must say why (it is recorded with the event, and a return or a loss is read by the exporter); got a blank one');
     const long = await run(['units', 'return', file, '--reason', 'x'.repeat(limits.textLengthMax + 1)]);
     expect(long.stderr).toBe(`chipledger: --reason may have at most 2,000 characters; got 2,001`);
+    // What the API's schema refuses, as `licences suspend` refuses it: before the file is read
+    // (this one is not there) or anything uploaded.
+    for (const reason of ['end\u202eof life', 'red \u001b[31m', 'C1 \u009b']) {
+      const refused = await run(['units', 'decommission', join(folder, 'not-read.csv'), '--reason', reason]);
+      expect(refused.code, reason).toBe(2);
+      expect(refused.stderr, reason).toMatch(/^chipledger: --reason \(reason\): must be free of control characters and bidi controls, .*; nothing was sent$/);
+    }
     const uuids = join(folder, 'uuids.csv');
     writeFileSync(uuids, 'serial,gpu_uuid\nSN-1,GPU-12345678-aaaa-bbbb-cccc-123456789012\n');
     const column = await run(['units', 'report-lost', uuids, '--reason', 'x']);

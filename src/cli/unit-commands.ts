@@ -7,8 +7,9 @@
  */
 import { Option, type Command } from 'commander';
 import { limits } from '../core/limits.ts';
+import { unitsEnd } from '../ledger/schemas.ts';
 import { change, checkedKey, readSerialFile, upload, type ChangeOptions } from './client-commands.ts';
-import { pageLimitOf } from './client-values.ts';
+import { checkBody, pageLimitOf } from './client-values.ts';
 import type { Wiring } from './command-wiring.ts';
 import type { ApiClient } from './http.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
@@ -54,14 +55,17 @@ export interface UnitListOptions {
 }
 
 /**
- * The reason as the API takes it (a name: not blank, at most limits.textLengthMax characters),
- * said before a file of up to 100,000 serials is read and sent only to be refused for it.
+ * The reason as the API takes it, checked by the API's own schema (unitsEnd: a name, free of
+ * control characters and bidi controls, at most limits.textLengthMax characters once in NFC),
+ * said before a file of up to 100,000 serials is read and sent only to be refused for it. A
+ * blank one and a long one are said in words of their own first.
  */
 export function checkedReason(reason: string): string {
   if (reason.trim() === '') throw new Failure('--reason must say why (it is recorded with the event, and a return or a loss is read by the exporter); got a blank one', 2);
   if (reason.length > limits.textLengthMax) {
     throw new Failure(`--reason may have at most ${limits.textLengthMax.toLocaleString('en-US')} characters; got ${reason.length.toLocaleString('en-US')}`, 2);
   }
+  checkBody(unitsEnd.pick({ reason: true }), { body: { reason }, fromOptions: new Set(['reason']) }, { reason: '--reason' });
   return reason;
 }
 
