@@ -119,7 +119,8 @@ describe('send', () => {
       for (const tz of ['UTC', 'America/New_York']) {
         process.env.TZ = tz;
         // Not an HTTP-date: no zone, another zone, ISO 8601, a day or an hour out of range, lower case.
-        for (const odd of ['Sun Nov 6 08:49:37 1994', 'Sun, 06 Nov 1994 08:49:37', 'Sun, 06 Nov 1994 08:49:37 +0100', '1994-11-06T08:49:37Z',
+        for (const odd of ['Sun Nov 6 08:49:37 1994', 'Sun, 06 Nov 1994 08:49:37', 'Sun, 06 Nov 1994 08:49:37 +0100', 'Sun, 06 Nov 1994 08:49:37 PST',
+          'Sun, 06 Nov 1994 08:49:37 UTC', 'Sunday, 06-Nov-94 08:49:37 EST', '1994-11-06T08:49:37Z',
           'Thu, 31 Feb 1994 08:49:37 GMT', 'Sun, 06 Nov 1994 24:00:00 GMT', 'sun, 06 nov 1994 08:49:37 gmt', 'Nov 6 1994']) {
           expect(retryAfterMsOf(odd, now), `${odd} in ${tz}`).toBeUndefined();
         }
@@ -135,5 +136,19 @@ describe('send', () => {
     expect(retryAfterMsOf('Monday, 01-Jun-26 00:00:05 GMT', now)).toBe(5000);
     // 2094 is more than 50 years ahead of 2026: 1994, long past, so no wait at all.
     expect(retryAfterMsOf('Sunday, 06-Nov-94 08:49:37 GMT', now)).toBe(0);
+  });
+
+  it('reads an RFC 850 year exactly 50 years ahead as ahead: only one more than 50 is taken back a century', () => {
+    const now = Date.UTC(2026, 0, 1);
+    expect(retryAfterMsOf('Wednesday, 01-Jan-76 00:00:00 GMT', now)).toBe(Date.UTC(2076, 0, 1) - now);
+    expect(retryAfterMsOf('Thursday, 01-Jan-77 00:00:00 GMT', now)).toBe(0);
+  });
+
+  it('reads second 60, a leap second, in each form, and no second past it', () => {
+    const now = Date.UTC(1994, 10, 6, 8, 49, 0);
+    expect(retryAfterMsOf('Sun, 06 Nov 1994 08:49:60 GMT', now)).toBe(60_000);
+    expect(retryAfterMsOf('Sunday, 06-Nov-94 08:49:60 GMT', now)).toBe(60_000);
+    expect(retryAfterMsOf('Sun Nov  6 08:49:60 1994', now)).toBe(60_000);
+    expect(retryAfterMsOf('Sun, 06 Nov 1994 08:49:61 GMT', now)).toBeUndefined();
   });
 });

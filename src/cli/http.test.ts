@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { limits } from '../core/limits.ts';
-import { ApiClient, ApiError, NetworkError, UnexpectedAnswerError, chipledgerCommand, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
+import { ApiClient, ApiError, InterruptedError, NetworkError, UnexpectedAnswerError, chipledgerCommand, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
 
 interface Call {
   url: string;
@@ -85,6 +85,31 @@ describe('ApiClient', () => {
     const refusing = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch: fakeFetch([json(409, { status: 409, code: 'x' }, 'application/problem+json')]).fetch });
     await expect(refusing.post('/v1/shipments', {})).rejects.toThrow(ApiError);
     expect({ SIGINT: process.listenerCount('SIGINT'), SIGTERM: process.listenerCount('SIGTERM') }).toEqual(before);
+  });
+
+  it('takes a signal within a second of the first as the same Ctrl-C (npm forwards a copy), and exits at once with its code on a later one', async () => {
+    // In process, with process.exit and the clock mocked: http-interrupt.test.ts sends its
+    // second signal 20 ms after the first, once the key is printed, so it cannot tell the window.
+    const before = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
+    const added = (name: 'SIGINT' | 'SIGTERM') => process.listeners(name).filter((listener) => !before[name].includes(listener)) as Array<(signal: string) => void>;
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    const now = vi.spyOn(Date, 'now').mockReturnValue(1_000_000);
+    try {
+      const client = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_x', fetch: (() => new Promise<Response>(() => {})) as typeof fetch });
+      const posted = client.post('/v1/shipments', {});
+      for (const listener of added('SIGINT')) listener('SIGINT');
+      await expect(posted).rejects.toBeInstanceOf(InterruptedError);
+      now.mockReturnValue(1_000_000 + 1_000);
+      for (const listener of added('SIGINT')) listener('SIGINT');
+      expect(exit).not.toHaveBeenCalled();
+      now.mockReturnValue(1_000_000 + 1_001);
+      for (const listener of added('SIGTERM')) listener('SIGTERM');
+      expect(exit.mock.calls).toEqual([[143]]);
+    } finally {
+      for (const name of ['SIGINT', 'SIGTERM'] as const) for (const listener of added(name)) process.off(name, listener);
+      exit.mockRestore();
+      now.mockRestore();
+    }
   });
 
   it('does not retry a refusal, and reads problem+json', async () => {

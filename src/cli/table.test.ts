@@ -89,4 +89,20 @@ describe('right-to-left names', () => {
       expect(displayWidth(ltr!)).toBe(displayWidth(header!));
     }
   });
+
+  it('are padded to their column when narrower than it, as any cell is', () => {
+    const [header, , rtl, ltr] = renderTable([{ reference: 'חברת', units: 1 }, { reference: 'for ORG-5 Yunchuan', units: 10 }], ['reference', 'units']).split('\n');
+    // 14 spaces fill the name to its column's 18, then the 2 between columns, then "1" right-aligned under "units".
+    expect(rtl).toBe(`חברת\u200e${' '.repeat(14)}  ${'1'.padStart('units'.length)}`);
+    expect(displayWidth(rtl!)).toBe(displayWidth(header!));
+    expect(displayWidth(ltr!)).toBe(displayWidth(header!));
+  });
+
+  it('include Syriac, Thaana and NKo, and a right-to-left header over figures', () => {
+    for (const name of ['ܫܠܡܐ', 'ދިވެހި', 'ߒߞߏ']) {
+      expect(renderTable([{ name, units: 1 }], ['name', 'units']).split('\n')[2], name).toContain(`${name}\u200e`);
+    }
+    // A numeric column's name is the only right-to-left text it can hold (a key of the server's JSON).
+    expect(renderTable([{ 'عدد': 5 }], ['عدد']).split('\n')[0]).toBe('عدد\u200e');
+  });
 });

@@ -41,6 +41,16 @@ describe('what text and identity fields are refused for', () => {
     expect(textProblem('two\nlines\tand a tab')).toBeUndefined();
   });
 
+  it('names a bidi control at the very start of a text, where an override reverses the whole field', () => {
+    expect(textProblem('\u202EABC')).toBe('bidi control U+202E at position 0');
+    expect(textProblem('\u2067Acme Ltd')).toBe('bidi control U+2067 at position 0');
+  });
+
+  it('refuses in an identity field all that textProblem refuses, before its own rules', () => {
+    expect(identityProblem('H200\u0007')).toBe('control character U+0007 at position 4');
+    expect(identityProblem('H200\u202E SXM')).toBe('bidi control U+202E at position 4');
+  });
+
   it('takes the bidi marks in free text, which reorder nothing on their own, and refuses them in identity fields (s21 ledger review, finding 5)', () => {
     for (const mark of ['\u200e', '\u200f', '\u061c']) {
       expect(textProblem(`شركة الرقائق${mark} ABC`)).toBeUndefined();
@@ -90,5 +100,11 @@ describe('validateLei (ISO 17442, MOD 97-10)', () => {
     expect(validateLei('4593001KJTIIGC8Y1R12')).toMatchObject({ ok: false });
     expect(validateLei('5493001KJTIIGC8Y1R1')).toEqual({ ok: false, reason: 'an LEI has 20 characters, got 19' });
     expect(validateLei('5493001KJTIIGC8Y1RAB')).toMatchObject({ ok: false, reason: expect.stringContaining('two check digits') });
+  });
+
+  it('takes remainder 1 only: a code one less, which leaves 0, is refused', () => {
+    // 5493001KJTIIGC8Y1R12 leaves 1; the same digits less one leave 0, which MOD 97-10 never gives a valid code.
+    expect(validateLei('5493001KJTIIGC8Y1R12')).toEqual({ ok: true });
+    expect(validateLei('5493001KJTIIGC8Y1R11')).toMatchObject({ ok: false, reason: expect.stringContaining('check digits') });
   });
 });

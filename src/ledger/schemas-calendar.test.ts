@@ -5,7 +5,9 @@
  * validTo 2026-12-31T00:00:00+08:00 loses its last day: the document says how to write it.
  */
 import { describe, expect, it } from 'vitest';
+import { limits } from '../core/limits.ts';
 import { buildOpenApiDocument } from '../server/openapi.ts';
+import { allocationResize } from './schemas.ts';
 
 type Json = Record<string, any>;
 const document = buildOpenApiDocument() as Json;
@@ -38,5 +40,12 @@ describe('the instants and days of the request bodies', () => {
   it('let an allocation be resized to 0, and created with 1 or more', () => {
     expect(requestProperties('/v1/allocations/{id}/resize').units).toMatchObject({ type: 'integer', minimum: 0 });
     expect(requestProperties('/v1/allocations').units).toMatchObject({ type: 'integer', exclusiveMinimum: 0 });
+  });
+
+  it('bound a resize by unitsMax, as a creation is: a 400 and the maximum in the document', () => {
+    expect(allocationResize.safeParse({ allocationId: 'A-1', units: limits.unitsMax }).success).toBe(true);
+    expect(allocationResize.safeParse({ allocationId: 'A-1', units: limits.unitsMax + 1 }).success).toBe(false);
+    expect(requestProperties('/v1/allocations/{id}/resize').units).toMatchObject({ maximum: limits.unitsMax });
+    expect(requestProperties('/v1/allocations').units).toMatchObject({ maximum: limits.unitsMax });
   });
 });

@@ -118,6 +118,20 @@ describe('the triggers of 050', () => {
     ]);
   });
 
+  it('refuses a model changed to read as a registered one, which the ledger never writes, and takes a change to another model', async () => {
+    const found = await inRolledBack(database.pool, async (client) => {
+      await client.query(...product('PRD-X4', 'Other Model', 900_004));
+      return [
+        await refusalOf(client, "UPDATE products SET model = 'h200-sxm' WHERE id = 'PRD-X4'", []),
+        await refusalOf(client, "UPDATE products SET model = 'Other Model 2' WHERE id = 'PRD-X4'", []),
+      ];
+    });
+    expect(found).toEqual([
+      { code: '23505', message: expect.stringContaining(`product PRD-X4 has model "h200-sxm", which reads as product ${world.productId}'s "H200 SXM"`) },
+      undefined,
+    ]);
+  });
+
   it('refuses a licence under a reference its authority gave in another dash, width or spacing', async () => {
     const found = await inRolledBack(database.pool, async (client) => {
       await client.query('ALTER TABLE licences DISABLE TRIGGER licences_match_version_insert, DISABLE TRIGGER licences_check_sum_insert');

@@ -71,6 +71,19 @@ describe("a draft's validFrom", () => {
     expectOk(await amend(licenceId, { validFrom: '2026-03-31T12:00:00Z' }));
   });
 
+  it('past two tranches, names the one that ends nearest the new start and counts the other', async () => {
+    const licenceId = await draft('MOFCOM-START-5');
+    const tranche = async (periodStart: string, periodEnd: string) => String((await world.run('allocation.create', {
+      licenceId, recipientId: world.actors.alpha.orgId, units: 10, periodStart, periodEnd,
+    }, world.actors.mofcom)).allocationId);
+    await tranche('2026-03-01', '2026-03-31');
+    const april = await tranche('2026-04-01', '2026-04-30');
+    const refused = refusal(await amend(licenceId, { validFrom: '2026-05-01T00:00:00Z' }));
+    expect(refused).toMatchObject({ code: 'conflict', rule: 'allocation-period', details: { allocationId: april, periodStart: '2026-04-01', periodEnd: '2026-04-30', firstDay: '2026-05-01' } });
+    expect(refused.message).toContain(`allocation ${april} (10 units) is for the period 2026-04-01 to 2026-04-30, which ends before the first day of the new validity, 2026-05-01 (and 1 more allocation before it);`);
+    expect(refused.message).toContain('(a validFrom before 2026-05-01T00:00:00.000Z keeps it a day)');
+  });
+
   it('stays once the licence is issued (licence-status)', async () => {
     const licenceId = await draft('MOFCOM-START-4');
     await world.run('licence.issue', { licenceId }, world.actors.mofcom);

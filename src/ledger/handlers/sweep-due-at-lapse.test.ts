@@ -4,10 +4,13 @@
  * servers down, say), dates the booking by the licence's end and gives the reason, not by a
  * deadline it could never have shipped by; a licence that ended after the deadline leaves
  * the deadline. A revocation is dated by its own event only, so past the deadline it leaves
- * the deadline, which the booking was due by in any case.
+ * the deadline, which the booking was due by in any case. A booking that the sweep expiring
+ * its licence left to the next one (limits.sweepRowsMax) finds that licence expired, and is
+ * still dated by its validTo.
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
+import { limits } from '../../core/limits.ts';
 import { licencePair, type LicencePair } from '../../../test/support/licence-pair.ts';
 import { expectOk, worldPerFile, type World } from '../../../test/world.ts';
 
@@ -60,5 +63,38 @@ describe('a booking swept after both its deadline and its licence\'s end', () =>
       shipmentId: bothEnded, ...expired, reason: `licence ${both.importLicenceId}'s validity ended at 2026-02-20T00:00:00.000Z`, dueAt: '2026-02-20T00:00:00.000Z',
     });
     expect(await expiryOf(underRevoked)).toEqual({ shipmentId: underRevoked, ...expired, dueAt: deadline });
+  });
+});
+
+describe('a booking left by the sweep that expired its licence', () => {
+  it('is dated by the licence\'s validTo when the next sweep finds the licence already expired', async () => {
+    // Runs after the test above, whose sweep ran at 2026-03-05: the clock only moves on.
+    world.clock.set('2026-03-06T00:00:00Z');
+    const pair = await licencePair(world);
+    const book = async () => String((await world.run('shipment.book', {
+      exportAllocationId: pair.exportAllocationId, importAllocationId: pair.importAllocationId, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+    }, world.actors.exporter)).shipmentId);
+    const bookings = [await book(), await book()];
+    await cutShort(pair.importLicenceId, '2026-03-10T00:00:00Z');
+
+    // One row a list, so the sweep that expires the licence leaves one of its bookings to the next.
+    world.clock.set('2026-03-12T00:00:00Z');
+    const rowsMax = limits.sweepRowsMax;
+    (limits as { sweepRowsMax: number }).sweepRowsMax = 1;
+    let first: Record<string, unknown>;
+    try {
+      first = expectOk(await world.ledger.sweep());
+    } finally {
+      (limits as { sweepRowsMax: number }).sweepRowsMax = rowsMax;
+    }
+    expect(first.expiredLicences).toEqual([pair.importLicenceId]);
+    expect(first.expiredShipments).toHaveLength(1);
+    const left = bookings.find((id) => !(first.expiredShipments as string[]).includes(id))!;
+
+    world.clock.set('2026-03-13T00:00:00Z');
+    expect(expectOk(await world.ledger.sweep()).expiredShipments).toEqual([left]);
+    expect(await expiryOf(left)).toEqual({
+      shipmentId: left, from: 'booked', to: 'expired', units: 1, reason: `licence ${pair.importLicenceId} is expired`, dueAt: '2026-03-10T00:00:00.000Z',
+    });
   });
 });
