@@ -8,17 +8,13 @@ import { resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
 import { tokenSecretPrefix } from '../ledger/schemas.ts';
 import { apiToken, type Config } from './config.ts';
-import { idSegment, pageLimitOf, parseDeadline } from './client-values.ts';
+import { idSegment, parseDeadline } from './client-values.ts';
 import { ApiClient, unknownOutcomeOf } from './http.ts';
 import { Failure, isUnprintable, printable, printableJson, type Output } from './output.ts';
+import { pageCommand, recordCommand } from './page-commands.ts';
 import { createProgress } from './progress.ts';
 import { checkSerialCsv, formatCsvProblems, serialCsvBytesMax, type SerialEntry } from './serials-csv.ts';
-import { pickColumns, renderRecord, renderTable, type Row } from './table.ts';
-
-interface Page {
-  items: Row[];
-  nextCursor: string | null;
-}
+import { renderTable, type Row } from './table.ts';
 
 export interface ListOptions {
   status?: string;
@@ -126,20 +122,10 @@ function shellEscaped(word: string): string {
 const shipmentIdExamples = 'L-7 or S-12';
 
 export async function listCommand(client: ApiClient, resource: 'licences' | 'allocations' | 'shipments', preferred: readonly string[], options: ListOptions, output: Output): Promise<number> {
-  // A usage error (exit 2), like a bad --units, not a refusal by the server (exit 1).
-  const limit = pageLimitOf(options.limit);
-  const page = await client.get<Page>(`/v1/${resource}`, { status: options.status, licenceId: options.licence, limit, cursor: options.cursor });
-  if (options.json) {
-    output.out(printableJson(page));
-    return 0;
-  }
-  const rows = resource === 'licences' ? page.items.map(licenceRow) : page.items;
-  output.out(renderTable(rows, pickColumns(rows, preferred)));
-  if (resource === 'licences' && page.items.some((item) => item.totalsScope === ownAllocations)) {
-    output.err(`(own allocations: ${ownAllocationsNote})`);
-  }
-  if (page.nextCursor !== null) output.err(`(more: add --cursor ${printable(String(page.nextCursor))})`);
-  return 0;
+  const view = resource === 'licences'
+    ? { columns: preferred, rows: (items: Row[]) => items.map(licenceRow), note: (items: Row[]) => (items.some((item) => item.totalsScope === ownAllocations) ? `(own allocations: ${ownAllocationsNote})` : undefined) }
+    : { columns: preferred };
+  return pageCommand(client, `/v1/${resource}`, { status: options.status, licenceId: options.licence }, view, options, output);
 }
 
 /** The API's totalsScope of a recipient's figures: sums over its own allocations. */
@@ -156,9 +142,7 @@ function licenceRow(licence: Row): Row {
 }
 
 export async function showCommand(client: ApiClient, resource: 'licences' | 'shipments', id: string, options: { json?: boolean }, output: Output): Promise<number> {
-  const record = await client.get<Row>(`/v1/${resource}${idSegment(id, shipmentIdExamples)}`);
-  output.out(options.json ? printableJson(record) : renderRecord(record));
-  return 0;
+  return recordCommand(client, `/v1/${resource}${idSegment(id, shipmentIdExamples)}`, options, output);
 }
 
 export const columns = {

@@ -16,9 +16,10 @@ import type { Wiring } from './command-wiring.ts';
 import type { ApiClient } from './http.ts';
 import { readBodyObject } from './json-body.ts';
 import { Failure, printableJson, type Output } from './output.ts';
+import { pageCommand, recordCommand, type PageOptions } from './page-commands.ts';
 import {
-  allocationCreateCommand, allocationResizeCommand, eventShowCommand, eventsListCommand, pageCommand, recordColumns, recordCommand, sendChange, siteRegisterCommand,
-  type AllocationCreateOptions, type ChangeCommandOptions, type PageOptions, type SiteRegisterOptions,
+  allocationCreateCommand, allocationResizeCommand, eventShowCommand, eventsListCommand, recordColumns, sendChange, siteRegisterCommand,
+  type AllocationCreateOptions, type ChangeCommandOptions, type SiteRegisterOptions,
 } from './record-commands.ts';
 import type { Row } from './table.ts';
 

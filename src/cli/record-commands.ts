@@ -8,10 +8,11 @@
 import { limits } from '../core/limits.ts';
 import { allocationCreate, allocationResize, id as idSchema, siteRegister } from '../ledger/schemas.ts';
 import { change, checkedKey, type ChangeOptions } from './client-commands.ts';
-import { checkBody, dayOf, decimalIn, idSegment, pageLimitOf, unitsOf, wholeNumber, withFields } from './client-values.ts';
+import { checkBody, dayOf, decimalIn, idSegment, unitsOf, wholeNumber, withFields } from './client-values.ts';
 import type { ApiClient } from './http.ts';
+import { pageCommand, recordCommand, type PageOptions } from './page-commands.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
-import { pickColumns, renderRecord, renderTable, type Row } from './table.ts';
+import type { Row } from './table.ts';
 
 export interface ChangeCommandOptions extends ChangeOptions {
   /** Print the API's answer instead of the sentence. */
@@ -35,37 +36,6 @@ export async function sendChange(client: ApiClient, route: string, body: Record<
   const words = [...rerun.words, ...(options.json ? ['--json'] : [])];
   const answer = await change(words, () => client.post<Row>(route, body, key), rerun.bodyFile);
   output.out(options.json ? printableJson(answer) : printable(said(answer)));
-  return 0;
-}
-
-/** Options of a list: one page. */
-export interface PageOptions {
-  limit?: string;
-  cursor?: string;
-  json?: boolean;
-}
-
-/**
- * One page of a list as a table (`rows` shapes its items for one), or the API's page with
- * --json; the next page, if any, is said on stderr, as `licences list` says it.
- */
-export async function pageCommand(client: ApiClient, route: string, query: Record<string, string | undefined>, view: { columns: readonly string[]; rows?: (items: Row[]) => Row[] }, options: PageOptions, output: Output): Promise<number> {
-  const limit = pageLimitOf(options.limit);
-  const page = await client.get<{ items: Row[]; nextCursor: string | null }>(route, { ...query, limit, cursor: options.cursor });
-  if (options.json) {
-    output.out(printableJson(page));
-    return 0;
-  }
-  const rows = view.rows === undefined ? page.items : view.rows(page.items);
-  output.out(renderTable(rows, pickColumns(rows, view.columns)));
-  if (page.nextCursor !== null) output.err(`(more: add --cursor ${printable(String(page.nextCursor))})`);
-  return 0;
-}
-
-/** One record as `key: value` lines (`shown` leaves out what a person does not read), or the API's answer with --json. */
-export async function recordCommand(client: ApiClient, route: string, options: { json?: boolean }, output: Output, shown: (record: Row) => Row = (record) => record): Promise<number> {
-  const record = await client.get<Row>(route);
-  output.out(options.json ? printableJson(record) : renderRecord(shown(record)));
   return 0;
 }
 

@@ -9,11 +9,11 @@ import { Option, type Command } from 'commander';
 import { limits } from '../core/limits.ts';
 import { unitsEnd } from '../ledger/schemas.ts';
 import { change, checkedKey, readSerialFile, upload, type ChangeOptions } from './client-commands.ts';
-import { checkBody, pageLimitOf } from './client-values.ts';
+import { checkBody } from './client-values.ts';
 import type { Wiring } from './command-wiring.ts';
 import type { ApiClient } from './http.ts';
-import { Failure, printable, printableJson, type Output } from './output.ts';
-import { pickColumns, renderRecord, renderTable, type Row } from './table.ts';
+import { Failure, printableJson, type Output } from './output.ts';
+import { pageCommand, recordCommand } from './page-commands.ts';
 
 /** What the API's units.decommission, units.report_lost and units.return make of the units (src/ledger/handlers/units.ts). */
 export const unitEndings = {
@@ -89,16 +89,7 @@ export async function unitsEndCommand(client: ApiClient, ending: UnitEnding, fil
 
 /** One page of the caller's units, by serial, as a table or --json. */
 export async function unitsListCommand(client: ApiClient, options: UnitListOptions, output: Output): Promise<number> {
-  // A usage error (exit 2), as every list command says it, not a refusal by the server (exit 1).
-  const limit = pageLimitOf(options.limit);
-  const page = await client.get<{ items: Row[]; nextCursor: string | null }>('/v1/units', { siteId: options.site, custody: options.custody, limit, cursor: options.cursor });
-  if (options.json) {
-    output.out(printableJson(page));
-    return 0;
-  }
-  output.out(renderTable(page.items, pickColumns(page.items, unitColumns)));
-  if (page.nextCursor !== null) output.err(`(more: add --cursor ${printable(String(page.nextCursor))})`);
-  return 0;
+  return pageCommand(client, '/v1/units', { siteId: options.site, custody: options.custody }, { columns: unitColumns }, options, output);
 }
 
 /**
@@ -108,9 +99,7 @@ export async function unitsListCommand(client: ApiClient, options: UnitListOptio
  */
 export async function unitsShowCommand(client: ApiClient, serial: string, options: { json?: boolean }, output: Output): Promise<number> {
   if (/^\.{0,2}$/.test(serial)) throw new Failure(`${JSON.stringify(serial)} is not a serial (serials look like SN-000123)`, 2);
-  const unit = await client.get<Row>(`/v1/units/${encodeURIComponent(serial)}`);
-  output.out(options.json ? printableJson(unit) : renderRecord(unit));
-  return 0;
+  return recordCommand(client, `/v1/units/${encodeURIComponent(serial)}`, options, output);
 }
 
 const csvHelp = [

@@ -1,0 +1,51 @@
+/**
+ * Client commands that read: one page of a list as a table, and one record as `key: value`
+ * lines, each the API's own answer with --json. Every list and show command of the CLI prints
+ * through these two (licences, allocations, shipments, units, sites, events, versions), so they
+ * check --limit and say the next page alike.
+ */
+import { pageLimitOf } from './client-values.ts';
+import type { ApiClient } from './http.ts';
+import { printable, printableJson, type Output } from './output.ts';
+import { pickColumns, renderRecord, renderTable, type Row } from './table.ts';
+
+/** Options of a list: one page. */
+export interface PageOptions {
+  limit?: string;
+  cursor?: string;
+  json?: boolean;
+}
+
+/** How a page is shown: its preferred columns, its items shaped for the table, and a note on them for stderr. */
+export interface PageView {
+  columns: readonly string[];
+  rows?: (items: Row[]) => Row[];
+  note?: (items: Row[]) => string | undefined;
+}
+
+/**
+ * One page of a list as a table (`view.rows` shapes its items for one), or the API's page with
+ * --json; a note on the items, then the next page, if any, are said on stderr.
+ */
+export async function pageCommand(client: ApiClient, route: string, query: Record<string, string | undefined>, view: PageView, options: PageOptions, output: Output): Promise<number> {
+  // A usage error (exit 2), like a bad --units, not a refusal by the server (exit 1).
+  const limit = pageLimitOf(options.limit);
+  const page = await client.get<{ items: Row[]; nextCursor: string | null }>(route, { ...query, limit, cursor: options.cursor });
+  if (options.json) {
+    output.out(printableJson(page));
+    return 0;
+  }
+  const rows = view.rows === undefined ? page.items : view.rows(page.items);
+  output.out(renderTable(rows, pickColumns(rows, view.columns)));
+  const note = view.note?.(page.items);
+  if (note !== undefined) output.err(note);
+  if (page.nextCursor !== null) output.err(`(more: add --cursor ${printable(String(page.nextCursor))})`);
+  return 0;
+}
+
+/** One record as `key: value` lines (`shown` leaves out what a person does not read), or the API's answer with --json. */
+export async function recordCommand(client: ApiClient, route: string, options: { json?: boolean }, output: Output, shown: (record: Row) => Row = (record) => record): Promise<number> {
+  const record = await client.get<Row>(route);
+  output.out(options.json ? printableJson(record) : renderRecord(shown(record)));
+  return 0;
+}
