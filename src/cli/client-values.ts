@@ -54,8 +54,15 @@ export function parseDeadline(text: string, now: Date): string {
     const longestMs = limits.bookingDeadlineMaxMs - deadlineSpanClockMarginMs;
     return new Date(now.getTime() + (spanMs <= limits.bookingDeadlineMaxMs ? Math.min(spanMs, longestMs) : spanMs)).toISOString();
   }
-  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && !Number.isNaN(Date.parse(text)) && dayExists(text)) return new Date(text).toISOString();
+  const instant = instantText(text);
+  if (instant !== undefined) return instant;
   throw new Failure(`--deadline must be a time such as 2026-12-31T18:00:00Z, or a span from now such as 30d, 12h or 90m; got ${JSON.stringify(text)}`, 2);
+}
+
+/** An ISO 8601 time with its offset, whose day its month has, in UTC as the API answers it; undefined for anything else. */
+function instantText(text: string): string | undefined {
+  const valid = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && !Number.isNaN(Date.parse(text)) && dayExists(text);
+  return valid ? new Date(text).toISOString() : undefined;
 }
 
 /** Whether the date's day is in its month: Date.parse takes 2026-02-30 for 2 March, which would book another deadline than the one typed. */
@@ -65,31 +72,19 @@ function dayExists(text: string): boolean {
 }
 
 /**
- * An instant as `--deadline` reads one (parseDeadline: the form, and a day its month has),
+ * An instant as `--deadline` reads one (instantText: the form, and a day its month has),
  * but only as a time: a deadline may be a span from now (30d), and a licence's validity is a
  * date of its document, never counted from when the command ran.
  */
 export function instantOf(option: string, text: string): string {
-  if (/^[0-9]{4}-/.test(text)) {
-    try {
-      return parseDeadline(text, new Date());
-    } catch (error) {
-      if (!(error instanceof Failure)) throw error;
-    }
-  }
+  const instant = instantText(text);
+  if (instant !== undefined) return instant;
   throw usage(`${option} must be ${instantForm}; got ${quoted(text)}`);
 }
 
-/** A day (YYYY-MM-DD) that its month has, checked as parseDeadline checks a time's day. */
+/** A day (YYYY-MM-DD) that its month has, checked as a time's day is (dayExists). */
 export function dayOf(option: string, text: string): string {
-  if (/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(text)) {
-    try {
-      parseDeadline(`${text}T00:00:00Z`, new Date());
-      return text;
-    } catch (error) {
-      if (!(error instanceof Failure)) throw error;
-    }
-  }
+  if (/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(text) && dayExists(text)) return text;
   throw usage(`${option} must be a day such as 2026-07-01; got ${quoted(text)}`);
 }
 
