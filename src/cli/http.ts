@@ -93,12 +93,6 @@ export type GetAnswer = { kind: 'json'; answer: Record<string, unknown>; bytes: 
 /** The signals that end a POST being awaited, and the exit code of each: 128 and its number, as a shell reports a process it ended. */
 const interruptExitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
 type InterruptSignal = keyof typeof interruptExitCodes;
-/**
- * How long after the first signal another is taken as the same: a Ctrl-C under `npm run`
- * reaches this process twice (from the terminal, and forwarded by npm), and the second would
- * otherwise kill it before the key is printed. One later than that exits at once.
- */
-const repeatedSignalMs = 1000;
 
 /**
  * A Ctrl-C (SIGINT) or SIGTERM while a POST was awaited: the change may have been made or not,
@@ -118,7 +112,9 @@ export class InterruptedError extends Error {
 /**
  * `sending`, or, when SIGINT or SIGTERM comes first, the error `interrupted` makes for it. The
  * handlers are there only while it is awaited; after a signal, one that repeats within
- * repeatedSignalMs is ignored, and a later one exits at once with its code.
+ * limits.repeatedStopSignalWindowMs is the same Ctrl-C (npm forwards a copy; the second would
+ * otherwise kill the process before the key is printed) and is ignored, and a later one exits at
+ * once with its code.
  */
 function untilInterrupted<T>(sending: Promise<T>, interrupted: (signal: InterruptSignal) => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -128,7 +124,7 @@ function untilInterrupted<T>(sending: Promise<T>, interrupted: (signal: Interrup
       const receivedAt = Date.now();
       // Kept until the process exits, which the rejection below leads to at once.
       const onRepeat = (again: InterruptSignal): void => {
-        if (Date.now() - receivedAt > repeatedSignalMs) process.exit(interruptExitCodes[again]);
+        if (Date.now() - receivedAt > limits.repeatedStopSignalWindowMs) process.exit(interruptExitCodes[again]);
       };
       signals.forEach((name) => process.on(name, onRepeat));
       reject(interrupted(signal));

@@ -357,7 +357,9 @@ export const limits = {
    * the terminal's whole foreground process group, and npm (`npm start`), which is in it, forwards
    * the SIGINT it got to its script as well, so the server gets two within milliseconds; a
    * SIGTERM to the process group (systemd's default KillMode=control-group) arrives twice the
-   * same way. A stop signal later than this is someone asking again: it exits at once.
+   * same way. A stop signal later than this is someone asking again: it exits at once. A
+   * client command interrupted while a change's answer is awaited reads it the same way
+   * (cli/http.ts), so npm's copy of a Ctrl-C does not kill it before it prints the key.
    */
   repeatedStopSignalWindowMs: 1_000,
   // Settings (cli/config.ts).
