@@ -125,7 +125,7 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
   let embedded: EmbeddedDatabase;
   try {
     // serve stops its PostgreSQL itself, after its own clean stop, on any stop signal.
-    embedded = await startEmbeddedPostgres({ dataDir: clusterDir, durable: true, ownProcessGroup: options.exclusive, ...(options.log ? { log: options.log } : {}) });
+    embedded = await startEmbeddedPostgres({ dataDir: clusterDir, durable: true, ownProcessGroup: options.exclusive, avoidPorts: [config.port], ...(options.log ? { log: options.log } : {}) });
   } catch (error) {
     releaseLock(lockPath);
     // A failure the message explains (what is wrong with the folder, what to do) is no bug.

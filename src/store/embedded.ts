@@ -52,6 +52,12 @@ export interface EmbeddedOptions {
   dataDir: string;
   /** TCP port on 127.0.0.1; a free one is chosen when absent. */
   port?: number;
+  /**
+   * Ports a free port must not be (serve's own API port): the kernel hands out ports from the
+   * range a configured port may lie in, and a PostgreSQL that took the API's port made serve
+   * fail with "port is already in use" against itself.
+   */
+  avoidPorts?: readonly number[];
   /** Tests trade durability against OS crashes for speed; the product never does. */
   durable: boolean;
   log?: (line: string) => void;
@@ -73,7 +79,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const isRoot = userInfo().uid === 0;
   if (isRoot) assertReachableBy(binaries, postgresUserIds());
   assertBinariesRun(binaries, binariesPackage, withoutOurSettingsEnv());
-  const port = options.port ?? (await findFreePort());
+  const port = options.port ?? (await findFreePort(options.avoidPorts));
   mkdirSync(dirname(dataDir), { recursive: true });
   if (isRoot) openPathForPostgresUser(dirname(dataDir));
   removeLibraryPasswordFiles();
@@ -182,7 +188,22 @@ function watchPostmaster(server: InstanceType<EmbeddedPostgresClass>, dataDir: s
   };
 }
 
-export function findFreePort(): Promise<number> {
+/** Probes that may return an avoided port before findFreePort gives up. */
+const freePortProbesMax = 20;
+
+/**
+ * A port free on 127.0.0.1 just now, other than `avoid`'s (it may be taken again before use).
+ * `probe` is the kernel's choice; tests give their own.
+ */
+export async function findFreePort(avoid: readonly number[] = [], probe: () => Promise<number> = probeFreePort): Promise<number> {
+  for (let tries = 0; tries < freePortProbesMax; tries += 1) {
+    const port = await probe();
+    if (!avoid.includes(port)) return port;
+  }
+  throw new Error(`finding a free TCP port on 127.0.0.1 other than ${avoid.join(', ')}: ${freePortProbesMax} tries gave only those`);
+}
+
+function probeFreePort(): Promise<number> {
   return new Promise((done, fail) => {
     const probe = createServer();
     probe.once('error', fail);

@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { findFreePort } from '../../src/store/embedded.ts';
 
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
 const mainPath = 'src/cli/main.ts';
@@ -50,11 +51,32 @@ export function cleanServeEnv(extra: Record<string, string>): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
+/** Fresh ports tried after the one asked for was taken between choosing and listening. */
+const takenPortRetriesMax = 3;
+
+/** The line serve prints when its API port is taken (serve.ts, listen). */
+const portTakenLine = /^chipledger: port \d+ on \S+ is already in use/m;
+
 /**
  * Starts `chipledger serve` and waits (at most `timeoutMs`) for its URL line and a 200 from
  * /healthz. A server that exits first, or is not ready in time, fails with its output.
+ * CHIPLEDGER_PORT comes from findFreePort, free when probed, but another test file's server
+ * or PostgreSQL may take it before serve listens (CI saw this once in 1,900 tests): a start
+ * refused only for that is tried again on a fresh port; `url` names the port used.
  */
 export async function startServe(env: Record<string, string>, timeoutMs: number): Promise<ServeProcess> {
+  for (let retry = 0; ; retry += 1) {
+    try {
+      return await startServeOnce(env, timeoutMs);
+    } catch (error) {
+      const taken = error instanceof Error && portTakenLine.test(error.message);
+      if (!taken || env.CHIPLEDGER_PORT === undefined || retry >= takenPortRetriesMax) throw error;
+      env = { ...env, CHIPLEDGER_PORT: String(await findFreePort([Number(env.CHIPLEDGER_PORT)])) };
+    }
+  }
+}
+
+async function startServeOnce(env: Record<string, string>, timeoutMs: number): Promise<ServeProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', mainPath, 'serve'], { cwd: repositoryRoot, env: cleanServeEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let stdout = '';
