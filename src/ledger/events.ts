@@ -8,7 +8,7 @@
  * event its guesser may not read, every other field being guessable from its own events.
  */
 import { createHash, randomFillSync } from 'node:crypto';
-import canonicalize from 'canonicalize';
+import { canonicalJson } from '../core/canonical-json.ts';
 import type { Actor } from './permissions.ts';
 
 export interface EventBody {
@@ -54,10 +54,9 @@ export function eventNonce(): string {
   return nonce;
 }
 
+/** RFC 8785 bytes of a JSON value (core/canonical-json.ts); throws on what has no JSON text, a bug of the caller's. */
 export function canonicalBytes(value: unknown): Buffer {
-  const text = canonicalize(value);
-  if (text === undefined) throw new Error('assertion failed: an event body has no JSON form (canonicalize gave nothing: a function or undefined at its top)');
-  return Buffer.from(text, 'utf8');
+  return Buffer.from(canonicalJson(value), 'utf8');
 }
 
 /**
