@@ -81,8 +81,7 @@ function arrayText(values: readonly unknown[], depth: number): string {
 }
 
 function objectText(value: Record<string, unknown>, depth: number): string {
-  // Array.prototype.sort without a comparator orders by UTF-16 code units: RFC 8785's order.
-  const names = Object.keys(value).sort();
+  const names = sortedNames(Object.keys(value));
   let text = '{';
   let first = true;
   for (const name of names) {
@@ -92,4 +91,27 @@ function objectText(value: Record<string, unknown>, depth: number): string {
     first = false;
   }
   return `${text}}`;
+}
+
+/** Member names up to this many are sorted in place here; more by Array.prototype.sort. */
+const insertionSortNamesMax = 16;
+
+/**
+ * Names in RFC 8785's order: by UTF-16 code units, which is how JavaScript's < compares
+ * strings and how Array.prototype.sort orders them without a comparator. An event's objects
+ * have a handful of members, and the builtin sort copies its array first: sorted here in
+ * place, a booking's canonical text allocated about a tenth less (session 22).
+ */
+function sortedNames(names: string[]): string[] {
+  if (names.length > insertionSortNamesMax) return names.sort();
+  for (let index = 1; index < names.length; index += 1) {
+    const name = names[index]!;
+    let at = index - 1;
+    while (at >= 0 && names[at]! > name) {
+      names[at + 1] = names[at]!;
+      at -= 1;
+    }
+    names[at + 1] = name;
+  }
+  return names;
 }
