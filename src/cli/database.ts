@@ -46,7 +46,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { limits } from '../core/limits.ts';
-import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embedded.ts';
+import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase, type EmbeddedOptions } from '../store/embedded.ts';
 import { isProcessAlive } from '../store/processes.ts';
 import { servedDataDirectory } from '../store/data-directory.ts';
 import { createPool, type Pool } from '../store/pool.ts';
@@ -99,6 +99,15 @@ export class StoppedWhileWaiting extends Error {
   }
 }
 
+/**
+ * How the data dir's PostgreSQL is started: durable; in a process group of its own for serve,
+ * which stops it itself on any stop signal; and never on the API's port, which serve listens
+ * on only after it (a PostgreSQL that took it made serve refuse to start, "port is in use").
+ */
+export function embeddedOptions(config: Config, options: Pick<OpenOptions, 'exclusive' | 'log'>, clusterDir: string): EmbeddedOptions {
+  return { dataDir: clusterDir, durable: true, ownProcessGroup: options.exclusive, avoidPorts: [config.port], ...(options.log ? { log: options.log } : {}) };
+}
+
 export async function openDatabase(config: Config, options: OpenOptions): Promise<Database> {
   const poolOptions = { connectionsMax: options.connectionsMax, applicationName: options.applicationName };
   if (config.database.kind === 'external') {
@@ -124,8 +133,7 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
   }
   let embedded: EmbeddedDatabase;
   try {
-    // serve stops its PostgreSQL itself, after its own clean stop, on any stop signal.
-    embedded = await startEmbeddedPostgres({ dataDir: clusterDir, durable: true, ownProcessGroup: options.exclusive, avoidPorts: [config.port], ...(options.log ? { log: options.log } : {}) });
+    embedded = await startEmbeddedPostgres(embeddedOptions(config, options, clusterDir));
   } catch (error) {
     releaseLock(lockPath);
     // A failure the message explains (what is wrong with the folder, what to do) is no bug.

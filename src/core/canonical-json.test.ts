@@ -59,6 +59,7 @@ describe('canonicalJson (RFC 8785)', () => {
     expect(() => canonicalJson({ a: 1n })).toThrow(/a bigint has no JSON text/);
     expect(() => canonicalJson({ a: () => 1 })).toThrow(/a function has no JSON text/);
     expect(() => canonicalJson([Symbol('s')])).toThrow(/a symbol has no JSON text/);
+    expect(() => canonicalJson({ a: { toJSON: () => undefined } })).toThrow(/a toJSON gave undefined/);
   });
 
   it('refuses a cycle, and nesting past its bound, instead of recursing without end', () => {

@@ -12,14 +12,19 @@
  * String.prototype.isWellFormed, a cycle is caught by a depth bound, and the text is
  * concatenated directly: 2.3-2.6× faster on a booking's event body, and over HTTP the server
  * spent 15% less CPU a booking (docs/BENCHMARKS.md, session 22). It gives the same bytes for
- * every JSON value (canonical-json.test.ts holds it to the package with fast-check), and
- * refuses what the package would have written as garbage (a function, a symbol, a bigint).
+ * every JSON value (canonical-json.test.ts holds it to the package with fast-check). It throws
+ * where the package wrote garbage (a function, a toJSON that gives undefined: `{"a":undefined}`)
+ * and on a symbol (which the package left out, or wrote as null in an array); a hole in a
+ * sparse array is null here, where the package wrote nothing. No command's input or event
+ * holds any of them: bodies are parsed JSON, and events are built from what the schemas took.
  */
 
 /**
  * Nesting deeper than this is refused: a cycle would otherwise recurse without end. Event
- * bodies nest a few levels (a licence's conditions, an input's members); HTTP bodies are
- * bounded far below it (limits.bodyNestingDepthMax).
+ * bodies nest a few levels (a licence's conditions, an input's members). A request body may
+ * nest deeper (the server bounds its JSON structures, not their depth), but every command's
+ * schema is a strict object of a few levels, so such a body is refused before it is hashed or
+ * recorded, and hashOfRefused (ledger/idempotency.ts) takes this refusal as "no hash".
  */
 export const canonicalJsonDepthMax = 512;
 
@@ -50,6 +55,9 @@ function write(value: unknown, depth: number): string {
       if (depth >= canonicalJsonDepthMax) throw new RangeError(`canonical JSON: nested deeper than ${canonicalJsonDepthMax} levels (a cycle?)`);
       if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return write((value as { toJSON(): unknown }).toJSON(), depth + 1);
       return Array.isArray(value) ? arrayText(value, depth + 1) : objectText(value as Record<string, unknown>, depth + 1);
+    case 'undefined':
+      // Only from toJSON: undefined members and array items are handled where they are met.
+      throw new TypeError('canonical JSON: a toJSON gave undefined, which has no JSON text');
     default:
       throw new TypeError(`canonical JSON: a ${typeof value} has no JSON text`);
   }

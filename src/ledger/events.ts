@@ -54,7 +54,7 @@ export function eventNonce(): string {
   return nonce;
 }
 
-/** RFC 8785 bytes of a JSON value (core/canonical-json.ts); throws on what has no JSON text, a bug of the caller's. */
+/** RFC 8785 bytes of a JSON value (core/canonical-json.ts); throws on what has no canonical text (hashOfRefused relies on it). */
 export function canonicalBytes(value: unknown): Buffer {
   return Buffer.from(canonicalJson(value), 'utf8');
 }

@@ -17,8 +17,8 @@ export function requestHash(kind: string, rawInput: unknown): Buffer {
 
 /**
  * The hash of a request our checks refused, as requestHash gives it, or an empty buffer when
- * it has none: an input of any shape may come here (a list nested 50,000 deep overflows the
- * canonical form's recursion). An answer stored under a key was stored for a request that
+ * it has none: an input of any shape may come here (a list nested deeper than
+ * canonicalJsonDepthMax, 512, has no canonical form: core/canonical-json.ts refuses it). An answer stored under a key was stored for a request that
  * hashed, so such an input is another request, and the empty buffer equals no stored hash
  * (32 bytes): the caller hears idempotency_mismatch, as for any other request under the key.
  * The sequencer asks for it only once an answer is found under the key: most refused

@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findFreePort } from '../../src/store/embedded.ts';
 import { generateSignerKey } from '../../src/tlog/index.ts';
 import { createTestDatabase, type TestDatabase } from '../database.ts';
 import { killAllServers, startServe } from './http-serve.ts';
@@ -39,6 +38,5 @@ describe('startServe', () => {
     }, 60_000);
     expect(new URL(server.url).port).not.toBe(String(taken));
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
-    expect(await findFreePort([taken])).not.toBe(taken);
   });
 });
