@@ -196,12 +196,19 @@ function unroutedAnswerer(app: FastifyInstance): RouteAnswerer {
   };
 }
 
-/** The hooks every request passes before its route, in this order; then, before its body is read, its 100 Continue. */
+/**
+ * The hooks every request passes before its route, in this order; then, before its body is read,
+ * its 100 Continue. Those that never wait are callback hooks, not async ones: an async hook
+ * costs a promise and a turn of the microtask queue on every request. Six of them are
+ * callbacks since session 22 (these, closing.ts's, the token scope's onSend and the metrics'
+ * onResponse): over HTTP seven of eight alternating pairs went to the change (docs/BENCHMARKS.md).
+ */
 function registerRequestHooks(app: FastifyInstance, serverHeaders: Record<string, string>, demoMark: DemoMark, answerUnrouted: RouteAnswerer, closingGraceMs: number | undefined, bodyLimit: number): void {
   // The first hook: every answer carries the server's headers and the request's id, the hooks'
   // refusals included.
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     reply.headers(serverHeaders).header(requestIdHeader, request.id);
+    done();
   });
   registerClosing(app, closingGraceMs);
   // The demo mark brought up to date, and set on this answer if it was just found. After the
@@ -214,12 +221,21 @@ function registerRequestHooks(app: FastifyInstance, serverHeaders: Record<string
       done();
     }, done);
   });
-  app.addHook('onRequest', async (request) => refuseOddRequest(request));
+  app.addHook('onRequest', (request, _reply, done) => {
+    try {
+      refuseOddRequest(request);
+    } catch (error) {
+      return done(error as Error);
+    }
+    done();
+  });
   // A path or method no route takes is answered before its body is read: the not-found
   // route has no token check and no room among the bodies in flight, so an anonymous upload
   // to it would otherwise be read whole (and parsed) into memory, outside every bound.
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.is404) return answerUnrouted(request, reply);
+  app.addHook('onRequest', (request, reply, done) => {
+    // Answered here, the lifecycle ends without done(): fastify's way for a callback hook.
+    if (request.is404) answerUnrouted(request, reply);
+    else done();
   });
   // After every onRequest hook, the token scope's included (preParsing hooks run after all of them).
   app.addHook('preParsing', continueOnceAccepted(bodyLimit));
@@ -240,13 +256,14 @@ function registerJsonBodies(app: FastifyInstance, bodyLimit: number): void {
 
 /** Each answer counted by route and status, and a slow one logged. */
 function registerResponseMetrics(app: FastifyInstance, metrics: HttpMetrics): void {
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const elapsedMs = reply.elapsedTime;
     metrics.observe(request.method, request.routeOptions.url ?? unmatchedRoute, reply.statusCode, elapsedMs / 1000);
     // Not for a 503: a slow one waited for a database that is away, which the sequencer and the
     // signer say once per outage, and every 503 is counted by route. Logged, a 15 s freeze
     // under load wrote a line for each request that waited (253), none saying why.
     if (elapsedMs > limits.slowRequestMs && reply.statusCode !== 503) request.log.warn({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, elapsedMs }, 'slow request');
+    done();
   });
 }
 
@@ -266,9 +283,9 @@ async function registerTokenRoutes(app: FastifyInstance, options: ServerOptions,
     // No cache keeps what one token was shown: a shared cache keyed by URL alone (nginx's
     // proxy_cache with proxy_cache_valid) would serve one organisation's answer to another's
     // request. Problems keep their no-store.
-    scope.addHook('onSend', async (_request, reply, payload) => {
+    scope.addHook('onSend', (_request, reply, payload, done) => {
       if (!reply.hasHeader('cache-control')) reply.header('cache-control', authenticatedCacheControl);
-      return payload;
+      done(null, payload);
     });
     registerCommandRoutes(scope, options.ledger, verifier, bodies);
     // Read at each request: the demo mark may be set while the server runs.

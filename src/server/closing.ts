@@ -27,15 +27,19 @@ export function registerClosing(app: FastifyInstance, graceMs: number = limits.c
   // Requests whose body was still arriving when they reached this hook; each leaves the set
   // when its response has finished or its connection has closed ('close' fires once).
   const receiving = new Set<{ request: FastifyRequest; reply: FastifyReply }>();
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     if (closing) {
       reply.header('connection', 'close');
-      return sendProblem(reply, problemOf(serverClosingRefusal(), request.url));
+      // Answered here, the lifecycle ends without done(): fastify's way for a callback hook.
+      sendProblem(reply, problemOf(serverClosingRefusal(), request.url));
+      return;
     }
-    if (request.raw.complete) return;
-    const entry = { request, reply };
-    receiving.add(entry);
-    reply.raw.once('close', () => receiving.delete(entry));
+    if (!request.raw.complete) {
+      const entry = { request, reply };
+      receiving.add(entry);
+      reply.raw.once('close', () => receiving.delete(entry));
+    }
+    done();
   });
   app.addHook('preClose', async () => {
     closing = true;
