@@ -91,8 +91,15 @@ function checkBooking(locked: Locked[], world: BenchWorld, booking: Booking, at:
 
 async function appendEvent(client: PoolClient, world: BenchWorld, booking: Booking, pair: BenchWorld['pairs'][number], shipmentId: string, at: string, deadline: string): Promise<void> {
   const seq = Number((await client.query<{ size: number }>('SELECT size FROM log_head WHERE id = 1 FOR UPDATE')).rows[0]!.size);
+  // Dated no earlier than the event before it, read once the head's lock is held (a statement
+  // of its own: the locking one's snapshot predates the wait). Transactions that took their
+  // time before this lock commit in another order, and event times never go back (checked by
+  // ledger_violations()); the head's trigger cannot see an event written in the same
+  // statement as the head (below), so the head's own time does not move with it.
+  const previousMs = (await client.query<{ ms: string | null }>('SELECT ceil(extract(epoch FROM at) * 1000) AS ms FROM events WHERE seq = $1', [seq - 1])).rows[0]?.ms ?? null;
+  const eventAt = previousMs === null ? at : new Date(Math.max(Date.parse(at), Number(previousMs))).toISOString();
   const body = {
-    seq, at, kind: 'shipment.book',
+    seq, at: eventAt, kind: 'shipment.book',
     actor: { id: world.exporter.id, org: world.exporter.orgId, role: world.exporter.role },
     subject: shipmentId,
     input: { exportAllocationId: pair.exportAllocationId, importAllocationId: pair.importAllocationId, productId: world.productId, units: booking.units, deadline, demo: false },
@@ -107,6 +114,6 @@ async function appendEvent(client: PoolClient, world: BenchWorld, booking: Booki
           readers AS (INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) SELECT DISTINCT org, $1::bigint, $1::bigint, '{0}'::int2[] FROM unnest($5::text[]) AS org),
           shipment AS (UPDATE shipments SET created_seq = $1, updated_seq = $1 WHERE id = $4)
      UPDATE log_head SET size = $1 + 1 WHERE id = 1`,
-    [seq, at, world.exporter.id, shipmentId, [world.exporterOrgId, pair.recipientOrgId], canonical],
+    [seq, eventAt, world.exporter.id, shipmentId, [world.exporterOrgId, pair.recipientOrgId], canonical],
   );
 }

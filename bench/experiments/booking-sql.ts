@@ -6,10 +6,9 @@
  *
  *   node --import tsx bench/experiments/booking-sql.ts [rowsPerBatch] [runs]
  */
-import { Ledger } from '../../src/ledger/ledger.ts';
-import { createPool, type PoolClient } from '../../src/store/pool.ts';
+import type { PoolClient } from '../../src/store/pool.ts';
 import { startBenchServer } from '../database.ts';
-import { buildBenchWorld } from '../ledger-world.ts';
+import { openBookingWorld } from './shipment-rows.ts';
 import { median, round } from '../stats.ts';
 
 const rowsPerBatch = Number(process.argv[2] ?? 64);
@@ -17,22 +16,8 @@ const runs = Number(process.argv[3] ?? 50);
 
 const server = await startBenchServer('booking-sql');
 try {
-  const pool = createPool({ url: await server.createDatabase('bench_booking_sql'), connectionsMax: 2, applicationName: 'chipledger-bench-booking-sql' });
-  const ledger = await Ledger.open({ pool });
-  const world = await buildBenchWorld(ledger);
-  await ledger.close();
-  const at = new Date().toISOString();
-  const deadline = new Date(Date.now() + 86_400_000).toISOString();
-  let serial = 0;
-  const shipments = () => Array.from({ length: rowsPerBatch }, (_, index) => {
-    const pair = world.pairs[index % world.pairs.length]!;
-    serial += 1;
-    return {
-      id: `S-X${serial}`, exporter_org_id: world.exporterOrgId, recipient_org_id: pair.recipientOrgId, product_id: world.productId, origin: 'US', destination: 'CN',
-      export_allocation_id: pair.exportAllocationId, import_allocation_id: pair.importAllocationId, units: 1 + (index % 10), status: 'booked',
-      booked_at: at, deadline, reference: null, serial_count: 0, demo: false, created_seq: 1_000_000 + serial, updated_seq: 1_000_000 + serial,
-    };
-  });
+  const { pool, shipments: rowsOfBatch } = await openBookingWorld(server, 'booking-sql');
+  const shipments = () => rowsOfBatch(rowsPerBatch);
   const columns = 'id, exporter_org_id, recipient_org_id, product_id, origin, destination, export_allocation_id, import_allocation_id, units, status, booked_at, deadline, reference, serial_count, demo, created_seq, updated_seq';
   const jsonInsert = `INSERT INTO shipments (${columns}) SELECT ${columns} FROM json_populate_recordset(NULL::shipments, $1::json)`;
   const insertShipments = (c: PoolClient) => c.query(jsonInsert, [JSON.stringify(shipments())]);
