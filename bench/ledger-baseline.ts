@@ -6,8 +6,9 @@
  *   SELECT both allocations (with their licences) ORDER BY id FOR UPDATE   -- lock, read
  *   (check availability and licence status in JavaScript)
  *   INSERT the shipment; UPDATE both allocations' reserved_units
- *   SELECT size FROM log_head FOR UPDATE                                   -- gapless seq
- *   INSERT the event with its RFC 8785 bytes and its readers; UPDATE log_head (one statement)
+ *   SELECT size, at FROM log_head FOR UPDATE                               -- gapless seq, time
+ *   INSERT the event with its RFC 8785 bytes and its readers (one statement)
+ *   UPDATE log_head                                  -- its trigger checks the event's time
  *   COMMIT
  *
  * log_head is locked as late as possible (the kindest choice for the baseline), but a
@@ -90,14 +91,13 @@ function checkBooking(locked: Locked[], world: BenchWorld, booking: Booking, at:
 }
 
 async function appendEvent(client: PoolClient, world: BenchWorld, booking: Booking, pair: BenchWorld['pairs'][number], shipmentId: string, at: string, deadline: string): Promise<void> {
-  const seq = Number((await client.query<{ size: number }>('SELECT size FROM log_head WHERE id = 1 FOR UPDATE')).rows[0]!.size);
-  // Dated no earlier than the event before it, read once the head's lock is held (a statement
-  // of its own: the locking one's snapshot predates the wait). Transactions that took their
-  // time before this lock commit in another order, and event times never go back (checked by
-  // ledger_violations()); the head's trigger cannot see an event written in the same
-  // statement as the head (below), so the head's own time does not move with it.
-  const previousMs = (await client.query<{ ms: string | null }>('SELECT ceil(extract(epoch FROM at) * 1000) AS ms FROM events WHERE seq = $1', [seq - 1])).rows[0]?.ms ?? null;
-  const eventAt = previousMs === null ? at : new Date(Math.max(Date.parse(at), Number(previousMs))).toISOString();
+  // Dated no earlier than the head's time (the newest event's, to the millisecond): transactions
+  // that took their time before this lock commit in another order, and the head refuses an
+  // event dated before the one before it (migrations 031, 052). The locked row is read as the
+  // writer before us left it.
+  const head = (await client.query<{ size: string; at_ms: string }>('SELECT size, extract(epoch FROM at) * 1000 AS at_ms FROM log_head WHERE id = 1 FOR UPDATE')).rows[0]!;
+  const seq = Number(head.size);
+  const eventAt = new Date(Math.max(Date.parse(at), Number(head.at_ms))).toISOString();
   const body = {
     seq, at: eventAt, kind: 'shipment.book',
     actor: { id: world.exporter.id, org: world.exporter.orgId, role: world.exporter.role },
@@ -106,14 +106,15 @@ async function appendEvent(client: PoolClient, world: BenchWorld, booking: Booki
     effects: { shipmentId, recipientId: pair.recipientOrgId, origin: 'US', destination: 'CN' },
   };
   const canonical = Buffer.from(canonicalize(body)!, 'utf8');
-  // One round trip for the rest, since the lock is held until COMMIT: the event, who may
-  // read it (a reader set per organisation, as the ledger writes for a one-event batch),
-  // the shipment's created_seq, and the head.
+  // Two round trips for the rest, since the lock is held until COMMIT: the event, who may
+  // read it (a reader set per organisation, as the ledger writes for a one-event batch) and
+  // the shipment's created_seq; then the head, in a statement of its own, whose trigger
+  // checks the event's time (it cannot see an event written in its own statement).
   await client.query(
     `WITH event AS (INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical) VALUES ($1, $2, 'shipment.book', $3, $4, $5, $6)),
-          readers AS (INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) SELECT DISTINCT org, $1::bigint, $1::bigint, '{0}'::int2[] FROM unnest($5::text[]) AS org),
-          shipment AS (UPDATE shipments SET created_seq = $1, updated_seq = $1 WHERE id = $4)
-     UPDATE log_head SET size = $1 + 1 WHERE id = 1`,
+          readers AS (INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) SELECT DISTINCT org, $1::bigint, $1::bigint, '{0}'::int2[] FROM unnest($5::text[]) AS org)
+     UPDATE shipments SET created_seq = $1, updated_seq = $1 WHERE id = $4`,
     [seq, eventAt, world.exporter.id, shipmentId, [world.exporterOrgId, pair.recipientOrgId], canonical],
   );
+  await client.query('UPDATE log_head SET size = $1 WHERE id = 1', [seq + 1]);
 }
