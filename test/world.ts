@@ -4,6 +4,7 @@
  */
 import { expect } from 'vitest';
 import { ManualClock } from '../src/core/clock.ts';
+import type { ErrorCode } from '../src/core/errors.ts';
 import { makeUscc } from '../src/core/uscc.ts';
 import { Ledger, type Answer } from '../src/ledger/ledger.ts';
 import { systemActor, type Actor } from '../src/ledger/permissions.ts';
@@ -26,6 +27,12 @@ export interface World {
 export function expectOk(answer: Answer): Record<string, unknown> {
   if (!answer.ok) expect.fail(`expected the command to be accepted, got ${answer.error.code}: ${answer.error.message}`);
   return answer.body;
+}
+
+/** What a refusal says (code, rule, message, details), to compare whole; an accepted command fails the test. */
+export function refusalOf(answer: Answer): { code: ErrorCode; rule: string | undefined; message: string; details: Record<string, unknown> | undefined } {
+  if (answer.ok) expect.fail(`expected a refusal, got ${JSON.stringify(answer.body)}`);
+  return { code: answer.error.code, rule: answer.error.rule, message: answer.error.message, details: answer.error.details };
 }
 
 /**

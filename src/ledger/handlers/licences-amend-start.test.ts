@@ -6,8 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
-import { expectOk, worldPerFile, type World } from '../../../test/world.ts';
-import type { Answer } from '../ledger.ts';
+import { expectOk, refusalOf, worldPerFile, type World } from '../../../test/world.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -16,11 +15,6 @@ worldPerFile((made, madeDatabase) => {
   world = made;
   database = madeDatabase;
 });
-
-function refusal(answer: Answer): Record<string, unknown> {
-  if (answer.ok) expect.fail(`expected a refusal, got ${JSON.stringify(answer.body)}`);
-  return { code: answer.error.code, rule: answer.error.rule, message: answer.error.message, details: answer.error.details };
-}
 
 async function draft(reference: string): Promise<string> {
   const { run, actors, productId } = world;
@@ -47,12 +41,12 @@ describe("a draft's validFrom", () => {
 
   it('is refused at or after the validTo (its own or the one amended with it), naming both', async () => {
     const licenceId = await draft('MOFCOM-START-2');
-    expect(refusal(await amend(licenceId, { validFrom: '2026-12-01T00:00:00Z' }))).toEqual({
+    expect(refusalOf(await amend(licenceId, { validFrom: '2026-12-01T00:00:00Z' }))).toEqual({
       code: 'invalid_input', rule: 'licence-validity',
       message: `couldn't amend licence ${licenceId}: validTo 2026-12-01T00:00:00.000Z must be after its validFrom, 2026-12-01T00:00:00.000Z`,
       details: { licenceId, validFrom: '2026-12-01T00:00:00.000Z', validTo: '2026-12-01T00:00:00.000Z' },
     });
-    expect(refusal(await amend(licenceId, { validFrom: '2026-06-01T00:00:00Z', validTo: '2026-05-01T00:00:00Z' }))).toMatchObject({ rule: 'licence-validity' });
+    expect(refusalOf(await amend(licenceId, { validFrom: '2026-06-01T00:00:00Z', validTo: '2026-05-01T00:00:00Z' }))).toMatchObject({ rule: 'licence-validity' });
     // Both moved together, the new start before the new end: taken.
     expect(expectOk(await amend(licenceId, { validFrom: '2027-01-01T00:00:00Z', validTo: '2027-06-01T00:00:00Z' }))).toMatchObject({ version: 2 });
   });
@@ -62,7 +56,7 @@ describe("a draft's validFrom", () => {
     const allocationId = String((await world.run('allocation.create', {
       licenceId, recipientId: world.actors.alpha.orgId, units: 10, periodStart: '2026-03-01', periodEnd: '2026-03-31',
     }, world.actors.mofcom)).allocationId);
-    expect(refusal(await amend(licenceId, { validFrom: '2026-04-01T00:00:00Z' }))).toEqual({
+    expect(refusalOf(await amend(licenceId, { validFrom: '2026-04-01T00:00:00Z' }))).toEqual({
       code: 'conflict', rule: 'allocation-period',
       message: `couldn't amend licence ${licenceId} to validFrom 2026-04-01T00:00:00.000Z: allocation ${allocationId} (10 units) is for the period 2026-03-01 to 2026-03-31, which ends before the first day of the new validity, 2026-04-01; no booking could reserve its units (a validFrom before 2026-04-01T00:00:00.000Z keeps it a day)`,
       details: { licenceId, validFrom: '2026-04-01T00:00:00.000Z', allocationId, periodStart: '2026-03-01', periodEnd: '2026-03-31', firstDay: '2026-04-01' },
@@ -78,7 +72,7 @@ describe("a draft's validFrom", () => {
     }, world.actors.mofcom)).allocationId);
     await tranche('2026-03-01', '2026-03-31');
     const april = await tranche('2026-04-01', '2026-04-30');
-    const refused = refusal(await amend(licenceId, { validFrom: '2026-05-01T00:00:00Z' }));
+    const refused = refusalOf(await amend(licenceId, { validFrom: '2026-05-01T00:00:00Z' }));
     expect(refused).toMatchObject({ code: 'conflict', rule: 'allocation-period', details: { allocationId: april, periodStart: '2026-04-01', periodEnd: '2026-04-30', firstDay: '2026-05-01' } });
     expect(refused.message).toContain(`allocation ${april} (10 units) is for the period 2026-04-01 to 2026-04-30, which ends before the first day of the new validity, 2026-05-01 (and 1 more allocation before it);`);
     expect(refused.message).toContain('(a validFrom before 2026-05-01T00:00:00.000Z keeps it a day)');
@@ -87,7 +81,7 @@ describe("a draft's validFrom", () => {
   it('stays once the licence is issued (licence-status)', async () => {
     const licenceId = await draft('MOFCOM-START-4');
     await world.run('licence.issue', { licenceId }, world.actors.mofcom);
-    expect(refusal(await amend(licenceId, { validFrom: '2026-02-28T16:00:00Z' }))).toEqual({
+    expect(refusalOf(await amend(licenceId, { validFrom: '2026-02-28T16:00:00Z' }))).toEqual({
       code: 'conflict', rule: 'licence-status',
       message: `couldn't amend licence ${licenceId} to validFrom 2026-02-28T16:00:00.000Z: it is issued, and only a draft's start can change`,
       details: { licenceId, status: 'issued', validFrom: '2026-02-28T16:00:00.000Z' },

@@ -9,8 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
 import { licencePair, type LicencePair } from '../../../test/support/licence-pair.ts';
-import { expectOk, worldPerFile, type World } from '../../../test/world.ts';
-import type { Answer } from '../ledger.ts';
+import { expectOk, refusalOf, worldPerFile, type World } from '../../../test/world.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -19,11 +18,6 @@ worldPerFile((made, madeDatabase) => {
   world = made;
   database = madeDatabase;
 });
-
-function refusal(answer: Answer): Record<string, unknown> {
-  if (answer.ok) expect.fail(`expected a refusal, got ${JSON.stringify(answer.body)}`);
-  return { code: answer.error.code, rule: answer.error.rule, message: answer.error.message, details: answer.error.details };
-}
 
 async function statusOf(shipmentId: string): Promise<string> {
   return (await database.pool.query('SELECT status FROM shipments WHERE id = $1', [shipmentId])).rows[0].status;
@@ -65,7 +59,7 @@ describe('a booking under a licence no longer in force, its deadline ahead, not 
     };
     for (const [name, [shipmentId]] of Object.entries(bookings) as Array<[keyof typeof bookings, string[]]>) {
       const { rule, licenceId, why } = expected[name];
-      expect(refusal(await cancel(shipmentId!)), name).toEqual({
+      expect(refusalOf(await cancel(shipmentId!)), name).toEqual({
         code: 'licence_not_valid', rule, message: `couldn't cancel shipment ${shipmentId}: ${why}, so it can never ship; the sweep expires it and releases its reserved units`, details: { licenceId },
       });
     }
@@ -76,7 +70,7 @@ describe('a booking under a licence no longer in force, its deadline ahead, not 
     for (const shipmentId of all) expect(await statusOf(shipmentId)).toBe('expired');
     for (const pair of [revoked, surrendered, cutShort]) expect(await reservedOn(pair)).toEqual([0, 0]);
     // After the sweep, the same cancel is refused as it always was: the booking is expired.
-    expect(refusal(await cancel(bookings.revoked[1]!))).toMatchObject({ code: 'conflict', rule: 'shipment-status' });
+    expect(refusalOf(await cancel(bookings.revoked[1]!))).toMatchObject({ code: 'conflict', rule: 'shipment-status' });
   });
 
   it('may still be cancelled under a suspended licence, which its authority may reinstate', async () => {
@@ -95,6 +89,6 @@ describe('a booking under a licence no longer in force, its deadline ahead, not 
     }, world.actors.exporter)).shipmentId);
     await world.run('licence.revoke', { licenceId: pair.exportLicenceId, reason: 'end-use concern' }, world.actors.bis);
     world.clock.set(deadline);
-    expect(refusal(await cancel(shipmentId))).toMatchObject({ code: 'conflict', rule: 'booking-deadline' });
+    expect(refusalOf(await cancel(shipmentId))).toMatchObject({ code: 'conflict', rule: 'booking-deadline' });
   });
 });

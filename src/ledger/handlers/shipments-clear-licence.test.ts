@@ -10,8 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
 import { licencePair, type LicencePair } from '../../../test/support/licence-pair.ts';
-import { expectOk, worldPerFile, type World } from '../../../test/world.ts';
-import type { Answer } from '../ledger.ts';
+import { expectOk, refusalOf, worldPerFile, type World } from '../../../test/world.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -32,11 +31,6 @@ async function shipped(pair: LicencePair, deadline = new Date(world.clock.now().
   return shipmentId;
 }
 
-function refusal(answer: Answer): Record<string, unknown> {
-  if (answer.ok) expect.fail(`expected a refusal, got ${JSON.stringify(answer.body)}`);
-  return { code: answer.error.code, rule: answer.error.rule, message: answer.error.message, details: answer.error.details };
-}
-
 /** The effects of the shipment's newest event of a kind, as its canonical bytes hold them. */
 async function effectsOf(shipmentId: string, kind: string): Promise<Record<string, unknown>> {
   const rows = (await database.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE subject_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1', [shipmentId, kind])).rows;
@@ -52,13 +46,13 @@ describe("a clearance under an import licence whose validity has ended", () => {
     const shipmentId = await shipped(pair);
     world.clock.set('2026-04-02T00:00:00Z');
 
-    expect(refusal(await clear(shipmentId))).toEqual({
+    expect(refusalOf(await clear(shipmentId))).toEqual({
       code: 'licence_not_valid', rule: 'licence-validity',
       message: `couldn't clear shipment ${shipmentId}: the validity of its import licence ${pair.importLicenceId} ended at 2026-04-01T00:00:00.000Z (now 2026-04-02T00:00:00.000Z); a clearance under it is recorded now only by ${world.actors.mofcom.orgId}, the authority that issued it`,
       details: { licenceId: pair.importLicenceId, validTo: '2026-04-01T00:00:00.000Z', at: '2026-04-02T00:00:00.000Z' },
     });
     expectOk(await world.ledger.sweep());
-    expect(refusal(await clear(shipmentId))).toMatchObject({
+    expect(refusalOf(await clear(shipmentId))).toMatchObject({
       code: 'licence_not_valid', rule: 'licence-status', details: { licenceId: pair.importLicenceId, status: 'expired' },
       message: `couldn't clear shipment ${shipmentId}: its import licence ${pair.importLicenceId} is expired, not issued or exhausted; a clearance under it is recorded now only by ${world.actors.mofcom.orgId}, the authority that issued it`,
     });
@@ -80,7 +74,7 @@ describe("a clearance under an import licence whose validity has ended", () => {
     world.clock.set(new Date(Date.parse(validTo) - 1));
     expectOk(await clear(early));
     world.clock.set(validTo);
-    expect(refusal(await clear(late))).toMatchObject({ rule: 'licence-validity' });
+    expect(refusalOf(await clear(late))).toMatchObject({ rule: 'licence-validity' });
   });
 });
 
@@ -92,7 +86,7 @@ describe('a clearance under an import licence its authority or holder ended', ()
       const shipmentId = await shipped(pair);
       await world.run(`licence.${step as keyof typeof ended}`, { licenceId: pair.importLicenceId, reason: 'diversion' }, actor);
       const status = { revoke: 'revoked', suspend: 'suspended', surrender: 'surrendered' }[step];
-      expect(refusal(await clear(shipmentId)), step).toMatchObject({ code: 'licence_not_valid', rule: 'licence-status', details: { licenceId: pair.importLicenceId, status } });
+      expect(refusalOf(await clear(shipmentId)), step).toMatchObject({ code: 'licence_not_valid', rule: 'licence-status', details: { licenceId: pair.importLicenceId, status } });
       expect((await database.pool.query('SELECT status FROM shipments WHERE id = $1', [shipmentId])).rows[0].status).toBe('shipped');
     }
   });
@@ -101,7 +95,7 @@ describe('a clearance under an import licence its authority or holder ended', ()
     const pair = await licencePair(world, { authorisedUnits: 10 });
     const shipmentId = await shipped(pair);
     await world.run('licence.revoke', { licenceId: pair.importLicenceId, reason: 'diversion' }, world.actors.mofcom);
-    expect(refusal(await clear(shipmentId, world.actors.bis))).toMatchObject({ code: 'forbidden', rule: 'shipment-party' });
+    expect(refusalOf(await clear(shipmentId, world.actors.bis))).toMatchObject({ code: 'forbidden', rule: 'shipment-party' });
   });
 });
 

@@ -6,7 +6,7 @@
  * not "not found"; the deadline's refusal carries its bound.
  */
 import { describe, expect, it } from 'vitest';
-import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
+import { worldPerFile, expectOk, refusalOf, type World } from '../../../test/world.ts';
 import type { Answer } from '../ledger.ts';
 
 let world: World;
@@ -19,16 +19,11 @@ function book(exportAllocationId: string, importAllocationId: string, deadline =
   return world.ledger.submit('shipment.book', { exportAllocationId, importAllocationId, productId: world.productId, units: 1, deadline }, world.actors.exporter);
 }
 
-function refusal(answer: Answer) {
-  if (answer.ok) expect.fail(`expected a refusal, got ${JSON.stringify(answer.body)}`);
-  return { code: answer.error.code, rule: answer.error.rule, message: answer.error.message, details: answer.error.details };
-}
-
 describe('a booking whose two allocations are for different recipients', () => {
   it('names both allocations, their licences and recipients, under a rule of its own, not licence-recipient', async () => {
     const { allocations, exportLicenceId, importLicenceId, actors } = world;
     // The export licence names alpha (an end user, with an allocation of its own): it is the pair that is wrong.
-    expect(refusal(await book(allocations.betaExport, allocations.alphaImport))).toEqual({
+    expect(refusalOf(await book(allocations.betaExport, allocations.alphaImport))).toEqual({
       code: 'licence_not_valid', rule: 'allocation-recipient-pair',
       message: `allocation ${allocations.betaExport} (export, licence ${exportLicenceId}) is for ${actors.beta.orgId}, and allocation ${allocations.alphaImport} (import, licence ${importLicenceId}) is for ${actors.alpha.orgId}; both allocations of a booking must be for the same recipient`,
       details: { exportAllocationId: allocations.betaExport, exportRecipientId: actors.beta.orgId, importAllocationId: allocations.alphaImport, importRecipientId: actors.alpha.orgId },
@@ -40,12 +35,12 @@ describe('a booking whose two allocations are for different recipients', () => {
 describe('a booking with its allocations swapped', () => {
   it('says which licence and direction each is, when the exporter reads it, instead of not found', async () => {
     const { allocations, exportLicenceId, importLicenceId } = world;
-    expect(refusal(await book(allocations.alphaImport, allocations.alphaExport))).toEqual({
+    expect(refusalOf(await book(allocations.alphaImport, allocations.alphaExport))).toEqual({
       code: 'invalid_input', rule: 'allocation-direction',
       message: `allocation ${allocations.alphaImport} is of import licence ${importLicenceId}, so it goes in importAllocationId; exportAllocationId takes an allocation of an export licence you hold`,
       details: { field: 'exportAllocationId', allocationId: allocations.alphaImport, licenceId: importLicenceId, direction: 'import', expectedDirection: 'export' },
     });
-    expect(refusal(await book(allocations.alphaExport, allocations.alphaExport))).toMatchObject({
+    expect(refusalOf(await book(allocations.alphaExport, allocations.alphaExport))).toMatchObject({
       rule: 'allocation-direction',
       message: `allocation ${allocations.alphaExport} is of export licence ${exportLicenceId}, so it goes in exportAllocationId; importAllocationId takes an allocation of an import licence that names you as a supplier`,
     });
@@ -59,7 +54,7 @@ describe('a booking with its allocations swapped', () => {
       productIds: [productId], origin: 'US', destination: 'CN', authorisedUnits: 10, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z',
     }, actors.mofcom)).licenceId);
     const allocationId = String((await run('allocation.create', { licenceId, recipientId: actors.alpha.orgId, units: 10 }, actors.mofcom)).allocationId);
-    expect(refusal(await book(allocationId, world.allocations.alphaImport))).toEqual({
+    expect(refusalOf(await book(allocationId, world.allocations.alphaImport))).toEqual({
       code: 'not_found', rule: undefined, message: `allocation ${allocationId} was not found`, details: { allocation: allocationId },
     });
   });
@@ -68,7 +63,7 @@ describe('a booking with its allocations swapped', () => {
 describe('a booking deadline out of range', () => {
   it('carries the deadline, the booking\'s time and the bound in its details', async () => {
     const at = world.clock.now().toISOString();
-    expect(refusal(await book(world.allocations.alphaExport, world.allocations.alphaImport, '2026-01-01T00:00:00.000Z'))).toEqual({
+    expect(refusalOf(await book(world.allocations.alphaExport, world.allocations.alphaImport, '2026-01-01T00:00:00.000Z'))).toEqual({
       code: 'invalid_input', rule: 'booking-deadline',
       message: `deadline 2026-01-01T00:00:00.000Z must be after ${at} and within 365 days`,
       details: { deadline: '2026-01-01T00:00:00.000Z', at, deadlineMaxDays: 365 },
@@ -81,6 +76,6 @@ describe('a shipment step by an organisation that is not its party', () => {
     const shipmentId = String(expectOk(await book(world.allocations.alphaExport, world.allocations.alphaImport)).shipmentId);
     // BIS reads every shipment, but clearing is the import side's act.
     const answer = await world.ledger.submit('shipment.clear', { shipmentId }, world.actors.bis);
-    expect(refusal(answer)).toMatchObject({ code: 'forbidden', rule: 'shipment-party' });
+    expect(refusalOf(answer)).toMatchObject({ code: 'forbidden', rule: 'shipment-party' });
   });
 });

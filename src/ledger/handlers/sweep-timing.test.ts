@@ -8,8 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
 import { licencePair } from '../../../test/support/licence-pair.ts';
-import { expectOk, worldPerFile, type World } from '../../../test/world.ts';
-import type { Answer } from '../ledger.ts';
+import { expectOk, refusalOf, worldPerFile, type World } from '../../../test/world.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -18,11 +17,6 @@ worldPerFile((made, madeDatabase) => {
   world = made;
   database = madeDatabase;
 });
-
-function refusal(answer: Answer): Record<string, unknown> {
-  if (answer.ok) expect.fail(`expected a refusal, got ${JSON.stringify(answer.body)}`);
-  return { code: answer.error.code, rule: answer.error.rule, message: answer.error.message, details: answer.error.details };
-}
 
 async function statusOf(table: 'licences' | 'shipments', id: string): Promise<string> {
   return (await database.pool.query(`SELECT status FROM ${table} WHERE id = $1`, [id])).rows[0].status;
@@ -39,7 +33,7 @@ describe('a licence 3 seconds past its validTo, not yet swept', () => {
       ['suspend', suspended.importLicenceId, world.actors.mofcom], ['revoke', revoked.importLicenceId, world.actors.mofcom], ['surrender', surrendered.importLicenceId, world.actors.alpha],
     ] as const;
     for (const [step, licenceId, actor] of steps) {
-      expect(refusal(await world.ledger.submit(`licence.${step}`, { licenceId, reason: 'diversion' }, actor)), step).toEqual({
+      expect(refusalOf(await world.ledger.submit(`licence.${step}`, { licenceId, reason: 'diversion' }, actor)), step).toEqual({
         code: 'conflict', rule: 'licence-validity', message: `couldn't ${step} licence ${licenceId}: its validity ended at 2026-04-01T00:00:00.000Z`,
         details: { licenceId, validTo: '2026-04-01T00:00:00.000Z' },
       });
@@ -76,7 +70,7 @@ describe('a booking at its deadline, not yet swept', () => {
     world.clock.set(new Date(Date.parse(deadline) - 1));
     expect(expectOk(await world.ledger.submit('shipment.cancel', { shipmentId: early }, world.actors.exporter))).toMatchObject({ status: 'cancelled' });
     world.clock.set(deadline);
-    expect(refusal(await world.ledger.submit('shipment.cancel', { shipmentId: late, reason: 'order withdrawn' }, world.actors.exporter))).toEqual({
+    expect(refusalOf(await world.ledger.submit('shipment.cancel', { shipmentId: late, reason: 'order withdrawn' }, world.actors.exporter))).toEqual({
       code: 'conflict', rule: 'booking-deadline', message: `couldn't cancel shipment ${late}: its booking deadline ${deadline} has passed`, details: { deadline },
     });
     expect(expectOk(await world.ledger.sweep()).expiredShipments).toContain(late);
