@@ -221,12 +221,10 @@ function registerRequestHooks(app: FastifyInstance, serverHeaders: Record<string
       done();
     }, done);
   });
+  // A refusal it throws reaches the error handler as done(error) would: fastify's hook runner
+  // catches what a callback hook throws.
   app.addHook('onRequest', (request, _reply, done) => {
-    try {
-      refuseOddRequest(request);
-    } catch (error) {
-      return done(error as Error);
-    }
+    refuseOddRequest(request);
     done();
   });
   // A path or method no route takes is answered before its body is read: the not-found
