@@ -1,30 +1,42 @@
 /**
- * A ledger batch's events as statements: the events, their readers, their serial lists and
- * their further subjects, inline in the batch's round trip when few and by COPY when many.
- * batch-writes.ts sends them after the batch's rows.
+ * A ledger batch's events as statements: the events, their serial lists and their further
+ * subjects, inline in the batch's round trip when few and by COPY when many; and who may
+ * read them, always inline. batch-writes.ts sends the events after the batch's rows, and
+ * the readers in the batch's last round trip, with its tiles' head and COMMIT.
  */
 import type { CopyColumn } from './copy-binary.ts';
-import { readerSetsOf, type ReaderSetRow } from './reader-sets.ts';
+import { readerSetsOf } from './reader-sets.ts';
 import { bulkRowsMin, copy, inline, json, type Step } from './batch-steps.ts';
 import type { EventWrite } from './batch-writes.ts';
 
-/** The statements that write the batch's events and what goes with them, in order. */
+/** The statements that write the batch's events and what goes with them but their readers, in order. */
 export function eventSteps(events: EventWrite[]): Step[] {
   if (events.length === 0) return [];
-  const readers = readerSetsOf(events);
   // Thousands of events as one JSON literal cost PostgreSQL far more than typed arrays do
   // (bench/tlog-append.ts: 150 µs against 15 µs an event): big batches send parameters.
-  if (events.length >= bulkRowsMin) return [...bulkEventSteps(events, readers), ...serialListSteps(events), ...moreSubjectSteps(events)];
+  if (events.length >= bulkRowsMin) return [bulkEventStep(events), ...serialListSteps(events), ...moreSubjectSteps(events)];
   const rows = events.map(({ serial_lines: _lines, more_subject_ids: _subjects, ...event }) => ({ ...event, canonical: event.canonical.toString('hex') }));
   return [
     inline(`INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
       SELECT seq, at, kind, actor, subject_id, org_ids, decode(canonical, 'hex')
       FROM json_to_recordset(${json(rows)}) AS e(seq bigint, at timestamptz, kind text, actor text, subject_id text, org_ids text[], canonical text)`),
-    ...(readers.length === 0 ? [] : [inline(`INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets)
-      SELECT org_id, first_seq, last_seq, offsets FROM json_to_recordset(${json(readers)}) AS r(org_id text, first_seq bigint, last_seq bigint, offsets int2[])`)]),
     ...serialListSteps(events),
     ...moreSubjectSteps(events),
   ];
+}
+
+/**
+ * Who may read the batch's events: a reader set per organisation and batch (store/
+ * reader-sets.ts), a few rows of at most 2,048 offsets each, so inline even for a big
+ * batch. By COPY they cost a round trip of their own after the events' COPY (0.9 ms of a
+ * 2,048-leaf batch's 21 ms, bench/experiments/append-timeline.ts); inline they travel with
+ * the batch's last statements.
+ */
+export function readerStep(events: EventWrite[]): Step | undefined {
+  const readers = readerSetsOf(events);
+  if (readers.length === 0) return undefined;
+  return inline(`INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets)
+      SELECT org_id, first_seq, last_seq, offsets FROM json_to_recordset(${json(readers)}) AS r(org_id text, first_seq bigint, last_seq bigint, offsets int2[])`);
 }
 
 const moreSubjectColumns: CopyColumn[] = [{ name: 'subject_id', type: 'text' }, { name: 'seq', type: 'int8' }];
@@ -60,14 +72,9 @@ const eventColumns: CopyColumn[] = [
   { name: 'seq', type: 'int8' }, { name: 'at', type: 'timestamptz' }, { name: 'kind', type: 'text' }, { name: 'actor', type: 'text' },
   { name: 'subject_id', type: 'text' }, { name: 'org_ids', type: 'text[]' }, { name: 'canonical', type: 'bytea' },
 ];
-const readerColumns: CopyColumn[] = [{ name: 'org_id', type: 'text' }, { name: 'first_seq', type: 'int8' }, { name: 'last_seq', type: 'int8' }, { name: 'offsets', type: 'int2[]' }];
 
 /** Many events go by COPY (store/copy-binary.ts): for 2,048 of them, p50 31 ms against 50 ms with unnest. */
-function bulkEventSteps(events: EventWrite[], readers: ReaderSetRow[]): Step[] {
+function bulkEventStep(events: EventWrite[]): Step {
   const bytes = events.reduce((sum, event) => sum + event.canonical.length + 120, 0);
-  return [
-    copy('events', eventColumns, events.map((event) => [event.seq, event.at, event.kind, event.actor, event.subject_id, event.org_ids, event.canonical]), bytes),
-    ...(readers.length === 0 ? [] : [copy('event_reader_sets', readerColumns, readers.map((set) => [set.org_id, set.first_seq, set.last_seq, set.offsets]), 64 * readers.length + 6 * events.length)]),
-  ];
+  return copy('events', eventColumns, events.map((event) => [event.seq, event.at, event.kind, event.actor, event.subject_id, event.org_ids, event.canonical]), bytes);
 }
-

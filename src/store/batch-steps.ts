@@ -35,8 +35,8 @@ export const copy = (table: string, columns: readonly CopyColumn[], rows: Readon
 /**
  * Sends steps in order without making the caller wait for each: inline texts are joined
  * into one round trip, and every other step (COPY, parameters) goes on a chain that sends
- * it when the one before has answered, so PostgreSQL works through them while the caller
- * goes on (the log hashing its leaves). node-postgres would queue a busy client's queries
+ * it when the one before has answered (at once when none is in flight), so PostgreSQL works
+ * through them while the caller goes on (the log hashing its leaves). node-postgres would queue a busy client's queries
  * itself, but that is deprecated (gone in pg 9). After a failure nothing more is sent;
  * done() sends what is left and throws the first failure. abandon() sends nothing more and
  * returns once the step in flight has answered: then the client is free for ROLLBACK.
@@ -44,6 +44,8 @@ export const copy = (table: string, columns: readonly CopyColumn[], rows: Readon
 export class StepSender {
   private texts: string[] = [];
   private chain: Promise<void> = Promise.resolve();
+  /** The chain has answered every step it sent, all without failure: the next may go at once. */
+  private quiet = true;
   private abandoned = false;
 
   constructor(private readonly client: PoolClient) {}
@@ -53,13 +55,13 @@ export class StepSender {
       this.texts.push(step.text);
       return;
     }
-    this.sendTexts();
+    this.flush();
     const { text, values, copyData } = step;
     this.send(copyData !== undefined ? () => copyIn(this.client, text, copyData) : () => this.client.query(prepared(text, values!)));
   }
 
   async done(): Promise<void> {
-    this.sendTexts();
+    this.flush();
     await this.chain;
   }
 
@@ -68,7 +70,8 @@ export class StepSender {
     await this.chain.catch(() => {});
   }
 
-  private sendTexts(): void {
+  /** Sends the inline texts added so far now, as one round trip, instead of with the next. */
+  flush(): void {
     if (this.texts.length === 0) return;
     const text = this.texts.join(';\n');
     this.texts = [];
@@ -76,11 +79,19 @@ export class StepSender {
   }
 
   private send(step: () => Promise<unknown>): void {
-    this.chain = this.chain.then(async () => {
+    const run = async (): Promise<void> => {
       if (!this.abandoned) await step();
-    });
+    };
+    // With nothing in flight (and nothing failed) the step goes now, not a microtask later:
+    // after whatever the caller does next, such as encoding a big batch's events or hashing
+    // its leaves, which PostgreSQL's part of the step should overlap.
+    const link = this.quiet ? run() : this.chain.then(run);
+    this.quiet = false;
+    this.chain = link;
+    link.then(() => {
+      if (this.chain === link) this.quiet = true;
+    }, () => {});
     // Awaited in done(); a failure before then must not count as unhandled.
-    this.chain.catch(() => {});
   }
 }
 

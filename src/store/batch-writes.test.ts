@@ -7,6 +7,7 @@ import { leafHash, nodeGetterFromLeaves, rootOf, tileData } from '../tlog/index.
 import { writeBatchAndCommit, type BatchWrites } from './batch-writes.ts';
 import { bulkRowsMin } from './batch-steps.ts';
 import { beginBatch } from './head-lock.ts';
+import { readerSetsOf } from './reader-sets.ts';
 import { readHead, readTileRange } from './tlog-tables.ts';
 
 let database: TestDatabase;
@@ -24,12 +25,12 @@ afterAll(async () => {
  * Appends entries as one batch the way the sequencer does: written with the events and
  * committed, the leaves hashed into tiles while the events travel (a big batch) or first.
  */
-async function appendBatch(log: TransparencyLog, entries: Buffer[]): Promise<void> {
+async function appendBatch(log: TransparencyLog, entries: Buffer[], readers: (offset: number) => string[] = () => []): Promise<void> {
   const client = await database.pool.connect();
   try {
     const { head } = await beginBatch(client);
     const events = entries.map((canonical, offset) => ({
-      seq: head.size + offset, at: '2026-02-01T00:00:00.000Z', kind: 'test.entry', actor: 'TOK-test', subject_id: null, org_ids: [], canonical,
+      seq: head.size + offset, at: '2026-02-01T00:00:00.000Z', kind: 'test.entry', actor: 'TOK-test', subject_id: null, org_ids: readers(offset), canonical,
     }));
     const appendLeaves = async () => {
       const appended = await log.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
@@ -79,6 +80,23 @@ describe('event writes', () => {
     const stored = (await database.pool.query<{ seq: number; canonical: Buffer }>('SELECT seq, canonical FROM events WHERE seq >= $1 ORDER BY seq', [before])).rows;
     expect(stored.map((row) => row.seq)).toEqual(entries.map((_, offset) => before + offset));
     for (const [offset, row] of stored.entries()) expect(row.canonical.equals(entries[offset]!), `event ${row.seq}`).toBe(true);
+  });
+
+  it('writes who may read each event, with the batch’s last statements, whether its events go by COPY or inline', async () => {
+    const readers = (offset: number) => (offset % 3 === 0 ? ['ORG-A', 'ORG-B'] : offset % 3 === 1 ? ['ORG-B'] : []);
+    const before = (await readHead(database.pool)).size;
+    const log = new TransparencyLog(database.pool);
+    await appendBatch(log, syntheticEntries(300, 40, 'r'), readers);
+    await appendBatch(log, syntheticEntries(9, 40, 's'), readers);
+    const stored = (await database.pool.query<{ org_id: string; first_seq: number; last_seq: number; offsets: number[] }>(
+      'SELECT org_id, first_seq, last_seq, offsets FROM event_reader_sets WHERE first_seq >= $1 ORDER BY first_seq, org_id', [before],
+    )).rows;
+    const expected = [...readerSetsOf(Array.from({ length: 300 }, (_, offset) => ({ seq: before + offset, org_ids: readers(offset) }))),
+      ...readerSetsOf(Array.from({ length: 9 }, (_, offset) => ({ seq: before + 300 + offset, org_ids: readers(offset) })))];
+    expect(stored).toEqual(expected.sort((a, b) => a.first_seq - b.first_seq || a.org_id.localeCompare(b.org_id)));
+    expect(stored.map((row) => `${row.org_id} ${row.first_seq}-${row.last_seq} ${row.offsets.length}`)).toEqual([
+      `ORG-A ${before}-${before + 297} 100`, `ORG-B ${before}-${before + 298} 200`, `ORG-A ${before + 300}-${before + 306} 3`, `ORG-B ${before + 300}-${before + 307} 6`,
+    ]);
   });
 });
 
