@@ -5,17 +5,19 @@
  *   BEGIN
  *   SELECT both allocations (with their licences) ORDER BY id FOR UPDATE   -- lock, read
  *   (check availability and licence status in JavaScript)
- *   INSERT the shipment; UPDATE both allocations' reserved_units
+ *   UPDATE both allocations' reserved_units
  *   SELECT size, at FROM log_head FOR UPDATE                               -- gapless seq, time
- *   INSERT the event with its RFC 8785 bytes and its readers (one statement)
+ *   INSERT the shipment (its id carries the seq), the event with its RFC 8785 bytes and
+ *     its readers (one statement)
  *   UPDATE log_head                                  -- its trigger checks the event's time
  *   COMMIT
  *
  * log_head is locked as late as possible (the kindest choice for the baseline), but a
- * gapless sequence still means every booking holds it through its COMMIT and fsync.
+ * gapless sequence still means every booking holds it through its COMMIT and fsync. The
+ * shipment goes in under it: its id is SHP-<seq>, as the ledger's ids are (migration 053
+ * refuses a booking event whose subject does not end in its seq).
  */
 import canonicalize from 'canonicalize';
-import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from '../src/store/pool.ts';
 import type { BenchWorld, Booking } from './ledger-world.ts';
 
@@ -40,9 +42,10 @@ const lockSql = `SELECT a.id, a.units, a.reserved_units, a.shipped_units, a.reci
   FROM allocations a JOIN licences l ON l.id = a.licence_id
   WHERE a.id IN ($1, $2) ORDER BY a.id FOR UPDATE OF a`;
 
+/** In the event's statement, whose parameters it shares: $1 the seq, $4 the shipment's id. */
 const insertShipmentSql = `INSERT INTO shipments (id, exporter_org_id, recipient_org_id, product_id, origin, destination,
   export_allocation_id, import_allocation_id, units, status, booked_at, deadline, serial_count, demo, created_seq, updated_seq)
-  VALUES ($1, $2, $3, $4, 'US', 'CN', $5, $6, $7, 'booked', $8, $9, 0, false, $10, $10)`;
+  VALUES ($4, $14, $7, $8, 'US', 'CN', $9, $10, $11, 'booked', $12, $13, 0, false, $1, $1)`;
 
 export type BaselineResult = { ok: true } | { ok: false; reason: string };
 
@@ -60,11 +63,8 @@ export async function bookBaseline(pool: Pool, world: BenchWorld, booking: Booki
       await client.query('ROLLBACK');
       return { ok: false, reason: refusal };
     }
-    const shipmentId = `S-${randomUUID()}`;
-    // created_seq is the event's seq, known only under the log_head lock: patched below.
-    await client.query(insertShipmentSql, [shipmentId, world.exporterOrgId, pair.recipientOrgId, world.productId, pair.exportAllocationId, pair.importAllocationId, booking.units, at, deadline, 0]);
     await client.query('UPDATE allocations SET reserved_units = reserved_units + $1 WHERE id IN ($2, $3)', [booking.units, pair.exportAllocationId, pair.importAllocationId]);
-    await appendEvent(client, world, booking, pair, shipmentId, at, deadline);
+    await appendBooking(client, world, booking, pair, at, deadline);
     await client.query('COMMIT');
     return { ok: true };
   } catch (error) {
@@ -90,13 +90,15 @@ function checkBooking(locked: Locked[], world: BenchWorld, booking: Booking, at:
   return null;
 }
 
-async function appendEvent(client: PoolClient, world: BenchWorld, booking: Booking, pair: BenchWorld['pairs'][number], shipmentId: string, at: string, deadline: string): Promise<void> {
+/** The shipment, its event and the head, under the head's lock: the shipment's id and created_seq are the event's seq. */
+async function appendBooking(client: PoolClient, world: BenchWorld, booking: Booking, pair: BenchWorld['pairs'][number], at: string, deadline: string): Promise<void> {
   // Dated no earlier than the head's time (the newest event's, to the millisecond): transactions
   // that took their time before this lock commit in another order, and the head refuses an
   // event dated before the one before it (migrations 031, 052). The locked row is read as the
   // writer before us left it.
   const head = (await client.query<{ size: string; at_ms: string }>('SELECT size, extract(epoch FROM at) * 1000 AS at_ms FROM log_head WHERE id = 1 FOR UPDATE')).rows[0]!;
   const seq = Number(head.size);
+  const shipmentId = `SHP-${seq}`;
   const eventAt = new Date(Math.max(Date.parse(at), Number(head.at_ms))).toISOString();
   const body = {
     seq, at: eventAt, kind: 'shipment.book',
@@ -106,15 +108,16 @@ async function appendEvent(client: PoolClient, world: BenchWorld, booking: Booki
     effects: { shipmentId, recipientId: pair.recipientOrgId, origin: 'US', destination: 'CN' },
   };
   const canonical = Buffer.from(canonicalize(body)!, 'utf8');
-  // Two round trips for the rest, since the lock is held until COMMIT: the event, who may
-  // read it (a reader set per organisation, as the ledger writes for a one-event batch) and
-  // the shipment's created_seq; then the head, in a statement of its own, whose trigger
-  // checks the event's time (it cannot see an event written in its own statement).
+  // Two round trips for the rest, since the lock is held until COMMIT: the shipment, its
+  // event and who may read it (a reader set per organisation, as the ledger writes for a
+  // one-event batch); then the head, in a statement of its own, whose trigger checks the
+  // event's time (it cannot see an event written in its own statement).
   await client.query(
     `WITH event AS (INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical) VALUES ($1, $2, 'shipment.book', $3, $4, $5, $6)),
           readers AS (INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) SELECT DISTINCT org, $1::bigint, $1::bigint, '{0}'::int2[] FROM unnest($5::text[]) AS org)
-     UPDATE shipments SET created_seq = $1, updated_seq = $1 WHERE id = $4`,
-    [seq, eventAt, world.exporter.id, shipmentId, [world.exporterOrgId, pair.recipientOrgId], canonical],
+     ${insertShipmentSql}`,
+    [seq, eventAt, world.exporter.id, shipmentId, [world.exporterOrgId, pair.recipientOrgId], canonical,
+      pair.recipientOrgId, world.productId, pair.exportAllocationId, pair.importAllocationId, booking.units, at, deadline, world.exporterOrgId],
   );
   await client.query('UPDATE log_head SET size = $1 WHERE id = 1', [seq + 1]);
 }

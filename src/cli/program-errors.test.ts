@@ -173,9 +173,9 @@ describe('operating errors of admin commands', () => {
   it('a transparency log that fails its start-up check', async () => {
     // An event the log's head does not count: the "events" check.
     await database.pool.query(`INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical)
-      VALUES (0, now(), 'organisation.register', 'system', 'ORG-X', '{ORG-X}', '\\x7b7d'::bytea)`);
+      VALUES (0, now(), 'organisation.register', 'system', 'ORG-0', '{ORG-0}', '\\x7b7d'::bytea)`);
     try {
-      const message = expectOperatingError(await run(['token', 'create', '--org', 'ORG-X', '--role', 'auditor', '--label', 'audit desk'], { DATABASE_URL: database.url }), new URL(database.url).password);
+      const message = expectOperatingError(await run(['token', 'create', '--org', 'ORG-0', '--role', 'auditor', '--label', 'audit desk'], { DATABASE_URL: database.url }), new URL(database.url).password);
       expect(message).toMatch(/^chipledger: transparency log check "events" failed: .*\. chipledger refuses to run on a transparency log it cannot prove, so it stopped before taking any command; /);
     } finally {
       await database.pool.query('DELETE FROM events WHERE seq = 0');

@@ -32,7 +32,8 @@ export async function listEvents(pool: Pool, viewer: Viewer, page: PageRequest<n
  * A page of one record's history: the events whose subject it is (events.subject_id) and those
  * that list it among the further records they are about (event_subjects, migrations 038 and
  * 040: the sites units left, each shipment of an ending across several, the licence of an
- * allocation event), both read by an index on (record, seq) in seq order (044), merged, then
+ * allocation event), both read by an index on (record, seq) in seq order (044), and the event
+ * that made it, by its seq (053: the subject index leaves those out), merged, then
  * filtered by who reads them, as every event list is: a record named in another tenant's
  * event shows that tenant nothing. The ledger never lists a record both ways
  * (ledger/batch-apply.ts); UNION keeps a page free of repeats regardless.
@@ -66,8 +67,12 @@ async function eventsOfSubject(pool: Pool, viewer: Viewer, subjectId: string, pa
   const subject = statement.add(subjectId);
   const after = page.after === null ? '' : ` AND seq > ${statement.add(page.after)}`;
   const bound = statement.add(limits.historySeqsScannedMax);
+  // The event that made the record, if its id says which (053): by the primary key.
+  const made = seqInSubject(subjectId);
+  const making = made === null || (page.after !== null && made <= page.after) ? '' : `
+      UNION (SELECT seq FROM events WHERE seq = ${statement.add(made)} AND subject_id = ${subject})`;
   const text = `WITH history AS MATERIALIZED (
-      (SELECT seq FROM events WHERE subject_id = ${subject}${after} ORDER BY seq LIMIT ${bound})
+      (SELECT seq FROM events WHERE subject_id = ${subject} AND ${laterEventKinds}${after} ORDER BY seq LIMIT ${bound})${making}
       UNION (SELECT seq FROM event_subjects WHERE subject_id = ${subject}${after} ORDER BY seq LIMIT ${bound})
       ORDER BY seq LIMIT ${bound}),
     found AS (SELECT h.seq FROM history h WHERE ${visible.event(statement, viewer, 'h')} ORDER BY h.seq LIMIT ${statement.add(page.limit + 1)})
@@ -86,6 +91,27 @@ async function eventsOfSubject(pool: Pool, viewer: Viewer, subjectId: string, pa
   if (found.nextAfter !== null || scanned.history_seqs_scanned < limits.historySeqsScannedMax) return found;
   // The seqs ran out before the page filled: what was read is done with, whatever it held.
   return { rows: found.rows, nextAfter: scanned.history_last_seq_scanned };
+}
+
+/**
+ * The kinds of event that make the record they are about (045), whose id carries the event's
+ * seq (ledger/handler.ts newId). The subject index leaves them out (migration 053, whose check
+ * and index predicate hold the same list, constraints-053.test.ts): a history finds such an
+ * event by its seq. The history's read of the index repeats the predicate word for word, so
+ * PostgreSQL can use the partial index.
+ */
+export const recordMakingKinds = ['organisation.register', 'product.register', 'licence.create', 'allocation.create', 'shipment.book', 'site.register', 'token.create'] as const;
+const laterEventKinds = `kind NOT IN (${recordMakingKinds.map((kind) => `'${kind}'`).join(', ')})`;
+
+/**
+ * The seq a subject's id ends with, as migration 053's check reads it (split_part(subject_id,
+ * '-', -1), the part after its last '-', or all of it): the seq of the event that made the
+ * record, if one did. Null when that part is no seq the log can hold.
+ */
+export function seqInSubject(subjectId: string): number | null {
+  const last = subjectId.slice(subjectId.lastIndexOf('-') + 1);
+  if (!/^(0|[1-9][0-9]{0,14})$/.test(last)) return null;
+  return Number(last);
 }
 
 /** The prefix of a site's id (ledger/handlers/units.ts, newId('SITE')). */
