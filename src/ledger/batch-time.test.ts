@@ -140,6 +140,22 @@ describe('the database refuses event times going back (migration 031)', () => {
     expect(await underLock(`${event('(SELECT size FROM log_head)', `'${later}'`)}; UPDATE log_head SET size = size + 1`)).toEqual({ size: size + 1, at: later });
   });
 
+  it('reads a batch of one time once, and still names the first event of a batch that goes back (migration 054)', async () => {
+    const { size, at } = (await database.pool.query<{ size: number; at: string }>('SELECT size::int, at FROM log_head')).rows[0]!;
+    const batch = (...times: string[]) => `${times.map((time, offset) => event(`(SELECT size + ${offset} FROM log_head)`, time)).join('; ')}; UPDATE log_head SET size = size + ${times.length}`;
+    const head = "(SELECT at FROM log_head)";
+    // All of one time (the ledger's batches): before the head's, refused at the first event.
+    const earlier = "(SELECT at - interval '1 second' FROM log_head)";
+    expect(await underLock(batch(earlier, earlier, earlier))).toEqual({ code: eventTimeBackCode, message: expect.stringMatching(new RegExp(`^event times never go back: event ${size} is dated `)) });
+    // At the head's time, or after it, taken.
+    expect(await underLock(batch(head, head, head))).toEqual({ size: size + 3, at: new Date(at).toISOString() });
+    // Times that differ and rise are taken; the head takes the newest.
+    const plus = (seconds: number) => `(SELECT at + interval '${seconds} seconds' FROM log_head)`;
+    expect(await underLock(batch(plus(1), plus(1), plus(2), plus(3)))).toEqual({ size: size + 4, at: new Date(Date.parse(at) + 3_000).toISOString() });
+    // One that goes back after others of one time is named.
+    expect(await underLock(batch(plus(2), plus(2), plus(1), plus(3)))).toEqual({ code: eventTimeBackCode, message: expect.stringContaining(`event ${size + 2} is dated`) });
+  });
+
   it('refuses a head that counts events its update cannot see: written after it, or in the same statement (migration 052)', async () => {
     const { size } = (await database.pool.query<{ size: number }>('SELECT size::int FROM log_head')).rows[0]!;
     const unseen = expect.stringMatching(new RegExp(`^log_head would count events ${size} to ${size} but this statement sees 0 of them: write a batch's events before the head's update`));
