@@ -49,10 +49,12 @@ class Marks {
   }
 }
 
-/** Wraps the client's query so that each statement marks when it was sent and answered. */
-function markStatements(client: PoolClient, marks: Marks): void {
-  const original = client.query.bind(client) as (...args: unknown[]) => unknown;
-  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+/** Wraps the client's query so that each statement marks when it was sent and answered; returns what undoes it. */
+function markStatements(client: PoolClient, marks: Marks): () => void {
+  const target = client as unknown as { query: (...args: unknown[]) => unknown };
+  const unwrapped = target.query;
+  const original = unwrapped.bind(client);
+  target.query = (...args: unknown[]) => {
     const step = stepOf(typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: unknown })?.text ?? '?'));
     marks.mark(`${step} sent`);
     const result = original(...args);
@@ -60,6 +62,9 @@ function markStatements(client: PoolClient, marks: Marks): void {
     if (result instanceof Promise) result.then(answered, answered);
     else (result as NodeJS.EventEmitter).once('finish', answered).once('error', answered);
     return result;
+  };
+  return () => {
+    target.query = unwrapped;
   };
 }
 
@@ -72,7 +77,7 @@ try {
   const marks = new Marks();
   const client = await pool.connect();
   let head: LogHead = await readHead(client);
-  markStatements(client, marks);
+  const unmark = markStatements(client, marks);
   for (let first = 0; first < leaves; first += batchLeaves) {
     const events: EventWrite[] = Array.from({ length: batchLeaves }, (_, offset) => ({
       seq: first + offset, at: '2026-02-01T00:00:00.000Z', kind: 'shipment.book', actor: 'TOK-bench-exporter', subject_id: `SHP-${first + offset}`, org_ids: ['ORG-1'], canonical: entry(first + offset),
@@ -88,6 +93,7 @@ try {
     }, openAtHeadSql(at));
     marks.mark('committed');
   }
+  unmark();
   client.release();
   console.log(`${leaves} leaves in batches of ${batchLeaves}: medians from a batch's start`);
   for (const [name, ms] of marks.medians()) console.log(`  ${ms.toFixed(2).padStart(7)} ms  ${name}`);
