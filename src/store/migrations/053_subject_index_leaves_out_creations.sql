@@ -18,12 +18,13 @@
 --    seq's test goes first: an event that makes a record passes on it without the kind list,
 --    and the others are all but never the seq (a subject whose last part is this event's own
 --    seq). A null subject passes (nothing to look up). ADD CONSTRAINT reads every event once,
---    with events locked: about 0.5 s at a million.
+--    with events locked against reads and writes: 0.54 s at a million, two in three of them
+--    bookings (bench/experiments/subject-index-migration.ts, 2-core host).
 -- 2. The index holds the other events only. Its predicate is the same list as the check's and
 --    as the history query's (EXPLAIN in event-queries-bound.test.ts; constraints-053.test.ts
 --    compares the lists). A kind added later that makes a record is indexed as any other
 --    until it is added to all three: its history is then still whole. One sort of the events
---    that stay, with events locked against writes (044 measured 1.2 s at 934,000 for all).
+--    that stay, with events locked against writes: 0.45 s at the same million (13 MB).
 ALTER TABLE events ADD CONSTRAINT events_creation_subject_carries_seq
   CHECK (split_part(subject_id, '-', -1) = seq::text
          OR kind NOT IN ('organisation.register', 'product.register', 'licence.create', 'allocation.create', 'shipment.book', 'site.register', 'token.create'));
