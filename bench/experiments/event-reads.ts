@@ -36,7 +36,7 @@ try {
   const client = await pool.connect();
   for (let from = 0; from < events; from += chunk) {
     const seqs = Array.from({ length: chunk }, (_, offset) => from + offset);
-    await copyIn(client, copyStatement('events', eventColumns), encodeCopyBinary(eventColumns, seqs.map((seq) => [seq, '2026-02-01T00:00:00.000Z', 'shipment.book', 'TOK-bench', `S-${seq}`, readersOf(seq), entry(seq)])));
+    await copyIn(client, copyStatement('events', eventColumns), encodeCopyBinary(eventColumns, seqs.map((seq) => [seq, '2026-02-01T00:00:00.000Z', 'shipment.book', 'TOK-bench', `SHP-${seq}`, readersOf(seq), entry(seq)])));
     const sets = [];
     for (let first = 0; first < seqs.length; first += batchEvents) {
       sets.push(...readerSetsOf(seqs.slice(first, first + batchEvents).map((seq) => ({ seq, org_ids: readersOf(seq) }))));

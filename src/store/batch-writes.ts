@@ -137,8 +137,8 @@ export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrite
   const sender = new StepSender(client);
   if (opening !== undefined) {
     sender.add(inline(opening));
-    // A big batch takes its lock while its rows are made and encoded (2 ms for 2,048 events):
-    // its events' COPY waits for the opening's answer anyway. A small batch keeps its one round trip.
+    // A big batch takes its lock while its rows are made: its events' COPY waits for the
+    // opening's answer anyway. A small batch keeps its one round trip.
     if (writes.events.length >= bulkRowsMin) sender.flush();
   }
   for (const step of rowSteps(writes)) sender.add(step);

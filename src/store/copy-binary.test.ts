@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { copyIn, copyOut, copyStatement, encodeCopyBinary, readValuesOfOneColumn, type CopyColumn, type CopyValue } from './copy-binary.ts';
+import { copyIn, copyOut, copyStatement, encodeCopyBinary, encodeCopyBinaryPieces, readValuesOfOneColumn, type CopyColumn, type CopyValue } from './copy-binary.ts';
 
 let database: TestDatabase;
 
@@ -115,6 +115,45 @@ describe('COPY in the binary format', () => {
       const withNull = await copyOut(client, 'COPY (SELECT e FROM copy_probe) TO STDOUT (FORMAT binary)');
       expect(() => readValuesOfOneColumn(withNull)).toThrow(/is NULL/);
       expect(() => readValuesOfOneColumn(Buffer.from('n\tg\n1\t\\x00\n'))).toThrow(/binary signature/);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+  });
+
+  it('encodes the same bytes in pieces, each only when asked for, and stores them as one COPY', async () => {
+    const rowsOf = (count: number): CopyValue[][] => Array.from({ length: count }, (_, n) => [n, n % 100, null, n * 1_000_003, n % 2 === 0, `row ${n}`, [`a${n}`], Buffer.alloc(n % 50, n), '2026-02-01T00:00:00.000Z', [n % 300]]);
+    for (const count of [0, 1, 255, 256, 257, 600]) {
+      const pieces = [...encodeCopyBinaryPieces(columns, rowsOf(count), 256)];
+      expect(pieces, `${count} rows`).toHaveLength(Math.max(1, Math.ceil(count / 256)));
+      expect(Buffer.concat(pieces).equals(encodeCopyBinary(columns, rowsOf(count))), `${count} rows`).toBe(true);
+    }
+    // A row that cannot be encoded fails its own piece, not the ones before it.
+    const bad = rowsOf(600);
+    bad[300]![1] = 40_000;
+    const lazily = encodeCopyBinaryPieces(columns, bad, 256);
+    expect(lazily.next().done).toBe(false);
+    expect(() => lazily.next()).toThrow(/row 300 does not fit int2/);
+
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('TRUNCATE copy_probe');
+      async function* slowly(): AsyncGenerator<Buffer> {
+        for (const piece of encodeCopyBinaryPieces(columns, rowsOf(600), 256)) {
+          yield piece;
+          await new Promise((resume) => setImmediate(resume));
+        }
+      }
+      await copyIn(client, copyStatement('copy_probe', columns), slowly());
+      expect((await client.query('SELECT count(*)::int AS n, sum(n)::int AS total FROM copy_probe')).rows[0]).toEqual({ n: 600, total: (599 * 600) / 2 });
+      // A piece that fails to encode ends the COPY with its error, and the connection goes on.
+      await client.query('SAVEPOINT before_bad');
+      await expect(copyIn(client, copyStatement('copy_probe', columns), (async function* () {
+        yield* encodeCopyBinaryPieces(columns, bad, 256);
+      })())).rejects.toThrow(/row 300 does not fit int2/);
+      await client.query('ROLLBACK TO SAVEPOINT before_bad');
+      expect((await client.query('SELECT count(*)::int AS n FROM copy_probe')).rows[0].n).toBe(600);
       await client.query('ROLLBACK');
     } finally {
       client.release();

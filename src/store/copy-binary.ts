@@ -27,6 +27,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type pg from 'pg';
+import { assert } from '../core/errors.ts';
 
 export type CopyType = 'int2' | 'int4' | 'int8' | 'bool' | 'text' | 'text[]' | 'int2[]' | 'bytea' | 'timestamptz';
 export type CopyValue = number | string | boolean | Buffer | readonly string[] | readonly number[] | null;
@@ -234,20 +235,48 @@ function arrayHeader(writer: CopyWriter, elementOid: number, length: number): nu
 /** The COPY BINARY bytes of rows, each a value per column in column order. */
 export function encodeCopyBinary(columns: readonly CopyColumn[], rows: ReadonlyArray<readonly CopyValue[]>, sizeHint = 0): Buffer {
   const writer = new CopyWriter(sizeHint || 64 * rows.length + 64);
+  writeHeader(writer);
+  writeRows(writer, columns, rows, 0, rows.length);
+  writer.int16(-1);
+  return writer.done();
+}
+
+/**
+ * The same bytes as encodeCopyBinary, in pieces of rowsPerPiece rows (the header with the
+ * first, the trailer with the last), each encoded only when asked for: PostgreSQL can work
+ * through the first while the rest are encoded.
+ */
+export function* encodeCopyBinaryPieces(columns: readonly CopyColumn[], rows: ReadonlyArray<readonly CopyValue[]>, rowsPerPiece: number, sizeHint = 0): Generator<Buffer> {
+  assert(Number.isSafeInteger(rowsPerPiece) && rowsPerPiece > 0, `a COPY piece holds at least one row, not ${rowsPerPiece}`);
+  const pieceHint = Math.ceil(((sizeHint || 64 * rows.length) * rowsPerPiece) / Math.max(1, rows.length)) + 64;
+  let from = 0;
+  do {
+    const to = Math.min(rows.length, from + rowsPerPiece);
+    const writer = new CopyWriter(pieceHint);
+    if (from === 0) writeHeader(writer);
+    writeRows(writer, columns, rows, from, to);
+    if (to === rows.length) writer.int16(-1);
+    yield writer.done();
+    from = to;
+  } while (from < rows.length);
+}
+
+function writeHeader(writer: CopyWriter): void {
   writer.bytes(signature);
   writer.int32(0); // flags: no OIDs
   writer.int32(0); // no header extension
+}
+
+function writeRows(writer: CopyWriter, columns: readonly CopyColumn[], rows: ReadonlyArray<readonly CopyValue[]>, from: number, to: number): void {
   // Indexed loops: entries() made an [index, value] pair per row and per value. A
   // 100,000-serial manifest's units and rows took 155–237 ms to encode with them, 78–191 ms
   // without (bench/experiments/manifest-js.ts, five runs each, alternating).
-  for (let index = 0; index < rows.length; index += 1) {
+  for (let index = from; index < to; index += 1) {
     const row = rows[index]!;
     if (row.length !== columns.length) throw new Error(`assertion failed: COPY row ${index} has ${row.length} values for ${columns.length} columns`);
     writer.int16(columns.length);
     for (let at = 0; at < columns.length; at += 1) writeValue(writer, columns[at]!, row[at]!, index);
   }
-  writer.int16(-1);
-  return writer.done();
 }
 
 /** The COPY statement for a table and its columns (names are ours, never a caller's). */
@@ -256,12 +285,13 @@ export function copyStatement(table: string, columns: readonly CopyColumn[]): st
 }
 
 /**
- * Sends encoded rows with COPY on this client, inside whatever transaction it has open.
+ * Sends encoded rows with COPY on this client, inside whatever transaction it has open:
+ * one buffer, or pieces as they come (encodeCopyBinaryPieces).
  * A refused row (a constraint, a trigger) rejects with PostgreSQL's error, as INSERT would;
  * the transaction is then aborted and the caller rolls back.
  */
-export async function copyIn(client: pg.ClientBase, statement: string, data: Buffer): Promise<void> {
-  await pipeline(Readable.from([data]), client.query(copyFrom(statement)));
+export async function copyIn(client: pg.ClientBase, statement: string, data: Buffer | AsyncIterable<Buffer>): Promise<void> {
+  await pipeline(Readable.from(Buffer.isBuffer(data) ? [data] : data), client.query(copyFrom(statement)));
 }
 
 /**
