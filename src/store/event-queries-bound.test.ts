@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { limits } from '../core/limits.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import type { TestDatabase } from '../../test/database.ts';
-import { listEvents } from './event-queries.ts';
+import { listEvents, seqInSubject } from './event-queries.ts';
 import type { Pool } from './pool.ts';
 import type { Viewer } from './visibility.ts';
 
@@ -103,6 +103,10 @@ describe('a record history page', () => {
       expect(history, described).toHaveLength(1);
       expect(history[0]!['Actual Rows'], described).toBeLessThanOrEqual(budget);
       if (index === 1) expect(String(history[0]!['Index Cond']), described).toMatch(/seq >/);
+      // The event that made the record (053), on the first page only: by the primary key.
+      const made = plan.filter((node) => node['Index Name'] === 'events_pkey' && String(node['Index Cond']).includes(`seq = '${seqInSubject(subject)}'`));
+      expect(made, described).toHaveLength(index === 0 ? 1 : 0);
+      expect(plan.filter((node) => node['Node Type'] === 'Seq Scan'), described).toEqual([]);
     }
   });
 
