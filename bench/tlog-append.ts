@@ -135,12 +135,17 @@ export async function sustainedAppends(pool: Pool, signerKey: string, leaves: nu
   };
 }
 
-/** Statement timings per batch; the opening and the head update inline their numbers, so their texts are merged. */
+/**
+ * Statement timings per batch; the opening and the head update inline their numbers, so their
+ * texts are merged. A big batch's last text opens with its readers (store/batch-writes.ts),
+ * and is named for all it holds.
+ */
 function statementsPerBatch(timer: QueryTimer, batches: number): AppendResult['statements'] {
   const merged = new Map<string, number>();
   for (const timing of timer.report()) {
     const statement = timing.statement
       .replace(/size = \d+, root = '[^']*'?.*/, 'size = …, root = … ; COMMIT')
+      .replace(/^INSERT INTO event_reader_sets .*/, 'INSERT INTO event_reader_sets …; UPDATE log_head …; COMMIT')
       .replace(/ledger_lock_expected_head\(\d+, '[^']*'?.*/, 'ledger_lock_expected_head(…)');
     merged.set(statement, (merged.get(statement) ?? 0) + timing.totalMs);
   }
