@@ -33,7 +33,7 @@ export interface Step {
  * Rows of a COPY a piece: PostgreSQL starts on the first while the rest are encoded. A
  * 2,048-event batch took 2 ms to encode whole before its COPY could start (bench/
  * experiments/append-timeline.ts); in pieces of 256 its first rows go after a quarter of a
- * millisecond, and the rest follow between the log's hashing of its leaves.
+ * millisecond, and the rest follow as they are encoded.
  */
 const copyPieceRows = 256;
 
@@ -60,10 +60,11 @@ async function* withTurns(pieces: Iterable<Buffer>): AsyncGenerator<Buffer> {
  * Sends steps in order without making the caller wait for each: inline texts are joined
  * into one round trip, and every other step (COPY, parameters) goes on a chain that sends
  * it when the one before has answered (at once when none is in flight), so PostgreSQL works
- * through them while the caller goes on (the log hashing its leaves). node-postgres would queue a busy client's queries
- * itself, but that is deprecated (gone in pg 9). After a failure nothing more is sent;
- * done() sends what is left and throws the first failure. abandon() sends nothing more and
- * returns once the step in flight has answered: then the client is free for ROLLBACK.
+ * through them while the caller goes on (the log hashing its leaves). node-postgres would
+ * queue a busy client's queries itself, but that is deprecated (gone in pg 9). After a
+ * failure nothing more is sent; done() sends what is left and throws the first failure.
+ * abandon() sends nothing more and returns once the step in flight has answered: then the
+ * client is free for ROLLBACK.
  */
 export class StepSender {
   private texts: string[] = [];

@@ -126,7 +126,7 @@ export interface BatchWrites {
  *
  * `opening`: statements that go first, in the same round trip: a batch sent ahead opens its
  * transaction there (store/head-lock.ts openAtHeadSql), so a small batch is one round trip
- * in all. A big one's opening goes alone, at once, and runs while its rows are encoded.
+ * in all. A big one's opening goes alone, at once, and runs while its rows are made.
  *
  * Returns the head it committed.
  *
