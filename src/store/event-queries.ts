@@ -104,14 +104,15 @@ export const recordMakingKinds = ['organisation.register', 'product.register', '
 const laterEventKinds = `kind NOT IN (${recordMakingKinds.map((kind) => `'${kind}'`).join(', ')})`;
 
 /**
- * The seq a subject's id ends with, as migration 053's check reads it (split_part(subject_id,
- * '-', -1), the part after its last '-', or all of it): the seq of the event that made the
- * record, if one did. Null when that part is no seq the log can hold.
+ * The seq a subject's id ends with after a '-', as migration 053's check reads it: the seq of
+ * the event that made the record, if one did. Null when the id does not end so, or in no seq
+ * the log can hold.
  */
 export function seqInSubject(subjectId: string): number | null {
-  const last = subjectId.slice(subjectId.lastIndexOf('-') + 1);
-  if (!/^(0|[1-9][0-9]{0,14})$/.test(last)) return null;
-  return Number(last);
+  const found = /-(0|[1-9][0-9]{0,15})$/.exec(subjectId);
+  if (found === null) return null;
+  const seq = Number(found[1]);
+  return Number.isSafeInteger(seq) ? seq : null;
 }
 
 /** The prefix of a site's id (ledger/handlers/units.ts, newId('SITE')). */
