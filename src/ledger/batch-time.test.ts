@@ -140,7 +140,7 @@ describe('the database refuses event times going back (migration 031)', () => {
     expect(await underLock(`${event('(SELECT size FROM log_head)', `'${later}'`)}; UPDATE log_head SET size = size + 1`)).toEqual({ size: size + 1, at: later });
   });
 
-  it('reads a batch of one time once, and still names the first event of a batch that goes back (migration 054)', async () => {
+  it('takes and refuses batches whose events share one time as before, and still names the first event of a batch that goes back (migration 054)', async () => {
     const { size, at } = (await database.pool.query<{ size: number; at: string }>('SELECT size::int, at FROM log_head')).rows[0]!;
     const batch = (...times: string[]) => `${times.map((time, offset) => event(`(SELECT size + ${offset} FROM log_head)`, time)).join('; ')}; UPDATE log_head SET size = size + ${times.length}`;
     const head = "(SELECT at FROM log_head)";

@@ -27,8 +27,8 @@ export function eventSteps(events: EventWrite[]): Step[] {
 
 /**
  * Who may read the batch's events: a reader set per organisation and batch (store/
- * reader-sets.ts), a few rows of at most 2,048 offsets each, so inline even for a big
- * batch. By COPY they cost a round trip of their own after the events' COPY (0.9 ms of a
+ * reader-sets.ts), a row for each organisation named, of at most 2,048 offsets each, so
+ * inline even for a big batch (a 2,048-event batch holds at most 2,048 offsets per row). By COPY they cost a round trip of their own after the events' COPY (0.9 ms of a
  * 2,048-leaf batch's 21 ms, bench/experiments/append-timeline.ts); inline they travel with
  * the batch's last statements.
  */

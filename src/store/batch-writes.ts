@@ -135,29 +135,29 @@ export interface BatchWrites {
  */
 export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, log: LogWrite | (() => Promise<LogWrite>), opening?: string): Promise<LogHead> {
   const sender = new StepSender(client);
-  if (opening !== undefined) {
-    sender.add(inline(opening));
-    // A big batch takes its lock while its rows are made: its events' COPY waits for the
-    // opening's answer anyway. A small batch keeps its one round trip.
-    if (writes.events.length >= bulkRowsMin) sender.flush();
-  }
-  for (const step of rowSteps(writes)) sender.add(step);
   let written: LogWrite;
   try {
+    if (opening !== undefined) {
+      sender.add(inline(opening));
+      // A big batch takes its lock while its rows are made: its events' COPY waits for the
+      // opening's answer anyway. A small batch keeps its one round trip.
+      if (writes.events.length >= bulkRowsMin) sender.flush();
+    }
+    for (const step of rowSteps(writes)) sender.add(step);
     // What is queued above travels and runs in PostgreSQL while the log hashes its leaves.
     written = typeof log === 'function' ? await log() : log;
-    const { head } = written;
-    assertLogHead(head);
+    assertLogHead(written.head);
+    if (written.tiles.length > 0) sender.add(tileStep(written.tiles));
+    // After the tiles, whose big rows go as a statement of their own: the readers travel with the head and COMMIT.
+    const readers = readerStep(writes.events);
+    if (readers !== undefined) sender.add(readers);
   } catch (error) {
-    // The caller rolls back when this throws: nothing queued may reach PostgreSQL after that,
-    // where it would run outside the transaction and stay written.
+    // The caller rolls back when this throws, and some steps may be on their way already
+    // (a big batch's opening, its events' COPY): nothing queued may reach PostgreSQL after
+    // the ROLLBACK, where it would run outside the transaction and stay written.
     await sender.abandon();
     throw error;
   }
-  if (written.tiles.length > 0) sender.add(tileStep(written.tiles));
-  // After the tiles, whose big rows go as a statement of their own: the readers travel with the head and COMMIT.
-  const readers = readerStep(writes.events);
-  if (readers !== undefined) sender.add(readers);
   // The head's time (log_head.at) is not written here: the trigger of migration 031 sets it
   // to the batch's newest event's and refuses the batch if an event is dated before the head's.
   sender.add(inline(`UPDATE log_head SET size = ${integer(written.head.size)}, root = ${bytes(written.head.root)} WHERE id = 1`));

@@ -1,7 +1,7 @@
 /**
  * Bulk rows into PostgreSQL with COPY … FROM STDIN in the binary format.
  *
- * Why: the big writes of a batch (thousands of events, their readers, a manifest's serials)
+ * Why: the big writes of a batch (thousands of events, a manifest's serials and units)
  * cost PostgreSQL far less this way than as INSERT … SELECT FROM unnest(arrays).
  * - COPY inserts rows in groups, with fewer WAL records, and parses no array text.
  * - Binary values need no parsing at all. Text COPY would send bytea as hex, which

@@ -60,10 +60,11 @@ export class TransparencyLog implements LogAppender {
     await this.prepare(client, head);
     const full: TileRow[] = [];
     const touched = new Set<number>();
-    // A big batch's opening went out alone before its rows were made, and has answered by
-    // now (store/batch-writes.ts): reading that answer before hashing sends the events' COPY,
-    // and its first rows, on their way at once, not 128 leaves later (about 1 ms of a
-    // 2,048-leaf batch's 21 ms, bench/experiments/append-timeline.ts).
+    // A big batch's opening went out alone before its rows were made (store/batch-writes.ts),
+    // and has most likely answered by now: reading the sockets before hashing sends the
+    // events' COPY, and its first rows, on their way at once, not 128 leaves later (about 1 ms
+    // of a 2,048-leaf batch's 21 ms, bench/experiments/append-timeline.ts). For a batch
+    // hashed before it is sent, the turn costs microseconds.
     if (leaves.length > leavesBetweenYields) await pollingTurn();
     for (const [done, leaf] of leaves.entries()) {
       if (done > 0 && done % leavesBetweenYields === 0) await yieldToEventLoop();
