@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { connect, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -480,6 +481,18 @@ describe('documents', () => {
     // The one POST that takes no Idempotency-Key is named, and what a 503 means.
     expect(response.body).toMatch(/Idempotency-Key<\/code> header, except a witness's <code>POST \/v1\/log\/cosignatures/);
     expect(response.body).toContain('<code>Retry-After</code>');
+  });
+
+  it("lets the docs page apply its own style sheet and nothing else: the policy's hash is the served sheet's", async () => {
+    const response = await api.request({ method: 'GET', url: '/v1/docs' });
+    const sheets = [...response.body.matchAll(/<style>([^<]*)<\/style>/g)].map((match) => match[1]!);
+    expect(sheets).toHaveLength(1);
+    // A browser applies an inline sheet only if the SHA-256 of its text (as served) is in style-src.
+    const allowed = `'sha256-${createHash('sha256').update(sheets[0]!).digest('base64')}'`;
+    expect(response.headers['content-security-policy']).toBe(`default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; style-src ${allowed}`);
+    // Style attributes need 'unsafe-hashes' and would be dropped: the page uses classes only.
+    expect(response.body).not.toMatch(/\sstyle=/);
+    expect(response.headers['x-content-type-options']).toBe('nosniff');
   });
 
   it('exposes Prometheus metrics for requests, the sequencer and the pool', async () => {

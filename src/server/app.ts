@@ -36,6 +36,7 @@ import { HttpMetrics, lastSigningMetrics, logSeenMetrics } from './metrics.ts';
 import { countedClientErrors, countProtocolAnswers, countWhenFinished, unmatchedRoute } from './metrics-edges.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { renderDocsPage } from './openapi-docs-page.ts';
+import { docsPageContentSecurityPolicy, securityHeaders } from './security-headers.ts';
 import { fromFrameworkError, internalProblem, problemOf, sendProblem, withoutRowValues } from './problem.ts';
 import { registerQueryRoutes } from './queries.ts';
 import { registerLogRoutes } from './log-routes.ts';
@@ -106,7 +107,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // Demo data is marked on every answer, refusals before any route and raw ones included. The
   // answerers outside the hooks read this one object at each answer, so a mark set later
   // (demoMark) reaches them as well.
-  const serverHeaders: Record<string, string> = options.demo === true ? { [demoHeader]: 'true' } : {};
+  const serverHeaders: Record<string, string> = { ...securityHeaders, ...(options.demo === true ? { [demoHeader]: 'true' } : {}) };
   const demoPool = withQueryTimeout(options.pool, limits.demoCheckQueryTimeoutMs);
   const demoMark = new DemoMark({ marked: options.demo === true, holdsDemo: () => holdsDemo(demoPool), onMarked: () => (serverHeaders[demoHeader] = 'true') });
   const metrics = new HttpMetrics();
@@ -322,7 +323,7 @@ function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metr
   const documentJson = JSON.stringify(document);
   const docsPage = renderDocsPage(document);
   app.get('/v1/openapi.json', async (_request, reply: FastifyReply) => reply.type('application/json').send(documentJson));
-  app.get('/v1/docs', async (_request, reply: FastifyReply) => reply.type('text/html; charset=utf-8').send(docsPage));
+  app.get('/v1/docs', async (_request, reply: FastifyReply) => reply.type('text/html; charset=utf-8').header('content-security-policy', docsPageContentSecurityPolicy).send(docsPage));
   // Every read of the check is bounded like the ping: a frozen database must not hold the
   // health check's connection past its bound.
   const healthPool = withQueryTimeout(options.pool, limits.healthCheckTimeoutMs);

@@ -316,20 +316,38 @@ describe('a page size', () => {
   });
 });
 
+/** An answer of every kind: a route's, refusals before any route, and those written straight onto the socket. */
+const answerKinds: Array<[string, string, number]> = [
+  ['an answer', head(['GET /healthz HTTP/1.1', 'Host: x', 'Connection: close']), 200],
+  ['a malformed percent-escape (the router)', head(['GET /v1/licences/%zz HTTP/1.1', 'Host: x', 'Connection: close']), 400],
+  ['a query string on a write (the first hooks)', head(['POST /v1/sites?dryRun=true HTTP/1.1', 'Host: x', 'Content-Length: 0', 'Connection: close']), 400],
+  ['no such route', head(['GET /v1/nosuch HTTP/1.1', 'Host: x', 'Connection: close']), 404],
+  ['a wrong method', head(['DELETE /v1/sites HTTP/1.1', 'Host: x', 'Connection: close']), 405],
+  ['bytes that are not HTTP (the parser)', 'NOT HTTP AT ALL\r\n\r\n', 400],
+  ['CONNECT', head(['CONNECT example.org:443 HTTP/1.1', 'Host: example.org:443']), 405],
+  ['an odd Expect', head(['POST /v1/sites HTTP/1.1', 'Host: x', 'Expect: 200-ok', 'Content-Length: 2']), 417],
+  ['a request without a token', head(['GET /v1/licences HTTP/1.1', 'Host: x', 'Connection: close']), 401],
+  ['a log read (no key yet here)', head(['GET /v1/log/key HTTP/1.1', 'Host: x', 'Connection: close']), 404],
+];
+
+describe('every answer', () => {
+  // A browser must never take an answer for more than it is: JSON and text quote what clients
+  // wrote, and an entry bundle holds event bodies (security-headers.ts).
+  it.each(answerKinds)('%s carries the headers that keep a browser from sniffing, running, loading or framing it', async (_what, request, status) => {
+    const { answers } = await talk(request, { wanted: 1 });
+    expect(answers.map((answer) => answer.status)).toEqual([status]);
+    expect(answers[0]!.headers).toMatchObject({
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      'referrer-policy': 'no-referrer',
+    });
+  });
+});
+
 describe('a demo server', () => {
   // Every answer marks demo data, also the refusals given before any route runs (the router's,
   // the first hooks') and those written straight onto the socket: a client must never take a
   // refusal by the demo for one by the real ledger.
-  const requests: Array<[string, string, number]> = [
-    ['an answer', head(['GET /healthz HTTP/1.1', 'Host: x', 'Connection: close']), 200],
-    ['a malformed percent-escape (the router)', head(['GET /v1/licences/%zz HTTP/1.1', 'Host: x', 'Connection: close']), 400],
-    ['a query string on a write (the first hooks)', head(['POST /v1/sites?dryRun=true HTTP/1.1', 'Host: x', 'Content-Length: 0', 'Connection: close']), 400],
-    ['no such route', head(['GET /v1/nosuch HTTP/1.1', 'Host: x', 'Connection: close']), 404],
-    ['a wrong method', head(['DELETE /v1/sites HTTP/1.1', 'Host: x', 'Connection: close']), 405],
-    ['bytes that are not HTTP (the parser)', 'NOT HTTP AT ALL\r\n\r\n', 400],
-    ['CONNECT', head(['CONNECT example.org:443 HTTP/1.1', 'Host: example.org:443']), 405],
-    ['an odd Expect', head(['POST /v1/sites HTTP/1.1', 'Host: x', 'Expect: 200-ok', 'Content-Length: 2']), 417],
-  ];
   let demoServer: FastifyInstance;
   let demoPort: number;
   beforeAll(async () => {
@@ -341,7 +359,7 @@ describe('a demo server', () => {
     await demoServer?.close();
   });
 
-  it.each(requests)('marks %s as demo; a real server does not', async (_what, request, status) => {
+  it.each(answerKinds)('marks %s as demo; a real server does not', async (_what, request, status) => {
     const demo = await talk(request, { port: demoPort, wanted: 1 });
     expect(demo.answers.map((answer) => answer.status)).toEqual([status]);
     expect(demo.answers[0]!.headers['x-chipledger-demo']).toBe('true');

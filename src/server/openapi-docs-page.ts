@@ -57,6 +57,16 @@ function docsSections(document: Record<string, unknown>): string {
   }).join('\n');
 }
 
+/**
+ * The page's one style sheet, inline: its Content-Security-Policy (security-headers.ts)
+ * allows this text by its SHA-256 and nothing else, so the text must not change per page.
+ */
+export const docsPageStyle = `
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1d2330}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e3e6ec;padding:.4rem .6rem;text-align:left;vertical-align:top}
+.m{font-weight:600;font-family:monospace}.get{color:#0a6b3d}.post{color:#1849a9}pre{background:#f5f6f8;padding:.5rem;overflow:auto;max-height:24rem}
+`;
+
 /** One page listing every operation, with what it takes and answers; no scripts, no external assets. */
 export function renderDocsPage(document: Record<string, unknown>): string {
   const rows: string[] = [];
@@ -79,11 +89,7 @@ export function renderDocsPage(document: Record<string, unknown>): string {
   const info = document.info as { title: string; description: string };
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(info.title)}</title>
-<style>
-body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1d2330}
-table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e3e6ec;padding:.4rem .6rem;text-align:left;vertical-align:top}
-.m{font-weight:600;font-family:monospace}.get{color:#0a6b3d}.post{color:#1849a9}pre{background:#f5f6f8;padding:.5rem;overflow:auto;max-height:24rem}
-</style></head><body>
+<style>${docsPageStyle}</style></head><body>
 <h1>${escapeHtml(info.title)}</h1><p>${escapeHtml(info.description)}</p>
 <p>Authenticate with <code>Authorization: Bearer clt_…</code>. Every state-changing POST needs an <code>Idempotency-Key</code> header, except a witness's <code>POST /v1/log/cosignatures</code>: storing a cosignature again changes nothing.
 A 503 (<code>unavailable</code> or <code>overloaded</code>) committed nothing or its outcome is unknown: send the same request again, with the same key, after its <code>Retry-After</code>.
