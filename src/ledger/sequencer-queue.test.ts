@@ -3,7 +3,8 @@
  * (limits.sequencerQueueSerialsMax), not only by their count: each queued command holds its
  * parsed input, and 50,000 queued 100,000-serial commands would take gigabytes. Past the
  * bound a command with serials is refused 'overloaded' at once, nothing of it queued; one
- * without serials is not; and one with serials always fits a queue that holds none.
+ * without serials is not; and one with serials always fits a queue that holds none. The count
+ * of commands waiting has its own bound (limits.sequencerQueueMax), refused the same way.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,5 +62,30 @@ describe('the sequencer queue\'s bound on serials', () => {
     const [first, second] = [book(3), book(3)];
     expect((await Promise.all([first, second])).map(outcome)).toEqual(['accepted', 'overloaded']);
     expect(outcome(await book(3))).toBe('accepted');
+  });
+});
+
+describe('the sequencer queue\'s bound on commands', () => {
+  it('refuses at once, naming its rule and the numbers, a command past the commands waiting; nothing of it is run', async () => {
+    const bounded = new Sequencer({ pool: database.pool, clock: world.clock, logAppender: new TransparencyLog(database.pool), queueMax: 2 });
+    try {
+      const eventsBefore = await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events');
+      const key = `queue-commands-${randomUUID()}`;
+      const input = { exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z' };
+      // Submitted in one turn: none is taken off the queue before the last is queued.
+      const answers = [0, 1, 2].map((n) => bounded.submit('shipment.book', input, world.actors.exporter, n === 2 ? key : `${key}-${n}`));
+      const refused = await answers[2]!;
+      expect(refused.ok).toBe(false);
+      if (refused.ok) return;
+      expect({ code: refused.error.code, rule: refused.error.rule, details: refused.error.details }).toEqual({ code: 'overloaded', rule: 'sequencer-queue-commands', details: { queueDepth: 2, queueMax: 2 } });
+      expect(refused.error.message).toMatch(/2 commands waiting, its bound is 2/);
+      expect((await Promise.all(answers.slice(0, 2))).map(outcome)).toEqual(['accepted', 'accepted']);
+      const eventsAfter = await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events');
+      expect(eventsAfter.rows[0]!.n - eventsBefore.rows[0]!.n).toBe(2);
+      // Not remembered under its key: sent again once there is room, it runs.
+      expect(outcome(await bounded.submit('shipment.book', input, world.actors.exporter, key))).toBe('accepted');
+    } finally {
+      await bounded.close();
+    }
   });
 });

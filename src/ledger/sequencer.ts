@@ -182,7 +182,9 @@ export class Sequencer {
     const parsed = commandSchemas[kind].safeParse(rawInput);
     if (!parsed.success) return answerRefusedAtOnce(this.keyed, kind, rawInput, actor, idempotencyKey, invalidInput(kind, parsed.error.issues, rawInput));
     if (this.queue.length >= this.queueMax) {
-      return refused(new DomainError('overloaded', `the ledger has ${this.queue.length} commands waiting; retry shortly`, { details: { queueDepth: this.queue.length } }));
+      return refused(new DomainError('overloaded', `the ledger has ${this.queue.length} commands waiting, its bound is ${this.queueMax}; retry shortly`, {
+        rule: 'sequencer-queue-commands', details: { queueDepth: this.queue.length, queueMax: this.queueMax },
+      }));
     }
     const idempotency = idempotencyKey === undefined ? null : { scope: actor.orgId, key: idempotencyKey, hash: requestHash(kind, rawInput) };
     this.shares.countIn(actor.orgId, serials);

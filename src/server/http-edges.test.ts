@@ -324,6 +324,8 @@ const answerKinds: Array<[string, string, number]> = [
   ['no such route', head(['GET /v1/nosuch HTTP/1.1', 'Host: x', 'Connection: close']), 404],
   ['a wrong method', head(['DELETE /v1/sites HTTP/1.1', 'Host: x', 'Connection: close']), 405],
   ['bytes that are not HTTP (the parser)', 'NOT HTTP AT ALL\r\n\r\n', 400],
+  ['a header section over its bound (the parser)', head(['GET /healthz HTTP/1.1', 'Host: x', `X-Big: ${'a'.repeat(20_000)}`]), 431],
+  ['a request not whole in time (the parser)', 'GET /healthz HTTP/1.1\r\nHost: x\r\n', 408],
   ['CONNECT', head(['CONNECT example.org:443 HTTP/1.1', 'Host: example.org:443']), 405],
   ['an odd Expect', head(['POST /v1/sites HTTP/1.1', 'Host: x', 'Expect: 200-ok', 'Content-Length: 2']), 417],
   ['a request without a token', head(['GET /v1/licences HTTP/1.1', 'Host: x', 'Connection: close']), 401],
@@ -333,9 +335,10 @@ const answerKinds: Array<[string, string, number]> = [
 describe('every answer', () => {
   // A browser must never take an answer for more than it is: JSON and text quote what clients
   // wrote, and an entry bundle holds event bodies (security-headers.ts).
-  it.each(answerKinds)('%s carries the headers that keep a browser from sniffing, running, loading or framing it', async (_what, request, status) => {
+  it.each(answerKinds)('%s carries a request id, and the headers that keep a browser from sniffing, running, loading or framing it', async (_what, request, status) => {
     const { answers } = await talk(request, { wanted: 1 });
     expect(answers.map((answer) => answer.status)).toEqual([status]);
+    expect(answers[0]!.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(answers[0]!.headers).toMatchObject({
       'x-content-type-options': 'nosniff',
       'content-security-policy': "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
@@ -351,7 +354,7 @@ describe('a demo server', () => {
   let demoServer: FastifyInstance;
   let demoPort: number;
   beforeAll(async () => {
-    demoServer = await buildServer({ ledger: api.world.ledger, pool: database.pool, logger: false, demo: true });
+    demoServer = await buildServer({ ledger: api.world.ledger, pool: database.pool, logger: false, demo: true, requestTimeoutMs });
     await demoServer.listen({ host: '127.0.0.1', port: 0 });
     demoPort = (demoServer.server.address() as AddressInfo).port;
   });

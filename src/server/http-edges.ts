@@ -179,8 +179,10 @@ function writeRawProblem(socket: Duplex, problem: Problem, headers: ServerHeader
   const body = JSON.stringify(problem);
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   // No cache keeps a problem (sendProblem says why); these are problems like any other. Date:
-  // RFC 9110 §6.6.1, as on every other answer (a client reads clock skew from it).
-  socket.write(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nDate: ${new Date().toUTCString()}\r\nContent-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${extra}Connection: close\r\n\r\n${body}`);
+  // RFC 9110 §6.6.1, as on every other answer (a client reads clock skew from it). An id, as
+  // on every answer, so a client that reads one from each answer finds one here too (nothing
+  // is logged under it: there was no request).
+  socket.write(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nDate: ${new Date().toUTCString()}\r\nContent-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nX-Request-Id: ${randomUUID()}\r\n${extra}Connection: close\r\n\r\n${body}`);
 }
 
 /** Sockets whose client error is being answered: Node reports each later byte's failure again. */
