@@ -155,13 +155,15 @@ function organisationRequest(options: OrganisationRegisterOptions): CommandReque
     if (!isOrganisationRole(role)) throw usage(`--roles must be one or more of ${organisationRoles.join(', ')}, separated by commas; got ${JSON.stringify(role)} in ${JSON.stringify(options.roles)}`);
     roles.push(role);
   }
-  // A Map, then fromEntries: a kind such as __proto__ stays an identifier, not the object's prototype.
+  // A Map, then fromEntries: no kind can set the object's prototype (and __proto__ is refused:
+  // the ledger takes no such kind, ledger/schemas.ts commandInputDropped).
   const identifiers = new Map<string, string>();
   for (const pair of options.identifier ?? []) {
     const at = pair.indexOf('=');
     if (at < 1) throw usage(`--identifier must be KIND=VALUE, such as lei=5493001KJTIIGC8Y1R12; got ${JSON.stringify(pair)}`);
     const kind = pair.slice(0, at);
     if (!/^[a-z_]{1,32}$/.test(kind)) throw usage(`--identifier ${JSON.stringify(kind)}: a kind is 1 to 32 lower-case letters and _, such as lei`);
+    if (kind === '__proto__') throw usage('--identifier __proto__: a kind must not be __proto__, the name of an object\'s prototype');
     if (identifiers.has(kind)) throw usage(`--identifier ${kind} is given twice`);
     identifiers.set(kind, pair.slice(at + 1));
   }

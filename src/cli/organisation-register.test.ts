@@ -137,6 +137,8 @@ describe('chipledger organisation register without serve', () => {
         [['--name', 'X', '--country', 'us', '--roles', 'authority'], 'chipledger: --country must be an ISO 3166-1 alpha-2 code such as CN'],
         [['--name', ' ', '--country', 'US', '--roles', 'authority'], 'chipledger: --name must not be empty'],
         [['--name', 'X', '--country', 'US', '--roles', 'exporter', '--identifier', 'lei'], 'chipledger: --identifier must be KIND=VALUE, such as lei=5493001KJTIIGC8Y1R12; got "lei"'],
+        // Once an own key, zod would drop it and register the organisation without it.
+        [['--name', 'X', '--country', 'US', '--roles', 'exporter', '--identifier', '__proto__=X1'], "chipledger: --identifier __proto__: a kind must not be __proto__, the name of an object's prototype"],
         [['--name', 'X', '--country', 'CN', '--roles', 'recipient', '--uscc', 'A', '--identifier', 'uscc=B'], 'chipledger: give the Unified Social Credit Code once: --uscc or --identifier uscc=…, not both'],
         [['--name', 'X', '--country', 'CN', '--roles', 'recipient', '--uscc', 'A'.repeat(200)], 'chipledger: --uscc Too big: expected string to have <=128 characters'],
       ];

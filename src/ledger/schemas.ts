@@ -204,6 +204,7 @@ export const organisationRegister = z.strictObject({
   // capitals without the spaces, hyphens, dots or slashes of its groups, so that one
   // organisation's code typed in lower case, full width or in groups is still the code
   // another organisation holds (ledger/handlers/organisations.ts).
+  // `__proto__` is no kind (zod drops it from a record without a word: commandInputDropped).
   identifiers: z.record(z.string().regex(/^[a-z_]{1,32}$/), identifier).default({}),
   address: text().optional(),
   demo: z.boolean().default(false),
@@ -490,3 +491,17 @@ export const commandSchemas = {
 export type CommandKind = keyof typeof commandSchemas;
 export type CommandInput<K extends CommandKind> = z.output<(typeof commandSchemas)[K]>;
 export type CommandRequest<K extends CommandKind> = z.input<(typeof commandSchemas)[K]>;
+
+/**
+ * What of a command's input its schema would drop without a word: a key `__proto__` in a
+ * record (zod skips it, since assigned it would set the object's prototype). The commands'
+ * one record is organisation.register's identifiers, where that would register the
+ * organisation without an identifier it was given: the sequencer refuses such input before
+ * parsing it, naming the key. HTTP bodies never hold the key (server/body.ts refuses it).
+ */
+export function commandInputDropped(kind: CommandKind, input: unknown): Array<{ path: PropertyKey[]; message: string }> {
+  if (kind !== 'organisation.register' || input === null || typeof input !== 'object') return [];
+  const identifiers = (input as { identifiers?: unknown }).identifiers;
+  if (identifiers === null || typeof identifiers !== 'object' || !Object.hasOwn(identifiers, '__proto__')) return [];
+  return [{ path: ['identifiers', '__proto__'], message: 'a kind must not be __proto__, the name of an object\'s prototype' }];
+}

@@ -37,7 +37,7 @@ import { withQueryTimeout } from '../store/query-timeout.ts';
 import { requestHash } from './idempotency.ts';
 import { invalidInput, isCommandsOwnRefusal, isRefusedWrite } from './refusals.ts';
 import { roleRefusal, type Actor } from './permissions.ts';
-import { commandSchemas, type CommandKind } from './schemas.ts';
+import { commandInputDropped, commandSchemas, type CommandKind } from './schemas.ts';
 import type { Answer, LogAppender, Pending } from './batch-apply.ts';
 import { BatchCommitter, type CommitStats } from './batch-commit.ts';
 import { Culprits, describeAlone, describeBatch, describeRefusedWrite, isDatabaseFailure, refusalOrBug, unavailableReason, withoutStack } from './batch-failures.ts';
@@ -179,6 +179,8 @@ export class Sequencer {
     const serials = countSerials(rawInput);
     const serialsRefusal = this.shares.refusal(kind, actor.orgId, serials, this.queue.length);
     if (serialsRefusal !== undefined) return refused(serialsRefusal);
+    const dropped = commandInputDropped(kind, rawInput);
+    if (dropped.length > 0) return answerRefusedAtOnce(this.keyed, kind, rawInput, actor, idempotencyKey, invalidInput(kind, dropped, rawInput));
     const parsed = commandSchemas[kind].safeParse(rawInput);
     if (!parsed.success) return answerRefusedAtOnce(this.keyed, kind, rawInput, actor, idempotencyKey, invalidInput(kind, parsed.error.issues, rawInput));
     if (this.queue.length >= this.queueMax) {

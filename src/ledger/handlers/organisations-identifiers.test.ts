@@ -119,3 +119,36 @@ describe('organisation.register: one organisation per identifier', () => {
     expect(await world.ledger.violations()).toEqual([]);
   });
 });
+
+describe('organisation.register: identifier kinds named as an object\'s own members', () => {
+  // A kind is any name of [a-z_]. Looked up on a plain object, an organisation without a
+  // `constructor` identifier seemed to hold Object.prototype's (a function), and a batch that
+  // held another organisation failed (500) instead of checking it; `__proto__` was dropped
+  // (assigned, it sets an object's prototype), so the organisation was registered without
+  // the identifier it was given (the HTTP security review). Parsed from JSON, as a request
+  // or the CLI gives them.
+  const parsed = (kind: string, value: string) => JSON.parse(`{"${kind}": "${value}"}`) as Record<string, string>;
+
+  it('registers a constructor identifier in a batch that holds other organisations, and refuses it a second time naming its holder', async () => {
+    // An authority admin's organisation is a row its batches hold (the row cache keeps it, as
+    // in the test above): the check reads its identifiers, which have no `constructor`.
+    const admin = await tokenActor(world.run, world.actors.mofcom.orgId, 'authority_admin');
+    const byAdmin = (name: string, identifiers: Record<string, string>) => world.ledger.submit('organisation.register', { name, country: 'SG', roles: ['recipient'], identifiers }, admin);
+    const failedBefore = world.ledger.sequencer.stats.failedBatches;
+    expectOk(await byAdmin('Plain Neighbour Ltd', { duns: '987654321' }));
+    const holder = String(expectOk(await byAdmin('Proto Constructor Ltd', parsed('constructor', 'PROTO11'))).organisationId);
+    const stored = await database.pool.query<{ identifiers: Record<string, string> }>('SELECT identifiers FROM organisations WHERE id = $1', [holder]);
+    expect(Object.entries(stored.rows[0]!.identifiers)).toEqual([['constructor', 'PROTO11']]);
+    expect(refusal(await byAdmin('Proto Constructor Again Ltd', parsed('constructor', 'proto-11')))).toMatchObject({
+      code: 'conflict', rule: 'organisation-identifier', details: { kind: 'constructor', organisationId: holder },
+    });
+    expect(world.ledger.sequencer.stats.failedBatches - failedBefore).toBe(0);
+  });
+
+  it('refuses __proto__ as a kind, naming it, rather than register the organisation without it', async () => {
+    const answer = await register({ name: 'Proto Proto Ltd', country: 'SG', roles: ['recipient'], identifiers: parsed('__proto__', 'PROTO9') });
+    expect(refusal(answer)).toMatchObject({ code: 'invalid_input', rule: 'schema' });
+    expect((answer as { error: { message: string } }).error.message).toMatch(/__proto__/);
+    expect((await database.pool.query('SELECT 1 FROM organisations WHERE name = $1', ['Proto Proto Ltd'])).rowCount).toBe(0);
+  });
+});

@@ -86,7 +86,8 @@ function checkIdentifiersFree(context: CommandContext, identifiers: Record<strin
   for (const [kind, value] of Object.entries(identifiers)) {
     const spelling = identifierSpelling(value);
     for (const organisation of context.state.all('organisations')) {
-      const held = organisation.identifiers[kind];
+      // Own members only: a kind may be named `constructor`, which every object inherits.
+      const held = Object.hasOwn(organisation.identifiers, kind) ? organisation.identifiers[kind] : undefined;
       if (held === undefined || identifierSpelling(held) !== spelling) continue;
       const spelt = held === value ? '' : ` (as ${JSON.stringify(held)})`;
       throw refuse.conflict('organisation-identifier', `identifiers.${kind} ${JSON.stringify(value)} is already held by organisation ${organisation.id}${spelt}; an identifier belongs to one organisation, whose KYC, licences and allocations are kept under its id`, {
