@@ -26,7 +26,7 @@ import { ConnectionBounds } from './connections.ts';
 import { parseJsonBody } from './body.ts';
 import { commandRefusalBeforeBody, registerCommandRoutes } from './commands.ts';
 import { clientErrorAnswerer, answerProtocolRequests, continueOnceAccepted, methodNotAllowedProblem, originForm, refuseOddRequest, RouteMethods } from './http-edges.ts';
-import { answerPublicReadPreflight, isPublicReadPreflight } from './cors.ts';
+import { addPublicReadCors, answerPublicReadPreflight, isPublicReadPreflight } from './cors.ts';
 import { DemoMark } from './demo-mark.ts';
 import { registerClosing } from './closing.ts';
 import { registerErrorHandler } from './error-handler.ts';
@@ -167,6 +167,7 @@ function createFastify(options: ServerOptions, bodyLimit: number, serverHeaders:
     frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
       const refusal = fromFrameworkError(error);
       reply.headers(serverHeaders).header(requestIdHeader, request.id); // no hook runs before these, and none after: counted here
+      addPublicReadCors(reply, request.method, originForm(request.url).split('?')[0]!);
       countWhenFinished(metrics, request.method, reply.raw, performance.now());
       if (refusal !== null) return sendProblem(reply, problemOf(refusal, request.url));
       request.log.error({ err: withoutRowValues(error), method: request.method }, 'unhandled error while routing a request');
@@ -192,6 +193,7 @@ function unroutedAnswerer(app: FastifyInstance): RouteAnswerer {
     const path = originForm(request.url).split('?')[0]!;
     const allowed = routeMethods.allowed(routedPath(path));
     if (isPublicReadPreflight(request, path, allowed)) return answerPublicReadPreflight(reply);
+    addPublicReadCors(reply, request.method, path);
     if (allowed.length === 0) return sendProblem(reply, problemOf(new DomainError('not_found', `there is no route ${request.method} ${path}`), request.url));
     return sendProblem(reply.header('allow', allowed.join(', ')), methodNotAllowedProblem(request.method, path, allowed, request.url));
   };

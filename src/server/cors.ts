@@ -38,6 +38,15 @@ export function registerPublicReadCors(scope: FastifyInstance): void {
 }
 
 /**
+ * The same headers on an answer given outside that scope to a GET or HEAD of a path under
+ * /v1/log/: no route took it (404, 405), or the router refused its path (a malformed escape,
+ * a parameter past its bound). A page must be able to read those problems too.
+ */
+export function addPublicReadCors(reply: FastifyReply, method: string, path: string): FastifyReply {
+  return (method === 'GET' || method === 'HEAD') && path.startsWith(publicReadPrefix) ? reply.headers(publicReadHeaders) : reply;
+}
+
+/**
  * Whether the request is a CORS preflight (OPTIONS with Access-Control-Request-Method) of a
  * public read: a path under publicReadPrefix that takes GET (`allowed`: the methods it takes).
  */

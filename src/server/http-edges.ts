@@ -36,12 +36,32 @@ const singletonHeaders: ReadonlyMap<string, () => DomainError> = new Map([
 /** Query parameters a POST refusal names. */
 const namedParametersMax = 20;
 
+/**
+ * A Host field value (RFC 9112 §3.2: uri-host [":" port], RFC 3986 §3.2.2): an IP literal in
+ * brackets, or a reg-name of unreserved characters, percent-escapes and sub-delims (an IPv4
+ * address is one, and so is the empty name). Nothing here reads Host (links and Location are
+ * relative), but a proxy in front may route on it, and RFC 9112 says a server MUST refuse a
+ * request whose Host is not one.
+ */
+const hostValue = /^(?:\[(?:[0-9A-Fa-f:.]+(?:%25[A-Za-z0-9._~-]+)?|v[0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+)\]|(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
+
+/** Characters of a Host value quoted in its refusal. */
+const quotedHostLengthMax = 100;
+
 /** Refuses, before the body is read, a request whose headers or query the API does not take. */
 export function refuseOddRequest(request: FastifyRequest): void {
   refuseRepeatedHeaders(request.raw.rawHeaders);
   // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host (HTTP/1.0 has none).
   if (request.headers.host === undefined && request.raw.httpVersion !== '1.0') {
     throw new DomainError('invalid_input', 'an HTTP/1.1 request needs a Host header', { rule: 'host' });
+  }
+  if (request.headers.host !== undefined && !hostValue.test(request.headers.host)) {
+    throw new DomainError('invalid_input', `the Host header must be a host name or address and an optional port (RFC 9112 §3.2); got ${JSON.stringify(request.headers.host.slice(0, quotedHostLengthMax))}`, { rule: 'host' });
+  }
+  // RFC 9112 §3.2: a request target has no fragment. The router would read one as a query
+  // (find-my-way ends the path at "#" as at "?"), which a POST must not have (below).
+  if (request.url.includes('#')) {
+    throw new DomainError('invalid_input', `a request target holds no fragment (RFC 9112 §3.2): ${request.method} ${request.url.split('#', 1)[0]!.split('?', 1)[0]} was sent with one; send it without the "#" and what follows`, { rule: 'request-target' });
   }
   // A POST changes the ledger as its body says: a parameter such as ?dryRun=true must not
   // be ignored while the write is committed.

@@ -99,6 +99,13 @@ describe("the log's reads from a page on another origin (CORS)", () => {
       // An entry bundle: with the token the page holds, and refused without one.
       { method: 'GET' as const, url: entryBundle, token: api.tokens.auditor, status: 200 },
       { method: 'GET' as const, url: entryBundle, status: 401 },
+      // Answered outside the log's routes (the HTTP security review): no route takes the path,
+      // or not that method, or the router refuses its path.
+      { method: 'GET' as const, url: '/v1/log/nope', status: 404 },
+      { method: 'HEAD' as const, url: '/v1/log/nope', status: 404 },
+      { method: 'GET' as const, url: '/v1/log/cosignatures', status: 405 },
+      { method: 'GET' as const, url: '/v1/log/tile/%ZZ', status: 400 },
+      { method: 'GET' as const, url: `/v1/log/events/${'9'.repeat(200)}/proof`, status: 400 },
     ];
     for (const read of reads) {
       const response = await api.request({ ...read, headers: { origin } });
