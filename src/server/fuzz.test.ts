@@ -139,7 +139,9 @@ function plausible(field: string): fc.Arbitrary<unknown> | undefined {
     direction: () => fc.constantFrom('export', 'import'),
     country: () => fc.constantFrom('US', 'CN', 'NL'), origin: () => fc.constantFrom('US', 'CN'), destination: () => fc.constantFrom('CN', 'US'),
     currency: () => fc.constantFrom('USD', 'CNY'), valueMinor: () => fc.constantFrom(0, 1_000_000, limits.valueMinorMax),
-    identifiers: () => fc.constantFrom({}, { duns: '123456789' }, { uscc: makeUscc('91110000MA0000009') }, { uscc: '91110000MA0000009X' }),
+    // Kinds are any [a-z_] name, the ones every object inherits too (`constructor` failed its
+    // batch before the HTTP security review found it; `__proto__` the body parser refuses).
+    identifiers: () => fc.constantFrom<unknown>({}, { duns: '123456789' }, { uscc: makeUscc('91110000MA0000009') }, { uscc: '91110000MA0000009X' }, JSON.parse('{"constructor": "FZ1"}'), JSON.parse('{"__proto__": "FZ2"}')),
     validFrom: () => fc.constantFrom('2026-01-01T00:00:00Z', '2026-03-01T00:00:00Z'), validTo: () => fc.constantFrom('2027-01-01T00:00:00Z', '2026-02-15T00:00:00Z'),
     deadline: () => fc.constantFrom('2026-05-01T00:00:00Z', '2026-02-01T00:00:01Z'),
     periodStart: () => fc.constantFrom('2026-01-01', '2026-07-01'), periodEnd: () => fc.constantFrom('2026-06-30', '2026-12-31'),
