@@ -29,6 +29,29 @@ describe('licence conditions', () => {
   });
 });
 
+describe('lists that are sets', () => {
+  // The handlers keep each once; the event recorded the list as sent (the input review of session 24).
+  it('refuses a product, a party or a role given twice, naming it and both places, on creation, amendment and registration', () => {
+    const party = { organisationId: 'ORG-4', role: 'end_user' };
+    const cases: Array<[string, { success: boolean; error?: { issues: Array<{ path: PropertyKey[]; message: string }> } }, PropertyKey[], string]> = [
+      ['products on creation', licenceCreate.safeParse({ ...created, productIds: ['PRD-1', 'PRD-2', 'PRD-1'] }), ['productIds', 2], 'product PRD-1 is given twice (items 0 and 2); give it once'],
+      ['products on amendment', licenceAmend.safeParse({ licenceId: 'L-1', reason: 'calibration', productIds: ['PRD-3', 'PRD-3'] }), ['productIds', 1], 'product PRD-3 is given twice (items 0 and 1); give it once'],
+      ['parties on creation', licenceCreate.safeParse({ ...created, parties: [party, { ...party, role: 'consignee' }, party] }), ['parties', 2], 'party ORG-4 as end_user is given twice (items 0 and 2); give it once'],
+      ['parties on amendment', licenceAmend.safeParse({ licenceId: 'L-1', reason: 'calibration', parties: [party, party] }), ['parties', 1], 'party ORG-4 as end_user is given twice (items 0 and 1); give it once'],
+      ['roles', organisationRegister.safeParse({ name: 'Twice Ltd', country: 'GB', roles: ['exporter', 'recipient', 'exporter'] }), ['roles', 2], 'role exporter is given twice (items 0 and 2); give it once'],
+    ];
+    for (const [what, result, path, message] of cases) {
+      expect(result.success, what).toBe(false);
+      expect(result.error!.issues.map((issue) => ({ path: issue.path, message: issue.message })), what).toEqual([{ path, message }]);
+    }
+  });
+
+  it('takes them with every item once: one organisation in two roles is two parties', () => {
+    expect(licenceCreate.safeParse({ ...created, productIds: ['PRD-1', 'PRD-2'], parties: [{ organisationId: 'ORG-4', role: 'end_user' }, { organisationId: 'ORG-4', role: 'consignee' }] }).success).toBe(true);
+    expect(organisationRegister.safeParse({ name: 'Once Ltd', country: 'GB', roles: ['exporter', 'recipient'] }).success).toBe(true);
+  });
+});
+
 describe('countries', () => {
   it('are ISO 3166-1 codes of countries: a reserved or user-assigned code is refused, as origin, destination and organisation country', () => {
     for (const code of ['XX', 'UK', 'EU']) {

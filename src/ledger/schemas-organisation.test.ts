@@ -1,5 +1,5 @@
 /**
- * An organisation's identifiers as the schema holds them (ledger/schemas.ts): in NFKC and
+ * An organisation's name and identifiers as the schema holds them (ledger/schemas.ts); identifiers in NFKC and
  * capitals, without the spaces, hyphens, dots and slashes of its groups, only A-Z, 0-9, "&"
  * and Latin letters, and at most referenceLengthMax characters in that spelling, not only as
  * sent (s17 review of events as the public record, finding 4; s21 identity review, finding 3;
@@ -80,5 +80,19 @@ describe('organisation identifiers', () => {
   it('describes the alphabet and the spelling in the OpenAPI document', () => {
     const schema = z.toJSONSchema(organisationRegister, { io: 'input', unrepresentable: 'any' }) as unknown as { properties: { identifiers: { additionalProperties: { description?: string } } } };
     expect(schema.properties.identifiers.additionalProperties.description).toContain('which holds A-Z, 0-9, "&" and Latin letters (Ñ, Ü), grouped by spaces, "-", "." or "/", which are dropped');
+  });
+});
+
+describe('organisation names', () => {
+  // trim() keeps a zero-width space, and the document's pattern (\S) matches one: such a name
+  // was taken as not blank (the input review of session 24).
+  it('refuses one of white space or invisible characters alone, and keeps one that holds a visible character without the space around it', () => {
+    for (const blank of ['\u200B', ' \u200B\u2060 ', '\uFEFF', '\u3000']) {
+      const result = organisationRegister.safeParse({ name: blank, country: 'GB', roles: ['auditor'] });
+      expect(result.success, JSON.stringify(blank)).toBe(false);
+      expect(result.error!.issues[0]!.path, JSON.stringify(blank)).toEqual(['name']);
+    }
+    const kept = organisationRegister.safeParse({ name: ' \u3000Acme\u200BWorks Ltd\n', country: 'GB', roles: ['auditor'] });
+    expect(kept.success && kept.data.name).toBe('Acme\u200BWorks Ltd');
   });
 });

@@ -42,8 +42,36 @@ export function listMax(max: number, bound: string, holder: string, items: strin
   };
 }
 
-/** A name: text that is not blank (the OpenAPI document says so with minLength and a pattern). */
-export const name = () => text().pipe(z.string().trim().min(1, 'must not be empty')).meta({ minLength: 1, pattern: '\\S' });
+/** A character that shows: not white space, nor a format character (U+200B, U+2060, U+FEFF, …). */
+const visible = /[^\s\p{Cf}]/u;
+
+/**
+ * A list that is a set (a licence's products and parties, an organisation's roles): an item
+ * given twice is refused, naming it and both places. The handlers keep each once, so the
+ * event would record the list as sent and the row another one (the input review of
+ * session 24).
+ */
+function givenOnce<T>(keyOf: (item: T) => string, named: (item: T) => string): (list: T[], context: z.RefinementCtx<T[]>) => void {
+  return (list, context) => {
+    const first = new Map<string, number>();
+    list.forEach((item, index) => {
+      const key = keyOf(item);
+      const earlier = first.get(key);
+      if (earlier === undefined) first.set(key, index);
+      else context.addIssue({ code: 'custom', message: `${named(item)} is given twice (items ${earlier} and ${index}); give it once`, path: [index], input: list });
+    });
+  };
+}
+const productIdsOnce = givenOnce<string>((productId) => productId, (productId) => `product ${productId}`);
+const partiesOnce = givenOnce<{ organisationId: string; role: string }>((party) => `${party.organisationId}/${party.role}`, (party) => `party ${party.organisationId} as ${party.role}`);
+
+/**
+ * A name: text that is not blank, stored without the white space around it (the OpenAPI
+ * document says so with minLength and a pattern). Invisible characters alone (a zero-width
+ * space, U+200B, which trim keeps) are blank too.
+ */
+export const name = () => text().pipe(z.string().trim().min(1, 'must not be empty').regex(visible, 'must hold a visible character, not only white space or invisible ones'))
+  .meta({ minLength: 1, pattern: '\\S' });
 
 /**
  * A name by which a thing is told from others (a product's model, a licence's reference): a
@@ -199,7 +227,7 @@ export const organisationRegister = z.strictObject({
   name: name(),
   nameRomanised: name().optional(),
   country,
-  roles: z.array(z.enum(['authority', 'exporter', 'recipient', 'auditor'])).min(1).max(4),
+  roles: z.array(z.enum(['authority', 'exporter', 'recipient', 'auditor'])).min(1).max(4).superRefine(givenOnce((role) => role, (role) => `role ${role}`)).meta({ uniqueItems: true }),
   // An identifier is a code (a USCC, an LEI, a DUNS number): held in one spelling, in
   // capitals without the spaces, hyphens, dots or slashes of its groups, so that one
   // organisation's code typed in lower case, full width or in groups is still the code
@@ -325,10 +353,10 @@ const valueTogether = { message: 'valueMinor and currency go together', path: ['
 export const licenceCreate = z
   .strictObject({
     reference: identityName().pipe(z.string().max(limits.referenceLengthMax))
-      .describe("The issuing authority's reference for the licence (its document number), kept as given: one line, without invisible characters. One licence of an authority per reference, compared in NFKC (full-width ２０２６ is 2026), every dash as '-', without white space and without regard to the case of ASCII letters: a second is refused (409, rule licence-reference)."),
+      .describe("The issuing authority's reference for the licence (its document number), kept as given but for the white space around it: one line, without invisible characters. One licence of an authority per reference, compared in NFKC (full-width ２０２６ is 2026), every dash as '-', without white space and without regard to the case of ASCII letters: a second is refused (409, rule licence-reference)."),
     direction: z.enum(['export', 'import']),
     holderId: id,
-    productIds: z.array(id).min(1).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'products')),
+    productIds: z.array(id).min(1).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'products')).superRefine(productIdsOnce).meta({ uniqueItems: true }),
     origin: country,
     destination: country,
     authorisedUnits: units,
@@ -338,7 +366,7 @@ export const licenceCreate = z
     validTo: instant,
     conditions: conditions.default([]),
     riders: z.array(name()).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence has', 'riders')).default([]),
-    parties: z.array(party).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'parties')).default([]),
+    parties: z.array(party).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'parties')).superRefine(partiesOnce).meta({ uniqueItems: true }).default([]),
     demo: z.boolean().default(false),
   })
   .refine((l) => l.validTo > l.validFrom, { message: 'validTo must be after validFrom', path: ['validTo'] })
@@ -365,10 +393,10 @@ export const licenceAmend = z
     // licence's start is what it was used under.
     validFrom: instant.optional().describe(`A new start of the licence's validity, while it is a draft only (a licence issued since is refused, 409, rule licence-status); still before validTo. ${instantNote}`),
     validTo: instant.optional(),
-    productIds: z.array(id).min(1).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'products')).optional(),
+    productIds: z.array(id).min(1).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'products')).superRefine(productIdsOnce).meta({ uniqueItems: true }).optional(),
     conditions: conditions.optional(),
     riders: z.array(name()).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence has', 'riders')).optional(),
-    parties: z.array(party).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'parties')).optional(),
+    parties: z.array(party).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'parties')).superRefine(partiesOnce).meta({ uniqueItems: true }).optional(),
   })
   .refine((l) => (l.valueMinor === undefined) === (l.currency === undefined), valueTogether)
   .meta({ dependentRequired: { valueMinor: ['currency'], currency: ['valueMinor'] } });
