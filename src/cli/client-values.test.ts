@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { limits } from '../core/limits.ts';
-import { amountOf } from './client-values.ts';
+import { amountOf, instantOf, parseDeadline } from './client-values.ts';
+import { Failure } from './output.ts';
 
 describe('amountOf', () => {
   it("gives a value in minor units in its currency's units, by ISO 4217's digits", () => {
@@ -18,5 +19,19 @@ describe('amountOf', () => {
   it('shows what is not a whole number of minor units as it came, not guessed at', () => {
     expect(amountOf(1.5, 'USD')).toBe('1.5 (minor units) USD');
     expect(amountOf('100', 'USD')).toBe('100 (minor units) USD');
+  });
+});
+
+describe('instants', () => {
+  const now = new Date('2026-03-01T00:00:00Z');
+  it('refuse hour 24 (Date.parse reads 24:00 as the next day, the API refuses it) as a usage error, as any malformed time', () => {
+    for (const typed of ['2027-01-01T24:00:00Z', '2027-01-01T24:00Z', '2027-01-01T24:00:00.000+08:00', '2027-01-01T25:00:00Z']) {
+      expect(() => instantOf('--valid-to', typed), typed).toThrow(new Failure(`--valid-to must be a date and time with its offset, such as 2027-01-01T00:00:00Z or 2027-01-01T08:00:00+08:00; got "${typed}"`, 2));
+      expect(() => parseDeadline(typed, now), typed).toThrow(Failure);
+    }
+    // The hours either side of it are taken.
+    expect(instantOf('--valid-to', '2027-01-01T23:59:59Z')).toBe('2027-01-01T23:59:59.000Z');
+    expect(instantOf('--valid-to', '2027-01-02T00:00:00Z')).toBe('2027-01-02T00:00:00.000Z');
+    expect(instantOf('--valid-from', '2027-01-01T20:00:00-04:00')).toBe('2027-01-02T00:00:00.000Z');
   });
 });

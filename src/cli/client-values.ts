@@ -59,9 +59,15 @@ export function parseDeadline(text: string, now: Date): string {
   throw new Failure(`--deadline must be a time such as 2026-12-31T18:00:00Z, or a span from now such as 30d, 12h or 90m; got ${JSON.stringify(text)}`, 2);
 }
 
-/** An ISO 8601 time with its offset, whose day its month has, in UTC as the API answers it; undefined for anything else. */
+/**
+ * An ISO 8601 time with its offset, whose day its month has and whose hour is 00 to 23, in UTC
+ * as the API answers it; undefined for anything else. The hour is bounded here because
+ * Date.parse takes ISO 8601's 24:00 (2027-01-01T24:00:00Z as 2 January, 00:00), which the
+ * API's schema refuses (RFC 3339 has no hour 24): read, it would send another instant than the
+ * one typed, and a validity would end at the start of the next day without a word.
+ */
 function instantText(text: string): string | undefined {
-  const valid = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && !Number.isNaN(Date.parse(text)) && dayExists(text);
+  const valid = /^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && !Number.isNaN(Date.parse(text)) && dayExists(text);
   return valid ? new Date(text).toISOString() : undefined;
 }
 

@@ -68,12 +68,20 @@ async function ok(args: string[], secret?: string): Promise<string> {
 }
 
 let references = 0;
-/** The options of a licence BIS may draft: the exporter holds it, alpha is its end user. */
-function draftOptions(): string[] {
+/**
+ * The options of a licence BIS may draft: the exporter holds it, alpha is its end user.
+ * `instead` gives some of them other values, in their place: an option given twice is refused
+ * (single-value-options.ts), not overridden by the last.
+ */
+function draftOptions(instead: Readonly<Record<string, string>> = {}): string[] {
   references += 1;
-  return ['--reference', `BIS-CLI-${references}`, '--direction', 'export', '--holder', world.actors.exporter.orgId, '--product', world.productId,
+  const options = ['--reference', `BIS-CLI-${references}`, '--direction', 'export', '--holder', world.actors.exporter.orgId, '--product', world.productId,
     '--origin', 'US', '--destination', 'CN', '--units', '1000', '--valid-from', '2026-01-01T00:00:00Z', '--valid-to', '2027-01-01T08:00:00+08:00',
     '--end-user', world.actors.alpha.orgId];
+  return options.map((word, at) => {
+    const option = options[at - 1];
+    return option !== undefined && Object.hasOwn(instead, option) ? instead[option]! : word;
+  });
 }
 
 async function draft(...more: string[]): Promise<string> {
@@ -181,13 +189,14 @@ describe('licences', () => {
 
   it('refuses what it can check before sending, with exit 2, the option and the value named, and no request', async () => {
     const refusals: Array<[string[], string]> = [
-      [['licences', 'create', ...draftOptions(), '--units', 'abc'], '--units must be a whole number from 1 to 1,000,000,000; got "abc"'],
-      [['licences', 'create', ...draftOptions(), '--units', '0'], '--units must be a whole number from 1 to 1,000,000,000; got "0"'],
-      [['licences', 'create', ...draftOptions(), '--units', '1e3'], '--units must be a whole number from 1 to 1,000,000,000; got "1e3"'],
-      [['licences', 'create', ...draftOptions(), '--valid-to', '2027-02-30T00:00:00Z'], '--valid-to must be a date and time with its offset, such as 2027-01-01T00:00:00Z or 2027-01-01T08:00:00+08:00; got "2027-02-30T00:00:00Z"'],
-      [['licences', 'create', ...draftOptions(), '--valid-to', '365d'], '--valid-to must be a date and time with its offset, such as 2027-01-01T00:00:00Z or 2027-01-01T08:00:00+08:00; got "365d"'],
-      [['licences', 'create', ...draftOptions(), '--valid-to', '2027-01-01'], '--valid-to must be a date and time with its offset, such as 2027-01-01T00:00:00Z or 2027-01-01T08:00:00+08:00; got "2027-01-01"'],
-      [['licences', 'create', ...draftOptions(), '--origin', 'UK'], '--origin (origin): must be the ISO 3166-1 alpha-2 code of a country, such as CN (not a reserved or user-assigned code such as UK, EU or XX); nothing was sent'],
+      [['licences', 'create', ...draftOptions({ '--units': 'abc' })], '--units must be a whole number from 1 to 1,000,000,000; got "abc"'],
+      [['licences', 'create', ...draftOptions({ '--units': '0' })], '--units must be a whole number from 1 to 1,000,000,000; got "0"'],
+      [['licences', 'create', ...draftOptions({ '--units': '1e3' })], '--units must be a whole number from 1 to 1,000,000,000; got "1e3"'],
+      [['licences', 'create', ...draftOptions({ '--valid-to': '2027-02-30T00:00:00Z' })], '--valid-to must be a date and time with its offset, such as 2027-01-01T00:00:00Z or 2027-01-01T08:00:00+08:00; got "2027-02-30T00:00:00Z"'],
+      [['licences', 'create', ...draftOptions({ '--valid-to': '365d' })], '--valid-to must be a date and time with its offset, such as 2027-01-01T00:00:00Z or 2027-01-01T08:00:00+08:00; got "365d"'],
+      [['licences', 'create', ...draftOptions({ '--valid-to': '2027-01-01' })], '--valid-to must be a date and time with its offset, such as 2027-01-01T00:00:00Z or 2027-01-01T08:00:00+08:00; got "2027-01-01"'],
+      [['licences', 'create', ...draftOptions({ '--valid-to': '2027-01-01T24:00:00Z' })], '--valid-to must be a date and time with its offset, such as 2027-01-01T00:00:00Z or 2027-01-01T08:00:00+08:00; got "2027-01-01T24:00:00Z"'],
+      [['licences', 'create', ...draftOptions({ '--origin': 'UK' })], '--origin (origin): must be the ISO 3166-1 alpha-2 code of a country, such as CN (not a reserved or user-assigned code such as UK, EU or XX); nothing was sent'],
       [['licences', 'create', ...draftOptions(), '--value', '100'], '--currency (currency): valueMinor and currency go together; nothing was sent'],
       [['licences', 'create', ...draftOptions(), '--condition', 'no slug'], '--condition must be ID=TEXT, such as "no-military-end-use=No military end use or end user"; got "no slug"'],
       [['licences', 'create', '--reference', 'X-1', '--units', '5'], 'missing --direction, --holder, --product, --origin, --destination, --valid-from, --valid-to (or their fields direction, holderId, productIds, origin, destination, validFrom, validTo in --body); nothing was sent'],

@@ -27,7 +27,9 @@ import { MigrationRefused } from '../store/migrate.ts';
 import { isDatabaseUnavailable } from '../store/database-unavailable.ts';
 import { isStatementTimeout, isTransientDatabaseError, sqlState, transientDatabaseErrorWords } from '../store/sqlstate.ts';
 import { ApiError, InterruptedError, NetworkError, UnexpectedAnswerError, formatApiError, formatUnknownOutcome, unknownOutcomeOf } from './http.ts';
+import { repeated } from './client-values.ts';
 import { Failure, processOutput, type Output } from './output.ts';
+import { refuseRepeatedOptions } from './single-value-options.ts';
 import { serve } from './serve.ts';
 import { registerLogCommands } from './log/commands.ts';
 import { registerUnitCommands } from './unit-commands.ts';
@@ -89,7 +91,7 @@ function buildProgram(config: (flags?: ConfigFlags) => Config, run: Runner, outp
     .requiredOption('--country <code>', 'ISO 3166-1 alpha-2 code of its country, e.g. CN')
     .requiredOption('--roles <roles>', 'what it is, comma-separated: authority, exporter, recipient, auditor')
     .option('--uscc <code>', 'its Unified Social Credit Code (required in CN)')
-    .option('--identifier <kind=value>', 'another identifier, e.g. lei=5493001KJTIIGC8Y1R12 (repeatable)', (value: string, previous: string[] | undefined) => [...(previous ?? []), value])
+    .option('--identifier <kind=value>', 'another identifier, e.g. lei=5493001KJTIIGC8Y1R12 (repeatable)', repeated)
     .option('--address <text>', 'its address')
     .option('--json', "print the ledger's answer as JSON")
     .action(run(async (options: OrganisationRegisterOptions) => organisationRegisterCommand(config(), options, output)));
@@ -107,6 +109,9 @@ function buildProgram(config: (flags?: ConfigFlags) => Config, run: Runner, outp
 
   registerLogCommands(program, { output });
   addClientCommands(program, config, run, output);
+  // Last, once every option is declared: an option that takes one value, given twice, is a
+  // usage error before any command runs (single-value-options.ts).
+  refuseRepeatedOptions(program);
   return program;
 }
 
