@@ -3,7 +3,9 @@
  * anything is sent: UTF-8, at most serialCsvBytesMax bytes, and JSON as the server reads it,
  * with the first problem said by line and column.
  */
+import { quotedNumberLengthMax, roundedNumberWords, roundedToWhole } from '../core/json-numbers.ts';
 import { limits } from '../core/limits.ts';
+import { cut } from '../core/text.ts';
 import { nameOfFile, readBounded, type StdinInput } from './client-commands.ts';
 import { Failure, printableJson } from './output.ts';
 import { serialCsvBytesMax } from './serials-csv.ts';
@@ -68,10 +70,9 @@ function skipSpace(text: string, at: number): number {
 /**
  * Where, and why, `text` is not JSON the server takes as the user wrote it, or undefined when
  * it is: the first syntax error (JSON.parse of Node 20 does not always say where), a number
- * too large for a double (JSON.parse reads it as Infinity, and it would be sent as null), a
- * name given twice in one object (JSON.parse keeps the last without a word, and the server
- * refuses it: src/server/body.ts), or nesting past limits.bodyNestingDepthMax. Iterative, so any
- * depth is only counted.
+ * JSON.parse would change (numberProblem), a name given twice in one object (JSON.parse keeps
+ * the last without a word, and the server refuses it: src/server/body.ts), or nesting past
+ * limits.bodyNestingDepthMax. Iterative, so any depth is only counted.
  */
 export function jsonProblem(text: string): JsonProblem | undefined {
   const open: OpenValue[] = [];
@@ -101,7 +102,8 @@ export function jsonProblem(text: string): JsonProblem | undefined {
     } else if (char === '-' || (char !== undefined && char >= '0' && char <= '9')) {
       const token = match(numberToken, text, at);
       if (token === undefined) return { offset: at, reason: 'expected a number' };
-      if (!Number.isFinite(Number(token))) return { offset: at, reason: `the number ${token.length > 40 ? `${token.slice(0, 40)}…` : token} is too large to send` };
+      const problem = numberProblem(token);
+      if (problem !== undefined) return { offset: at, reason: problem };
       at += token.length;
     } else {
       const token = match(literalToken, text, at);
@@ -113,6 +115,19 @@ export function jsonProblem(text: string): JsonProblem | undefined {
     if (typeof after !== 'number') return after === 'done' ? undefined : after;
     at = after;
   }
+}
+
+/**
+ * Why a number token cannot be sent as written, or undefined when it can: one too large for a
+ * double (JSON.parse reads it as Infinity, and it would be sent as null), or one that is not
+ * whole but that JSON.parse rounds to a whole double (`1e-400` to 0, `4.9999999999999999` to 5),
+ * which the server refuses (core/json-numbers.ts).
+ */
+function numberProblem(token: string): string | undefined {
+  if (!Number.isFinite(Number(token))) return `the number ${cut(token, quotedNumberLengthMax)} is too large to send`;
+  if (!roundedToWhole(token)) return undefined;
+  const { number, readAs } = roundedNumberWords(token);
+  return `the number ${number} is not a whole number, but JSON reads it as ${readAs}; the server refuses it rather than round it`;
 }
 
 /**

@@ -1,10 +1,11 @@
 /**
- * Request bodies: strict UTF-8, then JSON (I-JSON: no member name twice in one object),
- * then well-formed Unicode. Each failure is a 400 problem saying what was wrong, never a
- * 500 and never text silently repaired (a replacement character in a company name is a
- * changed record).
+ * Request bodies: strict UTF-8, then JSON (I-JSON: no member name twice in one object; no
+ * number that JSON.parse rounds to a whole one), then well-formed Unicode. Each failure is a
+ * 400 problem saying what was wrong, never a 500 and never text silently repaired (a
+ * replacement character in a company name is a changed record).
  */
 import { DomainError } from '../core/errors.ts';
+import { numberTokenEnd, roundedNumberWords, roundedToWholeAt } from '../core/json-numbers.ts';
 import { limits } from '../core/limits.ts';
 import { cut, quotedFieldPath } from '../core/text.ts';
 
@@ -30,7 +31,7 @@ export function parseJsonBody(body: Buffer): unknown {
   } catch (error) {
     throw new DomainError('invalid_input', `couldn't read the request body: it is not valid JSON (${(error as Error).message})`, { rule: 'json' });
   }
-  refuseRepeatedNames(text);
+  refuseWhatParseChanged(text);
   if (surrogateEscape.test(text) || mayNameProto.test(text)) assertCleanValue(value);
   return value;
 }
@@ -50,7 +51,7 @@ export const jsonStructuresMax = 2 * limits.shipmentSerialsMax;
  * JSON.parse and the scans after it hold the event loop for seconds within the body bound.
  * Each value but the first follows a `[`, `:` or `,`, and each name a `{` or `,`, so those
  * four outside strings count both (and an empty object or array once). One pass over the
- * decoded text: a string's contents are skipped as refuseRepeatedNames skips them, so the
+ * decoded text: a string's contents are skipped as refuseWhatParseChanged skips them, so the
  * colons of a serial and the commas of a company's name count nothing. Linear, and it stops
  * at the first bound: 13 ms on the largest manifest, under 100 ms on 24 MiB of indentation.
  */
@@ -103,6 +104,9 @@ const openBrace = 0x7b;
 const closeBrace = 0x7d;
 const openBracket = 0x5b;
 const closeBracket = 0x5d;
+const minus = 0x2d;
+const zero = 0x30;
+const nine = 0x39;
 
 /**
  * Member names an object keeps in a list, looked through one by one, before it keeps them in
@@ -125,16 +129,22 @@ interface OpenValue {
 }
 
 /**
- * Refuses a member name given twice in one object (RFC 7493 §2.3, I-JSON, which the RFC
- * 8785 canonical bytes of an event assume). JSON.parse keeps the last value without a word,
- * so {"authorisedUnits":10,"authorisedUnits":1000000} would commit a million units that a
- * reviewer of the first line never saw. One pass over text that JSON.parse has already read
- * (so it is well-formed): a string's contents are skipped with indexOf, names are compared
- * as JSON reads them ("a" and "\u0061" are one name), and a stack, not recursion, follows the
- * nesting, whose depth is the client's choice. On the largest manifest (100,000 serials
- * with GPU UUIDs, 15.5 MB) it takes tens of milliseconds, a quarter to a half of JSON.parse's.
+ * Refuses what JSON.parse changed without a word, the first in the text:
+ * - a member name given twice in one object (RFC 7493 §2.3, I-JSON, which the RFC 8785
+ *   canonical bytes of an event assume). JSON.parse keeps the last value, so
+ *   {"authorisedUnits":10,"authorisedUnits":1000000} would commit a million units that a
+ *   reviewer of the first line never saw;
+ * - a number that is not whole but that JSON.parse rounded to a whole double
+ *   (core/json-numbers.ts): `"units":1e-400` would resize an allocation to 0 units, and
+ *   `"denseTops":199.999999999999999` would land exactly on a threshold at 200.
+ * One pass over text that JSON.parse has already read (so it is well-formed, and a '-' or a
+ * digit outside a string starts a number): a string's contents are skipped with indexOf,
+ * names are compared as JSON reads them ("a" and "\u0061" are one name), and a stack, not
+ * recursion, follows the nesting, whose depth is the client's choice. On the largest manifest
+ * (100,000 serials with GPU UUIDs, 15.5 MB) it takes tens of milliseconds, a quarter to a half
+ * of JSON.parse's; a number of digits alone costs a look at each of them.
  */
-function refuseRepeatedNames(text: string): void {
+function refuseWhatParseChanged(text: string): void {
   const open: OpenValue[] = [];
   for (let at = 0; at < text.length; at += 1) {
     const char = text.charCodeAt(at);
@@ -152,6 +162,10 @@ function refuseRepeatedNames(text: string): void {
       const inner = open[open.length - 1]!;
       if (inner.object) inner.nameNext = true;
       else inner.index += 1;
+    } else if (char === minus || (char >= zero && char <= nine)) {
+      const end = numberTokenEnd(text, at);
+      if (roundedToWholeAt(text, at, end)) throw roundedNumber(text.slice(at, end), open);
+      at = end - 1;
     }
   }
 }
@@ -190,10 +204,23 @@ function nameBetween(text: string, start: number, end: number): string {
   return raw.includes('\\') ? (JSON.parse(text.slice(start, end + 1)) as string) : raw;
 }
 
+/** The place of the value being read, as a field's path ("serials.3.units"), or "(body)". */
+function valuePlace(open: readonly OpenValue[]): string {
+  return quotedFieldPath(open.map((outer) => (outer.object ? outer.name : String(outer.index))), quotedPlaceLengthMax);
+}
+
+function roundedNumber(token: string, open: readonly OpenValue[]): DomainError {
+  const { number, readAs } = roundedNumberWords(token);
+  const at = valuePlace(open);
+  return new DomainError('invalid_input', `couldn't read the request body: the number ${number} at ${at} is not a whole number, but JSON reads it as ${readAs}; it is refused rather than changed`, {
+    rule: 'json-number', details: { number, readAs, at },
+  });
+}
+
 function repeatedName(name: string, open: readonly OpenValue[]): DomainError {
   const key = cut(name, quotedNameLengthMax);
   // The innermost open object's path, as a field's ("parties.1"), or "(body)".
-  const at = quotedFieldPath(open.slice(0, -1).map((outer) => (outer.object ? outer.name : String(outer.index))), quotedPlaceLengthMax);
+  const at = valuePlace(open.slice(0, -1));
   return new DomainError('invalid_input', `couldn't read the request body: the name ${JSON.stringify(key)} appears twice in the object at ${at}; JSON with a repeated name (RFC 7493 §2.3) is read differently by different readers, so it is refused`, {
     rule: 'json', details: { key, at },
   });

@@ -123,10 +123,21 @@ export const loaderOnlyFields: readonly string[] = ['demo'];
 /** How much of a contradicting body id a refusal quotes. */
 const givenIdQuotedMax = 64;
 
-/** The command's input: the body object, with the path's id merged in. */
+/** What a JSON value is, for a refusal that may not quote it (String() throws on some objects, JSON.stringify on deep lists). */
+function jsonKindOf(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/**
+ * The command's input: the body object, with the path's id merged in. No body (no bytes) is
+ * an empty object, as for POST /v1/ledger/sweep; a body that is JSON but not an object, null
+ * included, is refused: read as {} it would run a command the client did not write.
+ */
 export function commandInput(route: CommandRoute, body: unknown, pathId: string | undefined): Record<string, unknown> {
-  if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
-    throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: the body must be a JSON object`);
+  if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) {
+    throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: the body must be a JSON object, and it is ${jsonKindOf(body)}`);
   }
   const input = { ...((body ?? {}) as Record<string, unknown>) };
   for (const field of loaderOnlyFields) {
@@ -139,7 +150,7 @@ export function commandInput(route: CommandRoute, body: unknown, pathId: string 
   if (given !== undefined && given !== pathId) {
     // The body is any JSON: String() throws on an object like {"toString":1}, and
     // JSON.stringify on a list nested thousands deep, so only a string is quoted.
-    const quoted = typeof given === 'string' ? JSON.stringify(given.slice(0, givenIdQuotedMax)) : `(${Array.isArray(given) ? 'a list' : given === null ? 'null' : typeof given === 'object' ? 'an object' : `a ${typeof given}`})`;
+    const quoted = typeof given === 'string' ? JSON.stringify(given.slice(0, givenIdQuotedMax)) : `(${jsonKindOf(given)})`;
     throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: ${route.idField} ${quoted} in the body differs from ${pathId} in the path`, { details: { fields: [{ path: route.idField, message: 'differs from the path' }] } });
   }
   input[route.idField] = pathId;
