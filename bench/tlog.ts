@@ -146,7 +146,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
         appendLeavesPerSecond: Math.round(leavesPerSecond),
         appendRunsLeavesPerSecond: runs.map((rate) => Math.round(rate)),
         eventRowsFloorPerSecond: Math.round(eventsOnly.perSecond),
-        appendSeconds: round(append.seconds, 2),
+        appendLastRunSeconds: round(append.seconds, 2),
         appendStatementsMsPerBatch: Object.fromEntries(append.statements.map((timing) => [timing.statement.slice(0, 40), round(timing.msPerBatch, 2)])),
         appendPerBatchMs: { logAppend: round(batch.logAppend, 2), writeAndCommit: round(batch.writeAndCommit, 2) },
         checkpointLagMs: { p50: Math.round(append.checkpointLagMs.p50), p99: Math.round(append.checkpointLagMs.p99), max: Math.round(append.checkpointLagMs.max), checkpoints: append.checkpointLagMs.checkpoints },

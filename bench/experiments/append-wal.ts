@@ -23,6 +23,9 @@ const settings = process.argv.slice(4).map((pair) => {
 });
 if (settings.length === 0) throw new Error('name at least one setting to compare with the server as configured (name=value)');
 
+// It changes the server's settings with ALTER SYSTEM, and resets them to the file's: only
+// on an embedded server of its own, never on one BENCH_DATABASE_URL names.
+if (process.env.BENCH_DATABASE_URL !== undefined) throw new Error('append-wal.ts changes server settings (ALTER SYSTEM): unset BENCH_DATABASE_URL; it runs on an embedded server of its own');
 const server = await startBenchServer('append-wal');
 const admin = new pg.Client({ connectionString: await server.createDatabase('append_wal_admin') });
 await admin.connect();

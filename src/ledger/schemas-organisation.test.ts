@@ -87,7 +87,7 @@ describe('organisation names', () => {
   // trim() keeps a zero-width space, and the document's pattern (\S) matches one: such a name
   // was taken as not blank (the input review of session 24).
   it('refuses one of white space or invisible characters alone, and keeps one that holds a visible character without the space around it', () => {
-    for (const blank of ['\u200B', ' \u200B\u2060 ', '\uFEFF', '\u3000']) {
+    for (const blank of ['\u200B', ' \u200B\u2060 ', '\uFEFF', '\u3000', '\u3164', '\uFE0F', '\u115F\u1160']) {
       const result = organisationRegister.safeParse({ name: blank, country: 'GB', roles: ['auditor'] });
       expect(result.success, JSON.stringify(blank)).toBe(false);
       expect(result.error!.issues[0]!.path, JSON.stringify(blank)).toEqual(['name']);

@@ -42,8 +42,12 @@ export function listMax(max: number, bound: string, holder: string, items: strin
   };
 }
 
-/** A character that shows: not white space, nor a format character (U+200B, U+2060, U+FEFF, …). */
-const visible = /[^\s\p{Cf}]/u;
+/**
+ * A character that shows: not white space, a format character (U+200B, U+2060, U+FEFF, …)
+ * or another character that renders as nothing (core/text.ts invisibleCharacters: U+3164,
+ * variation selectors, …).
+ */
+const visible = new RegExp(`[^\\s\\p{Cf}${invisibleCharacters}]`, 'u');
 
 /**
  * A list that is a set (a licence's products and parties, an organisation's roles): an item
@@ -62,6 +66,11 @@ function givenOnce<T>(keyOf: (item: T) => string, named: (item: T) => string): (
     });
   };
 }
+/**
+ * Said in words, not as uniqueItems: the event bodies the document describes reuse these
+ * schemas, and events recorded before the rule may repeat an item.
+ */
+const eachOnce = 'Each item once: a request that gives one twice is refused (400, naming both places).';
 const productIdsOnce = givenOnce<string>((productId) => productId, (productId) => `product ${productId}`);
 const partiesOnce = givenOnce<{ organisationId: string; role: string }>((party) => `${party.organisationId}/${party.role}`, (party) => `party ${party.organisationId} as ${party.role}`);
 
@@ -227,7 +236,7 @@ export const organisationRegister = z.strictObject({
   name: name(),
   nameRomanised: name().optional(),
   country,
-  roles: z.array(z.enum(['authority', 'exporter', 'recipient', 'auditor'])).min(1).max(4).superRefine(givenOnce((role) => role, (role) => `role ${role}`)).meta({ uniqueItems: true }),
+  roles: z.array(z.enum(['authority', 'exporter', 'recipient', 'auditor'])).min(1).max(4).superRefine(givenOnce((role) => role, (role) => `role ${role}`)).describe(eachOnce),
   // An identifier is a code (a USCC, an LEI, a DUNS number): held in one spelling, in
   // capitals without the spaces, hyphens, dots or slashes of its groups, so that one
   // organisation's code typed in lower case, full width or in groups is still the code
@@ -356,7 +365,7 @@ export const licenceCreate = z
       .describe("The issuing authority's reference for the licence (its document number), kept as given but for the white space around it: one line, without invisible characters. One licence of an authority per reference, compared in NFKC (full-width ２０２６ is 2026), every dash as '-', without white space and without regard to the case of ASCII letters: a second is refused (409, rule licence-reference)."),
     direction: z.enum(['export', 'import']),
     holderId: id,
-    productIds: z.array(id).min(1).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'products')).superRefine(productIdsOnce).meta({ uniqueItems: true }),
+    productIds: z.array(id).min(1).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'products')).superRefine(productIdsOnce).describe(eachOnce),
     origin: country,
     destination: country,
     authorisedUnits: units,
@@ -366,7 +375,7 @@ export const licenceCreate = z
     validTo: instant,
     conditions: conditions.default([]),
     riders: z.array(name()).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence has', 'riders')).default([]),
-    parties: z.array(party).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'parties')).superRefine(partiesOnce).meta({ uniqueItems: true }).default([]),
+    parties: z.array(party).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'parties')).superRefine(partiesOnce).describe(eachOnce).default([]),
     demo: z.boolean().default(false),
   })
   .refine((l) => l.validTo > l.validFrom, { message: 'validTo must be after validFrom', path: ['validTo'] })
@@ -393,10 +402,10 @@ export const licenceAmend = z
     // licence's start is what it was used under.
     validFrom: instant.optional().describe(`A new start of the licence's validity, while it is a draft only (a licence issued since is refused, 409, rule licence-status); still before validTo. ${instantNote}`),
     validTo: instant.optional(),
-    productIds: z.array(id).min(1).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'products')).superRefine(productIdsOnce).meta({ uniqueItems: true }).optional(),
+    productIds: z.array(id).min(1).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'products')).superRefine(productIdsOnce).describe(eachOnce).optional(),
     conditions: conditions.optional(),
     riders: z.array(name()).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence has', 'riders')).optional(),
-    parties: z.array(party).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'parties')).superRefine(partiesOnce).meta({ uniqueItems: true }).optional(),
+    parties: z.array(party).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence names', 'parties')).superRefine(partiesOnce).describe(eachOnce).optional(),
   })
   .refine((l) => (l.valueMinor === undefined) === (l.currency === undefined), valueTogether)
   .meta({ dependentRequired: { valueMinor: ['currency'], currency: ['valueMinor'] } });

@@ -245,7 +245,7 @@ describe('a Host that is not a host', () => {
       expect(JSON.parse(answers[0]!.body), host).toMatchObject({ code: 'invalid_input', rule: 'host', detail: `the Host header must be a host name or address and an optional port (RFC 9112 §3.2); got ${JSON.stringify(host)}` });
     }
     // A comma is a sub-delim, so "a,b" is a reg-name; an empty Host is allowed too.
-    for (const host of ['example.org', 'example.org:8080', '127.0.0.1:80', '[::1]:8080', '[fe80::1%25eth0]', 'a,b', 'xn--fsqu00a.example', '']) {
+    for (const host of ['example.org', 'example.org:8080', '127.0.0.1:80', '[::1]:8080', '[fe80::1%25eth0]', '[fe80::1%eth0]:8080', 'a,b', 'xn--fsqu00a.example', '']) {
       const { answers } = await talk(head(['GET /healthz HTTP/1.1', `Host: ${host}`, 'Connection: close']), { wanted: 1 });
       expect(answers.map((answer) => answer.status), host).toEqual([200]);
     }

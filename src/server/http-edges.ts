@@ -39,11 +39,12 @@ const namedParametersMax = 20;
 /**
  * A Host field value (RFC 9112 §3.2: uri-host [":" port], RFC 3986 §3.2.2): an IP literal in
  * brackets, or a reg-name of unreserved characters, percent-escapes and sub-delims (an IPv4
- * address is one, and so is the empty name). Nothing here reads Host (links and Location are
+ * address is one, and so is the empty name); an IPv6 zone with its '%' escaped or not (Node's
+ * own http.request sends [fe80::1%eth0]). Nothing here reads Host (links and Location are
  * relative), but a proxy in front may route on it, and RFC 9112 says a server MUST refuse a
  * request whose Host is not one.
  */
-const hostValue = /^(?:\[(?:[0-9A-Fa-f:.]+(?:%25[A-Za-z0-9._~-]+)?|v[0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+)\]|(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
+const hostValue = /^(?:\[(?:[0-9A-Fa-f:.]+(?:%(?:25)?[A-Za-z0-9._~-]+)?|v[0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+)\]|(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
 
 /** Characters of a Host value quoted in its refusal. */
 const quotedHostLengthMax = 100;
