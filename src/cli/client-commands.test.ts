@@ -339,6 +339,11 @@ describe('utilisationRows', () => {
     expect(rows.at(-1)).toEqual({ licence: '  └ …', reference: 'more allocations than shown: chipledger allocations list --licence L-9' });
   });
 
+  it('never shows 100 % used while a unit is left, nor 0 % once one is used (the output review)', () => {
+    const used = (units: number, shippedUnits: number) => utilisationRows([{ licenceId: 'L-1', direction: 'export', reference: 'BIS-1', status: 'issued', units, reservedUnits: 0, shippedUnits, allocations: [] }])[0]!['used %'];
+    expect([used(1_000_000, 999_999), used(10_000, 9_996), used(10_000, 4), used(10_000, 0), used(10_000, 10_000), used(1_000, 250)]).toEqual([99.9, 99.9, 0.1, 0, 100, 25]);
+  });
+
   it('shows a recipient its use as a share of its own allocations, and says so', () => {
     const [row] = utilisationRows([{ licenceId: 'L-7', direction: 'export', reference: 'BIS-7', status: 'issued', units: 100_000, totalsScope: 'own_allocations', allocatedUnits: 20_000, unallocatedUnits: null, reservedUnits: 5_000, shippedUnits: 15_000, availableUnits: 0, allocations: [] }]);
     expect(row).toMatchObject({ licence: 'L-7 (export; own allocations)', units: 100_000, allocated: 20_000, available: 0, 'used %': 100 });

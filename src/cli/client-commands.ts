@@ -371,10 +371,19 @@ export async function utilisationCommand(client: ApiClient, options: { json?: bo
   return exitCode;
 }
 
+/** The used share shown for any use short of all of it, and for any use at all: one decimal's steps. */
+const usedPercentBelowAll = 99.9;
+const usedPercentAboveNone = 0.1;
+
 export function utilisationRows(licences: readonly UtilisationLicence[], names: ReadonlyMap<string, string> = new Map()): Row[] {
+  // To one decimal, but never 100 while a unit is left, nor 0 once one is used: 999,999 of
+  // 1,000,000 units shown as 100 % used beside 1 available would say the licence is spent.
   const usedPercent = (row: Row, units: unknown): number | undefined => {
     const total = Number(units);
-    return total > 0 ? Math.round(((Number(row.reservedUnits ?? 0) + Number(row.shippedUnits ?? 0)) / total) * 1000) / 10 : undefined;
+    if (!(total > 0)) return undefined;
+    const used = Number(row.reservedUnits ?? 0) + Number(row.shippedUnits ?? 0);
+    const rounded = Math.round((used / total) * 1000) / 10;
+    return used > 0 && used < total ? Math.min(usedPercentBelowAll, Math.max(usedPercentAboveNone, rounded)) : rounded;
   };
   return licences.flatMap((licence) => {
     // A recipient's figures are sums over its own allocations (the API's totalsScope): its

@@ -250,7 +250,8 @@ describe('sites and events', () => {
     const listed = await ok(['sites', 'list'], tokens.alpha);
     expect(listed.split('\n')[0]).toMatch(/^id +name +province +city +capacityUnits +deployedUnits +organisationId/);
     expect(listed).toMatch(new RegExp(`^${site} +Ulanqab DC 9 +Inner Mongolia +Ulanqab +20,000 +0 +${world.actors.alpha.orgId}`, 'm'));
-    expect(await ok(['sites', 'show', site], tokens.alpha)).toMatch(/^latitude +41\.03$/m);
+    // Every digit stored, not 41.03 (half a kilometre off: the output review).
+    expect(await ok(['sites', 'show', site], tokens.alpha)).toMatch(/^latitude +41\.0347$/m);
     expect(JSON.parse(await ok(['sites', 'show', site, '--json'], tokens.alpha))).toMatchObject({ id: site, latitude: 41.0347, longitude: 113.1332 });
   });
 

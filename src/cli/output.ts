@@ -45,6 +45,20 @@ export function printable(text: string): string {
   return text.replace(unprintable, ' ');
 }
 
+/** The escapes a cell writes for the common ones; any other is written \uXXXX. */
+const namedEscapes: Readonly<Record<string, string>> = { '\n': '\\n', '\t': '\\t', '\r': '\\r' };
+
+/**
+ * Text from a server for one cell of a table or a record: what printable() would blank out is
+ * written as a visible escape instead (a line break as \n, a tab as \t, a direction mark as
+ * \u200f, as printableJson writes them), so the cell moves no cursor, reorders nothing and
+ * stays on its line, and still shows every character the record holds. A backslash stays
+ * itself: the escapes are a reading aid, not a syntax to decode.
+ */
+export function escapedForTerminal(text: string): string {
+  return text.replace(unprintable, (character) => namedEscapes[character] ?? `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Whether one character (a code point) is one printable() replaces: a control or bidi character. */
 export function isUnprintable(character: string): boolean {
   return unprintableCharacter.test(character);

@@ -31,7 +31,8 @@ describe('renderRecord and headers', () => {
   it('let no control character of a key reach the terminal, and align keys by their width', () => {
     const shown = renderRecord({ 'status\u001b[2J': 'issued', 名称: 'x', id: 'L-1' });
     expect(shown).not.toContain('\u001b');
-    expect(shown.split('\n')).toEqual(['status [2J  issued', `名称${' '.repeat(8)}x`, `id${' '.repeat(10)}L-1`]);
+    // Written as an escape, not a space the key does not hold.
+    expect(shown.split('\n')).toEqual(['status\\u001b[2J  issued', `名称${' '.repeat(13)}x`, `id${' '.repeat(15)}L-1`]);
     expect(renderTable([{ 'a\u0007': 1 }], ['a\u0007'])).not.toContain('\u0007');
   });
 
@@ -47,17 +48,35 @@ describe('renderRecord and headers', () => {
   });
 });
 
+describe('a cell of free text', () => {
+  // A booking's reference, an address or a reason is kept as sent, line breaks, tabs and
+  // direction marks included: a cell shows them as escapes, on one line (the output review).
+  it('shows line breaks, tabs and marks as escapes, and every other character as it is', () => {
+    const reference = 'PO-1\nPO-2\tفاتورة\u200f 7';
+    // (The table's own left-to-right mark ends a cell of right-to-left text.)
+    expect(renderTable([{ reference }], ['reference']).split('\n')[2]).toBe('PO-1\\nPO-2\\tفاتورة\\u200f 7\u200e');
+    expect(renderRecord({ reason: 'a\r\nb' })).toBe('reason  a\\r\\nb');
+  });
+
+  it('keeps every digit of a fraction, and writes a number that names a thing as the CLI takes it back', () => {
+    expect(renderRecord({ latitude: 41.0347, longitude: -113.1332, seq: 12345, createdSeq: 1234567, leafIndex: 100000, version: 1000, units: 12345 }).split('\n'))
+      .toEqual(['latitude    41.0347', 'longitude   -113.1332', 'seq         12345', 'createdSeq  1234567', 'leafIndex   100000', 'version     1000', 'units       12,345']);
+    expect(renderTable([{ seq: 12345, units: 2500.5 }], ['seq', 'units']).split('\n')[2]).toBe('12345  2,500.5');
+  });
+});
+
 describe('bidi controls', () => {
   // Every bidi control a terminal may act on: embeddings, overrides, isolates and the marks.
   const bidi = ['\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069', '\u200e', '\u200f', '\u061c'];
   const bidiPattern = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
-  it('reach no table cell, header or record: a hostile name cannot reorder its row', () => {
-    // Shown raw, U+202E would print this row's units before the name, reversed.
+  it('reach no table cell, header or record: a hostile name cannot reorder its row, and shows what it holds', () => {
+    // Shown raw, U+202E would print this row's units before the name, reversed; shown as a
+    // space, the cell would hide a character the record holds.
     const name = 'Example Ltd \u202e0001 stinu';
     const table = renderTable([{ name, units: 5 }, { name: 'Yunchuan', units: 10 }], ['name', 'units']);
     expect(table).not.toMatch(bidiPattern);
-    expect(table.split('\n')[2]).toBe('Example Ltd  0001 stinu      5');
+    expect(table.split('\n')[2]).toBe('Example Ltd \\u202e0001 stinu      5');
     for (const control of bidi) {
       const shown = [renderTable([{ [`k${control}`]: `a${control}b` }], [`k${control}`]), renderRecord({ [`k${control}`]: `a${control}b`, nested: { [control]: control } })].join('\n');
       expect(shown, `U+${control.charCodeAt(0).toString(16)}`).not.toMatch(bidiPattern);

@@ -2,7 +2,7 @@
  * Plain-text tables for client commands. Numbers are right-aligned with thousands separators;
  * Chinese characters count two columns wide, so names in either script line up.
  */
-import { printable, printableJson } from './output.ts';
+import { escapedForTerminal, printableJson } from './output.ts';
 
 export type Row = Record<string, unknown>;
 
@@ -19,7 +19,7 @@ const rightToLeft = /[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\u{10800}-\u{10fff}
 
 export function renderTable(rows: readonly Row[], columns: readonly string[]): string {
   if (rows.length === 0) return '(none)';
-  const cells = rows.map((row) => columns.map((column) => formatCell(row[column])));
+  const cells = rows.map((row) => columns.map((column) => formatCell(row[column], column)));
   const numeric = columns.map((column) => rows.every((row) => row[column] === undefined || row[column] === null || typeof row[column] === 'number'));
   const widths = columns.map((column, index) => Math.max(displayWidth(formatCell(column)), ...cells.map((line) => displayWidth(line[index]!))));
   const pad = (text: string, index: number): string => {
@@ -42,7 +42,7 @@ export function renderRecord(record: Row): string {
   const width = Math.max(0, ...keys.map((key) => displayWidth(key)));
   return Object.values(record)
     .map((value, index) => {
-      const text = isScalar(value) ? formatCell(value) : printableJson(value).replace(/\n/g, `\n${' '.repeat(width + 2)}`);
+      const text = isScalar(value) ? formatCell(value, Object.keys(record)[index]) : printableJson(value).replace(/\n/g, `\n${' '.repeat(width + 2)}`);
       return `${keys[index]!}${' '.repeat(width - displayWidth(keys[index]!))}  ${text}`;
     })
     .join('\n');
@@ -52,10 +52,28 @@ function isScalar(value: unknown): boolean {
   return value === null || ['string', 'number', 'boolean'].includes(typeof value);
 }
 
-function formatCell(value: unknown): string {
+/** Digits toLocaleString may show after the point: enough for every double's shortest form. */
+const fractionDigitsMax = 20;
+
+/**
+ * Columns that hold a number naming a thing (an event's seq, a leaf index, a version), shown
+ * as the CLI takes it back: `events show 12345`, not 12,345, which it refuses.
+ */
+const namingNumberColumn = /(?:^seq|Seq|^leafIndex|^version)$/;
+
+/**
+ * A value as a cell shows it: the stored value, not a rounded one. Counts get thousands
+ * separators; a fraction keeps every digit the server sent (a site's latitude 41.0347 is not
+ * 41.03, half a kilometre away); text shows the characters a terminal would act on as
+ * escapes (a line break as \n, a direction mark as \u200f), not as spaces that are not stored.
+ */
+function formatCell(value: unknown, column?: string): string {
   if (value === undefined || value === null) return '';
-  if (typeof value === 'number') return Number.isInteger(value) ? value.toLocaleString('en-US') : value.toLocaleString('en-US', { maximumFractionDigits: 2 });
-  if (typeof value === 'string') return printable(value);
+  if (typeof value === 'number') {
+    if (Number.isInteger(value)) return column !== undefined && namingNumberColumn.test(column) ? String(value) : value.toLocaleString('en-US');
+    return value.toLocaleString('en-US', { maximumFractionDigits: fractionDigitsMax });
+  }
+  if (typeof value === 'string') return escapedForTerminal(value);
   if (typeof value === 'boolean') return value ? 'yes' : 'no';
   return printableJson(value, 'one line');
 }
