@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
 import { tokenSecretPrefix } from '../ledger/schemas.ts';
 import { apiToken, type Config } from './config.ts';
-import { idSegment, parseDeadline } from './client-values.ts';
+import { amountOf, idSegment, parseDeadline } from './client-values.ts';
 import { ApiClient, unknownOutcomeOf } from './http.ts';
 import { Failure, isUnprintable, printable, printableJson, type Output } from './output.ts';
 import { pageCommand, recordCommand } from './page-commands.ts';
@@ -142,7 +142,17 @@ function licenceRow(licence: Row): Row {
 }
 
 export async function showCommand(client: ApiClient, resource: 'licences' | 'shipments', id: string, options: { json?: boolean }, output: Output): Promise<number> {
-  return recordCommand(client, `/v1/${resource}${idSegment(id, shipmentIdExamples)}`, options, output);
+  return recordCommand(client, `/v1/${resource}${idSegment(id, shipmentIdExamples)}`, options, output, resource === 'licences' ? withValue : undefined);
+}
+
+/**
+ * A licence with its value in its currency's units on a line of its own, before the minor
+ * units it is stored in: "valueMinor 100,000" beside "currency USD" reads as 100,000 dollars
+ * (the output review), and `licences versions` says 1,000.00 USD.
+ */
+function withValue(licence: Row): Row {
+  if (licence.valueMinor === undefined || licence.valueMinor === null) return licence;
+  return Object.fromEntries(Object.entries(licence).flatMap(([key, value]) => (key === 'valueMinor' ? [['value', amountOf(value, licence.currency)], [key, value]] : [[key, value]])));
 }
 
 export const columns = {

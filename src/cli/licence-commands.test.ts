@@ -107,6 +107,10 @@ describe('licences', () => {
       ],
     });
     expect(licence.parties).toEqual(expect.arrayContaining([expect.objectContaining({ organisationId: world.actors.alpha.orgId, role: 'end_user' })]));
+    // As a record, the value in dollars on a line of its own, before the cents it is stored in
+    // ("valueMinor 3,000,000,000" beside "currency USD" read as dollars: the output review).
+    const shown = (await ok(['licences', 'show', id])).split('\n');
+    expect(shown.filter((line) => /^(value|valueMinor|currency) /.test(line)).map((line) => line.replace(/ +/g, ' '))).toEqual(['value 30,000,000.00 USD', 'valueMinor 3,000,000,000', 'currency USD']);
   });
 
   it('takes the fields options do not give from --body, and refuses a field given both ways', async () => {
