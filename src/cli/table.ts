@@ -1,5 +1,6 @@
 /**
- * Plain-text tables for client commands. Numbers are right-aligned with thousands separators;
+ * Plain-text tables for client commands. Numbers are right-aligned, counts with thousands
+ * separators (not a number that names something, such as a seq: formatCell);
  * Chinese characters count two columns wide, so names in either script line up.
  */
 import { escapedForTerminal, printableJson } from './output.ts';
@@ -38,11 +39,12 @@ export function renderTable(rows: readonly Row[], columns: readonly string[]): s
 export function renderRecord(record: Row): string {
   // Keys come from the server as values do: control characters in them must not reach the
   // terminal either, and a wide character in one must not shift the values.
-  const keys = Object.keys(record).map((key) => formatCell(key));
+  const names = Object.keys(record);
+  const keys = names.map((key) => formatCell(key));
   const width = Math.max(0, ...keys.map((key) => displayWidth(key)));
   return Object.values(record)
     .map((value, index) => {
-      const text = isScalar(value) ? formatCell(value, Object.keys(record)[index]) : printableJson(value).replace(/\n/g, `\n${' '.repeat(width + 2)}`);
+      const text = isScalar(value) ? formatCell(value, names[index]) : printableJson(value).replace(/\n/g, `\n${' '.repeat(width + 2)}`);
       return `${keys[index]!}${' '.repeat(width - displayWidth(keys[index]!))}  ${text}`;
     })
     .join('\n');
