@@ -25,7 +25,7 @@ import { BodyBudget } from './body-budget.ts';
 import { ConnectionBounds } from './connections.ts';
 import { parseJsonBody } from './body.ts';
 import { commandRefusalBeforeBody, registerCommandRoutes } from './commands.ts';
-import { clientErrorAnswerer, answerProtocolRequests, continueOnceAccepted, methodNotAllowedProblem, originForm, refuseOddRequest, RouteMethods } from './http-edges.ts';
+import { clientErrorAnswerer, answerProtocolRequests, continueOnceAccepted, methodNotAllowedProblem, refuseOddRequest, RouteMethods, targetPath } from './http-edges.ts';
 import { addPublicReadCors, answerPublicReadPreflight, isPublicReadPreflight } from './cors.ts';
 import { DemoMark } from './demo-mark.ts';
 import { registerClosing } from './closing.ts';
@@ -167,7 +167,7 @@ function createFastify(options: ServerOptions, bodyLimit: number, serverHeaders:
     frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
       const refusal = fromFrameworkError(error);
       reply.headers(serverHeaders).header(requestIdHeader, request.id); // no hook runs before these, and none after: counted here
-      addPublicReadCors(reply, request.method, originForm(request.url).split('?')[0]!);
+      addPublicReadCors(reply, request.method, targetPath(request.url));
       countWhenFinished(metrics, request.method, reply.raw, performance.now());
       if (refusal !== null) return sendProblem(reply, problemOf(refusal, request.url));
       request.log.error({ err: withoutRowValues(error), method: request.method }, 'unhandled error while routing a request');
@@ -190,7 +190,7 @@ function unroutedAnswerer(app: FastifyInstance): RouteAnswerer {
   app.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
   return (request, reply) => {
     // The router matches an absolute-form target (http://host/v1/…) by its path: so does this.
-    const path = originForm(request.url).split('?')[0]!;
+    const path = targetPath(request.url);
     const allowed = routeMethods.allowed(routedPath(path));
     if (isPublicReadPreflight(request, path, allowed)) return answerPublicReadPreflight(reply);
     addPublicReadCors(reply, request.method, path);

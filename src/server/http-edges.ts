@@ -96,6 +96,11 @@ export function originForm(url: string): string {
   return rest === '' || rest.startsWith('?') ? `/${rest}` : rest;
 }
 
+/** The path of a request target as sent, in origin form and without its query: what routes and refusals name. */
+export function targetPath(url: string): string {
+  return originForm(url).split('?', 1)[0]!;
+}
+
 const queryString = (url: string): string => {
   const start = url.indexOf('?');
   return start === -1 ? '' : url.slice(start + 1);

@@ -20,7 +20,7 @@ import type { Pool } from '../store/pool.ts';
 import { currentLogKey, listAnnouncementNotes, listLogKeys, readHead } from '../store/tlog-tables.ts';
 import type { TokenVerifier } from './auth.ts';
 import { registerPublicReadCors } from './cors.ts';
-import { originForm } from './http-edges.ts';
+import { targetPath } from './http-edges.ts';
 import { assertEventExists, checkpointServer, cosignedCheckpoint, storeCosignatures } from './log-cosignatures.ts';
 import { sendEntries } from './log-entries.ts';
 import { contentTypeRefusal } from './problem.ts';
@@ -163,7 +163,7 @@ function tileRoute(app: FastifyInstance, { options }: LogRouteContext): void {
     // The path as sent, not as decoded: '%30%30%30' decodes to '000', and a second URL for one
     // tile would split caches. Only the canonical spelling is served. An absolute-form target
     // (http://host/v1/log/tile/…) is the same tile.
-    const rawPath = originForm(request.url).split('?', 1)[0]!;
+    const rawPath = targetPath(request.url);
     parseQuery(noQuery, request.query);
     const parsed = rawPath.startsWith(tilePrefix) ? parseTilePath(`tile/${rawPath.slice(tilePrefix.length)}`) : undefined;
     if (!parsed) throw new DomainError('not_found', `tile/${request.params['*']} is not a C2SP tlog-tiles path`);
