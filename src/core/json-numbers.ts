@@ -29,6 +29,9 @@ const upperE = 0x45;
 
 const isDigit = (code: number): boolean => code >= zero && code <= nine;
 
+/** Whether a character outside a string, in JSON text JSON.parse has read, starts a number: a '-' or a digit. */
+export const startsNumber = (code: number): boolean => code === minus || isDigit(code);
+
 /**
  * The index just past the number token that starts at `start` (a '-' or a digit) in JSON text
  * that JSON.parse has read: a number ends at the first character that no number holds.

@@ -5,7 +5,7 @@
  * replacement character in a company name is a changed record).
  */
 import { DomainError } from '../core/errors.ts';
-import { numberTokenEnd, roundedNumberWords, roundedToWholeAt } from '../core/json-numbers.ts';
+import { numberTokenEnd, roundedNumberWords, roundedToWholeAt, startsNumber } from '../core/json-numbers.ts';
 import { limits } from '../core/limits.ts';
 import { cut, quotedFieldPath } from '../core/text.ts';
 
@@ -104,9 +104,6 @@ const openBrace = 0x7b;
 const closeBrace = 0x7d;
 const openBracket = 0x5b;
 const closeBracket = 0x5d;
-const minus = 0x2d;
-const zero = 0x30;
-const nine = 0x39;
 
 /**
  * Member names an object keeps in a list, looked through one by one, before it keeps them in
@@ -162,7 +159,7 @@ function refuseWhatParseChanged(text: string): void {
       const inner = open[open.length - 1]!;
       if (inner.object) inner.nameNext = true;
       else inner.index += 1;
-    } else if (char === minus || (char >= zero && char <= nine)) {
+    } else if (startsNumber(char)) {
       const end = numberTokenEnd(text, at);
       if (roundedToWholeAt(text, at, end)) throw roundedNumber(text.slice(at, end), open);
       at = end - 1;
