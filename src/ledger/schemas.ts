@@ -49,30 +49,40 @@ export function listMax(max: number, bound: string, holder: string, items: strin
  */
 const visible = new RegExp(`[^\\s\\p{Cf}${invisibleCharacters}]`, 'u');
 
+/** What a list's refinement says of an item whose key an earlier item had. */
+type Twice<T> = (item: T, earlier: number, index: number) => { message: string; path: PropertyKey[] };
+
 /**
- * A list that is a set (a licence's products and parties, an organisation's roles): an item
- * given twice is refused, naming it and both places. The handlers keep each once, so the
- * event would record the list as sent and the row another one (the input review of
- * session 24).
+ * Refuses every item of a list whose key an earlier item had, as `twice` says it: a list that
+ * is a set (a licence's products and parties, an organisation's roles), and a licence's
+ * conditions, each under an id of its own.
  */
-function givenOnce<T>(keyOf: (item: T) => string, named: (item: T) => string): (list: T[], context: z.RefinementCtx<T[]>) => void {
+function givenOnce<T>(keyOf: (item: T) => string, twice: Twice<T>): (list: T[], context: z.RefinementCtx<T[]>) => void {
   return (list, context) => {
     const first = new Map<string, number>();
     list.forEach((item, index) => {
       const key = keyOf(item);
       const earlier = first.get(key);
       if (earlier === undefined) first.set(key, index);
-      else context.addIssue({ code: 'custom', message: `${named(item)} is given twice (items ${earlier} and ${index}); give it once`, path: [index], input: list });
+      else context.addIssue({ code: 'custom', ...twice(item, earlier, index), input: list });
     });
   };
 }
+/**
+ * An item of a set given twice, named, with both places. The handlers keep each once, so the
+ * event would record the list as sent and the row another one (the input review of
+ * session 24).
+ */
+const sameItemTwice = <T>(named: (item: T) => string): Twice<T> => (item, earlier, index) => ({
+  message: `${named(item)} is given twice (items ${earlier} and ${index}); give it once`, path: [index],
+});
 /**
  * Said in words, not as uniqueItems: the event bodies the document describes reuse these
  * schemas, and events recorded before the rule may repeat an item.
  */
 const eachOnce = 'Each item once: a request that gives one twice is refused (400, naming both places).';
-const productIdsOnce = givenOnce<string>((productId) => productId, (productId) => `product ${productId}`);
-const partiesOnce = givenOnce<{ organisationId: string; role: string }>((party) => `${party.organisationId}/${party.role}`, (party) => `party ${party.organisationId} as ${party.role}`);
+const productIdsOnce = givenOnce<string>((productId) => productId, sameItemTwice((productId) => `product ${productId}`));
+const partiesOnce = givenOnce<{ organisationId: string; role: string }>((party) => `${party.organisationId}/${party.role}`, sameItemTwice((party) => `party ${party.organisationId} as ${party.role}`));
 
 /**
  * A name: text that is not blank, stored without the white space around it (the OpenAPI
@@ -236,7 +246,7 @@ export const organisationRegister = z.strictObject({
   name: name(),
   nameRomanised: name().optional(),
   country,
-  roles: z.array(z.enum(['authority', 'exporter', 'recipient', 'auditor'])).min(1).max(4).superRefine(givenOnce((role) => role, (role) => `role ${role}`)).describe(eachOnce),
+  roles: z.array(z.enum(['authority', 'exporter', 'recipient', 'auditor'])).min(1).max(4).superRefine(givenOnce((role) => role, sameItemTwice((role) => `role ${role}`))).describe(eachOnce),
   // An identifier is a code (a USCC, an LEI, a DUNS number): held in one spelling, in
   // capitals without the spaces, hyphens, dots or slashes of its groups, so that one
   // organisation's code typed in lower case, full width or in groups is still the code
@@ -335,13 +345,10 @@ const condition = z.strictObject({
  * reference to the condition (in a decision, a report, an amendment's reason) naming two
  * obligations, so it is refused, naming the id.
  */
-const conditions = z.array(condition).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence has', 'conditions')).superRefine((list, context) => {
-  const seen = new Set<string>();
-  list.forEach((item, index) => {
-    if (seen.has(item.id)) context.addIssue({ code: 'custom', message: `condition id ${JSON.stringify(item.id)} is given twice; each condition needs an id of its own`, path: [index, 'id'] });
-    seen.add(item.id);
-  });
-});
+const conditions = z.array(condition).max(limits.listItemsMax, listMax(limits.listItemsMax, 'listItemsMax', 'a licence has', 'conditions')).superRefine(givenOnce(
+  (item) => item.id,
+  (item, _earlier, index) => ({ message: `condition id ${JSON.stringify(item.id)} is given twice; each condition needs an id of its own`, path: [index, 'id'] }),
+));
 const party = z.strictObject({ organisationId: id, role: z.enum(['consignee', 'end_user', 'supplier']) });
 
 /**
