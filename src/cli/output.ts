@@ -45,6 +45,9 @@ export function printable(text: string): string {
   return text.replace(unprintable, ' ');
 }
 
+/** A character (one UTF-16 unit: every one these escape is in the BMP) as JSON writes it escaped, \uXXXX. */
+const unicodeEscape = (character: string): string => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
 /** The escapes a cell writes for the common ones; any other is written \uXXXX. */
 const namedEscapes: Readonly<Record<string, string>> = { '\n': '\\n', '\t': '\\t', '\r': '\\r' };
 
@@ -56,7 +59,7 @@ const namedEscapes: Readonly<Record<string, string>> = { '\n': '\\n', '\t': '\\t
  * itself: the escapes are a reading aid, not a syntax to decode.
  */
 export function escapedForTerminal(text: string): string {
-  return text.replace(unprintable, (character) => namedEscapes[character] ?? `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(unprintable, (character) => namedEscapes[character] ?? unicodeEscape(character));
 }
 
 /** Whether one character (a code point) is one printable() replaces: a control or bidi character. */
@@ -74,5 +77,5 @@ export function printableJson(value: unknown, layout: 'indented' | 'one line' = 
   const json = JSON.stringify(value, null, layout === 'indented' ? 2 : undefined);
   // undefined, a function or a symbol (never in parsed JSON) has no JSON: said as text.
   if (json === undefined) return printable(String(value));
-  return json.replace(unprintableInJson, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return json.replace(unprintableInJson, unicodeEscape);
 }
