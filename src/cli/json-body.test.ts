@@ -4,31 +4,29 @@
  * numbers an honest serialiser writes go through.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStandInApi, type StandInApi } from '../../test/support/stand-in-api.ts';
 import { recordingOutput } from '../../test/support/recording-output.ts';
 import { jsonProblem } from './json-body.ts';
 import { main } from './program.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-json-body-'));
 /** Stands in for the API: any request reaching it is one that should not have been sent. */
-let server: Server;
+let api: StandInApi;
 let url: string;
 const requests: string[] = [];
 
 beforeAll(async () => {
-  server = createServer((request, response) => {
+  api = await startStandInApi((request, response) => {
     requests.push(`${request.method} ${request.url}`);
     response.writeHead(500).end();
   });
-  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  url = api.url;
 });
 afterAll(async () => {
-  await new Promise((closed) => server.close(closed));
+  await api?.close();
   rmSync(folder, { recursive: true, force: true });
 });
 

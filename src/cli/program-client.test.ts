@@ -4,10 +4,10 @@
  * the chipledger API, or a file that is not a file, is one line on stderr with exit 1, no stack.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startStandInApi, type StandInApi } from '../../test/support/stand-in-api.ts';
 import type { Output } from './output.ts';
 import { main } from './program.ts';
 
@@ -17,22 +17,20 @@ const requests: string[] = [];
 const keys: string[] = [];
 /** What the server answers to every request: a web server that is not ours, by default. */
 let answer: { status: number; type: string; body: string; headers?: Record<string, string> } = { status: 200, type: 'text/html', body: '<html><body>It works!</body></html>' };
-let server: Server;
+let api: StandInApi;
 let url: string;
 
 beforeAll(async () => {
-  server = createServer((request, response) => {
+  api = await startStandInApi((request, response) => {
     requests.push(`${request.method} ${request.url}`);
     if (typeof request.headers['idempotency-key'] === 'string') keys.push(request.headers['idempotency-key']);
     request.resume();
     request.on('end', () => response.writeHead(answer.status, { 'content-type': answer.type, ...answer.headers }).end(answer.body));
   });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const address = server.address();
-  url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  url = api.url;
 });
 afterAll(async () => {
-  await new Promise((done) => server.close(done));
+  await api?.close();
   rmSync(folder, { recursive: true, force: true });
 });
 beforeEach(() => {

@@ -7,11 +7,11 @@
  * it is asked, so "nothing was sent" is seen, not assumed.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startStandInApi, type StandInApi } from '../../test/support/stand-in-api.ts';
 import { recordingOutput } from '../../test/support/recording-output.ts';
 import { repeated } from './client-values.ts';
 import { Failure } from './output.ts';
@@ -87,12 +87,12 @@ describe('the guard', () => {
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-single-value-options-'));
 /** Every request the server received: METHOD /path and its JSON body. */
 const requests: Array<{ route: string; body: Record<string, unknown> }> = [];
-let server: Server;
+let api: StandInApi;
 let url: string;
 
 beforeAll(async () => {
   // Answers every change as the API would enough for the CLI to print its sentence.
-  server = createServer((request, response) => {
+  api = await startStandInApi((request, response) => {
     let text = '';
     request.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
     request.on('end', () => {
@@ -100,12 +100,10 @@ beforeAll(async () => {
       response.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ licenceId: 'L-1', shipmentId: 'S-1', units: 5, status: 'draft' }));
     });
   });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const address = server.address();
-  url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  url = api.url;
 });
 afterAll(async () => {
-  await new Promise((done) => server.close(done));
+  await api?.close();
   rmSync(folder, { recursive: true, force: true });
 });
 beforeEach(() => {
