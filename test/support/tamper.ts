@@ -1,8 +1,44 @@
 /**
  * Tamper tests play an attacker with write access to the database: one who can also turn
- * off the trigger that keeps stored tiles append-only (migration 018). The checks under
- * test (the start-up check, `log verify`, the audit) must catch what such a change leaves.
+ * off the triggers that keep the record whole (stored tiles append-only, migration 018;
+ * events, checkpoints and cosignatures never deleted or changed, 055). The checks under test
+ * (the start-up check, `log verify`, the audit, `chipledger check`) must catch what such a
+ * change leaves.
  */
-export function untriggered(statement: string): string {
-  return `ALTER TABLE tlog_tiles DISABLE TRIGGER tlog_tiles_only_grow; ${statement}; ALTER TABLE tlog_tiles ENABLE TRIGGER tlog_tiles_only_grow`;
+import type { Pool, PoolClient } from '../../src/store/pool.ts';
+
+/** Each table a tamper test changes, and the trigger that would refuse the change. */
+const keeping = {
+  tlog_tiles: 'tlog_tiles_only_grow',
+  tlog_checkpoints: 'tlog_checkpoints_kept',
+  tlog_cosignatures: 'tlog_cosignatures_no_delete',
+  events: 'events_no_delete',
+} as const;
+
+export type KeptTable = keyof typeof keeping;
+
+/** `statement` as one text that runs it with `table`'s trigger off (no parameters: a text of several statements takes none). */
+export function untriggered(statement: string, table: KeptTable = 'tlog_tiles'): string {
+  return `ALTER TABLE ${table} DISABLE TRIGGER ${keeping[table]}; ${statement}; ALTER TABLE ${table} ENABLE TRIGGER ${keeping[table]}`;
+}
+
+/**
+ * Runs `change` with `table`'s trigger off, on `db` (a pool or a client in a transaction: the
+ * ALTER takes effect for every session once it commits, and in a transaction rolls back with it).
+ */
+export async function withTriggerOff<T>(db: Pool | PoolClient, table: KeptTable, change: () => Promise<T>): Promise<T> {
+  await db.query(`ALTER TABLE ${table} DISABLE TRIGGER ${keeping[table]}`);
+  let failed = false;
+  try {
+    return await change();
+  } catch (error) {
+    failed = true;
+    throw error;
+  } finally {
+    // After a failure in a transaction the ALTER cannot run, and rolls back with it anyway:
+    // the change's own error is the one to see.
+    await db.query(`ALTER TABLE ${table} ENABLE TRIGGER ${keeping[table]}`).catch((error: unknown) => {
+      if (!failed) throw error;
+    });
+  }
 }

@@ -18,7 +18,7 @@ import {
   generateCosignerKey, generateSignerKey, leafHash, openCheckpoint, parseCosignatureVerifierKey, parseSignerKey, parseVerifierKey, signCheckpoint, verifyTlogProof,
 } from '../../src/tlog/index.ts';
 import { captured, startHarness, type Harness, type LogServer } from './harness.ts';
-import { untriggered } from '../support/tamper.ts';
+import { untriggered, withTriggerOff } from '../support/tamper.ts';
 import { failureOf } from '../support/failure.ts';
 
 const logKey = generateSignerKey('log.cli.test');
@@ -159,7 +159,7 @@ describe('log verify catches tampering and names it', () => {
     const row = (await harness.database.pool.query<{ size: number; signed_note: string }>('SELECT size, signed_note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1')).rows[0]!;
     const at = row.signed_note.lastIndexOf(' ') + 30;
     const forged = `${row.signed_note.slice(0, at)}${row.signed_note[at] === 'A' ? 'B' : 'A'}${row.signed_note.slice(at + 1)}`;
-    const set = (note: string) => `UPDATE tlog_checkpoints SET signed_note = '${note.replaceAll("'", "''")}' WHERE size = ${row.size}`;
+    const set = (note: string) => untriggered(`UPDATE tlog_checkpoints SET signed_note = '${note.replaceAll("'", "''")}' WHERE size = ${row.size}`, 'tlog_checkpoints');
     await tampered(set(forged), set(row.signed_note), async (url) => {
       const { lines } = await verifyFails(url);
       expect(lines).toEqual([expect.stringMatching(/^FAILED \[signature\] the checkpoint does not verify with the log key log\.cli\.test: .*does not verify/)]);
@@ -192,8 +192,8 @@ describe('log verify catches tampering and names it', () => {
     const row = (await pool.query('SELECT size, root, key_id, signed_note, created_at FROM tlog_checkpoints WHERE size = $1', [saved.size])).rows[0];
     const cosignatures = (await pool.query('SELECT * FROM tlog_cosignatures WHERE checkpoint_size = $1', [saved.size])).rows;
     // Withdraw the newest checkpoint (as a log rolled back to an older state would), then put it back.
-    await pool.query('DELETE FROM tlog_cosignatures WHERE checkpoint_size = $1', [saved.size]);
-    await pool.query('DELETE FROM tlog_checkpoints WHERE size = $1', [saved.size]);
+    await withTriggerOff(pool, 'tlog_cosignatures', () => pool.query('DELETE FROM tlog_cosignatures WHERE checkpoint_size = $1', [saved.size]));
+    await withTriggerOff(pool, 'tlog_checkpoints', () => pool.query('DELETE FROM tlog_checkpoints WHERE size = $1', [saved.size]));
     try {
       const { lines } = await verifyFails(server.url, { state: file('truncate.state') });
       expect(lines).toEqual([expect.stringMatching(new RegExp(`^FAILED \\[truncation\\] truncation: the log now signs size \\d+, smaller than the checkpoint of size ${saved.size} saved earlier; a log never shrinks; both checkpoints are signed`))]);

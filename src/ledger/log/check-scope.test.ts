@@ -13,6 +13,7 @@ import { Ledger } from '../ledger.ts';
 import { checkLogOnStart, LogCheckError, type CheckpointScope } from './check.ts';
 import { TransparencyLog } from './transparency-log.ts';
 import { openSigningLedger } from '../../../test/support/signing-ledger.ts';
+import { withTriggerOff } from '../../../test/support/tamper.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -77,7 +78,7 @@ async function spoilSignature(client: PoolClient, which: 'oldest' | 'newest' | '
   const note = row.signed_note as string;
   const at = note.length - 2; // the note ends with the last signature line's base64 and a newline
   const spoilt = `${note.slice(0, at)}${note[at] === 'A' ? 'B' : 'A'}${note.slice(at + 1)}`;
-  await client.query('UPDATE tlog_checkpoints SET signed_note = $1 WHERE size = $2 AND key_id = $3', [spoilt, row.size, row.key_id]);
+  await withTriggerOff(client, 'tlog_checkpoints', () => client.query('UPDATE tlog_checkpoints SET signed_note = $1 WHERE size = $2 AND key_id = $3', [spoilt, row.size, row.key_id]));
 }
 
 describe('the checkpoints the start-up check re-verifies', () => {
@@ -101,13 +102,13 @@ describe('the checkpoints the start-up check re-verifies', () => {
   it('the newest by size are re-verified whatever their signing times say (a row back-dated, a clock stepped back)', async () => {
     const spoiltAndBackDated = await checkTampered(newestTwo, async (client) => {
       await spoilSignature(client, 'newest');
-      await client.query("UPDATE tlog_checkpoints SET created_at = '2000-01-01' WHERE size = (SELECT max(size) FROM tlog_checkpoints)");
+      await withTriggerOff(client, 'tlog_checkpoints', () => client.query("UPDATE tlog_checkpoints SET created_at = '2000-01-01' WHERE size = (SELECT max(size) FROM tlog_checkpoints)"));
     });
     expect(spoiltAndBackDated).toMatchObject({ check: 'checkpoint-signature' });
     const afterClockStep = await checkTampered(newestTwo, async (client) => {
       await spoilSignature(client, 'newest');
       // Every other row signed while the database's clock ran an hour ahead.
-      await client.query("UPDATE tlog_checkpoints SET created_at = created_at + interval '1 hour' WHERE size < (SELECT max(size) FROM tlog_checkpoints)");
+      await withTriggerOff(client, 'tlog_checkpoints', () => client.query("UPDATE tlog_checkpoints SET created_at = created_at + interval '1 hour' WHERE size < (SELECT max(size) FROM tlog_checkpoints)"));
     });
     expect(afterClockStep).toMatchObject({ check: 'checkpoint-signature' });
   });
@@ -136,7 +137,7 @@ describe('the checkpoints the start-up check re-verifies', () => {
       await spoilSignature(client, 'newest');
       await expect(open(keyB.signerKey)).rejects.toThrow(/checkpoint/);
     } finally {
-      await client.query('UPDATE tlog_checkpoints SET signed_note = $1 WHERE size = $2 AND key_id = $3', [newest.signed_note, newest.size, newest.key_id]);
+      await withTriggerOff(client, 'tlog_checkpoints', () => client.query('UPDATE tlog_checkpoints SET signed_note = $1 WHERE size = $2 AND key_id = $3', [newest.signed_note, newest.size, newest.key_id]));
       client.release();
     }
     const again = await open(keyB.signerKey);
