@@ -158,16 +158,18 @@ export interface PackedEntries {
   count: number;
 }
 
-/** The newest checkpoint's size and age (by the database's clock), and the committed head's size. */
+/** The newest checkpoint's size and age (by the database's clock), the committed head's size and the log's key. */
 export interface SigningState {
   headSize: number;
   newest: { size: number; ageMs: number } | undefined;
+  /** The log's current key (currentLogKey), undefined before the log first signed. */
+  logKey: string | undefined;
 }
 
 /**
  * What a signer's turn needs, in one round trip, waiting at most `waitMs` for a lock and the
- * statement: the head's size, and the newest checkpoint's size and age by the database's
- * clock (which every process shares; undefined before the first). The newest is the largest
+ * statement: the head's size, the newest checkpoint's size and age by the database's
+ * clock (which every process shares; undefined before the first), and the log's current key. The newest is the largest
  * (sizes only grow; at one size, a rotation's announcement comes last), found through the
  * primary key: max(created_at) scanned the whole table, which grows by about a row a second.
  */
@@ -175,11 +177,12 @@ export async function signingState(pool: Pool, waitMs: number): Promise<SigningS
   // One statement, one snapshot: READ COMMITTED is enough, whatever the session's default
   // isolation (a serializable one would take predicate locks for nothing).
   const results = (await pool.query(`BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; ${waitBoundsSql(waitMs, 'locks and statements')};
-    SELECT (SELECT size FROM log_head WHERE id = 1) AS head_size, c.size, (extract(epoch FROM clock_timestamp() - c.created_at) * 1000)::float8 AS age_ms
+    SELECT (SELECT size FROM log_head WHERE id = 1) AS head_size, c.size, (extract(epoch FROM clock_timestamp() - c.created_at) * 1000)::float8 AS age_ms,
+           (SELECT verifier_key FROM tlog_keys ORDER BY written_order DESC LIMIT 1) AS log_key
     FROM (SELECT 1) one LEFT JOIN (SELECT size, created_at FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1) c ON true;
-    COMMIT`)) as unknown as Array<{ rows: Array<{ head_size: number; size: number | null; age_ms: number | null }> }>;
+    COMMIT`)) as unknown as Array<{ rows: Array<{ head_size: number; size: number | null; age_ms: number | null; log_key: string | null }> }>;
   const row = results.at(-2)!.rows[0]!;
-  return { headSize: Number(row.head_size), newest: row.size === null ? undefined : { size: Number(row.size), ageMs: row.age_ms! } };
+  return { headSize: Number(row.head_size), newest: row.size === null ? undefined : { size: Number(row.size), ageMs: row.age_ms! }, logKey: row.log_key ?? undefined };
 }
 
 /**

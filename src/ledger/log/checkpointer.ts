@@ -261,10 +261,14 @@ export class Checkpointer {
       this.sawLog(state);
     }
     const newest = state.newest;
-    if (newest !== undefined && newest.size >= state.headSize) return;
+    // Another process rotated the key: the signing finds it out under the rotation's lock and
+    // stops this signer, as it would at the next event. Without events an idle server went on
+    // serving the retired key as the log's (GET /v1/log/key, cosigned proof bundles).
+    const rotated = state.logKey !== undefined && state.logKey !== this.options.signer.verifierKey;
+    if (!rotated && newest !== undefined && newest.size >= state.headSize) return;
     // A negative age is no recent signing: the database's clock stepped back since (NTP, a
     // failover to a standby whose clock lags), and skipping on it left events uncovered for as long as the step.
-    if (newest !== undefined && newest.size !== this.ownSize && newest.ageMs >= 0 && newest.ageMs < this.period * recentSigningShare) return;
+    if (!rotated && newest !== undefined && newest.size !== this.ownSize && newest.ageMs >= 0 && newest.ageMs < this.period * recentSigningShare) return;
     this.tickStep = 'signing';
     await this.checkpointNow();
   }

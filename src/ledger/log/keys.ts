@@ -32,7 +32,9 @@ export class LogSigningLockBusy extends LogKeyError {
  * with `previousSignerKey` if another key signed so far. Returns whether it rotated.
  *
  * Call it only after the start-up check passed (checkLogOnStart): the announcement signs
- * the head with both keys, so it must never sign a state nobody proved. It runs under the
+ * the head with both keys, so it must never sign a state the check refused. (It signs the head
+ * as it finds it, which may hold events other processes committed since the check, as any
+ * checkpoint may: each of those was appended to a proved tree, leaf by leaf.) It runs under the
  * log signing lock, so no checkpoint of the old key lands after the announcement, and the
  * announcement and the new key's row commit together: a crash leaves both or neither.
  *
