@@ -274,7 +274,7 @@ export class Checkpointer {
   }
 
   /** Keeps what a tick read of the log for /metrics (stats.logSeen). */
-  private sawLog(state: SigningState): void {
+  private sawLog(state: Pick<SigningState, 'headSize' | 'newest'>): void {
     this.stats.logSeen = { headSize: state.headSize, newest: state.newest, readAtMs: performance.now(), signingHeld: this.held !== undefined };
   }
 
