@@ -14,10 +14,11 @@ import type { PoolClient } from './pool.ts';
 let database: TestDatabase;
 let world: World;
 
+// Licences with units left to allocate (an allocation written by hand must fit).
 worldPerFile((made, madeDatabase) => {
   world = made;
   database = madeDatabase;
-});
+}, { licenceUnits: 10_000, allocationUnits: 1_000 });
 
 const refusal = (...statements: Statement[]) => firstRefusal(database.pool, ...statements);
 const neverDeleted = (table: string) => ({ code: '23001', message: `the ledger only grows: ${table} rows are never deleted` });
@@ -93,6 +94,18 @@ describe('migration 055: the record is kept whole', () => {
     }
     expect(await refusal(insertShipments(world, [{ id: 'S-NEW', units: '100', status: 'booked' }]))).toBeUndefined();
     expect(await refusal(insertShipments(world, [{ id: 'S-NEW', units: '100', status: 'cancelled' }]))).toBeUndefined();
+  });
+
+  it('refuses an allocation to a recipient outside its licence\'s destination, and takes one inside it', async () => {
+    const { bis, alpha } = world.actors;
+    // The licence counts the new allocation, as the ledger writes one: only the route is wrong.
+    const allocate = (recipient: string): Statement[] => [
+      ['UPDATE licences SET allocated_units = allocated_units + 1 WHERE id = $1', [world.importLicenceId]],
+      [`INSERT INTO allocations (id, licence_id, recipient_org_id, units, created_seq) VALUES ('A-ROUTE', $1, $2, 1, 999999)`, [world.importLicenceId, recipient]],
+    ];
+    expect((await database.pool.query<{ country: string }>('SELECT country FROM organisations WHERE id = $1', [bis.orgId])).rows[0]!.country).toBe('US');
+    expect(await refusal(...allocate(bis.orgId))).toEqual({ code: '23514', message: `allocation A-ROUTE is for ${bis.orgId}, in US, of licence ${world.importLicenceId} for US → CN: units go to a recipient in the licence's destination` });
+    expect(await refusal(...allocate(alpha.orgId))).toBeUndefined();
   });
 });
 

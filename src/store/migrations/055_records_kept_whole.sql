@@ -140,3 +140,24 @@ CREATE FUNCTION ledger_check_row_seqs() RETURNS TABLE (invariant text, subject t
   WHERE q.seq >= h.size
 $$;
 INSERT INTO ledger_checks (position, part) VALUES (280, 'ledger_check_row_seqs');
+
+-- 7. An allocation's recipient is in its licence's destination (ledger/handlers/allocations.ts
+--    checkRecipientOnRoute, rule licence-route): a shipment goes to its recipient's country, so
+--    units allocated to a recipient anywhere else could never be booked, while they count
+--    against the licence's authorised units. An INSERT allocated a Chinese import licence's
+--    units to a British auditor. Neither an organisation's country nor a licence's route ever
+--    changes, so the INSERT is the one place to hold it; allocations made before the rule stay
+--    as they are. AFTER INSERT, as 025's; allocations are made rarely (two look-ups each).
+CREATE FUNCTION allocations_recipient_on_route() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE recipient_country text; licence_route record;
+BEGIN
+  SELECT country INTO recipient_country FROM organisations WHERE id = NEW.recipient_org_id;
+  SELECT origin, destination INTO licence_route FROM licences WHERE id = NEW.licence_id;
+  IF recipient_country IS DISTINCT FROM licence_route.destination THEN
+    RAISE EXCEPTION 'allocation % is for %, in %, of licence % for % → %: units go to a recipient in the licence''s destination',
+      NEW.id, NEW.recipient_org_id, coalesce(recipient_country, 'no country'), NEW.licence_id, licence_route.origin, licence_route.destination
+      USING ERRCODE = 'check_violation', CONSTRAINT = 'allocations_recipient_on_route';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER allocations_recipient_on_route AFTER INSERT ON allocations FOR EACH ROW EXECUTE FUNCTION allocations_recipient_on_route();
