@@ -19,6 +19,7 @@ import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { clockBehindLedgerRule } from '../ledger/batch-time.ts';
 import type { Ledger } from '../ledger/ledger.ts';
+import { retiredKeyMessage } from '../ledger/log/checkpointer.ts';
 import { clockAheadOfDatabaseRule } from '../ledger/refusals.ts';
 import { newerMigrationsMessage } from '../store/migrate.ts';
 import { readHealthRow, type NewerMigration } from '../store/health-queries.ts';
@@ -62,11 +63,11 @@ export function healthFault(ledger: Ledger, health: Health, knownNewest: number)
   if (retired !== undefined) return new DomainError('unavailable', `this server no longer signs checkpoints: ${retired.message}`);
   const held = ledger.checkpointer?.held;
   if (held !== undefined) return held;
-  // Another process may have rotated the key since this one last signed (an idle server
-  // signs nothing): said in the words the checkpointer uses when it finds out itself.
+  // Another process may have rotated the key since this one's last tick (the checkpointer
+  // finds it at its next): said in the words the checkpointer uses when it finds out itself.
   const own = ledger.checkpointer?.signer.verifierKey;
   if (own !== undefined && health.logKey !== undefined && health.logKey !== own) {
-    return new DomainError('unavailable', `this server no longer signs checkpoints: the log key ${own} is no longer the log's key (now ${health.logKey}); this process will not sign checkpoints again, since a retired key never signs again`);
+    return new DomainError('unavailable', `this server no longer signs checkpoints: ${retiredKeyMessage(own, health.logKey)}`);
   }
   return undefined;
 }

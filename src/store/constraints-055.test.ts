@@ -143,9 +143,23 @@ describe('the re-check\'s parts of migration 055', () => {
     expect(rows).toHaveLength(2);
   });
 
-  it('name a row last changed by an event past the log\'s last', async () => {
-    const rows = await named('ledger_check_row_seqs', (client) => client.query('UPDATE shipments SET updated_seq = (SELECT size + 5 FROM log_head) WHERE id = $1', [bookedId]));
-    const size = (await database.pool.query<{ size: string }>('SELECT size::text FROM log_head')).rows[0]!.size;
-    expect(rows).toEqual([{ invariant: 'event-rows', subject: bookedId, detail: `the shipment was last changed by event ${Number(size) + 5}, past the log's last event (${Number(size) - 1})` }]);
+  it('name a licence version made by an event the log does not hold', async () => {
+    const licenceId = world.importLicenceId;
+    const rows = await named('ledger_check_version_events', (client) => client.query('UPDATE licence_versions SET seq = 999999 WHERE licence_id = $1 AND version = 1', [licenceId]));
+    expect(rows).toEqual(expect.arrayContaining([
+      { invariant: 'licence-versions', subject: licenceId, detail: 'version 1 was made by event 999999, but there is no event 999999' },
+    ]));
+  });
+
+  it('name a row last changed by an event past the log\'s last, whichever table holds it', async () => {
+    const rows = await named('ledger_check_row_seqs', async (client) => {
+      await client.query('UPDATE shipments SET updated_seq = (SELECT size + 5 FROM log_head) WHERE id = $1', [bookedId]);
+      await client.query('UPDATE licences SET updated_seq = (SELECT size FROM log_head) WHERE id = $1', [world.exportLicenceId]);
+    });
+    const size = Number((await database.pool.query<{ size: string }>('SELECT size::text FROM log_head')).rows[0]!.size);
+    expect(rows).toEqual([
+      { invariant: 'event-rows', subject: world.exportLicenceId, detail: `the licence was last changed by event ${size}, past the log's last event (${size - 1})` },
+      { invariant: 'event-rows', subject: bookedId, detail: `the shipment was last changed by event ${size + 5}, past the log's last event (${size - 1})` },
+    ].sort((a, b) => a.subject.localeCompare(b.subject)));
   });
 });

@@ -178,7 +178,7 @@ export async function signingState(pool: Pool, waitMs: number): Promise<SigningS
   // isolation (a serializable one would take predicate locks for nothing).
   const results = (await pool.query(`BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; ${waitBoundsSql(waitMs, 'locks and statements')};
     SELECT (SELECT size FROM log_head WHERE id = 1) AS head_size, c.size, (extract(epoch FROM clock_timestamp() - c.created_at) * 1000)::float8 AS age_ms,
-           (SELECT verifier_key FROM tlog_keys ORDER BY written_order DESC LIMIT 1) AS log_key
+           (SELECT verifier_key FROM (${currentLogKeySql}) k) AS log_key
     FROM (SELECT 1) one LEFT JOIN (SELECT size, created_at FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1) c ON true;
     COMMIT`)) as unknown as Array<{ rows: Array<{ head_size: number; size: number | null; age_ms: number | null; log_key: string | null }> }>;
   const row = results.at(-2)!.rows[0]!;
@@ -372,9 +372,12 @@ export async function listLogKeys(db: Queryable): Promise<LogKeyRow[]> {
   return (await db.query<LogKeyRow>('SELECT key_id, verifier_key, first_size, announced_size FROM tlog_keys ORDER BY written_order')).rows;
 }
 
+/** The key that signs now: the newest one (also read by signingState, inside its statement). */
+const currentLogKeySql = 'SELECT key_id, verifier_key, first_size, announced_size FROM tlog_keys ORDER BY written_order DESC LIMIT 1';
+
 /** The key that signs now: the newest one; undefined before the log first signed. */
 export async function currentLogKey(db: Queryable): Promise<LogKeyRow | undefined> {
-  return (await listLogKeys(db)).at(-1);
+  return (await db.query<LogKeyRow>(currentLogKeySql)).rows[0];
 }
 
 export async function insertLogKey(db: Queryable, row: LogKeyRow): Promise<void> {

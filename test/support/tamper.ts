@@ -17,9 +17,11 @@ const keeping = {
 
 export type KeptTable = keyof typeof keeping;
 
+const toggled = (table: KeptTable, on: boolean): string => `ALTER TABLE ${table} ${on ? 'ENABLE' : 'DISABLE'} TRIGGER ${keeping[table]}`;
+
 /** `statement` as one text that runs it with `table`'s trigger off (no parameters: a text of several statements takes none). */
 export function untriggered(statement: string, table: KeptTable = 'tlog_tiles'): string {
-  return `ALTER TABLE ${table} DISABLE TRIGGER ${keeping[table]}; ${statement}; ALTER TABLE ${table} ENABLE TRIGGER ${keeping[table]}`;
+  return `${toggled(table, false)}; ${statement}; ${toggled(table, true)}`;
 }
 
 /**
@@ -27,7 +29,7 @@ export function untriggered(statement: string, table: KeptTable = 'tlog_tiles'):
  * ALTER takes effect for every session once it commits, and in a transaction rolls back with it).
  */
 export async function withTriggerOff<T>(db: Pool | PoolClient, table: KeptTable, change: () => Promise<T>): Promise<T> {
-  await db.query(`ALTER TABLE ${table} DISABLE TRIGGER ${keeping[table]}`);
+  await db.query(toggled(table, false));
   let failed = false;
   try {
     return await change();
@@ -37,7 +39,7 @@ export async function withTriggerOff<T>(db: Pool | PoolClient, table: KeptTable,
   } finally {
     // After a failure in a transaction the ALTER cannot run, and rolls back with it anyway:
     // the change's own error is the one to see.
-    await db.query(`ALTER TABLE ${table} ENABLE TRIGGER ${keeping[table]}`).catch((error: unknown) => {
+    await db.query(toggled(table, true)).catch((error: unknown) => {
       if (!failed) throw error;
     });
   }

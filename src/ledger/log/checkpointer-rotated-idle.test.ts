@@ -33,6 +33,10 @@ it('stops an idle signer at its next tick once another process retired its key, 
       expect(idle.checkpointer!.retired).toBeUndefined();
       await until('the idle signer finds its key retired', () => idle.checkpointer!.retired !== undefined, { withinMs: 20 * tickMs + 5_000 });
       expect(idle.checkpointer!.retired!.message).toBe(`the log key ${parseSignerKey(retiringKey.signerKey).verifierKey} is no longer the log's key (now ${parseSignerKey(newKey.signerKey).verifierKey}); this process stopped signing checkpoints, since a retired key never signs again`);
+      // An event after it: the retired signer, ticking still if it had not stopped, signs none.
+      const { exporter } = world.actors;
+      await world.run('shipment.book', { exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-03-01T00:00:00Z' }, exporter);
+      await new Promise((done) => setTimeout(done, 10 * tickMs));
       const after = await database.pool.query('SELECT size FROM tlog_checkpoints WHERE key_id = $1 AND size > (SELECT announced_size FROM tlog_keys WHERE key_id = $2)',
         [formatKeyId(parseSignerKey(retiringKey.signerKey).keyId), formatKeyId(parseSignerKey(newKey.signerKey).keyId)]);
       expect(after.rows).toEqual([]);

@@ -109,6 +109,11 @@ export interface LogSeen {
 
 /** The reason a failed tick gives when another session holds the log signing lock past the signing's wait. */
 /** What a signing found; the newest checkpoint is read in the same bounded transaction. */
+/** Why a signer whose key the log retired signs nothing more: its words wherever it is said (the checkpointer, /healthz). */
+export function retiredKeyMessage(ownKey: string, currentKey: string): string {
+  return `the log key ${ownKey} is no longer the log's key (now ${currentKey}); this process stopped signing checkpoints, since a retired key never signs again`;
+}
+
 type SigningOutcome = { kind: 'retired'; replacedBy: string } | { kind: 'covered'; latest: CheckpointRow } | { kind: 'signed'; signed: SignedCheckpoint; latest: CheckpointRow | undefined };
 
 export class Checkpointer {
@@ -241,11 +246,12 @@ export class Checkpointer {
   }
 
   /**
-   * The timer's turn: sign unless the head is covered, or another process signed within most
-   * of a tick (by the database's clock, which all processes share: it ticks too, so the
-   * newest event is covered within the interval while one of them runs). Our own checkpoint
-   * never makes us skip: one stored late (a slow connection) would otherwise skip the next
-   * turn as well, and put two periods between signings.
+   * The timer's turn: stop if another process rotated the log to a new key; otherwise sign
+   * unless the head is covered, or another process signed within most of a tick (by the
+   * database's clock, which all processes share: it ticks too, so the newest event is covered
+   * within the interval while one of them runs). Our own checkpoint never makes us skip: one
+   * stored late (a slow connection) would otherwise skip the next turn as well, and put two
+   * periods between signings.
    */
   private async tick(): Promise<void> {
     this.tickStep = 'reading';
@@ -253,6 +259,11 @@ export class Checkpointer {
     // later tick skipped.
     const state = await signingState(this.bounded(this.signingWaitMs), this.signingWaitMs);
     this.sawLog(state);
+    // A rotation is found at every tick, before anything else: an idle server (no event to
+    // sign) found it only at its next signing, and served the retired key as the log's until
+    // then (GET /v1/log/key, cosigned proof bundles); a held one (below) never did. Read
+    // outside the rotation's lock, which is enough: a retired key never becomes current again.
+    if (state.logKey !== undefined && state.logKey !== this.options.signer.verifierKey) throw this.retire(state.logKey);
     // Held: what is owed is recorded first, at every tick, whether or not there is anything to
     // sign; a tick that found the head covered would otherwise count as signing working again
     // (said so) while nothing can be signed.
@@ -261,14 +272,10 @@ export class Checkpointer {
       this.sawLog(state);
     }
     const newest = state.newest;
-    // Another process rotated the key: the signing finds it out under the rotation's lock and
-    // stops this signer, as it would at the next event. Without events an idle server went on
-    // serving the retired key as the log's (GET /v1/log/key, cosigned proof bundles).
-    const rotated = state.logKey !== undefined && state.logKey !== this.options.signer.verifierKey;
-    if (!rotated && newest !== undefined && newest.size >= state.headSize) return;
+    if (newest !== undefined && newest.size >= state.headSize) return;
     // A negative age is no recent signing: the database's clock stepped back since (NTP, a
     // failover to a standby whose clock lags), and skipping on it left events uncovered for as long as the step.
-    if (!rotated && newest !== undefined && newest.size !== this.ownSize && newest.ageMs >= 0 && newest.ageMs < this.period * recentSigningShare) return;
+    if (newest !== undefined && newest.size !== this.ownSize && newest.ageMs >= 0 && newest.ageMs < this.period * recentSigningShare) return;
     this.tickStep = 'signing';
     await this.checkpointNow();
   }
@@ -319,11 +326,7 @@ export class Checkpointer {
       await insertCheckpoint(client, { size: head.size, root: head.root, key_id: formatKeyId(signer.keyId), signed_note: signedNote });
       return { kind: 'signed', signed: { size: head.size, root: head.root, signedNote }, latest: await latestCheckpoint(client) };
     }, waitMs);
-    if (signed.kind === 'retired') {
-      this.retiredBy = signed.replacedBy;
-      if (this.timer) clearInterval(this.timer);
-      throw this.retiredError(signed.replacedBy);
-    }
+    if (signed.kind === 'retired') throw this.retire(signed.replacedBy);
     if (signed.kind === 'covered') return signed.latest;
     this.ownSize = signed.signed.size;
     this.stats.signed += 1;
@@ -357,7 +360,14 @@ export class Checkpointer {
     return withQueryTimeout(this.options.pool, Math.max(1, Math.trunc(waitMs)) + limits.databaseReplyMarginMs);
   }
 
+  /** Stops signing for good: the log's key is `replacedBy` now. Returns the error that says so. */
+  private retire(replacedBy: string): LogKeyError {
+    this.retiredBy = replacedBy;
+    if (this.timer) clearInterval(this.timer);
+    return this.retiredError(replacedBy);
+  }
+
   private retiredError(replacedBy: string): LogKeyError {
-    return new LogKeyError(`the log key ${this.options.signer.verifierKey} is no longer the log's key (now ${replacedBy}); this process stopped signing checkpoints, since a retired key never signs again`);
+    return new LogKeyError(retiredKeyMessage(this.options.signer.verifierKey, replacedBy));
   }
 }

@@ -105,8 +105,7 @@ INSERT INTO ledger_checks (position, part) VALUES (260, 'ledger_check_shipment_b
 --    licence.amend event about that licence that made it (ledger/handlers/licences.ts
 --    snapshot, the only writer), and each such event made one. A licence amended by hand,
 --    its new version naming an unrelated event, passed 030's comparison of the licence with
---    its versions, since both were changed. And no row of the state names an event the log
---    does not hold yet: a seq at or past the log's size was written outside the ledger.
+--    its versions, since both were changed.
 CREATE FUNCTION ledger_check_version_events() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
   WITH making AS (
     SELECT e.seq, e.kind, e.subject_id FROM events e WHERE e.kind IN ('licence.create', 'licence.amend')
@@ -128,6 +127,9 @@ CREATE FUNCTION ledger_check_version_events() RETURNS TABLE (invariant text, sub
 $$;
 INSERT INTO ledger_checks (position, part) VALUES (270, 'ledger_check_version_events');
 
+--    And no row of the state names an event the log does not hold yet: a seq at or past the
+--    log's size was written outside the ledger (a shipment shipped by hand, naming event 81 of
+--    a log of 81).
 CREATE FUNCTION ledger_check_row_seqs() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
   WITH head AS (SELECT size FROM log_head WHERE id = 1),
   seqs AS (
