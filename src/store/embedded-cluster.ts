@@ -2,7 +2,8 @@
  * The embedded PostgreSQL's cluster (store/embedded.ts starts it): creating it (initdb), then at
  * every start logging in with its password and creating the `chipledger` database if missing.
  */
-import { chownSync } from 'node:fs';
+import { chownSync, closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pg from 'pg';
 import { binariesPackage, installAdvice, type EmbeddedPostgresClass } from './embedded-binaries.ts';
 import { EmbeddedPostgresError } from './embedded-error.ts';
@@ -18,7 +19,44 @@ export const superuser = 'chipledger';
  * initdb with our password file. As root initdb runs as the postgres system user, which must
  * read that file: it owns it for the duration (it is PostgreSQL's superuser anyway).
  */
-export async function initialiseCluster(server: InstanceType<EmbeddedPostgresClass>, dataDir: string, passwordFile: string, isRoot: boolean): Promise<void> {
+/** Where a new cluster is made before it becomes its data dir: a sibling folder (createCluster). */
+export function creatingPath(dataDir: string): string {
+  return `${dataDir}.creating`;
+}
+
+/**
+ * Makes the cluster in creatingPath(dataDir) and renames it to dataDir once initdb finished.
+ * initdb writes PG_VERSION and global/pg_control first and the catalogue after: a start killed
+ * in between (a container stopped, an OOM kill of its group, the power) left dataDir with both
+ * files and no catalogue, which the next start took for a cluster. PostgreSQL crash-looped on
+ * it; the start hung, or its advice said the folder held data (s25 crash review). Now dataDir
+ * exists only whole, and what an interrupted creation leaves is its sibling, which never held
+ * data: the next start deletes it (removeInterruptedCreation).
+ */
+export async function createCluster(serverIn: (databaseDir: string) => InstanceType<EmbeddedPostgresClass>, dataDir: string, passwordFile: string, isRoot: boolean): Promise<void> {
+  const creating = creatingPath(dataDir);
+  await initialiseCluster(serverIn(creating), creating, passwordFile, isRoot);
+  // An empty dataDir (made by hand, or left by an older release's creation that made nothing) is replaced.
+  renameSync(creating, dataDir);
+  syncFolder(dirname(dataDir));
+}
+
+/** A creation that a start began and never finished (createCluster): it never held data. */
+export function removeInterruptedCreation(dataDir: string): void {
+  rmSync(creatingPath(dataDir), { recursive: true, force: true });
+}
+
+/** The rename made durable: a power cut after it must not bring the folder's old name back. */
+function syncFolder(folder: string): void {
+  const descriptor = openSync(folder, 'r');
+  try {
+    fsyncSync(descriptor);
+  } finally {
+    closeSync(descriptor);
+  }
+}
+
+async function initialiseCluster(server: InstanceType<EmbeddedPostgresClass>, dataDir: string, passwordFile: string, isRoot: boolean): Promise<void> {
   if (isRoot) {
     const postgresUser = postgresUserIds();
     chownSync(passwordFile, postgresUser.uid, postgresUser.gid);

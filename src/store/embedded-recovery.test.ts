@@ -111,4 +111,19 @@ describe('the embedded PostgreSQL after an interrupted start', () => {
     expect((failure as Error).message).toContain(`${partial} holds files but no PostgreSQL cluster`);
     expect((failure as Error).message).toContain(`delete ${partial} and ${partial}.password, then start again`);
   });
+
+  it('creates a cluster beside its folder and names it so only once whole, and deletes what an interrupted creation left (the s25 crash review)', async () => {
+    const interrupted = join(folder, 'interrupted');
+    // What initdb killed half-way now leaves: the sibling it was creating in, with PG_VERSION
+    // and pg_control but no catalogue (which, left under the data dir's own name, the next
+    // start took for a cluster and hung on).
+    mkdirSync(join(`${interrupted}.creating`, 'global'), { recursive: true });
+    writeFileSync(join(`${interrupted}.creating`, 'PG_VERSION'), '17\n');
+    writeFileSync(join(`${interrupted}.creating`, 'global', 'pg_control'), 'half a cluster');
+    const database = await start(interrupted);
+    expect(await query<{ name: string }>(database.url, 'SELECT current_database() AS name')).toEqual([{ name: 'chipledger' }]);
+    expect(existsSync(`${interrupted}.creating`)).toBe(false);
+    expect(existsSync(join(interrupted, 'global', 'pg_filenode.map'))).toBe(true);
+    await database.stop();
+  });
 });

@@ -33,7 +33,7 @@ import { assertBinariesRun, assertReachableBy, binariesPackage, loadEmbeddedPost
 import { EmbeddedPostgresError } from './embedded-error.ts';
 import { libraryDecoyPassword, passwordFilePath, readPassword, removeLibraryPasswordFiles, writeNewPassword } from './embedded-password.ts';
 import { assertNoPartialFolder, clusterFound, startFailureAdvice } from './embedded-advice.ts';
-import { databaseName, initialiseCluster, prepareCluster, superuser } from './embedded-cluster.ts';
+import { createCluster, databaseName, prepareCluster, removeInterruptedCreation, superuser } from './embedded-cluster.ts';
 import { withoutOurSettings, withoutOurSettingsEnv } from './embedded-env.ts';
 import { inOwnProcessGroup } from './embedded-process-group.ts';
 import { openPathForPostgresUser, postgresUserIds } from './embedded-postgres-user.ts';
@@ -85,7 +85,10 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   removeLibraryPasswordFiles();
   await stopOrphan(dataDir);
   const fresh = !existsSync(join(dataDir, 'PG_VERSION'));
-  if (fresh) assertNoPartialFolder(dataDir);
+  if (fresh) {
+    removeInterruptedCreation(dataDir);
+    assertNoPartialFolder(dataDir);
+  }
   const passwordFile = passwordFilePath(dataDir);
   const password = fresh || !existsSync(passwordFile) ? writeNewPassword(passwordFile) : readPassword(passwordFile);
   const recentLines: string[] = [];
@@ -94,12 +97,12 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     if (recentLines.length > startLogLinesMax) recentLines.shift();
     options.log?.(line);
   };
-  const server = new EmbeddedPostgres({
+  const serverOptions = {
     databaseDir: dataDir,
     port,
     user: superuser,
     password: libraryDecoyPassword,
-    authMethod: 'scram-sha-256',
+    authMethod: 'scram-sha-256' as const,
     persistent: true,
     createPostgresUser: isRoot,
     initdbFlags: ['--encoding=UTF8', '--locale=C', `--pwfile=${passwordFile}`],
@@ -111,8 +114,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     ],
     onLog: log,
     onError: (error: unknown) => log(`postgres: ${String(error)}`),
-  });
-  if (fresh) await withoutOurSettings(() => initialiseCluster(server, dataDir, passwordFile, isRoot));
+  };
+  const server = new EmbeddedPostgres(serverOptions);
+  if (fresh) await withoutOurSettings(() => createCluster((databaseDir) => new EmbeddedPostgres({ ...serverOptions, databaseDir }), dataDir, passwordFile, isRoot));
   try {
     await withoutOurSettings(() => (options.ownProcessGroup ? inOwnProcessGroup(() => server.start()) : server.start()));
   } catch (error) {
