@@ -23,6 +23,7 @@ import { chipledgerCommand } from './http.ts';
 import { PublishedCheckpointGuard } from './published-checkpoint.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { renderTable } from './table.ts';
+import { unconfirmedChangeMessage } from '../ledger/refusals.ts';
 
 /** Only these admin commands create the embedded database; the others need the server's (see database.ts). */
 type AdminCommand = 'migrate' | 'demo' | 'organisation' | 'token' | 'check';
@@ -86,7 +87,7 @@ export async function demoCommand(config: Config, output: Output): Promise<numbe
   return withLedger(config, 'demo', output, async (ledger) => {
     const result = await loadDemo(ledger, { log: (line) => output.err(`demo: ${line}`) });
     if (!result.loaded && result.state === 'partial') {
-      throw new Failure('the demo data in this database is incomplete (an earlier load was interrupted); load the demo into an empty database instead');
+      throw new Failure('the demo data in this database is incomplete (an earlier load was interrupted); load the demo into an empty database instead: an empty CHIPLEDGER_DATA_DIR, or DATABASE_URL naming an empty database');
     }
     let tokens: DemoToken[];
     if (result.loaded) {
@@ -128,7 +129,7 @@ export async function organisationRegisterCommand(config: Config, options: Organ
   const input = organisationRequest(options);
   return withLedger(config, 'organisation', output, async (ledger) => {
     const answer = await ledger.submit('organisation.register', input, systemActor);
-    if (!answer.ok) throw refused(`register the organisation ${printable(input.name)}`, answer.error);
+    if (!answer.ok) throw adminRefusal(`register the organisation ${printable(input.name)}`, answer.error);
     const organisationId = String(answer.body.organisationId);
     if (options.json === true) {
       output.out(printableJson(answer.body));
@@ -190,9 +191,16 @@ function organisationRequest(options: OrganisationRegisterOptions): CommandReque
 }
 
 /** The ledger's refusal of an admin command's change, with its code and rule (exit 1). */
-function refused(what: string, error: { code: string; rule?: string | undefined; message: string }): Failure {
-  return new Failure(`couldn't ${what} (${error.code}${error.rule ? `, ${error.rule}` : ''}): ${error.message}`);
+export function adminRefusal(what: string, error: { code: string; rule?: string | undefined; message: string }): Failure {
+  return new Failure(`couldn't ${what} (${error.code}${error.rule ? `, ${error.rule}` : ''}): ${error.message === unconfirmedChangeMessage ? unconfirmedWithoutKey : error.message}`);
 }
+
+/**
+ * An admin command sends no Idempotency-Key (it reaches the ledger directly), so the ledger's
+ * advice for an unconfirmed change does not apply: run again, it may make a second
+ * organisation or token (the s25 crash review ran `organisation register` twice: two).
+ */
+const unconfirmedWithoutKey = 'the database did not confirm the change, so it may have been made; admin commands carry no Idempotency-Key, so running this one again may make it twice: look first (`chipledger check` says how many events the log holds; the newest are the API\'s GET /v1/events)';
 
 /** The option that carries each field of organisation.register. */
 const optionOfField: Readonly<Record<string, string>> = { name: '--name', nameRomanised: '--name-romanised', country: '--country', roles: '--roles', address: '--address' };
@@ -212,7 +220,7 @@ export async function tokenCreateCommand(config: Config, options: TokenCreateOpt
   const input = tokenRequest(options);
   return withLedger(config, 'token', output, async (ledger) => {
     const answer = await ledger.submit('token.create', input, systemActor);
-    if (!answer.ok) throw refused('create the token', answer.error);
+    if (!answer.ok) throw adminRefusal('create the token', answer.error);
     // The sentence to stderr, the secret alone to stdout (as organisation register does with its
     // id), so `T=$(chipledger token create …)` holds the token and nothing else.
     output.err(`Token ${String(answer.body.tokenId)} for ${input.organisationId} as ${input.role} ("${printable(input.label)}"); the secret is shown once:`);
@@ -262,7 +270,7 @@ export async function tokenRevokeCommand(config: Config, tokenId: string, output
     const answer = await ledger.submit('token.revoke', { tokenId }, systemActor);
     // A secret given in place of the id is not echoed: the terminal, its scrollback and a CI log keep it.
     const shown = tokenId.startsWith(tokenSecretPrefix) ? '(given as its secret, not its id)' : tokenId;
-    if (!answer.ok) throw refused(`revoke token ${shown}`, answer.error);
+    if (!answer.ok) throw adminRefusal(`revoke token ${shown}`, answer.error);
     output.out(`Token ${String(answer.body.tokenId)} revoked at ${String(answer.body.revokedAt)}; its commands are refused now on every server, and a server process that checked it in the last ${limits.tokenCacheTtlMs / 1000} s may still answer its reads until then.`);
     return 0;
   });

@@ -31,16 +31,23 @@ export function printLogVerifierKey(verifierKey: string | undefined, output: Out
 /**
  * For a demo loaded earlier: the commands that make tokens for its organisations. They reach the
  * database directly and use a running server's embedded PostgreSQL (database.ts), so they work
- * while `serve` runs, given the same CHIPLEDGER_DATA_DIR or DATABASE_URL.
+ * while `serve` runs, given the same CHIPLEDGER_DATA_DIR or DATABASE_URL. For a load that was
+ * interrupted (`partial`), no tokens were shown and `chipledger demo` refuses the database: only
+ * the token commands, for the organisations it holds.
  */
-export function printTokenCommands(parties: readonly DemoParty[], output: Output): void {
+export function printTokenCommands(parties: readonly DemoParty[], output: Output, partial = false): void {
   // Said as this process was started, so the lines run as typed (no chipledger on PATH under npm start).
   const chipledger = chipledgerCommand();
-  output.out('The demo was loaded at an earlier start, and its other tokens were shown then (a secret is shown once).');
-  output.out('Make new ones while this server runs, with its CHIPLEDGER_DATA_DIR or DATABASE_URL:');
-  output.out(`  ${chipledger} demo   (a new token for every demo organisation)`);
+  if (partial) {
+    output.out('The demo load here was interrupted, so its tokens were not shown; for a full demo, start again with an empty CHIPLEDGER_DATA_DIR (or DATABASE_URL naming an empty database).');
+    output.out('Meanwhile, make tokens for the organisations it holds while this server runs, with its CHIPLEDGER_DATA_DIR or DATABASE_URL:');
+  } else {
+    output.out('The demo was loaded at an earlier start, and its other tokens were shown then (a secret is shown once).');
+    output.out('Make new ones while this server runs, with its CHIPLEDGER_DATA_DIR or DATABASE_URL:');
+    output.out(`  ${chipledger} demo   (a new token for every demo organisation)`);
+    output.out('or one at a time:');
+  }
   const commands = parties.map((party) => `${chipledger} token create --org ${party.organisationId} --role ${party.role} --label "demo ${party.role}"`);
   const width = Math.max(0, ...commands.map((command) => command.length));
-  output.out('or one at a time:');
   parties.forEach((party, index) => output.out(`  ${commands[index]!.padEnd(width)}   # ${party.part}: ${party.organisation}`));
 }

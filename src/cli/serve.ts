@@ -295,7 +295,7 @@ async function listen(app: { listen(options: { host: string; port: number }): Pr
  */
 type DemoAccess =
   | { admin: DemoToken; loaded: true; others: DemoToken[] }
-  | { admin: DemoToken; loaded: false; others: DemoParty[] };
+  | { admin: DemoToken; loaded: false; partial: boolean; others: DemoParty[] };
 
 /** Loads the demo on a fresh database; the tokens it made, or a fresh admin token when it was there already. */
 async function prepareDemo(ledger: Ledger, output: Output): Promise<DemoAccess> {
@@ -313,7 +313,7 @@ async function prepareDemo(ledger: Ledger, output: Output): Promise<DemoAccess> 
     }
   }
   const [admin] = await createDemoTokens(ledger, 'admin');
-  return { admin: admin!, loaded: false, others: (await demoParties(ledger.pool)).filter((party) => party.key !== administrator) };
+  return { admin: admin!, loaded: false, partial: state === 'partial', others: (await demoParties(ledger.pool)).filter((party) => party.key !== administrator) };
 }
 
 /** stdout only: the admin token first (its lines are what people and scripts look for), then everyone else. */
@@ -327,7 +327,7 @@ function printDemoAccess(access: DemoAccess, url: string, output: Output, logVer
   if (access.loaded) {
     printDemoTokens('Tokens for the other demo organisations, to act as each (shown once; keep them):', access.others, output);
   } else {
-    printTokenCommands(access.others, output);
+    printTokenCommands(access.others, output, access.partial);
   }
   printLogVerifierKey(logVerifierKey, output);
 }

@@ -9,6 +9,7 @@ import type { Role } from '../ledger/rows.ts';
 import type { CommandKind, CommandRequest } from '../ledger/schemas.ts';
 import { listDemoOrganisations } from '../store/demo-queries.ts';
 import type { Pool } from '../store/pool.ts';
+import { unconfirmedChangeMessage } from '../ledger/refusals.ts';
 import * as scenario from './scenario.ts';
 import type { OrgKey } from './scenario.ts';
 
@@ -78,5 +79,9 @@ async function submitOk<K extends CommandKind>(ledger: Ledger, kind: K, input: C
 
 /** A command the demo needs, refused by the ledger: said with its code and rule. */
 export function refusedError(kind: CommandKind, error: DomainError): DemoLoadError {
-  return new DemoLoadError(`couldn't load the demo: ${kind} was refused (${error.code}${error.rule ? `, ${error.rule}` : ''}): ${error.message}`);
+  // The load sends no Idempotency-Key, and a load stopped part-way is not taken up again.
+  const message = error.message === unconfirmedChangeMessage
+    ? 'the database did not confirm it, so the load stopped part-way; a demo loads only into an empty database: start again with an empty CHIPLEDGER_DATA_DIR (or DATABASE_URL naming an empty database)'
+    : error.message;
+  return new DemoLoadError(`couldn't load the demo: ${kind} was refused (${error.code}${error.rule ? `, ${error.rule}` : ''}): ${message}`);
 }

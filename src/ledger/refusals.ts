@@ -230,6 +230,13 @@ function clockAheadRefusal(pgError: { message?: string; detail?: string }): Doma
   });
 }
 
+/**
+ * What every command of a batch whose COMMIT went unconfirmed is answered (a lost connection,
+ * a bound run out): the change may have been made. A caller without an Idempotency-Key (the
+ * admin commands, the demo load) says it in words of its own (cli/admin.ts).
+ */
+export const unconfirmedChangeMessage = 'the database did not confirm the change; retry with the same Idempotency-Key to learn the outcome';
+
 /** Database failures become refusals the caller can act on; bugs stay errors. */
 export function toRefusal(error: unknown): DomainError {
   if (isDomainError(error)) return error;
@@ -248,7 +255,7 @@ export function toRefusal(error: unknown): DomainError {
   if (pgError.code === valueTooLargeCode) return valueTooLargeRefusal(pgError);
   if (pgError.code === undefined || isTransientDatabaseError(pgError.code) || networkErrorCodes.has(pgError.code)) {
     if (error instanceof Error && !('code' in error) && !/connect|terminat|timeout|ECONN/i.test(error.message)) throw error;
-    return new DomainError('unavailable', 'the database did not confirm the change; retry with the same Idempotency-Key to learn the outcome');
+    return new DomainError('unavailable', unconfirmedChangeMessage);
   }
   throw error;
 }
