@@ -225,6 +225,10 @@ describe('reportFailure', () => {
     expect(said(new Error('Connection terminated unexpectedly'))).toBe('chipledger: the database is not answering: Connection terminated unexpectedly, at PostgreSQL; try again once it answers');
     expect(said(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })))
       .toBe('chipledger: the database is not answering: terminating connection due to administrator command (57P01), at PostgreSQL; try again once it answers');
+    // The database killed while a migration ran (the s25 crash review): said with the migration, in one line.
+    const lost = new Error('Client has encountered a connection error and is not queryable');
+    expect(said(new Error(`couldn't apply migration 024_log_rows_in_lock_order.sql: ${lost.message}`, { cause: lost })))
+      .toBe("chipledger: the database is not answering: couldn't apply migration 024_log_rows_in_lock_order.sql: Client has encountered a connection error and is not queryable, at PostgreSQL; try again once it answers");
     // An operator's cancel is no outage, but no bug either: the command can simply run again.
     expect(said(Object.assign(new Error('canceling statement due to user request'), { code: '57014' })))
       .toBe('chipledger: the database cancelled a statement: canceling statement due to user request (57014), at PostgreSQL; someone cancelled it (pg_cancel_backend): run the command again');

@@ -291,7 +291,8 @@ function describeUnansweredStatement(error: Error, code: string | undefined, whe
   if (isStatementTimeout(error)) {
     return `the database is not answering: ${said}; a statement ran past the database's statement_timeout: raise it for chipledger's database or user, or try again when the database is less busy`;
   }
-  if (isDatabaseUnavailable(error)) return `the database is not answering: ${said}; try again once it answers`;
+  // Or a step that said what it was doing around the failure (a migration: migrate.ts migrationFailed).
+  if (isDatabaseUnavailable(error) || isDatabaseUnavailable(error.cause)) return `the database is not answering: ${said}; try again once it answers`;
   if (code === sqlState.queryCanceled) return `the database cancelled a statement: ${said}; someone cancelled it (pg_cancel_backend): run the command again`;
   if (code !== undefined && isTransientDatabaseError(code)) return `the database couldn't run a statement now: ${said}; ${transientDatabaseErrorWords(code)}: run the command again`;
   return undefined;
