@@ -16,6 +16,7 @@ import type { Config } from './config.ts';
 import { dataDirMode, writingInDataDir } from './data-dir.ts';
 import { Failure, type Output } from './output.ts';
 import { cannotSyncFolder } from './replace-file.ts';
+import { removeStaleTemporaries } from './stale-temporaries.ts';
 
 /** The demo log's origin (and key name). */
 export const demoLogOrigin = 'demo.chipledger.local/log';
@@ -156,6 +157,7 @@ export function writeKeyFile(file: string, signerKey: string): void {
 
 /** writeKeyFile's work, its errors as the file system gave them (EEXIST: the name is taken). */
 function createKeyFile(file: string, signerKey: string): void {
+  removeStaleTemporaries(dirname(file), `.${basename(file)}`);
   const temporary = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     writeSynced(temporary, `${signerKey}\n`);

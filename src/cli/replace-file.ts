@@ -12,7 +12,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
+import { removeStaleTemporaries } from './stale-temporaries.ts';
 
 export interface ReplaceOptions {
   /** The new file's mode (open's is narrowed by the umask: prepare may set it whole). */
@@ -35,6 +36,7 @@ const temporarySuffixBytes = 6;
 export async function replaceFile(path: string, text: string, options: ReplaceOptions): Promise<void> {
   // Of this write alone: two writers of one file must not write into each other's, and a name
   // planted in advance is refused by 'wx' (it is never followed, nor removed: it is not ours).
+  removeStaleTemporaries(dirname(path), basename(path));
   const temporary = `${path}.${process.pid}.${randomBytes(temporarySuffixBytes).toString('hex')}.tmp`;
   const handle = await open(temporary, 'wx', options.mode);
   try {
