@@ -99,6 +99,8 @@ async function appendBooking(client: PoolClient, world: BenchWorld, booking: Boo
   const head = (await client.query<{ size: string; at_ms: string }>('SELECT size, extract(epoch FROM at) * 1000 AS at_ms FROM log_head WHERE id = 1 FOR UPDATE')).rows[0]!;
   const seq = Number(head.size);
   const shipmentId = `SHP-${seq}`;
+  // The shipment is booked at its event's time, as the ledger books one (the re-check compares
+  // the two since migration 055: a booking that waited here was dated earlier than its event).
   const eventAt = new Date(Math.max(Date.parse(at), Number(head.at_ms))).toISOString();
   const body = {
     seq, at: eventAt, kind: 'shipment.book',
@@ -117,7 +119,7 @@ async function appendBooking(client: PoolClient, world: BenchWorld, booking: Boo
           readers AS (INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) SELECT DISTINCT org, $1::bigint, $1::bigint, '{0}'::int2[] FROM unnest($5::text[]) AS org)
      ${insertShipmentSql}`,
     [seq, eventAt, world.exporter.id, shipmentId, [world.exporterOrgId, pair.recipientOrgId], canonical,
-      pair.recipientOrgId, world.productId, pair.exportAllocationId, pair.importAllocationId, booking.units, at, deadline, world.exporterOrgId],
+      pair.recipientOrgId, world.productId, pair.exportAllocationId, pair.importAllocationId, booking.units, eventAt, deadline, world.exporterOrgId],
   );
   await client.query('UPDATE log_head SET size = $1 WHERE id = 1', [seq + 1]);
 }
