@@ -15,10 +15,6 @@ import { sqlState } from './sqlstate.ts';
 export const databaseName = 'chipledger';
 export const superuser = 'chipledger';
 
-/**
- * initdb with our password file. As root initdb runs as the postgres system user, which must
- * read that file: it owns it for the duration (it is PostgreSQL's superuser anyway).
- */
 /** Where a new cluster is made before it becomes its data dir: a sibling folder (createCluster). */
 export function creatingPath(dataDir: string): string {
   return `${dataDir}.creating`;
@@ -35,7 +31,7 @@ export function creatingPath(dataDir: string): string {
  */
 export async function createCluster(serverIn: (databaseDir: string) => InstanceType<EmbeddedPostgresClass>, dataDir: string, passwordFile: string, isRoot: boolean): Promise<void> {
   const creating = creatingPath(dataDir);
-  await initialiseCluster(serverIn(creating), creating, passwordFile, isRoot);
+  await initialiseCluster(serverIn(creating), dataDir, passwordFile, isRoot);
   // An empty dataDir (made by hand, or left by an older release's creation that made nothing) is replaced.
   renameSync(creating, dataDir);
   syncFolder(dirname(dataDir));
@@ -56,6 +52,11 @@ function syncFolder(folder: string): void {
   }
 }
 
+/**
+ * initdb with our password file. As root initdb runs as the postgres system user, which must
+ * read that file: it owns it for the duration (it is PostgreSQL's superuser anyway).
+ * `dataDir` is the folder the cluster becomes, named in a failure's advice.
+ */
 async function initialiseCluster(server: InstanceType<EmbeddedPostgresClass>, dataDir: string, passwordFile: string, isRoot: boolean): Promise<void> {
   if (isRoot) {
     const postgresUser = postgresUserIds();

@@ -107,13 +107,12 @@ export interface LogSeen {
   signingHeld: boolean;
 }
 
-/** The reason a failed tick gives when another session holds the log signing lock past the signing's wait. */
-/** What a signing found; the newest checkpoint is read in the same bounded transaction. */
 /** Why a signer whose key the log retired signs nothing more: its words wherever it is said (the checkpointer, /healthz). */
 export function retiredKeyMessage(ownKey: string, currentKey: string): string {
   return `the log key ${ownKey} is no longer the log's key (now ${currentKey}); this process stopped signing checkpoints, since a retired key never signs again`;
 }
 
+/** What a signing found; the newest checkpoint is read in the same bounded transaction. */
 type SigningOutcome = { kind: 'retired'; replacedBy: string } | { kind: 'covered'; latest: CheckpointRow } | { kind: 'signed'; signed: SignedCheckpoint; latest: CheckpointRow | undefined };
 
 export class Checkpointer {
