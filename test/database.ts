@@ -7,6 +7,7 @@ import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { createPool, type Pool } from '../src/store/pool.ts';
 import { migrate } from '../src/store/migrate.ts';
+import { testWriterRole, testWriterUrl } from './writer.ts';
 
 /**
  * The setting migration 047's trigger reads for how far ahead of the database's clock a batch
@@ -34,8 +35,17 @@ export function withProductionClockAhead(url: string): string {
 }
 
 export interface TestDatabase {
+  /** The owner's URL (a child `serve` given it as DATABASE_URL migrates and writes as the owner). */
   url: string;
+  /** The test writer's URL, as `writerPool` logs in. */
+  writerUrl: string;
+  /**
+   * Logs in as the tables' owner: for what a test does to the database by hand (reads, and
+   * writes that play an attacker who may switch triggers off, or change the schema).
+   */
   pool: Pool;
+  /** Logs in as the test writer (test/writer.ts), as a server's pool does: what databasePerFile hands the ledger. */
+  writerPool: Pool;
   drop(): Promise<void>;
 }
 
@@ -50,11 +60,16 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const url = new URL(baseUrl);
   url.pathname = `/${name}`;
   const pool = createPool({ url: url.toString(), connectionsMax: 20, applicationName: 'chipledger-test' });
-  await migrate(pool);
+  await migrate(pool, { writer: { role: testWriterRole } });
+  const writerUrl = testWriterUrl(baseUrl, name);
+  const writerPool = createPool({ url: writerUrl, connectionsMax: 20, applicationName: 'chipledger-test-writer' });
   return {
     url: url.toString(),
+    writerUrl,
     pool,
+    writerPool,
     async drop() {
+      await writerPool.end();
       await pool.end();
       const cleanup = new pg.Client({ connectionString: baseUrl });
       await cleanup.connect();
@@ -65,7 +80,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 }
 
 /**
- * A fresh database and what `make` builds on it, for one test file: made before its first
+ * A fresh database and what `make` builds on it (given the writer's pool, as a server's ledger
+ * is), for one test file: made before its first
  * test, closed (then the database dropped) after its last. `ready` hands both to the file,
  * which keeps them in variables of its own.
  */
@@ -74,7 +90,7 @@ export function databasePerFile<T>(make: (pool: Pool) => Promise<T>, close: (mad
   let made: T | undefined;
   beforeAll(async () => {
     database = await createTestDatabase();
-    made = await make(database.pool);
+    made = await make(database.writerPool);
     ready(made, database);
   });
   afterAll(async () => {

@@ -10,7 +10,6 @@ import { checkLogOnStart, LogCheckError } from '../ledger/log/check.ts';
 import { TransparencyLog } from '../ledger/log/transparency-log.ts';
 import { systemActor } from '../ledger/permissions.ts';
 import { organisationRegister, role as roleSchema, tokenCreate, tokenSecretPrefix, type CommandRequest } from '../ledger/schemas.ts';
-import { migrate } from '../store/migrate.ts';
 import { inTransaction } from '../store/pool.ts';
 import { currentLogKey } from '../store/tlog-tables.ts';
 import { countEvents, countLegacyGpuUuidUnits, ledgerViolations } from '../store/violations.ts';
@@ -78,7 +77,7 @@ async function refuseUnpublished(database: Database, config: Config): Promise<vo
 }
 
 export async function migrateCommand(config: Config, output: Output): Promise<number> {
-  const applied = await withDatabase(config, 'migrate', output, (database) => migrate(database.pool));
+  const applied = await withDatabase(config, 'migrate', output, async (database) => database.applied);
   output.out(applied.length === 0 ? 'The database is up to date; no migration to apply.' : `Applied ${applied.length} migration(s): ${applied.join(', ')}`);
   return 0;
 }
@@ -288,7 +287,6 @@ export async function tokenRevokeCommand(config: Config, tokenId: string, output
  */
 export async function checkCommand(config: Config, output: Output): Promise<number> {
   const { violations, events, legacyGpuUuids } = await withDatabase(config, 'check', output, async (database) => {
-    await migrate(database.pool);
     return inTransaction(database.pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
       const counted = await countEvents(client);
       const found = await ledgerViolations(client);

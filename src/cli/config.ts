@@ -16,7 +16,7 @@ export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 's
 export type LogLevel = (typeof logLevels)[number];
 
 /** Where the ledger's PostgreSQL is: an external server, or one we start under the data dir. */
-export type DatabaseConfig = { kind: 'external'; url: string } | { kind: 'embedded'; dataDir: string };
+export type DatabaseConfig = { kind: 'external'; url: string; writerUrl?: string } | { kind: 'embedded'; dataDir: string };
 
 export interface Config {
   database: DatabaseConfig;
@@ -45,7 +45,7 @@ export interface ConfigFlags {
 }
 
 /** Settings whose values are secret: problems name them without their value. */
-const secretVariables = new Set(['DATABASE_URL', 'CHIPLEDGER_TOKEN', 'CHIPLEDGER_LOG_SIGNER_KEY']);
+const secretVariables = new Set(['DATABASE_URL', 'DATABASE_WRITER_URL', 'CHIPLEDGER_TOKEN', 'CHIPLEDGER_LOG_SIGNER_KEY']);
 
 interface Setting {
   variable: string;
@@ -57,6 +57,7 @@ interface Setting {
 /** The settings, in the order the help text lists them. */
 export const settings: readonly Setting[] = [
   { variable: 'DATABASE_URL', description: 'PostgreSQL connection URL (postgres://user:password@host:port/database) of an external server', defaultText: 'none: an embedded PostgreSQL is started under CHIPLEDGER_DATA_DIR' },
+  { variable: 'DATABASE_WRITER_URL', description: "with DATABASE_URL: the URL every connection but the migrations' logs in with, as a role that owns nothing (chipledger grants it the rights it needs at each start), so the server cannot switch the database's triggers off; DATABASE_URL's user must own chipledger's tables. The same server and database as DATABASE_URL", defaultText: "none: the server writes as DATABASE_URL's user (the embedded PostgreSQL always uses a writer role of its own)" },
   { variable: 'CHIPLEDGER_DATA_DIR', description: 'folder for the embedded PostgreSQL (pg/) and the lock file that lets admin commands reuse a running server', defaultText: './.chipledger' },
   { variable: 'CHIPLEDGER_HOST', flag: 'host', description: 'address the API listens on; 0.0.0.0 for every interface', defaultText: '127.0.0.1' },
   { variable: 'CHIPLEDGER_PORT', flag: 'port', description: 'TCP port of the API; serve fails, naming it, when the port is taken. The ports fetch refuses (the Fetch standard\'s "bad ports": 6000, 5060, 6665-6669, 10080 and others) are refused, as client commands could not reach them', defaultText: '8080' },
@@ -101,6 +102,9 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
     return parsed;
   };
   const databaseUrl = read<string | undefined>('DATABASE_URL', undefined, undefined, parseDatabaseUrl);
+  const writerUrl = read<string | undefined>('DATABASE_WRITER_URL', undefined, undefined, parseWriterUrl);
+  if (writerUrl !== undefined && databaseUrl === undefined) problems.push('DATABASE_WRITER_URL: set only with DATABASE_URL (the embedded PostgreSQL makes its own writer role)');
+  if (writerUrl !== undefined && databaseUrl !== undefined && sameLogin(writerUrl, databaseUrl)) problems.push("DATABASE_WRITER_URL: logs in as DATABASE_URL's user; the writer must be a role of its own");
   const dataDir = resolve(cwd, read('CHIPLEDGER_DATA_DIR', undefined, './.chipledger', parseNonEmpty));
   const host = read('CHIPLEDGER_HOST', 'host', '127.0.0.1', parseHost);
   const port = read('CHIPLEDGER_PORT', 'port', 8080, parsePort);
@@ -120,7 +124,7 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
   return {
     ok: true,
     config: {
-      database: databaseUrl === undefined ? { kind: 'embedded', dataDir: resolve(dataDir, 'pg') } : { kind: 'external', url: databaseUrl },
+      database: databaseUrl === undefined ? { kind: 'embedded', dataDir: resolve(dataDir, 'pg') } : { kind: 'external', url: databaseUrl, ...(writerUrl === undefined ? {} : { writerUrl }) },
       dataDir,
       host,
       port,
@@ -181,6 +185,18 @@ function parseDatabaseUrl(raw: string): string | Problem {
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') return new Problem(`must use postgres:// or postgresql://, not ${url.protocol}//`);
   if (url.hostname === '' && !url.searchParams.has('host')) return new Problem('must name a host');
   return raw;
+}
+
+/** A writer URL names its role: the grants go to it by name. */
+function parseWriterUrl(raw: string): string | Problem {
+  const parsed = parseDatabaseUrl(raw);
+  if (parsed instanceof Problem) return parsed;
+  return new URL(raw).username === '' ? new Problem('must name the writer role as its user (postgres://chipledger_writer:password@host/database)') : raw;
+}
+
+/** Whether two database URLs log in as one user (a URL without one logs in as the same default). */
+function sameLogin(a: string, b: string): boolean {
+  return decodeURIComponent(new URL(a).username) === decodeURIComponent(new URL(b).username);
 }
 
 function parseNonEmpty(raw: string): string | Problem {

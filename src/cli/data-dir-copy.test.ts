@@ -22,6 +22,7 @@ import { systemActor } from '../ledger/permissions.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { migrate } from '../store/migrate.ts';
 import { processStartTime } from '../store/processes.ts';
+import { servedDataDirectory } from '../store/data-directory.ts';
 import type { Config } from './config.ts';
 import { readLock } from './database-lock.ts';
 import { openDatabase, type Database } from './database.ts';
@@ -133,7 +134,8 @@ describe('a data dir copied while its serve runs', () => {
     const own = await openDatabase(configOf(copy), { exclusive: true, connectionsMax: 2, applicationName: 'chipledger-serve', notice: (line) => notices.push(line) });
     try {
       expect(own.origin).toBe('embedded');
-      expect((await own.pool.query<{ served: string }>(`SELECT current_setting('data_directory') AS served`)).rows).toEqual([{ served: join(copy, 'pg') }]);
+      // Asked as the superuser, whose URL the lock holds: the pool's writer may not read data_directory.
+      expect(await servedDataDirectory({ url: readLock(lockPath)!.url, timeoutMs: 5_000, applicationName: 'chipledger-test' })).toBe(join(copy, 'pg'));
       expect(notices).toEqual([expect.stringContaining(`names chipledger-serve (chipledger process ${holder}), whose PostgreSQL serves the cluster in ${join(original, 'pg')}, not this one (${join(copy, 'pg')})`)]);
       expect(readLock(lockPath)).toMatchObject({ pid: process.pid, dataDir: copy });
     } finally {

@@ -50,6 +50,8 @@ import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase, ty
 import { isProcessAlive } from '../store/processes.ts';
 import { servedDataDirectory } from '../store/data-directory.ts';
 import { createPool, type Pool } from '../store/pool.ts';
+import { migrate } from '../store/migrate.ts';
+import { embeddedWriterRole, embeddedWriterUrl, roleOfUrl } from '../store/writer-role.ts';
 import { clearCopiedLock, copiedLockNotice, DataDirInUse, forgetLock, ownLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
 import type { Config } from './config.ts';
 import { dataDirProblem, makeDataDir, writingInDataDir } from './data-dir.ts';
@@ -58,7 +60,10 @@ import { Failure } from './output.ts';
 export { DataDirInUse } from './database-lock.ts';
 
 export interface Database {
+  /** Logs in as the writer role where there is one (store/writer-role.ts): every query but the migrations'. */
   pool: Pool;
+  /** The migrations this open applied (as the owner), by name. */
+  applied: string[];
   /** 'embedded' when this process started (and will stop) PostgreSQL. */
   origin: 'external' | 'embedded' | 'shared';
   /** Closes the pool, and stops PostgreSQL if this process started it. */
@@ -108,11 +113,51 @@ export function embeddedOptions(config: Config, options: Pick<OpenOptions, 'excl
   return { dataDir: clusterDir, durable: true, ownProcessGroup: options.exclusive, avoidPorts: [config.port], ...(options.log ? { log: options.log } : {}) };
 }
 
+/**
+ * Opens the configured database, migrated (as its owner) and, where there is a writer role,
+ * with its rights granted: the pool it returns logs in as that role (see the header of
+ * store/writer-role.ts). A migration refused closes what was opened and stops PostgreSQL if
+ * this process started it.
+ */
 export async function openDatabase(config: Config, options: OpenOptions): Promise<Database> {
+  const opened = await openUnmigrated(config, options);
+  try {
+    const applied = await migrateAsOwner(opened, options);
+    return { pool: opened.pool, origin: opened.origin, close: opened.close, applied };
+  } catch (error) {
+    await opened.close().catch(() => {});
+    throw error;
+  }
+}
+
+/** The owner's URL (the embedded superuser's, or DATABASE_URL) and the writer's, before migrations. */
+interface Unmigrated extends Omit<Database, 'applied'> {
+  ownerUrl: string;
+  writer: { url: string; role: string; password?: string } | undefined;
+}
+
+/**
+ * The migrations, on a connection of the owner's own, then the writer's rights. Without a
+ * writer (DATABASE_URL alone) they run on the pool itself, which logs in as the owner.
+ */
+async function migrateAsOwner(opened: Unmigrated, options: OpenOptions): Promise<string[]> {
+  const notice = options.notice === undefined ? {} : { notice: options.notice };
+  if (opened.writer === undefined) return migrate(opened.pool, notice);
+  const owner = createPool({ url: opened.ownerUrl, connectionsMax: 1, applicationName: `${options.applicationName}-migrate` });
+  try {
+    const { role, password } = opened.writer;
+    return await migrate(owner, { ...notice, writer: password === undefined ? { role } : { role, password } });
+  } finally {
+    await owner.end().catch(() => {});
+  }
+}
+
+async function openUnmigrated(config: Config, options: OpenOptions): Promise<Unmigrated> {
   const poolOptions = { connectionsMax: options.connectionsMax, applicationName: options.applicationName };
   if (config.database.kind === 'external') {
-    const pool = createPool({ url: config.database.url, ...poolOptions });
-    return { pool, origin: 'external', close: () => pool.end() };
+    const { url, writerUrl } = config.database;
+    const pool = createPool({ url: writerUrl ?? url, ...poolOptions });
+    return { pool, ownerUrl: url, writer: writerUrl === undefined ? undefined : { url: writerUrl, role: roleOfUrl(writerUrl) }, origin: 'external', close: () => pool.end() };
   }
   const clusterDir = config.database.dataDir;
   const blocked = dataDirProblem(config.dataDir);
@@ -124,8 +169,9 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
   const owner = { lends: options.exclusive, command: options.applicationName };
   const lender = await takeLockWaiting(config.dataDir, clusterDir, lockPath, owner, options);
   if (lender !== null) {
-    const pool = createPool({ url: lender.url, ...poolOptions });
-    return { pool, origin: 'shared', close: () => pool.end() };
+    const writer = embeddedWriter(lender.url);
+    const pool = createPool({ url: writer.url, ...poolOptions });
+    return { pool, ownerUrl: lender.url, writer, origin: 'shared', close: () => pool.end() };
   }
   if (!createsCluster && !existsSync(join(clusterDir, 'PG_VERSION'))) {
     releaseLock(lockPath);
@@ -147,9 +193,12 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
     await stopEmbedded(embedded, clusterDir).catch(() => {});
     throw error;
   }
-  const pool = createPool({ url: embedded.url, ...poolOptions });
+  const writer = embeddedWriter(embedded.url);
+  const pool = createPool({ url: writer.url, ...poolOptions });
   return {
     pool,
+    ownerUrl: embedded.url,
+    writer,
     origin: 'embedded',
     async close() {
       await pool.end().catch(() => {});
@@ -157,6 +206,15 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
       releaseLock(lockPath);
     },
   };
+}
+
+/**
+ * The embedded cluster's writer, from its superuser's URL: made a login role (or given its
+ * password again) by the migrations' step, so a cluster made before writer roles gets one.
+ */
+function embeddedWriter(superuserUrl: string): { url: string; role: string; password: string } {
+  const url = embeddedWriterUrl(superuserUrl);
+  return { url, role: embeddedWriterRole, password: decodeURIComponent(new URL(url).password) };
 }
 
 /** The refusal of an admin command that may not create the cluster the data dir lacks. */

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ManualClock } from '../core/clock.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { systemActor } from '../ledger/permissions.ts';
+import { testWriterUrl } from '../../test/writer.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { findFreePort } from '../store/embedded.ts';
 import { generateSignerKey, openCheckpoint, parseSignerKey, parseVerifierKey, signCheckpoint } from '../tlog/index.ts';
@@ -270,11 +271,17 @@ async function backupOf(source: TestDatabase): Promise<TestDatabase> {
   }
   const url = new URL(source.url);
   url.pathname = `/${name}`;
+  // The copy keeps the source's grants, so the test writer writes to it as to the source.
+  const writerUrl = testWriterUrl(inject('databaseUrl'), name);
+  const writerPool = createPool({ url: writerUrl, connectionsMax: 4, applicationName: 'chipledger-test-writer' });
   const pool = createPool({ url: url.toString(), connectionsMax: 4, applicationName: 'chipledger-test' });
   return {
     url: url.toString(),
+    writerUrl,
     pool,
+    writerPool,
     async drop() {
+      await writerPool.end();
       await pool.end();
       const cleanup = new pg.Client({ connectionString: inject('databaseUrl') });
       await cleanup.connect();

@@ -13,6 +13,7 @@ import { failAfterCommitReply } from '../../test/support/commit-reply.ts';
 import { createPool, type PoolClient } from '../store/pool.ts';
 import { requestHash } from './idempotency.ts';
 import { Ledger, type Answer } from './ledger.ts';
+import { testWriterRole } from '../../test/writer.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -39,7 +40,8 @@ async function installFaults(): Promise<void> {
       RETURN NULL;
     END $$`);
   for (const [fault, when] of Object.entries(faults)) {
-    await database.pool.query(`CREATE SEQUENCE test_fault_${fault} START 2`);
+    // The trigger runs as the ledger's writer, which takes the sequence's next value.
+    await database.pool.query(`CREATE SEQUENCE test_fault_${fault} START 2; GRANT USAGE ON SEQUENCE test_fault_${fault} TO ${testWriterRole}`);
     await database.pool.query(`CREATE ${fault === 'commit' ? 'CONSTRAINT ' : ''}TRIGGER test_fault_${fault} ${when} EXECUTE FUNCTION test_fault_kill('${fault}')`);
   }
 }
@@ -288,7 +290,7 @@ describe('a refusal the write path must not remember as the command\'s answer', 
   });
   /** A one-shot fault: the next `when` on `table` raises `errcode` (with `constraint`, if any); later ones pass. */
   async function oneShot(name: string, when: string, errcode: string, constraint?: string): Promise<void> {
-    await database.pool.query(`CREATE SEQUENCE test_shot_${name} START 1`);
+    await database.pool.query(`CREATE SEQUENCE test_shot_${name} START 1; GRANT USAGE ON SEQUENCE test_shot_${name} TO ${testWriterRole}`);
     await database.pool.query(`CREATE FUNCTION test_shot_${name}() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF nextval('test_shot_${name}') = 1 THEN

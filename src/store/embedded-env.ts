@@ -5,7 +5,7 @@
  * process.env (it takes no environment of its own), and PostgreSQL's superuser can read its
  * processes' environment (pg_read_binary_file('/proc/<pid>/environ')), which would hand the
  * log signing key, a token or DATABASE_URL to anyone holding the database password. So every
- * CHIPLEDGER_* variable and DATABASE_URL is out of process.env while initdb and postgres are
+ * CHIPLEDGER_* variable, DATABASE_URL and DATABASE_WRITER_URL is out of process.env while initdb and postgres are
  * spawned (withoutOurSettings). That is a full separation only as root, where PostgreSQL runs
  * as the postgres user: run as one user, PostgreSQL's superuser can still read our process's
  * own environment (COPY ... FROM PROGRAM) and our key file. The database password is the
@@ -14,7 +14,7 @@
 
 /** Whether an environment variable is one of our settings, which PostgreSQL must not inherit. */
 export function isOurSetting(name: string): boolean {
-  return name.startsWith('CHIPLEDGER_') || name === 'DATABASE_URL';
+  return name.startsWith('CHIPLEDGER_') || name === 'DATABASE_URL' || name === 'DATABASE_WRITER_URL';
 }
 
 /** Our settings taken out of process.env, and how many withoutOurSettings calls are running. */

@@ -22,6 +22,7 @@ import { limits } from '../core/limits.ts';
 import { describeHolders, formatWait, sessionsOf, takeAdvisoryLock, terminateSql, type LockHolder } from './advisory-locks.ts';
 import { waitBoundsSql } from './pool.ts';
 import { isLockTimeout, sqlState } from './sqlstate.ts';
+import { ensureWriterLogin, grantWriterRights, knownWriterRoles, writerRoleProblem } from './writer-role.ts';
 
 const migrationsDir = fileURLToPath(new URL('./migrations/', import.meta.url));
 /** Any constant: the key of the advisory lock that migrations hold. */
@@ -43,7 +44,7 @@ export interface Migration {
  * person must decide first, and its hint); an operating error, said without a stack.
  */
 export class MigrationRefused extends Error {
-  constructor(readonly reason: 'unknown_versions' | 'changed' | 'read_only' | 'not_permitted' | 'lock_busy' | 'table_locked' | 'server_version' | 'stopped', readonly versions: readonly number[], message: string) {
+  constructor(readonly reason: 'unknown_versions' | 'changed' | 'read_only' | 'not_permitted' | 'lock_busy' | 'table_locked' | 'server_version' | 'stopped' | 'writer_role', readonly versions: readonly number[], message: string) {
     super(message);
     this.name = 'MigrationRefused';
   }
@@ -74,6 +75,12 @@ export interface MigrateOptions {
   noticeAfterMs?: number;
   /** Where a wait is said; standard error by default. */
   notice?: (line: string) => void;
+  /**
+   * The role every other connection writes as (store/writer-role.ts): granted its rights once the
+   * migrations are applied, under their lock; with `password`, first made a login role with it
+   * (the embedded cluster, whose owner may make roles).
+   */
+  writer?: { role: string; password?: string };
 }
 
 interface MigrateBounds {
@@ -118,10 +125,37 @@ export async function migrate(pool: pg.Pool, options: MigrateOptions = {}): Prom
       }
       ran.push(migration.name);
     }
+    if (options.writer !== undefined || ran.length > 0) await grantWriters(client, options.writer);
     return ran;
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [migrationLockKey]).catch(() => {});
     client.release();
+  }
+}
+
+/**
+ * The writers' rights, in one transaction: a process that writes as a writer sees them all or
+ * none. The writer given, and every writer the database already has (knownWriterRoles): a
+ * migration run without the writer named (`chipledger migrate` given DATABASE_URL alone) still
+ * grants the servers' writer the rights on the tables it made. A role that could switch the
+ * triggers off is refused (writer_role), nothing granted.
+ */
+async function grantWriters(client: pg.PoolClient, writer: { role: string; password?: string } | undefined): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    if (writer?.password !== undefined) await ensureWriterLogin(client, writer.role, writer.password);
+    const roles = new Set([...(writer === undefined ? [] : [writer.role]), ...(await knownWriterRoles(client))]);
+    for (const role of roles) {
+      const problem = await writerRoleProblem(client, role);
+      if (problem !== undefined) throw new MigrationRefused('writer_role', [], `${problem}; nothing was granted to it`);
+      await grantWriterRights(client, role);
+    }
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    const server = error as { code?: string; message?: string };
+    if (server.code !== sqlState.insufficientPrivilege) throw error;
+    throw new MigrationRefused('not_permitted', [], `couldn't grant ${writer === undefined ? "the database's writer roles their" : `the writer role ${writer.role} its`} rights (${server.message}, SQLSTATE ${server.code}): DATABASE_URL must log in as the owner of chipledger's tables`);
   }
 }
 

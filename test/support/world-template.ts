@@ -15,10 +15,15 @@ import { createPool, type Pool } from '../../src/store/pool.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { buildWorld, expectOk, type World } from '../world.ts';
 import { allowClocksAhead } from '../database.ts';
+import { testWriterRole, testWriterUrl } from '../writer.ts';
 
 export interface FreshWorld {
   world: World;
+  /** Logs in as the tables' owner, for what a test does by hand (test/database.ts). */
   pool: Pool;
+  /** Logs in as the test writer, as the world's ledger does. */
+  writerPool: Pool;
+  /** The owner's URL. */
   url: string;
   drop(): Promise<void>;
 }
@@ -56,7 +61,7 @@ export async function createWorldTemplate(options: Parameters<typeof buildWorld>
   const templatePool = createPool({ url: urlOf(templateName), connectionsMax: 4, applicationName: 'chipledger-test-template' });
   let shape: Omit<World, 'ledger' | 'clock' | 'run'>;
   try {
-    await migrate(templatePool);
+    await migrate(templatePool, { writer: { role: testWriterRole } });
     const built = await buildWorld(templatePool, options);
     await options.prepare?.(built);
     await built.ledger.close();
@@ -73,17 +78,21 @@ export async function createWorldTemplate(options: Parameters<typeof buildWorld>
         await allowClocksAhead(client, name);
       });
       const url = urlOf(name);
-      const pool = createPool({ url, connectionsMax: 10, applicationName: 'chipledger-test' });
+      // A copy keeps its template's grants: the writer's rights come with it.
+      const writerPool = createPool({ url: testWriterUrl(inject('databaseUrl'), name), connectionsMax: 10, applicationName: 'chipledger-test-writer' });
+      const pool = createPool({ url, connectionsMax: 4, applicationName: 'chipledger-test' });
       const clock = new ManualClock(worldStart);
-      const ledger = await Ledger.open({ pool, clock });
+      const ledger = await Ledger.open({ pool: writerPool, clock });
       const run = async <K extends CommandKind>(kind: K, input: CommandRequest<K>, actor: Actor, key?: string) => expectOk(await ledger.submit(kind, input, actor, key));
       return {
         world: { ...shape, ledger, clock, run },
         pool,
+        writerPool,
         url,
         async drop() {
           // A stuck sequencer never flushes: give it a moment, then drop regardless.
           await Promise.race([ledger.close(), new Promise((done) => setTimeout(done, 1_000))]);
+          await writerPool.end();
           await pool.end();
           await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
         },

@@ -1,0 +1,138 @@
+/**
+ * The writer role (writer-role.ts): what it may not do is what a superuser or the tables' owner
+ * did to the record in session 25's review (switch the triggers off, then rewrite), and the
+ * owner's grants are exactly the list, table by table, whatever the role held before.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { databasePerFile, type TestDatabase } from '../../test/database.ts';
+import { testWriterRole } from '../../test/writer.ts';
+import { migrate, MigrationRefused } from './migrate.ts';
+import { writerRights, writerSequenceRights } from './writer-role.ts';
+
+let database: TestDatabase;
+databasePerFile(async () => undefined, async () => {}, (_made, made) => (database = made));
+
+/** The SQLSTATE `sql` fails with as the writer, or 'ok'. */
+async function asWriter(sql: string): Promise<string> {
+  const client = await database.writerPool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(sql);
+    return 'ok';
+  } catch (error) {
+    return (error as { code?: string }).code ?? String(error);
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    client.release();
+  }
+}
+
+describe('the writer role', () => {
+  it('logs in as itself, neither superuser nor owner', async () => {
+    const { rows } = await database.writerPool.query<{ who: string; super: string }>("SELECT current_user AS who, current_setting('is_superuser') AS super");
+    expect(rows[0]).toEqual({ who: testWriterRole, super: 'off' });
+  });
+
+  it.each([
+    ['switch every trigger off', 'SET session_replication_role = replica'],
+    ['switch one trigger off', 'ALTER TABLE events DISABLE TRIGGER events_no_delete'],
+    ['drop a trigger', 'DROP TRIGGER tlog_tiles_only_grow ON tlog_tiles'],
+    ['drop a table', 'DROP TABLE tlog_checkpoints'],
+    ['delete an event', 'DELETE FROM events'],
+    ['change an event', "UPDATE events SET kind = 'x'"],
+    ['empty a table', 'TRUNCATE tlog_tiles'],
+    ['change a checkpoint', 'UPDATE tlog_checkpoints SET signed_note = signed_note'],
+    ['forget a migration', 'DELETE FROM schema_migrations'],
+    ['change the check', 'UPDATE ledger_checks SET part = part'],
+    ['run a program on the server', "COPY (SELECT 1) TO PROGRAM 'true'"],
+    ['read a server file', "SELECT pg_read_file('PG_VERSION')"],
+  ])('may not %s', async (_what, sql) => {
+    expect(await asWriter(sql)).toBe('42501');
+  });
+
+  it('may write what the ledger writes', async () => {
+    expect(await asWriter("INSERT INTO licence_lapses SELECT * FROM licence_lapses WHERE false")).toBe('ok');
+    expect(await asWriter('SELECT 1 FROM log_head FOR UPDATE')).toBe('ok');
+  });
+
+  it('has a row in the list for every table of the schema, and the list no other', async () => {
+    const { rows } = await database.pool.query<{ name: string }>(
+      "SELECT relname AS name FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind IN ('r', 'p', 'v', 'm') ORDER BY relname");
+    expect(rows.map((row) => row.name)).toEqual(Object.keys(writerRights).sort());
+  });
+
+  it('has a row in the list for every sequence of the schema, and the list no other', async () => {
+    const { rows } = await database.pool.query<{ name: string; usage: boolean; update: boolean }>(
+      `SELECT relname AS name, has_sequence_privilege($1, oid, 'USAGE') AS usage, has_sequence_privilege($1, oid, 'UPDATE') AS update
+       FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'S' ORDER BY relname`, [testWriterRole]);
+    expect(rows.map((row) => row.name)).toEqual(Object.keys(writerSequenceRights).sort());
+    expect(rows.every((row) => row.usage && !row.update)).toBe(true);
+  });
+
+  it('holds exactly the listed rights on each table', async () => {
+    const { rows } = await database.pool.query<{ name: string; rights: string[] }>(
+      `SELECT c.relname AS name, array(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p
+         WHERE has_table_privilege($1, c.oid, p) ORDER BY array_position(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'], p)) AS rights
+       FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') ORDER BY c.relname`, [testWriterRole]);
+    expect(Object.fromEntries(rows.map((row) => [row.name, row.rights]))).toEqual(writerRights);
+  });
+
+  it('loses a right granted by hand at the next migration run', async () => {
+    const may = async (right: string) => (await database.pool.query<{ may: boolean }>('SELECT has_table_privilege($1, \'events\', $2) AS may', [testWriterRole, right])).rows[0]!.may;
+    await database.pool.query(`GRANT DELETE, TRUNCATE ON events TO ${testWriterRole}`);
+    expect([await may('DELETE'), await may('TRUNCATE')]).toEqual([true, true]);
+    await migrate(database.pool, { writer: { role: testWriterRole } });
+    expect([await may('DELETE'), await may('TRUNCATE')]).toEqual([false, false]);
+    expect(await asWriter('TRUNCATE events')).toBe('42501');
+  });
+});
+
+describe('a writer role that could switch the triggers off', () => {
+  const role = `cl_w_${randomBytes(4).toString('hex')}`;
+  /** The tables' owner: the test server's login (the URL's user). */
+  let ownerName: string;
+  beforeAll(async () => {
+    await database.pool.query(`CREATE ROLE ${role} NOLOGIN`);
+    ownerName = (await database.pool.query<{ me: string }>('SELECT current_user AS me')).rows[0]!.me;
+  });
+  afterAll(async () => {
+    await database.pool.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+  });
+
+  /** migrate() granting to `role` once `setUp` ran (as the owner), undone after. */
+  async function refusal(setUp: string, undo: string): Promise<MigrationRefused> {
+    await database.pool.query(setUp);
+    try {
+      const error = await migrate(database.pool, { writer: { role } }).then(() => undefined, (failure: unknown) => failure);
+      expect(error).toBeInstanceOf(MigrationRefused);
+      return error as MigrationRefused;
+    } finally {
+      await database.pool.query(undo);
+    }
+  }
+
+  it.each([
+    ['a superuser', () => [`ALTER ROLE ${role} SUPERUSER`, `ALTER ROLE ${role} NOSUPERUSER`], 'is a superuser'],
+    ['a member of the owner', () => [`GRANT ${ownerName} TO ${role}`, `REVOKE ${ownerName} FROM ${role}`], 'acts as, the owner'],
+    ['one that may make roles', () => [`ALTER ROLE ${role} CREATEROLE`, `ALTER ROLE ${role} NOCREATEROLE`], 'has CREATEROLE'],
+  ] as const)('is refused when it is %s, and given nothing', async (_what, statements, words) => {
+    const [setUp, undo] = statements() as [string, string];
+    const refused = await refusal(setUp, undo);
+    expect(refused.reason).toBe('writer_role');
+    expect(refused.message).toContain(words);
+    const { rows } = await database.pool.query<{ can: boolean }>('SELECT has_table_privilege($1, \'events\', \'INSERT\') AS can', [role]);
+    expect(rows[0]!.can).toBe(false);
+  });
+
+  it('is refused when it does not exist', async () => {
+    const error = await migrate(database.pool, { writer: { role: `${role}_missing` } }).then(() => undefined, (failure: unknown) => failure);
+    expect(error).toMatchObject({ reason: 'writer_role', message: expect.stringContaining('does not exist') });
+  });
+
+  it('is the owner itself: refused', async () => {
+    const { rows } = await database.pool.query<{ me: string }>('SELECT current_user AS me');
+    const error = await migrate(database.pool, { writer: { role: rows[0]!.me } }).then(() => undefined, (failure: unknown) => failure);
+    expect(error).toMatchObject({ reason: 'writer_role' });
+  });
+});
