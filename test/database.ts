@@ -11,7 +11,7 @@ import { testWriterRole, testWriterUrl } from './writer.ts';
 
 /**
  * The setting migration 047's trigger reads for how far ahead of the database's clock a batch
- * may be dated (limits.clockAheadOfDatabaseMsMax without it). Tests date batches by clocks
+ * may be dated (limits.clockAheadOfDatabaseMsMax without it), from ALTER DATABASE … SET only (056). Tests date batches by clocks
  * they move freely (a world set to a licence's validTo, possibly after today), so every
  * database they make takes any time ahead (testClockAheadMsMax); the ledger never sets it.
  */
@@ -25,13 +25,12 @@ export async function allowClocksAhead(admin: pg.Client, name: string): Promise<
 }
 
 /**
- * `url` with the setting back at the bound the ledger runs under (its sessions' own setting
- * outranks the database's): for the tests of that bound.
+ * Puts database `name` back at the bound the ledger runs under, for the tests of that bound: for
+ * every session at once, as ledger_clock_ahead_ms_max() reads the database's own setting only
+ * (migration 056).
  */
-export function withProductionClockAhead(url: string): string {
-  const withSetting = new URL(url);
-  withSetting.searchParams.set('options', `-c ${clockAheadSetting}=`);
-  return withSetting.toString();
+export async function productionClockAhead(pool: Pool, name: string): Promise<void> {
+  await pool.query(`ALTER DATABASE ${name} RESET ${clockAheadSetting}`);
 }
 
 export interface TestDatabase {

@@ -6,11 +6,12 @@
  * right server refused clock-behind-ledger for the year (s19, time review).
  *
  * The database's clock is the real one here: the ledger under test runs with the bound the
- * ledger runs under in production (withProductionClockAhead), its clock set relative to now.
+ * ledger runs under in production (productionClockAhead, on the test's whole database), as the
+ * writer role a server writes as, its clock set relative to now.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, worldPerFile, type World } from '../../test/world.ts';
-import { testClockAheadMsMax, withProductionClockAhead, type TestDatabase } from '../../test/database.ts';
+import { clockAheadSetting, productionClockAhead, testClockAheadMsMax, type TestDatabase } from '../../test/database.ts';
 import { licencePair, type LicencePair } from '../../test/support/licence-pair.ts';
 import { ManualClock } from '../core/clock.ts';
 import { limits } from '../core/limits.ts';
@@ -61,8 +62,14 @@ async function ledgerAt(at: string): Promise<{ ledger: Ledger; clock: ManualCloc
   return { clock, ledger: await Ledger.open({ pool, clock }) };
 }
 
+/** The bound the test's database had before productionClockAhead: what every test database takes. */
+let testBound: number;
+const databaseName = () => new URL(database.url).pathname.slice(1);
+
 beforeAll(async () => {
-  pool = createPool({ url: withProductionClockAhead(database.url), connectionsMax: 4, applicationName: 'chipledger-test-clock-ahead' });
+  testBound = Number((await database.pool.query('SELECT ledger_clock_ahead_ms_max() AS bound')).rows[0].bound);
+  await productionClockAhead(database.pool, databaseName());
+  pool = createPool({ url: database.writerUrl, connectionsMax: 4, applicationName: 'chipledger-test-clock-ahead' });
   // The world dated now: the database's clock and the ledger's time agree.
   world.clock.set(fromNow(0));
   pair = await licencePair(world, { validTo: fromNow(200 * dayMs) });
@@ -77,18 +84,36 @@ afterAll(async () => {
 describe('a server whose clock runs ahead of the database\'s', () => {
   it('holds the bound of limits.clockAheadOfDatabaseMsMax in the database, and tests\' databases take any time', async () => {
     expect(Number((await pool.query('SELECT ledger_clock_ahead_ms_max() AS bound')).rows[0].bound)).toBe(limits.clockAheadOfDatabaseMsMax);
-    expect(Number((await database.pool.query('SELECT ledger_clock_ahead_ms_max() AS bound')).rows[0].bound)).toBe(testClockAheadMsMax);
+    expect(testBound).toBe(testClockAheadMsMax);
   });
 
   it('takes a setting that is no whole number as none (migration 048): a batch is still judged, never refused as bad input', async () => {
-    const client = await pool.connect();
     try {
       for (const setting of ['5min', '-1', '1e9', ' 300000', '9'.repeat(16)]) {
-        await client.query(`SELECT set_config('chipledger.clock_ahead_of_database_ms_max', $1, false)`, [setting]);
-        expect(Number((await client.query('SELECT ledger_clock_ahead_ms_max() AS bound')).rows[0].bound), setting).toBe(limits.clockAheadOfDatabaseMsMax);
+        await database.pool.query(`ALTER DATABASE ${databaseName()} SET ${clockAheadSetting} = '${setting}'`);
+        expect(Number((await pool.query('SELECT ledger_clock_ahead_ms_max() AS bound')).rows[0].bound), setting).toBe(limits.clockAheadOfDatabaseMsMax);
       }
     } finally {
-      client.release(true);
+      await productionClockAhead(database.pool, databaseName());
+    }
+  });
+
+  it("ignores a session's own setting (migration 056): a writer cannot widen the bound for itself", async () => {
+    // Before 056 this session's own setting (a connection's options, or a SET) was the bound.
+    const url = new URL(database.writerUrl);
+    url.searchParams.set('options', `-c ${clockAheadSetting}=${testClockAheadMsMax}`);
+    const widened = createPool({ url: url.toString(), connectionsMax: 2, applicationName: 'chipledger-test-clock-widened' });
+    try {
+      expect((await widened.query(`SELECT current_setting('${clockAheadSetting}') AS own, ledger_clock_ahead_ms_max() AS bound`)).rows[0])
+        .toEqual({ own: String(testClockAheadMsMax), bound: limits.clockAheadOfDatabaseMsMax });
+      const ledger = await Ledger.open({ pool: widened, clock: new ManualClock(fromNow(365 * dayMs)) });
+      try {
+        expectClockAhead(await registerSite(ledger, 'DC-widened'));
+      } finally {
+        await ledger.close();
+      }
+    } finally {
+      await widened.end();
     }
   });
 

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { expectOk, worldPerFile, type World } from '../../test/world.ts';
-import { withProductionClockAhead, type TestDatabase } from '../../test/database.ts';
+import { clockAheadSetting, productionClockAhead, testClockAheadMsMax, type TestDatabase } from '../../test/database.ts';
 import { ManualClock } from '../core/clock.ts';
 import { limits } from '../core/limits.ts';
 import { Ledger } from '../ledger/ledger.ts';
@@ -21,14 +21,15 @@ let database: TestDatabase;
 worldPerFile((made, db) => { world = made; database = db; });
 
 const minuteMs = 60 * 1000;
+const databaseName = () => new URL(database.url).pathname.slice(1);
 const fromNow = (ms: number) => new Date(Date.now() + ms).toISOString();
 let secret: string;
 
 interface Served { app: FastifyInstance; ledger: Ledger; pool: Pool }
 
-/** A server of its own on the test's database, under the production bound ahead, dated by `clock`. */
+/** A server of its own on the test's database (under the production bound ahead: beforeAll), dated by `clock`. */
 async function serve(clock: ManualClock): Promise<Served> {
-  const pool = createPool({ url: withProductionClockAhead(database.url), connectionsMax: 4, applicationName: 'chipledger-test-healthz-clock' });
+  const pool = createPool({ url: database.writerUrl, connectionsMax: 4, applicationName: 'chipledger-test-healthz-clock' });
   const ledger = await Ledger.open({ pool, clock });
   return { pool, ledger, app: await buildServer({ ledger, pool, logger: false }) };
 }
@@ -46,6 +47,7 @@ const registerSite = (app: FastifyInstance, key: string) => app.inject({
 });
 
 beforeAll(async () => {
+  await productionClockAhead(database.pool, databaseName());
   world.clock.set(fromNow(0));
   secret = String(expectOk(await world.ledger.submit('token.create', { organisationId: world.actors.alpha.orgId, role: 'recipient', label: 'healthz-clock' }, systemActor)).secret);
 });
@@ -109,9 +111,14 @@ describe('/healthz and the clocks', () => {
   // Last: it dates the ledger ahead of the database's clock for the rest of the file.
   it('is 503 clock-ahead-of-database when the ledger\'s newest event is ahead of the database\'s clock, whatever this clock reads, as every write is', async () => {
     // As after the database's clock stepped back under events dated within the bound: written
-    // here through the tests' widened bound.
+    // here through the tests' widened bound, for this one write.
     world.clock.set(fromNow(6 * minuteMs));
-    expectOk(await world.ledger.submit('site.register', { name: 'DC-ahead', province: 'Hebei', city: 'Zhangjiakou', latitude: 40.8, longitude: 114.9, capacityUnits: 10 }, world.actors.alpha));
+    await database.pool.query(`ALTER DATABASE ${databaseName()} SET ${clockAheadSetting} = '${testClockAheadMsMax}'`);
+    try {
+      expectOk(await world.ledger.submit('site.register', { name: 'DC-ahead', province: 'Hebei', city: 'Zhangjiakou', latitude: 40.8, longitude: 114.9, capacityUnits: 10 }, world.actors.alpha));
+    } finally {
+      await productionClockAhead(database.pool, databaseName());
+    }
     served = await serve(new ManualClock(fromNow(90_000)));
     const health = await served.app.inject({ method: 'GET', url: '/healthz' });
     expect([health.statusCode, health.json().rule]).toEqual([503, 'clock-ahead-of-database']);

@@ -22,7 +22,7 @@ import { limits } from '../core/limits.ts';
 import { describeHolders, formatWait, sessionsOf, takeAdvisoryLock, terminateSql, type LockHolder } from './advisory-locks.ts';
 import { waitBoundsSql } from './pool.ts';
 import { isLockTimeout, sqlState } from './sqlstate.ts';
-import { ensureWriterLogin, grantWriterRights, knownWriterRoles, writerRoleProblem } from './writer-role.ts';
+import { ensureWriterLogin, grantWriterRights, knownWriterRoles, writerCreationProblem, writerRoleProblem } from './writer-role.ts';
 
 const migrationsDir = fileURLToPath(new URL('./migrations/', import.meta.url));
 /** Any constant: the key of the advisory lock that migrations hold. */
@@ -149,6 +149,8 @@ async function grantWriters(client: pg.PoolClient, writer: { role: string; passw
       const problem = await writerRoleProblem(client, role);
       if (problem !== undefined) throw new MigrationRefused('writer_role', [], `${problem}; nothing was granted to it`);
       await grantWriterRights(client, role);
+      const creates = await writerCreationProblem(client, role);
+      if (creates !== undefined) throw new MigrationRefused('writer_role', [], `${creates}; nothing was granted to it`);
     }
     await client.query('COMMIT');
   } catch (error) {

@@ -45,6 +45,9 @@ describe('the writer role', () => {
     ['change a checkpoint', 'UPDATE tlog_checkpoints SET signed_note = signed_note'],
     ['forget a migration', 'DELETE FROM schema_migrations'],
     ['change the check', 'UPDATE ledger_checks SET part = part'],
+    ['make a temporary table that a trigger would read as the real one', 'CREATE TEMP TABLE licences (id text)'],
+    ['create a table in the schema', 'CREATE TABLE public.shadow (id text)'],
+    ['make a schema', 'CREATE SCHEMA shadow'],
     ['run a program on the server', "COPY (SELECT 1) TO PROGRAM 'true'"],
     ['read a server file', "SELECT pg_read_file('PG_VERSION')"],
   ])('may not %s', async (_what, sql) => {
@@ -54,6 +57,14 @@ describe('the writer role', () => {
   it('may write what the ledger writes', async () => {
     expect(await asWriter("INSERT INTO licence_lapses SELECT * FROM licence_lapses WHERE false")).toBe('ok');
     expect(await asWriter('SELECT 1 FROM log_head FOR UPDATE')).toBe('ok');
+  });
+
+  it('loses the right to make temporary tables that PostgreSQL gives everyone, at the next migration run', async () => {
+    const name = (await database.pool.query<{ name: string }>('SELECT current_database() AS name')).rows[0]!.name;
+    await database.pool.query(`GRANT TEMPORARY ON DATABASE ${name} TO PUBLIC`);
+    expect(await asWriter('CREATE TEMP TABLE licences (id text)')).toBe('ok');
+    await migrate(database.pool, { writer: { role: testWriterRole } });
+    expect(await asWriter('CREATE TEMP TABLE licences (id text)')).toBe('42501');
   });
 
   it('has a row in the list for every table of the schema, and the list no other', async () => {
@@ -116,6 +127,8 @@ describe('a writer role that could switch the triggers off', () => {
     ['a superuser', () => [`ALTER ROLE ${role} SUPERUSER`, `ALTER ROLE ${role} NOSUPERUSER`], 'is a superuser'],
     ['a member of the owner', () => [`GRANT ${ownerName} TO ${role}`, `REVOKE ${ownerName} FROM ${role}`], 'acts as, the owner'],
     ['one that may make roles', () => [`ALTER ROLE ${role} CREATEROLE`, `ALTER ROLE ${role} NOCREATEROLE`], 'has CREATEROLE'],
+    // PostgreSQL 13 and 14 give everyone this right in public.
+    ['one that may create in the schema', () => ['GRANT CREATE ON SCHEMA public TO PUBLIC', 'REVOKE CREATE ON SCHEMA public FROM PUBLIC'], 'may create objects in schema public'],
   ] as const)('is refused when it is %s, and given nothing', async (_what, statements, words) => {
     const [setUp, undo] = statements() as [string, string];
     const refused = await refusal(setUp, undo);

@@ -117,6 +117,25 @@ export async function writerRoleProblem(client: Pick<pg.ClientBase, 'query'>, ro
 }
 
 /**
+ * Why `role` could still make what shadows chipledger's tables or functions in a trigger's view,
+ * or undefined. The triggers name tables and functions without a schema: a temporary table
+ * (pg_temp is searched first for tables) or an object in a schema the writer may create in,
+ * put before the real one by its own search_path, would be what a trigger checks a write
+ * against. Asked after grantWriterRights, which takes away what its owner may.
+ */
+export async function writerCreationProblem(client: Pick<pg.ClientBase, 'query'>, role: string): Promise<string | undefined> {
+  const { rows } = await client.query<{ database: string; schema: string; temp: boolean; schemas: boolean; create: boolean }>(
+    `SELECT current_database() AS database, current_schema() AS schema, has_database_privilege($1, current_database(), 'TEMPORARY') AS temp,
+       has_database_privilege($1, current_database(), 'CREATE') AS schemas, has_schema_privilege($1, current_schema(), 'CREATE') AS create`, [role]);
+  const found = rows[0]!;
+  const shadow = 'which a trigger would read in place of the table of the same name';
+  if (found.temp) return `the writer role ${role} may make temporary tables in database ${found.database}, ${shadow}; as the database's owner, run REVOKE TEMPORARY ON DATABASE ${found.database} FROM PUBLIC (PostgreSQL grants it to everyone)`;
+  if (found.schemas) return `the writer role ${role} may make schemas in database ${found.database}, whose tables ${shadow}; revoke CREATE ON DATABASE ${found.database} from it`;
+  if (found.create) return `the writer role ${role} may create objects in schema ${found.schema}, whose functions a trigger would call in place of PostgreSQL's; as the schema's owner, run REVOKE CREATE ON SCHEMA ${found.schema} FROM PUBLIC (PostgreSQL before 15 grants it to everyone)`;
+  return undefined;
+}
+
+/**
  * The writer roles this database has: those granted a right on schema_migrations (every writer
  * may read it) other than its owner's own and PUBLIC's.
  */
@@ -132,14 +151,23 @@ export async function knownWriterRoles(client: Pick<pg.ClientBase, 'query'>): Pr
  * only) and `writerSequenceRights` on every sequence (one not listed: nothing), revoking anything else it held, in the caller's transaction. Run as the tables' owner.
  */
 export async function grantWriterRights(client: Pick<pg.ClientBase, 'query' | 'escapeIdentifier'>, role: string): Promise<void> {
-  const { rows } = await client.query<{ name: string; sequence: boolean; schema: string; database: string }>(
-    `SELECT c.relname AS name, c.relkind = 'S' AS sequence, current_schema() AS schema, current_database() AS database FROM pg_class c
+  const { rows } = await client.query<{ name: string; sequence: boolean; schema: string; database: string; ownsDatabase: boolean }>(
+    `SELECT c.relname AS name, c.relkind = 'S' AS sequence, current_schema() AS schema, current_database() AS database,
+       pg_has_role(current_user, (SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE') AS "ownsDatabase" FROM pg_class c
      WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S') ORDER BY c.relname`);
   const who = client.escapeIdentifier(role);
   const statements: string[] = [];
   if (rows.length > 0) {
-    statements.push(`GRANT CONNECT ON DATABASE ${client.escapeIdentifier(rows[0]!.database)} TO ${who}`);
-    statements.push(`GRANT USAGE ON SCHEMA ${client.escapeIdentifier(rows[0]!.schema)} TO ${who}`);
+    const database = client.escapeIdentifier(rows[0]!.database);
+    const schema = client.escapeIdentifier(rows[0]!.schema);
+    // Nothing the writer could shadow a table or a function with (writerCreationProblem):
+    // TEMPORARY, which PostgreSQL grants to PUBLIC, taken from everyone where this owner owns
+    // the database (chipledger makes no temporary table); CREATE never the writer's own.
+    if (rows[0]!.ownsDatabase) statements.push(`REVOKE TEMPORARY ON DATABASE ${database} FROM PUBLIC`);
+    statements.push(`REVOKE CREATE, TEMPORARY ON DATABASE ${database} FROM ${who}`);
+    statements.push(`GRANT CONNECT ON DATABASE ${database} TO ${who}`);
+    statements.push(`REVOKE CREATE ON SCHEMA ${schema} FROM ${who}`);
+    statements.push(`GRANT USAGE ON SCHEMA ${schema} TO ${who}`);
   }
   for (const relation of rows) {
     const name = client.escapeIdentifier(relation.name);
