@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startEmbeddedPostgres } from '../src/store/embedded.ts';
+import { migrate } from '../src/store/migrate.ts';
+import { createPool } from '../src/store/pool.ts';
+import { embeddedWriterRole, embeddedWriterUrl } from '../src/store/writer-role.ts';
 
 export interface BenchServer {
   /** Where it runs, for the report. */
@@ -121,4 +124,20 @@ export function cpuSecondsBetween(before: Map<number, number>, after: Map<number
   let ticks = 0;
   for (const [pid, value] of after) ticks += value - (before.get(pid) ?? 0);
   return ticks / 100;
+}
+
+/**
+ * The URL of database `ownerUrl` for the writer role, as a server connects (store/writer-role.ts):
+ * the owner migrates it and grants the writer its rights (the embedded cluster's role and
+ * password, derived from the owner's, as `serve` does). The benchmarks' ledgers write as it.
+ */
+export async function writerUrlOf(ownerUrl: string): Promise<string> {
+  const writerUrl = embeddedWriterUrl(ownerUrl);
+  const owner = createPool({ url: ownerUrl, connectionsMax: 1, applicationName: 'chipledger-bench-migrate' });
+  try {
+    await migrate(owner, { writer: { role: embeddedWriterRole, password: decodeURIComponent(new URL(writerUrl).password) } });
+  } finally {
+    await owner.end();
+  }
+  return writerUrl;
 }

@@ -19,6 +19,8 @@ const keptOutputChars = 8_000;
 
 export interface ServerProcessOptions {
   databaseUrl: string;
+  /** DATABASE_WRITER_URL: the role the server writes as (bench/database.ts writerUrlOf). */
+  writerUrl?: string;
   logSignerKey: string;
   logLevel?: string;
   /** Extra node flags, e.g. --cpu-prof --cpu-prof-dir=DIR. */
@@ -54,9 +56,10 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   const dataDir = mkdtempSync(join(tmpdir(), 'chipledger-bench-http-serve-'));
   const env: NodeJS.ProcessEnv = {};
   // serve refuses CHIPLEDGER_* settings it does not know: hand it only ours.
-  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('CHIPLEDGER_') && name !== 'DATABASE_URL') env[name] = value;
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('CHIPLEDGER_') && name !== 'DATABASE_URL' && name !== 'DATABASE_WRITER_URL') env[name] = value;
   Object.assign(env, {
     DATABASE_URL: options.databaseUrl,
+    ...(options.writerUrl === undefined ? {} : { DATABASE_WRITER_URL: options.writerUrl }),
     CHIPLEDGER_DATA_DIR: dataDir,
     CHIPLEDGER_HOST: '127.0.0.1',
     CHIPLEDGER_PORT: String(port),

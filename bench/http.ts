@@ -28,7 +28,7 @@ import { Ledger } from '../src/ledger/ledger.ts';
 import { systemActor } from '../src/ledger/permissions.ts';
 import { createPool, type Pool } from '../src/store/pool.ts';
 import { generateSignerKey } from '../src/tlog/index.ts';
-import { cpuSecondsBetween, startBenchServer } from './database.ts';
+import { cpuSecondsBetween, startBenchServer, writerUrlOf } from './database.ts';
 import { drive, HttpLoadClient, type HttpAnswer, type LoadResult } from './http-load.ts';
 import { startServerProcess, type ServerProcess } from './http-server.ts';
 import { buildBenchWorld, workload, type BenchWorld, type Booking } from './ledger-world.ts';
@@ -131,7 +131,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     await ledger.close();
 
     const { signerKey } = generateSignerKey('chipledger.bench/log');
-    server = await startServerProcess({ databaseUrl: url, logSignerKey: signerKey, ...(profileDir ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}) });
+    server = await startServerProcess({ databaseUrl: url, writerUrl: await writerUrlOf(url), logSignerKey: signerKey, ...(profileDir ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}) });
     console.log(`server: chipledger serve, pid ${server.pid}, ${server.url} (separate Node process, log level warn)`);
     console.log(`node ${process.version}; ${connections} keep-alive connections (plain HTTP/1.1 over TCP sockets, bench/http-load.ts); warm-up ${formatCount(warmupCount)}, timed ${formatCount(bookingsCount)} bookings; workload seed ${workloadSeed}\n`);
 

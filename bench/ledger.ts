@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { Ledger } from '../src/ledger/ledger.ts';
 import { limits } from '../src/core/limits.ts';
 import { createPool, type Pool } from '../src/store/pool.ts';
-import { cpuSecondsBetween, startBenchServer, type BenchServer } from './database.ts';
+import { cpuSecondsBetween, startBenchServer, writerUrlOf, type BenchServer } from './database.ts';
 import { bookBaseline } from './ledger-baseline.ts';
 import { buildBenchWorld, workload, type BenchWorld, type Booking } from './ledger-world.ts';
 import { QueryTimer } from './query-timer.ts';
@@ -148,7 +148,8 @@ async function openLedger(server: BenchServer, name: string, options: SessionOpt
   } else {
     url = await server.createDatabase(name);
   }
-  const pool = createPool({ url, connectionsMax: 8, applicationName: `chipledger-bench-${name}` });
+  // As a server writes: as the writer role, not the owner.
+  const pool = createPool({ url: await writerUrlOf(url), connectionsMax: 8, applicationName: `chipledger-bench-${name}` });
   const timer = options.profile ? new QueryTimer() : null;
   timer?.attach(pool);
   floor?.recorder.attach(pool);
