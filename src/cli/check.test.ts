@@ -43,8 +43,10 @@ describe('chipledger check', () => {
     try {
       const { code, lines } = await check();
       expect(code).toBe(1);
-      expect(lines[0]).toMatch(/^1 invariant violation\(s\) \(\d+ events in database \S+ on \S+:\d+ \(DATABASE_URL\)\):$/);
+      expect(lines[0]).toMatch(/^2 invariant violation\(s\) \(\d+ events in database \S+ on \S+:\d+ \(DATABASE_URL\)\):$/);
       expect(lines.join('\n')).toMatch(/invariant-5 +log: leaf +transparency log check "leaf" failed/);
+      // The flipped byte is in the actor's id: the row no longer says what the bytes say (057).
+      expect(lines.join('\n')).toMatch(/event-columns +event 3 +its row says \S+ by \S+ .* but its canonical bytes/);
     } finally {
       await database.pool.query(flip); // the same flip undoes it
     }
