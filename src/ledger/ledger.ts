@@ -70,6 +70,7 @@ export class Ledger {
       this.checkpointer = new Checkpointer({
         pool,
         signer: parseSignerKey(options.logSignerKey),
+        storedRoot: (size, client) => this.log.rootAt(size, client),
         ...(options.checkpointIntervalMs ? { intervalMs: options.checkpointIntervalMs } : {}),
         ...(options.onError ? { onError: options.onError } : {}),
         ...(options.onRecovered ? { onRecovered: options.onRecovered } : {}),

@@ -20,7 +20,7 @@ import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpo
 import { describeHolders, formatWait, isWaitBoundError } from '../../store/advisory-locks.ts';
 import { LogKeyError } from './keys.ts';
 import { Outage, outageReason } from '../outage.ts';
-import type { Pool } from '../../store/pool.ts';
+import type { Pool, PoolClient } from '../../store/pool.ts';
 import { withQueryTimeout } from '../../store/query-timeout.ts';
 
 export const checkpointIntervalMs = limits.checkpointIntervalMs;
@@ -51,6 +51,24 @@ export interface CheckpointerOptions {
   onError?: (error: unknown, context: string) => void;
   /** Told once when a tick succeeds after failing ones, saying how many failed and for how long. */
   onRecovered?: (message: string) => void;
+  /**
+   * The root the stored tiles give at a size, read on the signing's connection
+   * (TransparencyLog.rootAt): a head whose root is not the stored tree's is never signed.
+   */
+  storedRoot?: (size: number, client: PoolClient) => Promise<Buffer>;
+}
+
+/**
+ * A head whose root is not the root of the tree the tiles store: written around the ledger (a
+ * writer may update log_head), or by a bug. Signed, it would be a checkpoint no tree has, which
+ * every monitor holds the log to for ever and the start-up check then refuses: the log could
+ * never be served again.
+ */
+export class HeadRootMismatch extends Error {
+  constructor(size: number, headRoot: Buffer, storedRoot: Buffer) {
+    super(`refused to sign the log's head: at size ${size} its root is ${headRoot.toString('hex')}, but the stored tiles give ${storedRoot.toString('hex')}; nothing was signed (run chipledger check)`);
+    this.name = 'HeadRootMismatch';
+  }
 }
 
 /** A checkpoint this process signed, as stored and served (the log's signed note). */
@@ -320,6 +338,8 @@ export class Checkpointer {
       const head = await readHead(client);
       const latest = await latestCheckpoint(client);
       if (latest && latest.size >= head.size) return { kind: 'covered', latest };
+      const stored = await this.options.storedRoot?.(head.size, client);
+      if (stored !== undefined && !stored.equals(head.root)) throw new HeadRootMismatch(head.size, head.root, stored);
       const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [] });
       const signedNote = signNote(text, signer);
       await insertCheckpoint(client, { size: head.size, root: head.root, key_id: formatKeyId(signer.keyId), signed_note: signedNote });

@@ -1,0 +1,52 @@
+/**
+ * A head whose root is not the stored tree's is never signed (HeadRootMismatch). The writer role
+ * may update log_head: s26's attack review appended a junk event and set the head's root to one
+ * no tree has, and the server signed it within a second, bricking the log (the start-up check
+ * then refuses it for ever, and monitors hold the log to it).
+ */
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { generateSignerKey } from '../../tlog/index.ts';
+import { openSigningLedger } from '../../../test/support/signing-ledger.ts';
+import { worldPerFile, type World } from '../../../test/world.ts';
+import type { TestDatabase } from '../../../test/database.ts';
+import { HeadRootMismatch } from './checkpointer.ts';
+
+let world: World;
+let database: TestDatabase;
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
+});
+
+describe('the checkpointer and the head’s root', () => {
+  it('signs a head whose root is the stored tree’s, and refuses one that is not, signing nothing', async () => {
+    const key = generateSignerKey('root.chipledger.test');
+    const ledger = await openSigningLedger(database.writerUrl, world.clock, key.signerKey);
+    try {
+      const signed = await ledger.checkpointer!.checkpointNow();
+      const { rows: [head] } = await database.pool.query<{ size: string }>('SELECT size FROM log_head');
+      expect(signed?.size).toBe(Number(head!.size));
+      // One more event, then its root replaced, as a writer may (the trigger checks times, not roots).
+      await world.run('site.register', { name: 'DC-root', province: 'Hebei', city: 'Zhangjiakou', latitude: 40.8, longitude: 114.9, capacityUnits: 10 }, world.actors.alpha);
+      const { rows: [before] } = await database.writerPool.query<{ size: string; root: Buffer }>('SELECT size, root FROM log_head');
+      await database.writerPool.query("UPDATE log_head SET root = sha256(convert_to('any root', 'UTF8'))");
+      try {
+        const refused = await ledger.checkpointer!.checkpointNow().then(() => undefined, (error: unknown) => error);
+        expect(refused).toBeInstanceOf(HeadRootMismatch);
+        expect((refused as Error).message).toBe(`refused to sign the log's head: at size ${before!.size} its root is ${createHashHex('any root')}, but the stored tiles give ${before!.root.toString('hex')}; nothing was signed (run chipledger check)`);
+        const { rows: [newest] } = await database.pool.query<{ size: string }>('SELECT max(size) AS size FROM tlog_checkpoints');
+        expect(Number(newest!.size)).toBe(Number(head!.size));
+      } finally {
+        await database.writerPool.query('UPDATE log_head SET root = $1', [before!.root]);
+      }
+      expect((await ledger.checkpointer!.checkpointNow())?.size).toBe(Number(before!.size));
+    } finally {
+      await ledger.close();
+    }
+  });
+});
+
+function createHashHex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
