@@ -105,6 +105,7 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
   const writerUrl = read<string | undefined>('DATABASE_WRITER_URL', undefined, undefined, parseWriterUrl);
   if (writerUrl !== undefined && databaseUrl === undefined) problems.push('DATABASE_WRITER_URL: set only with DATABASE_URL (the embedded PostgreSQL makes its own writer role)');
   if (writerUrl !== undefined && databaseUrl !== undefined && sameLogin(writerUrl, databaseUrl)) problems.push("DATABASE_WRITER_URL: logs in as DATABASE_URL's user; the writer must be a role of its own");
+  if (writerUrl !== undefined && databaseUrl !== undefined && !sameDatabase(writerUrl, databaseUrl)) problems.push("DATABASE_WRITER_URL: names another server or database than DATABASE_URL; give the same host, port and database, with the writer's user and password");
   const dataDir = resolve(cwd, read('CHIPLEDGER_DATA_DIR', undefined, './.chipledger', parseNonEmpty));
   const host = read('CHIPLEDGER_HOST', 'host', '127.0.0.1', parseHost);
   const port = read('CHIPLEDGER_PORT', 'port', 8080, parsePort);
@@ -197,6 +198,18 @@ function parseWriterUrl(raw: string): string | Problem {
 /** Whether two database URLs log in as one user (a URL without one logs in as the same default). */
 function sameLogin(a: string, b: string): boolean {
   return decodeURIComponent(new URL(a).username) === decodeURIComponent(new URL(b).username);
+}
+
+/**
+ * Whether two database URLs name one server and database: host, port (5432 when left out) and
+ * database path, and the host and port query parameters (a socket folder) where given.
+ */
+function sameDatabase(a: string, b: string): boolean {
+  const place = (text: string) => {
+    const url = new URL(text);
+    return JSON.stringify([url.hostname.toLowerCase(), url.port === '' ? '5432' : url.port, decodeURIComponent(url.pathname), url.searchParams.get('host'), url.searchParams.get('port')]);
+  };
+  return place(a) === place(b);
 }
 
 function parseNonEmpty(raw: string): string | Problem {

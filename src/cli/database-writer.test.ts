@@ -10,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { MigrationRefused } from '../store/migrate.ts';
 import { readConfig, type Config } from './config.ts';
 import { openDatabase } from './database.ts';
+import { Failure } from './output.ts';
 
 let database: TestDatabase;
 const role = `cl_writer_${randomBytes(4).toString('hex')}`;
@@ -53,12 +54,21 @@ describe('DATABASE_WRITER_URL', () => {
     }
   });
 
+  it('says a writer that cannot log in as the writer’s, naming DATABASE_WRITER_URL without its password, for every command', async () => {
+    const wrong = new URL(writerUrl);
+    wrong.password = 'not-the-password';
+    const refused = await open({ DATABASE_URL: database.url, DATABASE_WRITER_URL: wrong.toString() }).then(() => undefined, (error: unknown) => error);
+    expect(refused).toBeInstanceOf(Failure);
+    expect((refused as Failure).message).toBe(`couldn't log in as the writer role ${role} (DATABASE_WRITER_URL): password authentication failed for user "${role}"; the migrations ran as the tables' owner, but nothing can be read or written as the writer`);
+    expect((refused as Failure).message).not.toContain(password);
+  });
+
   it('refuses a writer that is a superuser, naming why, with nothing granted', async () => {
     await database.pool.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${role}; ALTER ROLE ${role} SUPERUSER`);
     try {
       const refused = await open({ DATABASE_URL: database.url, DATABASE_WRITER_URL: writerUrl }).then(() => undefined, (error: unknown) => error);
       expect(refused).toBeInstanceOf(MigrationRefused);
-      expect((refused as MigrationRefused).message).toBe(`the writer role ${role} is a superuser, who can switch the database's triggers off; nothing was granted to it`);
+      expect((refused as MigrationRefused).message).toBe(`the writer role ${role} is a superuser, who can switch the database's triggers off; nothing was granted to it (the database's migrations are applied)`);
       const { rows } = await database.pool.query<{ can: boolean }>("SELECT has_table_privilege($1, 'events', 'INSERT') AS can", [role]);
       // A superuser may do anything anyway: what matters is that no grant was recorded for it.
       const granted = await database.pool.query("SELECT 1 FROM information_schema.role_table_grants WHERE grantee = $1 AND table_name = 'events'", [role]);
@@ -68,7 +78,7 @@ describe('DATABASE_WRITER_URL', () => {
     }
   });
 
-  it('is checked with the other settings: only beside DATABASE_URL, as another user, naming one', () => {
+  it('is checked with the other settings: only beside DATABASE_URL, as another user, naming one, on the same database', () => {
     const problems = (env: Record<string, string>) => {
       const read = readConfig(env, {}, '/tmp');
       return read.ok ? [] : read.problems;
@@ -76,6 +86,13 @@ describe('DATABASE_WRITER_URL', () => {
     expect(problems({ DATABASE_WRITER_URL: writerUrl })).toEqual(['DATABASE_WRITER_URL: set only with DATABASE_URL (the embedded PostgreSQL makes its own writer role)']);
     expect(problems({ DATABASE_URL: database.url, DATABASE_WRITER_URL: database.url })).toEqual(["DATABASE_WRITER_URL: logs in as DATABASE_URL's user; the writer must be a role of its own"]);
     expect(problems({ DATABASE_URL: database.url, DATABASE_WRITER_URL: 'postgres://db.example/chipledger' })).toEqual(['DATABASE_WRITER_URL: must name the writer role as its user (postgres://chipledger_writer:password@host/database)']);
+    // Another database on the same server: check would read one and migrate the other.
+    const elsewhere = new URL(writerUrl);
+    elsewhere.pathname = '/another';
+    expect(problems({ DATABASE_URL: database.url, DATABASE_WRITER_URL: elsewhere.toString() })).toEqual(["DATABASE_WRITER_URL: names another server or database than DATABASE_URL; give the same host, port and database, with the writer's user and password"]);
+    elsewhere.pathname = new URL(database.url).pathname;
+    elsewhere.port = '1';
+    expect(problems({ DATABASE_URL: database.url, DATABASE_WRITER_URL: elsewhere.toString() })).toHaveLength(1);
     // Its password is never echoed, as DATABASE_URL's is not.
     expect(problems({ DATABASE_URL: database.url, DATABASE_WRITER_URL: 'mysql://u:secret@h/d' }).join('')).not.toContain('secret');
   });

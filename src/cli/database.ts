@@ -51,6 +51,7 @@ import { isProcessAlive } from '../store/processes.ts';
 import { servedDataDirectory } from '../store/data-directory.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { migrate } from '../store/migrate.ts';
+import { sqlStateClass } from '../store/sqlstate.ts';
 import { embeddedWriterRole, embeddedWriterUrl, roleOfUrl } from '../store/writer-role.ts';
 import { clearCopiedLock, copiedLockNotice, DataDirInUse, forgetLock, ownLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
 import type { Config } from './config.ts';
@@ -123,10 +124,27 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
   const opened = await openUnmigrated(config, options);
   try {
     const applied = await migrateAsOwner(opened, options);
+    if (opened.writer !== undefined) await loginAsWriter(opened.pool, opened.writer.role, config);
     return { pool: opened.pool, origin: opened.origin, close: opened.close, applied };
   } catch (error) {
     await opened.close().catch(() => {});
     throw error;
+  }
+}
+
+/**
+ * One query as the writer before the database is handed out, so that every command, `migrate`
+ * too, finds a writer that cannot log in; said as the writer's, not as DATABASE_URL's
+ * (whose words program.ts gives a connection that fails).
+ */
+async function loginAsWriter(pool: Pool, role: string, config: Config): Promise<void> {
+  try {
+    await pool.query('SELECT 1');
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code !== 'string' || !code.startsWith(sqlStateClass.invalidAuthorization)) throw error;
+    const where = config.database.kind === 'external' ? 'DATABASE_WRITER_URL' : `the embedded PostgreSQL in ${config.dataDir}`;
+    throw new Failure(`couldn't log in as the writer role ${role} (${where}): ${(error as Error).message}; the migrations ran as the tables' owner, but nothing can be read or written as the writer`);
   }
 }
 

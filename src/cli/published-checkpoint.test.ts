@@ -266,6 +266,8 @@ async function backupOf(source: TestDatabase): Promise<TestDatabase> {
   try {
     await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [sourceName]);
     await admin.query(`CREATE DATABASE ${name} TEMPLATE ${sourceName}`);
+    // The copy keeps its tables' grants, not the database's own (the writer makes no temporary tables).
+    await admin.query(`REVOKE TEMPORARY ON DATABASE ${name} FROM PUBLIC`);
   } finally {
     await admin.end();
   }

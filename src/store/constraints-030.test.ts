@@ -36,10 +36,10 @@ beforeAll(async () => {
   await run('licence.amend', { licenceId: cappedId, reason: 'rider', riders: ['Re-export needs a licence'] }, actors.bis);
 });
 
-/** Version 2's snapshot of the capped licence, changed: a version row as a forger would write it. */
+/** Version 2's snapshot of the capped licence, changed: a version row as a forger would write it (an event of its own for each version, as 058 holds). */
 const forgedVersion = (version: number, changes: Record<string, unknown>): Statement => [
   `INSERT INTO licence_versions (licence_id, version, snapshot, seq)
-   SELECT licence_id, $2, snapshot || jsonb_build_object('version', $2::int) || $3::jsonb, 999999 FROM licence_versions WHERE licence_id = $1 AND version = 2`,
+   SELECT licence_id, $2, snapshot || jsonb_build_object('version', $2::int) || $3::jsonb, 999990 + $2 FROM licence_versions WHERE licence_id = $1 AND version = 2`,
   [cappedId, version, JSON.stringify(changes)],
 ];
 

@@ -97,20 +97,25 @@ describe('the database’s rule: a new serial has no lower-case letter (049)', (
     expect((await refusalOf(unitsAs('M49-A', 'M49-B', 'M49-c', 'M49-D')))?.message).toMatch(/^a new unit has serial M49-c,/);
   });
 
-  it('takes capitals, digits and . _ : / -; the rest of the form is the ledger’s', async () => {
+  it('takes capitals, digits and . _ : / -, starting with a capital or a digit, up to 64 characters', async () => {
     const shipmentId = await booked();
-    for (const serial of ['M49/2:X.Y_Z-1', '0', '-M49']) {
+    for (const serial of ['M49/2:X.Y_Z-1', '0', 'M'.repeat(64)]) {
       expect(await firstRefusal(database.pool, unitsAs(serial)), serial).toBeUndefined();
       expect(await firstRefusal(database.pool, listedAs(serial, shipmentId)), serial).toBeUndefined();
     }
   });
 
-  it('refuses a serial for its case exactly where the ledger does, whatever the database’s locale', async () => {
-    // ASCII is all the ledger lets through; letters beyond it (which the ledger refuses first) keep their case here.
-    const samples = ['A', 'Z', 'a', 'z', '@', '[', '`', '{', 'É', 'é', 'ß', 'İ', 'ı', 'ｚ', '\u212a', 'ǅ'];
-    const lowerCase = (serial: string) => problemOfNewSerial(serial)?.includes('has lower-case letters') ?? false;
-    for (const serial of samples.map((character) => `A${character}1`)) {
-      expect((await refusalOf(unitsAs(serial)))?.constraint, serial).toBe(lowerCase(serial) ? 'units_serial_capitals' : undefined);
+  it('refuses a serial exactly where the ledger does, in its case or its form (058), whatever the database’s locale', async () => {
+    // Past ASCII, a serial is refused for its form: a zero-width space or full-width digits
+    // made a second live manifest line for a unit already live in another shipment (s26).
+    const samples = ['A', 'Z', 'a', 'z', '@', '[', '`', '{', 'É', 'é', 'ß', 'İ', 'ı', 'ｚ', '\u212a', 'ǅ', '\u200b', '１'];
+    const serials = [...samples.map((character) => `A${character}1`), '-M49', '.M49', 'M'.repeat(65)];
+    for (const serial of serials) {
+      const problem = problemOfNewSerial(serial);
+      const refused = await refusalOf(unitsAs(serial));
+      expect(refused?.constraint, serial).toBe(problem === undefined ? undefined : 'units_serial_capitals');
+      if (problem?.includes('has lower-case letters')) expect(refused?.message, serial).toContain('with lower-case letters');
+      else if (problem !== undefined) expect(refused?.message, serial).toContain('which is not of the form of a serial');
     }
   });
 });

@@ -22,7 +22,7 @@ import { limits } from '../core/limits.ts';
 import { describeHolders, formatWait, sessionsOf, takeAdvisoryLock, terminateSql, type LockHolder } from './advisory-locks.ts';
 import { waitBoundsSql } from './pool.ts';
 import { isLockTimeout, sqlState } from './sqlstate.ts';
-import { ensureWriterLogin, grantWriterRights, knownWriterRoles, writerCreationProblem, writerRoleProblem } from './writer-role.ts';
+import { ensureWriterLogin, grantWriterRights, knownWriterRoles, recordWriterRole, writerCreationProblem, writerRoleProblem } from './writer-role.ts';
 
 const migrationsDir = fileURLToPath(new URL('./migrations/', import.meta.url));
 /** Any constant: the key of the advisory lock that migrations hold. */
@@ -135,22 +135,26 @@ export async function migrate(pool: pg.Pool, options: MigrateOptions = {}): Prom
 
 /**
  * The writers' rights, in one transaction: a process that writes as a writer sees them all or
- * none. The writer given, and every writer the database already has (knownWriterRoles): a
- * migration run without the writer named (`chipledger migrate` given DATABASE_URL alone) still
- * grants the servers' writer the rights on the tables it made. A role that could switch the
- * triggers off is refused (writer_role), nothing granted.
+ * none. The writer given, and every writer the database already has (knownWriterRoles,
+ * migration 058's writer_roles): a migration run without the writer named (`chipledger migrate`
+ * given DATABASE_URL alone) still grants the servers' writer the rights on the tables it made.
+ * A role that could switch the triggers off, or shadow a table, is refused (writer_role), and
+ * nothing is granted to it (the migrations before it stay applied). A start whose writers hold
+ * their rights already writes nothing.
  */
 async function grantWriters(client: pg.PoolClient, writer: { role: string; password?: string } | undefined): Promise<void> {
+  const refused = (problem: string) => new MigrationRefused('writer_role', [], `${problem}; nothing was granted to it (the database's migrations are applied)`);
   await client.query('BEGIN');
   try {
     if (writer?.password !== undefined) await ensureWriterLogin(client, writer.role, writer.password);
-    const roles = new Set([...(writer === undefined ? [] : [writer.role]), ...(await knownWriterRoles(client))]);
+    const known = await knownWriterRoles(client);
+    const roles = new Set([...(writer === undefined ? [] : [writer.role]), ...known]);
     for (const role of roles) {
       const problem = await writerRoleProblem(client, role);
-      if (problem !== undefined) throw new MigrationRefused('writer_role', [], `${problem}; nothing was granted to it`);
-      await grantWriterRights(client, role);
-      const creates = await writerCreationProblem(client, role);
-      if (creates !== undefined) throw new MigrationRefused('writer_role', [], `${creates}; nothing was granted to it`);
+      if (problem !== undefined) throw refused(problem);
+      const held = (await grantWriterRights(client, role)) ?? (await writerCreationProblem(client, role));
+      if (held !== undefined) throw refused(held);
+      if (!known.includes(role)) await recordWriterRole(client, role);
     }
     await client.query('COMMIT');
   } catch (error) {

@@ -29,7 +29,7 @@ export const sqlState = {
 } as const;
 
 /** Classes of SQLSTATE (a code's first two characters) that we read whole. */
-export const sqlStateClass = { connectionException: '08', transactionRollback: '40', operatorIntervention: '57' } as const;
+export const sqlStateClass = { connectionException: '08', invalidAuthorization: '28', transactionRollback: '40', operatorIntervention: '57' } as const;
 
 export interface SqlStateMeaning {
   /**

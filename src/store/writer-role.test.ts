@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { databasePerFile, type TestDatabase } from '../../test/database.ts';
 import { testWriterRole } from '../../test/writer.ts';
 import { migrate, MigrationRefused } from './migrate.ts';
-import { writerRights, writerSequenceRights } from './writer-role.ts';
+import { grantWriterRights, writerRights, writerSequenceRights } from './writer-role.ts';
 
 let database: TestDatabase;
 databasePerFile(async () => undefined, async () => {}, (_made, made) => (database = made));
@@ -65,6 +65,30 @@ describe('the writer role', () => {
     expect(await asWriter('CREATE TEMP TABLE licences (id text)')).toBe('ok');
     await migrate(database.pool, { writer: { role: testWriterRole } });
     expect(await asWriter('CREATE TEMP TABLE licences (id text)')).toBe('42501');
+  });
+
+  it('writes nothing at a start whose writer holds its rights already, so a read-only connection starts', async () => {
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN READ ONLY');
+      expect(await grantWriterRights(client, testWriterRole)).toBeUndefined();
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+
+  it('is granted to the writers recorded, not to any role that may read the tables', async () => {
+    const reader = `cl_reader_${randomBytes(4).toString('hex')}`;
+    await database.pool.query(`CREATE ROLE ${reader} NOLOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${reader}`);
+    try {
+      await migrate(database.pool, { writer: { role: testWriterRole } });
+      const { rows } = await database.pool.query<{ role: string }>('SELECT role FROM writer_roles ORDER BY role');
+      expect(rows.map((row) => row.role)).toEqual([testWriterRole]);
+      expect((await database.pool.query("SELECT has_table_privilege($1, 'events', 'INSERT') AS can", [reader])).rows).toEqual([{ can: false }]);
+    } finally {
+      await database.pool.query(`DROP OWNED BY ${reader}; DROP ROLE ${reader}`);
+    }
   });
 
   it('has a row in the list for every table of the schema, and the list no other', async () => {
@@ -125,7 +149,13 @@ describe('a writer role that could switch the triggers off', () => {
 
   it.each([
     ['a superuser', () => [`ALTER ROLE ${role} SUPERUSER`, `ALTER ROLE ${role} NOSUPERUSER`], 'is a superuser'],
-    ['a member of the owner', () => [`GRANT ${ownerName} TO ${role}`, `REVOKE ${ownerName} FROM ${role}`], 'acts as, the owner'],
+    ['a member of the owner', () => [`GRANT ${ownerName} TO ${role}`, `REVOKE ${ownerName} FROM ${role}`], 'is a member of, the owner'],
+    // Not inheriting its rights, it still takes them with SET ROLE (the review of s26).
+    ['a member of the owner that does not inherit', () => [`ALTER ROLE ${role} NOINHERIT; GRANT ${ownerName} TO ${role}`, `REVOKE ${ownerName} FROM ${role}; ALTER ROLE ${role} INHERIT`], 'is a member of, the owner'],
+    ['a member of pg_execute_server_program', () => [`GRANT pg_execute_server_program TO ${role}`, `REVOKE pg_execute_server_program FROM ${role}`], 'member of pg_execute_server_program'],
+    // The default search_path, "$user", public, puts a schema of the writer's own first.
+    ['the owner of a schema', () => [`CREATE SCHEMA ${role} AUTHORIZATION ${role}`, `DROP SCHEMA ${role}`], `may create objects in schema ${role}`],
+    ['given a right through PUBLIC that it has no use for', () => ['GRANT UPDATE ON tlog_keys TO PUBLIC', 'REVOKE UPDATE ON tlog_keys FROM PUBLIC'], 'holds UPDATE on tlog_keys through PUBLIC'],
     ['one that may make roles', () => [`ALTER ROLE ${role} CREATEROLE`, `ALTER ROLE ${role} NOCREATEROLE`], 'has CREATEROLE'],
     // PostgreSQL 13 and 14 give everyone this right in public.
     ['one that may create in the schema', () => ['GRANT CREATE ON SCHEMA public TO PUBLIC', 'REVOKE CREATE ON SCHEMA public FROM PUBLIC'], 'may create objects in schema public'],
@@ -134,8 +164,9 @@ describe('a writer role that could switch the triggers off', () => {
     const refused = await refusal(setUp, undo);
     expect(refused.reason).toBe('writer_role');
     expect(refused.message).toContain(words);
-    const { rows } = await database.pool.query<{ can: boolean }>('SELECT has_table_privilege($1, \'events\', \'INSERT\') AS can', [role]);
-    expect(rows[0]!.can).toBe(false);
+    const { rows } = await database.pool.query<{ can: boolean; known: boolean }>(
+      "SELECT has_table_privilege($1, 'events', 'INSERT') AS can, EXISTS (SELECT 1 FROM writer_roles WHERE role = $1) AS known", [role]);
+    expect(rows[0]).toEqual({ can: false, known: false });
   });
 
   it('is refused when it does not exist', async () => {

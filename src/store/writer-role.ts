@@ -38,14 +38,14 @@ const changing: readonly Right[] = ['SELECT', 'INSERT', 'UPDATE'];
  */
 export const writerRights: Readonly<Record<string, readonly Right[]>> = {
   allocations: changing,
-  event_reader_sets: changing,
+  event_reader_sets: appendOnly,
   event_serials: appendOnly,
   event_serials_from: appendOnly,
   event_subjects: appendOnly,
   events: appendOnly,
   idempotency_keys: appendOnly,
   ledger_checks: readOnly,
-  licence_lapses: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
+  licence_lapses: ['SELECT', 'INSERT', 'DELETE'],
   licence_parties: ['SELECT', 'INSERT', 'DELETE'],
   licence_versions: appendOnly,
   licences: changing,
@@ -58,11 +58,12 @@ export const writerRights: Readonly<Record<string, readonly Right[]>> = {
   sites: changing,
   tlog_checkpoints: appendOnly,
   tlog_cosignatures: changing,
-  tlog_keys: changing,
+  tlog_keys: appendOnly,
   tlog_tiles: changing,
   tokens: changing,
   units: changing,
   units_gpu_uuid_legacy: readOnly,
+  writer_roles: readOnly,
 };
 
 /** What the writer may do with each sequence: USAGE, to take the next value a column's default asks for. */
@@ -90,91 +91,140 @@ export function roleOfUrl(url: string): string {
 
 /**
  * Makes `role` a login role with `password` where the owner may make roles (the embedded
- * cluster's superuser), or sets its password again. Cluster-wide: the caller holds a lock that
- * keeps two processes from writing the role's row at once (PostgreSQL refuses the second,
- * "tuple concurrently updated"). The password goes as a SCRAM verifier, never in clear.
+ * cluster's superuser), or sets its password again, and takes away any setting it gave itself
+ * (a role may ALTER ROLE itself SET search_path or default_transaction_read_only, which stopped
+ * every later start) and any expiry. Cluster-wide: the caller holds a lock that keeps two
+ * processes from writing the role's row at once (PostgreSQL refuses the second, "tuple
+ * concurrently updated"). The password goes as a SCRAM verifier, never in clear.
  */
 export async function ensureWriterLogin(client: Pick<pg.ClientBase, 'query' | 'escapeIdentifier' | 'escapeLiteral'>, role: string, password: string): Promise<void> {
   const found = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
   const verb = found.rowCount === 0 ? 'CREATE' : 'ALTER';
-  await client.query(`${verb} ROLE ${client.escapeIdentifier(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD ${client.escapeLiteral(scramVerifier(password))}`);
+  const who = client.escapeIdentifier(role);
+  await client.query(`${verb} ROLE ${who} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT VALID UNTIL 'infinity' PASSWORD ${client.escapeLiteral(scramVerifier(password))}`);
+  const { rows } = await client.query<{ database: string }>('SELECT current_database() AS database');
+  await client.query(`ALTER ROLE ${who} RESET ALL; ALTER ROLE ${who} IN DATABASE ${client.escapeIdentifier(rows[0]!.database)} RESET ALL`);
 }
+
+/** The roles whose members may run programs or read and write files on the database's machine. */
+const serverFileRoles = ['pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files'];
 
 /** Why `role` cannot be the writer (it could switch the triggers off, or make itself a role that can), or undefined. */
 export async function writerRoleProblem(client: Pick<pg.ClientBase, 'query'>, role: string): Promise<string | undefined> {
-  const { rows } = await client.query<{ exists: boolean; super: boolean; createrole: boolean; bypassrls: boolean; owner: boolean }>(
+  const { rows } = await client.query<{ exists: boolean; super: boolean; createrole: boolean; bypassrls: boolean; owner: boolean; files: string | null; replica: boolean }>(
     `SELECT r.rolname IS NOT NULL AS exists, coalesce(r.rolsuper, false) AS super, coalesce(r.rolcreaterole, false) AS createrole,
        coalesce(r.rolbypassrls, false) AS bypassrls,
-       r.rolname IS NOT NULL AND (r.rolname = current_user OR pg_has_role(r.oid, (SELECT relowner FROM pg_class WHERE oid = 'schema_migrations'::regclass), 'USAGE')) AS owner
-     FROM (SELECT $1::name AS wanted) w LEFT JOIN pg_roles r ON r.rolname = w.wanted`, [role]);
+       r.rolname IS NOT NULL AND (r.rolname = current_user OR pg_has_role(r.oid, (SELECT relowner FROM pg_class WHERE oid = 'schema_migrations'::regclass), 'MEMBER')) AS owner,
+       (SELECT string_agg(f.rolname, ', ') FROM pg_roles f WHERE f.rolname = ANY($2) AND r.oid IS NOT NULL AND pg_has_role(r.oid, f.oid, 'MEMBER')) AS files,
+       r.oid IS NOT NULL AND current_setting('server_version_num')::int >= 150000
+         AND EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'has_parameter_privilege')
+         AND has_parameter_privilege(r.oid, 'session_replication_role', 'SET') AS replica
+     FROM (SELECT $1::name AS wanted) w LEFT JOIN pg_roles r ON r.rolname = w.wanted`, [role, serverFileRoles]);
   const found = rows[0]!;
   if (!found.exists) return `the writer role ${role} does not exist; make it (CREATE ROLE ${role} LOGIN PASSWORD …) as the database's administrator`;
   if (found.super) return `the writer role ${role} is a superuser, who can switch the database's triggers off`;
-  if (found.owner) return `the writer role ${role} is, or acts as, the owner of chipledger's tables, who can switch their triggers off; give the writer a role of its own`;
+  if (found.owner) return `the writer role ${role} is, or is a member of, the owner of chipledger's tables, who can switch their triggers off (a member through SET ROLE, inheriting or not); give the writer a role of its own`;
   if (found.createrole) return `the writer role ${role} has CREATEROLE, with which it can make itself a member of the tables' owner`;
-  if (found.bypassrls) return `the writer role ${role} has BYPASSRLS; give the writer a role without it`;
+  if (found.replica) return `the writer role ${role} may SET session_replication_role (GRANT SET ON PARAMETER), which switches every trigger off`;
+  if (found.files !== null) return `the writer role ${role} is a member of ${found.files}, which runs programs or reads and writes files on the database's machine`;
+  if (found.bypassrls) return `the writer role ${role} has BYPASSRLS, which a writer needs for nothing; give the writer a role without it`;
   return undefined;
 }
 
 /**
  * Why `role` could still make what shadows chipledger's tables or functions in a trigger's view,
  * or undefined. The triggers name tables and functions without a schema: a temporary table
- * (pg_temp is searched first for tables) or an object in a schema the writer may create in,
- * put before the real one by its own search_path, would be what a trigger checks a write
- * against. Asked after grantWriterRights, which takes away what its owner may.
+ * (pg_temp is searched first for tables) or an object in a schema the writer may create in
+ * (its own, which the default search_path "$user", public puts first, or any other it could
+ * name in its search_path) would be what a trigger checks a write against. Asked after
+ * grantWriterRights, which takes away what its owner may.
  */
 export async function writerCreationProblem(client: Pick<pg.ClientBase, 'query'>, role: string): Promise<string | undefined> {
-  const { rows } = await client.query<{ database: string; schema: string; temp: boolean; schemas: boolean; create: boolean }>(
-    `SELECT current_database() AS database, current_schema() AS schema, has_database_privilege($1, current_database(), 'TEMPORARY') AS temp,
-       has_database_privilege($1, current_database(), 'CREATE') AS schemas, has_schema_privilege($1, current_schema(), 'CREATE') AS create`, [role]);
+  const { rows } = await client.query<{ database: string; temp: boolean; schemas: boolean; creates: string | null }>(
+    `SELECT current_database() AS database, has_database_privilege($1, current_database(), 'TEMPORARY') AS temp,
+       has_database_privilege($1, current_database(), 'CREATE') AS schemas,
+       (SELECT string_agg(n.nspname, ', ' ORDER BY n.nspname) FROM pg_namespace n WHERE has_schema_privilege($1, n.oid, 'CREATE')) AS creates`, [role]);
   const found = rows[0]!;
   const shadow = 'which a trigger would read in place of the table of the same name';
-  if (found.temp) return `the writer role ${role} may make temporary tables in database ${found.database}, ${shadow}; as the database's owner, run REVOKE TEMPORARY ON DATABASE ${found.database} FROM PUBLIC (PostgreSQL grants it to everyone)`;
+  if (found.temp) return `the writer role ${role} may make temporary tables in database ${found.database}, ${shadow}; as the database's owner, run REVOKE TEMPORARY ON DATABASE ${found.database} FROM PUBLIC (PostgreSQL grants it to everyone; chipledger does so itself where DATABASE_URL's user owns the database)`;
   if (found.schemas) return `the writer role ${role} may make schemas in database ${found.database}, whose tables ${shadow}; revoke CREATE ON DATABASE ${found.database} from it`;
-  if (found.create) return `the writer role ${role} may create objects in schema ${found.schema}, whose functions a trigger would call in place of PostgreSQL's; as the schema's owner, run REVOKE CREATE ON SCHEMA ${found.schema} FROM PUBLIC (PostgreSQL before 15 grants it to everyone)`;
+  if (found.creates !== null) return `the writer role ${role} may create objects in schema ${found.creates} (it owns it, or CREATE was granted to it, to a role it belongs to, or to PUBLIC as PostgreSQL before 15 does in public), whose tables and functions a trigger would use in place of chipledger's; revoke that right, or drop or give away that schema`;
   return undefined;
 }
 
-/**
- * The writer roles this database has: those granted a right on schema_migrations (every writer
- * may read it) other than its owner's own and PUBLIC's.
- */
+/** The writer roles this database has: those named in writer_roles (migration 058) when a migration run granted them. */
 export async function knownWriterRoles(client: Pick<pg.ClientBase, 'query'>): Promise<string[]> {
-  const { rows } = await client.query<{ role: string }>(
-    `SELECT DISTINCT r.rolname AS role FROM pg_class c, aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee
-     WHERE c.oid = 'schema_migrations'::regclass AND a.grantee <> c.relowner ORDER BY 1`);
+  const { rows } = await client.query<{ role: string }>('SELECT role FROM writer_roles WHERE role IN (SELECT rolname FROM pg_roles) ORDER BY role');
   return rows.map((row) => row.role);
 }
 
+/** Records `role` as one of this database's writers, for later migration runs (knownWriterRoles). */
+export async function recordWriterRole(client: Pick<pg.ClientBase, 'query'>, role: string): Promise<void> {
+  await client.query('INSERT INTO writer_roles (role) VALUES ($1) ON CONFLICT DO NOTHING', [role]);
+}
+
+const tableRights = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'] as const;
+const sequenceRights = ['USAGE', 'SELECT', 'UPDATE'] as const;
+
+/** One table's or sequence's rights: those wanted, and those the role holds now (directly, through PUBLIC or a role it belongs to). */
+interface RelationRights {
+  name: string;
+  kind: 'TABLE' | 'SEQUENCE';
+  wanted: readonly string[];
+  held: string[];
+}
+
+async function relationRights(client: Pick<pg.ClientBase, 'query'>, role: string): Promise<RelationRights[]> {
+  const { rows } = await client.query<{ name: string; sequence: boolean; held: string[] }>(
+    `SELECT c.relname AS name, c.relkind = 'S' AS sequence,
+       CASE WHEN c.relkind = 'S' THEN array(SELECT p FROM unnest($2::text[]) p WHERE has_sequence_privilege($1, c.oid, p))
+            ELSE array(SELECT p FROM unnest($3::text[]) p WHERE has_table_privilege($1, c.oid, p)) END AS held
+     FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S') ORDER BY c.relname`,
+    [role, sequenceRights, tableRights]);
+  return rows.map((row) => ({
+    name: row.name,
+    kind: row.sequence ? 'SEQUENCE' : 'TABLE',
+    wanted: row.sequence ? writerSequenceRights[row.name] ?? [] : writerRights[row.name] ?? readOnly,
+    held: row.held,
+  }));
+}
+
 /**
- * Grants `role` exactly `writerRights` on every table of the schema (a table not listed: SELECT
- * only) and `writerSequenceRights` on every sequence (one not listed: nothing), revoking anything else it held, in the caller's transaction. Run as the tables' owner.
+ * Gives `role` exactly `writerRights` on every table of the schema (a table not listed: SELECT
+ * only) and `writerSequenceRights` on every sequence (one not listed: nothing), CONNECT and
+ * USAGE on the schema, and nothing it could shadow a table with (writerCreationProblem), in
+ * the caller's transaction, as the tables' owner. Only what differs is changed: a start whose
+ * writer already holds its rights writes nothing (`check` on a read-only connection). Returns
+ * why the rights still differ after (a right held through PUBLIC or a role the writer belongs
+ * to, which revoking from the writer does not take), or undefined.
  */
-export async function grantWriterRights(client: Pick<pg.ClientBase, 'query' | 'escapeIdentifier'>, role: string): Promise<void> {
-  const { rows } = await client.query<{ name: string; sequence: boolean; schema: string; database: string; ownsDatabase: boolean }>(
-    `SELECT c.relname AS name, c.relkind = 'S' AS sequence, current_schema() AS schema, current_database() AS database,
-       pg_has_role(current_user, (SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE') AS "ownsDatabase" FROM pg_class c
-     WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S') ORDER BY c.relname`);
+export async function grantWriterRights(client: Pick<pg.ClientBase, 'query' | 'escapeIdentifier'>, role: string): Promise<string | undefined> {
   const who = client.escapeIdentifier(role);
+  const { rows: [place] } = await client.query<{ database: string; schema: string; ownsDatabase: boolean; connect: boolean; usage: boolean; temp: boolean; create: boolean }>(
+    `SELECT current_database() AS database, current_schema() AS schema,
+       pg_has_role(current_user, (SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE') AS "ownsDatabase",
+       has_database_privilege($1, current_database(), 'CONNECT') AS connect, has_schema_privilege($1, current_schema(), 'USAGE') AS usage,
+       has_database_privilege($1, current_database(), 'TEMPORARY') AS temp, has_database_privilege($1, current_database(), 'CREATE') AS create`, [role]);
+  const database = client.escapeIdentifier(place!.database);
+  const schema = client.escapeIdentifier(place!.schema);
   const statements: string[] = [];
-  if (rows.length > 0) {
-    const database = client.escapeIdentifier(rows[0]!.database);
-    const schema = client.escapeIdentifier(rows[0]!.schema);
-    // Nothing the writer could shadow a table or a function with (writerCreationProblem):
-    // TEMPORARY, which PostgreSQL grants to PUBLIC, taken from everyone where this owner owns
-    // the database (chipledger makes no temporary table); CREATE never the writer's own.
-    if (rows[0]!.ownsDatabase) statements.push(`REVOKE TEMPORARY ON DATABASE ${database} FROM PUBLIC`);
-    statements.push(`REVOKE CREATE, TEMPORARY ON DATABASE ${database} FROM ${who}`);
-    statements.push(`GRANT CONNECT ON DATABASE ${database} TO ${who}`);
-    statements.push(`REVOKE CREATE ON SCHEMA ${schema} FROM ${who}`);
-    statements.push(`GRANT USAGE ON SCHEMA ${schema} TO ${who}`);
-  }
-  for (const relation of rows) {
+  if (!place!.connect) statements.push(`GRANT CONNECT ON DATABASE ${database} TO ${who}`);
+  if (!place!.usage) statements.push(`GRANT USAGE ON SCHEMA ${schema} TO ${who}`);
+  // TEMPORARY, which PostgreSQL grants to PUBLIC, taken from everyone where this owner owns
+  // the database (chipledger makes no temporary table); CREATE never the writer's own.
+  if (place!.temp || place!.create) statements.push(`REVOKE CREATE, TEMPORARY ON DATABASE ${database} FROM ${who}`);
+  if (place!.temp && place!.ownsDatabase) statements.push(`REVOKE TEMPORARY ON DATABASE ${database} FROM PUBLIC`);
+  for (const relation of await relationRights(client, role)) {
     const name = client.escapeIdentifier(relation.name);
-    const kind = relation.sequence ? 'SEQUENCE' : 'TABLE';
-    const rights = relation.sequence ? writerSequenceRights[relation.name] ?? [] : writerRights[relation.name] ?? readOnly;
-    statements.push(`REVOKE ALL ON ${kind} ${name} FROM ${who}`);
-    if (rights.length > 0) statements.push(`GRANT ${rights.join(', ')} ON ${kind} ${name} TO ${who}`);
+    const extra = relation.held.filter((right) => !relation.wanted.includes(right));
+    const missing = relation.wanted.filter((right) => !relation.held.includes(right));
+    if (extra.length > 0) statements.push(`REVOKE ${extra.join(', ')} ON ${relation.kind} ${name} FROM ${who}`);
+    if (missing.length > 0) statements.push(`GRANT ${missing.join(', ')} ON ${relation.kind} ${name} TO ${who}`);
   }
-  await client.query(statements.join(';\n'));
+  if (statements.length > 0) await client.query(statements.join(';\n'));
+  for (const relation of await relationRights(client, role)) {
+    const extra = relation.held.filter((right) => !relation.wanted.includes(right));
+    if (extra.length > 0) return `the writer role ${role} holds ${extra.join(', ')} on ${relation.name} through PUBLIC or a role it belongs to, which chipledger does not give it; revoke ${extra.join(', ')} ON ${relation.name} from that grantee`;
+  }
+  return undefined;
 }

@@ -1,7 +1,7 @@
 /**
  * Tamper tests play an attacker with write access to the database: one who can also turn
  * off the triggers that keep the record whole (stored tiles append-only, migration 018;
- * events, checkpoints and cosignatures never deleted or changed, 055). The checks under test
+ * events, checkpoints and cosignatures never deleted or changed, 055; log keys, 058). The checks under test
  * (the start-up check, `log verify`, the audit, `chipledger check`) must catch what such a
  * change leaves.
  */
@@ -13,6 +13,7 @@ const keeping = {
   tlog_checkpoints: 'tlog_checkpoints_kept',
   tlog_cosignatures: 'tlog_cosignatures_no_delete',
   events: 'events_no_delete',
+  tlog_keys: 'tlog_keys_kept',
 } as const;
 
 export type KeptTable = keyof typeof keeping;

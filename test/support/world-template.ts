@@ -76,9 +76,11 @@ export async function createWorldTemplate(options: Parameters<typeof buildWorld>
       await admin(async (client) => {
         await client.query(`CREATE DATABASE ${name} TEMPLATE ${templateName}`);
         await allowClocksAhead(client, name);
+        // A copy keeps its tables' grants but not the database's own: as the migrations left the template.
+        await client.query(`REVOKE TEMPORARY ON DATABASE ${name} FROM PUBLIC`);
       });
       const url = urlOf(name);
-      // A copy keeps its template's grants: the writer's rights come with it.
+      // A copy keeps its template's table grants: the writer's rights come with it.
       const writerPool = createPool({ url: testWriterUrl(inject('databaseUrl'), name), connectionsMax: 10, applicationName: 'chipledger-test-writer' });
       const pool = createPool({ url, connectionsMax: 4, applicationName: 'chipledger-test' });
       const clock = new ManualClock(worldStart);

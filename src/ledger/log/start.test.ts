@@ -97,7 +97,7 @@ describe('key rotation and the key chain', () => {
       expect(error).toBeInstanceOf(LogCheckError);
       expect((error as LogCheckError).check).toBe('key-chain');
     } finally {
-      await database.pool.query('DELETE FROM tlog_keys WHERE verifier_key = $1', [rogue.verifierKey]);
+      await withTriggerOff(database.pool, 'tlog_keys', () => database.pool.query('DELETE FROM tlog_keys WHERE verifier_key = $1', [rogue.verifierKey]));
     }
     expect(await database.pool.query('SELECT 1 FROM tlog_checkpoints WHERE key_id = $1', [formatKeyId(parseSignerKey(rogue.signerKey).keyId)])).toMatchObject({ rowCount: 0 });
   });
