@@ -12,9 +12,12 @@
  * DATABASE_WRITER_URL, which the operator makes (without it, the server writes as
  * DATABASE_URL's user, as before, and the triggers defend against mistakes only).
  *
- * After every migration run the owner grants the writer exactly `writerRights` (and
- * `writerSequenceRights`), table by table, and revokes whatever else it held, under the migrations' lock. A table this build does not
- * list is read-only to the writer; a test holds the list to the schema.
+ * After a migration run that has a writer to serve, the owner gives each writer recorded in
+ * writer_roles (migration 058) exactly `writerRights` and `writerSequenceRights`, table by table,
+ * under the migrations' lock: what it lacks is granted, what it holds beyond them revoked, and a
+ * writer that could still get around the triggers is refused (writerRoleProblem,
+ * writerCreationProblem). A table this build does not list is read-only to the writer; a test
+ * holds the list to the schema. README, "The database's roles", says what this does not stop.
  */
 import { createHmac } from 'node:crypto';
 import type pg from 'pg';
@@ -28,7 +31,7 @@ type Right = 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE';
 const readOnly: readonly Right[] = ['SELECT'];
 /** Rows added, never changed (their triggers refuse a change too). */
 const appendOnly: readonly Right[] = ['SELECT', 'INSERT'];
-/** Rows added and changed (UPDATE also takes SELECT … FOR UPDATE's row locks). */
+/** Rows added and changed (UPDATE also gives SELECT … FOR UPDATE's row locks). */
 const changing: readonly Right[] = ['SELECT', 'INSERT', 'UPDATE'];
 
 /**
