@@ -201,13 +201,16 @@ function sameLogin(a: string, b: string): boolean {
 }
 
 /**
- * Whether two database URLs name one server and database: host, port (5432 when left out) and
- * database path, and the host and port query parameters (a socket folder) where given.
+ * Whether two database URLs name one server and database: host (as written: localhost and
+ * 127.0.0.1 are two), port (5432 when left out) and database (the user's name when left out),
+ * and the host and port query parameters (a socket folder) where given.
  */
 function sameDatabase(a: string, b: string): boolean {
   const place = (text: string) => {
     const url = new URL(text);
-    return JSON.stringify([url.hostname.toLowerCase(), url.port === '' ? '5432' : url.port, decodeURIComponent(url.pathname), url.searchParams.get('host'), url.searchParams.get('port')]);
+    // Without a database in the path, PostgreSQL connects to the one named after the user.
+    const database = url.pathname === '' || url.pathname === '/' ? decodeURIComponent(url.username) : decodeURIComponent(url.pathname.slice(1));
+    return JSON.stringify([url.hostname.toLowerCase(), url.port === '' ? '5432' : url.port, database, url.searchParams.get('host'), url.searchParams.get('port')]);
   };
   return place(a) === place(b);
 }

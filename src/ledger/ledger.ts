@@ -88,7 +88,7 @@ export class Ledger {
     const ledger = new Ledger(options.pool, options);
     ledger.sequencer.stats.logSize = (await checkLogOnStart(options.pool, ledger.log, [], { newest: limits.startCheckCheckpointsMax })).size;
     const signer = ledger.checkpointer?.signer;
-    if (signer) await adoptLogKey(options.pool, signer, options.logPreviousSignerKey);
+    if (signer) await adoptLogKey(options.pool, signer, options.logPreviousSignerKey, undefined, (size, client) => ledger.log.rootAt(size, client));
     ledger.checkpointer?.start();
     if (options.sweepIntervalMs !== undefined) ledger.startSweeping(options.sweepIntervalMs);
     return ledger;

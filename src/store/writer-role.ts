@@ -114,14 +114,17 @@ const serverFileRoles = ['pg_execute_server_program', 'pg_read_server_files', 'p
 
 /** Why `role` cannot be the writer (it could switch the triggers off, or make itself a role that can), or undefined. */
 export async function writerRoleProblem(client: Pick<pg.ClientBase, 'query'>, role: string): Promise<string | undefined> {
-  const { rows } = await client.query<{ exists: boolean; super: boolean; createrole: boolean; bypassrls: boolean; owner: boolean; files: string | null; replica: boolean }>(
+  // has_parameter_privilege is PostgreSQL 15's: named in a query on 13 or 14, it fails the
+  // whole query when it is parsed, whatever guards it, so it is sent only where it exists.
+  const { rows: [server] } = await client.query<{ num: string }>("SELECT current_setting('server_version_num') AS num");
+  const parameterRights = Number(server!.num) >= 150_000;
+  const { rows } = await client.query<{ exists: boolean; super: boolean; createrole: boolean; bypassrls: boolean; owner: boolean; files: string | null; memberOf: string | null; replica: boolean }>(
     `SELECT r.rolname IS NOT NULL AS exists, coalesce(r.rolsuper, false) AS super, coalesce(r.rolcreaterole, false) AS createrole,
        coalesce(r.rolbypassrls, false) AS bypassrls,
        r.rolname IS NOT NULL AND (r.rolname = current_user OR pg_has_role(r.oid, (SELECT relowner FROM pg_class WHERE oid = 'schema_migrations'::regclass), 'MEMBER')) AS owner,
        (SELECT string_agg(f.rolname, ', ') FROM pg_roles f WHERE f.rolname = ANY($2) AND r.oid IS NOT NULL AND pg_has_role(r.oid, f.oid, 'MEMBER')) AS files,
-       r.oid IS NOT NULL AND current_setting('server_version_num')::int >= 150000
-         AND EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'has_parameter_privilege')
-         AND has_parameter_privilege(r.oid, 'session_replication_role', 'SET') AS replica
+       (SELECT string_agg(g.rolname, ', ' ORDER BY g.rolname) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid) AS "memberOf",
+       ${parameterRights ? "r.oid IS NOT NULL AND has_parameter_privilege(r.oid, 'session_replication_role', 'SET')" : 'false'} AS replica
      FROM (SELECT $1::name AS wanted) w LEFT JOIN pg_roles r ON r.rolname = w.wanted`, [role, serverFileRoles]);
   const found = rows[0]!;
   if (!found.exists) return `the writer role ${role} does not exist; make it (CREATE ROLE ${role} LOGIN PASSWORD …) as the database's administrator`;
@@ -130,6 +133,9 @@ export async function writerRoleProblem(client: Pick<pg.ClientBase, 'query'>, ro
   if (found.createrole) return `the writer role ${role} has CREATEROLE, with which it can make itself a member of the tables' owner`;
   if (found.replica) return `the writer role ${role} may SET session_replication_role (GRANT SET ON PARAMETER), which switches every trigger off`;
   if (found.files !== null) return `the writer role ${role} is a member of ${found.files}, which runs programs or reads and writes files on the database's machine`;
+  // SET ROLE takes another role's attributes and rights whole (a superuser's, one that may SET
+  // session_replication_role, one that may DELETE), inheriting or not: a writer belongs to none.
+  if (found.memberOf !== null) return `the writer role ${role} is a member of ${found.memberOf}, whose attributes and rights it takes with SET ROLE (inheriting or not), which chipledger does not check; a writer belongs to no other role: revoke that membership`;
   if (found.bypassrls) return `the writer role ${role} has BYPASSRLS, which a writer needs for nothing; give the writer a role without it`;
   return undefined;
 }
@@ -155,40 +161,57 @@ export async function writerCreationProblem(client: Pick<pg.ClientBase, 'query'>
   return undefined;
 }
 
-/** The writer roles this database has: those named in writer_roles (migration 058) when a migration run granted them. */
+/**
+ * The writer roles this database has: those named in writer_roles (migration 058) when a
+ * migration run granted them, still the same roles (a role dropped and made again under the
+ * name, say for reports, has another oid and is not one). Retire a writer with
+ * DELETE FROM writer_roles, as the owner.
+ */
 export async function knownWriterRoles(client: Pick<pg.ClientBase, 'query'>): Promise<string[]> {
-  const { rows } = await client.query<{ role: string }>('SELECT role FROM writer_roles WHERE role IN (SELECT rolname FROM pg_roles) ORDER BY role');
+  const { rows } = await client.query<{ role: string }>('SELECT w.role FROM writer_roles w JOIN pg_roles r ON r.rolname = w.role AND r.oid = w.role_oid ORDER BY w.role');
   return rows.map((row) => row.role);
 }
 
 /** Records `role` as one of this database's writers, for later migration runs (knownWriterRoles). */
 export async function recordWriterRole(client: Pick<pg.ClientBase, 'query'>, role: string): Promise<void> {
-  await client.query('INSERT INTO writer_roles (role) VALUES ($1) ON CONFLICT DO NOTHING', [role]);
+  await client.query(`INSERT INTO writer_roles (role, role_oid) SELECT rolname, oid FROM pg_roles WHERE rolname = $1
+    ON CONFLICT (role) DO UPDATE SET role_oid = EXCLUDED.role_oid, recorded_at = now()`, [role]);
 }
 
 const tableRights = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'] as const;
 const sequenceRights = ['USAGE', 'SELECT', 'UPDATE'] as const;
+/** The table rights that may also be granted on columns alone. */
+const columnRights = ['SELECT', 'INSERT', 'UPDATE', 'REFERENCES'] as const;
 
-/** One table's or sequence's rights: those wanted, and those the role holds now (directly, through PUBLIC or a role it belongs to). */
+/**
+ * One table's or sequence's rights: those wanted; those the role holds on the whole of it
+ * (directly, through PUBLIC or a role it belongs to); and those it holds on it or on any of its
+ * columns (a column's grant survives a table's REVOKE of nothing, but not a table's REVOKE).
+ */
 interface RelationRights {
   name: string;
   kind: 'TABLE' | 'SEQUENCE';
   wanted: readonly string[];
-  held: string[];
+  whole: string[];
+  any: string[];
 }
 
 async function relationRights(client: Pick<pg.ClientBase, 'query'>, role: string): Promise<RelationRights[]> {
-  const { rows } = await client.query<{ name: string; sequence: boolean; held: string[] }>(
+  const { rows } = await client.query<{ name: string; sequence: boolean; whole: string[]; any: string[] }>(
     `SELECT c.relname AS name, c.relkind = 'S' AS sequence,
        CASE WHEN c.relkind = 'S' THEN array(SELECT p FROM unnest($2::text[]) p WHERE has_sequence_privilege($1, c.oid, p))
-            ELSE array(SELECT p FROM unnest($3::text[]) p WHERE has_table_privilege($1, c.oid, p)) END AS held
+            ELSE array(SELECT p FROM unnest($3::text[]) p WHERE has_table_privilege($1, c.oid, p)) END AS whole,
+       CASE WHEN c.relkind = 'S' THEN array(SELECT p FROM unnest($2::text[]) p WHERE has_sequence_privilege($1, c.oid, p))
+            ELSE array(SELECT p FROM unnest($3::text[]) p WHERE has_table_privilege($1, c.oid, p)
+                   OR (p = ANY($4::text[]) AND has_any_column_privilege($1, c.oid, p))) END AS any
      FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S') ORDER BY c.relname`,
-    [role, sequenceRights, tableRights]);
+    [role, sequenceRights, tableRights, columnRights]);
   return rows.map((row) => ({
     name: row.name,
     kind: row.sequence ? 'SEQUENCE' : 'TABLE',
     wanted: row.sequence ? writerSequenceRights[row.name] ?? [] : writerRights[row.name] ?? readOnly,
-    held: row.held,
+    whole: row.whole,
+    any: row.any,
   }));
 }
 
@@ -219,15 +242,16 @@ export async function grantWriterRights(client: Pick<pg.ClientBase, 'query' | 'e
   if (place!.temp && place!.ownsDatabase) statements.push(`REVOKE TEMPORARY ON DATABASE ${database} FROM PUBLIC`);
   for (const relation of await relationRights(client, role)) {
     const name = client.escapeIdentifier(relation.name);
-    const extra = relation.held.filter((right) => !relation.wanted.includes(right));
-    const missing = relation.wanted.filter((right) => !relation.held.includes(right));
+    const extra = relation.any.filter((right) => !relation.wanted.includes(right));
+    const missing = relation.wanted.filter((right) => !relation.whole.includes(right));
+    // A table's REVOKE takes the right from its columns too.
     if (extra.length > 0) statements.push(`REVOKE ${extra.join(', ')} ON ${relation.kind} ${name} FROM ${who}`);
     if (missing.length > 0) statements.push(`GRANT ${missing.join(', ')} ON ${relation.kind} ${name} TO ${who}`);
   }
   if (statements.length > 0) await client.query(statements.join(';\n'));
   for (const relation of await relationRights(client, role)) {
-    const extra = relation.held.filter((right) => !relation.wanted.includes(right));
-    if (extra.length > 0) return `the writer role ${role} holds ${extra.join(', ')} on ${relation.name} through PUBLIC or a role it belongs to, which chipledger does not give it; revoke ${extra.join(', ')} ON ${relation.name} from that grantee`;
+    const extra = relation.any.filter((right) => !relation.wanted.includes(right));
+    if (extra.length > 0) return `the writer role ${role} holds ${extra.join(', ')} on ${relation.name} (or on some of its columns) through PUBLIC, or by another grantor's grant, which chipledger does not give it and cannot take; revoke ${extra.join(', ')} ON ${relation.name} from that grantee, as that grantor`;
   }
   return undefined;
 }

@@ -6,7 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { generateSignerKey } from '../../tlog/index.ts';
+import { generateSignerKey, parseSignerKey } from '../../tlog/index.ts';
+import { adoptLogKey } from './keys.ts';
 import { openSigningLedger } from '../../../test/support/signing-ledger.ts';
 import { worldPerFile, type World } from '../../../test/world.ts';
 import type { TestDatabase } from '../../../test/database.ts';
@@ -20,7 +21,7 @@ worldPerFile((made, madeDatabase) => {
 });
 
 describe('the checkpointer and the head’s root', () => {
-  it('signs a head whose root is the stored tree’s, and refuses one that is not, signing nothing', async () => {
+  it('signs a head whose root is the stored tree’s, and refuses one that is not, signing nothing; a key’s announcement too', async () => {
     const key = generateSignerKey('root.chipledger.test');
     const ledger = await openSigningLedger(database.writerUrl, world.clock, key.signerKey);
     try {
@@ -41,6 +42,18 @@ describe('the checkpointer and the head’s root', () => {
         await database.writerPool.query('UPDATE log_head SET root = $1', [before!.root]);
       }
       expect((await ledger.checkpointer!.checkpointNow())?.size).toBe(Number(before!.size));
+
+      // A key's announcement is signed for good too: a rotation over such a root is refused, and nothing is written.
+      const next = generateSignerKey('root.chipledger.test');
+      await database.writerPool.query("UPDATE log_head SET root = sha256(convert_to('any root', 'UTF8'))");
+      try {
+        const rotation = await adoptLogKey(database.writerPool, parseSignerKey(next.signerKey), key.signerKey, 5_000, (size, client) => ledger.log.rootAt(size, client))
+          .then(() => undefined, (error: unknown) => error);
+        expect(rotation).toBeInstanceOf(HeadRootMismatch);
+        expect((await database.pool.query('SELECT 1 FROM tlog_keys WHERE verifier_key = $1', [next.verifierKey])).rowCount).toBe(0);
+      } finally {
+        await database.writerPool.query('UPDATE log_head SET root = $1', [before!.root]);
+      }
     } finally {
       await ledger.close();
     }

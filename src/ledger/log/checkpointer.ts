@@ -21,6 +21,9 @@ import { describeHolders, formatWait, isWaitBoundError } from '../../store/advis
 import { LogKeyError } from './keys.ts';
 import { Outage, outageReason } from '../outage.ts';
 import type { Pool, PoolClient } from '../../store/pool.ts';
+import { HeadRootMismatch } from './head-root.ts';
+
+export { HeadRootMismatch } from './head-root.ts';
 import { withQueryTimeout } from '../../store/query-timeout.ts';
 
 export const checkpointIntervalMs = limits.checkpointIntervalMs;
@@ -56,19 +59,6 @@ export interface CheckpointerOptions {
    * (TransparencyLog.rootAt): a head whose root is not the stored tree's is never signed.
    */
   storedRoot?: (size: number, client: PoolClient) => Promise<Buffer>;
-}
-
-/**
- * A head whose root is not the root of the tree the tiles store: written around the ledger (a
- * writer may update log_head), or by a bug. Signed, it would be a checkpoint no tree has, which
- * every monitor holds the log to for ever and the start-up check then refuses: the log could
- * never be served again.
- */
-export class HeadRootMismatch extends Error {
-  constructor(size: number, headRoot: Buffer, storedRoot: Buffer) {
-    super(`refused to sign the log's head: at size ${size} its root is ${headRoot.toString('hex')}, but the stored tiles give ${storedRoot.toString('hex')}; nothing was signed (run chipledger check)`);
-    this.name = 'HeadRootMismatch';
-  }
 }
 
 /** A checkpoint this process signed, as stored and served (the log's signed note). */

@@ -8,7 +8,8 @@
 import { formatCheckpoint, formatKeyId, keyRotationExtension, parseSignerKey, signNote, type Ed25519NoteSigner } from '../../tlog/index.ts';
 import { limits } from '../../core/limits.ts';
 import { describeHolders, formatWait, isWaitBoundError, terminateSql } from '../../store/advisory-locks.ts';
-import type { Pool } from '../../store/pool.ts';
+import type { Pool, PoolClient } from '../../store/pool.ts';
+import { HeadRootMismatch } from './head-root.ts';
 import { withQueryTimeout } from '../../store/query-timeout.ts';
 import { inLogSigningTransaction, insertCheckpoint, insertLogKey, listLogKeys, logSigningLockHolders, readHead } from '../../store/tlog-tables.ts';
 
@@ -44,7 +45,7 @@ export class LogSigningLockBusy extends LogKeyError {
  * for each reply from a database frozen or cut off databaseReplyMarginMs longer. A lock not
  * had in time is refused (LogSigningLockBusy), naming the session that holds it.
  */
-export async function adoptLogKey(pool: Pool, signer: Ed25519NoteSigner, previousSignerKey?: string, waitMs: number = limits.logKeyAdoptionWaitMsMax): Promise<boolean> {
+export async function adoptLogKey(pool: Pool, signer: Ed25519NoteSigner, previousSignerKey?: string, waitMs: number = limits.logKeyAdoptionWaitMsMax, storedRoot?: (size: number, client: PoolClient) => Promise<Buffer>): Promise<boolean> {
   const previous = previousSignerKey === undefined ? undefined : parseSignerKey(previousSignerKey);
   let locked = false;
   const bounded = withQueryTimeout(pool, Math.max(1, Math.trunc(waitMs)) + limits.databaseReplyMarginMs);
@@ -66,6 +67,9 @@ export async function adoptLogKey(pool: Pool, signer: Ed25519NoteSigner, previou
     if (previous === undefined) throw new LogKeyError(notTheLogsKey(current.verifier_key, signer));
     if (previous.verifierKey !== current.verifier_key) throw new LogKeyError(`the previous key given is ${previous.verifierKey}, but the log's current key is ${current.verifier_key}`);
     if (previous.name !== signer.name) throw new LogKeyError(`the new key is named ${signer.name} but the log's origin is ${previous.name}: a new origin is a new log, not a rotation`);
+    // The announcement is signed for good, as any checkpoint: never over a root the tiles do not give (checkpointer.ts).
+    const stored = await storedRoot?.(head.size, client);
+    if (stored !== undefined && !stored.equals(head.root)) throw new HeadRootMismatch(head.size, head.root, stored);
     const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [`${keyRotationExtension} ${signer.verifierKey}`] });
     const note = signNote(text, [previous, signer]);
     // Both rows in this one transaction: an announcement without its key row (or the
