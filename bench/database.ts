@@ -10,7 +10,7 @@ import pg from 'pg';
 import { startEmbeddedPostgres } from '../src/store/embedded.ts';
 import { migrate } from '../src/store/migrate.ts';
 import { createPool } from '../src/store/pool.ts';
-import { embeddedWriterRole, embeddedWriterUrl } from '../src/store/writer-role.ts';
+import { embeddedWriter } from '../src/store/writer-role.ts';
 
 export interface BenchServer {
   /** Where it runs, for the report. */
@@ -132,10 +132,10 @@ export function cpuSecondsBetween(before: Map<number, number>, after: Map<number
  * password, derived from the owner's, as `serve` does). The benchmarks' ledgers write as it.
  */
 export async function writerUrlOf(ownerUrl: string): Promise<string> {
-  const writerUrl = embeddedWriterUrl(ownerUrl);
+  const { url: writerUrl, role, password } = embeddedWriter(ownerUrl);
   const owner = createPool({ url: ownerUrl, connectionsMax: 1, applicationName: 'chipledger-bench-migrate' });
   try {
-    await migrate(owner, { writer: { role: embeddedWriterRole, password: decodeURIComponent(new URL(writerUrl).password) } });
+    await migrate(owner, { writer: { role, password } });
   } finally {
     await owner.end();
   }

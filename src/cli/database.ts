@@ -52,7 +52,7 @@ import { servedDataDirectory } from '../store/data-directory.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { migrate } from '../store/migrate.ts';
 import { sqlStateClass } from '../store/sqlstate.ts';
-import { embeddedWriterRole, embeddedWriterUrl, roleOfUrl } from '../store/writer-role.ts';
+import { embeddedWriter, roleOfUrl } from '../store/writer-role.ts';
 import { clearCopiedLock, copiedLockNotice, DataDirInUse, forgetLock, ownLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
 import type { Config } from './config.ts';
 import { dataDirProblem, makeDataDir, writingInDataDir } from './data-dir.ts';
@@ -163,8 +163,7 @@ async function migrateAsOwner(opened: Unmigrated, options: OpenOptions): Promise
   if (opened.writer === undefined) return migrate(opened.pool, notice);
   const owner = createPool({ url: opened.ownerUrl, connectionsMax: 1, applicationName: `${options.applicationName}-migrate` });
   try {
-    const { role, password } = opened.writer;
-    return await migrate(owner, { ...notice, writer: password === undefined ? { role } : { role, password } });
+    return await migrate(owner, { ...notice, writer: opened.writer });
   } finally {
     await owner.end().catch(() => {});
   }
@@ -224,15 +223,6 @@ async function openUnmigrated(config: Config, options: OpenOptions): Promise<Unm
       releaseLock(lockPath);
     },
   };
-}
-
-/**
- * The embedded cluster's writer, from its superuser's URL: made a login role (or given its
- * password again) by the migrations' step, so a cluster made before writer roles gets one.
- */
-function embeddedWriter(superuserUrl: string): { url: string; role: string; password: string } {
-  const url = embeddedWriterUrl(superuserUrl);
-  return { url, role: embeddedWriterRole, password: decodeURIComponent(new URL(url).password) };
 }
 
 /** The refusal of an admin command that may not create the cluster the data dir lacks. */

@@ -79,12 +79,17 @@ export function derivedWriterPassword(superuserPassword: string): string {
   return createHmac('sha256', superuserPassword).update('chipledger writer role').digest('hex');
 }
 
-/** The URL that logs in as the embedded writer, from the superuser's URL (same server and database). */
-export function embeddedWriterUrl(superuserUrl: string): string {
+/**
+ * The embedded cluster's writer, from its superuser's URL (same server and database): the URL
+ * that logs in as it, its role, and its password, which the migrations' step makes it log in
+ * with (so a cluster made before writer roles gets one).
+ */
+export function embeddedWriter(superuserUrl: string): { url: string; role: string; password: string } {
   const url = new URL(superuserUrl);
-  url.password = derivedWriterPassword(decodeURIComponent(url.password));
+  const password = derivedWriterPassword(decodeURIComponent(url.password));
+  url.password = password;
   url.username = embeddedWriterRole;
-  return url.toString();
+  return { url: url.toString(), role: embeddedWriterRole, password };
 }
 
 /** The role a writer URL logs in as. */
@@ -197,13 +202,12 @@ interface RelationRights {
 }
 
 async function relationRights(client: Pick<pg.ClientBase, 'query'>, role: string): Promise<RelationRights[]> {
-  const { rows } = await client.query<{ name: string; sequence: boolean; whole: string[]; any: string[] }>(
+  const { rows } = await client.query<{ name: string; sequence: boolean; whole: string[]; columns: string[] }>(
     `SELECT c.relname AS name, c.relkind = 'S' AS sequence,
        CASE WHEN c.relkind = 'S' THEN array(SELECT p FROM unnest($2::text[]) p WHERE has_sequence_privilege($1, c.oid, p))
             ELSE array(SELECT p FROM unnest($3::text[]) p WHERE has_table_privilege($1, c.oid, p)) END AS whole,
-       CASE WHEN c.relkind = 'S' THEN array(SELECT p FROM unnest($2::text[]) p WHERE has_sequence_privilege($1, c.oid, p))
-            ELSE array(SELECT p FROM unnest($3::text[]) p WHERE has_table_privilege($1, c.oid, p)
-                   OR (p = ANY($4::text[]) AND has_any_column_privilege($1, c.oid, p))) END AS any
+       CASE WHEN c.relkind = 'S' THEN '{}'::text[]
+            ELSE array(SELECT p FROM unnest($4::text[]) p WHERE has_any_column_privilege($1, c.oid, p)) END AS columns
      FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S') ORDER BY c.relname`,
     [role, sequenceRights, tableRights, columnRights]);
   return rows.map((row) => ({
@@ -211,7 +215,7 @@ async function relationRights(client: Pick<pg.ClientBase, 'query'>, role: string
     kind: row.sequence ? 'SEQUENCE' : 'TABLE',
     wanted: row.sequence ? writerSequenceRights[row.name] ?? [] : writerRights[row.name] ?? readOnly,
     whole: row.whole,
-    any: row.any,
+    any: [...new Set([...row.whole, ...row.columns])],
   }));
 }
 
@@ -240,7 +244,8 @@ export async function grantWriterRights(client: Pick<pg.ClientBase, 'query' | 'e
   // the database (chipledger makes no temporary table); CREATE never the writer's own.
   if (place!.temp || place!.create) statements.push(`REVOKE CREATE, TEMPORARY ON DATABASE ${database} FROM ${who}`);
   if (place!.temp && place!.ownsDatabase) statements.push(`REVOKE TEMPORARY ON DATABASE ${database} FROM PUBLIC`);
-  for (const relation of await relationRights(client, role)) {
+  const before = await relationRights(client, role);
+  for (const relation of before) {
     const name = client.escapeIdentifier(relation.name);
     const extra = relation.any.filter((right) => !relation.wanted.includes(right));
     const missing = relation.wanted.filter((right) => !relation.whole.includes(right));
@@ -249,7 +254,8 @@ export async function grantWriterRights(client: Pick<pg.ClientBase, 'query' | 'e
     if (missing.length > 0) statements.push(`GRANT ${missing.join(', ')} ON ${relation.kind} ${name} TO ${who}`);
   }
   if (statements.length > 0) await client.query(statements.join(';\n'));
-  for (const relation of await relationRights(client, role)) {
+  // Read again only where something changed: a start with nothing to change reads the rights once.
+  for (const relation of statements.length > 0 ? await relationRights(client, role) : before) {
     const extra = relation.any.filter((right) => !relation.wanted.includes(right));
     if (extra.length > 0) return `the writer role ${role} holds ${extra.join(', ')} on ${relation.name} (or on some of its columns) through PUBLIC, or by another grantor's grant, which chipledger does not give it and cannot take; revoke ${extra.join(', ')} ON ${relation.name} from that grantee, as that grantor`;
   }
