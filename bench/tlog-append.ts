@@ -12,6 +12,7 @@ import type { Actor } from '../src/ledger/permissions.ts';
 import type { CommandRequest } from '../src/ledger/schemas.ts';
 import { Sequencer } from '../src/ledger/sequencer.ts';
 import { TransparencyLog } from '../src/ledger/log/transparency-log.ts';
+import { HeadSealer } from '../src/ledger/log/head-seal.ts';
 import { systemClock } from '../src/core/clock.ts';
 import { openAtHeadSql, type LogHead } from '../src/store/head-lock.ts';
 import { writeBatchAndCommit, type EventWrite } from '../src/store/batch-writes.ts';
@@ -82,8 +83,10 @@ export async function sustainedAppends(pool: Pool, signerKey: string, leaves: nu
   const signer = parseSignerKey(signerKey);
   await adoptLogKey(pool, signer);
   timer.reset(); // only the append loop's statements count
-  const log = new TransparencyLog(pool);
-  const checkpointer = new TimedCheckpointer({ pool, signer, intervalMs: checkpointIntervalMs });
+  // Sealed and vouched for as a server's log is (the HMAC a batch, the check a signing).
+  const sealer = new HeadSealer(signerKey);
+  const log = new TransparencyLog(pool, undefined, sealer);
+  const checkpointer = new TimedCheckpointer({ pool, signer, intervalMs: checkpointIntervalMs, sealer });
   const commits: Array<{ size: number; atMs: number }> = [];
   const spent = { logAppend: 0, commit: 0 };
   checkpointer.start();
@@ -109,7 +112,7 @@ export async function sustainedAppends(pool: Pool, signerKey: string, leaves: nu
         const started = performance.now();
         const appended = await log.append(client, at, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
         hashed = performance.now() - started;
-        return { tiles: appended.tiles, head: { size: at.size + count, root: appended.root } };
+        return { tiles: appended.tiles, head: { size: at.size + count, root: appended.root }, ...(appended.seal === undefined ? {} : { seal: appended.seal }) };
       };
       head = await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], unitsChanges: [], replacedPartiesOf: [], events, idempotency: [] }, appendLeaves, openAtHeadSql(at));
       const t3 = performance.now();
@@ -201,7 +204,7 @@ export async function endToEnd(withLog: Pool, withoutLog: Pool, signerKey: strin
   const setup = await Ledger.open({ pool: withoutLog });
   const world = await buildBenchWorld(setup);
   await setup.close();
-  const sequencer = new Sequencer({ pool: withoutLog, clock: systemClock, logAppender: { append: async (_client, head) => ({ root: head.root, tiles: [] }), prepare: async () => {} } });
+  const sequencer = new Sequencer({ pool: withoutLog, clock: systemClock, logAppender: { append: async (_client, head) => ({ root: head.root, tiles: [] }), prepare: async () => {}, vouch: async () => {} } });
   try {
     const withoutLogRate = await bookAll((input, actor) => sequencer.submit('shipment.book', input, actor), world, bookings, callers);
     return { bookings, withLogEventsPerSecond: withLogRate, withoutLogEventsPerSecond: withoutLogRate };

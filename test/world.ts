@@ -12,6 +12,7 @@ import type { Role } from '../src/ledger/rows.ts';
 import type { CommandKind, CommandRequest } from '../src/ledger/schemas.ts';
 import type { Pool } from '../src/store/pool.ts';
 import { databasePerFile, type TestDatabase } from './database.ts';
+import { testSealingKey } from './support/sealing-key.ts';
 
 export interface World {
   ledger: Ledger;
@@ -46,7 +47,7 @@ export async function tokenActor(run: World['run'], orgId: string, role: Role): 
 
 export async function buildWorld(pool: Pool, options: { licenceUnits?: number; allocationUnits?: number } = {}): Promise<World> {
   const clock = new ManualClock('2026-02-01T00:00:00Z');
-  const ledger = await Ledger.open({ pool, clock });
+  const ledger = await Ledger.open({ pool, clock, logSealingKey: testSealingKey });
   const run = async <K extends CommandKind>(kind: K, input: CommandRequest<K>, actor: Actor, key?: string) => expectOk(await ledger.submit(kind, input, actor, key));
   const org = async (name: string, country: string, roles: Array<'authority' | 'exporter' | 'recipient' | 'auditor'>, uscc?: string) =>
     String((await run('organisation.register', { name, country, roles, identifiers: uscc ? { uscc } : {} }, systemActor)).organisationId);

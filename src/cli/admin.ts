@@ -10,14 +10,16 @@ import { checkLogOnStart, LogCheckError } from '../ledger/log/check.ts';
 import { TransparencyLog } from '../ledger/log/transparency-log.ts';
 import { systemActor } from '../ledger/permissions.ts';
 import { organisationRegister, role as roleSchema, tokenCreate, tokenSecretPrefix, type CommandRequest } from '../ledger/schemas.ts';
-import { inTransaction } from '../store/pool.ts';
-import { currentLogKey } from '../store/tlog-tables.ts';
-import { countEvents, countLegacyGpuUuidUnits, ledgerViolations } from '../store/violations.ts';
+import { inTransaction, type PoolClient } from '../store/pool.ts';
+import { currentLogKey, readHead } from '../store/tlog-tables.ts';
+import { HeadNotVouched, HeadSealer } from '../ledger/log/head-seal.ts';
+import { countEvents, countLegacyGpuUuidUnits, ledgerViolations, type Violation } from '../store/violations.ts';
 import { createDemoTokens, loadDemo, type DemoToken } from '../demo/load.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { printDemoTokens, printLogVerifierKey } from './demo-tokens.ts';
-import { demoKeyFileName, readKeyFile } from './log-key.ts';
+import { demoKeyFileName, readKeyFile, readKeyFileChecked } from './log-key.ts';
+import { parseSignerKey } from '../tlog/index.ts';
 import { chipledgerCommand } from './http.ts';
 import { PublishedCheckpointGuard } from './published-checkpoint.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
@@ -47,7 +49,8 @@ async function withLedger<T>(config: Config, name: AdminCommand, output: Output,
     // out published ids again, so it is refused as serve is. Through a running serve's server
     // ('shared') the database is the one that serve checked at its start.
     if (database.origin !== 'shared') await refuseUnpublished(database, config);
-    const ledger = await Ledger.open({ pool: database.pool });
+    const sealingKey = await adminSealingKey(database, config);
+    const ledger = await Ledger.open({ pool: database.pool, ...(sealingKey === undefined ? {} : { logSealingKey: sealingKey }) });
     try {
       return await run(ledger);
     } finally {
@@ -74,6 +77,46 @@ async function refuseUnpublished(database: Database, config: Config): Promise<vo
     }
   }
   await PublishedCheckpointGuard.check(database.pool, config.dataDir, keys, 'refusing to write to this database');
+}
+
+/**
+ * The log key an admin command seals its heads with (ledger/log/head-seal.ts): the configured
+ * key (CHIPLEDGER_LOG_SIGNER_KEY, CHIPLEDGER_LOG_KEY_FILE) or the demo's in the data dir. A
+ * server extends and signs only heads a holder of the log's key wrote, so once the log has a
+ * key, a command without it is refused before it writes: its events would stop every server.
+ * Before the log has a key, any key given seals (the first server's key vouches for the log
+ * as it finds it), and none is needed.
+ */
+async function adminSealingKey(database: Database, config: Config): Promise<string | undefined> {
+  const current = (await currentLogKey(database.pool))?.verifier_key;
+  if (current === undefined) return undefined;
+  const atHand = logKeysAtHand(config);
+  const key = logKeyOf(atHand.keys, current);
+  if (key !== undefined) return key;
+  const unread = atHand.problems.length === 0 ? '' : ` (${atHand.problems.join('; ')})`;
+  throw new Failure(
+    `this command writes to the ledger, whose log is signed by ${current}, and it was not given that key${unread}: a server appends to and signs only a log head sealed by the log's key, `
+      + 'so events written without it would stop every server; give it the key the server signs with (CHIPLEDGER_LOG_KEY_FILE or CHIPLEDGER_LOG_SIGNER_KEY)',
+  );
+}
+
+/** The log signing keys an admin command has at hand (the configured one, and the demo's in the data dir), and why a key file was not read. */
+function logKeysAtHand(config: Config): { keys: string[]; problems: string[] } {
+  const keys: string[] = [];
+  const problems: string[] = [];
+  if (config.log.signerKey !== undefined) keys.push(config.log.signerKey);
+  for (const file of [config.log.keyFile, join(config.dataDir, demoKeyFileName)]) {
+    if (file === undefined || !existsSync(file)) continue;
+    const read = readKeyFileChecked(file);
+    if (read.ok) keys.push(read.signerKey);
+    else problems.push(read.problem);
+  }
+  return { keys, problems };
+}
+
+/** Of `keys`, the one whose verifier key is `verifierKey`. */
+function logKeyOf(keys: readonly string[], verifierKey: string): string | undefined {
+  return keys.find((key) => parseSignerKey(key).verifierKey === verifierKey);
 }
 
 export async function migrateCommand(config: Config, output: Output): Promise<number> {
@@ -286,7 +329,7 @@ export async function tokenRevokeCommand(config: Config, tokenId: string, output
  * database (a wrong CHIPLEDGER_DATA_DIR) must not pass for the server's.
  */
 export async function checkCommand(config: Config, output: Output): Promise<number> {
-  const { violations, events, legacyGpuUuids } = await withDatabase(config, 'check', output, async (database) => {
+  const { violations, events, legacyGpuUuids, sealNote } = await withDatabase(config, 'check', output, async (database) => {
     return inTransaction(database.pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
       const counted = await countEvents(client);
       const found = await ledgerViolations(client);
@@ -298,20 +341,41 @@ export async function checkCommand(config: Config, output: Output): Promise<numb
         if (!(error instanceof LogCheckError)) throw error;
         found.push({ invariant: 'invariant-5', subject: `log: ${error.check}`, detail: error.message });
       }
-      return { violations: found, events: counted, legacyGpuUuids: legacy };
+      const sealKey = await headSealCheck(client, config);
+      if (sealKey.violation !== undefined) found.push(sealKey.violation);
+      return { violations: found, events: counted, legacyGpuUuids: legacy, sealNote: sealKey.note };
     });
   });
   const covered = `${events.toLocaleString('en-US')} event${events === 1 ? '' : 's'} in ${checkedDatabase(config)}`;
   const legacyNote = `${legacyGpuUuids.toLocaleString('en-US')} unit${legacyGpuUuids === 1 ? ' keeps a GPU UUID' : 's keep GPU UUIDs'} in the spelling a release before migration 037 accepted (recorded by migration 042, not a violation).`;
   if (violations.length === 0) {
     output.out(`Every invariant holds: no violations (${covered}).`);
-    if (legacyGpuUuids > 0) output.out(legacyNote);
-    return 0;
+  } else {
+    output.out(`${violations.length} invariant violation(s) (${covered}):`);
+    output.out(renderTable(violations.map((violation) => ({ ...violation })), ['invariant', 'subject', 'detail']));
   }
-  output.out(`${violations.length} invariant violation(s) (${covered}):`);
-  output.out(renderTable(violations.map((violation) => ({ ...violation })), ['invariant', 'subject', 'detail']));
   if (legacyGpuUuids > 0) output.out(legacyNote);
-  return 1;
+  if (sealNote !== undefined) output.out(sealNote);
+  return violations.length === 0 ? 0 : 1;
+}
+
+/**
+ * Whether the log's head is one a holder of the log's key vouches for (ledger/log/head-seal.ts),
+ * checked with the key at hand (the configured one, or the demo's) when it is the log's current
+ * key: a violation if not. Without that key the seal cannot be checked, and the note says so.
+ */
+async function headSealCheck(client: PoolClient, config: Config): Promise<{ violation?: Violation; note?: string }> {
+  const current = (await currentLogKey(client))?.verifier_key;
+  if (current === undefined) return {};
+  const key = logKeyOf(logKeysAtHand(config).keys, current);
+  if (key === undefined) return { note: `The log head's seal was not checked: this command was not given the log's key (${current}); give it as the server is given it (CHIPLEDGER_LOG_KEY_FILE).` };
+  try {
+    await new HeadSealer(key).assertVouched(client, await readHead(client));
+    return {};
+  } catch (error) {
+    if (!(error instanceof HeadNotVouched)) throw error;
+    return { violation: { invariant: 'invariant-5', subject: 'log: head-seal', detail: error.message } };
+  }
 }
 
 /** The database a check read, for its answer: the data dir, or DATABASE_URL's host, port and database (never its password). */

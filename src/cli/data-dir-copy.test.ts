@@ -27,6 +27,7 @@ import type { Config } from './config.ts';
 import { readLock } from './database-lock.ts';
 import { openDatabase, type Database } from './database.ts';
 import { Failure } from './output.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const folder = realpathSync(mkdtempSync(join(tmpdir(), 'chipledger-data-dir-copy-')));
@@ -42,7 +43,7 @@ function configOf(dataDir: string): Config {
 beforeAll(async () => {
   serve = await openDatabase(configOf(original), { exclusive: true, createsCluster: true, connectionsMax: 4, applicationName: 'chipledger-serve', notice: () => {} });
   await migrate(serve.pool);
-  ledger = await Ledger.open({ pool: serve.pool });
+  ledger = await Ledger.open({ logSealingKey: testSealingKey, pool: serve.pool });
   await register('Before the copy');
 });
 

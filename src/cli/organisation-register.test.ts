@@ -53,7 +53,8 @@ describe('setting up a production deployment', () => {
       CHIPLEDGER_LOG_KEY_FILE: keyFile, CHIPLEDGER_SWEEP_INTERVAL_MS: '3600000',
     }, startTimeoutMs);
     serving.catch(() => {}); // awaited below; a failed start must not go unhandled meanwhile
-    const admin = { CHIPLEDGER_DATA_DIR: dataDir };
+    // The admin commands hold the log's key too: they seal the heads they write (ledger/log/head-seal.ts).
+    const admin = { CHIPLEDGER_DATA_DIR: dataDir, CHIPLEDGER_LOG_KEY_FILE: keyFile };
     // While serve creates the cluster (its lock has no URL yet), the admin command waits for it.
     await until('serve took the data dir lock', () => readLock(join(dataDir, 'chipledger.lock')) !== null, { withinMs: startTimeoutMs, everyMs: 20 });
     expect(readLock(join(dataDir, 'chipledger.lock'))).toMatchObject({ url: '', lends: true });
@@ -64,6 +65,10 @@ describe('setting up a production deployment', () => {
     expect(early.err.join('\n')).toMatch(/not_found/);
     const server = await serving;
     try {
+      // Without it, a command that writes is refused before it writes anything.
+      const keyless = await chipledger(['organisation', 'register', '--name', 'Keyless Authority', '--country', 'US', '--roles', 'authority'], { CHIPLEDGER_DATA_DIR: dataDir });
+      expect(keyless.code, keyless.err.join('\n')).toBe(1);
+      expect(keyless.err.join('\n')).toMatch(/this command writes to the ledger, whose log is signed by ops\.example\/log\+[0-9a-f]{8}\+\S+, and it was not given that key/);
 
       const registered = await chipledger(['organisation', 'register', '--name', 'Bureau of Industry and Security', '--country', 'US', '--roles', 'authority'], admin);
       expect(registered.code, registered.err.join('\n')).toBe(0);

@@ -26,6 +26,7 @@ import { PublishedCheckpointGuard, publishedCheckpointUnrecordedRule, type Follo
 import { publishedCheckpointFileName, type NoteWriter } from './published-checkpoint-file.ts';
 import { Failure } from './output.ts';
 import { replaceFile } from './replace-file.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'chipledger-unrecorded-'));
 const key = generateSignerKey('unrecorded.test/log');
@@ -72,7 +73,7 @@ async function startServer(pool: Pool, name: string, disk: FlakyDisk, options: {
   const dataDir = mkdtempSync(join(folder, `${name}-`));
   const guard = await PublishedCheckpointGuard.check(pool, dataDir, [key.signerKey]);
   const ledger = await Ledger.open({
-    pool, logSignerKey: key.signerKey, checkpointIntervalMs: options.checkpointIntervalMs ?? 3_600_000,
+    logSealingKey: testSealingKey, pool, logSignerKey: key.signerKey, checkpointIntervalMs: options.checkpointIntervalMs ?? 3_600_000,
     ...(options.onError === undefined ? {} : { onError: options.onError }),
     ...(options.onRecovered === undefined ? {} : { onRecovered: options.onRecovered }),
   });

@@ -54,8 +54,9 @@ async function startServer(pool: Pool, dataDir: string, options: { signs?: boole
   const signs = options.signs ?? true;
   const guard = await PublishedCheckpointGuard.check(pool, dataDir, signs ? [key.signerKey] : []);
   // An hour between ticks: the tests sign with checkpointNow, at the sizes they choose.
-  const signing = signs ? { logSignerKey: key.signerKey, checkpointIntervalMs: 3_600_000 } : {};
-  const ledger = await Ledger.open({ pool, clock: new ManualClock('2026-02-01T00:00:00Z'), ...signing });
+  // One that signs nothing still holds the log's key, to seal its heads (ledger/log/head-seal.ts).
+  const signing = signs ? { logSignerKey: key.signerKey, checkpointIntervalMs: 3_600_000 } : { logSealingKey: key.signerKey };
+  const ledger = await Ledger.open({ pool, clock: new ManualClock('2026-02-01T00:00:00Z'), logSealingKey: key.signerKey, ...signing });
   await guard.follow(ledger, options.follow);
   return {
     ledger,
@@ -76,7 +77,7 @@ async function register(ledger: Ledger, names: readonly string[]): Promise<void>
 
 /** Builds a database's log without a signer (so without checkpoints): `names` registered in order. */
 async function fill(database: TestDatabase, names: readonly string[]): Promise<void> {
-  const ledger = await Ledger.open({ pool: database.pool, clock: new ManualClock('2026-02-01T00:00:00Z') });
+  const ledger = await Ledger.open({ pool: database.pool, clock: new ManualClock('2026-02-01T00:00:00Z'), logSealingKey: key.signerKey });
   await register(ledger, names);
   await ledger.close();
 }

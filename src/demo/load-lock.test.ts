@@ -9,12 +9,13 @@ import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { withTimeout } from '../core/timeout.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { DemoLoadError, demoState, loadDemo } from './load.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let database: TestDatabase;
 let ledger: Ledger;
 beforeAll(async () => {
   database = await createTestDatabase();
-  ledger = await Ledger.open({ pool: database.pool });
+  ledger = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool });
 });
 afterAll(async () => {
   await ledger?.close();

@@ -6,6 +6,7 @@ import { generateSignerKey } from '../tlog/index.ts';
 import { buildWorld } from '../../test/world.ts';
 import { createDemoTokens, DemoLoadError, demoParties, demoState, loadDemo, type DemoResult } from './load.ts';
 import * as scenario from './scenario.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 describe('the demo', () => {
   let database: TestDatabase;
@@ -16,7 +17,7 @@ describe('the demo', () => {
     database = await createTestDatabase();
     // As `serve --demo` opens it: with a log key, which records the key and signs the empty
     // log before the load. That is not data: the database is still empty, and the demo loads.
-    ledger = await Ledger.open({ pool: database.pool, logSignerKey: generateSignerKey('demo.chipledger.test').signerKey });
+    ledger = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool, logSignerKey: generateSignerKey('demo.chipledger.test').signerKey });
     first = await loadDemo(ledger);
   }, 120_000);
 
@@ -157,7 +158,7 @@ describe('the demo on a slow machine', () => {
  */
 async function onFreshLedger(load: (ledger: Ledger) => Promise<void>): Promise<void> {
   const database = await createTestDatabase();
-  const ledger = await Ledger.open({ pool: database.pool });
+  const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool });
   try {
     await load(ledger);
     expect(await demoState(database.pool)).toBe('complete');

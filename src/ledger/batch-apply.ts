@@ -13,6 +13,7 @@ import { emptyKeys, type BatchKeys } from '../store/batch-keys.ts';
 import type { LogHead } from '../store/head-lock.ts';
 import type { StoredAnswer } from '../store/idempotency-answers.ts';
 import type { BatchWrites, EventWrite, IdempotencyWrite, LogWrite } from '../store/batch-writes.ts';
+import type { StoredHead } from '../store/head-lock.ts';
 import { bulkRowsMin } from '../store/batch-steps.ts';
 import { canonicalBytes, eventBody, recordSerials, redact } from './events.ts';
 import { replay, storedToAnswer, toStored } from './idempotency.ts';
@@ -37,12 +38,18 @@ export interface LogAppender {
    * batch committed, which the batch's opening checks. The client is for reloading the
    * right edge.
    */
-  append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[] }>;
+  append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[]; seal?: Buffer }>;
   /**
    * Makes ready to append at `head` (reading from the client if it must), so that a later
    * append reads nothing: a big batch appends while its events are being sent on the client.
    */
   prepare(client: PoolClient, head: LogHead): Promise<void>;
+  /**
+   * Throws unless a holder of the log's key vouches for `head` (log/head-seal.ts): called under
+   * the lock for every head a batch is applied at that this process did not commit itself.
+   * Without the key, every head passes.
+   */
+  vouch(client: PoolClient, head: StoredHead): Promise<void>;
 }
 
 /** A command waiting in the queue, checked for shape and role, with its caller's answer to give. */
@@ -105,7 +112,8 @@ export async function applyBatch(logAppender: LogAppender, client: PoolClient, b
     if (events.length === 0) return { tiles: [], head };
     const leaves = events.map((event) => ({ seq: event.seq, canonical: event.canonical }));
     const log = await logAppender.append(client, head, leaves);
-    return { tiles: log.tiles, head: { size: size + events.length, root: log.root } };
+    const written: LogWrite = { tiles: log.tiles, head: { size: size + events.length, root: log.root } };
+    return log.seal === undefined ? written : { ...written, seal: log.seal };
   };
   // A big batch's events go by COPY in statements of their own: its leaves are hashed
   // while those travel (store/batch-writes.ts). A small batch sends everything in one

@@ -170,6 +170,10 @@ export class BatchCommitter {
       const alone = this.lastCommitted !== null && sameHead(this.lastCommitted, head);
       this.aheadWorthTrying = alone;
       if (!alone) this.cache.clear();
+      // A head this process did not commit is applied at only once a holder of the log's key
+      // vouches for it (log/head-seal.ts), also by a batch that appends nothing: its head
+      // becomes the one our next batch is sent ahead at, outside the lock, unchecked.
+      if (!alone) await this.options.logAppender.vouch(client, head);
       // The batch's time is read under the lock and is no earlier than the newest event's
       // (head.at): event times never go back in commit order, whatever this clock says.
       const at = batchTime(this.options.clock, head);

@@ -14,6 +14,7 @@ import { systemActor } from './permissions.ts';
 import { createPool, type PoolClient } from '../store/pool.ts';
 import { Ledger, type Answer } from './ledger.ts';
 import { toRefusal } from './refusals.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -26,7 +27,7 @@ worldPerFile((made, made2) => {
 let opened: Ledger[] = [];
 async function openLedger(pool = database.pool): Promise<{ ledger: Ledger; logged: string[] }> {
   const logged: string[] = [];
-  const ledger = await Ledger.open({ pool, clock: world.clock, onError: (error, context) => logged.push(`${context}: ${String(error)}`) });
+  const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool, clock: world.clock, onError: (error, context) => logged.push(`${context}: ${String(error)}`) });
   opened.push(ledger);
   return { ledger, logged };
 }
@@ -131,7 +132,7 @@ describe('a write a trigger refuses, naming its constraint (the ledger\'s checks
     await database.pool.query('CREATE TRIGGER test_probe BEFORE INSERT ON organisations FOR EACH ROW EXECUTE FUNCTION test_probe()');
     try {
       const said: Array<{ error: unknown; context: string }> = [];
-      const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, onError: (error, context) => said.push({ error, context }) });
+      const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool, clock: world.clock, onError: (error, context) => said.push({ error, context }) });
       opened.push(ledger);
       const input = { name: 'Probe Co.', country: 'GB', roles: ['recipient' as const], address: '1 Private Lane' };
       const register = () => ledger.submit('organisation.register', input, systemActor, 'probe');

@@ -13,6 +13,7 @@ import { eventTimeBackCode } from '../store/head-lock.ts';
 import { listMigrations } from '../store/migrate.ts';
 import { createPool } from '../store/pool.ts';
 import { Ledger, type Answer } from './ledger.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -70,7 +71,7 @@ describe('a batch is dated no earlier than the newest committed event', () => {
     world.clock.set('2026-06-30T23:59:00Z');
     const on = await pair('2026-07-01T00:00:00Z');
     const poolB = createPool({ url: database.url, connectionsMax: 4, applicationName: 'chipledger-test-b' });
-    const ledgerB = await Ledger.open({ pool: poolB, clock: new ManualClock('2026-06-30T23:59:57Z') });
+    const ledgerB = await Ledger.open({ logSealingKey: testSealingKey, pool: poolB, clock: new ManualClock('2026-06-30T23:59:57Z') });
     try {
       world.clock.set('2026-07-01T00:00:02Z');
       expect(refusal(await book(world.ledger, on))).toEqual({ code: 'licence_not_valid', rule: 'licence-validity' });

@@ -18,6 +18,7 @@ import { limits } from '../core/limits.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { Ledger, type Answer } from './ledger.ts';
 import { clockAheadOfDatabaseRule } from './refusals.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -59,7 +60,7 @@ function expectClockAhead(answer: Answer): void {
 /** A ledger on the test's database, under the production bound, with a clock of its own. */
 async function ledgerAt(at: string): Promise<{ ledger: Ledger; clock: ManualClock }> {
   const clock = new ManualClock(at);
-  return { clock, ledger: await Ledger.open({ pool, clock }) };
+  return { clock, ledger: await Ledger.open({ logSealingKey: testSealingKey, pool, clock }) };
 }
 
 /** The bound the test's database had before productionClockAhead: what every test database takes. */
@@ -106,7 +107,7 @@ describe('a server whose clock runs ahead of the database\'s', () => {
     try {
       expect((await widened.query(`SELECT current_setting('${clockAheadSetting}') AS own, ledger_clock_ahead_ms_max() AS bound`)).rows[0])
         .toEqual({ own: String(testClockAheadMsMax), bound: limits.clockAheadOfDatabaseMsMax });
-      const ledger = await Ledger.open({ pool: widened, clock: new ManualClock(fromNow(365 * dayMs)) });
+      const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool: widened, clock: new ManualClock(fromNow(365 * dayMs)) });
       try {
         expectClockAhead(await registerSite(ledger, 'DC-widened'));
       } finally {

@@ -14,6 +14,7 @@ import type { TestDatabase } from '../../test/database.ts';
 import { limits } from '../core/limits.ts';
 import { createPool } from '../store/pool.ts';
 import { Ledger } from './ledger.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -54,7 +55,7 @@ pool.connect = (...args) => args.length > 0 ? connect(...args) : connect().then(
   };
   return client;
 });
-const ledger = await Ledger.open({ pool, clock: new ManualClock(config.clock), rowCacheRows: 0 });
+const ledger = await Ledger.open({ logSealingKey: ${JSON.stringify(testSealingKey)}, pool, clock: new ManualClock(config.clock), rowCacheRows: 0 });
 const answer = (a) => a.ok ? { ok: true, seq: a.body.seq, replayed: a.replayed } : { ok: false, code: a.error.code, replayed: a.replayed };
 freezeNext = true;
 say({ type: 'answer', ...answer(await ledger.submit('shipment.book', config.input, config.actor, 'frozen-key')) });
@@ -119,7 +120,7 @@ it('lets the other writer through once the frozen one has idled past the bound, 
   const writer = spawnWriter(input);
   // The other ledger waits for the lock up to three times the idle bound: without the bound it would answer 'unavailable'.
   const pool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'chipledger-other-writer' });
-  const other = await Ledger.open({ pool, clock: world.clock, headLockWaitMs: limits.headLockIdleMsMax * 3 });
+  const other = await Ledger.open({ logSealingKey: testSealingKey, pool, clock: world.clock, headLockWaitMs: limits.headLockIdleMsMax * 3 });
   try {
     expect(await writer.next()).toEqual({ type: 'frozen' });
     const before = await committed();

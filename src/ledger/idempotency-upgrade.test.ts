@@ -23,6 +23,7 @@ import { Ledger, type Answer } from './ledger.ts';
 import { Sequencer } from './sequencer.ts';
 import type { Actor } from './permissions.ts';
 import { tokenSecretPrefix, type CommandKind } from './schemas.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let api: ApiWorld;
 let database: TestDatabase;
@@ -238,7 +239,7 @@ describe('looking up the key of a refused request', () => {
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
     }) as Pool;
-    const other = await Ledger.open({ pool: counted, clock: api.world.clock });
+    const other = await Ledger.open({ logSealingKey: testSealingKey, pool: counted, clock: api.world.clock });
     try {
       queries.length = 0;
       const booking = { exportAllocationId: api.allocations.alphaExport, importAllocationId: api.allocations.alphaImport, productId: api.world.productId, units: 1, deadline: '2026-06-01T00:00:00Z' };

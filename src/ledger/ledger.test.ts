@@ -228,6 +228,7 @@ describe('a log that fails in a big batch', () => {
       pool: database.pool, clock: world.clock,
       logAppender: {
         prepare: (client, head) => log.prepare(client, head),
+        vouch: (client, head) => log.vouch(client, head),
         append: async (client, head, leaves) => {
           if (failures === 0 && leaves.length >= 256) {
             failures += 1;

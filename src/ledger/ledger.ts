@@ -14,6 +14,8 @@ import { Checkpointer } from './log/checkpointer.ts';
 import { checkLogOnStart } from './log/check.ts';
 import { parseSignerKey } from '../tlog/index.ts';
 import { adoptLogKey } from './log/keys.ts';
+import { HeadSealer } from './log/head-seal.ts';
+import { readHead } from '../store/tlog-tables.ts';
 import { nothingDueRule } from './handlers/sweep.ts';
 import { systemActor, type Actor } from './permissions.ts';
 import type { CommandKind, CommandRequest } from './schemas.ts';
@@ -37,6 +39,13 @@ export interface LedgerOptions {
   logSignerKey?: string;
   /** The key that signed the log so far, when logSignerKey is a new one to rotate to. */
   logPreviousSignerKey?: string;
+  /**
+   * The key whose seals this process writes on the heads it appends and accepts on the heads it
+   * extends or signs (log/head-seal.ts), when it is not logSignerKey: the admin commands, which
+   * sign nothing, give the log's current key here. Defaults to logSignerKey (and its previous
+   * key); without either, heads are neither sealed nor checked (tests, benchmarks).
+   */
+  logSealingKey?: string;
   checkpointIntervalMs?: number;
   onError?: (error: unknown, context: string) => void;
   /** Told when the sequencer commits, or the checkpointer signs, again after an outage (onError said the outage once). */
@@ -53,9 +62,14 @@ export class Ledger {
   /** What this process dates its batches by (LedgerOptions.clock): /healthz judges it as the writes are judged. */
   readonly clock: Clock;
 
+  /** Seals the heads this process writes, and vouches for those it extends and signs; undefined without the log's key. */
+  readonly sealer: HeadSealer | undefined;
+
   private constructor(readonly pool: Pool, private readonly options: LedgerOptions) {
     this.clock = options.clock ?? systemClock;
-    this.log = new TransparencyLog(pool, options.proofCacheTiles);
+    const sealingKey = options.logSealingKey ?? options.logSignerKey;
+    if (sealingKey !== undefined) this.sealer = new HeadSealer(sealingKey);
+    this.log = new TransparencyLog(pool, options.proofCacheTiles, this.sealer);
     this.sequencer = new Sequencer({
       pool,
       clock: this.clock,
@@ -71,6 +85,7 @@ export class Ledger {
         pool,
         signer: parseSignerKey(options.logSignerKey),
         storedRoot: (size, client) => this.log.rootAt(size, client),
+        ...(this.sealer ? { sealer: this.sealer } : {}),
         ...(options.checkpointIntervalMs ? { intervalMs: options.checkpointIntervalMs } : {}),
         ...(options.onError ? { onError: options.onError } : {}),
         ...(options.onRecovered ? { onRecovered: options.onRecovered } : {}),
@@ -81,14 +96,19 @@ export class Ledger {
   /**
    * Migrates, checks the log (refusing a state it cannot prove), then adopts the signing key
    * and starts. The check comes first: adopting a new key signs the head with the old and the
-   * new key, which must never happen over a state the check has not proved.
+   * new key, which must never happen over a state the check has not proved. With the log's key,
+   * a head no key holder wrote is refused here too (HeadNotVouched), not at the first batch.
    */
   static async open(options: LedgerOptions): Promise<Ledger> {
     await migrate(options.pool);
     const ledger = new Ledger(options.pool, options);
     ledger.sequencer.stats.logSize = (await checkLogOnStart(options.pool, ledger.log, [], { newest: limits.startCheckCheckpointsMax })).size;
     const signer = ledger.checkpointer?.signer;
-    if (signer) await adoptLogKey(options.pool, signer, options.logPreviousSignerKey, undefined, (size, client) => ledger.log.rootAt(size, client));
+    // A rotation announces the new key over the head the old key sealed: only that check takes the old key's seals (head-seal.ts).
+    const announcing = options.logSealingKey === undefined && options.logSignerKey !== undefined && options.logPreviousSignerKey !== undefined
+      ? new HeadSealer(options.logSignerKey, options.logPreviousSignerKey) : ledger.sealer;
+    if (signer) await adoptLogKey(options.pool, signer, options.logPreviousSignerKey, undefined, (size, client) => ledger.log.rootAt(size, client), announcing);
+    await ledger.sealer?.assertVouched(options.pool, await readHead(options.pool));
     ledger.checkpointer?.start();
     if (options.sweepIntervalMs !== undefined) ledger.startSweeping(options.sweepIntervalMs);
     return ledger;

@@ -13,6 +13,7 @@ import { RowCache } from './row-cache.ts';
 import { BatchState } from './state.ts';
 import { systemActor, type Actor } from './permissions.ts';
 import type { AllocationRow, LicenceRow, OrganisationRow, ShipmentRow, TokenRow } from './rows.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 const head = (size: number): LogHead => ({ size, root: Buffer.alloc(32, size) });
 const allocation = (id: string, licenceId: string, recipient: string) => ({ id, licence_id: licenceId, recipient_org_id: recipient, units: 10, reserved_units: 0 }) as unknown as AllocationRow;
@@ -146,7 +147,7 @@ describe('the sequencer with its row cache', () => {
     otherPool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'chipledger-test-other-writer' });
     // The other writer reads the same clock: a test below moves it an hour on, and a writer
     // whose clock lags the ledger's newest event that far is refused (clock-behind-ledger).
-    other = await Ledger.open({ pool: otherPool, clock: world.clock });
+    other = await Ledger.open({ logSealingKey: testSealingKey, pool: otherPool, clock: world.clock });
   });
   afterAll(async () => {
     await other?.close();

@@ -14,6 +14,7 @@ import { createPool, type PoolClient } from '../store/pool.ts';
 import { requestHash } from './idempotency.ts';
 import { Ledger, type Answer } from './ledger.ts';
 import { testWriterRole } from '../../test/writer.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -68,7 +69,7 @@ async function expectSound(): Promise<void> {
   expect(await world.ledger.violations()).toEqual([]);
   const pool = createPool({ url: database.url, connectionsMax: 2, applicationName: 'sequencer-faults-check' });
   try {
-    const fresh = await Ledger.open({ pool, clock: world.clock });
+    const fresh = await Ledger.open({ logSealingKey: testSealingKey, pool, clock: world.clock });
     await fresh.close();
   } finally {
     await pool.end();
@@ -160,7 +161,7 @@ describe('the sequencer when a COMMIT succeeds but its reply is lost', () => {
         return client;
       });
     };
-    const ledger = await Ledger.open({ pool, clock: world.clock, ...(rowCacheRows === undefined ? {} : { rowCacheRows }) });
+    const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool, clock: world.clock, ...(rowCacheRows === undefined ? {} : { rowCacheRows }) });
     try {
       const input = { exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 1, deadline: '2026-06-01T00:00:00Z' };
       const submit = (key?: string) => ledger.submit('shipment.book', input, world.actors.exporter, key);
@@ -208,7 +209,7 @@ function loseCommitReply(client: PoolClient, how: 'connection lost' | 'client ga
 describe('the sequencer when another writer holds the head lock', () => {
   it('answers unavailable once its wait bound passes, and books the same key once the lock is free', async () => {
     const holder = await database.pool.connect();
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, headLockWaitMs: 200 });
+    const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool, clock: world.clock, headLockWaitMs: 200 });
     try {
       const before = await committed();
       // Another process's batch that hangs holding the lock.
@@ -230,7 +231,7 @@ describe('the sequencer when another writer holds the head lock', () => {
 
   it('answers the commands still queued at once when it shuts down and the lock does not come, instead of one wait per batch', async () => {
     const holder = await database.pool.connect();
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, headLockWaitMs: 200, batchCommandsMax: 1 });
+    const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool, clock: world.clock, headLockWaitMs: 200, batchCommandsMax: 1 });
     try {
       const before = await committed();
       const failedBefore = ledger.sequencer.stats.failedBatches;

@@ -9,6 +9,7 @@ import type { TestDatabase } from '../../test/database.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { createPool } from '../store/pool.ts';
 import { Ledger } from './ledger.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -27,7 +28,7 @@ it('queues no second sweep while the first waits for the head lock', async () =>
   try {
     await holder.query('BEGIN');
     await holder.query('SELECT * FROM log_head WHERE id = 1 FOR UPDATE');
-    ledger = await Ledger.open({ pool, clock: world.clock, rowCacheRows: 0, sweepIntervalMs: tickMs, headLockWaitMs: 5_000 });
+    ledger = await Ledger.open({ logSealingKey: testSealingKey, pool, clock: world.clock, rowCacheRows: 0, sweepIntervalMs: tickMs, headLockWaitMs: 5_000 });
     await sleep(stallMs);
     // Twenty ticks have passed; the first sweep is in flight, waiting for the lock.
     const queued = ledger.sequencer.stats.queueDepth;

@@ -10,6 +10,7 @@ import { worldPerFile, expectOk, type World } from '../../test/world.ts';
 import { Ledger, type Answer } from './ledger.ts';
 import { batchKeys, type Pending } from './batch-apply.ts';
 import { systemActor, type Actor } from './permissions.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -84,7 +85,7 @@ describe('a revoked token', () => {
     const token = await alphaToken('revoked elsewhere');
     expectOk(await world.ledger.submit('site.register', site('elsewhere before'), token));
     const otherPool: Pool = createPool({ url: database.url, connectionsMax: 2, applicationName: 'chipledger-test-other-process' });
-    const other = await Ledger.open({ pool: otherPool, clock: world.clock });
+    const other = await Ledger.open({ logSealingKey: testSealingKey, pool: otherPool, clock: world.clock });
     try {
       const revokeSeq = expectOk(await other.submit('token.revoke', { tokenId: token.id }, systemActor)).seq as number;
       refusedUnauthenticated(await world.ledger.submit('site.register', site('elsewhere after'), token));

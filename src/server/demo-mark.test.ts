@@ -11,6 +11,7 @@ import { createDemoTokens, loadDemo } from '../demo/load.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { buildServer } from './app.ts';
 import { DemoMark } from './demo-mark.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 describe('the demo mark', () => {
   it('asks at most once per interval, keeps "not seen" when a check fails, and once set never asks again', async () => {
@@ -59,7 +60,7 @@ describe('a server whose database gets the demo while it runs', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    ledger = await Ledger.open({ pool: database.pool });
+    ledger = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool });
     app = await buildServer({ ledger, pool: database.pool, logger: false });
   });
   afterAll(async () => {

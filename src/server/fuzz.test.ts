@@ -30,6 +30,7 @@ import { commandSchemas, type CommandKind } from '../ledger/schemas.ts';
 import { commandRoutes, type CommandRoute } from './commands.ts';
 import { queryRoutes } from './queries.ts';
 import { buildApiWorld, type ApiWorld, type RequestOptions } from '../../test/support/server.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let database: TestDatabase;
 let api: ApiWorld;
@@ -314,7 +315,7 @@ describe('random requests against every route', () => {
     expect(await api.world.ledger.violations()).toEqual([]);
     const events = (await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events')).rows[0]!.n;
     // Ledger.open runs the start-up check: every event hashed into the tiles, the head's root.
-    const reopened = await Ledger.open({ pool: database.pool, clock: api.world.clock });
+    const reopened = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool, clock: api.world.clock });
     try {
       expect(reopened.sequencer.stats.logSize).toBe(events);
     } finally {

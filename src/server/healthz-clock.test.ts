@@ -15,6 +15,7 @@ import { systemActor } from '../ledger/permissions.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { ApiError, formatApiError } from '../cli/http.ts';
 import { buildServer } from './app.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -30,7 +31,7 @@ interface Served { app: FastifyInstance; ledger: Ledger; pool: Pool }
 /** A server of its own on the test's database (under the production bound ahead: beforeAll), dated by `clock`. */
 async function serve(clock: ManualClock): Promise<Served> {
   const pool = createPool({ url: database.writerUrl, connectionsMax: 4, applicationName: 'chipledger-test-healthz-clock' });
-  const ledger = await Ledger.open({ pool, clock });
+  const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool, clock });
   return { pool, ledger, app: await buildServer({ ledger, pool, logger: false }) };
 }
 

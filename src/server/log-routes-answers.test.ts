@@ -12,6 +12,7 @@ import { createPool, type Pool } from '../store/pool.ts';
 import { readHead } from '../store/tlog-tables.ts';
 import { cosignCheckpoint, formatKeyId, generateCosignerKey, generateSignerKey, parseCosignatureVerifierKey, parseCosignerKey } from '../tlog/index.ts';
 import { buildServer } from './app.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -25,7 +26,7 @@ let ledger: Ledger;
 
 async function serve(witnessKeys: string[]): Promise<{ app: FastifyInstance; ledger: Ledger }> {
   const pool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'log-answers' });
-  const opening = await Ledger.open({ pool, clock: world.clock, logSignerKey: logKey.signerKey, checkpointIntervalMs: 3_600_000 });
+  const opening = await Ledger.open({ pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey.signerKey, checkpointIntervalMs: 3_600_000 });
   const app = await buildServer({ ledger: opening, pool, logger: false, witnessKeys });
   opened.push({ app, ledger: opening, pool });
   return { app, ledger: opening };

@@ -12,6 +12,7 @@ import {
   cosignCheckpoint, generateCosignerKey, generateSignerKey, leafHash, openCheckpoint, parseCosignatureVerifierKey, parseCosignerKey, parseTlogProof, parseVerifierKey, verifyTlogProof,
 } from '../tlog/index.ts';
 import { buildServer } from './app.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -35,7 +36,7 @@ type Cosigner = ReturnType<typeof generateCosignerKey>;
 
 async function serve(signerKey: string, witnesses: Cosigner[], previous?: string): Promise<{ app: FastifyInstance; ledger: Ledger }> {
   const pool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'cosigned-bundles' });
-  const ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: signerKey, ...(previous ? { logPreviousSignerKey: previous } : {}), checkpointIntervalMs: 3_600_000 });
+  const ledger = await Ledger.open({ pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: signerKey, ...(previous ? { logPreviousSignerKey: previous } : {}), checkpointIntervalMs: 3_600_000 });
   const app = await buildServer({ ledger, pool, logger: false, witnessKeys: witnesses.map((witness) => witness.verifierKey) });
   opened.push({ app, ledger, pool });
   return { app, ledger };

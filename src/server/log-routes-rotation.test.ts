@@ -14,6 +14,7 @@ import {
   parseNote, parseSignerKey, parseVerifierKey, verifyTlogProof,
 } from '../tlog/index.ts';
 import { buildServer } from './app.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -43,7 +44,7 @@ afterAll(async () => {
 async function serve(signerKey: string, previous?: string): Promise<{ ledger: Ledger; app: FastifyInstance }> {
   const pool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'log-rotation' });
   pools.push(pool);
-  const ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: signerKey, ...(previous ? { logPreviousSignerKey: previous } : {}), checkpointIntervalMs: 3_600_000 });
+  const ledger = await Ledger.open({ pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: signerKey, ...(previous ? { logPreviousSignerKey: previous } : {}), checkpointIntervalMs: 3_600_000 });
   ledgers.push(ledger);
   const app = await buildServer({ ledger, pool, logger: false, witnessKeys: [witness.verifierKey] });
   apps.push(app);

@@ -15,6 +15,7 @@ import { insertCosignature } from '../store/tlog-tables.ts';
 import { decodeBase64Strict } from '../tlog/base64.ts';
 import { buildServer } from './app.ts';
 import { checkedAgainstDocument } from '../../test/support/server.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -30,7 +31,7 @@ beforeAll(async () => {
   database = await createTestDatabase();
   world = await buildWorld(database.pool);
   pool = createPool({ url: database.url, connectionsMax: 8, applicationName: 'log-routes' });
-  ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: logKey.signerKey, checkpointIntervalMs: 3_600_000 });
+  ledger = await Ledger.open({ pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey.signerKey, checkpointIntervalMs: 3_600_000 });
   for (const [name, actor] of [['auditor', world.actors.auditor], ['recipient', world.actors.alpha]] as const) {
     const answer = await ledger.submit('token.create', { organisationId: actor.orgId, role: actor.role, label: name }, systemActor);
     tokens[name] = String(answer.ok && answer.body.secret);
@@ -187,7 +188,7 @@ describe('log HTTP API', () => {
     const { size } = (await database.pool.query<{ size: number }>('SELECT size FROM log_head')).rows[0]!;
     expect(text).toMatch(new RegExp(`^chipledger_log_size ${size}$`, 'm'));
     // A server that has not written yet reports the size its start-up check proved.
-    const fresh = await Ledger.open({ pool, clock: world.clock, checkpointIntervalMs: 3_600_000 });
+    const fresh = await Ledger.open({ logSealingKey: testSealingKey, pool, clock: world.clock, checkpointIntervalMs: 3_600_000 });
     const freshApp = await buildServer({ ledger: fresh, pool, logger: false });
     try {
       expect((await freshApp.inject({ method: 'GET', url: '/metrics' })).body).toMatch(new RegExp(`^chipledger_log_size ${size}$`, 'm'));

@@ -18,6 +18,7 @@ import { createPool, type Pool } from '../store/pool.ts';
 import { cosignCheckpoint, generateCosignerKey, generateSignerKey, parseCosignerKey } from '../tlog/index.ts';
 import { buildServer } from './app.ts';
 import { buildApiWorld, checkedAgainstDocument, tokenRoles, type ApiWorld, type RequestOptions, type TokenRole } from '../../test/support/server.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 /** Every route registered on a fastify instance made in this file: "METHOD url". */
 const registered = vi.hoisted(() => new Set<string>());
@@ -46,7 +47,7 @@ beforeAll(async () => {
   database = await createTestDatabase();
   api = await buildApiWorld(database.pool);
   logPool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'matrix-log' });
-  logLedger = await Ledger.open({ pool: logPool, clock: api.world.clock, logSignerKey: generateSignerKey('log.chipledger.test').signerKey, checkpointIntervalMs: 3_600_000 });
+  logLedger = await Ledger.open({ pool: logPool, clock: api.world.clock, logSealingKey: testSealingKey, logSignerKey: generateSignerKey('log.chipledger.test').signerKey, checkpointIntervalMs: 3_600_000 });
   await logLedger.checkpointer!.checkpointNow();
   logApp = await buildServer({ ledger: logLedger, pool: logPool, logger: false, witnessKeys: [witness.verifierKey] });
   logRequest = checkedAgainstDocument(logApp);

@@ -11,6 +11,7 @@ import { Ledger } from '../ledger/ledger.ts';
 import { systemActor } from '../ledger/permissions.ts';
 import { generateSignerKey } from '../tlog/index.ts';
 import { buildServer } from './app.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -81,7 +82,7 @@ describe('the request counter', () => {
 
 describe('the checkpoint gauges', () => {
   it('are absent until this process signs, then say when it did and how long ago', async () => {
-    const signing = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const signing = await Ledger.open({ pool: database.pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
     const app = await buildServer({ ledger: signing, pool: database.pool, logger: false });
     try {
       const metrics = async () => (await app.inject({ method: 'GET', url: '/metrics' })).body;
@@ -113,7 +114,7 @@ describe('the checkpoint gauges', () => {
 
 describe('the log\'s checkpoint gauges', () => {
   it('give the newest checkpoint whoever signed it, its age and the events it does not cover, once the signer has read the log', async () => {
-    const signing = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const signing = await Ledger.open({ pool: database.pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
     const app = await buildServer({ ledger: signing, pool: database.pool, logger: false });
     try {
       const metrics = async () => (await app.inject({ method: 'GET', url: '/metrics' })).body;

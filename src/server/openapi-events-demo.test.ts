@@ -11,6 +11,7 @@ import { createDemoTokens, loadDemo } from '../demo/load.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { buildServer } from './app.ts';
 import { checkedAgainstDocument } from '../../test/support/server.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 describe("the demo's events", () => {
   let database: TestDatabase;
@@ -19,7 +20,7 @@ describe("the demo's events", () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    ledger = await Ledger.open({ pool: database.pool });
+    ledger = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool });
     await loadDemo(ledger);
     app = await buildServer({ ledger, pool: database.pool, logger: false, demo: true });
   }, 120_000);

@@ -94,6 +94,11 @@ export type UnitsChange =
 export interface LogWrite {
   tiles: TileRow[];
   head: LogHead;
+  /**
+   * The new head's seal (ledger/log/head-seal.ts), from a process that holds the log's key.
+   * Without one, a head that stays as it was keeps its seal, and a new head has none.
+   */
+  seal?: Buffer;
 }
 
 export interface BatchWrites {
@@ -160,7 +165,10 @@ export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrite
   }
   // The head's time (log_head.at) is not written here: the trigger of migration 031 sets it
   // to the batch's newest event's and refuses the batch if an event is dated before the head's.
-  sender.add(inline(`UPDATE log_head SET size = ${integer(written.head.size)}, root = ${bytes(written.head.root)} WHERE id = 1`));
+  const size = integer(written.head.size);
+  const root = bytes(written.head.root);
+  const seal = written.seal === undefined ? `CASE WHEN size = ${size} AND root = ${root} THEN seal END` : bytes(written.seal);
+  sender.add(inline(`UPDATE log_head SET size = ${size}, root = ${root}, seal = ${seal} WHERE id = 1`));
   sender.add(inline('COMMIT'));
   await sender.done();
   return written.head;

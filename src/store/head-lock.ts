@@ -17,6 +17,14 @@ export interface LogHead {
 }
 
 /**
+ * A head as stored, with its seal (migration 060, ledger/log/head-seal.ts): null where none was
+ * written (before 060, or by a process not given the log's key).
+ */
+export interface StoredHead extends LogHead {
+  seal: Buffer | null;
+}
+
+/**
  * The head a batch is applied at: the log's, and the time of its newest event (log_head.at,
  * migration 031), before which no later event may be dated. The database keeps the time:
  * it moves with a batch's events only, so a head's size and root fix it.
@@ -42,17 +50,17 @@ export const clockAheadOfDatabaseCode = 'CLH03';
  * committed before.
  * The keys travel as one JSON literal (pg.escapeLiteral), like the batch's writes.
  */
-export async function beginBatch(client: PoolClient, keys: Array<{ scope: string; key: string }> = [], lockWaitMs: number = limits.headLockWaitMsMax): Promise<{ head: BatchHead; stored: StoredAnswer[] }> {
+export async function beginBatch(client: PoolClient, keys: Array<{ scope: string; key: string }> = [], lockWaitMs: number = limits.headLockWaitMsMax): Promise<{ head: BatchHead & StoredHead; stored: StoredAnswer[] }> {
   const lookup = keys.length === 0 ? '' : `;
     SELECT i.scope, i.key, i.request_hash, i.status, i.response
     FROM idempotency_keys i JOIN json_to_recordset(${pg.escapeLiteral(JSON.stringify(keys.map(({ scope, key }) => ({ scope, key }))))}::json) AS k(scope text, key text)
       ON i.scope = k.scope AND i.key = k.key`;
   // The wait for the lock is bounded (in the same round trip): a writer that hangs holding
   // it gets our callers a 503 (lock_not_available, refusals.ts) instead of no answer at all.
-  const results = (await client.query(`${beginHeadLocked}; ${headLockBoundsSql(lockWaitMs)}; SELECT size, root, at FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
+  const results = (await client.query(`${beginHeadLocked}; ${headLockBoundsSql(lockWaitMs)}; SELECT size, root, at, seal FROM log_head WHERE id = 1 FOR UPDATE${lookup}`)) as unknown as Array<{ rows: unknown[] }>;
   // The head's rows, then the stored answers' if the keys were looked up: the last results.
   const [headResult, storedResult] = keys.length === 0 ? [results.at(-1), undefined] : results.slice(-2);
-  const head = headResult?.rows[0] as BatchHead | undefined;
+  const head = headResult?.rows[0] as (BatchHead & StoredHead) | undefined;
   if (!head) throw new Error('log_head row is missing: the database was not migrated');
   return { head, stored: (storedResult?.rows ?? []) as StoredAnswer[] };
 }

@@ -9,6 +9,7 @@ import { worldPerFile, expectOk, type World } from '../../test/world.ts';
 import type { TestDatabase } from '../../test/database.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { rememberAnswer } from './idempotency-answers.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -32,7 +33,7 @@ describe('a stored idempotency answer', () => {
     // Keys in an order jsonb does not keep (it sorts shorter keys first).
     expect(Object.keys(firstBody).indexOf('shipmentId')).toBeLessThan(Object.keys(firstBody).indexOf('units'));
     // Another process: nothing of the first answer in its memory, only the stored row.
-    const other = await Ledger.open({ pool: database.pool, clock: world.clock });
+    const other = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool, clock: world.clock });
     try {
       const again = await other.submit('shipment.book', input, world.actors.exporter, 'answers-as-sent-1');
       expect(again.replayed).toBe(true);

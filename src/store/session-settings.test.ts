@@ -28,6 +28,7 @@ import { migrate } from './migrate.ts';
 import { createPool, type Pool, type PoolClient } from './pool.ts';
 import { listAllocations, listSites } from './read-queries.ts';
 import { inLogSigningTransaction, logSigningLockKey, readHead } from './tlog-tables.ts';
+import { testSealingKey } from '../../test/support/sealing-key.ts';
 
 const settings = {
   datestyle: "'SQL, DMY'",
@@ -108,7 +109,7 @@ describe("a database whose settings are not PostgreSQL's defaults", () => {
 
   it('lets two ledgers (two servers) on it write at once under repeatable read, with no batch failed', async () => {
     const clock = new ManualClock('2026-02-01T00:00:00Z');
-    const ledgers = [await Ledger.open({ pool: poolOf(database.url), clock }), await Ledger.open({ pool: poolOf(database.url), clock })];
+    const ledgers = [await Ledger.open({ logSealingKey: testSealingKey, pool: poolOf(database.url), clock }), await Ledger.open({ logSealingKey: testSealingKey, pool: poolOf(database.url), clock })];
     try {
       const lanes = ledgers.flatMap((ledger, server) => Array.from({ length: 6 }, async (_, lane) => {
         const refusals: string[] = [];
@@ -206,7 +207,7 @@ describe('bytea literals with standard_conforming_strings off', () => {
   it('hold on connections nobody set up (a pool of its own, not createPool)', async () => {
     const scs = await databaseWith({ standard_conforming_strings: 'off' });
     const pool = new pg.Pool({ connectionString: scs.url, max: 4 });
-    const ledger = await Ledger.open({ pool, clock: new ManualClock('2026-02-01T00:00:00Z') });
+    const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool, clock: new ManualClock('2026-02-01T00:00:00Z') });
     try {
       const run = async (kind: 'organisation.register' | 'token.create' | 'token.revoke', input: Record<string, unknown>, actor = systemActor) => {
         const answer = await ledger.submit(kind, input as never, actor);
@@ -273,7 +274,7 @@ describe('a role that may only read and write rows', () => {
 
   it("answers a write on a read-only connection 'unavailable' (a standby after a failover), not as a bug", async () => {
     await database.pool.query(`ALTER ROLE ${role} SET default_transaction_read_only = on`);
-    const ledger = await Ledger.open({ pool: poolOf(roleUrl(), 2), clock: new ManualClock('2026-02-01T00:00:00Z') });
+    const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool: poolOf(roleUrl(), 2), clock: new ManualClock('2026-02-01T00:00:00Z') });
     try {
       const answer = await ledger.submit('organisation.register', { name: 'Read-only Org', country: 'GB', roles: ['auditor'], identifiers: {} }, systemActor);
       expect(answer).toMatchObject({ ok: false, error: { code: 'unavailable' } });

@@ -22,6 +22,7 @@ import { limits } from '../core/limits.ts';
 import { advisoryLockHolders, type LockHolder } from './advisory-locks.ts';
 import { copyOut, readValuesOfOneColumn } from './copy-binary.ts';
 import { inTransaction, isPool, prepared, waitBoundsSql, type Pool, type PoolClient } from './pool.ts';
+import type { StoredHead } from './head-lock.ts';
 
 type Queryable = Pool | PoolClient;
 
@@ -126,9 +127,15 @@ export async function eventSeqExtent(db: Queryable): Promise<EventSeqExtent> {
   return (await db.query<EventSeqExtent>('SELECT count(*)::bigint AS n, max(seq) AS max, min(seq) AS min FROM events')).rows[0]!;
 }
 
-export async function readHead(db: Queryable): Promise<{ size: number; root: Buffer }> {
-  const result = await db.query<{ size: number; root: Buffer }>('SELECT size, root FROM log_head WHERE id = 1');
+/** The log's head with its seal (migration 060). */
+export async function readHead(db: Queryable): Promise<StoredHead> {
+  const result = await db.query<StoredHead>('SELECT size, root, seal FROM log_head WHERE id = 1');
   return result.rows[0]!;
+}
+
+/** Seals the head if it is still `head` (a batch may have moved it meanwhile); whether it did. */
+export async function sealHead(db: Queryable, head: { size: number; root: Buffer }, seal: Buffer): Promise<boolean> {
+  return ((await db.query('UPDATE log_head SET seal = $1 WHERE id = 1 AND size = $2 AND root = $3', [seal, head.size, head.root])).rowCount ?? 0) === 1;
 }
 
 /**

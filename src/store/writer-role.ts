@@ -53,6 +53,7 @@ export const writerRights: Readonly<Record<string, readonly Right[]>> = {
   licence_versions: appendOnly,
   licences: changing,
   log_head: ['SELECT', 'UPDATE'],
+  log_head_unsealed: readOnly,
   organisations: changing,
   products: changing,
   schema_migrations: readOnly,

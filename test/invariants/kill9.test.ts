@@ -17,6 +17,7 @@ import { answerWithin } from '../support/answers.ts';
 import type { LoadAnswer, LoadConfig } from '../support/load-client.ts';
 import { spawnLoadClient } from '../support/load-process.ts';
 import { checkEventsGapless } from '../support/checks.ts';
+import { testSealingKey } from '../support/sealing-key.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -71,7 +72,7 @@ async function killAfter(prefix: string, acknowledgements: number): Promise<Load
 /** The restart: a new Ledger on a new pool over the same database, then every check. */
 async function restartAndCheck(acknowledged: LoadAnswer[]): Promise<void> {
   const pool = createPool({ url: database.url, connectionsMax: 8, applicationName: 'chipledger-test-restart' });
-  const ledger = await Ledger.open({ pool, clock: new ManualClock(worldClock) });
+  const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool, clock: new ManualClock(worldClock) });
   try {
     expect(await ledger.violations()).toEqual([]);
     await checkEventsGapless(pool);

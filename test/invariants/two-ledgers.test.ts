@@ -20,6 +20,7 @@ import type { LoadConfig } from '../support/load-client.ts';
 import { spawnLoadClient } from '../support/load-process.ts';
 import { seededRandom } from '../support/random.ts';
 import { createWorldTemplate, type FreshWorld, type WorldTemplate } from '../support/world-template.ts';
+import { testSealingKey } from '../support/sealing-key.ts';
 
 const worldClock = '2026-02-01T00:00:00Z';
 let template: WorldTemplate;
@@ -137,7 +138,7 @@ function freshWorldPerDescribe(): () => FreshWorld {
 /** A second Ledger on the same database through a pool of its own, as another server process has. */
 async function secondLedger(url: string): Promise<{ ledger: Ledger; close(): Promise<void> }> {
   const pool = createPool({ url, connectionsMax: 10, applicationName: 'chipledger-test-second' });
-  const ledger = await Ledger.open({ pool, clock: new ManualClock(worldClock) });
+  const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool, clock: new ManualClock(worldClock) });
   return { ledger, close: async () => { await ledger.close(); await pool.end(); } };
 }
 

@@ -3,9 +3,9 @@ import { checkCommand } from '../../src/cli/admin.ts';
 import { readConfig } from '../../src/cli/config.ts';
 import type { Output } from '../../src/cli/output.ts';
 
-/** Runs `chipledger check` on the database at `databaseUrl` (it migrates first, as every admin command does). */
-export async function runCheck(databaseUrl: string): Promise<{ code: number; lines: string[] }> {
-  const read = readConfig({ DATABASE_URL: databaseUrl });
+/** Runs `chipledger check` on the database at `databaseUrl` (it migrates first, as every admin command does), with `env`'s settings too. */
+export async function runCheck(databaseUrl: string, env: Record<string, string> = {}): Promise<{ code: number; lines: string[] }> {
+  const read = readConfig({ ...env, DATABASE_URL: databaseUrl });
   if (!read.ok) throw new Error(read.problems.join('; '));
   const lines: string[] = [];
   const output: Output = { out: (line) => lines.push(line), err: (line) => lines.push(line), errStream: { write: () => true } };

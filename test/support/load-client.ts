@@ -20,6 +20,7 @@ import { Ledger } from '../../src/ledger/ledger.ts';
 import type { Actor } from '../../src/ledger/permissions.ts';
 import type { CommandKind } from '../../src/ledger/schemas.ts';
 import { createPool } from '../../src/store/pool.ts';
+import { testSealingKey } from './sealing-key.ts';
 
 export interface LoadConfig {
   /** The ledger's clock stands still at this instant (licences in test worlds are valid then). */
@@ -60,7 +61,7 @@ interface Target {
 
 async function ledgerTarget(databaseUrl: string, config: LoadConfig): Promise<Target> {
   const pool = createPool({ url: databaseUrl, connectionsMax: 4, applicationName: `chipledger-load-${config.prefix}` });
-  const ledger = await Ledger.open({ pool, clock: new ManualClock(config.clock) });
+  const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool, clock: new ManualClock(config.clock) });
   return {
     async submit(kind, input, actor, key) {
       const answer = await ledger.submit(kind, input as never, actor, key);

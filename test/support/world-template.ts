@@ -16,6 +16,7 @@ import { migrate } from '../../src/store/migrate.ts';
 import { buildWorld, expectOk, type World } from '../world.ts';
 import { allowClocksAhead } from '../database.ts';
 import { testWriterRole, testWriterUrl } from '../writer.ts';
+import { testSealingKey } from './sealing-key.ts';
 
 export interface FreshWorld {
   world: World;
@@ -84,7 +85,7 @@ export async function createWorldTemplate(options: Parameters<typeof buildWorld>
       const writerPool = createPool({ url: testWriterUrl(inject('databaseUrl'), name), connectionsMax: 10, applicationName: 'chipledger-test-writer' });
       const pool = createPool({ url, connectionsMax: 4, applicationName: 'chipledger-test' });
       const clock = new ManualClock(worldStart);
-      const ledger = await Ledger.open({ pool: writerPool, clock });
+      const ledger = await Ledger.open({ pool: writerPool, clock, logSealingKey: testSealingKey });
       const run = async <K extends CommandKind>(kind: K, input: CommandRequest<K>, actor: Actor, key?: string) => expectOk(await ledger.submit(kind, input, actor, key));
       return {
         world: { ...shape, ledger, clock, run },

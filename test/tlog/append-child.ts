@@ -14,6 +14,7 @@ import { ManualClock } from '../../src/core/clock.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
 import type { Actor } from '../../src/ledger/permissions.ts';
 import { createPool } from '../../src/store/pool.ts';
+import { testSealingKey } from '../support/sealing-key.ts';
 
 export interface AppendChildConfig {
   clock: string;
@@ -33,7 +34,7 @@ if (!url || !configText) {
 const config = JSON.parse(configText) as AppendChildConfig;
 const pool = createPool({ url, connectionsMax: 4, applicationName: 'tlog-append-child' });
 const ledger = await Ledger.open({
-  pool, clock: new ManualClock(config.clock), logSignerKey: config.signerKey, checkpointIntervalMs: 50,
+  logSealingKey: testSealingKey, pool, clock: new ManualClock(config.clock), logSignerKey: config.signerKey, checkpointIntervalMs: 50,
   onError: (error, context) => process.stderr.write(`${context}: ${String(error)}\n`),
 });
 process.stdout.write(`${JSON.stringify({ type: 'ready' })}\n`);

@@ -20,6 +20,7 @@ import {
 import { captured, startHarness, type Harness, type LogServer } from './harness.ts';
 import { untriggered, withTriggerOff } from '../support/tamper.ts';
 import { failureOf } from '../support/failure.ts';
+import { testSealingKey } from '../support/sealing-key.ts';
 
 const logKey = generateSignerKey('log.cli.test');
 const witnessKey = generateCosignerKey('witness.cli.test');
@@ -120,7 +121,7 @@ describe('log verify catches tampering and names it', () => {
       await check(fresh.url);
       if (startupCatches) {
         const pool = createPool({ url: harness.database.url, connectionsMax: 2, applicationName: 'startup-check' });
-        await expect(Ledger.open({ pool, logSignerKey: logKey.signerKey })).rejects.toThrow(LogCheckError);
+        await expect(Ledger.open({ logSealingKey: testSealingKey, pool, logSignerKey: logKey.signerKey })).rejects.toThrow(LogCheckError);
         await pool.end();
       }
     } finally {

@@ -27,6 +27,7 @@ import { createTestDatabase, type TestDatabase } from '../database.ts';
 import { buildWorld, type World } from '../world.ts';
 import type { AppendChildConfig } from './append-child.ts';
 import { captured } from './harness.ts';
+import { testSealingKey } from '../support/sealing-key.ts';
 
 const worldClock = '2026-02-01T00:00:00Z';
 const childPath = fileURLToPath(new URL('./append-child.ts', import.meta.url));
@@ -96,7 +97,7 @@ async function runAndKill(acks: number, workers: number): Promise<{ ids: string[
 async function restartAndCheck(acknowledged: string[], published: Published[]): Promise<void> {
   const pool = createPool({ url: database.url, connectionsMax: 6, applicationName: 'tlog-crash-restart' });
   // Ledger.open runs the start-up check: a log it cannot prove makes this throw.
-  const ledger = await Ledger.open({ pool, clock: new ManualClock(worldClock), logSignerKey: logKey.signerKey, checkpointIntervalMs: 3_600_000 });
+  const ledger = await Ledger.open({ logSealingKey: testSealingKey, pool, clock: new ManualClock(worldClock), logSignerKey: logKey.signerKey, checkpointIntervalMs: 3_600_000 });
   try {
     const latest = (await ledger.checkpointer!.checkpointNow())!;
     const { size, rootHash } = openCheckpoint(latest.signed_note, verifier).checkpoint;

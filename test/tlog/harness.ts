@@ -12,6 +12,7 @@ import { createPool, type Pool } from '../../src/store/pool.ts';
 import type { LogCommandDeps } from '../../src/cli/log/commands.ts';
 import { createTestDatabase, type TestDatabase } from '../database.ts';
 import { buildWorld, type World } from '../world.ts';
+import { testSealingKey } from '../support/sealing-key.ts';
 
 export interface LogServer {
   url: string;
@@ -56,7 +57,7 @@ export async function startHarness(options: { signerKey: string; witnessKeys: st
   const serve = async (keys: { signerKey: string; previousSignerKey?: string } = { signerKey: options.signerKey }): Promise<LogServer> => {
     const pool = createPool({ url: database.url, connectionsMax: 6, applicationName: 'log-cli-server' });
     const ledger = await Ledger.open({
-      pool, clock: world.clock, logSignerKey: keys.signerKey, ...(keys.previousSignerKey ? { logPreviousSignerKey: keys.previousSignerKey } : {}), checkpointIntervalMs: 3_600_000,
+      pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: keys.signerKey, ...(keys.previousSignerKey ? { logPreviousSignerKey: keys.previousSignerKey } : {}), checkpointIntervalMs: 3_600_000,
     });
     await ledger.checkpointer!.checkpointNow();
     const app = await buildServer({ ledger, pool, logger: false, witnessKeys: options.witnessKeys });

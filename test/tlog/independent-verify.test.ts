@@ -25,6 +25,7 @@ import { buildServer } from '../../src/server/app.ts';
 import {
   auditPath, base64Strict, consistencyPath, cosignatureMessage, deterministicSeed, ed25519Verifies, flipByte, hex, keyPairFromSeed, leafHash, mth, nodeHash, openCheckpoint, parseNote, parseTlogProof, parseVerifierKey, Published, signatureType, signedBy, splitEntries, tileIndexPath, tilePath, tilesFor, verifyConsistency, verifyInclusion, verifyTlogProof, verifyTree,
 } from './independent-verifier.ts';
+import { testSealingKey } from '../support/sealing-key.ts';
 
 // ---------------------------------------------------------------------------------------------
 // The verifier on the published vectors first.
@@ -187,7 +188,7 @@ describe('a live chipledger log, verified from the specifications', () => {
     database = await createTestDatabase();
     world = await buildWorld(database.pool, { licenceUnits: 2_000 });
     pool = createPool({ url: database.url, connectionsMax: 8, applicationName: 'independent-verify' });
-    ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: logKeys.signerKey, checkpointIntervalMs: 3_600_000 });
+    ledger = await Ledger.open({ pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKeys.signerKey, checkpointIntervalMs: 3_600_000 });
     const token = await ledger.submit('token.create', { organisationId: world.actors.auditor.orgId, role: 'auditor', label: 'independent verifier' }, systemActor);
     if (!token.ok) throw new Error(`couldn't make an auditor token: ${token.error.message}`);
     auditorToken = String(token.body.secret);

@@ -14,6 +14,7 @@ import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 import { listMigrations } from '../../store/migrate.ts';
 import { Ledger, type Answer } from '../ledger.ts';
 import { licencePair, type LicencePair } from '../../../test/support/licence-pair.ts';
+import { testSealingKey } from '../../../test/support/sealing-key.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -124,7 +125,7 @@ describe('two servers sweeping the same ledger at once', () => {
     const revoked = await pair(10);
     const bookings = [await book(revoked, 2), await book(revoked, 3), await book(revoked, 1)];
     await world.run('licence.revoke', { licenceId: revoked.importLicenceId }, world.actors.mofcom);
-    const other = await Ledger.open({ pool: database.pool, clock: world.clock });
+    const other = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool, clock: world.clock });
     try {
       const answers = await Promise.all([world.ledger.sweep(), other.sweep(), world.ledger.sweep(), other.sweep()]);
       const expired = answers.flatMap((answer) => (answer.ok ? answer.body.expiredShipments as string[] : []));

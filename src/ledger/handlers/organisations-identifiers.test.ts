@@ -13,6 +13,7 @@ import { makeUscc } from '../../core/uscc.ts';
 import { Ledger, type Answer } from '../ledger.ts';
 import { systemActor } from '../permissions.ts';
 import type { CommandRequest } from '../schemas.ts';
+import { testSealingKey } from '../../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -90,7 +91,7 @@ describe('organisation.register: one organisation per identifier', () => {
     // after finds the admin's rows cached (ledger/row-cache.ts), but not the organisation
     // that holds the code.
     const admin = await tokenActor(world.run, world.actors.mofcom.orgId, 'authority_admin');
-    const other = await Ledger.open({ pool: database.pool, clock: world.clock });
+    const other = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool, clock: world.clock });
     try {
       expectOk(await other.submit('organisation.register', { name: 'Another Writer Ltd', country: 'GB', roles: ['auditor'], identifiers: {} }, systemActor));
     } finally {

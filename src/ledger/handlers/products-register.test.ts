@@ -11,6 +11,7 @@ import type { ProductRow } from '../rows.ts';
 import { Ledger, type Answer } from '../ledger.ts';
 import { systemActor, type Actor } from '../permissions.ts';
 import type { CommandRequest } from '../schemas.ts';
+import { testSealingKey } from '../../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -77,7 +78,7 @@ describe('product.register: who registered it, and one product per model', () =>
     // Another writer moves the head: this ledger's next batch goes the classic way and fills
     // its cache; the one after finds the registrant's organisation cached, and would take its
     // rows from there, without the product that holds the model (ledger/row-cache.ts).
-    const other = await Ledger.open({ pool: database.pool, clock: world.clock });
+    const other = await Ledger.open({ logSealingKey: testSealingKey, pool: database.pool, clock: world.clock });
     try {
       expectOk(await other.submit('organisation.register', { name: 'Another Writer Ltd', country: 'GB', roles: ['auditor'], identifiers: {} }, systemActor));
     } finally {

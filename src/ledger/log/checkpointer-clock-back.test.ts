@@ -13,6 +13,7 @@ import { createPool, type Pool } from '../../store/pool.ts';
 import { generateSignerKey } from '../../tlog/index.ts';
 import { Ledger } from '../ledger.ts';
 import { withTriggerOff } from '../../../test/support/tamper.ts';
+import { testSealingKey } from '../../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -45,7 +46,7 @@ async function covered(): Promise<boolean> {
 
 async function openSigner(name: string): Promise<{ ledger: Ledger; pool: Pool }> {
   const pool = createPool({ url: database.url, connectionsMax: 3, applicationName: name });
-  return { pool, ledger: await Ledger.open({ pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: intervalMs }) };
+  return { pool, ledger: await Ledger.open({ pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: intervalMs }) };
 }
 
 describe('the database\'s clock stepped back', () => {

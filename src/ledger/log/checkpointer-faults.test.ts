@@ -21,6 +21,7 @@ import { generateSignerKey, parseSignerKey } from '../../tlog/index.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { Ledger } from '../ledger.ts';
 import { until } from '../../../test/support/until.ts';
+import { testSealingKey } from '../../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -55,7 +56,7 @@ async function holdSigningLock(): Promise<() => Promise<void>> {
 describe('the checkpoint signer while the signing lock is held elsewhere', () => {
   it('waits with one connection, leaves the rest to the sequencer, signs once the lock is free, and stops clean', async () => {
     const pool = createPool({ url: database.url, connectionsMax: 3, applicationName: 'checkpointer-faults' });
-    const ledger = await Ledger.open({ pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 20 });
+    const ledger = await Ledger.open({ pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 20 });
     const checkpointer = ledger.checkpointer!;
     let release: (() => Promise<void>) | undefined = await holdSigningLock();
     try {
@@ -91,7 +92,7 @@ describe('the checkpoint signer while the signing lock is held elsewhere', () =>
  * then never again, and sign once `hold`'s release has run.
  */
 async function signsThrough(hold: () => Promise<() => Promise<void>>): Promise<void> {
-  const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+  const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
   const errors: unknown[] = [];
   const checkpointer = new Checkpointer({ pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 20, signingWaitMs: 100, onError: (error) => errors.push(error) });
   let release: (() => Promise<void>) | undefined;
@@ -137,7 +138,7 @@ describe('the checkpoint signer while what it needs is locked for good', () => {
 
 describe('the checkpoint signer at a clean shutdown', () => {
   it('signs the head once more, so the last events are covered before the process goes', async () => {
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
     let booked;
     try {
       booked = expectOk(await ledger.submit('shipment.book', {
@@ -154,7 +155,7 @@ describe('the checkpoint signer at a clean shutdown', () => {
 describe('the checkpoint signer at a shutdown while the signing lock is held elsewhere', () => {
   it(`gives the last signing at most ${limits.finalSigningWaitMsMax} ms, not a full signing wait, and says so`, async () => {
     const errors: string[] = [];
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000, onError: (_error, context) => errors.push(context) });
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 3_600_000, onError: (_error, context) => errors.push(context) });
     const release = await holdSigningLock();
     const started = Date.now();
     try {
@@ -170,7 +171,7 @@ describe('the checkpoint signer at a shutdown while the signing lock is held els
 
 describe('the checkpoint signer\'s turn', () => {
   it('is not skipped for its own recent checkpoint, only for another process\'s', async () => {
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
     const ours = new Checkpointer({ pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 3_600_000 });
     const theirs = new Checkpointer({ pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 3_600_000 });
     // Turns run by hand; start() only sets the period (an hour: no timer turn comes due).
@@ -201,7 +202,7 @@ describe('the checkpoint signer\'s turn', () => {
 
 describe('the checkpoint signer through an outage', () => {
   it('reports the first failing tick of each outage, then its end once, and nothing in between', async () => {
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
     const errors: string[] = [];
     const recoveries: string[] = [];
     const checkpointer = new Checkpointer({
@@ -265,7 +266,7 @@ describe('the checkpoint signer through an outage', () => {
 describe('the checkpoint signer while the database is frozen', () => {
   it('gives a signing up after its wait and the reply margin, closes that connection, and signs after the thaw', async () => {
     // Opened once with the key, so that the log's key is this signer's.
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
     const { proxy, url } = await FreezingProxy.to(database.url);
     const pool = createPool({ url, connectionsMax: 2, applicationName: 'checkpointer-frozen' });
     const signingWaitMs = 200;

@@ -14,6 +14,7 @@ import { generateSignerKey } from '../../tlog/index.ts';
 import { Ledger } from '../ledger.ts';
 import type { CheckpointRecorder, SignedCheckpoint } from './checkpointer.ts';
 import { until } from '../../../test/support/until.ts';
+import { testSealingKey } from '../../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -56,7 +57,7 @@ const stored = async (): Promise<number> => (await database.pool.query<{ n: numb
 
 describe('the signer while its recorder is behind', () => {
   it('signs nothing new until what it owes is recorded, then records that first and signs the head', async () => {
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
     const checkpointer = ledger.checkpointer!;
     const recorder = new Recorder();
     checkpointer.recordWith(recorder);
@@ -88,7 +89,7 @@ describe('the signer while its recorder is behind', () => {
     const errors: string[] = [];
     const recoveries: string[] = [];
     const ledger = await Ledger.open({
-      pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 100,
+      pool: database.pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 100,
       onError: (error, context) => errors.push(`${context}: ${(error as Error).message}`), onRecovered: (message) => recoveries.push(message),
     });
     const checkpointer = ledger.checkpointer!;

@@ -15,6 +15,7 @@ import { Checkpointer } from './checkpointer.ts';
 import { Ledger } from '../ledger.ts';
 import { until } from '../../../test/support/until.ts';
 import { logSigningLockKey } from '../../store/tlog-tables.ts';
+import { testSealingKey } from '../../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -29,7 +30,7 @@ const book = (ledger: Ledger) => ledger.submit('shipment.book', {
 
 describe('the signer while another session holds the log signing lock', () => {
   it('names the lock and the session holding it, once, then says it signs again', async () => {
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
     const errors: Array<{ code: unknown; context: string }> = [];
     const recoveries: string[] = [];
     const checkpointer = new Checkpointer({
@@ -65,7 +66,7 @@ describe('the signer while another session holds the log signing lock', () => {
 
 describe('the signer\'s view of the log', () => {
   it('keeps the newest checkpoint another process signed, not only its own', async () => {
-    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
+    const ledger = await Ledger.open({ pool: database.pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: logKey, checkpointIntervalMs: 3_600_000 });
     const other = new Checkpointer({ pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 3_600_000 });
     const watching = new Checkpointer({ pool: database.pool, signer: parseSignerKey(logKey), intervalMs: 20 });
     try {

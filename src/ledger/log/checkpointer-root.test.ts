@@ -12,6 +12,8 @@ import { openSigningLedger } from '../../../test/support/signing-ledger.ts';
 import { worldPerFile, type World } from '../../../test/world.ts';
 import type { TestDatabase } from '../../../test/database.ts';
 import { HeadRootMismatch } from './checkpointer.ts';
+import { HeadSealer } from './head-seal.ts';
+import { testSealingKey } from '../../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -31,7 +33,7 @@ describe('the checkpointer and the head’s root', () => {
       // One more event, then its root replaced, as a writer may (the trigger checks times, not roots).
       await world.run('site.register', { name: 'DC-root', province: 'Hebei', city: 'Zhangjiakou', latitude: 40.8, longitude: 114.9, capacityUnits: 10 }, world.actors.alpha);
       const { rows: [before] } = await database.writerPool.query<{ size: string; root: Buffer }>('SELECT size, root FROM log_head');
-      await database.writerPool.query("UPDATE log_head SET root = sha256(convert_to('any root', 'UTF8'))");
+      await setRoot(before!, createHash('sha256').update('any root').digest());
       try {
         const refused = await ledger.checkpointer!.checkpointNow().then(() => undefined, (error: unknown) => error);
         expect(refused).toBeInstanceOf(HeadRootMismatch);
@@ -39,26 +41,35 @@ describe('the checkpointer and the head’s root', () => {
         const { rows: [newest] } = await database.pool.query<{ size: string }>('SELECT max(size) AS size FROM tlog_checkpoints');
         expect(Number(newest!.size)).toBe(Number(head!.size));
       } finally {
-        await database.writerPool.query('UPDATE log_head SET root = $1', [before!.root]);
+        await setRoot(before!, before!.root);
       }
       expect((await ledger.checkpointer!.checkpointNow())?.size).toBe(Number(before!.size));
 
       // A key's announcement is signed for good too: a rotation over such a root is refused, and nothing is written.
       const next = generateSignerKey('root.chipledger.test');
-      await database.writerPool.query("UPDATE log_head SET root = sha256(convert_to('any root', 'UTF8'))");
+      await setRoot(before!, createHash('sha256').update('any root').digest());
       try {
-        const rotation = await adoptLogKey(database.writerPool, parseSignerKey(next.signerKey), key.signerKey, 5_000, (size, client) => ledger.log.rootAt(size, client))
+        const rotation = await adoptLogKey(database.writerPool, parseSignerKey(next.signerKey), key.signerKey, 5_000, (size, client) => ledger.log.rootAt(size, client), ledger.sealer)
           .then(() => undefined, (error: unknown) => error);
         expect(rotation).toBeInstanceOf(HeadRootMismatch);
         expect((await database.pool.query('SELECT 1 FROM tlog_keys WHERE verifier_key = $1', [next.verifierKey])).rowCount).toBe(0);
       } finally {
-        await database.writerPool.query('UPDATE log_head SET root = $1', [before!.root]);
+        await setRoot(before!, before!.root);
       }
     } finally {
       await ledger.close();
     }
   });
 });
+
+/**
+ * Sets the head's root, sealed as a holder of the log's key would seal it: a bug of the server's
+ * own, which the seal cannot catch (a head sealed by no key holder is refused before: head-seal.test.ts).
+ */
+async function setRoot(head: { size: string }, root: Buffer): Promise<void> {
+  const seal = new HeadSealer(testSealingKey).seal({ size: Number(head.size), root });
+  await database.writerPool.query('UPDATE log_head SET root = $1, seal = $2', [root, seal]);
+}
 
 function createHashHex(text: string): string {
   return createHash('sha256').update(text).digest('hex');

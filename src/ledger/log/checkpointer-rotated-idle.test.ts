@@ -12,6 +12,7 @@ import type { TestDatabase } from '../../../test/database.ts';
 import { createPool } from '../../store/pool.ts';
 import { formatKeyId, generateSignerKey, parseSignerKey } from '../../tlog/index.ts';
 import { Ledger } from '../ledger.ts';
+import { testSealingKey } from '../../../test/support/sealing-key.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -25,7 +26,7 @@ it('stops an idle signer at its next tick once another process retired its key, 
   const retiringKey = generateSignerKey(origin);
   const newKey = generateSignerKey(origin);
   const pool = createPool({ url: database.url, connectionsMax: 3, applicationName: 'idle-signer' });
-  const idle = await Ledger.open({ pool, clock: world.clock, logSignerKey: retiringKey.signerKey, checkpointIntervalMs: tickMs });
+  const idle = await Ledger.open({ pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: retiringKey.signerKey, checkpointIntervalMs: tickMs });
   try {
     await idle.checkpointer!.checkpointNow(); // the head covered: nothing left for it to sign
     const rotating = await openSigningLedger(database.url, world.clock, newKey.signerKey, retiringKey.signerKey, 'rotating');

@@ -22,6 +22,7 @@ import { LogKeyError } from './keys.ts';
 import { Outage, outageReason } from '../outage.ts';
 import type { Pool, PoolClient } from '../../store/pool.ts';
 import { HeadRootMismatch } from './head-root.ts';
+import type { HeadSealer } from './head-seal.ts';
 
 export { HeadRootMismatch } from './head-root.ts';
 import { withQueryTimeout } from '../../store/query-timeout.ts';
@@ -59,6 +60,11 @@ export interface CheckpointerOptions {
    * (TransparencyLog.rootAt): a head whose root is not the stored tree's is never signed.
    */
   storedRoot?: (size: number, client: PoolClient) => Promise<Buffer>;
+  /**
+   * The log key's seals (head-seal.ts): a head that is not vouched for, written by something
+   * that does not hold the key, is never signed (HeadNotVouched fails the tick).
+   */
+  sealer?: HeadSealer;
 }
 
 /** A checkpoint this process signed, as stored and served (the log's signed note). */
@@ -328,6 +334,7 @@ export class Checkpointer {
       const head = await readHead(client);
       const latest = await latestCheckpoint(client);
       if (latest && latest.size >= head.size) return { kind: 'covered', latest };
+      await this.options.sealer?.assertVouched(client, head);
       const stored = await this.options.storedRoot?.(head.size, client);
       if (stored !== undefined && !stored.equals(head.root)) throw new HeadRootMismatch(head.size, head.root, stored);
       const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [] });

@@ -10,8 +10,9 @@ import { limits } from '../../core/limits.ts';
 import { describeHolders, formatWait, isWaitBoundError, terminateSql } from '../../store/advisory-locks.ts';
 import type { Pool, PoolClient } from '../../store/pool.ts';
 import { HeadRootMismatch } from './head-root.ts';
+import type { HeadSealer } from './head-seal.ts';
 import { withQueryTimeout } from '../../store/query-timeout.ts';
-import { inLogSigningTransaction, insertCheckpoint, insertLogKey, listLogKeys, logSigningLockHolders, readHead } from '../../store/tlog-tables.ts';
+import { inLogSigningTransaction, insertCheckpoint, insertLogKey, listLogKeys, logSigningLockHolders, readHead, sealHead } from '../../store/tlog-tables.ts';
 
 export { keyRotationExtension };
 
@@ -45,7 +46,10 @@ export class LogSigningLockBusy extends LogKeyError {
  * for each reply from a database frozen or cut off databaseReplyMarginMs longer. A lock not
  * had in time is refused (LogSigningLockBusy), naming the session that holds it.
  */
-export async function adoptLogKey(pool: Pool, signer: Ed25519NoteSigner, previousSignerKey?: string, waitMs: number = limits.logKeyAdoptionWaitMsMax, storedRoot?: (size: number, client: PoolClient) => Promise<Buffer>): Promise<boolean> {
+export async function adoptLogKey(
+  pool: Pool, signer: Ed25519NoteSigner, previousSignerKey?: string, waitMs: number = limits.logKeyAdoptionWaitMsMax,
+  storedRoot?: (size: number, client: PoolClient) => Promise<Buffer>, sealer?: HeadSealer,
+): Promise<boolean> {
   const previous = previousSignerKey === undefined ? undefined : parseSignerKey(previousSignerKey);
   let locked = false;
   const bounded = withQueryTimeout(pool, Math.max(1, Math.trunc(waitMs)) + limits.databaseReplyMarginMs);
@@ -62,12 +66,21 @@ export async function adoptLogKey(pool: Pool, signer: Ed25519NoteSigner, previou
     const head = await readHead(client);
     if (current === undefined) {
       await insertLogKey(client, { key_id: formatKeyId(signer.keyId), verifier_key: signer.verifierKey, first_size: head.size, announced_size: null });
+      // Before the log had a key nothing could seal its heads (written by commands run without
+      // one), and what the start-up check proved is all there is to go on: the first key vouches
+      // for the log as it finds it, by sealing its head (head-seal.ts). Only that head: one a
+      // batch moved meanwhile is its writer's to have sealed.
+      if (sealer !== undefined && !sealer.sealedBy(head, head.seal)) {
+        await sealHead(client, head, sealer.seal(head));
+      }
       return false;
     }
     if (previous === undefined) throw new LogKeyError(notTheLogsKey(current.verifier_key, signer));
     if (previous.verifierKey !== current.verifier_key) throw new LogKeyError(`the previous key given is ${previous.verifierKey}, but the log's current key is ${current.verifier_key}`);
     if (previous.name !== signer.name) throw new LogKeyError(`the new key is named ${signer.name} but the log's origin is ${previous.name}: a new origin is a new log, not a rotation`);
-    // The announcement is signed for good, as any checkpoint: never over a root the tiles do not give (checkpointer.ts).
+    // The announcement is signed for good, as any checkpoint: never over a head no key holder
+    // wrote (head-seal.ts), nor a root the tiles do not give (checkpointer.ts).
+    await sealer?.assertVouched(client, head);
     const stored = await storedRoot?.(head.size, client);
     if (stored !== undefined && !stored.equals(head.root)) throw new HeadRootMismatch(head.size, head.root, stored);
     const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [`${keyRotationExtension} ${signer.verifierKey}`] });

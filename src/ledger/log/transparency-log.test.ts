@@ -10,6 +10,7 @@ import { listLogKeys, readHead, type TileRow } from '../../store/tlog-tables.ts'
 import { Ledger } from '../ledger.ts';
 import { checkLogOnStart, LogCheckError } from './check.ts';
 import { TransparencyLog } from './transparency-log.ts';
+import { testSealingKey } from '../../../test/support/sealing-key.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -73,7 +74,7 @@ describe('transparency log over the ledger', () => {
 
   it('keeps one log when two ledgers (processes) append to the same database in turn', async () => {
     const pool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'second' });
-    const second = await Ledger.open({ pool, clock: world.clock });
+    const second = await Ledger.open({ logSealingKey: testSealingKey, pool, clock: world.clock });
     const reloadsBefore = world.ledger.log.stats.reloads;
     try {
       for (let round = 0; round < 4; round += 1) {
@@ -96,7 +97,7 @@ describe('transparency log over the ledger', () => {
 
   it('signs checkpoints as C2SP signed notes that open with the published verifier key', async () => {
     const pool = createPool({ url: database.url, connectionsMax: 4, applicationName: 'signer' });
-    const signing = await Ledger.open({ pool, clock: world.clock, logSignerKey: key.signerKey, checkpointIntervalMs: 60_000 });
+    const signing = await Ledger.open({ pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: key.signerKey, checkpointIntervalMs: 60_000 });
     try {
       const checkpoint = await signing.checkpointer!.checkpointNow();
       const opened = openCheckpoint(checkpoint!.signed_note, parseVerifierKey(key.verifierKey));
@@ -121,7 +122,7 @@ describe('log key rotation', () => {
     const next = generateSignerKey('log.chipledger.test');
     const open = (signerKey: string, previous?: string) => {
       const pool = createPool({ url: database.url, connectionsMax: 2, applicationName: 'rotation' });
-      return Ledger.open({ pool, clock: world.clock, logSignerKey: signerKey, ...(previous ? { logPreviousSignerKey: previous } : {}), checkpointIntervalMs: 3_600_000 })
+      return Ledger.open({ pool, clock: world.clock, logSealingKey: testSealingKey, logSignerKey: signerKey, ...(previous ? { logPreviousSignerKey: previous } : {}), checkpointIntervalMs: 3_600_000 })
         .finally(() => undefined)
         .then(async (ledger) => ({ ledger, pool }), async (error: unknown) => {
           await pool.end();

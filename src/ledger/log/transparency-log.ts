@@ -17,10 +17,11 @@ import {
 } from '../../tlog/index.ts';
 import { pollingTurn, yieldToEventLoop } from '../../core/turns.ts';
 import type { Pool, PoolClient } from '../../store/pool.ts';
-import type { LogHead } from '../../store/head-lock.ts';
-import { readTiles, type TileRow } from '../../store/tlog-tables.ts';
+import type { LogHead, StoredHead } from '../../store/head-lock.ts';
+import { currentLogKey, readTiles, type TileRow } from '../../store/tlog-tables.ts';
 import type { LogAppender } from '../batch-apply.ts';
 import { TileReader } from './tile-reader.ts';
+import { WriterWithoutLogKey, type HeadSealer } from './head-seal.ts';
 
 /**
  * A big batch hashes its leaves while its events travel to PostgreSQL (store/batch-writes.ts),
@@ -43,8 +44,12 @@ export class TransparencyLog implements LogAppender {
   private edges = new Map<number, EdgeTile>();
   readonly stats = { leaves: 0, reloads: 0 };
 
-  /** `cacheTiles`: log tiles kept in memory for proofs (TileReader). */
-  constructor(pool: Pool, cacheTiles?: number) {
+  /**
+   * `cacheTiles`: log tiles kept in memory for proofs (TileReader). `sealer`: in a process that
+   * holds the log's key, every head it appends is sealed, and vouch refuses a head no key holder
+   * wrote (head-seal.ts); without one, neither.
+   */
+  constructor(pool: Pool, cacheTiles?: number, private readonly sealer?: HeadSealer) {
     this.tiles = new TileReader(pool, cacheTiles);
   }
 
@@ -56,7 +61,7 @@ export class TransparencyLog implements LogAppender {
     if (this.appender.size !== head.size || !this.root.equals(head.root)) await this.reload(client, head);
   }
 
-  async append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[] }> {
+  async append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[]; seal?: Buffer }> {
     await this.prepare(client, head);
     const full: TileRow[] = [];
     const touched = new Set<number>();
@@ -89,10 +94,26 @@ export class TransparencyLog implements LogAppender {
     });
     this.root = this.appender.root();
     this.stats.leaves += leaves.length;
-    return { root: this.root, tiles: [...full, ...partial] };
+    const tiles = [...full, ...partial];
+    if (this.sealer === undefined) return { root: this.root, tiles };
+    return { root: this.root, tiles, seal: this.sealer.seal({ size: this.appender.size, root: this.root }) };
   }
 
-  /** Rebuilds the right edge from the stored tiles at the committed head. */
+  /**
+   * With the log's key, the head must be one a key holder vouches for (head-seal.ts). Without it,
+   * the log must have no key yet: a head this process wrote would be one no keyed server extends
+   * or signs (a command run without the key while, or after, a server adopted one).
+   */
+  async vouch(client: PoolClient, head: StoredHead): Promise<void> {
+    if (this.sealer !== undefined) return this.sealer.assertVouched(client, head);
+    const key = await currentLogKey(client);
+    if (key !== undefined) throw new WriterWithoutLogKey(key.verifier_key);
+  }
+
+  /**
+   * Rebuilds the right edge from the stored tiles at the committed head: one the batch
+   * committer vouched for under the lock (vouch), or the one our last batch committed.
+   */
   private async reload(client: PoolClient, head: LogHead): Promise<void> {
     this.stats.reloads += 1;
     const getNode = await this.tiles.nodeGetter(rootNodes(head.size), client);

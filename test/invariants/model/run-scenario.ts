@@ -12,12 +12,13 @@ import { hourMs, type Step } from './commands.ts';
 import type { Coverage } from './coverage.ts';
 import { Run } from './run.ts';
 import { worldTemplate } from './world.ts';
+import { testSealingKey } from '../../support/sealing-key.ts';
 
 export async function runScenario(steps: Step[], coverage: Coverage): Promise<void> {
   const fresh = await (await worldTemplate()).fresh();
   const { world, pool } = fresh;
   const secondPool = createPool({ url: fresh.url, connectionsMax: 4, applicationName: 'chipledger-test-second-ledger' });
-  const second = await Ledger.open({ pool: secondPool, clock: world.clock });
+  const second = await Ledger.open({ logSealingKey: testSealingKey, pool: secondPool, clock: world.clock });
   try {
     const size = Number((await pool.query('SELECT size FROM log_head')).rows[0].size);
     const sites = (await pool.query<{ id: string }>('SELECT id FROM sites ORDER BY created_seq')).rows.map((row) => row.id);

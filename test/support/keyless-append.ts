@@ -1,0 +1,33 @@
+/**
+ * A batch appended by a process that does not hold the log's key, as the writer role's connection
+ * alone could append one: what sealed heads (src/ledger/log/head-seal.ts) keep the log from taking.
+ */
+import { canonicalBytes, eventBody } from '../../src/ledger/events.ts';
+import { systemActor } from '../../src/ledger/permissions.ts';
+import { TransparencyLog } from '../../src/ledger/log/transparency-log.ts';
+import { openAtHeadSql } from '../../src/store/head-lock.ts';
+import { writeBatchAndCommit } from '../../src/store/batch-writes.ts';
+import { readHead } from '../../src/store/tlog-tables.ts';
+import type { Pool } from '../../src/store/pool.ts';
+
+/**
+ * One event appended as the ledger appends a batch (its row, leaf, tiles and head in one
+ * transaction, at the head it read), by a process that does not hold the log key: the head it
+ * leaves has no seal.
+ */
+export async function appendWithoutKey(pool: Pool, kind: string): Promise<void> {
+  const client = await pool.connect();
+  try {
+    const head = await readHead(client);
+    const at = new Date().toISOString();
+    const canonical = canonicalBytes(eventBody(head.size, at, kind, systemActor, null, {}, {}));
+    const log = new TransparencyLog(pool);
+    const event = { seq: head.size, at, kind, actor: systemActor.id, subject_id: null, org_ids: [], canonical };
+    await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], unitsChanges: [], replacedPartiesOf: [], events: [event], idempotency: [] }, async () => {
+      const appended = await log.append(client, head, [{ seq: event.seq, canonical }]);
+      return { tiles: appended.tiles, head: { size: head.size + 1, root: appended.root } };
+    }, openAtHeadSql(head));
+  } finally {
+    client.release();
+  }
+}
