@@ -14,7 +14,7 @@ import { Sequencer } from '../src/ledger/sequencer.ts';
 import { TransparencyLog } from '../src/ledger/log/transparency-log.ts';
 import { HeadSealer } from '../src/ledger/log/head-seal.ts';
 import { systemClock } from '../src/core/clock.ts';
-import { openAtHeadSql, type LogHead } from '../src/store/head-lock.ts';
+import { openAtHeadSql, type StoredHead } from '../src/store/head-lock.ts';
 import { writeBatchAndCommit, type EventWrite } from '../src/store/batch-writes.ts';
 import { migrate } from '../src/store/migrate.ts';
 import type { Pool } from '../src/store/pool.ts';
@@ -94,7 +94,7 @@ export async function sustainedAppends(pool: Pool, signerKey: string, leaves: nu
   const client = await pool.connect();
   // The only writer: every batch goes at the head the last one left, as the sequencer sends
   // a batch ahead (one round trip that takes the lock at the expected head, writes, commits).
-  let head: LogHead = await readHead(client);
+  let head: StoredHead = await readHead(client);
   try {
     for (let first = 0; first < leaves; first += batchLeaves) {
       const count = Math.min(batchLeaves, leaves - first);
@@ -112,7 +112,7 @@ export async function sustainedAppends(pool: Pool, signerKey: string, leaves: nu
         const started = performance.now();
         const appended = await log.append(client, at, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
         hashed = performance.now() - started;
-        return { tiles: appended.tiles, head: { size: at.size + count, root: appended.root }, ...(appended.seal === undefined ? {} : { seal: appended.seal }) };
+        return { tiles: appended.tiles, head: { size: at.size + count, root: appended.root }, seal: appended.seal };
       };
       head = await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], unitsChanges: [], replacedPartiesOf: [], events, idempotency: [] }, appendLeaves, openAtHeadSql(at));
       const t3 = performance.now();
@@ -204,7 +204,7 @@ export async function endToEnd(withLog: Pool, withoutLog: Pool, signerKey: strin
   const setup = await Ledger.open({ pool: withoutLog });
   const world = await buildBenchWorld(setup);
   await setup.close();
-  const sequencer = new Sequencer({ pool: withoutLog, clock: systemClock, logAppender: { append: async (_client, head) => ({ root: head.root, tiles: [] }), prepare: async () => {}, vouch: async () => {} } });
+  const sequencer = new Sequencer({ pool: withoutLog, clock: systemClock, logAppender: { append: async (_client, head) => ({ root: head.root, tiles: [], seal: null }), prepare: async () => {}, vouch: async () => {}, sealIsOurs: () => true } });
   try {
     const withoutLogRate = await bookAll((input, actor) => sequencer.submit('shipment.book', input, actor), world, bookings, callers);
     return { bookings, withLogEventsPerSecond: withLogRate, withoutLogEventsPerSecond: withoutLogRate };

@@ -10,7 +10,7 @@
  */
 import { TransparencyLog } from '../../src/ledger/log/transparency-log.ts';
 import { adoptLogKey } from '../../src/ledger/log/keys.ts';
-import { openAtHeadSql, type LogHead } from '../../src/store/head-lock.ts';
+import { openAtHeadSql, type StoredHead } from '../../src/store/head-lock.ts';
 import { writeBatchAndCommit, type EventWrite } from '../../src/store/batch-writes.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { createPool, type PoolClient } from '../../src/store/pool.ts';
@@ -76,7 +76,7 @@ try {
   const log = new TransparencyLog(pool);
   const marks = new Marks();
   const client = await pool.connect();
-  let head: LogHead = await readHead(client);
+  let head: StoredHead = await readHead(client);
   const unmark = markStatements(client, marks);
   for (let first = 0; first < leaves; first += batchLeaves) {
     const events: EventWrite[] = Array.from({ length: batchLeaves }, (_, offset) => ({
@@ -89,7 +89,7 @@ try {
       marks.mark('hashing starts');
       const appended = await log.append(client, at, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
       marks.mark('hashing ends');
-      return { tiles: appended.tiles, head: { size: at.size + batchLeaves, root: appended.root } };
+      return { tiles: appended.tiles, head: { size: at.size + batchLeaves, root: appended.root }, seal: appended.seal };
     }, openAtHeadSql(at));
     marks.mark('committed');
   }

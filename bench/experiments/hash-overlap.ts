@@ -34,7 +34,7 @@ try {
     const started = performance.now();
     const appendLeaves = async () => {
       const appended = await log.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
-      return { tiles: appended.tiles, head: { size: head.size + batchLeaves, root: appended.root } };
+      return { tiles: appended.tiles, head: { size: head.size + batchLeaves, root: appended.root }, seal: appended.seal };
     };
     await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], unitsChanges: [], replacedPartiesOf: [], events, idempotency: [] }, mode === 'first' ? await appendLeaves() : appendLeaves);
     spent[mode]!.push(performance.now() - started);

@@ -84,13 +84,14 @@ async function refuseUnpublished(database: Database, config: Config): Promise<vo
  * key (CHIPLEDGER_LOG_SIGNER_KEY, CHIPLEDGER_LOG_KEY_FILE) or the demo's in the data dir. A
  * server extends and signs only heads a holder of the log's key wrote, so once the log has a
  * key, a command without it is refused before it writes: its events would stop every server.
- * Before the log has a key, any key given seals (the first server's key vouches for the log
- * as it finds it), and none is needed.
+ * Before the log has a key none is needed, and the key at hand seals: a server started just
+ * before (`serve &` and the next line) may adopt it while this command runs, and a command
+ * without it would then be refused (transparency-log.ts, vouch).
  */
 async function adminSealingKey(database: Database, config: Config): Promise<string | undefined> {
   const current = (await currentLogKey(database.pool))?.verifier_key;
-  if (current === undefined) return undefined;
   const atHand = logKeysAtHand(config);
+  if (current === undefined) return atHand.keys[0];
   const key = logKeyOf(atHand.keys, current);
   if (key !== undefined) return key;
   const unread = atHand.problems.length === 0 ? '' : ` (${atHand.problems.join('; ')})`;

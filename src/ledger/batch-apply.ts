@@ -10,10 +10,9 @@ import { limits } from '../core/limits.ts';
 import type { PoolClient } from '../store/pool.ts';
 import type { TileRow } from '../store/tlog-tables.ts';
 import { emptyKeys, type BatchKeys } from '../store/batch-keys.ts';
-import type { LogHead } from '../store/head-lock.ts';
 import type { StoredAnswer } from '../store/idempotency-answers.ts';
 import type { BatchWrites, EventWrite, IdempotencyWrite, LogWrite } from '../store/batch-writes.ts';
-import type { StoredHead } from '../store/head-lock.ts';
+import type { LogHead, StoredHead } from '../store/head-lock.ts';
 import { bulkRowsMin } from '../store/batch-steps.ts';
 import { canonicalBytes, eventBody, recordSerials, redact } from './events.ts';
 import { replay, storedToAnswer, toStored } from './idempotency.ts';
@@ -38,7 +37,7 @@ export interface LogAppender {
    * batch committed, which the batch's opening checks. The client is for reloading the
    * right edge.
    */
-  append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[]; seal?: Buffer }>;
+  append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[]; seal: Buffer | null }>;
   /**
    * Makes ready to append at `head` (reading from the client if it must), so that a later
    * append reads nothing: a big batch appends while its events are being sent on the client.
@@ -47,9 +46,15 @@ export interface LogAppender {
   /**
    * Throws unless a holder of the log's key vouches for `head` (log/head-seal.ts): called under
    * the lock for every head a batch is applied at that this process did not commit itself.
-   * Without the key, every head passes.
+   * Without the key, only a log that has no key yet passes.
    */
   vouch(client: PoolClient, head: StoredHead): Promise<void>;
+  /**
+   * Whether the head's seal is one this process writes: none without the log's key, its key's
+   * with it. A head our last batch left with another seal was sealed anew since (a key adopted
+   * or rotated to: log/keys.ts), or was someone else's that a batch appending nothing kept.
+   */
+  sealIsOurs(head: StoredHead): boolean;
 }
 
 /** A command waiting in the queue, checked for shape and role, with its caller's answer to give. */
@@ -77,7 +82,7 @@ export interface Applied {
  * Checks and applies the batch against `state` (rows as of `head`); a small batch also
  * appends its events to the log now. Writes nothing: the caller writes and commits.
  */
-export async function applyBatch(logAppender: LogAppender, client: PoolClient, batch: Pending[], state: BatchState, head: LogHead, stored: StoredAnswer[], at: string): Promise<Applied> {
+export async function applyBatch(logAppender: LogAppender, client: PoolClient, batch: Pending[], state: BatchState, head: StoredHead, stored: StoredAnswer[], at: string): Promise<Applied> {
   const size = head.size;
   const events: EventWrite[] = [];
   const remembered: IdempotencyWrite[] = [];
@@ -109,11 +114,10 @@ export async function applyBatch(logAppender: LogAppender, client: PoolClient, b
     idempotency: remembered,
   };
   const appendLeaves = async (): Promise<LogWrite> => {
-    if (events.length === 0) return { tiles: [], head };
+    if (events.length === 0) return { tiles: [], head, seal: head.seal };
     const leaves = events.map((event) => ({ seq: event.seq, canonical: event.canonical }));
     const log = await logAppender.append(client, head, leaves);
-    const written: LogWrite = { tiles: log.tiles, head: { size: size + events.length, root: log.root } };
-    return log.seal === undefined ? written : { ...written, seal: log.seal };
+    return { tiles: log.tiles, head: { size: size + events.length, root: log.root }, seal: log.seal };
   };
   // A big batch's events go by COPY in statements of their own: its leaves are hashed
   // while those travel (store/batch-writes.ts). A small batch sends everything in one

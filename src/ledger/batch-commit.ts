@@ -23,7 +23,7 @@ import { limits } from '../core/limits.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Pool } from '../store/pool.ts';
 import { isQueryTimeout } from '../store/query-timeout.ts';
-import { beginBatch, openAtHeadSql, type BatchHead, type LogHead } from '../store/head-lock.ts';
+import { beginBatch, openAtHeadSql, type BatchHead, type StoredHead } from '../store/head-lock.ts';
 import { loadBatchState } from '../store/batch-state.ts';
 import { writeBatchAndCommit } from '../store/batch-writes.ts';
 import { isLockTimeout, isWorthRunningAgain, provesNoCommit } from './refusals.ts';
@@ -59,8 +59,11 @@ export interface BatchCommitterOptions {
 
 export class BatchCommitter {
   private readonly cache: RowCache;
-  /** The head our last committed batch left; another head at the lock means another writer. */
-  private lastCommitted: BatchHead | null = null;
+  /**
+   * The head our last committed batch left, with its seal; another head at the lock means
+   * another writer, and so does another seal (a log key adopted since: log/keys.ts).
+   */
+  private lastCommitted: (BatchHead & StoredHead) | null = null;
   /** The last batch found the head it expected: sending the next one ahead is likely right. */
   private aheadWorthTrying = false;
   /**
@@ -127,7 +130,7 @@ export class BatchCommitter {
       this.aheadWorthTrying = false;
       return null;
     }
-    let committed: LogHead;
+    let committed: StoredHead;
     this.sentCommit = true;
     try {
       const lockWaitMs = Math.min(limits.aheadLockWaitMsMax, this.options.headLockWaitMs);
@@ -152,7 +155,7 @@ export class BatchCommitter {
       throw error;
     }
     client.release();
-    this.lastCommitted = headAfter(head, committed, at);
+    this.lastCommitted = { ...headAfter(head, committed, at), seal: committed.seal };
     this.options.stats.logSize = committed.size;
     this.cache.advance(applied.state, committed);
     this.options.stats.cachedBatches += 1;
@@ -166,13 +169,16 @@ export class BatchCommitter {
     try {
       const keys = batchKeys(batch);
       const { head, stored } = await beginBatch(client, batch.flatMap((pending) => (pending.idempotency ? [pending.idempotency] : [])), this.options.headLockWaitMs);
-      // Nobody else wrote since our last commit: the cached rows are the rows.
-      const alone = this.lastCommitted !== null && sameHead(this.lastCommitted, head);
+      // Nobody else wrote since our last commit: the cached rows are the rows. The head's seal
+      // must be as we left it, and ours: a key adopted since seals the head without moving it,
+      // and a batch that appends nothing keeps the seal it found, which may be another's.
+      const alone = this.lastCommitted !== null && sameHead(this.lastCommitted, head) && this.options.logAppender.sealIsOurs(head);
       this.aheadWorthTrying = alone;
       if (!alone) this.cache.clear();
       // A head this process did not commit is applied at only once a holder of the log's key
       // vouches for it (log/head-seal.ts), also by a batch that appends nothing: its head
-      // becomes the one our next batch is sent ahead at, outside the lock, unchecked.
+      // becomes the one our next batch is sent ahead at, where only the head's size, root and
+      // seal are compared (migration 061).
       if (!alone) await this.options.logAppender.vouch(client, head);
       // The batch's time is read under the lock and is no earlier than the newest event's
       // (head.at): event times never go back in commit order, whatever this clock says.
@@ -185,7 +191,7 @@ export class BatchCommitter {
       else this.cache.remember(loaded, head);
       this.sentCommit = true;
       const committed = await writeBatchAndCommit(client, applied.writes, applied.log);
-      this.lastCommitted = headAfter(head, committed, at);
+      this.lastCommitted = { ...headAfter(head, committed, at), seal: committed.seal };
       this.options.stats.logSize = committed.size;
       this.cache.advance(applied.state, committed);
       return applied.answers;
@@ -208,6 +214,6 @@ export class BatchCommitter {
   }
 }
 
-function sameHead(a: LogHead, b: LogHead): boolean {
-  return a.size === b.size && a.root.equals(b.root);
+function sameHead(a: StoredHead, b: StoredHead): boolean {
+  return a.size === b.size && a.root.equals(b.root) && (a.seal === null ? b.seal === null : b.seal !== null && a.seal.equals(b.seal));
 }

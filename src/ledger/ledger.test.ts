@@ -229,6 +229,7 @@ describe('a log that fails in a big batch', () => {
       logAppender: {
         prepare: (client, head) => log.prepare(client, head),
         vouch: (client, head) => log.vouch(client, head),
+        sealIsOurs: (head) => log.sealIsOurs(head),
         append: async (client, head, leaves) => {
           if (failures === 0 && leaves.length >= 256) {
             failures += 1;

@@ -34,7 +34,7 @@ async function appendBatch(log: TransparencyLog, entries: Buffer[], readers: (of
     }));
     const appendLeaves = async () => {
       const appended = await log.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
-      return { tiles: appended.tiles, head: { size: head.size + entries.length, root: appended.root } };
+      return { tiles: appended.tiles, head: { size: head.size + entries.length, root: appended.root }, seal: null };
     };
     if (entries.length < bulkRowsMin) {
       await writeBatchAndCommit(client, { ...noWrites, events }, await appendLeaves());
@@ -112,7 +112,7 @@ describe('unit writes', () => {
         await client.query('BEGIN');
         const writes = { ...noWrites, inserted: { units: newUnits } };
         // The head and COMMIT are queued behind the refused COPY; the refusal is what comes back.
-        await expect(writeBatchAndCommit(client, writes, async () => ({ tiles: [], head })), `${count} units`).rejects.toMatchObject({ code: '23503', message: expect.stringMatching(/unit NOREF-.* names a product, organisation, shipment or site that does not exist/) });
+        await expect(writeBatchAndCommit(client, writes, async () => ({ tiles: [], head, seal: null })), `${count} units`).rejects.toMatchObject({ code: '23503', message: expect.stringMatching(/unit NOREF-.* names a product, organisation, shipment or site that does not exist/) });
         await client.query('ROLLBACK');
       } finally {
         client.release();
@@ -165,7 +165,7 @@ describe('a log that fails while the events travel', () => {
     const client = await database.pool.connect();
     try {
       await beginBatch(client);
-      const log = async () => ({ tiles, head: { size: before.size + events.length, root: Buffer.alloc(32, 1) } });
+      const log = async () => ({ tiles, head: { size: before.size + events.length, root: Buffer.alloc(32, 1) }, seal: null });
       await expect(writeBatchAndCommit(client, { ...noWrites, events }, log)).rejects.toThrow(/reader sets need events in ascending seq order/);
       await client.query('ROLLBACK');
       expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);

@@ -10,7 +10,7 @@ import pg from 'pg';
 import type { CopyColumn } from './copy-binary.ts';
 import type { PoolClient } from './pool.ts';
 import { tableOrder, tables, type TableName, type TableRows } from './ledger-tables.ts';
-import { assertLogHead, type LogHead } from './head-lock.ts';
+import { assertLogHead, type LogHead, type StoredHead } from './head-lock.ts';
 import { bulkRowsMin, bytes, copy, inline, integer, json, StepSender, type Step } from './batch-steps.ts';
 import { eventSteps, readerStep } from './batch-event-writes.ts';
 import { tileStep } from './batch-tile-writes.ts';
@@ -95,10 +95,11 @@ export interface LogWrite {
   tiles: TileRow[];
   head: LogHead;
   /**
-   * The new head's seal (ledger/log/head-seal.ts), from a process that holds the log's key.
-   * Without one, a head that stays as it was keeps its seal, and a new head has none.
+   * The head's seal (ledger/log/head-seal.ts), written as given: a new head's from a process
+   * that holds the log's key, null from one that does not; for a head that stays as it was
+   * (a batch that appends nothing), the seal it had, which the caller passes on.
    */
-  seal?: Buffer;
+  seal: Buffer | null;
 }
 
 export interface BatchWrites {
@@ -138,7 +139,7 @@ export interface BatchWrites {
  * Crash note: a failure in any statement aborts the transaction (the caller rolls back);
  * a connection lost during the final text leaves the outcome unknown until the next read.
  */
-export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, log: LogWrite | (() => Promise<LogWrite>), opening?: string): Promise<LogHead> {
+export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, log: LogWrite | (() => Promise<LogWrite>), opening?: string): Promise<StoredHead> {
   const sender = new StepSender(client);
   let written: LogWrite;
   try {
@@ -165,13 +166,11 @@ export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrite
   }
   // The head's time (log_head.at) is not written here: the trigger of migration 031 sets it
   // to the batch's newest event's and refuses the batch if an event is dated before the head's.
-  const size = integer(written.head.size);
-  const root = bytes(written.head.root);
-  const seal = written.seal === undefined ? `CASE WHEN size = ${size} AND root = ${root} THEN seal END` : bytes(written.seal);
-  sender.add(inline(`UPDATE log_head SET size = ${size}, root = ${root}, seal = ${seal} WHERE id = 1`));
+  const seal = written.seal === null ? 'NULL' : bytes(written.seal);
+  sender.add(inline(`UPDATE log_head SET size = ${integer(written.head.size)}, root = ${bytes(written.head.root)}, seal = ${seal} WHERE id = 1`));
   sender.add(inline('COMMIT'));
   await sender.done();
-  return written.head;
+  return { ...written.head, seal: written.seal };
 }
 
 /** The batch's row changes, events and idempotency answers, in the order they must run. */

@@ -45,7 +45,7 @@ async function writeEvents(moreSubjects: Array<string[] | undefined>): Promise<{
       return (query as (...all: unknown[]) => unknown)(...args);
     }) as typeof client.query;
     try {
-      await writeBatchAndCommit(client, { ...noWrites, events }, { tiles: appended.tiles, head: { size: head.size + events.length, root: appended.root } });
+      await writeBatchAndCommit(client, { ...noWrites, events }, { tiles: appended.tiles, head: { size: head.size + events.length, root: appended.root }, seal: null });
     } finally {
       client.query = query;
     }

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { limits } from '../core/limits.ts';
-import { beginBatch, openAtHeadSql, type LogHead } from './head-lock.ts';
+import { beginBatch, openAtHeadSql, type StoredHead } from './head-lock.ts';
 import { rememberAnswer } from './idempotency-answers.ts';
 import type { PoolClient } from './pool.ts';
 
@@ -69,7 +69,7 @@ describe('the idle bound of a transaction holding the head lock', () => {
   });
 
   it('is set by the opening of a batch sent ahead, in the same text', async () => {
-    const head = (await database.pool.query<LogHead>('SELECT size, root FROM log_head WHERE id = 1')).rows[0]!;
+    const head = (await database.pool.query<StoredHead>('SELECT size, root, seal FROM log_head WHERE id = 1')).rows[0]!;
     const text = openAtHeadSql(head, 200);
     expect(text).toMatch(/^BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = 200; SET LOCAL idle_in_transaction_session_timeout = \d+; SET LOCAL statement_timeout = \d+; SELECT set_config\('synchronous_commit', 'local', true\) WHERE current_setting\('synchronous_commit'\) = 'off'; SELECT ledger_lock_expected_head\(/);
     await withClient(async (client) => {
@@ -140,7 +140,7 @@ describe("a ledger transaction's statement bound and durability", () => {
   ];
   for (const { session, inBatch } of cases) {
     it(`makes synchronous_commit ${inBatch.synchronousCommit} of a session's ${session.synchronousCommit}, and bounds statements at ${statementBound} whatever the session's ${session.statementTimeout}, on both openings`, async () => {
-      const head = (await database.pool.query<LogHead>('SELECT size, root FROM log_head WHERE id = 1')).rows[0]!;
+      const head = (await database.pool.query<StoredHead>('SELECT size, root, seal FROM log_head WHERE id = 1')).rows[0]!;
       for (const open of [(client: PoolClient) => beginBatch(client), (client: PoolClient) => client.query(openAtHeadSql(head))]) {
         await withClient(async (client) => {
           await client.query('SELECT set_config($1, $2, false), set_config($3, $4, false)', ['synchronous_commit', session.synchronousCommit, 'statement_timeout', session.statementTimeout]);

@@ -104,18 +104,20 @@ export function assertLogHead(head: LogHead): void {
   if (!Number.isSafeInteger(head.size) || head.root.length !== 32) throw new Error('assertion failed: a log head is a safe integer size and a 32-byte root');
 }
 
-/** SQLSTATE of ledger_lock_expected_head (migration 021) when the head is not the expected one. */
+/** SQLSTATE of ledger_lock_expected_head (migrations 021, 061) when the head is not the expected one. */
 export const headMovedCode = 'CLH01';
 
 /**
  * The first statements of a batch sent ahead (ledger/batch-commit.ts, sendAhead): they open its
  * transaction and take the ledger's lock like beginBatch, but read nothing back. The batch
- * goes on only at the head it was applied at; at any other the function raises headMovedCode
- * and nothing of the batch runs. Its idempotency keys are not looked up: the batch inserts
+ * goes on only at the head it was applied at, its seal included (a key adopted since sealed
+ * it: migration 061); at any other the function raises headMovedCode and nothing of the batch
+ * runs. Its idempotency keys are not looked up: the batch inserts
  * each, so a key stored before fails it on the primary key instead. The head's time needs
  * no check of its own: it moves only with the head's size (migration 031).
  */
-export function openAtHeadSql(head: LogHead, lockWaitMs: number = limits.headLockWaitMsMax): string {
+export function openAtHeadSql(head: StoredHead, lockWaitMs: number = limits.headLockWaitMsMax): string {
   assertLogHead(head);
-  return `${beginHeadLocked}; ${headLockBoundsSql(lockWaitMs)}; SELECT ledger_lock_expected_head(${head.size}, decode('${head.root.toString('hex')}', 'hex'))`;
+  const seal = head.seal === null ? 'NULL' : `decode('${head.seal.toString('hex')}', 'hex')`;
+  return `${beginHeadLocked}; ${headLockBoundsSql(lockWaitMs)}; SELECT ledger_lock_expected_head(${head.size}, decode('${head.root.toString('hex')}', 'hex'), ${seal})`;
 }

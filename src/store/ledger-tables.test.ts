@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { emptyKeys } from './batch-keys.ts';
-import { headMovedCode, openAtHeadSql, type LogHead } from './head-lock.ts';
+import { headMovedCode, openAtHeadSql, type StoredHead } from './head-lock.ts';
 import { loadBatchState } from './batch-state.ts';
 
 let database: TestDatabase;
@@ -42,14 +42,14 @@ describe('loading the units a batch names', () => {
   });
 });
 
-describe('the opening of a batch sent ahead (migration 021)', () => {
-  async function head(): Promise<LogHead> {
-    const row = (await database.pool.query<{ size: string; root: Buffer }>('SELECT size, root FROM log_head')).rows[0]!;
-    return { size: Number(row.size), root: row.root };
+describe('the opening of a batch sent ahead (migrations 021, 061)', () => {
+  async function head(): Promise<StoredHead> {
+    const row = (await database.pool.query<{ size: string; root: Buffer; seal: Buffer | null }>('SELECT size, root, seal FROM log_head')).rows[0]!;
+    return { size: Number(row.size), root: row.root, seal: row.seal };
   }
 
   /** Runs the opening and a marker statement in one text, as a batch sends them, then rolls back. */
-  async function open(at: LogHead): Promise<{ marked: boolean } | { code: string; message: string }> {
+  async function open(at: StoredHead): Promise<{ marked: boolean } | { code: string; message: string }> {
     const client = await database.pool.connect();
     try {
       await client.query(`${openAtHeadSql(at)}; CREATE TEMP TABLE opened_marker (x int) ON COMMIT DROP`);
@@ -81,9 +81,25 @@ describe('the opening of a batch sent ahead (migration 021)', () => {
     const at = await head();
     const otherRoot = Buffer.from(at.root);
     otherRoot.writeUInt8(otherRoot.readUInt8(31) ^ 1, 31);
-    expect(await open({ size: at.size + 1, root: at.root })).toEqual({ code: headMovedCode, message: `the log head is at size ${at.size}, not the ${at.size + 1} this batch was applied at` });
-    expect(await open({ size: at.size, root: otherRoot })).toMatchObject({ code: headMovedCode });
-    expect(() => openAtHeadSql({ size: 1.5, root: at.root })).toThrow(/safe integer/);
-    expect(() => openAtHeadSql({ size: 1, root: Buffer.alloc(31) })).toThrow(/32-byte root/);
+    expect(await open({ ...at, size: at.size + 1 })).toEqual({ code: headMovedCode, message: `the log head is at size ${at.size}, not the ${at.size + 1} this batch was applied at` });
+    expect(await open({ ...at, root: otherRoot })).toMatchObject({ code: headMovedCode });
+    expect(() => openAtHeadSql({ ...at, size: 1.5 })).toThrow(/safe integer/);
+    expect(() => openAtHeadSql({ ...at, size: 1, root: Buffer.alloc(31) })).toThrow(/32-byte root/);
+  });
+
+  it('stops it at the same size and root sealed otherwise: a log key adopted since sealed it (ledger/log/keys.ts)', async () => {
+    const at = await head();
+    const seal = Buffer.alloc(32, 7);
+    const sealedAnew = { code: headMovedCode, message: `the log head at size ${at.size} was sealed anew since this batch was applied at it` };
+    expect(await open({ ...at, seal })).toEqual(sealedAnew);
+    expect(await open({ ...at, seal: at.seal === null ? Buffer.alloc(32, 8) : null })).toEqual(sealedAnew);
+    await database.pool.query('UPDATE log_head SET seal = $1', [seal]);
+    try {
+      expect(await open(at)).toEqual(sealedAnew);
+      expect(await open({ ...at, seal: null })).toEqual(sealedAnew);
+      expect(await open({ ...at, seal })).toEqual({ marked: true });
+    } finally {
+      await database.pool.query('UPDATE log_head SET seal = $1', [at.seal]);
+    }
   });
 });

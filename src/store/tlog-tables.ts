@@ -133,9 +133,19 @@ export async function readHead(db: Queryable): Promise<StoredHead> {
   return result.rows[0]!;
 }
 
-/** Seals the head if it is still `head` (a batch may have moved it meanwhile); whether it did. */
-export async function sealHead(db: Queryable, head: { size: number; root: Buffer }, seal: Buffer): Promise<boolean> {
-  return ((await db.query('UPDATE log_head SET seal = $1 WHERE id = 1 AND size = $2 AND root = $3', [seal, head.size, head.root])).rowCount ?? 0) === 1;
+/**
+ * The log's head, locked as a batch locks it (store/head-lock.ts) until the transaction ends:
+ * no batch moves it, nor commits at it, meanwhile. The transaction may then sit idle no
+ * longer than a batch may (limits.headLockIdleMsMax): one frozen here stops every batch.
+ */
+export async function lockHead(client: PoolClient): Promise<StoredHead> {
+  const results = (await client.query(`SET LOCAL idle_in_transaction_session_timeout = ${limits.headLockIdleMsMax}; SELECT size, root, seal FROM log_head WHERE id = 1 FOR UPDATE`)) as unknown as Array<{ rows: StoredHead[] }>;
+  return results[1]!.rows[0]!;
+}
+
+/** Seals the head that the caller locked (lockHead). */
+export async function sealHead(client: PoolClient, seal: Buffer): Promise<void> {
+  await client.query('UPDATE log_head SET seal = $1 WHERE id = 1', [seal]);
 }
 
 /**

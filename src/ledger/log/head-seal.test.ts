@@ -5,14 +5,14 @@
  * consistent): the next batch extended it and the checkpointer signed it. Here the same batch,
  * written by a process without the key, is signed by nobody and extended by nobody.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { formatCheckpoint, formatKeyId, generateSignerKey, parseSignerKey, signNote, type Ed25519NoteSigner } from '../../tlog/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
 import { Ledger } from '../ledger.ts';
-import { systemActor } from '../permissions.ts';
+import { systemActor, type Actor } from '../permissions.ts';
 import { HeadNotVouched, HeadSealer, headSealRule } from './head-seal.ts';
 import { appendWithoutKey } from '../../../test/support/keyless-append.ts';
-import { readHead } from '../../store/tlog-tables.ts';
+import { currentLogKey, readHead } from '../../store/tlog-tables.ts';
 import type { Pool } from '../../store/pool.ts';
 
 const origin = 'seal.chipledger.test';
@@ -146,16 +146,26 @@ describe('heads across a key rotation', () => {
     await database?.drop();
   });
 
-  it("take the old key's seal for the announcement only; the announcement vouches from then on, and a process on the old key is believed no more", async () => {
+  it("take the old key's seal for the announcement only, which seals the head anew; a process on the old key is believed no more", async () => {
     const old = await Ledger.open({ pool: database.writerPool, logSignerKey: keyA.signerKey, checkpointIntervalMs: 3_600_000 });
-    await register(old, 'Under The Old Key');
-    await old.close();
-    const sealedByA = await readHead(database.pool);
-    expect(new HeadSealer(keyA.signerKey).sealedBy(sealedByA, sealedByA.seal)).toBe(true);
+    try {
+      await register(old, 'Under The Old Key');
+      await register(old, 'Under The Old Key Again'); // its own head: the next batch finds itself alone
+      const sealedByA = await readHead(database.pool);
+      expect(new HeadSealer(keyA.signerKey).sealedBy(sealedByA, sealedByA.seal)).toBe(true);
 
-    const rotated = await Ledger.open({ pool: database.writerPool, logSignerKey: keyB.signerKey, logPreviousSignerKey: keyA.signerKey, checkpointIntervalMs: 3_600_000 });
-    await rotated.close();
-    // Not a seal of B's: the announcement, which A and B both signed at that head, vouches for it.
+      const rotated = await Ledger.open({ pool: database.writerPool, logSignerKey: keyB.signerKey, logPreviousSignerKey: keyA.signerKey, checkpointIntervalMs: 3_600_000 });
+      await rotated.close();
+      const announced = await readHead(database.pool);
+      expect({ size: announced.size, root: announced.root }).toEqual({ size: sealedByA.size, root: sealedByA.root });
+      expect(new HeadSealer(keyB.signerKey).sealedBy(announced, announced.seal)).toBe(true);
+      // Still running on A, at the head it left, which B sealed: refused at its next batch.
+      const stale = await old.submit('organisation.register', { name: 'Still Under The Old Key', country: 'US', roles: ['exporter'], identifiers: {} }, systemActor);
+      expect(stale).toMatchObject({ ok: false, error: { code: 'unavailable', rule: headSealRule, message: expect.stringContaining(`this process was not given the log's key (${keyB.verifierKey})`) } });
+      expect(await readHead(database.pool)).toEqual(announced);
+    } finally {
+      await old.close();
+    }
     const later = await Ledger.open({ pool: database.writerPool, logSignerKey: keyB.signerKey, checkpointIntervalMs: 3_600_000 });
     try {
       await register(later, 'Under The New Key');
@@ -165,7 +175,7 @@ describe('heads across a key rotation', () => {
       await later.close();
     }
     // A server left running on the old key: its seal is not the log's any more.
-    await expect(Ledger.open({ pool: database.writerPool, logSealingKey: keyA.signerKey })).rejects.toThrow(HeadNotVouched);
+    await expect(Ledger.open({ pool: database.writerPool, logSealingKey: keyA.signerKey })).rejects.toThrow(`this process was not given the log's key (${keyB.verifierKey})`);
   });
 
   it('refuses a process without the key any write once the log has one, before it writes', async () => {
@@ -180,6 +190,148 @@ describe('heads across a key rotation', () => {
     expect(await readHead(database.pool)).toEqual(before);
   });
 });
+
+describe('a log key adopted beside writers', () => {
+  let database: TestDatabase;
+
+  beforeEach(async () => {
+    database = await createTestDatabase();
+  });
+  afterEach(async () => {
+    await database?.drop();
+  });
+
+  it('is adopted between batches: the head a batch holding the lock leaves is the one sealed', async () => {
+    const keyless = await Ledger.open({ pool: database.writerPool });
+    await register(keyless, 'Before The Key');
+    await keyless.close();
+    const before = await readHead(database.pool);
+    let adopting: Promise<Ledger> | undefined;
+    await appendWithoutKey(database.writerPool, 'racing.kind', async (holder) => {
+      adopting = Ledger.open({ pool: database.writerPool, logSignerKey: keyA.signerKey, checkpointIntervalMs: 3_600_000 });
+      adopting.catch(() => {}); // awaited below
+      // The adoption waits for this batch's lock on the head, its key not yet written.
+      for (let waited = 0; !(await adoptionWaitsForTheHead(database.pool)); waited += 20) {
+        if (waited > 60_000) throw new Error('the key adoption never waited for the head lock');
+        await holder.query('SELECT 1'); // within the lock's idle bound
+        await new Promise((resume) => setTimeout(resume, 20));
+      }
+      expect(await currentLogKey(database.pool)).toBeUndefined();
+    });
+    const server = await adopting!;
+    try {
+      const sealed = await readHead(database.pool);
+      expect(sealed.size).toBe(before.size + 1);
+      expect(new HeadSealer(keyA.signerKey).sealedBy(sealed, sealed.seal)).toBe(true);
+      await register(server, 'After The Key');
+      expect((await server.checkpointer!.checkpointNow())?.size).toBe(sealed.size + 1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('stops the processes that do not hold it at their next batch, the one that wrote the head it sealed too, and the server goes on', async () => {
+    const keyless = await Ledger.open({ pool: database.writerPool });
+    // Seals with A before the log has a key (an admin command given the key the server will adopt).
+    const withA = await Ledger.open({ pool: database.writerPool, logSealingKey: keyA.signerKey });
+    const withB = await Ledger.open({ pool: database.writerPool, logSealingKey: keyB.signerKey });
+    const writers = [keyless, withA, withB];
+    let server: Ledger | undefined;
+    try {
+      // Before the log has a key each writes at the others' heads, sealed or not, and seals its
+      // own with its key (keyless leaves none); keyless writes last, twice: the second batch
+      // finds the head its first left, and takes it for its own.
+      for (const [round, writer] of [keyless, withA, withB, withA, withB, keyless, keyless].entries()) await register(writer, `Before The Key ${round}`);
+      const found = await readHead(database.pool);
+      expect(found.seal).toBeNull();
+
+      server = await Ledger.open({ pool: database.writerPool, logSignerKey: keyA.signerKey, checkpointIntervalMs: 3_600_000 });
+      const sealed = await readHead(database.pool);
+      expect({ size: sealed.size, root: sealed.root }).toEqual({ size: found.size, root: found.root });
+      expect(new HeadSealer(keyA.signerKey).sealedBy(sealed, sealed.seal)).toBe(true);
+      // Nothing moved the head since keyless's last batch, but its seal is new: keyless may not
+      // write there (nor may withB, whose key the log never had).
+      for (const writer of [keyless, withB]) {
+        const answer = await writer.submit('organisation.register', { name: 'Without The Log Key', country: 'US', roles: ['exporter'], identifiers: {} }, systemActor);
+        expect(answer).toMatchObject({ ok: false, error: { code: 'unavailable', rule: headSealRule, message: expect.stringContaining(`this process was not given the log's key (${keyA.verifierKey})`) } });
+      }
+      expect(await readHead(database.pool)).toEqual(sealed);
+      await register(withA, 'With The Log Key');
+      await register(server, 'The Server');
+      const head = await readHead(database.pool);
+      expect(head.size).toBe(found.size + 2);
+      expect((await server.checkpointer!.checkpointNow())?.size).toBe(head.size);
+    } finally {
+      await server?.close();
+      for (const writer of writers) await writer.close();
+    }
+  });
+
+  it('stops a process without it whose last batch appended nothing, at a head sealed by that key', async () => {
+    const withA = await Ledger.open({ pool: database.writerPool, logSealingKey: keyA.signerKey });
+    const keyless = await Ledger.open({ pool: database.writerPool });
+    let server: Ledger | undefined;
+    try {
+      await register(withA, 'Sealed Before The Key');
+      // Refused, so it appends nothing, and keeps the seal it found: A's, not one it writes.
+      const refused = await keyless.submit('token.revoke', { tokenId: 'TOK-999999' }, systemActor);
+      expect(refused).toMatchObject({ ok: false, error: { code: 'not_found' } });
+      const found = await readHead(database.pool);
+      server = await Ledger.open({ pool: database.writerPool, logSignerKey: keyA.signerKey, checkpointIntervalMs: 3_600_000 });
+      expect(await readHead(database.pool)).toEqual(found); // sealed by A already: the adoption changes nothing
+      const answer = await keyless.submit('organisation.register', { name: 'After An Empty Batch', country: 'US', roles: ['exporter'], identifiers: {} }, systemActor);
+      expect(answer).toMatchObject({ ok: false, error: { code: 'unavailable', rule: headSealRule } });
+      expect(await readHead(database.pool)).toEqual(found);
+      await register(server, 'The Server');
+    } finally {
+      await server?.close();
+      await withA.close();
+      await keyless.close();
+    }
+  });
+
+  it('stops a process without it whose next batch goes ahead at the head it left, which the adoption sealed', async () => {
+    const keyless = await Ledger.open({ pool: database.writerPool });
+    let server: Ledger | undefined;
+    try {
+      const recipient = await keyless.submit('organisation.register', { name: 'Site Owner', country: 'US', roles: ['recipient'], identifiers: {} }, systemActor);
+      if (!recipient.ok) throw new Error(JSON.stringify(recipient));
+      const orgId = String(recipient.body.organisationId);
+      const token = await keyless.submit('token.create', { organisationId: orgId, role: 'recipient', label: 'site owner' }, systemActor);
+      if (!token.ok) throw new Error(JSON.stringify(token));
+      const owner: Actor = { id: String(token.body.tokenId), orgId, role: 'recipient' };
+      const registerSite = (name: string) => keyless.submit('site.register', { name, province: 'Hebei', city: 'Zhangjiakou', latitude: 40.8, longitude: 114.9, capacityUnits: 10 }, owner);
+      // The classic way (finding its own head, caching the rows), then sent ahead from them.
+      const stats = keyless.sequencer.stats;
+      for (let round = 1; stats.aheadBatches === 0; round += 1) {
+        if (round > 5) throw new Error('no batch was sent ahead');
+        const site = await registerSite(`DC-${round}`);
+        expect(site, JSON.stringify(site)).toMatchObject({ ok: true });
+      }
+      const found = await readHead(database.pool);
+      server = await Ledger.open({ pool: database.writerPool, logSignerKey: keyB.signerKey, checkpointIntervalMs: 3_600_000 });
+      const sealed = await readHead(database.pool);
+      expect({ size: sealed.size, root: sealed.root }).toEqual({ size: found.size, root: found.root });
+      expect(new HeadSealer(keyB.signerKey).sealedBy(sealed, sealed.seal)).toBe(true);
+      // Same size and root: the opening sent ahead finds the seal changed (migration 061) and the
+      // batch goes the classic way, which sees the key and refuses.
+      const misses = stats.aheadMisses;
+      expect(await registerSite('DC-after-the-key')).toMatchObject({ ok: false, error: { code: 'unavailable', rule: headSealRule } });
+      expect(stats.aheadMisses).toBe(misses + 1);
+      expect(await readHead(database.pool)).toEqual(sealed);
+      await register(server, 'The Server');
+      expect((await server.checkpointer!.checkpointNow())?.size).toBe(sealed.size + 1);
+    } finally {
+      await server?.close();
+      await keyless.close();
+    }
+  });
+});
+
+async function adoptionWaitsForTheHead(pool: Pool): Promise<boolean> {
+  const found = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM log_head WHERE id = 1 FOR UPDATE%' AND pid <> pg_backend_pid()");
+  return found.rows[0]!.n > 0;
+}
 
 async function register(ledger: Ledger, name: string): Promise<void> {
   const answer = await ledger.submit('organisation.register', { name, country: 'US', roles: ['exporter'], identifiers: {} }, systemActor);

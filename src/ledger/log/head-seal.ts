@@ -13,17 +13,19 @@
  * - or it is a checkpoint those keys signed (its signed note verified here, since the writer may
  *   insert checkpoint rows too);
  * - or it is the head as it stood when migration 060 ran (heads were not sealed before), kept
- *   in a table the writer may only read; or the empty log.
+ *   in a table the writer may only read; or the empty log;
+ * - or the log has no key yet: nothing could seal its heads, and the first key to sign seals
+ *   the head as it finds it (log/keys.ts). The writer may add key rows but never take one away.
  *
  * What it does not close: a forger who holds the log's key, and changes to the state tables
  * that come with no event at all (the README's "The database's roles").
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { DomainError } from '../../core/errors.ts';
-import { openCheckpoint, parseSignerKey, parseVerifierKey, type NoteVerifier } from '../../tlog/index.ts';
+import { emptyRoot, openCheckpoint, parseSignerKey, parseVerifierKey, type NoteVerifier } from '../../tlog/index.ts';
 import { decodeSignerKey } from '../../tlog/note-key.ts';
 import { assertLogHead, type LogHead, type StoredHead } from '../../store/head-lock.ts';
-import { emptyRoot } from '../../tlog/index.ts';
+import { currentLogKey } from '../../store/tlog-tables.ts';
 import type { Pool, PoolClient } from '../../store/pool.ts';
 
 /** The HKDF label of the seal key: a key of its own, never the signing key itself. */
@@ -92,6 +94,11 @@ export class HeadSealer {
    */
   async assertVouched(db: Pool | PoolClient, head: StoredHead): Promise<void> {
     if ((head.size === 0 && head.root.equals(emptyRoot)) || this.sealedBy(head, head.seal)) return;
+    const logKey = (await currentLogKey(db))?.verifier_key;
+    if (logKey === undefined) return;
+    // A key the log never had, or one it retired: this process does not hold the log's key, and
+    // the refusal says that, not that the head is the odd one.
+    if (logKey !== this.own.verifierKey && logKey !== this.previous?.verifierKey) throw new WriterWithoutLogKey(logKey);
     // A few rows at most are genuine (one per key of a size, two at a rotation); the writer may
     // insert any number, each a signature to verify, so only the first few are looked at.
     const found = await db.query<{ migrated: boolean; signed_note: string | null }>(

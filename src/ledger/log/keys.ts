@@ -12,7 +12,7 @@ import type { Pool, PoolClient } from '../../store/pool.ts';
 import { HeadRootMismatch } from './head-root.ts';
 import type { HeadSealer } from './head-seal.ts';
 import { withQueryTimeout } from '../../store/query-timeout.ts';
-import { inLogSigningTransaction, insertCheckpoint, insertLogKey, listLogKeys, logSigningLockHolders, readHead, sealHead } from '../../store/tlog-tables.ts';
+import { inLogSigningTransaction, insertCheckpoint, insertLogKey, listLogKeys, logSigningLockHolders, lockHead, sealHead } from '../../store/tlog-tables.ts';
 
 export { keyRotationExtension };
 
@@ -21,8 +21,8 @@ export class LogKeyError extends Error {
 }
 
 /**
- * The log signing lock was not had within the start's bound: another process holds it (a
- * start frozen while it adopted its key, a signer stuck). Not a key that is wrong, so not a
+ * The log signing lock, or the log's head, was not had within the start's bound: another
+ * process holds it (a start frozen while it adopted its key, a signer stuck, a batch). Not a key that is wrong, so not a
  * reason to doubt the database the key was configured for; running the start again is.
  */
 export class LogSigningLockBusy extends LogKeyError {
@@ -52,6 +52,7 @@ export async function adoptLogKey(
 ): Promise<boolean> {
   const previous = previousSignerKey === undefined ? undefined : parseSignerKey(previousSignerKey);
   let locked = false;
+  let headLocked = false;
   const bounded = withQueryTimeout(pool, Math.max(1, Math.trunc(waitMs)) + limits.databaseReplyMarginMs);
   return inLogSigningTransaction(bounded, async (client) => {
     locked = true;
@@ -63,16 +64,17 @@ export async function adoptLogKey(
       }
       return false;
     }
-    const head = await readHead(client);
+    // Locked as a batch locks it, so that no batch commits between this read and the key's
+    // row: a process without the key, finding none yet, would leave the log's first keyed
+    // head unsealed, and every server would refuse it from then on.
+    const head = await lockHead(client);
+    headLocked = true;
     if (current === undefined) {
       await insertLogKey(client, { key_id: formatKeyId(signer.keyId), verifier_key: signer.verifierKey, first_size: head.size, announced_size: null });
       // Before the log had a key nothing could seal its heads (written by commands run without
       // one), and what the start-up check proved is all there is to go on: the first key vouches
-      // for the log as it finds it, by sealing its head (head-seal.ts). Only that head: one a
-      // batch moved meanwhile is its writer's to have sealed.
-      if (sealer !== undefined && !sealer.sealedBy(head, head.seal)) {
-        await sealHead(client, head, sealer.seal(head));
-      }
+      // for the log as it finds it, by sealing its head (head-seal.ts).
+      if (sealer !== undefined && !sealer.sealedBy(head, head.seal)) await sealHead(client, sealer.seal(head));
       return false;
     }
     if (previous === undefined) throw new LogKeyError(notTheLogsKey(current.verifier_key, signer));
@@ -90,10 +92,16 @@ export async function adoptLogKey(
     const announced = await insertCheckpoint(client, { size: head.size, root: head.root, key_id: formatKeyId(signer.keyId), signed_note: note });
     if (!announced) throw new LogKeyError(`a checkpoint of size ${head.size} by the new key ${signer.verifierKey} is already stored, though the key was never announced`);
     await insertLogKey(client, { key_id: formatKeyId(signer.keyId), verifier_key: signer.verifierKey, first_size: head.size, announced_size: head.size });
+    // Sealed anew by the new key: a process still on the old one finds a seal it did not
+    // write at its next batch, and is refused there (head-seal.ts), instead of appending heads
+    // that only the old key vouches for, which no server on the new key would extend.
+    if (sealer !== undefined) await sealHead(client, sealer.seal(head));
     return true;
   }, waitMs).catch(async (error: unknown) => {
-    if (locked || !isWaitBoundError(error)) throw error;
-    throw await signingLockBusy(pool, signer, waitMs, error);
+    if (!isWaitBoundError(error)) throw error;
+    if (!locked) throw await signingLockBusy(pool, signer, waitMs, error);
+    if (!headLocked) throw new LogSigningLockBusy(headBusy(signer, waitMs), { cause: error });
+    throw error;
   });
 }
 
@@ -107,6 +115,11 @@ async function signingLockBusy(pool: Pool, signer: Ed25519NoteSigner, waitMs: nu
       + `a holder that is frozen or cut off loses it after ${formatWait(limits.logSigningIdleMsMax)} idle, so run this again; if it keeps failing, stop the process that holds it or end its session${ending}`,
     { cause },
   );
+}
+
+function headBusy(signer: Ed25519NoteSigner, waitMs: number): string {
+  return `couldn't adopt the log key ${signer.verifierKey}: waited ${formatWait(waitMs)} for the log's head, which a batch of another chipledger holds; `
+    + `a batch holds it for moments, and one frozen or cut off loses it after ${formatWait(limits.headLockIdleMsMax)} idle, so run this again`;
 }
 
 /**

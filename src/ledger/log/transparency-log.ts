@@ -61,7 +61,7 @@ export class TransparencyLog implements LogAppender {
     if (this.appender.size !== head.size || !this.root.equals(head.root)) await this.reload(client, head);
   }
 
-  async append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[]; seal?: Buffer }> {
+  async append(client: PoolClient, head: LogHead, leaves: Array<{ seq: number; canonical: Buffer }>): Promise<{ root: Buffer; tiles: TileRow[]; seal: Buffer | null }> {
     await this.prepare(client, head);
     const full: TileRow[] = [];
     const touched = new Set<number>();
@@ -94,9 +94,8 @@ export class TransparencyLog implements LogAppender {
     });
     this.root = this.appender.root();
     this.stats.leaves += leaves.length;
-    const tiles = [...full, ...partial];
-    if (this.sealer === undefined) return { root: this.root, tiles };
-    return { root: this.root, tiles, seal: this.sealer.seal({ size: this.appender.size, root: this.root }) };
+    const seal = this.sealer?.seal({ size: this.appender.size, root: this.root }) ?? null;
+    return { root: this.root, tiles: [...full, ...partial], seal };
   }
 
   /**
@@ -108,6 +107,10 @@ export class TransparencyLog implements LogAppender {
     if (this.sealer !== undefined) return this.sealer.assertVouched(client, head);
     const key = await currentLogKey(client);
     if (key !== undefined) throw new WriterWithoutLogKey(key.verifier_key);
+  }
+
+  sealIsOurs(head: StoredHead): boolean {
+    return this.sealer === undefined ? head.seal === null : this.sealer.sealedBy(head, head.seal);
   }
 
   /**
