@@ -1,0 +1,163 @@
+/**
+ * Migration 062: the re-check holds each shipment's and each licence's status to the newest
+ * event that states it. s26's attack review shipped a shipment and suspended a licence by
+ * UPDATE, as the writer, and `chipledger check` found nothing; events of the first releases,
+ * which stated some statuses otherwise or not at all, must not be named.
+ */
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../test/database.ts';
+import { worldPerFile, type World } from '../../test/world.ts';
+import { ledgerViolations } from './violations.ts';
+import { inTransaction, type Pool } from './pool.ts';
+
+let database: TestDatabase;
+let world: World;
+// Licences of 20 units, 10 a recipient: shipping every unit uses both licences up.
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
+}, { licenceUnits: 20, allocationUnits: 10 });
+
+const stateViolations = async () => (await ledgerViolations(database.pool)).filter((violation) => violation.invariant === 'event-state');
+
+let booked = 0;
+async function book(recipient: 'alpha' | 'beta', units: number, deadline = '2026-09-01T00:00:00Z'): Promise<string> {
+  const { allocations, productId, actors } = world;
+  const [exportAllocationId, importAllocationId] = recipient === 'alpha' ? [allocations.alphaExport, allocations.alphaImport] : [allocations.betaExport, allocations.betaImport];
+  const serials = Array.from({ length: units }, () => `EVS-${(booked += 1)}`);
+  return String((await world.run('shipment.book', { exportAllocationId, importAllocationId, productId, units, deadline, serials }, actors.exporter)).shipmentId);
+}
+
+async function statusOf(table: 'shipments' | 'licences', id: string): Promise<string> {
+  return (await database.pool.query<{ status: string }>(`SELECT status FROM ${table} WHERE id = $1`, [id])).rows[0]!.status;
+}
+
+describe("the re-check's part event-state (062)", () => {
+  it('names nothing where every status was made through the ledger: shipments in each state, licences suspended, used up, amended and swept', async () => {
+    const { actors, exportLicenceId, importLicenceId } = world;
+    const delivered = await book('alpha', 4);
+    await world.run('shipment.ship', { shipmentId: delivered }, actors.exporter);
+    await world.run('shipment.clear', { shipmentId: delivered }, actors.alpha);
+    await world.run('shipment.deliver', { shipmentId: delivered }, actors.alpha);
+    const cancelled = await book('alpha', 1);
+    await world.run('shipment.cancel', { shipmentId: cancelled }, actors.exporter);
+    await world.run('licence.suspend', { licenceId: exportLicenceId }, actors.bis);
+    await world.run('licence.reinstate', { licenceId: exportLicenceId }, actors.bis);
+    const expiring = await book('alpha', 1, '2026-02-02T00:00:00Z');
+    world.clock.set('2026-02-03T00:00:00Z');
+    expect(await world.ledger.sweep()).toMatchObject({ ok: true });
+    expect(await statusOf('shipments', expiring)).toBe('expired');
+    // Every unit shipped: both licences are used up by the last step, then one is amended up.
+    for (const [recipient, units] of [['alpha', 6], ['beta', 10]] as const) {
+      await world.run('shipment.ship', { shipmentId: await book(recipient, units) }, actors.exporter);
+    }
+    expect([await statusOf('licences', exportLicenceId), await statusOf('licences', importLicenceId)]).toEqual(['exhausted', 'exhausted']);
+    await world.run('licence.amend', { licenceId: importLicenceId, reason: 'more units', authorisedUnits: 30 }, actors.mofcom);
+    expect(await statusOf('licences', importLicenceId)).toBe('issued');
+    expect(await stateViolations()).toEqual([]);
+    expect(await ledgerViolations(database.pool)).toEqual([]);
+  });
+
+  it('names a shipment cancelled and a licence suspended by UPDATE, with the word of the newest event that states each', async () => {
+    const shipmentId = await deliveredShipment();
+    const licenceId = world.importLicenceId;
+    const { rows: [delivered] } = await database.pool.query<{ seq: string }>("SELECT seq FROM events WHERE kind = 'shipment.deliver' AND subject_id = $1", [shipmentId]);
+    const { rows: [amended] } = await database.pool.query<{ seq: string }>("SELECT max(seq) AS seq FROM events WHERE kind = 'licence.amend' AND subject_id = $1", [licenceId]);
+    // As the writer, the server's own role, where its triggers let it; as the owner with them off otherwise.
+    const forge = async (shipment: string, licence: string) => {
+      const asWriter = await inTransaction(database.writerPool, 'BEGIN', async (client) => {
+        await client.query('UPDATE shipments SET status = $2 WHERE id = $1', [shipmentId, shipment]);
+        await client.query('UPDATE licences SET status = $2 WHERE id = $1', [licenceId, licence]);
+      }).then(() => true, () => false);
+      if (!asWriter) await writeAroundTriggers(database.pool, shipmentId, licenceId, { shipment, licence });
+    };
+    await forge('cancelled', 'suspended');
+    expect(await stateViolations()).toEqual([
+      { invariant: 'event-state', subject: licenceId, detail: `the licence is suspended, but its newest event that states its status, ${amended!.seq}, says issued` },
+      { invariant: 'event-state', subject: shipmentId, detail: `the shipment is cancelled, but its newest event that states its status, ${delivered!.seq}, says delivered` },
+    ]);
+    await writeAroundTriggers(database.pool, shipmentId, licenceId, { shipment: 'delivered', licence: 'issued' });
+    expect(await stateViolations()).toEqual([]);
+  });
+
+  it('takes the events of the first releases: a sweep of one event, a ship step that listed no licence it used up', async () => {
+    const shipmentId = await deliveredShipment();
+    const licenceId = world.importLicenceId;
+    await withEventsByHand(database.pool, async ({ insertEvent, query, violated }) => {
+      // The sweep's one event with no subject, listing what it expired (the delivered shipment stands in for a booked one).
+      await insertEvent('ledger.sweep', null, { expiredShipments: [shipmentId], expiredLicences: [] });
+      await query("UPDATE shipments SET status = 'expired' WHERE id = $1", [shipmentId]);
+      expect(await violated()).toEqual([]);
+      // A licence used up by a ship step that said nothing of it: taken when every unit shipped...
+      await insertEvent('shipment.ship', 'S-0', { from: 'booked', to: 'shipped', units: 1 });
+      await query("UPDATE licences SET status = 'exhausted', shipped_units = authorised_units WHERE id = $1", [licenceId]);
+      expect(await violated()).toEqual([]);
+      // ...not when a unit is left,
+      await query('UPDATE licences SET shipped_units = authorised_units - 1 WHERE id = $1', [licenceId]);
+      expect(await violated()).toEqual([licenceId]);
+      await query('UPDATE licences SET shipped_units = authorised_units WHERE id = $1', [licenceId]);
+      // ...nor when the newest statement came after that step.
+      await insertEvent('licence.reinstate', licenceId, { from: 'suspended', to: 'issued' });
+      expect(await violated()).toEqual([licenceId]);
+      // An amendment of the first releases stated no status: it changes nothing here.
+      await insertEvent('licence.amend', licenceId, { version: 9 });
+      expect(await violated()).toEqual([licenceId]);
+      // A ship step that lists the licences it used up states each exhausted.
+      await insertEvent('shipment.ship', 'S-0', { from: 'booked', to: 'shipped', units: 1, licencesExhausted: [licenceId] });
+      expect(await violated()).toEqual([]);
+      // Bytes that are not an event's JSON (057 names them) are passed over, not a failure of the whole part.
+      await insertEvent('licence.suspend', licenceId, null, Buffer.from('{"effects": {"to": "susp', 'utf8'));
+      expect(await violated()).toEqual([]);
+      await query("UPDATE licences SET status = 'issued' WHERE id = $1", [licenceId]);
+      expect(await violated()).toEqual([licenceId]);
+    });
+    expect(await stateViolations()).toEqual([]);
+  });
+});
+
+async function deliveredShipment(): Promise<string> {
+  return (await database.pool.query<{ id: string }>("SELECT id FROM shipments WHERE status = 'delivered' ORDER BY id LIMIT 1")).rows[0]!.id;
+}
+
+/** As the owner with triggers off (whoever holds the owner's credentials could): the rows set to the given statuses. */
+async function writeAroundTriggers(pool: Pool, shipmentId: string, licenceId: string, to = { shipment: 'cancelled', licence: 'suspended' }): Promise<void> {
+  await inTransaction(pool, 'BEGIN', async (client) => {
+    await client.query("SET LOCAL session_replication_role = 'replica'");
+    await client.query('UPDATE shipments SET status = $2 WHERE id = $1', [shipmentId, to.shipment]);
+    await client.query('UPDATE licences SET status = $2 WHERE id = $1', [licenceId, to.licence]);
+  });
+}
+
+/**
+ * Runs `work` in a transaction of the owner with triggers off, where it may add events of any
+ * shape (seq after the newest), change rows, and run the part (`violated`: the subjects it
+ * names); rolled back at the end, whatever it did.
+ */
+interface ByHand {
+  insertEvent(kind: string, subject: string | null, effects: unknown, bytes?: Buffer): Promise<void>;
+  query(text: string, values: unknown[]): Promise<void>;
+  violated(): Promise<string[]>;
+}
+
+async function withEventsByHand(pool: Pool, work: (byHand: ByHand) => Promise<void>): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN; SET LOCAL session_replication_role = 'replica'");
+    await work({
+      async insertEvent(kind, subject, effects, bytes) {
+        const { rows: [next] } = await client.query<{ seq: string }>('SELECT max(seq) + 1 AS seq FROM events');
+        const canonical = bytes ?? Buffer.from(JSON.stringify({ seq: Number(next!.seq), kind, subject, effects }), 'utf8');
+        await client.query("INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical) VALUES ($1, now(), $2, 'system', $3, '{}', $4)", [next!.seq, kind, subject, canonical]);
+      },
+      async query(text, values) {
+        await client.query(text, values);
+      },
+      async violated() {
+        return (await ledgerViolations(client)).filter((violation) => violation.invariant === 'event-state').map((violation) => violation.subject);
+      },
+    });
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    client.release();
+  }
+}
