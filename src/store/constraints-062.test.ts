@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
-import { ledgerViolations } from './violations.ts';
+import { ledgerViolations, type Violation } from './violations.ts';
 import { inTransaction, type Pool } from './pool.ts';
 
 let database: TestDatabase;
@@ -32,7 +32,7 @@ async function statusOf(table: 'shipments' | 'licences', id: string): Promise<st
   return (await database.pool.query<{ status: string }>(`SELECT status FROM ${table} WHERE id = $1`, [id])).rows[0]!.status;
 }
 
-describe("the re-check's part event-state (062)", () => {
+describe("the re-check's parts event-state (062)", () => {
   it('names nothing where every status was made through the ledger: shipments in each state, licences suspended, used up, amended and swept', async () => {
     const { actors, exportLicenceId, importLicenceId } = world;
     const delivered = await book('alpha', 4);
@@ -54,6 +54,9 @@ describe("the re-check's part event-state (062)", () => {
     expect([await statusOf('licences', exportLicenceId), await statusOf('licences', importLicenceId)]).toEqual(['exhausted', 'exhausted']);
     await world.run('licence.amend', { licenceId: importLicenceId, reason: 'more units', authorisedUnits: 30 }, actors.mofcom);
     expect(await statusOf('licences', importLicenceId)).toBe('issued');
+    // Allocations resized, and one made as a tranche.
+    await world.run('allocation.resize', { allocationId: world.allocations.betaImport, units: 15 }, actors.mofcom);
+    await world.run('allocation.create', { licenceId: importLicenceId, recipientId: actors.alpha.orgId, units: 2, periodStart: '2026-03-01', periodEnd: '2026-03-31' }, actors.mofcom);
     expect(await stateViolations()).toEqual([]);
     expect(await ledgerViolations(database.pool)).toEqual([]);
   });
@@ -77,6 +80,31 @@ describe("the re-check's part event-state (062)", () => {
       { invariant: 'event-state', subject: shipmentId, detail: `the shipment is cancelled, but its newest event that states its status, ${delivered!.seq}, says delivered` },
     ]);
     await writeAroundTriggers(database.pool, shipmentId, licenceId, { shipment: 'delivered', licence: 'issued' });
+    expect(await stateViolations()).toEqual([]);
+  });
+
+  it("names an allocation whose units moved to another recipient's, the licence's total kept, or whose recipient or tranche changed", async () => {
+    const [from, to] = [world.allocations.betaImport, world.allocations.alphaImport];
+    const tranche = (await database.pool.query<{ id: string }>('SELECT id FROM allocations WHERE period_start IS NOT NULL')).rows[0]!.id;
+    const seqs = (await database.pool.query<{ subject_id: string; kind: string; seq: string }>(
+      "SELECT subject_id, kind, max(seq)::text AS seq FROM events WHERE kind IN ('allocation.create', 'allocation.resize') AND subject_id = ANY($1) GROUP BY 1, 2",
+      [[from, to, tranche, world.allocations.alphaExport]],
+    )).rows;
+    const seqOf = (id: string, kind: string) => seqs.find((row) => row.subject_id === id && row.kind === kind)!.seq;
+    await withEventsByHand(database.pool, async ({ insertEvent, query, violations }) => {
+      // Bytes that are not an event's JSON (057 names them) state nothing, here as in the status part.
+      await insertEvent('allocation.resize', from, null, Buffer.from('{"input": {"units": 1', 'utf8'));
+      await query('UPDATE allocations SET units = units - 1 WHERE id = $1', [from]);
+      await query('UPDATE allocations SET units = units + 1 WHERE id = $1', [to]);
+      await query('UPDATE allocations SET recipient_org_id = $2 WHERE id = $1', [world.allocations.alphaExport, world.actors.beta.orgId]);
+      await query("UPDATE allocations SET period_end = '2026-04-30' WHERE id = $1", [tranche]);
+      expect(await violations()).toEqual([
+        { invariant: 'event-state', subject: world.allocations.alphaExport, detail: `the allocation is of licence ${world.exportLicenceId} for ${world.actors.beta.orgId}, but its allocation.create event, ${seqOf(world.allocations.alphaExport, 'allocation.create')}, made it of licence ${world.exportLicenceId} for ${world.actors.alpha.orgId}` },
+        { invariant: 'event-state', subject: to, detail: `the allocation has 11 units, but its newest event that sizes it, ${seqOf(to, 'allocation.create')} (allocation.create), says 10` },
+        { invariant: 'event-state', subject: from, detail: `the allocation has 14 units, but its newest event that sizes it, ${seqOf(from, 'allocation.resize')} (allocation.resize), says 15` },
+        { invariant: 'event-state', subject: tranche, detail: `the allocation's tranche is 2026-03-01 to 2026-04-30, but its allocation.create event, ${seqOf(tranche, 'allocation.create')}, made it 2026-03-01 to 2026-03-31` },
+      ].sort((a, b) => (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0)));
+    });
     expect(await stateViolations()).toEqual([]);
   });
 
@@ -137,12 +165,14 @@ interface ByHand {
   insertEvent(kind: string, subject: string | null, effects: unknown, bytes?: Buffer): Promise<void>;
   query(text: string, values: unknown[]): Promise<void>;
   violated(): Promise<string[]>;
+  violations(): Promise<Violation[]>;
 }
 
 async function withEventsByHand(pool: Pool, work: (byHand: ByHand) => Promise<void>): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query("BEGIN; SET LOCAL session_replication_role = 'replica'");
+    const violations = async () => (await ledgerViolations(client)).filter((violation) => violation.invariant === 'event-state');
     await work({
       async insertEvent(kind, subject, effects, bytes) {
         const { rows: [next] } = await client.query<{ seq: string }>('SELECT max(seq) + 1 AS seq FROM events');
@@ -152,9 +182,8 @@ async function withEventsByHand(pool: Pool, work: (byHand: ByHand) => Promise<vo
       async query(text, values) {
         await client.query(text, values);
       },
-      async violated() {
-        return (await ledgerViolations(client)).filter((violation) => violation.invariant === 'event-state').map((violation) => violation.subject);
-      },
+      violated: async () => (await violations()).map((violation) => violation.subject),
+      violations,
     });
   } finally {
     await client.query('ROLLBACK').catch(() => {});

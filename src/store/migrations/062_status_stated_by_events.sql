@@ -1,4 +1,5 @@
--- The re-check holds each shipment's and each licence's status to its events (s28).
+-- The re-check holds each shipment's and each licence's status, and each allocation's licence,
+-- recipient, tranche and units, to its events (s28).
 --
 -- The writer role may update shipments and licences, as the ledger does: whoever held its
 -- connection could ship a shipment or suspend a licence by UPDATE, every counter kept in step
@@ -31,9 +32,10 @@ EXCEPTION WHEN others THEN
   RETURN NULL;
 END $$;
 
--- 6.7 s a million events (a third of them steps, parsed) and their 666,667 shipments, against
--- 8.2 s for 057's part, which parses every event (bench/experiments/status-events-check.ts,
--- 2-core host); a larger work_mem for its sort of every statement changed nothing measurable.
+-- 6.7 and 8.1 s a million events (a third of them steps, parsed) and their 666,667 shipments,
+-- against 8.2 and 11.6 s for 057's part in the same two runs, which parses every event
+-- (bench/experiments/status-events-check.ts, 2-core host); a larger work_mem for its sort of
+-- every statement changed nothing measurable.
 CREATE FUNCTION ledger_status_violations(careful boolean) RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
   WITH parsed AS MATERIALIZED (
     SELECT e.seq, e.kind, e.subject_id, f."to", f."statusTo", f."licencesExhausted", f."expiredShipments", f."expiredLicences"
@@ -83,18 +85,75 @@ CREATE FUNCTION ledger_status_violations(careful boolean) RETURNS TABLE (invaria
   ORDER BY h.id
 $$;
 
-CREATE FUNCTION ledger_check_status_events() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE plpgsql STABLE AS $$
+-- Runs a part that parses events (`violations`, given careful = false), and where that pass
+-- fails on bytes that are not an event's JSON, runs it again parsing each event on its own.
+CREATE FUNCTION ledger_parsing_events_check(violations text) RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE plpgsql STABLE AS $$
 DECLARE
   found json;
 BEGIN
   BEGIN
-    SELECT coalesce(json_agg(v), '[]'::json) INTO found FROM ledger_status_violations(false) v;
+    EXECUTE format('SELECT coalesce(json_agg(v), ''[]''::json) FROM %I(false) v', violations) INTO found;
   EXCEPTION WHEN others THEN
     found := NULL;
   END;
   IF found IS NULL THEN
-    SELECT coalesce(json_agg(v), '[]'::json) INTO found FROM ledger_status_violations(true) v;
+    EXECUTE format('SELECT coalesce(json_agg(v), ''[]''::json) FROM %I(true) v', violations) INTO found;
   END IF;
   RETURN QUERY SELECT r.invariant, r.subject, r.detail FROM json_to_recordset(found) AS r(invariant text, subject text, detail text);
 END $$;
+
+CREATE FUNCTION ledger_check_status_events() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
+  SELECT * FROM ledger_parsing_events_check('ledger_status_violations')
+$$;
 INSERT INTO ledger_checks (position, part) VALUES (320, 'ledger_check_status_events');
+
+-- Allocations, the same way. s26's review moved a unit from one recipient's allocation to
+-- another's, the licence's total kept, unseen. An allocation is made by its allocation.create
+-- event, whose input names its licence, recipient, tranche (periodStart, periodEnd) and units,
+-- and resized by allocation.resize, whose input names its new units: the same fields since the
+-- first release. Compared as text, so that no event's bytes can make the comparison fail.
+CREATE FUNCTION ledger_event_input(canonical bytea) RETURNS json LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  RETURN convert_from(canonical, 'UTF8')::json -> 'input';
+EXCEPTION WHEN others THEN
+  RETURN NULL;
+END $$;
+
+CREATE FUNCTION ledger_allocation_violations(careful boolean) RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
+  WITH stated AS MATERIALIZED (
+    SELECT e.seq, e.kind, e.subject_id, i."licenceId", i."recipientId", i."periodStart", i."periodEnd", i.units
+    FROM events e
+    CROSS JOIN LATERAL (SELECT CASE WHEN careful THEN ledger_event_input(e.canonical) ELSE convert_from(e.canonical, 'UTF8')::json -> 'input' END AS input) b
+    CROSS JOIN LATERAL json_to_record(CASE WHEN json_typeof(b.input) = 'object' THEN b.input ELSE '{}'::json END)
+      AS i("licenceId" text, "recipientId" text, "periodStart" text, "periodEnd" text, units text)
+    WHERE e.kind IN ('allocation.create', 'allocation.resize') AND e.subject_id IS NOT NULL AND json_typeof(b.input) = 'object'
+  ),
+  created AS (
+    SELECT DISTINCT ON (subject_id) subject_id, seq, "licenceId", "recipientId", "periodStart", "periodEnd"
+    FROM stated WHERE kind = 'allocation.create' ORDER BY subject_id, seq
+  ),
+  sized AS (
+    SELECT DISTINCT ON (subject_id) subject_id, seq, kind, units FROM stated ORDER BY subject_id, seq DESC
+  )
+  SELECT 'event-state', a.id, d.detail
+  FROM allocations a
+  JOIN created c ON c.subject_id = a.id
+  JOIN sized s ON s.subject_id = a.id
+  CROSS JOIN LATERAL (VALUES
+    (CASE WHEN c."licenceId" IS DISTINCT FROM a.licence_id OR c."recipientId" IS DISTINCT FROM a.recipient_org_id
+          THEN format('the allocation is of licence %s for %s, but its allocation.create event, %s, made it of licence %s for %s',
+                      a.licence_id, a.recipient_org_id, c.seq, coalesce(c."licenceId", '(none)'), coalesce(c."recipientId", '(none)')) END),
+    (CASE WHEN c."periodStart" IS DISTINCT FROM to_char(a.period_start, 'YYYY-MM-DD') OR c."periodEnd" IS DISTINCT FROM to_char(a.period_end, 'YYYY-MM-DD')
+          THEN format('the allocation''s tranche is %s, but its allocation.create event, %s, made it %s',
+                      coalesce(to_char(a.period_start, 'YYYY-MM-DD') || ' to ' || to_char(a.period_end, 'YYYY-MM-DD'), 'none'), c.seq, coalesce(c."periodStart" || ' to ' || c."periodEnd", 'none')) END),
+    (CASE WHEN s.units IS DISTINCT FROM a.units::text
+          THEN format('the allocation has %s units, but its newest event that sizes it, %s (%s), says %s', a.units, s.seq, s.kind, coalesce(s.units, '(none)')) END)
+  ) AS d(detail)
+  WHERE d.detail IS NOT NULL
+  ORDER BY a.id, d.detail
+$$;
+
+CREATE FUNCTION ledger_check_allocation_events() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
+  SELECT * FROM ledger_parsing_events_check('ledger_allocation_violations')
+$$;
+INSERT INTO ledger_checks (position, part) VALUES (330, 'ledger_check_allocation_events');
