@@ -20,7 +20,9 @@
 --   effects.expiredLicences.
 -- The first releases wrote nothing when shipping used a licence up: a licence found exhausted,
 -- every authorised unit shipped, whose newest stated status is issued, is taken when a
--- shipment.ship without licencesExhausted (such a release's) came after that statement.
+-- shipment.ship without licencesExhausted (such a release's) came after that statement. Any
+-- such step excuses any licence (which licences a step used is not in it); a ledger begun on
+-- a later release has none, and excuses nothing.
 --
 -- Only events of those kinds are parsed (a booking's is not: its kind says it), in one pass as
 -- 057's; bytes that are not an event's JSON (057 names them) would stop that pass, so it is
@@ -81,7 +83,8 @@ CREATE FUNCTION ledger_status_violations(careful boolean) RETURNS TABLE (invaria
   LEFT JOIN newest n ON n.id = h.id
   CROSS JOIN unlisted_ship u
   WHERE n.status IS DISTINCT FROM h.status
-    AND NOT (h.what = 'licence' AND h.status = 'exhausted' AND h.used_up AND n.status = 'issued' AND n.seq < u.seq)
+    -- coalesce: with no such ship step (a ledger of a later release), or no statement at all, nothing is excused.
+    AND NOT coalesce(h.what = 'licence' AND h.status = 'exhausted' AND h.used_up AND n.status = 'issued' AND n.seq < u.seq, false)
   ORDER BY h.id
 $$;
 
@@ -137,16 +140,17 @@ CREATE FUNCTION ledger_allocation_violations(careful boolean) RETURNS TABLE (inv
   )
   SELECT 'event-state', a.id, d.detail
   FROM allocations a
-  JOIN created c ON c.subject_id = a.id
-  JOIN sized s ON s.subject_id = a.id
+  LEFT JOIN created c ON c.subject_id = a.id
+  LEFT JOIN sized s ON s.subject_id = a.id
   CROSS JOIN LATERAL (VALUES
-    (CASE WHEN c."licenceId" IS DISTINCT FROM a.licence_id OR c."recipientId" IS DISTINCT FROM a.recipient_org_id
+    (CASE WHEN c.subject_id IS NULL THEN 'the allocation has no allocation.create event that made it, so nothing states its licence, recipient or units' END),
+    (CASE WHEN c.subject_id IS NULL THEN NULL WHEN c."licenceId" IS DISTINCT FROM a.licence_id OR c."recipientId" IS DISTINCT FROM a.recipient_org_id
           THEN format('the allocation is of licence %s for %s, but its allocation.create event, %s, made it of licence %s for %s',
                       a.licence_id, a.recipient_org_id, c.seq, coalesce(c."licenceId", '(none)'), coalesce(c."recipientId", '(none)')) END),
-    (CASE WHEN c."periodStart" IS DISTINCT FROM to_char(a.period_start, 'YYYY-MM-DD') OR c."periodEnd" IS DISTINCT FROM to_char(a.period_end, 'YYYY-MM-DD')
+    (CASE WHEN c.subject_id IS NULL THEN NULL WHEN c."periodStart" IS DISTINCT FROM to_char(a.period_start, 'YYYY-MM-DD') OR c."periodEnd" IS DISTINCT FROM to_char(a.period_end, 'YYYY-MM-DD')
           THEN format('the allocation''s tranche is %s, but its allocation.create event, %s, made it %s',
                       coalesce(to_char(a.period_start, 'YYYY-MM-DD') || ' to ' || to_char(a.period_end, 'YYYY-MM-DD'), 'none'), c.seq, coalesce(c."periodStart" || ' to ' || c."periodEnd", 'none')) END),
-    (CASE WHEN s.units IS DISTINCT FROM a.units::text
+    (CASE WHEN c.subject_id IS NULL THEN NULL WHEN s.units IS DISTINCT FROM a.units::text
           THEN format('the allocation has %s units, but its newest event that sizes it, %s (%s), says %s', a.units, s.seq, s.kind, coalesce(s.units, '(none)')) END)
   ) AS d(detail)
   WHERE d.detail IS NOT NULL
