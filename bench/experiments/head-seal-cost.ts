@@ -6,6 +6,7 @@
  */
 import { HeadSealer } from '../../src/ledger/log/head-seal.ts';
 import { generateSignerKey } from '../../src/tlog/index.ts';
+import { median } from '../stats.ts';
 
 const seals = 100_000;
 const sealer = new HeadSealer(generateSignerKey('seal-cost.chipledger.test').signerKey);
@@ -16,5 +17,4 @@ for (let run = 0; run < 5; run += 1) {
   for (let size = 0; size < seals; size += 1) sealer.seal({ size, root });
   perSealUs.push(((performance.now() - started) * 1000) / seals);
 }
-const sorted = [...perSealUs].sort((a, b) => a - b);
-console.log(`one seal: ${sorted[2]!.toFixed(2)} µs (median of five runs of ${seals.toLocaleString('en')}; runs: ${perSealUs.map((us) => us.toFixed(2)).join(', ')})`);
+console.log(`one seal: ${median(perSealUs).toFixed(2)} µs (median of five runs of ${seals.toLocaleString('en')}; runs: ${perSealUs.map((us) => us.toFixed(2)).join(', ')})`);

@@ -9,6 +9,7 @@
 import { migrate } from '../../src/store/migrate.ts';
 import { createPool, inTransaction } from '../../src/store/pool.ts';
 import { startBenchServer } from '../database.ts';
+import { median } from '../stats.ts';
 
 const events = Number(process.argv[2] ?? 1_000_000);
 const runs = 3;
@@ -45,7 +46,7 @@ try {
       await pool.query(sql);
       times.push(performance.now() - started);
     }
-    return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
+    return median(times);
   };
   const read = await timed('SELECT sum(length(canonical)) FROM events');
   const columns = await timed('SELECT count(*) FROM ledger_check_event_columns()');

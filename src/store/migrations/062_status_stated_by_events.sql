@@ -27,9 +27,11 @@
 -- Only events of those kinds are parsed (a booking's is not: its kind says it), in one pass as
 -- 057's; bytes that are not an event's JSON (057 names them) would stop that pass, so it is
 -- tried first and, where it fails, a second pass parses each event on its own, skipping those.
-CREATE FUNCTION ledger_event_effects(canonical bytea) RETURNS json LANGUAGE plpgsql IMMUTABLE AS $$
+-- One member of an event's JSON (its effects, its input), or NULL where the bytes are not JSON:
+-- the second pass's parse, one event at a time.
+CREATE FUNCTION ledger_event_member(canonical bytea, member text) RETURNS json LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-  RETURN convert_from(canonical, 'UTF8')::json -> 'effects';
+  RETURN convert_from(canonical, 'UTF8')::json -> member;
 EXCEPTION WHEN others THEN
   RETURN NULL;
 END $$;
@@ -42,7 +44,7 @@ CREATE FUNCTION ledger_status_violations(careful boolean) RETURNS TABLE (invaria
   WITH parsed AS MATERIALIZED (
     SELECT e.seq, e.kind, e.subject_id, f."to", f."statusTo", f."licencesExhausted", f."expiredShipments", f."expiredLicences"
     FROM events e
-    CROSS JOIN LATERAL (SELECT CASE WHEN careful THEN ledger_event_effects(e.canonical) ELSE convert_from(e.canonical, 'UTF8')::json -> 'effects' END AS effects) b
+    CROSS JOIN LATERAL (SELECT CASE WHEN careful THEN ledger_event_member(e.canonical, 'effects') ELSE convert_from(e.canonical, 'UTF8')::json -> 'effects' END AS effects) b
     CROSS JOIN LATERAL json_to_record(CASE WHEN json_typeof(b.effects) = 'object' THEN b.effects ELSE '{}'::json END)
       AS f("to" text, "statusTo" text, "licencesExhausted" json, "expiredShipments" json, "expiredLicences" json)
     WHERE e.kind IN ('shipment.ship', 'shipment.clear', 'shipment.deliver', 'shipment.cancel', 'ledger.sweep',
@@ -115,18 +117,11 @@ INSERT INTO ledger_checks (position, part) VALUES (320, 'ledger_check_status_eve
 -- event, whose input names its licence, recipient, tranche (periodStart, periodEnd) and units,
 -- and resized by allocation.resize, whose input names its new units: the same fields since the
 -- first release. Compared as text, so that no event's bytes can make the comparison fail.
-CREATE FUNCTION ledger_event_input(canonical bytea) RETURNS json LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN
-  RETURN convert_from(canonical, 'UTF8')::json -> 'input';
-EXCEPTION WHEN others THEN
-  RETURN NULL;
-END $$;
-
 CREATE FUNCTION ledger_allocation_violations(careful boolean) RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
   WITH stated AS MATERIALIZED (
     SELECT e.seq, e.kind, e.subject_id, i."licenceId", i."recipientId", i."periodStart", i."periodEnd", i.units
     FROM events e
-    CROSS JOIN LATERAL (SELECT CASE WHEN careful THEN ledger_event_input(e.canonical) ELSE convert_from(e.canonical, 'UTF8')::json -> 'input' END AS input) b
+    CROSS JOIN LATERAL (SELECT CASE WHEN careful THEN ledger_event_member(e.canonical, 'input') ELSE convert_from(e.canonical, 'UTF8')::json -> 'input' END AS input) b
     CROSS JOIN LATERAL json_to_record(CASE WHEN json_typeof(b.input) = 'object' THEN b.input ELSE '{}'::json END)
       AS i("licenceId" text, "recipientId" text, "periodStart" text, "periodEnd" text, units text)
     WHERE e.kind IN ('allocation.create', 'allocation.resize') AND e.subject_id IS NOT NULL AND json_typeof(b.input) = 'object'
