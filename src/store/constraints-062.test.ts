@@ -6,8 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
+import { withEventsByHand } from '../../test/support/events-by-hand.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
-import { ledgerViolations, type Violation } from './violations.ts';
+import { ledgerViolations } from './violations.ts';
 import { inTransaction, type Pool } from './pool.ts';
 
 // The tests run in order on one world: the later ones take the shipment, licences and
@@ -103,7 +104,7 @@ describe("the re-check's parts event-state (062)", () => {
       expect(await violations()).toEqual(expected);
       // Bytes that are not an event's JSON (057 names them) state nothing: the part, read
       // event by event, names the same.
-      await insertEvent('allocation.resize', from, null, Buffer.from('{"input": {"units": 1', 'utf8'));
+      await insertEvent('allocation.resize', from, Buffer.from('{"input": {"units": 1', 'utf8'));
       expect(await violations()).toEqual(expected);
       // An allocation that no event made.
       await query("DELETE FROM events WHERE kind = 'allocation.create' AND subject_id = $1", [tranche]);
@@ -119,14 +120,14 @@ describe("the re-check's parts event-state (062)", () => {
     const licenceId = world.importLicenceId;
     await withEventsByHand(database.pool, async ({ insertEvent, query, violated }) => {
       // The sweep's one event with no subject, listing what it expired (the delivered shipment stands in for a booked one).
-      await insertEvent('ledger.sweep', null, { expiredShipments: [shipmentId], expiredLicences: [] });
+      await insertEvent('ledger.sweep', null, { effects: { expiredShipments: [shipmentId], expiredLicences: [] } });
       await query("UPDATE shipments SET status = 'expired' WHERE id = $1", [shipmentId]);
       expect(await violated()).toEqual([]);
       // Before any ship step of those releases: a licence used up with no event saying so is named.
       await query("UPDATE licences SET status = 'exhausted', shipped_units = authorised_units WHERE id = $1", [licenceId]);
       expect(await violated()).toEqual([licenceId]);
       // A licence used up by a ship step that said nothing of it: taken when every unit shipped...
-      await insertEvent('shipment.ship', 'S-0', { from: 'booked', to: 'shipped', units: 1 });
+      await insertEvent('shipment.ship', 'S-0', { effects: { from: 'booked', to: 'shipped', units: 1 } });
       await query("UPDATE licences SET status = 'exhausted', shipped_units = authorised_units WHERE id = $1", [licenceId]);
       expect(await violated()).toEqual([]);
       // ...not when a unit is left,
@@ -134,16 +135,16 @@ describe("the re-check's parts event-state (062)", () => {
       expect(await violated()).toEqual([licenceId]);
       await query('UPDATE licences SET shipped_units = authorised_units WHERE id = $1', [licenceId]);
       // ...nor when the newest statement came after that step.
-      await insertEvent('licence.reinstate', licenceId, { from: 'suspended', to: 'issued' });
+      await insertEvent('licence.reinstate', licenceId, { effects: { from: 'suspended', to: 'issued' } });
       expect(await violated()).toEqual([licenceId]);
       // An amendment of the first releases stated no status: it changes nothing here.
-      await insertEvent('licence.amend', licenceId, { version: 9 });
+      await insertEvent('licence.amend', licenceId, { effects: { version: 9 } });
       expect(await violated()).toEqual([licenceId]);
       // A ship step that lists the licences it used up states each exhausted.
-      await insertEvent('shipment.ship', 'S-0', { from: 'booked', to: 'shipped', units: 1, licencesExhausted: [licenceId] });
+      await insertEvent('shipment.ship', 'S-0', { effects: { from: 'booked', to: 'shipped', units: 1, licencesExhausted: [licenceId] } });
       expect(await violated()).toEqual([]);
       // Bytes that are not an event's JSON (057 names them) are passed over, not a failure of the whole part.
-      await insertEvent('licence.suspend', licenceId, null, Buffer.from('{"effects": {"to": "susp', 'utf8'));
+      await insertEvent('licence.suspend', licenceId, Buffer.from('{"effects": {"to": "susp', 'utf8'));
       expect(await violated()).toEqual([]);
       await query("UPDATE licences SET status = 'issued' WHERE id = $1", [licenceId]);
       expect(await violated()).toEqual([licenceId]);
@@ -163,39 +164,4 @@ async function writeAroundTriggers(pool: Pool, shipmentId: string, licenceId: st
     await client.query('UPDATE shipments SET status = $2 WHERE id = $1', [shipmentId, to.shipment]);
     await client.query('UPDATE licences SET status = $2 WHERE id = $1', [licenceId, to.licence]);
   });
-}
-
-/**
- * Runs `work` in a transaction of the owner with triggers off, where it may add events of any
- * shape (seq after the newest), change rows, and run the part (`violated`: the subjects it
- * names); rolled back at the end, whatever it did.
- */
-interface ByHand {
-  insertEvent(kind: string, subject: string | null, effects: unknown, bytes?: Buffer): Promise<void>;
-  query(text: string, values: unknown[]): Promise<void>;
-  violated(): Promise<string[]>;
-  violations(): Promise<Violation[]>;
-}
-
-async function withEventsByHand(pool: Pool, work: (byHand: ByHand) => Promise<void>): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN; SET LOCAL session_replication_role = 'replica'");
-    const violations = async () => (await ledgerViolations(client)).filter((violation) => violation.invariant === 'event-state');
-    await work({
-      async insertEvent(kind, subject, effects, bytes) {
-        const { rows: [next] } = await client.query<{ seq: string }>('SELECT max(seq) + 1 AS seq FROM events');
-        const canonical = bytes ?? Buffer.from(JSON.stringify({ seq: Number(next!.seq), kind, subject, effects }), 'utf8');
-        await client.query("INSERT INTO events (seq, at, kind, actor, subject_id, org_ids, canonical) VALUES ($1, now(), $2, 'system', $3, '{}', $4)", [next!.seq, kind, subject, canonical]);
-      },
-      async query(text, values) {
-        await client.query(text, values);
-      },
-      violated: async () => (await violations()).map((violation) => violation.subject),
-      violations,
-    });
-  } finally {
-    await client.query('ROLLBACK').catch(() => {});
-    client.release();
-  }
 }
