@@ -23,7 +23,7 @@ const writeSql = new Map<TableName, { insert: string; upsert: string }>(
     const shape = tables[name];
     const columns = shape.columns.join(', ');
     const insert = `INSERT INTO ${name} (${columns}) SELECT ${columns} FROM json_populate_recordset(NULL::${name}, $1::json)`;
-    const updates = shape.columns.filter((column) => !shape.key.includes(column)).map((column) => `${column} = EXCLUDED.${column}`);
+    const updates = (shape.changing ?? shape.columns.filter((column) => !shape.key.includes(column))).map((column) => `${column} = EXCLUDED.${column}`);
     const conflict = shape.insertOnly || updates.length === 0 ? '' : ` ON CONFLICT (${shape.key.join(', ')}) DO UPDATE SET ${updates.join(', ')}`;
     return [name, { insert, upsert: `${insert}${conflict}` }];
   }),

@@ -60,18 +60,21 @@ describe('the database’s rule: one organisation per identifier (039)', () => {
 
   it('refuses changed identifiers that another row holds, and lets any other change through', async () => {
     const { alpha, beta } = world.actors;
-    expect(await firstRefusal(database.pool, [`UPDATE organisations SET identifiers = identifiers || $1 WHERE id = $2`, [JSON.stringify({ uscc: alphaUscc }), beta.orgId]]))
+    // Since 063 no identifier changes at all (organisations_keep_registration refuses it
+    // first); with that trigger off, as an owner may switch it, 039's still holds.
+    const keptOff: [string] = ['ALTER TABLE organisations DISABLE TRIGGER organisations_keep_registration'];
+    expect(await firstRefusal(database.pool, keptOff, [`UPDATE organisations SET identifiers = identifiers || $1 WHERE id = $2`, [JSON.stringify({ uscc: alphaUscc }), beta.orgId]]))
       .toEqual({ code: '23505', message: held(beta.orgId, 'uscc', alphaUscc, alpha.orgId) });
-    expect(await firstRefusal(database.pool, [`UPDATE organisations SET identifiers = identifiers || '{"lei":"LEI-BETA"}' WHERE id = $1`, [beta.orgId]])).toBeUndefined();
+    expect(await firstRefusal(database.pool, keptOff, [`UPDATE organisations SET identifiers = identifiers || '{"lei":"LEI-BETA"}' WHERE id = $1`, [beta.orgId]])).toBeUndefined();
     // A duplicate written before 039 keeps its other changes (a KYC recorded), also written
-    // the ledger's way, with its identifiers rewritten as they were (store/batch-writes.ts).
+    // the ledger's way, which writes back only the KYC marks of a row that exists (store/batch-writes.ts).
     expect(await inRolledBack(database.pool, async (client) => {
       await writeDuplicates(client);
       await client.query(`UPDATE organisations SET kyc_verified_by = $1 WHERE id = 'ORG-D46'`, [[world.actors.mofcom.orgId]]);
-      await client.query(`INSERT INTO organisations (id, name, country, roles, identifiers, created_seq) VALUES ('ORG-D47', 'D47', 'CN', '{recipient}', $1, 900002)
-        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, identifiers = EXCLUDED.identifiers`, [JSON.stringify({ uscc: alphaUscc, lei: 'LEI-D' })]);
+      await client.query(`INSERT INTO organisations (id, name, country, roles, identifiers, kyc_verified_by, created_seq) VALUES ('ORG-D47', 'ORG-D47', 'CN', '{recipient}', $1, $2, 900002)
+        ON CONFLICT (id) DO UPDATE SET kyc_verified_by = EXCLUDED.kyc_verified_by`, [JSON.stringify({ uscc: alphaUscc, lei: 'LEI-D' }), [world.actors.bis.orgId]]);
       return (await client.query(`SELECT id, name, kyc_verified_by FROM organisations WHERE id IN ('ORG-D46', 'ORG-D47') ORDER BY id`)).rows;
-    })).toEqual([{ id: 'ORG-D46', name: 'ORG-D46', kyc_verified_by: [world.actors.mofcom.orgId] }, { id: 'ORG-D47', name: 'D47', kyc_verified_by: [] }]);
+    })).toEqual([{ id: 'ORG-D46', name: 'ORG-D46', kyc_verified_by: [world.actors.mofcom.orgId] }, { id: 'ORG-D47', name: 'ORG-D47', kyc_verified_by: [world.actors.bis.orgId] }]);
   });
 });
 

@@ -71,6 +71,23 @@ describe('organisations, products and sites keep their registration (063)', () =
     expect(await asWriter('UPDATE products SET eccn = eccn WHERE id = $1', [productId])).toBe('changed');
     expect(await ledgerViolations(database.pool)).toEqual([]);
   });
+
+  it("writes back only the KYC marks of an organisation it changes: a name the owner corrected by hand, which the ledger's cache still holds as it was, stays", async () => {
+    const { actors } = world;
+    const { stats } = world.ledger.sequencer;
+    await setKyc(true, 'bis', actors.beta.orgId); // the ledger has the row now
+    await inTransaction(database.pool, 'BEGIN', async (client) => {
+      await client.query("SET LOCAL session_replication_role = 'replica'");
+      await client.query("UPDATE organisations SET name = '乙智能科技股份有限公司' WHERE id = $1", [actors.beta.orgId]);
+    });
+    // Served from the cache and sent ahead, as the head did not move: a whole row written back
+    // would be refused there (and the batch run again from the database's rows).
+    const before = { ahead: stats.aheadBatches, misses: stats.aheadMisses };
+    await setKyc(false, 'bis', actors.beta.orgId);
+    expect({ ahead: stats.aheadBatches - before.ahead, misses: stats.aheadMisses - before.misses }).toEqual({ ahead: 1, misses: 0 });
+    const { rows: [beta] } = await database.pool.query('SELECT name, kyc_verified_by FROM organisations WHERE id = $1', [actors.beta.orgId]);
+    expect(beta).toEqual({ name: '乙智能科技股份有限公司', kyc_verified_by: [] });
+  });
 });
 
 describe("the re-check's part event-state: KYC marks (063)", () => {
