@@ -137,6 +137,7 @@ describe('ledger_violations() holds every unit to its shipment (032)', () => {
       await client.query(`ALTER TABLE licences DISABLE TRIGGER USER; UPDATE licences SET reference = reference || '-X' WHERE id = '${world.exportLicenceId}'; ALTER TABLE licences ENABLE TRIGGER USER`);
       const found = (await client.query<{ invariant: string; subject: string }>('SELECT invariant, subject FROM ledger_violations() ORDER BY invariant, subject')).rows;
       expect(found).toEqual([
+        { invariant: 'event-state', subject: 'B33-2' }, // lost with no units.report_lost (064)
         { invariant: 'invariant-4', subject: 'B33-2' }, // lost under a booking (032)
         { invariant: 'invariant-4', subject: 'B33-2' }, // marked as shipped, but no shipment that lists it has (033)
         { invariant: 'invariant-4', subject: 'D33-1' }, // licensed under a delivered shipment (032, not 020's clause again)
