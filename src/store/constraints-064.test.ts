@@ -24,6 +24,7 @@ worldPerFile((made, madeDatabase) => {
 const stateViolations = async () => (await ledgerViolations(database.pool)).filter((violation) => violation.invariant === 'event-state');
 const serials = Array.from({ length: 9 }, (_, index) => `UEV-${index + 1}`);
 const sites: { a: string; b: string } = { a: '', b: '' };
+const newestSeq = async () => Number((await database.pool.query<{ seq: string }>('SELECT max(seq)::text AS seq FROM events')).rows[0]!.seq);
 const updatedSeqOf = async (serial: string) => (await database.pool.query<{ seq: string }>('SELECT updated_seq::text AS seq FROM units WHERE serial = $1', [serial])).rows[0]!.seq;
 
 /** Runs `statements` as the writer in a transaction, then the part: what it says; rolled back. */
@@ -106,6 +107,26 @@ describe("the re-check's part event-state: units (064)", () => {
     });
     expect(await stateViolations()).toEqual([]);
   });
+
+  it('takes the serial list that releases from dbd9a2f to 1241a63 stored again in the second event of an ending, and names a later command that lists the unit', async () => {
+    await withEventsByHand(database.pool, async ({ insertEvent, query, violations }) => {
+      // The two events of one units.return: same kind, actor and time (now(), the transaction's), the same lines.
+      await insertEvent('units.return', null, { effects: { count: 1 } });
+      await insertEvent('units.return', sites.a, { effects: { fromSites: { [sites.a]: 1 } } });
+      await query("INSERT INTO event_serials (seq, lines) SELECT seq, '{UEV-8}' FROM events ORDER BY seq DESC LIMIT 2", []);
+      await query("UPDATE units SET updated_seq = (SELECT max(seq) - 1 FROM events) WHERE serial = 'UEV-8'", []);
+      expect(await violations()).toEqual([]);
+      // Other lines in the event after: another command, which listed the unit later.
+      await query("UPDATE event_serials SET lines = '{UEV-7,UEV-8}' WHERE seq = (SELECT max(seq) FROM events)", []);
+      // The newest seq the pool sees is the last committed: the two events by hand come after it.
+      const [first, second] = [(await newestSeq()) + 1, (await newestSeq()) + 2];
+      expect(await violations()).toEqual([
+        { invariant: 'event-state', subject: 'UEV-7', detail: `the unit was last changed by event ${await updatedSeqOf('UEV-7')}, but a later units.return, ${second}, lists its serial` },
+        { invariant: 'event-state', subject: 'UEV-8', detail: `the unit was last changed by event ${first}, but a later units.return, ${second}, lists its serial` },
+      ]);
+    });
+    expect(await stateViolations()).toEqual([]);
+  });
 });
 
 describe("the re-check's part event-state: token revocations (064)", () => {
@@ -120,13 +141,19 @@ describe("the re-check's part event-state: token revocations (064)", () => {
       { subject: kept, detail: 'the token is revoked (at 2026-02-01T12:00:00.000Z), but no token.revoke event revoked it' },
     ]);
     // A revoked token stays revoked for the writer (055): the owner, triggers off.
-    await withEventsByHand(database.pool, async ({ query, violations }) => {
+    await withEventsByHand(database.pool, async ({ insertEvent, query, violations }) => {
       await query('UPDATE tokens SET revoked_at = NULL WHERE id = $1', [revoked]);
       expect(await violations()).toEqual([{ invariant: 'event-state', subject: revoked, detail: `the token is not revoked, but token.revoke event ${revocation.seq} revoked it` }]);
       await query("UPDATE tokens SET revoked_at = '2027-01-01T00:00:00Z' WHERE id = $1", [revoked]);
       expect(await violations()).toEqual([{
         invariant: 'event-state', subject: revoked,
         detail: `the token was revoked at 2027-01-01T00:00:00.000Z, but its token.revoke event, ${revocation.seq}, is of ${new Date(revocation.at).toISOString()}`,
+      }]);
+      await query('UPDATE tokens SET revoked_at = $2 WHERE id = $1', [revoked, revocation.at]);
+      // A revocation of a token that is not there (tokens are never deleted, 055).
+      await insertEvent('token.revoke', 'TOK-999999', { input: { tokenId: 'TOK-999999' } });
+      expect(await violations()).toEqual([{
+        invariant: 'event-state', subject: 'TOK-999999', detail: `token.revoke event ${(await newestSeq()) + 1} revoked it, but no such token is in the record`,
       }]);
     });
     expect(await stateViolations()).toEqual([]);

@@ -11,18 +11,25 @@
 -- Only the recipient's unit commands make a unit deployed (units.deploy, whose subject is the
 -- site) or end it (units.decommission, units.report_lost, units.return), since the first
 -- release. Each sets updated_seq of every unit it lists to its own seq, and from migration
--- 017 on records its serial list in event_serials (the first event of the command, where an
--- ending is two). So a unit that is deployed or ended was made so by the event at its
--- updated_seq: of the kind that makes that custody, to its site where deployed, listing its
--- serial where the event has a list. And no unit command after that event lists it, or its
--- updated_seq would be that later one's. A line is "serial" or "serial gpuUuid" (events.ts
+-- 017 on records its serial list in event_serials: in the first event of the command, where
+-- an ending is two. (Releases from dbd9a2f to 1241a63 stored the list in the second too, the
+-- same lines in the event after, of the same kind, actor and time: such a repeat is not read
+-- as a later command listing the units.) So a unit that is deployed or ended was made so by
+-- the event at its updated_seq: of the kind that makes that custody, to its site where
+-- deployed, listing its serial where the event has a list. And no unit command after that
+-- event lists it, or its updated_seq would be that later one's. A line is "serial" or "serial gpuUuid" (events.ts
 -- serialLines); serials are compared exactly, as the commands name units.
 CREATE FUNCTION ledger_check_unit_events() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
-  WITH listed AS MATERIALIZED (
-    SELECT s.seq, e.kind, split_part(line, ' ', 1) AS serial
+  -- Materialized, so that a repeat is looked for once an event, not once a line.
+  WITH lists AS MATERIALIZED (
+    SELECT s.seq, e.kind, s.lines
     FROM event_serials s
     JOIN events e ON e.seq = s.seq AND e.kind IN ('units.deploy', 'units.decommission', 'units.report_lost', 'units.return')
-    CROSS JOIN LATERAL unnest(s.lines) AS line
+    WHERE NOT EXISTS (SELECT 1 FROM events p JOIN event_serials ps ON ps.seq = p.seq
+                      WHERE p.seq = s.seq - 1 AND p.kind = e.kind AND p.actor = e.actor AND p.at = e.at AND ps.lines = s.lines)
+  ),
+  listed AS MATERIALIZED (
+    SELECT l.seq, l.kind, split_part(line, ' ', 1) AS serial FROM lists l CROSS JOIN LATERAL unnest(l.lines) AS line
   ),
   newest AS (
     SELECT DISTINCT ON (serial) serial, seq, kind FROM listed ORDER BY serial, seq DESC
@@ -67,15 +74,16 @@ CREATE FUNCTION ledger_check_token_events() RETURNS TABLE (invariant text, subje
   WITH revoked AS (
     SELECT DISTINCT ON (subject_id) subject_id, seq, at FROM events WHERE kind = 'token.revoke' ORDER BY subject_id, seq
   )
-  SELECT 'event-state', t.id,
+  SELECT 'event-state', coalesce(t.id, r.subject_id),
     CASE
+      WHEN t.id IS NULL THEN format('token.revoke event %s revoked it, but no such token is in the record', r.seq)
       WHEN r.seq IS NULL THEN format('the token is revoked (at %s), but no token.revoke event revoked it', to_char(t.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
       WHEN t.revoked_at IS NULL THEN format('the token is not revoked, but token.revoke event %s revoked it', r.seq)
       ELSE format('the token was revoked at %s, but its token.revoke event, %s, is of %s', to_char(t.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), r.seq, to_char(r.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
     END
   FROM tokens t
-  LEFT JOIN revoked r ON r.subject_id = t.id
-  WHERE (t.revoked_at IS NULL) <> (r.seq IS NULL) OR t.revoked_at <> r.at
-  ORDER BY t.id
+  FULL JOIN revoked r ON r.subject_id = t.id
+  WHERE t.id IS NULL OR (t.revoked_at IS NULL) <> (r.seq IS NULL) OR t.revoked_at <> r.at
+  ORDER BY 2
 $$;
 INSERT INTO ledger_checks (position, part) VALUES (360, 'ledger_check_token_events');
