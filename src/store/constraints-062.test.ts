@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { withEventsByHand } from '../../test/support/events-by-hand.ts';
+import { eventStateViolations, withEventsByHand } from '../../test/support/events-by-hand.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { ledgerViolations } from './violations.ts';
 import { inTransaction, type Pool } from './pool.ts';
@@ -21,7 +21,7 @@ worldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 }, { licenceUnits: 20, allocationUnits: 10 });
 
-const stateViolations = async () => (await ledgerViolations(database.pool)).filter((violation) => violation.invariant === 'event-state');
+const stateViolations = () => eventStateViolations(database.pool);
 
 let booked = 0;
 async function book(recipient: 'alpha' | 'beta', units: number, deadline = '2026-09-01T00:00:00Z'): Promise<string> {

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DatabaseError } from 'pg';
 import type { TestDatabase } from '../../test/database.ts';
-import { withEventsByHand } from '../../test/support/events-by-hand.ts';
+import { eventStateViolations, withEventsByHand } from '../../test/support/events-by-hand.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { inTransaction } from './pool.ts';
 import { ledgerViolations } from './violations.ts';
@@ -21,7 +21,7 @@ worldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 });
 
-const stateViolations = async () => (await ledgerViolations(database.pool)).filter((violation) => violation.invariant === 'event-state');
+const stateViolations = () => eventStateViolations(database.pool);
 const setKyc = (verified: boolean, authority: 'bis' | 'mofcom', organisationId = world.actors.alpha.orgId) =>
   world.run('organisation.set_kyc', { organisationId, verified }, world.actors[authority]);
 

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { withEventsByHand } from '../../test/support/events-by-hand.ts';
+import { eventStateViolations, withEventsByHand } from '../../test/support/events-by-hand.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { systemActor } from '../ledger/permissions.ts';
 import { ledgerViolations } from './violations.ts';
@@ -21,7 +21,7 @@ worldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 });
 
-const stateViolations = async () => (await ledgerViolations(database.pool)).filter((violation) => violation.invariant === 'event-state');
+const stateViolations = () => eventStateViolations(database.pool);
 const serials = Array.from({ length: 9 }, (_, index) => `UEV-${index + 1}`);
 const sites: { a: string; b: string } = { a: '', b: '' };
 const newestSeq = async () => Number((await database.pool.query<{ seq: string }>('SELECT max(seq)::text AS seq FROM events')).rows[0]!.seq);
@@ -33,7 +33,7 @@ async function asWriter(statements: Array<[string, unknown[]]>): Promise<Array<{
   try {
     await client.query('BEGIN');
     for (const [text, values] of statements) await client.query(text, values);
-    return (await ledgerViolations(client)).filter((violation) => violation.invariant === 'event-state').map(({ subject, detail }) => ({ subject, detail }));
+    return (await eventStateViolations(client)).map(({ subject, detail }) => ({ subject, detail }));
   } finally {
     await client.query('ROLLBACK');
     client.release();

@@ -24,11 +24,16 @@ export interface ByHand {
   violations(): Promise<Violation[]>;
 }
 
+/** What the re-check's part event-state says of the database `on` reads (a pool, or a client inside a transaction). */
+export async function eventStateViolations(on: Parameters<typeof ledgerViolations>[0]): Promise<Violation[]> {
+  return (await ledgerViolations(on)).filter((violation) => violation.invariant === 'event-state');
+}
+
 export async function withEventsByHand(pool: Pool, work: (byHand: ByHand) => Promise<void>): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query("BEGIN; SET LOCAL session_replication_role = 'replica'");
-    const violations = async () => (await ledgerViolations(client)).filter((violation) => violation.invariant === 'event-state');
+    const violations = () => eventStateViolations(client);
     await work({
       async insertEvent(kind, subject, members) {
         const { rows: [next] } = await client.query<{ seq: string }>('SELECT max(seq) + 1 AS seq FROM events');
