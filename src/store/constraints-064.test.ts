@@ -56,7 +56,9 @@ describe("the re-check's part event-state: units (064)", () => {
     // UEV-1, 2 and 3 at A; UEV-4 at B; UEV-5 at A, then moved to B; UEV-6 decommissioned, UEV-7
     // lost, UEV-8 returned; UEV-9 left delivered.
     await world.run('units.deploy', { siteId: sites.a, serials: ['UEV-1', 'UEV-2', 'UEV-5'] }, actors.alpha);
-    await world.run('units.deploy', { siteId: sites.a, serials: ['UEV-3'] }, actors.alpha);
+    // UEV-3 to A, B and A again, one event after another at one time (the world's clock stands
+    // still): three commands that list the same lines, each of them a move.
+    for (const siteId of [sites.a, sites.b, sites.a]) await world.run('units.deploy', { siteId, serials: ['UEV-3'] }, actors.alpha);
     await world.run('units.deploy', { siteId: sites.b, serials: ['UEV-4', 'UEV-5'] }, actors.alpha);
     await world.run('units.deploy', { siteId: sites.a, serials: ['UEV-6'] }, actors.alpha);
     await world.run('units.decommission', { serials: ['UEV-6'], reason: 'end of life' }, actors.alpha);

@@ -12,20 +12,24 @@
 -- site) or end it (units.decommission, units.report_lost, units.return), since the first
 -- release. Each sets updated_seq of every unit it lists to its own seq, and from migration
 -- 017 on records its serial list in event_serials: in the first event of the command, where
--- an ending is two. (Releases from dbd9a2f to 1241a63 stored the list in the second too, the
--- same lines in the event after, of the same kind, actor and time: such a repeat is not read
--- as a later command listing the units.) So a unit that is deployed or ended was made so by
+-- an ending is two. (Releases from dbd9a2f to 1241a63 stored the list in the second too: a
+-- units.report_lost or units.return with the same lines as the event before, of the same kind,
+-- actor and time, is not read as a later command listing the units. No two such commands list
+-- one unit one after the other, lost and returned being ends; two deploys can, in one batch
+-- and by one actor, and are two commands.) So a unit that is deployed or ended was made so by
 -- the event at its updated_seq: of the kind that makes that custody, to its site where
 -- deployed, listing its serial where the event has a list. And no unit command after that
--- event lists it, or its updated_seq would be that later one's. A line is "serial" or "serial gpuUuid" (events.ts
--- serialLines); serials are compared exactly, as the commands name units.
+-- event lists it, or its updated_seq would be that later one's. A line is "serial" or
+-- "serial gpuUuid" (events.ts serialLines); serials are compared exactly, as the commands
+-- name units.
 CREATE FUNCTION ledger_check_unit_events() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
   -- Materialized, so that a repeat is looked for once an event, not once a line.
   WITH lists AS MATERIALIZED (
     SELECT s.seq, e.kind, s.lines
     FROM event_serials s
     JOIN events e ON e.seq = s.seq AND e.kind IN ('units.deploy', 'units.decommission', 'units.report_lost', 'units.return')
-    WHERE NOT EXISTS (SELECT 1 FROM events p JOIN event_serials ps ON ps.seq = p.seq
+    WHERE e.kind IN ('units.deploy', 'units.decommission')
+       OR NOT EXISTS (SELECT 1 FROM events p JOIN event_serials ps ON ps.seq = p.seq
                       WHERE p.seq = s.seq - 1 AND p.kind = e.kind AND p.actor = e.actor AND p.at = e.at AND ps.lines = s.lines)
   ),
   listed AS MATERIALIZED (
