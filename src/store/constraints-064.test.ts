@@ -121,7 +121,8 @@ describe("the re-check's part event-state: units (064)", () => {
       // Other lines in the event after: another command, which listed the unit later.
       await query("UPDATE event_serials SET lines = '{UEV-7,UEV-8}' WHERE seq = (SELECT max(seq) FROM events)", []);
       // The newest seq the pool sees is the last committed: the two events by hand come after it.
-      const [first, second] = [(await newestSeq()) + 1, (await newestSeq()) + 2];
+      const newest = await newestSeq();
+      const [first, second] = [newest + 1, newest + 2];
       expect(await violations()).toEqual([
         { invariant: 'event-state', subject: 'UEV-7', detail: `the unit was last changed by event ${await updatedSeqOf('UEV-7')}, but a later units.return, ${second}, lists its serial` },
         { invariant: 'event-state', subject: 'UEV-8', detail: `the unit was last changed by event ${first}, but a later units.return, ${second}, lists its serial` },

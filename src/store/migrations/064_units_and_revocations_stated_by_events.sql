@@ -74,6 +74,11 @@ INSERT INTO ledger_checks (position, part) VALUES (350, 'ledger_check_unit_event
 -- token, revoked_at the event's time, since the first release), and 055 keeps it revoked; but
 -- the writer could revoke one by UPDATE with no event (an authority's token, say), and the API
 -- refused its holder with nothing in the record to say why.
+-- An instant as the API writes one (2026-02-01T00:00:00.000Z), whatever the session's TimeZone
+-- and DateStyle.
+CREATE FUNCTION ledger_instant_text(at timestamptz) RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+$$;
 CREATE FUNCTION ledger_check_token_events() RETURNS TABLE (invariant text, subject text, detail text) LANGUAGE sql STABLE AS $$
   WITH revoked AS (
     SELECT DISTINCT ON (subject_id) subject_id, seq, at FROM events WHERE kind = 'token.revoke' ORDER BY subject_id, seq
@@ -81,9 +86,9 @@ CREATE FUNCTION ledger_check_token_events() RETURNS TABLE (invariant text, subje
   SELECT 'event-state', coalesce(t.id, r.subject_id),
     CASE
       WHEN t.id IS NULL THEN format('token.revoke event %s revoked it, but no such token is in the record', r.seq)
-      WHEN r.seq IS NULL THEN format('the token is revoked (at %s), but no token.revoke event revoked it', to_char(t.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+      WHEN r.seq IS NULL THEN format('the token is revoked (at %s), but no token.revoke event revoked it', ledger_instant_text(t.revoked_at))
       WHEN t.revoked_at IS NULL THEN format('the token is not revoked, but token.revoke event %s revoked it', r.seq)
-      ELSE format('the token was revoked at %s, but its token.revoke event, %s, is of %s', to_char(t.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), r.seq, to_char(r.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+      ELSE format('the token was revoked at %s, but its token.revoke event, %s, is of %s', ledger_instant_text(t.revoked_at), r.seq, ledger_instant_text(r.at))
     END
   FROM tokens t
   FULL JOIN revoked r ON r.subject_id = t.id
