@@ -21,6 +21,7 @@ import { printDemoTokens, printLogVerifierKey } from './demo-tokens.ts';
 import { demoKeyFileName, readKeyFile, readKeyFileChecked } from './log-key.ts';
 import { parseSignerKey } from '../tlog/index.ts';
 import { chipledgerCommand } from './http.ts';
+import { replayCheck } from './check-replay.ts';
 import { PublishedCheckpointGuard } from './published-checkpoint.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { renderTable } from './table.ts';
@@ -329,8 +330,8 @@ export async function tokenRevokeCommand(config: Config, tokenId: string, output
  * names the database and the events it covered: "no violations" about some other, empty
  * database (a wrong CHIPLEDGER_DATA_DIR) must not pass for the server's.
  */
-export async function checkCommand(config: Config, output: Output): Promise<number> {
-  const { violations, events, legacyGpuUuids, sealNote } = await withDatabase(config, 'check', output, async (database) => {
+export async function checkCommand(config: Config, output: Output, options: { replay?: boolean } = {}): Promise<number> {
+  const { violations, events, legacyGpuUuids, sealNote, replayNote } = await withDatabase(config, 'check', output, async (database) => {
     return inTransaction(database.pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
       const counted = await countEvents(client);
       const found = await ledgerViolations(client);
@@ -344,7 +345,9 @@ export async function checkCommand(config: Config, output: Output): Promise<numb
       }
       const sealKey = await headSealCheck(client, config);
       if (sealKey.violation !== undefined) found.push(sealKey.violation);
-      return { violations: found, events: counted, legacyGpuUuids: legacy, sealNote: sealKey.note };
+      const replay = options.replay === true ? await replayCheck(client, database.ownerUrl, (await readHead(client)).size, output) : undefined;
+      if (replay !== undefined) found.push(...replay.violations);
+      return { violations: found, events: counted, legacyGpuUuids: legacy, sealNote: sealKey.note, replayNote: replay?.note };
     });
   });
   const covered = `${events.toLocaleString('en-US')} event${events === 1 ? '' : 's'} in ${checkedDatabase(config)}`;
@@ -357,6 +360,7 @@ export async function checkCommand(config: Config, output: Output): Promise<numb
   }
   if (legacyGpuUuids > 0) output.out(legacyNote);
   if (sealNote !== undefined) output.out(sealNote);
+  if (replayNote !== undefined) output.out(replayNote);
   return violations.length === 0 ? 0 : 1;
 }
 

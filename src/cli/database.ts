@@ -65,6 +65,12 @@ export interface Database {
   pool: Pool;
   /** The migrations this open applied (as the owner), by name. */
   applied: string[];
+  /**
+   * The tables' owner's URL (the embedded superuser's, or DATABASE_URL): for what only the owner
+   * does, such as making the database a replay of the log runs in (check --replay). It holds a
+   * password: never print it.
+   */
+  ownerUrl: string;
   /** 'embedded' when this process started (and will stop) PostgreSQL. */
   origin: 'external' | 'embedded' | 'shared';
   /** Closes the pool, and stops PostgreSQL if this process started it. */
@@ -125,7 +131,7 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
   try {
     const applied = await migrateAsOwner(opened, options);
     if (opened.writer !== undefined) await loginAsWriter(opened.pool, opened.writer.role, config);
-    return { pool: opened.pool, origin: opened.origin, close: opened.close, applied };
+    return { pool: opened.pool, ownerUrl: opened.ownerUrl, origin: opened.origin, close: opened.close, applied };
   } catch (error) {
     await opened.close().catch(() => {});
     throw error;
@@ -150,7 +156,6 @@ async function loginAsWriter(pool: Pool, role: string, config: Config): Promise<
 
 /** The owner's URL (the embedded superuser's, or DATABASE_URL) and the writer's, before migrations. */
 interface Unmigrated extends Omit<Database, 'applied'> {
-  ownerUrl: string;
   writer: { url: string; role: string; password?: string } | undefined;
 }
 

@@ -105,7 +105,8 @@ function buildProgram(config: (flags?: ConfigFlags) => Config, run: Runner, outp
     .argument('<tokenId>', 'the token\'s id, e.g. TOK-12 (not its secret)')
     .action(run(async (tokenId: string) => tokenRevokeCommand(config(), tokenId, output)));
   program.command('check').description('re-check invariants 1 to 5, the event readers, the serial lists and the log from the database; exit 1 if any is violated')
-    .action(run(async () => checkCommand(config(), output)));
+    .option('--replay', "also replay every command the log records through this release's rules, in a database of its own on the same server, and compare the state they make with the database's, row by row")
+    .action(run(async (options: { replay?: boolean }) => checkCommand(config(), output, options)));
 
   registerLogCommands(program, { output });
   addClientCommands(program, config, run, output);

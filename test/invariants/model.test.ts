@@ -45,6 +45,7 @@ import { scenario } from './model/generators.ts';
 import { runScenario } from './model/run-scenario.ts';
 import { tour, tourReaches } from './model/tour.ts';
 import { dropWorldTemplate } from './model/world.ts';
+import { dropReplayTemplate } from '../support/replay.ts';
 
 /** Batches of `defaultRuns` the coverage guard may take before it fails (see the random test). */
 const guardBatchesMax = 2;
@@ -54,6 +55,7 @@ describe('the ledger against a plain model', () => {
   const randomCoverage = new Coverage();
   afterAll(async () => {
     await dropWorldTemplate();
+    await dropReplayTemplate();
     console.info(`model test: the tour reached ${tourCoverage}`);
     console.info(`model test: the random runs reached ${randomCoverage}`);
   });

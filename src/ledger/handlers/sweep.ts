@@ -47,6 +47,8 @@ function bookingDue(shipment: ShipmentRow, lapses: readonly Lapse[], at: string)
   return lapsedFirst ? { dueAt: first.dueAt, reason: first.reason } : { dueAt: shipment.deadline, reason: null };
 }
 
+const inCreationOrder = (one: { created_seq: number }, other: { created_seq: number }): number => one.created_seq - other.created_seq;
+
 export const ledgerSweep: Handler<'ledger.sweep'> = {
   kind: 'ledger.sweep',
   keys(_input, keys) {
@@ -60,10 +62,20 @@ export const ledgerSweep: Handler<'ledger.sweep'> = {
     // The sequencer gives the parts consecutive seqs from context.seq, in order: each
     // record's updated_seq names the event that expired it.
     const partContext = (): CommandContext => ({ ...context, seq: context.seq + parts.length });
-    for (const shipment of [...state.all('shipments')]) {
+    // In the order the records were made, not the order the batch loaded them in (which the
+    // database's plan and the row cache decide): the log's order, and with it each record's
+    // updated_seq, follows from the ledger's state alone, as a replay of the log
+    // (ledger/replay) makes it again. Only what is due is sorted: a tick that finds nothing
+    // (most of them) sorts nothing, whatever the row cache holds. Expiring a booking changes no
+    // licence's status, so what is due is known before the first expires.
+    const due: Array<{ shipment: ShipmentRow; lapses: Lapse[] }> = [];
+    for (const shipment of state.all('shipments')) {
       if (shipment.status !== 'booked') continue;
       const lapses = licenceLapses(state, shipment, at);
-      if (shipment.deadline > at && lapses.length === 0) continue;
+      if (shipment.deadline <= at || lapses.length > 0) due.push({ shipment, lapses });
+    }
+    due.sort((one, other) => inCreationOrder(one.shipment, other.shipment));
+    for (const { shipment, lapses } of due) {
       const { dueAt, reason } = bookingDue(shipment, lapses, at);
       const step = applyStep(partContext(), shipment, expireStep);
       assert(step.moreEvents === undefined, 'releasing a reservation changes no licence status');
@@ -73,8 +85,8 @@ export const ledgerSweep: Handler<'ledger.sweep'> = {
       });
       expiredShipments.push(shipment.id);
     }
-    for (const licence of [...state.all('licences')]) {
-      if (!expirableStatuses.includes(licence.status) || licence.valid_to > at) continue;
+    const pastValidity = [...state.all('licences')].filter((licence) => expirableStatuses.includes(licence.status) && licence.valid_to <= at).sort(inCreationOrder);
+    for (const licence of pastValidity) {
       const from = licence.status;
       expireLicence(partContext(), licence);
       parts.push({ subjectId: licence.id, orgIds: licenceOrgIds(licence), effects: { licenceId: licence.id, from, to: 'expired', dueAt: licence.valid_to } });

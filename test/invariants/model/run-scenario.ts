@@ -13,6 +13,7 @@ import type { Coverage } from './coverage.ts';
 import { Run } from './run.ts';
 import { worldTemplate } from './world.ts';
 import { testSealingKey } from '../../support/sealing-key.ts';
+import { replayFindings } from '../../support/replay.ts';
 
 export async function runScenario(steps: Step[], coverage: Coverage): Promise<void> {
   const fresh = await (await worldTemplate()).fresh();
@@ -34,6 +35,11 @@ export async function runScenario(steps: Step[], coverage: Coverage): Promise<vo
       await run.runGroup(next.commands, next.writer);
     }
     await compareBalances(run, pool);
+    // The log, replayed command by command through the rules, makes this state exactly: the
+    // groups above went in batches, to two ledgers, and the replay sends one command at a time.
+    const { report, differences } = await replayFindings(pool);
+    expect(report.divergence, run.log.join('\n')).toBeUndefined();
+    expect(differences, run.log.join('\n')).toEqual([]);
   } finally {
     await second.close();
     await secondPool.end();

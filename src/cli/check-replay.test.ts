@@ -1,0 +1,76 @@
+/**
+ * `chipledger check --replay`: the log's commands replayed in a database of its own on the
+ * same server, and the state they make held to the database's. The replay's database is
+ * dropped afterwards.
+ */
+import { expect, it } from 'vitest';
+import type { TestDatabase } from '../../test/database.ts';
+import { runCheck } from '../../test/support/check-command.ts';
+import { worldPerFile, type World } from '../../test/world.ts';
+
+let database: TestDatabase;
+let world: World;
+worldPerFile((made, madeDatabase) => {
+  world = made;
+  database = madeDatabase;
+});
+
+const replayDatabases = async () => (await database.pool.query<{ count: number }>("SELECT count(*)::int AS count FROM pg_database WHERE datname LIKE 'chipledger\\_replay\\_%'")).rows[0]!.count;
+
+it('replays every event, compares the states, says so, and leaves no database behind', async () => {
+  const events = Number((await database.pool.query<{ size: string }>('SELECT size FROM log_head')).rows[0]!.size);
+  const { code, lines } = await runCheck(database.url, {}, { replay: true });
+  expect({ code, lines }).toEqual({
+    code: 0,
+    lines: [
+      expect.stringMatching(/^Every invariant holds: no violations/),
+      `The replay made all ${events} events again as the log records them, and the state was compared with what they make, row by row.`,
+    ],
+  });
+  expect(await replayDatabases()).toBe(0);
+});
+
+it("lists what the log's events do not make (a licence's terms changed with its snapshot, by the owner with the triggers off), and exits 1", async () => {
+  const licenceId = world.exportLicenceId;
+  const change = async (units: number) => {
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SET LOCAL session_replication_role = replica');
+      await client.query('UPDATE licences SET authorised_units = $2 WHERE id = $1', [licenceId, units]);
+      await client.query("UPDATE licence_versions SET snapshot = jsonb_set(snapshot::jsonb, '{authorised_units}', to_jsonb($2::int))::json WHERE licence_id = $1", [licenceId, units]);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+  };
+  await change(9_000);
+  try {
+    const { code, lines } = await runCheck(database.url, {}, { replay: true });
+    expect(code).toBe(1);
+    const text = lines.join('\n');
+    expect(lines[0]).toMatch(/^2 invariant violation\(s\)/);
+    expect(text).toMatch(new RegExp(`replay +licences ${licenceId} +authorised_units: the database holds 9000, the log's events make 1000`));
+    expect(text).toMatch(new RegExp(`replay +licence_versions ${licenceId} / 1 +snapshot.authorised_units: the database holds 9000, the log's events make 1000`));
+    // Without --replay the check finds nothing: the change kept every count in step.
+    expect((await runCheck(database.url)).code).toBe(0);
+  } finally {
+    await change(1_000);
+  }
+  expect((await runCheck(database.url, {}, { replay: true })).code).toBe(0);
+  expect(await replayDatabases()).toBe(0);
+});
+
+it('drops the replay databases a killed check left a day ago or more, and keeps younger ones, which a replay beside it may be making', async () => {
+  const seconds = Math.floor(Date.now() / 1000);
+  const left = `chipledger_replay_${seconds - 2 * 24 * 60 * 60}_0a0a0a0a0a0a`;
+  const young = `chipledger_replay_${seconds - 60}_0b0b0b0b0b0b`;
+  for (const name of [left, young]) await database.pool.query(`CREATE DATABASE ${name}`);
+  try {
+    expect((await runCheck(database.url, {}, { replay: true })).code).toBe(0);
+    const names = (await database.pool.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'chipledger\\_replay\\_%' ORDER BY 1")).rows.map((row) => row.datname);
+    expect(names).toEqual([young]);
+  } finally {
+    for (const name of [left, young]) await database.pool.query(`DROP DATABASE IF EXISTS ${name}`);
+  }
+});

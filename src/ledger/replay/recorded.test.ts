@@ -1,0 +1,60 @@
+/** An event's bytes read back as its command (recorded.ts): what a replay sends again. */
+import { describe, expect, it } from 'vitest';
+import { linesDigest } from '../events.ts';
+import { comparableText, eventDifference, recordedBody, recordedCommand, type RecordedBody } from './recorded.ts';
+
+const body = (input: unknown, more: Partial<RecordedBody> = {}): RecordedBody => ({
+  seq: 7, at: '2026-02-01T00:00:00.000Z', kind: 'manifest.attach', actor: { id: 'TOK-3', org: 'ORG-2', role: 'exporter' }, subject: 'S-5', input, effects: { added: 2 }, nonce: 'AAAAAAAAAAAAAAAAAAAAAA', ...more,
+});
+
+describe('recordedCommand', () => {
+  it('gives the kind, actor, time and input as the event records them', () => {
+    expect(recordedCommand(body({ shipmentId: 'S-5', reason: 'x' }, { kind: 'shipment.cancel' }), null)).toEqual({
+      ok: true, kind: 'shipment.cancel', input: { shipmentId: 'S-5', reason: 'x' }, actor: { id: 'TOK-3', orgId: 'ORG-2', role: 'exporter' }, at: '2026-02-01T00:00:00.000Z',
+    });
+  });
+
+  it('rebuilds a serial list from the lines stored for the event, a GPU UUID after its serial', () => {
+    const lines = ['SN-1 GPU-aaaaaaaa-0000-4000-8000-000000000001', 'SN-2'];
+    const command = recordedCommand(body({ shipmentId: 'S-5', serialCount: 2, serialsSha256: linesDigest(lines) }), lines);
+    expect(command).toMatchObject({ ok: true, input: { shipmentId: 'S-5', serials: [{ serial: 'SN-1', gpuUuid: 'GPU-aaaaaaaa-0000-4000-8000-000000000001' }, 'SN-2'] } });
+  });
+
+  it('refuses lines that are not the ones the digest covers, none at all, or another count', () => {
+    const lines = ['SN-1', 'SN-2'];
+    expect(recordedCommand(body({ shipmentId: 'S-5', serialCount: 2, serialsSha256: linesDigest(lines) }), ['SN-1', 'SN-3'])).toEqual({
+      ok: false, problem: `event 7 records 2 serials with digest ${linesDigest(lines)}, and the 2 lines stored for it hash to ${linesDigest(['SN-1', 'SN-3'])}`,
+    });
+    expect(recordedCommand(body({ shipmentId: 'S-5', serialCount: 3, serialsSha256: linesDigest(lines) }), lines).ok).toBe(false);
+    expect(recordedCommand(body({ shipmentId: 'S-5', serialCount: 2, serialsSha256: linesDigest(lines) }), null)).toEqual({
+      ok: false, problem: 'event 7 records its serial list by digest only, and no lines are stored for it (events before migration 017 kept none), so its command cannot be sent again',
+    });
+  });
+
+  it('refuses an event with no input (a further event of a command) and a kind no command makes', () => {
+    expect(recordedCommand(body(null), null)).toMatchObject({ ok: false, problem: expect.stringMatching(/^event 7 records no input/) });
+    expect(recordedCommand(body({}, { kind: 'licence.forge' }), null)).toEqual({ ok: false, problem: 'event 7 is of kind "licence.forge", which no command of this release makes' });
+    expect(recordedCommand(body({}, { kind: 'toString' }), null).ok).toBe(false);
+  });
+});
+
+describe('recordedBody', () => {
+  it('reads an event, and says what is wrong with bytes that are not one', () => {
+    expect(recordedBody(7, Buffer.from(JSON.stringify(body({ a: 1 }))))).toEqual(body({ a: 1 }));
+    expect(recordedBody(7, Buffer.from('{"at":'))).toMatch(/^event 7's bytes are not JSON/);
+    expect(recordedBody(7, Buffer.from('{"at":"x","kind":"k"}'))).toBe("event 7's bytes are JSON but not an event (at, kind, actor, input and effects)");
+    expect(recordedBody(7, Buffer.from('null'))).toBe("event 7's bytes are JSON but not an event (at, kind, actor, input and effects)");
+  });
+});
+
+describe('comparableText and eventDifference', () => {
+  it('compare everything but the nonce, and name each field that differs', () => {
+    const one = body({ a: 1 });
+    expect(comparableText(one)).toBe(comparableText({ ...one, nonce: 'BBBBBBBBBBBBBBBBBBBBBB' }));
+    expect(comparableText(one)).not.toBe(comparableText({ ...one, effects: { added: 3 } }));
+    expect(eventDifference(one, { ...one, nonce: 'B', subject: 'S-6', effects: { added: 3 } })).toBe(
+      'effects: the log records {"added":2}, the replay made {"added":3}; subject: the log records "S-5", the replay made "S-6"',
+    );
+    expect(eventDifference({ ...one, extra: 1 } as RecordedBody, one)).toBe('extra: the log records 1, the replay made nothing');
+  });
+});

@@ -1,0 +1,124 @@
+/**
+ * A replay of a test database's log (src/ledger/replay), as `check --replay` runs it, into a
+ * database of its own: a copy of one empty migrated template per test process, so that a
+ * replay costs a CREATE DATABASE, not 60-odd migrations.
+ */
+import { inject } from 'vitest';
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import { replayInvariant, replayLog, type ReplayReport } from '../../src/ledger/replay/replay.ts';
+import { migrate } from '../../src/store/migrate.ts';
+import { createPool, inTransaction, type Pool, type PoolClient } from '../../src/store/pool.ts';
+import { stateDifferences } from '../../src/store/state-diff.ts';
+import type { Violation } from '../../src/store/violations.ts';
+import { allowClocksAhead } from '../database.ts';
+
+let template: Promise<string> | undefined;
+
+async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: inject('databaseUrl') });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function urlOf(name: string): string {
+  const url = new URL(inject('databaseUrl'));
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+function emptyTemplate(): Promise<string> {
+  template ??= (async () => {
+    const name = `tpl_replay_${randomBytes(6).toString('hex')}`;
+    await admin((client) => client.query(`CREATE DATABASE ${name}`));
+    const pool = createPool({ url: urlOf(name), connectionsMax: 1, applicationName: 'chipledger-test-replay-template' });
+    try {
+      await migrate(pool);
+    } finally {
+      await pool.end();
+    }
+    return name;
+  })();
+  return template;
+}
+
+/** Drops the process's template (afterAll of a file that replayed). */
+export async function dropReplayTemplate(): Promise<void> {
+  if (template === undefined) return;
+  const name = await template;
+  template = undefined;
+  await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+}
+
+export interface Replayed {
+  report: ReplayReport;
+  /** The replay's database: compare a source with it (differencesFrom), then drop it. */
+  target: Pool;
+  drop(): Promise<void>;
+}
+
+/**
+ * Replays the log of the database `source` reads (its whole log, in one snapshot; `tamper` first
+ * changes it in that snapshot's transaction, which is rolled back) into a new database.
+ */
+export async function replayOf(source: Pool, tamper?: (client: PoolClient) => Promise<void>): Promise<Replayed> {
+  const name = `t_replay_${randomBytes(6).toString('hex')}`;
+  const from = await emptyTemplate();
+  await admin(async (client) => {
+    await client.query(`CREATE DATABASE ${name} TEMPLATE ${from}`);
+    await allowClocksAhead(client, name);
+  });
+  const target = createPool({ url: urlOf(name), connectionsMax: 4, applicationName: 'chipledger-test-replay' });
+  const drop = async (): Promise<void> => {
+    await target.end();
+    await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  };
+  try {
+    const report = await inSnapshot(source, async (client) => {
+      await tamper?.(client);
+      return replayLog(client, target, await logSize(client));
+    });
+    return { report, target, drop };
+  } catch (error) {
+    await drop();
+    throw error;
+  }
+}
+
+/** What the state of `source` (after `tamper`, rolled back) holds otherwise than the replay made. */
+export async function differencesFrom(source: Pool, replayed: Replayed, tamper?: (client: PoolClient) => Promise<void>): Promise<Violation[]> {
+  return inSnapshot(source, async (client) => {
+    await tamper?.(client);
+    return inTransaction(replayed.target, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', (other) => stateDifferences(client, other, replayInvariant));
+  });
+}
+
+/** Replays `source` and compares: its divergence, if any, and every difference (none compared past a divergence). */
+export async function replayFindings(source: Pool): Promise<{ report: ReplayReport; differences: Violation[] }> {
+  const replayed = await replayOf(source);
+  try {
+    const differences = replayed.report.divergence === undefined ? await differencesFrom(source, replayed) : [];
+    return { report: replayed.report, differences };
+  } finally {
+    await replayed.drop();
+  }
+}
+
+async function inSnapshot<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    return await work(client);
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    client.release();
+  }
+}
+
+async function logSize(client: PoolClient): Promise<number> {
+  return Number((await client.query<{ size: string }>('SELECT size::text AS size FROM log_head')).rows[0]!.size);
+}
