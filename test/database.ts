@@ -33,6 +33,24 @@ export async function productionClockAhead(pool: Pool, name: string): Promise<vo
   await pool.query(`ALTER DATABASE ${name} RESET ${clockAheadSetting}`);
 }
 
+/** Runs `work` on a connection to the run's PostgreSQL as its superuser (CREATE and DROP DATABASE). */
+export async function asServerAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: inject('databaseUrl') });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The URL of database `name` on the run's PostgreSQL, as its superuser. */
+export function databaseUrlOf(name: string): string {
+  const url = new URL(inject('databaseUrl'));
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
 export interface TestDatabase {
   /** The owner's URL (a child `serve` given it as DATABASE_URL migrates and writes as the owner). */
   url: string;

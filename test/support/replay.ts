@@ -3,39 +3,21 @@
  * database of its own: a copy of one empty migrated template per test process, so that a
  * replay costs a CREATE DATABASE, not 60-odd migrations.
  */
-import { inject } from 'vitest';
-import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { replayInvariant, replayLog, type ReplayReport } from '../../src/ledger/replay/replay.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { createPool, inTransaction, type Pool, type PoolClient } from '../../src/store/pool.ts';
 import { stateDifferences } from '../../src/store/state-diff.ts';
 import type { Violation } from '../../src/store/violations.ts';
-import { allowClocksAhead } from '../database.ts';
+import { allowClocksAhead, asServerAdmin, databaseUrlOf } from '../database.ts';
 
 let template: Promise<string> | undefined;
-
-async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: inject('databaseUrl') });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-function urlOf(name: string): string {
-  const url = new URL(inject('databaseUrl'));
-  url.pathname = `/${name}`;
-  return url.toString();
-}
 
 function emptyTemplate(): Promise<string> {
   template ??= (async () => {
     const name = `tpl_replay_${randomBytes(6).toString('hex')}`;
-    await admin((client) => client.query(`CREATE DATABASE ${name}`));
-    const pool = createPool({ url: urlOf(name), connectionsMax: 1, applicationName: 'chipledger-test-replay-template' });
+    await asServerAdmin((client) => client.query(`CREATE DATABASE ${name}`));
+    const pool = createPool({ url: databaseUrlOf(name), connectionsMax: 1, applicationName: 'chipledger-test-replay-template' });
     try {
       await migrate(pool);
     } finally {
@@ -51,7 +33,7 @@ export async function dropReplayTemplate(): Promise<void> {
   if (template === undefined) return;
   const name = await template;
   template = undefined;
-  await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  await asServerAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
 }
 
 export interface Replayed {
@@ -68,14 +50,14 @@ export interface Replayed {
 export async function replayOf(source: Pool, tamper?: (client: PoolClient) => Promise<void>): Promise<Replayed> {
   const name = `t_replay_${randomBytes(6).toString('hex')}`;
   const from = await emptyTemplate();
-  await admin(async (client) => {
+  await asServerAdmin(async (client) => {
     await client.query(`CREATE DATABASE ${name} TEMPLATE ${from}`);
     await allowClocksAhead(client, name);
   });
-  const target = createPool({ url: urlOf(name), connectionsMax: 4, applicationName: 'chipledger-test-replay' });
+  const target = createPool({ url: databaseUrlOf(name), connectionsMax: 4, applicationName: 'chipledger-test-replay' });
   const drop = async (): Promise<void> => {
     await target.end();
-    await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    await asServerAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   };
   try {
     const report = await inSnapshot(source, async (client) => {

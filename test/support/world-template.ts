@@ -5,7 +5,6 @@
  * event's sequence number, and the copies share their history.
  */
 import { inject } from 'vitest';
-import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { ManualClock } from '../../src/core/clock.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
@@ -14,7 +13,7 @@ import type { CommandKind, CommandRequest } from '../../src/ledger/schemas.ts';
 import { createPool, type Pool } from '../../src/store/pool.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { buildWorld, expectOk, type World } from '../world.ts';
-import { allowClocksAhead } from '../database.ts';
+import { allowClocksAhead, asServerAdmin, databaseUrlOf } from '../database.ts';
 import { testWriterRole, testWriterUrl } from '../writer.ts';
 import { testSealingKey } from './sealing-key.ts';
 
@@ -37,29 +36,13 @@ export interface WorldTemplate {
 /** buildWorld's clock starts here; copies start from the same instant. */
 const worldStart = '2026-02-01T00:00:00Z';
 
-async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: inject('databaseUrl') });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-function urlOf(name: string): string {
-  const url = new URL(inject('databaseUrl'));
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
 export async function createWorldTemplate(options: Parameters<typeof buildWorld>[1] & { prepare?: (world: World) => Promise<void> } = {}): Promise<WorldTemplate> {
   const templateName = `tpl_${randomBytes(6).toString('hex')}`;
-  await admin(async (client) => {
+  await asServerAdmin(async (client) => {
     await client.query(`CREATE DATABASE ${templateName}`);
     await allowClocksAhead(client, templateName);
   });
-  const templatePool = createPool({ url: urlOf(templateName), connectionsMax: 4, applicationName: 'chipledger-test-template' });
+  const templatePool = createPool({ url: databaseUrlOf(templateName), connectionsMax: 4, applicationName: 'chipledger-test-template' });
   let shape: Omit<World, 'ledger' | 'clock' | 'run'>;
   try {
     await migrate(templatePool, { writer: { role: testWriterRole } });
@@ -74,13 +57,13 @@ export async function createWorldTemplate(options: Parameters<typeof buildWorld>
   return {
     async fresh() {
       const name = `t_${randomBytes(6).toString('hex')}`;
-      await admin(async (client) => {
+      await asServerAdmin(async (client) => {
         await client.query(`CREATE DATABASE ${name} TEMPLATE ${templateName}`);
         await allowClocksAhead(client, name);
         // A copy keeps its tables' grants but not the database's own: as the migrations left the template.
         await client.query(`REVOKE TEMPORARY ON DATABASE ${name} FROM PUBLIC`);
       });
-      const url = urlOf(name);
+      const url = databaseUrlOf(name);
       // A copy keeps its template's table grants: the writer's rights come with it.
       const writerPool = createPool({ url: testWriterUrl(inject('databaseUrl'), name), connectionsMax: 10, applicationName: 'chipledger-test-writer' });
       const pool = createPool({ url, connectionsMax: 4, applicationName: 'chipledger-test' });
@@ -97,12 +80,12 @@ export async function createWorldTemplate(options: Parameters<typeof buildWorld>
           await Promise.race([ledger.close(), new Promise((done) => setTimeout(done, 1_000))]);
           await writerPool.end();
           await pool.end();
-          await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+          await asServerAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
         },
       };
     },
     async drop() {
-      await admin((client) => client.query(`DROP DATABASE IF EXISTS ${templateName} WITH (FORCE)`));
+      await asServerAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${templateName} WITH (FORCE)`));
     },
   };
 }

@@ -11,7 +11,7 @@ import { canonicalJson } from '../../core/canonical-json.ts';
 import type { Actor } from '../permissions.ts';
 import type { Role } from '../rows.ts';
 import { commandSchemas, type CommandKind } from '../schemas.ts';
-import { linesDigest } from '../events.ts';
+import { linesDigest, type EventBody } from '../events.ts';
 
 /** An event as its canonical bytes say it (events.ts EventBody), with the seq its row is stored under. */
 export interface RecordedEvent {
@@ -19,16 +19,8 @@ export interface RecordedEvent {
   body: RecordedBody;
 }
 
-export interface RecordedBody {
-  seq: number;
-  at: string;
-  kind: string;
-  actor: { id: string; org: string; role: string };
-  subject: string | null;
-  input: unknown;
-  effects: Record<string, unknown>;
-  nonce?: string;
-}
+/** An event's body as read back: its nonce may be missing from bytes not written by the ledger. */
+export type RecordedBody = Omit<EventBody, 'nonce'> & { nonce?: string };
 
 /** The command an event's bytes record, to submit again, or why it cannot be sent again. */
 export type RecordedCommand =
