@@ -7,6 +7,7 @@ import { buildWorld } from '../../test/world.ts';
 import { createDemoTokens, DemoLoadError, demoParties, demoState, loadDemo, type DemoResult } from './load.ts';
 import * as scenario from './scenario.ts';
 import { testSealingKey } from '../../test/support/sealing-key.ts';
+import { dropReplayTemplate, replayFindings } from '../../test/support/replay.ts';
 
 describe('the demo', () => {
   let database: TestDatabase;
@@ -24,6 +25,7 @@ describe('the demo', () => {
   afterAll(async () => {
     await ledger.close();
     await database.drop();
+    await dropReplayTemplate();
   });
 
   const count = async (sql: string): Promise<number> => (await database.pool.query<{ count: number }>(sql)).rows[0]!.count;
@@ -32,6 +34,12 @@ describe('the demo', () => {
     expect(first.loaded).toBe(true);
     expect(await ledger.violations()).toEqual([]);
     expect(await demoState(database.pool)).toBe('complete');
+  });
+
+  it('is what its log makes: each command replayed through the rules makes its events and its state again (check --replay)', async () => {
+    const { report, differences } = await replayFindings(database.pool);
+    expect(report).toEqual({ replayed: await count('SELECT size::int AS count FROM log_head') });
+    expect(differences).toEqual([]);
   });
 
   it('has a shipment in every state, with its manifest', async () => {
