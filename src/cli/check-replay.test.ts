@@ -7,6 +7,8 @@ import { expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { runCheck } from '../../test/support/check-command.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
+import { asServerAdmin, databaseUrlOf } from '../../test/database.ts';
+import { createScratchDatabase } from '../store/scratch-database.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -74,3 +76,14 @@ it('drops the replay databases a killed check left a day ago or more, and keeps 
     for (const name of [left, young]) await database.pool.query(`DROP DATABASE IF EXISTS ${name}`);
   }
 });
+
+it('makes its database migrated, taking any time ahead, and drops it', async () => {
+  const scratch = await createScratchDatabase(databaseUrlOf('postgres'), 'chipledger-test-scratch');
+  const name = (await scratch.pool.query<{ name: string; migrations: number }>('SELECT current_database() AS name')).rows[0]!.name;
+  expect(name).toMatch(/^chipledger_replay_\d+_[0-9a-f]{12}$/);
+  expect((await scratch.pool.query<{ count: number }>('SELECT count(*)::int AS count FROM schema_migrations')).rows[0]!.count).toBeGreaterThan(60);
+  expect((await scratch.pool.query<{ value: string }>("SELECT current_setting('chipledger.clock_ahead_of_database_ms_max') AS value")).rows[0]!.value).not.toBe('');
+  await scratch.drop();
+  expect(await asServerAdmin(async (admin) => (await admin.query('SELECT FROM pg_database WHERE datname = $1', [name])).rowCount)).toBe(0);
+});
+

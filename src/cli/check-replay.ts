@@ -9,10 +9,10 @@
  */
 import { replayInvariant, replayLog } from '../ledger/replay/replay.ts';
 import { inTransaction, type PoolClient } from '../store/pool.ts';
-import { createScratchDatabase } from '../store/scratch-database.ts';
+import { createScratchDatabase, ScratchDatabaseRefused } from '../store/scratch-database.ts';
 import { stateDifferences } from '../store/state-diff.ts';
 import type { Violation } from '../store/violations.ts';
-import type { Output } from './output.ts';
+import { Failure, type Output } from './output.ts';
 import { createProgress } from './progress.ts';
 
 export interface ReplayCheck {
@@ -30,7 +30,9 @@ export interface ReplayCheck {
  * compared: every id made after it would differ.
  */
 export async function replayCheck(source: PoolClient, ownerUrl: string, size: number, output: Output): Promise<ReplayCheck> {
-  const scratch = await createScratchDatabase(ownerUrl, 'chipledger-check-replay');
+  const scratch = await createScratchDatabase(ownerUrl, 'chipledger-check-replay').catch((error: unknown) => {
+    throw error instanceof ScratchDatabaseRefused ? new Failure(error.message) : error;
+  });
   try {
     const progress = createProgress('replaying', size, 'events', output.errStream);
     let report;
