@@ -129,7 +129,8 @@ export async function applyBatch(logAppender: LogAppender, client: PoolClient, b
 
 /**
  * The refusal of a command whose actor's token is revoked, or missing, as of this point in
- * commit order, or undefined when it may run. The API checks the token when a request comes
+ * commit order, or is another organisation's or role's than the actor says, or undefined
+ * when it may run. The API checks the token when a request comes
  * in, but from a cache (up to limits.tokenCacheTtlMs old, and on another server process not
  * told of a revocation at all), and a command waits in the queue after that check: a token
  * revoked meanwhile would still write. Here the row is the one read under the ledger's lock
@@ -138,9 +139,12 @@ export async function applyBatch(logAppender: LogAppender, client: PoolClient, b
  * demo loader's set-up, the sweep) has no token.
  */
 function tokenRefusal(state: BatchState, actor: Actor): DomainError | undefined {
-  if (actor.id === systemActor.id) return undefined;
+  // The actor is the token's own organisation and role: the API makes it from the token, so
+  // only an actor made otherwise (a replay of a log whose events were rewritten, ledger/replay)
+  // could differ, and it must not act as one organisation under another's token.
+  if (actor.id === systemActor.id) return actor.orgId === systemActor.orgId && actor.role === systemActor.role ? undefined : tokenNotValid();
   const token = state.get('tokens', actor.id);
-  if (token !== undefined && token.revoked_at === null) return undefined;
+  if (token !== undefined && token.revoked_at === null && token.org_id === actor.orgId && token.role === actor.role) return undefined;
   return tokenNotValid();
 }
 

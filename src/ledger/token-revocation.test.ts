@@ -112,3 +112,21 @@ describe('the system actor', () => {
     expect(await eventsBy(systemActor, (made.seq as number) - 1)).toBe(1);
   });
 });
+
+describe('an actor that is not its token', () => {
+  it("is refused as an invalid token: another organisation's or role's under a token, and a system actor with an organisation", async () => {
+    const token = await alphaToken('claimed by another');
+    const { ledger, actors } = world;
+    const before = await sitesNamed('not its token%');
+    // beta's organisation under alpha's token; the system's id for alpha.
+    refusedUnauthenticated(await ledger.submit('site.register', site('not its token 1'), { ...token, orgId: actors.beta.orgId }));
+    refusedUnauthenticated(await ledger.submit('site.register', site('not its token 2'), { id: systemActor.id, orgId: actors.alpha.orgId, role: 'recipient' }));
+    expect(await sitesNamed('not its token%')).toBe(before);
+    expectOk(await ledger.submit('site.register', site('not its token 3'), token));
+    // An authority officer's token claiming the admin's role, for what only an admin may do.
+    const tokens = async () => (await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM tokens')).rows[0]!.n;
+    const tokensBefore = await tokens();
+    refusedUnauthenticated(await ledger.submit('token.create', { organisationId: actors.alpha.orgId, role: 'recipient', label: 'by a claimed admin' }, { ...actors.mofcom, role: 'authority_admin' }));
+    expect(await tokens()).toBe(tokensBefore);
+  });
+});

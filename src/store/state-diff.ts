@@ -16,12 +16,14 @@
  * hold those to the events.
  */
 import pg from 'pg';
-import { tableOrder } from './ledger-tables.ts';
+import { tableOrder, tables } from './ledger-tables.ts';
 import type { PoolClient } from './pool.ts';
 import type { Violation } from './violations.ts';
 
 export interface ComparedTable {
   table: string;
+  /** The columns the rows are matched by: the table's primary key, as the schema makes it (not read from the catalogue, which an owner may have changed). */
+  key: readonly string[];
   /** Columns no replay makes again. */
   except: readonly string[];
   /**
@@ -44,12 +46,13 @@ const snapshotPartiesUnordered = `CASE WHEN jsonb_typeof(t.snapshot::jsonb -> 'p
 export const comparedTables: readonly ComparedTable[] = [
   ...tableOrder.map((table): ComparedTable => ({
     table,
+    key: tables[table].key,
     except: table === 'tokens' ? ['secret_hash'] : [],
     ...(table === 'licence_versions' ? { unordered: { snapshot: snapshotPartiesUnordered } } : {}),
   })),
-  { table: 'events', except: ['canonical'], unordered: { org_ids: sortedJson('to_jsonb(t.org_ids)') } },
-  { table: 'event_subjects', except: [] },
-  { table: 'event_serials', except: [] },
+  { table: 'events', key: ['seq'], except: ['canonical'], unordered: { org_ids: sortedJson('to_jsonb(t.org_ids)') } },
+  { table: 'event_subjects', key: ['subject_id', 'seq'], except: [] },
+  { table: 'event_serials', key: ['seq'], except: [] },
 ];
 
 /** The settings a value's JSON text depends on, for the caller's transaction. */
@@ -80,8 +83,7 @@ export async function stateDifferences(database: PoolClient, replayed: PoolClien
   return found;
 }
 
-async function tableDifferences(database: PoolClient, replayed: PoolClient, { table, except, unordered }: ComparedTable, invariant: string): Promise<Violation[]> {
-  const key = await primaryKey(database, table);
+async function tableDifferences(database: PoolClient, replayed: PoolClient, { table, key, except, unordered }: ComparedTable, invariant: string): Promise<Violation[]> {
   const reordered = Object.entries(unordered ?? {}).map(([column, sql]) => `${pg.escapeLiteral(column)}, ${sql}`);
   const row = `to_jsonb(t) - ARRAY[${except.map((column) => pg.escapeLiteral(column)).join(', ')}]::text[]${reordered.length === 0 ? '' : ` || jsonb_build_object(${reordered.join(', ')})`}`;
   const query = `SELECT x.key, x.row FROM (SELECT concat_ws(E'\\x1f', ${key.map((column) => `t.${quoted(column)}::text`).join(', ')}) AS key,
@@ -116,18 +118,6 @@ async function tableDifferences(database: PoolClient, replayed: PoolClient, { ta
     found.push({ invariant, subject: table, detail: `and ${(differing - differencesNamedMax).toLocaleString('en-US')} more rows of ${table} differ from what the log's events make` });
   }
   return found;
-}
-
-/** The columns of a table's primary key, in the key's order. */
-async function primaryKey(db: PoolClient, table: string): Promise<string[]> {
-  const rows = (await db.query<{ column: string }>(
-    `SELECT a.attname AS column FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
-       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.position`,
-    [table],
-  )).rows;
-  if (rows.length === 0) throw new Error(`table ${table} has no primary key to compare its rows by`);
-  return rows.map((row) => row.column);
 }
 
 function quoted(name: string): string {

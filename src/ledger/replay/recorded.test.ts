@@ -1,5 +1,6 @@
 /** An event's bytes read back as its command (recorded.ts): what a replay sends again. */
 import { describe, expect, it } from 'vitest';
+import { canonicalJson } from '../../core/canonical-json.ts';
 import { linesDigest } from '../events.ts';
 import { comparableText, eventDifference, recordedBody, recordedCommand, type RecordedBody } from './recorded.ts';
 
@@ -40,10 +41,25 @@ describe('recordedCommand', () => {
 
 describe('recordedBody', () => {
   it('reads an event, and says what is wrong with bytes that are not one', () => {
-    expect(recordedBody(7, Buffer.from(JSON.stringify(body({ a: 1 }))))).toEqual(body({ a: 1 }));
+    expect(recordedBody(7, Buffer.from(canonicalJson(body({ a: 1 }))))).toEqual(body({ a: 1 }));
     expect(recordedBody(7, Buffer.from('{"at":'))).toMatch(/^event 7's bytes are not JSON/);
     expect(recordedBody(7, Buffer.from('{"at":"x","kind":"k"}'))).toBe("event 7's bytes are JSON but not an event (at, kind, actor, input and effects)");
     expect(recordedBody(7, Buffer.from('null'))).toBe("event 7's bytes are JSON but not an event (at, kind, actor, input and effects)");
+  });
+
+  it('reads only bytes that say one thing: canonical JSON, and a time as the ledger writes it', () => {
+    const canonical = canonicalJson(body({ a: 1 }));
+    const notCanonical = "event 7's bytes are not the canonical JSON (RFC 8785) of what they hold, as the ledger writes every event: a name given twice, or a value spelt otherwise";
+    // The effects given twice: JSON.parse would read the second.
+    expect(recordedBody(7, Buffer.from(canonical.replace('"effects":', '"effects":{"added":9},"effects":')))).toBe(notCanonical);
+    expect(recordedBody(7, Buffer.from(canonical.replace('"a":1', '"a":1.0')))).toBe(notCanonical);
+    expect(recordedBody(7, Buffer.from(` ${canonical}`))).toBe(notCanonical);
+    expect(recordedBody(7, Buffer.from(canonical.replace('"a":1', '"a":1e400')))).toMatch(/^event 7's bytes hold what has no canonical JSON \(/);
+    expect(recordedBody(7, Buffer.from(canonical.replace('"a":1', '"a":"\\ud800"')))).toMatch(/^event 7's bytes hold what has no canonical JSON \(/);
+    expect(recordedBody(7, Buffer.from([...Buffer.from(canonical.slice(0, -1)), 0xff, 0x7d]))).toMatch(/^event 7's bytes are not JSON|^event 7's bytes are not the canonical JSON/);
+    for (const at of ['not a time', '2026-02-01T00:00:00Z', '2026-02-30T00:00:00.000Z', '2026-02-01T08:00:00.000+08:00']) {
+      expect(recordedBody(7, Buffer.from(canonicalJson(body({ a: 1 }, { at }))))).toBe(`event 7's time ${JSON.stringify(at)} is not an instant as the ledger writes one (ISO 8601 in UTC, to the millisecond)`);
+    }
   });
 });
 

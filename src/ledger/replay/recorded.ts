@@ -27,20 +27,44 @@ export type RecordedCommand =
   | { ok: true; kind: CommandKind; input: unknown; actor: Actor; at: string }
   | { ok: false; problem: string };
 
-/** Reads an event's canonical bytes; a problem (not JSON, not an event's shape) comes back as text. */
+/** An instant as Date#toISOString writes it, the only way the ledger dates an event (batch-time.ts). */
+const isoInstantPattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/**
+ * Reads an event's canonical bytes; a problem comes back as text: not JSON, not the canonical
+ * JSON of what they hold (a name given twice, which JSON.parse would read as its last value;
+ * another spelling of a value; a number past a double's range), not an event's shape, or a
+ * time the ledger never writes. The replay compares what it makes with what this reads, so
+ * only bytes that say one thing are read.
+ */
 export function recordedBody(seq: number, canonical: Buffer): RecordedBody | string {
   let body: unknown;
+  const text = canonical.toString('utf8');
   try {
-    body = JSON.parse(canonical.toString('utf8'));
+    body = JSON.parse(text);
   } catch (error) {
     return `event ${seq}'s bytes are not JSON (${(error as Error).message})`;
+  }
+  let written: string;
+  try {
+    written = canonicalJson(body);
+  } catch (error) {
+    return `event ${seq}'s bytes hold what has no canonical JSON (${(error as Error).message})`;
+  }
+  if (written !== text || !Buffer.from(written, 'utf8').equals(canonical)) {
+    return `event ${seq}'s bytes are not the canonical JSON (RFC 8785) of what they hold, as the ledger writes every event: a name given twice, or a value spelt otherwise`;
   }
   const event = body as Partial<RecordedBody> | null;
   const actor = event?.actor as Partial<RecordedBody['actor']> | undefined;
   const shaped = typeof event === 'object' && event !== null && typeof event.at === 'string' && typeof event.kind === 'string'
     && typeof actor === 'object' && actor !== null && typeof actor.id === 'string' && typeof actor.org === 'string' && typeof actor.role === 'string'
     && typeof event.effects === 'object' && event.effects !== null && 'input' in event;
-  return shaped ? (event as RecordedBody) : `event ${seq}'s bytes are JSON but not an event (at, kind, actor, input and effects)`;
+  if (!shaped) return `event ${seq}'s bytes are JSON but not an event (at, kind, actor, input and effects)`;
+  const at = event.at!;
+  if (!isoInstantPattern.test(at) || Number.isNaN(Date.parse(at)) || new Date(at).toISOString() !== at) {
+    return `event ${seq}'s time ${JSON.stringify(at)} is not an instant as the ledger writes one (ISO 8601 in UTC, to the millisecond)`;
+  }
+  return event as RecordedBody;
 }
 
 /** Whether an event's input records a serial list by its digest, whose lines are stored beside it. */

@@ -9,6 +9,7 @@ import type { TestDatabase } from '../../../test/database.ts';
 import { differencesFrom, dropReplayTemplate, replayOf, type Replayed } from '../../../test/support/replay.ts';
 import { worldPerFile, type World } from '../../../test/world.ts';
 import type { PoolClient } from '../../store/pool.ts';
+import { canonicalJson } from '../../core/canonical-json.ts';
 import { systemActor } from '../permissions.ts';
 
 let database: TestDatabase;
@@ -145,7 +146,7 @@ describe('a replay that stops', () => {
     const { canonical } = (await client.query<{ canonical: Buffer }>('SELECT canonical FROM events WHERE seq = $1', [seq])).rows[0]!;
     const body = JSON.parse(canonical.toString('utf8')) as Record<string, any>;
     change(body);
-    await asOwner(client, [['UPDATE events SET canonical = $2 WHERE seq = $1', [seq, Buffer.from(JSON.stringify(body))]]]);
+    await asOwner(client, [['UPDATE events SET canonical = $2 WHERE seq = $1', [seq, Buffer.from(canonicalJson(body))]]]);
   };
 
   it("names the first event whose recorded effects are not what its command makes, and the field", async () => {
@@ -166,6 +167,15 @@ describe('a replay that stops', () => {
     }));
     expect(report.divergence?.subject).toBe(`event ${ids.bookingSeq}`);
     expect(report.divergence?.detail).toMatch(new RegExp(`^this release's rules refuse the shipment.book command event ${ids.bookingSeq} records, sent again at 2026-02-01T00:00:00.000Z as ${world.actors.exporter.id}: .*100,000 requested \\(rule invariant-2\\)$`));
+  });
+
+  it("names a command whose actor is not its token's: another organisation under a recipient's token, or the system's id for an exporter", async () => {
+    for (const actor of [{ id: world.actors.beta.id, org: world.actors.exporter.orgId, role: 'exporter' }, { id: 'system', org: world.actors.exporter.orgId, role: 'exporter' }]) {
+      const { report } = await replayOfTampered(rewriteEvent(ids.bookingSeq, (body) => {
+        body.actor = actor;
+      }));
+      expect(report.divergence?.detail).toBe(`this release's rules refuse the shipment.book command event ${ids.bookingSeq} records, sent again at 2026-02-01T00:00:00.000Z as ${actor.id}: the bearer token is not valid: it is malformed, unknown or revoked`);
+    }
   });
 
   it('names a serial list whose stored lines do not hash to the digest the event records', async () => {

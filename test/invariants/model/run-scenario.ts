@@ -36,7 +36,8 @@ export async function runScenario(steps: Step[], coverage: Coverage): Promise<vo
     }
     await compareBalances(run, pool);
     // The log, replayed command by command through the rules, makes this state exactly: the
-    // groups above went in batches, to two ledgers, and the replay sends one command at a time.
+    // groups above went in batches, to two ledgers, and the replay sends the commands of each
+    // recorded instant together, to one ledger with no row cache (ledger/replay).
     const { report, differences } = await replayFindings(pool);
     expect(report.divergence, run.log.join('\n')).toBeUndefined();
     expect(differences, run.log.join('\n')).toEqual([]);
