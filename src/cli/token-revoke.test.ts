@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { worldPerFile, type World } from '../../test/world.ts';
+import { tokenActor, worldPerFile, type World } from '../../test/world.ts';
 import { systemActor } from '../ledger/permissions.ts';
 import { TokenVerifier } from '../server/auth.ts';
 import { tokenRevokeCommand } from './admin.ts';
@@ -42,7 +42,7 @@ describe('chipledger token revoke', () => {
     const tokenId = String(made.tokenId);
     const secret = String(made.secret);
     // Neither authority may: the auditor is in neither's country.
-    for (const admin of [{ ...world.actors.bis, role: 'authority_admin' as const }, { ...world.actors.mofcom, role: 'authority_admin' as const }]) {
+    for (const admin of [await tokenActor(world.run, world.actors.bis.orgId, 'authority_admin'), await tokenActor(world.run, world.actors.mofcom.orgId, 'authority_admin')]) {
       const answer = await world.ledger.submit('token.revoke', { tokenId }, admin);
       expect(answer.ok).toBe(false);
       if (!answer.ok) expect(answer.error.message).toContain('chipledger token revoke');

@@ -190,7 +190,7 @@ describe('products', () => {
 describe('tokens', () => {
   it('lets an authority admin make and revoke authority tokens of its own organisation only', async () => {
     const { ledger, actors } = world;
-    const bisAdmin = { ...actors.bis, role: 'authority_admin' as const };
+    const bisAdmin = await tokenActor(world.run, actors.bis.orgId, 'authority_admin');
     const own = await ledger.submit('token.create', { organisationId: actors.bis.orgId, role: 'authority_officer', label: 'officer' }, bisAdmin);
     expect(own.ok).toBe(true);
     const other = await ledger.submit('token.create', { organisationId: actors.mofcom.orgId, role: 'authority_admin', label: 'takeover' }, bisAdmin);

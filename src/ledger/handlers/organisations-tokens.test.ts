@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/database.ts';
-import { buildWorld, expectOk, type World } from '../../../test/world.ts';
+import { buildWorld, expectOk, tokenActor, type World } from '../../../test/world.ts';
 import { systemActor, type Actor } from '../permissions.ts';
 
 let database: TestDatabase;
@@ -15,8 +15,9 @@ let mofcomAdmin: Actor;
 beforeAll(async () => {
   database = await createTestDatabase();
   world = await buildWorld(database.pool);
-  bisAdmin = { ...world.actors.bis, role: 'authority_admin' };
-  mofcomAdmin = { ...world.actors.mofcom, role: 'authority_admin' };
+  // Admin tokens of their own: the ledger refuses an actor whose role is not its token's (batch-apply.ts).
+  bisAdmin = await tokenActor(world.run, world.actors.bis.orgId, 'authority_admin');
+  mofcomAdmin = await tokenActor(world.run, world.actors.mofcom.orgId, 'authority_admin');
 });
 afterAll(async () => {
   await world?.ledger.close();
