@@ -33,7 +33,7 @@ export interface ReplayReport {
 /**
  * Replays the log's first `size` events, read through `source` (one snapshot: the caller's
  * transaction), into `target`, a migrated database holding no event. `onProgress` is told
- * how many events are done after each command.
+ * how many events are done after each group of commands.
  */
 export async function replayLog(source: PoolClient, target: Pool, size: number, onProgress?: (done: number) => void): Promise<ReplayReport> {
   const clock = new ManualClock(new Date(0));
@@ -46,7 +46,8 @@ export async function replayLog(source: PoolClient, target: Pool, size: number, 
       if (!Array.isArray(group)) return diverged(group.seq, group.problem);
       clock.set(group[0]!.command.at);
       // Submitted in order without waiting: the sequencer keeps their order (batch-choice.ts),
-      // as no command of a group lists serials, the only commands another may pass.
+      // as no command of a group lists serials (the only commands another may pass), and a
+      // sweep, which starts a batch of its own, is a group alone.
       const answers = await Promise.all(group.map(({ command }) => ledger.submit(command.kind, command.input as never, command.actor)));
       for (const [index, answer] of answers.entries()) {
         const { seq: expected, command, kind } = group[index]!;
@@ -62,7 +63,8 @@ export async function replayLog(source: PoolClient, target: Pool, size: number, 
         const recorded = await log.at(event.seq);
         if (typeof recorded === 'string') return diverged(event.seq, recorded);
         if (comparableText(recorded.body) !== comparableText(event.body)) {
-          return diverged(event.seq, `the ${commandOf(group, event.seq).kind} command of event ${commandOf(group, event.seq).seq}, replayed, made event ${event.seq} otherwise: ${eventDifference(recorded.body, event.body)}`);
+          const maker = commandOf(group, event.seq);
+          return diverged(event.seq, `the ${maker.kind} command of event ${maker.seq}, replayed, made event ${event.seq} otherwise: ${eventDifference(recorded.body, event.body)}`);
         }
       }
       seq += made.length;
