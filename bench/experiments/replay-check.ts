@@ -5,7 +5,10 @@
  * comparison of the two states, each timed. Beside them, the same commands' time as the ledger
  * first made them (batches of many). One run each.
  *
- *   node --import tsx bench/experiments/replay-check.ts [BOOKINGS]   (default 20,000)
+ *   node --import tsx bench/experiments/replay-check.ts [BOOKINGS] [--manifest]   (default 20,000)
+ *
+ * With --manifest, one more booking of 100,000 units and its manifest of 100,000 serials (every
+ * other one with a GPU UUID), attached in one command, before the replay.
  */
 import { Ledger } from '../../src/ledger/ledger.ts';
 import { replayInvariant, replayLog } from '../../src/ledger/replay/replay.ts';
@@ -17,6 +20,8 @@ import { buildBenchWorld, workload } from '../ledger-world.ts';
 import { seededRandom } from '../stats.ts';
 
 const bookings = Number(process.argv[2] ?? 20_000);
+const withManifest = process.argv.includes('--manifest');
+const manifestSerials = 100_000;
 const callers = 64;
 const server = await startBenchServer('replay-check');
 try {
@@ -45,6 +50,14 @@ try {
     const answer = await ledger.submit('shipment.cancel', { shipmentId }, world.exporter);
     if (!answer.ok) throw new Error(answer.error.message);
   }));
+  if (withManifest) {
+    const pair = world.pairs[0]!;
+    const booked = await ledger.submit('shipment.book', { exportAllocationId: pair.exportAllocationId, importAllocationId: pair.importAllocationId, productId: world.productId, units: manifestSerials, deadline }, world.exporter);
+    if (!booked.ok) throw new Error(booked.error.message);
+    const serials = Array.from({ length: manifestSerials }, (_, index) => (index % 2 === 1 ? `RPL-${index}` : { serial: `RPL-${index}`, gpuUuid: `GPU-${String(index).padStart(8, '0')}-0000-4000-8000-000000000000` }));
+    const attached = await ledger.submit('manifest.attach', { shipmentId: String(booked.body.shipmentId), serials }, world.exporter);
+    if (!attached.ok) throw new Error(attached.error.message);
+  }
   const madeMs = performance.now() - started;
   await ledger.close();
   const size = Number((await pool.query<{ size: string }>('SELECT size FROM log_head')).rows[0]!.size);
