@@ -40,8 +40,12 @@ export interface BatchChoice {
  * - A sweep starts a batch, and no command passes it: it finds what is due as the batch is
  *   loaded (store/sweep-due.ts, loadDue), from the database as the batches before left it, so
  *   commands before it in its batch (a licence revoked, its bookings now due) would go unseen,
- *   and its answer would depend on how commands happened to be batched. Sweeps come every few
- *   seconds: the batch cut costs nothing measurable.
+ *   and its answer would depend on how commands happened to be batched. It also ends its batch:
+ *   it expires every due record its batch holds, and the commands after it would load more
+ *   (a cancel of a booking past its deadline, say), past the limits.sweepRowsMax that loadDue
+ *   takes, so what it expired would depend on the batching too, and a replay of the log
+ *   (ledger/replay) would not make it again. Sweeps come every few seconds: the batch cuts
+ *   cost nothing measurable.
  *
  * `aloneTurn`: the last batch passed a command that runs alone, so this one is the first such command.
  */
@@ -95,6 +99,7 @@ function chooseShared(queue: readonly Pending[], rules: BatchRules): { places: n
     }
     places.push(place);
     serials += next.serials;
+    if (next.kind === 'ledger.sweep') break;
   }
   return { places, aloneLeft, passed };
 }

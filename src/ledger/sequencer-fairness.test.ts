@@ -174,6 +174,15 @@ describe('a command of another organisation that fits, behind a manifest that do
     const seqs = [seqOf(await firstManifest), seqOf(await secondManifest), seqOf(await alphasSite)];
     expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
   });
+
+  it('never lets a command join a sweep: the sweep is its batch alone, and what comes after it goes in the next', async () => {
+    const sequencer = sequencerWith({});
+    const before = sequencer.stats.batches;
+    const [sweep, first, second] = [sequencer.submit('ledger.sweep', {}, systemActor), registerSite(sequencer), registerSite(sequencer)];
+    expect(outcome(await sweep)).toBe('conflict (sweep-nothing-due)');
+    expect([outcome(await first), outcome(await second)]).toEqual(['accepted', 'accepted']);
+    expect(sequencer.stats.batches - before).toBe(2);
+  });
 });
 
 describe('an organisation whose command failed its batch', () => {

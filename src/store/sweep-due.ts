@@ -11,7 +11,9 @@ import type { BatchKeys } from './batch-keys.ts';
  * keys: booked shipments past their deadline; booked shipments under a licence no longer in
  * force (lapsedLicence: expired, revoked or surrendered, or past its validity); licences
  * past their validity that are still issued, suspended or exhausted. Each list at most
- * limits.sweepRowsMax; the next sweep takes the rest.
+ * limits.sweepRowsMax; the next sweep takes the rest. Each list's order is total (ties by
+ * creation), so which of many due records a sweep takes follows from the database's rows, not
+ * from its plan: a replay of the log (ledger/replay) takes the same.
  *
  * A tick with nothing due reads three indexes' empty ranges and a table of marks, whatever
  * the ledger's size (bench/experiments/sweep-due.ts): the sweep runs under the head lock
@@ -38,12 +40,12 @@ import type { BatchKeys } from './batch-keys.ts';
 export async function loadDue(client: PoolClient, keys: BatchKeys, dueAt: string): Promise<void> {
   const due = await client.query<{ id: string; kind: 'shipment' | 'licence' | 'allocation' }>(
     `WITH marked AS (SELECT licence_id FROM licence_lapses ORDER BY licence_id LIMIT ${limits.sweepRowsMax}),
-          past AS (SELECT id FROM licences WHERE status IN ('issued','suspended','exhausted') AND valid_to <= $1 ORDER BY valid_to LIMIT ${limits.sweepRowsMax}),
+          past AS (SELECT id FROM licences WHERE status IN ('issued','suspended','exhausted') AND valid_to <= $1 ORDER BY valid_to, created_seq LIMIT ${limits.sweepRowsMax}),
           -- Runs whether or not the query reads it (PostgreSQL runs a WITH's DELETE once, whole).
           unmarked AS (DELETE FROM licence_lapses m USING marked
                       WHERE m.licence_id = marked.licence_id
                         AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.licence_id = m.licence_id AND a.reserved_units > 0 OFFSET 0))
-     (SELECT id, 'shipment' AS kind FROM shipments WHERE status = 'booked' AND deadline <= $1 ORDER BY deadline LIMIT ${limits.sweepRowsMax})
+     (SELECT id, 'shipment' AS kind FROM shipments WHERE status = 'booked' AND deadline <= $1 ORDER BY deadline, created_seq LIMIT ${limits.sweepRowsMax})
      UNION ALL (SELECT id, 'licence' FROM past)
      UNION ALL (SELECT a.id, 'allocation' FROM (SELECT licence_id FROM marked UNION ALL SELECT id FROM past) l,
                   LATERAL (SELECT id FROM allocations WHERE licence_id = l.licence_id AND reserved_units > 0 OFFSET 0) a
@@ -59,7 +61,7 @@ export async function loadDue(client: PoolClient, keys: BatchKeys, dueAt: string
   const lapsed = await client.query<{ id: string }>(
     `SELECT id FROM shipments WHERE status = 'booked' AND deadline > $1
        AND (export_allocation_id = ANY($2) OR import_allocation_id = ANY($2))
-     ORDER BY deadline LIMIT ${limits.sweepRowsMax}`,
+     ORDER BY deadline, created_seq LIMIT ${limits.sweepRowsMax}`,
     [dueAt, lapsedAllocations],
   );
   for (const row of lapsed.rows) keys.shipments.add(row.id);
