@@ -268,7 +268,9 @@ export class Run {
         const licenceId = this.pickFrom(this.licencesOf(command.direction), command.licencePick, 'L');
         const licence = model.licences.get(licenceId);
         const actor = this.authority(licence?.direction ?? command.direction, command.wrongAuthority);
-        const used = licence ? Math.max(licence.allocatedUnits, licence.shippedUnits) : 1;
+        // At least 1: a licence whose allocations were all resized to nothing uses none, and an
+        // authorisedUnits of 0 is the schema's refusal, before any rule the model follows.
+        const used = licence ? Math.max(licence.allocatedUnits, licence.shippedUnits, 1) : 1;
         const units = {
           same: undefined, used, shipped: Math.max(licence?.shippedUnits ?? 1, 1), below: Math.max(used - 1, 1), more: (licence?.authorisedUnits ?? 1) + 5,
         }[command.units];
