@@ -17,7 +17,7 @@
  */
 import pg from 'pg';
 import { tableOrder, tables } from './ledger-tables.ts';
-import type { PoolClient } from './pool.ts';
+import { inTransaction, type Pool, type PoolClient } from './pool.ts';
 import type { Violation } from './violations.ts';
 
 export interface ComparedTable {
@@ -71,16 +71,19 @@ interface KeyedRow {
 }
 
 /**
- * Every row that differs between `database` (the state checked) and `replayed` (what the log's
- * events make), each side read in its caller's transaction (both read one snapshot throughout).
+ * Every row that differs between `database` (the state checked, read in its caller's
+ * transaction) and the database of `replayed` (what the log's events make, read here in a
+ * read-only snapshot of its own); each side reads one snapshot throughout.
  */
-export async function stateDifferences(database: PoolClient, replayed: PoolClient, invariant: string): Promise<Violation[]> {
-  // Both sides render values alike whatever their role or database sets: times in UTC (a
-  // timestamptz's JSON is in the session's time zone), bytes in hex, floats exactly.
-  for (const client of [database, replayed]) await client.query(renderingSql);
-  const found: Violation[] = [];
-  for (const compared of comparedTables) found.push(...await tableDifferences(database, replayed, compared, invariant));
-  return found;
+export async function stateDifferences(database: PoolClient, replayed: Pool, invariant: string): Promise<Violation[]> {
+  return inTransaction(replayed, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (other) => {
+    // Both sides render values alike whatever their role or database sets: times in UTC (a
+    // timestamptz's JSON is in the session's time zone), bytes in hex, floats exactly.
+    for (const client of [database, other]) await client.query(renderingSql);
+    const found: Violation[] = [];
+    for (const compared of comparedTables) found.push(...await tableDifferences(database, other, compared, invariant));
+    return found;
+  });
 }
 
 async function tableDifferences(database: PoolClient, replayed: PoolClient, { table, key, except, unordered }: ComparedTable, invariant: string): Promise<Violation[]> {

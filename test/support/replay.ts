@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { replayInvariant, replayLog, type ReplayReport } from '../../src/ledger/replay/replay.ts';
 import { migrate } from '../../src/store/migrate.ts';
-import { createPool, inTransaction, type Pool, type PoolClient } from '../../src/store/pool.ts';
+import { createPool, type Pool, type PoolClient } from '../../src/store/pool.ts';
 import { stateDifferences } from '../../src/store/state-diff.ts';
 import type { Violation } from '../../src/store/violations.ts';
 import { allowClocksAhead, asServerAdmin, databaseUrlOf } from '../database.ts';
@@ -75,15 +75,18 @@ export async function replayOf(source: Pool, tamper?: (client: PoolClient) => Pr
 export async function differencesFrom(source: Pool, replayed: Replayed, tamper?: (client: PoolClient) => Promise<void>): Promise<Violation[]> {
   return inSnapshot(source, async (client) => {
     await tamper?.(client);
-    return inTransaction(replayed.target, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', (other) => stateDifferences(client, other, replayInvariant));
+    return stateDifferences(client, replayed.target, replayInvariant);
   });
 }
 
-/** Replays `source` and compares: its divergence, if any, and every difference (none compared past a divergence). */
-export async function replayFindings(source: Pool): Promise<{ report: ReplayReport; differences: Violation[] }> {
-  const replayed = await replayOf(source);
+/**
+ * Replays `source` (after `tamper`, rolled back, as in replayOf) and compares: its divergence,
+ * if any, and every difference (none compared past a divergence).
+ */
+export async function replayFindings(source: Pool, tamper?: (client: PoolClient) => Promise<void>): Promise<{ report: ReplayReport; differences: Violation[] }> {
+  const replayed = await replayOf(source, tamper);
   try {
-    const differences = replayed.report.divergence === undefined ? await differencesFrom(source, replayed) : [];
+    const differences = replayed.report.divergence === undefined ? await differencesFrom(source, replayed, tamper) : [];
     return { report: replayed.report, differences };
   } finally {
     await replayed.drop();

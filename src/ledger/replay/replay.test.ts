@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
-import { differencesFrom, dropReplayTemplate, replayOf, type Replayed } from '../../../test/support/replay.ts';
+import { differencesFrom, dropReplayTemplate, replayFindings, replayOf, type Replayed } from '../../../test/support/replay.ts';
 import { worldPerFile, type World } from '../../../test/world.ts';
 import type { PoolClient } from '../../store/pool.ts';
 import { canonicalJson } from '../../core/canonical-json.ts';
@@ -150,7 +150,7 @@ describe('a replay that stops', () => {
   };
 
   it("names the first event whose recorded effects are not what its command makes, and the field", async () => {
-    const { report, differences } = await replayOfTampered(rewriteEvent(ids.bookingSeq, (body) => {
+    const { report, differences } = await replayFindings(database.pool, rewriteEvent(ids.bookingSeq, (body) => {
       body.effects.destination = 'HK';
     }));
     expect(report.replayed).toBe(ids.bookingSeq);
@@ -162,7 +162,7 @@ describe('a replay that stops', () => {
   });
 
   it('names a recorded command the rules refuse, with its rule: a booking past its allocation', async () => {
-    const { report } = await replayOfTampered(rewriteEvent(ids.bookingSeq, (body) => {
+    const { report } = await replayFindings(database.pool, rewriteEvent(ids.bookingSeq, (body) => {
       body.input.units = 100_000;
     }));
     expect(report.divergence?.subject).toBe(`event ${ids.bookingSeq}`);
@@ -171,7 +171,7 @@ describe('a replay that stops', () => {
 
   it("names a command whose actor is not its token's: another organisation under a recipient's token, or the system's id for an exporter", async () => {
     for (const actor of [{ id: world.actors.beta.id, org: world.actors.exporter.orgId, role: 'exporter' }, { id: 'system', org: world.actors.exporter.orgId, role: 'exporter' }]) {
-      const { report } = await replayOfTampered(rewriteEvent(ids.bookingSeq, (body) => {
+      const { report } = await replayFindings(database.pool, rewriteEvent(ids.bookingSeq, (body) => {
         body.actor = actor;
       }));
       expect(report.divergence?.detail).toBe(`this release's rules refuse the shipment.book command event ${ids.bookingSeq} records, sent again at 2026-02-01T00:00:00.000Z as ${actor.id}: the bearer token is not valid: it is malformed, unknown or revoked`);
@@ -179,7 +179,7 @@ describe('a replay that stops', () => {
   });
 
   it('names a serial list whose stored lines do not hash to the digest the event records', async () => {
-    const { report } = await replayOfTampered((client) => asOwner(client, [
+    const { report } = await replayFindings(database.pool, (client) => asOwner(client, [
       ["UPDATE event_serials SET lines = array_replace(lines, 'RPL-5', 'RPL-9') WHERE seq = $1", [ids.manifestSeq]],
     ]));
     expect(report.divergence).toEqual({
@@ -189,18 +189,9 @@ describe('a replay that stops', () => {
   });
 
   it('names an event missing below the log size, and bytes that are not an event', async () => {
-    const missing = await replayOfTampered((client) => asOwner(client, [['DELETE FROM events WHERE seq = $1', [ids.manifestSeq]]]));
+    const missing = await replayFindings(database.pool, (client) => asOwner(client, [['DELETE FROM events WHERE seq = $1', [ids.manifestSeq]]]));
     expect(missing.report.divergence?.detail).toMatch(new RegExp(`^event ${ids.manifestSeq} is missing from the events table, below the log's size \\d+$`));
-    const garbled = await replayOfTampered((client) => asOwner(client, [['UPDATE events SET canonical = $2 WHERE seq = $1', [ids.manifestSeq, Buffer.from('{"at":')]]]));
+    const garbled = await replayFindings(database.pool, (client) => asOwner(client, [['UPDATE events SET canonical = $2 WHERE seq = $1', [ids.manifestSeq, Buffer.from('{"at":')]]]));
     expect(garbled.report.divergence?.detail).toMatch(new RegExp(`^event ${ids.manifestSeq}'s bytes are not JSON`));
   });
-
-  async function replayOfTampered(tamper: (client: PoolClient) => Promise<void>) {
-    const replayed = await replayOf(database.pool, tamper);
-    try {
-      return { report: replayed.report, differences: replayed.report.divergence === undefined ? await differencesFrom(database.pool, replayed, tamper) : [] };
-    } finally {
-      await replayed.drop();
-    }
-  }
 });
