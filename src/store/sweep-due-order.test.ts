@@ -32,22 +32,23 @@ const dueAt = '2026-05-31T23:59:00Z';
 /**
  * `count` revoked licences L-0001…, each marked (as its revocation marks it), each with
  * `allocationsEach` allocations: reserving one unit for one booking each when `reserving`,
- * nothing otherwise. An allocation's created_seq runs against the licences' order, so the
- * oldest allocations are those of the last licences.
+ * nothing otherwise. The licences' and the allocations' created_seq are shuffled (by the md5
+ * of the id), so no order of their ids is their order of creation.
  */
 async function revokedLicences(client: PoolClient, count: number, allocationsEach: number, reserving: boolean): Promise<void> {
   await client.query('SET LOCAL session_replication_role = replica');
   await client.query(
     `INSERT INTO licences (id, version, reference, authority_org_id, direction, holder_org_id, product_ids, origin, destination, authorised_units, valid_from, valid_to, status, created_seq, updated_seq)
-     SELECT 'L-' || lpad(g::text, 4, '0'), 1, 'R-' || g, 'ORG-1', 'export', 'ORG-2', '{PRD-1}', 'US', 'CN', 1000, '2025-01-01', '2030-01-01', 'revoked', g, g
-     FROM generate_series(1, $1::int) g`,
+     SELECT 'L-' || lpad(g::text, 4, '0'), 1, 'R-' || g, 'ORG-1', 'export', 'ORG-2', '{PRD-1}', 'US', 'CN', 1000, '2025-01-01', '2030-01-01', 'revoked', s, s
+     FROM (SELECT g, row_number() OVER (ORDER BY md5('L' || g)) AS s FROM generate_series(1, $1::int) g) shuffled`,
     [count],
   );
   await client.query(`INSERT INTO licence_lapses (licence_id) SELECT 'L-' || lpad(g::text, 4, '0') FROM generate_series(1, $1::int) g`, [count]);
   await client.query(
     `INSERT INTO allocations (id, licence_id, recipient_org_id, units, reserved_units, created_seq)
-     SELECT 'A-' || lpad(g::text, 4, '0') || '-' || k, 'L-' || lpad(g::text, 4, '0'), 'ORG-3', 10, $3::int, 100000 - g * 10 - k
-     FROM generate_series(1, $1::int) g, generate_series(1, $2::int) k`,
+     SELECT 'A-' || lpad(g::text, 4, '0') || '-' || k, 'L-' || lpad(g::text, 4, '0'), 'ORG-3', 10, $3::int, 100000 + s
+     FROM (SELECT g, k, row_number() OVER (ORDER BY md5('A' || g || '-' || k)) AS s
+           FROM generate_series(1, $1::int) g, generate_series(1, $2::int) k) shuffled`,
     [count, allocationsEach, reserving ? 1 : 0],
   );
   if (reserving) {
@@ -93,12 +94,31 @@ describe('the sweep look-up of lapsed bookings', () => {
       const allocationsEach = 3;
       const count = limits.sweepRowsMax / 2;
       await revokedLicences(client, count, allocationsEach, true);
-      const oldest = (await client.query<{ id: string }>(
-        `SELECT 'S-' || substr(id, 3) AS id FROM allocations WHERE reserved_units > 0 ORDER BY created_seq, id LIMIT ${limits.sweepRowsMax}`,
-      )).rows.map((row) => row.id).sort();
-      expect(oldest).toHaveLength(limits.sweepRowsMax);
-      expect(oldest).not.toContain('S-0001-1'); // the first licence's are the newest
+      const oldest = await bookingsOf(client, `SELECT id FROM allocations WHERE reserved_units > 0 ORDER BY created_seq, id LIMIT ${limits.sweepRowsMax}`);
       expect(await dueShipments(client)).toEqual(oldest);
     });
   });
+
+  it('takes the oldest licences that still reserve when more are marked than it takes', async () => {
+    await inRolledBack(database.pool, async (client) => {
+      // 1,100 licences reserving on one allocation each: 100 more than a look-up takes.
+      await revokedLicences(client, limits.sweepRowsMax + 100, 1, true);
+      const oldestLicences = await bookingsOf(client, `SELECT a.id FROM allocations a JOIN licences l ON l.id = a.licence_id
+        ORDER BY l.created_seq LIMIT ${limits.sweepRowsMax}`);
+      expect(await dueShipments(client)).toEqual(oldestLicences);
+    });
+  });
 });
+
+/**
+ * The bookings (one each, named after it) of the allocations a query selects, sorted; checked
+ * to be neither the first nor the last of them by id, so that an order by id would not pass.
+ */
+async function bookingsOf(client: PoolClient, allocationsSql: string): Promise<string[]> {
+  const ids = (await client.query<{ id: string }>(allocationsSql)).rows.map((row) => `S-${row.id.slice(2)}`).sort();
+  const all = (await client.query<{ id: string }>(`SELECT 'S-' || substr(id, 3) AS id FROM allocations WHERE licence_id LIKE 'L-____' ORDER BY id`)).rows.map((row) => row.id);
+  expect(ids).toHaveLength(limits.sweepRowsMax);
+  expect(ids).not.toEqual(all.slice(0, ids.length));
+  expect(ids).not.toEqual(all.slice(-ids.length));
+  return ids;
+}
