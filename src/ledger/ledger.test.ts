@@ -210,10 +210,13 @@ describe('an unreachable database', () => {
     const { findFreePort } = await import('../store/embedded.ts');
     const nowhere = createPool({ url: `postgres://chipledger:x@127.0.0.1:${await findFreePort()}/none`, connectionsMax: 1, applicationName: 'unreachable' });
     const sequencer = new Sequencer({ pool: nowhere, clock: world.clock, logAppender: world.ledger.log });
-    const answer = await sequencer.submit('site.register', { name: 'X', province: 'Y', city: 'Z', latitude: 1, longitude: 1, capacityUnits: 1 }, world.actors.alpha);
-    expect(answer.ok ? 'accepted' : answer.error.code).toBe('unavailable');
-    await sequencer.close();
-    await nowhere.end();
+    try {
+      const answer = await sequencer.submit('site.register', { name: 'X', province: 'Y', city: 'Z', latitude: 1, longitude: 1, capacityUnits: 1 }, world.actors.alpha);
+      expect(answer.ok ? 'accepted' : answer.error.code).toBe('unavailable');
+    } finally {
+      await sequencer.close();
+      await nowhere.end();
+    }
     const after = await world.ledger.submit('site.register', { name: 'X', province: 'Y', city: 'Z', latitude: 1, longitude: 1, capacityUnits: 1 }, world.actors.alpha);
     expect(after.ok).toBe(true);
   });

@@ -342,7 +342,7 @@ describe('a database refusal racing another process for the same key', () => {
         [world.actors.exporter.orgId, key, requestHash('shipment.book', storedFor(input)), JSON.stringify({ ok: true, seq: storedSeq, body: { seq: storedSeq, shipmentId: `S-${storedSeq}` } })]);
       const pending = world.ledger.submit('shipment.book', input, world.actors.exporter, key);
       for (;;) {
-        const waiting = await database.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO idempotency_keys%'`);
+        const waiting = await database.pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO idempotency_keys%'`);
         if (waiting.rowCount! > 0) break;
         await new Promise((resume) => setTimeout(resume, 5));
       }

@@ -62,7 +62,14 @@ export async function loadEmbeddedPostgres(packageName = binariesPackage): Promi
     if (!isModuleNotFound(error, packageName)) throw new EmbeddedPostgresError(`couldn't load the embedded PostgreSQL's programs (${packageName}): ${(error as Error).message}`);
     throw new EmbeddedPostgresError(`the embedded PostgreSQL for ${process.platform}-${process.arch} is not installed (no package ${packageName}): ${installAdvice(packageName)}`);
   }
-  library ??= loadWithoutExitHooks();
+  if (library === undefined) {
+    const loading = loadWithoutExitHooks();
+    library = loading;
+    // A load that failed is not kept: the next start tries again (a test worker runs many files).
+    loading.catch(() => {
+      if (library === loading) library = undefined;
+    });
+  }
   return { EmbeddedPostgres: await library, binaries };
 }
 

@@ -14,7 +14,8 @@ import { allowClocksAhead, asServerAdmin, databaseUrlOf } from '../database.ts';
 let template: Promise<string> | undefined;
 
 function emptyTemplate(): Promise<string> {
-  template ??= (async () => {
+  if (template !== undefined) return template;
+  const made = (async () => {
     const name = `tpl_replay_${randomBytes(6).toString('hex')}`;
     await asServerAdmin((client) => client.query(`CREATE DATABASE ${name}`));
     const pool = createPool({ url: databaseUrlOf(name), connectionsMax: 1, applicationName: 'chipledger-test-replay-template' });
@@ -25,15 +26,20 @@ function emptyTemplate(): Promise<string> {
     }
     return name;
   })();
-  return template;
+  // A template that failed is not kept: the worker runs later files, which make their own.
+  template = made;
+  made.catch(() => {
+    if (template === made) template = undefined;
+  });
+  return made;
 }
 
 /** Drops the process's template (afterAll of a file that replayed). */
 export async function dropReplayTemplate(): Promise<void> {
-  if (template === undefined) return;
-  const name = await template;
+  const made = template;
   template = undefined;
-  await asServerAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  const name = await made?.catch(() => undefined); // its failure was the replay's to report
+  if (name !== undefined) await asServerAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
 }
 
 export interface Replayed {

@@ -329,7 +329,7 @@ describe('a log key adopted beside writers', () => {
 });
 
 async function adoptionWaitsForTheHead(pool: Pool): Promise<boolean> {
-  const found = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM log_head WHERE id = 1 FOR UPDATE%' AND pid <> pg_backend_pid()");
+  const found = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM log_head WHERE id = 1 FOR UPDATE%' AND pid <> pg_backend_pid()");
   return found.rows[0]!.n > 0;
 }
 

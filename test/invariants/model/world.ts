@@ -118,7 +118,13 @@ async function secondExporterOf(world: World): Promise<SecondExporter> {
   return { actor, licenceIds: { export: exportId, import: importId } };
 }
 
-/** Drops the template database once every run is done. */
+/**
+ * Drops the template database once every run is done, and forgets it and its second
+ * exporter: a later file in this worker that asks for the world makes it again.
+ */
 export async function dropWorldTemplate(): Promise<void> {
-  await template?.drop();
+  const dropped = template;
+  template = undefined;
+  second = undefined;
+  await dropped?.drop();
 }
