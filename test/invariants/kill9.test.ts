@@ -60,8 +60,14 @@ const atLeast: Record<string, string[]> = {
 
 async function killAfter(prefix: string, acknowledgements: number): Promise<LoadAnswer[]> {
   const load = spawnLoadClient(database.url, loadConfig(prefix));
-  await answerWithin(load.ready, 30_000);
-  await answerWithin(load.answered(acknowledgements), 30_000);
+  try {
+    await answerWithin(load.ready, 30_000);
+    await answerWithin(load.answered(acknowledgements), 30_000);
+  } catch (error) {
+    // Not left booking beside the files after this one in the worker.
+    load.child.kill('SIGKILL');
+    throw error;
+  }
   load.child.kill('SIGKILL');
   const exit = await load.exited;
   expect(exit.signal, `the load client was still running when killed (stderr: ${exit.stderr})`).toBe('SIGKILL');
