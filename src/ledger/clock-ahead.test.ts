@@ -99,6 +99,22 @@ describe('a server whose clock runs ahead of the database\'s', () => {
     }
   });
 
+  it('reads a setting changed after a session planned its read (migration 065 keeps the plan, not the value)', async () => {
+    const session = await pool.connect();
+    try {
+      // More than five calls, each in a transaction of its own: PL/pgSQL has then made and kept
+      // its generic plan for the function's query.
+      for (let call = 0; call < 7; call += 1) {
+        expect(Number((await session.query('SELECT ledger_clock_ahead_ms_max() AS bound')).rows[0].bound)).toBe(limits.clockAheadOfDatabaseMsMax);
+      }
+      await database.pool.query(`ALTER DATABASE ${databaseName()} SET ${clockAheadSetting} = '1234'`);
+      expect(Number((await session.query('SELECT ledger_clock_ahead_ms_max() AS bound')).rows[0].bound)).toBe(1234);
+    } finally {
+      session.release();
+      await productionClockAhead(database.pool, databaseName());
+    }
+  });
+
   it("ignores a session's own setting (migration 056): a writer cannot widen the bound for itself", async () => {
     // Before 056 this session's own setting (a connection's options, or a SET) was the bound.
     const url = new URL(database.writerUrl);
