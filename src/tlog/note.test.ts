@@ -83,14 +83,15 @@ describe('refusing bad notes', () => {
     expect(reason(() => openNote(`${text.replace('answer', 'answers')}\n${peterLine}\n`, [peter]))).toBe('invalid_signature');
   });
 
-  it("counts a known key's first line and skips its repeats, as Go's note.Open", () => {
+  it("verifies every line of a known key, as C2SP says (Go's note.Open skips the repeats), and lists its first once", () => {
     const opened = openNote(`${text}\n${peterLine}\n${peterLine}\n${enochLine}\n`, [peter, enoch]);
     expect(opened.verified.map((s) => s.name)).toEqual(['PeterNeumann', 'EnochRoot']);
     const signature = Buffer.from(peterLine.split(' ')[2]!, 'base64');
     const forged = `— PeterNeumann ${flipBit(signature, 100).toString('base64')}`;
-    // The first line is the one verified: a forged first line taints the note, a forged repeat is skipped.
+    // A forged line of a known key taints the note, first or repeat: it cannot ride along after a good one.
     expect(reason(() => openNote(`${text}\n${forged}\n${peterLine}\n`, [peter]))).toBe('invalid_signature');
-    expect(openNote(`${text}\n${peterLine}\n${forged}\n`, [peter]).verified.map((s) => s.line)).toEqual([peterLine]);
+    expect(reason(() => openNote(`${text}\n${peterLine}\n${forged}\n`, [peter]))).toBe('invalid_signature');
+    expect(reason(() => openNote(`${text}\n${peterLine}\n${enochLine}\n${forged}\n`, [peter, enoch]))).toBe('invalid_signature');
   });
 
   it("accepts what Go's note.Open accepts from unknown keys: any non-space name, padding bits set", () => {

@@ -108,9 +108,11 @@ function indexVerifiers(verifiers: readonly NoteVerifier[]): Map<string, NoteVer
 /**
  * Verifies a signed note against the known keys. Throws when the note is malformed, when any
  * signature by a known key fails (a forged or corrupted line taints the whole note), or when
- * no known key signed it. A known key's first line counts and later ones are skipped
- * unverified, as Go's note.Open does: a witness that cosigns again by appending a line is
- * not refused.
+ * no known key signed it. Every line of a known key is verified, as C2SP signed-note says
+ * ("if the key name and ID match a known key, verifiers MUST verify the signature"): Go's
+ * note.Open skips a known key's later lines unverified, so a forged line could ride along
+ * after a good one. A witness that cosigns again by appending a line still passes, its new
+ * line being good too; a known key's first good line is the one listed.
  */
 export function openNote(note: string | Uint8Array, verifiers: readonly NoteVerifier[]): OpenedNote {
   const parsed = parseNote(note);
@@ -128,11 +130,11 @@ export function openNote(note: string | Uint8Array, verifiers: readonly NoteVeri
       seenUnknownLines.add(signature.line);
       continue;
     }
-    if (seenKnown.has(key)) continue;
-    seenKnown.add(key);
     if (!verifier.verify(textBytes, signature.signature)) {
       throw tlogError('c2sp-signed-note', 'invalid_signature', `couldn't open signed note: the signature by "${signature.name}" does not verify`);
     }
+    if (seenKnown.has(key)) continue;
+    seenKnown.add(key);
     verified.push(signature);
   }
   if (verified.length === 0) throw tlogError('c2sp-signed-note', 'unverified_note', "couldn't open signed note: no signature by a known key");

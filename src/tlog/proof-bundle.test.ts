@@ -105,4 +105,13 @@ describe('verifying a tlog-proof offline', () => {
     const verified = verifyTlogProof(proofFor(9, twice), leaves[9]!, logVerifier, { witnesses, witnessQuorum: 2 });
     expect(verified.cosignatures.map((c) => c.timestampSeconds)).toEqual([1_767_225_600, 1_767_225_601]);
   });
+
+  it('counts witnesses, not keys: one witness with two keys (before and after a rotation) is one', () => {
+    const before = generateCosignerKey('witness.example/w1');
+    const after = generateCosignerKey('witness.example/w1');
+    const witnesses = [parseCosignatureVerifierKey(before.verifierKey), parseCosignatureVerifierKey(after.verifierKey)];
+    const both = cosignCheckpoint(cosignCheckpoint(checkpointNote, parseCosignerKey(before.signerKey), 1_767_225_600), parseCosignerKey(after.signerKey), 1_767_225_601);
+    expect(verifyTlogProof(proofFor(9, both), leaves[9]!, logVerifier, { witnesses, witnessQuorum: 1 }).cosignatures).toHaveLength(2);
+    expect(reason(() => verifyTlogProof(proofFor(9, both), leaves[9]!, logVerifier, { witnesses, witnessQuorum: 2 }))).toBe('witness_quorum');
+  });
 });

@@ -109,8 +109,10 @@ export function verifyTlogProof(text: string, leafHash: Uint8Array, logVerifier:
   const witnesses = policy.witnesses ?? [];
   const { checkpoint, note } = openCheckpoint(proof.checkpointNote, logVerifier, witnesses);
   const cosignatures = cosignaturesOf(note, witnesses);
-  if (cosignatures.length < policy.witnessQuorum) {
-    throw tlogError('c2sp-tlog-proof', 'witness_quorum', `couldn't verify tlog-proof: ${cosignatures.length} of ${policy.witnessQuorum} required witnesses cosigned the checkpoint`);
+  // Witnesses, not keys: one witness configured with two keys (a rotation) is one.
+  const cosigners = new Set(cosignatures.map((cosignature) => cosignature.name)).size;
+  if (cosigners < policy.witnessQuorum) {
+    throw tlogError('c2sp-tlog-proof', 'witness_quorum', `couldn't verify tlog-proof: ${cosigners} of ${policy.witnessQuorum} required witnesses cosigned the checkpoint`);
   }
   if (!verifyInclusion(leafHash, proof.index, checkpoint.size, proof.inclusionProof, checkpoint.rootHash)) {
     throw tlogError('rfc-9162-proof', 'inclusion_failed', `couldn't verify tlog-proof: entry ${proof.index} is not included in the checkpoint of size ${checkpoint.size}`);

@@ -56,7 +56,7 @@ async function verify(url: string, options: { state?: string; token?: string } =
 async function verifyFails(url: string, options: { state?: string; token?: string } = {}) {
   const capture = captured();
   const failure = await failureOf(verifyCommand({ url, key: logKey.verifierKey, ...options }, capture.deps));
-  return { failure, lines: capture.err.filter((line) => line.startsWith('FAILED')) };
+  return { failure, lines: capture.err.filter((line) => line.startsWith('FAILED')), err: capture.err };
 }
 
 describe('log keygen', () => {
@@ -222,6 +222,13 @@ describe('log verify catches tampering and names it', () => {
     await writeState(file('fork.state'), { ...saved, size: current.size, rootHash: forkRoot, note });
     const { lines } = await verifyFails(server.url, { state: file('fork.state') });
     expect(lines).toEqual([expect.stringMatching(new RegExp(`^FAILED \\[fork\\] fork: two checkpoints of size ${current.size} with different roots: .*both checkpoints are signed by log\\.cli\\.test`))]);
+    // The served checkpoint that contradicts the saved one is said whole after the failures: the other half of the evidence.
+    const served = await (await fetch(`${server.url}/v1/log/checkpoint`)).text();
+    const { err } = await verifyFails(server.url, { state: file('fork.state') });
+    expect(err.slice(1)).toEqual([
+      `the checkpoint the log signed (size ${current.size}, root ${current.rootHash.toString('hex')}) is contradicted above; keep it as evidence. Its note as served:`,
+      ...served.trimEnd().split('\n').map((line) => `  ${line}`),
+    ]);
     // A fork below the current size: the tiles give another root there, and the proof fails.
     await writeState(file('fork-below.state'), { ...saved, size: 100, rootHash: forkRoot, note: '' });
     const below = await verifyFails(server.url, { state: file('fork-below.state'), token: harness.tokens.auditor });
@@ -298,11 +305,14 @@ describe('log monitor', () => {
     const stop = captured(grow);
     const stopped = await failureOf(monitorCommand({ url: server.url, key: logKey.verifierKey, state: file('monitor-fork.state'), intervalMs: '1', maxRounds: '3' }, stop.deps));
     expect(stopped.message).toContain('stopped on an alert');
-    expect(stop.err).toEqual([expect.stringMatching(/^ALERT \[fork\] http:\/\/127\.0\.0\.1:\d+: fork: two checkpoints of size/)]);
+    // The served checkpoint, which contradicts the state, is said with its note and kept; then the alert.
+    expect(stop.err[0]).toMatch(/^the log signed the checkpoint of size \d+ \(root [0-9a-f]{64}\), which contradicts what this monitor holds; .*monitor-fork\.state keeps it as evidence/);
+    expect(stop.err.filter((line) => line.startsWith('ALERT'))).toEqual([expect.stringMatching(/^ALERT \[fork\] http:\/\/127\.0\.0\.1:\d+: fork: two checkpoints of size/)]);
+    expect(stop.err.at(-1)).toMatch(/^ALERT/);
     const going = captured(grow);
     const failed = await failureOf(monitorCommand({ url: server.url, key: logKey.verifierKey, state: file('monitor-fork.state'), intervalMs: '1', maxRounds: '2', keepGoing: true }, going.deps));
     expect(failed.message).toContain('raised 2 alert(s)');
-    expect(going.err.map((line) => /ALERT \[(\w+)\]/.exec(line)?.[1])).toEqual(['fork', 'consistency']); // same size first, then a larger one that does not extend it
+    expect(going.err.flatMap((line) => /^ALERT \[(\w+)\]/.exec(line)?.[1] ?? [])).toEqual(['fork', 'consistency']); // same size first, then a larger one that does not extend it
     expect((await readState(file('monitor-fork.state')))!.rootHash.equals(Buffer.alloc(32, 6))).toBe(true);
   });
 });

@@ -217,3 +217,13 @@ export function keysFollowed(rotations: readonly Rotation[]): string {
   if (rotations.length === 0) return '';
   return ` (by ${describeKey(rotations.at(-1)!.verifier)}, followed from the key given through ${rotations.map((rotation) => `the announcement at size ${rotation.announcement.size}`).join(', ')})`;
 }
+
+/**
+ * Says on stderr what a log signed, with its note line by line where there is one: a signed
+ * head that contradicts another is the evidence against the log, so it goes into the command's
+ * own output as well as any state file (printable(): the note is the log's text).
+ */
+export function sayNote(output: Output, intro: string, note: string | undefined): void {
+  output.err(`${intro}${note === undefined ? '' : '. Its note as served:'}`);
+  for (const line of note?.trimEnd().split('\n') ?? []) output.err(`  ${printable(line)}`);
+}

@@ -16,7 +16,7 @@ import {
 import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { Failure, printableJson } from '../output.ts';
 import { keygenCommand, monitorCommand, proveCommand, verifyCommand, witnessCommand } from './commands.ts';
-import { readState, savedFrom, writeState } from './state.ts';
+import { readMonitorState, readState, savedFrom, writeState } from './state.ts';
 import { failureOf } from '../../../test/support/failure.ts';
 import { recordingDeps } from './test-deps.ts';
 
@@ -258,8 +258,11 @@ describe('log monitor on a log that withholds its consistency proofs', () => {
       const run = deps(serving(log(), proofAnswer(answer)).fetch);
       const failure = await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: '3', intervalMs: '1' }, run));
       expect(failure.message).toMatch(/^log monitor stopped on an alert/);
-      expect(run.err[0]).toMatch(/^ALERT \[consistency\] http:\/\/log\.test: unproven: the log signed a checkpoint of size 300 but gave no proof that it extends the one of size 256/);
+      // The note the log left unproven is said first, and kept: a later run is held to it.
+      expect(run.err[0]).toMatch(/^the log signed the checkpoint of size 300 \(root [0-9a-f]{64}\), which contradicts what this monitor holds; .* keeps it as evidence, and later rounds are held to it\. Its note as served:$/);
+      expect(run.err.find((line) => line.startsWith('ALERT'))).toMatch(/^ALERT \[consistency\] http:\/\/log\.test: unproven: the log signed a checkpoint of size 300 but gave no proof that it extends the one of size 256/);
       expect((await readState(state))!.size).toBe(256);
+      expect((await readMonitorState(state))!.unsettled.heads.map((head) => head.size)).toEqual([300]);
     }
   });
 

@@ -12,7 +12,7 @@ import { limits } from '../../core/limits.ts';
 import { generateCosignerKey, generateSignerKey, isValidKeyName } from '../../tlog/index.ts';
 import { writeKeyFile } from '../log-key.ts';
 import { Failure, printable, printableJson } from '../output.ts';
-import { clientOf, defaultDeps, guard, keysFollowed, progressSink, startingKey, usage, verifierOf, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
+import { clientOf, defaultDeps, guard, keysFollowed, progressSink, sayNote, startingKey, usage, verifierOf, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
 import { monitorCommand, type MonitorOptions } from './monitor-command.ts';
 import { eventFileFormats, proveCommand } from './prove-command.ts';
 import { assertStateWritable } from './state-file.ts';
@@ -61,6 +61,12 @@ export async function verifyCommand(options: VerifyCommandOptions, deps: LogComm
     if (report.failures.length > 0) {
       for (const failure of report.failures) deps.output.err(`FAILED [${failure.kind}] ${printable(failure.message)}`);
       const kept = options.state ? `; ${options.state} was not updated` : '';
+      // A checkpoint whose signature verified, and that the log's own data or an earlier
+      // checkpoint contradicts, is the evidence against the log: said whole, to be kept.
+      const checked = report.failures.some((failure) => failure.kind !== 'fetch' && failure.kind !== 'limit');
+      if (checked && report.checkpoint !== undefined) {
+        sayNote(deps.output, `the checkpoint the log signed (size ${report.checkpoint.size}, root ${report.checkpoint.rootHash.toString('hex')}) is contradicted above; keep it as evidence`, report.note);
+      }
       // Only fetches (or this verifier's own bound) failed: no check failed, the data was not
       // there to check. An operator must not take a network problem for tampering, nor the reverse.
       if (report.failures.every((failure) => failure.kind === 'fetch' || failure.kind === 'limit')) throw new Failure(`log verify couldn't check the log at ${client.description}: it is NOT verified, and no check failed${kept}`);

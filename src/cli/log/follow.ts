@@ -7,7 +7,7 @@
 import { emptyRoot, verifyConsistency, type Checkpoint, type Ed25519NoteVerifier } from '../../tlog/index.ts';
 import { LogFetchError, type LogSource } from './client.ts';
 import { describeKey, openFollowingRotation, type Rotation } from './key-chain.ts';
-import { recordedKey, type SavedCheckpoint } from './state.ts';
+import { recordedKey, type PendingHead, type SavedCheckpoint } from './state.ts';
 import type { VerifyFailure } from './tiles.ts';
 import { compareWithSaved, contradictingProofStatuses } from './verify.ts';
 
@@ -17,8 +17,14 @@ export type FollowStep =
    * none. `verifier` signed it: the key given, or the one `rotations` led to.
    */
   | { kind: 'ok'; checkpoint: Checkpoint; note: string; change: 'first' | 'same' | 'grew'; verifier: Ed25519NoteVerifier; rotations: readonly Rotation[] }
-  /** The log contradicted itself or the saved checkpoint: alert, and do not move on. */
-  | { kind: 'alert'; failure: VerifyFailure }
+  /**
+   * The log contradicted itself or the saved checkpoint: alert, and do not move on. `served`:
+   * the checkpoint the log signed this round, with its note, where the contradiction came after
+   * its signature verified. It is the evidence: the command keeps it (a monitor's and a
+   * witness's state hold their later rounds to it), so that a log that shows a fork once and
+   * then goes back to the honest view is not found consistent again.
+   */
+  | { kind: 'alert'; failure: VerifyFailure; served?: HeldHead }
   /**
    * The log could not be read this time (network, 5xx): nothing is known either way.
    * `unsettled`: a checkpoint was read, but what would settle it was not (the proof that it
@@ -72,9 +78,11 @@ export async function followStep(source: LogSource, verifier: Ed25519NoteVerifie
   }
   const { checkpoint, rotations } = opened;
   const change = last === undefined ? 'first' : checkpoint.size === last.size ? 'same' : 'grew';
+  const served: HeldHead = { size: checkpoint.size, rootHash: checkpoint.rootHash, what: `the checkpoint of size ${checkpoint.size}`, note };
+  const evidence = (step: FollowStep): FollowStep => (step.kind === 'alert' ? { ...step, served: { ...served, what: servedEarlier(served.size) } } : step);
   if (last) {
     const contradiction = compareWithSaved(last, checkpoint, recordedKey(last) ?? verifier);
-    if (contradiction) return { kind: 'alert', failure: contradiction };
+    if (contradiction) return evidence({ kind: 'alert', failure: contradiction });
   }
   // Every head in hand, by size: the last one seen, each announcement followed, the new
   // one. Each must extend the one before it.
@@ -82,11 +90,11 @@ export async function followStep(source: LogSource, verifier: Ed25519NoteVerifie
     ...(last ? [{ size: last.size, rootHash: last.rootHash, what: `the one of size ${last.size} seen before` }] : []),
     ...rotations.map((rotation) => ({ size: rotation.announcement.size, rootHash: rotation.announcement.rootHash, what: `the announcement of key ${describeKey(rotation.verifier)} at size ${rotation.announcement.size}` })),
     ...pending,
-    { size: checkpoint.size, rootHash: checkpoint.rootHash, what: `the checkpoint of size ${checkpoint.size}`, note },
+    served,
   ].sort((a, b) => a.size - b.size);
   for (let at = 1; at < heads.length; at += 1) {
     const failed = await checkExtends(source, heads[at - 1]!, heads[at]!);
-    if (failed) return failed;
+    if (failed) return evidence(failed);
   }
   return { kind: 'ok', checkpoint, note, change, verifier: opened.verifier, rotations };
 }
@@ -110,7 +118,25 @@ async function checkExtends(source: LogSource, older: HeldHead, newer: HeldHead)
     if (error.status !== undefined && contradictingProofStatuses.has(error.status)) {
       return { kind: 'alert', failure: { kind: 'consistency', message: `unproven: the log signed a checkpoint of size ${newer.size} but gave no proof that it extends ${older.what} (${error.message})` } };
     }
-    return { kind: 'unreachable', message: error.message, retryAfterMs: error.retryAfterMs, unsettled: { kind: 'consistency', what: `a signed checkpoint of size ${newer.size} without a proof that it extends ${older.what}`, head: { ...newer, what: `the checkpoint of size ${newer.size} served earlier` } } };
+    return { kind: 'unreachable', message: error.message, retryAfterMs: error.retryAfterMs, unsettled: { kind: 'consistency', what: `a signed checkpoint of size ${newer.size} without a proof that it extends ${older.what}`, head: { ...newer, what: servedEarlier(newer.size) } } };
   }
   return verifyConsistency(older.size, newer.size, proof, older.rootHash, newer.rootHash) ? undefined : inconsistent('the consistency proof does not verify');
+}
+
+/** How a message names a served checkpoint that a later round, or run, holds the log to. */
+const servedEarlier = (size: number) => `the checkpoint of size ${size} served earlier`;
+
+/** Whether two signed heads are one: the same size and root. */
+export function sameHead(a: Pick<HeldHead, 'size' | 'rootHash'>, b: Pick<HeldHead, 'size' | 'rootHash'>): boolean {
+  return a.size === b.size && a.rootHash.equals(b.rootHash);
+}
+
+/** A head a state file keeps (PendingHead), as a round holds it. */
+export function heldOfPending(head: PendingHead): HeldHead {
+  return { size: head.size, rootHash: head.rootHash, note: head.note, what: servedEarlier(head.size) };
+}
+
+/** What a state file keeps of a held head: a checkpoint served, with its note (an announcement is read again from the key list each run). */
+export function pendingOfHeld(head: HeldHead): PendingHead[] {
+  return head.note === undefined ? [] : [{ size: head.size, rootHash: head.rootHash, note: head.note }];
 }

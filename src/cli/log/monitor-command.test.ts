@@ -85,9 +85,36 @@ describe('log monitor run by cron, on a log that forks and withholds the proof',
     expect({ exitCode: stopped.exitCode, message: stopped.message.replace(state, 'STATE') }).toEqual({ exitCode: 1, message: once.message.replace(file('together.state'), 'STATE') });
     expect(stopped.message).toBe(`log monitor stopped on an alert; ${state} still holds the last consistent checkpoint (size 256)`);
     expect(second.err.filter((line) => line.startsWith('ALERT'))).toEqual([alert]);
-    // Nothing moved on: the honest head is not saved over the fork's evidence, and a third run alerts again.
-    expect((await readMonitorState(state))?.unsettled.heads.map((head) => head.note)).toEqual([forked.note]);
+    // Nothing moved on: the honest head is not saved over the fork's evidence. Both signed
+    // heads of size 300 are kept, the pair that proves the fork, and a third run alerts again.
+    expect((await readMonitorState(state))?.unsettled.heads.map((head) => head.note)).toEqual([forked.note, honest.note]);
     expect((await readState(state))?.size).toBe(256);
+    const third = recordingDeps(serving(() => honest, () => false));
+    expect((await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: '1' }, third))).message).toBe(stopped.message);
+    expect(third.err.filter((line) => line.startsWith('ALERT'))).toEqual([alert]);
+  });
+
+  it('keeps a fork it meets at once (same size, or a proof that does not verify), and alerts on it in every later run though the log goes back to the honest view', async () => {
+    // Case 1: the state holds the honest head of size 300; the log serves a forked one of that size once.
+    const honestState = file('fork-at-once.state');
+    await writeState(honestState, { origin: honest.signed.origin, size: 300, rootHash: honest.signed.rootHash, note: honest.note });
+    // Case 2: the state holds size 256; the log serves a forked 300 whose proof does not verify.
+    const grownState = await savedAt256('fork-proof.state');
+    for (const state of [honestState, grownState]) {
+      const first = recordingDeps(serving(() => forked, () => false));
+      expect((await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: '1' }, first))).message).toMatch(/^log monitor stopped on an alert/);
+      // The forked note is said whole before the alert, and kept.
+      expect(first.err[0]).toBe(`the log signed the checkpoint of size 300 (root ${forked.signed.rootHash.toString('hex')}), which contradicts what this monitor holds; ${state} keeps it as evidence, and later rounds are held to it. Its note as served:`);
+      expect(first.err.slice(1, 1 + forked.note.trimEnd().split('\n').length)).toEqual(forked.note.trimEnd().split('\n').map((line) => `  ${line}`));
+      expect((await readMonitorState(state))?.unsettled.heads.map((head) => head.note)).toContain(forked.note);
+      // Before this fix the log's going back made these runs exit 0, "consistent: size 300".
+      for (let run = 0; run < 2; run += 1) {
+        const later = recordingDeps(serving(() => honest, () => false));
+        expect((await failureOf(monitorCommand({ url, key: logKey.verifierKey, state, maxRounds: '1' }, later))).message).toMatch(/^log monitor stopped on an alert/);
+        expect(later.err.filter((line) => line.startsWith('ALERT'))).toHaveLength(1);
+      }
+      expect((await readMonitorState(state))?.unsettled.heads.map((head) => head.note)).toContain(forked.note);
+    }
   });
 
   it(`counts the unsettled rounds across runs: the ${limits.monitorUnprovenRoundsMax}rd cron run alerts, as the ${limits.monitorUnprovenRoundsMax}rd round of one run does`, async () => {

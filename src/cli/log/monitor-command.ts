@@ -8,11 +8,11 @@ import { limits } from '../../core/limits.ts';
 import type { Ed25519NoteVerifier } from '../../tlog/index.ts';
 import { Failure, printable, type Output } from '../output.ts';
 import type { LogClient } from './client.ts';
-import { clientOf, defaultDeps, guard, startingKey, verifierOf, wholeNumber, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
-import { followStep, type FollowStep, type HeldHead } from './follow.ts';
+import { clientOf, defaultDeps, guard, sayNote, startingKey, verifierOf, wholeNumber, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
+import { followStep, heldOfPending, pendingOfHeld, sameHead, type FollowStep, type HeldHead } from './follow.ts';
 import { describeKey } from './key-chain.ts';
 import { assertStateWritable } from './state-file.ts';
-import { assertStateOfLog, readMonitorState, savedFrom, verifierKeyText, writeMonitorState, type PendingHead, type SavedCheckpoint } from './state.ts';
+import { assertStateOfLog, readMonitorState, savedFrom, verifierKeyText, writeMonitorState, type SavedCheckpoint } from './state.ts';
 
 export interface MonitorOptions extends KeyOptions, ServerOptions {
   state: string;
@@ -107,7 +107,7 @@ function settle(step: FollowStep, held: Held, output: Output, state: string): Fo
   if (step.kind === 'unreachable' && step.unsettled !== undefined) {
     held.unsettledRounds += 1;
     const head = step.unsettled.head;
-    if (head && !held.pending.some((pending) => pending.size === head.size && pending.rootHash.equals(head.rootHash))) {
+    if (head && !held.pending.some((pending) => sameHead(pending, head))) {
       held.pending = [...held.pending, head].slice(-limits.monitorPendingHeadsMax);
       reportPending(output, head, state);
     }
@@ -115,6 +115,15 @@ function settle(step: FollowStep, held: Held, output: Output, state: string): Fo
       const alert: FollowStep = { kind: 'alert', failure: { kind: step.unsettled.kind, message: `unsettled: in ${held.unsettledRounds} rounds since all it served was last settled, the log served ${step.unsettled.what} (last: ${step.message})` } };
       held.unsettledRounds = 0;
       return alert;
+    }
+  } else if (step.kind === 'alert' && step.served !== undefined) {
+    // The signed checkpoint that contradicts what the monitor holds is the evidence: kept with
+    // the pending heads, it holds every later round and run to it, so a log that goes back to
+    // the honest view after one alert is alerted on again (README), and said with its note.
+    const served = step.served;
+    if (!(held.last !== undefined && sameHead(held.last, served)) && !held.pending.some((pending) => sameHead(pending, served))) {
+      held.pending = [...held.pending, served].slice(-limits.monitorPendingHeadsMax);
+      sayNote(output, `the log signed ${served.what.replace(/ served earlier$/, '')} (root ${served.rootHash.toString('hex')}), which contradicts what this monitor holds; ${state} keeps it as evidence, and later rounds are held to it`, served.note);
     }
   } else if (step.kind === 'ok') {
     // Every pending head was just held to the rest and found consistent.
@@ -152,21 +161,10 @@ export function waitAfter(intervalMs: number, retryAfterMs: number | undefined):
   return Math.min(limits.monitorIntervalMsMax, Math.max(intervalMs, retryAfterMs ?? 0));
 }
 
-/** A pending head as the state file keeps it; named as the round that left it open named it. */
-function heldOfPending(head: PendingHead): HeldHead {
-  return { size: head.size, rootHash: head.rootHash, note: head.note, what: `the checkpoint of size ${head.size} served earlier` };
-}
-
-/** What the state file keeps of a pending head: a checkpoint served, with its note (an announcement is read again from the key list each run). */
-function pendingOfHeld(head: HeldHead): PendingHead[] {
-  return head.note === undefined ? [] : [{ size: head.size, rootHash: head.rootHash, note: head.note }];
-}
-
 /**
  * A signed head the log left unproven, said when first seen, with its note: if it turns out
  * to be a fork, the evidence is in the monitor's own output as well as in its state file.
  */
 function reportPending(output: Output, head: HeldHead, state: string): void {
-  output.err(`warning: the log signed ${head.what.replace(/ served earlier$/, '')} (root ${head.rootHash.toString('hex')}) without a proof that it extends the others; ${state} keeps it, and later rounds are held to it${head.note === undefined ? '' : '. Its note as served:'}`);
-  for (const line of head.note?.trimEnd().split('\n') ?? []) output.err(`  ${printable(line)}`);
+  sayNote(output, `warning: the log signed ${head.what.replace(/ served earlier$/, '')} (root ${head.rootHash.toString('hex')}) without a proof that it extends the others; ${state} keeps it, and later rounds are held to it`, head.note);
 }

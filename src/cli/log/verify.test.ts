@@ -173,8 +173,11 @@ describe('following a log (monitor and witness)', () => {
 
   it('alerts on a saved size 0 whose root is not the empty tree\'s, when the log has grown', async () => {
     const forked = Buffer.alloc(32, 5);
-    expect(await followStep(fresh(), verifier, savedAt(0, forked))).toEqual({
+    const log = fresh();
+    expect(await followStep(log, verifier, savedAt(0, forked))).toEqual({
       kind: 'alert', failure: { kind: 'fork', message: `fork: the one of size 0 seen before has size 0 and root ${forked.toString('hex')}, not the empty tree's` },
+      // The checkpoint served, with its note: what a monitor or witness keeps as evidence.
+      served: { size: log.signed.size, rootHash: log.signed.rootHash, note: log.note, what: `the checkpoint of size ${log.signed.size} served earlier` },
     });
   });
 

@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateCosignerKey, generateSignerKey } from '../../tlog/index.ts';
-import { memoryLog, syntheticEntries } from '../../../test/tlog/memory-log.ts';
+import { memoryLog, syntheticEntries, type MemoryLog } from '../../../test/tlog/memory-log.ts';
 import { failureOf } from '../../../test/support/failure.ts';
+import { readMonitorState } from './state.ts';
 import { witnessCommand } from './witness-command.ts';
 import { recordingDeps } from './test-deps.ts';
 
@@ -29,14 +30,14 @@ function keyFile(name: string, text: string, mode: number): string {
   return file(name);
 }
 
-/** A fetch that serves `log`'s checkpoint and key list and takes a cosignature; `paths` lists what was asked. */
-function serving(): { fetch: typeof fetch; paths: string[] } {
+/** A fetch that serves `served()`'s checkpoint and key list and takes a cosignature; `paths` lists what was asked. */
+function serving(served: () => MemoryLog = () => log): { fetch: typeof fetch; paths: string[] } {
   const paths: string[] = [];
   const fetch = (async (input: URL | string) => {
     const path = new URL(String(input)).pathname;
     paths.push(path);
-    if (path === '/v1/log/checkpoint') return new Response(log.note, { headers: { 'content-type': 'text/plain' } });
-    if (path === '/v1/log/keys') return Response.json({ keys: log.keyList });
+    if (path === '/v1/log/checkpoint') return new Response(served().note, { headers: { 'content-type': 'text/plain' } });
+    if (path === '/v1/log/keys') return Response.json({ keys: served().keyList });
     if (path === '/v1/log/cosignatures') return Response.json({ stored: 1 });
     return Response.json({ title: 'Not found' }, { status: 404 });
   }) as typeof globalThis.fetch;
@@ -77,5 +78,21 @@ describe('log witness --witness-key-file', () => {
     expect(notCosigner.exitCode).toBe(2);
     expect(notCosigner.message).toMatch(new RegExp(`^chipledger: --witness-key-file: ${logSigner.replaceAll('.', '\\.')} does not hold a C2SP cosigner key \\(cosignature/v1\\): `));
     expect(notCosigner.message).not.toContain('PRIVATE+KEY');
+  });
+});
+
+describe('log witness on a log that shows it a fork once', () => {
+  it('keeps the forked note, says it, and refuses to cosign in every later run though the log goes back to the honest view', async () => {
+    const forked = memoryLog(syntheticEntries(10, 120, 'fork'), logKey.signerKey);
+    const options = { url, logKey: logKey.verifierKey, witnessKeyFile: keyFile('fork.key', witnessKey.signerKey, 0o600), state: file('fork.state') };
+    expect(await witnessCommand(options, deps(serving().fetch))).toBe(0);
+    const shown = deps(serving(() => forked).fetch);
+    expect((await failureOf(witnessCommand(options, shown))).message).toMatch(/^refusing to cosign: \[fork\] fork: two checkpoints of size 10/);
+    expect(shown.err[0]).toBe(`the log signed the checkpoint of size 10 (root ${forked.signed.rootHash.toString('hex')}), which contradicts what this witness holds; ${options.state} keeps it as evidence, and later runs refuse to cosign until it is moved away. Its note as served:`);
+    expect((await readMonitorState(options.state))?.unsettled.heads.map((head) => head.note)).toEqual([forked.note]);
+    // Back to the honest view: before this fix the witness cosigned it again.
+    const { fetch, paths } = serving();
+    expect((await failureOf(witnessCommand(options, deps(fetch)))).message).toMatch(/^refusing to cosign: \[consistency\] inconsistent: .* \(a fork\)/);
+    expect(paths).not.toContain('/v1/log/cosignatures');
   });
 });

@@ -6,10 +6,11 @@
 import { cosignCheckpoint, formatKeyId, parseCosignerKey, parseNote, type Cosigner } from '../../tlog/index.ts';
 import { readKeyFileChecked, type KeyFileKind } from '../log-key.ts';
 import { Failure } from '../output.ts';
-import { clientOf, defaultDeps, guard, keysFollowed, startingKey, usage, verifierOf, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
-import { followStep } from './follow.ts';
+import { limits } from '../../core/limits.ts';
+import { clientOf, defaultDeps, guard, keysFollowed, sayNote, startingKey, usage, verifierOf, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
+import { followStep, heldOfPending, pendingOfHeld, sameHead } from './follow.ts';
 import { assertStateWritable } from './state-file.ts';
-import { assertStateOfLog, readState, savedFrom, writeState, type SavedCheckpoint } from './state.ts';
+import { assertStateOfLog, nothingUnsettled, readMonitorState, savedFrom, writeMonitorState, type SavedCheckpoint } from './state.ts';
 
 export interface WitnessOptions extends ServerOptions {
   logKey?: string;
@@ -38,15 +39,29 @@ export async function witnessCommand(options: WitnessOptions, deps: LogCommandDe
     if (!read.ok) throw usage(`--witness-key-file: ${read.problem}`);
     const cosigner = parseCosignerKey(read.signerKey);
     await assertStateWritable(options.state);
-    const last: SavedCheckpoint | undefined = await readState(options.state);
-    assertStateOfLog(options.state, last, given.name);
-    const step = await followStep(client, await startingKey(client, given, last, options.state), last);
+    const loaded = await readMonitorState(options.state);
+    assertStateOfLog(options.state, loaded, given.name);
+    const last: SavedCheckpoint | undefined = loaded?.saved;
+    // Signed heads a run (this witness's, or a monitor's on the same file) kept as evidence or
+    // left unproven: nothing inconsistent with any of them is cosigned.
+    const held = (loaded?.unsettled.heads ?? []).map(heldOfPending);
+    const step = await followStep(client, await startingKey(client, given, last, options.state), last, held);
     if (step.kind === 'unreachable') throw new Failure(step.message);
-    if (step.kind === 'alert') throw new Failure(`refusing to cosign: [${step.failure.kind}] ${step.failure.message}`);
+    if (step.kind === 'alert') {
+      const served = step.served;
+      if (served !== undefined && !(last !== undefined && sameHead(last, served)) && !held.some((head) => sameHead(head, served))) {
+        // Kept before the refusal is said: every later run refuses too, until someone has looked.
+        const heads = [...(loaded?.unsettled.heads ?? []), ...pendingOfHeld(served)].slice(-limits.monitorPendingHeadsMax);
+        await writeMonitorState(options.state, { origin: loaded?.origin ?? given.name, saved: last, unsettled: { rounds: loaded?.unsettled.rounds ?? 0, heads } });
+        sayNote(deps.output, `the log signed ${served.what.replace(/ served earlier$/, '')} (root ${served.rootHash.toString('hex')}), which contradicts what this witness holds; ${options.state} keeps it as evidence, and later runs refuse to cosign until it is moved away`, served.note);
+      }
+      throw new Failure(`refusing to cosign: [${step.failure.kind}] ${step.failure.message}`);
+    }
     const cosigned = cosignCheckpoint(withoutCosignatureOf(step.note, cosigner), cosigner, Math.floor(deps.now() / 1000));
     // Saved before the cosignature leaves: after a crash here the witness still refuses
-    // anything inconsistent with what it may already have published.
-    await writeState(options.state, savedFrom(step.checkpoint, step.note, step.verifier));
+    // anything inconsistent with what it may already have published. Every head held was
+    // just found consistent with it: nothing is left open.
+    await writeMonitorState(options.state, { origin: step.checkpoint.origin, saved: savedFrom(step.checkpoint, step.note, step.verifier), unsettled: nothingUnsettled });
     const { stored, witnesses } = await client.postCosignature(cosigned);
     // The note carries other witnesses' lines as the log served them: a count alone would say
     // "stored" for theirs while ours, of a key the log does not know, was passed over.
