@@ -100,6 +100,8 @@ describe('migration 055: the record is kept whole', () => {
     const { bis, alpha } = world.actors;
     // The licence counts the new allocation, as the ledger writes one: only the route is wrong.
     const allocate = (recipient: string): Statement[] => [
+      // 066 refuses first a recipient the licence does not name (the US authority is not): off, to judge 055's rule alone.
+      ['ALTER TABLE allocations DISABLE TRIGGER allocations_handed_out_insert'],
       ['UPDATE licences SET allocated_units = allocated_units + 1 WHERE id = $1', [world.importLicenceId]],
       [`INSERT INTO allocations (id, licence_id, recipient_org_id, units, created_seq) VALUES ('A-ROUTE', $1, $2, 1, 999999)`, [world.importLicenceId, recipient]],
     ];

@@ -120,18 +120,20 @@ describe('database constraints, written around the ledger', () => {
   ];
 
   it.each(sides)("refuses a shipment booked outside its $side allocation's period, and names the rule (migration 015)", async ({ allocationId }) => {
+    // A tranche keeps its period (066): made one here by hand, with that trigger off.
+    const periodUnguarded: [string, unknown[]] = ['ALTER TABLE allocations DISABLE TRIGGER allocations_keep_licence', []];
     const period: [string, unknown[]] = [`UPDATE allocations SET period_start = '2026-03-01', period_end = '2026-03-31' WHERE id = $1`, [allocationId()]];
-    const before = await insertAfter([period], [{ booked_at: '2026-02-28T23:59:59Z' }]);
+    const before = await insertAfter([periodUnguarded, period], [{ booked_at: '2026-02-28T23:59:59Z' }]);
     expect(before?.code, before?.message ?? 'the database accepted it').toBe('23514');
     expect(before?.message).toMatch(invariant3('S-X', 'allocation-period'));
-    const after = await insertAfter([period], [{ booked_at: '2026-04-01T00:00:00Z', deadline: '2026-04-02T00:00:00Z' }]);
+    const after = await insertAfter([periodUnguarded, period], [{ booked_at: '2026-04-01T00:00:00Z', deadline: '2026-04-02T00:00:00Z' }]);
     expect(after?.message ?? 'the database accepted it').toMatch(invariant3('S-X', 'allocation-period'));
     // The period's dates are inclusive, in UTC, whatever the session's time zone.
-    expect(await insertAfter([['SET LOCAL TIME ZONE \'Asia/Shanghai\'', []], period], [
+    expect(await insertAfter([['SET LOCAL TIME ZONE \'Asia/Shanghai\'', []], periodUnguarded, period], [
       { id: 'S-X1', booked_at: '2026-03-01T00:00:00Z', deadline: '2026-04-02T00:00:00Z' }, { id: 'S-X2', booked_at: '2026-03-31T23:59:59Z', deadline: '2026-04-02T00:00:00Z' },
     ])).toBeUndefined();
     // In a group, a row inside the period does not hide the one outside it.
-    const group = await insertAfter([period], [{ id: 'S-X1', booked_at: '2026-03-05T00:00:00Z', deadline: '2026-04-02T00:00:00Z' }, { id: 'S-X2', booked_at: '2026-02-02T00:00:00Z' }]);
+    const group = await insertAfter([periodUnguarded, period], [{ id: 'S-X1', booked_at: '2026-03-05T00:00:00Z', deadline: '2026-04-02T00:00:00Z' }, { id: 'S-X2', booked_at: '2026-02-02T00:00:00Z' }]);
     expect(group?.message ?? 'the database accepted it').toMatch(invariant3('S-X2', 'allocation-period'));
   });
 
