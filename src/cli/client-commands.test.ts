@@ -97,8 +97,11 @@ describe('manifest import', () => {
     const api = new ApiClient({ baseUrl: 'http://ledger.test', token: 'clt_test', fetch, newKey: () => 'k-1' });
     const imported = await manifestImportCommand(api, 'S-7', file, recordingOutput().output).catch((error: unknown) => error);
     expect(unknownOutcomeOf(imported)?.rerun).toBe(`chipledger manifest import S-7 ${file} --idempotency-key k-1`);
-    const deployed = await deployCommand(api, 'SITE 3', file, recordingOutput().output, { idempotencyKey: 'mine' }).catch((error: unknown) => error);
-    expect(unknownOutcomeOf(deployed)?.rerun).toBe(`chipledger deploy 'SITE 3' ${file} --idempotency-key mine`);
+    const deployed = await deployCommand(api, 'SITE-3', file, recordingOutput().output, { idempotencyKey: 'mine' }).catch((error: unknown) => error);
+    expect(unknownOutcomeOf(deployed)?.rerun).toBe(`chipledger deploy SITE-3 ${file} --idempotency-key mine`);
+    // A site id the API would refuse is refused before the file is read or anything is sent.
+    const badSite = await deployCommand(api, 'SITE 3', file, recordingOutput().output).catch((error: unknown) => error);
+    expect(badSite).toMatchObject({ exitCode: 2, message: expect.stringMatching(/^the site id \(siteId\): must be an id such as/) });
     const moved = await transitionCommand(api, 'cancel', 'S-7', { reason: 'wrong site' }, recordingOutput().output).catch((error: unknown) => error);
     expect(unknownOutcomeOf(moved)?.rerun).toBe("chipledger shipments cancel S-7 --reason 'wrong site' --idempotency-key k-1");
   });

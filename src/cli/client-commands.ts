@@ -6,12 +6,12 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
-import { tokenSecretPrefix } from '../ledger/schemas.ts';
+import { shipmentBook, shipmentTransition, tokenSecretPrefix, unitsDeploy } from '../ledger/schemas.ts';
 import { apiToken, type Config } from './config.ts';
-import { amountOf, idSegment, parseDeadline } from './client-values.ts';
+import { amountOf, checkBody, idSegment, parseDeadline, revokeAdvice, unitsOf } from './client-values.ts';
 import { ApiClient, unknownOutcomeOf } from './http.ts';
 import { Failure, isUnprintable, printable, printableJson, type Output } from './output.ts';
-import { pageCommand, recordCommand } from './page-commands.ts';
+import { getPage, pageCommand, recordCommand } from './page-commands.ts';
 import { createProgress } from './progress.ts';
 import { checkSerialCsv, formatCsvProblems, serialCsvBytesMax, type SerialEntry } from './serials-csv.ts';
 import { renderTable, type Row } from './table.ts';
@@ -38,7 +38,6 @@ export interface ChangeOptions {
 
 /** The server's rule for a key (src/server/commands.ts): said before anything is read or sent. */
 const idempotencyKeyPattern = /^[\x21-\x7E]+$/;
-const tokenIdInSecret = new RegExp(`^${tokenSecretPrefix}(TOK-[0-9]{1,16})_`);
 
 export function checkedKey(options: ChangeOptions): ChangeOptions {
   const key = options.idempotencyKey;
@@ -49,9 +48,7 @@ export function checkedKey(options: ChangeOptions): ChangeOptions {
   // The server keeps keys in plain text for good and refuses a token's secret as one (rule
   // idempotency-key-secret); said here before anything is sent, and without quoting the key.
   if (key.startsWith(tokenSecretPrefix)) {
-    const carried = tokenIdInSecret.exec(key)?.[1];
-    const revoke = carried === undefined ? 'if it is one, treat it as leaked and revoke its token' : `treat it as leaked and revoke its token: chipledger token revoke ${carried}`;
-    throw new Failure(`--idempotency-key starts with ${tokenSecretPrefix} as a token's secret does, and the server keeps keys in plain text; nothing was sent. Give another key (or none: a fresh one is made); ${revoke}`, 2);
+    throw new Failure(`--idempotency-key starts with ${tokenSecretPrefix} as a token's secret does, and the server keeps keys in plain text; nothing was sent. Give another key (or none: a fresh one is made); ${revokeAdvice(key)}`, 2);
   }
   return { idempotencyKey: key };
 }
@@ -170,28 +167,41 @@ export interface BookOptions extends ChangeOptions {
   reference?: string;
 }
 
+/** The option that gives each field of a booking, for checkBody's refusals. */
+const bookOptionOf: Readonly<Record<string, string>> = {
+  exportAllocationId: '--export-allocation', importAllocationId: '--import-allocation', productId: '--product', units: '--units', deadline: '--deadline', reference: '--reference',
+};
+
 export async function bookCommand(client: ApiClient, options: BookOptions, output: Output, now: () => Date = () => new Date()): Promise<number> {
-  if (!/^[1-9][0-9]*$/.test(options.units)) throw new Failure(`--units must be a whole number of at least 1; got ${JSON.stringify(options.units)}`, 2);
+  const units = unitsOf('--units', options.units);
   const key = checkedKey(options);
   const deadline = parseDeadline(options.deadline, now());
+  const request = {
+    exportAllocationId: options.exportAllocation,
+    importAllocationId: options.importAllocation,
+    productId: options.product,
+    units,
+    deadline,
+    ...(options.reference === undefined ? {} : { reference: options.reference }),
+  };
+  // Held to the API's schema before anything is sent (an id, a reference): a usage error, exit 2.
+  checkBody(shipmentBook, { body: request, fromOptions: new Set(Object.keys(request)) }, bookOptionOf);
   const rerun = [
     'chipledger', 'shipments', 'book', '--export-allocation', options.exportAllocation, '--import-allocation', options.importAllocation,
     '--product', options.product, '--units', options.units, '--deadline', deadline, ...(options.reference === undefined ? [] : ['--reference', options.reference]),
   ];
-  const body = await change(rerun, () => client.post<Row>('/v1/shipments', {
-    exportAllocationId: options.exportAllocation,
-    importAllocationId: options.importAllocation,
-    productId: options.product,
-    units: Number(options.units),
-    deadline,
-    ...(options.reference === undefined ? {} : { reference: options.reference }),
-  }, key));
-  output.out(`Booked shipment ${printable(String(body.shipmentId))}: ${Number(body.units).toLocaleString('en-US')} units reserved on both licences.`);
+  const body = await change(rerun, () => client.post<Row>('/v1/shipments', request, key));
+  // A success without the booking's id (a server that is not chipledger's) is no booking to report.
+  if (typeof body.shipmentId !== 'string' || !Number.isSafeInteger(body.units)) {
+    throw new Failure('POST /v1/shipments answered with a success that is not a booking (no shipmentId and units): the outcome is unknown; is CHIPLEDGER_URL the chipledger API?');
+  }
+  output.out(`Booked shipment ${printable(body.shipmentId)}: ${(body.units as number).toLocaleString('en-US')} units reserved on both licences.`);
   return 0;
 }
 
 export async function transitionCommand(client: ApiClient, step: 'ship' | 'clear' | 'deliver' | 'cancel', id: string, options: { reason?: string } & ChangeOptions, output: Output): Promise<number> {
   const route = `/v1/shipments${idSegment(id, shipmentIdExamples)}/${step}`;
+  checkBody(shipmentTransition, { body: { shipmentId: id, ...(options.reason === undefined ? {} : { reason: options.reason }) }, fromOptions: new Set(['reason']) }, { shipmentId: 'the shipment id', reason: '--reason' });
   const key = checkedKey(options);
   const rerun = ['chipledger', 'shipments', step, id, ...(options.reason === undefined ? [] : ['--reason', options.reason])];
   const body = await change(rerun, () => client.post<Row>(route, options.reason === undefined ? {} : { reason: options.reason }, key));
@@ -319,6 +329,8 @@ export async function manifestImportCommand(client: ApiClient, shipmentId: strin
 }
 
 export async function deployCommand(client: ApiClient, siteId: string, file: string, output: Output, options: ChangeOptions = {}): Promise<number> {
+  idSegment(siteId, 'SITE-3'); // the site's id, checked as one before the file is read (it travels in the body)
+  checkBody(unitsDeploy.pick({ siteId: true }), { body: { siteId }, fromOptions: new Set(['siteId']) }, { siteId: 'the site id' });
   const key = checkedKey(options);
   // The API's units.deploy takes serials alone: a gpu_uuid column is refused, not dropped unchecked.
   const entries = await readSerialFile(file, { serialsMax: limits.deploymentSerialsMax, acceptsGpuUuids: false, use: 'sent' }, output);
@@ -338,7 +350,7 @@ async function allPages<T>(client: ApiClient, path: string, stopped: () => void)
   let cursor: string | undefined;
   const followed = new Set<string>();
   for (let pages = 0; pages < limits.reportPagesMax; pages += 1) {
-    const page = await client.get<{ items: T[]; nextCursor: string | null }>(path, { limit: limits.pageSizeMax, cursor });
+    const page = await getPage<T>(client, path, { limit: limits.pageSizeMax, cursor });
     // One at a time: a spread passes every item as an argument, and a page of millions of small items reaches the end of the stack.
     for (const item of page.items) items.push(item);
     if (page.nextCursor === null) return items;

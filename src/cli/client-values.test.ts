@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { limits } from '../core/limits.ts';
-import { amountOf, instantOf, parseDeadline } from './client-values.ts';
+import { amountOf, idSegment, instantOf, parseDeadline, quoted } from './client-values.ts';
 import { Failure } from './output.ts';
 
 describe('amountOf', () => {
@@ -33,5 +33,23 @@ describe('instants', () => {
     expect(instantOf('--valid-to', '2027-01-01T23:59:59Z')).toBe('2027-01-01T23:59:59.000Z');
     expect(instantOf('--valid-to', '2027-01-02T00:00:00Z')).toBe('2027-01-02T00:00:00.000Z');
     expect(instantOf('--valid-from', '2027-01-01T20:00:00-04:00')).toBe('2027-01-02T00:00:00.000Z');
+  });
+});
+
+describe("a token's secret typed where an id or a number goes", () => {
+  const secret = 'clt_TOK-7_s3cr3tS3cr3tS3cr3t';
+  it('is refused as an id before anything is sent, without quoting it, naming the token to revoke', () => {
+    expect(() => idSegment(secret)).toThrow(new Failure("a token's secret was given where an id goes (ids look like L-7, A-12 or SITE-3); nothing was sent. treat it as leaked and revoke its token: chipledger token revoke TOK-7", 2));
+    expect(idSegment('L-7')).toBe('/L-7');
+  });
+
+  it('is never quoted back by a refusal', () => {
+    expect(quoted(secret)).toBe("(a token's secret, not shown)");
+    expect(() => parseDeadline(secret, new Date('2026-03-01T00:00:00Z'))).toThrow(Failure);
+    try {
+      parseDeadline(secret, new Date('2026-03-01T00:00:00Z'));
+    } catch (error) {
+      expect((error as Error).message).not.toContain('s3cr3t');
+    }
   });
 });

@@ -7,11 +7,25 @@
  */
 import type { z } from 'zod';
 import { limits } from '../core/limits.ts';
-import { instantForm } from '../ledger/schemas.ts';
+import { instantForm, tokenSecretPrefix } from '../ledger/schemas.ts';
 import { Failure, printableJson } from './output.ts';
 
 const usage = (message: string) => new Failure(message, 2);
-const quoted = (text: string) => printableJson(text, 'one line');
+/**
+ * A value typed on the command line as a refusal quotes it: a token's secret typed in the wrong
+ * place (an id, a number) is never quoted back, into a terminal's scrollback or a CI log.
+ */
+export function quoted(text: string): string {
+  return text.startsWith(tokenSecretPrefix) ? "(a token's secret, not shown)" : printableJson(text, 'one line');
+}
+
+const tokenIdInSecret = new RegExp(`^${tokenSecretPrefix}(TOK-[0-9]{1,16})_`);
+
+/** What to do about a token's secret typed on a command line: revoke its token, named where the secret carries its id. */
+export function revokeAdvice(secret: string): string {
+  const carried = tokenIdInSecret.exec(secret)?.[1];
+  return carried === undefined ? 'if it is one, treat it as leaked and revoke its token' : `treat it as leaked and revoke its token: chipledger token revoke ${carried}`;
+}
 
 /** A whole number from `min` to `max` as typed: digits only, so 1e3, 0x10, " 7" and 1.5 are refused, not read as something else. */
 export function wholeNumber(option: string, text: string, min: number, max: number): number {
@@ -56,7 +70,7 @@ export function parseDeadline(text: string, now: Date): string {
   }
   const instant = instantText(text);
   if (instant !== undefined) return instant;
-  throw new Failure(`--deadline must be a time such as 2026-12-31T18:00:00Z, or a span from now such as 30d, 12h or 90m; got ${JSON.stringify(text)}`, 2);
+  throw new Failure(`--deadline must be a time such as 2026-12-31T18:00:00Z, or a span from now such as 30d, 12h or 90m; got ${quoted(text)}`, 2);
 }
 
 /**
@@ -133,6 +147,8 @@ export function pageLimitOf(text: string | undefined): number | undefined {
  */
 export function idSegment(id: string, examples = 'L-7, A-12 or SITE-3'): string {
   if (id === '' || id === '.' || id === '..') throw usage(`${quoted(id)} is not an id (ids look like ${examples})`);
+  // Sent as the path, it would be printed in every note of a retry and in an unknown outcome's rerun line.
+  if (id.startsWith(tokenSecretPrefix)) throw usage(`a token's secret was given where an id goes (ids look like ${examples}); nothing was sent. ${revokeAdvice(id)}`);
   return `/${encodeURIComponent(id)}`;
 }
 

@@ -106,6 +106,18 @@ describe('readConfig', () => {
       'CHIPLEDGER_URL: must not hold a user name or password; client commands authenticate with CHIPLEDGER_TOKEN (got "https://bob:(hidden)@ledger.example/")',
     ]);
     expect(problemsOf({ CHIPLEDGER_URL: 'ftp://bob:hunter5@ledger.example' }).join('\n')).not.toMatch(/hunter/);
+    // Nor when the URL does not parse, a bad port or a space in the host: the user part is hidden whole.
+    expect(problemsOf({ CHIPLEDGER_URL: 'https://alice:hunter6@ledger.example:99999' })).toEqual([
+      'CHIPLEDGER_URL: must be a URL such as http://127.0.0.1:8080 (got "https://(hidden)@ledger.example:99999")',
+    ]);
+    expect(problemsOf({ CHIPLEDGER_URL: 'https://alice:hunter7@ledger example/' }).join('\n')).not.toMatch(/hunter/);
+  });
+
+  it('refuses a CHIPLEDGER_HOST no URL can name, from which the client commands\' default URL would be made', () => {
+    for (const host of ['1.2.3.4.5', 'a:b', '::1::2']) {
+      expect(problemsOf({ CHIPLEDGER_HOST: host }), host).toEqual(['CHIPLEDGER_HOST: must be a host name or IP address such as 127.0.0.1 or 0.0.0.0 (got "' + host + '")']);
+    }
+    for (const host of ['localhost', '::1', '::', 'ledger-1.example', '10.0.0.7']) expect(readConfig({ CHIPLEDGER_HOST: host }, {}, cwd).ok, host).toBe(true);
   });
 
   it('takes CHIPLEDGER_URL as its parsed origin and path, without trailing slashes', () => {

@@ -7,6 +7,7 @@
  * Every setting is declared, with its meaning and default, in `settings`; `chipledger --help`
  * and README.md's configuration table are written from the same words.
  */
+import { isIPv6 } from 'node:net';
 import { resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
 import { fetchBlockedPorts } from './fetch.ts';
@@ -160,7 +161,11 @@ export function describeSettings(): string {
     .join('\n');
 }
 
-/** A setting's value as echoed in a problem: a password in a URL (a mistake, but a secret all the same) is hidden. */
+/**
+ * A setting's value as echoed in a problem: a password in a URL (a mistake, but a secret all
+ * the same) is hidden. A URL that does not parse (a bad port, a space in the host) may still
+ * carry one: then whatever comes between :// and the last @ before the path is hidden.
+ */
 function withoutUrlPassword(raw: string): string {
   try {
     const url = new URL(raw);
@@ -168,7 +173,7 @@ function withoutUrlPassword(raw: string): string {
     url.password = '(hidden)';
     return url.toString();
   } catch {
-    return raw;
+    return raw.replace(/^([^:/?#]*:\/\/)[^/?#]*@/, '$1(hidden)@');
   }
 }
 
@@ -220,7 +225,16 @@ function parseNonEmpty(raw: string): string | Problem {
 }
 
 function parseHost(raw: string): string | Problem {
-  if (!/^[A-Za-z0-9.:-]+$/.test(raw)) return new Problem('must be a host name or IP address such as 127.0.0.1 or 0.0.0.0');
+  const problem = new Problem('must be a host name or IP address such as 127.0.0.1 or 0.0.0.0');
+  if (!/^[A-Za-z0-9.:-]+$/.test(raw)) return problem;
+  // The client commands' default URL is made from it: it must be a host a URL can name
+  // (1.2.3.4.5 is no IPv4 address to the URL parser, and a: b no IPv6 one).
+  if (raw.includes(':')) return isIPv6(raw) ? raw : problem;
+  try {
+    new URL(`http://${raw}/`);
+  } catch {
+    return problem;
+  }
   return raw;
 }
 

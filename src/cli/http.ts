@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { limits } from '../core/limits.ts';
 import { failedBeforeSending, HttpError, jsonObjectOf, send, type HttpRequest, type ProblemDetails, type SendOptions } from './fetch.ts';
-import { printable } from './output.ts';
+import { Failure, printable, printableJson } from './output.ts';
 
 /** Chunk size of streamed request bodies (the upload progress moves one chunk at a time). */
 const uploadChunkBytes = 64 * 1024;
@@ -344,7 +344,17 @@ function streamOf(bytes: Buffer, onUpload: (sent: number, total: number) => void
 /** An API error as lines for stderr: status, code, the server's detail, the rule and the numbers. */
 export function formatApiError(error: ApiError): string {
   const { problem } = error;
-  const text = (value: unknown) => printable(typeof value === 'string' ? value : JSON.stringify(value) ?? String(value));
+  // A member nested too deep to print (a hostile or wrong server) is said as such, not thrown:
+  // this runs where a command's failure is reported, and nothing catches a throw there.
+  const text = (value: unknown) => {
+    if (typeof value === 'string') return printable(value);
+    try {
+      return printableJson(value, 'one line');
+    } catch (error) {
+      if (error instanceof Failure) return '(too large or nested too deep to print)';
+      throw error;
+    }
+  };
   const head = `error: ${error.status}${problem.title ? ` ${text(problem.title)}` : ''}${problem.code ? ` (${text(problem.code)})` : ''}`;
   const lines = [head];
   if (problem.detail) lines.push(`  ${text(problem.detail)}`);

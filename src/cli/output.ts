@@ -74,7 +74,16 @@ export function isUnprintable(character: string): boolean {
  * and moves no cursor and reorders nothing.
  */
 export function printableJson(value: unknown, layout: 'indented' | 'one line' = 'indented'): string {
-  const json = JSON.stringify(value, null, layout === 'indented' ? 2 : undefined);
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value, null, layout === 'indented' ? 2 : undefined);
+  } catch (error) {
+    // JSON.stringify recurses, and JSON.parse does not: an answer nested millions deep, which a
+    // broken or hostile server may send within the byte bound, reaches the end of the stack only
+    // here; and a string has a most length (about 512 MiB). Said in one line, not a stack trace.
+    if (!(error instanceof RangeError)) throw error;
+    throw new Failure(`the answer is too large or nests too deep to print (${error.message}); no answer of the chipledger API is either: is CHIPLEDGER_URL the chipledger API?`);
+  }
   // undefined, a function or a symbol (never in parsed JSON) has no JSON: said as text.
   if (json === undefined) return printable(String(value));
   return json.replace(unprintableInJson, unicodeEscape);

@@ -6,7 +6,7 @@
  */
 import { pageLimitOf } from './client-values.ts';
 import type { ApiClient } from './http.ts';
-import { printable, printableJson, type Output } from './output.ts';
+import { Failure, printable, printableJson, type Output } from './output.ts';
 import { pickColumns, renderRecord, renderTable, type Row } from './table.ts';
 
 /** Options of a list: one page. */
@@ -23,6 +23,27 @@ export interface PageView {
   note?: (items: Row[]) => string | undefined;
 }
 
+/** A page of the API as every list answers one: its items (records) and the cursor of the next, or null. */
+export interface Page<T = Row> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/**
+ * Gets one page of `route`, held to that shape before anything is read of it: an answer of
+ * another shape (a mistyped CHIPLEDGER_URL's catch-all, a broken server) is said in one line,
+ * not met as a TypeError deep in the table's code.
+ */
+export async function getPage<T = Row>(client: ApiClient, route: string, query: Record<string, string | number | undefined>): Promise<Page<T>> {
+  const answer = await client.get<unknown>(route, query);
+  const page = answer as Partial<Page<unknown>> | null;
+  const isRecord = (item: unknown) => typeof item === 'object' && item !== null && !Array.isArray(item);
+  if (!isRecord(page) || !Array.isArray(page!.items) || !page!.items.every(isRecord) || !(page!.nextCursor === null || typeof page!.nextCursor === 'string')) {
+    throw new Failure(`GET ${route} answered with something other than a page of records (items and nextCursor); is CHIPLEDGER_URL the chipledger API?`);
+  }
+  return page as Page<T>;
+}
+
 /**
  * One page of a list as a table (`view.rows` shapes its items for one), or the API's page with
  * --json; a note on the items, then the next page, if any, are said on stderr.
@@ -30,7 +51,7 @@ export interface PageView {
 export async function pageCommand(client: ApiClient, route: string, query: Record<string, string | undefined>, view: PageView, options: PageOptions, output: Output): Promise<number> {
   // A usage error (exit 2), like a bad --units, not a refusal by the server (exit 1).
   const limit = pageLimitOf(options.limit);
-  const page = await client.get<{ items: Row[]; nextCursor: string | null }>(route, { ...query, limit, cursor: options.cursor });
+  const page = await getPage(client, route, { ...query, limit, cursor: options.cursor });
   if (options.json) {
     output.out(printableJson(page));
     return 0;
@@ -45,7 +66,10 @@ export async function pageCommand(client: ApiClient, route: string, query: Recor
 
 /** One record as `key: value` lines (`shown` leaves out what a person does not read), or the API's answer with --json. */
 export async function recordCommand(client: ApiClient, route: string, options: { json?: boolean }, output: Output, shown: (record: Row) => Row = (record) => record): Promise<number> {
-  const record = await client.get<Row>(route);
-  output.out(options.json ? printableJson(record) : renderRecord(shown(record)));
+  const record = await client.get<unknown>(route);
+  if (typeof record !== 'object' || record === null || Array.isArray(record)) {
+    throw new Failure(`GET ${route} answered with something other than a record; is CHIPLEDGER_URL the chipledger API?`);
+  }
+  output.out(options.json ? printableJson(record) : renderRecord(shown(record as Row)));
   return 0;
 }

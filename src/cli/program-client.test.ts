@@ -56,6 +56,43 @@ function expectOneLine(result: { code: number; stderr: string }, code: number): 
 }
 
 describe('client commands', () => {
+  it('say in one line when JSON answers are not the API\'s: nested too deep to print, or of another shape', async () => {
+    const deep = `{"title":"Bad Request","status":400,"extra":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
+    answer = { status: 400, type: 'application/problem+json', body: deep };
+    const refused = await run(['licences', 'list']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).not.toMatch(/RangeError|\n\s+at /);
+    expect(refused.stderr).toContain('extra: (too large or nested too deep to print)');
+    answer = { status: 200, type: 'application/json', body: `{"id":"L-1","x":${'['.repeat(20_000)}${']'.repeat(20_000)}}` };
+    expect(expectOneLine(await run(['licences', 'show', 'L-1']), 1)).toMatch(/too large or nests too deep to print .*is CHIPLEDGER_URL the chipledger API\?$/);
+    for (const [args, body] of [[['shipments', 'list'], '{"status":"ok"}'], [['report', 'utilisation'], '{"items":{"a":1},"nextCursor":null}'], [['licences', 'list'], '{"items":[1,2],"nextCursor":null}']] as const) {
+      answer = { status: 200, type: 'application/json', body };
+      expect(expectOneLine(await run([...args]), 1), args.join(' ')).toMatch(/answered with something other than a page of records \(items and nextCursor\); is CHIPLEDGER_URL the chipledger API\?$/);
+    }
+    answer = { status: 201, type: 'application/json', body: '{"status":"ok"}' };
+    expect(expectOneLine(await run(['shipments', 'book', '--export-allocation', 'A-1', '--import-allocation', 'A-2', '--product', 'P-1', '--units', '1']), 1))
+      .toMatch(/a success that is not a booking .* the outcome is unknown/);
+  });
+
+  it('hold a booking and a shipment\'s step to the API\'s schema before anything is sent (exit 2), never quoting a token\'s secret', async () => {
+    const book = (...more: string[]) => ['shipments', 'book', '--export-allocation', 'A-1', '--import-allocation', 'A-2', '--product', 'P-1', '--units', '1', ...more];
+    const cases: Array<[string[], RegExp]> = [
+      [['shipments', 'book', '--export-allocation', 'A-1', '--import-allocation', 'A-2', '--product', 'P-1', '--units', '99999999999999999999999'], /^chipledger: --units must be a whole number from 1 to /],
+      [book('--reference', 'x'.repeat(5_000)), /^chipledger: --reference \(reference\): /],
+      [['shipments', 'book', '--export-allocation', 'A 1', '--import-allocation', 'A-2', '--product', 'P-1', '--units', '1'], /^chipledger: --export-allocation \(exportAllocationId\): must be an id/],
+      [['shipments', 'ship', 'S-1', '--reason', 'late\u0007'], /^chipledger: --reason \(reason\): must be free of control characters/],
+      [['shipments', 'cancel', 'S-1', '--reason', 'x'.repeat(5_000)], /^chipledger: --reason \(reason\): /],
+      [['licences', 'show', 'clt_TOK-7_s3cr3tS3cr3t'], /^chipledger: a token's secret was given where an id goes .*chipledger token revoke TOK-7$/],
+      [['events', 'list', '--subject', 'clt_TOK-7_s3cr3tS3cr3t'], /^chipledger: --subject must be the id of a record, such as S-12, L-7 or SITE-3; got \(a token's secret, not shown\)$/],
+    ];
+    for (const [args, said] of cases) {
+      const result = await run(args);
+      expect(expectOneLine(result, 2), args.join(' ')).toMatch(said);
+      expect(result.stderr).not.toContain('s3cr3t');
+    }
+    expect(requests).toEqual([]);
+  });
+
   it('say when CHIPLEDGER_URL answers with something other than the API', async () => {
     for (const args of [['licences', 'list'], ['shipments', 'show', 'S-1'], ['report', 'utilisation']]) {
       const message = expectOneLine(await run(args), 1);
@@ -147,7 +184,8 @@ describe('client commands', () => {
   it('send the --idempotency-key given with every change, and refuse one the server would refuse, before any request', async () => {
     const csv = join(folder, 'keyed.csv');
     writeFileSync(csv, 'serial\nSN1\n');
-    answer = { status: 200, type: 'application/json', body: JSON.stringify({ shipmentId: 'S-1', status: 'shipped', added: 1, deployed: 1 }) };
+    // One answer that reads as each change's (a booking's shipmentId and units among them).
+    answer = { status: 200, type: 'application/json', body: JSON.stringify({ shipmentId: 'S-1', units: 1, status: 'shipped', added: 1, deployed: 1 }) };
     const changes = [['shipments', 'ship', 'S-1'], ['shipments', 'cancel', 'S-1'], ['manifest', 'import', 'S-1', csv], ['deploy', 'SITE-1', csv],
       ['shipments', 'book', '--export-allocation', 'A-1', '--import-allocation', 'A-2', '--product', 'P-1', '--units', '1']];
     for (const args of changes) {

@@ -235,6 +235,19 @@ describe('the checkpoint a server published, kept in its data dir', () => {
     expect(recorded(dataDir).size).toBe(size);
   });
 
+  it('takes, as covered, a smaller checkpoint the log still holds under the recorded one (another server\'s larger one was recorded first)', async () => {
+    const guard = await PublishedCheckpointGuard.check(original.pool, dataDir, [key.signerKey]);
+    const { size, root } = recorded(dataDir);
+    const smallerRoot = Buffer.alloc(32, 3);
+    // The log as the database holds it: the recorded root at its size, the smaller one's at its own.
+    const rootAt = async (at: number): Promise<Buffer> => (at === size ? Buffer.from(root, 'base64') : smallerRoot);
+    const smaller = { size: size - 1, root: smallerRoot, signedNote: 'unused\n' };
+    await expect(guard.record(smaller, rootAt)).resolves.toBeUndefined();
+    expect(recorded(dataDir)).toMatchObject({ size, root });
+    // Another root at the smaller size than the log's is still the database gone back.
+    await expect(guard.record({ ...smaller, root: Buffer.alloc(32, 4) }, rootAt)).rejects.toThrow(`no longer extends the checkpoint of size ${size}`);
+  });
+
   it('starts on the restore once the file is moved away (the documented override), and records that database from then on', async () => {
     const file = join(dataDir, publishedCheckpointFileName);
     renameSync(file, `${file}.before-restore`);

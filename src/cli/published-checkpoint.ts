@@ -221,10 +221,11 @@ export class PublishedCheckpointGuard implements CheckpointRecorder {
 
   /**
    * Records a checkpoint this server signed (or a look found, larger than the one recorded).
-   * Only forward: one of the size recorded and its root changes nothing; one that is smaller,
-   * has another root at the size recorded, or is larger but its log does not extend the
-   * recorded one (`rootAt` gives the database log's root at a size) means the database went
-   * back under this running server (a failover to a replica that lacked the newest commits,
+   * Only forward: one of the size recorded and its root changes nothing, nor does a smaller one
+   * the database's log still holds under the recorded one (another server's larger checkpoint
+   * was recorded first); one that has another root at the size recorded, is smaller and not
+   * held so, or is larger but its log does not extend the recorded one (`rootAt` gives the
+   * database log's root at a size) means the database went back under this running server (a failover to a replica that lacked the newest commits,
    * say), and is thrown. The thrown messages name the recorded checkpoint only, so that an
    * outage reports them once. A write that fails leaves the checkpoint owed (behind), which
    * holds the checkpointer's signing until it is written.
@@ -253,6 +254,14 @@ export class PublishedCheckpointGuard implements CheckpointRecorder {
     const published = this.published;
     if (published !== undefined) {
       if (signed.size === published.size && signed.root.equals(published.root)) return;
+      // Smaller than the one recorded: with several servers signing one log, this server's own
+      // signing may be recorded after a look recorded a larger checkpoint another server signed
+      // meanwhile. The log has not gone back if it still holds both: the recorded one covers it.
+      if (signed.size < published.size) {
+        const covered = (await rootAt(signed.size)).equals(signed.root) && (await rootAt(published.size)).equals(published.root);
+        if (covered) return;
+        throw this.wentBack(published.size);
+      }
       const extendsRecorded = signed.size > published.size && (await rootAt(published.size)).equals(published.root);
       if (!extendsRecorded) throw this.wentBack(published.size);
     }

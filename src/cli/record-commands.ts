@@ -8,7 +8,7 @@
 import { limits } from '../core/limits.ts';
 import { allocationCreate, allocationResize, id as idSchema, siteRegister } from '../ledger/schemas.ts';
 import { change, checkedKey, type ChangeOptions } from './client-commands.ts';
-import { checkBody, dayOf, decimalIn, idSegment, unitsOf, wholeNumber, withFields } from './client-values.ts';
+import { checkBody, dayOf, decimalIn, idSegment, quoted, unitsOf, wholeNumber, withFields } from './client-values.ts';
 import type { ApiClient } from './http.ts';
 import { pageCommand, recordCommand, type PageOptions } from './page-commands.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
@@ -112,7 +112,7 @@ export async function siteRegisterCommand(client: ApiClient, options: SiteRegist
 
 export async function eventsListCommand(client: ApiClient, options: PageOptions & { subject?: string }, output: Output): Promise<number> {
   if (options.subject !== undefined && !idSchema.safeParse(options.subject).success) {
-    throw new Failure(`--subject must be the id of a record, such as S-12, L-7 or SITE-3; got ${printableJson(options.subject, 'one line')}`, 2);
+    throw new Failure(`--subject must be the id of a record, such as S-12, L-7 or SITE-3; got ${quoted(options.subject)}`, 2);
   }
   return pageCommand(client, '/v1/events', { subjectId: options.subject }, { columns: recordColumns.events }, options, output);
 }
@@ -123,7 +123,7 @@ export async function eventsListCommand(client: ApiClient, options: PageOptions 
  */
 export async function eventShowCommand(client: ApiClient, seq: string, options: { json?: boolean }, output: Output): Promise<number> {
   if (!/^(0|[1-9][0-9]{0,15})$/.test(seq) || !Number.isSafeInteger(Number(seq))) {
-    throw new Failure(`an event's number is a whole number such as 42 (its seq, the log's leaf index); got ${printableJson(seq, 'one line')}`, 2);
+    throw new Failure(`an event's number is a whole number such as 42 (its seq, the log's leaf index); got ${quoted(seq)}`, 2);
   }
   return recordCommand(client, `/v1/events/${seq}`, options, output, ({ canonical: _canonical, ...rest }) => rest);
 }

@@ -141,6 +141,10 @@ describe('chipledger', () => {
       [['log', 'keygen', '--origin', 'a.example/log', '--out', keyFile, '--origin=b.example/log'], '--origin is given twice (a.example/log and b.example/log)'],
       [['log', 'verify', '--url', url, '--url', 'http://other.example', '--key', 'k'], `--url is given twice (${url} and http://other.example)`],
       [['serve', '--port', '8080', '--port', '9090'], '--port is given twice (8080 and 9090)'],
+      // A secret is never quoted back: a wrapper's --token beside the user's would put both in a log.
+      [['log', 'verify', '--url', url, '--key', 'k', '--token', 'clt_TOK-1_firstSECRET', '--token', 'clt_TOK-1_secondSECRET'], '--token is given twice'],
+      [['log', 'verify', '--url', url, '--key', 'k', '--token', 'plain', '--token', 'other'], '--token is given twice'],
+      [['shipments', 'ship', 'S-1', '--idempotency-key', 'abc', '--idempotency-key', 'clt_TOK-2_keySECRET'], "--idempotency-key is given twice (abc and (a token's secret, not shown))"],
     ];
     for (const [args, said] of cases) {
       const result = await chipledger(args);

@@ -24,6 +24,7 @@
 import type { Command, Option } from 'commander';
 import { repeated } from './client-values.ts';
 import { Failure, printableJson } from './output.ts';
+import { tokenSecretPrefix } from '../ledger/schemas.ts';
 
 /** Parsers that gather every value given into a list: options with one of these stay repeatable. */
 const collectingParsers: ReadonlySet<unknown> = new Set([repeated]);
@@ -57,11 +58,22 @@ function onceOnly(command: Command, option: Option): void {
 const bareValueCharactersMax = 64;
 const bareValue = new RegExp(`^[A-Za-z0-9._:+\\-@/=,]{1,${bareValueCharactersMax}}$`);
 
-/** A value as the refusal shows it: bare if it is a plain word such as 500000, ORG-9 or -41.0347, else as JSON (quotes, escapes). */
+/**
+ * Options whose values are secrets: a refusal never quotes them (a wrapper that adds --token
+ * beside the user's would put both secrets in a CI log).
+ */
+const secretOptions = new Set(['--token']);
+
+/**
+ * A value as the refusal shows it: bare if it is a plain word such as 500000, ORG-9 or
+ * -41.0347, else as JSON (quotes, escapes); a token's secret, wherever it was given, never.
+ */
 function shown(value: unknown): string {
+  if (typeof value === 'string' && value.startsWith(tokenSecretPrefix)) return "(a token's secret, not shown)";
   return typeof value === 'string' && bareValue.test(value) ? value : printableJson(value, 'one line');
 }
 
 function givenTwice(name: string, first: unknown, second: string): Failure {
+  if (secretOptions.has(name)) return new Failure(`${name} is given twice; give it once; nothing was done`, 2);
   return new Failure(`${name} is given twice (${shown(first)} and ${shown(second)}); give it once; nothing was done`, 2);
 }
