@@ -9,9 +9,9 @@
  *   not trust) is said as one configuration problem in one line, exit 2, never an error with a
  *   stack from deep inside.
  */
-import { mkdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { userInfo } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { othersAccess } from './file-access.ts';
 import { Failure } from './output.ts';
 
@@ -106,9 +106,26 @@ function sudoUser(userId: number): string {
  * folder that is there as it is: one another user made since the start's look is refused too.
  */
 export function makeDataDir(dataDir: string): void {
-  writingInDataDir(dataDir, () => mkdirSync(dataDir, { recursive: true, mode: dataDirMode }));
+  writingInDataDir(dataDir, () => makeFolders(dataDir));
   const untrusted = dataDirAccessProblem(dataDir);
   if (untrusted !== undefined) throw new Failure(untrusted, 2);
+}
+
+/**
+ * mkdir -p with dataDirMode. Node's recursive mkdir says ENOENT, not EROFS or EACCES, when the
+ * first folder it must make is on a read-only file system (a container run read-only with the
+ * default ./.chipledger): then that folder is made on its own, whose mkdir says the real code.
+ */
+export function makeFolders(folder: string): void {
+  try {
+    mkdirSync(folder, { recursive: true, mode: dataDirMode });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    let missing = resolve(folder);
+    while (!existsSync(dirname(missing)) && dirname(missing) !== missing) missing = dirname(missing);
+    mkdirSync(missing, { mode: dataDirMode }); // throws the code that tells why
+    mkdirSync(folder, { recursive: true, mode: dataDirMode });
+  }
 }
 
 /** What to do about a folder this user may not write. */

@@ -50,7 +50,7 @@ import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase, ty
 import { isProcessAlive } from '../store/processes.ts';
 import { servedDataDirectory } from '../store/data-directory.ts';
 import { createPool, type Pool } from '../store/pool.ts';
-import { migrate } from '../store/migrate.ts';
+import { migrate, migratePoolConnections } from '../store/migrate.ts';
 import { sqlStateClass } from '../store/sqlstate.ts';
 import { embeddedWriter, roleOfUrl } from '../store/writer-role.ts';
 import { clearCopiedLock, copiedLockNotice, DataDirInUse, forgetLock, ownLock, releaseLock, takeLock, updateLock, type LockContent } from './database-lock.ts';
@@ -166,7 +166,7 @@ interface Unmigrated extends Omit<Database, 'applied'> {
 async function migrateAsOwner(opened: Unmigrated, options: OpenOptions): Promise<string[]> {
   const notice = options.notice === undefined ? {} : { notice: options.notice };
   if (opened.writer === undefined) return migrate(opened.pool, notice);
-  const owner = createPool({ url: opened.ownerUrl, connectionsMax: 1, applicationName: `${options.applicationName}-migrate` });
+  const owner = createPool({ url: opened.ownerUrl, connectionsMax: migratePoolConnections, applicationName: `${options.applicationName}-migrate` });
   try {
     return await migrate(owner, { ...notice, writer: opened.writer });
   } finally {

@@ -8,12 +8,12 @@
  * by others or not a key, is a configuration problem (exit 2), listed with the others found.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, fchmodSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, fchmodSync, fstatSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
 import { generateSignerKey, parseSignerKey } from '../tlog/index.ts';
 import type { Config } from './config.ts';
-import { dataDirMode, writingInDataDir } from './data-dir.ts';
+import { makeFolders, writingInDataDir } from './data-dir.ts';
 import { Failure, type Output } from './output.ts';
 import { cannotSyncFolder } from './replace-file.ts';
 import { removeStaleTemporaries } from './stale-temporaries.ts';
@@ -64,7 +64,7 @@ export function demoSignerKey(config: Config, output: Output): string {
   if (!existsSync(file)) {
     const key = generateSignerKey(demoLogOrigin);
     writingInDataDir(config.dataDir, () => {
-      mkdirSync(config.dataDir, { recursive: true, mode: dataDirMode });
+      makeFolders(config.dataDir);
       createKeyFile(file, key.signerKey);
     });
     output.err(`chipledger: made a DEMO log signing key in ${file} (verifier key ${key.verifierKey}); a real deployment sets CHIPLEDGER_LOG_KEY_FILE`);

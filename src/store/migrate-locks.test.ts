@@ -9,7 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { withTimeout } from '../core/timeout.ts';
-import { applyMigration, migrate, MigrationRefused } from './migrate.ts';
+import { applyMigration, migrate, migratePoolConnections, MigrationRefused } from './migrate.ts';
 import { createPool } from './pool.ts';
 
 let database: TestDatabase;
@@ -75,10 +75,12 @@ describe("a migration's wait for a table", () => {
     const { session, pid } = await idleSession('BEGIN; LOCK TABLE licences IN ACCESS SHARE MODE');
     const migration = { version: 990, name: '990_wait_for_licences.sql', sql: 'ALTER TABLE licences ADD COLUMN waited integer', checksum: 'x' };
     const notices: string[] = [];
+    // A pool of the size chipledger migrates with (cli/database.ts): its one other connection looks at the wait.
+    const pool = createPool({ url: database.url, connectionsMax: migratePoolConnections, applicationName: 'migrate-locks' });
     try {
-      const client = await database.pool.connect();
+      const client = await pool.connect();
       try {
-        const refusal = await withTimeout(applyMigration(database.pool, client, migration, { lockWaitMs: 1_000, tableLockWaitMs: 800, noticeAfterMs: 150, notice: (line) => notices.push(line) }), hangMs, 'the migration waited without a bound')
+        const refusal = await withTimeout(applyMigration(pool, client, migration, { lockWaitMs: 1_000, tableLockWaitMs: 800, noticeAfterMs: 150, notice: (line) => notices.push(line) }), hangMs, 'the migration waited without a bound')
           .then(() => expect.fail('the migration ran while its table was locked'), (error: unknown) => error);
         expect(refusal).toBeInstanceOf(MigrationRefused);
         expect(refusal).toMatchObject({ reason: 'table_locked', versions: [990] });
@@ -89,6 +91,7 @@ describe("a migration's wait for a table", () => {
       }
     } finally {
       await session.end();
+      await pool.end();
     }
     const left = await database.pool.query("SELECT (SELECT count(*)::int FROM schema_migrations WHERE version = 990) AS recorded, (SELECT count(*)::int FROM information_schema.columns WHERE table_name = 'licences' AND column_name = 'waited') AS columns");
     expect(left.rows[0]).toEqual({ recorded: 0, columns: 0 });

@@ -100,6 +100,14 @@ function boundsOf(options: MigrateOptions): MigrateBounds {
 }
 
 /** Applies every migration not yet applied; returns the names it applied. */
+/**
+ * Connections migrate() needs of a pool of its own: the session that migrates, and one that
+ * looks, while a migration waits for a table, at which table and whose session it waits for
+ * (applyOne). With one, every look waited for the migrating session's connection and failed,
+ * and the refusal named neither.
+ */
+export const migratePoolConnections = 2;
+
 export async function migrate(pool: pg.Pool, options: MigrateOptions = {}): Promise<string[]> {
   const bounds = boundsOf(options);
   const client = await pool.connect();
