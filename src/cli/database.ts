@@ -43,6 +43,7 @@
  * (the copy's) where it may, or refused where it may not create a cluster and none is there.
  */
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { limits } from '../core/limits.ts';
@@ -217,17 +218,39 @@ async function openUnmigrated(config: Config, options: OpenOptions): Promise<Unm
   }
   const writer = embeddedWriter(embedded.url);
   const pool = createPool({ url: writer.url, ...poolOptions });
+  // serve takes the stop signals over itself (serve.ts); an admin command stops at once.
+  const signals = options.exclusive ? undefined : exitOnStopSignals(options.applicationName);
   return {
     pool,
     ownerUrl: embedded.url,
     writer,
     origin: 'embedded',
     async close() {
+      signals?.remove();
       await pool.end().catch(() => {});
       await stopEmbedded(embedded, clusterDir);
       releaseLock(lockPath);
     },
   };
+}
+
+/**
+ * An admin command on the embedded PostgreSQL it started: a SIGINT or SIGTERM to this process
+ * alone (a `kill`, a job runner that signals only its child) ended Node at once and left the
+ * postmaster running, serving on 127.0.0.1 with the lock naming a dead process. Now the command
+ * says so and exits 128 + the signal's number, and the 'exit' event tells its PostgreSQL to stop
+ * (store/embedded.ts watchPostmaster); the lock it leaves is taken over by the next start.
+ */
+function exitOnStopSignals(command: string): { remove: () => void } {
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
+    const handler = () => {
+      process.stderr.write(`chipledger: ${signal} received; ${command} stopped before it finished, and its embedded PostgreSQL is told to stop\n`);
+      process.exit(128 + osConstants.signals[signal]);
+    };
+    process.on(signal, handler);
+    return () => process.removeListener(signal, handler);
+  });
+  return { remove: () => handlers.forEach((remove) => remove()) };
 }
 
 /** The refusal of an admin command that may not create the cluster the data dir lacks. */

@@ -63,11 +63,18 @@ export function demoSignerKey(config: Config, output: Output): string {
   const file = join(config.dataDir, demoKeyFileName);
   if (!existsSync(file)) {
     const key = generateSignerKey(demoLogOrigin);
-    writingInDataDir(config.dataDir, () => {
+    const made = writingInDataDir(config.dataDir, () => {
       makeFolders(config.dataDir);
-      createKeyFile(file, key.signerKey);
+      try {
+        createKeyFile(file, key.signerKey);
+        return true;
+      } catch (error) {
+        // Another start on this data dir made it first (the lock is taken only later): its key is the one.
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw error;
+      }
     });
-    output.err(`chipledger: made a DEMO log signing key in ${file} (verifier key ${key.verifierKey}); a real deployment sets CHIPLEDGER_LOG_KEY_FILE`);
+    if (made) output.err(`chipledger: made a DEMO log signing key in ${file} (verifier key ${key.verifierKey}); a real deployment sets CHIPLEDGER_LOG_KEY_FILE`);
   }
   return readKeyFile(file);
 }

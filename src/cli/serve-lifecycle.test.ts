@@ -161,6 +161,43 @@ describe('chipledger serve with its embedded PostgreSQL', () => {
 });
 
 describe('a stop signal repeated', () => {
+  it('takes a stop signal during the start when the step in hand ends: says so at once, starts nothing more, prints no token, and leaves the demo whole', async () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const demoDir = mkdtempSync(join(tmpdir(), 'chipledger-serve-stop-starting-'));
+    /** serve --demo on demoDir; resolves `said` when stderr or stdout has shown `awaited`. */
+    const serveDemo = async (awaited: string) => {
+      const env = cleanServeEnv({ CHIPLEDGER_HOST: '127.0.0.1', CHIPLEDGER_PORT: String(await findFreePort()), CHIPLEDGER_DATA_DIR: demoDir });
+      const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'serve', '--demo'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const run = { child, stdout: '', stderr: '' };
+      const said = new Promise<void>((done) => {
+        const look = () => void ((run.stdout + run.stderr).includes(awaited) && done());
+        child.stdout.on('data', (chunk: Buffer) => { run.stdout += chunk.toString(); look(); });
+        child.stderr.on('data', (chunk: Buffer) => { run.stderr += chunk.toString(); look(); });
+      });
+      const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+      return { run, said, exited };
+    };
+    try {
+      const first = await serveDemo('loading the demo data');
+      await within(first.said, startTimeoutMs, 'the demo load starting');
+      first.run.child.kill('SIGTERM');
+      expect(await within(first.exited, startTimeoutMs, 'serve stopping after the demo load'), first.run.stderr).toBe(0);
+      expect(first.run.stderr).toContain('chipledger: SIGTERM received while starting; stopping once the step in hand ends');
+      expect(first.run.stderr).toContain('chipledger: stopped before serving: nothing more was started');
+      expect(first.run.stdout).not.toMatch(/chipledger is serving|Admin token|clt_/);
+      expect(existsSync(join(demoDir, 'chipledger.lock'))).toBe(false);
+      // The demo load was not cut: the next start serves it whole.
+      const second = await serveDemo('chipledger is serving');
+      await within(second.said, startTimeoutMs, 'the second start serving');
+      expect(second.run.stderr).not.toMatch(/incomplete/);
+      second.run.child.kill('SIGTERM');
+      expect(await within(second.exited, stopTimeoutMs, 'the second start stopping')).toBe(0);
+    } finally {
+      rmSync(demoDir, { recursive: true, force: true });
+      rmSync(`${join(demoDir, 'pg')}.password`, { force: true });
+    }
+  });
+
   it('within the window is the same request; after it, the exit-now one', () => {
     expect(stopSignalAction(undefined, 5_000)).toBe('stop');
     expect(stopSignalAction(5_000, 5_000)).toBe('same request');

