@@ -14,6 +14,7 @@ import { inTransaction, type PoolClient } from '../store/pool.ts';
 import { currentLogKey, readHead } from '../store/tlog-tables.ts';
 import { HeadNotVouched, HeadSealer } from '../ledger/log/head-seal.ts';
 import { countEvents, countLegacyGpuUuidUnits, ledgerViolations, type Violation } from '../store/violations.ts';
+import { schemaFunctionViolations } from '../store/schema-functions.ts';
 import { createDemoTokens, loadDemo, type DemoToken } from '../demo/load.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
@@ -334,7 +335,13 @@ export async function checkCommand(config: Config, output: Output, options: { re
   const { violations, events, legacyGpuUuids, sealNote, replayNote } = await withDatabase(config, 'check', output, async (database) => {
     return inTransaction(database.pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
       const counted = await countEvents(client);
-      const found = await ledgerViolations(client);
+      // The re-check runs in the database: its functions first, held to this release's. One
+      // replaced (or dropped, or added) makes its answer worthless, so it is then not asked;
+      // the log's check and the replay below run in this process, and still say what they find.
+      const schema = await schemaFunctionViolations(client);
+      const found = schema.length === 0 ? await ledgerViolations(client) : [...schema, {
+        invariant: 'schema', subject: 'ledger_violations()', detail: "not run: the database's functions above are not this release's, so what they answered would prove nothing; check --replay re-derives the state in this process",
+      }];
       // Said, not counted: spellings a release before 037 accepted, which the re-check passes (042).
       const legacy = await countLegacyGpuUuidUnits(client);
       try {

@@ -53,6 +53,23 @@ describe('chipledger check', () => {
     expect((await check()).code).toBe(0);
   });
 
+  it('does not believe a re-check the owner replaced: it names the function, does not ask it, and exits 1 (s32 review)', async () => {
+    // Before, the owner's one CREATE OR REPLACE made check say "Every invariant holds".
+    const definition = (await database.pool.query<{ definition: string }>("SELECT pg_get_functiondef('ledger_violations()'::regprocedure) AS definition")).rows[0]!.definition;
+    await database.pool.query(`CREATE OR REPLACE FUNCTION ledger_violations() RETURNS TABLE (invariant text, subject text, detail text)
+      LANGUAGE sql STABLE AS $$ SELECT NULL::text, NULL::text, NULL::text WHERE false $$`);
+    try {
+      const { code, lines } = await check();
+      expect(code).toBe(1);
+      expect(lines[0]).toMatch(/^2 invariant violation\(s\) /);
+      expect(lines.join('\n')).toMatch(/schema +ledger_violations\(\) +not this release's definition \(it was replaced\)/);
+      expect(lines.join('\n')).toMatch(/schema +ledger_violations\(\) +not run: the database's functions above are not this release's/);
+    } finally {
+      await database.pool.query(definition);
+    }
+    expect((await check()).code).toBe(0);
+  });
+
   it('lists a checkpoint row filed under another size than its note signs as an invariant-5 violation, and exits 1', async () => {
     // A log key of its own (this ledger signs nothing), its genuine note for size n and the
     // root of size n, filed as size n + 1.
