@@ -61,6 +61,16 @@ describe('recordedBody', () => {
       expect(recordedBody(7, Buffer.from(canonicalJson(body({ a: 1 }, { at }))))).toBe(`event 7's time ${JSON.stringify(at)} is not an instant as the ledger writes one (ISO 8601 in UTC, to the millisecond)`);
     }
   });
+
+  it('refuses a nonce no ledger writes, and reads an event with none (a release before nonces wrote those)', () => {
+    for (const nonce of ['', 'A', 'AAAAAAAAAAAAAAAAAAAAA', 'AAAAAAAAAAAAAAAAAAAAAAA', 'AAAAAAAAAAAAAAAAAAAA+/', 'AAAAAAAAAAAAAAAAAAAA==', 7]) {
+      expect(recordedBody(7, Buffer.from(canonicalJson(body({ a: 1 }, { nonce } as never)))), String(nonce))
+        .toBe(`event 7's nonce ${JSON.stringify(nonce)} is not one the ledger writes (16 random bytes in unpadded base64url)`);
+    }
+    const { nonce: _nonce, ...legacy } = body({ a: 1 });
+    expect(recordedBody(7, Buffer.from(canonicalJson(legacy)))).toEqual(legacy);
+    expect(recordedBody(7, Buffer.from(canonicalJson(body({ a: 1 }, { nonce: 'Ab-_9zAb-_9zAb-_9zAb-_' }))))).toMatchObject({ nonce: 'Ab-_9zAb-_9zAb-_9zAb-_' });
+  });
 });
 
 describe('comparableText and eventDifference', () => {

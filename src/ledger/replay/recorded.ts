@@ -11,7 +11,7 @@ import { canonicalJson } from '../../core/canonical-json.ts';
 import type { Actor } from '../permissions.ts';
 import type { Role } from '../rows.ts';
 import { commandSchemas, type CommandKind } from '../schemas.ts';
-import { linesDigest, type EventBody } from '../events.ts';
+import { eventNonceBytes, linesDigest, type EventBody } from '../events.ts';
 
 /** An event as its canonical bytes say it (events.ts EventBody), with the seq its row is stored under. */
 export interface RecordedEvent {
@@ -26,6 +26,9 @@ export type RecordedBody = Omit<EventBody, 'nonce'> & { nonce?: string };
 export type RecordedCommand =
   | { ok: true; kind: CommandKind; input: unknown; actor: Actor; at: string }
   | { ok: false; problem: string };
+
+/** A nonce as the ledger writes one: eventNonceBytes (16) bytes in unpadded base64url, 22 characters. */
+const noncePattern = new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((eventNonceBytes * 4) / 3)}}$`);
 
 /** An instant as Date#toISOString writes it, the only way the ledger dates an event (batch-time.ts). */
 const isoInstantPattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -64,6 +67,12 @@ export function recordedBody(seq: number, canonical: Buffer): RecordedBody | str
   const at = event.at!;
   if (!isoInstantPattern.test(at) || Number.isNaN(Date.parse(at)) || new Date(at).toISOString() !== at) {
     return `event ${seq}'s time ${JSON.stringify(at)} is not an instant as the ledger writes one (ISO 8601 in UTC, to the millisecond)`;
+  }
+  // The ledger writes 16 random bytes in unpadded base64url (events.ts eventNonce); an event of
+  // a release before nonces has none, and stays readable. Another nonce no ledger wrote: one
+  // that guesses cannot be told from (a short or fixed one) is a forged event's mark.
+  if (event.nonce !== undefined && (typeof event.nonce !== 'string' || !noncePattern.test(event.nonce))) {
+    return `event ${seq}'s nonce ${JSON.stringify(event.nonce)} is not one the ledger writes (${eventNonceBytes} random bytes in unpadded base64url)`;
   }
   return event as RecordedBody;
 }
