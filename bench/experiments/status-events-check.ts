@@ -1,6 +1,7 @@
 /**
  * What migration 062's parts of the re-check (ledger_check_status_events,
- * ledger_check_allocation_events) and 063's (ledger_check_kyc_events) cost on N events shaped
+ * ledger_check_allocation_events), 063's (ledger_check_kyc_events) and 068's
+ * (ledger_check_shipment_bookings, ledger_check_shipped_manifests) cost on N events shaped
  * as the ledger's (two of three book a shipment, one ships one; canonical JSON of about 400
  * bytes) and their shipments, against one plain read of every event's bytes and 057's part
  * (which parses every event): three runs each, median.
@@ -54,12 +55,16 @@ try {
   const part = await timed('SELECT count(*) FROM ledger_check_status_events()');
   const allocations = await timed('SELECT count(*) FROM ledger_check_allocation_events()');
   const kyc = await timed('SELECT count(*) FROM ledger_check_kyc_events()');
+  const bookings = await timed('SELECT count(*) FROM ledger_check_shipment_bookings()');
+  const manifests = await timed('SELECT count(*) FROM ledger_check_shipped_manifests()');
   const found = (await pool.query<{ n: string }>('SELECT count(*) AS n FROM ledger_check_status_events()')).rows[0]!.n;
   console.log(`  read every event's bytes: ${(read / 1000).toFixed(2)} s (median of ${runs})`);
   console.log(`  ledger_check_event_columns() (057, parses every event): ${(columns / 1000).toFixed(2)} s (median of ${runs})`);
   console.log(`  ledger_check_status_events() (062): ${(part / 1000).toFixed(2)} s (median of ${runs}), ${found} violations`);
   console.log(`  ledger_check_allocation_events() (062, no allocation events among them: one pass over the events' kinds): ${(allocations / 1000).toFixed(2)} s (median of ${runs})`);
   console.log(`  ledger_check_kyc_events() (063, no organisation.set_kyc among them: one pass over the events' kinds): ${(kyc / 1000).toFixed(2)} s (median of ${runs})`);
+  console.log(`  ledger_check_shipment_bookings() (068, parses each shipment's booking): ${(bookings / 1000).toFixed(2)} s (median of ${runs})`);
+  console.log(`  ledger_check_shipped_manifests() (068, one pass over the shipments): ${(manifests / 1000).toFixed(2)} s (median of ${runs})`);
   await pool.end();
 } finally {
   await server.stop();
