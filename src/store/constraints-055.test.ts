@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { firstRefusal, inRolledBack, insertShipments, type Statement } from '../../test/support/rolled-back.ts';
+import { firstRefusal, insertShipments, partOnChangedState, type Statement } from '../../test/support/rolled-back.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { systemActor } from '../ledger/permissions.ts';
 import type { PoolClient } from './pool.ts';
@@ -113,12 +113,7 @@ describe('migration 055: the record is kept whole', () => {
 
 describe('the re-check\'s parts of migration 055', () => {
   /** The rows `part` names on a view of the state changed by `change` (rolled back after), with every trigger off. */
-  const named = (part: string, change: (client: PoolClient) => Promise<unknown>) => inRolledBack(database.pool, async (client) => {
-    await client.query('SET LOCAL session_replication_role = replica');
-    await change(client);
-    await client.query('SET LOCAL session_replication_role = origin');
-    return (await client.query(`SELECT invariant, subject, detail FROM ${part}() ORDER BY subject`)).rows;
-  });
+  const named = (part: string, change: (client: PoolClient) => Promise<unknown>) => partOnChangedState(database.pool, part, change);
 
   it('find nothing in the ledger\'s own writes', async () => {
     for (const part of ['ledger_check_shipment_booking_times', 'ledger_check_version_events', 'ledger_check_row_seqs']) {

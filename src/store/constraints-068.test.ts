@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { inRolledBack } from '../../test/support/rolled-back.ts';
+import { partOnChangedState } from '../../test/support/rolled-back.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import type { PoolClient } from './pool.ts';
 
@@ -31,12 +31,7 @@ beforeAll(async () => {
 });
 
 /** The rows `part` names on the state as `change` leaves it (rolled back after), with every trigger off. */
-const named = (part: string, change: (client: PoolClient) => Promise<unknown>) => inRolledBack(database.pool, async (client) => {
-  await client.query('SET LOCAL session_replication_role = replica');
-  await change(client);
-  await client.query('SET LOCAL session_replication_role = origin');
-  return (await client.query(`SELECT invariant, subject, detail FROM ${part}() ORDER BY subject, detail`)).rows;
-});
+const named = (part: string, change: (client: PoolClient) => Promise<unknown>) => partOnChangedState(database.pool, part, change);
 
 describe('migration 068: the re-check holds shipments to their bookings', () => {
   it('names nothing on an honest ledger', async () => {

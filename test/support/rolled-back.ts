@@ -39,6 +39,19 @@ export async function inRolledBack<T>(pool: Pool, work: (client: PoolClient) => 
   }
 }
 
+/**
+ * What the re-check's `part` names on the state as `change` leaves it, written as an owner with
+ * every trigger off would write it, in a transaction that is always rolled back.
+ */
+export function partOnChangedState(pool: Pool, part: string, change: (client: PoolClient) => Promise<unknown>): Promise<Array<{ invariant: string; subject: string; detail: string }>> {
+  return inRolledBack(pool, async (client) => {
+    await client.query('SET LOCAL session_replication_role = replica');
+    await change(client);
+    await client.query('SET LOCAL session_replication_role = origin');
+    return (await client.query<{ invariant: string; subject: string; detail: string }>(`SELECT invariant, subject, detail FROM ${part}() ORDER BY subject, detail`)).rows;
+  });
+}
+
 const shipmentColumns = ['id', 'exporter_org_id', 'recipient_org_id', 'product_id', 'origin', 'destination', 'export_allocation_id', 'import_allocation_id', 'units', 'status', 'booked_at', 'deadline', 'created_seq', 'updated_seq'];
 
 /** One INSERT of well-formed booked shipment rows (the exporter to alpha, on the world's allocations), each with its overrides. */
