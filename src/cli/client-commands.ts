@@ -329,7 +329,7 @@ export async function manifestImportCommand(client: ApiClient, shipmentId: strin
 }
 
 export async function deployCommand(client: ApiClient, siteId: string, file: string, output: Output, options: ChangeOptions = {}): Promise<number> {
-  idSegment(siteId, 'SITE-3'); // the site's id, checked as one before the file is read (it travels in the body)
+  // The site's id, held to the API's rule (a token's secret refused unquoted) before the file is read: it travels in the body.
   checkBody(unitsDeploy.pick({ siteId: true }), { body: { siteId }, fromOptions: new Set(['siteId']) }, { siteId: 'the site id' });
   const key = checkedKey(options);
   // The API's units.deploy takes serials alone: a gpu_uuid column is refused, not dropped unchecked.

@@ -29,6 +29,9 @@ export interface Page<T = Row> {
   nextCursor: string | null;
 }
 
+/** Whether a JSON value is a record: an object, not null or a list. */
+const isRecord = (value: unknown): value is Row => typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /**
  * Gets one page of `route`, held to that shape before anything is read of it: an answer of
  * another shape (a mistyped CHIPLEDGER_URL's catch-all, a broken server) is said in one line,
@@ -37,7 +40,6 @@ export interface Page<T = Row> {
 export async function getPage<T = Row>(client: ApiClient, route: string, query: Record<string, string | number | undefined>): Promise<Page<T>> {
   const answer = await client.get<unknown>(route, query);
   const page = answer as Partial<Page<unknown>> | null;
-  const isRecord = (item: unknown) => typeof item === 'object' && item !== null && !Array.isArray(item);
   if (!isRecord(page) || !Array.isArray(page!.items) || !page!.items.every(isRecord) || !(page!.nextCursor === null || typeof page!.nextCursor === 'string')) {
     throw new Failure(`GET ${route} answered with something other than a page of records (items and nextCursor); is CHIPLEDGER_URL the chipledger API?`);
   }
@@ -67,9 +69,7 @@ export async function pageCommand(client: ApiClient, route: string, query: Recor
 /** One record as `key: value` lines (`shown` leaves out what a person does not read), or the API's answer with --json. */
 export async function recordCommand(client: ApiClient, route: string, options: { json?: boolean }, output: Output, shown: (record: Row) => Row = (record) => record): Promise<number> {
   const record = await client.get<unknown>(route);
-  if (typeof record !== 'object' || record === null || Array.isArray(record)) {
-    throw new Failure(`GET ${route} answered with something other than a record; is CHIPLEDGER_URL the chipledger API?`);
-  }
-  output.out(options.json ? printableJson(record) : renderRecord(shown(record as Row)));
+  if (!isRecord(record)) throw new Failure(`GET ${route} answered with something other than a record; is CHIPLEDGER_URL the chipledger API?`);
+  output.out(options.json ? printableJson(record) : renderRecord(shown(record)));
   return 0;
 }

@@ -131,6 +131,11 @@ export function sameHead(a: Pick<HeldHead, 'size' | 'rootHash'>, b: Pick<HeldHea
   return a.size === b.size && a.rootHash.equals(b.rootHash);
 }
 
+/** Whether a state already holds `head`: as its last checkpoint, or among its pending heads. */
+export function holdsHead(head: HeldHead, last: SavedCheckpoint | undefined, pending: readonly HeldHead[]): boolean {
+  return (last !== undefined && sameHead(last, head)) || pending.some((held) => sameHead(held, head));
+}
+
 /** A head a state file keeps (PendingHead), as a round holds it. */
 export function heldOfPending(head: PendingHead): HeldHead {
   return { size: head.size, rootHash: head.rootHash, note: head.note, what: servedEarlier(head.size) };

@@ -9,7 +9,7 @@ import type { Ed25519NoteVerifier } from '../../tlog/index.ts';
 import { Failure, printable, type Output } from '../output.ts';
 import type { LogClient } from './client.ts';
 import { clientOf, defaultDeps, guard, sayNote, startingKey, verifierOf, wholeNumber, type KeyOptions, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
-import { followStep, heldOfPending, pendingOfHeld, sameHead, type FollowStep, type HeldHead } from './follow.ts';
+import { followStep, heldOfPending, holdsHead, pendingOfHeld, sameHead, type FollowStep, type HeldHead } from './follow.ts';
 import { describeKey } from './key-chain.ts';
 import { assertStateWritable } from './state-file.ts';
 import { assertStateOfLog, readMonitorState, savedFrom, verifierKeyText, writeMonitorState, type SavedCheckpoint } from './state.ts';
@@ -121,9 +121,9 @@ function settle(step: FollowStep, held: Held, output: Output, state: string): Fo
     // the pending heads, it holds every later round and run to it, so a log that goes back to
     // the honest view after one alert is alerted on again (README), and said with its note.
     const served = step.served;
-    if (!(held.last !== undefined && sameHead(held.last, served)) && !held.pending.some((pending) => sameHead(pending, served))) {
+    if (!holdsHead(served, held.last, held.pending)) {
       held.pending = [...held.pending, served].slice(-limits.monitorPendingHeadsMax);
-      sayNote(output, `the log signed ${served.what.replace(/ served earlier$/, '')} (root ${served.rootHash.toString('hex')}), which contradicts what this monitor holds; ${state} keeps it as evidence, and later rounds are held to it`, served.note);
+      sayNote(output, `the log signed the checkpoint of size ${served.size} (root ${served.rootHash.toString('hex')}), which contradicts what this monitor holds; ${state} keeps it as evidence, and later rounds are held to it`, served.note);
     }
   } else if (step.kind === 'ok') {
     // Every pending head was just held to the rest and found consistent.

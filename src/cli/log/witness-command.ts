@@ -8,7 +8,7 @@ import { readKeyFileChecked, type KeyFileKind } from '../log-key.ts';
 import { Failure } from '../output.ts';
 import { limits } from '../../core/limits.ts';
 import { clientOf, defaultDeps, guard, keysFollowed, sayNote, startingKey, usage, verifierOf, type LogCommandDeps, type ServerOptions } from './command-kit.ts';
-import { followStep, heldOfPending, pendingOfHeld, sameHead } from './follow.ts';
+import { followStep, heldOfPending, holdsHead, pendingOfHeld } from './follow.ts';
 import { assertStateWritable } from './state-file.ts';
 import { assertStateOfLog, nothingUnsettled, readMonitorState, savedFrom, writeMonitorState, type SavedCheckpoint } from './state.ts';
 
@@ -49,11 +49,11 @@ export async function witnessCommand(options: WitnessOptions, deps: LogCommandDe
     if (step.kind === 'unreachable') throw new Failure(step.message);
     if (step.kind === 'alert') {
       const served = step.served;
-      if (served !== undefined && !(last !== undefined && sameHead(last, served)) && !held.some((head) => sameHead(head, served))) {
+      if (served !== undefined && !holdsHead(served, last, held)) {
         // Kept before the refusal is said: every later run refuses too, until someone has looked.
         const heads = [...(loaded?.unsettled.heads ?? []), ...pendingOfHeld(served)].slice(-limits.monitorPendingHeadsMax);
         await writeMonitorState(options.state, { origin: loaded?.origin ?? given.name, saved: last, unsettled: { rounds: loaded?.unsettled.rounds ?? 0, heads } });
-        sayNote(deps.output, `the log signed ${served.what.replace(/ served earlier$/, '')} (root ${served.rootHash.toString('hex')}), which contradicts what this witness holds; ${options.state} keeps it as evidence, and later runs refuse to cosign until it is moved away`, served.note);
+        sayNote(deps.output, `the log signed the checkpoint of size ${served.size} (root ${served.rootHash.toString('hex')}), which contradicts what this witness holds; ${options.state} keeps it as evidence, and later runs refuse to cosign until it is moved away`, served.note);
       }
       throw new Failure(`refusing to cosign: [${step.failure.kind}] ${step.failure.message}`);
     }
