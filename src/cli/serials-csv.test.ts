@@ -75,6 +75,11 @@ describe('checkSerialCsv', () => {
       { line: 5, message: 'repeats the header "serial,gpu_uuid" (were files joined together?); a file has one header, on its first line' },
     ]);
     expect(check('serial\nSN1\nSerial\n').problems.map((problem) => problem.line)).toEqual([3]);
+    // A serial in capitals spelt like the header is a serial, unless the file's header is spelt so.
+    expect(check('serial\nSN1\nSERIAL\n')).toEqual({ entries: [{ serial: 'SN1' }, { serial: 'SERIAL' }], problems: [], problemCount: 0 });
+    expect(check('"serial"\n"SERIAL"\n').entries).toEqual([{ serial: 'SERIAL' }]);
+    expect(check('SERIAL\nSN1\nSERIAL\n').problems.map((problem) => problem.line)).toEqual([3]);
+    expect(check('serial,gpu_uuid\nSN1,\nSERIAL,GPU_UUID\n').problems).toEqual([{ line: 3, message: 'GPU UUID "GPU_UUID" is not of the form GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)' }]);
     // A second mark on the first line, or one alone on a line, is no more a part of the data.
     expect(check('\uFEFF\uFEFFserial\nSN1\n').problems.map((problem) => problem.line)).toEqual([1]);
     expect(check('serial\nSN1\n\uFEFF\nSN2\n').problems.map((problem) => problem.line)).toEqual([3]);

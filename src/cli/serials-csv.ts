@@ -11,7 +11,8 @@
  * QUOTE_ALL do that), but serials never contain commas or quotes.
  *
  * Files joined together (`cat a.csv b.csv`) are refused where the second one starts: a line that
- * repeats the header, or a byte order mark anywhere but at the start, is a bad line, never a unit.
+ * repeats the header, or a byte order mark anywhere but at the start, is a bad line, never a unit
+ * (a serial in capitals spelt like the header, SERIAL, is a serial: isRepeatedHeader).
  *
  * A file that is not UTF-8 text with LF or CRLF line ends as a whole (UTF-16, as Excel's
  * "Unicode text" saves; NUL bytes; lines that end with CR alone, as old Mac editors save) is
@@ -96,6 +97,8 @@ export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): Serial
   const problemOf = (options.makesUnits ?? options.acceptsGpuUuids) ? problemOfNewSerial : problemOfSerial;
   const seen = new FirstLines();
   let columns: 1 | 2 | undefined;
+  /** The header's names as the file spells them: a data line in capitals may be a serial spelt like it (isRepeatedHeader). */
+  let header: string[] = [];
   let line = 0;
   let serialCount = 0;
   // Past the limit every line is still checked, so the whole file is reported at once; the
@@ -119,9 +122,10 @@ export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): Serial
     if (trimSpaces(text) === '') continue;
     if (columns === undefined) {
       columns = checkHeader(text, line, options, problems);
+      header = namesAsWritten(text);
       continue;
     }
-    if (isHeader(text, columns)) {
+    if (isRepeatedHeader(text, columns, header)) {
       problems.add(line, `repeats the header ${quoted(headerNames[columns].join(','))} (were files joined together?); a file has one header, on its first line`);
       continue;
     }
@@ -268,7 +272,12 @@ function expectedHeaders(options: CheckOptions): string {
 
 /** Header names as written: trimmed, unquoted, in lower case. */
 function namesOf(text: string): string[] {
-  return splitFields(text).map((name) => trimSpaces(unquote(trimSpaces(name))).toLowerCase());
+  return namesAsWritten(text).map((name) => name.toLowerCase());
+}
+
+/** Header names trimmed and unquoted, in the case the file writes them. */
+function namesAsWritten(text: string): string[] {
+  return splitFields(text).map((name) => trimSpaces(unquote(trimSpaces(name))));
 }
 
 /**
@@ -290,9 +299,19 @@ function isSpace(code: number): boolean {
   return code === 0x20 || code === 0x09;
 }
 
-function isHeader(text: string, columns: 1 | 2): boolean {
-  const names = namesOf(text);
-  return names.length === columns && names.every((name, index) => name === headerNames[columns][index]);
+/**
+ * Whether a data line is the header again (files joined together): the header's names in any
+ * case, as the first line may write them, but for one in capitals that the file's own header
+ * does not spell so. SERIAL is a serial as good as any (capitals are what a new serial is
+ * written in), and reading it as a header refused a manifest that listed it; a header in
+ * capitals is read as one, so a file whose header is SERIAL cannot list that serial, and is
+ * refused, never imported with the header as a unit.
+ */
+function isRepeatedHeader(text: string, columns: 1 | 2, header: readonly string[]): boolean {
+  const written = namesAsWritten(text);
+  if (written.length !== columns || !written.every((name, index) => name.toLowerCase() === headerNames[columns][index])) return false;
+  const inCapitals = written.every((name) => name === name.toUpperCase());
+  return !inCapitals || written.every((name, index) => name === header[index]);
 }
 
 function checkRow(text: string, columns: 1 | 2, line: number, problemOf: (serial: string) => string | undefined, problems: ProblemList): SerialEntry | undefined {
