@@ -13,7 +13,7 @@ import { organisationRegister, role as roleSchema, tokenCreate, tokenSecretPrefi
 import { inTransaction, type PoolClient } from '../store/pool.ts';
 import { currentLogKey, readHead } from '../store/tlog-tables.ts';
 import { HeadNotVouched, HeadSealer } from '../ledger/log/head-seal.ts';
-import { countEvents, countLegacyGpuUuidUnits, ledgerViolations, type Violation } from '../store/violations.ts';
+import { countEvents, countLegacyGpuUuidUnits, ledgerViolationsBounded, violationsShownPerInvariantMax, type InvariantTally, type Violation } from '../store/violations.ts';
 import { schemaFunctionViolations } from '../store/schema-functions.ts';
 import { createDemoTokens, loadDemo, type DemoToken } from '../demo/load.ts';
 import type { Config } from './config.ts';
@@ -329,19 +329,23 @@ export async function tokenRevokeCommand(config: Config, tokenId: string, output
  * nothing but migrations a newer chipledger brings, and takes no writes itself; both checks
  * and the count of events read one snapshot, so the count is what was checked. Its answer
  * names the database and the events it covered: "no violations" about some other, empty
- * database (a wrong CHIPLEDGER_DATA_DIR) must not pass for the server's.
+ * database (a wrong CHIPLEDGER_DATA_DIR) must not pass for the server's. Of each invariant the
+ * re-check finds broken, it shows at most violationsShownPerInvariantMax and counts the rest
+ * (store/violations.ts), so a badly damaged database is neither read whole nor printed whole;
+ * the count it gives, and its exit status, cover every violation.
  */
 export async function checkCommand(config: Config, output: Output, options: { replay?: boolean } = {}): Promise<number> {
-  const { violations, events, legacyGpuUuids, sealNote, replayNote } = await withDatabase(config, 'check', output, async (database) => {
+  const { violations, notShown, events, legacyGpuUuids, sealNote, replayNote } = await withDatabase(config, 'check', output, async (database) => {
     return inTransaction(database.pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
       const counted = await countEvents(client);
       // The re-check runs in the database: its functions first, held to this release's. One
       // replaced (or dropped, or added) makes its answer worthless, so it is then not asked;
       // the log's check and the replay below run in this process, and still say what they find.
       const schema = await schemaFunctionViolations(client);
-      const found = schema.length === 0 ? await ledgerViolations(client) : [...schema, {
+      const recheck = schema.length === 0 ? await ledgerViolationsBounded(client) : { shown: [...schema, {
         invariant: 'schema', subject: 'ledger_violations()', detail: "not run: the database's functions above are not this release's, so what they answered would prove nothing; check --replay re-derives the state in this process",
-      }];
+      }], tallies: [] };
+      const found = recheck.shown;
       // Said, not counted: spellings a release before 037 accepted, which the re-check passes (042).
       const legacy = await countLegacyGpuUuidUnits(client);
       try {
@@ -354,21 +358,35 @@ export async function checkCommand(config: Config, output: Output, options: { re
       if (sealKey.violation !== undefined) found.push(sealKey.violation);
       const replay = options.replay === true ? await replayCheck(client, database.ownerUrl, (await readHead(client)).size, output) : undefined;
       if (replay !== undefined) found.push(...replay.violations);
-      return { violations: found, events: counted, legacyGpuUuids: legacy, sealNote: sealKey.note, replayNote: replay?.note };
+      const notShown = recheck.tallies.filter((tally) => tally.violations > tally.shown);
+      return { violations: found, notShown, events: counted, legacyGpuUuids: legacy, sealNote: sealKey.note, replayNote: replay?.note };
     });
   });
   const covered = `${events.toLocaleString('en-US')} event${events === 1 ? '' : 's'} in ${checkedDatabase(config)}`;
   const legacyNote = `${legacyGpuUuids.toLocaleString('en-US')} unit${legacyGpuUuids === 1 ? ' keeps a GPU UUID' : 's keep GPU UUIDs'} in the spelling a release before migration 037 accepted (recorded by migration 042, not a violation).`;
-  if (violations.length === 0) {
+  const violationCount = violations.reduce((sum, violation) => sum + (violation.standsFor ?? 1), 0) + notShown.reduce((sum, tally) => sum + tally.violations - tally.shown, 0);
+  if (violationCount === 0) {
     output.out(`Every invariant holds: no violations (${covered}).`);
   } else {
-    output.out(`${violations.length} invariant violation(s) (${covered}):`);
-    output.out(renderTable(violations.map((violation) => ({ ...violation })), ['invariant', 'subject', 'detail']));
+    printViolations(output, violations, notShown, `${violationCount.toLocaleString('en-US')} invariant violation(s) (${covered})`);
   }
   if (legacyGpuUuids > 0) output.out(legacyNote);
   if (sealNote !== undefined) output.out(sealNote);
   if (replayNote !== undefined) output.out(replayNote);
-  return violations.length === 0 ? 0 : 1;
+  return violationCount === 0 ? 0 : 1;
+}
+
+/**
+ * The check's violations as a table under `heading`, and after it, for each invariant with more
+ * than the table shows, how many more: the table says what is wrong, the counts how much.
+ */
+function printViolations(output: Output, shown: readonly Violation[], notShown: readonly InvariantTally[], heading: string): void {
+  output.out(notShown.length === 0 ? `${heading}:` : `${heading}, at most ${violationsShownPerInvariantMax} of each invariant shown:`);
+  output.out(renderTable(shown.map((violation) => ({ ...violation })), ['invariant', 'subject', 'detail']));
+  for (const { invariant, violations, shown: shownCount } of notShown) {
+    const more = violations - shownCount;
+    output.out(`… and ${more.toLocaleString('en-US')} more violation${more === 1 ? '' : 's'} of ${printable(invariant)} (${violations.toLocaleString('en-US')} in all).`);
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import { runCheck } from '../../test/support/check-command.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { asServerAdmin, databaseUrlOf } from '../../test/database.ts';
 import { createScratchDatabase } from '../store/scratch-database.ts';
+import { differencesNamedMax } from '../store/state-diff.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -61,6 +62,40 @@ it("lists what the log's events do not make (a licence's terms changed with its 
   }
   expect((await runCheck(database.url, {}, { replay: true })).code).toBe(0);
   expect(await replayDatabases()).toBe(0);
+});
+
+it('counts every differing row, also those past the ones it names (one line says how many more)', async () => {
+  // Sites no event made, written with the triggers off and removed again: 23 rows of one
+  // table differ, 20 are named and one line stands for the other 3.
+  const siteIds = Array.from({ length: differencesNamedMax + 3 }, (_, at) => `SITE-HAND-${String(at).padStart(2, '0')}`);
+  const { org_id: orgId, created_seq: seq } = (await database.pool.query<{ org_id: string; created_seq: string }>('SELECT id AS org_id, created_seq FROM organisations ORDER BY id LIMIT 1')).rows[0]!;
+  const replica = async (sql: string, values: unknown[]) => {
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SET LOCAL session_replication_role = replica');
+      await client.query(sql, values);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+  };
+  await replica(`INSERT INTO sites (id, org_id, name, province, city, latitude, longitude, capacity_units, created_seq)
+    SELECT id, $2, 'By hand', 'Beijing', 'Beijing', 39.9, 116.4, 10, $3 FROM unnest($1::text[]) AS id`, [siteIds, orgId, seq]);
+  try {
+    const { code, lines } = await runCheck(database.url, {}, { replay: true });
+    expect(code).toBe(1);
+    const text = lines.join('\n').split('\n');
+    const replayed = text.filter((line) => /^replay +sites /.test(line));
+    expect(replayed).toHaveLength(differencesNamedMax + 1);
+    expect(replayed.at(-1)).toMatch(/^replay +sites +and 3 more rows of sites differ from what the log's events make$/);
+    // Each site by hand breaks the re-check's event-rows once and differs from the replay once:
+    // the count covers all of both (46), not the rows shown and one for each "more" line (42).
+    expect(text[0]).toMatch(new RegExp(`^${2 * siteIds.length} invariant violation\\(s\\) `));
+  } finally {
+    await replica('DELETE FROM sites WHERE id = ANY ($1::text[])', [siteIds]);
+  }
+  expect((await runCheck(database.url, {}, { replay: true })).code).toBe(0);
 });
 
 it('drops the replay databases a killed check left a day ago or more, and keeps younger ones, which a replay beside it may be making', async () => {

@@ -11,6 +11,7 @@ import { worldPerFile, type World } from '../../test/world.ts';
 import { TransparencyLog } from '../ledger/log/transparency-log.ts';
 import { readHead } from '../store/tlog-tables.ts';
 import { formatCheckpoint, formatKeyId, generateSignerKey, parseSignerKey, signNote } from '../tlog/index.ts';
+import { violationsShownPerInvariantMax } from '../store/violations.ts';
 import { checkedDatabase } from './admin.ts';
 import type { Config } from './config.ts';
 import { withTriggerOff } from '../../test/support/tamper.ts';
@@ -90,6 +91,55 @@ describe('chipledger check', () => {
     } finally {
       await withTriggerOff(database.pool, 'tlog_checkpoints', () => database.pool.query('DELETE FROM tlog_checkpoints WHERE key_id = $1', [keyId]));
       await withTriggerOff(database.pool, 'tlog_keys', () => database.pool.query('DELETE FROM tlog_keys WHERE key_id = $1', [keyId]));
+    }
+    expect((await check()).code).toBe(0);
+  });
+
+  it("shows at most the bound of one invariant's violations, counts the rest exactly, still shows another invariant's, and exits 1", async () => {
+    // A reader set of an organisation no event names, listing 45 seqs past the log's end: 45
+    // event-readers violations. And a licence whose allocated units no longer add up
+    // (invariant 1): one fewer than its allocations, written with the triggers that refuse it off.
+    const flooded = violationsShownPerInvariantMax + 25;
+    const firstSeq = 1_000_000;
+    const licenceId = world.exportLicenceId;
+    const allocatedBy = async (units: number) => {
+      const client = await database.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query('SET LOCAL session_replication_role = replica');
+        await client.query('UPDATE licences SET allocated_units = allocated_units + $2 WHERE id = $1', [licenceId, units]);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK');
+        throw error;
+      } finally {
+        client.release();
+      }
+    };
+    let lowered = false;
+    try {
+      await database.pool.query('INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) VALUES ($1, $2, $3, $4)',
+        ['ORG-FLOOD', firstSeq, firstSeq + flooded - 1, Array.from({ length: flooded }, (_, offset) => offset)]);
+      await allocatedBy(-1);
+      lowered = true;
+      const { code, lines } = await check();
+      expect(code).toBe(1);
+      const rows = lines.join('\n').split('\n');
+      const readers = rows.filter((row) => row.startsWith('event-readers '));
+      // The first of the flood by seq, each named; the rest counted, exactly.
+      expect(readers).toHaveLength(violationsShownPerInvariantMax);
+      expect(readers.map((row) => row.split(/ +/)[1])).toEqual(Array.from({ length: violationsShownPerInvariantMax }, (_, offset) => String(firstSeq + offset)));
+      expect(readers[0]).toMatch(/a reader set of ORG-FLOOD lists it, but the event does not name ORG-FLOOD$/);
+      expect(lines).toContain('… and 25 more violations of event-readers (45 in all).');
+      // The flood hides no other invariant.
+      expect(rows.filter((row) => row.startsWith('invariant-1 '))).toEqual([expect.stringMatching(new RegExp(`^invariant-1 +${licenceId} +allocations \\d+, recorded \\d+, authorised \\d+$`))]);
+      // The count covers every violation, shown or not: the table's rows and the 25 it leaves out.
+      const tableRows = rows.slice(rows.indexOf(rows.find((row) => row.startsWith('─'))!) + 1).filter((row) => !row.startsWith('… '));
+      expect(rows[0]).toMatch(new RegExp(`^\\d+ invariant violation\\(s\\) \\(\\d+ events in database \\S+ on \\S+:\\d+ \\(DATABASE_URL\\)\\), at most ${violationsShownPerInvariantMax} of each invariant shown:$`));
+      expect(Number(rows[0]!.split(' ')[0])).toBe(tableRows.length + 25);
+    } finally {
+      if (lowered) await allocatedBy(1);
+      await database.pool.query("DELETE FROM event_reader_sets WHERE org_id = 'ORG-FLOOD'");
     }
     expect((await check()).code).toBe(0);
   });

@@ -118,7 +118,8 @@ async function tableDifferences(database: PoolClient, replayed: PoolClient, { ta
   await one.close();
   await other.close();
   if (differing > differencesNamedMax) {
-    found.push({ invariant, subject: table, detail: `and ${(differing - differencesNamedMax).toLocaleString('en-US')} more rows of ${table} differ from what the log's events make` });
+    const more = differing - differencesNamedMax;
+    found.push({ invariant, subject: table, detail: `and ${more.toLocaleString('en-US')} more rows of ${table} differ from what the log's events make`, standsFor: more });
   }
   return found;
 }
