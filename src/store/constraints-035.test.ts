@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { firstRefusal, insertShipments, type Statement } from '../../test/support/rolled-back.ts';
+import { firstRefusal, insertShipments, statusInStep, type Statement } from '../../test/support/rolled-back.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { toRefusal } from '../ledger/refusals.ts';
 
@@ -111,7 +111,7 @@ describe('an import licence lets only its suppliers ship, its holder included (i
       exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId,
       units: 1, deadline: '2026-03-01T00:00:00Z', serials: ['H035-1'],
     }, actors.exporter)).shipmentId);
-    const ship: Statement = [`UPDATE shipments SET status = 'shipped' WHERE id = $1`, [shipmentId]];
+    const ship: Statement = statusInStep(shipmentId, 'shipped');
     const heldBySupplierGone: Statement[] = [
       versionsUnguarded, ['ALTER TABLE licence_parties DISABLE TRIGGER licence_parties_follow_versions'],
       [`UPDATE licences SET holder_org_id = $2 WHERE id = $1`, [world.importLicenceId, actors.exporter.orgId]],

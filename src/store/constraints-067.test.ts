@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { firstRefusal, type Statement } from '../../test/support/rolled-back.ts';
+import { firstRefusal, statusInStep, type Statement } from '../../test/support/rolled-back.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 
 let database: TestDatabase;
@@ -23,7 +23,7 @@ const versionsUnguarded: Statement[] = [
 ];
 
 let shipmentId: string;
-const ship = (): Statement => [`UPDATE shipments SET status = 'shipped' WHERE id = $1`, [shipmentId]];
+const ship = (): Statement => statusInStep(shipmentId, 'shipped');
 const noLongerCovers = (licenceId: string, rule: string) => ({
   code: '23514', message: `invariant 3: shipment ${shipmentId} cannot become shipped: licence ${licenceId} no longer covers it (${rule})`,
 });

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { firstRefusal, insertShipments as insertRows, type Statement } from '../../test/support/rolled-back.ts';
+import { firstRefusal, insertShipments as insertRows, statusInStep, type Statement } from '../../test/support/rolled-back.ts';
 import { buildWorld, type World } from '../../test/world.ts';
 
 let database: TestDatabase;
@@ -179,14 +179,14 @@ describe('invariant 3: the exporter a licence lets ship (migration 023)', () => 
   it('refuses a booked shipment that ships, or ships and is delivered in one write, once the import licence no longer names its exporter', async () => {
     const shipmentId = (await database.pool.query<{ id: string }>(`SELECT id FROM shipments WHERE status = 'booked' ORDER BY id LIMIT 1`)).rows[0]!.id;
     for (const status of ['shipped', 'delivered']) {
-      const ship: Statement = [`UPDATE shipments SET status = $2 WHERE id = $1`, [shipmentId, status]];
+      const ship: Statement = statusInStep(shipmentId, status);
       expect(await refusal(ship)).toBeUndefined();
       const error = await refusal(partiesUnguarded, dropSupplier(), ship);
       expect(error?.code, error?.message ?? `the database accepted ${status}`).toBe('23514');
       expect(error?.message).toBe(`invariant 3: shipment ${shipmentId} cannot become ${status}: licences ${world.exportLicenceId} and ${world.importLicenceId} do not let its exporter ${world.actors.exporter.orgId} ship it (licence-exporter)`);
     }
     // Cancelling is not shipping.
-    expect(await refusal(partiesUnguarded, dropSupplier(), [`UPDATE shipments SET status = 'cancelled' WHERE id = $1`, [shipmentId]])).toBeUndefined();
+    expect(await refusal(partiesUnguarded, dropSupplier(), statusInStep(shipmentId, 'cancelled'))).toBeUndefined();
   });
 });
 

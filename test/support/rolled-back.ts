@@ -54,8 +54,13 @@ export function partOnChangedState(pool: Pool, part: string, change: (client: Po
 
 const shipmentColumns = ['id', 'exporter_org_id', 'recipient_org_id', 'product_id', 'origin', 'destination', 'export_allocation_id', 'import_allocation_id', 'units', 'status', 'booked_at', 'deadline', 'created_seq', 'updated_seq'];
 
-/** One INSERT of well-formed booked shipment rows (the exporter to alpha, on the world's allocations), each with its overrides. */
-export function insertShipments(world: World, rows: Array<Record<string, string>>): [string, unknown[]] {
+/**
+ * One INSERT of well-formed booked shipment rows (the exporter to alpha, on the world's
+ * allocations), each with its overrides; in the same statement, the units they book and ship
+ * are counted on both their allocations, as the ledger counts them (migration 070 refuses a
+ * transaction whose counters and shipments disagree).
+ */
+export function insertShipments(world: World, rows: Array<Record<string, string>>, counted = true): [string, unknown[]] {
   const values = rows.flatMap((overrides) => {
     const row: Record<string, string> = {
       id: 'S-X', exporter_org_id: world.actors.exporter.orgId, recipient_org_id: world.actors.alpha.orgId, product_id: world.productId,
@@ -65,5 +70,45 @@ export function insertShipments(world: World, rows: Array<Record<string, string>
     return shipmentColumns.map((column) => row[column]);
   });
   const tuples = rows.map((_, row) => `(${shipmentColumns.map((_, column) => `$${row * shipmentColumns.length + column + 1}`).join(', ')})`);
-  return [`INSERT INTO shipments (${shipmentColumns.join(', ')}) VALUES ${tuples.join(', ')}`, values];
+  const insert = `INSERT INTO shipments (${shipmentColumns.join(', ')}) VALUES ${tuples.join(', ')}`;
+  if (!counted) return [insert, values];
+  return [`WITH booked AS (${insert} RETURNING export_allocation_id, import_allocation_id, units, status)
+    ${countersInStepSql('booked')}`, values];
+}
+
+/**
+ * Shipment rows written without their units counted (a case about another rule, with more units
+ * than the allocations hold): 070's notes of them off, for the transaction only.
+ */
+export const reservationsUnguarded: Statement[] = [
+  ['ALTER TABLE shipments DISABLE TRIGGER shipments_note_reservations_insert'],
+  ['ALTER TABLE shipments DISABLE TRIGGER shipments_note_reservations_update'],
+];
+
+/**
+ * One statement that moves shipment `shipmentId` to `status` and keeps what it books and ships
+ * counted, as the ledger does: on both its allocations, and the shipped units on their licences.
+ */
+export function statusInStep(shipmentId: string, status: string): Statement {
+  const reserving = (state: string) => `CASE WHEN ${state} = 'booked' THEN b.units ELSE 0 END`;
+  const shipping = (state: string) => `CASE WHEN ${state} IN ('shipped', 'cleared', 'delivered') THEN b.units ELSE 0 END`;
+  return [`WITH b AS (SELECT id, export_allocation_id, import_allocation_id, units, status FROM shipments WHERE id = $1),
+      moved AS (UPDATE shipments s SET status = $2::text FROM b WHERE s.id = b.id RETURNING s.id),
+      d AS (SELECT x.allocation_id, sum(${reserving('$2::text')} - ${reserving('b.status')}) AS reserved, sum(${shipping('$2::text')} - ${shipping('b.status')}) AS shipped
+            FROM b CROSS JOIN LATERAL (VALUES (b.export_allocation_id), (b.import_allocation_id)) x(allocation_id) GROUP BY x.allocation_id),
+      counted AS (UPDATE allocations a SET reserved_units = a.reserved_units + d.reserved, shipped_units = a.shipped_units + d.shipped FROM d WHERE a.id = d.allocation_id RETURNING a.licence_id, d.shipped)
+    UPDATE licences l SET shipped_units = l.shipped_units + c.shipped
+    FROM (SELECT licence_id, sum(shipped) AS shipped FROM counted GROUP BY licence_id) c WHERE l.id = c.licence_id AND c.shipped <> 0`, [shipmentId, status]];
+}
+
+/**
+ * An UPDATE that adds what the shipment rows of `relation` (columns export_allocation_id,
+ * import_allocation_id, units, status) book and ship to both their allocations' counters.
+ */
+function countersInStepSql(relation: string): string {
+  return `UPDATE allocations a SET reserved_units = a.reserved_units + d.reserved, shipped_units = a.shipped_units + d.shipped
+    FROM (SELECT allocation_id, coalesce(sum(units) FILTER (WHERE status = 'booked'), 0) AS reserved, coalesce(sum(units) FILTER (WHERE status IN ('shipped', 'cleared', 'delivered')), 0) AS shipped
+          FROM (SELECT export_allocation_id AS allocation_id, units, status FROM ${relation} UNION ALL SELECT import_allocation_id, units, status FROM ${relation}) sides
+          GROUP BY allocation_id) d
+    WHERE a.id = d.allocation_id`;
 }

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { limits } from '../../core/limits.ts';
 import type { TestDatabase } from '../../../test/database.ts';
-import { firstRefusal, insertShipments } from '../../../test/support/rolled-back.ts';
+import { firstRefusal, insertShipments, reservationsUnguarded, type Statement } from '../../../test/support/rolled-back.ts';
 import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 import type { Answer } from '../ledger.ts';
 import { shipmentBook } from '../schemas.ts';
@@ -56,9 +56,10 @@ describe('shipment.book units', () => {
 
 describe('the database refuses a shipment of more units than a manifest lists (migration 025)', () => {
   it('refuses a shipment row of 100,001 units, and takes one of 100,000', async () => {
-    const over = await firstRefusal(database.pool, insertShipments(world, [{ units: '100001' }]));
+    // More units than the world's allocations hold: written without counting them (070's notes off), which this rule is not about.
+    const over = await firstRefusal(database.pool, ...reservationsUnguarded, insertShipments(world, [{ units: '100001' }], false));
     expect(over).toEqual({ code: '23514', message: 'shipment S-X is of 100001 units; a shipment carries at most 100000, the most serials its manifest lists' });
-    expect(await firstRefusal(database.pool, insertShipments(world, [{ units: '100000' }]))).toBeUndefined();
+    expect(await firstRefusal(database.pool, ...reservationsUnguarded, insertShipments(world, [{ units: '100000' }], false))).toBeUndefined();
   });
 
   it('refuses an UPDATE that raises a shipment above it', async () => {
@@ -67,9 +68,10 @@ describe('the database refuses a shipment of more units than a manifest lists (m
   });
 
   it('lets a shipment booked above it before the rule finish its life: cancelled, expired (a CHECK would refuse every later UPDATE of it)', async () => {
-    const oldBooking: Array<[string, unknown[]]> = [
+    const oldBooking: Statement[] = [
       ['ALTER TABLE shipments DISABLE TRIGGER shipments_units_max_insert', []],
-      insertShipments(world, [{ id: 'S-OLD', units: '100001' }]),
+      ...reservationsUnguarded,
+      insertShipments(world, [{ id: 'S-OLD', units: '100001' }], false),
       ['ALTER TABLE shipments ENABLE TRIGGER shipments_units_max_insert', []],
     ];
     expect(await firstRefusal(database.pool, ...oldBooking, [`UPDATE shipments SET status = 'cancelled', updated_seq = 1000000 WHERE id = 'S-OLD'`, []])).toBeUndefined();

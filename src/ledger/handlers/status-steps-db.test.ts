@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
-import { firstRefusal } from '../../../test/support/rolled-back.ts';
+import { firstRefusal, statusInStep } from '../../../test/support/rolled-back.ts';
 import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 import { toRefusal } from '../refusals.ts';
 
@@ -71,7 +71,8 @@ beforeAll(async () => {
   await run('licence.revoke', { licenceId: licences.revoked }, actors.bis);
 });
 
-const setShipment = (which: keyof typeof shipments, status: string) => firstRefusal(database.pool, ['UPDATE shipments SET status = $2 WHERE id = $1', [shipments[which], status]]);
+// Each step with its units counted as the ledger counts them (migration 070 holds the counters to the shipments).
+const setShipment = (which: keyof typeof shipments, status: string) => firstRefusal(database.pool, statusInStep(shipments[which], status));
 const setLicence = (licenceId: string, set: string) => firstRefusal(database.pool, [`UPDATE licences SET ${set} WHERE id = $1`, [licenceId]]);
 
 describe('a shipment’s status, written around the ledger', () => {
