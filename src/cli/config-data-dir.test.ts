@@ -13,10 +13,11 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../store/embedded.ts';
+import { openPathForPostgresUser } from '../store/embedded-postgres-user.ts';
 import { Failure } from './output.ts';
 import { readConfig } from './config.ts';
 import { dataDirAccessProblem, dataDirProblem, dataDirWriteProblem, makeDataDir } from './data-dir.ts';
@@ -153,6 +154,18 @@ describe('CHIPLEDGER_DATA_DIR that no folder can have', () => {
   });
 });
 
+/**
+ * Whether every folder above `path` already lets others pass through: openPathForPostgresUser
+ * opens each folder up to /, and a test must not open a private one of the machine's (a TMPDIR
+ * under /root).
+ */
+function othersPassAbove(path: string): boolean {
+  for (let current = dirname(path); ; current = dirname(current)) {
+    if ((statSync(current).mode & 0o001) === 0) return false;
+    if (dirname(current) === current) return true;
+  }
+}
+
 /** Whether this process may give a folder to another user (root), for the tests of a foreign owner. */
 const mayChown = process.geteuid?.() === 0;
 /** The account that stands for another local user: `nobody`'s usual id. */
@@ -218,6 +231,23 @@ describe('CHIPLEDGER_DATA_DIR that another user may write', () => {
     expect(statSync(join(folder, 'made-private')).mode & 0o777).toBe(0o700);
     // A temporary folder of the tests' (mkdtemp: 0700) is taken as it is.
     expect(() => makeDataDir(folder)).not.toThrow();
+  });
+
+  // The README review: the README said "mode 0700", and the data dir root's serve made was 0701.
+  // As root the embedded PostgreSQL runs as postgres, which must pass through the data dir to
+  // reach pg/ inside it; the README now says so (production steps, Running as root).
+  it.skipIf(!othersPassAbove(folder))('is opened to others to pass through only (0701) by the embedded start as root, and still trusted', () => {
+    const made = join(folder, 'made-for-root', 'data');
+    makeDataDir(made);
+    const config = readConfig({ CHIPLEDGER_DATA_DIR: made }, {}, folder);
+    if (!config.ok) expect.fail(config.problems.join('\n'));
+    expect(config.config.database).toEqual({ kind: 'embedded', dataDir: join(made, 'pg') });
+    // What startEmbeddedPostgres does as root with the cluster's folder's parent (store/embedded.ts).
+    openPathForPostgresUser(dirname(join(made, 'pg')));
+    expect(statSync(made).mode & 0o777).toBe(0o701);
+    expect(statSync(join(folder, 'made-for-root')).mode & 0o777).toBe(0o701);
+    expect(dataDirAccessProblem(made)).toBeUndefined();
+    expect(problemsOf(made)).toEqual([]);
   });
 
   it('is refused by makeDataDir (the commands that write there) as a configuration problem, exit 2', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { limits } from '../core/limits.ts';
 import { formatVerifierKey, generateCosignerKey, generateSignerKey } from '../tlog/index.ts';
 import { apiToken, formatProblems, readConfig, settings } from './config.ts';
 import { fetchBlockedPorts } from './fetch.ts';
@@ -186,6 +187,18 @@ describe('log key settings', () => {
     expect(problems.join('\n')).not.toContain('PRIVATE+KEY+nope');
     expect(problems.join('\n')).toMatch(/CHIPLEDGER_LOG_WITNESSES: each entry must be a witness verifier key/);
     expect(problemsOf({ CHIPLEDGER_LOG_SIGNER_KEY: signer.signerKey, CHIPLEDGER_LOG_KEY_FILE: 'x.key' }).join('\n')).toMatch(/set one of them, not both/);
+  });
+
+  // README, Configuration: every problem at once. The conflict was asked of the keys as read,
+  // and a malformed signer key is read as none: the conflict was left out beside it.
+  it('lists both key sources set at once whatever else is wrong, a malformed or overlong key included', () => {
+    const problems = problemsOf({ CHIPLEDGER_LOG_KEY_FILE: '/x', CHIPLEDGER_LOG_SIGNER_KEY: 'y', CHIPLEDGER_PORT: '6000' });
+    expect(problems).toHaveLength(3);
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_PORT: /);
+    expect(problems.join('\n')).toMatch(/CHIPLEDGER_LOG_SIGNER_KEY: must be a C2SP Ed25519 signer key/);
+    expect(problems).toContain('CHIPLEDGER_LOG_KEY_FILE and CHIPLEDGER_LOG_SIGNER_KEY: set one of them, not both');
+    const overlong = problemsOf({ CHIPLEDGER_LOG_KEY_FILE: 'k'.repeat(5_000), CHIPLEDGER_LOG_SIGNER_KEY: signer.signerKey });
+    expect(overlong).toEqual([`CHIPLEDGER_LOG_KEY_FILE: longer than ${limits.settingLengthMax} characters`, 'CHIPLEDGER_LOG_KEY_FILE and CHIPLEDGER_LOG_SIGNER_KEY: set one of them, not both']);
   });
 
   it('refuses a witness key listed twice (every cosignature POST would fail otherwise)', () => {

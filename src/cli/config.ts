@@ -121,7 +121,9 @@ export function readConfig(env: NodeJS.ProcessEnv, flags: ConfigFlags = {}, cwd:
   const signerKey = read<string | undefined>('CHIPLEDGER_LOG_SIGNER_KEY', undefined, undefined, parseSignerKeyText);
   const previousKeyFile = read<string | undefined>('CHIPLEDGER_LOG_PREVIOUS_KEY_FILE', undefined, undefined, (raw) => resolve(cwd, raw));
   const witnessKeys = read<string[]>('CHIPLEDGER_LOG_WITNESSES', undefined, [], parseWitnessKeys);
-  if (keyFile !== undefined && signerKey !== undefined) problems.push('CHIPLEDGER_LOG_KEY_FILE and CHIPLEDGER_LOG_SIGNER_KEY: set one of them, not both');
+  // Asked of what was set, not of what was read: a value refused on its own (a malformed key,
+  // one past settingLengthMax) is read as unset, and the conflict is a problem whatever else is.
+  if (env.CHIPLEDGER_LOG_KEY_FILE !== undefined && env.CHIPLEDGER_LOG_SIGNER_KEY !== undefined) problems.push('CHIPLEDGER_LOG_KEY_FILE and CHIPLEDGER_LOG_SIGNER_KEY: set one of them, not both');
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,

@@ -2,7 +2,9 @@
  * The data dir (CHIPLEDGER_DATA_DIR): whether it can be a folder, whether this user should trust
  * it, making it, and writing in it. Its rules:
  * - It is made when first needed, as mkdir -p, with mode 0700 (dataDirMode): only its user may
- *   list it or change what is kept there.
+ *   list it or change what is kept there. As root, the embedded PostgreSQL's start then adds the
+ *   others' x bit to it (0701), which its postgres user needs to reach pg/ inside
+ *   (store/embedded-postgres-user.ts): passing through, not listing or writing.
  * - A folder there already is refused when another user owns it or its group or others may
  *   write it (dataDirAccessProblem): whoever may write it steers what chipledger does there.
  * - Every problem with it (a file in its place, a folder this user cannot write, one it should

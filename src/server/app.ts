@@ -39,6 +39,7 @@ import { renderDocsPage } from './openapi-docs-page.ts';
 import { docsPageContentSecurityPolicy, securityHeaders } from './security-headers.ts';
 import { fromFrameworkError, internalProblem, problemOf, sendProblem, withoutRowValues } from './problem.ts';
 import { registerQueryRoutes } from './queries.ts';
+import { noQuery, readQueryString } from './query-string.ts';
 import { registerLogRoutes } from './log-routes.ts';
 import { registerEventSerialsRoute } from './event-serials.ts';
 import { serverLoggerOptions } from './log-redaction.ts';
@@ -314,18 +315,25 @@ function decodedOrAsSent(text: string): string {
 }
 
 /**
- * The document, the docs page, the health check and the metrics. Unlike the /v1 data routes
- * they do not refuse a query string: none has a filter or a page a client could think applied,
- * so the answer is the same whatever is appended, and the last two are polled by monitors
- * (load balancers' probes, uptime checkers' cache-busters, a Prometheus job's `params`) that
- * would read a refusal as the server being down.
+ * The document, the docs page, the health check and the metrics. The document and the docs page
+ * are under /v1, and refuse a query string as every GET there does (README): neither reads one,
+ * and the page links the document without one. The health check and the metrics, outside /v1,
+ * take any: each answer is the same whatever is appended, and they are polled by monitors (load
+ * balancers' probes, uptime checkers' cache-busters, a Prometheus job's `params`) that would
+ * read a refusal as the server being down.
  */
 function registerPublicRoutes(app: FastifyInstance, options: ServerOptions, metrics: HttpMetrics, verifier: TokenVerifier, bodies: BodyBudget, connections: ConnectionBounds): void {
   const document = buildOpenApiDocument();
   const documentJson = JSON.stringify(document);
   const docsPage = renderDocsPage(document);
-  app.get('/v1/openapi.json', async (_request, reply: FastifyReply) => reply.type('application/json').send(documentJson));
-  app.get('/v1/docs', async (_request, reply: FastifyReply) => reply.type('text/html; charset=utf-8').header('content-security-policy', docsPageContentSecurityPolicy).send(docsPage));
+  app.get('/v1/openapi.json', async (request, reply: FastifyReply) => {
+    readQueryString(noQuery, request.query);
+    return reply.type('application/json').send(documentJson);
+  });
+  app.get('/v1/docs', async (request, reply: FastifyReply) => {
+    readQueryString(noQuery, request.query);
+    return reply.type('text/html; charset=utf-8').header('content-security-policy', docsPageContentSecurityPolicy).send(docsPage);
+  });
   // Every read of the check is bounded like the ping: a frozen database must not hold the
   // health check's connection past its bound.
   const healthPool = withQueryTimeout(options.pool, limits.healthCheckTimeoutMs);

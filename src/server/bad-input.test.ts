@@ -31,6 +31,8 @@ interface Case {
   status: number;
   code: string;
   detail: RegExp;
+  /** The rule the problem names. Every 400 names one (README: the problem's stable codes); checked where given. */
+  rule?: string;
 }
 
 const deadline = '2026-05-01T00:00:00Z';
@@ -92,7 +94,9 @@ const cases: Case[] = [
   { name: 'a repeated key', request: () => book(undefined, { payload: JSON.stringify(booking()).replace('"units":1,', '"units":1,"units":20001,') }), status: 400, code: 'invalid_input', detail: /the name "units" appears twice in the object at \(body\)/ },
   { name: 'a repeated key spelled with an escape', request: () => book(undefined, { payload: JSON.stringify(booking()).replace('"units":1,', '"units":1,"\\u0075nits":20001,') }), status: 400, code: 'invalid_input', detail: /the name "units" appears twice/ },
   { name: 'an unknown key a megabyte long', request: () => book(booking({ ['k'.repeat(1_000_000)]: 1 })), status: 400, code: 'invalid_input', detail: /^couldn't read the shipment.book request: \(body\): Unrecognized key: "k{40}…"$/ },
-  { name: 'a body that is an array', request: () => book([booking()]), status: 400, code: 'invalid_input', detail: /must be a JSON object/ },
+  { name: 'a body that is an array', request: () => book([booking()]), status: 400, code: 'invalid_input', detail: /must be a JSON object/, rule: 'schema' },
+  // The README review: a body that sets a field only the demo loader sets had no rule.
+  { name: 'a demo mark in a body', request: () => site(siteJson('Marked').replace('{', '{"demo":false,')), status: 400, code: 'invalid_input', detail: /demo is set by the demo loader only/, rule: 'schema' },
   { name: 'an empty body', request: () => book(undefined, { payload: '' , headers: { 'content-type': 'application/json' } }), status: 400, code: 'invalid_input', detail: /exportAllocationId/ },
   { name: 'a deadline in the past', request: () => book(booking({ deadline: '2025-01-01T00:00:00Z' })), status: 400, code: 'invalid_input', detail: /deadline .* must be after/ },
   { name: 'a deadline that is not a date', request: () => book(booking({ deadline: 'next tuesday' })), status: 400, code: 'invalid_input', detail: /deadline/ },
@@ -107,7 +111,8 @@ const cases: Case[] = [
   { name: "another tenant's shipment", request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.other}/cancel`, token: api.tokens.exporter }), status: 404, code: 'not_found', detail: /was not found/ },
   { name: "another tenant's site", request: () => ({ method: 'GET', url: `/v1/sites/${api.sites.beta}`, token: api.tokens.recipient }), status: 404, code: 'not_found', detail: /site .* was not found/ },
   { name: 'a malformed path id', request: () => ({ method: 'POST', url: '/v1/shipments/not%20an%20id/ship', token: api.tokens.exporter }), status: 400, code: 'invalid_input', detail: /shipmentId/ },
-  { name: 'a path id contradicted by the body', request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.own}/cancel`, token: api.tokens.exporter, body: { shipmentId: 'S-1' } }), status: 400, code: 'invalid_input', detail: /differs from .* in the path/ },
+  { name: 'a path id contradicted by the body', request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.own}/cancel`, token: api.tokens.exporter, body: { shipmentId: 'S-1' } }), status: 400, code: 'invalid_input', detail: /differs from .* in the path/, rule: 'schema' },
+  { name: 'a malformed path id on a read', request: () => get('/v1/sites/not%20an%20id'), status: 400, code: 'invalid_input', detail: /^the id in the path is not valid: /, rule: 'schema' },
   { name: 'a body id that is an object with its own toString', request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.own}/cancel`, token: api.tokens.exporter, body: { shipmentId: { toString: 1 } } }), status: 400, code: 'invalid_input', detail: /shipmentId \(an object\) in the body differs/ },
   { name: 'a body id that is a list nested 10,000 deep', request: () => ({ method: 'POST', url: `/v1/shipments/${api.shipments.own}/cancel`, token: api.tokens.exporter, payload: `{"shipmentId":${'['.repeat(10_000)}${']'.repeat(10_000)}}` }), status: 400, code: 'invalid_input', detail: /shipmentId \(a list\) in the body differs/ },
   { name: 'an unknown route', request: () => get('/v1/nothing-here'), status: 404, code: 'not_found', detail: /no route GET \/v1\/nothing-here/ },
@@ -180,13 +185,23 @@ const cases: Case[] = [
   { name: 'a cursor of another list', request: () => get(`/v1/shipments?cursor=${cursor(1, '/v1/licences')}`), status: 400, code: 'invalid_input', detail: /for this list and filter/ },
   { name: 'a cursor of the same list under another filter', request: () => get(`/v1/shipments?status=booked&cursor=${cursor(1, '/v1/shipments', {}, { status: 'shipped' })}`), status: 400, code: 'invalid_input', detail: /for this list and filter/ },
   { name: "a cursor of another shipment's serials", request: () => get(`/v1/shipments/${api.shipments.own}/serials?cursor=${cursor('SN-1', '/v1/shipments/:id/serials', { id: 'S-1' })}`), status: 400, code: 'invalid_input', detail: /for this list and filter/ },
-  { name: 'an unknown query parameter', request: () => get('/v1/shipments?sort=desc'), status: 400, code: 'invalid_input', detail: /sort/ },
-  { name: "an unknown query parameter on an event's serial list", request: () => get('/v1/events/1/serials?limit=1&dryRun=1'), status: 400, code: 'invalid_input', detail: /^couldn't read the query string: query: Unrecognized keys: "limit", "dryRun"/ },
+  { name: 'an unknown query parameter', request: () => get('/v1/shipments?sort=desc'), status: 400, code: 'invalid_input', detail: /sort/, rule: 'schema' },
+  // The README review: every query-string refusal had no rule; the README says ids are at most 128 characters, rule schema.
+  { name: 'a subjectId over referenceLengthMax', request: () => get(`/v1/events?subjectId=${'S'.repeat(limits.referenceLengthMax + 1)}`), status: 400, code: 'invalid_input', detail: /^couldn't read the query string: subjectId: /, rule: 'schema' },
+  { name: 'a siteId over referenceLengthMax', request: () => get(`/v1/units?siteId=SITE-${'1'.repeat(limits.referenceLengthMax)}`), status: 400, code: 'invalid_input', detail: /^couldn't read the query string: siteId: /, rule: 'schema' },
+  { name: 'a page size of zero on the licences', request: () => get('/v1/licences?limit=0'), status: 400, code: 'invalid_input', detail: /^couldn't read the query string: limit: /, rule: 'schema' },
+  { name: 'a cursor over 512 characters', request: () => get(`/v1/shipments?cursor=${'a'.repeat(513)}`), status: 400, code: 'invalid_input', detail: /^couldn't read the query string: cursor: /, rule: 'schema' },
+  { name: 'an unknown query parameter on the OpenAPI document', request: () => ({ method: 'GET', url: '/v1/openapi.json?x=1' }), status: 400, code: 'invalid_input', detail: /^couldn't read the query string: query: Unrecognized key: "x"/, rule: 'schema' },
+  { name: 'an unknown query parameter on the docs page', request: () => ({ method: 'GET', url: '/v1/docs?x=1' }), status: 400, code: 'invalid_input', detail: /^couldn't read the query string: query: Unrecognized key: "x"/, rule: 'schema' },
+  { name: 'an unknown query parameter on a log route', request: () => get('/v1/log/keys?x=1'), status: 400, code: 'invalid_input', detail: /^couldn't read the query string: query: Unrecognized key: "x"/, rule: 'schema' },
+  { name: 'an inclusion proof of an index past its tree', request: () => get('/v1/log/proof/inclusion?index=1&size=1'), status: 400, code: 'invalid_input', detail: /^index 1 is not in a tree of size 1$/, rule: 'schema' },
+  { name: "an unknown query parameter on an event's serial list", request: () => get('/v1/events/1/serials?limit=1&dryRun=1'), status: 400, code: 'invalid_input', detail: /^couldn't read the query string: query: Unrecognized keys: "limit", "dryRun"/, rule: 'schema' },
 
   // Paths the router refuses before any route runs.
   { name: 'a malformed percent-escape in the path', request: () => get('/v1/shipments/%E0%A4%A'), status: 400, code: 'invalid_input', detail: /not a valid URL/ },
-  { name: 'a path id longer than any id', request: () => ({ method: 'POST', url: `/v1/shipments/${'S'.repeat(limits.referenceLengthMax + 1)}/ship`, token: api.tokens.exporter }), status: 400, code: 'invalid_input', detail: /longer than any/ },
-  { name: 'an event number in a log proof path that is not decimal', request: () => get('/v1/log/events/1e3/proof'), status: 400, code: 'invalid_input', detail: /^the event number in the path must be a whole number such as 42, not "1e3"$/ },
+  { name: 'a path id longer than any id', request: () => ({ method: 'POST', url: `/v1/shipments/${'S'.repeat(limits.referenceLengthMax + 1)}/ship`, token: api.tokens.exporter }), status: 400, code: 'invalid_input', detail: /longer than any/, rule: 'path-parameter-length' },
+  { name: 'a path id longer than any id on a read', request: () => get(`/v1/sites/${'S'.repeat(limits.referenceLengthMax + 1)}`), status: 400, code: 'invalid_input', detail: /longer than any/, rule: 'path-parameter-length' },
+  { name: 'an event number in a log proof path that is not decimal', request: () => get('/v1/log/events/1e3/proof'), status: 400, code: 'invalid_input', detail: /^the event number in the path must be a whole number such as 42, not "1e3"$/, rule: 'schema' },
   { name: 'a path id as long as the longest id', request: () => get(`/v1/shipments/${'S'.repeat(limits.referenceLengthMax)}`), status: 404, code: 'not_found', detail: /was not found/ },
 
   // Values our checks must stop before the database does.
@@ -215,6 +230,8 @@ describe('bad input', () => {
       expect({ status: response.statusCode, code: problem.code }, problem.detail).toEqual({ status: testCase.status, code: testCase.code });
       expect(problem.detail).toMatch(testCase.detail);
       expect(problem).toMatchObject({ type: `https://chipledger.dev/problems/${testCase.code}`, status: testCase.status });
+      if (testCase.status === 400) expect(problem.rule, problem.detail).toEqual(expect.any(String));
+      if (testCase.rule !== undefined) expect(problem.rule, problem.detail).toBe(testCase.rule);
       expect(after).toEqual(before);
     });
   }

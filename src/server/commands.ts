@@ -9,6 +9,7 @@ import { DomainError, assert } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import { roleRefusal, type Actor } from '../ledger/permissions.ts';
+import { schemaRule } from '../ledger/refusals.ts';
 import { tokenSecretPrefix, type CommandKind } from '../ledger/schemas.ts';
 import type { TokenVerifier } from './auth.ts';
 import type { BodyBudget } from './body-budget.ts';
@@ -137,12 +138,12 @@ function jsonKindOf(value: unknown): string {
  */
 export function commandInput(route: CommandRoute, body: unknown, pathId: string | undefined): Record<string, unknown> {
   if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) {
-    throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: the body must be a JSON object, and it is ${jsonKindOf(body)}`);
+    throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: the body must be a JSON object, and it is ${jsonKindOf(body)}`, { rule: schemaRule, details: { fields: [{ path: '(body)', message: `must be a JSON object, not ${jsonKindOf(body)}` }] } });
   }
   const input = { ...((body ?? {}) as Record<string, unknown>) };
   for (const field of loaderOnlyFields) {
     if (Object.hasOwn(input, field)) {
-      throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: ${field} is set by the demo loader only, not through the API`, { details: { fields: [{ path: field, message: 'not accepted through the API' }] } });
+      throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: ${field} is set by the demo loader only, not through the API`, { rule: schemaRule, details: { fields: [{ path: field, message: 'not accepted through the API' }] } });
     }
   }
   if (route.idField === undefined || pathId === undefined) return input;
@@ -151,7 +152,7 @@ export function commandInput(route: CommandRoute, body: unknown, pathId: string 
     // The body is any JSON: String() throws on an object like {"toString":1}, and
     // JSON.stringify on a list nested thousands deep, so only a string is quoted.
     const quoted = typeof given === 'string' ? JSON.stringify(given.slice(0, givenIdQuotedMax)) : `(${jsonKindOf(given)})`;
-    throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: ${route.idField} ${quoted} in the body differs from ${pathId} in the path`, { details: { fields: [{ path: route.idField, message: 'differs from the path' }] } });
+    throw new DomainError('invalid_input', `couldn't read the ${route.kind} request: ${route.idField} ${quoted} in the body differs from ${pathId} in the path`, { rule: schemaRule, details: { fields: [{ path: route.idField, message: 'differs from the path' }] } });
   }
   input[route.idField] = pathId;
   return input;

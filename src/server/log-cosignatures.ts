@@ -4,7 +4,7 @@
  * checkpoint they sign, for the newest one or for a proof bundle that asks for a quorum.
  */
 import type { z } from 'zod';
-import { DomainError } from '../core/errors.ts';
+import { DomainError, isDomainError } from '../core/errors.ts';
 import {
   canonicalSignatureLine, cosignaturesOf, formatKeyId, openCheckpoint, parseNote, parseVerifierKey, type CosignatureVerifier, type NoteVerifier,
 } from '../tlog/index.ts';
@@ -114,7 +114,13 @@ export async function storeCosignatures(pool: Pool, signer: { verifierKey: strin
         // the next key
       }
     }
-    if (opened === undefined) throw new DomainError('invalid_input', `couldn't accept the cosignatures: ${(error as Error).message}`, { cause: error });
+    // The rule and the reason of the format that refused the note (tlog/errors.ts), kept.
+    if (opened === undefined) {
+      const refused = isDomainError(error) ? error : undefined;
+      throw new DomainError('invalid_input', `couldn't accept the cosignatures: ${(error as Error).message}`, {
+        rule: refused?.rule ?? 'c2sp-tlog-checkpoint', ...(refused?.details === undefined ? {} : { details: refused.details }), cause: error,
+      });
+    }
   }
   const size = opened.checkpoint.size;
   const ours = await checkpointNotesOfSize(pool, size);

@@ -129,5 +129,7 @@ describe('cosignatures after a key rotation', () => {
     // A note no key of the log signed is still refused, with this server's key's words.
     const forged = await post(current, cosignCheckpoint(`log.chipledger.test\n1\n${Buffer.alloc(32, 9).toString('base64')}\n\n— log.chipledger.test AAAAAAAA\n`, parseCosignerKey(witness.signerKey), 1_800_000_500));
     expect(forged.statusCode).toBe(400);
+    // With the rule of the format that refused it, as every 400 names one.
+    expect(forged.json()).toMatchObject({ rule: 'c2sp-tlog-checkpoint', details: { reason: 'unverified_checkpoint' } });
   });
 });

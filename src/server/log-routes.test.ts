@@ -181,6 +181,8 @@ describe('log HTTP API', () => {
     const response = await get(url);
     expect(response.statusCode).toBe(status);
     expect(response.headers['content-type']).toContain('application/problem+json');
+    // Every 400 names its rule (the README review: the query's refusals named none).
+    if (status === 400) expect(response.json().rule, response.json().detail).toBe('schema');
   });
 
   it('reports the log in /metrics', async () => {

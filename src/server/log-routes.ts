@@ -24,6 +24,7 @@ import { targetPath } from './http-edges.ts';
 import { assertEventExists, checkpointServer, cosignedCheckpoint, storeCosignatures } from './log-cosignatures.ts';
 import { sendEntries } from './log-entries.ts';
 import { contentTypeRefusal } from './problem.ts';
+import { noQuery, queryParameterRefusal, readQueryString } from './query-string.ts';
 import { seqInPath } from './queries.ts';
 import type * as wire from './wire.ts';
 
@@ -73,21 +74,6 @@ async function logKeyNow(ledger: Ledger, pool: Pool): Promise<string> {
   return ledger.checkpointer?.retired === undefined ? own : ((await currentLogKey(pool))?.verifier_key ?? own);
 }
 
-/**
- * The routes that take no query refuse one, as every other GET does: a tile is served under
- * one URL only (`?x=1` would be a second, cached as immutable beside it).
- */
-const noQuery = z.strictObject({});
-
-function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
-  const parsed = schema.safeParse(query);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new DomainError('invalid_input', `couldn't read the query: ${issue.path.join('.') || '(query)'}: ${issue.message}`);
-  }
-  return parsed.data;
-}
-
 const proofBundleQuery = z.strictObject({
   cosignatures: z.string().regex(/^(0|[1-9][0-9]{0,2})$/, 'must be a whole number of witnesses, at most 999').transform(Number).default(0),
 });
@@ -130,14 +116,14 @@ function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
 /** The log's key, its every key, and its newest checkpoint. */
 function keyAndCheckpointRoutes(app: FastifyInstance, { options: { ledger, pool }, checkpointWithCosignatures }: LogRouteContext): void {
   app.get('/v1/log/key', async (request, reply) => {
-    parseQuery(noQuery, request.query);
+    readQueryString(noQuery, request.query);
     return reply.type(textPlain).send(`${await logKeyNow(ledger, pool)}\n`);
   });
 
   // Every key the log was signed with, oldest first, each new one with the checkpoint that
   // announced it (signed by the key before it): how a verifier follows a rotation.
   app.get('/v1/log/keys', async (request, reply) => {
-    parseQuery(noQuery, request.query);
+    readQueryString(noQuery, request.query);
     const keys = await listLogKeys(pool);
     const announcements = await listAnnouncementNotes(pool);
     return reply.send({
@@ -150,7 +136,7 @@ function keyAndCheckpointRoutes(app: FastifyInstance, { options: { ledger, pool 
   });
 
   app.get('/v1/log/checkpoint', async (request, reply) => {
-    parseQuery(noQuery, request.query);
+    readQueryString(noQuery, request.query);
     const { note } = await checkpointWithCosignatures();
     return reply.type(textPlain).header('cache-control', 'no-cache').send(note);
   });
@@ -162,9 +148,10 @@ function tileRoute(app: FastifyInstance, { options }: LogRouteContext): void {
   app.get('/v1/log/tile/*', async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
     // The path as sent, not as decoded: '%30%30%30' decodes to '000', and a second URL for one
     // tile would split caches. Only the canonical spelling is served. An absolute-form target
-    // (http://host/v1/log/tile/…) is the same tile.
+    // (http://host/v1/log/tile/…) is the same tile. A query is refused for the same reason:
+    // `?x=1` would be a second URL, cached as immutable beside it.
     const rawPath = targetPath(request.url);
-    parseQuery(noQuery, request.query);
+    readQueryString(noQuery, request.query);
     const parsed = rawPath.startsWith(tilePrefix) ? parseTilePath(`tile/${rawPath.slice(tilePrefix.length)}`) : undefined;
     if (!parsed) throw new DomainError('not_found', `tile/${request.params['*']} is not a C2SP tlog-tiles path`);
     const { level, index: tileIndex, width } = parsed.tile;
@@ -183,17 +170,17 @@ function tileRoute(app: FastifyInstance, { options }: LogRouteContext): void {
 /** RFC 9162 inclusion and consistency proofs, and C2SP tlog-proof bundles. */
 function proofRoutes(app: FastifyInstance, { options: { ledger, pool }, witnesses, checkpointWithCosignatures, checkTreeSize }: LogRouteContext): void {
   app.get('/v1/log/proof/inclusion', async (request, reply) => {
-    const query = parseQuery(inclusionQuery, request.query);
+    const query = readQueryString(inclusionQuery, request.query);
     await checkTreeSize(query.size, 'size');
-    if (query.index >= query.size) throw new DomainError('invalid_input', `index ${query.index} is not in a tree of size ${query.size}`);
+    if (query.index >= query.size) throw queryParameterRefusal('index', `index ${query.index} is not in a tree of size ${query.size}`);
     const hashes = await ledger.log.inclusionProof(query.index, query.size, pool);
     return reply.send({ index: query.index, size: query.size, hashes: hashes.map((hash) => hash.toString('base64')) } satisfies z.output<typeof wire.inclusionProof>);
   });
 
   app.get('/v1/log/proof/consistency', async (request, reply) => {
-    const query = parseQuery(consistencyQuery, request.query);
+    const query = readQueryString(consistencyQuery, request.query);
     await checkTreeSize(query.to, 'to');
-    if (query.from > query.to) throw new DomainError('invalid_input', `from ${query.from} is after to ${query.to}`);
+    if (query.from > query.to) throw queryParameterRefusal('from', `from ${query.from} is after to ${query.to}`);
     const hashes = await ledger.log.consistencyProof(query.from, query.to, pool);
     return reply.send({ from: query.from, to: query.to, hashes: hashes.map((hash) => hash.toString('base64')) } satisfies z.output<typeof wire.consistencyProof>);
   });
@@ -204,7 +191,7 @@ function proofRoutes(app: FastifyInstance, { options: { ledger, pool }, witnesse
   // and a verifier that needs a quorum needs an older, cosigned one.
   app.get('/v1/log/events/:seq/proof', async (request: FastifyRequest<{ Params: { seq: string }; Querystring: Record<string, unknown> }>, reply) => {
     const seq = seqInPath(request.params.seq);
-    const { cosignatures } = parseQuery(proofBundleQuery, request.query ?? {});
+    const { cosignatures } = readQueryString(proofBundleQuery, request.query);
     const { row, note } = cosignatures === 0
       ? await checkpointWithCosignatures()
       : await cosignedCheckpoint(pool, witnesses, parseVerifierKey(await logKeyNow(ledger, pool)).keyId, seq, cosignatures);
@@ -238,7 +225,7 @@ function treeSizeChecker(pool: Pool): (size: number, name: string) => Promise<vo
     if (size <= largest) return;
     const head = await readHead(pool);
     largest = Math.max(largest, head.size);
-    if (size > head.size) throw new DomainError('invalid_input', `${name} ${size} is beyond the log's size ${head.size}`);
+    if (size > head.size) throw queryParameterRefusal(name, `${name} ${size} is beyond the log's size ${head.size}`);
   };
 }
 

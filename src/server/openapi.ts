@@ -46,8 +46,8 @@ function documentPaths(): Record<string, Record<string, unknown>> {
   const open = { security: [] as unknown[] };
   add('/healthz', 'get', { ...open, operationId: 'health', summary: 'Readiness check: the database answers, migrated by no newer chipledger, and this server\'s clock and log key are current; 503 otherwise, the database away included, so not a liveness probe to restart on', responses: { '200': { description: 'OK', content: { 'application/json': { schema: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'], additionalProperties: false } } } }, ...errorResponses([503]) } });
   add('/metrics', 'get', { ...open, operationId: 'metrics', summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses([]) } });
-  add('/v1/openapi.json', 'get', { ...open, operationId: 'openApi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } }, ...errorResponses([]) } });
-  add('/v1/docs', 'get', { ...open, operationId: 'docs', summary: 'Human-readable API reference', responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } }, ...errorResponses([]) } });
+  add('/v1/openapi.json', 'get', { ...open, operationId: 'openApi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } }, ...errorResponses([400]) } });
+  add('/v1/docs', 'get', { ...open, operationId: 'docs', summary: 'Human-readable API reference', responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } }, ...errorResponses([400]) } });
   addLogOperations(add, open);
   add('/v1/events/{seq}/serials', 'get', {
     operationId: 'eventSerials', tags: ['events'],

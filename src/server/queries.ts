@@ -1,6 +1,6 @@
 /**
  * The read routes, declared in one table. Each runs the same pipeline: validate the
- * query string (zod, strict: unknown parameters are refused), load through
+ * query string (zod, strict: unknown parameters are refused; query-string.ts), load through
  * src/store/read-queries.ts with the caller's tenant filter in SQL, present. A row the
  * caller may not see answers 404 exactly like an unknown id.
  */
@@ -11,12 +11,14 @@ import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { unitNotFoundMessage } from '../core/serial.ts';
 import type { Actor } from '../ledger/permissions.ts';
+import { schemaRule } from '../ledger/refusals.ts';
 import { id as idSchema, serial as serialSchema } from '../ledger/schemas.ts';
 import type { Pool } from '../store/pool.ts';
 import * as read from '../store/read-queries.ts';
 import { custody, licenceStatus, shipmentStatus } from './wire-fields.ts';
 import type { Page, Viewer } from '../store/read-queries.ts';
 import * as present from './presenters.ts';
+import { noQuery, readQueryString } from './query-string.ts';
 import type * as wire from './wire.ts';
 
 export interface QueryContext {
@@ -70,7 +72,6 @@ const pageQuery = {
   limit: pageSize,
   cursor: z.string().max(512).optional(),
 };
-const noQuery = z.strictObject({});
 
 /** Authorities and auditors read everything; a recipient only what is its own. */
 export function viewerOf(actor: Actor): Viewer {
@@ -155,14 +156,14 @@ function found<T>(row: T | null, what: string, id: string): T {
 /** Path ids are checked like command ids: a malformed one is a 400, not a query. */
 function pathId(params: Record<string, string>, schema: z.ZodType<string> = idSchema): string {
   const parsed = schema.safeParse(params.id);
-  if (!parsed.success) throw new DomainError('invalid_input', `the id in the path is not valid: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  if (!parsed.success) throw new DomainError('invalid_input', `the id in the path is not valid: ${parsed.error.issues[0]?.message ?? 'invalid'}`, { rule: schemaRule });
   return parsed.data;
 }
 
 /** An event's sequence number in a path, as the API writes them: no sign, no leading zeros, no exponent. */
 export function seqInPath(raw: string): number {
   if (!/^(0|[1-9][0-9]{0,15})$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
-    throw new DomainError('invalid_input', `the event number in the path must be a whole number such as 42, not ${JSON.stringify(raw.slice(0, 40))}`);
+    throw new DomainError('invalid_input', `the event number in the path must be a whole number such as 42, not ${JSON.stringify(raw.slice(0, 40))}`, { rule: schemaRule });
   }
   return Number(raw);
 }
@@ -293,16 +294,8 @@ export function registerQueryRoutes(app: FastifyInstance, context: QueryContext)
   for (const route of queryRoutes) {
     app.get(route.path, async (request: FastifyRequest) => {
       const viewer = viewerOf(request.actor!);
-      const parsed = route.query.safeParse(request.query ?? {});
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        const where = issue?.path.map(String).join('.') || 'query';
-        throw new DomainError('invalid_input', `couldn't read the query string: ${where}: ${issue?.message ?? 'invalid'}`, {
-          details: { fields: parsed.error.issues.slice(0, 20).map((item) => ({ path: item.path.map(String).join('.') || 'query', message: item.message })) },
-        });
-      }
+      const query = readQueryString(route.query, request.query) as Record<string, unknown>;
       const params = request.params as Record<string, string>;
-      const query = parsed.data as Record<string, unknown>;
       if (!route.list) return route.run(context, viewer, params, query);
       const list = listDigest(route.path, params, query);
       const answer = await route.run(context, viewer, params, { ...query, after: openCursor(query.cursor as string | undefined, list) }) as ListAnswer;

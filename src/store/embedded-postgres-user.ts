@@ -28,7 +28,11 @@ export function postgresUserIds(): { uid: number; gid: number; groups: number[] 
   }
 }
 
-/** Gives the postgres system user traversal rights down to the data folder. */
+/**
+ * Gives the postgres system user traversal rights down to the data folder: `folder` itself and
+ * every folder above it get the others' x bit (pass through, not list). The start passes the
+ * cluster's parent, CHIPLEDGER_DATA_DIR, which chipledger made 0700: it is 0701 from then on.
+ */
 export function openPathForPostgresUser(folder: string): void {
   let current = folder;
   for (;;) {
