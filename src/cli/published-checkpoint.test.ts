@@ -19,6 +19,7 @@ import { systemActor } from '../ledger/permissions.ts';
 import { testWriterUrl } from '../../test/writer.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { findFreePort } from '../store/embedded.ts';
+import { unusedPort } from '../../test/support/port.ts';
 import { generateSignerKey, openCheckpoint, parseSignerKey, parseVerifierKey, signCheckpoint } from '../tlog/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { organisationRegisterCommand } from './admin.ts';
@@ -390,7 +391,8 @@ describe('a server that signs nothing, on a database another server signs', () =
 
 /** `chipledger serve` with DATABASE_URL as a child process; resolves when it serves (then stopped) or exits. */
 async function serveOn(databaseUrl: string, dataDir: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const port = await findFreePort();
+  // Not findFreePort's: another file may be given that one before serve listens (test/support/port.ts).
+  const port = await unusedPort();
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CHIPLEDGER_') && name !== 'DATABASE_URL'));
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', String(port)], {
     cwd: root, env: { ...env, DATABASE_URL: databaseUrl, CHIPLEDGER_DATA_DIR: dataDir, CHIPLEDGER_LOG_SIGNER_KEY: key.signerKey, CHIPLEDGER_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'],

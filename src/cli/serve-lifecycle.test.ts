@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { limits } from '../core/limits.ts';
 import { findFreePort } from '../store/embedded.ts';
+import { unusedPort } from '../../test/support/port.ts';
 import { isProcessAlive } from '../store/processes.ts';
 import { readLock } from './database-lock.ts';
 import { generateSignerKey } from '../tlog/index.ts';
@@ -86,7 +87,8 @@ describe('chipledger serve with its embedded PostgreSQL', () => {
   it('stops when npm, which started it, is sent SIGTERM', async () => {
     const root = fileURLToPath(new URL('../../', import.meta.url));
     const folder = join(dataDir, 'npm');
-    const url = `http://127.0.0.1:${await findFreePort()}`;
+    // Not findFreePort's: another file may be given that one before the server listens (test/support/port.ts).
+    const url = `http://127.0.0.1:${await unusedPort()}`;
     const env = cleanServeEnv({
       CHIPLEDGER_HOST: '127.0.0.1', CHIPLEDGER_PORT: new URL(url).port, CHIPLEDGER_DATA_DIR: folder,
       CHIPLEDGER_LOG_SIGNER_KEY: generateSignerKey('log.serve-lifecycle.test').signerKey, CHIPLEDGER_SWEEP_INTERVAL_MS: '3600000',
@@ -119,7 +121,8 @@ describe('chipledger serve with its embedded PostgreSQL', () => {
   it('stops cleanly, exit 0 and its lock gone, when Ctrl-C or SIGTERM reaches the whole process group of an npm-started server', async () => {
     const root = fileURLToPath(new URL('../../', import.meta.url));
     const folder = join(dataDir, 'group');
-    const url = `http://127.0.0.1:${await findFreePort()}`;
+    // Not findFreePort's: another file may be given that one before the server listens (test/support/port.ts).
+    const url = `http://127.0.0.1:${await unusedPort()}`;
     const env = cleanServeEnv({
       CHIPLEDGER_HOST: '127.0.0.1', CHIPLEDGER_PORT: new URL(url).port, CHIPLEDGER_DATA_DIR: folder,
       CHIPLEDGER_LOG_SIGNER_KEY: generateSignerKey('log.serve-lifecycle.test').signerKey, CHIPLEDGER_SWEEP_INTERVAL_MS: '3600000',
@@ -166,7 +169,7 @@ describe('a stop signal repeated', () => {
     const demoDir = mkdtempSync(join(tmpdir(), 'chipledger-serve-stop-starting-'));
     /** serve --demo on demoDir; resolves `said` when stderr or stdout has shown `awaited`. */
     const serveDemo = async (awaited: string) => {
-      const env = cleanServeEnv({ CHIPLEDGER_HOST: '127.0.0.1', CHIPLEDGER_PORT: String(await findFreePort()), CHIPLEDGER_DATA_DIR: demoDir });
+      const env = cleanServeEnv({ CHIPLEDGER_HOST: '127.0.0.1', CHIPLEDGER_PORT: String(await unusedPort()), CHIPLEDGER_DATA_DIR: demoDir });
       const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'serve', '--demo'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
       const run = { child, stdout: '', stderr: '' };
       const said = new Promise<void>((done) => {

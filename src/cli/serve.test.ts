@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../store/embedded.ts';
+import { unusedPort } from '../../test/support/port.ts';
 import { generateSignerKey } from '../tlog/index.ts';
 import { isProcessAlive } from '../store/processes.ts';
 
@@ -65,7 +66,8 @@ function tokenRows(stdout: string): Array<{ organisationId: string; part: string
 
 describe('chipledger serve --demo', () => {
   it('serves the demo with a token for every organisation, then on a later start says how to make them; stops cleanly on SIGTERM', async () => {
-    const port = await findFreePort();
+    // Not findFreePort's: another file may be given that one while the demo loads (test/support/port.ts).
+    const port = await unusedPort();
     const dataDir = join(folder, 'data');
     const env = { CHIPLEDGER_DATA_DIR: dataDir, CHIPLEDGER_LOG_LEVEL: 'info' };
     // The first start as `npm start` makes it (npm's variables), where no `chipledger` is on PATH.

@@ -18,6 +18,7 @@ import { problemCodes } from './problem.ts';
 import { queryRoutes } from './queries.ts';
 import { answerChecker } from '../../test/support/openapi-check.ts';
 import { buildApiWorld, inject, type ApiWorld } from '../../test/support/server.ts';
+import { until } from '../../test/support/until.ts';
 
 let database: TestDatabase;
 let api: ApiWorld;
@@ -208,10 +209,12 @@ describe('problems', () => {
     // waits at a gate) while close() begins; the second is sent after that.
     let release!: () => void;
     const gate = new Promise<void>((resolve) => { release = resolve; });
+    let atGate = false;
     const gated = new Proxy(database.pool, {
       get(target, property, receiver) {
         if (property !== 'query') return Reflect.get(target, property, receiver);
         return async (...args: unknown[]) => {
+          atGate = true;
           await gate;
           return (target.query as (...a: unknown[]) => unknown)(...args);
         };
@@ -219,17 +222,23 @@ describe('problems', () => {
     }) as Pool;
     const app = await buildServer({ ledger: api.world.ledger, pool: gated, logger: false });
     await app.listen({ host: '127.0.0.1', port: 0 });
+    const received: string[] = [];
+    app.server.on('request', (request: { url?: string }) => received.push(String(request.url)));
     const { port } = app.server.address() as AddressInfo;
     const socket = connect({ host: '127.0.0.1', port });
     let text = '';
     socket.on('data', (chunk) => { text += String(chunk); });
     const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    // Each step waits for what the next needs, not a fixed pause: a worker stalled past a
+    // pause (a long GC, a loaded host) had close() begin before the first request was read
+    // (its idle connection closed at once), or the gate open before the second was read.
     socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
-    await new Promise((done) => setTimeout(done, 100));
+    await until('the first request waits at the gate', () => atGate, { withinMs: 10_000 });
     const closed = app.close();
-    await new Promise((done) => setTimeout(done, 100));
+    // The server stops listening once the preClose hooks (closing.ts's) have run.
+    await until('the close has begun', () => !app.server.listening, { withinMs: 10_000 });
     socket.write(`GET /v1/products HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${api.tokens.auditor}\r\n\r\n`);
-    await new Promise((done) => setTimeout(done, 100));
+    await until('the server has read the second request', () => received.includes('/v1/products'), { withinMs: 10_000 });
     release();
     await ended;
     await closed;

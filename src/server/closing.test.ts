@@ -12,6 +12,7 @@ import { worldPerFile, type World } from '../../test/world.ts';
 import { systemActor } from '../ledger/permissions.ts';
 import type { Pool } from '../store/pool.ts';
 import { buildServer } from './app.ts';
+import { until } from '../../test/support/until.ts';
 
 let world: World;
 let database: TestDatabase;
@@ -52,6 +53,12 @@ describe('closing the server', () => {
     const logger = pino({ level: 'warn' }, new Writable({ write(chunk, _encoding, done) { lines.push(String(chunk)); done(); } }));
     const app = await buildServer({ ledger: world.ledger, pool: database.pool, logger, closingGraceMs: graceMs });
     closeLater.push(() => app.close());
+    // Last of the onRequest hooks, after closing.ts's has taken the upload as under way.
+    let underWay = 0;
+    app.addHook('onRequest', (_request, _reply, done) => {
+      underWay += 1;
+      done();
+    });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const client = openSocket((app.server.address() as AddressInfo).port);
     const body = JSON.stringify({ name: 'Trickled DC', province: 'Zhejiang', city: 'Hangzhou', latitude: 30.3, longitude: 120.2, capacityUnits: 10 });
@@ -59,7 +66,9 @@ describe('closing the server', () => {
       'POST /v1/sites HTTP/1.1', 'Host: x', `Authorization: Bearer ${recipientSecret}`, 'Idempotency-Key: trickled-1',
       'Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`, '', body.slice(0, 10),
     ].join('\r\n'));
-    await pause(100);
+    // Until the server has the upload under way, not a fixed pause: a worker stalled past the
+    // pause (a long GC, a loaded host) had close() find an idle connection, closed at once.
+    await until('the server has the upload under way', () => underWay === 1, { withinMs: 10_000 });
     const sites = await sitesCount();
     const started = performance.now();
     // Without the cut-off, close() waits for the upload up to the request timeout (120 s).
@@ -83,11 +92,15 @@ describe('closing the server', () => {
   it('cuts a request whose answer is still slow at twice the grace', async () => {
     let release!: () => void;
     const gate = new Promise<void>((done) => (release = done));
+    let atGate = false;
     const gated = new Proxy(database.pool, {
       get(target, property, receiver) {
         if (property !== 'query') return Reflect.get(target, property, receiver);
         return async (config: string | { text: string }, ...rest: unknown[]) => {
-          if ((typeof config === 'string' ? config : config.text).includes('FROM products')) await gate;
+          if ((typeof config === 'string' ? config : config.text).includes('FROM products')) {
+            atGate = true;
+            await gate;
+          }
           return (target.query as (...args: unknown[]) => unknown)(config, ...rest);
         };
       },
@@ -97,7 +110,8 @@ describe('closing the server', () => {
     await app.listen({ host: '127.0.0.1', port: 0 });
     const client = openSocket((app.server.address() as AddressInfo).port);
     client.socket.write(`GET /v1/products HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${auditorSecret}\r\n\r\n`);
-    await pause(100);
+    // Until its answer waits at the gate, not a fixed pause (see the test above).
+    await until('the request waits for its answer at the gate', () => atGate, { withinMs: 10_000 });
     const started = performance.now();
     const closed = await Promise.race([app.close().then(() => true), pause(graceMs * 10).then(() => false)]);
     release();
