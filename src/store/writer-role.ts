@@ -56,8 +56,9 @@ export const writerRights: Readonly<Record<string, readonly Right[]>> = {
   log_head_unsealed: readOnly,
   organisations: changing,
   products: changing,
-  // Written by 070's triggers as the owner only: a writer that could write it could cancel a change it made.
+  // Written by 070's triggers as the owner only: a writer that could write them could cancel a change it made.
   reservation_changes: readOnly,
+  reservation_checks: readOnly,
   schema_migrations: readOnly,
   shipment_serials: changing,
   shipments: changing,

@@ -16,13 +16,13 @@
 --   transition tables; a statement on allocations adds up how reserved_units and
 --   shipped_units changed. Both go into reservation_changes, one row per transaction and
 --   allocation, added to by later statements of the transaction;
--- - a constraint trigger deferred to COMMIT, queued when a transaction's row for an
---   allocation is first made, takes the row away and refuses the transaction unless the
+-- - a constraint trigger deferred to COMMIT, queued once a transaction (reservation_checks),
+--   takes its rows away and refuses the transaction unless, for every allocation, the
 --   shipments' changes and the counters' are the same.
 -- A batch that books 2,048 shipments adds two aggregates over its transition tables and a
 -- row per allocation it touches (bench/ledger.ts measures it).
 --
--- The writer cannot write reservation_changes (writer-role.ts leaves it read-only), so it
+-- The writer cannot write reservation_changes or reservation_checks (writer-role.ts leaves them read-only), so it
 -- cannot cancel a change it made: the functions that write it run as the tables' owner
 -- (SECURITY DEFINER), with a search_path of their own so that no caller's setting can point
 -- them elsewhere. Whoever holds the owner's credentials can still switch all of this off
@@ -41,6 +41,12 @@ CREATE TABLE reservation_changes (
   counted_reserved    bigint NOT NULL DEFAULT 0,
   counted_shipped     bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (txid, allocation_id)
+);
+-- One row per transaction with changes noted: its insert queues the check at COMMIT, once for
+-- the transaction (a check per allocation, a constraint trigger a row, cost a trigger call and
+-- a DELETE for each allocation a batch touched).
+CREATE TABLE reservation_checks (
+  txid xid8 PRIMARY KEY
 );
 
 -- What a set of shipment rows books and ships on each allocation: each row on both its sides.
@@ -62,6 +68,9 @@ BEGIN
   HAVING sum(d.reserved) <> 0 OR sum(d.shipped) <> 0
   ON CONFLICT (txid, allocation_id) DO UPDATE
     SET shipments_reserved = c.shipments_reserved + EXCLUDED.shipments_reserved, shipments_shipped = c.shipments_shipped + EXCLUDED.shipments_shipped;
+  IF FOUND THEN
+    INSERT INTO reservation_checks (txid) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
+  END IF;
   RETURN NULL;
 END $$;
 
@@ -82,6 +91,9 @@ BEGIN
   HAVING sum(d.reserved) <> 0 OR sum(d.shipped) <> 0
   ON CONFLICT (txid, allocation_id) DO UPDATE
     SET shipments_reserved = c.shipments_reserved + EXCLUDED.shipments_reserved, shipments_shipped = c.shipments_shipped + EXCLUDED.shipments_shipped;
+  IF FOUND THEN
+    INSERT INTO reservation_checks (txid) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
+  END IF;
   RETURN NULL;
 END $$;
 
@@ -103,6 +115,9 @@ BEGIN
   HAVING sum(d.reserved) <> 0 OR sum(d.shipped) <> 0
   ON CONFLICT (txid, allocation_id) DO UPDATE
     SET counted_reserved = c.counted_reserved + EXCLUDED.counted_reserved, counted_shipped = c.counted_shipped + EXCLUDED.counted_shipped;
+  IF FOUND THEN
+    INSERT INTO reservation_checks (txid) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
+  END IF;
   RETURN NULL;
 END $$;
 
@@ -113,6 +128,9 @@ BEGIN
   WHERE n.reserved_units <> 0 OR n.shipped_units <> 0
   ON CONFLICT (txid, allocation_id) DO UPDATE
     SET counted_reserved = c.counted_reserved + EXCLUDED.counted_reserved, counted_shipped = c.counted_shipped + EXCLUDED.counted_shipped;
+  IF FOUND THEN
+    INSERT INTO reservation_checks (txid) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
+  END IF;
   RETURN NULL;
 END $$;
 
@@ -121,20 +139,24 @@ CREATE TRIGGER allocations_note_reservations_insert AFTER INSERT ON allocations
 CREATE TRIGGER allocations_note_reservations_update AFTER UPDATE ON allocations
   REFERENCING OLD TABLE AS old_allocations NEW TABLE AS new_allocations FOR EACH STATEMENT EXECUTE FUNCTION reservations_note_allocations();
 
--- At COMMIT, once per transaction and allocation: the row is taken away (a later statement
--- of the transaction makes a new one, and queues this check again), and the changes must agree.
+-- At COMMIT, once per transaction: its changes are taken away (a later statement of the
+-- transaction notes new ones, and queues this check again), and each allocation's must agree.
 CREATE FUNCTION reservations_check() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE changed reservation_changes%ROWTYPE;
 BEGIN
-  DELETE FROM reservation_changes WHERE txid = NEW.txid AND allocation_id = NEW.allocation_id RETURNING * INTO changed;
-  IF FOUND AND (changed.shipments_reserved <> changed.counted_reserved OR changed.shipments_shipped <> changed.counted_shipped) THEN
+  DELETE FROM reservation_checks WHERE txid = NEW.txid;
+  WITH taken AS (DELETE FROM reservation_changes WHERE txid = NEW.txid RETURNING *)
+  SELECT * INTO changed FROM taken
+  WHERE shipments_reserved <> counted_reserved OR shipments_shipped <> counted_shipped
+  ORDER BY allocation_id COLLATE "C" LIMIT 1;
+  IF FOUND THEN
     RAISE EXCEPTION 'invariant 2: allocation %''s shipments changed its units reserved by % and shipped by %, but its counters changed by % and % (a shipment reserves on every covering licence or on none)',
       changed.allocation_id, changed.shipments_reserved, changed.shipments_shipped, changed.counted_reserved, changed.counted_shipped
       USING ERRCODE = 'check_violation', CONSTRAINT = 'reservations_check';
   END IF;
   RETURN NULL;
 END $$;
-CREATE CONSTRAINT TRIGGER reservations_check AFTER INSERT ON reservation_changes
+CREATE CONSTRAINT TRIGGER reservations_check AFTER INSERT ON reservation_checks
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION reservations_check();
 
 -- A licence's shipped units are its allocations' (invariant 2's re-check, part one of 028's
