@@ -181,7 +181,7 @@ describe('H7: a licence is exhausted exactly when every unit has shipped, whatev
       code: '23514', message: `licence ${spareImportLicenceId} has shipped 1000000 of its 1000000 units; it cannot stay issued (a licence is exhausted exactly when every unit has shipped)`,
     });
     // Shipped units that no allocation shipped: 070's check of them off, this case is about the status that goes with them.
-    const shippedUnguarded: Statement = ['ALTER TABLE licences DISABLE TRIGGER licences_check_shipped'];
+    const shippedUnguarded: Statement = ['ALTER TABLE licences DISABLE TRIGGER licences_note_shipped_update'];
     const exhaust: Statement = [`UPDATE licences SET shipped_units = authorised_units, status = 'exhausted' WHERE id = $1`, [spareImportLicenceId]];
     // Units changed without a new version, which migration 030 refuses on its own: off for
     // these two cases, which are about the status that goes with the units.

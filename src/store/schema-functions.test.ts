@@ -10,7 +10,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { randomBytes } from 'node:crypto';
+import { asServerAdmin, createTestDatabase, databaseUrlOf, type TestDatabase } from '../../test/database.ts';
+import { migrate } from './migrate.ts';
+import { createPool } from './pool.ts';
 import { inRolledBack } from '../../test/support/rolled-back.ts';
 import { checkListingName, expectedFunctionDigests, functionDifferences, schemaFunctionDigests } from './schema-functions.ts';
 
@@ -47,5 +50,22 @@ describe("the schema's functions", () => {
       [checkListingName, 'not this release\'s definition (it was replaced)'],
       ['ledger_helper_of_mine()', 'a function no migration of this release makes'],
     ]);
+  });
+
+  it("are the same in a database whose owner keeps the tables in a schema of its own (a DATABASE_URL owner's \"$user\" schema)", async () => {
+    const name = `t_own_schema_${randomBytes(6).toString('hex')}`;
+    await asServerAdmin((admin) => admin.query(`CREATE DATABASE ${name}`));
+    const pool = createPool({ url: databaseUrlOf(name), connectionsMax: 2, applicationName: 'own-schema' });
+    try {
+      await pool.query('CREATE SCHEMA AUTHORIZATION CURRENT_USER');
+      // Every migration applies there (070's functions once named public), and the tables are there.
+      await migrate(pool);
+      const schema = (await pool.query<{ schema: string }>("SELECT relnamespace::regnamespace::text AS schema FROM pg_class WHERE oid = 'ledger_checks'::regclass")).rows[0]!.schema;
+      expect(schema).not.toBe('public');
+      expect(functionDifferences(await schemaFunctionDigests(pool), expectedFunctionDigests())).toEqual([]);
+    } finally {
+      await pool.end();
+      await asServerAdmin((admin) => admin.query(`DROP DATABASE ${name}`));
+    }
   });
 });

@@ -21,7 +21,12 @@ type Queryable = Pool | PoolClient;
 /** The name under which the listing of the re-check's parts is held, beside the functions. */
 export const checkListingName = 'ledger_checks (the re-check\'s parts, in order)';
 
-/** Each function of schema public that no extension owns, by its signature, with the digest of its definition; and the re-check's listing. */
+/**
+ * Each function of the ledger's schema that no extension owns, by its signature, with the digest
+ * of its definition; and the re-check's listing. The ledger's schema is where its tables are:
+ * public, or a DATABASE_URL owner's own schema, which the default search_path ("$user", public)
+ * puts first; a check that looked in public alone named every function of such a database missing.
+ */
 export async function schemaFunctionDigests(db: Queryable): Promise<Record<string, string>> {
   const functions = await db.query<{ name: string; digest: string }>(
     `SELECT p.oid::regprocedure::text AS name,
@@ -30,7 +35,7 @@ export async function schemaFunctionDigests(db: Queryable): Promise<Record<strin
      FROM pg_proc p
      JOIN pg_namespace n ON n.oid = p.pronamespace
      JOIN pg_language l ON l.oid = p.prolang
-     WHERE n.nspname = 'public'
+     WHERE n.oid = (SELECT relnamespace FROM pg_class WHERE oid = 'ledger_checks'::regclass)
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
      ORDER BY 1`,
   );

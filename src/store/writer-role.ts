@@ -59,6 +59,7 @@ export const writerRights: Readonly<Record<string, readonly Right[]>> = {
   // Written by 070's triggers as the owner only: a writer that could write them could cancel a change it made.
   reservation_changes: readOnly,
   reservation_checks: readOnly,
+  licence_shipped_changes: readOnly,
   schema_migrations: readOnly,
   shipment_serials: changing,
   shipments: changing,
