@@ -9,6 +9,7 @@ import { runCheck } from '../../test/support/check-command.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { asServerAdmin, databaseUrlOf } from '../../test/database.ts';
 import { createScratchDatabase } from '../store/scratch-database.ts';
+import { commitWithTriggersOff } from '../../test/support/tamper.ts';
 import { differencesNamedMax } from '../store/state-diff.ts';
 
 let database: TestDatabase;
@@ -35,18 +36,9 @@ it('replays every event, compares the states, says so, and leaves no database be
 
 it("lists what the log's events do not make (a licence's terms changed with its snapshot, by the owner with the triggers off), and exits 1", async () => {
   const licenceId = world.exportLicenceId;
-  const change = async (units: number) => {
-    const client = await database.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query('SET LOCAL session_replication_role = replica');
-      await client.query('UPDATE licences SET authorised_units = $2 WHERE id = $1', [licenceId, units]);
-      await client.query("UPDATE licence_versions SET snapshot = jsonb_set(snapshot::jsonb, '{authorised_units}', to_jsonb($2::int))::json WHERE licence_id = $1", [licenceId, units]);
-      await client.query('COMMIT');
-    } finally {
-      client.release();
-    }
-  };
+  const change = (units: number) => commitWithTriggersOff(database.pool,
+    ['UPDATE licences SET authorised_units = $2 WHERE id = $1', [licenceId, units]],
+    ["UPDATE licence_versions SET snapshot = jsonb_set(snapshot::jsonb, '{authorised_units}', to_jsonb($2::int))::json WHERE licence_id = $1", [licenceId, units]]);
   await change(9_000);
   try {
     const { code, lines } = await runCheck(database.url, {}, { replay: true });
@@ -69,19 +61,8 @@ it('counts every differing row, also those past the ones it names (one line says
   // table differ, 20 are named and one line stands for the other 3.
   const siteIds = Array.from({ length: differencesNamedMax + 3 }, (_, at) => `SITE-HAND-${String(at).padStart(2, '0')}`);
   const { org_id: orgId, created_seq: seq } = (await database.pool.query<{ org_id: string; created_seq: string }>('SELECT id AS org_id, created_seq FROM organisations ORDER BY id LIMIT 1')).rows[0]!;
-  const replica = async (sql: string, values: unknown[]) => {
-    const client = await database.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query('SET LOCAL session_replication_role = replica');
-      await client.query(sql, values);
-      await client.query('COMMIT');
-    } finally {
-      client.release();
-    }
-  };
-  await replica(`INSERT INTO sites (id, org_id, name, province, city, latitude, longitude, capacity_units, created_seq)
-    SELECT id, $2, 'By hand', 'Beijing', 'Beijing', 39.9, 116.4, 10, $3 FROM unnest($1::text[]) AS id`, [siteIds, orgId, seq]);
+  await commitWithTriggersOff(database.pool, [`INSERT INTO sites (id, org_id, name, province, city, latitude, longitude, capacity_units, created_seq)
+    SELECT id, $2, 'By hand', 'Beijing', 'Beijing', 39.9, 116.4, 10, $3 FROM unnest($1::text[]) AS id`, [siteIds, orgId, seq]]);
   try {
     const { code, lines } = await runCheck(database.url, {}, { replay: true });
     expect(code).toBe(1);
@@ -93,7 +74,7 @@ it('counts every differing row, also those past the ones it names (one line says
     // the count covers all of both (46), not the rows shown and one for each "more" line (42).
     expect(text[0]).toMatch(new RegExp(`^${2 * siteIds.length} invariant violation\\(s\\) `));
   } finally {
-    await replica('DELETE FROM sites WHERE id = ANY ($1::text[])', [siteIds]);
+    await commitWithTriggersOff(database.pool, ['DELETE FROM sites WHERE id = ANY ($1::text[])', [siteIds]]);
   }
   expect((await runCheck(database.url, {}, { replay: true })).code).toBe(0);
 });

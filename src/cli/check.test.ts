@@ -14,7 +14,7 @@ import { formatCheckpoint, formatKeyId, generateSignerKey, parseSignerKey, signN
 import { violationsShownPerInvariantMax } from '../store/violations.ts';
 import { checkedDatabase } from './admin.ts';
 import type { Config } from './config.ts';
-import { withTriggerOff } from '../../test/support/tamper.ts';
+import { commitWithTriggersOff, withTriggerOff } from '../../test/support/tamper.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -102,20 +102,7 @@ describe('chipledger check', () => {
     const flooded = violationsShownPerInvariantMax + 25;
     const firstSeq = 1_000_000;
     const licenceId = world.exportLicenceId;
-    const allocatedBy = async (units: number) => {
-      const client = await database.pool.connect();
-      try {
-        await client.query('BEGIN');
-        await client.query('SET LOCAL session_replication_role = replica');
-        await client.query('UPDATE licences SET allocated_units = allocated_units + $2 WHERE id = $1', [licenceId, units]);
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK');
-        throw error;
-      } finally {
-        client.release();
-      }
-    };
+    const allocatedBy = (units: number) => commitWithTriggersOff(database.pool, ['UPDATE licences SET allocated_units = allocated_units + $2 WHERE id = $1', [licenceId, units]]);
     let lowered = false;
     try {
       await database.pool.query('INSERT INTO event_reader_sets (org_id, first_seq, last_seq, offsets) VALUES ($1, $2, $3, $4)',

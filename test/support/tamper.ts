@@ -45,3 +45,23 @@ export async function withTriggerOff<T>(db: Pool | PoolClient, table: KeptTable,
     });
   }
 }
+
+/**
+ * Commits `statements` on one connection with every trigger off for that transaction
+ * (`session_replication_role = replica`, which only a superuser or the owner's superuser may
+ * set): a state the ledger never writes, left for a check to find, and undone by the caller.
+ */
+export async function commitWithTriggersOff(pool: Pool, ...statements: Array<[string, unknown[]?]>): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SET LOCAL session_replication_role = replica');
+    for (const [text, values] of statements) await client.query(text, values ?? []);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK');
+    throw error;
+  } finally {
+    client.release();
+  }
+}
