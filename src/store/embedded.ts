@@ -67,11 +67,21 @@ export interface EmbeddedOptions {
    * command or a test run then stops it with them, where nothing else would.
    */
   ownProcessGroup?: boolean;
+  /** How a free port is chosen when `port` is absent (tests give one that hands out a taken port first). */
+  choosePort?: (avoid: readonly number[]) => Promise<number>;
 }
 
 
 /** PostgreSQL output lines kept to explain a failed start. */
 const startLogLinesMax = 20;
+/**
+ * Starts tried again on another port when the one chosen was taken before PostgreSQL bound it:
+ * a port probed free is free only then, and another process's listen(0) may be handed it in
+ * the meantime (rare, but the suite starts hundreds of servers beside each other).
+ */
+const portTakenRetriesMax = 2;
+/** What PostgreSQL says when its port is taken. */
+const portTakenWords = /could not bind|address already in use/i;
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = resolve(options.dataDir);
@@ -79,7 +89,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const isRoot = userInfo().uid === 0;
   if (isRoot) assertReachableBy(binaries, postgresUserIds());
   assertBinariesRun(binaries, binariesPackage, withoutOurSettingsEnv());
-  const port = options.port ?? (await findFreePort(options.avoidPorts));
+  const choosePort = options.choosePort ?? findFreePort;
+  let port = options.port ?? (await choosePort(options.avoidPorts ?? []));
   mkdirSync(dirname(dataDir), { recursive: true });
   if (isRoot) openPathForPostgresUser(dirname(dataDir));
   removeLibraryPasswordFiles();
@@ -115,13 +126,29 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     onLog: log,
     onError: (error: unknown) => log(`postgres: ${String(error)}`),
   };
-  const server = new EmbeddedPostgres(serverOptions);
-  if (fresh) await withoutOurSettings(() => createCluster((databaseDir) => new EmbeddedPostgres({ ...serverOptions, databaseDir }), dataDir, passwordFile, isRoot));
-  try {
-    await withoutOurSettings(() => (options.ownProcessGroup ? inOwnProcessGroup(() => server.start()) : server.start()));
-  } catch (error) {
-    const lastWords = recentLines.join(' | ') || 'none';
-    throw new EmbeddedPostgresError(`couldn't start the embedded PostgreSQL in ${dataDir} on port ${port} (${String(error ?? 'the server exited')}; its last words: ${lastWords}). ${startFailureAdvice(dataDir, clusterFound(dataDir, fresh), lastWords)}`);
+  if (fresh) {
+    await withoutOurSettings(() => createCluster((databaseDir) => new EmbeddedPostgres({ ...serverOptions, databaseDir }), dataDir, passwordFile, isRoot));
+    // initdb took seconds, in which the port probed before it may have been handed to another.
+    if (options.port === undefined) port = await choosePort(options.avoidPorts ?? []);
+  }
+  let server: InstanceType<EmbeddedPostgresClass>;
+  for (let retry = 0; ; retry += 1) {
+    server = new EmbeddedPostgres({ ...serverOptions, port });
+    const started = server;
+    try {
+      await withoutOurSettings(() => (options.ownProcessGroup ? inOwnProcessGroup(() => started.start()) : started.start()));
+      break;
+    } catch (error) {
+      const lastWords = recentLines.join(' | ') || 'none';
+      // A port of our choosing, taken since: another one. A configured port is the operator's.
+      if (options.port === undefined && retry < portTakenRetriesMax && portTakenWords.test(lastWords)) {
+        log(`chipledger: port ${port} was taken before PostgreSQL could listen on it; starting on another`);
+        recentLines.length = 0;
+        port = await choosePort(options.avoidPorts ?? []);
+        continue;
+      }
+      throw new EmbeddedPostgresError(`couldn't start the embedded PostgreSQL in ${dataDir} on port ${port} (${String(error ?? 'the server exited')}; its last words: ${lastWords}). ${startFailureAdvice(dataDir, clusterFound(dataDir, fresh), lastWords)}`);
+    }
   }
   const postmaster = watchPostmaster(server, dataDir);
   try {
