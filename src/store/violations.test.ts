@@ -8,7 +8,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { migrate } from './migrate.ts';
 import type { PoolClient } from './pool.ts';
 import { ledgerViolations, ledgerViolationsBounded, violationsShownPerInvariantMax } from './violations.ts';
 
@@ -16,7 +15,6 @@ let database: TestDatabase;
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  await migrate(database.pool);
 });
 afterAll(async () => {
   await database?.drop();
