@@ -75,11 +75,17 @@ describe('checkSerialCsv', () => {
       { line: 5, message: 'repeats the header "serial,gpu_uuid" (were files joined together?); a file has one header, on its first line' },
     ]);
     expect(check('serial\nSN1\nSerial\n').problems.map((problem) => problem.line)).toEqual([3]);
-    // A serial in capitals spelt like the header is a serial, unless the file's header is spelt so.
-    expect(check('serial\nSN1\nSERIAL\n')).toEqual({ entries: [{ serial: 'SN1' }, { serial: 'SERIAL' }], problems: [], problemCount: 0 });
-    expect(check('"serial"\n"SERIAL"\n').entries).toEqual([{ serial: 'SERIAL' }]);
+    // A bare SERIAL is the header again (`cat a.csv b.csv`, b.csv's header in capitals), never
+    // a unit; a unit whose serial is SERIAL is listed in quotes, where the header is not.
+    expect(check('serial\nSN1\nSERIAL\nSN2\n').problems).toEqual([
+      { line: 3, message: 'repeats the header "serial" (were files joined together?); a file has one header, on its first line; a unit whose serial is SERIAL is listed in quotes, "SERIAL", in a file whose header is not in quotes' },
+    ]);
+    expect(check('serial\nSN1\n "SERIAL" \n')).toEqual({ entries: [{ serial: 'SN1' }, { serial: 'SERIAL' }], problems: [], problemCount: 0 });
+    // Where the header is in quotes (QUOTE_ALL), quotes tell nothing: the line is the header.
+    expect(check('"serial"\n"SN1"\n"SERIAL"\n').problems.map((problem) => problem.line)).toEqual([3]);
     expect(check('SERIAL\nSN1\nSERIAL\n').problems.map((problem) => problem.line)).toEqual([3]);
-    expect(check('serial,gpu_uuid\nSN1,\nSERIAL,GPU_UUID\n').problems).toEqual([{ line: 3, message: 'GPU UUID "GPU_UUID" is not of the form GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)' }]);
+    expect(check('serial\nSN1\n"Serial"\n').problems.map((problem) => problem.line)).toEqual([3]);
+    expect(check('serial,gpu_uuid\nSN1,\nSERIAL,GPU_UUID\n').problems).toEqual([{ line: 3, message: 'repeats the header "serial,gpu_uuid" (were files joined together?); a file has one header, on its first line' }]);
     // A second mark on the first line, or one alone on a line, is no more a part of the data.
     expect(check('\uFEFF\uFEFFserial\nSN1\n').problems.map((problem) => problem.line)).toEqual([1]);
     expect(check('serial\nSN1\n\uFEFF\nSN2\n').problems.map((problem) => problem.line)).toEqual([3]);

@@ -12,7 +12,7 @@
  *
  * Files joined together (`cat a.csv b.csv`) are refused where the second one starts: a line that
  * repeats the header, or a byte order mark anywhere but at the start, is a bad line, never a unit
- * (a serial in capitals spelt like the header, SERIAL, is a serial: isRepeatedHeader).
+ * (a unit whose serial is SERIAL is listed "SERIAL", in quotes: isRepeatedHeader).
  *
  * A file that is not UTF-8 text with LF or CRLF line ends as a whole (UTF-16, as Excel's
  * "Unicode text" saves; NUL bytes; lines that end with CR alone, as old Mac editors save) is
@@ -97,8 +97,8 @@ export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): Serial
   const problemOf = (options.makesUnits ?? options.acceptsGpuUuids) ? problemOfNewSerial : problemOfSerial;
   const seen = new FirstLines();
   let columns: 1 | 2 | undefined;
-  /** The header's names as the file spells them: a data line in capitals may be a serial spelt like it (isRepeatedHeader). */
-  let header: string[] = [];
+  /** Whether the header's names are in quotes: a data line spelt like it may then not be a serial (isRepeatedHeader). */
+  let headerQuoted = false;
   let line = 0;
   let serialCount = 0;
   // Past the limit every line is still checked, so the whole file is reported at once; the
@@ -122,11 +122,13 @@ export function checkSerialCsv(bytes: Uint8Array, options: CheckOptions): Serial
     if (trimSpaces(text) === '') continue;
     if (columns === undefined) {
       columns = checkHeader(text, line, options, problems);
-      header = namesAsWritten(text);
+      headerQuoted = splitFields(text).some((field) => trimSpaces(field).startsWith('"'));
       continue;
     }
-    if (isRepeatedHeader(text, columns, header)) {
-      problems.add(line, `repeats the header ${quoted(headerNames[columns].join(','))} (were files joined together?); a file has one header, on its first line`);
+    if (isRepeatedHeader(text, columns, headerQuoted)) {
+      // Said where the line could be meant as a unit's serial.
+      const serialSpeltSo = columns === 1 && namesAsWritten(text)[0] === 'SERIAL' ? '; a unit whose serial is SERIAL is listed in quotes, "SERIAL", in a file whose header is not in quotes' : '';
+      problems.add(line, `repeats the header ${quoted(headerNames[columns].join(','))} (were files joined together?); a file has one header, on its first line${serialSpeltSo}`);
       continue;
     }
     const entry = checkRow(text, columns, line, problemOf, problems);
@@ -301,17 +303,25 @@ function isSpace(code: number): boolean {
 
 /**
  * Whether a data line is the header again (files joined together): the header's names in any
- * case, as the first line may write them, but for one in capitals that the file's own header
- * does not spell so. SERIAL is a serial as good as any (capitals are what a new serial is
- * written in), and reading it as a header refused a manifest that listed it; a header in
- * capitals is read as one, so a file whose header is SERIAL cannot list that serial, and is
- * refused, never imported with the header as a unit.
+ * case, as the first line may write them. One way out, for a unit whose serial is SERIAL
+ * (capitals are what a new serial is written in): every field in double quotes, in a file
+ * whose header is not quoted. A bare SERIAL is the header: reading it as a serial imported the
+ * second header of `cat a.csv b.csv` (b.csv's header in capitals) as a unit, and the ledger
+ * never forgets a unit. In a file that quotes everything (QUOTE_ALL) quotes tell nothing, so
+ * there the line is the header too.
  */
-function isRepeatedHeader(text: string, columns: 1 | 2, header: readonly string[]): boolean {
+function isRepeatedHeader(text: string, columns: 1 | 2, headerQuoted: boolean): boolean {
   const written = namesAsWritten(text);
   if (written.length !== columns || !written.every((name, index) => name.toLowerCase() === headerNames[columns][index])) return false;
   const inCapitals = written.every((name) => name === name.toUpperCase());
-  return !inCapitals || written.every((name, index) => name === header[index]);
+  return !inCapitals || headerQuoted || !isEveryFieldQuoted(text);
+}
+
+function isEveryFieldQuoted(text: string): boolean {
+  return splitFields(text).every((field) => {
+    const trimmed = trimSpaces(field);
+    return trimmed.length >= 2 && trimmed.startsWith('"') && trimmed.endsWith('"');
+  });
 }
 
 function checkRow(text: string, columns: 1 | 2, line: number, problemOf: (serial: string) => string | undefined, problems: ProblemList): SerialEntry | undefined {
