@@ -23,6 +23,8 @@ import { demoKeyFileName, readKeyFile, readKeyFileChecked } from './log-key.ts';
 import { parseSignerKey } from '../tlog/index.ts';
 import { chipledgerCommand } from './http.ts';
 import { replayCheck } from './check-replay.ts';
+import { replayInvariant } from '../ledger/replay/replay.ts';
+import { differencesNamedMax } from '../store/state-diff.ts';
 import { PublishedCheckpointGuard } from './published-checkpoint.ts';
 import { Failure, printable, printableJson, type Output } from './output.ts';
 import { renderTable } from './table.ts';
@@ -381,7 +383,10 @@ export async function checkCommand(config: Config, output: Output, options: { re
  * than the table shows, how many more: the table says what is wrong, the counts how much.
  */
 function printViolations(output: Output, shown: readonly Violation[], notShown: readonly InvariantTally[], heading: string): void {
-  output.out(notShown.length === 0 ? `${heading}:` : `${heading}, at most ${violationsShownPerInvariantMax} of each invariant shown:`);
+  // The replay bounds its rows by table (differencesNamedMax each, then an "and N more" row),
+  // not by invariant: the heading says so where replay rows are in the table.
+  const replayBound = shown.some((violation) => violation.invariant === replayInvariant) ? ` (${replayInvariant}: at most ${differencesNamedMax} of each table, the rest counted in its table's last row)` : '';
+  output.out(notShown.length === 0 ? `${heading}:` : `${heading}, at most ${violationsShownPerInvariantMax} of each invariant shown${replayBound}:`);
   output.out(renderTable(shown.map((violation) => ({ ...violation })), ['invariant', 'subject', 'detail']));
   for (const { invariant, violations, shown: shownCount } of notShown) {
     const more = violations - shownCount;

@@ -73,6 +73,8 @@ it('counts every differing row, also those past the ones it names (one line says
     // Each site by hand breaks the re-check's event-rows once and differs from the replay once:
     // the count covers all of both (46), not the rows shown and one for each "more" line (42).
     expect(text[0]).toMatch(new RegExp(`^${2 * siteIds.length} invariant violation\\(s\\) `));
+    // The heading's bound is the re-check's per invariant, and the replay's per table.
+    expect(text[0]).toMatch(new RegExp(`, at most 20 of each invariant shown \\(replay: at most ${differencesNamedMax} of each table, the rest counted in its table's last row\\):$`));
   } finally {
     await commitWithTriggersOff(database.pool, ['DELETE FROM sites WHERE id = ANY ($1::text[])', [siteIds]]);
   }
