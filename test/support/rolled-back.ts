@@ -57,8 +57,8 @@ const shipmentColumns = ['id', 'exporter_org_id', 'recipient_org_id', 'product_i
 /**
  * One INSERT of well-formed booked shipment rows (the exporter to alpha, on the world's
  * allocations), each with its overrides; in the same statement, the units they book and ship
- * are counted on both their allocations, as the ledger counts them (migration 070 refuses a
- * transaction whose counters and shipments disagree).
+ * are counted on both their allocations, and the shipped units on their licences, as the ledger
+ * counts them (migration 070 refuses a transaction whose counters and shipments disagree).
  */
 export function insertShipments(world: World, rows: Array<Record<string, string>>, counted = true): [string, unknown[]] {
   const values = rows.flatMap((overrides) => {
@@ -72,8 +72,10 @@ export function insertShipments(world: World, rows: Array<Record<string, string>
   const tuples = rows.map((_, row) => `(${shipmentColumns.map((_, column) => `$${row * shipmentColumns.length + column + 1}`).join(', ')})`);
   const insert = `INSERT INTO shipments (${shipmentColumns.join(', ')}) VALUES ${tuples.join(', ')}`;
   if (!counted) return [insert, values];
-  return [`WITH booked AS (${insert} RETURNING export_allocation_id, import_allocation_id, units, status)
-    ${countersInStepSql('booked')}`, values];
+  return [`WITH booked AS (${insert} RETURNING export_allocation_id, import_allocation_id, units, status),
+      d AS (SELECT x.allocation_id, sum(${reserving('booked.status', 'booked.units')}) AS reserved, sum(${shipping('booked.status', 'booked.units')}) AS shipped
+            FROM booked CROSS JOIN LATERAL (VALUES (booked.export_allocation_id), (booked.import_allocation_id)) x(allocation_id) GROUP BY x.allocation_id)
+    ${countedSql('d')}`, values];
 }
 
 /**
@@ -90,25 +92,25 @@ export const reservationsUnguarded: Statement[] = [
  * counted, as the ledger does: on both its allocations, and the shipped units on their licences.
  */
 export function statusInStep(shipmentId: string, status: string): Statement {
-  const reserving = (state: string) => `CASE WHEN ${state} = 'booked' THEN b.units ELSE 0 END`;
-  const shipping = (state: string) => `CASE WHEN ${state} IN ('shipped', 'cleared', 'delivered') THEN b.units ELSE 0 END`;
   return [`WITH b AS (SELECT id, export_allocation_id, import_allocation_id, units, status FROM shipments WHERE id = $1),
       moved AS (UPDATE shipments s SET status = $2::text FROM b WHERE s.id = b.id RETURNING s.id),
-      d AS (SELECT x.allocation_id, sum(${reserving('$2::text')} - ${reserving('b.status')}) AS reserved, sum(${shipping('$2::text')} - ${shipping('b.status')}) AS shipped
-            FROM b CROSS JOIN LATERAL (VALUES (b.export_allocation_id), (b.import_allocation_id)) x(allocation_id) GROUP BY x.allocation_id),
-      counted AS (UPDATE allocations a SET reserved_units = a.reserved_units + d.reserved, shipped_units = a.shipped_units + d.shipped FROM d WHERE a.id = d.allocation_id RETURNING a.licence_id, d.shipped)
-    UPDATE licences l SET shipped_units = l.shipped_units + c.shipped
-    FROM (SELECT licence_id, sum(shipped) AS shipped FROM counted GROUP BY licence_id) c WHERE l.id = c.licence_id AND c.shipped <> 0`, [shipmentId, status]];
+      d AS (SELECT x.allocation_id, sum(${reserving('$2::text', 'b.units')} - ${reserving('b.status', 'b.units')}) AS reserved, sum(${shipping('$2::text', 'b.units')} - ${shipping('b.status', 'b.units')}) AS shipped
+            FROM b CROSS JOIN LATERAL (VALUES (b.export_allocation_id), (b.import_allocation_id)) x(allocation_id) GROUP BY x.allocation_id)
+    ${countedSql('d')}`, [shipmentId, status]];
 }
 
+/** The units a shipment in `status` books (reserves), and those it has shipped. */
+const reserving = (status: string, units: string) => `CASE WHEN ${status} = 'booked' THEN ${units} ELSE 0 END`;
+const shipping = (status: string, units: string) => `CASE WHEN ${status} IN ('shipped', 'cleared', 'delivered') THEN ${units} ELSE 0 END`;
+
 /**
- * An UPDATE that adds what the shipment rows of `relation` (columns export_allocation_id,
- * import_allocation_id, units, status) book and ship to both their allocations' counters.
+ * The tail of a statement whose CTE `deltas` (allocation_id, reserved, shipped) says what
+ * changed: added to the allocations' counters, and the shipped units to their licences', as
+ * the ledger counts them.
  */
-function countersInStepSql(relation: string): string {
-  return `UPDATE allocations a SET reserved_units = a.reserved_units + d.reserved, shipped_units = a.shipped_units + d.shipped
-    FROM (SELECT allocation_id, coalesce(sum(units) FILTER (WHERE status = 'booked'), 0) AS reserved, coalesce(sum(units) FILTER (WHERE status IN ('shipped', 'cleared', 'delivered')), 0) AS shipped
-          FROM (SELECT export_allocation_id AS allocation_id, units, status FROM ${relation} UNION ALL SELECT import_allocation_id, units, status FROM ${relation}) sides
-          GROUP BY allocation_id) d
-    WHERE a.id = d.allocation_id`;
+function countedSql(deltas: string): string {
+  return `, counted AS (UPDATE allocations a SET reserved_units = a.reserved_units + ${deltas}.reserved, shipped_units = a.shipped_units + ${deltas}.shipped
+        FROM ${deltas} WHERE a.id = ${deltas}.allocation_id RETURNING a.licence_id, ${deltas}.shipped)
+    UPDATE licences l SET shipped_units = l.shipped_units + c.shipped
+    FROM (SELECT licence_id, sum(shipped) AS shipped FROM counted GROUP BY licence_id) c WHERE l.id = c.licence_id AND c.shipped <> 0`;
 }
