@@ -381,8 +381,10 @@ export const limits = {
   // The log's audit (ledger/log/audit.ts).
   /** Level-0 tiles per round trip: 64 × 256 = 16,384 entries. */
   auditTilesPerChunk: 64,
-  /** Chunks the audit's worker has been sent and not yet hashed: memory stays bounded while the reader runs ahead. */
+  /** Chunks each of the audit's workers has been sent and not yet hashed: memory stays bounded while the reader runs ahead. */
   auditChunksInFlightMax: 2,
+  /** Worker threads hashing a big log's chunks (fewer on a machine with fewer cores). */
+  auditWorkersMax: 2,
   /** Rows per table the sequencer keeps between batches (ledger/row-cache.ts). */
   rowCacheRowsPerTableMax: 20_000,
   /** Serials written in one batch (manifests are big; a batch stops growing here). */

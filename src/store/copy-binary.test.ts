@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { leafHash, leafHashOfInput } from '../tlog/hash.ts';
+import { unpackEntries, unpackLeafInputs } from './packed-entries.ts';
 import { copyIn, copyOut, copyStatement, encodeCopyBinary, encodeCopyBinaryPieces, readValuesOfOneColumn, type CopyColumn, type CopyValue } from './copy-binary.ts';
 
 let database: TestDatabase;
@@ -101,7 +103,7 @@ describe('COPY in the binary format', () => {
     expect(() => encodeCopyBinary(columns, [[1]])).toThrow(/row 0 has 1 values for 10 columns/);
   });
 
-  it('reads one column back exactly, as each value\'s length then its bytes, and refuses output it does not expect', async () => {
+  it('reads one column back exactly, as each value\'s length, a zero byte, then its bytes, and refuses output it does not expect', async () => {
     const values = [Buffer.alloc(0), Buffer.from([0xff, 0x00, 0xef, 0xbf, 0xbd]), Buffer.alloc(70_000, 7)];
     const client = await database.pool.connect();
     try {
@@ -109,7 +111,10 @@ describe('COPY in the binary format', () => {
       await copyIn(client, copyStatement('copy_probe', columns), encodeCopyBinary(columns, values.map((g, n) => [n, null, null, null, null, null, null, g, null, null])));
       const read = readValuesOfOneColumn(await copyOut(client, 'COPY (SELECT g FROM copy_probe ORDER BY n) TO STDOUT (FORMAT binary)'));
       expect(read.count).toBe(3);
-      expect(read.bytes).toEqual(Buffer.concat(values.flatMap((value) => [Buffer.from(Uint32Array.of(value.length).buffer).reverse(), value])));
+      expect(read.bytes).toEqual(Buffer.concat(values.flatMap((value) => [Buffer.from(Uint32Array.of(value.length).buffer).reverse(), Buffer.of(0), value])));
+      // The zero byte and the value make RFC 6962's leaf input, a view of the buffer.
+      expect(unpackLeafInputs(read).map((input) => leafHashOfInput(input))).toEqual(values.map((value) => leafHash(value)));
+      expect(unpackEntries(read)).toEqual(values);
       const twoColumns = await copyOut(client, 'COPY (SELECT n, g FROM copy_probe) TO STDOUT (FORMAT binary)');
       expect(() => readValuesOfOneColumn(twoColumns)).toThrow(/has 2 fields, not 1/);
       const withNull = await copyOut(client, 'COPY (SELECT e FROM copy_probe) TO STDOUT (FORMAT binary)');

@@ -307,8 +307,10 @@ export async function copyOut(client: pg.ClientBase, statement: string): Promise
 
 /**
  * The values of a COPY BINARY output with one column and no NULLs, laid out as each
- * value's length (4 bytes, big-endian) then its bytes: the tuples without their field
- * counts. The buffer is not a slice of a shared pool, so it can be moved to another thread.
+ * value's length (4 bytes, big-endian), a zero byte, then its bytes: the tuples without their
+ * field counts. The zero byte is RFC 6962's leaf prefix, so a log entry's leaf input is a view
+ * of the buffer, hashed with no copy (store/packed-entries.ts). The buffer is not a slice of a
+ * shared pool, so it can be moved to another thread.
  */
 export function readValuesOfOneColumn(data: Buffer): { bytes: Buffer; count: number } {
   if (data.length < signature.length + 10 || !data.subarray(0, signature.length).equals(signature)) {
@@ -316,6 +318,7 @@ export function readValuesOfOneColumn(data: Buffer): { bytes: Buffer; count: num
   }
   let at = signature.length + 4;
   at += 4 + data.readUInt32BE(at); // the header extension
+  // Each tuple gives up its 2-byte field count and gains the zero byte: never longer.
   const bytes = Buffer.allocUnsafeSlow(data.length - at);
   let written = 0;
   let count = 0;
@@ -326,7 +329,10 @@ export function readValuesOfOneColumn(data: Buffer): { bytes: Buffer; count: num
     if (fields !== 1) throw new Error(`assertion failed: COPY tuple ${count} has ${fields} fields, not 1`);
     const length = data.readInt32BE(at);
     if (length < 0) throw new Error(`assertion failed: COPY tuple ${count} is NULL`);
-    written += data.copy(bytes, written, at, at + 4 + length);
+    written += data.copy(bytes, written, at, at + 4);
+    bytes[written] = 0;
+    written += 1;
+    written += data.copy(bytes, written, at + 4, at + 4 + length);
     at += 4 + length;
     count += 1;
   }

@@ -21,6 +21,7 @@
 import { limits } from '../core/limits.ts';
 import { advisoryLockHolders, type LockHolder } from './advisory-locks.ts';
 import { copyOut, readValuesOfOneColumn } from './copy-binary.ts';
+import { unpackEntries, type PackedEntries } from './packed-entries.ts';
 import { inTransaction, isPool, prepared, waitBoundsSql, type Pool, type PoolClient } from './pool.ts';
 import type { StoredHead } from './head-lock.ts';
 
@@ -166,15 +167,6 @@ export async function readEntries(db: Queryable, from: number, to: number): Prom
   return unpackEntries(await readEntriesPacked(db, from, to));
 }
 
-/**
- * Entries as one buffer: each one's length (4 bytes, big-endian), then its bytes. The
- * buffer is not a slice of a shared pool, so it can be moved to another thread.
- */
-export interface PackedEntries {
-  bytes: Buffer;
-  count: number;
-}
-
 /** The newest checkpoint's size and age (by the database's clock), the committed head's size and the log's key. */
 export interface SigningState {
   headSize: number;
@@ -218,19 +210,6 @@ export async function readEntriesPacked(db: Queryable, from: number, to: number)
   } finally {
     if (client !== db) (client as PoolClient).release();
   }
-}
-
-export function unpackEntries(packed: { bytes: Uint8Array; count: number }): Buffer[] {
-  const view = Buffer.from(packed.bytes.buffer, packed.bytes.byteOffset, packed.bytes.byteLength);
-  const entries: Buffer[] = new Array(packed.count);
-  let offset = 0;
-  for (let i = 0; i < packed.count; i += 1) {
-    const length = view.readUInt32BE(offset);
-    entries[i] = view.subarray(offset + 4, offset + 4 + length);
-    offset += 4 + length;
-  }
-  if (offset !== view.length) throw new Error(`assertion failed: ${packed.count} packed entries end at byte ${offset} of ${view.length}`);
-  return entries;
 }
 
 export interface CheckpointRow {

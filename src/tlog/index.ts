@@ -89,4 +89,4 @@ export {
 } from './cosignature.ts';
 export { formatTlogProof, parseTlogProof, verifyTlogProof, type TlogProof, type TlogProofPolicy, type VerifiedTlogProof } from './proof-bundle.ts';
 export { tlogLimits } from './limits.ts';
-export { TreeAuditor, type AuditFailure, type InnerNodeSink, type StoredHashLookup } from './audit.ts';
+export { TreeAuditor, type AuditFailure, type AuditStart, type InnerNodeSink, type StoredHashLookup } from './audit.ts';

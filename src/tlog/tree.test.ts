@@ -132,6 +132,27 @@ describe('MerkleAppender', () => {
     expect(fromFrontier.root().equals(resumed.root())).toBe(true);
   });
 
+  it('appends a whole aligned subtree as its leaves one by one would: the same nodes completed at and above it, the same roots', () => {
+    const byLeaves = new MerkleAppender();
+    const bySubtrees = new MerkleAppender();
+    // Subtrees of 1 to 32 leaves, each where the size is a multiple of its width.
+    const plan = [0, 0, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5];
+    for (const level of plan) {
+      const width = 2 ** level;
+      if (bySubtrees.size % width !== 0) throw new Error('the plan is not aligned');
+      const first = bySubtrees.size;
+      const leafNodes = leaves.slice(first, first + width).flatMap((leaf) => byLeaves.append(leaf));
+      const completed = bySubtrees.appendSubtree(level, getNode(level, first / width));
+      expect(completed).toEqual(leafNodes.filter((node) => node.level >= level));
+      expect(bySubtrees.size).toBe(byLeaves.size);
+      expect(bySubtrees.root().equals(byLeaves.root())).toBe(true);
+      expect(bySubtrees.frontier()).toEqual(byLeaves.frontier());
+    }
+    expect(bySubtrees.size).toBe(96);
+    expect(() => bySubtrees.appendSubtree(6, leaves[0]!)).toThrow(/a subtree of 2\^6 leaves cannot be appended at size 96/);
+    expect(() => bySubtrees.appendSubtree(4, Buffer.alloc(31))).toThrow(/32 bytes/);
+  });
+
   it('refuses a frontier that does not fit the size, and leaf hashes of the wrong length', () => {
     expect(() => new MerkleAppender(3, [leaves[0]!])).toThrow(/frontier/);
     expect(() => new MerkleAppender().append(Buffer.alloc(31))).toThrow(/32 bytes/);

@@ -180,6 +180,31 @@ export class MerkleAppender {
     return completed;
   }
 
+  /**
+   * Adds a complete subtree of 2^level leaves at once, given its hash (its root, computed by
+   * the caller from its leaves), and returns the nodes completed: the subtree's own at
+   * `level`, then one per level above while it closes a bigger subtree. The size must be a
+   * multiple of 2^level: then the smallest frontier subtree is at least that big, and the
+   * new one merges exactly as a leaf does one level down.
+   */
+  appendSubtree(level: number, hash: Buffer): CompletedNode[] {
+    const span = 2 ** level;
+    assert(Number.isSafeInteger(level) && level >= 0 && this.#size % span === 0, `a subtree of 2^${level} leaves cannot be appended at size ${this.#size}`);
+    assert(hash.length === hashSize, `subtree hashes must be ${hashSize} bytes, got ${hash.length}`);
+    assert(this.#size + span <= tlogLimits.treeSizeMax, 'the tree is full');
+    let index = this.#size / span;
+    const completed: CompletedNode[] = [{ level, index, hash }];
+    while (index % 2 === 1) {
+      hash = nodeHash(this.#frontier.pop()!, hash);
+      level += 1;
+      index = (index - 1) / 2;
+      completed.push({ level, index, hash });
+    }
+    this.#frontier.push(Buffer.from(hash));
+    this.#size += span;
+    return completed;
+  }
+
   /** MTH of the leaves so far: the frontier folded right to left, O(log size). */
   root(): Buffer {
     if (this.#frontier.length === 0) return Buffer.from(emptyRoot);

@@ -1,14 +1,15 @@
 /**
- * The hashing half of auditStoredLog (audit.ts), in a thread of its own: the main
- * thread reads events and tiles from PostgreSQL while this one hashes the chunk before.
- * Messages in: 'chunk' (level-0 tiles, packed entries and the roots signed at the sizes
- * they reach, in order), then 'finish' (with the roots signed beyond the last chunk).
- * Messages out: 'ack' after each chunk, then 'done' with the auditor's result.
+ * The hashing half of auditStoredLog (audit.ts), in a thread of its own: the main thread
+ * reads events and tiles from PostgreSQL while the audit's workers each hash a chunk
+ * (chunk-auditor.ts). Messages in: 'chunk' (its start, level-0 tiles, packed entries and
+ * the roots signed at the sizes it reaches); out: one 'audited' per chunk, in the order
+ * they came.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import type { AuditStart } from '../../tlog/audit.ts';
 import { ChunkAuditor, type AuditTile } from './chunk-auditor.ts';
 
-/** Roots by size; a Buffer arrives as a plain Uint8Array. */
+/** Roots by size, and a frontier's hashes: a Buffer arrives as a plain Uint8Array. */
 export type AuditWorkerRoots = Array<[number, Uint8Array]>;
 
 export interface AuditWorkerData {
@@ -18,26 +19,32 @@ export interface AuditWorkerData {
   keepInnerNodes: boolean;
 }
 
-export type AuditWorkerRequest =
-  | { type: 'chunk'; tiles: AuditTile[]; bytes: Uint8Array; count: number; roots: AuditWorkerRoots }
-  | { type: 'finish'; roots: AuditWorkerRoots };
+export interface AuditWorkerRequest {
+  type: 'chunk';
+  start: { size: number; frontier: Uint8Array[] };
+  tiles: AuditTile[];
+  bytes: Uint8Array;
+  count: number;
+  roots: AuditWorkerRoots;
+}
 
-export type AuditWorkerReply =
-  | { type: 'ack'; failed: boolean; inner: Uint8Array | undefined }
-  | { type: 'done'; hashes: number; failure: { kind: 'leaf' | 'tile' | 'checkpoint'; message: string } | undefined };
+export interface AuditWorkerReply {
+  type: 'audited';
+  failure: { kind: 'leaf' | 'tile' | 'checkpoint'; message: string } | undefined;
+  hashes: number;
+  frontier: Uint8Array[];
+  inner: Uint8Array | undefined;
+}
 
 const port = parentPort!;
 const data = workerData as AuditWorkerData;
 const auditor = new ChunkAuditor(data.upper, data.keepInnerNodes);
-const asBuffers = (roots: AuditWorkerRoots) => roots.map(([size, root]) => [size, Buffer.from(root.buffer, root.byteOffset, root.byteLength)] as const);
+const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
 port.on('message', (message: AuditWorkerRequest) => {
-  if (message.type === 'finish') {
-    const { hashes, failure } = auditor.finish(asBuffers(message.roots));
-    port.postMessage({ type: 'done', hashes, failure: failure && { kind: failure.kind, message: failure.message } } satisfies AuditWorkerReply);
-    return;
-  }
-  const { failed, inner } = auditor.add(message.tiles, message, asBuffers(message.roots));
+  const start: AuditStart = { size: message.start.size, frontier: message.start.frontier.map(asBuffer) };
+  const outcome = auditor.audit({ start, tiles: message.tiles, entries: message, roots: message.roots.map(([size, root]) => [size, asBuffer(root)] as const) });
+  const { failure, hashes, frontier, inner } = outcome;
   // The inner nodes' buffer is the chunk's own (Buffer.alloc): moved, not copied.
-  port.postMessage({ type: 'ack', failed, inner } satisfies AuditWorkerReply, inner ? [inner.buffer as ArrayBuffer] : []);
+  port.postMessage({ type: 'audited', failure: failure && { kind: failure.kind, message: failure.message }, hashes, frontier, inner } satisfies AuditWorkerReply, inner ? [inner.buffer as ArrayBuffer] : []);
 });

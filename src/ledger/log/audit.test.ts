@@ -27,22 +27,34 @@ afterAll(async () => {
   await database?.drop();
 });
 
-/** The audit both ways: hashed here, and hashed in the worker thread. */
-async function bothWays(): Promise<[AuditResult, AuditResult]> {
+/**
+ * The audit every way: hashed here and in a worker, in one chunk; then a chunk per tile (each
+ * from the frontier the stored upper tiles give at its start), hashed here and by three
+ * workers taking the chunks in turn.
+ */
+async function everyWay(): Promise<AuditResult[]> {
   const head = await readHead(database.pool);
   const roots = new Map([[head.size, head.root]]);
   return [
     await auditStoredLog(database.pool, head.size, roots, { workerFromEntries: Number.MAX_SAFE_INTEGER }),
     await auditStoredLog(database.pool, head.size, roots, { workerFromEntries: 0 }),
+    await auditStoredLog(database.pool, head.size, roots, { workerFromEntries: Number.MAX_SAFE_INTEGER, tilesPerChunk: 1 }),
+    await auditStoredLog(database.pool, head.size, roots, { workerFromEntries: 0, workers: 3, tilesPerChunk: 1 }),
   ];
 }
 
+/** The audit both ways: hashed here, and hashed in the worker thread. */
+async function bothWays(): Promise<[AuditResult, AuditResult]> {
+  const [here, worker] = await everyWay();
+  return [here!, worker!];
+}
+
 describe('auditStoredLog in a worker thread', () => {
-  it('finds an honest log honest, with the same count of hashes as in this thread', async () => {
-    const [here, worker] = await bothWays();
-    expect(here.failure).toBeUndefined();
-    expect(worker).toEqual(here);
-    expect(worker.hashes).toBeGreaterThan(700);
+  it('finds an honest log honest, with the same count of hashes as in this thread, in one chunk or a chunk per tile on three workers', async () => {
+    const [here, ...others] = await everyWay();
+    expect(here!.failure).toBeUndefined();
+    for (const other of others) expect(other).toEqual(here);
+    expect(here!.hashes).toBeGreaterThan(700);
   });
 
   for (const [name, change] of [
@@ -50,17 +62,36 @@ describe('auditStoredLog in a worker thread', () => {
     ['a changed level-0 tile hash', untriggered('UPDATE tlog_tiles SET hashes = set_byte(hashes, 64, get_byte(hashes, 64) # 1) WHERE level = 0 AND index = 1')],
     ['a changed level-1 tile hash', untriggered('UPDATE tlog_tiles SET hashes = set_byte(hashes, 0, get_byte(hashes, 0) # 1) WHERE level = 1 AND index = 0')],
   ] as const) {
-    it(`names ${name} exactly as the audit in this thread does`, async () => {
+    it(`names ${name} exactly as the audit in this thread does, however chunked and hashed`, async () => {
       await database.pool.query(change);
       try {
-        const [here, worker] = await bothWays();
-        expect(here.failure).toBeDefined();
-        expect(worker).toEqual(here);
+        const [here, ...others] = await everyWay();
+        expect(here!.failure).toBeDefined();
+        for (const other of others) expect(other).toEqual(here);
       } finally {
         await database.pool.query(change); // the same flip again undoes it
       }
     });
   }
+
+  it('reports the chunk that finds an upper tile missing, not the later chunk whose start needs it', async () => {
+    // Moved out of the way (the trigger that keeps tiles whole off): the tile is gone from where the audit reads it.
+    const moved = 1_000_000;
+    await database.pool.query(untriggered(`UPDATE tlog_tiles SET index = ${moved} WHERE level = 1 AND index = 0`));
+    try {
+      const results = await everyWay();
+      expect(results[0]!.failure).toEqual({ kind: 'tile', message: 'the log stores no hash for tile level 1 hash 0 (tile 0)' });
+      for (const other of results.slice(1)) expect(other).toEqual(results[0]);
+    } finally {
+      await database.pool.query(untriggered(`UPDATE tlog_tiles SET index = 0 WHERE level = 1 AND index = ${moved}`));
+    }
+    expect((await everyWay())[3]!.failure).toBeUndefined();
+  });
+
+  it('refuses chunks that are not a power of two of tiles: they would not be whole subtrees', async () => {
+    const head = await readHead(database.pool);
+    await expect(auditStoredLog(database.pool, head.size, new Map(), { tilesPerChunk: 3 })).rejects.toThrow(/an audit chunk of 3 tiles is not a power of two/);
+  });
 
   it('reads stored bytes exactly: a byte that is not UTF-8 where the event had U+FFFD is caught', async () => {
     // Decoding stored bytes as UTF-8 (what node-postgres does with binary results) would

@@ -3,10 +3,14 @@
  * are streamed in chunks, the (few) higher tiles are read once. Used at start and by
  * operators; `chipledger log verify` runs the same TreeAuditor over HTTP.
  *
- * A big log is hashed in a worker thread (audit-worker.ts) while this thread reads
- * the next chunks: reading a million events from PostgreSQL costs about as much as hashing
- * them, and the two then overlap. A small one is hashed here, since starting the worker
- * (loading its TypeScript) costs more than it saves.
+ * Each chunk is a whole aligned subtree, audited on its own from the frontier at its start
+ * (chunk-auditor.ts). A big log's chunks are hashed by worker threads (audit-worker.ts),
+ * auditWorkersMax of them taking chunks in turn, while this thread reads the next chunks:
+ * reading a million events from PostgreSQL costs about a third of hashing them, and with
+ * the hashing split the three overlap. The outcomes are taken in chunk order, and the first
+ * failure in that order is the one reported, as a one-pass audit would report it. A small
+ * log is hashed here, since starting a worker (loading its TypeScript) costs more than it
+ * saves.
  *
  * The roots the log signed are asked of a RootSource chunk by chunk, for the sizes each chunk
  * reaches: every checkpoint is kept (one a second while events come), and a month of them at
@@ -16,12 +20,13 @@
  * full level-0 one with the inner nodes the audit computed on the way. Proofs over them
  * then read no tile from PostgreSQL and hash nothing.
  */
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { limits } from '../../core/limits.ts';
-import { innerNodesBytes, tileHeight, tileWidth, type AuditFailure } from '../../tlog/index.ts';
+import { innerNodesBytes, tileHeight, tileWidth, TreeAuditor, type AuditFailure } from '../../tlog/index.ts';
 import { isPool, type Pool, type PoolClient } from '../../store/pool.ts';
 import { readEntriesPacked, readTileRange, type TileRow } from '../../store/tlog-tables.ts';
-import { ChunkAuditor } from './chunk-auditor.ts';
+import { ChunkAuditor, type ChunkInput, type ChunkOutcome } from './chunk-auditor.ts';
 import type { AuditWorkerData, AuditWorkerReply, AuditWorkerRequest } from './audit-worker.ts';
 import type { CachedTile } from './tile-reader.ts';
 
@@ -37,9 +42,14 @@ export interface AuditResult {
 }
 
 export interface AuditOptions {
-  /** Logs of at least this many entries are hashed in a worker thread (limits.auditWorkerEntriesMin). */
+  /** Logs of at least this many entries are hashed in worker threads (limits.auditWorkerEntriesMin). */
   workerFromEntries?: number;
-  /** Level-0 tiles a chunk reads (default limits.auditTilesPerChunk; tests take a few, for several chunks over a small log). */
+  /** Worker threads for a big log (default: limits.auditWorkersMax, at most the machine's cores). */
+  workers?: number;
+  /**
+   * Level-0 tiles a chunk reads, a power of two (default limits.auditTilesPerChunk; tests
+   * take a few, for several chunks over a small log).
+   */
   tilesPerChunk?: number;
   /** Keep at most this many of the tiles read, for verifiedTiles (default: none). */
   keepTilesMax?: number;
@@ -66,8 +76,9 @@ export function rootsFromMap(roots: ReadonlyMap<number, Buffer>): RootSource {
 }
 
 interface Chunk {
+  from: number;
   rows: CachedTile[];
-  bytes: Buffer;
+  bytes: Uint8Array;
   count: number;
   /** The roots at the sizes this chunk reaches. */
   roots: ReadonlyMap<number, Buffer>;
@@ -76,49 +87,80 @@ interface Chunk {
 export async function auditStoredLog(db: Pool | PoolClient, size: number, roots: RootSource | ReadonlyMap<number, Buffer>, options: AuditOptions = {}): Promise<AuditResult> {
   const source = 'between' in roots ? roots : rootsFromMap(roots);
   const tilesPerChunk = options.tilesPerChunk ?? limits.auditTilesPerChunk;
+  // A power of two, so each chunk is a whole aligned subtree that can be audited on its own.
+  if (!Number.isSafeInteger(tilesPerChunk) || tilesPerChunk < 1 || (tilesPerChunk & (tilesPerChunk - 1)) !== 0) throw new Error(`assertion failed: an audit chunk of ${tilesPerChunk} tiles is not a power of two`);
+  const chunkLeaves = tilesPerChunk * tileWidth;
   const upper: TileRow[] = [];
   for (let level = 1; Math.floor(size / 2 ** (tileHeight * level)) > 0; level += 1) upper.push(...(await readTileRange(db, level, 0, Number.MAX_SAFE_INTEGER)));
-  const fetchChunk = async (firstTile: number): Promise<Chunk> => {
-    const from = firstTile * tileWidth;
-    const to = Math.min(size, from + tilesPerChunk * tileWidth);
-    const rows = await readTileRange(db, 0, firstTile, tilesPerChunk);
+  const fetchChunk = async (from: number): Promise<Chunk> => {
+    const to = Math.min(size, from + chunkLeaves);
+    const rows = await readTileRange(db, 0, from / tileWidth, tilesPerChunk);
     const entries = await readEntriesPacked(db, from, to);
-    return { rows, ...entries, roots: await source.between(from === 0 ? 0 : from + 1, to) };
+    return { from, rows, ...entries, roots: await source.between(from === 0 ? 0 : from + 1, to) };
   };
   const keepLevel0Max = Math.max(0, (options.keepTilesMax ?? 0) - upper.length);
   const kept: CachedTile[] = [];
   // Kept level-0 tiles also keep the inner nodes the audit computes: proofs then hash nothing.
   const keepInner = keepLevel0Max > 0;
-  const hasher = size >= (options.workerFromEntries ?? limits.auditWorkerEntriesMin) ? await WorkerHasher.start(upper, keepInner) : new LocalHasher(upper, keepInner);
+  const chunkAuditor = new ChunkAuditor(upper, keepInner);
+  const workers = Math.max(1, Math.min(options.workers ?? limits.auditWorkersMax, availableParallelism()));
+  const hasher = size >= (options.workerFromEntries ?? limits.auditWorkerEntriesMin) ? WorkerHashers.start(upper, keepInner, workers) : new LocalHasher(chunkAuditor);
+  // Outcomes awaited in chunk order, each with its chunk's tiles (which get their inner nodes).
+  const pending: Array<{ rows: CachedTile[]; outcome: Promise<ChunkOutcome> }> = [];
+  let hashes = 0;
+  let failure: AuditFailure | undefined;
+  let frontier: Buffer[] = [];
+  const takeOldest = async (): Promise<void> => {
+    const { rows, outcome } = pending.shift()!;
+    const done = await outcome;
+    hashes += done.hashes;
+    failure = done.failure;
+    frontier = done.frontier;
+    attachInner(rows, done.inner);
+  };
   try {
     // On a pool the next chunk is read while this one is hashed; one client reads in turn.
     const prefetch = isPool(db);
     // A read still in flight when the audit stops (a failure, a refusal from the source)
     // no longer matters: handled here, so it cannot end the process as unhandled.
-    const read = (firstTile: number) => {
-      const chunk = fetchChunk(firstTile);
+    const read = (from: number) => {
+      const chunk = fetchChunk(from);
       chunk.catch(() => {});
       return chunk;
     };
     let next = size > 0 ? read(0) : undefined;
-    let failed = false;
-    for (let firstTile = 0; next; firstTile += tilesPerChunk) {
+    while (next && !failure) {
       const chunk = await next;
-      const following = firstTile + tilesPerChunk;
-      const more = following * tileWidth < size;
+      const following = chunk.from + chunkLeaves;
+      const more = following < size;
       next = more && prefetch ? read(following) : undefined;
       if (keepLevel0Max > 0) {
         kept.push(...chunk.rows);
         if (kept.length > keepLevel0Max) kept.splice(0, kept.length - keepLevel0Max);
       }
-      failed = await hasher.add(chunk);
-      if (failed) break;
-      if (more && !prefetch) next = read(following);
+      const start = chunkAuditor.chunkStart(chunk.from, chunkLeaves);
+      if (start === undefined) {
+        // A stored hash the frontier needs is missing: a chunk before this one fails on it.
+        while (pending.length > 0 && !failure) await takeOldest();
+        if (!failure) throw new Error(`assertion failed: the frontier at ${chunk.from} cannot be made from the stored tiles, yet every chunk before it passed`);
+        break;
+      }
+      const outcome = hasher.audit({ start, tiles: chunk.rows, entries: chunk, roots: chunk.roots });
+      // Awaited later, in order; one that fails meanwhile must not end the process as unhandled.
+      outcome.catch(() => {});
+      pending.push({ rows: chunk.rows, outcome });
+      while (pending.length >= hasher.inFlightMax && !failure) await takeOldest();
+      if (more && !prefetch && !failure) next = read(following);
     }
+    while (pending.length > 0 && !failure) await takeOldest();
     // Roots beyond the last chunk (and size 0 of an empty log, which has no chunk): asked
     // only of an audit that has not failed yet, since the first failure is the one reported.
-    const beyond = failed ? [] : [...(size === 0 ? await source.between(0, 0) : []), ...(await source.above(size))];
-    const { hashes, failure } = await hasher.finish(beyond);
+    if (!failure) {
+      const beyond = [...(size === 0 ? await source.between(0, 0) : []), ...(await source.above(size))];
+      const last = new TreeAuditor(() => undefined, new Map(), undefined, { start: { size, frontier } });
+      last.wantRoots(beyond);
+      failure = last.finish();
+    }
     // Upper tiles last: a full tile cache drops its oldest entries first, and every proof
     // needs the upper tiles.
     const verifiedTiles = failure || options.keepTilesMax === undefined ? [] : [...kept, ...upper.slice(0, options.keepTilesMax)];
@@ -128,10 +170,11 @@ export async function auditStoredLog(db: Pool | PoolClient, size: number, roots:
   }
 }
 
-/** Hashes chunks; add() answers whether the audit failed (stop reading). */
+/** Audits chunks, each on its own; the outcomes may come in any order, each with its chunk. */
 interface Hasher {
-  add(chunk: Chunk): Promise<boolean>;
-  finish(rootsBeyond: ReadonlyArray<readonly [number, Buffer]>): Promise<{ hashes: number; failure: AuditFailure | undefined }>;
+  /** Chunks sent and not yet audited, at most: memory stays bounded while the reader runs ahead. */
+  readonly inFlightMax: number;
+  audit(chunk: ChunkInput): Promise<ChunkOutcome>;
   close(): Promise<void>;
 }
 
@@ -145,72 +188,70 @@ function attachInner(rows: CachedTile[], inner: Uint8Array | undefined): void {
 }
 
 class LocalHasher implements Hasher {
-  private readonly auditor: ChunkAuditor;
+  readonly inFlightMax = 1;
 
-  constructor(upper: TileRow[], keepInner: boolean) {
-    this.auditor = new ChunkAuditor(upper, keepInner);
-  }
+  constructor(private readonly auditor: ChunkAuditor) {}
 
-  async add(chunk: Chunk): Promise<boolean> {
-    const { failed, inner } = this.auditor.add(chunk.rows, chunk, chunk.roots);
-    attachInner(chunk.rows, inner);
-    return failed;
-  }
-
-  async finish(rootsBeyond: ReadonlyArray<readonly [number, Buffer]>): Promise<{ hashes: number; failure: AuditFailure | undefined }> {
-    return this.auditor.finish(rootsBeyond);
+  async audit(chunk: ChunkInput): Promise<ChunkOutcome> {
+    return this.auditor.audit(chunk);
   }
 
   async close(): Promise<void> {}
 }
 
 /**
- * The worker side: at most `limits.auditChunksInFlightMax` chunks sent and not yet hashed, so
- * memory stays bounded while the reader runs ahead.
+ * Worker threads taking chunks in turn, each answering its own in the order they came; at
+ * most `limits.auditChunksInFlightMax` chunks each sent and not yet audited.
  */
-class WorkerHasher implements Hasher {
+class WorkerHashers implements Hasher {
+  readonly inFlightMax: number;
+  private sent = 0;
+
+  private constructor(private readonly workers: AuditWorker[]) {
+    this.inFlightMax = workers.length * limits.auditChunksInFlightMax;
+  }
+
+  static start(upper: TileRow[], keepInnerNodes: boolean, count: number): WorkerHashers {
+    const workerData: AuditWorkerData = { upper, keepInnerNodes };
+    return new WorkerHashers(Array.from({ length: count }, () => new AuditWorker(workerData)));
+  }
+
+  audit(chunk: ChunkInput): Promise<ChunkOutcome> {
+    const worker = this.workers[this.sent % this.workers.length]!;
+    this.sent += 1;
+    return worker.audit(chunk);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.close()));
+  }
+}
+
+class AuditWorker {
   private readonly waiting: Array<{ resolve: (reply: AuditWorkerReply) => void; reject: (error: Error) => void }> = [];
-  private readonly acks: Array<Promise<AuditWorkerReply>> = [];
+  private readonly worker: Worker;
   private broken: Error | undefined;
 
-  private constructor(private readonly worker: Worker) {
-    worker.on('message', (reply: AuditWorkerReply) => this.waiting.shift()?.resolve(reply));
+  constructor(workerData: AuditWorkerData) {
+    this.worker = new Worker(new URL('./audit-worker.mjs', import.meta.url), { workerData });
+    this.worker.on('message', (reply: AuditWorkerReply) => this.waiting.shift()?.resolve(reply));
     const fail = (error: Error) => {
       this.broken = error;
       for (const waiter of this.waiting.splice(0)) waiter.reject(error);
     };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`the log audit worker stopped (exit code ${code}) before it answered`)));
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => fail(new Error(`the log audit worker stopped (exit code ${code}) before it answered`)));
   }
 
-  static async start(upper: TileRow[], keepInnerNodes: boolean): Promise<WorkerHasher> {
-    const workerData: AuditWorkerData = {
-      upper,
-      keepInnerNodes,
+  async audit(chunk: ChunkInput): Promise<ChunkOutcome> {
+    const entries = chunk.entries;
+    const message: AuditWorkerRequest = {
+      type: 'chunk', start: { size: chunk.start.size, frontier: [...chunk.start.frontier] }, tiles: [...chunk.tiles], bytes: entries.bytes, count: entries.count, roots: [...chunk.roots].map(([size, root]) => [size, root]),
     };
-    return new WorkerHasher(new Worker(new URL('./audit-worker.mjs', import.meta.url), { workerData }));
-  }
-
-  async add(chunk: Chunk): Promise<boolean> {
-    // The chunk's roots go with it (copied): the worker wants them before its entries.
-    const ack = this.send({ type: 'chunk', tiles: chunk.rows, bytes: chunk.bytes, count: chunk.count, roots: [...chunk.roots] }, [chunk.bytes.buffer as ArrayBuffer]).then((reply) => {
-      if (reply.type === 'ack') attachInner(chunk.rows, reply.inner);
-      return reply;
-    });
-    // Awaited later, in order; a worker that dies meanwhile rejects it before then, which
-    // without a handler now would end the process as an unhandled rejection.
-    ack.catch(() => {});
-    this.acks.push(ack);
-    if (this.acks.length < limits.auditChunksInFlightMax) return false;
-    const reply = await this.acks.shift()!;
-    return reply.type === 'ack' && reply.failed;
-  }
-
-  async finish(rootsBeyond: ReadonlyArray<readonly [number, Buffer]>): Promise<{ hashes: number; failure: AuditFailure | undefined }> {
-    await Promise.all(this.acks.splice(0));
-    const reply = await this.send({ type: 'finish', roots: rootsBeyond.map(([size, root]) => [size, root]) }, []);
-    if (reply.type !== 'done') throw new Error('assertion failed: the log audit worker answered finish with an ack');
-    return { hashes: reply.hashes, failure: reply.failure };
+    // The entries' buffer is the chunk's own (readEntriesPacked): moved, not copied.
+    const reply = await this.send(message, [entries.bytes.buffer as ArrayBuffer]);
+    const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return { failure: reply.failure, hashes: reply.hashes, frontier: reply.frontier.map(asBuffer), inner: reply.inner && asBuffer(reply.inner) };
   }
 
   async close(): Promise<void> {

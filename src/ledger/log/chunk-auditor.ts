@@ -1,12 +1,23 @@
 /**
- * TreeAuditor fed the way the stored-log audit reads: the tiles above level 0 once, then
- * chunk by chunk each chunk's level-0 tiles with its packed entries and the roots signed at
- * the sizes it reaches, and at the end the roots signed beyond the log (each one a failure).
- * The same code runs in this thread for small logs and in the audit worker for big ones
- * (audit.ts).
+ * The audit of one chunk of the stored log: a TreeAuditor started at the chunk's first entry
+ * with the frontier there, fed the chunk's level-0 tiles, entries and the roots signed at the
+ * sizes it reaches. Chunks are whole aligned subtrees (a power of two of tiles, starting at a
+ * multiple of it), so each can be audited on its own, in any thread, in parallel with the
+ * others: the frontier at a chunk's start is made of complete subtrees of the chunks before
+ * it, which chunkStart computes from the stored upper tiles.
+ *
+ * Those stored hashes are only as good as the chunks before: each one was compared, as the
+ * node it is, by the chunk that completed it. audit.ts reports chunks in order and stops at
+ * the first failure, so a chunk started from a frontier a wrong hash spoilt is never
+ * reported: the earlier chunk that found the hash wrong is.
+ *
+ * This module is loaded by the audit's worker threads: it imports the tree code alone, not
+ * the store (whose pg would cost each worker's start).
  */
-import { TreeAuditor, innerNodeOffset, innerNodesBytes, tileWidth, type AuditFailure } from '../../tlog/index.ts';
-import { unpackEntries } from '../../store/tlog-tables.ts';
+import { TreeAuditor, type AuditFailure, type AuditStart } from '../../tlog/audit.ts';
+import { innerNodeOffset, innerNodesBytes, nodeFromTile, tileHeight, tileWidth } from '../../tlog/tile.ts';
+import { rootNodes } from '../../tlog/tree.ts';
+import { unpackLeafInputs, type PackedEntries } from '../../store/packed-entries.ts';
 
 export interface AuditTile {
   level: number;
@@ -15,9 +26,23 @@ export interface AuditTile {
   hashes: Uint8Array;
 }
 
-export interface ChunkResult {
-  /** The audit has failed (see finish). */
-  failed: boolean;
+/** One chunk to audit. */
+export interface ChunkInput {
+  /** The size before the chunk's first entry, and the frontier there (chunkStart). */
+  start: AuditStart;
+  /** The chunk's level-0 tiles. */
+  tiles: readonly AuditTile[];
+  entries: PackedEntries;
+  /** The roots that must hold at sizes the chunk reaches (and at size 0, with the first chunk). */
+  roots: Iterable<readonly [number, Buffer]>;
+}
+
+export interface ChunkOutcome {
+  failure: AuditFailure | undefined;
+  /** Hashes the chunk's audit computed. */
+  hashes: number;
+  /** The frontier after the chunk's last entry (for the roots signed beyond the log). */
+  frontier: Buffer[];
   /**
    * With keepInnerNodes: the inner nodes (innerNodesOf's layout) of each of the chunk's
    * tiles, innerNodesBytes apiece, in the order the tiles came; only full tiles' are whole.
@@ -26,46 +51,51 @@ export interface ChunkResult {
 }
 
 export class ChunkAuditor {
-  private level0 = new Map<number, AuditTile>();
-  private tiles: readonly AuditTile[] = [];
-  private inner: Buffer | undefined;
   private readonly upper: Map<string, AuditTile>;
-  private readonly auditor: TreeAuditor;
 
+  /** `upper`: every tile above level 0, kept for the whole audit (few: 1/256 of level 0's). */
   constructor(upper: readonly AuditTile[], private readonly keepInnerNodes = false) {
     this.upper = new Map(upper.map((tile) => [`${tile.level}/${tile.index}`, tile]));
-    this.auditor = new TreeAuditor((tileLevel, index) => {
+  }
+
+  audit(chunk: ChunkInput): ChunkOutcome {
+    const level0 = new Map(chunk.tiles.map((tile) => [tile.index, tile]));
+    const firstTile = chunk.tiles[0]?.index ?? 0;
+    const inner = this.keepInnerNodes ? Buffer.alloc(chunk.tiles.length * innerNodesBytes) : undefined;
+    const keepInner = (level: number, index: number, hash: Buffer) => {
+      const tileIndex = Math.floor(index / (tileWidth >> level));
+      const slot = tileIndex - firstTile;
+      if (chunk.tiles[slot]?.index !== tileIndex) return;
+      hash.copy(inner!, slot * innerNodesBytes + innerNodeOffset(level, index - tileIndex * (tileWidth >> level)));
+    };
+    const auditor = new TreeAuditor((tileLevel, index) => {
       const tileIndex = Math.floor(index / tileWidth);
-      const tile = tileLevel === 0 ? this.level0.get(tileIndex) : this.upper.get(`${tileLevel}/${tileIndex}`);
+      const tile = tileLevel === 0 ? level0.get(tileIndex) : this.upper.get(`${tileLevel}/${tileIndex}`);
       const offset = index - tileIndex * tileWidth;
       if (!tile || offset >= tile.width) return undefined;
       return Buffer.from(tile.hashes.buffer, tile.hashes.byteOffset + offset * 32, 32);
-    }, new Map(), keepInnerNodes ? (level, index, hash) => this.keepInner(level, index, hash) : undefined);
+    }, new Map(), inner ? keepInner : undefined, { start: chunk.start });
+    auditor.wantRoots(chunk.roots);
+    if (!auditor.failure) auditor.addLeafInputs(unpackLeafInputs(chunk.entries));
+    return { failure: auditor.failure, hashes: auditor.hashes, frontier: auditor.frontier(), inner };
   }
 
   /**
-   * The next chunk's level-0 tiles and entries, and the roots that must hold at the sizes
-   * it reaches (and at size 0, with the first chunk).
+   * The frontier at `size`, the start of a chunk of `chunkLeaves` (a power of two of tiles,
+   * `size` a multiple of it), from the stored upper tiles: each complete subtree before the
+   * chunk hashed up from the highest tile level at or below its own. Undefined where a tile
+   * it needs is missing or too narrow, which a chunk before this one has then failed on.
    */
-  add(tiles: readonly AuditTile[], entries: { bytes: Uint8Array; count: number }, roots: Iterable<readonly [number, Buffer]>): ChunkResult {
-    this.auditor.wantRoots(roots);
-    this.level0 = new Map(tiles.map((tile) => [tile.index, tile]));
-    this.tiles = tiles;
-    this.inner = this.keepInnerNodes ? Buffer.alloc(tiles.length * innerNodesBytes) : undefined;
-    this.auditor.addEntries(unpackEntries(entries));
-    return { failed: this.auditor.failure !== undefined, inner: this.inner };
-  }
-
-  private keepInner(level: number, index: number, hash: Buffer): void {
-    const tileIndex = Math.floor(index / (tileWidth >> level));
-    const slot = tileIndex - (this.tiles[0]?.index ?? 0);
-    if (this.tiles[slot]?.index !== tileIndex) return;
-    hash.copy(this.inner!, slot * innerNodesBytes + innerNodeOffset(level, index - tileIndex * (tileWidth >> level)));
-  }
-
-  /** After the last chunk, with the roots signed at sizes beyond it: the first fails the audit. */
-  finish(rootsBeyond: Iterable<readonly [number, Buffer]>): { hashes: number; failure: AuditFailure | undefined } {
-    this.auditor.wantRoots(rootsBeyond);
-    return { hashes: this.auditor.hashes, failure: this.auditor.finish() };
+  chunkStart(size: number, chunkLeaves: number): AuditStart | undefined {
+    if (size % chunkLeaves !== 0 || chunkLeaves % tileWidth !== 0) throw new Error(`assertion failed: a chunk of ${chunkLeaves} leaves does not start at ${size}`);
+    const frontier: Buffer[] = [];
+    for (const node of rootNodes(size)) {
+      const tileLevel = Math.floor(node.level / tileHeight);
+      const span = 2 ** (node.level - tileLevel * tileHeight);
+      const tile = this.upper.get(`${tileLevel}/${Math.floor((node.index * span) / tileWidth)}`);
+      if (tile === undefined || (node.index * span) % tileWidth + span > tile.width) return undefined;
+      frontier.push(nodeFromTile(tile, tile.hashes, node.level, node.index));
+    }
+    return { size, frontier };
   }
 }
