@@ -144,7 +144,7 @@ describe('bytes that do not parse after a pipelined request', () => {
     ]) + body;
     const { answers, closed } = await talk([request, 'garbage\r\n\r\n']);
     expect(answers.map((answer) => answer.status)).toEqual([201, 400]);
-    expect(JSON.parse(answers[1]!.body)).toMatchObject({ code: 'invalid_input', detail: 'the request is not well-formed HTTP/1.1' });
+    expect(JSON.parse(answers[1]!.body)).toMatchObject({ code: 'invalid_input', detail: 'the request is not well-formed HTTP/1.1', rule: 'http-syntax' });
     expect(closed).toBe(true);
     const retried = await api.request({ method: 'POST', url: '/v1/sites', token: api.tokens.recipient, key: 'pipelined-1', body: JSON.parse(body) });
     expect(retried.statusCode).toBe(201);

@@ -12,7 +12,7 @@ import Fastify from 'fastify';
 import { DomainError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { QueueShares } from '../ledger/queue-shares.ts';
-import { internalProblem, problemOf, sendProblem, withoutRowValues } from './problem.ts';
+import { fromFrameworkError, internalProblem, problemOf, sendProblem, withoutRowValues } from './problem.ts';
 
 /** A PostgreSQL error as node-postgres makes it, with the fields that quote a row. */
 function constraintError(): pg.DatabaseError {
@@ -93,5 +93,15 @@ describe('Retry-After', () => {
     expect(await retryAfterOf(new DomainError('overloaded', 'busy'))).toBe(String(limits.retryAfterSeconds));
     expect(await retryAfterOf(new DomainError('unavailable', 'clock', { rule: 'clock-behind-ledger' }))).toBe(String(limits.clockRetryAfterSeconds));
     expect(await retryAfterOf(new DomainError('conflict', 'no'))).toBeUndefined();
+  });
+});
+
+describe('fromFrameworkError', () => {
+  it('gives every client error the framework raises a rule, also one it has no case for', () => {
+    const refusal = fromFrameworkError(Object.assign(new Error('Body is not valid'), { statusCode: 400, code: 'FST_ERR_SOMETHING_NEW' }));
+    expect(refusal).toBeInstanceOf(DomainError);
+    expect(problemOf(refusal as DomainError)).toMatchObject({ status: 400, code: 'invalid_input', rule: 'request', detail: "couldn't read the request: Body is not valid" });
+    // A server error of the framework's is not the client's: left to the 500 path.
+    expect(fromFrameworkError(Object.assign(new Error('boom'), { statusCode: 500 }))).toBeNull();
   });
 });

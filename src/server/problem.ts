@@ -242,7 +242,8 @@ export function fromFrameworkError(error: unknown, accepts: string = defaultBody
   if (candidate.statusCode === 415) return contentTypeRefusal(accepts);
   if (candidate.code === 'FST_ERR_MAX_PARAM_LENGTH') return new DomainError('invalid_input', 'an id in the path is longer than any this API gives out', { rule: 'path-parameter-length' });
   if (candidate.code === 'FST_ERR_BAD_URL') return new DomainError('invalid_input', 'the path is not a valid URL: a percent-escape in it is malformed', { rule: 'url' });
-  return new DomainError('invalid_input', `couldn't read the request: ${message}`);
+  // Every 400 names a rule; this one what the framework could not read, as it says.
+  return new DomainError('invalid_input', `couldn't read the request: ${message}`, { rule: 'request' });
 }
 
 /**
@@ -254,5 +255,5 @@ export function fromFrameworkError(error: unknown, accepts: string = defaultBody
 export function clientErrorProblem(error: { code?: string }): Problem {
   if (error.code === 'HPE_HEADER_OVERFLOW') return problemOf(new DomainError('headers_too_large', 'the request\'s header section is larger than this server reads', { rule: 'header-bytes-max' }));
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') return problemOf(new DomainError('request_timeout', 'the request did not arrive whole in time'));
-  return problemOf(new DomainError('invalid_input', 'the request is not well-formed HTTP/1.1'));
+  return problemOf(new DomainError('invalid_input', 'the request is not well-formed HTTP/1.1', { rule: 'http-syntax' }));
 }
