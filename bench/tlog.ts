@@ -129,15 +129,17 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
         audit = await auditComparison(pool, head.size, head.root, tiles);
         console.log(`\n(c) full audit of ${formatCount(head.size)} leaves against raw SHA-256 (crypto.hash one-shot) over the same ${formatCount(audit.rawHashes)} leaf and node inputs`);
         console.log(`  raw hashing: ${round(audit.rawSeconds, 2)} s (${formatCount(audit.rawHashesPerSecond)} hashes/s), best of 3`);
-        console.log(`  TreeAuditor in memory: ${round(audit.memorySeconds, 2)} s, best of 3: ${round(100 * audit.ratioMemory, 1)}% of raw speed (goal 50%)`);
-        console.log(`  auditStoredLog (events and tiles from PostgreSQL): ${round(audit.storedSeconds, 2)} s: ${round(100 * audit.ratioStored, 1)}% of raw speed`);
+        console.log(`  TreeAuditor in memory (one thread, as log verify runs it): ${round(audit.memorySeconds, 2)} s, best of 3: ${round(100 * audit.ratioMemory, 1)}% of raw speed`);
+        console.log(`  auditStoredLog (events and tiles from PostgreSQL, as the start-up check and chipledger check run it): ${audit.storedRuns.map((seconds) => round(seconds, 2)).join(' / ')} s, median ${round(audit.storedSeconds, 2)} s: ${round(100 * audit.ratioStored, 1)}% of raw speed (goal 50%)`);
         console.log(`  start-up check (Ledger.open: migrations, key, full audit, root): ${round(startupSeconds, 2)} s; loading all tiles: ${round(tileLoadSeconds, 2)} s`);
       } finally {
         await ledger.close();
       }
       const worstP99 = Math.max(proofs.inclusionFirst.p99Ms, proofs.inclusionRepeated.p99Ms, proofs.consistencyFirst.p99Ms, proofs.consistencyRepeated.p99Ms);
-      const goals = { appends100kPerSecond: leavesPerSecond >= 100_000, proofsP99Under5ms: worstP99 < 5, auditAtLeastHalfRaw: audit.ratioMemory >= 0.5, storedAuditAtLeastHalfRaw: audit.ratioStored >= 0.5 };
-      console.log(`\nsummary: ${formatCount(leavesPerSecond)} leaves/s appended, median of ${appendRuns} (goal 100,000); worst proof p99 ${round(worstP99, 2)} ms (goal < 5); audit ${round(100 * audit.ratioMemory, 1)}% in memory, ${round(100 * audit.ratioStored, 1)}% from PostgreSQL of raw SHA-256 (goal 50%)`);
+      // The audit's goal is judged on the stored audit, what the product runs; the in-memory
+      // one (TreeAuditor alone, as `log verify` runs it over what it fetched) is shown beside it.
+      const goals = { appends100kPerSecond: leavesPerSecond >= 100_000, proofsP99Under5ms: worstP99 < 5, auditAtLeastHalfRaw: audit.ratioStored >= 0.5, memoryAuditAtLeastHalfRaw: audit.ratioMemory >= 0.5 };
+      console.log(`\nsummary: ${formatCount(leavesPerSecond)} leaves/s appended, median of ${appendRuns} (goal 100,000); worst proof p99 ${round(worstP99, 2)} ms (goal < 5); audit ${round(100 * audit.ratioStored, 1)}% from PostgreSQL (goal 50%), ${round(100 * audit.ratioMemory, 1)}% in memory, of raw SHA-256`);
       return {
         bench: 'tlog',
         leaves: head.size,
@@ -163,6 +165,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
         keyReference: latencyJson(proofs.keyReference),
         startupCheckSeconds: round(startupSeconds, 2),
         auditStoredSeconds: round(audit.storedSeconds, 2),
+        auditStoredRunsSeconds: audit.storedRuns.map((seconds) => round(seconds, 2)),
         auditMemorySeconds: round(audit.memorySeconds, 2),
         rawHashSeconds: round(audit.rawSeconds, 3),
         rawHashes: audit.rawHashes,
