@@ -162,22 +162,8 @@ export class MerkleAppender {
    */
   append(leafHash: Buffer): CompletedNode[] {
     assert(leafHash.length === hashSize, `leaf hashes must be ${hashSize} bytes, got ${leafHash.length}`);
-    assert(this.#size < tlogLimits.treeSizeMax, 'the tree is full');
-    let hash: Buffer = Buffer.from(leafHash);
-    let level = 0;
-    let index = this.#size;
-    const completed: CompletedNode[] = [{ level, index, hash }];
-    // An odd index is a right child: its left sibling is the smallest frontier subtree.
-    while (index % 2 === 1) {
-      hash = nodeHash(this.#frontier.pop()!, hash);
-      level += 1;
-      index = (index - 1) / 2;
-      completed.push({ level, index, hash });
-    }
-    // The frontier keeps its own copy: callers may hold on to (or scribble on) what we report.
-    this.#frontier.push(Buffer.from(hash));
-    this.#size += 1;
-    return completed;
+    // A copy: callers may hold on to (or scribble on) what they passed.
+    return this.appendSubtree(0, Buffer.from(leafHash));
   }
 
   /**
@@ -200,6 +186,7 @@ export class MerkleAppender {
       index = (index - 1) / 2;
       completed.push({ level, index, hash });
     }
+    // The frontier keeps its own copy: callers may hold on to (or scribble on) what we report.
     this.#frontier.push(Buffer.from(hash));
     this.#size += span;
     return completed;
