@@ -35,6 +35,24 @@ interface Run {
   hashes: number;
   frontier: string[];
   inner: string[];
+  /** Level-0 tiles hashed whole: what the two paths differ in, and nothing else. */
+  wholeTiles: number;
+}
+
+/** What an audit found, however it hashed. */
+const found = ({ wholeTiles: _, ...rest }: Run) => rest;
+
+/** The roots at `sizes` (each at most the log's), in one pass over the leaves. */
+function rootsAt(leaves: readonly Buffer[], sizes: readonly number[]): Map<number, Buffer> {
+  const wanted = new Set(sizes);
+  const roots = new Map<number, Buffer>();
+  const tree = new MerkleAppender();
+  if (wanted.has(0)) roots.set(0, tree.root());
+  for (const leaf of leaves) {
+    tree.append(leaf);
+    if (wanted.has(tree.size)) roots.set(tree.size, tree.root());
+  }
+  return roots;
 }
 
 /** Audits the entries from `start` (a multiple of 256) in the given batches, and says all it found. */
@@ -44,7 +62,7 @@ function audit(log: ReturnType<typeof makeLog>, tamper: Tamper, rootSizes: numbe
     if ((tamper.kind === 'stored' || tamper.kind === 'missing') && tamper.tileLevel === tileLevel && tamper.at === index) return tamper.kind === 'stored' ? flipBit(log.stored[tileLevel]![index]!, 7) : undefined;
     return log.stored[tileLevel]?.[index];
   };
-  const roots = new Map(rootSizes.filter((size) => size >= start).map((size) => [size, rootOf(log.leaves.slice(0, size))]));
+  const roots = rootsAt(log.leaves, rootSizes.filter((size) => size >= start));
   if (tamper.kind === 'root' && tamper.size >= start) roots.set(tamper.size, flipBit(rootOf(log.leaves.slice(0, tamper.size)), 1));
   if (tamper.kind === 'beyond') roots.set(log.entries.length + tamper.past, rootOf(log.leaves));
   const inner: string[] = [];
@@ -62,7 +80,7 @@ function audit(log: ReturnType<typeof makeLog>, tamper: Tamper, rootSizes: numbe
   }
   if (at < entries.length) auditor.addEntries(entries.slice(at));
   const failure = auditor.finish();
-  return { failure, hashes: auditor.hashes, frontier: auditor.frontier().map((hash) => hash.toString('hex')), inner: inner.sort() };
+  return { failure, hashes: auditor.hashes, frontier: auditor.frontier().map((hash) => hash.toString('hex')), inner: inner.sort(), wholeTiles: auditor.wholeTilesHashed };
 }
 
 describe('TreeAuditor', () => {
@@ -82,6 +100,7 @@ describe('TreeAuditor', () => {
       startTiles: fc.nat({ max: 5 }),
       batches: fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 6 }),
     });
+    let runsWithWholeTiles = 0;
     fc.assert(fc.property(arbitrary, ({ size, seed, tamper, rootSizes, startTiles, batches }) => {
       const log = makeLog(size, seed);
       // Positions within the log (a tamper or a root past it would only test the same thing).
@@ -94,11 +113,34 @@ describe('TreeAuditor', () => {
       const start = Math.min(startTiles, Math.floor(size / tileWidth)) * tileWidth;
       const byTiles = audit(log, placed, sizes, start, batches, {});
       const byEntries = audit(log, placed, sizes, start, batches, { wholeTiles: false });
-      expect(byTiles).toEqual(byEntries);
+      expect(found(byTiles)).toEqual(found(byEntries));
+      expect(byEntries.wholeTiles).toBe(0);
+      if (byTiles.wholeTiles > 0) runsWithWholeTiles += 1;
       // And the reference finds what was spoilt (a tamper where nothing is stored finds nothing).
       if (placed.kind === 'none') expect(byEntries.failure).toBeUndefined();
       if (placed.kind === 'beyond') expect(byEntries.failure).toMatchObject({ kind: 'checkpoint' });
     }), { numRuns: 300 });
+    // The comparison means something only where the whole-tile path ran.
+    expect(runsWithWholeTiles).toBeGreaterThan(30);
+  });
+
+  it('hashes whole tiles where no root is wanted inside them, however many roots are wanted elsewhere', () => {
+    const log = makeLog(5 * tileWidth, 3);
+    // 257 roots, every size of the last tile and its end: the four tiles before it have none inside.
+    const sizes = Array.from({ length: tileWidth + 1 }, (_, index) => 4 * tileWidth + index);
+    const byTiles = audit(log, { kind: 'none' }, sizes, 0, [5 * tileWidth], {});
+    expect(byTiles.failure).toBeUndefined();
+    expect(byTiles.wholeTiles).toBe(4);
+    expect(found(byTiles)).toEqual(found(audit(log, { kind: 'none' }, sizes, 0, [5 * tileWidth], { wholeTiles: false })));
+    // And a root spoilt inside the last tile is still found there.
+    expect(audit(log, { kind: 'root', size: 4 * tileWidth + 9 }, sizes, 0, [5 * tileWidth], {}).failure).toMatchObject({ kind: 'checkpoint', message: expect.stringContaining(`at size ${4 * tileWidth + 9}`) });
+  });
+
+  it('fails an audit whose entries end before the size they were to reach, naming the first one missing', () => {
+    const log = makeLog(tileWidth + 5, 4);
+    const auditor = new TreeAuditor((tileLevel, index) => log.stored[tileLevel]?.[index], new Map());
+    auditor.addEntries(log.entries.slice(0, tileWidth + 2));
+    expect(auditor.finish(tileWidth + 5)).toEqual({ kind: 'leaf', message: `the log stores no entry ${tileWidth + 2} (its entries end there, 3 short of ${tileWidth + 5})` });
   });
 
   it('compares every tile level from a resumed start, whole tiles and not: a spoilt level-2 hash (tree level 16) is found', () => {
@@ -107,7 +149,7 @@ describe('TreeAuditor', () => {
     const start = 2 ** 15;
     for (const tamper of [{ kind: 'none' }, { kind: 'stored', tileLevel: 2, at: 0 }, { kind: 'stored', tileLevel: 1, at: 200 }, { kind: 'entry', at: 2 ** 16 - 1 }] as Tamper[]) {
       const byTiles = audit(log, tamper, [2 ** 16, 2 ** 16 + 300], start, [5_000, 30_000], {});
-      expect(byTiles).toEqual(audit(log, tamper, [2 ** 16, 2 ** 16 + 300], start, [5_000, 30_000], { wholeTiles: false }));
+      expect(found(byTiles)).toEqual(found(audit(log, tamper, [2 ** 16, 2 ** 16 + 300], start, [5_000, 30_000], { wholeTiles: false })));
       if (tamper.kind === 'none') expect(byTiles.failure).toBeUndefined();
       else expect(byTiles.failure).toMatchObject({ kind: tamper.kind === 'entry' ? 'leaf' : 'tile' });
     }

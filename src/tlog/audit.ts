@@ -49,8 +49,17 @@ export class TreeAuditor {
   private readonly appender: MerkleAppender;
   private readonly wholeTiles: boolean;
   private readonly rootsWanted: Map<number, Buffer>;
+  /**
+   * The sizes rootsWanted had, ascending, from `nextWanted` on (those before it passed): the
+   * whole-tile path asks whether one lies inside a tile, a search, however many are wanted
+   * (a quiet log signs a checkpoint about every entry).
+   */
+  private wantedSizes: number[] = [];
+  private nextWanted = 0;
   failure: AuditFailure | undefined;
   hashes = 0;
+  /** Level-0 tiles hashed whole (the fast path), for the tests that it runs. */
+  wholeTilesHashed = 0;
 
   /**
    * `roots`: size -> root that must hold there (checkpoints, the head). `innerNodes`, if
@@ -71,9 +80,15 @@ export class TreeAuditor {
    * the current size is checked now.
    */
   wantRoots(roots: Iterable<readonly [number, Buffer]>): void {
+    const added: number[] = [];
     for (const [size, root] of roots) {
       if (size < this.appender.size) throw new Error(`assertion failed: a root at size ${size} was wanted after the audit passed it (at ${this.appender.size})`);
       this.rootsWanted.set(size, root);
+      added.push(size);
+    }
+    if (added.length > 0) {
+      this.wantedSizes = [...this.wantedSizes.slice(this.nextWanted), ...added].sort((a, b) => a - b);
+      this.nextWanted = 0;
     }
     if (!this.failure && this.rootsWanted.has(this.appender.size)) this.checkRoot();
   }
@@ -149,6 +164,7 @@ export class TreeAuditor {
     }
     const nodes = this.appender.appendSubtree(tileHeight, level[0]!);
     this.hashes += 2 * tileWidth - 2 + nodes.length;
+    this.wholeTilesHashed += 1;
     if (!this.compareNodes(nodes)) return true;
     this.checkRoot();
     return true;
@@ -179,13 +195,12 @@ export class TreeAuditor {
     return true;
   }
 
-  /** Whether a root is wanted at a size from `from` to `to`. */
+  /** Whether a root is wanted at a size from `from` to `to`; `from` never goes back. */
   private rootWantedWithin(from: number, to: number): boolean {
-    // Few roots are wanted at a time (a chunk's checkpoints, about one a second of appends);
-    // where many are, most sizes have one and the whole-tile path would not apply anyway.
-    if (this.rootsWanted.size > tileWidth) return true;
-    for (const size of this.rootsWanted.keys()) if (size >= from && size <= to) return true;
-    return false;
+    const sizes = this.wantedSizes;
+    // Sizes below `from` are passed for good: skipped once, then never looked at again.
+    while (this.nextWanted < sizes.length && sizes[this.nextWanted]! < from) this.nextWanted += 1;
+    return this.nextWanted < sizes.length && sizes[this.nextWanted]! <= to;
   }
 
   private checkRoot(): void {
@@ -198,8 +213,16 @@ export class TreeAuditor {
     this.rootsWanted.delete(this.appender.size);
   }
 
-  /** Call after the last entry: sizes that were wanted but never reached fail too. */
-  finish(): AuditFailure | undefined {
+  /**
+   * Call after the last entry, with the size the entries should have reached (the log's, a
+   * chunk's end): an entry that never came fails, as do sizes wanted but never reached.
+   */
+  finish(expectedSize = this.appender.size): AuditFailure | undefined {
+    if (!this.failure && this.appender.size < expectedSize) {
+      // Entries before it all matched their stored leaves: the one missing is this one (a
+      // gap further back would have shifted an entry onto a leaf that is not its own).
+      this.failure = { kind: 'leaf', message: `the log stores no entry ${this.appender.size} (its entries end there, ${expectedSize - this.appender.size} short of ${expectedSize})` };
+    }
     if (!this.failure && this.rootsWanted.size > 0) {
       const missing = Math.min(...this.rootsWanted.keys());
       this.failure = { kind: 'checkpoint', message: `a root was signed at size ${missing}, but the log has only ${this.appender.size} entries` };

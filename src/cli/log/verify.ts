@@ -226,7 +226,7 @@ export async function auditEntries(source: LogSource, tiles: TileSet, roots: Rea
     }
   }
   bar.finish();
-  const failure = auditor.finish();
+  const failure = auditor.finish(size);
   return { failures: failure ? [explainAuditFailure(failure, size, [], tiles, roots)] : [], entries: auditor.size };
 }
 

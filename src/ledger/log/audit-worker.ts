@@ -9,7 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { AuditStart } from '../../tlog/audit.ts';
 import { ChunkAuditor, type AuditTile } from './chunk-auditor.ts';
 
-/** Roots by size, and a frontier's hashes: a Buffer arrives as a plain Uint8Array. */
+/** Roots by size (a Buffer arrives as a plain Uint8Array). */
 export type AuditWorkerRoots = Array<[number, Uint8Array]>;
 
 export interface AuditWorkerData {
@@ -22,6 +22,7 @@ export interface AuditWorkerData {
 export interface AuditWorkerRequest {
   type: 'chunk';
   start: { size: number; frontier: Uint8Array[] };
+  end: number;
   tiles: AuditTile[];
   bytes: Uint8Array;
   count: number;
@@ -31,6 +32,7 @@ export interface AuditWorkerRequest {
 export interface AuditWorkerReply {
   type: 'audited';
   failure: { kind: 'leaf' | 'tile' | 'checkpoint'; message: string } | undefined;
+  size: number;
   hashes: number;
   frontier: Uint8Array[];
   inner: Uint8Array | undefined;
@@ -43,8 +45,8 @@ const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffs
 
 port.on('message', (message: AuditWorkerRequest) => {
   const start: AuditStart = { size: message.start.size, frontier: message.start.frontier.map(asBuffer) };
-  const outcome = auditor.audit({ start, tiles: message.tiles, entries: message, roots: message.roots.map(([size, root]) => [size, asBuffer(root)] as const) });
-  const { failure, hashes, frontier, inner } = outcome;
+  const outcome = auditor.audit({ start, end: message.end, tiles: message.tiles, entries: message, roots: message.roots.map(([size, root]) => [size, asBuffer(root)] as const) });
+  const { failure, size, hashes, frontier, inner } = outcome;
   // The inner nodes' buffer is the chunk's own (Buffer.alloc): moved, not copied.
-  port.postMessage({ type: 'audited', failure: failure && { kind: failure.kind, message: failure.message }, hashes, frontier, inner } satisfies AuditWorkerReply, inner ? [inner.buffer as ArrayBuffer] : []);
+  port.postMessage({ type: 'audited', failure: failure && { kind: failure.kind, message: failure.message }, size, hashes, frontier, inner } satisfies AuditWorkerReply, inner ? [inner.buffer as ArrayBuffer] : []);
 });

@@ -3,7 +3,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/database.ts
 import { buildWorld, type World } from '../../../test/world.ts';
 import { untriggered } from '../../../test/support/tamper.ts';
 import { readEntries, readHead } from '../../store/tlog-tables.ts';
-import { innerNodesOf } from '../../tlog/index.ts';
+import { innerNodesOf, leafHash, rootOf, tileWidth } from '../../tlog/index.ts';
 import { systemActor } from '../permissions.ts';
 import { auditStoredLog, type AuditResult } from './audit.ts';
 import { checkLogOnStart } from './check.ts';
@@ -11,6 +11,8 @@ import { TransparencyLog } from './transparency-log.ts';
 
 let database: TestDatabase;
 let world: World;
+/** rootsToHold's, made once the log is written. */
+let honestRoots: Map<number, Buffer>;
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -21,11 +23,26 @@ beforeAll(async () => {
   await Promise.all(Array.from({ length: 700 }, () => ledger.submit('shipment.book', {
     exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId, units: 1, deadline: '2026-06-01T00:00:00Z',
   }, actors.exporter)));
+  honestRoots = await rootsToHold();
 });
 afterAll(async () => {
   await world?.ledger.close();
   await database?.drop();
 });
+
+/**
+ * The roots the audits are held to: at every tile boundary (so that a chunk per tile checks
+ * each chunk's start, which only the next chunk's roots depend on), at one size inside a
+ * tile, and the head's. Computed from the events before any tamper (in beforeAll).
+ */
+async function rootsToHold(): Promise<Map<number, Buffer>> {
+  const head = await readHead(database.pool);
+  const leaves = (await readEntries(database.pool, 0, head.size)).map((entry) => leafHash(entry));
+  const sizes = [...Array.from({ length: Math.floor(head.size / tileWidth) + 1 }, (_, tile) => tile * tileWidth), 300, head.size];
+  const roots = new Map(sizes.map((size) => [size, rootOf(leaves.slice(0, size))]));
+  expect(roots.get(head.size)).toEqual(head.root);
+  return roots;
+}
 
 /**
  * The audit every way: hashed here and in a worker, in one chunk; then a chunk per tile (each
@@ -34,7 +51,7 @@ afterAll(async () => {
  */
 async function everyWay(): Promise<AuditResult[]> {
   const head = await readHead(database.pool);
-  const roots = new Map([[head.size, head.root]]);
+  const roots = honestRoots;
   return [
     await auditStoredLog(database.pool, head.size, roots, { workerFromEntries: Number.MAX_SAFE_INTEGER }),
     await auditStoredLog(database.pool, head.size, roots, { workerFromEntries: 0 }),
@@ -71,6 +88,23 @@ describe('auditStoredLog in a worker thread', () => {
       } finally {
         await database.pool.query(change); // the same flip again undoes it
       }
+    });
+  }
+
+  for (const [name, missing] of [['the last event of a chunk (a tile, here) in the middle of the log', 511], ['the log\'s last event', 'last']] as const) {
+    it(`finds ${name} missing, however chunked: the next chunk starts from the stored tiles, not from where the entries ended`, async () => {
+      const head = await readHead(database.pool);
+      const seq = missing === 'last' ? head.size - 1 : missing;
+      await database.pool.query(untriggered(`CREATE TABLE tamper_saved_event AS SELECT * FROM events WHERE seq = ${seq}; DELETE FROM events WHERE seq = ${seq}`, 'events'));
+      try {
+        for (const result of await everyWay()) {
+          // In one chunk the next event lands on this leaf; a chunk that ends early says so.
+          expect(result.failure).toMatchObject({ kind: 'leaf', message: expect.stringMatching(new RegExp(`(entry ${seq} hashes to|the log stores no entry ${seq} )`)) });
+        }
+      } finally {
+        await database.pool.query('INSERT INTO events SELECT * FROM tamper_saved_event; DROP TABLE tamper_saved_event');
+      }
+      expect((await everyWay())[3]!.failure).toBeUndefined();
     });
   }
 

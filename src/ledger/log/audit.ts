@@ -77,6 +77,8 @@ export function rootsFromMap(roots: ReadonlyMap<number, Buffer>): RootSource {
 
 interface Chunk {
   from: number;
+  /** The size after its last entry. */
+  to: number;
   rows: CachedTile[];
   bytes: Uint8Array;
   count: number;
@@ -96,25 +98,34 @@ export async function auditStoredLog(db: Pool | PoolClient, size: number, roots:
     const to = Math.min(size, from + chunkLeaves);
     const rows = await readTileRange(db, 0, from / tileWidth, tilesPerChunk);
     const entries = await readEntriesPacked(db, from, to);
-    return { from, rows, ...entries, roots: await source.between(from === 0 ? 0 : from + 1, to) };
+    const fromSize = from === 0 ? 0 : from + 1;
+    const roots = await source.between(fromSize, to);
+    // One outside would be wanted by no chunk, or by one that has passed it: never checked.
+    for (const rootSize of roots.keys()) if (rootSize < fromSize || rootSize > to) throw new Error(`assertion failed: the roots between sizes ${fromSize} and ${to} include one at ${rootSize}`);
+    return { from, to, rows, ...entries, roots };
   };
   const keepLevel0Max = Math.max(0, (options.keepTilesMax ?? 0) - upper.length);
   const kept: CachedTile[] = [];
   // Kept level-0 tiles also keep the inner nodes the audit computes: proofs then hash nothing.
   const keepInner = keepLevel0Max > 0;
   const chunkAuditor = new ChunkAuditor(upper, keepInner);
-  const workers = Math.max(1, Math.min(options.workers ?? limits.auditWorkersMax, availableParallelism()));
+  // The default is capped at the machine's cores; a number asked for is taken as it is (tests
+  // take three on any machine, so that chunks go round more workers than one).
+  const workers = Math.max(1, options.workers ?? Math.min(limits.auditWorkersMax, availableParallelism()));
   const hasher = size >= (options.workerFromEntries ?? limits.auditWorkerEntriesMin) ? WorkerHashers.start(upper, keepInner, workers) : new LocalHasher(chunkAuditor);
   // Outcomes awaited in chunk order, each with its chunk's tiles (which get their inner nodes).
   const pending: Array<{ rows: CachedTile[]; outcome: Promise<ChunkOutcome> }> = [];
   let hashes = 0;
   let failure: AuditFailure | undefined;
+  // Where the last chunk taken ended, and the frontier there.
+  let reached = 0;
   let frontier: Buffer[] = [];
   const takeOldest = async (): Promise<void> => {
     const { rows, outcome } = pending.shift()!;
     const done = await outcome;
     hashes += done.hashes;
     failure = done.failure;
+    reached = done.size;
     frontier = done.frontier;
     attachInner(rows, done.inner);
   };
@@ -145,7 +156,7 @@ export async function auditStoredLog(db: Pool | PoolClient, size: number, roots:
         if (!failure) throw new Error(`assertion failed: the frontier at ${chunk.from} cannot be made from the stored tiles, yet every chunk before it passed`);
         break;
       }
-      const outcome = hasher.audit({ start, tiles: chunk.rows, entries: chunk, roots: chunk.roots });
+      const outcome = hasher.audit({ start, end: chunk.to, tiles: chunk.rows, entries: chunk, roots: chunk.roots });
       // Awaited later, in order; one that fails meanwhile must not end the process as unhandled.
       outcome.catch(() => {});
       pending.push({ rows: chunk.rows, outcome });
@@ -157,9 +168,9 @@ export async function auditStoredLog(db: Pool | PoolClient, size: number, roots:
     // only of an audit that has not failed yet, since the first failure is the one reported.
     if (!failure) {
       const beyond = [...(size === 0 ? await source.between(0, 0) : []), ...(await source.above(size))];
-      const last = new TreeAuditor(() => undefined, new Map(), undefined, { start: { size, frontier } });
+      const last = new TreeAuditor(() => undefined, new Map(), undefined, { start: { size: reached, frontier } });
       last.wantRoots(beyond);
-      failure = last.finish();
+      failure = last.finish(size);
     }
     // Upper tiles last: a full tile cache drops its oldest entries first, and every proof
     // needs the upper tiles.
@@ -170,7 +181,7 @@ export async function auditStoredLog(db: Pool | PoolClient, size: number, roots:
   }
 }
 
-/** Audits chunks, each on its own; the outcomes may come in any order, each with its chunk. */
+/** Audits chunks, each on its own, in parallel where it can; each outcome comes with its chunk's promise. */
 interface Hasher {
   /** Chunks sent and not yet audited, at most: memory stays bounded while the reader runs ahead. */
   readonly inFlightMax: number;
@@ -213,7 +224,15 @@ class WorkerHashers implements Hasher {
 
   static start(upper: TileRow[], keepInnerNodes: boolean, count: number): WorkerHashers {
     const workerData: AuditWorkerData = { upper, keepInnerNodes };
-    return new WorkerHashers(Array.from({ length: count }, () => new AuditWorker(workerData)));
+    const workers: AuditWorker[] = [];
+    try {
+      while (workers.length < count) workers.push(new AuditWorker(workerData));
+    } catch (error) {
+      // Those started would keep the process alive: no close() would ever reach them.
+      for (const worker of workers) void worker.close();
+      throw error;
+    }
+    return new WorkerHashers(workers);
   }
 
   audit(chunk: ChunkInput): Promise<ChunkOutcome> {
@@ -246,12 +265,12 @@ class AuditWorker {
   async audit(chunk: ChunkInput): Promise<ChunkOutcome> {
     const entries = chunk.entries;
     const message: AuditWorkerRequest = {
-      type: 'chunk', start: { size: chunk.start.size, frontier: [...chunk.start.frontier] }, tiles: [...chunk.tiles], bytes: entries.bytes, count: entries.count, roots: [...chunk.roots].map(([size, root]) => [size, root]),
+      type: 'chunk', start: { size: chunk.start.size, frontier: [...chunk.start.frontier] }, end: chunk.end, tiles: [...chunk.tiles], bytes: entries.bytes, count: entries.count, roots: [...chunk.roots].map(([size, root]) => [size, root]),
     };
     // The entries' buffer is the chunk's own (readEntriesPacked): moved, not copied.
     const reply = await this.send(message, [entries.bytes.buffer as ArrayBuffer]);
     const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return { failure: reply.failure, hashes: reply.hashes, frontier: reply.frontier.map(asBuffer), inner: reply.inner && asBuffer(reply.inner) };
+    return { failure: reply.failure, size: reply.size, hashes: reply.hashes, frontier: reply.frontier.map(asBuffer), inner: reply.inner && asBuffer(reply.inner) };
   }
 
   async close(): Promise<void> {
@@ -261,8 +280,9 @@ class AuditWorker {
 
   private send(message: AuditWorkerRequest, transfer: ArrayBuffer[]): Promise<AuditWorkerReply> {
     if (this.broken) return Promise.reject(this.broken);
-    const reply = new Promise<AuditWorkerReply>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    // Queued once sent: a message that could not be sent must not leave a waiter to take the
+    // next chunk's reply. Replies come on a later turn of the event loop, never before this.
     this.worker.postMessage(message, transfer);
-    return reply;
+    return new Promise<AuditWorkerReply>((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 }

@@ -30,6 +30,8 @@ export interface AuditTile {
 export interface ChunkInput {
   /** The size before the chunk's first entry, and the frontier there (chunkStart). */
   start: AuditStart;
+  /** The size after the chunk's last entry: the log stores an entry for each index before it. */
+  end: number;
   /** The chunk's level-0 tiles. */
   tiles: readonly AuditTile[];
   entries: PackedEntries;
@@ -39,6 +41,8 @@ export interface ChunkInput {
 
 export interface ChunkOutcome {
   failure: AuditFailure | undefined;
+  /** The size the chunk's entries reached: its end, unless it failed. */
+  size: number;
   /** Hashes the chunk's audit computed. */
   hashes: number;
   /** The frontier after the chunk's last entry (for the roots signed beyond the log). */
@@ -77,14 +81,19 @@ export class ChunkAuditor {
     }, new Map(), inner ? keepInner : undefined, { start: chunk.start });
     auditor.wantRoots(chunk.roots);
     if (!auditor.failure) auditor.addLeafInputs(unpackLeafInputs(chunk.entries));
-    return { failure: auditor.failure, hashes: auditor.hashes, frontier: auditor.frontier(), inner };
+    // Entries missing at the chunk's end would otherwise pass: the next chunk starts from the
+    // stored tiles, not from where this one's entries ended.
+    const failure = auditor.finish(chunk.end);
+    return { failure, size: auditor.size, hashes: auditor.hashes, frontier: auditor.frontier(), inner };
   }
 
   /**
    * The frontier at `size`, the start of a chunk of `chunkLeaves` (a power of two of tiles,
    * `size` a multiple of it), from the stored upper tiles: each complete subtree before the
    * chunk hashed up from the highest tile level at or below its own. Undefined where a tile
-   * it needs is missing or too narrow, which a chunk before this one has then failed on.
+   * it needs is missing or too narrow, which a chunk before this one has then failed on: each
+   * chunk is held to all its entries (audit's finish), so the chunk that completed the
+   * missing node compared it with the store and found it absent.
    */
   chunkStart(size: number, chunkLeaves: number): AuditStart | undefined {
     if (size % chunkLeaves !== 0 || chunkLeaves % tileWidth !== 0) throw new Error(`assertion failed: a chunk of ${chunkLeaves} leaves does not start at ${size}`);
