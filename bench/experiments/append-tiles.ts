@@ -1,13 +1,16 @@
 /**
- * The log append's CPU in memory (no PostgreSQL): TransparencyLog.append's loop, one
- * MerkleAppender step a leaf, against whole level-0 tiles hashed at once (as the audit's
- * TreeAuditor does), against raw SHA-256 over the same inputs. Batches of 2,048 leaves of
- * 300 bytes, alternated run by run.
+ * The log append's CPU in memory (no PostgreSQL): TransparencyLog.append's loop as it was
+ * until session 35, one MerkleAppender step a leaf, against TransparencyLog.append itself,
+ * which hashes whole level-0 tiles at once, against raw SHA-256 over the same inputs.
+ * Batches of 2,048 leaves of 300 bytes, alternated run by run.
  *
  *   node --import tsx bench/experiments/append-tiles.ts [leaves] [runs]
  */
 import { hash } from 'node:crypto';
-import { MerkleAppender, leafHash, nodeHash, tileHeight, tileWidth } from '../../src/tlog/index.ts';
+import { TransparencyLog } from '../../src/ledger/log/transparency-log.ts';
+import type { LogHead } from '../../src/store/head-lock.ts';
+import type { Pool, PoolClient } from '../../src/store/pool.ts';
+import { MerkleAppender, leafHash, rootOf, tileHeight, tileWidth, type CompletedNode } from '../../src/tlog/index.ts';
 import { median, round } from '../stats.ts';
 import { entry } from '../tlog-append.ts';
 
@@ -16,58 +19,45 @@ const runs = Number(process.argv[3] ?? 7);
 const batch = 2048;
 const entries = Array.from({ length: leaves }, (_, index) => entry(index));
 
+/** The nodes at tile levels onto their edge tiles, as TransparencyLog.append keeps them; bytes of the tiles filled. */
+function toEdges(edges: Map<number, Buffer[]>, nodes: readonly CompletedNode[]): number {
+  let filled = 0;
+  for (const node of nodes) {
+    if (node.level % tileHeight !== 0) continue;
+    const level = node.level / tileHeight;
+    const edge = edges.get(level) ?? [];
+    edges.set(level, edge);
+    edge.push(node.hash);
+    if (edge.length === tileWidth) {
+      filled += Buffer.concat(edge).length;
+      edges.delete(level);
+    }
+  }
+  return filled;
+}
+
+/** TransparencyLog.append's loop until session 35 (its yields to the event loop left out). */
 function perLeaf(): number {
   const appender = new MerkleAppender();
   const edges = new Map<number, Buffer[]>();
   let tiles = 0;
   for (let at = 0; at < leaves; at += batch) {
     for (const canonical of entries.slice(at, at + batch)) {
-      for (const node of appender.append(leafHash(canonical))) {
-        if (node.level % tileHeight !== 0) continue;
-        const level = node.level / tileHeight;
-        const edge = edges.get(level) ?? [];
-        edges.set(level, edge);
-        edge.push(node.hash);
-        if (edge.length === tileWidth) {
-          tiles += Buffer.concat(edge).length;
-          edges.delete(level);
-        }
-      }
+      tiles += toEdges(edges, appender.append(leafHash(canonical)));
     }
   }
   return tiles;
 }
 
-function wholeTiles(): number {
-  const appender = new MerkleAppender();
-  const edges = new Map<number, Buffer[]>();
+/** TransparencyLog.append itself, with no database: a batch at the head the last one left reads none. */
+async function transparencyLog(): Promise<number> {
+  const log = new TransparencyLog({} as Pool);
+  let head: LogHead = { size: 0, root: rootOf([]) };
   let tiles = 0;
-  const tile = Buffer.allocUnsafe(tileWidth * 32);
   for (let at = 0; at < leaves; at += batch) {
-    for (let first = at; first < at + batch; first += tileWidth) {
-      let level: Buffer[] = new Array(tileWidth);
-      for (let offset = 0; offset < tileWidth; offset += 1) {
-        level[offset] = leafHash(entries[first + offset]!);
-        level[offset]!.copy(tile, offset * 32);
-      }
-      tiles += tile.length;
-      for (let height = 1; height <= tileHeight; height += 1) {
-        const above: Buffer[] = new Array(level.length / 2);
-        for (let i = 0; i < above.length; i += 1) above[i] = nodeHash(level[2 * i]!, level[2 * i + 1]!);
-        level = above;
-      }
-      for (const node of appender.appendSubtree(tileHeight, level[0]!)) {
-        if (node.level % tileHeight !== 0) continue;
-        const tileLevel = node.level / tileHeight;
-        const edge = edges.get(tileLevel) ?? [];
-        edges.set(tileLevel, edge);
-        edge.push(node.hash);
-        if (edge.length === tileWidth) {
-          tiles += Buffer.concat(edge).length;
-          edges.delete(tileLevel);
-        }
-      }
-    }
+    const appended = await log.append({} as PoolClient, head, entries.slice(at, at + batch).map((canonical, offset) => ({ seq: at + offset, canonical })));
+    head = { size: at + batch, root: appended.root };
+    tiles += appended.tiles.length;
   }
   return tiles;
 }
@@ -81,12 +71,12 @@ function raw(): number {
   return last;
 }
 
-const variants = { 'per leaf (today)': perLeaf, 'whole tiles': wholeTiles, 'raw SHA-256': raw } as const;
+const variants: Record<string, () => number | Promise<number>> = { 'per leaf (before)': perLeaf, 'TransparencyLog': transparencyLog, 'raw SHA-256': raw };
 const times = new Map<string, number[]>(Object.keys(variants).map((name) => [name, []]));
 for (let run = 0; run < runs; run += 1) {
   for (const [name, work] of Object.entries(variants)) {
     const started = performance.now();
-    work();
+    await work();
     times.get(name)!.push(performance.now() - started);
   }
 }

@@ -32,6 +32,7 @@ export {
   tileForNode,
   tileHeight,
   tilePath,
+  tileRootOf,
   tileWidth,
   tileWidthInTree,
   type ParsedTilePath,

@@ -155,6 +155,17 @@ export function innerNodesOf(hashes: Uint8Array): Buffer {
   return inner;
 }
 
+/**
+ * The hash of a full tile's subtree (tree level 8 above its hashes' level): the two top inner
+ * nodes (innerNodesOf's) hashed together. A log appending a whole level-0 tile at once hashes
+ * it so, level by level, and hands the result to MerkleAppender.appendSubtree.
+ */
+export function tileRootOf(hashes: Uint8Array): Buffer {
+  const inner = innerNodesOf(hashes);
+  const top = innerNodeOffset(tileHeight - 1, 0);
+  return nodeHash(inner.subarray(top, top + hashSize), inner.subarray(top + hashSize, top + 2 * hashSize));
+}
+
 /** The bytes of a tile: the hashes at tree level 8 × tile.level, read through getNode. */
 export function tileData(tile: Tile, getNode: NodeGetter): Buffer {
   const data = Buffer.allocUnsafe(tile.width * hashSize);
