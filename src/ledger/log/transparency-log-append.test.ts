@@ -79,8 +79,9 @@ describe('TransparencyLog.append', () => {
     const batches = [300, ...Array.from({ length: 31 }, () => 2048), 2048 - 300 + 5, 250];
     const stats = await appendChecked(batches);
     expect(stats.leaves).toBe(tileWidth ** 2 + 255);
-    // Every level-0 tile but those a batch's end cuts (one a batch at most) went whole.
-    expect(stats.wholeTiles).toBeGreaterThanOrEqual(tileWidth - batches.length);
+    // Every full level-0 tile went whole but the 32 that a batch's end cuts (at 300 + 2,048k:
+    // 44 leaves into a tile each time); the last two ends fall in the tile not yet full.
+    expect(stats.wholeTiles).toBe(tileWidth - 32);
   });
 
   it('refuses a leaf out of sequence, inside a whole tile too', async () => {
@@ -88,5 +89,10 @@ describe('TransparencyLog.append', () => {
     const head: LogHead = { size: 0, root: rootOf([]) };
     const leaves = Array.from({ length: tileWidth }, (_, seq) => ({ seq: seq === 100 ? 101 : seq, canonical: canonical(seq) }));
     await expect(log.append(noClient, head, leaves)).rejects.toThrow(/leaf 101 appended at log size 100/);
+    // Nothing of the refused batch stayed: the log appends at the same head, with no reload (none could run here).
+    expect(log.size).toBe(0);
+    const appended = await log.append(noClient, head, Array.from({ length: tileWidth }, (_, seq) => ({ seq, canonical: canonical(seq) })));
+    expect(appended.root).toEqual(rootOf(Array.from({ length: tileWidth }, (_, seq) => leafHash(canonical(seq)))));
+    expect(log.stats).toMatchObject({ reloads: 0, wholeTiles: 1 });
   });
 });

@@ -200,31 +200,40 @@ describe('reloading the right edge at and around a tile boundary', () => {
     const span = 2 ** (tileHeight * level);
     return rootOf(leaves.slice(index * span, (index + 1) * span));
   };
-  /** The tiles that appending the last of `leaves` writes, recomputed from the leaves: at each level that gains a hash, the tile holding it. */
-  const tilesAfterAppend = (leaves: readonly Buffer[]): TileRow[] => {
+  /**
+   * The tiles that appending leaves `from` onwards writes, recomputed from the leaves: at each
+   * level that gains hashes, every tile holding one of them, by level and index.
+   */
+  const tilesAppended = (leaves: readonly Buffer[], from: number): TileRow[] => {
     const tiles: TileRow[] = [];
     for (let level = 0; ; level += 1) {
       const span = 2 ** (tileHeight * level);
       const count = Math.floor(leaves.length / span);
-      if (count === 0 || count === Math.floor((leaves.length - 1) / span)) break;
-      const index = Math.floor((count - 1) / tileWidth);
-      const width = count - index * tileWidth;
-      tiles.push({ level, index, width, hashes: Buffer.concat(Array.from({ length: width }, (_, at) => hashAt(leaves, level, index * tileWidth + at))) });
+      const before = Math.floor(from / span);
+      if (count === 0 || count === before) break;
+      for (let index = Math.floor(before / tileWidth); index * tileWidth < count; index += 1) {
+        const width = Math.min(tileWidth, count - index * tileWidth);
+        tiles.push({ level, index, width, hashes: Buffer.concat(Array.from({ length: width }, (_, at) => hashAt(leaves, level, index * tileWidth + at))) });
+      }
     }
     return tiles;
   };
-  /** A fresh log (another process's) appends one leaf at `head`: what it would write must be what the leaves give. */
-  async function appendAfterReload(pool: Pool, head: { size: number; root: Buffer }, leaves: readonly Buffer[]): Promise<void> {
+  /**
+   * A fresh log (another process's) appends `count` leaves at `head`: what it would write must
+   * be what the leaves give. From a tile boundary, 256 or more go through the whole-tile path.
+   */
+  async function appendAfterReload(pool: Pool, head: { size: number; root: Buffer }, leaves: readonly Buffer[], count = 1): Promise<void> {
     const fresh = new TransparencyLog(pool);
-    const next = Buffer.from(`leaf ${head.size}`);
+    const next = Array.from({ length: count }, (_, at) => ({ seq: head.size + at, canonical: Buffer.from(`leaf ${head.size + at}`) }));
     const client = await pool.connect();
     try {
-      const appended = await fresh.append(client, head, [{ seq: head.size, canonical: next }]);
-      const after = [...leaves, leafHash(next)];
+      const appended = await fresh.append(client, head, next);
+      const after = [...leaves, ...next.map((leaf) => leafHash(leaf.canonical))];
       expect(fresh.stats.reloads).toBe(1);
+      expect(fresh.stats.wholeTiles).toBe(head.size % tileWidth === 0 ? Math.floor(count / tileWidth) : 0);
       expect(appended.root.toString('hex'), `root after a reload at ${head.size}`).toBe(rootOf(after).toString('hex'));
-      const hex = (tiles: TileRow[]) => tiles.map((tile) => ({ ...tile, hashes: tile.hashes.toString('hex') }));
-      expect(hex(appended.tiles), `tiles after a reload at ${head.size}`).toEqual(hex(tilesAfterAppend(after)));
+      const hex = (tiles: TileRow[]) => tiles.map((tile) => ({ ...tile, hashes: tile.hashes.toString('hex') })).sort((a, b) => a.level - b.level || a.index - b.index);
+      expect(hex(appended.tiles), `tiles after a reload at ${head.size}`).toEqual(hex(tilesAppended(after, head.size)));
     } finally {
       client.release();
     }
@@ -242,6 +251,7 @@ describe('reloading the right edge at and around a tile boundary', () => {
         expect(head.size).toBe(size);
         const leaves = (await fresh.pool.query<{ canonical: Buffer }>('SELECT canonical FROM events ORDER BY seq')).rows.map((row) => leafHash(row.canonical));
         await appendAfterReload(fresh.pool, head, leaves);
+        if (size % tileWidth === 0) await appendAfterReload(fresh.pool, head, leaves, tileWidth + 44);
       }
     } finally {
       await made.ledger.close();
@@ -271,6 +281,7 @@ describe('reloading the right edge at and around a tile boundary', () => {
       };
       await writeTiles(0, size);
       await appendAfterReload(fresh.pool, { size, root: rootOf(leaves.slice(0, size)) }, leaves.slice(0, size));
+      await appendAfterReload(fresh.pool, { size, root: rootOf(leaves.slice(0, size)) }, leaves.slice(0, size), 2 * tileWidth + 1);
       await writeTiles(size, size + 1);
       await appendAfterReload(fresh.pool, { size: size + 1, root: rootOf(leaves) }, leaves);
     } finally {

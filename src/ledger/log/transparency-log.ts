@@ -105,7 +105,12 @@ export class TransparencyLog implements LogAppender {
           checkSeq(leaf, size + offset);
           leafHash(leaf.canonical).copy(tile, offset * hashSize);
         }
+        // The tile's 255 inner hashes in a stretch of their own, as the per-leaf loop spreads them.
+        await yieldToEventLoop();
         full.push({ level: 0, index: size / tileWidth, width: tileWidth, hashes: tile });
+        // Level 0 listed among the levels touched first, as a leaf at a time lists it: the
+        // batch's partial tiles come in the same order either way.
+        touched.add(0);
         this.stats.wholeTiles += 1;
         keep(this.appender.appendSubtree(tileHeight, tileRootOf(tile)));
         continue;
