@@ -2,10 +2,11 @@
  * serve's PostgreSQL runs in a process group of its own (startEmbeddedPostgres with
  * ownProcessGroup), so no Ctrl-C or group SIGTERM reaches it but through us: when our process
  * exits without having stopped it (an exit forced by a second Ctrl-C, a stop that timed out),
- * it is told to stop then, and does not outlive us.
+ * it is told to stop then, and does not outlive us; also when our process exits while the
+ * postmaster is still starting.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,17 @@ async function eventually(done: () => boolean, timeoutMs: number): Promise<boole
     if (done()) return true;
   }
   return done();
+}
+
+/** The live processes whose command line names `dataDir` (a postmaster's is `postgres -D <dataDir> …`). */
+function processesOf(dataDir: string): number[] {
+  return readdirSync('/proc').filter((name) => /^\d+$/.test(name)).flatMap((name) => {
+    try {
+      return readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').includes(dataDir) ? [Number(name)] : [];
+    } catch {
+      return []; // gone meanwhile
+    }
+  });
 }
 
 describe('an embedded PostgreSQL in a process group of its own', () => {
@@ -44,5 +56,22 @@ describe('an embedded PostgreSQL in a process group of its own', () => {
     expect(group, 'the postmaster leads a process group of its own').toBe(pid);
     expect(group).not.toBe(ours);
     expect(await eventually(() => !isProcessAlive(pid), 20_000), `postmaster ${pid} still running after its starter exited`).toBe(true);
+  }, 150_000);
+
+  it('stops when our process exits while the postmaster is still starting (before it is ready)', async () => {
+    const dataDir = join(folder, 'pg-starting');
+    const script = join(folder, 'exit-while-starting.mts');
+    const embedded = fileURLToPath(new URL('./embedded.ts', import.meta.url));
+    writeFileSync(script, [
+      `import { startEmbeddedPostgres } from ${JSON.stringify(embedded)};`,
+      // The postmaster's first line comes before it is ready: exit then, as a forced exit would.
+      `await startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)}, durable: false, ownProcessGroup: true, log: (line) => {`,
+      `  if (line.includes('starting PostgreSQL')) { console.log('exiting while it starts'); process.exit(1); }`,
+      `} });`,
+      `console.log('started');`,
+    ].join('\n'));
+    const run = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 120_000 });
+    expect(run.stdout.trim(), run.stderr).toBe('exiting while it starts');
+    expect(await eventually(() => processesOf(dataDir).length === 0, 20_000), `PostgreSQL processes of ${dataDir} still running after their starter exited: ${processesOf(dataDir).join(', ')}`).toBe(true);
   }, 150_000);
 });

@@ -15,6 +15,8 @@
  *   the next start says so, naming the folder to delete (nothing was stored in it yet).
  * - killed after initdb, before the `chipledger` database exists: every start creates that
  *   database when it is missing, so the next start completes the job.
+ * - exiting (an exit, not a SIGKILL) while the postmaster starts or runs: it is told to stop
+ *   (SIGINT, its fast shutdown) from the 'exit' event, so it does not outlive us.
  * - killed while it runs: PostgreSQL keeps running with a postmaster.pid; the next start finds
  *   that pid, checks it is our postmaster, stops it and starts again. A pid file that names
  *   another process (pids start over after a container restart) is stale and removed.
@@ -135,6 +137,12 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   for (let retry = 0; ; retry += 1) {
     server = new EmbeddedPostgres({ ...serverOptions, port });
     const started = server;
+    // Until it is ready (and watchPostmaster takes over), a postmaster already spawned is told
+    // to stop if this process exits: it would outlive us, holding the folder and the port.
+    const stopIfExiting = (): void => {
+      (started as unknown as { process?: ChildProcess }).process?.kill('SIGINT');
+    };
+    process.on('exit', stopIfExiting);
     try {
       await withoutOurSettings(() => (options.ownProcessGroup ? inOwnProcessGroup(() => started.start()) : started.start()));
       break;
@@ -148,6 +156,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
         continue;
       }
       throw new EmbeddedPostgresError(`couldn't start the embedded PostgreSQL in ${dataDir} on port ${port} (${String(error ?? 'the server exited')}; its last words: ${lastWords}). ${startFailureAdvice(dataDir, clusterFound(dataDir, fresh), lastWords)}`);
+    } finally {
+      process.removeListener('exit', stopIfExiting);
     }
   }
   const postmaster = watchPostmaster(server, dataDir);
