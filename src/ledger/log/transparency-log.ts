@@ -96,8 +96,8 @@ export class TransparencyLog implements LogAppender {
       if (size % tileWidth === 0 && leaves.length - done >= tileWidth) {
         // A whole level-0 tile: its leaf hashes straight into the tile's bytes, and its
         // subtree hashed level by level, then appended as one node (what 256 appender steps
-        // give, without their copies and lists: a fifth to a third of the append's time
-        // beside the hashing, bench/experiments/append-tiles.ts).
+        // give, without their copies and lists: a fifth to a quarter of the append's time
+        // in memory, bench/experiments/append-tiles.ts).
         const tile = Buffer.allocUnsafe(tileWidth * hashSize);
         for (let offset = 0; offset < tileWidth; offset += 1, done += 1) {
           if (done > 0 && done % leavesBetweenYields === 0) await yieldToEventLoop();
