@@ -32,7 +32,6 @@ export interface AuditWorkerRequest {
 export interface AuditWorkerReply {
   type: 'audited';
   failure: { kind: 'leaf' | 'tile' | 'checkpoint'; message: string } | undefined;
-  size: number;
   hashes: number;
   frontier: Uint8Array[];
   inner: Uint8Array | undefined;
@@ -46,7 +45,7 @@ const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffs
 port.on('message', (message: AuditWorkerRequest) => {
   const start: AuditStart = { size: message.start.size, frontier: message.start.frontier.map(asBuffer) };
   const outcome = auditor.audit({ start, end: message.end, tiles: message.tiles, entries: message, roots: message.roots.map(([size, root]) => [size, asBuffer(root)] as const) });
-  const { failure, size, hashes, frontier, inner } = outcome;
+  const { failure, hashes, frontier, inner } = outcome;
   // The inner nodes' buffer is the chunk's own (Buffer.alloc): moved, not copied.
-  port.postMessage({ type: 'audited', failure: failure && { kind: failure.kind, message: failure.message }, size, hashes, frontier, inner } satisfies AuditWorkerReply, inner ? [inner.buffer as ArrayBuffer] : []);
+  port.postMessage({ type: 'audited', failure: failure && { kind: failure.kind, message: failure.message }, hashes, frontier, inner } satisfies AuditWorkerReply, inner ? [inner.buffer as ArrayBuffer] : []);
 });

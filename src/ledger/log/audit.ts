@@ -117,15 +117,14 @@ export async function auditStoredLog(db: Pool | PoolClient, size: number, roots:
   const pending: Array<{ rows: CachedTile[]; outcome: Promise<ChunkOutcome> }> = [];
   let hashes = 0;
   let failure: AuditFailure | undefined;
-  // Where the last chunk taken ended, and the frontier there.
-  let reached = 0;
+  // The frontier where the last chunk taken ended: at its end, each chunk being held to all
+  // its entries, so at the log's size once every chunk passed.
   let frontier: Buffer[] = [];
   const takeOldest = async (): Promise<void> => {
     const { rows, outcome } = pending.shift()!;
     const done = await outcome;
     hashes += done.hashes;
     failure = done.failure;
-    reached = done.size;
     frontier = done.frontier;
     attachInner(rows, done.inner);
   };
@@ -168,9 +167,9 @@ export async function auditStoredLog(db: Pool | PoolClient, size: number, roots:
     // only of an audit that has not failed yet, since the first failure is the one reported.
     if (!failure) {
       const beyond = [...(size === 0 ? await source.between(0, 0) : []), ...(await source.above(size))];
-      const last = new TreeAuditor(() => undefined, new Map(), undefined, { start: { size: reached, frontier } });
+      const last = new TreeAuditor(() => undefined, new Map(), undefined, { start: { size, frontier } });
       last.wantRoots(beyond);
-      failure = last.finish(size);
+      failure = last.finish();
     }
     // Upper tiles last: a full tile cache drops its oldest entries first, and every proof
     // needs the upper tiles.
@@ -270,7 +269,7 @@ class AuditWorker {
     // The entries' buffer is the chunk's own (readEntriesPacked): moved, not copied.
     const reply = await this.send(message, [entries.bytes.buffer as ArrayBuffer]);
     const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return { failure: reply.failure, size: reply.size, hashes: reply.hashes, frontier: reply.frontier.map(asBuffer), inner: reply.inner && asBuffer(reply.inner) };
+    return { failure: reply.failure, hashes: reply.hashes, frontier: reply.frontier.map(asBuffer), inner: reply.inner && asBuffer(reply.inner) };
   }
 
   async close(): Promise<void> {

@@ -41,8 +41,6 @@ export interface ChunkInput {
 
 export interface ChunkOutcome {
   failure: AuditFailure | undefined;
-  /** The size the chunk's entries reached: its end, unless it failed. */
-  size: number;
   /** Hashes the chunk's audit computed. */
   hashes: number;
   /** The frontier after the chunk's last entry (for the roots signed beyond the log). */
@@ -84,7 +82,7 @@ export class ChunkAuditor {
     // Entries missing at the chunk's end would otherwise pass: the next chunk starts from the
     // stored tiles, not from where this one's entries ended.
     const failure = auditor.finish(chunk.end);
-    return { failure, size: auditor.size, hashes: auditor.hashes, frontier: auditor.frontier(), inner };
+    return { failure, hashes: auditor.hashes, frontier: auditor.frontier(), inner };
   }
 
   /**
