@@ -4,7 +4,7 @@ import { TreeAuditor, type AuditOptions, type StoredHashLookup } from './audit.t
 import { leafHash, leafHashOfInput } from './hash.ts';
 import { tileWidth } from './tile.ts';
 import { MerkleAppender, rootOf } from './tree.ts';
-import { flipBit, seededRandom } from './test-support.ts';
+import { flipBit, seededRandom, tileLevelsOf } from './test-support.ts';
 
 /** A log of `size` seeded entries, and the hashes its tiles store (every tile level). */
 function makeLog(size: number, seed: number) {
@@ -12,14 +12,7 @@ function makeLog(size: number, seed: number) {
   const entries = Array.from({ length: size }, (_, index) => Buffer.from(`entry ${index} ${Math.floor(random() * 1e9)}`));
   const leaves = entries.map((entry) => leafHash(entry));
   // stored[tileLevel][index]: the nodes at tree level 8 × tileLevel.
-  const stored: Buffer[][] = [leaves];
-  for (let level = leaves; level.length >= tileWidth; ) {
-    const above: Buffer[] = [];
-    for (let i = 0; i + tileWidth <= level.length; i += tileWidth) above.push(rootOf(level.slice(i, i + tileWidth)));
-    stored.push(above);
-    level = above;
-  }
-  return { entries, leaves, stored };
+  return { entries, leaves, stored: tileLevelsOf(leaves) };
 }
 
 type Tamper =

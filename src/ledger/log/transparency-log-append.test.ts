@@ -7,9 +7,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { leafHash, rootOf, tileWidth } from '../../tlog/index.ts';
+import { tileLevelsOf, tilesGained, type ReferenceTile } from '../../tlog/test-support.ts';
 import type { LogHead } from '../../store/head-lock.ts';
 import type { Pool, PoolClient } from '../../store/pool.ts';
-import type { TileRow } from '../../store/tlog-tables.ts';
 import { TransparencyLog } from './transparency-log.ts';
 
 /** Never touched: prepare() reads the database only when the head is not the log's own. */
@@ -18,41 +18,13 @@ const noClient = {} as PoolClient;
 
 const canonical = (seq: number) => Buffer.from(`{"seq":${seq},"kind":"test"}`);
 
-/** The hashes at each tile level (tree level 8k) of a log of these leaves: level k's hash j covers leaves [j·256^k, (j+1)·256^k). */
-function levelsOf(leaves: readonly Buffer[]): Buffer[][] {
-  const levels = [leaves.slice()];
-  for (let below = levels[0]!; below.length >= tileWidth; ) {
-    const above: Buffer[] = [];
-    for (let at = 0; at + tileWidth <= below.length; at += tileWidth) above.push(rootOf(below.slice(at, at + tileWidth)));
-    levels.push(above);
-    below = above;
-  }
-  return levels;
-}
-
-/** The tiles a batch from `before` to `after` leaves must write: at each level, every tile that gained a hash, as it stands after. */
-function tilesWritten(levels: Buffer[][], before: number, after: number): string[] {
-  const rows: string[] = [];
-  levels.forEach((hashes, level) => {
-    const span = tileWidth ** level;
-    const was = Math.floor(before / span);
-    const now = Math.floor(after / span);
-    if (now === was) return;
-    for (let index = Math.floor(was / tileWidth); index <= Math.floor((now - 1) / tileWidth); index += 1) {
-      const width = Math.min(tileWidth, now - index * tileWidth);
-      rows.push(`${level}/${index}/${width} ${Buffer.concat(hashes.slice(index * tileWidth, index * tileWidth + width)).toString('hex')}`);
-    }
-  });
-  return rows.sort();
-}
-
-const shown = (tiles: TileRow[]) => tiles.map((tile) => `${tile.level}/${tile.index}/${tile.width} ${tile.hashes.toString('hex')}`).sort();
+const shown = (tiles: readonly ReferenceTile[]) => tiles.map((tile) => `${tile.level}/${tile.index}/${tile.width} ${tile.hashes.toString('hex')}`).sort();
 
 /** Appends `batches` in turn; checks each batch's tiles and root against the leaves. Returns the log's stats. */
 async function appendChecked(batches: readonly number[]): Promise<TransparencyLog['stats']> {
   const total = batches.reduce((sum, batch) => sum + batch, 0);
   const leaves = Array.from({ length: total }, (_, seq) => leafHash(canonical(seq)));
-  const levels = levelsOf(leaves);
+  const levels = tileLevelsOf(leaves);
   const log = new TransparencyLog(noDatabase);
   let head: LogHead = { size: 0, root: rootOf([]) };
   for (const batch of batches) {
@@ -60,7 +32,7 @@ async function appendChecked(batches: readonly number[]): Promise<TransparencyLo
     const appended = await log.append(noClient, head, Array.from({ length: batch }, (_, at) => ({ seq: before + at, canonical: canonical(before + at) })));
     head = { size: before + batch, root: appended.root };
     expect(appended.root.toString('hex'), `root at ${head.size}`).toBe(rootOf(leaves.slice(0, head.size)).toString('hex'));
-    expect(shown(appended.tiles), `tiles from ${before} to ${head.size}`).toEqual(tilesWritten(levels, before, head.size));
+    expect(shown(appended.tiles), `tiles from ${before} to ${head.size}`).toEqual(shown(tilesGained(levels, before, head.size)));
   }
   expect(log.size).toBe(total);
   return log.stats;

@@ -3,13 +3,14 @@ import { createTestDatabase, type TestDatabase } from '../../../test/database.ts
 import { bookMany, buildWorld, type World } from '../../../test/world.ts';
 import { untriggered, withTriggerOff } from '../../../test/support/tamper.ts';
 import {
-  formatCheckpoint, generateSignerKey, leafHash, parseSignerKey, signNote, openCheckpoint, parseVerifierKey, rootOf, tileHeight, tileWidth, verifyConsistency, verifyInclusion,
+  formatCheckpoint, generateSignerKey, leafHash, parseSignerKey, signNote, openCheckpoint, parseVerifierKey, rootOf, tileWidth, verifyConsistency, verifyInclusion,
 } from '../../tlog/index.ts';
 import { createPool, type Pool } from '../../store/pool.ts';
 import { listLogKeys, readHead, type TileRow } from '../../store/tlog-tables.ts';
 import { Ledger } from '../ledger.ts';
 import { checkLogOnStart, LogCheckError } from './check.ts';
 import { TransparencyLog } from './transparency-log.ts';
+import { tileLevelsOf, tilesGained } from '../../tlog/test-support.ts';
 import { testSealingKey } from '../../../test/support/sealing-key.ts';
 
 let database: TestDatabase;
@@ -195,29 +196,6 @@ describe('start-up check against tampering', () => {
  * 0 among them.
  */
 describe('reloading the right edge at and around a tile boundary', () => {
-  /** Hash `index` of `level` (the root of 256^level leaves) over the leaves given. */
-  const hashAt = (leaves: readonly Buffer[], level: number, index: number): Buffer => {
-    const span = 2 ** (tileHeight * level);
-    return rootOf(leaves.slice(index * span, (index + 1) * span));
-  };
-  /**
-   * The tiles that appending leaves `from` onwards writes, recomputed from the leaves: at each
-   * level that gains hashes, every tile holding one of them, by level and index.
-   */
-  const tilesAppended = (leaves: readonly Buffer[], from: number): TileRow[] => {
-    const tiles: TileRow[] = [];
-    for (let level = 0; ; level += 1) {
-      const span = 2 ** (tileHeight * level);
-      const count = Math.floor(leaves.length / span);
-      const before = Math.floor(from / span);
-      if (count === 0 || count === before) break;
-      for (let index = Math.floor(before / tileWidth); index * tileWidth < count; index += 1) {
-        const width = Math.min(tileWidth, count - index * tileWidth);
-        tiles.push({ level, index, width, hashes: Buffer.concat(Array.from({ length: width }, (_, at) => hashAt(leaves, level, index * tileWidth + at))) });
-      }
-    }
-    return tiles;
-  };
   /**
    * A fresh log (another process's) appends `count` leaves at `head`: what it would write must
    * be what the leaves give. From a tile boundary, 256 or more go through the whole-tile path.
@@ -233,7 +211,7 @@ describe('reloading the right edge at and around a tile boundary', () => {
       expect(fresh.stats.wholeTiles).toBe(head.size % tileWidth === 0 ? Math.floor(count / tileWidth) : 0);
       expect(appended.root.toString('hex'), `root after a reload at ${head.size}`).toBe(rootOf(after).toString('hex'));
       const hex = (tiles: TileRow[]) => tiles.map((tile) => ({ ...tile, hashes: tile.hashes.toString('hex') })).sort((a, b) => a.level - b.level || a.index - b.index);
-      expect(hex(appended.tiles), `tiles after a reload at ${head.size}`).toEqual(hex(tilesAppended(after, head.size)));
+      expect(hex(appended.tiles), `tiles after a reload at ${head.size}`).toEqual(hex(tilesGained(tileLevelsOf(after), head.size, after.length)));
     } finally {
       client.release();
     }
@@ -268,15 +246,10 @@ describe('reloading the right edge at and around a tile boundary', () => {
     try {
       const size = tileWidth * tileWidth;
       const leaves = Array.from({ length: size + 1 }, (_, index) => leafHash(Buffer.from(`synthetic leaf ${index}`)));
+      const levels = tileLevelsOf(leaves);
       const writeTiles = async (from: number, to: number) => {
-        for (let level = 0; Math.floor(to / 2 ** (tileHeight * level)) > 0; level += 1) {
-          const count = Math.floor(to / 2 ** (tileHeight * level));
-          const first = Math.floor(Math.floor(from / 2 ** (tileHeight * level)) / tileWidth);
-          for (let index = first; index * tileWidth < count; index += 1) {
-            const width = Math.min(tileWidth, count - index * tileWidth);
-            const hashes = Buffer.concat(Array.from({ length: width }, (_, at) => hashAt(leaves, level, index * tileWidth + at)));
-            await fresh.pool.query('INSERT INTO tlog_tiles (level, index, width, hashes) VALUES ($1, $2, $3, $4) ON CONFLICT (level, index) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes', [level, index, width, hashes]);
-          }
+        for (const { level, index, width, hashes } of tilesGained(levels, from, to)) {
+          await fresh.pool.query('INSERT INTO tlog_tiles (level, index, width, hashes) VALUES ($1, $2, $3, $4) ON CONFLICT (level, index) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes', [level, index, width, hashes]);
         }
       };
       await writeTiles(0, size);
