@@ -71,6 +71,15 @@ export class BatchCommitter {
    * rolled back: if it failed, it must not run again (the sequencer's answerFailedBatch).
    */
   private sentCommit = false;
+  /**
+   * Marks sentCommit as the batch's COMMIT joins its steps, and not before: a failure before
+   * it (the log's append of a big batch, which runs while its rows travel; a bug in making
+   * the steps) proves no commit, whatever it is, so the sequencer may split the batch to find
+   * the command that fails instead of failing every caller in it.
+   */
+  private readonly commitQueued = (): void => {
+    this.sentCommit = true;
+  };
 
   constructor(private readonly options: BatchCommitterOptions) {
     this.cache = new RowCache(options.rowCacheRows);
@@ -131,10 +140,9 @@ export class BatchCommitter {
       return null;
     }
     let committed: StoredHead;
-    this.sentCommit = true;
     try {
       const lockWaitMs = Math.min(limits.aheadLockWaitMsMax, this.options.headLockWaitMs);
-      committed = await writeBatchAndCommit(client, applied.writes, applied.log, openAtHeadSql(head, lockWaitMs));
+      committed = await writeBatchAndCommit(client, applied.writes, applied.log, openAtHeadSql(head, lockWaitMs), this.commitQueued);
     } catch (error) {
       // The rows and the log's edge may now hold what never committed.
       this.cache.clear();
@@ -189,8 +197,7 @@ export class BatchCommitter {
       const applied = await applyBatch(this.options.logAppender, client, batch, new BatchState(loaded), head, stored, at);
       if (cached) this.options.stats.cachedBatches += 1;
       else this.cache.remember(loaded, head);
-      this.sentCommit = true;
-      const committed = await writeBatchAndCommit(client, applied.writes, applied.log);
+      const committed = await writeBatchAndCommit(client, applied.writes, applied.log, undefined, this.commitQueued);
       this.lastCommitted = { ...headAfter(head, committed, at), seal: committed.seal };
       this.options.stats.logSize = committed.size;
       this.cache.advance(applied.state, committed);

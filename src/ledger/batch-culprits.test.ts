@@ -222,6 +222,39 @@ describe('a failure the sequencer does not recognise (a bug, an error of the dat
   });
 });
 
+describe('a failure before a batch\'s COMMIT joins its steps (the log\'s append of a big batch, which runs while its rows travel)', () => {
+  // 300 bookings from 300 callers at once: one batch of 300 events, whose leaves the log
+  // appends inside writeBatchAndCommit (from bulkRowsMin events). Its halves append 150 each.
+  const callers = 300;
+  it.each([
+    ['the classic way (a ledger just opened)', false],
+    ['sent ahead (the row cache warm)', true],
+  ])('proves no commit, %s: the batch runs again in halves, and every caller is answered by the halves that commit', async (_way, warm) => {
+    const { ledger, logged } = await openLedger();
+    if (warm) {
+      // The first two load the rows and find the head their last batch left; the third is sent ahead, as the big one then is.
+      for (const recipient of ['alpha', 'beta', 'alpha'] as const) expectOk(await ledger.submit('shipment.book', booking(recipient), world.actors.exporter));
+      expect(ledger.sequencer.stats.aheadBatches).toBe(1);
+    }
+    const append = ledger.log.append.bind(ledger.log);
+    let failures = 0;
+    ledger.log.append = async (client, head, leaves) => {
+      if (leaves.length >= callers && failures === 0) {
+        failures += 1;
+        throw new Error('injected: the log could not append');
+      }
+      return append(client, head, leaves);
+    };
+    const before = await shipmentCount();
+    const settled = await Promise.allSettled(Array.from({ length: callers }, (_, index) => ledger.submit('shipment.book', booking(index % 2 === 0 ? 'alpha' : 'beta'), world.actors.exporter)));
+    expect(failures).toBe(1);
+    expect(new Set(settled.map(outcome))).toEqual(new Set(['accepted']));
+    expect(await shipmentCount()).toBe(before + callers);
+    expect(logged).toEqual([`a batch of ${callers} commands failed; running it again in halves to find the command that fails: Error: injected: the log could not append`]);
+    expect(await ledger.violations()).toEqual([]);
+  });
+});
+
 /**
  * The client's next text that ends in COMMIT runs, and then fails in the client as a bug
  * would (a reply it cannot read): a failure that proves nothing about the COMMIT.

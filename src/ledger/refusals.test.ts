@@ -31,6 +31,11 @@ describe('toRefusal', () => {
     expect(isCommandsOwnRefusal(overIndex)).toBe(true);
     expect(isCommandsOwnRefusal(databaseError('54000'))).toBe(false);
     expect(isCommandsOwnRefusal(Object.assign(databaseError('54000'), { table: 'idempotency_keys', constraint: 'idempotency_keys_pkey' }))).toBe(false);
+    // Every table the write path keeps for itself, beside the command's rows (store/batch-writes.ts, batch-event-writes.ts, batch-tile-writes.ts).
+    for (const table of ['tlog_tiles', 'log_head', 'events', 'event_serials', 'event_subjects', 'event_reader_sets', 'idempotency_keys']) {
+      expect(isCommandsOwnRefusal(Object.assign(databaseError('23505'), { table, constraint: `${table}_pkey` })), table).toBe(false);
+    }
+    expect(isCommandsOwnRefusal(Object.assign(databaseError('23505'), { table: 'units', constraint: 'units_pkey' }))).toBe(true);
     // The rest of class 54 is not a value of the command's: a bug, as before.
     for (const code of ['54001', '54011', '54023']) {
       expect(isRefusedWrite(databaseError(code)), code).toBe(false);

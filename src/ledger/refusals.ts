@@ -100,7 +100,7 @@ export function isRefusedWrite(error: unknown): boolean {
  * (a tile that would change, a seq already taken, a key already stored) is no fault of the
  * command's, and must not be remembered as its answer.
  */
-const bookkeeping = /^(tlog_|log_head|events|event_serials|event_reader_sets|idempotency_keys)/;
+const bookkeeping = /^(tlog_|log_head|events|event_serials|event_subjects|event_reader_sets|idempotency_keys)/;
 
 /**
  * Whether a refused write is about what the command wrote (its rows), not the write path's

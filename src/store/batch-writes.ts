@@ -134,12 +134,16 @@ export interface BatchWrites {
  * transaction there (store/head-lock.ts openAtHeadSql), so a small batch is one round trip
  * in all. A big one's opening goes alone, at once, and runs while its rows are made.
  *
+ * `commitQueued` is called just before COMMIT joins the steps. A failure before it (the log's
+ * append, a bug in making the steps) can have committed nothing, whatever it is, and the
+ * caller may run the batch again; only after it may the outcome be unknown.
+ *
  * Returns the head it committed.
  *
  * Crash note: a failure in any statement aborts the transaction (the caller rolls back);
  * a connection lost during the final text leaves the outcome unknown until the next read.
  */
-export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, log: LogWrite | (() => Promise<LogWrite>), opening?: string): Promise<StoredHead> {
+export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrites, log: LogWrite | (() => Promise<LogWrite>), opening?: string, commitQueued?: () => void): Promise<StoredHead> {
   const sender = new StepSender(client);
   let written: LogWrite;
   try {
@@ -168,6 +172,7 @@ export async function writeBatchAndCommit(client: PoolClient, writes: BatchWrite
   // to the batch's newest event's and refuses the batch if an event is dated before the head's.
   const seal = written.seal === null ? 'NULL' : bytes(written.seal);
   sender.add(inline(`UPDATE log_head SET size = ${integer(written.head.size)}, root = ${bytes(written.head.root)}, seal = ${seal} WHERE id = 1`));
+  commitQueued?.();
   sender.add(inline('COMMIT'));
   await sender.done();
   return { ...written.head, seal: written.seal };
