@@ -115,3 +115,43 @@ export function databasePerFile<T>(make: (pool: Pool) => Promise<T>, close: (mad
     await database?.drop();
   });
 }
+
+/**
+ * A backup of `source`, restorable as a database of its own: a copy made from it as a template
+ * (PostgreSQL copies a database only while nothing else is connected to it, so its sessions,
+ * idle in the pools, are ended first; the pools make new ones when next asked).
+ */
+export async function backupOf(source: TestDatabase): Promise<TestDatabase> {
+  const admin = new pg.Client({ connectionString: inject('databaseUrl') });
+  await admin.connect();
+  const sourceName = new URL(source.url).pathname.slice(1);
+  const name = `t_backup_${randomBytes(6).toString('hex')}`;
+  try {
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [sourceName]);
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${sourceName}`);
+    // The copy keeps its tables' grants, not the database's own (the writer makes no temporary tables).
+    await admin.query(`REVOKE TEMPORARY ON DATABASE ${name} FROM PUBLIC`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(source.url);
+  url.pathname = `/${name}`;
+  // The copy keeps the source's grants, so the test writer writes to it as to the source.
+  const writerUrl = testWriterUrl(inject('databaseUrl'), name);
+  const writerPool = createPool({ url: writerUrl, connectionsMax: 4, applicationName: 'chipledger-test-writer' });
+  const pool = createPool({ url: url.toString(), connectionsMax: 4, applicationName: 'chipledger-test' });
+  return {
+    url: url.toString(),
+    writerUrl,
+    pool,
+    writerPool,
+    async drop() {
+      await writerPool.end();
+      await pool.end();
+      const cleanup = new pg.Client({ connectionString: inject('databaseUrl') });
+      await cleanup.connect();
+      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await cleanup.end();
+    },
+  };
+}

@@ -16,12 +16,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ManualClock } from '../core/clock.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { systemActor } from '../ledger/permissions.ts';
-import { testWriterUrl } from '../../test/writer.ts';
 import { createPool, type Pool } from '../store/pool.ts';
 import { findFreePort } from '../store/embedded.ts';
 import { unusedPort } from '../../test/support/port.ts';
 import { generateSignerKey, openCheckpoint, parseSignerKey, parseVerifierKey, signCheckpoint } from '../tlog/index.ts';
-import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
+import { backupOf, createTestDatabase, type TestDatabase } from '../../test/database.ts';
 import { organisationRegisterCommand } from './admin.ts';
 import { readConfig } from './config.ts';
 import { Failure, type Output } from './output.ts';
@@ -267,46 +266,6 @@ const lookIntervalMs = 50;
 const lookSeenWithinMs = 5_000;
 /** How the tests wait for a look: polled at half its period, for at most lookSeenWithinMs. */
 const lookSeen = { withinMs: lookSeenWithinMs, everyMs: lookIntervalMs / 2 };
-
-/**
- * A backup of `source`, restorable as a database of its own: a copy made from it as a template
- * (PostgreSQL copies a database only while nothing else is connected to it, so its sessions,
- * idle in the pools, are ended first; the pools make new ones when next asked).
- */
-async function backupOf(source: TestDatabase): Promise<TestDatabase> {
-  const admin = new pg.Client({ connectionString: inject('databaseUrl') });
-  await admin.connect();
-  const sourceName = new URL(source.url).pathname.slice(1);
-  const name = `t_backup_${process.pid}`;
-  try {
-    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [sourceName]);
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${sourceName}`);
-    // The copy keeps its tables' grants, not the database's own (the writer makes no temporary tables).
-    await admin.query(`REVOKE TEMPORARY ON DATABASE ${name} FROM PUBLIC`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(source.url);
-  url.pathname = `/${name}`;
-  // The copy keeps the source's grants, so the test writer writes to it as to the source.
-  const writerUrl = testWriterUrl(inject('databaseUrl'), name);
-  const writerPool = createPool({ url: writerUrl, connectionsMax: 4, applicationName: 'chipledger-test-writer' });
-  const pool = createPool({ url: url.toString(), connectionsMax: 4, applicationName: 'chipledger-test' });
-  return {
-    url: url.toString(),
-    writerUrl,
-    pool,
-    writerPool,
-    async drop() {
-      await writerPool.end();
-      await pool.end();
-      const cleanup = new pg.Client({ connectionString: inject('databaseUrl') });
-      await cleanup.connect();
-      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await cleanup.end();
-    },
-  };
-}
 
 describe('a server that signs nothing, on a database another server signs', () => {
   /** One database, two servers: A signs, B has no log key (so it only looks). */

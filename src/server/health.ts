@@ -12,7 +12,9 @@
  *   outside the database (the CLI's published-checkpoint, the guard against starting on a
  *   database that went back: a full disk, a read-only remount): a restart on a backup taken
  *   since would not be refused, and its writes go uncovered until the file is written again.
- *   Said in the recorder's words, with its rule (publishedCheckpointUnrecordedRule), file and error.
+ *   Said in the recorder's words, with its rule (publishedCheckpointUnrecordedRule), file and error;
+ * - its last signing found that the database's log no longer extends a checkpoint it signed
+ *   before (the database went back under it, checkpointer.ts LogWentBack): it signs nothing.
  * Everything is read in one bounded query (and the log key in one more, on a signing server).
  */
 import { DomainError } from '../core/errors.ts';
@@ -63,6 +65,8 @@ export function healthFault(ledger: Ledger, health: Health, knownNewest: number)
   if (retired !== undefined) return new DomainError('unavailable', `this server no longer signs checkpoints: ${retired.message}`);
   const held = ledger.checkpointer?.held;
   if (held !== undefined) return held;
+  const wentBack = ledger.checkpointer?.wentBack;
+  if (wentBack !== undefined) return wentBack;
   // Another process may have rotated the key since this one's last tick (the checkpointer
   // finds it at its next): said in the words the checkpointer uses when it finds out itself.
   const own = ledger.checkpointer?.signer.verifierKey;

@@ -170,7 +170,8 @@ export async function readEntries(db: Queryable, from: number, to: number): Prom
 /** The newest checkpoint's size and age (by the database's clock), the committed head's size and the log's key. */
 export interface SigningState {
   headSize: number;
-  newest: { size: number; ageMs: number } | undefined;
+  /** The newest checkpoint: its size, root, and age by the database's clock. */
+  newest: { size: number; root: Buffer; ageMs: number } | undefined;
   /** The log's current key (currentLogKey), undefined before the log first signed. */
   logKey: string | undefined;
 }
@@ -186,12 +187,12 @@ export async function signingState(pool: Pool, waitMs: number): Promise<SigningS
   // One statement, one snapshot: READ COMMITTED is enough, whatever the session's default
   // isolation (a serializable one would take predicate locks for nothing).
   const results = (await pool.query(`BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; ${waitBoundsSql(waitMs, 'locks and statements')};
-    SELECT (SELECT size FROM log_head WHERE id = 1) AS head_size, c.size, (extract(epoch FROM clock_timestamp() - c.created_at) * 1000)::float8 AS age_ms,
+    SELECT (SELECT size FROM log_head WHERE id = 1) AS head_size, c.size, c.root, (extract(epoch FROM clock_timestamp() - c.created_at) * 1000)::float8 AS age_ms,
            (SELECT verifier_key FROM (${currentLogKeySql}) k) AS log_key
-    FROM (SELECT 1) one LEFT JOIN (SELECT size, created_at FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1) c ON true;
-    COMMIT`)) as unknown as Array<{ rows: Array<{ head_size: number; size: number | null; age_ms: number | null; log_key: string | null }> }>;
+    FROM (SELECT 1) one LEFT JOIN (SELECT size, root, created_at FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1) c ON true;
+    COMMIT`)) as unknown as Array<{ rows: Array<{ head_size: number; size: number | null; root: Buffer | null; age_ms: number | null; log_key: string | null }> }>;
   const row = results.at(-2)!.rows[0]!;
-  return { headSize: Number(row.head_size), newest: row.size === null ? undefined : { size: Number(row.size), ageMs: row.age_ms! }, logKey: row.log_key ?? undefined };
+  return { headSize: Number(row.head_size), newest: row.size === null ? undefined : { size: Number(row.size), root: row.root!, ageMs: row.age_ms! }, logKey: row.log_key ?? undefined };
 }
 
 /**

@@ -11,12 +11,18 @@
  * A signer whose recorder is behind (the server's published-checkpoint not written: a full
  * disk, a read-only remount) signs nothing new until what it owes is recorded: each tick and
  * each signing tries that first, and fails (a failed tick, said once an outage) while it cannot.
+ *
+ * A signer signs only a head whose tree extends the newest checkpoint it signed or found
+ * verified before (LogWentBack): a database that went back under the running server (a
+ * failover to a replica without the newest commits, a restore) and then took other events
+ * would otherwise have its fork signed with the key that signed the original, in the same
+ * process that published it.
  */
-import type { DomainError } from '../../core/errors.ts';
+import { DomainError } from '../../core/errors.ts';
 import { limits } from '../../core/limits.ts';
 import { withTimeout } from '../../core/timeout.ts';
 import { formatCheckpoint, formatKeyId, signNote, type Ed25519NoteSigner } from '../../tlog/index.ts';
-import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, logSigningLockHolders, readHead, signingState, type CheckpointRow, type SigningState } from '../../store/tlog-tables.ts';
+import { currentLogKey, inLogSigningTransaction, insertCheckpoint, latestCheckpoint, logSigningLockHolders, readHead, signingState, type CheckpointRow } from '../../store/tlog-tables.ts';
 import { describeHolders, formatWait, isWaitBoundError } from '../../store/advisory-locks.ts';
 import { LogKeyError } from './keys.ts';
 import { Outage, outageReason } from '../outage.ts';
@@ -25,6 +31,30 @@ import { HeadRootMismatch } from './head-root.ts';
 import type { HeadSealer } from './head-seal.ts';
 
 export { HeadRootMismatch } from './head-root.ts';
+
+/** The rule a signing refused for the database's log no longer extending a checkpoint (LogWentBack). */
+export const logWentBackRule = 'log-went-back';
+
+/**
+ * The database's log no longer extends a checkpoint this process signed, or found to be the
+ * log's newest and held to the stored tree, before: fewer entries than its size, or another
+ * root there. Signed now, the head would be a fork of a published checkpoint.
+ */
+export class LogWentBack extends DomainError {
+  constructor(pinned: PinnedCheckpoint, size: number, storedRoot: Buffer | undefined) {
+    const found = storedRoot === undefined ? `holds ${size} entries` : `gives the root ${storedRoot.toString('hex')} at that size, not ${pinned.root.toString('hex')}`;
+    super('unavailable', `refused to sign a checkpoint: the database's transparency log ${found}, so it no longer extends the checkpoint of size ${pinned.size} this server ${pinned.signedHere ? 'signed' : 'saw published'} (the database went back under this running server: a failover to a replica without the newest commits, or a restore); nothing was signed, and nothing will be while it does not. Point this server at the database whose log it published, or, if this database is to be kept, stop the servers that signed there and follow the restore steps (chipledger check names what differs)`, { rule: logWentBackRule, details: { checkpointSize: pinned.size, logSize: size } });
+    this.name = 'LogWentBack';
+  }
+}
+
+/** A checkpoint a signing holds the database's log to (Checkpointer.pinned). */
+interface PinnedCheckpoint {
+  size: number;
+  root: Buffer;
+  /** Signed by this process, or seen as the log's newest (another process's) by one of its ticks or signings. */
+  signedHere: boolean;
+}
 import { withQueryTimeout } from '../../store/query-timeout.ts';
 
 export const checkpointIntervalMs = limits.checkpointIntervalMs;
@@ -127,7 +157,8 @@ export function retiredKeyMessage(ownKey: string, currentKey: string): string {
 }
 
 /** What a signing found; the newest checkpoint is read in the same bounded transaction. */
-type SigningOutcome = { kind: 'retired'; replacedBy: string } | { kind: 'covered'; latest: CheckpointRow } | { kind: 'signed'; signed: SignedCheckpoint; latest: CheckpointRow | undefined };
+type SigningOutcome = { kind: 'retired'; replacedBy: string } | { kind: 'covered'; latest: CheckpointRow } | { kind: 'signed'; signed: SignedCheckpoint; latest: CheckpointRow | undefined }
+  | { kind: 'went back'; error: LogWentBack };
 
 export class Checkpointer {
   private timer: NodeJS.Timeout | undefined;
@@ -156,6 +187,15 @@ export class Checkpointer {
   private readonly outage = new Outage({ again: 'checkpoint signing works again', failure: ['failed tick', 'failed ticks'] }, () => Date.now());
   private period = 0;
   private recorder: CheckpointRecorder | undefined;
+  /**
+   * The newest checkpoint this process signed or saw the log publish (its ticks read the
+   * newest, another process's too): every later signing holds the database's log to it
+   * (LogWentBack). A checkpoint another process published before a failover lost its commits
+   * is held to here as well, as long as a tick of this process saw it.
+   */
+  private pinned: PinnedCheckpoint | undefined;
+  /** Why the last signing refused for the log no longer extending `pinned`; cleared by one that signs. */
+  private wentBackBy: LogWentBack | undefined;
 
   constructor(private readonly options: CheckpointerOptions) {}
 
@@ -178,6 +218,15 @@ export class Checkpointer {
    */
   get held(): DomainError | undefined {
     return this.recorder?.behind;
+  }
+
+  /**
+   * Why this signer's last signing refused: the database's log no longer extends a checkpoint
+   * it signed or held it to before (LogWentBack), as /healthz answers it; undefined once a
+   * signing finds it extended again, and before any refused.
+   */
+  get wentBack(): LogWentBack | undefined {
+    return this.wentBackBy;
   }
 
   /**
@@ -272,6 +321,7 @@ export class Checkpointer {
     // later tick skipped.
     const state = await signingState(this.bounded(this.signingWaitMs), this.signingWaitMs);
     this.sawLog(state);
+    if (state.newest !== undefined) this.pin({ size: state.newest.size, root: state.newest.root, signedHere: false });
     // A rotation is found at every tick, before anything else: an idle server (no event to
     // sign) found it only at its next signing, and served the retired key as the log's until
     // then (GET /v1/log/key, cosigned proof bundles); a held one (below) never did. Read
@@ -294,8 +344,9 @@ export class Checkpointer {
   }
 
   /** Keeps what a tick read of the log for /metrics (stats.logSeen). */
-  private sawLog(state: Pick<SigningState, 'headSize' | 'newest'>): void {
-    this.stats.logSeen = { headSize: state.headSize, newest: state.newest, readAtMs: performance.now(), signingHeld: this.held !== undefined };
+  private sawLog(state: Pick<LogSeen, 'headSize' | 'newest'>): void {
+    const newest = state.newest && { size: state.newest.size, ageMs: state.newest.ageMs };
+    this.stats.logSeen = { headSize: state.headSize, newest, readAtMs: performance.now(), signingHeld: this.held !== undefined };
   }
 
   /**
@@ -335,6 +386,15 @@ export class Checkpointer {
       const latest = await latestCheckpoint(client);
       if (latest && latest.size >= head.size) return { kind: 'covered', latest };
       await this.options.sealer?.assertVouched(client, head);
+      // Held to the newest checkpoint this process signed or held the log to, and to the log's
+      // own newest (another process's): the head's tree must extend both.
+      const newest = latest && { size: latest.size, root: latest.root, signedHere: false };
+      const pins = [this.pinned, newest && !samePin(newest, this.pinned) ? newest : undefined].filter((pin) => pin !== undefined);
+      for (const pin of pins) {
+        if (head.size < pin.size) return { kind: 'went back', error: new LogWentBack(pin, head.size, undefined) };
+        const storedAtPin = await this.options.storedRoot?.(pin.size, client);
+        if (storedAtPin !== undefined && !storedAtPin.equals(pin.root)) return { kind: 'went back', error: new LogWentBack(pin, pin.size, storedAtPin) };
+      }
       const stored = await this.options.storedRoot?.(head.size, client);
       if (stored !== undefined && !stored.equals(head.root)) throw new HeadRootMismatch(head.size, head.root, stored);
       const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [] });
@@ -344,6 +404,12 @@ export class Checkpointer {
     }, waitMs);
     if (signed.kind === 'retired') throw this.retire(signed.replacedBy);
     if (signed.kind === 'covered') return signed.latest;
+    if (signed.kind === 'went back') {
+      this.wentBackBy = signed.error;
+      throw signed.error;
+    }
+    this.wentBackBy = undefined;
+    this.pin({ size: signed.signed.size, root: signed.signed.root, signedHere: true });
     this.ownSize = signed.signed.size;
     this.stats.signed += 1;
     this.stats.lastSize = signed.signed.size;
@@ -360,6 +426,11 @@ export class Checkpointer {
       this.sawLog({ headSize, newest: { size: signed.signed.size, ageMs: 0 } });
     }
     return signed.latest;
+  }
+
+  /** Holds later signings to `checkpoint` if it is newer than the one they are held to (pinned). */
+  private pin(checkpoint: PinnedCheckpoint): void {
+    if (this.pinned === undefined || checkpoint.size > this.pinned.size) this.pinned = checkpoint;
   }
 
   private get signingWaitMs(): number {
@@ -386,4 +457,8 @@ export class Checkpointer {
   private retiredError(replacedBy: string): LogKeyError {
     return new LogKeyError(retiredKeyMessage(this.options.signer.verifierKey, replacedBy));
   }
+}
+
+function samePin(a: PinnedCheckpoint, b: PinnedCheckpoint | undefined): boolean {
+  return b !== undefined && a.size === b.size && a.root.equals(b.root);
 }

@@ -187,6 +187,17 @@ export class TransparencyLog implements LogAppender {
     return rootFromNodes(size, await this.tiles.nodeGetter(rootNodes(size), db));
   }
 
+  /**
+   * The root the database's tiles give at `size` now, none taken from the proofs' cache: what
+   * a signing holds the head and the checkpoints it signed before to (checkpointer.ts). The
+   * cache keeps what this process saw, which a database that went back under it (a failover to
+   * a replica without the newest commits) no longer holds; read from it, a checkpoint this
+   * process signed before would look as if the database still extended it.
+   */
+  async storedRootAt(size: number, client: PoolClient): Promise<Buffer> {
+    return rootFromNodes(size, await new TileReader(client).nodeGetter(rootNodes(size)));
+  }
+
   async inclusionProof(index: number, size: number, db?: Pool | PoolClient): Promise<Buffer[]> {
     const plan = inclusionProofPlan(index, size);
     return executePlan(plan, await this.tiles.nodeGetter(planNodes(plan), db));
