@@ -15,6 +15,7 @@ import {
 } from '../tlog/index.ts';
 import { buildServer } from './app.ts';
 import { testSealingKey } from '../../test/support/sealing-key.ts';
+import { withTriggerOff } from '../../test/support/tamper.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -78,6 +79,23 @@ describe('cosignatures after a key rotation', () => {
     expect(openCheckpoint(cosigned, parseVerifierKey(newKey.verifierKey), witnesses).note.verified.map((signature) => signature.name)).toContain('witness.example');
     const quorum = (await after.app.inject({ method: 'GET', url: '/v1/log/events/3/proof' })).body;
     expect(verifyTlogProof(quorum, leaf, parseVerifierKey(newKey.verifierKey), { witnesses, witnessQuorum: 1 }).index).toBe(3);
+  });
+
+  it('serves the announcement as the newest at its size whatever the rows\' times say (the database clock stepped back between them)', async () => {
+    const after = apps.at(-1)!;
+    const served = (await after.inject({ method: 'GET', url: '/v1/log/checkpoint' })).body;
+    const size = openCheckpoint(served, parseVerifierKey(newKey.verifierKey)).checkpoint.size;
+    const oldKeyId = formatKeyId(parseSignerKey(oldKey.signerKey).keyId);
+    // The old key's checkpoint of that size dated an hour after the announcement, as a clock stepped back between them leaves it.
+    const moved = `UPDATE tlog_checkpoints SET created_at = created_at + interval '1 hour' WHERE size = ${size} AND key_id = '${oldKeyId}'`;
+    await withTriggerOff(database.pool, 'tlog_checkpoints', () => database.pool.query(moved));
+    try {
+      const newest = (await after.inject({ method: 'GET', url: '/v1/log/checkpoint' })).body;
+      expect(parseNote(newest).text).toMatch(/chipledger\.dev\/key-rotation/);
+      expect(openCheckpoint(newest, parseVerifierKey(newKey.verifierKey)).checkpoint.size).toBe(size);
+    } finally {
+      await withTriggerOff(database.pool, 'tlog_checkpoints', () => database.pool.query(moved.replace("+ interval '1 hour'", "- interval '1 hour'")));
+    }
   });
 
   it('leaves off a stored line that does not verify over the served text', async () => {

@@ -177,11 +177,23 @@ export interface SigningState {
 }
 
 /**
+ * The log's newest checkpoint, whole: the largest size, and at one size (a rotation's
+ * announcement beside the retiring key's checkpoint) the one whose key was written last
+ * (tlog_keys.written_order, drawn in the rotation's lock order), then the later created_at.
+ * By created_at alone, a database clock stepped back between the two rows (NTP, a failover
+ * to a standby whose clock lags) served the retired key's checkpoint as the newest while
+ * /v1/log/key named the new one. The size through the primary key, the few rows of that size
+ * sorted.
+ */
+export const newestCheckpointSql = `SELECT c.* FROM tlog_checkpoints c LEFT JOIN tlog_keys k ON k.key_id = c.key_id
+  WHERE c.size = (SELECT max(size) FROM tlog_checkpoints) ORDER BY k.written_order DESC NULLS LAST, c.created_at DESC LIMIT 1`;
+
+/**
  * What a signer's turn needs, in one round trip, waiting at most `waitMs` for a lock and the
  * statement: the head's size, the newest checkpoint's size and age by the database's
- * clock (which every process shares; undefined before the first), and the log's current key. The newest is the largest
- * (sizes only grow; at one size, a rotation's announcement comes last), found through the
- * primary key: max(created_at) scanned the whole table, which grows by about a row a second.
+ * clock (which every process shares; undefined before the first), and the log's current key.
+ * The newest as newestCheckpointSql finds it: max(created_at) scanned the whole table, which
+ * grows by about a row a second.
  */
 export async function signingState(pool: Pool, waitMs: number): Promise<SigningState> {
   // One statement, one snapshot: READ COMMITTED is enough, whatever the session's default
@@ -189,7 +201,7 @@ export async function signingState(pool: Pool, waitMs: number): Promise<SigningS
   const results = (await pool.query(`BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; ${waitBoundsSql(waitMs, 'locks and statements')};
     SELECT (SELECT size FROM log_head WHERE id = 1) AS head_size, c.size, c.root, (extract(epoch FROM clock_timestamp() - c.created_at) * 1000)::float8 AS age_ms,
            (SELECT verifier_key FROM (${currentLogKeySql}) k) AS log_key
-    FROM (SELECT 1) one LEFT JOIN (SELECT size, root, created_at FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1) c ON true;
+    FROM (SELECT 1) one LEFT JOIN (${newestCheckpointSql}) c ON true;
     COMMIT`)) as unknown as Array<{ rows: Array<{ head_size: number; size: number | null; root: Buffer | null; age_ms: number | null; log_key: string | null }> }>;
   const row = results.at(-2)!.rows[0]!;
   return { headSize: Number(row.head_size), newest: row.size === null ? undefined : { size: Number(row.size), root: row.root!, ageMs: row.age_ms! }, logKey: row.log_key ?? undefined };
@@ -222,7 +234,7 @@ export interface CheckpointRow {
 }
 
 export async function latestCheckpoint(db: Queryable): Promise<CheckpointRow | undefined> {
-  const result = await db.query<CheckpointRow>('SELECT * FROM tlog_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1');
+  const result = await db.query<CheckpointRow>(newestCheckpointSql);
   return result.rows[0];
 }
 
