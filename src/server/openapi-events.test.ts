@@ -75,6 +75,9 @@ async function runEveryKind(): Promise<void> {
   const usedUp = await pair('EXH-1', '2027-01-01T00:00:00Z', 2);
   const shipped = String((await run('shipment.book', { exportAllocationId: usedUp.exportAllocationId, importAllocationId: usedUp.importAllocationId, productId, units: 2, deadline: '2026-06-01T00:00:00Z', reference: 'PO-1', serials: [api.serial('EXH'), { serial: api.serial('EXH'), gpuUuid: 'GPU-ABCDEF12-3456-7890-abcd-ef1234567890' }] }, actors.exporter)).shipmentId);
   await run('shipment.ship', { shipmentId: shipped }, actors.exporter);
+  // The used-up import licence suspended (its clearances paused) and reinstated: exhausted again.
+  await run('licence.suspend', { licenceId: usedUp.importId, reason: 'clearances under review' }, actors.mofcom);
+  await run('licence.reinstate', { licenceId: usedUp.importId }, actors.mofcom);
 
   // Transitions on a licence of their own: suspend, reinstate, surrender; another revoked as a draft.
   const transitions = await pair('TRN-1', '2027-01-01T00:00:00Z', 5);

@@ -170,7 +170,7 @@ export const eventBodies = {
   'licence.create': [body('licence.create', { subject: subject('The licence.'), input: recorded('licence.create'), effects: z.strictObject({ licenceId: id, version: z.literal(1) }), description: 'A licence drafted: version 1.' })],
   // A draft has shipped nothing, so issuing it never exhausts it; reinstating may (statusAfterUse).
   'licence.issue': [licenceTransition('licence.issue', ['draft'], ['issued'], 'A draft licence issued.')],
-  'licence.suspend': [licenceTransition('licence.suspend', ['issued'], ['suspended'], 'A licence suspended.')],
+  'licence.suspend': [licenceTransition('licence.suspend', ['issued', 'exhausted'], ['suspended'], 'A licence suspended: an exhausted one too, whose clearances it pauses.')],
   'licence.reinstate': [licenceTransition('licence.reinstate', ['suspended'], ['issued', 'exhausted'], 'A suspended licence reinstated: exhausted when its every unit has shipped.')],
   'licence.revoke': [licenceTransition('licence.revoke', ['draft', 'issued', 'suspended', 'exhausted'], ['revoked'], 'A licence revoked.')],
   'licence.surrender': [licenceTransition('licence.surrender', ['issued', 'suspended', 'exhausted'], ['surrendered'], 'A licence surrendered by its holder.')],

@@ -328,7 +328,9 @@ function statusOutcome(licence: LicenceWithParties, from: LicenceStatus, to: Lic
 }
 
 export const licenceIssue = transition('licence.issue', { from: ['draft'], to: 'issued' });
-export const licenceSuspend = transition('licence.suspend', { from: ['issued'], to: 'suspended' });
+// An exhausted licence is still in force for the clearances of what shipped under it, so an
+// authority may pause those too; reinstated, it is exhausted again (statusAfterUse).
+export const licenceSuspend = transition('licence.suspend', { from: ['issued', 'exhausted'], to: 'suspended' });
 export const licenceReinstate = transition('licence.reinstate', { from: ['suspended'], to: 'issued' });
 export const licenceRevoke = transition('licence.revoke', { from: ['draft', 'issued', 'suspended', 'exhausted'], to: 'revoked' });
 export const licenceSurrender = transition('licence.surrender', { from: ['issued', 'suspended', 'exhausted'], to: 'surrendered', byHolder: true });

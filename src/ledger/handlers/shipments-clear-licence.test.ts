@@ -118,4 +118,17 @@ describe('a clearance under an import licence in force', () => {
     expectOk(await clear(shipmentId));
     expect(await effectsOf(shipmentId, 'shipment.clear')).toMatchObject({ importLicence: { id: pair.importLicenceId, status: 'exhausted' } });
   });
+
+  it('is paused by suspending the exhausted import licence, and taken again once it is reinstated, exhausted as before', async () => {
+    const pair = await licencePair(world, { authorisedUnits: 1 });
+    const shipmentId = await shipped(pair);
+    const licenceStatus = async () => (await database.pool.query('SELECT status FROM licences WHERE id = $1', [pair.importLicenceId])).rows[0].status;
+    expect(await licenceStatus()).toBe('exhausted');
+    expect(expectOk(await world.ledger.submit('licence.suspend', { licenceId: pair.importLicenceId, reason: 'investigation' }, world.actors.mofcom))).toMatchObject({ status: 'suspended' });
+    expect(refusalOf(await clear(shipmentId))).toMatchObject({ code: 'licence_not_valid', rule: 'licence-status', details: { licenceId: pair.importLicenceId, status: 'suspended' } });
+    expect(expectOk(await world.ledger.submit('licence.reinstate', { licenceId: pair.importLicenceId }, world.actors.mofcom))).toMatchObject({ status: 'exhausted' });
+    expect(await licenceStatus()).toBe('exhausted');
+    expectOk(await clear(shipmentId));
+    expect(await world.ledger.violations()).toEqual([]);
+  });
 });
