@@ -74,12 +74,19 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await admin.query(`CREATE DATABASE ${name}`);
   await allowClocksAhead(admin, name);
   await admin.end();
+  const database = handleOf(name, 20);
+  await migrate(database.pool, { writer: { role: testWriterRole } });
+  return database;
+}
+
+/** Database `name` of the run's server: its owner's and its writer's pools, and a drop that ends both and the database. */
+function handleOf(name: string, connectionsMax: number): TestDatabase {
+  const baseUrl = inject('databaseUrl');
   const url = new URL(baseUrl);
   url.pathname = `/${name}`;
-  const pool = createPool({ url: url.toString(), connectionsMax: 20, applicationName: 'chipledger-test' });
-  await migrate(pool, { writer: { role: testWriterRole } });
   const writerUrl = testWriterUrl(baseUrl, name);
-  const writerPool = createPool({ url: writerUrl, connectionsMax: 20, applicationName: 'chipledger-test-writer' });
+  const pool = createPool({ url: url.toString(), connectionsMax, applicationName: 'chipledger-test' });
+  const writerPool = createPool({ url: writerUrl, connectionsMax, applicationName: 'chipledger-test-writer' });
   return {
     url: url.toString(),
     writerUrl,
@@ -134,24 +141,6 @@ export async function backupOf(source: TestDatabase): Promise<TestDatabase> {
   } finally {
     await admin.end();
   }
-  const url = new URL(source.url);
-  url.pathname = `/${name}`;
   // The copy keeps the source's grants, so the test writer writes to it as to the source.
-  const writerUrl = testWriterUrl(inject('databaseUrl'), name);
-  const writerPool = createPool({ url: writerUrl, connectionsMax: 4, applicationName: 'chipledger-test-writer' });
-  const pool = createPool({ url: url.toString(), connectionsMax: 4, applicationName: 'chipledger-test' });
-  return {
-    url: url.toString(),
-    writerUrl,
-    pool,
-    writerPool,
-    async drop() {
-      await writerPool.end();
-      await pool.end();
-      const cleanup = new pg.Client({ connectionString: inject('databaseUrl') });
-      await cleanup.connect();
-      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await cleanup.end();
-    },
-  };
+  return handleOf(name, 4);
 }

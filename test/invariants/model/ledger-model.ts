@@ -419,7 +419,7 @@ export class LedgerModel {
     const licence = this.licences.get(licenceId) ?? notFound('unknown licence');
     if (licence.authorityOrgId !== actorOrgId) forbidden('another authority');
     const rules: Record<typeof action, { from: LicenceStatus[]; to: LicenceStatus }> = {
-      suspend: { from: ['issued'], to: 'suspended' },
+      suspend: { from: ['issued', 'exhausted'], to: 'suspended' },
       reinstate: { from: ['suspended'], to: 'issued' },
       revoke: { from: ['draft', 'issued', 'suspended', 'exhausted'], to: 'revoked' },
     };
