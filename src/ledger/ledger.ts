@@ -84,7 +84,7 @@ export class Ledger {
       this.checkpointer = new Checkpointer({
         pool,
         signer: parseSignerKey(options.logSignerKey),
-        storedRoot: (size, client) => this.log.storedRootAt(size, client),
+        storedRoots: (sizes, client) => this.log.storedRootsAt(sizes, client),
         ...(this.sealer ? { sealer: this.sealer } : {}),
         ...(options.checkpointIntervalMs ? { intervalMs: options.checkpointIntervalMs } : {}),
         ...(options.onError ? { onError: options.onError } : {}),
@@ -107,7 +107,7 @@ export class Ledger {
     // A rotation announces the new key over the head the old key sealed: only that check takes the old key's seals (head-seal.ts).
     const announcing = options.logSealingKey === undefined && options.logSignerKey !== undefined && options.logPreviousSignerKey !== undefined
       ? new HeadSealer(options.logSignerKey, options.logPreviousSignerKey) : ledger.sealer;
-    if (signer) await adoptLogKey(options.pool, signer, options.logPreviousSignerKey, undefined, (size, client) => ledger.log.storedRootAt(size, client), announcing);
+    if (signer) await adoptLogKey(options.pool, signer, options.logPreviousSignerKey, undefined, async (size, client) => (await ledger.log.storedRootsAt([size], client))[0]!, announcing);
     await ledger.sealer?.assertVouched(options.pool, await readHead(options.pool));
     ledger.checkpointer?.start();
     if (options.sweepIntervalMs !== undefined) ledger.startSweeping(options.sweepIntervalMs);

@@ -29,6 +29,7 @@ import { Outage, outageReason } from '../outage.ts';
 import type { Pool, PoolClient } from '../../store/pool.ts';
 import { HeadRootMismatch } from './head-root.ts';
 import type { HeadSealer } from './head-seal.ts';
+import { withQueryTimeout } from '../../store/query-timeout.ts';
 
 export { HeadRootMismatch } from './head-root.ts';
 
@@ -36,9 +37,9 @@ export { HeadRootMismatch } from './head-root.ts';
 export const logWentBackRule = 'log-went-back';
 
 /**
- * The database's log no longer extends a checkpoint this process signed, or found to be the
- * log's newest and held to the stored tree, before: fewer entries than its size, or another
- * root there. Signed now, the head would be a fork of a published checkpoint.
+ * The database's log no longer extends a checkpoint this process signed or saw published
+ * before: fewer entries than its size, or another root there. Signed now, the head would be
+ * a fork of a published checkpoint.
  */
 export class LogWentBack extends DomainError {
   constructor(pinned: PinnedCheckpoint, size: number, storedRoot: Buffer | undefined) {
@@ -55,7 +56,6 @@ interface PinnedCheckpoint {
   /** Signed by this process, or seen as the log's newest (another process's) by one of its ticks or signings. */
   signedHere: boolean;
 }
-import { withQueryTimeout } from '../../store/query-timeout.ts';
 
 export const checkpointIntervalMs = limits.checkpointIntervalMs;
 /** Another process's checkpoint younger than this share of the tick makes a tick skip. */
@@ -86,10 +86,11 @@ export interface CheckpointerOptions {
   /** Told once when a tick succeeds after failing ones, saying how many failed and for how long. */
   onRecovered?: (message: string) => void;
   /**
-   * The root the stored tiles give at a size, read on the signing's connection
-   * (TransparencyLog.rootAt): a head whose root is not the stored tree's is never signed.
+   * The roots the stored tiles give at these sizes, read now on the signing's connection
+   * (TransparencyLog.storedRootsAt): a head whose root is not the stored tree's is never
+   * signed, nor one whose tree does not extend the checkpoint the signer is pinned to.
    */
-  storedRoot?: (size: number, client: PoolClient) => Promise<Buffer>;
+  storedRoots?: (sizes: number[], client: PoolClient) => Promise<Buffer[]>;
   /**
    * The log key's seals (head-seal.ts): a head that is not vouched for, written by something
    * that does not hold the key, is never signed (HeadNotVouched fails the tick).
@@ -390,13 +391,15 @@ export class Checkpointer {
       // own newest (another process's): the head's tree must extend both.
       const newest = latest && { size: latest.size, root: latest.root, signedHere: false };
       const pins = [this.pinned, newest && !samePin(newest, this.pinned) ? newest : undefined].filter((pin) => pin !== undefined);
-      for (const pin of pins) {
-        if (head.size < pin.size) return { kind: 'went back', error: new LogWentBack(pin, head.size, undefined) };
-        const storedAtPin = await this.options.storedRoot?.(pin.size, client);
-        if (storedAtPin !== undefined && !storedAtPin.equals(pin.root)) return { kind: 'went back', error: new LogWentBack(pin, pin.size, storedAtPin) };
+      const shorter = pins.find((pin) => head.size < pin.size);
+      if (shorter !== undefined) return { kind: 'went back', error: new LogWentBack(shorter, head.size, undefined) };
+      // One read of the tiles for every root: the pins' first, then the head's.
+      const stored = await this.options.storedRoots?.([...pins.map((pin) => pin.size), head.size], client);
+      if (stored !== undefined) {
+        const forked = pins.findIndex((pin, index) => !stored[index]!.equals(pin.root));
+        if (forked >= 0) return { kind: 'went back', error: new LogWentBack(pins[forked]!, pins[forked]!.size, stored[forked]) };
+        if (!stored.at(-1)!.equals(head.root)) throw new HeadRootMismatch(head.size, head.root, stored.at(-1)!);
       }
-      const stored = await this.options.storedRoot?.(head.size, client);
-      if (stored !== undefined && !stored.equals(head.root)) throw new HeadRootMismatch(head.size, head.root, stored);
       const text = formatCheckpoint({ origin: signer.name, size: head.size, rootHash: head.root, extensions: [] });
       const signedNote = signNote(text, signer);
       await insertCheckpoint(client, { size: head.size, root: head.root, key_id: formatKeyId(signer.keyId), signed_note: signedNote });

@@ -188,14 +188,15 @@ export class TransparencyLog implements LogAppender {
   }
 
   /**
-   * The root the database's tiles give at `size` now, none taken from the proofs' cache: what
-   * a signing holds the head and the checkpoints it signed before to (checkpointer.ts). The
-   * cache keeps what this process saw, which a database that went back under it (a failover to
-   * a replica without the newest commits) no longer holds; read from it, a checkpoint this
-   * process signed before would look as if the database still extended it.
+   * The roots the database's tiles give at `sizes` now, read in one query and none taken from
+   * the proofs' cache: what a signing holds the head and the checkpoint it is pinned to
+   * (checkpointer.ts). The cache keeps what this process saw, which a database that went back
+   * under it (a failover to a replica without the newest commits) no longer holds; read from
+   * it, a checkpoint this process signed before would look as if the database still extended it.
    */
-  async storedRootAt(size: number, client: PoolClient): Promise<Buffer> {
-    return rootFromNodes(size, await new TileReader(client).nodeGetter(rootNodes(size)));
+  async storedRootsAt(sizes: readonly number[], client: PoolClient): Promise<Buffer[]> {
+    const getNode = await new TileReader(client).nodeGetter(sizes.flatMap((size) => rootNodes(size)));
+    return sizes.map((size) => rootFromNodes(size, getNode));
   }
 
   async inclusionProof(index: number, size: number, db?: Pool | PoolClient): Promise<Buffer[]> {
