@@ -6,7 +6,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { limits } from '../core/limits.ts';
-import { shipmentBook, shipmentTransition, tokenSecretPrefix, unitsDeploy } from '../ledger/schemas.ts';
+import { shipmentBook, shipmentReturn, shipmentTransition, tokenSecretPrefix, unitsDeploy } from '../ledger/schemas.ts';
 import { apiToken, type Config } from './config.ts';
 import { amountOf, checkBody, idSegment, parseDeadline, revokeAdvice, unitsOf } from './client-values.ts';
 import { ApiClient, unknownOutcomeOf } from './http.ts';
@@ -199,9 +199,12 @@ export async function bookCommand(client: ApiClient, options: BookOptions, outpu
   return 0;
 }
 
-export async function transitionCommand(client: ApiClient, step: 'ship' | 'clear' | 'deliver' | 'cancel', id: string, options: { reason?: string } & ChangeOptions, output: Output): Promise<number> {
+/** A shipment's steps the CLI takes; a return states its reason (schemas.ts shipmentReturn), the others may. */
+export type ShipmentStepName = 'ship' | 'clear' | 'deliver' | 'cancel' | 'return';
+
+export async function transitionCommand(client: ApiClient, step: ShipmentStepName, id: string, options: { reason?: string } & ChangeOptions, output: Output): Promise<number> {
   const route = `/v1/shipments${idSegment(id, shipmentIdExamples)}/${step}`;
-  checkBody(shipmentTransition, { body: { shipmentId: id, ...(options.reason === undefined ? {} : { reason: options.reason }) }, fromOptions: new Set(['reason']) }, { shipmentId: 'the shipment id', reason: '--reason' });
+  checkBody(step === 'return' ? shipmentReturn : shipmentTransition, { body: { shipmentId: id, ...(options.reason === undefined ? {} : { reason: options.reason }) }, fromOptions: new Set(['reason']) }, { shipmentId: 'the shipment id', reason: '--reason' });
   const key = checkedKey(options);
   const rerun = ['chipledger', 'shipments', step, id, ...(options.reason === undefined ? [] : ['--reason', options.reason])];
   const body = await change(rerun, () => client.post<Row>(route, options.reason === undefined ? {} : { reason: options.reason }, key));

@@ -82,6 +82,8 @@ describe('client commands', () => {
       [['shipments', 'book', '--export-allocation', 'A 1', '--import-allocation', 'A-2', '--product', 'P-1', '--units', '1'], /^chipledger: --export-allocation \(exportAllocationId\): must be an id/],
       [['shipments', 'ship', 'S-1', '--reason', 'late\u0007'], /^chipledger: --reason \(reason\): must be free of control characters/],
       [['shipments', 'cancel', 'S-1', '--reason', 'x'.repeat(5_000)], /^chipledger: --reason \(reason\): /],
+      // A return states why (commander refuses one without --reason, exit 2, with the command's usage).
+      [['shipments', 'return', 'S-1', '--reason', ''], /^chipledger: --reason \(reason\): /],
       [['licences', 'show', 'clt_TOK-7_s3cr3tS3cr3t'], /^chipledger: a token's secret was given where an id goes .*chipledger token revoke TOK-7$/],
       [['events', 'list', '--subject', 'clt_TOK-7_s3cr3tS3cr3t'], /^chipledger: --subject must be the id of a record, such as S-12, L-7 or SITE-3; got \(a token's secret, not shown\)$/],
     ];

@@ -142,7 +142,7 @@ function addClientCommands(program: Command, config: (flags?: ConfigFlags) => Co
     .action(run(async (options: ListOptions) => listCommand(client(), 'allocations', columns.allocations, options, output)));
 
   const shipments = program.command('shipments').description('shipments (client)');
-  listOptions(shipments.command('list').description('shipments you export or receive'), ['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired'])
+  listOptions(shipments.command('list').description('shipments you export or receive'), ['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired', 'returned'])
     .action(run(async (options: ListOptions) => listCommand(client(), 'shipments', columns.shipments, options, output)));
   shipments.command('show <id>').description('one shipment').option('--json', 'print JSON')
     .action(run(async (id: string, options: { json?: boolean }) => showCommand(client(), 'shipments', id, options, output)));
@@ -160,6 +160,10 @@ function addClientCommands(program: Command, config: (flags?: ConfigFlags) => Co
       .option(...idempotencyKeyOption)
       .action(run(async (id: string, options: { reason?: string } & ChangeOptions) => transitionCommand(client(), step, id, options, output)));
   }
+  shipments.command('return <id>').description('record a shipped shipment turned back before import clearance (entry refused): its units return to the exporter; what it shipped stays counted on both licences')
+    .requiredOption('--reason <text>', 'why it was turned back, and by whom: recorded with the event')
+    .option(...idempotencyKeyOption)
+    .action(run(async (id: string, options: { reason: string } & ChangeOptions) => transitionCommand(client(), 'return', id, options, output)));
 
   const manifest = program.command('manifest').description('serial manifests (client)');
   manifest.command('import <shipment> <file>').description('attach serials from a CSV (header: serial[,gpu_uuid]), a file or - for stdin; every line is checked first, and nothing is imported if any is bad')

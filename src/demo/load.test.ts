@@ -70,9 +70,9 @@ describe('the demo', () => {
     for (const { uscc } of identifiers) expect(validateUscc(uscc ?? '')).toEqual({ ok: true });
   });
 
-  it('deploys delivered units, decommissions one and loses one', async () => {
+  it('deploys delivered units, decommissions one, loses one and has a shipment turned back at the border', async () => {
     const custody = Object.fromEntries((await database.pool.query<{ custody: string; count: number }>('SELECT custody, count(*)::int AS count FROM units GROUP BY custody')).rows.map((row) => [row.custody, row.count]));
-    expect(custody).toEqual({ deployed: 1_750, delivered: 49, decommissioned: 1, in_transit: 699, lost: 1, licensed: 620 + 250 + 150 });
+    expect(custody).toEqual({ deployed: 1_750, delivered: 49, decommissioned: 1, in_transit: 699, lost: 1, licensed: 620 + 250 + 150, returned: 120 });
     expect(await count('SELECT sum(deployed_units)::int AS count FROM sites')).toBe(1_750);
   });
 

@@ -249,6 +249,11 @@ export class Loader {
       ['cleared', () => this.submit('shipment.clear', { shipmentId, reason: 'Customs declaration accepted.' }, this.actor('mofcom'))],
       ['delivered', () => this.submit('shipment.deliver', { shipmentId }, this.actor(shipment.company))],
     ];
+    if (shipment.status === 'returned') {
+      await path[0]![1]();
+      await this.submit('shipment.return', { shipmentId, reason: scenario.returnReason }, this.actor('mofcom'));
+      return;
+    }
     if (shipment.status === 'cancelled') {
       await this.submit('shipment.cancel', { shipmentId, reason: 'Customer moved the units to a later tranche.' }, this.actor('exporter'));
       return;

@@ -124,6 +124,7 @@ export const shipments: readonly DemoShipment[] = [
   { reference: 'EA-H200-0008', company: 'xinglan', units: 200, listedAtBooking: 0, attached: 120, status: 'booked' },
   { reference: 'EA-H200-0009', company: 'penghai', units: 250, listedAtBooking: 250, attached: 250, status: 'cancelled' },
   { reference: 'EA-H200-0010', company: 'yunchuan', units: 150, listedAtBooking: 150, attached: 150, status: 'expired' },
+  { reference: 'EA-H200-0011', company: 'xinglan', units: 120, listedAtBooking: 120, attached: 120, status: 'returned' },
 ];
 
 /** Booked shipments may wait this long; the one that expires gets a deadline of a moment. */
@@ -132,6 +133,8 @@ export const expiringDeadlineMs = 2_000;
 
 /** A delivered unit that failed burn-in is decommissioned; one unit in transit is reported lost. */
 export const decommissioned = { shipment: 'EA-H200-0004', index: 299, reason: 'Failed burn-in before deployment; returned to the vendor for destruction.' };
+/** The shipment turned back at the border: recorded by the import licence's authority. */
+export const returnReason = 'Entry refused at Tianjin Xingang: the declared value on the commercial invoice did not match the goods; returned to the exporter.';
 export const lost = { shipment: 'EA-H200-0006', index: 7, reason: 'Carton missing at the Shanghai Pudong bonded warehouse; reported to customs.' };
 
 /** 13-digit board serials, unique per shipment and position. */
@@ -145,4 +148,4 @@ export function demoGpuUuid(serial: string): string {
   return `GPU-${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
-export const demoStatuses: readonly ShipmentStatus[] = ['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired'];
+export const demoStatuses: readonly ShipmentStatus[] = ['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired', 'returned'];

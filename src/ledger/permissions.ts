@@ -29,6 +29,7 @@ export const commandRoles: Record<CommandKind, readonly Role[]> = {
   'shipment.clear': [...authority, 'recipient'],
   'shipment.deliver': ['recipient'],
   'shipment.cancel': ['exporter'],
+  'shipment.return': [...authority, 'exporter'],
   'manifest.attach': ['exporter'],
   'site.register': ['recipient'],
   'units.deploy': ['recipient'],

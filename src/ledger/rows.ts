@@ -8,7 +8,7 @@ import type { Eccn } from '../policy/classification.ts';
 export type Role = 'authority_admin' | 'authority_officer' | 'exporter' | 'recipient' | 'auditor';
 export type OrgRole = 'authority' | 'exporter' | 'recipient' | 'auditor';
 export type LicenceStatus = 'draft' | 'issued' | 'suspended' | 'revoked' | 'surrendered' | 'expired' | 'exhausted';
-export type ShipmentStatus = 'booked' | 'shipped' | 'cleared' | 'delivered' | 'cancelled' | 'expired';
+export type ShipmentStatus = 'booked' | 'shipped' | 'cleared' | 'delivered' | 'cancelled' | 'expired' | 'returned';
 export type Custody = 'licensed' | 'in_transit' | 'delivered' | 'deployed' | 'decommissioned' | 'returned' | 'lost';
 export type PartyRole = 'consignee' | 'end_user' | 'supplier';
 

@@ -486,6 +486,8 @@ export const shipmentBook = z.strictObject({
 });
 
 export const shipmentTransition = z.strictObject({ shipmentId: id, reason: text().optional() });
+/** A shipment turned back before import clearance: the reason (refused entry, and by whom) is the record's. */
+export const shipmentReturn = z.strictObject({ shipmentId: id, reason: name() });
 export const manifestAttach = z.strictObject({ shipmentId: id, serials: manifest });
 
 export const siteRegister = z.strictObject({
@@ -523,6 +525,7 @@ export const commandSchemas = {
   'shipment.clear': shipmentTransition,
   'shipment.deliver': shipmentTransition,
   'shipment.cancel': shipmentTransition,
+  'shipment.return': shipmentReturn,
   'manifest.attach': manifestAttach,
   'site.register': siteRegister,
   'units.deploy': unitsDeploy,

@@ -57,6 +57,7 @@ export const commandRoutes: readonly CommandRoute[] = [
   change('/v1/shipments/:id/clear', 'shipment.clear', 'shipmentId', 'Record import clearance'),
   change('/v1/shipments/:id/deliver', 'shipment.deliver', 'shipmentId', 'Confirm delivery'),
   change('/v1/shipments/:id/cancel', 'shipment.cancel', 'shipmentId', 'Cancel a booked shipment, releasing its units'),
+  change('/v1/shipments/:id/return', 'shipment.return', 'shipmentId', 'Record a shipped shipment turned back before import clearance (entry refused); its units return to the exporter, and what it shipped stays counted on both licences'),
   change('/v1/shipments/:id/manifest', 'manifest.attach', 'shipmentId', "Attach serials to a booked shipment's manifest"),
   make('/v1/sites', 'site.register', 'Register a data-centre site', 'siteId'),
   change('/v1/units/deploy', 'units.deploy', undefined, 'Report units deployed at a site'),

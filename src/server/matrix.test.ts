@@ -252,6 +252,9 @@ const table: Row[] = [
   { method: 'POST', route: '/v1/shipments/:id/clear', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'shipped')).id}/clear` }), expect: { ...authorities(403, 403), recipient: [200, 404] } },
   { method: 'POST', route: '/v1/shipments/:id/deliver', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'cleared')).id}/deliver` }), expect: { recipient: [200, 404] } },
   { method: 'POST', route: '/v1/shipments/:id/cancel', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'booked')).id}/cancel` }), expect: { exporter: [200, 404] } },
+  // A return at the border is the exporter's, or the import licence's authority's (MOFCOM's,
+  // not these BIS tokens': handlers/shipments-return.test.ts has MOFCOM return one).
+  { method: 'POST', route: '/v1/shipments/:id/return', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'shipped')).id}/return`, body: { reason: 'entry refused' } }), expect: { ...authorities(403, 403), exporter: [200, 404] } },
   { method: 'POST', route: '/v1/shipments/:id/manifest', target: async (_role, tenant) => ({ url: `/v1/shipments/${(await shipmentIn(tenant, 'empty')).id}/manifest`, body: { serials: [api.serial('MAN')] } }), expect: { exporter: [200, 404] } },
   { method: 'POST', route: '/v1/sites', target: () => ({ url: '/v1/sites', body: siteBody() }), expect: { recipient: [201, 201] } },
   {

@@ -103,6 +103,10 @@ async function runEveryKind(): Promise<void> {
   await run('units.return', { serials: [returned!], reason: 'RMA' }, actors.alpha);
   await run('units.return', { serials: [returnedUndeployed!], reason: 'RMA' }, actors.alpha);
 
+  // A shipment turned back at the border, recorded by the authority of its import licence.
+  const turnedBack = await api.shipment('own', 'shipped', 1);
+  await run('shipment.return', { shipmentId: turnedBack.id, reason: 'entry refused: the invoice did not match the goods' }, actors.mofcom);
+
   // The sweep: a booking past its deadline, one under a revoked licence (its reason), a licence past its validity.
   await book(1, '2026-02-01T01:00:00Z');
   const underRevoked = await pair('REV-1', '2027-01-01T00:00:00Z', 3);

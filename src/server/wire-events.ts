@@ -104,7 +104,7 @@ const licenceExhausted = body('shipment.ship', {
 
 // Shipments.
 
-const shipmentStep = <K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' | 'shipment.cancel'>(kind: K, from: string, to: string, extra: z.ZodRawShape, description: string) =>
+const shipmentStep = <K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' | 'shipment.cancel' | 'shipment.return'>(kind: K, from: string, to: string, extra: z.ZodRawShape, description: string) =>
   body(kind, {
     subject: subject('The shipment.'),
     input: recorded(kind),
@@ -202,6 +202,7 @@ export const eventBodies = {
   }, "A shipment cleared on import: by its recipient while the import licence is in force, or by that licence's issuing authority (late, too: `at` is when it was recorded).")],
   'shipment.deliver': [shipmentStep('shipment.deliver', 'cleared', 'delivered', {}, 'A shipment delivered.')],
   'shipment.cancel': [shipmentStep('shipment.cancel', 'booked', 'cancelled', {}, 'A booking cancelled, its reservation released.')],
+  'shipment.return': [shipmentStep('shipment.return', 'shipped', 'returned', {}, "A shipment turned back before import clearance (entry refused, or recalled on the way), recorded by its exporter or by the authority of its import licence; the input's reason says why. Its units in transit became returned and its serials may be listed again by the same exporter. What it shipped stays shipped on both licences: a return credits neither back.")],
   'manifest.attach': [body('manifest.attach', {
     subject: subject('The shipment.'),
     input: recordedInputs['manifest.attach'],

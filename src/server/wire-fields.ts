@@ -26,7 +26,7 @@ export const demo = z.boolean().describe('Demo data (loaded by `chipledger demo`
 export const unitSite = z.string().nullable().describe("The site it is deployed at; null when it is not deployed, and for an exporter: where a unit runs is its recipient's to see (sites answer others 404).");
 
 export const licenceStatus = z.enum(['draft', 'issued', 'suspended', 'revoked', 'surrendered', 'expired', 'exhausted']);
-export const shipmentStatus = z.enum(['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired']);
+export const shipmentStatus = z.enum(['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired', 'returned']);
 export const custody = z.enum(['licensed', 'in_transit', 'delivered', 'deployed', 'decommissioned', 'returned', 'lost']);
 export const totalsScope = z.enum(['licence', 'own_allocations'])
   .describe("How far the totals reach: the whole licence, or (for a recipient) only the viewer's own allocations.");

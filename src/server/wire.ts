@@ -219,6 +219,7 @@ export const commandAnswers = {
   'shipment.clear': shipmentStatusAnswer,
   'shipment.deliver': shipmentStatusAnswer,
   'shipment.cancel': shipmentStatusAnswer,
+  'shipment.return': shipmentStatusAnswer,
   'manifest.attach': answer({ shipmentId: z.string(), added: count, serialCount: count }),
   'site.register': answer({ siteId: z.string() }),
   'units.deploy': answer({ siteId: z.string(), deployed: count, moved: count.describe('Of those, units moved here from another site.') }),

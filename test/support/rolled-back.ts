@@ -101,7 +101,7 @@ export function statusInStep(shipmentId: string, status: string): Statement {
 
 /** The units a shipment in `status` books (reserves), and those it has shipped. */
 const reserving = (status: string, units: string) => `CASE WHEN ${status} = 'booked' THEN ${units} ELSE 0 END`;
-const shipping = (status: string, units: string) => `CASE WHEN ${status} IN ('shipped', 'cleared', 'delivered') THEN ${units} ELSE 0 END`;
+const shipping = (status: string, units: string) => `CASE WHEN ${status} IN ('shipped', 'cleared', 'delivered', 'returned') THEN ${units} ELSE 0 END`;
 
 /**
  * The tail of a statement whose CTE `deltas` (allocation_id, reserved, shipped) says what

@@ -5,7 +5,7 @@ import { allocationCreate, allocationResize } from './allocations.ts';
 import { licenceAmend, licenceCreate, licenceIssue, licenceReinstate, licenceRevoke, licenceSurrender, licenceSuspend } from './licences.ts';
 import { manifestAttach } from './manifests.ts';
 import { organisationRegister, organisationSetKyc, productRegister, tokenCreate, tokenRevoke } from './organisations.ts';
-import { shipmentBook, shipmentCancel, shipmentClear, shipmentDeliver, shipmentShip } from './shipments.ts';
+import { shipmentBook, shipmentCancel, shipmentClear, shipmentDeliver, shipmentReturn, shipmentShip } from './shipments.ts';
 import { ledgerSweep } from './sweep.ts';
 import { siteRegister, unitsDecommission, unitsDeploy, unitsReportLost, unitsReturn } from './units.ts';
 
@@ -29,6 +29,7 @@ export const handlers: { [K in CommandKind]: Handler<K> } = {
   'shipment.clear': shipmentClear,
   'shipment.deliver': shipmentDeliver,
   'shipment.cancel': shipmentCancel,
+  'shipment.return': shipmentReturn,
   'manifest.attach': manifestAttach,
   'site.register': siteRegister,
   'units.deploy': unitsDeploy,

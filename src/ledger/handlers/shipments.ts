@@ -107,9 +107,14 @@ interface Step {
   to: ShipmentStatus;
   /** What happens to the reservation on both allocations. */
   move: Move;
-  /** Which party acts: the shipment's exporter or recipient (the import licence's authority may also clear). */
+  /** Which party acts: the shipment's exporter or recipient. */
   by: 'exporter' | 'recipient';
-  custody?: { from: 'licensed' | 'in_transit'; to: 'in_transit' | 'delivered' };
+  /**
+   * The authority that issued the shipment's import licence may take the step too: the import
+   * side's acts, clearing it (customs) and turning it back at the border (entry refused).
+   */
+  orImportAuthority?: true;
+  custody?: { from: 'licensed' | 'in_transit'; to: 'in_transit' | 'delivered' | 'returned' };
 }
 
 /**
@@ -211,12 +216,12 @@ export function applyStep(context: CommandContext, shipment: ShipmentRow, step: 
 }
 
 /**
- * Clearance is the import side's act: besides the recipient, only the authority that
- * issued the import licence behind the shipment may record it, not any authority (the
- * exporting country's, say). The loader brings a shipment's allocations and their
- * licences (store/batch-state.ts), so the licence is in the batch.
+ * Clearance and a return at the border are the import side's acts: besides the party, only
+ * the authority that issued the import licence behind the shipment may record them, not any
+ * authority (the exporting country's, say). The loader brings a shipment's allocations and
+ * their licences (store/batch-state.ts), so the licence is in the batch.
  */
-function clearsAsAuthority(context: CommandContext, shipment: ShipmentRow): boolean {
+function actsAsImportAuthority(context: CommandContext, shipment: ShipmentRow): boolean {
   const { actor, state } = context;
   return actor.role.startsWith('authority') && importAuthorityId(state, shipment) === actor.orgId;
 }
@@ -228,7 +233,7 @@ function importAuthorityId(state: BatchState, shipment: ShipmentRow): string {
 /** The rule of a shipment's step taken by an organisation that is not the party (or authority) that takes it. */
 export const shipmentPartyRule = 'shipment-party';
 
-function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' | 'shipment.cancel'>(kind: K, rule: Step): Handler<K> {
+function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' | 'shipment.cancel' | 'shipment.return'>(kind: K, rule: Step): Handler<K> {
   return {
     kind,
     keys(input, keys) {
@@ -238,8 +243,8 @@ function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' 
       const { state, actor } = context;
       const shipment = visibleShipment(state, actor, input.shipmentId);
       const party = rule.by === 'exporter' ? shipment.exporter_org_id : shipment.recipient_org_id;
-      if (party !== actor.orgId && !(kind === 'shipment.clear' && clearsAsAuthority(context, shipment))) {
-        const orAuthority = kind === 'shipment.clear' ? ` or ${importAuthorityId(state, shipment)}, the authority of its import licence,` : '';
+      if (party !== actor.orgId && !(rule.orImportAuthority && actsAsImportAuthority(context, shipment))) {
+        const orAuthority = rule.orImportAuthority ? ` or ${importAuthorityId(state, shipment)}, the authority of its import licence,` : '';
         throw refuse.forbidden(`only the ${rule.by} ${party}${orAuthority} may ${kind.slice('shipment.'.length)} shipment ${shipment.id}`, shipmentPartyRule);
       }
       if (shipment.status !== rule.from) {
@@ -261,7 +266,7 @@ function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' 
  * recipient's is refused once that licence is not in force (suspended, revoked, surrendered,
  * expired, or its validity ended, swept or not). A clearance that happened while it was in
  * force may still be recorded late, by the licence's issuing authority alone
- * (clearsAsAuthority), which answers for it. The event's effects give the import licence as
+ * (actsAsImportAuthority), which answers for it. The event's effects give the import licence as
  * it stood when the clearance was recorded (importLicence: id, status, validTo), on every
  * clearance, so that a late record under a licence no longer in force says so in the log:
  * the event's `at` is when it was recorded, not when the goods were released.
@@ -269,7 +274,7 @@ function step<K extends 'shipment.ship' | 'shipment.clear' | 'shipment.deliver' 
 function clear(context: CommandContext, shipment: ShipmentRow, rule: Step): Outcome {
   const { licence } = side(context.state, shipment.import_allocation_id);
   const lapse = importLicenceLapse(licence, context.at);
-  if (lapse !== null && !clearsAsAuthority(context, shipment)) {
+  if (lapse !== null && !actsAsImportAuthority(context, shipment)) {
     throw refuse.licence(lapse.rule, `couldn't clear shipment ${shipment.id}: ${lapse.reason}; a clearance under it is recorded now only by ${licence.authority_org_id}, the authority that issued it`, lapse.details);
   }
   const importLicence = { id: licence.id, status: licence.status, validTo: licence.valid_to };
@@ -278,7 +283,18 @@ function clear(context: CommandContext, shipment: ShipmentRow, rule: Step): Outc
 }
 
 export const shipmentShip = step('shipment.ship', { from: 'booked', to: 'shipped', move: 'post', by: 'exporter', custody: { from: 'licensed', to: 'in_transit' } });
-export const shipmentClear = step('shipment.clear', { from: 'shipped', to: 'cleared', move: 'none', by: 'recipient' });
+export const shipmentClear = step('shipment.clear', { from: 'shipped', to: 'cleared', move: 'none', by: 'recipient', orImportAuthority: true });
 export const shipmentDeliver = step('shipment.deliver', { from: 'cleared', to: 'delivered', move: 'none', by: 'recipient', custody: { from: 'in_transit', to: 'delivered' } });
 export const shipmentCancel = step('shipment.cancel', { from: 'booked', to: 'cancelled', move: 'release', by: 'exporter' });
+/**
+ * A shipment turned back before import clearance (entry refused, or recalled on the way):
+ * recorded by its exporter, to whom the goods come back, or by the authority of its import
+ * licence, which refused them. Its units in transit become returned (the exporter may list
+ * them in a new shipment; one reported lost on the way stays lost) and its manifest ends.
+ * What it shipped stays shipped on both allocations and licences: the units did leave under
+ * both, and a return credits neither back; the authority that issued one may amend it to
+ * give units again. It is recorded whatever the licences' status now: a licence suspended or
+ * ended may be why the goods were turned back.
+ */
+export const shipmentReturn = step('shipment.return', { from: 'shipped', to: 'returned', move: 'none', by: 'exporter', orImportAuthority: true, custody: { from: 'in_transit', to: 'returned' } });
 export const expireStep: Step = { from: 'booked', to: 'expired', move: 'release', by: 'exporter' };

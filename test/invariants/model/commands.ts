@@ -62,6 +62,8 @@ export type Command =
   | { kind: 'attach'; shipmentPick: ShipmentPick; serials: Serials; gpu?: Gpu }
   | { kind: 'ship' | 'cancel'; shipmentPick: ShipmentPick; keyed: boolean }
   | { kind: 'clear' | 'deliver'; shipmentPick: ShipmentPick; otherRecipient: boolean }
+  /** A shipment turned back at the border, recorded by its exporter or an authority (the import licence's, or the other). */
+  | { kind: 'return'; shipmentPick: ShipmentPick; by: 'exporter' | 'importAuthority' | 'exportAuthority' }
   | { kind: 'sweep' }
   | { kind: 'allocate'; direction: 'export' | 'import' | 'unknown'; licencePick: Pick; recipient: Who; units: number; wrongAuthority: boolean }
   | { kind: 'resize'; allocationPick: Pick; units: number; wrongAuthority: boolean }

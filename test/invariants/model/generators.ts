@@ -74,6 +74,10 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('ship' as const), shipmentPick, keyed: sometimes(3) }) },
   { weight: 6, arbitrary: fc.record({ kind: fc.constantFrom('clear' as const, 'deliver' as const), shipmentPick, otherRecipient: sometimes(8) }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('cancel' as const), shipmentPick: pastBookingPick({ wanted: 3, shipped: 4, received: 1, any: 1 }), keyed: sometimes(3) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('return' as const), shipmentPick: pastBookingPick({ wanted: 6, shipped: 1, received: 2, any: 1 }), by: fc.constantFrom('exporter' as const, 'exporter' as const, 'importAuthority' as const, 'exportAuthority' as const) }),
+  },
   { weight: 3, arbitrary: fc.constant({ kind: 'sweep' as const }) },
   {
     weight: 3,

@@ -355,6 +355,18 @@ export class LedgerModel {
     return this.step(shipment, 'cancelled');
   }
 
+  /**
+   * A shipment turned back before clearance: its exporter records it, or the authority of its
+   * import licence (any authority sees the shipment; another one is refused as no party). Its
+   * units in transit come back; what it shipped stays counted, whatever the licences' status.
+   */
+  returnShipment(shipmentId: string, actorOrgId: string, actorIsAuthority: boolean): Record<string, unknown> {
+    const shipment = actorIsAuthority ? (this.shipments.get(shipmentId) ?? notFound('unknown shipment')) : this.exportersShipment(shipmentId, actorOrgId);
+    if (actorIsAuthority && this.side(shipment.importAllocationId).licence.authorityOrgId !== actorOrgId) refuse('forbidden', 'shipment-party', 'not the import licence\'s authority');
+    if (shipment.status !== 'shipped') refuse('conflict', 'shipment-status', `shipment is ${shipment.status}`);
+    return this.step(shipment, 'returned', { from: 'in_transit', to: 'returned' });
+  }
+
   /** Why a licence no longer covers a booking, as the ledger names it; null while it may. */
   private lapsedRule(licence: ModelLicence): 'licence-status' | 'licence-validity' | null {
     if (['expired', 'revoked', 'surrendered'].includes(licence.status)) return 'licence-status';

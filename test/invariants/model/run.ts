@@ -218,6 +218,14 @@ export class Run {
         const expected = model.apply(() => model.receive(shipmentId, actor.orgId, command.kind === 'clear' ? 'cleared' : 'delivered'));
         return { kind: `shipment.${command.kind}`, input: { shipmentId }, actor, expected, ...(target ? { target } : {}) };
       }
+      case 'return': {
+        const shipmentId = this.shipmentId(command.shipmentPick, 'shipped');
+        const target = this.statusOf(shipmentId);
+        const byAuthority = command.by !== 'exporter';
+        const actor = byAuthority ? this.authority('import', command.by === 'exportAuthority') : this.exporterOf(shipmentId);
+        const expected = model.apply(() => model.returnShipment(shipmentId, actor.orgId, byAuthority));
+        return { kind: 'shipment.return', input: { shipmentId, reason: 'entry refused at the border' }, actor, expected, ...(target ? { target } : {}) };
+      }
       case 'sweep':
         return { kind: 'ledger.sweep', input: {}, actor: systemActor, expected: model.apply(() => model.sweep()) };
       case 'allocate': {

@@ -143,6 +143,15 @@ export const tour: Step[] = [
       book(0, 4, { given: ['SN-22', 'SN-9', 'SN-1', 'SN-9'] }, 20 * dayMs),
     ],
   },
+  // A shipment turned back at the border (SN-15, new): not by the export licence's authority
+  // (shipment-party) but by the import licence's, and only once; the second exporter may not
+  // list its unit, and the first lists it again. Each step a batch of its own: a listing may
+  // pass commands of its batch.
+  { kind: 'group', commands: [book(0, 1, { given: ['SN-15'] }, 20 * dayMs)] },
+  { kind: 'group', commands: [{ kind: 'ship', shipmentPick: { fit: 'wanted', at: 0 }, keyed: false }] },
+  { kind: 'group', commands: [{ kind: 'return', shipmentPick: { fit: 'wanted', at: 0 }, by: 'exportAuthority' }, { kind: 'return', shipmentPick: { fit: 'wanted', at: 0 }, by: 'importAuthority' }] },
+  { kind: 'group', commands: [{ kind: 'return', shipmentPick: { fit: 'any', at: 0 }, by: 'exporter' }, secondBooks(['SN-15'])] },
+  { kind: 'group', commands: [book(0, 1, { given: ['SN-15'] }, 20 * dayMs)] },
 ];
 
 /** What the tour reaches, each at least once (coverage names: see Coverage). */
@@ -166,4 +175,6 @@ export const tourReaches = [
   // Slips at booking: allocations swapped, or for two recipients; a manifest refused naming several serials, under more than one rule.
   'refused shipment.book invalid_input allocation-direction', 'refused shipment.book licence_not_valid allocation-recipient-pair',
   'manifest refused-serials several', 'manifest refused-serials mixed-rules',
+  // A shipment turned back at the border: by the import licence's authority, not the export licence's; once.
+  'accepted shipment.return', 'refused shipment.return forbidden shipment-party', 'refused shipment.return conflict shipment-status',
 ];
