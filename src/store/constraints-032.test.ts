@@ -160,7 +160,7 @@ describe('ledger_violations() holds every unit to its shipment (032)', () => {
 
 describe('unit_custody_fits: the table, as the handlers move units', () => {
   it('pairs each custody with the shipment statuses the handlers leave it under', async () => {
-    const statuses = ['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired'];
+    const statuses = ['booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired', 'returned'];
     const custodies = ['licensed', 'in_transit', 'delivered', 'deployed', 'returned', 'lost', 'decommissioned'];
     const { rows } = await database.pool.query<{ custody: string; statuses: string[] }>(
       `SELECT c AS custody, array_agg(s ORDER BY array_position($2::text[], s)) FILTER (WHERE unit_custody_fits(c, s)) AS statuses
@@ -172,8 +172,9 @@ describe('unit_custody_fits: the table, as the handlers move units', () => {
       in_transit: ['shipped', 'cleared'],
       delivered: ['delivered'],
       deployed: ['delivered'],
-      returned: ['delivered'],
-      lost: ['shipped', 'cleared', 'delivered'],
+      // Returned from a delivered shipment (units.return), or in one turned back at the border (071).
+      returned: ['delivered', 'returned'],
+      lost: ['shipped', 'cleared', 'delivered', 'returned'],
       decommissioned: ['delivered'],
     });
   });

@@ -72,6 +72,20 @@ describe('a shipment returned at the border', () => {
     expect(await api.world.ledger.violations()).toEqual([]);
   });
 
+  it('lists its units again in the batch that turned it back, in one transaction', async () => {
+    const shipment = await api.shipment('own', 'shipped', 2);
+    const { stats } = api.world.ledger.sequencer;
+    const [batches, failed] = [stats.batches, stats.failedBatches];
+    // One organisation's commands commit in the order they came: the return, then the listing.
+    const [returned, relisted] = await Promise.all([turnBack(shipment.id, api.world.actors.exporter), bookListing(api, 'own', shipment.serials)]);
+    expect({ batches: stats.batches - batches, failedBatches: stats.failedBatches - failed }).toEqual({ batches: 1, failedBatches: 0 });
+    expectOk(returned);
+    const relistedId = String(expectOk(relisted).shipmentId);
+    const rows = (await database.pool.query('SELECT serial, shipment_id, custody FROM units WHERE serial = ANY($1) ORDER BY serial', [shipment.serials])).rows;
+    expect(rows).toEqual([...shipment.serials].sort().map((serial) => ({ serial, shipment_id: relistedId, custody: 'licensed' })));
+    expect(await api.world.ledger.violations()).toEqual([]);
+  });
+
   it("is recorded by the import licence's authority as well, while that licence is suspended; by no other party or authority", async () => {
     const { orgs, world } = api;
     const shipment = await api.shipment('own', 'shipped', 1);
@@ -145,6 +159,11 @@ describe('the database, written around the ledger', () => {
     const serial = shipment.serials[0]!;
     expect(await partOnChangedState(database.pool, 'ledger_check_unit_custody', (client) => client.query("UPDATE units SET custody = 'in_transit' WHERE serial = $1", [serial])))
       .toEqual([{ invariant: 'invariant-4', subject: serial, detail: `the unit is in_transit, but its shipment ${shipment.id} is returned` }]);
+    // Made returned by another shipment's return.
+    const other = await api.shipment('own', 'shipped', 1);
+    const otherReturn = Number(expectOk(await turnBack(other.id, api.world.actors.exporter)).seq);
+    expect(await partOnChangedState(database.pool, 'ledger_check_unit_events', (client) => client.query('UPDATE units SET updated_seq = $2 WHERE serial = $1', [serial, otherReturn])))
+      .toEqual([{ invariant: 'event-state', subject: serial, detail: `the unit is returned in shipment ${shipment.id}, but the shipment.return that last changed it, ${otherReturn}, returned ${other.id}` }]);
     const balances = await partOnChangedState(database.pool, 'ledger_check_allocation_balances', async (client) => {
       await client.query('UPDATE allocations SET shipped_units = shipped_units - 1 WHERE id = $1', [api.allocations.alphaImport]);
       await client.query('UPDATE licences SET shipped_units = shipped_units - 1 WHERE id = $1', [api.world.importLicenceId]);

@@ -77,22 +77,22 @@ const setLicence = (licenceId: string, set: string) => firstRefusal(database.poo
 
 describe('a shipment’s status, written around the ledger', () => {
   it.each([
-    ['shipped', 'booked'], ['shipped', 'cancelled'], ['shipped', 'expired'], ['cleared', 'shipped'], ['cleared', 'booked'], ['cleared', 'expired'],
+    ['shipped', 'booked'], ['shipped', 'cancelled'], ['shipped', 'expired'], ['cleared', 'shipped'], ['cleared', 'booked'], ['cleared', 'expired'], ['cleared', 'returned'],
   ] as const)('refuses %s → %s (shipments_status_steps)', async (from, to) => {
     expect(await setShipment(from, to)).toEqual({
       code: '23514',
-      message: `shipment ${shipments[from]} is ${from}; it cannot become ${to} (a shipment moves booked → shipped → cleared → delivered, or from booked to cancelled or expired)`,
+      message: `shipment ${shipments[from]} is ${from}; it cannot become ${to} (a shipment moves booked → shipped → cleared → delivered, or from shipped to returned, or from booked to cancelled or expired)`,
     });
   });
 
-  it.each(['shipped', 'cleared', 'delivered'])('refuses a booking without its full manifest → %s (shipments_manifest_complete)', async (to) => {
+  it.each(['shipped', 'cleared', 'delivered', 'returned'])('refuses a booking without its full manifest → %s (shipments_manifest_complete)', async (to) => {
     expect(await setShipment('empty', to)).toEqual({ code: '23514', message: `shipment ${shipments.empty} lists 0 of its 2 serials; it cannot become ${to} without a serial for every unit` });
   });
 
   it('takes every step the ledger makes, and every chain of them a batch writes at once', async () => {
     for (const [from, to] of [
       ['full', 'shipped'], ['full', 'cleared'], ['full', 'delivered'], ['full', 'cancelled'], ['full', 'expired'], ['empty', 'cancelled'], ['empty', 'expired'],
-      ['shipped', 'cleared'], ['shipped', 'delivered'], ['cleared', 'delivered'],
+      ['shipped', 'cleared'], ['shipped', 'delivered'], ['cleared', 'delivered'], ['shipped', 'returned'], ['full', 'returned'],
     ] as const) {
       const error = await setShipment(from, to);
       expect(error, `${from} → ${to}: ${error?.message}`).toBeUndefined();

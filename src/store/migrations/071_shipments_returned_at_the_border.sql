@@ -12,9 +12,11 @@
 -- what has shipped (the reservations at write time, 070; the balances and unit claims of the
 -- re-check), and ends a shipment as delivered, cancelled and expired do.
 
--- 1. The status itself.
+-- 1. The status itself. Added NOT VALID and validated apart: the scan of every shipment then
+--    holds a lock that lets the table be read and written meanwhile, not ACCESS EXCLUSIVE.
 ALTER TABLE shipments DROP CONSTRAINT shipments_status_check,
-  ADD CONSTRAINT shipments_status_check CHECK (status IN ('booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired', 'returned'));
+  ADD CONSTRAINT shipments_status_check CHECK (status IN ('booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired', 'returned')) NOT VALID;
+ALTER TABLE shipments VALIDATE CONSTRAINT shipments_status_check;
 
 -- 2. The steps (025's trigger and function, 020's end): shipped → returned is a step; booked →
 --    returned too, in one batch that ships and returns (the row is written once, in the
@@ -229,12 +231,12 @@ AS $$
     SELECT DISTINCT ON (serial) serial, seq, kind FROM listed ORDER BY serial, seq DESC
   ),
   units_made AS (
-    -- A unit returned in a shipment returned at the border was set so by the shipment's step
-    -- (unit_custody_fits holds it to the shipment's status), not by a units.return.
-    SELECT u.serial, u.custody, u.site_id, u.updated_seq,
+    -- A unit returned in a shipment turned back at the border was made so by that shipment's
+    -- shipment.return (its subject the unit's shipment), not by a units.return.
+    SELECT u.serial, u.custody, u.site_id, u.shipment_id, u.updated_seq,
            CASE u.custody WHEN 'deployed' THEN 'units.deploy' WHEN 'decommissioned' THEN 'units.decommission'
                           WHEN 'lost' THEN 'units.report_lost'
-                          WHEN 'returned' THEN CASE WHEN s.status = 'returned' THEN NULL ELSE 'units.return' END END AS made_by
+                          WHEN 'returned' THEN CASE WHEN s.status = 'returned' THEN 'shipment.return' ELSE 'units.return' END END AS made_by
     FROM units u LEFT JOIN shipments s ON s.id = u.shipment_id
   )
   SELECT 'event-state', v.serial, v.detail FROM (
@@ -248,6 +250,8 @@ AS $$
           THEN format('the unit is %s, but the event that last changed it, %s, is a %s, not the %s that makes a unit %s', u.custody, e.seq, e.kind, u.made_by, u.custody)
         WHEN u.custody = 'deployed' AND e.subject_id IS DISTINCT FROM u.site_id
           THEN format('the unit is deployed at %s, but the units.deploy that last changed it, %s, deployed to %s', u.site_id, e.seq, coalesce(e.subject_id, '(none)'))
+        WHEN u.made_by = 'shipment.return' AND e.subject_id IS DISTINCT FROM u.shipment_id
+          THEN format('the unit is returned in shipment %s, but the shipment.return that last changed it, %s, returned %s', u.shipment_id, e.seq, coalesce(e.subject_id, '(none)'))
         -- The event lists serials (from 017 on) but not this one: had it listed it, the newest listing would be it or later.
         WHEN es.seq IS NOT NULL AND n.seq IS DISTINCT FROM u.updated_seq
           THEN format('the unit is %s, but the %s that last changed it, %s, does not list its serial', u.custody, e.kind, e.seq)
@@ -271,3 +275,68 @@ AS $$
   FROM shipments s
   WHERE s.status IN ('shipped', 'cleared', 'delivered', 'returned') AND s.serial_count <> s.units
 $$;
+
+-- 5. A unit listed again in the batch that turned its shipment back (037's units_keep_identity,
+--    its trigger and WHEN unchanged): its row is written before the return's custody step, so
+--    it is still in transit there, in a shipment already returned; it is returned all the same.
+CREATE OR REPLACE FUNCTION units_keep_identity()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $$
+DECLARE old_exporter text; old_status text; old_custody text; new_exporter text; new_status text; released boolean; uuid_released boolean; moved boolean;
+BEGIN
+  IF OLD.ever_shipped AND NOT NEW.ever_shipped THEN
+    RAISE EXCEPTION 'unit % has shipped; that stays so', OLD.serial
+      USING ERRCODE = 'check_violation', CONSTRAINT = 'units_keep_identity';
+  END IF;
+  IF OLD.gpu_uuid_shipped AND NOT NEW.gpu_uuid_shipped THEN
+    RAISE EXCEPTION 'unit % shipped with GPU UUID %; that stays so', OLD.serial, OLD.gpu_uuid
+      USING ERRCODE = 'check_violation', CONSTRAINT = 'units_keep_identity';
+  END IF;
+  SELECT exporter_org_id, status INTO old_exporter, old_status FROM shipments WHERE id = OLD.shipment_id;
+  -- A unit in transit in a shipment turned back at the border is returned, also before the
+  -- return's custody step has reached its row: a batch that returns a shipment and lists its
+  -- units again writes their rows first (store/batch-writes.ts, custody steps after rows).
+  old_custody := CASE WHEN OLD.custody = 'in_transit' AND old_status = 'returned' THEN 'returned' ELSE OLD.custody END;
+  IF NEW.gpu_uuid_shipped AND NOT OLD.gpu_uuid_shipped AND NOT (old_custody IN ('licensed', 'returned') AND NEW.custody NOT IN ('licensed', 'returned')) THEN
+    RAISE EXCEPTION 'unit % is %; its GPU UUID % becomes fixed only by shipping', OLD.serial, NEW.custody, NEW.gpu_uuid
+      USING ERRCODE = 'check_violation', CONSTRAINT = 'units_keep_identity';
+  END IF;
+  released := NOT OLD.ever_shipped AND old_status IN ('cancelled', 'expired');
+  uuid_released := NOT OLD.gpu_uuid_shipped AND old_status IN ('cancelled', 'expired');
+  moved := NEW.shipment_id <> OLD.shipment_id;
+  IF NEW.product_id <> OLD.product_id AND NOT (released AND moved) THEN
+    RAISE EXCEPTION 'unit % is a unit of product %; it cannot become one of %', OLD.serial, OLD.product_id, NEW.product_id
+      USING ERRCODE = 'check_violation', CONSTRAINT = 'units_keep_identity';
+  END IF;
+  IF OLD.gpu_uuid IS NOT NULL AND NEW.gpu_uuid IS DISTINCT FROM OLD.gpu_uuid AND NOT (uuid_released AND (moved OR NEW.gpu_uuid IS NULL)) THEN
+    RAISE EXCEPTION 'unit % has GPU UUID %; it cannot change', OLD.serial, OLD.gpu_uuid
+      USING ERRCODE = 'check_violation', CONSTRAINT = 'units_keep_identity';
+  END IF;
+  IF moved THEN
+    IF old_custody NOT IN ('licensed', 'returned') THEN
+      RAISE EXCEPTION 'unit % is %; it cannot be listed in another shipment', OLD.serial, OLD.custody
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'units_keep_identity';
+    END IF;
+    SELECT exporter_org_id, status INTO new_exporter, new_status FROM shipments WHERE id = NEW.shipment_id;
+    IF NOT released AND new_exporter IS DISTINCT FROM old_exporter THEN
+      RAISE EXCEPTION 'unit % is %''s (it has shipped, or its booking % is %); shipment % is not that exporter''s', OLD.serial, old_exporter, OLD.shipment_id, old_status, NEW.shipment_id
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'units_keep_identity';
+    END IF;
+    -- As in 033: a released unit goes to another exporter only by a listing, in a booking
+    -- that claims it now.
+    IF released AND new_exporter IS DISTINCT FROM old_exporter AND new_status IN ('cancelled', 'expired') THEN
+      RAISE EXCEPTION 'unit % cannot move to shipment % of %: that booking is %, so it claims no unit', OLD.serial, NEW.shipment_id, new_exporter, new_status
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'units_keep_identity';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM shipment_serials WHERE shipment_id = NEW.shipment_id AND serial = NEW.serial) THEN
+      RAISE EXCEPTION 'unit % cannot move to shipment %: its manifest does not list the unit', OLD.serial, NEW.shipment_id
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'units_keep_identity';
+    END IF;
+    IF NOT unit_custody_fits(NEW.custody, new_status) THEN
+      RAISE EXCEPTION 'unit % cannot be % in shipment %, which is %', OLD.serial, NEW.custody, NEW.shipment_id, new_status
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'units_keep_identity';
+    END IF;
+  END IF;
+  RETURN NEW;
+END $$;
