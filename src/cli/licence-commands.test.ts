@@ -252,11 +252,14 @@ describe('sites and events', () => {
     expect(said).toMatch(/^Registered site SITE-\d+ \(Ulanqab DC 9, Ulanqab\): room for 20,000 units\.$/);
     const site = /(SITE-\d+)/.exec(said)![1]!;
     const listed = await ok(['sites', 'list'], tokens.alpha);
-    expect(listed.split('\n')[0]).toMatch(/^id +name +province +city +capacityUnits +deployedUnits +organisationId/);
-    expect(listed).toMatch(new RegExp(`^${site} +Ulanqab DC 9 +Inner Mongolia +Ulanqab +20,000 +0 +${world.actors.alpha.orgId}`, 'm'));
+    expect(listed.split('\n')[0]).toMatch(/^id +name +province +city +country +capacityUnits +deployedUnits +organisationId/);
+    // No --country: the organisation's own.
+    expect(listed).toMatch(new RegExp(`^${site} +Ulanqab DC 9 +Inner Mongolia +Ulanqab +CN +20,000 +0 +${world.actors.alpha.orgId}`, 'm'));
     // Every digit stored, not 41.03 (half a kilometre off: the output review).
     expect(await ok(['sites', 'show', site], tokens.alpha)).toMatch(/^latitude +41\.0347$/m);
     expect(JSON.parse(await ok(['sites', 'show', site, '--json'], tokens.alpha))).toMatchObject({ id: site, latitude: 41.0347, longitude: 113.1332 });
+    const abroad = /(SITE-\d+)/.exec(await ok(['sites', 'register', '--name', 'Johor DC 1', '--province', 'Johor', '--city', 'Kulai', '--country', 'MY', '--latitude', '1.66', '--longitude', '103.6', '--capacity', '500'], tokens.alpha))![1]!;
+    expect(await ok(['sites', 'show', abroad], tokens.alpha)).toMatch(/^country +MY$/m);
   });
 
   it("lists a licence's history as a table, a page at a time, and shows one event", async () => {

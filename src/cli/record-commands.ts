@@ -42,7 +42,7 @@ export async function sendChange(client: ApiClient, route: string, body: Record<
 const count = (value: unknown) => Number(value).toLocaleString('en-US');
 
 export const recordColumns = {
-  sites: ['id', 'name', 'province', 'city', 'capacityUnits', 'deployedUnits', 'organisationId', 'demo'],
+  sites: ['id', 'name', 'province', 'city', 'country', 'capacityUnits', 'deployedUnits', 'organisationId', 'demo'],
   events: ['seq', 'at', 'kind', 'subjectId', 'actor'],
 } as const;
 
@@ -86,18 +86,21 @@ export interface SiteRegisterOptions extends ChangeCommandOptions {
   name: string;
   province: string;
   city: string;
+  /** Absent: the API takes the organisation's own country. */
+  country?: string;
   latitude: string;
   longitude: string;
   capacity: string;
 }
 
-const siteOptionOf = { name: '--name', province: '--province', city: '--city', latitude: '--latitude', longitude: '--longitude', capacityUnits: '--capacity' };
+const siteOptionOf = { name: '--name', province: '--province', city: '--city', country: '--country', latitude: '--latitude', longitude: '--longitude', capacityUnits: '--capacity' };
 
 export async function siteRegisterCommand(client: ApiClient, options: SiteRegisterOptions, output: Output): Promise<number> {
   const fields = {
     name: options.name,
     province: options.province,
     city: options.city,
+    country: options.country,
     latitude: decimalIn('--latitude', options.latitude, -90, 90),
     longitude: decimalIn('--longitude', options.longitude, -180, 180),
     capacityUnits: unitsOf('--capacity', options.capacity),
@@ -105,7 +108,7 @@ export async function siteRegisterCommand(client: ApiClient, options: SiteRegist
   const assembled = withFields({}, fields, siteOptionOf);
   checkBody(siteRegister, assembled, siteOptionOf);
   const words = ['chipledger', 'sites', 'register', '--name', options.name, '--province', options.province, '--city', options.city,
-    '--latitude', options.latitude, '--longitude', options.longitude, '--capacity', options.capacity];
+    ...(options.country === undefined ? [] : ['--country', options.country]), '--latitude', options.latitude, '--longitude', options.longitude, '--capacity', options.capacity];
   return sendChange(client, '/v1/sites', assembled.body, { words }, options, output, (answer) =>
     `Registered site ${String(answer.siteId)} (${options.name}, ${options.city}): room for ${count(fields.capacityUnits)} units.`);
 }

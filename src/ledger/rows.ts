@@ -95,6 +95,8 @@ export interface SiteRow {
   name: string;
   province: string;
   city: string;
+  /** ISO 3166-1 alpha-2: units are deployed here only if they were imported into it (migration 072). */
+  country: string;
   latitude: number;
   longitude: number;
   capacity_units: number;

@@ -494,6 +494,7 @@ export const siteRegister = z.strictObject({
   name: name(),
   province: name(),
   city: name(),
+  country: country.optional().describe("The site's country, an ISO 3166-1 alpha-2 code; absent: the registering organisation's. Units are deployed only at a site in the country their shipment was imported into (rule deployment-destination): a move abroad is a re-export, which needs a licence of its own."),
   latitude: z.number().min(-90).max(90),
   longitude: z.number().min(-180).max(180),
   capacityUnits: units,

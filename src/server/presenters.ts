@@ -168,6 +168,7 @@ export function presentSite(row: SiteRow): wire.Site {
     name: row.name,
     province: row.province,
     city: row.city,
+    country: row.country,
     latitude: row.latitude,
     longitude: row.longitude,
     capacityUnits: row.capacity_units,

@@ -148,6 +148,7 @@ export const site = z.strictObject({
   name: z.string(),
   province: z.string(),
   city: z.string(),
+  country: z.string().describe('ISO 3166-1 alpha-2. Units are deployed here only if their shipment was imported into this country (rule deployment-destination).'),
   latitude: z.number(),
   longitude: z.number(),
   capacityUnits: count,

@@ -15,12 +15,16 @@ export const siteRegister: Handler<'site.register'> = {
   },
   run(context, input) {
     const id = newId('SITE', context);
+    const organisation = context.state.get('organisations', context.actor.orgId);
+    assert(organisation !== undefined, `organisation ${context.actor.orgId} registers a site but the batch did not load it (keys name it)`);
     context.state.put('sites', {
       id,
       org_id: context.actor.orgId,
       name: input.name,
       province: input.province,
       city: input.city,
+      // Absent, the organisation's own: what every site was before sites had a country (072).
+      country: input.country ?? organisation.country,
       latitude: input.latitude,
       longitude: input.longitude,
       capacity_units: input.capacityUnits,
@@ -89,6 +93,24 @@ function adjustSite(context: CommandContext, siteId: string, delta: number): Sit
   return context.state.update('sites', site, { deployed_units: site.deployed_units + delta });
 }
 
+/** The rule of a deployment at a site outside the country the unit was imported into. */
+export const deploymentDestinationRule = 'deployment-destination';
+
+/**
+ * A unit runs only in the country its shipment was imported into, under the import licence
+ * that covered it (the shipment's destination, which the licence names: invariant 3). A site
+ * abroad, a Chinese company's data centre in another country say, would take it out of that
+ * licence: a re-export, which needs a licence of its own, not a deployment report.
+ */
+function checkDestination(context: CommandContext, unit: UnitRow, site: SiteRow): void {
+  const shipment = context.state.get('shipments', unit.shipment_id);
+  assert(shipment !== undefined, `unit ${unit.serial} names shipment ${unit.shipment_id}, which the batch did not load (store/batch-state.ts loads it with the unit)`);
+  if (shipment.destination === site.country) return;
+  throw refuse.licence(deploymentDestinationRule, `unit ${unit.serial} was imported into ${shipment.destination} (shipment ${shipment.id}); site ${site.id} is in ${site.country}: a unit is deployed only in the country it was imported into (taking it abroad is a re-export, which needs a licence of its own)`, {
+    serial: unit.serial, shipmentId: shipment.id, destination: shipment.destination, siteId: site.id, siteCountry: site.country,
+  });
+}
+
 export const unitsDeploy: Handler<'units.deploy'> = {
   kind: 'units.deploy',
   keys(input, keys) {
@@ -105,6 +127,7 @@ export const unitsDeploy: Handler<'units.deploy'> = {
       if (unit.custody !== 'delivered' && unit.custody !== 'deployed') {
         throw refuse.conflict('unit-custody', `unit ${unit.serial} is ${unit.custody}; only delivered or deployed units can be deployed`, { serial: unit.serial, custody: unit.custody });
       }
+      checkDestination(context, unit, site);
       arriving += 1;
     }
     if (site.deployed_units + arriving > site.capacity_units) {
