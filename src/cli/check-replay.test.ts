@@ -61,8 +61,8 @@ it('counts every differing row, also those past the ones it names (one line says
   // table differ, 20 are named and one line stands for the other 3.
   const siteIds = Array.from({ length: differencesNamedMax + 3 }, (_, at) => `SITE-HAND-${String(at).padStart(2, '0')}`);
   const { org_id: orgId, created_seq: seq } = (await database.pool.query<{ org_id: string; created_seq: string }>('SELECT id AS org_id, created_seq FROM organisations ORDER BY id LIMIT 1')).rows[0]!;
-  await commitWithTriggersOff(database.pool, [`INSERT INTO sites (id, org_id, name, province, city, latitude, longitude, capacity_units, created_seq)
-    SELECT id, $2, 'By hand', 'Beijing', 'Beijing', 39.9, 116.4, 10, $3 FROM unnest($1::text[]) AS id`, [siteIds, orgId, seq]]);
+  await commitWithTriggersOff(database.pool, [`INSERT INTO sites (id, org_id, name, province, city, country, latitude, longitude, capacity_units, created_seq)
+    SELECT id, $2, 'By hand', 'Beijing', 'Beijing', 'CN', 39.9, 116.4, 10, $3 FROM unnest($1::text[]) AS id`, [siteIds, orgId, seq]]);
   try {
     const { code, lines } = await runCheck(database.url, {}, { replay: true });
     expect(code).toBe(1);

@@ -253,7 +253,7 @@ export function registerLicenceCommands(program: Command, wiring: Wiring): void 
   const sites = group(program, 'sites', 'data-centre sites (client)');
   change(sites.command('register').description('register a data-centre site of yours (recipient)')
     .requiredOption('--name <name>', 'e.g. "Ulanqab DC 1"').requiredOption('--province <name>', 'e.g. "Inner Mongolia"').requiredOption('--city <name>', 'e.g. Ulanqab')
-    .option('--country <code>', "ISO 3166-1 alpha-2, e.g. CN (default: your organisation's); units are deployed only in the country they were imported into")
+    .option('--country <code>', "ISO 3166-1 alpha-2, e.g. CN (default: your organisation's); units are deployed only in the country they were imported into, so a site abroad takes none of them")
     .requiredOption('--latitude <degrees>', 'e.g. 41.0347').requiredOption('--longitude <degrees>', 'e.g. 113.1332').requiredOption('--capacity <units>', 'units it has room for'))
     .action(run(async (options: SiteRegisterOptions) => siteRegisterCommand(client(), options, output)));
   page(sites.command('list').description('your sites (all sites, for authorities and auditors)'))

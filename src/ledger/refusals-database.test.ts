@@ -58,7 +58,7 @@ describe('a quantity CHECK of the database', () => {
 
   it('keeps a site within its capacity under rule site-capacity', async () => {
     const site = [
-      'INSERT INTO sites (id, org_id, name, province, city, latitude, longitude, capacity_units, deployed_units, created_seq) VALUES ($1, $2, $3, $3, $3, 0, 0, 1, 2, 999999)',
+      'INSERT INTO sites (id, org_id, name, province, city, country, latitude, longitude, capacity_units, deployed_units, created_seq) VALUES ($1, $2, $3, $3, $3, \'CN\', 0, 0, 1, 2, 999999)',
       ['SITE-DB-1', world.actors.alpha.orgId, 'DC'],
     ] as [string, unknown[]];
     expect(await refusalOf(site)).toMatchObject({ code: 'insufficient_units', rule: 'site-capacity', details: { constraint: 'sites_check' } });

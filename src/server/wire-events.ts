@@ -209,7 +209,7 @@ export const eventBodies = {
     effects: z.strictObject({ added: count.describe('Serials added to the manifest.'), serialCount: count.describe("The manifest's serials after.") }),
     description: "Serials attached to a booked shipment's manifest.",
   })],
-  'site.register': [body('site.register', { subject: subject('The site.'), input: recorded('site.register'), effects: z.strictObject({ siteId: id }), description: 'A data-centre site registered.' })],
+  'site.register': [body('site.register', { subject: subject('The site.'), input: recorded('site.register'), effects: z.strictObject({ siteId: id }), description: "A data-centre site registered. Its input records a country only where the request gave one; without one the site is in its organisation's country (GET /v1/sites/<id> gives it), as every site registered before sites had a country is." })],
   'units.deploy': [body('units.deploy', {
     subject: subject('The site.'),
     input: recordedInputs['units.deploy'],

@@ -104,8 +104,8 @@ describe('the re-check’s part event-rows (045)', () => {
       const { rows: [head] } = await client.query<{ size: string }>('SELECT size::text FROM log_head');
       const { rows: [licenceEvent] } = await client.query<{ seq: string }>(`SELECT seq::text FROM events WHERE subject_id = $1 AND kind = 'licence.create'`, [world.exportLicenceId]);
       await client.query('SET LOCAL session_replication_role = replica');
-      await client.query(`INSERT INTO sites (id, org_id, name, province, city, latitude, longitude, capacity_units, created_seq)
-        VALUES ('SITE-X1', $1, 'Nowhere', 'Beijing', 'Beijing', 0, 0, 1, $2), ('SITE-X2', $1, 'Elsewhere', 'Beijing', 'Beijing', 0, 0, 1, $3)`,
+      await client.query(`INSERT INTO sites (id, org_id, name, province, city, country, latitude, longitude, capacity_units, created_seq)
+        VALUES ('SITE-X1', $1, 'Nowhere', 'Beijing', 'Beijing', 'CN', 0, 0, 1, $2), ('SITE-X2', $1, 'Elsewhere', 'Beijing', 'Beijing', 'CN', 0, 0, 1, $3)`,
       [world.actors.alpha.orgId, head!.size, licenceEvent!.seq]);
       await client.query(`INSERT INTO tokens (id, org_id, role, label, secret_hash, created_at) VALUES ('TOK-made-by-hand', $1, 'auditor', 'by hand', sha256('x'), now())`, [world.actors.auditor.orgId]);
       await client.query('SET LOCAL session_replication_role = origin');
