@@ -99,6 +99,7 @@ export interface ManifestEntry {
 export interface ModelSite {
   id: string;
   orgId: string;
+  country: string;
   capacityUnits: number;
   deployedUnits: number;
 }
@@ -128,6 +129,8 @@ export class LedgerModel {
   readonly shipments = new Map<string, ModelShipment>();
   readonly units = new Map<string, ModelUnit>();
   readonly sites = new Map<string, ModelSite>();
+  /** Each organisation's country: a recipient's is where its shipments go (their destination). */
+  readonly countries = new Map<string, string>();
   /** serial -> the live (booked, shipped, cleared) shipment that lists it. */
   readonly live = new Map<string, string>();
   /** The next event's sequence number: the id suffix of whatever the next accepted command makes. */
@@ -491,6 +494,8 @@ export class LedgerModel {
     for (const unit of units) {
       if (unit.siteId === site!.id) refuse('conflict', 'unit-custody', `unit ${unit.serial} is already there`);
       if (unit.custody !== 'delivered' && unit.custody !== 'deployed') refuse('conflict', 'unit-custody', `unit ${unit.serial} is ${unit.custody}`);
+      // A unit's shipment went to its recipient's country; it is deployed only there.
+      if (this.countries.get(unit.recipientOrgId) !== site!.country) refuse('licence_not_valid', 'deployment-destination', `site ${site!.id} is abroad`);
     }
     if (site!.deployedUnits + units.length > site!.capacityUnits) refuse('insufficient_units', 'site-capacity', 'site is full');
     let moved = 0;

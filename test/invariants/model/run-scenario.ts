@@ -63,8 +63,9 @@ async function loadModel(model: LedgerModel, pool: World['ledger']['pool']): Pro
   for (const row of await rows('SELECT * FROM allocations ORDER BY created_seq')) {
     model.allocations.set(row.id, { id: row.id, licenceId: row.licence_id, recipientOrgId: row.recipient_org_id, units: row.units, reservedUnits: row.reserved_units, shippedUnits: row.shipped_units });
   }
+  for (const row of await rows('SELECT id, country FROM organisations')) model.countries.set(row.id, row.country);
   for (const row of await rows('SELECT * FROM sites ORDER BY created_seq')) {
-    model.sites.set(row.id, { id: row.id, orgId: row.org_id, capacityUnits: row.capacity_units, deployedUnits: row.deployed_units });
+    model.sites.set(row.id, { id: row.id, orgId: row.org_id, country: row.country, capacityUnits: row.capacity_units, deployedUnits: row.deployed_units });
   }
   for (const row of await rows('SELECT * FROM shipments ORDER BY created_seq')) {
     model.shipments.set(row.id, {

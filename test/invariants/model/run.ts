@@ -308,7 +308,9 @@ export class Run {
           const unit = inService[command.choice % inService.length]!;
           const owner: Who = unit.recipientOrgId === world.actors.alpha.orgId ? 0 : 1;
           if (unit.custody === 'deployed' && command.choice % 4 === 0) return this.resolve({ kind: 'decommission', recipient: owner, serials: { given: [unit.serial] } });
-          const sites = [...model.sites.values()].filter((site) => site.orgId === unit.recipientOrgId && site.id !== unit.siteId).map((site) => site.id);
+          // At home: a site abroad is the random deployments' to try (deployment-destination).
+          const home = model.countries.get(unit.recipientOrgId);
+          const sites = [...model.sites.values()].filter((site) => site.orgId === unit.recipientOrgId && site.id !== unit.siteId && site.country === home).map((site) => site.id);
           const siteId = sites[command.choice % sites.length];
           if (siteId === undefined) return this.resolve({ kind: 'decommission', recipient: owner, serials: { given: [unit.serial] } });
           return this.resolve({ kind: 'deploy', recipient: owner, sitePick: this.sites.length - 1 - this.sites.indexOf(siteId), serials: { given: [unit.serial] } });

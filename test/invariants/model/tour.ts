@@ -152,6 +152,8 @@ export const tour: Step[] = [
   { kind: 'group', commands: [{ kind: 'return', shipmentPick: { fit: 'wanted', at: 0 }, by: 'exportAuthority' }, { kind: 'return', shipmentPick: { fit: 'wanted', at: 0 }, by: 'importAuthority' }] },
   { kind: 'group', commands: [{ kind: 'return', shipmentPick: { fit: 'any', at: 0 }, by: 'exporter' }, secondBooks(['SN-15'])] },
   { kind: 'group', commands: [book(0, 1, { given: ['SN-15'] }, 20 * dayMs)] },
+  // Alpha's site abroad (the template's oldest, pick 3) takes none of its units.
+  { kind: 'group', commands: [{ kind: 'deploy', recipient: 0, sitePick: 3, serials: { fit: 1, at: 0 } }] },
 ];
 
 /** What the tour reaches, each at least once (coverage names: see Coverage). */
@@ -177,4 +179,6 @@ export const tourReaches = [
   'manifest refused-serials several', 'manifest refused-serials mixed-rules',
   // A shipment turned back at the border: by the import licence's authority, not the export licence's; once.
   'accepted shipment.return', 'refused shipment.return forbidden shipment-party', 'refused shipment.return conflict shipment-status',
+  // A site abroad.
+  'refused units.deploy licence_not_valid deployment-destination',
 ];

@@ -42,7 +42,11 @@ export function secondExporter(): SecondExporter {
 const smallExportUnits = 2;
 const shortImportValidTo = '2026-02-06T00:00:00Z';
 
-/** The world of every run: small allocations (20 of 60 units), the licences above, and three sites that fill up (2, 1 and 1 units). */
+/**
+ * The world of every run: small allocations (20 of 60 units), the licences above, three sites
+ * that fill up (2, 1 and 1 units), and before them a site of alpha's abroad, which takes none
+ * of its units (deployment-destination).
+ */
 export async function worldTemplate(): Promise<WorldTemplate> {
   template ??= await createWorldTemplate({
     licenceUnits: 60,
@@ -51,6 +55,8 @@ export async function worldTemplate(): Promise<WorldTemplate> {
       const { actors, productId, run } = world;
       const site = (actor: Actor, name: string, capacityUnits: number) =>
         run('site.register', { name, province: 'Guizhou', city: 'Gui\u2019an', latitude: 26.4, longitude: 106.4, capacityUnits }, actor);
+      // The oldest site, so that the others keep their picks (counted from the newest).
+      await run('site.register', { name: 'Johor DC 1', province: 'Johor', city: 'Kulai', country: 'MY', latitude: 1.66, longitude: 103.6, capacityUnits: 5 }, actors.alpha);
       const alphaFirstSite = String((await site(actors.alpha, 'Gui\u2019an DC 1', 2)).siteId);
       await site(actors.alpha, 'Gui\u2019an DC 2', 1);
       await site(actors.beta, 'Zhongwei DC 1', 1);
