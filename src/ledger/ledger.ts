@@ -85,6 +85,7 @@ export class Ledger {
         pool,
         signer: parseSignerKey(options.logSignerKey),
         storedRoots: (sizes, client) => this.log.storedRootsAt(sizes, client),
+        onWentBack: () => this.log.forgetTiles(),
         ...(this.sealer ? { sealer: this.sealer } : {}),
         ...(options.checkpointIntervalMs ? { intervalMs: options.checkpointIntervalMs } : {}),
         ...(options.onError ? { onError: options.onError } : {}),

@@ -142,3 +142,66 @@ describe('a server whose database went back under it', () => {
     }
   });
 });
+
+/** `count` registrations sent at once: a few batches. */
+async function registerAtOnce(ledger: Ledger, prefix: string, count: number): Promise<void> {
+  const answers = await Promise.all(Array.from({ length: count }, (_, index) =>
+    ledger.submit('organisation.register', { name: `${prefix} ${index}`, country: 'GB', roles: ['auditor'] }, systemActor)));
+  const refused = answers.find((answer) => !answer.ok);
+  if (refused && !refused.ok) throw new Error(refused.error.message);
+}
+
+describe('the tiles a server read before its database went back', () => {
+  /**
+   * A server on the original that appends 300 entries the replica never gets (past a full
+   * tile) and reads them for a root, as a proof does; then its pool is switched to the
+   * replica, where `other`, a process the failover sent there, appends what it is told to.
+   */
+  async function afterFailover(otherEntries: number) {
+    const { original, replica, copiedAt } = await failoverPair();
+    const { pool, switchTo } = switchable(original.writerPool);
+    const ledger = await Ledger.open({ pool, clock: systemClock, logSignerKey: key.signerKey, logSealingKey: testSealingKey, checkpointIntervalMs: 3_600_000 });
+    await registerAtOnce(ledger, 'Lost', 300);
+    await ledger.checkpointer!.checkpointNow();
+    await ledger.log.rootAt(copiedAt + 300);
+    switchTo(replica.writerPool);
+    const other = await Ledger.open({ pool: replica.writerPool, clock: systemClock, logSealingKey: testSealingKey });
+    await registerAtOnce(other, 'On the replica', otherEntries);
+    return { ledger, other, copiedAt, close: async () => { await other.close(); await ledger.close(); } };
+  }
+
+  it('are forgotten when its next batch finds the log shorter than they show: its roots are the database\'s', async () => {
+    const { ledger, other, copiedAt, close } = await afterFailover(0);
+    try {
+      await register(ledger, 'Its next', 1);
+      expect(ledger.log.stats.tilesForgotten).toBe(1);
+      expect((await ledger.log.rootAt(copiedAt + 1)).equals(await other.log.rootAt(copiedAt + 1))).toBe(true);
+    } finally {
+      await close();
+    }
+  });
+
+  it('are read again when its next batch finds the log grown past them to another root, and the batch commits', async () => {
+    const { ledger, other, copiedAt, close } = await afterFailover(310);
+    try {
+      await register(ledger, 'Its next', 1);
+      expect(ledger.log.stats.tilesForgotten).toBe(1);
+      expect((await ledger.log.rootAt(copiedAt + 311)).equals(await other.log.rootAt(copiedAt + 311))).toBe(true);
+    } finally {
+      await close();
+    }
+  });
+
+  it('are forgotten by a signing that finds the database went back, before any batch: its proofs are the database\'s', async () => {
+    const { ledger, other, copiedAt, close } = await afterFailover(310);
+    try {
+      await expect(ledger.checkpointer!.checkpointNow()).rejects.toBeInstanceOf(LogWentBack);
+      expect(ledger.log.stats.tilesForgotten).toBe(1);
+      const size = copiedAt + 310;
+      expect((await ledger.log.rootAt(size)).equals(await other.log.rootAt(size))).toBe(true);
+      expect(await ledger.log.inclusionProof(3, size)).toEqual(await other.log.inclusionProof(3, size));
+    } finally {
+      await close();
+    }
+  });
+});

@@ -92,6 +92,11 @@ export interface CheckpointerOptions {
    */
   storedRoots?: (sizes: number[], client: PoolClient) => Promise<Buffer[]>;
   /**
+   * Told when a signing finds the database went back (LogWentBack): what the process read of
+   * the log before may be of a history the database no longer holds (TransparencyLog.forgetTiles).
+   */
+  onWentBack?: () => void;
+  /**
    * The log key's seals (head-seal.ts): a head that is not vouched for, written by something
    * that does not hold the key, is never signed (HeadNotVouched fails the tick).
    */
@@ -409,6 +414,7 @@ export class Checkpointer {
     if (signed.kind === 'covered') return signed.latest;
     if (signed.kind === 'went back') {
       this.wentBackBy = signed.error;
+      this.options.onWentBack?.();
       throw signed.error;
     }
     this.wentBackBy = undefined;

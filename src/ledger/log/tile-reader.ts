@@ -6,6 +6,12 @@
  * tile all its inner nodes at once, in one buffer. At start the cache is filled with the
  * tiles the start-up check proved, inner nodes included (adopt), so proofs over the newest
  * entriesMax tiles (CHIPLEDGER_PROOF_CACHE_TILES) neither read PostgreSQL nor hash.
+ *
+ * That holds while the database's log only grows. One that went back under the process (a
+ * failover to a replica without the newest commits, a restore) and took other entries holds
+ * another history past the point it went back to; what was read before is then forgotten
+ * (forget), by the log's reload (transparency-log.ts) and by a signing that finds it
+ * (checkpointer.ts, LogWentBack).
  */
 import { limits } from '../../core/limits.ts';
 import { hashSize, innerNodeOffset, innerNodesOf, tileForNode, nodeFromTile, tileHeight, tileWidth, type NodeGetter, type NodeId } from '../../tlog/index.ts';
@@ -24,6 +30,13 @@ export interface CachedTile extends TileRow {
 export class TileReader {
   private readonly cache = new Map<string, CachedTile>();
   private readonly nodes = new Map<string, Buffer>();
+  /**
+   * The least log size the kept tiles prove the database held when they were read: a tile at
+   * level L, index i and width w stands for (256 i + w) nodes of level 8L, so at least
+   * (256 i + w) 256^L entries. A committed log never shrinks, so a head smaller than this is
+   * a database that went back.
+   */
+  private reach = 0;
 
   /** `entriesMax`: tiles kept (16 KiB each with their inner nodes); limits.tileCacheEntriesMax by default. */
   constructor(private readonly db: Pool | PoolClient, readonly entriesMax: number = tileCacheEntriesMax) {}
@@ -91,6 +104,18 @@ export class TileReader {
     return row.hashes.subarray(0, width * 32);
   }
 
+  /** Whether the kept tiles show the log past `size` entries: the database went back, if its head is at `size`. */
+  holdsPast(size: number): boolean {
+    return this.reach > size;
+  }
+
+  /** Drops every tile and node kept: they may be of a history the database no longer holds. */
+  forget(): void {
+    this.cache.clear();
+    this.nodes.clear();
+    this.reach = 0;
+  }
+
   /** Takes tiles already read and proved elsewhere (the start-up audit), oldest first. */
   adopt(rows: readonly CachedTile[]): void {
     for (const row of rows) this.remember(row);
@@ -101,6 +126,7 @@ export class TileReader {
     const key = tileKey(row.level, row.index);
     const known = this.cache.get(key);
     if (known && known.width >= row.width) return;
+    this.reach = Math.max(this.reach, (row.index * tileWidth + row.width) * tileWidth ** row.level);
     this.cache.delete(key);
     if (this.cache.size >= this.entriesMax) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(key, row);

@@ -42,7 +42,7 @@ export class TransparencyLog implements LogAppender {
   private root: Buffer = this.appender.root();
   /** Tile level -> the right-most tile at that level that is not full yet. */
   private edges = new Map<number, EdgeTile>();
-  readonly stats = { leaves: 0, reloads: 0, wholeTiles: 0 };
+  readonly stats = { leaves: 0, reloads: 0, wholeTiles: 0, tilesForgotten: 0 };
 
   /**
    * `cacheTiles`: log tiles kept in memory for proofs (TileReader). `sealer`: in a process that
@@ -152,8 +152,16 @@ export class TransparencyLog implements LogAppender {
    */
   private async reload(client: PoolClient, head: LogHead): Promise<void> {
     this.stats.reloads += 1;
-    const getNode = await this.tiles.nodeGetter(rootNodes(head.size), client);
-    const appender = MerkleAppender.fromNodes(head.size, getNode);
+    // Tiles this process read show a longer log than the head: the database went back under
+    // it (tile-reader.ts), and they may hold, at this size already, entries it no longer has.
+    if (this.tiles.holdsPast(head.size)) this.forgetTiles();
+    let appender = MerkleAppender.fromNodes(head.size, await this.tiles.nodeGetter(rootNodes(head.size), client));
+    if (!appender.root().equals(head.root)) {
+      // One that went back and then grew past what this process had read shows no shorter
+      // head: a kept tile of the lost history gives another root. Read every tile again.
+      this.forgetTiles();
+      appender = MerkleAppender.fromNodes(head.size, await this.tiles.nodeGetter(rootNodes(head.size), client));
+    }
     const root = appender.root();
     if (!root.equals(head.root)) {
       throw new Error(`transparency log tiles give root ${root.toString('hex')} at size ${head.size}, but the log head records ${head.root.toString('hex')}`);
@@ -176,6 +184,15 @@ export class TransparencyLog implements LogAppender {
     this.appender = appender;
     this.root = root;
     this.edges = edges;
+  }
+
+  /**
+   * Forgets the tiles read for proofs and roots: the database no longer holds the history they
+   * were read from (a failover, a restore). Proofs read what it holds from then on.
+   */
+  forgetTiles(): void {
+    this.stats.tilesForgotten += 1;
+    this.tiles.forget();
   }
 
   // The reads below take `db`, where a tile the cache lacks is read: the API passes its own
