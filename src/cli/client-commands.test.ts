@@ -177,6 +177,16 @@ describe('--idempotency-key', () => {
   });
 });
 
+describe('shipments return', () => {
+  it('posts the reason to the shipment\'s return and says its new status', async () => {
+    const { client: api, requests } = client({ shipmentId: 'S-7', status: 'returned' });
+    const output = recordingOutput();
+    expect(await transitionCommand(api, 'return', 'S-7', { reason: 'entry refused' }, output.output)).toBe(0);
+    expect(requests.map(({ url, body }) => ({ url, body }))).toEqual([{ url: 'http://ledger.test/v1/shipments/S-7/return', body: { reason: 'entry refused' } }]);
+    expect(output.out).toEqual(['Shipment S-7 is now returned.']);
+  });
+});
+
 describe('deploy', () => {
   it('sends the serials to the site', async () => {
     const file = join(folder, 'deploy.csv');
