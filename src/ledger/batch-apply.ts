@@ -55,6 +55,8 @@ export interface LogAppender {
    * or rotated to: log/keys.ts), or was someone else's that a batch appending nothing kept.
    */
   sealIsOurs(head: StoredHead): boolean;
+  /** Told after each COMMIT of a batch it appended for, with the head that batch committed (TransparencyLog.committed). */
+  committed?(head: LogHead): void;
 }
 
 /** A command waiting in the queue, checked for shape and role, with its caller's answer to give. */

@@ -164,6 +164,7 @@ export class BatchCommitter {
     }
     client.release();
     this.lastCommitted = { ...headAfter(head, committed, at), seal: committed.seal };
+    this.options.logAppender.committed?.(this.lastCommitted);
     this.options.stats.logSize = committed.size;
     this.cache.advance(applied.state, committed);
     this.options.stats.cachedBatches += 1;
@@ -199,6 +200,7 @@ export class BatchCommitter {
       else this.cache.remember(loaded, head);
       const committed = await writeBatchAndCommit(client, applied.writes, applied.log, undefined, this.commitQueued);
       this.lastCommitted = { ...headAfter(head, committed, at), seal: committed.seal };
+      this.options.logAppender.committed?.(this.lastCommitted);
       this.options.stats.logSize = committed.size;
       this.cache.advance(applied.state, committed);
       return applied.answers;

@@ -103,7 +103,7 @@ interface LogRouteContext {
 
 function logRoutes(app: FastifyInstance, options: LogRouteOptions): void {
   const { pool } = options;
-  const checkTreeSize = treeSizeChecker(pool);
+  const checkTreeSize = treeSizeChecker(pool, options.ledger.log.tiles);
   const witnesses: CosignatureVerifier[] = options.witnessKeys.map((key) => parseCosignatureVerifierKey(key));
   const checkpointWithCosignatures = checkpointServer(pool, witnesses);
   const context: LogRouteContext = { options, witnesses, checkpointWithCosignatures, checkTreeSize };
@@ -219,9 +219,13 @@ function cosignatureRoute(app: FastifyInstance, { options: { ledger, pool }, wit
  * again (proofs at the newest size are the common case, and a query each would be most of
  * their latency).
  */
-function treeSizeChecker(pool: Pool): (size: number, name: string) => Promise<void> {
+function treeSizeChecker(pool: Pool, tiles: { generation: number }): (size: number, name: string) => Promise<void> {
   let largest = -1;
+  let generation = tiles.generation;
   return async (size, name) => {
+    // The log's tiles forgotten (the database went back under the process: tile-reader.ts),
+    // the sizes it had seen are no longer known to be there.
+    if (generation !== tiles.generation) [largest, generation] = [-1, tiles.generation];
     if (size <= largest) return;
     const head = await readHead(pool);
     largest = Math.max(largest, head.size);

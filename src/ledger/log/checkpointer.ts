@@ -413,8 +413,9 @@ export class Checkpointer {
     if (signed.kind === 'retired') throw this.retire(signed.replacedBy);
     if (signed.kind === 'covered') return signed.latest;
     if (signed.kind === 'went back') {
+      // Told once as it is found, not at every tick it lasts: each would drop the proofs' tiles again.
+      if (this.wentBackBy === undefined) this.options.onWentBack?.();
       this.wentBackBy = signed.error;
-      this.options.onWentBack?.();
       throw signed.error;
     }
     this.wentBackBy = undefined;

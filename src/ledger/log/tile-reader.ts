@@ -37,6 +37,12 @@ export class TileReader {
    * a database that went back.
    */
   private reach = 0;
+  /**
+   * How many times the kept tiles were forgotten: a getter made before a forget neither keeps
+   * what it reads nor reads or keeps nodes, so a proof under way then puts nothing of the
+   * forgotten history back. Also what the proof routes' size check goes by (log-routes.ts).
+   */
+  generation = 0;
 
   /** `entriesMax`: tiles kept (16 KiB each with their inner nodes); limits.tileCacheEntriesMax by default. */
   constructor(private readonly db: Pool | PoolClient, readonly entriesMax: number = tileCacheEntriesMax) {}
@@ -46,6 +52,7 @@ export class TileReader {
     // The rows this getter reads, held here: remembering a fetched tile may push a cached
     // one this proof also needs out of a full cache.
     const local = new Map<string, CachedTile>();
+    const generation = this.generation;
     const needed = new Map<string, { level: number; index: number; width: number }>();
     for (const node of nodes) {
       const tile = tileForNode(node.level, node.index);
@@ -60,7 +67,7 @@ export class TileReader {
     }
     for (const row of await readTiles(db, [...needed.values()])) {
       local.set(tileKey(row.level, row.index), row);
-      this.remember(row);
+      if (generation === this.generation) this.remember(row);
     }
     for (const [key, want] of needed) {
       const row = local.get(key);
@@ -82,9 +89,11 @@ export class TileReader {
         return row.inner.subarray(at, at + hashSize);
       }
       const nodeKey = `${level}:${index}`;
-      const known = this.nodes.get(nodeKey);
+      const current = generation === this.generation;
+      const known = current ? this.nodes.get(nodeKey) : undefined;
       if (known) return known;
       const hash = nodeFromTile(tile, row.hashes.subarray(0, tile.width * 32), level, index);
+      if (!current) return hash;
       if (this.nodes.size >= limits.nodeCacheEntriesMax) this.nodes.delete(this.nodes.keys().next().value!);
       this.nodes.set(nodeKey, hash);
       return hash;
@@ -114,6 +123,7 @@ export class TileReader {
     this.cache.clear();
     this.nodes.clear();
     this.reach = 0;
+    this.generation += 1;
   }
 
   /** Takes tiles already read and proved elsewhere (the start-up audit), oldest first. */

@@ -43,6 +43,13 @@ export class TransparencyLog implements LogAppender {
   /** Tile level -> the right-most tile at that level that is not full yet. */
   private edges = new Map<number, EdgeTile>();
   readonly stats = { leaves: 0, reloads: 0, wholeTiles: 0, tilesForgotten: 0 };
+  /** The hash of the last leaf appended (or of the head's, after a reload). */
+  private lastLeaf: Buffer | undefined;
+  /**
+   * The newest head this process knows the database committed (its own batches', and the heads
+   * it reloaded at), by its size and last leaf: reload holds the database's history to it.
+   */
+  private known: { size: number; lastLeaf: Buffer } | undefined;
 
   /**
    * `cacheTiles`: log tiles kept in memory for proofs (TileReader). `sealer`: in a process that
@@ -111,6 +118,7 @@ export class TransparencyLog implements LogAppender {
         // Level 0 listed among the levels touched first, as a leaf at a time lists it: the
         // batch's partial tiles come in the same order either way.
         touched.add(0);
+        this.lastLeaf = tile.subarray((tileWidth - 1) * hashSize);
         this.stats.wholeTiles += 1;
         keep(this.appender.appendSubtree(tileHeight, tileRootOf(tile)));
         continue;
@@ -118,7 +126,8 @@ export class TransparencyLog implements LogAppender {
       if (done > 0 && done % leavesBetweenYields === 0) await yieldToEventLoop();
       const leaf = leaves[done]!;
       checkSeq(leaf, size);
-      keep(this.appender.append(leafHash(leaf.canonical)));
+      this.lastLeaf = leafHash(leaf.canonical);
+      keep(this.appender.append(this.lastLeaf));
       done += 1;
     }
     const partial = [...touched].flatMap((level) => {
@@ -147,18 +156,49 @@ export class TransparencyLog implements LogAppender {
   }
 
   /**
+   * Tells the log that the batch it last appended committed at `head`: the newest point of the
+   * database's history this process knows (reload holds the database to it).
+   */
+  committed(head: LogHead): void {
+    if (head.size === this.appender.size && head.root.equals(this.root) && this.lastLeaf !== undefined) this.known = { size: head.size, lastLeaf: this.lastLeaf };
+  }
+
+  /**
    * Rebuilds the right edge from the stored tiles at the committed head: one the batch
    * committer vouched for under the lock (vouch), or the one our last batch committed.
+   *
+   * It also finds a database that went back under the process (a failover to a replica
+   * without the newest commits, a restore), whose history past that point is another: the
+   * head is shorter than the newest this process knew committed (known), or the leaf there is
+   * another. Each event has a random nonce, so another history's leaf at that index is
+   * another hash. Then the tiles kept for proofs and roots are forgotten (tile-reader.ts), as
+   * when they show the log longer than the head. Reading that leaf costs no round trip: its
+   * level-0 tile is read with the right edge's.
    */
   private async reload(client: PoolClient, head: LogHead): Promise<void> {
     this.stats.reloads += 1;
-    // Tiles this process read show a longer log than the head: the database went back under
-    // it (tile-reader.ts), and they may hold, at this size already, entries it no longer has.
-    if (this.tiles.holdsPast(head.size)) this.forgetTiles();
+    const known = this.known;
+    const edgeTiles: Array<{ level: number; index: number; width: number }> = [];
+    for (let level = 0; Math.floor(head.size / 2 ** (tileHeight * level)) > 0; level += 1) {
+      const count = Math.floor(head.size / 2 ** (tileHeight * level));
+      const width = count % tileWidth;
+      if (width > 0) edgeTiles.push({ level, index: Math.floor(count / tileWidth), width });
+    }
+    const leafTile = (size: number) => ({ level: 0, index: Math.floor((size - 1) / tileWidth) });
+    const checked = known !== undefined && known.size <= head.size ? known : undefined;
+    const rows = await readTiles(client, [...edgeTiles, ...[checked?.size, head.size].flatMap((size) => (size ? [leafTile(size)] : []))]);
+    const leafAt = (size: number): Buffer | undefined => {
+      const { index } = leafTile(size);
+      const offset = (size - 1) % tileWidth;
+      const row = rows.find((candidate) => candidate.level === 0 && candidate.index === index);
+      return row && row.width > offset ? row.hashes.subarray(offset * hashSize, (offset + 1) * hashSize) : undefined;
+    };
+    const wentBack = known !== undefined && (checked === undefined || !leafAt(checked.size)?.equals(checked.lastLeaf));
+    if (wentBack || this.tiles.holdsPast(head.size)) this.forgetTiles();
     let appender = MerkleAppender.fromNodes(head.size, await this.tiles.nodeGetter(rootNodes(head.size), client));
     if (!appender.root().equals(head.root)) {
-      // One that went back and then grew past what this process had read shows no shorter
-      // head: a kept tile of the lost history gives another root. Read every tile again.
+      // A kept tile of a history the database no longer holds, that the checks above missed
+      // (another process's commits lost, the database grown past them since): read them all again.
       this.forgetTiles();
       appender = MerkleAppender.fromNodes(head.size, await this.tiles.nodeGetter(rootNodes(head.size), client));
     }
@@ -167,14 +207,7 @@ export class TransparencyLog implements LogAppender {
       throw new Error(`transparency log tiles give root ${root.toString('hex')} at size ${head.size}, but the log head records ${head.root.toString('hex')}`);
     }
     const edges = new Map<number, EdgeTile>();
-    const wanted: Array<{ level: number; index: number; width: number }> = [];
-    for (let level = 0; Math.floor(head.size / 2 ** (tileHeight * level)) > 0; level += 1) {
-      const count = Math.floor(head.size / 2 ** (tileHeight * level));
-      const width = count % tileWidth;
-      if (width > 0) wanted.push({ level, index: Math.floor(count / tileWidth), width });
-    }
-    const rows = await readTiles(client, wanted);
-    for (const want of wanted) {
+    for (const want of edgeTiles) {
       const row = rows.find((candidate) => candidate.level === want.level && candidate.index === want.index);
       if (!row || row.width < want.width) throw new Error(`transparency log storage is missing tile ${want.level}/${want.index} of width ${want.width}`);
       const hashes: Buffer[] = [];
@@ -184,6 +217,9 @@ export class TransparencyLog implements LogAppender {
     this.appender = appender;
     this.root = root;
     this.edges = edges;
+    const lastLeaf = head.size > 0 ? leafAt(head.size) : undefined;
+    this.lastLeaf = lastLeaf === undefined ? undefined : Buffer.from(lastLeaf);
+    this.known = this.lastLeaf === undefined ? undefined : { size: head.size, lastLeaf: this.lastLeaf };
   }
 
   /**
