@@ -186,7 +186,9 @@ export class TransparencyLog implements LogAppender {
     }
     const leafTile = (size: number) => ({ level: 0, index: Math.floor((size - 1) / tileWidth) });
     const checked = known !== undefined && known.size <= head.size ? known : undefined;
-    const rows = await readTiles(client, [...edgeTiles, ...[checked?.size, head.size].flatMap((size) => (size ? [leafTile(size)] : []))]);
+    // Each tile once: the two leaves' level-0 tile is most often the right edge's.
+    const tiles = new Map([...edgeTiles, ...[checked?.size, head.size].flatMap((size) => (size ? [leafTile(size)] : []))].map((tile) => [`${tile.level}/${tile.index}`, tile]));
+    const rows = await readTiles(client, [...tiles.values()]);
     const leafAt = (size: number): Buffer | undefined => {
       const { index } = leafTile(size);
       const offset = (size - 1) % tileWidth;
