@@ -55,7 +55,7 @@ export interface LogAppender {
    * or rotated to: log/keys.ts), or was someone else's that a batch appending nothing kept.
    */
   sealIsOurs(head: StoredHead): boolean;
-  /** Told after each COMMIT of a batch it appended for, with the head that batch committed (TransparencyLog.committed). */
+  /** Told after each COMMIT of a batch, also one that appended nothing, with the head it committed (TransparencyLog.committed). */
   committed?(head: LogHead): void;
 }
 

@@ -227,8 +227,10 @@ function treeSizeChecker(pool: Pool, tiles: { generation: number }): (size: numb
     // the sizes it had seen are no longer known to be there.
     if (generation !== tiles.generation) [largest, generation] = [-1, tiles.generation];
     if (size <= largest) return;
+    const readIn = tiles.generation;
     const head = await readHead(pool);
-    largest = Math.max(largest, head.size);
+    // Not a size read before a forget that came while this one was read.
+    if (readIn === tiles.generation) largest = Math.max(largest, head.size);
     if (size > head.size) throw queryParameterRefusal(name, `${name} ${size} is beyond the log's size ${head.size}`);
   };
 }

@@ -92,8 +92,12 @@ async function checkSnapshot(db: PoolClient, log: TransparencyLog, trustedKeys: 
   // first, and anything else read comes through the same snapshot: a read through the pool
   // could meet a tile that grew since, and its copy would replace the proven one.
   log.tiles.adopt(audit.verifiedTiles);
-  const root = rootFromNodes(head.size, await log.tiles.nodeGetter(rootNodes(head.size), db));
+  const leaf = head.size === 0 ? [] : [{ level: 0, index: head.size - 1 }];
+  const getNode = await log.tiles.nodeGetter([...rootNodes(head.size), ...leaf], db);
+  const root = rootFromNodes(head.size, getNode);
   if (!root.equals(head.root)) throw new LogCheckError('root', `tiles give root ${root.toString('hex')} at size ${head.size}, the head records ${head.root.toString('hex')}`);
+  // What the log's reload holds the database to from now on (transparency-log.ts known).
+  if (head.size > 0) log.knowCommitted(head.size, getNode(0, head.size - 1));
   return { size: head.size, checkpoints: checkpoints.count };
 }
 

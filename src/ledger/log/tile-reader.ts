@@ -42,7 +42,7 @@ export class TileReader {
    * what it reads nor reads or keeps nodes, so a proof under way then puts nothing of the
    * forgotten history back. Also what the proof routes' size check goes by (log-routes.ts).
    */
-  generation = 0;
+  private forgotten = 0;
 
   /** `entriesMax`: tiles kept (16 KiB each with their inner nodes); limits.tileCacheEntriesMax by default. */
   constructor(private readonly db: Pool | PoolClient, readonly entriesMax: number = tileCacheEntriesMax) {}
@@ -52,7 +52,7 @@ export class TileReader {
     // The rows this getter reads, held here: remembering a fetched tile may push a cached
     // one this proof also needs out of a full cache.
     const local = new Map<string, CachedTile>();
-    const generation = this.generation;
+    const generation = this.forgotten;
     const needed = new Map<string, { level: number; index: number; width: number }>();
     for (const node of nodes) {
       const tile = tileForNode(node.level, node.index);
@@ -67,7 +67,7 @@ export class TileReader {
     }
     for (const row of await readTiles(db, [...needed.values()])) {
       local.set(tileKey(row.level, row.index), row);
-      if (generation === this.generation) this.remember(row);
+      if (generation === this.forgotten) this.remember(row);
     }
     for (const [key, want] of needed) {
       const row = local.get(key);
@@ -89,7 +89,7 @@ export class TileReader {
         return row.inner.subarray(at, at + hashSize);
       }
       const nodeKey = `${level}:${index}`;
-      const current = generation === this.generation;
+      const current = generation === this.forgotten;
       const known = current ? this.nodes.get(nodeKey) : undefined;
       if (known) return known;
       const hash = nodeFromTile(tile, row.hashes.subarray(0, tile.width * 32), level, index);
@@ -113,6 +113,11 @@ export class TileReader {
     return row.hashes.subarray(0, width * 32);
   }
 
+  /** How many times the kept tiles were forgotten. */
+  get generation(): number {
+    return this.forgotten;
+  }
+
   /** Whether the kept tiles show the log past `size` entries: the database went back, if its head is at `size`. */
   holdsPast(size: number): boolean {
     return this.reach > size;
@@ -123,7 +128,7 @@ export class TileReader {
     this.cache.clear();
     this.nodes.clear();
     this.reach = 0;
-    this.generation += 1;
+    this.forgotten += 1;
   }
 
   /** Takes tiles already read and proved elsewhere (the start-up audit), oldest first. */

@@ -43,7 +43,10 @@ export class TransparencyLog implements LogAppender {
   /** Tile level -> the right-most tile at that level that is not full yet. */
   private edges = new Map<number, EdgeTile>();
   readonly stats = { leaves: 0, reloads: 0, wholeTiles: 0, tilesForgotten: 0 };
-  /** The hash of the last leaf appended (or of the head's, after a reload). */
+  /**
+   * The hash of the last leaf appended (or of the head's, after a reload); after a batch that
+   * rolled back, one that never committed, which committed() then does not take.
+   */
   private lastLeaf: Buffer | undefined;
   /**
    * The newest head this process knows the database committed (its own batches', and the heads
@@ -156,11 +159,18 @@ export class TransparencyLog implements LogAppender {
   }
 
   /**
-   * Tells the log that the batch it last appended committed at `head`: the newest point of the
-   * database's history this process knows (reload holds the database to it).
+   * Told after each COMMIT of a batch, with the head it committed: the newest point of the
+   * database's history this process knows (reload holds the database to it). Taken only where
+   * the edge in memory is at that head: a batch that appended nothing commits the head it
+   * found, which the edge may not be at (after a batch that rolled back).
    */
   committed(head: LogHead): void {
     if (head.size === this.appender.size && head.root.equals(this.root) && this.lastLeaf !== undefined) this.known = { size: head.size, lastLeaf: this.lastLeaf };
+  }
+
+  /** The head the start-up check proved, by its size and last leaf (log/check.ts): the first point reload holds the database to. */
+  knowCommitted(size: number, lastLeaf: Buffer): void {
+    this.known = { size, lastLeaf: Buffer.from(lastLeaf) };
   }
 
   /**
@@ -200,7 +210,8 @@ export class TransparencyLog implements LogAppender {
     let appender = MerkleAppender.fromNodes(head.size, await this.tiles.nodeGetter(rootNodes(head.size), client));
     if (!appender.root().equals(head.root)) {
       // A kept tile of a history the database no longer holds, that the checks above missed
-      // (another process's commits lost, the database grown past them since): read them all again.
+      // (another process's commits lost, the database grown past them since): read them all
+      // again. Such a tile that gives no root here is not found (see README, failover).
       this.forgetTiles();
       appender = MerkleAppender.fromNodes(head.size, await this.tiles.nodeGetter(rootNodes(head.size), client));
     }
