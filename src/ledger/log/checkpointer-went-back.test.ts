@@ -205,6 +205,29 @@ describe('the tiles a server read before its database went back', () => {
     }
   });
 
+  it('are forgotten when the lost commits were another process\'s, proved by its start-up check', async () => {
+    const { original, replica, copiedAt } = await failoverPair();
+    // Another process appends what the replica never gets, and stops.
+    const writer = await openSigningLedger(original.writerUrl, systemClock, key.signerKey);
+    await registerAtOnce(writer, 'Lost, by another', 300);
+    await writer.close();
+    // The server starts after it: its start-up check proves the lost entries, and a proof reads them.
+    const { pool, switchTo } = switchable(original.writerPool);
+    const ledger = await Ledger.open({ pool, clock: systemClock, logSealingKey: testSealingKey });
+    const other = await Ledger.open({ pool: replica.writerPool, clock: systemClock, logSealingKey: testSealingKey });
+    try {
+      await ledger.log.inclusionProof(3, copiedAt + 300);
+      switchTo(replica.writerPool);
+      await registerAtOnce(other, 'On the replica', 600);
+      await register(ledger, 'Its first', 1);
+      expect(ledger.log.stats.tilesForgotten).toBe(1);
+      await sameAsReplica(ledger, other, copiedAt + 601);
+    } finally {
+      await other.close();
+      await ledger.close();
+    }
+  });
+
   it('are forgotten by a signing that finds the database went back, before any batch: its proofs are the database\'s', async () => {
     const { ledger, other, copiedAt, close } = await afterFailover(310);
     try {
