@@ -186,7 +186,7 @@ describe('problems', () => {
 
   it('answers overloaded and unavailable with 503 and Retry-After', async () => {
     for (const code of ['overloaded', 'unavailable'] as const) {
-      const ledger = { submit: async () => ({ ok: false, replayed: false, error: new DomainError(code, `the ledger is ${code}`) }), sequencer: api.world.ledger.sequencer } as unknown as Ledger;
+      const ledger = { submit: async () => ({ ok: false, replayed: false, error: new DomainError(code, `the ledger is ${code}`) }), sequencer: api.world.ledger.sequencer, log: api.world.ledger.log } as unknown as Ledger;
       const app = await buildServer({ ledger, pool: database.pool, logger: false });
       const response = await inject(app, { method: 'POST', url: '/v1/ledger/sweep', token: api.tokens.authority_admin });
       expect(response.statusCode).toBe(503);
