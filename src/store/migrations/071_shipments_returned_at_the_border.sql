@@ -12,11 +12,10 @@
 -- what has shipped (the reservations at write time, 070; the balances and unit claims of the
 -- re-check), and ends a shipment as delivered, cancelled and expired do.
 
--- 1. The status itself. Added NOT VALID and validated apart: the scan of every shipment then
---    holds a lock that lets the table be read and written meanwhile, not ACCESS EXCLUSIVE.
+-- 1. The status itself. Adding the check reads every shipment once, under the table lock
+--    the migration's transaction holds until it commits, at start, before the server serves.
 ALTER TABLE shipments DROP CONSTRAINT shipments_status_check,
-  ADD CONSTRAINT shipments_status_check CHECK (status IN ('booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired', 'returned')) NOT VALID;
-ALTER TABLE shipments VALIDATE CONSTRAINT shipments_status_check;
+  ADD CONSTRAINT shipments_status_check CHECK (status IN ('booked', 'shipped', 'cleared', 'delivered', 'cancelled', 'expired', 'returned'));
 
 -- 2. The steps (025's trigger and function, 020's end): shipped → returned is a step; booked →
 --    returned too, in one batch that ships and returns (the row is written once, in the
