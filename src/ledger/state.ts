@@ -7,6 +7,7 @@
 import type { TableName, TableRows } from '../store/ledger-tables.ts';
 import type { LoadedState } from '../store/batch-state.ts';
 import type { UnitsChange } from '../store/batch-writes.ts';
+import { assert } from '../core/errors.ts';
 import { liveShipmentStatuses } from './rows.ts';
 import { canonicalGpuUuid } from './schemas.ts';
 import type {
@@ -173,6 +174,13 @@ export class BatchState {
       if (unit && unit.shipment_id === shipmentId) units.push(unit);
     }
     return units;
+  }
+
+  /** The shipment a loaded unit is in: the loader brings it with the unit (store/batch-state.ts). */
+  shipmentOfUnit(unit: UnitRow): ShipmentRow {
+    const shipment = this.rows.shipments.get(unit.shipment_id);
+    assert(shipment !== undefined, `unit ${unit.serial} names shipment ${unit.shipment_id}, which the batch did not load (store/batch-state.ts loads it with the unit)`);
+    return shipment;
   }
 
   /** Serials this batch knows to be live in this shipment. */

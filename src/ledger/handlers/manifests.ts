@@ -5,7 +5,7 @@
  * bad serial is named at once (up to refusedSerialsListedMax), so a large manifest is not
  * corrected one upload per serial.
  */
-import { assert, DomainError } from '../../core/errors.ts';
+import { DomainError } from '../../core/errors.ts';
 import { refuse, formatUnits, type CommandContext, type Handler } from '../handler.ts';
 import { unshippedEndStatuses, type ShipmentRow, type UnitRow } from '../rows.ts';
 import { canonicalGpuUuid } from '../schemas.ts';
@@ -83,8 +83,7 @@ function checkListable(state: BatchState, shipment: ShipmentRow, serial: string,
     return refused(() => refuse.conflict('invariant-4', `serial ${serial} is already in live shipment ${live}`, { serial, shipmentId: live }));
   }
   if (unit === undefined) return listable(false);
-  const previous = state.get('shipments', unit.shipment_id);
-  assert(previous !== undefined, `unit ${serial} names shipment ${unit.shipment_id}, which the batch did not load (store/batch-state.ts loads it with the unit)`);
+  const previous = state.shipmentOfUnit(unit);
   if (isReleased(unit, previous)) return listable(true);
   if (previous.exporter_org_id !== exporter) return refused(() => notAvailable(serial));
   if (!reshippable.has(unit.custody)) {

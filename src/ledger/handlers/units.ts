@@ -103,8 +103,7 @@ export const deploymentDestinationRule = 'deployment-destination';
  * licence: a re-export, which needs a licence of its own, not a deployment report.
  */
 function checkDestination(context: CommandContext, unit: UnitRow, site: SiteRow): void {
-  const shipment = context.state.get('shipments', unit.shipment_id);
-  assert(shipment !== undefined, `unit ${unit.serial} names shipment ${unit.shipment_id}, which the batch did not load (store/batch-state.ts loads it with the unit)`);
+  const shipment = context.state.shipmentOfUnit(unit);
   if (shipment.destination === site.country) return;
   throw refuse.licence(deploymentDestinationRule, `unit ${unit.serial} was imported into ${shipment.destination} (shipment ${shipment.id}); site ${site.id} is in ${site.country}: a unit is deployed only in the country it was imported into (taking it abroad is a re-export, which needs a licence of its own)`, {
     serial: unit.serial, shipmentId: shipment.id, destination: shipment.destination, siteId: site.id, siteCountry: site.country,
@@ -162,8 +161,7 @@ export const unitsDeploy: Handler<'units.deploy'> = {
 function soleExporter(context: CommandContext, units: UnitRow[], to: Custody): string {
   const byExporter = new Map<string, UnitRow>();
   for (const unit of units) {
-    const shipment = context.state.get('shipments', unit.shipment_id);
-    assert(shipment !== undefined, `unit ${unit.serial} names shipment ${unit.shipment_id}, which the batch did not load (store/batch-state.ts loads it with the unit)`);
+    const shipment = context.state.shipmentOfUnit(unit);
     if (!byExporter.has(shipment.exporter_org_id)) byExporter.set(shipment.exporter_org_id, unit);
   }
   if (byExporter.size > 1) {
