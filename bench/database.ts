@@ -28,6 +28,8 @@ export interface BenchServerOptions {
    * database made here, so a benchmark can read server-side time per statement.
    */
   statementStats?: boolean;
+  /** Server settings over the product's own (store/embedded.ts EmbeddedOptions.settings); embedded servers only. */
+  settings?: Readonly<Record<string, string>>;
 }
 
 export async function startBenchServer(label: string, options: BenchServerOptions = {}): Promise<BenchServer> {
@@ -35,7 +37,8 @@ export async function startBenchServer(label: string, options: BenchServerOption
   if (external) return serverAt(external, `external server (BENCH_DATABASE_URL)`, async () => {}, () => null, options);
   const folder = mkdtempSync(join(tmpdir(), `chipledger-bench-${label}-`));
   const dataDir = join(folder, 'pg');
-  let started = await startEmbeddedPostgres({ dataDir, durable: true });
+  const start = () => startEmbeddedPostgres({ dataDir, durable: true, ...(options.settings ? { settings: options.settings } : {}) });
+  let started = await start();
   if (options.statementStats) {
     const admin = new pg.Client({ connectionString: started.url });
     await admin.connect();
@@ -45,7 +48,7 @@ export async function startBenchServer(label: string, options: BenchServerOption
     await admin.query(`ALTER SYSTEM SET pg_stat_statements.track = 'all'`);
     await admin.end();
     await started.stop();
-    started = await startEmbeddedPostgres({ dataDir, durable: true });
+    started = await start();
   }
   const stop = async () => {
     await started.stop();

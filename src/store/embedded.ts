@@ -71,11 +71,25 @@ export interface EmbeddedOptions {
   ownProcessGroup?: boolean;
   /** How a free port is chosen when `port` is absent (tests give one that hands out a taken port first). */
   choosePort?: (avoid: readonly number[]) => Promise<number>;
+  /**
+   * Server settings given after the ones chosen here, which they override (experiments that
+   * weigh one of ours against PostgreSQL's default: bench/experiments/wal-buffers.ts).
+   */
+  settings?: Readonly<Record<string, string>>;
 }
 
 
 /** PostgreSQL output lines kept to explain a failed start. */
 const startLogLinesMax = 20;
+/**
+ * WAL kept in shared memory before it must be written out. A 100,000-serial manifest writes 30 MB
+ * of WAL for its units alone: with PostgreSQL's default (shared_buffers / 32, 8 MB here) the
+ * backend found the buffers full 2,093 times in one such COPY and wrote them out itself, in the
+ * statement's time; with 64 MB, never, and the COPY took 1,052 ms against 1,210 (medians of 7;
+ * bench/experiments/wal-buffers.ts, s38). Bookings' batches write far less: three pairs of
+ * 30,000 bookings showed no difference. It costs 64 MB of shared memory, written once at start.
+ */
+const walBuffers = '64MB';
 /**
  * Starts tried again on another port when the one chosen was taken before PostgreSQL bound it:
  * a port probed free is free only then, and another process's listen(0) may be handed it in
@@ -123,7 +137,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       '-c', 'listen_addresses=127.0.0.1',
       '-c', 'max_connections=200',
       '-c', 'shared_buffers=256MB',
+      '-c', `wal_buffers=${walBuffers}`,
       ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
+      ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     ],
     onLog: log,
     onError: (error: unknown) => log(`postgres: ${String(error)}`),
