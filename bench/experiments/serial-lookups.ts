@@ -20,6 +20,7 @@ const liveRows = 1_000_000;
 const ways: Array<[string, string]> = [
   ['units, JOIN unnest (hash or merge join)', 'SELECT u.* FROM units u JOIN unnest($1::text[]) AS k(serial) ON u.serial = k.serial'],
   ['units, = ANY (index probes)', 'SELECT u.* FROM units u WHERE u.serial = ANY($1::text[])'],
+  ['units, = ANY of a sub-select (unplanned array)', 'SELECT u.* FROM units u WHERE u.serial = ANY(ARRAY(SELECT unnest($1::text[])))'],
   ['live rows, JOIN unnest (hash of live rows)', 'SELECT s.* FROM shipment_serials s JOIN unnest($1::text[]) AS k(serial) ON s.serial = k.serial WHERE s.live'],
   ['live rows, = ANY (index probes)', 'SELECT s.* FROM shipment_serials s WHERE s.live AND s.serial = ANY($1::text[])'],
 ];
