@@ -38,8 +38,9 @@ export interface Step {
 const copyPieceRows = 256;
 
 export const inline = (text: string): Step => ({ text });
-export const copy = (table: string, columns: readonly CopyColumn[], rows: ReadonlyArray<readonly CopyValue[]>, sizeHint: number): Step => ({
-  text: copyStatement(table, columns), copyPieces: () => withTurns(encodeCopyBinaryPieces(columns, rows, copyPieceRows, sizeHint)),
+/** A COPY of the rows, each made into its values (in column order) as its piece is encoded. */
+export const copy = <T>(table: string, columns: readonly CopyColumn[], rows: ReadonlyArray<T>, valuesOf: (row: T) => readonly CopyValue[], sizeHint: number): Step => ({
+  text: copyStatement(table, columns), copyPieces: () => withTurns(encodeCopyBinaryPieces(columns, rows, copyPieceRows, sizeHint, valuesOf)),
 });
 
 /**

@@ -20,8 +20,13 @@ export type ManifestEntry = string | { serial: string; gpuUuid?: string | undefi
 const serialOf = (entry: ManifestEntry): string => (typeof entry === 'string' ? entry : entry.serial);
 
 export function manifestKeys(entries: ManifestEntry[], keys: BatchKeys): void {
+  // A list of bare serials is its own list of keys (most manifests: a CSV of serials).
+  if (entries.every((entry) => typeof entry === 'string')) {
+    keys.serials.addAll(entries as string[]);
+    return;
+  }
+  keys.serials.addAll(entries.map(serialOf));
   for (const entry of entries) {
-    keys.serials.add(serialOf(entry));
     // The loader brings the units that hold it (checkGpuUuidsFree); none given, no look-up.
     if (typeof entry !== 'string' && entry.gpuUuid !== undefined) keys.gpuUuids.add(canonicalGpuUuid(entry.gpuUuid));
   }
@@ -50,7 +55,10 @@ type SerialRefusal = () => DomainError;
 /** What checkListable found: the serial's refusal, or whether its unit is released (isReleased). */
 type Listability = { refused: SerialRefusal } | { refused: undefined; released: boolean };
 
-const listable = (released: boolean): Listability => ({ refused: undefined, released });
+// The two answers for a listable serial, made once: a manifest asks 100,000 times.
+const listableReleased: Listability = Object.freeze({ refused: undefined, released: true });
+const listableKept: Listability = Object.freeze({ refused: undefined, released: false });
+const listable = (released: boolean): Listability => (released ? listableReleased : listableKept);
 const refused = (refusal: SerialRefusal): Listability => ({ refused: refusal });
 
 /**

@@ -37,7 +37,7 @@ export const siteRegister: Handler<'site.register'> = {
 };
 
 function serialKeys(input: { serials: string[]; siteId?: string }, keys: BatchKeys): void {
-  for (const serial of input.serials) keys.serials.add(serial);
+  keys.serials.addAll(input.serials);
   if (input.siteId) keys.sites.add(input.siteId);
 }
 
