@@ -91,6 +91,16 @@ describe('invariant 1: the licence records the true sum of its allocations', () 
       ['UPDATE allocations SET units = units + 5 WHERE id = $1', [roomyAllocationId]],
     )).toBeUndefined();
   });
+
+  it('sums a licence\'s allocations when one\'s units change, not when a booking or a shipment changes its counters (074)', async () => {
+    // The sum broken behind the check's back: the counters' update that every batch of bookings
+    // makes does not look (it would sum all of the licence's allocations each time); an update
+    // that changes the units does, in a statement with other rows too.
+    const broken: Statement[] = [['ALTER TABLE allocations DISABLE TRIGGER allocations_sum_update'], ['UPDATE allocations SET units = units + 1 WHERE id = $1', [roomyAllocationId]], ['ALTER TABLE allocations ENABLE TRIGGER allocations_sum_update']];
+    expect(await refusal(...broken, ['UPDATE allocations SET reserved_units = reserved_units, shipped_units = shipped_units WHERE id = $1', [roomyAllocationId]])).toBeUndefined();
+    const error = await refusal(...broken, ['UPDATE allocations SET units = units + (id = $1)::int WHERE id IN ($1, $2)', [roomyAllocationId, world.allocations.alphaImport]]);
+    expect(error?.message ?? 'the database accepted it').toMatch(/^invariant 1: licence .* allocations sum to 12 but the licence records 10/);
+  });
 });
 
 describe('invariant 1 when the licence row changes (migration 023)', () => {
