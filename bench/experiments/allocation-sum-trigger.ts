@@ -39,7 +39,7 @@ try {
   const { licence_id: licenceId } = (await client.query<{ licence_id: string }>('SELECT licence_id FROM allocations WHERE id = $1', [allocationId])).rows[0]!;
   console.log(`the allocations_sum_update trigger's time for one UPDATE of an allocation's counters, medians of ${runs} (EXPLAIN ANALYZE), rolled back`);
   for (const count of tranches) {
-    for (const [name, setup] of [['074: only allocations whose units changed', ''], ['001: every allocation of the licence', summingEveryUpdate]] as const) {
+    for (const [name, setup] of [['074: licences whose allocations changed their units in sum', ''], ['001: every allocation of the licence', summingEveryUpdate]] as const) {
       const times: number[] = [];
       for (let run = 0; run < runs; run += 1) {
         await client.query('BEGIN');

@@ -15,7 +15,7 @@ import { commandSchemas } from '../../src/ledger/schemas.ts';
 import { serialsDigest } from '../../src/ledger/events.ts';
 import { BatchState } from '../../src/ledger/state.ts';
 import { encodeCopyBinary, type CopyColumn } from '../../src/store/copy-binary.ts';
-import type { BatchKeys } from '../../src/store/batch-keys.ts';
+import { emptyKeys } from '../../src/store/batch-keys.ts';
 import { median } from '../stats.ts';
 
 const runs = Number(process.argv[2] ?? 7);
@@ -43,7 +43,7 @@ for (let run = 0; run < runs; run += 1) {
   // A body as the HTTP layer hands it over: fresh strings from JSON.parse, as in a request.
   const body = JSON.parse(JSON.stringify({ shipmentId: 'S-1', serials: Array.from({ length: serialsCount }, (_, index) => `EXP-SN-${run}-${String(index).padStart(6, '0')}`) }));
   const input = timed('validate (zod)', () => commandSchemas['manifest.attach'].parse(body));
-  const keys = { serials: new Set<string>() } as unknown as BatchKeys;
+  const keys = emptyKeys();
   timed('keys for the load', () => manifestKeys(input.serials, keys));
   const state = new BatchState({ organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment], units: [], liveSerials: [] });
   state.begin();

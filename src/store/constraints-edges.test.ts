@@ -101,6 +101,12 @@ describe('invariant 1: the licence records the true sum of its allocations', () 
     const error = await refusal(...broken, ['UPDATE allocations SET units = units + (id = $1)::int WHERE id IN ($1, $2)', [roomyAllocationId, world.allocations.alphaImport]]);
     expect(error?.message ?? 'the database accepted it').toMatch(/^invariant 1: licence .* allocations sum to 12 but the licence records 10/);
   });
+
+  it('sums the licence of an allocation whose id changes with its units (074, s38 review)', async () => {
+    // Old and new rows are told apart by licence, not by an id the statement may rewrite.
+    const error = await refusal(['UPDATE allocations SET id = id || \'-X\', units = units + 5 WHERE id = $1', [roomyAllocationId]]);
+    expect(error?.message ?? 'the database accepted it').toMatch(/^invariant 1: licence .* allocations sum to 15 but the licence records 10/);
+  });
 });
 
 describe('invariant 1 when the licence row changes (migration 023)', () => {
