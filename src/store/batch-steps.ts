@@ -132,6 +132,25 @@ export function json(value: unknown): string {
   return text.includes(dollarTag) ? `${pg.escapeLiteral(text)}::json` : `${dollarTag}${text}${dollarTag}::json`;
 }
 
+/**
+ * A PostgreSQL array literal of the values, cast to `type`[], for unnest: every string between
+ * double quotes with its backslashes and quotes escaped (so braces, commas, spaces and the word
+ * NULL stay text), null as NULL, whole numbers and booleans as they are; dollar-quoted as json().
+ */
+export function arrayLiteral(values: ReadonlyArray<string | number | boolean | null>, type: string): string {
+  let text = '{';
+  for (let index = 0; index < values.length; index += 1) {
+    const value = values[index]!;
+    if (index > 0) text += ',';
+    if (value === null) text += 'NULL';
+    else if (typeof value === 'string') text += `"${value.replace(/[\\"]/g, '\\$&')}"`;
+    else if (typeof value === 'number') text += integer(value);
+    else text += value ? 'true' : 'false';
+  }
+  text += '}';
+  return `${text.includes(dollarTag) ? pg.escapeLiteral(text) : `${dollarTag}${text}${dollarTag}`}::${type}[]`;
+}
+
 export function integer(value: number): string {
   if (!Number.isSafeInteger(value)) throw new Error(`assertion failed: ${value} is not a safe integer`);
   return String(value);

@@ -4,6 +4,8 @@ import { worldPerFile, type World } from '../../test/world.ts';
 import { emptyKeys } from './batch-keys.ts';
 import { headMovedCode, openAtHeadSql, type StoredHead } from './head-lock.ts';
 import { loadBatchState } from './batch-state.ts';
+import { shipmentColumnTypes } from './batch-writes.ts';
+import { tables } from './ledger-tables.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -101,5 +103,30 @@ describe('the opening of a batch sent ahead (migrations 021, 061)', () => {
     } finally {
       await database.pool.query('UPDATE log_head SET seal = $1', [at.seal]);
     }
+  });
+});
+
+describe('shipments written as arrays (batch-writes.ts shipmentColumnTypes)', () => {
+  it('casts each column to the type the table has', async () => {
+    const { rows } = await database.pool.query<{ name: string; type: string }>(
+      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'shipments'::regclass AND attnum > 0 AND NOT attisdropped`);
+    expect(Object.fromEntries(rows.map((row) => [row.name, row.type]))).toEqual(shipmentColumnTypes);
+    expect(Object.keys(shipmentColumnTypes).sort()).toEqual([...tables.shipments.columns].sort());
+  });
+
+  it('stores a reference as given, whatever an array literal or a dollar quote would read in it', async () => {
+    const references = ['say "hi"', 'back\\slash \\"', '{braces},commas', 'NULL', '', ' spaced ', '$cl$ and $$', 'Ω 中文 ２０２６', "it's"];
+    const ids: string[] = [];
+    for (const reference of references) {
+      ids.push(String((await world.run('shipment.book', {
+        exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId,
+        units: 1, deadline: '2026-06-01T00:00:00Z', reference,
+      }, world.actors.exporter)).shipmentId));
+    }
+    const stored = await database.pool.query<{ id: string; reference: string | null; origin: string; units: number; demo: boolean }>(
+      'SELECT id, reference, origin, units, demo FROM shipments WHERE id = ANY($1)', [ids]);
+    const byId = new Map(stored.rows.map((row) => [row.id, row]));
+    expect(ids.map((id) => byId.get(id)?.reference)).toEqual(references);
+    expect(ids.map((id) => byId.get(id)).every((row) => row?.origin === 'US' && row.units === 1 && row.demo === false)).toBe(true);
   });
 });
