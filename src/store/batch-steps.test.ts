@@ -3,7 +3,7 @@
  * and what nothing may send after (a failure, abandon). No database.
  */
 import { describe, expect, it } from 'vitest';
-import { inline, StepSender, type Step } from './batch-steps.ts';
+import { arrayLiteral, inline, StepSender, type Step } from './batch-steps.ts';
 import type { PoolClient } from './pool.ts';
 
 /** A client that records each statement as it is sent, and answers each when told to. */
@@ -80,5 +80,20 @@ describe('StepSender', () => {
     answers[0]!.ok();
     await abandoned;
     expect(sent).toEqual(['COPY a']);
+  });
+});
+
+describe('arrayLiteral', () => {
+  it('quotes every string, escapes its backslashes and quotes, and leaves NULL, numbers and booleans bare', () => {
+    expect(arrayLiteral(['a', 'NULL', 'say "hi"', 'back\\slash', '{x,y}', null], 'text')).toBe('$cl${"a","NULL","say \\"hi\\"","back\\\\slash","{x,y}",NULL}$cl$::text[]');
+    expect(arrayLiteral([1, -2, null], 'bigint')).toBe('$cl${1,-2,NULL}$cl$::bigint[]');
+    expect(arrayLiteral([true, false], 'boolean')).toBe('$cl${true,false}$cl$::boolean[]');
+    // A value holding the dollar tag is quoted the usual way instead.
+    expect(arrayLiteral(["it's $cl$"], 'text')).toBe(`'{"it''s $cl$"}'::text[]`);
+  });
+
+  it('refuses what it cannot write: a fraction, or a value of another type', () => {
+    expect(() => arrayLiteral([1.5], 'integer')).toThrow(/safe integer/);
+    expect(() => arrayLiteral([new Date(0) as unknown as string], 'timestamptz')).toThrow(/not object/);
   });
 });

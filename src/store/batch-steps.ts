@@ -145,7 +145,8 @@ export function arrayLiteral(values: ReadonlyArray<string | number | boolean | n
     if (value === null) text += 'NULL';
     else if (typeof value === 'string') text += `"${value.replace(/[\\"]/g, '\\$&')}"`;
     else if (typeof value === 'number') text += integer(value);
-    else text += value ? 'true' : 'false';
+    else if (typeof value === 'boolean') text += value ? 'true' : 'false';
+    else throw new Error(`assertion failed: an array literal's values are strings, whole numbers, booleans or null, not ${typeof value}`);
   }
   text += '}';
   return `${text.includes(dollarTag) ? pg.escapeLiteral(text) : `${dollarTag}${text}${dollarTag}`}::${type}[]`;
