@@ -84,10 +84,11 @@ const startLogLinesMax = 20;
 /**
  * WAL kept in shared memory before it must be written out. A 100,000-serial manifest writes 30 MB
  * of WAL for its units alone: with PostgreSQL's default (shared_buffers / 32, 8 MB here) the
- * backend found the buffers full 2,093 times in one such COPY and wrote them out itself, in the
- * statement's time; with 64 MB, never, and the COPY took 1,052 ms against 1,210 (medians of 7;
- * bench/experiments/wal-buffers.ts, s38). Bookings' batches write far less: three pairs of
- * 30,000 bookings showed no difference. It costs 64 MB of shared memory, written once at start.
+ * backend found the buffers full and wrote them out itself, in the statement's time, 1,206-5,208
+ * times in seven such COPYs; with 64 MB, never. The COPY's medians went to 64 MB in five rounds
+ * of six, 1,154 ms against 1,287 at the median of rounds (bench/experiments/wal-buffers.ts,
+ * docs/BENCHMARKS.md, s38). Bookings' batches write far less: three pairs of 30,000 bookings
+ * showed no difference. It costs 64 MB of shared memory, written once at start.
  */
 const walBuffers = '64MB';
 /**
