@@ -114,7 +114,7 @@ export async function sustainedAppends(pool: Pool, signerKey: string, leaves: nu
         hashed = performance.now() - started;
         return { tiles: appended.tiles, head: { size: at.size + count, root: appended.root }, seal: appended.seal };
       };
-      head = await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], unitsChanges: [], replacedPartiesOf: [], events, idempotency: [] }, appendLeaves, openAtHeadSql(at));
+      head = await writeBatchAndCommit(client, { inserted: {}, updated: {}, unitsChanges: [], unitStages: [], replacedPartiesOf: [], events, idempotency: [] }, appendLeaves, openAtHeadSql(at));
       const t3 = performance.now();
       spent.logAppend += hashed;
       spent.commit += t3 - t0;

@@ -85,7 +85,7 @@ try {
     marks.batchStart = performance.now();
     await log.prepare(client, head);
     const at = head;
-    head = await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], unitsChanges: [], replacedPartiesOf: [], events, idempotency: [] }, async () => {
+    head = await writeBatchAndCommit(client, { inserted: {}, updated: {}, unitsChanges: [], unitStages: [], replacedPartiesOf: [], events, idempotency: [] }, async () => {
       marks.mark('hashing starts');
       const appended = await log.append(client, at, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
       marks.mark('hashing ends');

@@ -36,7 +36,7 @@ try {
       const appended = await log.append(client, head, events.map((event) => ({ seq: event.seq, canonical: event.canonical })));
       return { tiles: appended.tiles, head: { size: head.size + batchLeaves, root: appended.root }, seal: appended.seal };
     };
-    await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], unitsChanges: [], replacedPartiesOf: [], events, idempotency: [] }, mode === 'first' ? await appendLeaves() : appendLeaves);
+    await writeBatchAndCommit(client, { inserted: {}, updated: {}, unitsChanges: [], unitStages: [], replacedPartiesOf: [], events, idempotency: [] }, mode === 'first' ? await appendLeaves() : appendLeaves);
     spent[mode]!.push(performance.now() - started);
   }
   for (const [mode, list] of Object.entries(spent)) {

@@ -2,7 +2,7 @@
  * Where a 100,000-serial manifest's JavaScript goes, stage by stage, without PostgreSQL:
  * the input's validation (zod), the serials as keys for the batch's load, the handler
  * (attachSerials into a fresh BatchState), the rows to write (changedRows), the COPY
- * encoding of the units and manifest rows (the columns of store/batch-writes.ts), and the
+ * encoding of the units (the columns of store/batch-writes.ts), and the
  * event's digest of the serials. The end-to-end time is in `npm run bench -- ledger`; this
  * is the part of it that is ours. Median of the runs, each stage on fresh inputs.
  *
@@ -29,7 +29,6 @@ const unitColumns: CopyColumn[] = [
   { name: 'serial', type: 'text' }, { name: 'gpu_uuid', type: 'text' }, { name: 'product_id', type: 'text' }, { name: 'recipient_org_id', type: 'text' },
   { name: 'custody', type: 'text' }, { name: 'shipment_id', type: 'text' }, { name: 'site_id', type: 'text' }, { name: 'updated_seq', type: 'int8' },
 ];
-const serialColumns: CopyColumn[] = [{ name: 'shipment_id', type: 'text' }, { name: 'serial', type: 'text' }, { name: 'live', type: 'bool' }];
 
 const stages: Record<string, number[]> = {};
 const timed = <T>(stage: string, work: () => T): T => {
@@ -45,14 +44,12 @@ for (let run = 0; run < runs; run += 1) {
   const input = timed('validate (zod)', () => commandSchemas['manifest.attach'].parse(body));
   const keys = emptyKeys();
   timed('keys for the load', () => manifestKeys(input.serials, keys));
-  const state = new BatchState({ organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment], units: [], liveSerials: [] });
+  const state = new BatchState({ organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment], units: [] });
   state.begin();
   timed('handler (attachSerials)', () => attachSerials({ state, actor: { id: 'TOK-1', orgId: 'ORG-1', role: 'exporter' }, at: '2026-02-02T00:00:00.000Z', seq: 2 }, shipment, input.serials));
   const { inserted } = timed('rows to write (changedRows)', () => state.changedRows());
-  timed('COPY encoding, units and manifest rows', () => [
-    encodeCopyBinary(unitColumns, inserted.units!.map((unit) => [unit.serial, unit.gpu_uuid, unit.product_id, unit.recipient_org_id, unit.custody, unit.shipment_id, unit.site_id, unit.updated_seq]), 80 * serialsCount),
-    encodeCopyBinary(serialColumns, inserted.shipment_serials!.map((row) => [row.shipment_id, row.serial, row.live]), 40 * serialsCount),
-  ]);
+  // (Units only: since migration 075 a manifest writes no lines of its own.)
+  timed('COPY encoding, units', () => encodeCopyBinary(unitColumns, inserted.units!.map((unit) => [unit.serial, unit.gpu_uuid, unit.product_id, unit.recipient_org_id, unit.custody, unit.shipment_id, unit.site_id, unit.updated_seq]), 80 * serialsCount));
   timed('event digest of the serials', () => serialsDigest(input.serials));
 }
 

@@ -1,7 +1,8 @@
 /**
- * The two look-ups a 100,000-serial manifest makes before it writes (store/batch-state.ts
- * loadBatchState: the units those serials already have, and which of them are live in a
- * shipment), as the units table grows. The new serials fall between existing ones, as
+ * The look-up a 100,000-serial manifest makes before it writes (store/batch-state.ts
+ * loadBatchState: the units those serials already have), as the units table grows. (Until
+ * migration 075 it also looked up which were live in a shipment's manifest rows; a unit's
+ * shipment now says so.) The new serials fall between existing ones, as
  * serials of several makers would. Rows are written straight into the tables with triggers
  * off. Median of 3 after a warm-up. Not part of `npm run bench`.
  *
@@ -14,15 +15,11 @@ import { median } from '../stats.ts';
 
 const lookedUp = 100_000;
 const sizes = [400_000, 2_000_000, 4_000_000];
-/** From this size on, this many manifest rows are live (a large fleet in transit). */
-const liveRows = 1_000_000;
 
 const ways: Array<[string, string]> = [
   ['units, JOIN unnest (hash or merge join)', 'SELECT u.* FROM units u JOIN unnest($1::text[]) AS k(serial) ON u.serial = k.serial'],
   ['units, = ANY (index probes)', 'SELECT u.* FROM units u WHERE u.serial = ANY($1::text[])'],
   ['units, = ANY of a sub-select (unplanned array)', 'SELECT u.* FROM units u WHERE u.serial = ANY(ARRAY(SELECT unnest($1::text[])))'],
-  ['live rows, JOIN unnest (hash of live rows)', 'SELECT s.* FROM shipment_serials s JOIN unnest($1::text[]) AS k(serial) ON s.serial = k.serial WHERE s.live'],
-  ['live rows, = ANY (index probes)', 'SELECT s.* FROM shipment_serials s WHERE s.live AND s.serial = ANY($1::text[])'],
 ];
 
 const server = await startBenchServer('serial-lookups');
@@ -35,14 +32,10 @@ try {
   for (const size of sizes) {
     await client.query(`INSERT INTO units (serial, gpu_uuid, product_id, recipient_org_id, custody, shipment_id, site_id, updated_seq, ever_shipped)
       SELECT 'SN-' || lpad(i::text, 8, '0'), NULL, 'PRD-1', 'ORG-1', 'delivered', 'S-1', NULL, 1, true FROM generate_series(${have + 1}, ${size}) AS i`);
-    await client.query(`INSERT INTO shipment_serials (shipment_id, serial, live)
-      SELECT 'S-1', 'SN-' || lpad(i::text, 8, '0'), i <= ${liveRows} AND ${size} >= 2000000 FROM generate_series(${have + 1}, ${size}) AS i`);
-    if (size >= 2_000_000) await client.query(`UPDATE shipment_serials SET live = true WHERE NOT live AND serial <= 'SN-${String(liveRows).padStart(8, '0')}'`);
     have = size;
     await client.query('VACUUM ANALYZE');
     const step = Math.floor(size / lookedUp);
     const serials = Array.from({ length: lookedUp }, (_, i) => `SN-${String(i * step).padStart(8, '0')}X`);
-    const live = Number((await client.query('SELECT count(*) AS n FROM shipment_serials WHERE live')).rows[0].n);
     for (const [name, sql] of ways) {
       await client.query(sql, [serials]);
       const times: number[] = [];
@@ -51,7 +44,7 @@ try {
         await client.query(sql, [serials]);
         times.push(performance.now() - started);
       }
-      console.log(`${size.toLocaleString('en-US').padStart(9)} units, ${live.toLocaleString('en-US').padStart(9)} live: ${name.padEnd(44)} ${median(times).toFixed(0).padStart(5)} ms`);
+      console.log(`${size.toLocaleString('en-US').padStart(9)} units: ${name.padEnd(44)} ${median(times).toFixed(0).padStart(5)} ms`);
     }
   }
   client.release();

@@ -4,11 +4,11 @@
  * checked before it is sent is refused for what the server would refuse it for, said alike.
  *
  * New serials are written in capitals. A serial is compared exactly, byte for byte (the units'
- * key, invariant 4's index of live manifest rows), and recorded in the log as sent (its list's
+ * key, which holds invariant 4), and recorded in the log as sent (its list's
  * digest is the exporter's own); ABC1654X01 and abc1654x01 were two units, live in two
  * shipments at once. Rather than fold case in every comparison (an index on upper(serial) on
- * two tables: 100–200 ms more a 100,000-serial manifest), a serial that makes a unit or a
- * manifest line (a manifest's entries) is refused with a lower-case letter, naming the
+ * units and, before migration 075, manifest lines: 100–200 ms more a 100,000-serial manifest),
+ * a serial that makes a unit (a manifest's entries) is refused with a lower-case letter, naming the
  * spelling to send, and nothing is ever rewritten. The database refuses one too, on rows
  * inserted only (migration 049 says why).
  *

@@ -109,7 +109,6 @@ export async function applyBatch(logAppender: LogAppender, client: PoolClient, b
   });
   const writes: BatchWrites = {
     ...state.changedRows(),
-    endedShipments: state.endedShipments,
     unitsChanges: state.unitsChanges,
     replacedPartiesOf: [...new Set(state.replacedPartiesOf)],
     events,

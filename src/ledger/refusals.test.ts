@@ -45,7 +45,7 @@ describe('toRefusal', () => {
 
   it('names invariant 4 when the database refuses a serial listed twice, and other duplicates as unique (a GPU UUID: refusals-gpu-uuid.test.ts)', () => {
     const duplicate = (constraint: string, code = '23505') => Object.assign(databaseError(code), { constraint, detail: 'Key (serial)=(SN-1) already exists.' });
-    for (const constraint of ['shipment_serials_one_live', 'shipment_serials_pkey', 'units_pkey']) {
+    for (const constraint of ['units_live_in_one_shipment', 'units_pkey']) {
       const refusal = toRefusal(duplicate(constraint));
       expect({ code: refusal.code, rule: refusal.rule }, constraint).toEqual({ code: 'conflict', rule: 'invariant-4' });
       expect(refusal.message).toContain('Key (serial)=(SN-1) already exists.');

@@ -114,12 +114,13 @@ export function isCommandsOwnRefusal(error: unknown): boolean {
 }
 
 /**
- * Unique indexes that hold invariant 4 (migration 001): a serial live in one shipment at
- * most, listed once in a shipment, one unit per serial. Our checks refuse a second listing
- * first; the database refuses one they could not see (two processes listing the same serial
- * at once), and the caller hears the same rule.
+ * Uniqueness that holds invariant 4: one unit per serial (units_pkey), and a unit live in one
+ * shipment at most (migration 075: units_keep_identity refuses to move a unit out of a shipment
+ * under way, as the unique violation units_live_in_one_shipment). Our checks refuse a second
+ * listing first; the database refuses one they could not see (two processes listing the same
+ * serial at once), and the caller hears the same rule.
  */
-const invariant4Indexes = new Set(['shipment_serials_one_live', 'shipment_serials_pkey', 'units_pkey']);
+const invariant4Indexes = new Set(['units_live_in_one_shipment', 'units_pkey']);
 
 /**
  * Characters of the database's detail (the key it refused, which may be a 2,000-character

@@ -23,7 +23,7 @@ const token = (id: string, orgId: string) => ({ id, org_id: orgId, role: 'recipi
 const shipment = (id: string) => ({ id, export_allocation_id: 'A-1', import_allocation_id: 'A-2', recipient_org_id: 'O-r', exporter_org_id: 'O-x' }) as unknown as ShipmentRow;
 
 function loaded(parts: Partial<LoadedState>): LoadedState {
-  return { organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [], units: [], liveSerials: [], ...parts };
+  return { organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [], units: [], ...parts };
 }
 
 describe('RowCache', () => {

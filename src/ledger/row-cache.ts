@@ -14,7 +14,7 @@
  * never changed in place (BatchState makes new rows, and the cache freezes what it keeps),
  * so sharing them with batches is safe.
  *
- * Tables left out on purpose: units and manifest rows (a shipment may have 100,000 of
+ * Tables left out on purpose: units, which are the manifests (a shipment may have 100,000 of
  * them, and handlers also change them set-based in SQL). Batches that need those, or the
  * sweep (which queries by time), load classically; so do batches that give a GPU UUID (any
  * unit may hold it, and manifests.ts refuses a clash from the units the loader finds by it,
@@ -102,7 +102,7 @@ export class RowCache {
     const products = this.pick('products', keys.products);
     const sites = this.pick('sites', keys.sites);
     if (!licences || !organisations || !products || !sites) return null;
-    return { organisations, products, tokens, licences, allocations, sites, shipments, units: [], liveSerials: [] };
+    return { organisations, products, tokens, licences, allocations, sites, shipments, units: [] };
   }
 
   /** Rows a classic batch loaded under the lock at `head`, before it changed anything. */

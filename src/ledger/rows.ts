@@ -125,12 +125,6 @@ export interface ShipmentRow {
   updated_seq: number;
 }
 
-export interface ShipmentSerialRow {
-  shipment_id: string;
-  serial: string;
-  live: boolean;
-}
-
 export interface UnitRow {
   serial: string;
   gpu_uuid: string | null;

@@ -36,14 +36,14 @@ interface Keyed {
 type KeyedName = keyof Keyed;
 const keyOf = (table: KeyedName, row: { id?: string; serial?: string }): string => (table === 'units' ? row.serial! : row.id!);
 
-type AppendName = 'licence_versions' | 'shipment_serials';
+type AppendName = 'licence_versions';
 
 type UndoStep =
   | { type: 'row'; table: KeyedName; key: string; previous: Keyed[KeyedName] | undefined; wasDirty: boolean }
   | { type: 'append'; table: AppendName; length: number }
   | { type: 'live'; serial: string; previous: string | undefined }
-  | { type: 'list'; name: 'endedShipments' | 'unitsChanges' | 'replacedPartiesOf'; length: number }
-  | { type: 'listing'; appended: number; serials: string[]; replaced: Array<{ unit: UnitRow; wasDirty: boolean }> };
+  | { type: 'list'; name: 'unitsChanges' | 'replacedPartiesOf'; length: number }
+  | { type: 'listing'; serials: string[]; replaced: Array<{ unit: UnitRow; wasDirty: boolean }>; stages: number };
 
 /**
  * Units listed in a live shipment one by one (ManifestListing#add), with one undo step for
@@ -51,8 +51,8 @@ type UndoStep =
  */
 export interface ManifestListing {
   /**
-   * Puts the unit row, appends its live manifest row, and makes its serial live in the
-   * shipment. The caller has looked the serial up: `previous` is the batch's row for it
+   * Puts the unit row, which is its manifest line (migration 075), and makes its serial live
+   * in the shipment. The caller has looked the serial up: `previous` is the batch's row for it
    * (get('units')), and the serial is live in no shipment (liveShipmentOf), which is what a
    * manifest requires. Taking both from the caller saves three look-ups a serial.
    */
@@ -62,11 +62,11 @@ export interface ManifestListing {
 export class BatchState {
   private readonly rows: { [T in KeyedName]: Map<string, Keyed[T]> };
   private readonly dirty: { [T in KeyedName]: Set<string> };
-  private readonly appended: { licence_versions: TableRows['licence_versions']; shipment_serials: TableRows['shipment_serials'] } = {
-    licence_versions: [],
-    shipment_serials: [],
-  };
-  /** serial -> the live shipment that lists it (from the database, then this batch). */
+  private readonly appended: { licence_versions: TableRows['licence_versions'] } = { licence_versions: [] };
+  /**
+   * serial -> the live shipment that lists it: a loaded unit's shipment while that is under way
+   * (a unit is its shipment's manifest line, migration 075), then this batch's listings and ends.
+   */
   private readonly live = new Map<string, string>();
   /**
    * shipment -> serials that were at some point seen with it: noted one by one, and the
@@ -88,8 +88,17 @@ export class BatchState {
    * the row cache, which holds committed rows of the head the lock returned).
    */
   private readonly stored: { [T in KeyedName]: Set<string> };
-  readonly endedShipments: string[] = [];
   readonly unitsChanges: UnitsChange[] = [];
+  /**
+   * Units a listing took out of a shipment that this batch had listed them in (and then ended),
+   * each as it left that shipment, in order. The database writes a shipment's line for a unit
+   * that leaves it only as it sees the unit move (migration 075), so each of these is written
+   * before the unit's last row (store/batch-writes.ts): a unit listed, released and listed again
+   * in one batch would otherwise take its line out of the shipment in between.
+   */
+  readonly unitStages: UnitRow[] = [];
+  /** A loaded unit's shipment as the database holds it: one listed elsewhere in this batch has moved in it (listing). */
+  private readonly storedShipmentOf = new Map<string, string>();
   readonly replacedPartiesOf: string[] = [];
   private undo: UndoStep[] = [];
 
@@ -109,13 +118,14 @@ export class BatchState {
       organisations: new Set(), products: new Set(), tokens: new Set(), licences: new Set(), allocations: new Set(),
       sites: new Set(), shipments: new Set(), units: new Set(),
     };
-    for (const row of loaded.liveSerials) {
-      this.live.set(row.serial, row.shipment_id);
-      this.noteSeen(row.shipment_id, row.serial);
-    }
     for (const unit of loaded.units) {
+      this.storedShipmentOf.set(unit.serial, unit.shipment_id);
       this.noteSeen(unit.shipment_id, unit.serial);
       this.noteGpuUuid(unit);
+      // A unit loaded by serial comes with its shipment; a GPU UUID's holder may not, and no
+      // command of the batch lists it (store/batch-state.ts loadGpuUuidHolders).
+      const shipment = this.rows.shipments.get(unit.shipment_id);
+      if (shipment !== undefined && liveShipmentStatuses.includes(shipment.status)) this.live.set(unit.serial, unit.shipment_id);
     }
     // Taken before any command runs: the rows loaded so far are the ones the database holds.
     this.stored = Object.fromEntries(Object.entries(this.rows).map(([table, rows]) => [table, new Set(rows.keys())])) as BatchState['stored'];
@@ -231,38 +241,41 @@ export class BatchState {
   }
 
   /**
-   * Lists units in a live shipment: for each, what put, append('shipment_serials') and
-   * setLive would do, without their three undo steps per serial and without noting the
-   * serial with its shipment twice. A 100,000-serial manifest spent 390 ms in those three
-   * calls, much of it making and then collecting the undo steps. rollback() undoes the
+   * Lists units in a live shipment: for each, what put and setLive would do, without their
+   * undo steps per serial and without noting the serial with its shipment twice. A
+   * 100,000-serial manifest spent 390 ms in such calls, much of it making and then collecting
+   * the undo steps. rollback() undoes the
    * units listed so far.
    */
   listing(shipmentId: string): ManifestListing {
-    const step: Extract<UndoStep, { type: 'listing' }> = { type: 'listing', appended: this.appended.shipment_serials.length, serials: [], replaced: [] };
+    const step: Extract<UndoStep, { type: 'listing' }> = { type: 'listing', serials: [], replaced: [], stages: this.unitStages.length };
     this.undo.push(step);
     this.seenWith(shipmentId).listed.push(step.serials);
     const { units } = this.rows;
     const dirty = this.dirty.units;
     const { live } = this;
-    const manifest = this.appended.shipment_serials;
     const noteGpuUuid = (unit: UnitRow) => this.noteGpuUuid(unit);
+    const { storedShipmentOf, unitStages } = this;
     return {
       add(unit: UnitRow, previous: UnitRow | undefined): void {
         if (unit.shipment_id !== shipmentId) throw new Error(`assertion failed: unit ${unit.serial} is listed in shipment ${shipmentId} but names ${unit.shipment_id}`);
         const serial = unit.serial;
         // A serial the batch holds no row for is not dirty either (dirty keys have rows).
-        if (previous !== undefined) step.replaced.push({ unit: previous, wasDirty: dirty.has(serial) });
+        if (previous !== undefined) {
+          step.replaced.push({ unit: previous, wasDirty: dirty.has(serial) });
+          // In a shipment this batch listed it in: that shipment's line is written by the move out of it.
+          if (previous.shipment_id !== storedShipmentOf.get(serial)) unitStages.push(previous);
+        }
         step.serials.push(serial);
         units.set(serial, unit);
         dirty.add(serial);
         noteGpuUuid(unit);
         live.set(serial, shipmentId);
-        manifest.push({ shipment_id: shipmentId, serial, live: true });
       },
     };
   }
 
-  pushList<N extends 'endedShipments' | 'unitsChanges' | 'replacedPartiesOf'>(name: N, value: BatchState[N][number]): void {
+  pushList<N extends 'unitsChanges' | 'replacedPartiesOf'>(name: N, value: BatchState[N][number]): void {
     this.undo.push({ type: 'list', name, length: this[name].length });
     (this[name] as Array<BatchState[N][number]>).push(value);
   }
@@ -293,7 +306,7 @@ export class BatchState {
           this.rows.units.set(unit.serial, unit);
           if (wasDirty) this.dirty.units.add(unit.serial);
         }
-        this.appended.shipment_serials.length = step.appended;
+        this.unitStages.length = step.stages;
       } else if (step.type === 'live') {
         if (step.previous === undefined) this.live.delete(step.serial);
         else this.live.set(step.serial, step.previous);
@@ -315,13 +328,20 @@ export class BatchState {
    *   the loader reads every row (and every unit serial) a batch names under the lock. They
    *   go in by plain INSERT or COPY: cheaper than an upsert, and a wrong guess fails on the
    *   primary key instead of overwriting a row.
-   * - updated: rows that exist, changed by the batch (written as upserts).
+   * - updated: rows that exist, changed by the batch (written as upserts), and new units that
+   *   unitStages writes first.
+   * - unitStages, as kept.
    */
-  changedRows(): { inserted: Partial<TableRows>; updated: Partial<TableRows> } {
+  changedRows(): { inserted: Partial<TableRows>; updated: Partial<TableRows>; unitStages: UnitRow[] } {
+    const staged = new Set(this.unitStages.map((unit) => unit.serial));
     const split = <T extends KeyedName>(table: T): [Keyed[T][], Keyed[T][]] => {
       const made: Keyed[T][] = [];
       const changed: Keyed[T][] = [];
-      for (const row of this.dirtyRows(table)) (this.stored[table].has(keyOf(table, row)) ? changed : made).push(row);
+      const stored = this.stored[table];
+      for (const row of this.dirtyRows(table)) {
+        const key = keyOf(table, row);
+        (stored.has(key) || (table === 'units' && staged.has(key)) ? changed : made).push(row);
+      }
       return [made, changed];
     };
     const [organisations, changedOrganisations] = split('organisations');
@@ -335,22 +355,16 @@ export class BatchState {
     const withoutParties = (rows: LicenceWithParties[]) => rows.map(({ parties: _parties, allocation_recipients: _recipients, ...row }) => row);
     const parties: LicencePartyRow[] = [];
     for (const id of new Set(this.replacedPartiesOf)) parties.push(...this.rows.licences.get(id)!.parties);
-    // A manifest row is live while its shipment is: one added and ended in this batch is not.
-    const liveNow = new Map<string, boolean>();
-    const manifest = this.appended.shipment_serials.map((row) => {
-      let live = liveNow.get(row.shipment_id);
-      if (live === undefined) liveNow.set(row.shipment_id, (live = liveShipmentStatuses.includes(this.rows.shipments.get(row.shipment_id)!.status)));
-      return row.live === live ? row : { ...row, live };
-    });
     return {
       inserted: {
         organisations, products, tokens, licences: withoutParties(licences), licence_parties: parties, licence_versions: this.appended.licence_versions,
-        allocations, sites, shipments, shipment_serials: manifest, units,
+        allocations, sites, shipments, units,
       },
       updated: {
         organisations: changedOrganisations, products: changedProducts, tokens: changedTokens, licences: withoutParties(changedLicences),
         allocations: changedAllocations, sites: changedSites, shipments: changedShipments, units: changedUnits,
       },
+      unitStages: this.unitStages,
     };
   }
 }

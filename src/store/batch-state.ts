@@ -8,7 +8,7 @@ import type { BatchKeys } from './batch-keys.ts';
 import { loadDue } from './sweep-due.ts';
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, OrganisationRow, ProductRow,
-  ShipmentRow, ShipmentSerialRow, SiteRow, TokenRow, UnitRow,
+  ShipmentRow, SiteRow, TokenRow, UnitRow,
 } from '../ledger/rows.ts';
 
 export interface LoadedState {
@@ -20,7 +20,6 @@ export interface LoadedState {
   sites: SiteRow[];
   shipments: ShipmentRow[];
   units: UnitRow[];
-  liveSerials: ShipmentSerialRow[];
 }
 
 /**
@@ -95,10 +94,9 @@ export async function loadBatchState(client: PoolClient, keys: BatchKeys): Promi
   const licences = await loadLicences(client, keys);
   const { tokens, organisations } = await loadTokensAndOrganisations(client, keys);
   const products = await loadProducts(client, keys);
-  const liveSerials = await loadLiveSerials(client, units);
   const sites = await loadSites(client, keys, units);
   const holders = await loadGpuUuidHolders(client, keys, units);
-  return { organisations, products, tokens, licences, allocations, sites, shipments, units: holders.length === 0 ? units : [...units, ...holders], liveSerials };
+  return { organisations, products, tokens, licences, allocations, sites, shipments, units: holders.length === 0 ? units : [...units, ...holders] };
 }
 
 /**
@@ -232,7 +230,7 @@ export const unitsByGpuUuidSql = `SELECT u.* FROM units u WHERE ('GPU-' || lower
  * (ledger/handlers/manifests.ts refuses a GPU UUID another unit holds), and to follow a
  * release this batch makes (a booking of theirs cancelled or expired lets their GPU UUID go,
  * ledger/handlers/shipments.ts releaseClaims, for a shipment the batch loaded for that
- * command). So they come without their shipments, live manifest rows or sites: no command of
+ * command). So they come without their shipments or sites: no command of
  * the batch names them, or they would have come by serial with all of those, and a sweep in
  * the batch expires the shipments it found due, not those a unit here happens to be in.
  */
@@ -246,21 +244,6 @@ async function loadGpuUuidHolders(client: PoolClient, keys: BatchKeys, units: Un
   if (holders.length === 0) return holders;
   const loaded = new Set(units.map((unit) => unit.serial));
   return holders.filter((unit) => !loaded.has(unit.serial));
-}
-
-/** The live manifest rows of the loaded units' serials. */
-async function loadLiveSerials(client: PoolClient, units: UnitRow[]): Promise<ShipmentSerialRow[]> {
-  // Live manifest rows of 100,000 serials by a join to unnest: it hashes only the live rows
-  // (those of shipments under way; a partial index holds them), 106 ms with none and 371 ms
-  // with 1,000,000; = ANY takes 180–230 ms at either. Live rows are bounded by the units in
-  // transit, and at the seed's scale (400,000 in all) the join is the quicker.
-  // Only a serial with a unit row can be in a manifest: a manifest row and its unit are
-  // written together (ledger/state.ts, ManifestListing), units are never deleted, and the
-  // full re-check holds it (ledger_violations). So a manifest of new serials, the common
-  // case, skips this look-up (74–106 ms for 100,000). Were a unit row missing all the same,
-  // the unique index on live serials would still refuse a second live listing.
-  const unitSerials = textArrayParameter(units.map((unit) => unit.serial));
-  return selectByIds<ShipmentSerialRow>(client, 'SELECT s.* FROM shipment_serials s JOIN unnest($1::text[]) AS k(serial) ON s.serial = k.serial WHERE s.live', unitSerials);
 }
 
 /** The sites of keys.sites and of the loaded units. */

@@ -9,9 +9,9 @@ import { copyIn, copyStatement, encodeCopyBinaryPieces, type CopyColumn, type Co
 import { prepared, type PoolClient } from './pool.ts';
 
 /**
- * From this many rows a table's batch rows (events, manifest rows, new units) travel in
- * statements of their own: scalar arrays through unnest cost about a third
- * less than JSON for a manifest (bench/experiments/manifest-sql.ts), and COPY less again
+ * From this many rows a table's batch rows (events, new units) travel in statements of their
+ * own: scalar arrays through unnest cost about a third less than JSON for a manifest
+ * (session 4, docs/BENCHMARKS.md; its experiment went with migration 075), and COPY less again
  * (store/copy-binary.ts). Below it they stay in the batch's one round trip: a ledger batch
  * of about 64 bookings whose events went by COPY (from 16 events) ran at 5,100–5,400
  * bookings/s against 5,900–6,200 (`npm run bench -- ledger --bookings 40000`, two pairs).

@@ -12,7 +12,7 @@ import { readHead, readTileRange } from './tlog-tables.ts';
 
 let database: TestDatabase;
 
-const noWrites: BatchWrites = { inserted: {}, updated: {}, endedShipments: [], unitsChanges: [], replacedPartiesOf: [], events: [], idempotency: [] };
+const noWrites: BatchWrites = { inserted: {}, updated: {}, unitsChanges: [], unitStages: [], replacedPartiesOf: [], events: [], idempotency: [] };
 
 beforeAll(async () => {
   database = await createTestDatabase();

@@ -54,7 +54,6 @@ const writeSql = new Map<TableName, { insert: string; conflict: string }>(
 
 /** Bulk rows the batch made: COPY (store/copy-binary.ts). */
 const bulkInserts: Partial<{ [T in TableName]: (rows: TableRows[T]) => Step }> = {
-  shipment_serials: (rows) => copy('shipment_serials', serialColumns, rows, (row) => [row.shipment_id, row.serial, row.live], 40 * rows.length),
   units: (rows) => {
     // gpu_uuid_shipped travels only when a unit has it: one booked and shipped in this batch.
     // A manifest's new units are all without it, which the column's default says (037).
@@ -130,10 +129,14 @@ export interface BatchWrites {
   inserted: Partial<TableRows>;
   /** Rows that exist, changed by the batch, per table (upserts). */
   updated: Partial<TableRows>;
-  /** Shipments that ended (delivered, cancelled, expired): their manifest rows stop being live. */
-  endedShipments: string[];
   /** Releases before the units rows, custody steps after them (rowSteps says why). */
   unitsChanges: UnitsChange[];
+  /**
+   * Units as they left a shipment this batch had listed them in, in order (ledger/state.ts
+   * unitStages): written before the units' rows, so that the database sees each move and keeps
+   * the line it leaves in that shipment (migration 075).
+   */
+  unitStages: UnitRow[];
   /** Licences whose named parties are rewritten (amendments): old rows go first. */
   replacedPartiesOf: string[];
   events: EventWrite[];
@@ -145,9 +148,9 @@ export interface BatchWrites {
  * whose data is small goes into one multi-statement text, with the values as escaped
  * literals (JSON for rows, dollar-quoted; hex for bytes). Only bulk rows (from
  * bulkRowsMin: big batches' events, manifests of thousands of serials) travel in statements
- * of their own, by COPY or as parameters. Steps keep their order: parents before children,
- * freed serials and released claims before new manifest rows and units, custody changes
- * after the rows, and the tiles, the events' readers, head update and COMMIT last.
+ * of their own, by COPY or as parameters. Steps keep their order: parents before children
+ * (so shipments that ended before the units listed again), released claims before the units,
+ * custody changes after the rows, and the tiles, the events' readers, head update and COMMIT last.
  *
  * `log` may be a function: it is called once the row steps are on their way, so a big
  * batch's leaves are hashed while PostgreSQL writes its events (the tiles and the new root
@@ -207,15 +210,14 @@ function rowSteps(writes: BatchWrites): Step[] {
   if (writes.replacedPartiesOf.length > 0) {
     steps.push(inline(`DELETE FROM licence_parties WHERE licence_id IN (SELECT json_array_elements_text(${json(writes.replacedPartiesOf)}))`));
   }
-  // Before new manifest rows go in: a serial freed in this batch may be listed again.
-  if (writes.endedShipments.length > 0) {
-    steps.push(inline(`UPDATE shipment_serials SET live = false WHERE live AND shipment_id IN (SELECT json_array_elements_text(${json(writes.endedShipments)}))`));
-  }
   for (const name of tableOrder) {
     // Claims released before the batch's units are written, right after the shipments that
     // ended them (the trigger of 033 reads their status): a GPU UUID let go may be taken by
     // a unit this batch lists.
-    if (name === 'shipment_serials') steps.push(...writes.unitsChanges.filter((change) => change.kind === 'release').map((change) => inline(unitsChangeSql(change))));
+    if (name === 'units') {
+      steps.push(...writes.unitsChanges.filter((change) => change.kind === 'release').map((change) => inline(unitsChangeSql(change))));
+      for (const round of stageRounds(writes.unitStages)) steps.push(unitsUpsertStep(round));
+    }
     const { insert, conflict } = writeSql.get(name)!;
     for (const [rows, bulk, tail] of [[writes.inserted[name], bulkInserts[name], ''], [writes.updated[name], bulkUpserts[name], conflict]] as const) {
       if (rows === undefined || rows.length === 0) continue;
@@ -228,6 +230,28 @@ function rowSteps(writes: BatchWrites): Step[] {
   return steps;
 }
 
+/**
+ * The units' stages as statements can take them: one upsert touches a row once, so a unit
+ * staged twice (listed in three shipments of the batch) goes in a second round, after the first.
+ */
+function stageRounds(stages: readonly UnitRow[]): UnitRow[][] {
+  const rounds: UnitRow[][] = [];
+  const seen = new Map<string, number>();
+  for (const unit of stages) {
+    const round = seen.get(unit.serial) ?? 0;
+    seen.set(unit.serial, round + 1);
+    (rounds[round] ??= []).push(unit);
+  }
+  return rounds;
+}
+
+/** Units that may exist, written as upserts: by unnest from bulkRowsMin on, inline below it. */
+function unitsUpsertStep(rows: readonly UnitRow[]): Step {
+  if (rows.length >= bulkRowsMin) return bulkUpserts.units!(rows as UnitRow[]);
+  const { insert, conflict } = writeSql.get('units')!;
+  return inline(`${insert}${rowsSource('units', rows)}${conflict}`);
+}
+
 function unitsChangeSql(change: UnitsChange): string {
   const shipment = pg.escapeLiteral(change.shipment_id);
   if (change.kind === 'release') {
@@ -238,7 +262,6 @@ function unitsChangeSql(change: UnitsChange): string {
   return `UPDATE units SET custody = ${pg.escapeLiteral(change.to)}, updated_seq = ${integer(change.seq)}${shipped} WHERE shipment_id = ${shipment} AND custody = ${pg.escapeLiteral(change.from)}`;
 }
 
-const serialColumns: CopyColumn[] = [{ name: 'shipment_id', type: 'text' }, { name: 'serial', type: 'text' }, { name: 'live', type: 'bool' }];
 const unitColumns: CopyColumn[] = [
   { name: 'serial', type: 'text' }, { name: 'gpu_uuid', type: 'text' }, { name: 'product_id', type: 'text' }, { name: 'recipient_org_id', type: 'text' },
   { name: 'custody', type: 'text' }, { name: 'shipment_id', type: 'text' }, { name: 'site_id', type: 'text' }, { name: 'updated_seq', type: 'int8' },

@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { firstRefusal, type Statement } from '../../test/support/rolled-back.ts';
+import { firstRefusal, inRolledBack, partOnChangedState, statusInStep, type Statement } from '../../test/support/rolled-back.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 
 let database: TestDatabase;
@@ -21,8 +21,7 @@ worldPerFile((made, madeDatabase) => {
 let bookedId: string;
 /** A booked shipment of 2 units to alpha, nothing listed yet. */
 let emptyId: string;
-/** Shipments delivered to alpha and to beta, one unit each (D28-ALPHA, D28-BETA): their manifest rows are no longer live. */
-let deliveredAlphaId: string;
+/** Delivered to beta, one unit (D28-BETA); another to alpha (D28-ALPHA): their manifests are no longer live. */
 let deliveredBetaId: string;
 /** An issued import licence of 1,000,000 units with nothing allocated: room to move an allocation to. */
 let spareImportLicenceId: string;
@@ -50,7 +49,7 @@ beforeAll(async () => {
   const { run, actors, productId } = world;
   bookedId = await book('alpha', 2, ['F28-1', 'F28-2']);
   emptyId = await book('alpha', 2, []);
-  deliveredAlphaId = await delivered('alpha', 'D28-ALPHA');
+  await delivered('alpha', 'D28-ALPHA');
   deliveredBetaId = await delivered('beta', 'D28-BETA');
   spareImportLicenceId = String((await run('licence.create', {
     reference: 'MOFCOM-028', direction: 'import', holderId: actors.alpha.orgId, parties: [{ organisationId: actors.exporter.orgId, role: 'supplier' }],
@@ -106,36 +105,78 @@ describe('H1: a shipment keeps what it was booked as, an allocation its licence 
   });
 });
 
-describe("H2: a live manifest row names a unit of its shipment, product and recipient", () => {
-  // Not refused at INSERT (no check cheap enough for a 100,000-serial manifest: migration 028, 2).
-  it('refuses a manifest row made live again, or moved to another shipment', async () => {
-    for (const [sql, values] of [
-      ['UPDATE shipment_serials SET live = true WHERE shipment_id = $1', [deliveredAlphaId]],
-      ['UPDATE shipment_serials SET shipment_id = $2 WHERE shipment_id = $1', [deliveredAlphaId, emptyId]],
-    ] as const) {
-      const error = await refusal([sql, [...values]]);
-      expect(error?.code, `${sql}: ${error?.message ?? 'the database accepted it'}`).toBe('23514');
-      expect(error?.message).toMatch(new RegExp(`^the manifest row of serial D28-ALPHA in shipment ${deliveredAlphaId} can only stop being live; `));
-    }
-    // What the ledger does: a row stops being live when its shipment ends.
-    expect(await refusal(['UPDATE shipment_serials SET live = false WHERE shipment_id = $1', [bookedId]])).toBeUndefined();
+describe('H2: a live manifest line is a unit of its shipment, product and recipient', () => {
+  // Since 075 a shipment's manifest is its units, and the lines of those that moved on: a line
+  // is made live, or moved, only by moving its unit. F28-1 listed again in emptyId once bookedId
+  // is cancelled, as the ledger lists a released unit, leaves its line in bookedId.
+  const listedAgain = (): Statement[] => [statusInStep(bookedId, 'cancelled'), ['UPDATE units SET shipment_id = $1 WHERE serial = $2', [emptyId, 'F28-1']]];
+
+  it('refuses a delivered unit listed again, and a unit of a booking under way listed in a second one', async () => {
+    expect(await refusal(['UPDATE units SET shipment_id = $1 WHERE serial = $2', [emptyId, 'D28-ALPHA']]))
+      .toEqual({ code: '23514', message: 'unit D28-ALPHA is delivered; it cannot be listed in another shipment' });
+    expect(await refusal(['UPDATE units SET shipment_id = $1 WHERE serial = $2', [emptyId, 'F28-1']]))
+      .toEqual({ code: '23505', message: 'unit F28-1 is live in a shipment under way; it cannot be listed in another as well' });
+    // What the ledger does: a unit is listed again once its booking has ended.
+    expect(await refusal(...listedAgain())).toBeUndefined();
   });
 
-  it("is reported by the full re-check: another tenant's delivered unit listed live in alpha's booking", async () => {
+  it('keeps the line a unit leaves: the database writes it, the writer cannot write, change or delete one, and no one changes or deletes one', async () => {
+    // The writer moves the unit, as the ledger does, and the database writes the line for it.
+    const lines = await inRolledBack(database.writerPool, async (client) => {
+      for (const [text, values] of listedAgain()) await client.query(text, values);
+      return (await client.query('SELECT shipment_id, serial FROM moved_manifest_lines WHERE serial = $1', ['F28-1'])).rows;
+    });
+    expect(lines).toEqual([{ shipment_id: bookedId, serial: 'F28-1' }]);
+    const byWriter = (...statements: Statement[]) => firstRefusal(database.writerPool, ...statements);
+    const denied = { code: '42501', message: 'permission denied for table moved_manifest_lines' };
+    // A line forged for a unit still in its shipment would make the manifest list it twice.
+    expect(await byWriter(['INSERT INTO moved_manifest_lines (shipment_id, serial) VALUES ($1, $2)', [bookedId, 'F28-2']])).toEqual(denied);
+    expect(await byWriter(...listedAgain(), ['UPDATE moved_manifest_lines SET shipment_id = $1 WHERE serial = $2', [emptyId, 'F28-1']])).toEqual(denied);
+    expect(await byWriter(...listedAgain(), ['DELETE FROM moved_manifest_lines WHERE serial = $1', ['F28-1']])).toEqual(denied);
+    // The owner's own mistakes are refused too (the owner can turn the trigger off; then the re-check below names it).
+    expect(await refusal(...listedAgain(), ['UPDATE moved_manifest_lines SET shipment_id = $1 WHERE serial = $2', [emptyId, 'F28-1']]))
+      .toEqual({ code: '23001', message: 'the ledger only grows: moved_manifest_lines rows are never changed' });
+    for (const remove of ['DELETE FROM moved_manifest_lines', 'TRUNCATE moved_manifest_lines']) {
+      expect(await refusal(...listedAgain(), [remove]), remove).toEqual({ code: '23001', message: 'the ledger only grows: moved_manifest_lines rows are never deleted' });
+    }
+  });
+
+  it("is reported by the full re-check: another tenant's delivered unit moved into alpha's booking", async () => {
     const client = await database.pool.connect();
     try {
       await client.query('BEGIN');
       expect((await client.query('SELECT * FROM ledger_violations()')).rows).toEqual([]);
-      await client.query(`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ($1, 'D28-BETA', true)`, [emptyId]);
+      // As an owner who turns 019's trigger off could; the line it leaves in beta's shipment is written as ever.
+      await client.query('ALTER TABLE units DISABLE TRIGGER units_keep_identity');
+      await client.query(`UPDATE units SET shipment_id = $1 WHERE serial = 'D28-BETA'`, [emptyId]);
       await client.query('UPDATE shipments SET serial_count = 1 WHERE id = $1', [emptyId]);
+      expect((await client.query(`SELECT shipment_id FROM moved_manifest_lines WHERE serial = 'D28-BETA'`)).rows).toEqual([{ shipment_id: deliveredBetaId }]);
+      // Named once, by 020's clause; the manifests' counts still hold (beta's shipment keeps the unit's line).
       expect((await client.query('SELECT * FROM ledger_violations()')).rows).toEqual([{
-        invariant: 'invariant-4', subject: emptyId,
-        detail: `serial D28-BETA is live in the manifest, but its unit is in shipment ${deliveredBetaId} (${world.productId} for ${world.actors.beta.orgId}), not in this one (${world.productId} for ${world.actors.alpha.orgId})`,
+        invariant: 'invariant-4', subject: 'D28-BETA', detail: `the unit is ${world.actors.beta.orgId}'s, but its shipment ${emptyId} is for ${world.actors.alpha.orgId}`,
       }]);
     } finally {
       await client.query('ROLLBACK');
       client.release();
     }
+  });
+
+  it('is reported by the re-check: a moved line with no unit, one whose unit never left, one of a booking under way, and a unit of another product in a booking under way', async () => {
+    const found = await partOnChangedState(database.pool, 'ledger_check_manifest_units', async (client) => {
+      await client.query(`INSERT INTO moved_manifest_lines (shipment_id, serial) VALUES ($1, 'F28-9'), ($1, 'F28-2')`, [bookedId]);
+      await client.query(`INSERT INTO products (id, model, vendor, parameters, eccn, created_seq) VALUES ('PRD-X', 'X-1', 'X', '{}', 'EAR99', 999999)`);
+      // D28-ALPHA's delivery has ended: its manifest is no longer live, so its product is not this clause's.
+      await client.query(`UPDATE units SET product_id = 'PRD-X' WHERE serial IN ('F28-1', 'D28-ALPHA')`);
+    });
+    const expected = [
+      { invariant: 'invariant-4', subject: bookedId, detail: 'serial F28-9 is in the manifest but has no unit' },
+      { invariant: 'invariant-4', subject: bookedId, detail: 'serial F28-2 is kept as a unit that moved on, but its unit is still in this shipment' },
+      // A unit leaves only a shipment that has ended: both lines are of a booking under way.
+      ...['F28-9', 'F28-2'].map((serial) => ({ invariant: 'invariant-4', subject: bookedId, detail: `serial ${serial} is kept as a unit that moved on, but the shipment is booked: a unit leaves only a shipment that has ended` })),
+      { invariant: 'invariant-4', subject: bookedId, detail: `serial F28-1 is live in the manifest, but its unit is of product PRD-X, not ${world.productId}` },
+    ];
+    expect(found).toEqual(expect.arrayContaining(expected));
+    expect(found).toHaveLength(expected.length);
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * A unit's custody follows its shipment, and its shipment lists it (migration 032; s13
- * review, units #1). Each case writes around the ledger, straight into the tables, in a
+ * review, units #1); since 075 a shipment's manifest is its units, so it lists each of them by
+ * construction. Each case writes around the ledger, straight into the tables, in a
  * transaction that is always rolled back. Before 032 the database and ledger_violations()
  * took every one of these states, none of which a handler produces.
  */
@@ -69,23 +70,26 @@ beforeAll(async () => {
   alphaSiteId = String((await run('site.register', { name: 'DC 33', province: 'Guizhou', city: 'Gui\'an', latitude: 26.4, longitude: 106.6, capacityUnits: 10 }, actors.alpha)).siteId);
 });
 
-describe('a unit moves to another shipment only as that shipment lists it and in a custody that fits it (019 as 032 left it)', () => {
-  it('refuses a returned unit put under a delivered shipment whose manifest does not list it (the review\'s case)', async () => {
-    const error = await refusal(
+describe('a unit moves to another shipment only in a custody that fits it (019 as 032 and 075 left it)', () => {
+  it('is named by the re-check when a returned unit is put under a delivered shipment (the review\'s case), which 075 no longer refuses', async () => {
+    // 032 refused this move because the delivered shipment's manifest did not list the unit.
+    // Since 075 a shipment's manifest is its units, so the move lists it there: the write is
+    // taken, and the delivered shipment's manifest is one serial longer than it was booked with.
+    // (The shipment the unit left keeps its line, so its own count still holds.)
+    const found = await violationsAfter(
       [`UPDATE units SET shipment_id = $1, custody = 'deployed', site_id = $2 WHERE serial = 'R33-1'`, [otherDeliveredId, alphaSiteId]],
       [`UPDATE sites SET deployed_units = deployed_units + 1 WHERE id = $1`, [alphaSiteId]],
     );
-    expect(error, 'the database accepted it').toEqual({ code: '23514', message: `unit R33-1 cannot move to shipment ${otherDeliveredId}: its manifest does not list the unit` });
+    expect(found).toEqual([{ subject: otherDeliveredId, detail: 'serial_count 1, manifest rows 2 (2 units in it, 0 moved on)' }]);
   });
 
-  it('refuses a custody the new shipment\'s status does not allow, even with a manifest row', async () => {
-    const listed: Statement = [`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ($1, 'R33-1', true)`, [bookedId]];
+  it('refuses a custody the new shipment\'s status does not allow', async () => {
     for (const custody of ['in_transit', 'returned', 'delivered']) {
-      const error = await refusal(listed, [`UPDATE units SET shipment_id = $1, custody = $2 WHERE serial = 'R33-1'`, [bookedId, custody]]);
+      const error = await refusal([`UPDATE units SET shipment_id = $1, custody = $2 WHERE serial = 'R33-1'`, [bookedId, custody]]);
       expect(error, `${custody}: the database accepted it`).toEqual({ code: '23514', message: `unit R33-1 cannot be ${custody} in shipment ${bookedId}, which is booked` });
     }
-    // As the ledger lists it again: a manifest row, then the unit licensed under the booking.
-    expect(await refusal(listed, [`UPDATE units SET shipment_id = $1, custody = 'licensed' WHERE serial = 'R33-1'`, [bookedId]])).toBeUndefined();
+    // As the ledger lists it again: the unit licensed under the booking, which lists it by that (075).
+    expect(await refusal([`UPDATE units SET shipment_id = $1, custody = 'licensed' WHERE serial = 'R33-1'`, [bookedId]])).toBeUndefined();
   });
 });
 
@@ -151,10 +155,16 @@ describe('ledger_violations() holds every unit to its shipment (032)', () => {
     }
   });
 
-  it('finds a unit whose shipment\'s manifest does not list it', async () => {
-    expect(await violationsAfter(off(`UPDATE units SET shipment_id = '${otherDeliveredId}' WHERE serial = 'R33-1'`))).toEqual([
-      { subject: 'R33-1', detail: `the unit is returned in shipment ${otherDeliveredId}, whose manifest does not list it` },
-    ]);
+  it('finds a unit moved with the triggers off, which leaves no line: its old and new manifests are off their counts', async () => {
+    // 032's clause for a unit its shipment's manifest does not list is gone: since 075 the
+    // manifest is its units, so such a unit is listed where it is, and missed where it was.
+    const found = await violationsAfter(off(`UPDATE units SET shipment_id = '${otherDeliveredId}' WHERE serial = 'R33-1'`));
+    const expected = [
+      { subject: returnedFromId, detail: 'serial_count 2, manifest rows 1 (1 units in it, 0 moved on)' },
+      { subject: otherDeliveredId, detail: 'serial_count 1, manifest rows 2 (2 units in it, 0 moved on)' },
+    ];
+    expect(found).toEqual(expect.arrayContaining(expected));
+    expect(found).toHaveLength(expected.length);
   });
 });
 

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { inRolledBack } from '../../test/support/rolled-back.ts';
+import { inRolledBack, manifestLinesBefore075 } from '../../test/support/rolled-back.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { listMigrations } from './migrate.ts';
 
@@ -59,6 +59,7 @@ describe('migration 033 on rows written before it', () => {
       await client.query(`CREATE TRIGGER units_keep_identity BEFORE UPDATE ON units FOR EACH ROW
         WHEN (NEW.product_id IS DISTINCT FROM OLD.product_id OR (OLD.gpu_uuid IS NOT NULL AND NEW.gpu_uuid IS DISTINCT FROM OLD.gpu_uuid) OR NEW.shipment_id IS DISTINCT FROM OLD.shipment_id)
         EXECUTE FUNCTION units_keep_identity()`);
+      await client.query(manifestLinesBefore075); // the table this older migration reads
       await client.query(migration.sql);
       expect(await rows(client)).toEqual(asTheLedgerLeftThem);
       expect((await client.query(`SELECT * FROM ledger_violations()`)).rows).toEqual([]);

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { firstRefusal, inRolledBack } from '../../test/support/rolled-back.ts';
+import { firstRefusal, inRolledBack, manifestLinesBefore075 } from '../../test/support/rolled-back.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { listMigrations } from './migrate.ts';
 
@@ -69,6 +69,7 @@ describe('migration 037 on rows written before it', () => {
         WHEN (NEW.product_id IS DISTINCT FROM OLD.product_id OR (OLD.gpu_uuid IS NOT NULL AND NEW.gpu_uuid IS DISTINCT FROM OLD.gpu_uuid)
               OR NEW.shipment_id IS DISTINCT FROM OLD.shipment_id OR (OLD.ever_shipped AND NOT NEW.ever_shipped))
         EXECUTE FUNCTION units_keep_identity()`);
+      await client.query(manifestLinesBefore075); // the table this older migration reads
       await client.query(migration.sql);
       // The decommissioned unit too, which 022's trigger would not let an UPDATE touch; the
       // returned units keep their GPU UUIDs, their bookings ended or live (nothing stored says

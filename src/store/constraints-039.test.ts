@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { firstRefusal, inRolledBack } from '../../test/support/rolled-back.ts';
+import { firstRefusal, inRolledBack, manifestLinesBefore075 } from '../../test/support/rolled-back.ts';
 import { worldPerFile, type World } from '../../test/world.ts';
 import { makeUscc } from '../core/uscc.ts';
 import { emptyKeys, organisationIdentifierKey } from './batch-keys.ts';
@@ -90,6 +90,7 @@ describe('migration 039 over identifiers shared before it, and the re-check', ()
         insert('ORG-D47', { uscc: alphaUscc, lei: 'LEI-D' }, 900_002),
         insert('ORG-D54', { lei: 'LEI-D' }, 900_003),
       ]) await client.query(text, values);
+      await client.query(manifestLinesBefore075); // the table this older migration reads
       await client.query(migration.sql);
       return (await client.query(`SELECT invariant, subject, detail FROM ledger_violations() ORDER BY subject, detail`)).rows;
     });

@@ -54,7 +54,13 @@ describe('the re-check’s part event-rows (045)', () => {
     expect(listed).toEqual([{ position: 200 }]);
     // A site and a booking besides the world's organisations, tokens, product, licences and allocations.
     await world.run('site.register', { name: 'Site A', province: 'Beijing', city: 'Beijing', latitude: 39.9, longitude: 116.4, capacityUnits: 10 }, world.actors.alpha);
-    await world.run('shipment.book', { exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 2, deadline: '2026-03-01T00:00:00Z' }, world.actors.exporter);
+    // Its units listed again after a cancelled booking: a manifest line of a unit that moved on (075).
+    const book = () => world.run('shipment.book', {
+      exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId, units: 2, deadline: '2026-03-01T00:00:00Z', serials: ['E45-1', 'E45-2'],
+    }, world.actors.exporter);
+    await world.run('shipment.cancel', { shipmentId: String((await book()).shipmentId) }, world.actors.exporter);
+    await book();
+    expect((await database.pool.query('SELECT serial FROM moved_manifest_lines ORDER BY serial')).rows).toEqual([{ serial: 'E45-1' }, { serial: 'E45-2' }]);
     const kinds = new Set((await makingEvents(database.pool)).map((event) => event.kind));
     expect([...kinds].sort()).toEqual(Object.keys(tableOf).sort());
     expect(await partRows(database.pool)).toEqual([]);
@@ -65,7 +71,7 @@ describe('the re-check’s part event-rows (045)', () => {
     const found = await inRolledBack(database.pool, async (client) => {
       // What a data-only restore whose state tables' COPY failed leaves: events, no rows.
       await client.query('SET LOCAL session_replication_role = replica');
-      await client.query('TRUNCATE organisations, products, licences, licence_parties, licence_versions, allocations, shipments, shipment_serials, units, sites, tokens CASCADE');
+      await client.query('TRUNCATE organisations, products, licences, licence_parties, licence_versions, allocations, shipments, moved_manifest_lines, units, sites, tokens CASCADE');
       await client.query('SET LOCAL session_replication_role = origin');
       return { rows: await partRows(client), events: await makingEvents(client), all: (await client.query<Violation>('SELECT * FROM ledger_violations()')).rows };
     });

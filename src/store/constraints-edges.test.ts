@@ -207,20 +207,30 @@ describe('invariant 3: the exporter a licence lets ship (migration 023)', () => 
 });
 
 describe("invariant 4: a unit stays on its exporter's side", () => {
-  it("refuses a unit moved to a shipment of another exporter, even from custody 'licensed'", async () => {
+  // A unit released by a booking that ended is listed by whichever booking claims it (033): the
+  // exporter's side holds a unit that has shipped, and (075) one still in a booking under way.
+  it("refuses a unit that has shipped moved to a shipment of another exporter, and one from custody 'licensed' under way moved to any", async () => {
     const emptyShipmentId = String((await world.run('shipment.book', {
       exportAllocationId: world.allocations.alphaExport, importAllocationId: world.allocations.alphaImport, productId: world.productId,
       units: 1, deadline: '2026-03-01T00:00:00Z',
     }, world.actors.exporter)).shipmentId);
-    // As the ledger lists a unit again: its manifest row first (032).
-    const move: Statement = [`UPDATE shipment_serials SET live = false WHERE serial = 'MORE-1'; INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ('${emptyShipmentId}', 'MORE-1', true);
-      UPDATE units SET shipment_id = '${emptyShipmentId}' WHERE serial = 'MORE-1'`];
-    expect(await refusal(move)).toBeUndefined(); // the same exporter's: allowed
+    const deliveredId = await deliveredTo(['MOVE-1']);
+    // As the ledger lists a returned unit again: licensed under the new booking, which lists it by that (075).
+    const returned: Statement = [`UPDATE units SET custody = 'returned' WHERE serial = 'MOVE-1'`];
+    const move = (serial: string): Statement => [`UPDATE units SET shipment_id = $1, custody = 'licensed' WHERE serial = $2`, [emptyShipmentId, serial]];
+    expect(await refusal(returned, move('MOVE-1'))).toBeUndefined(); // the same exporter's: allowed
     // The shipment row is made another organisation's (an UPDATE, which the booking trigger does
     // not see; since 028 a trigger refuses it, off here, as for someone who can turn it off).
-    const error = await refusal(['ALTER TABLE shipments DISABLE TRIGGER shipments_keep_booking'], [`UPDATE shipments SET exporter_org_id = $2 WHERE id = $1`, [emptyShipmentId, world.actors.auditor.orgId]], move);
+    const otherExporters: Statement[] = [['ALTER TABLE shipments DISABLE TRIGGER shipments_keep_booking'], [`UPDATE shipments SET exporter_org_id = $2 WHERE id = $1`, [emptyShipmentId, world.actors.auditor.orgId]]];
+    const error = await refusal(...otherExporters, returned, move('MOVE-1'));
     expect(error?.code, error?.message ?? 'the database accepted it').toBe('23514');
-    expect(error?.message).toMatch(/^unit MORE-1 is .*'s \(it has shipped, or its booking S-\d+ is booked\); shipment .* is not that exporter's$/);
+    expect(error?.message).toBe(`unit MOVE-1 is ${world.actors.exporter.orgId}'s (it has shipped, or its booking ${deliveredId} is delivered); shipment ${emptyShipmentId} is not that exporter's`);
+    // MORE-1, licensed in a booking under way, moves to no shipment, the exporter's own or another's: it would be live in two.
+    for (const setup of [[], otherExporters]) {
+      expect(await refusal(...setup, move('MORE-1'))).toEqual({
+        code: '23505', message: 'unit MORE-1 is live in a shipment under way; it cannot be listed in another as well',
+      });
+    }
   });
 });
 
@@ -380,7 +390,7 @@ describe('units in an end state, and the rows the ledger never deletes (migratio
     }
     // A unit still in use changes as before: deployed from delivered.
     expect(await refusal([`UPDATE units SET custody = 'deployed', site_id = $1 WHERE serial = 'END-3'`, [siteId]])).toBeUndefined();
-    for (const table of ['units', 'shipment_serials', 'licences', 'licence_versions']) {
+    for (const table of ['units', 'moved_manifest_lines', 'licences', 'licence_versions']) {
       await refused(new RegExp(`^the ledger only grows: ${table} rows are never deleted$`), '23001', [`DELETE FROM ${table}`]);
       await refused(new RegExp(`^the ledger only grows: ${table} rows are never deleted$`), '23001', [`TRUNCATE ${table} CASCADE`]);
     }

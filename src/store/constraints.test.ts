@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/database.ts';
-import { firstRefusal, insertShipments, type Statement } from '../../test/support/rolled-back.ts';
+import { firstRefusal, inRolledBack, insertShipments, statusInStep, type Statement } from '../../test/support/rolled-back.ts';
 import { buildWorld, type World } from '../../test/world.ts';
 
 let database: TestDatabase;
@@ -32,6 +32,8 @@ afterAll(async () => {
 
 /** Runs `setup` then `sql` in a transaction that is always rolled back; returns the error either raised. */
 const refusal = (sql: string, values: unknown[] = [], setup: Statement[] = []) => firstRefusal(database.pool, ...setup, [sql, values]);
+/** The error one statement raised, whole (its constraint too), in a transaction that is always rolled back; undefined if none. */
+const errorOf = (sql: string, values: unknown[] = []) => inRolledBack(database.pool, (client) => client.query(sql, values).then(() => undefined, (error: unknown) => error));
 const insertShipment = (overrides: Record<string, string> = {}) => insertShipments(world, [overrides]);
 
 describe('database constraints, written around the ledger', () => {
@@ -46,8 +48,9 @@ describe('database constraints, written around the ledger', () => {
     ['invariant 3: a shipment outside the licence validity', () => insertShipment({ booked_at: '2028-01-01T00:00:00Z', deadline: '2028-02-01T00:00:00Z' }), '23514'],
     ['invariant 3: a shipment for a recipient the allocation is not for', () => insertShipment({ recipient_org_id: world.actors.beta.orgId }), '23514'],
     ['invariant 3: an export allocation used as the import side', () => insertShipment({ export_allocation_id: world.allocations.alphaImport, import_allocation_id: world.allocations.alphaExport }), '23514'],
-    ['invariant 4: a serial live in two shipments', () => [`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ($1, 'DB-1', true)`, [emptyShipmentId]], '23505'],
-    ['invariant 4: a manifest row for no shipment', () => [`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ('S-NOPE', 'DB-9', true)`, []], '23503'],
+    // A shipment's manifest is its units (075): a serial listed live in a second shipment is its unit moved there.
+    ['invariant 4: a serial live in two shipments', () => [`UPDATE units SET shipment_id = $1 WHERE serial = 'DB-1'`, [emptyShipmentId]], '23505'],
+    ['invariant 4: a manifest line for no shipment', () => [`INSERT INTO units (serial, product_id, recipient_org_id, custody, shipment_id, updated_seq) VALUES ('DB-9', $1, $2, 'licensed', 'S-NOPE', 999999)`, [world.productId, world.actors.alpha.orgId]], '23503'],
     ['invariant 4: a deployed unit without a site', () => [`UPDATE units SET custody = 'deployed', ever_shipped = true WHERE serial = 'DB-1'`, []], '23514'],
     ['invariant 4: a unit at a site that does not exist', () => [`UPDATE units SET custody = 'deployed', site_id = 'SITE-NOPE', ever_shipped = true WHERE serial = 'DB-1'`, []], '23503'],
     ['invariant 6: one idempotency key answered twice', () => [`INSERT INTO idempotency_keys SELECT 'o', 'k', '\\x00', 0, '{}', now() FROM generate_series(1, 2)`, []], '23505'],
@@ -199,14 +202,31 @@ describe('database constraints, written around the ledger', () => {
       model: 'Constraint Test Accelerator', vendor: 'Test', parameters: { denseTops: 100, bitLength: 8, logicDieAreaMm2: 500, dramBandwidthGbS: 1_000, designedForDatacenter: true },
     }, world.actors.bis)).productId);
     expect(await refusal(`UPDATE units SET product_id = $1 WHERE serial = 'DB-1'`, [otherProduct])).toMatchObject({ code: '23514', message: expect.stringMatching(/unit DB-1 is a unit of product .*; it cannot become one of/) });
+    // Its serial is its manifest line's (075): a new serial is a new unit.
+    expect(await errorOf(`UPDATE units SET serial = 'DB-1X' WHERE serial = 'DB-1'`)).toMatchObject({ code: '23514', constraint: 'units_keep_serial', message: 'unit DB-1 cannot become unit DB-1X: a serial is one unit, listed under it' });
     // A GPU UUID may be learnt once, then never changes.
     expect(await refusal(`UPDATE units SET gpu_uuid = 'GPU-00000000-0000-0000-0000-000000000001' WHERE serial = 'DB-1'`)).toBeUndefined();
     expect(await refusal(`UPDATE units SET gpu_uuid = 'GPU-00000000-0000-0000-0000-000000000001' WHERE serial = 'DB-1'; UPDATE units SET gpu_uuid = 'GPU-00000000-0000-0000-0000-000000000002' WHERE serial = 'DB-1'`))
       .toMatchObject({ code: '23514', message: expect.stringMatching(/has GPU UUID GPU-00000000-0000-0000-0000-000000000001; it cannot change/) });
-    // Moving to another shipment of the same exporter: from licensed, yes (as the ledger lists it, its
-    // manifest row first: 032); from in transit, no.
-    expect(await refusal(`UPDATE shipment_serials SET live = false WHERE serial = 'DB-1'; INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ('${emptyShipmentId}', 'DB-1', true);
-      UPDATE units SET shipment_id = '${emptyShipmentId}' WHERE serial = 'DB-1'`)).toBeUndefined();
+    // Moving to another shipment of the same exporter: from licensed in a booking that has ended, yes (as
+    // the ledger lists it again after a cancellation, 075); while that booking is under way, no (invariant
+    // 4: the unit would be live in both); from in transit, no.
+    expect(await refusal(`UPDATE units SET shipment_id = '${emptyShipmentId}' WHERE serial = 'DB-1'`, [], [statusInStep(shipmentId, 'cancelled')])).toBeUndefined();
+    // The unit leaves its line in the booking it left, written by the database: that manifest still lists it.
+    const left = await inRolledBack(database.pool, async (client) => {
+      await client.query(...statusInStep(shipmentId, 'cancelled'));
+      await client.query(`UPDATE units SET shipment_id = $1 WHERE serial = 'DB-1'`, [emptyShipmentId]);
+      return (await client.query('SELECT shipment_id, serial FROM moved_manifest_lines')).rows;
+    });
+    expect(left).toEqual([{ shipment_id: shipmentId, serial: 'DB-1' }]);
+    // Nor does it go back into the booking it left (its line is there, and would be twice).
+    expect(await refusal(`UPDATE units SET shipment_id = '${emptyShipmentId}' WHERE serial = 'DB-1'; UPDATE units SET shipment_id = '${shipmentId}' WHERE serial = 'DB-1'`, [], [statusInStep(shipmentId, 'cancelled'), statusInStep(emptyShipmentId, 'cancelled')]))
+      .toMatchObject({ code: '23514', message: `unit DB-1 left shipment ${shipmentId} before; it cannot go back into it` });
+    // Named as the unique violation it is, which ledger/refusals.ts hears as invariant 4.
+    expect(await errorOf(`UPDATE units SET shipment_id = $1 WHERE serial = 'DB-1'`, [emptyShipmentId])).toMatchObject({
+      code: '23505', constraint: 'units_live_in_one_shipment',
+      message: 'unit DB-1 is live in a shipment under way; it cannot be listed in another as well',
+    });
     expect(await refusal(`UPDATE units SET custody = 'in_transit', ever_shipped = true WHERE serial = 'DB-1'; UPDATE units SET shipment_id = '${emptyShipmentId}' WHERE serial = 'DB-1'`))
       .toMatchObject({ code: '23514', message: expect.stringMatching(/unit DB-1 is in_transit; it cannot be listed in another shipment/) });
     // Custody changes alone (shipping a shipment, which marks its units shipped) are not this trigger's business.

@@ -13,7 +13,7 @@ import { beginBatch } from './head-lock.ts';
 let database: TestDatabase;
 let log: TransparencyLog;
 
-const noWrites: BatchWrites = { inserted: {}, updated: {}, endedShipments: [], unitsChanges: [], replacedPartiesOf: [], events: [], idempotency: [] };
+const noWrites: BatchWrites = { inserted: {}, updated: {}, unitsChanges: [], unitStages: [], replacedPartiesOf: [], events: [], idempotency: [] };
 
 beforeAll(async () => {
   database = await createTestDatabase();

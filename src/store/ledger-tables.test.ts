@@ -6,6 +6,7 @@ import { headMovedCode, openAtHeadSql, type StoredHead } from './head-lock.ts';
 import { loadBatchState } from './batch-state.ts';
 import { shipmentColumnTypes } from './batch-writes.ts';
 import { tables } from './ledger-tables.ts';
+import { liveShipmentStatuses } from '../ledger/rows.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -21,7 +22,9 @@ async function loadSerials(serials: string[]) {
   const client = await database.pool.connect();
   try {
     const loaded = await loadBatchState(client, keys);
-    return { units: loaded.units.map((unit) => unit.serial).sort(), live: loaded.liveSerials.map((row) => row.serial).sort() };
+    // A unit is live in its shipment while that is under way (migration 075): it comes with it.
+    const underWay = new Set(loaded.shipments.filter((shipment) => liveShipmentStatuses.includes(shipment.status)).map((shipment) => shipment.id));
+    return { units: loaded.units.map((unit) => unit.serial).sort(), live: loaded.units.filter((unit) => underWay.has(unit.shipment_id)).map((unit) => unit.serial).sort() };
   } finally {
     client.release();
   }

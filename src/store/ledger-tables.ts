@@ -17,7 +17,7 @@
  */
 import type {
   AllocationRow, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow,
-  ShipmentRow, ShipmentSerialRow, SiteRow, TokenRow, UnitRow,
+  ShipmentRow, SiteRow, TokenRow, UnitRow,
 } from '../ledger/rows.ts';
 
 export interface TableRows {
@@ -30,7 +30,6 @@ export interface TableRows {
   allocations: AllocationRow[];
   sites: SiteRow[];
   shipments: ShipmentRow[];
-  shipment_serials: ShipmentSerialRow[];
   units: UnitRow[];
 }
 
@@ -62,7 +61,6 @@ export const tables: Record<TableName, TableShape> = {
   allocations: { key: ['id'], columns: ['id', 'licence_id', 'recipient_org_id', 'units', 'period_start', 'period_end', 'reserved_units', 'shipped_units', 'demo', 'created_seq'] },
   sites: { key: ['id'], columns: ['id', 'org_id', 'name', 'province', 'city', 'country', 'latitude', 'longitude', 'capacity_units', 'deployed_units', 'demo', 'created_seq'], changing: ['deployed_units'] },
   shipments: { key: ['id'], columns: ['id', 'exporter_org_id', 'recipient_org_id', 'product_id', 'origin', 'destination', 'export_allocation_id', 'import_allocation_id', 'units', 'status', 'booked_at', 'deadline', 'reference', 'serial_count', 'demo', 'created_seq', 'updated_seq'] },
-  shipment_serials: { key: ['shipment_id', 'serial'], columns: ['shipment_id', 'serial', 'live'], insertOnly: true },
   units: { key: ['serial'], columns: ['serial', 'gpu_uuid', 'product_id', 'recipient_org_id', 'custody', 'shipment_id', 'site_id', 'updated_seq', 'ever_shipped', 'gpu_uuid_shipped'] },
 };
 

@@ -127,12 +127,25 @@ describe('read queries', () => {
       { invariant: 'event-readers', subject: String(foreign!.seq), detail: `a reader set of ${alpha} lists it, but the event does not name ${alpha}` },
     ]);
     expect(await tampered(insertSet, [alpha, inner!.seq])).toEqual([{ invariant: 'event-readers', subject: String(inner!.seq), detail: `reader sets of ${alpha} list it 2 times` }]);
-    // A manifest row whose serial has no unit (the batch loader relies on there being one).
-    const { rows: [listed] } = await database.pool.query<{ shipment_id: string }>("SELECT shipment_id FROM shipment_serials WHERE serial = 'RQ-5-A'");
-    expect(await tampered("UPDATE units SET serial = 'RQ-5-A-MOVED' WHERE serial = 'RQ-5-A'", [])).toEqual([
-      { invariant: 'invariant-4', subject: listed!.shipment_id, detail: 'serial RQ-5-A is in the manifest but has no unit' },
-      // And the renamed unit is one its shipment's manifest does not list (032).
-      { invariant: 'invariant-4', subject: 'RQ-5-A-MOVED', detail: `the unit is licensed in shipment ${listed!.shipment_id}, whose manifest does not list it` },
+    // A manifest line whose serial has no unit (the batch loader relies on there being one),
+    // and one kept as moved on for a unit still in the shipment (migration 075): each also
+    // makes the manifest one line longer than the shipment's serial_count.
+    // Its shipment is under way, which no unit leaves: each line is named for that too.
+    const { rows: [listed] } = await database.pool.query<{ shipment_id: string; serial_count: number; status: string }>(
+      "SELECT s.id AS shipment_id, s.serial_count, s.status FROM units u JOIN shipments s ON s.id = u.shipment_id WHERE u.serial = 'RQ-5-A'");
+    const { shipment_id: listedIn, serial_count: listedCount, status } = listed!;
+    const longer = { invariant: 'invariant-4', subject: listedIn, detail: `serial_count ${listedCount}, manifest rows ${listedCount + 1} (${listedCount} units in it, 1 moved on)` };
+    const underWay = (serial: string) => ({ invariant: 'invariant-4', subject: listedIn, detail: `serial ${serial} is kept as a unit that moved on, but the shipment is ${status}: a unit leaves only a shipment that has ended` });
+    const moved = 'INSERT INTO moved_manifest_lines (shipment_id, serial) VALUES ($1, $2)';
+    expect(await tampered(moved, [listedIn, 'RQ-5-GHOST'])).toEqual([
+      longer,
+      { invariant: 'invariant-4', subject: listedIn, detail: 'serial RQ-5-GHOST is in the manifest but has no unit' },
+      underWay('RQ-5-GHOST'),
+    ]);
+    expect(await tampered(moved, [listedIn, 'RQ-5-A'])).toEqual([
+      longer,
+      { invariant: 'invariant-4', subject: listedIn, detail: 'serial RQ-5-A is kept as a unit that moved on, but its unit is still in this shipment' },
+      underWay('RQ-5-A'),
     ]);
     expect(await tampered('DELETE FROM event_reader_sets WHERE org_id = $1 AND last_seq = $2', [alpha, own!.seq])).toContainEqual(
       { invariant: 'event-readers', subject: String(own!.seq), detail: `the event names ${alpha}, but no reader set of ${alpha} lists it` },

@@ -27,6 +27,7 @@ import { Statement, unitReaders, visible, type Viewer } from './visibility.ts';
 import type {
   AllocationRow, Custody, LicencePartyRow, LicenceRow, LicenceVersionRow, OrganisationRow, ProductRow, Role, ShipmentRow, SiteRow, UnitRow,
 } from '../ledger/rows.ts';
+import { liveShipmentStatuses } from '../ledger/rows.ts';
 
 export type { Viewer } from './visibility.ts';
 export type { Page, PageRequest } from './pages.ts';
@@ -136,21 +137,27 @@ export async function findShipment(pool: Pool, viewer: Viewer, shipmentId: strin
 /**
  * A shipment's manifest with each unit's custody now, while the unit is still this
  * shipment's (null fields once it has moved on); null when the shipment is not visible.
+ * The manifest is the shipment's units and the lines of those that moved on (migration 075),
+ * each in serial order by its own index (units_shipment, the lines' primary key), merged.
  */
 export async function listShipmentSerials(pool: Pool, viewer: Viewer, shipmentId: string, page: PageRequest<string>): Promise<Page<SerialView, string> | null> {
   const shipment = await findShipment(pool, viewer, shipmentId);
   if (!shipment) return null;
   const statement = new Statement();
+  const id = statement.add(shipmentId);
   const demo = statement.add(shipment.demo);
   // Where the units run is the recipient's to see (as unitAsSeenBy), not the exporter's.
   const seesSites = statement.add(seesSitesOf(viewer, shipment.recipient_org_id));
   return keysetPage(pool, statement, {
-    select: `ss.serial, ss.live, u.gpu_uuid, u.custody, CASE WHEN ${seesSites}::boolean THEN u.site_id END AS site_id, ${demo}::boolean AS demo`,
+    // Whether the shipment is under way is read in the page's own statement, with its rows: a
+    // delivery committed since findShipment would otherwise show units delivered but live.
+    select: `ss.serial, ss.here AND (SELECT s.status FROM shipments s WHERE s.id = ${id}) = ANY(${statement.add(liveShipmentStatuses)}::text[]) AS live, ss.gpu_uuid, ss.custody, CASE WHEN ${seesSites}::boolean THEN ss.site_id END AS site_id, ${demo}::boolean AS demo`,
     // A unit's state shows only while it is still this shipment's: listed again after a
     // cancellation or a return, it may have gone to another recipient, whose custody, site
     // and GPU UUID are not this shipment's parties' to see.
-    from: 'shipment_serials ss LEFT JOIN units u ON u.serial = ss.serial AND u.shipment_id = ss.shipment_id',
-    where: [`ss.shipment_id = ${statement.add(shipmentId)}`],
+    from: `(SELECT u.shipment_id, u.serial, true AS here, u.gpu_uuid, u.custody, u.site_id FROM units u
+            UNION ALL SELECT m.shipment_id, m.serial, false, NULL, NULL, NULL FROM moved_manifest_lines m) ss`,
+    where: [`ss.shipment_id = ${id}`],
     key: 'ss.serial',
   }, page, (row: SerialView) => row.serial);
 }

@@ -54,6 +54,8 @@ export const writerRights: Readonly<Record<string, readonly Right[]>> = {
   licences: changing,
   log_head: ['SELECT', 'UPDATE'],
   log_head_unsealed: readOnly,
+  // Written by 075's trigger as the owner only, as a unit moves: a writer that could write them could rewrite a shipment's manifest.
+  moved_manifest_lines: readOnly,
   organisations: changing,
   products: changing,
   // Written by 070's triggers as the owner only: a writer that could write them could cancel a change it made.
@@ -61,7 +63,6 @@ export const writerRights: Readonly<Record<string, readonly Right[]>> = {
   reservation_checks: readOnly,
   licence_shipped_changes: readOnly,
   schema_migrations: readOnly,
-  shipment_serials: changing,
   shipments: changing,
   sites: changing,
   tlog_checkpoints: appendOnly,

@@ -191,7 +191,7 @@ async function loadAndKill(round: number, live: ServeProcess, killAt: number): P
 async function snapshot(): Promise<unknown> {
   const result = await database.pool.query(`SELECT (SELECT size FROM log_head) AS size, (SELECT count(*)::int FROM shipments) AS shipments,
     (SELECT count(*)::int FROM idempotency_keys) AS keys, (SELECT sum(reserved_units)::int FROM allocations) AS reserved,
-    (SELECT sum(shipped_units)::int FROM allocations) AS shipped, (SELECT count(*)::int FROM shipment_serials) AS serials`);
+    (SELECT sum(shipped_units)::int FROM allocations) AS shipped, (SELECT count(*)::int FROM units) + (SELECT count(*)::int FROM moved_manifest_lines) AS serials`);
   return result.rows[0];
 }
 

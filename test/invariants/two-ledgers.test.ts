@@ -221,7 +221,7 @@ describe('manifests from two writers', () => {
       for (let round = 0; round < 3; round += 1) {
         const [mine, theirs] = [await book(world.ledger, 0), await book(other, 1)];
         const shared = serials(`SHARED${round}`, 300);
-        // 350 serials each, 300 of them the same: new units and manifest rows go by COPY.
+        // 350 serials each, 300 of them the same: new units go by COPY.
         const [first, second] = await answerWithin(Promise.all([
           world.ledger.submit('manifest.attach', { shipmentId: mine, serials: [...shared, ...serials(`MINE${round}`, 50)] }, world.actors.exporter),
           other.submit('manifest.attach', { shipmentId: theirs, serials: [...serials(`THEIRS${round}`, 50), ...shared] }, world.actors.exporter),

@@ -26,7 +26,7 @@ export async function appendWithoutKey(pool: Pool, kind: string, whileLocked?: (
     const canonical = canonicalBytes(eventBody(head.size, at, kind, systemActor, null, {}, {}));
     const log = new TransparencyLog(pool);
     const event = { seq: head.size, at, kind, actor: systemActor.id, subject_id: null, org_ids: [], canonical };
-    await writeBatchAndCommit(client, { inserted: {}, updated: {}, endedShipments: [], unitsChanges: [], replacedPartiesOf: [], events: [event], idempotency: [] }, async () => {
+    await writeBatchAndCommit(client, { inserted: {}, updated: {}, unitsChanges: [], unitStages: [], replacedPartiesOf: [], events: [event], idempotency: [] }, async () => {
       const appended = await log.append(client, head, [{ seq: event.seq, canonical }]);
       return { tiles: appended.tiles, head: { size: head.size + 1, root: appended.root }, seal: null };
     });

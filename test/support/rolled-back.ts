@@ -114,3 +114,13 @@ function countedSql(deltas: string): string {
     UPDATE licences l SET shipped_units = l.shipped_units + c.shipped
     FROM (SELECT licence_id, sum(shipped) AS shipped FROM counted GROUP BY licence_id) c WHERE l.id = c.licence_id AND c.shipped <> 0`;
 }
+
+/**
+ * The manifest lines as a table `shipment_serials` held them before migration 075 (one a listed
+ * serial, live while its shipment is under way), as a temporary view: an older migration
+ * replayed over today's tables (constraints-033.test.ts and others) reads that table. Run it in
+ * the rolled-back transaction before the migration's text; the view goes with the rollback.
+ */
+export const manifestLinesBefore075 = `CREATE TEMP VIEW shipment_serials AS
+  SELECT u.shipment_id, u.serial, s.status IN ('booked', 'shipped', 'cleared') AS live FROM units u JOIN shipments s ON s.id = u.shipment_id
+  UNION ALL SELECT m.shipment_id, m.serial, false FROM moved_manifest_lines m`;

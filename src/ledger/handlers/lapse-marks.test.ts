@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/database.ts';
-import { inRolledBack } from '../../../test/support/rolled-back.ts';
+import { inRolledBack, manifestLinesBefore075 } from '../../../test/support/rolled-back.ts';
 import { worldPerFile, expectOk, type World } from '../../../test/world.ts';
 import { listMigrations } from '../../store/migrate.ts';
 import { Ledger, type Answer } from '../ledger.ts';
@@ -162,6 +162,7 @@ describe('migration 034 on rows written before it', () => {
         DROP FUNCTION licences_mark_lapse(); DROP INDEX licences_expirable_valid_to;
         CREATE FUNCTION ledger_violations_before_032() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
         CREATE FUNCTION ledger_violations_before_030() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$`);
+      await client.query(manifestLinesBefore075); // the table this older migration reads
       await client.query(migration.sql);
       const rows = (await client.query<{ licence_id: string }>('SELECT licence_id FROM licence_lapses WHERE licence_id = ANY($1) ORDER BY licence_id', [ours])).rows;
       expect(rows.map((row) => row.licence_id)).toEqual([withBookings.exportLicenceId]);

@@ -98,14 +98,17 @@ describe('re-listing a unit that has a row', () => {
     const booked = expectOk(await book('own', [{ serial: released, gpuUuid: 'GPU-db000000-0000-0000-0000-000000000001' }, shipped]));
     await cancel(String(booked.shipmentId), actors.exporter);
     const others = String(expectOk(await book('other', [api.serial('DB-OTHER')])).shipmentId);
-    /** The UPDATE's error, if any, in a transaction rolled back; with the unit listed in exporter2's booking, as a move needs. */
-    const attempt = async (serial: string, set: string, listed = true): Promise<unknown> => {
+    /**
+     * The UPDATE's error, if any, in a transaction rolled back; else the manifest lines it left
+     * behind (migration 075: a unit that moves leaves its line in the shipment it left).
+     */
+    const attempt = async (serial: string, set: string): Promise<unknown> => {
       const client = await database.pool.connect();
       try {
         await client.query('BEGIN');
-        if (listed) await client.query(`INSERT INTO shipment_serials (shipment_id, serial, live) VALUES ($1, $2, false)`, [others, serial]);
         await client.query(`UPDATE units SET ${set} WHERE serial = $1`, [serial]);
-        return undefined;
+        const left = (await client.query('SELECT shipment_id, serial FROM moved_manifest_lines WHERE serial = $1', [serial])).rows;
+        return left.length === 0 ? undefined : left;
       } catch (error) {
         return error;
       } finally {
@@ -114,7 +117,7 @@ describe('re-listing a unit that has a row', () => {
       }
     };
     const move = `shipment_id = '${others}', recipient_org_id = '${api.orgs.beta}'`;
-    expect(await attempt(released, move)).toBeUndefined();
+    expect(await attempt(released, move)).toEqual([{ shipment_id: String(booked.shipmentId), serial: released }]);
     expect(await attempt(released, `${move}, product_id = 'PRD-none'`)).toMatchObject({ code: '23503' }); // only a product that exists
     expect(await attempt(released, `gpu_uuid = 'GPU-db000000-0000-0000-0000-000000000002'`)).toBeUndefined();
     expect(await attempt(shipped, move)).toMatchObject({
@@ -130,7 +133,8 @@ describe('re-listing a unit that has a row', () => {
     // A booking that is live still holds what it listed.
     const live = api.serial('DB-LIVE');
     expectOk(await book('own', [{ serial: live, gpuUuid: 'GPU-db000000-0000-0000-0000-000000000003' }]));
-    expect(await attempt(live, `gpu_uuid = NULL`, false)).toMatchObject({ code: '23514', message: `unit ${live} has GPU UUID GPU-db000000-0000-0000-0000-000000000003; it cannot change` });
+    expect(await attempt(live, move)).toMatchObject({ code: '23505', constraint: 'units_live_in_one_shipment' });
+    expect(await attempt(live, `gpu_uuid = NULL`)).toMatchObject({ code: '23514', message: `unit ${live} has GPU UUID GPU-db000000-0000-0000-0000-000000000003; it cannot change` });
   });
 
   it('lets a manifest’s typo be put right once its booking is cancelled: another GPU UUID, or the GPU UUID on another serial', async () => {
@@ -275,6 +279,52 @@ describe('the batch loader', () => {
     expect(loaded.shipments.map((shipment) => shipment.id).sort()).toEqual([own.id, api.shipments.other].sort());
     expect(loaded.allocations.map((allocation) => allocation.id).sort())
       .toEqual([api.allocations.alphaExport, api.allocations.alphaImport, api.allocations.exporter2Beta, api.allocations.betaImport2].sort());
+  });
+});
+
+describe('a unit listed, released and listed again in one batch (migration 075)', () => {
+  /**
+   * The manifest of each shipment as the database holds it: its units and the lines of units
+   * that left it. Every shipment the unit was listed in keeps it, however the batch ran.
+   */
+  async function manifests(shipmentIds: string[]): Promise<Record<string, string[]>> {
+    const rows = (await database.pool.query<{ shipment_id: string; serial: string }>(
+      `SELECT shipment_id, serial FROM units WHERE shipment_id = ANY($1) UNION ALL SELECT shipment_id, serial FROM moved_manifest_lines WHERE shipment_id = ANY($1) ORDER BY 1, 2`, [shipmentIds])).rows;
+    const byShipment: Record<string, string[]> = Object.fromEntries(shipmentIds.map((id) => [id, []]));
+    for (const row of rows) byShipment[row.shipment_id]!.push(row.serial);
+    return byShipment;
+  }
+
+  it.each([
+    ['a new serial', false],
+    ['a unit a cancelled booking released', true],
+  ])('keeps every shipment’s line of it: %s, listed in two bookings and one of them cancelled between', async (_case, stored) => {
+    const { ledger, actors } = api.world;
+    const serial = api.serial(stored ? 'BATCH-STORED' : 'BATCH-NEW');
+    const first = stored ? String(expectOk(await book('own', [serial])).shipmentId) : undefined;
+    if (first !== undefined) await cancel(first, actors.exporter);
+    // Three bookings of one unit each, none listed yet.
+    const empty = () => api.world.ledger.submit('shipment.book', {
+      exportAllocationId: api.allocations.alphaExport, importAllocationId: api.allocations.alphaImport, productId: api.world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+    }, actors.exporter);
+    const [s1, s2, s3] = (await Promise.all([empty(), empty(), empty()])).map((answer) => String(expectOk(answer).shipmentId)) as [string, string, string];
+    const { stats } = ledger.sequencer;
+    const batches = stats.batches;
+    // One organisation's commands commit in the order they came, here in one batch: listed in
+    // s1, s1 cancelled, listed in s2, s2 cancelled, listed in s3 (a unit staged twice).
+    const answers = await Promise.all([
+      ledger.submit('manifest.attach', { shipmentId: s1, serials: [serial] }, actors.exporter),
+      ledger.submit('shipment.cancel', { shipmentId: s1 }, actors.exporter),
+      ledger.submit('manifest.attach', { shipmentId: s2, serials: [serial] }, actors.exporter),
+      ledger.submit('shipment.cancel', { shipmentId: s2 }, actors.exporter),
+      ledger.submit('manifest.attach', { shipmentId: s3, serials: [serial] }, actors.exporter),
+    ]);
+    answers.forEach((answer) => expectOk(answer));
+    expect(stats.batches - batches).toBe(1);
+    expect(await unitRow(serial)).toMatchObject({ shipment_id: s3, custody: 'licensed' });
+    const shipments = [...(first === undefined ? [] : [first]), s1, s2, s3];
+    expect(await manifests(shipments)).toEqual(Object.fromEntries(shipments.map((id) => [id, [serial]])));
+    expect(await ledger.violations()).toEqual([]);
   });
 });
 

@@ -29,16 +29,16 @@ function freshState(): BatchState {
   // As store/batch-state.ts loads them: each unit with the shipment that last held it.
   const loaded: LoadedState = {
     organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, earlier, theirs, theirLive],
-    units: [returned, deployed, unknownUuid, otherProduct, theirReturned, theirDeployed, theirListed], liveSerials: [{ shipment_id: 'S-8', serial: 'THEIRS-3', live: true }],
+    units: [returned, deployed, unknownUuid, otherProduct, theirReturned, theirDeployed, theirListed],
   };
   return new BatchState(loaded);
 }
 
 /** Runs one manifest as the sequencer runs a command: begin, the handler, and rollback if it refuses. */
-function attach(state: BatchState, seq: number, entries: ManifestEntry[]): string {
+function attach(state: BatchState, seq: number, entries: ManifestEntry[], shipmentId = 'S-1'): string {
   state.begin();
   try {
-    return `listed ${attachSerials({ state, actor: { id: 'TOK-1', orgId: 'ORG-1', role: 'exporter' }, at: '2026-02-02T00:00:00.000Z', seq }, state.get('shipments', 'S-1')!, entries)}`;
+    return `listed ${attachSerials({ state, actor: { id: 'TOK-1', orgId: 'ORG-1', role: 'exporter' }, at: '2026-02-02T00:00:00.000Z', seq }, state.get('shipments', shipmentId)!, entries)}`;
   } catch (error) {
     state.rollback();
     return (error as Error).message;
@@ -51,7 +51,8 @@ function written(state: BatchState) {
   return {
     newUnits: (inserted.units ?? []).map((unit) => `${unit.serial}:${unit.custody}:${unit.shipment_id}:${unit.gpu_uuid}`),
     changedUnits: (updated.units ?? []).map((unit) => `${unit.serial}:${unit.custody}:${unit.shipment_id}:${unit.gpu_uuid}`),
-    manifest: (inserted.shipment_serials ?? []).map((row) => `${row.shipment_id}:${row.serial}:${row.live}`),
+    // A unit is its shipment's manifest line (migration 075): these are the serials live in S-1.
+    live: state.liveSerialsOf('S-1').sort(),
     serialCount: state.get('shipments', 'S-1')!.serial_count,
   };
 }
@@ -63,7 +64,7 @@ describe('attaching a manifest to a batch', () => {
     expect(written(state)).toEqual({
       newUnits: ['NEW-1:licensed:S-1:null', 'NEW-2:licensed:S-1:GPU-9'],
       changedUnits: ['BACK-1:licensed:S-1:GPU-7'],
-      manifest: ['S-1:NEW-1:true', 'S-1:BACK-1:true', 'S-1:NEW-2:true'],
+      live: ['BACK-1', 'NEW-1', 'NEW-2'],
       serialCount: 3,
     });
     expect(state.liveSerialsOf('S-1').sort()).toEqual(['BACK-1', 'NEW-1', 'NEW-2']);
@@ -84,27 +85,27 @@ describe('attaching a manifest to a batch', () => {
   it('refuses a serial given twice, naming the entry, and undoes every serial listed before it', () => {
     const state = freshState();
     expect(attach(state, 5, ['NEW-1', 'BACK-1', 'NEW-2', 'BACK-1'])).toBe('serial BACK-1 appears twice in the manifest (entry 4)');
-    expect(written(state)).toEqual({ newUnits: [], changedUnits: [], manifest: [], serialCount: 0 });
+    expect(written(state)).toEqual({ newUnits: [], changedUnits: [], live: [], serialCount: 0 });
     expect(state.liveShipmentOf('NEW-1')).toBeUndefined();
     expect(state.get('units', 'BACK-1')).toBe(returned);
     expect(state.get('units', 'NEW-1')).toBeUndefined();
     // The same serials in the next command of the batch go in.
     expect(attach(state, 6, ['NEW-1', 'BACK-1'])).toBe('listed 2');
-    expect(written(state).manifest).toEqual(['S-1:NEW-1:true', 'S-1:BACK-1:true']);
+    expect(written(state).live).toEqual(['BACK-1', 'NEW-1']);
   });
 
   it('tells a serial listed by an earlier command of the batch from one given twice', () => {
     const state = freshState();
     expect(attach(state, 5, ['NEW-1'])).toBe('listed 1');
     expect(attach(state, 6, ['NEW-2', 'NEW-1'])).toBe('serial NEW-1 is already in live shipment S-1');
-    expect(written(state)).toEqual({ newUnits: ['NEW-1:licensed:S-1:null'], changedUnits: [], manifest: ['S-1:NEW-1:true'], serialCount: 1 });
+    expect(written(state)).toEqual({ newUnits: ['NEW-1:licensed:S-1:null'], changedUnits: [], live: ['NEW-1'], serialCount: 1 });
   });
 
   it('refuses a deployed unit and a GPU UUID given twice, undoing what came before', () => {
     const state = freshState();
     expect(attach(state, 5, ['NEW-1', 'DEPLOYED-1'])).toBe('serial DEPLOYED-1 is deployed; it cannot be listed in a shipment');
     expect(attach(state, 6, [{ serial: 'NEW-1', gpuUuid: 'GPU-1' }, { serial: 'NEW-2', gpuUuid: 'GPU-1' }])).toBe('GPU UUID GPU-1 appears twice in the manifest');
-    expect(written(state)).toEqual({ newUnits: [], changedUnits: [], manifest: [], serialCount: 0 });
+    expect(written(state)).toEqual({ newUnits: [], changedUnits: [], live: [], serialCount: 0 });
     expect(state.get('units', 'DEPLOYED-1')).toBe(deployed);
   });
 
@@ -112,7 +113,7 @@ describe('attaching a manifest to a batch', () => {
     const state = freshState();
     expect(attach(state, 5, ['NEW-1', 'BACK-1'])).toBe('listed 2');
     state.rollback(); // the sequencer's refusal after the handler returned
-    expect(written(state)).toEqual({ newUnits: [], changedUnits: [], manifest: [], serialCount: 0 });
+    expect(written(state)).toEqual({ newUnits: [], changedUnits: [], live: [], serialCount: 0 });
     expect(state.get('units', 'BACK-1')).toBe(returned);
     expect(state.liveShipmentOf('BACK-1')).toBeUndefined();
   });
@@ -121,9 +122,30 @@ describe('attaching a manifest to a batch', () => {
 /** Refuses the manifest and leaves the batch as it was: nothing written, the unit untouched. */
 function expectRefusedUntouched(state: BatchState, entries: ManifestEntry[], message: string, unit: UnitRow): void {
   expect(attach(state, 5, entries)).toBe(message);
-  expect(written(state)).toEqual({ newUnits: [], changedUnits: [], manifest: [], serialCount: 0 });
+  expect(written(state)).toEqual({ newUnits: [], changedUnits: [], live: [], serialCount: 0 });
   expect(state.get('units', unit.serial)).toBe(unit);
 }
+
+describe('a unit listed in two shipments of one batch', () => {
+  it('is staged as it left the first, for the database to see it move (migration 075), and unstaged with a refused command', () => {
+    const state = freshState();
+    state.put('shipments', { ...shipment, id: 'S-2' });
+    expect(attach(state, 5, ['NEW-1', 'BACK-1'])).toBe('listed 2');
+    // S-1 ends in the batch, as shipments.ts ends a manifest: its serials are free again.
+    state.update('shipments', state.get('shipments', 'S-1')!, { status: 'cancelled' });
+    for (const serial of ['NEW-1', 'BACK-1']) state.setLive(serial, undefined);
+    const inS1 = ['NEW-1', 'BACK-1'].map((serial) => state.get('units', serial)!);
+    // A refused command stages nothing.
+    expect(attach(state, 6, ['NEW-1', 'DEPLOYED-1'], 'S-2')).toBe('serial DEPLOYED-1 is deployed; it cannot be listed in a shipment');
+    expect(state.changedRows().unitStages).toEqual([]);
+    expect(attach(state, 7, ['NEW-1', 'BACK-1'], 'S-2')).toBe('listed 2');
+    const { inserted, updated, unitStages } = state.changedRows();
+    expect(unitStages).toEqual(inS1);
+    // NEW-1 has no row in the database: its stage makes one, so its last row is an upsert.
+    expect({ inserted: (inserted.units ?? []).map((unit) => unit.serial), updated: (updated.units ?? []).map((unit) => `${unit.serial}:${unit.shipment_id}`).sort() })
+      .toEqual({ inserted: [], updated: ['BACK-1:S-2', 'NEW-1:S-2'] });
+  });
+});
 
 describe('a unit listed again stays what and whose it was', () => {
   it('refuses a unit whose last shipment was another exporter’s, returned or left licensed, after listing others', () => {
@@ -131,7 +153,7 @@ describe('a unit listed again stays what and whose it was', () => {
     expectRefusedUntouched(state, ['NEW-1', 'THEIRS-1'], 'serial THEIRS-1 is not available to list in a shipment', theirReturned);
     const licensed: UnitRow = { ...theirReturned, custody: 'licensed' };
     const cancelled = new BatchState({
-      organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, { ...theirs, status: 'cancelled' }], units: [licensed], liveSerials: [],
+      organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, { ...theirs, status: 'cancelled' }], units: [licensed],
     });
     expectRefusedUntouched(cancelled, [licensed.serial], `serial ${licensed.serial} is not available to list in a shipment`, licensed);
   });
@@ -140,7 +162,7 @@ describe('a unit listed again stays what and whose it was', () => {
     for (const status of ['cancelled', 'expired'] as const) {
       const claimed: UnitRow = { ...theirReturned, serial: 'CLAIMED-1', custody: 'licensed', product_id: 'PRD-H20', gpu_uuid: null, ever_shipped: false };
       const state = new BatchState({
-        organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, { ...theirs, status }], units: [claimed], liveSerials: [],
+        organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, { ...theirs, status }], units: [claimed],
       });
       expect(attach(state, 5, [{ serial: 'CLAIMED-1', gpuUuid: 'GPU-11' }])).toBe('listed 1');
       expect(state.get('units', 'CLAIMED-1')).toEqual({ ...claimed, product_id: 'PRD-1', recipient_org_id: 'ORG-2', shipment_id: 'S-1', gpu_uuid: 'GPU-11', updated_seq: 5 });
@@ -148,7 +170,7 @@ describe('a unit listed again stays what and whose it was', () => {
     // Still booked, the claim holds: the serial is live there.
     const claimed: UnitRow = { ...theirReturned, serial: 'CLAIMED-2', custody: 'licensed', ever_shipped: false };
     const held = new BatchState({
-      organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, { ...theirs, status: 'booked' }], units: [claimed], liveSerials: [{ shipment_id: 'S-9', serial: 'CLAIMED-2', live: true }],
+      organisations: [], products: [], tokens: [], licences: [], allocations: [], sites: [], shipments: [shipment, { ...theirs, status: 'booked' }], units: [claimed],
     });
     expectRefusedUntouched(held, ['CLAIMED-2'], 'serial CLAIMED-2 is not available to list in a shipment', claimed);
   });
@@ -208,7 +230,7 @@ describe('a manifest with several bad serials', () => {
       attachSerials({ state, actor: { id: 'TOK-1', orgId: 'ORG-1', role: 'exporter' }, at: '2026-02-02T00:00:00.000Z', seq: 5 }, state.get('shipments', 'S-1')!, entries);
     } catch (error) {
       state.rollback();
-      expect(written(state)).toEqual({ newUnits: [], changedUnits: [], manifest: [], serialCount: 0 });
+      expect(written(state)).toEqual({ newUnits: [], changedUnits: [], live: [], serialCount: 0 });
       return (error as DomainError).toJSON();
     }
     return expect.fail('the manifest was listed');

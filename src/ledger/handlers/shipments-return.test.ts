@@ -42,6 +42,13 @@ async function newestEvent(shipmentId: string): Promise<{ kind: string; input: u
   return { kind, input, effects };
 }
 
+/** A shipment's manifest as its exporter reads it, one page: each serial, whether it is live, and its custody while still in it. */
+async function manifestOf(shipmentId: string): Promise<Array<{ serial: string; live: boolean; custody: string | null }>> {
+  const read = await api.request({ method: 'GET', url: `/v1/shipments/${shipmentId}/serials?limit=100`, token: api.tokens.exporter });
+  expect(read.statusCode).toBe(200);
+  return (read.json().items as Array<{ serial: string; live: boolean; custody: string | null }>).map(({ serial, live, custody }) => ({ serial, live, custody }));
+}
+
 describe('a shipment returned at the border', () => {
   it('brings its units in transit back to the exporter, ends its manifest and keeps what it shipped counted', async () => {
     const shipment = await api.shipment('own', 'shipped', 3);
@@ -53,7 +60,8 @@ describe('a shipment returned at the border', () => {
     expect(expectOk(await turnBack(shipment.id, api.world.actors.exporter))).toMatchObject({ shipmentId: shipment.id, status: 'returned' });
     expect(await newestEvent(shipment.id)).toEqual({ kind: 'shipment.return', input: { shipmentId: shipment.id, reason }, effects: { from: 'shipped', to: 'returned', units: 3 } });
     expect(await custodyOf(shipment.serials)).toEqual({ [back]: 'returned', [again]: 'returned', [lost]: 'lost' });
-    expect((await database.pool.query('SELECT serial FROM shipment_serials WHERE shipment_id = $1 AND live', [shipment.id])).rows).toEqual([]);
+    // Its manifest still lists all three, none live (a unit is its shipment's line: migration 075).
+    expect(await manifestOf(shipment.id)).toEqual([...shipment.serials].sort().map((serial) => ({ serial, live: false, custody: serial === lost ? 'lost' : 'returned' })));
     expect(await counters(shipment.id)).toEqual(before);
     expect(await api.world.ledger.violations()).toEqual([]);
 
@@ -69,6 +77,10 @@ describe('a shipment returned at the border', () => {
     const relisted = String(expectOk(await bookListing(api, 'own', [back, again])).shipmentId);
     expectOk(await api.world.ledger.submit('shipment.ship', { shipmentId: relisted }, api.world.actors.exporter));
     expect(await custodyOf([back, again])).toEqual({ [back]: 'in_transit', [again]: 'in_transit' });
+    // The returned shipment's manifest keeps the two that moved on (their state now another
+    // shipment's, so not shown), and the new one lists them live.
+    expect(await manifestOf(shipment.id)).toEqual([...shipment.serials].sort().map((serial) => ({ serial, live: false, custody: serial === lost ? 'lost' : null })));
+    expect(await manifestOf(relisted)).toEqual([back, again].sort().map((serial) => ({ serial, live: true, custody: 'in_transit' })));
     expect(await api.world.ledger.violations()).toEqual([]);
   });
 

@@ -159,7 +159,6 @@ function exhaustionPart(licence: LicenceWithParties, to: LicenceStatus): EventPa
 /** Ends a shipment's manifest: its serials are free to be listed again. */
 function endManifest(context: CommandContext, shipment: ShipmentRow): void {
   const { state } = context;
-  state.pushList('endedShipments', shipment.id);
   for (const serial of state.liveSerialsOf(shipment.id)) state.setLive(serial, undefined);
 }
 
