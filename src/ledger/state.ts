@@ -41,7 +41,6 @@ type AppendName = 'licence_versions';
 type UndoStep =
   | { type: 'row'; table: KeyedName; key: string; previous: Keyed[KeyedName] | undefined; wasDirty: boolean }
   | { type: 'append'; table: AppendName; length: number }
-  | { type: 'live'; serial: string; previous: string | undefined }
   | { type: 'list'; name: 'unitsChanges' | 'replacedPartiesOf'; length: number }
   | { type: 'listing'; serials: string[]; replaced: Array<{ unit: UnitRow; wasDirty: boolean }>; stages: number };
 
@@ -51,8 +50,8 @@ type UndoStep =
  */
 export interface ManifestListing {
   /**
-   * Puts the unit row, which is its manifest line (migration 075), and makes its serial live
-   * in the shipment. The caller has looked the serial up: `previous` is the batch's row for it
+   * Puts the unit row, which is its manifest line (migration 075): its serial is live in the
+   * shipment while that is under way (liveShipmentOf). The caller has looked the serial up: `previous` is the batch's row for it
    * (get('units')), and the serial is live in no shipment (liveShipmentOf), which is what a
    * manifest requires. Taking both from the caller saves three look-ups a serial.
    */
@@ -63,11 +62,6 @@ export class BatchState {
   private readonly rows: { [T in KeyedName]: Map<string, Keyed[T]> };
   private readonly dirty: { [T in KeyedName]: Set<string> };
   private readonly appended: { licence_versions: TableRows['licence_versions'] } = { licence_versions: [] };
-  /**
-   * serial -> the live shipment that lists it: a loaded unit's shipment while that is under way
-   * (a unit is its shipment's manifest line, migration 075), then this batch's listings and ends.
-   */
-  private readonly live = new Map<string, string>();
   /**
    * shipment -> serials that were at some point seen with it: noted one by one, and the
    * serials of each listing as the one array the listing keeps anyway (a set entry per
@@ -122,10 +116,6 @@ export class BatchState {
       this.storedShipmentOf.set(unit.serial, unit.shipment_id);
       this.noteSeen(unit.shipment_id, unit.serial);
       this.noteGpuUuid(unit);
-      // A unit loaded by serial comes with its shipment; a GPU UUID's holder may not, and no
-      // command of the batch lists it (store/batch-state.ts loadGpuUuidHolders).
-      const shipment = this.rows.shipments.get(unit.shipment_id);
-      if (shipment !== undefined && liveShipmentStatuses.includes(shipment.status)) this.live.set(unit.serial, unit.shipment_id);
     }
     // Taken before any command runs: the rows loaded so far are the ones the database holds.
     this.stored = Object.fromEntries(Object.entries(this.rows).map(([table, rows]) => [table, new Set(rows.keys())])) as BatchState['stored'];
@@ -193,9 +183,11 @@ export class BatchState {
     return shipment;
   }
 
-  /** Serials this batch knows to be live in this shipment. */
+  /** Serials this batch knows to be live in this shipment: its units, while it is under way. */
   liveSerialsOf(shipmentId: string): string[] {
-    return [...this.serialsSeen(shipmentId)].filter((serial) => this.live.get(serial) === shipmentId);
+    const shipment = this.rows.shipments.get(shipmentId);
+    if (shipment === undefined || !liveShipmentStatuses.includes(shipment.status)) return [];
+    return this.unitsOfShipment(shipmentId).map((unit) => unit.serial);
   }
 
   get<T extends KeyedName>(table: T, key: string): Keyed[T] | undefined {
@@ -229,20 +221,23 @@ export class BatchState {
     (this.appended[table] as Array<TableRows[T][number]>).push(row);
   }
 
+  /**
+   * The shipment under way that lists the serial, if any: its unit's shipment, while that is
+   * booked, shipped or cleared (a unit is its shipment's manifest line, migration 075; the
+   * database holds the same, units_keep_identity). Undefined for a unit whose shipment the batch
+   * did not load: a GPU UUID's holder (store/batch-state.ts loadGpuUuidHolders), which no
+   * command of the batch lists; a unit named by serial comes with its shipment.
+   */
   liveShipmentOf(serial: string): string | undefined {
-    return this.live.get(serial);
-  }
-
-  setLive(serial: string, shipmentId: string | undefined): void {
-    if (shipmentId !== undefined) this.noteSeen(shipmentId, serial);
-    this.undo.push({ type: 'live', serial, previous: this.live.get(serial) });
-    if (shipmentId === undefined) this.live.delete(serial);
-    else this.live.set(serial, shipmentId);
+    const unit = this.rows.units.get(serial);
+    if (unit === undefined) return undefined;
+    const shipment = this.rows.shipments.get(unit.shipment_id);
+    return shipment !== undefined && liveShipmentStatuses.includes(shipment.status) ? shipment.id : undefined;
   }
 
   /**
-   * Lists units in a live shipment: for each, what put and setLive would do, without their
-   * undo steps per serial and without noting the serial with its shipment twice. A
+   * Lists units in a live shipment: for each, what put would do, without its undo step per
+   * serial and without noting the serial with its shipment twice. A
    * 100,000-serial manifest spent 390 ms in such calls, much of it making and then collecting
    * the undo steps. rollback() undoes the
    * units listed so far.
@@ -253,7 +248,6 @@ export class BatchState {
     this.seenWith(shipmentId).listed.push(step.serials);
     const { units } = this.rows;
     const dirty = this.dirty.units;
-    const { live } = this;
     const noteGpuUuid = (unit: UnitRow) => this.noteGpuUuid(unit);
     const { storedShipmentOf, unitStages } = this;
     return {
@@ -270,7 +264,6 @@ export class BatchState {
         units.set(serial, unit);
         dirty.add(serial);
         noteGpuUuid(unit);
-        live.set(serial, shipmentId);
       },
     };
   }
@@ -296,20 +289,15 @@ export class BatchState {
       } else if (step.type === 'append') {
         this.appended[step.table].length = step.length;
       } else if (step.type === 'listing') {
-        // Every listed serial was live nowhere before it was listed (ManifestListing#add).
         for (const serial of step.serials) {
           this.rows.units.delete(serial);
           this.dirty.units.delete(serial);
-          this.live.delete(serial);
         }
         for (const { unit, wasDirty } of step.replaced) {
           this.rows.units.set(unit.serial, unit);
           if (wasDirty) this.dirty.units.add(unit.serial);
         }
         this.unitStages.length = step.stages;
-      } else if (step.type === 'live') {
-        if (step.previous === undefined) this.live.delete(step.serial);
-        else this.live.set(step.serial, step.previous);
       } else {
         this[step.name].length = step.length;
       }

@@ -131,9 +131,9 @@ describe('a unit listed in two shipments of one batch', () => {
     const state = freshState();
     state.put('shipments', { ...shipment, id: 'S-2' });
     expect(attach(state, 5, ['NEW-1', 'BACK-1'])).toBe('listed 2');
-    // S-1 ends in the batch, as shipments.ts ends a manifest: its serials are free again.
+    // S-1 ends in the batch: its serials are free again (BatchState.liveShipmentOf).
     state.update('shipments', state.get('shipments', 'S-1')!, { status: 'cancelled' });
-    for (const serial of ['NEW-1', 'BACK-1']) state.setLive(serial, undefined);
+    expect(state.liveShipmentOf('NEW-1')).toBeUndefined();
     const inS1 = ['NEW-1', 'BACK-1'].map((serial) => state.get('units', serial)!);
     // A refused command stages nothing.
     expect(attach(state, 6, ['NEW-1', 'DEPLOYED-1'], 'S-2')).toBe('serial DEPLOYED-1 is deployed; it cannot be listed in a shipment');

@@ -8,7 +8,7 @@
 import { limits } from '../../core/limits.ts';
 import { newId, refuse, seesAll, type CommandContext, type EventPart, type Handler, type Outcome } from '../handler.ts';
 import type { Actor } from '../permissions.ts';
-import { liveShipmentStatuses, unshippedEndStatuses, type LicenceStatus, type ShipmentRow, type ShipmentStatus } from '../rows.ts';
+import { unshippedEndStatuses, type LicenceStatus, type ShipmentRow, type ShipmentStatus } from '../rows.ts';
 import type { CommandInput } from '../schemas.ts';
 import type { BatchState, LicenceWithParties } from '../state.ts';
 import { licenceOrgIds, statusAfterUse } from './licences.ts';
@@ -156,12 +156,6 @@ function exhaustionPart(licence: LicenceWithParties, to: LicenceStatus): EventPa
   return { subjectId: licence.id, orgIds: licenceOrgIds(licence), effects: { licenceId: licence.id, from: licence.status, to }, withoutInput: true };
 }
 
-/** Ends a shipment's manifest: its serials are free to be listed again. */
-function endManifest(context: CommandContext, shipment: ShipmentRow): void {
-  const { state } = context;
-  for (const serial of state.liveSerialsOf(shipment.id)) state.setLive(serial, undefined);
-}
-
 /**
  * A booking that ends unshipped (cancelled, expired) only claimed the units it listed: those
  * that never shipped are free to be listed afresh, by any exporter, as any product, with any
@@ -203,7 +197,6 @@ export function applyStep(context: CommandContext, shipment: ShipmentRow, step: 
       state.update('units', unit, { custody: to, updated_seq: context.seq, ...marks });
     }
   }
-  if (!liveShipmentStatuses.includes(step.to)) endManifest(context, shipment);
   if (unshippedEndStatuses.includes(step.to)) releaseClaims(context, shipment);
   return {
     subjectId: shipment.id,
