@@ -88,10 +88,15 @@ export class BatchState {
    * each as it left that shipment, in order. The database writes a shipment's line for a unit
    * that leaves it only as it sees the unit move (migration 075), so each of these is written
    * before the unit's last row (store/batch-writes.ts): a unit listed, released and listed again
-   * in one batch would otherwise take its line out of the shipment in between.
+   * in one batch would otherwise take its line out of the shipment in between. Stages and the
+   * last row of such a unit are upserts even where the unit is new (changedRows): under the head
+   * lock no other writer can have made its row, as for every row this batch makes.
    */
   readonly unitStages: UnitRow[] = [];
-  /** A loaded unit's shipment as the database holds it: one listed elsewhere in this batch has moved in it (listing). */
+  /**
+   * The shipment each loaded unit is in, as the database holds it. A unit whose batch row names
+   * another shipment was listed there by this batch; listed once more, it leaves a stage.
+   */
   private readonly storedShipmentOf = new Map<string, string>();
   readonly replacedPartiesOf: string[] = [];
   private undo: UndoStep[] = [];
@@ -225,8 +230,9 @@ export class BatchState {
    * The shipment under way that lists the serial, if any: its unit's shipment, while that is
    * booked, shipped or cleared (a unit is its shipment's manifest line, migration 075; the
    * database holds the same, units_keep_identity). Undefined for a unit whose shipment the batch
-   * did not load: a GPU UUID's holder (store/batch-state.ts loadGpuUuidHolders), which no
-   * command of the batch lists; a unit named by serial comes with its shipment.
+   * did not load, which only a GPU UUID's holder can be (store/batch-state.ts
+   * loadGpuUuidHolders): no command of the batch lists one; a unit named by serial comes with
+   * its shipment.
    */
   liveShipmentOf(serial: string): string | undefined {
     const unit = this.rows.units.get(serial);

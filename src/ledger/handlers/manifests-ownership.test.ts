@@ -12,6 +12,7 @@ import { firstRefusal } from '../../../test/support/rolled-back.ts';
 import { expectOk } from '../../../test/world.ts';
 import { apiWorldPerFile, bookListing, type ApiWorld, type ManifestEntry } from '../../../test/support/server.ts';
 import { emptyKeys, type BatchKeys } from '../../store/batch-keys.ts';
+import { bulkRowsMin } from '../../store/batch-steps.ts';
 import { loadBatchState } from '../../store/batch-state.ts';
 import { systemActor, type Actor } from '../permissions.ts';
 import type { Answer } from '../batch-apply.ts';
@@ -324,6 +325,82 @@ describe('a unit listed, released and listed again in one batch (migration 075)'
     expect(await unitRow(serial)).toMatchObject({ shipment_id: s3, custody: 'licensed' });
     const shipments = [...(first === undefined ? [] : [first]), s1, s2, s3];
     expect(await manifests(shipments)).toEqual(Object.fromEntries(shipments.map((id) => [id, [serial]])));
+    expect(await ledger.violations()).toEqual([]);
+  });
+
+  it('keeps the line of a shipment shipped and turned back at the border in the batch that lists its unit again', async () => {
+    const { ledger, actors } = api.world;
+    const serial = api.serial('BATCH-RETURNED');
+    const empty = () => ledger.submit('shipment.book', {
+      exportAllocationId: api.allocations.alphaExport, importAllocationId: api.allocations.alphaImport, productId: api.world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+    }, actors.exporter);
+    const [s1, s2] = (await Promise.all([empty(), empty()])).map((answer) => String(expectOk(answer).shipmentId)) as [string, string];
+    const { stats } = ledger.sequencer;
+    const batches = stats.batches;
+    const answers = await Promise.all([
+      ledger.submit('manifest.attach', { shipmentId: s1, serials: [serial] }, actors.exporter),
+      ledger.submit('shipment.ship', { shipmentId: s1 }, actors.exporter),
+      ledger.submit('shipment.return', { shipmentId: s1, reason: 'entry refused at the border' }, actors.exporter),
+      ledger.submit('manifest.attach', { shipmentId: s2, serials: [serial] }, actors.exporter),
+    ]);
+    answers.forEach((answer) => expectOk(answer));
+    expect(stats.batches - batches).toBe(1);
+    // It shipped in s1 and is listed, licensed, in s2; s1's manifest keeps it.
+    expect(await unitRow(serial)).toMatchObject({ shipment_id: s2, custody: 'licensed', ever_shipped: true });
+    expect(await manifests([s1, s2])).toEqual({ [s1]: [serial], [s2]: [serial] });
+    expect(await ledger.violations()).toEqual([]);
+  });
+
+  it('stages a manifest of bulk size as one statement of arrays (from bulkRowsMin rows)', async () => {
+    const { ledger, actors } = api.world;
+    const serials = Array.from({ length: bulkRowsMin + 44 }, (_, index) => api.serial(`BATCH-BULK-${index}`));
+    const booking = () => ledger.submit('shipment.book', {
+      exportAllocationId: api.allocations.alphaExport, importAllocationId: api.allocations.alphaImport, productId: api.world.productId, units: serials.length, deadline: '2026-06-01T00:00:00Z',
+    }, actors.exporter);
+    const [s1, s2] = (await Promise.all([booking(), booking()])).map((answer) => String(expectOk(answer).shipmentId)) as [string, string];
+    const { stats } = ledger.sequencer;
+    const batches = stats.batches;
+    const answers = await Promise.all([
+      ledger.submit('manifest.attach', { shipmentId: s1, serials }, actors.exporter),
+      ledger.submit('shipment.cancel', { shipmentId: s1 }, actors.exporter),
+      ledger.submit('manifest.attach', { shipmentId: s2, serials }, actors.exporter),
+    ]);
+    answers.forEach((answer) => expectOk(answer));
+    expect(stats.batches - batches).toBe(1);
+    const listed = [...serials].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    expect(await manifests([s1, s2])).toEqual({ [s1]: listed, [s2]: listed });
+    expect(await ledger.violations()).toEqual([]);
+  });
+});
+
+describe('a released unit another exporter lists and lets go in the batch that lists it again (migration 075)', () => {
+  it('is answered as if each came alone, every shipment keeping its line, though the database refuses the batch whole first', async () => {
+    const { ledger, actors } = api.world;
+    const serial = api.serial('BATCH-ACROSS');
+    // Released: the exporter's booking that listed it was cancelled before it shipped.
+    const first = String(expectOk(await book('own', [serial])).shipmentId);
+    await cancel(first, actors.exporter);
+    const booking = (own: boolean) => ledger.submit('shipment.book', {
+      exportAllocationId: own ? api.allocations.alphaExport : api.allocations.exporter2Beta, importAllocationId: own ? api.allocations.alphaImport : api.allocations.betaImport2,
+      productId: api.world.productId, units: 1, deadline: '2026-06-01T00:00:00Z',
+    }, own ? actors.exporter : api.exporter2);
+    const theirs = String(expectOk(await booking(false)).shipmentId);
+    const ours = String(expectOk(await booking(true)).shipmentId);
+    const { stats } = ledger.sequencer;
+    const failed = stats.failedBatches;
+    // exporter2 lists it and cancels; then the exporter lists it again. Written as one batch,
+    // the unit would move into exporter2's booking as that stands cancelled, which 033's rule
+    // refuses of a released unit; the sequencer runs the batch again in halves.
+    const answers = await Promise.all([
+      ledger.submit('manifest.attach', { shipmentId: theirs, serials: [serial] }, api.exporter2),
+      ledger.submit('shipment.cancel', { shipmentId: theirs }, api.exporter2),
+      ledger.submit('manifest.attach', { shipmentId: ours, serials: [serial] }, actors.exporter),
+    ]);
+    answers.forEach((answer) => expectOk(answer));
+    expect(stats.failedBatches - failed, 'the batch the database refused whole').toBeGreaterThan(0);
+    expect(await unitRow(serial)).toMatchObject({ shipment_id: ours, recipient_org_id: api.orgs.alpha, custody: 'licensed' });
+    const lines = (await database.pool.query('SELECT shipment_id FROM moved_manifest_lines WHERE serial = $1 ORDER BY shipment_id', [serial])).rows.map((row) => row.shipment_id);
+    expect(lines.sort()).toEqual([first, theirs].sort());
     expect(await ledger.violations()).toEqual([]);
   });
 });

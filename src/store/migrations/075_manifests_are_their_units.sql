@@ -24,7 +24,10 @@
 -- (ledger_check_manifest_rows, below). It is not refused by the new shipment's status alone: a
 -- batch that lists a unit and then ships, delivers or cancels its booking writes the shipment's
 -- last status before the unit (parents first, store/batch-writes.ts). (033's one such refusal
--- stays: a released unit is not moved into another exporter's cancelled or expired booking.)
+-- stays: a released unit is not moved into another exporter's cancelled or expired booking. A
+-- batch in which another exporter lists a released unit and cancels that booking, whether or not
+-- the unit is listed again after, is refused whole by it, as before this migration, and the
+-- sequencer runs it again in halves until each part commits: manifests-ownership.test.ts.)
 -- A unit never goes back into a shipment it left: that is refused, one probe of the lines' key.
 --
 -- 1. The lines of units that moved on, written by the database as a unit moves (below), never
