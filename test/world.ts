@@ -97,6 +97,15 @@ export function worldPerFile(ready: (world: World, database: TestDatabase) => vo
   databasePerFile((pool) => buildWorld(pool, options), (world) => world.ledger.close(), ready);
 }
 
+/** Books a shipment for alpha by the exporter, one unit a manifest entry, with those entries as its manifest; its id. */
+export async function bookListed(world: World, serials: Array<string | { serial: string; gpuUuid: string }>): Promise<string> {
+  const { run, actors, productId, allocations } = world;
+  return String((await run('shipment.book', {
+    exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId,
+    units: serials.length, deadline: '2026-03-01T00:00:00Z', serials,
+  }, actors.exporter)).shipmentId);
+}
+
 /** Books `count` one-unit shipments for alpha at once (one batch when the queue is empty), each one accepted. */
 export async function bookMany(world: World, count: number): Promise<void> {
   const { ledger, actors, allocations, productId } = world;

@@ -51,9 +51,10 @@ type UndoStep =
 export interface ManifestListing {
   /**
    * Puts the unit row, which is its manifest line (migration 075): its serial is live in the
-   * shipment while that is under way (liveShipmentOf). The caller has looked the serial up: `previous` is the batch's row for it
-   * (get('units')), and the serial is live in no shipment (liveShipmentOf), which is what a
-   * manifest requires. Taking both from the caller saves three look-ups a serial.
+   * shipment while that is under way (liveShipmentOf). The caller has looked the serial up:
+   * `previous` is the batch's row for it (get('units')), and the serial is live in no shipment
+   * (liveShipmentOf), which is what a manifest requires. Taking both from the caller saves
+   * look-ups a serial.
    */
   add(unit: UnitRow, previous: UnitRow | undefined): void;
 }
@@ -188,13 +189,6 @@ export class BatchState {
     return shipment;
   }
 
-  /** Serials this batch knows to be live in this shipment: its units, while it is under way. */
-  liveSerialsOf(shipmentId: string): string[] {
-    const shipment = this.rows.shipments.get(shipmentId);
-    if (shipment === undefined || !liveShipmentStatuses.includes(shipment.status)) return [];
-    return this.unitsOfShipment(shipmentId).map((unit) => unit.serial);
-  }
-
   get<T extends KeyedName>(table: T, key: string): Keyed[T] | undefined {
     return this.rows[table].get(key) as Keyed[T] | undefined;
   }
@@ -243,10 +237,9 @@ export class BatchState {
 
   /**
    * Lists units in a live shipment: for each, what put would do, without its undo step per
-   * serial and without noting the serial with its shipment twice. A
-   * 100,000-serial manifest spent 390 ms in such calls, much of it making and then collecting
-   * the undo steps. rollback() undoes the
-   * units listed so far.
+   * serial and without noting the serial with its shipment twice. A 100,000-serial manifest
+   * spent 390 ms in such calls, much of it making and then collecting the undo steps.
+   * rollback() undoes the units listed so far.
    */
   listing(shipmentId: string): ManifestListing {
     const step: Extract<UndoStep, { type: 'listing' }> = { type: 'listing', serials: [], replaced: [], stages: this.unitStages.length };

@@ -216,12 +216,10 @@ function rowSteps(writes: BatchWrites): Step[] {
     // a unit this batch lists.
     if (name === 'units') {
       steps.push(...writes.unitsChanges.filter((change) => change.kind === 'release').map((change) => inline(unitsChangeSql(change))));
-      for (const round of stageRounds(writes.unitStages)) steps.push(unitsUpsertStep(round));
+      for (const round of stageRounds(writes.unitStages)) steps.push(rowsStep('units', round, true));
     }
-    const { insert, conflict } = writeSql.get(name)!;
-    for (const [rows, bulk, tail] of [[writes.inserted[name], bulkInserts[name], ''], [writes.updated[name], bulkUpserts[name], conflict]] as const) {
-      if (rows === undefined || rows.length === 0) continue;
-      steps.push(bulk && rows.length >= bulkRowsMin ? bulk(rows as never) : inline(`${insert}${rowsSource(name, rows)}${tail}`));
+    for (const [rows, upsert] of [[writes.inserted[name], false], [writes.updated[name], true]] as const) {
+      if (rows !== undefined && rows.length > 0) steps.push(rowsStep(name, rows, upsert));
     }
   }
   for (const change of writes.unitsChanges) if (change.kind === 'custody') steps.push(inline(unitsChangeSql(change)));
@@ -245,11 +243,16 @@ function stageRounds(stages: readonly UnitRow[]): UnitRow[][] {
   return rounds;
 }
 
-/** Units that may exist, written as upserts: by unnest from bulkRowsMin on, inline below it. */
-function unitsUpsertStep(rows: readonly UnitRow[]): Step {
-  if (rows.length >= bulkRowsMin) return bulkUpserts.units!(rows as UnitRow[]);
-  const { insert, conflict } = writeSql.get('units')!;
-  return inline(`${insert}${rowsSource('units', rows)}${conflict}`);
+/**
+ * One statement writing rows of a table: new rows by plain INSERT, or rows that may exist by
+ * upsert; from bulkRowsMin rows by the table's bulk statement (COPY, unnest) where it has one,
+ * inline below it.
+ */
+function rowsStep<T extends TableName>(name: T, rows: TableRows[T], upsert: boolean): Step {
+  const bulk = (upsert ? bulkUpserts : bulkInserts)[name];
+  if (bulk !== undefined && rows.length >= bulkRowsMin) return bulk(rows);
+  const { insert, conflict } = writeSql.get(name)!;
+  return inline(`${insert}${rowsSource(name, rows)}${upsert ? conflict : ''}`);
 }
 
 function unitsChangeSql(change: UnitsChange): string {

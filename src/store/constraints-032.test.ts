@@ -8,7 +8,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { firstRefusal, type Statement } from '../../test/support/rolled-back.ts';
-import { worldPerFile, type World } from '../../test/world.ts';
+import { bookListed, worldPerFile, type World } from '../../test/world.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -28,13 +28,7 @@ let alphaSiteId: string;
 
 const refusal = (...statements: Statement[]) => firstRefusal(database.pool, ...statements);
 
-async function book(serials: string[]): Promise<string> {
-  const { run, actors, productId, allocations } = world;
-  return String((await run('shipment.book', {
-    exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId,
-    units: serials.length, deadline: '2026-03-01T00:00:00Z', serials,
-  }, actors.exporter)).shipmentId);
-}
+const book = (serials: Parameters<typeof bookListed>[1]): Promise<string> => bookListed(world, serials);
 
 async function delivered(serials: string[]): Promise<string> {
   const { run, actors } = world;

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { inRolledBack, manifestLinesBefore075 } from '../../test/support/rolled-back.ts';
-import { worldPerFile, type World } from '../../test/world.ts';
+import { bookListed, worldPerFile, type World } from '../../test/world.ts';
 import { listMigrations } from './migrate.ts';
 
 let database: TestDatabase;
@@ -19,13 +19,7 @@ worldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 });
 
-async function book(serials: Array<string | { serial: string; gpuUuid: string }>): Promise<string> {
-  const { run, actors, productId, allocations } = world;
-  return String((await run('shipment.book', {
-    exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId,
-    units: serials.length, deadline: '2026-03-01T00:00:00Z', serials,
-  }, actors.exporter)).shipmentId);
-}
+const book = (serials: Parameters<typeof bookListed>[1]): Promise<string> => bookListed(world, serials);
 
 describe('migration 033 on rows written before it', () => {
   it('marks as shipped the units a shipment that shipped lists, and releases the GPU UUIDs of claims that ended unshipped', async () => {

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { firstRefusal, inRolledBack, manifestLinesBefore075 } from '../../test/support/rolled-back.ts';
-import { worldPerFile, type World } from '../../test/world.ts';
+import { bookListed, worldPerFile, type World } from '../../test/world.ts';
 import { listMigrations } from './migrate.ts';
 
 let database: TestDatabase;
@@ -21,13 +21,7 @@ worldPerFile((made, madeDatabase) => {
 
 const uuid = (n: number) => `GPU-37000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 
-async function book(serials: Array<string | { serial: string; gpuUuid: string }>): Promise<string> {
-  const { run, actors, productId, allocations } = world;
-  return String((await run('shipment.book', {
-    exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId,
-    units: serials.length, deadline: '2026-03-01T00:00:00Z', serials,
-  }, actors.exporter)).shipmentId);
-}
+const book = (serials: Parameters<typeof bookListed>[1]): Promise<string> => bookListed(world, serials);
 
 const serials = ['M37-BACK-ENDED', 'M37-BACK-LIVE', 'M37-CLAIM', 'M37-DEAD', 'M37-NONE', 'M37-SHIPPED', 'M37-X-LIVE'];
 let cancelled = '';

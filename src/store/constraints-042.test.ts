@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
 import { runCheck } from '../../test/support/check-command.ts';
 import { firstRefusal, inRolledBack } from '../../test/support/rolled-back.ts';
-import { worldPerFile, type World } from '../../test/world.ts';
+import { bookListed, worldPerFile, type World } from '../../test/world.ts';
 import { listMigrations } from './migrate.ts';
 import type { PoolClient } from './pool.ts';
 
@@ -30,13 +30,7 @@ const short = 'GPU-0123abcd';
 const groups = 'GPU-89ab-cdef-0123';
 const claimed = 'GPU-4567CDEF';
 
-async function book(serials: Array<{ serial: string; gpuUuid: string }>): Promise<string> {
-  const { run, actors, productId, allocations } = world;
-  return String((await run('shipment.book', {
-    exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId,
-    units: serials.length, deadline: '2026-03-01T00:00:00Z', serials,
-  }, actors.exporter)).shipmentId);
-}
+const book = (serials: Parameters<typeof bookListed>[1]): Promise<string> => bookListed(world, serials);
 
 /** `chipledger check` on this file's database. */
 const check = () => runCheck(database.url);

@@ -7,8 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../test/database.ts';
-import { inRolledBack } from '../../test/support/rolled-back.ts';
-import { worldPerFile, type World } from '../../test/world.ts';
+import { inRolledBack, manifestLineRowsBefore075 } from '../../test/support/rolled-back.ts';
+import { bookListed, worldPerFile, type World } from '../../test/world.ts';
 import { listMigrations } from './migrate.ts';
 
 let database: TestDatabase;
@@ -19,22 +19,14 @@ worldPerFile((made, madeDatabase) => {
   database = madeDatabase;
 });
 
-async function book(serials: string[]): Promise<string> {
-  const { run, actors, productId, allocations } = world;
-  return String((await run('shipment.book', {
-    exportAllocationId: allocations.alphaExport, importAllocationId: allocations.alphaImport, productId,
-    units: serials.length, deadline: '2026-03-01T00:00:00Z', serials,
-  }, actors.exporter)).shipmentId);
-}
+const book = (serials: Parameters<typeof bookListed>[1]): Promise<string> => bookListed(world, serials);
 
 /** The schema as 074 left it, from today's rows: shipment_serials holding every listed serial, live while its shipment is under way. */
 const tablesBefore075 = `
   DROP TRIGGER units_leave_manifest_line ON units; DROP FUNCTION units_leave_manifest_line();
   DROP TRIGGER units_keep_serial ON units; DROP FUNCTION units_keep_serial();
   CREATE TABLE shipment_serials (shipment_id text NOT NULL, serial text NOT NULL, live boolean NOT NULL, PRIMARY KEY (shipment_id, serial));
-  INSERT INTO shipment_serials
-    SELECT u.shipment_id, u.serial, s.status IN ('booked', 'shipped', 'cleared') FROM units u JOIN shipments s ON s.id = u.shipment_id
-    UNION ALL SELECT m.shipment_id, m.serial, false FROM moved_manifest_lines m;
+  INSERT INTO shipment_serials ${manifestLineRowsBefore075};
   DROP TABLE moved_manifest_lines;
   CREATE FUNCTION shipment_serials_only_end() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
   CREATE FUNCTION shipment_serials_check_refs() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';

@@ -116,11 +116,16 @@ function countedSql(deltas: string): string {
 }
 
 /**
- * The manifest lines as a table `shipment_serials` held them before migration 075 (one a listed
- * serial, live while its shipment is under way), as a temporary view: an older migration
- * replayed over today's tables (constraints-033.test.ts and others) reads that table. Run it in
- * the rolled-back transaction before the migration's text; the view goes with the rollback.
+ * The manifest lines as the table `shipment_serials` held them before migration 075, from
+ * today's tables: one a listed serial (shipment_id, serial, live), live while its shipment is
+ * under way.
  */
-export const manifestLinesBefore075 = `CREATE TEMP VIEW shipment_serials AS
-  SELECT u.shipment_id, u.serial, s.status IN ('booked', 'shipped', 'cleared') AS live FROM units u JOIN shipments s ON s.id = u.shipment_id
+export const manifestLineRowsBefore075 = `SELECT u.shipment_id, u.serial, s.status IN ('booked', 'shipped', 'cleared') AS live FROM units u JOIN shipments s ON s.id = u.shipment_id
   UNION ALL SELECT m.shipment_id, m.serial, false FROM moved_manifest_lines m`;
+
+/**
+ * Those lines as a temporary view named as the table: an older migration replayed over today's
+ * tables (constraints-033.test.ts and others) reads that table. Run it in the rolled-back
+ * transaction before the migration's text; the view goes with the rollback.
+ */
+export const manifestLinesBefore075 = `CREATE TEMP VIEW shipment_serials AS ${manifestLineRowsBefore075}`;
