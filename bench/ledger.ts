@@ -234,11 +234,21 @@ async function printStatementStats(pool: Pool, bookings: number): Promise<void> 
  * `runs` times. With a floor, each run's statements are replayed on the copy afterwards
  * (the booking untimed, the attach timed): the same SQL with no JavaScript.
  */
-async function timeManifests(session: LedgerSession, runs: number, serials: number): Promise<{ timings: number[]; floorMs: number[] }> {
+interface ManifestTimings {
+  timings: number[];
+  floorMs: number[];
+  /** CPU each import took in this process (the ledger's JavaScript, and node-postgres) and in PostgreSQL: steadier than wall time on a shared machine. */
+  nodeCpuMs: number[];
+  postgresCpuMs: number[];
+}
+
+async function timeManifests(server: BenchServer, session: LedgerSession, runs: number, serials: number): Promise<ManifestTimings> {
   const { ledger, world } = session;
   const pair = world.pairs[0]!;
   const deadline = new Date(Date.now() + bookingDeadlineMs).toISOString();
   const timings: number[] = [];
+  const nodeCpuMs: number[] = [];
+  const postgresCpuMs: number[] = [];
   const segments: Recorded[][] = [];
   for (let run = 0; run < runs; run += 1) {
     const booked = await ledger.submit('shipment.book', {
@@ -247,17 +257,22 @@ async function timeManifests(session: LedgerSession, runs: number, serials: numb
     if (!booked.ok) throw new Error(`couldn't book the manifest shipment: ${booked.error.message}`);
     const bookingStatements = session.floor?.recorder.take() ?? [];
     const list = Array.from({ length: serials }, (_, index) => `MB${run}-SN-${String(index).padStart(6, '0')}`);
+    const pgBefore = server.cpuTicks();
+    const cpuBefore = process.cpuUsage();
     const started = performance.now();
     const attached = await ledger.submit('manifest.attach', { shipmentId: String(booked.body.shipmentId), serials: list }, world.exporter);
     const ms = performance.now() - started;
+    const cpu = process.cpuUsage(cpuBefore);
+    nodeCpuMs.push((cpu.user + cpu.system) / 1000);
+    postgresCpuMs.push(1000 * cpuSecondsBetween(pgBefore, server.cpuTicks()));
     if (!attached.ok) throw new Error(`the manifest import was refused: ${attached.error.message}`);
     if (attached.body.serialCount !== serials) throw new Error(`the manifest import recorded ${String(attached.body.serialCount)} serials, not ${serials}`);
     timings.push(ms);
     segments.push(bookingStatements, session.floor?.recorder.take() ?? []);
   }
-  if (!session.floor) return { timings, floorMs: [] };
+  if (!session.floor) return { timings, floorMs: [], nodeCpuMs, postgresCpuMs };
   const replayed = await replaySegments(session.floor.url, segments);
-  return { timings, floorMs: replayed.filter((_, index) => index % 2 === 1) };
+  return { timings, floorMs: replayed.filter((_, index) => index % 2 === 1), nodeCpuMs, postgresCpuMs };
 }
 
 async function runBaseline(server: BenchServer, bookings: Booking[], callers: number, connections: number): Promise<{ result: LoadResult; checked: CheckResult }> {
@@ -336,14 +351,16 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     if (pgStats) await printStatementStats(session.pool, result.bookings);
     let manifestMs: number[] = [];
     let manifestFloorMs: number[] = [];
+    let manifestCpu: Pick<ManifestTimings, 'nodeCpuMs' | 'postgresCpuMs'> = { nodeCpuMs: [], postgresCpuMs: [] };
     let afterManifests = checked;
     try {
       if (manifestRuns > 0) {
         session.timer?.reset();
-        ({ timings: manifestMs, floorMs: manifestFloorMs } = await timeManifests(session, manifestRuns, manifestSerials));
+        ({ timings: manifestMs, floorMs: manifestFloorMs, ...manifestCpu } = await timeManifests(server, session, manifestRuns, manifestSerials));
         afterManifests = await check(session.pool);
         console.log(`\nmanifest import: ${formatCount(manifestSerials)} serials in one manifest.attach, end to end`);
         console.log(`  runs: ${manifestMs.map((ms) => `${round(ms, 0)} ms`).join(', ')}; median ${round(median(manifestMs), 0)} ms; invariant violations after: ${afterManifests.violations}`);
+        console.log(`  CPU per import: node ${manifestCpu.nodeCpuMs.map((ms) => round(ms, 0)).join(', ')} ms, median ${round(median(manifestCpu.nodeCpuMs), 0)} ms; postgres ${manifestCpu.postgresCpuMs.map((ms) => round(ms, 0)).join(', ')} ms, median ${round(median(manifestCpu.postgresCpuMs), 0)} ms`);
         if (manifestFloorMs.length > 0) console.log(`  floor, the same SQL without JavaScript (replayed on the copy): ${manifestFloorMs.map((ms) => `${round(ms, 0)} ms`).join(', ')}; median ${round(median(manifestFloorMs), 0)} ms`);
         if (session.timer) {
           for (const timing of session.timer.report().slice(0, 8)) console.log(`    ${round(timing.totalMs / manifestRuns, 1).toFixed(1).padStart(8)} ms/import ${timing.statement}`);
@@ -403,6 +420,8 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       manifest100kMs: manifestMs.length > 0 ? Math.round(median(manifestMs)) : null,
       manifestRunsMs: manifestMs.map((ms) => Math.round(ms)),
       manifestFloorMs: manifestFloorMs.length > 0 ? Math.round(median(manifestFloorMs)) : null,
+      manifestNodeCpuMs: manifestCpu.nodeCpuMs.length > 0 ? Math.round(median(manifestCpu.nodeCpuMs)) : null,
+      manifestPostgresCpuMs: manifestCpu.postgresCpuMs.length > 0 ? Math.round(median(manifestCpu.postgresCpuMs)) : null,
       ...(sweepResults.length > 0 ? { sweep: sweepResults } : {}),
       goals: {
         bookingsPerSecond20k: result.perSecond >= 20_000,

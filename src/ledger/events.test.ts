@@ -8,7 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { leafHash } from '../tlog/index.ts';
-import { canonicalBytes, eventBody, eventNonceBytes } from './events.ts';
+import { createHash } from 'node:crypto';
+import { canonicalBytes, eventBody, eventNonceBytes, linesDigest, serialLines, serialsDigest } from './events.ts';
 import type { Actor } from './permissions.ts';
 
 const actor: Actor = { id: 'TOK-8', orgId: 'ORG-0', role: 'authority_admin' };
@@ -48,5 +49,23 @@ describe("an event's nonce", () => {
     // Random bytes, not a counter or a pattern: across all of them every byte value turns up.
     const seen = new Set(nonces.flatMap((nonce) => [...nonceBytes(nonce)!]));
     expect(seen.size).toBe(256);
+  });
+});
+
+describe("a serial list's lines and digest", () => {
+  const served = (lines: string[]) => createHash('sha256').update(Buffer.from(lines.map((line) => `${line}\n`).join(''), 'utf8')).digest('hex');
+
+  it('hashes the bytes GET /v1/events/:seq/serials serves: each line and its newline', () => {
+    expect(linesDigest(['SN-1', 'SN-2 GPU-0a1b2c3d-0000-0000-0000-000000000001'])).toBe(served(['SN-1', 'SN-2 GPU-0a1b2c3d-0000-0000-0000-000000000001']));
+    expect(linesDigest(['A'])).toBe('06f961b802bc46ee168555f066d28f4f0e9afdf3f88174c1ee6f9de004fc30a0'); // printf 'A\n' | sha256sum
+    expect(linesDigest([])).toBe(createHash('sha256').digest('hex'));
+  });
+
+  it('sorts the lines in code-unit order, whether the list came sorted, reversed or shuffled', () => {
+    const sorted = ['A-1', 'A-10', 'A-2', 'B-1 GPU-0a1b2c3d-0000-0000-0000-000000000001', 'B.1', 'b-1'];
+    expect(serialLines(['A-1', 'A-10', 'A-2', { serial: 'B-1', gpuUuid: 'GPU-0a1b2c3d-0000-0000-0000-000000000001' }, { serial: 'B.1' }, 'b-1'])).toEqual(sorted);
+    expect(serialLines(['b-1', 'B.1', { serial: 'B-1', gpuUuid: 'GPU-0a1b2c3d-0000-0000-0000-000000000001' }, 'A-2', 'A-10', 'A-1'])).toEqual(sorted);
+    expect(serialLines(['A-2', 'b-1', 'A-1', 'B.1', 'A-10', { serial: 'B-1', gpuUuid: 'GPU-0a1b2c3d-0000-0000-0000-000000000001' }])).toEqual(sorted);
+    expect(serialsDigest(['A-2', 'A-1'])).toBe(served(['A-1', 'A-2']));
   });
 });

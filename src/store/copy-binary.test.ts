@@ -65,6 +65,25 @@ describe('COPY in the binary format', () => {
     }), { numRuns: 40 });
   });
 
+  it('encodes a row whose values after the first are the row before\'s (a manifest\'s units) as it encodes that row alone, in pieces too', async () => {
+    const headerBytes = 19; // the signature, the flags and the header extension's length
+    const trailerBytes = 2;
+    const tailColumns = columns.length - 1;
+    // A few tails, each the first with one value taken from another row instead: consecutive
+    // rows then differ in one column, any one, or in none.
+    const tailsOf = (a: CopyValue[], b: CopyValue[], flips: number[]): CopyValue[][] => [a.slice(1), ...flips.map((flip) => a.slice(1).map((value, at) => (at === flip % tailColumns ? b[at + 1]! : value)))];
+    await fc.assert(fc.asyncProperty(row(0), row(0), fc.array(fc.nat(), { maxLength: 3 }), fc.array(fc.nat(), { minLength: 1, maxLength: 40 }), async (a, b, flips, picks) => {
+      const tails = tailsOf([...a], [...b], flips);
+      // Rows share their tails' values, arrays and Buffers included, as a manifest's units share their shipment's.
+      const rows = picks.map((pick, n): CopyValue[] => [n, ...tails[pick % tails.length]!]);
+      const whole = encodeCopyBinary(columns, rows);
+      const alone = rows.map((values) => encodeCopyBinary(columns, [values]).subarray(headerBytes, -trailerBytes));
+      expect(whole.equals(Buffer.concat([whole.subarray(0, headerBytes), ...alone, whole.subarray(-trailerBytes)]))).toBe(true);
+      expect(Buffer.concat([...encodeCopyBinaryPieces(columns, rows, 3)]).equals(whole)).toBe(true);
+      expect(await copied(rows)).toEqual(rows);
+    }), { numRuns: 60 });
+  });
+
   it('stores strings either side of the short-ASCII path: 64 and 65 characters, and non-ASCII at the start, middle and end', async () => {
     const texts = ['x'.repeat(64), 'y'.repeat(65), `${'a'.repeat(63)}é`, `é${'b'.repeat(10)}`, `SN-${'0'.repeat(20)}\u4e2d${'1'.repeat(20)}`, 'H200 😀', ''];
     const written = texts.map((text, n): CopyValue[] => [n, null, null, null, null, text, [text, 'ORG-1'], null, null, null]);
